@@ -1,0 +1,28 @@
+/** Stable error codes. Never renumber: callers and dashboards key on these. */
+export enum KeyVaultErrorCode {
+  RATE_LIMITED = 1001,
+  UNAUTHORIZED = 1002,
+  KEY_NOT_FOUND = 1003,
+  INVALID_REQUEST = 1004,
+  TIMEOUT = 1005,
+  SERVICE_UNAVAILABLE = 1006,
+  /** 409 other than a soft-deleted name (e.g. a concurrent operation on the same secret). */
+  CONFLICT = 1007,
+  /** 409 ObjectIsDeletedButRecoverable: the name is soft-deleted; recover or purge it first. */
+  DELETED_BUT_RECOVERABLE = 1008,
+  /** 403 on a disabled secret (Azure answers Forbidden for a disabled secret's value). */
+  DISABLED = 1009,
+  /** 403 for missing permissions (access policy / RBAC). */
+  FORBIDDEN = 1010,
+  /** Our circuit breaker is open: calls fail fast without reaching the vault. */
+  CIRCUIT_OPEN = 1011,
+  /** Our bulkhead is full: too many concurrent calls queued. */
+  BULKHEAD_FULL = 1012,
+  /** Options or configuration are invalid (caught before any call). */
+  CONFIGURATION = 1013,
+  /** Backup refused, e.g. more than 500 versions, or a corrupt backup blob on restore. */
+  BACKUP_FAILED = 1014,
+  /** Purge refused: the vault has purge protection. */
+  PURGE_PROTECTED = 1015,
+  UNKNOWN = 1099,
+}

@@ -1,0 +1,101 @@
+/**
+ * The one gateway to Azure Key Vault secrets. An abstract class so it doubles as the DI token:
+ * inject `KeyVaultProvider`, bind a fake to it in unit tests.
+ *
+ * Every method throws a `KeyVaultError` (see errors/) with a stable code; no method ever puts a
+ * secret value into an error message or a log line.
+ */
+export interface SecretProperties {
+  /** Secret name as stored by the vault (case preserved as first created). */
+  name: string;
+  /** Version id (32 hex chars in Azure). */
+  version: string;
+  /** Full secret id: `https://<vault>/secrets/<name>/<version>`. */
+  id: string;
+  enabled: boolean;
+  contentType?: string;
+  tags: Record<string, string>;
+  createdOn?: Date;
+  updatedOn?: Date;
+  /** Informational only: Key Vault still serves an expired secret. */
+  expiresOn?: Date;
+  notBefore?: Date;
+  recoveryLevel?: string;
+  recoverableDays?: number;
+}
+
+export interface Secret {
+  value: string;
+  properties: SecretProperties;
+}
+
+export interface DeletedSecret {
+  properties: SecretProperties;
+  recoveryId?: string;
+  deletedOn?: Date;
+  scheduledPurgeDate?: Date;
+}
+
+export interface SetSecretOptions {
+  contentType?: string;
+  tags?: Record<string, string>;
+  enabled?: boolean;
+  expiresOn?: Date;
+  notBefore?: Date;
+}
+
+export interface UpdateSecretPropertiesOptions {
+  contentType?: string;
+  tags?: Record<string, string>;
+  enabled?: boolean;
+  expiresOn?: Date;
+  notBefore?: Date;
+}
+
+export interface ListPageOptions {
+  /** Page size sent to the vault as `maxresults` (1..25). */
+  maxPageSize?: number;
+  /** Opaque continuation token from a previous page (`nextLink`). */
+  continuationToken?: string;
+}
+
+export interface Page<T> {
+  items: T[];
+  /** Present when more pages follow. */
+  continuationToken?: string;
+}
+
+export abstract class KeyVaultProvider {
+  /** The vault's base URL, e.g. `https://myvault.vault.azure.net`. */
+  abstract readonly vaultUrl: string;
+
+  /** Creates a secret, or a new version of an existing one. */
+  abstract setSecret(name: string, value: string, options?: SetSecretOptions): Promise<Secret>;
+  /** Latest version when `version` is omitted. */
+  abstract getSecret(name: string, version?: string): Promise<Secret>;
+  abstract updateSecretProperties(
+    name: string,
+    version: string,
+    options: UpdateSecretPropertiesOptions,
+  ): Promise<SecretProperties>;
+
+  /** One page of secrets (latest versions, no values). */
+  abstract listSecrets(options?: ListPageOptions): Promise<Page<SecretProperties>>;
+  /** All secrets across pages. Avoid on hot paths: this is O(secrets) vault calls / 25. */
+  abstract listAllSecrets(): AsyncIterable<SecretProperties>;
+  abstract listSecretVersions(name: string, options?: ListPageOptions): Promise<Page<SecretProperties>>;
+  abstract listAllSecretVersions(name: string): AsyncIterable<SecretProperties>;
+
+  /** Soft-deletes and waits until the deletion is visible (long-running operation). */
+  abstract deleteSecret(name: string): Promise<DeletedSecret>;
+  abstract getDeletedSecret(name: string): Promise<DeletedSecret>;
+  abstract listDeletedSecrets(options?: ListPageOptions): Promise<Page<DeletedSecret>>;
+  /** Recovers a soft-deleted secret and waits until it is readable again. */
+  abstract recoverDeletedSecret(name: string): Promise<SecretProperties>;
+  /** Permanently deletes a soft-deleted secret. Refused when the vault has purge protection. */
+  abstract purgeDeletedSecret(name: string): Promise<void>;
+
+  /** Opaque, vault-encrypted blob of every version of the secret. Fails beyond 500 versions. */
+  abstract backupSecret(name: string): Promise<Uint8Array>;
+  abstract restoreSecretBackup(backup: Uint8Array): Promise<SecretProperties>;
+}
