@@ -1,0 +1,65 @@
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Client } from 'pg';
+import type { DataSourceOptions } from 'typeorm';
+
+export type TestDatabaseKind = 'sqlite' | 'postgres';
+
+/** Every database kind the integration suites run against. */
+export const DATABASE_KINDS: TestDatabaseKind[] = ['sqlite', 'postgres'];
+
+export const POSTGRES_URL = process.env.TEST_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
+export const REDIS_URL = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
+
+export interface TestDatabase {
+  kind: TestDatabaseKind;
+  /** TypeORM options for a fresh, empty database (SQLite file or PostgreSQL schema). */
+  options: DataSourceOptions;
+  /** Drops the schema / removes the file. */
+  drop(): Promise<void>;
+}
+
+/**
+ * A fresh, isolated database for one test file. PostgreSQL gets its own schema (so parallel jest
+ * workers never see each other's rows); SQLite gets a file in a temp dir. PostgreSQL being down is
+ * a test failure, never a skip: CI must exercise it.
+ */
+export async function createTestDatabase(kind: TestDatabaseKind): Promise<TestDatabase> {
+  if (kind === 'sqlite') {
+    const dir = mkdtempSync(join(tmpdir(), 'cv-sqlite-'));
+    return {
+      kind,
+      options: { type: 'better-sqlite3', database: join(dir, 'test.sqlite') },
+      drop: async () => rmSync(dir, { recursive: true, force: true }),
+    };
+  }
+  const schema = `t_${randomBytes(6).toString('hex')}`;
+  const admin = new Client({ connectionString: POSTGRES_URL });
+  try {
+    await admin.connect();
+  } catch (e) {
+    throw new Error(
+      `PostgreSQL is required for this test but is not reachable at ${POSTGRES_URL} (${(e as Error).message}). ` +
+        'Start it (see README "Running the tests").',
+    );
+  }
+  await admin.query(`CREATE SCHEMA "${schema}"`);
+  await admin.end();
+  return {
+    kind,
+    options: {
+      type: 'postgres',
+      url: POSTGRES_URL,
+      schema,
+      extra: { options: `-c search_path=${schema}`, max: 10 },
+    },
+    drop: async () => {
+      const c = new Client({ connectionString: POSTGRES_URL });
+      await c.connect();
+      await c.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
+      await c.end();
+    },
+  };
+}
