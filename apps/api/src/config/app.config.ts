@@ -1,0 +1,168 @@
+import { isAbsolute, resolve } from 'node:path';
+import { z } from 'zod';
+
+/**
+ * The host's whole configuration, read from the environment once at start and validated here.
+ * Every variable, its default and its meaning is listed in the README's configuration reference;
+ * keep the two in step.
+ */
+const bool = (def: boolean) =>
+  z
+    .enum(['true', 'false', '1', '0', 'yes', 'no'])
+    .optional()
+    .transform((v) => (v === undefined ? def : ['true', '1', 'yes'].includes(v)));
+
+const int = (def: number, min: number, max: number) =>
+  z.coerce.number().int().min(min).max(max).optional().transform((v) => v ?? def);
+
+const credentialTypes = [
+  'default',
+  'managed-identity',
+  'client-secret',
+  'client-certificate',
+  'workload-identity',
+  'azure-cli',
+  'static',
+] as const;
+
+const envSchema = z
+  .object({
+    NODE_ENV: z.enum(['development', 'test', 'production']).default('development'),
+    HOST: z.string().min(1).default('127.0.0.1'),
+    PORT: int(3000, 0, 65535),
+    LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+    SHUTDOWN_TIMEOUT_MS: int(10_000, 0, 600_000),
+
+    DATABASE_TYPE: z.enum(['sqlite', 'postgres']).default('sqlite'),
+    DATABASE_PATH: z.string().min(1).default('./data/credential-vault.sqlite'),
+    DATABASE_URL: z.string().url().optional(),
+    DATABASE_SCHEMA: z.string().regex(/^[a-z_][a-z0-9_]*$/i, 'must be a plain SQL identifier').optional(),
+    DATABASE_POOL_SIZE: int(10, 1, 200),
+
+    KEY_VAULT_URL: z.string().url().optional(),
+    KEY_VAULT_CREDENTIAL: z.enum(credentialTypes).optional(),
+    AZURE_TENANT_ID: z.string().optional(),
+    AZURE_CLIENT_ID: z.string().optional(),
+    AZURE_CLIENT_SECRET: z.string().optional(),
+    AZURE_CLIENT_CERTIFICATE_PATH: z.string().optional(),
+    AZURE_FEDERATED_TOKEN_FILE: z.string().optional(),
+    KEY_VAULT_CA_CERT_PATH: z.string().optional(),
+    KEY_VAULT_DISABLE_CHALLENGE_RESOURCE_VERIFICATION: bool(false),
+    KEY_VAULT_TIMEOUT_MS: int(10_000, 100, 120_000),
+    KEY_VAULT_MAX_ATTEMPTS: int(4, 1, 10),
+
+    EMULATOR_DATA_DIR: z.string().min(1).default('./data/vault'),
+    EMULATOR_PORT: int(8443, 0, 65535),
+
+    METRICS_ENABLED: bool(true),
+  });
+
+export type CredentialKind = (typeof credentialTypes)[number];
+
+export interface AppConfig {
+  env: 'development' | 'test' | 'production';
+  http: { host: string; port: number; shutdownTimeoutMs: number };
+  log: { level: string };
+  database:
+    | { type: 'sqlite'; path: string }
+    | { type: 'postgres'; url: string; schema?: string; poolSize: number };
+  keyVault:
+    | { mode: 'embedded'; emulatorDataDir: string; emulatorPort: number; timeoutMs: number; maxAttempts: number }
+    | {
+        mode: 'external';
+        url: string;
+        credential: CredentialKind;
+        tenantId?: string;
+        clientId?: string;
+        clientSecret?: string;
+        certificatePath?: string;
+        federatedTokenFile?: string;
+        caCertPath?: string;
+        disableChallengeResourceVerification: boolean;
+        timeoutMs: number;
+        maxAttempts: number;
+      };
+  metrics: { enabled: boolean };
+}
+
+/** Thrown at start when the environment is wrong; the message lists every variable to fix. */
+export class ConfigValidationError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`Invalid configuration:\n${problems.map((p) => `  - ${p}`).join('\n')}\nSee the README's configuration reference.`);
+    this.name = 'ConfigValidationError';
+  }
+}
+
+/**
+ * Rules across variables. They look only at presence, so they run even when other variables fail to
+ * parse: the operator sees every problem at once.
+ */
+function crossFieldProblems(env: Record<string, string | undefined>): string[] {
+  const problems: string[] = [];
+  if (env.DATABASE_TYPE === 'postgres' && !env.DATABASE_URL) {
+    problems.push('DATABASE_URL: is required when DATABASE_TYPE=postgres (e.g. postgres://user@127.0.0.1:5432/db)');
+  }
+  if (!env.KEY_VAULT_URL && env.NODE_ENV === 'production') {
+    problems.push('KEY_VAULT_URL: is required in production: the embedded local vault is for development and tests only');
+  }
+  const cred = env.KEY_VAULT_CREDENTIAL;
+  const required: Record<string, string[]> = {
+    'client-secret': ['AZURE_TENANT_ID', 'AZURE_CLIENT_ID', 'AZURE_CLIENT_SECRET'],
+    'client-certificate': ['AZURE_TENANT_ID', 'AZURE_CLIENT_ID', 'AZURE_CLIENT_CERTIFICATE_PATH'],
+  };
+  for (const v of (cred && required[cred]) || []) {
+    if (!env[v]) problems.push(`${v}: is required when KEY_VAULT_CREDENTIAL=${cred}`);
+  }
+  return problems;
+}
+
+const abs = (p: string, cwd: string) => (isAbsolute(p) ? p : resolve(cwd, p));
+
+/** Parses and validates an environment. Pure: pass `process.env` in main.ts, a plain object in tests. */
+export function loadAppConfig(env: Record<string, string | undefined>, cwd = process.cwd()): AppConfig {
+  // Empty strings mean "unset" (docker-compose and shells often export VAR= ).
+  const cleaned = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== ''));
+  const parsed = envSchema.safeParse(cleaned);
+  const problems = [
+    // Never echo the offending value: it may be a secret (AZURE_CLIENT_SECRET).
+    ...(parsed.success ? [] : parsed.error.issues.map((i) => `${i.path.join('.') || '(env)'}: ${i.message}`)),
+    ...crossFieldProblems(cleaned),
+  ];
+  if (!parsed.success || problems.length > 0) throw new ConfigValidationError(problems);
+  const e = parsed.data;
+  return {
+    env: e.NODE_ENV,
+    http: { host: e.HOST, port: e.PORT, shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT_MS },
+    log: { level: e.LOG_LEVEL },
+    database:
+      e.DATABASE_TYPE === 'postgres'
+        ? { type: 'postgres', url: e.DATABASE_URL!, schema: e.DATABASE_SCHEMA, poolSize: e.DATABASE_POOL_SIZE }
+        : { type: 'sqlite', path: abs(e.DATABASE_PATH, cwd) },
+    keyVault: e.KEY_VAULT_URL
+      ? {
+          mode: 'external',
+          url: e.KEY_VAULT_URL,
+          credential: e.KEY_VAULT_CREDENTIAL ?? 'default',
+          tenantId: e.AZURE_TENANT_ID,
+          clientId: e.AZURE_CLIENT_ID,
+          clientSecret: e.AZURE_CLIENT_SECRET,
+          certificatePath: e.AZURE_CLIENT_CERTIFICATE_PATH,
+          federatedTokenFile: e.AZURE_FEDERATED_TOKEN_FILE,
+          caCertPath: e.KEY_VAULT_CA_CERT_PATH ? abs(e.KEY_VAULT_CA_CERT_PATH, cwd) : undefined,
+          disableChallengeResourceVerification: e.KEY_VAULT_DISABLE_CHALLENGE_RESOURCE_VERIFICATION,
+          timeoutMs: e.KEY_VAULT_TIMEOUT_MS,
+          maxAttempts: e.KEY_VAULT_MAX_ATTEMPTS,
+        }
+      : {
+          mode: 'embedded',
+          emulatorDataDir: abs(e.EMULATOR_DATA_DIR, cwd),
+          emulatorPort: e.EMULATOR_PORT,
+          timeoutMs: e.KEY_VAULT_TIMEOUT_MS,
+          maxAttempts: e.KEY_VAULT_MAX_ATTEMPTS,
+        },
+    metrics: { enabled: e.METRICS_ENABLED },
+  };
+}
+
+/** DI token for the validated configuration. */
+export const APP_CONFIG = Symbol('credential-vault:app-config');

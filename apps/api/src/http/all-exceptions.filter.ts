@@ -1,0 +1,75 @@
+import { ArgumentsHost, Catch, ExceptionFilter, HttpException, HttpStatus, Logger } from '@nestjs/common';
+import { randomUUID } from 'node:crypto';
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import { CredentialVaultError } from '@app/common';
+import { statusForError } from './error-status';
+
+interface ErrorBody {
+  statusCode: number;
+  error: string;
+  message: string | string[];
+  code?: number;
+  codeName?: string;
+  errorId?: string;
+  requestId?: string;
+}
+
+/**
+ * Maps every error to one JSON shape. Typed lib errors keep their stable code; 5xx answers carry an
+ * `errorId` that is also in the log line, so an operator can find the cause without the client ever
+ * seeing internals. Messages of unknown errors are never sent to the client.
+ */
+@Catch()
+export class AllExceptionsFilter implements ExceptionFilter {
+  private readonly logger = new Logger('HttpErrors');
+
+  catch(exception: unknown, host: ArgumentsHost): void {
+    const ctx = host.switchToHttp();
+    const reply = ctx.getResponse<FastifyReply>();
+    const request = ctx.getRequest<FastifyRequest>();
+    const requestId = String(request?.id ?? '');
+    let body: ErrorBody;
+
+    if (exception instanceof CredentialVaultError) {
+      const status = statusForError(exception);
+      body = {
+        statusCode: status,
+        error: HttpStatus[status] ?? 'Error',
+        message: exception.message,
+        code: exception.code,
+        codeName: exception.codeName,
+      };
+      const retryAfterMs = (exception as { retryAfterMs?: number }).retryAfterMs;
+      if (retryAfterMs && status === HttpStatus.SERVICE_UNAVAILABLE) {
+        void reply.header('Retry-After', String(Math.ceil(retryAfterMs / 1000)));
+      }
+    } else if (exception instanceof HttpException) {
+      const status = exception.getStatus();
+      const res = exception.getResponse();
+      const message = typeof res === 'string' ? res : ((res as { message?: string | string[] }).message ?? exception.message);
+      body = { statusCode: status, error: HttpStatus[status] ?? 'Error', message };
+    } else {
+      body = { statusCode: 500, error: 'INTERNAL_SERVER_ERROR', message: 'Internal server error' };
+    }
+
+    if (body.statusCode >= 500) {
+      body.errorId = randomUUID();
+      this.logger.error(
+        { errorId: body.errorId, requestId, err: describe(exception) },
+        `Request failed with ${body.statusCode} (errorId ${body.errorId})`,
+      );
+    }
+    if (requestId) body.requestId = requestId;
+    void reply.status(body.statusCode).send(body);
+  }
+}
+
+/** Error details for the log line: name, code, message and the cause chain — never request bodies. */
+function describe(e: unknown, depth = 0): Record<string, unknown> | string {
+  if (!(e instanceof Error)) return typeof e;
+  const out: Record<string, unknown> = { name: e.name, message: e.message };
+  if (e instanceof CredentialVaultError) out.code = e.code;
+  if (e.stack) out.stack = e.stack.split('\n').slice(0, 8).join('\n');
+  if (e.cause !== undefined && depth < 3) out.cause = describe(e.cause, depth + 1);
+  return out;
+}

@@ -1,0 +1,66 @@
+import { randomUUID } from 'node:crypto';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Params } from 'nestjs-pino';
+import type { AppConfig } from '../config/app.config';
+
+const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+
+/**
+ * Fields that can hold a credential or a bearer token. Redacted wherever they appear in a log object
+ * (pino's redact paths are literal, so list the nesting levels we use).
+ */
+const SENSITIVE_KEYS = [
+  'value',
+  'secret',
+  'password',
+  'token',
+  'accessToken',
+  'access_token',
+  'refreshToken',
+  'refresh_token',
+  'clientSecret',
+  'client_secret',
+  'privateKey',
+  'apiKey',
+];
+
+export const REDACT_PATHS = [
+  'req.headers.authorization',
+  'req.headers.cookie',
+  'req.headers["x-api-key"]',
+  'res.headers["set-cookie"]',
+  ...SENSITIVE_KEYS.flatMap((k) => [k, `*.${k}`, `*.*.${k}`]),
+];
+
+/** Correlation id: the caller's X-Request-Id when it is well-formed, otherwise a new UUID. */
+export function requestIdFor(req: IncomingMessage, res: ServerResponse): string {
+  const given = req.headers['x-request-id'];
+  const id = typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID();
+  res.setHeader('x-request-id', id);
+  return id;
+}
+
+export function loggingOptions(config: AppConfig): Params {
+  return {
+    pinoHttp: {
+      level: config.log.level,
+      genReqId: requestIdFor,
+      redact: { paths: REDACT_PATHS, censor: '[REDACTED]' },
+      // Health probes and scrapes every few seconds would drown the log.
+      autoLogging: { ignore: (req) => /^\/(health|metrics)/.test(req.url ?? '') },
+      customProps: () => ({ service: 'credential-vault' }),
+      serializers: {
+        req: (req: { id: string; method: string; url: string }) => ({ id: req.id, method: req.method, url: redactQuery(req.url) }),
+      },
+    },
+  };
+}
+
+/** Query strings may carry tokens (`?access_token=`): keep the path, drop the values. */
+function redactQuery(url: string): string {
+  const q = url.indexOf('?');
+  if (q < 0) return url;
+  const params = new URLSearchParams(url.slice(q + 1));
+  const keys = [...new Set(params.keys())];
+  return `${url.slice(0, q)}?${keys.map((k) => `${k}=[REDACTED]`).join('&')}`;
+}
