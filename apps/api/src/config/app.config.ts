@@ -1,5 +1,7 @@
 import { isAbsolute, resolve } from 'node:path';
 import { z } from 'zod';
+import { ApiKeyEntry, apiKeyEntrySchema } from '../auth/api-keys';
+import type { JwtAuthConfig } from '../auth/jwt-verifier';
 
 /**
  * The host's whole configuration, read from the environment once at start and validated here.
@@ -55,6 +57,32 @@ const envSchema = z
     EMULATOR_PORT: int(8443, 0, 65535),
 
     METRICS_ENABLED: bool(true),
+    RATE_LIMIT_PER_MINUTE: int(600, 1, 1_000_000),
+
+    AUTH_JWT_ISSUER: z.string().min(1).optional(),
+    AUTH_JWT_AUDIENCE: z.string().min(1).optional(),
+    AUTH_JWT_JWKS_URL: z.string().url().optional(),
+    AUTH_JWT_TENANT_CLAIM: z.string().min(1).default('tenant_id'),
+    AUTH_JWT_SCOPE_CLAIM: z.string().min(1).default('scope'),
+    AUTH_JWT_ALGORITHMS: z
+      .string()
+      .default('RS256,PS256,ES256,EdDSA')
+      .transform((s) => s.split(',').map((a) => a.trim()).filter(Boolean))
+      .pipe(z.array(z.enum(['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA'])).min(1)),
+    AUTH_API_KEYS: z
+      .string()
+      .optional()
+      .transform((s, ctx) => {
+        if (!s) return [] as ApiKeyEntry[];
+        try {
+          return JSON.parse(s) as unknown;
+        } catch {
+          ctx.addIssue({ code: 'custom', message: 'must be a JSON array of {id, tenant, scopes, sha256}' });
+          return z.NEVER;
+        }
+      })
+      .pipe(z.array(apiKeyEntrySchema)),
+    AUTH_DEV_API_KEY_FILE: z.string().min(1).default('./data/dev-api-key'),
   });
 
 export type CredentialKind = (typeof credentialTypes)[number];
@@ -83,6 +111,16 @@ export interface AppConfig {
         maxAttempts: number;
       };
   metrics: { enabled: boolean };
+  rateLimit: { perMinute: number };
+  auth: {
+    jwt?: JwtAuthConfig;
+    apiKeys: ApiKeyEntry[];
+    /**
+     * Development convenience: with no JWT issuer and no API keys outside production, the host
+     * creates an admin key for tenant `dev` and writes it to this file (0600), never to the log.
+     */
+    devApiKeyFile?: string;
+  };
 }
 
 /** Thrown at start when the environment is wrong; the message lists every variable to fix. */
@@ -104,6 +142,13 @@ function crossFieldProblems(env: Record<string, string | undefined>): string[] {
   }
   if (!env.KEY_VAULT_URL && env.NODE_ENV === 'production') {
     problems.push('KEY_VAULT_URL: is required in production: the embedded local vault is for development and tests only');
+  }
+  const jwtVars = ['AUTH_JWT_ISSUER', 'AUTH_JWT_AUDIENCE', 'AUTH_JWT_JWKS_URL'];
+  if (jwtVars.some((v) => env[v])) {
+    for (const v of jwtVars) if (!env[v]) problems.push(`${v}: is required when any of ${jwtVars.join(', ')} is set`);
+  }
+  if (env.NODE_ENV === 'production' && !env.AUTH_JWT_ISSUER && !env.AUTH_API_KEYS) {
+    problems.push('AUTH_JWT_ISSUER or AUTH_API_KEYS: production needs an authentication method');
   }
   const cred = env.KEY_VAULT_CREDENTIAL;
   const required: Record<string, string[]> = {
@@ -161,6 +206,24 @@ export function loadAppConfig(env: Record<string, string | undefined>, cwd = pro
           maxAttempts: e.KEY_VAULT_MAX_ATTEMPTS,
         },
     metrics: { enabled: e.METRICS_ENABLED },
+    rateLimit: { perMinute: e.RATE_LIMIT_PER_MINUTE },
+    auth: {
+      jwt: e.AUTH_JWT_ISSUER
+        ? {
+            issuer: e.AUTH_JWT_ISSUER,
+            audience: e.AUTH_JWT_AUDIENCE!,
+            jwksUrl: e.AUTH_JWT_JWKS_URL!,
+            tenantClaim: e.AUTH_JWT_TENANT_CLAIM,
+            scopeClaim: e.AUTH_JWT_SCOPE_CLAIM,
+            algorithms: e.AUTH_JWT_ALGORITHMS,
+          }
+        : undefined,
+      apiKeys: e.AUTH_API_KEYS,
+      devApiKeyFile:
+        !e.AUTH_JWT_ISSUER && e.AUTH_API_KEYS.length === 0 && e.NODE_ENV !== 'production'
+          ? abs(e.AUTH_DEV_API_KEY_FILE, cwd)
+          : undefined,
+    },
   };
 }
 

@@ -1,0 +1,51 @@
+import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { z } from 'zod';
+import { ALL_SCOPES } from './scopes';
+
+/**
+ * Static API keys for development and service-to-service use. Only a SHA-256 of the secret part is
+ * configured, never the key itself. A key reads `cvk_<id>_<secret>`; clients send it as `X-API-Key`.
+ */
+export const apiKeyEntrySchema = z.object({
+  id: z.string().regex(/^[A-Za-z0-9-]{1,64}$/, 'id: letters, digits and dashes, at most 64'),
+  tenant: z.string().regex(/^[A-Za-z0-9._:@-]{1,128}$/, 'tenant: letters, digits and ._:@- , at most 128'),
+  scopes: z.array(z.enum(ALL_SCOPES as [string, ...string[]])).min(1),
+  sha256: z.string().regex(/^[0-9a-f]{64}$/, 'sha256: 64 lowercase hex characters of the secret part'),
+});
+export type ApiKeyEntry = z.infer<typeof apiKeyEntrySchema>;
+
+const KEY_FORMAT = /^cvk_([A-Za-z0-9-]{1,64})_([A-Za-z0-9_-]{20,200})$/;
+
+export function sha256Hex(s: string): string {
+  return createHash('sha256').update(s, 'utf8').digest('hex');
+}
+
+/** Generates a new key and the configuration entry that accepts it (the key itself is shown once). */
+export function generateApiKey(id: string, tenant: string, scopes: string[]): { key: string; entry: ApiKeyEntry } {
+  const secret = randomBytes(32).toString('base64url');
+  const entry = apiKeyEntrySchema.parse({ id, tenant, scopes, sha256: sha256Hex(secret) });
+  return { key: `cvk_${id}_${secret}`, entry };
+}
+
+export class ApiKeyVerifier {
+  private readonly byId = new Map<string, ApiKeyEntry>();
+
+  constructor(entries: ApiKeyEntry[]) {
+    for (const e of entries) this.byId.set(e.id, e);
+  }
+
+  get size(): number {
+    return this.byId.size;
+  }
+
+  /** The matching entry, or undefined. Constant-time on the secret. */
+  verify(key: string): ApiKeyEntry | undefined {
+    const m = KEY_FORMAT.exec(key);
+    if (!m) return undefined;
+    const entry = this.byId.get(m[1]);
+    if (!entry) return undefined;
+    const given = Buffer.from(sha256Hex(m[2]), 'hex');
+    const expected = Buffer.from(entry.sha256, 'hex');
+    return timingSafeEqual(given, expected) ? entry : undefined;
+  }
+}

@@ -1,0 +1,26 @@
+/**
+ * What a caller may do. Reading a credential's value is its own scope: most callers (dashboards,
+ * the connections screen) only ever need metadata.
+ */
+export enum Scope {
+  CREDENTIALS_READ = 'credentials:read',
+  CREDENTIALS_READ_VALUE = 'credentials:read-value',
+  CREDENTIALS_WRITE = 'credentials:write',
+  AUDIT_READ = 'audit:read',
+  ADMIN = 'admin',
+}
+
+export const ALL_SCOPES = Object.values(Scope) as string[];
+
+/** The authenticated caller of one request. Services get tenant + actor from it, never from the body. */
+export interface Principal {
+  /** `jwt:<sub>` or `api-key:<id>`. */
+  id: string;
+  tenantId: string;
+  scopes: ReadonlySet<string>;
+  method: 'jwt' | 'api-key';
+}
+
+export function hasScope(p: Principal, scope: Scope): boolean {
+  return p.scopes.has(scope) || p.scopes.has(Scope.ADMIN);
+}
