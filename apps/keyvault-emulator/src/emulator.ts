@@ -1,0 +1,306 @@
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { createServer, Server } from 'node:https';
+import { IncomingMessage, ServerResponse } from 'node:http';
+import { AddressInfo, Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { Authenticator, bearerToken, challengeHeader } from './auth';
+import { ensureTlsMaterial } from './certs';
+import { errors, KeyVaultHttpError } from './errors';
+import { FaultInjector, FaultSpec, validateFaultSpec } from './faults';
+import { assertApiVersion } from './http/api-version';
+import { parseJsonObject, readBody, send, sendError } from './http/io';
+import { matchRoute } from './http/router';
+import { KeyVaultEmulatorOptions, ResolvedOptions, resolveOptions } from './options';
+import { StorePersistence, ValueCipher } from './persistence';
+import { SecretsApi } from './secrets/handlers';
+import { SecretStore } from './secrets/store';
+import { EmulatorStats, StatsCollector } from './stats';
+import { TokenBucket } from './throttle';
+
+const ADMIN_PREFIX = '/_emulator/';
+const PURGE_SWEEP_MS = 60_000;
+
+const BANNER = [
+  '',
+  '################################################################################',
+  '#  LOCAL KEY VAULT EMULATOR - FOR DEVELOPMENT AND TESTS ONLY                   #',
+  '#  NOT Azure Key Vault. Do NOT store production or real secrets in it.         #',
+  '#  Its CA key and store key sit next to the data on this disk.                 #',
+  '################################################################################',
+  '',
+].join('\n');
+
+function urlHost(host: string): string {
+  if (host === '0.0.0.0' || host === '::' || host === '') return 'localhost';
+  return host.includes(':') ? `[${host}]` : host;
+}
+
+/**
+ * A local Azure Key Vault (secrets API) over HTTPS for development, tests and benchmarks. The
+ * official SecretClient works against it unmodified except for `disableChallengeResourceVerification`
+ * and trusting `caCertPem` (`tlsOptions: { ca }`).
+ */
+export class KeyVaultEmulator {
+  readonly vaultUrl: string;
+  readonly port: number;
+  readonly caCertPem: string;
+  readonly caCertPath: string;
+  readonly dataDir: string;
+
+  private readonly sweepTimer: NodeJS.Timeout;
+  private stopping?: Promise<void>;
+
+  private constructor(
+    private readonly options: ResolvedOptions,
+    private readonly server: Server,
+    private readonly store: SecretStore,
+    private readonly persistence: StorePersistence,
+    private readonly api: SecretsApi,
+    private readonly sockets: Set<Socket>,
+    private readonly authenticator: Authenticator,
+    private readonly bucket: TokenBucket | undefined,
+    private readonly faults: FaultInjector,
+    private readonly statsCollector: StatsCollector,
+    private readonly ownsDataDir: boolean,
+    init: { vaultUrl: string; port: number; caCertPem: string; caCertPath: string; dataDir: string },
+  ) {
+    this.vaultUrl = init.vaultUrl;
+    this.port = init.port;
+    this.caCertPem = init.caCertPem;
+    this.caCertPath = init.caCertPath;
+    this.dataDir = init.dataDir;
+    this.sweepTimer = setInterval(() => this.store.purgeExpired(), PURGE_SWEEP_MS);
+    this.sweepTimer.unref();
+  }
+
+  static async start(options: KeyVaultEmulatorOptions = {}): Promise<KeyVaultEmulator> {
+    const o = resolveOptions(options);
+    const ownsDataDir = o.dataDir === undefined;
+    const dataDir = ownsDataDir ? mkdtempSync(join(tmpdir(), 'kv-emulator-')) : resolve(o.dataDir!);
+    mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+    try {
+      const tls = ensureTlsMaterial(dataDir, o.host);
+      const store = new SecretStore({
+        softDeleteRetentionDays: o.softDeleteRetentionDays,
+        purgeProtection: o.purgeProtection,
+        operationDelayMs: o.operationDelayMs,
+        vaultName: 'emulator',
+      });
+      const persistence = new StorePersistence(dataDir, store, ValueCipher.fromDataDir(dataDir));
+      persistence.load();
+      store.purgeExpired();
+      persistence.attach();
+      const authenticator = new Authenticator(o.auth);
+      const bucket = o.throttle ? new TokenBucket(o.throttle.limit, o.throttle.windowMs) : undefined;
+      const faults = new FaultInjector();
+      const stats = new StatsCollector();
+
+      const ready: { emulator?: KeyVaultEmulator } = {};
+      const server = createServer({ key: tls.keyPem, cert: tls.certPem }, (req, res) => {
+        if (!ready.emulator) {
+          res.destroy();
+          return;
+        }
+        ready.emulator.handle(req, res).catch((err: unknown) => {
+          console.error('[keyvault-emulator] unexpected error:', (err as Error).message);
+          if (!res.headersSent) sendError(req, res, errors.internal());
+        });
+      });
+      server.keepAliveTimeout = 30_000;
+      const sockets = new Set<Socket>();
+      server.on('connection', (s: Socket) => {
+        sockets.add(s);
+        s.on('close', () => sockets.delete(s));
+      });
+      server.on('tlsClientError', () => undefined);
+      await new Promise<void>((resolveListen, reject) => {
+        server.once('error', reject);
+        server.listen(o.port, o.host, () => {
+          server.off('error', reject);
+          resolveListen();
+        });
+      });
+      const port = (server.address() as AddressInfo).port;
+      const vaultUrl = `https://${urlHost(o.host)}:${port}`;
+      const api = new SecretsApi(store, vaultUrl);
+      const emulator = new KeyVaultEmulator(o, server, store, persistence, api, sockets, authenticator, bucket, faults, stats, ownsDataDir, {
+        vaultUrl,
+        port,
+        caCertPem: tls.caCertPem,
+        caCertPath: tls.caCertPath,
+        dataDir,
+      });
+      ready.emulator = emulator;
+      if (!o.quiet) console.warn(`${BANNER}Key Vault emulator listening at ${vaultUrl} (CA: ${tls.caCertPath})\n`);
+      return emulator;
+    } catch (err) {
+      if (ownsDataDir) rmSync(dataDir, { recursive: true, force: true });
+      throw err;
+    }
+  }
+
+  /** Adds a fault for subsequent vault requests (admin endpoints are never faulted). */
+  injectFault(spec: FaultSpec): void {
+    this.faults.add(validateFaultSpec(spec));
+  }
+
+  clearFaults(): void {
+    this.faults.clear();
+  }
+
+  stats(): EmulatorStats {
+    return this.statsCollector.snapshot();
+  }
+
+  resetStats(): void {
+    this.statsCollector.reset();
+  }
+
+  /** Closes the server and every socket, flushes persistence, removes an owned temp dataDir. */
+  stop(): Promise<void> {
+    this.stopping ??= (async () => {
+      clearInterval(this.sweepTimer);
+      const closed = new Promise<void>((r) => this.server.close(() => r()));
+      for (const s of this.sockets) s.destroy();
+      this.server.closeAllConnections?.();
+      await closed;
+      await this.persistence.close();
+      if (this.ownsDataDir) rmSync(this.dataDir, { recursive: true, force: true });
+    })();
+    return this.stopping;
+  }
+
+  private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const url = new URL(req.url ?? '/', 'https://emulator.invalid');
+    if (url.pathname.startsWith(ADMIN_PREFIX)) return this.handleAdmin(req, res, url);
+
+    const method = (req.method ?? 'GET').toUpperCase();
+    const route = matchRoute(method, url.pathname);
+    const operation = route.operation;
+    let raw: Buffer;
+    try {
+      raw = await readBody(req);
+    } catch (err) {
+      if (err instanceof KeyVaultHttpError) {
+        this.statsCollector.record(operation, err.status);
+        sendError(req, res, err, { Connection: 'close' });
+      } else {
+        res.destroy();
+      }
+      return;
+    }
+
+    // 1. The bearer challenge comes before anything is validated.
+    const token = bearerToken(req.headers.authorization);
+    if (!token) {
+      this.statsCollector.record('challenge', 401);
+      sendError(req, res, errors.unauthorized(), { 'WWW-Authenticate': challengeHeader(this.options.tenantId) });
+      return;
+    }
+    try {
+      await this.authenticator.verify(token);
+    } catch (err) {
+      const e = err instanceof KeyVaultHttpError ? err : errors.unauthorized();
+      this.statsCollector.record(operation, e.status);
+      sendError(req, res, e, { 'WWW-Authenticate': challengeHeader(this.options.tenantId) });
+      return;
+    }
+
+    // 2. Throttling (per vault).
+    if (this.bucket) {
+      const t = this.bucket.take();
+      if (!t.ok) {
+        this.statsCollector.record(operation, 429);
+        sendError(req, res, errors.throttled(t.retryAfterSeconds));
+        return;
+      }
+    }
+
+    // 3. Injected faults.
+    const fault = this.faults.decide(operation);
+    if (fault.latencyMs > 0) await sleep(fault.latencyMs);
+    if (fault.kind === 'reset') {
+      this.statsCollector.record(operation, 'reset');
+      req.socket.destroy();
+      return;
+    }
+    if (fault.kind === 'status') {
+      const e =
+        fault.status === 429
+          ? errors.throttled(fault.retryAfterSeconds ?? 1)
+          : fault.status === 503
+            ? errors.unavailable(fault.retryAfterSeconds ?? 1)
+            : errors.internal();
+      this.statsCollector.record(operation, e.status);
+      sendError(req, res, e);
+      return;
+    }
+
+    // 4. The operation itself.
+    let status: number;
+    try {
+      const apiVersion = assertApiVersion(url.searchParams.get('api-version'));
+      if (route.kind === 'notFound') throw errors.notFoundRoute(url.pathname);
+      if (route.kind === 'methodNotAllowed') throw errors.methodNotAllowed(method, url.pathname);
+      const body = parseJsonObject(raw);
+      const result = this.api.handle({
+        operation: route.operation,
+        name: route.name,
+        version: route.version,
+        query: url.searchParams,
+        apiVersion,
+        body,
+      });
+      status = result.status;
+      send(req, res, result.status, result.body);
+    } catch (err) {
+      if (!(err instanceof KeyVaultHttpError)) throw err;
+      status = err.status;
+      sendError(req, res, err);
+    }
+    this.statsCollector.record(operation, status);
+  }
+
+  private async handleAdmin(req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
+    const method = (req.method ?? 'GET').toUpperCase();
+    const path = url.pathname.replace(/\/+$/, '');
+    let raw: Buffer;
+    try {
+      raw = await readBody(req);
+    } catch {
+      res.destroy();
+      return;
+    }
+    const bad = (message: string) => send(req, res, 400, { error: { code: 'BadParameter', message } });
+    if (path === '/_emulator/health' && method === 'GET') {
+      return send(req, res, 200, { status: 'ok', vaultUrl: this.vaultUrl, secrets: this.store.size, activeFaults: this.faults.active });
+    }
+    if (path === '/_emulator/stats' && method === 'GET') return send(req, res, 200, this.stats());
+    if (path === '/_emulator/reset' && method === 'POST') {
+      this.clearFaults();
+      this.resetStats();
+      return send(req, res, 204);
+    }
+    if (path === '/_emulator/faults' && method === 'DELETE') {
+      this.clearFaults();
+      return send(req, res, 204);
+    }
+    if (path === '/_emulator/faults' && method === 'POST') {
+      let spec: unknown;
+      try {
+        spec = JSON.parse(raw.toString('utf8'));
+      } catch {
+        return bad('The body must be a JSON FaultSpec.');
+      }
+      try {
+        this.injectFault(spec as FaultSpec);
+      } catch (err) {
+        return bad((err as Error).message);
+      }
+      return send(req, res, 201, { activeFaults: this.faults.active });
+    }
+    return send(req, res, 404, { error: { code: 'NotFound', message: `No admin endpoint ${method} ${url.pathname}` } });
+  }
+}

@@ -1,0 +1,90 @@
+/**
+ * Key Vault error responses: `{"error":{"code","message","innererror"?}}` with the service's real
+ * statuses, codes and (where known from recorded sessions) messages.
+ */
+export interface KeyVaultErrorBody {
+  error: { code: string; message: string; innererror?: { code: string } };
+}
+
+export class KeyVaultHttpError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+    readonly innerCode?: string,
+    readonly headers: Record<string, string> = {},
+  ) {
+    super(message);
+    this.name = 'KeyVaultHttpError';
+  }
+
+  toBody(): KeyVaultErrorBody {
+    const body: KeyVaultErrorBody = { error: { code: this.code, message: this.message } };
+    if (this.innerCode) body.error.innererror = { code: this.innerCode };
+    return body;
+  }
+}
+
+const HELP_NOT_FOUND = 'For help resolving this issue, please see https://go.microsoft.com/fwlink/?linkid=2125182';
+
+export const errors = {
+  badParameter: (message: string) => new KeyVaultHttpError(400, 'BadParameter', message),
+  invalidName: (name: string) => new KeyVaultHttpError(400, 'BadParameter', `The request URI contains an invalid name: ${name}`),
+  secretNotFound: (nameOrId: string) =>
+    new KeyVaultHttpError(
+      404,
+      'SecretNotFound',
+      `A secret with (name/id) ${nameOrId} was not found in this key vault. If you recently deleted this secret you may be able to recover it using the correct recovery command. ${HELP_NOT_FOUND}`,
+    ),
+  deletedSecretNotFound: (name: string) => new KeyVaultHttpError(404, 'SecretNotFound', `Deleted Secret not found: ${name}`),
+  disabled: (operation = 'get') =>
+    new KeyVaultHttpError(403, 'Forbidden', `Operation ${operation} is not allowed on a disabled secret.`, 'SecretDisabled'),
+  deletedButRecoverable: (name: string) =>
+    new KeyVaultHttpError(
+      409,
+      'Conflict',
+      `Secret ${name} is currently in a deleted but recoverable state, and its name cannot be reused; in this state, the secret can only be recovered or purged.`,
+      'ObjectIsDeletedButRecoverable',
+    ),
+  beingDeleted: (name: string) =>
+    new KeyVaultHttpError(409, 'Conflict', `Secret ${name} is currently being deleted.`, 'ObjectIsBeingDeleted'),
+  beingRecovered: (name: string) =>
+    new KeyVaultHttpError(409, 'Conflict', `Secret ${name} is currently being recovered.`, 'ObjectIsBeingRecovered'),
+  alreadyExists: (name: string) =>
+    new KeyVaultHttpError(409, 'Conflict', `Secret ${name} already exists in this vault; restore is not allowed over an existing secret.`),
+  purgeProtected: (vault: string) =>
+    new KeyVaultHttpError(
+      403,
+      'Forbidden',
+      `Operation "purge" is not allowed because purge protection is enabled for this vault. Key Vault service will automatically purge it after the retention period has passed.\r\nVault: ${vault};location=local`,
+    ),
+  corruptBackup: () => new KeyVaultHttpError(400, 'BadParameter', 'Backup blob contains invalid or corrupt version.'),
+  tooManyVersionsForBackup: (name: string, count: number) =>
+    new KeyVaultHttpError(
+      400,
+      'BadParameter',
+      `Secret ${name} has ${count} versions; backup of an object with more than 500 versions is not supported.`,
+    ),
+  unauthorized: (message = 'AKV10000: Request is missing a Bearer or PoP token.') => new KeyVaultHttpError(401, 'Unauthorized', message),
+  throttled: (retryAfterSeconds: number) =>
+    new KeyVaultHttpError(
+      429,
+      'Throttled',
+      'Request was not processed because too many requests were received. Reason: VaultRequestTypeLimitReached',
+      undefined,
+      { 'Retry-After': String(retryAfterSeconds) },
+    ),
+  internal: () =>
+    new KeyVaultHttpError(500, 'InternalServerError', 'The service encountered an internal error. Please try again later.'),
+  unavailable: (retryAfterSeconds?: number) =>
+    new KeyVaultHttpError(
+      503,
+      'ServiceUnavailable',
+      'The service is temporarily unavailable. Please try again later.',
+      undefined,
+      retryAfterSeconds !== undefined ? { 'Retry-After': String(retryAfterSeconds) } : {},
+    ),
+  methodNotAllowed: (method: string, path: string) =>
+    new KeyVaultHttpError(405, 'BadParameter', `Method ${method} is not allowed on ${path}.`),
+  notFoundRoute: (path: string) => new KeyVaultHttpError(404, 'NotFound', `The requested resource ${path} was not found.`),
+};

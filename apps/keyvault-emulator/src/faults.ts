@@ -1,0 +1,109 @@
+/** A fault to inject into matching requests (see KeyVaultEmulator.injectFault). */
+export interface FaultSpec {
+  kind: 'status' | 'latency' | 'reset';
+  /** For kind 'status'. */
+  status?: 429 | 500 | 503;
+  /** Retry-After for 429/503 (default 1). */
+  retryAfterSeconds?: number;
+  /** For kind 'latency'. */
+  latencyMs?: number;
+  /** Probability 0..1 per matching request (default 1). */
+  rate?: number;
+  /** Only the next N matching requests. */
+  count?: number;
+  /** Only within this window from now. */
+  durationMs?: number;
+  /** Restrict to operation names (e.g. 'getSecret'); default all secret operations. */
+  operations?: string[];
+}
+
+export type FaultDecision =
+  | { kind: 'none'; latencyMs: number }
+  | { kind: 'status'; status: 429 | 500 | 503; retryAfterSeconds?: number; latencyMs: number }
+  | { kind: 'reset'; latencyMs: number };
+
+interface ActiveFault {
+  spec: FaultSpec;
+  remaining: number;
+  expiresAt: number;
+}
+
+/** Validates a FaultSpec (from code or from the admin endpoint); throws a TypeError saying what to fix. */
+export function validateFaultSpec(raw: unknown): FaultSpec {
+  if (!raw || typeof raw !== 'object') throw new TypeError('A fault spec must be an object');
+  const s = raw as Record<string, unknown>;
+  if (s.kind !== 'status' && s.kind !== 'latency' && s.kind !== 'reset') {
+    throw new TypeError(`fault.kind must be 'status', 'latency' or 'reset' (got ${JSON.stringify(s.kind)})`);
+  }
+  if (s.kind === 'status' && s.status !== 429 && s.status !== 500 && s.status !== 503) {
+    throw new TypeError(`fault.status must be 429, 500 or 503 for kind 'status' (got ${JSON.stringify(s.status)})`);
+  }
+  if (s.kind === 'latency' && (typeof s.latencyMs !== 'number' || !(s.latencyMs >= 0))) {
+    throw new TypeError("fault.latencyMs (>= 0) is required for kind 'latency'");
+  }
+  const num = (k: string, ok: (n: number) => boolean, what: string) => {
+    if (s[k] === undefined) return;
+    if (typeof s[k] !== 'number' || !ok(s[k] as number)) throw new TypeError(`fault.${k} must be ${what}`);
+  };
+  num('rate', (n) => n >= 0 && n <= 1, 'a number between 0 and 1');
+  num('count', (n) => Number.isInteger(n) && n >= 1, 'a positive integer');
+  num('durationMs', (n) => n > 0, 'a positive number');
+  num('retryAfterSeconds', (n) => Number.isInteger(n) && n >= 0, 'a non-negative integer');
+  if (s.operations !== undefined && (!Array.isArray(s.operations) || s.operations.some((o) => typeof o !== 'string'))) {
+    throw new TypeError('fault.operations must be an array of operation names');
+  }
+  return s as unknown as FaultSpec;
+}
+
+/**
+ * Active faults, evaluated per request in the order they were injected: latencies add up, the
+ * first matching 'status' or 'reset' fault decides the outcome.
+ */
+export class FaultInjector {
+  private faults: ActiveFault[] = [];
+
+  constructor(
+    private readonly now: () => number = Date.now,
+    private readonly random: () => number = Math.random,
+  ) {}
+
+  add(spec: FaultSpec): void {
+    const valid = validateFaultSpec(spec);
+    this.faults.push({
+      spec: { ...valid, operations: valid.operations ? [...valid.operations] : undefined },
+      remaining: valid.count ?? Number.POSITIVE_INFINITY,
+      expiresAt: valid.durationMs !== undefined ? this.now() + valid.durationMs : Number.POSITIVE_INFINITY,
+    });
+  }
+
+  clear(): void {
+    this.faults = [];
+  }
+
+  get active(): number {
+    this.prune();
+    return this.faults.length;
+  }
+
+  decide(operation: string): FaultDecision {
+    this.prune();
+    let latencyMs = 0;
+    let outcome: FaultDecision | undefined;
+    for (const f of this.faults) {
+      if (f.spec.operations && !f.spec.operations.includes(operation)) continue;
+      if (outcome && f.spec.kind !== 'latency') continue;
+      f.remaining -= 1;
+      if (this.random() >= (f.spec.rate ?? 1)) continue;
+      if (f.spec.kind === 'latency') latencyMs += f.spec.latencyMs ?? 0;
+      else if (f.spec.kind === 'reset') outcome = { kind: 'reset', latencyMs: 0 };
+      else outcome = { kind: 'status', status: f.spec.status!, retryAfterSeconds: f.spec.retryAfterSeconds, latencyMs: 0 };
+    }
+    this.prune();
+    return outcome ? { ...outcome, latencyMs } : { kind: 'none', latencyMs };
+  }
+
+  private prune(): void {
+    const t = this.now();
+    this.faults = this.faults.filter((f) => f.remaining > 0 && f.expiresAt > t);
+  }
+}

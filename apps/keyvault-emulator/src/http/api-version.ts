@@ -1,0 +1,25 @@
+import { errors } from '../errors';
+
+/** The newest api-version the emulator claims to support. */
+export const LATEST_API_VERSION = '2026-04-01';
+const OLDEST_DATED = '2025-07-01';
+
+/**
+ * Accepts the secrets api-versions 7.0 … 7.6 (with `-preview[.N]` suffixes) and dated versions from
+ * 2025-07-01 through 2026-04-01 (optionally `-preview`). Anything else is a 400 BadParameter as in Azure.
+ */
+export function isSupportedApiVersion(v: string): boolean {
+  if (/^7\.[0-6](-preview(\.\d+)?)?$/.test(v)) return true;
+  const m = /^(\d{4}-\d{2}-\d{2})(-preview)?$/.exec(v);
+  if (!m) return false;
+  const day = m[1];
+  return day >= OLDEST_DATED && day <= LATEST_API_VERSION && !Number.isNaN(Date.parse(day));
+}
+
+export function assertApiVersion(v: string | null): string {
+  if (v === null || v === '') throw errors.badParameter('The api-version query parameter (?api-version=) is required for all requests.');
+  if (!isSupportedApiVersion(v)) {
+    throw errors.badParameter(`The specified version (${v}) is not recognized. Consider using the latest supported version (${LATEST_API_VERSION}).`);
+  }
+  return v;
+}

@@ -1,0 +1,129 @@
+import { parseArgs } from 'node:util';
+import { AuthOptions } from './auth';
+import { KeyVaultEmulator } from './emulator';
+import { KeyVaultEmulatorOptions } from './options';
+
+const HELP = `Local Azure Key Vault (secrets API) emulator - FOR DEVELOPMENT AND TESTS ONLY
+
+Usage: npm run emulator -- [options]
+
+  --host <addr>                 interface to listen on (default 127.0.0.1)
+  --port <n>                    port (default 8443; 0 = ephemeral)
+  --data-dir <dir>              persistence + CA files (default ./data/vault)
+  --tenant-id <guid>            tenant named in the 401 challenge
+  --retention-days <7..90>      soft-delete retention (default 90)
+  --purge-protection            forbid purging deleted secrets
+  --operation-delay-ms <n>      delay before delete/recover become visible (default 0)
+  --throttle-limit <n>          transactions per window (default 4000)
+  --throttle-window-ms <n>      throttle window (default 10000)
+  --no-throttle                 disable throttling
+  --auth <any|static|jwt>       accepted bearer tokens (default any)
+  --token <t>                   the token for --auth static
+  --jwt-issuer <iss>            issuer for --auth jwt
+  --jwt-audience <aud>          audience for --auth jwt (default Key Vault's)
+  --jwks-uri <url>              JWKS for --auth jwt
+  --quiet                       no banner
+  -h, --help
+`;
+
+function num(name: string, v: string | undefined): number | undefined {
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (!Number.isFinite(n)) throw new Error(`--${name} must be a number (got ${v})`);
+  return n;
+}
+
+export function parseCli(argv: string[]): KeyVaultEmulatorOptions | 'help' {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      host: { type: 'string' },
+      port: { type: 'string' },
+      'data-dir': { type: 'string' },
+      'tenant-id': { type: 'string' },
+      'retention-days': { type: 'string' },
+      'purge-protection': { type: 'boolean' },
+      'operation-delay-ms': { type: 'string' },
+      'throttle-limit': { type: 'string' },
+      'throttle-window-ms': { type: 'string' },
+      'no-throttle': { type: 'boolean' },
+      auth: { type: 'string' },
+      token: { type: 'string' },
+      'jwt-issuer': { type: 'string' },
+      'jwt-audience': { type: 'string' },
+      'jwks-uri': { type: 'string' },
+      quiet: { type: 'boolean' },
+      help: { type: 'boolean', short: 'h' },
+    },
+    strict: true,
+  });
+  if (values.help) return 'help';
+  let auth: AuthOptions | undefined;
+  switch (values.auth ?? 'any') {
+    case 'any':
+      auth = { mode: 'any' };
+      break;
+    case 'static':
+      auth = { mode: 'static', token: values.token ?? '' };
+      break;
+    case 'jwt':
+      auth = { mode: 'jwt', issuer: values['jwt-issuer'] ?? '', audience: values['jwt-audience'], jwksUri: values['jwks-uri'] };
+      break;
+    default:
+      throw new Error(`--auth must be any, static or jwt (got ${values.auth})`);
+  }
+  return {
+    host: values.host,
+    port: num('port', values.port) ?? 8443,
+    dataDir: values['data-dir'] ?? './data/vault',
+    tenantId: values['tenant-id'],
+    softDeleteRetentionDays: num('retention-days', values['retention-days']),
+    purgeProtection: values['purge-protection'] ?? false,
+    operationDelayMs: num('operation-delay-ms', values['operation-delay-ms']),
+    throttle: values['no-throttle']
+      ? false
+      : { limit: num('throttle-limit', values['throttle-limit']) ?? 4000, windowMs: num('throttle-window-ms', values['throttle-window-ms']) ?? 10_000 },
+    auth,
+    quiet: values.quiet ?? false,
+  };
+}
+
+async function main(): Promise<void> {
+  let options: KeyVaultEmulatorOptions | 'help';
+  try {
+    options = parseCli(process.argv.slice(2));
+  } catch (err) {
+    console.error(`${(err as Error).message}\n\n${HELP}`);
+    process.exit(2);
+  }
+  if (options === 'help') {
+    console.log(HELP);
+    return;
+  }
+  const emulator = await KeyVaultEmulator.start(options);
+  console.log(`Vault URL: ${emulator.vaultUrl}`);
+  console.log(`CA certificate: ${emulator.caCertPath}   (clients: SecretClient option tlsOptions: { ca } or NODE_EXTRA_CA_CERTS)`);
+  console.log(`Data dir: ${emulator.dataDir}`);
+  let stopping = false;
+  const shutdown = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    console.log(`\n${signal} received, stopping (flushing the store)...`);
+    emulator.stop().then(
+      () => process.exit(0),
+      (err: unknown) => {
+        console.error('stop failed:', (err as Error).message);
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGINT', () => shutdown('SIGINT'));
+  process.on('SIGTERM', () => shutdown('SIGTERM'));
+}
+
+if (require.main === module) {
+  main().catch((err: unknown) => {
+    console.error(`Key Vault emulator failed to start: ${(err as Error).message}`);
+    process.exit(1);
+  });
+}

@@ -1,0 +1,75 @@
+import { AuthOptions, validateAuthOptions } from './auth';
+
+export interface KeyVaultEmulatorOptions {
+  /** Interface to listen on. @default '127.0.0.1' */
+  host?: string;
+  /** Port; 0 picks a free ephemeral port. @default 0 */
+  port?: number;
+  /** Persistence + CA files. @default a fresh temp dir, removed on stop() */
+  dataDir?: string;
+  /** Tenant named in the 401 challenge. @default DEFAULT_TENANT_ID (a fixed GUID) */
+  tenantId?: string;
+  /** Soft-delete retention, 7..90 days. @default 90 */
+  softDeleteRetentionDays?: number;
+  /** Forbid purging soft-deleted secrets. @default false */
+  purgeProtection?: boolean;
+  /** Delay before a delete/recover becomes visible (what the SDK pollers wait for). @default 0 */
+  operationDelayMs?: number;
+  /** Per-vault throttling (token bucket), or false to disable. @default { limit: 4000, windowMs: 10000 } */
+  throttle?: { limit: number; windowMs: number } | false;
+  /** Which bearer tokens are accepted. @default { mode: 'any' } */
+  auth?: AuthOptions;
+  /** Suppress the "not for production" banner (tests). @default false */
+  quiet?: boolean;
+}
+
+export const DEFAULT_TENANT_ID = '00000000-0000-4000-8000-00000000e001';
+
+export interface ResolvedOptions {
+  host: string;
+  port: number;
+  dataDir?: string;
+  tenantId: string;
+  softDeleteRetentionDays: number;
+  purgeProtection: boolean;
+  operationDelayMs: number;
+  throttle: { limit: number; windowMs: number } | false;
+  auth: AuthOptions;
+  quiet: boolean;
+}
+
+/** Merges defaults and validates once, with messages that say what to fix. */
+export function resolveOptions(o: KeyVaultEmulatorOptions = {}): ResolvedOptions {
+  const r: ResolvedOptions = {
+    host: o.host ?? '127.0.0.1',
+    port: o.port ?? 0,
+    dataDir: o.dataDir,
+    tenantId: o.tenantId ?? DEFAULT_TENANT_ID,
+    softDeleteRetentionDays: o.softDeleteRetentionDays ?? 90,
+    purgeProtection: o.purgeProtection ?? false,
+    operationDelayMs: o.operationDelayMs ?? 0,
+    throttle: o.throttle === undefined ? { limit: 4000, windowMs: 10_000 } : o.throttle,
+    auth: o.auth ?? { mode: 'any' },
+    quiet: o.quiet ?? false,
+  };
+  const fail = (msg: string): never => {
+    throw new TypeError(`KeyVaultEmulator: ${msg}`);
+  };
+  if (!Number.isInteger(r.port) || r.port < 0 || r.port > 65535) fail(`port must be an integer 0..65535 (got ${r.port})`);
+  if (!Number.isInteger(r.softDeleteRetentionDays) || r.softDeleteRetentionDays < 7 || r.softDeleteRetentionDays > 90) {
+    fail(`softDeleteRetentionDays must be an integer 7..90 like Azure (got ${r.softDeleteRetentionDays})`);
+  }
+  if (!Number.isFinite(r.operationDelayMs) || r.operationDelayMs < 0) fail(`operationDelayMs must be >= 0 (got ${r.operationDelayMs})`);
+  if (!/^[0-9a-zA-Z.-]+$/.test(r.tenantId)) fail(`tenantId must be a GUID or domain (got ${JSON.stringify(r.tenantId)})`);
+  if (r.throttle !== false) {
+    const { limit, windowMs } = r.throttle;
+    if (!Number.isInteger(limit) || limit < 1) fail(`throttle.limit must be a positive integer (got ${limit})`);
+    if (!Number.isFinite(windowMs) || windowMs < 1) fail(`throttle.windowMs must be a positive number (got ${windowMs})`);
+  }
+  try {
+    validateAuthOptions(r.auth);
+  } catch (err) {
+    fail((err as Error).message);
+  }
+  return r;
+}

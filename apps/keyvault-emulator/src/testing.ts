@@ -1,0 +1,69 @@
+import { SecretClient } from '@azure/keyvault-secrets';
+import { request } from 'node:https';
+import { emulatorCredential } from './credential';
+
+/** Test helpers (used by the emulator's own integration specs; handy for other suites too). */
+export interface EmulatorLike {
+  vaultUrl: string;
+  caCertPem: string;
+}
+
+/**
+ * A SecretClient for the emulator: the official client, unmodified except for
+ * `disableChallengeResourceVerification` and trusting the emulator CA via `tlsOptions.ca`.
+ */
+export function emulatorSecretClient(
+  emu: EmulatorLike,
+  opts: { token?: string; maxRetries?: number; serviceVersion?: string } = {},
+): SecretClient {
+  return new SecretClient(emu.vaultUrl, emulatorCredential(opts.token), {
+    disableChallengeResourceVerification: true,
+    tlsOptions: { ca: emu.caCertPem },
+    retryOptions: { maxRetries: opts.maxRetries ?? 3, retryDelayInMs: 20, maxRetryDelayInMs: 200 },
+    ...(opts.serviceVersion ? { serviceVersion: opts.serviceVersion as '7.6' } : {}),
+  });
+}
+
+export interface RawResponse {
+  status: number;
+  headers: Record<string, string | string[] | undefined>;
+  text: string;
+  json: any;
+}
+
+/** One raw HTTPS request to the emulator (no SDK), trusting its CA. Rejects on a socket error. */
+export function rawRequest(
+  emu: EmulatorLike,
+  method: string,
+  path: string,
+  opts: { token?: string | null; body?: unknown; headers?: Record<string, string> } = {},
+): Promise<RawResponse> {
+  const url = new URL(path, emu.vaultUrl);
+  const body = opts.body === undefined ? undefined : typeof opts.body === 'string' ? opts.body : JSON.stringify(opts.body);
+  const headers: Record<string, string> = { ...(opts.headers ?? {}) };
+  const token = opts.token === undefined ? 'test-token' : opts.token;
+  if (token !== null) headers.authorization = `Bearer ${token}`;
+  if (body !== undefined) {
+    headers['content-type'] = 'application/json';
+    headers['content-length'] = String(Buffer.byteLength(body));
+  }
+  return new Promise((resolve, reject) => {
+    const req = request(url, { method, headers, ca: emu.caCertPem, agent: false }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => {
+        const text = Buffer.concat(chunks).toString('utf8');
+        let json: unknown;
+        try {
+          json = text ? JSON.parse(text) : undefined;
+        } catch {
+          json = undefined;
+        }
+        resolve({ status: res.statusCode ?? 0, headers: res.headers, text, json });
+      });
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+    req.end(body);
+  });
+}
