@@ -1,16 +1,27 @@
 import 'reflect-metadata';
-import { NestFactory } from '@nestjs/core';
-import { Module } from '@nestjs/common';
-import { FastifyAdapter } from '@nestjs/platform-fastify';
-import { ErrorSeverity } from '@app/common';
+import { createApp } from './bootstrap';
+import { ConfigValidationError, loadAppConfig } from './config/app.config';
 
-@Module({})
-class AppModule {}
-
-async function main() {
-  const app = await NestFactory.create(AppModule, new FastifyAdapter());
-  await app.listen(0, '127.0.0.1');
-  console.warn('ok', ErrorSeverity.CLIENT, await app.getUrl());
-  await app.close();
+async function main(): Promise<void> {
+  let config;
+  try {
+    config = loadAppConfig(process.env);
+  } catch (e) {
+    if (e instanceof ConfigValidationError) {
+      process.stderr.write(`${e.message}\n`);
+      process.exit(78); // EX_CONFIG
+    }
+    throw e;
+  }
+  const app = await createApp(config);
+  // A stuck dependency must not keep a terminating pod alive forever.
+  const forceExit = () => setTimeout(() => process.exit(1), config.http.shutdownTimeoutMs).unref();
+  process.once('SIGTERM', forceExit);
+  process.once('SIGINT', forceExit);
+  process.stdout.write(`Credential Vault listening on ${await app.getUrl()}\n`);
 }
-void main();
+
+main().catch((e) => {
+  process.stderr.write(`Failed to start: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
+  process.exit(1);
+});

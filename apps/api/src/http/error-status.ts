@@ -22,6 +22,14 @@ const BY_CODE: Record<number, HttpStatus> = {
   1013: HttpStatus.INTERNAL_SERVER_ERROR,
   1014: HttpStatus.BAD_REQUEST,
   1015: HttpStatus.CONFLICT,
+  2001: HttpStatus.BAD_REQUEST, // credentials: validation
+  2002: HttpStatus.NOT_FOUND, // also another tenant's credential: indistinguishable on purpose
+  2003: HttpStatus.CONFLICT, // compare-and-set lost
+  2004: HttpStatus.CONFLICT, // already exists: rotate instead
+  2005: HttpStatus.NOT_FOUND,
+  2006: HttpStatus.INTERNAL_SERVER_ERROR, // metadata points at a missing value: our state is broken
+  2007: HttpStatus.INTERNAL_SERVER_ERROR, // ciphertext failed authentication
+  2008: HttpStatus.INTERNAL_SERVER_ERROR,
 };
 
 /** Fallback by name suffix for libs that follow the naming convention (e.g. CredentialNotFoundError). */

@@ -1,0 +1,32 @@
+import { ValidationPipe } from '@nestjs/common';
+import { NestFactory } from '@nestjs/core';
+import { FastifyAdapter, NestFastifyApplication } from '@nestjs/platform-fastify';
+import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
+import { Logger } from 'nestjs-pino';
+import { AppModule } from './app.module';
+import type { AppConfig } from './config/app.config';
+
+/** Builds and starts the host. Shared by main.ts and the end-to-end tests, so both boot the same app. */
+export async function createApp(config: AppConfig): Promise<NestFastifyApplication> {
+  const app = await NestFactory.create<NestFastifyApplication>(
+    AppModule.forRoot(config),
+    // Fastify's own request logging is off: nestjs-pino logs requests with redaction.
+    // The body limit sits above Key Vault's 25 KB value limit plus JSON overhead.
+    new FastifyAdapter({ logger: false, bodyLimit: 256 * 1024, forceCloseConnections: 'idle' }),
+    { bufferLogs: true, abortOnError: false },
+  );
+  app.useLogger(app.get(Logger));
+  // Unknown fields are an error, not silently dropped: a typo in `expiresAt` must not store a credential without expiry.
+  app.useGlobalPipes(new ValidationPipe({ whitelist: true, forbidNonWhitelisted: true, transform: true }));
+  const doc = new DocumentBuilder()
+    .setTitle('Credential Vault')
+    .setDescription('Multi-tenant integration credentials in Azure Key Vault')
+    .setVersion('1')
+    .addBearerAuth()
+    .addApiKey({ type: 'apiKey', in: 'header', name: 'X-API-Key' }, 'api-key')
+    .build();
+  SwaggerModule.setup('docs', app, SwaggerModule.createDocument(app, doc), { jsonDocumentUrl: 'docs/json' });
+  app.enableShutdownHooks();
+  await app.listen(config.http.port, config.http.host);
+  return app;
+}
