@@ -67,3 +67,22 @@ export function rawRequest(
     req.end(body);
   });
 }
+
+/** The fields of the SDK's RestError that tests look at. */
+export interface RestErrorLike extends Error {
+  statusCode?: number;
+  code?: string;
+  details?: any;
+  response?: { headers: { get(name: string): string | undefined } };
+}
+
+/** Awaits a call that must fail with an HTTP error from the SDK and returns that error. */
+export async function restError(p: Promise<unknown>): Promise<RestErrorLike> {
+  try {
+    await p;
+  } catch (err) {
+    if (err instanceof Error && err.name === 'RestError') return err as RestErrorLike;
+    throw err;
+  }
+  throw new Error('expected the call to fail with a RestError');
+}

@@ -1,0 +1,212 @@
+import { SecretClient } from '@azure/keyvault-secrets';
+import { KeyVaultEmulator } from './index';
+import { emulatorSecretClient, rawRequest, restError } from './testing';
+
+const API = 'api-version=7.6';
+
+describe('Key Vault emulator: soft delete, recover, purge, backup and restore', () => {
+  describe('with a non-zero operationDelayMs (the SDK pollers must wait)', () => {
+    let emu: KeyVaultEmulator;
+    let client: SecretClient;
+    beforeAll(async () => {
+      emu = await KeyVaultEmulator.start({ quiet: true, operationDelayMs: 300, softDeleteRetentionDays: 7 });
+      client = emulatorSecretClient(emu, { maxRetries: 0 });
+    });
+    afterAll(() => emu.stop());
+
+    it('soft-deletes through the delete poller, which polls GET /deletedsecrets until 200', async () => {
+      await client.setSecret('to-delete', 'v1', { tags: { a: '1' } });
+      emu.resetStats();
+      const started = Date.now();
+      const poller = await client.beginDeleteSecret('to-delete', { intervalInMs: 50 });
+      // right after the DELETE the deleted secret is not visible yet and the name is not readable
+      expect(poller.isDone()).toBe(false);
+      expect(await client.getSecret('to-delete').catch((e: { statusCode: number }) => e.statusCode)).toBe(404);
+      const deleted = await poller.pollUntilDone();
+      expect(Date.now() - started).toBeGreaterThanOrEqual(250);
+      expect(deleted.name).toBe('to-delete');
+      expect(deleted.properties.recoveryId).toBe(`${emu.vaultUrl}/deletedsecrets/to-delete`);
+      expect(deleted.properties.deletedOn).toBeInstanceOf(Date);
+      const days = (deleted.properties.scheduledPurgeDate!.getTime() - deleted.properties.deletedOn!.getTime()) / 86_400_000;
+      expect(days).toBe(7);
+      expect(deleted.properties.recoveryLevel).toBe('CustomizedRecoverable+Purgeable');
+      expect(deleted.properties.recoverableDays).toBe(7);
+      const stats = emu.stats();
+      expect(stats.byOperationAndStatus['deleteSecret:200']).toBe(1);
+      expect(stats.byOperationAndStatus['getDeletedSecret:404']).toBeGreaterThanOrEqual(1);
+      expect(stats.byOperationAndStatus['getDeletedSecret:200']).toBe(1);
+
+      const raw = await rawRequest(emu, 'GET', `/deletedsecrets/to-delete?${API}`);
+      expect(raw.json).toMatchObject({
+        recoveryId: `${emu.vaultUrl}/deletedsecrets/to-delete`,
+        deletedDate: expect.any(Number),
+        scheduledPurgeDate: raw.json.deletedDate + 7 * 86400,
+        id: expect.stringMatching(new RegExp(`^${emu.vaultUrl}/secrets/to-delete/[0-9a-f]{32}$`)),
+        tags: { a: '1' },
+      });
+      expect(raw.json.value).toBeUndefined();
+    });
+
+    it('lists deleted secrets and recovers one through the recover poller (GET /secrets/{name}/ until 200)', async () => {
+      await client.setSecret('to-recover', 'precious');
+      await (await client.beginDeleteSecret('to-recover', { intervalInMs: 50 })).pollUntilDone();
+      const deletedNames = [];
+      for await (const d of client.listDeletedSecrets()) deletedNames.push(d.name);
+      expect(deletedNames).toContain('to-recover');
+
+      emu.resetStats();
+      const poller = await client.beginRecoverDeletedSecret('to-recover', { intervalInMs: 50 });
+      const recovered = await poller.pollUntilDone();
+      expect(recovered.name).toBe('to-recover');
+      expect((await client.getSecret('to-recover')).value).toBe('precious');
+      const stats = emu.stats();
+      expect(stats.byOperationAndStatus['recoverDeletedSecret:200']).toBe(1);
+      expect(stats.byOperationAndStatus['getSecret:404']).toBeGreaterThanOrEqual(2); // poller start + polls during the delay
+      const after = [];
+      for await (const d of client.listDeletedSecrets()) after.push(d.name);
+      expect(after).not.toContain('to-recover');
+    });
+
+    it('refuses to set a name that is being deleted or is soft-deleted (409), until purged', async () => {
+      await client.setSecret('reuse-me', 'old');
+      const poller = await client.beginDeleteSecret('reuse-me', { intervalInMs: 50 });
+      const during = await restError(client.setSecret('reuse-me', 'new'));
+      expect(during.statusCode).toBe(409);
+      await poller.pollUntilDone();
+      const err = await restError(client.setSecret('REUSE-ME', 'new'));
+      expect(err.statusCode).toBe(409);
+      expect(err.code).toBe('Conflict');
+      expect(err.message).toBe(
+        'Secret reuse-me is currently in a deleted but recoverable state, and its name cannot be reused; in this state, the secret can only be recovered or purged.',
+      );
+      expect(err.details.error.innerError.code).toBe('ObjectIsDeletedButRecoverable');
+
+      await client.purgeDeletedSecret('reuse-me');
+      const purgedAgain = await restError(client.purgeDeletedSecret('reuse-me'));
+      expect([purgedAgain.statusCode, purgedAgain.code]).toEqual([404, 'SecretNotFound']);
+      expect((await client.setSecret('Reuse-Me', 'new')).name).toBe('Reuse-Me');
+      expect((await client.getSecret('reuse-me')).value).toBe('new');
+    });
+
+    it('purge answers 204 and deleting an unknown secret answers 404', async () => {
+      await client.setSecret('purge-raw', 'x');
+      await (await client.beginDeleteSecret('purge-raw', { intervalInMs: 50 })).pollUntilDone();
+      const res = await rawRequest(emu, 'DELETE', `/deletedsecrets/purge-raw?${API}`);
+      expect(res.status).toBe(204);
+      expect(res.text).toBe('');
+      const del = await rawRequest(emu, 'DELETE', `/secrets/purge-raw?${API}`);
+      expect([del.status, del.json.error.code]).toEqual([404, 'SecretNotFound']);
+      const gone = await restError(client.getDeletedSecret('purge-raw'));
+      expect(gone.statusCode).toBe(404);
+      expect(gone.message).toBe('Deleted Secret not found: purge-raw');
+    });
+  });
+
+  describe('with purge protection', () => {
+    let emu: KeyVaultEmulator;
+    let client: SecretClient;
+    beforeAll(async () => {
+      emu = await KeyVaultEmulator.start({ quiet: true, purgeProtection: true });
+      client = emulatorSecretClient(emu, { maxRetries: 0 });
+    });
+    afterAll(() => emu.stop());
+
+    it('reports recoveryLevel Recoverable and refuses purge with 403 Forbidden', async () => {
+      const s = await client.setSecret('protected', 'x');
+      expect(s.properties.recoveryLevel).toBe('Recoverable');
+      await (await client.beginDeleteSecret('protected')).pollUntilDone();
+      const err = await restError(client.purgeDeletedSecret('protected'));
+      expect(err.statusCode).toBe(403);
+      expect(err.code).toBe('Forbidden');
+      expect(err.message).toMatch(/^Operation "purge" is not allowed because purge protection is enabled for this vault/);
+      // still there, still recoverable
+      expect((await client.getDeletedSecret('protected')).name).toBe('protected');
+      await (await client.beginRecoverDeletedSecret('protected')).pollUntilDone();
+      expect((await client.getSecret('protected')).value).toBe('x');
+    });
+  });
+
+  describe('backup and restore', () => {
+    let emu: KeyVaultEmulator;
+    let client: SecretClient;
+    beforeAll(async () => {
+      emu = await KeyVaultEmulator.start({ quiet: true, throttle: false });
+      client = emulatorSecretClient(emu, { maxRetries: 0 });
+    });
+    afterAll(() => emu.stop());
+
+    it('backs up all versions and restores them after a purge, keeping ids and attributes', async () => {
+      const v1 = await client.setSecret('Backed-Up', 'first', { tags: { v: '1' } });
+      const v2 = await client.setSecret('backed-up', 'second', { contentType: 'text/plain' });
+      const blob = await client.backupSecret('backed-up');
+      expect(blob).toBeInstanceOf(Uint8Array);
+      expect(Buffer.from(blob!).toString('latin1')).not.toContain('first');
+
+      // restoring over an existing secret is a conflict
+      const exists = await restError(client.restoreSecretBackup(blob!));
+      expect([exists.statusCode, exists.code]).toEqual([409, 'Conflict']);
+      await (await client.beginDeleteSecret('backed-up')).pollUntilDone();
+      const deleted = await restError(client.restoreSecretBackup(blob!));
+      expect(deleted.statusCode).toBe(409);
+      expect(deleted.details.error.innerError.code).toBe('ObjectIsDeletedButRecoverable');
+      await client.purgeDeletedSecret('backed-up');
+
+      const restored = await client.restoreSecretBackup(blob!);
+      expect(restored.name).toBe('Backed-Up');
+      expect(restored.version).toBe(v2.properties.version);
+      expect((await client.getSecret('backed-up')).value).toBe('second');
+      const old = await client.getSecret('backed-up', { version: v1.properties.version });
+      expect(old.value).toBe('first');
+      expect(old.properties.tags).toEqual({ v: '1' });
+      expect(old.properties.createdOn).toEqual(v1.properties.createdOn);
+    });
+
+    it('restores a backup into another emulator vault', async () => {
+      await client.setSecret('portable', 'p');
+      const blob = await client.backupSecret('portable');
+      const other = await KeyVaultEmulator.start({ quiet: true });
+      try {
+        const otherClient = emulatorSecretClient(other, { maxRetries: 0 });
+        await otherClient.restoreSecretBackup(blob!);
+        expect((await otherClient.getSecret('portable')).value).toBe('p');
+      } finally {
+        await other.stop();
+      }
+    });
+
+    it('rejects a malformed backup with 400 "Backup blob contains invalid or corrupt version."', async () => {
+      const err = await restError(client.restoreSecretBackup(new Uint8Array(4728)));
+      expect(err.statusCode).toBe(400);
+      expect(err.code).toBe('BadParameter');
+      expect(err.message).toBe('Backup blob contains invalid or corrupt version.');
+      const good = Buffer.from((await client.backupSecret('portable'))!);
+      good[good.length - 1] ^= 0xff; // tampered
+      const tampered = await restError(client.restoreSecretBackup(good));
+      expect(tampered.message).toBe('Backup blob contains invalid or corrupt version.');
+    });
+
+    it('refuses to back up a secret with more than 500 versions', async () => {
+      const name = 'many-versions';
+      for (let batch = 0; batch < 501; batch += 50) {
+        await Promise.all(
+          Array.from({ length: Math.min(50, 501 - batch) }, (_, i) => client.setSecret(name, `v${batch + i}`)),
+        );
+      }
+      const err = await restError(client.backupSecret(name));
+      expect(err.statusCode).toBe(400);
+      expect(err.code).toBe('BadParameter');
+      expect(err.message).toMatch(/more than 500 versions/);
+    });
+
+    it('backs up exactly 500 versions', async () => {
+      const name = 'five-hundred';
+      for (let batch = 0; batch < 500; batch += 50) {
+        await Promise.all(
+          Array.from({ length: 50 }, (_, i) => client.setSecret(name, `v${batch + i}`)),
+        );
+      }
+      const blob = await client.backupSecret(name);
+      expect(blob!.length).toBeGreaterThan(500 * 40);
+    });
+  });
+});

@@ -1,0 +1,227 @@
+import { SecretClient } from '@azure/keyvault-secrets';
+import { KeyVaultEmulator } from './index';
+import { emulatorSecretClient, rawRequest, restError, RestErrorLike } from './testing';
+
+const API = 'api-version=7.6';
+
+describe('Key Vault emulator: secrets API through the official SecretClient', () => {
+  let emu: KeyVaultEmulator;
+  let client: SecretClient;
+
+  beforeAll(async () => {
+    emu = await KeyVaultEmulator.start({ quiet: true });
+    client = emulatorSecretClient(emu, { maxRetries: 0 });
+  });
+  afterAll(() => emu.stop());
+
+  it('exposes an https vault URL without trailing slash and the CA under dataDir', () => {
+    expect(emu.vaultUrl).toMatch(/^https:\/\/127\.0\.0\.1:\d+$/);
+    expect(emu.port).toBe(Number(new URL(emu.vaultUrl).port));
+    expect(emu.caCertPath).toBe(`${emu.dataDir}/ca.pem`);
+    expect(emu.caCertPem).toContain('BEGIN CERTIFICATE');
+  });
+
+  it('answers the first unauthenticated request with the bearer challenge before validating anything', async () => {
+    const res = await rawRequest(emu, 'PUT', '/secrets/not_a_valid_name?api-version=0.1', { token: null });
+    expect(res.status).toBe(401);
+    expect(res.headers['www-authenticate']).toBe(
+      'Bearer authorization="https://login.microsoftonline.com/00000000-0000-4000-8000-00000000e001", resource="https://vault.azure.net"',
+    );
+    expect(res.json.error.code).toBe('Unauthorized');
+  });
+
+  it('sets and gets a secret with tags, contentType and attributes in the real shapes', async () => {
+    const notBefore = new Date('2030-01-01T00:00:00Z');
+    const expiresOn = new Date('2020-01-01T00:00:00Z'); // already expired: Azure still serves it
+    const set = await client.setSecret('Api-Key-1', 's3cr3t', { tags: { tenant: 't1' }, contentType: 'text/plain', notBefore, expiresOn });
+    expect(set.value).toBe('s3cr3t');
+    expect(set.properties.version).toMatch(/^[0-9a-f]{32}$/);
+    expect(set.properties.id).toBe(`${emu.vaultUrl}/secrets/Api-Key-1/${set.properties.version}`);
+    expect(set.properties.vaultUrl).toBe(emu.vaultUrl);
+    expect(set.properties.tags).toEqual({ tenant: 't1' });
+    expect(set.properties.contentType).toBe('text/plain');
+    expect(set.properties.enabled).toBe(true);
+    expect(set.properties.recoveryLevel).toBe('Recoverable+Purgeable');
+    expect(set.properties.recoverableDays).toBe(90);
+    expect(set.properties.createdOn).toBeInstanceOf(Date);
+
+    // exp/nbf are informational only
+    const got = await client.getSecret('Api-Key-1');
+    expect(got.value).toBe('s3cr3t');
+    expect(got.properties.expiresOn).toEqual(expiresOn);
+    expect(got.properties.notBefore).toEqual(notBefore);
+
+    // raw shape: unix seconds, attributes object
+    const raw = await rawRequest(emu, 'GET', `/secrets/api-key-1/?${API}`);
+    expect(raw.status).toBe(200);
+    expect(raw.json).toEqual({
+      value: 's3cr3t',
+      contentType: 'text/plain',
+      id: set.properties.id,
+      attributes: {
+        enabled: true,
+        nbf: 1893456000,
+        exp: 1577836800,
+        created: expect.any(Number),
+        updated: expect.any(Number),
+        recoveryLevel: 'Recoverable+Purgeable',
+        recoverableDays: 90,
+      },
+      tags: { tenant: 't1' },
+    });
+    // get latest without trailing slash too
+    expect((await rawRequest(emu, 'GET', `/secrets/API-KEY-1?${API}`)).json.value).toBe('s3cr3t');
+  });
+
+  it('treats names case-insensitively and keeps the first-created casing', async () => {
+    await client.setSecret('MixedCase', 'one');
+    const second = await client.setSecret('mixedcase', 'two');
+    expect(second.name).toBe('MixedCase');
+    expect((await client.getSecret('MIXEDCASE')).value).toBe('two');
+  });
+
+  it('creates versions, gets a specific version and lists versions (without values)', async () => {
+    const v1 = await client.setSecret('versioned', 'v1', { tags: { n: '1' } });
+    const v2 = await client.setSecret('versioned', 'v2');
+    expect(v1.properties.version).not.toBe(v2.properties.version);
+    expect((await client.getSecret('versioned', { version: v1.properties.version })).value).toBe('v1');
+    expect((await client.getSecret('versioned')).value).toBe('v2');
+    // tags belong to a version
+    expect((await client.getSecret('versioned')).properties.tags).toBeUndefined();
+
+    const versions = [];
+    for await (const p of client.listPropertiesOfSecretVersions('versioned')) versions.push(p);
+    expect(versions.map((p) => p.version).sort()).toEqual([v1.properties.version, v2.properties.version].sort());
+    const raw = await rawRequest(emu, 'GET', `/secrets/versioned/versions?${API}`);
+    expect(raw.json.value.every((i: any) => i.value === undefined && /\/secrets\/versioned\/[0-9a-f]{32}$/.test(i.id))).toBe(true);
+  });
+
+  it('returns an empty list for the versions of an unknown name', async () => {
+    const versions = [];
+    for await (const p of client.listPropertiesOfSecretVersions('never-existed')) versions.push(p);
+    expect(versions).toEqual([]);
+    const raw = await rawRequest(emu, 'GET', `/secrets/never-existed/versions?${API}`);
+    expect(raw.status).toBe(200);
+    expect(raw.json).toEqual({ value: [], nextLink: null });
+  });
+
+  it('updates properties of a version (PATCH) without changing the value', async () => {
+    const s = await client.setSecret('to-update', 'keep-me');
+    const updated = await client.updateSecretProperties('to-update', s.properties.version!, {
+      contentType: 'application/json',
+      tags: { rotated: 'yes' },
+      enabled: true,
+      expiresOn: new Date('2031-05-05T00:00:00Z'),
+    });
+    expect(updated.tags).toEqual({ rotated: 'yes' });
+    expect(updated.contentType).toBe('application/json');
+    expect(updated.expiresOn).toEqual(new Date('2031-05-05T00:00:00Z'));
+    const got = await client.getSecret('to-update');
+    expect(got.value).toBe('keep-me');
+    expect(got.properties.tags).toEqual({ rotated: 'yes' });
+    // PATCH response carries no value
+    const raw = await rawRequest(emu, 'PATCH', `/secrets/to-update/${s.properties.version}?${API}`, { body: { tags: { a: 'b' } } });
+    expect(raw.status).toBe(200);
+    expect(raw.json.value).toBeUndefined();
+    expect(raw.json.tags).toEqual({ a: 'b' });
+    expect(raw.json.contentType).toBe('application/json');
+  });
+
+  it('refuses to return the value of a disabled secret with 403 Forbidden, but lists it', async () => {
+    const s = await client.setSecret('disabled-one', 'hidden', { enabled: false });
+    expect(s.properties.enabled).toBe(false);
+    const err = await restError(client.getSecret('disabled-one'));
+    expect(err.statusCode).toBe(403);
+    expect(err.code).toBe('Forbidden');
+    expect(err.message).toBe('Operation get is not allowed on a disabled secret.');
+    expect(err.details.error.innerError.code).toBe('SecretDisabled');
+    const names = [];
+    for await (const p of client.listPropertiesOfSecrets()) names.push(p.name);
+    expect(names).toContain('disabled-one');
+    // enabling it again makes it readable
+    await client.updateSecretProperties('disabled-one', s.properties.version!, { enabled: true });
+    expect((await client.getSecret('disabled-one')).value).toBe('hidden');
+  });
+
+  it('404 SecretNotFound for an unknown name or version', async () => {
+    const err = await restError(client.getSecret('nope'));
+    expect(err.statusCode).toBe(404);
+    expect(err.code).toBe('SecretNotFound');
+    expect(err.message).toMatch(/^A secret with \(name\/id\) nope was not found in this key vault/);
+    await client.setSecret('has-versions', 'x');
+    const err2 = await restError(client.getSecret('has-versions', { version: '0123456789abcdef0123456789abcdef' }));
+    expect(err2.statusCode).toBe(404);
+    expect(err2.code).toBe('SecretNotFound');
+  });
+
+  it('400 BadParameter for invalid names', async () => {
+    for (const bad of ['under_score', 'a'.repeat(128), 'dot.name', 'spa ce']) {
+      const err = await restError(client.setSecret(bad, 'x'));
+      expect(err.statusCode).toBe(400);
+      expect(err.code).toBe('BadParameter');
+    }
+    await expect(client.setSecret('a'.repeat(127), 'x')).resolves.toBeDefined();
+  });
+
+  it('400 BadParameter for a value over 25 KB, more than 15 tags, long tags and a long contentType', async () => {
+    await expect(client.setSecret('big-ok', 'x'.repeat(25 * 1024))).resolves.toBeDefined();
+    const tooBig = await restError(client.setSecret('big', 'x'.repeat(25 * 1024 + 1)));
+    expect([tooBig.statusCode, tooBig.code]).toEqual([400, 'BadParameter']);
+
+    const tags16 = Object.fromEntries(Array.from({ length: 16 }, (_, i) => [`t${i}`, 'v']));
+    const manyTags = await restError(client.setSecret('tags', 'x', { tags: tags16 }));
+    expect([manyTags.statusCode, manyTags.code]).toEqual([400, 'BadParameter']);
+    const tags15 = Object.fromEntries(Array.from({ length: 15 }, (_, i) => [`t${i}`, 'v'.repeat(512)]));
+    await expect(client.setSecret('tags', 'x', { tags: tags15 })).resolves.toBeDefined();
+    const longTag = await restError(client.setSecret('tags', 'x', { tags: { k: 'v'.repeat(513) } }));
+    expect([longTag.statusCode, longTag.code]).toEqual([400, 'BadParameter']);
+    const longName = await restError(client.setSecret('tags', 'x', { tags: { ['k'.repeat(513)]: 'v' } }));
+    expect([longName.statusCode, longName.code]).toEqual([400, 'BadParameter']);
+
+    await expect(client.setSecret('ct', 'x', { contentType: 'c'.repeat(255) })).resolves.toBeDefined();
+    const longCt = await restError(client.setSecret('ct', 'x', { contentType: 'c'.repeat(256) }));
+    expect([longCt.statusCode, longCt.code]).toEqual([400, 'BadParameter']);
+    // failed writes changed nothing
+    expect((await client.getSecret('ct')).properties.contentType).toBe('c'.repeat(255));
+    expect(await client.getSecret('big').catch((e: RestErrorLike) => e.statusCode)).toBe(404);
+  });
+
+  it('accepts api-versions 7.0 through 2026-04-01 and rejects missing or unknown ones with 400', async () => {
+    await client.setSecret('apiv', 'x');
+    for (const v of ['7.0', '7.2', '7.4', '7.5', '7.6', '2025-07-01', '2026-04-01']) {
+      const res = await rawRequest(emu, 'GET', `/secrets/apiv?api%2Dversion=${v}`);
+      expect([v, res.status]).toEqual([v, 200]);
+    }
+    const missing = await rawRequest(emu, 'GET', '/secrets/apiv');
+    expect(missing.status).toBe(400);
+    expect(missing.json.error.code).toBe('BadParameter');
+    const unknown = await rawRequest(emu, 'GET', '/secrets/apiv?api-version=6.1');
+    expect(unknown.status).toBe(400);
+    expect(unknown.json.error.message).toMatch(/The specified version \(6\.1\) is not recognized/);
+    // an older client version works end to end
+    const old = emulatorSecretClient(emu, { serviceVersion: '7.2', maxRetries: 0 });
+    expect((await old.getSecret('apiv')).value).toBe('x');
+  });
+
+  it('rejects malformed or incomplete JSON bodies with 400 BadParameter', async () => {
+    const res = await rawRequest(emu, 'PUT', `/secrets/json?${API}`, { body: '{not json' });
+    expect(res.status).toBe(400);
+    expect(res.json.error.code).toBe('BadParameter');
+    const noValue = await rawRequest(emu, 'PUT', `/secrets/json?${API}`, { body: { contentType: 'x' } });
+    expect(noValue.status).toBe(400);
+  });
+
+  it('serves several vaults at once on separate ports with separate data', async () => {
+    const other = await KeyVaultEmulator.start({ quiet: true });
+    try {
+      expect(other.port).not.toBe(emu.port);
+      const otherClient = emulatorSecretClient(other, { maxRetries: 0 });
+      await otherClient.setSecret('only-here', 'B');
+      await client.setSecret('only-here', 'A');
+      expect((await otherClient.getSecret('only-here')).value).toBe('B');
+      expect((await client.getSecret('only-here')).value).toBe('A');
+    } finally {
+      await other.stop();
+    }
+  });
+});
