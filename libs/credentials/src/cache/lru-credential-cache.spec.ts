@@ -1,0 +1,132 @@
+import { Test } from '@nestjs/testing';
+import { Clock, ManualClock } from '@app/common';
+import { CredentialCache } from './credential-cache';
+import { LruCredentialCache } from './lru-credential-cache';
+
+class Unavailable extends Error {}
+
+async function build(opts: Partial<{ ttlMs: number; jitterRatio: number; maxEntries: number; maxStaleMs: number }> = {}, random = () => 0) {
+  const clock = new ManualClock(new Date('2030-01-01T00:00:00Z'));
+  const mod = await Test.createTestingModule({
+    providers: [
+      { provide: Clock, useValue: clock },
+      {
+        provide: CredentialCache,
+        inject: [Clock],
+        useFactory: (c: Clock) => new LruCredentialCache({ ttlMs: 1000, jitterRatio: 0, maxEntries: 100, maxStaleMs: 0, ...opts }, c, random),
+      },
+    ],
+  }).compile();
+  return { cache: mod.get(CredentialCache), clock };
+}
+
+describe('LruCredentialCache', () => {
+  it('serves from memory until the TTL passes, then loads again', async () => {
+    const { cache, clock } = await build();
+    const loader = jest.fn(async () => 'v1');
+    await cache.getOrLoad('k', loader);
+    clock.advance(999);
+    expect(await cache.getOrLoad('k', loader)).toBe('v1');
+    expect(loader).toHaveBeenCalledTimes(1);
+    clock.advance(1);
+    await cache.getOrLoad('k', loader);
+    expect(loader).toHaveBeenCalledTimes(2);
+    expect(cache.stats()).toMatchObject({ hits: 1, misses: 2, loads: 2, hitRate: 1 / 3 });
+  });
+
+  it('jitters the TTL within [ttl × (1 − ratio), ttl]', async () => {
+    const { cache, clock } = await build({ ttlMs: 1000, jitterRatio: 0.2 }, () => 1);
+    const loader = jest.fn(async () => 'v');
+    await cache.getOrLoad('k', loader);
+    clock.advance(799);
+    await cache.getOrLoad('k', loader);
+    expect(loader).toHaveBeenCalledTimes(1);
+    clock.advance(1);
+    await cache.getOrLoad('k', loader);
+    expect(loader).toHaveBeenCalledTimes(2);
+  });
+
+  it('single-flight: 200 concurrent misses of one key make one load', async () => {
+    const { cache } = await build();
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    const loader = jest.fn(async () => {
+      await gate;
+      return 'value';
+    });
+    const reads = Array.from({ length: 200 }, () => cache.getOrLoad('k', loader));
+    release();
+    expect(await Promise.all(reads)).toEqual(Array(200).fill('value'));
+    expect(loader).toHaveBeenCalledTimes(1);
+    expect(cache.stats()).toMatchObject({ loads: 1, coalesced: 199 });
+  });
+
+  it('a failed load is not cached and is shared by its joiners', async () => {
+    const { cache } = await build();
+    const loader = jest.fn(async () => {
+      throw new Error('boom');
+    });
+    const results = await Promise.allSettled([cache.getOrLoad('k', loader), cache.getOrLoad('k', loader)]);
+    expect(results.map((r) => r.status)).toEqual(['rejected', 'rejected']);
+    expect(loader).toHaveBeenCalledTimes(1);
+    await expect(cache.getOrLoad('k', async () => 'ok')).resolves.toBe('ok');
+  });
+
+  it('invalidation drops the entry and a load that started before it cannot repopulate', async () => {
+    const { cache } = await build();
+    await cache.getOrLoad('k', async () => 'old');
+    cache.invalidate('k');
+    expect(await cache.getOrLoad('k', async () => 'new')).toBe('new');
+
+    let release!: (v: string) => void;
+    const slow = cache.getOrLoad('k2', () => new Promise<string>((r) => (release = r)));
+    cache.invalidate('k2');
+    release('stale-from-before-the-write');
+    await slow;
+    expect(await cache.getOrLoad('k2', async () => 'fresh')).toBe('fresh');
+  });
+
+  it('invalidatePrefix drops every key of a tenant only', async () => {
+    const { cache } = await build();
+    await cache.getOrLoad('t1/a', async () => 'a');
+    await cache.getOrLoad('t2/b', async () => 'b');
+    cache.invalidatePrefix('t1/');
+    const l1 = jest.fn(async () => 'a2');
+    const l2 = jest.fn(async () => 'b2');
+    expect(await cache.getOrLoad('t1/a', l1)).toBe('a2');
+    expect(await cache.getOrLoad('t2/b', l2)).toBe('b');
+  });
+
+  it('serves stale within maxStaleMs only for availability errors', async () => {
+    const { cache, clock } = await build({ ttlMs: 1000, maxStaleMs: 5000 });
+    const opts = { isServeStaleError: (e: unknown) => e instanceof Unavailable };
+    await cache.getOrLoad('k', async () => 'last-good', opts);
+    clock.advance(1000 + 4000);
+    expect(await cache.getOrLoad('k', async () => Promise.reject(new Unavailable()), opts)).toBe('last-good');
+    await expect(cache.getOrLoad('k', async () => Promise.reject(new Error('not found')), opts)).rejects.toThrow('not found');
+    clock.advance(2000); // 6 s past expiry
+    await expect(cache.getOrLoad('k', async () => Promise.reject(new Unavailable()), opts)).rejects.toBeInstanceOf(Unavailable);
+    expect(cache.stats().staleServed).toBe(1);
+  });
+
+  it('never serves stale after an invalidation', async () => {
+    const { cache, clock } = await build({ ttlMs: 1000, maxStaleMs: 60_000 });
+    const opts = { isServeStaleError: () => true };
+    await cache.getOrLoad('k', async () => 'v1', opts);
+    cache.invalidate('k');
+    clock.advance(2000);
+    await expect(cache.getOrLoad('k', async () => Promise.reject(new Unavailable()), opts)).rejects.toBeInstanceOf(Unavailable);
+  });
+
+  it('evicts the least recently used entry beyond maxEntries', async () => {
+    const { cache } = await build({ maxEntries: 2 });
+    await cache.getOrLoad('a', async () => 'a');
+    await cache.getOrLoad('b', async () => 'b');
+    await cache.getOrLoad('a', async () => 'x'); // touch a
+    await cache.getOrLoad('c', async () => 'c'); // evicts b
+    const lb = jest.fn(async () => 'b2');
+    expect(await cache.getOrLoad('a', async () => 'a2')).toBe('a');
+    expect(await cache.getOrLoad('b', lb)).toBe('b2');
+    expect(cache.stats().evictions).toBeGreaterThanOrEqual(1);
+  });
+});

@@ -1,0 +1,123 @@
+import { Clock } from '@app/common';
+import { CacheLoadOptions, CredentialCache, CredentialCacheStats } from './credential-cache';
+
+export interface LruCredentialCacheOptions {
+  /** Base time-to-live of an entry. */
+  ttlMs: number;
+  /** Each entry lives a random time in [ttlMs × (1 − jitterRatio), ttlMs], spreading refreshes. */
+  jitterRatio: number;
+  /** Entries kept; the least recently used goes first. */
+  maxEntries: number;
+  /** How long past its expiry an entry may still be served when the loader fails (0 = never). */
+  maxStaleMs: number;
+}
+
+interface Entry {
+  value: unknown;
+  expiresAt: number;
+}
+
+/**
+ * In-process LRU (a Map in recency order) with jittered TTL, single-flight loads, invalidation that
+ * wins over in-flight loads, and bounded serve-stale.
+ */
+export class LruCredentialCache extends CredentialCache {
+  private readonly entries = new Map<string, Entry>();
+  /** One load per key; `valid` turns false when the key is invalidated while the load runs. */
+  private readonly inflight = new Map<string, { promise: Promise<unknown>; token: { valid: boolean } }>();
+  private counters = { hits: 0, misses: 0, loads: 0, coalesced: 0, staleServed: 0, invalidations: 0, evictions: 0 };
+
+  constructor(
+    private readonly options: LruCredentialCacheOptions,
+    private readonly clock: Clock,
+    private readonly random: () => number = Math.random,
+  ) {
+    super();
+  }
+
+  async getOrLoad<T>(key: string, loader: () => Promise<T>, options: CacheLoadOptions = {}): Promise<T> {
+    const entry = this.entries.get(key);
+    if (entry && entry.expiresAt > this.clock.now().getTime()) {
+      this.counters.hits++;
+      // Refresh recency: a Map iterates in insertion order, so re-insert at the end.
+      this.entries.delete(key);
+      this.entries.set(key, entry);
+      return entry.value as T;
+    }
+    this.counters.misses++;
+    const running = this.inflight.get(key);
+    if (running) {
+      this.counters.coalesced++;
+      return running.promise as Promise<T>;
+    }
+    const token = { valid: true };
+    const promise = (async () => {
+      this.counters.loads++;
+      try {
+        const value = await loader();
+        if (token.valid) this.put(key, value);
+        return value;
+      } catch (error) {
+        const stale = this.entries.get(key);
+        if (
+          token.valid &&
+          stale &&
+          this.options.maxStaleMs > 0 &&
+          this.clock.now().getTime() - stale.expiresAt <= this.options.maxStaleMs &&
+          (options.isServeStaleError?.(error) ?? false)
+        ) {
+          this.counters.staleServed++;
+          return stale.value as T;
+        }
+        throw error;
+      } finally {
+        if (this.inflight.get(key)?.token === token) this.inflight.delete(key);
+      }
+    })();
+    this.inflight.set(key, { promise, token });
+    return promise;
+  }
+
+  invalidate(key: string): void {
+    this.counters.invalidations++;
+    this.entries.delete(key);
+    const running = this.inflight.get(key);
+    if (running) {
+      running.token.valid = false;
+      this.inflight.delete(key);
+    }
+  }
+
+  invalidatePrefix(prefix: string): void {
+    for (const key of new Set([...this.entries.keys(), ...this.inflight.keys()])) {
+      if (key.startsWith(prefix)) this.invalidate(key);
+    }
+  }
+
+  clear(): void {
+    this.entries.clear();
+    for (const running of this.inflight.values()) running.token.valid = false;
+    this.inflight.clear();
+  }
+
+  stats(): CredentialCacheStats {
+    const { hits, misses } = this.counters;
+    return { ...this.counters, hitRate: hits + misses === 0 ? 0 : hits / (hits + misses), size: this.entries.size };
+  }
+
+  resetStats(): void {
+    this.counters = { hits: 0, misses: 0, loads: 0, coalesced: 0, staleServed: 0, invalidations: 0, evictions: 0 };
+  }
+
+  private put(key: string, value: unknown): void {
+    const jitter = this.options.jitterRatio * this.random();
+    const ttl = Math.max(1, Math.round(this.options.ttlMs * (1 - jitter)));
+    this.entries.delete(key);
+    this.entries.set(key, { value, expiresAt: this.clock.now().getTime() + ttl });
+    while (this.entries.size > this.options.maxEntries) {
+      const oldest = this.entries.keys().next().value as string;
+      this.entries.delete(oldest);
+      this.counters.evictions++;
+    }
+  }
+}

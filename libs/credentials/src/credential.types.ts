@@ -1,0 +1,148 @@
+import type { ConnectionStatus, CredentialStatus, CredentialType, ValueStoreKind } from './credential-type';
+import type { CertificateInfo } from './validation/credential-value.validator';
+
+/** Everything about a credential except its value. Safe to log, return over HTTP, cache anywhere. */
+export interface CredentialMetadata {
+  id: string;
+  tenantId: string;
+  integrationId: string;
+  connectionId: string;
+  type: CredentialType;
+  valueStore: ValueStoreKind;
+  /** Current version number (1, 2, ...): what get() serves. */
+  version: number;
+  /** Compare-and-set counter: pass it as `expectedVersion` to a write. */
+  rowVersion: number;
+  /** Stored status, except that an active credential past `expiresAt` reads as `expired`. */
+  status: CredentialStatus;
+  expiresAt: Date | null;
+  rotatedAt: Date | null;
+  tags: Record<string, string>;
+  /** `***` + at most the last 3 characters of a value of ≥ 12 characters; `***` otherwise. */
+  maskedValue: string;
+  /** Client certificates only: facts read from the certificate. */
+  certificate: CertificateInfo | null;
+  createdAt: Date;
+  updatedAt: Date;
+  createdBy: string;
+  updatedBy: string;
+}
+
+/** A read: the value and the metadata it belongs to. Do not log this object. */
+export interface CredentialWithValue {
+  value: string;
+  metadata: CredentialMetadata;
+}
+
+export interface CredentialVersionInfo {
+  credentialId: string;
+  version: number;
+  valueStore: ValueStoreKind;
+  /** Set on versions created by rollback: the version whose value this one re-serves. */
+  sourceVersion: number | null;
+  expiresAt: Date | null;
+  maskedValue: string;
+  createdAt: Date;
+  createdBy: string;
+  current: boolean;
+}
+
+export interface CredentialVersionWithValue {
+  value: string;
+  version: CredentialVersionInfo;
+  metadata: CredentialMetadata;
+}
+
+export interface StoreCredentialInput {
+  integrationId: string;
+  connectionId: string;
+  type: CredentialType;
+  value: string;
+  /** When the value stops working. Client certificates: read from the certificate (this is ignored). */
+  expiresAt?: Date | null;
+  /** Metadata tags (≤ 15). Never put a value in a tag. */
+  tags?: Record<string, string>;
+  /** Override the module's per-type value-store policy for this credential. */
+  valueStore?: ValueStoreKind;
+}
+
+export interface WriteOptions {
+  /**
+   * Compare-and-set: the `rowVersion` the caller last read. A different current row version fails
+   * with CredentialConflictError and writes nothing. Without it, a concurrent change is retried.
+   */
+  expectedVersion?: number;
+}
+
+export interface RotateOptions extends WriteOptions {
+  /** Expiry of the new value (`null`/omitted: none). Client certificates: read from the certificate. */
+  expiresAt?: Date | null;
+}
+
+export interface UpdateMetadataInput extends WriteOptions {
+  /** Replaces all tags. */
+  tags?: Record<string, string>;
+  /** `null` clears. Not allowed for client certificates (their expiry is the certificate's). */
+  expiresAt?: Date | null;
+  /** Lifecycle status set by flows outside this lib (refresh failures, provider revocation). */
+  status?: CredentialStatus.ACTIVE | CredentialStatus.EXPIRED | CredentialStatus.NEEDS_REAUTH | CredentialStatus.REVOKED;
+}
+
+export interface ListCredentialsQuery {
+  integrationId?: string;
+  connectionId?: string;
+  type?: CredentialType;
+  /** Effective status (an active credential past its expiry counts as `expired`). Deleted never listed. */
+  status?: CredentialStatus;
+  /** Only credentials with `expiresAt` ≤ this. */
+  expiringBefore?: Date;
+  /** Page size. @default module `defaultPageSize` (50) */
+  limit?: number;
+  /** `nextCursor` of the previous page. */
+  cursor?: string;
+}
+
+export interface CredentialPage {
+  items: CredentialMetadata[];
+  /** Present when another page follows. */
+  nextCursor?: string;
+}
+
+export interface BatchDeleteResult {
+  deleted: string[];
+  notFound: string[];
+}
+
+export interface CredentialStatistics {
+  /** Live (not deleted) credentials. */
+  total: number;
+  byType: Partial<Record<CredentialType, number>>;
+  byIntegration: Record<string, number>;
+  /** By effective status. */
+  byStatus: Partial<Record<CredentialStatus, number>>;
+  /** Not yet expired, expiring within 7 / 30 days. */
+  expiringWithin7Days: number;
+  expiringWithin30Days: number;
+  /** Past their expiry. */
+  expired: number;
+}
+
+export interface ConnectionCredentialView {
+  id: string;
+  type: CredentialType;
+  status: CredentialStatus;
+  maskedValue: string;
+  expiresAt: Date | null;
+}
+
+/** One row of a tenant's "integrations" screen. */
+export interface ConnectionView {
+  integrationId: string;
+  /** null for a configured integration without any connection (`not_configured`). */
+  connectionId: string | null;
+  status: ConnectionStatus;
+  /** Earliest expiry among the connection's credentials. */
+  expiresAt: Date | null;
+  updatedAt: Date | null;
+  credentials: ConnectionCredentialView[];
+}

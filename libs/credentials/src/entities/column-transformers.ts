@@ -1,0 +1,17 @@
+import type { ValueTransformer } from 'typeorm';
+
+/**
+ * Dates are stored as epoch milliseconds in BIGINT columns: identical on SQLite and PostgreSQL,
+ * index-friendly, compared numerically, no time-zone or driver string-format surprises.
+ * (pg returns BIGINT as a string; SQLite as a number; both come back as a Date.)
+ */
+export const epochMsDate: ValueTransformer = {
+  to: (value: Date | null | undefined) => (value == null ? value : value.getTime()),
+  from: (value: string | number | null) => (value == null ? null : new Date(Number(value))),
+};
+
+/** JSON in a TEXT column (portable; the json/jsonb types differ between the two databases). */
+export const jsonText: ValueTransformer = {
+  to: (value: unknown) => (value === undefined ? undefined : value === null ? null : JSON.stringify(value)),
+  from: (value: string | null) => (value == null ? null : JSON.parse(value)),
+};

@@ -1,0 +1,9 @@
+import { CredentialVersionEntity } from './credential-version.entity';
+import { CredentialEntity } from './credential.entity';
+import { EnvelopeValueEntity } from './envelope-value.entity';
+
+export { CredentialEntity, CredentialVersionEntity, EnvelopeValueEntity };
+export type { StoredCertificateInfo } from './credential.entity';
+
+/** Register these with the host's TypeOrmModule.forRoot({ entities }). */
+export const CREDENTIALS_ENTITIES = [CredentialEntity, CredentialVersionEntity, EnvelopeValueEntity];

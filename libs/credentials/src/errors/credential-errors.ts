@@ -1,0 +1,107 @@
+import { CredentialVaultError, ErrorSeverity } from '@app/common';
+
+/** Stable error codes of the credentials lib. Never renumber: callers and dashboards key on these. */
+export enum CredentialErrorCode {
+  /** Bad input (ids, value, tags, options of a call). Nothing was changed. */
+  VALIDATION = 2001,
+  /** No such credential for this tenant (another tenant's credential looks exactly like this). */
+  NOT_FOUND = 2002,
+  /** Compare-and-set failed: `expectedVersion` differs from the row version. Nothing was written. */
+  CONFLICT = 2003,
+  /** A live credential already exists for (integration, connection, type): rotate it instead. */
+  ALREADY_EXISTS = 2004,
+  /** The credential exists but the requested version does not. */
+  VERSION_NOT_FOUND = 2005,
+  /** The metadata points at a value the value store no longer has (deleted out of band). */
+  VALUE_MISSING = 2006,
+  /** Ciphertext failed authentication (tampered, wrong key, or bound to another credential). */
+  INTEGRITY = 2007,
+  /** Module options are invalid. */
+  CONFIGURATION = 2008,
+}
+
+export abstract class CredentialError extends CredentialVaultError {
+  abstract override readonly code: CredentialErrorCode;
+}
+
+export class CredentialValidationError extends CredentialError {
+  readonly code = CredentialErrorCode.VALIDATION;
+  readonly codeName = 'VALIDATION';
+  readonly severity = ErrorSeverity.CLIENT;
+  /** Which input field is wrong (`value`, `tags`, `integrationId`, ...). */
+  readonly field?: string;
+  constructor(message: string, field?: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.field = field;
+  }
+  override toJSON(): Record<string, unknown> {
+    return { ...super.toJSON(), field: this.field };
+  }
+}
+
+export class CredentialNotFoundError extends CredentialError {
+  readonly code = CredentialErrorCode.NOT_FOUND;
+  readonly codeName = 'NOT_FOUND';
+  readonly severity = ErrorSeverity.CLIENT;
+  constructor(readonly credentialId: string) {
+    super(`Credential ${credentialId} not found`);
+  }
+}
+
+export class CredentialConflictError extends CredentialError {
+  readonly code = CredentialErrorCode.CONFLICT;
+  readonly codeName = 'CONFLICT';
+  readonly severity = ErrorSeverity.CLIENT;
+  constructor(
+    readonly credentialId: string,
+    readonly expectedVersion: number | undefined,
+    readonly actualVersion: number | undefined,
+  ) {
+    super(
+      `Credential ${credentialId} was changed concurrently (expected row version ${expectedVersion ?? '?'}, ` +
+        `found ${actualVersion ?? '?'}); re-read it and retry`,
+    );
+  }
+  override toJSON(): Record<string, unknown> {
+    return { ...super.toJSON(), expectedVersion: this.expectedVersion, actualVersion: this.actualVersion };
+  }
+}
+
+export class CredentialAlreadyExistsError extends CredentialError {
+  readonly code = CredentialErrorCode.ALREADY_EXISTS;
+  readonly codeName = 'ALREADY_EXISTS';
+  readonly severity = ErrorSeverity.CLIENT;
+  constructor(readonly existingId: string) {
+    super(`A credential of this type already exists for this connection (${existingId}); rotate it instead`);
+  }
+}
+
+export class CredentialVersionNotFoundError extends CredentialError {
+  readonly code = CredentialErrorCode.VERSION_NOT_FOUND;
+  readonly codeName = 'VERSION_NOT_FOUND';
+  readonly severity = ErrorSeverity.CLIENT;
+  constructor(
+    readonly credentialId: string,
+    readonly version: number,
+  ) {
+    super(`Credential ${credentialId} has no version ${version}`);
+  }
+}
+
+export class CredentialValueMissingError extends CredentialError {
+  readonly code = CredentialErrorCode.VALUE_MISSING;
+  readonly codeName = 'VALUE_MISSING';
+  readonly severity = ErrorSeverity.FATAL;
+}
+
+export class CredentialIntegrityError extends CredentialError {
+  readonly code = CredentialErrorCode.INTEGRITY;
+  readonly codeName = 'INTEGRITY';
+  readonly severity = ErrorSeverity.FATAL;
+}
+
+export class CredentialsConfigurationError extends CredentialError {
+  readonly code = CredentialErrorCode.CONFIGURATION;
+  readonly codeName = 'CONFIGURATION';
+  readonly severity = ErrorSeverity.CONFIGURATION;
+}

@@ -1,0 +1,54 @@
+import { CredentialValidationError } from '../errors/credential-errors';
+
+/**
+ * Tenant, integration and connection ids: 1–128 characters of letters (case-sensitive), digits and
+ * `.` `_` `:` `@` `-`. Enough for slugs, uuids, emails and provider account ids
+ * (`acme.prod`, `github_app`, `user@example.com`, `urn:x:1`).
+ */
+export const IDENTIFIER_PATTERN = /^[A-Za-z0-9._:@-]{1,128}$/;
+export const IDENTIFIER_MAX_LENGTH = 128;
+
+export const MAX_TAGS = 15;
+export const TAG_KEY_PATTERN = /^[A-Za-z0-9._:@/-]{1,128}$/;
+export const TAG_VALUE_MAX_LENGTH = 512;
+
+export function assertIdentifier(value: unknown, field: string): asserts value is string {
+  if (typeof value !== 'string' || !IDENTIFIER_PATTERN.test(value)) {
+    const shown = typeof value === 'string' ? `${value.length} characters` : typeof value;
+    throw new CredentialValidationError(
+      `${field} must match ${IDENTIFIER_PATTERN.source} (letters, digits, . _ : @ -, 1–128 characters); got ${shown}`,
+      field,
+    );
+  }
+}
+
+/** Tags are metadata (never values): at most 15, keys per TAG_KEY_PATTERN, values ≤ 512 characters. */
+export function assertTags(tags: unknown, field = 'tags'): asserts tags is Record<string, string> {
+  if (tags === null || typeof tags !== 'object' || Array.isArray(tags)) {
+    throw new CredentialValidationError(`${field} must be an object of string values`, field);
+  }
+  const entries = Object.entries(tags as Record<string, unknown>);
+  if (entries.length > MAX_TAGS) {
+    throw new CredentialValidationError(`at most ${MAX_TAGS} tags are allowed, got ${entries.length}`, field);
+  }
+  for (const [k, v] of entries) {
+    if (!TAG_KEY_PATTERN.test(k)) {
+      throw new CredentialValidationError(`tag key "${k.slice(0, 40)}" must match ${TAG_KEY_PATTERN.source}`, field);
+    }
+    if (typeof v !== 'string' || v.length > TAG_VALUE_MAX_LENGTH) {
+      throw new CredentialValidationError(`tag "${k}" must be a string of at most ${TAG_VALUE_MAX_LENGTH} characters`, field);
+    }
+  }
+}
+
+export function assertDate(value: unknown, field: string): asserts value is Date {
+  if (!(value instanceof Date) || Number.isNaN(value.getTime())) {
+    throw new CredentialValidationError(`${field} must be a valid Date`, field);
+  }
+}
+
+export function assertPositiveInt(value: unknown, field: string): asserts value is number {
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < 1) {
+    throw new CredentialValidationError(`${field} must be a positive integer`, field);
+  }
+}
