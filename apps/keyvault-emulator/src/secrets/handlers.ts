@@ -126,8 +126,8 @@ export class SecretsApi {
 
   private nextLink(path: string, req: ApiRequest, pageSize: number, marker: string | undefined): string | null {
     if (marker === undefined) return null;
-    const q = new URLSearchParams({ 'api-version': req.apiVersion, $skiptoken: encodeSkipToken(marker), maxresults: String(pageSize) });
-    return `${this.vaultUrl}${path}?${q.toString()}`;
+    // Same layout as Azure: ...?api-version=X&$skiptoken=<token>&maxresults=N (the token is base64url)
+    return `${this.vaultUrl}${path}?api-version=${encodeURIComponent(req.apiVersion)}&$skiptoken=${encodeSkipToken(marker)}&maxresults=${pageSize}`;
   }
 
   private attributes(v: SecretVersionRecord) {

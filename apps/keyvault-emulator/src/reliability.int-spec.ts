@@ -1,0 +1,210 @@
+import { KeyVaultEmulator } from './index';
+import { emulatorSecretClient, rawRequest, restError } from './testing';
+
+const API = 'api-version=7.6';
+
+describe('Key Vault emulator: throttling', () => {
+  let emu: KeyVaultEmulator;
+  beforeAll(async () => {
+    emu = await KeyVaultEmulator.start({ quiet: true, throttle: { limit: 20, windowMs: 1000 } });
+  });
+  afterAll(() => emu.stop());
+
+  it('answers 429 Throttled with Retry-After beyond the configured rate, then recovers', async () => {
+    const client = emulatorSecretClient(emu, { maxRetries: 0 });
+    await new Promise((r) => setTimeout(r, 1100)); // full bucket
+    emu.resetStats();
+    const started = Date.now();
+    const results = await Promise.all(
+      Array.from({ length: 60 }, () =>
+        client.setSecret('hot', 'v').then(
+          () => 200,
+          (e: { statusCode?: number }) => e.statusCode,
+        ),
+      ),
+    );
+    const elapsedS = (Date.now() - started) / 1000;
+    const ok = results.filter((s) => s === 200).length;
+    const throttled = results.filter((s) => s === 429).length;
+    expect(ok + throttled).toBe(60);
+    // the burst gets the bucket (20) plus whatever refilled while it ran (20/s), never more
+    expect(ok).toBeGreaterThanOrEqual(20);
+    expect(ok).toBeLessThanOrEqual(20 + Math.ceil(elapsedS * 20) + 1);
+    expect(throttled).toBeGreaterThan(0);
+    expect(emu.stats().byOperationAndStatus['setSecret:429']).toBe(throttled);
+
+    const err = await restError(Promise.all(Array.from({ length: 40 }, () => client.getSecret('hot'))));
+    expect(err.statusCode).toBe(429);
+    expect(err.code).toBe('Throttled');
+    expect(err.response!.headers.get('retry-after')).toBe('1');
+
+    await new Promise((r) => setTimeout(r, 1100));
+    expect((await client.getSecret('hot')).value).toBe('v');
+  });
+
+  it('returns Azure\'s throttling body and a Retry-After that says when a token is back', async () => {
+    const slow = await KeyVaultEmulator.start({ quiet: true, throttle: { limit: 2, windowMs: 60_000 } });
+    try {
+      expect((await rawRequest(slow, 'PUT', `/secrets/a?${API}`, { body: { value: 'x' } })).status).toBe(200);
+      expect((await rawRequest(slow, 'GET', `/secrets/a?${API}`)).status).toBe(200);
+      const raw = await rawRequest(slow, 'GET', `/secrets/a?${API}`);
+      expect(raw.status).toBe(429);
+      expect(Number(raw.headers['retry-after'])).toBeGreaterThanOrEqual(29);
+      expect(Number(raw.headers['retry-after'])).toBeLessThanOrEqual(30);
+      expect(raw.json).toEqual({
+        error: {
+          code: 'Throttled',
+          message: 'Request was not processed because too many requests were received. Reason: VaultRequestTypeLimitReached',
+        },
+      });
+      // the challenge of a new client is never throttled
+      expect((await rawRequest(slow, 'GET', `/secrets/a?${API}`, { token: null })).status).toBe(401);
+    } finally {
+      await slow.stop();
+    }
+  });
+
+  it('a client that honours Retry-After (the SDK default retry policy) gets through', async () => {
+    const client = emulatorSecretClient(emu, { maxRetries: 5 });
+    const values = await Promise.all(Array.from({ length: 40 }, (_, i) => client.setSecret(`retry-${i}`, `v${i}`).then((s) => s.value)));
+    expect(values).toEqual(Array.from({ length: 40 }, (_, i) => `v${i}`));
+  });
+
+  it('does not throttle or count the admin endpoints', async () => {
+    const client = emulatorSecretClient(emu, { maxRetries: 0 });
+    await Promise.all(Array.from({ length: 30 }, () => client.getSecret('hot').catch(() => undefined)));
+    emu.resetStats();
+    for (let i = 0; i < 30; i++) {
+      expect((await rawRequest(emu, 'GET', '/_emulator/health', { token: null })).status).toBe(200);
+    }
+    expect(emu.stats().total).toBe(0);
+  });
+});
+
+describe('Key Vault emulator: fault injection', () => {
+  let emu: KeyVaultEmulator;
+  beforeAll(async () => {
+    emu = await KeyVaultEmulator.start({ quiet: true, throttle: false });
+    await emulatorSecretClient(emu).setSecret('target', 'value');
+  });
+  afterEach(() => {
+    emu.clearFaults();
+    emu.resetStats();
+  });
+  afterAll(() => emu.stop());
+
+  it('status 503 for the next N requests: retries recover, no retries surface ServiceUnavailable with Retry-After', async () => {
+    emu.injectFault({ kind: 'status', status: 503, count: 2, operations: ['getSecret'], retryAfterSeconds: 0 });
+    const retrying = emulatorSecretClient(emu, { maxRetries: 3 });
+    expect((await retrying.getSecret('target')).value).toBe('value');
+    expect(emu.stats().byOperationAndStatus).toMatchObject({ 'getSecret:503': 2, 'getSecret:200': 1 });
+
+    emu.injectFault({ kind: 'status', status: 503, retryAfterSeconds: 4 });
+    const err = await restError(emulatorSecretClient(emu, { maxRetries: 0 }).getSecret('target'));
+    expect(err.statusCode).toBe(503);
+    expect(err.code).toBe('ServiceUnavailable');
+    expect(err.response!.headers.get('retry-after')).toBe('4');
+  });
+
+  it('status 429 and 500 with Azure-shaped bodies', async () => {
+    const client = emulatorSecretClient(emu, { maxRetries: 0 });
+    emu.injectFault({ kind: 'status', status: 429, retryAfterSeconds: 7, count: 1 });
+    const throttled = await restError(client.getSecret('target'));
+    expect([throttled.statusCode, throttled.code]).toEqual([429, 'Throttled']);
+    expect(throttled.response!.headers.get('retry-after')).toBe('7');
+
+    emu.injectFault({ kind: 'status', status: 500, count: 1 });
+    const raw = await rawRequest(emu, 'GET', `/secrets/target?${API}`);
+    expect(raw.status).toBe(500);
+    expect(raw.json).toEqual({ error: { code: 'InternalServerError', message: expect.any(String) } });
+    expect((await client.getSecret('target')).value).toBe('value'); // count exhausted
+  });
+
+  it('applies a fault with the configured rate', async () => {
+    const client = emulatorSecretClient(emu, { maxRetries: 0 });
+    emu.injectFault({ kind: 'status', status: 500, rate: 0.5 });
+    const results = await Promise.all(
+      Array.from({ length: 200 }, () =>
+        client.getSecret('target').then(
+          () => 200,
+          (e: { statusCode?: number }) => e.statusCode,
+        ),
+      ),
+    );
+    const failed = results.filter((s) => s === 500).length;
+    expect(failed).toBeGreaterThan(60);
+    expect(failed).toBeLessThan(140);
+    expect(results.filter((s) => s === 200).length).toBe(200 - failed);
+  });
+
+  it('only affects the listed operations and expires after durationMs', async () => {
+    const client = emulatorSecretClient(emu, { maxRetries: 0 });
+    emu.injectFault({ kind: 'status', status: 500, operations: ['setSecret'], durationMs: 300 });
+    expect((await client.getSecret('target')).value).toBe('value');
+    expect((await restError(client.setSecret('target', 'changed'))).statusCode).toBe(500);
+    await new Promise((r) => setTimeout(r, 350));
+    expect((await client.setSecret('target', 'value')).value).toBe('value');
+  });
+
+  it('adds latency', async () => {
+    const client = emulatorSecretClient(emu, { maxRetries: 0 });
+    await client.getSecret('target');
+    emu.injectFault({ kind: 'latency', latencyMs: 300, count: 1 });
+    const t0 = Date.now();
+    await client.getSecret('target');
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(290);
+    const t1 = Date.now();
+    await client.getSecret('target');
+    expect(Date.now() - t1).toBeLessThan(250);
+  });
+
+  it('resets the connection without a response', async () => {
+    emu.injectFault({ kind: 'reset', count: 1 });
+    await expect(rawRequest(emu, 'GET', `/secrets/target?${API}`)).rejects.toMatchObject({ code: expect.stringMatching(/ECONNRESET|EPIPE/) });
+    emu.injectFault({ kind: 'reset', count: 1 });
+    const err = await emulatorSecretClient(emu, { maxRetries: 0 })
+      .getSecret('target')
+      .then(
+        () => undefined,
+        (e: { code?: string; statusCode?: number }) => e,
+      );
+    expect(err).toBeDefined();
+    expect(err!.statusCode).toBeUndefined();
+    expect(emu.stats().byOperationAndStatus['getSecret:reset']).toBe(2);
+    // the SDK's retry policy gets through a single reset
+    emu.injectFault({ kind: 'reset', count: 1 });
+    expect((await emulatorSecretClient(emu, { maxRetries: 2 }).getSecret('target')).value).toBe('value');
+  });
+
+  it('is controllable over the /_emulator admin endpoints without a bearer token', async () => {
+    const client = emulatorSecretClient(emu, { maxRetries: 0 });
+    const added = await rawRequest(emu, 'POST', '/_emulator/faults', {
+      token: null,
+      body: { kind: 'status', status: 503, operations: ['getSecret'] },
+    });
+    expect(added.status).toBe(201);
+    expect((await restError(client.getSecret('target'))).statusCode).toBe(503);
+    const bad = await rawRequest(emu, 'POST', '/_emulator/faults', { token: null, body: { kind: 'status', status: 404 } });
+    expect(bad.status).toBe(400);
+    expect(bad.json.error.message).toMatch(/status must be 429, 500 or 503/);
+
+    const stats = await rawRequest(emu, 'GET', '/_emulator/stats', { token: null });
+    expect(stats.json.byOperationAndStatus['getSecret:503']).toBe(1);
+    expect(stats.json.total).toBe(emu.stats().total);
+
+    expect((await rawRequest(emu, 'DELETE', '/_emulator/faults', { token: null })).status).toBe(204);
+    expect((await client.getSecret('target')).value).toBe('value');
+
+    emu.injectFault({ kind: 'status', status: 500 });
+    expect((await rawRequest(emu, 'POST', '/_emulator/reset', { token: null })).status).toBe(204);
+    expect(emu.stats().total).toBe(0);
+    expect((await client.getSecret('target')).value).toBe('value');
+    const health = await rawRequest(emu, 'GET', '/_emulator/health', { token: null });
+    expect(health.json).toMatchObject({ status: 'ok', vaultUrl: emu.vaultUrl });
+  });
+
+  it('validates fault specs passed in code', () => {
+    expect(() => emu.injectFault({ kind: 'latency' })).toThrow(/latencyMs/);
+    expect(() => emu.injectFault({ kind: 'status', status: 500, rate: 2 })).toThrow(/rate/);
+  });
+});
