@@ -1,0 +1,302 @@
+import { Inject, Injectable } from '@nestjs/common';
+import type {
+  DeletedSecret as SdkDeletedSecret,
+  KeyVaultSecret as SdkSecret,
+  SecretProperties as SdkSecretProperties,
+} from '@azure/keyvault-secrets';
+import { KeyVaultErrorCode } from './errors/key-vault-error-code';
+import { KeyVaultError, type KeyVaultOperation } from './errors/key-vault.error';
+import { isKeyVaultError } from './errors/key-vault.error';
+import { toKeyVaultError } from './errors/map-key-vault-error';
+import type { KeyVaultSecretClient } from './client/secret-client.factory';
+import type { ResolvedKeyVaultOptions } from './interfaces/key-vault-module-options.interface';
+import { KEY_VAULT_RESOLVED_OPTIONS, KEY_VAULT_SECRET_CLIENT } from './key-vault.internal-constants';
+import {
+  KeyVaultProvider,
+  type DeletedSecret,
+  type ListPageOptions,
+  type Page,
+  type Secret,
+  type SecretProperties,
+  type SetSecretOptions,
+  type UpdateSecretPropertiesOptions,
+} from './key-vault.provider';
+import type { AttemptContext } from './resilience/key-vault.resilience';
+import { KeyVaultResilience } from './resilience/key-vault.resilience';
+
+const SECRET_NAME = /^[0-9a-zA-Z-]{1,127}$/;
+const SECRET_VERSION = /^[0-9a-zA-Z]{1,64}$/;
+/** Key Vault's page size limit for `maxresults`. */
+const MAX_PAGE_SIZE = 25;
+
+function toProperties(p: SdkSecretProperties): SecretProperties {
+  return {
+    name: p.name,
+    version: p.version ?? '',
+    id: p.id ?? '',
+    enabled: p.enabled ?? true,
+    contentType: p.contentType,
+    tags: { ...(p.tags ?? {}) },
+    createdOn: p.createdOn,
+    updatedOn: p.updatedOn,
+    expiresOn: p.expiresOn,
+    notBefore: p.notBefore,
+    recoveryLevel: p.recoveryLevel,
+    recoverableDays: p.recoverableDays,
+  };
+}
+
+function toSecret(s: SdkSecret, fallbackValue?: string): Secret {
+  return { value: s.value ?? fallbackValue ?? '', properties: toProperties(s.properties) };
+}
+
+function toDeleted(d: SdkDeletedSecret): DeletedSecret {
+  return {
+    properties: toProperties(d.properties),
+    recoveryId: d.recoveryId ?? d.properties.recoveryId,
+    deletedOn: d.deletedOn ?? d.properties.deletedOn,
+    scheduledPurgeDate: d.scheduledPurgeDate ?? d.properties.scheduledPurgeDate,
+  };
+}
+
+/**
+ * `KeyVaultProvider` over the Azure SDK's `SecretClient`, every call through `KeyVaultResilience`.
+ * Names are checked before any call (`^[0-9a-zA-Z-]{1,127}$`), so nothing else ever reaches the URL
+ * path; continuation tokens must point at this vault (they are URLs the SDK follows with our token).
+ */
+@Injectable()
+export class AzureKeyVaultProvider extends KeyVaultProvider {
+  readonly vaultUrl: string;
+
+  constructor(
+    @Inject(KEY_VAULT_SECRET_CLIENT) private readonly client: KeyVaultSecretClient,
+    private readonly resilience: KeyVaultResilience,
+    @Inject(KEY_VAULT_RESOLVED_OPTIONS) private readonly options: ResolvedKeyVaultOptions,
+  ) {
+    super();
+    this.vaultUrl = options.vaultUrl;
+  }
+
+  async setSecret(name: string, value: string, options: SetSecretOptions = {}): Promise<Secret> {
+    this.checkName('setSecret', name);
+    if (typeof value !== 'string') {
+      throw this.invalid('setSecret', name, 'the value must be a string');
+    }
+    // A retry after a lost response may add one more (identical) version: versions are immutable and harmless.
+    return this.resilience.execute('setSecret', name, async ({ signal }) =>
+      toSecret(
+        await this.client.setSecret(name, value, {
+          contentType: options.contentType,
+          tags: options.tags,
+          enabled: options.enabled,
+          expiresOn: options.expiresOn,
+          notBefore: options.notBefore,
+          abortSignal: signal,
+        }),
+        value,
+      ),
+    );
+  }
+
+  async getSecret(name: string, version?: string): Promise<Secret> {
+    this.checkName('getSecret', name);
+    if (version !== undefined) this.checkVersion('getSecret', name, version);
+    return this.resilience.execute('getSecret', name, async ({ signal }) =>
+      toSecret(await this.client.getSecret(name, { version, abortSignal: signal })),
+    );
+  }
+
+  async updateSecretProperties(
+    name: string,
+    version: string,
+    options: UpdateSecretPropertiesOptions,
+  ): Promise<SecretProperties> {
+    this.checkName('updateSecretProperties', name);
+    this.checkVersion('updateSecretProperties', name, version);
+    return this.resilience.execute('updateSecretProperties', name, async ({ signal }) =>
+      toProperties(
+        await this.client.updateSecretProperties(name, version, {
+          contentType: options.contentType,
+          tags: options.tags,
+          enabled: options.enabled,
+          expiresOn: options.expiresOn,
+          notBefore: options.notBefore,
+          abortSignal: signal,
+        }),
+      ),
+    );
+  }
+
+  async listSecrets(options: ListPageOptions = {}): Promise<Page<SecretProperties>> {
+    this.checkPage('listSecrets', undefined, options);
+    return this.resilience.execute('listSecrets', undefined, (ctx) =>
+      this.firstPage(ctx, this.client.listPropertiesOfSecrets({ abortSignal: ctx.signal }), options, toProperties),
+    );
+  }
+
+  async *listAllSecrets(): AsyncIterable<SecretProperties> {
+    let continuationToken: string | undefined;
+    do {
+      const page = await this.listSecrets({ maxPageSize: MAX_PAGE_SIZE, continuationToken });
+      yield* page.items;
+      continuationToken = page.continuationToken;
+    } while (continuationToken);
+  }
+
+  async listSecretVersions(name: string, options: ListPageOptions = {}): Promise<Page<SecretProperties>> {
+    this.checkName('listSecretVersions', name);
+    this.checkPage('listSecretVersions', name, options);
+    return this.resilience.execute('listSecretVersions', name, (ctx) =>
+      this.firstPage(ctx, this.client.listPropertiesOfSecretVersions(name, { abortSignal: ctx.signal }), options, toProperties),
+    );
+  }
+
+  async *listAllSecretVersions(name: string): AsyncIterable<SecretProperties> {
+    let continuationToken: string | undefined;
+    do {
+      const page = await this.listSecretVersions(name, { maxPageSize: MAX_PAGE_SIZE, continuationToken });
+      yield* page.items;
+      continuationToken = page.continuationToken;
+    } while (continuationToken);
+  }
+
+  async deleteSecret(name: string): Promise<DeletedSecret> {
+    this.checkName('deleteSecret', name);
+    const intervalInMs = this.options.resilience.pollIntervalMs;
+    return this.resilience.execute('deleteSecret', name, async ({ signal, attempt }) => {
+      try {
+        const poller = await this.client.beginDeleteSecret(name, { intervalInMs, abortSignal: signal });
+        return toDeleted(await poller.pollUntilDone({ abortSignal: signal }));
+      } catch (e) {
+        // An earlier attempt's DELETE may have succeeded before its answer was lost: the name is then
+        // already soft-deleted and a new DELETE says 404. Confirm with the deleted-secret record.
+        if (attempt > 0 && isKeyVaultError(toKeyVaultError(e, { operation: 'deleteSecret' }), KeyVaultErrorCode.KEY_NOT_FOUND)) {
+          try {
+            return toDeleted(await this.client.getDeletedSecret(name, { abortSignal: signal }));
+          } catch {
+            throw e;
+          }
+        }
+        throw e;
+      }
+    });
+  }
+
+  async getDeletedSecret(name: string): Promise<DeletedSecret> {
+    this.checkName('getDeletedSecret', name);
+    return this.resilience.execute('getDeletedSecret', name, async ({ signal }) =>
+      toDeleted(await this.client.getDeletedSecret(name, { abortSignal: signal })),
+    );
+  }
+
+  async listDeletedSecrets(options: ListPageOptions = {}): Promise<Page<DeletedSecret>> {
+    this.checkPage('listDeletedSecrets', undefined, options);
+    return this.resilience.execute('listDeletedSecrets', undefined, (ctx) =>
+      this.firstPage(ctx, this.client.listDeletedSecrets({ abortSignal: ctx.signal }), options, toDeleted),
+    );
+  }
+
+  async recoverDeletedSecret(name: string): Promise<SecretProperties> {
+    this.checkName('recoverDeletedSecret', name);
+    const intervalInMs = this.options.resilience.pollIntervalMs;
+    // The SDK's recover poller first reads the secret and stops if it is already live, so a retry
+    // after a lost answer is harmless.
+    return this.resilience.execute('recoverDeletedSecret', name, async ({ signal }) => {
+      const poller = await this.client.beginRecoverDeletedSecret(name, { intervalInMs, abortSignal: signal });
+      return toProperties(await poller.pollUntilDone({ abortSignal: signal }));
+    });
+  }
+
+  async purgeDeletedSecret(name: string): Promise<void> {
+    this.checkName('purgeDeletedSecret', name);
+    return this.resilience.execute('purgeDeletedSecret', name, async ({ signal, attempt }) => {
+      try {
+        await this.client.purgeDeletedSecret(name, { abortSignal: signal });
+      } catch (e) {
+        // 404 on a retry: the earlier attempt purged it and its answer was lost. Done.
+        if (attempt > 0 && isKeyVaultError(toKeyVaultError(e, { operation: 'purgeDeletedSecret' }), KeyVaultErrorCode.KEY_NOT_FOUND)) {
+          return;
+        }
+        throw e;
+      }
+    });
+  }
+
+  async backupSecret(name: string): Promise<Uint8Array> {
+    this.checkName('backupSecret', name);
+    return this.resilience.execute('backupSecret', name, async ({ signal }) => {
+      const blob = await this.client.backupSecret(name, { abortSignal: signal });
+      if (!blob || blob.length === 0) {
+        throw new KeyVaultError(KeyVaultErrorCode.BACKUP_FAILED, `Key Vault backupSecret failed for secret "${name}": BACKUP_FAILED (empty backup)`, {
+          operation: 'backupSecret',
+          secretName: name,
+        });
+      }
+      return blob;
+    });
+  }
+
+  async restoreSecretBackup(backup: Uint8Array): Promise<SecretProperties> {
+    if (!(backup instanceof Uint8Array) || backup.length === 0) {
+      throw this.invalid('restoreSecretBackup', undefined, 'the backup must be a non-empty Uint8Array');
+    }
+    return this.resilience.execute('restoreSecretBackup', undefined, async ({ signal }) =>
+      toProperties(await this.client.restoreSecretBackup(backup, { abortSignal: signal })),
+    );
+  }
+
+  /** Reads one page; the continuation token is the page's own or the `nextLink` the pipeline captured. */
+  private async firstPage<S, T>(
+    ctx: AttemptContext,
+    iterable: { byPage(settings?: { maxPageSize?: number; continuationToken?: string }): AsyncIterableIterator<S[]> },
+    options: ListPageOptions,
+    map: (item: S) => T,
+  ): Promise<Page<T>> {
+    const pages = iterable.byPage({ maxPageSize: options.maxPageSize, continuationToken: options.continuationToken });
+    try {
+      const first = await pages.next();
+      if (first.done || !first.value) return { items: [] };
+      const page = first.value as S[] & { continuationToken?: string };
+      const token = page.continuationToken ?? ctx.call.nextLink ?? undefined;
+      return token ? { items: page.map(map), continuationToken: token } : { items: page.map(map) };
+    } finally {
+      await pages.return?.(undefined);
+    }
+  }
+
+  private checkName(operation: KeyVaultOperation, name: string): void {
+    if (typeof name !== 'string' || !SECRET_NAME.test(name)) {
+      throw this.invalid(operation, typeof name === 'string' ? name : undefined, 'secret names are 1-127 characters of 0-9, a-z, A-Z and -');
+    }
+  }
+
+  private checkVersion(operation: KeyVaultOperation, name: string, version: string): void {
+    if (typeof version !== 'string' || !SECRET_VERSION.test(version)) {
+      throw this.invalid(operation, name, 'a secret version is 1-64 letters or digits');
+    }
+  }
+
+  private checkPage(operation: KeyVaultOperation, name: string | undefined, options: ListPageOptions): void {
+    const { maxPageSize, continuationToken } = options;
+    if (maxPageSize !== undefined && (!Number.isInteger(maxPageSize) || maxPageSize < 1 || maxPageSize > MAX_PAGE_SIZE)) {
+      throw this.invalid(operation, name, `maxPageSize must be an integer from 1 to ${MAX_PAGE_SIZE}`);
+    }
+    if (continuationToken !== undefined) {
+      let ok = false;
+      try {
+        ok = new URL(continuationToken).origin === new URL(this.vaultUrl).origin;
+      } catch {
+        ok = false;
+      }
+      if (!ok) throw this.invalid(operation, name, 'continuationToken is not a token from this vault');
+    }
+  }
+
+  private invalid(operation: KeyVaultOperation, secretName: string | undefined, why: string): KeyVaultError {
+    const subject = secretName === undefined ? '' : ` for secret "${secretName.slice(0, 140)}"`;
+    return new KeyVaultError(KeyVaultErrorCode.INVALID_REQUEST, `Key Vault ${operation} refused${subject}: INVALID_REQUEST (${why})`, {
+      operation,
+      secretName,
+    });
+  }
+}

@@ -1,0 +1,79 @@
+import { AsyncLocalStorage } from 'node:async_hooks';
+import type { TokenCredential } from '@azure/identity';
+import { SecretClient, type SecretClientOptions } from '@azure/keyvault-secrets';
+import type { ResolvedKeyVaultOptions } from '../interfaces/key-vault-module-options.interface';
+
+/** The part of `SecretClient` the provider and the health indicator use (a fake implements this in unit tests). */
+export type KeyVaultSecretClient = Pick<
+  SecretClient,
+  | 'vaultUrl'
+  | 'setSecret'
+  | 'getSecret'
+  | 'updateSecretProperties'
+  | 'listPropertiesOfSecrets'
+  | 'listPropertiesOfSecretVersions'
+  | 'listDeletedSecrets'
+  | 'beginDeleteSecret'
+  | 'getDeletedSecret'
+  | 'beginRecoverDeletedSecret'
+  | 'purgeDeletedSecret'
+  | 'backupSecret'
+  | 'restoreSecretBackup'
+>;
+
+/** Per-call state shared with the pipeline policy below through AsyncLocalStorage. */
+export interface KeyVaultCallContext {
+  /** Abort signal of the current attempt (per-attempt timeout). */
+  signal?: AbortSignal;
+  /** `nextLink` of the last list response seen in this call (null: last page). */
+  nextLink?: string | null;
+}
+
+export const keyVaultCallContext = new AsyncLocalStorage<KeyVaultCallContext>();
+
+type PipelinePolicy = NonNullable<SecretClientOptions['additionalPolicies']>[number]['policy'];
+
+/**
+ * Two gaps of @azure/keyvault-secrets 4.11 closed without touching its internals:
+ * - `byPage()` maps each page with `Array.map`, which drops the page's `continuationToken`: we read
+ *   `nextLink` from the list response body ourselves;
+ * - requests for a continuation page do not carry the caller's `abortSignal`: we attach the
+ *   current attempt's signal to any request that has none, so per-attempt timeouts cancel them.
+ */
+export const keyVaultCallContextPolicy: PipelinePolicy = {
+  name: 'credentialVaultCallContext',
+  async sendRequest(request, next) {
+    const ctx = keyVaultCallContext.getStore();
+    if (ctx?.signal && !request.abortSignal) request.abortSignal = ctx.signal;
+    const response = await next(request);
+    if (ctx && request.method === 'GET' && response.status === 200 && response.bodyAsText) {
+      try {
+        const body = JSON.parse(response.bodyAsText) as { value?: unknown; nextLink?: unknown };
+        if (Array.isArray(body.value)) ctx.nextLink = typeof body.nextLink === 'string' && body.nextLink ? body.nextLink : null;
+      } catch {
+        // not JSON: not a list page
+      }
+    }
+    return response;
+  },
+};
+
+/**
+ * Builds the real `SecretClient`.
+ *
+ * - `retryOptions.maxRetries: 0`: the SDK's own retry policy is off; our cockatiel policy is the only
+ *   retry layer, so attempts never multiply.
+ * - `tlsOptions.ca`: trust the local vault's CA for this client only (validated: local vaults only).
+ *   The SDK's node HTTP client creates one keep-alive https.Agent per tlsOptions object.
+ * - `allowInsecureConnection` only for an http:// local vault.
+ */
+export function createSecretClient(options: ResolvedKeyVaultOptions, credential: TokenCredential): SecretClient {
+  const clientOptions: SecretClientOptions = {
+    retryOptions: { maxRetries: 0 },
+    disableChallengeResourceVerification: options.disableChallengeResourceVerification,
+    additionalPolicies: [{ policy: keyVaultCallContextPolicy, position: 'perCall' }],
+  };
+  if (options.caCertPem) clientOptions.tlsOptions = { ca: options.caCertPem };
+  if (options.isLocalVault && options.vaultUrl.startsWith('http:')) clientOptions.allowInsecureConnection = true;
+  return new SecretClient(options.vaultUrl, credential, clientOptions);
+}

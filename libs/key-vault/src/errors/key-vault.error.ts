@@ -1,0 +1,98 @@
+import { CredentialVaultError, ErrorSeverity } from '@app/common';
+import { KeyVaultErrorCode } from './key-vault-error-code';
+
+/** Name of a `KeyVaultProvider` operation (also the `operation` label of the metrics). */
+export type KeyVaultOperation =
+  | 'setSecret'
+  | 'getSecret'
+  | 'updateSecretProperties'
+  | 'listSecrets'
+  | 'listSecretVersions'
+  | 'deleteSecret'
+  | 'getDeletedSecret'
+  | 'listDeletedSecrets'
+  | 'recoverDeletedSecret'
+  | 'purgeDeletedSecret'
+  | 'backupSecret'
+  | 'restoreSecretBackup'
+  | 'healthCheck'
+  | 'configuration';
+
+const SEVERITY: Record<KeyVaultErrorCode, ErrorSeverity> = {
+  [KeyVaultErrorCode.RATE_LIMITED]: ErrorSeverity.TRANSIENT,
+  [KeyVaultErrorCode.TIMEOUT]: ErrorSeverity.TRANSIENT,
+  [KeyVaultErrorCode.SERVICE_UNAVAILABLE]: ErrorSeverity.TRANSIENT,
+  [KeyVaultErrorCode.CIRCUIT_OPEN]: ErrorSeverity.TRANSIENT,
+  [KeyVaultErrorCode.BULKHEAD_FULL]: ErrorSeverity.TRANSIENT,
+  [KeyVaultErrorCode.UNAUTHORIZED]: ErrorSeverity.CONFIGURATION,
+  [KeyVaultErrorCode.FORBIDDEN]: ErrorSeverity.CONFIGURATION,
+  [KeyVaultErrorCode.CONFIGURATION]: ErrorSeverity.CONFIGURATION,
+  [KeyVaultErrorCode.KEY_NOT_FOUND]: ErrorSeverity.CLIENT,
+  [KeyVaultErrorCode.INVALID_REQUEST]: ErrorSeverity.CLIENT,
+  [KeyVaultErrorCode.CONFLICT]: ErrorSeverity.CLIENT,
+  [KeyVaultErrorCode.DELETED_BUT_RECOVERABLE]: ErrorSeverity.CLIENT,
+  [KeyVaultErrorCode.DISABLED]: ErrorSeverity.CLIENT,
+  [KeyVaultErrorCode.BACKUP_FAILED]: ErrorSeverity.CLIENT,
+  [KeyVaultErrorCode.PURGE_PROTECTED]: ErrorSeverity.CLIENT,
+  [KeyVaultErrorCode.UNKNOWN]: ErrorSeverity.FATAL,
+};
+
+/** The severity a code always has (stable: callers may branch on it). */
+export function severityOf(code: KeyVaultErrorCode): ErrorSeverity {
+  return SEVERITY[code];
+}
+
+export interface KeyVaultErrorDetails {
+  operation: KeyVaultOperation;
+  secretName?: string;
+  /** HTTP status returned by the vault, when there was a response. */
+  statusCode?: number;
+  /** The service's own error code string, e.g. `SecretNotFound`, `Conflict`, `Throttled`. */
+  azureCode?: string;
+  /** How long the vault asked us to wait (from `Retry-After`), in milliseconds. */
+  retryAfterMs?: number;
+  cause?: unknown;
+}
+
+/**
+ * Every failure of the key-vault lib. The message names the operation and the secret name, never a
+ * value; the original error (RestError, identity error, cockatiel error) is kept as `cause`.
+ */
+export class KeyVaultError extends CredentialVaultError {
+  readonly code: KeyVaultErrorCode;
+  readonly codeName: string;
+  readonly severity: ErrorSeverity;
+  readonly operation: KeyVaultOperation;
+  readonly secretName?: string;
+  readonly statusCode?: number;
+  readonly azureCode?: string;
+  readonly retryAfterMs?: number;
+
+  constructor(code: KeyVaultErrorCode, message: string, details: KeyVaultErrorDetails) {
+    super(message, details.cause === undefined ? undefined : { cause: details.cause });
+    this.code = code;
+    this.codeName = KeyVaultErrorCode[code] ?? 'UNKNOWN';
+    this.severity = severityOf(code);
+    this.operation = details.operation;
+    this.secretName = details.secretName;
+    this.statusCode = details.statusCode;
+    this.azureCode = details.azureCode;
+    this.retryAfterMs = details.retryAfterMs;
+  }
+
+  override toJSON(): Record<string, unknown> {
+    return {
+      ...super.toJSON(),
+      operation: this.operation,
+      secretName: this.secretName,
+      statusCode: this.statusCode,
+      azureCode: this.azureCode,
+      retryAfterMs: this.retryAfterMs,
+    };
+  }
+}
+
+/** True when `e` is a `KeyVaultError` (optionally: with this code). */
+export function isKeyVaultError(e: unknown, code?: KeyVaultErrorCode): e is KeyVaultError {
+  return e instanceof KeyVaultError && (code === undefined || e.code === code);
+}

@@ -1,0 +1,112 @@
+import { ErrorSeverity } from '@app/common';
+import { CredentialUnavailableError, AuthenticationError } from '@azure/identity';
+import { BrokenCircuitError, BulkheadRejectedError, TaskCancelledError } from 'cockatiel';
+import { networkError, restError } from '../testing/fake-secret-client';
+import { KeyVaultErrorCode as C } from './key-vault-error-code';
+import { KeyVaultError, isKeyVaultError, type KeyVaultOperation } from './key-vault.error';
+import { parseRetryAfterMs, toKeyVaultError } from './map-key-vault-error';
+
+const get = (operation: KeyVaultOperation = 'getSecret') => ({ operation, secretName: 'tenant-a-github' });
+
+describe('toKeyVaultError', () => {
+  it.each<[string, unknown, KeyVaultOperation, C]>([
+    ['429', restError(429, 'Throttled', 'Too many requests', { 'retry-after': '3' }), 'getSecret', C.RATE_LIMITED],
+    ['401', restError(401, 'Unauthorized', 'AKV10000: Request is missing a Bearer'), 'getSecret', C.UNAUTHORIZED],
+    ['403 disabled', restError(403, 'Forbidden', 'Operation get is not allowed on a disabled secret.'), 'getSecret', C.DISABLED],
+    ['403 SecretDisabled code', restError(403, 'SecretDisabled', 'nope'), 'getSecret', C.DISABLED],
+    ['403 access', restError(403, 'Forbidden', 'The user does not have secrets get permission on key vault'), 'getSecret', C.FORBIDDEN],
+    [
+      '403 purge protection',
+      restError(403, 'Forbidden', 'Operation "purge" is not allowed because purge protection is enabled for this vault.'),
+      'purgeDeletedSecret',
+      C.PURGE_PROTECTED,
+    ],
+    ['404', restError(404, 'SecretNotFound', 'A secret with (name/id) x was not found'), 'getSecret', C.KEY_NOT_FOUND],
+    ['400', restError(400, 'BadParameter', 'The request URI contains an invalid name'), 'setSecret', C.INVALID_REQUEST],
+    ['400 on backup', restError(400, 'BadParameter', 'Backup is not allowed for more than 500 versions'), 'backupSecret', C.BACKUP_FAILED],
+    ['400 on restore', restError(400, 'BadParameter', 'Backup blob is corrupt'), 'restoreSecretBackup', C.BACKUP_FAILED],
+    ['409 ObjectIsDeletedButRecoverable code', restError(409, 'ObjectIsDeletedButRecoverable', 'x'), 'setSecret', C.DELETED_BUT_RECOVERABLE],
+    [
+      '409 Conflict with the Azure message',
+      restError(409, 'Conflict', 'Secret x is currently in a deleted but recoverable state, and its name cannot be reused'),
+      'setSecret',
+      C.DELETED_BUT_RECOVERABLE,
+    ],
+    ['409 other', restError(409, 'Conflict', 'There was a conflict with a concurrent operation'), 'setSecret', C.CONFLICT],
+    ['500', restError(500, 'InternalServerError', 'boom'), 'getSecret', C.SERVICE_UNAVAILABLE],
+    ['503', restError(503, 'ServiceUnavailable', 'down', { 'retry-after': '2' }), 'getSecret', C.SERVICE_UNAVAILABLE],
+    ['408', restError(408, 'RequestTimeout', 'slow'), 'getSecret', C.TIMEOUT],
+    ['ECONNRESET', networkError('ECONNRESET', 'socket hang up'), 'getSecret', C.SERVICE_UNAVAILABLE],
+    ['ECONNREFUSED', networkError('ECONNREFUSED', 'connect ECONNREFUSED 127.0.0.1:1'), 'getSecret', C.SERVICE_UNAVAILABLE],
+    ['socket hang up without code', networkError('REQUEST_SEND_ERROR', 'socket hang up'), 'getSecret', C.SERVICE_UNAVAILABLE],
+    ['ETIMEDOUT', networkError('ETIMEDOUT', 'connect ETIMEDOUT'), 'getSecret', C.TIMEOUT],
+    ['untrusted TLS', networkError('SELF_SIGNED_CERT_IN_CHAIN', 'self-signed certificate in certificate chain'), 'getSecret', C.CONFIGURATION],
+    ['AbortError', Object.assign(new Error('The operation was aborted.'), { name: 'AbortError' }), 'getSecret', C.TIMEOUT],
+    ['cockatiel timeout', new TaskCancelledError(), 'getSecret', C.TIMEOUT],
+    ['open breaker', new BrokenCircuitError(), 'getSecret', C.CIRCUIT_OPEN],
+    ['full bulkhead', new BulkheadRejectedError(1, 1), 'getSecret', C.BULKHEAD_FULL],
+    ['CredentialUnavailableError', new CredentialUnavailableError('ManagedIdentityCredential: no IMDS'), 'getSecret', C.UNAUTHORIZED],
+    ['AuthenticationError', new AuthenticationError(400, { error: 'invalid_client', error_description: 'bad secret' }), 'getSecret', C.UNAUTHORIZED],
+    ['challenge mismatch', new Error("The challenge resource 'vault.azure.net' does not match the requested domain."), 'getSecret', C.CONFIGURATION],
+    ['anything else', new TypeError('x is not a function'), 'getSecret', C.UNKNOWN],
+  ])('%s', (_label, error, operation, code) => {
+    const e = toKeyVaultError(error, get(operation));
+    expect(e).toBeInstanceOf(KeyVaultError);
+    expect(e.codeName).toBe(C[code]);
+    expect(e.code).toBe(code);
+    expect(e.cause).toBe(error);
+    expect(e.operation).toBe(operation);
+    expect(e.message).toContain(operation);
+    expect(e.message).toContain('tenant-a-github');
+  });
+
+  it('keeps status, the service code and Retry-After', () => {
+    const e = toKeyVaultError(restError(429, 'Throttled', 'slow down', { 'retry-after': '7' }), get());
+    expect(e).toMatchObject({ statusCode: 429, azureCode: 'Throttled', retryAfterMs: 7000, secretName: 'tenant-a-github' });
+    expect(e.retryable).toBe(true);
+    expect(toKeyVaultError(restError(503, 'ServiceUnavailable', 'x', { 'retry-after': '1' }), get()).retryAfterMs).toBe(1000);
+  });
+
+  it('gives each code its documented severity', () => {
+    const severity = (status: number, code = 'X', msg = 'x') => toKeyVaultError(restError(status, code, msg), get()).severity;
+    expect(severity(429)).toBe(ErrorSeverity.TRANSIENT);
+    expect(severity(503)).toBe(ErrorSeverity.TRANSIENT);
+    expect(severity(401)).toBe(ErrorSeverity.CONFIGURATION);
+    expect(severity(403)).toBe(ErrorSeverity.CONFIGURATION);
+    expect(severity(404)).toBe(ErrorSeverity.CLIENT);
+    expect(severity(409)).toBe(ErrorSeverity.CLIENT);
+    expect(severity(403, 'Forbidden', 'disabled secret')).toBe(ErrorSeverity.CLIENT);
+    expect(toKeyVaultError(new BrokenCircuitError(), get()).severity).toBe(ErrorSeverity.TRANSIENT);
+    expect(toKeyVaultError(new Error('?'), get()).severity).toBe(ErrorSeverity.FATAL);
+  });
+
+  it('returns a KeyVaultError unchanged and never copies an unknown error message', () => {
+    const original = toKeyVaultError(restError(404, 'SecretNotFound', 'gone'), get());
+    expect(toKeyVaultError(original, get('setSecret'))).toBe(original);
+    const leaky = toKeyVaultError(new Error('request body {"value":"hunter2"}'), get('setSecret'));
+    expect(leaky.message).not.toContain('hunter2');
+  });
+
+  it('isKeyVaultError checks the type and optionally the code', () => {
+    const e = toKeyVaultError(restError(404, 'SecretNotFound', 'gone'), get());
+    expect(isKeyVaultError(e)).toBe(true);
+    expect(isKeyVaultError(e, C.KEY_NOT_FOUND)).toBe(true);
+    expect(isKeyVaultError(e, C.CONFLICT)).toBe(false);
+    expect(isKeyVaultError(new Error('x'))).toBe(false);
+    expect(e.toJSON()).toMatchObject({ code: 1003, codeName: 'KEY_NOT_FOUND', statusCode: 404, azureCode: 'SecretNotFound' });
+  });
+});
+
+describe('parseRetryAfterMs', () => {
+  const h = (o: Record<string, string>) => ({ get: (n: string) => o[n] });
+  it('reads delta-seconds, an HTTP date, and the ms variants', () => {
+    const now = Date.parse('2026-01-01T00:00:00Z');
+    expect(parseRetryAfterMs(h({ 'retry-after': '2' }), now)).toBe(2000);
+    expect(parseRetryAfterMs(h({ 'retry-after': 'Thu, 01 Jan 2026 00:00:05 GMT' }), now)).toBe(5000);
+    expect(parseRetryAfterMs(h({ 'retry-after': 'Wed, 31 Dec 2025 23:59:00 GMT' }), now)).toBe(0);
+    expect(parseRetryAfterMs(h({ 'retry-after-ms': '150', 'retry-after': '9' }), now)).toBe(150);
+    expect(parseRetryAfterMs(h({ 'x-ms-retry-after-ms': '250' }), now)).toBe(250);
+    expect(parseRetryAfterMs(h({ 'retry-after': 'soon' }), now)).toBeUndefined();
+    expect(parseRetryAfterMs(h({}), now)).toBeUndefined();
+  });
+});

@@ -1,0 +1,238 @@
+import { BrokenCircuitError, BulkheadRejectedError, IsolatedCircuitError, TaskCancelledError } from 'cockatiel';
+import { KeyVaultErrorCode } from './key-vault-error-code';
+import { KeyVaultError, type KeyVaultOperation } from './key-vault.error';
+
+/*
+ * cockatiel 3.2.1's own isTaskCancelledError / isIsolatedCircuitError test for the
+ * `isBulkheadRejectedError` marker (a copy-paste bug), so a full bulkhead would pass for a timeout
+ * and a real timeout for nothing. These check the right marker (or the class).
+ */
+const hasMarker = (e: unknown, cls: abstract new (...a: any[]) => Error, marker: string): boolean =>
+  e instanceof cls || (e instanceof Error && marker in e);
+export const isCockatielTimeout = (e: unknown): boolean => hasMarker(e, TaskCancelledError, 'isTaskCancelledError');
+const isBrokenCircuit = (e: unknown): boolean =>
+  hasMarker(e, BrokenCircuitError, 'isBrokenCircuitError') || hasMarker(e, IsolatedCircuitError, 'isIsolatedCircuitError');
+const isBulkheadRejected = (e: unknown): boolean => hasMarker(e, BulkheadRejectedError, 'isBulkheadRejectedError');
+
+export interface ErrorContext {
+  operation: KeyVaultOperation;
+  secretName?: string;
+  /** Per-attempt timeout, only used to word TIMEOUT messages. */
+  timeoutMs?: number;
+}
+
+/** Errors from @azure/identity: the credential could not produce a token. */
+const IDENTITY_ERROR_NAMES = new Set([
+  'CredentialUnavailableError',
+  'AuthenticationError',
+  'AggregateAuthenticationError',
+  'AuthenticationRequiredError',
+]);
+
+/** Connection-level failures: the request may not have reached the vault; retrying is safe. */
+const NETWORK_CODES = new Set([
+  'ECONNRESET',
+  'ECONNREFUSED',
+  'ECONNABORTED',
+  'EPIPE',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'ENETDOWN',
+  'EAI_AGAIN',
+  'ENOTFOUND',
+  'UND_ERR_SOCKET',
+  'REQUEST_SEND_ERROR',
+]);
+
+const TIMEOUT_CODES = new Set(['ETIMEDOUT', 'ESOCKETTIMEDOUT', 'UND_ERR_CONNECT_TIMEOUT']);
+
+/** TLS trust failures are configuration problems (wrong CA), never transient. */
+const TLS_CODES = new Set([
+  'SELF_SIGNED_CERT_IN_CHAIN',
+  'DEPTH_ZERO_SELF_SIGNED_CERT',
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
+  'CERT_HAS_EXPIRED',
+  'ERR_TLS_CERT_ALTNAME_INVALID',
+  'CERT_UNTRUSTED',
+]);
+
+const MAX_SERVICE_MESSAGE = 300;
+
+function describe(ctx: ErrorContext): string {
+  return ctx.secretName === undefined
+    ? `Key Vault ${ctx.operation} failed`
+    : `Key Vault ${ctx.operation} failed for secret "${ctx.secretName}"`;
+}
+
+function serviceMessage(e: { message?: unknown }): string {
+  const m = typeof e.message === 'string' ? e.message.replace(/\s+/g, ' ').trim() : '';
+  return m.length > MAX_SERVICE_MESSAGE ? `${m.slice(0, MAX_SERVICE_MESSAGE)}…` : m;
+}
+
+/**
+ * `Retry-After` in milliseconds from a response: `retry-after-ms` / `x-ms-retry-after-ms`
+ * (milliseconds) or `Retry-After` (delta-seconds or an HTTP date). Undefined when absent or invalid.
+ */
+export function parseRetryAfterMs(
+  headers: { get(name: string): string | undefined } | undefined,
+  now: number = Date.now(),
+): number | undefined {
+  if (!headers) return undefined;
+  for (const name of ['retry-after-ms', 'x-ms-retry-after-ms']) {
+    const v = headers.get(name);
+    if (v !== undefined && /^\s*\d+(\.\d+)?\s*$/.test(v)) return Math.ceil(Number(v));
+  }
+  const raw = headers.get('retry-after');
+  if (raw === undefined) return undefined;
+  const trimmed = raw.trim();
+  if (/^\d+(\.\d+)?$/.test(trimmed)) return Math.ceil(Number(trimmed) * 1000);
+  const at = Date.parse(trimmed);
+  if (Number.isNaN(at)) return undefined;
+  return Math.max(0, at - now);
+}
+
+/** The subset of `RestError` (@azure/core-rest-pipeline) we read. */
+interface RestErrorLike extends Error {
+  statusCode?: number;
+  code?: string;
+  response?: { headers: { get(name: string): string | undefined } };
+}
+
+/** Same test as the SDK's own `isRestError` (an Error named RestError), without importing a transitive package. */
+function isRestError(e: unknown): e is RestErrorLike {
+  return e instanceof Error && e.name === 'RestError';
+}
+
+function errorCodeOf(e: unknown): string | undefined {
+  const code = (e as { code?: unknown } | null)?.code;
+  return typeof code === 'string' ? code : undefined;
+}
+
+function fromRestError(e: RestErrorLike, ctx: ErrorContext): KeyVaultError {
+  const status = e.statusCode;
+  const azureCode = e.code;
+  const msg = serviceMessage(e);
+  const base = { operation: ctx.operation, secretName: ctx.secretName, statusCode: status, azureCode, cause: e };
+  const make = (code: KeyVaultErrorCode, extra: { retryAfterMs?: number } = {}) => {
+    const what = status === undefined ? (azureCode ?? 'no response') : `HTTP ${status}${azureCode ? ` ${azureCode}` : ''}`;
+    return new KeyVaultError(code, `${describe(ctx)}: ${KeyVaultErrorCode[code]} (${what})${msg ? `: ${msg}` : ''}`, {
+      ...base,
+      ...extra,
+    });
+  };
+
+  if (status === undefined) {
+    const netCode = azureCode ?? '';
+    if (TLS_CODES.has(netCode)) return make(KeyVaultErrorCode.CONFIGURATION);
+    if (TIMEOUT_CODES.has(netCode)) return make(KeyVaultErrorCode.TIMEOUT);
+    if (NETWORK_CODES.has(netCode) || /socket hang up|ECONNRESET|ECONNREFUSED/i.test(msg)) {
+      return make(KeyVaultErrorCode.SERVICE_UNAVAILABLE);
+    }
+    return make(KeyVaultErrorCode.UNKNOWN);
+  }
+
+  const retryAfterMs = parseRetryAfterMs(e.response?.headers);
+  const isBackup = ctx.operation === 'backupSecret' || ctx.operation === 'restoreSecretBackup';
+  switch (true) {
+    case status === 429:
+      return make(KeyVaultErrorCode.RATE_LIMITED, { retryAfterMs });
+    case status === 401:
+      return make(KeyVaultErrorCode.UNAUTHORIZED);
+    case status === 403:
+      if (/disabled/i.test(msg) || /disabled/i.test(azureCode ?? '')) return make(KeyVaultErrorCode.DISABLED);
+      if (ctx.operation === 'purgeDeletedSecret' && /purge protection/i.test(msg)) {
+        return make(KeyVaultErrorCode.PURGE_PROTECTED);
+      }
+      return make(KeyVaultErrorCode.FORBIDDEN);
+    case status === 404:
+      return make(KeyVaultErrorCode.KEY_NOT_FOUND);
+    case status === 408:
+      return make(KeyVaultErrorCode.TIMEOUT);
+    case status === 409:
+      if (/ObjectIsDeletedButRecoverable/i.test(azureCode ?? '') || /deleted but recoverable/i.test(msg)) {
+        return make(KeyVaultErrorCode.DELETED_BUT_RECOVERABLE);
+      }
+      return make(KeyVaultErrorCode.CONFLICT);
+    case status === 400 && ctx.operation === 'purgeDeletedSecret' && /purge protection/i.test(msg):
+      return make(KeyVaultErrorCode.PURGE_PROTECTED);
+    case status === 400:
+      return make(isBackup ? KeyVaultErrorCode.BACKUP_FAILED : KeyVaultErrorCode.INVALID_REQUEST);
+    case status >= 500:
+      return make(KeyVaultErrorCode.SERVICE_UNAVAILABLE, { retryAfterMs });
+    case status >= 400:
+      return make(KeyVaultErrorCode.INVALID_REQUEST);
+    default:
+      return make(KeyVaultErrorCode.UNKNOWN);
+  }
+}
+
+/**
+ * Maps anything thrown while talking to Key Vault to a `KeyVaultError`:
+ *
+ * | source | code |
+ * |---|---|
+ * | 429 | RATE_LIMITED (with `retryAfterMs`) |
+ * | 401, identity errors (CredentialUnavailableError, AuthenticationError, ...) | UNAUTHORIZED |
+ * | 403 on a disabled secret / 403 otherwise | DISABLED / FORBIDDEN |
+ * | 403/400 "purge protection" on purge | PURGE_PROTECTED |
+ * | 404 | KEY_NOT_FOUND |
+ * | 400 | INVALID_REQUEST (BACKUP_FAILED for backup/restore) |
+ * | 409 ObjectIsDeletedButRecoverable / other 409 | DELETED_BUT_RECOVERABLE / CONFLICT |
+ * | 5xx, ECONNRESET, ECONNREFUSED, socket hang up | SERVICE_UNAVAILABLE |
+ * | 408, ETIMEDOUT, aborts, cockatiel timeouts | TIMEOUT |
+ * | untrusted TLS certificate, challenge resource mismatch | CONFIGURATION |
+ * | open circuit breaker / full bulkhead | CIRCUIT_OPEN / BULKHEAD_FULL |
+ */
+export function toKeyVaultError(e: unknown, ctx: ErrorContext): KeyVaultError {
+  if (e instanceof KeyVaultError) return e;
+  const base = { operation: ctx.operation, secretName: ctx.secretName, cause: e };
+
+  if (isCockatielTimeout(e) || (e instanceof Error && e.name === 'AbortError')) {
+    const after = ctx.timeoutMs === undefined ? '' : ` after ${ctx.timeoutMs} ms`;
+    return new KeyVaultError(KeyVaultErrorCode.TIMEOUT, `${describe(ctx)}: TIMEOUT (no answer${after})`, base);
+  }
+  if (isBrokenCircuit(e)) {
+    return new KeyVaultError(
+      KeyVaultErrorCode.CIRCUIT_OPEN,
+      `${describe(ctx)}: CIRCUIT_OPEN (the vault failed repeatedly; calls fail fast until the breaker half-opens)`,
+      base,
+    );
+  }
+  if (isBulkheadRejected(e)) {
+    return new KeyVaultError(
+      KeyVaultErrorCode.BULKHEAD_FULL,
+      `${describe(ctx)}: BULKHEAD_FULL (too many concurrent Key Vault calls queued)`,
+      base,
+    );
+  }
+  if (isRestError(e)) return fromRestError(e, ctx);
+  if (e instanceof Error && IDENTITY_ERROR_NAMES.has(e.name)) {
+    return new KeyVaultError(
+      KeyVaultErrorCode.UNAUTHORIZED,
+      `${describe(ctx)}: UNAUTHORIZED (${e.name}: ${serviceMessage(e)})`,
+      base,
+    );
+  }
+  if (e instanceof Error && /challenge resource .* does not match|challenge contains invalid scope/i.test(e.message)) {
+    return new KeyVaultError(
+      KeyVaultErrorCode.CONFIGURATION,
+      `${describe(ctx)}: CONFIGURATION (${serviceMessage(e)})`,
+      base,
+    );
+  }
+  const code = errorCodeOf(e);
+  if (code !== undefined) {
+    if (TLS_CODES.has(code)) {
+      return new KeyVaultError(KeyVaultErrorCode.CONFIGURATION, `${describe(ctx)}: CONFIGURATION (TLS ${code})`, base);
+    }
+    if (TIMEOUT_CODES.has(code)) {
+      return new KeyVaultError(KeyVaultErrorCode.TIMEOUT, `${describe(ctx)}: TIMEOUT (${code})`, base);
+    }
+    if (NETWORK_CODES.has(code)) {
+      return new KeyVaultError(KeyVaultErrorCode.SERVICE_UNAVAILABLE, `${describe(ctx)}: SERVICE_UNAVAILABLE (${code})`, base);
+    }
+  }
+  const name = e instanceof Error ? e.name : typeof e;
+  return new KeyVaultError(KeyVaultErrorCode.UNKNOWN, `${describe(ctx)}: UNKNOWN (${name})`, base);
+}

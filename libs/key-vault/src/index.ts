@@ -1,0 +1,36 @@
+export { KeyVaultModule } from './key-vault.module';
+export type { KeyVaultModuleExtras, KeyVaultModuleForRootOptions, KeyVaultModuleAsyncOptions } from './key-vault.module-definition';
+export { KEY_VAULT_MODULE_OPTIONS } from './key-vault.module-definition';
+export {
+  KeyVaultProvider,
+  type SecretProperties,
+  type Secret,
+  type DeletedSecret,
+  type SetSecretOptions,
+  type UpdateSecretPropertiesOptions,
+  type ListPageOptions,
+  type Page,
+} from './key-vault.provider';
+export type {
+  KeyVaultModuleOptions,
+  KeyVaultOptionsFactory,
+  KeyVaultCredentialOptions,
+  ManagedIdentityCredentialOptions,
+  ClientSecretCredentialOptions,
+  ClientCertificateCredentialOptions,
+  WorkloadIdentityCredentialOptions,
+  AzureCliCredentialOptions,
+  DefaultCredentialOptions,
+  StaticCredentialOptions,
+  TokenCredentialOptions,
+  KeyVaultTlsOptions,
+  KeyVaultResilienceOptions,
+  KeyVaultBreakerOptions,
+  KeyVaultBulkheadOptions,
+  KeyVaultMetricsOptions,
+  KeyVaultHealthOptions,
+} from './interfaces/key-vault-module-options.interface';
+export { KeyVaultErrorCode } from './errors/key-vault-error-code';
+export { KeyVaultError, isKeyVaultError, type KeyVaultOperation } from './errors/key-vault.error';
+export { KeyVaultHealthIndicator } from './health/key-vault.health';
+export { KeyVaultMetrics, BreakerStateValue } from './metrics/key-vault.metrics';

@@ -1,0 +1,27 @@
+import { ConfigurableModuleBuilder } from '@nestjs/common';
+import type { KeyVaultModuleOptions } from './interfaces/key-vault-module-options.interface';
+
+/** Extras of `forRoot` / `forRootAsync` besides the options themselves. */
+export interface KeyVaultModuleExtras {
+  /** Register the module globally (its exports visible to every module). @default false */
+  isGlobal?: boolean;
+}
+
+export const {
+  ConfigurableModuleClass: ConfigurableKeyVaultModule,
+  MODULE_OPTIONS_TOKEN: KEY_VAULT_MODULE_OPTIONS,
+  OPTIONS_TYPE: KEY_VAULT_OPTIONS_TYPE,
+  ASYNC_OPTIONS_TYPE: KEY_VAULT_ASYNC_OPTIONS_TYPE,
+} = new ConfigurableModuleBuilder<KeyVaultModuleOptions>({ moduleName: 'KeyVault' })
+  .setClassMethodName('forRoot')
+  .setFactoryMethodName('createKeyVaultOptions')
+  .setExtras<KeyVaultModuleExtras>({ isGlobal: false }, (definition, extras) => ({
+    ...definition,
+    global: extras.isGlobal ?? false,
+  }))
+  .build();
+
+/** `KeyVaultModule.forRoot()` argument: the options plus `isGlobal`. */
+export type KeyVaultModuleForRootOptions = typeof KEY_VAULT_OPTIONS_TYPE;
+/** `KeyVaultModule.forRootAsync()` argument: useFactory / useClass / useExisting, imports, inject, `isGlobal`. */
+export type KeyVaultModuleAsyncOptions = typeof KEY_VAULT_ASYNC_OPTIONS_TYPE;

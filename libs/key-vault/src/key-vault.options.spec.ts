@@ -1,0 +1,155 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Test } from '@nestjs/testing';
+import { Registry } from 'prom-client';
+import { KeyVaultErrorCode } from './errors/key-vault-error-code';
+import { KeyVaultError } from './errors/key-vault.error';
+import type { KeyVaultModuleOptions } from './interfaces/key-vault-module-options.interface';
+import { KeyVaultModule } from './key-vault.module';
+import { isLocalHost, resolveKeyVaultOptions } from './key-vault.options';
+import { KeyVaultProvider } from './key-vault.provider';
+
+const PEM = '-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n';
+const azure: KeyVaultModuleOptions = { vaultUrl: 'https://myvault.vault.azure.net', credential: { type: 'managed-identity' } };
+const local: KeyVaultModuleOptions = { vaultUrl: 'https://localhost:8443', credential: { type: 'static' } };
+
+function configError(options: unknown): KeyVaultError {
+  try {
+    resolveKeyVaultOptions(options as KeyVaultModuleOptions);
+  } catch (e) {
+    expect(e).toBeInstanceOf(KeyVaultError);
+    expect((e as KeyVaultError).code).toBe(KeyVaultErrorCode.CONFIGURATION);
+    return e as KeyVaultError;
+  }
+  throw new Error('expected a configuration error');
+}
+
+describe('resolveKeyVaultOptions', () => {
+  it('applies every documented default', () => {
+    const r = resolveKeyVaultOptions(azure);
+    expect(r).toMatchObject({
+      vaultUrl: 'https://myvault.vault.azure.net',
+      isLocalVault: false,
+      disableChallengeResourceVerification: false,
+      resilience: {
+        maxAttempts: 4,
+        initialDelayMs: 200,
+        maxDelayMs: 16000,
+        timeoutMs: 10000,
+        pollIntervalMs: 500,
+        breaker: { consecutiveFailures: 5, halfOpenAfterMs: 30000 },
+        bulkhead: { maxConcurrent: 64, maxQueued: 1000 },
+      },
+      metrics: { enabled: true, prefix: 'credential_vault_keyvault_' },
+      health: { timeoutMs: 3000, degradedAfterMs: 1000 },
+    });
+    expect(r.caCertPem).toBeUndefined();
+  });
+
+  it('keeps partial nested options and fills the rest', () => {
+    const r = resolveKeyVaultOptions({ ...azure, resilience: { maxAttempts: 2, breaker: { consecutiveFailures: 9 } } });
+    expect(r.resilience.maxAttempts).toBe(2);
+    expect(r.resilience.breaker).toEqual({ consecutiveFailures: 9, halfOpenAfterMs: 30000 });
+    expect(r.resilience.bulkhead.maxConcurrent).toBe(64);
+  });
+
+  it('names each wrong field and what to fix', () => {
+    const e = configError({
+      vaultUrl: 'https://myvault.vault.azure.net',
+      credential: { type: 'client-secret', tenantId: 't', clientId: '' },
+      resilience: { maxAttempts: 0, timeoutMs: -1 },
+      metrics: { prefix: 'bad prefix' },
+    });
+    expect(e.message).toContain('credential.clientId: clientId must not be empty');
+    expect(e.message).toContain('credential.clientSecret: clientSecret is required');
+    expect(e.message).toContain('resilience.maxAttempts');
+    expect(e.message).toContain('resilience.timeoutMs');
+    expect(e.message).toContain('metrics.prefix must be a valid Prometheus name prefix');
+  });
+
+  it('refuses a missing vaultUrl, an unknown credential type and unknown keys', () => {
+    expect(configError({ credential: { type: 'azure-cli' } }).message).toContain('vaultUrl is required');
+    expect(configError({ ...azure, credential: { type: 'password' } }).message).toContain(
+      'credential.type must be one of managed-identity, client-secret',
+    );
+    expect(configError({ ...azure, retries: 3 }).message).toMatch(/retries/);
+  });
+
+  it('requires exactly one of certificatePath / certificate', () => {
+    const base = { type: 'client-certificate', tenantId: 't', clientId: 'c' };
+    expect(configError({ ...azure, credential: base }).message).toContain('exactly one of certificatePath');
+    expect(
+      configError({ ...azure, credential: { ...base, certificatePath: '/a.pem', certificate: PEM } }).message,
+    ).toContain('exactly one of certificatePath');
+  });
+
+  it('requires https, a bare origin, and normalises a trailing slash', () => {
+    expect(configError({ ...azure, vaultUrl: 'http://myvault.vault.azure.net' }).message).toContain('must use https://');
+    expect(configError({ ...azure, vaultUrl: 'https://myvault.vault.azure.net/prefix' }).message).toContain('without path');
+    expect(configError({ ...azure, vaultUrl: 'not a url' }).message).toContain('is not a URL');
+    expect(resolveKeyVaultOptions({ ...azure, vaultUrl: 'https://myvault.vault.azure.net/' }).vaultUrl).toBe(
+      'https://myvault.vault.azure.net',
+    );
+    expect(resolveKeyVaultOptions({ ...local, vaultUrl: 'http://127.0.0.1:8080' }).vaultUrl).toBe('http://127.0.0.1:8080');
+  });
+
+  describe('local-only development switches', () => {
+    it.each([
+      ['tls.caCertPem', { tls: { caCertPem: PEM } }, 'tls (custom CA trust)'],
+      ['disableChallengeResourceVerification', { disableChallengeResourceVerification: true }, 'disableChallengeResourceVerification'],
+      ['static credential', { credential: { type: 'static' } }, "credential type 'static'"],
+    ])('refuses %s for a non-local vault', (_label, extra, named) => {
+      const e = configError({ ...azure, ...extra });
+      expect(e.message).toContain(named);
+      expect(e.message).toContain('only for a local vault');
+      expect(e.message).toContain('myvault.vault.azure.net');
+    });
+
+    it.each(['https://localhost:8443', 'https://127.0.0.1:8443', 'https://127.3.2.1', 'https://[::1]:8443', 'https://vault.localhost'])(
+      'accepts them for %s',
+      (vaultUrl) => {
+        const r = resolveKeyVaultOptions({ ...local, vaultUrl, tls: { caCertPem: PEM }, disableChallengeResourceVerification: true });
+        expect(r.isLocalVault).toBe(true);
+        expect(r.caCertPem).toBe(PEM);
+        expect(r.disableChallengeResourceVerification).toBe(true);
+      },
+    );
+
+    it('does not take look-alike hosts for local ones', () => {
+      for (const h of ['localhost.evil.com', '128.0.0.1', '10.0.0.1', '::2', 'mylocalhost']) expect(isLocalHost(h)).toBe(false);
+      expect(configError({ ...local, vaultUrl: 'https://localhost.evil.com' }).message).toContain('only for a local vault');
+    });
+  });
+
+  it('reads tls.caCertPath once and refuses unreadable or non-PEM files', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'kv-opts-'));
+    const good = join(dir, 'ca.crt');
+    writeFileSync(good, PEM);
+    expect(resolveKeyVaultOptions({ ...local, tls: { caCertPath: good } }).caCertPem).toBe(PEM);
+    expect(configError({ ...local, tls: { caCertPath: join(dir, 'missing.pem') } }).message).toContain('cannot be read (ENOENT)');
+    const bad = join(dir, 'bad.crt');
+    writeFileSync(bad, 'hello');
+    expect(configError({ ...local, tls: { caCertPath: bad } }).message).toContain('not a PEM certificate');
+    expect(configError({ ...local, tls: { caCertPath: good, caCertPem: PEM } }).message).toContain('at most one of');
+  });
+
+  it('fails module bootstrap with the configuration error (forRoot)', async () => {
+    const compile = Test.createTestingModule({
+      imports: [KeyVaultModule.forRoot({ ...azure, credential: { type: 'static' }, metrics: { registry: new Registry() } })],
+    }).compile();
+    await expect(compile).rejects.toMatchObject({ code: KeyVaultErrorCode.CONFIGURATION, codeName: 'CONFIGURATION' });
+  });
+
+  it('builds a working module for valid options (forRoot and forRootAsync)', async () => {
+    const registry = new Registry();
+    const a = await Test.createTestingModule({ imports: [KeyVaultModule.forRoot({ ...local, metrics: { registry } })] }).compile();
+    expect(a.get(KeyVaultProvider).vaultUrl).toBe('https://localhost:8443');
+    const b = await Test.createTestingModule({
+      imports: [KeyVaultModule.forRootAsync({ useFactory: async () => ({ ...local, metrics: { registry } }) })],
+    }).compile();
+    expect(b.get(KeyVaultProvider).vaultUrl).toBe('https://localhost:8443');
+    // Both modules share the registry: the metrics are registered once, not twice.
+    expect((await registry.getMetricsAsJSON()).filter((m) => m.name === 'credential_vault_keyvault_operations_total')).toHaveLength(1);
+  });
+});

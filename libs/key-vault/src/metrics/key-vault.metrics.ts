@@ -1,0 +1,114 @@
+import { Counter, Gauge, Histogram, Registry, register as globalRegister, type Metric } from 'prom-client';
+import { KeyVaultErrorCode } from '../errors/key-vault-error-code';
+import { KeyVaultError } from '../errors/key-vault.error';
+import type { ResolvedKeyVaultOptions } from '../interfaces/key-vault-module-options.interface';
+
+/** Value of the `<prefix>circuit_breaker_state` gauge. */
+export enum BreakerStateValue {
+  CLOSED = 0,
+  HALF_OPEN = 1,
+  OPEN = 2,
+}
+
+function getOrCreate<M extends Metric<string>>(
+  registry: Registry,
+  name: string,
+  kind: abstract new (...args: any[]) => M,
+  create: () => M,
+): M {
+  const existing = registry.getSingleMetric(name);
+  if (existing === undefined) return create();
+  if (existing instanceof kind) return existing;
+  throw new KeyVaultError(
+    KeyVaultErrorCode.CONFIGURATION,
+    `Invalid KeyVaultModule options: metric "${name}" is already registered with another type; choose another metrics.prefix`,
+    { operation: 'configuration' },
+  );
+}
+
+/**
+ * Prometheus metrics of the key-vault lib. Labels are the operation and the error code only — never
+ * a secret name (names can identify tenants). Metrics are registered once per registry: several
+ * modules (or test modules) sharing a registry share the same series.
+ *
+ * - `<prefix>operations_total{operation,outcome}` — outcome: `success` or the error severity
+ *   (`transient`, `client`, `configuration`, `fatal`)
+ * - `<prefix>operation_duration_seconds{operation}` — one logical call, retries and backoff included
+ * - `<prefix>errors_total{code}` — code: the `KeyVaultErrorCode` name, e.g. `RATE_LIMITED`
+ * - `<prefix>circuit_breaker_state` — 0 closed, 1 half-open, 2 open
+ * - `<prefix>retries_total{operation}`
+ */
+export class KeyVaultMetrics {
+  /** Where the metrics live (a private registry when `metrics.enabled` is false). */
+  readonly registry: Registry;
+  readonly operations: Counter<'operation' | 'outcome'>;
+  readonly duration: Histogram<'operation'>;
+  readonly errors: Counter<'code'>;
+  readonly breakerState: Gauge;
+  readonly retries: Counter<'operation'>;
+
+  constructor(options: ResolvedKeyVaultOptions['metrics']) {
+    this.registry = options.enabled ? (options.registry ?? globalRegister) : new Registry();
+    const p = options.prefix;
+    const registers = [this.registry];
+    this.operations = getOrCreate(this.registry, `${p}operations_total`, Counter, () =>
+      new Counter({
+        name: `${p}operations_total`,
+        help: 'Key Vault operations by outcome (success, or the error severity)',
+        labelNames: ['operation', 'outcome'] as const,
+        registers,
+      }),
+    );
+    this.duration = getOrCreate(this.registry, `${p}operation_duration_seconds`, Histogram, () =>
+      new Histogram({
+        name: `${p}operation_duration_seconds`,
+        help: 'Duration of one Key Vault operation, retries and backoff included',
+        labelNames: ['operation'] as const,
+        buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
+        registers,
+      }),
+    );
+    this.errors = getOrCreate(this.registry, `${p}errors_total`, Counter, () =>
+      new Counter({
+        name: `${p}errors_total`,
+        help: 'Key Vault operation failures by error code name',
+        labelNames: ['code'] as const,
+        registers,
+      }),
+    );
+    this.breakerState = getOrCreate(this.registry, `${p}circuit_breaker_state`, Gauge, () =>
+      new Gauge({
+        name: `${p}circuit_breaker_state`,
+        help: 'Key Vault circuit breaker state: 0 closed, 1 half-open, 2 open',
+        registers,
+      }),
+    );
+    this.retries = getOrCreate(this.registry, `${p}retries_total`, Counter, () =>
+      new Counter({
+        name: `${p}retries_total`,
+        help: 'Key Vault attempts retried after a transient failure',
+        labelNames: ['operation'] as const,
+        registers,
+      }),
+    );
+  }
+
+  recordSuccess(operation: string, seconds: number): void {
+    this.operations.inc({ operation, outcome: 'success' });
+    this.duration.observe({ operation }, seconds);
+  }
+
+  recordFailure(operation: string, seconds: number, error: KeyVaultError): void {
+    this.operations.inc({ operation, outcome: error.severity });
+    this.duration.observe({ operation }, seconds);
+    this.errors.inc({ code: error.codeName });
+  }
+
+  recordRetry(operation: string): void {
+    this.retries.inc({ operation });
+  }
+
+  setBreakerState(state: BreakerStateValue): void {
+    this.breakerState.set(state);
+  }
+}

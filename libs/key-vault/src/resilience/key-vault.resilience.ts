@@ -1,0 +1,214 @@
+import { Logger } from '@nestjs/common';
+import {
+  BulkheadPolicy,
+  CircuitBreakerPolicy,
+  CircuitState,
+  ConsecutiveBreaker,
+  RetryPolicy,
+  TimeoutPolicy,
+  TimeoutStrategy,
+  bulkhead,
+  circuitBreaker,
+  handleWhen,
+  retry,
+  timeout,
+  type IBackoff,
+  type IBackoffFactory,
+  type IRetryBackoffContext,
+} from 'cockatiel';
+import { keyVaultCallContext, type KeyVaultCallContext } from '../client/secret-client.factory';
+import { KeyVaultErrorCode } from '../errors/key-vault-error-code';
+import { KeyVaultError, type KeyVaultOperation } from '../errors/key-vault.error';
+import { isCockatielTimeout, toKeyVaultError } from '../errors/map-key-vault-error';
+import type { ResolvedKeyVaultOptions } from '../interfaces/key-vault-module-options.interface';
+import { BreakerStateValue, type KeyVaultMetrics } from '../metrics/key-vault.metrics';
+
+export type BreakerStateName = 'closed' | 'half-open' | 'open' | 'isolated';
+
+/** What one attempt gets: its abort signal (per-attempt timeout), its index (0 = first), the call context. */
+export interface AttemptContext {
+  signal: AbortSignal;
+  attempt: number;
+  call: KeyVaultCallContext;
+}
+
+const RETRYABLE = new Set([KeyVaultErrorCode.RATE_LIMITED, KeyVaultErrorCode.TIMEOUT, KeyVaultErrorCode.SERVICE_UNAVAILABLE]);
+/** 429 is deliberately not a breaker failure: throttling is a quota, not an outage, and Retry-After governs it. */
+const BREAKER_FAILURES = new Set([KeyVaultErrorCode.TIMEOUT, KeyVaultErrorCode.SERVICE_UNAVAILABLE]);
+
+type ResilienceOptions = ResolvedKeyVaultOptions['resilience'];
+
+/**
+ * Exponential backoff with "equal jitter" (half fixed, half random), never shorter than the
+ * vault's `Retry-After` when the failure carried one.
+ */
+export class RetryAfterBackoff implements IBackoffFactory<IRetryBackoffContext<unknown>> {
+  constructor(
+    private readonly options: Pick<ResilienceOptions, 'initialDelayMs' | 'maxDelayMs'>,
+    private readonly random: () => number = Math.random,
+  ) {}
+
+  next(context: IRetryBackoffContext<unknown>): IBackoff<IRetryBackoffContext<unknown>> {
+    return { duration: this.delayFor(context), next: (c) => this.next(c) };
+  }
+
+  delayFor(context: Pick<IRetryBackoffContext<unknown>, 'attempt' | 'result'>): number {
+    const exp = Math.min(this.options.maxDelayMs, this.options.initialDelayMs * 2 ** Math.max(0, context.attempt - 1));
+    const jittered = exp / 2 + (this.random() * exp) / 2;
+    const error = 'error' in context.result ? context.result.error : undefined;
+    const retryAfterMs = error instanceof KeyVaultError ? error.retryAfterMs : undefined;
+    if (retryAfterMs === undefined) return Math.round(jittered);
+    // Never earlier than Retry-After; a little jitter on top so many callers do not return at once.
+    const spread = this.random() * Math.min(this.options.initialDelayMs, retryAfterMs / 10);
+    return Math.ceil(Math.max(retryAfterMs, jittered) + spread);
+  }
+}
+
+/**
+ * The resilience policy around every Key Vault call:
+ * `bulkhead( retry( circuitBreaker( timeout( attempt ) ) ) )`.
+ *
+ * - bulkhead: at most `maxConcurrent` calls in flight (a call keeps its slot through its backoff),
+ *   `maxQueued` waiting; beyond that BULKHEAD_FULL.
+ * - retry: `maxAttempts` attempts in total, only for RATE_LIMITED, SERVICE_UNAVAILABLE (5xx, connection
+ *   resets/refusals) and TIMEOUT; never for 4xx answers (400/401/403/404/409) nor CIRCUIT_OPEN.
+ *   Backoff: jittered exponential from `initialDelayMs` to `maxDelayMs`, at least `Retry-After`; a
+ *   `Retry-After` above `maxDelayMs` ends the retries (the error carries `retryAfterMs`).
+ * - circuit breaker: `consecutiveFailures` consecutive 5xx/timeout/connection failures open it; open =
+ *   fail fast with CIRCUIT_OPEN; after `halfOpenAfterMs` one trial call goes through (half-open) and
+ *   closes it on success.
+ * - timeout: `timeoutMs` per attempt, aggressive (the attempt rejects at the deadline) and cooperative
+ *   (its AbortSignal is passed to the SDK, which cancels the HTTP request).
+ *
+ * HTTP requests per call, at most: the SDK's own retry is off (`maxRetries: 0`), so each attempt is one
+ * request, plus the 401 bearer-challenge round-trip when the client has no cached challenge (the first
+ * request of a new client, or after the vault answers 401 with a new challenge), plus one more in the
+ * rare CAE claims challenge. So a plain operation makes at most `maxAttempts` requests once the client
+ * is warm, `maxAttempts + 1` on a cold client (default 4 / 5), and `3 × maxAttempts` in the worst
+ * theoretical case. Delete and recover add their polling GETs (every `pollIntervalMs`) within each
+ * attempt's `timeoutMs`; list-all makes one such call per page.
+ */
+export class KeyVaultResilience {
+  private readonly logger = new Logger(KeyVaultResilience.name);
+  private readonly bulkheadPolicy: BulkheadPolicy;
+  private readonly retryPolicy: RetryPolicy;
+  private readonly breakerPolicy: CircuitBreakerPolicy;
+  private readonly timeoutPolicy: TimeoutPolicy;
+
+  constructor(
+    readonly options: ResilienceOptions,
+    private readonly metrics: KeyVaultMetrics,
+  ) {
+    this.bulkheadPolicy = bulkhead(options.bulkhead.maxConcurrent, options.bulkhead.maxQueued);
+    this.retryPolicy = retry(
+      handleWhen((e) => KeyVaultResilience.isRetryable(e, options.maxDelayMs)),
+      { maxAttempts: options.maxAttempts - 1, backoff: new RetryAfterBackoff(options) },
+    );
+    this.breakerPolicy = circuitBreaker(
+      handleWhen((e) => isCockatielTimeout(e) || (e instanceof KeyVaultError && BREAKER_FAILURES.has(e.code))),
+      { halfOpenAfter: options.breaker.halfOpenAfterMs, breaker: new ConsecutiveBreaker(options.breaker.consecutiveFailures) },
+    );
+    this.timeoutPolicy = timeout(options.timeoutMs, TimeoutStrategy.Aggressive);
+    this.breakerPolicy.onStateChange((state) => {
+      this.metrics.setBreakerState(KeyVaultResilience.gaugeValue(state));
+      const name = KeyVaultResilience.stateName(state);
+      if (state === CircuitState.Open) this.logger.warn(`Key Vault circuit breaker opened: calls fail fast for ${options.breaker.halfOpenAfterMs} ms`);
+      else this.logger.log(`Key Vault circuit breaker ${name}`);
+    });
+    this.metrics.setBreakerState(BreakerStateValue.CLOSED);
+  }
+
+  static isRetryable(e: unknown, maxDelayMs: number): boolean {
+    if (isCockatielTimeout(e)) return true;
+    if (!(e instanceof KeyVaultError) || !RETRYABLE.has(e.code)) return false;
+    return e.retryAfterMs === undefined || e.retryAfterMs <= maxDelayMs;
+  }
+
+  private static stateName(state: CircuitState): BreakerStateName {
+    switch (state) {
+      case CircuitState.Closed:
+        return 'closed';
+      case CircuitState.HalfOpen:
+        return 'half-open';
+      case CircuitState.Open:
+        return 'open';
+      default:
+        return 'isolated';
+    }
+  }
+
+  private static gaugeValue(state: CircuitState): BreakerStateValue {
+    if (state === CircuitState.Closed) return BreakerStateValue.CLOSED;
+    if (state === CircuitState.HalfOpen) return BreakerStateValue.HALF_OPEN;
+    return BreakerStateValue.OPEN;
+  }
+
+  /**
+   * Breaker state. Cockatiel moves open → half-open lazily, on the first call after `halfOpenAfterMs`;
+   * this reports `half-open` as soon as that call would be let through.
+   */
+  get breakerState(): BreakerStateName {
+    const state = this.breakerPolicy.state;
+    if (state === CircuitState.Open) {
+      const json = this.breakerPolicy.toJSON() as { ownState?: { openedAt?: number } };
+      const openedAt = json.ownState?.openedAt;
+      if (openedAt !== undefined && Date.now() - openedAt >= this.options.breaker.halfOpenAfterMs) return 'half-open';
+    }
+    return KeyVaultResilience.stateName(state);
+  }
+
+  /** Runs one logical operation through bulkhead, retry, breaker and per-attempt timeout; records metrics. */
+  async execute<T>(operation: KeyVaultOperation, secretName: string | undefined, fn: (ctx: AttemptContext) => Promise<T>): Promise<T> {
+    const errorCtx = { operation, secretName, timeoutMs: this.options.timeoutMs };
+    const started = performance.now();
+    let attempt = 0;
+    try {
+      const result = await this.bulkheadPolicy.execute(() =>
+        this.retryPolicy.execute(() =>
+          this.breakerPolicy.execute(() =>
+            this.timeoutPolicy.execute(async (_ctx, signal) => {
+              const n = attempt++;
+              if (n > 0) this.metrics.recordRetry(operation);
+              const call: KeyVaultCallContext = { signal };
+              try {
+                return await keyVaultCallContext.run(call, () => fn({ signal, attempt: n, call }));
+              } catch (e) {
+                throw toKeyVaultError(e, errorCtx);
+              }
+            }),
+          ),
+        ),
+      );
+      this.metrics.recordSuccess(operation, (performance.now() - started) / 1000);
+      return result;
+    } catch (e) {
+      const error = toKeyVaultError(e, errorCtx);
+      this.metrics.recordFailure(operation, (performance.now() - started) / 1000, error);
+      throw error;
+    }
+  }
+
+  /**
+   * One attempt through the circuit breaker with its own timeout — no retry, no bulkhead — for health
+   * probes that must answer fast. A probe is a breaker trial like any call: it fails fast while the
+   * breaker is open and, once half-open, its success closes the breaker.
+   */
+  async probe<T>(timeoutMs: number, fn: (ctx: AttemptContext) => Promise<T>): Promise<T> {
+    const errorCtx = { operation: 'healthCheck' as const, timeoutMs };
+    const probeTimeout = timeout(timeoutMs, TimeoutStrategy.Aggressive);
+    try {
+      return await this.breakerPolicy.execute(() =>
+        probeTimeout.execute(async (_ctx, signal) => {
+          const call: KeyVaultCallContext = { signal };
+          try {
+            return await keyVaultCallContext.run(call, () => fn({ signal, attempt: 0, call }));
+          } catch (e) {
+            throw toKeyVaultError(e, errorCtx);
+          }
+        }),
+      );
+    } catch (e) {
+      throw toKeyVaultError(e, errorCtx);
+    }
+  }
+}
