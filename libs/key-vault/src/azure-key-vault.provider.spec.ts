@@ -1,0 +1,306 @@
+import { Test } from '@nestjs/testing';
+import { Registry } from 'prom-client';
+import { KeyVaultErrorCode as C } from './errors/key-vault-error-code';
+import type { KeyVaultError } from './errors/key-vault.error';
+import type { KeyVaultModuleOptions } from './interfaces/key-vault-module-options.interface';
+import { KEY_VAULT_SECRET_CLIENT } from './key-vault.internal-constants';
+import { KeyVaultModule } from './key-vault.module';
+import { KeyVaultProvider } from './key-vault.provider';
+import { KeyVaultMetrics } from './metrics/key-vault.metrics';
+import { KeyVaultResilience, RetryAfterBackoff } from './resilience/key-vault.resilience';
+import {
+  FAKE_VAULT,
+  createFakeSecretClient,
+  networkError,
+  pagedOf,
+  restError,
+  sdkProperties,
+  sdkSecret,
+  type FakeSecretClient,
+} from './testing/fake-secret-client';
+
+const PREFIX = 'kvtest_';
+
+async function setup(overrides: Partial<KeyVaultModuleOptions> = {}) {
+  const registry = new Registry();
+  const client = createFakeSecretClient();
+  const moduleRef = await Test.createTestingModule({
+    imports: [
+      KeyVaultModule.forRoot({
+        vaultUrl: FAKE_VAULT,
+        credential: { type: 'static' },
+        disableChallengeResourceVerification: true,
+        metrics: { registry, prefix: PREFIX },
+        ...overrides,
+        resilience: {
+          initialDelayMs: 5,
+          maxDelayMs: 3000,
+          timeoutMs: 300,
+          ...overrides.resilience,
+          breaker: { consecutiveFailures: 3, halfOpenAfterMs: 200, ...overrides.resilience?.breaker },
+        },
+      }),
+    ],
+  })
+    .overrideProvider(KEY_VAULT_SECRET_CLIENT)
+    .useValue(client)
+    .compile();
+  const metric = async (name: string, labels: Record<string, string> = {}) => {
+    const m = await registry.getSingleMetric(`${PREFIX}${name}`)!.get();
+    return m.values
+      .filter((v) => Object.entries(labels).every(([k, val]) => v.labels[k] === val))
+      .reduce((sum, v) => sum + v.value, 0);
+  };
+  return { kv: moduleRef.get(KeyVaultProvider), client, registry, metric, resilience: moduleRef.get(KeyVaultResilience) };
+}
+
+async function failure(p: Promise<unknown>): Promise<KeyVaultError> {
+  try {
+    await p;
+  } catch (e) {
+    return e as KeyVaultError;
+  }
+  throw new Error('expected the call to fail');
+}
+
+/** Fails `n` times with the given errors, then answers `value`. */
+function failThen<T>(client: FakeSecretClient, method: keyof FakeSecretClient, errors: unknown[], value?: T) {
+  const fn = client[method] as jest.Mock;
+  for (const e of errors) fn.mockRejectedValueOnce(e);
+  fn.mockResolvedValue(value);
+  return fn;
+}
+
+describe('AzureKeyVaultProvider (fake SecretClient)', () => {
+  it('maps SDK results to the contract types and passes options through', async () => {
+    const { kv, client } = await setup();
+    client.setSecret.mockResolvedValue({ ...sdkSecret('a-b', 'v'), properties: { ...sdkProperties('a-b'), tags: { t: '1' }, contentType: 'text/plain' } });
+    const s = await kv.setSecret('a-b', 'v', { contentType: 'text/plain', tags: { t: '1' } });
+    expect(s).toEqual({
+      value: 'v',
+      properties: expect.objectContaining({ name: 'a-b', version: 'a'.repeat(32), enabled: true, tags: { t: '1' }, contentType: 'text/plain' }),
+    });
+    expect(client.setSecret).toHaveBeenCalledWith('a-b', 'v', expect.objectContaining({ contentType: 'text/plain', tags: { t: '1' }, abortSignal: expect.any(AbortSignal) }));
+  });
+
+  it('retries a 429 and waits at least the Retry-After each time', async () => {
+    const { kv, client, metric } = await setup();
+    const get = failThen(client, 'getSecret', [restError(429, 'Throttled', 'slow down', { 'retry-after': '1' }), restError(429, 'Throttled', 'slow down', { 'retry-after': '1' })], sdkSecret('s1', 'v'));
+    const started = Date.now();
+    await expect(kv.getSecret('s1')).resolves.toMatchObject({ value: 'v' });
+    expect(get).toHaveBeenCalledTimes(3);
+    expect(Date.now() - started).toBeGreaterThanOrEqual(2000);
+    expect(await metric('retries_total', { operation: 'getSecret' })).toBe(2);
+    expect(await metric('operations_total', { operation: 'getSecret', outcome: 'success' })).toBe(1);
+  });
+
+  it('gives up after maxAttempts with RATE_LIMITED and the last Retry-After', async () => {
+    const { kv, client, metric } = await setup({ resilience: { maxAttempts: 2 } });
+    const get = failThen(client, 'getSecret', [429, 429, 429].map(() => restError(429, 'Throttled', 'x', { 'retry-after-ms': '20' })));
+    const e = await failure(kv.getSecret('s1'));
+    expect(e).toMatchObject({ code: C.RATE_LIMITED, retryAfterMs: 20, operation: 'getSecret', secretName: 's1' });
+    expect(get).toHaveBeenCalledTimes(2);
+    expect(await metric('errors_total', { code: 'RATE_LIMITED' })).toBe(1);
+    expect(await metric('operations_total', { operation: 'getSecret', outcome: 'transient' })).toBe(1);
+  });
+
+  it('does not wait out a Retry-After longer than maxDelayMs: fails at once with retryAfterMs', async () => {
+    const { kv, client } = await setup();
+    const get = failThen(client, 'getSecret', [restError(429, 'Throttled', 'x', { 'retry-after': '60' })], sdkSecret('s1', 'v'));
+    const started = Date.now();
+    const e = await failure(kv.getSecret('s1'));
+    expect(e).toMatchObject({ code: C.RATE_LIMITED, retryAfterMs: 60_000 });
+    expect(get).toHaveBeenCalledTimes(1);
+    expect(Date.now() - started).toBeLessThan(1000);
+  });
+
+  it.each([
+    ['404', restError(404, 'SecretNotFound', 'gone'), C.KEY_NOT_FOUND],
+    ['400', restError(400, 'BadParameter', 'bad'), C.INVALID_REQUEST],
+    ['409', restError(409, 'Conflict', 'deleted but recoverable state'), C.DELETED_BUT_RECOVERABLE],
+    ['401', restError(401, 'Unauthorized', 'no'), C.UNAUTHORIZED],
+    ['403', restError(403, 'Forbidden', 'no permission'), C.FORBIDDEN],
+  ])('never retries a %s', async (_s, error, code) => {
+    const { kv, client, metric } = await setup();
+    const get = failThen(client, 'getSecret', [error], sdkSecret('s1', 'v'));
+    expect(await failure(kv.getSecret('s1'))).toMatchObject({ code });
+    expect(get).toHaveBeenCalledTimes(1);
+    expect(await metric('retries_total')).toBe(0);
+    expect(await metric('errors_total', { code: C[code] })).toBe(1);
+  });
+
+  it('retries 5xx and connection resets, then succeeds', async () => {
+    const { kv, client } = await setup();
+    const get = failThen(client, 'getSecret', [restError(503, 'ServiceUnavailable', 'x'), networkError('ECONNRESET', 'socket hang up')], sdkSecret('s1', 'v'));
+    await expect(kv.getSecret('s1')).resolves.toMatchObject({ value: 'v' });
+    expect(get).toHaveBeenCalledTimes(3);
+  });
+
+  it('times out a hung attempt (aborting its signal), retries it, and reports TIMEOUT', async () => {
+    const { kv, client } = await setup({ resilience: { maxAttempts: 2, timeoutMs: 100 } });
+    const signals: AbortSignal[] = [];
+    client.getSecret.mockImplementation((_n: string, o: { abortSignal: AbortSignal }) => {
+      signals.push(o.abortSignal);
+      return new Promise(() => undefined);
+    });
+    const started = Date.now();
+    const e = await failure(kv.getSecret('s1'));
+    expect(e.code).toBe(C.TIMEOUT);
+    expect(e.message).toContain('100 ms');
+    expect(client.getSecret).toHaveBeenCalledTimes(2);
+    expect(signals.every((s) => s.aborted)).toBe(true);
+    expect(Date.now() - started).toBeGreaterThanOrEqual(200);
+  });
+
+  it('opens the breaker after N consecutive failures, fails fast, half-opens and closes on success', async () => {
+    const { kv, client, resilience, metric } = await setup({ resilience: { maxAttempts: 1 } });
+    client.getSecret.mockRejectedValue(restError(503, 'ServiceUnavailable', 'down'));
+    for (let i = 0; i < 3; i++) expect((await failure(kv.getSecret('s1'))).code).toBe(C.SERVICE_UNAVAILABLE);
+    expect(resilience.breakerState).toBe('open');
+    expect(await metric('circuit_breaker_state')).toBe(2);
+
+    const fast = await failure(kv.getSecret('s1'));
+    expect(fast.code).toBe(C.CIRCUIT_OPEN);
+    expect(client.getSecret).toHaveBeenCalledTimes(3);
+
+    await new Promise((r) => setTimeout(r, 250));
+    expect(resilience.breakerState).toBe('half-open');
+    client.getSecret.mockResolvedValue(sdkSecret('s1', 'v'));
+    await expect(kv.getSecret('s1')).resolves.toMatchObject({ value: 'v' });
+    expect(resilience.breakerState).toBe('closed');
+    expect(await metric('circuit_breaker_state')).toBe(0);
+  });
+
+  it('does not count 4xx or 429 towards the breaker', async () => {
+    const { kv, client, resilience } = await setup({ resilience: { maxAttempts: 1 } });
+    client.getSecret.mockRejectedValue(restError(404, 'SecretNotFound', 'gone'));
+    for (let i = 0; i < 5; i++) await failure(kv.getSecret('s1'));
+    client.getSecret.mockRejectedValue(restError(429, 'Throttled', 'x', { 'retry-after': '0' }));
+    for (let i = 0; i < 5; i++) await failure(kv.getSecret('s1'));
+    expect(resilience.breakerState).toBe('closed');
+  });
+
+  it('stops retrying when the breaker opens mid-call (CIRCUIT_OPEN, no further attempts)', async () => {
+    const { kv, client } = await setup({ resilience: { maxAttempts: 6 } });
+    client.getSecret.mockRejectedValue(restError(500, 'InternalServerError', 'x'));
+    const e = await failure(kv.getSecret('s1'));
+    expect(e.code).toBe(C.CIRCUIT_OPEN);
+    expect(client.getSecret).toHaveBeenCalledTimes(3);
+  });
+
+  it('rejects with BULKHEAD_FULL beyond maxConcurrent + maxQueued', async () => {
+    const { kv, client } = await setup({ resilience: { timeoutMs: 5000, bulkhead: { maxConcurrent: 1, maxQueued: 1 } } });
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    client.getSecret.mockImplementation(async () => {
+      await gate;
+      return sdkSecret('s1', 'v');
+    });
+    const a = kv.getSecret('s1');
+    const b = kv.getSecret('s1');
+    const c = await failure(kv.getSecret('s1'));
+    expect(c.code).toBe(C.BULKHEAD_FULL);
+    release();
+    await expect(Promise.all([a, b])).resolves.toHaveLength(2);
+  });
+
+  it('refuses invalid names, versions, page sizes and foreign continuation tokens without calling the vault', async () => {
+    const { kv, client } = await setup();
+    expect((await failure(kv.getSecret('bad_name'))).code).toBe(C.INVALID_REQUEST);
+    expect((await failure(kv.getSecret('../../keys/x'))).code).toBe(C.INVALID_REQUEST);
+    expect((await failure(kv.getSecret('x'.repeat(128)))).code).toBe(C.INVALID_REQUEST);
+    expect((await failure(kv.getSecret('ok', 'v/../1'))).code).toBe(C.INVALID_REQUEST);
+    expect((await failure(kv.listSecrets({ maxPageSize: 26 }))).code).toBe(C.INVALID_REQUEST);
+    const foreign = await failure(kv.listSecrets({ continuationToken: 'https://evil.example/secrets?page=1' }));
+    expect(foreign.code).toBe(C.INVALID_REQUEST);
+    expect(foreign.message).toContain('not a token from this vault');
+    expect(client.getSecret).not.toHaveBeenCalled();
+    expect(client.listPropertiesOfSecrets).not.toHaveBeenCalled();
+  });
+
+  it('pages with maxPageSize and continuation tokens, and iterates all pages', async () => {
+    const { kv, client } = await setup();
+    const seen: Array<{ maxPageSize?: number; continuationToken?: string }> = [];
+    const pages = [[sdkProperties('a'), sdkProperties('b')], [sdkProperties('c'), sdkProperties('d')], [sdkProperties('e')]];
+    client.listPropertiesOfSecrets.mockImplementation(() => pagedOf(pages, seen));
+    const first = await kv.listSecrets({ maxPageSize: 2 });
+    expect(first.items.map((i) => i.name)).toEqual(['a', 'b']);
+    expect(first.continuationToken).toBe(`${FAKE_VAULT}/secrets?page=1`);
+    const second = await kv.listSecrets({ maxPageSize: 2, continuationToken: first.continuationToken });
+    expect(second.items.map((i) => i.name)).toEqual(['c', 'd']);
+    expect(seen[1]).toEqual({ maxPageSize: 2, continuationToken: `${FAKE_VAULT}/secrets?page=1` });
+    const all: string[] = [];
+    for await (const p of kv.listAllSecrets()) all.push(p.name);
+    expect(all).toEqual(['a', 'b', 'c', 'd', 'e']);
+  });
+
+  it('delete: waits for the poller; a retry after a lost answer confirms via the deleted-secret record', async () => {
+    const { kv, client } = await setup();
+    const deleted = { name: 'd1', properties: sdkProperties('d1'), recoveryId: `${FAKE_VAULT}/deletedsecrets/d1` };
+    client.beginDeleteSecret
+      .mockRejectedValueOnce(restError(503, 'ServiceUnavailable', 'x'))
+      .mockRejectedValueOnce(restError(404, 'SecretNotFound', 'already deleted'));
+    client.getDeletedSecret.mockResolvedValue(deleted);
+    await expect(kv.deleteSecret('d1')).resolves.toMatchObject({ recoveryId: deleted.recoveryId, properties: { name: 'd1' } });
+    expect(client.beginDeleteSecret).toHaveBeenCalledWith('d1', expect.objectContaining({ intervalInMs: 500 }));
+
+    // But a first-attempt 404 is a plain KEY_NOT_FOUND.
+    client.beginDeleteSecret.mockReset().mockRejectedValue(restError(404, 'SecretNotFound', 'no such secret'));
+    expect((await failure(kv.deleteSecret('d2'))).code).toBe(C.KEY_NOT_FOUND);
+    expect(client.beginDeleteSecret).toHaveBeenCalledTimes(1);
+  });
+
+  it('backup failures map to BACKUP_FAILED; an empty blob is refused', async () => {
+    const { kv, client } = await setup();
+    client.backupSecret.mockRejectedValueOnce(restError(400, 'BadParameter', 'too many versions'));
+    expect((await failure(kv.backupSecret('b1'))).code).toBe(C.BACKUP_FAILED);
+    client.backupSecret.mockResolvedValueOnce(undefined);
+    expect((await failure(kv.backupSecret('b1'))).code).toBe(C.BACKUP_FAILED);
+    expect((await failure(kv.restoreSecretBackup(new Uint8Array()))).code).toBe(C.INVALID_REQUEST);
+  });
+
+  it('records a duration per operation and no secret names in any label', async () => {
+    const { kv, client, registry } = await setup();
+    client.getSecret.mockResolvedValue(sdkSecret('tenant-acme-stripe', 'v'));
+    await kv.getSecret('tenant-acme-stripe');
+    const text = await registry.metrics();
+    expect(text).toContain(`${PREFIX}operation_duration_seconds_count{operation="getSecret"} 1`);
+    expect(text).not.toContain('tenant-acme-stripe');
+  });
+});
+
+describe('RetryAfterBackoff', () => {
+  const err = () => ({ error: new Error('x') });
+  it('grows exponentially with jitter, bounded by maxDelayMs', () => {
+    const lo = new RetryAfterBackoff({ initialDelayMs: 100, maxDelayMs: 1000 }, () => 0);
+    const hi = new RetryAfterBackoff({ initialDelayMs: 100, maxDelayMs: 1000 }, () => 1);
+    expect([1, 2, 3, 4, 5].map((attempt) => lo.delayFor({ attempt, result: err() }))).toEqual([50, 100, 200, 400, 500]);
+    expect([1, 2, 3, 4, 5].map((attempt) => hi.delayFor({ attempt, result: err() }))).toEqual([100, 200, 400, 800, 1000]);
+  });
+
+  it('is never shorter than Retry-After', async () => {
+    const { KeyVaultError } = await import('./errors/key-vault.error');
+    const rateLimited = new KeyVaultError(C.RATE_LIMITED, 'x', { operation: 'getSecret', retryAfterMs: 1500 });
+    for (const r of [0, 0.5, 1]) {
+      const b = new RetryAfterBackoff({ initialDelayMs: 100, maxDelayMs: 16000 }, () => r);
+      expect(b.delayFor({ attempt: 1, result: { error: rateLimited } })).toBeGreaterThanOrEqual(1500);
+      expect(b.delayFor({ attempt: 1, result: { error: rateLimited } })).toBeLessThanOrEqual(1600);
+    }
+  });
+});
+
+describe('KeyVaultMetrics', () => {
+  it('registers once per registry: a second module on the same registry reuses the series', () => {
+    const registry = new Registry();
+    const a = new KeyVaultMetrics({ enabled: true, prefix: PREFIX, registry });
+    const b = new KeyVaultMetrics({ enabled: true, prefix: PREFIX, registry });
+    expect(b.operations).toBe(a.operations);
+    expect(registry.getMetricsAsArray()).toHaveLength(5);
+  });
+
+  it('registers nothing in the given registry when disabled', () => {
+    const registry = new Registry();
+    new KeyVaultMetrics({ enabled: false, prefix: PREFIX, registry });
+    expect(registry.getMetricsAsArray()).toHaveLength(0);
+  });
+});
