@@ -1,7 +1,7 @@
 import { Test } from '@nestjs/testing';
 import { Registry } from 'prom-client';
 import { KeyVaultErrorCode as C } from './errors/key-vault-error-code';
-import type { KeyVaultError } from './errors/key-vault.error';
+import { KeyVaultError } from './errors/key-vault.error';
 import type { KeyVaultModuleOptions } from './interfaces/key-vault-module-options.interface';
 import { KEY_VAULT_SECRET_CLIENT } from './key-vault.internal-constants';
 import { KeyVaultModule } from './key-vault.module';
@@ -278,8 +278,7 @@ describe('RetryAfterBackoff', () => {
     expect([1, 2, 3, 4, 5].map((attempt) => hi.delayFor({ attempt, result: err() }))).toEqual([100, 200, 400, 800, 1000]);
   });
 
-  it('is never shorter than Retry-After', async () => {
-    const { KeyVaultError } = await import('./errors/key-vault.error');
+  it('is never shorter than Retry-After', () => {
     const rateLimited = new KeyVaultError(C.RATE_LIMITED, 'x', { operation: 'getSecret', retryAfterMs: 1500 });
     for (const r of [0, 0.5, 1]) {
       const b = new RetryAfterBackoff({ initialDelayMs: 100, maxDelayMs: 16000 }, () => r);
