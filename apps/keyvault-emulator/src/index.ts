@@ -7,3 +7,4 @@ export type { AuthOptions } from './auth';
 export type { OperationName } from './http/router';
 export { OPERATION_NAMES } from './http/router';
 export { emulatorCredential } from './credential';
+export { runEmulatorCli, parseCli as parseEmulatorCliFlags } from './main';

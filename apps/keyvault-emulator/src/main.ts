@@ -88,13 +88,19 @@ export function parseCli(argv: string[]): KeyVaultEmulatorOptions | 'help' {
   };
 }
 
-async function main(): Promise<void> {
+/**
+ * Runs the emulator as a foreground process with the given flags (`npm run emulator -- ...`,
+ * `cli emulator ...`): prints the banner, the vault URL and the CA path, and resolves once a
+ * SIGINT/SIGTERM has stopped it (store flushed). Bad flags print the help and set exit code 2.
+ */
+export async function runEmulatorCli(argv: string[]): Promise<void> {
   let options: KeyVaultEmulatorOptions | 'help';
   try {
-    options = parseCli(process.argv.slice(2));
+    options = parseCli(argv);
   } catch (err) {
     console.error(`${(err as Error).message}\n\n${HELP}`);
-    process.exit(2);
+    process.exitCode = 2;
+    return;
   }
   if (options === 'help') {
     console.log(HELP);
@@ -102,28 +108,27 @@ async function main(): Promise<void> {
   }
   const emulator = await KeyVaultEmulator.start(options);
   console.log(`Vault URL: ${emulator.vaultUrl}`);
-  console.log(`CA certificate: ${emulator.caCertPath}   (clients: SecretClient option tlsOptions: { ca } or NODE_EXTRA_CA_CERTS)`);
+  console.log(`CA certificate: ${emulator.caCertPath}   (SecretClient option tlsOptions: { ca }, or NODE_EXTRA_CA_CERTS)`);
   console.log(`Data dir: ${emulator.dataDir}`);
-  let stopping = false;
-  const shutdown = (signal: string) => {
-    if (stopping) return;
-    stopping = true;
-    console.log(`\n${signal} received, stopping (flushing the store)...`);
-    emulator.stop().then(
-      () => process.exit(0),
-      (err: unknown) => {
-        console.error('stop failed:', (err as Error).message);
-        process.exit(1);
-      },
-    );
-  };
-  process.on('SIGINT', () => shutdown('SIGINT'));
-  process.on('SIGTERM', () => shutdown('SIGTERM'));
+  await new Promise<void>((resolve, reject) => {
+    let stopping = false;
+    const shutdown = (signal: NodeJS.Signals) => {
+      if (stopping) return;
+      stopping = true;
+      console.log(`\n${signal} received, stopping (flushing the store)...`);
+      process.off('SIGINT', shutdown);
+      process.off('SIGTERM', shutdown);
+      emulator.stop().then(resolve, reject);
+    };
+    process.on('SIGINT', shutdown);
+    process.on('SIGTERM', shutdown);
+  });
+  console.log('Key Vault emulator stopped.');
 }
 
 if (require.main === module) {
-  main().catch((err: unknown) => {
-    console.error(`Key Vault emulator failed to start: ${(err as Error).message}`);
+  runEmulatorCli(process.argv.slice(2)).catch((err: unknown) => {
+    console.error(`Key Vault emulator failed: ${(err as Error).message}`);
     process.exit(1);
   });
 }

@@ -1,0 +1,46 @@
+import { matchRoute } from './router';
+import { assertApiVersion, isSupportedApiVersion } from './api-version';
+
+describe('matchRoute', () => {
+  const op = (m: string, p: string) => {
+    const r = matchRoute(m, p);
+    return r.kind === 'op' ? [r.operation, r.name, r.version] : [r.kind];
+  };
+
+  it('maps the secrets REST API', () => {
+    expect(op('PUT', '/secrets/a')).toEqual(['setSecret', 'a', undefined]);
+    expect(op('GET', '/secrets/a')).toEqual(['getSecret', 'a', undefined]);
+    expect(op('GET', '/secrets/a/')).toEqual(['getSecret', 'a', '']);
+    expect(op('GET', '/secrets/a/0123456789abcdef0123456789abcdef')).toEqual(['getSecret', 'a', '0123456789abcdef0123456789abcdef']);
+    expect(op('PATCH', '/secrets/a/v1')).toEqual(['updateSecret', 'a', 'v1']);
+    expect(op('GET', '/secrets')).toEqual(['listSecrets', undefined, undefined]);
+    expect(op('GET', '/secrets/a/versions')).toEqual(['listSecretVersions', 'a', undefined]);
+    expect(op('DELETE', '/secrets/a')).toEqual(['deleteSecret', 'a', undefined]);
+    expect(op('GET', '/deletedsecrets/a')).toEqual(['getDeletedSecret', 'a', undefined]);
+    expect(op('GET', '/deletedsecrets')).toEqual(['listDeletedSecrets', undefined, undefined]);
+    expect(op('POST', '/deletedsecrets/a/recover')).toEqual(['recoverDeletedSecret', 'a', undefined]);
+    expect(op('DELETE', '/deletedsecrets/a')).toEqual(['purgeDeletedSecret', 'a', undefined]);
+    expect(op('POST', '/secrets/a/backup')).toEqual(['backupSecret', 'a', undefined]);
+    expect(op('POST', '/secrets/restore')).toEqual(['restoreSecret', undefined, undefined]);
+    // a secret may be called "restore"
+    expect(op('PUT', '/secrets/restore')).toEqual(['setSecret', 'restore', undefined]);
+    expect(op('GET', '/secrets/restore')).toEqual(['getSecret', 'restore', undefined]);
+  });
+
+  it('decodes percent-encoded names and rejects unknown paths and methods', () => {
+    expect(op('GET', '/secrets/a%20b')).toEqual(['getSecret', 'a b', undefined]);
+    expect(op('GET', '/keys/a')).toEqual(['notFound']);
+    expect(op('POST', '/secrets/a')).toEqual(['methodNotAllowed']);
+    expect(op('GET', '/secrets/a/b/c')).toEqual(['notFound']);
+    expect(op('GET', '/secrets/%E0%A4%A')).toEqual(['notFound']);
+  });
+});
+
+describe('api-version', () => {
+  it('accepts 7.0 … 7.6 (and previews) and 2025-07-01 … 2026-04-01', () => {
+    for (const v of ['7.0', '7.1', '7.3', '7.4-preview.1', '7.6', '2025-07-01', '2026-04-01']) expect(isSupportedApiVersion(v)).toBe(true);
+    for (const v of ['6.0', '7.7', '2016-10-01', '2026-04-02', '2027-01-01', 'latest', '7']) expect(isSupportedApiVersion(v)).toBe(false);
+    expect(() => assertApiVersion(null)).toThrow(/required/);
+    expect(() => assertApiVersion('9.9')).toThrow(/not recognized/);
+  });
+});
