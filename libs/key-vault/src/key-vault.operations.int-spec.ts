@@ -1,0 +1,259 @@
+/**
+ * Integration: the real Azure SDK over real HTTPS against the local Key Vault emulator, through
+ * KeyVaultModule registered with forRoot and forRootAsync.
+ */
+import { Injectable, Module } from '@nestjs/common';
+import { Test, type TestingModule } from '@nestjs/testing';
+import { KeyVaultEmulator } from '@app/keyvault-emulator';
+import { Registry } from 'prom-client';
+import {
+  KeyVaultErrorCode as C,
+  KeyVaultModule,
+  KeyVaultProvider,
+  type KeyVaultError,
+  type KeyVaultModuleOptions,
+  type KeyVaultOptionsFactory,
+} from './index';
+
+function optionsFor(vault: KeyVaultEmulator, extra: Partial<KeyVaultModuleOptions> = {}): KeyVaultModuleOptions {
+  return {
+    vaultUrl: vault.vaultUrl,
+    credential: { type: 'static' },
+    tls: { caCertPem: vault.caCertPem },
+    disableChallengeResourceVerification: true,
+    metrics: { registry: new Registry() },
+    resilience: { initialDelayMs: 20, maxDelayMs: 2000, pollIntervalMs: 50 },
+    ...extra,
+  };
+}
+
+async function failure(p: Promise<unknown>): Promise<KeyVaultError> {
+  try {
+    await p;
+  } catch (e) {
+    return e as KeyVaultError;
+  }
+  throw new Error('expected the call to fail');
+}
+
+describe('KeyVaultModule against the emulator (forRoot)', () => {
+  let vault: KeyVaultEmulator;
+  let moduleRef: TestingModule;
+  let kv: KeyVaultProvider;
+
+  beforeAll(async () => {
+    vault = await KeyVaultEmulator.start({ quiet: true, throttle: false, operationDelayMs: 150 });
+    moduleRef = await Test.createTestingModule({ imports: [KeyVaultModule.forRoot(optionsFor(vault))] }).compile();
+    kv = moduleRef.get(KeyVaultProvider);
+  });
+  afterAll(async () => {
+    await moduleRef?.close();
+    await vault?.stop();
+  });
+
+  it('sets, gets (latest and by version), updates properties and lists versions', async () => {
+    const v1 = await kv.setSecret('crud-a', 'first', { contentType: 'text/plain', tags: { tenant: 't1' } });
+    expect(v1.value).toBe('first');
+    expect(v1.properties).toMatchObject({ name: 'crud-a', enabled: true, contentType: 'text/plain', tags: { tenant: 't1' } });
+    expect(v1.properties.id).toBe(`${vault.vaultUrl}/secrets/crud-a/${v1.properties.version}`);
+    const v2 = await kv.setSecret('crud-a', 'second');
+    expect(v2.properties.version).not.toBe(v1.properties.version);
+
+    expect((await kv.getSecret('crud-a')).value).toBe('second');
+    expect((await kv.getSecret('crud-a', v1.properties.version)).value).toBe('first');
+
+    const updated = await kv.updateSecretProperties('crud-a', v1.properties.version, { tags: { tenant: 't1', rotated: 'yes' } });
+    expect(updated.tags).toEqual({ tenant: 't1', rotated: 'yes' });
+    expect(updated.version).toBe(v1.properties.version);
+
+    const versions: string[] = [];
+    for await (const p of kv.listAllSecretVersions('crud-a')) versions.push(p.version);
+    expect(versions.sort()).toEqual([v1.properties.version, v2.properties.version].sort());
+  });
+
+  it('pages listSecrets with maxPageSize and continuation tokens; listAllSecrets sees every secret', async () => {
+    const names = Array.from({ length: 7 }, (_, i) => `page-${i}`);
+    for (const n of names) await kv.setSecret(n, 'v');
+    const seen: string[] = [];
+    let token: string | undefined;
+    let pages = 0;
+    do {
+      const page = await kv.listSecrets({ maxPageSize: 3, continuationToken: token });
+      expect(page.items.length).toBeLessThanOrEqual(3);
+      pages += 1;
+      seen.push(...page.items.map((i) => i.name));
+      token = page.continuationToken;
+    } while (token);
+    expect(pages).toBeGreaterThanOrEqual(3);
+    expect(seen).toEqual(expect.arrayContaining(names));
+    expect(new Set(seen).size).toBe(seen.length);
+
+    const all: string[] = [];
+    for await (const p of kv.listAllSecrets()) all.push(p.name);
+    expect(all.sort()).toEqual([...seen].sort());
+
+    const versionsPage = await kv.listSecretVersions('page-0', { maxPageSize: 1 });
+    expect(versionsPage.items).toHaveLength(1);
+    expect(versionsPage.continuationToken).toBeUndefined();
+  });
+
+  it('delete waits until visible; get/list deleted; the soft-deleted name is DELETED_BUT_RECOVERABLE; recover; purge', async () => {
+    await kv.setSecret('life-a', 'v1');
+    const deleted = await kv.deleteSecret('life-a');
+    expect(deleted.properties.name).toBe('life-a');
+    expect(deleted.recoveryId).toBe(`${vault.vaultUrl}/deletedsecrets/life-a`);
+    expect(deleted.deletedOn).toBeInstanceOf(Date);
+    expect(deleted.scheduledPurgeDate).toBeInstanceOf(Date);
+
+    // deleteSecret returned only once the deletion is visible (operationDelayMs = 150).
+    expect((await kv.getDeletedSecret('life-a')).recoveryId).toBe(deleted.recoveryId);
+    expect((await failure(kv.getSecret('life-a'))).code).toBe(C.KEY_NOT_FOUND);
+
+    const deletedPage = await kv.listDeletedSecrets({ maxPageSize: 25 });
+    expect(deletedPage.items.map((d) => d.properties.name)).toContain('life-a');
+
+    const blocked = await failure(kv.setSecret('life-a', 'again'));
+    expect(blocked).toMatchObject({ code: C.DELETED_BUT_RECOVERABLE, statusCode: 409, secretName: 'life-a', operation: 'setSecret' });
+    expect(blocked.message).not.toContain('again');
+
+    const recovered = await kv.recoverDeletedSecret('life-a');
+    expect(recovered.name).toBe('life-a');
+    expect((await kv.getSecret('life-a')).value).toBe('v1');
+
+    await kv.deleteSecret('life-a');
+    await kv.purgeDeletedSecret('life-a');
+    expect((await failure(kv.getDeletedSecret('life-a'))).code).toBe(C.KEY_NOT_FOUND);
+    await kv.setSecret('life-a', 'reborn');
+    expect((await kv.getSecret('life-a')).value).toBe('reborn');
+  });
+
+  it('backs up and restores a secret with all its versions; a corrupt blob is BACKUP_FAILED', async () => {
+    await kv.setSecret('bk-a', 'one');
+    await kv.setSecret('bk-a', 'two');
+    const blob = await kv.backupSecret('bk-a');
+    expect(blob.length).toBeGreaterThan(0);
+    expect(Buffer.from(blob).toString('utf8')).not.toContain('two');
+
+    await kv.deleteSecret('bk-a');
+    await kv.purgeDeletedSecret('bk-a');
+    const restored = await kv.restoreSecretBackup(blob);
+    expect(restored.name).toBe('bk-a');
+    expect((await kv.getSecret('bk-a')).value).toBe('two');
+    const versions: string[] = [];
+    for await (const v of kv.listAllSecretVersions('bk-a')) versions.push(v.version);
+    expect(versions).toHaveLength(2);
+
+    const corrupt = await failure(kv.restoreSecretBackup(new Uint8Array([1, 2, 3, 4])));
+    expect(corrupt).toMatchObject({ code: C.BACKUP_FAILED, statusCode: 400 });
+    expect((await failure(kv.backupSecret('no-such-secret'))).code).toBe(C.KEY_NOT_FOUND);
+  });
+
+  it('maps the vault errors: disabled → DISABLED, unknown → KEY_NOT_FOUND, invalid → INVALID_REQUEST', async () => {
+    const s = await kv.setSecret('off-a', 'hidden-value', { enabled: false });
+    const disabled = await failure(kv.getSecret('off-a'));
+    expect(disabled).toMatchObject({ code: C.DISABLED, statusCode: 403, secretName: 'off-a' });
+    expect(disabled.message).not.toContain('hidden-value');
+    await kv.updateSecretProperties('off-a', s.properties.version, { enabled: true });
+    expect((await kv.getSecret('off-a')).value).toBe('hidden-value');
+
+    const missing = await failure(kv.getSecret('never-created'));
+    expect(missing).toMatchObject({ code: C.KEY_NOT_FOUND, statusCode: 404, azureCode: 'SecretNotFound' });
+
+    // Refused before the call (the name would otherwise reach the URL path) ...
+    expect((await failure(kv.getSecret('bad_name!'))).code).toBe(C.INVALID_REQUEST);
+    // ... and the vault's own 400 (value over 25 KB) maps the same way.
+    const tooBig = await failure(kv.setSecret('big-a', 'x'.repeat(26 * 1024)));
+    expect(tooBig).toMatchObject({ code: C.INVALID_REQUEST, statusCode: 400, azureCode: 'BadParameter' });
+    expect(tooBig.message).not.toContain('xxxxxxxx');
+  });
+
+  it('trusts the emulator CA only when configured: without it the TLS failure is a CONFIGURATION error', async () => {
+    const { tls: _tls, ...noCa } = optionsFor(vault);
+    const other = await Test.createTestingModule({ imports: [KeyVaultModule.forRoot(noCa)] }).compile();
+    try {
+      const e = await failure(other.get(KeyVaultProvider).getSecret('crud-a'));
+      expect(e.code).toBe(C.CONFIGURATION);
+    } finally {
+      await other.close();
+    }
+  });
+});
+
+describe('KeyVaultModule against the emulator (forRootAsync)', () => {
+  let vault: KeyVaultEmulator;
+  beforeAll(async () => {
+    vault = await KeyVaultEmulator.start({ quiet: true, throttle: false });
+  });
+  afterAll(() => vault?.stop());
+
+  @Injectable()
+  class VaultConfig {
+    get(): KeyVaultModuleOptions {
+      return optionsFor(vault);
+    }
+  }
+  @Module({ providers: [VaultConfig], exports: [VaultConfig] })
+  class VaultConfigModule {}
+
+  @Injectable()
+  class VaultOptionsFactory implements KeyVaultOptionsFactory {
+    createKeyVaultOptions(): KeyVaultModuleOptions {
+      return optionsFor(vault);
+    }
+  }
+
+  it('useFactory with imports + inject', async () => {
+    const m = await Test.createTestingModule({
+      imports: [
+        KeyVaultModule.forRootAsync({
+          imports: [VaultConfigModule],
+          inject: [VaultConfig],
+          useFactory: async (config: VaultConfig) => config.get(),
+        }),
+      ],
+    }).compile();
+    try {
+      const kv = m.get(KeyVaultProvider);
+      await kv.setSecret('async-a', 'v');
+      expect((await kv.getSecret('async-a')).value).toBe('v');
+    } finally {
+      await m.close();
+    }
+  });
+
+  it('useClass, registered globally (isGlobal)', async () => {
+    @Injectable()
+    class Consumer {
+      constructor(readonly kv: KeyVaultProvider) {}
+    }
+    @Module({ providers: [Consumer], exports: [Consumer] })
+    class FeatureModule {}
+
+    const m = await Test.createTestingModule({
+      imports: [KeyVaultModule.forRootAsync({ useClass: VaultOptionsFactory, isGlobal: true }), FeatureModule],
+    }).compile();
+    try {
+      const kv = m.get(Consumer).kv;
+      await kv.setSecret('async-b', 'w');
+      expect((await kv.getSecret('async-b')).value).toBe('w');
+    } finally {
+      await m.close();
+    }
+  });
+});
+
+describe('KeyVaultModule against a purge-protected emulator', () => {
+  it('purge → PURGE_PROTECTED', async () => {
+    const vault = await KeyVaultEmulator.start({ quiet: true, throttle: false, purgeProtection: true });
+    const m = await Test.createTestingModule({ imports: [KeyVaultModule.forRoot(optionsFor(vault))] }).compile();
+    try {
+      const kv = m.get(KeyVaultProvider);
+      await kv.setSecret('pp-a', 'v');
+      await kv.deleteSecret('pp-a');
+      expect(await failure(kv.purgeDeletedSecret('pp-a'))).toMatchObject({ code: C.PURGE_PROTECTED, statusCode: 403 });
+    } finally {
+      await m.close();
+      await vault.stop();
+    }
+  });
+});
