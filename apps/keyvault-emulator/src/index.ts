@@ -7,4 +7,5 @@ export type { AuthOptions } from './auth';
 export type { OperationName } from './http/router';
 export { OPERATION_NAMES } from './http/router';
 export { emulatorCredential } from './credential';
+export { emulatorSecretClient } from './testing';
 export { runEmulatorCli, parseCli as parseEmulatorCliFlags } from './main';
