@@ -1,3 +1,4 @@
 export * from './errors';
 export * from './context';
 export * from './clock';
+export * from './lock';

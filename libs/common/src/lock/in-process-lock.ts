@@ -1,0 +1,31 @@
+import { DistributedLock, LockRunOptions, TryRunResult, assertLockKey } from './distributed-lock';
+import { KeyedMutex } from './keyed-mutex';
+
+/**
+ * `DistributedLock` for a single process (the SQLite deployment): a keyed FIFO mutex. It gives no
+ * exclusion across processes — use `PostgresAdvisoryLock` when replicas share a PostgreSQL database.
+ */
+export class InProcessLock extends DistributedLock {
+  private readonly mutex = new KeyedMutex();
+
+  async tryRun<T>(key: string, fn: () => Promise<T>): Promise<TryRunResult<T>> {
+    assertLockKey(key);
+    const release = this.mutex.tryAcquire(key);
+    if (!release) return { acquired: false };
+    try {
+      return { acquired: true, value: await fn() };
+    } finally {
+      release();
+    }
+  }
+
+  async run<T>(key: string, fn: () => Promise<T>, options: LockRunOptions): Promise<T> {
+    assertLockKey(key);
+    return this.mutex.runExclusive(key, fn, options.timeoutMs);
+  }
+
+  /** Whether `key` is held in this process right now. */
+  isHeld(key: string): boolean {
+    return this.mutex.isLocked(key);
+  }
+}

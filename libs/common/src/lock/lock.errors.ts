@@ -1,0 +1,22 @@
+import { CredentialVaultError, ErrorSeverity } from '../errors';
+
+/** Stable error codes of the lock helpers. Never renumber. */
+export enum LockErrorCode {
+  /** `DistributedLock.run()` could not take the lock within `timeoutMs`. */
+  LOCK_TIMEOUT = 9001,
+}
+
+/** Thrown by `DistributedLock.run()` (and `KeyedMutex.acquire()`) when the lock is not obtained in time. */
+export class LockTimeoutError extends CredentialVaultError {
+  readonly code = LockErrorCode.LOCK_TIMEOUT;
+  readonly codeName = 'LOCK_TIMEOUT';
+  readonly severity = ErrorSeverity.TRANSIENT;
+
+  constructor(
+    readonly key: string,
+    readonly timeoutMs: number,
+    options?: { cause?: unknown },
+  ) {
+    super(`Lock "${key}" was not acquired within ${timeoutMs} ms`, options);
+  }
+}

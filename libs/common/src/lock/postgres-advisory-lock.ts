@@ -1,0 +1,139 @@
+import { Logger } from '@nestjs/common';
+import type { DataSource, QueryRunner } from 'typeorm';
+import { advisoryLockKey } from './advisory-lock-key';
+import { DistributedLock, LockRunOptions, TryRunResult, assertLockKey } from './distributed-lock';
+import { KeyedMutex, MutexRelease } from './keyed-mutex';
+import { LockTimeoutError } from './lock.errors';
+
+/** SQLSTATE 55P03 lock_not_available: `lock_timeout` expired. */
+const LOCK_NOT_AVAILABLE = '55P03';
+
+/**
+ * `DistributedLock` across replicas sharing one PostgreSQL database, with session-level advisory
+ * locks (`pg_try_advisory_lock` / `pg_advisory_lock` + `pg_advisory_unlock`).
+ *
+ * Advisory locks belong to a database session, so each held lock pins ONE pooled connection
+ * (a dedicated `QueryRunner`) from lock to unlock; `fn` itself uses other pool connections, so the
+ * pool needs at least two. Callers in the same process first serialise on an in-process mutex, so
+ * a second local caller neither burns a connection nor re-enters the session-level lock (which
+ * PostgreSQL would grant again to the same session).
+ */
+export class PostgresAdvisoryLock extends DistributedLock {
+  private readonly logger = new Logger(PostgresAdvisoryLock.name);
+  private readonly local = new KeyedMutex();
+
+  constructor(
+    private readonly dataSource: DataSource,
+    private readonly namespace = 'cv-lock',
+  ) {
+    super();
+    if (dataSource.options.type !== 'postgres') {
+      throw new TypeError(`PostgresAdvisoryLock needs a postgres DataSource, got "${dataSource.options.type}"`);
+    }
+  }
+
+  async tryRun<T>(key: string, fn: () => Promise<T>): Promise<TryRunResult<T>> {
+    assertLockKey(key);
+    const releaseLocal = this.local.tryAcquire(key);
+    if (!releaseLocal) return { acquired: false };
+    let runner: QueryRunner | undefined;
+    try {
+      runner = await this.connect();
+      const rows: Array<{ locked: boolean }> = await runner.query('SELECT pg_try_advisory_lock($1::bigint) AS locked', [
+        this.toId(key),
+      ]);
+      if (!rows[0]?.locked) {
+        await runner.release();
+        releaseLocal();
+        return { acquired: false };
+      }
+    } catch (e) {
+      if (runner) await runner.release().catch(() => undefined);
+      releaseLocal();
+      throw e;
+    }
+    const value = await this.runHolding(key, runner, releaseLocal, fn);
+    return { acquired: true, value };
+  }
+
+  async run<T>(key: string, fn: () => Promise<T>, options: LockRunOptions): Promise<T> {
+    assertLockKey(key);
+    const deadline = Date.now() + options.timeoutMs;
+    const releaseLocal = await this.local.acquire(key, options.timeoutMs);
+    let runner: QueryRunner | undefined;
+    try {
+      runner = await this.connect();
+      // lock_timeout bounds the wait inside PostgreSQL; SET LOCAL scopes it to this short
+      // transaction, and a session-level advisory lock outlives the COMMIT (by design of PostgreSQL).
+      const remaining = Math.max(1, deadline - Date.now());
+      await runner.startTransaction();
+      try {
+        await runner.query(`SELECT set_config('lock_timeout', $1, true)`, [`${remaining}ms`]);
+        await runner.query('SELECT pg_advisory_lock($1::bigint)', [this.toId(key)]);
+        await runner.commitTransaction();
+      } catch (e) {
+        await runner.rollbackTransaction().catch(() => undefined);
+        if (sqlState(e) === LOCK_NOT_AVAILABLE) {
+          throw new LockTimeoutError(key, options.timeoutMs, { cause: e });
+        }
+        throw e;
+      }
+    } catch (e) {
+      if (runner) await runner.release().catch(() => undefined);
+      releaseLocal();
+      throw e;
+    }
+    return this.runHolding(key, runner, releaseLocal, fn);
+  }
+
+  private async runHolding<T>(key: string, runner: QueryRunner, releaseLocal: MutexRelease, fn: () => Promise<T>): Promise<T> {
+    try {
+      return await fn();
+    } finally {
+      await this.unlock(key, runner);
+      releaseLocal();
+    }
+  }
+
+  private async unlock(key: string, runner: QueryRunner): Promise<void> {
+    try {
+      const rows: Array<{ unlocked: boolean }> = await runner.query('SELECT pg_advisory_unlock($1::bigint) AS unlocked', [
+        this.toId(key),
+      ]);
+      if (!rows[0]?.unlocked) this.logger.warn(`Advisory lock "${key}" was not held at unlock (session lost?)`);
+      await runner.release();
+    } catch (e) {
+      // The session may still hold the lock: never hand it back to the pool. Dropping the
+      // connection makes PostgreSQL release every lock of that session.
+      this.logger.error(`Unlocking advisory lock "${key}" failed; discarding the connection: ${(e as Error).message}`);
+      await this.discard(runner, e);
+    }
+  }
+
+  private async discard(runner: QueryRunner, cause: unknown): Promise<void> {
+    // TypeORM's PostgresQueryRunner forwards an error to pg-pool's release(err), which destroys the
+    // client instead of reusing it. The method is not in its public typings, hence the guarded call.
+    const r = runner as unknown as { releasePostgresConnection?: (err: unknown) => Promise<void> };
+    if (typeof r.releasePostgresConnection === 'function') {
+      await r.releasePostgresConnection(cause instanceof Error ? cause : new Error(String(cause)));
+    } else {
+      await runner.release();
+    }
+  }
+
+  private async connect(): Promise<QueryRunner> {
+    const runner = this.dataSource.createQueryRunner('master');
+    await runner.connect();
+    return runner;
+  }
+
+  private toId(key: string): string {
+    return advisoryLockKey(key, this.namespace);
+  }
+}
+
+function sqlState(e: unknown): string | undefined {
+  const err = e as { code?: unknown; driverError?: { code?: unknown } };
+  const code = err?.driverError?.code ?? err?.code;
+  return typeof code === 'string' ? code : undefined;
+}

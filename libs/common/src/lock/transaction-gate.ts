@@ -1,0 +1,85 @@
+import { Logger } from '@nestjs/common';
+import type { DataSource, EntityManager } from 'typeorm';
+import { KeyedMutex, MutexRelease } from './keyed-mutex';
+import { LockTimeoutError } from './lock.errors';
+
+const SINGLE_CONNECTION_DRIVERS = new Set(['better-sqlite3', 'sqlite', 'sqljs', 'capacitor', 'cordova', 'expo', 'nativescript', 'react-native']);
+
+export interface GateOptions {
+  /**
+   * How long to wait for the gate (and for a foreign open transaction on the shared connection)
+   * before going ahead anyway, with a warning. A bound, not a failure: code that awaits a gated
+   * transaction from inside another gated transaction would otherwise deadlock.
+   * @default 5000
+   */
+  maxWaitMs?: number;
+}
+
+/**
+ * One per DataSource and process (`TransactionGate.for(dataSource)`), shared by every lib.
+ *
+ * TypeORM's SQLite drivers run the whole DataSource on ONE connection and ONE query runner: two
+ * concurrent `transaction()` calls nest (the second becomes a SAVEPOINT of the first), so one
+ * caller's rollback can silently undo another caller's "committed" rows. On those drivers the gate
+ * runs transactions one at a time and, before BEGIN, waits until the shared connection is not
+ * inside someone else's (ungated) transaction. On PostgreSQL & co. it is a pass-through.
+ */
+export class TransactionGate {
+  private static readonly gates = new WeakMap<DataSource, TransactionGate>();
+
+  static for(dataSource: DataSource): TransactionGate {
+    let gate = TransactionGate.gates.get(dataSource);
+    if (!gate) {
+      gate = new TransactionGate(dataSource);
+      TransactionGate.gates.set(dataSource, gate);
+    }
+    return gate;
+  }
+
+  private readonly logger = new Logger(TransactionGate.name);
+  private readonly mutex = new KeyedMutex();
+  /** Whether this DataSource shares one connection (SQLite family). */
+  readonly serialises: boolean;
+
+  private constructor(private readonly dataSource: DataSource) {
+    this.serialises = SINGLE_CONNECTION_DRIVERS.has(dataSource.options.type);
+  }
+
+  /** `dataSource.transaction(work)`, serialised on single-connection drivers. */
+  transaction<T>(work: (manager: EntityManager) => Promise<T>, options?: GateOptions): Promise<T> {
+    return this.exclusive(() => this.dataSource.transaction(work), options);
+  }
+
+  /** Runs `work` (which may open a transaction) while holding the gate on single-connection drivers. */
+  async exclusive<T>(work: () => Promise<T>, options?: GateOptions): Promise<T> {
+    if (!this.serialises) return work();
+    const maxWaitMs = options?.maxWaitMs ?? 5000;
+    const deadline = Date.now() + maxWaitMs;
+    let release: MutexRelease | undefined;
+    try {
+      release = await this.mutex.acquire('tx', maxWaitMs);
+    } catch (e) {
+      if (!(e instanceof LockTimeoutError)) throw e;
+      this.logger.warn(
+        `Waited ${maxWaitMs} ms for the SQLite transaction gate; continuing without it (is a gated call awaited inside a gated transaction?)`,
+      );
+    }
+    try {
+      await this.waitUntilIdle(deadline);
+      return await work();
+    } finally {
+      release?.();
+    }
+  }
+
+  private async waitUntilIdle(deadline: number): Promise<void> {
+    const runner = this.dataSource.createQueryRunner();
+    while (runner.isTransactionActive) {
+      if (Date.now() >= deadline) {
+        this.logger.warn('A transaction is still open on the shared SQLite connection; the gated transaction will nest in it');
+        return;
+      }
+      await new Promise((r) => setTimeout(r, 2));
+    }
+  }
+}
