@@ -1,0 +1,8 @@
+/** Event emitted (EventEmitter2) when suspicious activity is detected; payload `SuspiciousActivityEvent`. */
+export const AUDIT_SUSPICIOUS_ACTIVITY_EVENT = 'audit.suspicious_activity';
+
+/** Name of the retention cron job in `SchedulerRegistry` and of its distributed lock. */
+export const AUDIT_RETENTION_JOB = 'audit-retention';
+
+/** Actor id of rows the audit lib writes itself. */
+export const AUDIT_SYSTEM_ACTOR = 'system:audit';

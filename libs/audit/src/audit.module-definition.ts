@@ -1,0 +1,15 @@
+import { ConfigurableModuleBuilder } from '@nestjs/common';
+import type { AuditModuleOptions } from './audit.options';
+
+export const {
+  ConfigurableModuleClass: AuditConfigurableModule,
+  MODULE_OPTIONS_TOKEN: AUDIT_MODULE_OPTIONS,
+  OPTIONS_TYPE: AUDIT_OPTIONS_TYPE,
+  ASYNC_OPTIONS_TYPE: AUDIT_ASYNC_OPTIONS_TYPE,
+} = new ConfigurableModuleBuilder<AuditModuleOptions>({ moduleName: 'Audit' })
+  .setClassMethodName('forRoot')
+  .setExtras({ isGlobal: false }, (definition, extras) => ({ ...definition, global: extras.isGlobal }))
+  .build();
+
+/** Internal token: the options after defaults and validation. */
+export const AUDIT_RESOLVED_OPTIONS = Symbol('AUDIT_RESOLVED_OPTIONS');

@@ -1,0 +1,34 @@
+import { Module } from '@nestjs/common';
+import { TypeOrmModule } from '@nestjs/typeorm';
+import { AuditRetentionScheduler } from './audit-retention.scheduler';
+import { AuditRetentionService } from './audit-retention.service';
+import { AUDIT_MODULE_OPTIONS, AUDIT_RESOLVED_OPTIONS, AuditConfigurableModule } from './audit.module-definition';
+import { AuditModuleOptions, resolveAuditOptions } from './audit.options';
+import { AuditService } from './audit.service';
+import { AUDIT_ENTITIES } from './audit.persistence';
+
+/**
+ * The audit log. The host registers TypeORM (with `AUDIT_ENTITIES` and `AUDIT_MIGRATIONS`),
+ * `EventEmitterModule.forRoot()` and, when retention is enabled, `ScheduleModule.forRoot()`;
+ * optionally a global `DistributedLock` and `Clock` provider.
+ *
+ * ```ts
+ * AuditModule.forRoot({ retention: { days: 30 } })
+ * AuditModule.forRootAsync({ inject: [ConfigService], useFactory: (c) => c.get('audit') })
+ * ```
+ */
+@Module({
+  imports: [TypeOrmModule.forFeature(AUDIT_ENTITIES)],
+  providers: [
+    {
+      provide: AUDIT_RESOLVED_OPTIONS,
+      useFactory: (options: AuditModuleOptions) => resolveAuditOptions(options),
+      inject: [AUDIT_MODULE_OPTIONS],
+    },
+    AuditService,
+    AuditRetentionService,
+    AuditRetentionScheduler,
+  ],
+  exports: [AuditService, AuditRetentionService],
+})
+export class AuditModule extends AuditConfigurableModule {}

@@ -1,0 +1,28 @@
+import { AuditConfigurationError } from './errors/audit.errors';
+import { resolveAuditOptions } from './audit.options';
+
+describe('resolveAuditOptions', () => {
+  it('applies the documented defaults', () => {
+    expect(resolveAuditOptions(undefined)).toEqual({
+      failClosed: true,
+      readBuffer: { maxSize: 1000, flushIntervalMs: 1000, batchSize: 200 },
+      retention: { enabled: true, days: 90, cron: '0 3 * * *', timeZone: 'UTC' },
+      suspicious: { enabled: true, failureThreshold: 5, windowMs: 600_000, distinctReadsThreshold: 100, distinctReadsWindowMs: 600_000 },
+    });
+    expect(resolveAuditOptions({ readBuffer: { batchSize: 10 } }).readBuffer).toEqual({ maxSize: 1000, flushIntervalMs: 1000, batchSize: 10 });
+  });
+
+  it('names every invalid field and what to fix', () => {
+    const attempt = () =>
+      resolveAuditOptions({ readBuffer: { maxSize: 10, batchSize: 50 }, retention: { cron: 'every day', days: 0 } });
+    expect(attempt).toThrow(AuditConfigurationError);
+    expect(attempt).toThrow(/readBuffer\.batchSize: must be ≤ readBuffer\.maxSize/);
+    expect(attempt).toThrow(/retention\.cron: is not a valid cron expression/);
+    expect(attempt).toThrow(/retention\.days/);
+  });
+
+  it('rejects unknown option names (typos) and bad time zones', () => {
+    expect(() => resolveAuditOptions({ failclosed: false } as never)).toThrow(AuditConfigurationError);
+    expect(() => resolveAuditOptions({ retention: { timeZone: 'Mars/Olympus' } })).toThrow(/timeZone/);
+  });
+});

@@ -1,0 +1,135 @@
+import { validateCronExpression } from 'cron';
+import { z } from 'zod';
+import { AuditConfigurationError } from './errors/audit.errors';
+
+/** Options of `AuditModule.forRoot` / `forRootAsync`. Every field is optional. */
+export interface AuditModuleOptions {
+  /**
+   * Fail closed: an operation whose audit row cannot be written fails. `record()` always throws when
+   * its row cannot be written (inside the caller's transaction the whole operation rolls back);
+   * for buffered reads, after a failed flush `recordRead()` rejects with `AuditUnavailableError`
+   * until a flush succeeds again. With `false`, a failed flush is only logged and counted and reads
+   * go on while the buffer has room (buffered reads are still never dropped).
+   * @default true
+   */
+  failClosed?: boolean;
+  /** Batching of read events (`recordRead`). */
+  readBuffer?: {
+    /** Events held in memory at most; when full, `recordRead()` waits for space (back-pressure). @default 1000 */
+    maxSize?: number;
+    /** The buffer is flushed at least this often (ms). @default 1000 */
+    flushIntervalMs?: number;
+    /** Rows written per flush transaction; reaching it triggers a flush at once. At most 1000 and ≤ maxSize. @default 200 */
+    batchSize?: number;
+  };
+  /** Pruning of old audit rows (needs `ScheduleModule.forRoot()` in the host when enabled). */
+  retention?: {
+    /** Registers the `audit-retention` cron job. @default true */
+    enabled?: boolean;
+    /** Rows older than this many days are pruned. @default 90 */
+    days?: number;
+    /** When the job runs (cron syntax, seconds optional). @default '0 3 * * *' */
+    cron?: string;
+    /** IANA time zone for `cron`. @default 'UTC' */
+    timeZone?: string;
+  };
+  /** In-memory detection of suspicious patterns (per process). */
+  suspicious?: {
+    /** @default true */
+    enabled?: boolean;
+    /** Failures/denials for one actor, or for one resource, within `windowMs` that raise an alert. @default 5 */
+    failureThreshold?: number;
+    /** @default 600000 (10 minutes) */
+    windowMs?: number;
+    /** One actor reading MORE than this many distinct resources within the window raises an alert. @default 100 */
+    distinctReadsThreshold?: number;
+    /** @default 600000 (10 minutes) */
+    distinctReadsWindowMs?: number;
+  };
+}
+
+/** Options after defaults, as the services use them. */
+export interface ResolvedAuditOptions {
+  failClosed: boolean;
+  readBuffer: { maxSize: number; flushIntervalMs: number; batchSize: number };
+  retention: { enabled: boolean; days: number; cron: string; timeZone: string };
+  suspicious: {
+    enabled: boolean;
+    failureThreshold: number;
+    windowMs: number;
+    distinctReadsThreshold: number;
+    distinctReadsWindowMs: number;
+  };
+}
+
+const int = (min: number, max: number) => z.number().int().min(min).max(max);
+
+const schema = z
+  .object({
+    failClosed: z.boolean().default(true),
+    readBuffer: z
+      .object({
+        maxSize: int(1, 1_000_000).default(1000),
+        flushIntervalMs: int(10, 3_600_000).default(1000),
+        batchSize: int(1, 1000).default(200),
+      })
+      .strict()
+      .default({ maxSize: 1000, flushIntervalMs: 1000, batchSize: 200 }),
+    retention: z
+      .object({
+        enabled: z.boolean().default(true),
+        days: int(1, 36_500).default(90),
+        cron: z
+          .string()
+          .refine((c) => validateCronExpression(c).valid, { message: 'is not a valid cron expression' })
+          .default('0 3 * * *'),
+        timeZone: z.string().min(1).default('UTC'),
+      })
+      .strict()
+      .default({ enabled: true, days: 90, cron: '0 3 * * *', timeZone: 'UTC' }),
+    suspicious: z
+      .object({
+        enabled: z.boolean().default(true),
+        failureThreshold: int(1, 1_000_000).default(5),
+        windowMs: int(1000, 7 * 86_400_000).default(600_000),
+        distinctReadsThreshold: int(1, 1_000_000).default(100),
+        distinctReadsWindowMs: int(1000, 7 * 86_400_000).default(600_000),
+      })
+      .strict()
+      .default({
+        enabled: true,
+        failureThreshold: 5,
+        windowMs: 600_000,
+        distinctReadsThreshold: 100,
+        distinctReadsWindowMs: 600_000,
+      }),
+  })
+  .strict()
+  .superRefine((o, ctx) => {
+    if (o.readBuffer.batchSize > o.readBuffer.maxSize) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['readBuffer', 'batchSize'],
+        message: `must be ≤ readBuffer.maxSize (${o.readBuffer.maxSize})`,
+      });
+    }
+  });
+
+/** Merges defaults and validates, once. Throws `AuditConfigurationError` naming every bad field. */
+export function resolveAuditOptions(options: AuditModuleOptions | undefined): ResolvedAuditOptions {
+  const parsed = schema.safeParse(options ?? {});
+  if (!parsed.success) {
+    const problems = parsed.error.issues.map((i) => `${i.path.join('.') || '(options)'}: ${i.message}`).join('; ');
+    throw new AuditConfigurationError(`Invalid AuditModule options — ${problems}`);
+  }
+  if (parsed.data.retention.enabled) {
+    try {
+      new Intl.DateTimeFormat('en-US', { timeZone: parsed.data.retention.timeZone });
+    } catch {
+      throw new AuditConfigurationError(
+        `Invalid AuditModule options — retention.timeZone: "${parsed.data.retention.timeZone}" is not an IANA time zone`,
+      );
+    }
+  }
+  return parsed.data;
+}

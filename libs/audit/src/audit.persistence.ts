@@ -1,0 +1,8 @@
+import { AuditLogEntry } from './entities/audit-log-entry.entity';
+import { CreateAuditLog1790000000000 } from './migrations/1790000000000-create-audit-log';
+
+/** Pass to the host's `TypeOrmModule.forRoot({ entities })`. */
+export const AUDIT_ENTITIES = [AuditLogEntry];
+
+/** Pass to the host's `TypeOrmModule.forRoot({ migrations })` (run them; no `synchronize`). */
+export const AUDIT_MIGRATIONS = [CreateAuditLog1790000000000];

@@ -1,0 +1,625 @@
+import { randomUUID } from 'node:crypto';
+import {
+  BeforeApplicationShutdown,
+  Inject,
+  Injectable,
+  Logger,
+  OnModuleInit,
+  Optional,
+} from '@nestjs/common';
+import { EventEmitter2 } from '@nestjs/event-emitter';
+import { InjectDataSource } from '@nestjs/typeorm';
+import { Clock, SystemClock } from '@app/common';
+import { Brackets, DataSource, EntityManager, MoreThan } from 'typeorm';
+import type { QueryDeepPartialEntity } from 'typeorm/query-builder/QueryPartialEntity';
+import { AUDIT_SUSPICIOUS_ACTIVITY_EVENT, AUDIT_SYSTEM_ACTOR } from './audit.constants';
+import { AUDIT_RESOLVED_OPTIONS } from './audit.module-definition';
+import type { ResolvedAuditOptions } from './audit.options';
+import { AuditLogEntry } from './entities/audit-log-entry.entity';
+import {
+  AuditInvalidEventError,
+  AuditQueryError,
+  AuditUnavailableError,
+  AuditWriteError,
+} from './errors/audit.errors';
+import {
+  AuditAction,
+  AuditEventInput,
+  AuditLogEntryView,
+  AuditQuery,
+  AuditQueryPage,
+  AuditResult,
+  AuditStats,
+  AuditVerifyFailureReason,
+  AuditVerifyResult,
+} from './interfaces/audit-event.interface';
+import { GENESIS_HASH, HashableEntry, computeEntryHash } from './internal/canonical';
+import { ChainWriter, withMaintenance } from './internal/chain-writer';
+import { decodeCursor, encodeCursor } from './internal/cursor';
+import { ReadBuffer } from './internal/read-buffer';
+import { sanitiseDetails } from './internal/sanitize-details';
+import { SuspiciousActivityDetector, SuspiciousActivityEvent } from './internal/suspicious-activity.detector';
+
+/** A validated, sanitised event waiting for its place in the chain. */
+type PreparedEvent = Omit<HashableEntry, 'id' | 'sequence' | 'previousHash' | 'result'> & { result: AuditResult };
+
+interface ChainHead {
+  sequence: number;
+  hash: string;
+}
+
+interface CheckpointDetails {
+  prunedThroughSequence: number;
+  prunedThroughHash: string;
+}
+
+const ACTION_NAME = /^[a-z][a-z0-9_.:-]{0,63}$/;
+const RESULTS = new Set<string>(Object.values(AuditResult));
+const VERIFY_PAGE = 1000;
+const MAX_LIMIT = 500;
+
+/**
+ * The audit log: every row is a link of its tenant's SHA-256 hash chain (see libs/audit/README.md).
+ *
+ * - `record()` writes one row synchronously — in the caller's transaction when given its manager.
+ * - `recordRead()` batches reads through a bounded buffer (back-pressure when full, never drops).
+ * - `verify()` walks the chains and names the first row that was edited, deleted, inserted or moved.
+ * - `prune()` deletes a prefix of each chain and appends a checkpoint so verify stays green.
+ */
+@Injectable()
+export class AuditService implements OnModuleInit, BeforeApplicationShutdown {
+  private readonly logger = new Logger(AuditService.name);
+  private readonly clock: Clock;
+  private readonly writer: ChainWriter;
+  private readonly buffer: ReadBuffer<PreparedEvent>;
+  private readonly detector?: SuspiciousActivityDetector;
+  private readonly pending = new Set<Promise<unknown>>();
+  private timer?: NodeJS.Timeout;
+  private flushTail: Promise<void> = Promise.resolve();
+  private kicking = false;
+  private stopped = false;
+  /** Set while buffered writes fail; cleared by the next successful flush. */
+  private failing?: Error;
+  private readonly counters = {
+    recorded: 0,
+    readsAccepted: 0,
+    readsFlushed: 0,
+    flushFailures: 0,
+    writeFailures: 0,
+    readsRejected: 0,
+    redactedKeys: 0,
+    suspiciousActivities: 0,
+  };
+
+  constructor(
+    @InjectDataSource() private readonly dataSource: DataSource,
+    @Inject(AUDIT_RESOLVED_OPTIONS) private readonly options: ResolvedAuditOptions,
+    @Optional() clock?: Clock,
+    @Optional() private readonly events?: EventEmitter2,
+  ) {
+    this.clock = clock ?? new SystemClock();
+    this.writer = ChainWriter.for(dataSource);
+    this.buffer = new ReadBuffer(options.readBuffer.maxSize);
+    if (options.suspicious.enabled) this.detector = new SuspiciousActivityDetector(options.suspicious, this.clock);
+  }
+
+  onModuleInit(): void {
+    if (this.options.suspicious.enabled && !this.events) {
+      this.logger.warn(
+        `EventEmitter2 is not available: suspicious activity is still audited, but "${AUDIT_SUSPICIOUS_ACTIVITY_EVENT}" ` +
+          'is not emitted. Import EventEmitterModule.forRoot() in the host.',
+      );
+    }
+    this.timer = setInterval(() => {
+      if (this.buffer.depth > 0) this.kick();
+    }, this.options.readBuffer.flushIntervalMs);
+    this.timer.unref();
+  }
+
+  async beforeApplicationShutdown(): Promise<void> {
+    this.stopped = true;
+    if (this.timer) clearInterval(this.timer);
+    for (let attempt = 1; attempt <= 3 && this.buffer.depth > 0; attempt++) {
+      try {
+        await this.flush();
+      } catch {
+        await new Promise((r) => setTimeout(r, 100 * attempt));
+      }
+    }
+    if (this.buffer.depth > 0) {
+      this.logger.error(`${this.buffer.depth} buffered audit reads could not be written before shutdown`);
+    }
+    await Promise.allSettled([...this.pending]);
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Writing
+  // ---------------------------------------------------------------------------------------------
+
+  /**
+   * Writes one audit row. With `manager` (inside an open transaction) the row is part of the
+   * caller's transaction: it commits or rolls back with the caller's change, and the chain lock is
+   * held until then. Otherwise the row is written in its own transaction. Throws
+   * `AuditWriteError` when the row cannot be written — the operation must then fail (fail-closed).
+   */
+  async record(event: AuditEventInput, manager?: EntityManager): Promise<AuditLogEntryView> {
+    const prepared = this.prepare(event);
+    let rows: AuditLogEntry[];
+    try {
+      const write = (m: EntityManager) => this.append(m, prepared.tenantId, [prepared]);
+      rows = manager?.queryRunner?.isTransactionActive
+        ? await this.writer.inCallerTransaction(manager, [prepared.tenantId], write)
+        : await this.writer.inOwnTransaction([prepared.tenantId], write);
+    } catch (e) {
+      this.counters.writeFailures++;
+      this.logger.error(`Audit row "${prepared.action}" for tenant ${prepared.tenantId} could not be written: ${message(e)}`);
+      throw new AuditWriteError(`The audit row "${prepared.action}" could not be written; the operation must not proceed`, {
+        cause: e,
+      });
+    }
+    this.counters.recorded++;
+    this.observe(prepared);
+    return toView(rows[0]);
+  }
+
+  /**
+   * Queues a read event; rows are written in batches (`readBuffer.batchSize`) at least every
+   * `readBuffer.flushIntervalMs`. Resolves once the event is buffered; waits while the buffer is full.
+   * With `failClosed`, rejects with `AuditUnavailableError` while buffered writes are failing.
+   */
+  async recordRead(event: AuditEventInput): Promise<void> {
+    const prepared = this.prepare(event);
+    if (this.failing && this.options.failClosed) {
+      this.counters.readsRejected++;
+      throw this.unavailable();
+    }
+    try {
+      await this.buffer.push(prepared);
+    } catch (e) {
+      this.counters.readsRejected++;
+      throw e;
+    }
+    this.counters.readsAccepted++;
+    this.observe(prepared);
+    if (this.stopped || this.buffer.depth >= this.options.readBuffer.batchSize) this.kick();
+  }
+
+  /**
+   * Writes everything buffered so far (batch by batch). Rejects with `AuditWriteError` if a batch
+   * fails; the unwritten events stay buffered and are retried.
+   */
+  flush(): Promise<void> {
+    const run = this.flushTail.then(() => this.flushBuffered());
+    this.flushTail = run.catch(() => undefined);
+    return run;
+  }
+
+  /** Reads waiting in the buffer (including a batch being written). */
+  get bufferDepth(): number {
+    return this.buffer.depth;
+  }
+
+  /** False while buffered writes are failing. */
+  get healthy(): boolean {
+    return !this.failing;
+  }
+
+  /** Counters for metrics/health. */
+  get stats(): AuditStats {
+    return { ...this.counters, bufferDepth: this.buffer.depth, bufferWaiters: this.buffer.waiting, healthy: !this.failing };
+  }
+
+  private kick(): void {
+    if (this.kicking) return;
+    this.kicking = true;
+    const run = this.flush()
+      .catch(() => undefined) // logged and counted in flushBatch
+      .finally(() => {
+        this.kicking = false;
+        this.pending.delete(run);
+        if (!this.failing && (this.stopped ? this.buffer.depth > 0 : this.buffer.depth >= this.options.readBuffer.batchSize)) {
+          this.kick();
+        }
+      });
+    this.pending.add(run);
+  }
+
+  private async flushBuffered(): Promise<void> {
+    // Bounded: a steady stream of new reads cannot keep flush() from returning.
+    let budget = this.buffer.depth + this.buffer.waiting;
+    while (budget > 0 && this.buffer.depth > 0) {
+      budget -= await this.flushBatch();
+    }
+  }
+
+  private async flushBatch(): Promise<number> {
+    const batch = this.buffer.peek(this.options.readBuffer.batchSize);
+    const byTenant = new Map<string, PreparedEvent[]>();
+    for (const e of batch) {
+      const list = byTenant.get(e.tenantId);
+      if (list) list.push(e);
+      else byTenant.set(e.tenantId, [e]);
+    }
+    try {
+      await this.writer.inOwnTransaction([...byTenant.keys()], async (m) => {
+        for (const [tenantId, events] of byTenant) await this.append(m, tenantId, events);
+      });
+    } catch (e) {
+      this.counters.flushFailures++;
+      const first = !this.failing;
+      this.failing = e instanceof Error ? e : new Error(String(e));
+      this.logger.error(`Writing ${batch.length} buffered audit reads failed${first ? '' : ' again'}: ${message(e)}`);
+      if (this.options.failClosed) {
+        this.counters.readsRejected += this.buffer.rejectWaiters(this.unavailable());
+      }
+      throw new AuditWriteError(`Writing ${batch.length} buffered audit reads failed`, { cause: e });
+    }
+    if (this.failing) {
+      this.logger.log('Buffered audit writes recovered');
+      this.failing = undefined;
+    }
+    this.buffer.remove(new Set(batch));
+    this.counters.readsFlushed += batch.length;
+    return batch.length;
+  }
+
+  private unavailable(): AuditUnavailableError {
+    return new AuditUnavailableError('Audit log writes are failing; reads are refused until they recover (failClosed)', {
+      cause: this.failing,
+    });
+  }
+
+  /** Appends `events` to the chain of `tenantId`. The caller holds the chain lock. */
+  private async append(m: EntityManager, tenantId: string, events: PreparedEvent[], head?: ChainHead | null): Promise<AuditLogEntry[]> {
+    let h = head === undefined ? await this.head(m, tenantId) : head;
+    const rows = events.map((e) => {
+      const entry: HashableEntry = {
+        ...e,
+        id: randomUUID(),
+        sequence: (h?.sequence ?? 0) + 1,
+        previousHash: h?.hash ?? GENESIS_HASH,
+      };
+      const row = Object.assign(new AuditLogEntry(), entry, { hash: computeEntryHash(entry) });
+      h = { sequence: row.sequence, hash: row.hash };
+      return row;
+    });
+    await m.getRepository(AuditLogEntry).insert(rows as QueryDeepPartialEntity<AuditLogEntry>[]);
+    return rows;
+  }
+
+  private async head(m: EntityManager, tenantId: string): Promise<ChainHead | null> {
+    return m.getRepository(AuditLogEntry).findOne({
+      select: { sequence: true, hash: true },
+      where: { tenantId },
+      order: { sequence: 'DESC' },
+    });
+  }
+
+  private prepare(event: AuditEventInput): PreparedEvent {
+    const bad = (what: string) => new AuditInvalidEventError(`Invalid audit event: ${what}`);
+    if (!event || typeof event !== 'object') throw bad('event is required');
+    const { action, context, resource, result } = event;
+    if (typeof action !== 'string' || !ACTION_NAME.test(action)) throw bad(`action must match ${ACTION_NAME.source}`);
+    if (!context || typeof context.tenantId !== 'string' || !context.tenantId || context.tenantId.length > 128) {
+      throw bad('context.tenantId must be a non-empty string of at most 128 characters');
+    }
+    if (!context.actor || typeof context.actor.id !== 'string' || !context.actor.id || context.actor.id.length > 256) {
+      throw bad('context.actor.id must be a non-empty string of at most 256 characters');
+    }
+    if (typeof resource !== 'string' || !resource || resource.length > 512) {
+      throw bad('resource must be a non-empty string of at most 512 characters');
+    }
+    if (!RESULTS.has(result)) throw bad(`result must be one of ${[...RESULTS].join(', ')}`);
+    if (event.durationMs !== undefined && (!Number.isFinite(event.durationMs) || event.durationMs < 0)) {
+      throw bad('durationMs must be a finite number ≥ 0');
+    }
+    const { details, redacted } = sanitiseDetails(event.details);
+    if (redacted.length) {
+      this.counters.redactedKeys += redacted.length;
+      this.logger.warn(`Stripped ${redacted.length} credential-looking member(s) from audit details: ${redacted.join(', ')}`);
+    }
+    return {
+      tenantId: context.tenantId,
+      occurredAt: this.clock.now(),
+      action,
+      resource,
+      actorId: context.actor.id,
+      actorIp: clip(context.actor.ip, 64),
+      userAgent: clip(context.actor.userAgent, 512),
+      result,
+      errorCode: event.errorCode === undefined || event.errorCode === null ? null : clip(String(event.errorCode), 64),
+      durationMs: event.durationMs === undefined ? null : Math.min(Math.round(event.durationMs), 2_147_483_647),
+      correlationId: clip(context.correlationId, 128),
+      details,
+    };
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Suspicious activity
+  // ---------------------------------------------------------------------------------------------
+
+  private observe(e: PreparedEvent): void {
+    if (!this.detector) return;
+    for (const alert of this.detector.observe(e)) this.raise(alert);
+  }
+
+  private raise(alert: SuspiciousActivityEvent): void {
+    this.counters.suspiciousActivities++;
+    this.logger.warn(
+      `Suspicious activity (${alert.kind}) in tenant ${alert.tenantId}: ${alert.count} within ${alert.windowMs} ms ` +
+        `(threshold ${alert.threshold}) actor=${alert.actorId ?? '-'} resource=${alert.resource ?? '-'}`,
+    );
+    try {
+      this.events?.emit(AUDIT_SUSPICIOUS_ACTIVITY_EVENT, alert);
+    } catch (e) {
+      this.logger.error(`A listener of ${AUDIT_SUSPICIOUS_ACTIVITY_EVENT} threw: ${message(e)}`);
+    }
+    // Not awaited: the triggering call may hold an open transaction the row must not wait for.
+    const write = this.record({
+      action: AuditAction.SUSPICIOUS_ACTIVITY,
+      context: { tenantId: alert.tenantId, actor: { id: AUDIT_SYSTEM_ACTOR }, correlationId: alert.correlationId },
+      resource: alert.resource ?? `actor:${alert.actorId}`,
+      result: AuditResult.SUCCESS,
+      details: {
+        kind: alert.kind,
+        actorId: alert.actorId,
+        resource: alert.resource,
+        count: alert.count,
+        threshold: alert.threshold,
+        windowMs: alert.windowMs,
+      },
+    })
+      .catch(() => undefined) // logged and counted by record()
+      .finally(() => this.pending.delete(write));
+    this.pending.add(write);
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Reading
+  // ---------------------------------------------------------------------------------------------
+
+  /** Filtered, cursor-paged rows, newest first by default. Tenant isolation is the caller's filter. */
+  async query(filter: AuditQuery = {}): Promise<AuditQueryPage> {
+    const limit = filter.limit ?? 100;
+    if (!Number.isInteger(limit) || limit < 1 || limit > MAX_LIMIT) {
+      throw new AuditQueryError(`limit must be an integer between 1 and ${MAX_LIMIT}`);
+    }
+    const order = filter.order ?? 'desc';
+    if (order !== 'asc' && order !== 'desc') throw new AuditQueryError('order must be "asc" or "desc"');
+    const dir = order === 'asc' ? 'ASC' : 'DESC';
+    const qb = this.dataSource.getRepository(AuditLogEntry).createQueryBuilder('a');
+    const eq = (field: keyof AuditLogEntry, value: unknown) => {
+      if (value === undefined) return;
+      if (typeof value !== 'string' || !value) throw new AuditQueryError(`${field} must be a non-empty string`);
+      qb.andWhere(`a.${field} = :${field}`, { [field]: value });
+    };
+    eq('tenantId', filter.tenantId);
+    eq('resource', filter.resource);
+    eq('actorId', filter.actorId);
+    eq('correlationId', filter.correlationId);
+    const list = (field: 'action' | 'result', value: string | string[] | undefined) => {
+      if (value === undefined) return;
+      const values = Array.isArray(value) ? value : [value];
+      if (values.length === 0 || values.length > 50 || values.some((v) => typeof v !== 'string' || !v)) {
+        throw new AuditQueryError(`${field} must be a non-empty string or a list of 1..50 of them`);
+      }
+      qb.andWhere(`a.${field} IN (:...${field}s)`, { [`${field}s`]: values });
+    };
+    list('action', filter.action);
+    list('result', filter.result);
+    const time = (name: string, d: Date | undefined) => {
+      if (d === undefined) return undefined;
+      if (!(d instanceof Date) || Number.isNaN(d.getTime())) throw new AuditQueryError(`${name} must be a valid Date`);
+      return d.getTime();
+    };
+    const from = time('from', filter.from);
+    const to = time('to', filter.to);
+    if (from !== undefined) qb.andWhere('a.occurredAt >= :from', { from });
+    if (to !== undefined) qb.andWhere('a.occurredAt < :to', { to });
+    if (filter.cursor !== undefined) {
+      const c = decodeCursor(filter.cursor, order);
+      const cmp = order === 'asc' ? '>' : '<';
+      qb.andWhere(
+        new Brackets((w) =>
+          w
+            .where(`a.occurredAt ${cmp} :ct`, { ct: c.occurredAtMs })
+            .orWhere(new Brackets((x) => x.where('a.occurredAt = :ct', { ct: c.occurredAtMs }).andWhere(`a.id ${cmp} :cid`, { cid: c.id }))),
+        ),
+      );
+    }
+    qb.orderBy('a.occurredAt', dir).addOrderBy('a.id', dir).limit(limit + 1);
+    const rows = await qb.getMany();
+    const items = rows.slice(0, limit).map(toView);
+    const last = items[items.length - 1];
+    return rows.length > limit && last
+      ? { items, nextCursor: encodeCursor({ order, occurredAtMs: last.occurredAt.getTime(), id: last.id }) }
+      : { items };
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Verification and retention
+  // ---------------------------------------------------------------------------------------------
+
+  /**
+   * Walks every chain (or one tenant's) from its start — genesis, or the retention checkpoint —
+   * and reports the first row that breaks it. Each chain is read from one consistent snapshot.
+   */
+  async verify(options: { tenantId?: string } = {}): Promise<AuditVerifyResult> {
+    const tenants = options.tenantId !== undefined ? [options.tenantId] : await this.tenants();
+    let checked = 0;
+    let chains = 0;
+    for (const tenantId of tenants) {
+      const r = await this.writer.consistentRead((m) => this.verifyChain(m, tenantId));
+      checked += r.checked;
+      chains++;
+      if (r.firstBad) {
+        this.logger.error(
+          `Audit chain of tenant ${tenantId} is broken at sequence ${r.firstBad.sequence} (${r.firstBad.reason}, row ${r.firstBad.id})`,
+        );
+        return { valid: false, checked, chains, firstBad: r.firstBad };
+      }
+    }
+    return { valid: true, checked, chains };
+  }
+
+  private async verifyChain(m: EntityManager, tenantId: string): Promise<Pick<AuditVerifyResult, 'checked' | 'firstBad'>> {
+    const repo = m.getRepository(AuditLogEntry);
+    const first = await repo.findOne({ select: { sequence: true }, where: { tenantId }, order: { sequence: 'ASC' } });
+    if (!first) return { checked: 0 };
+    let expectedSeq = 1;
+    let expectedPrev = GENESIS_HASH;
+    if (first.sequence !== 1) {
+      // A pruned chain starts right after the point recorded by the latest retention checkpoint.
+      const cp = await repo.findOne({
+        where: { tenantId, action: AuditAction.RETENTION_CHECKPOINT },
+        order: { sequence: 'DESC' },
+      });
+      const d = cp?.details as Partial<CheckpointDetails> | null | undefined;
+      if (d && Number.isSafeInteger(d.prunedThroughSequence) && typeof d.prunedThroughHash === 'string') {
+        expectedSeq = d.prunedThroughSequence! + 1;
+        expectedPrev = d.prunedThroughHash;
+      }
+    }
+    let checked = 0;
+    let prev: AuditLogEntry | undefined;
+    let after = first.sequence - 1;
+    const bad = (row: { id: string; sequence: number }, reason: AuditVerifyFailureReason) => ({
+      checked,
+      firstBad: { id: row.id, sequence: row.sequence, tenantId, reason },
+    });
+    for (;;) {
+      const page = await repo.find({
+        where: { tenantId, sequence: MoreThan(after) },
+        order: { sequence: 'ASC' },
+        take: VERIFY_PAGE,
+      });
+      for (const row of page) {
+        checked++;
+        if (row.sequence !== expectedSeq) return bad(row, row.sequence > expectedSeq ? 'sequence_gap' : 'reordered');
+        const intact = computeEntryHash(row) === row.hash;
+        if (row.previousHash !== expectedPrev) {
+          const target = await repo.findOne({ select: { id: true, sequence: true }, where: { tenantId, hash: row.previousHash } });
+          // It links to a row that comes later: rows were moved.
+          if (target && target.sequence > row.sequence) return bad(row, 'reordered');
+          // It links further back: the rows between were inserted; the first of them is bad.
+          if (target && target.sequence < row.sequence - 1) {
+            const inserted = await repo.findOne({ select: { id: true, sequence: true }, where: { tenantId, sequence: target.sequence + 1 } });
+            return bad(inserted ?? row, 'broken_link');
+          }
+          if (!intact) return bad(row, 'hash_mismatch');
+          // This row is intact but its predecessor is not the row it was chained to: that one was replaced.
+          return bad(prev ?? row, 'broken_link');
+        }
+        if (!intact) return bad(row, 'hash_mismatch');
+        prev = row;
+        expectedSeq = row.sequence + 1;
+        expectedPrev = row.hash;
+      }
+      if (page.length < VERIFY_PAGE) return { checked };
+      after = page[page.length - 1].sequence;
+    }
+  }
+
+  /**
+   * Deletes, per chain, the longest prefix of rows all older than `olderThan`, and appends a
+   * `retention_checkpoint` row holding the last pruned sequence and hash, from which `verify` starts.
+   */
+  async prune(olderThan: Date): Promise<{ deleted: number }> {
+    if (!(olderThan instanceof Date) || Number.isNaN(olderThan.getTime())) {
+      throw new AuditQueryError('olderThan must be a valid Date');
+    }
+    const cutoff = olderThan.getTime();
+    return withMaintenance(this.writer, async () => {
+      let deleted = 0;
+      for (const tenantId of await this.tenants()) {
+        deleted += await this.writer.inOwnTransaction([tenantId], (m) => this.pruneChain(m, tenantId, cutoff, olderThan));
+      }
+      if (deleted > 0) this.logger.log(`Pruned ${deleted} audit rows older than ${olderThan.toISOString()}`);
+      return { deleted };
+    });
+  }
+
+  private async pruneChain(m: EntityManager, tenantId: string, cutoff: number, olderThan: Date): Promise<number> {
+    const repo = m.getRepository(AuditLogEntry);
+    const head = await this.head(m, tenantId);
+    if (!head) return 0;
+    const bounds: { first: string | number | null; firstKept: string | number | null } | undefined = await repo
+      .createQueryBuilder('a')
+      .select('MIN(a.sequence)', 'first')
+      .addSelect('MIN(CASE WHEN a.occurredAt >= :cutoff THEN a.sequence END)', 'firstKept')
+      .where('a.tenantId = :tenantId', { tenantId, cutoff })
+      .getRawOne();
+    const first = Number(bounds?.first);
+    const through = bounds?.firstKept === null || bounds?.firstKept === undefined ? head.sequence : Number(bounds.firstKept) - 1;
+    if (!Number.isSafeInteger(first) || through < first) return 0;
+    const last = await repo.findOne({ select: { hash: true }, where: { tenantId, sequence: through } });
+    if (!last) throw new Error(`Audit chain of tenant ${tenantId} has no row at sequence ${through}; run verify`);
+    const result = await repo
+      .createQueryBuilder()
+      .delete()
+      .where('tenant_id = :tenantId AND sequence <= :through', { tenantId, through })
+      .execute();
+    const deleted = result.affected ?? through - first + 1;
+    const checkpoint: PreparedEvent = {
+      tenantId,
+      occurredAt: this.clock.now(),
+      action: AuditAction.RETENTION_CHECKPOINT,
+      resource: 'audit-log',
+      actorId: `${AUDIT_SYSTEM_ACTOR}-retention`,
+      actorIp: null,
+      userAgent: null,
+      result: AuditResult.SUCCESS,
+      errorCode: null,
+      durationMs: null,
+      correlationId: null,
+      details: {
+        prunedThroughSequence: through,
+        prunedThroughHash: last.hash,
+        deleted,
+        olderThan: olderThan.toISOString(),
+      },
+    };
+    await this.append(m, tenantId, [checkpoint], head);
+    return deleted;
+  }
+
+  private async tenants(): Promise<string[]> {
+    const rows: Array<{ tenantId: string }> = await this.dataSource
+      .getRepository(AuditLogEntry)
+      .createQueryBuilder('a')
+      .select('DISTINCT a.tenantId', 'tenantId')
+      .orderBy('a.tenantId', 'ASC')
+      .getRawMany();
+    return rows.map((r) => r.tenantId);
+  }
+}
+
+function toView(row: AuditLogEntry): AuditLogEntryView {
+  return {
+    id: row.id,
+    sequence: row.sequence,
+    occurredAt: row.occurredAt,
+    action: row.action,
+    tenantId: row.tenantId,
+    resource: row.resource,
+    actorId: row.actorId,
+    actorIp: row.actorIp ?? null,
+    userAgent: row.userAgent ?? null,
+    result: row.result as AuditResult,
+    errorCode: row.errorCode ?? null,
+    durationMs: row.durationMs ?? null,
+    correlationId: row.correlationId ?? null,
+    details: row.details ?? null,
+    previousHash: row.previousHash,
+    hash: row.hash,
+  };
+}
+
+function clip(v: string | undefined | null, max: number): string | null {
+  if (v === undefined || v === null || v === '') return null;
+  return v.length > max ? v.slice(0, max) : v;
+}
+
+function message(e: unknown): string {
+  return e instanceof Error ? e.message : String(e);
+}

@@ -1,0 +1,16 @@
+export { AuditModule } from './audit.module';
+export { AUDIT_MODULE_OPTIONS, AUDIT_OPTIONS_TYPE, AUDIT_ASYNC_OPTIONS_TYPE } from './audit.module-definition';
+export type { AuditModuleOptions, ResolvedAuditOptions } from './audit.options';
+export { resolveAuditOptions } from './audit.options';
+export { AuditService } from './audit.service';
+export { AuditRetentionService } from './audit-retention.service';
+export type { RetentionRunResult } from './audit-retention.service';
+export { AuditRetentionScheduler } from './audit-retention.scheduler';
+export { AUDIT_ENTITIES, AUDIT_MIGRATIONS } from './audit.persistence';
+export { AuditLogEntry, AUDIT_TABLE } from './entities/audit-log-entry.entity';
+export { AUDIT_SUSPICIOUS_ACTIVITY_EVENT, AUDIT_RETENTION_JOB, AUDIT_SYSTEM_ACTOR } from './audit.constants';
+export * from './interfaces/audit-event.interface';
+export * from './errors/audit.errors';
+export type { SuspiciousActivityEvent, SuspiciousActivityKind } from './internal/suspicious-activity.detector';
+export { canonicalEntry, computeEntryHash, GENESIS_HASH } from './internal/canonical';
+export type { HashableEntry } from './internal/canonical';

@@ -1,0 +1,122 @@
+import type { OperationContext } from '@app/common';
+
+/** What happened. Libraries may record their own actions too: any `snake_case` name is accepted. */
+export enum AuditAction {
+  STORE = 'store',
+  READ = 'read',
+  ROTATE = 'rotate',
+  REFRESH = 'refresh',
+  DELETE = 'delete',
+  REVOKE = 'revoke',
+  RESTORE = 'restore',
+  ROLLBACK = 'rollback',
+  MIGRATE = 'migrate',
+  UPDATE_METADATA = 'update_metadata',
+  POLICY_CHANGE = 'policy_change',
+  AUTH_FAILURE = 'auth_failure',
+  ACCESS_DENIED = 'access_denied',
+  SUSPICIOUS_ACTIVITY = 'suspicious_activity',
+  RETENTION_CHECKPOINT = 'retention_checkpoint',
+}
+
+/** An `AuditAction` or another lowercase name matching `^[a-z][a-z0-9_.:-]{0,63}$`. */
+export type AuditActionName = AuditAction | (string & {});
+
+export enum AuditResult {
+  SUCCESS = 'success',
+  FAILURE = 'failure',
+  DENIED = 'denied',
+}
+
+/** One event to record. Never put a credential value anywhere in it (`details` is sanitised anyway). */
+export interface AuditEventInput {
+  action: AuditActionName;
+  /** Tenant, actor (id, ip, user agent) and correlation id of the operation. */
+  context: OperationContext;
+  /** What was acted on: a credential id or a secret name. */
+  resource: string;
+  result: AuditResult;
+  /** Error code (stable code or code name) when `result` is not success. */
+  errorCode?: string | number;
+  durationMs?: number;
+  /** Extra, non-secret facts. Keys that look like values (token, password, secret...) are stripped. */
+  details?: Record<string, unknown>;
+}
+
+/** A stored audit row. */
+export interface AuditLogEntryView {
+  id: string;
+  /** Position in the tenant's hash chain, 1-based and gap-free (until retention prunes a prefix). */
+  sequence: number;
+  occurredAt: Date;
+  action: AuditActionName;
+  tenantId: string;
+  resource: string;
+  actorId: string;
+  actorIp: string | null;
+  userAgent: string | null;
+  result: AuditResult;
+  errorCode: string | null;
+  durationMs: number | null;
+  correlationId: string | null;
+  details: Record<string, unknown> | null;
+  /** Hash of the previous row of the chain (64 zeros for the first). */
+  previousHash: string;
+  /** SHA-256 (hex) over this row's canonical encoding, including `previousHash`. */
+  hash: string;
+}
+
+export interface AuditQuery {
+  tenantId?: string;
+  resource?: string;
+  actorId?: string;
+  action?: AuditActionName | AuditActionName[];
+  result?: AuditResult | AuditResult[];
+  correlationId?: string;
+  /** Inclusive lower bound on `occurredAt`. */
+  from?: Date;
+  /** Exclusive upper bound on `occurredAt`. */
+  to?: Date;
+  /** Page size, 1..500. @default 100 */
+  limit?: number;
+  /** `nextCursor` of the previous page. Opaque. */
+  cursor?: string;
+  /** @default 'desc' (newest first) */
+  order?: 'asc' | 'desc';
+}
+
+export interface AuditQueryPage {
+  items: AuditLogEntryView[];
+  /** Present when more rows match; pass it back as `cursor`. */
+  nextCursor?: string;
+}
+
+export type AuditVerifyFailureReason = 'hash_mismatch' | 'broken_link' | 'sequence_gap' | 'reordered';
+
+export interface AuditVerifyResult {
+  valid: boolean;
+  /** Rows checked (over all chains verified). */
+  checked: number;
+  /** Chains (tenants) verified. */
+  chains: number;
+  /** The first bad row of the first broken chain. */
+  firstBad?: { id: string; sequence: number; tenantId: string; reason: AuditVerifyFailureReason };
+}
+
+/** Counters the host can expose as metrics. Monotonic since start, except the gauges noted. */
+export interface AuditStats {
+  /** Gauge: reads waiting in the buffer (including the batch being written). */
+  bufferDepth: number;
+  /** Gauge: callers of `recordRead` waiting for buffer space. */
+  bufferWaiters: number;
+  /** Gauge: false while buffered writes are failing (with failClosed, reads are refused). */
+  healthy: boolean;
+  recorded: number;
+  readsAccepted: number;
+  readsFlushed: number;
+  flushFailures: number;
+  writeFailures: number;
+  readsRejected: number;
+  redactedKeys: number;
+  suspiciousActivities: number;
+}

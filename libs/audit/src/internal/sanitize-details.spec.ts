@@ -1,0 +1,80 @@
+import fc from 'fast-check';
+import { isSensitiveKey, sanitiseDetails } from './sanitize-details';
+
+const SECRET = 'S3cr3t-Value-That-Must-Never-Leak';
+
+describe('sanitiseDetails', () => {
+  it('strips members whose key looks like a credential value, at any depth, and says which', () => {
+    const { details, redacted } = sanitiseDetails({
+      integration: 'github',
+      value: SECRET,
+      nested: { clientSecret: SECRET, refresh_token: SECRET, 'Access-Token': SECRET, list: [{ password: SECRET }, { privateKey: SECRET }] },
+      apiKey: SECRET,
+      Authorization: `Bearer ${SECRET}`,
+    });
+    expect(JSON.stringify(details)).not.toContain(SECRET);
+    expect(details).toMatchObject({ integration: 'github' });
+    expect(redacted.sort()).toEqual(
+      ['Authorization', 'apiKey', 'nested.Access-Token', 'nested.clientSecret', 'nested.list[0].password', 'nested.list[1].privateKey', 'nested.refresh_token', 'value'].sort(),
+    );
+    expect(details?._redacted).toEqual(expect.arrayContaining(['value', 'nested.clientSecret']));
+  });
+
+  it('keeps metadata about secrets (names, ids, types, expiry)', () => {
+    for (const k of ['secretName', 'secretVersion', 'tokenType', 'tokenExpiresAt', 'credentialId', 'passwordPolicy', 'integration', 'scopes']) {
+      expect(isSensitiveKey(k)).toBe(false);
+    }
+    for (const k of ['value', 'secret', 'token', 'password', 'privateKey', 'client_secret', 'refreshToken', 'accessToken', 'webhookSecret', 'key', 'apiKey', 'idToken', 'SECRET_VALUE']) {
+      expect(isSensitiveKey(k)).toBe(true);
+    }
+  });
+
+  it('strips values that look like secrets whatever their key (PEM private key, JWT, bearer header)', () => {
+    const pem = '-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBg\n-----END PRIVATE KEY-----';
+    const jwt = 'eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U';
+    const { details } = sanitiseDetails({ note: pem, header: `Bearer ${SECRET}`, claims: jwt, ok: 'plain text' });
+    const s = JSON.stringify(details);
+    expect(s).not.toContain('BEGIN PRIVATE KEY');
+    expect(s).not.toContain(SECRET);
+    expect(s).not.toContain(jwt);
+    expect(details).toMatchObject({ ok: 'plain text' });
+  });
+
+  it('never lets an injected credential through, wherever it is placed (property)', () => {
+    const sensitiveKey = fc.constantFrom('value', 'secret', 'token', 'password', 'privateKey', 'clientSecret', 'refreshToken', 'accessToken', 'api_key', 'x-api-key');
+    const safeKey = fc.stringMatching(/^[a-z]{1,8}$/).filter((k) => !isSensitiveKey(k));
+    fc.assert(
+      fc.property(fc.array(safeKey, { maxLength: 4 }), sensitiveKey, fc.dictionary(safeKey, fc.jsonValue({ maxDepth: 2 })), (path, key, noise) => {
+        const root: Record<string, unknown> = { ...noise };
+        let cur = root;
+        for (const p of path) {
+          cur[p] = { ...(typeof cur[p] === 'object' && cur[p] && !Array.isArray(cur[p]) ? (cur[p] as object) : {}) };
+          cur = cur[p] as Record<string, unknown>;
+        }
+        cur[key] = SECRET;
+        const { details } = sanitiseDetails(root);
+        expect(JSON.stringify(details ?? {})).not.toContain(SECRET);
+      }),
+    );
+  });
+
+  it('turns input into bounded plain JSON', () => {
+    const circular: Record<string, unknown> = { a: 1 };
+    circular.self = circular;
+    const { details } = sanitiseDetails({
+      when: new Date('2026-01-01T00:00:00Z'),
+      big: 10n,
+      fn: () => 1,
+      undef: undefined,
+      buf: Buffer.from('key material'),
+      long: 'x'.repeat(5000),
+      circular,
+    });
+    expect(details).toMatchObject({ when: '2026-01-01T00:00:00.000Z', big: '10', circular: { a: 1, self: '[circular]' } });
+    expect(details).not.toHaveProperty('fn');
+    expect(details).not.toHaveProperty('buf');
+    expect((details!.long as string).length).toBeLessThan(1100);
+    expect(sanitiseDetails(undefined).details).toBeNull();
+    expect(sanitiseDetails({}).details).toBeNull();
+  });
+});

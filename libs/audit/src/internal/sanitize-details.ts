@@ -1,0 +1,134 @@
+/**
+ * Makes `details` safe to store: drops every member whose key looks like it holds a credential
+ * value, and every string that looks like one (PEM private key, JWT, bearer header), whatever its
+ * key. Output is plain JSON data (Dates → ISO strings, bigints → strings), bounded in depth, string
+ * length and total size. The names of stripped members are reported (they are not secret).
+ */
+
+/** Normalised keys that are values themselves. */
+const EXACT = new Set([
+  'value', 'values', 'key', 'secret', 'secrets', 'token', 'tokens', 'password', 'passwd', 'pwd', 'pass', 'passphrase',
+  'privatekey', 'clientsecret', 'refreshtoken', 'accesstoken', 'idtoken', 'apikey', 'apisecret', 'authorization',
+  'auth', 'cookie', 'setcookie', 'bearer', 'credential', 'credentials', 'pem', 'pfx', 'p12', 'plaintext', 'ciphertext',
+  'signingkey', 'signingsecret', 'webhooksecret', 'sharedsecret', 'sessionkey', 'datakey', 'masterkey', 'encryptionkey',
+  'otp', 'pin', 'cvv', 'ssn',
+]);
+
+/** A key containing one of these is sensitive, unless it ends in a metadata suffix below. */
+const CONTAINS = ['secret', 'password', 'passwd', 'token', 'privatekey', 'apikey', 'credential', 'passphrase', 'authorization', 'cookie'];
+
+/** `secretName`, `tokenType`, `tokenExpiresAt`, `credentialId`, `passwordPolicy`... describe, not reveal. */
+const SAFE_SUFFIXES = [
+  'name', 'names', 'id', 'ids', 'version', 'versions', 'type', 'types', 'count', 'expiresat', 'expireson', 'expiry',
+  'createdat', 'updatedat', 'rotatedat', 'refreshedat', 'policy', 'kind', 'status', 'ttl', 'ttlms', 'ttlseconds',
+  'lifetime', 'lifetimems', 'endpoint', 'url', 'uri', 'scope', 'scopes', 'generation', 'store',
+];
+
+const MAX_DEPTH = 6;
+const MAX_STRING = 1024;
+const MAX_KEYS = 100;
+const MAX_ARRAY = 100;
+const MAX_TOTAL = 16 * 1024;
+
+const PEM_PRIVATE = /-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----/;
+const JWT = /^eyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]*$/;
+const BEARER = /^(bearer|basic)\s+\S+/i;
+
+export function normaliseKey(key: string): string {
+  return key.toLowerCase().replace(/[^a-z0-9]/g, '');
+}
+
+export function isSensitiveKey(key: string): boolean {
+  const k = normaliseKey(key);
+  if (EXACT.has(k)) return true;
+  if (!CONTAINS.some((c) => k.includes(c))) return false;
+  return !SAFE_SUFFIXES.some((s) => k.endsWith(s) && k.length > s.length);
+}
+
+export function looksLikeSecretValue(value: string): boolean {
+  return PEM_PRIVATE.test(value) || JWT.test(value.trim()) || BEARER.test(value.trim());
+}
+
+export interface SanitisedDetails {
+  details: Record<string, unknown> | null;
+  /** Paths of stripped members, e.g. `["config.clientSecret"]`. */
+  redacted: string[];
+}
+
+export function sanitiseDetails(input: unknown): SanitisedDetails {
+  const redacted: string[] = [];
+  if (input === undefined || input === null) return { details: null, redacted };
+  if (typeof input !== 'object' || Array.isArray(input)) {
+    return { details: null, redacted: ['(details must be an object)'] };
+  }
+  const seen = new WeakSet<object>();
+
+  const clean = (value: unknown, path: string, depth: number): unknown => {
+    if (value === null) return null;
+    switch (typeof value) {
+      case 'string':
+        if (looksLikeSecretValue(value)) {
+          redacted.push(path || '(root)');
+          return undefined;
+        }
+        return value.length > MAX_STRING ? `${value.slice(0, MAX_STRING)}…[truncated]` : value;
+      case 'number':
+        return Number.isFinite(value) ? value : String(value);
+      case 'boolean':
+        return value;
+      case 'bigint':
+        return value.toString();
+      case 'undefined':
+      case 'function':
+      case 'symbol':
+        return undefined;
+    }
+    if (value instanceof Date) return Number.isNaN(value.getTime()) ? null : value.toISOString();
+    // Binary data is never safe to log: it is exactly what key material looks like.
+    if (ArrayBuffer.isView(value) || value instanceof ArrayBuffer) {
+      redacted.push(path || '(root)');
+      return undefined;
+    }
+    const obj = value as object;
+    if (seen.has(obj)) return '[circular]';
+    if (depth >= MAX_DEPTH) return '[truncated]';
+    seen.add(obj);
+    try {
+      if (Array.isArray(obj)) {
+        const out = obj.slice(0, MAX_ARRAY).map((v, i) => clean(v, `${path}[${i}]`, depth + 1) ?? null);
+        if (obj.length > MAX_ARRAY) out.push(`…[${obj.length - MAX_ARRAY} more]`);
+        return out;
+      }
+      if (obj instanceof Map || obj instanceof Set) return undefined;
+      const out: Record<string, unknown> = {};
+      let n = 0;
+      for (const [k, v] of Object.entries(obj)) {
+        if (looksLikeSecretValue(k)) {
+          redacted.push(path ? `${path}.[key]` : '[key]');
+          continue;
+        }
+        const p = path ? `${path}.${k.slice(0, 64)}` : k.slice(0, 64);
+        if (isSensitiveKey(k)) {
+          redacted.push(p);
+          continue;
+        }
+        if (n++ >= MAX_KEYS) {
+          out['…'] = 'truncated';
+          break;
+        }
+        const c = clean(v, p, depth + 1);
+        if (c !== undefined) out[k] = c;
+      }
+      return out;
+    } finally {
+      seen.delete(obj);
+    }
+  };
+
+  let details = clean(input, '', 0) as Record<string, unknown>;
+  if (redacted.length > 0) details = { ...details, _redacted: [...redacted] };
+  if (JSON.stringify(details).length > MAX_TOTAL) {
+    details = { _truncated: true, ...(redacted.length ? { _redacted: redacted.slice(0, 50) } : {}) };
+  }
+  return { details: Object.keys(details).length ? details : null, redacted };
+}
