@@ -1,0 +1,19 @@
+import 'reflect-metadata';
+import { CommandFactory } from 'nest-commander';
+import { CliModule } from './cli.module';
+
+const HELP_CODES = new Set(['commander.helpDisplayed', 'commander.help', 'commander.version']);
+
+/** Operator commands: `npm run cli -- <command> --help`. */
+async function main(): Promise<void> {
+  await CommandFactory.run(CliModule, {
+    logger: ['warn', 'error'],
+    errorHandler: (e: Error & { code?: string }) => {
+      if (e.code && HELP_CODES.has(e.code)) process.exit(0);
+      process.stderr.write(`${e.message}\n`);
+      process.exit(1);
+    },
+  });
+}
+
+void main();
