@@ -1,0 +1,40 @@
+import { DynamicModule, Module } from '@nestjs/common';
+import { APP_FILTER } from '@nestjs/core';
+import { EventEmitterModule } from '@nestjs/event-emitter';
+import { ScheduleModule } from '@nestjs/schedule';
+import { TypeOrmModule } from '@nestjs/typeorm';
+import { LoggerModule } from 'nestjs-pino';
+import { AuthModule } from './auth/auth.module';
+import { APP_CONFIG, AppConfig } from './config/app.config';
+import { AppConfigModule } from './config/config.module';
+import { databaseOptions } from './database/database.options';
+import { HealthModule } from './health/health.module';
+import { AllExceptionsFilter } from './http/all-exceptions.filter';
+import { loggingOptions } from './logging/logging.options';
+import { MetricsController } from './metrics/metrics.controller';
+import { VaultModule } from './vault/vault.module';
+
+/**
+ * The reference host: global infrastructure (config, logging, database, schedule, events) is set up
+ * here once; the libs only plug into it.
+ */
+@Module({})
+export class AppModule {
+  static forRoot(config: AppConfig): DynamicModule {
+    return {
+      module: AppModule,
+      imports: [
+        AppConfigModule.forRoot(config),
+        LoggerModule.forRootAsync({ inject: [APP_CONFIG], useFactory: loggingOptions }),
+        TypeOrmModule.forRootAsync({ inject: [APP_CONFIG], useFactory: databaseOptions }),
+        EventEmitterModule.forRoot({ wildcard: false, delimiter: '.' }),
+        ScheduleModule.forRoot(),
+        VaultModule,
+        AuthModule,
+        HealthModule,
+      ],
+      controllers: [MetricsController],
+      providers: [{ provide: APP_FILTER, useClass: AllExceptionsFilter }],
+    };
+  }
+}

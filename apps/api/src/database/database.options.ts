@@ -1,0 +1,32 @@
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import type { DataSourceOptions } from 'typeorm';
+import type { AppConfig } from '../config/app.config';
+import { HOST_ENTITIES, HOST_MIGRATIONS } from './schema';
+
+/**
+ * TypeORM options for the configured database. The schema comes from the libs' migrations, run at
+ * start; `synchronize` stays off so production schemas only change through reviewed migrations.
+ */
+export function databaseOptions(config: AppConfig): DataSourceOptions {
+  const common = {
+    entities: HOST_ENTITIES,
+    migrations: HOST_MIGRATIONS,
+    migrationsRun: true,
+    migrationsTableName: 'cv_migrations',
+    synchronize: false,
+    logging: false,
+  } as const;
+  if (config.database.type === 'sqlite') {
+    mkdirSync(dirname(config.database.path), { recursive: true });
+    return { ...common, type: 'better-sqlite3', database: config.database.path, enableWAL: true };
+  }
+  const { url, schema, poolSize } = config.database;
+  return {
+    ...common,
+    type: 'postgres',
+    url,
+    schema,
+    extra: { max: poolSize, ...(schema ? { options: `-c search_path=${schema}` } : {}) },
+  };
+}

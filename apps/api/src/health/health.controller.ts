@@ -1,0 +1,35 @@
+import { Controller, Get } from '@nestjs/common';
+import { SkipThrottle } from '@nestjs/throttler';
+import { HealthCheck, HealthCheckService, TypeOrmHealthIndicator } from '@nestjs/terminus';
+import { KeyVaultHealthIndicator } from '@app/key-vault';
+import { Public } from '../auth/auth.decorators';
+
+/**
+ * Liveness says the process can serve; readiness says its dependencies answer. Orchestrators restart
+ * on failed liveness, so liveness checks nothing external.
+ */
+@Public()
+@SkipThrottle()
+@Controller('health')
+export class HealthController {
+  constructor(
+    private readonly health: HealthCheckService,
+    private readonly db: TypeOrmHealthIndicator,
+    private readonly keyVault: KeyVaultHealthIndicator,
+  ) {}
+
+  @Get('live')
+  @HealthCheck()
+  live() {
+    return this.health.check([]);
+  }
+
+  @Get('ready')
+  @HealthCheck()
+  ready() {
+    return this.health.check([
+      () => this.db.pingCheck('database', { timeout: 1500 }),
+      () => this.keyVault.isHealthy('keyVault'),
+    ]);
+  }
+}

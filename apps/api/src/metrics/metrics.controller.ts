@@ -1,0 +1,27 @@
+import { Controller, Get, Header, NotFoundException, Inject } from '@nestjs/common';
+import { collectDefaultMetrics, register } from 'prom-client';
+import { SkipThrottle } from '@nestjs/throttler';
+import { Public } from '../auth/auth.decorators';
+import { APP_CONFIG, AppConfig } from '../config/app.config';
+
+let defaultMetricsStarted = false;
+
+/** Prometheus scrape endpoint. The libs register their metrics on prom-client's default registry. */
+@Public()
+@SkipThrottle()
+@Controller('metrics')
+export class MetricsController {
+  constructor(@Inject(APP_CONFIG) private readonly config: AppConfig) {
+    if (config.metrics.enabled && !defaultMetricsStarted) {
+      collectDefaultMetrics({ prefix: 'credential_vault_' });
+      defaultMetricsStarted = true;
+    }
+  }
+
+  @Get()
+  @Header('Content-Type', register.contentType)
+  async scrape(): Promise<string> {
+    if (!this.config.metrics.enabled) throw new NotFoundException('Metrics are disabled (METRICS_ENABLED=false)');
+    return register.metrics();
+  }
+}

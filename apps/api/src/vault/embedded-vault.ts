@@ -1,0 +1,33 @@
+import { Logger, OnApplicationShutdown } from '@nestjs/common';
+import { KeyVaultEmulator } from '@app/keyvault-emulator';
+import type { AppConfig } from '../config/app.config';
+
+/**
+ * The local Key Vault the host starts in-process when no KEY_VAULT_URL is configured (the embedded
+ * default for development). Never used in production: config validation refuses that.
+ */
+export class EmbeddedVault implements OnApplicationShutdown {
+  private readonly logger = new Logger(EmbeddedVault.name);
+
+  private constructor(readonly emulator: KeyVaultEmulator | undefined) {}
+
+  static async start(config: AppConfig): Promise<EmbeddedVault> {
+    if (config.keyVault.mode !== 'embedded') return new EmbeddedVault(undefined);
+    const emulator = await KeyVaultEmulator.start({
+      port: config.keyVault.emulatorPort,
+      dataDir: config.keyVault.emulatorDataDir,
+      quiet: config.env === 'test',
+    });
+    new Logger(EmbeddedVault.name).warn(
+      `Using the embedded LOCAL Key Vault at ${emulator.vaultUrl} (data in ${emulator.dataDir}). ` +
+        'For development and tests only: never put production secrets in it. Set KEY_VAULT_URL to use Azure Key Vault.',
+    );
+    return new EmbeddedVault(emulator);
+  }
+
+  async onApplicationShutdown(): Promise<void> {
+    if (!this.emulator) return;
+    await this.emulator.stop();
+    this.logger.log('Embedded local Key Vault stopped');
+  }
+}

@@ -1,0 +1,697 @@
+/**
+ * Integration: CredentialsModule with the real KeyVaultProvider (real SDK, real HTTPS) against the
+ * emulator, the real AuditService, and real SQLite / PostgreSQL. Vault traffic is counted by the
+ * emulator itself.
+ */
+import { randomBytes } from 'node:crypto';
+import { Logger, type LoggerService } from '@nestjs/common';
+import { EventEmitter2, EventEmitterModule } from '@nestjs/event-emitter';
+import { Test, type TestingModule } from '@nestjs/testing';
+import { TypeOrmModule } from '@nestjs/typeorm';
+import { AUDIT_ENTITIES, AUDIT_MIGRATIONS, AUDIT_TABLE, AuditModule, AuditService } from '@app/audit';
+import { ManualClock, type OperationContext, TransactionGate } from '@app/common';
+import { KeyVaultModule, KeyVaultProvider } from '@app/key-vault';
+import { KeyVaultEmulator } from '@app/keyvault-emulator';
+import { createTestDatabase, DATABASE_KINDS, type TestDatabase } from '@app/testing';
+import forge from 'node-forge';
+import { Registry } from 'prom-client';
+import { DataSource } from 'typeorm';
+import {
+  ConnectionStatus,
+  CREDENTIALS_ENTITIES,
+  CREDENTIALS_MIGRATIONS,
+  CredentialAlreadyExistsError,
+  CredentialCache,
+  CredentialConflictError,
+  CredentialEvents,
+  CredentialIntegrityError,
+  CredentialNotFoundError,
+  CredentialsModule,
+  CredentialsService,
+  CredentialStatus,
+  CredentialType,
+  CredentialValidationError,
+  CredentialVersionNotFoundError,
+  DataKeyService,
+  EnvelopeValueStore,
+  ValueStoreKind,
+  credentialSecretName,
+  type CredentialEvent,
+  type CredentialsModuleOptions,
+} from './index';
+
+const DAY = 86_400_000;
+const TTL = 60_000;
+
+/** Every log line of the run, to prove no value is ever logged. */
+class CapturingLogger implements LoggerService {
+  readonly lines: string[] = [];
+  private push(level: string, args: unknown[]) {
+    this.lines.push(`${level} ${args.map((a) => (a instanceof Error ? `${a.message} ${a.stack}` : typeof a === 'string' ? a : JSON.stringify(a))).join(' ')}`);
+  }
+  log(...a: unknown[]) {
+    this.push('log', a);
+  }
+  error(...a: unknown[]) {
+    this.push('error', a);
+  }
+  warn(...a: unknown[]) {
+    this.push('warn', a);
+  }
+  debug(...a: unknown[]) {
+    this.push('debug', a);
+  }
+  verbose(...a: unknown[]) {
+    this.push('verbose', a);
+  }
+}
+
+function selfSignedCert(notAfter: Date): string {
+  const keys = forge.pki.rsa.generateKeyPair(1024);
+  const cert = forge.pki.createCertificate();
+  cert.publicKey = keys.publicKey;
+  cert.serialNumber = '0a';
+  cert.validity.notBefore = new Date(Date.now() - DAY);
+  cert.validity.notAfter = notAfter;
+  const attrs = [{ name: 'commonName', value: 'client.int.example' }];
+  cert.setSubject(attrs);
+  cert.setIssuer(attrs);
+  cert.sign(keys.privateKey, forge.md.sha256.create());
+  return forge.pki.certificateToPem(cert);
+}
+
+async function rejection(p: Promise<unknown>): Promise<Error> {
+  try {
+    await p;
+  } catch (e) {
+    return e as Error;
+  }
+  throw new Error('expected the call to fail');
+}
+
+describe.each(DATABASE_KINDS)('CredentialsModule on %s (emulator, real KeyVaultProvider, real audit)', (kind) => {
+  let emu: KeyVaultEmulator;
+  let db: TestDatabase;
+  let moduleRef: TestingModule;
+  let service: CredentialsService;
+  let cache: CredentialCache;
+  let dataSource: DataSource;
+  let vault: KeyVaultProvider;
+  let audit: AuditService;
+  let clock: ManualClock;
+  const logger = new CapturingLogger();
+  const events: CredentialEvent[] = [];
+  /** Every value this suite ever stored: none may appear in a metadata/audit row or a log line. */
+  const values = new Set<string>();
+
+  const run = randomBytes(3).toString('hex');
+  const ctxA: OperationContext = { tenantId: `acme_${run}.prod`, actor: { id: 'user:alice' }, correlationId: 'corr-1' };
+  const ctxB: OperationContext = { tenantId: `Acme_${run}.prod`, actor: { id: 'user:mallory' } };
+
+  const secret = (prefix = 'tok') => {
+    const v = `${prefix}_${randomBytes(18).toString('base64url')}`;
+    values.add(v);
+    return v;
+  };
+  const getSecretCalls = () => emu.stats().byOperation.getSecret ?? 0;
+  const setSecretCalls = () => emu.stats().byOperation.setSecret ?? 0;
+  const countRows = async (table: string) => Number((await dataSource.query(`SELECT COUNT(*) AS n FROM ${table}`))[0].n);
+
+  beforeAll(async () => {
+    Logger.overrideLogger(logger);
+    emu = await KeyVaultEmulator.start({ quiet: true, throttle: false });
+    db = await createTestDatabase(kind);
+    clock = new ManualClock(new Date());
+    const options: CredentialsModuleOptions = {
+      clock,
+      cache: { ttlMs: TTL, jitterRatio: 0.1, maxStaleMs: 30_000 },
+      vault: { maxVersionsPerGeneration: 3 },
+      integrations: ['github', 'notion'],
+    };
+    moduleRef = await Test.createTestingModule({
+      imports: [
+        TypeOrmModule.forRoot({
+          ...db.options,
+          entities: [...CREDENTIALS_ENTITIES, ...AUDIT_ENTITIES],
+          migrations: [...CREDENTIALS_MIGRATIONS, ...AUDIT_MIGRATIONS],
+          migrationsRun: true,
+          synchronize: false,
+          logging: false,
+        } as never),
+        EventEmitterModule.forRoot({ wildcard: false }),
+        KeyVaultModule.forRoot({
+          vaultUrl: emu.vaultUrl,
+          credential: { type: 'static' },
+          tls: { caCertPem: emu.caCertPem },
+          disableChallengeResourceVerification: true,
+          metrics: { registry: new Registry() },
+          resilience: { maxAttempts: 1, pollIntervalMs: 20, breaker: { consecutiveFailures: 1000 } },
+          isGlobal: true,
+        }),
+        AuditModule.forRoot({ retention: { enabled: false }, isGlobal: true }),
+        // Both registration styles are exercised: forRoot on one database, forRootAsync on the other.
+        kind === 'sqlite'
+          ? CredentialsModule.forRoot(options)
+          : CredentialsModule.forRootAsync({ useFactory: async () => options }),
+      ],
+    })
+      .setLogger(logger)
+      .compile();
+    await moduleRef.init();
+    service = moduleRef.get(CredentialsService);
+    cache = moduleRef.get(CredentialCache);
+    dataSource = moduleRef.get(DataSource);
+    vault = moduleRef.get(KeyVaultProvider);
+    audit = moduleRef.get(AuditService);
+    moduleRef.get(EventEmitter2).onAny((_name: string | string[], payload: CredentialEvent) => {
+      events.push(payload);
+    });
+  });
+
+  afterAll(async () => {
+    await moduleRef?.close();
+    await emu?.stop();
+    await db?.drop();
+    Logger.overrideLogger(new Logger());
+  });
+
+  describe('store and read', () => {
+    it('stores a vault credential and reads it back with metadata, never exposing the value in metadata', async () => {
+      const value = secret('sk_live');
+      const meta = await service.store(ctxA, {
+        integrationId: 'stripe',
+        connectionId: 'acct_1',
+        type: CredentialType.API_KEY,
+        value,
+        tags: { env: 'prod' },
+      });
+      expect(meta).toMatchObject({
+        tenantId: ctxA.tenantId,
+        integrationId: 'stripe',
+        connectionId: 'acct_1',
+        type: CredentialType.API_KEY,
+        valueStore: ValueStoreKind.VAULT,
+        version: 1,
+        rowVersion: 1,
+        status: CredentialStatus.ACTIVE,
+        tags: { env: 'prod' },
+        maskedValue: `***${value.slice(-3)}`,
+        createdBy: 'user:alice',
+      });
+      expect(JSON.stringify(meta)).not.toContain(value);
+
+      const read = await service.get(ctxA, meta.id);
+      expect(read.value).toBe(value);
+      expect(read.metadata.id).toBe(meta.id);
+      expect(await service.getMetadata(ctxA, meta.id)).toEqual(meta);
+
+      // The vault secret carries a deterministic name, tags (no value) and a content type.
+      const name = credentialSecretName({ tenantId: ctxA.tenantId, integrationId: 'stripe', type: CredentialType.API_KEY, connectionId: 'acct_1' }, 0);
+      const inVault = await vault.getSecret(name);
+      expect(inVault.value).toBe(value);
+      expect(inVault.properties.contentType).toBe('text/plain');
+      expect(inVault.properties.tags).toMatchObject({ 'cv-tenant': ctxA.tenantId, 'cv-integration': 'stripe', 'cv-type': 'api_key', 'cv-credential': meta.id });
+    });
+
+    it('stores OAuth access tokens in the envelope store by default (ciphertext in the DB, key in the vault)', async () => {
+      const value = secret('ya29');
+      const meta = await service.store(ctxA, { integrationId: 'google', connectionId: 'u1', type: CredentialType.OAUTH_ACCESS_TOKEN, value, expiresAt: new Date(clock.now().getTime() + 3600_000) });
+      expect(meta.valueStore).toBe(ValueStoreKind.ENVELOPE);
+      const rows = await dataSource.query(`SELECT * FROM cv_envelope_values WHERE credential_id = '${meta.id}'`);
+      expect(rows).toHaveLength(1);
+      expect(JSON.stringify(rows)).not.toContain(value);
+      expect((await service.get(ctxA, meta.id)).value).toBe(value);
+    });
+
+    it('honours a per-call value-store override', async () => {
+      const value = secret('api');
+      const meta = await service.store(ctxA, { integrationId: 'stripe', connectionId: 'acct_env', type: CredentialType.API_KEY, value, valueStore: ValueStoreKind.ENVELOPE });
+      expect(meta.valueStore).toBe(ValueStoreKind.ENVELOPE);
+      expect((await service.get(ctxA, meta.id)).value).toBe(value);
+    });
+
+    it('reads the expiry of a client certificate from the certificate itself', async () => {
+      const notAfter = new Date(Date.now() + 40 * DAY);
+      notAfter.setMilliseconds(0);
+      const pem = selfSignedCert(notAfter);
+      values.add(pem);
+      const meta = await service.store(ctxA, {
+        integrationId: 'bank',
+        connectionId: 'mtls',
+        type: CredentialType.CLIENT_CERTIFICATE,
+        value: pem,
+        expiresAt: new Date(Date.now() + 999 * DAY),
+      });
+      expect(meta.expiresAt?.toISOString()).toBe(notAfter.toISOString());
+      expect(meta.certificate?.subject).toContain('client.int.example');
+      expect(meta.maskedValue).toBe('***');
+      expect((await service.get(ctxA, meta.id)).value).toBe(pem);
+    });
+
+    it('refuses a duplicate (integration, connection, type) and invalid input, writing nothing', async () => {
+      const first = await service.store(ctxA, { integrationId: 'dup', connectionId: 'c', type: CredentialType.API_KEY, value: secret() });
+      const setsBefore = setSecretCalls();
+      const rowsBefore = await countRows('cv_credentials');
+      const dup = await rejection(service.store(ctxA, { integrationId: 'dup', connectionId: 'c', type: CredentialType.API_KEY, value: secret() }));
+      expect(dup).toBeInstanceOf(CredentialAlreadyExistsError);
+      expect((dup as CredentialAlreadyExistsError).existingId).toBe(first.id);
+      for (const bad of [
+        { integrationId: 'bad id', connectionId: 'c', type: CredentialType.API_KEY, value: 'x'.repeat(20) },
+        { integrationId: 'ok', connectionId: 'c', type: 'nope' as CredentialType, value: 'x'.repeat(20) },
+        { integrationId: 'ok', connectionId: 'c', type: CredentialType.WEBHOOK_SECRET, value: 'too-short-secret' },
+        { integrationId: 'ok', connectionId: 'c', type: CredentialType.API_KEY, value: 'x'.repeat(30_000) },
+        { integrationId: 'ok', connectionId: 'c', type: CredentialType.API_KEY, value: 'v'.repeat(20), tags: Object.fromEntries(Array.from({ length: 16 }, (_, i) => [`k${i}`, 'v'])) },
+      ]) {
+        expect(await rejection(service.store(ctxA, bad))).toBeInstanceOf(CredentialValidationError);
+      }
+      expect(setSecretCalls()).toBe(setsBefore);
+      expect(await countRows('cv_credentials')).toBe(rowsBefore);
+    });
+  });
+
+  describe('rotate, versions, rollback, compare-and-set', () => {
+    it('rotates to a new version, invalidates the cache, keeps old versions readable, rolls back', async () => {
+      const v1 = secret('v1');
+      const v2 = secret('v2');
+      const meta = await service.store(ctxA, { integrationId: 'github', connectionId: 'org-1', type: CredentialType.OAUTH_REFRESH_TOKEN, value: v1 });
+      expect((await service.get(ctxA, meta.id)).value).toBe(v1); // warm the cache
+
+      const rotated = await service.rotate(ctxA, meta.id, v2, { expectedVersion: 1 });
+      expect(rotated).toMatchObject({ id: meta.id, version: 2, rowVersion: 2 });
+      expect(rotated.rotatedAt).toBeInstanceOf(Date);
+      expect((await service.get(ctxA, meta.id)).value).toBe(v2);
+      expect((await service.getVersion(ctxA, meta.id, 1)).value).toBe(v1);
+
+      const back = await service.rollback(ctxA, meta.id, 1, { expectedVersion: 2 });
+      expect(back).toMatchObject({ version: 3, rowVersion: 3, maskedValue: `***${v1.slice(-3)}` });
+      expect((await service.get(ctxA, meta.id)).value).toBe(v1);
+      const versions = await service.listVersions(ctxA, meta.id);
+      expect(versions.map((v) => [v.version, v.sourceVersion, v.current])).toEqual([
+        [3, 1, true],
+        [2, null, false],
+        [1, null, false],
+      ]);
+      expect(await rejection(service.getVersion(ctxA, meta.id, 9))).toBeInstanceOf(CredentialVersionNotFoundError);
+      expect(await rejection(service.rollback(ctxA, meta.id, 9))).toBeInstanceOf(CredentialVersionNotFoundError);
+    });
+
+    it('compare-and-set: a stale expectedVersion fails with CONFLICT and writes nothing', async () => {
+      const v1 = secret();
+      const meta = await service.store(ctxA, { integrationId: 'cas', connectionId: 'c', type: CredentialType.API_KEY, value: v1 });
+      await service.updateMetadata(ctxA, meta.id, { tags: { a: '1' }, expectedVersion: 1 });
+      const setsBefore = setSecretCalls();
+      const err = await rejection(service.rotate(ctxA, meta.id, secret(), { expectedVersion: 1 }));
+      expect(err).toBeInstanceOf(CredentialConflictError);
+      expect(err).toMatchObject({ code: 2003, expectedVersion: 1, actualVersion: 2 });
+      expect(setSecretCalls()).toBe(setsBefore);
+      expect(await rejection(service.updateMetadata(ctxA, meta.id, { tags: {}, expectedVersion: 1 }))).toBeInstanceOf(CredentialConflictError);
+      expect(await rejection(service.delete(ctxA, meta.id, { expectedVersion: 1 }))).toBeInstanceOf(CredentialConflictError);
+      const now = await service.get(ctxA, meta.id);
+      expect(now.value).toBe(v1);
+      expect(now.metadata).toMatchObject({ version: 1, rowVersion: 2, tags: { a: '1' } });
+    });
+
+    it('concurrent unconditional rotations all land as distinct versions', async () => {
+      const meta = await service.store(ctxA, { integrationId: 'race', connectionId: 'c', type: CredentialType.OAUTH_ACCESS_TOKEN, value: secret() });
+      const next = [secret(), secret()];
+      await Promise.all(next.map((v) => service.rotate(ctxA, meta.id, v)));
+      const versions = await service.listVersions(ctxA, meta.id);
+      expect(versions.map((v) => v.version)).toEqual([3, 2, 1]);
+      expect(next).toContain((await service.get(ctxA, meta.id)).value);
+    });
+
+    it('rolls over to a new generation secret name before the per-name version limit', async () => {
+      const parts = { tenantId: ctxA.tenantId, integrationId: 'gen', type: CredentialType.API_KEY, connectionId: 'c' };
+      const vs = [secret(), secret(), secret(), secret(), secret()];
+      const meta = await service.store(ctxA, { integrationId: 'gen', connectionId: 'c', type: CredentialType.API_KEY, value: vs[0] });
+      for (const v of vs.slice(1)) await service.rotate(ctxA, meta.id, v);
+      const versionsOf = async (name: string) => {
+        const out = [];
+        for await (const p of vault.listAllSecretVersions(name)) out.push(p);
+        return out;
+      };
+      expect(await versionsOf(credentialSecretName(parts, 0))).toHaveLength(3); // threshold 3 in this suite
+      expect(await versionsOf(credentialSecretName(parts, 1))).toHaveLength(2);
+      expect((await service.get(ctxA, meta.id)).value).toBe(vs[4]);
+      await service.rollback(ctxA, meta.id, 1); // a version in the old generation stays reachable
+      expect((await service.get(ctxA, meta.id)).value).toBe(vs[0]);
+    });
+  });
+
+  describe('metadata, listing, statistics', () => {
+    const ctxS: OperationContext = { tenantId: `stats-${run}`, actor: { id: 'user:s' } };
+
+    it('updates tags, expiry and status; refuses invalid updates', async () => {
+      const meta = await service.store(ctxA, { integrationId: 'meta', connectionId: 'c', type: CredentialType.API_KEY, value: secret() });
+      const exp = new Date(clock.now().getTime() + 5 * DAY);
+      const updated = await service.updateMetadata(ctxA, meta.id, { tags: { team: 'core' }, expiresAt: exp, status: CredentialStatus.NEEDS_REAUTH });
+      expect(updated).toMatchObject({ tags: { team: 'core' }, expiresAt: exp, status: CredentialStatus.NEEDS_REAUTH, rowVersion: 2 });
+      expect((await service.get(ctxA, meta.id)).metadata.status).toBe(CredentialStatus.NEEDS_REAUTH);
+      expect(await rejection(service.updateMetadata(ctxA, meta.id, { status: CredentialStatus.DELETED as never }))).toBeInstanceOf(CredentialValidationError);
+      expect(await rejection(service.updateMetadata(ctxA, meta.id, {}))).toBeInstanceOf(CredentialValidationError);
+    });
+
+    it('lists with filters and cursor paging; listExpiring and statistics come from SQL', async () => {
+      const now = clock.now().getTime();
+      const mk = (integrationId: string, connectionId: string, type: CredentialType, expiresAt?: Date) =>
+        service.store(ctxS, { integrationId, connectionId, type, value: secret(), expiresAt });
+      const a = await mk('github', 'c1', CredentialType.API_KEY, new Date(now + 3 * DAY));
+      clock.advance(1);
+      const b = await mk('github', 'c2', CredentialType.API_KEY, new Date(now + 20 * DAY));
+      clock.advance(1);
+      const c = await mk('slack', 'c1', CredentialType.BASIC_AUTH_PASSWORD);
+      clock.advance(1);
+      const d = await mk('slack', 'c2', CredentialType.API_KEY, new Date(now - DAY)); // already expired
+      clock.advance(1);
+
+      const all: string[] = [];
+      let cursor: string | undefined;
+      do {
+        const page = await service.list(ctxS, { limit: 3, cursor });
+        all.push(...page.items.map((i) => i.id));
+        cursor = page.nextCursor;
+      } while (cursor);
+      expect(all).toEqual([a.id, b.id, c.id, d.id]);
+
+      expect((await service.list(ctxS, { integrationId: 'github' })).items.map((i) => i.id)).toEqual([a.id, b.id]);
+      expect((await service.list(ctxS, { type: CredentialType.BASIC_AUTH_PASSWORD })).items.map((i) => i.id)).toEqual([c.id]);
+      expect((await service.list(ctxS, { status: CredentialStatus.EXPIRED })).items.map((i) => i.id)).toEqual([d.id]);
+      expect((await service.list(ctxS, { expiringBefore: new Date(now + 10 * DAY) })).items.map((i) => i.id)).toEqual([a.id, d.id]);
+      expect(await rejection(service.list(ctxS, { cursor: 'garbage' }))).toBeInstanceOf(CredentialValidationError);
+
+      expect((await service.listExpiring(ctxS, 7)).map((m) => m.id)).toEqual([d.id, a.id]);
+      expect((await service.listExpiring(ctxS, 30)).map((m) => m.id)).toEqual([d.id, a.id, b.id]);
+
+      const getsBefore = getSecretCalls();
+      const stats = await service.statistics(ctxS);
+      expect(stats).toEqual({
+        total: 4,
+        byType: { api_key: 3, basic_auth_password: 1 },
+        byIntegration: { github: 2, slack: 2 },
+        byStatus: { active: 3, expired: 1 },
+        expiringWithin7Days: 1,
+        expiringWithin30Days: 2,
+        expired: 1,
+      });
+      expect(getSecretCalls()).toBe(getsBefore);
+      expect(emu.stats().byOperation.listSecrets ?? 0).toBe(0);
+    });
+
+    it('shows the tenant connection view with statuses and masks, from metadata only', async () => {
+      const ctxC: OperationContext = { tenantId: `conn-${run}`, actor: { id: 'user:c' } };
+      const now = clock.now().getTime();
+      const access = secret('at');
+      const refresh = secret('rt');
+      await service.store(ctxC, { integrationId: 'github', connectionId: 'me', type: CredentialType.OAUTH_ACCESS_TOKEN, value: access, expiresAt: new Date(now - 1000) });
+      await service.store(ctxC, { integrationId: 'github', connectionId: 'me', type: CredentialType.OAUTH_REFRESH_TOKEN, value: refresh });
+      const slack = await service.store(ctxC, { integrationId: 'slack', connectionId: 'w1', type: CredentialType.API_KEY, value: secret() });
+      await service.updateMetadata(ctxC, slack.id, { status: CredentialStatus.NEEDS_REAUTH });
+      const jira = await service.store(ctxC, { integrationId: 'jira', connectionId: 'j', type: CredentialType.API_KEY, value: secret() });
+      await service.updateMetadata(ctxC, jira.id, { status: CredentialStatus.REVOKED });
+      await service.store(ctxC, { integrationId: 'zoom', connectionId: 'z', type: CredentialType.API_KEY, value: secret(), expiresAt: new Date(now - 1) });
+      await service.store(ctxC, { integrationId: 'short', connectionId: 's', type: CredentialType.BASIC_AUTH_PASSWORD, value: 'pw-1234' });
+      values.add('pw-1234');
+
+      const getsBefore = getSecretCalls();
+      const view = await service.listConnections(ctxC);
+      expect(getSecretCalls()).toBe(getsBefore);
+      const byIntegration = Object.fromEntries(view.map((v) => [v.integrationId, v]));
+      expect(byIntegration.github.status).toBe(ConnectionStatus.CONNECTED);
+      expect(byIntegration.github.credentials.map((c) => c.maskedValue).sort()).toEqual([`***${access.slice(-3)}`, `***${refresh.slice(-3)}`].sort());
+      expect(byIntegration.slack.status).toBe(ConnectionStatus.NEEDS_REAUTH);
+      expect(byIntegration.jira.status).toBe(ConnectionStatus.REVOKED);
+      expect(byIntegration.zoom.status).toBe(ConnectionStatus.EXPIRED);
+      expect(byIntegration.short.credentials[0].maskedValue).toBe('***');
+      expect(byIntegration.notion).toMatchObject({ status: ConnectionStatus.NOT_CONFIGURED, connectionId: null, credentials: [] });
+    });
+  });
+
+  describe('delete', () => {
+    it('deletes one; a soft-deleted secret name does not block storing the same credential again', async () => {
+      const v1 = secret();
+      const meta = await service.store(ctxA, { integrationId: 'again', connectionId: 'c', type: CredentialType.API_KEY, value: v1 });
+      await service.get(ctxA, meta.id); // cached
+      await service.delete(ctxA, meta.id);
+      expect(await rejection(service.get(ctxA, meta.id))).toBeInstanceOf(CredentialNotFoundError);
+      expect(await rejection(service.getMetadata(ctxA, meta.id))).toBeInstanceOf(CredentialNotFoundError);
+      const parts = { tenantId: ctxA.tenantId, integrationId: 'again', type: CredentialType.API_KEY, connectionId: 'c' };
+      const deleted = await vault.getDeletedSecret(credentialSecretName(parts, 0));
+      expect(deleted.recoveryId).toBeDefined();
+
+      const v2 = secret();
+      const again = await service.store(ctxA, { integrationId: 'again', connectionId: 'c', type: CredentialType.API_KEY, value: v2 });
+      expect(again.id).not.toBe(meta.id);
+      expect((await service.get(ctxA, again.id)).value).toBe(v2);
+      expect((await vault.getSecret(credentialSecretName(parts, 1))).value).toBe(v2);
+    });
+
+    it('recovers from a stale generation hint by skipping soft-deleted names (409 DELETED_BUT_RECOVERABLE)', async () => {
+      const parts = { tenantId: ctxA.tenantId, integrationId: 'skip', type: CredentialType.API_KEY, connectionId: 'c' };
+      // A secret of that name exists and is soft-deleted, but no metadata remembers it (e.g. a wiped DB).
+      await vault.setSecret(credentialSecretName(parts, 0), 'orphan-value-xyz');
+      values.add('orphan-value-xyz');
+      await vault.deleteSecret(credentialSecretName(parts, 0));
+      const v = secret();
+      const meta = await service.store(ctxA, { integrationId: 'skip', connectionId: 'c', type: CredentialType.API_KEY, value: v });
+      expect((await service.get(ctxA, meta.id)).value).toBe(v);
+      expect((await vault.getSecret(credentialSecretName(parts, 1))).value).toBe(v);
+    });
+
+    it('deletes by connection and in batches, reporting unknown ids', async () => {
+      const ctxD: OperationContext = { tenantId: `del-${run}`, actor: { id: 'user:d' } };
+      const at = await service.store(ctxD, { integrationId: 'hub', connectionId: 'x', type: CredentialType.OAUTH_ACCESS_TOKEN, value: secret() });
+      const rt = await service.store(ctxD, { integrationId: 'hub', connectionId: 'x', type: CredentialType.OAUTH_REFRESH_TOKEN, value: secret() });
+      const other = await service.store(ctxD, { integrationId: 'hub', connectionId: 'y', type: CredentialType.API_KEY, value: secret() });
+      const byConn = await service.deleteByConnection(ctxD, 'hub', 'x');
+      expect(byConn.deleted.sort()).toEqual([at.id, rt.id].sort());
+      // The envelope ciphertext went with the metadata (crypto-shred in the same transaction).
+      expect(await dataSource.query(`SELECT id FROM cv_envelope_values WHERE credential_id = '${at.id}'`)).toHaveLength(0);
+      const batch = await service.deleteMany(ctxD, [other.id, at.id, '00000000-0000-4000-8000-000000000000']);
+      expect(batch).toEqual({ deleted: [other.id], notFound: [at.id, '00000000-0000-4000-8000-000000000000'] });
+      expect((await service.list(ctxD)).items).toHaveLength(0);
+    });
+  });
+
+  describe('cache and value-store traffic', () => {
+    it('200 concurrent readers of one cold credential make exactly 1 getSecret at the vault', async () => {
+      const v = secret();
+      const meta = await service.store(ctxA, { integrationId: 'burst', connectionId: 'c', type: CredentialType.API_KEY, value: v });
+      cache.clear();
+      emu.resetStats();
+      const reads = await Promise.all(Array.from({ length: 200 }, () => service.get(ctxA, meta.id)));
+      expect(reads.every((r) => r.value === v)).toBe(true);
+      expect(emu.stats().byOperation.getSecret).toBe(1);
+      // Warm reads do not reach the vault either.
+      await Promise.all(Array.from({ length: 50 }, () => service.get(ctxA, meta.id)));
+      expect(emu.stats().byOperation.getSecret).toBe(1);
+    });
+
+    it('envelope reads fetch the tenant data key once, however many credentials', async () => {
+      const ids = [];
+      for (let i = 0; i < 5; i++) {
+        ids.push((await service.store(ctxA, { integrationId: 'env-many', connectionId: `c${i}`, type: CredentialType.OAUTH_ACCESS_TOKEN, value: secret() })).id);
+      }
+      cache.clear();
+      moduleRef.get(DataKeyService).clear();
+      emu.resetStats();
+      await Promise.all(ids.map((id) => service.get(ctxA, id)));
+      expect(emu.stats().byOperation.getSecret).toBe(1);
+    });
+
+    it('serves a stale value within maxStaleMs while the vault is unavailable, never beyond', async () => {
+      const v = secret();
+      const meta = await service.store(ctxA, { integrationId: 'stale', connectionId: 'c', type: CredentialType.API_KEY, value: v });
+      await service.get(ctxA, meta.id);
+      clock.advance(TTL + 1000);
+      emu.injectFault({ kind: 'status', status: 503, operations: ['getSecret'], count: 2 });
+      expect((await service.get(ctxA, meta.id)).value).toBe(v);
+      expect(cache.stats().staleServed).toBeGreaterThanOrEqual(1);
+      clock.advance(60_000); // now 61 s past expiry > maxStaleMs 30 s
+      const err = await rejection(service.get(ctxA, meta.id));
+      expect(err).toMatchObject({ code: 1006 }); // SERVICE_UNAVAILABLE from the key-vault lib
+      emu.clearFaults();
+      expect((await service.get(ctxA, meta.id)).value).toBe(v);
+    });
+  });
+
+  describe('envelope data keys', () => {
+    it('rotating the data key re-encrypts lazily on read and all at once on demand', async () => {
+      const ctxE: OperationContext = { tenantId: `env-${run}`, actor: { id: 'user:e' } };
+      const v1 = secret();
+      const v2 = secret();
+      const a = await service.store(ctxE, { integrationId: 'e', connectionId: 'a', type: CredentialType.OAUTH_ACCESS_TOKEN, value: v1 });
+      const b = await service.store(ctxE, { integrationId: 'e', connectionId: 'b', type: CredentialType.OAUTH_ACCESS_TOKEN, value: v2 });
+      const keyOf = async (id: string) => (await dataSource.query(`SELECT data_key_version AS v FROM cv_envelope_values WHERE credential_id = '${id}'`))[0].v;
+      const oldKey = await keyOf(a.id);
+      const newKey = await moduleRef.get(DataKeyService).rotate(ctxE.tenantId);
+      expect(newKey.version).not.toBe(oldKey);
+
+      cache.clear();
+      expect((await service.get(ctxE, a.id)).value).toBe(v1);
+      expect(await keyOf(a.id)).toBe(newKey.version);
+      expect(await keyOf(b.id)).toBe(oldKey);
+
+      expect(await moduleRef.get(EnvelopeValueStore).reencryptAll(ctxE.tenantId)).toEqual({ reencrypted: 1, alreadyCurrent: 1 });
+      expect(await keyOf(b.id)).toBe(newKey.version);
+      cache.clear();
+      moduleRef.get(DataKeyService).clear();
+      expect((await service.get(ctxE, b.id)).value).toBe(v2);
+    });
+
+    it('a ciphertext moved onto another credential fails authentication (AAD binds it to its credential)', async () => {
+      const ctxE: OperationContext = { tenantId: `aad-${run}`, actor: { id: 'user:e' } };
+      const a = await service.store(ctxE, { integrationId: 'e', connectionId: 'a', type: CredentialType.OAUTH_ACCESS_TOKEN, value: secret() });
+      const b = await service.store(ctxE, { integrationId: 'e', connectionId: 'b', type: CredentialType.OAUTH_ACCESS_TOKEN, value: secret() });
+      const [src] = await dataSource.query(`SELECT iv, auth_tag, ciphertext FROM cv_envelope_values WHERE credential_id = '${a.id}'`);
+      await TransactionGate.for(dataSource).exclusive(() =>
+        dataSource.query(
+          kind === 'postgres'
+            ? `UPDATE cv_envelope_values SET iv = $1, auth_tag = $2, ciphertext = $3 WHERE credential_id = $4`
+            : `UPDATE cv_envelope_values SET iv = ?, auth_tag = ?, ciphertext = ? WHERE credential_id = ?`,
+          [src.iv, src.auth_tag, src.ciphertext, b.id],
+        ),
+      );
+      cache.clear();
+      expect(await rejection(service.get(ctxE, b.id))).toBeInstanceOf(CredentialIntegrityError);
+    });
+  });
+
+  describe('tenant isolation', () => {
+    it("another tenant's credential is indistinguishable from a missing one", async () => {
+      const v = secret();
+      const meta = await service.store(ctxA, { integrationId: 'iso', connectionId: 'c', type: CredentialType.API_KEY, value: v });
+      const missing = '00000000-0000-4000-8000-00000000abcd';
+      for (const id of [meta.id, missing]) {
+        for (const call of [
+          () => service.get(ctxB, id),
+          () => service.getMetadata(ctxB, id),
+          () => service.getVersion(ctxB, id, 1),
+          () => service.listVersions(ctxB, id),
+          () => service.rotate(ctxB, id, secret()),
+          () => service.rollback(ctxB, id, 1),
+          () => service.updateMetadata(ctxB, id, { tags: {} }),
+          () => service.delete(ctxB, id),
+        ]) {
+          const err = await rejection(call());
+          expect(err).toBeInstanceOf(CredentialNotFoundError);
+          expect(err.message).toBe(`Credential ${id} not found`);
+        }
+      }
+      expect(await service.deleteMany(ctxB, [meta.id])).toEqual({ deleted: [], notFound: [meta.id] });
+      expect((await service.list(ctxB)).items).toHaveLength(0);
+      expect((await service.statistics(ctxB)).total).toBe(0);
+      expect(await service.listConnections(ctxB, { integrations: [] })).toEqual([]);
+      // Same (integration, connection, type) in tenant B is a different credential.
+      const mine = await service.store(ctxB, { integrationId: 'iso', connectionId: 'c', type: CredentialType.API_KEY, value: secret() });
+      expect(mine.id).not.toBe(meta.id);
+      expect((await service.get(ctxA, meta.id)).value).toBe(v);
+    });
+  });
+
+  describe('crash safety', () => {
+    /** Makes every audit write fail for real (the table is gone) while `work` runs. */
+    async function withAuditBroken(work: () => Promise<void>): Promise<void> {
+      await audit.flush();
+      const gate = TransactionGate.for(dataSource);
+      await gate.exclusive(() => dataSource.query(`ALTER TABLE ${AUDIT_TABLE} RENAME TO ${AUDIT_TABLE}_off`));
+      try {
+        await work();
+      } finally {
+        await gate.exclusive(() => dataSource.query(`ALTER TABLE ${AUDIT_TABLE}_off RENAME TO ${AUDIT_TABLE}`));
+      }
+    }
+
+    it.each([
+      ['vault', CredentialType.API_KEY],
+      ['envelope', CredentialType.OAUTH_ACCESS_TOKEN],
+    ])('a failure between the value write and the metadata commit leaves the previous value current (%s)', async (_label, type) => {
+      const [v1, v2, v3, v4] = [secret(), secret(), secret(), secret()];
+      const meta = await service.store(ctxA, { integrationId: `crash-${type}`, connectionId: 'c', type, value: v1 });
+      await service.rotate(ctxA, meta.id, v2);
+      await service.get(ctxA, meta.id); // cached
+      const setsBefore = setSecretCalls();
+      const envelopeRowsBefore = await countRows('cv_envelope_values');
+      await withAuditBroken(async () => {
+        expect(await rejection(service.rotate(ctxA, meta.id, v3))).toBeDefined();
+        expect(await rejection(service.rollback(ctxA, meta.id, 1))).toBeDefined();
+      });
+      // The new value WAS written first (vault version or envelope row) but never became current.
+      if (type === CredentialType.API_KEY) expect(setSecretCalls()).toBe(setsBefore + 1);
+      else expect(await countRows('cv_envelope_values')).toBe(envelopeRowsBefore + 1);
+      for (const fresh of [false, true]) {
+        if (fresh) cache.clear();
+        const read = await service.get(ctxA, meta.id);
+        expect(read.value).toBe(v2);
+        expect(read.metadata).toMatchObject({ version: 2, rowVersion: 2 });
+      }
+      expect((await service.listVersions(ctxA, meta.id)).map((v) => v.version)).toEqual([2, 1]);
+      // And the next write works normally.
+      await service.rotate(ctxA, meta.id, v4, { expectedVersion: 2 });
+      expect((await service.get(ctxA, meta.id)).value).toBe(v4);
+    });
+
+    it('a failed store leaves nothing behind that can be served', async () => {
+      const v = secret();
+      await withAuditBroken(async () => {
+        expect(await rejection(service.store(ctxA, { integrationId: 'crash-store', connectionId: 'c', type: CredentialType.API_KEY, value: v }))).toBeDefined();
+      });
+      expect((await service.list(ctxA, { integrationId: 'crash-store' })).items).toHaveLength(0);
+      const v2 = secret();
+      const meta = await service.store(ctxA, { integrationId: 'crash-store', connectionId: 'c', type: CredentialType.API_KEY, value: v2 });
+      expect((await service.get(ctxA, meta.id)).value).toBe(v2);
+    });
+  });
+
+  describe('audit, events and leaks', () => {
+    it('audits writes in the same transaction and reads through the buffer', async () => {
+      const meta = await service.store(ctxA, { integrationId: 'audited', connectionId: 'c', type: CredentialType.API_KEY, value: secret() });
+      await service.get(ctxA, meta.id);
+      await service.get(ctxB, meta.id).catch(() => undefined);
+      await audit.flush();
+      const mine = await audit.query({ tenantId: ctxA.tenantId, resource: meta.id, order: 'asc' });
+      expect(mine.items.map((e) => [e.action, e.result, e.actorId])).toEqual([
+        ['store', 'success', 'user:alice'],
+        ['read', 'success', 'user:alice'],
+      ]);
+      const denied = await audit.query({ tenantId: ctxB.tenantId, resource: meta.id });
+      expect(denied.items.map((e) => [e.action, e.result])).toEqual([['read', 'denied']]);
+    });
+
+    it('emits domain events with ids and versions, never values', async () => {
+      const meta = await service.store(ctxA, { integrationId: 'events', connectionId: 'c', type: CredentialType.API_KEY, value: secret() });
+      await service.rotate(ctxA, meta.id, secret());
+      await service.rollback(ctxA, meta.id, 1);
+      await service.updateMetadata(ctxA, meta.id, { tags: { x: 'y' } });
+      await service.get(ctxA, meta.id);
+      await service.delete(ctxA, meta.id);
+      const mine = events.filter((e) => e.credentialId === meta.id);
+      expect(mine.map((e) => [e.name, e.version])).toEqual([
+        [CredentialEvents.STORED, 1],
+        [CredentialEvents.ROTATED, 2],
+        [CredentialEvents.ROLLED_BACK, 3],
+        [CredentialEvents.METADATA_UPDATED, 3],
+        [CredentialEvents.READ, 3],
+        [CredentialEvents.DELETED, 3],
+      ]);
+      expect(mine.find((e) => e.name === CredentialEvents.ROLLED_BACK)?.sourceVersion).toBe(1);
+    });
+
+    it('no stored value appears in any metadata or audit row, event or log line', async () => {
+      await audit.flush();
+      const tables = ['cv_credentials', 'cv_credential_versions', 'cv_envelope_values', AUDIT_TABLE];
+      const dump: string[] = [];
+      for (const t of tables) {
+        const rows = await dataSource.query(`SELECT * FROM ${t}`);
+        expect(rows.length).toBeGreaterThan(0);
+        dump.push(JSON.stringify(rows));
+      }
+      dump.push(JSON.stringify(events));
+      dump.push(...logger.lines);
+      const haystack = dump.join('\n');
+      expect(values.size).toBeGreaterThan(50);
+      const leaked = [...values].filter((v) => haystack.includes(v));
+      expect(leaked).toEqual([]);
+      expect(logger.lines.length).toBeGreaterThan(0);
+    });
+  });
+});

@@ -1,0 +1,36 @@
+export { CredentialsModule } from './credentials.module';
+export { CREDENTIALS_MODULE_OPTIONS } from './credentials.module-definition';
+export type { CredentialsModuleOptions, CredentialsCacheOptions, CredentialsVaultStoreOptions, CredentialsEnvelopeStoreOptions } from './credentials.options';
+export { resolveCredentialsOptions, DEFAULT_VALUE_STORES } from './credentials.options';
+export { CredentialsService } from './credentials.service';
+export {
+  CredentialType,
+  CREDENTIAL_TYPES,
+  CredentialStatus,
+  ConnectionStatus,
+  ValueStoreKind,
+} from './credential-type';
+export type * from './credential.types';
+export {
+  CredentialErrorCode,
+  CredentialError,
+  CredentialValidationError,
+  CredentialNotFoundError,
+  CredentialConflictError,
+  CredentialAlreadyExistsError,
+  CredentialVersionNotFoundError,
+  CredentialValueMissingError,
+  CredentialIntegrityError,
+  CredentialsConfigurationError,
+} from './errors/credential-errors';
+export { CredentialEvents, type CredentialEvent, type CredentialEventName } from './events/credential-events';
+export { CredentialCache, type CredentialCacheStats, type CacheLoadOptions } from './cache/credential-cache';
+export { LruCredentialCache, type LruCredentialCacheOptions } from './cache/lru-credential-cache';
+export { DataKeyService, type DataKey } from './stores/data-key.service';
+export { EnvelopeValueStore, type ReencryptResult } from './stores/envelope-value-store';
+export { validateCredentialValue, MAX_VALUE_BYTES, MIN_WEBHOOK_SECRET_BYTES, type CertificateInfo } from './validation/credential-value.validator';
+export { IDENTIFIER_PATTERN, MAX_TAGS } from './validation/identifiers';
+export { maskValue, MASK_MIN_VALUE_LENGTH } from './masking';
+export { credentialSecretName, dataKeySecretName, KEY_VAULT_NAME_PATTERN } from './naming/vault-secret-name';
+export { CREDENTIALS_ENTITIES, CredentialEntity, CredentialVersionEntity, EnvelopeValueEntity } from './entities';
+export { CREDENTIALS_MIGRATIONS } from './migrations';

@@ -1,0 +1,44 @@
+import type { EntityManager } from 'typeorm';
+import type { CredentialType, ValueStoreKind } from '../credential-type';
+
+/** Where one version's value lives, as recorded in cv_credential_versions. Never a value. */
+export interface ValuePointer {
+  vaultSecretName?: string;
+  vaultSecretVersion?: string;
+  /** Vault store: generation of `vaultSecretName`. */
+  vaultGeneration?: number;
+  envelopeValueId?: string;
+}
+
+/** Identity of the credential a value belongs to (for names, tags and AAD). */
+export interface ValueOwner {
+  tenantId: string;
+  credentialId: string;
+  integrationId: string;
+  connectionId: string;
+  type: CredentialType;
+}
+
+export interface ValueWriteRequest extends ValueOwner {
+  /** The version number this value will be committed as. */
+  version: number;
+  value: string;
+  expiresAt?: Date | null;
+  /** Vault store: the credential's current name generation and how many versions it holds. */
+  vaultGeneration: number;
+  versionsInGeneration: number;
+}
+
+/**
+ * A place for credential values. `write` runs BEFORE the metadata transaction and must not make the
+ * value current by itself: only the committed version row makes a value servable.
+ */
+export interface CredentialValueStore {
+  readonly kind: ValueStoreKind;
+  write(request: ValueWriteRequest): Promise<ValuePointer>;
+  read(owner: ValueOwner, pointer: ValuePointer): Promise<string>;
+  /** Inside the delete transaction: discard values held in the database. */
+  discardInTransaction(manager: EntityManager, owner: ValueOwner): Promise<void>;
+  /** After the delete committed: discard external values (best effort; the metadata is already gone). */
+  discardAfterCommit(owner: ValueOwner, pointers: ValuePointer[]): Promise<void>;
+}

@@ -1,0 +1,139 @@
+import { randomUUID } from 'node:crypto';
+import { Inject, Injectable, Logger } from '@nestjs/common';
+import { Clock } from '@app/common';
+import type { EntityManager } from 'typeorm';
+import { ValueStoreKind } from '../credential-type';
+import { CREDENTIALS_CLOCK, CREDENTIALS_RESOLVED_OPTIONS } from '../credentials.constants';
+import type { ResolvedCredentialsOptions } from '../credentials.options';
+import { decryptEnvelope, encryptEnvelope } from '../crypto/envelope-cipher';
+import { EnvelopeValueEntity } from '../entities/envelope-value.entity';
+import { CredentialValueMissingError } from '../errors/credential-errors';
+import { DbGate } from '../persistence/db-gate';
+import type { CredentialValueStore, ValueOwner, ValuePointer, ValueWriteRequest } from './credential-value-store';
+import { DataKeyService } from './data-key.service';
+
+export interface ReencryptResult {
+  /** Rows that were under an older data-key version and now use the current one. */
+  reencrypted: number;
+  /** Rows already under the current version. */
+  alreadyCurrent: number;
+}
+
+/**
+ * AES-256-GCM ciphertext rows in cv_envelope_values under a per-tenant data key kept in Key Vault.
+ * Key Vault traffic stays flat however often tokens churn: one key fetch per tenant per process.
+ */
+@Injectable()
+export class EnvelopeValueStore implements CredentialValueStore {
+  readonly kind = ValueStoreKind.ENVELOPE;
+  private readonly logger = new Logger(EnvelopeValueStore.name);
+
+  constructor(
+    private readonly db: DbGate,
+    private readonly keys: DataKeyService,
+    @Inject(CREDENTIALS_CLOCK) private readonly clock: Clock,
+    @Inject(CREDENTIALS_RESOLVED_OPTIONS) private readonly options: ResolvedCredentialsOptions,
+  ) {}
+
+  async write(request: ValueWriteRequest): Promise<ValuePointer> {
+    const key = await this.keys.currentKey(request.tenantId);
+    const sealed = encryptEnvelope(key.key, request.value, {
+      tenantId: request.tenantId,
+      credentialId: request.credentialId,
+      version: request.version,
+    });
+    const now = this.clock.now();
+    const row: EnvelopeValueEntity = {
+      id: randomUUID(),
+      tenantId: request.tenantId,
+      credentialId: request.credentialId,
+      version: request.version,
+      dataKeyName: key.name,
+      dataKeyVersion: key.version,
+      ...sealed,
+      createdAt: now,
+      updatedAt: now,
+    };
+    await this.db.transaction((m) => m.insert(EnvelopeValueEntity, row));
+    return { envelopeValueId: row.id };
+  }
+
+  async read(owner: ValueOwner, pointer: ValuePointer): Promise<string> {
+    const row = pointer.envelopeValueId
+      ? await this.db.read((m) => m.findOneBy(EnvelopeValueEntity, { id: pointer.envelopeValueId, tenantId: owner.tenantId }))
+      : null;
+    if (!row || row.credentialId !== owner.credentialId) {
+      throw new CredentialValueMissingError(`credential ${owner.credentialId}: envelope value is missing`);
+    }
+    // Ask for the tenant's current key first: it is normally the one this row uses, so a cold
+    // process makes ONE vault call per tenant (the latest version), not one for the row's version
+    // plus one to learn the current version.
+    if (this.options.envelope.reencryptOnRead) await this.keys.currentKey(row.tenantId);
+    const key = await this.keys.keyVersion(row.dataKeyName, row.dataKeyVersion);
+    const value = decryptEnvelope(key, row, { tenantId: row.tenantId, credentialId: row.credentialId, version: row.version });
+    if (this.options.envelope.reencryptOnRead) {
+      await this.reencryptIfStale(row, value).catch((e: Error) =>
+        this.logger.warn(`credential ${owner.credentialId}: lazy re-encryption failed: ${e.message}`),
+      );
+    }
+    return value;
+  }
+
+  async discardInTransaction(manager: EntityManager, owner: ValueOwner): Promise<void> {
+    // Crypto-shred with the metadata: once deleted, the ciphertext is gone in the same commit.
+    await manager.delete(EnvelopeValueEntity, { credentialId: owner.credentialId, tenantId: owner.tenantId });
+  }
+
+  async discardAfterCommit(): Promise<void> {
+    // Everything was removed inside the transaction.
+  }
+
+  /**
+   * Re-encrypts every ciphertext of the tenant that is not under its current data key (run after
+   * `DataKeyService.rotate`, or let reads do it lazily). Returns counts; never loads all rows at once.
+   */
+  async reencryptAll(tenantId: string, batchSize = 200): Promise<ReencryptResult> {
+    const current = await this.keys.currentKey(tenantId);
+    const result: ReencryptResult = { reencrypted: 0, alreadyCurrent: 0 };
+    let afterId = '';
+    for (;;) {
+      const rows = await this.db.read((m) =>
+        m
+          .createQueryBuilder(EnvelopeValueEntity, 'e')
+          .where('e.tenantId = :tenantId AND e.id > :afterId', { tenantId, afterId })
+          .orderBy('e.id', 'ASC')
+          .limit(batchSize)
+          .getMany(),
+      );
+      if (rows.length === 0) break;
+      for (const row of rows) {
+        if (row.dataKeyName === current.name && row.dataKeyVersion === current.version) {
+          result.alreadyCurrent++;
+          continue;
+        }
+        const key = await this.keys.keyVersion(row.dataKeyName, row.dataKeyVersion);
+        const value = decryptEnvelope(key, row, { tenantId: row.tenantId, credentialId: row.credentialId, version: row.version });
+        if (await this.reencryptIfStale(row, value)) result.reencrypted++;
+        else result.alreadyCurrent++;
+      }
+      afterId = rows[rows.length - 1].id;
+    }
+    return result;
+  }
+
+  /** True when the row was rewritten under the current key. Compare-and-set on the old key version. */
+  private async reencryptIfStale(row: EnvelopeValueEntity, value: string): Promise<boolean> {
+    const current = await this.keys.currentKey(row.tenantId);
+    if (row.dataKeyName === current.name && row.dataKeyVersion === current.version) return false;
+    const sealed = encryptEnvelope(current.key, value, { tenantId: row.tenantId, credentialId: row.credentialId, version: row.version });
+    const result = await this.db.transaction((m) =>
+      m
+        .createQueryBuilder()
+        .update(EnvelopeValueEntity)
+        .set({ ...sealed, dataKeyName: current.name, dataKeyVersion: current.version, updatedAt: this.clock.now() })
+        .where('id = :id AND data_key_version = :old', { id: row.id, old: row.dataKeyVersion })
+        .execute(),
+    );
+    return (result.affected ?? 0) > 0;
+  }
+}

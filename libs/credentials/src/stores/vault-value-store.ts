@@ -1,0 +1,105 @@
+import { Inject, Injectable, Logger } from '@nestjs/common';
+import { KeyVaultErrorCode, KeyVaultProvider, isKeyVaultError } from '@app/key-vault';
+import type { EntityManager } from 'typeorm';
+import { CredentialType, ValueStoreKind } from '../credential-type';
+import { CREDENTIALS_RESOLVED_OPTIONS } from '../credentials.constants';
+import type { ResolvedCredentialsOptions } from '../credentials.options';
+import { CredentialValueMissingError } from '../errors/credential-errors';
+import { MAX_GENERATION, credentialSecretName } from '../naming/vault-secret-name';
+import type { CredentialValueStore, ValueOwner, ValuePointer, ValueWriteRequest } from './credential-value-store';
+
+/** How many soft-deleted generation names a store() skips before giving up. */
+const MAX_DELETED_GENERATION_SKIPS = 50;
+
+const PEM_TYPES = new Set([CredentialType.CLIENT_CERTIFICATE, CredentialType.CLIENT_PRIVATE_KEY]);
+
+/**
+ * One Key Vault secret per credential (per generation); each rotation is a new secret version whose
+ * id is recorded in cv_credential_versions.
+ *
+ * Re-creating a credential whose secret name is soft-deleted (409 ObjectIsDeletedButRecoverable) moves
+ * on to the next generation name instead of recovering the old secret: recovering would bring back
+ * every old version of the deleted value (readable by version id and included in backups) and needs a
+ * long-running recover call on the write path; a fresh name leaves the deleted one to expire or be
+ * purged under the vault's retention policy.
+ */
+@Injectable()
+export class VaultValueStore implements CredentialValueStore {
+  readonly kind = ValueStoreKind.VAULT;
+  private readonly logger = new Logger(VaultValueStore.name);
+
+  constructor(
+    private readonly vault: KeyVaultProvider,
+    @Inject(CREDENTIALS_RESOLVED_OPTIONS) private readonly options: ResolvedCredentialsOptions,
+  ) {}
+
+  async write(request: ValueWriteRequest): Promise<ValuePointer> {
+    let generation = request.vaultGeneration;
+    if (request.versionsInGeneration >= this.options.vault.maxVersionsPerGeneration) {
+      generation++;
+      this.logger.log(`credential ${request.credentialId}: rolling over to secret generation ${generation}`);
+    }
+    for (let skips = 0; ; skips++) {
+      const name = credentialSecretName(request, generation, this.options.vault.namePrefix);
+      try {
+        const secret = await this.vault.setSecret(name, request.value, {
+          contentType: PEM_TYPES.has(request.type) ? 'application/x-pem-file' : 'text/plain',
+          tags: {
+            'cv-tenant': request.tenantId,
+            'cv-integration': request.integrationId,
+            'cv-connection': request.connectionId,
+            'cv-type': request.type,
+            'cv-credential': request.credentialId,
+            'cv-version': String(request.version),
+          },
+          // Informational only (Key Vault does not enforce it); the service enforces expiry.
+          expiresOn: request.expiresAt ?? undefined,
+        });
+        return { vaultSecretName: name, vaultSecretVersion: secret.properties.version, vaultGeneration: generation };
+      } catch (e) {
+        if (isKeyVaultError(e, KeyVaultErrorCode.DELETED_BUT_RECOVERABLE) && skips < MAX_DELETED_GENERATION_SKIPS && generation < MAX_GENERATION) {
+          this.logger.log(`credential ${request.credentialId}: secret generation ${generation} is soft-deleted, using the next one`);
+          generation++;
+          continue;
+        }
+        throw e;
+      }
+    }
+  }
+
+  async read(owner: ValueOwner, pointer: ValuePointer): Promise<string> {
+    if (!pointer.vaultSecretName || !pointer.vaultSecretVersion) {
+      throw new CredentialValueMissingError(`credential ${owner.credentialId}: version has no vault pointer`);
+    }
+    try {
+      const secret = await this.vault.getSecret(pointer.vaultSecretName, pointer.vaultSecretVersion);
+      return secret.value;
+    } catch (e) {
+      if (isKeyVaultError(e, KeyVaultErrorCode.KEY_NOT_FOUND)) {
+        throw new CredentialValueMissingError(
+          `credential ${owner.credentialId}: secret ${pointer.vaultSecretName} version ${pointer.vaultSecretVersion} is missing from the vault`,
+          { cause: e },
+        );
+      }
+      throw e;
+    }
+  }
+
+  async discardInTransaction(_manager: EntityManager, _owner: ValueOwner): Promise<void> {
+    // Nothing in the database.
+  }
+
+  async discardAfterCommit(owner: ValueOwner, pointers: ValuePointer[]): Promise<void> {
+    const names = new Set(pointers.map((p) => p.vaultSecretName).filter((n): n is string => !!n));
+    for (const name of names) {
+      try {
+        await this.vault.deleteSecret(name);
+      } catch (e) {
+        if (isKeyVaultError(e, KeyVaultErrorCode.KEY_NOT_FOUND)) continue;
+        // The metadata is already deleted: the value is unreachable through this lib. Leave a trace
+        // for an operator (ids and secret name only).
+        this.logger.warn(`credential ${owner.credentialId}: could not soft-delete secret ${name}: ${(e as Error).message}`);
+      }
+    }
+  }
+}
