@@ -4,6 +4,7 @@ import { FastifyAdapter, NestFastifyApplication } from '@nestjs/platform-fastify
 import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
 import { Logger } from 'nestjs-pino';
 import { AppModule } from './app.module';
+import { requestIdFor } from './logging/logging.options';
 import type { AppConfig } from './config/app.config';
 
 /** Builds and starts the host. Shared by main.ts and the end-to-end tests, so both boot the same app. */
@@ -12,10 +13,16 @@ export async function createApp(config: AppConfig): Promise<NestFastifyApplicati
     AppModule.forRoot(config),
     // Fastify's own request logging is off: nestjs-pino logs requests with redaction.
     // The body limit sits above Key Vault's 25 KB value limit plus JSON overhead.
-    new FastifyAdapter({ logger: false, bodyLimit: 256 * 1024, forceCloseConnections: 'idle' }),
+    new FastifyAdapter({ logger: false, bodyLimit: 256 * 1024, forceCloseConnections: 'idle', genReqId: requestIdFor }),
     { bufferLogs: true, abortOnError: false },
   );
   app.useLogger(app.get(Logger));
+  app
+    .getHttpAdapter()
+    .getInstance()
+    .addHook('onRequest', async (req, reply) => {
+      void reply.header('x-request-id', req.id);
+    });
   // Unknown fields are an error, not silently dropped: a typo in `expiresAt` must not store a credential without expiry.
   app.useGlobalPipes(new ValidationPipe({ whitelist: true, forbidNonWhitelisted: true, transform: true }));
   const doc = new DocumentBuilder()

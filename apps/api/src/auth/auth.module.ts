@@ -10,7 +10,7 @@ import { ClientThrottlerGuard } from './client-throttler.guard';
   imports: [
     ThrottlerModule.forRootAsync({
       inject: [APP_CONFIG],
-      useFactory: (c: AppConfig) => [{ name: 'per-client', ttl: 60_000, limit: c.rateLimit.perMinute }],
+      useFactory: (c: AppConfig) => [{ ttl: 60_000, limit: c.rateLimit.perMinute }],
     }),
   ],
   providers: [

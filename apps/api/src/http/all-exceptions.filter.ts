@@ -43,6 +43,10 @@ export class AllExceptionsFilter implements ExceptionFilter {
       if (retryAfterMs && status === HttpStatus.SERVICE_UNAVAILABLE) {
         void reply.header('Retry-After', String(Math.ceil(retryAfterMs / 1000)));
       }
+    } else if (exception instanceof HttpException && isHealthReport(exception.getResponse())) {
+      // Terminus' 503: operators and orchestrators read its per-check report, keep it whole.
+      void reply.status(exception.getStatus()).send(exception.getResponse());
+      return;
     } else if (exception instanceof HttpException) {
       const status = exception.getStatus();
       const res = exception.getResponse();
@@ -62,6 +66,10 @@ export class AllExceptionsFilter implements ExceptionFilter {
     if (requestId) body.requestId = requestId;
     void reply.status(body.statusCode).send(body);
   }
+}
+
+function isHealthReport(res: unknown): boolean {
+  return typeof res === 'object' && res !== null && 'status' in res && 'details' in res && 'info' in res;
 }
 
 /** Error details for the log line: name, code, message and the cause chain — never request bodies. */

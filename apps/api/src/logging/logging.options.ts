@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { IncomingMessage } from 'node:http';
 import type { Params } from 'nestjs-pino';
 import type { AppConfig } from '../config/app.config';
 
@@ -32,11 +32,15 @@ export const REDACT_PATHS = [
   ...SENSITIVE_KEYS.flatMap((k) => [k, `*.${k}`, `*.*.${k}`]),
 ];
 
-/** Correlation id: the caller's X-Request-Id when it is well-formed, otherwise a new UUID. */
-export function requestIdFor(req: IncomingMessage, res: ServerResponse): string {
+/**
+ * Correlation id: the caller's X-Request-Id when it is well-formed, otherwise a new UUID. Fastify
+ * calls this once per request (its `genReqId`); pino-http then reuses `req.id`, so the log lines, the
+ * error bodies and the `x-request-id` response header all carry the same id.
+ */
+export function requestIdFor(req: IncomingMessage): string {
   const given = req.headers['x-request-id'];
   const id = typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID();
-  res.setHeader('x-request-id', id);
+  (req as IncomingMessage & { id?: string }).id = id;
   return id;
 }
 
@@ -44,7 +48,7 @@ export function loggingOptions(config: AppConfig): Params {
   return {
     pinoHttp: {
       level: config.log.level,
-      genReqId: requestIdFor,
+      genReqId: (req) => (req as IncomingMessage & { id?: string }).id ?? requestIdFor(req),
       redact: { paths: REDACT_PATHS, censor: '[REDACTED]' },
       // Health probes and scrapes every few seconds would drown the log.
       autoLogging: { ignore: (req) => /^\/(health|metrics)/.test(req.url ?? '') },

@@ -1,0 +1,107 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { NestFastifyApplication } from '@nestjs/platform-fastify';
+import { createTestDatabase, DATABASE_KINDS, POSTGRES_URL, TestDatabase } from '@app/testing';
+import { createApp } from '../apps/api/src/bootstrap';
+import { AppConfig, loadAppConfig } from '../apps/api/src/config/app.config';
+import { EmbeddedVault } from '../apps/api/src/vault/embedded-vault';
+
+/** The reference host booted as `npm start` boots it, on each database, against the embedded vault. */
+describe.each(DATABASE_KINDS)('reference host on %s', (kind) => {
+  let db: TestDatabase;
+  let dataDir: string;
+  let app: NestFastifyApplication;
+  let base: string;
+
+  beforeAll(async () => {
+    db = await createTestDatabase(kind);
+    dataDir = mkdtempSync(join(tmpdir(), 'cv-host-'));
+    const env: Record<string, string> = {
+      NODE_ENV: 'test',
+      PORT: '0',
+      LOG_LEVEL: 'silent',
+      EMULATOR_PORT: '0',
+      EMULATOR_DATA_DIR: join(dataDir, 'vault'),
+      DATABASE_PATH: join(dataDir, 'db.sqlite'),
+    };
+    if (kind === 'postgres') {
+      Object.assign(env, {
+        DATABASE_TYPE: 'postgres',
+        DATABASE_URL: POSTGRES_URL,
+        DATABASE_SCHEMA: (db.options as { schema: string }).schema,
+      });
+    }
+    const config: AppConfig = loadAppConfig(env);
+    app = await createApp(config);
+    base = (await app.getUrl()).replace('[::1]', '127.0.0.1');
+  });
+
+  afterAll(async () => {
+    await app?.close();
+    await db?.drop();
+    rmSync(dataDir, { recursive: true, force: true });
+  });
+
+  it('is ready: database and Key Vault both up', async () => {
+    const res = await fetch(`${base}/health/ready`);
+    const body = (await res.json()) as any;
+    expect(res.status).toBe(200);
+    expect(body.status).toBe('ok');
+    expect(body.info.database.status).toBe('up');
+    expect(body.info.keyVault.status).toBe('up');
+  });
+
+  it('turns not-ready (503, Key Vault down) while the vault fails, and ready again after', async () => {
+    const vault = app.get(EmbeddedVault).emulator!;
+    vault.injectFault({ kind: 'status', status: 503, retryAfterSeconds: 1 });
+    try {
+      const res = await fetch(`${base}/health/ready`);
+      const body = (await res.json()) as any;
+      expect(res.status).toBe(503);
+      expect(body.error.keyVault.status).toBe('down');
+      expect(body.info.database.status).toBe('up');
+      // Liveness checks nothing external: a vault outage must not get the pod restarted.
+      expect((await fetch(`${base}/health/live`)).status).toBe(200);
+    } finally {
+      vault.clearFaults();
+    }
+    // One failed probe is below the breaker's threshold: readiness recovers at once.
+    expect((await fetch(`${base}/health/ready`)).status).toBe(200);
+  });
+
+  it('is live', async () => {
+    const res = await fetch(`${base}/health/live`);
+    expect(res.status).toBe(200);
+  });
+
+  it('serves Prometheus metrics including the Key Vault operations the readiness probe made', async () => {
+    await fetch(`${base}/health/ready`);
+    const res = await fetch(`${base}/metrics`);
+    const text = await res.text();
+    expect(res.status).toBe(200);
+    expect(res.headers.get('content-type')).toMatch(/text\/plain/);
+    expect(text).toMatch(/credential_vault_keyvault_circuit_breaker_state/);
+    expect(text).toMatch(/credential_vault_process_cpu_seconds_total/);
+  });
+
+  it('answers unknown routes with the one error shape and echoes a well-formed request id', async () => {
+    const res = await fetch(`${base}/nope`, { headers: { 'x-request-id': 'req-123' } });
+    expect(res.status).toBe(404);
+    expect(res.headers.get('x-request-id')).toBe('req-123');
+    const body = (await res.json()) as any;
+    expect(body).toMatchObject({ statusCode: 404, requestId: 'req-123' });
+  });
+
+  it('replaces a malformed request id with a fresh one', async () => {
+    const res = await fetch(`${base}/health/live`, { headers: { 'x-request-id': 'bad id with spaces' } });
+    expect(res.headers.get('x-request-id')).toMatch(/^[0-9a-f-]{36}$/);
+  });
+
+  if (kind === 'sqlite') {
+    it('keeps its SQLite file where DATABASE_PATH says', async () => {
+      const { existsSync } = await import('node:fs');
+      expect(existsSync(join(dataDir, 'db.sqlite'))).toBe(true);
+    });
+  }
+});
