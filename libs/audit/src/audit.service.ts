@@ -378,7 +378,10 @@ export class AuditService implements OnModuleInit, BeforeApplicationShutdown {
   // Reading
   // ---------------------------------------------------------------------------------------------
 
-  /** Filtered, cursor-paged rows, newest first by default. Tenant isolation is the caller's filter. */
+  /**
+   * Filtered, cursor-paged rows, newest first by default. With `tenantId`, rows come in chain order
+   * (sequence); without, by time across tenants. Tenant isolation is the caller's filter.
+   */
   async query(filter: AuditQuery = {}): Promise<AuditQueryPage> {
     const limit = filter.limit ?? 100;
     if (!Number.isInteger(limit) || limit < 1 || limit > MAX_LIMIT) {
@@ -416,24 +419,35 @@ export class AuditService implements OnModuleInit, BeforeApplicationShutdown {
     const to = time('to', filter.to);
     if (from !== undefined) qb.andWhere('a.occurredAt >= :from', { from });
     if (to !== undefined) qb.andWhere('a.occurredAt < :to', { to });
+    // One tenant: its chain order (sequence). Across tenants: time, then id as a tie-breaker.
+    const by = filter.tenantId !== undefined ? 'seq' : 'time';
+    const cmp = order === 'asc' ? '>' : '<';
     if (filter.cursor !== undefined) {
-      const c = decodeCursor(filter.cursor, order);
-      const cmp = order === 'asc' ? '>' : '<';
-      qb.andWhere(
-        new Brackets((w) =>
-          w
-            .where(`a.occurredAt ${cmp} :ct`, { ct: c.occurredAtMs })
-            .orWhere(new Brackets((x) => x.where('a.occurredAt = :ct', { ct: c.occurredAtMs }).andWhere(`a.id ${cmp} :cid`, { cid: c.id }))),
-        ),
-      );
+      const c = decodeCursor(filter.cursor, order, by);
+      if (c.by === 'seq') {
+        qb.andWhere(`a.sequence ${cmp} :cseq`, { cseq: c.sequence });
+      } else {
+        qb.andWhere(
+          new Brackets((w) =>
+            w
+              .where(`a.occurredAt ${cmp} :ct`, { ct: c.occurredAtMs })
+              .orWhere(new Brackets((x) => x.where('a.occurredAt = :ct', { ct: c.occurredAtMs }).andWhere(`a.id ${cmp} :cid`, { cid: c.id }))),
+          ),
+        );
+      }
     }
-    qb.orderBy('a.occurredAt', dir).addOrderBy('a.id', dir).limit(limit + 1);
+    if (by === 'seq') qb.orderBy('a.sequence', dir);
+    else qb.orderBy('a.occurredAt', dir).addOrderBy('a.id', dir);
+    qb.limit(limit + 1);
     const rows = await qb.getMany();
     const items = rows.slice(0, limit).map(toView);
     const last = items[items.length - 1];
-    return rows.length > limit && last
-      ? { items, nextCursor: encodeCursor({ order, occurredAtMs: last.occurredAt.getTime(), id: last.id }) }
-      : { items };
+    if (rows.length <= limit || !last) return { items };
+    const nextCursor =
+      by === 'seq'
+        ? encodeCursor({ order, by, sequence: last.sequence })
+        : encodeCursor({ order, by, occurredAtMs: last.occurredAt.getTime(), id: last.id });
+    return { items, nextCursor };
   }
 
   // ---------------------------------------------------------------------------------------------

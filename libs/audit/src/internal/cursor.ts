@@ -1,32 +1,36 @@
 import { AuditQueryError } from '../errors/audit.errors';
 
-export interface CursorPosition {
-  order: 'asc' | 'desc';
-  occurredAtMs: number;
-  id: string;
-}
+/**
+ * Keyset position of the last row of a page. `seq` pages one tenant's chain by sequence; `time`
+ * pages across tenants by (occurredAt, id).
+ */
+export type CursorPosition =
+  | { order: 'asc' | 'desc'; by: 'seq'; sequence: number }
+  | { order: 'asc' | 'desc'; by: 'time'; occurredAtMs: number; id: string };
 
 export function encodeCursor(c: CursorPosition): string {
-  return Buffer.from(JSON.stringify([c.order === 'asc' ? 'a' : 'd', c.occurredAtMs, c.id]), 'utf8').toString('base64url');
+  const o = c.order === 'asc' ? 'a' : 'd';
+  const body = c.by === 'seq' ? [o, 's', c.sequence] : [o, 't', c.occurredAtMs, c.id];
+  return Buffer.from(JSON.stringify(body), 'utf8').toString('base64url');
 }
 
-export function decodeCursor(cursor: string, order: 'asc' | 'desc'): CursorPosition {
+export function decodeCursor(cursor: string, order: 'asc' | 'desc', by: 'seq' | 'time'): CursorPosition {
+  let v: unknown;
   try {
-    const v: unknown = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'));
-    if (
-      Array.isArray(v) &&
-      v.length === 3 &&
-      (v[0] === 'a' || v[0] === 'd') &&
-      Number.isSafeInteger(v[1]) &&
-      typeof v[2] === 'string' &&
-      v[2].length <= 36
-    ) {
-      const o = v[0] === 'a' ? 'asc' : 'desc';
-      if (o !== order) throw new AuditQueryError('The cursor belongs to a query with another order');
-      return { order: o, occurredAtMs: v[1] as number, id: v[2] };
+    v = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'));
+  } catch {
+    v = undefined;
+  }
+  if (Array.isArray(v) && (v[0] === 'a' || v[0] === 'd')) {
+    const o = v[0] === 'a' ? 'asc' : 'desc';
+    const b = v[1] === 's' ? 'seq' : v[1] === 't' ? 'time' : undefined;
+    if (b && (o !== order || b !== by)) {
+      throw new AuditQueryError('The cursor belongs to a query with another order or tenant filter; start again without it');
     }
-  } catch (e) {
-    if (e instanceof AuditQueryError) throw e;
+    if (b === 'seq' && v.length === 3 && Number.isSafeInteger(v[2])) return { order: o, by: 'seq', sequence: v[2] as number };
+    if (b === 'time' && v.length === 4 && Number.isSafeInteger(v[2]) && typeof v[3] === 'string' && v[3].length <= 36) {
+      return { order: o, by: 'time', occurredAtMs: v[2] as number, id: v[3] };
+    }
   }
   throw new AuditQueryError('Invalid cursor: pass back the nextCursor of the previous page unchanged');
 }

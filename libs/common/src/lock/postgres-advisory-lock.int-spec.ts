@@ -1,0 +1,185 @@
+import { randomBytes } from 'node:crypto';
+import { createTestDatabase, TestDatabase } from '@app/testing';
+import { DataSource } from 'typeorm';
+import { advisoryLockKey } from './advisory-lock-key';
+import { createDistributedLock } from './create-distributed-lock';
+import { InProcessLock } from './in-process-lock';
+import { LockTimeoutError } from './lock.errors';
+import { PostgresAdvisoryLock } from './postgres-advisory-lock';
+import { TransactionGate } from './transaction-gate';
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+/** Advisory locks are database-wide: unique names keep parallel test runs apart. */
+const key = (name: string) => `${name}-${randomBytes(6).toString('hex')}`;
+
+function deferred() {
+  let resolve!: () => void;
+  const promise = new Promise<void>((r) => (resolve = r));
+  return { promise, resolve };
+}
+
+describe('PostgresAdvisoryLock (two replicas on one PostgreSQL)', () => {
+  let db: TestDatabase;
+  let replicaA: DataSource;
+  let replicaB: DataSource;
+  let lockA: PostgresAdvisoryLock;
+  let lockB: PostgresAdvisoryLock;
+
+  beforeAll(async () => {
+    db = await createTestDatabase('postgres');
+    replicaA = await new DataSource({ ...db.options }).initialize();
+    replicaB = await new DataSource({ ...db.options }).initialize();
+    lockA = new PostgresAdvisoryLock(replicaA);
+    lockB = new PostgresAdvisoryLock(replicaB);
+  });
+
+  afterAll(async () => {
+    await replicaA?.destroy();
+    await replicaB?.destroy();
+    await db?.drop();
+  });
+
+  /** Sessions holding the advisory lock of `name` right now (pg_locks splits the 64-bit key in two oids). */
+  async function holders(name: string): Promise<number> {
+    const id = BigInt.asUintN(64, BigInt(advisoryLockKey(name)));
+    const rows: Array<{ n: string }> = await replicaA.query(
+      `SELECT count(*) AS n FROM pg_locks
+        WHERE locktype = 'advisory' AND granted AND objsubid = 1 AND classid::bigint = $1::bigint AND objid::bigint = $2::bigint`,
+      [(id >> 32n).toString(), (id & 0xffffffffn).toString()],
+    );
+    return Number(rows[0].n);
+  }
+
+  it('only one replica runs the job; the other is told it did not acquire', async () => {
+    const k = key('cron');
+    for (let round = 0; round < 5; round++) {
+      const runs: string[] = [];
+      const job = (name: string) => async () => {
+        runs.push(name);
+        await sleep(50);
+        return name;
+      };
+      const [a, b] = await Promise.all([lockA.tryRun(k, job('A')), lockB.tryRun(k, job('B'))]);
+      expect(runs).toHaveLength(1);
+      expect([a.acquired, b.acquired].filter(Boolean)).toHaveLength(1);
+      const winner = a.acquired ? a : b;
+      expect(winner).toEqual({ acquired: true, value: runs[0] });
+    }
+  });
+
+  it('a replica cannot take a lock the other holds, and can once it is released', async () => {
+    const k = key('held');
+    const gate = deferred();
+    const holding = lockA.tryRun(k, () => gate.promise.then(() => 'a-done'));
+    await sleep(100);
+    let ranB = false;
+    await expect(lockB.tryRun(k, async () => (ranB = true))).resolves.toEqual({ acquired: false });
+    expect(ranB).toBe(false);
+    gate.resolve();
+    await expect(holding).resolves.toEqual({ acquired: true, value: 'a-done' });
+    await expect(lockB.tryRun(k, async () => 'b')).resolves.toEqual({ acquired: true, value: 'b' });
+  });
+
+  it('serialises concurrent callers in one process without a second session', async () => {
+    const k = key('local');
+    const gate = deferred();
+    const first = lockA.tryRun(k, () => gate.promise);
+    await sleep(50);
+    await expect(lockA.tryRun(k, async () => 'x')).resolves.toEqual({ acquired: false });
+    gate.resolve();
+    await first;
+  });
+
+  it('releases the lock when fn throws (the other replica gets it at once)', async () => {
+    const k = key('throws');
+    await expect(lockA.tryRun(k, async () => Promise.reject(new Error('job failed')))).rejects.toThrow('job failed');
+    await expect(lockB.tryRun(k, async () => 'b')).resolves.toEqual({ acquired: true, value: 'b' });
+    await expect(lockA.run(k, async () => Promise.reject(new Error('again')), { timeoutMs: 1000 })).rejects.toThrow('again');
+    await expect(lockB.run(k, async () => 'b2', { timeoutMs: 500 })).resolves.toBe('b2');
+  });
+
+  it('holds the advisory lock only while fn runs, also after many runs and failures', async () => {
+    const k = key('leak');
+    await expect(lockA.tryRun(k, () => holders(k))).resolves.toEqual({ acquired: true, value: 1 });
+    for (let i = 0; i < 20; i++) {
+      await lockA.tryRun(k, async () => undefined);
+      await lockB.run(k, async () => Promise.reject(new Error('x')), { timeoutMs: 1000 }).catch(() => undefined);
+    }
+    expect(await holders(k)).toBe(0);
+  });
+
+  it('run() waits for the other replica and then runs', async () => {
+    const k = key('wait');
+    const gate = deferred();
+    const holding = lockA.tryRun(k, () => gate.promise);
+    await sleep(50);
+    const started = Date.now();
+    const waiting = lockB.run(k, async () => Date.now() - started, { timeoutMs: 5000 });
+    await sleep(200);
+    gate.resolve();
+    await holding;
+    await expect(waiting).resolves.toBeGreaterThanOrEqual(180);
+  });
+
+  it('run() throws LockTimeoutError after timeoutMs without running fn, and leaves no lock behind', async () => {
+    const k = key('timeout');
+    const gate = deferred();
+    const holding = lockA.tryRun(k, () => gate.promise);
+    await sleep(50);
+    let ran = false;
+    const started = Date.now();
+    const err = await lockB.run(k, async () => (ran = true), { timeoutMs: 300 }).catch((e) => e);
+    const elapsed = Date.now() - started;
+    expect(err).toBeInstanceOf(LockTimeoutError);
+    expect(err.code).toBe(9001);
+    expect(ran).toBe(false);
+    expect(elapsed).toBeGreaterThanOrEqual(250);
+    expect(elapsed).toBeLessThan(3000);
+    gate.resolve();
+    await holding;
+    // B's timed-out wait did not leave B holding the lock: A can take it again immediately.
+    await expect(lockA.tryRun(k, async () => 'a')).resolves.toEqual({ acquired: true, value: 'a' });
+  });
+
+  it('createDistributedLock picks advisory locks for postgres and an in-process lock otherwise', async () => {
+    expect(createDistributedLock(replicaA)).toBeInstanceOf(PostgresAdvisoryLock);
+    const sqlite = await createTestDatabase('sqlite');
+    const ds = await new DataSource({ ...sqlite.options }).initialize();
+    try {
+      expect(createDistributedLock(ds)).toBeInstanceOf(InProcessLock);
+      expect(() => new PostgresAdvisoryLock(ds)).toThrow(/postgres/);
+    } finally {
+      await ds.destroy();
+      await sqlite.drop();
+    }
+  });
+});
+
+describe('TransactionGate on SQLite (one shared connection)', () => {
+  it('runs concurrent transactions one after another instead of nesting them', async () => {
+    const sqlite = await createTestDatabase('sqlite');
+    const ds = await new DataSource({ ...sqlite.options }).initialize();
+    try {
+      await ds.query('CREATE TABLE t (n integer)');
+      const gate = TransactionGate.for(ds);
+      expect(TransactionGate.for(ds)).toBe(gate);
+      const depths: number[] = [];
+      await Promise.all(
+        Array.from({ length: 20 }, (_, i) =>
+          gate.transaction(async (m) => {
+            depths.push((m.queryRunner as unknown as { transactionDepth: number }).transactionDepth);
+            await m.query('INSERT INTO t (n) VALUES (?)', [i]);
+            await sleep(1);
+            if (i % 2) throw new Error('roll back this one only');
+          }).catch(() => undefined),
+        ),
+      );
+      expect(depths).toEqual(Array(20).fill(1));
+      const rows: Array<{ n: number }> = await ds.query('SELECT n FROM t ORDER BY n');
+      expect(rows.map((r) => r.n)).toEqual([0, 2, 4, 6, 8, 10, 12, 14, 16, 18]);
+    } finally {
+      await ds.destroy();
+      await sqlite.drop();
+    }
+  });
+});
