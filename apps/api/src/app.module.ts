@@ -7,6 +7,8 @@ import { LoggerModule } from 'nestjs-pino';
 import { AuthModule } from './auth/auth.module';
 import { APP_CONFIG, AppConfig } from './config/app.config';
 import { AppConfigModule } from './config/config.module';
+import { CoreModule } from './core.module';
+import { CredentialsHttpModule } from './credentials/credentials-http.module';
 import { databaseOptions } from './database/database.options';
 import { HealthModule } from './health/health.module';
 import { AllExceptionsFilter } from './http/all-exceptions.filter';
@@ -29,8 +31,10 @@ export class AppModule {
         TypeOrmModule.forRootAsync({ inject: [APP_CONFIG], useFactory: databaseOptions }),
         EventEmitterModule.forRoot({ wildcard: false, delimiter: '.' }),
         ScheduleModule.forRoot(),
+        CoreModule,
         VaultModule,
         AuthModule,
+        CredentialsHttpModule,
         HealthModule,
       ],
       controllers: [MetricsController],

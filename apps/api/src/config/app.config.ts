@@ -57,6 +57,20 @@ const envSchema = z
     EMULATOR_PORT: int(8443, 0, 65535),
 
     METRICS_ENABLED: bool(true),
+
+    CACHE_TTL_MS: int(300_000, 0, 86_400_000),
+    CACHE_MAX_STALE_MS: int(0, 0, 86_400_000),
+    CACHE_MAX_ENTRIES: int(10_000, 1, 10_000_000),
+    CREDENTIALS_INTEGRATIONS: z
+      .string()
+      .default('')
+      .transform((s) => s.split(',').map((x) => x.trim()).filter(Boolean)),
+    VAULT_SECRET_PREFIX: z.string().regex(/^[a-z][a-z0-9]{0,15}$/, 'must be 1–16 lowercase letters/digits, starting with a letter').default('cv'),
+
+    AUDIT_FAIL_CLOSED: bool(true),
+    AUDIT_RETENTION_ENABLED: bool(true),
+    AUDIT_RETENTION_DAYS: int(90, 1, 36_500),
+    AUDIT_RETENTION_CRON: z.string().min(9).default('0 3 * * *'),
     RATE_LIMIT_PER_MINUTE: int(600, 1, 1_000_000),
 
     AUTH_JWT_ISSUER: z.string().min(1).optional(),
@@ -111,6 +125,8 @@ export interface AppConfig {
         maxAttempts: number;
       };
   metrics: { enabled: boolean };
+  credentials: { cacheTtlMs: number; cacheMaxStaleMs: number; cacheMaxEntries: number; integrations: string[]; vaultSecretPrefix: string };
+  audit: { failClosed: boolean; retention: { enabled: boolean; days: number; cron: string } };
   rateLimit: { perMinute: number };
   auth: {
     jwt?: JwtAuthConfig;
@@ -206,6 +222,17 @@ export function loadAppConfig(env: Record<string, string | undefined>, cwd = pro
           maxAttempts: e.KEY_VAULT_MAX_ATTEMPTS,
         },
     metrics: { enabled: e.METRICS_ENABLED },
+    credentials: {
+      cacheTtlMs: e.CACHE_TTL_MS,
+      cacheMaxStaleMs: e.CACHE_MAX_STALE_MS,
+      cacheMaxEntries: e.CACHE_MAX_ENTRIES,
+      integrations: e.CREDENTIALS_INTEGRATIONS,
+      vaultSecretPrefix: e.VAULT_SECRET_PREFIX,
+    },
+    audit: {
+      failClosed: e.AUDIT_FAIL_CLOSED,
+      retention: { enabled: e.AUDIT_RETENTION_ENABLED, days: e.AUDIT_RETENTION_DAYS, cron: e.AUDIT_RETENTION_CRON },
+    },
     rateLimit: { perMinute: e.RATE_LIMIT_PER_MINUTE },
     auth: {
       jwt: e.AUTH_JWT_ISSUER

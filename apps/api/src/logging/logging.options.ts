@@ -37,10 +37,10 @@ export const REDACT_PATHS = [
  * calls this once per request (its `genReqId`); pino-http then reuses `req.id`, so the log lines, the
  * error bodies and the `x-request-id` response header all carry the same id.
  */
-export function requestIdFor(req: IncomingMessage): string {
+export function requestIdFor(req: Pick<IncomingMessage, 'headers'>): string {
   const given = req.headers['x-request-id'];
   const id = typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID();
-  (req as IncomingMessage & { id?: string }).id = id;
+  (req as { id?: string }).id = id;
   return id;
 }
 

@@ -1,0 +1,27 @@
+import { Module } from '@nestjs/common';
+import { AuditModule } from '@app/audit';
+import { CredentialsModule } from '@app/credentials';
+import { APP_CONFIG, AppConfig } from '../config/app.config';
+import { ConnectionsController, CredentialsController } from './credentials.controller';
+
+/** The credentials and audit libs configured from the host's config, and their HTTP surface. */
+@Module({
+  imports: [
+    AuditModule.forRootAsync({
+      isGlobal: true,
+      inject: [APP_CONFIG],
+      useFactory: (c: AppConfig) => ({ failClosed: c.audit.failClosed, retention: c.audit.retention }),
+    }),
+    CredentialsModule.forRootAsync({
+      isGlobal: true,
+      inject: [APP_CONFIG],
+      useFactory: (c: AppConfig) => ({
+        cache: { ttlMs: c.credentials.cacheTtlMs, maxStaleMs: c.credentials.cacheMaxStaleMs, maxEntries: c.credentials.cacheMaxEntries },
+        integrations: c.credentials.integrations,
+        vault: { namePrefix: c.credentials.vaultSecretPrefix },
+      }),
+    }),
+  ],
+  controllers: [CredentialsController, ConnectionsController],
+})
+export class CredentialsHttpModule {}

@@ -1,0 +1,151 @@
+import { Body, Controller, Delete, Get, Header, HttpCode, Param, ParseIntPipe, ParseUUIDPipe, Patch, Post, Query } from '@nestjs/common';
+import { ApiOperation, ApiSecurity, ApiTags, ApiBearerAuth } from '@nestjs/swagger';
+import type { OperationContext } from '@app/common';
+import { CredentialsService } from '@app/credentials';
+import { RequireScopes } from '../auth/auth.decorators';
+import { OpContext } from '../auth/operation-context.decorator';
+import { Scope } from '../auth/scopes';
+import {
+  DeleteManyDto,
+  ExpectedVersionDto,
+  ExpiringQueryDto,
+  ListCredentialsQueryDto,
+  RollbackCredentialDto,
+  RotateCredentialDto,
+  StoreCredentialDto,
+  UpdateCredentialDto,
+} from './credentials.dto';
+
+const Id = () => Param('id', new ParseUUIDPipe({ version: '4' }));
+
+/**
+ * Tenant-scoped credentials API. Thin: the tenant comes from the authenticated principal and every
+ * rule lives in CredentialsService. Value-returning routes need their own scope and are never cached.
+ */
+@ApiTags('credentials')
+@ApiBearerAuth()
+@ApiSecurity('api-key')
+@Controller('v1/credentials')
+export class CredentialsController {
+  constructor(private readonly credentials: CredentialsService) {}
+
+  @Post()
+  @RequireScopes(Scope.CREDENTIALS_WRITE)
+  @ApiOperation({ summary: 'Store a new credential (metadata returned, never the value)' })
+  store(@OpContext() ctx: OperationContext, @Body() dto: StoreCredentialDto) {
+    return this.credentials.store(ctx, dto);
+  }
+
+  @Get()
+  @RequireScopes(Scope.CREDENTIALS_READ)
+  @ApiOperation({ summary: 'List credentials (metadata), filtered, cursor-paged' })
+  list(@OpContext() ctx: OperationContext, @Query() q: ListCredentialsQueryDto) {
+    return this.credentials.list(ctx, q);
+  }
+
+  @Get('expiring')
+  @RequireScopes(Scope.CREDENTIALS_READ)
+  @ApiOperation({ summary: 'Credentials expiring within `days` (default 30)' })
+  async expiring(@OpContext() ctx: OperationContext, @Query() q: ExpiringQueryDto) {
+    return { items: await this.credentials.listExpiring(ctx, q.days ?? 30) };
+  }
+
+  @Get('statistics')
+  @RequireScopes(Scope.CREDENTIALS_READ)
+  @ApiOperation({ summary: 'Totals by type and integration, expiring within 7 and 30 days' })
+  statistics(@OpContext() ctx: OperationContext) {
+    return this.credentials.statistics(ctx);
+  }
+
+  @Post('delete-batch')
+  @HttpCode(200)
+  @RequireScopes(Scope.CREDENTIALS_WRITE)
+  @ApiOperation({ summary: 'Delete several credentials; reports which were not found' })
+  deleteMany(@OpContext() ctx: OperationContext, @Body() dto: DeleteManyDto) {
+    return this.credentials.deleteMany(ctx, dto.ids);
+  }
+
+  @Get(':id')
+  @RequireScopes(Scope.CREDENTIALS_READ)
+  @ApiOperation({ summary: 'Metadata of one credential' })
+  getMetadata(@OpContext() ctx: OperationContext, @Id() id: string) {
+    return this.credentials.getMetadata(ctx, id);
+  }
+
+  @Get(':id/value')
+  @RequireScopes(Scope.CREDENTIALS_READ_VALUE)
+  @Header('Cache-Control', 'no-store')
+  @ApiOperation({ summary: 'The current value and its metadata (audited)' })
+  getValue(@OpContext() ctx: OperationContext, @Id() id: string) {
+    return this.credentials.get(ctx, id);
+  }
+
+  @Get(':id/versions')
+  @RequireScopes(Scope.CREDENTIALS_READ)
+  @ApiOperation({ summary: 'Versions of a credential (no values)' })
+  async versions(@OpContext() ctx: OperationContext, @Id() id: string) {
+    return { items: await this.credentials.listVersions(ctx, id) };
+  }
+
+  @Get(':id/versions/:version/value')
+  @RequireScopes(Scope.CREDENTIALS_READ_VALUE)
+  @Header('Cache-Control', 'no-store')
+  @ApiOperation({ summary: 'The value of one version (audited)' })
+  getVersion(@OpContext() ctx: OperationContext, @Id() id: string, @Param('version', ParseIntPipe) version: number) {
+    return this.credentials.getVersion(ctx, id, version);
+  }
+
+  @Patch(':id')
+  @RequireScopes(Scope.CREDENTIALS_WRITE)
+  @ApiOperation({ summary: 'Update tags, expiry or status (compare-and-set with expectedVersion)' })
+  update(@OpContext() ctx: OperationContext, @Id() id: string, @Body() dto: UpdateCredentialDto) {
+    return this.credentials.updateMetadata(ctx, id, dto);
+  }
+
+  @Post(':id/rotate')
+  @HttpCode(200)
+  @RequireScopes(Scope.CREDENTIALS_WRITE)
+  @ApiOperation({ summary: 'Write a new value as a new version of the same credential' })
+  rotate(@OpContext() ctx: OperationContext, @Id() id: string, @Body() dto: RotateCredentialDto) {
+    return this.credentials.rotate(ctx, id, dto.value, { expectedVersion: dto.expectedVersion, expiresAt: dto.expiresAt });
+  }
+
+  @Post(':id/rollback')
+  @HttpCode(200)
+  @RequireScopes(Scope.CREDENTIALS_WRITE)
+  @ApiOperation({ summary: 'Make an earlier version current again (as a new version)' })
+  rollback(@OpContext() ctx: OperationContext, @Id() id: string, @Body() dto: RollbackCredentialDto) {
+    return this.credentials.rollback(ctx, id, dto.version, { expectedVersion: dto.expectedVersion });
+  }
+
+  @Delete(':id')
+  @HttpCode(204)
+  @RequireScopes(Scope.CREDENTIALS_WRITE)
+  @ApiOperation({ summary: 'Delete a credential' })
+  async remove(@OpContext() ctx: OperationContext, @Id() id: string, @Query() q: ExpectedVersionDto): Promise<void> {
+    await this.credentials.delete(ctx, id, { expectedVersion: q.expectedVersion });
+  }
+}
+
+/** The tenant's "integrations" screen: one row per connection with a status and a masked value. */
+@ApiTags('connections')
+@ApiBearerAuth()
+@ApiSecurity('api-key')
+@Controller('v1/connections')
+export class ConnectionsController {
+  constructor(private readonly credentials: CredentialsService) {}
+
+  @Get()
+  @RequireScopes(Scope.CREDENTIALS_READ)
+  async list(@OpContext() ctx: OperationContext) {
+    return { items: await this.credentials.listConnections(ctx) };
+  }
+
+  @Delete(':integrationId/:connectionId')
+  @HttpCode(200)
+  @RequireScopes(Scope.CREDENTIALS_WRITE)
+  @ApiOperation({ summary: 'Delete every credential of one connection' })
+  remove(@OpContext() ctx: OperationContext, @Param('integrationId') integrationId: string, @Param('connectionId') connectionId: string) {
+    return this.credentials.deleteByConnection(ctx, integrationId, connectionId);
+  }
+}

@@ -1,0 +1,198 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { randomBytes, randomUUID } from 'node:crypto';
+import type { NestFastifyApplication } from '@nestjs/platform-fastify';
+import { getDataSourceToken } from '@nestjs/typeorm';
+import type { DataSource } from 'typeorm';
+import { createTestDatabase, DATABASE_KINDS, POSTGRES_URL, TestDatabase } from '@app/testing';
+import { generateApiKey } from '../apps/api/src/auth/api-keys';
+import { createApp } from '../apps/api/src/bootstrap';
+import { loadAppConfig } from '../apps/api/src/config/app.config';
+
+/** The tenant-scoped credentials API through real HTTP, a real database and the local vault. */
+describe.each(DATABASE_KINDS)('credentials HTTP API on %s', (kind) => {
+  let db: TestDatabase;
+  let dataDir: string;
+  let app: NestFastifyApplication;
+  let base: string;
+  const admin = generateApiKey('acme-admin', 'acme', ['credentials:read', 'credentials:read-value', 'credentials:write']);
+  const reader = generateApiKey('acme-reader', 'acme', ['credentials:read']);
+  const other = generateApiKey('globex', 'globex', ['admin']);
+  const storedValues: string[] = [];
+
+  const call = async (key: string, method: string, path: string, body?: unknown) => {
+    const res = await fetch(`${base}${path}`, {
+      method,
+      headers: { 'x-api-key': key, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    const text = await res.text();
+    return { status: res.status, body: text ? JSON.parse(text) : undefined, headers: res.headers };
+  };
+  const secretValue = () => {
+    const v = `sk_live_${randomBytes(18).toString('hex')}`;
+    storedValues.push(v);
+    return v;
+  };
+
+  beforeAll(async () => {
+    db = await createTestDatabase(kind);
+    dataDir = mkdtempSync(join(tmpdir(), 'cv-http-'));
+    const env: Record<string, string> = {
+      NODE_ENV: 'test',
+      PORT: '0',
+      LOG_LEVEL: 'silent',
+      EMULATOR_PORT: '0',
+      EMULATOR_DATA_DIR: join(dataDir, 'vault'),
+      DATABASE_PATH: join(dataDir, 'db.sqlite'),
+      AUTH_API_KEYS: JSON.stringify([admin.entry, reader.entry, other.entry]),
+      CREDENTIALS_INTEGRATIONS: 'github,slack',
+    };
+    if (kind === 'postgres') {
+      Object.assign(env, { DATABASE_TYPE: 'postgres', DATABASE_URL: POSTGRES_URL, DATABASE_SCHEMA: (db.options as { schema: string }).schema });
+    }
+    app = await createApp(loadAppConfig(env));
+    base = (await app.getUrl()).replace('[::1]', '127.0.0.1');
+  });
+
+  afterAll(async () => {
+    await app?.close();
+    await db?.drop();
+    rmSync(dataDir, { recursive: true, force: true });
+  });
+
+  it('refuses calls without credentials (401) and with a missing scope (403)', async () => {
+    expect((await fetch(`${base}/v1/credentials`)).status).toBe(401);
+    const r = await call(reader.key, 'POST', '/v1/credentials', { integrationId: 'github', connectionId: 'c1', type: 'api_key', value: secretValue() });
+    expect(r.status).toBe(403);
+    expect(r.body.message).toMatch(/credentials:write/);
+  });
+
+  it('stores, reads metadata and value, rotates with compare-and-set, rolls back and deletes', async () => {
+    const v1 = secretValue();
+    const created = await call(admin.key, 'POST', '/v1/credentials', {
+      integrationId: 'github',
+      connectionId: 'org_acme.main',
+      type: 'api_key',
+      value: v1,
+      tags: { env: 'prod' },
+    });
+    expect(created.status).toBe(201);
+    expect(JSON.stringify(created.body)).not.toContain(v1);
+    expect(created.body).toMatchObject({ tenantId: 'acme', integrationId: 'github', connectionId: 'org_acme.main', version: 1, status: 'active' });
+    expect(created.body.maskedValue).toBe(`***${v1.slice(-3)}`);
+    const id = created.body.id as string;
+
+    const meta = await call(reader.key, 'GET', `/v1/credentials/${id}`);
+    expect(meta.status).toBe(200);
+    expect(JSON.stringify(meta.body)).not.toContain(v1);
+    // Reading the value needs its own scope.
+    expect((await call(reader.key, 'GET', `/v1/credentials/${id}/value`)).status).toBe(403);
+    const val = await call(admin.key, 'GET', `/v1/credentials/${id}/value`);
+    expect(val.status).toBe(200);
+    expect(val.body.value).toBe(v1);
+    expect(val.headers.get('cache-control')).toBe('no-store');
+
+    const v2 = secretValue();
+    const rotated = await call(admin.key, 'POST', `/v1/credentials/${id}/rotate`, { value: v2, expectedVersion: meta.body.rowVersion });
+    expect(rotated.status).toBe(200);
+    expect(rotated.body.version).toBe(2);
+    expect((await call(admin.key, 'GET', `/v1/credentials/${id}/value`)).body.value).toBe(v2);
+
+    // A writer holding the old row version loses, and nothing changes.
+    const stale = await call(admin.key, 'POST', `/v1/credentials/${id}/rotate`, { value: secretValue(), expectedVersion: meta.body.rowVersion });
+    expect(stale.status).toBe(409);
+    expect(stale.body.code).toBe(2003);
+    expect((await call(admin.key, 'GET', `/v1/credentials/${id}/value`)).body.value).toBe(v2);
+
+    const old = await call(admin.key, 'GET', `/v1/credentials/${id}/versions/1/value`);
+    expect(old.body.value).toBe(v1);
+    const back = await call(admin.key, 'POST', `/v1/credentials/${id}/rollback`, { version: 1 });
+    expect(back.status).toBe(200);
+    expect(back.body.version).toBe(3);
+    expect((await call(admin.key, 'GET', `/v1/credentials/${id}/value`)).body.value).toBe(v1);
+    expect((await call(reader.key, 'GET', `/v1/credentials/${id}/versions`)).body.items).toHaveLength(3);
+
+    expect((await call(admin.key, 'DELETE', `/v1/credentials/${id}`)).status).toBe(204);
+    expect((await call(admin.key, 'GET', `/v1/credentials/${id}`)).status).toBe(404);
+  });
+
+  it("answers another tenant's credential exactly like a missing one", async () => {
+    const created = await call(admin.key, 'POST', '/v1/credentials', { integrationId: 'slack', connectionId: 'ws-1', type: 'api_key', value: secretValue() });
+    const foreign = await call(other.key, 'GET', `/v1/credentials/${created.body.id}/value`);
+    const missingId = randomUUID();
+    const missing = await call(other.key, 'GET', `/v1/credentials/${missingId}/value`);
+    expect(foreign.status).toBe(404);
+    expect(missing.status).toBe(404);
+    expect(foreign.body.code).toBe(missing.body.code);
+    expect(foreign.body.message.replace(created.body.id, 'ID')).toBe(missing.body.message.replace(missingId, 'ID'));
+    expect((await call(other.key, 'POST', `/v1/credentials/${created.body.id}/rotate`, { value: secretValue() })).status).toBe(404);
+    expect((await call(other.key, 'DELETE', `/v1/credentials/${created.body.id}`)).status).toBe(404);
+    expect((await call(admin.key, 'GET', `/v1/credentials/${created.body.id}`)).status).toBe(200);
+  });
+
+  it.each([
+    ['an id with a space', { integrationId: 'git hub', connectionId: 'c', type: 'api_key', value: 'x'.repeat(20) }, /integrationId/],
+    ['a value over 25 KB', { integrationId: 'github', connectionId: 'big', type: 'custom_secret', value: 'x'.repeat(26_000) }, /value/],
+    ['an unknown type', { integrationId: 'github', connectionId: 'c', type: 'password', value: 'x'.repeat(20) }, /type must be one of/],
+    ['a malformed PEM', { integrationId: 'github', connectionId: 'c', type: 'client_certificate', value: '-----BEGIN CERTIFICATE-----\nnope\n-----END CERTIFICATE-----' }, /certificate/i],
+    [
+      'more than 15 tags',
+      { integrationId: 'github', connectionId: 'c', type: 'api_key', value: 'x'.repeat(20), tags: Object.fromEntries(Array.from({ length: 16 }, (_, i) => [`t${i}`, 'v'])) },
+      /15 tags/,
+    ],
+    ['an unknown field', { integrationId: 'github', connectionId: 'c', type: 'api_key', value: 'x'.repeat(20), expiresOn: '2030-01-01' }, /expiresOn/],
+  ])('rejects %s with 400, says what is wrong, and writes nothing', async (_name, body, message) => {
+    const before = await call(admin.key, 'GET', '/v1/credentials/statistics');
+    const r = await call(admin.key, 'POST', '/v1/credentials', body);
+    expect(r.status).toBe(400);
+    expect(JSON.stringify(r.body.message)).toMatch(message);
+    expect(JSON.stringify(r.body)).not.toContain('x'.repeat(20));
+    const after = await call(admin.key, 'GET', '/v1/credentials/statistics');
+    expect(after.body.total).toBe(before.body.total);
+  });
+
+  it('rejects a malformed credential id with 400', async () => {
+    expect((await call(admin.key, 'GET', '/v1/credentials/not-a-uuid')).status).toBe(400);
+  });
+
+  it('shows the connections screen with statuses and masked values only', async () => {
+    const v = secretValue();
+    await call(admin.key, 'POST', '/v1/credentials', { integrationId: 'github', connectionId: 'screen', type: 'api_key', value: v });
+    const r = await call(reader.key, 'GET', '/v1/connections');
+    expect(r.status).toBe(200);
+    const row = r.body.items.find((c: { integrationId: string; connectionId: string }) => c.integrationId === 'github' && c.connectionId === 'screen');
+    expect(row.status).toBe('connected');
+    expect(JSON.stringify(r.body)).not.toContain(v);
+    expect(JSON.stringify(r.body)).toContain(`***${v.slice(-3)}`);
+  });
+
+  it('lists with filters and cursor paging, and counts statistics from SQL', async () => {
+    for (let i = 0; i < 5; i++) {
+      await call(admin.key, 'POST', '/v1/credentials', { integrationId: 'paging', connectionId: `p${i}`, type: 'custom_secret', value: secretValue() });
+    }
+    const seen: string[] = [];
+    let cursor: string | undefined;
+    do {
+      const r = await call(reader.key, 'GET', `/v1/credentials?integrationId=paging&limit=2${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`);
+      expect(r.status).toBe(200);
+      seen.push(...r.body.items.map((i: { connectionId: string }) => i.connectionId));
+      cursor = r.body.nextCursor;
+    } while (cursor);
+    expect(seen.sort()).toEqual(['p0', 'p1', 'p2', 'p3', 'p4']);
+    const stats = await call(reader.key, 'GET', '/v1/credentials/statistics');
+    expect(stats.body.byIntegration.paging).toBe(5);
+  });
+
+  it('never stores a value in plaintext in any database table', async () => {
+    const ds = app.get<DataSource>(getDataSourceToken());
+    const tables = ds.entityMetadatas.map((m) => (m.schema ? `${ds.driver.escape(m.schema)}.` : '') + ds.driver.escape(m.tableName));
+    expect(storedValues.length).toBeGreaterThan(5);
+    for (const table of tables) {
+      const rows = await ds.query(`SELECT * FROM ${table}`);
+      const dump = JSON.stringify(rows);
+      for (const v of storedValues) expect(dump).not.toContain(v);
+    }
+  });
+});
