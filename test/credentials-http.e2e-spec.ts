@@ -19,6 +19,8 @@ describe.each(DATABASE_KINDS)('credentials HTTP API on %s', (kind) => {
   const admin = generateApiKey('acme-admin', 'acme', ['credentials:read', 'credentials:read-value', 'credentials:write']);
   const reader = generateApiKey('acme-reader', 'acme', ['credentials:read']);
   const other = generateApiKey('globex', 'globex', ['admin']);
+  const auditor = generateApiKey('acme-auditor', 'acme', ['audit:read']);
+  const acmeRoot = generateApiKey('acme-root', 'acme', ['admin']);
   const storedValues: string[] = [];
 
   const call = async (key: string, method: string, path: string, body?: unknown) => {
@@ -46,7 +48,7 @@ describe.each(DATABASE_KINDS)('credentials HTTP API on %s', (kind) => {
       EMULATOR_PORT: '0',
       EMULATOR_DATA_DIR: join(dataDir, 'vault'),
       DATABASE_PATH: join(dataDir, 'db.sqlite'),
-      AUTH_API_KEYS: JSON.stringify([admin.entry, reader.entry, other.entry]),
+      AUTH_API_KEYS: JSON.stringify([admin.entry, reader.entry, other.entry, auditor.entry, acmeRoot.entry]),
       CREDENTIALS_INTEGRATIONS: 'github,slack',
     };
     if (kind === 'postgres') {
@@ -183,6 +185,38 @@ describe.each(DATABASE_KINDS)('credentials HTTP API on %s', (kind) => {
     expect(seen.sort()).toEqual(['p0', 'p1', 'p2', 'p3', 'p4']);
     const stats = await call(reader.key, 'GET', '/v1/credentials/statistics');
     expect(stats.body.byIntegration.paging).toBe(5);
+  });
+
+  it("audits the tenant's operations, refusals included, and keeps its hash chain verifiable", async () => {
+    const created = await call(admin.key, 'POST', '/v1/credentials', { integrationId: 'github', connectionId: 'audited', type: 'api_key', value: secretValue() });
+    const id = created.body.id as string;
+    await call(admin.key, 'GET', `/v1/credentials/${id}/value`);
+    expect((await call(reader.key, 'GET', `/v1/credentials/${id}/value`)).status).toBe(403);
+
+    // audit:read is its own scope.
+    expect((await call(admin.key, 'GET', `/v1/audit?resource=${id}`)).status).toBe(403);
+    // Reads are flushed in batches: poll until the read shows up.
+    let rows: { action: string; result: string; actorId: string }[] = [];
+    for (let i = 0; i < 50 && !rows.some((x) => x.action === 'read'); i++) {
+      await new Promise((res) => setTimeout(res, 100));
+      rows = (await call(auditor.key, 'GET', `/v1/audit?resource=${id}`)).body.items;
+    }
+    expect(rows.map((r) => [r.action, r.result, r.actorId]).sort()).toEqual(
+      [
+        ['read', 'success', 'api-key:acme-admin'],
+        ['store', 'success', 'api-key:acme-admin'],
+      ].sort(),
+    );
+    const denied = await call(auditor.key, 'GET', '/v1/audit?action=access_denied');
+    expect(denied.body.items.some((r: { actorId: string; result: string }) => r.actorId === 'api-key:acme-reader' && r.result === 'denied')).toBe(true);
+    // Another tenant sees nothing of acme's trail.
+    expect((await call(other.key, 'GET', `/v1/audit?resource=${id}`)).body.items).toEqual([]);
+
+    const verify = await call(acmeRoot.key, 'POST', '/v1/audit/verify');
+    expect(verify.status).toBe(200);
+    expect(verify.body).toMatchObject({ valid: true });
+    expect(verify.body.checked).toBeGreaterThan(5);
+    expect(JSON.stringify((await call(auditor.key, 'GET', '/v1/audit?limit=500')).body)).not.toMatch(/sk_live_/);
   });
 
   it('never stores a value in plaintext in any database table', async () => {

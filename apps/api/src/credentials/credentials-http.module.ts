@@ -1,6 +1,7 @@
 import { Module } from '@nestjs/common';
 import { AuditModule } from '@app/audit';
 import { CredentialsModule } from '@app/credentials';
+import { AuditController } from '../audit/audit.controller';
 import { APP_CONFIG, AppConfig } from '../config/app.config';
 import { ConnectionsController, CredentialsController } from './credentials.controller';
 
@@ -22,6 +23,6 @@ import { ConnectionsController, CredentialsController } from './credentials.cont
       }),
     }),
   ],
-  controllers: [CredentialsController, ConnectionsController],
+  controllers: [CredentialsController, ConnectionsController, AuditController],
 })
 export class CredentialsHttpModule {}

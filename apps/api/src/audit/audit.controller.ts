@@ -1,0 +1,87 @@
+import { Controller, Get, HttpCode, Post, Query } from '@nestjs/common';
+import { ApiBearerAuth, ApiOperation, ApiPropertyOptional, ApiSecurity, ApiTags } from '@nestjs/swagger';
+import { Transform, Type } from 'class-transformer';
+import { IsArray, IsDate, IsEnum, IsInt, IsOptional, IsString, Matches, Max, MaxLength, Min } from 'class-validator';
+import type { OperationContext } from '@app/common';
+import { AuditResult, AuditService } from '@app/audit';
+import { RequireScopes } from '../auth/auth.decorators';
+import { OpContext } from '../auth/operation-context.decorator';
+import { Scope } from '../auth/scopes';
+
+const toList = ({ value }: { value: unknown }) => (typeof value === 'string' ? value.split(',').filter(Boolean) : value);
+
+export class AuditQueryDto {
+  @ApiPropertyOptional({ description: 'Credential id or secret name' })
+  @IsOptional()
+  @IsString()
+  @MaxLength(256)
+  resource?: string;
+
+  @ApiPropertyOptional()
+  @IsOptional()
+  @IsString()
+  @MaxLength(256)
+  actorId?: string;
+
+  @ApiPropertyOptional({ description: 'Comma-separated actions, e.g. read,rotate' })
+  @IsOptional()
+  @Transform(toList)
+  @IsArray()
+  @Matches(/^[a-z][a-z0-9_.:-]{0,63}$/, { each: true, message: 'action must be lowercase names like read or rotate' })
+  action?: string[];
+
+  @ApiPropertyOptional({ enum: AuditResult })
+  @IsOptional()
+  @IsEnum(AuditResult)
+  result?: AuditResult;
+
+  @ApiPropertyOptional({ type: String, format: 'date-time' })
+  @IsOptional()
+  @Type(() => Date)
+  @IsDate()
+  from?: Date;
+
+  @ApiPropertyOptional({ type: String, format: 'date-time' })
+  @IsOptional()
+  @Type(() => Date)
+  @IsDate()
+  to?: Date;
+
+  @ApiPropertyOptional({ minimum: 1, maximum: 500, default: 100 })
+  @IsOptional()
+  @Type(() => Number)
+  @IsInt()
+  @Min(1)
+  @Max(500)
+  limit?: number;
+
+  @ApiPropertyOptional()
+  @IsOptional()
+  @IsString()
+  @MaxLength(512)
+  cursor?: string;
+}
+
+/** The tenant's own audit trail: queries, and a verification of its hash chain. */
+@ApiTags('audit')
+@ApiBearerAuth()
+@ApiSecurity('api-key')
+@Controller('v1/audit')
+export class AuditController {
+  constructor(private readonly audit: AuditService) {}
+
+  @Get()
+  @RequireScopes(Scope.AUDIT_READ)
+  @ApiOperation({ summary: "Query the caller tenant's audit rows (newest first, cursor-paged)" })
+  query(@OpContext() ctx: OperationContext, @Query() q: AuditQueryDto) {
+    return this.audit.query({ ...q, tenantId: ctx.tenantId });
+  }
+
+  @Post('verify')
+  @HttpCode(200)
+  @RequireScopes(Scope.ADMIN)
+  @ApiOperation({ summary: "Verify the caller tenant's hash chain; names the first bad row" })
+  verify(@OpContext() ctx: OperationContext) {
+    return this.audit.verify({ tenantId: ctx.tenantId });
+  }
+}
