@@ -34,6 +34,7 @@ import {
   CredentialVersionNotFoundError,
   DataKeyService,
   EnvelopeValueStore,
+  ReadAuditCoalescer,
   ValueStoreKind,
   credentialSecretName,
   type CredentialEvent,
@@ -591,6 +592,7 @@ describe.each(DATABASE_KINDS)('CredentialsModule on %s (emulator, real KeyVaultP
   describe('crash safety', () => {
     /** Makes every audit write fail for real (the table is gone) while `work` runs. */
     async function withAuditBroken(work: () => Promise<void>): Promise<void> {
+      await moduleRef.get(ReadAuditCoalescer).flush();
       await audit.flush();
       const gate = TransactionGate.for(dataSource);
       await gate.exclusive(() => dataSource.query(`ALTER TABLE ${AUDIT_TABLE} RENAME TO ${AUDIT_TABLE}_off`));
@@ -643,16 +645,18 @@ describe.each(DATABASE_KINDS)('CredentialsModule on %s (emulator, real KeyVaultP
   });
 
   describe('audit, events and leaks', () => {
-    it('audits writes in the same transaction and reads through the buffer', async () => {
+    it('audits writes in the same transaction; reads through the buffer, identical reads folded with a count', async () => {
       const meta = await service.store(ctxA, { integrationId: 'audited', connectionId: 'c', type: CredentialType.API_KEY, value: secret() });
-      await service.get(ctxA, meta.id);
+      for (let i = 0; i < 3; i++) await service.get(ctxA, meta.id);
       await service.get(ctxB, meta.id).catch(() => undefined);
+      await moduleRef.get(ReadAuditCoalescer).flush();
       await audit.flush();
       const mine = await audit.query({ tenantId: ctxA.tenantId, resource: meta.id, order: 'asc' });
       expect(mine.items.map((e) => [e.action, e.result, e.actorId])).toEqual([
         ['store', 'success', 'user:alice'],
         ['read', 'success', 'user:alice'],
       ]);
+      expect(mine.items[1].details).toMatchObject({ reads: 3, version: 1, integrationId: 'audited' });
       const denied = await audit.query({ tenantId: ctxB.tenantId, resource: meta.id });
       expect(denied.items.map((e) => [e.action, e.result])).toEqual([['read', 'denied']]);
     });
@@ -677,6 +681,7 @@ describe.each(DATABASE_KINDS)('CredentialsModule on %s (emulator, real KeyVaultP
     });
 
     it('no stored value appears in any metadata or audit row, event or log line', async () => {
+      await moduleRef.get(ReadAuditCoalescer).flush();
       await audit.flush();
       const tables = ['cv_credentials', 'cv_credential_versions', 'cv_envelope_values', AUDIT_TABLE];
       const dump: string[] = [];

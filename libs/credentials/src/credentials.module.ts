@@ -1,5 +1,6 @@
 import { Module, type Provider } from '@nestjs/common';
 import { Clock } from '@app/common';
+import { ReadAuditCoalescer } from './audit/read-audit-coalescer';
 import { CredentialCache } from './cache/credential-cache';
 import { LruCredentialCache } from './cache/lru-credential-cache';
 import { CREDENTIALS_CLOCK, CREDENTIALS_RESOLVED_OPTIONS } from './credentials.constants';
@@ -29,6 +30,7 @@ const providers: Provider[] = [
     inject: [CREDENTIALS_RESOLVED_OPTIONS, CREDENTIALS_CLOCK],
   },
   DbGate,
+  ReadAuditCoalescer,
   DataKeyService,
   VaultValueStore,
   EnvelopeValueStore,
@@ -50,6 +52,6 @@ const providers: Provider[] = [
  */
 @Module({
   providers,
-  exports: [CredentialsService, CredentialCache, DataKeyService, EnvelopeValueStore],
+  exports: [CredentialsService, CredentialCache, DataKeyService, EnvelopeValueStore, ReadAuditCoalescer],
 })
 export class CredentialsModule extends CredentialsConfigurableModule {}

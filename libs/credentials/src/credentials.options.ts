@@ -22,6 +22,19 @@ export interface CredentialsCacheOptions {
   maxStaleMs?: number;
 }
 
+/** Options of read auditing. */
+export interface CredentialsReadAuditOptions {
+  /**
+   * Identical successful reads (same tenant, actor, correlation id, credential, version) within this
+   * window become ONE audit event with `details.reads` = how many. 0 = one audit event per read.
+   * Failed/denied reads are never folded.
+   * @default 1000
+   */
+  coalesceWindowMs?: number;
+  /** Distinct folded events held before they are handed to the audit log early. @default 10000 */
+  maxPendingKeys?: number;
+}
+
 /** Options of the Key Vault value store. */
 export interface CredentialsVaultStoreOptions {
   /** Prefix of every secret name this lib creates: `^[a-z][a-z0-9]{0,15}$`. @default 'cv' */
@@ -54,6 +67,7 @@ export interface CredentialsModuleOptions {
    */
   valueStores?: Partial<Record<CredentialType, ValueStoreKind>>;
   cache?: CredentialsCacheOptions;
+  readAudit?: CredentialsReadAuditOptions;
   vault?: CredentialsVaultStoreOptions;
   envelope?: CredentialsEnvelopeStoreOptions;
   /** Minimum entropy of a webhook secret, in bytes (Standard Webhooks: 24). @default 24 */
@@ -76,6 +90,7 @@ export interface CredentialsModuleOptions {
 export interface ResolvedCredentialsOptions {
   valueStores: Record<CredentialType, ValueStoreKind>;
   cache: Required<CredentialsCacheOptions>;
+  readAudit: Required<CredentialsReadAuditOptions>;
   vault: Required<CredentialsVaultStoreOptions>;
   envelope: Required<CredentialsEnvelopeStoreOptions>;
   minWebhookSecretBytes: number;
@@ -102,6 +117,10 @@ export function resolveCredentialsOptions(options: CredentialsModuleOptions = {}
       maxEntries: options.cache?.maxEntries ?? 10_000,
       maxStaleMs: options.cache?.maxStaleMs ?? 0,
     },
+    readAudit: {
+      coalesceWindowMs: options.readAudit?.coalesceWindowMs ?? 1000,
+      maxPendingKeys: options.readAudit?.maxPendingKeys ?? 10_000,
+    },
     vault: {
       namePrefix: options.vault?.namePrefix ?? 'cv',
       maxVersionsPerGeneration: options.vault?.maxVersionsPerGeneration ?? 450,
@@ -126,6 +145,9 @@ export function resolveCredentialsOptions(options: CredentialsModuleOptions = {}
   if (!(c.jitterRatio >= 0 && c.jitterRatio < 1)) problems.push('cache.jitterRatio: must be in [0, 1)');
   if (!(Number.isInteger(c.maxEntries) && c.maxEntries > 0)) problems.push('cache.maxEntries: must be a positive integer');
   if (!(Number.isFinite(c.maxStaleMs) && c.maxStaleMs >= 0)) problems.push('cache.maxStaleMs: must be ≥ 0 (0 disables serve-stale)');
+  const ra = resolved.readAudit;
+  if (!(Number.isFinite(ra.coalesceWindowMs) && ra.coalesceWindowMs >= 0 && ra.coalesceWindowMs <= 60_000)) problems.push('readAudit.coalesceWindowMs: must be in 0..60000 ms (0 = one audit event per read)');
+  if (!(Number.isInteger(ra.maxPendingKeys) && ra.maxPendingKeys >= 1)) problems.push('readAudit.maxPendingKeys: must be a positive integer');
   if (!NAME_PREFIX_PATTERN.test(resolved.vault.namePrefix)) problems.push(`vault.namePrefix: must match ${NAME_PREFIX_PATTERN.source}`);
   const g = resolved.vault.maxVersionsPerGeneration;
   if (!(Number.isInteger(g) && g >= 1 && g <= 500)) problems.push('vault.maxVersionsPerGeneration: must be an integer in 1..500 (Key Vault backs up at most 500 versions)');

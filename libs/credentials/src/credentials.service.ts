@@ -4,6 +4,7 @@ import { EventEmitter2 } from '@nestjs/event-emitter';
 import { AuditAction, AuditEventInput, AuditResult, AuditService } from '@app/audit';
 import { Clock, CredentialVaultError, OperationContext } from '@app/common';
 import type { EntityManager, SelectQueryBuilder } from 'typeorm';
+import { ReadAuditCoalescer } from './audit/read-audit-coalescer';
 import { CredentialCache } from './cache/credential-cache';
 import {
   CREDENTIAL_TYPES,
@@ -59,11 +60,14 @@ const SETTABLE_STATUSES = new Set<CredentialStatus>([
   CredentialStatus.REVOKED,
 ]);
 
-/** What the cache holds for one credential: the current value and the row it belongs to. */
+/** What the cache holds for one credential: the current value, its row, and the audit details of a read. */
 interface CachedRead {
   value: string;
   row: CredentialEntity;
+  auditDetails: Record<string, unknown>;
 }
+
+const STALE_OPTIONS = { isServeStaleError };
 
 /** Thrown inside a transaction to roll it back when the compare-and-set lost. */
 class LostRace extends Error {}
@@ -88,6 +92,7 @@ export class CredentialsService {
   constructor(
     private readonly db: DbGate,
     private readonly audit: AuditService,
+    private readonly readAudit: ReadAuditCoalescer,
     private readonly cache: CredentialCache,
     @Inject(CREDENTIALS_CLOCK) private readonly clock: Clock,
     vaultStore: VaultValueStore,
@@ -434,13 +439,13 @@ export class CredentialsService {
     let read: CachedRead;
     try {
       read = this.options.cache.enabled
-        ? await this.cache.getOrLoad(cacheKey(ctx.tenantId, id), () => this.loadCurrent(ctx.tenantId, id), { isServeStaleError })
+        ? await this.cache.getOrLoad(cacheKey(ctx.tenantId, id), () => this.loadCurrent(ctx.tenantId, id), STALE_OPTIONS)
         : await this.loadCurrent(ctx.tenantId, id);
     } catch (e) {
       await this.auditRead(ctx, String(id), failureResult(e), started, errorCode(e));
       throw e;
     }
-    await this.auditRead(ctx, read.row.id, AuditResult.SUCCESS, started, undefined, { ...detailsOf(read.row), version: read.row.currentVersion });
+    await this.auditRead(ctx, read.row.id, AuditResult.SUCCESS, started, undefined, read.auditDetails);
     this.emit(CredentialEvents.READ, ctx, read.row);
     return { value: read.value, metadata: this.toMetadata(read.row) };
   }
@@ -628,7 +633,7 @@ export class CredentialsService {
     const v = await this.db.read((m) => m.findOneBy(CredentialVersionEntity, { credentialId: id, tenantId, version: row.currentVersion }));
     if (!v) throw new CredentialVersionNotFoundError(id, row.currentVersion);
     const value = await this.stores[v.valueStore].read(this.owner(row), pointerOf(v));
-    return { value, row };
+    return { value, row, auditDetails: { ...detailsOf(row), version: row.currentVersion } };
   }
 
   private async loadLive(tenantId: string, id: string): Promise<CredentialEntity> {
@@ -782,12 +787,17 @@ export class CredentialsService {
     }
   }
 
-  /** Success: awaited, so a failing audit (fail-closed) fails the read. Failure: best effort. */
-  private async auditRead(ctx: OperationContext, resource: string, result: AuditResult, started: number, code?: string, details?: Record<string, unknown>): Promise<void> {
+  /** Success: awaited by the caller, so a failing audit (fail-closed) fails the read. Failure: best effort. */
+  private auditRead(ctx: OperationContext, resource: string, result: AuditResult, started: number, code?: string, details?: Record<string, unknown>): Promise<void> {
     const event: AuditEventInput = { action: AuditAction.READ, context: ctx, resource, result, errorCode: code, durationMs: Date.now() - started, details };
-    if (result === AuditResult.SUCCESS) return this.audit.recordRead(event);
+    if (result === AuditResult.SUCCESS) return this.readAudit.record(event);
+    return this.auditReadFailure(event);
+  }
+
+  private async auditReadFailure(event: AuditEventInput): Promise<void> {
+    const resource = event.resource;
     try {
-      await this.audit.recordRead(event);
+      await this.readAudit.record(event);
     } catch (e) {
       this.logger.warn(`could not audit a failed read of ${resource}: ${(e as Error).message}`);
     }

@@ -1,6 +1,6 @@
 export { CredentialsModule } from './credentials.module';
 export { CREDENTIALS_MODULE_OPTIONS } from './credentials.module-definition';
-export type { CredentialsModuleOptions, CredentialsCacheOptions, CredentialsVaultStoreOptions, CredentialsEnvelopeStoreOptions } from './credentials.options';
+export type { CredentialsModuleOptions, CredentialsCacheOptions, CredentialsReadAuditOptions, CredentialsVaultStoreOptions, CredentialsEnvelopeStoreOptions } from './credentials.options';
 export { resolveCredentialsOptions, DEFAULT_VALUE_STORES } from './credentials.options';
 export { CredentialsService } from './credentials.service';
 export {
@@ -26,6 +26,7 @@ export {
 export { CredentialEvents, type CredentialEvent, type CredentialEventName } from './events/credential-events';
 export { CredentialCache, type CredentialCacheStats, type CacheLoadOptions } from './cache/credential-cache';
 export { LruCredentialCache, type LruCredentialCacheOptions } from './cache/lru-credential-cache';
+export { ReadAuditCoalescer } from './audit/read-audit-coalescer';
 export { DataKeyService, type DataKey } from './stores/data-key.service';
 export { EnvelopeValueStore, type ReencryptResult } from './stores/envelope-value-store';
 export { validateCredentialValue, MAX_VALUE_BYTES, MIN_WEBHOOK_SECRET_BYTES, type CertificateInfo } from './validation/credential-value.validator';

@@ -35,15 +35,19 @@ export class LruCredentialCache extends CredentialCache {
     super();
   }
 
-  async getOrLoad<T>(key: string, loader: () => Promise<T>, options: CacheLoadOptions = {}): Promise<T> {
+  getOrLoad<T>(key: string, loader: () => Promise<T>, options: CacheLoadOptions = {}): Promise<T> {
     const entry = this.entries.get(key);
     if (entry && entry.expiresAt > this.clock.now().getTime()) {
       this.counters.hits++;
       // Refresh recency: a Map iterates in insertion order, so re-insert at the end.
       this.entries.delete(key);
       this.entries.set(key, entry);
-      return entry.value as T;
+      return Promise.resolve(entry.value as T);
     }
+    return this.miss(key, loader, options);
+  }
+
+  private miss<T>(key: string, loader: () => Promise<T>, options: CacheLoadOptions): Promise<T> {
     this.counters.misses++;
     const running = this.inflight.get(key);
     if (running) {
