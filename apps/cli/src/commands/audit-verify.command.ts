@@ -1,0 +1,43 @@
+import { Module } from '@nestjs/common';
+import { NestFactory } from '@nestjs/core';
+import { TypeOrmModule } from '@nestjs/typeorm';
+import { Command, CommandRunner, Option } from 'nest-commander';
+import { AuditModule, AuditService } from '@app/audit';
+import { loadAppConfig } from '../../../api/src/config/app.config';
+import { AppConfigModule } from '../../../api/src/config/config.module';
+import { databaseOptions } from '../../../api/src/database/database.options';
+import { APP_CONFIG } from '../../../api/src/config/app.config';
+
+/**
+ * `cli audit:verify [--tenant t]`: walks the audit hash chains in the host's database (same
+ * environment variables as the host) and exits 1 naming the first bad row, 0 when all verify.
+ */
+@Command({ name: 'audit:verify', description: "Verify the audit log's hash chains (exit 1 and name the first bad row if broken)" })
+export class AuditVerifyCommand extends CommandRunner {
+  async run(_args: string[], flags: { tenant?: string }): Promise<void> {
+    const config = loadAppConfig(process.env);
+
+    @Module({
+      imports: [
+        AppConfigModule.forRoot(config),
+        TypeOrmModule.forRootAsync({ inject: [APP_CONFIG], useFactory: databaseOptions }),
+        AuditModule.forRoot({ retention: { enabled: false } }),
+      ],
+    })
+    class VerifyModule {}
+
+    const ctx = await NestFactory.createApplicationContext(VerifyModule, { logger: ['error'] });
+    try {
+      const result = await ctx.get(AuditService).verify({ tenantId: flags.tenant });
+      process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
+      if (!result.valid) process.exitCode = 1;
+    } finally {
+      await ctx.close();
+    }
+  }
+
+  @Option({ flags: '--tenant <tenant>', description: 'verify only this tenant (default: every chain)' })
+  parseTenant(v: string): string {
+    return v;
+  }
+}
