@@ -65,7 +65,8 @@ export class TransactionGate {
       );
     }
     try {
-      await this.waitUntilIdle(deadline);
+      // Only await when we must: BEGIN should follow the idle check with no turn of the event loop between.
+      if (this.dataSource.createQueryRunner().isTransactionActive) await this.waitUntilIdle(deadline);
       return await work();
     } finally {
       release?.();

@@ -1,0 +1,144 @@
+import { createTestDatabase, DATABASE_KINDS, TestDatabase } from '@app/testing';
+import { AuditUnavailableError, AuditWriteError } from '@app/audit';
+import { DataSource } from 'typeorm';
+import { AuditHarness, countRows, event, eventually, exec, sleep, startAudit, tenant } from '../test/harness';
+
+describe.each(DATABASE_KINDS)('buffered read auditing on %s', (kind) => {
+  let db: TestDatabase;
+  beforeAll(async () => (db = await createTestDatabase(kind)));
+  afterAll(async () => db?.drop());
+
+  const settled = async (p: Promise<unknown>) => {
+    let done = false;
+    void p.then(
+      () => (done = true),
+      () => (done = true),
+    );
+    await sleep(150);
+    return done;
+  };
+
+  describe('with a long interval', () => {
+    let h: AuditHarness;
+    beforeAll(async () => (h = await startAudit(db, { readBuffer: { batchSize: 10, maxSize: 100, flushIntervalMs: 3_600_000 } })));
+    afterAll(async () => h?.close());
+
+    it('writes reads in batches of batchSize as soon as a batch is full, one chain link per read', async () => {
+      const t = tenant();
+      for (let i = 0; i < 9; i++) await h.audit.recordRead(event(t, { resource: `cred-${i}` }));
+      await sleep(150);
+      expect(await countRows(h.ds, t)).toBe(0);
+      expect(h.audit.bufferDepth).toBe(9);
+      await h.audit.recordRead(event(t, { resource: 'cred-9' }));
+      expect(await eventually(() => countRows(h.ds, t), (n) => n === 10)).toBe(10);
+      for (let i = 10; i < 25; i++) await h.audit.recordRead(event(t, { resource: `cred-${i}` }));
+      expect(await eventually(() => countRows(h.ds, t), (n) => n === 20)).toBe(20);
+      expect(h.audit.bufferDepth).toBe(5);
+      await h.audit.flush();
+      expect(await countRows(h.ds, t)).toBe(25);
+      expect(h.audit.bufferDepth).toBe(0);
+      const { items } = await h.audit.query({ tenantId: t, order: 'asc', limit: 500 });
+      expect(items.map((r) => r.resource)).toEqual(Array.from({ length: 25 }, (_, i) => `cred-${i}`)); // arrival order kept
+      await expect(h.audit.verify({ tenantId: t })).resolves.toMatchObject({ valid: true, checked: 25 });
+    });
+  });
+
+  it('flushes on the interval', async () => {
+    const h = await startAudit(db, { readBuffer: { batchSize: 100, flushIntervalMs: 50 } });
+    try {
+      const t = tenant();
+      for (let i = 0; i < 3; i++) await h.audit.recordRead(event(t));
+      expect(await eventually(() => countRows(h.ds, t), (n) => n === 3, 3000)).toBe(3);
+    } finally {
+      await h.close();
+    }
+  });
+
+  it('flushes everything on application shutdown', async () => {
+    const t = tenant();
+    const h = await startAudit(db, { readBuffer: { batchSize: 100, flushIntervalMs: 3_600_000 } });
+    for (let i = 0; i < 7; i++) await h.audit.recordRead(event(t, { resource: `cred-${i}` }));
+    expect(h.audit.bufferDepth).toBe(7);
+    await h.close();
+    const ds = await new DataSource({ ...db.options }).initialize();
+    try {
+      expect(await countRows(ds, t)).toBe(7);
+    } finally {
+      await ds.destroy();
+    }
+  });
+
+  it('applies back-pressure when full: recordRead waits for space and nothing is dropped (failClosed off)', async () => {
+    const h = await startAudit(db, { failClosed: false, readBuffer: { maxSize: 5, batchSize: 5, flushIntervalMs: 3_600_000 } });
+    const t = tenant();
+    try {
+      await exec(h.ds, 'ALTER TABLE cv_audit_log RENAME TO cv_audit_log_off');
+      for (let i = 0; i < 5; i++) await h.audit.recordRead(event(t, { resource: `cred-${i}` }));
+      const sixth = h.audit.recordRead(event(t, { resource: 'cred-5' }));
+      const seventh = h.audit.recordRead(event(t, { resource: 'cred-6' }));
+      expect(await settled(sixth)).toBe(false); // waiting for space, not dropped, not failed
+      expect(h.audit.stats).toMatchObject({ bufferDepth: 5, bufferWaiters: 2, healthy: false });
+      expect(h.audit.stats.flushFailures).toBeGreaterThanOrEqual(1);
+      await expect(h.audit.flush()).rejects.toBeInstanceOf(AuditWriteError);
+      expect(await settled(sixth)).toBe(false);
+
+      await exec(h.ds, 'ALTER TABLE cv_audit_log_off RENAME TO cv_audit_log');
+      await h.audit.flush();
+      await expect(sixth).resolves.toBeUndefined();
+      await expect(seventh).resolves.toBeUndefined();
+      await h.audit.flush();
+      expect(await countRows(h.ds, t)).toBe(7);
+      expect(h.audit.stats).toMatchObject({ healthy: true, bufferDepth: 0, readsFlushed: 7, readsRejected: 0 });
+      const { items } = await h.audit.query({ tenantId: t, order: 'asc' });
+      expect(items.map((r) => r.resource)).toEqual(['cred-0', 'cred-1', 'cred-2', 'cred-3', 'cred-4', 'cred-5', 'cred-6']);
+    } finally {
+      await h.close();
+    }
+  });
+
+  it('fails closed: after a failed flush, recordRead rejects until writes recover; accepted reads are kept and written', async () => {
+    const h = await startAudit(db, { readBuffer: { maxSize: 3, batchSize: 3, flushIntervalMs: 3_600_000 } });
+    const t = tenant();
+    try {
+      await exec(h.ds, 'ALTER TABLE cv_audit_log RENAME TO cv_audit_log_off');
+      await h.audit.recordRead(event(t, { resource: 'a' }));
+      await h.audit.recordRead(event(t, { resource: 'b' }));
+      await expect(h.audit.flush()).rejects.toBeInstanceOf(AuditWriteError);
+      expect(h.audit.healthy).toBe(false);
+      await expect(h.audit.recordRead(event(t, { resource: 'refused' }))).rejects.toBeInstanceOf(AuditUnavailableError);
+      await expect(h.audit.recordRead(event(t, { resource: 'refused' }))).rejects.toMatchObject({ code: 5003, retryable: true });
+
+      await exec(h.ds, 'ALTER TABLE cv_audit_log_off RENAME TO cv_audit_log');
+      await h.audit.flush();
+      expect(h.audit.healthy).toBe(true);
+      await h.audit.recordRead(event(t, { resource: 'c' }));
+      await h.audit.flush();
+      const { items } = await h.audit.query({ tenantId: t, order: 'asc' });
+      expect(items.map((r) => r.resource)).toEqual(['a', 'b', 'c']);
+      expect(h.audit.stats.readsRejected).toBe(2);
+    } finally {
+      await h.close();
+    }
+  });
+
+  it('fails closed for callers waiting on a full buffer too, instead of hanging', async () => {
+    const h = await startAudit(db, { readBuffer: { maxSize: 2, batchSize: 2, flushIntervalMs: 3_600_000 } });
+    const t = tenant();
+    try {
+      await exec(h.ds, 'ALTER TABLE cv_audit_log RENAME TO cv_audit_log_off');
+      await h.audit.recordRead(event(t, { resource: 'a' }));
+      await h.audit.recordRead(event(t, { resource: 'b' })); // triggers a flush that fails
+      const waiting = h.audit.recordRead(event(t, { resource: 'c' }));
+      await expect(waiting).rejects.toBeInstanceOf(AuditUnavailableError);
+    } finally {
+      await exec(h.ds, 'ALTER TABLE cv_audit_log_off RENAME TO cv_audit_log');
+      await h.close(); // shutdown flush writes the two accepted reads
+    }
+    const ds = await new DataSource({ ...db.options }).initialize();
+    try {
+      expect(await countRows(ds, t)).toBe(2);
+    } finally {
+      await ds.destroy();
+    }
+  });
+});
