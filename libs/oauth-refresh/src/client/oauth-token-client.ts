@@ -1,0 +1,47 @@
+import type { ResolvedOAuthProvider } from '../providers/oauth-provider.config';
+
+/** A successful token response, normalised. Holds secrets: never log it. */
+export interface OAuthTokenSet {
+  accessToken: string;
+  /** Absent when the provider did not send one (the stored refresh token is kept). */
+  refreshToken?: string;
+  /** Seconds; absent when the provider did not say (the provider's `defaultExpiresInSeconds` applies). */
+  expiresIn?: number;
+  /** Seconds until the refresh token dies, when the provider says (`refresh_token_expires_in`). */
+  refreshTokenExpiresIn?: number;
+  scope?: string;
+  tokenType: string;
+}
+
+/** How a token-endpoint call failed, as far as refresh logic cares. */
+export type TokenEndpointFailureKind =
+  /** `invalid_grant`: the refresh token is dead; only a new authorisation helps. */
+  | 'invalid_grant'
+  /** Network error, timeout, 5xx, 429: trying later may work. */
+  | 'transient'
+  /** Any other OAuth error (invalid_client, unauthorized_client, invalid_scope...): configuration. */
+  | 'rejected'
+  /** 200 with something that is not a valid token response. */
+  | 'invalid_response';
+
+/** Thrown by an OAuthTokenClient. Its message never contains a token. */
+export class TokenEndpointFailure extends Error {
+  constructor(
+    readonly kind: TokenEndpointFailureKind,
+    message: string,
+    readonly details: { status?: number; oauthError?: string; retryAfterMs?: number } = {},
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+    this.name = 'TokenEndpointFailure';
+  }
+}
+
+/**
+ * Talks to a provider's token endpoint. An abstract class so it is the DI token and tests can bind
+ * a fake; the real one is `Oauth4webapiTokenClient`.
+ */
+export abstract class OAuthTokenClient {
+  /** One refresh-token grant request. Throws TokenEndpointFailure. */
+  abstract refresh(provider: ResolvedOAuthProvider, refreshToken: string, clientSecret: string | undefined): Promise<OAuthTokenSet>;
+}

@@ -1,0 +1,148 @@
+import { Injectable, Logger } from '@nestjs/common';
+import * as oauth from 'oauth4webapi';
+import type { ResolvedOAuthProvider } from '../providers/oauth-provider.config';
+import { OAuthTokenClient, OAuthTokenSet, TokenEndpointFailure } from './oauth-token-client';
+
+/**
+ * The real token client: oauth4webapi (`refreshTokenGrantRequest` + `processRefreshTokenResponse`),
+ * with discovery (`discoveryRequest`) cached per issuer. Errors are classified, and their messages
+ * carry the HTTP status and OAuth error code only — never a request or response body.
+ */
+@Injectable()
+export class Oauth4webapiTokenClient extends OAuthTokenClient {
+  private readonly logger = new Logger(Oauth4webapiTokenClient.name);
+  private readonly servers = new Map<string, Promise<oauth.AuthorizationServer>>();
+
+  async refresh(provider: ResolvedOAuthProvider, refreshToken: string, clientSecret: string | undefined): Promise<OAuthTokenSet> {
+    const as = await this.authorizationServer(provider);
+    const client: oauth.Client = { client_id: provider.clientId };
+    const options: oauth.TokenEndpointRequestOptions = {
+      signal: AbortSignal.timeout(provider.requestTimeoutMs),
+      ...(provider.scopes.length ? { additionalParameters: { scope: provider.scopes.join(' ') } } : {}),
+      ...(provider.allowInsecureRequests ? { [oauth.allowInsecureRequests]: true } : {}),
+    };
+    let response: Response;
+    try {
+      response = await oauth.refreshTokenGrantRequest(as, client, this.clientAuth(provider, clientSecret), refreshToken, options);
+    } catch (e) {
+      throw classify(e, provider);
+    }
+    let result: oauth.TokenEndpointResponse;
+    try {
+      result = await oauth.processRefreshTokenResponse(as, client, response);
+    } catch (e) {
+      throw classify(e, provider, response);
+    }
+    return {
+      accessToken: result.access_token,
+      ...(typeof result.refresh_token === 'string' && result.refresh_token.length > 0 ? { refreshToken: result.refresh_token } : {}),
+      ...(typeof result.expires_in === 'number' ? { expiresIn: result.expires_in } : {}),
+      ...(typeof result.refresh_token_expires_in === 'number' && result.refresh_token_expires_in > 0
+        ? { refreshTokenExpiresIn: result.refresh_token_expires_in }
+        : {}),
+      ...(typeof result.scope === 'string' ? { scope: result.scope } : {}),
+      tokenType: result.token_type,
+    };
+  }
+
+  /** Forgets a cached discovery document (e.g. after the provider changed its endpoints). */
+  forget(provider: ResolvedOAuthProvider): void {
+    this.servers.delete(serverKey(provider));
+  }
+
+  private clientAuth(provider: ResolvedOAuthProvider, secret: string | undefined): oauth.ClientAuth {
+    if (provider.clientAuthMethod === 'none') return oauth.None();
+    if (secret === undefined) throw new TokenEndpointFailure('rejected', `no client secret for integration "${provider.integrationId}"`);
+    return provider.clientAuthMethod === 'client_secret_post' ? oauth.ClientSecretPost(secret) : oauth.ClientSecretBasic(secret);
+  }
+
+  private authorizationServer(provider: ResolvedOAuthProvider): Promise<oauth.AuthorizationServer> {
+    if (provider.tokenEndpoint) {
+      const url = new URL(provider.tokenEndpoint);
+      return Promise.resolve({ issuer: provider.issuer ?? url.origin, token_endpoint: provider.tokenEndpoint });
+    }
+    const key = serverKey(provider);
+    let pending = this.servers.get(key);
+    if (!pending) {
+      pending = this.discover(provider);
+      this.servers.set(key, pending);
+      // A failed discovery is not cached: the next refresh tries again.
+      pending.catch(() => this.servers.get(key) === pending && this.servers.delete(key));
+    }
+    return pending;
+  }
+
+  private async discover(provider: ResolvedOAuthProvider): Promise<oauth.AuthorizationServer> {
+    const issuer = new URL(provider.issuer!);
+    const options = {
+      signal: AbortSignal.timeout(provider.requestTimeoutMs),
+      ...(provider.allowInsecureRequests ? { [oauth.allowInsecureRequests]: true } : {}),
+    };
+    let as: oauth.AuthorizationServer;
+    try {
+      // RFC 8414 first, then OpenID Connect discovery.
+      let response = await oauth.discoveryRequest(issuer, { ...options, algorithm: 'oauth2' });
+      if (response.status === 404) response = await oauth.discoveryRequest(issuer, { ...options, algorithm: 'oidc' });
+      as = await oauth.processDiscoveryResponse(issuer, response);
+    } catch (e) {
+      throw classify(e, provider);
+    }
+    if (!as.token_endpoint) {
+      throw new TokenEndpointFailure('rejected', `the discovery document of ${issuer.origin} has no token_endpoint`);
+    }
+    this.logger.debug(`discovered token endpoint of integration "${provider.integrationId}"`);
+    return as;
+  }
+}
+
+function serverKey(provider: ResolvedOAuthProvider): string {
+  return `${provider.issuer}|${provider.allowInsecureRequests}`;
+}
+
+function classify(e: unknown, provider: ResolvedOAuthProvider, response?: Response): TokenEndpointFailure {
+  if (e instanceof TokenEndpointFailure) return e;
+  const where = `token endpoint of integration "${provider.integrationId}"`;
+  if (e instanceof oauth.ResponseBodyError) {
+    const status = e.status;
+    const retryAfterMs = retryAfter(e.response);
+    if (e.error === 'invalid_grant') return new TokenEndpointFailure('invalid_grant', `${where} answered invalid_grant (HTTP ${status})`, { status, oauthError: e.error });
+    const transient = status >= 500 || status === 429 || e.error === 'temporarily_unavailable' || e.error === 'server_error' || e.error === 'slow_down';
+    return new TokenEndpointFailure(transient ? 'transient' : 'rejected', `${where} answered ${e.error} (HTTP ${status})`, {
+      status,
+      oauthError: e.error,
+      retryAfterMs,
+    });
+  }
+  if (e instanceof oauth.WWWAuthenticateChallengeError) {
+    return new TokenEndpointFailure('rejected', `${where} refused the client (HTTP ${e.status}, WWW-Authenticate)`, { status: e.status });
+  }
+  if (e instanceof oauth.OperationProcessingError) {
+    const res = e.cause instanceof Response ? e.cause : response;
+    const status = res?.status;
+    if (e.code === oauth.RESPONSE_IS_NOT_CONFORM && status !== undefined && status !== 200) {
+      const transient = status >= 500 || status === 429 || status === 408;
+      return new TokenEndpointFailure(transient ? 'transient' : 'rejected', `${where} answered HTTP ${status}`, { status, retryAfterMs: retryAfter(res) });
+    }
+    return new TokenEndpointFailure('invalid_response', `${where} sent an invalid token response (${e.code ?? 'unknown'})`, { status });
+  }
+  const err = e as { name?: string; message?: string; cause?: { code?: string } };
+  if (err?.name === 'TimeoutError' || err?.name === 'AbortError') {
+    return new TokenEndpointFailure('transient', `${where} did not answer within ${provider.requestTimeoutMs} ms`);
+  }
+  if (e instanceof TypeError) {
+    return new TokenEndpointFailure('transient', `${where} is unreachable (${err.cause?.code ?? err.message ?? 'network error'})`);
+  }
+  if (e instanceof oauth.UnsupportedOperationError) {
+    return new TokenEndpointFailure('rejected', `${where}: ${(e as Error).message}`);
+  }
+  return new TokenEndpointFailure('transient', `${where} failed: ${(e as Error)?.name ?? 'error'}`);
+}
+
+function retryAfter(res: Response | undefined): number | undefined {
+  const h = res?.headers.get('retry-after');
+  if (!h) return undefined;
+  const seconds = Number(h);
+  if (Number.isFinite(seconds)) return Math.max(0, seconds * 1000);
+  const at = Date.parse(h);
+  return Number.isNaN(at) ? undefined : Math.max(0, at - Date.now());
+}

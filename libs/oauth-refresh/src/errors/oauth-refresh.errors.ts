@@ -1,0 +1,122 @@
+import { CredentialVaultError, ErrorSeverity } from '@app/common';
+
+/** Stable error codes of the OAuth refresh lib (4001..). Never renumber. */
+export enum OAuthRefreshErrorCode {
+  /** No provider is registered for the integration (module option `providers` or `OAuthProviderRegistry.register`). */
+  PROVIDER_NOT_REGISTERED = 4001,
+  /** The provider refused the refresh token (`invalid_grant`): the user must connect again. */
+  REAUTH_REQUIRED = 4002,
+  /** The refresh did not succeed (provider down, throttled, rejected the client...). See `retryable`. */
+  REFRESH_FAILED = 4003,
+  /** The token endpoint answered 200 with something that is not a usable token response. */
+  INVALID_TOKEN_RESPONSE = 4004,
+  /** The connection has no stored OAuth access token. */
+  CONNECTION_NOT_FOUND = 4005,
+  /** The access token has expired and `autoRefresh` was off. */
+  ACCESS_TOKEN_EXPIRED = 4006,
+  /** Invalid module options or provider configuration. */
+  CONFIGURATION = 4007,
+  /** Invalid arguments (identifiers, token response shape, options). */
+  VALIDATION = 4008,
+}
+
+export abstract class OAuthRefreshError extends CredentialVaultError {}
+
+export class OAuthProviderNotRegisteredError extends OAuthRefreshError {
+  readonly code = OAuthRefreshErrorCode.PROVIDER_NOT_REGISTERED;
+  readonly codeName = 'PROVIDER_NOT_REGISTERED';
+  readonly severity = ErrorSeverity.CONFIGURATION;
+  constructor(readonly integrationId: string) {
+    super(`No OAuth provider is registered for integration "${integrationId}" (module option "providers" or OAuthProviderRegistry.register())`);
+  }
+}
+
+/**
+ * The refresh token was refused (`invalid_grant`: revoked, expired, or reused after rotation). The
+ * connection is marked `needs_reauth`; every call fails fast with this error, without contacting
+ * the provider, until new tokens are stored with `storeOAuthCredentials`.
+ */
+export class OAuthReauthRequiredError extends OAuthRefreshError {
+  readonly code = OAuthRefreshErrorCode.REAUTH_REQUIRED;
+  readonly codeName = 'REAUTH_REQUIRED';
+  readonly severity = ErrorSeverity.CLIENT;
+  constructor(
+    readonly integrationId: string,
+    readonly connectionId: string,
+    reason: string,
+    options?: { cause?: unknown },
+  ) {
+    super(`Connection "${connectionId}" of integration "${integrationId}" must be re-authorised: ${reason}`, options);
+  }
+}
+
+/**
+ * A refresh failed. `retryable` (severity transient) for network errors, timeouts, 5xx and 429;
+ * configuration severity when the provider rejected the client or the request (invalid_client...).
+ * `retryAfter` is when this replica will try the provider again (the per-connection cooldown).
+ */
+export class OAuthRefreshFailedError extends OAuthRefreshError {
+  readonly code = OAuthRefreshErrorCode.REFRESH_FAILED;
+  readonly codeName = 'REFRESH_FAILED';
+  readonly severity: ErrorSeverity;
+  constructor(
+    message: string,
+    readonly details: { integrationId: string; connectionId: string; transient: boolean; status?: number; oauthError?: string; retryAfter?: Date },
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+    this.severity = details.transient ? ErrorSeverity.TRANSIENT : ErrorSeverity.CONFIGURATION;
+  }
+  get retryAfter(): Date | undefined {
+    return this.details.retryAfter;
+  }
+}
+
+export class OAuthInvalidTokenResponseError extends OAuthRefreshError {
+  readonly code = OAuthRefreshErrorCode.INVALID_TOKEN_RESPONSE;
+  readonly codeName = 'INVALID_TOKEN_RESPONSE';
+  readonly severity = ErrorSeverity.FATAL;
+}
+
+export class OAuthConnectionNotFoundError extends OAuthRefreshError {
+  readonly code = OAuthRefreshErrorCode.CONNECTION_NOT_FOUND;
+  readonly codeName = 'CONNECTION_NOT_FOUND';
+  readonly severity = ErrorSeverity.CLIENT;
+  constructor(
+    readonly integrationId: string,
+    readonly connectionId: string,
+  ) {
+    super(`No OAuth access token is stored for connection "${connectionId}" of integration "${integrationId}" (call storeOAuthCredentials first)`);
+  }
+}
+
+export class OAuthAccessTokenExpiredError extends OAuthRefreshError {
+  readonly code = OAuthRefreshErrorCode.ACCESS_TOKEN_EXPIRED;
+  readonly codeName = 'ACCESS_TOKEN_EXPIRED';
+  readonly severity = ErrorSeverity.CLIENT;
+  constructor(
+    readonly integrationId: string,
+    readonly connectionId: string,
+    readonly expiredAt: Date,
+  ) {
+    super(`The access token of connection "${connectionId}" (integration "${integrationId}") expired at ${expiredAt.toISOString()} and autoRefresh is off`);
+  }
+}
+
+export class OAuthRefreshConfigurationError extends OAuthRefreshError {
+  readonly code = OAuthRefreshErrorCode.CONFIGURATION;
+  readonly codeName = 'CONFIGURATION';
+  readonly severity = ErrorSeverity.CONFIGURATION;
+}
+
+export class OAuthRefreshValidationError extends OAuthRefreshError {
+  readonly code = OAuthRefreshErrorCode.VALIDATION;
+  readonly codeName = 'VALIDATION';
+  readonly severity = ErrorSeverity.CLIENT;
+  constructor(
+    message: string,
+    readonly field: string,
+  ) {
+    super(message);
+  }
+}

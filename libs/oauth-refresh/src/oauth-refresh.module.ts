@@ -1,0 +1,70 @@
+import { Module, type Provider } from '@nestjs/common';
+import { Clock, DistributedLock, SystemClock, createDistributedLock } from '@app/common';
+import { DataSource } from 'typeorm';
+import { OAuthTokenClient } from './client/oauth-token-client';
+import { Oauth4webapiTokenClient } from './client/oauth4webapi-token-client';
+import { OAuthRefreshConfigurationError } from './errors/oauth-refresh.errors';
+import { OAUTH_REFRESH_CLOCK, OAUTH_REFRESH_LOCK, OAUTH_REFRESH_RESOLVED_OPTIONS } from './oauth-refresh.constants';
+import { OAUTH_REFRESH_MODULE_OPTIONS, OAuthRefreshConfigurableModule } from './oauth-refresh.module-definition';
+import { OAuthRefreshModuleOptions, resolveOAuthRefreshOptions } from './oauth-refresh.options';
+import { OAuthRefreshScheduler } from './oauth-refresh.scheduler';
+import { OAuthRefreshService } from './oauth-refresh.service';
+import { OAuthProviderRegistry } from './providers/oauth-provider.registry';
+import { CredentialsTokenStore } from './store/credentials-token-store';
+import { OAuthTokenStore } from './store/oauth-token-store';
+
+const providers: Provider[] = [
+  {
+    // Validated once, here: bad options fail bootstrap with a CONFIGURATION error listing every problem.
+    provide: OAUTH_REFRESH_RESOLVED_OPTIONS,
+    useFactory: (options: OAuthRefreshModuleOptions) => resolveOAuthRefreshOptions(options),
+    inject: [OAUTH_REFRESH_MODULE_OPTIONS],
+  },
+  {
+    provide: OAUTH_REFRESH_LOCK,
+    useFactory: (lock?: DistributedLock, dataSource?: DataSource): DistributedLock => {
+      if (lock) return lock;
+      if (dataSource) return createDistributedLock(dataSource);
+      throw new OAuthRefreshConfigurationError('OAuthRefreshModule needs a DistributedLock provider or a TypeORM DataSource (TypeOrmModule.forRoot) in the host');
+    },
+    inject: [
+      { token: DistributedLock, optional: true },
+      { token: DataSource, optional: true },
+    ],
+  },
+  {
+    provide: OAUTH_REFRESH_CLOCK,
+    useFactory: (clock?: Clock): Clock => clock ?? new SystemClock(),
+    inject: [{ token: Clock, optional: true }],
+  },
+  { provide: OAuthTokenStore, useClass: CredentialsTokenStore },
+  { provide: OAuthTokenClient, useClass: Oauth4webapiTokenClient },
+  OAuthProviderRegistry,
+  OAuthRefreshService,
+  OAuthRefreshScheduler,
+];
+
+/**
+ * OAuth access tokens that stay fresh: provider registry, refresh-ahead with single-flight and a
+ * cross-replica lock, rotation-safe refresh-token storage, failure handling (`needs_reauth`,
+ * cooldown) and a proactive cron job.
+ *
+ * Needs from the host (registered globally): `CredentialsService` (CredentialsModule with
+ * `isGlobal: true`), `AuditService` (AuditModule), a TypeORM `DataSource`; optionally a
+ * `DistributedLock` (default: `createDistributedLock(dataSource)` — PostgreSQL advisory locks, or
+ * in-process on SQLite), a `Clock`, `EventEmitterModule.forRoot()` for events, and
+ * `ScheduleModule.forRoot()` unless `proactive.enabled` is false.
+ *
+ * ```ts
+ * OAuthRefreshModule.forRoot({
+ *   providers: [{ integrationId: 'google', issuer: 'https://accounts.google.com', clientId: '…',
+ *                 clientSecret: { tenantId: 'system', credentialId: '…' } }],
+ * })
+ * OAuthRefreshModule.forRootAsync({ inject: [ConfigService], useFactory: (c: ConfigService) => c.get('oauth') })
+ * ```
+ */
+@Module({
+  providers,
+  exports: [OAuthRefreshService, OAuthProviderRegistry, OAuthTokenClient],
+})
+export class OAuthRefreshModule extends OAuthRefreshConfigurableModule {}

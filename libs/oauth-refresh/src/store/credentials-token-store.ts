@@ -1,0 +1,154 @@
+import { Injectable } from '@nestjs/common';
+import { OperationContext, TransactionGate, systemContext } from '@app/common';
+import {
+  CredentialConflictError,
+  CredentialEntity,
+  CredentialMetadata,
+  CredentialNotFoundError,
+  CredentialsService,
+  CredentialStatus,
+  CredentialType,
+} from '@app/credentials';
+import { DataSource } from 'typeorm';
+import type { OAuthClientSecretRef } from '../providers/oauth-provider.config';
+import { ConnectionTokens, DuePageCursor, DueAccessToken, OAuthTokenStore, StaleTokenError, StoredToken, TokenWrite } from './oauth-token-store';
+
+const REAUTH_STATUSES = new Set<string>([CredentialStatus.NEEDS_REAUTH, CredentialStatus.REVOKED]);
+
+/**
+ * `OAuthTokenStore` on @app/credentials: the access token is an `oauth_access_token` credential,
+ * the refresh token an `oauth_refresh_token` credential of the same (tenant, integration,
+ * connection). Every refresh is a new version of the same credentials (never a new identity), so
+ * history, audit and rollback work as for any credential.
+ */
+@Injectable()
+export class CredentialsTokenStore extends OAuthTokenStore {
+  private readonly gate: TransactionGate;
+
+  constructor(
+    private readonly credentials: CredentialsService,
+    private readonly dataSource: DataSource,
+  ) {
+    super();
+    this.gate = TransactionGate.for(dataSource);
+  }
+
+  async load(ctx: OperationContext, integrationId: string, connectionId: string): Promise<ConnectionTokens> {
+    // list() reads the database (never the value cache): version and status are current.
+    const page = await this.credentials.list(ctx, { integrationId, connectionId, limit: 20 });
+    const access = page.items.find((m) => m.type === CredentialType.OAUTH_ACCESS_TOKEN);
+    const refresh = page.items.find((m) => m.type === CredentialType.OAUTH_REFRESH_TOKEN);
+    return { ...(access ? { access: toStored(access) } : {}), ...(refresh ? { refresh: toStored(refresh) } : {}) };
+  }
+
+  async readValue(ctx: OperationContext, token: StoredToken): Promise<string> {
+    const read = await this.credentials.get(ctx, token.credentialId);
+    if (read.metadata.version === token.version) return read.value;
+    // This replica's cache holds another version (another replica refreshed): read the exact one.
+    return (await this.credentials.getVersion(ctx, token.credentialId, token.version)).value;
+  }
+
+  async readClientSecret(ctx: OperationContext, ref: OAuthClientSecretRef): Promise<string> {
+    const owner = ref.tenantId ?? ctx.tenantId;
+    const readCtx = owner === ctx.tenantId ? ctx : systemContext(owner, 'oauth-refresh', ctx.correlationId);
+    return (await this.credentials.get(readCtx, ref.credentialId)).value;
+  }
+
+  async save(ctx: OperationContext, integrationId: string, connectionId: string, access: TokenWrite, refresh?: TokenWrite): Promise<ConnectionTokens> {
+    const current = await this.load(ctx, integrationId, connectionId);
+    // Refresh token first: it is the one that cannot be re-obtained without the user.
+    let newRefresh = current.refresh;
+    if (refresh) {
+      newRefresh = await this.upsert(ctx, integrationId, connectionId, CredentialType.OAUTH_REFRESH_TOKEN, current.refresh, refresh);
+    } else if (current.refresh?.reauthRequired) {
+      // New tokens were stored without a refresh token: give the kept one another chance.
+      newRefresh = toStored(await this.credentials.updateMetadata(ctx, current.refresh.credentialId, { status: CredentialStatus.ACTIVE }));
+    }
+    const newAccess = await this.upsert(ctx, integrationId, connectionId, CredentialType.OAUTH_ACCESS_TOKEN, current.access, access);
+    return { access: newAccess, ...(newRefresh ? { refresh: newRefresh } : {}) };
+  }
+
+  async rotate(ctx: OperationContext, token: StoredToken, write: TokenWrite & { expectedRowVersion: number }): Promise<StoredToken> {
+    let meta: CredentialMetadata;
+    try {
+      meta = await this.credentials.rotate(ctx, token.credentialId, write.value, { expiresAt: write.expiresAt, expectedVersion: write.expectedRowVersion });
+    } catch (e) {
+      if (e instanceof CredentialConflictError) throw new StaleTokenError(token.credentialId);
+      throw e;
+    }
+    return toStored(await this.updateTags(ctx, meta, write.tags));
+  }
+
+  async markReauthRequired(ctx: OperationContext, tokens: StoredToken[]): Promise<void> {
+    for (const t of tokens) {
+      try {
+        await this.credentials.updateMetadata(ctx, t.credentialId, { status: CredentialStatus.NEEDS_REAUTH });
+      } catch (e) {
+        if (!(e instanceof CredentialNotFoundError)) throw e;
+      }
+    }
+  }
+
+  /**
+   * Cross-tenant scan for the proactive job. CredentialsService only lists within one tenant, so
+   * this reads the exported `CredentialEntity` (metadata only, never a value) through the shared
+   * transaction gate.
+   */
+  async listDue(before: Date, limit: number, cursor?: DuePageCursor): Promise<DueAccessToken[]> {
+    const query = () => {
+      const qb = this.dataSource.manager
+        .createQueryBuilder(CredentialEntity, 'c')
+        .select(['c.id', 'c.tenantId', 'c.integrationId', 'c.connectionId', 'c.expiresAt'])
+        .where('c.type = :type AND c.status = :status', { type: CredentialType.OAUTH_ACCESS_TOKEN, status: CredentialStatus.ACTIVE })
+        .andWhere('c.expiresAt IS NOT NULL AND c.expiresAt < :before', { before: before.getTime() });
+      if (cursor) {
+        qb.andWhere('(c.expiresAt > :cAt OR (c.expiresAt = :cAt AND c.id > :cId))', { cAt: cursor.expiresAt.getTime(), cId: cursor.credentialId });
+      }
+      return qb.orderBy('c.expiresAt', 'ASC').addOrderBy('c.id', 'ASC').limit(limit).getMany();
+    };
+    const rows = this.gate.serialises ? await this.gate.exclusive(query) : await query();
+    return rows.map((r) => ({ tenantId: r.tenantId, integrationId: r.integrationId, connectionId: r.connectionId, credentialId: r.id, expiresAt: r.expiresAt! }));
+  }
+
+  private async upsert(
+    ctx: OperationContext,
+    integrationId: string,
+    connectionId: string,
+    type: CredentialType,
+    existing: StoredToken | undefined,
+    write: TokenWrite,
+  ): Promise<StoredToken> {
+    if (!existing) {
+      const meta = await this.credentials.store(ctx, { integrationId, connectionId, type, value: write.value, expiresAt: write.expiresAt, tags: write.tags ?? {} });
+      return toStored(meta);
+    }
+    // Callers hold the connection's lock; rotate() also resets a needs_reauth status to active.
+    const meta = await this.credentials.rotate(ctx, existing.credentialId, write.value, { expiresAt: write.expiresAt });
+    return toStored(await this.updateTags(ctx, meta, write.tags));
+  }
+
+  private async updateTags(ctx: OperationContext, meta: CredentialMetadata, tags: Record<string, string> | undefined): Promise<CredentialMetadata> {
+    if (!tags) return meta;
+    const merged = { ...meta.tags, ...tags };
+    if (Object.entries(merged).every(([k, v]) => meta.tags[k] === v)) return meta;
+    try {
+      return await this.credentials.updateMetadata(ctx, meta.id, { tags: merged, expectedVersion: meta.rowVersion });
+    } catch (e) {
+      // Tags are informational: losing a race for them must not fail a stored token.
+      if (e instanceof CredentialConflictError) return meta;
+      throw e;
+    }
+  }
+}
+
+function toStored(m: CredentialMetadata): StoredToken {
+  return {
+    credentialId: m.id,
+    version: m.version,
+    rowVersion: m.rowVersion,
+    reauthRequired: REAUTH_STATUSES.has(m.status),
+    expiresAt: m.expiresAt,
+    issuedAt: m.rotatedAt ?? m.createdAt,
+    tags: { ...m.tags },
+  };
+}

@@ -1,0 +1,77 @@
+import type { OperationContext } from '@app/common';
+import type { OAuthClientSecretRef } from '../providers/oauth-provider.config';
+
+/** Metadata of one stored token (never its value). */
+export interface StoredToken {
+  credentialId: string;
+  /** Value version: changes with every new token. */
+  version: number;
+  /** Compare-and-set counter of the credential row. */
+  rowVersion: number;
+  /** The provider refused this connection (`needs_reauth`) or it was revoked. */
+  reauthRequired: boolean;
+  expiresAt: Date | null;
+  /** When this version was written (rotation time, else creation time). */
+  issuedAt: Date;
+  tags: Record<string, string>;
+}
+
+export interface ConnectionTokens {
+  access?: StoredToken;
+  refresh?: StoredToken;
+}
+
+/** One access token due for refresh, found by the proactive job (any tenant). */
+export interface DueAccessToken {
+  tenantId: string;
+  integrationId: string;
+  connectionId: string;
+  credentialId: string;
+  expiresAt: Date;
+}
+
+export interface DuePageCursor {
+  expiresAt: Date;
+  credentialId: string;
+}
+
+export interface TokenWrite {
+  value: string;
+  expiresAt: Date | null;
+  tags?: Record<string, string>;
+}
+
+/**
+ * Where the lib keeps tokens: the seam between refresh logic and @app/credentials
+ * (`CredentialsTokenStore`). Unit tests bind an in-memory fake.
+ *
+ * Every method reads the database, never a cache, except `readValue`, which may use a cache but
+ * must return the value of exactly `token.version`.
+ */
+export abstract class OAuthTokenStore {
+  /** The connection's access and refresh token metadata, fresh from the database. */
+  abstract load(ctx: OperationContext, integrationId: string, connectionId: string): Promise<ConnectionTokens>;
+  /** The value of `token.version` (not a stale cached older one). */
+  abstract readValue(ctx: OperationContext, token: StoredToken): Promise<string>;
+  /** The client secret a provider configuration points at. */
+  abstract readClientSecret(ctx: OperationContext, ref: OAuthClientSecretRef): Promise<string>;
+  /** Creates the connection's access (and refresh) token credentials, or rotates existing ones. */
+  abstract save(ctx: OperationContext, integrationId: string, connectionId: string, access: TokenWrite, refresh?: TokenWrite): Promise<ConnectionTokens>;
+  /**
+   * A new version of a token, only if the row is still at `expectedRowVersion`; resets its status to
+   * active. Throws `StaleTokenError` when another writer got there first.
+   */
+  abstract rotate(ctx: OperationContext, token: StoredToken, write: TokenWrite & { expectedRowVersion: number }): Promise<StoredToken>;
+  /** Marks the given credentials `needs_reauth`. */
+  abstract markReauthRequired(ctx: OperationContext, tokens: StoredToken[]): Promise<void>;
+  /** Active access tokens of every tenant expiring before `before`, soonest first, after `cursor`. */
+  abstract listDue(before: Date, limit: number, cursor?: DuePageCursor): Promise<DueAccessToken[]>;
+}
+
+/** Thrown by `OAuthTokenStore.rotate` when the compare-and-set lost. */
+export class StaleTokenError extends Error {
+  constructor(readonly credentialId: string) {
+    super(`credential ${credentialId} was changed by another writer`);
+    this.name = 'StaleTokenError';
+  }
+}
