@@ -1,0 +1,80 @@
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { availableParallelism, cpus } from 'node:os';
+import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+
+/** Shared by every benchmark: concurrent load with latency percentiles, the machine line, the report file. */
+
+export interface LoadResult {
+  ops: number;
+  concurrency: number;
+  errors: number;
+  opsPerSec: number;
+  p50Ms: number;
+  p99Ms: number;
+  maxMs: number;
+}
+
+export function percentile(sorted: number[], p: number): number {
+  if (sorted.length === 0) return NaN;
+  const idx = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
+  return sorted[idx];
+}
+
+export const round = (n: number, d = 2): number => Math.round(n * 10 ** d) / 10 ** d;
+
+/** Runs `ops` calls of `fn` with `concurrency` workers; an error counts, it does not stop the run. */
+export async function runLoad(ops: number, concurrency: number, fn: (i: number) => Promise<unknown>): Promise<LoadResult> {
+  const latencies: number[] = [];
+  let errors = 0;
+  let next = 0;
+  const started = performance.now();
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      for (let i = next++; i < ops; i = next++) {
+        const t0 = performance.now();
+        try {
+          await fn(i);
+        } catch {
+          errors++;
+        }
+        latencies.push(performance.now() - t0);
+      }
+    }),
+  );
+  const wallS = (performance.now() - started) / 1000;
+  latencies.sort((a, b) => a - b);
+  return {
+    ops,
+    concurrency,
+    errors,
+    opsPerSec: round(ops / wallS, 0),
+    p50Ms: round(percentile(latencies, 50), 3),
+    p99Ms: round(percentile(latencies, 99), 3),
+    maxMs: round(latencies[latencies.length - 1] ?? NaN, 3),
+  };
+}
+
+export function machineLine(): string {
+  const cpu = cpus()[0]?.model?.trim() ?? 'unknown CPU';
+  return `${availableParallelism()} vCPU (${cpu}), Node ${process.version}, ${process.platform}/${process.arch}`;
+}
+
+export const today = (): string => new Date().toISOString().slice(0, 10);
+
+/** Replaces (or appends) the `## <title>` section of docs/BENCHMARKS.md. */
+export function writeBenchmarkSection(title: string, body: string): string {
+  const docPath = join(__dirname, '..', '..', '..', 'docs', 'BENCHMARKS.md');
+  const header = `## ${title}`;
+  const section = `${header}\n\n${body.trim()}\n`;
+  let doc = existsSync(docPath) ? readFileSync(docPath, 'utf8') : '# Benchmarks\n\nResults of the benchmarks under `bench/`. Each section is written by its benchmark.\n\n';
+  const start = doc.indexOf(`${header}\n`);
+  if (start >= 0) {
+    const after = doc.indexOf('\n## ', start + header.length);
+    doc = doc.slice(0, start) + section + (after >= 0 ? doc.slice(after + 1) : '');
+  } else {
+    doc = doc.replace(/\n*$/, '\n\n') + section;
+  }
+  writeFileSync(docPath, doc);
+  return docPath;
+}
