@@ -50,6 +50,7 @@ describe.each(DATABASE_KINDS)('reference host on %s', (kind) => {
     expect(body.status).toBe('ok');
     expect(body.info.database.status).toBe('up');
     expect(body.info.keyVault.status).toBe('up');
+    expect(body.info.audit).toMatchObject({ status: 'up', bufferDepth: expect.any(Number) });
   });
 
   it('turns not-ready (503, Key Vault down) while the vault fails, and ready again after', async () => {
@@ -83,6 +84,8 @@ describe.each(DATABASE_KINDS)('reference host on %s', (kind) => {
     expect(res.headers.get('content-type')).toMatch(/text\/plain/);
     expect(text).toMatch(/credential_vault_keyvault_circuit_breaker_state/);
     expect(text).toMatch(/credential_vault_process_cpu_seconds_total/);
+    expect(text).toMatch(/credential_vault_cache_hits_total \d+/);
+    expect(text).toMatch(/credential_vault_audit_healthy 1/);
   });
 
   it('answers unknown routes with the one error shape and echoes a well-formed request id', async () => {

@@ -3,6 +3,7 @@ import { AuditModule } from '@app/audit';
 import { CredentialsModule } from '@app/credentials';
 import { AuditController } from '../audit/audit.controller';
 import { APP_CONFIG, AppConfig } from '../config/app.config';
+import { HostMetrics } from '../metrics/host-metrics';
 import { ConnectionsController, CredentialsController } from './credentials.controller';
 
 /** The credentials and audit libs configured from the host's config, and their HTTP surface. */
@@ -24,5 +25,6 @@ import { ConnectionsController, CredentialsController } from './credentials.cont
     }),
   ],
   controllers: [CredentialsController, ConnectionsController, AuditController],
+  providers: [HostMetrics],
 })
 export class CredentialsHttpModule {}

@@ -3,6 +3,7 @@ import { SkipThrottle } from '@nestjs/throttler';
 import { HealthCheck, HealthCheckService, TypeOrmHealthIndicator } from '@nestjs/terminus';
 import { KeyVaultHealthIndicator } from '@app/key-vault';
 import { Public } from '../auth/auth.decorators';
+import { AuditHealthIndicator } from './audit.health';
 
 /**
  * Liveness says the process can serve; readiness says its dependencies answer. Orchestrators restart
@@ -16,6 +17,7 @@ export class HealthController {
     private readonly health: HealthCheckService,
     private readonly db: TypeOrmHealthIndicator,
     private readonly keyVault: KeyVaultHealthIndicator,
+    private readonly audit: AuditHealthIndicator,
   ) {}
 
   @Get('live')
@@ -30,6 +32,7 @@ export class HealthController {
     return this.health.check([
       () => this.db.pingCheck('database', { timeout: 1500 }),
       () => this.keyVault.isHealthy('keyVault'),
+      () => this.audit.isHealthy('audit'),
     ]);
   }
 }

@@ -1,0 +1,69 @@
+import { Injectable, OnModuleInit } from '@nestjs/common';
+import { Counter, Gauge, Metric, register } from 'prom-client';
+import { AuditService } from '@app/audit';
+import { CredentialCache } from '@app/credentials';
+
+const PREFIX = 'credential_vault_';
+
+/** A lib counter (monotonic) published as a Prometheus counter, read at scrape time. */
+function mirroredCounter(name: string, help: string, read: () => number): Metric {
+  let last = 0;
+  return new Counter({
+    name,
+    help,
+    registers: [],
+    collect() {
+      const now = read();
+      // A lib-side reset (resetStats) is not a process restart: only count increases.
+      if (now > last) this.inc(now - last);
+      last = now;
+    },
+  });
+}
+
+function gauge(name: string, help: string, read: () => number): Metric {
+  return new Gauge({
+    name,
+    help,
+    registers: [],
+    collect() {
+      this.set(read());
+    },
+  });
+}
+
+/**
+ * Publishes the credentials cache's and the audit log's counters on /metrics. The libs keep plain
+ * counters; the host decides how they are exposed. No label carries a tenant, name or value.
+ */
+@Injectable()
+export class HostMetrics implements OnModuleInit {
+  constructor(
+    private readonly cache: CredentialCache,
+    private readonly audit: AuditService,
+  ) {}
+
+  onModuleInit(): void {
+    const cache = () => this.cache.stats();
+    const audit = () => this.audit.stats;
+    const metrics = [
+      mirroredCounter(`${PREFIX}cache_hits_total`, 'Credential reads answered from the cache', () => cache().hits),
+      mirroredCounter(`${PREFIX}cache_misses_total`, 'Credential reads that missed the cache', () => cache().misses),
+      mirroredCounter(`${PREFIX}cache_loads_total`, 'Cache misses that reached the value store (after single-flight)', () => cache().loads),
+      mirroredCounter(`${PREFIX}cache_coalesced_total`, 'Cache misses that joined an in-flight load', () => cache().coalesced),
+      mirroredCounter(`${PREFIX}cache_stale_served_total`, 'Stale values served because the value store failed', () => cache().staleServed),
+      gauge(`${PREFIX}cache_entries`, 'Credentials cached in this process', () => cache().size),
+      gauge(`${PREFIX}audit_buffer_depth`, 'Audit rows waiting to be written', () => audit().bufferDepth),
+      gauge(`${PREFIX}audit_buffer_waiters`, 'Reads waiting for audit buffer space (back-pressure)', () => audit().bufferWaiters),
+      gauge(`${PREFIX}audit_healthy`, '1 while audit writes succeed, 0 while they fail', () => (audit().healthy ? 1 : 0)),
+      mirroredCounter(`${PREFIX}audit_flush_failures_total`, 'Failed flushes of buffered audit rows', () => audit().flushFailures),
+      mirroredCounter(`${PREFIX}audit_reads_rejected_total`, 'Reads refused while the audit log failed (fail-closed)', () => audit().readsRejected),
+      mirroredCounter(`${PREFIX}audit_suspicious_activities_total`, 'Suspicious-activity detections', () => audit().suspiciousActivities),
+    ];
+    for (const m of metrics) {
+      // Apps re-created in one process (tests) share the default registry: the newest app wins.
+      register.removeSingleMetric((m as unknown as { name: string }).name);
+      register.registerMetric(m);
+    }
+  }
+}
