@@ -175,6 +175,14 @@ export class TestOAuthServer {
     }
   }
 
+  /** Destroys the grant a refresh token belongs to: that token (and its rotations) now get `invalid_grant`. */
+  async revokeGrantOf(refreshToken: string): Promise<void> {
+    const token = await this.provider.RefreshToken.find(refreshToken);
+    if (!token) throw new Error('unknown refresh token');
+    const grant = await this.provider.Grant.find(token.grantId);
+    await grant?.destroy();
+  }
+
   /** Runs the authorization-code flow with PKCE (no browser) and returns the token response. */
   async authorize(scope = 'openid'): Promise<oauth.TokenEndpointResponse> {
     const as = await this.discover();

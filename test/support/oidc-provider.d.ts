@@ -13,6 +13,7 @@ declare module 'oidc-provider' {
     constructor(issuer: string, configuration: Record<string, unknown>);
     proxy: boolean;
     Grant: { new (init: { accountId: string; clientId: string }): GrantInstance; find(id: string): Promise<GrantInstance | undefined> };
+    RefreshToken: { find(value: string): Promise<{ grantId: string } | undefined> };
     AccessToken: { find(value: string): Promise<{ isExpired: boolean } | undefined> };
     use(middleware: (ctx: never, next: () => Promise<void>) => Promise<void>): void;
     callback(): (req: IncomingMessage, res: ServerResponse) => void;

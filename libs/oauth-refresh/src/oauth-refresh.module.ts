@@ -6,7 +6,7 @@ import { Oauth4webapiTokenClient } from './client/oauth4webapi-token-client';
 import { OAuthRefreshConfigurationError } from './errors/oauth-refresh.errors';
 import { OAUTH_REFRESH_CLOCK, OAUTH_REFRESH_LOCK, OAUTH_REFRESH_RESOLVED_OPTIONS } from './oauth-refresh.constants';
 import { OAUTH_REFRESH_MODULE_OPTIONS, OAuthRefreshConfigurableModule } from './oauth-refresh.module-definition';
-import { OAuthRefreshModuleOptions, resolveOAuthRefreshOptions } from './oauth-refresh.options';
+import { OAuthRefreshModuleOptions, ResolvedOAuthRefreshOptions, resolveOAuthRefreshOptions } from './oauth-refresh.options';
 import { OAuthRefreshScheduler } from './oauth-refresh.scheduler';
 import { OAuthRefreshService } from './oauth-refresh.service';
 import { OAuthProviderRegistry } from './providers/oauth-provider.registry';
@@ -34,8 +34,8 @@ const providers: Provider[] = [
   },
   {
     provide: OAUTH_REFRESH_CLOCK,
-    useFactory: (clock?: Clock): Clock => clock ?? new SystemClock(),
-    inject: [{ token: Clock, optional: true }],
+    useFactory: (options: ResolvedOAuthRefreshOptions, clock?: Clock): Clock => options.clock ?? clock ?? new SystemClock(),
+    inject: [OAUTH_REFRESH_RESOLVED_OPTIONS, { token: Clock, optional: true }],
   },
   { provide: OAuthTokenStore, useClass: CredentialsTokenStore },
   { provide: OAuthTokenClient, useClass: Oauth4webapiTokenClient },

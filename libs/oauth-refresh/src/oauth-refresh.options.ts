@@ -1,3 +1,4 @@
+import type { Clock } from '@app/common';
 import type { OAuthProviderConfig } from './providers/oauth-provider.config';
 import { OAuthRefreshConfigurationError } from './errors/oauth-refresh.errors';
 
@@ -52,6 +53,11 @@ export interface OAuthRefreshModuleOptions {
   /** How long a refresh waits for the cross-replica lock of its connection. @default 30000 */
   lockTimeoutMs?: number;
   proactive?: OAuthProactiveRefreshOptions;
+  /**
+   * Time source for expiry decisions (tests pass a ManualClock, the same one CredentialsModule gets).
+   * @default the host's global `Clock` provider if any, else the system clock
+   */
+  clock?: Clock;
 }
 
 export interface ResolvedOAuthRefreshOptions {
@@ -64,6 +70,7 @@ export interface ResolvedOAuthRefreshOptions {
   maxFailureCooldownMs: number;
   lockTimeoutMs: number;
   proactive: Required<OAuthProactiveRefreshOptions>;
+  clock?: Clock;
 }
 
 /** Merges defaults and validates once; the error lists every problem and how to fix it. */
@@ -90,6 +97,7 @@ export function resolveOAuthRefreshOptions(options: OAuthRefreshModuleOptions = 
       concurrency: o.proactive?.concurrency ?? 4,
       maxPerRun: o.proactive?.maxPerRun ?? 10_000,
     },
+    ...(o.clock !== undefined ? { clock: o.clock } : {}),
   };
   const problems: string[] = [];
   const ms = (v: number, name: string, min: number) => {
@@ -117,6 +125,7 @@ export function resolveOAuthRefreshOptions(options: OAuthRefreshModuleOptions = 
   int(r.proactive.batchSize, 'proactive.batchSize', 1, 1000);
   int(r.proactive.concurrency, 'proactive.concurrency', 1, 64);
   int(r.proactive.maxPerRun, 'proactive.maxPerRun', 1, 1_000_000);
+  if (r.clock !== undefined && typeof r.clock?.now !== 'function') problems.push('clock: must be a Clock (an object with now(): Date)');
   if (problems.length) {
     throw new OAuthRefreshConfigurationError(`Invalid OAuthRefreshModule options:\n  - ${problems.join('\n  - ')}`);
   }

@@ -1,0 +1,518 @@
+/**
+ * Integration: OAuthRefreshModule on the real CredentialsService (real Key Vault SDK against the
+ * emulator, real AuditService, real SQLite / PostgreSQL) and a REAL OAuth server (oidc-provider
+ * on 127.0.0.1) that counts token-endpoint calls itself. Time that drives expiry decisions is a
+ * ManualClock shared by CredentialsModule and OAuthRefreshModule; the OAuth server runs on real time.
+ */
+import { randomBytes } from 'node:crypto';
+import { Logger, type LoggerService } from '@nestjs/common';
+import { EventEmitter2, EventEmitterModule } from '@nestjs/event-emitter';
+import { ScheduleModule, SchedulerRegistry } from '@nestjs/schedule';
+import { Test, type TestingModule } from '@nestjs/testing';
+import { TypeOrmModule } from '@nestjs/typeorm';
+import { AUDIT_ENTITIES, AUDIT_MIGRATIONS, AuditModule, AuditResult, AuditService } from '@app/audit';
+import { ManualClock, type OperationContext } from '@app/common';
+import {
+  ConnectionStatus,
+  CREDENTIALS_ENTITIES,
+  CREDENTIALS_MIGRATIONS,
+  CredentialsModule,
+  CredentialsService,
+  CredentialStatus,
+  CredentialType,
+} from '@app/credentials';
+import { KeyVaultModule } from '@app/key-vault';
+import { KeyVaultEmulator } from '@app/keyvault-emulator';
+import { createTestDatabase, DATABASE_KINDS, TestOAuthServer, type TestDatabase, type TestDatabaseKind } from '@app/testing';
+import { Registry } from 'prom-client';
+import type { TokenEndpointResponse } from 'oauth4webapi';
+import {
+  OAuthProviderRegistry,
+  OAuthReauthRequiredError,
+  OAuthRefreshEvents,
+  OAuthRefreshFailedError,
+  OAuthRefreshModule,
+  OAuthRefreshService,
+  type OAuthRefreshFailedEvent,
+  type OAuthRefreshModuleOptions,
+} from './index';
+
+const MIN = 60_000;
+const SYSTEM_TENANT = 'system';
+
+/** Every log line, to prove no token is ever logged. */
+class CapturingLogger implements LoggerService {
+  readonly lines: string[] = [];
+  private push(level: string, args: unknown[]) {
+    this.lines.push(`${level} ${args.map((a) => (a instanceof Error ? `${a.message} ${a.stack}` : typeof a === 'string' ? a : JSON.stringify(a))).join(' ')}`);
+  }
+  log(...a: unknown[]) {
+    this.push('log', a);
+  }
+  error(...a: unknown[]) {
+    this.push('error', a);
+  }
+  warn(...a: unknown[]) {
+    this.push('warn', a);
+  }
+  debug(...a: unknown[]) {
+    this.push('debug', a);
+  }
+  verbose(...a: unknown[]) {
+    this.push('verbose', a);
+  }
+}
+
+interface Stack {
+  moduleRef: TestingModule;
+  oauth: OAuthRefreshService;
+  credentials: CredentialsService;
+  audit: AuditService;
+  events: Array<{ name: string; payload: unknown }>;
+}
+
+/** One "replica": its own Nest app, credential cache, lock instance and DB pool, on a shared database. */
+async function buildStack(
+  db: TestDatabase,
+  emu: KeyVaultEmulator,
+  clock: ManualClock,
+  logger: LoggerService,
+  oauthOptions: OAuthRefreshModuleOptions,
+  style: 'forRoot' | 'forRootAsync' = 'forRoot',
+): Promise<Stack> {
+  const moduleRef = await Test.createTestingModule({
+    imports: [
+      TypeOrmModule.forRoot({
+        ...db.options,
+        entities: [...CREDENTIALS_ENTITIES, ...AUDIT_ENTITIES],
+        migrations: [...CREDENTIALS_MIGRATIONS, ...AUDIT_MIGRATIONS],
+        migrationsRun: true,
+        synchronize: false,
+        logging: false,
+      } as never),
+      EventEmitterModule.forRoot({ wildcard: false }),
+      ScheduleModule.forRoot(),
+      KeyVaultModule.forRoot({
+        vaultUrl: emu.vaultUrl,
+        credential: { type: 'static' },
+        tls: { caCertPem: emu.caCertPem },
+        disableChallengeResourceVerification: true,
+        metrics: { registry: new Registry() },
+        resilience: { maxAttempts: 1, pollIntervalMs: 20, breaker: { consecutiveFailures: 1000 } },
+        isGlobal: true,
+      }),
+      AuditModule.forRoot({ retention: { enabled: false }, isGlobal: true }),
+      CredentialsModule.forRoot({ clock, isGlobal: true }),
+      style === 'forRoot'
+        ? OAuthRefreshModule.forRoot({ clock, ...oauthOptions })
+        : OAuthRefreshModule.forRootAsync({ useFactory: async () => ({ clock, ...oauthOptions }) }),
+    ],
+  })
+    .setLogger(logger)
+    .compile();
+  await moduleRef.init();
+  const events: Stack['events'] = [];
+  const emitter = moduleRef.get(EventEmitter2);
+  for (const name of Object.values(OAuthRefreshEvents)) emitter.on(name, (payload: unknown) => events.push({ name, payload }));
+  return {
+    moduleRef,
+    oauth: moduleRef.get(OAuthRefreshService),
+    credentials: moduleRef.get(CredentialsService),
+    audit: moduleRef.get(AuditService),
+    events,
+  };
+}
+
+async function rejection(p: Promise<unknown>): Promise<Error> {
+  try {
+    await p;
+  } catch (e) {
+    return e as Error;
+  }
+  throw new Error('expected the call to fail');
+}
+
+describe.each(DATABASE_KINDS)('OAuthRefreshModule on %s with a real OAuth server', (kind: TestDatabaseKind) => {
+  let emu: KeyVaultEmulator;
+  let db: TestDatabase;
+  let server: TestOAuthServer;
+  let stack: Stack;
+  let clock: ManualClock;
+  const logger = new CapturingLogger();
+  /** Every token the server issued to this suite: none may show up in logs, events, metadata or audit. */
+  const tokens = new Set<string>();
+  const run = randomBytes(3).toString('hex');
+  const ctx: OperationContext = { tenantId: `acme_${run}`, actor: { id: 'user:alice' }, correlationId: 'corr-oauth' };
+  let connectionSeq = 0;
+
+  const remember = (t: TokenEndpointResponse) => {
+    tokens.add(t.access_token);
+    if (t.refresh_token) tokens.add(t.refresh_token);
+    return t;
+  };
+  /** A new connection with tokens from a real authorization-code grant. */
+  const connect = async (integrationId = 'acme-idp') => {
+    const connectionId = `conn-${++connectionSeq}`;
+    const t = remember(await server.authorize());
+    const stored = await stack.oauth.storeOAuthCredentials(ctx, integrationId, connectionId, t);
+    return { connectionId, initial: t, stored };
+  };
+  /** Moves the shared clock so the access token of `stored` is inside its 5-minute window. */
+  const enterWindow = (expiresAt: Date) => clock.set(new Date(expiresAt.getTime() - 2 * MIN));
+  const refreshValue = async (id: string) => (await stack.credentials.get(ctx, id)).value;
+
+  beforeAll(async () => {
+    Logger.overrideLogger(logger);
+    emu = await KeyVaultEmulator.start({ quiet: true, throttle: false });
+    db = await createTestDatabase(kind);
+    server = await TestOAuthServer.start({ accessTokenTtlSeconds: 3600 });
+    clock = new ManualClock(new Date());
+    stack = await buildStack(
+      db,
+      emu,
+      clock,
+      logger,
+      {
+        providers: [
+          // discovery by issuer, secret as a system credential (registered below, before use)
+          { integrationId: 'acme-idp', issuer: server.issuer, clientId: server.clientId, clientSecret: { tenantId: SYSTEM_TENANT, credentialId: '00000000-0000-4000-8000-000000000000' }, allowInsecureRequests: true },
+        ],
+        retry: { maxAttempts: 2, initialDelayMs: 5, maxDelayMs: 20 },
+        proactive: { enabled: false },
+      },
+      kind === 'sqlite' ? 'forRoot' : 'forRootAsync',
+    );
+    // The client secret lives in the vault as a credential of the system tenant; the provider
+    // configuration only references it.
+    const secretMeta = await stack.credentials.store(
+      { tenantId: SYSTEM_TENANT, actor: { id: 'system:setup' } },
+      { integrationId: 'acme-idp', connectionId: 'oauth-client', type: CredentialType.CUSTOM_SECRET, value: server.clientSecret },
+    );
+    stack.moduleRef.get(OAuthProviderRegistry).register({
+      integrationId: 'acme-idp',
+      issuer: server.issuer,
+      clientId: server.clientId,
+      clientSecret: { tenantId: SYSTEM_TENANT, credentialId: secretMeta.id },
+      allowInsecureRequests: true,
+    });
+  });
+
+  afterAll(async () => {
+    await stack?.moduleRef.close();
+    await server?.close();
+    await emu?.stop();
+    await db?.drop();
+    Logger.overrideLogger(new Logger());
+  });
+
+  beforeEach(() => {
+    server.clearFault();
+    server.setRefreshTokenMode('rotate');
+    server.setTokenEndpointDelay(0);
+    clock.set(new Date());
+    server.resetCounters();
+  });
+
+  it('stores the tokens of a real code grant and serves the access token without contacting the provider', async () => {
+    const { connectionId, initial, stored } = await connect();
+    expect(stored.refreshTokenCredentialId).toBeDefined();
+    expect(stored.expiresAt.getTime()).toBe(clock.now().getTime() + 3600_000);
+
+    const got = await stack.oauth.getAccessToken(ctx, 'acme-idp', connectionId);
+    expect(got).toMatchObject({ accessToken: initial.access_token, credentialId: stored.accessTokenCredentialId, version: 1, tokenType: 'bearer' });
+    expect(server.refreshCalls).toBe(0);
+
+    const meta = await stack.credentials.getMetadata(ctx, stored.accessTokenCredentialId);
+    expect(meta).toMatchObject({ type: CredentialType.OAUTH_ACCESS_TOKEN, tags: { 'oauth.scope': 'openid', 'oauth.token_type': 'bearer' } });
+    const refresh = await stack.credentials.get(ctx, stored.refreshTokenCredentialId!);
+    expect(refresh.value).toBe(initial.refresh_token);
+    expect(refresh.metadata.type).toBe(CredentialType.OAUTH_REFRESH_TOKEN);
+  });
+
+  it('refreshes inside the window with rotation: the new refresh token is persisted and the old one is dead at the server', async () => {
+    const { connectionId, initial, stored } = await connect();
+    enterWindow(stored.expiresAt);
+
+    const got = await stack.oauth.getAccessToken(ctx, 'acme-idp', connectionId);
+    tokens.add(got.accessToken);
+    expect(server.refreshCalls).toBe(1);
+    expect(got.accessToken).not.toBe(initial.access_token);
+    expect(got.version).toBe(2);
+    expect(got.expiresAt!.getTime()).toBe(clock.now().getTime() + 3600_000);
+    expect(await server.isAccessTokenActive(got.accessToken)).toBe(true);
+
+    const newRefresh = await refreshValue(stored.refreshTokenCredentialId!);
+    tokens.add(newRefresh);
+    expect(newRefresh).not.toBe(initial.refresh_token);
+    expect((await stack.credentials.getMetadata(ctx, stored.refreshTokenCredentialId!)).version).toBe(2);
+    // Served again from storage: no second call.
+    expect((await stack.oauth.getAccessToken(ctx, 'acme-idp', connectionId)).accessToken).toBe(got.accessToken);
+    expect(server.refreshCalls).toBe(1);
+    // The server rejects the spent refresh token (reuse detection).
+    await expect(server.refreshDirect(initial.refresh_token!)).rejects.toMatchObject({ error: 'invalid_grant' });
+  });
+
+  it('500 concurrent getAccessToken calls on an expiring token make exactly one token-endpoint call', async () => {
+    const { connectionId, stored } = await connect();
+    enterWindow(stored.expiresAt);
+    server.setTokenEndpointDelay(50);
+
+    const results = await Promise.all(Array.from({ length: 500 }, () => stack.oauth.getAccessToken(ctx, 'acme-idp', connectionId)));
+    expect(server.refreshCalls).toBe(1);
+    const distinct = new Set(results.map((r) => r.accessToken));
+    expect(distinct.size).toBe(1);
+    expect(results.every((r) => r.version === 2)).toBe(true);
+    tokens.add(results[0].accessToken);
+  });
+
+  it('keeps serving the old token while the provider is down, then fails with a clear retryable error after expiry', async () => {
+    const { connectionId, initial, stored } = await connect();
+    enterWindow(stored.expiresAt);
+    server.failTokenEndpoint({ kind: 'status', status: 503 });
+
+    const first = await stack.oauth.getAccessToken(ctx, 'acme-idp', connectionId);
+    expect(first.accessToken).toBe(initial.access_token);
+    expect(server.refreshCalls).toBe(2); // maxAttempts, with backoff
+    // Inside the 30 s cooldown: served from storage, the provider is left alone.
+    const second = await stack.oauth.getAccessToken(ctx, 'acme-idp', connectionId);
+    expect(second.accessToken).toBe(initial.access_token);
+    expect(server.refreshCalls).toBe(2);
+
+    server.failTokenEndpoint({ kind: 'drop' });
+    clock.set(new Date(stored.expiresAt.getTime() + 1000));
+    const err = await rejection(stack.oauth.getAccessToken(ctx, 'acme-idp', connectionId));
+    expect(err).toBeInstanceOf(OAuthRefreshFailedError);
+    expect(err).toMatchObject({ codeName: 'REFRESH_FAILED', code: 4003, retryable: true });
+    expect(server.refreshCalls).toBe(4);
+
+    const failed = stack.events.filter((e) => e.name === OAuthRefreshEvents.REFRESH_FAILED).map((e) => e.payload as OAuthRefreshFailedEvent);
+    expect(failed.filter((f) => f.connectionId === connectionId)).toEqual([
+      expect.objectContaining({ reauthRequired: false, retryable: true, httpStatus: 503, consecutiveFailures: 1 }),
+      expect.objectContaining({ reauthRequired: false, retryable: true, consecutiveFailures: 2 }),
+    ]);
+
+    // The provider is back: after the (doubled) cooldown the next call refreshes.
+    server.clearFault();
+    clock.advance(61_000);
+    const recovered = await stack.oauth.getAccessToken(ctx, 'acme-idp', connectionId);
+    tokens.add(recovered.accessToken);
+    expect(recovered.version).toBe(2);
+    expect(server.refreshCalls).toBe(5);
+  });
+
+  it('invalid_grant marks the connection needs_reauth with an event and an audit row, then fails fast until new tokens are stored', async () => {
+    const { connectionId, initial, stored } = await connect();
+    await server.revokeGrantOf(initial.refresh_token!);
+    enterWindow(stored.expiresAt);
+
+    const err = await rejection(stack.oauth.getAccessToken(ctx, 'acme-idp', connectionId));
+    expect(err).toBeInstanceOf(OAuthReauthRequiredError);
+    expect(err).toMatchObject({ code: 4002, codeName: 'REAUTH_REQUIRED', retryable: false });
+    expect(server.refreshCalls).toBe(1); // invalid_grant is not retried
+
+    expect((await stack.credentials.getMetadata(ctx, stored.refreshTokenCredentialId!)).status).toBe(CredentialStatus.NEEDS_REAUTH);
+    const view = (await stack.credentials.listConnections(ctx)).find((c) => c.connectionId === connectionId);
+    expect(view?.status).toBe(ConnectionStatus.NEEDS_REAUTH);
+    expect(stack.events).toContainEqual({
+      name: OAuthRefreshEvents.REFRESH_FAILED,
+      payload: expect.objectContaining({ connectionId, reauthRequired: true, oauthError: 'invalid_grant', errorCode: '4002:REAUTH_REQUIRED' }),
+    });
+    const rows = await stack.audit.query({ tenantId: ctx.tenantId, action: 'refresh', result: AuditResult.FAILURE, resource: stored.accessTokenCredentialId });
+    expect(rows.items).toHaveLength(1);
+    expect(rows.items[0]).toMatchObject({ errorCode: '4002:REAUTH_REQUIRED', actorId: 'user:alice', details: expect.objectContaining({ oauthError: 'invalid_grant' }) });
+
+    // No retry storm: every later call fails fast without reaching the server, even on 401 reports.
+    for (let i = 0; i < 5; i++) await expect(stack.oauth.getAccessToken(ctx, 'acme-idp', connectionId)).rejects.toBeInstanceOf(OAuthReauthRequiredError);
+    await expect(stack.oauth.reportTokenRejected(ctx, 'acme-idp', connectionId)).rejects.toBeInstanceOf(OAuthReauthRequiredError);
+    expect(server.refreshCalls).toBe(1);
+
+    // The user reconnects: new tokens clear the state.
+    const again = remember(await server.authorize());
+    const restored = await stack.oauth.storeOAuthCredentials(ctx, 'acme-idp', connectionId, again);
+    expect(restored.accessTokenCredentialId).toBe(stored.accessTokenCredentialId);
+    expect((await stack.oauth.getAccessToken(ctx, 'acme-idp', connectionId)).accessToken).toBe(again.access_token);
+    expect((await stack.credentials.getMetadata(ctx, stored.refreshTokenCredentialId!)).status).toBe(CredentialStatus.ACTIVE);
+  });
+
+  it('a refresh response without refresh_token keeps the stored refresh token (never wiped)', async () => {
+    const { connectionId, initial, stored } = await connect();
+    server.setRefreshTokenMode('omit');
+    enterWindow(stored.expiresAt);
+
+    const got = await stack.oauth.getAccessToken(ctx, 'acme-idp', connectionId);
+    tokens.add(got.accessToken);
+    expect(server.refreshCalls).toBe(1);
+    expect(got.version).toBe(2);
+    const kept = await stack.credentials.get(ctx, stored.refreshTokenCredentialId!);
+    expect(kept.value).toBe(initial.refresh_token);
+    expect(kept.metadata.version).toBe(1);
+
+    // ...and it keeps working for the next refresh.
+    enterWindow(got.expiresAt!);
+    const next = await stack.oauth.getAccessToken(ctx, 'acme-idp', connectionId);
+    tokens.add(next.accessToken);
+    expect(next.version).toBe(3);
+    expect(server.refreshCalls).toBe(2);
+  });
+
+  it('reportTokenRejected forces exactly one refresh, and does nothing once the rejected token is replaced', async () => {
+    const { connectionId, initial } = await connect();
+
+    const reports = await Promise.all(Array.from({ length: 20 }, () => stack.oauth.reportTokenRejected(ctx, 'acme-idp', connectionId, initial.access_token)));
+    expect(server.refreshCalls).toBe(1);
+    const fresh = reports[0];
+    tokens.add(fresh.accessToken);
+    expect(fresh.accessToken).not.toBe(initial.access_token);
+    expect(reports.every((r) => r.accessToken === fresh.accessToken)).toBe(true);
+
+    // A late report of the old token: already replaced, nothing to do.
+    const late = await stack.oauth.reportTokenRejected(ctx, 'acme-idp', connectionId, initial.access_token);
+    expect(late.accessToken).toBe(fresh.accessToken);
+    expect(server.refreshCalls).toBe(1);
+    // getAccessToken serves the new one (no stale cache).
+    expect((await stack.oauth.getAccessToken(ctx, 'acme-idp', connectionId)).accessToken).toBe(fresh.accessToken);
+  });
+
+  it('the proactive job refreshes every token entering its window in one run, and nothing else', async () => {
+    // Fresh connections only: expire everything older first so they are not in the window.
+    const conns = await Promise.all(Array.from({ length: 5 }, () => connect()));
+    const fresh = await connect();
+    clock.set(new Date(conns[0].stored.expiresAt.getTime() - 2 * MIN));
+    // This one is not entering its window (expires in 30 minutes): the job must leave it alone.
+    await stack.credentials.updateMetadata(ctx, fresh.stored.accessTokenCredentialId, { expiresAt: new Date(clock.now().getTime() + 30 * MIN) });
+    server.resetCounters();
+
+    const result = await stack.oauth.refreshExpiringTokens();
+    expect(result.acquired).toBe(true);
+    for (const c of conns) {
+      const meta = await stack.credentials.getMetadata(ctx, c.stored.accessTokenCredentialId);
+      expect(meta.version).toBe(2);
+      expect(meta.expiresAt!.getTime()).toBeGreaterThan(clock.now().getTime() + 50 * MIN);
+    }
+    expect((await stack.credentials.getMetadata(ctx, fresh.stored.accessTokenCredentialId)).version).toBe(1);
+    // Connections of earlier tests that sit in the window are handled too (one whose grant the
+    // server revoked on refresh-token reuse fails); each gets exactly one token-endpoint call.
+    expect(result.refreshed).toBeGreaterThanOrEqual(5);
+    expect(server.refreshCalls).toBe(result.refreshed + result.failed);
+
+    server.resetCounters();
+    const second = await stack.oauth.refreshExpiringTokens();
+    expect(second.refreshed).toBe(0);
+    expect(server.refreshCalls).toBe(0);
+  });
+
+  it('never puts a token in a log line, an event, a metadata row or an audit row', async () => {
+    expect(tokens.size).toBeGreaterThan(10);
+    const haystacks = [
+      ...logger.lines,
+      ...stack.events.map((e) => JSON.stringify(e)),
+      ...(await stack.audit.query({ tenantId: ctx.tenantId, limit: 500 })).items.map((r) => JSON.stringify(r)),
+      ...(await stack.credentials.list(ctx, { limit: 500 })).items.map((m) => JSON.stringify(m)),
+    ];
+    for (const t of tokens) {
+      for (const h of haystacks) expect(h.includes(t)).toBe(false);
+    }
+  });
+});
+
+describe('OAuthRefreshModule: two replicas on one PostgreSQL', () => {
+  let emu: KeyVaultEmulator;
+  let db: TestDatabase;
+  let server: TestOAuthServer;
+  let a: Stack;
+  let b: Stack;
+  const clock = new ManualClock(new Date());
+  const logger = new CapturingLogger();
+  const ctx: OperationContext = { tenantId: `replicas_${randomBytes(3).toString('hex')}`, actor: { id: 'user:bob' } };
+  let seq = 0;
+
+  const options = (secretId: string): OAuthRefreshModuleOptions => ({
+    providers: [
+      {
+        integrationId: 'acme-idp',
+        tokenEndpoint: `${server.issuer}/token`,
+        clientId: server.clientId,
+        clientAuthMethod: 'client_secret_post',
+        clientSecret: { tenantId: SYSTEM_TENANT, credentialId: secretId },
+        allowInsecureRequests: true,
+      },
+    ],
+    proactive: { enabled: true, cronTime: '0 0 0 1 1 *', batchSize: 2, concurrency: 2 },
+  });
+  const connect = async () => {
+    const connectionId = `r-${++seq}`;
+    const t = await server.authorize();
+    const stored = await a.oauth.storeOAuthCredentials(ctx, 'acme-idp', connectionId, t);
+    return { connectionId, initial: t, stored };
+  };
+
+  beforeAll(async () => {
+    Logger.overrideLogger(logger);
+    emu = await KeyVaultEmulator.start({ quiet: true, throttle: false });
+    db = await createTestDatabase('postgres');
+    server = await TestOAuthServer.start({ accessTokenTtlSeconds: 3600, tokenEndpointAuthMethod: 'client_secret_post' });
+    // Bootstrap once to create the schema and the client-secret credential, then build the replicas.
+    const boot = await buildStack(db, emu, clock, logger, { proactive: { enabled: false } });
+    const secret = await boot.credentials.store(
+      { tenantId: SYSTEM_TENANT, actor: { id: 'system:setup' } },
+      { integrationId: 'acme-idp', connectionId: 'oauth-client', type: CredentialType.CUSTOM_SECRET, value: server.clientSecret },
+    );
+    await boot.moduleRef.close();
+    const opts = options(secret.id);
+    a = await buildStack(db, emu, clock, logger, opts);
+    b = await buildStack(db, emu, clock, logger, opts, 'forRootAsync');
+  });
+
+  afterAll(async () => {
+    await a?.moduleRef.close();
+    await b?.moduleRef.close();
+    await server?.close();
+    await emu?.stop();
+    await db?.drop();
+    Logger.overrideLogger(new Logger());
+  });
+
+  beforeEach(() => {
+    clock.set(new Date());
+    server.setTokenEndpointDelay(0);
+    server.resetCounters();
+  });
+
+  it('concurrent callers on two app instances (separate caches and locks) cause exactly one token-endpoint call', async () => {
+    const { connectionId, initial, stored } = await connect();
+    // Warm both replicas' caches with the old token, then enter the window.
+    expect((await a.oauth.getAccessToken(ctx, 'acme-idp', connectionId)).accessToken).toBe(initial.access_token);
+    expect((await b.oauth.getAccessToken(ctx, 'acme-idp', connectionId)).accessToken).toBe(initial.access_token);
+    clock.set(new Date(stored.expiresAt.getTime() - 2 * MIN));
+    server.setTokenEndpointDelay(100);
+
+    const results = await Promise.all(
+      Array.from({ length: 300 }, (_, i) => (i % 2 ? a : b).oauth.getAccessToken(ctx, 'acme-idp', connectionId)),
+    );
+    expect(server.refreshCalls).toBe(1);
+    expect(new Set(results.map((r) => r.accessToken)).size).toBe(1);
+    expect(results[0].accessToken).not.toBe(initial.access_token);
+    // The replica that did not refresh serves the new token, not its cached old one.
+    expect((await b.oauth.getAccessToken(ctx, 'acme-idp', connectionId)).accessToken).toBe(results[0].accessToken);
+    expect((await a.oauth.getAccessToken(ctx, 'acme-idp', connectionId)).accessToken).toBe(results[0].accessToken);
+    // The rotated refresh token was persisted once: a refresh from the other replica later works.
+    clock.set(new Date(results[0].expiresAt!.getTime() - 2 * MIN));
+    const next = await b.oauth.getAccessToken(ctx, 'acme-idp', connectionId);
+    expect(next.version).toBe(3);
+    expect(server.refreshCalls).toBe(2);
+  });
+
+  it('the proactive job registers a named cron job and runs on one replica at a time', async () => {
+    expect(a.moduleRef.get(SchedulerRegistry).getCronJob('oauth-proactive-refresh')).toBeDefined();
+    const conns = await Promise.all(Array.from({ length: 4 }, () => connect()));
+    clock.set(new Date(conns[0].stored.expiresAt.getTime() - 2 * MIN));
+    server.setTokenEndpointDelay(30);
+
+    const [ra, rb] = await Promise.all([a.oauth.refreshExpiringTokens(), b.oauth.refreshExpiringTokens()]);
+    expect([ra.acquired, rb.acquired].sort()).toEqual([false, true]);
+    const winner = ra.acquired ? ra : rb;
+    expect(winner.refreshed).toBeGreaterThanOrEqual(4);
+    expect(server.refreshCalls).toBe(winner.refreshed);
+    for (const c of conns) expect((await b.credentials.getMetadata(ctx, c.stored.accessTokenCredentialId)).version).toBe(2);
+  });
+});
