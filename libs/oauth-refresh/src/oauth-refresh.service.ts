@@ -93,6 +93,8 @@ type RefreshReason = { trigger: OAuthRefreshTrigger; forced: boolean };
 export class OAuthRefreshService {
   private readonly logger = new Logger(OAuthRefreshService.name);
   private readonly inflight = new Map<string, Promise<AccessTokenResult>>();
+  /** Metadata loads in flight per connection: a burst of callers shares one database read. */
+  private readonly loads = new Map<string, Promise<ConnectionTokens>>();
   private readonly cooldowns: RefreshCooldowns;
 
   constructor(
@@ -131,6 +133,7 @@ export class OAuthRefreshService {
       { timeoutMs: this.options.lockTimeoutMs },
     );
     this.cooldowns.clear(key);
+    this.loads.delete(key); // callers from now on must see the new tokens
     if (!saved.access?.expiresAt) throw new Error('token store returned no access token'); // contract violation
     this.logger.log(`stored OAuth tokens of connection ${connectionId} (tenant ${ctx.tenantId}, integration ${integrationId})`);
     return {
@@ -148,7 +151,7 @@ export class OAuthRefreshService {
       throw new OAuthRefreshValidationError('minValidityMs must be a number of milliseconds ≥ 0', 'minValidityMs');
     }
     const provider = this.registry.get(ctx.tenantId, integrationId);
-    const tokens = await this.store.load(ctx, integrationId, connectionId);
+    const tokens = await this.loadShared(ctx, integrationId, connectionId);
     const access = this.requireUsable(tokens, integrationId, connectionId);
     const now = this.clock.now();
     const needed = minValidityMs ?? effectiveRefreshWindowMs(access, provider.refreshAheadMs);
@@ -169,7 +172,7 @@ export class OAuthRefreshService {
   async reportTokenRejected(ctx: OperationContext, integrationId: string, connectionId: string, rejectedAccessToken?: string): Promise<AccessTokenResult> {
     this.assertArgs(ctx, integrationId, connectionId);
     const provider = this.registry.get(ctx.tenantId, integrationId);
-    const tokens = await this.store.load(ctx, integrationId, connectionId);
+    const tokens = await this.loadShared(ctx, integrationId, connectionId);
     const access = this.requireUsable(tokens, integrationId, connectionId);
     if (rejectedAccessToken !== undefined) {
       const current = await this.serve(ctx, access);
@@ -261,6 +264,7 @@ export class OAuthRefreshService {
       })
       .finally(() => {
         if (this.inflight.get(key) === flight) this.inflight.delete(key);
+        this.loads.delete(key); // a load started before the refresh must not be joined after it
       });
     this.inflight.set(key, flight);
     return flight;
@@ -497,6 +501,23 @@ export class OAuthRefreshService {
   }
 
   // ───────────────────────────── helpers ─────────────────────────────
+
+  /**
+   * `store.load`, shared by callers that arrive while one is in flight: it answers with what the
+   * database held a moment before they called at worst. Local writes (store, refresh) drop the
+   * shared load so no later caller joins a read older than them. The fencing re-read under the lock
+   * never goes through here: it always reads the database itself.
+   */
+  private loadShared(ctx: OperationContext, integrationId: string, connectionId: string): Promise<ConnectionTokens> {
+    const key = connectionKey(ctx.tenantId, integrationId, connectionId);
+    const running = this.loads.get(key);
+    if (running) return running;
+    const load = this.store.load(ctx, integrationId, connectionId).finally(() => {
+      if (this.loads.get(key) === load) this.loads.delete(key);
+    });
+    this.loads.set(key, load);
+    return load;
+  }
 
   private requireUsable(tokens: ConnectionTokens, integrationId: string, connectionId: string): StoredToken {
     const access = tokens.access;

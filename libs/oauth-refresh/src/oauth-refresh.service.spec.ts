@@ -1,0 +1,245 @@
+/**
+ * Unit: the refresh-ahead window, cooldown and backoff logic of OAuthRefreshService, with an
+ * in-memory token store and a scripted token client bound to their DI tokens, and a ManualClock.
+ */
+import { Logger } from '@nestjs/common';
+import { Test } from '@nestjs/testing';
+import { AuditService } from '@app/audit';
+import { InProcessLock, ManualClock, type OperationContext } from '@app/common';
+import { OAuthTokenClient, OAuthTokenSet, TokenEndpointFailure } from './client/oauth-token-client';
+import { OAuthAccessTokenExpiredError, OAuthReauthRequiredError, OAuthRefreshFailedError } from './errors/oauth-refresh.errors';
+import { OAUTH_REFRESH_CLOCK, OAUTH_REFRESH_LOCK, OAUTH_REFRESH_RESOLVED_OPTIONS } from './oauth-refresh.constants';
+import { resolveOAuthRefreshOptions } from './oauth-refresh.options';
+import { OAuthRefreshService } from './oauth-refresh.service';
+import type { ResolvedOAuthProvider } from './providers/oauth-provider.config';
+import { OAuthProviderRegistry } from './providers/oauth-provider.registry';
+import { ConnectionTokens, DueAccessToken, OAuthTokenStore, StoredToken, TokenWrite } from './store/oauth-token-store';
+
+const SEC = 1000;
+const MIN = 60 * SEC;
+
+/** One connection's tokens in memory, with version bookkeeping like the real store. */
+class FakeTokenStore extends OAuthTokenStore {
+  access?: StoredToken & { value: string };
+  refresh?: StoredToken & { value: string };
+  reauthMarks = 0;
+  constructor(private readonly clock: ManualClock) {
+    super();
+  }
+  async load(): Promise<ConnectionTokens> {
+    return { ...(this.access ? { access: { ...this.access } } : {}), ...(this.refresh ? { refresh: { ...this.refresh } } : {}) };
+  }
+  async readValue(_ctx: OperationContext, token: StoredToken): Promise<string> {
+    return token.credentialId === this.access?.credentialId ? this.access.value : this.refresh!.value;
+  }
+  async readClientSecret(): Promise<string> {
+    return 'client-secret';
+  }
+  async save(_c: OperationContext, _i: string, _n: string, access: TokenWrite, refresh?: TokenWrite): Promise<ConnectionTokens> {
+    this.access = this.write(this.access, 'access-id', access);
+    if (refresh) this.refresh = this.write(this.refresh, 'refresh-id', refresh);
+    return this.load();
+  }
+  async rotate(_c: OperationContext, token: StoredToken, write: TokenWrite & { expectedRowVersion: number }): Promise<StoredToken> {
+    const isAccess = token.credentialId === this.access?.credentialId;
+    const next = this.write(isAccess ? this.access : this.refresh, token.credentialId, write);
+    if (isAccess) this.access = next;
+    else this.refresh = next;
+    return { ...next };
+  }
+  async markReauthRequired(): Promise<void> {
+    this.reauthMarks++;
+    if (this.access) this.access.reauthRequired = true;
+    if (this.refresh) this.refresh.reauthRequired = true;
+  }
+  async listDue(before: Date): Promise<DueAccessToken[]> {
+    const a = this.access;
+    return a && !a.reauthRequired && a.expiresAt && a.expiresAt < before
+      ? [{ tenantId: 't1', integrationId: 'idp', connectionId: 'c1', credentialId: a.credentialId, expiresAt: a.expiresAt }]
+      : [];
+  }
+  private write(prev: (StoredToken & { value: string }) | undefined, id: string, w: TokenWrite): StoredToken & { value: string } {
+    return {
+      credentialId: id,
+      value: w.value,
+      version: (prev?.version ?? 0) + 1,
+      rowVersion: (prev?.rowVersion ?? 0) + 1,
+      reauthRequired: false,
+      expiresAt: w.expiresAt,
+      issuedAt: this.clock.now(),
+      tags: { ...(prev?.tags ?? {}), ...(w.tags ?? {}) },
+    };
+  }
+}
+
+/** Answers refresh requests from a script; counts calls. */
+class ScriptedTokenClient extends OAuthTokenClient {
+  calls = 0;
+  script: Array<() => OAuthTokenSet> = [];
+  async refresh(_p: ResolvedOAuthProvider, _rt: string): Promise<OAuthTokenSet> {
+    this.calls++;
+    const next = this.script.shift();
+    if (next) return next();
+    return { accessToken: `at-${this.calls}`, refreshToken: `rt-${this.calls}`, expiresIn: 3600, tokenType: 'bearer' };
+  }
+}
+
+const transient = () => {
+  throw new TokenEndpointFailure('transient', 'HTTP 503', { status: 503 });
+};
+
+describe('OAuthRefreshService (window, cooldown, backoff)', () => {
+  const ctx: OperationContext = { tenantId: 't1', actor: { id: 'user:1' } };
+  let clock: ManualClock;
+  let store: FakeTokenStore;
+  let client: ScriptedTokenClient;
+  let service: OAuthRefreshService;
+  let audited: Array<{ action: string; result: string }>;
+
+  async function setup(overrides: Parameters<typeof resolveOAuthRefreshOptions>[0] = {}) {
+    clock = new ManualClock(new Date('2026-01-01T00:00:00Z'));
+    store = new FakeTokenStore(clock);
+    client = new ScriptedTokenClient();
+    audited = [];
+    const options = resolveOAuthRefreshOptions({
+      providers: [{ integrationId: 'idp', tokenEndpoint: 'https://idp.example/token', clientId: 'cid', clientSecret: { tenantId: 'sys', credentialId: 'x' } }],
+      retry: { maxAttempts: 3, initialDelayMs: 1, maxDelayMs: 2 },
+      proactive: { enabled: false },
+      ...overrides,
+    });
+    const moduleRef = await Test.createTestingModule({
+      providers: [
+        OAuthRefreshService,
+        OAuthProviderRegistry,
+        { provide: OAUTH_REFRESH_RESOLVED_OPTIONS, useValue: options },
+        { provide: OAUTH_REFRESH_LOCK, useValue: new InProcessLock() },
+        { provide: OAUTH_REFRESH_CLOCK, useValue: clock },
+        { provide: OAuthTokenStore, useValue: store },
+        { provide: OAuthTokenClient, useValue: client },
+        { provide: AuditService, useValue: { record: async (e: { action: string; result: string }) => void audited.push(e) } },
+      ],
+    }).compile();
+    service = moduleRef.get(OAuthRefreshService);
+  }
+
+  /** Stores an initial token pair that lives `lifetimeSec`. */
+  const connect = (lifetimeSec = 3600) =>
+    service.storeOAuthCredentials(ctx, 'idp', 'c1', { access_token: 'at-0', refresh_token: 'rt-0', expires_in: lifetimeSec, token_type: 'Bearer' });
+
+  beforeAll(() => Logger.overrideLogger(false));
+  afterAll(() => Logger.overrideLogger(new Logger()));
+  beforeEach(() => setup());
+
+  it('serves the stored token outside the 5-minute window and refreshes once inside it', async () => {
+    await connect(3600);
+    clock.advance(54 * MIN); // 6 minutes left
+    expect((await service.getAccessToken(ctx, 'idp', 'c1')).accessToken).toBe('at-0');
+    expect(client.calls).toBe(0);
+    clock.advance(2 * MIN); // 4 minutes left: inside the window
+    const got = await service.getAccessToken(ctx, 'idp', 'c1');
+    expect(got).toMatchObject({ accessToken: 'at-1', version: 2, expiresAt: new Date(clock.now().getTime() + 3600 * SEC) });
+    expect(client.calls).toBe(1);
+    expect(store.refresh?.value).toBe('rt-1');
+    expect(audited).toEqual([expect.objectContaining({ action: 'refresh', result: 'success' })]);
+  });
+
+  it('uses half the lifetime as the window for tokens shorter than twice the window (no refresh on every call)', async () => {
+    await connect(60); // a 60 s token with a 5-minute window
+    clock.advance(29 * SEC);
+    await service.getAccessToken(ctx, 'idp', 'c1');
+    expect(client.calls).toBe(0);
+    clock.advance(2 * SEC); // 29 s left < 30 s
+    expect((await service.getAccessToken(ctx, 'idp', 'c1')).accessToken).toBe('at-1');
+    expect(client.calls).toBe(1);
+  });
+
+  it('honours minValidityMs and autoRefresh=false', async () => {
+    await connect(3600);
+    clock.advance(40 * MIN); // 20 minutes left
+    expect((await service.getAccessToken(ctx, 'idp', 'c1', { autoRefresh: false, minValidityMs: 30 * MIN })).accessToken).toBe('at-0');
+    expect(client.calls).toBe(0);
+    expect((await service.getAccessToken(ctx, 'idp', 'c1', { minValidityMs: 30 * MIN })).accessToken).toBe('at-1');
+    expect(client.calls).toBe(1);
+
+    clock.advance(61 * MIN); // expired
+    await expect(service.getAccessToken(ctx, 'idp', 'c1', { autoRefresh: false })).rejects.toBeInstanceOf(OAuthAccessTokenExpiredError);
+    expect(client.calls).toBe(1);
+  });
+
+  it('retries transient failures with backoff within one refresh', async () => {
+    await connect(3600);
+    client.script = [transient, transient];
+    clock.advance(58 * MIN);
+    expect((await service.getAccessToken(ctx, 'idp', 'c1')).accessToken).toBe('at-3');
+    expect(client.calls).toBe(3);
+  });
+
+  it('after a failed refresh, cools down 30 s (doubling per failure) and serves the old token while it is valid', async () => {
+    await connect(3600);
+    client.script = Array.from({ length: 6 }, () => transient);
+    clock.advance(56 * MIN); // 4 minutes left
+    expect((await service.getAccessToken(ctx, 'idp', 'c1')).accessToken).toBe('at-0');
+    expect(client.calls).toBe(3);
+
+    clock.advance(29 * SEC); // still cooling down: the provider is not contacted
+    expect((await service.getAccessToken(ctx, 'idp', 'c1')).accessToken).toBe('at-0');
+    expect(client.calls).toBe(3);
+
+    clock.advance(2 * SEC); // 31 s: cooldown over, fails again → 60 s cooldown
+    expect((await service.getAccessToken(ctx, 'idp', 'c1')).accessToken).toBe('at-0');
+    expect(client.calls).toBe(6);
+    clock.advance(59 * SEC);
+    await service.getAccessToken(ctx, 'idp', 'c1');
+    expect(client.calls).toBe(6);
+
+    clock.advance(2 * SEC); // provider back
+    expect((await service.getAccessToken(ctx, 'idp', 'c1')).accessToken).toBe('at-7');
+    expect(client.calls).toBe(7);
+  });
+
+  it('fails with a retryable REFRESH_FAILED once the old token expired during an outage', async () => {
+    await connect(3600);
+    client.script = Array.from({ length: 3 }, () => transient);
+    clock.advance(61 * MIN);
+    const err = await service.getAccessToken(ctx, 'idp', 'c1').catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(OAuthRefreshFailedError);
+    expect(err).toMatchObject({ retryable: true, retryAfter: new Date(clock.now().getTime() + 30 * SEC) });
+    // Cooling down: fails fast without a call.
+    await expect(service.getAccessToken(ctx, 'idp', 'c1')).rejects.toBeInstanceOf(OAuthRefreshFailedError);
+    expect(client.calls).toBe(3);
+  });
+
+  it('invalid_grant is not retried, marks needs_reauth and fails fast afterwards', async () => {
+    await connect(3600);
+    client.script = [
+      () => {
+        throw new TokenEndpointFailure('invalid_grant', 'invalid_grant', { status: 400, oauthError: 'invalid_grant' });
+      },
+    ];
+    clock.advance(58 * MIN);
+    await expect(service.getAccessToken(ctx, 'idp', 'c1')).rejects.toBeInstanceOf(OAuthReauthRequiredError);
+    expect(client.calls).toBe(1);
+    expect(store.reauthMarks).toBe(1);
+    await expect(service.getAccessToken(ctx, 'idp', 'c1')).rejects.toBeInstanceOf(OAuthReauthRequiredError);
+    expect(client.calls).toBe(1);
+    expect(audited).toEqual([expect.objectContaining({ action: 'refresh', result: 'failure', errorCode: '4002:REAUTH_REQUIRED' })]);
+  });
+
+  it('keeps the stored refresh token when the response has none, and falls back to the default lifetime without expires_in', async () => {
+    await setup({ defaultExpiresInSeconds: 1800 });
+    await connect(3600);
+    client.script = [() => ({ accessToken: 'at-x', tokenType: 'bearer' })];
+    clock.advance(58 * MIN);
+    const got = await service.getAccessToken(ctx, 'idp', 'c1');
+    expect(got.expiresAt).toEqual(new Date(clock.now().getTime() + 1800 * SEC));
+    expect(store.refresh).toMatchObject({ value: 'rt-0', version: 1 });
+  });
+
+  it('the proactive run refreshes a token in its window and leaves it alone afterwards', async () => {
+    await connect(3600);
+    clock.advance(57 * MIN);
+    expect(await service.refreshExpiringTokens()).toMatchObject({ acquired: true, scanned: 1, refreshed: 1, failed: 0 });
+    expect(await service.refreshExpiringTokens()).toMatchObject({ acquired: true, scanned: 0, refreshed: 0 });
+    expect(client.calls).toBe(1);
+  });
+});
