@@ -399,6 +399,8 @@ describe.each(DATABASE_KINDS)('OAuthRefreshModule on %s with a real OAuth server
     const second = await stack.oauth.refreshExpiringTokens();
     expect(second.refreshed).toBe(0);
     expect(server.refreshCalls).toBe(0);
+    // proactive.enabled = false in this suite: no cron job was registered.
+    expect(stack.moduleRef.get(SchedulerRegistry).doesExist('cron', 'oauth-proactive-refresh')).toBe(false);
   });
 
   it('never puts a token in a log line, an event, a metadata row or an audit row', async () => {

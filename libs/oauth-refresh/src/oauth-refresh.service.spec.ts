@@ -23,6 +23,8 @@ class FakeTokenStore extends OAuthTokenStore {
   access?: StoredToken & { value: string };
   refresh?: StoredToken & { value: string };
   reauthMarks = 0;
+  /** Make the next N rotations of the refresh token fail (e.g. the vault is throttling). */
+  failRefreshWrites = 0;
   constructor(private readonly clock: ManualClock) {
     super();
   }
@@ -42,6 +44,10 @@ class FakeTokenStore extends OAuthTokenStore {
   }
   async rotate(_c: OperationContext, token: StoredToken, write: TokenWrite & { expectedRowVersion: number }): Promise<StoredToken> {
     const isAccess = token.credentialId === this.access?.credentialId;
+    if (!isAccess && this.failRefreshWrites > 0) {
+      this.failRefreshWrites--;
+      throw new Error('vault unavailable');
+    }
     const next = this.write(isAccess ? this.access : this.refresh, token.credentialId, write);
     if (isAccess) this.access = next;
     else this.refresh = next;
@@ -75,9 +81,12 @@ class FakeTokenStore extends OAuthTokenStore {
 /** Answers refresh requests from a script; counts calls. */
 class ScriptedTokenClient extends OAuthTokenClient {
   calls = 0;
+  /** Refresh tokens presented, in order. */
+  presented: string[] = [];
   script: Array<() => OAuthTokenSet> = [];
-  async refresh(_p: ResolvedOAuthProvider, _rt: string): Promise<OAuthTokenSet> {
+  async refresh(_p: ResolvedOAuthProvider, rt: string): Promise<OAuthTokenSet> {
     this.calls++;
+    this.presented.push(rt);
     const next = this.script.shift();
     if (next) return next();
     return { accessToken: `at-${this.calls}`, refreshToken: `rt-${this.calls}`, expiresIn: 3600, tokenType: 'bearer' };
@@ -233,6 +242,19 @@ describe('OAuthRefreshService (window, cooldown, backoff)', () => {
     const got = await service.getAccessToken(ctx, 'idp', 'c1');
     expect(got.expiresAt).toEqual(new Date(clock.now().getTime() + 1800 * SEC));
     expect(store.refresh).toMatchObject({ value: 'rt-0', version: 1 });
+  });
+
+  it('a rotated refresh token that could not be stored is used by the next attempt (the stored one is spent)', async () => {
+    await connect(3600);
+    store.failRefreshWrites = 1;
+    clock.advance(58 * MIN);
+    // The write failed: the still-valid old access token is served.
+    expect((await service.getAccessToken(ctx, 'idp', 'c1')).accessToken).toBe('at-0');
+    expect(store.refresh).toMatchObject({ value: 'rt-0', version: 1 });
+    // Next attempt presents rt-1 (held in memory), not the spent rt-0, and stores the result.
+    expect((await service.getAccessToken(ctx, 'idp', 'c1')).accessToken).toBe('at-2');
+    expect(client.presented).toEqual(['rt-0', 'rt-1']);
+    expect(store.refresh).toMatchObject({ value: 'rt-2', version: 2 });
   });
 
   it('the proactive run refreshes a token in its window and leaves it alone afterwards', async () => {

@@ -93,6 +93,8 @@ type RefreshReason = { trigger: OAuthRefreshTrigger; forced: boolean };
 export class OAuthRefreshService {
   private readonly logger = new Logger(OAuthRefreshService.name);
   private readonly inflight = new Map<string, Promise<AccessTokenResult>>();
+  /** Rotated refresh tokens the store refused to write, by connection (used by the next attempt). */
+  private readonly unsavedRefreshTokens = new Map<string, { basedOnVersion: number; token: string }>();
   /** Metadata loads in flight per connection: a burst of callers shares one database read. */
   private readonly loads = new Map<string, Promise<ConnectionTokens>>();
   private readonly cooldowns: RefreshCooldowns;
@@ -134,6 +136,7 @@ export class OAuthRefreshService {
     );
     this.cooldowns.clear(key);
     this.loads.delete(key); // callers from now on must see the new tokens
+    this.unsavedRefreshTokens.delete(key);
     if (!saved.access?.expiresAt) throw new Error('token store returned no access token'); // contract violation
     this.logger.log(`stored OAuth tokens of connection ${connectionId} (tenant ${ctx.tenantId}, integration ${integrationId})`);
     return {
@@ -288,7 +291,10 @@ export class OAuthRefreshService {
     if (!refresh) throw new OAuthReauthRequiredError(provider.integrationId, connectionId, 'no refresh token is stored');
 
     const started = Date.now();
-    const refreshToken = await this.store.readValue(ctx, refresh);
+    // A rotated refresh token we could not write last time is the live one (the stored one is spent).
+    const unsaved = this.unsavedRefreshTokens.get(key);
+    const pending = unsaved && unsaved.basedOnVersion === refresh.version ? unsaved.token : undefined;
+    const refreshToken = pending ?? (await this.store.readValue(ctx, refresh));
     const secret = provider.clientSecret ? await this.store.readClientSecret(ctx, provider.clientSecret) : undefined;
     let tokens: OAuthTokenSet;
     let attempts = 0;
@@ -299,11 +305,24 @@ export class OAuthRefreshService {
     }
 
     const now = this.clock.now();
-    const rotated = tokens.refreshToken !== undefined && !sameSecret(tokens.refreshToken, refreshToken);
+    const nextRefreshToken = tokens.refreshToken ?? pending;
+    const rotated = nextRefreshToken !== undefined && (pending !== undefined || !sameSecret(nextRefreshToken, refreshToken));
     let newRefresh: StoredToken | undefined = refresh;
     // 1) The rotated refresh token first: the old one is already spent at the provider.
     if (rotated) {
-      newRefresh = await this.persist(ctx, refresh, { ...this.refreshWrite(tokens, now) }, provider, connectionId);
+      try {
+        newRefresh = await this.persist(ctx, refresh, this.refreshWrite({ ...tokens, refreshToken: nextRefreshToken }, now), provider, connectionId);
+      } catch (e) {
+        // Keep it in memory so the next attempt uses it rather than the spent stored one.
+        this.unsavedRefreshTokens.set(key, { basedOnVersion: refresh.version, token: nextRefreshToken });
+        this.logger.error(`could not store the rotated refresh token of connection ${connectionId} (tenant ${ctx.tenantId}); kept in memory for the next attempt: ${(e as Error).message}`);
+        throw new OAuthRefreshFailedError(
+          `the rotated refresh token of connection "${connectionId}" could not be stored; the next attempt uses it`,
+          { integrationId: provider.integrationId, connectionId, transient: true },
+          { cause: e },
+        );
+      }
+      this.unsavedRefreshTokens.delete(key);
       if (!newRefresh) return this.serveCurrent(ctx, provider.integrationId, connectionId);
     }
     // 2) Then the access token.
