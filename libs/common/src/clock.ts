@@ -6,12 +6,21 @@ import { Injectable } from '@nestjs/common';
  */
 export abstract class Clock {
   abstract now(): Date;
+
+  /** `now()` as epoch milliseconds; hot paths use it to avoid allocating a Date. */
+  nowMs(): number {
+    return this.now().getTime();
+  }
 }
 
 @Injectable()
 export class SystemClock extends Clock {
   now(): Date {
     return new Date();
+  }
+
+  override nowMs(): number {
+    return Date.now();
   }
 }
 

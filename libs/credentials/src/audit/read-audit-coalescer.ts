@@ -9,9 +9,11 @@ const RESOLVED = Promise.resolve();
 interface Pending {
   event: AuditEventInput;
   count: number;
-  firstAt: Date;
-  lastAt: Date;
+  firstAtMs: number;
+  lastAtMs: number;
 }
+
+type Context = AuditEventInput['context'];
 
 /**
  * Hands read events to `AuditService.recordRead`, folding identical successful reads (same tenant,
@@ -28,7 +30,14 @@ interface Pending {
 @Injectable()
 export class ReadAuditCoalescer implements OnModuleDestroy {
   private readonly logger = new Logger(ReadAuditCoalescer.name);
-  private pending = new Map<string, Pending>();
+  /** Context key → resource → the pending folds of that resource (one per action + version; usually one). */
+  private pending = new Map<string, Map<string, Pending[]>>();
+  private pendingCount = 0;
+  /**
+   * The context part of the fold key, computed once per context object (in-process callers often
+   * reuse one; contexts are treated as immutable, as everywhere in the libs).
+   */
+  private readonly contextKeys = new WeakMap<Context, string>();
   private timer?: NodeJS.Timeout;
   private readonly windowMs: number;
   private readonly maxKeys: number;
@@ -47,22 +56,43 @@ export class ReadAuditCoalescer implements OnModuleDestroy {
     if (this.windowMs === 0 || event.result !== AuditResult.SUCCESS || !this.audit.healthy) {
       return this.audit.recordRead(event);
     }
-    const c = event.context;
-    const key = `${c.tenantId}\u0000${c.actor.id}\u0000${c.actor.ip ?? ''}\u0000${c.actor.userAgent ?? ''}\u0000${c.correlationId ?? ''}\u0000${String(event.action)}\u0000${event.resource}\u0000${String(event.details?.version ?? '')}`;
-    const now = this.clock.now();
-    const hit = this.pending.get(key);
-    if (hit) {
-      hit.count++;
-      hit.lastAt = now;
-      return RESOLVED;
+    // This is the warm read path: map lookups on strings that already exist, no allocation on a hit.
+    const ctxKey = this.contextKey(event.context);
+    let byResource = this.pending.get(ctxKey);
+    if (!byResource) {
+      byResource = new Map();
+      this.pending.set(ctxKey, byResource);
     }
-    this.pending.set(key, { event, count: 1, firstAt: now, lastAt: now });
-    if (this.pending.size >= this.maxKeys) return this.flush();
+    let folds = byResource.get(event.resource);
+    if (!folds) {
+      folds = [];
+      byResource.set(event.resource, folds);
+    }
+    const now = this.clock.nowMs();
+    const version = event.details?.version;
+    for (const hit of folds) {
+      if (hit.event.action === event.action && hit.event.details?.version === version) {
+        hit.count++;
+        hit.lastAtMs = now;
+        return RESOLVED;
+      }
+    }
+    folds.push({ event, count: 1, firstAtMs: now, lastAtMs: now });
+    if (++this.pendingCount >= this.maxKeys) return this.flush();
     if (!this.timer) {
       this.timer = setTimeout(() => void this.flush(), this.windowMs);
       this.timer.unref();
     }
     return RESOLVED;
+  }
+
+  private contextKey(c: Context): string {
+    let k = this.contextKeys.get(c);
+    if (k === undefined) {
+      k = `${c.tenantId}\u0000${c.actor.id}\u0000${c.actor.ip ?? ''}\u0000${c.actor.userAgent ?? ''}\u0000${c.correlationId ?? ''}`;
+      this.contextKeys.set(c, k);
+    }
+    return k;
   }
 
   /** Hands every folded event to the audit log now. */
@@ -71,13 +101,19 @@ export class ReadAuditCoalescer implements OnModuleDestroy {
       clearTimeout(this.timer);
       this.timer = undefined;
     }
-    const batch = [...this.pending.values()];
+    const batch = [...this.pending.values()].flatMap((byResource) => [...byResource.values()].flat());
     this.pending = new Map();
+    this.pendingCount = 0;
     for (const p of batch) {
       try {
         await this.audit.recordRead({
           ...p.event,
-          details: { ...p.event.details, reads: p.count, firstReadAt: p.firstAt.toISOString(), lastReadAt: p.lastAt.toISOString() },
+          details: {
+            ...p.event.details,
+            reads: p.count,
+            firstReadAt: new Date(p.firstAtMs).toISOString(),
+            lastReadAt: new Date(p.lastAtMs).toISOString(),
+          },
         });
       } catch (e) {
         this.logger.error(`could not audit ${p.count} read(s) of ${p.event.resource}: ${(e as Error).message}`);
@@ -87,7 +123,7 @@ export class ReadAuditCoalescer implements OnModuleDestroy {
 
   /** Events folded and not yet handed to the audit log. */
   get pendingEvents(): number {
-    return this.pending.size;
+    return this.pendingCount;
   }
 
   async onModuleDestroy(): Promise<void> {
