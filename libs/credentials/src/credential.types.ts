@@ -146,3 +146,26 @@ export interface ConnectionView {
   updatedAt: Date | null;
   credentials: ConnectionCredentialView[];
 }
+
+/** A cross-tenant expiry scan (system jobs only). */
+export interface ExpiringScanQuery {
+  /** Only credentials expiring strictly before this instant. */
+  before: Date;
+  type?: CredentialType;
+  /** Stored statuses to include. @default ['active'] */
+  statuses?: CredentialStatus[];
+  /** Page size, 1..10000. @default 100 */
+  limit?: number;
+  /** Keyset cursor: the last item of the previous page. */
+  after?: { expiresAt: Date; id: string };
+}
+
+/** What a cross-tenant scan returns: enough to act on a credential, never its value. */
+export interface ExpiringCredentialRef {
+  id: string;
+  tenantId: string;
+  integrationId: string;
+  connectionId: string;
+  type: CredentialType;
+  expiresAt: Date;
+}

@@ -398,6 +398,28 @@ describe.each(DATABASE_KINDS)('CredentialsModule on %s (emulator, real KeyVaultP
       expect(emu.stats().byOperation.listSecrets ?? 0).toBe(0);
     });
 
+    it('scans expiring credentials across tenants for system jobs, soonest first, keyset-paged', async () => {
+      const far = new Date(clock.now().getTime() + 10_000 * DAY);
+      const t1: OperationContext = { tenantId: `scan-a-${run}`, actor: { id: 'user:a' } };
+      const t2: OperationContext = { tenantId: `scan-b-${run}`, actor: { id: 'user:b' } };
+      const base = clock.now().getTime() + 5_000 * DAY; // later than every other test's expiry
+      const x = await service.store(t1, { integrationId: 'scan', connectionId: 'x', type: CredentialType.API_KEY, value: secret(), expiresAt: new Date(base + 2) });
+      const y = await service.store(t2, { integrationId: 'scan', connectionId: 'y', type: CredentialType.API_KEY, value: secret(), expiresAt: new Date(base + 1) });
+      const z = await service.store(t2, { integrationId: 'scan', connectionId: 'z', type: CredentialType.CUSTOM_SECRET, value: secret(), expiresAt: new Date(base + 3) });
+      await service.store(t1, { integrationId: 'scan', connectionId: 'late', type: CredentialType.API_KEY, value: secret(), expiresAt: new Date(far.getTime() + DAY) });
+      const revoked = await service.store(t1, { integrationId: 'scan', connectionId: 'r', type: CredentialType.API_KEY, value: secret(), expiresAt: new Date(base) });
+      await service.updateMetadata(t1, revoked.id, { status: CredentialStatus.REVOKED });
+
+      const mine = (refs: { id: string }[]) => refs.filter((r) => [x.id, y.id, z.id, revoked.id].includes(r.id)).map((r) => r.id);
+      const all = await service.scanExpiringAcrossTenants({ before: far, limit: 10_000 });
+      expect(mine(all)).toEqual([y.id, x.id, z.id]); // both tenants, soonest first, revoked excluded
+      expect(all.find((r) => r.id === y.id)).toEqual({ id: y.id, tenantId: t2.tenantId, integrationId: 'scan', connectionId: 'y', type: CredentialType.API_KEY, expiresAt: new Date(base + 1) });
+      expect(mine(await service.scanExpiringAcrossTenants({ before: far, type: CredentialType.CUSTOM_SECRET, limit: 10_000 }))).toEqual([z.id]);
+      const first = await service.scanExpiringAcrossTenants({ before: far, limit: 1, after: { expiresAt: new Date(base + 1), id: y.id } });
+      expect(first.map((r) => r.id)).toEqual([x.id]);
+      expect(await rejection(service.scanExpiringAcrossTenants({ before: far, limit: 0 }))).toBeInstanceOf(CredentialValidationError);
+    });
+
     it('shows the tenant connection view with statuses and masks, from metadata only', async () => {
       const ctxC: OperationContext = { tenantId: `conn-${run}`, actor: { id: 'user:c' } };
       const now = clock.now().getTime();

@@ -22,6 +22,8 @@ import type {
   CredentialVersionInfo,
   CredentialVersionWithValue,
   CredentialWithValue,
+  ExpiringCredentialRef,
+  ExpiringScanQuery,
   ListCredentialsQuery,
   RotateOptions,
   StoreCredentialInput,
@@ -538,6 +540,39 @@ export class CredentialsService {
         .getMany(),
     );
     return rows.map((r) => this.toMetadata(r));
+  }
+
+  /**
+   * For system jobs only (proactive OAuth refresh, expiry monitors): credentials of EVERY tenant whose
+   * expiry is before `before`, soonest first, keyset-paged by (expiresAt, id). Metadata references
+   * only, never values; it takes no OperationContext because no tenant owns the scan — never expose
+   * it to a tenant-facing API.
+   */
+  async scanExpiringAcrossTenants(query: ExpiringScanQuery): Promise<ExpiringCredentialRef[]> {
+    const limit = query.limit ?? 100;
+    if (!Number.isInteger(limit) || limit < 1 || limit > 10_000) throw new CredentialValidationError('limit must be an integer in 1..10000', 'limit');
+    if (!(query.before instanceof Date) || Number.isNaN(query.before.getTime())) throw new CredentialValidationError('before must be a valid Date', 'before');
+    const statuses = query.statuses ?? [CredentialStatus.ACTIVE];
+    const rows = await this.db.read((m) => {
+      const qb = m
+        .createQueryBuilder(CredentialEntity, 'c')
+        .select(['c.id', 'c.tenantId', 'c.integrationId', 'c.connectionId', 'c.type', 'c.expiresAt'])
+        .where('c.status IN (:...statuses)', { statuses })
+        .andWhere('c.expiresAt IS NOT NULL AND c.expiresAt < :before', { before: query.before.getTime() });
+      if (query.type) qb.andWhere('c.type = :type', { type: query.type });
+      if (query.after) {
+        qb.andWhere('(c.expiresAt > :aAt OR (c.expiresAt = :aAt AND c.id > :aId))', { aAt: query.after.expiresAt.getTime(), aId: query.after.id });
+      }
+      return qb.orderBy('c.expiresAt', 'ASC').addOrderBy('c.id', 'ASC').limit(limit).getMany();
+    });
+    return rows.map((r) => ({
+      id: r.id,
+      tenantId: r.tenantId,
+      integrationId: r.integrationId,
+      connectionId: r.connectionId,
+      type: r.type,
+      expiresAt: r.expiresAt!,
+    }));
   }
 
   /** Counts from indexed SQL (GROUP BY on cv_credentials) — never by listing the vault. */

@@ -1,15 +1,13 @@
 import { Injectable } from '@nestjs/common';
-import { OperationContext, TransactionGate, systemContext } from '@app/common';
+import { OperationContext, systemContext } from '@app/common';
 import {
   CredentialConflictError,
-  CredentialEntity,
   CredentialMetadata,
   CredentialNotFoundError,
   CredentialsService,
   CredentialStatus,
   CredentialType,
 } from '@app/credentials';
-import { DataSource } from 'typeorm';
 import type { OAuthClientSecretRef } from '../providers/oauth-provider.config';
 import { ConnectionTokens, DuePageCursor, DueAccessToken, OAuthTokenStore, StaleTokenError, StoredToken, TokenWrite } from './oauth-token-store';
 
@@ -23,14 +21,8 @@ const REAUTH_STATUSES = new Set<string>([CredentialStatus.NEEDS_REAUTH, Credenti
  */
 @Injectable()
 export class CredentialsTokenStore extends OAuthTokenStore {
-  private readonly gate: TransactionGate;
-
-  constructor(
-    private readonly credentials: CredentialsService,
-    private readonly dataSource: DataSource,
-  ) {
+  constructor(private readonly credentials: CredentialsService) {
     super();
-    this.gate = TransactionGate.for(dataSource);
   }
 
   async load(ctx: OperationContext, integrationId: string, connectionId: string): Promise<ConnectionTokens> {
@@ -89,25 +81,15 @@ export class CredentialsTokenStore extends OAuthTokenStore {
     }
   }
 
-  /**
-   * Cross-tenant scan for the proactive job. CredentialsService only lists within one tenant, so
-   * this reads the exported `CredentialEntity` (metadata only, never a value) through the shared
-   * transaction gate.
-   */
+  /** Cross-tenant scan for the proactive job (metadata references only). */
   async listDue(before: Date, limit: number, cursor?: DuePageCursor): Promise<DueAccessToken[]> {
-    const query = () => {
-      const qb = this.dataSource.manager
-        .createQueryBuilder(CredentialEntity, 'c')
-        .select(['c.id', 'c.tenantId', 'c.integrationId', 'c.connectionId', 'c.expiresAt'])
-        .where('c.type = :type AND c.status = :status', { type: CredentialType.OAUTH_ACCESS_TOKEN, status: CredentialStatus.ACTIVE })
-        .andWhere('c.expiresAt IS NOT NULL AND c.expiresAt < :before', { before: before.getTime() });
-      if (cursor) {
-        qb.andWhere('(c.expiresAt > :cAt OR (c.expiresAt = :cAt AND c.id > :cId))', { cAt: cursor.expiresAt.getTime(), cId: cursor.credentialId });
-      }
-      return qb.orderBy('c.expiresAt', 'ASC').addOrderBy('c.id', 'ASC').limit(limit).getMany();
-    };
-    const rows = this.gate.serialises ? await this.gate.exclusive(query) : await query();
-    return rows.map((r) => ({ tenantId: r.tenantId, integrationId: r.integrationId, connectionId: r.connectionId, credentialId: r.id, expiresAt: r.expiresAt! }));
+    const refs = await this.credentials.scanExpiringAcrossTenants({
+      before,
+      type: CredentialType.OAUTH_ACCESS_TOKEN,
+      limit,
+      after: cursor ? { expiresAt: cursor.expiresAt, id: cursor.credentialId } : undefined,
+    });
+    return refs.map((r) => ({ tenantId: r.tenantId, integrationId: r.integrationId, connectionId: r.connectionId, credentialId: r.id, expiresAt: r.expiresAt }));
   }
 
   private async upsert(
