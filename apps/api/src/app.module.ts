@@ -14,6 +14,7 @@ import { HealthModule } from './health/health.module';
 import { AllExceptionsFilter } from './http/all-exceptions.filter';
 import { loggingOptions } from './logging/logging.options';
 import { MetricsController } from './metrics/metrics.controller';
+import { OAuthHttpModule } from './oauth/oauth-http.module';
 import { VaultModule } from './vault/vault.module';
 
 /**
@@ -35,6 +36,7 @@ export class AppModule {
         VaultModule,
         AuthModule,
         CredentialsHttpModule,
+        OAuthHttpModule,
         HealthModule,
       ],
       controllers: [MetricsController],

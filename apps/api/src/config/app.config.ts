@@ -73,6 +73,23 @@ const envSchema = z
     AUDIT_RETENTION_CRON: z.string().min(9).default('0 3 * * *'),
     RATE_LIMIT_PER_MINUTE: int(600, 1, 1_000_000),
 
+    OAUTH_PROVIDERS: z
+      .string()
+      .optional()
+      .transform((s, ctx) => {
+        if (!s) return [] as Record<string, unknown>[];
+        try {
+          return JSON.parse(s) as unknown;
+        } catch {
+          ctx.addIssue({ code: 'custom', message: 'must be a JSON array of provider objects (see the README)' });
+          return z.NEVER;
+        }
+      })
+      .pipe(z.array(z.record(z.string(), z.unknown()))),
+    OAUTH_REFRESH_AHEAD_MS: int(300_000, 0, 86_400_000),
+    OAUTH_PROACTIVE_ENABLED: bool(true),
+    OAUTH_PROACTIVE_CRON: z.string().min(9).default('*/1 * * * *'),
+
     AUTH_JWT_ISSUER: z.string().min(1).optional(),
     AUTH_JWT_AUDIENCE: z.string().min(1).optional(),
     AUTH_JWT_JWKS_URL: z.string().url().optional(),
@@ -128,6 +145,8 @@ export interface AppConfig {
   credentials: { cacheTtlMs: number; cacheMaxStaleMs: number; cacheMaxEntries: number; integrations: string[]; vaultSecretPrefix: string };
   audit: { failClosed: boolean; retention: { enabled: boolean; days: number; cron: string } };
   rateLimit: { perMinute: number };
+  /** Providers are validated by the OAuth lib at start (it knows the rules: issuer or token endpoint, secret refs, ...). */
+  oauth: { providers: Record<string, unknown>[]; refreshAheadMs: number; proactive: { enabled: boolean; cronTime: string } };
   auth: {
     jwt?: JwtAuthConfig;
     apiKeys: ApiKeyEntry[];
@@ -234,6 +253,11 @@ export function loadAppConfig(env: Record<string, string | undefined>, cwd = pro
       retention: { enabled: e.AUDIT_RETENTION_ENABLED, days: e.AUDIT_RETENTION_DAYS, cron: e.AUDIT_RETENTION_CRON },
     },
     rateLimit: { perMinute: e.RATE_LIMIT_PER_MINUTE },
+    oauth: {
+      providers: e.OAUTH_PROVIDERS,
+      refreshAheadMs: e.OAUTH_REFRESH_AHEAD_MS,
+      proactive: { enabled: e.OAUTH_PROACTIVE_ENABLED, cronTime: e.OAUTH_PROACTIVE_CRON },
+    },
     auth: {
       jwt: e.AUTH_JWT_ISSUER
         ? {

@@ -39,10 +39,8 @@ export class AllExceptionsFilter implements ExceptionFilter {
         code: exception.code,
         codeName: exception.codeName,
       };
-      const retryAfterMs = (exception as { retryAfterMs?: number }).retryAfterMs;
-      if (retryAfterMs && status === HttpStatus.SERVICE_UNAVAILABLE) {
-        void reply.header('Retry-After', String(Math.ceil(retryAfterMs / 1000)));
-      }
+      const retryAfterS = retryAfterSeconds(exception);
+      if (retryAfterS !== undefined && status === HttpStatus.SERVICE_UNAVAILABLE) void reply.header('Retry-After', String(retryAfterS));
     } else if (exception instanceof HttpException && isHealthReport(exception.getResponse())) {
       // Terminus' 503: operators and orchestrators read its per-check report, keep it whole.
       void reply.status(exception.getStatus()).send(exception.getResponse());
@@ -66,6 +64,15 @@ export class AllExceptionsFilter implements ExceptionFilter {
     if (requestId) body.requestId = requestId;
     void reply.status(body.statusCode).send(body);
   }
+}
+
+/** Libs say "retry later" as `retryAfterMs` (Key Vault) or `retryAfter: Date` (OAuth cooldown). */
+function retryAfterSeconds(e: CredentialVaultError): number | undefined {
+  const ms = (e as { retryAfterMs?: number }).retryAfterMs;
+  if (typeof ms === 'number' && ms > 0) return Math.ceil(ms / 1000);
+  const at = (e as { retryAfter?: Date }).retryAfter;
+  if (at instanceof Date) return Math.max(1, Math.ceil((at.getTime() - Date.now()) / 1000));
+  return undefined;
 }
 
 function isHealthReport(res: unknown): boolean {

@@ -30,6 +30,19 @@ const BY_CODE: Record<number, HttpStatus> = {
   2006: HttpStatus.INTERNAL_SERVER_ERROR, // metadata points at a missing value: our state is broken
   2007: HttpStatus.INTERNAL_SERVER_ERROR, // ciphertext failed authentication
   2008: HttpStatus.INTERNAL_SERVER_ERROR,
+  4001: HttpStatus.NOT_FOUND, // no OAuth provider registered for the integration
+  4002: HttpStatus.CONFLICT, // connection needs re-authorization by its user
+  4003: HttpStatus.SERVICE_UNAVAILABLE, // refresh failed (retryable ones carry Retry-After)
+  4004: HttpStatus.BAD_REQUEST,
+  4005: HttpStatus.NOT_FOUND,
+  4006: HttpStatus.CONFLICT, // expired and auto-refresh was off
+  4007: HttpStatus.INTERNAL_SERVER_ERROR,
+  4008: HttpStatus.BAD_REQUEST,
+  5001: HttpStatus.BAD_REQUEST,
+  5002: HttpStatus.SERVICE_UNAVAILABLE, // an audit row could not be written: the operation did not happen
+  5003: HttpStatus.SERVICE_UNAVAILABLE, // audit log failing, reads refused (fail-closed)
+  5004: HttpStatus.BAD_REQUEST,
+  5005: HttpStatus.INTERNAL_SERVER_ERROR,
 };
 
 /** Fallback by name suffix for libs that follow the naming convention (e.g. CredentialNotFoundError). */

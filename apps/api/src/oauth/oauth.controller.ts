@@ -1,0 +1,84 @@
+import { Body, Controller, Get, Header, HttpCode, Param, Post, Query } from '@nestjs/common';
+import { ApiBearerAuth, ApiBody, ApiOperation, ApiProperty, ApiPropertyOptional, ApiSecurity, ApiTags } from '@nestjs/swagger';
+import { Type } from 'class-transformer';
+import { IsInt, IsOptional, IsString, Matches, Max, MaxLength, Min } from 'class-validator';
+import type { OperationContext } from '@app/common';
+import { IDENTIFIER_PATTERN } from '@app/credentials';
+import { OAuthRefreshService, OAuthTokenResponse } from '@app/oauth-refresh';
+import { RequireScopes } from '../auth/auth.decorators';
+import { OpContext } from '../auth/operation-context.decorator';
+import { Scope } from '../auth/scopes';
+
+/**
+ * A token endpoint's response after the code grant (RFC 6749 §5.1), for the OpenAPI document only:
+ * providers add their own fields, so the body is not run through the strict global DTO validation;
+ * the OAuth lib validates what it uses and stores nothing else.
+ */
+export class TokenResponseDoc {
+  @ApiProperty() access_token: string;
+  @ApiPropertyOptional() refresh_token?: string;
+  @ApiPropertyOptional({ description: 'Seconds' }) expires_in?: number;
+  @ApiPropertyOptional() refresh_token_expires_in?: number;
+  @ApiPropertyOptional() scope?: string;
+  @ApiPropertyOptional() token_type?: string;
+}
+
+export class TokenRejectedDto {
+  @ApiPropertyOptional({ description: 'The access token the provider refused; if already replaced, nothing is refreshed' })
+  @IsOptional()
+  @IsString()
+  @MaxLength(25_600)
+  accessToken?: string;
+}
+
+export class AccessTokenQueryDto {
+  @ApiPropertyOptional({ description: 'The token must stay valid at least this long (ms)' })
+  @IsOptional()
+  @Type(() => Number)
+  @IsInt()
+  @Min(0)
+  @Max(86_400_000)
+  minValidityMs?: number;
+}
+
+class ConnectionParams {
+  @Matches(IDENTIFIER_PATTERN, { message: '$property must be 1–128 characters of letters, digits and . _ : @ -' })
+  integrationId: string;
+
+  @Matches(IDENTIFIER_PATTERN, { message: '$property must be 1–128 characters of letters, digits and . _ : @ -' })
+  connectionId: string;
+}
+
+/** OAuth connections: store what the code grant gave, hand out access tokens refreshed ahead of expiry. */
+@ApiTags('oauth')
+@ApiBearerAuth()
+@ApiSecurity('api-key')
+@Controller('v1/oauth/connections/:integrationId/:connectionId')
+export class OAuthController {
+  constructor(private readonly oauth: OAuthRefreshService) {}
+
+  @Post('tokens')
+  @RequireScopes(Scope.CREDENTIALS_WRITE)
+  @ApiOperation({ summary: 'Store the tokens of a completed authorization (returns credential ids, never tokens)' })
+  @ApiBody({ type: TokenResponseDoc })
+  store(@OpContext() ctx: OperationContext, @Param() p: ConnectionParams, @Body() body: Record<string, unknown>) {
+    return this.oauth.storeOAuthCredentials(ctx, p.integrationId, p.connectionId, body as unknown as OAuthTokenResponse);
+  }
+
+  @Get('access-token')
+  @RequireScopes(Scope.CREDENTIALS_READ_VALUE)
+  @Header('Cache-Control', 'no-store')
+  @ApiOperation({ summary: 'A valid access token, refreshed first when it is about to expire' })
+  accessToken(@OpContext() ctx: OperationContext, @Param() p: ConnectionParams, @Query() q: AccessTokenQueryDto) {
+    return this.oauth.getAccessToken(ctx, p.integrationId, p.connectionId, { minValidityMs: q.minValidityMs });
+  }
+
+  @Post('token-rejected')
+  @HttpCode(200)
+  @RequireScopes(Scope.CREDENTIALS_READ_VALUE)
+  @Header('Cache-Control', 'no-store')
+  @ApiOperation({ summary: "Report that the provider answered 401 to the token: forces one refresh, returns the new token" })
+  rejected(@OpContext() ctx: OperationContext, @Param() p: ConnectionParams, @Body() body: TokenRejectedDto) {
+    return this.oauth.reportTokenRejected(ctx, p.integrationId, p.connectionId, body.accessToken);
+  }
+}

@@ -1,0 +1,131 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { NestFastifyApplication } from '@nestjs/platform-fastify';
+import { CredentialsService, CredentialType } from '@app/credentials';
+import { OAuthProviderRegistry, resolveOAuthRefreshOptions, resolveProviderConfig } from '@app/oauth-refresh';
+import { createTestDatabase, POSTGRES_URL, TestDatabase, TestOAuthServer } from '@app/testing';
+import { generateApiKey } from '../apps/api/src/auth/api-keys';
+import { createApp } from '../apps/api/src/bootstrap';
+import { ConfigValidationError, loadAppConfig } from '../apps/api/src/config/app.config';
+
+/**
+ * OAuth connections through the host's HTTP API against a real OAuth server (oidc-provider): the
+ * code grant's tokens stored, access tokens handed out, a 401 report forcing exactly one refresh.
+ */
+describe('OAuth connections over HTTP (PostgreSQL, local vault, oidc-provider)', () => {
+  let db: TestDatabase;
+  let dataDir: string;
+  let app: NestFastifyApplication;
+  let base: string;
+  let idp: TestOAuthServer;
+  const key = generateApiKey('acme-app', 'acme', ['credentials:read', 'credentials:read-value', 'credentials:write']);
+  const env = (extra: Record<string, string> = {}) => ({
+    NODE_ENV: 'test',
+    PORT: '0',
+    LOG_LEVEL: 'silent',
+    EMULATOR_PORT: '0',
+    EMULATOR_DATA_DIR: join(dataDir, 'vault'),
+    DATABASE_TYPE: 'postgres',
+    DATABASE_URL: POSTGRES_URL,
+    DATABASE_SCHEMA: (db.options as { schema: string }).schema,
+    AUTH_API_KEYS: JSON.stringify([key.entry]),
+    OAUTH_PROACTIVE_ENABLED: 'false',
+    ...extra,
+  });
+  const call = async (method: string, path: string, body?: unknown) => {
+    const res = await fetch(`${base}${path}`, {
+      method,
+      headers: { 'x-api-key': key.key, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    const text = await res.text();
+    return { status: res.status, body: text ? JSON.parse(text) : undefined, text };
+  };
+
+  beforeAll(async () => {
+    db = await createTestDatabase('postgres');
+    dataDir = mkdtempSync(join(tmpdir(), 'cv-oauth-http-'));
+    idp = await TestOAuthServer.start();
+    app = await createApp(loadAppConfig(env()));
+    base = (await app.getUrl()).replace('[::1]', '127.0.0.1');
+    // The OAuth client secret is itself a credential (of a system tenant), referenced by the provider.
+    const secret = await app.get(CredentialsService).store(
+      { tenantId: 'system', actor: { id: 'system:setup' } },
+      { integrationId: 'idp', connectionId: 'client-secret', type: CredentialType.CUSTOM_SECRET, value: idp.clientSecret },
+    );
+    app.get(OAuthProviderRegistry).register({
+      integrationId: 'idp',
+      issuer: idp.issuer,
+      clientId: idp.clientId,
+      clientSecret: { credentialId: secret.id, tenantId: 'system' },
+      allowInsecureRequests: true, // the test server speaks http on loopback
+    });
+  });
+
+  afterAll(async () => {
+    await app?.close();
+    await idp?.close();
+    await db?.drop();
+    rmSync(dataDir, { recursive: true, force: true });
+  });
+
+  it('stores the code grant tokens, serves the access token without calling the provider, and refreshes once on a 401 report', async () => {
+    const tokens = await idp.authorize('openid');
+    expect(tokens.refresh_token).toBeDefined();
+    const stored = await call('POST', '/v1/oauth/connections/idp/user-42/tokens', tokens);
+    expect(stored.status).toBe(201);
+    expect(stored.text).not.toContain(tokens.access_token);
+    expect(stored.text).not.toContain(tokens.refresh_token!);
+    expect(stored.body.accessTokenCredentialId).toEqual(expect.any(String));
+
+    idp.resetCounters();
+    const first = await call('GET', '/v1/oauth/connections/idp/user-42/access-token');
+    expect(first.status).toBe(200);
+    expect(first.body.accessToken).toBe(tokens.access_token);
+    expect(idp.refreshCalls).toBe(0);
+
+    // The provider API said 401 to that token: 20 callers report it at once → one refresh.
+    const reports = await Promise.all(
+      Array.from({ length: 20 }, () => call('POST', '/v1/oauth/connections/idp/user-42/token-rejected', { accessToken: tokens.access_token })),
+    );
+    expect(reports.every((r) => r.status === 200)).toBe(true);
+    const fresh = reports[0].body.accessToken as string;
+    expect(fresh).not.toBe(tokens.access_token);
+    expect(reports.every((r) => r.body.accessToken === fresh)).toBe(true);
+    expect(idp.refreshCalls).toBe(1);
+    expect((await call('GET', '/v1/oauth/connections/idp/user-42/access-token')).body.accessToken).toBe(fresh);
+    expect(idp.refreshCalls).toBe(1);
+
+    // Both tokens are versioned credentials of the connection; their metadata never shows a token.
+    const listed = await call('GET', '/v1/credentials?integrationId=idp&connectionId=user-42');
+    expect(listed.body.items.map((i: { type: string }) => i.type).sort()).toEqual(['oauth_access_token', 'oauth_refresh_token']);
+    expect(listed.text).not.toContain(fresh);
+  });
+
+  it('answers an integration without a provider with 404 and a stable code, and bad ids with 400', async () => {
+    const r = await call('GET', '/v1/oauth/connections/nobody/c1/access-token');
+    expect(r.status).toBe(404);
+    expect(r.body.code).toBe(4001);
+    expect((await call('GET', '/v1/oauth/connections/bad%20id/c1/access-token')).status).toBe(400);
+    const noToken = await call('POST', '/v1/oauth/connections/idp/c2/tokens', { token_type: 'Bearer' });
+    expect(noToken.status).toBe(400);
+  });
+
+  it('refuses OAUTH_PROVIDERS that is not JSON, and a provider holding a plaintext client secret', () => {
+    expect(() => loadAppConfig(env({ OAUTH_PROVIDERS: '{not json' }))).toThrow(ConfigValidationError);
+    const plaintext = 'plain-client-secret-value';
+    const cfg = loadAppConfig(
+      env({ OAUTH_PROVIDERS: JSON.stringify([{ integrationId: 'x', tokenEndpoint: 'https://idp.example/token', clientId: 'c', clientSecret: plaintext }]) }),
+    );
+    // What the host's OAuthRefreshModule factory hands the lib, validated as its registry does at start.
+    let message = '';
+    try {
+      for (const p of cfg.oauth.providers) resolveProviderConfig(p as never, resolveOAuthRefreshOptions({}));
+    } catch (e) {
+      message = (e as Error).message;
+    }
+    expect(message).toMatch(/clientSecret/);
+    expect(message).not.toContain(plaintext);
+  });
+});
