@@ -1,20 +1,13 @@
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { randomBytes, randomUUID } from 'node:crypto';
-import type { NestFastifyApplication } from '@nestjs/platform-fastify';
 import { getDataSourceToken } from '@nestjs/typeorm';
 import type { DataSource } from 'typeorm';
-import { createTestDatabase, DATABASE_KINDS, POSTGRES_URL, TestDatabase } from '@app/testing';
+import { DATABASE_KINDS } from '@app/testing';
 import { generateApiKey } from '../apps/api/src/auth/api-keys';
-import { createApp } from '../apps/api/src/bootstrap';
-import { loadAppConfig } from '../apps/api/src/config/app.config';
+import { startTestHost, TestHost } from './support/host';
 
 /** The tenant-scoped credentials API through real HTTP, a real database and the local vault. */
 describe.each(DATABASE_KINDS)('credentials HTTP API on %s', (kind) => {
-  let db: TestDatabase;
-  let dataDir: string;
-  let app: NestFastifyApplication;
+  let host: TestHost;
   let base: string;
   const admin = generateApiKey('acme-admin', 'acme', ['credentials:read', 'credentials:read-value', 'credentials:write']);
   const reader = generateApiKey('acme-reader', 'acme', ['credentials:read']);
@@ -39,29 +32,15 @@ describe.each(DATABASE_KINDS)('credentials HTTP API on %s', (kind) => {
   };
 
   beforeAll(async () => {
-    db = await createTestDatabase(kind);
-    dataDir = mkdtempSync(join(tmpdir(), 'cv-http-'));
-    const env: Record<string, string> = {
-      NODE_ENV: 'test',
-      PORT: '0',
-      LOG_LEVEL: 'silent',
-      EMULATOR_PORT: '0',
-      EMULATOR_DATA_DIR: join(dataDir, 'vault'),
-      DATABASE_PATH: join(dataDir, 'db.sqlite'),
+    host = await startTestHost(kind, {
       AUTH_API_KEYS: JSON.stringify([admin.entry, reader.entry, other.entry, auditor.entry, acmeRoot.entry]),
       CREDENTIALS_INTEGRATIONS: 'github,slack',
-    };
-    if (kind === 'postgres') {
-      Object.assign(env, { DATABASE_TYPE: 'postgres', DATABASE_URL: POSTGRES_URL, DATABASE_SCHEMA: (db.options as { schema: string }).schema });
-    }
-    app = await createApp(loadAppConfig(env));
-    base = (await app.getUrl()).replace('[::1]', '127.0.0.1');
+    });
+    base = host.baseUrl;
   });
 
   afterAll(async () => {
-    await app?.close();
-    await db?.drop();
-    rmSync(dataDir, { recursive: true, force: true });
+    await host?.close();
   });
 
   it('refuses calls without credentials (401) and with a missing scope (403)', async () => {
@@ -220,7 +199,7 @@ describe.each(DATABASE_KINDS)('credentials HTTP API on %s', (kind) => {
   });
 
   it('never stores a value in plaintext in any database table', async () => {
-    const ds = app.get<DataSource>(getDataSourceToken());
+    const ds = host.app.get<DataSource>(getDataSourceToken());
     const tables = ds.entityMetadatas.map((m) => (m.schema ? `${ds.driver.escape(m.schema)}.` : '') + ds.driver.escape(m.tableName));
     expect(storedValues.length).toBeGreaterThan(5);
     for (const table of tables) {

@@ -1,46 +1,22 @@
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import type { NestFastifyApplication } from '@nestjs/platform-fastify';
-import { createTestDatabase, DATABASE_KINDS, POSTGRES_URL, TestDatabase } from '@app/testing';
-import { createApp } from '../apps/api/src/bootstrap';
-import { AppConfig, loadAppConfig } from '../apps/api/src/config/app.config';
+import { DATABASE_KINDS } from '@app/testing';
 import { EmbeddedVault } from '../apps/api/src/vault/embedded-vault';
+import { startTestHost, TestHost } from './support/host';
 
 /** The reference host booted as `npm start` boots it, on each database, against the embedded vault. */
 describe.each(DATABASE_KINDS)('reference host on %s', (kind) => {
-  let db: TestDatabase;
-  let dataDir: string;
+  let host: TestHost;
   let app: NestFastifyApplication;
   let base: string;
 
   beforeAll(async () => {
-    db = await createTestDatabase(kind);
-    dataDir = mkdtempSync(join(tmpdir(), 'cv-host-'));
-    const env: Record<string, string> = {
-      NODE_ENV: 'test',
-      PORT: '0',
-      LOG_LEVEL: 'silent',
-      EMULATOR_PORT: '0',
-      EMULATOR_DATA_DIR: join(dataDir, 'vault'),
-      DATABASE_PATH: join(dataDir, 'db.sqlite'),
-    };
-    if (kind === 'postgres') {
-      Object.assign(env, {
-        DATABASE_TYPE: 'postgres',
-        DATABASE_URL: POSTGRES_URL,
-        DATABASE_SCHEMA: (db.options as { schema: string }).schema,
-      });
-    }
-    const config: AppConfig = loadAppConfig(env);
-    app = await createApp(config);
-    base = (await app.getUrl()).replace('[::1]', '127.0.0.1');
+    host = await startTestHost(kind);
+    app = host.app;
+    base = host.baseUrl;
   });
 
   afterAll(async () => {
-    await app?.close();
-    await db?.drop();
-    rmSync(dataDir, { recursive: true, force: true });
+    await host?.close();
   });
 
   it('is ready: database and Key Vault both up', async () => {
@@ -104,7 +80,7 @@ describe.each(DATABASE_KINDS)('reference host on %s', (kind) => {
   if (kind === 'sqlite') {
     it('keeps its SQLite file where DATABASE_PATH says', async () => {
       const { existsSync } = await import('node:fs');
-      expect(existsSync(join(dataDir, 'db.sqlite'))).toBe(true);
+      expect(existsSync(host.env.DATABASE_PATH)).toBe(true);
     });
   }
 });

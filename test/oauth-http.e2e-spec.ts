@@ -1,38 +1,19 @@
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import type { NestFastifyApplication } from '@nestjs/platform-fastify';
 import { CredentialsService, CredentialType } from '@app/credentials';
 import { OAuthProviderRegistry, resolveOAuthRefreshOptions, resolveProviderConfig } from '@app/oauth-refresh';
-import { createTestDatabase, POSTGRES_URL, TestDatabase, TestOAuthServer } from '@app/testing';
+import { TestOAuthServer } from '@app/testing';
 import { generateApiKey } from '../apps/api/src/auth/api-keys';
-import { createApp } from '../apps/api/src/bootstrap';
 import { ConfigValidationError, loadAppConfig } from '../apps/api/src/config/app.config';
+import { startTestHost, TestHost } from './support/host';
 
 /**
  * OAuth connections through the host's HTTP API against a real OAuth server (oidc-provider): the
  * code grant's tokens stored, access tokens handed out, a 401 report forcing exactly one refresh.
  */
 describe('OAuth connections over HTTP (PostgreSQL, local vault, oidc-provider)', () => {
-  let db: TestDatabase;
-  let dataDir: string;
-  let app: NestFastifyApplication;
+  let host: TestHost;
   let base: string;
   let idp: TestOAuthServer;
   const key = generateApiKey('acme-app', 'acme', ['credentials:read', 'credentials:read-value', 'credentials:write']);
-  const env = (extra: Record<string, string> = {}) => ({
-    NODE_ENV: 'test',
-    PORT: '0',
-    LOG_LEVEL: 'silent',
-    EMULATOR_PORT: '0',
-    EMULATOR_DATA_DIR: join(dataDir, 'vault'),
-    DATABASE_TYPE: 'postgres',
-    DATABASE_URL: POSTGRES_URL,
-    DATABASE_SCHEMA: (db.options as { schema: string }).schema,
-    AUTH_API_KEYS: JSON.stringify([key.entry]),
-    OAUTH_PROACTIVE_ENABLED: 'false',
-    ...extra,
-  });
   const call = async (method: string, path: string, body?: unknown) => {
     const res = await fetch(`${base}${path}`, {
       method,
@@ -44,11 +25,10 @@ describe('OAuth connections over HTTP (PostgreSQL, local vault, oidc-provider)',
   };
 
   beforeAll(async () => {
-    db = await createTestDatabase('postgres');
-    dataDir = mkdtempSync(join(tmpdir(), 'cv-oauth-http-'));
     idp = await TestOAuthServer.start();
-    app = await createApp(loadAppConfig(env()));
-    base = (await app.getUrl()).replace('[::1]', '127.0.0.1');
+    host = await startTestHost('postgres', { AUTH_API_KEYS: JSON.stringify([key.entry]), OAUTH_PROACTIVE_ENABLED: 'false' });
+    base = host.baseUrl;
+    const app = host.app;
     // The OAuth client secret is itself a credential (of a system tenant), referenced by the provider.
     const secret = await app.get(CredentialsService).store(
       { tenantId: 'system', actor: { id: 'system:setup' } },
@@ -64,10 +44,8 @@ describe('OAuth connections over HTTP (PostgreSQL, local vault, oidc-provider)',
   });
 
   afterAll(async () => {
-    await app?.close();
+    await host?.close();
     await idp?.close();
-    await db?.drop();
-    rmSync(dataDir, { recursive: true, force: true });
   });
 
   it('stores the code grant tokens, serves the access token without calling the provider, and refreshes once on a 401 report', async () => {
@@ -113,11 +91,12 @@ describe('OAuth connections over HTTP (PostgreSQL, local vault, oidc-provider)',
   });
 
   it('refuses OAUTH_PROVIDERS that is not JSON, and a provider holding a plaintext client secret', () => {
-    expect(() => loadAppConfig(env({ OAUTH_PROVIDERS: '{not json' }))).toThrow(ConfigValidationError);
+    expect(() => loadAppConfig({ ...host.env, OAUTH_PROVIDERS: '{not json' })).toThrow(ConfigValidationError);
     const plaintext = 'plain-client-secret-value';
-    const cfg = loadAppConfig(
-      env({ OAUTH_PROVIDERS: JSON.stringify([{ integrationId: 'x', tokenEndpoint: 'https://idp.example/token', clientId: 'c', clientSecret: plaintext }]) }),
-    );
+    const cfg = loadAppConfig({
+      ...host.env,
+      OAUTH_PROVIDERS: JSON.stringify([{ integrationId: 'x', tokenEndpoint: 'https://idp.example/token', clientId: 'c', clientSecret: plaintext }]),
+    });
     // What the host's OAuthRefreshModule factory hands the lib, validated as its registry does at start.
     let message = '';
     try {

@@ -1,0 +1,60 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { NestFastifyApplication } from '@nestjs/platform-fastify';
+import { createApp } from '../../apps/api/src/bootstrap';
+import { loadAppConfig } from '../../apps/api/src/config/app.config';
+import { createTestDatabase, POSTGRES_URL, TestDatabase, TestDatabaseKind } from './database';
+
+export interface TestHost {
+  app: NestFastifyApplication;
+  /** http://127.0.0.1:<port> */
+  baseUrl: string;
+  db: TestDatabase;
+  dataDir: string;
+  /** The environment the host was booted with (to boot a variant). */
+  env: Record<string, string>;
+  close(): Promise<void>;
+}
+
+/**
+ * Boots the reference host exactly as `npm start` does (createApp + loadAppConfig), on a fresh
+ * database of the given kind and its own embedded local vault, on free ports.
+ */
+export async function startTestHost(kind: TestDatabaseKind, extraEnv: Record<string, string> = {}): Promise<TestHost> {
+  const db = await createTestDatabase(kind);
+  const dataDir = mkdtempSync(join(tmpdir(), 'cv-host-'));
+  const env: Record<string, string> = {
+    NODE_ENV: 'test',
+    PORT: '0',
+    LOG_LEVEL: 'silent',
+    EMULATOR_PORT: '0',
+    EMULATOR_DATA_DIR: join(dataDir, 'vault'),
+    DATABASE_PATH: join(dataDir, 'db.sqlite'),
+    ...(kind === 'postgres'
+      ? { DATABASE_TYPE: 'postgres', DATABASE_URL: POSTGRES_URL, DATABASE_SCHEMA: (db.options as { schema: string }).schema }
+      : {}),
+    ...extraEnv,
+  };
+  let app: NestFastifyApplication;
+  try {
+    app = await createApp(loadAppConfig(env));
+  } catch (e) {
+    await db.drop();
+    rmSync(dataDir, { recursive: true, force: true });
+    throw e;
+  }
+  const baseUrl = (await app.getUrl()).replace('[::1]', '127.0.0.1');
+  return {
+    app,
+    baseUrl,
+    db,
+    dataDir,
+    env,
+    close: async () => {
+      await app.close();
+      await db.drop();
+      rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+}
