@@ -1,0 +1,80 @@
+import { createServer, Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { exportJWK, generateKeyPair, SignJWT } from 'jose';
+import { generateApiKey } from '../apps/api/src/auth/api-keys';
+import { startTestHost, TestHost } from './support/host';
+
+/**
+ * Authentication as an operator configures it: JWTs from an issuer's JWKS (served over HTTP here, as
+ * an identity provider would) next to static API keys, and per-client rate limiting.
+ */
+describe('host authentication and rate limiting (SQLite)', () => {
+  let jwks: Server;
+  let jwksUrl: string;
+  let host: TestHost;
+  let sign: (claims: Record<string, unknown>, opts?: { aud?: string; exp?: string }) => Promise<string>;
+  const issuer = 'https://idp.example.test';
+  const audience = 'credential-vault';
+  const apiKey = generateApiKey('acme-ci', 'acme', ['credentials:read']);
+
+  beforeAll(async () => {
+    const { privateKey, publicKey } = await generateKeyPair('ES256');
+    const jwk = { ...(await exportJWK(publicKey)), kid: 'k1', alg: 'ES256', use: 'sig' };
+    jwks = createServer((_req, res) => res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ keys: [jwk] })));
+    await new Promise<void>((r) => jwks.listen(0, '127.0.0.1', r));
+    jwksUrl = `http://127.0.0.1:${(jwks.address() as AddressInfo).port}/jwks`;
+    sign = (claims, opts = {}) =>
+      new SignJWT(claims)
+        .setProtectedHeader({ alg: 'ES256', kid: 'k1' })
+        .setSubject('user-7')
+        .setIssuer(issuer)
+        .setAudience(opts.aud ?? audience)
+        .setIssuedAt()
+        .setExpirationTime(opts.exp ?? '5m')
+        .sign(privateKey);
+    host = await startTestHost('sqlite', {
+      AUTH_JWT_ISSUER: issuer,
+      AUTH_JWT_AUDIENCE: audience,
+      AUTH_JWT_JWKS_URL: jwksUrl,
+      AUTH_API_KEYS: JSON.stringify([apiKey.entry]),
+      RATE_LIMIT_PER_MINUTE: '8',
+    });
+  });
+
+  afterAll(async () => {
+    await host?.close();
+    await new Promise((r) => jwks?.close(r));
+  });
+
+  const get = (path: string, headers: Record<string, string>) => fetch(`${host.baseUrl}${path}`, { headers });
+
+  it('accepts a valid JWT for its tenant and scopes, and refuses a wrong audience, an expired token and a missing scope', async () => {
+    const writer = await sign({ tenant_id: 'acme', scope: 'credentials:write credentials:read' });
+    const created = await fetch(`${host.baseUrl}/v1/credentials`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${writer}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ integrationId: 'jira', connectionId: 'j1', type: 'api_key', value: 'jira-token-0123456789' }),
+    });
+    expect(created.status).toBe(201);
+    expect(((await created.json()) as { createdBy: string }).createdBy).toBe('jwt:user-7');
+
+    expect((await get('/v1/credentials', { authorization: `Bearer ${await sign({ tenant_id: 'acme', scope: 'credentials:read' }, { aud: 'other' })}` })).status).toBe(401);
+    expect((await get('/v1/credentials', { authorization: `Bearer ${await sign({ tenant_id: 'acme', scope: 'credentials:read' }, { exp: '-5m' })}` })).status).toBe(401);
+    const noScope = await get('/v1/credentials', { authorization: `Bearer ${await sign({ tenant_id: 'acme', scope: 'audit:read' })}` });
+    expect(noScope.status).toBe(403);
+    // A token of another tenant sees none of acme's credentials.
+    const globex = await get('/v1/credentials', { authorization: `Bearer ${await sign({ tenant_id: 'globex', scope: 'credentials:read' })}` });
+    expect(((await globex.json()) as { items: unknown[] }).items).toEqual([]);
+  });
+
+  it('limits each client separately and answers 429 past the limit', async () => {
+    const other = await sign({ tenant_id: 'acme', scope: 'credentials:read' });
+    const statuses: number[] = [];
+    for (let i = 0; i < 10; i++) statuses.push((await get('/v1/credentials', { 'x-api-key': apiKey.key })).status);
+    expect(statuses.slice(0, 8).every((s) => s === 200)).toBe(true);
+    expect(statuses.slice(8)).toEqual([429, 429]);
+    // Another client (another JWT subject would too) is not affected; health is never limited.
+    expect((await get('/v1/credentials', { authorization: `Bearer ${other}` })).status).toBe(200);
+    expect((await get('/health/live', {})).status).toBe(200);
+  });
+});
