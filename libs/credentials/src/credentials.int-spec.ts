@@ -683,6 +683,44 @@ describe.each(DATABASE_KINDS)('CredentialsModule on %s (emulator, real KeyVaultP
       expect(denied.items.map((e) => [e.action, e.result])).toEqual([['read', 'denied']]);
     });
 
+    it('leaves exactly the expected audit rows over a whole lifecycle, failures included', async () => {
+      const ctxL: OperationContext = { tenantId: `lifecycle-${run}`, actor: { id: 'user:lc' }, correlationId: 'corr-1' };
+      const meta = await service.store(ctxL, { integrationId: 'audited', connectionId: 'life', type: CredentialType.API_KEY, value: secret() });
+      await service.get(ctxL, meta.id);
+      const rotated = await service.rotate(ctxL, meta.id, secret(), { expectedVersion: meta.rowVersion });
+      await rejection(service.rotate(ctxL, meta.id, secret(), { expectedVersion: meta.rowVersion })); // stale: conflict
+      await service.getVersion(ctxL, meta.id, 1);
+      const tagged = await service.updateMetadata(ctxL, meta.id, { tags: { team: 'core' }, expectedVersion: rotated.rowVersion });
+      await service.rollback(ctxL, meta.id, 1, { expectedVersion: tagged.rowVersion });
+      await service.delete(ctxL, meta.id);
+      await rejection(service.get(ctxL, meta.id)); // deleted: not found
+      await moduleRef.get(ReadAuditCoalescer).flush();
+      await audit.flush();
+
+      const rows = (await audit.query({ tenantId: ctxL.tenantId, order: 'asc', limit: 100 })).items;
+      // Writes are audited in their own transaction, so they appear in operation order.
+      expect(rows.filter((r) => r.action !== 'read').map((r) => [r.action, r.result, r.errorCode ?? null])).toEqual([
+        ['store', 'success', null],
+        ['rotate', 'success', null],
+        ['rotate', 'failure', '2003:CONFLICT'],
+        ['update_metadata', 'success', null],
+        ['rollback', 'success', null],
+        ['delete', 'success', null],
+      ]);
+      // Reads go through the buffer: the two successful reads of version 1 (get, then getVersion) fold
+      // into one row with a count; the read after the delete is a denial (indistinguishable from
+      // another tenant's credential) and is never folded.
+      const reads = rows.filter((r) => r.action === 'read');
+      expect(reads.map((r) => [r.result, r.errorCode ?? null, r.details?.reads ?? null]).sort()).toEqual(
+        [
+          ['denied', '2002:NOT_FOUND', null],
+          ['success', null, 2],
+        ].sort(),
+      );
+      expect(rows.every((r) => r.resource === meta.id && r.actorId === 'user:lc' && r.correlationId === 'corr-1')).toBe(true);
+      expect((await audit.verify({ tenantId: ctxL.tenantId })).valid).toBe(true);
+    });
+
     it('emits domain events with ids and versions, never values', async () => {
       const meta = await service.store(ctxA, { integrationId: 'events', connectionId: 'c', type: CredentialType.API_KEY, value: secret() });
       await service.rotate(ctxA, meta.id, secret());
