@@ -23,8 +23,18 @@ export function percentile(sorted: number[], p: number): number {
 
 export const round = (n: number, d = 2): number => Math.round(n * 10 ** d) / 10 ** d;
 
+/** One load run before summarising: every latency, ascending, and the wall time. */
+export interface RawLoad {
+  ops: number;
+  concurrency: number;
+  errors: number;
+  wallS: number;
+  /** Per-call latencies in ms, sorted ascending. */
+  latencies: number[];
+}
+
 /** Runs `ops` calls of `fn` with `concurrency` workers; an error counts, it does not stop the run. */
-export async function runLoad(ops: number, concurrency: number, fn: (i: number) => Promise<unknown>): Promise<LoadResult> {
+export async function runLoadRaw(ops: number, concurrency: number, fn: (i: number) => Promise<unknown>): Promise<RawLoad> {
   const latencies: number[] = [];
   let errors = 0;
   let next = 0;
@@ -44,15 +54,31 @@ export async function runLoad(ops: number, concurrency: number, fn: (i: number) 
   );
   const wallS = (performance.now() - started) / 1000;
   latencies.sort((a, b) => a - b);
+  return { ops, concurrency, errors, wallS, latencies };
+}
+
+/** Decimals kept in the latency figures (each bench keeps the precision its report has always had). */
+export interface LatencyDigits {
+  /** p50 / p99. @default 3 */
+  percentiles?: number;
+  /** max. @default percentiles */
+  max?: number;
+}
+
+/** p50 / p99 / max of ascending latencies, rounded. */
+export function latencyFigures(sorted: number[], digits: LatencyDigits = {}): Pick<LoadResult, 'p50Ms' | 'p99Ms' | 'maxMs'> {
+  const p = digits.percentiles ?? 3;
   return {
-    ops,
-    concurrency,
-    errors,
-    opsPerSec: round(ops / wallS, 0),
-    p50Ms: round(percentile(latencies, 50), 3),
-    p99Ms: round(percentile(latencies, 99), 3),
-    maxMs: round(latencies[latencies.length - 1] ?? NaN, 3),
+    p50Ms: round(percentile(sorted, 50), p),
+    p99Ms: round(percentile(sorted, 99), p),
+    maxMs: round(sorted[sorted.length - 1] ?? NaN, digits.max ?? p),
   };
+}
+
+/** `runLoadRaw` summarised: throughput and latency percentiles. */
+export async function runLoad(ops: number, concurrency: number, fn: (i: number) => Promise<unknown>, digits?: LatencyDigits): Promise<LoadResult> {
+  const { errors, wallS, latencies } = await runLoadRaw(ops, concurrency, fn);
+  return { ops, concurrency, errors, opsPerSec: round(ops / wallS, 0), ...latencyFigures(latencies, digits) };
 }
 
 export function machineLine(): string {
@@ -71,7 +97,8 @@ export function writeBenchmarkSection(title: string, body: string): string {
   const start = doc.indexOf(`${header}\n`);
   if (start >= 0) {
     const after = doc.indexOf('\n## ', start + header.length);
-    doc = doc.slice(0, start) + section + (after >= 0 ? doc.slice(after + 1) : '');
+    // Keep the blank line before the next section.
+    doc = doc.slice(0, start) + section + (after >= 0 ? `\n${doc.slice(after + 1)}` : '');
   } else {
     doc = doc.replace(/\n*$/, '\n\n') + section;
   }
