@@ -35,6 +35,7 @@ describe.each(DATABASE_KINDS)('credentials HTTP API on %s', (kind) => {
     host = await startTestHost(kind, {
       AUTH_API_KEYS: JSON.stringify([admin.entry, reader.entry, other.entry, auditor.entry, acmeRoot.entry]),
       CREDENTIALS_INTEGRATIONS: 'github,slack',
+      LOG_LEVEL: 'debug', // log everything the host would, then look for values in it
     });
     base = host.baseUrl;
   });
@@ -196,6 +197,17 @@ describe.each(DATABASE_KINDS)('credentials HTTP API on %s', (kind) => {
     expect(verify.body).toMatchObject({ valid: true });
     expect(verify.body.checked).toBeGreaterThan(5);
     expect(JSON.stringify((await call(auditor.key, 'GET', '/v1/audit?limit=500')).body)).not.toMatch(/sk_live_/);
+  });
+
+  it('never writes a value, an API key or a bearer token to the log, even at debug level', async () => {
+    await fetch(`${base}/v1/credentials`, { headers: { 'x-api-key': reader.key, 'x-request-id': 'trace-me-123' } });
+    await new Promise((r) => setTimeout(r, 50));
+    const all = host.logs.join('');
+    // Requests are logged as JSON lines carrying the correlation id the caller sent.
+    expect(host.logs.some((l) => l.includes('"id":"trace-me-123"') && l.includes('"url":"/v1/credentials"'))).toBe(true);
+    expect(all).toContain('stored credential');
+    for (const v of storedValues) expect(all).not.toContain(v);
+    for (const k of [admin, reader, other, auditor, acmeRoot]) expect(all).not.toContain(k.key);
   });
 
   it('never stores a value in plaintext in any database table', async () => {

@@ -6,6 +6,9 @@ import { createApp } from '../../apps/api/src/bootstrap';
 import { loadAppConfig } from '../../apps/api/src/config/app.config';
 import { createTestDatabase, POSTGRES_URL, TestDatabase, TestDatabaseKind } from './database';
 
+const logs: string[] = [];
+const logDestination = { write: (line: string) => void logs.push(line) };
+
 export interface TestHost {
   app: NestFastifyApplication;
   /** http://127.0.0.1:<port> */
@@ -14,6 +17,11 @@ export interface TestHost {
   dataDir: string;
   /** The environment the host was booted with (to boot a variant). */
   env: Record<string, string>;
+  /**
+   * Every line logged by the hosts of this test file (set LOG_LEVEL in extraEnv to log more than
+   * errors). nestjs-pino keeps one root logger per process, so hosts of one file share the list.
+   */
+  logs: string[];
   close(): Promise<void>;
 }
 
@@ -27,7 +35,7 @@ export async function startTestHost(kind: TestDatabaseKind, extraEnv: Record<str
   const env: Record<string, string> = {
     NODE_ENV: 'test',
     PORT: '0',
-    LOG_LEVEL: 'silent',
+    LOG_LEVEL: 'error',
     EMULATOR_PORT: '0',
     EMULATOR_DATA_DIR: join(dataDir, 'vault'),
     DATABASE_PATH: join(dataDir, 'db.sqlite'),
@@ -38,7 +46,7 @@ export async function startTestHost(kind: TestDatabaseKind, extraEnv: Record<str
   };
   let app: NestFastifyApplication;
   try {
-    app = await createApp(loadAppConfig(env));
+    app = await createApp(loadAppConfig(env), { logDestination });
   } catch (e) {
     await db.drop();
     rmSync(dataDir, { recursive: true, force: true });
@@ -51,6 +59,7 @@ export async function startTestHost(kind: TestDatabaseKind, extraEnv: Record<str
     db,
     dataDir,
     env,
+    logs,
     close: async () => {
       await app.close();
       await db.drop();

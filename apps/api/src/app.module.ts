@@ -4,6 +4,7 @@ import { EventEmitterModule } from '@nestjs/event-emitter';
 import { ScheduleModule } from '@nestjs/schedule';
 import { TypeOrmModule } from '@nestjs/typeorm';
 import { LoggerModule } from 'nestjs-pino';
+import type { DestinationStream } from 'pino';
 import { AuthModule } from './auth/auth.module';
 import { APP_CONFIG, AppConfig } from './config/app.config';
 import { AppConfigModule } from './config/config.module';
@@ -23,12 +24,12 @@ import { VaultModule } from './vault/vault.module';
  */
 @Module({})
 export class AppModule {
-  static forRoot(config: AppConfig): DynamicModule {
+  static forRoot(config: AppConfig, options: { logDestination?: DestinationStream } = {}): DynamicModule {
     return {
       module: AppModule,
       imports: [
         AppConfigModule.forRoot(config),
-        LoggerModule.forRootAsync({ inject: [APP_CONFIG], useFactory: loggingOptions }),
+        LoggerModule.forRootAsync({ inject: [APP_CONFIG], useFactory: (c: AppConfig) => loggingOptions(c, options.logDestination) }),
         TypeOrmModule.forRootAsync({ inject: [APP_CONFIG], useFactory: databaseOptions }),
         EventEmitterModule.forRoot({ wildcard: false, delimiter: '.' }),
         ScheduleModule.forRoot(),

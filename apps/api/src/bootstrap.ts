@@ -3,14 +3,15 @@ import { NestFactory } from '@nestjs/core';
 import { FastifyAdapter, NestFastifyApplication } from '@nestjs/platform-fastify';
 import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
 import { Logger } from 'nestjs-pino';
+import type { DestinationStream } from 'pino';
 import { AppModule } from './app.module';
 import { requestIdFor } from './logging/logging.options';
 import type { AppConfig } from './config/app.config';
 
 /** Builds and starts the host. Shared by main.ts and the end-to-end tests, so both boot the same app. */
-export async function createApp(config: AppConfig): Promise<NestFastifyApplication> {
+export async function createApp(config: AppConfig, options: { logDestination?: DestinationStream } = {}): Promise<NestFastifyApplication> {
   const app = await NestFactory.create<NestFastifyApplication>(
-    AppModule.forRoot(config),
+    AppModule.forRoot(config, options),
     // Fastify's own request logging is off: nestjs-pino logs requests with redaction.
     // The body limit sits above Key Vault's 25 KB value limit plus JSON overhead.
     new FastifyAdapter({ logger: false, bodyLimit: 256 * 1024, forceCloseConnections: 'idle', genReqId: requestIdFor }),

@@ -1,6 +1,9 @@
+import { RequestMethod } from '@nestjs/common';
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import type { Params } from 'nestjs-pino';
+import type { DestinationStream } from 'pino';
+import type { Options } from 'pino-http';
 import type { AppConfig } from '../config/app.config';
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
@@ -44,19 +47,26 @@ export function requestIdFor(req: Pick<IncomingMessage, 'headers'>): string {
   return id;
 }
 
-export function loggingOptions(config: AppConfig): Params {
-  return {
-    pinoHttp: {
-      level: config.log.level,
-      genReqId: (req) => (req as IncomingMessage & { id?: string }).id ?? requestIdFor(req),
-      redact: { paths: REDACT_PATHS, censor: '[REDACTED]' },
-      // Health probes and scrapes every few seconds would drown the log.
-      autoLogging: { ignore: (req) => /^\/(health|metrics)/.test(req.url ?? '') },
-      customProps: () => ({ service: 'credential-vault' }),
-      serializers: {
-        req: (req: { id: string; method: string; url: string }) => ({ id: req.id, method: req.method, url: redactQuery(req.url) }),
-      },
+export function loggingOptions(config: AppConfig, destination?: DestinationStream): Params {
+  const options: Options = {
+    level: config.log.level,
+    genReqId: (req) => (req as IncomingMessage & { id?: string }).id ?? requestIdFor(req),
+    redact: { paths: REDACT_PATHS, censor: '[REDACTED]' },
+    // Health probes and scrapes every few seconds would drown the log; failures still show.
+    customLogLevel: (req, res, err) => {
+      if (/^\/(health|metrics)(\/|\?|$)/.test(req.url ?? '') && res.statusCode < 400 && !err) return 'silent';
+      return err || res.statusCode >= 500 ? 'error' : res.statusCode >= 400 ? 'warn' : 'info';
     },
+    customProps: () => ({ service: 'credential-vault' }),
+    serializers: {
+      req: (req: { id: string; method: string; url: string }) => ({ id: req.id, method: req.method, url: redactQuery(req.url) }),
+    },
+  };
+  // Tests pass a destination to read what the host logs; otherwise pino writes JSON lines to stdout.
+  return {
+    pinoHttp: destination ? [options, destination] : options,
+    // nestjs-pino's default route pattern does not reach Fastify routes under Nest 12: name every path.
+    forRoutes: [{ path: '/{*splat}', method: RequestMethod.ALL }],
   };
 }
 
