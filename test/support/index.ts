@@ -1,2 +1,3 @@
 export * from './database';
 export * from './oauth-server';
+export * from './stack';

@@ -5,28 +5,23 @@
  */
 import { randomBytes } from 'node:crypto';
 import { Logger, type LoggerService } from '@nestjs/common';
-import { EventEmitter2, EventEmitterModule } from '@nestjs/event-emitter';
+import { EventEmitter2 } from '@nestjs/event-emitter';
 import { Test, type TestingModule } from '@nestjs/testing';
-import { TypeOrmModule } from '@nestjs/typeorm';
-import { AUDIT_ENTITIES, AUDIT_MIGRATIONS, AUDIT_TABLE, AuditModule, AuditService } from '@app/audit';
+import { AUDIT_TABLE, AuditService } from '@app/audit';
 import { ManualClock, type OperationContext, TransactionGate } from '@app/common';
-import { KeyVaultModule, KeyVaultProvider } from '@app/key-vault';
+import { KeyVaultProvider } from '@app/key-vault';
 import { KeyVaultEmulator } from '@app/keyvault-emulator';
-import { createTestDatabase, DATABASE_KINDS, type TestDatabase } from '@app/testing';
+import { createTestDatabase, credentialsStackImports, DATABASE_KINDS, type TestDatabase } from '@app/testing';
 import forge from 'node-forge';
-import { Registry } from 'prom-client';
 import { DataSource } from 'typeorm';
 import {
   ConnectionStatus,
-  CREDENTIALS_ENTITIES,
-  CREDENTIALS_MIGRATIONS,
   CredentialAlreadyExistsError,
   CredentialCache,
   CredentialConflictError,
   CredentialEvents,
   CredentialIntegrityError,
   CredentialNotFoundError,
-  CredentialsModule,
   CredentialsService,
   CredentialStatus,
   CredentialType,
@@ -130,31 +125,14 @@ describe.each(DATABASE_KINDS)('CredentialsModule on %s (emulator, real KeyVaultP
       integrations: ['github', 'notion'],
     };
     moduleRef = await Test.createTestingModule({
-      imports: [
-        TypeOrmModule.forRoot({
-          ...db.options,
-          entities: [...CREDENTIALS_ENTITIES, ...AUDIT_ENTITIES],
-          migrations: [...CREDENTIALS_MIGRATIONS, ...AUDIT_MIGRATIONS],
-          migrationsRun: true,
-          synchronize: false,
-          logging: false,
-        } as never),
-        EventEmitterModule.forRoot({ wildcard: false }),
-        KeyVaultModule.forRoot({
-          vaultUrl: emu.vaultUrl,
-          credential: { type: 'static' },
-          tls: { caCertPem: emu.caCertPem },
-          disableChallengeResourceVerification: true,
-          metrics: { registry: new Registry() },
-          resilience: { maxAttempts: 1, pollIntervalMs: 20, breaker: { consecutiveFailures: 1000 } },
-          isGlobal: true,
-        }),
-        AuditModule.forRoot({ retention: { enabled: false }, isGlobal: true }),
+      imports: credentialsStackImports({
+        database: db.options,
+        vault: emu,
+        keyVault: { resilience: { maxAttempts: 1, pollIntervalMs: 20, breaker: { consecutiveFailures: 1000 } } },
+        credentials: options,
         // Both registration styles are exercised: forRoot on one database, forRootAsync on the other.
-        kind === 'sqlite'
-          ? CredentialsModule.forRoot(options)
-          : CredentialsModule.forRootAsync({ useFactory: async () => options }),
-      ],
+        credentialsRegistration: kind === 'sqlite' ? 'forRoot' : 'forRootAsync',
+      }),
     })
       .setLogger(logger)
       .compile();

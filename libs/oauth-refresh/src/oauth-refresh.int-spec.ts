@@ -6,25 +6,19 @@
  */
 import { randomBytes } from 'node:crypto';
 import { Logger, type LoggerService } from '@nestjs/common';
-import { EventEmitter2, EventEmitterModule } from '@nestjs/event-emitter';
+import { EventEmitter2 } from '@nestjs/event-emitter';
 import { ScheduleModule, SchedulerRegistry } from '@nestjs/schedule';
 import { Test, type TestingModule } from '@nestjs/testing';
-import { TypeOrmModule } from '@nestjs/typeorm';
-import { AUDIT_ENTITIES, AUDIT_MIGRATIONS, AuditModule, AuditResult, AuditService } from '@app/audit';
+import { AuditResult, AuditService } from '@app/audit';
 import { ManualClock, type OperationContext } from '@app/common';
 import {
   ConnectionStatus,
-  CREDENTIALS_ENTITIES,
-  CREDENTIALS_MIGRATIONS,
-  CredentialsModule,
   CredentialsService,
   CredentialStatus,
   CredentialType,
 } from '@app/credentials';
-import { KeyVaultModule } from '@app/key-vault';
 import { KeyVaultEmulator } from '@app/keyvault-emulator';
-import { createTestDatabase, DATABASE_KINDS, TestOAuthServer, type TestDatabase, type TestDatabaseKind } from '@app/testing';
-import { Registry } from 'prom-client';
+import { createTestDatabase, credentialsStackImports, DATABASE_KINDS, TestOAuthServer, type TestDatabase, type TestDatabaseKind } from '@app/testing';
 import type { TokenEndpointResponse } from 'oauth4webapi';
 import {
   OAuthProviderRegistry,
@@ -82,27 +76,13 @@ async function buildStack(
 ): Promise<Stack> {
   const moduleRef = await Test.createTestingModule({
     imports: [
-      TypeOrmModule.forRoot({
-        ...db.options,
-        entities: [...CREDENTIALS_ENTITIES, ...AUDIT_ENTITIES],
-        migrations: [...CREDENTIALS_MIGRATIONS, ...AUDIT_MIGRATIONS],
-        migrationsRun: true,
-        synchronize: false,
-        logging: false,
-      } as never),
-      EventEmitterModule.forRoot({ wildcard: false }),
-      ScheduleModule.forRoot(),
-      KeyVaultModule.forRoot({
-        vaultUrl: emu.vaultUrl,
-        credential: { type: 'static' },
-        tls: { caCertPem: emu.caCertPem },
-        disableChallengeResourceVerification: true,
-        metrics: { registry: new Registry() },
-        resilience: { maxAttempts: 1, pollIntervalMs: 20, breaker: { consecutiveFailures: 1000 } },
-        isGlobal: true,
+      ...credentialsStackImports({
+        database: db.options,
+        vault: emu,
+        keyVault: { resilience: { maxAttempts: 1, pollIntervalMs: 20, breaker: { consecutiveFailures: 1000 } } },
+        credentials: { clock, isGlobal: true },
       }),
-      AuditModule.forRoot({ retention: { enabled: false }, isGlobal: true }),
-      CredentialsModule.forRoot({ clock, isGlobal: true }),
+      ScheduleModule.forRoot(),
       style === 'forRoot'
         ? OAuthRefreshModule.forRoot({ clock, ...oauthOptions })
         : OAuthRefreshModule.forRootAsync({ useFactory: async () => ({ clock, ...oauthOptions }) }),

@@ -1,0 +1,58 @@
+import type { DynamicModule } from '@nestjs/common';
+import { EventEmitterModule } from '@nestjs/event-emitter';
+import { TypeOrmModule, type TypeOrmModuleOptions } from '@nestjs/typeorm';
+import { AUDIT_ENTITIES, AUDIT_MIGRATIONS, AuditModule, type AuditModuleOptions } from '@app/audit';
+import { CREDENTIALS_ENTITIES, CREDENTIALS_MIGRATIONS, CredentialsModule } from '@app/credentials';
+import { KeyVaultModule, type KeyVaultModuleOptions } from '@app/key-vault';
+import type { KeyVaultEmulator } from '@app/keyvault-emulator';
+import { Registry } from 'prom-client';
+import type { DataSourceOptions } from 'typeorm';
+
+export interface CredentialsStackOptions {
+  /** Where metadata and audit rows go (e.g. `createTestDatabase(kind).options`); both libs' migrations run on it. */
+  database: DataSourceOptions;
+  /** The vault: KeyVaultModule talks to it with the real SDK over HTTPS (static credential, its CA). */
+  vault: KeyVaultEmulator;
+  /** Extra KeyVaultModule options (e.g. `resilience`). */
+  keyVault?: Partial<KeyVaultModuleOptions>;
+  /** Extra AuditModule options. @default retention disabled */
+  audit?: AuditModuleOptions;
+  /** CredentialsModule options, with `isGlobal` (needed when another module of the test injects its services). */
+  credentials?: Parameters<typeof CredentialsModule.forRoot>[0];
+  /** Register CredentialsModule with forRoot or forRootAsync (a factory returning `credentials`). @default 'forRoot' */
+  credentialsRegistration?: 'forRoot' | 'forRootAsync';
+}
+
+/**
+ * The module stack a host wires under CredentialsService, for integration specs and benchmarks:
+ * TypeORM with the credentials + audit entities and migrations, the event emitter, KeyVaultModule
+ * (global, private metrics registry) against the emulator, AuditModule (global) and CredentialsModule.
+ * Add the module under test (OAuthRefreshModule, ScheduleModule, ...) after these imports.
+ */
+export function credentialsStackImports(o: CredentialsStackOptions): DynamicModule[] {
+  const { isGlobal, ...credentials } = o.credentials ?? {};
+  return [
+    TypeOrmModule.forRoot({
+      ...o.database,
+      entities: [...CREDENTIALS_ENTITIES, ...AUDIT_ENTITIES],
+      migrations: [...CREDENTIALS_MIGRATIONS, ...AUDIT_MIGRATIONS],
+      migrationsRun: true,
+      synchronize: false,
+      logging: false,
+    } as TypeOrmModuleOptions),
+    EventEmitterModule.forRoot({ wildcard: false }),
+    KeyVaultModule.forRoot({
+      vaultUrl: o.vault.vaultUrl,
+      credential: { type: 'static' },
+      tls: { caCertPem: o.vault.caCertPem },
+      disableChallengeResourceVerification: true,
+      metrics: { registry: new Registry() },
+      ...o.keyVault,
+      isGlobal: true,
+    }),
+    AuditModule.forRoot({ retention: { enabled: false }, ...o.audit, isGlobal: true }),
+    o.credentialsRegistration === 'forRootAsync'
+      ? CredentialsModule.forRootAsync({ isGlobal: isGlobal ?? false, useFactory: async () => credentials })
+      : CredentialsModule.forRoot({ ...credentials, isGlobal: isGlobal ?? false }),
+  ];
+}
