@@ -13,22 +13,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { Logger, Module } from '@nestjs/common';
-import { EventEmitterModule } from '@nestjs/event-emitter';
 import { Test } from '@nestjs/testing';
-import { TypeOrmModule } from '@nestjs/typeorm';
-import { Registry } from 'prom-client';
-import { AUDIT_ENTITIES, AUDIT_MIGRATIONS, AuditModule, AuditService } from '@app/audit';
+import { AuditService } from '@app/audit';
 import type { OperationContext } from '@app/common';
-import {
-  CREDENTIALS_ENTITIES,
-  CREDENTIALS_MIGRATIONS,
-  CredentialsModule,
-  CredentialsService,
-  CredentialType,
-  ReadAuditCoalescer,
-} from '@app/credentials';
-import { KeyVaultModule } from '@app/key-vault';
+import { CredentialsService, CredentialType, ReadAuditCoalescer } from '@app/credentials';
 import { KeyVaultEmulator } from '@app/keyvault-emulator';
+import { credentialsStackImports } from '@app/testing';
 import { LoadResult, machineLine, runLoad, today, writeBenchmarkSection } from './support/measure';
 
 type Mode = 'no audit (baseline)' | 'audited, folded reads (default)' | 'audited, one row per read';
@@ -48,27 +38,11 @@ const noopFolding = { record: () => Promise.resolve(), flush: async () => undefi
 async function measureMode(mode: Mode, vault: KeyVaultEmulator, dir: string, ops: number, concurrency: number): Promise<LoadResult> {
   const db = join(dir, `${mode.replace(/\W+/g, '-')}-${Date.now()}.sqlite`);
   @Module({
-    imports: [
-      TypeOrmModule.forRoot({
-        type: 'better-sqlite3',
-        database: db,
-        enableWAL: true,
-        entities: [...CREDENTIALS_ENTITIES, ...AUDIT_ENTITIES],
-        migrations: [...CREDENTIALS_MIGRATIONS, ...AUDIT_MIGRATIONS],
-        migrationsRun: true,
-      }),
-      EventEmitterModule.forRoot(),
-      KeyVaultModule.forRoot({
-        vaultUrl: vault.vaultUrl,
-        credential: { type: 'static' },
-        tls: { caCertPem: vault.caCertPem },
-        disableChallengeResourceVerification: true,
-        metrics: { registry: new Registry() },
-        isGlobal: true,
-      }),
-      AuditModule.forRoot({ retention: { enabled: false }, isGlobal: true }),
-      CredentialsModule.forRoot({ readAudit: { coalesceWindowMs: mode === 'audited, one row per read' ? 0 : 1000 } }),
-    ],
+    imports: credentialsStackImports({
+      database: { type: 'better-sqlite3', database: db, enableWAL: true },
+      vault,
+      credentials: { readAudit: { coalesceWindowMs: mode === 'audited, one row per read' ? 0 : 1000 } },
+    }),
   })
   class BenchModule {}
 

@@ -18,21 +18,15 @@ import 'reflect-metadata';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import { Logger, Module } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
-import { EventEmitterModule } from '@nestjs/event-emitter';
-import { TypeOrmModule } from '@nestjs/typeorm';
-import { AUDIT_ENTITIES, AUDIT_MIGRATIONS, AuditModule } from '@app/audit';
 import { ManualClock, type OperationContext } from '@app/common';
-import { CREDENTIALS_ENTITIES, CREDENTIALS_MIGRATIONS, CredentialsModule, CredentialsService, CredentialType } from '@app/credentials';
-import { KeyVaultModule } from '@app/key-vault';
+import { CredentialsService, CredentialType } from '@app/credentials';
 import { KeyVaultEmulator } from '@app/keyvault-emulator';
 import { OAuthProviderRegistry, OAuthRefreshModule, OAuthRefreshService } from '@app/oauth-refresh';
-import { Registry } from 'prom-client';
-import { TestOAuthServer } from '../test/support/oauth-server';
-import { machineLine, percentile, round, today, writeBenchmarkSection } from './support/measure';
+import { credentialsStackImports, TestOAuthServer } from '@app/testing';
+import { latencyFigures, machineLine, runLoadRaw, today, writeBenchmarkSection } from './support/measure';
 
 interface Figure {
   bench: 'oauth-refresh';
@@ -66,26 +60,11 @@ async function main(): Promise<void> {
 
   @Module({
     imports: [
-      TypeOrmModule.forRoot({
-        type: 'better-sqlite3',
-        database: join(dir, 'bench.sqlite'),
-        enableWAL: true,
-        entities: [...CREDENTIALS_ENTITIES, ...AUDIT_ENTITIES],
-        migrations: [...CREDENTIALS_MIGRATIONS, ...AUDIT_MIGRATIONS],
-        migrationsRun: true,
-        logging: false,
+      ...credentialsStackImports({
+        database: { type: 'better-sqlite3', database: join(dir, 'bench.sqlite'), enableWAL: true },
+        vault: emu,
+        credentials: { clock, isGlobal: true },
       }),
-      EventEmitterModule.forRoot(),
-      KeyVaultModule.forRoot({
-        vaultUrl: emu.vaultUrl,
-        credential: { type: 'static' },
-        tls: { caCertPem: emu.caCertPem },
-        disableChallengeResourceVerification: true,
-        metrics: { registry: new Registry() },
-        isGlobal: true,
-      }),
-      AuditModule.forRoot({ retention: { enabled: false }, isGlobal: true }),
-      CredentialsModule.forRoot({ clock, isGlobal: true }),
       OAuthRefreshModule.forRoot({ clock, proactive: { enabled: false } }),
     ],
   })
@@ -111,21 +90,10 @@ async function main(): Promise<void> {
     let seq = 0;
 
     const herd = async (n: number, connectionId: string) => {
-      const latencies: number[] = [];
-      let errors = 0;
-      const results = await Promise.all(
-        Array.from({ length: n }, async () => {
-          const t0 = performance.now();
-          try {
-            return (await oauth.getAccessToken(ctx, 'bench-idp', connectionId)).accessToken;
-          } catch {
-            errors++;
-            return undefined;
-          } finally {
-            latencies.push(performance.now() - t0);
-          }
-        }),
-      );
+      const results: Array<string | undefined> = Array.from({ length: n }, () => undefined);
+      const { latencies, errors } = await runLoadRaw(n, n, async (i) => {
+        results[i] = (await oauth.getAccessToken(ctx, 'bench-idp', connectionId)).accessToken;
+      });
       const counts = new Map<string | undefined, number>();
       for (const r of results) counts.set(r, (counts.get(r) ?? 0) + 1);
       const majority = Math.max(...counts.values());
@@ -161,9 +129,7 @@ async function main(): Promise<void> {
           tokenEndpointCallsPerRound: calls,
           inconsistentResults: inconsistent,
           errors,
-          p50Ms: round(percentile(latencies, 50), 2),
-          p99Ms: round(percentile(latencies, 99), 2),
-          maxMs: round(latencies[latencies.length - 1], 2),
+          ...latencyFigures(latencies, { percentiles: 2 }),
         };
         figures.push(figure);
         console.log(JSON.stringify(figure));
