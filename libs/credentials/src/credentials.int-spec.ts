@@ -4,14 +4,14 @@
  * emulator itself.
  */
 import { randomBytes } from 'node:crypto';
-import { Logger, type LoggerService } from '@nestjs/common';
+import { Logger } from '@nestjs/common';
 import { EventEmitter2 } from '@nestjs/event-emitter';
 import { Test, type TestingModule } from '@nestjs/testing';
 import { AUDIT_TABLE, AuditService } from '@app/audit';
 import { ManualClock, type OperationContext, TransactionGate } from '@app/common';
 import { KeyVaultProvider } from '@app/key-vault';
 import { KeyVaultEmulator } from '@app/keyvault-emulator';
-import { createTestDatabase, credentialsStackImports, DATABASE_KINDS, type TestDatabase } from '@app/testing';
+import { CapturingLogger, createTestDatabase, credentialsStackImports, DATABASE_KINDS, rejection, type TestDatabase } from '@app/testing';
 import forge from 'node-forge';
 import { DataSource } from 'typeorm';
 import {
@@ -39,29 +39,6 @@ import {
 const DAY = 86_400_000;
 const TTL = 60_000;
 
-/** Every log line of the run, to prove no value is ever logged. */
-class CapturingLogger implements LoggerService {
-  readonly lines: string[] = [];
-  private push(level: string, args: unknown[]) {
-    this.lines.push(`${level} ${args.map((a) => (a instanceof Error ? `${a.message} ${a.stack}` : typeof a === 'string' ? a : JSON.stringify(a))).join(' ')}`);
-  }
-  log(...a: unknown[]) {
-    this.push('log', a);
-  }
-  error(...a: unknown[]) {
-    this.push('error', a);
-  }
-  warn(...a: unknown[]) {
-    this.push('warn', a);
-  }
-  debug(...a: unknown[]) {
-    this.push('debug', a);
-  }
-  verbose(...a: unknown[]) {
-    this.push('verbose', a);
-  }
-}
-
 function selfSignedCert(notAfter: Date): string {
   const keys = forge.pki.rsa.generateKeyPair(1024);
   const cert = forge.pki.createCertificate();
@@ -74,15 +51,6 @@ function selfSignedCert(notAfter: Date): string {
   cert.setIssuer(attrs);
   cert.sign(keys.privateKey, forge.md.sha256.create());
   return forge.pki.certificateToPem(cert);
-}
-
-async function rejection(p: Promise<unknown>): Promise<Error> {
-  try {
-    await p;
-  } catch (e) {
-    return e as Error;
-  }
-  throw new Error('expected the call to fail');
 }
 
 describe.each(DATABASE_KINDS)('CredentialsModule on %s (emulator, real KeyVaultProvider, real audit)', (kind) => {

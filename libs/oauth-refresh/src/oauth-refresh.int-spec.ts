@@ -18,7 +18,7 @@ import {
   CredentialType,
 } from '@app/credentials';
 import { KeyVaultEmulator } from '@app/keyvault-emulator';
-import { createTestDatabase, credentialsStackImports, DATABASE_KINDS, TestOAuthServer, type TestDatabase, type TestDatabaseKind } from '@app/testing';
+import { CapturingLogger, createTestDatabase, credentialsStackImports, DATABASE_KINDS, rejection, TestOAuthServer, type TestDatabase, type TestDatabaseKind } from '@app/testing';
 import type { TokenEndpointResponse } from 'oauth4webapi';
 import {
   OAuthProviderRegistry,
@@ -33,29 +33,6 @@ import {
 
 const MIN = 60_000;
 const SYSTEM_TENANT = 'system';
-
-/** Every log line, to prove no token is ever logged. */
-class CapturingLogger implements LoggerService {
-  readonly lines: string[] = [];
-  private push(level: string, args: unknown[]) {
-    this.lines.push(`${level} ${args.map((a) => (a instanceof Error ? `${a.message} ${a.stack}` : typeof a === 'string' ? a : JSON.stringify(a))).join(' ')}`);
-  }
-  log(...a: unknown[]) {
-    this.push('log', a);
-  }
-  error(...a: unknown[]) {
-    this.push('error', a);
-  }
-  warn(...a: unknown[]) {
-    this.push('warn', a);
-  }
-  debug(...a: unknown[]) {
-    this.push('debug', a);
-  }
-  verbose(...a: unknown[]) {
-    this.push('verbose', a);
-  }
-}
 
 interface Stack {
   moduleRef: TestingModule;
@@ -101,15 +78,6 @@ async function buildStack(
     audit: moduleRef.get(AuditService),
     events,
   };
-}
-
-async function rejection(p: Promise<unknown>): Promise<Error> {
-  try {
-    await p;
-  } catch (e) {
-    return e as Error;
-  }
-  throw new Error('expected the call to fail');
 }
 
 describe.each(DATABASE_KINDS)('OAuthRefreshModule on %s with a real OAuth server', (kind: TestDatabaseKind) => {
