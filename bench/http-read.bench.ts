@@ -55,7 +55,7 @@ async function main(): Promise<void> {
       KEY_VAULT_CA_CERT_PATH: vault.caCertPath,
       KEY_VAULT_DISABLE_CHALLENGE_RESOURCE_VERIFICATION: 'true',
       AUTH_API_KEYS: JSON.stringify([key.entry]),
-      RATE_LIMIT_PER_MINUTE: '100000000',
+      RATE_LIMIT_PER_MINUTE: '1000000',
     }),
   );
   const client = new SecretClient(vault.vaultUrl, emulatorCredential(), {
