@@ -17,6 +17,22 @@ const bool = (def: boolean) =>
 const int = (def: number, min: number, max: number) =>
   z.coerce.number().int().min(min).max(max).optional().transform((v) => v ?? def);
 
+/** A variable holding a JSON array (unset = empty); a parse error says `message`, items are validated by `item`. */
+const jsonArray = <T extends z.ZodType>(item: T, message: string) =>
+  z
+    .string()
+    .optional()
+    .transform((s, ctx) => {
+      if (!s) return [];
+      try {
+        return JSON.parse(s) as unknown;
+      } catch {
+        ctx.addIssue({ code: 'custom', message });
+        return z.NEVER;
+      }
+    })
+    .pipe(z.array(item));
+
 const credentialTypes = [
   'default',
   'managed-identity',
@@ -73,19 +89,7 @@ const envSchema = z
     AUDIT_RETENTION_CRON: z.string().min(9).default('0 3 * * *'),
     RATE_LIMIT_PER_MINUTE: int(600, 1, 1_000_000),
 
-    OAUTH_PROVIDERS: z
-      .string()
-      .optional()
-      .transform((s, ctx) => {
-        if (!s) return [] as Record<string, unknown>[];
-        try {
-          return JSON.parse(s) as unknown;
-        } catch {
-          ctx.addIssue({ code: 'custom', message: 'must be a JSON array of provider objects (see the README)' });
-          return z.NEVER;
-        }
-      })
-      .pipe(z.array(z.record(z.string(), z.unknown()))),
+    OAUTH_PROVIDERS: jsonArray(z.record(z.string(), z.unknown()), 'must be a JSON array of provider objects (see the README)'),
     OAUTH_REFRESH_AHEAD_MS: int(300_000, 0, 86_400_000),
     OAUTH_PROACTIVE_ENABLED: bool(true),
     OAUTH_PROACTIVE_CRON: z.string().min(9).default('*/1 * * * *'),
@@ -100,19 +104,7 @@ const envSchema = z
       .default('RS256,PS256,ES256,EdDSA')
       .transform((s) => s.split(',').map((a) => a.trim()).filter(Boolean))
       .pipe(z.array(z.enum(['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA'])).min(1)),
-    AUTH_API_KEYS: z
-      .string()
-      .optional()
-      .transform((s, ctx) => {
-        if (!s) return [] as ApiKeyEntry[];
-        try {
-          return JSON.parse(s) as unknown;
-        } catch {
-          ctx.addIssue({ code: 'custom', message: 'must be a JSON array of {id, tenant, scopes, sha256}' });
-          return z.NEVER;
-        }
-      })
-      .pipe(z.array(apiKeyEntrySchema)),
+    AUTH_API_KEYS: jsonArray(apiKeyEntrySchema, 'must be a JSON array of {id, tenant, scopes, sha256}'),
     AUTH_DEV_API_KEY_FILE: z.string().min(1).default('./data/dev-api-key'),
   });
 

@@ -3,10 +3,9 @@ import { NestFactory } from '@nestjs/core';
 import { TypeOrmModule } from '@nestjs/typeorm';
 import { Command, CommandRunner, Option } from 'nest-commander';
 import { AuditModule, AuditService } from '@app/audit';
-import { loadAppConfig } from '../../../api/src/config/app.config';
+import { APP_CONFIG, loadAppConfig } from '../../../api/src/config/app.config';
 import { AppConfigModule } from '../../../api/src/config/config.module';
 import { databaseOptions } from '../../../api/src/database/database.options';
-import { APP_CONFIG } from '../../../api/src/config/app.config';
 
 /**
  * `cli audit:verify [--tenant t]`: walks the audit hash chains in the host's database (same
