@@ -282,3 +282,26 @@ describe.each(DATABASE_KINDS)('AuditModule registration on %s', (kind) => {
     await expect(startAudit(db, { retention: { enabled: true } }, { schedule: false })).rejects.toThrow(/ScheduleModule\.forRoot/);
   });
 });
+
+describe('AuditModule on a PostgreSQL schema that is not on the search_path', () => {
+  let db: TestDatabase;
+  beforeAll(async () => (db = await createTestDatabase('postgres')));
+  afterAll(async () => db?.drop());
+
+  it('writes, reads and verifies rows in the configured schema (no row lands in another schema)', async () => {
+    // Only `schema` names the place: TypeORM qualifies its own SQL, and the audit log's inserts must too.
+    const h = await startAudit({ ...db, options: { ...db.options, extra: { max: 2 } } as TestDatabase['options'] });
+    try {
+      const t = tenant();
+      await h.audit.record(event(t));
+      await h.audit.recordRead(event(t, { action: AuditAction.READ }));
+      await h.audit.flush();
+      await expect(h.audit.verify({ tenantId: t })).resolves.toMatchObject({ valid: true, checked: 2 });
+      const schema = (db.options as { schema: string }).schema;
+      const [{ n }] = (await h.ds.query(`SELECT count(*)::int AS n FROM "${schema}".cv_audit_log WHERE tenant_id = $1`, [t])) as Array<{ n: number }>;
+      expect(n).toBe(2);
+    } finally {
+      await h.close();
+    }
+  });
+});

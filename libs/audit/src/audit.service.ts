@@ -11,7 +11,6 @@ import { EventEmitter2 } from '@nestjs/event-emitter';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { Clock, SystemClock } from '@app/common';
 import { Brackets, DataSource, EntityManager, MoreThan } from 'typeorm';
-import type { QueryDeepPartialEntity } from 'typeorm/query-builder/QueryPartialEntity';
 import { AUDIT_SUSPICIOUS_ACTIVITY_EVENT, AUDIT_SYSTEM_ACTOR } from './audit.constants';
 import { AUDIT_RESOLVED_OPTIONS } from './audit.module-definition';
 import type { ResolvedAuditOptions } from './audit.options';
@@ -33,10 +32,11 @@ import {
   AuditVerifyFailureReason,
   AuditVerifyResult,
 } from './interfaces/audit-event.interface';
-import { GENESIS_HASH, HashableEntry, computeEntryHash } from './internal/canonical';
+import { GENESIS_HASH, HashableEntry, canonicalJson, computeEntryHash } from './internal/canonical';
 import { ChainWriter, withMaintenance } from './internal/chain-writer';
 import { decodeCursor, encodeCursor } from './internal/cursor';
 import { ReadBuffer } from './internal/read-buffer';
+import { InsertableRow, insertAuditRows } from './internal/row-insert';
 import { sanitiseDetails } from './internal/sanitize-details';
 import { SuspiciousActivityDetector, SuspiciousActivityEvent } from './internal/suspicious-activity.detector';
 
@@ -272,19 +272,21 @@ export class AuditService implements OnModuleInit, BeforeApplicationShutdown {
   /** Appends `events` to the chain of `tenantId`. The caller holds the chain lock. */
   private async append(m: EntityManager, tenantId: string, events: PreparedEvent[], head?: ChainHead | null): Promise<AuditLogEntry[]> {
     let h = head === undefined ? await this.head(m, tenantId) : head;
-    const rows = events.map((e) => {
+    const rows = events.map((e): InsertableRow => {
       const entry: HashableEntry = {
         ...e,
         id: randomUUID(),
         sequence: (h?.sequence ?? 0) + 1,
         previousHash: h?.hash ?? GENESIS_HASH,
       };
-      const row = Object.assign(new AuditLogEntry(), entry, { hash: computeEntryHash(entry) });
+      // Canonical JSON is both what the hash covers and what the details column stores.
+      const detailsJson = e.details === null || e.details === undefined ? null : canonicalJson(e.details);
+      const row = Object.assign(new AuditLogEntry(), entry, { hash: computeEntryHash(entry, detailsJson ?? 'null') });
       h = { sequence: row.sequence, hash: row.hash };
-      return row;
+      return { row, detailsJson };
     });
-    await m.getRepository(AuditLogEntry).insert(rows as QueryDeepPartialEntity<AuditLogEntry>[]);
-    return rows;
+    await insertAuditRows(m, rows);
+    return rows.map((r) => r.row);
   }
 
   private async head(m: EntityManager, tenantId: string): Promise<ChainHead | null> {

@@ -53,6 +53,35 @@ describe('computeEntryHash', () => {
     expect(computeEntryHash(entry())).toBe(h);
   });
 
+  it('is exactly canonicalJson of all fields (the documented format), and accepts precomputed details', () => {
+    const opt = fc.option(fc.string(), { nil: null });
+    const arbitraryEntry = fc.record({
+      id: fc.uuid(),
+      tenantId: fc.string({ minLength: 1 }),
+      sequence: fc.integer({ min: 1, max: Number.MAX_SAFE_INTEGER }),
+      occurredAt: fc.date({ min: new Date(0), max: new Date(8.64e15), noInvalidDate: true }),
+      action: fc.string({ minLength: 1 }),
+      resource: fc.string({ minLength: 1 }),
+      actorId: fc.string({ minLength: 1 }),
+      actorIp: opt,
+      userAgent: opt,
+      result: fc.constantFrom('success', 'failure', 'denied'),
+      errorCode: opt,
+      durationMs: fc.option(fc.integer({ min: 0 }), { nil: null }),
+      correlationId: opt,
+      details: fc.option(fc.dictionary(fc.string(), fc.jsonValue()), { nil: null }),
+      previousHash: fc.string({ unit: fc.constantFrom(...'0123456789abcdef'), minLength: 64, maxLength: 64 }),
+    });
+    fc.assert(
+      fc.property(arbitraryEntry, (e) => {
+        const reference = `cv-audit-v1\n${canonicalJson({ ...e, occurredAt: e.occurredAt.getTime() })}`;
+        expect(canonicalEntry(e)).toBe(reference);
+        expect(canonicalEntry(e, e.details === null ? 'null' : canonicalJson(e.details))).toBe(reference);
+      }),
+    );
+    expect(() => canonicalEntry(entry({ durationMs: Number.NaN }))).toThrow(TypeError);
+  });
+
   it('writes absent optional fields as explicit nulls', () => {
     const s = canonicalEntry(entry());
     for (const f of ['actorIp', 'userAgent', 'errorCode', 'durationMs', 'correlationId', 'details']) {

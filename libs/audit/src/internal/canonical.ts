@@ -6,6 +6,8 @@ export const GENESIS_HASH = '0'.repeat(64);
 /** Prefix of every hashed payload; bump it (and keep the old code path for verify) to change the format. */
 const HASH_FORMAT = 'cv-audit-v1\n';
 
+const q = JSON.stringify;
+
 /**
  * Deterministic JSON: object keys sorted by UTF-16 code unit, no whitespace, `undefined` object
  * members omitted (like JSON), non-finite numbers and other non-JSON values refused. The same value
@@ -52,31 +54,30 @@ export interface HashableEntry {
   previousHash: string;
 }
 
-/** The exact byte string that is hashed for a row: every field present, absent ones as explicit null. */
-export function canonicalEntry(e: HashableEntry): string {
+/**
+ * The exact byte string that is hashed for a row: `canonicalJson` of every field (absent ones as
+ * explicit null), written out directly in sorted key order because it runs once per audit row.
+ * `detailsJson` is `canonicalJson(e.details)` when the caller has it already (it is also the stored text).
+ */
+export function canonicalEntry(e: HashableEntry, detailsJson?: string): string {
+  const opt = (v: string | null | undefined) => (v === null || v === undefined ? 'null' : q(v));
+  const details = detailsJson ?? (e.details === null || e.details === undefined ? 'null' : canonicalJson(e.details));
   return (
-    HASH_FORMAT +
-    canonicalJson({
-      id: e.id,
-      tenantId: e.tenantId,
-      sequence: e.sequence,
-      occurredAt: e.occurredAt.getTime(),
-      action: e.action,
-      resource: e.resource,
-      actorId: e.actorId,
-      actorIp: e.actorIp ?? null,
-      userAgent: e.userAgent ?? null,
-      result: e.result,
-      errorCode: e.errorCode ?? null,
-      durationMs: e.durationMs ?? null,
-      correlationId: e.correlationId ?? null,
-      details: e.details ?? null,
-      previousHash: e.previousHash,
-    })
+    `${HASH_FORMAT}{"action":${q(e.action)},"actorId":${q(e.actorId)},"actorIp":${opt(e.actorIp)},` +
+    `"correlationId":${opt(e.correlationId)},"details":${details},` +
+    `"durationMs":${e.durationMs === null || e.durationMs === undefined ? 'null' : finite(e.durationMs)},` +
+    `"errorCode":${opt(e.errorCode)},"id":${q(e.id)},"occurredAt":${finite(e.occurredAt.getTime())},` +
+    `"previousHash":${q(e.previousHash)},"resource":${q(e.resource)},"result":${q(e.result)},` +
+    `"sequence":${finite(e.sequence)},"tenantId":${q(e.tenantId)},"userAgent":${opt(e.userAgent)}}`
   );
 }
 
+function finite(n: number): string {
+  if (typeof n !== 'number' || !Number.isFinite(n)) throw new TypeError('canonicalEntry: non-finite number');
+  return q(n);
+}
+
 /** SHA-256 (lowercase hex) of the canonical encoding. */
-export function computeEntryHash(e: HashableEntry): string {
-  return createHash('sha256').update(canonicalEntry(e), 'utf8').digest('hex');
+export function computeEntryHash(e: HashableEntry, detailsJson?: string): string {
+  return createHash('sha256').update(canonicalEntry(e, detailsJson), 'utf8').digest('hex');
 }
