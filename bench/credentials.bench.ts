@@ -75,7 +75,7 @@ function writeSection(figures: Figure[], ratio: number, opts: { ops: number; bas
     [
       `Measured ${today()} with \`npm run bench:credentials\` (bench/credentials.bench.ts): \`CredentialsService.get\` through the`,
       'real module stack — KeyVaultModule (official SDK over loopback HTTPS to `KeyVaultEmulator`, throttling off),',
-      `AuditModule (every read audited: identical reads within ${opts.coalesceMs} ms folded into one hash-chained row with a count,`,
+      `AuditModule (every read audited: repeats of a read within ${opts.coalesceMs} ms folded into one hash-chained row with a count,`,
       '`readAudit.coalesceWindowMs`), SQLite metadata —',
       `against \`SecretClient.getSecret\` called directly on the same emulator. ${opts.ops} warm reads and ${opts.baselineOps}`,
       `direct reads at concurrency ${opts.concurrency}, after warm-ups. Client, service and emulator share one Node process.`,

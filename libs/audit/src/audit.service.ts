@@ -227,7 +227,9 @@ export class AuditService implements OnModuleInit, BeforeApplicationShutdown {
   private async flushBuffered(): Promise<void> {
     // Bounded: a steady stream of new reads cannot keep flush() from returning.
     let budget = this.buffer.depth + this.buffer.waiting;
-    while (budget > 0 && this.buffer.depth > 0) {
+    for (let first = true; budget > 0 && this.buffer.depth > 0; first = false) {
+      // SQLite writes are synchronous: give waiting requests an event-loop turn between batches.
+      if (!first) await new Promise((r) => setImmediate(r));
       budget -= await this.flushBatch();
     }
   }

@@ -38,24 +38,51 @@ const read = (resource: string, actor = 'u1', result = AuditResult.SUCCESS, corr
 });
 
 describe('ReadAuditCoalescer', () => {
-  it('folds identical successful reads into one event with a count and time range', async () => {
+  it('hands the first read of a key over at once and folds its repeats within the window into one event', async () => {
     const { coalescer, audit, clock } = await build(1000);
     await coalescer.record(read('c1'));
     clock.advance(10);
     await coalescer.record(read('c1'));
+    clock.advance(5);
     await coalescer.record(read('c1'));
     await coalescer.record(read('c2'));
     await coalescer.record(read('c1', 'u2'));
     await coalescer.record(read('c1', 'u1', AuditResult.SUCCESS, 'other-request'));
-    expect(audit.reads).toHaveLength(0);
-    await coalescer.flush();
-    expect(audit.reads.map((r) => [r.resource, r.context.actor.id, r.details?.reads])).toEqual([
-      ['c1', 'u1', 3],
-      ['c2', 'u1', 1],
-      ['c1', 'u2', 1],
-      ['c1', 'u1', 1],
+    // Every distinct read is recorded immediately, as an ordinary read event.
+    expect(audit.reads.map((r) => [r.resource, r.context.actor.id, r.context.correlationId, r.details?.reads])).toEqual([
+      ['c1', 'u1', undefined, undefined],
+      ['c2', 'u1', undefined, undefined],
+      ['c1', 'u2', undefined, undefined],
+      ['c1', 'u1', 'other-request', undefined],
     ]);
-    expect(audit.reads[0].details).toMatchObject({ version: 1, firstReadAt: '2030-01-01T00:00:00.000Z', lastReadAt: '2030-01-01T00:00:00.010Z' });
+    await coalescer.flush();
+    // The two repeats of c1 by u1 become one more event: nothing is lost, nothing is counted twice.
+    expect(audit.reads).toHaveLength(5);
+    expect(audit.reads[4]).toMatchObject({ resource: 'c1', context: { actor: { id: 'u1' } } });
+    expect(audit.reads[4].details).toEqual({
+      version: 1,
+      reads: 2,
+      firstReadAt: '2030-01-01T00:00:00.010Z',
+      lastReadAt: '2030-01-01T00:00:00.015Z',
+    });
+    // A new window starts: the next read is handed over at once again.
+    await coalescer.record(read('c1'));
+    expect(audit.reads).toHaveLength(6);
+    await coalescer.flush();
+    expect(audit.reads).toHaveLength(6);
+  });
+
+  it('folds a different version of the same credential separately', async () => {
+    const { coalescer, audit } = await build(1000);
+    await coalescer.record(read('c1'));
+    await coalescer.record({ ...read('c1'), details: { version: 2 } });
+    await coalescer.record({ ...read('c1'), details: { version: 2 } });
+    await coalescer.flush();
+    expect(audit.reads.map((r) => [r.details?.version, r.details?.reads])).toEqual([
+      [1, undefined],
+      [2, undefined],
+      [2, 1],
+    ]);
   });
 
   it('never folds failed or denied reads', async () => {
@@ -78,14 +105,28 @@ describe('ReadAuditCoalescer', () => {
     expect(audit.reads).toHaveLength(2);
   });
 
-  it('hands events over early when too many distinct ones are pending, and on module destroy', async () => {
+  it('starts a new window early when too many distinct keys are pending, and flushes repeats on module destroy', async () => {
     const { coalescer, audit } = await build(60_000, 2);
     await coalescer.record(read('a'));
-    await coalescer.record(read('b'));
-    expect(audit.reads).toHaveLength(2);
+    await coalescer.record(read('a'));
+    await coalescer.record(read('b')); // second key: the window closes, a's repeat is handed over
+    await new Promise((r) => setImmediate(r));
+    expect(audit.reads.map((r) => [r.resource, r.details?.reads])).toEqual([
+      ['a', undefined],
+      ['a', 1],
+      ['b', undefined],
+    ]);
+    expect(coalescer.pendingEvents).toBe(0);
+    await coalescer.record(read('c'));
     await coalescer.record(read('c'));
     expect(coalescer.pendingEvents).toBe(1);
     await coalescer.onModuleDestroy();
-    expect(audit.reads.map((r) => r.resource)).toEqual(['a', 'b', 'c']);
+    expect(audit.reads.map((r) => [r.resource, r.details?.reads])).toEqual([
+      ['a', undefined],
+      ['a', 1],
+      ['b', undefined],
+      ['c', undefined],
+      ['c', 1],
+    ]);
   });
 });

@@ -8,29 +8,35 @@ const RESOLVED = Promise.resolve();
 
 interface Pending {
   event: AuditEventInput;
-  count: number;
-  firstAtMs: number;
-  lastAtMs: number;
+  /** Reads after the first one (which was handed over at once). */
+  repeats: number;
+  firstRepeatAtMs: number;
+  lastRepeatAtMs: number;
 }
 
 type Context = AuditEventInput['context'];
 
+/** Events handed over per event-loop turn while flushing: a large hand-over must not stall requests. */
+const FLUSH_SLICE = 100;
+
 /**
- * Hands read events to `AuditService.recordRead`, folding identical successful reads (same tenant,
- * actor, correlation id, credential, version) within `readAudit.coalesceWindowMs` into ONE event
- * whose details carry `reads` (how many), `firstReadAt` and `lastReadAt`. Every read is still
- * accounted for; a hot credential read 100k times a second no longer means 100k hash-chained rows.
+ * Hands read events to `AuditService.recordRead`, folding repeats: the first successful read of a
+ * key (tenant, actor, correlation id, credential, action, version) goes to the audit log at once;
+ * identical reads within the next `readAudit.coalesceWindowMs` become ONE more event whose details
+ * carry `reads` (how many), `firstReadAt` and `lastReadAt`. Every read is still accounted for; a hot
+ * credential read 100k times a second no longer means 100k hash-chained rows, and reads that never
+ * repeat (an HTTP request has its own correlation id) are not held back at all.
  *
  * - Failed and denied reads are never folded (they feed suspicious-activity detection at once).
  * - While the audit log is unhealthy the read goes straight to `recordRead`, so fail-closed still
  *   refuses reads.
- * - Durability equals the audit read buffer's own: events are in memory for at most the window;
- *   pending events are flushed when the module is destroyed (before the audit buffer's final flush).
+ * - Durability equals the audit read buffer's own: folded repeats are in memory for at most the
+ *   window; they are flushed when the module is destroyed (before the audit buffer's final flush).
  */
 @Injectable()
 export class ReadAuditCoalescer implements OnModuleDestroy {
   private readonly logger = new Logger(ReadAuditCoalescer.name);
-  /** Context key → resource → the pending folds of that resource (one per action + version; usually one). */
+  /** Context key → resource → the keys seen this window (one per action + version; usually one). */
   private pending = new Map<string, Map<string, Pending[]>>();
   private pendingCount = 0;
   /**
@@ -56,34 +62,34 @@ export class ReadAuditCoalescer implements OnModuleDestroy {
     if (this.windowMs === 0 || event.result !== AuditResult.SUCCESS || !this.audit.healthy) {
       return this.audit.recordRead(event);
     }
-    // This is the warm read path: map lookups on strings that already exist, no allocation on a hit.
+    // This is the warm read path: map lookups on strings that already exist, no allocation on a repeat.
     const ctxKey = this.contextKey(event.context);
     let byResource = this.pending.get(ctxKey);
     if (!byResource) {
       byResource = new Map();
       this.pending.set(ctxKey, byResource);
     }
-    let folds = byResource.get(event.resource);
-    if (!folds) {
-      folds = [];
-      byResource.set(event.resource, folds);
+    let seen = byResource.get(event.resource);
+    if (!seen) {
+      seen = [];
+      byResource.set(event.resource, seen);
     }
-    const now = this.clock.nowMs();
     const version = event.details?.version;
-    for (const hit of folds) {
+    for (const hit of seen) {
       if (hit.event.action === event.action && hit.event.details?.version === version) {
-        hit.count++;
-        hit.lastAtMs = now;
+        const now = this.clock.nowMs();
+        if (hit.repeats++ === 0) hit.firstRepeatAtMs = now;
+        hit.lastRepeatAtMs = now;
         return RESOLVED;
       }
     }
-    folds.push({ event, count: 1, firstAtMs: now, lastAtMs: now });
-    if (++this.pendingCount >= this.maxKeys) return this.flush();
-    if (!this.timer) {
+    seen.push({ event, repeats: 0, firstRepeatAtMs: 0, lastRepeatAtMs: 0 });
+    if (++this.pendingCount >= this.maxKeys) void this.flush();
+    else if (!this.timer) {
       this.timer = setTimeout(() => void this.flush(), this.windowMs);
       this.timer.unref();
     }
-    return RESOLVED;
+    return this.audit.recordRead(event);
   }
 
   private contextKey(c: Context): string {
@@ -95,33 +101,35 @@ export class ReadAuditCoalescer implements OnModuleDestroy {
     return k;
   }
 
-  /** Hands every folded event to the audit log now. */
+  /** Hands every folded repeat to the audit log now, and starts a new window. */
   async flush(): Promise<void> {
     if (this.timer) {
       clearTimeout(this.timer);
       this.timer = undefined;
     }
-    const batch = [...this.pending.values()].flatMap((byResource) => [...byResource.values()].flat());
+    const batch = [...this.pending.values()].flatMap((byResource) => [...byResource.values()].flat()).filter((p) => p.repeats > 0);
     this.pending = new Map();
     this.pendingCount = 0;
-    for (const p of batch) {
+    for (let i = 0; i < batch.length; i++) {
+      if (i > 0 && i % FLUSH_SLICE === 0) await new Promise((r) => setImmediate(r));
+      const p = batch[i];
       try {
         await this.audit.recordRead({
           ...p.event,
           details: {
             ...p.event.details,
-            reads: p.count,
-            firstReadAt: new Date(p.firstAtMs).toISOString(),
-            lastReadAt: new Date(p.lastAtMs).toISOString(),
+            reads: p.repeats,
+            firstReadAt: new Date(p.firstRepeatAtMs).toISOString(),
+            lastReadAt: new Date(p.lastRepeatAtMs).toISOString(),
           },
         });
       } catch (e) {
-        this.logger.error(`could not audit ${p.count} read(s) of ${p.event.resource}: ${(e as Error).message}`);
+        this.logger.error(`could not audit ${p.repeats} read(s) of ${p.event.resource}: ${(e as Error).message}`);
       }
     }
   }
 
-  /** Events folded and not yet handed to the audit log. */
+  /** Distinct read keys seen in the current window (each may carry folded repeats). */
   get pendingEvents(): number {
     return this.pendingCount;
   }
