@@ -69,10 +69,20 @@ describe('host authentication and rate limiting (SQLite)', () => {
 
   it('limits each client separately and answers 429 past the limit', async () => {
     const other = await sign({ tenant_id: 'acme', scope: 'credentials:read' });
-    const statuses: number[] = [];
-    for (let i = 0; i < 10; i++) statuses.push((await get('/v1/credentials', { 'x-api-key': apiKey.key })).status);
+    const responses: Response[] = [];
+    for (let i = 0; i < 10; i++) responses.push(await get('/v1/credentials', { 'x-api-key': apiKey.key }));
+    const statuses = responses.map((r) => r.status);
     expect(statuses.slice(0, 8).every((s) => s === 200)).toBe(true);
     expect(statuses.slice(8)).toEqual([429, 429]);
+    // Allowed answers say how many are left; refused ones say when to come back (the block lasts the 60 s window).
+    expect([responses[0].headers.get('x-ratelimit-limit'), responses[0].headers.get('x-ratelimit-remaining')]).toEqual(['8', '7']);
+    expect(responses[7].headers.get('x-ratelimit-remaining')).toBe('0');
+    for (const refused of responses.slice(8)) {
+      const retryAfter = Number(refused.headers.get('retry-after'));
+      expect(retryAfter).toBeGreaterThanOrEqual(59);
+      expect(retryAfter).toBeLessThanOrEqual(60);
+      expect(await refused.json()).toMatchObject({ statusCode: 429 });
+    }
     // Another client (another JWT subject would too) is not affected; health is never limited.
     expect((await get('/v1/credentials', { authorization: `Bearer ${other}` })).status).toBe(200);
     expect((await get('/health/live', {})).status).toBe(200);

@@ -1,4 +1,4 @@
-import { Injectable } from '@nestjs/common';
+import { ExecutionContext, Injectable } from '@nestjs/common';
 import { ThrottlerGuard } from '@nestjs/throttler';
 import type { Principal } from './scopes';
 
@@ -8,5 +8,13 @@ export class ClientThrottlerGuard extends ThrottlerGuard {
   protected override async getTracker(req: Record<string, any>): Promise<string> {
     const p = req.principal as Principal | undefined;
     return p ? p.id : `ip:${req.ip}`;
+  }
+
+  /**
+   * Same key as the base guard (route + throttler + tracker) without its per-request SHA-256: the
+   * tracker is a client id or an IP, never a secret, and the key only lives in process memory.
+   */
+  protected override generateKey(context: ExecutionContext, tracker: string, throttlerName: string): string {
+    return `${context.getClass().name}-${context.getHandler().name}-${throttlerName}-${tracker}`;
   }
 }
