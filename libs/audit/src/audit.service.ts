@@ -1,4 +1,3 @@
-import { randomUUID } from 'node:crypto';
 import {
   BeforeApplicationShutdown,
   Inject,
@@ -37,6 +36,7 @@ import { ChainWriter, withMaintenance } from './internal/chain-writer';
 import { decodeCursor, encodeCursor } from './internal/cursor';
 import { ReadBuffer } from './internal/read-buffer';
 import { InsertableRow, insertAuditRows } from './internal/row-insert';
+import { uuidV7 } from './internal/uuid-v7';
 import { sanitiseDetails } from './internal/sanitize-details';
 import { SuspiciousActivityDetector, SuspiciousActivityEvent } from './internal/suspicious-activity.detector';
 
@@ -277,7 +277,7 @@ export class AuditService implements OnModuleInit, BeforeApplicationShutdown {
     const rows = events.map((e): InsertableRow => {
       const entry: HashableEntry = {
         ...e,
-        id: randomUUID(),
+        id: uuidV7(e.occurredAt.getTime()),
         sequence: (h?.sequence ?? 0) + 1,
         previousHash: h?.hash ?? GENESIS_HASH,
       };

@@ -1,0 +1,18 @@
+import { uuidV7 } from './uuid-v7';
+
+describe('uuidV7', () => {
+  it('is an RFC 9562 version 7 UUID carrying the millisecond timestamp', () => {
+    const ms = Date.UTC(2026, 10, 30, 12, 0, 0, 123);
+    const id = uuidV7(ms);
+    expect(id).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+    expect(parseInt(id.replace(/-/g, '').slice(0, 12), 16)).toBe(ms);
+  });
+
+  it('sorts by time across milliseconds and never repeats', () => {
+    const ids: string[] = [];
+    for (let ms = 1_700_000_000_000; ms < 1_700_000_000_000 + 300; ms++) ids.push(uuidV7(ms), uuidV7(ms));
+    const byTime = ids.filter((_, i) => i % 2 === 0);
+    expect([...byTime].sort()).toEqual(byTime);
+    expect(new Set(ids).size).toBe(ids.length);
+  });
+});
