@@ -20,21 +20,10 @@ import type { OperationContext } from '@app/common';
 import { CredentialsService, CredentialType, ReadAuditCoalescer } from '@app/credentials';
 import { KeyVaultEmulator } from '@app/keyvault-emulator';
 import { credentialsStackImports } from '@app/testing';
-import { LoadResult, machineLine, runLoad, today, writeBenchmarkSection } from './support/measure';
+import { LoadResult, machineLine, median, runLoad, today, writeBenchmarkSection } from './support/measure';
+import { noopAudit, noopReadAudit } from './support/noop-audit';
 
 type Mode = 'no audit (baseline)' | 'audited, folded reads (default)' | 'audited, one row per read';
-
-/** Stands in for AuditService in the baseline only: accepts everything, writes nothing. */
-const noopAudit = {
-  healthy: true,
-  bufferDepth: 0,
-  stats: { healthy: true, bufferDepth: 0 },
-  record: async () => ({}),
-  recordRead: async () => undefined,
-  flush: async () => undefined,
-};
-
-const noopFolding = { record: () => Promise.resolve(), flush: async () => undefined, pendingEvents: 0 };
 
 async function measureMode(mode: Mode, vault: KeyVaultEmulator, dir: string, ops: number, concurrency: number): Promise<LoadResult> {
   const db = join(dir, `${mode.replace(/\W+/g, '-')}-${Date.now()}.sqlite`);
@@ -50,7 +39,7 @@ async function measureMode(mode: Mode, vault: KeyVaultEmulator, dir: string, ops
   let builder = Test.createTestingModule({ imports: [BenchModule] });
   if (mode === 'no audit (baseline)') {
     // Both the audit log and the credentials lib's read folding go: the baseline does no audit work at all.
-    builder = builder.overrideProvider(AuditService).useValue(noopAudit).overrideProvider(ReadAuditCoalescer).useValue(noopFolding);
+    builder = builder.overrideProvider(AuditService).useValue(noopAudit).overrideProvider(ReadAuditCoalescer).useValue(noopReadAudit);
   }
   const app = await builder.compile();
   await app.init();
@@ -92,10 +81,6 @@ function measureInChild(mode: Mode, ops: number, concurrency: number): LoadResul
   return JSON.parse(out.trim().split('\n').pop()!) as LoadResult;
 }
 
-const median = (xs: number[]): number => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
-};
 const pct = (n: number): number => Math.round(n * 1000) / 10;
 
 async function main(): Promise<void> {

@@ -23,6 +23,11 @@ export function percentile(sorted: number[], p: number): number {
 
 export const round = (n: number, d = 2): number => Math.round(n * 10 ** d) / 10 ** d;
 
+export function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+}
+
 /** One load run before summarising: every latency, ascending, and the wall time. */
 export interface RawLoad {
   ops: number;

@@ -10,13 +10,25 @@ import type { AppConfig } from './config/app.config';
 
 /** Builds and starts the host. Shared by main.ts and the end-to-end tests, so both boot the same app. */
 export async function createApp(config: AppConfig, options: { logDestination?: DestinationStream } = {}): Promise<NestFastifyApplication> {
-  const app = await NestFactory.create<NestFastifyApplication>(
-    AppModule.forRoot(config, options),
-    // Fastify's own request logging is off: nestjs-pino logs requests with redaction.
-    // The body limit sits above Key Vault's 25 KB value limit plus JSON overhead.
-    new FastifyAdapter({ logger: false, bodyLimit: 256 * 1024, forceCloseConnections: 'idle', genReqId: requestIdFor }),
-    { bufferLogs: true, abortOnError: false },
-  );
+  const app = await NestFactory.create<NestFastifyApplication>(AppModule.forRoot(config, options), hostAdapter(), HOST_APP_OPTIONS);
+  return configureApp(app, config);
+}
+
+/** Nest application options of the host (also for a host compiled from a testing module). */
+export const HOST_APP_OPTIONS = { bufferLogs: true, abortOnError: false } as const;
+
+/** The host's Fastify adapter. */
+export function hostAdapter(): FastifyAdapter {
+  // Fastify's own request logging is off: nestjs-pino logs requests with redaction.
+  // The body limit sits above Key Vault's 25 KB value limit plus JSON overhead.
+  return new FastifyAdapter({ logger: false, bodyLimit: 256 * 1024, forceCloseConnections: 'idle', genReqId: requestIdFor });
+}
+
+/**
+ * Everything `createApp` does to a created application — logger, request-id header, validation,
+ * OpenAPI, shutdown hooks — then listens. Benchmarks use it on a host built with provider overrides.
+ */
+export async function configureApp(app: NestFastifyApplication, config: AppConfig): Promise<NestFastifyApplication> {
   app.useLogger(app.get(Logger));
   app
     .getHttpAdapter()
