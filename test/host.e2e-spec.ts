@@ -33,7 +33,7 @@ describe.each(DATABASE_KINDS)('reference host on %s', (kind) => {
     const vault = app.get(EmbeddedVault).emulator!;
     vault.injectFault({ kind: 'status', status: 503, retryAfterSeconds: 1 });
     try {
-      const res = await fetch(`${base}/health/ready`);
+      const res = await fetch(`${base}/health/ready`, { headers: { 'x-request-id': `not-ready-${kind}` } });
       const body = (await res.json()) as any;
       expect(res.status).toBe(503);
       expect(body.error.keyVault.status).toBe('down');
@@ -45,6 +45,10 @@ describe.each(DATABASE_KINDS)('reference host on %s', (kind) => {
     }
     // One failed probe is below the breaker's threshold: readiness recovers at once.
     expect((await fetch(`${base}/health/ready`)).status).toBe(200);
+    // The host logs at error level here: the failed probe's request line is still written, with the
+    // service name and the caller's correlation id.
+    const line = host.logs.map((l) => JSON.parse(l)).find((l) => l.req?.id === `not-ready-${kind}` && l.res);
+    expect(line).toMatchObject({ level: 50, service: 'credential-vault', req: { url: '/health/ready' }, res: { statusCode: 503 } });
   });
 
   it('is live', async () => {

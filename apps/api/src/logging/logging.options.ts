@@ -1,6 +1,7 @@
 import { RequestMethod } from '@nestjs/common';
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
+import { hostname } from 'node:os';
 import type { Params } from 'nestjs-pino';
 import type { DestinationStream } from 'pino';
 import type { Options } from 'pino-http';
@@ -52,12 +53,18 @@ export function loggingOptions(config: AppConfig, destination?: DestinationStrea
     level: config.log.level,
     genReqId: (req) => (req as IncomingMessage & { id?: string }).id ?? requestIdFor(req),
     redact: { paths: REDACT_PATHS, censor: '[REDACTED]' },
-    // Health probes and scrapes every few seconds would drown the log; failures still show.
+    // In the root logger's bindings, serialised once: every line carries it, with no per-request work.
+    base: { pid: process.pid, hostname: hostname(), service: 'credential-vault' },
     customLogLevel: (req, res, err) => {
+      // Health probes and scrapes every few seconds would drown the log; failures still show.
       if (/^\/(health|metrics)(\/|\?|$)/.test(req.url ?? '') && res.statusCode < 400 && !err) return 'silent';
-      return err || res.statusCode >= 500 ? 'error' : res.statusCode >= 400 ? 'warn' : 'info';
+      const level = err || res.statusCode >= 500 ? 'error' : res.statusCode >= 400 ? 'warn' : 'info';
+      // A line the logger would drop anyway (e.g. info at LOG_LEVEL=warn): 'silent' makes pino-http skip
+      // building it. Asks pino-http's own response logger (on Fastify `res.log` is Fastify's), so a
+      // level changed at runtime on the root logger is honoured.
+      const log = res.allLogs?.at(-1);
+      return log !== undefined && !log.isLevelEnabled(level) ? 'silent' : level;
     },
-    customProps: () => ({ service: 'credential-vault' }),
     serializers: {
       req: (req: { id: string; method: string; url: string }) => ({ id: req.id, method: req.method, url: redactQuery(req.url) }),
     },
