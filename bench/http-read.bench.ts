@@ -6,13 +6,17 @@
  * client's CPU is not the servers'. Rounds interleave the targets; the median round is reported.
  * Prints one JSON line per figure and writes "## HTTP read path" in docs/BENCHMARKS.md.
  *
- *   npm run bench:http -- [--ops 6000] [--concurrency 32] [--rounds 3] [--no-write]
+ *   npm run bench:http -- [--ops 6000] [--concurrency 32] [--rounds 3] [--database sqlite|postgres] [--no-write]
+ *
+ * `--database postgres` gives each host a fresh schema in $BENCH_POSTGRES_URL (default
+ * postgres://postgres@127.0.0.1:5432/test), dropped afterwards.
  */
 import 'reflect-metadata';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import { Client } from 'pg';
 import { SecretClient } from '@azure/keyvault-secrets';
 import { Controller, Get, Inject, Module, Param } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
@@ -53,6 +57,16 @@ async function hostWithoutAudit(config: AppConfig): Promise<NestFastifyApplicati
   return configureApp(moduleRef.createNestApplication<NestFastifyApplication>(hostAdapter(), HOST_APP_OPTIONS), config);
 }
 
+async function pgAdmin(url: string, sql: string): Promise<void> {
+  const c = new Client({ connectionString: url });
+  await c.connect();
+  try {
+    await c.query(sql);
+  } finally {
+    await c.end();
+  }
+}
+
 type Target = 'host' | 'host, no-op audit' | 'baseline';
 
 async function main(): Promise<void> {
@@ -61,22 +75,35 @@ async function main(): Promise<void> {
       ops: { type: 'string', default: '6000' },
       concurrency: { type: 'string', default: '32' },
       rounds: { type: 'string', default: '3' },
+      database: { type: 'string', default: 'sqlite' },
       'no-write': { type: 'boolean' },
     },
   });
   const ops = Number(values.ops);
   const concurrency = Number(values.concurrency);
   const rounds = Number(values.rounds);
+  const postgres = values.database === 'postgres';
+  if (!postgres && values.database !== 'sqlite') throw new Error('--database must be sqlite or postgres');
+  const pgUrl = process.env.BENCH_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
+  const schemas: string[] = [];
   const dir = mkdtempSync(join(tmpdir(), 'cv-bench-http-'));
   // Throttling off: we measure our overhead and the SDK's, not Azure's 400/s budget.
   const vault = await KeyVaultEmulator.start({ dataDir: join(dir, 'vault'), throttle: false, quiet: true });
   const key = generateApiKey('bench', 'bench', ['admin']);
-  const config = (db: string) =>
-    loadAppConfig({
+  /** Host configuration on a fresh database: a SQLite file, or a new PostgreSQL schema. */
+  const config = async (db: string) => {
+    let database: Record<string, string> = { DATABASE_PATH: join(dir, `${db}.sqlite`) };
+    if (postgres) {
+      const schema = `bench_${db.replace(/\W/g, '_')}_${process.pid}`;
+      await pgAdmin(pgUrl, `DROP SCHEMA IF EXISTS ${schema} CASCADE; CREATE SCHEMA ${schema}`);
+      schemas.push(schema);
+      database = { DATABASE_TYPE: 'postgres', DATABASE_URL: pgUrl, DATABASE_SCHEMA: schema };
+    }
+    return loadAppConfig({
       NODE_ENV: 'test',
       PORT: '0',
       LOG_LEVEL: 'warn',
-      DATABASE_PATH: join(dir, db),
+      ...database,
       KEY_VAULT_URL: vault.vaultUrl,
       KEY_VAULT_CREDENTIAL: 'static',
       KEY_VAULT_CA_CERT_PATH: vault.caCertPath,
@@ -84,6 +111,7 @@ async function main(): Promise<void> {
       AUTH_API_KEYS: JSON.stringify([key.entry]),
       RATE_LIMIT_PER_MINUTE: '1000000',
     });
+  };
   const client = new SecretClient(vault.vaultUrl, emulatorCredential(), {
     disableChallengeResourceVerification: true,
     tlsOptions: { ca: vault.caCertPem },
@@ -101,7 +129,7 @@ async function main(): Promise<void> {
     await client.setSecret('bench-direct', value);
     /** A fresh host (own database) with one stored credential: its URL and how to stop it. */
     const startHost = async (withAudit: boolean, db: string) => {
-      const app = withAudit ? await createApp(config(db)) : await hostWithoutAudit(config(db));
+      const app = withAudit ? await createApp(await config(db)) : await hostWithoutAudit(await config(db));
       const base = await urlOf(app);
       const res = await fetch(`${base}/v1/credentials`, {
         method: 'POST',
@@ -114,8 +142,8 @@ async function main(): Promise<void> {
     const baseUrl = await urlOf(baseline);
     // One host at a time (started per round, closed after its load): no idle host, no shared registry.
     const targets: Record<Target, (round: number) => Promise<{ url: string; headers?: Record<string, string>; ops: number; stop?: () => Promise<void> }>> = {
-      host: (r) => startHost(true, `host-${r}.sqlite`),
-      'host, no-op audit': (r) => startHost(false, `host-no-audit-${r}.sqlite`),
+      host: (r) => startHost(true, `host_${r}`),
+      'host, no-op audit': (r) => startHost(false, `host_no_audit_${r}`),
       baseline: async () => ({ url: `${baseUrl}/baseline/bench-direct`, ops: Math.max(500, Math.floor(ops / 2)) }),
     };
 
@@ -144,8 +172,9 @@ async function main(): Promise<void> {
     if (!values['no-write']) {
       const row = (name: string, r: LoadResult) => `| ${name} | ${r.ops} | ${r.concurrency} | ${r.opsPerSec} | ${r.p50Ms} | ${r.p99Ms} | ${r.errors} |`;
       writeBenchmarkSection(
-        'HTTP read path',
-        `Measured ${today()} with \`npm run bench:http\` (bench/http-read.bench.ts). All servers are Nest 12 on Fastify in one
+        postgres ? 'HTTP read path on PostgreSQL' : 'HTTP read path',
+        `Measured ${today()} with \`npm run bench:http${postgres ? ' -- --database postgres' : ''}\` (bench/http-read.bench.ts); the host's metadata
+and audit log on ${postgres ? 'PostgreSQL (local server, same machine)' : 'SQLite (the embedded default)'}. All servers are Nest 12 on Fastify in one
 process, against the same local vault over HTTPS with throttling off; the load comes from a separate Node process
 (fetch, keep-alive), so the client's CPU is not taken from the servers. The host route does API-key authentication,
 rate limiting, request logging, the tenant check, the in-process cache and one buffered, hash-chained audit row per
@@ -170,6 +199,7 @@ ${row('baseline: `SecretClient.getSecret` per request', mid('baseline'))}
   } finally {
     await baseline.close();
     await vault.stop();
+    for (const schema of schemas) await pgAdmin(pgUrl, `DROP SCHEMA IF EXISTS ${schema} CASCADE`);
     rmSync(dir, { recursive: true, force: true });
   }
 }

@@ -38,7 +38,21 @@ export function normaliseKey(key: string): string {
   return key.toLowerCase().replace(/[^a-z0-9]/g, '');
 }
 
+/** Verdicts on the few key names details actually use (bounded: cleared when full). */
+const keyVerdicts = new Map<string, boolean>();
+const MAX_KEY_VERDICTS = 1000;
+
 export function isSensitiveKey(key: string): boolean {
+  let verdict = keyVerdicts.get(key);
+  if (verdict === undefined) {
+    verdict = keyIsSensitive(key);
+    if (keyVerdicts.size >= MAX_KEY_VERDICTS) keyVerdicts.clear();
+    if (key.length <= 64) keyVerdicts.set(key, verdict);
+  }
+  return verdict;
+}
+
+function keyIsSensitive(key: string): boolean {
   const k = normaliseKey(key);
   if (EXACT.has(k)) return true;
   if (!CONTAINS.some((c) => k.includes(c))) return false;
@@ -46,7 +60,9 @@ export function isSensitiveKey(key: string): boolean {
 }
 
 export function looksLikeSecretValue(value: string): boolean {
-  return PEM_PRIVATE.test(value) || JWT.test(value.trim()) || BEARER.test(value.trim());
+  if (PEM_PRIVATE.test(value)) return true;
+  const v = value.trim();
+  return JWT.test(v) || BEARER.test(v);
 }
 
 export interface SanitisedDetails {
