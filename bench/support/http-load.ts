@@ -22,13 +22,16 @@ export function httpLoadInChild(load: HttpLoad): Promise<LoadResult> {
   });
 }
 
+/** Requests the load generator sends before the measured ones (connections, JIT, caches). */
+export const warmupRequests = (load: Pick<HttpLoad, 'ops'>): number => Math.min(500, load.ops);
+
 async function child(load: HttpLoad): Promise<void> {
   const get = async () => {
     const res = await fetch(load.url, { headers: load.headers });
     await res.arrayBuffer();
     if (res.status !== 200) throw new Error(`status ${res.status}`);
   };
-  await runLoad(Math.min(500, load.ops), load.concurrency, get); // warm-up: connections, JIT
+  await runLoad(warmupRequests(load), load.concurrency, get);
   const result = await runLoad(load.ops, load.concurrency, get);
   process.stdout.write(`${JSON.stringify(result)}\n`);
 }
