@@ -5,7 +5,7 @@
  * row with a count), and one hash-chained row per read (`coalesceWindowMs: 0`). Target: overhead ≤ 10%.
  * Prints one JSON line per figure and writes "## Audit overhead" in docs/BENCHMARKS.md.
  *
- *   npm run bench:audit -- [--ops 100000] [--concurrency 16] [--rounds 5] [--no-write]
+ *   npm run bench:audit -- [--ops 100000] [--concurrency 16] [--rounds 5] [--database sqlite|postgres] [--no-write]
  */
 import 'reflect-metadata';
 import { execFileSync } from 'node:child_process';
@@ -15,6 +15,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { Logger, Module } from '@nestjs/common';
 import { Test } from '@nestjs/testing';
+import type { DataSourceOptions } from 'typeorm';
 import { AuditService } from '@app/audit';
 import type { OperationContext } from '@app/common';
 import { CredentialsService, CredentialType, ReadAuditCoalescer } from '@app/credentials';
@@ -22,14 +23,15 @@ import { KeyVaultEmulator } from '@app/keyvault-emulator';
 import { credentialsStackImports } from '@app/testing';
 import { LoadResult, machineLine, median, runLoad, today, writeBenchmarkSection } from './support/measure';
 import { noopAudit, noopReadAudit } from './support/noop-audit';
+import { BENCH_POSTGRES_URL, dropSchema, freshSchema } from './support/postgres';
 
+type DatabaseKind = 'sqlite' | 'postgres';
 type Mode = 'no audit (baseline)' | 'audited, folded reads (default)' | 'audited, one row per read';
 
-async function measureMode(mode: Mode, vault: KeyVaultEmulator, dir: string, ops: number, concurrency: number): Promise<LoadResult> {
-  const db = join(dir, `${mode.replace(/\W+/g, '-')}-${Date.now()}.sqlite`);
+async function measureMode(mode: Mode, vault: KeyVaultEmulator, database: DataSourceOptions, ops: number, concurrency: number): Promise<LoadResult> {
   @Module({
     imports: credentialsStackImports({
-      database: { type: 'better-sqlite3', database: db, enableWAL: true },
+      database,
       vault,
       credentials: { readAudit: { coalesceWindowMs: mode === 'audited, one row per read' ? 0 : 1000 } },
     }),
@@ -59,22 +61,28 @@ async function measureMode(mode: Mode, vault: KeyVaultEmulator, dir: string, ops
 const MODES: Mode[] = ['no audit (baseline)', 'audited, folded reads (default)', 'audited, one row per read'];
 
 /** One measurement in this process (a child): a fresh vault, database and module stack. */
-async function child(mode: Mode, ops: number, concurrency: number): Promise<void> {
+async function child(mode: Mode, kind: DatabaseKind, ops: number, concurrency: number): Promise<void> {
   Logger.overrideLogger(['error']);
   const dir = mkdtempSync(join(tmpdir(), 'cv-bench-audit-'));
   const vault = await KeyVaultEmulator.start({ dataDir: join(dir, 'vault'), throttle: false, quiet: true });
+  const schema = kind === 'postgres' ? await freshSchema(`bench_audit_${process.pid}`) : undefined;
+  const database: DataSourceOptions = schema
+    ? { type: 'postgres', url: BENCH_POSTGRES_URL, schema }
+    : { type: 'better-sqlite3', database: join(dir, 'bench.sqlite'), enableWAL: true };
   try {
-    const result = await measureMode(mode, vault, dir, ops, concurrency);
+    const result = await measureMode(mode, vault, database, ops, concurrency);
     process.stdout.write(`${JSON.stringify(result)}\n`);
   } finally {
     await vault.stop();
+    if (schema) await dropSchema(schema);
     rmSync(dir, { recursive: true, force: true });
   }
 }
 
 /** Runs one mode in a fresh Node process: no JIT state or heap left over from another mode's stack. */
-function measureInChild(mode: Mode, ops: number, concurrency: number): LoadResult {
-  const out = execFileSync(process.execPath, [__filename, '--child', mode, '--ops', String(ops), '--concurrency', String(concurrency)], {
+function measureInChild(mode: Mode, kind: DatabaseKind, ops: number, concurrency: number): LoadResult {
+  const args = [__filename, '--child', mode, '--database', kind, '--ops', String(ops), '--concurrency', String(concurrency)];
+  const out = execFileSync(process.execPath, args, {
     encoding: 'utf8',
     stdio: ['ignore', 'pipe', 'inherit'],
   });
@@ -90,20 +98,23 @@ async function main(): Promise<void> {
       concurrency: { type: 'string', default: '16' },
       rounds: { type: 'string', default: '5' },
       child: { type: 'string' },
+      database: { type: 'string', default: 'sqlite' },
       'no-write': { type: 'boolean' },
     },
   });
   const ops = Number(values.ops);
   const concurrency = Number(values.concurrency);
   const rounds = Number(values.rounds);
-  if (values.child) return child(values.child as Mode, ops, concurrency);
+  const kind = values.database as DatabaseKind;
+  if (kind !== 'sqlite' && kind !== 'postgres') throw new Error('--database must be sqlite or postgres');
+  if (values.child) return child(values.child as Mode, kind, ops, concurrency);
 
   // Rounds interleave the modes, and each round's overhead compares it with that round's baseline,
   // so a noisy neighbour during one round moves both sides of the comparison. The median is reported.
   const results = new Map<Mode, LoadResult[]>(MODES.map((m) => [m, []]));
   for (let r = 0; r < rounds; r++) {
     for (const mode of MODES) {
-      const res = measureInChild(mode, mode === 'audited, one row per read' ? Math.min(ops, 50_000) : ops, concurrency);
+      const res = measureInChild(mode, kind, mode === 'audited, one row per read' ? Math.min(ops, 50_000) : ops, concurrency);
       results.get(mode)!.push(res);
       process.stderr.write(`round ${r + 1}/${rounds} ${mode}: ${res.opsPerSec} reads/s\n`);
     }
@@ -130,9 +141,9 @@ async function main(): Promise<void> {
         `| ${s.mode} | ${s.ops} | ${s.medianOpsPerSec} | ${s.p50Ms} | ${s.p99Ms} | ${i === 0 ? '—' : `${s.overheadPct}% (${s.overheadRangePct[0]}% … ${s.overheadRangePct[1]}%)`} |`,
     );
     writeBenchmarkSection(
-      'Audit overhead',
-      `Measured ${today()} with \`npm run bench:audit\` (bench/audit-overhead.bench.ts): warm \`CredentialsService.get\`
-(cache hits) of one credential at concurrency ${concurrency}, through the real module stack on SQLite, with the real
+      kind === 'postgres' ? 'Audit overhead on PostgreSQL' : 'Audit overhead',
+      `Measured ${today()} with \`npm run bench:audit${kind === 'postgres' ? ' -- --database postgres' : ''}\` (bench/audit-overhead.bench.ts): warm \`CredentialsService.get\`
+(cache hits) of one credential at concurrency ${concurrency}, through the real module stack on ${kind === 'postgres' ? 'PostgreSQL (local server, same machine)' : 'SQLite'}, with the real
 AuditModule or with a no-op audit in its place (baseline). Every measurement runs in a fresh Node process (its own
 vault, database and module stack); ${rounds} rounds interleave the modes, each round's overhead is taken against that
 round's baseline, and the table gives the median (and the range) over the rounds.

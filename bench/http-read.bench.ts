@@ -16,7 +16,6 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { Client } from 'pg';
 import { SecretClient } from '@azure/keyvault-secrets';
 import { Controller, Get, Inject, Module, Param } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
@@ -31,6 +30,7 @@ import { configureApp, createApp, HOST_APP_OPTIONS, hostAdapter } from '../apps/
 import { AppConfig, loadAppConfig } from '../apps/api/src/config/app.config';
 import { httpLoadInChild, warmupRequests } from './support/http-load';
 import { LoadResult, machineLine, median, today, writeBenchmarkSection } from './support/measure';
+import { BENCH_POSTGRES_URL, dropSchema, freshSchema } from './support/postgres';
 import { noopAudit, noopReadAudit } from './support/noop-audit';
 
 const SECRET_CLIENT = 'bench:secret-client';
@@ -57,16 +57,6 @@ async function hostWithoutAudit(config: AppConfig): Promise<NestFastifyApplicati
   return configureApp(moduleRef.createNestApplication<NestFastifyApplication>(hostAdapter(), HOST_APP_OPTIONS), config);
 }
 
-async function pgAdmin(url: string, sql: string): Promise<void> {
-  const c = new Client({ connectionString: url });
-  await c.connect();
-  try {
-    await c.query(sql);
-  } finally {
-    await c.end();
-  }
-}
-
 type Target = 'host' | 'host, no-op audit' | 'baseline';
 
 async function main(): Promise<void> {
@@ -84,7 +74,6 @@ async function main(): Promise<void> {
   const rounds = Number(values.rounds);
   const postgres = values.database === 'postgres';
   if (!postgres && values.database !== 'sqlite') throw new Error('--database must be sqlite or postgres');
-  const pgUrl = process.env.BENCH_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
   const schemas: string[] = [];
   const dir = mkdtempSync(join(tmpdir(), 'cv-bench-http-'));
   // Throttling off: we measure our overhead and the SDK's, not Azure's 400/s budget.
@@ -94,10 +83,9 @@ async function main(): Promise<void> {
   const config = async (db: string) => {
     let database: Record<string, string> = { DATABASE_PATH: join(dir, `${db}.sqlite`) };
     if (postgres) {
-      const schema = `bench_${db.replace(/\W/g, '_')}_${process.pid}`;
-      await pgAdmin(pgUrl, `DROP SCHEMA IF EXISTS ${schema} CASCADE; CREATE SCHEMA ${schema}`);
+      const schema = await freshSchema(`bench_${db.replace(/\W/g, '_')}_${process.pid}`);
       schemas.push(schema);
-      database = { DATABASE_TYPE: 'postgres', DATABASE_URL: pgUrl, DATABASE_SCHEMA: schema };
+      database = { DATABASE_TYPE: 'postgres', DATABASE_URL: BENCH_POSTGRES_URL, DATABASE_SCHEMA: schema };
     }
     return loadAppConfig({
       NODE_ENV: 'test',
@@ -228,7 +216,7 @@ ${row('baseline: `SecretClient.getSecret` per request', 'baseline')}
   } finally {
     await baseline.close();
     await vault.stop();
-    for (const schema of schemas) await pgAdmin(pgUrl, `DROP SCHEMA IF EXISTS ${schema} CASCADE`);
+    for (const schema of schemas) await dropSchema(schema);
     rmSync(dir, { recursive: true, force: true });
   }
 }
