@@ -157,8 +157,8 @@ ${rows.join('\n')}
 Target: ≤ 10% on the warm read path. By default the first read of a key (tenant, actor, correlation id,
 credential, version) is written at once and its repeats within 1 s are folded into one hash-chained row with
 \`details.reads\`; over HTTP every request has its own correlation id, so every request gets its own row (see
-"HTTP read path"). With one row per read the cost is the audit log's hash-chained SQLite inserts (each read
-waits for buffer space when the writer falls behind: back-pressure, never a drop).`,
+"HTTP read path"). With one row per read the cost is the audit log's hash-chained inserts (each read waits for
+buffer space when the writer falls behind: back-pressure, never a drop).`,
     );
   }
 }

@@ -206,7 +206,8 @@ ${row('same host, no-op audit', 'host, no-op audit')}
 ${row('baseline: `SecretClient.getSecret` per request', 'baseline')}
 
 - Audit overhead on the HTTP warm read path (one audit row per request): **${auditOverheadPct}%** of throughput
-  (median of the per-round ratios), **${auditCpuPct}%** more server CPU per request. "Server CPU" is the serving
+  (median of the per-round ratios), **${auditCpuPct}%** more server CPU per request. Unlike the in-process figure in
+  "Audit overhead", nothing folds here: every request is its own audited access. "Server CPU" is the serving
   process's user+system time over all requests of a run (warm-up included; for the baseline it includes the local
   vault, which runs in that process)${postgres ? '; PostgreSQL\'s own CPU is not in it, but it shares the machine\'s cores' : ''}.
 - Host throughput is **${ratio}×** the baseline's. Each host round starts a fresh host (cold cache, warmed by the
