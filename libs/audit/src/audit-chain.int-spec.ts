@@ -93,6 +93,7 @@ describe.each(DATABASE_KINDS)('audit hash chain on %s', (kind) => {
         valid: false,
         checked: 7,
         chains: 1,
+        anchorsChecked: 0,
         firstBad: { id: victim.id, sequence: 7, tenantId: t, reason: 'hash_mismatch' },
       });
     });

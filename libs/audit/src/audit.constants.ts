@@ -6,3 +6,6 @@ export const AUDIT_RETENTION_JOB = 'audit-retention';
 
 /** Actor id of rows the audit lib writes itself. */
 export const AUDIT_SYSTEM_ACTOR = 'system:audit';
+
+/** Name of the anchoring cron job in `SchedulerRegistry` and of its distributed lock. */
+export const AUDIT_ANCHOR_JOB = 'audit-anchor';

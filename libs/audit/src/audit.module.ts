@@ -1,6 +1,7 @@
 import { Module } from '@nestjs/common';
 import { TypeOrmModule } from '@nestjs/typeorm';
-import { AuditRetentionScheduler } from './audit-retention.scheduler';
+import { AuditAnchorService } from './anchor/audit-anchor.service';
+import { AuditJobsScheduler } from './audit-jobs.scheduler';
 import { AuditRetentionService } from './audit-retention.service';
 import { AUDIT_MODULE_OPTIONS, AUDIT_RESOLVED_OPTIONS, AuditConfigurableModule } from './audit.module-definition';
 import { AuditModuleOptions, resolveAuditOptions } from './audit.options';
@@ -9,8 +10,8 @@ import { AUDIT_ENTITIES } from './audit.persistence';
 
 /**
  * The audit log. The host registers TypeORM (with `AUDIT_ENTITIES` and `AUDIT_MIGRATIONS`),
- * `EventEmitterModule.forRoot()` and, when retention is enabled, `ScheduleModule.forRoot()`;
- * optionally a global `DistributedLock` and `Clock` provider.
+ * `EventEmitterModule.forRoot()` and, when retention or anchoring is enabled, `ScheduleModule.forRoot()`;
+ * optionally a global `DistributedLock` and `Clock` provider, and a global `AuditAnchorStore` (anchoring).
  *
  * ```ts
  * AuditModule.forRoot({ retention: { days: 30 } })
@@ -27,8 +28,9 @@ import { AUDIT_ENTITIES } from './audit.persistence';
     },
     AuditService,
     AuditRetentionService,
-    AuditRetentionScheduler,
+    AuditAnchorService,
+    AuditJobsScheduler,
   ],
-  exports: [AuditService, AuditRetentionService],
+  exports: [AuditService, AuditRetentionService, AuditAnchorService],
 })
 export class AuditModule extends AuditConfigurableModule {}

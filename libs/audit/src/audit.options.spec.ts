@@ -7,6 +7,7 @@ describe('resolveAuditOptions', () => {
       failClosed: true,
       readBuffer: { maxSize: 1000, flushIntervalMs: 1000, batchSize: 200 },
       retention: { enabled: true, days: 90, cron: '0 3 * * *', timeZone: 'UTC' },
+      anchor: { enabled: false, cron: '*/5 * * * *', timeZone: 'UTC' },
       suspicious: { enabled: true, failureThreshold: 5, windowMs: 600_000, distinctReadsThreshold: 100, distinctReadsWindowMs: 600_000 },
     });
     expect(resolveAuditOptions({ readBuffer: { batchSize: 10 } }).readBuffer).toEqual({ maxSize: 1000, flushIntervalMs: 1000, batchSize: 10 });
@@ -24,5 +25,7 @@ describe('resolveAuditOptions', () => {
   it('rejects unknown option names (typos) and bad time zones', () => {
     expect(() => resolveAuditOptions({ failclosed: false } as never)).toThrow(AuditConfigurationError);
     expect(() => resolveAuditOptions({ retention: { timeZone: 'Mars/Olympus' } })).toThrow(/timeZone/);
+    expect(() => resolveAuditOptions({ anchor: { enabled: true, timeZone: 'Mars/Olympus' } })).toThrow(/anchor\.timeZone/);
+    expect(() => resolveAuditOptions({ anchor: { cron: 'hourly' } })).toThrow(/anchor\.cron: is not a valid cron expression/);
   });
 });

@@ -33,6 +33,19 @@ export interface AuditModuleOptions {
     /** IANA time zone for `cron`. @default 'UTC' */
     timeZone?: string;
   };
+  /**
+   * Anchoring of chain heads outside the database (needs an `AuditAnchorStore` provider and
+   * `ScheduleModule.forRoot()` in the host when enabled): the `audit-anchor` cron job copies each
+   * changed head to the store, and `verify()` checks every chain against its latest anchor.
+   */
+  anchor?: {
+    /** Registers the `audit-anchor` cron job. @default false */
+    enabled?: boolean;
+    /** When the job runs (cron syntax, seconds optional). @default '*\/5 * * * *' (every 5 minutes) */
+    cron?: string;
+    /** IANA time zone for `cron`. @default 'UTC' */
+    timeZone?: string;
+  };
   /** In-memory detection of suspicious patterns (per process). */
   suspicious?: {
     /** @default true */
@@ -53,6 +66,7 @@ export interface ResolvedAuditOptions {
   failClosed: boolean;
   readBuffer: { maxSize: number; flushIntervalMs: number; batchSize: number };
   retention: { enabled: boolean; days: number; cron: string; timeZone: string };
+  anchor: { enabled: boolean; cron: string; timeZone: string };
   suspicious: {
     enabled: boolean;
     failureThreshold: number;
@@ -63,6 +77,11 @@ export interface ResolvedAuditOptions {
 }
 
 const int = (min: number, max: number) => z.number().int().min(min).max(max);
+const cron = (byDefault: string) =>
+  z
+    .string()
+    .refine((c) => validateCronExpression(c).valid, { message: 'is not a valid cron expression' })
+    .default(byDefault);
 
 const schema = z
   .object({
@@ -79,14 +98,19 @@ const schema = z
       .object({
         enabled: z.boolean().default(true),
         days: int(1, 36_500).default(90),
-        cron: z
-          .string()
-          .refine((c) => validateCronExpression(c).valid, { message: 'is not a valid cron expression' })
-          .default('0 3 * * *'),
+        cron: cron('0 3 * * *'),
         timeZone: z.string().min(1).default('UTC'),
       })
       .strict()
       .default({ enabled: true, days: 90, cron: '0 3 * * *', timeZone: 'UTC' }),
+    anchor: z
+      .object({
+        enabled: z.boolean().default(false),
+        cron: cron('*/5 * * * *'),
+        timeZone: z.string().min(1).default('UTC'),
+      })
+      .strict()
+      .default({ enabled: false, cron: '*/5 * * * *', timeZone: 'UTC' }),
     suspicious: z
       .object({
         enabled: z.boolean().default(true),
@@ -122,13 +146,12 @@ export function resolveAuditOptions(options: AuditModuleOptions | undefined): Re
     const problems = parsed.error.issues.map((i) => `${i.path.join('.') || '(options)'}: ${i.message}`).join('; ');
     throw new AuditConfigurationError(`Invalid AuditModule options — ${problems}`);
   }
-  if (parsed.data.retention.enabled) {
+  for (const job of ['retention', 'anchor'] as const) {
+    if (!parsed.data[job].enabled) continue;
     try {
-      new Intl.DateTimeFormat('en-US', { timeZone: parsed.data.retention.timeZone });
+      new Intl.DateTimeFormat('en-US', { timeZone: parsed.data[job].timeZone });
     } catch {
-      throw new AuditConfigurationError(
-        `Invalid AuditModule options — retention.timeZone: "${parsed.data.retention.timeZone}" is not an IANA time zone`,
-      );
+      throw new AuditConfigurationError(`Invalid AuditModule options — ${job}.timeZone: "${parsed.data[job].timeZone}" is not an IANA time zone`);
     }
   }
   return parsed.data;

@@ -15,12 +15,14 @@ import { AUDIT_RESOLVED_OPTIONS } from './audit.module-definition';
 import type { ResolvedAuditOptions } from './audit.options';
 import { AuditLogEntry } from './entities/audit-log-entry.entity';
 import {
+  AuditConfigurationError,
   AuditInvalidEventError,
   AuditQueryError,
   AuditUnavailableError,
   AuditWriteError,
 } from './errors/audit.errors';
 import {
+  AnchorRunResult,
   AuditAction,
   AuditEventInput,
   AuditLogEntryView,
@@ -31,6 +33,7 @@ import {
   AuditVerifyFailureReason,
   AuditVerifyResult,
 } from './interfaces/audit-event.interface';
+import { AuditAnchor, AuditAnchorStore } from './anchor/audit-anchor.store';
 import { GENESIS_HASH, HashableEntry, canonicalJson, computeEntryHash } from './internal/canonical';
 import { ChainWriter, withMaintenance } from './internal/chain-writer';
 import { decodeCursor, encodeCursor } from './internal/cursor';
@@ -96,6 +99,7 @@ export class AuditService implements OnModuleInit, BeforeApplicationShutdown {
     @Inject(AUDIT_RESOLVED_OPTIONS) private readonly options: ResolvedAuditOptions,
     @Optional() clock?: Clock,
     @Optional() private readonly events?: EventEmitter2,
+    @Optional() private readonly anchors?: AuditAnchorStore,
   ) {
     this.clock = clock ?? new SystemClock();
     this.writer = ChainWriter.for(dataSource);
@@ -463,21 +467,75 @@ export class AuditService implements OnModuleInit, BeforeApplicationShutdown {
    * and reports the first row that breaks it. Each chain is read from one consistent snapshot.
    */
   async verify(options: { tenantId?: string } = {}): Promise<AuditVerifyResult> {
-    const tenants = options.tenantId !== undefined ? [options.tenantId] : await this.tenants();
+    const tenants = options.tenantId !== undefined ? [options.tenantId] : await this.tenants(true);
     let checked = 0;
     let chains = 0;
+    let anchorsChecked = 0;
     for (const tenantId of tenants) {
-      const r = await this.writer.consistentRead((m) => this.verifyChain(m, tenantId));
+      // The anchor is read BEFORE the snapshot: it can only name rows committed before it was written.
+      const anchor = this.anchors ? await this.anchors.read(tenantId) : null;
+      const r = await this.writer.consistentRead(async (m) => {
+        const chain = await this.verifyChain(m, tenantId);
+        return chain.firstBad || !anchor ? chain : { ...chain, firstBad: await this.checkAnchor(m, anchor) };
+      });
       checked += r.checked;
       chains++;
+      if (anchor) anchorsChecked++;
       if (r.firstBad) {
         this.logger.error(
-          `Audit chain of tenant ${tenantId} is broken at sequence ${r.firstBad.sequence} (${r.firstBad.reason}, row ${r.firstBad.id})`,
+          `Audit chain of tenant ${tenantId} is broken at sequence ${r.firstBad.sequence} (${r.firstBad.reason}, row ${r.firstBad.id || '-'})`,
         );
-        return { valid: false, checked, chains, firstBad: r.firstBad };
+        return { valid: false, checked, chains, anchorsChecked, firstBad: r.firstBad };
       }
     }
-    return { valid: true, checked, chains };
+    return { valid: true, checked, chains, anchorsChecked };
+  }
+
+  /** Compares an intact chain with its latest anchor; undefined when they agree (or the anchored row was pruned). */
+  private async checkAnchor(m: EntityManager, anchor: AuditAnchor): Promise<AuditVerifyResult['firstBad']> {
+    const { tenantId } = anchor;
+    const repo = m.getRepository(AuditLogEntry);
+    const row = await repo.findOne({ select: { id: true, sequence: true, hash: true }, where: { tenantId, sequence: anchor.sequence } });
+    if (row) return row.hash === anchor.hash ? undefined : { id: row.id, sequence: row.sequence, tenantId, reason: 'anchor_mismatch' };
+    const last = await repo.findOne({ select: { id: true, sequence: true }, where: { tenantId }, order: { sequence: 'DESC' } });
+    if (!last || last.sequence < anchor.sequence) return { id: last?.id ?? '', sequence: anchor.sequence, tenantId, reason: 'truncated' };
+    // The anchored row was pruned; when the latest checkpoint pruned exactly through it, it carries its hash.
+    const cp = await repo.findOne({ where: { tenantId, action: AuditAction.RETENTION_CHECKPOINT }, order: { sequence: 'DESC' } });
+    const d = cp?.details as Partial<CheckpointDetails> | null | undefined;
+    if (cp && d?.prunedThroughSequence === anchor.sequence && d.prunedThroughHash !== anchor.hash) {
+      return { id: cp.id, sequence: cp.sequence, tenantId, reason: 'anchor_mismatch' };
+    }
+    return undefined;
+  }
+
+  /**
+   * Copies each chain's committed head to the `AuditAnchorStore` when it moved since the last
+   * anchor. A chain whose previous anchor no longer matches it is not anchored again (that would
+   * bless a rewritten chain): it is reported in `refused` and logged; `verify` names the bad row.
+   */
+  async anchorHeads(): Promise<AnchorRunResult> {
+    if (!this.anchors) throw new AuditConfigurationError('No AuditAnchorStore is provided: anchoring needs one');
+    const result: AnchorRunResult = { anchored: 0, unchanged: 0, refused: [] };
+    for (const tenantId of await this.tenants(true)) {
+      const previous = await this.anchors.read(tenantId);
+      const check = await this.writer.consistentRead(async (m) => ({
+        head: await this.head(m, tenantId),
+        bad: previous ? await this.checkAnchor(m, previous) : undefined,
+      }));
+      if (check.bad) {
+        result.refused.push(tenantId);
+        this.logger.error(`Audit chain of tenant ${tenantId} no longer matches its anchor (${check.bad.reason}); not anchored again`);
+        continue;
+      }
+      const { head } = check;
+      if (!head || (previous && previous.sequence === head.sequence && previous.hash === head.hash)) {
+        result.unchanged++;
+        continue;
+      }
+      await this.anchors.write({ tenantId, sequence: head.sequence, hash: head.hash, anchoredAt: this.clock.now() });
+      result.anchored++;
+    }
+    return result;
   }
 
   private async verifyChain(m: EntityManager, tenantId: string): Promise<Pick<AuditVerifyResult, 'checked' | 'firstBad'>> {
@@ -601,14 +659,17 @@ export class AuditService implements OnModuleInit, BeforeApplicationShutdown {
     return deleted;
   }
 
-  private async tenants(): Promise<string[]> {
+  /** Tenants with rows; with `anchored`, also those with only an anchor left (a chain deleted outright). */
+  private async tenants(anchored = false): Promise<string[]> {
     const rows: Array<{ tenantId: string }> = await this.dataSource
       .getRepository(AuditLogEntry)
       .createQueryBuilder('a')
       .select('DISTINCT a.tenantId', 'tenantId')
       .orderBy('a.tenantId', 'ASC')
       .getRawMany();
-    return rows.map((r) => r.tenantId);
+    const tenants = rows.map((r) => r.tenantId);
+    if (!anchored || !this.anchors) return tenants;
+    return [...new Set([...tenants, ...(await this.anchors.tenants())])].sort();
   }
 }
 

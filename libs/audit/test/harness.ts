@@ -4,7 +4,7 @@ import { EventEmitter2, EventEmitterModule } from '@nestjs/event-emitter';
 import { ScheduleModule } from '@nestjs/schedule';
 import { Test, TestingModule } from '@nestjs/testing';
 import { TypeOrmModule } from '@nestjs/typeorm';
-import { AUDIT_ENTITIES, AUDIT_MIGRATIONS, AuditModule, AuditModuleOptions, AuditResult, AuditService } from '@app/audit';
+import { AUDIT_ENTITIES, AUDIT_MIGRATIONS, AuditAnchorStore, AuditModule, AuditModuleOptions, AuditResult, AuditService } from '@app/audit';
 import type { AuditEventInput } from '@app/audit';
 import { Clock, DistributedLock, createDistributedLock } from '@app/common';
 import type { TestDatabase } from '@app/testing';
@@ -18,6 +18,8 @@ export interface HarnessOptions {
   schedule?: boolean;
   /** Provide a global DistributedLock built from the DataSource, as a host would. */
   lock?: boolean;
+  /** Provide this global AuditAnchorStore, as a host would. */
+  anchors?: AuditAnchorStore;
 }
 
 export interface AuditHarness {
@@ -33,6 +35,7 @@ export async function startAudit(db: TestDatabase, options: AuditModuleOptions =
   const merged: AuditModuleOptions = { ...options, retention: { enabled: false, ...options.retention } };
   const hostProviders: DynamicModule[] = [];
   if (h.clock) hostProviders.push(globalModule([{ provide: Clock, useValue: h.clock }]));
+  if (h.anchors) hostProviders.push(globalModule([{ provide: AuditAnchorStore, useValue: h.anchors }]));
   if (h.lock) {
     hostProviders.push(globalModule([{ provide: DistributedLock, useFactory: createDistributedLock, inject: [DataSource] }]));
   }

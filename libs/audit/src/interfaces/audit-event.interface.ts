@@ -91,7 +91,12 @@ export interface AuditQueryPage {
   nextCursor?: string;
 }
 
-export type AuditVerifyFailureReason = 'hash_mismatch' | 'broken_link' | 'sequence_gap' | 'reordered';
+/**
+ * Why a chain failed verification. The last two compare it with its latest anchor (when an
+ * `AuditAnchorStore` is provided): `anchor_mismatch` — the anchored row now has another hash (the
+ * chain was rewritten); `truncated` — the chain ends before the anchored row (newest rows deleted).
+ */
+export type AuditVerifyFailureReason = 'hash_mismatch' | 'broken_link' | 'sequence_gap' | 'reordered' | 'anchor_mismatch' | 'truncated';
 
 export interface AuditVerifyResult {
   valid: boolean;
@@ -99,8 +104,23 @@ export interface AuditVerifyResult {
   checked: number;
   /** Chains (tenants) verified. */
   chains: number;
-  /** The first bad row of the first broken chain. */
+  /** Chains also checked against an anchor (0 without an `AuditAnchorStore`). */
+  anchorsChecked: number;
+  /**
+   * The first bad row of the first broken chain. For `truncated`, `sequence` is the anchored
+   * sequence that is missing and `id` the chain's last row (empty when no row is left).
+   */
   firstBad?: { id: string; sequence: number; tenantId: string; reason: AuditVerifyFailureReason };
+}
+
+/** What one anchoring run did. */
+export interface AnchorRunResult {
+  /** Chains whose head was copied to the anchor store. */
+  anchored: number;
+  /** Chains whose head had not moved since their last anchor. */
+  unchanged: number;
+  /** Chains NOT anchored because they no longer match their previous anchor (see `verify`). */
+  refused: string[];
 }
 
 /** Counters the host can expose as metrics. Monotonic since start, except the gauges noted. */

@@ -1,0 +1,23 @@
+/** A copy of one tenant's chain head, kept outside the audit database. */
+export interface AuditAnchor {
+  tenantId: string;
+  /** Sequence of the anchored row. */
+  sequence: number;
+  /** That row's hash (it covers, through `previousHash`, every earlier row of the chain). */
+  hash: string;
+  anchoredAt: Date;
+}
+
+/**
+ * Where chain heads are anchored: somewhere an attacker with write access to the audit database
+ * cannot also rewrite (the host uses Azure Key Vault; WORM storage or a signed log also fit).
+ * Abstract class = DI token: provide an implementation globally to enable anchoring.
+ */
+export abstract class AuditAnchorStore {
+  /** Records `anchor` as the tenant's latest. */
+  abstract write(anchor: AuditAnchor): Promise<void>;
+  /** The tenant's latest anchor, or null when it has none. */
+  abstract read(tenantId: string): Promise<AuditAnchor | null>;
+  /** Every tenant that has an anchor (so a chain deleted outright is still noticed). */
+  abstract tenants(): Promise<string[]>;
+}

@@ -1,0 +1,150 @@
+import { ManualClock } from '@app/common';
+import { createTestDatabase, DATABASE_KINDS, TestDatabase } from '@app/testing';
+import { SchedulerRegistry } from '@nestjs/schedule';
+import { AUDIT_ANCHOR_JOB, AuditAnchor, AuditAnchorService, AuditAnchorStore, AuditAction, computeEntryHash } from '@app/audit';
+import type { AuditLogEntry } from '@app/audit';
+import { AuditHarness, event, exec, startAudit, tenant } from '../test/harness';
+
+/**
+ * The anchor store as the lib sees it: an outside place that keeps every write. (The host's Key
+ * Vault store has its own integration test against the local vault, and an end-to-end test.)
+ */
+class OutsideStore extends AuditAnchorStore {
+  readonly history: AuditAnchor[] = [];
+  async write(anchor: AuditAnchor): Promise<void> {
+    this.history.push({ ...anchor });
+  }
+  async read(tenantId: string): Promise<AuditAnchor | null> {
+    return [...this.history].reverse().find((a) => a.tenantId === tenantId) ?? null;
+  }
+  async tenants(): Promise<string[]> {
+    return [...new Set(this.history.map((a) => a.tenantId))];
+  }
+}
+
+describe.each(DATABASE_KINDS)('audit anchoring on %s', (kind) => {
+  let db: TestDatabase;
+  let h: AuditHarness;
+  let store: OutsideStore;
+  const clock = new ManualClock(new Date('2026-06-01T00:00:00Z'));
+
+  beforeAll(async () => {
+    db = await createTestDatabase(kind);
+    store = new OutsideStore();
+    h = await startAudit(db, { anchor: { enabled: true, cron: '*/5 * * * *' } }, { clock, anchors: store, schedule: true, lock: true });
+  });
+  afterAll(async () => {
+    await h?.close();
+    await db?.drop();
+  });
+
+  const anchoring = () => h.moduleRef.get(AuditAnchorService);
+  const rows = (t: string) => exec<AuditLogEntry[]>(h.ds, 'SELECT id, sequence, hash FROM cv_audit_log WHERE tenant_id = ? ORDER BY sequence', [t]);
+  /** Drops a tampered tenant's anchors once a test is done, so later whole-log verifies see only their own tampering. */
+  const forgetAnchors = (t: string) => store.history.splice(0, store.history.length, ...store.history.filter((x) => x.tenantId !== t));
+  const writeRows = async (t: string, n: number) => {
+    for (let i = 0; i < n; i++) await h.audit.record(event(t, { action: AuditAction.STORE, resource: `cred-${i}` }));
+  };
+
+  it('registers the audit-anchor cron job and anchors each moved head once', async () => {
+    expect(h.moduleRef.get(SchedulerRegistry).doesExist('cron', AUDIT_ANCHOR_JOB)).toBe(true);
+    const a = tenant();
+    const b = tenant();
+    await writeRows(a, 3);
+    await writeRows(b, 1);
+    const first = await anchoring().runOnce();
+    expect(first).toMatchObject({ acquired: true, refused: [] });
+    expect(await store.read(a)).toMatchObject({ tenantId: a, sequence: 3, anchoredAt: clock.now() });
+    expect((await store.read(a))!.hash).toBe((await rows(a))[2].hash);
+    // Nothing moved: nothing written. One more row: only that chain is anchored again.
+    const before = store.history.length;
+    expect(await anchoring().runOnce()).toMatchObject({ anchored: 0 });
+    await writeRows(a, 1);
+    expect(await anchoring().runOnce()).toMatchObject({ anchored: 1 });
+    expect(store.history.length).toBe(before + 1);
+    expect(await store.read(a)).toMatchObject({ sequence: 4 });
+    await expect(h.audit.verify({ tenantId: a })).resolves.toMatchObject({ valid: true, anchorsChecked: 1 });
+  });
+
+  it('detects the newest rows deleted (the chain alone still verifies)', async () => {
+    const t = tenant();
+    await writeRows(t, 5);
+    await anchoring().runOnce();
+    await exec(h.ds, 'DELETE FROM cv_audit_log WHERE tenant_id = ? AND sequence > 2', [t]);
+    const r = await h.audit.verify({ tenantId: t });
+    expect(r).toMatchObject({ valid: false, firstBad: { tenantId: t, sequence: 5, reason: 'truncated' } });
+    expect(r.firstBad!.id).toBe((await rows(t))[1].id);
+    forgetAnchors(t);
+  });
+
+  it('detects a chain deleted outright, even when verifying every tenant', async () => {
+    const t = tenant();
+    await writeRows(t, 2);
+    await anchoring().runOnce();
+    await exec(h.ds, 'DELETE FROM cv_audit_log WHERE tenant_id = ?', [t]);
+    await expect(h.audit.verify()).resolves.toMatchObject({ valid: false, firstBad: { tenantId: t, sequence: 2, reason: 'truncated', id: '' } });
+    forgetAnchors(t);
+    await expect(h.audit.verify()).resolves.toMatchObject({ valid: true });
+  });
+
+  it('detects a chain rewritten with every hash recomputed, and refuses to anchor it again', async () => {
+    const t = tenant();
+    await writeRows(t, 4);
+    await anchoring().runOnce();
+    // An attacker with database access edits row 2 and re-hashes it and every later row: links and hashes all check out.
+    const all = await exec<Array<Record<string, unknown>>>(h.ds, 'SELECT * FROM cv_audit_log WHERE tenant_id = ? ORDER BY sequence', [t]);
+    let prev = String(all[0].hash);
+    for (const raw of all.slice(1)) {
+      const entry = {
+        id: String(raw.id),
+        tenantId: t,
+        sequence: Number(raw.sequence),
+        occurredAt: new Date(Number(raw.occurred_at)),
+        action: String(raw.action),
+        resource: Number(raw.sequence) === 2 ? 'forged-resource' : String(raw.resource),
+        actorId: String(raw.actor_id),
+        actorIp: (raw.actor_ip as string | null) ?? null,
+        userAgent: (raw.user_agent as string | null) ?? null,
+        result: String(raw.result),
+        errorCode: (raw.error_code as string | null) ?? null,
+        durationMs: raw.duration_ms === null ? null : Number(raw.duration_ms),
+        correlationId: (raw.correlation_id as string | null) ?? null,
+        details: raw.details === null ? null : (JSON.parse(String(raw.details)) as Record<string, unknown>),
+        previousHash: prev,
+      };
+      const hash = computeEntryHash(entry);
+      await exec(h.ds, 'UPDATE cv_audit_log SET resource = ?, previous_hash = ?, hash = ? WHERE id = ?', [entry.resource, prev, hash, entry.id]);
+      prev = hash;
+    }
+    const forged = await rows(t);
+    const r = await h.audit.verify({ tenantId: t });
+    // Links and hashes all check out; only the anchor shows the anchored row now has another hash.
+    expect(r).toMatchObject({ valid: false, firstBad: { tenantId: t, sequence: 4, reason: 'anchor_mismatch', id: forged[3].id } });
+    await writeRows(t, 1);
+    const run = await anchoring().runOnce();
+    expect(run.refused).toContain(t);
+    expect(await store.read(t)).toMatchObject({ sequence: 4 });
+    forgetAnchors(t);
+    await expect(h.audit.verify({ tenantId: t })).resolves.toMatchObject({ valid: true, anchorsChecked: 0 }); // the forgery alone is consistent
+  });
+
+  it('a chain pruned past its anchor still verifies', async () => {
+    const t = tenant();
+    await writeRows(t, 3);
+    await anchoring().runOnce();
+    clock.advance(100 * 86_400_000);
+    await writeRows(t, 2);
+    await h.audit.prune(new Date(clock.now().getTime() - 86_400_000));
+    await expect(h.audit.verify({ tenantId: t })).resolves.toMatchObject({ valid: true, anchorsChecked: 1 });
+  });
+});
+
+describe('audit anchoring misconfigured', () => {
+  let db: TestDatabase;
+  beforeAll(async () => (db = await createTestDatabase('sqlite')));
+  afterAll(async () => db?.drop());
+
+  it('refuses to start when anchoring is enabled without an AuditAnchorStore', async () => {
+    await expect(startAudit(db, { anchor: { enabled: true } }, { schedule: true })).rejects.toThrow(/AuditAnchorStore/);
+  });
+});
