@@ -1,0 +1,186 @@
+/**
+ * Integration: the Key Vault anchor store, resolved through the host's global AuditAnchorModule,
+ * against the local Key Vault emulator over real HTTPS.
+ */
+import { Test, type TestingModule } from '@nestjs/testing';
+import { Registry } from 'prom-client';
+import { AuditAnchorStore, type AuditAnchor } from '@app/audit';
+import { KeyVaultModule, KeyVaultProvider } from '@app/key-vault';
+import { KeyVaultEmulator } from '@app/keyvault-emulator';
+import { loadAppConfig } from '../config/app.config';
+import { AppConfigModule } from '../config/config.module';
+import { AuditAnchorModule } from './audit-anchor.module';
+import { AuditAnchorStoreError, auditAnchorSecretName, KeyVaultAuditAnchorStore } from './key-vault-audit-anchor.store';
+
+const hash = (c: string) => c.repeat(64);
+const anchor = (tenantId: string, sequence: number, h = hash('a'), at = '2026-12-01T10:00:00.000Z'): AuditAnchor => ({
+  tenantId,
+  sequence,
+  hash: h,
+  anchoredAt: new Date(at),
+});
+
+/** What `p` rejects with (a resolved value fails the `toBeInstanceOf` checks below). */
+const rejection = (p: Promise<unknown>) => p.then((v) => v as Error, (e: Error) => e);
+
+describe('KeyVaultAuditAnchorStore against the local Key Vault', () => {
+  let vault: KeyVaultEmulator;
+  let moduleRef: TestingModule;
+  let store: AuditAnchorStore;
+  let kv: KeyVaultProvider;
+
+  beforeAll(async () => {
+    vault = await KeyVaultEmulator.start({ quiet: true, throttle: false });
+    moduleRef = await Test.createTestingModule({
+      imports: [
+        AppConfigModule.forRoot(loadAppConfig({})),
+        KeyVaultModule.forRoot({
+          isGlobal: true,
+          vaultUrl: vault.vaultUrl,
+          credential: { type: 'static' },
+          tls: { caCertPem: vault.caCertPem },
+          disableChallengeResourceVerification: true,
+          metrics: { registry: new Registry() },
+          resilience: { initialDelayMs: 20, maxDelayMs: 500, pollIntervalMs: 50 },
+        }),
+        AuditAnchorModule,
+      ],
+    }).compile();
+    store = moduleRef.get(AuditAnchorStore);
+    kv = moduleRef.get(KeyVaultProvider);
+  });
+  afterAll(async () => {
+    await moduleRef?.close();
+    await vault?.stop();
+  });
+
+  it('is the Key Vault store, provided globally under the AuditAnchorStore token', () => {
+    expect(store).toBeInstanceOf(KeyVaultAuditAnchorStore);
+  });
+
+  it('round-trips an anchor as a JSON secret tagged as an anchor', async () => {
+    await store.write(anchor('acme', 7, hash('b')));
+    expect(await store.read('acme')).toEqual(anchor('acme', 7, hash('b')));
+
+    const name = auditAnchorSecretName('acme');
+    expect(name).toMatch(/^cv-audit-anchor-[0-9a-f]{40}$/);
+    const secret = await kv.getSecret(name);
+    expect(JSON.parse(secret.value)).toEqual({ tenantId: 'acme', sequence: 7, hash: hash('b'), anchoredAt: '2026-12-01T10:00:00.000Z' });
+    expect(secret.properties).toMatchObject({ contentType: 'application/json', tags: { purpose: 'cv-audit-anchor', tenantId: 'acme' } });
+  });
+
+  it('returns the latest anchor, and keeps the earlier ones as versions', async () => {
+    await store.write(anchor('latest', 1, hash('1')));
+    await store.write(anchor('latest', 5, hash('5'), '2026-12-01T10:05:00.000Z'));
+    await store.write(anchor('latest', 9, hash('9'), '2026-12-01T10:10:00.000Z'));
+    expect(await store.read('latest')).toEqual(anchor('latest', 9, hash('9'), '2026-12-01T10:10:00.000Z'));
+    const versions: string[] = [];
+    for await (const v of kv.listAllSecretVersions(auditAnchorSecretName('latest'))) versions.push(v.version);
+    expect(versions).toHaveLength(3);
+  });
+
+  it('returns null for a tenant that was never anchored', async () => {
+    expect(await store.read('never-anchored')).toBeNull();
+  });
+
+  it('anchors tenant ids holding characters Key Vault names refuse, up to 128 characters', async () => {
+    const odd = ['Acme Corp/ü:1', 'tenant_with.dots@x', 'a'.repeat(128)];
+    for (const [i, t] of odd.entries()) await store.write(anchor(t, i + 1));
+    for (const [i, t] of odd.entries()) expect(await store.read(t)).toEqual(anchor(t, i + 1));
+    expect(await store.tenants()).toEqual(expect.arrayContaining(odd));
+    // Different ids never share a secret, even when they differ only in case.
+    await store.write(anchor('ACME', 3));
+    expect((await store.read('acme'))?.sequence).toBe(7);
+  });
+
+  it('lists only tenants with an anchor, across pages, ignoring other secrets of the vault', async () => {
+    await kv.setSecret('cv--unrelated--github--k--c1--g0', 'not-an-anchor', { tags: { tenantId: 'intruder' } });
+    await kv.setSecret('look-alike', '{}', { tags: { purpose: 'cv-audit-anchor', tenantId: 'look-alike' } });
+    const many = Array.from({ length: 30 }, (_, i) => `paged-${i}`);
+    await Promise.all(many.map((t) => store.write(anchor(t, 1))));
+    const tenants = await store.tenants();
+    expect(tenants).toEqual(expect.arrayContaining(['acme', 'latest', ...many]));
+    expect(tenants).not.toContain('intruder');
+    expect(tenants).not.toContain('look-alike');
+    expect(tenants).not.toContain('never-anchored');
+    expect(new Set(tenants).size).toBe(tenants.length);
+  });
+
+  it('keeps a tenant listed when its tenantId tag was edited, taking the id from the value', async () => {
+    await store.write(anchor('retagged', 2));
+    const { properties } = await kv.getSecret(auditAnchorSecretName('retagged'));
+    await kv.updateSecretProperties(properties.name, properties.version, { tags: { purpose: 'cv-audit-anchor', tenantId: 'someone-else' } });
+    const tenants = await store.tenants();
+    expect(tenants).toContain('retagged');
+    expect(tenants).not.toContain('someone-else');
+  });
+
+  it('rejects a corrupt anchor with an error naming the secret, never as "no anchor"', async () => {
+    const name = auditAnchorSecretName('corrupt');
+    await store.write(anchor('corrupt', 4));
+    const cases: [string, RegExp][] = [
+      ['{"tenantId":"corrupt","sequence":4', /does not hold JSON/],
+      ['[1,2]', /does not hold a JSON object/],
+      [JSON.stringify({ tenantId: 'corrupt', sequence: -1, hash: hash('a'), anchoredAt: '2026-12-01T10:00:00Z' }), /sequence/],
+      [JSON.stringify({ tenantId: 'corrupt', sequence: 4, hash: 'abc', anchoredAt: '2026-12-01T10:00:00Z' }), /hash/],
+      [JSON.stringify({ tenantId: 'corrupt', sequence: 4, hash: hash('a'), anchoredAt: 'yesterday' }), /anchoredAt/],
+      // A copy of another tenant's anchor put in this tenant's place.
+      [JSON.stringify({ tenantId: 'acme', sequence: 4, hash: hash('a'), anchoredAt: '2026-12-01T10:00:00Z' }), /another tenant/],
+    ];
+    for (const [value, why] of cases) {
+      await kv.setSecret(name, value, { tags: { purpose: 'cv-audit-anchor', tenantId: 'corrupt' } });
+      const e = await rejection(store.read('corrupt'));
+      expect(e).toBeInstanceOf(AuditAnchorStoreError);
+      expect(e.message).toContain(name);
+      expect(e.message).toMatch(/corrupt/);
+      expect(e.message).toMatch(why);
+    }
+  });
+
+  it('refuses to write an invalid anchor', async () => {
+    await expect(store.write(anchor('bad', 1, 'not-a-hash'))).rejects.toThrow(/hash must be 64 lowercase hex/);
+    await expect(store.write(anchor('bad', 1.5))).rejects.toThrow(/sequence/);
+    await expect(store.write(anchor('x'.repeat(129), 1))).rejects.toThrow(/tenantId/);
+    expect(await store.read('bad')).toBeNull();
+  });
+
+  it('fails on a soft-deleted anchor (read and write) until it is recovered or purged', async () => {
+    await store.write(anchor('deleted', 12));
+    const name = auditAnchorSecretName('deleted');
+    await kv.deleteSecret(name);
+
+    const onRead = await rejection(store.read('deleted'));
+    expect(onRead).toBeInstanceOf(AuditAnchorStoreError);
+    expect(onRead.message).toMatch(/anchor of tenant deleted was deleted on \d{4}-.*recover it .* or purge it/);
+    const onWrite = await rejection(store.write(anchor('deleted', 13)));
+    expect(onWrite).toBeInstanceOf(AuditAnchorStoreError);
+    expect(onWrite.message).toMatch(/was deleted/);
+    expect(await store.tenants()).not.toContain('deleted');
+
+    await kv.recoverDeletedSecret(name);
+    expect((await store.read('deleted'))?.sequence).toBe(12);
+
+    // Purged: indistinguishable from never anchored.
+    await kv.deleteSecret(name);
+    await kv.purgeDeletedSecret(name);
+    expect(await store.read('deleted')).toBeNull();
+    await store.write(anchor('deleted', 13));
+    expect((await store.read('deleted'))?.sequence).toBe(13);
+  });
+
+  it('lets a disabled anchor fail loudly rather than read as missing', async () => {
+    await store.write(anchor('disabled', 3));
+    const { properties } = await kv.getSecret(auditAnchorSecretName('disabled'));
+    await kv.updateSecretProperties(properties.name, properties.version, { enabled: false });
+    await expect(store.read('disabled')).rejects.toMatchObject({ codeName: 'DISABLED' });
+  });
+
+  it('keeps deployments with another VAULT_SECRET_PREFIX apart in a shared vault', async () => {
+    const staging = new KeyVaultAuditAnchorStore(kv, 'stg');
+    await staging.write(anchor('acme', 100));
+    expect(auditAnchorSecretName('acme', 'stg')).toMatch(/^stg-audit-anchor-/);
+    expect((await staging.read('acme'))?.sequence).toBe(100);
+    expect((await store.read('acme'))?.sequence).toBe(7);
+    expect(await staging.tenants()).toEqual(['acme']);
+  });
+});
