@@ -55,6 +55,17 @@ describe('loadAppConfig', () => {
     expect(() => loadAppConfig({ NODE_ENV: 'production' })).toThrow(/KEY_VAULT_URL: is required in production/);
   });
 
+  it('anchors the audit chains every 5 minutes by default; AUDIT_ANCHOR_* override it', () => {
+    expect(loadAppConfig({}).audit.anchor).toEqual({ enabled: true, cron: '*/5 * * * *' });
+    expect(loadAppConfig({ AUDIT_ANCHOR_ENABLED: 'false', AUDIT_ANCHOR_CRON: '0 * * * *' }).audit.anchor).toEqual({
+      enabled: false,
+      cron: '0 * * * *',
+    });
+    expect(() => loadAppConfig({ AUDIT_ANCHOR_ENABLED: 'sometimes', AUDIT_ANCHOR_CRON: '* *' })).toThrow(
+      /AUDIT_ANCHOR_ENABLED[\s\S]*AUDIT_ANCHOR_CRON/,
+    );
+  });
+
   it('treats empty variables as unset', () => {
     expect(loadAppConfig({ KEY_VAULT_URL: '', PORT: '' }).keyVault.mode).toBe('embedded');
   });

@@ -87,6 +87,8 @@ const envSchema = z
     AUDIT_RETENTION_ENABLED: bool(true),
     AUDIT_RETENTION_DAYS: int(90, 1, 36_500),
     AUDIT_RETENTION_CRON: z.string().min(9).default('0 3 * * *'),
+    AUDIT_ANCHOR_ENABLED: bool(true),
+    AUDIT_ANCHOR_CRON: z.string().min(9).default('*/5 * * * *'),
     RATE_LIMIT_PER_MINUTE: int(600, 1, 1_000_000),
 
     OAUTH_PROVIDERS: jsonArray(z.record(z.string(), z.unknown()), 'must be a JSON array of provider objects (see the README)'),
@@ -135,7 +137,12 @@ export interface AppConfig {
       };
   metrics: { enabled: boolean };
   credentials: { cacheTtlMs: number; cacheMaxStaleMs: number; cacheMaxEntries: number; integrations: string[]; vaultSecretPrefix: string };
-  audit: { failClosed: boolean; retention: { enabled: boolean; days: number; cron: string } };
+  audit: {
+    failClosed: boolean;
+    retention: { enabled: boolean; days: number; cron: string };
+    /** Copies each tenant's chain head to Key Vault so verify notices a rewritten or truncated chain. */
+    anchor: { enabled: boolean; cron: string };
+  };
   rateLimit: { perMinute: number };
   /** Providers are validated by the OAuth lib at start (it knows the rules: issuer or token endpoint, secret refs, ...). */
   oauth: { providers: Record<string, unknown>[]; refreshAheadMs: number; proactive: { enabled: boolean; cronTime: string } };
@@ -243,6 +250,7 @@ export function loadAppConfig(env: Record<string, string | undefined>, cwd = pro
     audit: {
       failClosed: e.AUDIT_FAIL_CLOSED,
       retention: { enabled: e.AUDIT_RETENTION_ENABLED, days: e.AUDIT_RETENTION_DAYS, cron: e.AUDIT_RETENTION_CRON },
+      anchor: { enabled: e.AUDIT_ANCHOR_ENABLED, cron: e.AUDIT_ANCHOR_CRON },
     },
     rateLimit: { perMinute: e.RATE_LIMIT_PER_MINUTE },
     oauth: {

@@ -1,6 +1,7 @@
 import { Module } from '@nestjs/common';
 import { AuditModule } from '@app/audit';
 import { CredentialsModule } from '@app/credentials';
+import { AuditAnchorModule } from '../audit/audit-anchor.module';
 import { AuditController } from '../audit/audit.controller';
 import { APP_CONFIG, AppConfig } from '../config/app.config';
 import { HostMetrics } from '../metrics/host-metrics';
@@ -12,8 +13,9 @@ import { ConnectionsController, CredentialsController } from './credentials.cont
     AuditModule.forRootAsync({
       isGlobal: true,
       inject: [APP_CONFIG],
-      useFactory: (c: AppConfig) => ({ failClosed: c.audit.failClosed, retention: c.audit.retention }),
+      useFactory: (c: AppConfig) => ({ failClosed: c.audit.failClosed, retention: c.audit.retention, anchor: c.audit.anchor }),
     }),
+    AuditAnchorModule,
     CredentialsModule.forRootAsync({
       isGlobal: true,
       inject: [APP_CONFIG],
