@@ -11,10 +11,13 @@ import { AuditHarness, event, exec, startAudit, tenant } from '../test/harness';
  */
 class OutsideStore extends AuditAnchorStore {
   readonly history: AuditAnchor[] = [];
+  /** Tenants whose anchor cannot be read (the store is down for them). */
+  readonly unreadable = new Set<string>();
   async write(anchor: AuditAnchor): Promise<void> {
     this.history.push({ ...anchor });
   }
   async read(tenantId: string): Promise<AuditAnchor | null> {
+    if (this.unreadable.has(tenantId)) throw new Error('anchor store unreachable');
     return [...this.history].reverse().find((a) => a.tenantId === tenantId) ?? null;
   }
   async tenants(): Promise<string[]> {
@@ -126,6 +129,24 @@ describe.each(DATABASE_KINDS)('audit anchoring on %s', (kind) => {
     expect(await store.read(t)).toMatchObject({ sequence: 4 });
     forgetAnchors(t);
     await expect(h.audit.verify({ tenantId: t })).resolves.toMatchObject({ valid: true, anchorsChecked: 0 }); // the forgery alone is consistent
+  });
+
+  it('a store failing for one chain leaves the others anchored, and verify refuses to vouch for that chain', async () => {
+    const broken = tenant('a');
+    const fine = tenant('z');
+    await writeRows(broken, 1);
+    await writeRows(fine, 1);
+    store.unreadable.add(broken);
+    try {
+      const run = await anchoring().runOnce();
+      expect(run.failed).toEqual([broken]);
+      expect(await store.read(fine)).toMatchObject({ sequence: 1 });
+      await expect(h.audit.verify({ tenantId: broken })).rejects.toMatchObject({ codeName: 'AUDIT_ANCHOR_UNAVAILABLE' });
+    } finally {
+      store.unreadable.delete(broken);
+    }
+    expect((await anchoring().runOnce()).failed).toEqual([]);
+    await expect(h.audit.verify({ tenantId: broken })).resolves.toMatchObject({ valid: true, anchorsChecked: 1 });
   });
 
   it('a chain pruned past its anchor still verifies', async () => {

@@ -15,6 +15,7 @@ import { AUDIT_RESOLVED_OPTIONS } from './audit.module-definition';
 import type { ResolvedAuditOptions } from './audit.options';
 import { AuditLogEntry } from './entities/audit-log-entry.entity';
 import {
+  AuditAnchorUnavailableError,
   AuditConfigurationError,
   AuditInvalidEventError,
   AuditQueryError,
@@ -473,7 +474,7 @@ export class AuditService implements OnModuleInit, BeforeApplicationShutdown {
     let anchorsChecked = 0;
     for (const tenantId of tenants) {
       // The anchor is read BEFORE the snapshot: it can only name rows committed before it was written.
-      const anchor = this.anchors ? await this.anchors.read(tenantId) : null;
+      const anchor = await this.readAnchor(tenantId);
       const r = await this.writer.consistentRead(async (m) => {
         const chain = await this.verifyChain(m, tenantId);
         return chain.firstBad || !anchor ? chain : { ...chain, firstBad: await this.checkAnchor(m, anchor) };
@@ -515,27 +516,46 @@ export class AuditService implements OnModuleInit, BeforeApplicationShutdown {
    */
   async anchorHeads(): Promise<AnchorRunResult> {
     if (!this.anchors) throw new AuditConfigurationError('No AuditAnchorStore is provided: anchoring needs one');
-    const result: AnchorRunResult = { anchored: 0, unchanged: 0, refused: [] };
+    const result: AnchorRunResult = { anchored: 0, unchanged: 0, refused: [], failed: [] };
     for (const tenantId of await this.tenants(true)) {
-      const previous = await this.anchors.read(tenantId);
-      const check = await this.writer.consistentRead(async (m) => ({
-        head: await this.head(m, tenantId),
-        bad: previous ? await this.checkAnchor(m, previous) : undefined,
-      }));
-      if (check.bad) {
-        result.refused.push(tenantId);
-        this.logger.error(`Audit chain of tenant ${tenantId} no longer matches its anchor (${check.bad.reason}); not anchored again`);
-        continue;
+      try {
+        const outcome = await this.anchorHead(this.anchors, tenantId);
+        if (outcome === 'refused') result.refused.push(tenantId);
+        else result[outcome]++;
+      } catch (e) {
+        // One tenant's store trouble must not leave every other chain unanchored.
+        result.failed.push(tenantId);
+        this.logger.error(`Could not anchor the audit chain of tenant ${tenantId}: ${message(e)}`);
       }
-      const { head } = check;
-      if (!head || (previous && previous.sequence === head.sequence && previous.hash === head.hash)) {
-        result.unchanged++;
-        continue;
-      }
-      await this.anchors.write({ tenantId, sequence: head.sequence, hash: head.hash, anchoredAt: this.clock.now() });
-      result.anchored++;
     }
     return result;
+  }
+
+  private async anchorHead(store: AuditAnchorStore, tenantId: string): Promise<'anchored' | 'unchanged' | 'refused'> {
+    const previous = await store.read(tenantId);
+    const check = await this.writer.consistentRead(async (m) => ({
+      head: await this.head(m, tenantId),
+      bad: previous ? await this.checkAnchor(m, previous) : undefined,
+    }));
+    if (check.bad) {
+      this.logger.error(`Audit chain of tenant ${tenantId} no longer matches its anchor (${check.bad.reason}); not anchored again`);
+      return 'refused';
+    }
+    const { head } = check;
+    if (!head || (previous && previous.sequence === head.sequence && previous.hash === head.hash)) return 'unchanged';
+    await store.write({ tenantId, sequence: head.sequence, hash: head.hash, anchoredAt: this.clock.now() });
+    return 'anchored';
+  }
+
+  private async readAnchor(tenantId: string): Promise<AuditAnchor | null> {
+    if (!this.anchors) return null;
+    try {
+      return await this.anchors.read(tenantId);
+    } catch (e) {
+      throw new AuditAnchorUnavailableError(`The anchor of tenant ${tenantId} could not be read, so its chain cannot be verified: ${message(e)}`, {
+        cause: e,
+      });
+    }
   }
 
   private async verifyChain(m: EntityManager, tenantId: string): Promise<Pick<AuditVerifyResult, 'checked' | 'firstBad'>> {

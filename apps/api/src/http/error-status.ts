@@ -43,6 +43,7 @@ const BY_CODE: Record<number, HttpStatus> = {
   5003: HttpStatus.SERVICE_UNAVAILABLE, // audit log failing, reads refused (fail-closed)
   5004: HttpStatus.BAD_REQUEST,
   5005: HttpStatus.INTERNAL_SERVER_ERROR,
+  5006: HttpStatus.SERVICE_UNAVAILABLE, // an anchor could not be read: verify cannot vouch for the chain
 };
 
 /** Fallback by name suffix for libs that follow the naming convention (e.g. CredentialNotFoundError). */

@@ -27,7 +27,7 @@ export class AuditAnchorService {
     const r = await this.lock.tryRun(AUDIT_ANCHOR_JOB, () => this.audit.anchorHeads());
     if (!r.acquired) {
       this.logger.log('Audit anchoring is running elsewhere; skipped');
-      return { acquired: false, anchored: 0, unchanged: 0, refused: [] };
+      return { acquired: false, anchored: 0, unchanged: 0, refused: [], failed: [] };
     }
     return { acquired: true, ...r.value };
   }

@@ -12,6 +12,8 @@ export enum AuditErrorCode {
   INVALID_QUERY = 5004,
   /** AuditModule options are invalid. */
   CONFIGURATION = 5005,
+  /** A chain's anchor could not be read from the AuditAnchorStore, so the chain cannot be vouched for. */
+  ANCHOR_UNAVAILABLE = 5006,
 }
 
 export abstract class AuditError extends CredentialVaultError {
@@ -46,4 +48,10 @@ export class AuditConfigurationError extends AuditError {
   readonly code = AuditErrorCode.CONFIGURATION;
   readonly codeName = 'AUDIT_CONFIGURATION';
   readonly severity = ErrorSeverity.CONFIGURATION;
+}
+
+export class AuditAnchorUnavailableError extends AuditError {
+  readonly code = AuditErrorCode.ANCHOR_UNAVAILABLE;
+  readonly codeName = 'AUDIT_ANCHOR_UNAVAILABLE';
+  readonly severity = ErrorSeverity.TRANSIENT;
 }

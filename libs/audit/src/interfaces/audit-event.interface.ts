@@ -121,6 +121,8 @@ export interface AnchorRunResult {
   unchanged: number;
   /** Chains NOT anchored because they no longer match their previous anchor (see `verify`). */
   refused: string[];
+  /** Chains not anchored this run because the store failed for them (retried next run). */
+  failed: string[];
 }
 
 /** Counters the host can expose as metrics. Monotonic since start, except the gauges noted. */
