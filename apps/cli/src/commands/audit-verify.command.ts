@@ -5,21 +5,30 @@ import { Command, CommandRunner, Option } from 'nest-commander';
 import { AuditModule, AuditService } from '@app/audit';
 import { APP_CONFIG, loadAppConfig } from '../../../api/src/config/app.config';
 import { AppConfigModule } from '../../../api/src/config/config.module';
+import { AuditAnchorModule } from '../../../api/src/audit/audit-anchor.module';
 import { databaseOptions } from '../../../api/src/database/database.options';
+import { VaultModule } from '../../../api/src/vault/vault.module';
 
 /**
  * `cli audit:verify [--tenant t]`: walks the audit hash chains in the host's database (same
  * environment variables as the host) and exits 1 naming the first bad row, 0 when all verify.
+ * With an external vault (KEY_VAULT_URL) the chains are also checked against their Key Vault
+ * anchors; the embedded vault belongs to the running host, so there `POST /v1/audit/verify` does that.
  */
 @Command({ name: 'audit:verify', description: "Verify the audit log's hash chains (exit 1 and name the first bad row if broken)" })
 export class AuditVerifyCommand extends CommandRunner {
   async run(_args: string[], flags: { tenant?: string }): Promise<void> {
     const config = loadAppConfig(process.env);
+    const anchors = config.keyVault.mode === 'external' ? [VaultModule, AuditAnchorModule] : [];
+    if (!anchors.length) {
+      process.stderr.write('Anchors not checked: the embedded vault belongs to the running host (use POST /v1/audit/verify there).\n');
+    }
 
     @Module({
       imports: [
         AppConfigModule.forRoot(config),
         TypeOrmModule.forRootAsync({ inject: [APP_CONFIG], useFactory: databaseOptions }),
+        ...anchors,
         AuditModule.forRoot({ retention: { enabled: false } }),
       ],
     })

@@ -1,0 +1,75 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { DataSource } from 'typeorm';
+import { AuditAnchorService, AuditResult, AuditService } from '@app/audit';
+import { KeyVaultEmulator } from '@app/keyvault-emulator';
+import { AuditVerifyCommand } from '../apps/cli/src/commands/audit-verify.command';
+import { startTestHost, TestHost } from './support/host';
+
+/** `cli audit:verify` with the host's environment and an external vault also checks the Key Vault anchors. */
+describe('cli audit:verify', () => {
+  let vault: KeyVaultEmulator;
+  let vaultDir: string;
+  let host: TestHost;
+  const tenantId = 'cli-anchored';
+
+  /** Runs the command as `npm run cli -- audit:verify` would, with the host's environment. */
+  const verify = async () => {
+    const savedEnv = process.env;
+    const savedExit = process.exitCode;
+    const out: string[] = [];
+    const write = jest.spyOn(process.stdout, 'write').mockImplementation((chunk) => (out.push(String(chunk)), true));
+    const warn = jest.spyOn(process.stderr, 'write').mockImplementation(() => true);
+    process.env = { ...host.env };
+    process.exitCode = undefined;
+    try {
+      await new AuditVerifyCommand().run([], {});
+      return { exitCode: process.exitCode, result: JSON.parse(out.join('')) as Record<string, unknown> };
+    } finally {
+      process.env = savedEnv;
+      process.exitCode = savedExit;
+      write.mockRestore();
+      warn.mockRestore();
+    }
+  };
+
+  beforeAll(async () => {
+    vaultDir = mkdtempSync(join(tmpdir(), 'cv-cli-vault-'));
+    vault = await KeyVaultEmulator.start({ dataDir: vaultDir, port: 0, quiet: true });
+    host = await startTestHost('sqlite', {
+      KEY_VAULT_URL: vault.vaultUrl,
+      KEY_VAULT_CREDENTIAL: 'static',
+      KEY_VAULT_CA_CERT_PATH: vault.caCertPath,
+      KEY_VAULT_DISABLE_CHALLENGE_RESOURCE_VERIFICATION: 'true',
+    });
+    const audit = host.app.get(AuditService);
+    for (let i = 0; i < 4; i++) {
+      await audit.record({ action: 'store', context: { tenantId, actor: { id: 'ops' } }, resource: `cred-${i}`, result: AuditResult.SUCCESS });
+    }
+    expect(await host.app.get(AuditAnchorService).runOnce()).toMatchObject({ acquired: true, anchored: 1 });
+    await host.app.close(); // the database and the vault stay; the CLI runs against them
+  });
+
+  afterAll(async () => {
+    await host?.db.drop();
+    rmSync(host?.dataDir ?? '', { recursive: true, force: true });
+    await vault?.stop();
+    rmSync(vaultDir, { recursive: true, force: true });
+  });
+
+  it('exits 0 on intact chains, checking their anchors', async () => {
+    const { exitCode, result } = await verify();
+    expect(exitCode).not.toBe(1);
+    expect(result).toMatchObject({ valid: true, anchorsChecked: 1 });
+  });
+
+  it('exits 1 and names the truncation once the newest rows are deleted', async () => {
+    const db = await new DataSource({ type: 'better-sqlite3', database: host.env.DATABASE_PATH }).initialize();
+    await db.query('DELETE FROM cv_audit_log WHERE tenant_id = ? AND sequence > 2', [tenantId]);
+    await db.destroy();
+    const { exitCode, result } = await verify();
+    expect(exitCode).toBe(1);
+    expect(result).toMatchObject({ valid: false, firstBad: { tenantId, sequence: 4, reason: 'truncated' } });
+  });
+});
