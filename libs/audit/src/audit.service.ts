@@ -689,7 +689,13 @@ export class AuditService implements OnModuleInit, BeforeApplicationShutdown {
       .getRawMany();
     const tenants = rows.map((r) => r.tenantId);
     if (!anchored || !this.anchors) return tenants;
-    return [...new Set([...tenants, ...(await this.anchors.tenants())])].sort();
+    let withAnchors: string[];
+    try {
+      withAnchors = await this.anchors.tenants();
+    } catch (e) {
+      throw new AuditAnchorUnavailableError(`The anchored tenants could not be listed, so the log cannot be verified: ${message(e)}`, { cause: e });
+    }
+    return [...new Set([...tenants, ...withAnchors])].sort();
   }
 }
 
