@@ -80,5 +80,10 @@ describe.each(DATABASE_KINDS)('audit anchoring in the reference host on %s', (ki
     expect(rerun.refused).toContain(tenantId);
     expect((await app.get(AuditAnchorStore).read(tenantId))?.sequence).toBe(head.sequence);
     expect((await call('POST', '/v1/audit/verify')).body).toMatchObject({ valid: false, firstBad: { reason: 'truncated' } });
+
+    // Operators see it on /metrics: two verifies and one anchoring run found the broken chain.
+    const metrics = await (await fetch(`${host.baseUrl}/metrics`)).text();
+    expect(metrics).toMatch(/^credential_vault_audit_broken_chains_total 3$/m);
+    expect(metrics).toMatch(/^credential_vault_audit_anchors_written_total [1-9]\d*$/m);
   });
 });

@@ -1,7 +1,8 @@
 import { ManualClock } from '@app/common';
 import { createTestDatabase, DATABASE_KINDS, TestDatabase } from '@app/testing';
 import { SchedulerRegistry } from '@nestjs/schedule';
-import { AUDIT_ANCHOR_JOB, AuditAnchor, AuditAnchorService, AuditAnchorStore, AuditAction, computeEntryHash } from '@app/audit';
+import { AUDIT_ANCHOR_JOB, AUDIT_CHAIN_BROKEN_EVENT, AuditAnchor, AuditAnchorService, AuditAnchorStore, AuditAction, computeEntryHash } from '@app/audit';
+import type { AuditChainBrokenEvent } from '@app/audit';
 import type { AuditLogEntry } from '@app/audit';
 import { AuditHarness, event, exec, startAudit, tenant } from '../test/harness';
 
@@ -120,6 +121,10 @@ describe.each(DATABASE_KINDS)('audit anchoring on %s', (kind) => {
       prev = hash;
     }
     const forged = await rows(t);
+    const alerts: AuditChainBrokenEvent[] = [];
+    const listener = (e: AuditChainBrokenEvent) => alerts.push(e);
+    h.events.on(AUDIT_CHAIN_BROKEN_EVENT, listener);
+    const brokenBefore = h.audit.stats.brokenChains;
     const r = await h.audit.verify({ tenantId: t });
     // Links and hashes all check out; only the anchor shows the anchored row now has another hash.
     expect(r).toMatchObject({ valid: false, firstBad: { tenantId: t, sequence: 4, reason: 'anchor_mismatch', id: forged[3].id } });
@@ -127,6 +132,13 @@ describe.each(DATABASE_KINDS)('audit anchoring on %s', (kind) => {
     const run = await anchoring().runOnce();
     expect(run.refused).toContain(t);
     expect(await store.read(t)).toMatchObject({ sequence: 4 });
+    // Both findings are tamper signals the host can alert on: an event each, and a counter.
+    h.events.off(AUDIT_CHAIN_BROKEN_EVENT, listener);
+    expect(alerts).toEqual([
+      { tenantId: t, id: forged[3].id, sequence: 4, reason: 'anchor_mismatch', foundBy: 'verify' },
+      { tenantId: t, id: forged[3].id, sequence: 4, reason: 'anchor_mismatch', foundBy: 'anchor' },
+    ]);
+    expect(h.audit.stats.brokenChains).toBe(brokenBefore + 2);
     forgetAnchors(t);
     await expect(h.audit.verify({ tenantId: t })).resolves.toMatchObject({ valid: true, anchorsChecked: 0 }); // the forgery alone is consistent
   });

@@ -1,6 +1,9 @@
 /** Event emitted (EventEmitter2) when suspicious activity is detected; payload `SuspiciousActivityEvent`. */
 export const AUDIT_SUSPICIOUS_ACTIVITY_EVENT = 'audit.suspicious_activity';
 
+/** Event emitted (EventEmitter2) when verify or the anchoring job finds a broken chain; payload `AuditChainBrokenEvent`. */
+export const AUDIT_CHAIN_BROKEN_EVENT = 'audit.chain_broken';
+
 /** Name of the retention cron job in `SchedulerRegistry` and of its distributed lock. */
 export const AUDIT_RETENTION_JOB = 'audit-retention';
 

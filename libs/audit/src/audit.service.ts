@@ -10,7 +10,7 @@ import { EventEmitter2 } from '@nestjs/event-emitter';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { Clock, SystemClock } from '@app/common';
 import { Brackets, DataSource, EntityManager, MoreThan } from 'typeorm';
-import { AUDIT_SUSPICIOUS_ACTIVITY_EVENT, AUDIT_SYSTEM_ACTOR } from './audit.constants';
+import { AUDIT_CHAIN_BROKEN_EVENT, AUDIT_SUSPICIOUS_ACTIVITY_EVENT, AUDIT_SYSTEM_ACTOR } from './audit.constants';
 import { AUDIT_RESOLVED_OPTIONS } from './audit.module-definition';
 import type { ResolvedAuditOptions } from './audit.options';
 import { AuditLogEntry } from './entities/audit-log-entry.entity';
@@ -25,6 +25,7 @@ import {
 import {
   AnchorRunResult,
   AuditAction,
+  AuditChainBrokenEvent,
   AuditEventInput,
   AuditLogEntryView,
   AuditQuery,
@@ -93,6 +94,9 @@ export class AuditService implements OnModuleInit, BeforeApplicationShutdown {
     readsRejected: 0,
     redactedKeys: 0,
     suspiciousActivities: 0,
+    brokenChains: 0,
+    anchorsWritten: 0,
+    anchorFailures: 0,
   };
 
   constructor(
@@ -483,9 +487,7 @@ export class AuditService implements OnModuleInit, BeforeApplicationShutdown {
       chains++;
       if (anchor) anchorsChecked++;
       if (r.firstBad) {
-        this.logger.error(
-          `Audit chain of tenant ${tenantId} is broken at sequence ${r.firstBad.sequence} (${r.firstBad.reason}, row ${r.firstBad.id || '-'})`,
-        );
+        this.chainBroken(r.firstBad, 'verify');
         return { valid: false, checked, chains, anchorsChecked, firstBad: r.firstBad };
       }
     }
@@ -525,6 +527,7 @@ export class AuditService implements OnModuleInit, BeforeApplicationShutdown {
       } catch (e) {
         // One tenant's store trouble must not leave every other chain unanchored.
         result.failed.push(tenantId);
+        this.counters.anchorFailures++;
         this.logger.error(`Could not anchor the audit chain of tenant ${tenantId}: ${message(e)}`);
       }
     }
@@ -538,13 +541,29 @@ export class AuditService implements OnModuleInit, BeforeApplicationShutdown {
       bad: previous ? await this.checkAnchor(m, previous) : undefined,
     }));
     if (check.bad) {
-      this.logger.error(`Audit chain of tenant ${tenantId} no longer matches its anchor (${check.bad.reason}); not anchored again`);
+      this.chainBroken(check.bad, 'anchor');
       return 'refused';
     }
     const { head } = check;
     if (!head || (previous && previous.sequence === head.sequence && previous.hash === head.hash)) return 'unchanged';
     await store.write({ tenantId, sequence: head.sequence, hash: head.hash, anchoredAt: this.clock.now() });
+    this.counters.anchorsWritten++;
     return 'anchored';
+  }
+
+  /** A tamper signal: logged, counted, and emitted for the host's alerting. */
+  private chainBroken(bad: NonNullable<AuditVerifyResult['firstBad']>, foundBy: AuditChainBrokenEvent['foundBy']): void {
+    this.counters.brokenChains++;
+    this.logger.error(
+      `Audit chain of tenant ${bad.tenantId} is broken at sequence ${bad.sequence} (${bad.reason}, row ${bad.id || '-'})` +
+        (foundBy === 'anchor' ? '; it is not anchored again' : ''),
+    );
+    const event: AuditChainBrokenEvent = { ...bad, foundBy };
+    try {
+      this.events?.emit(AUDIT_CHAIN_BROKEN_EVENT, event);
+    } catch (e) {
+      this.logger.error(`A listener of ${AUDIT_CHAIN_BROKEN_EVENT} threw: ${message(e)}`);
+    }
   }
 
   private async readAnchor(tenantId: string): Promise<AuditAnchor | null> {

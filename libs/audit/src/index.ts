@@ -11,7 +11,7 @@ export type { AuditAnchor } from './anchor/audit-anchor.store';
 export { AuditAnchorService } from './anchor/audit-anchor.service';
 export { AUDIT_ENTITIES, AUDIT_MIGRATIONS } from './audit.persistence';
 export { AuditLogEntry, AUDIT_TABLE } from './entities/audit-log-entry.entity';
-export { AUDIT_SUSPICIOUS_ACTIVITY_EVENT, AUDIT_RETENTION_JOB, AUDIT_ANCHOR_JOB, AUDIT_SYSTEM_ACTOR } from './audit.constants';
+export { AUDIT_SUSPICIOUS_ACTIVITY_EVENT, AUDIT_CHAIN_BROKEN_EVENT, AUDIT_RETENTION_JOB, AUDIT_ANCHOR_JOB, AUDIT_SYSTEM_ACTOR } from './audit.constants';
 export * from './interfaces/audit-event.interface';
 export * from './errors/audit.errors';
 export type { SuspiciousActivityEvent, SuspiciousActivityKind } from './internal/suspicious-activity.detector';

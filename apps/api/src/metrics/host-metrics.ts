@@ -59,6 +59,9 @@ export class HostMetrics implements OnModuleInit {
       mirroredCounter(`${PREFIX}audit_flush_failures_total`, 'Failed flushes of buffered audit rows', () => audit().flushFailures),
       mirroredCounter(`${PREFIX}audit_reads_rejected_total`, 'Reads refused while the audit log failed (fail-closed)', () => audit().readsRejected),
       mirroredCounter(`${PREFIX}audit_suspicious_activities_total`, 'Suspicious-activity detections', () => audit().suspiciousActivities),
+      mirroredCounter(`${PREFIX}audit_broken_chains_total`, 'Broken audit chains found by verify or the anchoring job (tampering)', () => audit().brokenChains),
+      mirroredCounter(`${PREFIX}audit_anchors_written_total`, 'Audit chain heads anchored in the anchor store', () => audit().anchorsWritten),
+      mirroredCounter(`${PREFIX}audit_anchor_failures_total`, 'Audit chains the anchoring job could not anchor (store failures)', () => audit().anchorFailures),
     ];
     for (const m of metrics) {
       // Apps re-created in one process (tests) share the default registry: the newest app wins.

@@ -113,6 +113,15 @@ export interface AuditVerifyResult {
   firstBad?: { id: string; sequence: number; tenantId: string; reason: AuditVerifyFailureReason };
 }
 
+/** Payload of `audit.chain_broken`: the first bad row, and who found it. */
+export interface AuditChainBrokenEvent {
+  tenantId: string;
+  id: string;
+  sequence: number;
+  reason: AuditVerifyFailureReason;
+  foundBy: 'verify' | 'anchor';
+}
+
 /** What one anchoring run did. */
 export interface AnchorRunResult {
   /** Chains whose head was copied to the anchor store. */
@@ -141,4 +150,10 @@ export interface AuditStats {
   readsRejected: number;
   redactedKeys: number;
   suspiciousActivities: number;
+  /** Broken chains found by verify or by the anchoring job (each finding counts). */
+  brokenChains: number;
+  /** Chain heads written to the anchor store. */
+  anchorsWritten: number;
+  /** Chains the anchoring job could not anchor because the store failed. */
+  anchorFailures: number;
 }
