@@ -61,6 +61,19 @@ describe.each(DATABASE_KINDS)('AuditService on %s', (kind) => {
     await expect(h.audit.verify({ tenantId: t })).resolves.toMatchObject({ valid: true, checked: 2 });
   });
 
+  it('stores text no database can hold (NUL, lone surrogates) as U+FFFD instead of failing the batch', async () => {
+    const t = tenant();
+    const odd = 'cred-\u0000-\ud800-end';
+    await h.audit.record(event(t, { resource: odd, details: { note: 'x\u0000y', ['k\u0000']: 1 } }));
+    await h.audit.recordRead(event(t, { resource: odd, context: { tenantId: t, actor: { id: 'u\u0000', userAgent: 'ua\udc00' } } }));
+    await h.audit.flush(); // a batch the database refused would stay buffered and fail here
+    const { items } = await h.audit.query({ tenantId: t, order: 'asc' });
+    expect(items.map((i) => i.resource)).toEqual(['cred-\uFFFD-\uFFFD-end', 'cred-\uFFFD-\uFFFD-end']);
+    expect(items[0].details).toEqual({ note: 'x\uFFFDy', 'k\uFFFD': 1 });
+    expect(items[1]).toMatchObject({ actorId: 'u\uFFFD', userAgent: 'ua\uFFFD' });
+    await expect(h.audit.verify({ tenantId: t })).resolves.toMatchObject({ valid: true, checked: 2 });
+  });
+
   it('writes in the caller transaction: a rollback leaves neither the change nor its audit row', async () => {
     const t = tenant();
     await expect(

@@ -42,7 +42,7 @@ import { decodeCursor, encodeCursor } from './internal/cursor';
 import { ReadBuffer } from './internal/read-buffer';
 import { InsertableRow, insertAuditRows } from './internal/row-insert';
 import { uuidV7 } from './internal/uuid-v7';
-import { sanitiseDetails } from './internal/sanitize-details';
+import { sanitiseDetails, storable } from './internal/sanitize-details';
 import { SuspiciousActivityDetector, SuspiciousActivityEvent } from './internal/suspicious-activity.detector';
 
 /** A validated, sanitised event waiting for its place in the chain. */
@@ -332,11 +332,11 @@ export class AuditService implements OnModuleInit, BeforeApplicationShutdown {
       this.logger.warn(`Stripped ${redacted.length} credential-looking member(s) from audit details: ${redacted.join(', ')}`);
     }
     return {
-      tenantId: context.tenantId,
+      tenantId: storable(context.tenantId),
       occurredAt: this.clock.now(),
       action,
-      resource,
-      actorId: context.actor.id,
+      resource: storable(resource),
+      actorId: storable(context.actor.id),
       actorIp: clip(context.actor.ip, 64),
       userAgent: clip(context.actor.userAgent, 512),
       result,
@@ -741,7 +741,7 @@ function toView(row: AuditLogEntry): AuditLogEntryView {
 
 function clip(v: string | undefined | null, max: number): string | null {
   if (v === undefined || v === null || v === '') return null;
-  return v.length > max ? v.slice(0, max) : v;
+  return storable(v.length > max ? v.slice(0, max) : v);
 }
 
 function message(e: unknown): string {

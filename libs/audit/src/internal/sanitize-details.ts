@@ -34,6 +34,20 @@ const PEM_PRIVATE = /-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----/;
 const JWT = /^eyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]*$/;
 const BEARER = /^(bearer|basic)\s+\S+/i;
 
+/** NUL, or a UTF-16 surrogate without its pair. */
+const NOT_STORABLE_SOURCE = '\\u0000|[\\uD800-\\uDBFF](?![\\uDC00-\\uDFFF])|(?<![\\uD800-\\uDBFF])[\\uDC00-\\uDFFF]';
+const NOT_STORABLE = new RegExp(NOT_STORABLE_SOURCE);
+const NOT_STORABLE_ALL = new RegExp(NOT_STORABLE_SOURCE, 'g');
+
+/**
+ * Text every database stores and hashes the same way: lone UTF-16 surrogates become U+FFFD (as
+ * UTF-8 encoding would make them) and NUL becomes U+FFFD (PostgreSQL text cannot hold it). A
+ * request with `%00` in a path must not make an audit batch unwritable.
+ */
+export function storable(s: string): string {
+  return NOT_STORABLE.test(s) ? s.replace(NOT_STORABLE_ALL, '\uFFFD') : s;
+}
+
 export function normaliseKey(key: string): string {
   return key.toLowerCase().replace(/[^a-z0-9]/g, '');
 }
@@ -87,7 +101,7 @@ export function sanitiseDetails(input: unknown): SanitisedDetails {
           redacted.push(path || '(root)');
           return undefined;
         }
-        return value.length > MAX_STRING ? `${value.slice(0, MAX_STRING)}…[truncated]` : value;
+        return storable(value.length > MAX_STRING ? `${value.slice(0, MAX_STRING)}…[truncated]` : value);
       case 'number':
         return Number.isFinite(value) ? value : String(value);
       case 'boolean':
@@ -133,7 +147,7 @@ export function sanitiseDetails(input: unknown): SanitisedDetails {
           break;
         }
         const c = clean(v, p, depth + 1);
-        if (c !== undefined) out[k] = c;
+        if (c !== undefined) out[storable(k)] = c;
       }
       return out;
     } finally {
