@@ -14,14 +14,18 @@ class OutsideStore extends AuditAnchorStore {
   readonly history: AuditAnchor[] = [];
   /** Tenants whose anchor cannot be read (the store is down for them). */
   readonly unreadable = new Set<string>();
+  reads = 0;
+  listings = 0;
   async write(anchor: AuditAnchor): Promise<void> {
     this.history.push({ ...anchor });
   }
   async read(tenantId: string): Promise<AuditAnchor | null> {
+    this.reads++;
     if (this.unreadable.has(tenantId)) throw new Error('anchor store unreachable');
     return [...this.history].reverse().find((a) => a.tenantId === tenantId) ?? null;
   }
   async tenants(): Promise<string[]> {
+    this.listings++;
     return [...new Set(this.history.map((a) => a.tenantId))];
   }
 }
@@ -60,9 +64,12 @@ describe.each(DATABASE_KINDS)('audit anchoring on %s', (kind) => {
     expect(first).toMatchObject({ acquired: true, refused: [] });
     expect(await store.read(a)).toMatchObject({ tenantId: a, sequence: 3, anchoredAt: clock.now() });
     expect((await store.read(a))!.hash).toBe((await rows(a))[2].hash);
-    // Nothing moved: nothing written. One more row: only that chain is anchored again.
+    // Nothing moved: nothing written, and not even read (the store's request budget is shared).
+    // One more row: only that chain is anchored again.
     const before = store.history.length;
+    const [reads, listings] = [store.reads, store.listings];
     expect(await anchoring().runOnce()).toMatchObject({ anchored: 0 });
+    expect([store.reads, store.listings]).toEqual([reads, listings]);
     await writeRows(a, 1);
     expect(await anchoring().runOnce()).toMatchObject({ anchored: 1 });
     expect(store.history.length).toBe(before + 1);

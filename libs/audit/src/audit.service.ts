@@ -62,6 +62,7 @@ const ACTION_NAME = /^[a-z][a-z0-9_.:-]{0,63}$/;
 const RESULTS = new Set<string>(Object.values(AuditResult));
 const VERIFY_PAGE = 1000;
 const MAX_LIMIT = 500;
+const MAX_REMEMBERED_ANCHORS = 100_000;
 
 /**
  * The audit log: every row is a link of its tenant's SHA-256 hash chain (see libs/audit/README.md).
@@ -79,6 +80,8 @@ export class AuditService implements OnModuleInit, BeforeApplicationShutdown {
   private readonly buffer: ReadBuffer<PreparedEvent>;
   private readonly detector?: SuspiciousActivityDetector;
   private readonly pending = new Set<Promise<unknown>>();
+  /** Chain heads this process last wrote to (or found in) the anchor store. */
+  private readonly lastAnchors = new Map<string, ChainHead>();
   private timer?: NodeJS.Timeout;
   private flushTail: Promise<void> = Promise.resolve();
   private kicking = false;
@@ -519,7 +522,9 @@ export class AuditService implements OnModuleInit, BeforeApplicationShutdown {
   async anchorHeads(): Promise<AnchorRunResult> {
     if (!this.anchors) throw new AuditConfigurationError('No AuditAnchorStore is provided: anchoring needs one');
     const result: AnchorRunResult = { anchored: 0, unchanged: 0, refused: [], failed: [] };
-    for (const tenantId of await this.tenants(true)) {
+    // Tenants with rows only: listing the store's tenants can mean listing a whole vault, every run.
+    // A chain deleted outright is verify()'s to find (it does list them).
+    for (const tenantId of await this.tenants()) {
       try {
         const outcome = await this.anchorHead(this.anchors, tenantId);
         if (outcome === 'refused') result.refused.push(tenantId);
@@ -535,6 +540,13 @@ export class AuditService implements OnModuleInit, BeforeApplicationShutdown {
   }
 
   private async anchorHead(store: AuditAnchorStore, tenantId: string): Promise<'anchored' | 'unchanged' | 'refused'> {
+    // A head that has not moved since this process last saw it anchored costs no store call
+    // (the store is often Key Vault, whose request budget the credential reads share).
+    const known = this.lastAnchors.get(tenantId);
+    if (known) {
+      const head = await this.head(this.dataSource.manager, tenantId);
+      if (head && head.sequence === known.sequence && head.hash === known.hash) return 'unchanged';
+    }
     const previous = await store.read(tenantId);
     const check = await this.writer.consistentRead(async (m) => ({
       head: await this.head(m, tenantId),
@@ -545,10 +557,20 @@ export class AuditService implements OnModuleInit, BeforeApplicationShutdown {
       return 'refused';
     }
     const { head } = check;
-    if (!head || (previous && previous.sequence === head.sequence && previous.hash === head.hash)) return 'unchanged';
-    await store.write({ tenantId, sequence: head.sequence, hash: head.hash, anchoredAt: this.clock.now() });
-    this.counters.anchorsWritten++;
-    return 'anchored';
+    if (!head) return 'unchanged';
+    if (!previous || previous.sequence !== head.sequence || previous.hash !== head.hash) {
+      await store.write({ tenantId, sequence: head.sequence, hash: head.hash, anchoredAt: this.clock.now() });
+      this.counters.anchorsWritten++;
+      this.rememberAnchor(tenantId, head);
+      return 'anchored';
+    }
+    this.rememberAnchor(tenantId, head);
+    return 'unchanged';
+  }
+
+  private rememberAnchor(tenantId: string, head: ChainHead): void {
+    if (this.lastAnchors.size >= MAX_REMEMBERED_ANCHORS) this.lastAnchors.clear();
+    this.lastAnchors.set(tenantId, { sequence: head.sequence, hash: head.hash });
   }
 
   /** A tamper signal: logged, counted, and emitted for the host's alerting. */
