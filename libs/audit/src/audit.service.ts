@@ -9,7 +9,7 @@ import {
 import { EventEmitter2 } from '@nestjs/event-emitter';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { Clock, SystemClock } from '@app/common';
-import { Brackets, DataSource, EntityManager, MoreThan } from 'typeorm';
+import { Brackets, DataSource, EntityManager, MoreThan, Repository } from 'typeorm';
 import { AUDIT_CHAIN_BROKEN_EVENT, AUDIT_SUSPICIOUS_ACTIVITY_EVENT, AUDIT_SYSTEM_ACTOR } from './audit.constants';
 import { AUDIT_RESOLVED_OPTIONS } from './audit.module-definition';
 import type { ResolvedAuditOptions } from './audit.options';
@@ -506,9 +506,8 @@ export class AuditService implements OnModuleInit, BeforeApplicationShutdown {
     const last = await repo.findOne({ select: { id: true, sequence: true }, where: { tenantId }, order: { sequence: 'DESC' } });
     if (!last || last.sequence < anchor.sequence) return { id: last?.id ?? '', sequence: anchor.sequence, tenantId, reason: 'truncated' };
     // The anchored row was pruned; when the latest checkpoint pruned exactly through it, it carries its hash.
-    const cp = await repo.findOne({ where: { tenantId, action: AuditAction.RETENTION_CHECKPOINT }, order: { sequence: 'DESC' } });
-    const d = cp?.details as Partial<CheckpointDetails> | null | undefined;
-    if (cp && d?.prunedThroughSequence === anchor.sequence && d.prunedThroughHash !== anchor.hash) {
+    const cp = await latestCheckpoint(repo, tenantId);
+    if (cp && cp.details.prunedThroughSequence === anchor.sequence && cp.details.prunedThroughHash !== anchor.hash) {
       return { id: cp.id, sequence: cp.sequence, tenantId, reason: 'anchor_mismatch' };
     }
     return undefined;
@@ -607,11 +606,7 @@ export class AuditService implements OnModuleInit, BeforeApplicationShutdown {
     let expectedPrev = GENESIS_HASH;
     if (first.sequence !== 1) {
       // A pruned chain starts right after the point recorded by the latest retention checkpoint.
-      const cp = await repo.findOne({
-        where: { tenantId, action: AuditAction.RETENTION_CHECKPOINT },
-        order: { sequence: 'DESC' },
-      });
-      const d = cp?.details as Partial<CheckpointDetails> | null | undefined;
+      const d = (await latestCheckpoint(repo, tenantId))?.details;
       if (d && Number.isSafeInteger(d.prunedThroughSequence) && typeof d.prunedThroughHash === 'string') {
         expectedSeq = d.prunedThroughSequence! + 1;
         expectedPrev = d.prunedThroughHash;
@@ -759,6 +754,15 @@ function toView(row: AuditLogEntry): AuditLogEntryView {
     previousHash: row.previousHash,
     hash: row.hash,
   };
+}
+
+/** The chain's latest retention checkpoint, its details as stored (the callers check them). */
+async function latestCheckpoint(
+  repo: Repository<AuditLogEntry>,
+  tenantId: string,
+): Promise<{ id: string; sequence: number; details: Partial<CheckpointDetails> } | undefined> {
+  const cp = await repo.findOne({ where: { tenantId, action: AuditAction.RETENTION_CHECKPOINT }, order: { sequence: 'DESC' } });
+  return cp ? { id: cp.id, sequence: cp.sequence, details: (cp.details ?? {}) as Partial<CheckpointDetails> } : undefined;
 }
 
 function clip(v: string | undefined | null, max: number): string | null {
