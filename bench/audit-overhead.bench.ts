@@ -21,7 +21,7 @@ import type { OperationContext } from '@app/common';
 import { CredentialsService, CredentialType, ReadAuditCoalescer } from '@app/credentials';
 import { KeyVaultEmulator } from '@app/keyvault-emulator';
 import { credentialsStackImports } from '@app/testing';
-import { LoadResult, machineLine, median, runLoad, today, writeBenchmarkSection } from './support/measure';
+import { LoadResult, machineLine, median, medianRun, percent, runLoad, today, writeBenchmarkSection } from './support/measure';
 import { noopAudit, noopReadAudit } from './support/noop-audit';
 import { BENCH_POSTGRES_URL, dropSchema, freshSchema } from './support/postgres';
 
@@ -89,8 +89,6 @@ function measureInChild(mode: Mode, kind: DatabaseKind, ops: number, concurrency
   return JSON.parse(out.trim().split('\n').pop()!) as LoadResult;
 }
 
-const pct = (n: number): number => Math.round(n * 1000) / 10;
-
 async function main(): Promise<void> {
   const { values } = parseArgs({
     options: {
@@ -123,15 +121,15 @@ async function main(): Promise<void> {
   const summary = MODES.map((mode) => {
     const runs = results.get(mode)!;
     const overheads = runs.map((res, i) => 1 - res.opsPerSec / base[i].opsPerSec);
-    const mid = [...runs].sort((a, b) => a.opsPerSec - b.opsPerSec)[Math.floor(runs.length / 2)];
+    const mid = medianRun(runs);
     return {
       mode,
       ops: mid.ops,
       medianOpsPerSec: Math.round(median(runs.map((x) => x.opsPerSec))),
       p50Ms: mid.p50Ms,
       p99Ms: mid.p99Ms,
-      overheadPct: pct(median(overheads)),
-      overheadRangePct: [pct(Math.min(...overheads)), pct(Math.max(...overheads))],
+      overheadPct: percent(median(overheads)),
+      overheadRangePct: [percent(Math.min(...overheads)), percent(Math.max(...overheads))],
     };
   });
   for (const s of summary) process.stdout.write(`${JSON.stringify({ bench: 'audit-overhead', rounds, ...s })}\n`);

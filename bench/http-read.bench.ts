@@ -29,7 +29,7 @@ import { generateApiKey } from '../apps/api/src/auth/api-keys';
 import { configureApp, createApp, HOST_APP_OPTIONS, hostAdapter } from '../apps/api/src/bootstrap';
 import { AppConfig, loadAppConfig } from '../apps/api/src/config/app.config';
 import { httpLoadInChild, warmupRequests } from './support/http-load';
-import { LoadResult, machineLine, median, today, writeBenchmarkSection } from './support/measure';
+import { LoadResult, machineLine, median, medianRun, percent, today, writeBenchmarkSection } from './support/measure';
 import { BENCH_POSTGRES_URL, dropSchema, freshSchema } from './support/postgres';
 import { noopAudit, noopReadAudit } from './support/noop-audit';
 
@@ -167,14 +167,11 @@ async function main(): Promise<void> {
         process.stderr.write(`round ${r + 1}/${rounds} ${name}: ${res.opsPerSec} req/s, p99 ${res.p99Ms} ms\n`);
       }
     }
-    const mid = (name: Target) => {
-      const runs = [...results.get(name)!].sort((a, b) => a.opsPerSec - b.opsPerSec);
-      return runs[Math.floor(runs.length / 2)];
-    };
+    const mid = (name: Target) => medianRun(results.get(name)!);
     const paired = (a: Target, b: Target) => results.get(a)!.map((x, i) => x.opsPerSec / results.get(b)![i].opsPerSec);
-    const auditOverheadPct = Math.round((1 - median(paired('host', 'host, no-op audit'))) * 1000) / 10;
+    const auditOverheadPct = percent(1 - median(paired('host', 'host, no-op audit')));
     const cpuUs = (name: Target) => Math.round(median(cpuPerRequest.get(name)!));
-    const auditCpuPct = Math.round((cpuUs('host') / cpuUs('host, no-op audit') - 1) * 1000) / 10;
+    const auditCpuPct = percent(cpuUs('host') / cpuUs('host, no-op audit') - 1);
     const ratio = Math.round(median(paired('host', 'baseline')) * 10) / 10;
     const totalErrors = [...results.values()].flat().reduce((n, x) => n + x.errors, 0);
     for (const name of Object.keys(targets) as Target[]) {

@@ -28,6 +28,14 @@ export function median(xs: number[]): number {
   return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
 }
 
+/** The run with the median throughput of several (the upper middle one of an even count). */
+export function medianRun<T extends { opsPerSec: number }>(runs: T[]): T {
+  return [...runs].sort((a, b) => a.opsPerSec - b.opsPerSec)[Math.floor(runs.length / 2)];
+}
+
+/** A ratio as a percentage with one decimal (0.1234 → 12.3). */
+export const percent = (ratio: number): number => Math.round(ratio * 1000) / 10;
+
 /** One load run before summarising: every latency, ascending, and the wall time. */
 export interface RawLoad {
   ops: number;
