@@ -8,6 +8,21 @@ import type { KeyVaultEmulator } from '@app/keyvault-emulator';
 import { Registry } from 'prom-client';
 import type { DataSourceOptions } from 'typeorm';
 
+/**
+ * KeyVaultModule options for the local vault: the real SDK over HTTPS with its static credential,
+ * trusting its CA, and a private metrics registry (apps re-created in one process must not share one).
+ */
+export function emulatorKeyVaultOptions(vault: KeyVaultEmulator, extra: Partial<KeyVaultModuleOptions> = {}): KeyVaultModuleOptions {
+  return {
+    vaultUrl: vault.vaultUrl,
+    credential: { type: 'static' },
+    tls: { caCertPem: vault.caCertPem },
+    disableChallengeResourceVerification: true,
+    metrics: { registry: new Registry() },
+    ...extra,
+  };
+}
+
 export interface CredentialsStackOptions {
   /** Where metadata and audit rows go (e.g. `createTestDatabase(kind).options`); both libs' migrations run on it. */
   database: DataSourceOptions;
@@ -41,15 +56,7 @@ export function credentialsStackImports(o: CredentialsStackOptions): DynamicModu
       logging: false,
     } as TypeOrmModuleOptions),
     EventEmitterModule.forRoot({ wildcard: false }),
-    KeyVaultModule.forRoot({
-      vaultUrl: o.vault.vaultUrl,
-      credential: { type: 'static' },
-      tls: { caCertPem: o.vault.caCertPem },
-      disableChallengeResourceVerification: true,
-      metrics: { registry: new Registry() },
-      ...o.keyVault,
-      isGlobal: true,
-    }),
+    KeyVaultModule.forRoot({ ...emulatorKeyVaultOptions(o.vault, o.keyVault), isGlobal: true }),
     AuditModule.forRoot({ retention: { enabled: false }, ...o.audit, isGlobal: true }),
     o.credentialsRegistration === 'forRootAsync'
       ? CredentialsModule.forRootAsync({ isGlobal: isGlobal ?? false, useFactory: async () => credentials })

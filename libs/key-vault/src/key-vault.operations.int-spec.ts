@@ -5,7 +5,7 @@
 import { Injectable, Module } from '@nestjs/common';
 import { Test, type TestingModule } from '@nestjs/testing';
 import { KeyVaultEmulator } from '@app/keyvault-emulator';
-import { Registry } from 'prom-client';
+import { emulatorKeyVaultOptions } from '@app/testing';
 import {
   KeyVaultErrorCode as C,
   KeyVaultModule,
@@ -16,15 +16,7 @@ import {
 } from './index';
 
 function optionsFor(vault: KeyVaultEmulator, extra: Partial<KeyVaultModuleOptions> = {}): KeyVaultModuleOptions {
-  return {
-    vaultUrl: vault.vaultUrl,
-    credential: { type: 'static' },
-    tls: { caCertPem: vault.caCertPem },
-    disableChallengeResourceVerification: true,
-    metrics: { registry: new Registry() },
-    resilience: { initialDelayMs: 20, maxDelayMs: 2000, pollIntervalMs: 50 },
-    ...extra,
-  };
+  return emulatorKeyVaultOptions(vault, { resilience: { initialDelayMs: 20, maxDelayMs: 2000, pollIntervalMs: 50 }, ...extra });
 }
 
 async function failure(p: Promise<unknown>): Promise<KeyVaultError> {

@@ -4,6 +4,7 @@
  */
 import { Test, type TestingModule } from '@nestjs/testing';
 import { KeyVaultEmulator } from '@app/keyvault-emulator';
+import { emulatorKeyVaultOptions } from '@app/testing';
 import { Registry } from 'prom-client';
 import {
   KeyVaultErrorCode as C,
@@ -29,14 +30,7 @@ async function moduleFor(vault: KeyVaultEmulator, extra: Partial<KeyVaultModuleO
   const registry = new Registry();
   const moduleRef: TestingModule = await Test.createTestingModule({
     imports: [
-      KeyVaultModule.forRoot({
-        vaultUrl: vault.vaultUrl,
-        credential: { type: 'static' },
-        tls: { caCertPem: vault.caCertPem },
-        disableChallengeResourceVerification: true,
-        metrics: { registry, prefix: PREFIX },
-        ...extra,
-      }),
+      KeyVaultModule.forRoot(emulatorKeyVaultOptions(vault, { metrics: { registry, prefix: PREFIX }, ...extra })),
     ],
   }).compile();
   const kv = moduleRef.get(KeyVaultProvider);

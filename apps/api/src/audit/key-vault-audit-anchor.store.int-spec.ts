@@ -3,10 +3,10 @@
  * against the local Key Vault emulator over real HTTPS.
  */
 import { Test, type TestingModule } from '@nestjs/testing';
-import { Registry } from 'prom-client';
 import { AuditAnchorStore, type AuditAnchor } from '@app/audit';
 import { KeyVaultModule, KeyVaultProvider } from '@app/key-vault';
 import { KeyVaultEmulator } from '@app/keyvault-emulator';
+import { emulatorKeyVaultOptions } from '@app/testing';
 import { loadAppConfig } from '../config/app.config';
 import { AppConfigModule } from '../config/config.module';
 import { AuditAnchorModule } from './audit-anchor.module';
@@ -35,13 +35,8 @@ describe('KeyVaultAuditAnchorStore against the local Key Vault', () => {
       imports: [
         AppConfigModule.forRoot(loadAppConfig({})),
         KeyVaultModule.forRoot({
+          ...emulatorKeyVaultOptions(vault, { resilience: { initialDelayMs: 20, maxDelayMs: 500, pollIntervalMs: 50 } }),
           isGlobal: true,
-          vaultUrl: vault.vaultUrl,
-          credential: { type: 'static' },
-          tls: { caCertPem: vault.caCertPem },
-          disableChallengeResourceVerification: true,
-          metrics: { registry: new Registry() },
-          resilience: { initialDelayMs: 20, maxDelayMs: 500, pollIntervalMs: 50 },
         }),
         AuditAnchorModule,
       ],
