@@ -22,6 +22,8 @@ export {
   CredentialValueMissingError,
   CredentialIntegrityError,
   CredentialsConfigurationError,
+  CredentialRevokedError,
+  CredentialExpiredError,
 } from './errors/credential-errors';
 export { CredentialEvents, type CredentialEvent, type CredentialEventName } from './events/credential-events';
 export { CredentialCache, type CredentialCacheStats, type CacheLoadOptions } from './cache/credential-cache';

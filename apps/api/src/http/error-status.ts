@@ -30,6 +30,8 @@ const BY_CODE: Record<number, HttpStatus> = {
   2006: HttpStatus.INTERNAL_SERVER_ERROR, // metadata points at a missing value: our state is broken
   2007: HttpStatus.INTERNAL_SERVER_ERROR, // ciphertext failed authentication
   2008: HttpStatus.INTERNAL_SERVER_ERROR,
+  2009: HttpStatus.CONFLICT, // revoked: the credential exists but its value is not served
+  2010: HttpStatus.CONFLICT, // expired: not served unless the caller opts in (allowExpired)
   4001: HttpStatus.NOT_FOUND, // no OAuth provider registered for the integration
   4002: HttpStatus.CONFLICT, // connection needs re-authorization by its user
   4003: HttpStatus.SERVICE_UNAVAILABLE, // refresh failed (retryable ones carry Retry-After)

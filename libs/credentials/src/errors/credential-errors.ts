@@ -18,6 +18,10 @@ export enum CredentialErrorCode {
   INTEGRITY = 2007,
   /** Module options are invalid. */
   CONFIGURATION = 2008,
+  /** The credential is revoked: its values are never served (un-revoke it explicitly first). */
+  REVOKED = 2009,
+  /** The credential (or the requested version) is past its expiry; pass `allowExpired` to read it anyway. */
+  EXPIRED = 2010,
 }
 
 export abstract class CredentialError extends CredentialVaultError {
@@ -104,4 +108,27 @@ export class CredentialsConfigurationError extends CredentialError {
   readonly code = CredentialErrorCode.CONFIGURATION;
   readonly codeName = 'CONFIGURATION';
   readonly severity = ErrorSeverity.CONFIGURATION;
+}
+
+export class CredentialRevokedError extends CredentialError {
+  readonly code = CredentialErrorCode.REVOKED;
+  readonly codeName = 'REVOKED';
+  readonly severity = ErrorSeverity.CLIENT;
+  constructor(readonly credentialId: string) {
+    super(`Credential ${credentialId} is revoked; its value is not served`);
+  }
+}
+
+export class CredentialExpiredError extends CredentialError {
+  readonly code = CredentialErrorCode.EXPIRED;
+  readonly codeName = 'EXPIRED';
+  readonly severity = ErrorSeverity.CLIENT;
+  constructor(
+    readonly credentialId: string,
+    readonly expiredAt: Date | null,
+  ) {
+    super(
+      `Credential ${credentialId} expired${expiredAt ? ` at ${expiredAt.toISOString()}` : ''}; its value is not served unless the caller opts in with allowExpired`,
+    );
+  }
 }
