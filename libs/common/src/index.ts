@@ -1,4 +1,5 @@
 export * from './errors';
+export * from './error-code-ranges';
 export * from './context';
 export * from './clock';
 export * from './lock';

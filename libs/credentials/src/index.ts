@@ -13,6 +13,7 @@ export {
 export type * from './credential.types';
 export {
   CredentialErrorCode,
+  CREDENTIAL_ERROR_HTTP_STATUS,
   CredentialError,
   CredentialValidationError,
   CredentialNotFoundError,

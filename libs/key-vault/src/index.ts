@@ -31,6 +31,6 @@ export type {
   KeyVaultHealthOptions,
 } from './interfaces/key-vault-module-options.interface';
 export { KeyVaultErrorCode } from './errors/key-vault-error-code';
-export { KeyVaultError, isKeyVaultError, type KeyVaultOperation } from './errors/key-vault.error';
+export { KeyVaultError, isKeyVaultError, KEY_VAULT_ERROR_HTTP_STATUS, type KeyVaultOperation } from './errors/key-vault.error';
 export { KeyVaultHealthIndicator } from './health/key-vault.health';
 export { KeyVaultMetrics, BreakerStateValue } from './metrics/key-vault.metrics';

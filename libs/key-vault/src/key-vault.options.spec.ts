@@ -138,7 +138,7 @@ describe('resolveKeyVaultOptions', () => {
     const compile = Test.createTestingModule({
       imports: [KeyVaultModule.forRoot({ ...azure, credential: { type: 'static' }, metrics: { registry: new Registry() } })],
     }).compile();
-    await expect(compile).rejects.toMatchObject({ code: KeyVaultErrorCode.CONFIGURATION, codeName: 'CONFIGURATION' });
+    await expect(compile).rejects.toMatchObject({ code: KeyVaultErrorCode.CONFIGURATION, codeName: 'KEY_VAULT_CONFIGURATION' });
   });
 
   it('builds a working module for valid options (forRoot and forRootAsync)', async () => {

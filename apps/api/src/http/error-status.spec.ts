@@ -1,5 +1,23 @@
-import { CredentialVaultError, ErrorSeverity } from '@app/common';
-import { statusForError } from './error-status';
+import * as common from '@app/common';
+import { CredentialVaultError, ERROR_CODE_RANGES, ErrorSeverity, LockErrorCode, enumCodes, errorCodeRangeOf, type ErrorCodeRangeName } from '@app/common';
+import * as keyVault from '@app/key-vault';
+import { KeyVaultError, KeyVaultErrorCode } from '@app/key-vault';
+import * as credentials from '@app/credentials';
+import { CredentialErrorCode } from '@app/credentials';
+import * as audit from '@app/audit';
+import { AuditErrorCode } from '@app/audit';
+import * as oauthRefresh from '@app/oauth-refresh';
+import { OAuthRefreshErrorCode } from '@app/oauth-refresh';
+import { httpStatusForCode, statusForError } from './error-status';
+
+/** Every lib's code enum, one per registered range: a new range does not compile until it is listed. */
+const CODE_ENUMS: Record<ErrorCodeRangeName, Record<string, string | number>> = {
+  keyVault: KeyVaultErrorCode,
+  credentials: CredentialErrorCode,
+  oauthRefresh: OAuthRefreshErrorCode,
+  audit: AuditErrorCode,
+  lock: LockErrorCode,
+};
 
 function err(code: number, severity: ErrorSeverity, name = 'SomeError'): CredentialVaultError {
   class E extends CredentialVaultError {
@@ -12,25 +30,85 @@ function err(code: number, severity: ErrorSeverity, name = 'SomeError'): Credent
   return e;
 }
 
+/** The statuses clients see today; changing one is an API change, not a refactor. */
+const EXPECTED: Record<number, number> = {
+  1001: 503, 1002: 502, 1003: 404, 1004: 400, 1005: 504, 1006: 503, 1007: 409, 1008: 409, 1009: 403, 1010: 502,
+  1011: 503, 1012: 503, 1013: 500, 1014: 400, 1015: 409, 1099: 500,
+  2001: 400, 2002: 404, 2003: 409, 2004: 409, 2005: 404, 2006: 500, 2007: 500, 2008: 500, 2009: 409, 2010: 409,
+  4001: 404, 4002: 409, 4003: 503, 4004: 400, 4005: 404, 4006: 409, 4007: 500, 4008: 400,
+  5001: 400, 5002: 503, 5003: 503, 5004: 400, 5005: 500, 5006: 503,
+  9001: 503,
+};
+
 describe('statusForError', () => {
-  it.each([
-    [1001, 503],
-    [1002, 502],
-    [1003, 404],
-    [1004, 400],
-    [1005, 504],
-    [1006, 503],
-    [1008, 409],
-    [1011, 503],
-  ])('maps Key Vault code %i to HTTP %i', (code, status) => {
-    expect(statusForError(err(code, ErrorSeverity.TRANSIENT))).toBe(status);
+  const all = Object.entries(CODE_ENUMS).flatMap(([lib, e]) => enumCodes(e).map((code) => [lib, code] as const));
+
+  it.each(all)('%s code %i has a status from its own lib table, inside its range', (lib, code) => {
+    expect(errorCodeRangeOf(code)).toBe(lib);
+    expect(httpStatusForCode(code)).toBeDefined();
   });
 
-  it('maps by error name, then by severity, for codes it does not list', () => {
-    expect(statusForError(err(2002, ErrorSeverity.CLIENT, 'CredentialNotFoundError'))).toBe(404);
-    expect(statusForError(err(2003, ErrorSeverity.CLIENT, 'CredentialConflictError'))).toBe(409);
-    expect(statusForError(err(2999, ErrorSeverity.CLIENT))).toBe(400);
-    expect(statusForError(err(2998, ErrorSeverity.TRANSIENT))).toBe(503);
-    expect(statusForError(err(2997, ErrorSeverity.FATAL))).toBe(500);
+  it('keeps every status clients see today', () => {
+    expect(Object.fromEntries(all.map(([, code]) => [code, httpStatusForCode(code)]))).toEqual(EXPECTED);
+  });
+
+  it('uses the code alone: not the error name, nor the severity', () => {
+    expect(statusForError(err(2002, ErrorSeverity.FATAL, 'SomethingConflictError'))).toBe(404);
+    expect(statusForError(err(5002, ErrorSeverity.CLIENT))).toBe(503);
+  });
+
+  it('answers 500 for a code no lib maps, inside or outside the registered ranges', () => {
+    expect(statusForError(err(2999, ErrorSeverity.CLIENT, 'CredentialNotFoundError'))).toBe(500);
+    expect(statusForError(err(ERROR_CODE_RANGES.keyVault[1], ErrorSeverity.TRANSIENT))).toBe(500);
+    expect(statusForError(err(42, ErrorSeverity.CLIENT))).toBe(500);
+  });
+});
+
+/** Constructor arguments for the error classes whose constructor reads its arguments. */
+const SAMPLE_ARGS: Record<string, unknown[]> = {
+  OAuthRefreshFailedError: ['m', { integrationId: 'i', connectionId: 'c', transient: true }],
+  OAuthAccessTokenExpiredError: ['i', 'c', new Date(0)],
+};
+
+/** One instance of every error a lib exports (KeyVaultError: one per code), found by walking the exports. */
+function everyExportedError(): CredentialVaultError[] {
+  const out: CredentialVaultError[] = [];
+  for (const lib of [common, keyVault, credentials, audit, oauthRefresh] as Record<string, unknown>[]) {
+    for (const value of Object.values(lib)) {
+      if (typeof value !== 'function' || !(value.prototype instanceof CredentialVaultError)) continue;
+      const ctor = value as new (...args: unknown[]) => CredentialVaultError;
+      if (ctor === KeyVaultError) {
+        for (const code of enumCodes(KeyVaultErrorCode)) out.push(new KeyVaultError(code, 'm', { operation: 'getSecret' }));
+        continue;
+      }
+      const instance = new ctor(...(SAMPLE_ARGS[ctor.name] ?? ['m']));
+      if (instance.code !== undefined) out.push(instance); // abstract bases declare no code
+    }
+  }
+  return out;
+}
+
+describe('error catalog', () => {
+  const errors = everyExportedError();
+
+  it('has one codeName per code and one code per codeName, across every lib', () => {
+    const namesByCode = new Map<number, Set<string>>();
+    const codesByName = new Map<string, Set<number>>();
+    for (const e of errors) {
+      namesByCode.set(e.code, (namesByCode.get(e.code) ?? new Set()).add(e.codeName));
+      codesByName.set(e.codeName, (codesByName.get(e.codeName) ?? new Set()).add(e.code));
+    }
+    const clashes = [
+      ...[...namesByCode].filter(([, names]) => names.size > 1).map(([code, names]) => `${code}: ${[...names].join(', ')}`),
+      ...[...codesByName].filter(([, codes]) => codes.size > 1).map(([name, codes]) => `${name}: ${[...codes].join(', ')}`),
+    ];
+    expect(clashes).toEqual([]);
+  });
+
+  it('throws every code of every lib enum from some exported class, and maps each thrown code', () => {
+    const thrown = new Set(errors.map((e) => e.code));
+    const enumerated = Object.values(CODE_ENUMS).flatMap((e) => enumCodes(e));
+    expect(enumerated.filter((code) => !thrown.has(code))).toEqual([]);
+    expect(errors.filter((e) => httpStatusForCode(e.code) === undefined).map((e) => `${e.name} ${e.code}`)).toEqual([]);
   });
 });

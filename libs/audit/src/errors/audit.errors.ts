@@ -1,3 +1,4 @@
+import { HttpStatus } from '@nestjs/common';
 import { CredentialVaultError, ErrorSeverity } from '@app/common';
 
 /** Stable error codes of the audit lib (5xxx). Never renumber. */
@@ -15,6 +16,16 @@ export enum AuditErrorCode {
   /** A chain's anchor could not be read from the AuditAnchorStore, so the chain cannot be vouched for. */
   ANCHOR_UNAVAILABLE = 5006,
 }
+
+/** HTTP status of each code, composed by the host; a new code does not compile without one. */
+export const AUDIT_ERROR_HTTP_STATUS: Record<AuditErrorCode, HttpStatus> = {
+  [AuditErrorCode.INVALID_EVENT]: HttpStatus.BAD_REQUEST,
+  [AuditErrorCode.WRITE_FAILED]: HttpStatus.SERVICE_UNAVAILABLE, // the audited operation did not happen
+  [AuditErrorCode.UNAVAILABLE]: HttpStatus.SERVICE_UNAVAILABLE, // audit log failing, reads refused (fail-closed)
+  [AuditErrorCode.INVALID_QUERY]: HttpStatus.BAD_REQUEST,
+  [AuditErrorCode.CONFIGURATION]: HttpStatus.INTERNAL_SERVER_ERROR,
+  [AuditErrorCode.ANCHOR_UNAVAILABLE]: HttpStatus.SERVICE_UNAVAILABLE, // verify cannot vouch for the chain
+};
 
 export abstract class AuditError extends CredentialVaultError {
   abstract override readonly code: AuditErrorCode;

@@ -1,3 +1,4 @@
+import { HttpStatus } from '@nestjs/common';
 import { CredentialVaultError, ErrorSeverity } from '@app/common';
 
 /** Stable error codes of the credentials lib. Never renumber: callers and dashboards key on these. */
@@ -23,6 +24,20 @@ export enum CredentialErrorCode {
   /** The credential (or the requested version) is past its expiry; pass `allowExpired` to read it anyway. */
   EXPIRED = 2010,
 }
+
+/** HTTP status of each code, composed by the host; a new code does not compile without one. */
+export const CREDENTIAL_ERROR_HTTP_STATUS: Record<CredentialErrorCode, HttpStatus> = {
+  [CredentialErrorCode.VALIDATION]: HttpStatus.BAD_REQUEST,
+  [CredentialErrorCode.NOT_FOUND]: HttpStatus.NOT_FOUND, // also another tenant's credential: indistinguishable on purpose
+  [CredentialErrorCode.CONFLICT]: HttpStatus.CONFLICT, // compare-and-set lost
+  [CredentialErrorCode.ALREADY_EXISTS]: HttpStatus.CONFLICT, // rotate instead
+  [CredentialErrorCode.VERSION_NOT_FOUND]: HttpStatus.NOT_FOUND,
+  [CredentialErrorCode.VALUE_MISSING]: HttpStatus.INTERNAL_SERVER_ERROR, // metadata points at a missing value: our state is broken
+  [CredentialErrorCode.INTEGRITY]: HttpStatus.INTERNAL_SERVER_ERROR, // ciphertext failed authentication
+  [CredentialErrorCode.CONFIGURATION]: HttpStatus.INTERNAL_SERVER_ERROR,
+  [CredentialErrorCode.REVOKED]: HttpStatus.CONFLICT, // the credential exists but its value is not served
+  [CredentialErrorCode.EXPIRED]: HttpStatus.CONFLICT, // not served unless the caller opts in (allowExpired)
+};
 
 export abstract class CredentialError extends CredentialVaultError {
   abstract override readonly code: CredentialErrorCode;
@@ -106,7 +121,7 @@ export class CredentialIntegrityError extends CredentialError {
 
 export class CredentialsConfigurationError extends CredentialError {
   readonly code = CredentialErrorCode.CONFIGURATION;
-  readonly codeName = 'CONFIGURATION';
+  readonly codeName = 'CREDENTIALS_CONFIGURATION';
   readonly severity = ErrorSeverity.CONFIGURATION;
 }
 

@@ -1,3 +1,4 @@
+import { HttpStatus } from '@nestjs/common';
 import { CredentialVaultError, ErrorSeverity } from '@app/common';
 import { KeyVaultErrorCode } from './key-vault-error-code';
 
@@ -37,6 +38,43 @@ const SEVERITY: Record<KeyVaultErrorCode, ErrorSeverity> = {
   [KeyVaultErrorCode.UNKNOWN]: ErrorSeverity.FATAL,
 };
 
+/**
+ * HTTP status of each code, composed by the host. The vault is an upstream of ours: its failures are
+ * 5xx for our clients, except the ones the client caused (not found, bad request, conflicts).
+ */
+export const KEY_VAULT_ERROR_HTTP_STATUS: Record<KeyVaultErrorCode, HttpStatus> = {
+  [KeyVaultErrorCode.RATE_LIMITED]: HttpStatus.SERVICE_UNAVAILABLE, // the client may retry after Retry-After
+  [KeyVaultErrorCode.UNAUTHORIZED]: HttpStatus.BAD_GATEWAY, // our identity was refused: an operator problem
+  [KeyVaultErrorCode.KEY_NOT_FOUND]: HttpStatus.NOT_FOUND,
+  [KeyVaultErrorCode.INVALID_REQUEST]: HttpStatus.BAD_REQUEST,
+  [KeyVaultErrorCode.TIMEOUT]: HttpStatus.GATEWAY_TIMEOUT,
+  [KeyVaultErrorCode.SERVICE_UNAVAILABLE]: HttpStatus.SERVICE_UNAVAILABLE,
+  [KeyVaultErrorCode.CONFLICT]: HttpStatus.CONFLICT,
+  [KeyVaultErrorCode.DELETED_BUT_RECOVERABLE]: HttpStatus.CONFLICT,
+  [KeyVaultErrorCode.DISABLED]: HttpStatus.FORBIDDEN,
+  [KeyVaultErrorCode.FORBIDDEN]: HttpStatus.BAD_GATEWAY, // our permissions, not the client's
+  [KeyVaultErrorCode.CIRCUIT_OPEN]: HttpStatus.SERVICE_UNAVAILABLE,
+  [KeyVaultErrorCode.BULKHEAD_FULL]: HttpStatus.SERVICE_UNAVAILABLE,
+  [KeyVaultErrorCode.CONFIGURATION]: HttpStatus.INTERNAL_SERVER_ERROR,
+  [KeyVaultErrorCode.BACKUP_FAILED]: HttpStatus.BAD_REQUEST,
+  [KeyVaultErrorCode.PURGE_PROTECTED]: HttpStatus.CONFLICT,
+  [KeyVaultErrorCode.UNKNOWN]: HttpStatus.INTERNAL_SERVER_ERROR,
+};
+
+/**
+ * A codeName is unique across every lib (HTTP bodies, metrics labels and health details carry it):
+ * the enum member names that other libs also use get this lib's prefix.
+ */
+const PREFIXED_CODE_NAME: Partial<Record<KeyVaultErrorCode, string>> = {
+  [KeyVaultErrorCode.CONFLICT]: 'KEY_VAULT_CONFLICT',
+  [KeyVaultErrorCode.CONFIGURATION]: 'KEY_VAULT_CONFIGURATION',
+};
+
+/** The `codeName` a code always has. */
+function codeNameOf(code: KeyVaultErrorCode): string {
+  return PREFIXED_CODE_NAME[code] ?? KeyVaultErrorCode[code] ?? 'UNKNOWN';
+}
+
 /** The severity a code always has (stable: callers may branch on it). */
 export function severityOf(code: KeyVaultErrorCode): ErrorSeverity {
   return SEVERITY[code];
@@ -71,7 +109,7 @@ export class KeyVaultError extends CredentialVaultError {
   constructor(code: KeyVaultErrorCode, message: string, details: KeyVaultErrorDetails) {
     super(message, details.cause === undefined ? undefined : { cause: details.cause });
     this.code = code;
-    this.codeName = KeyVaultErrorCode[code] ?? 'UNKNOWN';
+    this.codeName = codeNameOf(code);
     this.severity = severityOf(code);
     this.operation = details.operation;
     this.secretName = details.secretName;

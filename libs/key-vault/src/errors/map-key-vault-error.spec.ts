@@ -52,7 +52,8 @@ describe('toKeyVaultError', () => {
   ])('%s', (_label, error, operation, code) => {
     const e = toKeyVaultError(error, get(operation));
     expect(e).toBeInstanceOf(KeyVaultError);
-    expect(e.codeName).toBe(C[code]);
+    // codeNames are unique across libs: the two members other libs also use carry the lib prefix.
+    expect(e.codeName).toBe(code === C.CONFLICT || code === C.CONFIGURATION ? `KEY_VAULT_${C[code]}` : C[code]);
     expect(e.code).toBe(code);
     expect(e.cause).toBe(error);
     expect(e.operation).toBe(operation);

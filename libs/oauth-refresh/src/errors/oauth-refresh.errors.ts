@@ -1,3 +1,4 @@
+import { HttpStatus } from '@nestjs/common';
 import { CredentialVaultError, ErrorSeverity } from '@app/common';
 
 /** Stable error codes of the OAuth refresh lib (4001..). Never renumber. */
@@ -20,7 +21,21 @@ export enum OAuthRefreshErrorCode {
   VALIDATION = 4008,
 }
 
-export abstract class OAuthRefreshError extends CredentialVaultError {}
+/** HTTP status of each code, composed by the host; a new code does not compile without one. */
+export const OAUTH_REFRESH_ERROR_HTTP_STATUS: Record<OAuthRefreshErrorCode, HttpStatus> = {
+  [OAuthRefreshErrorCode.PROVIDER_NOT_REGISTERED]: HttpStatus.NOT_FOUND, // no provider for the integration
+  [OAuthRefreshErrorCode.REAUTH_REQUIRED]: HttpStatus.CONFLICT, // the connection's user must authorize again
+  [OAuthRefreshErrorCode.REFRESH_FAILED]: HttpStatus.SERVICE_UNAVAILABLE, // retryable ones carry Retry-After
+  [OAuthRefreshErrorCode.INVALID_TOKEN_RESPONSE]: HttpStatus.BAD_REQUEST,
+  [OAuthRefreshErrorCode.CONNECTION_NOT_FOUND]: HttpStatus.NOT_FOUND,
+  [OAuthRefreshErrorCode.ACCESS_TOKEN_EXPIRED]: HttpStatus.CONFLICT, // expired and autoRefresh was off
+  [OAuthRefreshErrorCode.CONFIGURATION]: HttpStatus.INTERNAL_SERVER_ERROR,
+  [OAuthRefreshErrorCode.VALIDATION]: HttpStatus.BAD_REQUEST,
+};
+
+export abstract class OAuthRefreshError extends CredentialVaultError {
+  abstract override readonly code: OAuthRefreshErrorCode;
+}
 
 export class OAuthProviderNotRegisteredError extends OAuthRefreshError {
   readonly code = OAuthRefreshErrorCode.PROVIDER_NOT_REGISTERED;
@@ -105,13 +120,13 @@ export class OAuthAccessTokenExpiredError extends OAuthRefreshError {
 
 export class OAuthRefreshConfigurationError extends OAuthRefreshError {
   readonly code = OAuthRefreshErrorCode.CONFIGURATION;
-  readonly codeName = 'CONFIGURATION';
+  readonly codeName = 'OAUTH_REFRESH_CONFIGURATION';
   readonly severity = ErrorSeverity.CONFIGURATION;
 }
 
 export class OAuthRefreshValidationError extends OAuthRefreshError {
   readonly code = OAuthRefreshErrorCode.VALIDATION;
-  readonly codeName = 'VALIDATION';
+  readonly codeName = 'OAUTH_REFRESH_VALIDATION';
   readonly severity = ErrorSeverity.CLIENT;
   constructor(
     message: string,
