@@ -1,5 +1,34 @@
+import { readdirSync } from 'node:fs';
 import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
+
+// No deep imports across libs: only the public index through the @app/<lib> alias.
+const libImportPatterns = [
+  { group: ['@app/*/*'], message: 'Import a lib only through its public index (@app/<lib>).' },
+  { group: ['**/libs/*/src/**', '../../libs/**'], message: 'Use the @app/<lib> alias, not a path into another lib.' },
+];
+
+// Nor across apps: an app uses another only through its public entry (@app/api-host, @app/keyvault-emulator).
+const apps = readdirSync(new URL('./apps', import.meta.url), { withFileTypes: true })
+  .filter((d) => d.isDirectory())
+  .map((d) => d.name);
+const crossAppRules = apps.map((app) => ({
+  files: [`apps/${app}/**/*.ts`],
+  rules: {
+    'no-restricted-imports': [
+      'error',
+      {
+        patterns: [
+          ...libImportPatterns,
+          {
+            regex: `^(\\.\\./)+(apps/)?(${apps.filter((a) => a !== app).join('|')})/src(/|$)`,
+            message: "Import another app only through its public entry alias (@app/api-host, @app/keyvault-emulator), not a relative path into it.",
+          },
+        ],
+      },
+    ],
+  },
+}));
 
 export default tseslint.config(
   { ignores: ['dist/**', 'node_modules/**', 'coverage/**', 'data/**', '*.js', '*.mjs'] },
@@ -11,15 +40,17 @@ export default tseslint.config(
       'no-console': ['error', { allow: ['warn', 'error'] }],
       '@typescript-eslint/no-explicit-any': 'off',
       '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
-      // No deep imports across libs: only the public index through the @app/<lib> alias.
+      'no-restricted-imports': ['error', { patterns: libImportPatterns }],
+    },
+  },
+  ...crossAppRules,
+  {
+    // The host depends on the libs, never the other way round.
+    files: ['libs/**/*.ts'],
+    rules: {
       'no-restricted-imports': [
         'error',
-        {
-          patterns: [
-            { group: ['@app/*/*'], message: 'Import a lib only through its public index (@app/<lib>).' },
-            { group: ['**/libs/*/src/**', '../../libs/**'], message: 'Use the @app/<lib> alias, not a path into another lib.' },
-          ],
-        },
+        { patterns: [...libImportPatterns, { group: ['@app/api-host'], message: 'Libs never import the host.' }] },
       ],
     },
   },

@@ -16,6 +16,7 @@ const libs = ['common', 'key-vault', 'credentials', 'audit', 'oauth-refresh', 'r
 const moduleNameMapper = Object.fromEntries([
   ...libs.map((l) => [`^@app/${l}$`, `<rootDir>/libs/${l}/src/index.ts`]),
   ['^@app/keyvault-emulator$', '<rootDir>/apps/keyvault-emulator/src/index.ts'],
+  ['^@app/api-host$', '<rootDir>/apps/api/src/public.ts'],
   ['^@app/testing$', '<rootDir>/test/support/index.ts'],
 ]);
 

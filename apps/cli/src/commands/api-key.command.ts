@@ -1,6 +1,5 @@
 import { Command, CommandRunner, Option } from 'nest-commander';
-import { generateApiKey } from '../../../api/src/auth/api-keys';
-import { ALL_SCOPES } from '../../../api/src/auth/scopes';
+import { ALL_SCOPES, generateApiKey } from '@app/api-host';
 
 interface Flags {
   id: string;

@@ -3,11 +3,7 @@ import { NestFactory } from '@nestjs/core';
 import { TypeOrmModule } from '@nestjs/typeorm';
 import { Command, CommandRunner, Option } from 'nest-commander';
 import { AuditModule, AuditService } from '@app/audit';
-import { APP_CONFIG, loadAppConfig } from '../../../api/src/config/app.config';
-import { AppConfigModule } from '../../../api/src/config/config.module';
-import { AuditAnchorModule } from '../../../api/src/audit/audit-anchor.module';
-import { databaseOptions } from '../../../api/src/database/database.options';
-import { VaultModule } from '../../../api/src/vault/vault.module';
+import { APP_CONFIG, AppConfigModule, AuditAnchorModule, databaseOptions, loadAppConfig, VaultModule } from '@app/api-host';
 
 /**
  * `cli audit:verify [--tenant t]`: walks the audit hash chains in the host's database (same

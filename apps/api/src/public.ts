@@ -1,0 +1,12 @@
+/**
+ * What other apps (the CLI) may use of the reference host, through the `@app/api-host` alias. Other
+ * apps never import host files by relative path (a lint error): anything they need is re-exported
+ * here, so the host's internal layout can change without breaking them.
+ */
+export { APP_CONFIG, loadAppConfig } from './config/app.config';
+export { AppConfigModule } from './config/config.module';
+export { databaseOptions } from './database/database.options';
+export { VaultModule } from './vault/vault.module';
+export { AuditAnchorModule } from './audit/audit-anchor.module';
+export { generateApiKey } from './auth/api-keys';
+export { ALL_SCOPES } from './auth/scopes';
