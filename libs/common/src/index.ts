@@ -3,3 +3,5 @@ export * from './error-code-ranges';
 export * from './context';
 export * from './clock';
 export * from './lock';
+export * from './persistence';
+export * from './outbox';

@@ -1,0 +1,11 @@
+import { OutboxEventEntity } from './outbox-event.entity';
+
+export * from './outbox.types';
+export * from './outbox';
+export * from './outbox-handler-registry';
+export * from './outbox-dispatcher';
+export * from './migrations';
+export { OutboxEventEntity };
+
+/** Register these with the host's TypeOrmModule.forRoot({ entities }). */
+export const OUTBOX_ENTITIES = [OutboxEventEntity];

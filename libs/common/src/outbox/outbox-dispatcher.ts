@@ -1,0 +1,238 @@
+import { Logger, OnApplicationBootstrap, OnModuleDestroy } from '@nestjs/common';
+import type { EventEmitter2 } from '@nestjs/event-emitter';
+import { Clock, SystemClock } from '../clock';
+import { createDistributedLock } from '../lock/create-distributed-lock';
+import type { DistributedLock } from '../lock/distributed-lock';
+import { outboxBackoffMs, ResolvedOutboxOptions } from '../persistence/persistence.options';
+import { TransactionRunner } from '../persistence/transaction-runner';
+import { OutboxEventEntity } from './outbox-event.entity';
+import { OutboxHandlerRegistry } from './outbox-handler-registry';
+import { OutboxNudge } from './outbox';
+import type { OutboxEvent, OutboxPayload } from './outbox.types';
+
+export interface OutboxDispatcherDeps {
+  runner: TransactionRunner;
+  registry: OutboxHandlerRegistry;
+  options: ResolvedOutboxOptions;
+  /** One replica dispatches at a time. @default createDistributedLock(runner.dataSource) */
+  lock?: DistributedLock;
+  clock?: Clock;
+  /** The in-process bus: every event is also emitted as `emitAsync(event.name, event)`. */
+  events?: Pick<EventEmitter2, 'emitAsync'>;
+  /** Jitter source (tests pin it). */
+  random?: () => number;
+}
+
+/** What one `drain()` did. `acquired: false` means another replica (or drain) held the lock. */
+export interface OutboxDrainResult {
+  acquired: boolean;
+  delivered: number;
+  failed: number;
+  pruned: number;
+}
+
+/**
+ * Delivers outbox events at least once: after a local commit (nudge) and every `pollIntervalMs`, it
+ * takes the DistributedLock (one replica at a time), claims due rows oldest first in batches and
+ * hands each event to the registered handlers and the EventEmitter2 bus. A failure pushes the event
+ * back with exponential backoff and records only the error's name/code; delivered rows are pruned
+ * after `retentionMs`. No ordering guarantee across events (retries reorder them).
+ */
+export class OutboxDispatcher extends OutboxNudge implements OnApplicationBootstrap, OnModuleDestroy {
+  private readonly logger = new Logger(OutboxDispatcher.name);
+  private readonly runner: TransactionRunner;
+  private readonly registry: OutboxHandlerRegistry;
+  private readonly options: ResolvedOutboxOptions;
+  private readonly lock: DistributedLock;
+  private readonly clock: Clock;
+  private readonly events?: Pick<EventEmitter2, 'emitAsync'>;
+  private readonly random: () => number;
+  readonly lockKey: string;
+
+  private started = false;
+  private stopping = false;
+  private inFlight?: Promise<void>;
+  private again = false;
+  private pollTimer?: NodeJS.Timeout;
+  private retryTimer?: NodeJS.Timeout;
+  private lastPruneMs = Number.NEGATIVE_INFINITY;
+
+  constructor(deps: OutboxDispatcherDeps) {
+    super();
+    this.runner = deps.runner;
+    this.registry = deps.registry;
+    this.options = deps.options;
+    this.lock = deps.lock ?? createDistributedLock(deps.runner.dataSource);
+    this.clock = deps.clock ?? new SystemClock();
+    this.events = deps.events;
+    this.random = deps.random ?? Math.random;
+    // Advisory locks are database-wide: hosts in different schemas of one database must not exclude each other.
+    const schema = (deps.runner.dataSource.options as { schema?: string }).schema;
+    this.lockKey = deps.options.lockKey ?? `cv-outbox-dispatcher${schema ? `:${schema}` : ''}`;
+  }
+
+  onApplicationBootstrap(): void {
+    this.start();
+  }
+
+  async onModuleDestroy(): Promise<void> {
+    await this.stop();
+  }
+
+  /** Starts polling (if configured) and delivers what a previous process left behind. No-op when `dispatch` is off. */
+  start(): void {
+    if (!this.options.dispatch || this.started || this.stopping) return;
+    this.started = true;
+    if (this.options.pollIntervalMs > 0) {
+      this.pollTimer = setInterval(() => this.nudge(), this.options.pollIntervalMs);
+      this.pollTimer.unref();
+    }
+    this.nudge();
+  }
+
+  /** Stops the timers and waits for the batch in flight. The dispatcher cannot be restarted. */
+  async stop(): Promise<void> {
+    this.stopping = true;
+    clearInterval(this.pollTimer);
+    clearTimeout(this.retryTimer);
+    await this.inFlight;
+  }
+
+  /** Asks for a drain soon (coalesced: one drain at a time, one more if nudged meanwhile). Never throws. */
+  nudge(): void {
+    if (!this.started || this.stopping) return;
+    if (this.inFlight) {
+      this.again = true;
+      return;
+    }
+    // Detached: a nudge from inside a transaction must not make the dispatcher join it.
+    this.inFlight = this.runner.detached(() => this.loop()).finally(() => {
+      this.inFlight = undefined;
+    });
+  }
+
+  /** One pass under the lock: batch after batch until nothing is due, then pruning when it is time. */
+  async drain(): Promise<OutboxDrainResult> {
+    const result: OutboxDrainResult = { acquired: false, delivered: 0, failed: 0, pruned: 0 };
+    const outcome = await this.lock.tryRun(this.lockKey, async () => {
+      for (;;) {
+        const batch = await this.claim();
+        for (const row of batch) {
+          if (await this.deliver(row)) result.delivered++;
+          else result.failed++;
+        }
+        if (batch.length < this.options.batchSize || this.stopping) break;
+      }
+      if (this.clock.nowMs() - this.lastPruneMs >= this.options.pruneEveryMs) {
+        result.pruned = await this.prune();
+        this.lastPruneMs = this.clock.nowMs();
+      }
+    });
+    result.acquired = outcome.acquired;
+    return result;
+  }
+
+  /** Deletes rows delivered more than `retentionMs` ago; returns how many. */
+  async prune(): Promise<number> {
+    const cutoff = this.clock.nowMs() - this.options.retentionMs;
+    const res = await this.runner.run(() =>
+      this.runner.manager
+        .createQueryBuilder()
+        .delete()
+        .from(OutboxEventEntity)
+        .where('delivered_at IS NOT NULL AND delivered_at < :cutoff', { cutoff })
+        .execute(),
+    );
+    return res.affected ?? 0;
+  }
+
+  private async loop(): Promise<void> {
+    do {
+      this.again = false;
+      try {
+        const result = await this.drain();
+        if (!result.acquired) this.retryLater();
+      } catch (e) {
+        this.logger.error(`Outbox dispatch failed: ${describeError(e)}`);
+      }
+    } while (this.again && !this.stopping);
+  }
+
+  /** Another replica holds the lock and may have finished its pass before our event committed. */
+  private retryLater(): void {
+    if (this.retryTimer || this.stopping) return;
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = undefined;
+      this.nudge();
+    }, this.options.lockRetryMs);
+    this.retryTimer.unref();
+  }
+
+  private claim(): Promise<OutboxEventEntity[]> {
+    const now = this.clock.nowMs();
+    // Through read(): on SQLite a row of a transaction still open must not be claimed.
+    return this.runner.read(() =>
+      this.runner.manager
+        .getRepository(OutboxEventEntity)
+        .createQueryBuilder('o')
+        .where('o.deliveredAt IS NULL')
+        .andWhere('o.availableAt <= :now', { now })
+        .orderBy('o.availableAt', 'ASC')
+        .addOrderBy('o.createdAt', 'ASC')
+        .addOrderBy('o.id', 'ASC')
+        .limit(this.options.batchSize)
+        .getMany(),
+    );
+  }
+
+  /** Delivers one event to every handler and the bus; true when all succeeded. */
+  private async deliver(row: OutboxEventEntity): Promise<boolean> {
+    const event: OutboxEvent = Object.freeze({
+      id: row.id,
+      name: row.name,
+      tenantId: row.tenantId,
+      payload: row.payload as OutboxPayload,
+      createdAt: row.createdAt,
+      attempts: row.attempts,
+    });
+    let failure: { error: unknown } | undefined;
+    // Every handler gets its try even when one fails, so one broken handler does not starve the others.
+    for (const handler of this.registry.handlersFor(row.name)) {
+      try {
+        await handler(event);
+      } catch (e) {
+        failure ??= { error: e };
+      }
+    }
+    if (this.events) {
+      try {
+        await this.events.emitAsync(row.name, event);
+      } catch (e) {
+        failure ??= { error: e };
+      }
+    }
+    const now = this.clock.nowMs();
+    // Writes go through run(): on SQLite an ungated write would land in another caller's open transaction.
+    if (!failure) {
+      await this.runner.run(() => this.runner.manager.update(OutboxEventEntity, { id: row.id }, { deliveredAt: new Date(now) }));
+      return true;
+    }
+    const attempts = row.attempts + 1;
+    const lastError = describeError(failure.error);
+    const delay = outboxBackoffMs(attempts, this.options.backoff, this.random);
+    this.logger.warn(`Outbox event ${row.id} (${row.name}) failed delivery #${attempts}: ${lastError}; retry in ${delay} ms`);
+    await this.runner.run(() =>
+      this.runner.manager.update(OutboxEventEntity, { id: row.id }, { attempts, availableAt: new Date(now + delay), lastError }),
+    );
+    return false;
+  }
+}
+
+/** The error's name and code only: a message might quote data, and outbox rows are read widely. */
+export function describeError(e: unknown): string {
+  const err = (e ?? {}) as { name?: unknown; code?: unknown; codeName?: unknown; driverError?: { code?: unknown } };
+  const name = typeof err.name === 'string' && err.name ? err.name : typeof e;
+  const code = err.codeName ?? err.code ?? err.driverError?.code;
+  const text = code === undefined || code === null || code === '' ? name : `${name}(${String(code)})`;
+  return text.slice(0, 200);
+}

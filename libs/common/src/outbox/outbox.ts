@@ -1,0 +1,84 @@
+import { randomUUID } from 'node:crypto';
+import { Clock, SystemClock } from '../clock';
+import { OutboxInvalidEventError, OutboxNoTransactionError } from '../persistence/persistence.errors';
+import { TransactionRunner } from '../persistence/transaction-runner';
+import { OutboxEventEntity } from './outbox-event.entity';
+import type { OutboxEventInput } from './outbox.types';
+
+/** Anything `Outbox.add` can wake up after commit (the local `OutboxDispatcher`). */
+export abstract class OutboxNudge {
+  abstract nudge(): void;
+}
+
+const DEFAULT_MAX_PAYLOAD_BYTES = 16_384;
+
+/**
+ * Writes events into the transactional outbox, in the ambient `TransactionRunner` transaction, so an
+ * event commits (or rolls back) with the change it announces. After commit it nudges the local
+ * dispatcher, which delivers at least once. Built by `PersistenceModule` (or by hand: `new Outbox(runner, clock, dispatcher)`).
+ */
+export class Outbox {
+  private readonly clock: Clock;
+
+  constructor(
+    private readonly runner: TransactionRunner,
+    clock?: Clock,
+    private readonly dispatcher?: OutboxNudge,
+    private readonly maxPayloadBytes = DEFAULT_MAX_PAYLOAD_BYTES,
+  ) {
+    this.clock = clock ?? new SystemClock();
+  }
+
+  /**
+   * Adds `event` to the ambient transaction and returns its id (the idempotency key handlers see).
+   * Throws `OutboxNoTransactionError` outside `runner.run()`, `OutboxInvalidEventError` on a bad event.
+   */
+  async add(event: OutboxEventInput): Promise<string> {
+    this.validate(event);
+    if (!this.runner.inTransaction()) throw new OutboxNoTransactionError(event.name);
+    const now = this.clock.now();
+    const row: OutboxEventEntity = {
+      id: randomUUID(),
+      name: event.name,
+      tenantId: event.tenantId ?? null,
+      payload: event.payload,
+      createdAt: now,
+      availableAt: now,
+      attempts: 0,
+      lastError: null,
+      deliveredAt: null,
+    };
+    await this.runner.manager.insert(OutboxEventEntity, row);
+    if (this.dispatcher) {
+      const dispatcher = this.dispatcher;
+      this.runner.afterCommit(() => dispatcher.nudge());
+    }
+    return row.id;
+  }
+
+  private validate(event: OutboxEventInput): void {
+    const problems: string[] = [];
+    if (typeof event?.name !== 'string' || event.name.length === 0 || event.name.length > 128) {
+      problems.push('name must be a string of 1 to 128 characters');
+    }
+    if (event?.tenantId != null && (typeof event.tenantId !== 'string' || event.tenantId.length === 0 || event.tenantId.length > 128)) {
+      problems.push('tenantId must be null or a string of 1 to 128 characters');
+    }
+    const payload = event?.payload;
+    if (payload === null || typeof payload !== 'object' || Array.isArray(payload)) {
+      problems.push('payload must be a JSON object');
+    } else {
+      let size = 0;
+      try {
+        size = Buffer.byteLength(JSON.stringify(payload), 'utf8');
+      } catch {
+        problems.push('payload must be serialisable as JSON');
+      }
+      if (size > this.maxPayloadBytes) problems.push(`payload must be at most ${this.maxPayloadBytes} bytes of JSON (ids and metadata only)`);
+    }
+    if (problems.length > 0) {
+      const name = typeof event?.name === 'string' ? event.name.slice(0, 128) : '?';
+      throw new OutboxInvalidEventError(`Invalid outbox event "${name}": ${problems.join('; ')}`);
+    }
+  }
+}

@@ -1,0 +1,5 @@
+export * from './persistence.errors';
+export * from './transaction-runner';
+export * from './column-transformers';
+export * from './persistence.options';
+export * from './persistence.module';

@@ -1,0 +1,72 @@
+import { CredentialVaultError, ErrorSeverity } from '../errors';
+
+/**
+ * Stable error codes of libs/common's persistence kit (6xxx: 60xx transactions and options,
+ * 61xx outbox). Never renumber.
+ */
+export enum PersistenceErrorCode {
+  /** `PersistenceModule` options are invalid. */
+  CONFIGURATION = 6001,
+  /** A joined `run` failed, so the whole transaction was rolled back although the outer work did not throw. */
+  ROLLBACK_ONLY = 6002,
+  /** `run` was called inside `read`: a read never writes (on SQLite it would wait for itself). */
+  WRITE_IN_READ = 6003,
+  /** `Outbox.add` was called outside a `TransactionRunner.run`. */
+  OUTBOX_NO_TRANSACTION = 6101,
+  /** The outbox event is malformed (empty name, payload not a JSON object, too large). */
+  OUTBOX_INVALID_EVENT = 6102,
+}
+
+export abstract class PersistenceError extends CredentialVaultError {
+  abstract override readonly code: PersistenceErrorCode;
+}
+
+export class PersistenceConfigurationError extends PersistenceError {
+  readonly code = PersistenceErrorCode.CONFIGURATION;
+  readonly codeName = 'PERSISTENCE_CONFIGURATION';
+  readonly severity = ErrorSeverity.CONFIGURATION;
+
+  constructor(readonly problems: string[]) {
+    super(`Invalid PersistenceModule options — ${problems.join('; ')}`);
+  }
+}
+
+/**
+ * The outer work of a transaction completed, but a `run` it joined threw (and the outer work swallowed
+ * the error). Without savepoints the inner writes cannot be undone alone, so everything is rolled back.
+ */
+export class TransactionRollbackOnlyError extends PersistenceError {
+  readonly code = PersistenceErrorCode.ROLLBACK_ONLY;
+  readonly codeName = 'TRANSACTION_ROLLBACK_ONLY';
+  readonly severity = ErrorSeverity.FATAL;
+
+  constructor(options?: { cause?: unknown }) {
+    super('A joined transaction step failed; the whole transaction was rolled back', options);
+  }
+}
+
+export class WriteInReadError extends PersistenceError {
+  readonly code = PersistenceErrorCode.WRITE_IN_READ;
+  readonly codeName = 'WRITE_IN_READ';
+  readonly severity = ErrorSeverity.FATAL;
+
+  constructor() {
+    super('TransactionRunner.run() was called inside read(); open the transaction outside the read');
+  }
+}
+
+export class OutboxNoTransactionError extends PersistenceError {
+  readonly code = PersistenceErrorCode.OUTBOX_NO_TRANSACTION;
+  readonly codeName = 'OUTBOX_NO_TRANSACTION';
+  readonly severity = ErrorSeverity.FATAL;
+
+  constructor(name: string) {
+    super(`Outbox event "${name}" must be added inside TransactionRunner.run(), so that it commits with its change`);
+  }
+}
+
+export class OutboxInvalidEventError extends PersistenceError {
+  readonly code = PersistenceErrorCode.OUTBOX_INVALID_EVENT;
+  readonly codeName = 'OUTBOX_INVALID_EVENT';
+  readonly severity = ErrorSeverity.CLIENT;
+}

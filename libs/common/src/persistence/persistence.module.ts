@@ -1,0 +1,83 @@
+import { DynamicModule, Global, Module, ModuleMetadata, Provider } from '@nestjs/common';
+import { EventEmitter2 } from '@nestjs/event-emitter';
+import { DataSource } from 'typeorm';
+import { Clock } from '../clock';
+import { DistributedLock } from '../lock/distributed-lock';
+import { Outbox } from '../outbox/outbox';
+import { OutboxDispatcher } from '../outbox/outbox-dispatcher';
+import { OutboxHandlerRegistry } from '../outbox/outbox-handler-registry';
+import { PersistenceModuleOptions, ResolvedPersistenceOptions, resolvePersistenceOptions } from './persistence.options';
+import { TransactionRunner } from './transaction-runner';
+
+/** The raw options given to `forRoot` / returned by `forRootAsync`'s factory. */
+export const PERSISTENCE_MODULE_OPTIONS = Symbol('PERSISTENCE_MODULE_OPTIONS');
+/** The validated options with defaults (`ResolvedPersistenceOptions`). */
+export const PERSISTENCE_RESOLVED_OPTIONS = Symbol('PERSISTENCE_RESOLVED_OPTIONS');
+
+export interface PersistenceModuleAsyncOptions extends Pick<ModuleMetadata, 'imports'> {
+  inject?: any[];
+  useFactory: (...args: any[]) => PersistenceModuleOptions | Promise<PersistenceModuleOptions>;
+}
+
+const optional = (token: unknown) => ({ token: token as any, optional: true });
+
+const providers: Provider[] = [
+  {
+    // Validated once, here: bad options fail bootstrap with one error listing every problem.
+    provide: PERSISTENCE_RESOLVED_OPTIONS,
+    useFactory: (options: PersistenceModuleOptions) => resolvePersistenceOptions(options),
+    inject: [PERSISTENCE_MODULE_OPTIONS],
+  },
+  { provide: TransactionRunner, useFactory: (ds: DataSource) => new TransactionRunner(ds), inject: [DataSource] },
+  OutboxHandlerRegistry,
+  {
+    provide: OutboxDispatcher,
+    useFactory: (
+      runner: TransactionRunner,
+      registry: OutboxHandlerRegistry,
+      options: ResolvedPersistenceOptions,
+      lock?: DistributedLock,
+      clock?: Clock,
+      events?: EventEmitter2,
+    ) => new OutboxDispatcher({ runner, registry, options: options.outbox, lock, clock, events }),
+    inject: [TransactionRunner, OutboxHandlerRegistry, PERSISTENCE_RESOLVED_OPTIONS, optional(DistributedLock), optional(Clock), optional(EventEmitter2)],
+  },
+  {
+    provide: Outbox,
+    useFactory: (runner: TransactionRunner, options: ResolvedPersistenceOptions, dispatcher: OutboxDispatcher, clock?: Clock) =>
+      new Outbox(runner, clock, options.outbox.dispatch ? dispatcher : undefined, options.outbox.maxPayloadBytes),
+    inject: [TransactionRunner, PERSISTENCE_RESOLVED_OPTIONS, OutboxDispatcher, optional(Clock)],
+  },
+];
+
+const exported = [TransactionRunner, Outbox, OutboxHandlerRegistry, OutboxDispatcher, PERSISTENCE_RESOLVED_OPTIONS];
+
+/**
+ * The transaction runner and the transactional outbox, once per host (global). Needs from the host:
+ * TypeORM's `DataSource` with `OUTBOX_ENTITIES` / `OUTBOX_MIGRATIONS` registered; optionally
+ * `DistributedLock` (else one is made for the DataSource), `Clock` and `EventEmitterModule`.
+ *
+ * ```ts
+ * PersistenceModule.forRoot({ outbox: { pollIntervalMs: 5000 } })
+ * ```
+ */
+@Global()
+@Module({})
+export class PersistenceModule {
+  static forRoot(options: PersistenceModuleOptions = {}): DynamicModule {
+    return {
+      module: PersistenceModule,
+      providers: [{ provide: PERSISTENCE_MODULE_OPTIONS, useValue: options }, ...providers],
+      exports: exported,
+    };
+  }
+
+  static forRootAsync(options: PersistenceModuleAsyncOptions): DynamicModule {
+    return {
+      module: PersistenceModule,
+      imports: options.imports ?? [],
+      providers: [{ provide: PERSISTENCE_MODULE_OPTIONS, useFactory: options.useFactory, inject: options.inject ?? [] }, ...providers],
+      exports: exported,
+    };
+  }
+}

@@ -1,0 +1,91 @@
+import { z } from 'zod';
+import { PersistenceConfigurationError } from './persistence.errors';
+
+/** Options of `PersistenceModule.forRoot`. Every field is optional. */
+export interface PersistenceModuleOptions {
+  outbox?: {
+    /**
+     * Whether this process dispatches outbox events. `false` for processes that only write (a CLI,
+     * a migration job): their events are delivered by a replica that dispatches.
+     * @default true
+     */
+    dispatch?: boolean;
+    /** The dispatcher also looks for due events this often (retries, other replicas' events); 0 = only after local commits. @default 5000 */
+    pollIntervalMs?: number;
+    /** Rows claimed per batch, oldest first. @default 100 */
+    batchSize?: number;
+    /** Retry delay after a failed delivery: `baseMs · 2^(attempts-1)`, capped at `maxMs`, half of it jittered. */
+    backoff?: { baseMs?: number; maxMs?: number };
+    /** Delivered rows older than this are deleted. @default 604800000 (7 days) */
+    retentionMs?: number;
+    /** Pruning runs at most this often. @default 600000 (10 minutes) */
+    pruneEveryMs?: number;
+    /** The DistributedLock key that lets one replica dispatch at a time. @default 'cv-outbox-dispatcher[:<schema>]' */
+    lockKey?: string;
+    /** After a nudge found the lock held by another replica, try again this much later. @default 1000 */
+    lockRetryMs?: number;
+    /** Largest accepted payload (serialised JSON, bytes). @default 16384 */
+    maxPayloadBytes?: number;
+  };
+}
+
+export interface ResolvedOutboxOptions {
+  dispatch: boolean;
+  pollIntervalMs: number;
+  batchSize: number;
+  backoff: { baseMs: number; maxMs: number };
+  retentionMs: number;
+  pruneEveryMs: number;
+  lockKey?: string;
+  lockRetryMs: number;
+  maxPayloadBytes: number;
+}
+
+export interface ResolvedPersistenceOptions {
+  outbox: ResolvedOutboxOptions;
+}
+
+const DAY_MS = 86_400_000;
+const int = (min: number, max: number) => z.number().int().min(min).max(max);
+
+const outboxSchema = z
+  .object({
+    dispatch: z.boolean().default(true),
+    pollIntervalMs: z.union([z.literal(0), int(10, DAY_MS)]).default(5000),
+    batchSize: int(1, 1000).default(100),
+    backoff: z
+      .object({ baseMs: int(1, DAY_MS).default(1000), maxMs: int(1, 7 * DAY_MS).default(300_000) })
+      .strict()
+      .prefault({}),
+    retentionMs: int(0, 3650 * DAY_MS).default(7 * DAY_MS),
+    pruneEveryMs: int(1000, 30 * DAY_MS).default(600_000),
+    lockKey: z.string().min(1).max(200).optional(),
+    lockRetryMs: int(10, 3_600_000).default(1000),
+    maxPayloadBytes: int(256, 1_048_576).default(16_384),
+  })
+  .strict()
+  .superRefine((o, ctx) => {
+    if (o.backoff.baseMs > o.backoff.maxMs) {
+      ctx.addIssue({ code: 'custom', path: ['backoff', 'baseMs'], message: `must be ≤ backoff.maxMs (${o.backoff.maxMs})` });
+    }
+  });
+
+const schema = z.object({ outbox: outboxSchema.prefault({}) }).strict();
+
+/** Merges defaults and validates, once. Throws `PersistenceConfigurationError` listing every problem. */
+export function resolvePersistenceOptions(options: PersistenceModuleOptions | undefined): ResolvedPersistenceOptions {
+  const parsed = schema.safeParse(options ?? {});
+  if (!parsed.success) {
+    throw new PersistenceConfigurationError(parsed.error.issues.map((i) => `${i.path.join('.') || '(options)'}: ${i.message}`));
+  }
+  return parsed.data;
+}
+
+/**
+ * Delay before the next delivery after `attempts` failures: exponential, capped, with "equal jitter"
+ * (half fixed, half random) so replicas retrying together spread out but never retry at once.
+ */
+export function outboxBackoffMs(attempts: number, backoff: { baseMs: number; maxMs: number }, random: () => number = Math.random): number {
+  const exp = Math.min(backoff.maxMs, backoff.baseMs * 2 ** Math.max(0, Math.min(attempts - 1, 40)));
+  return Math.max(1, Math.round(exp / 2 + (random() * exp) / 2));
+}

@@ -1,0 +1,156 @@
+import { AsyncLocalStorage } from 'node:async_hooks';
+import { Injectable, Logger } from '@nestjs/common';
+import { DataSource, EntityManager } from 'typeorm';
+import { TransactionGate } from '../lock/transaction-gate';
+import { TransactionRollbackOnlyError, WriteInReadError } from './persistence.errors';
+
+/** A callback run once after the outermost transaction commits. */
+export type AfterCommitCallback = () => unknown;
+
+interface TransactionScope {
+  kind: 'transaction';
+  manager: EntityManager;
+  afterCommit: AfterCommitCallback[];
+  /** Set once the transaction settled: async work it started and that outlives it must not join it. */
+  closed: boolean;
+  /** A joined `run` threw: the transaction may only roll back. */
+  failure?: { cause: unknown };
+}
+
+interface ReadScope {
+  kind: 'read';
+  closed: boolean;
+}
+
+type Scope = TransactionScope | ReadScope;
+
+/**
+ * THE transaction idiom of every lib: `runner.run(work)` opens a transaction, or joins the one already
+ * open in this async context, and repositories use `runner.manager`. The context travels in an
+ * AsyncLocalStorage shared by every runner of one DataSource, so a transaction opened by one lib is
+ * joined by code in another lib without an EntityManager ever crossing a lib boundary.
+ *
+ * Transactions open through the DataSource's `TransactionGate`: serialised on SQLite (one shared
+ * connection — concurrent transactions would otherwise nest), a pass-through on PostgreSQL.
+ *
+ * Joining is flat (no SAVEPOINT): if a joined `run` throws, the whole transaction is marked
+ * rollback-only, even when the caller catches the error — PostgreSQL would refuse to commit after a
+ * failed statement anyway, and SQLite must not behave differently.
+ */
+@Injectable()
+export class TransactionRunner {
+  private static readonly storages = new WeakMap<DataSource, AsyncLocalStorage<Scope>>();
+
+  private readonly logger = new Logger(TransactionRunner.name);
+  private readonly storage: AsyncLocalStorage<Scope>;
+  private readonly gate: TransactionGate;
+
+  constructor(readonly dataSource: DataSource) {
+    let storage = TransactionRunner.storages.get(dataSource);
+    if (!storage) {
+      storage = new AsyncLocalStorage<Scope>();
+      TransactionRunner.storages.set(dataSource, storage);
+    }
+    this.storage = storage;
+    this.gate = TransactionGate.for(dataSource);
+  }
+
+  /** Runs `work` in a transaction: the ambient one when there is one, else a new one committed when `work` resolves. */
+  async run<T>(work: () => Promise<T>): Promise<T> {
+    const scope = this.scope();
+    if (scope?.kind === 'read') throw new WriteInReadError();
+    if (scope) return this.joined(scope, work);
+
+    const tx: TransactionScope = { kind: 'transaction', manager: this.dataSource.manager, afterCommit: [], closed: false };
+    let result: T;
+    try {
+      result = await this.gate.transaction(async (manager) => {
+        tx.manager = manager;
+        const value = await this.storage.run(tx, work);
+        // Thrown inside the callback so that TypeORM rolls back instead of committing.
+        if (tx.failure) throw new TransactionRollbackOnlyError({ cause: tx.failure.cause });
+        return value;
+      });
+    } finally {
+      tx.closed = true;
+    }
+    await this.runCallbacks(tx.afterCommit);
+    return result;
+  }
+
+  /**
+   * The ambient transaction's manager, else the DataSource's default manager. Repositories use only
+   * this. Outside a transaction on SQLite, wrap reads in `read()` so they never see uncommitted rows.
+   */
+  get manager(): EntityManager {
+    const scope = this.scope();
+    return scope?.kind === 'transaction' ? scope.manager : this.dataSource.manager;
+  }
+
+  /**
+   * A read outside any transaction. On SQLite it waits until no transaction is open on the shared
+   * connection (a plain read there would see another caller's uncommitted rows); a pass-through on
+   * PostgreSQL. Inside a `run` or another `read` it just runs. `work` must not write.
+   */
+  read<T>(work: () => Promise<T>): Promise<T> {
+    if (this.scope()) return work();
+    // The read scope also exists on PostgreSQL, so that a write inside a read fails the same way there.
+    const scope: ReadScope = { kind: 'read', closed: false };
+    const scoped = () => this.storage.run(scope, work);
+    return (this.gate.serialises ? this.gate.exclusive(scoped) : scoped()).finally(() => {
+      scope.closed = true;
+    });
+  }
+
+  /**
+   * Runs `fn` once after the outermost transaction commits — never on rollback. Outside a transaction
+   * it runs at once. Errors are logged, not thrown: the change is already committed. `run` resolves
+   * after its callbacks settle, so a cache invalidated here is invalid when the caller continues.
+   */
+  afterCommit(fn: AfterCommitCallback): void {
+    const scope = this.scope();
+    if (scope?.kind === 'transaction') {
+      scope.afterCommit.push(fn);
+      return;
+    }
+    void this.runCallbacks([fn]);
+  }
+
+  /**
+   * Runs `fn` outside any ambient transaction or read — for background work started from inside a
+   * transaction (a dispatcher loop, a cache refill) that must neither join it nor wait for it.
+   */
+  detached<T>(fn: () => T): T {
+    return this.storage.exit(fn);
+  }
+
+  inTransaction(): boolean {
+    return this.scope()?.kind === 'transaction';
+  }
+
+  private async joined<T>(scope: TransactionScope, work: () => Promise<T>): Promise<T> {
+    try {
+      return await work();
+    } catch (e) {
+      scope.failure ??= { cause: e };
+      throw e;
+    }
+  }
+
+  private scope(): Scope | undefined {
+    const scope = this.storage.getStore();
+    return scope && !scope.closed ? scope : undefined;
+  }
+
+  private async runCallbacks(callbacks: AfterCommitCallback[]): Promise<void> {
+    for (const fn of callbacks) {
+      try {
+        // Outside the finished transaction's context: a callback may open transactions of its own.
+        await this.detached(fn);
+      } catch (e) {
+        const err = e as Error;
+        this.logger.error(`An after-commit callback failed: ${err?.name ?? 'Error'}: ${err?.message ?? String(e)}`);
+      }
+    }
+  }
+}
