@@ -1,0 +1,170 @@
+import { ManualClock } from '@app/common';
+import { createTestDatabase, DATABASE_KINDS, TestDatabase } from '@app/testing';
+import { DataSource } from 'typeorm';
+import { AUDIT_ENTITIES, AUDIT_MIGRATIONS, AuditAction, AuditResult, computeEntryHash } from '@app/audit';
+import { AuditRepository } from './audit.repository';
+import { linkRows } from './internal/chain-link';
+import { PreparedEvent, prepareEvent } from './internal/prepare-event';
+import { tenant } from '../test/harness';
+
+const DAY = 86_400_000;
+const clock = new ManualClock(new Date(0));
+
+/** One event at `ms` past a fixed instant, prepared as the writer prepares it; `over` replaces any field. */
+const at = (tenantId: string, ms: number, over: Partial<PreparedEvent> = {}): PreparedEvent => ({
+  ...prepareEvent({ action: AuditAction.READ, context: { tenantId, actor: { id: 'user-1' } }, resource: 'cred-1', result: AuditResult.SUCCESS }, clock)
+    .prepared,
+  occurredAt: new Date(Date.UTC(2026, 0, 1) + ms),
+  ...over,
+});
+
+// The repository alone, on a bare DataSource with the lib's migrations: no Nest module around it.
+describe.each(DATABASE_KINDS)('AuditRepository on %s', (kind) => {
+  let db: TestDatabase;
+  let ds: DataSource;
+  let repo: AuditRepository;
+
+  beforeAll(async () => {
+    db = await createTestDatabase(kind);
+    ds = await new DataSource({ ...db.options, entities: AUDIT_ENTITIES, migrations: AUDIT_MIGRATIONS, migrationsRun: true }).initialize();
+    repo = new AuditRepository(ds);
+  });
+  afterAll(async () => {
+    if (ds?.isInitialized) await ds.destroy();
+    await db?.drop();
+  });
+
+  /** Appends `events` to their chain the way the writer does (head, link, insert), in one transaction. */
+  const append = (tenantId: string, events: PreparedEvent[]) =>
+    ds.transaction(async (m) => {
+      const rows = linkRows(events, await repo.head(tenantId, m));
+      await repo.insert(rows, m);
+      return rows.map((r) => r.row);
+    });
+
+  it('inserts batches larger than one statement, and reads back every field as hashed', async () => {
+    const t = tenant();
+    expect(await repo.head(t)).toBeNull();
+    const events = Array.from({ length: 150 }, (_, i) =>
+      at(t, i, { actorIp: '10.0.0.1', errorCode: i % 2 ? '1003' : null, durationMs: i, details: { n: i, nested: { b: 1, a: [true, null] } } }),
+    );
+    const written = await append(t, events.slice(0, 100));
+    await append(t, events.slice(100));
+    const head = await repo.head(t);
+    expect(head).toMatchObject({ sequence: 150 });
+    const rows = await ds.transaction((m) => repo.page(t, 0, 1000, m));
+    expect(rows.map((r) => r.sequence)).toEqual(events.map((_, i) => i + 1));
+    for (const r of rows) expect(computeEntryHash(r)).toBe(r.hash);
+    expect(rows[0]).toEqual(written[0]);
+    expect(rows[149].previousHash).toBe(rows[148].hash);
+    expect(head).toEqual({ id: rows[149].id, sequence: 150, hash: rows[149].hash });
+  });
+
+  it('inserts in the caller transaction: a rollback leaves no row', async () => {
+    const t = tenant();
+    await expect(
+      ds.transaction(async (m) => {
+        await repo.insert(linkRows([at(t, 0)], null), m);
+        expect(await repo.head(t, m)).toMatchObject({ sequence: 1 });
+        throw new Error('roll back');
+      }),
+    ).rejects.toThrow('roll back');
+    expect(await repo.head(t)).toBeNull();
+  });
+
+  it('looks rows up by sequence and by hash, and pages a chain after a sequence', async () => {
+    const t = tenant();
+    const rows = await append(t, [0, 1, 2, 3, 4].map((i) => at(t, i)));
+    await ds.transaction(async (m) => {
+      expect(await repo.firstSequence(t, m)).toBe(1);
+      expect(await repo.firstSequence(tenant('none'), m)).toBeUndefined();
+      expect(await repo.rowAt(t, 3, m)).toEqual({ id: rows[2].id, sequence: 3, hash: rows[2].hash });
+      expect(await repo.rowAt(t, 6, m)).toBeNull();
+      expect(await repo.rowWithHash(t, rows[3].previousHash, m)).toMatchObject({ sequence: 3 });
+      expect((await repo.page(t, 2, 2, m)).map((r) => r.sequence)).toEqual([3, 4]);
+    });
+  });
+
+  it('lists tenants with rows, distinct and sorted', async () => {
+    const [a, b] = [tenant('list-b'), tenant('list-a')];
+    await append(a, [at(a, 0), at(a, 1)]);
+    await append(b, [at(b, 0)]);
+    const tenants = await repo.tenants();
+    expect(tenants).toEqual([...new Set(tenants)].sort());
+    expect(tenants).toEqual(expect.arrayContaining([a, b]));
+  });
+
+  describe('find', () => {
+    let t: string;
+    let u: string;
+    // A day after the other tests' rows, so a time range selects only these.
+    const day = Date.UTC(2026, 0, 2);
+    beforeAll(async () => {
+      t = tenant('find');
+      u = tenant('find');
+      await append(t, [
+        at(t, DAY, { action: 'store', actorId: 'alice', correlationId: 'c1' }),
+        at(t, DAY + 10, { resource: 'cred-2', result: AuditResult.FAILURE }),
+        at(t, DAY + 20, { action: 'delete', actorId: 'alice' }),
+        at(t, DAY + 30, { result: AuditResult.DENIED }),
+      ]);
+      // The same instants in another tenant: time order ties are broken by id.
+      await append(u, [at(u, DAY), at(u, DAY + 10)]);
+    });
+    const seqs = async (f: Partial<Parameters<AuditRepository['find']>[0]>) =>
+      (await repo.find({ order: 'asc', by: 'seq', limit: 100, tenantId: t, ...f })).map((r) => r.sequence);
+
+    it('filters by every field, in chain order either way', async () => {
+      expect(await seqs({})).toEqual([1, 2, 3, 4]);
+      expect(await seqs({ order: 'desc' })).toEqual([4, 3, 2, 1]);
+      expect(await seqs({ resource: 'cred-2' })).toEqual([2]);
+      expect(await seqs({ actorId: 'alice' })).toEqual([1, 3]);
+      expect(await seqs({ correlationId: 'c1' })).toEqual([1]);
+      expect(await seqs({ actions: ['store', 'delete'] })).toEqual([1, 3]);
+      expect(await seqs({ results: [AuditResult.FAILURE, AuditResult.DENIED] })).toEqual([2, 4]);
+      expect(await seqs({ fromMs: day + 10, toMs: day + 30 })).toEqual([2, 3]);
+    });
+
+    it('continues after a sequence, and limits', async () => {
+      expect(await seqs({ after: { order: 'asc', by: 'seq', sequence: 2 } })).toEqual([3, 4]);
+      expect(await seqs({ order: 'desc', after: { order: 'desc', by: 'seq', sequence: 2 }, limit: 1 })).toEqual([1]);
+    });
+
+    it('orders across tenants by time then id, and continues after a (time, id) position', async () => {
+      const both = async (order: 'asc' | 'desc', after?: { occurredAtMs: number; id: string }) =>
+        (await repo.find({ order, by: 'time', limit: 100, fromMs: day, after: after && { order, by: 'time', ...after } })).filter(
+          (r) => r.tenantId === t || r.tenantId === u,
+        );
+      const asc = await both('asc');
+      const keys = asc.map((r) => [r.occurredAt.getTime(), r.id] as const);
+      expect(keys).toEqual([...keys].sort((x, y) => x[0] - y[0] || (x[1] < y[1] ? -1 : 1)));
+      expect(asc).toHaveLength(6);
+      const [first] = asc;
+      expect(await both('asc', { occurredAtMs: first.occurredAt.getTime(), id: first.id })).toEqual(asc.slice(1));
+      const desc = await both('desc');
+      expect(desc.map((r) => r.id)).toEqual(asc.map((r) => r.id).reverse());
+    });
+  });
+
+  describe('retention', () => {
+    it('bounds the prunable prefix, deletes through a sequence, and reads the latest checkpoint', async () => {
+      const t = tenant('prune');
+      const base = Date.UTC(2026, 0, 1);
+      await append(t, [0, 1, 2, 3].map((i) => at(t, i * 1000)));
+      await ds.transaction(async (m) => {
+        expect(await repo.pruneBounds(t, base + 2000, m)).toEqual({ first: 1, firstKept: 3 });
+        expect(await repo.pruneBounds(t, base + 10_000, m)).toEqual({ first: 1, firstKept: null });
+        expect(await repo.latestCheckpoint(t, m)).toBeUndefined();
+        expect(await repo.deleteThrough(t, 2, m)).toBe(2);
+      });
+      const cp = { prunedThroughSequence: 2, prunedThroughHash: 'h'.repeat(64) };
+      const [older] = await append(t, [at(t, 5000, { action: AuditAction.RETENTION_CHECKPOINT, details: { ...cp, deleted: 2 } })]);
+      const [latest] = await append(t, [at(t, 6000, { action: AuditAction.RETENTION_CHECKPOINT, details: { ...cp, prunedThroughSequence: 3 } })]);
+      await ds.transaction(async (m) => {
+        expect(older.sequence).toBe(5);
+        expect(await repo.firstSequence(t, m)).toBe(3);
+        expect(await repo.latestCheckpoint(t, m)).toEqual({ id: latest.id, sequence: 6, details: { ...cp, prunedThroughSequence: 3 } });
+      });
+    });
+  });
+});

@@ -1,0 +1,166 @@
+import { Injectable } from '@nestjs/common';
+import { InjectDataSource } from '@nestjs/typeorm';
+import { Brackets, DataSource, EntityManager, MoreThan } from 'typeorm';
+import { AuditLogEntry } from './entities/audit-log-entry.entity';
+import { AuditAction } from './interfaces/audit-event.interface';
+import type { CursorPosition } from './internal/cursor';
+import { InsertableRow, insertAuditRows } from './internal/row-insert';
+
+/** A chain's newest row. */
+export interface ChainHead {
+  id: string;
+  sequence: number;
+  hash: string;
+}
+
+/** What a retention checkpoint records, as stored (callers check the values). */
+export interface CheckpointDetails {
+  prunedThroughSequence: number;
+  prunedThroughHash: string;
+}
+
+export interface Checkpoint {
+  id: string;
+  sequence: number;
+  details: Partial<CheckpointDetails>;
+}
+
+/** A validated query: every filter already checked by its caller. */
+export interface AuditRowFilter {
+  tenantId?: string;
+  resource?: string;
+  actorId?: string;
+  correlationId?: string;
+  actions?: string[];
+  results?: string[];
+  /** Inclusive, epoch ms. */
+  fromMs?: number;
+  /** Exclusive, epoch ms. */
+  toMs?: number;
+  order: 'asc' | 'desc';
+  /** `seq`: one tenant's chain order; `time`: (occurredAt, id) across tenants. */
+  by: 'seq' | 'time';
+  /** Rows strictly after this position (in `order`). */
+  after?: CursorPosition;
+  limit: number;
+}
+
+/**
+ * Every read and write of `cv_audit_log` and its retention checkpoints. Methods that take a manager
+ * run in that transaction (a chain writer's, or a consistent-read snapshot); without one, on the
+ * DataSource's default manager.
+ */
+@Injectable()
+export class AuditRepository {
+  constructor(@InjectDataSource() private readonly dataSource: DataSource) {}
+
+  /** The chain's newest row, or null for an empty chain. */
+  head(tenantId: string, m: EntityManager = this.dataSource.manager): Promise<ChainHead | null> {
+    return m.getRepository(AuditLogEntry).findOne({
+      select: { id: true, sequence: true, hash: true },
+      where: { tenantId },
+      order: { sequence: 'DESC' },
+    });
+  }
+
+  /** Inserts rows already linked and hashed, with plain multi-row SQL (see internal/row-insert.ts). */
+  insert(rows: InsertableRow[], m: EntityManager): Promise<void> {
+    return insertAuditRows(m, rows);
+  }
+
+  /** Tenants with rows, sorted. */
+  async tenants(): Promise<string[]> {
+    const rows: Array<{ tenantId: string }> = await this.dataSource
+      .getRepository(AuditLogEntry)
+      .createQueryBuilder('a')
+      .select('DISTINCT a.tenantId', 'tenantId')
+      .orderBy('a.tenantId', 'ASC')
+      .getRawMany();
+    return rows.map((r) => r.tenantId);
+  }
+
+  /** Rows matching `f`, in its order, at most `f.limit`. */
+  find(f: AuditRowFilter): Promise<AuditLogEntry[]> {
+    const qb = this.dataSource.getRepository(AuditLogEntry).createQueryBuilder('a');
+    for (const field of ['tenantId', 'resource', 'actorId', 'correlationId'] as const) {
+      if (f[field] !== undefined) qb.andWhere(`a.${field} = :${field}`, { [field]: f[field] });
+    }
+    if (f.actions) qb.andWhere('a.action IN (:...actions)', { actions: f.actions });
+    if (f.results) qb.andWhere('a.result IN (:...results)', { results: f.results });
+    if (f.fromMs !== undefined) qb.andWhere('a.occurredAt >= :from', { from: f.fromMs });
+    if (f.toMs !== undefined) qb.andWhere('a.occurredAt < :to', { to: f.toMs });
+    const cmp = f.order === 'asc' ? '>' : '<';
+    const c = f.after;
+    if (c?.by === 'seq') {
+      qb.andWhere(`a.sequence ${cmp} :cseq`, { cseq: c.sequence });
+    } else if (c?.by === 'time') {
+      qb.andWhere(
+        new Brackets((w) =>
+          w
+            .where(`a.occurredAt ${cmp} :ct`, { ct: c.occurredAtMs })
+            .orWhere(new Brackets((x) => x.where('a.occurredAt = :ct', { ct: c.occurredAtMs }).andWhere(`a.id ${cmp} :cid`, { cid: c.id }))),
+        ),
+      );
+    }
+    const dir = f.order === 'asc' ? 'ASC' : 'DESC';
+    if (f.by === 'seq') qb.orderBy('a.sequence', dir);
+    else qb.orderBy('a.occurredAt', dir).addOrderBy('a.id', dir);
+    return qb.limit(f.limit).getMany();
+  }
+
+  /** The chain's oldest remaining sequence, or undefined for an empty chain. */
+  async firstSequence(tenantId: string, m: EntityManager): Promise<number | undefined> {
+    const first = await m.getRepository(AuditLogEntry).findOne({ select: { sequence: true }, where: { tenantId }, order: { sequence: 'ASC' } });
+    return first?.sequence;
+  }
+
+  /** Up to `size` whole rows of the chain after sequence `after`, in chain order. */
+  page(tenantId: string, after: number, size: number, m: EntityManager): Promise<AuditLogEntry[]> {
+    return m.getRepository(AuditLogEntry).find({ where: { tenantId, sequence: MoreThan(after) }, order: { sequence: 'ASC' }, take: size });
+  }
+
+  /** The row at `sequence` of the chain. */
+  rowAt(tenantId: string, sequence: number, m: EntityManager): Promise<ChainHead | null> {
+    return m.getRepository(AuditLogEntry).findOne({ select: { id: true, sequence: true, hash: true }, where: { tenantId, sequence } });
+  }
+
+  /** The chain's row carrying `hash` (what a `previousHash` points at). */
+  rowWithHash(tenantId: string, hash: string, m: EntityManager): Promise<ChainHead | null> {
+    return m.getRepository(AuditLogEntry).findOne({ select: { id: true, sequence: true, hash: true }, where: { tenantId, hash } });
+  }
+
+  /** The chain's latest retention checkpoint. */
+  async latestCheckpoint(tenantId: string, m: EntityManager): Promise<Checkpoint | undefined> {
+    const cp = await m
+      .getRepository(AuditLogEntry)
+      .findOne({ where: { tenantId, action: AuditAction.RETENTION_CHECKPOINT }, order: { sequence: 'DESC' } });
+    return cp ? { id: cp.id, sequence: cp.sequence, details: (cp.details ?? {}) as Partial<CheckpointDetails> } : undefined;
+  }
+
+  /**
+   * The chain's first sequence and its first row at or after `cutoffMs` (null when every row is
+   * older): the prefix before the latter is what retention may delete.
+   */
+  async pruneBounds(tenantId: string, cutoffMs: number, m: EntityManager): Promise<{ first: number; firstKept: number | null }> {
+    const raw: { first: string | number | null; firstKept: string | number | null } | undefined = await m
+      .getRepository(AuditLogEntry)
+      .createQueryBuilder('a')
+      .select('MIN(a.sequence)', 'first')
+      .addSelect('MIN(CASE WHEN a.occurredAt >= :cutoff THEN a.sequence END)', 'firstKept')
+      .where('a.tenantId = :tenantId', { tenantId, cutoff: cutoffMs })
+      .getRawOne();
+    const kept = raw?.firstKept;
+    return { first: Number(raw?.first), firstKept: kept === null || kept === undefined ? null : Number(kept) };
+  }
+
+  /** Deletes the chain's rows up to and including `through`; the count deleted when the driver reports it. */
+  async deleteThrough(tenantId: string, through: number, m: EntityManager): Promise<number | undefined> {
+    const result = await m
+      .getRepository(AuditLogEntry)
+      .createQueryBuilder()
+      .delete()
+      .where('tenant_id = :tenantId AND sequence <= :through', { tenantId, through })
+      .execute();
+    return result.affected ?? undefined;
+  }
+}
