@@ -1,11 +1,16 @@
 import { Inject, Injectable, Logger, Optional } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { Clock, DistributedLock, SystemClock, createDistributedLock } from '@app/common';
-import { DataSource } from 'typeorm';
-import { AUDIT_RETENTION_JOB } from './audit.constants';
+import { DataSource, EntityManager } from 'typeorm';
+import { AUDIT_RETENTION_JOB, AUDIT_SYSTEM_ACTOR } from './audit.constants';
 import { AUDIT_RESOLVED_OPTIONS } from './audit.module-definition';
 import type { ResolvedAuditOptions } from './audit.options';
-import { AuditService } from './audit.service';
+import { AuditRepository } from './audit.repository';
+import { AuditWriter } from './audit.writer';
+import { AuditQueryError } from './errors/audit.errors';
+import { AuditAction, AuditResult } from './interfaces/audit-event.interface';
+import { ChainWriter, withMaintenance } from './internal/chain-writer';
+import type { PreparedEvent } from './internal/prepare-event';
 
 export interface RetentionRunResult {
   /** False when another replica (or run) held the lock, so nothing was done here. */
@@ -15,9 +20,10 @@ export interface RetentionRunResult {
 }
 
 /**
- * Does the retention work: prunes rows older than `retention.days` under the distributed lock
- * `audit-retention`, so exactly one replica prunes at a time. Uses the host's `DistributedLock`
- * when one is provided, else one built from the DataSource (`createDistributedLock`).
+ * Retention: `prune()` deletes a prefix of each chain and appends a checkpoint so verify stays green.
+ * `runOnce()` prunes rows older than `retention.days` under the distributed lock `audit-retention`,
+ * so exactly one replica prunes at a time. Uses the host's `DistributedLock` when one is provided,
+ * else one built from the DataSource (`createDistributedLock`).
  */
 @Injectable()
 export class AuditRetentionService {
@@ -26,7 +32,9 @@ export class AuditRetentionService {
   private readonly clock: Clock;
 
   constructor(
-    private readonly audit: AuditService,
+    private readonly rows: AuditRepository,
+    private readonly writer: AuditWriter,
+    private readonly chains: ChainWriter,
     @Inject(AUDIT_RESOLVED_OPTIONS) private readonly options: ResolvedAuditOptions,
     @InjectDataSource() dataSource: DataSource,
     @Optional() lock?: DistributedLock,
@@ -38,11 +46,62 @@ export class AuditRetentionService {
 
   async runOnce(): Promise<RetentionRunResult> {
     const cutoff = new Date(this.clock.now().getTime() - this.options.retention.days * 86_400_000);
-    const r = await this.lock.tryRun(AUDIT_RETENTION_JOB, () => this.audit.prune(cutoff));
+    const r = await this.lock.tryRun(AUDIT_RETENTION_JOB, () => this.prune(cutoff));
     if (!r.acquired) {
       this.logger.log('Audit retention is running elsewhere; skipped');
       return { acquired: false, deleted: 0, cutoff };
     }
     return { acquired: true, deleted: r.value.deleted, cutoff };
+  }
+
+  /**
+   * Deletes, per chain, the longest prefix of rows all older than `olderThan`, and appends a
+   * `retention_checkpoint` row holding the last pruned sequence and hash, from which `verify` starts.
+   */
+  async prune(olderThan: Date): Promise<{ deleted: number }> {
+    if (!(olderThan instanceof Date) || Number.isNaN(olderThan.getTime())) {
+      throw new AuditQueryError('olderThan must be a valid Date');
+    }
+    const cutoff = olderThan.getTime();
+    return withMaintenance(this.chains, async () => {
+      let deleted = 0;
+      for (const tenantId of await this.rows.tenants()) {
+        deleted += await this.chains.inOwnTransaction([tenantId], (m) => this.pruneChain(m, tenantId, cutoff, olderThan));
+      }
+      if (deleted > 0) this.logger.log(`Pruned ${deleted} audit rows older than ${olderThan.toISOString()}`);
+      return { deleted };
+    });
+  }
+
+  private async pruneChain(m: EntityManager, tenantId: string, cutoff: number, olderThan: Date): Promise<number> {
+    const head = await this.rows.head(tenantId, m);
+    if (!head) return 0;
+    const { first, firstKept } = await this.rows.pruneBounds(tenantId, cutoff, m);
+    const through = firstKept === null ? head.sequence : firstKept - 1;
+    if (!Number.isSafeInteger(first) || through < first) return 0;
+    const last = await this.rows.rowAt(tenantId, through, m);
+    if (!last) throw new Error(`Audit chain of tenant ${tenantId} has no row at sequence ${through}; run verify`);
+    const deleted = (await this.rows.deleteThrough(tenantId, through, m)) ?? through - first + 1;
+    const checkpoint: PreparedEvent = {
+      tenantId,
+      occurredAt: this.clock.now(),
+      action: AuditAction.RETENTION_CHECKPOINT,
+      resource: 'audit-log',
+      actorId: `${AUDIT_SYSTEM_ACTOR}-retention`,
+      actorIp: null,
+      userAgent: null,
+      result: AuditResult.SUCCESS,
+      errorCode: null,
+      durationMs: null,
+      correlationId: null,
+      details: {
+        prunedThroughSequence: through,
+        prunedThroughHash: last.hash,
+        deleted,
+        olderThan: olderThan.toISOString(),
+      },
+    };
+    await this.writer.append(m, tenantId, [checkpoint], head);
+    return deleted;
   }
 }

@@ -1,12 +1,17 @@
 import { Module } from '@nestjs/common';
 import { TypeOrmModule } from '@nestjs/typeorm';
 import { AuditAnchorService } from './anchor/audit-anchor.service';
+import { AuditChainVerifier } from './audit-chain.verifier';
 import { AuditJobsScheduler } from './audit-jobs.scheduler';
 import { AuditRetentionService } from './audit-retention.service';
 import { AUDIT_MODULE_OPTIONS, AUDIT_RESOLVED_OPTIONS, AuditConfigurableModule } from './audit.module-definition';
 import { AuditModuleOptions, resolveAuditOptions } from './audit.options';
 import { AuditService } from './audit.service';
 import { AUDIT_ENTITIES } from './audit.persistence';
+import { AuditQueries } from './audit.queries';
+import { AuditRepository } from './audit.repository';
+import { AuditWriter } from './audit.writer';
+import { CHAIN_WRITER_PROVIDER } from './internal/chain-writer';
 
 /**
  * The audit log. The host registers TypeORM (with `AUDIT_ENTITIES` and `AUDIT_MIGRATIONS`),
@@ -26,6 +31,11 @@ import { AUDIT_ENTITIES } from './audit.persistence';
       useFactory: (options: AuditModuleOptions) => resolveAuditOptions(options),
       inject: [AUDIT_MODULE_OPTIONS],
     },
+    CHAIN_WRITER_PROVIDER,
+    AuditRepository,
+    AuditWriter,
+    AuditQueries,
+    AuditChainVerifier,
     AuditService,
     AuditRetentionService,
     AuditAnchorService,

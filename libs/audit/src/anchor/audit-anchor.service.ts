@@ -1,34 +1,114 @@
 import { Injectable, Logger, Optional } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
-import { DistributedLock, createDistributedLock } from '@app/common';
+import { Clock, DistributedLock, SystemClock, createDistributedLock } from '@app/common';
 import { DataSource } from 'typeorm';
+import { AuditChainVerifier } from '../audit-chain.verifier';
 import { AUDIT_ANCHOR_JOB } from '../audit.constants';
-import { AuditService } from '../audit.service';
-import type { AnchorRunResult } from '../interfaces/audit-event.interface';
+import { AuditRepository, ChainHead } from '../audit.repository';
+import { AuditConfigurationError } from '../errors/audit.errors';
+import type { AnchorRunResult, AuditStats } from '../interfaces/audit-event.interface';
+import { ChainWriter } from '../internal/chain-writer';
+import { errorMessage } from '../internal/error-message';
+import { AuditAnchorStore } from './audit-anchor.store';
+
+const MAX_REMEMBERED_ANCHORS = 100_000;
 
 /**
- * Runs anchoring once under the distributed lock `audit-anchor`, so one replica anchors at a time.
- * The work itself (which heads, refusing a chain that no longer matches its anchor) is in AuditService.
+ * Anchoring: copies each chain head that moved to the `AuditAnchorStore`. `runOnce()` does it under
+ * the distributed lock `audit-anchor`, so one replica anchors at a time.
  */
 @Injectable()
 export class AuditAnchorService {
   private readonly logger = new Logger(AuditAnchorService.name);
   private readonly lock: DistributedLock;
+  private readonly clock: Clock;
+  /** Chain heads this process last wrote to (or found in) the anchor store. */
+  private readonly lastAnchors = new Map<string, Pick<ChainHead, 'sequence' | 'hash'>>();
+  private readonly counters = { anchorsWritten: 0, anchorFailures: 0 };
 
   constructor(
-    private readonly audit: AuditService,
+    private readonly rows: AuditRepository,
+    private readonly verifier: AuditChainVerifier,
+    private readonly chains: ChainWriter,
     @InjectDataSource() dataSource: DataSource,
     @Optional() lock?: DistributedLock,
+    @Optional() clock?: Clock,
+    @Optional() private readonly anchors?: AuditAnchorStore,
   ) {
     this.lock = lock ?? createDistributedLock(dataSource);
+    this.clock = clock ?? new SystemClock();
+  }
+
+  /** Anchors written and store failures, for `AuditService.stats`. */
+  get stats(): Pick<AuditStats, 'anchorsWritten' | 'anchorFailures'> {
+    return { ...this.counters };
   }
 
   async runOnce(): Promise<AnchorRunResult & { acquired: boolean }> {
-    const r = await this.lock.tryRun(AUDIT_ANCHOR_JOB, () => this.audit.anchorHeads());
+    const r = await this.lock.tryRun(AUDIT_ANCHOR_JOB, () => this.anchorHeads());
     if (!r.acquired) {
       this.logger.log('Audit anchoring is running elsewhere; skipped');
       return { acquired: false, anchored: 0, unchanged: 0, refused: [], failed: [] };
     }
     return { acquired: true, ...r.value };
+  }
+
+  /**
+   * Copies each chain's committed head to the `AuditAnchorStore` when it moved since the last
+   * anchor. A chain whose previous anchor no longer matches it is not anchored again (that would
+   * bless a rewritten chain): it is reported in `refused` and logged; `verify` names the bad row.
+   */
+  async anchorHeads(): Promise<AnchorRunResult> {
+    if (!this.anchors) throw new AuditConfigurationError('No AuditAnchorStore is provided: anchoring needs one');
+    const result: AnchorRunResult = { anchored: 0, unchanged: 0, refused: [], failed: [] };
+    // Tenants with rows only: listing the store's tenants can mean listing a whole vault, every run.
+    // A chain deleted outright is verify()'s to find (it does list them).
+    for (const tenantId of await this.rows.tenants()) {
+      try {
+        const outcome = await this.anchorHead(this.anchors, tenantId);
+        if (outcome === 'refused') result.refused.push(tenantId);
+        else result[outcome]++;
+      } catch (e) {
+        // One tenant's store trouble must not leave every other chain unanchored.
+        result.failed.push(tenantId);
+        this.counters.anchorFailures++;
+        this.logger.error(`Could not anchor the audit chain of tenant ${tenantId}: ${errorMessage(e)}`);
+      }
+    }
+    return result;
+  }
+
+  private async anchorHead(store: AuditAnchorStore, tenantId: string): Promise<'anchored' | 'unchanged' | 'refused'> {
+    // A head that has not moved since this process last saw it anchored costs no store call
+    // (the store is often Key Vault, whose request budget the credential reads share).
+    const known = this.lastAnchors.get(tenantId);
+    if (known) {
+      const head = await this.rows.head(tenantId);
+      if (head && head.sequence === known.sequence && head.hash === known.hash) return 'unchanged';
+    }
+    const previous = await store.read(tenantId);
+    const check = await this.chains.consistentRead(async (m) => ({
+      head: await this.rows.head(tenantId, m),
+      bad: previous ? await this.verifier.checkAnchor(m, previous) : undefined,
+    }));
+    if (check.bad) {
+      this.verifier.reportBroken(check.bad, 'anchor');
+      return 'refused';
+    }
+    const { head } = check;
+    if (!head) return 'unchanged';
+    if (!previous || previous.sequence !== head.sequence || previous.hash !== head.hash) {
+      await store.write({ tenantId, sequence: head.sequence, hash: head.hash, anchoredAt: this.clock.now() });
+      this.counters.anchorsWritten++;
+      this.rememberAnchor(tenantId, head);
+      return 'anchored';
+    }
+    this.rememberAnchor(tenantId, head);
+    return 'unchanged';
+  }
+
+  private rememberAnchor(tenantId: string, head: ChainHead): void {
+    if (this.lastAnchors.size >= MAX_REMEMBERED_ANCHORS) this.lastAnchors.clear();
+    this.lastAnchors.set(tenantId, { sequence: head.sequence, hash: head.hash });
   }
 }

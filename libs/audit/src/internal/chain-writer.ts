@@ -1,3 +1,5 @@
+import type { FactoryProvider } from '@nestjs/common';
+import { getDataSourceToken } from '@nestjs/typeorm';
 import { KeyedMutex, TransactionGate, advisoryLockKey } from '@app/common';
 import type { DataSource, EntityManager } from 'typeorm';
 
@@ -12,10 +14,6 @@ import type { DataSource, EntityManager } from 'typeorm';
  *   `TransactionGate`, so they do not nest inside another lib's open transaction.
  */
 export abstract class ChainWriter {
-  static for(dataSource: DataSource): ChainWriter {
-    return dataSource.options.type === 'postgres' ? new PostgresChainWriter(dataSource) : new SerialChainWriter(dataSource);
-  }
-
   /** Runs `work` in a new transaction holding the locks of `tenantIds`. */
   abstract inOwnTransaction<T>(tenantIds: string[], work: (m: EntityManager) => Promise<T>): Promise<T>;
 
@@ -88,3 +86,14 @@ class SerialChainWriter extends ChainWriter {
 export function withMaintenance<T>(writer: ChainWriter, work: () => Promise<T>): Promise<T> {
   return writer instanceof SerialChainWriter ? writer.maintenance(work) : work();
 }
+
+/**
+ * The ChainWriter of the default DataSource. One per AuditModule: writing, verifying and pruning
+ * must share it, because on SQLite its mutexes are what keep them apart.
+ */
+export const CHAIN_WRITER_PROVIDER: FactoryProvider<ChainWriter> = {
+  provide: ChainWriter,
+  useFactory: (dataSource: DataSource): ChainWriter =>
+    dataSource.options.type === 'postgres' ? new PostgresChainWriter(dataSource) : new SerialChainWriter(dataSource),
+  inject: [getDataSourceToken()],
+};

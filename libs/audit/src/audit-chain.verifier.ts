@@ -1,0 +1,169 @@
+import { Injectable, Logger, Optional } from '@nestjs/common';
+import { EventEmitter2 } from '@nestjs/event-emitter';
+import type { EntityManager } from 'typeorm';
+import { AuditAnchor, AuditAnchorStore } from './anchor/audit-anchor.store';
+import { AUDIT_CHAIN_BROKEN_EVENT } from './audit.constants';
+import { AuditRepository } from './audit.repository';
+import type { AuditLogEntry } from './entities/audit-log-entry.entity';
+import { AuditAnchorUnavailableError } from './errors/audit.errors';
+import { AuditChainBrokenEvent, AuditVerifyFailureReason, AuditVerifyResult } from './interfaces/audit-event.interface';
+import { GENESIS_HASH, computeEntryHash } from './internal/canonical';
+import { ChainWriter } from './internal/chain-writer';
+import { errorMessage } from './internal/error-message';
+
+export type BadRow = NonNullable<AuditVerifyResult['firstBad']>;
+
+const VERIFY_PAGE = 1000;
+
+/**
+ * Checks the chains: each link (from genesis or the retention checkpoint) and, when an
+ * `AuditAnchorStore` is provided, the chain against its latest anchor. Every broken chain it, or the
+ * anchoring job, finds is reported here (`reportBroken`).
+ *
+ * It reads anchors from the store itself rather than through AuditAnchorService, which depends on
+ * it for the anchor check: the other way round would be a dependency cycle.
+ */
+@Injectable()
+export class AuditChainVerifier {
+  private readonly logger = new Logger(AuditChainVerifier.name);
+  private broken = 0;
+
+  constructor(
+    private readonly rows: AuditRepository,
+    private readonly chains: ChainWriter,
+    @Optional() private readonly anchors?: AuditAnchorStore,
+    @Optional() private readonly events?: EventEmitter2,
+  ) {}
+
+  /** Broken chains found so far (each finding counts). */
+  get brokenChains(): number {
+    return this.broken;
+  }
+
+  /** See `AuditService.verify`. */
+  async verify(options: { tenantId?: string } = {}): Promise<AuditVerifyResult> {
+    const tenants = options.tenantId !== undefined ? [options.tenantId] : await this.tenants();
+    let checked = 0;
+    let chains = 0;
+    let anchorsChecked = 0;
+    for (const tenantId of tenants) {
+      // The anchor is read BEFORE the snapshot: it can only name rows committed before it was written.
+      const anchor = await this.readAnchor(tenantId);
+      const r = await this.chains.consistentRead(async (m) => {
+        const chain = await this.verifyChain(m, tenantId);
+        return chain.firstBad || !anchor ? chain : { ...chain, firstBad: await this.checkAnchor(m, anchor) };
+      });
+      checked += r.checked;
+      chains++;
+      if (anchor) anchorsChecked++;
+      if (r.firstBad) {
+        this.reportBroken(r.firstBad, 'verify');
+        return { valid: false, checked, chains, anchorsChecked, firstBad: r.firstBad };
+      }
+    }
+    return { valid: true, checked, chains, anchorsChecked };
+  }
+
+  /** Compares an intact chain with its latest anchor; undefined when they agree (or the anchored row was pruned). */
+  async checkAnchor(m: EntityManager, anchor: AuditAnchor): Promise<BadRow | undefined> {
+    const { tenantId } = anchor;
+    const row = await this.rows.rowAt(tenantId, anchor.sequence, m);
+    if (row) return row.hash === anchor.hash ? undefined : { id: row.id, sequence: row.sequence, tenantId, reason: 'anchor_mismatch' };
+    const last = await this.rows.head(tenantId, m);
+    if (!last || last.sequence < anchor.sequence) return { id: last?.id ?? '', sequence: anchor.sequence, tenantId, reason: 'truncated' };
+    // The anchored row was pruned; when the latest checkpoint pruned exactly through it, it carries its hash.
+    const cp = await this.rows.latestCheckpoint(tenantId, m);
+    if (cp && cp.details.prunedThroughSequence === anchor.sequence && cp.details.prunedThroughHash !== anchor.hash) {
+      return { id: cp.id, sequence: cp.sequence, tenantId, reason: 'anchor_mismatch' };
+    }
+    return undefined;
+  }
+
+  /** A tamper signal: logged, counted, and emitted for the host's alerting. */
+  reportBroken(bad: BadRow, foundBy: AuditChainBrokenEvent['foundBy']): void {
+    this.broken++;
+    this.logger.error(
+      `Audit chain of tenant ${bad.tenantId} is broken at sequence ${bad.sequence} (${bad.reason}, row ${bad.id || '-'})` +
+        (foundBy === 'anchor' ? '; it is not anchored again' : ''),
+    );
+    const event: AuditChainBrokenEvent = { ...bad, foundBy };
+    try {
+      this.events?.emit(AUDIT_CHAIN_BROKEN_EVENT, event);
+    } catch (e) {
+      this.logger.error(`A listener of ${AUDIT_CHAIN_BROKEN_EVENT} threw: ${errorMessage(e)}`);
+    }
+  }
+
+  private async verifyChain(m: EntityManager, tenantId: string): Promise<Pick<AuditVerifyResult, 'checked' | 'firstBad'>> {
+    const firstSequence = await this.rows.firstSequence(tenantId, m);
+    if (firstSequence === undefined) return { checked: 0 };
+    let expectedSeq = 1;
+    let expectedPrev = GENESIS_HASH;
+    if (firstSequence !== 1) {
+      // A pruned chain starts right after the point recorded by the latest retention checkpoint.
+      const d = (await this.rows.latestCheckpoint(tenantId, m))?.details;
+      if (d && Number.isSafeInteger(d.prunedThroughSequence) && typeof d.prunedThroughHash === 'string') {
+        expectedSeq = d.prunedThroughSequence! + 1;
+        expectedPrev = d.prunedThroughHash;
+      }
+    }
+    let checked = 0;
+    let prev: AuditLogEntry | undefined;
+    let after = firstSequence - 1;
+    const bad = (row: { id: string; sequence: number }, reason: AuditVerifyFailureReason) => ({
+      checked,
+      firstBad: { id: row.id, sequence: row.sequence, tenantId, reason },
+    });
+    for (;;) {
+      const page = await this.rows.page(tenantId, after, VERIFY_PAGE, m);
+      for (const row of page) {
+        checked++;
+        if (row.sequence !== expectedSeq) return bad(row, row.sequence > expectedSeq ? 'sequence_gap' : 'reordered');
+        const intact = computeEntryHash(row) === row.hash;
+        if (row.previousHash !== expectedPrev) {
+          const target = await this.rows.rowWithHash(tenantId, row.previousHash, m);
+          // It links to a row that comes later: rows were moved.
+          if (target && target.sequence > row.sequence) return bad(row, 'reordered');
+          // It links further back: the rows between were inserted; the first of them is bad.
+          if (target && target.sequence < row.sequence - 1) {
+            const inserted = await this.rows.rowAt(tenantId, target.sequence + 1, m);
+            return bad(inserted ?? row, 'broken_link');
+          }
+          if (!intact) return bad(row, 'hash_mismatch');
+          // This row is intact but its predecessor is not the row it was chained to: that one was replaced.
+          return bad(prev ?? row, 'broken_link');
+        }
+        if (!intact) return bad(row, 'hash_mismatch');
+        prev = row;
+        expectedSeq = row.sequence + 1;
+        expectedPrev = row.hash;
+      }
+      if (page.length < VERIFY_PAGE) return { checked };
+      after = page[page.length - 1].sequence;
+    }
+  }
+
+  private async readAnchor(tenantId: string): Promise<AuditAnchor | null> {
+    if (!this.anchors) return null;
+    try {
+      return await this.anchors.read(tenantId);
+    } catch (e) {
+      throw new AuditAnchorUnavailableError(`The anchor of tenant ${tenantId} could not be read, so its chain cannot be verified: ${errorMessage(e)}`, {
+        cause: e,
+      });
+    }
+  }
+
+  /** Tenants with rows, and those with only an anchor left (a chain deleted outright). */
+  private async tenants(): Promise<string[]> {
+    const tenants = await this.rows.tenants();
+    if (!this.anchors) return tenants;
+    let withAnchors: string[];
+    try {
+      withAnchors = await this.anchors.tenants();
+    } catch (e) {
+      throw new AuditAnchorUnavailableError(`The anchored tenants could not be listed, so the log cannot be verified: ${errorMessage(e)}`, { cause: e });
+    }
+    return [...new Set([...tenants, ...withAnchors])].sort();
+  }
+}

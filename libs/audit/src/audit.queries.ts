@@ -1,0 +1,71 @@
+import { Injectable } from '@nestjs/common';
+import { AuditRepository, AuditRowFilter } from './audit.repository';
+import { AuditQueryError } from './errors/audit.errors';
+import { AuditQuery, AuditQueryPage } from './interfaces/audit-event.interface';
+import { decodeCursor, encodeCursor } from './internal/cursor';
+import { toView } from './internal/entry-view';
+
+const MAX_LIMIT = 500;
+
+/** Reads the log: validates a filter, pages it with an opaque cursor. */
+@Injectable()
+export class AuditQueries {
+  constructor(private readonly rows: AuditRepository) {}
+
+  /** See `AuditService.query`. */
+  async query(filter: AuditQuery = {}): Promise<AuditQueryPage> {
+    const limit = filter.limit ?? 100;
+    if (!Number.isInteger(limit) || limit < 1 || limit > MAX_LIMIT) {
+      throw new AuditQueryError(`limit must be an integer between 1 and ${MAX_LIMIT}`);
+    }
+    const order = filter.order ?? 'desc';
+    if (order !== 'asc' && order !== 'desc') throw new AuditQueryError('order must be "asc" or "desc"');
+    // One tenant: its chain order (sequence). Across tenants: time, then id as a tie-breaker.
+    const by = filter.tenantId !== undefined ? 'seq' : 'time';
+    const criteria: AuditRowFilter = {
+      tenantId: text('tenantId', filter.tenantId),
+      resource: text('resource', filter.resource),
+      actorId: text('actorId', filter.actorId),
+      correlationId: text('correlationId', filter.correlationId),
+      actions: list('action', filter.action),
+      results: list('result', filter.result),
+      fromMs: time('from', filter.from),
+      toMs: time('to', filter.to),
+      order,
+      by,
+      after: filter.cursor === undefined ? undefined : decodeCursor(filter.cursor, order, by),
+      // One more than a page tells whether there is a next one.
+      limit: limit + 1,
+    };
+    const rows = await this.rows.find(criteria);
+    const items = rows.slice(0, limit).map(toView);
+    const last = items[items.length - 1];
+    if (rows.length <= limit || !last) return { items };
+    const nextCursor =
+      by === 'seq'
+        ? encodeCursor({ order, by, sequence: last.sequence })
+        : encodeCursor({ order, by, occurredAtMs: last.occurredAt.getTime(), id: last.id });
+    return { items, nextCursor };
+  }
+}
+
+function text(field: string, value: unknown): string | undefined {
+  if (value === undefined) return undefined;
+  if (typeof value !== 'string' || !value) throw new AuditQueryError(`${field} must be a non-empty string`);
+  return value;
+}
+
+function list(field: 'action' | 'result', value: string | string[] | undefined): string[] | undefined {
+  if (value === undefined) return undefined;
+  const values = Array.isArray(value) ? value : [value];
+  if (values.length === 0 || values.length > 50 || values.some((v) => typeof v !== 'string' || !v)) {
+    throw new AuditQueryError(`${field} must be a non-empty string or a list of 1..50 of them`);
+  }
+  return values;
+}
+
+function time(name: string, d: Date | undefined): number | undefined {
+  if (d === undefined) return undefined;
+  if (!(d instanceof Date) || Number.isNaN(d.getTime())) throw new AuditQueryError(`${name} must be a valid Date`);
+  return d.getTime();
+}

@@ -1,0 +1,277 @@
+import { Inject, Injectable, Logger, Optional } from '@nestjs/common';
+import { EventEmitter2 } from '@nestjs/event-emitter';
+import { Clock, SystemClock } from '@app/common';
+import type { EntityManager } from 'typeorm';
+import { AUDIT_SUSPICIOUS_ACTIVITY_EVENT, AUDIT_SYSTEM_ACTOR } from './audit.constants';
+import { AUDIT_RESOLVED_OPTIONS } from './audit.module-definition';
+import type { ResolvedAuditOptions } from './audit.options';
+import { AuditRepository, ChainHead } from './audit.repository';
+import { AuditLogEntry } from './entities/audit-log-entry.entity';
+import { AuditUnavailableError, AuditWriteError } from './errors/audit.errors';
+import { AuditAction, AuditEventInput, AuditLogEntryView, AuditResult, AuditStats } from './interfaces/audit-event.interface';
+import { linkRows } from './internal/chain-link';
+import { ChainWriter } from './internal/chain-writer';
+import { toView } from './internal/entry-view';
+import { errorMessage } from './internal/error-message';
+import { PreparedEvent, prepareEvent } from './internal/prepare-event';
+import { ReadBuffer } from './internal/read-buffer';
+import { SuspiciousActivityDetector, SuspiciousActivityEvent } from './internal/suspicious-activity.detector';
+
+/** The writer's share of `AuditStats`. */
+export type AuditWriterStats = Omit<AuditStats, 'brokenChains' | 'anchorsWritten' | 'anchorFailures'>;
+
+/**
+ * Appends to the chains: `record()` one row now (in the caller's transaction when given its
+ * manager), `recordRead()` through the bounded read buffer, written in batches. Also watches what
+ * it writes for suspicious activity. Its timer runs between `start()` and `shutdown()`.
+ */
+@Injectable()
+export class AuditWriter {
+  private readonly logger = new Logger(AuditWriter.name);
+  private readonly clock: Clock;
+  private readonly buffer: ReadBuffer<PreparedEvent>;
+  private readonly detector?: SuspiciousActivityDetector;
+  private readonly pending = new Set<Promise<unknown>>();
+  private timer?: NodeJS.Timeout;
+  private flushTail: Promise<void> = Promise.resolve();
+  private kicking = false;
+  private stopped = false;
+  /** Set while buffered writes fail; cleared by the next successful flush. */
+  private failing?: Error;
+  private readonly counters = {
+    recorded: 0,
+    readsAccepted: 0,
+    readsFlushed: 0,
+    flushFailures: 0,
+    writeFailures: 0,
+    readsRejected: 0,
+    redactedKeys: 0,
+    suspiciousActivities: 0,
+  };
+
+  constructor(
+    private readonly rows: AuditRepository,
+    private readonly chains: ChainWriter,
+    @Inject(AUDIT_RESOLVED_OPTIONS) private readonly options: ResolvedAuditOptions,
+    @Optional() clock?: Clock,
+    @Optional() private readonly events?: EventEmitter2,
+  ) {
+    this.clock = clock ?? new SystemClock();
+    this.buffer = new ReadBuffer(options.readBuffer.maxSize);
+    if (options.suspicious.enabled) this.detector = new SuspiciousActivityDetector(options.suspicious, this.clock);
+  }
+
+  /** Starts the interval flush. */
+  start(): void {
+    if (this.options.suspicious.enabled && !this.events) {
+      this.logger.warn(
+        `EventEmitter2 is not available: suspicious activity is still audited, but "${AUDIT_SUSPICIOUS_ACTIVITY_EVENT}" ` +
+          'is not emitted. Import EventEmitterModule.forRoot() in the host.',
+      );
+    }
+    this.timer = setInterval(() => {
+      if (this.buffer.depth > 0) this.kick();
+    }, this.options.readBuffer.flushIntervalMs);
+    this.timer.unref();
+  }
+
+  /** Stops the timer and writes what is buffered (up to three attempts), then waits for writes in flight. */
+  async shutdown(): Promise<void> {
+    this.stopped = true;
+    if (this.timer) clearInterval(this.timer);
+    for (let attempt = 1; attempt <= 3 && this.buffer.depth > 0; attempt++) {
+      try {
+        await this.flush();
+      } catch {
+        await new Promise((r) => setTimeout(r, 100 * attempt));
+      }
+    }
+    if (this.buffer.depth > 0) {
+      this.logger.error(`${this.buffer.depth} buffered audit reads could not be written before shutdown`);
+    }
+    await Promise.allSettled([...this.pending]);
+  }
+
+  /** See `AuditService.record`. */
+  async record(event: AuditEventInput, manager?: EntityManager): Promise<AuditLogEntryView> {
+    const prepared = this.prepare(event);
+    let rows: AuditLogEntry[];
+    try {
+      rows = await this.inChainTransaction([prepared.tenantId], (m) => this.append(m, prepared.tenantId, [prepared]), manager);
+    } catch (e) {
+      this.counters.writeFailures++;
+      this.logger.error(`Audit row "${prepared.action}" for tenant ${prepared.tenantId} could not be written: ${errorMessage(e)}`);
+      throw new AuditWriteError(`The audit row "${prepared.action}" could not be written; the operation must not proceed`, {
+        cause: e,
+      });
+    }
+    this.counters.recorded++;
+    this.observe(prepared);
+    return toView(rows[0]);
+  }
+
+  /** See `AuditService.recordRead`. */
+  async recordRead(event: AuditEventInput): Promise<void> {
+    const prepared = this.prepare(event);
+    if (this.failing && this.options.failClosed) {
+      this.counters.readsRejected++;
+      throw this.unavailable();
+    }
+    try {
+      await this.buffer.push(prepared);
+    } catch (e) {
+      this.counters.readsRejected++;
+      throw e;
+    }
+    this.counters.readsAccepted++;
+    this.observe(prepared);
+    if (this.stopped || this.buffer.depth >= this.options.readBuffer.batchSize) this.kick();
+  }
+
+  /** See `AuditService.flush`. */
+  flush(): Promise<void> {
+    const run = this.flushTail.then(() => this.flushBuffered());
+    this.flushTail = run.catch(() => undefined);
+    return run;
+  }
+
+  get stats(): AuditWriterStats {
+    return { ...this.counters, bufferDepth: this.buffer.depth, bufferWaiters: this.buffer.waiting, healthy: !this.failing };
+  }
+
+  /**
+   * Appends `events` to the chain of `tenantId`; the caller holds the chain lock. `head` saves the
+   * head read when the caller has just read it (null: the chain is empty).
+   */
+  async append(m: EntityManager, tenantId: string, events: PreparedEvent[], head?: ChainHead | null): Promise<AuditLogEntry[]> {
+    const rows = linkRows(events, head === undefined ? await this.rows.head(tenantId, m) : head);
+    await this.rows.insert(rows, m);
+    return rows.map((r) => r.row);
+  }
+
+  /**
+   * Runs `write` under the chain locks of `tenantIds` in the caller's open transaction when there is
+   * one, else in a transaction of its own. The ONE place that decides which EntityManager a
+   * `record()` writes with (an ambient transaction's manager would be picked up here).
+   */
+  private inChainTransaction<T>(tenantIds: string[], write: (m: EntityManager) => Promise<T>, manager?: EntityManager): Promise<T> {
+    const caller = manager?.queryRunner?.isTransactionActive ? manager : undefined;
+    return caller ? this.chains.inCallerTransaction(caller, tenantIds, write) : this.chains.inOwnTransaction(tenantIds, write);
+  }
+
+  private prepare(event: AuditEventInput): PreparedEvent {
+    const { prepared, redacted } = prepareEvent(event, this.clock);
+    if (redacted.length) {
+      this.counters.redactedKeys += redacted.length;
+      this.logger.warn(`Stripped ${redacted.length} credential-looking member(s) from audit details: ${redacted.join(', ')}`);
+    }
+    return prepared;
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // The read buffer
+  // ---------------------------------------------------------------------------------------------
+
+  private kick(): void {
+    if (this.kicking) return;
+    this.kicking = true;
+    const run = this.flush()
+      .catch(() => undefined) // logged and counted in flushBatch
+      .finally(() => {
+        this.kicking = false;
+        this.pending.delete(run);
+        if (!this.failing && (this.stopped ? this.buffer.depth > 0 : this.buffer.depth >= this.options.readBuffer.batchSize)) {
+          this.kick();
+        }
+      });
+    this.pending.add(run);
+  }
+
+  private async flushBuffered(): Promise<void> {
+    // Bounded: a steady stream of new reads cannot keep flush() from returning.
+    let budget = this.buffer.depth + this.buffer.waiting;
+    for (let first = true; budget > 0 && this.buffer.depth > 0; first = false) {
+      // SQLite writes are synchronous: give waiting requests an event-loop turn between batches.
+      if (!first) await new Promise((r) => setImmediate(r));
+      budget -= await this.flushBatch();
+    }
+  }
+
+  private async flushBatch(): Promise<number> {
+    const batch = this.buffer.peek(this.options.readBuffer.batchSize);
+    const byTenant = new Map<string, PreparedEvent[]>();
+    for (const e of batch) {
+      const list = byTenant.get(e.tenantId);
+      if (list) list.push(e);
+      else byTenant.set(e.tenantId, [e]);
+    }
+    try {
+      // Always a transaction of its own: buffered reads of many callers never join one caller's transaction.
+      await this.chains.inOwnTransaction([...byTenant.keys()], async (m) => {
+        for (const [tenantId, events] of byTenant) await this.append(m, tenantId, events);
+      });
+    } catch (e) {
+      this.counters.flushFailures++;
+      const first = !this.failing;
+      this.failing = e instanceof Error ? e : new Error(String(e));
+      this.logger.error(`Writing ${batch.length} buffered audit reads failed${first ? '' : ' again'}: ${errorMessage(e)}`);
+      if (this.options.failClosed) {
+        this.counters.readsRejected += this.buffer.rejectWaiters(this.unavailable());
+      }
+      throw new AuditWriteError(`Writing ${batch.length} buffered audit reads failed`, { cause: e });
+    }
+    if (this.failing) {
+      this.logger.log('Buffered audit writes recovered');
+      this.failing = undefined;
+    }
+    this.buffer.remove(new Set(batch));
+    this.counters.readsFlushed += batch.length;
+    return batch.length;
+  }
+
+  private unavailable(): AuditUnavailableError {
+    return new AuditUnavailableError('Audit log writes are failing; reads are refused until they recover (failClosed)', {
+      cause: this.failing,
+    });
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Suspicious activity
+  // ---------------------------------------------------------------------------------------------
+
+  private observe(e: PreparedEvent): void {
+    if (!this.detector) return;
+    for (const alert of this.detector.observe(e)) this.raise(alert);
+  }
+
+  private raise(alert: SuspiciousActivityEvent): void {
+    this.counters.suspiciousActivities++;
+    this.logger.warn(
+      `Suspicious activity (${alert.kind}) in tenant ${alert.tenantId}: ${alert.count} within ${alert.windowMs} ms ` +
+        `(threshold ${alert.threshold}) actor=${alert.actorId ?? '-'} resource=${alert.resource ?? '-'}`,
+    );
+    try {
+      this.events?.emit(AUDIT_SUSPICIOUS_ACTIVITY_EVENT, alert);
+    } catch (e) {
+      this.logger.error(`A listener of ${AUDIT_SUSPICIOUS_ACTIVITY_EVENT} threw: ${errorMessage(e)}`);
+    }
+    // Not awaited: the triggering call may hold an open transaction the row must not wait for.
+    const write = this.record({
+      action: AuditAction.SUSPICIOUS_ACTIVITY,
+      context: { tenantId: alert.tenantId, actor: { id: AUDIT_SYSTEM_ACTOR }, correlationId: alert.correlationId },
+      resource: alert.resource ?? `actor:${alert.actorId}`,
+      result: AuditResult.SUCCESS,
+      details: {
+        kind: alert.kind,
+        actorId: alert.actorId,
+        resource: alert.resource,
+        count: alert.count,
+        threshold: alert.threshold,
+        windowMs: alert.windowMs,
+      },
+    })
+      .catch(() => undefined) // logged and counted by record()
+      .finally(() => this.pending.delete(write));
+    this.pending.add(write);
+  }
+}
