@@ -1,4 +1,4 @@
-import { ERROR_CODE_RANGES, LockErrorCode, enumCodes, errorCodeRangeOf } from '@app/common';
+import { ERROR_CODE_RANGES, LockErrorCode, PersistenceErrorCode, enumCodes, errorCodeRangeOf } from '@app/common';
 
 describe('ERROR_CODE_RANGES', () => {
   const ranges = Object.entries(ERROR_CODE_RANGES);
@@ -20,8 +20,11 @@ describe('ERROR_CODE_RANGES', () => {
     expect(errorCodeRangeOf(42)).toBeUndefined();
   });
 
-  it("keeps the lock helpers' codes in their block", () => {
-    expect(enumCodes(LockErrorCode).length).toBeGreaterThan(0);
-    for (const code of enumCodes(LockErrorCode)) expect(errorCodeRangeOf(code)).toBe('lock');
+  it.each([
+    ['lock', LockErrorCode],
+    ['persistence', PersistenceErrorCode],
+  ] as const)("keeps libs/common's %s codes in their block", (range, codes) => {
+    expect(enumCodes(codes).length).toBeGreaterThan(0);
+    for (const code of enumCodes(codes)) expect(errorCodeRangeOf(code)).toBe(range);
   });
 });

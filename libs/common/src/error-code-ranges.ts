@@ -9,6 +9,8 @@ export const ERROR_CODE_RANGES = {
   credentials: [2000, 2999],
   oauthRefresh: [4000, 4999],
   audit: [5000, 5999],
+  /** libs/common's persistence kit: transaction runner (60xx) and outbox (61xx). */
+  persistence: [6000, 6999],
   /** libs/common's lock helpers. */
   lock: [9000, 9999],
 } as const satisfies Record<string, readonly [number, number]>;

@@ -1,5 +1,5 @@
 import * as common from '@app/common';
-import { CredentialVaultError, ERROR_CODE_RANGES, ErrorSeverity, LockErrorCode, enumCodes, errorCodeRangeOf, type ErrorCodeRangeName } from '@app/common';
+import { CredentialVaultError, ERROR_CODE_RANGES, ErrorSeverity, LockErrorCode, PersistenceErrorCode, enumCodes, errorCodeRangeOf, type ErrorCodeRangeName } from '@app/common';
 import * as keyVault from '@app/key-vault';
 import { KeyVaultError, KeyVaultErrorCode } from '@app/key-vault';
 import * as credentials from '@app/credentials';
@@ -16,6 +16,7 @@ const CODE_ENUMS: Record<ErrorCodeRangeName, Record<string, string | number>> = 
   credentials: CredentialErrorCode,
   oauthRefresh: OAuthRefreshErrorCode,
   audit: AuditErrorCode,
+  persistence: PersistenceErrorCode,
   lock: LockErrorCode,
 };
 
@@ -37,6 +38,7 @@ const EXPECTED: Record<number, number> = {
   2001: 400, 2002: 404, 2003: 409, 2004: 409, 2005: 404, 2006: 500, 2007: 500, 2008: 500, 2009: 409, 2010: 409,
   4001: 404, 4002: 409, 4003: 503, 4004: 400, 4005: 404, 4006: 409, 4007: 500, 4008: 400,
   5001: 400, 5002: 503, 5003: 503, 5004: 400, 5005: 500, 5006: 503,
+  6001: 500, 6002: 500, 6003: 500, 6101: 500, 6102: 500,
   9001: 503,
 };
 
@@ -68,6 +70,7 @@ describe('statusForError', () => {
 const SAMPLE_ARGS: Record<string, unknown[]> = {
   OAuthRefreshFailedError: ['m', { integrationId: 'i', connectionId: 'c', transient: true }],
   OAuthAccessTokenExpiredError: ['i', 'c', new Date(0)],
+  PersistenceConfigurationError: [['a problem']],
 };
 
 /** One instance of every error a lib exports (KeyVaultError: one per code), found by walking the exports. */
@@ -81,7 +84,12 @@ function everyExportedError(): CredentialVaultError[] {
         for (const code of enumCodes(KeyVaultErrorCode)) out.push(new KeyVaultError(code, 'm', { operation: 'getSecret' }));
         continue;
       }
-      const instance = new ctor(...(SAMPLE_ARGS[ctor.name] ?? ['m']));
+      let instance: CredentialVaultError;
+      try {
+        instance = new ctor(...(SAMPLE_ARGS[ctor.name] ?? ['m']));
+      } catch (e) {
+        throw new Error(`${ctor.name} cannot be built from ['m']: add its constructor arguments to SAMPLE_ARGS`, { cause: e });
+      }
       if (instance.code !== undefined) out.push(instance); // abstract bases declare no code
     }
   }
@@ -89,7 +97,10 @@ function everyExportedError(): CredentialVaultError[] {
 }
 
 describe('error catalog', () => {
-  const errors = everyExportedError();
+  let errors: CredentialVaultError[];
+  beforeAll(() => {
+    errors = everyExportedError();
+  });
 
   it('has one codeName per code and one code per codeName, across every lib', () => {
     const namesByCode = new Map<number, Set<string>>();

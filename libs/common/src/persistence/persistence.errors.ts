@@ -1,3 +1,4 @@
+import { HttpStatus } from '@nestjs/common';
 import { CredentialVaultError, ErrorSeverity } from '../errors';
 
 /**
@@ -16,6 +17,18 @@ export enum PersistenceErrorCode {
   /** The outbox event is malformed (empty name, payload not a JSON object, too large). */
   OUTBOX_INVALID_EVENT = 6102,
 }
+
+/**
+ * HTTP status of each code, composed by the host; a new code does not compile without one. Every one
+ * is our own fault (libs, not HTTP clients, call the runner and the outbox), hence 500.
+ */
+export const PERSISTENCE_ERROR_HTTP_STATUS: Record<PersistenceErrorCode, HttpStatus> = {
+  [PersistenceErrorCode.CONFIGURATION]: HttpStatus.INTERNAL_SERVER_ERROR,
+  [PersistenceErrorCode.ROLLBACK_ONLY]: HttpStatus.INTERNAL_SERVER_ERROR,
+  [PersistenceErrorCode.WRITE_IN_READ]: HttpStatus.INTERNAL_SERVER_ERROR,
+  [PersistenceErrorCode.OUTBOX_NO_TRANSACTION]: HttpStatus.INTERNAL_SERVER_ERROR,
+  [PersistenceErrorCode.OUTBOX_INVALID_EVENT]: HttpStatus.INTERNAL_SERVER_ERROR,
+};
 
 export abstract class PersistenceError extends CredentialVaultError {
   abstract override readonly code: PersistenceErrorCode;
