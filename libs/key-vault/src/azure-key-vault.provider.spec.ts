@@ -83,6 +83,30 @@ describe('AzureKeyVaultProvider (fake SecretClient)', () => {
     expect(client.setSecret).toHaveBeenCalledWith('a-b', 'v', expect.objectContaining({ contentType: 'text/plain', tags: { t: '1' }, abortSignal: expect.any(AbortSignal) }));
   });
 
+  it('refuses a getSecret answer without a value (INVALID_RESPONSE, not retried) instead of serving an empty secret', async () => {
+    const { kv, client, metric } = await setup();
+    const { value: _dropped, ...noValue } = sdkSecret('s1', 'v');
+    client.getSecret.mockResolvedValue(noValue);
+    for (const version of [undefined, 'b'.repeat(32)]) {
+      const e = await failure(kv.getSecret('s1', version));
+      expect(e).toBeInstanceOf(KeyVaultError);
+      expect(e).toMatchObject({ code: C.INVALID_RESPONSE, codeName: 'INVALID_RESPONSE', operation: 'getSecret', secretName: 's1', retryable: false });
+    }
+    expect(client.getSecret).toHaveBeenCalledTimes(2);
+    expect(await metric('retries_total')).toBe(0);
+    expect(await metric('errors_total', { code: 'INVALID_RESPONSE' })).toBe(2);
+    // An empty value the vault does return is the secret's value, not a missing one.
+    client.getSecret.mockResolvedValue(sdkSecret('s1', ''));
+    await expect(kv.getSecret('s1')).resolves.toMatchObject({ value: '' });
+  });
+
+  it('answers setSecret with the value it sent when the answer omits it', async () => {
+    const { kv, client } = await setup();
+    const { value: _dropped, ...noValue } = sdkSecret('s1', 'sent');
+    client.setSecret.mockResolvedValue(noValue);
+    await expect(kv.setSecret('s1', 'sent')).resolves.toMatchObject({ value: 'sent' });
+  });
+
   it('retries a 429 and waits at least the Retry-After each time', async () => {
     const { kv, client, metric } = await setup();
     const get = failThen(client, 'getSecret', [restError(429, 'Throttled', 'slow down', { 'retry-after': '1' }), restError(429, 'Throttled', 'slow down', { 'retry-after': '1' })], sdkSecret('s1', 'v'));

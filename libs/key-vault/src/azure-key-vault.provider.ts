@@ -46,8 +46,20 @@ function toProperties(p: SdkSecretProperties): SecretProperties {
   };
 }
 
-function toSecret(s: SdkSecret, fallbackValue?: string): Secret {
-  return { value: s.value ?? fallbackValue ?? '', properties: toProperties(s.properties) };
+/**
+ * A secret answer always carries its value: a missing one is a broken answer, never an empty secret
+ * (`''` would be served as if it were the credential). setSecret may fall back to the value it sent.
+ */
+function toSecret(s: SdkSecret, asked: { operation: KeyVaultOperation; secretName: string }, fallbackValue?: string): Secret {
+  const value = s.value ?? fallbackValue;
+  if (typeof value !== 'string') {
+    const { operation, secretName } = asked;
+    throw new KeyVaultError(KeyVaultErrorCode.INVALID_RESPONSE, `Key Vault ${operation} answered without a value for secret "${secretName}": INVALID_RESPONSE`, {
+      operation,
+      secretName,
+    });
+  }
+  return { value, properties: toProperties(s.properties) };
 }
 
 function toDeleted(d: SdkDeletedSecret): DeletedSecret {
@@ -93,6 +105,7 @@ export class AzureKeyVaultProvider extends KeyVaultProvider {
           notBefore: options.notBefore,
           abortSignal: signal,
         }),
+        { operation: 'setSecret', secretName: name },
         value,
       ),
     );
@@ -102,7 +115,7 @@ export class AzureKeyVaultProvider extends KeyVaultProvider {
     this.checkName('getSecret', name);
     if (version !== undefined) this.checkVersion('getSecret', name, version);
     return this.resilience.execute('getSecret', name, async ({ signal }) =>
-      toSecret(await this.client.getSecret(name, { version, abortSignal: signal })),
+      toSecret(await this.client.getSecret(name, { version, abortSignal: signal }), { operation: 'getSecret', secretName: name }),
     );
   }
 

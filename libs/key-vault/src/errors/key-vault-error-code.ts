@@ -24,5 +24,7 @@ export enum KeyVaultErrorCode {
   BACKUP_FAILED = 1014,
   /** Purge refused: the vault has purge protection. */
   PURGE_PROTECTED = 1015,
+  /** The vault answered 2xx without a field the contract needs (e.g. a getSecret answer without a value). */
+  INVALID_RESPONSE = 1016,
   UNKNOWN = 1099,
 }

@@ -35,6 +35,7 @@ const SEVERITY: Record<KeyVaultErrorCode, ErrorSeverity> = {
   [KeyVaultErrorCode.DISABLED]: ErrorSeverity.CLIENT,
   [KeyVaultErrorCode.BACKUP_FAILED]: ErrorSeverity.CLIENT,
   [KeyVaultErrorCode.PURGE_PROTECTED]: ErrorSeverity.CLIENT,
+  [KeyVaultErrorCode.INVALID_RESPONSE]: ErrorSeverity.FATAL,
   [KeyVaultErrorCode.UNKNOWN]: ErrorSeverity.FATAL,
 };
 
@@ -58,6 +59,7 @@ export const KEY_VAULT_ERROR_HTTP_STATUS: Record<KeyVaultErrorCode, HttpStatus> 
   [KeyVaultErrorCode.CONFIGURATION]: HttpStatus.INTERNAL_SERVER_ERROR,
   [KeyVaultErrorCode.BACKUP_FAILED]: HttpStatus.BAD_REQUEST,
   [KeyVaultErrorCode.PURGE_PROTECTED]: HttpStatus.CONFLICT,
+  [KeyVaultErrorCode.INVALID_RESPONSE]: HttpStatus.BAD_GATEWAY, // the upstream's answer is unusable
   [KeyVaultErrorCode.UNKNOWN]: HttpStatus.INTERNAL_SERVER_ERROR,
 };
 
