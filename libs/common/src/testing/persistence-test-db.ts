@@ -1,5 +1,6 @@
 import { DataSource, DataSourceOptions } from 'typeorm';
 import { OUTBOX_ENTITIES, OUTBOX_MIGRATIONS } from '../outbox';
+import type { TransactionRunner } from '../persistence/transaction-runner';
 
 /**
  * Test-only (not exported from the lib): a DataSource with the outbox migration run and two plain
@@ -27,4 +28,18 @@ export function deferred<T = void>() {
   let resolve!: (value: T) => void;
   const promise = new Promise<T>((r) => (resolve = r));
   return { promise, resolve };
+}
+
+/**
+ * An idempotent effect: records `eventId` under a unique key, so a second delivery of the same event
+ * changes nothing.
+ */
+export async function applyEffectOnce(runner: TransactionRunner, eventId: string, appliedBy: string): Promise<void> {
+  const ds = runner.dataSource;
+  await runner.run(() =>
+    runner.manager.query(`INSERT INTO cv_test_effects (event_id, applied_by) VALUES (${params(ds, 2)}) ON CONFLICT (event_id) DO NOTHING`, [
+      eventId,
+      appliedBy,
+    ]),
+  );
 }

@@ -1,0 +1,133 @@
+import { ChildProcess, spawn } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createTestDatabase, DATABASE_KINDS, TestDatabase } from '@app/testing';
+import { DataSource } from 'typeorm';
+import { resolvePersistenceOptions } from '../persistence/persistence.options';
+import { TransactionRunner } from '../persistence/transaction-runner';
+import { applyEffectOnce, countRows, openTestDataSource } from '../testing/persistence-test-db';
+import { OutboxDispatcher } from './outbox-dispatcher';
+import { OutboxEventEntity } from './outbox-event.entity';
+import { OutboxHandlerRegistry } from './outbox-handler-registry';
+
+const CHILD = join(__dirname, '..', 'testing', 'outbox-crash.child.ts');
+
+/** A require hook that compiles our TypeScript with @swc/core, as jest does (the repo has no ts-node). */
+function writeRequireHook(dir: string): string {
+  const file = join(dir, 'swc-register.js');
+  writeFileSync(
+    file,
+    `const { transformSync } = require(${JSON.stringify(require.resolve('@swc/core'))});
+const { readFileSync } = require('node:fs');
+require.extensions['.ts'] = function (module, filename) {
+  const { code } = transformSync(readFileSync(filename, 'utf8'), {
+    filename, swcrc: false, sourceMaps: 'inline', module: { type: 'commonjs' },
+    jsc: { target: 'es2022', parser: { syntax: 'typescript', decorators: true },
+      transform: { legacyDecorator: true, decoratorMetadata: true, useDefineForClassFields: false }, keepClassNames: true },
+  });
+  module._compile(code, filename);
+};
+`,
+  );
+  return file;
+}
+
+/** Starts the child and resolves with the first `<prefix> <value>` line it prints; rejects if it exits first. */
+function startChild(hook: string, mode: string, db: TestDatabase, prefix: string): { child: ChildProcess; line: Promise<string> } {
+  const child = spawn(process.execPath, ['--no-warnings', '--require', hook, CHILD, mode], {
+    cwd: join(__dirname, '..', '..', '..', '..'),
+    env: { ...process.env, CV_TEST_DS: JSON.stringify(db.options) },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stderr = '';
+  child.stderr!.on('data', (d) => (stderr += d));
+  const line = new Promise<string>((resolve, reject) => {
+    let out = '';
+    const timer = setTimeout(() => reject(new Error(`child ${mode} printed no ${prefix} in time; stderr: ${stderr}`)), 45_000);
+    child.stdout!.on('data', (d) => {
+      out += d;
+      const match = out.match(new RegExp(`^${prefix} (\\S+)$`, 'm'));
+      if (match) {
+        clearTimeout(timer);
+        resolve(match[1]);
+      }
+    });
+    child.on('exit', (code, signal) => {
+      clearTimeout(timer);
+      reject(new Error(`child ${mode} exited (${code ?? signal}) before ${prefix}; stderr: ${stderr}`));
+    });
+  });
+  return { child, line };
+}
+
+function killHard(child: ChildProcess): Promise<NodeJS.Signals | null> {
+  return new Promise((resolve) => {
+    child.once('exit', (_code, signal) => resolve(signal));
+    child.kill('SIGKILL');
+  });
+}
+
+describe.each(DATABASE_KINDS)('Outbox crash safety on %s', (kind) => {
+  let db: TestDatabase;
+  let dir: string;
+  let hook: string;
+  let ds: DataSource;
+
+  beforeAll(async () => {
+    db = await createTestDatabase(kind);
+    dir = mkdtempSync(join(tmpdir(), 'cv-outbox-crash-'));
+    hook = writeRequireHook(dir);
+    ds = await openTestDataSource(db.options); // migrations run once, before the children
+  });
+
+  afterAll(async () => {
+    await ds?.destroy();
+    await db?.drop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('an event committed by a process killed before dispatch is delivered by the next one, its effect applied exactly once', async () => {
+    // 1. A process commits a change + its event and dies (SIGKILL) before anything dispatches it.
+    const writer = startChild(hook, 'commit', db, 'COMMITTED');
+    const eventId = await writer.line;
+    expect(await killHard(writer.child)).toBe('SIGKILL');
+    expect(await countRows(ds, 'cv_test_items')).toBe(1);
+    const pending = await ds.getRepository(OutboxEventEntity).findOneByOrFail({ id: eventId });
+    expect(pending).toMatchObject({ name: 'credential.stored', tenantId: 't-crash', deliveredAt: null, attempts: 0 });
+
+    // 2. A dispatcher process applies the effect, then dies before marking the row delivered.
+    const crashingDispatcher = startChild(hook, 'dispatch', db, 'EFFECT');
+    await expect(crashingDispatcher.line).resolves.toBe(eventId);
+    expect(await killHard(crashingDispatcher.child)).toBe('SIGKILL');
+    expect((await ds.getRepository(OutboxEventEntity).findOneByOrFail({ id: eventId })).deliveredAt).toBeNull();
+
+    // 3. A new DataSource starts a dispatcher: the event is delivered again; the idempotent handler
+    //    de-duplicates on the event id, so the effect exists exactly once.
+    const fresh = await new DataSource({ ...ds.options }).initialize();
+    const runner = new TransactionRunner(fresh);
+    const registry = new OutboxHandlerRegistry();
+    const seen: string[] = [];
+    registry.register('credential.stored', async (event) => {
+      seen.push(event.id);
+      await applyEffectOnce(runner, event.id, 'survivor');
+    });
+    const dispatcher = new OutboxDispatcher({ runner, registry, options: resolvePersistenceOptions({ outbox: { pollIntervalMs: 20 } }).outbox });
+    try {
+      dispatcher.start();
+      const deadline = Date.now() + 10_000;
+      while (!(await fresh.getRepository(OutboxEventEntity).findOneByOrFail({ id: eventId })).deliveredAt) {
+        if (Date.now() > deadline) throw new Error('the surviving dispatcher did not deliver the event');
+        await new Promise((r) => setTimeout(r, 20));
+      }
+    } finally {
+      await dispatcher.stop();
+      await fresh.destroy();
+    }
+    expect(seen).toEqual([eventId]);
+    const effects: Array<{ event_id: string; applied_by: string }> = await ds.query('SELECT event_id, applied_by FROM cv_test_effects');
+    expect(effects).toHaveLength(1);
+    expect(effects[0].event_id).toBe(eventId);
+    expect(effects[0].applied_by).toMatch(/^child-\d+$/); // the first delivery's effect, not a second one
+  });
+});

@@ -1,0 +1,291 @@
+import { EventEmitter2 } from '@nestjs/event-emitter';
+import { createTestDatabase, DATABASE_KINDS, TestDatabase } from '@app/testing';
+import { DataSource } from 'typeorm';
+import { ManualClock } from '../clock';
+import { createDistributedLock } from '../lock/create-distributed-lock';
+import { OutboxInvalidEventError, OutboxNoTransactionError } from '../persistence/persistence.errors';
+import { resolvePersistenceOptions, ResolvedOutboxOptions } from '../persistence/persistence.options';
+import { TransactionRunner } from '../persistence/transaction-runner';
+import { countRows, deferred, openTestDataSource, params } from '../testing/persistence-test-db';
+import { Outbox, OutboxNudge } from './outbox';
+import { OutboxDispatcher } from './outbox-dispatcher';
+import { OutboxEventEntity } from './outbox-event.entity';
+import { OutboxHandlerRegistry } from './outbox-handler-registry';
+import type { OutboxEvent } from './outbox.types';
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const options = (o: Record<string, unknown> = {}): ResolvedOutboxOptions =>
+  resolvePersistenceOptions({ outbox: { pollIntervalMs: 0, backoff: { baseMs: 1000, maxMs: 60_000 }, ...o } }).outbox;
+
+async function until(check: () => boolean | Promise<boolean>, timeoutMs = 5000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error('condition not met in time');
+    await sleep(10);
+  }
+}
+
+describe.each(DATABASE_KINDS)('Outbox and OutboxDispatcher on %s', (kind) => {
+  let db: TestDatabase;
+  let ds: DataSource;
+  let runner: TransactionRunner;
+  let clock: ManualClock;
+
+  beforeAll(async () => {
+    db = await createTestDatabase(kind);
+    ds = await openTestDataSource(db.options);
+    runner = new TransactionRunner(ds);
+  });
+
+  afterAll(async () => {
+    await ds?.destroy();
+    await db?.drop();
+  });
+
+  beforeEach(async () => {
+    clock = new ManualClock(new Date('2026-01-01T00:00:00Z'));
+    await ds.query('DELETE FROM cv_outbox');
+    await ds.query('DELETE FROM cv_test_items');
+  });
+
+  const change = (id: string) => runner.manager.query(`INSERT INTO cv_test_items (id, label) VALUES (${params(ds, 2)})`, [id, 'x']);
+  const rows = () => ds.getRepository(OutboxEventEntity).find({ order: { createdAt: 'ASC', id: 'ASC' } });
+  const dispatcher = (registry: OutboxHandlerRegistry, o: Record<string, unknown> = {}, events?: EventEmitter2) =>
+    new OutboxDispatcher({ runner, registry, options: options(o), clock, events, random: () => 0.5 });
+
+  it('add() outside a transaction throws a typed error; bad events are refused with every problem named', async () => {
+    const outbox = new Outbox(runner, clock);
+    const err = await outbox.add({ name: 'credential.rotated', payload: {} }).catch((e) => e);
+    expect(err).toBeInstanceOf(OutboxNoTransactionError);
+    expect(err.code).toBe(6101);
+    const bad = await runner.run(() => outbox.add({ name: '', tenantId: '', payload: [] as never })).catch((e) => e);
+    expect(bad).toBeInstanceOf(OutboxInvalidEventError);
+    expect(bad.code).toBe(6102);
+    expect(bad.message).toMatch(/name .*; tenantId .*; payload must be a JSON object/);
+    const big = await runner.run(() => new Outbox(runner, clock, undefined, 256).add({ name: 'x', payload: { ids: 'y'.repeat(300) } })).catch((e) => e);
+    expect(big).toBeInstanceOf(OutboxInvalidEventError);
+    expect(await countRows(ds, 'cv_outbox')).toBe(0);
+  });
+
+  it('the event commits with its change, and the dispatcher is nudged only after commit', async () => {
+    const nudge: OutboxNudge = { nudge: jest.fn() };
+    const outbox = new Outbox(runner, clock, nudge);
+    const id = await runner.run(async () => {
+      await change('item-1');
+      const eventId = await outbox.add({ name: 'credential.stored', tenantId: 't1', payload: { credentialId: 'item-1', version: 1 } });
+      expect(nudge.nudge).not.toHaveBeenCalled();
+      return eventId;
+    });
+    expect(nudge.nudge).toHaveBeenCalledTimes(1);
+    expect(await rows()).toEqual([
+      {
+        id,
+        name: 'credential.stored',
+        tenantId: 't1',
+        payload: { credentialId: 'item-1', version: 1 },
+        createdAt: clock.now(),
+        availableAt: clock.now(),
+        attempts: 0,
+        lastError: null,
+        deliveredAt: null,
+      },
+    ]);
+  });
+
+  it('a rollback discards both the change and its outbox row, and nudges nobody', async () => {
+    const nudge: OutboxNudge = { nudge: jest.fn() };
+    const outbox = new Outbox(runner, clock, nudge);
+    await runner
+      .run(async () => {
+        await change('item-2');
+        await outbox.add({ name: 'credential.stored', payload: { credentialId: 'item-2' } });
+        throw new Error('vault write failed');
+      })
+      .catch(() => undefined);
+    expect(await countRows(ds, 'cv_test_items')).toBe(0);
+    expect(await countRows(ds, 'cv_outbox')).toBe(0);
+    expect(nudge.nudge).not.toHaveBeenCalled();
+  });
+
+  it('delivers each event once to every matching handler and to the event bus, oldest first, in batches', async () => {
+    const outbox = new Outbox(runner, clock);
+    const ids: string[] = [];
+    for (let i = 0; i < 7; i++) {
+      clock.advance(1);
+      ids.push(await runner.run(() => outbox.add({ name: i % 2 ? 'credential.rotated' : 'audit.anchored', tenantId: null, payload: { i } })));
+    }
+    const registry = new OutboxHandlerRegistry();
+    const seen: Record<string, string[]> = { all: [], credential: [], exact: [], bus: [], none: [] };
+    registry.register('*', (e) => void seen.all.push(e.id));
+    registry.register('credential.*', (e) => void seen.credential.push(e.id));
+    registry.register('audit.anchored', (e) => void seen.exact.push(e.id));
+    const unregister = registry.register('credential', (e) => void seen.none.push(e.id));
+    unregister();
+    const bus = new EventEmitter2();
+    const busEvents: OutboxEvent[] = [];
+    bus.on('credential.rotated', async (e: OutboxEvent) => void busEvents.push(e));
+    const d = dispatcher(registry, { batchSize: 3 }, bus);
+
+    await expect(d.drain()).resolves.toEqual({ acquired: true, delivered: 7, failed: 0, pruned: 0 });
+    expect(seen.all).toEqual(ids);
+    expect(seen.credential).toEqual(ids.filter((_, i) => i % 2));
+    expect(seen.exact).toEqual(ids.filter((_, i) => i % 2 === 0));
+    expect(seen.none).toEqual([]);
+    expect(busEvents.map((e) => e.id)).toEqual(seen.credential);
+    expect(busEvents[0]).toMatchObject({ name: 'credential.rotated', tenantId: null, payload: { i: 1 }, attempts: 0 });
+    expect((await rows()).every((r) => r.deliveredAt?.getTime() === clock.nowMs())).toBe(true);
+
+    await expect(d.drain()).resolves.toMatchObject({ delivered: 0, failed: 0 });
+    expect(seen.all).toHaveLength(7);
+  });
+
+  it('a failed delivery is retried after a jittered exponential backoff, recording only the error name/code', async () => {
+    const outbox = new Outbox(runner, clock);
+    const id = await runner.run(() => outbox.add({ name: 'credential.rotated', payload: { credentialId: 'c1' } }));
+    const registry = new OutboxHandlerRegistry();
+    const calls: OutboxEvent[] = [];
+    let failures = 2;
+    registry.register('credential.rotated', (e) => {
+      calls.push(e);
+      if (failures-- > 0) throw Object.assign(new Error('webhook said: value=hunter2'), { code: 'EHOOK' });
+    });
+    const okHandler = jest.fn();
+    registry.register('*', okHandler);
+    const d = dispatcher(registry);
+
+    await expect(d.drain()).resolves.toMatchObject({ delivered: 0, failed: 1 });
+    let [row] = await rows();
+    // attempts 1: exp = 1000, equal jitter with random 0.5 → 500 + 250.
+    expect(row).toMatchObject({ attempts: 1, lastError: 'Error(EHOOK)', deliveredAt: null });
+    expect(row.availableAt.getTime() - clock.nowMs()).toBe(750);
+    expect(JSON.stringify(row)).not.toContain('hunter2');
+
+    await expect(d.drain()).resolves.toMatchObject({ delivered: 0, failed: 0 }); // not due yet
+    clock.advance(750);
+    await expect(d.drain()).resolves.toMatchObject({ delivered: 0, failed: 1 });
+    [row] = await rows();
+    expect(row.attempts).toBe(2);
+    expect(row.availableAt.getTime() - clock.nowMs()).toBe(1500); // exp = 2000
+
+    clock.advance(1500);
+    await expect(d.drain()).resolves.toMatchObject({ delivered: 1, failed: 0 });
+    [row] = await rows();
+    expect(row).toMatchObject({ id, attempts: 2, deliveredAt: clock.now() });
+    expect(calls.map((e) => [e.id, e.attempts])).toEqual([
+      [id, 0],
+      [id, 1],
+      [id, 2],
+    ]);
+    // At least once: the healthy handler saw every attempt and must de-duplicate on event.id.
+    expect(okHandler).toHaveBeenCalledTimes(3);
+  });
+
+  it('a started dispatcher delivers after commit without polling, and stop() waits for the batch in flight', async () => {
+    const registry = new OutboxHandlerRegistry();
+    const release = deferred();
+    const started = deferred();
+    const delivered: string[] = [];
+    registry.register('*', async (e) => {
+      started.resolve();
+      await release.promise;
+      delivered.push(e.id);
+    });
+    const d = dispatcher(registry);
+    const outbox = new Outbox(runner, clock, d);
+    d.start();
+    const id = await runner.run(async () => {
+      await change('item-3');
+      return outbox.add({ name: 'credential.stored', payload: { credentialId: 'item-3' } });
+    });
+    await started.promise;
+    let stopped = false;
+    const stopping = d.stop().then(() => (stopped = true));
+    await sleep(30);
+    expect(stopped).toBe(false);
+    release.resolve();
+    await stopping;
+    expect(delivered).toEqual([id]);
+    expect((await rows())[0].deliveredAt).not.toBeNull();
+    // Stopped: later nudges do nothing.
+    await runner.run(() => outbox.add({ name: 'credential.stored', payload: {} }));
+    await sleep(30);
+    expect(delivered).toHaveLength(1);
+  });
+
+  it('polls on an interval for events it was not nudged about', async () => {
+    const registry = new OutboxHandlerRegistry();
+    const delivered: string[] = [];
+    registry.register('*', (e) => void delivered.push(e.id));
+    const d = dispatcher(registry, { pollIntervalMs: 20 });
+    d.start();
+    try {
+      const id = await runner.run(() => new Outbox(runner, clock).add({ name: 'x.y', payload: {} }));
+      await until(() => delivered.length === 1);
+      expect(delivered).toEqual([id]);
+    } finally {
+      await d.stop();
+    }
+  });
+
+  it('prunes rows delivered more than retentionMs ago, keeping recent and undelivered ones', async () => {
+    const outbox = new Outbox(runner, clock);
+    const old = await runner.run(() => outbox.add({ name: 'old', payload: {} }));
+    const registry = new OutboxHandlerRegistry();
+    const d = dispatcher(registry, { retentionMs: 60_000, pruneEveryMs: 1000 });
+    await expect(d.drain()).resolves.toMatchObject({ delivered: 1, pruned: 0 });
+    clock.advance(30_000);
+    const recent = await runner.run(() => outbox.add({ name: 'recent', payload: {} }));
+    await d.drain();
+    registry.register('pending', () => Promise.reject(new Error('down')));
+    const pending = await runner.run(() => outbox.add({ name: 'pending', payload: {} }));
+    clock.advance(30_001);
+    const result = await d.drain();
+    expect(result).toMatchObject({ failed: 1, pruned: 1 });
+    expect((await rows()).map((r) => r.id).sort()).toEqual([recent, pending].sort());
+    expect((await rows()).find((r) => r.id === old)).toBeUndefined();
+  });
+
+  if (kind === 'postgres') {
+    it('two dispatchers (two DataSources on one database) never deliver the same event, nor concurrently', async () => {
+      const outbox = new Outbox(runner, clock);
+      const ids = new Set<string>();
+      for (let i = 0; i < 40; i++) ids.add(await runner.run(() => outbox.add({ name: 'credential.rotated', payload: { i } })));
+      const replicaDs = await new DataSource({ ...ds.options }).initialize();
+      try {
+        const deliveries = new Map<string, number>();
+        let active = 0;
+        let maxActive = 0;
+        const handler = async (e: OutboxEvent) => {
+          active++;
+          maxActive = Math.max(maxActive, active);
+          await sleep(2);
+          deliveries.set(e.id, (deliveries.get(e.id) ?? 0) + 1);
+          active--;
+        };
+        const lockKey = `cv-outbox-test-${(db.options as { schema?: string }).schema}`;
+        const make = (source: DataSource) => {
+          const registry = new OutboxHandlerRegistry();
+          registry.register('*', handler);
+          const r = new TransactionRunner(source);
+          return new OutboxDispatcher({ runner: r, registry, options: options({ batchSize: 5, lockKey }), clock, lock: createDistributedLock(source) });
+        };
+        const a = make(ds);
+        const b = make(replicaDs);
+        const results = await Promise.all([a.drain(), b.drain(), a.drain(), b.drain()]);
+        // Whoever lost the race for the lock found nothing left to do afterwards.
+        while ((await countPending()) > 0) await Promise.all([a.drain(), b.drain()]);
+        expect(results.some((r) => r.acquired)).toBe(true);
+        expect(maxActive).toBe(1);
+        expect(new Set(deliveries.keys())).toEqual(ids);
+        expect([...deliveries.values()].every((n) => n === 1)).toBe(true);
+      } finally {
+        await replicaDs.destroy();
+      }
+    });
+  }
+
+  async function countPending(): Promise<number> {
+    const r: Array<{ n: string }> = await ds.query('SELECT count(*) AS n FROM cv_outbox WHERE delivered_at IS NULL');
+    return Number(r[0].n);
+  }
+});

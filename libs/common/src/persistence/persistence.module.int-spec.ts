@@ -1,0 +1,115 @@
+import { DynamicModule, Global, Injectable, Module, Provider } from '@nestjs/common';
+import { EventEmitter2, EventEmitterModule } from '@nestjs/event-emitter';
+import { Test } from '@nestjs/testing';
+import { TypeOrmModule } from '@nestjs/typeorm';
+import { DataSource } from 'typeorm';
+import { createTestDatabase, DATABASE_KINDS, TestDatabase } from '@app/testing';
+import { Clock, ManualClock } from '../clock';
+import { DistributedLock, InProcessLock } from '../lock';
+import { Outbox, OUTBOX_ENTITIES, OUTBOX_MIGRATIONS, OutboxDispatcher, OutboxHandlerRegistry } from '../outbox';
+import type { OutboxEvent } from '../outbox';
+import { PersistenceConfigurationError } from './persistence.errors';
+import { PersistenceModule } from './persistence.module';
+import { TransactionRunner } from './transaction-runner';
+
+/** A service of "another lib": it only knows the runner and the outbox, never an EntityManager. */
+@Injectable()
+class RotatingService {
+  constructor(
+    private readonly runner: TransactionRunner,
+    private readonly outbox: Outbox,
+  ) {}
+
+  rotate(credentialId: string): Promise<string> {
+    return this.runner.run(() => this.outbox.add({ name: 'credential.rotated', tenantId: 't1', payload: { credentialId } }));
+  }
+}
+
+@Module({ providers: [RotatingService], exports: [RotatingService] })
+class RotatingModule {}
+
+/** What a host's global core module provides (PersistenceModule only sees global providers of the host). */
+@Global()
+@Module({})
+class HostCoreModule {
+  static with(...providers: Provider[]): DynamicModule {
+    return { module: HostCoreModule, providers, exports: providers.map((p) => (p as { provide: unknown }).provide as never) };
+  }
+}
+
+describe.each(DATABASE_KINDS)('PersistenceModule on %s', (kind) => {
+  let db: TestDatabase;
+
+  beforeAll(async () => {
+    db = await createTestDatabase(kind);
+  });
+
+  afterAll(async () => {
+    await db?.drop();
+  });
+
+  const typeorm = () =>
+    TypeOrmModule.forRoot({ ...db.options, entities: OUTBOX_ENTITIES, migrations: OUTBOX_MIGRATIONS, migrationsRun: true } as never);
+
+  it('wires runner, outbox and dispatcher: an event added by another module reaches handlers and the bus after commit', async () => {
+    const moduleRef = await Test.createTestingModule({
+      imports: [
+        typeorm(),
+        EventEmitterModule.forRoot(),
+        PersistenceModule.forRoot({ outbox: { pollIntervalMs: 0 } }),
+        RotatingModule,
+        HostCoreModule.with({ provide: Clock, useValue: new ManualClock() }),
+      ],
+    }).compile();
+    const app = await moduleRef.init(); // onApplicationBootstrap starts the dispatcher
+    try {
+      const handled = new Promise<OutboxEvent>((resolve) => app.get(OutboxHandlerRegistry).register('credential.*', resolve));
+      const emitted = new Promise<OutboxEvent>((resolve) => app.get(EventEmitter2).on('credential.rotated', resolve));
+      const id = await app.get(RotatingService).rotate('c-42');
+      const [viaHandler, viaBus] = await Promise.all([handled, emitted]);
+      expect(viaHandler).toMatchObject({ id, name: 'credential.rotated', tenantId: 't1', payload: { credentialId: 'c-42' } });
+      expect(viaBus.id).toBe(id);
+      expect(app.get(TransactionRunner)).toBeInstanceOf(TransactionRunner);
+      expect(app.get(OutboxDispatcher).lockKey).toMatch(/^cv-outbox-dispatcher/);
+    } finally {
+      await app.close(); // stops the dispatcher before TypeORM closes the DataSource
+    }
+  });
+
+  it('uses the host DistributedLock and honours dispatch: false', async () => {
+    const lock = new InProcessLock();
+    const tryRun = jest.spyOn(lock, 'tryRun');
+    const moduleRef = await Test.createTestingModule({
+      imports: [
+        typeorm(),
+        HostCoreModule.with({ provide: DistributedLock, useValue: lock }),
+        PersistenceModule.forRootAsync({ useFactory: () => ({ outbox: { dispatch: false } }) }),
+      ],
+    }).compile();
+    const app = await moduleRef.init();
+    try {
+      const runner = app.get(TransactionRunner);
+      await runner.run(() => app.get(Outbox).add({ name: 'x', payload: {} }));
+      await new Promise((r) => setTimeout(r, 30));
+      expect(tryRun).not.toHaveBeenCalled();
+      await app.get(OutboxDispatcher).drain();
+      expect(tryRun).toHaveBeenCalledTimes(1);
+    } finally {
+      await app.close();
+    }
+  });
+
+  it('fails bootstrap with one configuration error on bad options', async () => {
+    const err = await Test.createTestingModule({
+      imports: [
+        // Never connected: validation fails before anything would use it.
+        HostCoreModule.with({ provide: DataSource, useValue: new DataSource({ ...db.options }) }),
+        PersistenceModule.forRoot({ outbox: { batchSize: -1, retentionMs: -5 } }),
+      ],
+    })
+      .compile()
+      .catch((e) => e);
+    expect(err).toBeInstanceOf(PersistenceConfigurationError);
+    expect(err.problems).toHaveLength(2);
+  });
+});
