@@ -74,6 +74,15 @@ export interface WriteOptions {
   expectedVersion?: number;
 }
 
+export interface ReadOptions {
+  /**
+   * Serve a value past its expiry (status `expired`, or `expiresAt` passed) instead of failing with
+   * CredentialExpiredError — for callers that must see an expired value, e.g. to compare it. Revoked
+   * values are never served.
+   */
+  allowExpired?: boolean;
+}
+
 export interface RotateOptions extends WriteOptions {
   /** Expiry of the new value (`null`/omitted: none). Client certificates: read from the certificate. */
   expiresAt?: Date | null;

@@ -25,6 +25,7 @@ import type {
   ExpiringCredentialRef,
   ExpiringScanQuery,
   ListCredentialsQuery,
+  ReadOptions,
   RotateOptions,
   StoreCredentialInput,
   UpdateMetadataInput,
@@ -37,7 +38,9 @@ import { CredentialEntity, StoredCertificateInfo } from './entities/credential.e
 import {
   CredentialAlreadyExistsError,
   CredentialConflictError,
+  CredentialExpiredError,
   CredentialNotFoundError,
+  CredentialRevokedError,
   CredentialValidationError,
   CredentialVersionNotFoundError,
 } from './errors/credential-errors';
@@ -184,6 +187,17 @@ export class CredentialsService {
       await this.auditFailure(AuditAction.STORE, ctx, resource, e, started, { type: input?.type });
       throw e;
     }
+  }
+
+  /**
+   * Checks a value and its metadata as `store()`/`rotate()` would, without writing anything — for
+   * callers that write several credentials for one request and must refuse bad input before the first.
+   */
+  validate(input: { type: CredentialType; value: string; expiresAt?: Date | null; tags?: Record<string, string> }): void {
+    this.assertType(input.type);
+    if (input.tags !== undefined) assertTags(input.tags);
+    if (input.expiresAt != null) assertDate(input.expiresAt, 'expiresAt');
+    this.validateValue(input.type, input.value);
   }
 
   /** Writes a new value as a new version (never a new identity) and makes it current. */
@@ -419,6 +433,9 @@ export class CredentialsService {
   async deleteMany(ctx: OperationContext, ids: string[]): Promise<BatchDeleteResult> {
     this.assertContext(ctx);
     if (!Array.isArray(ids) || ids.length > 1000) throw new CredentialValidationError('ids must be an array of at most 1000 ids', 'ids');
+    // The whole batch is checked before the first delete: a malformed id fails it and deletes nothing.
+    const bad = ids.findIndex((id) => typeof id !== 'string' || !UUID.test(id));
+    if (bad >= 0) throw new CredentialValidationError(`ids[${bad}] is not a credential id (a UUID); nothing was deleted`, 'ids');
     const result: BatchDeleteResult = { deleted: [], notFound: [] };
     for (const id of new Set(ids)) {
       try {
@@ -434,8 +451,12 @@ export class CredentialsService {
 
   // ───────────────────────────── reads ─────────────────────────────
 
-  /** The current value and its metadata. Cached in process (single-flight on misses); every read is audited. */
-  async get(ctx: OperationContext, id: string): Promise<CredentialWithValue> {
+  /**
+   * The current value and its metadata. Cached in process (single-flight on misses); every read is
+   * audited. A revoked credential is refused (CredentialRevokedError), an expired one too
+   * (CredentialExpiredError) unless `allowExpired` — checked on every read, cache hits included.
+   */
+  async get(ctx: OperationContext, id: string, options: ReadOptions = {}): Promise<CredentialWithValue> {
     const started = Date.now();
     this.assertContext(ctx);
     let read: CachedRead;
@@ -443,6 +464,7 @@ export class CredentialsService {
       read = this.options.cache.enabled
         ? await this.cache.getOrLoad(cacheKey(ctx.tenantId, id), () => this.loadCurrent(ctx.tenantId, id), STALE_OPTIONS)
         : await this.loadCurrent(ctx.tenantId, id);
+      this.assertServable(read.row, read.row.expiresAt, options);
     } catch (e) {
       await this.auditRead(ctx, String(id), failureResult(e), started, errorCode(e));
       throw e;
@@ -452,8 +474,11 @@ export class CredentialsService {
     return { value: read.value, metadata: this.toMetadata(read.row) };
   }
 
-  /** One version's value (current or older, e.g. to compare before a rollback). Not cached; audited. */
-  async getVersion(ctx: OperationContext, id: string, version: number): Promise<CredentialVersionWithValue> {
+  /**
+   * One version's value (current or older, e.g. to compare before a rollback). Not cached; audited.
+   * Refused for a revoked credential, and for a version past its own expiry unless `allowExpired`.
+   */
+  async getVersion(ctx: OperationContext, id: string, version: number, options: ReadOptions = {}): Promise<CredentialVersionWithValue> {
     const started = Date.now();
     this.assertContext(ctx);
     try {
@@ -461,6 +486,9 @@ export class CredentialsService {
       const row = await this.loadLive(ctx.tenantId, id);
       const v = await this.db.read((m) => m.findOneBy(CredentialVersionEntity, { credentialId: id, tenantId: ctx.tenantId, version }));
       if (!v) throw new CredentialVersionNotFoundError(id, version);
+      // A stored `expired` status speaks of the current version; an older one is judged by its own expiry.
+      const status = v.version === row.currentVersion || row.status !== CredentialStatus.EXPIRED ? row.status : CredentialStatus.ACTIVE;
+      this.assertServable({ id: row.id, status }, v.expiresAt, options);
       const value = await this.stores[v.valueStore].read(this.owner(row), pointerOf(v));
       await this.auditRead(ctx, row.id, AuditResult.SUCCESS, started, undefined, { ...detailsOf(row), version });
       this.emit(CredentialEvents.READ, ctx, row, undefined, version);
@@ -676,6 +704,17 @@ export class CredentialsService {
     const row = await this.db.read((m) => m.findOneBy(CredentialEntity, { id, tenantId }));
     if (!row || row.status === CredentialStatus.DELETED) throw new CredentialNotFoundError(id);
     return row;
+  }
+
+  /**
+   * Revoked: never served. Expired (a stored `expired` status, or `expiresAt` reached): served only
+   * with `allowExpired`. `row.status` is the credential's; `expiresAt` that of the version being read.
+   */
+  private assertServable(row: Pick<CredentialEntity, 'id' | 'status'>, expiresAt: Date | null, options: ReadOptions): void {
+    if (row.status === CredentialStatus.REVOKED) throw new CredentialRevokedError(row.id);
+    if (options.allowExpired === true) return;
+    const passed = expiresAt !== null && expiresAt.getTime() <= this.clock.nowMs();
+    if (row.status === CredentialStatus.EXPIRED || passed) throw new CredentialExpiredError(row.id, passed ? expiresAt : null);
   }
 
   private findLive(tenantId: string, integrationId: string, connectionId: string, type: CredentialType) {
@@ -938,7 +977,8 @@ function isServeStaleError(e: unknown): boolean {
 }
 
 function failureResult(e: unknown): AuditResult {
-  return e instanceof CredentialNotFoundError ? AuditResult.DENIED : AuditResult.FAILURE;
+  const denied = e instanceof CredentialNotFoundError || e instanceof CredentialRevokedError || e instanceof CredentialExpiredError;
+  return denied ? AuditResult.DENIED : AuditResult.FAILURE;
 }
 
 function errorCode(e: unknown): string | undefined {

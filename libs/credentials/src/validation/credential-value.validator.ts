@@ -34,6 +34,11 @@ const SINGLE_LINE_TYPES = new Set([
   CredentialType.WEBHOOK_SECRET,
 ]);
 
+/** False when `text` holds a lone (unpaired) UTF-16 surrogate: in unicode mode a class only matches unpaired ones. */
+export function isWellFormedUnicode(text: string): boolean {
+  return !/[\uD800-\uDFFF]/u.test(text);
+}
+
 /**
  * Validates a value for its type. Throws CredentialValidationError (field `value`) naming what is
  * wrong, never echoing the value.
@@ -49,6 +54,11 @@ export function validateCredentialValue(
   }
   if (value.trim().length === 0) {
     throw new CredentialValidationError('value must not be empty', 'value');
+  }
+  // A lone surrogate cannot be encoded as UTF-8: the vault or database would store U+FFFD instead,
+  // and a later read would return another value than the one acknowledged.
+  if (!isWellFormedUnicode(value)) {
+    throw new CredentialValidationError('value must be well-formed Unicode (it contains a lone surrogate)', 'value');
   }
   const bytes = Buffer.byteLength(value, 'utf8');
   if (bytes > MAX_VALUE_BYTES) {

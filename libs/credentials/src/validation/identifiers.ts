@@ -1,4 +1,5 @@
 import { CredentialValidationError } from '../errors/credential-errors';
+import { isWellFormedUnicode } from './credential-value.validator';
 
 /**
  * Tenant, integration and connection ids: 1–128 characters of letters (case-sensitive), digits and
@@ -31,14 +32,15 @@ export function assertTags(tags: unknown, field = 'tags'): asserts tags is Recor
   if (entries.length > MAX_TAGS) {
     throw new CredentialValidationError(`at most ${MAX_TAGS} tags are allowed, got ${entries.length}`, field);
   }
-  for (const [k, v] of entries) {
+  // Messages name the tag's position, never its key or value: both come from the request.
+  entries.forEach(([k, v], i) => {
     if (!TAG_KEY_PATTERN.test(k)) {
-      throw new CredentialValidationError(`tag key "${k.slice(0, 40)}" must match ${TAG_KEY_PATTERN.source}`, field);
+      throw new CredentialValidationError(`the key of tag #${i + 1} must match ${TAG_KEY_PATTERN.source}`, field);
     }
-    if (typeof v !== 'string' || v.length > TAG_VALUE_MAX_LENGTH) {
-      throw new CredentialValidationError(`tag "${k}" must be a string of at most ${TAG_VALUE_MAX_LENGTH} characters`, field);
+    if (typeof v !== 'string' || v.length > TAG_VALUE_MAX_LENGTH || !isWellFormedUnicode(v)) {
+      throw new CredentialValidationError(`the value of tag #${i + 1} must be well-formed text of at most ${TAG_VALUE_MAX_LENGTH} characters`, field);
     }
-  }
+  });
 }
 
 export function assertDate(value: unknown, field: string): asserts value is Date {
