@@ -635,11 +635,15 @@ async function forEachLimited<T>(items: T[], limit: number, work: (item: T) => P
   await Promise.all(runners);
 }
 
+/** A century: longer lifetimes are not lifetimes (and `1e308` seconds is not a date). */
+const MAX_LIFETIME_SECONDS = 100 * 365 * 86_400;
+
 function positiveSeconds(v: unknown, field: string): number | undefined {
   if (v === undefined || v === null) return undefined;
-  const n = typeof v === 'string' && v.trim() !== '' ? Number(v) : v;
-  if (typeof n !== 'number' || !Number.isFinite(n) || n <= 0) {
-    throw new OAuthRefreshValidationError(`${field} must be a positive number of seconds`, field);
+  // Numeric strings are decimal only: `0x10` or `1e3` from a provider is a malformed response.
+  const n = typeof v === 'string' ? (/^\d{1,12}(\.\d{1,6})?$/.test(v) ? Number(v) : NaN) : v;
+  if (typeof n !== 'number' || !Number.isFinite(n) || n <= 0 || n > MAX_LIFETIME_SECONDS) {
+    throw new OAuthRefreshValidationError(`${field} must be a positive number of seconds (at most ${MAX_LIFETIME_SECONDS})`, field);
   }
   return n;
 }

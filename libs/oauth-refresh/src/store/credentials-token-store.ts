@@ -1,4 +1,4 @@
-import { Injectable } from '@nestjs/common';
+import { Injectable, Logger } from '@nestjs/common';
 import { OperationContext, systemContext } from '@app/common';
 import {
   CredentialConflictError,
@@ -21,6 +21,8 @@ const REAUTH_STATUSES = new Set<string>([CredentialStatus.NEEDS_REAUTH, Credenti
  */
 @Injectable()
 export class CredentialsTokenStore extends OAuthTokenStore {
+  private readonly logger = new Logger(CredentialsTokenStore.name);
+
   constructor(private readonly credentials: CredentialsService) {
     super();
   }
@@ -47,6 +49,9 @@ export class CredentialsTokenStore extends OAuthTokenStore {
   }
 
   async save(ctx: OperationContext, integrationId: string, connectionId: string, access: TokenWrite, refresh?: TokenWrite): Promise<ConnectionTokens> {
+    // Both tokens are checked before the first write: bad input must leave nothing behind.
+    this.credentials.validate({ type: CredentialType.OAUTH_ACCESS_TOKEN, ...access });
+    if (refresh) this.credentials.validate({ type: CredentialType.OAUTH_REFRESH_TOKEN, ...refresh });
     const current = await this.load(ctx, integrationId, connectionId);
     // Refresh token first: it is the one that cannot be re-obtained without the user.
     let newRefresh = current.refresh;
@@ -56,8 +61,27 @@ export class CredentialsTokenStore extends OAuthTokenStore {
       // New tokens were stored without a refresh token: give the kept one another chance.
       newRefresh = toStored(await this.credentials.updateMetadata(ctx, current.refresh.credentialId, { status: CredentialStatus.ACTIVE }));
     }
-    const newAccess = await this.upsert(ctx, integrationId, connectionId, CredentialType.OAUTH_ACCESS_TOKEN, current.access, access);
+    let newAccess: StoredToken;
+    try {
+      newAccess = await this.upsert(ctx, integrationId, connectionId, CredentialType.OAUTH_ACCESS_TOKEN, current.access, access);
+    } catch (e) {
+      if (refresh && newRefresh) await this.undoRefresh(ctx, current.refresh, newRefresh);
+      throw e;
+    }
     return { access: newAccess, ...(newRefresh ? { refresh: newRefresh } : {}) };
+  }
+
+  /**
+   * The access token of a save could not be written after its refresh token was: take the refresh
+   * token back (a new credential is deleted, a rotated one rolled back), so the request leaves nothing visible.
+   */
+  private async undoRefresh(ctx: OperationContext, before: StoredToken | undefined, written: StoredToken): Promise<void> {
+    try {
+      if (!before) await this.credentials.delete(ctx, written.credentialId, { expectedVersion: written.rowVersion });
+      else await this.credentials.rollback(ctx, written.credentialId, before.version, { expectedVersion: written.rowVersion });
+    } catch (e) {
+      this.logger.warn(`could not take back the refresh token of a failed save (credential ${written.credentialId}): ${(e as Error).name}`);
+    }
   }
 
   async rotate(ctx: OperationContext, token: StoredToken, write: TokenWrite & { expectedRowVersion: number }): Promise<StoredToken> {
