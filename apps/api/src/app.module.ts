@@ -1,5 +1,5 @@
 import { DynamicModule, Module } from '@nestjs/common';
-import { APP_FILTER } from '@nestjs/core';
+import { APP_FILTER, APP_INTERCEPTOR } from '@nestjs/core';
 import { EventEmitterModule } from '@nestjs/event-emitter';
 import { ScheduleModule } from '@nestjs/schedule';
 import { TypeOrmModule } from '@nestjs/typeorm';
@@ -13,6 +13,7 @@ import { CredentialsHttpModule } from './credentials/credentials-http.module';
 import { databaseOptions } from './database/database.options';
 import { HealthModule } from './health/health.module';
 import { AllExceptionsFilter } from './http/all-exceptions.filter';
+import { RequestBodyInterceptor } from './http/request-body';
 import { loggingOptions } from './logging/logging.options';
 import { MetricsController } from './metrics/metrics.controller';
 import { OAuthHttpModule } from './oauth/oauth-http.module';
@@ -41,7 +42,11 @@ export class AppModule {
         HealthModule,
       ],
       controllers: [MetricsController],
-      providers: [{ provide: APP_FILTER, useClass: AllExceptionsFilter }],
+      providers: [
+        { provide: APP_FILTER, useClass: AllExceptionsFilter },
+        // First interceptor: bodies are parsed after the guards, before anything reads them.
+        { provide: APP_INTERCEPTOR, useClass: RequestBodyInterceptor },
+      ],
     };
   }
 }

@@ -1,10 +1,11 @@
-import { ValidationPipe } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { FastifyAdapter, NestFastifyApplication } from '@nestjs/platform-fastify';
 import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
 import { Logger } from 'nestjs-pino';
 import type { DestinationStream } from 'pino';
 import { AppModule } from './app.module';
+import { deferBodyParsing } from './http/request-body';
+import { hostValidationPipe } from './http/strict-input';
 import { requestIdFor } from './logging/logging.options';
 import type { AppConfig } from './config/app.config';
 
@@ -15,7 +16,7 @@ export async function createApp(config: AppConfig, options: { logDestination?: D
 }
 
 /** Nest application options of the host (also for a host compiled from a testing module). */
-export const HOST_APP_OPTIONS = { bufferLogs: true, abortOnError: false } as const;
+export const HOST_APP_OPTIONS = { bufferLogs: true, abortOnError: false, bodyParser: false } as const;
 
 /** The host's Fastify adapter. */
 export function hostAdapter(): FastifyAdapter {
@@ -36,8 +37,9 @@ export async function configureApp(app: NestFastifyApplication, config: AppConfi
     .addHook('onRequest', async (req, reply) => {
       void reply.header('x-request-id', req.id);
     });
-  // Unknown fields are an error, not silently dropped: a typo in `expiresAt` must not store a credential without expiry.
-  app.useGlobalPipes(new ValidationPipe({ whitelist: true, forbidNonWhitelisted: true, transform: true }));
+  // Bodies are read here and parsed only after authentication (RequestBodyInterceptor): HOST_APP_OPTIONS turns Nest's parsers off.
+  deferBodyParsing(app.getHttpAdapter().getInstance());
+  app.useGlobalPipes(hostValidationPipe());
   const doc = new DocumentBuilder()
     .setTitle('Credential Vault')
     .setDescription('Multi-tenant integration credentials in Azure Key Vault')

@@ -1,13 +1,15 @@
-import { Body, Controller, Delete, Get, Header, HttpCode, Param, ParseIntPipe, ParseUUIDPipe, Patch, Post, Query } from '@nestjs/common';
+import { Body, Controller, Delete, Get, Header, HttpCode, Param, ParseUUIDPipe, Patch, Post, Query } from '@nestjs/common';
 import { ApiOperation, ApiSecurity, ApiTags, ApiBearerAuth } from '@nestjs/swagger';
 import type { OperationContext } from '@app/common';
 import { CredentialsService } from '@app/credentials';
 import { RequireScopes } from '../auth/auth.decorators';
 import { OpContext } from '../auth/operation-context.decorator';
 import { Scope } from '../auth/scopes';
+import { PositiveIntPipe } from '../http/strict-input';
 import {
   DeleteManyDto,
-  ExpectedVersionDto,
+  ExpectedVersionQueryDto,
+  ReadValueQueryDto,
   ExpiringQueryDto,
   ListCredentialsQueryDto,
   RollbackCredentialDto,
@@ -60,7 +62,7 @@ export class CredentialsController {
   @Post('delete-batch')
   @HttpCode(200)
   @RequireScopes(Scope.CREDENTIALS_WRITE)
-  @ApiOperation({ summary: 'Delete several credentials; reports which were not found' })
+  @ApiOperation({ summary: 'Delete several credentials; reports which were not found. A malformed id fails the whole batch (400, nothing deleted)' })
   deleteMany(@OpContext() ctx: OperationContext, @Body() dto: DeleteManyDto) {
     return this.credentials.deleteMany(ctx, dto.ids);
   }
@@ -75,9 +77,12 @@ export class CredentialsController {
   @Get(':id/value')
   @RequireScopes(Scope.CREDENTIALS_READ_VALUE)
   @Header('Cache-Control', 'no-store')
-  @ApiOperation({ summary: 'The current value and its metadata (audited)' })
-  getValue(@OpContext() ctx: OperationContext, @Id() id: string) {
-    return this.credentials.get(ctx, id);
+  @ApiOperation({
+    summary: 'The current value and its metadata (audited)',
+    description: 'A revoked credential answers 409 REVOKED; an expired one 409 EXPIRED unless allowExpired=true.',
+  })
+  getValue(@OpContext() ctx: OperationContext, @Id() id: string, @Query() q: ReadValueQueryDto) {
+    return this.credentials.get(ctx, id, { allowExpired: q.allowExpired === true });
   }
 
   @Get(':id/versions')
@@ -90,9 +95,12 @@ export class CredentialsController {
   @Get(':id/versions/:version/value')
   @RequireScopes(Scope.CREDENTIALS_READ_VALUE)
   @Header('Cache-Control', 'no-store')
-  @ApiOperation({ summary: 'The value of one version (audited)' })
-  getVersion(@OpContext() ctx: OperationContext, @Id() id: string, @Param('version', ParseIntPipe) version: number) {
-    return this.credentials.getVersion(ctx, id, version);
+  @ApiOperation({
+    summary: 'The value of one version (audited)',
+    description: "A revoked credential answers 409 REVOKED; a version past its own expiry 409 EXPIRED unless allowExpired=true.",
+  })
+  getVersion(@OpContext() ctx: OperationContext, @Id() id: string, @Param('version', PositiveIntPipe) version: number, @Query() q: ReadValueQueryDto) {
+    return this.credentials.getVersion(ctx, id, version, { allowExpired: q.allowExpired === true });
   }
 
   @Patch(':id')
@@ -122,7 +130,7 @@ export class CredentialsController {
   @HttpCode(204)
   @RequireScopes(Scope.CREDENTIALS_WRITE)
   @ApiOperation({ summary: 'Delete a credential' })
-  async remove(@OpContext() ctx: OperationContext, @Id() id: string, @Query() q: ExpectedVersionDto): Promise<void> {
+  async remove(@OpContext() ctx: OperationContext, @Id() id: string, @Query() q: ExpectedVersionQueryDto): Promise<void> {
     await this.credentials.delete(ctx, id, { expectedVersion: q.expectedVersion });
   }
 }

@@ -1,24 +1,7 @@
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
-import { Type } from 'class-transformer';
-import {
-  ArrayMaxSize,
-  ArrayMinSize,
-  IsArray,
-  IsDate,
-  IsEnum,
-  IsIn,
-  IsInt,
-  IsObject,
-  IsOptional,
-  IsString,
-  Matches,
-  Max,
-  MaxLength,
-  Min,
-  MinLength,
-  ValidateIf,
-} from 'class-validator';
+import { ArrayMaxSize, ArrayMinSize, IsArray, IsEnum, IsIn, IsInt, IsObject, IsOptional, IsString, IsUUID, Matches, MaxLength, Min, MinLength, ValidateIf } from 'class-validator';
 import { CredentialStatus, CredentialType, IDENTIFIER_PATTERN, ValueStoreKind } from '@app/credentials';
+import { IsDateTime, QueryBoolean, QueryInt } from '../http/strict-input';
 
 const ID_MESSAGE = '$property must be 1–128 characters of letters, digits and . _ : @ -';
 /** Key Vault's limit is 25 KB; the lib checks bytes exactly, this only stops absurd bodies early. */
@@ -45,8 +28,7 @@ export class StoreCredentialDto {
 
   @ApiPropertyOptional({ type: String, format: 'date-time' })
   @IsOptional()
-  @Type(() => Date)
-  @IsDate({ message: 'expiresAt must be an ISO 8601 date-time' })
+  @IsDateTime()
   expiresAt?: Date;
 
   @ApiPropertyOptional({ type: 'object', additionalProperties: { type: 'string' }, description: 'At most 15 tags; never values' })
@@ -61,12 +43,27 @@ export class StoreCredentialDto {
 }
 
 export class ExpectedVersionDto {
-  @ApiPropertyOptional({ description: 'Compare-and-set: the rowVersion you last read' })
+  @ApiPropertyOptional({ type: 'integer', minimum: 1, description: 'Compare-and-set: the rowVersion you last read' })
   @IsOptional()
-  @Type(() => Number)
-  @IsInt()
-  @Min(0)
+  @IsInt({ message: 'expectedVersion must be an integer (a JSON number)' })
+  @Min(1)
   expectedVersion?: number;
+}
+
+/** `DELETE …?expectedVersion=n` */
+export class ExpectedVersionQueryDto {
+  @ApiPropertyOptional({ type: 'integer', minimum: 1, description: 'Compare-and-set: the rowVersion you last read' })
+  @IsOptional()
+  @QueryInt(1, Number.MAX_SAFE_INTEGER)
+  expectedVersion?: number;
+}
+
+/** `GET …/value?allowExpired=true` */
+export class ReadValueQueryDto {
+  @ApiPropertyOptional({ type: 'boolean', default: false, description: 'Serve a value past its expiry instead of answering 409 EXPIRED' })
+  @IsOptional()
+  @QueryBoolean()
+  allowExpired?: boolean;
 }
 
 export class RotateCredentialDto extends ExpectedVersionDto {
@@ -79,8 +76,7 @@ export class RotateCredentialDto extends ExpectedVersionDto {
   @ApiPropertyOptional({ type: String, format: 'date-time', nullable: true })
   @IsOptional()
   @ValidateIf((_, v) => v !== null)
-  @Type(() => Date)
-  @IsDate({ message: 'expiresAt must be an ISO 8601 date-time or null' })
+  @IsDateTime({ nullable: true })
   expiresAt?: Date | null;
 }
 
@@ -102,8 +98,7 @@ export class UpdateCredentialDto extends ExpectedVersionDto {
   @ApiPropertyOptional({ type: String, format: 'date-time', nullable: true })
   @IsOptional()
   @ValidateIf((_, v) => v !== null)
-  @Type(() => Date)
-  @IsDate({ message: 'expiresAt must be an ISO 8601 date-time or null' })
+  @IsDateTime({ nullable: true })
   expiresAt?: Date | null;
 
   @ApiPropertyOptional({ enum: SETTABLE_STATUSES })
@@ -135,16 +130,12 @@ export class ListCredentialsQueryDto {
 
   @ApiPropertyOptional({ type: String, format: 'date-time' })
   @IsOptional()
-  @Type(() => Date)
-  @IsDate()
+  @IsDateTime()
   expiringBefore?: Date;
 
-  @ApiPropertyOptional({ minimum: 1, maximum: 500 })
+  @ApiPropertyOptional({ type: 'integer', minimum: 1, maximum: 500 })
   @IsOptional()
-  @Type(() => Number)
-  @IsInt()
-  @Min(1)
-  @Max(500)
+  @QueryInt(1, 500)
   limit?: number;
 
   @ApiPropertyOptional()
@@ -155,21 +146,18 @@ export class ListCredentialsQueryDto {
 }
 
 export class ExpiringQueryDto {
-  @ApiPropertyOptional({ default: 30, minimum: 0, maximum: 3650 })
+  @ApiPropertyOptional({ type: 'integer', default: 30, minimum: 0, maximum: 3650 })
   @IsOptional()
-  @Type(() => Number)
-  @IsInt()
-  @Min(0)
-  @Max(3650)
+  @QueryInt(0, 3650)
   days?: number;
 }
 
+/** The whole batch is validated first: one malformed id answers 400 and nothing is deleted. */
 export class DeleteManyDto {
-  @ApiProperty({ type: [String] })
+  @ApiProperty({ type: [String], format: 'uuid', description: 'Credential ids (UUIDs); unknown ones are reported in notFound' })
   @IsArray()
   @ArrayMinSize(1)
   @ArrayMaxSize(500)
-  @IsString({ each: true })
-  @MaxLength(64, { each: true })
+  @IsUUID('4', { each: true, message: 'each of ids must be a credential id (a UUID); nothing was deleted' })
   ids: string[];
 }

@@ -1,13 +1,13 @@
 import { Body, Controller, Get, Header, HttpCode, Param, Post, Query } from '@nestjs/common';
 import { ApiBearerAuth, ApiBody, ApiOperation, ApiProperty, ApiPropertyOptional, ApiSecurity, ApiTags } from '@nestjs/swagger';
-import { Type } from 'class-transformer';
-import { IsInt, IsOptional, IsString, Matches, Max, MaxLength, Min } from 'class-validator';
+import { IsOptional, IsString, Matches, MaxLength } from 'class-validator';
 import type { OperationContext } from '@app/common';
 import { IDENTIFIER_PATTERN } from '@app/credentials';
 import { OAuthRefreshService, OAuthTokenResponse } from '@app/oauth-refresh';
 import { RequireScopes } from '../auth/auth.decorators';
 import { OpContext } from '../auth/operation-context.decorator';
 import { Scope } from '../auth/scopes';
+import { QueryInt } from '../http/strict-input';
 
 /**
  * A token endpoint's response after the code grant (RFC 6749 §5.1), for the OpenAPI document only:
@@ -32,12 +32,9 @@ export class TokenRejectedDto {
 }
 
 export class AccessTokenQueryDto {
-  @ApiPropertyOptional({ description: 'The token must stay valid at least this long (ms)' })
+  @ApiPropertyOptional({ type: 'integer', minimum: 0, maximum: 86_400_000, description: 'The token must stay valid at least this long (ms)' })
   @IsOptional()
-  @Type(() => Number)
-  @IsInt()
-  @Min(0)
-  @Max(86_400_000)
+  @QueryInt(0, 86_400_000)
   minValidityMs?: number;
 }
 

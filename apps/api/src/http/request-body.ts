@@ -1,0 +1,94 @@
+import { BadRequestException, CallHandler, ExecutionContext, Injectable, NestInterceptor, UnsupportedMediaTypeException } from '@nestjs/common';
+import type { FastifyInstance } from 'fastify';
+import type { Observable } from 'rxjs';
+
+/** Deeper JSON than this is refused: no body of ours nests past 3 levels, and deep nesting overflows recursive code downstream. */
+export const MAX_JSON_DEPTH = 32;
+
+/**
+ * A request body as Fastify read it, not yet parsed. Parsing waits until the guards have run, so an
+ * anonymous client gets 401 whatever it sends and learns nothing about how bodies are parsed.
+ */
+export class DeferredBody {
+  constructor(
+    readonly contentType: string | undefined,
+    readonly raw: Buffer,
+  ) {}
+}
+
+/**
+ * Replaces every body parser of the Fastify instance with one that only reads the bytes (Fastify's
+ * `bodyLimit` still applies). The app must be created with `bodyParser: false` so Nest adds none.
+ */
+export function deferBodyParsing(fastify: FastifyInstance): void {
+  fastify.removeAllContentTypeParsers();
+  fastify.addContentTypeParser('*', { parseAs: 'buffer' }, (req, body, done) => {
+    done(null, new DeferredBody(req.headers['content-type'], body as Buffer));
+  });
+}
+
+/** Runs after the guards (Nest runs guards, then interceptors, then pipes): turns a DeferredBody into the parsed body. */
+@Injectable()
+export class RequestBodyInterceptor implements NestInterceptor {
+  intercept(context: ExecutionContext, next: CallHandler): Observable<unknown> {
+    const req = context.switchToHttp().getRequest<{ body?: unknown }>();
+    if (req.body instanceof DeferredBody) req.body = parseBody(req.body);
+    return next.handle();
+  }
+}
+
+/**
+ * JSON only (`application/json` or `application/*+json`, UTF-8), at most MAX_JSON_DEPTH deep, and a
+ * JSON object at the top: every route of the host takes an object. Messages never quote the body.
+ */
+export function parseBody(body: DeferredBody): Record<string, unknown> | undefined {
+  if (body.raw.length === 0) return undefined;
+  const [mediaType, ...params] = (body.contentType ?? '').split(';').map((p) => p.trim().toLowerCase());
+  if (!/^application\/([a-z0-9.+-]+\+)?json$/.test(mediaType)) {
+    throw new UnsupportedMediaTypeException('request bodies must be application/json');
+  }
+  const charset = params.find((p) => p.startsWith('charset='))?.slice('charset='.length).replace(/"/g, '');
+  if (charset !== undefined && charset !== 'utf-8' && charset !== 'utf8') {
+    throw new UnsupportedMediaTypeException('request bodies must be UTF-8');
+  }
+  let text: string;
+  try {
+    // fatal: bytes that are not UTF-8 must not silently become U+FFFD in a stored value.
+    text = new TextDecoder('utf-8', { fatal: true, ignoreBOM: false }).decode(body.raw);
+  } catch {
+    throw new BadRequestException('request body is not valid UTF-8');
+  }
+  if (jsonDepth(text) > MAX_JSON_DEPTH) throw new BadRequestException(`request body nests deeper than ${MAX_JSON_DEPTH} levels`);
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text, refusePrototypeKeys);
+  } catch (e) {
+    throw new BadRequestException(e instanceof ForbiddenKey ? 'request body contains a forbidden key (__proto__ or constructor.prototype)' : 'request body is not valid JSON');
+  }
+  if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) throw new BadRequestException('request body must be a JSON object');
+  return parsed as Record<string, unknown>;
+}
+
+class ForbiddenKey extends Error {}
+
+function refusePrototypeKeys(key: string, value: unknown): unknown {
+  if (key === '__proto__' || (key === 'constructor' && value !== null && typeof value === 'object' && 'prototype' in value)) throw new ForbiddenKey();
+  return value;
+}
+
+/** The deepest nesting of arrays and objects in `text`, counted without recursion (brackets inside strings do not count). */
+export function jsonDepth(text: string): number {
+  let depth = 0;
+  let max = 0;
+  let inString = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (inString) {
+      if (c === 0x5c) i++; // backslash: skip the escaped character
+      else if (c === 0x22) inString = false;
+    } else if (c === 0x22) inString = true;
+    else if (c === 0x7b || c === 0x5b) max = Math.max(max, ++depth);
+    else if (c === 0x7d || c === 0x5d) depth--;
+  }
+  return max;
+}

@@ -1,0 +1,98 @@
+import { applyDecorators, BadRequestException, Injectable, PipeTransform, ValidationError, ValidationPipe } from '@nestjs/common';
+import { Transform } from 'class-transformer';
+import { IsBoolean, IsDate, IsInt, Max, Min } from 'class-validator';
+
+// Only what the OpenAPI document says is accepted: RFC 3339 date-times as strings, integers as
+// decimal digits (query strings, path segments) or JSON integers (bodies). No `0x10`, `1e3`, `true`
+// taken as 1, empty strings taken as 0, or trailing NULs.
+
+/** RFC 3339 `date-time` (OpenAPI `format: date-time`): date, time with seconds, zone. */
+const RFC3339 = /^(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})$/;
+const DECIMAL_INT = /^(0|[1-9]\d{0,15})$/;
+const INVALID_DATE = new Date(NaN);
+
+/** A Date from an RFC 3339 string whose fields are real (no 2030-02-30), else an invalid Date. */
+export function parseDateTime(value: unknown): Date {
+  if (typeof value !== 'string') return INVALID_DATE;
+  const m = RFC3339.exec(value);
+  if (!m) return INVALID_DATE;
+  const [, y, mo, d, h, mi, s] = m.map(Number);
+  const date = new Date(value);
+  const check = new Date(Date.UTC(y, mo - 1, d, h, mi, s));
+  const fieldsReal = check.getUTCFullYear() === y && check.getUTCMonth() === mo - 1 && check.getUTCDate() === d && h < 24 && mi < 60 && s < 60;
+  return fieldsReal ? date : INVALID_DATE;
+}
+
+/** A number from a decimal-integer string (query, path), or the number itself; anything else is NaN. */
+export function parseDecimalInt(value: unknown): number {
+  if (typeof value === 'number') return value;
+  return typeof value === 'string' && DECIMAL_INT.test(value) ? Number(value) : NaN;
+}
+
+/** An RFC 3339 date-time field (body or query); `nullable` lets an explicit null through (to clear it). */
+export function IsDateTime(options: { nullable?: boolean } = {}) {
+  const message = `$property must be an RFC 3339 date-time string like 2030-01-31T12:00:00Z${options.nullable ? ' or null' : ''}`;
+  return applyDecorators(
+    Transform(({ value }) => (value === null && options.nullable ? null : value === undefined ? undefined : parseDateTime(value))),
+    IsDate({ message }),
+  );
+}
+
+/** An integer in a query string: decimal digits only. */
+export function QueryInt(min: number, max: number) {
+  const message = `$property must be a decimal integer from ${min} to ${max}`;
+  return applyDecorators(
+    Transform(({ value }) => parseDecimalInt(value)),
+    IsInt({ message }),
+    Min(min, { message }),
+    Max(max, { message }),
+  );
+}
+
+/** A boolean in a query string: `true` or `false`. */
+export function QueryBoolean() {
+  return applyDecorators(
+    Transform(({ value }) => (value === 'true' ? true : value === 'false' ? false : value)),
+    IsBoolean({ message: '$property must be true or false' }),
+  );
+}
+
+/** A positive integer path segment (e.g. a version number): decimal digits only. */
+@Injectable()
+export class PositiveIntPipe implements PipeTransform<string, number> {
+  transform(value: string, metadata: { data?: string }): number {
+    const n = parseDecimalInt(value);
+    if (!Number.isSafeInteger(n) || n < 1) throw new BadRequestException(`${metadata.data ?? 'parameter'} must be a positive decimal integer`);
+    return n;
+  }
+}
+
+/** Unknown property names are repeated only when they look like a field name (a typo), never when they could be data. */
+const FIELD_NAME_LIKE = /^[A-Za-z][A-Za-z0-9]{0,23}$/;
+
+/**
+ * The host's ValidationPipe: unknown fields are an error (a typo in `expiresAt` must not store a
+ * credential without expiry), and no message repeats a value from the request.
+ */
+export function hostValidationPipe(): ValidationPipe {
+  return new ValidationPipe({
+    whitelist: true,
+    forbidNonWhitelisted: true,
+    transform: true,
+    validationError: { target: false, value: false },
+    exceptionFactory: (errors) => new BadRequestException(validationMessages(errors)),
+  });
+}
+
+export function validationMessages(errors: ValidationError[], prefix = ''): string[] {
+  const out: string[] = [];
+  for (const e of errors) {
+    const constraints = e.constraints ?? {};
+    if (constraints.whitelistValidation !== undefined) {
+      out.push(FIELD_NAME_LIKE.test(e.property) ? `property ${prefix}${e.property} is not accepted` : 'the body has a property that is not accepted');
+    }
+    for (const [name, message] of Object.entries(constraints)) if (name !== 'whitelistValidation') out.push(message);
+    if (e.children?.length) out.push(...validationMessages(e.children, `${prefix}${e.property}.`));
+  }
+  return out.length > 0 ? out : ['invalid request'];
+}
