@@ -1,11 +1,11 @@
 import { Body, Controller, Delete, Get, Header, HttpCode, Param, ParseUUIDPipe, Patch, Post, Query } from '@nestjs/common';
-import { ApiOperation, ApiSecurity, ApiTags, ApiBearerAuth } from '@nestjs/swagger';
+import { ApiBearerAuth, ApiOperation, ApiParam, ApiSecurity, ApiTags } from '@nestjs/swagger';
 import type { OperationContext } from '@app/common';
 import { CredentialsService } from '@app/credentials';
 import { RequireScopes } from '../auth/auth.decorators';
 import { OpContext } from '../auth/operation-context.decorator';
 import { Scope } from '../auth/scopes';
-import { PositiveIntPipe } from '../http/strict-input';
+import { PositiveIntParam } from '../http/strict-input';
 import {
   DeleteManyDto,
   ExpectedVersionQueryDto,
@@ -93,13 +93,14 @@ export class CredentialsController {
   }
 
   @Get(':id/versions/:version/value')
+  @ApiParam({ name: 'version', schema: { type: 'integer', minimum: 1 } })
   @RequireScopes(Scope.CREDENTIALS_READ_VALUE)
   @Header('Cache-Control', 'no-store')
   @ApiOperation({
     summary: 'The value of one version (audited)',
     description: "A revoked credential answers 409 REVOKED; a version past its own expiry 409 EXPIRED unless allowExpired=true.",
   })
-  getVersion(@OpContext() ctx: OperationContext, @Id() id: string, @Param('version', PositiveIntPipe) version: number, @Query() q: ReadValueQueryDto) {
+  getVersion(@OpContext() ctx: OperationContext, @Id() id: string, @PositiveIntParam('version') version: number, @Query() q: ReadValueQueryDto) {
     return this.credentials.getVersion(ctx, id, version, { allowExpired: q.allowExpired === true });
   }
 

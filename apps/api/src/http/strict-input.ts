@@ -1,4 +1,4 @@
-import { applyDecorators, BadRequestException, Injectable, PipeTransform, ValidationError, ValidationPipe } from '@nestjs/common';
+import { applyDecorators, BadRequestException, createParamDecorator, ExecutionContext, ValidationError, ValidationPipe } from '@nestjs/common';
 import { Transform } from 'class-transformer';
 import { IsBoolean, IsDate, IsInt, Max, Min } from 'class-validator';
 
@@ -57,15 +57,16 @@ export function QueryBoolean() {
   );
 }
 
-/** A positive integer path segment (e.g. a version number): decimal digits only. */
-@Injectable()
-export class PositiveIntPipe implements PipeTransform<string, number> {
-  transform(value: string, metadata: { data?: string }): number {
-    const n = parseDecimalInt(value);
-    if (!Number.isSafeInteger(n) || n < 1) throw new BadRequestException(`${metadata.data ?? 'parameter'} must be a positive decimal integer`);
-    return n;
-  }
-}
+/**
+ * A positive integer path segment (e.g. a version number), decimal digits only. A param decorator,
+ * not a pipe: the global ValidationPipe would first turn a `number` param into Number('0x1') = 1.
+ */
+export const PositiveIntParam = createParamDecorator((name: string, ctx: ExecutionContext): number => {
+  const raw = ctx.switchToHttp().getRequest<{ params: Record<string, string> }>().params[name];
+  const n = parseDecimalInt(raw);
+  if (!Number.isSafeInteger(n) || n < 1) throw new BadRequestException(`${name} must be a positive decimal integer`);
+  return n;
+});
 
 /** Unknown property names are repeated only when they look like a field name (a typo), never when they could be data. */
 const FIELD_NAME_LIKE = /^[A-Za-z][A-Za-z0-9]{0,23}$/;

@@ -1,0 +1,269 @@
+import { randomBytes, randomUUID } from 'node:crypto';
+import { AuditService } from '@app/audit';
+import { OAuthProviderRegistry } from '@app/oauth-refresh';
+import { DATABASE_KINDS } from '@app/testing';
+import { generateApiKey } from '../apps/api/src/auth/api-keys';
+import { startTestHost, TestHost } from './support/host';
+import { stateSnapshot } from './support/state-snapshot';
+
+/**
+ * Regressions of what probing the API from outside found (issue #10): each finding over real HTTP,
+ * on both databases. "Writes nothing" is checked against every state row and the vault's contents.
+ */
+describe.each(DATABASE_KINDS)('hardened HTTP API on %s', (kind) => {
+  let host: TestHost;
+  let base: string;
+  const key = generateApiKey('acme-app', 'acme', ['credentials:read', 'credentials:read-value', 'credentials:write']);
+  const auditor = generateApiKey('acme-audit', 'acme', ['audit:read']);
+
+  interface Answer {
+    status: number;
+    text: string;
+    body: { statusCode?: number; error?: string; message?: string | string[]; code?: number; codeName?: string; value?: string } & Record<string, unknown>;
+  }
+  const send = async (method: string, path: string, init: { body?: string | Buffer; contentType?: string; apiKey?: string | null } = {}): Promise<Answer> => {
+    const headers: Record<string, string> = {};
+    if (init.apiKey !== null) headers['x-api-key'] = init.apiKey ?? key.key;
+    if (init.contentType) headers['content-type'] = init.contentType;
+    const res = await fetch(`${base}${path}`, { method, headers, body: init.body });
+    const text = await res.text();
+    return { status: res.status, text, body: text ? JSON.parse(text) : {} };
+  };
+  const json = (method: string, path: string, body: unknown) => send(method, path, { body: JSON.stringify(body), contentType: 'application/json' });
+  const secret = () => `SECRET-${randomBytes(12).toString('hex')}`;
+  const store = async (over: Record<string, unknown> = {}) => {
+    const r = await json('POST', '/v1/credentials', { integrationId: 'github', connectionId: `c-${randomBytes(4).toString('hex')}`, type: 'api_key', value: secret(), ...over });
+    expect(r.status).toBe(201);
+    return r.body as unknown as { id: string; rowVersion: number };
+  };
+  /** The request is refused with `status`, in the documented error shape, and leaves every stored thing as it was. */
+  const refusedWithoutWrites = async (status: number, request: () => Promise<Answer>): Promise<Answer> => {
+    const before = await stateSnapshot(host.app);
+    const r = await request();
+    expect({ status: r.status, text: r.text.slice(0, 300) }).toEqual({ status, text: expect.any(String) });
+    expect(r.body).toEqual(expect.objectContaining({ statusCode: status, error: expect.any(String), message: expect.anything(), requestId: expect.any(String) }));
+    expect(await stateSnapshot(host.app)).toEqual(before);
+    return r;
+  };
+
+  beforeAll(async () => {
+    host = await startTestHost(kind, { AUTH_API_KEYS: JSON.stringify([key.entry, auditor.entry]), OAUTH_PROACTIVE_ENABLED: 'false', LOG_LEVEL: 'debug' });
+    base = host.baseUrl;
+    // A provider whose token endpoint nobody listens on: storing tokens never calls it; a forced refresh would fail (503).
+    host.app.get(OAuthProviderRegistry).register({ integrationId: 'prov', tokenEndpoint: 'http://127.0.0.1:9/token', clientId: 'client', clientSecret: { credentialId: randomUUID(), tenantId: 'system' }, allowInsecureRequests: true });
+  });
+
+  afterAll(async () => {
+    await host?.close();
+  });
+
+  describe('1. deeply nested JSON', () => {
+    it.each([
+      ['an array 10,000 deep', '['.repeat(10_000) + ']'.repeat(10_000)],
+      ['a value object 5,000 deep', `{"integrationId":"x","connectionId":"y","type":"custom_secret","value":${'{"a":'.repeat(5000)}1${'}'.repeat(5000)}}`],
+      ['33 levels', '['.repeat(33) + ']'.repeat(33)],
+    ])('answers 400 for %s on every body route, writing nothing', async (_, body) => {
+      const { id } = await store();
+      for (const [method, path] of [
+        ['POST', '/v1/credentials'],
+        ['POST', `/v1/credentials/${id}/rotate`],
+        ['PATCH', `/v1/credentials/${id}`],
+        ['POST', '/v1/credentials/delete-batch'],
+        ['POST', '/v1/oauth/connections/prov/c1/tokens'],
+        ['POST', '/v1/oauth/connections/prov/c1/token-rejected'],
+      ]) {
+        const r = await refusedWithoutWrites(400, () => send(method, path, { body, contentType: 'application/json' }));
+        expect(r.body.message).toMatch(/nests deeper than 32 levels/);
+      }
+      expect(host.logs.join('\n')).not.toMatch(/Maximum call stack/);
+    });
+
+    it('still accepts a body nested 32 levels deep', async () => {
+      const r = await send('POST', '/v1/credentials', { body: '['.repeat(32) + ']'.repeat(32), contentType: 'application/json' });
+      expect(r.body.message).toBe('request body must be a JSON object');
+    });
+  });
+
+  describe('2. a refused OAuth token response writes nothing', () => {
+    it.each([
+      ['expires_in 1e308', { expires_in: 1e308 }],
+      ['expires_in "0x10"', { expires_in: '0x10' }],
+      ['expires_in -1', { expires_in: -1 }],
+      ['a 30 KB access token', { access_token: `AT-${'a'.repeat(30_000)}` }],
+      ['a refresh token with a lone surrogate', { refresh_token: 'RT-\ud800-1' }],
+      ['an access token with a newline', { access_token: 'AT-1\nAT-2' }],
+    ])('%s → 400, no credential, version or vault secret', async (_, over) => {
+      await refusedWithoutWrites(400, () => json('POST', `/v1/oauth/connections/prov/c-${randomBytes(3).toString('hex')}/tokens`, { access_token: 'AT-1', refresh_token: 'RT-1', ...over }));
+    });
+
+    it('on an existing connection, too: the stored tokens stay current', async () => {
+      const path = '/v1/oauth/connections/prov/existing/tokens';
+      expect((await json('POST', path, { access_token: 'AT-first', refresh_token: 'RT-first', expires_in: 3600 })).status).toBe(201);
+      await refusedWithoutWrites(400, () => json('POST', path, { access_token: `AT-${'b'.repeat(30_000)}`, refresh_token: 'RT-second', expires_in: 3600 }));
+      const token = await send('GET', '/v1/oauth/connections/prov/existing/access-token');
+      expect(token.body.accessToken).toBe('AT-first');
+    });
+  });
+
+  describe('3. error messages never repeat request values', () => {
+    it('a form-encoded body is 415 and the answer does not contain the value', async () => {
+      const value = secret();
+      const body = JSON.stringify({ integrationId: 'x', connectionId: 'y', type: 'api_key', value });
+      for (const contentType of ['application/x-www-form-urlencoded', 'text/plain', 'multipart/form-data; boundary=x', 'application/xml']) {
+        const r = await refusedWithoutWrites(415, () => send('POST', '/v1/credentials', { body, contentType }));
+        expect(r.text).not.toContain(value);
+      }
+      const { id } = await store();
+      const r = await refusedWithoutWrites(415, () => send('POST', `/v1/credentials/${id}/rotate`, { body: `value=${value}`, contentType: 'application/x-www-form-urlencoded' }));
+      expect(r.text).not.toContain(value);
+    });
+
+    it('an unknown property whose name could be data is not named; a typo-like one is', async () => {
+      const value = secret();
+      const r = await refusedWithoutWrites(400, () => json('POST', '/v1/credentials', { integrationId: 'x', connectionId: 'y', type: 'api_key', value: 'ok-value-1', [value]: '' }));
+      expect(r.text).not.toContain(value);
+      expect(r.body.message).toContain('the body has a property that is not accepted');
+      const typo = await refusedWithoutWrites(400, () => json('POST', '/v1/credentials', { integrationId: 'x', connectionId: 'y', type: 'api_key', value: 'ok-value-2', expiresat: '2030-01-01T00:00:00Z' }));
+      expect(typo.body.message).toContain('property expiresat is not accepted');
+    });
+
+    it('tag keys and values are not echoed', async () => {
+      const value = secret();
+      const r = await refusedWithoutWrites(400, () => json('POST', '/v1/credentials', { integrationId: 'x', connectionId: 'y', type: 'api_key', value: 'ok-value-3', tags: { [`${value} `]: 'v' } }));
+      expect(r.text).not.toContain(value);
+    });
+
+    it('a body that is not UTF-8 is 400, not silently repaired', async () => {
+      const body = Buffer.concat([Buffer.from('{"integrationId":"x","connectionId":"y","type":"custom_secret","value":"a'), Buffer.from([0xff, 0xfe]), Buffer.from('"}')]);
+      const r = await refusedWithoutWrites(400, () => send('POST', '/v1/credentials', { body, contentType: 'application/json' }));
+      expect(r.body.message).toBe('request body is not valid UTF-8');
+    });
+  });
+
+  describe('4. revoked and expired values are refused', () => {
+    it('a revoked credential: 409 REVOKED for the value and every version, cached or not; un-revoking serves it again', async () => {
+      const value = secret();
+      const { id, rowVersion } = await store({ value });
+      expect((await send('GET', `/v1/credentials/${id}/value`)).body.value).toBe(value); // now cached
+      const revoked = await json('PATCH', `/v1/credentials/${id}`, { status: 'revoked', expectedVersion: rowVersion });
+      expect(revoked.status).toBe(200);
+      for (const path of [`/v1/credentials/${id}/value`, `/v1/credentials/${id}/versions/1/value`, `/v1/credentials/${id}/value?allowExpired=true`]) {
+        const r = await send('GET', path);
+        expect(r.status).toBe(409);
+        expect(r.body).toMatchObject({ code: 2009, codeName: 'REVOKED' });
+        expect(r.text).not.toContain(value);
+      }
+      await json('PATCH', `/v1/credentials/${id}`, { status: 'active', expectedVersion: revoked.body.rowVersion as number });
+      expect((await send('GET', `/v1/credentials/${id}/value`)).body.value).toBe(value);
+    });
+
+    it('an expired credential: 409 EXPIRED once its expiry passed (cache hit included), served with allowExpired=true', async () => {
+      const value = secret();
+      const { id } = await store({ value, expiresAt: new Date(Date.now() + 1500).toISOString() });
+      expect((await send('GET', `/v1/credentials/${id}/value`)).body.value).toBe(value);
+      await new Promise((r) => setTimeout(r, 1600));
+      for (const path of [`/v1/credentials/${id}/value`, `/v1/credentials/${id}/versions/1/value`]) {
+        const r = await send('GET', path);
+        expect(r.status).toBe(409);
+        expect(r.body).toMatchObject({ code: 2010, codeName: 'EXPIRED' });
+        expect(r.text).not.toContain(value);
+        expect((await send('GET', `${path}?allowExpired=true`)).body.value).toBe(value);
+      }
+      const status = await json('PATCH', `/v1/credentials/${id}`, { status: 'expired' });
+      expect(status.status).toBe(200);
+      expect((await send('GET', `/v1/credentials/${id}/value`)).status).toBe(409);
+    });
+
+    it('refused reads are audited as denied', async () => {
+      const { id, rowVersion } = await store();
+      await json('PATCH', `/v1/credentials/${id}`, { status: 'revoked', expectedVersion: rowVersion });
+      await send('GET', `/v1/credentials/${id}/value`);
+      const audit = host.app.get(AuditService);
+      await audit.flush();
+      const rows = await audit.query({ tenantId: 'acme', resource: id, action: ['read'] });
+      expect(rows.items.map((r) => [r.result, r.errorCode])).toContainEqual(['denied', '2009:REVOKED']);
+    });
+  });
+
+  it('5. a value with a lone surrogate is refused (400), never stored to come back changed', async () => {
+    const r = await refusedWithoutWrites(400, () => json('POST', '/v1/credentials', { integrationId: 'x', connectionId: 'y', type: 'custom_secret', value: 'abc\ud800def' }));
+    expect(r.body.message).toEqual(expect.stringContaining('well-formed Unicode'));
+    const { id } = await store();
+    await refusedWithoutWrites(400, () => json('POST', `/v1/credentials/${id}/rotate`, { value: 'x\udc00y' }));
+    await refusedWithoutWrites(400, () => json('PATCH', `/v1/credentials/${id}`, { tags: { env: 'p\ud800' } }));
+  });
+
+  describe('6. only what the OpenAPI document says is accepted', () => {
+    it.each([true, 123, -1, '2030-01-01T00:00:00Z\u0000', '2030-02-30T00:00:00Z', '2030-01-01', 'tomorrow', ''])('expiresAt %p on store → 400', async (expiresAt) => {
+      await refusedWithoutWrites(400, () => json('POST', '/v1/credentials', { integrationId: 'x', connectionId: 'y', type: 'api_key', value: 'value-123456', expiresAt }));
+    });
+
+    it('expectedVersion must be a JSON integer', async () => {
+      const { id } = await store();
+      for (const expectedVersion of [true, '1', 1.5, 0, -1, '0x1']) {
+        await refusedWithoutWrites(400, () => json('POST', `/v1/credentials/${id}/rotate`, { value: secret(), expectedVersion }));
+        await refusedWithoutWrites(400, () => json('PATCH', `/v1/credentials/${id}`, { tags: {}, expectedVersion }));
+      }
+      for (const q of ['0x1', '1e0', '', ' 1', '+1', '1.0']) {
+        await refusedWithoutWrites(400, () => send('DELETE', `/v1/credentials/${id}?expectedVersion=${encodeURIComponent(q)}`));
+      }
+    });
+
+    it.each([
+      '/v1/credentials?limit=0x10',
+      '/v1/credentials?limit=',
+      '/v1/credentials?limit=1e1',
+      '/v1/credentials?limit=10&limit=20',
+      '/v1/credentials?expiringBefore=2030-01-01T00:00:00Z%00',
+      '/v1/credentials?expiringBefore=1',
+      '/v1/credentials/expiring?days=0x1f',
+      '/v1/credentials/expiring?days=',
+      '/v1/credentials/expiring?days=-1',
+      '/v1/oauth/connections/prov/c1/access-token?minValidityMs=',
+      '/v1/oauth/connections/prov/c1/access-token?minValidityMs=0x10',
+      `/v1/credentials/${randomUUID()}/versions/0x1/value`,
+      `/v1/credentials/${randomUUID()}/versions/1e0/value`,
+      `/v1/credentials/${randomUUID()}/versions/0/value`,
+      `/v1/credentials/${randomUUID()}/value?allowExpired=1`,
+    ])('GET %s → 400', async (path) => {
+      await refusedWithoutWrites(400, () => send('GET', path));
+    });
+
+    it('the audit query takes RFC 3339 dates and decimal limits only', async () => {
+      for (const q of ['from=2030-01-01T00:00:00Z%00', 'to=true', 'from=2030-13-01T00:00:00Z', 'limit=0x10', 'limit=']) {
+        await refusedWithoutWrites(400, () => send('GET', `/v1/audit?${q}`, { apiKey: auditor.key }));
+      }
+      expect((await send('GET', '/v1/audit?from=2020-01-01T00:00:00Z&limit=5', { apiKey: auditor.key })).status).toBe(200);
+    });
+  });
+
+  it('7. token-rejected with a null (or non-object) body is 400 and refreshes nothing', async () => {
+    for (const body of ['null', '[]', '"AT-1"', '42']) {
+      const r = await refusedWithoutWrites(400, () => send('POST', '/v1/oauth/connections/prov/c1/token-rejected', { body, contentType: 'application/json' }));
+      expect(r.body.message).toBe('request body must be a JSON object');
+    }
+  });
+
+  it('8. an unauthenticated request is 401 whatever its body', async () => {
+    for (const [body, contentType] of [
+      ['{not json', 'application/json'],
+      ['['.repeat(10_000), 'application/json'],
+      ['value=x', 'application/x-www-form-urlencoded'],
+      [Buffer.from([0xff, 0xfe]), 'application/json'],
+    ] as const) {
+      const r = await refusedWithoutWrites(401, () => send('POST', '/v1/credentials', { body, contentType, apiKey: null }));
+      expect(r.body.error).toBe('UNAUTHORIZED');
+      expect((await send('POST', '/v1/credentials', { body, contentType, apiKey: 'cvk_nobody_invalid' })).status).toBe(401);
+    }
+  });
+
+  it('9. a batch delete with one malformed id is 400 and deletes nothing; unknown well-formed ids are reported', async () => {
+    const { id } = await store();
+    const r = await refusedWithoutWrites(400, () => json('POST', '/v1/credentials/delete-batch', { ids: [id, 'not-a-uuid'] }));
+    expect(r.text).not.toContain('not-a-uuid');
+    expect((await send('GET', `/v1/credentials/${id}`)).status).toBe(200);
+    const unknown = randomUUID();
+    const ok = await json('POST', '/v1/credentials/delete-batch', { ids: [id, unknown] });
+    expect(ok.body).toEqual({ deleted: [id], notFound: [unknown] });
+  });
+});
