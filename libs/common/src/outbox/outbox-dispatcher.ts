@@ -1,8 +1,10 @@
 import { Logger, OnApplicationBootstrap, OnModuleDestroy } from '@nestjs/common';
 import type { EventEmitter2 } from '@nestjs/event-emitter';
 import { Clock, SystemClock } from '../clock';
+import { describeError } from '../errors';
 import { createDistributedLock } from '../lock/create-distributed-lock';
 import type { DistributedLock } from '../lock/distributed-lock';
+import { LOCK_KEYS, prefixedLockKey } from '../lock/lock-keys';
 import { outboxBackoffMs, ResolvedOutboxOptions } from '../persistence/persistence.options';
 import { TransactionRunner } from '../persistence/transaction-runner';
 import { OutboxEventEntity } from './outbox-event.entity';
@@ -34,7 +36,7 @@ export interface OutboxDrainResult {
 /**
  * Delivers outbox events at least once: after a local commit (nudge) and every `pollIntervalMs`, it
  * takes the DistributedLock (one replica at a time), claims due rows oldest first in batches and
- * hands each event to the registered handlers and the EventEmitter2 bus. A failure pushes the event
+ * hands each event to the registered handlers and the EventEmitter2 bus (as the registry maps it). A failure pushes the event
  * back with exponential backoff and records only the error's name/code; delivered rows are pruned
  * after `retentionMs`. No ordering guarantee across events (retries reorder them).
  */
@@ -68,7 +70,7 @@ export class OutboxDispatcher extends OutboxNudge implements OnApplicationBootst
     this.random = deps.random ?? Math.random;
     // Advisory locks are database-wide: hosts in different schemas of one database must not exclude each other.
     const schema = (deps.runner.dataSource.options as { schema?: string }).schema;
-    this.lockKey = deps.options.lockKey ?? `cv-outbox-dispatcher${schema ? `:${schema}` : ''}`;
+    this.lockKey = deps.options.lockKey ?? (schema ? prefixedLockKey('outboxDispatcherInSchema', schema) : LOCK_KEYS.outboxDispatcher);
   }
 
   onApplicationBootstrap(): void {
@@ -206,7 +208,7 @@ export class OutboxDispatcher extends OutboxNudge implements OnApplicationBootst
     }
     if (this.events) {
       try {
-        await this.events.emitAsync(row.name, event);
+        await this.events.emitAsync(row.name, this.registry.busPayloadFor(event));
       } catch (e) {
         failure ??= { error: e };
       }
@@ -226,13 +228,4 @@ export class OutboxDispatcher extends OutboxNudge implements OnApplicationBootst
     );
     return false;
   }
-}
-
-/** The error's name and code only: a message might quote data, and outbox rows are read widely. */
-export function describeError(e: unknown): string {
-  const err = (e ?? {}) as { name?: unknown; code?: unknown; codeName?: unknown; driverError?: { code?: unknown } };
-  const name = typeof err.name === 'string' && err.name ? err.name : typeof e;
-  const code = err.codeName ?? err.code ?? err.driverError?.code;
-  const text = code === undefined || code === null || code === '' ? name : `${name}(${String(code)})`;
-  return text.slice(0, 200);
 }

@@ -1,9 +1,14 @@
 import { Injectable } from '@nestjs/common';
-import type { OutboxHandler } from './outbox.types';
+import type { OutboxEvent, OutboxHandler } from './outbox.types';
 
 interface Registration {
   pattern: string;
   handler: OutboxHandler;
+}
+
+interface BusMapping {
+  pattern: string;
+  map: (event: OutboxEvent) => unknown;
 }
 
 /**
@@ -13,6 +18,7 @@ interface Registration {
 @Injectable()
 export class OutboxHandlerRegistry {
   private readonly registrations: Registration[] = [];
+  private readonly busMappings: BusMapping[] = [];
 
   /** Adds a handler; returns a function that removes it again. */
   register(pattern: string, handler: OutboxHandler): () => void {
@@ -29,6 +35,29 @@ export class OutboxHandlerRegistry {
   /** The handlers of `name`, in registration order. */
   handlersFor(name: string): OutboxHandler[] {
     return this.registrations.filter((r) => matches(r.pattern, name)).map((r) => r.handler);
+  }
+
+  /**
+   * What the EventEmitter2 bus receives for events matching `pattern`, instead of the `OutboxEvent`
+   * itself: lets a lib move an in-process event onto the outbox without changing what its existing
+   * listeners get. The first matching mapping wins; a mapping that throws fails the delivery (retried).
+   * Returns a function that removes it again.
+   */
+  mapBusPayload(pattern: string, map: (event: OutboxEvent) => unknown): () => void {
+    if (typeof pattern !== 'string' || pattern.length === 0) throw new TypeError('An outbox bus mapping pattern must be a non-empty string');
+    if (typeof map !== 'function') throw new TypeError('An outbox bus mapping must be a function');
+    const mapping = { pattern, map };
+    this.busMappings.push(mapping);
+    return () => {
+      const i = this.busMappings.indexOf(mapping);
+      if (i >= 0) this.busMappings.splice(i, 1);
+    };
+  }
+
+  /** The payload the bus receives for `event`: its mapping's result, else the event. */
+  busPayloadFor(event: OutboxEvent): unknown {
+    const mapping = this.busMappings.find((m) => matches(m.pattern, event.name));
+    return mapping ? mapping.map(event) : event;
   }
 }
 

@@ -139,6 +139,31 @@ describe.each(DATABASE_KINDS)('Outbox and OutboxDispatcher on %s', (kind) => {
     expect(seen.all).toHaveLength(7);
   });
 
+  it('the bus receives what the registry maps an event to (first matching mapping), else the event; a throwing mapping fails the delivery', async () => {
+    const outbox = new Outbox(runner, clock);
+    const mappedId = await runner.run(() => outbox.add({ name: 'credential.rotated', payload: { credentialId: 'c1' } }));
+    await runner.run(() => outbox.add({ name: 'audit.anchored', payload: { n: 1 } }));
+    const registry = new OutboxHandlerRegistry();
+    registry.mapBusPayload('credential.*', (e) => ({ name: e.name, ...e.payload, eventId: e.id }));
+    registry.mapBusPayload('credential.rotated', () => 'never: the first mapping wins');
+    const bus = new EventEmitter2();
+    const received: Record<string, unknown[]> = { 'credential.rotated': [], 'audit.anchored': [] };
+    for (const name of Object.keys(received)) bus.on(name, (p: unknown) => void received[name].push(p));
+    await expect(dispatcher(registry, {}, bus).drain()).resolves.toMatchObject({ delivered: 2, failed: 0 });
+    expect(received['credential.rotated']).toEqual([{ name: 'credential.rotated', credentialId: 'c1', eventId: mappedId }]);
+    expect(received['audit.anchored']).toEqual([expect.objectContaining({ name: 'audit.anchored', payload: { n: 1 } })]);
+
+    const broken = new OutboxHandlerRegistry();
+    const remove = broken.mapBusPayload('*', () => {
+      throw new TypeError('bad mapping');
+    });
+    await runner.run(() => outbox.add({ name: 'credential.deleted', payload: { credentialId: 'c2' } }));
+    await expect(dispatcher(broken, {}, bus).drain()).resolves.toMatchObject({ delivered: 0, failed: 1 });
+    expect((await rows()).find((r) => r.name === 'credential.deleted')).toMatchObject({ attempts: 1, lastError: 'TypeError', deliveredAt: null });
+    remove();
+    expect(broken.busPayloadFor({ id: 'x', name: 'credential.deleted', tenantId: null, payload: {}, createdAt: new Date(0), attempts: 0 })).toMatchObject({ id: 'x' });
+  });
+
   it('a failed delivery is retried after a jittered exponential backoff, recording only the error name/code', async () => {
     const outbox = new Outbox(runner, clock);
     const id = await runner.run(() => outbox.add({ name: 'credential.rotated', payload: { credentialId: 'c1' } }));
