@@ -1,4 +1,4 @@
-import { ManualClock } from '@app/common';
+import { ManualClock, TransactionRunner } from '@app/common';
 import { createTestDatabase, DATABASE_KINDS, TestDatabase } from '@app/testing';
 import { SchedulerRegistry } from '@nestjs/schedule';
 import {
@@ -95,6 +95,29 @@ describe.each(DATABASE_KINDS)('AuditService on %s', (kind) => {
     expect(await countRows(h.ds, t)).toBe(1);
     expect(await exec(h.ds, 'SELECT id FROM demo_meta WHERE id = ?', [t])).toHaveLength(1);
     await expect(h.audit.verify({ tenantId: t })).resolves.toMatchObject({ valid: true });
+  });
+
+  it('joins the ambient TransactionRunner transaction without a manager: commits and rolls back with the caller', async () => {
+    const t = tenant();
+    // A runner the audit lib never saw (the harness has no PersistenceModule): the context is per DataSource.
+    const runner = new TransactionRunner(h.ds);
+    const insert = (id: string) => runner.manager.query(kind === 'postgres' ? 'INSERT INTO demo_meta VALUES ($1, $2)' : 'INSERT INTO demo_meta VALUES (?, ?)', [id, 'r']);
+    await expect(
+      runner.run(async () => {
+        await insert(`${t}-a`);
+        await h.audit.record(event(t, { action: AuditAction.UPDATE_METADATA }));
+        throw new Error('business rule failed after the audit row');
+      }),
+    ).rejects.toThrow('business rule failed');
+    expect(await countRows(h.ds, t)).toBe(0);
+    const row = await runner.run(async () => {
+      await insert(`${t}-b`);
+      return h.audit.record(event(t, { action: AuditAction.UPDATE_METADATA }));
+    });
+    expect(row.sequence).toBe(1);
+    expect(await countRows(h.ds, t)).toBe(1);
+    expect(await exec(h.ds, 'SELECT id FROM demo_meta WHERE id IN (?, ?)', [`${t}-a`, `${t}-b`])).toEqual([{ id: `${t}-b` }]);
+    await expect(h.audit.verify({ tenantId: t })).resolves.toMatchObject({ valid: true, checked: 1 });
   });
 
   it('fails closed: when the audit row cannot be written, record() throws and the caller change rolls back', async () => {

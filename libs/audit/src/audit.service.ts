@@ -19,7 +19,7 @@ import type {
  * The audit log: every row is a link of its tenant's SHA-256 hash chain (see libs/audit/README.md).
  * A facade over the parts that do the work, so callers depend on one service:
  *
- * - `record()` writes one row synchronously — in the caller's transaction when given its manager.
+ * - `record()` writes one row synchronously — in the caller's transaction when there is one.
  * - `recordRead()` batches reads through a bounded buffer (back-pressure when full, never drops).
  * - `verify()` walks the chains and names the first row that was edited, deleted, inserted or moved.
  * - `prune()` deletes a prefix of each chain and appends a checkpoint so verify stays green.
@@ -45,10 +45,11 @@ export class AuditService implements OnModuleInit, BeforeApplicationShutdown {
   }
 
   /**
-   * Writes one audit row. With `manager` (inside an open transaction) the row is part of the
-   * caller's transaction: it commits or rolls back with the caller's change, and the chain lock is
-   * held until then. Otherwise the row is written in its own transaction. Throws
-   * `AuditWriteError` when the row cannot be written — the operation must then fail (fail-closed).
+   * Writes one audit row. Inside the caller's open transaction — the ambient `TransactionRunner.run`
+   * of @app/common, or (kept for older callers) the transaction of a `manager` passed here — the row
+   * is part of it: it commits or rolls back with the caller's change, and the chain lock is held until
+   * then. Otherwise the row is written in its own transaction. Throws `AuditWriteError` when the row
+   * cannot be written — the operation must then fail (fail-closed).
    */
   record(event: AuditEventInput, manager?: EntityManager): Promise<AuditLogEntryView> {
     return this.writer.record(event, manager);

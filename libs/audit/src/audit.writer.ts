@@ -1,7 +1,8 @@
 import { Inject, Injectable, Logger, Optional } from '@nestjs/common';
 import { EventEmitter2 } from '@nestjs/event-emitter';
-import { Clock, SystemClock } from '@app/common';
-import type { EntityManager } from 'typeorm';
+import { InjectDataSource } from '@nestjs/typeorm';
+import { Clock, SystemClock, TransactionRunner } from '@app/common';
+import type { DataSource, EntityManager } from 'typeorm';
 import { AUDIT_SUSPICIOUS_ACTIVITY_EVENT, AUDIT_SYSTEM_ACTOR } from './audit.constants';
 import { AUDIT_RESOLVED_OPTIONS } from './audit.module-definition';
 import type { ResolvedAuditOptions } from './audit.options';
@@ -21,14 +22,16 @@ import { SuspiciousActivityDetector, SuspiciousActivityEvent } from './internal/
 export type AuditWriterStats = Omit<AuditStats, 'brokenChains' | 'anchorsWritten' | 'anchorFailures'>;
 
 /**
- * Appends to the chains: `record()` one row now (in the caller's transaction when given its
- * manager), `recordRead()` through the bounded read buffer, written in batches. Also watches what
- * it writes for suspicious activity. Its timer runs between `start()` and `shutdown()`.
+ * Appends to the chains: `record()` one row now (in the caller's transaction: the ambient
+ * `TransactionRunner` one, or the one of a manager passed explicitly), `recordRead()` through the
+ * bounded read buffer, written in batches. Also watches what it writes for suspicious activity. Its
+ * timer runs between `start()` and `shutdown()`.
  */
 @Injectable()
 export class AuditWriter {
   private readonly logger = new Logger(AuditWriter.name);
   private readonly clock: Clock;
+  private readonly runner: TransactionRunner;
   private readonly buffer: ReadBuffer<PreparedEvent>;
   private readonly detector?: SuspiciousActivityDetector;
   private readonly pending = new Set<Promise<unknown>>();
@@ -53,10 +56,15 @@ export class AuditWriter {
     private readonly rows: AuditRepository,
     private readonly chains: ChainWriter,
     @Inject(AUDIT_RESOLVED_OPTIONS) private readonly options: ResolvedAuditOptions,
+    @InjectDataSource() dataSource: DataSource,
     @Optional() clock?: Clock,
     @Optional() private readonly events?: EventEmitter2,
+    @Optional() runner?: TransactionRunner,
   ) {
     this.clock = clock ?? new SystemClock();
+    // Without PersistenceModule (the CLI) a runner of our own still sees the ambient transactions:
+    // the context is shared by every runner of one DataSource.
+    this.runner = runner ?? new TransactionRunner(dataSource);
     this.buffer = new ReadBuffer(options.readBuffer.maxSize);
     if (options.suspicious.enabled) this.detector = new SuspiciousActivityDetector(options.suspicious, this.clock);
   }
@@ -151,11 +159,13 @@ export class AuditWriter {
 
   /**
    * Runs `write` under the chain locks of `tenantIds` in the caller's open transaction when there is
-   * one, else in a transaction of its own. The ONE place that decides which EntityManager a
-   * `record()` writes with (an ambient transaction's manager would be picked up here).
+   * one — the manager it passed (the older way), else the ambient `runner.run` transaction — and in a
+   * transaction of its own otherwise. The ONE place that decides which EntityManager a `record()`
+   * writes with.
    */
   private inChainTransaction<T>(tenantIds: string[], write: (m: EntityManager) => Promise<T>, manager?: EntityManager): Promise<T> {
-    const caller = manager?.queryRunner?.isTransactionActive ? manager : undefined;
+    const given = manager?.queryRunner?.isTransactionActive ? manager : undefined;
+    const caller = given ?? (this.runner.inTransaction() ? this.runner.manager : undefined);
     return caller ? this.chains.inCallerTransaction(caller, tenantIds, write) : this.chains.inOwnTransaction(tenantIds, write);
   }
 
@@ -255,8 +265,9 @@ export class AuditWriter {
     } catch (e) {
       this.logger.error(`A listener of ${AUDIT_SUSPICIOUS_ACTIVITY_EVENT} threw: ${errorMessage(e)}`);
     }
-    // Not awaited: the triggering call may hold an open transaction the row must not wait for.
-    const write = this.record({
+    // Not awaited, and detached: the triggering call may hold an open transaction the row must
+    // neither wait for nor join (it would outlive it).
+    const write = this.runner.detached(() => this.record({
       action: AuditAction.SUSPICIOUS_ACTIVITY,
       context: { tenantId: alert.tenantId, actor: { id: AUDIT_SYSTEM_ACTOR }, correlationId: alert.correlationId },
       resource: alert.resource ?? `actor:${alert.actorId}`,
@@ -269,7 +280,7 @@ export class AuditWriter {
         threshold: alert.threshold,
         windowMs: alert.windowMs,
       },
-    })
+    }))
       .catch(() => undefined) // logged and counted by record()
       .finally(() => this.pending.delete(write));
     this.pending.add(write);
