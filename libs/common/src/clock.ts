@@ -1,4 +1,4 @@
-import { Injectable } from '@nestjs/common';
+import { FactoryProvider, Injectable, InjectionToken } from '@nestjs/common';
 
 /**
  * Time source. Inject `Clock` instead of calling `Date.now()` where time drives behaviour
@@ -38,4 +38,25 @@ export class ManualClock extends Clock {
   advance(ms: number): void {
     this.current = new Date(this.current.getTime() + ms);
   }
+}
+
+/**
+ * The Clock rule, the same in every lib: the lib's own option (`clock` in its module options) wins,
+ * else the host's global `Clock` provider, else the system clock.
+ */
+export function libClock(option?: Clock, host?: Clock): Clock {
+  return option ?? host ?? new SystemClock();
+}
+
+/**
+ * The provider of a lib's clock token (e.g. `CREDENTIALS_CLOCK`) built by `libClock`, from the lib's
+ * resolved options (`optionsToken`, an object with an optional `clock`) and the host's `Clock`.
+ * Services inject the lib's token, so a lib never provides `Clock` itself (which would shadow the host's).
+ */
+export function provideLibClock(token: InjectionToken, optionsToken: InjectionToken): FactoryProvider<Clock> {
+  return {
+    provide: token,
+    useFactory: (options: { clock?: Clock } | undefined, host?: Clock) => libClock(options?.clock, host),
+    inject: [optionsToken, { token: Clock, optional: true }],
+  };
 }

@@ -1,4 +1,4 @@
-import { ERROR_CODE_RANGES, LockErrorCode, PersistenceErrorCode, enumCodes, errorCodeRangeOf } from '@app/common';
+import { ERROR_CODE_RANGES, LockErrorCode, PersistenceErrorCode, ScheduledJobErrorCode, enumCodes, errorCodeRangeOf } from '@app/common';
 
 describe('ERROR_CODE_RANGES', () => {
   const ranges = Object.entries(ERROR_CODE_RANGES);
@@ -23,6 +23,7 @@ describe('ERROR_CODE_RANGES', () => {
   it.each([
     ['lock', LockErrorCode],
     ['persistence', PersistenceErrorCode],
+    ['jobs', ScheduledJobErrorCode],
   ] as const)("keeps libs/common's %s codes in their block", (range, codes) => {
     expect(enumCodes(codes).length).toBeGreaterThan(0);
     for (const code of enumCodes(codes)) expect(errorCodeRangeOf(code)).toBe(range);

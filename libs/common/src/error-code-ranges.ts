@@ -11,6 +11,8 @@ export const ERROR_CODE_RANGES = {
   audit: [5000, 5999],
   /** libs/common's persistence kit: transaction runner (60xx) and outbox (61xx). */
   persistence: [6000, 6999],
+  /** libs/common's scheduled jobs (`ScheduledJobs`). */
+  jobs: [7000, 7999],
   /** libs/common's lock helpers. */
   lock: [9000, 9999],
 } as const satisfies Record<string, readonly [number, number]>;

@@ -32,3 +32,12 @@ export abstract class CredentialVaultError extends Error {
     return { name: this.name, code: this.code, codeName: this.codeName, message: this.message, severity: this.severity };
   }
 }
+
+/** The error's name and code only: a message might quote data, and outbox rows and logs are read widely. */
+export function describeError(e: unknown): string {
+  const err = (e ?? {}) as { name?: unknown; code?: unknown; codeName?: unknown; driverError?: { code?: unknown } };
+  const name = typeof err.name === 'string' && err.name ? err.name : typeof e;
+  const code = err.codeName ?? err.code ?? err.driverError?.code;
+  const text = code === undefined || code === null || code === '' ? name : `${name}(${String(code)})`;
+  return text.slice(0, 200);
+}

@@ -5,3 +5,5 @@ export * from './clock';
 export * from './lock';
 export * from './persistence';
 export * from './outbox';
+export * from './options';
+export * from './jobs';

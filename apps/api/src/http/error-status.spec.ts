@@ -1,5 +1,5 @@
 import * as common from '@app/common';
-import { CredentialVaultError, ERROR_CODE_RANGES, ErrorSeverity, LockErrorCode, PersistenceErrorCode, enumCodes, errorCodeRangeOf, type ErrorCodeRangeName } from '@app/common';
+import { CredentialVaultError, ERROR_CODE_RANGES, ErrorSeverity, LockErrorCode, PersistenceErrorCode, ScheduledJobErrorCode, enumCodes, errorCodeRangeOf, type ErrorCodeRangeName } from '@app/common';
 import * as keyVault from '@app/key-vault';
 import { KeyVaultError, KeyVaultErrorCode } from '@app/key-vault';
 import * as credentials from '@app/credentials';
@@ -17,6 +17,7 @@ const CODE_ENUMS: Record<ErrorCodeRangeName, Record<string, string | number>> = 
   oauthRefresh: OAuthRefreshErrorCode,
   audit: AuditErrorCode,
   persistence: PersistenceErrorCode,
+  jobs: ScheduledJobErrorCode,
   lock: LockErrorCode,
 };
 
@@ -39,6 +40,7 @@ const EXPECTED: Record<number, number> = {
   4001: 404, 4002: 409, 4003: 503, 4004: 400, 4005: 404, 4006: 409, 4007: 500, 4008: 400,
   5001: 400, 5002: 503, 5003: 503, 5004: 400, 5005: 500, 5006: 503,
   6001: 500, 6002: 500, 6003: 500, 6101: 500, 6102: 500,
+  7001: 500,
   9001: 503,
 };
 

@@ -1,5 +1,12 @@
 import { HttpStatus } from '@nestjs/common';
-import { CredentialVaultError, ERROR_CODE_RANGES, LOCK_ERROR_HTTP_STATUS, PERSISTENCE_ERROR_HTTP_STATUS, type ErrorCodeRangeName } from '@app/common';
+import {
+  CredentialVaultError,
+  ERROR_CODE_RANGES,
+  LOCK_ERROR_HTTP_STATUS,
+  PERSISTENCE_ERROR_HTTP_STATUS,
+  SCHEDULED_JOB_ERROR_HTTP_STATUS,
+  type ErrorCodeRangeName,
+} from '@app/common';
 import { KEY_VAULT_ERROR_HTTP_STATUS } from '@app/key-vault';
 import { CREDENTIAL_ERROR_HTTP_STATUS } from '@app/credentials';
 import { AUDIT_ERROR_HTTP_STATUS } from '@app/audit';
@@ -16,6 +23,7 @@ export const ERROR_HTTP_STATUS_TABLES: Record<ErrorCodeRangeName, Readonly<Recor
   oauthRefresh: OAUTH_REFRESH_ERROR_HTTP_STATUS,
   audit: AUDIT_ERROR_HTTP_STATUS,
   persistence: PERSISTENCE_ERROR_HTTP_STATUS,
+  jobs: SCHEDULED_JOB_ERROR_HTTP_STATUS,
   lock: LOCK_ERROR_HTTP_STATUS,
 };
 

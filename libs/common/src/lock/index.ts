@@ -4,5 +4,6 @@ export * from './distributed-lock';
 export * from './in-process-lock';
 export * from './postgres-advisory-lock';
 export * from './advisory-lock-key';
+export * from './lock-keys';
 export * from './create-distributed-lock';
 export * from './transaction-gate';

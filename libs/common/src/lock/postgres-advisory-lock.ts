@@ -3,6 +3,7 @@ import type { DataSource, QueryRunner } from 'typeorm';
 import { advisoryLockKey } from './advisory-lock-key';
 import { DistributedLock, LockRunOptions, TryRunResult, assertLockKey } from './distributed-lock';
 import { KeyedMutex, MutexRelease } from './keyed-mutex';
+import { ADVISORY_LOCK_NAMESPACES } from './lock-keys';
 import { LockTimeoutError } from './lock.errors';
 
 /** SQLSTATE 55P03 lock_not_available: `lock_timeout` expired. */
@@ -24,7 +25,7 @@ export class PostgresAdvisoryLock extends DistributedLock {
 
   constructor(
     private readonly dataSource: DataSource,
-    private readonly namespace = 'cv-lock',
+    private readonly namespace: string = ADVISORY_LOCK_NAMESPACES.distributedLock,
   ) {
     super();
     if (dataSource.options.type !== 'postgres') {

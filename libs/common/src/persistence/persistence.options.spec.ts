@@ -1,4 +1,4 @@
-import { describeError } from '../outbox/outbox-dispatcher';
+import { describeError } from '../errors';
 import { OutboxHandlerRegistry } from '../outbox/outbox-handler-registry';
 import { PersistenceConfigurationError } from './persistence.errors';
 import { outboxBackoffMs, resolvePersistenceOptions } from './persistence.options';

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { describeProblems, resolveOptions } from '../options/resolve-options';
 import { PersistenceConfigurationError } from './persistence.errors';
 
 /** Options of `PersistenceModule.forRoot`. Every field is optional. */
@@ -74,11 +75,7 @@ const schema = z.object({ outbox: outboxSchema.prefault({}) }).strict();
 
 /** Merges defaults and validates, once. Throws `PersistenceConfigurationError` listing every problem. */
 export function resolvePersistenceOptions(options: PersistenceModuleOptions | undefined): ResolvedPersistenceOptions {
-  const parsed = schema.safeParse(options ?? {});
-  if (!parsed.success) {
-    throw new PersistenceConfigurationError(parsed.error.issues.map((i) => `${i.path.join('.') || '(options)'}: ${i.message}`));
-  }
-  return parsed.data;
+  return resolveOptions(schema, options, (problems) => new PersistenceConfigurationError(describeProblems(problems)));
 }
 
 /**

@@ -1,0 +1,206 @@
+import { Injectable, Logger, OnModuleDestroy, Optional } from '@nestjs/common';
+import { SchedulerRegistry } from '@nestjs/schedule';
+import { CronJob } from 'cron';
+import { performance } from 'node:perf_hooks';
+import { DataSource } from 'typeorm';
+import { Clock, libClock } from '../clock';
+import { CredentialVaultError, describeError } from '../errors';
+import { createDistributedLock } from '../lock/create-distributed-lock';
+import { DistributedLock } from '../lock/distributed-lock';
+import { InProcessLock } from '../lock/in-process-lock';
+import { LOCK_KEYS } from '../lock/lock-keys';
+import { ScheduledJobConfigurationError } from './jobs.errors';
+import { JOB_DEGRADED_AFTER_INTERVALS, JobOutcome, ScheduledJobDefinition, ScheduledJobStatus } from './scheduled-job.types';
+
+interface JobState {
+  def: ScheduledJobDefinition;
+  cron: CronJob;
+  intervalMs: number;
+  scheduledAt: Date;
+  inFlight?: Promise<JobOutcome>;
+  lastStart: Date | null;
+  lastFinish: Date | null;
+  lastOutcome: JobOutcome | null;
+  lastDurationMs: number | null;
+  lastSuccess: Date | null;
+  /** Last success or skip: the job ran somewhere. Staleness is measured from here. */
+  lastGood: Date | null;
+  lastError: string | null;
+  runs: Record<JobOutcome, number>;
+}
+
+const REGISTERED_KEYS = new Set<string>(Object.values(LOCK_KEYS));
+
+/**
+ * The one way a lib runs a cron job: named, cron + time zone from its options, switchable, under
+ * the DistributedLock (key from `LOCK_KEYS`), one run at a time per process. A failed run is logged
+ * (name and code of the error, no stack) and the job stays scheduled. Each run's start, finish,
+ * outcome and duration are kept for `status()`, which the host puts on /metrics and /health/ready.
+ *
+ * One instance per application: libs import `ScheduledJobsModule` (global) and inject this.
+ */
+@Injectable()
+export class ScheduledJobs implements OnModuleDestroy {
+  private readonly logger = new Logger(ScheduledJobs.name);
+  private readonly jobs = new Map<string, JobState>();
+  private readonly clock: Clock;
+  private lock?: DistributedLock;
+
+  constructor(
+    @Optional() private readonly registry?: SchedulerRegistry,
+    @Optional() lock?: DistributedLock,
+    @Optional() clock?: Clock,
+    @Optional() private readonly dataSource?: DataSource,
+  ) {
+    this.lock = lock;
+    this.clock = libClock(undefined, clock);
+  }
+
+  /**
+   * Registers and starts `def` when it is enabled (a disabled job is not registered). Throws
+   * `ScheduledJobConfigurationError` when ScheduleModule is missing, the name is taken, the lock
+   * key is not in the registry, or the cron expression or time zone is invalid.
+   */
+  schedule(def: ScheduledJobDefinition): void {
+    if (!def.enabled) return;
+    if (!this.registry) {
+      throw new ScheduledJobConfigurationError(
+        `The "${def.name}" job is enabled but SchedulerRegistry is missing: import ScheduleModule.forRoot() in the host, ` +
+          `or set ${def.switchOption} = false`,
+      );
+    }
+    if (this.jobs.has(def.name) || this.registry.doesExist('cron', def.name)) {
+      throw new ScheduledJobConfigurationError(`A job named "${def.name}" is already scheduled: give each job its own name`);
+    }
+    if (!REGISTERED_KEYS.has(def.lockKey)) {
+      throw new ScheduledJobConfigurationError(`The "${def.name}" job's lock key is not in LOCK_KEYS (libs/common lock-keys.ts)`);
+    }
+    let cron: CronJob;
+    try {
+      cron = CronJob.from({
+        name: def.name,
+        cronTime: def.cron,
+        timeZone: def.timeZone,
+        start: false,
+        waitForCompletion: true,
+        onTick: async () => {
+          await this.runNow(def.name);
+        },
+      });
+    } catch (e) {
+      throw new ScheduledJobConfigurationError(`The "${def.name}" job has an invalid cron expression or time zone (${describeError(e)})`, { cause: e });
+    }
+    const state: JobState = {
+      def,
+      cron,
+      intervalMs: longestGapMs(cron),
+      scheduledAt: this.clock.now(),
+      lastStart: null,
+      lastFinish: null,
+      lastOutcome: null,
+      lastDurationMs: null,
+      lastSuccess: null,
+      lastGood: null,
+      lastError: null,
+      runs: { success: 0, failed: 0, skipped: 0 },
+    };
+    this.registry.addCronJob(def.name, cron);
+    this.jobs.set(def.name, state);
+    cron.start();
+  }
+
+  /** Stops and forgets the job (no-op when it is not scheduled). A run in flight finishes. */
+  unschedule(name: string): void {
+    const state = this.jobs.get(name);
+    if (!state) return;
+    this.jobs.delete(name);
+    state.cron.stop();
+    if (this.registry?.doesExist('cron', name)) this.registry.deleteCronJob(name);
+  }
+
+  /**
+   * Runs the job now, as its cron would: under the lock, recorded in `status()`. Joins the run in
+   * flight instead of starting a second one in this process. Never throws for a failed run.
+   */
+  runNow(name: string): Promise<JobOutcome> {
+    const state = this.jobs.get(name);
+    if (!state) return Promise.reject(new ScheduledJobConfigurationError(`No job named "${name}" is scheduled`));
+    state.inFlight ??= this.execute(state).finally(() => {
+      state.inFlight = undefined;
+    });
+    return state.inFlight;
+  }
+
+  /** Every scheduled job's schedule and last runs, sorted by name. */
+  status(): ScheduledJobStatus[] {
+    const now = this.clock.nowMs();
+    return [...this.jobs.values()]
+      .map((s): ScheduledJobStatus => {
+        const since = (s.lastGood ?? s.scheduledAt).getTime();
+        return {
+          name: s.def.name,
+          cron: s.def.cron,
+          timeZone: s.def.timeZone ?? null,
+          lockKey: s.def.lockKey,
+          intervalMs: s.intervalMs,
+          scheduledAt: s.scheduledAt,
+          running: s.inFlight !== undefined,
+          lastStart: s.lastStart,
+          lastFinish: s.lastFinish,
+          lastOutcome: s.lastOutcome,
+          lastDurationMs: s.lastDurationMs,
+          lastSuccess: s.lastSuccess,
+          lastError: s.lastError,
+          runs: { ...s.runs },
+          degraded: now - since > JOB_DEGRADED_AFTER_INTERVALS * s.intervalMs,
+        };
+      })
+      .sort((a, b) => a.name.localeCompare(b.name));
+  }
+
+  onModuleDestroy(): void {
+    for (const name of [...this.jobs.keys()]) this.unschedule(name);
+  }
+
+  private async execute(state: JobState): Promise<JobOutcome> {
+    const { def } = state;
+    state.lastStart = this.clock.now();
+    const started = performance.now();
+    let outcome: JobOutcome;
+    try {
+      if (def.lockedBy === 'work') {
+        outcome = (await def.run()).acquired === false ? 'skipped' : 'success';
+      } else {
+        outcome = (await this.lockFor().tryRun(def.lockKey, () => def.run())).acquired ? 'success' : 'skipped';
+      }
+    } catch (e) {
+      outcome = 'failed';
+      state.lastError = describeError(e);
+      // Our typed errors' messages never hold a value; any other error's might, so only its name and code.
+      const detail = e instanceof CredentialVaultError ? `${state.lastError}: ${e.message}` : state.lastError;
+      this.logger.error(`The "${def.name}" job failed: ${detail}`);
+    }
+    state.lastFinish = this.clock.now();
+    state.lastDurationMs = Math.round(performance.now() - started);
+    state.lastOutcome = outcome;
+    state.runs[outcome]++;
+    if (outcome === 'success') state.lastSuccess = state.lastFinish;
+    if (outcome !== 'failed') state.lastGood = state.lastFinish;
+    if (outcome === 'skipped') this.logger.debug(`The "${def.name}" job is running elsewhere; skipped`);
+    return outcome;
+  }
+
+  /** The host's lock, else one for its DataSource, else an in-process lock (one process, no database). */
+  private lockFor(): DistributedLock {
+    this.lock ??= this.dataSource ? createDistributedLock(this.dataSource) : new InProcessLock();
+    return this.lock;
+  }
+}
+
+/** The longest gap between the next few runs of `cron` (a weekday-only job's weekend counts). */
+function longestGapMs(cron: CronJob): number {
+  const next = cron.nextDates(8).map((d) => d.toMillis());
+  let gap = 0;
+  for (let i = 1; i < next.length; i++) gap = Math.max(gap, next[i] - next[i - 1]);
+  return gap || 60_000;
+}

@@ -1,0 +1,44 @@
+/**
+ * The one registry of names used with the `DistributedLock` and with PostgreSQL advisory locks.
+ * A key used anywhere in the libs is listed here, so two features can never take each other's lock
+ * by accident (lock-keys.spec.ts checks the names, and their advisory-lock hashes, are distinct).
+ */
+export const LOCK_KEYS = {
+  /** `AuditRetentionService.runOnce` (the `audit-retention` job). */
+  auditRetention: 'audit-retention',
+  /** `AuditAnchorService.runOnce` (the `audit-anchor` job). */
+  auditAnchor: 'audit-anchor',
+  /** `OAuthRefreshService.refreshExpiringTokens` (the proactive refresh job). */
+  oauthProactiveRefresh: 'oauth-proactive-refresh',
+  /** `OutboxDispatcher` in a host without a schema (else `LOCK_KEY_PREFIXES.outboxDispatcherInSchema`). */
+  outboxDispatcher: 'cv-outbox-dispatcher',
+} as const;
+
+/** A fixed lock key of the registry. */
+export type LockKey = (typeof LOCK_KEYS)[keyof typeof LOCK_KEYS];
+
+/** Families of keys built at run time: the prefix, then a variable part. */
+export const LOCK_KEY_PREFIXES = {
+  /** One OAuth refresh per connection across replicas: + JSON `[tenantId, integrationId, connectionId]`. */
+  oauthConnectionRefresh: 'oauth-refresh:',
+  /** The outbox dispatcher of a host whose DataSource has a schema: + the schema name. */
+  outboxDispatcherInSchema: 'cv-outbox-dispatcher:',
+} as const;
+
+export type LockKeyPrefixName = keyof typeof LOCK_KEY_PREFIXES;
+
+/** The key of one member of a family: `prefixedLockKey('outboxDispatcherInSchema', 'tenant_a')`. */
+export function prefixedLockKey(family: LockKeyPrefixName, suffix: string): string {
+  if (typeof suffix !== 'string' || suffix.length === 0) throw new TypeError(`The "${family}" lock key needs a non-empty suffix`);
+  return `${LOCK_KEY_PREFIXES[family]}${suffix}`;
+}
+
+/**
+ * Namespaces `advisoryLockKey` hashes names under. `DistributedLock` keys (both tables above) live
+ * in `distributedLock`; the audit chain's transaction-level locks (one per tenant) in `auditChain`,
+ * so a tenant id can never hash onto a job's lock.
+ */
+export const ADVISORY_LOCK_NAMESPACES = {
+  distributedLock: 'cv-lock',
+  auditChain: 'cv-audit-chain',
+} as const;
