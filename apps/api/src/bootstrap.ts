@@ -1,5 +1,7 @@
+import { HttpStatus } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { FastifyAdapter, NestFastifyApplication } from '@nestjs/platform-fastify';
+import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
 import { Logger } from 'nestjs-pino';
 import type { DestinationStream } from 'pino';
@@ -22,7 +24,25 @@ export const HOST_APP_OPTIONS = { bufferLogs: true, abortOnError: false, bodyPar
 export function hostAdapter(): FastifyAdapter {
   // Fastify's own request logging is off: nestjs-pino logs requests with redaction.
   // The body limit sits above Key Vault's 25 KB value limit plus JSON overhead.
-  return new FastifyAdapter({ logger: false, bodyLimit: 256 * 1024, forceCloseConnections: 'idle', genReqId: requestIdFor });
+  return new FastifyAdapter({ logger: false, bodyLimit: 256 * 1024, forceCloseConnections: 'idle', genReqId: requestIdFor, frameworkErrors: routingError });
+}
+
+/**
+ * A request Fastify cannot route (e.g. a path with malformed percent-encoding) never reaches Nest's
+ * exception filter: answer in the same error shape, without Fastify's message, which quotes the URL.
+ */
+function routingError(error: FastifyError, request: FastifyRequest, reply: FastifyReply): void {
+  const status = error.statusCode && error.statusCode >= 400 && error.statusCode < 500 ? error.statusCode : 400;
+  const message =
+    error.code === 'FST_ERR_BAD_URL'
+      ? 'the request URL is not valid (malformed percent-encoding)'
+      : status === 414
+        ? 'a path segment is longer than the router accepts'
+        : 'the request could not be routed';
+  void reply
+    .status(status)
+    .header('x-request-id', request.id)
+    .send({ statusCode: status, error: HttpStatus[status] ?? 'Error', message, requestId: String(request.id) });
 }
 
 /**

@@ -48,7 +48,9 @@ export class AllExceptionsFilter implements ExceptionFilter {
     } else if (exception instanceof HttpException) {
       const status = exception.getStatus();
       const res = exception.getResponse();
-      const message = typeof res === 'string' ? res : ((res as { message?: string | string[] }).message ?? exception.message);
+      let message = typeof res === 'string' ? res : ((res as { message?: string | string[] }).message ?? exception.message);
+      // The router's "Cannot GET /path?query" repeats the request; the client knows what it asked for.
+      if (status === HttpStatus.NOT_FOUND && typeof message === 'string' && /^Cannot [A-Z]+ /.test(message)) message = 'no route matches this method and path';
       body = { statusCode: status, error: HttpStatus[status] ?? 'Error', message };
     } else {
       body = { statusCode: 500, error: 'INTERNAL_SERVER_ERROR', message: 'Internal server error' };

@@ -1,6 +1,6 @@
 import { applyDecorators, BadRequestException, createParamDecorator, ExecutionContext, ValidationError, ValidationPipe } from '@nestjs/common';
 import { Transform } from 'class-transformer';
-import { IsBoolean, IsDate, IsInt, Max, Min } from 'class-validator';
+import { getMetadataStorage, IsBoolean, IsDate, IsInt, Max, Min } from 'class-validator';
 
 // Only what the OpenAPI document says is accepted: RFC 3339 date-times as strings, integers as
 // decimal digits (query strings, path segments) or JSON integers (bodies). No `0x10`, `1e3`, `true`
@@ -68,32 +68,55 @@ export const PositiveIntParam = createParamDecorator((name: string, ctx: Executi
   return n;
 });
 
-/** Unknown property names are repeated only when they look like a field name (a typo), never when they could be data. */
-const FIELD_NAME_LIKE = /^[A-Za-z][A-Za-z0-9]{0,23}$/;
-
 /**
  * The host's ValidationPipe: unknown fields are an error (a typo in `expiresAt` must not store a
- * credential without expiry), and no message repeats a value from the request.
+ * credential without expiry), and no message repeats a value — or a property name — from the request.
  */
 export function hostValidationPipe(): ValidationPipe {
   return new ValidationPipe({
     whitelist: true,
     forbidNonWhitelisted: true,
     transform: true,
-    validationError: { target: false, value: false },
+    // `target` stays on the errors (never sent): it tells which fields the DTO declares.
+    validationError: { target: true, value: false },
     exceptionFactory: (errors) => new BadRequestException(validationMessages(errors)),
   });
 }
 
-export function validationMessages(errors: ValidationError[], prefix = ''): string[] {
+export function validationMessages(errors: ValidationError[]): string[] {
   const out: string[] = [];
   for (const e of errors) {
     const constraints = e.constraints ?? {};
     if (constraints.whitelistValidation !== undefined) {
-      out.push(FIELD_NAME_LIKE.test(e.property) ? `property ${prefix}${e.property} is not accepted` : 'the body has a property that is not accepted');
+      // An unknown property's name may itself be data (a pasted secret): it is never repeated. A near
+      // miss of a declared field is answered with the declared name, which is public.
+      const guess = closestField(e.property, declaredFields(e.target));
+      out.push(`the body has a property that is not accepted${guess ? ` (did you mean ${guess}?)` : ''}`);
     }
     for (const [name, message] of Object.entries(constraints)) if (name !== 'whitelistValidation') out.push(message);
-    if (e.children?.length) out.push(...validationMessages(e.children, `${prefix}${e.property}.`));
   }
-  return out.length > 0 ? out : ['invalid request'];
+  return out.length > 0 ? [...new Set(out)] : ['invalid request'];
+}
+
+function declaredFields(target: object | undefined): string[] {
+  if (!target) return [];
+  const metadata = getMetadataStorage().getTargetValidationMetadatas(target.constructor, '', true, false);
+  return [...new Set(metadata.map((m) => m.propertyName))];
+}
+
+/** The declared field within two edits of `name` (case-insensitive), if exactly one is that close. */
+function closestField(name: string, fields: string[]): string | undefined {
+  if (name.length > 64) return undefined;
+  const close = fields.filter((f) => editDistance(name.toLowerCase(), f.toLowerCase()) <= 2);
+  return close.length === 1 ? close[0] : undefined;
+}
+
+function editDistance(a: string, b: string): number {
+  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const row = [i];
+    for (let j = 1; j <= b.length; j++) row[j] = Math.min(prev[j] + 1, row[j - 1] + 1, prev[j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1));
+    prev = row;
+  }
+  return prev[b.length];
 }
