@@ -1,5 +1,5 @@
 import { Inject, Injectable, Logger, OnApplicationBootstrap, OnModuleDestroy, Optional } from '@nestjs/common';
-import { SchedulerRegistry } from '@nestjs/schedule';
+import { LOCK_KEYS, ScheduledJobs } from '@app/common';
 import { AuditAnchorService } from './anchor/audit-anchor.service';
 import { AuditAnchorStore } from './anchor/audit-anchor.store';
 import { AUDIT_ANCHOR_JOB, AUDIT_RETENTION_JOB } from './audit.constants';
@@ -7,22 +7,22 @@ import { AUDIT_RESOLVED_OPTIONS } from './audit.module-definition';
 import type { ResolvedAuditOptions } from './audit.options';
 import { AuditRetentionService } from './audit-retention.service';
 import { AuditConfigurationError } from './errors/audit.errors';
-import { startCronJob, stopCronJob } from './internal/cron-job';
 
 /**
- * Decides only *when* the audit jobs run: registers the named cron jobs `audit-retention` and
- * `audit-anchor` when enabled. The services do the work, each under its distributed lock.
+ * Decides only *when* the audit jobs run: schedules `audit-retention` and `audit-anchor` with
+ * `ScheduledJobs` when enabled. The lock stays in the services' `runOnce()` (`lockedBy: 'work'`):
+ * the CLI and tests call it directly, and it must be one-replica-at-a-time for them too.
  */
 @Injectable()
 export class AuditJobsScheduler implements OnApplicationBootstrap, OnModuleDestroy {
   private readonly logger = new Logger(AuditJobsScheduler.name);
 
   constructor(
+    private readonly jobs: ScheduledJobs,
     private readonly retention: AuditRetentionService,
     private readonly anchoring: AuditAnchorService,
     @Inject(AUDIT_RESOLVED_OPTIONS) private readonly options: ResolvedAuditOptions,
     @Optional() private readonly store?: AuditAnchorStore,
-    @Optional() private readonly registry?: SchedulerRegistry,
   ) {}
 
   onApplicationBootstrap(): void {
@@ -33,18 +33,28 @@ export class AuditJobsScheduler implements OnApplicationBootstrap, OnModuleDestr
           'or set AuditModule option anchor.enabled = false',
       );
     }
-    if (retention.enabled) {
-      startCronJob(this.registry, AUDIT_RETENTION_JOB, retention, 'retention.enabled', this.logger, () => this.retention.runOnce());
-      this.logger.log(`Audit retention scheduled (${retention.cron} ${retention.timeZone}, keeping ${retention.days} days)`);
-    }
-    if (anchor.enabled) {
-      startCronJob(this.registry, AUDIT_ANCHOR_JOB, anchor, 'anchor.enabled', this.logger, () => this.anchoring.runOnce());
-      this.logger.log(`Audit anchoring scheduled (${anchor.cron} ${anchor.timeZone})`);
-    }
+    this.jobs.schedule({
+      name: AUDIT_RETENTION_JOB,
+      ...retention,
+      switchOption: 'AuditModule option retention.enabled',
+      lockKey: LOCK_KEYS.auditRetention,
+      lockedBy: 'work',
+      run: () => this.retention.runOnce(),
+    });
+    if (retention.enabled) this.logger.log(`Audit retention scheduled (${retention.cron} ${retention.timeZone}, keeping ${retention.days} days)`);
+    this.jobs.schedule({
+      name: AUDIT_ANCHOR_JOB,
+      ...anchor,
+      switchOption: 'AuditModule option anchor.enabled',
+      lockKey: LOCK_KEYS.auditAnchor,
+      lockedBy: 'work',
+      run: () => this.anchoring.runOnce(),
+    });
+    if (anchor.enabled) this.logger.log(`Audit anchoring scheduled (${anchor.cron} ${anchor.timeZone})`);
   }
 
   onModuleDestroy(): void {
-    stopCronJob(this.registry, AUDIT_RETENTION_JOB);
-    stopCronJob(this.registry, AUDIT_ANCHOR_JOB);
+    this.jobs.unschedule(AUDIT_RETENTION_JOB);
+    this.jobs.unschedule(AUDIT_ANCHOR_JOB);
   }
 }

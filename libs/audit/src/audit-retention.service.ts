@@ -1,9 +1,9 @@
 import { Inject, Injectable, Logger, Optional } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
-import { Clock, DistributedLock, SystemClock, createDistributedLock } from '@app/common';
+import { Clock, DistributedLock, LOCK_KEYS, createDistributedLock } from '@app/common';
 import { DataSource, EntityManager } from 'typeorm';
-import { AUDIT_RETENTION_JOB, AUDIT_SYSTEM_ACTOR } from './audit.constants';
-import { AUDIT_RESOLVED_OPTIONS } from './audit.module-definition';
+import { AUDIT_SYSTEM_ACTOR } from './audit.constants';
+import { AUDIT_CLOCK, AUDIT_RESOLVED_OPTIONS } from './audit.module-definition';
 import type { ResolvedAuditOptions } from './audit.options';
 import { AuditRepository } from './audit.repository';
 import { AuditWriter } from './audit.writer';
@@ -21,15 +21,14 @@ export interface RetentionRunResult {
 
 /**
  * Retention: `prune()` deletes a prefix of each chain and appends a checkpoint so verify stays green.
- * `runOnce()` prunes rows older than `retention.days` under the distributed lock `audit-retention`,
- * so exactly one replica prunes at a time. Uses the host's `DistributedLock` when one is provided,
+ * `runOnce()` prunes rows older than `retention.days` under the distributed lock
+ * `LOCK_KEYS.auditRetention`, so exactly one replica prunes at a time, whoever calls it (the job, the CLI, a test). Uses the host's `DistributedLock` when one is provided,
  * else one built from the DataSource (`createDistributedLock`).
  */
 @Injectable()
 export class AuditRetentionService {
   private readonly logger = new Logger(AuditRetentionService.name);
   private readonly lock: DistributedLock;
-  private readonly clock: Clock;
 
   constructor(
     private readonly rows: AuditRepository,
@@ -37,16 +36,15 @@ export class AuditRetentionService {
     private readonly chains: ChainWriter,
     @Inject(AUDIT_RESOLVED_OPTIONS) private readonly options: ResolvedAuditOptions,
     @InjectDataSource() dataSource: DataSource,
+    @Inject(AUDIT_CLOCK) private readonly clock: Clock,
     @Optional() lock?: DistributedLock,
-    @Optional() clock?: Clock,
   ) {
     this.lock = lock ?? createDistributedLock(dataSource);
-    this.clock = clock ?? new SystemClock();
   }
 
   async runOnce(): Promise<RetentionRunResult> {
     const cutoff = new Date(this.clock.now().getTime() - this.options.retention.days * 86_400_000);
-    const r = await this.lock.tryRun(AUDIT_RETENTION_JOB, () => this.prune(cutoff));
+    const r = await this.lock.tryRun(LOCK_KEYS.auditRetention, () => this.prune(cutoff));
     if (!r.acquired) {
       this.logger.log('Audit retention is running elsewhere; skipped');
       return { acquired: false, deleted: 0, cutoff };

@@ -1,4 +1,4 @@
-import { ManualClock, TransactionRunner } from '@app/common';
+import { ManualClock, ScheduledJobs, TransactionRunner } from '@app/common';
 import { createTestDatabase, DATABASE_KINDS, TestDatabase } from '@app/testing';
 import { SchedulerRegistry } from '@nestjs/schedule';
 import {
@@ -302,6 +302,12 @@ describe.each(DATABASE_KINDS)('AuditModule registration on %s', (kind) => {
       const t = tenant();
       await h.audit.record(event(t));
       await expect(h.audit.verify({ tenantId: t })).resolves.toMatchObject({ valid: true, checked: 1 });
+      // The job runs through ScheduledJobs: a run by hand is recorded like a cron tick.
+      const jobs = h.moduleRef.get(ScheduledJobs);
+      await expect(jobs.runNow(AUDIT_RETENTION_JOB)).resolves.toBe('success');
+      expect(jobs.status()).toEqual([
+        expect.objectContaining({ name: 'audit-retention', lockKey: 'audit-retention', timeZone: 'UTC', intervalMs: 86_400_000, lastOutcome: 'success', degraded: false }),
+      ]);
     } finally {
       await h.close();
     }
@@ -311,11 +317,15 @@ describe.each(DATABASE_KINDS)('AuditModule registration on %s', (kind) => {
     const h = await startAudit(db, { retention: { enabled: false } }, { schedule: true });
     try {
       expect(h.moduleRef.get(SchedulerRegistry).doesExist('cron', AUDIT_RETENTION_JOB)).toBe(false);
+      expect(h.moduleRef.get(ScheduledJobs).status()).toEqual([]);
     } finally {
       await h.close();
     }
     await expect(startAudit(db, { readBuffer: { maxSize: 5, batchSize: 10 } })).rejects.toMatchObject({ codeName: 'AUDIT_CONFIGURATION' });
-    await expect(startAudit(db, { retention: { enabled: true } }, { schedule: false })).rejects.toThrow(/ScheduleModule\.forRoot/);
+    await expect(startAudit(db, { retention: { enabled: true } }, { schedule: false })).rejects.toMatchObject({
+      codeName: 'SCHEDULED_JOB_CONFIGURATION',
+      message: expect.stringMatching(/ScheduleModule\.forRoot.*AuditModule option retention\.enabled = false/),
+    });
   });
 });
 

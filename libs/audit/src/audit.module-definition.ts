@@ -13,3 +13,6 @@ export const {
 
 /** Internal token: the options after defaults and validation. */
 export const AUDIT_RESOLVED_OPTIONS = Symbol('AUDIT_RESOLVED_OPTIONS');
+
+/** Internal token: the audit lib's Clock (`provideLibClock`: the `clock` option, else the host's, else the system clock). */
+export const AUDIT_CLOCK = Symbol('AUDIT_CLOCK');

@@ -1,10 +1,11 @@
 import { Module } from '@nestjs/common';
 import { TypeOrmModule } from '@nestjs/typeorm';
+import { ScheduledJobsModule, provideLibClock } from '@app/common';
 import { AuditAnchorService } from './anchor/audit-anchor.service';
 import { AuditChainVerifier } from './audit-chain.verifier';
 import { AuditJobsScheduler } from './audit-jobs.scheduler';
 import { AuditRetentionService } from './audit-retention.service';
-import { AUDIT_MODULE_OPTIONS, AUDIT_RESOLVED_OPTIONS, AuditConfigurableModule } from './audit.module-definition';
+import { AUDIT_CLOCK, AUDIT_MODULE_OPTIONS, AUDIT_RESOLVED_OPTIONS, AuditConfigurableModule } from './audit.module-definition';
 import { AuditModuleOptions, resolveAuditOptions } from './audit.options';
 import { AuditService } from './audit.service';
 import { AUDIT_ENTITIES } from './audit.persistence';
@@ -16,7 +17,8 @@ import { CHAIN_WRITER_PROVIDER } from './internal/chain-writer';
 /**
  * The audit log. The host registers TypeORM (with `AUDIT_ENTITIES` and `AUDIT_MIGRATIONS`),
  * `EventEmitterModule.forRoot()` and, when retention or anchoring is enabled, `ScheduleModule.forRoot()`;
- * optionally a global `DistributedLock` and `Clock` provider, and a global `AuditAnchorStore` (anchoring).
+ * optionally a global `DistributedLock` and `Clock` provider (or the `clock` option), and a global `AuditAnchorStore` (anchoring).
+ * Its jobs run through `ScheduledJobs` (libs/common), whose status the host can publish.
  *
  * ```ts
  * AuditModule.forRoot({ retention: { days: 30 } })
@@ -24,13 +26,14 @@ import { CHAIN_WRITER_PROVIDER } from './internal/chain-writer';
  * ```
  */
 @Module({
-  imports: [TypeOrmModule.forFeature(AUDIT_ENTITIES)],
+  imports: [TypeOrmModule.forFeature(AUDIT_ENTITIES), ScheduledJobsModule],
   providers: [
     {
       provide: AUDIT_RESOLVED_OPTIONS,
       useFactory: (options: AuditModuleOptions) => resolveAuditOptions(options),
       inject: [AUDIT_MODULE_OPTIONS],
     },
+    provideLibClock(AUDIT_CLOCK, AUDIT_RESOLVED_OPTIONS),
     CHAIN_WRITER_PROVIDER,
     AuditRepository,
     AuditWriter,

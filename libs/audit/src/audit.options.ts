@@ -1,4 +1,4 @@
-import { validateCronExpression } from 'cron';
+import { Clock, clockOptionSchema, cronExpressionSchema, describeProblems, resolveOptions, timeZoneSchema } from '@app/common';
 import { z } from 'zod';
 import { AuditConfigurationError } from './errors/audit.errors';
 
@@ -59,6 +59,11 @@ export interface AuditModuleOptions {
     /** @default 600000 (10 minutes) */
     distinctReadsWindowMs?: number;
   };
+  /**
+   * Time source of audit timestamps, retention cutoffs and suspicious-activity windows.
+   * @default the host's global `Clock` provider if any, else the system clock
+   */
+  clock?: Clock;
 }
 
 /** Options after defaults, as the services use them. */
@@ -74,14 +79,11 @@ export interface ResolvedAuditOptions {
     distinctReadsThreshold: number;
     distinctReadsWindowMs: number;
   };
+  clock?: Clock;
 }
 
 const int = (min: number, max: number) => z.number().int().min(min).max(max);
-const cron = (byDefault: string) =>
-  z
-    .string()
-    .refine((c) => validateCronExpression(c).valid, { message: 'is not a valid cron expression' })
-    .default(byDefault);
+const cron = (byDefault: string) => cronExpressionSchema().default(byDefault);
 
 const schema = z
   .object({
@@ -99,7 +101,7 @@ const schema = z
         enabled: z.boolean().default(true),
         days: int(1, 36_500).default(90),
         cron: cron('0 3 * * *'),
-        timeZone: z.string().min(1).default('UTC'),
+        timeZone: timeZoneSchema().default('UTC'),
       })
       .strict()
       .default({ enabled: true, days: 90, cron: '0 3 * * *', timeZone: 'UTC' }),
@@ -107,7 +109,7 @@ const schema = z
       .object({
         enabled: z.boolean().default(false),
         cron: cron('*/5 * * * *'),
-        timeZone: z.string().min(1).default('UTC'),
+        timeZone: timeZoneSchema().default('UTC'),
       })
       .strict()
       .default({ enabled: false, cron: '*/5 * * * *', timeZone: 'UTC' }),
@@ -127,6 +129,7 @@ const schema = z
         distinctReadsThreshold: 100,
         distinctReadsWindowMs: 600_000,
       }),
+    clock: clockOptionSchema().optional(),
   })
   .strict()
   .superRefine((o, ctx) => {
@@ -141,18 +144,9 @@ const schema = z
 
 /** Merges defaults and validates, once. Throws `AuditConfigurationError` naming every bad field. */
 export function resolveAuditOptions(options: AuditModuleOptions | undefined): ResolvedAuditOptions {
-  const parsed = schema.safeParse(options ?? {});
-  if (!parsed.success) {
-    const problems = parsed.error.issues.map((i) => `${i.path.join('.') || '(options)'}: ${i.message}`).join('; ');
-    throw new AuditConfigurationError(`Invalid AuditModule options — ${problems}`);
-  }
-  for (const job of ['retention', 'anchor'] as const) {
-    if (!parsed.data[job].enabled) continue;
-    try {
-      new Intl.DateTimeFormat('en-US', { timeZone: parsed.data[job].timeZone });
-    } catch {
-      throw new AuditConfigurationError(`Invalid AuditModule options — ${job}.timeZone: "${parsed.data[job].timeZone}" is not an IANA time zone`);
-    }
-  }
-  return parsed.data;
+  return resolveOptions(
+    schema,
+    options,
+    (problems) => new AuditConfigurationError(`Invalid AuditModule options — ${describeProblems(problems).join('; ')}`),
+  );
 }

@@ -1,10 +1,10 @@
 import { Inject, Injectable, Logger, Optional } from '@nestjs/common';
 import { EventEmitter2 } from '@nestjs/event-emitter';
 import { InjectDataSource } from '@nestjs/typeorm';
-import { Clock, SystemClock, TransactionRunner } from '@app/common';
+import { Clock, TransactionRunner } from '@app/common';
 import type { DataSource, EntityManager } from 'typeorm';
 import { AUDIT_SUSPICIOUS_ACTIVITY_EVENT, AUDIT_SYSTEM_ACTOR } from './audit.constants';
-import { AUDIT_RESOLVED_OPTIONS } from './audit.module-definition';
+import { AUDIT_CLOCK, AUDIT_RESOLVED_OPTIONS } from './audit.module-definition';
 import type { ResolvedAuditOptions } from './audit.options';
 import { AuditRepository, ChainHead } from './audit.repository';
 import { AuditLogEntry } from './entities/audit-log-entry.entity';
@@ -30,7 +30,6 @@ export type AuditWriterStats = Omit<AuditStats, 'brokenChains' | 'anchorsWritten
 @Injectable()
 export class AuditWriter {
   private readonly logger = new Logger(AuditWriter.name);
-  private readonly clock: Clock;
   private readonly runner: TransactionRunner;
   private readonly buffer: ReadBuffer<PreparedEvent>;
   private readonly detector?: SuspiciousActivityDetector;
@@ -57,11 +56,10 @@ export class AuditWriter {
     private readonly chains: ChainWriter,
     @Inject(AUDIT_RESOLVED_OPTIONS) private readonly options: ResolvedAuditOptions,
     @InjectDataSource() dataSource: DataSource,
-    @Optional() clock?: Clock,
+    @Inject(AUDIT_CLOCK) private readonly clock: Clock,
     @Optional() private readonly events?: EventEmitter2,
     @Optional() runner?: TransactionRunner,
   ) {
-    this.clock = clock ?? new SystemClock();
     // Without PersistenceModule (the CLI) a runner of our own still sees the ambient transactions:
     // the context is shared by every runner of one DataSource.
     this.runner = runner ?? new TransactionRunner(dataSource);

@@ -1,9 +1,9 @@
-import { Injectable, Logger, Optional } from '@nestjs/common';
+import { Inject, Injectable, Logger, Optional } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
-import { Clock, DistributedLock, SystemClock, createDistributedLock } from '@app/common';
+import { Clock, DistributedLock, LOCK_KEYS, createDistributedLock } from '@app/common';
 import { DataSource } from 'typeorm';
 import { AuditChainVerifier } from '../audit-chain.verifier';
-import { AUDIT_ANCHOR_JOB } from '../audit.constants';
+import { AUDIT_CLOCK } from '../audit.module-definition';
 import { AuditRepository, ChainHead } from '../audit.repository';
 import { AuditConfigurationError } from '../errors/audit.errors';
 import type { AnchorRunResult, AuditStats } from '../interfaces/audit-event.interface';
@@ -15,13 +15,12 @@ const MAX_REMEMBERED_ANCHORS = 100_000;
 
 /**
  * Anchoring: copies each chain head that moved to the `AuditAnchorStore`. `runOnce()` does it under
- * the distributed lock `audit-anchor`, so one replica anchors at a time.
+ * the distributed lock `LOCK_KEYS.auditAnchor`, so one replica anchors at a time, whoever calls it.
  */
 @Injectable()
 export class AuditAnchorService {
   private readonly logger = new Logger(AuditAnchorService.name);
   private readonly lock: DistributedLock;
-  private readonly clock: Clock;
   /** Chain heads this process last wrote to (or found in) the anchor store. */
   private readonly lastAnchors = new Map<string, Pick<ChainHead, 'sequence' | 'hash'>>();
   private readonly counters = { anchorsWritten: 0, anchorFailures: 0 };
@@ -31,12 +30,11 @@ export class AuditAnchorService {
     private readonly verifier: AuditChainVerifier,
     private readonly chains: ChainWriter,
     @InjectDataSource() dataSource: DataSource,
+    @Inject(AUDIT_CLOCK) private readonly clock: Clock,
     @Optional() lock?: DistributedLock,
-    @Optional() clock?: Clock,
     @Optional() private readonly anchors?: AuditAnchorStore,
   ) {
     this.lock = lock ?? createDistributedLock(dataSource);
-    this.clock = clock ?? new SystemClock();
   }
 
   /** Anchors written and store failures, for `AuditService.stats`. */
@@ -45,7 +43,7 @@ export class AuditAnchorService {
   }
 
   async runOnce(): Promise<AnchorRunResult & { acquired: boolean }> {
-    const r = await this.lock.tryRun(AUDIT_ANCHOR_JOB, () => this.anchorHeads());
+    const r = await this.lock.tryRun(LOCK_KEYS.auditAnchor, () => this.anchorHeads());
     if (!r.acquired) {
       this.logger.log('Audit anchoring is running elsewhere; skipped');
       return { acquired: false, anchored: 0, unchanged: 0, refused: [], failed: [] };

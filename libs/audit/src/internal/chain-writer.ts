@@ -1,6 +1,6 @@
 import type { FactoryProvider } from '@nestjs/common';
 import { getDataSourceToken } from '@nestjs/typeorm';
-import { KeyedMutex, TransactionGate, advisoryLockKey } from '@app/common';
+import { ADVISORY_LOCK_NAMESPACES, KeyedMutex, TransactionGate, advisoryLockKey } from '@app/common';
 import type { DataSource, EntityManager } from 'typeorm';
 
 /**
@@ -49,7 +49,7 @@ class PostgresChainWriter extends ChainWriter {
   private async lock(m: EntityManager, tenantIds: string[]): Promise<void> {
     // Sorted, so two multi-chain writers never wait on each other in a cycle.
     for (const t of [...new Set(tenantIds)].sort()) {
-      await m.query('SELECT pg_advisory_xact_lock($1::bigint)', [advisoryLockKey(t, 'cv-audit-chain')]);
+      await m.query('SELECT pg_advisory_xact_lock($1::bigint)', [advisoryLockKey(t, ADVISORY_LOCK_NAMESPACES.auditChain)]);
     }
   }
 }

@@ -1,1 +1,2 @@
 export * from './resolve-options';
+export * from './option-schemas';

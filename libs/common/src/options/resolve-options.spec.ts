@@ -1,4 +1,6 @@
 import { z } from 'zod';
+import { ManualClock } from '../clock';
+import { clockOptionSchema, cronExpressionSchema, timeZoneSchema } from './option-schemas';
 import { describeProblems, OptionsProblem, optionPath, resolveOptions } from './resolve-options';
 
 class TestConfigError extends Error {
@@ -44,5 +46,17 @@ describe('resolveOptions', () => {
     expect(optionPath([])).toBe('(options)');
     expect(optionPath(['a', 0, 'b'])).toBe('a.0.b');
     expect(() => resolveOptions(schema, 'nope', make)).toThrow(/\(options\): /);
+  });
+});
+
+describe('option schemas', () => {
+  it('accept cron expressions, IANA zones and clocks, and refuse the rest', () => {
+    expect(cronExpressionSchema().safeParse('*/5 * * * *').success).toBe(true);
+    expect(cronExpressionSchema().safeParse('0 * * * * *').success).toBe(true);
+    expect(cronExpressionSchema().safeParse('hourly').error?.issues[0].message).toBe('is not a valid cron expression');
+    expect(timeZoneSchema().safeParse('Europe/Paris').success).toBe(true);
+    expect(timeZoneSchema().safeParse('Mars/Olympus').error?.issues[0].message).toBe('is not an IANA time zone');
+    expect(clockOptionSchema().safeParse(new ManualClock()).success).toBe(true);
+    expect(clockOptionSchema().safeParse({}).success).toBe(false);
   });
 });
