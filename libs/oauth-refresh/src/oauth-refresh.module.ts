@@ -1,12 +1,12 @@
 import { Module, type Provider } from '@nestjs/common';
-import { Clock, DistributedLock, SystemClock, createDistributedLock } from '@app/common';
+import { DistributedLock, ScheduledJobsModule, createDistributedLock, provideLibClock } from '@app/common';
 import { DataSource } from 'typeorm';
 import { OAuthTokenClient } from './client/oauth-token-client';
 import { Oauth4webapiTokenClient } from './client/oauth4webapi-token-client';
 import { OAuthRefreshConfigurationError } from './errors/oauth-refresh.errors';
 import { OAUTH_REFRESH_CLOCK, OAUTH_REFRESH_LOCK, OAUTH_REFRESH_RESOLVED_OPTIONS } from './oauth-refresh.constants';
 import { OAUTH_REFRESH_MODULE_OPTIONS, OAuthRefreshConfigurableModule } from './oauth-refresh.module-definition';
-import { OAuthRefreshModuleOptions, ResolvedOAuthRefreshOptions, resolveOAuthRefreshOptions } from './oauth-refresh.options';
+import { OAuthRefreshModuleOptions, resolveOAuthRefreshOptions } from './oauth-refresh.options';
 import { OAuthRefreshScheduler } from './oauth-refresh.scheduler';
 import { OAuthRefreshService } from './oauth-refresh.service';
 import { OAuthProviderRegistry } from './providers/oauth-provider.registry';
@@ -32,11 +32,7 @@ const providers: Provider[] = [
       { token: DataSource, optional: true },
     ],
   },
-  {
-    provide: OAUTH_REFRESH_CLOCK,
-    useFactory: (options: ResolvedOAuthRefreshOptions, clock?: Clock): Clock => options.clock ?? clock ?? new SystemClock(),
-    inject: [OAUTH_REFRESH_RESOLVED_OPTIONS, { token: Clock, optional: true }],
-  },
+  provideLibClock(OAUTH_REFRESH_CLOCK, OAUTH_REFRESH_RESOLVED_OPTIONS),
   { provide: OAuthTokenStore, useClass: CredentialsTokenStore },
   { provide: OAuthTokenClient, useClass: Oauth4webapiTokenClient },
   OAuthProviderRegistry,
@@ -64,6 +60,7 @@ const providers: Provider[] = [
  * ```
  */
 @Module({
+  imports: [ScheduledJobsModule],
   providers,
   exports: [OAuthRefreshService, OAuthProviderRegistry, OAuthTokenClient],
 })

@@ -31,6 +31,14 @@ describe('resolveOAuthRefreshOptions', () => {
     expect(err?.message).toMatch(/proactive\.cronTime/);
     expect(err?.message).toMatch(/maxFailureCooldownMs/);
   });
+
+  it('checks the time zone of the proactive job and the clock option', () => {
+    expect(resolveOAuthRefreshOptions({ proactive: { timeZone: 'Europe/Paris' } }).proactive.timeZone).toBe('Europe/Paris');
+    expect(() => resolveOAuthRefreshOptions({ proactive: { timeZone: 'Mars/Olympus' } })).toThrow(/proactive\.timeZone: is not an IANA time zone/);
+    expect(() => resolveOAuthRefreshOptions({ clock: {} as never })).toThrow(/clock: must be a Clock/);
+    const clock = new ManualClock();
+    expect(resolveOAuthRefreshOptions({ clock }).clock).toBe(clock);
+  });
 });
 
 describe('resolveProviderConfig', () => {

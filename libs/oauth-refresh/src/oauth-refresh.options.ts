@@ -1,4 +1,5 @@
-import type { Clock } from '@app/common';
+import { Clock, clockOptionSchema, cronExpressionSchema, describeProblems, resolveOptions, timeZoneSchema } from '@app/common';
+import { z } from 'zod';
 import type { OAuthProviderConfig } from './providers/oauth-provider.config';
 import { OAuthRefreshConfigurationError } from './errors/oauth-refresh.errors';
 
@@ -8,6 +9,8 @@ export interface OAuthProactiveRefreshOptions {
   enabled?: boolean;
   /** Cron expression (6 fields allowed: seconds first). @default '0 * * * * *' (every minute) */
   cronTime?: string;
+  /** IANA time zone of `cronTime`. @default the process's local zone */
+  timeZone?: string;
   /** Name of the cron job in SchedulerRegistry. @default 'oauth-proactive-refresh' */
   jobName?: string;
   /** Access tokens read per database page. 1..1000. @default 100 */
@@ -69,65 +72,52 @@ export interface ResolvedOAuthRefreshOptions {
   failureCooldownMs: number;
   maxFailureCooldownMs: number;
   lockTimeoutMs: number;
-  proactive: Required<OAuthProactiveRefreshOptions>;
+  proactive: Required<Omit<OAuthProactiveRefreshOptions, 'timeZone'>> & { timeZone?: string };
   clock?: Clock;
 }
 
+const ms = (min: number) => z.number({ error: `must be a number ≥ ${min}` }).min(min, `must be a number ≥ ${min}`);
+const int = (min: number, max: number) => {
+  const message = `must be an integer in ${min}..${max}`;
+  return z.number({ error: message }).int(message).min(min, message).max(max, message);
+};
+
+const schema = z
+  .object({
+    providers: z.array(z.custom<OAuthProviderConfig>(), { error: 'must be an array of provider configurations' }).default([]),
+    refreshAheadMs: ms(0).default(300_000),
+    defaultExpiresInSeconds: ms(1).default(3600),
+    requestTimeoutMs: ms(1).default(10_000),
+    retry: z
+      .object({ maxAttempts: int(1, 10).default(3), initialDelayMs: ms(0).default(250), maxDelayMs: ms(0).default(5000) })
+      .prefault({}),
+    failureCooldownMs: ms(0).default(30_000),
+    maxFailureCooldownMs: ms(0).default(600_000),
+    lockTimeoutMs: ms(1).default(30_000),
+    proactive: z
+      .object({
+        enabled: z.boolean({ error: 'must be a boolean' }).default(true),
+        cronTime: cronExpressionSchema('must be a cron expression with 5 or 6 fields, e.g. "0 * * * * *"').default('0 * * * * *'),
+        timeZone: timeZoneSchema().optional(),
+        jobName: z.string({ error: 'must be a non-empty string' }).min(1, 'must be a non-empty string').default('oauth-proactive-refresh'),
+        batchSize: int(1, 1000).default(100),
+        concurrency: int(1, 64).default(4),
+        maxPerRun: int(1, 1_000_000).default(10_000),
+      })
+      .prefault({}),
+    clock: clockOptionSchema().optional(),
+  })
+  .superRefine((o, ctx) => {
+    if (o.maxFailureCooldownMs < o.failureCooldownMs) {
+      ctx.addIssue({ code: 'custom', path: ['maxFailureCooldownMs'], message: 'must be ≥ failureCooldownMs' });
+    }
+  });
+
 /** Merges defaults and validates once; the error lists every problem and how to fix it. */
 export function resolveOAuthRefreshOptions(options: OAuthRefreshModuleOptions = {}): ResolvedOAuthRefreshOptions {
-  const o = options ?? {};
-  const r: ResolvedOAuthRefreshOptions = {
-    providers: o.providers ?? [],
-    refreshAheadMs: o.refreshAheadMs ?? 300_000,
-    defaultExpiresInSeconds: o.defaultExpiresInSeconds ?? 3600,
-    requestTimeoutMs: o.requestTimeoutMs ?? 10_000,
-    retry: {
-      maxAttempts: o.retry?.maxAttempts ?? 3,
-      initialDelayMs: o.retry?.initialDelayMs ?? 250,
-      maxDelayMs: o.retry?.maxDelayMs ?? 5000,
-    },
-    failureCooldownMs: o.failureCooldownMs ?? 30_000,
-    maxFailureCooldownMs: o.maxFailureCooldownMs ?? 600_000,
-    lockTimeoutMs: o.lockTimeoutMs ?? 30_000,
-    proactive: {
-      enabled: o.proactive?.enabled ?? true,
-      cronTime: o.proactive?.cronTime ?? '0 * * * * *',
-      jobName: o.proactive?.jobName ?? 'oauth-proactive-refresh',
-      batchSize: o.proactive?.batchSize ?? 100,
-      concurrency: o.proactive?.concurrency ?? 4,
-      maxPerRun: o.proactive?.maxPerRun ?? 10_000,
-    },
-    ...(o.clock !== undefined ? { clock: o.clock } : {}),
-  };
-  const problems: string[] = [];
-  const ms = (v: number, name: string, min: number) => {
-    if (!(typeof v === 'number' && Number.isFinite(v) && v >= min)) problems.push(`${name}: must be a number ≥ ${min}`);
-  };
-  const int = (v: number, name: string, min: number, max: number) => {
-    if (!(Number.isInteger(v) && v >= min && v <= max)) problems.push(`${name}: must be an integer in ${min}..${max}`);
-  };
-  if (!Array.isArray(r.providers)) problems.push('providers: must be an array of provider configurations');
-  ms(r.refreshAheadMs, 'refreshAheadMs', 0);
-  ms(r.defaultExpiresInSeconds, 'defaultExpiresInSeconds', 1);
-  ms(r.requestTimeoutMs, 'requestTimeoutMs', 1);
-  int(r.retry.maxAttempts, 'retry.maxAttempts', 1, 10);
-  ms(r.retry.initialDelayMs, 'retry.initialDelayMs', 0);
-  ms(r.retry.maxDelayMs, 'retry.maxDelayMs', 0);
-  ms(r.failureCooldownMs, 'failureCooldownMs', 0);
-  ms(r.maxFailureCooldownMs, 'maxFailureCooldownMs', 0);
-  if (r.maxFailureCooldownMs < r.failureCooldownMs) problems.push('maxFailureCooldownMs: must be ≥ failureCooldownMs');
-  ms(r.lockTimeoutMs, 'lockTimeoutMs', 1);
-  if (typeof r.proactive.enabled !== 'boolean') problems.push('proactive.enabled: must be a boolean');
-  if (typeof r.proactive.cronTime !== 'string' || r.proactive.cronTime.trim().split(/\s+/).length < 5) {
-    problems.push('proactive.cronTime: must be a cron expression with 5 or 6 fields, e.g. "0 * * * * *"');
-  }
-  if (typeof r.proactive.jobName !== 'string' || r.proactive.jobName.length === 0) problems.push('proactive.jobName: must be a non-empty string');
-  int(r.proactive.batchSize, 'proactive.batchSize', 1, 1000);
-  int(r.proactive.concurrency, 'proactive.concurrency', 1, 64);
-  int(r.proactive.maxPerRun, 'proactive.maxPerRun', 1, 1_000_000);
-  if (r.clock !== undefined && typeof r.clock?.now !== 'function') problems.push('clock: must be a Clock (an object with now(): Date)');
-  if (problems.length) {
-    throw new OAuthRefreshConfigurationError(`Invalid OAuthRefreshModule options:\n  - ${problems.join('\n  - ')}`);
-  }
-  return r;
+  return resolveOptions(
+    schema,
+    options,
+    (problems) => new OAuthRefreshConfigurationError(`Invalid OAuthRefreshModule options:\n  - ${describeProblems(problems).join('\n  - ')}`),
+  );
 }

@@ -1,55 +1,41 @@
-import { Inject, Injectable, Logger, OnApplicationBootstrap, OnModuleDestroy, Optional } from '@nestjs/common';
-import { SchedulerRegistry } from '@nestjs/schedule';
-import { CronJob } from 'cron';
-import { OAuthRefreshConfigurationError } from './errors/oauth-refresh.errors';
+import { Inject, Injectable, Logger, OnApplicationBootstrap, OnModuleDestroy } from '@nestjs/common';
+import { LOCK_KEYS, ScheduledJobs } from '@app/common';
 import { OAUTH_REFRESH_RESOLVED_OPTIONS } from './oauth-refresh.constants';
 import type { ResolvedOAuthRefreshOptions } from './oauth-refresh.options';
 import { OAuthRefreshService } from './oauth-refresh.service';
 
 /**
- * Decides only *when* the proactive refresh runs: registers the named cron job
- * (`proactive.jobName`, default `oauth-proactive-refresh`). The work, and the lock that keeps it to
- * one replica, are in `OAuthRefreshService.refreshExpiringTokens`.
+ * Decides only *when* the proactive refresh runs: schedules the job `proactive.jobName` (default
+ * `oauth-proactive-refresh`) with `ScheduledJobs`. The work, and the lock `LOCK_KEYS.oauthProactiveRefresh`
+ * that keeps it to one replica, stay in `OAuthRefreshService.refreshExpiringTokens` (`lockedBy: 'work'`):
+ * it is public, and must be exclusive whoever calls it.
  */
 @Injectable()
 export class OAuthRefreshScheduler implements OnApplicationBootstrap, OnModuleDestroy {
   private readonly logger = new Logger(OAuthRefreshScheduler.name);
 
   constructor(
+    private readonly jobs: ScheduledJobs,
     private readonly service: OAuthRefreshService,
     @Inject(OAUTH_REFRESH_RESOLVED_OPTIONS) private readonly options: ResolvedOAuthRefreshOptions,
-    @Optional() private readonly registry?: SchedulerRegistry,
   ) {}
 
   onApplicationBootstrap(): void {
-    const { enabled, cronTime, jobName } = this.options.proactive;
-    if (!enabled) return;
-    if (!this.registry) {
-      throw new OAuthRefreshConfigurationError(
-        'The proactive OAuth refresh is enabled but SchedulerRegistry is missing: import ScheduleModule.forRoot() in the host, ' +
-          'or set OAuthRefreshModule option proactive.enabled = false',
-      );
-    }
-    const job = CronJob.from({
+    const { enabled, cronTime, timeZone, jobName } = this.options.proactive;
+    this.jobs.schedule({
       name: jobName,
-      cronTime,
-      start: false,
-      waitForCompletion: true,
-      onTick: async () => {
-        try {
-          await this.service.refreshExpiringTokens();
-        } catch (e) {
-          this.logger.error(`proactive OAuth refresh failed: ${e instanceof Error ? e.message : String(e)}`);
-        }
-      },
+      enabled,
+      cron: cronTime,
+      timeZone,
+      switchOption: 'OAuthRefreshModule option proactive.enabled',
+      lockKey: LOCK_KEYS.oauthProactiveRefresh,
+      lockedBy: 'work',
+      run: () => this.service.refreshExpiringTokens(),
     });
-    this.registry.addCronJob(jobName, job);
-    job.start();
-    this.logger.log(`proactive OAuth refresh scheduled (${cronTime})`);
+    if (enabled) this.logger.log(`proactive OAuth refresh scheduled (${cronTime}${timeZone ? ` ${timeZone}` : ''})`);
   }
 
   onModuleDestroy(): void {
-    const { jobName } = this.options.proactive;
-    if (this.registry?.doesExist('cron', jobName)) this.registry.deleteCronJob(jobName);
+    this.jobs.unschedule(this.options.proactive.jobName);
   }
 }

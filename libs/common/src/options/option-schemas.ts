@@ -4,7 +4,7 @@ import type { Clock } from '../clock';
 
 /** A cron expression the `cron` package accepts (seconds optional). */
 export function cronExpressionSchema(message = 'is not a valid cron expression'): z.ZodString {
-  return z.string().refine((c) => validateCronExpression(c).valid, { message });
+  return z.string({ error: message }).refine((c) => validateCronExpression(c).valid, { message });
 }
 
 /** An IANA time zone name (`Europe/Paris`, `UTC`). */
