@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
+import { describeProblems, resolveOptions } from '@app/common';
 import { z } from 'zod';
 import { KeyVaultErrorCode } from './errors/key-vault-error-code';
 import { KeyVaultError } from './errors/key-vault.error';
@@ -149,15 +150,7 @@ function configError(message: string, cause?: unknown): KeyVaultError {
  * `KeyVaultError` whose message lists what to fix. Reads `tls.caCertPath` (once).
  */
 export function resolveKeyVaultOptions(raw: KeyVaultModuleOptions): ResolvedKeyVaultOptions {
-  const parsed = optionsSchema.safeParse(raw ?? {});
-  if (!parsed.success) {
-    const lines = parsed.error.issues.map((i) => {
-      const path = i.path.length ? i.path.join('.') : '(options)';
-      return `${path}: ${i.message}`;
-    });
-    throw configError(`\n  - ${lines.join('\n  - ')}`);
-  }
-  const o = parsed.data;
+  const o = resolveOptions(optionsSchema, raw, (problems) => configError(`\n  - ${describeProblems(problems).join('\n  - ')}`));
 
   let url: URL;
   try {
