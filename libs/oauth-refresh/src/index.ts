@@ -3,15 +3,10 @@ export { OAUTH_REFRESH_MODULE_OPTIONS, OAUTH_REFRESH_OPTIONS_TYPE, OAUTH_REFRESH
 export type { OAuthRefreshModuleOptions, OAuthProactiveRefreshOptions, OAuthRetryOptions, ResolvedOAuthRefreshOptions } from './oauth-refresh.options';
 export { resolveOAuthRefreshOptions } from './oauth-refresh.options';
 export { PROACTIVE_REFRESH_LOCK } from './oauth-refresh.constants';
-export {
-  OAuthRefreshService,
-  OAUTH_TAGS,
-  type OAuthTokenResponse,
-  type StoredOAuthCredentials,
-  type GetAccessTokenOptions,
-  type AccessTokenResult,
-  type ProactiveRefreshResult,
-} from './oauth-refresh.service';
+export { OAuthRefreshService, type StoredOAuthCredentials, type GetAccessTokenOptions } from './oauth-refresh.service';
+export { OAUTH_TAGS, type OAuthTokenResponse } from './token/token-response';
+export type { AccessTokenResult } from './refresh/refresh-support';
+export type { ProactiveRefreshResult } from './refresh/proactive-refresh-runner';
 export { OAuthRefreshScheduler } from './oauth-refresh.scheduler';
 export { OAuthProviderRegistry, resolveProviderConfig } from './providers/oauth-provider.registry';
 export type { OAuthProviderConfig, OAuthClientSecretRef, OAuthClientAuthMethod, ResolvedOAuthProvider } from './providers/oauth-provider.config';

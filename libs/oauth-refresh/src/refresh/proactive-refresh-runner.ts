@@ -1,0 +1,95 @@
+import { systemContext, type OperationContext } from '@app/common';
+import { PROACTIVE_REFRESH_LOCK } from '../oauth-refresh.constants';
+import type { ResolvedOAuthProvider } from '../providers/oauth-provider.config';
+import { effectiveRefreshWindowMs, remainingMs } from '../refresh-policy';
+import type { DuePageCursor, StoredToken } from '../store/oauth-token-store';
+import { AccessTokenResult, connectionKey, RefreshDeps, RefreshReason } from './refresh-support';
+
+export interface ProactiveRefreshResult {
+  /** False when another replica (or run) held the job lock: nothing was done here. */
+  acquired: boolean;
+  scanned: number;
+  refreshed: number;
+  /** Already fresh (refreshed elsewhere), unregistered integration, or cooling down. */
+  skipped: number;
+  failed: number;
+}
+
+/** The single-flight refresh of the facade, so a proactive refresh joins callers' refreshes. */
+export type RefreshOne = (ctx: OperationContext, provider: ResolvedOAuthProvider, connectionId: string, seen: StoredToken, reason: RefreshReason, needed: number) => Promise<AccessTokenResult>;
+
+/**
+ * The proactive job's work: pages through active access tokens of all tenants expiring within the
+ * largest refresh-ahead window (`proactive.batchSize` per page, at most `proactive.maxPerRun` per
+ * run) and refreshes those inside their own window, `proactive.concurrency` at a time, under the
+ * lock `oauth-proactive-refresh` (one replica at a time). One connection's failure is counted, never thrown.
+ */
+export class ProactiveRefreshRunner {
+  constructor(
+    private readonly deps: RefreshDeps,
+    private readonly refresh: RefreshOne,
+  ) {}
+
+  async run(): Promise<ProactiveRefreshResult> {
+    const r = await this.deps.lock.tryRun(PROACTIVE_REFRESH_LOCK, () => this.runHoldingLock());
+    if (!r.acquired) {
+      this.deps.logger.debug('proactive refresh is running elsewhere; skipped');
+      return { acquired: false, scanned: 0, refreshed: 0, skipped: 0, failed: 0 };
+    }
+    return r.value;
+  }
+
+  private async runHoldingLock(): Promise<ProactiveRefreshResult> {
+    const { batchSize, concurrency, maxPerRun } = this.deps.options.proactive;
+    const result: ProactiveRefreshResult = { acquired: true, scanned: 0, refreshed: 0, skipped: 0, failed: 0 };
+    const horizon = new Date(this.deps.clock.now().getTime() + this.deps.registry.maxRefreshAheadMs());
+    let cursor: DuePageCursor | undefined;
+    while (result.scanned < maxPerRun) {
+      const page = await this.deps.store.listDue(horizon, Math.min(batchSize, maxPerRun - result.scanned), cursor);
+      if (page.length === 0) break;
+      result.scanned += page.length;
+      await forEachLimited(page, concurrency, async (due) => {
+        const outcome = await this.one(due.tenantId, due.integrationId, due.connectionId);
+        result[outcome]++;
+      });
+      const last = page[page.length - 1];
+      cursor = { expiresAt: last.expiresAt, credentialId: last.credentialId };
+      if (page.length < batchSize) break;
+    }
+    if (result.scanned > 0) {
+      this.deps.logger.log(`proactive refresh: ${result.refreshed} refreshed, ${result.skipped} skipped, ${result.failed} failed of ${result.scanned}`);
+    }
+    return result;
+  }
+
+  private async one(tenantId: string, integrationId: string, connectionId: string): Promise<'refreshed' | 'skipped' | 'failed'> {
+    const provider = this.deps.registry.find(tenantId, integrationId);
+    if (!provider) return 'skipped';
+    const ctx = systemContext(tenantId, PROACTIVE_REFRESH_LOCK);
+    if (this.deps.cooldowns.activeUntil(connectionKey(tenantId, integrationId, connectionId), this.deps.clock.now())) return 'skipped';
+    try {
+      const tokens = await this.deps.store.load(ctx, integrationId, connectionId);
+      const access = tokens.access;
+      if (!access || access.reauthRequired || tokens.refresh?.reauthRequired || !tokens.refresh) return 'skipped';
+      const needed = effectiveRefreshWindowMs(access, provider.refreshAheadMs);
+      if (remainingMs(access, this.deps.clock.now()) > needed) return 'skipped';
+      const before = access.version;
+      const r = await this.refresh(ctx, provider, connectionId, access, { trigger: 'proactive', forced: false }, needed);
+      return r.version !== before ? 'refreshed' : 'skipped';
+    } catch (e) {
+      this.deps.logger.warn(`proactive refresh of connection ${connectionId} (tenant ${tenantId}, integration ${integrationId}) failed: ${(e as Error).message}`);
+      return 'failed';
+    }
+  }
+}
+
+async function forEachLimited<T>(items: T[], limit: number, work: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  const runners = Array.from({ length: Math.min(limit, items.length) }, async () => {
+    while (next < items.length) {
+      const item = items[next++];
+      await work(item);
+    }
+  });
+  await Promise.all(runners);
+}

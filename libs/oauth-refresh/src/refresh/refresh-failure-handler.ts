@@ -1,0 +1,103 @@
+import { AuditResult } from '@app/audit';
+import type { CredentialVaultError, OperationContext } from '@app/common';
+import { TokenEndpointFailure } from '../client/oauth-token-client';
+import { OAuthInvalidTokenResponseError, OAuthReauthRequiredError, OAuthRefreshFailedError } from '../errors/oauth-refresh.errors';
+import { OAuthRefreshEvents, OAuthRefreshFailedEvent } from '../events/oauth-refresh.events';
+import type { ResolvedOAuthProvider } from '../providers/oauth-provider.config';
+import type { StoredToken } from '../store/oauth-token-store';
+import { auditRefresh, emitEvent, RefreshDeps, RefreshReason } from './refresh-support';
+
+/** One failed token-endpoint exchange, as the failure handler needs to see it. */
+export interface RefreshFailure {
+  ctx: OperationContext;
+  provider: ResolvedOAuthProvider;
+  connectionId: string;
+  key: string;
+  access: StoredToken;
+  refresh: StoredToken;
+  reason: RefreshReason;
+  error: unknown;
+  started: number;
+}
+
+/** Failures after which the old access token may still be served: the refresh may work later. */
+export function isRetryableRefreshFailure(e: unknown): boolean {
+  return e instanceof OAuthRefreshFailedError || e instanceof OAuthInvalidTokenResponseError;
+}
+
+/**
+ * What a failed refresh leads to: `invalid_grant` → the connection is marked `needs_reauth`; any
+ * other failure → the per-connection cooldown grows. Both are classified into the lib's typed error,
+ * logged, emitted (`credential.oauth.refresh_failed`) and audited (`refresh`/`failure`).
+ */
+export class RefreshFailureHandler {
+  constructor(private readonly deps: RefreshDeps) {}
+
+  /** Records the failure and returns the error to throw. Never throws itself. */
+  async handle(f: RefreshFailure): Promise<CredentialVaultError> {
+    const { ctx, provider, connectionId, access, refresh, reason, error: e } = f;
+    const failure = e instanceof TokenEndpointFailure ? e : undefined;
+    const now = this.deps.clock.now();
+    let error: CredentialVaultError;
+    let consecutiveFailures = 0;
+    let retryAfter: Date | undefined;
+    if (failure?.kind === 'invalid_grant') {
+      error = new OAuthReauthRequiredError(provider.integrationId, connectionId, 'the provider refused the refresh token (invalid_grant)', { cause: e });
+      try {
+        await this.deps.store.markReauthRequired(ctx, [refresh, access]);
+      } catch (markError) {
+        this.deps.logger.error(`could not mark connection ${connectionId} (tenant ${ctx.tenantId}) needs_reauth: ${(markError as Error).message}`);
+      }
+      this.deps.cooldowns.clear(f.key);
+    } else {
+      ({ until: retryAfter, failures: consecutiveFailures } = this.deps.cooldowns.recordFailure(f.key, now));
+      error = classify(e, failure, provider, connectionId, retryAfter);
+    }
+    const reauth = error instanceof OAuthReauthRequiredError;
+    this.deps.logger[reauth ? 'warn' : 'error'](
+      `refresh of connection ${connectionId} (tenant ${ctx.tenantId}, integration ${provider.integrationId}) failed: ${error.message}${reauth ? ' → needs_reauth' : ''}`,
+    );
+    const provenance = {
+      ...(failure?.details.oauthError ? { oauthError: failure.details.oauthError } : {}),
+      ...(failure?.details.status !== undefined ? { httpStatus: failure.details.status } : {}),
+    };
+    emitEvent<OAuthRefreshFailedEvent>(this.deps, OAuthRefreshEvents.REFRESH_FAILED, {
+      tenantId: ctx.tenantId,
+      integrationId: provider.integrationId,
+      connectionId,
+      accessCredentialId: access.credentialId,
+      refreshCredentialId: refresh.credentialId,
+      reauthRequired: reauth,
+      retryable: error.retryable,
+      errorCode: `${error.code}:${error.codeName}`,
+      ...provenance,
+      consecutiveFailures,
+      ...(retryAfter ? { retryAfter } : {}),
+      trigger: reason.trigger,
+      correlationId: ctx.correlationId,
+      occurredAt: now,
+    });
+    await auditRefresh(this.deps, ctx, access.credentialId, AuditResult.FAILURE, f.started, `${error.code}:${error.codeName}`, {
+      integrationId: provider.integrationId,
+      connectionId,
+      trigger: reason.trigger,
+      reauthRequired: reauth,
+      ...provenance,
+      attempts: (e as { attempts?: number })?.attempts ?? 1,
+    });
+    return error;
+  }
+}
+
+/** A failure other than invalid_grant as the lib's error: an invalid response, else REFRESH_FAILED (transient or not). */
+function classify(e: unknown, failure: TokenEndpointFailure | undefined, provider: ResolvedOAuthProvider, connectionId: string, retryAfter: Date): CredentialVaultError {
+  const message = failure ? failure.message : `refresh failed: ${e instanceof Error ? e.name : 'error'}`;
+  if (e instanceof OAuthInvalidTokenResponseError) return e;
+  if (failure?.kind === 'invalid_response') return new OAuthInvalidTokenResponseError(message, { cause: e });
+  const transient = !failure || failure.kind === 'transient';
+  return new OAuthRefreshFailedError(
+    message,
+    { integrationId: provider.integrationId, connectionId, transient, status: failure?.details.status, oauthError: failure?.details.oauthError, retryAfter },
+    { cause: e },
+  );
+}

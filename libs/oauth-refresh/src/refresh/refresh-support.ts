@@ -1,0 +1,132 @@
+import { createHash, timingSafeEqual } from 'node:crypto';
+import type { Logger } from '@nestjs/common';
+import type { EventEmitter2 } from '@nestjs/event-emitter';
+import { AuditAction, AuditResult, AuditService } from '@app/audit';
+import type { Clock, DistributedLock, OperationContext } from '@app/common';
+import type { OAuthTokenClient } from '../client/oauth-token-client';
+import { OAuthConnectionNotFoundError, OAuthReauthRequiredError } from '../errors/oauth-refresh.errors';
+import type { OAuthRefreshTrigger } from '../events/oauth-refresh.events';
+import type { ResolvedOAuthRefreshOptions } from '../oauth-refresh.options';
+import type { OAuthProviderRegistry } from '../providers/oauth-provider.registry';
+import type { RefreshCooldowns } from '../refresh-policy';
+import { ConnectionTokens, OAuthTokenStore, StaleTokenError, StoredToken, TokenWrite } from '../store/oauth-token-store';
+import { OAUTH_TAGS } from '../token/token-response';
+
+/** A usable access token. Do not log it. */
+export interface AccessTokenResult {
+  accessToken: string;
+  expiresAt: Date | null;
+  credentialId: string;
+  /** Value version of the access-token credential. */
+  version: number;
+  tokenType: string;
+}
+
+export type RefreshReason = { trigger: OAuthRefreshTrigger; forced: boolean };
+
+/** What the parts behind OAuthRefreshService share; the service builds it once. */
+export interface RefreshDeps {
+  readonly registry: OAuthProviderRegistry;
+  readonly store: OAuthTokenStore;
+  readonly client: OAuthTokenClient;
+  readonly audit: AuditService;
+  readonly lock: DistributedLock;
+  readonly clock: Clock;
+  readonly options: ResolvedOAuthRefreshOptions;
+  readonly events?: EventEmitter2;
+  /** One logger (context `OAuthRefreshService`) for every part, so log lines read as before the split. */
+  readonly logger: Logger;
+  readonly cooldowns: RefreshCooldowns;
+}
+
+export function connectionKey(tenantId: string, integrationId: string, connectionId: string): string {
+  return JSON.stringify([tenantId, integrationId, connectionId]);
+}
+
+export function lockName(key: string): string {
+  return `oauth-refresh:${key}`;
+}
+
+export function requireUsable(tokens: ConnectionTokens, integrationId: string, connectionId: string): StoredToken {
+  const access = tokens.access;
+  if (!access) throw new OAuthConnectionNotFoundError(integrationId, connectionId);
+  if (access.reauthRequired || tokens.refresh?.reauthRequired) {
+    throw new OAuthReauthRequiredError(integrationId, connectionId, 'the connection is marked needs_reauth; store new tokens with storeOAuthCredentials');
+  }
+  return access;
+}
+
+export async function serveToken(store: OAuthTokenStore, ctx: OperationContext, access: StoredToken): Promise<AccessTokenResult> {
+  const value = await store.readValue(ctx, access);
+  return {
+    accessToken: value,
+    expiresAt: access.expiresAt,
+    credentialId: access.credentialId,
+    version: access.version,
+    tokenType: access.tags[OAUTH_TAGS.TOKEN_TYPE] ?? 'bearer',
+  };
+}
+
+/** The connection's current access token, read fresh from the database. */
+export async function serveCurrent(store: OAuthTokenStore, ctx: OperationContext, integrationId: string, connectionId: string): Promise<AccessTokenResult> {
+  const tokens = await store.load(ctx, integrationId, connectionId);
+  return serveToken(store, ctx, requireUsable(tokens, integrationId, connectionId));
+}
+
+/**
+ * Rotates one token with compare-and-set. If the row changed but still holds the same value
+ * version (only metadata moved), retries once on the new row version. If another writer stored a
+ * different value (new tokens from a reconnect), ours is dropped: returns undefined.
+ */
+export async function persistToken(deps: RefreshDeps, ctx: OperationContext, token: StoredToken, write: TokenWrite, integrationId: string, connectionId: string): Promise<StoredToken | undefined> {
+  try {
+    return await deps.store.rotate(ctx, token, { ...write, expectedRowVersion: token.rowVersion });
+  } catch (e) {
+    if (!(e instanceof StaleTokenError)) throw e;
+  }
+  const again = await deps.store.load(ctx, integrationId, connectionId);
+  const current = again.access?.credentialId === token.credentialId ? again.access : again.refresh?.credentialId === token.credentialId ? again.refresh : undefined;
+  if (current && current.version === token.version) {
+    return deps.store.rotate(ctx, current, { ...write, expectedRowVersion: current.rowVersion });
+  }
+  deps.logger.warn(`credential ${token.credentialId} got a new value from another writer during a refresh; keeping that one`);
+  return undefined;
+}
+
+/** Audit of one refresh; an audit failure is logged, never thrown over a refresh that happened. */
+export async function auditRefresh(
+  deps: RefreshDeps,
+  ctx: OperationContext,
+  resource: string,
+  result: AuditResult,
+  started: number,
+  errorCode: string | undefined,
+  details: Record<string, unknown>,
+): Promise<void> {
+  try {
+    await deps.audit.record({ action: AuditAction.REFRESH, context: ctx, resource, result, errorCode, durationMs: Date.now() - started, details });
+  } catch (e) {
+    deps.logger.error(`could not audit a refresh of ${resource}: ${(e as Error).message}`);
+  }
+}
+
+/** Emits when the host has an event bus; a failing listener never fails a refresh. */
+export function emitEvent<T>(deps: RefreshDeps, name: string, payload: T): void {
+  if (!deps.events) return;
+  try {
+    deps.events.emit(name, payload);
+  } catch (e) {
+    deps.logger.warn(`a listener of ${name} failed: ${(e as Error).message}`);
+  }
+}
+
+/** Compares two secrets in constant time (over their hashes, so lengths may differ). */
+export function sameSecret(a: string, b: string): boolean {
+  const ha = createHash('sha256').update(a).digest();
+  const hb = createHash('sha256').update(b).digest();
+  return timingSafeEqual(ha, hb);
+}
+
+export function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}

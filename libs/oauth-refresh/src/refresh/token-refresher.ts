@@ -1,0 +1,151 @@
+import { AuditResult } from '@app/audit';
+import type { OperationContext } from '@app/common';
+import { OAuthTokenSet, TokenEndpointFailure } from '../client/oauth-token-client';
+import { OAuthReauthRequiredError, OAuthRefreshFailedError } from '../errors/oauth-refresh.errors';
+import { OAuthRefreshedEvent, OAuthRefreshEvents } from '../events/oauth-refresh.events';
+import type { ResolvedOAuthProvider } from '../providers/oauth-provider.config';
+import { remainingMs, retryDelayMs } from '../refresh-policy';
+import type { StoredToken } from '../store/oauth-token-store';
+import { accessWrite, refreshWrite, validateTokenSet } from '../token/token-response';
+import { RefreshFailureHandler } from './refresh-failure-handler';
+import {
+  AccessTokenResult,
+  auditRefresh,
+  emitEvent,
+  persistToken,
+  RefreshDeps,
+  RefreshReason,
+  requireUsable,
+  sameSecret,
+  serveCurrent,
+  serveToken,
+  sleep,
+} from './refresh-support';
+import { Connection, RotatedRefreshTokens } from './rotated-refresh-tokens';
+
+/** One refresh of one connection. */
+export interface RefreshRequest {
+  ctx: OperationContext;
+  provider: ResolvedOAuthProvider;
+  connectionId: string;
+  key: string;
+  /** The access token the caller decided to refresh. */
+  seen: StoredToken;
+  reason: RefreshReason;
+  /** Validity (ms) the caller needs; a token with more is served without a refresh. */
+  needed: number;
+}
+
+/**
+ * The refresh itself, run while holding the connection's lock: re-read (fencing), the token-endpoint
+ * call with retries, the rotated refresh token made durable BEFORE the new access token is written
+ * or served, then the success event and audit row. Failures go to the RefreshFailureHandler.
+ */
+export class TokenRefresher {
+  constructor(
+    private readonly deps: RefreshDeps,
+    private readonly rotated: RotatedRefreshTokens,
+    private readonly failures: RefreshFailureHandler,
+  ) {}
+
+  async refreshHoldingLock(r: RefreshRequest): Promise<AccessTokenResult> {
+    const { ctx, provider, connectionId, key, reason } = r;
+    const { store, clock } = this.deps;
+    // Fencing: the metadata may have moved while we waited for the lock.
+    const fresh = await store.load(ctx, provider.integrationId, connectionId);
+    const access = requireUsable(fresh, provider.integrationId, connectionId);
+    if (access.version !== r.seen.version) return serveToken(store, ctx, access);
+    if (!reason.forced && remainingMs(access, clock.now()) > r.needed) return serveToken(store, ctx, access);
+    const refresh = fresh.refresh;
+    if (!refresh) throw new OAuthReauthRequiredError(provider.integrationId, connectionId, 'no refresh token is stored');
+
+    const started = Date.now();
+    const connection: Connection = { ctx, integrationId: provider.integrationId, connectionId, key };
+    // A rotated refresh token that could not be written over the stored one is the live one (the stored one is spent).
+    const live = await this.rotated.live(connection, fresh, refresh);
+    const secret = provider.clientSecret ? await store.readClientSecret(ctx, provider.clientSecret) : undefined;
+    let tokens: OAuthTokenSet;
+    let attempts = 0;
+    try {
+      ({ tokens, attempts } = await this.callWithRetries(provider, live.value, secret));
+    } catch (e) {
+      throw await this.failures.handle({ ctx, provider, connectionId, key, access, refresh, reason, error: e, started });
+    }
+
+    const now = clock.now();
+    const nextRefreshToken = tokens.refreshToken ?? (live.unsaved ? live.value : undefined);
+    const rotated = nextRefreshToken !== undefined && (live.unsaved || !sameSecret(nextRefreshToken, live.value));
+    let newRefresh = refresh;
+    // 1) The rotated refresh token first: the old one is already spent at the provider.
+    if (rotated) {
+      const kept = await this.rotated.keep(connection, fresh, refresh, refreshWrite({ ...tokens, refreshToken: nextRefreshToken }, now));
+      if (kept.outcome === 'memory') {
+        throw new OAuthRefreshFailedError(
+          `the rotated refresh token of connection "${connectionId}" could not be stored; the next attempt uses it`,
+          { integrationId: provider.integrationId, connectionId, transient: true },
+          { cause: kept.error },
+        );
+      }
+      if (kept.outcome === 'superseded') return serveCurrent(store, ctx, provider.integrationId, connectionId);
+      newRefresh = kept.refresh;
+    }
+    // 2) Then the access token.
+    const newAccess = await persistToken(this.deps, ctx, access, accessWrite(provider, tokens, now), provider.integrationId, connectionId);
+    if (!newAccess) return serveCurrent(store, ctx, provider.integrationId, connectionId);
+    this.deps.cooldowns.clear(key);
+    await this.reportSuccess(r, newAccess, newRefresh, rotated, attempts, started, now);
+    return {
+      accessToken: tokens.accessToken,
+      expiresAt: newAccess.expiresAt,
+      credentialId: newAccess.credentialId,
+      version: newAccess.version,
+      tokenType: tokens.tokenType,
+    };
+  }
+
+  private async callWithRetries(provider: ResolvedOAuthProvider, refreshToken: string, secret: string | undefined): Promise<{ tokens: OAuthTokenSet; attempts: number }> {
+    const { maxAttempts } = this.deps.options.retry;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const tokens = await this.deps.client.refresh(provider, refreshToken, secret);
+        validateTokenSet(tokens);
+        return { tokens, attempts: attempt };
+      } catch (e) {
+        const transient = e instanceof TokenEndpointFailure && e.kind === 'transient';
+        if (!transient || attempt >= maxAttempts) throw Object.assign(e as object, { attempts: attempt });
+        const delay = retryDelayMs(attempt + 1, this.deps.options.retry, e.details.retryAfterMs);
+        this.deps.logger.warn(`token endpoint of "${provider.integrationId}" failed (attempt ${attempt}/${maxAttempts}): ${e.message}; retrying in ${Math.round(delay)} ms`);
+        await sleep(delay);
+      }
+    }
+  }
+
+  private async reportSuccess(r: RefreshRequest, newAccess: StoredToken, newRefresh: StoredToken, rotated: boolean, attempts: number, started: number, now: Date): Promise<void> {
+    const { ctx, provider, connectionId, reason } = r;
+    emitEvent<OAuthRefreshedEvent>(this.deps, OAuthRefreshEvents.REFRESHED, {
+      tenantId: ctx.tenantId,
+      integrationId: provider.integrationId,
+      connectionId,
+      accessCredentialId: newAccess.credentialId,
+      refreshCredentialId: newRefresh.credentialId,
+      version: newAccess.version,
+      expiresAt: newAccess.expiresAt!,
+      refreshTokenRotated: rotated,
+      trigger: reason.trigger,
+      attempts,
+      correlationId: ctx.correlationId,
+      occurredAt: now,
+    });
+    await auditRefresh(this.deps, ctx, newAccess.credentialId, AuditResult.SUCCESS, started, undefined, {
+      integrationId: provider.integrationId,
+      connectionId,
+      version: newAccess.version,
+      refreshTokenRotated: rotated,
+      trigger: reason.trigger,
+      attempts,
+    });
+    this.deps.logger.log(
+      `refreshed access token of connection ${connectionId} (tenant ${ctx.tenantId}, integration ${provider.integrationId}) → v${newAccess.version}${rotated ? ', refresh token rotated' : ''}`,
+    );
+  }
+}

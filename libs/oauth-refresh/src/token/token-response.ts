@@ -1,0 +1,85 @@
+import { OAuthTokenSet } from '../client/oauth-token-client';
+import { OAuthInvalidTokenResponseError, OAuthRefreshValidationError } from '../errors/oauth-refresh.errors';
+import type { ResolvedOAuthProvider } from '../providers/oauth-provider.config';
+import type { TokenWrite } from '../store/oauth-token-store';
+
+/** Tags written on the access-token credential (metadata only, never a value). */
+export const OAUTH_TAGS = { SCOPE: 'oauth.scope', TOKEN_TYPE: 'oauth.token_type' } as const;
+
+/**
+ * A token endpoint response as the provider sent it (RFC 6749 §5.1), e.g. oauth4webapi's
+ * `TokenEndpointResponse`. `expires_in` may be a number or a numeric string (some providers).
+ */
+export interface OAuthTokenResponse {
+  access_token: string;
+  refresh_token?: string;
+  expires_in?: number | string;
+  /** Some providers (GitHub apps, Microsoft) say when the refresh token dies. */
+  refresh_token_expires_in?: number | string;
+  scope?: string;
+  token_type?: string;
+  [extra: string]: unknown;
+}
+
+/** A century: longer lifetimes are not lifetimes (and `1e308` seconds is not a date). */
+export const MAX_LIFETIME_SECONDS = 100 * 365 * 86_400;
+
+/** A lifetime in seconds from a token response: undefined when absent, else a positive decimal number up to a century. */
+export function positiveSeconds(v: unknown, field: string): number | undefined {
+  if (v === undefined || v === null) return undefined;
+  // Numeric strings are decimal only: `0x10` or `1e3` from a provider is a malformed response.
+  const n = typeof v === 'string' ? (/^\d{1,12}(\.\d{1,6})?$/.test(v) ? Number(v) : NaN) : v;
+  if (typeof n !== 'number' || !Number.isFinite(n) || n <= 0 || n > MAX_LIFETIME_SECONDS) {
+    throw new OAuthRefreshValidationError(`${field} must be a positive number of seconds (at most ${MAX_LIFETIME_SECONDS})`, field);
+  }
+  return n;
+}
+
+/** Validates a token response given to storeOAuthCredentials. Messages never include values. */
+export function normaliseTokenResponse(r: OAuthTokenResponse): OAuthTokenSet {
+  if (!r || typeof r !== 'object') throw new OAuthRefreshValidationError('tokenResponse must be a token endpoint response object', 'tokenResponse');
+  if (typeof r.access_token !== 'string' || r.access_token.length === 0) {
+    throw new OAuthRefreshValidationError('tokenResponse.access_token must be a non-empty string', 'access_token');
+  }
+  if (r.refresh_token !== undefined && r.refresh_token !== null && (typeof r.refresh_token !== 'string' || r.refresh_token.length === 0)) {
+    throw new OAuthRefreshValidationError('tokenResponse.refresh_token must be a non-empty string when present', 'refresh_token');
+  }
+  if (r.scope !== undefined && typeof r.scope !== 'string') throw new OAuthRefreshValidationError('tokenResponse.scope must be a string', 'scope');
+  if (r.token_type !== undefined && typeof r.token_type !== 'string') throw new OAuthRefreshValidationError('tokenResponse.token_type must be a string', 'token_type');
+  const expiresIn = positiveSeconds(r.expires_in, 'expires_in');
+  const refreshTokenExpiresIn = positiveSeconds(r.refresh_token_expires_in, 'refresh_token_expires_in');
+  return {
+    accessToken: r.access_token,
+    ...(typeof r.refresh_token === 'string' ? { refreshToken: r.refresh_token } : {}),
+    ...(expiresIn !== undefined ? { expiresIn } : {}),
+    ...(refreshTokenExpiresIn !== undefined ? { refreshTokenExpiresIn } : {}),
+    ...(r.scope !== undefined ? { scope: r.scope } : {}),
+    tokenType: r.token_type ?? 'bearer',
+  };
+}
+
+/** Checks what a token client returned for a refresh grant (a 200 without a usable token is the provider's fault). */
+export function validateTokenSet(t: OAuthTokenSet): void {
+  if (!t || typeof t.accessToken !== 'string' || t.accessToken.length === 0) {
+    throw new OAuthInvalidTokenResponseError('the token endpoint returned no access_token');
+  }
+  if (t.expiresIn !== undefined && !(Number.isFinite(t.expiresIn) && t.expiresIn > 0)) {
+    throw new OAuthInvalidTokenResponseError('the token endpoint returned an invalid expires_in');
+  }
+}
+
+/** The access-token write of a token set: expiry from `expires_in` (else the provider's default), scope and type as tags. */
+export function accessWrite(provider: ResolvedOAuthProvider, tokens: OAuthTokenSet, now: Date): TokenWrite {
+  const seconds = tokens.expiresIn ?? provider.defaultExpiresInSeconds;
+  const tags: Record<string, string> = { [OAUTH_TAGS.TOKEN_TYPE]: tokens.tokenType.toLowerCase().slice(0, 64) };
+  if (tokens.scope !== undefined) tags[OAUTH_TAGS.SCOPE] = tokens.scope.slice(0, 512);
+  return { value: tokens.accessToken, expiresAt: new Date(now.getTime() + seconds * 1000), tags };
+}
+
+/** The refresh-token write of a token set that carries one. */
+export function refreshWrite(tokens: OAuthTokenSet & { refreshToken: string }, now: Date): TokenWrite {
+  return {
+    value: tokens.refreshToken,
+    expiresAt: tokens.refreshTokenExpiresIn !== undefined ? new Date(now.getTime() + tokens.refreshTokenExpiresIn * 1000) : null,
+  };
+}
