@@ -1,5 +1,5 @@
 import { Module, type Provider } from '@nestjs/common';
-import { Clock } from '@app/common';
+import { Clock, provideLibClock } from '@app/common';
 import { ReadAuditCoalescer } from './audit/read-audit-coalescer';
 import { CredentialCache } from './cache/credential-cache';
 import { LruCredentialCache } from './cache/lru-credential-cache';
@@ -19,11 +19,7 @@ const providers: Provider[] = [
     useFactory: (options: CredentialsModuleOptions) => resolveCredentialsOptions(options),
     inject: [CREDENTIALS_MODULE_OPTIONS],
   },
-  {
-    provide: CREDENTIALS_CLOCK,
-    useFactory: (options: ResolvedCredentialsOptions): Clock => options.clock,
-    inject: [CREDENTIALS_RESOLVED_OPTIONS],
-  },
+  provideLibClock(CREDENTIALS_CLOCK, CREDENTIALS_RESOLVED_OPTIONS),
   {
     provide: CredentialCache,
     useFactory: (options: ResolvedCredentialsOptions, clock: Clock): CredentialCache => new LruCredentialCache(options.cache, clock),

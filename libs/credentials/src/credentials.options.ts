@@ -1,4 +1,5 @@
-import { Clock, SystemClock } from '@app/common';
+import { Clock, clockOptionSchema, describeProblems, resolveOptions } from '@app/common';
+import { z } from 'zod';
 import { CREDENTIAL_TYPES, CredentialType, ValueStoreKind } from './credential-type';
 import { CredentialsConfigurationError } from './errors/credential-errors';
 import { NAME_PREFIX_PATTERN } from './naming/vault-secret-name';
@@ -83,7 +84,10 @@ export interface CredentialsModuleOptions {
   maxPageSize?: number;
   /** Emit domain events (`credential.*`) through EventEmitter2 when one is registered. @default true */
   emitEvents?: boolean;
-  /** Time source for expiry, TTLs and timestamps (tests pass a ManualClock). @default new SystemClock() */
+  /**
+   * Time source for expiry, TTLs and timestamps (tests pass a ManualClock).
+   * @default the host's global `Clock` provider if any, else the system clock
+   */
   clock?: Clock;
 }
 
@@ -98,67 +102,87 @@ export interface ResolvedCredentialsOptions {
   defaultPageSize: number;
   maxPageSize: number;
   emitEvents: boolean;
-  clock: Clock;
+  clock?: Clock;
 }
 
 export const DEFAULT_VALUE_STORES: Readonly<Record<CredentialType, ValueStoreKind>> = Object.fromEntries(
   CREDENTIAL_TYPES.map((t) => [t, t === CredentialType.OAUTH_ACCESS_TOKEN ? ValueStoreKind.ENVELOPE : ValueStoreKind.VAULT]),
 ) as Record<CredentialType, ValueStoreKind>;
 
+const number = (message: string) => z.number({ error: message });
+const positiveInt = (message: string) => number(message).int(message).positive(message);
+const KINDS: readonly unknown[] = [ValueStoreKind.VAULT, ValueStoreKind.ENVELOPE];
+
+const schema = z
+  .object({
+    valueStores: z
+      .record(z.string(), z.unknown(), { error: 'must be an object of credential type → store' })
+      .superRefine((stores, ctx) => {
+        // Credential types are names, not values: naming an unknown one helps fix a typo.
+        for (const [type, store] of Object.entries(stores)) {
+          if (!CREDENTIAL_TYPES.includes(type as CredentialType)) {
+            ctx.addIssue({ code: 'custom', message: `unknown credential type "${type}" (use one of ${CREDENTIAL_TYPES.join(', ')})` });
+          }
+          if (!KINDS.includes(store)) ctx.addIssue({ code: 'custom', path: [type], message: "must be 'vault' or 'envelope'" });
+        }
+      })
+      .default({}),
+    cache: z
+      .object({
+        enabled: z.boolean().default(true),
+        ttlMs: number('must be a positive number of milliseconds').positive('must be a positive number of milliseconds').default(300_000),
+        jitterRatio: number('must be in [0, 1)').min(0, 'must be in [0, 1)').lt(1, 'must be in [0, 1)').default(0.2),
+        maxEntries: positiveInt('must be a positive integer').default(10_000),
+        maxStaleMs: number('must be ≥ 0 (0 disables serve-stale)').min(0, 'must be ≥ 0 (0 disables serve-stale)').default(0),
+      })
+      .prefault({}),
+    readAudit: z
+      .object({
+        coalesceWindowMs: number('must be in 0..60000 ms (0 = one audit event per read)')
+          .min(0, 'must be in 0..60000 ms (0 = one audit event per read)')
+          .max(60_000, 'must be in 0..60000 ms (0 = one audit event per read)')
+          .default(1000),
+        maxPendingKeys: positiveInt('must be a positive integer').default(10_000),
+      })
+      .prefault({}),
+    vault: z
+      .object({
+        namePrefix: z
+          .string({ error: `must match ${NAME_PREFIX_PATTERN.source}` })
+          .regex(NAME_PREFIX_PATTERN, `must match ${NAME_PREFIX_PATTERN.source}`)
+          .default('cv'),
+        maxVersionsPerGeneration: number('must be an integer in 1..500 (Key Vault backs up at most 500 versions)')
+          .int('must be an integer in 1..500 (Key Vault backs up at most 500 versions)')
+          .min(1, 'must be an integer in 1..500 (Key Vault backs up at most 500 versions)')
+          .max(500, 'must be an integer in 1..500 (Key Vault backs up at most 500 versions)')
+          .default(450),
+      })
+      .prefault({}),
+    envelope: z
+      .object({
+        currentKeyRefreshMs: number('must be > 0').positive('must be > 0').default(3_600_000),
+        reencryptOnRead: z.boolean().default(true),
+      })
+      .prefault({}),
+    minWebhookSecretBytes: number('must be an integer ≥ 16').int('must be an integer ≥ 16').min(16, 'must be an integer ≥ 16').default(24),
+    integrations: z
+      .array(z.string({ error: `must match ${IDENTIFIER_PATTERN.source}` }).regex(IDENTIFIER_PATTERN, `must match ${IDENTIFIER_PATTERN.source}`))
+      .default([]),
+    defaultPageSize: positiveInt('must be a positive integer').default(50),
+    maxPageSize: number('must be an integer ≥ defaultPageSize').int('must be an integer ≥ defaultPageSize').default(500),
+    emitEvents: z.boolean().default(true),
+    clock: clockOptionSchema().optional(),
+  })
+  .superRefine((o, ctx) => {
+    if (o.maxPageSize < o.defaultPageSize) ctx.addIssue({ code: 'custom', path: ['maxPageSize'], message: 'must be an integer ≥ defaultPageSize' });
+  })
+  .transform((o) => ({ ...o, valueStores: { ...DEFAULT_VALUE_STORES, ...(o.valueStores as Partial<Record<CredentialType, ValueStoreKind>>) } }));
+
 /** Merges defaults and validates once; the error lists every problem and how to fix it. */
 export function resolveCredentialsOptions(options: CredentialsModuleOptions = {}): ResolvedCredentialsOptions {
-  const problems: string[] = [];
-  const resolved: ResolvedCredentialsOptions = {
-    valueStores: { ...DEFAULT_VALUE_STORES, ...(options.valueStores ?? {}) },
-    cache: {
-      enabled: options.cache?.enabled ?? true,
-      ttlMs: options.cache?.ttlMs ?? 300_000,
-      jitterRatio: options.cache?.jitterRatio ?? 0.2,
-      maxEntries: options.cache?.maxEntries ?? 10_000,
-      maxStaleMs: options.cache?.maxStaleMs ?? 0,
-    },
-    readAudit: {
-      coalesceWindowMs: options.readAudit?.coalesceWindowMs ?? 1000,
-      maxPendingKeys: options.readAudit?.maxPendingKeys ?? 10_000,
-    },
-    vault: {
-      namePrefix: options.vault?.namePrefix ?? 'cv',
-      maxVersionsPerGeneration: options.vault?.maxVersionsPerGeneration ?? 450,
-    },
-    envelope: {
-      currentKeyRefreshMs: options.envelope?.currentKeyRefreshMs ?? 3_600_000,
-      reencryptOnRead: options.envelope?.reencryptOnRead ?? true,
-    },
-    minWebhookSecretBytes: options.minWebhookSecretBytes ?? 24,
-    integrations: options.integrations ?? [],
-    defaultPageSize: options.defaultPageSize ?? 50,
-    maxPageSize: options.maxPageSize ?? 500,
-    emitEvents: options.emitEvents ?? true,
-    clock: options.clock ?? new SystemClock(),
-  };
-  for (const [type, store] of Object.entries(options.valueStores ?? {})) {
-    if (!CREDENTIAL_TYPES.includes(type as CredentialType)) problems.push(`valueStores: unknown credential type "${type}" (use one of ${CREDENTIAL_TYPES.join(', ')})`);
-    if (store !== ValueStoreKind.VAULT && store !== ValueStoreKind.ENVELOPE) problems.push(`valueStores.${type}: must be 'vault' or 'envelope'`);
-  }
-  const c = resolved.cache;
-  if (!(Number.isFinite(c.ttlMs) && c.ttlMs > 0)) problems.push('cache.ttlMs: must be a positive number of milliseconds');
-  if (!(c.jitterRatio >= 0 && c.jitterRatio < 1)) problems.push('cache.jitterRatio: must be in [0, 1)');
-  if (!(Number.isInteger(c.maxEntries) && c.maxEntries > 0)) problems.push('cache.maxEntries: must be a positive integer');
-  if (!(Number.isFinite(c.maxStaleMs) && c.maxStaleMs >= 0)) problems.push('cache.maxStaleMs: must be ≥ 0 (0 disables serve-stale)');
-  const ra = resolved.readAudit;
-  if (!(Number.isFinite(ra.coalesceWindowMs) && ra.coalesceWindowMs >= 0 && ra.coalesceWindowMs <= 60_000)) problems.push('readAudit.coalesceWindowMs: must be in 0..60000 ms (0 = one audit event per read)');
-  if (!(Number.isInteger(ra.maxPendingKeys) && ra.maxPendingKeys >= 1)) problems.push('readAudit.maxPendingKeys: must be a positive integer');
-  if (!NAME_PREFIX_PATTERN.test(resolved.vault.namePrefix)) problems.push(`vault.namePrefix: must match ${NAME_PREFIX_PATTERN.source}`);
-  const g = resolved.vault.maxVersionsPerGeneration;
-  if (!(Number.isInteger(g) && g >= 1 && g <= 500)) problems.push('vault.maxVersionsPerGeneration: must be an integer in 1..500 (Key Vault backs up at most 500 versions)');
-  if (!(resolved.envelope.currentKeyRefreshMs > 0)) problems.push('envelope.currentKeyRefreshMs: must be > 0');
-  if (!(Number.isInteger(resolved.minWebhookSecretBytes) && resolved.minWebhookSecretBytes >= 16)) problems.push('minWebhookSecretBytes: must be an integer ≥ 16');
-  for (const i of resolved.integrations) if (!IDENTIFIER_PATTERN.test(i)) problems.push(`integrations: "${i}" must match ${IDENTIFIER_PATTERN.source}`);
-  if (!(Number.isInteger(resolved.defaultPageSize) && resolved.defaultPageSize >= 1)) problems.push('defaultPageSize: must be a positive integer');
-  if (!(Number.isInteger(resolved.maxPageSize) && resolved.maxPageSize >= resolved.defaultPageSize)) problems.push('maxPageSize: must be an integer ≥ defaultPageSize');
-  if (typeof resolved.clock?.now !== 'function') problems.push('clock: must be a Clock (an object with now(): Date)');
-  if (problems.length) {
-    throw new CredentialsConfigurationError(`Invalid CredentialsModule options:\n  - ${problems.join('\n  - ')}`);
-  }
-  return resolved;
+  return resolveOptions(
+    schema,
+    options,
+    (problems) => new CredentialsConfigurationError(`Invalid CredentialsModule options:\n  - ${describeProblems(problems).join('\n  - ')}`),
+  );
 }

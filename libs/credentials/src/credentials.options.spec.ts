@@ -1,0 +1,71 @@
+import { ManualClock } from '@app/common';
+import { CredentialType, ValueStoreKind } from './credential-type';
+import { CredentialsConfigurationError } from './errors/credential-errors';
+import { resolveCredentialsOptions } from './credentials.options';
+
+describe('resolveCredentialsOptions', () => {
+  it('applies the documented defaults; the clock is left to the Clock rule', () => {
+    const r = resolveCredentialsOptions();
+    expect(r).toMatchObject({
+      cache: { enabled: true, ttlMs: 300_000, jitterRatio: 0.2, maxEntries: 10_000, maxStaleMs: 0 },
+      readAudit: { coalesceWindowMs: 1000, maxPendingKeys: 10_000 },
+      vault: { namePrefix: 'cv', maxVersionsPerGeneration: 450 },
+      envelope: { currentKeyRefreshMs: 3_600_000, reencryptOnRead: true },
+      minWebhookSecretBytes: 24,
+      integrations: [],
+      defaultPageSize: 50,
+      maxPageSize: 500,
+      emitEvents: true,
+    });
+    expect(r.clock).toBeUndefined();
+    expect(r.valueStores[CredentialType.OAUTH_ACCESS_TOKEN]).toBe(ValueStoreKind.ENVELOPE);
+    const clock = new ManualClock();
+    const custom = resolveCredentialsOptions({ clock, valueStores: { [CredentialType.OAUTH_ACCESS_TOKEN]: ValueStoreKind.VAULT } });
+    expect(custom.clock).toBe(clock);
+    expect(custom.valueStores[CredentialType.OAUTH_ACCESS_TOKEN]).toBe(ValueStoreKind.VAULT);
+  });
+
+  it('lists every problem in one error, by option name', () => {
+    const err = (() => {
+      try {
+        resolveCredentialsOptions({
+          valueStores: { nope: 'vault', [CredentialType.API_KEY]: 'disk' } as never,
+          cache: { ttlMs: 0, jitterRatio: 1, maxEntries: 1.5, maxStaleMs: -1 },
+          readAudit: { coalesceWindowMs: 60_001, maxPendingKeys: 0 },
+          vault: { namePrefix: 'Bad-Prefix', maxVersionsPerGeneration: 501 },
+          envelope: { currentKeyRefreshMs: 0 },
+          minWebhookSecretBytes: 8,
+          integrations: ['ok', 'not ok'],
+          defaultPageSize: 0,
+          maxPageSize: 1.5,
+          clock: {} as never,
+        });
+      } catch (e) {
+        return e as CredentialsConfigurationError;
+      }
+    })();
+    expect(err).toBeInstanceOf(CredentialsConfigurationError);
+    for (const problem of [
+      'valueStores: unknown credential type "nope"',
+      `valueStores.${CredentialType.API_KEY}: must be 'vault' or 'envelope'`,
+      'cache.ttlMs: must be a positive number of milliseconds',
+      'cache.jitterRatio: must be in [0, 1)',
+      'cache.maxEntries: must be a positive integer',
+      'cache.maxStaleMs: must be ≥ 0',
+      'readAudit.coalesceWindowMs: must be in 0..60000 ms',
+      'readAudit.maxPendingKeys: must be a positive integer',
+      'vault.namePrefix: must match',
+      'vault.maxVersionsPerGeneration: must be an integer in 1..500',
+      'envelope.currentKeyRefreshMs: must be > 0',
+      'minWebhookSecretBytes: must be an integer ≥ 16',
+      'integrations.1: must match',
+      'defaultPageSize: must be a positive integer',
+      'maxPageSize: must be an integer ≥ defaultPageSize',
+      'clock: must be a Clock',
+    ]) {
+      expect(err?.message).toContain(problem);
+    }
+    expect(err?.message).not.toContain('not ok');
+    expect(() => resolveCredentialsOptions({ defaultPageSize: 100, maxPageSize: 50 })).toThrow(/maxPageSize: must be an integer ≥ defaultPageSize/);
+  });
+});
