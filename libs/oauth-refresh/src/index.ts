@@ -12,7 +12,7 @@ export { OAuthProviderRegistry, resolveProviderConfig } from './providers/oauth-
 export type { OAuthProviderConfig, OAuthClientSecretRef, OAuthClientAuthMethod, ResolvedOAuthProvider } from './providers/oauth-provider.config';
 export { OAuthTokenClient, TokenEndpointFailure, type OAuthTokenSet, type TokenEndpointFailureKind } from './client/oauth-token-client';
 export { Oauth4webapiTokenClient } from './client/oauth4webapi-token-client';
-export { OAuthTokenStore, StaleTokenError, type StoredToken, type ConnectionTokens, type DueAccessToken, type DuePageCursor, type TokenWrite } from './store/oauth-token-store';
+export { OAuthTokenStore, StaleTokenError, type StoredToken, type ConnectionTokens, type PendingRefreshToken, type DueAccessToken, type DuePageCursor, type TokenWrite } from './store/oauth-token-store';
 export { CredentialsTokenStore } from './store/credentials-token-store';
 export { OAuthRefreshEvents, type OAuthRefreshedEvent, type OAuthRefreshFailedEvent, type OAuthRefreshTrigger } from './events/oauth-refresh.events';
 export * from './errors/oauth-refresh.errors';

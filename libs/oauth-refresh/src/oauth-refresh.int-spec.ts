@@ -16,6 +16,8 @@ import {
   CredentialsService,
   CredentialStatus,
   CredentialType,
+  CredentialValidationError,
+  ValueStoreKind,
 } from '@app/credentials';
 import { KeyVaultEmulator } from '@app/keyvault-emulator';
 import { CapturingLogger, createTestDatabase, credentialsStackImports, DATABASE_KINDS, rejection, TestOAuthServer, type TestDatabase, type TestDatabaseKind } from '@app/testing';
@@ -92,6 +94,7 @@ describe.each(DATABASE_KINDS)('OAuthRefreshModule on %s with a real OAuth server
   const run = randomBytes(3).toString('hex');
   const ctx: OperationContext = { tenantId: `acme_${run}`, actor: { id: 'user:alice' }, correlationId: 'corr-oauth' };
   let connectionSeq = 0;
+  let clientSecretId: string;
 
   const remember = (t: TokenEndpointResponse) => {
     tokens.add(t.access_token);
@@ -136,6 +139,7 @@ describe.each(DATABASE_KINDS)('OAuthRefreshModule on %s with a real OAuth server
       { tenantId: SYSTEM_TENANT, actor: { id: 'system:setup' } },
       { integrationId: 'acme-idp', connectionId: 'oauth-client', type: CredentialType.CUSTOM_SECRET, value: server.clientSecret },
     );
+    clientSecretId = secretMeta.id;
     stack.moduleRef.get(OAuthProviderRegistry).register({
       integrationId: 'acme-idp',
       issuer: server.issuer,
@@ -349,6 +353,85 @@ describe.each(DATABASE_KINDS)('OAuthRefreshModule on %s with a real OAuth server
     expect(server.refreshCalls).toBe(0);
     // proactive.enabled = false in this suite: no cron job was registered.
     expect(stack.moduleRef.get(SchedulerRegistry).doesExist('cron', 'oauth-proactive-refresh')).toBe(false);
+  });
+
+  it('storeOAuthCredentials refuses a token with a lone surrogate before any write (new and existing connections)', async () => {
+    const connectionId = `conn-${++connectionSeq}`;
+    const bad = { access_token: 'at-\uD800-lone', refresh_token: 'rt-ok', expires_in: 3600 };
+    await expect(stack.oauth.storeOAuthCredentials(ctx, 'acme-idp', connectionId, bad)).rejects.toBeInstanceOf(CredentialValidationError);
+    await expect(stack.oauth.storeOAuthCredentials(ctx, 'acme-idp', connectionId, { ...bad, access_token: 'at-ok', refresh_token: 'rt-\uDFFF' })).rejects.toBeInstanceOf(
+      CredentialValidationError,
+    );
+    expect((await stack.credentials.list(ctx, { connectionId })).items).toEqual([]);
+
+    const { connectionId: existing, stored } = await connect();
+    await expect(stack.oauth.storeOAuthCredentials(ctx, 'acme-idp', existing, { ...bad, refresh_token: 'rt-\uD83D' })).rejects.toBeInstanceOf(CredentialValidationError);
+    expect((await stack.credentials.getMetadata(ctx, stored.accessTokenCredentialId)).version).toBe(1);
+    expect((await stack.credentials.getMetadata(ctx, stored.refreshTokenCredentialId!)).version).toBe(1);
+  });
+
+  it('a rotated refresh token the vault refuses survives a crash: a fresh app on the same database refreshes without re-authorisation', async () => {
+    const appOptions: OAuthRefreshModuleOptions = {
+      providers: [
+        { integrationId: 'acme-idp', issuer: server.issuer, clientId: server.clientId, clientSecret: { tenantId: SYSTEM_TENANT, credentialId: clientSecretId }, allowInsecureRequests: true },
+      ],
+      retry: { maxAttempts: 2, initialDelayMs: 5, maxDelayMs: 20 },
+      proactive: { enabled: false },
+    };
+    const doomed = await buildStack(db, emu, clock, logger, appOptions);
+    let fresh: Stack | undefined;
+    try {
+      const connectionId = `conn-${++connectionSeq}`;
+      const initial = remember(await server.authorize());
+      const stored = await doomed.oauth.storeOAuthCredentials(ctx, 'acme-idp', connectionId, initial);
+      const refreshId = stored.refreshTokenCredentialId!;
+      const pendingOf = async (s: Stack) =>
+        (await s.credentials.list(ctx, { connectionId, type: CredentialType.CUSTOM_SECRET })).items.filter((m) => m.tags['oauth.pending_refresh_for'] === refreshId);
+
+      // The vault refuses every write: the refresh-token rotation fails (retried), the access token (envelope) does not.
+      emu.injectFault({ kind: 'status', status: 503, retryAfterSeconds: 0, operations: ['setSecret'] });
+      enterWindow(stored.expiresAt);
+      const got = await doomed.oauth.getAccessToken(ctx, 'acme-idp', connectionId);
+      tokens.add(got.accessToken);
+      expect(server.refreshCalls).toBe(1);
+      expect(got.version).toBe(2);
+      // The stored refresh token is the spent one; the provider's new one is the pending credential, envelope-encrypted.
+      expect((await stack.credentials.get(ctx, refreshId)).value).toBe(initial.refresh_token);
+      const [pending] = await pendingOf(doomed);
+      expect(pending).toMatchObject({ valueStore: ValueStoreKind.ENVELOPE, tags: { 'oauth.pending_based_on_version': '1' } });
+      const rotated = (await stack.credentials.get(ctx, pending.id)).value;
+      tokens.add(rotated);
+      expect(rotated).not.toBe(initial.refresh_token);
+
+      // "Crash": the doomed app is never used again; a new app (no memory of it) takes over while the vault still refuses writes.
+      fresh = await buildStack(db, emu, clock, logger, appOptions);
+      enterWindow(got.expiresAt!);
+      const next = await fresh.oauth.getAccessToken(ctx, 'acme-idp', connectionId);
+      tokens.add(next.accessToken);
+      expect(next.version).toBe(3);
+      expect(server.refreshCalls).toBe(2); // the pending token worked: no invalid_grant
+      const [pendingAgain] = await pendingOf(fresh);
+      expect(pendingAgain.version).toBe(2); // the newer rotation replaced it, still based on version 1
+      tokens.add((await stack.credentials.get(ctx, pendingAgain.id)).value);
+
+      // The vault is back: the next refresh writes the rotated token over the refresh token and drops the pending one.
+      emu.clearFaults();
+      enterWindow(next.expiresAt!);
+      const last = await fresh.oauth.getAccessToken(ctx, 'acme-idp', connectionId);
+      tokens.add(last.accessToken);
+      expect(last.version).toBe(4);
+      expect(server.refreshCalls).toBe(3);
+      const refreshed = await stack.credentials.get(ctx, refreshId);
+      tokens.add(refreshed.value);
+      expect(refreshed.metadata).toMatchObject({ version: 2, status: CredentialStatus.ACTIVE });
+      expect(await pendingOf(fresh)).toEqual([]);
+      expect((await stack.credentials.listConnections(ctx)).find((c) => c.connectionId === connectionId)?.status).toBe(ConnectionStatus.CONNECTED);
+      expect([...doomed.events, ...fresh.events].filter((e) => e.name === OAuthRefreshEvents.REFRESH_FAILED)).toEqual([]);
+    } finally {
+      emu.clearFaults();
+      await fresh?.moduleRef.close();
+      await doomed.moduleRef.close();
+    }
   });
 
   it('never puts a token in a log line, an event, a metadata row or an audit row', async () => {

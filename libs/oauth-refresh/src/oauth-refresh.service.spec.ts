@@ -13,7 +13,8 @@ import { resolveOAuthRefreshOptions } from './oauth-refresh.options';
 import { OAuthRefreshService } from './oauth-refresh.service';
 import type { ResolvedOAuthProvider } from './providers/oauth-provider.config';
 import { OAuthProviderRegistry } from './providers/oauth-provider.registry';
-import { ConnectionTokens, DueAccessToken, OAuthTokenStore, StoredToken, TokenWrite } from './store/oauth-token-store';
+import { ROTATED_TOKEN_WRITE_ATTEMPTS } from './refresh/rotated-refresh-tokens';
+import { ConnectionTokens, DueAccessToken, OAuthTokenStore, PendingRefreshToken, StoredToken, TokenWrite } from './store/oauth-token-store';
 
 const SEC = 1000;
 const MIN = 60 * SEC;
@@ -25,14 +26,32 @@ class FakeTokenStore extends OAuthTokenStore {
   reauthMarks = 0;
   /** Make the next N rotations of the refresh token fail (e.g. the vault is throttling). */
   failRefreshWrites = 0;
+  /** A durable place for pending refresh tokens (like CredentialsTokenStore's); off: the base class's "none". */
+  pendingSupported = false;
+  pending?: PendingRefreshToken & { value: string };
+  pendingDeletes = 0;
   constructor(private readonly clock: ManualClock) {
     super();
   }
   async load(): Promise<ConnectionTokens> {
-    return { ...(this.access ? { access: { ...this.access } } : {}), ...(this.refresh ? { refresh: { ...this.refresh } } : {}) };
+    return {
+      ...(this.access ? { access: { ...this.access } } : {}),
+      ...(this.refresh ? { refresh: { ...this.refresh } } : {}),
+      ...(this.pending ? { pendingRefresh: { ...this.pending } } : {}),
+    };
   }
   async readValue(_ctx: OperationContext, token: StoredToken): Promise<string> {
+    if (token.credentialId === this.pending?.credentialId) return this.pending.value;
     return token.credentialId === this.access?.credentialId ? this.access.value : this.refresh!.value;
+  }
+  override async savePendingRefreshToken(_c: OperationContext, _i: string, _n: string, refresh: StoredToken, write: TokenWrite): Promise<PendingRefreshToken | undefined> {
+    if (!this.pendingSupported) return undefined;
+    this.pending = { ...this.write(this.pending, 'pending-id', write), basedOnVersion: refresh.version };
+    return { ...this.pending };
+  }
+  override async deletePendingRefreshToken(_c: OperationContext, pending: PendingRefreshToken): Promise<void> {
+    if (this.pending?.credentialId === pending.credentialId) this.pending = undefined;
+    this.pendingDeletes++;
   }
   async readClientSecret(): Promise<string> {
     return 'client-secret';
@@ -105,11 +124,14 @@ describe('OAuthRefreshService (window, cooldown, backoff)', () => {
   let service: OAuthRefreshService;
   let audited: Array<{ action: string; result: string }>;
 
-  async function setup(overrides: Parameters<typeof resolveOAuthRefreshOptions>[0] = {}) {
-    clock = new ManualClock(new Date('2026-01-01T00:00:00Z'));
-    store = new FakeTokenStore(clock);
-    client = new ScriptedTokenClient();
-    audited = [];
+  /** A new service (a fresh Nest module: no in-memory state), on the same store, client and clock unless `fresh`. */
+  async function setup(overrides: Parameters<typeof resolveOAuthRefreshOptions>[0] = {}, fresh = true) {
+    if (fresh) {
+      clock = new ManualClock(new Date('2026-01-01T00:00:00Z'));
+      store = new FakeTokenStore(clock);
+      client = new ScriptedTokenClient();
+      audited = [];
+    }
     const options = resolveOAuthRefreshOptions({
       providers: [{ integrationId: 'idp', tokenEndpoint: 'https://idp.example/token', clientId: 'cid', clientSecret: { tenantId: 'sys', credentialId: 'x' } }],
       retry: { maxAttempts: 3, initialDelayMs: 1, maxDelayMs: 2 },
@@ -246,7 +268,7 @@ describe('OAuthRefreshService (window, cooldown, backoff)', () => {
 
   it('a rotated refresh token that could not be stored is used by the next attempt (the stored one is spent)', async () => {
     await connect(3600);
-    store.failRefreshWrites = 1;
+    store.failRefreshWrites = ROTATED_TOKEN_WRITE_ATTEMPTS; // every retry under the lock fails
     clock.advance(58 * MIN);
     // The write failed: the still-valid old access token is served.
     expect((await service.getAccessToken(ctx, 'idp', 'c1')).accessToken).toBe('at-0');
@@ -255,6 +277,58 @@ describe('OAuthRefreshService (window, cooldown, backoff)', () => {
     expect((await service.getAccessToken(ctx, 'idp', 'c1')).accessToken).toBe('at-2');
     expect(client.presented).toEqual(['rt-0', 'rt-1']);
     expect(store.refresh).toMatchObject({ value: 'rt-2', version: 2 });
+  });
+
+  it('a refresh-token write that fails once is retried under the lock: one provider call, the new tokens stored', async () => {
+    await connect(3600);
+    store.failRefreshWrites = 1;
+    clock.advance(58 * MIN);
+    expect((await service.getAccessToken(ctx, 'idp', 'c1')).accessToken).toBe('at-1');
+    expect(client.calls).toBe(1);
+    expect(store.refresh).toMatchObject({ value: 'rt-1', version: 2 });
+  });
+
+  it('a rotated refresh token the store keeps refusing becomes the pending one: the refresh succeeds, and a new service instance presents it', async () => {
+    await connect(3600);
+    store.pendingSupported = true;
+    store.failRefreshWrites = ROTATED_TOKEN_WRITE_ATTEMPTS;
+    clock.advance(58 * MIN);
+    // The provider's answer is used (the rotated token is durable elsewhere), not thrown away.
+    expect((await service.getAccessToken(ctx, 'idp', 'c1')).accessToken).toBe('at-1');
+    expect(store.refresh).toMatchObject({ value: 'rt-0', version: 1 });
+    expect(store.pending).toMatchObject({ value: 'rt-1', basedOnVersion: 1 });
+
+    await setup({}, false); // "crash": a new service, nothing in memory
+    clock.advance(58 * MIN);
+    expect((await service.getAccessToken(ctx, 'idp', 'c1')).accessToken).toBe('at-2');
+    expect(client.presented).toEqual(['rt-0', 'rt-1']);
+    expect(store.refresh).toMatchObject({ value: 'rt-2', version: 2 });
+    expect(store.pending).toBeUndefined();
+  });
+
+  it('a pending refresh token the provider refuses is discarded with needs_reauth; one left over a newer refresh token is ignored', async () => {
+    await connect(3600);
+    store.pendingSupported = true;
+    store.failRefreshWrites = ROTATED_TOKEN_WRITE_ATTEMPTS;
+    clock.advance(58 * MIN);
+    await service.getAccessToken(ctx, 'idp', 'c1');
+    client.script = [
+      () => {
+        throw new TokenEndpointFailure('invalid_grant', 'invalid_grant', { status: 400, oauthError: 'invalid_grant' });
+      },
+    ];
+    clock.advance(58 * MIN);
+    await expect(service.getAccessToken(ctx, 'idp', 'c1')).rejects.toBeInstanceOf(OAuthReauthRequiredError);
+    expect(client.presented).toEqual(['rt-0', 'rt-1']);
+    expect(store.pending).toBeUndefined();
+
+    // Reconnected with a new refresh token: a pending one based on the old version is stale.
+    await connect(3600);
+    store.pending = { ...store.refresh!, credentialId: 'pending-id', value: 'rt-stale', basedOnVersion: 1 };
+    clock.advance(58 * MIN);
+    expect((await service.getAccessToken(ctx, 'idp', 'c1')).accessToken).toBe('at-3');
+    expect(client.presented).toEqual(['rt-0', 'rt-1', 'rt-0']);
+    expect(store.pending).toBeUndefined();
   });
 
   it('the proactive run refreshes a token in its window and leaves it alone afterwards', async () => {

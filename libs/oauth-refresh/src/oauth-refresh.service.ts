@@ -33,8 +33,8 @@ export interface GetAccessTokenOptions {
 }
 
 /**
- * Keeps OAuth access tokens fresh. A facade: the refresh itself is `TokenRefresher`, rotated refresh
- * tokens `RotatedRefreshTokens`, failures `RefreshFailureHandler`, the cron job's
+ * Keeps OAuth access tokens fresh. A facade: the refresh itself is `TokenRefresher`, the durability
+ * of rotated refresh tokens `RotatedRefreshTokens`, failures `RefreshFailureHandler`, the cron job's
  * scan `ProactiveRefreshRunner`, token responses `token/token-response`.
  *
  * - `getAccessToken` serves the stored token while it is valid beyond its refresh-ahead window,
@@ -42,8 +42,8 @@ export interface GetAccessTokenOptions {
  *   replicas serialise on a `DistributedLock` per connection and, once holding it, re-read the
  *   metadata from the database: if another replica refreshed meanwhile (version changed), its
  *   token is used without calling the provider.
- * - A new refresh token is persisted (compare-and-set) BEFORE the new access token is stored or
- *   served; a response without one keeps the stored one.
+ * - A new refresh token is made durable (compare-and-set, else a pending refresh token) BEFORE the
+ *   new access token is stored or served; a response without one keeps the stored one.
  * - `invalid_grant` marks the connection `needs_reauth` (event + audit) and every later call fails
  *   fast without contacting the provider until `storeOAuthCredentials` stores new tokens.
  * - Other failures start a per-connection cooldown; the old token is served while still valid.

@@ -69,6 +69,7 @@ export class TokenRefresher {
     try {
       ({ tokens, attempts } = await this.callWithRetries(provider, live.value, secret));
     } catch (e) {
+      if (live.unsaved && e instanceof TokenEndpointFailure && e.kind === 'invalid_grant') await this.rotated.discard(connection, fresh.pendingRefresh);
       throw await this.failures.handle({ ctx, provider, connectionId, key, access, refresh, reason, error: e, started });
     }
 
@@ -87,7 +88,8 @@ export class TokenRefresher {
         );
       }
       if (kept.outcome === 'superseded') return serveCurrent(store, ctx, provider.integrationId, connectionId);
-      newRefresh = kept.refresh;
+      if (kept.outcome === 'stored') newRefresh = kept.refresh;
+      // 'pending': durable elsewhere; the refresh goes on and the next one presents it.
     }
     // 2) Then the access token.
     const newAccess = await persistToken(this.deps, ctx, access, accessWrite(provider, tokens, now), provider.integrationId, connectionId);

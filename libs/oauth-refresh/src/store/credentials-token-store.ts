@@ -7,11 +7,18 @@ import {
   CredentialsService,
   CredentialStatus,
   CredentialType,
+  ValueStoreKind,
 } from '@app/credentials';
 import type { OAuthClientSecretRef } from '../providers/oauth-provider.config';
-import { ConnectionTokens, DuePageCursor, DueAccessToken, OAuthTokenStore, StaleTokenError, StoredToken, TokenWrite } from './oauth-token-store';
+import { ConnectionTokens, DuePageCursor, DueAccessToken, OAuthTokenStore, PendingRefreshToken, StaleTokenError, StoredToken, TokenWrite } from './oauth-token-store';
 
 const REAUTH_STATUSES = new Set<string>([CredentialStatus.NEEDS_REAUTH, CredentialStatus.REVOKED]);
+
+/**
+ * Tags of a pending refresh token: a `custom_secret` of the same connection (so `load` finds it in the
+ * same query, and deleting the connection deletes it) naming the refresh-token credential and version it replaces.
+ */
+const PENDING_TAGS = { FOR: 'oauth.pending_refresh_for', BASED_ON: 'oauth.pending_based_on_version' } as const;
 
 /**
  * `OAuthTokenStore` on @app/credentials: the access token is an `oauth_access_token` credential,
@@ -32,7 +39,12 @@ export class CredentialsTokenStore extends OAuthTokenStore {
     const page = await this.credentials.list(ctx, { integrationId, connectionId, limit: 20 });
     const access = page.items.find((m) => m.type === CredentialType.OAUTH_ACCESS_TOKEN);
     const refresh = page.items.find((m) => m.type === CredentialType.OAUTH_REFRESH_TOKEN);
-    return { ...(access ? { access: toStored(access) } : {}), ...(refresh ? { refresh: toStored(refresh) } : {}) };
+    const pending = refresh && page.items.find((m) => m.type === CredentialType.CUSTOM_SECRET && m.tags[PENDING_TAGS.FOR] === refresh.id);
+    return {
+      ...(access ? { access: toStored(access) } : {}),
+      ...(refresh ? { refresh: toStored(refresh) } : {}),
+      ...(pending ? { pendingRefresh: toPending(pending) } : {}),
+    };
   }
 
   async readValue(ctx: OperationContext, token: StoredToken): Promise<string> {
@@ -93,6 +105,31 @@ export class CredentialsTokenStore extends OAuthTokenStore {
       throw e;
     }
     return toStored(await this.updateTags(ctx, meta, write.tags));
+  }
+
+  /**
+   * The pending refresh token goes to the value store the refresh token does NOT use (envelope for the
+   * default vault policy: a vault outage does not stop it), as a new version when one exists.
+   */
+  override async savePendingRefreshToken(ctx: OperationContext, integrationId: string, connectionId: string, refresh: StoredToken, write: TokenWrite): Promise<PendingRefreshToken> {
+    const tags = { [PENDING_TAGS.FOR]: refresh.credentialId, [PENDING_TAGS.BASED_ON]: String(refresh.version) };
+    const existing = (await this.load(ctx, integrationId, connectionId)).pendingRefresh;
+    if (existing) {
+      const meta = await this.credentials.rotate(ctx, existing.credentialId, write.value, { expiresAt: write.expiresAt, expectedVersion: existing.rowVersion });
+      return toPending(await this.updateTags(ctx, meta, tags));
+    }
+    const { valueStore } = await this.credentials.getMetadata(ctx, refresh.credentialId);
+    const other = valueStore === ValueStoreKind.VAULT ? ValueStoreKind.ENVELOPE : ValueStoreKind.VAULT;
+    const meta = await this.credentials.store(ctx, { integrationId, connectionId, type: CredentialType.CUSTOM_SECRET, value: write.value, expiresAt: write.expiresAt, tags, valueStore: other });
+    return toPending(meta);
+  }
+
+  override async deletePendingRefreshToken(ctx: OperationContext, pending: PendingRefreshToken): Promise<void> {
+    try {
+      await this.credentials.delete(ctx, pending.credentialId, { expectedVersion: pending.rowVersion });
+    } catch (e) {
+      if (!(e instanceof CredentialNotFoundError)) throw e;
+    }
   }
 
   async markReauthRequired(ctx: OperationContext, tokens: StoredToken[]): Promise<void> {
@@ -157,4 +194,8 @@ function toStored(m: CredentialMetadata): StoredToken {
     issuedAt: m.rotatedAt ?? m.createdAt,
     tags: { ...m.tags },
   };
+}
+
+function toPending(m: CredentialMetadata): PendingRefreshToken {
+  return { ...toStored(m), basedOnVersion: Number(m.tags[PENDING_TAGS.BASED_ON]) };
 }

@@ -19,6 +19,14 @@ export interface StoredToken {
 export interface ConnectionTokens {
   access?: StoredToken;
   refresh?: StoredToken;
+  /** A rotated refresh token kept aside because writing it over `refresh` failed (see `savePendingRefreshToken`). */
+  pendingRefresh?: PendingRefreshToken;
+}
+
+/** Metadata of a pending refresh token: the provider's newest one, not yet written over the refresh token. */
+export interface PendingRefreshToken extends StoredToken {
+  /** The refresh-token version it replaces: it is the live token only while that version is current. */
+  basedOnVersion: number;
 }
 
 /** One access token due for refresh, found by the proactive job (any tenant). */
@@ -66,6 +74,27 @@ export abstract class OAuthTokenStore {
   abstract markReauthRequired(ctx: OperationContext, tokens: StoredToken[]): Promise<void>;
   /** Active access tokens of every tenant expiring before `before`, soonest first, after `cursor`. */
   abstract listDue(before: Date, limit: number, cursor?: DuePageCursor): Promise<DueAccessToken[]>;
+
+  /**
+   * Keeps a rotated refresh token whose write over `refresh` failed (the old one is spent at the
+   * provider) somewhere durable that does not depend on the write that failed, replacing the
+   * connection's earlier pending one; `load` reports it as `pendingRefresh`. Resolves to undefined
+   * when this store has no such place (the default): the caller then holds it in memory only.
+   */
+  savePendingRefreshToken(
+    _ctx: OperationContext,
+    _integrationId: string,
+    _connectionId: string,
+    _refresh: StoredToken,
+    _write: TokenWrite,
+  ): Promise<PendingRefreshToken | undefined> {
+    return Promise.resolve(undefined);
+  }
+
+  /** Removes a pending refresh token (written over the refresh token since, superseded, or dead); gone already is fine. */
+  deletePendingRefreshToken(_ctx: OperationContext, _pending: PendingRefreshToken): Promise<void> {
+    return Promise.resolve();
+  }
 }
 
 /** Thrown by `OAuthTokenStore.rotate` when the compare-and-set lost. */
