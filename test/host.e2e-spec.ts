@@ -1,4 +1,5 @@
 import type { NestFastifyApplication } from '@nestjs/platform-fastify';
+import { LOCK_KEYS, ScheduledJobs } from '@app/common';
 import { DATABASE_KINDS } from '@app/testing';
 import { EmbeddedVault } from '../apps/api/src/vault/embedded-vault';
 import { startTestHost, TestHost } from './support/host';
@@ -27,6 +28,42 @@ describe.each(DATABASE_KINDS)('reference host on %s', (kind) => {
     expect(body.info.database.status).toBe('up');
     expect(body.info.keyVault.status).toBe('up');
     expect(body.info.audit).toMatchObject({ status: 'up', bufferDepth: expect.any(Number) });
+    expect(body.info.jobs).toEqual({ status: 'up', scheduled: ['audit-anchor', 'audit-retention', 'oauth-proactive-refresh'] });
+  });
+
+  it('reports a job that has not succeeded for 3 intervals as degraded (still 200), and publishes job metrics', async () => {
+    const jobs = app.get(ScheduledJobs);
+    jobs.schedule({
+      name: 'e2e-failing',
+      enabled: true,
+      cron: '* * * * * *', // every second: 3 intervals pass quickly
+      switchOption: 'test',
+      lockKey: LOCK_KEYS.auditRetention,
+      lockedBy: 'work',
+      run: () => Promise.reject(new Error('always fails')),
+    });
+    try {
+      await new Promise((r) => setTimeout(r, 3300));
+      const res = await fetch(`${base}/health/ready`);
+      const body = (await res.json()) as any;
+      expect(res.status).toBe(200);
+      expect(body.status).toBe('degraded');
+      expect(body.details.jobs).toMatchObject({ status: 'degraded', degraded: [{ job: 'e2e-failing', lastSuccess: null, lastError: 'Error' }] });
+      expect(body.info.database.status).toBe('up');
+      const text = await (await fetch(`${base}/metrics`)).text();
+      expect(text).toMatch(/credential_vault_job_runs_total\{job="e2e-failing",outcome="failed"\} [1-9]/);
+      expect(text).toMatch(/credential_vault_job_runs_total\{job="audit-retention",outcome="success"\} 0/);
+      expect(text).toMatch(/credential_vault_job_degraded\{job="e2e-failing"\} 1/);
+      expect(text).toMatch(/credential_vault_job_degraded\{job="audit-anchor"\} 0/);
+      expect(text).toMatch(/credential_vault_job_last_duration_seconds\{job="e2e-failing"\} \d/);
+      expect(host.logs.join('\n')).not.toContain('always fails');
+    } finally {
+      jobs.unschedule('e2e-failing');
+    }
+    await jobs.runNow('audit-retention');
+    const text = await (await fetch(`${base}/metrics`)).text();
+    expect(text).toMatch(/credential_vault_job_last_success_timestamp_seconds\{job="audit-retention"\} \d+/);
+    expect(text).toMatch(/credential_vault_job_runs_total\{job="audit-retention",outcome="success"\} 1/);
   });
 
   it('turns not-ready (503, Key Vault down) while the vault fails, and ready again after', async () => {

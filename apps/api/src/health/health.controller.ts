@@ -4,6 +4,7 @@ import { HealthCheck, HealthCheckService, TypeOrmHealthIndicator } from '@nestjs
 import { KeyVaultHealthIndicator } from '@app/key-vault';
 import { Public } from '../auth/auth.decorators';
 import { AuditHealthIndicator } from './audit.health';
+import { JobsHealthIndicator } from './jobs.health';
 
 /**
  * Liveness says the process can serve; readiness says its dependencies answer. Orchestrators restart
@@ -18,6 +19,7 @@ export class HealthController {
     private readonly db: TypeOrmHealthIndicator,
     private readonly keyVault: KeyVaultHealthIndicator,
     private readonly audit: AuditHealthIndicator,
+    private readonly jobs: JobsHealthIndicator,
   ) {}
 
   @Get('live')
@@ -33,6 +35,7 @@ export class HealthController {
       () => this.db.pingCheck('database', { timeout: 1500 }),
       () => this.keyVault.isHealthy('keyVault'),
       () => this.audit.isHealthy('audit'),
+      () => this.jobs.isHealthy('jobs'),
     ]);
   }
 }

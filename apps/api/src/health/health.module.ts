@@ -2,6 +2,7 @@ import { Module } from '@nestjs/common';
 import { TerminusModule } from '@nestjs/terminus';
 import { AuditHealthIndicator } from './audit.health';
 import { HealthController } from './health.controller';
+import { JobsHealthIndicator } from './jobs.health';
 
-@Module({ imports: [TerminusModule], controllers: [HealthController], providers: [AuditHealthIndicator] })
+@Module({ imports: [TerminusModule], controllers: [HealthController], providers: [AuditHealthIndicator, JobsHealthIndicator] })
 export class HealthModule {}

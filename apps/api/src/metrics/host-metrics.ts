@@ -63,10 +63,15 @@ export class HostMetrics implements OnModuleInit {
       mirroredCounter(`${PREFIX}audit_anchors_written_total`, 'Audit chain heads anchored in the anchor store', () => audit().anchorsWritten),
       mirroredCounter(`${PREFIX}audit_anchor_failures_total`, 'Audit chains the anchoring job could not anchor (store failures)', () => audit().anchorFailures),
     ];
-    for (const m of metrics) {
-      // Apps re-created in one process (tests) share the default registry: the newest app wins.
-      register.removeSingleMetric((m as unknown as { name: string }).name);
-      register.registerMetric(m);
-    }
+    registerHostMetrics(metrics);
+  }
+}
+
+/** Puts read-at-scrape metrics on prom-client's default registry (what /metrics serves). */
+export function registerHostMetrics(metrics: Metric[]): void {
+  for (const m of metrics) {
+    // Apps re-created in one process (tests) share the default registry: the newest app wins.
+    register.removeSingleMetric((m as unknown as { name: string }).name);
+    register.registerMetric(m);
   }
 }
