@@ -2,6 +2,7 @@ import type { DynamicModule } from '@nestjs/common';
 import { EventEmitterModule } from '@nestjs/event-emitter';
 import { TypeOrmModule, type TypeOrmModuleOptions } from '@nestjs/typeorm';
 import { AUDIT_ENTITIES, AUDIT_MIGRATIONS, AuditModule, type AuditModuleOptions } from '@app/audit';
+import { OUTBOX_ENTITIES, OUTBOX_MIGRATIONS, PersistenceModule, type PersistenceModuleOptions } from '@app/common';
 import { CREDENTIALS_ENTITIES, CREDENTIALS_MIGRATIONS, CredentialsModule } from '@app/credentials';
 import { KeyVaultModule, type KeyVaultModuleOptions } from '@app/key-vault';
 import type { KeyVaultEmulator } from '@app/keyvault-emulator';
@@ -32,6 +33,8 @@ export interface CredentialsStackOptions {
   keyVault?: Partial<KeyVaultModuleOptions>;
   /** Extra AuditModule options. @default retention disabled */
   audit?: AuditModuleOptions;
+  /** PersistenceModule options (the transaction runner and the outbox). @default dispatch on, defaults */
+  persistence?: PersistenceModuleOptions;
   /** CredentialsModule options, with `isGlobal` (needed when another module of the test injects its services). */
   credentials?: Parameters<typeof CredentialsModule.forRoot>[0];
   /** Register CredentialsModule with forRoot or forRootAsync (a factory returning `credentials`). @default 'forRoot' */
@@ -40,8 +43,9 @@ export interface CredentialsStackOptions {
 
 /**
  * The module stack a host wires under CredentialsService, for integration specs and benchmarks:
- * TypeORM with the credentials + audit entities and migrations, the event emitter, KeyVaultModule
- * (global, private metrics registry) against the emulator, AuditModule (global) and CredentialsModule.
+ * TypeORM with the credentials + audit + outbox entities and migrations, the event emitter,
+ * PersistenceModule (the transaction runner and the outbox, dispatching), KeyVaultModule (global,
+ * private metrics registry) against the emulator, AuditModule (global) and CredentialsModule.
  * Add the module under test (OAuthRefreshModule, ScheduleModule, ...) after these imports.
  */
 export function credentialsStackImports(o: CredentialsStackOptions): DynamicModule[] {
@@ -49,13 +53,14 @@ export function credentialsStackImports(o: CredentialsStackOptions): DynamicModu
   return [
     TypeOrmModule.forRoot({
       ...o.database,
-      entities: [...CREDENTIALS_ENTITIES, ...AUDIT_ENTITIES],
-      migrations: [...CREDENTIALS_MIGRATIONS, ...AUDIT_MIGRATIONS],
+      entities: [...CREDENTIALS_ENTITIES, ...AUDIT_ENTITIES, ...OUTBOX_ENTITIES],
+      migrations: [...CREDENTIALS_MIGRATIONS, ...AUDIT_MIGRATIONS, ...OUTBOX_MIGRATIONS],
       migrationsRun: true,
       synchronize: false,
       logging: false,
     } as TypeOrmModuleOptions),
     EventEmitterModule.forRoot({ wildcard: false }),
+    PersistenceModule.forRoot(o.persistence ?? {}),
     KeyVaultModule.forRoot({ ...emulatorKeyVaultOptions(o.vault, o.keyVault), isGlobal: true }),
     AuditModule.forRoot({ retention: { enabled: false }, ...o.audit, isGlobal: true }),
     o.credentialsRegistration === 'forRootAsync'

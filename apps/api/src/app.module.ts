@@ -3,6 +3,7 @@ import { APP_FILTER, APP_INTERCEPTOR } from '@nestjs/core';
 import { EventEmitterModule } from '@nestjs/event-emitter';
 import { ScheduleModule } from '@nestjs/schedule';
 import { TypeOrmModule } from '@nestjs/typeorm';
+import { PersistenceModule } from '@app/common';
 import { LoggerModule } from 'nestjs-pino';
 import type { DestinationStream } from 'pino';
 import { AuthModule } from './auth/auth.module';
@@ -34,6 +35,9 @@ export class AppModule {
         LoggerModule.forRootAsync({ inject: [APP_CONFIG], useFactory: (c: AppConfig) => loggingOptions(c, options.logDestination) }),
         TypeOrmModule.forRootAsync({ inject: [APP_CONFIG], useFactory: databaseOptions }),
         EventEmitterModule.forRoot({ wildcard: false, delimiter: '.' }),
+        // The transaction runner and the outbox of every lib; this process dispatches, under CoreModule's
+        // DistributedLock (one replica at a time) and with its Clock.
+        PersistenceModule.forRoot({ outbox: { dispatch: true } }),
         ScheduleModule.forRoot(),
         CoreModule,
         VaultModule,
