@@ -1,6 +1,6 @@
 import { Column, Entity, Index, PrimaryColumn } from 'typeorm';
 import { ValueStoreKind } from '../credential-type';
-import { epochMsDate, jsonText } from './column-transformers';
+import { epochMsDate, jsonText } from '@app/common';
 import type { StoredCertificateInfo } from './credential.entity';
 
 /**

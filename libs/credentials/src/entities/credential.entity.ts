@@ -1,7 +1,7 @@
 import { Column, Entity, Index, PrimaryColumn } from 'typeorm';
 import { CredentialStatus, CredentialType, ValueStoreKind } from '../credential-type';
 import type { CertificateInfo } from '../validation/credential-value.validator';
-import { epochMsDate, jsonText } from './column-transformers';
+import { epochMsDate, jsonText } from '@app/common';
 
 /** Stored shape of certificate facts (dates as ISO strings inside JSON). */
 export interface StoredCertificateInfo extends Omit<CertificateInfo, 'validFrom' | 'validTo'> {

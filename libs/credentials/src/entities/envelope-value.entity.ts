@@ -1,5 +1,5 @@
 import { Column, Entity, Index, PrimaryColumn } from 'typeorm';
-import { epochMsDate } from './column-transformers';
+import { epochMsDate } from '@app/common';
 
 /**
  * AES-256-GCM ciphertext of one credential value under a tenant data key (a Key Vault secret). The

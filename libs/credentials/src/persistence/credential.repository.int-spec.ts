@@ -1,0 +1,177 @@
+import { TransactionRunner } from '@app/common';
+import { createTestDatabase, DATABASE_KINDS, TestDatabase } from '@app/testing';
+import { DataSource } from 'typeorm';
+import { at, BASE_MS, credentialRow, openRepositoryDataSource, sleep, tenant } from '../../test/repository-fixtures';
+import { CredentialStatus, CredentialType } from '../credential-type';
+import { CredentialRepository } from './credential.repository';
+
+const DAY = 86_400_000;
+
+// The repository alone, on a bare DataSource with the lib's migrations and a TransactionRunner.
+describe.each(DATABASE_KINDS)('CredentialRepository on %s', (kind) => {
+  let db: TestDatabase;
+  let ds: DataSource;
+  let runner: TransactionRunner;
+  let repo: CredentialRepository;
+
+  beforeAll(async () => {
+    db = await createTestDatabase(kind);
+    ({ ds, runner } = await openRepositoryDataSource(db));
+    repo = new CredentialRepository(runner);
+  });
+  afterAll(async () => {
+    if (ds?.isInitialized) await ds.destroy();
+    await db?.drop();
+  });
+
+  it('inserts and reads rows back with every field; other tenants see nothing', async () => {
+    const t = tenant();
+    const row = credentialRow(t, { tags: { env: 'prod' }, expiresAt: at(DAY), valueHint: 'xyz', vaultGeneration: 2 });
+    await repo.insert(row);
+    expect(await repo.findById(t, row.id)).toEqual(row);
+    expect(await repo.findById(tenant(), row.id)).toBeNull();
+  });
+
+  it('finds the newest row of a key (deleted included) and the live one (deleted excluded)', async () => {
+    const t = tenant();
+    const old = credentialRow(t, { status: CredentialStatus.DELETED, deletedAt: at(5), vaultGeneration: 0 });
+    const live = credentialRow(t, { createdAt: at(10), vaultGeneration: 1 });
+    await repo.insert(old);
+    expect(await repo.findLive(t, 'github', 'c1', CredentialType.API_KEY)).toBeNull();
+    expect((await repo.findNewest(t, 'github', 'c1', CredentialType.API_KEY))?.id).toBe(old.id);
+    await repo.insert(live);
+    expect((await repo.findNewest(t, 'github', 'c1', CredentialType.API_KEY))?.id).toBe(live.id);
+    expect((await repo.findLive(t, 'github', 'c1', CredentialType.API_KEY))?.id).toBe(live.id);
+    expect(await repo.findLive(t, 'github', 'c1', CredentialType.CUSTOM_SECRET)).toBeNull();
+  });
+
+  it('compare-and-set: moves the row once per row version, never a deleted row, never id, tenant or creation', async () => {
+    const t = tenant();
+    const row = credentialRow(t);
+    await repo.insert(row);
+    const next = { ...row, currentVersion: 2, rowVersion: 2, updatedAt: at(99), updatedBy: 'user-2', createdBy: 'forged', tenantId: 'forged' };
+    await expect(runner.run(() => repo.compareAndSet(row, next))).resolves.toBe(true);
+    await expect(runner.run(() => repo.compareAndSet(row, { ...next, currentVersion: 3, rowVersion: 3 }))).resolves.toBe(false);
+    expect(await repo.findById(t, row.id)).toEqual({ ...next, tenantId: t, createdBy: 'user-1' });
+    const stored = (await repo.findById(t, row.id))!;
+    const deleted = { ...stored, status: CredentialStatus.DELETED, rowVersion: 3 };
+    await expect(repo.compareAndSet(stored, deleted)).resolves.toBe(true);
+    await expect(repo.compareAndSet(deleted, { ...deleted, status: CredentialStatus.ACTIVE, rowVersion: 4 })).resolves.toBe(false);
+  });
+
+  it('writes join the ambient transaction: a rollback takes the insert and the compare-and-set back', async () => {
+    const t = tenant();
+    const kept = credentialRow(t, { connectionId: 'kept' });
+    await repo.insert(kept);
+    const dropped = credentialRow(t, { connectionId: 'dropped' });
+    await expect(
+      runner.run(async () => {
+        await repo.insert(dropped);
+        expect(await repo.compareAndSet(kept, { ...kept, rowVersion: 2, tags: { x: 'y' } })).toBe(true);
+        expect(await repo.findById(t, dropped.id)).not.toBeNull(); // visible inside
+        throw new Error('roll back');
+      }),
+    ).rejects.toThrow('roll back');
+    expect(await repo.findById(t, dropped.id)).toBeNull();
+    expect(await repo.findById(t, kept.id)).toMatchObject({ rowVersion: 1, tags: {} });
+  });
+
+  it('a read outside the transaction never sees its uncommitted rows', async () => {
+    const t = tenant();
+    const row = credentialRow(t);
+    let outside: Promise<unknown> | undefined;
+    await expect(
+      runner.run(async () => {
+        await repo.insert(row);
+        // Started from inside, but detached: it reads as another caller would (SQLite waits for the gate).
+        outside = runner.detached(() => repo.findById(t, row.id));
+        await sleep(30);
+        throw new Error('roll back');
+      }),
+    ).rejects.toThrow('roll back');
+    await expect(outside).resolves.toBeNull();
+  });
+
+  it('pages live rows oldest first with filters, the effective status and a keyset cursor', async () => {
+    const t = tenant();
+    const now = BASE_MS + 100 * DAY;
+    const rows = [
+      credentialRow(t, { createdAt: at(1), connectionId: 'a', expiresAt: at(50 * DAY) }), // expired by now
+      credentialRow(t, { createdAt: at(2), connectionId: 'b', expiresAt: at(200 * DAY) }),
+      credentialRow(t, { createdAt: at(2), connectionId: 'c', type: CredentialType.CUSTOM_SECRET }),
+      credentialRow(t, { createdAt: at(3), connectionId: 'd', status: CredentialStatus.NEEDS_REAUTH }),
+      credentialRow(t, { createdAt: at(4), connectionId: 'e', status: CredentialStatus.DELETED }),
+      credentialRow(t, { createdAt: at(5), integrationId: 'notion', connectionId: 'a' }),
+    ];
+    for (const r of rows) await repo.insert(r);
+    const ids = (list: { id: string }[]) => list.map((r) => r.id);
+    const byCreation = [rows[0], ...[rows[1], rows[2]].sort((x, y) => x.id.localeCompare(y.id)), rows[3], rows[5]];
+    expect(ids(await repo.page(t, { nowMs: now, limit: 10 }))).toEqual(ids(byCreation));
+    const first = await repo.page(t, { nowMs: now, limit: 2 });
+    const last = first[1];
+    const rest = await repo.page(t, { nowMs: now, limit: 10, after: { createdAtMs: last.createdAt.getTime(), id: last.id } });
+    expect(ids([...first, ...rest])).toEqual(ids(byCreation));
+    expect(ids(await repo.page(t, { nowMs: now, limit: 10, integrationId: 'notion' }))).toEqual([rows[5].id]);
+    expect(ids(await repo.page(t, { nowMs: now, limit: 10, integrationId: 'github', connectionId: 'c' }))).toEqual([rows[2].id]);
+    expect(ids(await repo.page(t, { nowMs: now, limit: 10, type: CredentialType.CUSTOM_SECRET }))).toEqual([rows[2].id]);
+    expect(ids(await repo.page(t, { nowMs: now, limit: 10, expiringBeforeMs: BASE_MS + 60 * DAY }))).toEqual([rows[0].id]);
+    expect(ids(await repo.page(t, { nowMs: now, limit: 10, status: CredentialStatus.EXPIRED }))).toEqual([rows[0].id]);
+    expect(ids(await repo.page(t, { nowMs: now, limit: 10, status: CredentialStatus.NEEDS_REAUTH }))).toEqual([rows[3].id]);
+    expect(ids(await repo.page(t, { nowMs: now, limit: 10, status: CredentialStatus.ACTIVE })).sort()).toEqual(ids([rows[1], rows[2], rows[5]]).sort());
+    expect(await repo.liveIdsOfConnection(t, 'github', 'e')).toEqual([]);
+    expect(await repo.liveIdsOfConnection(t, 'notion', 'a')).toEqual([rows[5].id]);
+  });
+
+  it('lists expiring rows soonest first, the connection rows in screen order, and statistics from GROUP BYs', async () => {
+    const t = tenant();
+    const now = BASE_MS + 100 * DAY;
+    const rows = [
+      credentialRow(t, { connectionId: 'b', expiresAt: at(105 * DAY) }), // within 7 days
+      credentialRow(t, { connectionId: 'a', expiresAt: at(120 * DAY), integrationId: 'notion' }), // within 30
+      credentialRow(t, { connectionId: 'a', expiresAt: at(90 * DAY), type: CredentialType.CUSTOM_SECRET }), // expired
+      credentialRow(t, { connectionId: 'c', expiresAt: at(101 * DAY), status: CredentialStatus.REVOKED }),
+      credentialRow(t, { connectionId: 'd', expiresAt: at(101 * DAY), status: CredentialStatus.DELETED }),
+      credentialRow(t, { connectionId: 'a' }),
+    ];
+    for (const r of rows) await repo.insert(r);
+    expect((await repo.expiring(t, now + 30 * DAY, 10)).map((r) => r.id)).toEqual([rows[2].id, rows[0].id, rows[1].id]);
+    expect((await repo.expiring(t, now + 30 * DAY, 1)).map((r) => r.id)).toEqual([rows[2].id]);
+    const screen = (await repo.connectionRows(t)).map((r) => [r.integrationId, r.connectionId, r.type]);
+    expect(screen).toEqual([
+      ['github', 'a', CredentialType.API_KEY],
+      ['github', 'a', CredentialType.CUSTOM_SECRET],
+      ['github', 'b', CredentialType.API_KEY],
+      ['github', 'c', CredentialType.API_KEY],
+      ['notion', 'a', CredentialType.API_KEY],
+    ]);
+    expect(await repo.statistics(t, now)).toEqual({
+      total: 5,
+      byType: { [CredentialType.API_KEY]: 4, [CredentialType.CUSTOM_SECRET]: 1 },
+      byIntegration: { github: 4, notion: 1 },
+      byStatus: { active: 3, expired: 1, revoked: 1 },
+      expiringWithin7Days: 2,
+      expiringWithin30Days: 3,
+      expired: 1,
+    });
+    expect(await repo.statistics(tenant('empty'), now)).toMatchObject({ total: 0, byType: {}, expired: 0 });
+  });
+
+  it('scans every tenant for expiring rows by stored status and type, keyset-paged by (expiresAt, id)', async () => {
+    const [t1, t2] = [tenant('scan'), tenant('scan')];
+    // Far in the future, so rows of the other tests in this database never interleave.
+    const far = 10_000 * DAY;
+    const x = credentialRow(t1, { connectionId: 'x', expiresAt: at(far + 2) });
+    const y = credentialRow(t2, { connectionId: 'y', expiresAt: at(far + 1) });
+    const z = credentialRow(t2, { connectionId: 'z', expiresAt: at(far + 3), type: CredentialType.CUSTOM_SECRET });
+    const r = credentialRow(t1, { connectionId: 'r', expiresAt: at(far), status: CredentialStatus.REVOKED });
+    const late = credentialRow(t1, { connectionId: 'late', expiresAt: at(far + 10) });
+    for (const row of [x, y, z, r, late]) await repo.insert(row);
+    const scan = (o: Partial<Parameters<CredentialRepository['scanExpiring']>[0]> = {}) =>
+      repo.scanExpiring({ beforeMs: BASE_MS + far + 10, statuses: [CredentialStatus.ACTIVE], limit: 100, after: { expiresAtMs: BASE_MS + far - 1, id: '' }, ...o });
+    expect((await scan()).map((s) => s.id)).toEqual([y.id, x.id, z.id]);
+    expect(await scan({ limit: 1 })).toEqual([{ id: y.id, tenantId: t2, integrationId: 'github', connectionId: 'y', type: CredentialType.API_KEY, expiresAt: y.expiresAt }]);
+    expect((await scan({ after: { expiresAtMs: BASE_MS + far + 1, id: y.id } })).map((s) => s.id)).toEqual([x.id, z.id]);
+    expect((await scan({ type: CredentialType.CUSTOM_SECRET })).map((s) => s.id)).toEqual([z.id]);
+    expect((await scan({ statuses: [CredentialStatus.REVOKED] })).map((s) => s.id)).toEqual([r.id]);
+  });
+});
