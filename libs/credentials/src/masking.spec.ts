@@ -22,4 +22,11 @@ describe('masking', () => {
     expect(valueHint(CredentialType.CUSTOM_SECRET, 'abcdefghi😀😀😀')).toBe('😀😀😀');
     expect(maskFromHint(null)).toBe('***');
   });
+
+  it('shows nothing when the last characters are not visible text (NUL, controls, whitespace, format characters)', () => {
+    for (const tail of ['ab\u0000', 'a\u0007b', 'ab ', 'ab\n', 'a\u200Bb', 'ab\uFEFF']) {
+      expect(valueHint(CredentialType.CUSTOM_SECRET, `0123456789${tail}`)).toBeNull();
+    }
+    expect(valueHint(CredentialType.CUSTOM_SECRET, '0123456789e\u0301!')).toBe('e\u0301!');
+  });
 });
