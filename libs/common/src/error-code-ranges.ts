@@ -7,6 +7,7 @@
 export const ERROR_CODE_RANGES = {
   keyVault: [1000, 1999],
   credentials: [2000, 2999],
+  rotation: [3000, 3999],
   oauthRefresh: [4000, 4999],
   audit: [5000, 5999],
   /** libs/common's persistence kit: transaction runner (60xx) and outbox (61xx). */
