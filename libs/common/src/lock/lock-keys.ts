@@ -12,6 +12,12 @@ export const LOCK_KEYS = {
   oauthProactiveRefresh: 'oauth-proactive-refresh',
   /** `OutboxDispatcher` in a host without a schema (else `LOCK_KEY_PREFIXES.outboxDispatcherInSchema`). */
   outboxDispatcher: 'cv-outbox-dispatcher',
+  /** The rotation lib's `expiry-monitor` job. */
+  rotationExpiryMonitor: 'rotation-expiry-monitor',
+  /** The rotation lib's `rotation-check` job. */
+  rotationCheck: 'rotation-check',
+  /** The rotation lib's `webhook-secret-rotation` job. */
+  rotationWebhookSecrets: 'rotation-webhook-secrets',
 } as const;
 
 /** A fixed lock key of the registry. */
@@ -23,6 +29,8 @@ export const LOCK_KEY_PREFIXES = {
   oauthConnectionRefresh: 'oauth-refresh:',
   /** The outbox dispatcher of a host whose DataSource has a schema: + the schema name. */
   outboxDispatcherInSchema: 'cv-outbox-dispatcher:',
+  /** One rotation of a credential at a time across replicas (manual, automatic, webhook, revoke): + the credential id. */
+  credentialRotation: 'rotation:',
 } as const;
 
 export type LockKeyPrefixName = keyof typeof LOCK_KEY_PREFIXES;
