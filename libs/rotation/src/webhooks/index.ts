@@ -7,10 +7,8 @@ import type { Provider } from '@nestjs/common';
 export const WEBHOOK_PROVIDERS: Provider[] = [];
 
 /** TypeORM entities of the webhook-secret versions table (the host registers them with the others). */
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
 export const WEBHOOK_ENTITIES: (new (...args: any[]) => object)[] = [];
 
 /** Migrations of the webhook-secret versions table. */
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
 export const WEBHOOK_MIGRATIONS: (new (...args: any[]) => object)[] = [];
 
