@@ -14,6 +14,7 @@ import { httpStatusForCode, statusForError } from './error-status';
 const CODE_ENUMS: Record<ErrorCodeRangeName, Record<string, string | number>> = {
   keyVault: KeyVaultErrorCode,
   credentials: CredentialErrorCode,
+  rotation: {}, // block reserved; the rotation lib's enum replaces this
   oauthRefresh: OAuthRefreshErrorCode,
   audit: AuditErrorCode,
   persistence: PersistenceErrorCode,

@@ -20,6 +20,7 @@ import { OAUTH_REFRESH_ERROR_HTTP_STATUS } from '@app/oauth-refresh';
 export const ERROR_HTTP_STATUS_TABLES: Record<ErrorCodeRangeName, Readonly<Record<number, HttpStatus>>> = {
   keyVault: KEY_VAULT_ERROR_HTTP_STATUS,
   credentials: CREDENTIAL_ERROR_HTTP_STATUS,
+  rotation: {}, // block reserved; the rotation lib's table replaces this with its first code
   oauthRefresh: OAUTH_REFRESH_ERROR_HTTP_STATUS,
   audit: AUDIT_ERROR_HTTP_STATUS,
   persistence: PERSISTENCE_ERROR_HTTP_STATUS,
