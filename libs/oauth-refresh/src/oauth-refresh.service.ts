@@ -198,7 +198,7 @@ export class OAuthRefreshService {
     const cooling = this.cooldowns.activeUntil(key, this.clock.now());
     if (cooling) {
       return Promise.reject(
-        new OAuthRefreshFailedError(`refresh of connection "${connectionId}" is cooling down after a failure until ${cooling.toISOString()}`, {
+        new OAuthRefreshFailedError(`the refresh of this connection is cooling down after a failure until ${cooling.toISOString()}`, {
           integrationId: provider.integrationId,
           connectionId,
           transient: true,
@@ -211,7 +211,7 @@ export class OAuthRefreshService {
       .catch((e: unknown) => {
         if (e instanceof LockTimeoutError) {
           throw new OAuthRefreshFailedError(
-            `another replica has been refreshing connection "${connectionId}" for over ${this.options.lockTimeoutMs} ms`,
+            `another replica has been refreshing this connection for over ${this.options.lockTimeoutMs} ms`,
             { integrationId: provider.integrationId, connectionId, transient: true },
             { cause: e },
           );

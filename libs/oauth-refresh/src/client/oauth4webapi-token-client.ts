@@ -52,7 +52,7 @@ export class Oauth4webapiTokenClient extends OAuthTokenClient {
 
   private clientAuth(provider: ResolvedOAuthProvider, secret: string | undefined): oauth.ClientAuth {
     if (provider.clientAuthMethod === 'none') return oauth.None();
-    if (secret === undefined) throw new TokenEndpointFailure('rejected', `no client secret for integration "${provider.integrationId}"`);
+    if (secret === undefined) throw new TokenEndpointFailure('rejected', `no client secret is configured for the integration`);
     return provider.clientAuthMethod === 'client_secret_post' ? oauth.ClientSecretPost(secret) : oauth.ClientSecretBasic(secret);
   }
 
@@ -101,7 +101,7 @@ function serverKey(provider: ResolvedOAuthProvider): string {
 
 function classify(e: unknown, provider: ResolvedOAuthProvider, response?: Response): TokenEndpointFailure {
   if (e instanceof TokenEndpointFailure) return e;
-  const where = `token endpoint of integration "${provider.integrationId}"`;
+  const where = `the token endpoint`;
   if (e instanceof oauth.ResponseBodyError) {
     const status = e.status;
     const retryAfterMs = retryAfter(e.response);

@@ -42,7 +42,8 @@ export class OAuthProviderNotRegisteredError extends OAuthRefreshError {
   readonly codeName = 'PROVIDER_NOT_REGISTERED';
   readonly severity = ErrorSeverity.CONFIGURATION;
   constructor(readonly integrationId: string) {
-    super(`No OAuth provider is registered for integration "${integrationId}" (module option "providers" or OAuthProviderRegistry.register())`);
+    // Messages name no ids: they reach HTTP clients, and ids come from the request (the fields keep them).
+    super('No OAuth provider is registered for this integration (module option "providers" or OAuthProviderRegistry.register())');
   }
 }
 
@@ -61,7 +62,7 @@ export class OAuthReauthRequiredError extends OAuthRefreshError {
     reason: string,
     options?: { cause?: unknown },
   ) {
-    super(`Connection "${connectionId}" of integration "${integrationId}" must be re-authorised: ${reason}`, options);
+    super(`The connection must be re-authorised: ${reason}`, options);
   }
 }
 
@@ -101,7 +102,7 @@ export class OAuthConnectionNotFoundError extends OAuthRefreshError {
     readonly integrationId: string,
     readonly connectionId: string,
   ) {
-    super(`No OAuth access token is stored for connection "${connectionId}" of integration "${integrationId}" (call storeOAuthCredentials first)`);
+    super('No OAuth access token is stored for this connection (call storeOAuthCredentials first)');
   }
 }
 
@@ -114,7 +115,7 @@ export class OAuthAccessTokenExpiredError extends OAuthRefreshError {
     readonly connectionId: string,
     readonly expiredAt: Date,
   ) {
-    super(`The access token of connection "${connectionId}" (integration "${integrationId}") expired at ${expiredAt.toISOString()} and autoRefresh is off`);
+    super(`The access token of the connection expired at ${expiredAt.toISOString()} and autoRefresh is off`);
   }
 }
 

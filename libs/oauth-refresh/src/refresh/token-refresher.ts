@@ -82,7 +82,7 @@ export class TokenRefresher {
       const kept = await this.rotated.keep(connection, fresh, refresh, refreshWrite({ ...tokens, refreshToken: nextRefreshToken }, now));
       if (kept.outcome === 'memory') {
         throw new OAuthRefreshFailedError(
-          `the rotated refresh token of connection "${connectionId}" could not be stored; the next attempt uses it`,
+          `the rotated refresh token of this connection could not be stored; the next attempt uses it`,
           { integrationId: provider.integrationId, connectionId, transient: true },
           { cause: kept.error },
         );
