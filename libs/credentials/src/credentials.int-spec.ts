@@ -8,7 +8,7 @@ import { Logger } from '@nestjs/common';
 import { EventEmitter2 } from '@nestjs/event-emitter';
 import { Test, type TestingModule } from '@nestjs/testing';
 import { AUDIT_TABLE, AuditService } from '@app/audit';
-import { ManualClock, type OperationContext, TransactionGate } from '@app/common';
+import { ManualClock, type OperationContext, OutboxDispatcher, TransactionGate } from '@app/common';
 import { KeyVaultProvider } from '@app/key-vault';
 import { KeyVaultEmulator } from '@app/keyvault-emulator';
 import { CapturingLogger, createTestDatabase, credentialsStackImports, DATABASE_KINDS, rejection, type TestDatabase } from '@app/testing';
@@ -20,6 +20,7 @@ import {
   CredentialCache,
   CredentialConflictError,
   CredentialEvents,
+  CredentialExpiryScanner,
   CredentialIntegrityError,
   CredentialNotFoundError,
   CredentialsService,
@@ -76,6 +77,16 @@ describe.each(DATABASE_KINDS)('CredentialsModule on %s (emulator, real KeyVaultP
     const v = `${prefix}_${randomBytes(18).toString('base64url')}`;
     values.add(v);
     return v;
+  };
+  /** Polls `check` until it passes (events of state changes arrive through the outbox dispatcher, after commit). */
+  const eventually = async (check: () => void, timeoutMs = 10_000) => {
+    for (const deadline = Date.now() + timeoutMs; ; await new Promise((r) => setTimeout(r, 10))) {
+      try {
+        return check();
+      } catch (e) {
+        if (Date.now() > deadline) throw e;
+      }
+    }
   };
   const getSecretCalls = () => emu.stats().byOperation.getSecret ?? 0;
   const setSecretCalls = () => emu.stats().byOperation.setSecret ?? 0;
@@ -357,13 +368,16 @@ describe.each(DATABASE_KINDS)('CredentialsModule on %s (emulator, real KeyVaultP
       await service.updateMetadata(t1, revoked.id, { status: CredentialStatus.REVOKED });
 
       const mine = (refs: { id: string }[]) => refs.filter((r) => [x.id, y.id, z.id, revoked.id].includes(r.id)).map((r) => r.id);
-      const all = await service.scanExpiringAcrossTenants({ before: far, limit: 10_000 });
+      // The system-only scanner, off the tenant-facing service.
+      const scanner = moduleRef.get(CredentialExpiryScanner);
+      expect('scanExpiringAcrossTenants' in service).toBe(false);
+      const all = await scanner.scanExpiringAcrossTenants({ before: far, limit: 10_000 });
       expect(mine(all)).toEqual([y.id, x.id, z.id]); // both tenants, soonest first, revoked excluded
       expect(all.find((r) => r.id === y.id)).toEqual({ id: y.id, tenantId: t2.tenantId, integrationId: 'scan', connectionId: 'y', type: CredentialType.API_KEY, expiresAt: new Date(base + 1) });
-      expect(mine(await service.scanExpiringAcrossTenants({ before: far, type: CredentialType.CUSTOM_SECRET, limit: 10_000 }))).toEqual([z.id]);
-      const first = await service.scanExpiringAcrossTenants({ before: far, limit: 1, after: { expiresAt: new Date(base + 1), id: y.id } });
+      expect(mine(await scanner.scanExpiringAcrossTenants({ before: far, type: CredentialType.CUSTOM_SECRET, limit: 10_000 }))).toEqual([z.id]);
+      const first = await scanner.scanExpiringAcrossTenants({ before: far, limit: 1, after: { expiresAt: new Date(base + 1), id: y.id } });
       expect(first.map((r) => r.id)).toEqual([x.id]);
-      expect(await rejection(service.scanExpiringAcrossTenants({ before: far, limit: 0 }))).toBeInstanceOf(CredentialValidationError);
+      expect(await rejection(scanner.scanExpiringAcrossTenants({ before: far, limit: 0 }))).toBeInstanceOf(CredentialValidationError);
     });
 
     it('shows the tenant connection view with statuses and masks, from metadata only', async () => {
@@ -600,6 +614,26 @@ describe.each(DATABASE_KINDS)('CredentialsModule on %s (emulator, real KeyVaultP
       expect((await service.get(ctxA, meta.id)).value).toBe(v4);
     });
 
+    it('the outbox row commits with its change: a failing audit insert leaves no row, no event, the previous value current', async () => {
+      const v1 = secret();
+      const meta = await service.store(ctxA, { integrationId: 'crash-outbox', connectionId: 'c', type: CredentialType.API_KEY, value: v1 });
+      const ofMeta = () => events.filter((e) => e.credentialId === meta.id).map((e) => e.name);
+      const outboxRows = async () => Number((await dataSource.query(`SELECT COUNT(*) AS n FROM cv_outbox WHERE payload LIKE '%${meta.id}%'`))[0].n);
+      await eventually(() => expect(ofMeta()).toEqual([CredentialEvents.STORED]));
+      expect(await outboxRows()).toBe(1);
+      await withAuditBroken(async () => {
+        expect(await rejection(service.rotate(ctxA, meta.id, secret()))).toBeDefined();
+        expect(await rejection(service.updateMetadata(ctxA, meta.id, { tags: { a: 'b' } }))).toBeDefined();
+        expect(await rejection(service.delete(ctxA, meta.id))).toBeDefined();
+      });
+      await moduleRef.get(OutboxDispatcher).drain();
+      expect(await outboxRows()).toBe(1);
+      expect(ofMeta()).toEqual([CredentialEvents.STORED]);
+      const read = await service.get(ctxA, meta.id);
+      expect(read.value).toBe(v1);
+      expect(read.metadata).toMatchObject({ version: 1, rowVersion: 1, tags: {} });
+    });
+
     it('a failed store leaves nothing behind that can be served', async () => {
       const v = secret();
       await withAuditBroken(async () => {
@@ -674,12 +708,22 @@ describe.each(DATABASE_KINDS)('CredentialsModule on %s (emulator, real KeyVaultP
 
     it('emits domain events with ids and versions, never values', async () => {
       const meta = await service.store(ctxA, { integrationId: 'events', connectionId: 'c', type: CredentialType.API_KEY, value: secret() });
+      const ofMeta = () => events.filter((e) => e.credentialId === meta.id);
+      // State changes are delivered by the outbox dispatcher after commit (no order across events):
+      // each is awaited before the next step, so the order below is the order of the operations.
+      const arrived = (n: number) => eventually(() => expect(ofMeta()).toHaveLength(n));
+      await arrived(1);
       await service.rotate(ctxA, meta.id, secret());
+      await arrived(2);
       await service.rollback(ctxA, meta.id, 1);
+      await arrived(3);
       await service.updateMetadata(ctxA, meta.id, { tags: { x: 'y' } });
+      await arrived(4);
       await service.get(ctxA, meta.id);
+      await arrived(5);
       await service.delete(ctxA, meta.id);
-      const mine = events.filter((e) => e.credentialId === meta.id);
+      await arrived(6);
+      const mine = ofMeta();
       expect(mine.map((e) => [e.name, e.version])).toEqual([
         [CredentialEvents.STORED, 1],
         [CredentialEvents.ROTATED, 2],
@@ -689,6 +733,56 @@ describe.each(DATABASE_KINDS)('CredentialsModule on %s (emulator, real KeyVaultP
         [CredentialEvents.DELETED, 3],
       ]);
       expect(mine.find((e) => e.name === CredentialEvents.ROLLED_BACK)?.sourceVersion).toBe(1);
+    });
+
+    it('a state change reaches a bus listener exactly once, through the outbox row written with it', async () => {
+      const dispatcher = moduleRef.get(OutboxDispatcher);
+      const meta = await service.store(ctxA, { integrationId: 'events-once', connectionId: 'c', type: CredentialType.API_KEY, value: secret() });
+      const rotated = await service.rotate(ctxA, meta.id, secret());
+      const ofMeta = () => events.filter((e) => e.credentialId === meta.id);
+      await eventually(() => expect(ofMeta()).toHaveLength(2));
+      const [row] = await dataSource.query(
+        `SELECT id, tenant_id AS "tenantId", delivered_at AS "deliveredAt" FROM cv_outbox WHERE name = 'credential.rotated' AND payload LIKE '%${meta.id}%'`,
+      );
+      expect(row).toMatchObject({ tenantId: ctxA.tenantId });
+      await eventually(async () => expect((await dataSource.query(`SELECT delivered_at AS d FROM cv_outbox WHERE id = '${row.id}'`))[0].d).not.toBeNull());
+      // More passes deliver nothing again.
+      await dispatcher.drain();
+      await dispatcher.drain();
+      const got = ofMeta().find((e) => e.name === CredentialEvents.ROTATED);
+      expect(ofMeta().filter((e) => e.name === CredentialEvents.ROTATED)).toHaveLength(1);
+      expect(got).toEqual({
+        name: CredentialEvents.ROTATED,
+        credentialId: meta.id,
+        tenantId: ctxA.tenantId,
+        integrationId: 'events-once',
+        connectionId: 'c',
+        type: CredentialType.API_KEY,
+        version: 2,
+        rowVersion: rotated.rowVersion,
+        actorId: 'user:alice',
+        correlationId: 'corr-1',
+        occurredAt: expect.any(Date),
+        eventId: row.id,
+      });
+    });
+
+    it('concurrent conditional writers: exactly one compare-and-set wins, the others get CONFLICT and leave nothing', async () => {
+      const meta = await service.store(ctxA, { integrationId: 'race-cas', connectionId: 'c', type: CredentialType.API_KEY, value: secret() });
+      const expectedVersion = meta.rowVersion;
+      const outcomes = await Promise.allSettled([
+        service.rotate(ctxA, meta.id, secret(), { expectedVersion }),
+        service.updateMetadata(ctxA, meta.id, { tags: { who: 'b' }, expectedVersion }),
+        service.rotate(ctxA, meta.id, secret(), { expectedVersion }),
+        service.updateMetadata(ctxA, meta.id, { tags: { who: 'd' }, expectedVersion }),
+      ]);
+      const lost = outcomes.filter((o): o is PromiseRejectedResult => o.status === 'rejected');
+      expect(outcomes.filter((o) => o.status === 'fulfilled')).toHaveLength(1);
+      expect(lost.map((o) => o.reason)).toEqual([0, 1, 2].map(() => expect.any(CredentialConflictError)));
+      expect(await service.getMetadata(ctxA, meta.id)).toMatchObject({ rowVersion: expectedVersion + 1 });
+      const audited = await audit.query({ tenantId: ctxA.tenantId, resource: meta.id, order: 'asc' });
+      expect(audited.items.filter((e) => e.result === 'success')).toHaveLength(2); // the store and the one winner
+      expect(audited.items.filter((e) => e.errorCode === '2003:CONFLICT')).toHaveLength(3);
     });
 
     it('no stored value appears in any metadata or audit row, event or log line', async () => {

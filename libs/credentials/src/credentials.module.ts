@@ -6,11 +6,27 @@ import { LruCredentialCache } from './cache/lru-credential-cache';
 import { CREDENTIALS_CLOCK, CREDENTIALS_RESOLVED_OPTIONS } from './credentials.constants';
 import { CREDENTIALS_MODULE_OPTIONS, CredentialsConfigurableModule } from './credentials.module-definition';
 import { CredentialsModuleOptions, ResolvedCredentialsOptions, resolveCredentialsOptions } from './credentials.options';
+import { CredentialExpiryScanner } from './credential-expiry.scanner';
+import { CredentialQueries } from './credential.queries';
+import { CredentialReader } from './credential.reader';
+import { CredentialWriter } from './credential.writer';
 import { CredentialsService } from './credentials.service';
-import { DbGate } from './persistence/db-gate';
+import { CredentialEventPublisher } from './events/credential-event-publisher';
+import { CredentialRepository } from './persistence/credential.repository';
+import { CredentialVersionRepository } from './persistence/credential-version.repository';
+import { CREDENTIALS_PERSISTENCE_PROVIDER, CredentialsPersistence } from './persistence/credentials-persistence';
+import { EnvelopeValueRepository } from './persistence/envelope-value.repository';
 import { DataKeyService } from './stores/data-key.service';
 import { EnvelopeValueStore } from './stores/envelope-value-store';
+import { ValueStores } from './stores/value-stores';
 import { VaultValueStore } from './stores/vault-value-store';
+
+/** A repository built on the host's TransactionRunner (checked by CREDENTIALS_PERSISTENCE_PROVIDER). */
+const repository = (type: new (runner: CredentialsPersistence['runner']) => unknown): Provider => ({
+  provide: type,
+  useFactory: (p: CredentialsPersistence) => new type(p.runner),
+  inject: [CredentialsPersistence],
+});
 
 const providers: Provider[] = [
   {
@@ -25,21 +41,32 @@ const providers: Provider[] = [
     useFactory: (options: ResolvedCredentialsOptions, clock: Clock): CredentialCache => new LruCredentialCache(options.cache, clock),
     inject: [CREDENTIALS_RESOLVED_OPTIONS, CREDENTIALS_CLOCK],
   },
-  DbGate,
+  CREDENTIALS_PERSISTENCE_PROVIDER,
+  repository(CredentialRepository),
+  repository(CredentialVersionRepository),
+  repository(EnvelopeValueRepository),
   ReadAuditCoalescer,
   DataKeyService,
   VaultValueStore,
   EnvelopeValueStore,
+  ValueStores,
+  CredentialEventPublisher,
+  CredentialWriter,
+  CredentialReader,
+  CredentialQueries,
+  CredentialExpiryScanner,
   CredentialsService,
 ];
 
 /**
  * Credentials of many tenants: store / get / list / rotate / rollback / delete, per-type validation,
- * Key Vault or envelope value stores, an in-process read cache and domain events.
+ * Key Vault or envelope value stores, an in-process read cache and durable domain events.
  *
- * Needs from the host (registered once, globally): `TypeOrmModule.forRoot({ entities: [...CREDENTIALS_ENTITIES, ...AUDIT_ENTITIES],
- * migrations: [...CREDENTIALS_MIGRATIONS, ...AUDIT_MIGRATIONS] })`, `KeyVaultModule.forRoot({ ..., isGlobal: true })`,
- * `AuditModule.forRoot({ ..., isGlobal: true })` and, for domain events, `EventEmitterModule.forRoot()`.
+ * Needs from the host (registered once, globally): `TypeOrmModule.forRoot({ entities: [...CREDENTIALS_ENTITIES, ...AUDIT_ENTITIES,
+ * ...OUTBOX_ENTITIES], migrations: [...CREDENTIALS_MIGRATIONS, ...AUDIT_MIGRATIONS, ...OUTBOX_MIGRATIONS] })`,
+ * `PersistenceModule.forRoot()` (@app/common: the transaction runner and the outbox; without it bootstrap fails
+ * with a CredentialsConfigurationError saying so), `KeyVaultModule.forRoot({ ..., isGlobal: true })`,
+ * `AuditModule.forRoot({ ..., isGlobal: true })` and, for domain events on the bus, `EventEmitterModule.forRoot()`.
  *
  * ```ts
  * CredentialsModule.forRoot({ cache: { ttlMs: 300_000, maxStaleMs: 60_000 } })
@@ -48,6 +75,6 @@ const providers: Provider[] = [
  */
 @Module({
   providers,
-  exports: [CredentialsService, CredentialCache, DataKeyService, EnvelopeValueStore, ReadAuditCoalescer],
+  exports: [CredentialsService, CredentialExpiryScanner, CredentialCache, DataKeyService, EnvelopeValueStore, ReadAuditCoalescer],
 })
 export class CredentialsModule extends CredentialsConfigurableModule {}

@@ -3,6 +3,7 @@ export { CREDENTIALS_MODULE_OPTIONS } from './credentials.module-definition';
 export type { CredentialsModuleOptions, CredentialsCacheOptions, CredentialsReadAuditOptions, CredentialsVaultStoreOptions, CredentialsEnvelopeStoreOptions } from './credentials.options';
 export { resolveCredentialsOptions, DEFAULT_VALUE_STORES } from './credentials.options';
 export { CredentialsService } from './credentials.service';
+export { CredentialExpiryScanner } from './credential-expiry.scanner';
 export {
   CredentialType,
   CREDENTIAL_TYPES,

@@ -1,6 +1,11 @@
 import type { CredentialType } from '../credential-type';
 
-/** Event names emitted through EventEmitter2 (register EventEmitterModule.forRoot() in the host). */
+/**
+ * Event names on the EventEmitter2 bus (register EventEmitterModule.forRoot() in the host). Every
+ * state change (stored, rotated, rolled_back, metadata_updated, deleted) is written to the outbox in
+ * the transaction of the change and delivered by the `OutboxDispatcher` — after commit, at least once,
+ * on whichever replica dispatches. `credential.read` is emitted in process only.
+ */
 export const CredentialEvents = {
   STORED: 'credential.stored',
   READ: 'credential.read',
@@ -27,4 +32,9 @@ export interface CredentialEvent {
   actorId: string;
   correlationId?: string;
   occurredAt: Date;
+  /**
+   * State changes only: the outbox event id. Delivery is at least once (a crash after a listener ran
+   * delivers again), so a listener with an effect de-duplicates on it.
+   */
+  eventId?: string;
 }

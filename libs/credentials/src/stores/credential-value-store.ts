@@ -1,4 +1,3 @@
-import type { EntityManager } from 'typeorm';
 import type { CredentialType, ValueStoreKind } from '../credential-type';
 
 /** Where one version's value lives, as recorded in cv_credential_versions. Never a value. */
@@ -37,8 +36,8 @@ export interface CredentialValueStore {
   readonly kind: ValueStoreKind;
   write(request: ValueWriteRequest): Promise<ValuePointer>;
   read(owner: ValueOwner, pointer: ValuePointer): Promise<string>;
-  /** Inside the delete transaction: discard values held in the database. */
-  discardInTransaction(manager: EntityManager, owner: ValueOwner): Promise<void>;
+  /** Inside the delete transaction (the ambient `TransactionRunner` one): discard values held in the database. */
+  discardInTransaction(owner: ValueOwner): Promise<void>;
   /** After the delete committed: discard external values (best effort; the metadata is already gone). */
   discardAfterCommit(owner: ValueOwner, pointers: ValuePointer[]): Promise<void>;
 }

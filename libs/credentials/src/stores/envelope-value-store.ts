@@ -1,14 +1,13 @@
 import { randomUUID } from 'node:crypto';
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import { Clock } from '@app/common';
-import type { EntityManager } from 'typeorm';
 import { ValueStoreKind } from '../credential-type';
 import { CREDENTIALS_CLOCK, CREDENTIALS_RESOLVED_OPTIONS } from '../credentials.constants';
 import type { ResolvedCredentialsOptions } from '../credentials.options';
 import { decryptEnvelope, encryptEnvelope } from '../crypto/envelope-cipher';
 import { EnvelopeValueEntity } from '../entities/envelope-value.entity';
 import { CredentialValueMissingError } from '../errors/credential-errors';
-import { DbGate } from '../persistence/db-gate';
+import { EnvelopeValueRepository } from '../persistence/envelope-value.repository';
 import type { CredentialValueStore, ValueOwner, ValuePointer, ValueWriteRequest } from './credential-value-store';
 import { DataKeyService } from './data-key.service';
 
@@ -29,7 +28,7 @@ export class EnvelopeValueStore implements CredentialValueStore {
   private readonly logger = new Logger(EnvelopeValueStore.name);
 
   constructor(
-    private readonly db: DbGate,
+    private readonly values: EnvelopeValueRepository,
     private readonly keys: DataKeyService,
     @Inject(CREDENTIALS_CLOCK) private readonly clock: Clock,
     @Inject(CREDENTIALS_RESOLVED_OPTIONS) private readonly options: ResolvedCredentialsOptions,
@@ -54,14 +53,14 @@ export class EnvelopeValueStore implements CredentialValueStore {
       createdAt: now,
       updatedAt: now,
     };
-    await this.db.transaction((m) => m.insert(EnvelopeValueEntity, row));
+    // Before the metadata transaction (in a transaction of its own unless the caller has one open):
+    // an orphan row is never served, a committed pointer to a missing row would be.
+    await this.values.insert(row);
     return { envelopeValueId: row.id };
   }
 
   async read(owner: ValueOwner, pointer: ValuePointer): Promise<string> {
-    const row = pointer.envelopeValueId
-      ? await this.db.read((m) => m.findOneBy(EnvelopeValueEntity, { id: pointer.envelopeValueId, tenantId: owner.tenantId }))
-      : null;
+    const row = pointer.envelopeValueId ? await this.values.find(owner.tenantId, pointer.envelopeValueId) : null;
     if (!row || row.credentialId !== owner.credentialId) {
       throw new CredentialValueMissingError(`credential ${owner.credentialId}: envelope value is missing`);
     }
@@ -79,9 +78,9 @@ export class EnvelopeValueStore implements CredentialValueStore {
     return value;
   }
 
-  async discardInTransaction(manager: EntityManager, owner: ValueOwner): Promise<void> {
+  async discardInTransaction(owner: ValueOwner): Promise<void> {
     // Crypto-shred with the metadata: once deleted, the ciphertext is gone in the same commit.
-    await manager.delete(EnvelopeValueEntity, { credentialId: owner.credentialId, tenantId: owner.tenantId });
+    await this.values.deleteOfCredential(owner.tenantId, owner.credentialId);
   }
 
   async discardAfterCommit(): Promise<void> {
@@ -97,14 +96,7 @@ export class EnvelopeValueStore implements CredentialValueStore {
     const result: ReencryptResult = { reencrypted: 0, alreadyCurrent: 0 };
     let afterId = '';
     for (;;) {
-      const rows = await this.db.read((m) =>
-        m
-          .createQueryBuilder(EnvelopeValueEntity, 'e')
-          .where('e.tenantId = :tenantId AND e.id > :afterId', { tenantId, afterId })
-          .orderBy('e.id', 'ASC')
-          .limit(batchSize)
-          .getMany(),
-      );
+      const rows = await this.values.pageOfTenant(tenantId, afterId, batchSize);
       if (rows.length === 0) break;
       for (const row of rows) {
         if (row.dataKeyName === current.name && row.dataKeyVersion === current.version) {
@@ -126,14 +118,6 @@ export class EnvelopeValueStore implements CredentialValueStore {
     const current = await this.keys.currentKey(row.tenantId);
     if (row.dataKeyName === current.name && row.dataKeyVersion === current.version) return false;
     const sealed = encryptEnvelope(current.key, value, { tenantId: row.tenantId, credentialId: row.credentialId, version: row.version });
-    const result = await this.db.transaction((m) =>
-      m
-        .createQueryBuilder()
-        .update(EnvelopeValueEntity)
-        .set({ ...sealed, dataKeyName: current.name, dataKeyVersion: current.version, updatedAt: this.clock.now() })
-        .where('id = :id AND data_key_version = :old', { id: row.id, old: row.dataKeyVersion })
-        .execute(),
-    );
-    return (result.affected ?? 0) > 0;
+    return this.values.reseal(row.id, row.dataKeyVersion, { ...sealed, dataKeyName: current.name, dataKeyVersion: current.version, updatedAt: this.clock.now() });
   }
 }

@@ -1,6 +1,5 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import { KeyVaultErrorCode, KeyVaultProvider, isKeyVaultError } from '@app/key-vault';
-import type { EntityManager } from 'typeorm';
 import { CredentialType, ValueStoreKind } from '../credential-type';
 import { CREDENTIALS_RESOLVED_OPTIONS } from '../credentials.constants';
 import type { ResolvedCredentialsOptions } from '../credentials.options';
@@ -85,7 +84,7 @@ export class VaultValueStore implements CredentialValueStore {
     }
   }
 
-  async discardInTransaction(_manager: EntityManager, _owner: ValueOwner): Promise<void> {
+  async discardInTransaction(_owner: ValueOwner): Promise<void> {
     // Nothing in the database.
   }
 

@@ -2,6 +2,7 @@ import { Injectable, Logger } from '@nestjs/common';
 import { OperationContext, systemContext } from '@app/common';
 import {
   CredentialConflictError,
+  CredentialExpiryScanner,
   CredentialMetadata,
   CredentialNotFoundError,
   CredentialsService,
@@ -30,7 +31,10 @@ const PENDING_TAGS = { FOR: 'oauth.pending_refresh_for', BASED_ON: 'oauth.pendin
 export class CredentialsTokenStore extends OAuthTokenStore {
   private readonly logger = new Logger(CredentialsTokenStore.name);
 
-  constructor(private readonly credentials: CredentialsService) {
+  constructor(
+    private readonly credentials: CredentialsService,
+    private readonly scanner: CredentialExpiryScanner,
+  ) {
     super();
   }
 
@@ -144,7 +148,7 @@ export class CredentialsTokenStore extends OAuthTokenStore {
 
   /** Cross-tenant scan for the proactive job (metadata references only). */
   async listDue(before: Date, limit: number, cursor?: DuePageCursor): Promise<DueAccessToken[]> {
-    const refs = await this.credentials.scanExpiringAcrossTenants({
+    const refs = await this.scanner.scanExpiringAcrossTenants({
       before,
       type: CredentialType.OAUTH_ACCESS_TOKEN,
       limit,

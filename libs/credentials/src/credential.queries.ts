@@ -1,0 +1,153 @@
+import { Inject, Injectable } from '@nestjs/common';
+import { Clock, OperationContext } from '@app/common';
+import { ConnectionStatus, CredentialStatus } from './credential-type';
+import type {
+  ConnectionView,
+  CredentialMetadata,
+  CredentialPage,
+  CredentialStatistics,
+  CredentialVersionInfo,
+  ListCredentialsQuery,
+} from './credential.types';
+import { CREDENTIALS_CLOCK, CREDENTIALS_RESOLVED_OPTIONS } from './credentials.constants';
+import type { ResolvedCredentialsOptions } from './credentials.options';
+import type { CredentialEntity } from './entities/credential.entity';
+import { CredentialValidationError } from './errors/credential-errors';
+import { effectiveStatus, toMetadata, toVersionInfo } from './internal/credential-view';
+import { assertContext, assertType, loadLive, UUID } from './internal/guards';
+import { maskFromHint } from './masking';
+import { CredentialRepository } from './persistence/credential.repository';
+import { CredentialVersionRepository } from './persistence/credential-version.repository';
+import { assertDate, assertIdentifier } from './validation/identifiers';
+
+const DAY_MS = 86_400_000;
+
+/** Metadata reads of one tenant: never a value, never the value store. */
+@Injectable()
+export class CredentialQueries {
+  constructor(
+    private readonly rows: CredentialRepository,
+    private readonly versions: CredentialVersionRepository,
+    @Inject(CREDENTIALS_CLOCK) private readonly clock: Clock,
+    @Inject(CREDENTIALS_RESOLVED_OPTIONS) private readonly options: ResolvedCredentialsOptions,
+  ) {}
+
+  /** See `CredentialsService.getMetadata`. */
+  async getMetadata(ctx: OperationContext, id: string): Promise<CredentialMetadata> {
+    assertContext(ctx);
+    return toMetadata(await loadLive(this.rows, ctx.tenantId, id), this.clock.nowMs());
+  }
+
+  /** See `CredentialsService.listVersions`. */
+  async listVersions(ctx: OperationContext, id: string): Promise<CredentialVersionInfo[]> {
+    assertContext(ctx);
+    const row = await loadLive(this.rows, ctx.tenantId, id);
+    const versions = await this.versions.list(ctx.tenantId, id);
+    return versions.map((v) => toVersionInfo(v, row));
+  }
+
+  /** See `CredentialsService.list`. */
+  async list(ctx: OperationContext, query: ListCredentialsQuery = {}): Promise<CredentialPage> {
+    assertContext(ctx);
+    const limit = query.limit ?? this.options.defaultPageSize;
+    if (!Number.isInteger(limit) || limit < 1 || limit > this.options.maxPageSize) {
+      throw new CredentialValidationError(`limit must be an integer in 1..${this.options.maxPageSize}`, 'limit');
+    }
+    if (query.integrationId !== undefined) assertIdentifier(query.integrationId, 'integrationId');
+    if (query.connectionId !== undefined) assertIdentifier(query.connectionId, 'connectionId');
+    if (query.type !== undefined) assertType(query.type);
+    if (query.expiringBefore !== undefined) assertDate(query.expiringBefore, 'expiringBefore');
+    if (query.status !== undefined && !Object.values(CredentialStatus).includes(query.status)) {
+      throw new CredentialValidationError(`status must be one of ${Object.values(CredentialStatus).join(', ')}`, 'status');
+    }
+    const cursor = query.cursor !== undefined ? decodeCursor(query.cursor) : undefined;
+    const now = this.clock.now().getTime();
+    const rows = await this.rows.page(ctx.tenantId, {
+      integrationId: query.integrationId || undefined,
+      connectionId: query.connectionId || undefined,
+      type: query.type || undefined,
+      expiringBeforeMs: query.expiringBefore ? query.expiringBefore.getTime() : undefined,
+      status: query.status || undefined,
+      after: cursor ? { createdAtMs: cursor.createdAt, id: cursor.id } : undefined,
+      nowMs: now,
+      limit: limit + 1,
+    });
+    const page = rows.slice(0, limit);
+    const last = page[page.length - 1];
+    return {
+      items: page.map((r) => toMetadata(r, this.clock.nowMs())),
+      nextCursor: rows.length > limit && last ? encodeCursor(last.createdAt.getTime(), last.id) : undefined,
+    };
+  }
+
+  /** See `CredentialsService.listExpiring`. */
+  async listExpiring(ctx: OperationContext, days: number, limit = 500): Promise<CredentialMetadata[]> {
+    assertContext(ctx);
+    if (typeof days !== 'number' || !Number.isFinite(days) || days < 0) throw new CredentialValidationError('days must be a number ≥ 0', 'days');
+    if (!Number.isInteger(limit) || limit < 1 || limit > 10_000) throw new CredentialValidationError('limit must be an integer in 1..10000', 'limit');
+    const rows = await this.rows.expiring(ctx.tenantId, this.clock.now().getTime() + days * DAY_MS, limit);
+    return rows.map((r) => toMetadata(r, this.clock.nowMs()));
+  }
+
+  /** See `CredentialsService.statistics`. */
+  async statistics(ctx: OperationContext): Promise<CredentialStatistics> {
+    assertContext(ctx);
+    return this.rows.statistics(ctx.tenantId, this.clock.now().getTime());
+  }
+
+  /** See `CredentialsService.listConnections`. */
+  async listConnections(ctx: OperationContext, options: { integrations?: string[] } = {}): Promise<ConnectionView[]> {
+    assertContext(ctx);
+    const known = options.integrations ?? this.options.integrations;
+    known.forEach((i) => assertIdentifier(i, 'integrations'));
+    const rows = await this.rows.connectionRows(ctx.tenantId);
+    const groups = new Map<string, CredentialEntity[]>();
+    for (const r of rows) {
+      const k = JSON.stringify([r.integrationId, r.connectionId]);
+      groups.set(k, [...(groups.get(k) ?? []), r]);
+    }
+    const now = this.clock.nowMs();
+    const views: ConnectionView[] = [];
+    for (const members of groups.values()) {
+      const creds = members.map((r) => ({ id: r.id, type: r.type, status: effectiveStatus(r, now), maskedValue: maskFromHint(r.valueHint), expiresAt: r.expiresAt }));
+      const statuses = creds.map((c) => c.status);
+      const status = statuses.includes(CredentialStatus.REVOKED)
+        ? ConnectionStatus.REVOKED
+        : statuses.includes(CredentialStatus.NEEDS_REAUTH)
+          ? ConnectionStatus.NEEDS_REAUTH
+          : statuses.every((s) => s === CredentialStatus.EXPIRED)
+            ? ConnectionStatus.EXPIRED
+            : ConnectionStatus.CONNECTED;
+      const expiries = members.map((r) => r.expiresAt?.getTime()).filter((t): t is number => t !== undefined);
+      views.push({
+        integrationId: members[0].integrationId,
+        connectionId: members[0].connectionId,
+        status,
+        expiresAt: expiries.length ? new Date(Math.min(...expiries)) : null,
+        updatedAt: new Date(Math.max(...members.map((r) => r.updatedAt.getTime()))),
+        credentials: creds,
+      });
+    }
+    const connected = new Set(views.map((v) => v.integrationId));
+    for (const integrationId of known) {
+      if (!connected.has(integrationId)) {
+        views.push({ integrationId, connectionId: null, status: ConnectionStatus.NOT_CONFIGURED, expiresAt: null, updatedAt: null, credentials: [] });
+      }
+    }
+    return views.sort((a, b) => a.integrationId.localeCompare(b.integrationId) || (a.connectionId ?? '').localeCompare(b.connectionId ?? ''));
+  }
+}
+
+function encodeCursor(createdAt: number, id: string): string {
+  return Buffer.from(JSON.stringify([createdAt, id]), 'utf8').toString('base64url');
+}
+
+function decodeCursor(cursor: string): { createdAt: number; id: string } {
+  try {
+    const [createdAt, id] = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')) as [unknown, unknown];
+    if (typeof createdAt === 'number' && typeof id === 'string' && UUID.test(id)) return { createdAt, id };
+  } catch {
+    // fall through
+  }
+  throw new CredentialValidationError('cursor is not a cursor returned by list()', 'cursor');
+}

@@ -1,0 +1,128 @@
+import { Inject, Injectable, Logger } from '@nestjs/common';
+import { AuditAction, AuditEventInput, AuditResult } from '@app/audit';
+import { Clock, CredentialVaultError, OperationContext } from '@app/common';
+import { ReadAuditCoalescer } from './audit/read-audit-coalescer';
+import { CredentialCache } from './cache/credential-cache';
+import { CredentialStatus } from './credential-type';
+import type { CredentialVersionWithValue, CredentialWithValue, ReadOptions } from './credential.types';
+import { CREDENTIALS_CLOCK, CREDENTIALS_RESOLVED_OPTIONS } from './credentials.constants';
+import type { ResolvedCredentialsOptions } from './credentials.options';
+import type { CredentialEntity } from './entities/credential.entity';
+import { CredentialExpiredError, CredentialRevokedError, CredentialVersionNotFoundError } from './errors/credential-errors';
+import { CredentialEventPublisher } from './events/credential-event-publisher';
+import { cacheKey, detailsOf, ownerOf, pointerOf, toMetadata, toVersionInfo } from './internal/credential-view';
+import { assertContext, errorCode, failureResult, loadLive } from './internal/guards';
+import { CredentialRepository } from './persistence/credential.repository';
+import { CredentialVersionRepository } from './persistence/credential-version.repository';
+import { ValueStores } from './stores/value-stores';
+import { assertPositiveInt } from './validation/identifiers';
+
+/** What the cache holds for one credential: the current value, its row, and the audit details of a read. */
+interface CachedRead {
+  value: string;
+  row: CredentialEntity;
+  auditDetails: Record<string, unknown>;
+}
+
+const STALE_OPTIONS = { isServeStaleError };
+
+/**
+ * Reads values: the current one through the cache (single-flight misses, bounded serve-stale for
+ * transient value-store errors) and older versions uncached. Every read is audited and refused when
+ * the credential is revoked, or expired unless the caller opts in — cache hits included.
+ */
+@Injectable()
+export class CredentialReader {
+  private readonly logger = new Logger(CredentialReader.name);
+
+  constructor(
+    private readonly rows: CredentialRepository,
+    private readonly versions: CredentialVersionRepository,
+    private readonly stores: ValueStores,
+    private readonly readAudit: ReadAuditCoalescer,
+    private readonly cache: CredentialCache,
+    private readonly events: CredentialEventPublisher,
+    @Inject(CREDENTIALS_CLOCK) private readonly clock: Clock,
+    @Inject(CREDENTIALS_RESOLVED_OPTIONS) private readonly options: ResolvedCredentialsOptions,
+  ) {}
+
+  /** See `CredentialsService.get`. */
+  async get(ctx: OperationContext, id: string, options: ReadOptions = {}): Promise<CredentialWithValue> {
+    const started = Date.now();
+    assertContext(ctx);
+    let read: CachedRead;
+    try {
+      read = this.options.cache.enabled
+        ? await this.cache.getOrLoad(cacheKey(ctx.tenantId, id), () => this.loadCurrent(ctx.tenantId, id), STALE_OPTIONS)
+        : await this.loadCurrent(ctx.tenantId, id);
+      this.assertServable(read.row, read.row.expiresAt, options);
+    } catch (e) {
+      await this.auditRead(ctx, String(id), failureResult(e), started, errorCode(e));
+      throw e;
+    }
+    await this.auditRead(ctx, read.row.id, AuditResult.SUCCESS, started, undefined, read.auditDetails);
+    this.events.read(ctx, read.row);
+    return { value: read.value, metadata: toMetadata(read.row, this.clock.nowMs()) };
+  }
+
+  /** See `CredentialsService.getVersion`. */
+  async getVersion(ctx: OperationContext, id: string, version: number, options: ReadOptions = {}): Promise<CredentialVersionWithValue> {
+    const started = Date.now();
+    assertContext(ctx);
+    try {
+      assertPositiveInt(version, 'version');
+      const row = await loadLive(this.rows, ctx.tenantId, id);
+      const v = await this.versions.find(ctx.tenantId, id, version);
+      if (!v) throw new CredentialVersionNotFoundError(id, version);
+      // A stored `expired` status speaks of the current version; an older one is judged by its own expiry.
+      const status = v.version === row.currentVersion || row.status !== CredentialStatus.EXPIRED ? row.status : CredentialStatus.ACTIVE;
+      this.assertServable({ id: row.id, status }, v.expiresAt, options);
+      const value = await this.stores.of(v.valueStore).read(ownerOf(row), pointerOf(v));
+      await this.auditRead(ctx, row.id, AuditResult.SUCCESS, started, undefined, { ...detailsOf(row), version });
+      this.events.read(ctx, row, version);
+      return { value, version: toVersionInfo(v, row), metadata: toMetadata(row, this.clock.nowMs()) };
+    } catch (e) {
+      await this.auditRead(ctx, String(id), failureResult(e), started, errorCode(e), { version });
+      throw e;
+    }
+  }
+
+  private async loadCurrent(tenantId: string, id: string): Promise<CachedRead> {
+    const row = await loadLive(this.rows, tenantId, id);
+    const v = await this.versions.find(tenantId, id, row.currentVersion);
+    if (!v) throw new CredentialVersionNotFoundError(id, row.currentVersion);
+    const value = await this.stores.of(v.valueStore).read(ownerOf(row), pointerOf(v));
+    return { value, row, auditDetails: { ...detailsOf(row), version: row.currentVersion } };
+  }
+
+  /**
+   * Revoked: never served. Expired (a stored `expired` status, or `expiresAt` reached): served only
+   * with `allowExpired`. `row.status` is the credential's; `expiresAt` that of the version being read.
+   */
+  private assertServable(row: Pick<CredentialEntity, 'id' | 'status'>, expiresAt: Date | null, options: ReadOptions): void {
+    if (row.status === CredentialStatus.REVOKED) throw new CredentialRevokedError(row.id);
+    if (options.allowExpired === true) return;
+    const passed = expiresAt !== null && expiresAt.getTime() <= this.clock.nowMs();
+    if (row.status === CredentialStatus.EXPIRED || passed) throw new CredentialExpiredError(row.id, passed ? expiresAt : null);
+  }
+
+  /** Success: awaited by the caller, so a failing audit (fail-closed) fails the read. Failure: best effort. */
+  private auditRead(ctx: OperationContext, resource: string, result: AuditResult, started: number, code?: string, details?: Record<string, unknown>): Promise<void> {
+    const event: AuditEventInput = { action: AuditAction.READ, context: ctx, resource, result, errorCode: code, durationMs: Date.now() - started, details };
+    if (result === AuditResult.SUCCESS) return this.readAudit.record(event);
+    return this.auditReadFailure(event);
+  }
+
+  private async auditReadFailure(event: AuditEventInput): Promise<void> {
+    const resource = event.resource;
+    try {
+      await this.readAudit.record(event);
+    } catch (e) {
+      this.logger.warn(`could not audit a failed read of ${resource}: ${(e as Error).message}`);
+    }
+  }
+}
+
+function isServeStaleError(e: unknown): boolean {
+  return e instanceof CredentialVaultError && e.retryable;
+}

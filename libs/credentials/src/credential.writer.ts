@@ -1,0 +1,436 @@
+import { randomUUID } from 'node:crypto';
+import { Inject, Injectable, Logger } from '@nestjs/common';
+import { AuditAction, AuditEventInput, AuditResult, AuditService } from '@app/audit';
+import { Clock, CredentialVaultError, OperationContext, TransactionRunner } from '@app/common';
+import { CredentialCache } from './cache/credential-cache';
+import { CredentialStatus, CredentialType, ValueStoreKind } from './credential-type';
+import type { BatchDeleteResult, CredentialMetadata, RotateOptions, StoreCredentialInput, UpdateMetadataInput, WriteOptions } from './credential.types';
+import { CREDENTIALS_CLOCK, CREDENTIALS_RESOLVED_OPTIONS } from './credentials.constants';
+import type { ResolvedCredentialsOptions } from './credentials.options';
+import { CredentialVersionEntity } from './entities/credential-version.entity';
+import { CredentialEntity, StoredCertificateInfo } from './entities/credential.entity';
+import {
+  CredentialAlreadyExistsError,
+  CredentialConflictError,
+  CredentialNotFoundError,
+  CredentialValidationError,
+  CredentialVersionNotFoundError,
+} from './errors/credential-errors';
+import { CredentialChangeEventName, CredentialEventPublisher } from './events/credential-event-publisher';
+import { CredentialEvents } from './events/credential-events';
+import { cacheKey, detailsOf, ownerOf, pointerOf, storedCertificate, toMetadata } from './internal/credential-view';
+import { assertContext, assertType, assertWriteOptions, errorCode, failureResult, loadLive, UUID } from './internal/guards';
+import { valueHint } from './masking';
+import { credentialSecretName } from './naming/vault-secret-name';
+import { CredentialRepository } from './persistence/credential.repository';
+import { CredentialVersionRepository } from './persistence/credential-version.repository';
+import { CredentialsPersistence } from './persistence/credentials-persistence';
+import type { ValuePointer } from './stores/credential-value-store';
+import { ValueStores } from './stores/value-stores';
+import { ValidatedValue, validateCredentialValue } from './validation/credential-value.validator';
+import { assertDate, assertIdentifier, assertPositiveInt, assertTags } from './validation/identifiers';
+
+/** Attempts of a write without `expectedVersion` that loses a race with another writer. */
+const UNCONDITIONAL_WRITE_ATTEMPTS = 3;
+const SETTABLE_STATUSES = new Set<CredentialStatus>([
+  CredentialStatus.ACTIVE,
+  CredentialStatus.EXPIRED,
+  CredentialStatus.NEEDS_REAUTH,
+  CredentialStatus.REVOKED,
+]);
+
+/** What one write commits: the metadata row after it, the other rows, its audit row and its event. */
+interface Change {
+  next: CredentialEntity;
+  /** Other writes of the same transaction (the version row, discarded ciphertexts). */
+  alsoWrite?: () => Promise<void>;
+  audit: { action: AuditAction; details: Record<string, unknown> };
+  event: { name: CredentialChangeEventName; sourceVersion?: number };
+}
+
+/** A version row's own facts. */
+interface VersionFacts {
+  version: number;
+  kind: ValueStoreKind;
+  pointer: ValuePointer;
+  hint: string | null;
+  expiresAt: Date | null;
+  certificate: StoredCertificateInfo | null;
+  sourceVersion: number | null;
+}
+
+/**
+ * Every write. The crash-safe sequence: (1) the value goes to its store first — a new Key Vault secret
+ * version or envelope row, not servable yet; (2) ONE `runner.run` transaction: the metadata rows (the
+ * compare-and-set on `row_version` moves the current-version pointer), the audit row and the outbox
+ * row of the domain event; (3) after commit, the local cache entry is invalidated. A failure before
+ * the commit leaves the previous value current; the orphan value version is never referenced.
+ */
+@Injectable()
+export class CredentialWriter {
+  private readonly logger = new Logger(CredentialWriter.name);
+  private readonly runner: TransactionRunner;
+
+  constructor(
+    persistence: CredentialsPersistence,
+    private readonly rows: CredentialRepository,
+    private readonly versions: CredentialVersionRepository,
+    private readonly stores: ValueStores,
+    private readonly audit: AuditService,
+    private readonly events: CredentialEventPublisher,
+    private readonly cache: CredentialCache,
+    @Inject(CREDENTIALS_CLOCK) private readonly clock: Clock,
+    @Inject(CREDENTIALS_RESOLVED_OPTIONS) private readonly options: ResolvedCredentialsOptions,
+  ) {
+    this.runner = persistence.runner;
+  }
+
+  /** See `CredentialsService.store`. */
+  async store(ctx: OperationContext, input: StoreCredentialInput): Promise<CredentialMetadata> {
+    const started = Date.now();
+    const resource = `connection:${String(input?.integrationId)}/${String(input?.connectionId)}`;
+    try {
+      assertContext(ctx);
+      assertIdentifier(input.integrationId, 'integrationId');
+      assertIdentifier(input.connectionId, 'connectionId');
+      assertType(input.type);
+      const tags = input.tags ?? {};
+      assertTags(tags);
+      if (input.expiresAt != null) assertDate(input.expiresAt, 'expiresAt');
+      if (input.valueStore !== undefined && !Object.values(ValueStoreKind).includes(input.valueStore)) {
+        throw new CredentialValidationError(`valueStore must be 'vault' or 'envelope'`, 'valueStore');
+      }
+      const validated = this.validateValue(input.type, input.value);
+      const kind = input.valueStore ?? this.options.valueStores[input.type];
+
+      const existing = await this.rows.findNewest(ctx.tenantId, input.integrationId, input.connectionId, input.type);
+      if (existing && existing.status !== CredentialStatus.DELETED) throw new CredentialAlreadyExistsError(existing.id);
+      // A deleted predecessor's secret names are soft-deleted: start past its generation.
+      const generation = existing ? existing.vaultGeneration + 1 : 0;
+
+      const now = this.clock.now();
+      const id = randomUUID();
+      const expiresAt = validated.expiresAt ?? input.expiresAt ?? null;
+      const owner = { tenantId: ctx.tenantId, credentialId: id, integrationId: input.integrationId, connectionId: input.connectionId, type: input.type };
+      const pointer = await this.stores.of(kind).write({ ...owner, version: 1, value: input.value, expiresAt, vaultGeneration: generation, versionsInGeneration: 0 });
+
+      const hint = valueHint(input.type, input.value);
+      const certificate = storedCertificate(validated.certificate);
+      const row: CredentialEntity = {
+        id,
+        tenantId: ctx.tenantId,
+        integrationId: input.integrationId,
+        connectionId: input.connectionId,
+        type: input.type,
+        valueStore: kind,
+        currentVersion: 1,
+        status: CredentialStatus.ACTIVE,
+        expiresAt,
+        rotatedAt: null,
+        tags: { ...tags },
+        valueHint: hint,
+        certificate,
+        vaultGeneration: pointer.vaultGeneration ?? generation,
+        rowVersion: 1,
+        createdAt: now,
+        updatedAt: now,
+        deletedAt: null,
+        createdBy: ctx.actor.id,
+        updatedBy: ctx.actor.id,
+      };
+      const facts: VersionFacts = { version: 1, kind, pointer, hint, expiresAt, certificate, sourceVersion: null };
+      try {
+        await this.commit(ctx, started, {
+          next: row,
+          alsoWrite: () => this.versions.insert(versionRow(row, facts, ctx, now)),
+          audit: { action: AuditAction.STORE, details: { version: 1, valueStore: kind } },
+          event: { name: CredentialEvents.STORED },
+        }, async () => {
+          await this.rows.insert(row);
+          return true;
+        });
+      } catch (e) {
+        // Lost a race with a concurrent store of the same (integration, connection, type)?
+        const winner = await this.rows.findLive(ctx.tenantId, input.integrationId, input.connectionId, input.type);
+        if (winner && winner.id !== id) throw new CredentialAlreadyExistsError(winner.id);
+        throw e;
+      }
+      this.logger.log(`stored credential ${id} (tenant ${ctx.tenantId}, ${input.type}, ${kind})`);
+      return toMetadata(row, this.clock.nowMs());
+    } catch (e) {
+      await this.auditFailure(AuditAction.STORE, ctx, resource, e, started, { type: input?.type });
+      throw e;
+    }
+  }
+
+  /** See `CredentialsService.validate`. */
+  validate(input: { type: CredentialType; value: string; expiresAt?: Date | null; tags?: Record<string, string> }): void {
+    assertType(input.type);
+    if (input.tags !== undefined) assertTags(input.tags);
+    if (input.expiresAt != null) assertDate(input.expiresAt, 'expiresAt');
+    this.validateValue(input.type, input.value);
+  }
+
+  /** See `CredentialsService.rotate`. */
+  async rotate(ctx: OperationContext, id: string, value: string, options: RotateOptions = {}): Promise<CredentialMetadata> {
+    return this.audited(AuditAction.ROTATE, ctx, id, async (started) => {
+      assertWriteOptions(options);
+      if (options.expiresAt != null) assertDate(options.expiresAt, 'expiresAt');
+      const { next } = await this.mutate(ctx, id, options, started, async (row) => {
+        const validated = this.validateValue(row.type, value);
+        const version = row.currentVersion + 1;
+        const expiresAt = validated.expiresAt ?? options.expiresAt ?? null;
+        const versionsInGeneration = row.valueStore === ValueStoreKind.VAULT ? await this.versionsInGeneration(row) : 0;
+        const owner = ownerOf(row);
+        const pointer = await this.stores.of(row.valueStore).write({ ...owner, version, value, expiresAt, vaultGeneration: row.vaultGeneration, versionsInGeneration });
+        const now = this.clock.now();
+        const hint = valueHint(row.type, value);
+        const certificate = storedCertificate(validated.certificate);
+        const next: CredentialEntity = {
+          ...row,
+          currentVersion: version,
+          rowVersion: row.rowVersion + 1,
+          status: CredentialStatus.ACTIVE,
+          expiresAt,
+          rotatedAt: now,
+          valueHint: hint,
+          certificate,
+          vaultGeneration: pointer.vaultGeneration ?? row.vaultGeneration,
+          updatedAt: now,
+          updatedBy: ctx.actor.id,
+        };
+        const facts: VersionFacts = { version, kind: row.valueStore, pointer, hint, expiresAt, certificate, sourceVersion: null };
+        return {
+          next,
+          alsoWrite: () => this.versions.insert(versionRow(row, facts, ctx, now)),
+          audit: { action: AuditAction.ROTATE, details: { version, previousVersion: row.currentVersion } },
+          event: { name: CredentialEvents.ROTATED },
+        };
+      });
+      return toMetadata(next, this.clock.nowMs());
+    });
+  }
+
+  /** See `CredentialsService.rollback`. */
+  async rollback(ctx: OperationContext, id: string, toVersion: number, options: WriteOptions = {}): Promise<CredentialMetadata> {
+    return this.audited(AuditAction.ROLLBACK, ctx, id, async (started) => {
+      assertWriteOptions(options);
+      assertPositiveInt(toVersion, 'toVersion');
+      const { next } = await this.mutate(ctx, id, options, started, async (row) => {
+        const target = await this.versions.find(ctx.tenantId, id, toVersion);
+        if (!target) throw new CredentialVersionNotFoundError(id, toVersion);
+        if (toVersion === row.currentVersion) {
+          throw new CredentialValidationError(`version ${toVersion} is already the current version`, 'toVersion');
+        }
+        const version = row.currentVersion + 1;
+        const now = this.clock.now();
+        const sourceVersion = target.sourceVersion ?? target.version;
+        const next: CredentialEntity = {
+          ...row,
+          currentVersion: version,
+          rowVersion: row.rowVersion + 1,
+          status: CredentialStatus.ACTIVE,
+          expiresAt: target.expiresAt,
+          rotatedAt: now,
+          valueHint: target.valueHint,
+          certificate: target.certificate,
+          updatedAt: now,
+          updatedBy: ctx.actor.id,
+        };
+        const facts: VersionFacts = {
+          version,
+          kind: target.valueStore,
+          pointer: pointerOf(target),
+          hint: target.valueHint,
+          expiresAt: target.expiresAt,
+          certificate: target.certificate,
+          sourceVersion,
+        };
+        return {
+          next,
+          alsoWrite: () => this.versions.insert(versionRow(row, facts, ctx, now)),
+          audit: { action: AuditAction.ROLLBACK, details: { version, toVersion, sourceVersion, previousVersion: row.currentVersion } },
+          event: { name: CredentialEvents.ROLLED_BACK, sourceVersion },
+        };
+      });
+      return toMetadata(next, this.clock.nowMs());
+    });
+  }
+
+  /** See `CredentialsService.updateMetadata`. */
+  async updateMetadata(ctx: OperationContext, id: string, input: UpdateMetadataInput): Promise<CredentialMetadata> {
+    return this.audited(AuditAction.UPDATE_METADATA, ctx, id, async (started) => {
+      assertWriteOptions(input);
+      if (input.tags !== undefined) assertTags(input.tags);
+      if (input.expiresAt != null) assertDate(input.expiresAt, 'expiresAt');
+      if (input.status !== undefined && !SETTABLE_STATUSES.has(input.status)) {
+        throw new CredentialValidationError(`status must be one of ${[...SETTABLE_STATUSES].join(', ')} (use delete() to delete)`, 'status');
+      }
+      const changed = (['tags', 'expiresAt', 'status'] as const).filter((k) => input[k] !== undefined);
+      if (changed.length === 0) throw new CredentialValidationError('nothing to update: give tags, expiresAt or status', 'input');
+      const { next } = await this.mutate(ctx, id, input, started, async (row) => {
+        if (input.expiresAt !== undefined && row.type === CredentialType.CLIENT_CERTIFICATE) {
+          throw new CredentialValidationError('the expiry of a client certificate is read from the certificate; rotate it instead', 'expiresAt');
+        }
+        const next: CredentialEntity = {
+          ...row,
+          tags: input.tags !== undefined ? { ...input.tags } : row.tags,
+          expiresAt: input.expiresAt !== undefined ? input.expiresAt : row.expiresAt,
+          status: input.status ?? row.status,
+          rowVersion: row.rowVersion + 1,
+          updatedAt: this.clock.now(),
+          updatedBy: ctx.actor.id,
+        };
+        return { next, audit: { action: AuditAction.UPDATE_METADATA, details: { changed, status: next.status } }, event: { name: CredentialEvents.METADATA_UPDATED } };
+      });
+      return toMetadata(next, this.clock.nowMs());
+    });
+  }
+
+  /** See `CredentialsService.delete`. */
+  async delete(ctx: OperationContext, id: string, options: WriteOptions = {}): Promise<void> {
+    return this.audited(AuditAction.DELETE, ctx, id, async (started) => {
+      assertWriteOptions(options);
+      const { before } = await this.mutate(ctx, id, options, started, async (row) => {
+        const now = this.clock.now();
+        return {
+          next: { ...row, status: CredentialStatus.DELETED, deletedAt: now, rowVersion: row.rowVersion + 1, updatedAt: now, updatedBy: ctx.actor.id },
+          // Envelope ciphertexts go in the same transaction; Key Vault secrets are soft-deleted after it.
+          alsoWrite: () => this.stores.of(row.valueStore).discardInTransaction(ownerOf(row)),
+          audit: { action: AuditAction.DELETE, details: { version: row.currentVersion } },
+          event: { name: CredentialEvents.DELETED },
+        };
+      });
+      const versions = await this.versions.list(ctx.tenantId, id);
+      await this.stores.of(before.valueStore).discardAfterCommit(ownerOf(before), versions.map(pointerOf));
+    });
+  }
+
+  /** See `CredentialsService.deleteByConnection`. */
+  async deleteByConnection(ctx: OperationContext, integrationId: string, connectionId: string): Promise<BatchDeleteResult> {
+    assertContext(ctx);
+    assertIdentifier(integrationId, 'integrationId');
+    assertIdentifier(connectionId, 'connectionId');
+    return this.deleteMany(ctx, await this.rows.liveIdsOfConnection(ctx.tenantId, integrationId, connectionId));
+  }
+
+  /** See `CredentialsService.deleteMany`. */
+  async deleteMany(ctx: OperationContext, ids: string[]): Promise<BatchDeleteResult> {
+    assertContext(ctx);
+    if (!Array.isArray(ids) || ids.length > 1000) throw new CredentialValidationError('ids must be an array of at most 1000 ids', 'ids');
+    // The whole batch is checked before the first delete: a malformed id fails it and deletes nothing.
+    const bad = ids.findIndex((id) => typeof id !== 'string' || !UUID.test(id));
+    if (bad >= 0) throw new CredentialValidationError(`ids[${bad}] is not a credential id (a UUID); nothing was deleted`, 'ids');
+    const result: BatchDeleteResult = { deleted: [], notFound: [] };
+    for (const id of new Set(ids)) {
+      try {
+        await this.delete(ctx, id);
+        result.deleted.push(id);
+      } catch (e) {
+        if (e instanceof CredentialNotFoundError) result.notFound.push(id);
+        else throw e;
+      }
+    }
+    return result;
+  }
+
+  /**
+   * THE compare-and-set loop of every change to an existing credential: load the live row, check
+   * `expectedVersion`, `build` the change (value-store writes happen here, before the transaction),
+   * commit it if `row_version` did not move meanwhile. A lost race is retried without
+   * `expectedVersion` (up to 3 attempts), else it is a CredentialConflictError.
+   */
+  private async mutate(
+    ctx: OperationContext,
+    id: string,
+    options: WriteOptions,
+    started: number,
+    build: (row: CredentialEntity) => Promise<Change>,
+  ): Promise<{ before: CredentialEntity; next: CredentialEntity }> {
+    for (let attempt = 1; ; attempt++) {
+      const row = await loadLive(this.rows, ctx.tenantId, id);
+      if (options.expectedVersion !== undefined && options.expectedVersion !== row.rowVersion) {
+        throw new CredentialConflictError(row.id, options.expectedVersion, row.rowVersion);
+      }
+      const change = await build(row);
+      if (await this.commit(ctx, started, change, () => this.rows.compareAndSet(row, change.next))) return { before: row, next: change.next };
+      if (options.expectedVersion === undefined && attempt < UNCONDITIONAL_WRITE_ATTEMPTS) continue;
+      throw await this.conflict(ctx.tenantId, id, options.expectedVersion ?? row.rowVersion);
+    }
+  }
+
+  /**
+   * The one transaction of a write: the metadata row (`writeRow`; false = lost the compare-and-set,
+   * nothing written), the other rows, the audit row and the outbox row; after commit the cache entry
+   * is invalidated (a load started before that can never repopulate it).
+   */
+  private commit(ctx: OperationContext, started: number, change: Change, writeRow: () => Promise<boolean>): Promise<boolean> {
+    const { next } = change;
+    return this.runner.run(async () => {
+      if (!(await writeRow())) return false;
+      await change.alsoWrite?.();
+      await this.audit.record(this.auditEvent(change.audit.action, ctx, next, started, change.audit.details));
+      await this.events.changed(change.event.name, ctx, next, change.event.sourceVersion);
+      this.runner.afterCommit(() => this.cache.invalidate(cacheKey(next.tenantId, next.id)));
+      return true;
+    });
+  }
+
+  /** Runs a write on an existing credential; a failure is audited (best effort) and rethrown. */
+  private async audited<T>(action: AuditAction, ctx: OperationContext, id: string, work: (started: number) => Promise<T>): Promise<T> {
+    const started = Date.now();
+    try {
+      assertContext(ctx);
+      return await work(started);
+    } catch (e) {
+      await this.auditFailure(action, ctx, String(id), e, started);
+      throw e;
+    }
+  }
+
+  private async conflict(tenantId: string, id: string, expected: number): Promise<CredentialVaultError> {
+    const current = await this.rows.findById(tenantId, id);
+    if (!current || current.status === CredentialStatus.DELETED) return new CredentialNotFoundError(id);
+    return new CredentialConflictError(id, expected, current.rowVersion);
+  }
+
+  private versionsInGeneration(row: CredentialEntity): Promise<number> {
+    return this.versions.countWrittenTo(row.id, credentialSecretName(ownerOf(row), row.vaultGeneration, this.options.vault.namePrefix));
+  }
+
+  private validateValue(type: CredentialType, value: unknown): ValidatedValue {
+    return validateCredentialValue(type, value, this.clock.now(), this.options.minWebhookSecretBytes);
+  }
+
+  private auditEvent(action: AuditAction, ctx: OperationContext, row: CredentialEntity, started: number, details?: Record<string, unknown>): AuditEventInput {
+    return { action, context: ctx, resource: row.id, result: AuditResult.SUCCESS, durationMs: Date.now() - started, details: { ...detailsOf(row), ...details } };
+  }
+
+  private async auditFailure(action: AuditAction, ctx: OperationContext, resource: string, error: unknown, started: number, details?: Record<string, unknown>): Promise<void> {
+    if (!ctx || typeof ctx.tenantId !== 'string' || !ctx.actor) return;
+    try {
+      await this.audit.record({ action, context: ctx, resource, result: failureResult(error), errorCode: errorCode(error), durationMs: Date.now() - started, details });
+    } catch (e) {
+      this.logger.warn(`could not audit a failed ${action}: ${(e as Error).message}`);
+    }
+  }
+}
+
+function versionRow(row: CredentialEntity, v: VersionFacts, ctx: OperationContext, now: Date): CredentialVersionEntity {
+  return {
+    id: randomUUID(),
+    credentialId: row.id,
+    tenantId: row.tenantId,
+    version: v.version,
+    valueStore: v.kind,
+    vaultSecretName: v.pointer.vaultSecretName ?? null,
+    vaultSecretVersion: v.pointer.vaultSecretVersion ?? null,
+    envelopeValueId: v.pointer.envelopeValueId ?? null,
+    sourceVersion: v.sourceVersion,
+    valueHint: v.hint,
+    expiresAt: v.expiresAt,
+    certificate: v.certificate,
+    createdAt: now,
+    createdBy: ctx.actor.id,
+  };
+}

@@ -1,0 +1,82 @@
+import { CredentialStatus } from '../credential-type';
+import type { CredentialMetadata, CredentialVersionInfo } from '../credential.types';
+import type { CredentialVersionEntity } from '../entities/credential-version.entity';
+import type { CredentialEntity, StoredCertificateInfo } from '../entities/credential.entity';
+import { maskFromHint } from '../masking';
+import type { ValueOwner, ValuePointer } from '../stores/credential-value-store';
+import type { CertificateInfo } from '../validation/credential-value.validator';
+
+/** Rows → what callers see, and the small derivations every part shares. Never a value. */
+
+export function cacheKey(tenantId: string, id: string): string {
+  // Tenant ids cannot contain "/", so keys of two tenants never share a prefix.
+  return `${tenantId}/${id}`;
+}
+
+/** Stored status, except that an active credential past its expiry reads as expired. */
+export function effectiveStatus(row: CredentialEntity, nowMs: number): CredentialStatus {
+  if (row.status === CredentialStatus.ACTIVE && row.expiresAt && row.expiresAt.getTime() <= nowMs) return CredentialStatus.EXPIRED;
+  return row.status;
+}
+
+export function toMetadata(row: CredentialEntity, nowMs: number): CredentialMetadata {
+  return {
+    id: row.id,
+    tenantId: row.tenantId,
+    integrationId: row.integrationId,
+    connectionId: row.connectionId,
+    type: row.type,
+    valueStore: row.valueStore,
+    version: row.currentVersion,
+    rowVersion: row.rowVersion,
+    status: effectiveStatus(row, nowMs),
+    expiresAt: row.expiresAt ? new Date(row.expiresAt) : null,
+    rotatedAt: row.rotatedAt ? new Date(row.rotatedAt) : null,
+    tags: { ...(row.tags ?? {}) },
+    maskedValue: maskFromHint(row.valueHint),
+    certificate: certificateOf(row.certificate),
+    createdAt: new Date(row.createdAt),
+    updatedAt: new Date(row.updatedAt),
+    createdBy: row.createdBy,
+    updatedBy: row.updatedBy,
+  };
+}
+
+export function toVersionInfo(v: CredentialVersionEntity, row: CredentialEntity): CredentialVersionInfo {
+  return {
+    credentialId: v.credentialId,
+    version: v.version,
+    valueStore: v.valueStore,
+    sourceVersion: v.sourceVersion,
+    expiresAt: v.expiresAt,
+    maskedValue: maskFromHint(v.valueHint),
+    createdAt: v.createdAt,
+    createdBy: v.createdBy,
+    current: v.version === row.currentVersion,
+  };
+}
+
+export function ownerOf(row: CredentialEntity): ValueOwner {
+  return { tenantId: row.tenantId, credentialId: row.id, integrationId: row.integrationId, connectionId: row.connectionId, type: row.type };
+}
+
+export function pointerOf(v: CredentialVersionEntity): ValuePointer {
+  return {
+    vaultSecretName: v.vaultSecretName ?? undefined,
+    vaultSecretVersion: v.vaultSecretVersion ?? undefined,
+    envelopeValueId: v.envelopeValueId ?? undefined,
+  };
+}
+
+/** Non-secret facts attached to every audit row of a credential. */
+export function detailsOf(row: CredentialEntity): Record<string, unknown> {
+  return { integrationId: row.integrationId, connectionId: row.connectionId, type: row.type, valueStore: row.valueStore };
+}
+
+export function storedCertificate(info: CertificateInfo | undefined): StoredCertificateInfo | null {
+  return info ? { ...info, validFrom: info.validFrom.toISOString(), validTo: info.validTo.toISOString() } : null;
+}
+
+function certificateOf(stored: StoredCertificateInfo | null): CertificateInfo | null {
+  return stored ? { ...stored, validFrom: new Date(stored.validFrom), validTo: new Date(stored.validTo) } : null;
+}

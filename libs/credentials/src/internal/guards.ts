@@ -1,0 +1,53 @@
+import { AuditResult } from '@app/audit';
+import { CredentialVaultError, OperationContext } from '@app/common';
+import { CREDENTIAL_TYPES, CredentialStatus, CredentialType } from '../credential-type';
+import type { WriteOptions } from '../credential.types';
+import type { CredentialEntity } from '../entities/credential.entity';
+import {
+  CredentialExpiredError,
+  CredentialNotFoundError,
+  CredentialRevokedError,
+  CredentialValidationError,
+} from '../errors/credential-errors';
+import type { CredentialRepository } from '../persistence/credential.repository';
+import { assertIdentifier, assertPositiveInt } from '../validation/identifiers';
+
+/** Input checks and error classifications shared by the writer, the reader and the queries. */
+
+export const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+export function assertContext(ctx: OperationContext): void {
+  if (!ctx || typeof ctx !== 'object') throw new CredentialValidationError('an OperationContext is required', 'ctx');
+  assertIdentifier(ctx.tenantId, 'tenantId');
+  if (!ctx.actor || typeof ctx.actor.id !== 'string' || ctx.actor.id.length === 0 || ctx.actor.id.length > 256) {
+    throw new CredentialValidationError('ctx.actor.id must be a non-empty string of at most 256 characters', 'actor');
+  }
+}
+
+export function assertType(type: unknown): asserts type is CredentialType {
+  if (!CREDENTIAL_TYPES.includes(type as CredentialType)) {
+    throw new CredentialValidationError(`type must be one of ${CREDENTIAL_TYPES.join(', ')}`, 'type');
+  }
+}
+
+export function assertWriteOptions(options: WriteOptions): void {
+  if (options?.expectedVersion !== undefined) assertPositiveInt(options.expectedVersion, 'expectedVersion');
+}
+
+/** The tenant's live row, else CredentialNotFoundError — the same for a missing id, a deleted one and another tenant's. */
+export async function loadLive(rows: CredentialRepository, tenantId: string, id: string): Promise<CredentialEntity> {
+  if (typeof id !== 'string' || !UUID.test(id)) throw new CredentialNotFoundError(String(id).slice(0, 64));
+  const row = await rows.findById(tenantId, id);
+  if (!row || row.status === CredentialStatus.DELETED) throw new CredentialNotFoundError(id);
+  return row;
+}
+
+/** How a failed operation is audited: refusals are denials, everything else a failure. */
+export function failureResult(e: unknown): AuditResult {
+  const denied = e instanceof CredentialNotFoundError || e instanceof CredentialRevokedError || e instanceof CredentialExpiredError;
+  return denied ? AuditResult.DENIED : AuditResult.FAILURE;
+}
+
+export function errorCode(e: unknown): string | undefined {
+  return e instanceof CredentialVaultError ? `${e.code}:${e.codeName}` : 'UNEXPECTED';
+}
