@@ -5,6 +5,7 @@ import { AUDIT_ENTITIES, AUDIT_MIGRATIONS, AuditModule, type AuditModuleOptions 
 import { OUTBOX_ENTITIES, OUTBOX_MIGRATIONS, PersistenceModule, type PersistenceModuleOptions } from '@app/common';
 import { CREDENTIALS_ENTITIES, CREDENTIALS_MIGRATIONS, CredentialsModule } from '@app/credentials';
 import { KeyVaultModule, type KeyVaultModuleOptions } from '@app/key-vault';
+import { ROTATION_ENTITIES, ROTATION_MIGRATIONS } from '@app/rotation';
 import type { KeyVaultEmulator } from '@app/keyvault-emulator';
 import { Registry } from 'prom-client';
 import type { DataSourceOptions } from 'typeorm';
@@ -53,8 +54,9 @@ export function credentialsStackImports(o: CredentialsStackOptions): DynamicModu
   return [
     TypeOrmModule.forRoot({
       ...o.database,
-      entities: [...CREDENTIALS_ENTITIES, ...AUDIT_ENTITIES, ...OUTBOX_ENTITIES],
-      migrations: [...CREDENTIALS_MIGRATIONS, ...AUDIT_MIGRATIONS, ...OUTBOX_MIGRATIONS],
+      // The rotation lib's tables too: a stack that adds RotationModule needs no other schema.
+      entities: [...CREDENTIALS_ENTITIES, ...AUDIT_ENTITIES, ...OUTBOX_ENTITIES, ...ROTATION_ENTITIES],
+      migrations: [...CREDENTIALS_MIGRATIONS, ...AUDIT_MIGRATIONS, ...OUTBOX_MIGRATIONS, ...ROTATION_MIGRATIONS],
       migrationsRun: true,
       synchronize: false,
       logging: false,

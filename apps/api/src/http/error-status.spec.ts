@@ -8,17 +8,22 @@ import * as audit from '@app/audit';
 import { AuditErrorCode } from '@app/audit';
 import * as oauthRefresh from '@app/oauth-refresh';
 import { OAuthRefreshErrorCode } from '@app/oauth-refresh';
+import * as migration from '@app/migration';
+import { MigrationErrorCode } from '@app/migration';
+import * as rotation from '@app/rotation';
+import { RotationErrorCode } from '@app/rotation';
 import { httpStatusForCode, statusForError } from './error-status';
 
 /** Every lib's code enum, one per registered range: a new range does not compile until it is listed. */
 const CODE_ENUMS: Record<ErrorCodeRangeName, Record<string, string | number>> = {
   keyVault: KeyVaultErrorCode,
   credentials: CredentialErrorCode,
-  rotation: {}, // block reserved; the rotation lib's enum replaces this
+  rotation: { ...RotationErrorCode },
   oauthRefresh: OAuthRefreshErrorCode,
   audit: AuditErrorCode,
   persistence: PersistenceErrorCode,
   jobs: ScheduledJobErrorCode,
+  migration: MigrationErrorCode,
   lock: LockErrorCode,
 };
 
@@ -38,10 +43,12 @@ const EXPECTED: Record<number, number> = {
   1001: 503, 1002: 502, 1003: 404, 1004: 400, 1005: 504, 1006: 503, 1007: 409, 1008: 409, 1009: 403, 1010: 502,
   1011: 503, 1012: 503, 1013: 500, 1014: 400, 1015: 409, 1016: 502, 1099: 500,
   2001: 400, 2002: 404, 2003: 409, 2004: 409, 2005: 404, 2006: 500, 2007: 500, 2008: 500, 2009: 409, 2010: 409,
+  3001: 500, 3002: 400, 3003: 404, 3004: 409, 3005: 502, 3006: 409, 3007: 409, 3008: 404,
   4001: 404, 4002: 409, 4003: 503, 4004: 400, 4005: 404, 4006: 409, 4007: 500, 4008: 400,
   5001: 400, 5002: 503, 5003: 503, 5004: 400, 5005: 500, 5006: 503,
   6001: 500, 6002: 500, 6003: 500, 6101: 500, 6102: 500,
   7001: 500,
+  8001: 500, 8002: 502, 8003: 422, 8004: 422, 8005: 500, 8006: 409,
   9001: 503,
 };
 
@@ -74,12 +81,13 @@ const SAMPLE_ARGS: Record<string, unknown[]> = {
   OAuthRefreshFailedError: ['m', { integrationId: 'i', connectionId: 'c', transient: true }],
   OAuthAccessTokenExpiredError: ['i', 'c', new Date(0)],
   PersistenceConfigurationError: [['a problem']],
+  RotationValidationError: ['m', 'field'],
 };
 
 /** One instance of every error a lib exports (KeyVaultError: one per code), found by walking the exports. */
 function everyExportedError(): CredentialVaultError[] {
   const out: CredentialVaultError[] = [];
-  for (const lib of [common, keyVault, credentials, audit, oauthRefresh] as Record<string, unknown>[]) {
+  for (const lib of [common, keyVault, credentials, audit, oauthRefresh, rotation, migration] as Record<string, unknown>[]) {
     for (const value of Object.values(lib)) {
       if (typeof value !== 'function' || !(value.prototype instanceof CredentialVaultError)) continue;
       const ctor = value as new (...args: unknown[]) => CredentialVaultError;

@@ -11,6 +11,8 @@ import { KEY_VAULT_ERROR_HTTP_STATUS } from '@app/key-vault';
 import { CREDENTIAL_ERROR_HTTP_STATUS } from '@app/credentials';
 import { AUDIT_ERROR_HTTP_STATUS } from '@app/audit';
 import { OAUTH_REFRESH_ERROR_HTTP_STATUS } from '@app/oauth-refresh';
+import { MIGRATION_ERROR_HTTP_STATUS } from '@app/migration';
+import { ROTATION_ERROR_HTTP_STATUS } from '@app/rotation';
 
 /**
  * The one place where typed lib errors become HTTP statuses. Each lib owns its table (keyed by its
@@ -20,11 +22,13 @@ import { OAUTH_REFRESH_ERROR_HTTP_STATUS } from '@app/oauth-refresh';
 export const ERROR_HTTP_STATUS_TABLES: Record<ErrorCodeRangeName, Readonly<Record<number, HttpStatus>>> = {
   keyVault: KEY_VAULT_ERROR_HTTP_STATUS,
   credentials: CREDENTIAL_ERROR_HTTP_STATUS,
-  rotation: {}, // block reserved; the rotation lib's table replaces this with its first code
+  // The rotation lib's three parts share its block: core 30xx, webhooks 31xx, notifications 32xx.
+  rotation: { ...ROTATION_ERROR_HTTP_STATUS },
   oauthRefresh: OAUTH_REFRESH_ERROR_HTTP_STATUS,
   audit: AUDIT_ERROR_HTTP_STATUS,
   persistence: PERSISTENCE_ERROR_HTTP_STATUS,
   jobs: SCHEDULED_JOB_ERROR_HTTP_STATUS,
+  migration: MIGRATION_ERROR_HTTP_STATUS,
   lock: LOCK_ERROR_HTTP_STATUS,
 };
 

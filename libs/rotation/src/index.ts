@@ -1,0 +1,10 @@
+export { RotationModule } from './rotation.module';
+export { ROTATION_MODULE_OPTIONS, ROTATION_OPTIONS_TYPE, ROTATION_ASYNC_OPTIONS_TYPE } from './rotation.module-definition';
+export type { RotationModuleOptions, RotationJobOptions, PasswordPolicyOptions, ResolvedRotationOptions } from './rotation.options';
+export { resolveRotationOptions } from './rotation.options';
+export * from './errors/rotation.errors';
+export * from './policies/rotation-policy.types';
+export type { RotationHandler, RotationHandlerRegistration, RotationRequest, MintedValue } from './handlers/rotation-handler';
+export { ROTATION_ENTITIES, ROTATION_MIGRATIONS } from './rotation.schema';
+export * from './webhooks';
+export * from './notifications';

@@ -1,0 +1,54 @@
+import { Module, type Provider } from '@nestjs/common';
+import { DistributedLock, ScheduledJobsModule, createDistributedLock, provideLibClock } from '@app/common';
+import { DataSource } from 'typeorm';
+import { RotationConfigurationError } from './errors/rotation.errors';
+import { NOTIFICATION_PROVIDERS } from './notifications';
+import { ROTATION_CLOCK, ROTATION_LOCK, ROTATION_RESOLVED_OPTIONS } from './rotation.constants';
+import { ROTATION_MODULE_OPTIONS, RotationConfigurableModule } from './rotation.module-definition';
+import { RotationModuleOptions, resolveRotationOptions } from './rotation.options';
+import { WEBHOOK_PROVIDERS } from './webhooks';
+
+const providers: Provider[] = [
+  {
+    // Validated once, here: bad options fail bootstrap with one CONFIGURATION error listing every problem.
+    provide: ROTATION_RESOLVED_OPTIONS,
+    useFactory: (options: RotationModuleOptions) => resolveRotationOptions(options),
+    inject: [ROTATION_MODULE_OPTIONS],
+  },
+  {
+    provide: ROTATION_LOCK,
+    useFactory: (lock?: DistributedLock, dataSource?: DataSource): DistributedLock => {
+      if (lock) return lock;
+      if (dataSource) return createDistributedLock(dataSource);
+      throw new RotationConfigurationError('RotationModule needs a DistributedLock provider or a TypeORM DataSource (TypeOrmModule.forRoot) in the host');
+    },
+    inject: [
+      { token: DistributedLock, optional: true },
+      { token: DataSource, optional: true },
+    ],
+  },
+  provideLibClock(ROTATION_CLOCK, ROTATION_RESOLVED_OPTIONS),
+  ...WEBHOOK_PROVIDERS,
+  ...NOTIFICATION_PROVIDERS,
+];
+
+/**
+ * Rotation policies, the expiry-monitor and rotation-check jobs, manual and automatic rotation,
+ * emergency revoke; webhook-secret rotation and notifications (./webhooks, ./notifications).
+ *
+ * Needs from the host (registered globally): `CredentialsService` (CredentialsModule with
+ * `isGlobal: true`), `AuditService` (AuditModule), `PersistenceModule.forRoot()` (TransactionRunner,
+ * Outbox), a TypeORM `DataSource` with `ROTATION_ENTITIES`/`ROTATION_MIGRATIONS`; optionally a
+ * `DistributedLock`, a `Clock`, and `ScheduleModule.forRoot()` unless every job is disabled.
+ *
+ * ```ts
+ * RotationModule.forRoot({ expiryMonitor: { cronTime: '0 0 * * * *' }, handlers: [{ integrationId: 'stripe', handler }] })
+ * RotationModule.forRootAsync({ inject: [ConfigService], useFactory: (c: ConfigService) => c.get('rotation') })
+ * ```
+ */
+@Module({
+  imports: [ScheduledJobsModule],
+  providers,
+  exports: [...WEBHOOK_PROVIDERS, ...NOTIFICATION_PROVIDERS],
+})
+export class RotationModule extends RotationConfigurableModule {}

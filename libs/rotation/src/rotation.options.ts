@@ -1,0 +1,130 @@
+import { Clock, clockOptionSchema, cronExpressionSchema, describeProblems, resolveOptions, timeZoneSchema } from '@app/common';
+import { CREDENTIAL_TYPES, type CredentialType } from '@app/credentials';
+import { z } from 'zod';
+import { RotationConfigurationError } from './errors/rotation.errors';
+import type { RotationHandlerRegistration } from './handlers/rotation-handler';
+import { DEFAULT_ROTATION_POLICIES, ROTATION_MODES, type PolicyValues } from './policies/rotation-policy.types';
+
+/** A scheduled job of the lib. */
+export interface RotationJobOptions {
+  /** Register the cron job (needs ScheduleModule.forRoot() in the host). @default true */
+  enabled?: boolean;
+  /** Cron expression (6 fields allowed: seconds first). */
+  cronTime?: string;
+  /** IANA time zone of `cronTime`. @default the process's local zone */
+  timeZone?: string;
+  /** Name of the job (SchedulerRegistry, logs, metrics, health). */
+  jobName?: string;
+  /** Credentials read per page. 1..1000. @default 200 */
+  batchSize?: number;
+}
+
+/** Rules of generated passwords (basic-auth passwords rotated without a handler). */
+export interface PasswordPolicyOptions {
+  /** 12..256. @default 32 */
+  length?: number;
+  /** Include each of lower, upper, digits, symbols at least once. @default true */
+  symbols?: boolean;
+}
+
+export interface RotationModuleOptions {
+  /** Override the built-in default policy of a credential type (the tenant/integration/credential overrides are in the database). */
+  defaults?: Partial<Record<CredentialType, Partial<PolicyValues>>>;
+  /** Warns about credentials entering 30/14/7/1 days before expiry (limited to the policy's `warnBeforeDays`) and marks expired ones. @default hourly */
+  expiryMonitor?: RotationJobOptions & {
+    /** Thresholds in days, each fires once per credential version. @default [30, 14, 7, 1] */
+    thresholdsDays?: number[];
+  };
+  /** Reports manual rotations that fell due and performs automatic ones. @default daily at 03:00 */
+  rotationCheck?: RotationJobOptions & {
+    /** Upper bound of automatic rotations in one run (the next run continues). @default 1000 */
+    maxRotationsPerRun?: number;
+  };
+  /** Handlers that mint new values at providers (more can be registered with `RotationHandlerRegistry`). @default [] */
+  handlers?: RotationHandlerRegistration[];
+  /** Generated basic-auth passwords. */
+  passwordPolicy?: PasswordPolicyOptions;
+  /**
+   * Time source (tests pass a ManualClock, the same one CredentialsModule gets).
+   * @default the host's global `Clock` provider if any, else the system clock
+   */
+  clock?: Clock;
+}
+
+interface ResolvedJob {
+  enabled: boolean;
+  cronTime: string;
+  timeZone?: string;
+  jobName: string;
+  batchSize: number;
+}
+
+export interface ResolvedRotationOptions {
+  defaults: Record<CredentialType, PolicyValues>;
+  expiryMonitor: ResolvedJob & { thresholdsDays: number[] };
+  rotationCheck: ResolvedJob & { maxRotationsPerRun: number };
+  handlers: RotationHandlerRegistration[];
+  passwordPolicy: Required<PasswordPolicyOptions>;
+  clock?: Clock;
+}
+
+const int = (min: number, max: number) => {
+  const message = `must be an integer in ${min}..${max}`;
+  return z.number({ error: message }).int(message).min(min, message).max(max, message);
+};
+const days = int(0, 3650);
+
+const job = (cron: string, name: string) => ({
+  enabled: z.boolean({ error: 'must be a boolean' }).default(true),
+  cronTime: cronExpressionSchema(`must be a cron expression with 5 or 6 fields, e.g. "${cron}"`).default(cron),
+  timeZone: timeZoneSchema().optional(),
+  jobName: z.string({ error: 'must be a non-empty string' }).min(1, 'must be a non-empty string').default(name),
+  batchSize: int(1, 1000).default(200),
+});
+
+const policyValues = z
+  .object({
+    rotateAfterDays: days.optional(),
+    warnBeforeDays: days.optional(),
+    rotation: z.enum(ROTATION_MODES as [string, ...string[]], { error: `must be one of ${ROTATION_MODES.join(', ')}` }).optional(),
+  })
+  .strict();
+
+const schema = z.object({
+  defaults: z
+    .record(z.enum(CREDENTIAL_TYPES as [string, ...string[]], { error: `keys must be credential types (${CREDENTIAL_TYPES.join(', ')})` }), policyValues)
+    .optional(),
+  expiryMonitor: z
+    .object({
+      ...job('0 0 * * * *', 'rotation-expiry-monitor'),
+      thresholdsDays: z.array(int(1, 3650)).min(1, 'must list at least one threshold').default([30, 14, 7, 1]),
+    })
+    .prefault({}),
+  rotationCheck: z
+    .object({ ...job('0 0 3 * * *', 'rotation-check'), maxRotationsPerRun: int(1, 1_000_000).default(1000) })
+    .prefault({}),
+  handlers: z
+    .array(
+      z.custom<RotationHandlerRegistration>(
+        (h) => typeof h === 'object' && h !== null && typeof (h as RotationHandlerRegistration).handler?.mint === 'function' && !!((h as RotationHandlerRegistration).integrationId || (h as RotationHandlerRegistration).type),
+        { error: 'each must be { integrationId? , type?, handler: { mint() } } with an integrationId or a type' },
+      ),
+    )
+    .default([]),
+  passwordPolicy: z.object({ length: int(12, 256).default(32), symbols: z.boolean({ error: 'must be a boolean' }).default(true) }).prefault({}),
+  clock: clockOptionSchema().optional(),
+});
+
+/** Merges defaults and validates once; the error lists every problem and how to fix it. */
+export function resolveRotationOptions(options: RotationModuleOptions = {}): ResolvedRotationOptions {
+  const o = resolveOptions(
+    schema,
+    options,
+    (problems) => new RotationConfigurationError(`Invalid RotationModule options:\n  - ${describeProblems(problems).join('\n  - ')}`),
+  );
+  const defaults = Object.fromEntries(
+    CREDENTIAL_TYPES.map((t) => [t, { ...DEFAULT_ROTATION_POLICIES[t], ...(o.defaults?.[t] as Partial<PolicyValues> | undefined) }]),
+  ) as Record<CredentialType, PolicyValues>;
+  const thresholdsDays = [...new Set(o.expiryMonitor.thresholdsDays)].sort((a, b) => b - a);
+  return { ...o, defaults, expiryMonitor: { ...o.expiryMonitor, thresholdsDays } } as ResolvedRotationOptions;
+}
