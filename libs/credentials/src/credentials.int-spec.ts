@@ -79,10 +79,10 @@ describe.each(DATABASE_KINDS)('CredentialsModule on %s (emulator, real KeyVaultP
     return v;
   };
   /** Polls `check` until it passes (events of state changes arrive through the outbox dispatcher, after commit). */
-  const eventually = async (check: () => void, timeoutMs = 10_000) => {
+  const eventually = async (check: () => unknown, timeoutMs = 10_000) => {
     for (const deadline = Date.now() + timeoutMs; ; await new Promise((r) => setTimeout(r, 10))) {
       try {
-        return check();
+        return await check();
       } catch (e) {
         if (Date.now() > deadline) throw e;
       }
