@@ -3,6 +3,8 @@ import { DistributedLock, ScheduledJobsModule, createDistributedLock, provideLib
 import { DataSource } from 'typeorm';
 import { RotationConfigurationError } from './errors/rotation.errors';
 import { NOTIFICATION_PROVIDERS } from './notifications';
+import { RotationPolicyRepository } from './policies/rotation-policy.repository';
+import { RotationPolicyService } from './policies/rotation-policy.service';
 import { ROTATION_CLOCK, ROTATION_LOCK, ROTATION_RESOLVED_OPTIONS } from './rotation.constants';
 import { ROTATION_MODULE_OPTIONS, RotationConfigurableModule } from './rotation.module-definition';
 import { RotationModuleOptions, resolveRotationOptions } from './rotation.options';
@@ -28,6 +30,8 @@ const providers: Provider[] = [
     ],
   },
   provideLibClock(ROTATION_CLOCK, ROTATION_RESOLVED_OPTIONS),
+  RotationPolicyRepository,
+  RotationPolicyService,
   ...WEBHOOK_PROVIDERS,
   ...NOTIFICATION_PROVIDERS,
 ];
@@ -49,6 +53,6 @@ const providers: Provider[] = [
 @Module({
   imports: [ScheduledJobsModule],
   providers,
-  exports: [...WEBHOOK_PROVIDERS, ...NOTIFICATION_PROVIDERS],
+  exports: [RotationPolicyService, ...WEBHOOK_PROVIDERS, ...NOTIFICATION_PROVIDERS],
 })
 export class RotationModule extends RotationConfigurableModule {}
