@@ -1,0 +1,142 @@
+import type { OutboxEvent } from '@app/common';
+import { NOTIFICATION_EVENT_NAMES, NotificationEvents, type NotificationEventName } from './notification.options';
+import type { Notification, NotificationFacts } from './notification.types';
+
+const ID_PATTERN = /^[A-Za-z0-9._:@-]{1,128}$/;
+const CODE_PATTERN = /^[A-Za-z0-9._:-]{1,64}$/;
+
+/**
+ * The notification of an outbox event, or null when the event is not one we notify or has no tenant.
+ * Only allow-listed payload fields are read, each checked for shape, so a value that slipped into a
+ * payload by mistake is not forwarded.
+ */
+export function buildNotification(event: OutboxEvent): Notification | null {
+  if (!(NOTIFICATION_EVENT_NAMES as readonly string[]).includes(event.name)) return null;
+  const p = event.payload as Record<string, unknown>;
+  const tenantId = event.tenantId ?? id(p.tenantId);
+  if (!tenantId) return null;
+  const facts: NotificationFacts = {
+    credentialId: id(p.credentialId),
+    integrationId: id(p.integrationId),
+    connectionId: id(p.connectionId),
+    type: id(p.type),
+    expiresAt: date(p.expiresAt),
+    thresholdDays: int(p.thresholdDays),
+    version: int(p.version),
+    previousVersion: int(p.previousVersion ?? p.fromVersion),
+    reason: text(p.reason),
+    severity: id(p.severity),
+    errorCode: code(p.errorCode ?? p.error),
+    actorId: id(p.actorId),
+  };
+  for (const k of Object.keys(facts) as (keyof NotificationFacts)[]) if (facts[k] === undefined) delete facts[k];
+  const name = event.name as NotificationEventName;
+  const { subject, happened, action } = wording(name, facts);
+  const what = describeCredential(facts);
+  return {
+    eventId: event.id,
+    event: name,
+    tenantId,
+    occurredAt: event.createdAt,
+    subject,
+    summary: `${happened} ${what}`,
+    action,
+    facts,
+  };
+}
+
+/** Plain text of a notification (the e-mail body; also handy for chat channels). */
+export function notificationText(n: Notification): string {
+  const lines = [n.summary, '', `What to do: ${n.action}`, '', 'Details:'];
+  lines.push(`  tenant: ${n.tenantId}`, `  event: ${n.event}`, `  event id: ${n.eventId}`, `  at: ${n.occurredAt.toISOString()}`);
+  for (const [k, v] of Object.entries(n.facts)) lines.push(`  ${k}: ${String(v)}`);
+  lines.push('', 'This message never contains a credential value.');
+  return lines.join('\n');
+}
+
+function describeCredential(f: NotificationFacts): string {
+  const parts = [
+    f.credentialId ? `Credential ${f.credentialId}` : 'A credential',
+    f.type ? `(${f.type})` : '',
+    f.integrationId ? `of integration "${f.integrationId}"` : '',
+    f.connectionId ? `connection "${f.connectionId}"` : '',
+  ].filter(Boolean);
+  return `${parts.join(' ')}.`;
+}
+
+function wording(name: NotificationEventName, f: NotificationFacts): { subject: string; happened: string; action: string } {
+  const target = [f.integrationId, f.connectionId].filter(Boolean).join('/') || f.credentialId || 'credential';
+  const type = f.type ?? 'credential';
+  switch (name) {
+    case NotificationEvents.EXPIRING:
+      return {
+        subject: `${type} for ${target} expires${f.thresholdDays !== undefined ? ` within ${f.thresholdDays} day(s)` : ' soon'}`,
+        happened: `Expires ${f.expiresAt ?? 'soon'}:`,
+        action: 'Rotate the credential (or reconnect the integration) before it expires; after that, reads of it are refused.',
+      };
+    case NotificationEvents.EXPIRED:
+      return {
+        subject: `${type} for ${target} has expired`,
+        happened: `Expired${f.expiresAt ? ` at ${f.expiresAt}` : ''}:`,
+        action: 'Store a new value (rotate) or reconnect the integration: reads of the expired value are refused.',
+      };
+    case NotificationEvents.ROTATION_DUE:
+      return {
+        subject: `${type} for ${target} is due for rotation`,
+        happened: 'Due for rotation under its rotation policy:',
+        action: 'Create a new value at the provider and rotate the credential to it; the previous version stays readable for rollback.',
+      };
+    case NotificationEvents.ROTATED:
+      return {
+        subject: `${type} for ${target} was rotated`,
+        happened: `Rotated${f.version !== undefined ? ` to version ${f.version}` : ''}:`,
+        action: 'Nothing, if you expected it: readers get the new version. If you did not, review the audit log and roll back.',
+      };
+    case NotificationEvents.REVOKED:
+      return {
+        subject: `${type} for ${target} was revoked${f.severity ? ` (${f.severity})` : ''}`,
+        happened: `Revoked${f.reason ? ` (reason: ${f.reason})` : ''}:`,
+        action: 'Reads of it are refused. Replace it at the provider and store a new one, or un-revoke it if this was a mistake.',
+      };
+    case NotificationEvents.UNREVOKED:
+      return {
+        subject: `${type} for ${target} was un-revoked`,
+        happened: `Un-revoked${f.reason ? ` (reason: ${f.reason})` : ''}:`,
+        action: 'Reads are served again. Check that this was intended.',
+      };
+    case NotificationEvents.WEBHOOK_SECRET_ROTATED:
+      return {
+        subject: `Webhook secret for ${target} was rotated`,
+        happened: `Webhook secret rotated${f.version !== undefined ? ` to version ${f.version}` : ''}:`,
+        action: 'The previous secret stays valid during the overlap window; make sure every receiver verifies with the new one.',
+      };
+    case NotificationEvents.WEBHOOK_SECRET_ROTATION_FAILED:
+      return {
+        subject: `Webhook secret rotation failed for ${target}`,
+        happened: `Webhook secret rotation failed${f.errorCode ? ` (${f.errorCode})` : ''}:`,
+        action: 'The current secret stays current and the job retries. If it keeps failing, check the integration’s secret updater.',
+      };
+  }
+}
+
+function id(v: unknown): string | undefined {
+  return typeof v === 'string' && ID_PATTERN.test(v) ? v : undefined;
+}
+function code(v: unknown): string | undefined {
+  if (typeof v === 'number' && Number.isInteger(v)) return String(v);
+  return typeof v === 'string' && CODE_PATTERN.test(v) ? v : undefined;
+}
+function int(v: unknown): number | undefined {
+  return typeof v === 'number' && Number.isInteger(v) ? v : undefined;
+}
+function date(v: unknown): string | undefined {
+  const d = v instanceof Date ? v : typeof v === 'string' || typeof v === 'number' ? new Date(v) : undefined;
+  return d && !Number.isNaN(d.getTime()) ? d.toISOString() : undefined;
+}
+/** A human reason: printable, one line, shortened. */
+function text(v: unknown): string | undefined {
+  if (typeof v !== 'string') return undefined;
+  // eslint-disable-next-line no-control-regex
+  const clean = v.replace(/[\u0000-\u001f\u007f-\u009f]+/g, ' ').trim();
+  return clean ? clean.slice(0, 200) : undefined;
+}

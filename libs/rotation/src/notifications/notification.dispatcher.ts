@@ -1,0 +1,118 @@
+import { Inject, Injectable, Logger, type OnModuleDestroy, type OnModuleInit } from '@nestjs/common';
+import { Clock, CredentialVaultError, describeError, OutboxHandlerRegistry, type OutboxEvent } from '@app/common';
+import { NotificationCounters } from './notification-counters';
+import { buildNotification } from './notification-message';
+import { NOTIFICATION_CLOCK, NOTIFICATION_RESOLVED_OPTIONS } from './notification.constants';
+import { NotificationDeliveryPendingError } from './notification.errors';
+import { retryDelayMs, type ResolvedNotificationOptions } from './notification.options';
+import { NotificationDeliveryStatus, type Notification, type Notifier } from './notification.types';
+import { NotifierRegistry } from './notifier.registry';
+import { NotificationDeliveryRepository } from './persistence/notification-delivery.repository';
+
+/** What one delivery pass did for one channel. */
+export interface ChannelDeliveryResult {
+  channel: string;
+  status: NotificationDeliveryStatus;
+  /** True when this pass sent (or skipped) it; false when an earlier delivery already had. */
+  now: boolean;
+}
+
+/**
+ * The outbox handler of notifications. Each notifiable event fans out to every channel in parallel;
+ * `cv_notification_deliveries` holds one row per (event id, channel):
+ *
+ * - a row that is delivered, skipped or given up is never sent again (a redelivered event is a no-op);
+ * - an attempt is claimed by compare-and-set on `attempts` before sending, and leased until its backoff;
+ * - a failed channel stays pending with a backoff and this handler throws
+ *   `NotificationDeliveryPendingError`, so the outbox redelivers the event later — the channels already
+ *   done are skipped, the others are not blocked;
+ * - after `retry.maxAttempts` attempts (or at once for an error that cannot succeed) it is given up.
+ *
+ * Sending is at least once per channel: a crash between a send and its row update sends again on the
+ * next attempt, which is why `webhook-id` and the e-mail Message-ID are the event id.
+ */
+@Injectable()
+export class NotificationDispatcher implements OnModuleInit, OnModuleDestroy {
+  private readonly logger = new Logger('Notifications');
+  private readonly unregister: Array<() => void> = [];
+
+  constructor(
+    @Inject(NOTIFICATION_RESOLVED_OPTIONS) private readonly options: ResolvedNotificationOptions,
+    @Inject(NOTIFICATION_CLOCK) private readonly clock: Clock,
+    private readonly outboxHandlers: OutboxHandlerRegistry,
+    private readonly notifiers: NotifierRegistry,
+    private readonly deliveries: NotificationDeliveryRepository,
+    private readonly counters: NotificationCounters,
+  ) {}
+
+  onModuleInit(): void {
+    if (!this.options.enabled) return;
+    // One handler, registered under each configured event name.
+    const handler = (event: OutboxEvent) => this.handle(event);
+    for (const name of new Set(this.options.events)) this.unregister.push(this.outboxHandlers.register(name, handler));
+  }
+
+  onModuleDestroy(): void {
+    for (const off of this.unregister.splice(0)) off();
+  }
+
+  /** Delivers `event` on every channel not yet done; throws when a channel is left to retry. */
+  async handle(event: OutboxEvent): Promise<ChannelDeliveryResult[]> {
+    const notification = buildNotification(event);
+    if (!notification || !(this.options.events as string[]).includes(notification.event)) return [];
+    const settled = await Promise.allSettled(this.notifiers.list().map((n) => this.deliver(notification, n)));
+    const failure = settled.find((s): s is PromiseRejectedResult => s.status === 'rejected');
+    // A bookkeeping failure (database) of one channel: the others have finished; the outbox retries.
+    if (failure) throw failure.reason;
+    const results = settled.map((s) => (s as PromiseFulfilledResult<ChannelDeliveryResult>).value);
+    const pending = results.filter((r) => r.status === NotificationDeliveryStatus.PENDING).map((r) => r.channel);
+    if (pending.length > 0) throw new NotificationDeliveryPendingError(pending);
+    return results;
+  }
+
+  private async deliver(n: Notification, notifier: Notifier): Promise<ChannelDeliveryResult> {
+    const key = { eventId: n.eventId, channel: notifier.channel };
+    const { maxAttempts } = this.options.retry;
+    await this.deliveries.ensure({ ...key, tenantId: n.tenantId, eventName: n.event }, this.clock.now());
+    const row = await this.deliveries.find(key);
+    if (!row) return { channel: key.channel, status: NotificationDeliveryStatus.PENDING, now: false };
+    if (row.status !== NotificationDeliveryStatus.PENDING) {
+      this.counters.record(key.channel, 'duplicate');
+      return { channel: key.channel, status: row.status as NotificationDeliveryStatus, now: false };
+    }
+    const now = this.clock.now();
+    if (row.attempts >= maxAttempts) {
+      // The last attempt was claimed but never reported back (a crash): the bound is spent.
+      return this.giveUp(n, key, row.lastError ?? 'interrupted');
+    }
+    if (row.nextAttemptAt.getTime() > now.getTime()) return { channel: key.channel, status: NotificationDeliveryStatus.PENDING, now: false };
+    const attempt = row.attempts + 1;
+    const retryAt = new Date(now.getTime() + retryDelayMs(this.options.retry, attempt));
+    if (!(await this.deliveries.claim(key, row.attempts, now, retryAt))) {
+      return { channel: key.channel, status: NotificationDeliveryStatus.PENDING, now: false };
+    }
+    let outcome: Awaited<ReturnType<Notifier['send']>>;
+    try {
+      outcome = await notifier.send(n);
+    } catch (e) {
+      const error = describeError(e);
+      const hopeless = e instanceof CredentialVaultError && !e.retryable;
+      if (hopeless || attempt >= maxAttempts) return this.giveUp(n, key, error);
+      await this.deliveries.recordFailure(key, this.clock.now(), retryAt, error);
+      this.counters.record(key.channel, 'failed');
+      this.logger.warn(`Notification ${n.eventId} (${n.event}) on ${key.channel} failed: attempt ${attempt}/${maxAttempts}, ${error}; retried later`);
+      return { channel: key.channel, status: NotificationDeliveryStatus.PENDING, now: true };
+    }
+    const status = outcome === 'delivered' ? NotificationDeliveryStatus.DELIVERED : NotificationDeliveryStatus.SKIPPED;
+    await this.deliveries.finish(key, status, this.clock.now());
+    this.counters.record(key.channel, outcome === 'delivered' ? 'sent' : 'skipped');
+    return { channel: key.channel, status, now: true };
+  }
+
+  private async giveUp(n: Notification, key: { eventId: string; channel: string }, error: string): Promise<ChannelDeliveryResult> {
+    await this.deliveries.finish(key, NotificationDeliveryStatus.GIVEN_UP, this.clock.now(), error);
+    this.counters.record(key.channel, 'given_up');
+    this.logger.error(`Notification ${n.eventId} (${n.event}) for tenant ${n.tenantId} on ${key.channel} given up: ${error}`);
+    return { channel: key.channel, status: NotificationDeliveryStatus.GIVEN_UP, now: true };
+  }
+}

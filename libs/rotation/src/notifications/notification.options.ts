@@ -1,0 +1,110 @@
+import { describeProblems, resolveOptions } from '@app/common';
+import { z } from 'zod';
+import { NotificationConfigurationError } from './notification.errors';
+
+/** The outbox events that can notify (emitted by the rotation lib's other parts). Payloads: ids + metadata. */
+export const NotificationEvents = {
+  EXPIRING: 'credential.expiring',
+  EXPIRED: 'credential.expired',
+  ROTATION_DUE: 'credential.rotation_due',
+  ROTATED: 'credential.rotated',
+  REVOKED: 'credential.revoked',
+  UNREVOKED: 'credential.unrevoked',
+  WEBHOOK_SECRET_ROTATED: 'webhook_secret.rotated',
+  WEBHOOK_SECRET_ROTATION_FAILED: 'webhook_secret.rotation_failed',
+} as const;
+export type NotificationEventName = (typeof NotificationEvents)[keyof typeof NotificationEvents];
+export const NOTIFICATION_EVENT_NAMES = Object.values(NotificationEvents) as [NotificationEventName, ...NotificationEventName[]];
+
+/** The built-in channels; each (event id, channel) is delivered at most once. */
+export const NotificationChannels = { BUS: 'bus', WEBHOOK: 'webhook', EMAIL: 'email' } as const;
+
+const positiveMs = (max: number) => z.number().int().min(1).max(max);
+
+/**
+ * The `notifications` key of RotationModule's options. Defaults: every event above notifies, the bus
+ * and webhook channels are on, e-mail is off until `email.host` and `email.from` are set.
+ */
+export const notificationOptionsSchema = z
+  .object({
+    /** Master switch: off registers no outbox handler. */
+    enabled: z.boolean().default(true),
+    /** Which outbox events notify. */
+    events: z.array(z.enum(NOTIFICATION_EVENT_NAMES)).default([...NOTIFICATION_EVENT_NAMES]),
+    /**
+     * Per channel and event: attempts (first one included) before the channel is given up; the
+     * outbox's own backoff spaces the redeliveries, and `baseMs`·2^(n-1) up to `maxMs` is the least
+     * wait before the next attempt of a failed channel.
+     */
+    retry: z
+      .object({
+        maxAttempts: z.number().int().min(1).max(20).default(5),
+        baseMs: positiveMs(86_400_000).default(30_000),
+        maxMs: positiveMs(86_400_000).default(3_600_000),
+      })
+      .strict()
+      .default({ maxAttempts: 5, baseMs: 30_000, maxMs: 3_600_000 }),
+    bus: z
+      .object({
+        enabled: z.boolean().default(true),
+        /** The EventEmitter2 event carrying each `Notification`. */
+        eventName: z.string().min(1).max(128).default('rotation.notification'),
+      })
+      .strict()
+      .default({ enabled: true, eventName: 'rotation.notification' }),
+    webhook: z
+      .object({
+        enabled: z.boolean().default(true),
+        /** One POST, connect to last byte. */
+        timeoutMs: positiveMs(120_000).default(10_000),
+        /** Tests and private networks only: allow loopback, private and link-local targets (SSRF guard off). */
+        allowPrivateTargets: z.boolean().default(false),
+        userAgent: z.string().min(1).max(200).default('credential-vault-notifications/1'),
+      })
+      .strict()
+      .default({ enabled: true, timeoutMs: 10_000, allowPrivateTargets: false, userAgent: 'credential-vault-notifications/1' }),
+    email: z
+      .object({
+        enabled: z.boolean().default(false),
+        host: z.string().min(1).max(255).optional(),
+        port: z.number().int().min(1).max(65_535).default(587),
+        /** TLS from the first byte (port 465); otherwise STARTTLS when the server offers it. */
+        secure: z.boolean().default(false),
+        /** Fail unless STARTTLS succeeds. */
+        requireTLS: z.boolean().default(false),
+        /** Never STARTTLS (a local relay or a test server). */
+        ignoreTLS: z.boolean().default(false),
+        auth: z.object({ user: z.string().min(1), pass: z.string().min(1) }).strict().optional(),
+        from: z.string().min(3).max(320).optional(),
+        timeoutMs: positiveMs(120_000).default(10_000),
+        subjectPrefix: z.string().max(64).default('[Credential Vault]'),
+        /** PEM CA to trust for the SMTP server's certificate. */
+        caCertPem: z.string().optional(),
+      })
+      .strict()
+      .default({ enabled: false, port: 587, secure: false, requireTLS: false, ignoreTLS: false, timeoutMs: 10_000, subjectPrefix: '[Credential Vault]' })
+      .superRefine((email, ctx) => {
+        if (!email.enabled) return;
+        if (!email.host) ctx.addIssue({ code: 'custom', path: ['host'], message: 'is required when e-mail is enabled' });
+        if (!email.from) ctx.addIssue({ code: 'custom', path: ['from'], message: 'is required when e-mail is enabled' });
+      }),
+  })
+  .strict()
+  .superRefine((o, ctx) => {
+    if (o.retry.baseMs > o.retry.maxMs) ctx.addIssue({ code: 'custom', path: ['retry', 'baseMs'], message: 'must not exceed retry.maxMs' });
+  });
+
+/** What a host passes under `notifications` (every field optional). */
+export type NotificationOptions = z.input<typeof notificationOptionsSchema>;
+/** After defaults. */
+export type ResolvedNotificationOptions = z.output<typeof notificationOptionsSchema>;
+
+/** Validates once, at bootstrap; one `NotificationConfigurationError` (3201) lists every problem, never a value. */
+export function resolveNotificationOptions(input?: NotificationOptions): ResolvedNotificationOptions {
+  return resolveOptions(notificationOptionsSchema, input ?? {}, (problems) => new NotificationConfigurationError(describeProblems(problems)));
+}
+
+/** Least wait before attempt `attempt + 1` of a failed channel. */
+export function retryDelayMs(retry: ResolvedNotificationOptions['retry'], attempt: number): number {
+  return Math.min(retry.maxMs, retry.baseMs * 2 ** Math.max(0, attempt - 1));
+}

@@ -1,0 +1,107 @@
+import { TransactionRunner } from '@app/common';
+import { NotificationDeliveryStatus } from '../notification.types';
+import { NotificationDeliveryEntity } from './notification.entities';
+
+export interface DeliveryKey {
+  eventId: string;
+  channel: string;
+}
+
+/**
+ * Every SQL access to `cv_notification_deliveries`, on the host's TransactionRunner: reads through
+ * `runner.read`, writes through `runner.run` (each its own short transaction; they join one if open).
+ * The claim is a compare-and-set on `attempts`, so two deliveries of one event racing (a redelivery
+ * while a slow attempt is still running elsewhere) never both send.
+ */
+export class NotificationDeliveryRepository {
+  constructor(private readonly runner: TransactionRunner) {}
+
+  /** The pending row of (event, channel), unless one exists already. */
+  ensure(key: DeliveryKey & { tenantId: string; eventName: string }, now: Date): Promise<void> {
+    const row: NotificationDeliveryEntity = {
+      ...key,
+      status: NotificationDeliveryStatus.PENDING,
+      attempts: 0,
+      nextAttemptAt: now,
+      lastError: null,
+      createdAt: now,
+      updatedAt: now,
+      finishedAt: null,
+    };
+    return this.runner.run(async () => {
+      await this.runner.manager.createQueryBuilder().insert().into(NotificationDeliveryEntity).values(row).orIgnore().execute();
+    });
+  }
+
+  find(key: DeliveryKey): Promise<NotificationDeliveryEntity | null> {
+    return this.runner.read(() => this.runner.manager.findOne(NotificationDeliveryEntity, { where: { eventId: key.eventId, channel: key.channel } }));
+  }
+
+  listForEvent(eventId: string): Promise<NotificationDeliveryEntity[]> {
+    return this.runner.read(() => this.runner.manager.find(NotificationDeliveryEntity, { where: { eventId }, order: { channel: 'ASC' } }));
+  }
+
+  /**
+   * Takes attempt `seenAttempts + 1` of a pending, due row and leases it until `leaseUntil` (the
+   * backoff before the next attempt if this one never reports back). False: someone else took it,
+   * it is finished, or it is not due.
+   */
+  claim(key: DeliveryKey, seenAttempts: number, now: Date, leaseUntil: Date): Promise<boolean> {
+    return this.runner.run(async () => {
+      const result = await this.runner.manager
+        .createQueryBuilder()
+        .update(NotificationDeliveryEntity)
+        .set({ attempts: seenAttempts + 1, nextAttemptAt: leaseUntil, updatedAt: now })
+        .where('event_id = :eventId AND channel = :channel AND status = :pending AND attempts = :seen AND next_attempt_at <= :now', {
+          ...key,
+          pending: NotificationDeliveryStatus.PENDING,
+          seen: seenAttempts,
+          now: now.getTime(),
+        })
+        .execute();
+      return result.affected === 1;
+    });
+  }
+
+  /** Final state of a pending row: delivered, skipped or given up. */
+  finish(key: DeliveryKey, status: Exclude<NotificationDeliveryStatus, NotificationDeliveryStatus.PENDING>, now: Date, lastError: string | null = null): Promise<void> {
+    return this.runner.run(async () => {
+      const set: Partial<NotificationDeliveryEntity> = { status, updatedAt: now, finishedAt: now };
+      if (lastError !== null) set.lastError = lastError;
+      await this.runner.manager
+        .createQueryBuilder()
+        .update(NotificationDeliveryEntity)
+        .set(set)
+        .where('event_id = :eventId AND channel = :channel AND status = :pending', { ...key, pending: NotificationDeliveryStatus.PENDING })
+        .execute();
+    });
+  }
+
+  /** A failed attempt that will be retried: not before `nextAttemptAt`. */
+  recordFailure(key: DeliveryKey, now: Date, nextAttemptAt: Date, lastError: string): Promise<void> {
+    return this.runner.run(async () => {
+      await this.runner.manager
+        .createQueryBuilder()
+        .update(NotificationDeliveryEntity)
+        .set({ lastError, nextAttemptAt, updatedAt: now })
+        .where('event_id = :eventId AND channel = :channel AND status = :pending', { ...key, pending: NotificationDeliveryStatus.PENDING })
+        .execute();
+    });
+  }
+
+  /** Rows per status (and channel), for metrics and the operator. */
+  async countByStatus(tenantId?: string): Promise<Array<{ channel: string; status: string; count: number }>> {
+    const rows = await this.runner.read(() => {
+      const qb = this.runner.manager
+        .createQueryBuilder(NotificationDeliveryEntity, 'd')
+        .select('d.channel', 'channel')
+        .addSelect('d.status', 'status')
+        .addSelect('COUNT(*)', 'n')
+        .groupBy('d.channel')
+        .addGroupBy('d.status');
+      if (tenantId) qb.where('d.tenant_id = :tenantId', { tenantId });
+      return qb.getRawMany<{ channel: string; status: string; n: string | number }>();
+    });
+    return rows.map((r) => ({ channel: r.channel, status: r.status, count: Number(r.n) })).sort((a, b) => (a.channel + a.status).localeCompare(b.channel + b.status));
+  }
+}

@@ -1,0 +1,35 @@
+import { TransactionRunner } from '@app/common';
+import { NotificationSettingsEntity } from './notification.entities';
+
+/** Every SQL access to `cv_notification_settings`, on the host's TransactionRunner. */
+export class NotificationSettingsRepository {
+  constructor(private readonly runner: TransactionRunner) {}
+
+  find(tenantId: string): Promise<NotificationSettingsEntity | null> {
+    return this.runner.read(() => this.runner.manager.findOne(NotificationSettingsEntity, { where: { tenantId } }));
+  }
+
+  /** Inserts the tenant's first row; false when one exists already (a concurrent first update won). */
+  insert(row: NotificationSettingsEntity): Promise<boolean> {
+    return this.runner.run(async () => {
+      await this.runner.manager.createQueryBuilder().insert().into(NotificationSettingsEntity).values(row).orIgnore().execute();
+      // The drivers report affected rows of INSERT … ON CONFLICT DO NOTHING differently: read what is there.
+      const stored = await this.runner.manager.findOne(NotificationSettingsEntity, { where: { tenantId: row.tenantId } });
+      return stored !== null && stored.rowVersion === row.rowVersion && stored.updatedAt.getTime() === row.updatedAt.getTime() && stored.updatedBy === row.updatedBy;
+    });
+  }
+
+  /** Compare-and-set on `row_version`: false when another update got there first. */
+  update(row: NotificationSettingsEntity, expectedRowVersion: number): Promise<boolean> {
+    const { tenantId, createdAt: _c, ...changes } = row;
+    return this.runner.run(async () => {
+      const result = await this.runner.manager
+        .createQueryBuilder()
+        .update(NotificationSettingsEntity)
+        .set(changes)
+        .where('tenant_id = :tenantId AND row_version = :expected', { tenantId, expected: expectedRowVersion })
+        .execute();
+      return result.affected === 1;
+    });
+  }
+}
