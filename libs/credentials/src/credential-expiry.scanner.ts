@@ -1,6 +1,6 @@
 import { Injectable } from '@nestjs/common';
 import { CredentialStatus } from './credential-type';
-import type { ExpiringCredentialRef, ExpiringScanQuery } from './credential.types';
+import type { ExpiringCredentialRef, ExpiringScanQuery, LiveCredentialRef, LiveScanQuery } from './credential.types';
 import { CredentialValidationError } from './errors/credential-errors';
 import { CredentialRepository } from './persistence/credential.repository';
 
@@ -28,5 +28,15 @@ export class CredentialExpiryScanner {
       limit,
       after: query.after ? { expiresAtMs: query.after.expiresAt.getTime(), id: query.after.id } : undefined,
     });
+  }
+
+  /** Live credentials of every tenant, by id (keyset-paged), for rotation checks. References only, never values. */
+  async scanLiveAcrossTenants(query: LiveScanQuery = {}): Promise<LiveCredentialRef[]> {
+    const limit = query.limit ?? 100;
+    if (!Number.isInteger(limit) || limit < 1 || limit > 10_000) throw new CredentialValidationError('limit must be an integer in 1..10000', 'limit');
+    if (query.changedBefore !== undefined && (!(query.changedBefore instanceof Date) || Number.isNaN(query.changedBefore.getTime()))) {
+      throw new CredentialValidationError('changedBefore must be a valid Date', 'changedBefore');
+    }
+    return this.rows.scanLive({ statuses: query.statuses ?? [CredentialStatus.ACTIVE], changedBeforeMs: query.changedBefore?.getTime(), limit, afterId: query.afterId });
   }
 }

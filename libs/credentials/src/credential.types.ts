@@ -178,3 +178,36 @@ export interface ExpiringCredentialRef {
   type: CredentialType;
   expiresAt: Date;
 }
+
+/** What an emergency revoke (or un-revoke) of a value did. */
+export interface RevokeValueResult {
+  metadata: CredentialMetadata;
+  /** Key Vault secret versions disabled (revoke) or re-enabled (un-revoke); 0 for envelope values. */
+  vaultVersions: number;
+}
+
+/** A cross-tenant scan of live credentials by id (system jobs only, e.g. rotation checks). */
+export interface LiveScanQuery {
+  /** Stored statuses to include. @default ['active'] */
+  statuses?: CredentialStatus[];
+  /** Only credentials last rotated (or, never rotated, created) before this instant. */
+  changedBefore?: Date;
+  /** Page size, 1..10000. @default 100 */
+  limit?: number;
+  /** Keyset cursor: the id of the last item of the previous page. */
+  afterId?: string;
+}
+
+/** What a live scan returns: enough to decide on a rotation, never a value. */
+export interface LiveCredentialRef {
+  id: string;
+  tenantId: string;
+  integrationId: string;
+  connectionId: string;
+  type: CredentialType;
+  version: number;
+  status: CredentialStatus;
+  expiresAt: Date | null;
+  /** Last rotation, else creation. */
+  changedAt: Date;
+}

@@ -9,6 +9,7 @@ import { CredentialsModuleOptions, ResolvedCredentialsOptions, resolveCredential
 import { CredentialExpiryScanner } from './credential-expiry.scanner';
 import { CredentialQueries } from './credential.queries';
 import { CredentialReader } from './credential.reader';
+import { CredentialRevoker } from './credential.revoker';
 import { CredentialWriter } from './credential.writer';
 import { CredentialsService } from './credentials.service';
 import { CredentialEventPublisher } from './events/credential-event-publisher';
@@ -54,6 +55,7 @@ const providers: Provider[] = [
   CredentialWriter,
   CredentialReader,
   CredentialQueries,
+  CredentialRevoker,
   CredentialExpiryScanner,
   CredentialsService,
 ];

@@ -2,6 +2,7 @@ import { Injectable } from '@nestjs/common';
 import type { OperationContext } from '@app/common';
 import { CredentialQueries } from './credential.queries';
 import { CredentialReader } from './credential.reader';
+import { CredentialRevoker } from './credential.revoker';
 import type { CredentialType } from './credential-type';
 import type {
   BatchDeleteResult,
@@ -14,6 +15,7 @@ import type {
   CredentialWithValue,
   ListCredentialsQuery,
   ReadOptions,
+  RevokeValueResult,
   RotateOptions,
   StoreCredentialInput,
   UpdateMetadataInput,
@@ -37,6 +39,7 @@ export class CredentialsService {
     private readonly writer: CredentialWriter,
     private readonly reader: CredentialReader,
     private readonly queries: CredentialQueries,
+    private readonly revoker: CredentialRevoker,
   ) {}
 
   // ───────────────────────────── writes ─────────────────────────────
@@ -89,6 +92,20 @@ export class CredentialsService {
   /** Deletes each id; unknown ids (or another tenant's) are reported in `notFound`, not thrown. */
   deleteMany(ctx: OperationContext, ids: string[]): Promise<BatchDeleteResult> {
     return this.writer.deleteMany(ctx, ids);
+  }
+
+  /**
+   * Emergency revoke of the value: status `revoked` (every read refused from the moment this returns,
+   * cache hits included), then every Key Vault secret version of the credential disabled. Audited and
+   * announced as a metadata update; callers with a reason (the rotation lib) audit the revoke itself.
+   */
+  revoke(ctx: OperationContext, id: string): Promise<RevokeValueResult> {
+    return this.revoker.revoke(ctx, id);
+  }
+
+  /** Undoes `revoke`: the Key Vault versions are enabled again, then the credential is active. */
+  unrevoke(ctx: OperationContext, id: string): Promise<RevokeValueResult> {
+    return this.revoker.unrevoke(ctx, id);
   }
 
   // ───────────────────────────── reads ─────────────────────────────

@@ -1,7 +1,7 @@
 import { TransactionRunner } from '@app/common';
 import type { SelectQueryBuilder } from 'typeorm';
 import { CredentialStatus, type CredentialType } from '../credential-type';
-import type { CredentialStatistics, ExpiringCredentialRef } from '../credential.types';
+import type { CredentialStatistics, ExpiringCredentialRef, LiveCredentialRef } from '../credential.types';
 import { CredentialEntity } from '../entities/credential.entity';
 
 const DAY_MS = 86_400_000;
@@ -190,6 +190,27 @@ export class CredentialRepository {
       connectionId: r.connectionId,
       type: r.type,
       expiresAt: r.expiresAt!,
+    }));
+  }
+
+  /** Live credentials of every tenant by id (keyset), optionally last changed before `changedBeforeMs`. */
+  async scanLive(f: { statuses: CredentialStatus[]; changedBeforeMs?: number; limit: number; afterId?: string }): Promise<LiveCredentialRef[]> {
+    const rows = await this.runner.read(() => {
+      const qb = this.runner.manager.createQueryBuilder(CredentialEntity, 'c').where('c.status IN (:...statuses)', { statuses: f.statuses });
+      if (f.changedBeforeMs !== undefined) qb.andWhere('COALESCE(c.rotatedAt, c.createdAt) < :before', { before: f.changedBeforeMs });
+      if (f.afterId) qb.andWhere('c.id > :afterId', { afterId: f.afterId });
+      return qb.orderBy('c.id', 'ASC').limit(f.limit).getMany();
+    });
+    return rows.map((r) => ({
+      id: r.id,
+      tenantId: r.tenantId,
+      integrationId: r.integrationId,
+      connectionId: r.connectionId,
+      type: r.type,
+      version: r.currentVersion,
+      status: r.status,
+      expiresAt: r.expiresAt,
+      changedAt: r.rotatedAt ?? r.createdAt,
     }));
   }
 

@@ -1,0 +1,57 @@
+import { Injectable } from '@nestjs/common';
+import type { OperationContext } from '@app/common';
+import { KeyVaultProvider } from '@app/key-vault';
+import { CredentialCache } from './cache/credential-cache';
+import { CredentialStatus } from './credential-type';
+import type { CredentialMetadata, RevokeValueResult } from './credential.types';
+import { CredentialWriter } from './credential.writer';
+import { cacheKey } from './internal/credential-view';
+import { assertContext, loadLive } from './internal/guards';
+import { CredentialRepository } from './persistence/credential.repository';
+import { CredentialVersionRepository } from './persistence/credential-version.repository';
+
+/**
+ * Emergency revoke of one credential's value: the status becomes `revoked` first (reads are refused
+ * from then on, cache hits included: the commit purges the cache entry), then every Key Vault secret
+ * version the credential ever wrote is disabled, so the value is not readable at the vault either.
+ * Envelope values need no more than the status. Un-revoke re-enables the versions first, then makes the
+ * credential active. Both are idempotent: a failure half way is finished by calling again.
+ */
+@Injectable()
+export class CredentialRevoker {
+  constructor(
+    private readonly writer: CredentialWriter,
+    private readonly rows: CredentialRepository,
+    private readonly versions: CredentialVersionRepository,
+    private readonly keyVault: KeyVaultProvider,
+    private readonly cache: CredentialCache,
+  ) {}
+
+  async revoke(ctx: OperationContext, id: string): Promise<RevokeValueResult> {
+    assertContext(ctx);
+    const metadata = await this.writer.updateMetadata(ctx, id, { status: CredentialStatus.REVOKED });
+    const vaultVersions = await this.setVaultVersionsEnabled(ctx, id, false);
+    return { metadata, vaultVersions };
+  }
+
+  async unrevoke(ctx: OperationContext, id: string): Promise<RevokeValueResult> {
+    assertContext(ctx);
+    await loadLive(this.rows, ctx.tenantId, id);
+    const vaultVersions = await this.setVaultVersionsEnabled(ctx, id, true);
+    const metadata: CredentialMetadata = await this.writer.updateMetadata(ctx, id, { status: CredentialStatus.ACTIVE });
+    return { metadata, vaultVersions };
+  }
+
+  private async setVaultVersionsEnabled(ctx: OperationContext, id: string, enabled: boolean): Promise<number> {
+    const seen = new Set<string>();
+    for (const v of await this.versions.list(ctx.tenantId, id)) {
+      if (!v.vaultSecretName || !v.vaultSecretVersion) continue;
+      const key = `${v.vaultSecretName}/${v.vaultSecretVersion}`;
+      if (seen.has(key)) continue; // a rollback re-points at a version written before
+      seen.add(key);
+      await this.keyVault.updateSecretProperties(v.vaultSecretName, v.vaultSecretVersion, { enabled });
+    }
+    this.cache.invalidate(cacheKey(ctx.tenantId, id));
+    return seen.size;
+  }
+}
