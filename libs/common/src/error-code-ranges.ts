@@ -14,6 +14,8 @@ export const ERROR_CODE_RANGES = {
   persistence: [6000, 6999],
   /** libs/common's scheduled jobs (`ScheduledJobs`). */
   jobs: [7000, 7999],
+  /** libs/migration: legacy credential import. */
+  migration: [8000, 8999],
   /** libs/common's lock helpers. */
   lock: [9000, 9999],
 } as const satisfies Record<string, readonly [number, number]>;

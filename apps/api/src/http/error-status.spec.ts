@@ -8,6 +8,8 @@ import * as audit from '@app/audit';
 import { AuditErrorCode } from '@app/audit';
 import * as oauthRefresh from '@app/oauth-refresh';
 import { OAuthRefreshErrorCode } from '@app/oauth-refresh';
+import * as migration from '@app/migration';
+import { MigrationErrorCode } from '@app/migration';
 import * as rotation from '@app/rotation';
 import { RotationErrorCode } from '@app/rotation';
 import { httpStatusForCode, statusForError } from './error-status';
@@ -21,6 +23,7 @@ const CODE_ENUMS: Record<ErrorCodeRangeName, Record<string, string | number>> = 
   audit: AuditErrorCode,
   persistence: PersistenceErrorCode,
   jobs: ScheduledJobErrorCode,
+  migration: MigrationErrorCode,
   lock: LockErrorCode,
 };
 
@@ -45,6 +48,7 @@ const EXPECTED: Record<number, number> = {
   5001: 400, 5002: 503, 5003: 503, 5004: 400, 5005: 500, 5006: 503,
   6001: 500, 6002: 500, 6003: 500, 6101: 500, 6102: 500,
   7001: 500,
+  8001: 500, 8002: 502, 8003: 422, 8004: 422, 8005: 500, 8006: 409,
   9001: 503,
 };
 
@@ -83,7 +87,7 @@ const SAMPLE_ARGS: Record<string, unknown[]> = {
 /** One instance of every error a lib exports (KeyVaultError: one per code), found by walking the exports. */
 function everyExportedError(): CredentialVaultError[] {
   const out: CredentialVaultError[] = [];
-  for (const lib of [common, keyVault, credentials, audit, oauthRefresh, rotation] as Record<string, unknown>[]) {
+  for (const lib of [common, keyVault, credentials, audit, oauthRefresh, rotation, migration] as Record<string, unknown>[]) {
     for (const value of Object.values(lib)) {
       if (typeof value !== 'function' || !(value.prototype instanceof CredentialVaultError)) continue;
       const ctor = value as new (...args: unknown[]) => CredentialVaultError;

@@ -11,6 +11,7 @@ import { KEY_VAULT_ERROR_HTTP_STATUS } from '@app/key-vault';
 import { CREDENTIAL_ERROR_HTTP_STATUS } from '@app/credentials';
 import { AUDIT_ERROR_HTTP_STATUS } from '@app/audit';
 import { OAUTH_REFRESH_ERROR_HTTP_STATUS } from '@app/oauth-refresh';
+import { MIGRATION_ERROR_HTTP_STATUS } from '@app/migration';
 import { ROTATION_ERROR_HTTP_STATUS } from '@app/rotation';
 
 /**
@@ -27,6 +28,7 @@ export const ERROR_HTTP_STATUS_TABLES: Record<ErrorCodeRangeName, Readonly<Recor
   audit: AUDIT_ERROR_HTTP_STATUS,
   persistence: PERSISTENCE_ERROR_HTTP_STATUS,
   jobs: SCHEDULED_JOB_ERROR_HTTP_STATUS,
+  migration: MIGRATION_ERROR_HTTP_STATUS,
   lock: LOCK_ERROR_HTTP_STATUS,
 };
 

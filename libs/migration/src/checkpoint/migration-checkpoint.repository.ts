@@ -1,0 +1,30 @@
+import { Injectable } from '@nestjs/common';
+import { TransactionRunner } from '@app/common';
+import { In } from 'typeorm';
+import { MigrationCheckpointEntity } from './migration-checkpoint.entity';
+
+/** Every SQL access to `cv_migration_checkpoints`, through the runner (reads `read`, writes join `run`). */
+@Injectable()
+export class MigrationCheckpointRepository {
+  constructor(private readonly runner: TransactionRunner) {}
+
+  private get repo() {
+    return this.runner.manager.getRepository(MigrationCheckpointEntity);
+  }
+
+  /** The checkpoints among `legacyIds` of `source`, by legacy id. */
+  async find(source: string, legacyIds: string[]): Promise<Map<string, MigrationCheckpointEntity>> {
+    if (!legacyIds.length) return new Map();
+    const rows = await this.runner.read(() => this.repo.find({ where: { source, legacyId: In(legacyIds) } }));
+    return new Map(rows.map((r) => [r.legacyId, r]));
+  }
+
+  /** Inserts or updates one checkpoint; joins the ambient transaction (the caller's `runner.run`). */
+  async save(row: MigrationCheckpointEntity): Promise<void> {
+    await this.runner.run(() => this.repo.save(row));
+  }
+
+  async countBySource(source: string): Promise<number> {
+    return this.runner.read(() => this.repo.count({ where: { source } }));
+  }
+}

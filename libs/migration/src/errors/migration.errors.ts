@@ -1,0 +1,87 @@
+import { HttpStatus } from '@nestjs/common';
+import { CredentialVaultError, ErrorSeverity, describeProblems, type OptionsProblem } from '@app/common';
+
+/** Stable error codes of the migration lib (8001..). Never renumber. */
+export enum MigrationErrorCode {
+  /** Invalid module or run options (keys, batch size, concurrency, source mapping). */
+  CONFIGURATION = 8001,
+  /** The legacy source could not be read or written (database, file). */
+  SOURCE = 8002,
+  /** A legacy field is not `iv:authTag:ciphertext` in hex or base64 with the AES-GCM sizes. */
+  LEGACY_FORMAT = 8003,
+  /** No legacy key verified the auth tag: tampered ciphertext or an unknown key. Never imported. */
+  LEGACY_AUTH_TAG = 8004,
+  /** The value read back from the vault differs from the legacy one. */
+  VERIFICATION = 8005,
+  /** A live credential with the same (tenant, integration, connection, type) holds another value. */
+  CONFLICT = 8006,
+}
+
+/** HTTP status of each code, composed by the host; a new code does not compile without one. */
+export const MIGRATION_ERROR_HTTP_STATUS: Record<MigrationErrorCode, HttpStatus> = {
+  [MigrationErrorCode.CONFIGURATION]: HttpStatus.INTERNAL_SERVER_ERROR,
+  [MigrationErrorCode.SOURCE]: HttpStatus.BAD_GATEWAY,
+  [MigrationErrorCode.LEGACY_FORMAT]: HttpStatus.UNPROCESSABLE_ENTITY,
+  [MigrationErrorCode.LEGACY_AUTH_TAG]: HttpStatus.UNPROCESSABLE_ENTITY,
+  [MigrationErrorCode.VERIFICATION]: HttpStatus.INTERNAL_SERVER_ERROR,
+  [MigrationErrorCode.CONFLICT]: HttpStatus.CONFLICT,
+};
+
+/** Messages never hold a value, a key or ciphertext: they reach reports, logs and events. */
+export abstract class MigrationError extends CredentialVaultError {
+  abstract override readonly code: MigrationErrorCode;
+}
+
+export class MigrationConfigurationError extends MigrationError {
+  readonly code = MigrationErrorCode.CONFIGURATION;
+  readonly codeName = 'CONFIGURATION';
+  readonly severity = ErrorSeverity.CONFIGURATION;
+  readonly problems: OptionsProblem[];
+  constructor(problems: OptionsProblem[] | string) {
+    const list = typeof problems === 'string' ? [{ path: '(options)', message: problems }] : problems;
+    super(`Invalid MigrationModule options — ${describeProblems(list).join('; ')}`);
+    this.problems = list;
+  }
+}
+
+export class LegacySourceError extends MigrationError {
+  readonly code = MigrationErrorCode.SOURCE;
+  readonly codeName = 'SOURCE';
+  readonly severity = ErrorSeverity.TRANSIENT;
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+  }
+}
+
+export class LegacyFormatError extends MigrationError {
+  readonly code = MigrationErrorCode.LEGACY_FORMAT;
+  readonly codeName = 'LEGACY_FORMAT';
+  readonly severity = ErrorSeverity.CLIENT;
+}
+
+export class LegacyAuthTagError extends MigrationError {
+  readonly code = MigrationErrorCode.LEGACY_AUTH_TAG;
+  readonly codeName = 'LEGACY_AUTH_TAG';
+  readonly severity = ErrorSeverity.CLIENT;
+  constructor(readonly keysTried: number) {
+    super(`the auth tag did not verify under any of the ${keysTried} legacy key(s): tampered data or an unknown key`);
+  }
+}
+
+export class MigrationVerificationError extends MigrationError {
+  readonly code = MigrationErrorCode.VERIFICATION;
+  readonly codeName = 'VERIFICATION';
+  readonly severity = ErrorSeverity.FATAL;
+  constructor(readonly credentialId: string) {
+    super('the value read back from the vault differs from the legacy value');
+  }
+}
+
+export class MigrationConflictError extends MigrationError {
+  readonly code = MigrationErrorCode.CONFLICT;
+  readonly codeName = 'CONFLICT';
+  readonly severity = ErrorSeverity.CLIENT;
+  constructor(readonly credentialId: string) {
+    super('a live credential of this connection and type already holds a different value');
+  }
+}

@@ -1,0 +1,17 @@
+export { MigrationModule } from './migration.module';
+export { MIGRATION_MODULE_OPTIONS, MIGRATION_OPTIONS_TYPE, MIGRATION_ASYNC_OPTIONS_TYPE } from './migration.module-definition';
+export { resolveMigrationOptions, type MigrationModuleOptions, type ResolvedMigrationOptions } from './migration.options';
+export { MigrationEvents, MIGRATION_ACTOR } from './migration.constants';
+export { MIGRATION_ENTITIES, MIGRATION_MIGRATIONS } from './migration.persistence';
+export { MigrationCheckpointEntity } from './checkpoint/migration-checkpoint.entity';
+export { MigrationRunner } from './runner/migration.runner';
+export { MIGRATION_TAGS } from './runner/connection-migrator';
+export { AimdLimiter, type AimdStats } from './runner/aimd-limiter';
+export { formatSummaryTable } from './runner/summary-table';
+export type { MigrationRunOptions, MigrationProgress, MigrationSummary, MigrationErrorEntry } from './runner/migration.types';
+export { decryptLegacyField, encryptLegacyField, parseLegacyField, parseLegacyKey, type LegacyEncoding, type DecryptedLegacyValue } from './legacy/legacy-cipher';
+export type { LegacyCredentialSource, LegacyConnectionRow, LegacyFilter } from './sources/legacy-source';
+export { SqlLegacySource } from './sources/sql-legacy-source';
+export { JsonlLegacySource } from './sources/jsonl-legacy-source';
+export { DEFAULT_LEGACY_FIELDS, resolveLegacyMapping, type LegacyMapping } from './sources/legacy-mapping';
+export * from './errors/migration.errors';

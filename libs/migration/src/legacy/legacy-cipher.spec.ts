@@ -1,0 +1,56 @@
+import { createCipheriv, randomBytes } from 'node:crypto';
+import { LegacyAuthTagError, LegacyFormatError } from '../errors/migration.errors';
+import { decryptLegacyField, parseLegacyField, parseLegacyKey } from './legacy-cipher';
+
+/** Fixtures made with node:crypto directly, as a legacy system would have written them. */
+function legacy(value: string, key: Buffer, encoding: 'hex' | 'base64', ivBytes = 12): string {
+  const iv = randomBytes(ivBytes);
+  const c = createCipheriv('aes-256-gcm', key, iv);
+  const ct = Buffer.concat([c.update(value, 'utf8'), c.final()]);
+  return `${iv.toString(encoding)}:${c.getAuthTag().toString(encoding)}:${ct.toString(encoding)}`;
+}
+
+describe('legacy cipher', () => {
+  const k1 = randomBytes(32);
+  const k2 = randomBytes(32);
+  const k3 = randomBytes(32);
+
+  it.each(['hex', 'base64'] as const)('decrypts %s fields and detects the encoding', (enc) => {
+    const out = decryptLegacyField(legacy('sk_live_abcdef', k1, enc), [k1]);
+    expect(out).toEqual({ value: 'sk_live_abcdef', keyIndex: 0, encoding: enc });
+  });
+
+  it('accepts 16-byte IVs and non-ASCII text', () => {
+    expect(decryptLegacyField(legacy('pässwörd-𝄞', k1, 'hex', 16), [k1]).value).toBe('pässwörd-𝄞');
+  });
+
+  it('tries keys in order and reports which one decrypted', () => {
+    expect(decryptLegacyField(legacy('v', k2, 'hex'), [k1, k2, k3]).keyIndex).toBe(1);
+    expect(decryptLegacyField(legacy('v', k3, 'base64'), [k1, k2, k3]).keyIndex).toBe(2);
+  });
+
+  it('refuses a tampered ciphertext or tag, and a row under an unknown key, naming no value', () => {
+    const field = legacy('secret-value-123', k1, 'hex');
+    const [iv, tag, ct] = field.split(':');
+    const flipped = (h: string) => (h[0] === '0' ? '1' : '0') + h.slice(1);
+    for (const bad of [`${iv}:${tag}:${flipped(ct)}`, `${iv}:${flipped(tag)}:${ct}`]) {
+      const e = (() => { try { decryptLegacyField(bad, [k1, k2]); } catch (x) { return x as Error; } })();
+      expect(e).toBeInstanceOf(LegacyAuthTagError);
+      expect(e!.message).not.toContain('secret');
+    }
+    expect(() => decryptLegacyField(field, [k2, k3])).toThrow(LegacyAuthTagError);
+  });
+
+  it('refuses fields that are not iv:authTag:ciphertext', () => {
+    for (const bad of ['', 'abc', 'a:b', 'zz:zz:zz', '00:00:00', `${'00'.repeat(12)}:${'00'.repeat(8)}:00`]) {
+      expect(() => parseLegacyField(bad)).toThrow(LegacyFormatError);
+    }
+  });
+
+  it('parses keys as 64 hex characters or base64 of 32 bytes', () => {
+    expect(parseLegacyKey(k1.toString('hex'))).toEqual(k1);
+    expect(parseLegacyKey(k1.toString('base64'))).toEqual(k1);
+    expect(parseLegacyKey('00ff')).toBeUndefined();
+    expect(parseLegacyKey(randomBytes(16).toString('base64'))).toBeUndefined();
+  });
+});

@@ -1,0 +1,27 @@
+import { randomBytes } from 'node:crypto';
+import { MigrationConfigurationError } from './errors/migration.errors';
+import { resolveMigrationOptions } from './migration.options';
+import { resolveLegacyMapping } from './sources/legacy-mapping';
+
+describe('MigrationModule options', () => {
+  const key = randomBytes(32);
+
+  it('applies defaults and decodes keys', () => {
+    const o = resolveMigrationOptions({ keys: [key.toString('hex'), key.toString('base64')] });
+    expect(o).toMatchObject({ batchSize: 10, concurrency: { initial: 4, min: 1, max: 64 }, maxThrottleRetries: 30 });
+    expect(o.keys).toEqual([key, key]);
+  });
+
+  it('lists every problem in one error and never quotes a key', () => {
+    const bad = 'hunter2-not-a-key';
+    const e = (() => { try { resolveMigrationOptions({ keys: [bad], batchSize: 0, concurrency: { initial: 9, max: 2 } }); } catch (x) { return x as MigrationConfigurationError; } })()!;
+    expect(e).toBeInstanceOf(MigrationConfigurationError);
+    expect(e.problems.map((p) => p.path).sort()).toEqual(['batchSize', 'concurrency', 'keys.0']);
+    expect(e.message).not.toContain('hunter2');
+  });
+
+  it('refuses mapping names that are not plain identifiers', () => {
+    expect(() => resolveLegacyMapping({ table: 'x; DROP TABLE y', fields: { api_key: 'k"ey' } })).toThrow(MigrationConfigurationError);
+    expect(() => resolveLegacyMapping({ fields: {} })).toThrow(/mapping.fields/);
+  });
+});

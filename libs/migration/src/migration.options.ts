@@ -1,0 +1,60 @@
+import { z } from 'zod';
+import { clockOptionSchema, resolveOptions, type Clock } from '@app/common';
+import { ValueStoreKind } from '@app/credentials';
+import { MigrationConfigurationError } from './errors/migration.errors';
+import { parseLegacyKey } from './legacy/legacy-cipher';
+
+/** Options of `MigrationModule.forRoot` / `forRootAsync`. The host reads them from its config (never this lib). */
+export interface MigrationModuleOptions {
+  /**
+   * The legacy AES-256-GCM keys, 32 bytes each as 64 hex characters or base64, tried in this order
+   * (the report names the index of the key that decrypted each row). At least one.
+   */
+  keys: string[];
+  /** Connections read from the source per page (and per progress event). @default 10 */
+  batchSize?: number;
+  /** Adaptive concurrency of vault writes (AIMD on 429 / RATE_LIMITED). */
+  concurrency?: {
+    /** @default 4 */
+    initial?: number;
+    /** @default 1 */
+    min?: number;
+    /** @default 64 */
+    max?: number;
+  };
+  /** Throttled attempts of one credential before it is reported as failed. @default 30 */
+  maxThrottleRetries?: number;
+  /** Override the credentials lib's per-type value-store policy for imported credentials. */
+  valueStore?: ValueStoreKind;
+  /** The lib's clock (else the host's `Clock`, else the system clock). */
+  clock?: Clock;
+}
+
+const keySchema = z.string().refine((k) => parseLegacyKey(k) !== undefined, { message: 'must be 32 bytes as 64 hex characters or base64' });
+
+const schema = z
+  .object({
+    keys: z.array(keySchema).min(1, 'at least one legacy key is required'),
+    batchSize: z.number().int().min(1).max(10_000).default(10),
+    concurrency: z
+      .object({
+        initial: z.number().int().min(1).max(1024).default(4),
+        min: z.number().int().min(1).max(1024).default(1),
+        max: z.number().int().min(1).max(1024).default(64),
+      })
+      .strict()
+      .prefault({})
+      .refine((c) => c.min <= c.initial && c.initial <= c.max, { message: 'must satisfy min <= initial <= max' }),
+    maxThrottleRetries: z.number().int().min(0).max(1000).default(30),
+    valueStore: z.enum(ValueStoreKind).optional(),
+    clock: clockOptionSchema().optional(),
+  })
+  .strict();
+
+export type ResolvedMigrationOptions = Omit<z.output<typeof schema>, 'keys'> & { keys: Buffer[] };
+
+/** Validates once, at bootstrap; one `MigrationConfigurationError` (8001) lists every problem, never a key. */
+export function resolveMigrationOptions(input: MigrationModuleOptions | undefined): ResolvedMigrationOptions {
+  const o = resolveOptions(schema, input, (p) => new MigrationConfigurationError(p));
+  return { ...o, keys: o.keys.map((k) => parseLegacyKey(k)!) };
+}

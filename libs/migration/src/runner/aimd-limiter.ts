@@ -1,0 +1,100 @@
+/** A permit: remember the epoch it was taken in, so one burst of 429s halves the limit once. */
+export interface AimdPermit {
+  epoch: number;
+}
+
+export interface AimdStats {
+  limit: number;
+  maxLimitReached: number;
+  throttles: number;
+  decreases: number;
+}
+
+/**
+ * Additive-increase / multiplicative-decrease concurrency for vault writes. A 429 (RATE_LIMITED)
+ * halves the limit and pauses every new start until its Retry-After has passed; each window of
+ * `limit` successes adds one. Throttles of requests started before the last decrease do not halve
+ * again (they belong to the same burst). Time here is elapsed time, not the time of day, so it uses
+ * timers rather than the Clock.
+ */
+export class AimdLimiter {
+  private limit: number;
+  private inFlight = 0;
+  private epoch = 0;
+  private successes = 0;
+  private pausedUntil = 0;
+  private readonly waiters: (() => void)[] = [];
+  private timer?: NodeJS.Timeout;
+  private readonly stats = { maxLimitReached: 0, throttles: 0, decreases: 0 };
+
+  constructor(private readonly o: { initial: number; min: number; max: number }) {
+    this.limit = o.initial;
+    this.stats.maxLimitReached = o.initial;
+  }
+
+  async acquire(): Promise<AimdPermit> {
+    while (this.inFlight >= this.limit || Date.now() < this.pausedUntil) {
+      await new Promise<void>((resolve) => {
+        this.waiters.push(resolve);
+        this.schedule();
+      });
+    }
+    this.inFlight++;
+    return { epoch: this.epoch };
+  }
+
+  /** The permit's request succeeded. */
+  success(permit: AimdPermit): void {
+    this.inFlight--;
+    if (permit.epoch === this.epoch && ++this.successes >= this.limit) {
+      this.successes = 0;
+      if (this.limit < this.o.max) this.limit++;
+      this.stats.maxLimitReached = Math.max(this.stats.maxLimitReached, this.limit);
+    }
+    this.wake();
+  }
+
+  /** The permit's request was throttled; `retryAfterMs` from the vault (at least 1 s is assumed without one). */
+  throttled(permit: AimdPermit, retryAfterMs: number | undefined): void {
+    this.inFlight--;
+    this.stats.throttles++;
+    this.pausedUntil = Math.max(this.pausedUntil, Date.now() + (retryAfterMs ?? 1000));
+    if (permit.epoch === this.epoch) {
+      this.epoch++;
+      this.successes = 0;
+      this.limit = Math.max(this.o.min, Math.floor(this.limit / 2));
+      this.stats.decreases++;
+    }
+    this.wake();
+  }
+
+  /** Neither: a failure that says nothing about the vault's budget. */
+  release(): void {
+    this.inFlight--;
+    this.wake();
+  }
+
+  snapshot(): AimdStats {
+    return { limit: this.limit, ...this.stats };
+  }
+
+  private wake(): void {
+    if (Date.now() < this.pausedUntil) return this.schedule();
+    const free = Math.max(0, this.limit - this.inFlight);
+    for (const w of this.waiters.splice(0, free)) w();
+  }
+
+  private schedule(): void {
+    if (this.timer) return;
+    const delay = Math.max(0, this.pausedUntil - Date.now());
+    if (delay === 0 && this.inFlight < this.limit) {
+      queueMicrotask(() => this.wake());
+      return;
+    }
+    if (delay === 0) return; // a release will wake the waiters
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      this.wake();
+    }, delay);
+  }
+}

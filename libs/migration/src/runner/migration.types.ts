@@ -1,0 +1,68 @@
+import type { CredentialType } from '@app/credentials';
+import type { LegacyFilter } from '../sources/legacy-source';
+
+/** Options of one run (`MigrationRunner.run`). */
+export interface MigrationRunOptions extends LegacyFilter {
+  /** Decrypt and validate only; write nothing (no credential, checkpoint, audit row or event). */
+  dryRun?: boolean;
+  /** Connections per source page and per progress step. @default the module's `batchSize` (10) */
+  batchSize?: number;
+  /** Clear the legacy fields once every value was read back from the vault and compared. SQL source only. */
+  deleteAfterMigration?: boolean;
+  /** Called after each connection (the CLI draws its progress bar from it). */
+  onProgress?: (p: MigrationProgress) => void;
+}
+
+export interface MigrationProgress {
+  done: number;
+  total: number;
+  successful: number;
+  failed: number;
+  skipped: number;
+  credentials: number;
+}
+
+/** One problem of one connection. Names the connection and field, never a value. */
+export interface MigrationErrorEntry {
+  legacyId: string;
+  tenantId: string;
+  integrationId: string;
+  connectionId: string;
+  /** The legacy column (or JSON key), or null for the whole connection. */
+  field: string | null;
+  /** The error's code name (`LEGACY_AUTH_TAG`, `VALIDATION`, ...) or `DUPLICATE`. */
+  code: string;
+  reason: string;
+}
+
+export interface MigrationSummary {
+  source: string;
+  dryRun: boolean;
+  totalConnections: number;
+  successfulMigrations: number;
+  failedMigrations: number;
+  skipped: number;
+  totalCredentialsMigrated: number;
+  durationMs: number;
+  errors: MigrationErrorEntry[];
+  /** Connections decrypted by each legacy key index (0 = the first key given). */
+  rowsByKeyIndex: Record<string, number>;
+  /** The adaptive concurrency: 429s absorbed (retried, never reported as errors) and the largest limit reached. */
+  throttling: { absorbed: number; decreases: number; maxConcurrency: number; finalConcurrency: number };
+}
+
+/** What happened to one connection. */
+export interface ConnectionOutcome {
+  status: 'migrated' | 'skipped' | 'failed';
+  /** Credentials of the connection now in the vault (stored now, or found stored with the same value). */
+  credentials: number;
+  keyIndex: number | null;
+  errors: MigrationErrorEntry[];
+}
+
+export interface DecryptedField {
+  type: CredentialType;
+  column: string;
+  value: string;
+  keyIndex: number;
+}

@@ -1,0 +1,77 @@
+import { CredentialType, CREDENTIAL_TYPES } from '@app/credentials';
+import { MigrationConfigurationError } from '../errors/migration.errors';
+
+/** Where a legacy table (or a JSON-lines object) keeps each part of a connection. */
+export interface LegacyMapping {
+  /** Table name (`schema.table` allowed); unused by the JSON-lines source. @default 'legacy_connections' */
+  table?: string;
+  /** Unique, orderable row id. @default 'id' */
+  idColumn?: string;
+  /** @default 'tenant_id' */
+  tenantColumn?: string;
+  /** @default 'integration_id' */
+  integrationColumn?: string;
+  /** @default 'connection_id' */
+  connectionColumn?: string;
+  /** ISO text, epoch ms or a SQL timestamp; null keeps none. @default 'created_at' */
+  createdAtColumn?: string | null;
+  /** @default 'expires_at' */
+  expiresAtColumn?: string | null;
+  /** Encrypted column per credential type. @default DEFAULT_LEGACY_FIELDS */
+  fields?: Partial<Record<CredentialType, string>>;
+}
+
+export type ResolvedLegacyMapping = Required<Omit<LegacyMapping, 'createdAtColumn' | 'expiresAtColumn'>> & {
+  createdAtColumn: string | null;
+  expiresAtColumn: string | null;
+};
+
+export const DEFAULT_LEGACY_FIELDS: Readonly<Partial<Record<CredentialType, string>>> = {
+  [CredentialType.OAUTH_ACCESS_TOKEN]: 'access_token',
+  [CredentialType.OAUTH_REFRESH_TOKEN]: 'refresh_token',
+  [CredentialType.API_KEY]: 'api_key',
+  [CredentialType.BASIC_AUTH_USERNAME]: 'basic_username',
+  [CredentialType.BASIC_AUTH_PASSWORD]: 'basic_password',
+  [CredentialType.CLIENT_CERTIFICATE]: 'client_certificate',
+  [CredentialType.CLIENT_PRIVATE_KEY]: 'client_key',
+  [CredentialType.WEBHOOK_SECRET]: 'webhook_secret',
+};
+
+const IDENT = /^[A-Za-z_][A-Za-z0-9_]{0,62}$/;
+
+/** Defaults merged, every name checked as a plain SQL identifier (they are quoted, never bound). */
+export function resolveLegacyMapping(m: LegacyMapping = {}): ResolvedLegacyMapping {
+  const r: ResolvedLegacyMapping = {
+    table: m.table ?? 'legacy_connections',
+    idColumn: m.idColumn ?? 'id',
+    tenantColumn: m.tenantColumn ?? 'tenant_id',
+    integrationColumn: m.integrationColumn ?? 'integration_id',
+    connectionColumn: m.connectionColumn ?? 'connection_id',
+    createdAtColumn: m.createdAtColumn === undefined ? 'created_at' : m.createdAtColumn,
+    expiresAtColumn: m.expiresAtColumn === undefined ? 'expires_at' : m.expiresAtColumn,
+    fields: { ...(m.fields ?? DEFAULT_LEGACY_FIELDS) },
+  };
+  const problems: { path: string; message: string }[] = [];
+  if (!r.table.split('.').every((p) => IDENT.test(p)) || r.table.split('.').length > 2) {
+    problems.push({ path: 'mapping.table', message: 'must be a plain SQL identifier (schema.table allowed)' });
+  }
+  for (const key of ['idColumn', 'tenantColumn', 'integrationColumn', 'connectionColumn', 'createdAtColumn', 'expiresAtColumn'] as const) {
+    const v = r[key];
+    if (v !== null && !IDENT.test(v)) problems.push({ path: `mapping.${key}`, message: 'must be a plain SQL identifier' });
+  }
+  const entries = Object.entries(r.fields);
+  if (entries.length === 0) problems.push({ path: 'mapping.fields', message: 'must map at least one credential type' });
+  for (const [type, column] of entries) {
+    if (!CREDENTIAL_TYPES.includes(type as CredentialType)) problems.push({ path: `mapping.fields.${type}`, message: 'is not a credential type' });
+    else if (typeof column !== 'string' || !IDENT.test(column)) problems.push({ path: `mapping.fields.${type}`, message: 'must be a plain SQL identifier' });
+  }
+  if (problems.length) throw new MigrationConfigurationError(problems);
+  return r;
+}
+
+/** A legacy date: Date, epoch ms (number or digits), or ISO text; anything else is null. */
+export function legacyDate(v: unknown): Date | null {
+  if (v == null || v === '') return null;
+  const d = v instanceof Date ? v : typeof v === 'number' || (typeof v === 'string' && /^\d+$/.test(v)) ? new Date(Number(v)) : new Date(String(v));
+  return Number.isNaN(d.getTime()) ? null : d;
+}

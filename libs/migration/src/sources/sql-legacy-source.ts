@@ -1,0 +1,89 @@
+import type { CredentialType } from '@app/credentials';
+import type { DataSource } from 'typeorm';
+import { LegacySourceError } from '../errors/migration.errors';
+import { legacyDate, resolveLegacyMapping, type LegacyMapping, type ResolvedLegacyMapping } from './legacy-mapping';
+import type { LegacyConnectionRow, LegacyCredentialSource, LegacyFilter } from './legacy-source';
+
+/**
+ * Legacy rows in a SQL table of another database (a TypeORM DataSource the caller initialised and
+ * owns). Names from the mapping are validated identifiers, quoted by the driver; values are bound.
+ */
+export class SqlLegacySource implements LegacyCredentialSource {
+  readonly name: string;
+  private readonly m: ResolvedLegacyMapping;
+
+  constructor(
+    private readonly db: DataSource,
+    mapping: LegacyMapping = {},
+    options: { name?: string } = {},
+  ) {
+    this.m = resolveLegacyMapping(mapping);
+    this.name = options.name ?? `sql:${this.m.table}`;
+  }
+
+  private q(name: string): string {
+    return name.split('.').map((p) => this.db.driver.escape(p)).join('.');
+  }
+
+  private where(filter: LegacyFilter, after: string | undefined): { sql: string; params: unknown[] } {
+    const params: unknown[] = [];
+    const p = (v: unknown) => {
+      params.push(v);
+      return this.db.options.type === 'postgres' ? `$${params.length}` : '?';
+    };
+    const conds: string[] = [];
+    if (filter.tenantId !== undefined) conds.push(`${this.q(this.m.tenantColumn)} = ${p(filter.tenantId)}`);
+    if (filter.integrationId !== undefined) conds.push(`${this.q(this.m.integrationColumn)} = ${p(filter.integrationId)}`);
+    if (after !== undefined) conds.push(`${this.q(this.m.idColumn)} > ${p(after)}`);
+    return { sql: conds.length ? ` WHERE ${conds.join(' AND ')}` : '', params };
+  }
+
+  get columns(): Readonly<Partial<Record<CredentialType, string>>> {
+    return this.m.fields;
+  }
+
+  async count(filter: LegacyFilter): Promise<number> {
+    const w = this.where(filter, undefined);
+    const rows = await this.query<{ n: number | string }>(`SELECT COUNT(*) AS n FROM ${this.q(this.m.table)}${w.sql}`, w.params);
+    return Number(rows[0]?.n ?? 0);
+  }
+
+  async page(filter: LegacyFilter, after: string | undefined, limit: number): Promise<LegacyConnectionRow[]> {
+    const m = this.m;
+    const cols = [m.idColumn, m.tenantColumn, m.integrationColumn, m.connectionColumn, m.createdAtColumn, m.expiresAtColumn, ...Object.values(m.fields)]
+      .filter((c): c is string => !!c);
+    const w = this.where(filter, after);
+    const sql = `SELECT ${[...new Set(cols)].map((c) => this.q(c)).join(', ')} FROM ${this.q(m.table)}${w.sql} ORDER BY ${this.q(m.idColumn)} LIMIT ${Math.floor(limit)}`;
+    const rows = await this.query<Record<string, unknown>>(sql, w.params);
+    return rows.map((r) => ({
+      legacyId: String(r[m.idColumn]),
+      tenantId: String(r[m.tenantColumn] ?? ''),
+      integrationId: String(r[m.integrationColumn] ?? ''),
+      connectionId: String(r[m.connectionColumn] ?? ''),
+      createdAt: m.createdAtColumn ? legacyDate(r[m.createdAtColumn]) : null,
+      expiresAt: m.expiresAtColumn ? legacyDate(r[m.expiresAtColumn]) : null,
+      fields: Object.fromEntries(Object.entries(m.fields).map(([type, col]) => [type, (r[col!] as string | null | undefined) ?? null])),
+    }));
+  }
+
+  async clearFields(row: LegacyConnectionRow, types: CredentialType[]): Promise<void> {
+    const cols = types.map((t) => this.m.fields[t]).filter((c): c is string => !!c);
+    if (!cols.length) return;
+    const pg = this.db.options.type === 'postgres';
+    const set = cols.map((c) => `${this.q(c)} = NULL`).join(', ');
+    await this.query(`UPDATE ${this.q(this.m.table)} SET ${set} WHERE ${this.q(this.m.idColumn)} = ${pg ? '$1' : '?'}`, [row.legacyId]);
+  }
+
+  async close(): Promise<void> {
+    // The DataSource belongs to the caller.
+  }
+
+  private async query<T>(sql: string, params: unknown[]): Promise<T[]> {
+    try {
+      return (await this.db.query(sql, params)) as T[];
+    } catch (e) {
+      // The driver's message may quote a row; name and code only.
+      throw new LegacySourceError(`the legacy database query failed (${(e as { code?: string }).code ?? (e as Error).name})`, { cause: e });
+    }
+  }
+}
