@@ -1,0 +1,204 @@
+import { randomUUID } from 'node:crypto';
+import { Inject, Injectable, Logger } from '@nestjs/common';
+import { AuditResult, AuditService } from '@app/audit';
+import { Clock, DistributedLock, describeError, Outbox, prefixedLockKey, TransactionRunner, type OperationContext } from '@app/common';
+import { CredentialsService, CredentialType, ValueStoreKind, type CredentialMetadata } from '@app/credentials';
+import { WebhookSecretState, type WebhookSecretVersionEntity } from './persistence/webhook-secret-version.entity';
+import { WebhookSecretVersionRepository } from './persistence/webhook-secret-version.repository';
+import { generateWebhookSecret } from './standard-webhooks';
+import { NotAWebhookSecretError, WebhookRotationInProgressError, WebhookSecretUpdateFailedError } from './webhook-secret.errors';
+import { WebhookSecretKeyring } from './webhook-secret-keyring';
+import { WebhookSecretStates } from './webhook-secret-states';
+import { WebhookSecretUpdaterRegistry, type WebhookSecretUpdater } from './webhook-secret-updater';
+import {
+  WEBHOOK_SECRETS_CLOCK,
+  WEBHOOK_SECRETS_LOCK,
+  WEBHOOK_STAGING_CONNECTION_PREFIX,
+  WEBHOOK_STAGING_TAG,
+  WebhookAuditActions,
+  WebhookSecretEvents,
+} from './webhook-secrets.tokens';
+
+export interface WebhookRotationResult {
+  credentialId: string;
+  /** `rotated`; `not_due` when `ifCurrentSince` found a newer current secret (someone rotated first). */
+  outcome: 'rotated' | 'not_due';
+  /** The id of this rotation (the pending row); stable across retries. */
+  rotationId?: string;
+  /** The credential version now current. */
+  version: number;
+  previousVersion?: number;
+  /** Until when the previous secret still verifies. */
+  previousLiveUntil?: Date;
+  /** True when an interrupted or failed rotation was completed. */
+  resumed?: boolean;
+}
+
+export interface WebhookRotateOptions {
+  /** Rotate only if the current secret became current at or before this instant (the job's due check, repeated under the lock). */
+  ifCurrentSince?: Date;
+}
+
+/**
+ * The two-phase rotation, one per credential at a time across replicas (`credentialRotation` lock).
+ *
+ * Crash safety — each step is durable before the next starts, and a failure anywhere leaves the old
+ * secret current (the credential's current version does not move until step 3 commits):
+ * 1. prepare (one transaction): the new value is stored as a separate *staging* credential
+ *    (`custom_secret`, connection `whsec-pending.<rotation id>`, envelope store), and a `pending` row
+ *    points at it. `get()` of the webhook credential never serves it: CredentialsService.rotate is not
+ *    called yet. A crash before the commit leaves nothing (an orphan value version at most).
+ * 2. push: `pushStartedAt` is recorded, then the updater installs the value at the provider. From
+ *    then on verification also accepts the pending secret (the provider may sign with it). A failure
+ *    is recorded (attempts, error name/code, audit, `webhook_secret.rotation_failed`) and the row stays
+ *    pending; a crash leaves it pending. The next attempt pushes the SAME value again (idempotent).
+ * 3. promote (one transaction): CredentialsService.rotate writes the value as the new current
+ *    version (compare-and-set on the row version), the old current row becomes `live` until now +
+ *    overlap (the oldest beyond `maxLiveSecrets` retire), the pending row becomes `current`, the
+ *    staging credential is deleted, audit + `webhook_secret.rotated` outbox row. All or nothing.
+ * A pending row is resumed by the next `rotate()` of the credential or the next job run.
+ */
+@Injectable()
+export class WebhookSecretRotator {
+  private readonly logger = new Logger(WebhookSecretRotator.name);
+
+  constructor(
+    private readonly credentials: CredentialsService,
+    private readonly rows: WebhookSecretVersionRepository,
+    private readonly states: WebhookSecretStates,
+    private readonly keyring: WebhookSecretKeyring,
+    private readonly updaters: WebhookSecretUpdaterRegistry,
+    private readonly runner: TransactionRunner,
+    private readonly outbox: Outbox,
+    private readonly audit: AuditService,
+    @Inject(WEBHOOK_SECRETS_LOCK) private readonly lock: DistributedLock,
+    @Inject(WEBHOOK_SECRETS_CLOCK) private readonly clock: Clock,
+  ) {}
+
+  /** Rotates (or completes a pending rotation of) a webhook secret. See the class comment. */
+  async rotate(ctx: OperationContext, credentialId: string, options: WebhookRotateOptions = {}): Promise<WebhookRotationResult> {
+    const result = await this.lock.tryRun(prefixedLockKey('credentialRotation', credentialId), () => this.rotateLocked(ctx, credentialId, options));
+    if (!result.acquired) throw new WebhookRotationInProgressError(credentialId);
+    return result.value;
+  }
+
+  private async rotateLocked(ctx: OperationContext, credentialId: string, options: WebhookRotateOptions): Promise<WebhookRotationResult> {
+    const meta = await this.credentials.getMetadata(ctx, credentialId);
+    if (meta.type !== CredentialType.WEBHOOK_SECRET) throw new NotAWebhookSecretError(credentialId);
+    const updater = this.updaters.get(meta.integrationId); // before any write: no updater, no pending row
+    const active = await this.keyring.enrolled(ctx, meta);
+    let pending = active.find((r) => r.state === WebhookSecretState.PENDING);
+    const current = active.find((r) => r.state === WebhookSecretState.CURRENT);
+    if (!pending && options.ifCurrentSince && current?.currentSince && current.currentSince.getTime() > options.ifCurrentSince.getTime()) {
+      return { credentialId, outcome: 'not_due', version: current.credentialVersion ?? meta.version };
+    }
+    const resumed = pending !== undefined;
+    pending ??= await this.prepare(ctx, meta);
+    const value = (await this.credentials.get(ctx, pending.stagingCredentialId as string)).value;
+    await this.push(ctx, meta, pending, updater, value);
+    return this.promote(ctx, meta, pending, value, resumed);
+  }
+
+  /** Step 1: the staging credential and the pending row, in one transaction. */
+  private prepare(ctx: OperationContext, meta: CredentialMetadata): Promise<WebhookSecretVersionEntity> {
+    const rotationId = randomUUID();
+    return this.runner.run(async () => {
+      const staging = await this.credentials.store(ctx, {
+        integrationId: meta.integrationId,
+        connectionId: WEBHOOK_STAGING_CONNECTION_PREFIX + rotationId,
+        type: CredentialType.CUSTOM_SECRET,
+        value: generateWebhookSecret(),
+        tags: { [WEBHOOK_STAGING_TAG]: meta.id },
+        // A short-lived value: no Key Vault secret name (and soft-deleted name) per rotation.
+        valueStore: ValueStoreKind.ENVELOPE,
+      });
+      const now = this.clock.now();
+      const row: WebhookSecretVersionEntity = {
+        ...this.states.currentRow(meta, 0, now, now),
+        id: rotationId,
+        credentialVersion: null,
+        state: WebhookSecretState.PENDING,
+        stagingCredentialId: staging.id,
+        currentSince: null,
+      };
+      await this.rows.insert(row);
+      await this.record(ctx, WebhookAuditActions.PREPARED, meta.id, AuditResult.SUCCESS, { rotationId, replacesVersion: meta.version });
+      return row;
+    });
+  }
+
+  /** Step 2: install the value at the provider; a failure is recorded and rethrown as UPDATE_FAILED. */
+  private async push(ctx: OperationContext, meta: CredentialMetadata, pending: WebhookSecretVersionEntity, updater: WebhookSecretUpdater, value: string): Promise<void> {
+    if (!pending.pushStartedAt) {
+      const now = this.clock.now();
+      await this.rows.transition(pending.id, WebhookSecretState.PENDING, { pushStartedAt: now, updatedAt: now });
+      this.keyring.invalidate(meta.id);
+    }
+    try {
+      await updater.update({
+        context: ctx,
+        credentialId: meta.id,
+        integrationId: meta.integrationId,
+        connectionId: meta.connectionId,
+        newSecret: value,
+        rotationId: pending.id,
+        replacesVersion: meta.version,
+      });
+    } catch (e) {
+      await this.recordFailure(ctx, meta, pending, 'push', e);
+      throw new WebhookSecretUpdateFailedError(meta.id, { cause: e });
+    }
+    await this.record(ctx, WebhookAuditActions.PUSHED, meta.id, AuditResult.SUCCESS, { rotationId: pending.id, attempt: pending.attempts + 1 });
+  }
+
+  /** Step 3: the new current version and every row change, in one transaction. */
+  private async promote(ctx: OperationContext, meta: CredentialMetadata, pending: WebhookSecretVersionEntity, value: string, resumed: boolean): Promise<WebhookRotationResult> {
+    try {
+      return await this.runner.run(async () => {
+        const fresh = await this.credentials.getMetadata(ctx, meta.id);
+        const active = await this.rows.active(meta.id);
+        const current = active.find((r) => r.state === WebhookSecretState.CURRENT);
+        const rotated = await this.credentials.rotate(ctx, meta.id, value, { expectedVersion: fresh.rowVersion, expiresAt: fresh.expiresAt });
+        const now = this.clock.now();
+        const { liveUntil: previousLiveUntil, retired } = current ? await this.states.demote(current, active, now) : { liveUntil: now, retired: [] };
+        await this.rows.transition(pending.id, WebhookSecretState.PENDING, {
+          state: WebhookSecretState.CURRENT,
+          credentialVersion: rotated.version,
+          currentSince: now,
+          stagingCredentialId: null,
+          updatedAt: now,
+        });
+        await this.credentials.delete(ctx, pending.stagingCredentialId as string);
+        const facts = { rotationId: pending.id, version: rotated.version, previousVersion: fresh.version, previousLiveUntil: previousLiveUntil.toISOString(), retiredVersions: retired, resumed };
+        await this.record(ctx, WebhookAuditActions.ROTATED, meta.id, AuditResult.SUCCESS, facts);
+        await this.outbox.add({ name: WebhookSecretEvents.ROTATED, tenantId: meta.tenantId, payload: { credentialId: meta.id, integrationId: meta.integrationId, connectionId: meta.connectionId, ...facts } });
+        this.runner.afterCommit(() => this.keyring.invalidate(meta.id));
+        return { credentialId: meta.id, outcome: 'rotated' as const, rotationId: pending.id, version: rotated.version, previousVersion: fresh.version, previousLiveUntil, resumed };
+      });
+    } catch (e) {
+      await this.recordFailure(ctx, meta, pending, 'promote', e);
+      throw e;
+    }
+  }
+
+  /** A failed step: attempts + error name/code on the pending row, an audit row and a rotation_failed event. */
+  private async recordFailure(ctx: OperationContext, meta: CredentialMetadata, pending: WebhookSecretVersionEntity, step: 'push' | 'promote', e: unknown): Promise<void> {
+    const error = describeError(e);
+    const attempts = pending.attempts + 1;
+    pending.attempts = attempts;
+    // Best effort: the caller rethrows the original error, which this must not mask.
+    await this.runner.run(async () => {
+      await this.rows.transition(pending.id, WebhookSecretState.PENDING, { attempts, lastError: error, updatedAt: this.clock.now() });
+      await this.record(ctx, WebhookAuditActions.PUSH_FAILED, meta.id, AuditResult.FAILURE, { rotationId: pending.id, step, attempts }, error);
+      await this.outbox.add({
+        name: WebhookSecretEvents.ROTATION_FAILED,
+        tenantId: meta.tenantId,
+        payload: { credentialId: meta.id, integrationId: meta.integrationId, connectionId: meta.connectionId, rotationId: pending.id, step, attempts, error },
+      });
+    }).catch((failure: unknown) => this.logger.warn(`Could not record the failed ${step} of webhook rotation ${pending.id}: ${describeError(failure)}`));
+  }
+
+  private async record(ctx: OperationContext, action: string, resource: string, result: AuditResult, details: Record<string, unknown>, errorCode?: string): Promise<void> {
+    await this.audit.record({ action, context: ctx, resource, result, details, ...(errorCode ? { errorCode: errorCode.slice(0, 64) } : {}) });
+  }
+}

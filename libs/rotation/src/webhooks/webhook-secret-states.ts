@@ -1,0 +1,87 @@
+import { randomUUID } from 'node:crypto';
+import { Inject, Injectable } from '@nestjs/common';
+import { AuditResult, AuditService } from '@app/audit';
+import { Clock, TransactionRunner, type OperationContext } from '@app/common';
+import type { CredentialMetadata } from '@app/credentials';
+import { WebhookSecretState, WebhookSecretVersionEntity } from './persistence/webhook-secret-version.entity';
+import { WebhookSecretVersionRepository } from './persistence/webhook-secret-version.repository';
+import type { ResolvedWebhookSecretsOptions } from './webhook-secrets.options';
+import { WEBHOOK_SECRETS_CLOCK, WEBHOOK_SECRETS_OPTIONS, WebhookAuditActions } from './webhook-secrets.tokens';
+
+/**
+ * The state changes of `cv_webhook_secret_versions` shared by enrolment, promotion and the job: the
+ * current row becomes live for the overlap window, and live rows beyond `maxLiveSecrets` (oldest
+ * first) or past their window are retired. Callers run these inside their `runner.run`.
+ */
+@Injectable()
+export class WebhookSecretStates {
+  constructor(
+    private readonly rows: WebhookSecretVersionRepository,
+    private readonly runner: TransactionRunner,
+    private readonly audit: AuditService,
+    @Inject(WEBHOOK_SECRETS_CLOCK) private readonly clock: Clock,
+    @Inject(WEBHOOK_SECRETS_OPTIONS) private readonly options: ResolvedWebhookSecretsOptions,
+  ) {}
+
+  /**
+   * Makes `meta.version` the current row. First use of a credential (no current row): enrols it.
+   * A credential rotated or rolled back outside this lib (a newer version than the current row): the
+   * old current row becomes live for the overlap window. Idempotent; a concurrent enrolment loses on
+   * the unique index and the caller just reads again.
+   */
+  async ensureCurrent(ctx: OperationContext, meta: CredentialMetadata, active: WebhookSecretVersionEntity[]): Promise<boolean> {
+    const current = active.find((r) => r.state === WebhookSecretState.CURRENT);
+    if (current && (current.credentialVersion ?? 0) >= meta.version) return false;
+    const now = this.clock.now();
+    await this.runner.run(async () => {
+      if (current) await this.demote(current, active, now);
+      await this.rows.insert(this.currentRow(meta, meta.version, meta.rotatedAt ?? meta.createdAt, now));
+      await this.audit.record({
+        action: WebhookAuditActions.ENROLLED,
+        context: ctx,
+        resource: meta.id,
+        result: AuditResult.SUCCESS,
+        details: { version: meta.version, replacedVersion: current?.credentialVersion ?? null },
+      });
+    });
+    return true;
+  }
+
+  /** A new current row for `version`. */
+  currentRow(meta: Pick<CredentialMetadata, 'id' | 'tenantId' | 'integrationId' | 'connectionId'>, version: number, since: Date, now: Date): WebhookSecretVersionEntity {
+    return {
+      id: randomUUID(),
+      tenantId: meta.tenantId,
+      integrationId: meta.integrationId,
+      connectionId: meta.connectionId,
+      credentialId: meta.id,
+      credentialVersion: version,
+      state: WebhookSecretState.CURRENT,
+      stagingCredentialId: null,
+      currentSince: since,
+      liveUntil: null,
+      pushStartedAt: null,
+      attempts: 0,
+      lastError: null,
+      createdAt: now,
+      updatedAt: now,
+    };
+  }
+
+  /**
+   * The current row becomes live until now + overlap; then at most `maxLiveSecrets - 1` live rows
+   * stay (the newest), the rest and any past their window are retired. Returns the demoted row's end
+   * of window (now, if it was retired at once) and the retired versions.
+   */
+  async demote(current: WebhookSecretVersionEntity, active: WebhookSecretVersionEntity[], now: Date): Promise<{ liveUntil: Date; retired: number[] }> {
+    const liveUntil = new Date(now.getTime() + this.options.overlapMs);
+    await this.rows.transition(current.id, WebhookSecretState.CURRENT, { state: WebhookSecretState.LIVE, liveUntil, updatedAt: now });
+    const live = [{ ...current, liveUntil }, ...active.filter((r) => r.state === WebhookSecretState.LIVE)].sort(
+      (a, b) => (b.credentialVersion ?? 0) - (a.credentialVersion ?? 0),
+    );
+    const retire = live.filter((r, i) => i >= this.options.maxLiveSecrets - 1 || (r.liveUntil?.getTime() ?? 0) <= now.getTime());
+    for (const r of retire) await this.rows.transition(r.id, WebhookSecretState.LIVE, { state: WebhookSecretState.RETIRED, updatedAt: now });
+    const retired = retire.map((r) => r.credentialVersion ?? 0);
+    return { liveUntil: retire.some((r) => r.id === current.id) ? now : liveUntil, retired };
+  }
+}

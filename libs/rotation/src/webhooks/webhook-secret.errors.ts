@@ -1,0 +1,155 @@
+import { HttpStatus } from '@nestjs/common';
+import { CredentialVaultError, ErrorSeverity } from '@app/common';
+
+/**
+ * Stable error codes of the webhook-secret part of the rotation lib (3100..3199). Never renumber.
+ * No message ever holds a secret, a signature, a header value or a body: they reach HTTP clients and logs.
+ */
+export enum WebhookSecretErrorCode {
+  /** Invalid module options (`webhooks` key of the RotationModule options). */
+  CONFIGURATION = 3101,
+  /** Invalid arguments (identifiers, body type, secret format). */
+  VALIDATION = 3102,
+  /** The connection has no (live) webhook secret. */
+  SECRET_NOT_FOUND = 3103,
+  /** The `webhook-id` header is missing or malformed. */
+  MISSING_ID = 3110,
+  /** The `webhook-timestamp` header is missing or not a decimal number of seconds. */
+  MISSING_TIMESTAMP = 3111,
+  /** The timestamp is older than the tolerance. */
+  TIMESTAMP_TOO_OLD = 3112,
+  /** The timestamp is further in the future than the tolerance. */
+  TIMESTAMP_TOO_NEW = 3113,
+  /** The `webhook-signature` header is missing or holds no `v1,` signature. */
+  MISSING_SIGNATURE = 3114,
+  /** No signature matches any live secret. */
+  SIGNATURE_MISMATCH = 3115,
+  /** No WebhookSecretUpdater is registered for the integration: the secret cannot be rotated automatically. */
+  UPDATER_NOT_REGISTERED = 3120,
+  /** The WebhookSecretUpdater failed; the previous secret stays current and the rotation is retried later. */
+  UPDATE_FAILED = 3121,
+  /** Another rotation of the same credential is in progress (on this or another replica). */
+  ROTATION_IN_PROGRESS = 3122,
+  /** The credential is not a webhook secret. */
+  NOT_A_WEBHOOK_SECRET = 3123,
+}
+
+/** HTTP status of each code, composed by the host; a new code does not compile without one. */
+export const WEBHOOK_SECRET_ERROR_HTTP_STATUS: Record<WebhookSecretErrorCode, HttpStatus> = {
+  [WebhookSecretErrorCode.CONFIGURATION]: HttpStatus.INTERNAL_SERVER_ERROR,
+  [WebhookSecretErrorCode.VALIDATION]: HttpStatus.BAD_REQUEST,
+  [WebhookSecretErrorCode.SECRET_NOT_FOUND]: HttpStatus.NOT_FOUND,
+  // A webhook that does not verify is the sender's problem: 401, like an unauthenticated request.
+  [WebhookSecretErrorCode.MISSING_ID]: HttpStatus.BAD_REQUEST,
+  [WebhookSecretErrorCode.MISSING_TIMESTAMP]: HttpStatus.BAD_REQUEST,
+  [WebhookSecretErrorCode.TIMESTAMP_TOO_OLD]: HttpStatus.UNAUTHORIZED,
+  [WebhookSecretErrorCode.TIMESTAMP_TOO_NEW]: HttpStatus.UNAUTHORIZED,
+  [WebhookSecretErrorCode.MISSING_SIGNATURE]: HttpStatus.BAD_REQUEST,
+  [WebhookSecretErrorCode.SIGNATURE_MISMATCH]: HttpStatus.UNAUTHORIZED,
+  [WebhookSecretErrorCode.UPDATER_NOT_REGISTERED]: HttpStatus.CONFLICT,
+  [WebhookSecretErrorCode.UPDATE_FAILED]: HttpStatus.BAD_GATEWAY,
+  [WebhookSecretErrorCode.ROTATION_IN_PROGRESS]: HttpStatus.CONFLICT,
+  [WebhookSecretErrorCode.NOT_A_WEBHOOK_SECRET]: HttpStatus.CONFLICT,
+};
+
+export abstract class WebhookSecretError extends CredentialVaultError {
+  abstract override readonly code: WebhookSecretErrorCode;
+}
+
+export class WebhookSecretConfigurationError extends WebhookSecretError {
+  readonly code = WebhookSecretErrorCode.CONFIGURATION;
+  readonly codeName = 'WEBHOOK_CONFIGURATION';
+  readonly severity = ErrorSeverity.CONFIGURATION;
+}
+
+export class WebhookSecretValidationError extends WebhookSecretError {
+  readonly code = WebhookSecretErrorCode.VALIDATION;
+  readonly codeName = 'WEBHOOK_VALIDATION';
+  readonly severity = ErrorSeverity.CLIENT;
+  constructor(
+    message: string,
+    readonly field: string,
+  ) {
+    super(message);
+  }
+}
+
+export class WebhookSecretNotFoundError extends WebhookSecretError {
+  readonly code = WebhookSecretErrorCode.SECRET_NOT_FOUND;
+  readonly codeName = 'WEBHOOK_SECRET_NOT_FOUND';
+  readonly severity = ErrorSeverity.CLIENT;
+  constructor() {
+    // Ids come from the request: the message names none.
+    super('The connection has no webhook secret');
+  }
+}
+
+/** Every way a webhook fails verification. `reason` is the stable code name; nothing from the request is quoted. */
+export class WebhookVerificationError extends WebhookSecretError {
+  readonly severity = ErrorSeverity.CLIENT;
+  private constructor(
+    readonly code: WebhookSecretErrorCode,
+    readonly codeName: string,
+    message: string,
+  ) {
+    super(message);
+  }
+
+  static missingId(): WebhookVerificationError {
+    return new WebhookVerificationError(WebhookSecretErrorCode.MISSING_ID, 'WEBHOOK_MISSING_ID', 'The webhook-id header is missing or malformed');
+  }
+  static missingTimestamp(): WebhookVerificationError {
+    return new WebhookVerificationError(WebhookSecretErrorCode.MISSING_TIMESTAMP, 'WEBHOOK_MISSING_TIMESTAMP', 'The webhook-timestamp header is missing or not a number of seconds');
+  }
+  static tooOld(toleranceSeconds: number): WebhookVerificationError {
+    return new WebhookVerificationError(WebhookSecretErrorCode.TIMESTAMP_TOO_OLD, 'WEBHOOK_TIMESTAMP_TOO_OLD', `The webhook timestamp is more than ${toleranceSeconds} s old`);
+  }
+  static tooNew(toleranceSeconds: number): WebhookVerificationError {
+    return new WebhookVerificationError(WebhookSecretErrorCode.TIMESTAMP_TOO_NEW, 'WEBHOOK_TIMESTAMP_TOO_NEW', `The webhook timestamp is more than ${toleranceSeconds} s in the future`);
+  }
+  static missingSignature(): WebhookVerificationError {
+    return new WebhookVerificationError(WebhookSecretErrorCode.MISSING_SIGNATURE, 'WEBHOOK_MISSING_SIGNATURE', 'The webhook-signature header is missing or holds no v1 signature');
+  }
+  static mismatch(): WebhookVerificationError {
+    return new WebhookVerificationError(WebhookSecretErrorCode.SIGNATURE_MISMATCH, 'WEBHOOK_SIGNATURE_MISMATCH', 'No webhook signature matches a live secret');
+  }
+}
+
+export class WebhookSecretUpdaterNotRegisteredError extends WebhookSecretError {
+  readonly code = WebhookSecretErrorCode.UPDATER_NOT_REGISTERED;
+  readonly codeName = 'WEBHOOK_UPDATER_NOT_REGISTERED';
+  readonly severity = ErrorSeverity.CONFIGURATION;
+  constructor(readonly integrationId: string) {
+    super('No WebhookSecretUpdater is registered for this integration (WebhookSecretUpdaterRegistry.register())');
+  }
+}
+
+export class WebhookSecretUpdateFailedError extends WebhookSecretError {
+  readonly code = WebhookSecretErrorCode.UPDATE_FAILED;
+  readonly codeName = 'WEBHOOK_UPDATE_FAILED';
+  readonly severity = ErrorSeverity.TRANSIENT;
+  constructor(
+    readonly credentialId: string,
+    options?: { cause?: unknown },
+  ) {
+    super(`The webhook secret of credential ${credentialId} could not be pushed to the provider; the previous secret stays current and the rotation is retried later`, options);
+  }
+}
+
+export class WebhookRotationInProgressError extends WebhookSecretError {
+  readonly code = WebhookSecretErrorCode.ROTATION_IN_PROGRESS;
+  readonly codeName = 'WEBHOOK_ROTATION_IN_PROGRESS';
+  readonly severity = ErrorSeverity.TRANSIENT;
+  constructor(readonly credentialId: string) {
+    super(`Another rotation of credential ${credentialId} is in progress; retry later`);
+  }
+}
+
+export class NotAWebhookSecretError extends WebhookSecretError {
+  readonly code = WebhookSecretErrorCode.NOT_A_WEBHOOK_SECRET;
+  readonly codeName = 'NOT_A_WEBHOOK_SECRET';
+  readonly severity = ErrorSeverity.CLIENT;
+  constructor(readonly credentialId: string) {
+    super(`Credential ${credentialId} is not a webhook secret`);
+  }
+}
