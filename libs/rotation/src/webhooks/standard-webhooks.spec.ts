@@ -84,7 +84,7 @@ describe('interop with the reference implementation (standardwebhooks)', () => {
     const byOld = new Webhook(oldSecret).sign('msg_o', at, body);
     const headers = { 'webhook-id': 'msg_o', 'webhook-timestamp': String(at.getTime() / 1000), 'webhook-signature': `v1a,AAAA v2,xyz ${byOld}` };
     expect(verify([newSecret, oldSecret], body, headers).secretIndex).toBe(1);
-    expect(codeOf(() => verify([newSecret], body, headers))).toBe(WebhookSecretErrorCode.SIGNATURE_MISMATCH);
+    expect(codeOf(() => verify([newSecret], body, headers))).toBe(WebhookSecretErrorCode.WEBHOOK_SIGNATURE_MISMATCH);
   });
 
   it('tampered body, timestamp, id or signature: refused by both', () => {
@@ -103,7 +103,7 @@ describe('interop with the reference implementation (standardwebhooks)', () => {
       ['signature', body, { ...headers, 'webhook-signature': flipped }],
     ];
     for (const [, payload, h] of cases) {
-      expect(codeOf(() => verify([secret], payload, h))).toBe(WebhookSecretErrorCode.SIGNATURE_MISMATCH);
+      expect(codeOf(() => verify([secret], payload, h))).toBe(WebhookSecretErrorCode.WEBHOOK_SIGNATURE_MISMATCH);
       expect(() => new Webhook(secret).verify(payload, h)).toThrow();
     }
   });
@@ -112,8 +112,8 @@ describe('interop with the reference implementation (standardwebhooks)', () => {
     const secret = generateWebhookSecret();
     const old = signWebhookPayload([secret], 'msg_old', nowSeconds() - TOLERANCE - 5, body);
     const future = signWebhookPayload([secret], 'msg_new', nowSeconds() + TOLERANCE + 5, body);
-    expect(codeOf(() => verify([secret], body, { ...old }))).toBe(WebhookSecretErrorCode.TIMESTAMP_TOO_OLD);
-    expect(codeOf(() => verify([secret], body, { ...future }))).toBe(WebhookSecretErrorCode.TIMESTAMP_TOO_NEW);
+    expect(codeOf(() => verify([secret], body, { ...old }))).toBe(WebhookSecretErrorCode.WEBHOOK_TIMESTAMP_TOO_OLD);
+    expect(codeOf(() => verify([secret], body, { ...future }))).toBe(WebhookSecretErrorCode.WEBHOOK_TIMESTAMP_TOO_NEW);
     expect(() => new Webhook(secret).verify(body, { ...old })).toThrow();
     expect(() => new Webhook(secret).verify(body, { ...future })).toThrow();
     // Just inside the window both accept.
@@ -136,20 +136,20 @@ describe('verifyWebhookPayload', () => {
 
   it('a typed error per missing or malformed header', () => {
     const v = (h: Record<string, string | string[]>) => codeOf(() => verifyWebhookPayload([secret], body, h, { now, toleranceSeconds: 300 }));
-    expect(v({ ...signed, 'webhook-id': '' })).toBe(WebhookSecretErrorCode.MISSING_ID);
-    expect(v({ ...signed, 'webhook-id': ['a', 'b'] })).toBe(WebhookSecretErrorCode.MISSING_ID);
-    expect(v({ 'webhook-timestamp': signed['webhook-timestamp'], 'webhook-signature': signed['webhook-signature'] })).toBe(WebhookSecretErrorCode.MISSING_ID);
-    expect(v({ ...signed, 'webhook-timestamp': '1e9' })).toBe(WebhookSecretErrorCode.MISSING_TIMESTAMP);
-    expect(v({ ...signed, 'webhook-timestamp': '' })).toBe(WebhookSecretErrorCode.MISSING_TIMESTAMP);
-    expect(v({ ...signed, 'webhook-signature': '' })).toBe(WebhookSecretErrorCode.MISSING_SIGNATURE);
-    expect(v({ ...signed, 'webhook-signature': 'v2,abc v1a,zzz' })).toBe(WebhookSecretErrorCode.MISSING_SIGNATURE);
-    expect(v({ ...signed, 'webhook-signature': 'v1,!!!' })).toBe(WebhookSecretErrorCode.MISSING_SIGNATURE);
+    expect(v({ ...signed, 'webhook-id': '' })).toBe(WebhookSecretErrorCode.WEBHOOK_MISSING_ID);
+    expect(v({ ...signed, 'webhook-id': ['a', 'b'] })).toBe(WebhookSecretErrorCode.WEBHOOK_MISSING_ID);
+    expect(v({ 'webhook-timestamp': signed['webhook-timestamp'], 'webhook-signature': signed['webhook-signature'] })).toBe(WebhookSecretErrorCode.WEBHOOK_MISSING_ID);
+    expect(v({ ...signed, 'webhook-timestamp': '1e9' })).toBe(WebhookSecretErrorCode.WEBHOOK_MISSING_TIMESTAMP);
+    expect(v({ ...signed, 'webhook-timestamp': '' })).toBe(WebhookSecretErrorCode.WEBHOOK_MISSING_TIMESTAMP);
+    expect(v({ ...signed, 'webhook-signature': '' })).toBe(WebhookSecretErrorCode.WEBHOOK_MISSING_SIGNATURE);
+    expect(v({ ...signed, 'webhook-signature': 'v2,abc v1a,zzz' })).toBe(WebhookSecretErrorCode.WEBHOOK_MISSING_SIGNATURE);
+    expect(v({ ...signed, 'webhook-signature': 'v1,!!!' })).toBe(WebhookSecretErrorCode.WEBHOOK_MISSING_SIGNATURE);
   });
 
   it('looks at most MAX_SIGNATURES_CHECKED signatures of one header', () => {
     const junk = Array.from({ length: MAX_SIGNATURES_CHECKED }, () => `v1,${randomBytes(32).toString('base64')}`).join(' ');
     const h = { ...signed, 'webhook-signature': `${junk} ${signed['webhook-signature']}` };
-    expect(codeOf(() => verifyWebhookPayload([secret], body, h, { now, toleranceSeconds: 300 }))).toBe(WebhookSecretErrorCode.SIGNATURE_MISMATCH);
+    expect(codeOf(() => verifyWebhookPayload([secret], body, h, { now, toleranceSeconds: 300 }))).toBe(WebhookSecretErrorCode.WEBHOOK_SIGNATURE_MISMATCH);
   });
 
   it('errors never hold the secret, the signature or the body', () => {
@@ -166,9 +166,9 @@ describe('verifyWebhookPayload', () => {
   });
 
   it('signing refuses a bad id, body or timestamp', () => {
-    expect(codeOf(() => signWebhookPayload([secret], 'has space', now, body))).toBe(WebhookSecretErrorCode.VALIDATION);
-    expect(codeOf(() => signWebhookPayload([secret], 'm', now, { x: 1 } as never))).toBe(WebhookSecretErrorCode.VALIDATION);
-    expect(codeOf(() => signWebhookPayload([secret], 'm', -1, body))).toBe(WebhookSecretErrorCode.VALIDATION);
-    expect(codeOf(() => signWebhookPayload([], 'm', now, body))).toBe(WebhookSecretErrorCode.VALIDATION);
+    expect(codeOf(() => signWebhookPayload([secret], 'has space', now, body))).toBe(WebhookSecretErrorCode.WEBHOOK_VALIDATION);
+    expect(codeOf(() => signWebhookPayload([secret], 'm', now, { x: 1 } as never))).toBe(WebhookSecretErrorCode.WEBHOOK_VALIDATION);
+    expect(codeOf(() => signWebhookPayload([secret], 'm', -1, body))).toBe(WebhookSecretErrorCode.WEBHOOK_VALIDATION);
+    expect(codeOf(() => signWebhookPayload([], 'm', now, body))).toBe(WebhookSecretErrorCode.WEBHOOK_VALIDATION);
   });
 });

@@ -1,5 +1,13 @@
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
-import { WebhookSecretValidationError, WebhookVerificationError } from './webhook-secret.errors';
+import {
+  WebhookMissingIdError,
+  WebhookMissingSignatureError,
+  WebhookMissingTimestampError,
+  WebhookSecretValidationError,
+  WebhookSignatureMismatchError,
+  WebhookTimestampTooNewError,
+  WebhookTimestampTooOldError,
+} from './webhook-secret.errors';
 
 /**
  * Standard Webhooks (https://www.standardwebhooks.com) as pure functions: the signed content is
@@ -90,16 +98,16 @@ export function verifyWebhookPayload(
 ): VerifiedWebhook {
   assertBody(body);
   const msgId = header(headers, WEBHOOK_ID_HEADER);
-  if (msgId === undefined || !MSG_ID.test(msgId)) throw WebhookVerificationError.missingId();
+  if (msgId === undefined || !MSG_ID.test(msgId)) throw new WebhookMissingIdError();
   const rawTimestamp = header(headers, WEBHOOK_TIMESTAMP_HEADER);
-  if (rawTimestamp === undefined || !TIMESTAMP.test(rawTimestamp)) throw WebhookVerificationError.missingTimestamp();
+  if (rawTimestamp === undefined || !TIMESTAMP.test(rawTimestamp)) throw new WebhookMissingTimestampError();
   const timestamp = Number(rawTimestamp);
   const now = Math.floor(options.now.getTime() / 1000);
-  if (now - timestamp > options.toleranceSeconds) throw WebhookVerificationError.tooOld(options.toleranceSeconds);
-  if (timestamp - now > options.toleranceSeconds) throw WebhookVerificationError.tooNew(options.toleranceSeconds);
+  if (now - timestamp > options.toleranceSeconds) throw new WebhookTimestampTooOldError(options.toleranceSeconds);
+  if (timestamp - now > options.toleranceSeconds) throw new WebhookTimestampTooNewError(options.toleranceSeconds);
 
   const provided = parseSignatures(header(headers, WEBHOOK_SIGNATURE_HEADER));
-  if (provided.length === 0) throw WebhookVerificationError.missingSignature();
+  if (provided.length === 0) throw new WebhookMissingSignatureError();
   for (let i = 0; i < secrets.length; i++) {
     const expected = webhookSignatureBytes(webhookSecretKey(secrets[i]), msgId, timestamp, body);
     // Lengths are public (32 bytes for v1); timingSafeEqual needs equal lengths.
@@ -107,7 +115,7 @@ export function verifyWebhookPayload(
       return { msgId, timestamp: new Date(timestamp * 1000), secretIndex: i };
     }
   }
-  throw WebhookVerificationError.mismatch();
+  throw new WebhookSignatureMismatchError();
 }
 
 /** The decoded `v1,` signatures of a header; other versions (e.g. `v1a` asymmetric) are ignored. */

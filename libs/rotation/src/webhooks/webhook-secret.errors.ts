@@ -7,49 +7,49 @@ import { CredentialVaultError, ErrorSeverity } from '@app/common';
  */
 export enum WebhookSecretErrorCode {
   /** Invalid module options (`webhooks` key of the RotationModule options). */
-  CONFIGURATION = 3101,
+  WEBHOOK_CONFIGURATION = 3101,
   /** Invalid arguments (identifiers, body type, secret format). */
-  VALIDATION = 3102,
+  WEBHOOK_VALIDATION = 3102,
   /** The connection has no (live) webhook secret. */
-  SECRET_NOT_FOUND = 3103,
+  WEBHOOK_SECRET_NOT_FOUND = 3103,
   /** The `webhook-id` header is missing or malformed. */
-  MISSING_ID = 3110,
+  WEBHOOK_MISSING_ID = 3110,
   /** The `webhook-timestamp` header is missing or not a decimal number of seconds. */
-  MISSING_TIMESTAMP = 3111,
+  WEBHOOK_MISSING_TIMESTAMP = 3111,
   /** The timestamp is older than the tolerance. */
-  TIMESTAMP_TOO_OLD = 3112,
+  WEBHOOK_TIMESTAMP_TOO_OLD = 3112,
   /** The timestamp is further in the future than the tolerance. */
-  TIMESTAMP_TOO_NEW = 3113,
+  WEBHOOK_TIMESTAMP_TOO_NEW = 3113,
   /** The `webhook-signature` header is missing or holds no `v1,` signature. */
-  MISSING_SIGNATURE = 3114,
+  WEBHOOK_MISSING_SIGNATURE = 3114,
   /** No signature matches any live secret. */
-  SIGNATURE_MISMATCH = 3115,
+  WEBHOOK_SIGNATURE_MISMATCH = 3115,
   /** No WebhookSecretUpdater is registered for the integration: the secret cannot be rotated automatically. */
-  UPDATER_NOT_REGISTERED = 3120,
+  WEBHOOK_UPDATER_NOT_REGISTERED = 3120,
   /** The WebhookSecretUpdater failed; the previous secret stays current and the rotation is retried later. */
-  UPDATE_FAILED = 3121,
+  WEBHOOK_UPDATE_FAILED = 3121,
   /** Another rotation of the same credential is in progress (on this or another replica). */
-  ROTATION_IN_PROGRESS = 3122,
+  WEBHOOK_ROTATION_IN_PROGRESS = 3122,
   /** The credential is not a webhook secret. */
-  NOT_A_WEBHOOK_SECRET = 3123,
+  WEBHOOK_WRONG_CREDENTIAL_TYPE = 3123,
 }
 
 /** HTTP status of each code, composed by the host; a new code does not compile without one. */
 export const WEBHOOK_SECRET_ERROR_HTTP_STATUS: Record<WebhookSecretErrorCode, HttpStatus> = {
-  [WebhookSecretErrorCode.CONFIGURATION]: HttpStatus.INTERNAL_SERVER_ERROR,
-  [WebhookSecretErrorCode.VALIDATION]: HttpStatus.BAD_REQUEST,
-  [WebhookSecretErrorCode.SECRET_NOT_FOUND]: HttpStatus.NOT_FOUND,
+  [WebhookSecretErrorCode.WEBHOOK_CONFIGURATION]: HttpStatus.INTERNAL_SERVER_ERROR,
+  [WebhookSecretErrorCode.WEBHOOK_VALIDATION]: HttpStatus.BAD_REQUEST,
+  [WebhookSecretErrorCode.WEBHOOK_SECRET_NOT_FOUND]: HttpStatus.NOT_FOUND,
   // A webhook that does not verify is the sender's problem: 401, like an unauthenticated request.
-  [WebhookSecretErrorCode.MISSING_ID]: HttpStatus.BAD_REQUEST,
-  [WebhookSecretErrorCode.MISSING_TIMESTAMP]: HttpStatus.BAD_REQUEST,
-  [WebhookSecretErrorCode.TIMESTAMP_TOO_OLD]: HttpStatus.UNAUTHORIZED,
-  [WebhookSecretErrorCode.TIMESTAMP_TOO_NEW]: HttpStatus.UNAUTHORIZED,
-  [WebhookSecretErrorCode.MISSING_SIGNATURE]: HttpStatus.BAD_REQUEST,
-  [WebhookSecretErrorCode.SIGNATURE_MISMATCH]: HttpStatus.UNAUTHORIZED,
-  [WebhookSecretErrorCode.UPDATER_NOT_REGISTERED]: HttpStatus.CONFLICT,
-  [WebhookSecretErrorCode.UPDATE_FAILED]: HttpStatus.BAD_GATEWAY,
-  [WebhookSecretErrorCode.ROTATION_IN_PROGRESS]: HttpStatus.CONFLICT,
-  [WebhookSecretErrorCode.NOT_A_WEBHOOK_SECRET]: HttpStatus.CONFLICT,
+  [WebhookSecretErrorCode.WEBHOOK_MISSING_ID]: HttpStatus.BAD_REQUEST,
+  [WebhookSecretErrorCode.WEBHOOK_MISSING_TIMESTAMP]: HttpStatus.BAD_REQUEST,
+  [WebhookSecretErrorCode.WEBHOOK_TIMESTAMP_TOO_OLD]: HttpStatus.UNAUTHORIZED,
+  [WebhookSecretErrorCode.WEBHOOK_TIMESTAMP_TOO_NEW]: HttpStatus.UNAUTHORIZED,
+  [WebhookSecretErrorCode.WEBHOOK_MISSING_SIGNATURE]: HttpStatus.BAD_REQUEST,
+  [WebhookSecretErrorCode.WEBHOOK_SIGNATURE_MISMATCH]: HttpStatus.UNAUTHORIZED,
+  [WebhookSecretErrorCode.WEBHOOK_UPDATER_NOT_REGISTERED]: HttpStatus.CONFLICT,
+  [WebhookSecretErrorCode.WEBHOOK_UPDATE_FAILED]: HttpStatus.BAD_GATEWAY,
+  [WebhookSecretErrorCode.WEBHOOK_ROTATION_IN_PROGRESS]: HttpStatus.CONFLICT,
+  [WebhookSecretErrorCode.WEBHOOK_WRONG_CREDENTIAL_TYPE]: HttpStatus.CONFLICT,
 };
 
 export abstract class WebhookSecretError extends CredentialVaultError {
@@ -57,13 +57,13 @@ export abstract class WebhookSecretError extends CredentialVaultError {
 }
 
 export class WebhookSecretConfigurationError extends WebhookSecretError {
-  readonly code = WebhookSecretErrorCode.CONFIGURATION;
+  readonly code = WebhookSecretErrorCode.WEBHOOK_CONFIGURATION;
   readonly codeName = 'WEBHOOK_CONFIGURATION';
   readonly severity = ErrorSeverity.CONFIGURATION;
 }
 
 export class WebhookSecretValidationError extends WebhookSecretError {
-  readonly code = WebhookSecretErrorCode.VALIDATION;
+  readonly code = WebhookSecretErrorCode.WEBHOOK_VALIDATION;
   readonly codeName = 'WEBHOOK_VALIDATION';
   readonly severity = ErrorSeverity.CLIENT;
   constructor(
@@ -75,7 +75,7 @@ export class WebhookSecretValidationError extends WebhookSecretError {
 }
 
 export class WebhookSecretNotFoundError extends WebhookSecretError {
-  readonly code = WebhookSecretErrorCode.SECRET_NOT_FOUND;
+  readonly code = WebhookSecretErrorCode.WEBHOOK_SECRET_NOT_FOUND;
   readonly codeName = 'WEBHOOK_SECRET_NOT_FOUND';
   readonly severity = ErrorSeverity.CLIENT;
   constructor() {
@@ -84,39 +84,61 @@ export class WebhookSecretNotFoundError extends WebhookSecretError {
   }
 }
 
-/** Every way a webhook fails verification. `reason` is the stable code name; nothing from the request is quoted. */
-export class WebhookVerificationError extends WebhookSecretError {
+/** Every way a webhook fails verification: one subclass (and code) per check. Nothing from the request is quoted. */
+export abstract class WebhookVerificationError extends WebhookSecretError {
   readonly severity = ErrorSeverity.CLIENT;
-  private constructor(
-    readonly code: WebhookSecretErrorCode,
-    readonly codeName: string,
-    message: string,
-  ) {
-    super(message);
-  }
+}
 
-  static missingId(): WebhookVerificationError {
-    return new WebhookVerificationError(WebhookSecretErrorCode.MISSING_ID, 'WEBHOOK_MISSING_ID', 'The webhook-id header is missing or malformed');
+export class WebhookMissingIdError extends WebhookVerificationError {
+  readonly code = WebhookSecretErrorCode.WEBHOOK_MISSING_ID;
+  readonly codeName = 'WEBHOOK_MISSING_ID';
+  constructor() {
+    super('The webhook-id header is missing or malformed');
   }
-  static missingTimestamp(): WebhookVerificationError {
-    return new WebhookVerificationError(WebhookSecretErrorCode.MISSING_TIMESTAMP, 'WEBHOOK_MISSING_TIMESTAMP', 'The webhook-timestamp header is missing or not a number of seconds');
+}
+
+export class WebhookMissingTimestampError extends WebhookVerificationError {
+  readonly code = WebhookSecretErrorCode.WEBHOOK_MISSING_TIMESTAMP;
+  readonly codeName = 'WEBHOOK_MISSING_TIMESTAMP';
+  constructor() {
+    super('The webhook-timestamp header is missing or not a number of seconds');
   }
-  static tooOld(toleranceSeconds: number): WebhookVerificationError {
-    return new WebhookVerificationError(WebhookSecretErrorCode.TIMESTAMP_TOO_OLD, 'WEBHOOK_TIMESTAMP_TOO_OLD', `The webhook timestamp is more than ${toleranceSeconds} s old`);
+}
+
+export class WebhookTimestampTooOldError extends WebhookVerificationError {
+  readonly code = WebhookSecretErrorCode.WEBHOOK_TIMESTAMP_TOO_OLD;
+  readonly codeName = 'WEBHOOK_TIMESTAMP_TOO_OLD';
+  constructor(readonly toleranceSeconds: number) {
+    super(`The webhook timestamp is more than ${toleranceSeconds} s old`);
   }
-  static tooNew(toleranceSeconds: number): WebhookVerificationError {
-    return new WebhookVerificationError(WebhookSecretErrorCode.TIMESTAMP_TOO_NEW, 'WEBHOOK_TIMESTAMP_TOO_NEW', `The webhook timestamp is more than ${toleranceSeconds} s in the future`);
+}
+
+export class WebhookTimestampTooNewError extends WebhookVerificationError {
+  readonly code = WebhookSecretErrorCode.WEBHOOK_TIMESTAMP_TOO_NEW;
+  readonly codeName = 'WEBHOOK_TIMESTAMP_TOO_NEW';
+  constructor(readonly toleranceSeconds: number) {
+    super(`The webhook timestamp is more than ${toleranceSeconds} s in the future`);
   }
-  static missingSignature(): WebhookVerificationError {
-    return new WebhookVerificationError(WebhookSecretErrorCode.MISSING_SIGNATURE, 'WEBHOOK_MISSING_SIGNATURE', 'The webhook-signature header is missing or holds no v1 signature');
+}
+
+export class WebhookMissingSignatureError extends WebhookVerificationError {
+  readonly code = WebhookSecretErrorCode.WEBHOOK_MISSING_SIGNATURE;
+  readonly codeName = 'WEBHOOK_MISSING_SIGNATURE';
+  constructor() {
+    super('The webhook-signature header is missing or holds no v1 signature');
   }
-  static mismatch(): WebhookVerificationError {
-    return new WebhookVerificationError(WebhookSecretErrorCode.SIGNATURE_MISMATCH, 'WEBHOOK_SIGNATURE_MISMATCH', 'No webhook signature matches a live secret');
+}
+
+export class WebhookSignatureMismatchError extends WebhookVerificationError {
+  readonly code = WebhookSecretErrorCode.WEBHOOK_SIGNATURE_MISMATCH;
+  readonly codeName = 'WEBHOOK_SIGNATURE_MISMATCH';
+  constructor() {
+    super('No webhook signature matches a live secret');
   }
 }
 
 export class WebhookSecretUpdaterNotRegisteredError extends WebhookSecretError {
-  readonly code = WebhookSecretErrorCode.UPDATER_NOT_REGISTERED;
+  readonly code = WebhookSecretErrorCode.WEBHOOK_UPDATER_NOT_REGISTERED;
   readonly codeName = 'WEBHOOK_UPDATER_NOT_REGISTERED';
   readonly severity = ErrorSeverity.CONFIGURATION;
   constructor(readonly integrationId: string) {
@@ -125,7 +147,7 @@ export class WebhookSecretUpdaterNotRegisteredError extends WebhookSecretError {
 }
 
 export class WebhookSecretUpdateFailedError extends WebhookSecretError {
-  readonly code = WebhookSecretErrorCode.UPDATE_FAILED;
+  readonly code = WebhookSecretErrorCode.WEBHOOK_UPDATE_FAILED;
   readonly codeName = 'WEBHOOK_UPDATE_FAILED';
   readonly severity = ErrorSeverity.TRANSIENT;
   constructor(
@@ -137,7 +159,7 @@ export class WebhookSecretUpdateFailedError extends WebhookSecretError {
 }
 
 export class WebhookRotationInProgressError extends WebhookSecretError {
-  readonly code = WebhookSecretErrorCode.ROTATION_IN_PROGRESS;
+  readonly code = WebhookSecretErrorCode.WEBHOOK_ROTATION_IN_PROGRESS;
   readonly codeName = 'WEBHOOK_ROTATION_IN_PROGRESS';
   readonly severity = ErrorSeverity.TRANSIENT;
   constructor(readonly credentialId: string) {
@@ -146,7 +168,7 @@ export class WebhookRotationInProgressError extends WebhookSecretError {
 }
 
 export class NotAWebhookSecretError extends WebhookSecretError {
-  readonly code = WebhookSecretErrorCode.NOT_A_WEBHOOK_SECRET;
+  readonly code = WebhookSecretErrorCode.WEBHOOK_WRONG_CREDENTIAL_TYPE;
   readonly codeName = 'NOT_A_WEBHOOK_SECRET';
   readonly severity = ErrorSeverity.CLIENT;
   constructor(readonly credentialId: string) {
