@@ -22,6 +22,12 @@ export function isPrivateAddress(ip: string): boolean {
   if (family !== 6) return true; // not an address at all: refuse
   const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(ip);
   if (mapped) return BLOCKED.check(mapped[1], 'ipv4');
+  // The URL parser writes a mapped IPv4 in hex (`::ffff:7f00:1`).
+  const hex = /^::ffff:([0-9a-f]{1,4}):([0-9a-f]{1,4})$/i.exec(ip);
+  if (hex) {
+    const [hi, lo] = [parseInt(hex[1], 16), parseInt(hex[2], 16)];
+    return BLOCKED.check(`${hi >> 8}.${hi & 255}.${lo >> 8}.${lo & 255}`, 'ipv4');
+  }
   return BLOCKED.check(ip, 'ipv6');
 }
 

@@ -1,0 +1,294 @@
+/**
+ * Integration: the notifications on the real stack (CredentialsService against the local Key Vault
+ * over HTTPS, AuditService, PersistenceModule's outbox dispatching, SQLite / PostgreSQL), a real SMTP
+ * server (smtp-server) and a real HTTP receiver on 127.0.0.1. Events go through `Outbox.add`.
+ */
+import { createHmac, randomBytes } from 'node:crypto';
+import { Logger } from '@nestjs/common';
+import { EventEmitter2 } from '@nestjs/event-emitter';
+import { Test, type TestingModule } from '@nestjs/testing';
+import { TypeOrmModule, type TypeOrmModuleOptions } from '@nestjs/typeorm';
+import { AUDIT_ENTITIES, AUDIT_MIGRATIONS, AuditService } from '@app/audit';
+import { OUTBOX_ENTITIES, OUTBOX_MIGRATIONS, Outbox, SystemClock, TransactionRunner, type OperationContext, type OutboxEvent } from '@app/common';
+import { CREDENTIALS_ENTITIES, CREDENTIALS_MIGRATIONS, CredentialsService, CredentialType } from '@app/credentials';
+import { KeyVaultEmulator } from '@app/keyvault-emulator';
+import { CapturingLogger, createTestDatabase, credentialsStackImports, DATABASE_KINDS, rejection, type TestDatabase, type TestDatabaseKind } from '@app/testing';
+import { Webhook } from 'standardwebhooks';
+import { DataSource } from 'typeorm';
+import {
+  NOTIFICATION_ENTITIES,
+  NOTIFICATION_MIGRATIONS,
+  NOTIFICATION_OPTIONS,
+  NOTIFICATION_PROVIDERS,
+  NotificationCounters,
+  NotificationDeliveryRepository,
+  NotificationDeliveryStatus,
+  NotificationDispatcher,
+  NotificationSettingsConflictError,
+  NotificationSettingsInvalidError,
+  NotificationSettingsRepository,
+  NotificationSettingsService,
+  NotificationTargetForbiddenError,
+  NotifierRegistry,
+  resolveNotificationOptions,
+  WebhookNotifier,
+  type Notification,
+  type NotificationOptions,
+} from './index';
+import { parseMail, TestSmtpServer, TestWebhookReceiver, waitFor, type ReceivedWebhook } from './testing/receivers';
+
+const options = (smtpPort: number): NotificationOptions => ({
+  retry: { maxAttempts: 3, baseMs: 1, maxMs: 5 },
+  webhook: { allowPrivateTargets: true, timeoutMs: 3000 }, // the receiver is on 127.0.0.1
+  email: { enabled: true, host: '127.0.0.1', port: smtpPort, ignoreTLS: true, from: 'vault@example.test', timeoutMs: 5000 },
+});
+
+async function buildApp(db: TestDatabase, emu: KeyVaultEmulator, logger: CapturingLogger, notifications: NotificationOptions): Promise<TestingModule> {
+  const [typeorm, ...stack] = credentialsStackImports({
+    database: db.options,
+    vault: emu,
+    credentials: { isGlobal: true },
+    persistence: { outbox: { pollIntervalMs: 50, backoff: { baseMs: 10, maxMs: 50 } } },
+  });
+  // The stack's TypeORM module, plus the notification tables.
+  if (typeorm.module !== TypeOrmModule) throw new Error('credentialsStackImports no longer starts with TypeOrmModule');
+  const database = TypeOrmModule.forRoot({
+    ...db.options,
+    entities: [...CREDENTIALS_ENTITIES, ...AUDIT_ENTITIES, ...OUTBOX_ENTITIES, ...NOTIFICATION_ENTITIES],
+    migrations: [...CREDENTIALS_MIGRATIONS, ...AUDIT_MIGRATIONS, ...OUTBOX_MIGRATIONS, ...NOTIFICATION_MIGRATIONS],
+    migrationsRun: true,
+    synchronize: false,
+    logging: false,
+  } as TypeOrmModuleOptions);
+  const moduleRef = await Test.createTestingModule({
+    imports: [database, ...stack],
+    providers: [...NOTIFICATION_PROVIDERS, { provide: NOTIFICATION_OPTIONS, useValue: notifications }],
+  })
+    .setLogger(logger)
+    .compile();
+  await moduleRef.init();
+  return moduleRef;
+}
+
+/** The signature a Standard Webhooks receiver computes, with node:crypto only. */
+function expectedSignature(secret: string, w: ReceivedWebhook): string {
+  const key = Buffer.from(secret.slice('whsec_'.length), 'base64');
+  return `v1,${createHmac('sha256', key).update(`${w.headers['webhook-id']}.${w.headers['webhook-timestamp']}.${w.body}`).digest('base64')}`;
+}
+
+describe.each(DATABASE_KINDS)('notifications on %s', (kind: TestDatabaseKind) => {
+  let emu: KeyVaultEmulator;
+  let db: TestDatabase;
+  let smtp: TestSmtpServer;
+  let receiver: TestWebhookReceiver;
+  let app: TestingModule;
+  let settings: NotificationSettingsService;
+  let runner: TransactionRunner;
+  let outbox: Outbox;
+  let deliveries: NotificationDeliveryRepository;
+  let counters: NotificationCounters;
+  const logger = new CapturingLogger();
+  const bus: Notification[] = [];
+  /** Every secret of the run: none may appear in a message, a row, an audit entry or a log line. */
+  const secrets = new Set<string>();
+  const run = randomBytes(3).toString('hex');
+  const ctxOf = (t: string): OperationContext => ({ tenantId: `${t}_${run}`, actor: { id: 'user:alice' } });
+
+  const emit = (ctx: OperationContext, name: string, payload: Record<string, string | number>): Promise<string> =>
+    runner.run(() => outbox.add({ name, tenantId: ctx.tenantId, payload: { tenantId: ctx.tenantId, ...payload } }));
+  const rowsOf = async (eventId: string) => Object.fromEntries((await deliveries.listForEvent(eventId)).map((r) => [r.channel, r]));
+  const mailsFor = (eventId: string) => smtp.messages.filter((m) => m.raw.includes(`<${eventId}.notification@credential-vault>`));
+  const setUp = async (ctx: OperationContext, path: string) => {
+    const r = await settings.update(ctx, { webhookUrl: `${receiver.url}${path}`, emailRecipients: [`ops-${ctx.tenantId}@example.test`] });
+    secrets.add(r.generatedWebhookSecret!);
+    return r.generatedWebhookSecret!;
+  };
+
+  beforeAll(async () => {
+    Logger.overrideLogger(logger);
+    emu = await KeyVaultEmulator.start({ quiet: true, throttle: false });
+    db = await createTestDatabase(kind);
+    smtp = await TestSmtpServer.start();
+    receiver = await TestWebhookReceiver.start();
+    receiver.respond = (r, n) => (r.path.startsWith('/down') ? 503 : r.path.startsWith('/flaky') && n === 1 ? 500 : 204);
+    app = await buildApp(db, emu, logger, options(smtp.port));
+    settings = app.get(NotificationSettingsService);
+    runner = app.get(TransactionRunner);
+    outbox = app.get(Outbox);
+    deliveries = app.get(NotificationDeliveryRepository);
+    counters = app.get(NotificationCounters);
+    app.get(EventEmitter2).on('rotation.notification', (n: Notification) => bus.push(n));
+  });
+
+  afterAll(async () => {
+    await app?.close();
+    await receiver?.close();
+    await smtp?.close();
+    await emu?.stop();
+    await db?.drop();
+    Logger.overrideLogger(new Logger());
+  });
+
+  it('settings: the signing secret is a webhook_secret credential, the row and the audit entry hold no secret and no full URL', async () => {
+    const ctx = ctxOf('settings');
+    const r = await settings.update(ctx, { webhookUrl: `${receiver.url}/hooks/t0k3n-in-path?sig=q`, emailRecipients: ['Ops@Example.test', 'ops@example.test', 'sec@example.test'] });
+    secrets.add(r.generatedWebhookSecret!);
+    expect(r.generatedWebhookSecret).toMatch(/^whsec_[A-Za-z0-9+/]{43}=$/);
+    expect(r.settings).toMatchObject({ tenantId: ctx.tenantId, webhookSecretConfigured: true, emailRecipients: ['ops@example.test', 'sec@example.test'], rowVersion: 1 });
+    expect(await settings.getWebhookSecret(ctx)).toBe(r.generatedWebhookSecret);
+    const meta = await app.get(CredentialsService).getMetadata(ctx, r.settings.webhookSecretCredentialId!);
+    expect(meta).toMatchObject({ type: CredentialType.WEBHOOK_SECRET, integrationId: 'credential-vault', connectionId: 'notifications-webhook' });
+
+    const audit = await app.get(AuditService).query({ tenantId: ctx.tenantId, action: 'notification_settings_change' });
+    expect(audit.items).toHaveLength(1);
+    expect(audit.items[0].details).toMatchObject({ changed: ['webhookUrl', 'webhookSecret', 'emailRecipients'], webhookOrigin: receiver.url, emailRecipientCount: 2 });
+
+    // A new secret rotates the same credential; a stale rowVersion and bad input change nothing.
+    const mine = `whsec_${randomBytes(24).toString('base64')}`;
+    secrets.add(mine);
+    const r2 = await settings.update(ctx, { webhookSecret: mine, expectedRowVersion: 1 });
+    expect(r2.generatedWebhookSecret).toBeUndefined();
+    expect(r2.settings.webhookSecretCredentialId).toBe(r.settings.webhookSecretCredentialId);
+    expect(await settings.getWebhookSecret(ctx)).toBe(mine);
+    expect(await rejection(settings.update(ctx, { emailRecipients: [], expectedRowVersion: 1 }))).toBeInstanceOf(NotificationSettingsConflictError);
+    expect(await rejection(settings.update(ctx, { emailRecipients: ['a@b.example', 'x <y@z.example>'] }))).toBeInstanceOf(NotificationSettingsInvalidError);
+    expect(await rejection(settings.update(ctx, { webhookUrl: 'ftp://example.com/' }))).toBeInstanceOf(NotificationTargetForbiddenError);
+    expect((await settings.get(ctx)).rowVersion).toBe(2);
+  });
+
+  it('an expiring credential reaches the bus, the signed webhook and the SMTP server — once each, also when the outbox redelivers it', async () => {
+    const ctx = ctxOf('acme');
+    const secret = await setUp(ctx, '/acme');
+    const value = `sk_live_${randomBytes(16).toString('hex')}`;
+    secrets.add(value);
+    const cred = await app.get(CredentialsService).store(ctx, { integrationId: 'github', connectionId: 'org-1', type: CredentialType.API_KEY, value });
+    const expiresAt = new Date(Date.now() + 14 * 86_400_000).toISOString();
+    const eventId = await emit(ctx, 'credential.expiring', { credentialId: cred.id, integrationId: 'github', connectionId: 'org-1', type: 'api_key', expiresAt, thresholdDays: 14 });
+
+    await waitFor(async () => Object.values(await rowsOf(eventId)).filter((r) => r.status === NotificationDeliveryStatus.DELIVERED).length === 3, 'three deliveries');
+    // Webhook: verified by the test with node:crypto, and by the reference implementation.
+    const [hook] = receiver.on('/acme');
+    expect(receiver.on('/acme')).toHaveLength(1);
+    expect(hook.headers['webhook-id']).toBe(eventId);
+    expect(Math.abs(Number(hook.headers['webhook-timestamp']) - Date.now() / 1000)).toBeLessThan(60);
+    expect(hook.headers['webhook-signature']).toBe(expectedSignature(secret, hook));
+    const verified = new Webhook(secret).verify(hook.body, hook.headers as Record<string, string>) as { type: string; data: Record<string, unknown> };
+    expect(verified).toMatchObject({ type: 'credential.expiring', data: { eventId, tenantId: ctx.tenantId, credentialId: cred.id, integrationId: 'github', connectionId: 'org-1', type: 'api_key', thresholdDays: 14 } });
+    expect(() => new Webhook(`whsec_${randomBytes(32).toString('base64')}`).verify(hook.body, hook.headers as Record<string, string>)).toThrow();
+    // E-mail: subject and body name the credential, integration, connection and what to do.
+    const [mail] = mailsFor(eventId);
+    expect(mailsFor(eventId)).toHaveLength(1);
+    expect(mail.to).toEqual([`ops-${ctx.tenantId}@example.test`]);
+    const { headers, text } = parseMail(mail.raw);
+    expect(headers.subject).toBe('[Credential Vault] api_key for github/org-1 expires within 14 day(s)');
+    expect(text).toContain(`Credential ${cred.id} (api_key) of integration "github" connection "org-1"`);
+    expect(text).toContain(`Expires ${expiresAt}`);
+    expect(text).toContain('What to do: Rotate the credential');
+    // Bus.
+    expect(bus.filter((n) => n.eventId === eventId)).toEqual([expect.objectContaining({ event: 'credential.expiring', tenantId: ctx.tenantId, facts: expect.objectContaining({ credentialId: cred.id }) })]);
+
+    // The outbox delivers the same event again (as after a crash before marking it delivered).
+    const ds = app.get(DataSource);
+    const before = counters.get('webhook', 'duplicate');
+    await ds.query(`UPDATE cv_outbox SET delivered_at = NULL, available_at = 0 WHERE id = ${kind === 'postgres' ? '$1' : '?'}`, [eventId]);
+    await waitFor(() => counters.get('webhook', 'duplicate') > before, 'the redelivery');
+    await waitFor(async () => (await ds.query(`SELECT delivered_at FROM cv_outbox WHERE id = ${kind === 'postgres' ? '$1' : '?'}`, [eventId]))[0].delivered_at !== null, 'delivered again');
+    const direct = await app.get(NotificationDispatcher).handle({ id: eventId, name: 'credential.expiring', tenantId: ctx.tenantId, payload: { credentialId: cred.id }, createdAt: new Date(), attempts: 3 } as OutboxEvent);
+    expect(direct.map((r) => [r.channel, r.status, r.now]).sort()).toEqual([['bus', 'delivered', false], ['email', 'delivered', false], ['webhook', 'delivered', false]]);
+    expect(receiver.on('/acme')).toHaveLength(1);
+    expect(mailsFor(eventId)).toHaveLength(1);
+    expect(bus.filter((n) => n.eventId === eventId)).toHaveLength(1);
+  });
+
+  it('a failing receiver is retried with backoff, then given up and recorded; e-mail and bus are not held back', async () => {
+    const ctx = ctxOf('down');
+    await setUp(ctx, '/down');
+    const givenUpBefore = counters.get('webhook', 'given_up');
+    const eventId = await emit(ctx, 'credential.revoked', { credentialId: 'c-9', integrationId: 'stripe', connectionId: 'acct-1', type: 'api_key', reason: 'leaked in a ticket', severity: 'critical' });
+    await waitFor(async () => (await rowsOf(eventId)).webhook?.status === NotificationDeliveryStatus.GIVEN_UP, 'the webhook to be given up');
+    const rows = await rowsOf(eventId);
+    expect(rows.webhook).toMatchObject({ attempts: 3, lastError: 'NotificationDeliveryFailedError(NOTIFICATION_DELIVERY_FAILED)' });
+    expect(rows.webhook.finishedAt).not.toBeNull();
+    expect(rows.email.status).toBe(NotificationDeliveryStatus.DELIVERED);
+    expect(rows.bus.status).toBe(NotificationDeliveryStatus.DELIVERED);
+    expect(rows.email.finishedAt!.getTime()).toBeLessThanOrEqual(rows.webhook.finishedAt!.getTime());
+    const attempts = receiver.on('/down');
+    expect(attempts).toHaveLength(3);
+    expect(new Set(attempts.map((a) => a.headers['webhook-id']))).toEqual(new Set([eventId]));
+    expect(counters.get('webhook', 'given_up')).toBe(givenUpBefore + 1);
+    expect(parseMail(mailsFor(eventId)[0].raw).headers.subject).toBe('[Credential Vault] api_key for stripe/acct-1 was revoked (critical)');
+    // Given up is final: the outbox row is delivered and nothing is sent again.
+    await waitFor(async () => (await app.get(DataSource).query(`SELECT delivered_at FROM cv_outbox WHERE id = ${kind === 'postgres' ? '$1' : '?'}`, [eventId]))[0].delivered_at !== null, 'outbox delivered');
+    await new Promise((r) => setTimeout(r, 200));
+    expect(receiver.on('/down')).toHaveLength(3);
+    expect(logger.lines.some((l) => l.includes(`Notification ${eventId} (credential.revoked)`) && l.includes('given up'))).toBe(true);
+  });
+
+  it('a receiver that fails once gets the event on the next attempt', async () => {
+    const ctx = ctxOf('flaky');
+    await setUp(ctx, '/flaky');
+    const eventId = await emit(ctx, 'credential.rotation_due', { credentialId: 'c-3', integrationId: 'slack', connectionId: 'ws-1', type: 'oauth_refresh_token' });
+    await waitFor(async () => (await rowsOf(eventId)).webhook?.status === NotificationDeliveryStatus.DELIVERED, 'the webhook delivered');
+    expect((await rowsOf(eventId)).webhook).toMatchObject({ attempts: 2, lastError: 'NotificationDeliveryFailedError(NOTIFICATION_DELIVERY_FAILED)' });
+    expect(receiver.on('/flaky')).toHaveLength(2);
+    expect(mailsFor(eventId)).toHaveLength(1);
+  });
+
+  it('a tenant without settings: webhook and e-mail are skipped, the bus still notifies; an event not in the list notifies nobody', async () => {
+    const ctx = ctxOf('bare');
+    const eventId = await emit(ctx, 'credential.expired', { credentialId: 'c-5', integrationId: 'x', connectionId: 'y' });
+    await waitFor(async () => Object.keys(await rowsOf(eventId)).length === 3 && Object.values(await rowsOf(eventId)).every((r) => r.status !== 'pending'), 'all channels');
+    const rows = await rowsOf(eventId);
+    expect([rows.bus.status, rows.webhook.status, rows.email.status]).toEqual(['delivered', 'skipped', 'skipped']);
+    const other = await emit(ctx, 'credential.stored', { credentialId: 'c-5' });
+    await waitFor(async () => (await app.get(DataSource).query(`SELECT delivered_at FROM cv_outbox WHERE id = ${kind === 'postgres' ? '$1' : '?'}`, [other]))[0].delivered_at !== null, 'outbox delivered');
+    expect(await deliveries.listForEvent(other)).toEqual([]);
+  });
+
+  it('an error that cannot succeed gives the channel up at once (a host-registered notifier)', async () => {
+    const ctx = ctxOf('pager');
+    let calls = 0;
+    const off = app.get(NotifierRegistry).register({ channel: 'pager', send: async () => (calls++, Promise.reject(new NotificationTargetForbiddenError())) });
+    try {
+      const eventId = await emit(ctx, 'webhook_secret.rotation_failed', { credentialId: 'c-7', integrationId: 'github', connectionId: 'app', errorCode: 'UPDATER_FAILED' });
+      await waitFor(async () => (await rowsOf(eventId)).pager?.status === NotificationDeliveryStatus.GIVEN_UP, 'pager given up');
+      expect((await rowsOf(eventId)).pager).toMatchObject({ attempts: 1, lastError: 'NotificationTargetForbiddenError(NOTIFICATION_TARGET_FORBIDDEN)' });
+      expect(calls).toBe(1);
+    } finally {
+      off();
+    }
+  });
+
+  it('SSRF guard by default: settings refuse private targets, and the sender refuses them at connect time', async () => {
+    const ctx = ctxOf('ssrf');
+    const clock = new SystemClock();
+    const strict = resolveNotificationOptions({});
+    const guarded = new NotificationSettingsService(strict, clock, runner, app.get(NotificationSettingsRepository), app.get(CredentialsService), app.get(AuditService));
+    for (const url of [`${receiver.url}/ssrf`, 'http://localhost:9/', 'http://[::1]/', 'http://169.254.169.254/latest/meta-data/', 'http://10.0.0.1/']) {
+      expect(await rejection(guarded.update(ctx, { webhookUrl: url }))).toBeInstanceOf(NotificationTargetForbiddenError);
+    }
+    expect((await settings.get(ctx)).rowVersion).toBe(0);
+
+    // A row that points at a private target anyway (saved while allowed, or DNS changed since).
+    const secret = await setUp(ctx, '/ssrf');
+    expect(secret).toBeDefined();
+    const sender = new WebhookNotifier(strict, clock, app.get(NotificationSettingsRepository), app.get(CredentialsService));
+    const n = { eventId: 'e1', event: 'credential.expired', tenantId: ctx.tenantId, occurredAt: new Date(), subject: 's', summary: 's', action: 'a', facts: {} } as Notification;
+    expect(await rejection(sender.send(n))).toBeInstanceOf(NotificationTargetForbiddenError);
+    await settings.update(ctx, { webhookUrl: `${receiver.url.replace('127.0.0.1', 'localhost')}/ssrf` });
+    expect(await rejection(sender.send(n))).toBeInstanceOf(NotificationTargetForbiddenError);
+    expect(receiver.on('/ssrf')).toHaveLength(0);
+  });
+  it('no secret (signing secrets, the credential value) in a message, a row, an audit entry or a log line; a webhook URL only in its settings row', async () => {
+    const ds = app.get(DataSource);
+    const elsewhere = JSON.stringify([
+      smtp.messages, receiver.requests.map((r) => [r.headers, r.body]), bus, logger.lines,
+      await ds.query('SELECT * FROM cv_notification_deliveries'), await ds.query('SELECT * FROM cv_outbox'),
+      (await app.get(AuditService).query({ limit: 500 })).items,
+    ]);
+    const dump = elsewhere + JSON.stringify(await ds.query('SELECT * FROM cv_notification_settings'));
+    expect(secrets.size).toBeGreaterThan(5);
+    for (const s of secrets) expect(dump).not.toContain(s);
+    expect(elsewhere).not.toContain('t0k3n-in-path'); // chat webhook URLs carry tokens in the path
+  });
+});

@@ -1,0 +1,109 @@
+import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { SMTPServer } from 'smtp-server';
+
+/** Test-only (not exported by the lib): a real SMTP server on 127.0.0.1 that keeps what it receives. */
+export class TestSmtpServer {
+  readonly messages: Array<{ from: string; to: string[]; raw: string }> = [];
+  private constructor(
+    private readonly server: SMTPServer,
+    readonly port: number,
+  ) {}
+
+  static async start(): Promise<TestSmtpServer> {
+    const messages: TestSmtpServer['messages'] = [];
+    const server = new SMTPServer({
+      authOptional: true,
+      disabledCommands: ['STARTTLS', 'AUTH'],
+      logger: false,
+      onData(stream, session, callback) {
+        const chunks: Buffer[] = [];
+        stream.on('data', (c: Buffer) => chunks.push(c));
+        stream.on('end', () => {
+          messages.push({
+            from: session.envelope.mailFrom ? session.envelope.mailFrom.address : '',
+            to: session.envelope.rcptTo.map((r) => r.address),
+            raw: Buffer.concat(chunks).toString('utf8'),
+          });
+          callback();
+        });
+      },
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
+    const port = ((server as unknown as { server: Server }).server.address() as AddressInfo).port;
+    const smtp = new TestSmtpServer(server, port);
+    (smtp as { messages: TestSmtpServer['messages'] }).messages = messages;
+    return smtp;
+  }
+
+  close(): Promise<void> {
+    return new Promise((resolve) => this.server.close(() => resolve()));
+  }
+}
+
+/** Header and decoded text body of a raw message (unfolded headers, quoted-printable decoded). */
+export function parseMail(raw: string): { headers: Record<string, string>; text: string } {
+  const split = raw.indexOf('\r\n\r\n');
+  const head = raw.slice(0, split).replace(/\r\n(?=[ \t])/g, '');
+  const headers: Record<string, string> = {};
+  for (const line of head.split('\r\n')) {
+    const i = line.indexOf(':');
+    if (i > 0) headers[line.slice(0, i).toLowerCase()] = line.slice(i + 1).trim();
+  }
+  let text = raw.slice(split + 4);
+  if (/quoted-printable/i.test(headers['content-transfer-encoding'] ?? '')) {
+    text = Buffer.from(text.replace(/=\r\n/g, '').replace(/=([0-9A-F]{2})/g, (_m, h: string) => String.fromCharCode(parseInt(h, 16))), 'latin1').toString('utf8');
+  }
+  return { headers, text: text.replace(/\r\n/g, '\n') };
+}
+
+export interface ReceivedWebhook {
+  path: string;
+  headers: IncomingHttpHeaders;
+  body: string;
+}
+
+/** Test-only: an HTTP receiver on 127.0.0.1 answering each request with `respond(request, n)` (n: 1-based count on that path). */
+export class TestWebhookReceiver {
+  readonly requests: ReceivedWebhook[] = [];
+  respond: (request: ReceivedWebhook, n: number) => number = () => 204;
+  private constructor(
+    private readonly server: Server,
+    readonly url: string,
+  ) {}
+
+  static async start(): Promise<TestWebhookReceiver> {
+    const holder: { receiver?: TestWebhookReceiver } = {};
+    const server = createServer((req, res) => {
+      const receiver = holder.receiver;
+      const chunks: Buffer[] = [];
+      req.on('data', (c: Buffer) => chunks.push(c));
+      req.on('end', () => {
+        const request: ReceivedWebhook = { path: req.url ?? '', headers: req.headers, body: Buffer.concat(chunks).toString('utf8') };
+        receiver!.requests.push(request);
+        const n = receiver!.requests.filter((r) => r.path === request.path).length;
+        res.statusCode = receiver!.respond(request, n);
+        res.end();
+      });
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
+    holder.receiver = new TestWebhookReceiver(server, `http://127.0.0.1:${(server.address() as AddressInfo).port}`);
+    return holder.receiver;
+  }
+
+  on(path: string): ReceivedWebhook[] {
+    return this.requests.filter((r) => r.path === path);
+  }
+
+  close(): Promise<void> {
+    return new Promise((resolve) => this.server.close(() => resolve()));
+  }
+}
+
+export async function waitFor(condition: () => boolean | Promise<boolean>, what: string, timeoutMs = 15_000): Promise<void> {
+  const until = Date.now() + timeoutMs;
+  while (!(await condition())) {
+    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
