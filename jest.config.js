@@ -46,7 +46,8 @@ module.exports = {
       displayName: 'integration',
       // Integration specs talk to real services: the local vault over HTTPS, SQLite, PostgreSQL, Redis.
       testMatch: ['<rootDir>/{apps,libs}/**/*.int-spec.ts', '<rootDir>/test/**/*.e2e-spec.ts'],
-      testTimeout: 60000,
+      // jest ignores a project's `testTimeout` for hooks (a host booting in beforeAll got 5 s); set it per file instead.
+      setupFilesAfterEnv: ['<rootDir>/test/support/integration-timeout.ts'],
     },
   ],
 };
