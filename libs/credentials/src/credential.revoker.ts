@@ -1,11 +1,12 @@
-import { Injectable } from '@nestjs/common';
-import type { OperationContext } from '@app/common';
+import { Inject, Injectable } from '@nestjs/common';
+import { Clock, type OperationContext } from '@app/common';
 import { KeyVaultProvider } from '@app/key-vault';
 import { CredentialCache } from './cache/credential-cache';
 import { CredentialStatus } from './credential-type';
+import { CREDENTIALS_CLOCK } from './credentials.constants';
 import type { CredentialMetadata, RevokeValueResult } from './credential.types';
 import { CredentialWriter } from './credential.writer';
-import { cacheKey } from './internal/credential-view';
+import { cacheKey, toMetadata } from './internal/credential-view';
 import { assertContext, loadLive } from './internal/guards';
 import { CredentialRepository } from './persistence/credential.repository';
 import { CredentialVersionRepository } from './persistence/credential-version.repository';
@@ -25,11 +26,15 @@ export class CredentialRevoker {
     private readonly versions: CredentialVersionRepository,
     private readonly keyVault: KeyVaultProvider,
     private readonly cache: CredentialCache,
+    @Inject(CREDENTIALS_CLOCK) private readonly clock: Clock,
   ) {}
 
   async revoke(ctx: OperationContext, id: string): Promise<RevokeValueResult> {
     assertContext(ctx);
-    const metadata = await this.writer.updateMetadata(ctx, id, { status: CredentialStatus.REVOKED });
+    const row = await loadLive(this.rows, ctx.tenantId, id);
+    // Already revoked (a retry after a vault failure, or the caller set the status in its transaction): only the vault is left.
+    const metadata =
+      row.status === CredentialStatus.REVOKED ? toMetadata(row, this.clock.nowMs()) : await this.writer.updateMetadata(ctx, id, { status: CredentialStatus.REVOKED });
     const vaultVersions = await this.setVaultVersionsEnabled(ctx, id, false);
     return { metadata, vaultVersions };
   }
