@@ -10,5 +10,13 @@ export { RotationHistoryEntity, RotationNoticeEntity, RotationPolicyEntity } fro
 export { RotationEvents, type RotationEventName, type CredentialNoticePayload } from './rotation.events';
 export { RotationPolicyService } from './policies/rotation-policy.service';
 export { resolvePolicy, type PolicySubject } from './policies/policy-resolution';
+export { RotationService, type RotateCredentialOptions, type RotationOutcome } from './rotation.service';
+export { RotationHandlerRegistry } from './handlers/rotation-handler.registry';
+export { generateApiKey, generatePassword, type ValueGenerator } from './handlers/value-generators';
+export type { RotationHistoryEntry } from './history/rotation-history';
+export { RevocationService, REVOKE_SEVERITIES, type RevokeSeverity, type RevokeTarget, type RevokeOptions, type RevokeResult } from './revoke/revocation.service';
+export { ExpiryMonitorService, type ExpiryMonitorResult, type ExpiryWindows } from './jobs/expiry-monitor.service';
+export { RotationCheckService, type RotationCheckResult } from './jobs/rotation-check.service';
+export { RotationScheduler } from './jobs/rotation.scheduler';
 export * from './webhooks';
 export * from './notifications';

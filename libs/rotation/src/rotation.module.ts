@@ -3,11 +3,19 @@ import { DistributedLock, ScheduledJobsModule, createDistributedLock, provideLib
 import { DataSource } from 'typeorm';
 import { RotationConfigurationError } from './errors/rotation.errors';
 import { NOTIFICATION_PROVIDERS } from './notifications';
+import { RotationHandlerRegistry } from './handlers/rotation-handler.registry';
+import { RotationHistoryRepository } from './history/rotation-history.repository';
+import { ExpiryMonitorService } from './jobs/expiry-monitor.service';
+import { RotationCheckService } from './jobs/rotation-check.service';
+import { RotationNoticeRepository } from './jobs/rotation-notice.repository';
+import { RotationScheduler } from './jobs/rotation.scheduler';
 import { RotationPolicyRepository } from './policies/rotation-policy.repository';
 import { RotationPolicyService } from './policies/rotation-policy.service';
 import { ROTATION_CLOCK, ROTATION_LOCK, ROTATION_RESOLVED_OPTIONS } from './rotation.constants';
 import { ROTATION_MODULE_OPTIONS, RotationConfigurableModule } from './rotation.module-definition';
 import { RotationModuleOptions, resolveRotationOptions } from './rotation.options';
+import { RevocationService } from './revoke/revocation.service';
+import { RotationService } from './rotation.service';
 import { WEBHOOK_PROVIDERS } from './webhooks';
 
 const providers: Provider[] = [
@@ -32,6 +40,14 @@ const providers: Provider[] = [
   provideLibClock(ROTATION_CLOCK, ROTATION_RESOLVED_OPTIONS),
   RotationPolicyRepository,
   RotationPolicyService,
+  RotationNoticeRepository,
+  RotationHistoryRepository,
+  RotationHandlerRegistry,
+  RotationService,
+  RevocationService,
+  ExpiryMonitorService,
+  RotationCheckService,
+  RotationScheduler,
   ...WEBHOOK_PROVIDERS,
   ...NOTIFICATION_PROVIDERS,
 ];
@@ -53,6 +69,6 @@ const providers: Provider[] = [
 @Module({
   imports: [ScheduledJobsModule],
   providers,
-  exports: [RotationPolicyService, ...WEBHOOK_PROVIDERS, ...NOTIFICATION_PROVIDERS],
+  exports: [RotationPolicyService, RotationService, RevocationService, RotationHandlerRegistry, ExpiryMonitorService, RotationCheckService, ...WEBHOOK_PROVIDERS, ...NOTIFICATION_PROVIDERS],
 })
 export class RotationModule extends RotationConfigurableModule {}

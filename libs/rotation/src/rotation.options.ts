@@ -4,6 +4,7 @@ import { z } from 'zod';
 import { RotationConfigurationError } from './errors/rotation.errors';
 import type { RotationHandlerRegistration } from './handlers/rotation-handler';
 import { DEFAULT_ROTATION_POLICIES, ROTATION_MODES, type PolicyValues } from './policies/rotation-policy.types';
+import type { WebhookSecretsOptions } from './webhooks/webhook-secrets.options';
 
 /** A scheduled job of the lib. */
 export interface RotationJobOptions {
@@ -44,6 +45,8 @@ export interface RotationModuleOptions {
   handlers?: RotationHandlerRegistration[];
   /** Generated basic-auth passwords. */
   passwordPolicy?: PasswordPolicyOptions;
+  /** Webhook secrets (two-phase rotation, overlap, its job): validated by the webhooks part. */
+  webhooks?: WebhookSecretsOptions;
   /**
    * Time source (tests pass a ManualClock, the same one CredentialsModule gets).
    * @default the host's global `Clock` provider if any, else the system clock

@@ -1,0 +1,173 @@
+import { Inject, Injectable, Logger } from '@nestjs/common';
+import { Clock, DistributedLock, LOCK_KEYS, Outbox, TransactionRunner, systemContext } from '@app/common';
+import { CredentialExpiryScanner, CredentialsService, CredentialStatus, type CredentialMetadata, type ExpiringCredentialRef } from '@app/credentials';
+import type { RotationPolicyEntity } from '../entities/rotation-policy.entity';
+import { RotationPolicyService } from '../policies/rotation-policy.service';
+import { EXPIRY_MONITOR_ACTOR, ROTATION_CLOCK, ROTATION_LOCK, ROTATION_RESOLVED_OPTIONS } from '../rotation.constants';
+import { RotationEvents, type CredentialNoticePayload } from '../rotation.events';
+import type { ResolvedRotationOptions } from '../rotation.options';
+import { RotationNoticeRepository } from './rotation-notice.repository';
+
+export const DAY_MS = 86_400_000;
+
+/** What one run of the expiry monitor did. */
+export interface ExpiryMonitorResult {
+  acquired: boolean;
+  scanned: number;
+  /** `credential.expiring` events raised. */
+  warned: number;
+  /** Credentials marked expired (`credential.expired` raised). */
+  expired: number;
+  failed: number;
+  /** Credentials by how soon they expire, as seen by this run (for metrics). */
+  windows: ExpiryWindows;
+}
+
+/** Credentials expiring within each window (days) — `expired` is past expiry. Cumulative. */
+export type ExpiryWindows = Record<'expired' | '1d' | '7d' | '14d' | '30d', number>;
+
+/**
+ * The expiry-monitor's work. Every credential entering a warning threshold (30/14/7/1 days before its
+ * expiry, only those ≤ its policy's `warnBeforeDays`) raises `credential.expiring` once per credential
+ * version and threshold, ever: the dedupe row (`cv_rotation_notices`) and the outbox event commit in
+ * one transaction per credential. A run that finds several thresholds passed (it missed runs) raises
+ * the tightest and records the wider ones as passed over. A credential past its expiry gets status
+ * `expired` and one `credential.expired`, in the same way. A crash mid-run leaves each credential
+ * either done or untouched; the next run finishes.
+ */
+@Injectable()
+export class ExpiryMonitorService {
+  private readonly logger = new Logger(ExpiryMonitorService.name);
+  private lastWindows: ExpiryWindows | null = null;
+
+  constructor(
+    private readonly scanner: CredentialExpiryScanner,
+    private readonly credentials: CredentialsService,
+    private readonly policies: RotationPolicyService,
+    private readonly notices: RotationNoticeRepository,
+    private readonly runner: TransactionRunner,
+    private readonly outbox: Outbox,
+    @Inject(ROTATION_LOCK) private readonly lock: DistributedLock,
+    @Inject(ROTATION_CLOCK) private readonly clock: Clock,
+    @Inject(ROTATION_RESOLVED_OPTIONS) private readonly options: ResolvedRotationOptions,
+  ) {}
+
+  /** The windows counted by the last run on this replica (null before the first). */
+  windows(): ExpiryWindows | null {
+    return this.lastWindows;
+  }
+
+  /** One run, under `LOCK_KEYS.rotationExpiryMonitor`: exclusive across replicas whoever calls it. */
+  async runOnce(): Promise<ExpiryMonitorResult> {
+    const result = await this.lock.tryRun(LOCK_KEYS.rotationExpiryMonitor, () => this.work());
+    if (!result.acquired) return { acquired: false, scanned: 0, warned: 0, expired: 0, failed: 0, windows: emptyWindows() };
+    return result.value;
+  }
+
+  private async work(): Promise<ExpiryMonitorResult> {
+    const now = this.clock.now();
+    const { thresholdsDays, batchSize } = this.options.expiryMonitor;
+    const horizon = new Date(now.getTime() + Math.max(30, ...thresholdsDays) * DAY_MS);
+    const out: ExpiryMonitorResult = { acquired: true, scanned: 0, warned: 0, expired: 0, failed: 0, windows: emptyWindows() };
+    const overrides = new Map<string, RotationPolicyEntity[]>();
+    let after: { expiresAt: Date; id: string } | undefined;
+    for (;;) {
+      const page = await this.scanner.scanExpiringAcrossTenants({
+        before: horizon,
+        statuses: [CredentialStatus.ACTIVE, CredentialStatus.EXPIRED, CredentialStatus.NEEDS_REAUTH],
+        limit: batchSize,
+        after,
+      });
+      for (const ref of page) {
+        out.scanned++;
+        countWindow(out.windows, ref.expiresAt.getTime() - now.getTime());
+        try {
+          if (!overrides.has(ref.tenantId)) overrides.set(ref.tenantId, await this.policies.tenantOverrides(ref.tenantId));
+          const outcome = await this.check(ref, now, overrides.get(ref.tenantId)!);
+          if (outcome === 'warned') out.warned++;
+          if (outcome === 'expired') out.expired++;
+        } catch (e) {
+          // One credential's trouble must not stop the others; the next run tries it again.
+          out.failed++;
+          this.logger.warn(`expiry check of credential ${ref.id} (tenant ${ref.tenantId}) failed: ${(e as Error).name}`);
+        }
+      }
+      if (page.length < batchSize) break;
+      const last = page[page.length - 1];
+      after = { expiresAt: last.expiresAt, id: last.id };
+    }
+    this.lastWindows = out.windows;
+    if (out.warned || out.expired || out.failed) this.logger.log(`expiry monitor: ${out.scanned} scanned, ${out.warned} warned, ${out.expired} expired, ${out.failed} failed`);
+    return out;
+  }
+
+  private async check(ref: ExpiringCredentialRef, now: Date, overrides: RotationPolicyEntity[]): Promise<'warned' | 'expired' | 'none'> {
+    const ctx = systemContext(ref.tenantId, EXPIRY_MONITOR_ACTOR);
+    const leftMs = ref.expiresAt.getTime() - now.getTime();
+    if (leftMs <= 0) {
+      const meta = await this.credentials.getMetadata(ctx, ref.id);
+      const raised = await this.notices.raised(ref.id, meta.version);
+      if (raised.has('expired')) return 'none';
+      await this.runner.run(async () => {
+        const eventId = await this.outbox.add({ name: RotationEvents.EXPIRED, tenantId: ref.tenantId, payload: { ...notice(meta, 'Rotate the credential: its value has expired and is no longer served.') } });
+        await this.notices.record({ credentialId: ref.id, version: meta.version, notice: 'expired', tenantId: ref.tenantId, eventId, createdAt: now });
+        // `expired` is derived on read from an active row; store it (needs_reauth stays as it is).
+        if (meta.status === CredentialStatus.EXPIRED) await this.credentials.updateMetadata(ctx, ref.id, { status: CredentialStatus.EXPIRED });
+      });
+      return 'expired';
+    }
+    const policy = await this.policies.resolve({ id: ref.id, tenantId: ref.tenantId, integrationId: ref.integrationId, type: ref.type }, overrides);
+    const crossed = this.options.expiryMonitor.thresholdsDays.filter((t) => t <= policy.warnBeforeDays && leftMs <= t * DAY_MS);
+    if (crossed.length === 0) return 'none';
+    const tightest = Math.min(...crossed);
+    const meta = await this.credentials.getMetadata(ctx, ref.id);
+    const raised = await this.notices.raised(ref.id, meta.version);
+    if (raised.has(thresholdNotice(tightest))) return 'none';
+    await this.runner.run(async () => {
+      const payload = notice(meta, `Rotate the credential before it expires (within ${tightest} day${tightest === 1 ? '' : 's'}).`);
+      const eventId = await this.outbox.add({ name: RotationEvents.EXPIRING, tenantId: ref.tenantId, payload: { ...payload, thresholdDays: tightest } });
+      await this.notices.record({ credentialId: ref.id, version: meta.version, notice: thresholdNotice(tightest), tenantId: ref.tenantId, eventId, createdAt: now });
+      // Wider thresholds passed while no run happened: recorded, never sent late.
+      for (const t of crossed) {
+        if (t !== tightest && !raised.has(thresholdNotice(t))) {
+          await this.notices.record({ credentialId: ref.id, version: meta.version, notice: thresholdNotice(t), tenantId: ref.tenantId, eventId: null, createdAt: now });
+        }
+      }
+    });
+    return 'warned';
+  }
+}
+
+export function thresholdNotice(days: number): string {
+  return `expiry:${days}d`;
+}
+
+function notice(meta: CredentialMetadata, action: string): CredentialNoticePayload {
+  return {
+    credentialId: meta.id,
+    tenantId: meta.tenantId,
+    integrationId: meta.integrationId,
+    connectionId: meta.connectionId,
+    type: meta.type,
+    version: meta.version,
+    expiresAt: meta.expiresAt ? meta.expiresAt.toISOString() : null,
+    action,
+  };
+}
+
+export { notice as noticePayload };
+
+function emptyWindows(): ExpiryWindows {
+  return { expired: 0, '1d': 0, '7d': 0, '14d': 0, '30d': 0 };
+}
+
+function countWindow(w: ExpiryWindows, leftMs: number): void {
+  if (leftMs <= 0) {
+    w.expired++;
+    return;
+  }
+  if (leftMs <= DAY_MS) w['1d']++;
+  if (leftMs <= 7 * DAY_MS) w['7d']++;
+  if (leftMs <= 14 * DAY_MS) w['14d']++;
+  if (leftMs <= 30 * DAY_MS) w['30d']++;
+}

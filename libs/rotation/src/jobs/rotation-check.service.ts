@@ -1,0 +1,109 @@
+import { Inject, Injectable, Logger } from '@nestjs/common';
+import { Clock, DistributedLock, LOCK_KEYS, Outbox, TransactionRunner, systemContext } from '@app/common';
+import { CredentialExpiryScanner, CredentialsService, CredentialStatus, CredentialType, type LiveCredentialRef } from '@app/credentials';
+import type { RotationPolicyEntity } from '../entities/rotation-policy.entity';
+import { RotationPolicyService } from '../policies/rotation-policy.service';
+import { ROTATION_CHECK_ACTOR, ROTATION_CLOCK, ROTATION_LOCK, ROTATION_RESOLVED_OPTIONS } from '../rotation.constants';
+import { RotationEvents } from '../rotation.events';
+import type { ResolvedRotationOptions } from '../rotation.options';
+import { RotationService } from '../rotation.service';
+import { DAY_MS, noticePayload } from './expiry-monitor.service';
+import { RotationNoticeRepository } from './rotation-notice.repository';
+
+export interface RotationCheckResult {
+  acquired: boolean;
+  scanned: number;
+  /** Credentials whose rotation is due (manual and automatic). */
+  due: number;
+  /** `credential.rotation_due` events raised (once per credential version). */
+  notified: number;
+  rotated: number;
+  failed: number;
+}
+
+/**
+ * The rotation-check's work: every live credential whose policy's `rotateAfterDays` has passed since
+ * its last rotation (or creation). Manual ones raise `credential.rotation_due` once per credential
+ * version (dedupe row + event in one transaction); automatic ones are rotated through RotationService
+ * (a handler, else a generator; with neither they are reported like manual ones). Webhook secrets are
+ * left to the webhook-secret-rotation job (two-phase, with an overlap), OAuth access tokens to refresh.
+ */
+@Injectable()
+export class RotationCheckService {
+  private readonly logger = new Logger(RotationCheckService.name);
+
+  constructor(
+    private readonly scanner: CredentialExpiryScanner,
+    private readonly credentials: CredentialsService,
+    private readonly policies: RotationPolicyService,
+    private readonly rotation: RotationService,
+    private readonly notices: RotationNoticeRepository,
+    private readonly runner: TransactionRunner,
+    private readonly outbox: Outbox,
+    @Inject(ROTATION_LOCK) private readonly lock: DistributedLock,
+    @Inject(ROTATION_CLOCK) private readonly clock: Clock,
+    @Inject(ROTATION_RESOLVED_OPTIONS) private readonly options: ResolvedRotationOptions,
+  ) {}
+
+  /** One run, under `LOCK_KEYS.rotationCheck`: exclusive across replicas whoever calls it. */
+  async runOnce(): Promise<RotationCheckResult> {
+    const result = await this.lock.tryRun(LOCK_KEYS.rotationCheck, () => this.work());
+    if (!result.acquired) return { acquired: false, scanned: 0, due: 0, notified: 0, rotated: 0, failed: 0 };
+    return result.value;
+  }
+
+  private async work(): Promise<RotationCheckResult> {
+    const now = this.clock.now();
+    const out: RotationCheckResult = { acquired: true, scanned: 0, due: 0, notified: 0, rotated: 0, failed: 0 };
+    const overrides = new Map<string, RotationPolicyEntity[]>();
+    const { batchSize } = this.options.rotationCheck;
+    let afterId: string | undefined;
+    for (;;) {
+      // Nothing rotated less than a day ago can be due (the shortest policy is one day).
+      const page = await this.scanner.scanLiveAcrossTenants({ statuses: [CredentialStatus.ACTIVE], changedBefore: new Date(now.getTime() - DAY_MS), limit: batchSize, afterId });
+      for (const ref of page) {
+        out.scanned++;
+        if (ref.type === CredentialType.OAUTH_ACCESS_TOKEN || ref.type === CredentialType.WEBHOOK_SECRET) continue;
+        try {
+          if (!overrides.has(ref.tenantId)) overrides.set(ref.tenantId, await this.policies.tenantOverrides(ref.tenantId));
+          await this.check(ref, now, overrides.get(ref.tenantId)!, out);
+        } catch (e) {
+          out.failed++;
+          this.logger.warn(`rotation check of credential ${ref.id} (tenant ${ref.tenantId}) failed: ${(e as Error).name}`);
+        }
+      }
+      if (page.length < batchSize) break;
+      afterId = page[page.length - 1].id;
+    }
+    if (out.due) this.logger.log(`rotation check: ${out.due} due, ${out.rotated} rotated, ${out.notified} notified, ${out.failed} failed`);
+    return out;
+  }
+
+  private async check(ref: LiveCredentialRef, now: Date, overrides: RotationPolicyEntity[], out: RotationCheckResult): Promise<void> {
+    const policy = await this.policies.resolve({ id: ref.id, tenantId: ref.tenantId, integrationId: ref.integrationId, type: ref.type }, overrides);
+    if (policy.rotateAfterDays <= 0) return;
+    const dueAt = new Date(ref.changedAt.getTime() + policy.rotateAfterDays * DAY_MS);
+    if (dueAt.getTime() > now.getTime()) return;
+    out.due++;
+    const ctx = systemContext(ref.tenantId, ROTATION_CHECK_ACTOR);
+    if (policy.rotation === 'automatic' && this.rotation.canMint(ref) && out.rotated < this.options.rotationCheck.maxRotationsPerRun) {
+      try {
+        await this.rotation.rotate(ctx, ref.id, { reason: 'scheduled: rotate-after of the policy passed' });
+        out.rotated++;
+      } catch (e) {
+        out.failed++;
+        await this.rotation.reportFailure(ctx, await this.credentials.getMetadata(ctx, ref.id), e);
+      }
+      return;
+    }
+    const raised = await this.notices.raised(ref.id, ref.version);
+    if (raised.has('rotation_due')) return;
+    const meta = await this.credentials.getMetadata(ctx, ref.id);
+    await this.runner.run(async () => {
+      const payload = { ...noticePayload(meta, 'Rotate the credential: its rotation policy says it is due.'), dueAt: dueAt.toISOString() };
+      const eventId = await this.outbox.add({ name: RotationEvents.ROTATION_DUE, tenantId: ref.tenantId, payload });
+      await this.notices.record({ credentialId: ref.id, version: ref.version, notice: 'rotation_due', tenantId: ref.tenantId, eventId, createdAt: now });
+    });
+    out.notified++;
+  }
+}

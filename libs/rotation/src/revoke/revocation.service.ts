@@ -1,0 +1,150 @@
+import { Inject, Injectable, Logger } from '@nestjs/common';
+import { AuditAction, AuditResult, AuditService } from '@app/audit';
+import { Clock, DistributedLock, Outbox, TransactionRunner, prefixedLockKey, type OperationContext } from '@app/common';
+import { CredentialsService, CredentialStatus, type CredentialMetadata } from '@app/credentials';
+import { CredentialNotRevokedError, NothingToRevokeError, RotationValidationError } from '../errors/rotation.errors';
+import { assertContext, assertCredentialId, assertIdentifier, assertReason } from '../internal/validation';
+import { ROTATION_CLOCK, ROTATION_LOCK } from '../rotation.constants';
+import { RotationEvents } from '../rotation.events';
+import { RotationService } from '../rotation.service';
+
+export type RevokeSeverity = 'low' | 'medium' | 'high' | 'critical';
+export const REVOKE_SEVERITIES: readonly RevokeSeverity[] = ['low', 'medium', 'high', 'critical'];
+
+/** What to revoke: one credential, every credential of a connection or an integration, or the whole tenant. */
+export type RevokeTarget = { credentialId: string } | { integrationId: string; connectionId?: string } | { tenant: true };
+
+export interface RevokeOptions {
+  /** Why (required): recorded in the audit row, the history and the event. */
+  reason: string;
+  /** @default 'critical' */
+  severity?: RevokeSeverity;
+}
+
+export interface RevokeResult {
+  /** Credentials revoked by this call (or finished: their vault versions disabled again). */
+  revoked: string[];
+  /** Key Vault secret versions disabled. */
+  vaultVersionsDisabled: number;
+  /** Credentials revoked whose vault versions could not all be disabled yet: call again to finish. */
+  vaultFailures: string[];
+}
+
+/** How long an emergency revoke waits for a rotation of the same credential in flight. */
+const REVOKE_LOCK_TIMEOUT_MS = 30_000;
+
+/**
+ * Emergency revoke. Per credential: ONE transaction sets status `revoked` with its audit row (action
+ * `revoke`, `critical: true`), the `credential.revoked` outbox event and the history row — from the
+ * commit on, every read is refused, cache hits included (the commit purges the cache entry). Then its
+ * Key Vault secret versions are disabled (CredentialsService.revoke); a vault failure leaves the
+ * credential revoked and is reported, and revoking again finishes it. Envelope values need only the status.
+ */
+@Injectable()
+export class RevocationService {
+  private readonly logger = new Logger(RevocationService.name);
+  private revocations = 0;
+
+  constructor(
+    private readonly credentials: CredentialsService,
+    private readonly rotation: RotationService,
+    private readonly runner: TransactionRunner,
+    private readonly outbox: Outbox,
+    private readonly audit: AuditService,
+    @Inject(ROTATION_LOCK) private readonly lock: DistributedLock,
+    @Inject(ROTATION_CLOCK) private readonly clock: Clock,
+  ) {}
+
+  /** Credentials revoked by this process (for metrics). */
+  revocationCount(): number {
+    return this.revocations;
+  }
+
+  async revoke(ctx: OperationContext, target: RevokeTarget, options: RevokeOptions): Promise<RevokeResult> {
+    assertContext(ctx);
+    const reason = assertReason(options?.reason, true)!;
+    const severity = options.severity ?? 'critical';
+    if (!REVOKE_SEVERITIES.includes(severity)) throw new RotationValidationError(`severity must be one of ${REVOKE_SEVERITIES.join(', ')}`, 'severity');
+    const targets = await this.resolve(ctx, target);
+    const result: RevokeResult = { revoked: [], vaultVersionsDisabled: 0, vaultFailures: [] };
+    for (const meta of targets) {
+      await this.lock.run(prefixedLockKey('credentialRotation', meta.id), () => this.revokeOne(ctx, meta, reason, severity, result), { timeoutMs: REVOKE_LOCK_TIMEOUT_MS });
+    }
+    this.logger.warn(`revoked ${result.revoked.length} credential(s) of tenant ${ctx.tenantId} (severity ${severity})`);
+    return result;
+  }
+
+  /** Explicit, audited undo of a revoke: the vault versions are enabled again, then the credential is active. */
+  async unrevoke(ctx: OperationContext, credentialId: string, options: { reason: string }): Promise<CredentialMetadata> {
+    assertContext(ctx);
+    assertCredentialId(credentialId);
+    const reason = assertReason(options?.reason, true)!;
+    return this.lock.run(
+      prefixedLockKey('credentialRotation', credentialId),
+      async () => {
+        const before = await this.credentials.getMetadata(ctx, credentialId);
+        if (before.status !== CredentialStatus.REVOKED) throw new CredentialNotRevokedError(credentialId);
+        // One transaction: a vault failure leaves the credential revoked (the safe side).
+        return this.runner.run(async () => {
+          const { metadata, vaultVersions } = await this.credentials.unrevoke(ctx, credentialId);
+          await this.audit.record({ action: 'unrevoke', context: ctx, resource: credentialId, result: AuditResult.SUCCESS, details: { reason, vaultVersions, critical: true } });
+          await this.outbox.add({ name: RotationEvents.UNREVOKED, tenantId: ctx.tenantId, payload: { ...this.payload(ctx, metadata), reason } });
+          await this.rotation.record(ctx, { credentialId, action: 'unrevoke', method: 'unrevoke', fromVersion: metadata.version, toVersion: metadata.version, reason });
+          return metadata;
+        });
+      },
+      { timeoutMs: REVOKE_LOCK_TIMEOUT_MS },
+    );
+  }
+
+  private async revokeOne(ctx: OperationContext, meta: CredentialMetadata, reason: string, severity: RevokeSeverity, out: RevokeResult): Promise<void> {
+    const current = await this.credentials.getMetadata(ctx, meta.id);
+    if (current.status !== CredentialStatus.REVOKED) {
+      await this.runner.run(async () => {
+        await this.credentials.updateMetadata(ctx, meta.id, { status: CredentialStatus.REVOKED });
+        await this.audit.record({ action: AuditAction.REVOKE, context: ctx, resource: meta.id, result: AuditResult.SUCCESS, details: { reason, severity, critical: true, version: current.version } });
+        await this.outbox.add({ name: RotationEvents.REVOKED, tenantId: ctx.tenantId, payload: { ...this.payload(ctx, current), reason, severity } });
+        await this.rotation.record(ctx, { credentialId: meta.id, action: 'revoke', method: 'revoke', fromVersion: current.version, toVersion: current.version, reason, severity });
+      });
+      this.revocations++;
+    }
+    out.revoked.push(meta.id);
+    try {
+      const { vaultVersions } = await this.credentials.revoke(ctx, meta.id);
+      out.vaultVersionsDisabled += vaultVersions;
+    } catch (e) {
+      out.vaultFailures.push(meta.id);
+      this.logger.error(`credential ${meta.id} (tenant ${ctx.tenantId}) is revoked but its Key Vault versions are not all disabled yet: ${(e as Error).name}`);
+    }
+  }
+
+  private async resolve(ctx: OperationContext, target: RevokeTarget): Promise<CredentialMetadata[]> {
+    if (target && 'credentialId' in target) {
+      assertCredentialId(target.credentialId);
+      return [await this.credentials.getMetadata(ctx, target.credentialId)];
+    }
+    let filter: { integrationId?: string; connectionId?: string };
+    if (target && 'integrationId' in target) {
+      assertIdentifier(target.integrationId, 'integrationId');
+      if (target.connectionId !== undefined) assertIdentifier(target.connectionId, 'connectionId');
+      filter = { integrationId: target.integrationId, connectionId: target.connectionId };
+    } else if (target && 'tenant' in target && target.tenant === true) {
+      filter = {};
+    } else {
+      throw new RotationValidationError('target must be { credentialId }, { integrationId, connectionId? } or { tenant: true }', 'target');
+    }
+    const out: CredentialMetadata[] = [];
+    let cursor: string | undefined;
+    do {
+      const page = await this.credentials.list(ctx, { ...filter, limit: 200, cursor });
+      out.push(...page.items);
+      cursor = page.nextCursor;
+    } while (cursor);
+    if (out.length === 0) throw new NothingToRevokeError(JSON.stringify(filter));
+    return out;
+  }
+
+  private payload(ctx: OperationContext, m: CredentialMetadata) {
+    return { credentialId: m.id, tenantId: m.tenantId, integrationId: m.integrationId, connectionId: m.connectionId, type: m.type, version: m.version, actorId: ctx.actor.id, occurredAt: this.clock.now().toISOString() };
+  }
+}

@@ -1,0 +1,166 @@
+import { randomUUID } from 'node:crypto';
+import { Inject, Injectable, Logger } from '@nestjs/common';
+import { AuditAction, AuditResult, AuditService } from '@app/audit';
+import { Clock, DistributedLock, Outbox, TransactionRunner, prefixedLockKey, type OperationContext } from '@app/common';
+import { CredentialsService, type CredentialMetadata } from '@app/credentials';
+import { NoRotationHandlerError, RotationFailedError, RotationInProgressError, RotationValidationError } from './errors/rotation.errors';
+import type { MintedValue } from './handlers/rotation-handler';
+import { RotationHandlerRegistry } from './handlers/rotation-handler.registry';
+import { RotationHistoryRepository } from './history/rotation-history.repository';
+import type { RotationHistoryEntry } from './history/rotation-history';
+import { assertContext, assertCredentialId, assertReason } from './internal/validation';
+import { ROTATION_CLOCK, ROTATION_LOCK } from './rotation.constants';
+import { RotationEvents } from './rotation.events';
+
+export interface RotateCredentialOptions {
+  /** The new value. Absent: the credential's RotationHandler mints one, else its type's generator. */
+  value?: string;
+  /** Expiry of the new value (a handler's own expiry wins). */
+  expiresAt?: Date | null;
+  /** Why, recorded in the history and the audit row. */
+  reason?: string;
+  /** Compare-and-set on the credential's `rowVersion`. */
+  expectedVersion?: number;
+}
+
+export interface RotationOutcome {
+  metadata: CredentialMetadata;
+  fromVersion: number;
+  /** How the value was obtained. */
+  method: 'given' | 'handler' | 'generator';
+}
+
+/**
+ * Manual and automatic rotation through CredentialsService: one rotation of a credential at a time
+ * across replicas (`rotation:<id>` lock), the value from the caller, a RotationHandler or a generator,
+ * and the history row committed with the new version. A handler failure leaves the previous version
+ * current. Rollback goes through here too, so it has a history row.
+ */
+@Injectable()
+export class RotationService {
+  private readonly logger = new Logger(RotationService.name);
+  private rotations = 0;
+
+  constructor(
+    private readonly credentials: CredentialsService,
+    private readonly registry: RotationHandlerRegistry,
+    private readonly history: RotationHistoryRepository,
+    private readonly runner: TransactionRunner,
+    private readonly outbox: Outbox,
+    private readonly audit: AuditService,
+    @Inject(ROTATION_LOCK) private readonly lock: DistributedLock,
+    @Inject(ROTATION_CLOCK) private readonly clock: Clock,
+  ) {}
+
+  /** Rotations performed by this process (for metrics). */
+  rotationCount(): number {
+    return this.rotations;
+  }
+
+  /** Whether a new value can be made without the caller: a handler or a generator exists. */
+  canMint(meta: Pick<CredentialMetadata, 'integrationId' | 'type'>): boolean {
+    return !!(this.registry.handlerFor(meta.integrationId, meta.type) ?? this.registry.generatorFor(meta.type));
+  }
+
+  async rotate(ctx: OperationContext, credentialId: string, options: RotateCredentialOptions = {}): Promise<RotationOutcome> {
+    assertContext(ctx);
+    assertCredentialId(credentialId);
+    const reason = assertReason(options.reason, false);
+    if (options.value !== undefined && typeof options.value !== 'string') throw new RotationValidationError('value must be a string', 'value');
+    return this.exclusive(credentialId, async () => {
+      const before = await this.credentials.getMetadata(ctx, credentialId);
+      const { minted, method } = await this.newValue(before, options, reason ?? 'manual');
+      const metadata = await this.runner.run(async () => {
+        const next = await this.credentials.rotate(ctx, credentialId, minted.value, {
+          expectedVersion: options.expectedVersion,
+          expiresAt: minted.expiresAt !== undefined ? minted.expiresAt : options.expiresAt,
+        });
+        await this.record(ctx, { credentialId, action: 'rotate', method, fromVersion: before.version, toVersion: next.version, reason });
+        return next;
+      });
+      this.rotations++;
+      this.logger.log(`rotated credential ${credentialId} (tenant ${ctx.tenantId}) to version ${metadata.version} (${method})`);
+      return { metadata, fromVersion: before.version, method };
+    });
+  }
+
+  /** Makes an older version current again (a new version pointing at it), with a history row. */
+  async rollback(ctx: OperationContext, credentialId: string, toVersion: number, options: { reason?: string; expectedVersion?: number } = {}): Promise<CredentialMetadata> {
+    assertContext(ctx);
+    assertCredentialId(credentialId);
+    const reason = assertReason(options.reason, false);
+    return this.exclusive(credentialId, async () => {
+      const before = await this.credentials.getMetadata(ctx, credentialId);
+      return this.runner.run(async () => {
+        const next = await this.credentials.rollback(ctx, credentialId, toVersion, { expectedVersion: options.expectedVersion });
+        await this.record(ctx, { credentialId, action: 'rollback', method: 'rollback', fromVersion: before.version, toVersion: next.version, reason });
+        return next;
+      });
+    });
+  }
+
+  /** A credential's rotation history, newest first. */
+  async historyOf(ctx: OperationContext, credentialId: string, limit = 100): Promise<RotationHistoryEntry[]> {
+    assertContext(ctx);
+    assertCredentialId(credentialId);
+    if (!Number.isInteger(limit) || limit < 1 || limit > 1000) throw new RotationValidationError('limit must be an integer in 1..1000', 'limit');
+    await this.credentials.getMetadata(ctx, credentialId); // another tenant's id reads as missing
+    const rows = await this.history.list(ctx.tenantId, credentialId, limit);
+    return rows.map((r) => ({
+      id: r.id,
+      credentialId: r.credentialId,
+      action: r.action as RotationHistoryEntry['action'],
+      method: r.method,
+      fromVersion: r.fromVersion == null ? null : Number(r.fromVersion),
+      toVersion: r.toVersion == null ? null : Number(r.toVersion),
+      actor: r.actor,
+      reason: r.reason,
+      severity: r.severity,
+      at: r.createdAt,
+    }));
+  }
+
+  /** A history row in the ambient transaction (the revoke service records its own with it). */
+  async record(
+    ctx: OperationContext,
+    e: { credentialId: string; action: RotationHistoryEntry['action']; method: string; fromVersion: number | null; toVersion: number | null; reason: string | null; severity?: string },
+  ): Promise<void> {
+    await this.history.insert({ id: randomUUID(), tenantId: ctx.tenantId, actor: ctx.actor.id, createdAt: this.clock.now(), severity: e.severity ?? null, ...e });
+  }
+
+  /** An automatic rotation that failed: audited and announced, the previous value stays current. */
+  async reportFailure(ctx: OperationContext, meta: CredentialMetadata, error: unknown): Promise<void> {
+    const code = (error as { code?: unknown }).code;
+    await this.runner.run(async () => {
+      await this.audit.record({ action: AuditAction.ROTATE, context: ctx, resource: meta.id, result: AuditResult.FAILURE, errorCode: typeof code === 'number' || typeof code === 'string' ? code : undefined, details: { automatic: true, version: meta.version } });
+      await this.outbox.add({
+        name: RotationEvents.ROTATION_FAILED,
+        tenantId: meta.tenantId,
+        payload: { credentialId: meta.id, tenantId: meta.tenantId, integrationId: meta.integrationId, connectionId: meta.connectionId, type: meta.type, version: meta.version, error: (error as Error)?.name ?? 'Error', action: 'Check the rotation handler of the integration; the previous value stays current and the next run retries.' },
+      });
+    });
+  }
+
+  private async newValue(meta: CredentialMetadata, options: RotateCredentialOptions, reason: string): Promise<{ minted: MintedValue; method: RotationOutcome['method'] }> {
+    if (options.value !== undefined) return { minted: { value: options.value }, method: 'given' };
+    const handler = this.registry.handlerFor(meta.integrationId, meta.type);
+    if (handler) {
+      try {
+        const minted = await handler.mint({ tenantId: meta.tenantId, credentialId: meta.id, integrationId: meta.integrationId, connectionId: meta.connectionId, type: meta.type, fromVersion: meta.version, reason });
+        if (!minted || typeof minted.value !== 'string') throw new TypeError('the handler returned no value');
+        return { minted, method: 'handler' };
+      } catch (e) {
+        throw new RotationFailedError(meta.id, { cause: e });
+      }
+    }
+    const generate = this.registry.generatorFor(meta.type);
+    if (generate) return { minted: { value: generate() }, method: 'generator' };
+    throw new NoRotationHandlerError(meta.id, meta.integrationId, meta.type);
+  }
+
+  private async exclusive<T>(credentialId: string, work: () => Promise<T>): Promise<T> {
+    const result = await this.lock.tryRun(prefixedLockKey('credentialRotation', credentialId), work);
+    if (!result.acquired) throw new RotationInProgressError(credentialId);
+    return result.value;
+  }
+}
