@@ -60,6 +60,7 @@ export class NotificationDispatcher implements OnModuleInit, OnModuleDestroy {
   async handle(event: OutboxEvent): Promise<ChannelDeliveryResult[]> {
     const notification = buildNotification(event);
     if (!notification || !(this.options.events as string[]).includes(notification.event)) return [];
+    if (notification.facts.type && this.options.mutedTypes[notification.event]?.includes(notification.facts.type)) return [];
     const settled = await Promise.allSettled(this.notifiers.list().map((n) => this.deliver(notification, n)));
     const failure = settled.find((s): s is PromiseRejectedResult => s.status === 'rejected');
     // A bookkeeping failure (database) of one channel: the others have finished; the outbox retries.

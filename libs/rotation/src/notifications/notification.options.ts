@@ -32,6 +32,13 @@ export const notificationOptionsSchema = z
     /** Which outbox events notify. */
     events: z.array(z.enum(NOTIFICATION_EVENT_NAMES)).default([...NOTIFICATION_EVENT_NAMES]),
     /**
+     * Credential types whose events do not notify, per event. CredentialsService emits
+     * `credential.rotated` for every rotation, and a token refresh rotates OAuth tokens every hour.
+     */
+    mutedTypes: z
+      .partialRecord(z.enum(NOTIFICATION_EVENT_NAMES), z.array(z.string().min(1).max(64)))
+      .default({ [NotificationEvents.ROTATED]: ['oauth_access_token', 'oauth_refresh_token'] }),
+    /**
      * Per channel and event: attempts (first one included) before the channel is given up; the
      * outbox's own backoff spaces the redeliveries, and `baseMs`·2^(n-1) up to `maxMs` is the least
      * wait before the next attempt of a failed channel.

@@ -234,15 +234,20 @@ describe.each(DATABASE_KINDS)('notifications on %s', (kind: TestDatabaseKind) =>
     expect(mailsFor(eventId)).toHaveLength(1);
   });
 
-  it('a tenant without settings: webhook and e-mail are skipped, the bus still notifies; an event not in the list notifies nobody', async () => {
+  it('a tenant without settings: webhook and e-mail are skipped, the bus still notifies; events not in the list or muted notify nobody', async () => {
     const ctx = ctxOf('bare');
     const eventId = await emit(ctx, 'credential.expired', { credentialId: 'c-5', integrationId: 'x', connectionId: 'y' });
     await waitFor(async () => Object.keys(await rowsOf(eventId)).length === 3 && Object.values(await rowsOf(eventId)).every((r) => r.status !== 'pending'), 'all channels');
     const rows = await rowsOf(eventId);
     expect([rows.bus.status, rows.webhook.status, rows.email.status]).toEqual(['delivered', 'skipped', 'skipped']);
-    const other = await emit(ctx, 'credential.stored', { credentialId: 'c-5' });
-    await waitFor(async () => (await app.get(DataSource).query(`SELECT delivered_at FROM cv_outbox WHERE id = ${kind === 'postgres' ? '$1' : '?'}`, [other]))[0].delivered_at !== null, 'outbox delivered');
-    expect(await deliveries.listForEvent(other)).toEqual([]);
+    // Not a notifiable event; an OAuth token rotated by a refresh (muted by default).
+    for (const other of [
+      await emit(ctx, 'credential.stored', { credentialId: 'c-5' }),
+      await emit(ctx, 'credential.rotated', { credentialId: 'c-6', integrationId: 'google', connectionId: 'u1', type: 'oauth_access_token', version: 9 }),
+    ]) {
+      await waitFor(async () => (await app.get(DataSource).query(`SELECT delivered_at FROM cv_outbox WHERE id = ${kind === 'postgres' ? '$1' : '?'}`, [other]))[0].delivered_at !== null, 'outbox delivered');
+      expect(await deliveries.listForEvent(other)).toEqual([]);
+    }
   });
 
   it('an error that cannot succeed gives the channel up at once (a host-registered notifier)', async () => {
