@@ -10,6 +10,17 @@ import { WebhookSecretUpdaterRegistry } from './webhook-secret-updater';
 import { WebhookSecretsService } from './webhook-secrets.service';
 import { WEBHOOK_WIRING } from './webhook-secrets.providers';
 
+/** The services alone, for a host (or a test) that provides the four WEBHOOK_* tokens itself. */
+export const WEBHOOK_CORE_PROVIDERS: Provider[] = [
+  WebhookSecretVersionRepository,
+  WebhookSecretStates,
+  WebhookSecretKeyring,
+  WebhookSecretUpdaterRegistry,
+  WebhookSecretRotator,
+  WebhookSecretsService,
+  WebhookSecretRotationJob,
+];
+
 /**
  * Webhook secrets (issue #12): Standard Webhooks signing/verification and the two-phase rotation.
  *
@@ -19,16 +30,7 @@ import { WEBHOOK_WIRING } from './webhook-secrets.providers';
  * ROTATION_LOCK, and "rotate after" comes from RotationPolicyService (a webhook secret's effective
  * policy). The host registers `WEBHOOK_ENTITIES` and `WEBHOOK_MIGRATIONS` (part of ROTATION_ENTITIES/_MIGRATIONS).
  */
-export const WEBHOOK_PROVIDERS: Provider[] = [
-  ...WEBHOOK_WIRING,
-  WebhookSecretVersionRepository,
-  WebhookSecretStates,
-  WebhookSecretKeyring,
-  WebhookSecretUpdaterRegistry,
-  WebhookSecretRotator,
-  WebhookSecretsService,
-  WebhookSecretRotationJob,
-];
+export const WEBHOOK_PROVIDERS: Provider[] = [...WEBHOOK_WIRING, ...WEBHOOK_CORE_PROVIDERS];
 
 /** TypeORM entities of the webhook-secret versions table (the host registers them with the others). */
 export const WEBHOOK_ENTITIES = [WebhookSecretVersionEntity];
@@ -98,4 +100,4 @@ export { WebhookSecretRotationJob, type WebhookRotationRunSummary } from './webh
 export { WebhookSecretsService, type VerifiedWebhookResult, type WebhookSecretVersionView } from './webhook-secrets.service';
 export { WebhookSecretVersionRepository } from './persistence/webhook-secret-version.repository';
 export { WebhookSecretStates } from './webhook-secret-states';
-export { PolicyServiceDuePolicy } from './webhook-secrets.providers';
+export { PolicyServiceDuePolicy, WEBHOOK_WIRING } from './webhook-secrets.providers';

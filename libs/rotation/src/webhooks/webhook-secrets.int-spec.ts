@@ -1,0 +1,159 @@
+/**
+ * Integration: webhook secrets on the real CredentialsService (Key Vault SDK against the local
+ * vault, audit, outbox) on SQLite and PostgreSQL, checked against the reference implementation
+ * (`standardwebhooks`). The reference verifies against the real clock, so what it must verify is
+ * signed with a real-time timestamp; our verification runs on the ManualClock.
+ */
+import { randomUUID } from 'node:crypto';
+import { ManualClock, type OperationContext } from '@app/common';
+import { KeyVaultEmulator } from '@app/keyvault-emulator';
+import { createTestDatabase, DATABASE_KINDS, rejection, type TestDatabase } from '@app/testing';
+import { Webhook } from 'standardwebhooks';
+import { WebhookSecretState } from './persistence/webhook-secret-version.entity';
+import { WebhookSecretErrorCode, WebhookSecretUpdateFailedError, WebhookSecretUpdaterNotRegisteredError } from './webhook-secret.errors';
+import { RecordingUpdater, startWebhookStack, type WebhookStack } from './testing/webhook-stack';
+
+const HOUR = 3_600_000;
+const body = JSON.stringify({ type: 'invoice.paid', id: 'evt_1' });
+
+describe.each(DATABASE_KINDS)('webhook secrets on %s', (kind) => {
+  let emu: KeyVaultEmulator;
+  let db: TestDatabase;
+  let stack: WebhookStack;
+  const clock = new ManualClock(new Date());
+  const updater = new RecordingUpdater();
+  const tenantId = `t-${randomUUID().slice(0, 8)}`;
+  const ctx: OperationContext = { tenantId, actor: { id: 'user:ops' } };
+  let seq = 0;
+  const newTarget = () => ({ tenantId, integrationId: 'stripe', connectionId: `acct-${++seq}`, context: ctx });
+
+  /** Headers the reference signs with `secret`, at our clock's time (what we verify). */
+  const referenceSigned = (secret: string, msgId = `msg_${randomUUID()}`) => {
+    const at = new Date(Math.floor(clock.now().getTime() / 1000) * 1000);
+    return { 'webhook-id': msgId, 'webhook-timestamp': String(at.getTime() / 1000), 'webhook-signature': new Webhook(secret).sign(msgId, at, body) };
+  };
+  const codeOf = async (p: Promise<unknown>) => ((await rejection(p)) as { code?: number }).code;
+
+  beforeAll(async () => {
+    emu = await KeyVaultEmulator.start({ quiet: true, throttle: false });
+    db = await createTestDatabase(kind);
+    stack = await startWebhookStack(db, emu, clock);
+    stack.updaters.register('stripe', updater);
+  });
+
+  afterAll(async () => {
+    await stack?.moduleRef.close();
+    await emu?.stop();
+    await db?.drop();
+  });
+
+  beforeEach(() => {
+    clock.set(new Date());
+    updater.failNext = 0;
+  });
+
+  it('create → sign/verify both ways with the reference; errors are typed', async () => {
+    const target = newTarget();
+    const { credential, secret } = await stack.service.create(ctx, target);
+    expect(secret).toMatch(/^whsec_[A-Za-z0-9+/]{43}=$/);
+    const headers = await stack.service.signWebhook(target, 'msg_1', new Date(), body);
+    expect(new Webhook(secret).verify(body, { ...headers })).toEqual(JSON.parse(body));
+    const verified = await stack.service.verifyWebhook(target, body, referenceSigned(secret));
+    expect(verified).toMatchObject({ credentialId: credential.id, version: 1 });
+    expect(await codeOf(stack.service.verifyWebhook(target, body.replace('1', '2'), referenceSigned(secret)))).toBe(WebhookSecretErrorCode.WEBHOOK_SIGNATURE_MISMATCH);
+    expect(await codeOf(stack.service.verifyWebhook({ ...target, connectionId: 'nope' }, body, referenceSigned(secret)))).toBe(WebhookSecretErrorCode.WEBHOOK_SECRET_NOT_FOUND);
+    // Another tenant never sees it.
+    const other = { ...target, tenantId: 'other-tenant', context: { tenantId: 'other-tenant', actor: { id: 'x' } } };
+    expect(await codeOf(stack.service.verifyWebhook(other, body, referenceSigned(secret)))).toBe(WebhookSecretErrorCode.WEBHOOK_SECRET_NOT_FOUND);
+  });
+
+  it('two-phase rotation: pushed, then current; the old secret verifies inside the overlap window only', async () => {
+    const target = newTarget();
+    const { credential, secret: oldSecret } = await stack.service.create(ctx, target);
+    const before = updater.calls.length;
+    const result = await stack.service.rotate(ctx, credential.id);
+    expect(result).toMatchObject({ outcome: 'rotated', version: 2, previousVersion: 1, resumed: false });
+    expect(result.previousLiveUntil?.getTime()).toBe(clock.now().getTime() + 24 * HOUR);
+    const push = updater.calls[before];
+    expect(updater.calls).toHaveLength(before + 1);
+    expect(push).toMatchObject({ credentialId: credential.id, integrationId: 'stripe', connectionId: target.connectionId, replacesVersion: 1, rotationId: result.rotationId });
+    const newSecret = push.newSecret;
+    expect(newSecret).toMatch(/^whsec_/);
+    expect((await stack.credentials.get(ctx, credential.id)).value).toBe(newSecret);
+
+    // We sign with the new secret only; the reference agrees.
+    const signed = await stack.service.signWebhook(target, 'msg_2', new Date(), body);
+    expect(new Webhook(newSecret).verify(body, { ...signed })).toBeTruthy();
+    expect(() => new Webhook(oldSecret).verify(body, { ...signed })).toThrow();
+    // Both verify inside the window.
+    expect((await stack.service.verifyWebhook(target, body, referenceSigned(oldSecret))).version).toBe(1);
+    expect((await stack.service.verifyWebhook(target, body, referenceSigned(newSecret))).version).toBe(2);
+    clock.advance(24 * HOUR - 1000);
+    expect((await stack.service.verifyWebhook(target, body, referenceSigned(oldSecret))).version).toBe(1);
+    // After the window only the new one.
+    clock.advance(2000);
+    expect(await codeOf(stack.service.verifyWebhook(target, body, referenceSigned(oldSecret)))).toBe(WebhookSecretErrorCode.WEBHOOK_SIGNATURE_MISMATCH);
+    expect((await stack.service.verifyWebhook(target, body, referenceSigned(newSecret))).version).toBe(2);
+    expect((await stack.job.runOnce()).acquired).toBe(true);
+    expect((await stack.versionRows(credential.id)).map((r) => [r.credentialVersion, r.state])).toEqual([
+      [1, WebhookSecretState.RETIRED],
+      [2, WebhookSecretState.CURRENT],
+    ]);
+    // The staging credential is gone; events and audit rows hold ids only, never a value.
+    expect((await stack.credentials.list(ctx, { integrationId: 'stripe' })).items.filter((c) => c.connectionId.startsWith('whsec-pending.'))).toEqual([]);
+    const text = await stack.persistedText();
+    expect(text).toContain('webhook_secret.rotated');
+    for (const s of [oldSecret, newSecret]) {
+      expect(text).not.toContain(s.slice(6));
+      expect(text).not.toContain(s.slice(6, 30));
+    }
+  });
+
+  it('at most maxLiveSecrets (5, the current one included) verify: the oldest falls out first', async () => {
+    const target = newTarget();
+    const { credential, secret: first } = await stack.service.create(ctx, target);
+    for (let i = 0; i < 5; i++) await stack.service.rotate(ctx, credential.id);
+    const rows = await stack.versionRows(credential.id);
+    expect(rows.filter((r) => r.state === WebhookSecretState.LIVE).map((r) => r.credentialVersion)).toEqual([2, 3, 4, 5]);
+    expect(rows.find((r) => r.state === WebhookSecretState.CURRENT)?.credentialVersion).toBe(6);
+    expect(await codeOf(stack.service.verifyWebhook(target, body, referenceSigned(first)))).toBe(WebhookSecretErrorCode.WEBHOOK_SIGNATURE_MISMATCH);
+    const v2 = (await stack.credentials.getVersion(ctx, credential.id, 2)).value;
+    expect((await stack.service.verifyWebhook(target, body, referenceSigned(v2))).version).toBe(2);
+  });
+
+  it('updater failure: the old secret stays current, the failure is recorded, the job retries with the same value', async () => {
+    const target = newTarget();
+    const { credential, secret: oldSecret } = await stack.service.create(ctx, target);
+    updater.failNext = 1;
+    const before = updater.calls.length;
+    const err = await rejection(stack.service.rotate(ctx, credential.id));
+    expect(err).toBeInstanceOf(WebhookSecretUpdateFailedError);
+    expect((await stack.credentials.get(ctx, credential.id)).value).toBe(oldSecret);
+    const signed = await stack.service.signWebhook(target, 'msg_f', new Date(), body);
+    expect(new Webhook(oldSecret).verify(body, { ...signed })).toBeTruthy();
+    const pendingSecret = updater.calls[before].newSecret;
+    const pending = (await stack.versionRows(credential.id)).find((r) => r.state === WebhookSecretState.PENDING);
+    expect(pending).toMatchObject({ state: WebhookSecretState.PENDING, attempts: 1, lastError: 'Error' });
+    // The provider may already sign with the pushed secret: it verifies, as version null (not current yet).
+    expect((await stack.service.verifyWebhook(target, body, referenceSigned(pendingSecret))).version).toBeNull();
+    const text = await stack.persistedText();
+    expect(text).toContain('webhook_secret.rotation_failed');
+    expect(text).not.toContain(pendingSecret.slice(6));
+
+    const run = await stack.job.runOnce();
+    expect(run).toMatchObject({ acquired: true, resumed: 1, failed: 0 });
+    expect(updater.calls.slice(before).map((c) => [c.newSecret, c.rotationId])).toEqual([
+      [pendingSecret, pending?.id],
+      [pendingSecret, pending?.id],
+    ]);
+    expect((await stack.credentials.get(ctx, credential.id)).value).toBe(pendingSecret);
+    expect((await stack.service.verifyWebhook(target, body, referenceSigned(oldSecret))).version).toBe(1);
+  });
+
+  it('an integration without an updater: refused before anything is written', async () => {
+    const target = { ...newTarget(), integrationId: 'no-updater' };
+    const { credential } = await stack.service.create(ctx, target);
+    expect(await rejection(stack.service.rotate(ctx, credential.id))).toBeInstanceOf(WebhookSecretUpdaterNotRegisteredError);
+    expect((await stack.versionRows(credential.id)).map((r) => r.state)).toEqual([WebhookSecretState.CURRENT]);
+  });
+});
