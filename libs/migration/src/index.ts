@@ -15,3 +15,4 @@ export { SqlLegacySource } from './sources/sql-legacy-source';
 export { JsonlLegacySource } from './sources/jsonl-legacy-source';
 export { DEFAULT_LEGACY_FIELDS, resolveLegacyMapping, type LegacyMapping } from './sources/legacy-mapping';
 export * from './errors/migration.errors';
+export { legacySeedRows, legacySeedKind, seedLegacyTable, legacyJsonl, type LegacySeedRow, type LegacySeedOptions } from './legacy/legacy-seed';

@@ -1,0 +1,33 @@
+import type { DynamicModule } from '@nestjs/common';
+import { TypeOrmModule, type TypeOrmModuleOptions } from '@nestjs/typeorm';
+import { AUDIT_ENTITIES, AUDIT_MIGRATIONS } from '@app/audit';
+import { OUTBOX_ENTITIES, OUTBOX_MIGRATIONS } from '@app/common';
+import { CREDENTIALS_ENTITIES, CREDENTIALS_MIGRATIONS } from '@app/credentials';
+import { credentialsStackImports, type CredentialsStackOptions } from '@app/testing';
+import { MigrationModule } from '../migration.module';
+import type { MigrationModuleOptions } from '../migration.options';
+import { MIGRATION_ENTITIES, MIGRATION_MIGRATIONS } from '../migration.persistence';
+
+/**
+ * The test stack of `@app/testing` with the checkpoint table added to its TypeORM module, plus
+ * MigrationModule. Key Vault retries are off (`maxAttempts: 1`) so 429s reach the AIMD limiter.
+ */
+export function migrationStackImports(o: CredentialsStackOptions, migration: MigrationModuleOptions): DynamicModule[] {
+  const [, ...rest] = credentialsStackImports({
+    ...o,
+    credentials: { ...o.credentials, isGlobal: true },
+    keyVault: { resilience: { maxAttempts: 1 }, ...o.keyVault },
+  });
+  return [
+    TypeOrmModule.forRoot({
+      ...o.database,
+      entities: [...CREDENTIALS_ENTITIES, ...AUDIT_ENTITIES, ...OUTBOX_ENTITIES, ...MIGRATION_ENTITIES],
+      migrations: [...CREDENTIALS_MIGRATIONS, ...AUDIT_MIGRATIONS, ...OUTBOX_MIGRATIONS, ...MIGRATION_MIGRATIONS],
+      migrationsRun: true,
+      synchronize: false,
+      logging: false,
+    } as TypeOrmModuleOptions),
+    ...rest,
+    MigrationModule.forRoot(migration),
+  ];
+}
