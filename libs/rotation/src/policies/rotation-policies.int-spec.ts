@@ -1,0 +1,87 @@
+/**
+ * Rotation policies on SQLite and PostgreSQL: resolution most specific first, each field on its own,
+ * overrides per tenant, integration (and type) and credential, audited changes with outbox events.
+ */
+import { randomBytes } from 'node:crypto';
+import { Logger } from '@nestjs/common';
+import { AuditLogEntry } from '@app/audit';
+import { ManualClock, type OperationContext } from '@app/common';
+import { CredentialType, type CredentialMetadata } from '@app/credentials';
+import { KeyVaultEmulator } from '@app/keyvault-emulator';
+import { CapturingLogger, createTestDatabase, DATABASE_KINDS, type TestDatabase, type TestDatabaseKind } from '@app/testing';
+import { buildRotationStack, outboxEvents, type RotationStack } from '../rotation-stack.testing';
+
+describe.each(DATABASE_KINDS)('RotationModule on %s', (kind: TestDatabaseKind) => {
+  let emu: KeyVaultEmulator;
+  let db: TestDatabase;
+  let s: RotationStack;
+  const clock = new ManualClock(new Date('2026-01-01T00:00:00Z'));
+  const run = randomBytes(3).toString('hex');
+  const ctx: OperationContext = { tenantId: `rot_${run}`, actor: { id: 'user:alice' } };
+  let seq = 0;
+  const store = (type: CredentialType, value: string, extra: { integrationId?: string; expiresAt?: Date; valueStore?: never } = {}): Promise<CredentialMetadata> =>
+    s.credentials.store(ctx, { integrationId: extra.integrationId ?? 'acme', connectionId: `c${++seq}`, type, value, expiresAt: extra.expiresAt });
+
+  beforeAll(async () => {
+    Logger.overrideLogger(new CapturingLogger());
+    emu = await KeyVaultEmulator.start({ quiet: true, throttle: false });
+    db = await createTestDatabase(kind);
+    s = await buildRotationStack(db, emu, clock, {}, kind === 'sqlite' ? 'forRoot' : 'forRootAsync');
+  });
+
+  afterAll(async () => {
+    await s?.moduleRef.close();
+    await db?.drop();
+    await emu?.stop();
+  });
+
+  describe('policies', () => {
+    it('resolves each field most specific first and says which level won; every change is audited with an event', async () => {
+      const key = await store(CredentialType.API_KEY, 'key-' + randomBytes(16).toString('hex'), { integrationId: 'pol' });
+      let p = await s.policies.effectivePolicy(ctx, key.id);
+      expect(p).toMatchObject({ rotateAfterDays: 90, warnBeforeDays: 14, rotation: 'manual', sources: { rotateAfterDays: { level: 'default' } } });
+
+      await s.policies.set(ctx, { level: 'tenant', rotateAfterDays: 60 });
+      await s.policies.set(ctx, { level: 'tenant', credentialType: CredentialType.API_KEY, warnBeforeDays: 21 });
+      await s.policies.set(ctx, { level: 'integration', target: 'pol', rotation: 'automatic' });
+      p = await s.policies.effectivePolicy(ctx, key.id);
+      expect(p).toMatchObject({ rotateAfterDays: 60, warnBeforeDays: 21, rotation: 'automatic' });
+      expect(p.sources.rotateAfterDays.level).toBe('tenant');
+      expect(p.sources.warnBeforeDays.level).toBe('tenant-type');
+      expect(p.sources.rotation.level).toBe('integration');
+
+      const own = await s.policies.set(ctx, { level: 'credential', target: key.id, rotateAfterDays: 7 });
+      p = await s.policies.effectivePolicy(ctx, key.id);
+      expect(p.rotateAfterDays).toBe(7);
+      expect(p.sources.rotateAfterDays).toEqual({ level: 'credential', overrideId: own.id });
+
+      // null clears one field: inherited again
+      await s.policies.set(ctx, { level: 'credential', target: key.id, rotateAfterDays: null, warnBeforeDays: 3 });
+      p = await s.policies.effectivePolicy(ctx, key.id);
+      expect(p).toMatchObject({ rotateAfterDays: 60, warnBeforeDays: 3 });
+
+      await s.policies.remove(ctx, { level: 'credential', target: key.id });
+      await s.policies.remove(ctx, { level: 'integration', target: 'pol' });
+      await s.policies.remove(ctx, { level: 'tenant', credentialType: CredentialType.API_KEY });
+      await s.policies.remove(ctx, { level: 'tenant' });
+      expect(await s.policies.list(ctx)).toEqual([]);
+      await expect(s.policies.remove(ctx, { level: 'tenant' })).rejects.toMatchObject({ code: 3003 });
+
+      const audits = await s.dataSource.getRepository(AuditLogEntry).find({ where: { tenantId: ctx.tenantId, action: 'policy_change' } });
+      expect(audits).toHaveLength(9);
+      expect(await outboxEvents(s.dataSource, 'rotation.policy_changed', ctx.tenantId)).toHaveLength(9);
+    });
+
+    it('refuses bad input without writing, and another tenant\'s credential reads as missing', async () => {
+      await expect(s.policies.set(ctx, { level: 'tenant', rotateAfterDays: -1 })).rejects.toMatchObject({ code: 3002 });
+      await expect(s.policies.set(ctx, { level: 'tenant', rotation: 'sometimes' as never })).rejects.toMatchObject({ code: 3002 });
+      await expect(s.policies.set(ctx, { level: 'integration', rotateAfterDays: 3 })).rejects.toMatchObject({ code: 3002 });
+      await expect(s.policies.set(ctx, { level: 'tenant' })).rejects.toMatchObject({ code: 3002 });
+      const other = { tenantId: `other_${run}`, actor: { id: 'user:eve' } };
+      const key = await store(CredentialType.API_KEY, 'key-' + randomBytes(16).toString('hex'));
+      await expect(s.policies.set(other, { level: 'credential', target: key.id, rotateAfterDays: 1 })).rejects.toMatchObject({ code: 2002 });
+      await expect(s.policies.effectivePolicy(other, key.id)).rejects.toMatchObject({ code: 2002 });
+      expect(await s.policies.list(ctx)).toEqual([]);
+    });
+  });
+});
