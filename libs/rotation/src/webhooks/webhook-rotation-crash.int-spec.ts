@@ -1,0 +1,164 @@
+/**
+ * Integration: a rotation interrupted between its steps (an exception thrown in the middle, then the
+ * process "restarts" as a fresh app on the same database) leaves the previous secret current and is
+ * completed by the next run; and the job with two app instances on one PostgreSQL rotates each due
+ * secret exactly once.
+ */
+import { randomUUID } from 'node:crypto';
+import { ManualClock, type OperationContext } from '@app/common';
+import { CredentialsService } from '@app/credentials';
+import { KeyVaultEmulator } from '@app/keyvault-emulator';
+import { createTestDatabase, DATABASE_KINDS, rejection, type TestDatabase, type TestDatabaseKind } from '@app/testing';
+import { Webhook } from 'standardwebhooks';
+import { WebhookSecretState } from './persistence/webhook-secret-version.entity';
+import { WebhookRotationInProgressError } from './webhook-secret.errors';
+import { WebhookSecretStates } from './webhook-secret-states';
+import { RecordingUpdater, startWebhookStack, type WebhookStack } from './testing/webhook-stack';
+
+const DAY = 86_400_000;
+const body = '{"type":"ping"}';
+
+function harness(kind: TestDatabaseKind) {
+  const h = {
+    emu: undefined as unknown as KeyVaultEmulator,
+    db: undefined as unknown as TestDatabase,
+    clock: new ManualClock(new Date()),
+    updater: new RecordingUpdater(),
+    stacks: [] as WebhookStack[],
+    tenantId: `t-${randomUUID().slice(0, 8)}`,
+    async start(): Promise<WebhookStack> {
+      const s = await startWebhookStack(h.db, h.emu, h.clock);
+      s.updaters.register('stripe', h.updater);
+      h.stacks.push(s);
+      return s;
+    },
+  };
+  beforeAll(async () => {
+    h.emu = await KeyVaultEmulator.start({ quiet: true, throttle: false });
+    h.db = await createTestDatabase(kind);
+  });
+  afterAll(async () => {
+    for (const s of h.stacks) await s.moduleRef.close().catch(() => undefined);
+    await h.emu?.stop();
+    await h.db?.drop();
+  });
+  return h;
+}
+
+/** Headers the reference signs with `secret` at the clock's time. */
+function referenceSigned(clock: ManualClock, secret: string) {
+  const at = new Date(Math.floor(clock.now().getTime() / 1000) * 1000);
+  const id = `msg_${randomUUID()}`;
+  return { 'webhook-id': id, 'webhook-timestamp': String(at.getTime() / 1000), 'webhook-signature': new Webhook(secret).sign(id, at, body) };
+}
+
+describe.each(DATABASE_KINDS)('webhook rotation interrupted between steps on %s', (kind) => {
+  const h = harness(kind);
+  let seq = 0;
+  const ctx = (): OperationContext => ({ tenantId: h.tenantId, actor: { id: 'user:ops' } });
+  const target = () => ({ tenantId: h.tenantId, integrationId: 'stripe', connectionId: `acct-${++seq}` });
+
+  it('crash inside the promotion (after CredentialsService.rotate): previous current; a fresh instance completes with the pushed value', async () => {
+    const a = await h.start();
+    const t = target();
+    const { credential, secret: oldSecret } = await a.service.create(ctx(), t);
+    const before = h.updater.calls.length;
+    jest.spyOn(a.moduleRef.get(WebhookSecretStates), 'demote').mockRejectedValueOnce(new Error('process killed'));
+    await rejection(a.service.rotate(ctx(), credential.id));
+    const pushed = h.updater.calls[before].newSecret;
+    await a.moduleRef.close();
+
+    const b = await h.start();
+    const current = await b.credentials.get(ctx(), credential.id);
+    expect([current.value, current.metadata.version]).toEqual([oldSecret, 1]);
+    expect((await b.versionRows(credential.id)).map((r) => r.state).sort()).toEqual([WebhookSecretState.CURRENT, WebhookSecretState.PENDING]);
+    // Meanwhile: signed with the old secret; both the old and the pushed one verify.
+    expect(new Webhook(oldSecret).verify(body, { ...(await b.service.signWebhook(t, 'm1', new Date(), body)) })).toBeTruthy();
+    expect((await b.service.verifyWebhook(t, body, referenceSigned(h.clock, pushed))).version).toBeNull();
+
+    expect(await b.job.runOnce()).toMatchObject({ acquired: true, resumed: 1, failed: 0 });
+    expect(h.updater.calls.slice(before).map((c) => c.newSecret)).toEqual([pushed, pushed]);
+    const after = await b.credentials.get(ctx(), credential.id);
+    expect([after.value, after.metadata.version]).toEqual([pushed, 2]);
+    expect((await b.service.verifyWebhook(t, body, referenceSigned(h.clock, oldSecret))).version).toBe(1);
+    await b.moduleRef.close();
+  });
+
+  it('crash after the pending secret is written, before the push: nothing pushed, not accepted; the next run pushes it once', async () => {
+    const a = await h.start();
+    const t = target();
+    const { credential, secret: oldSecret } = await a.service.create(ctx(), t);
+    const before = h.updater.calls.length;
+    // The first read after the prepare commit is the staging value's: the "process" dies there.
+    jest.spyOn(a.moduleRef.get(CredentialsService), 'get').mockRejectedValueOnce(new Error('process killed'));
+    await rejection(a.service.rotate(ctx(), credential.id));
+    expect(h.updater.calls.length).toBe(before);
+    await a.moduleRef.close();
+
+    const b = await h.start();
+    expect((await b.credentials.get(ctx(), credential.id)).value).toBe(oldSecret);
+    const pending = (await b.versionRows(credential.id)).find((r) => r.state === WebhookSecretState.PENDING);
+    expect(pending).toMatchObject({ pushStartedAt: null, attempts: 0 });
+    const staged = (await b.credentials.get(ctx(), pending?.stagingCredentialId as string)).value;
+    expect((await rejection(b.service.verifyWebhook(t, body, referenceSigned(h.clock, staged)))).name).toBe('WebhookSignatureMismatchError');
+
+    expect(await b.job.runOnce()).toMatchObject({ acquired: true, resumed: 1 });
+    expect(h.updater.calls.slice(before).map((c) => [c.newSecret, c.rotationId])).toEqual([[staged, pending?.id]]);
+    expect((await b.credentials.get(ctx(), credential.id)).value).toBe(staged);
+    await b.moduleRef.close();
+  });
+});
+
+describe('webhook-secret-rotation job with two app instances on one PostgreSQL', () => {
+  const h = harness('postgres');
+  const ctx = (): OperationContext => ({ tenantId: h.tenantId, actor: { id: 'user:ops' } });
+  let a: WebhookStack;
+  let b: WebhookStack;
+
+  beforeAll(async () => {
+    a = await h.start();
+    b = await h.start();
+  });
+
+  it('rotates only the due secrets, each once; a second run rotates nothing; replicas see the new secret', async () => {
+    const t0 = h.clock.now();
+    const due1 = await a.service.create(ctx(), { integrationId: 'stripe', connectionId: 'due-1' });
+    const due2 = await b.service.create(ctx(), { integrationId: 'stripe', connectionId: 'due-2' });
+    h.clock.advance(100 * DAY);
+    const fresh = await a.service.create(ctx(), { integrationId: 'stripe', connectionId: 'fresh' });
+    h.clock.set(new Date(t0.getTime() + 181 * DAY));
+    const before = h.updater.calls.length;
+
+    const runs = await Promise.all([a.job.runOnce(), b.job.runOnce(), a.job.runOnce(), b.job.runOnce()]);
+    const rotated = runs.reduce((n, r) => n + (r.acquired ? r.rotated : 0), 0);
+    expect(rotated).toBe(2);
+    expect(h.updater.calls.slice(before).map((c) => c.credentialId).sort()).toEqual([due1.credential.id, due2.credential.id].sort());
+    expect((await a.credentials.getMetadata(ctx(), due1.credential.id)).version).toBe(2);
+    expect((await a.credentials.getMetadata(ctx(), due2.credential.id)).version).toBe(2);
+    expect((await a.credentials.getMetadata(ctx(), fresh.credential.id)).version).toBe(1);
+
+    const again = await Promise.all([a.job.runOnce(), b.job.runOnce()]);
+    expect(again.reduce((n, r) => n + (r.acquired ? r.rotated + r.resumed : 0), 0)).toBe(0);
+    expect(h.updater.calls.length).toBe(before + 2);
+
+    // b rotated or not, its cache follows the row version: it signs with the new secret.
+    const t = { tenantId: h.tenantId, integrationId: 'stripe', connectionId: 'due-1' };
+    const newSecret = (await a.credentials.get(ctx(), due1.credential.id)).value;
+    expect(new Webhook(newSecret).verify(body, { ...(await b.service.signWebhook(t, 'm2', new Date(), body)) })).toBeTruthy();
+  });
+
+  it('one rotation per credential across replicas: concurrent rotate() calls push once', async () => {
+    const { credential } = await a.service.create(ctx(), { integrationId: 'stripe', connectionId: 'manual' });
+    const since = h.clock.now();
+    const before = h.updater.calls.length;
+    const results = await Promise.allSettled([
+      a.service.rotate(ctx(), credential.id, { ifCurrentSince: since }),
+      b.service.rotate(ctx(), credential.id, { ifCurrentSince: since }),
+    ]);
+    const outcomes = results.map((r) => (r.status === 'fulfilled' ? r.value.outcome : r.reason instanceof WebhookRotationInProgressError ? 'in_progress' : String(r.reason)));
+    expect(outcomes.filter((o) => o === 'rotated')).toHaveLength(1);
+    expect(outcomes.every((o) => ['rotated', 'not_due', 'in_progress'].includes(o))).toBe(true);
+    expect(h.updater.calls.length).toBe(before + 1);
+    expect((await b.credentials.getMetadata(ctx(), credential.id)).version).toBe(2);
+  });
+});
