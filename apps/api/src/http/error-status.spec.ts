@@ -11,14 +11,14 @@ import { OAuthRefreshErrorCode } from '@app/oauth-refresh';
 import * as migration from '@app/migration';
 import { MigrationErrorCode } from '@app/migration';
 import * as rotation from '@app/rotation';
-import { RotationErrorCode, WebhookSecretErrorCode } from '@app/rotation';
+import { NotificationErrorCode, RotationErrorCode, WebhookSecretErrorCode } from '@app/rotation';
 import { httpStatusForCode, statusForError } from './error-status';
 
 /** Every lib's code enum, one per registered range: a new range does not compile until it is listed. */
 const CODE_ENUMS: Record<ErrorCodeRangeName, Record<string, string | number>> = {
   keyVault: KeyVaultErrorCode,
   credentials: CredentialErrorCode,
-  rotation: { ...RotationErrorCode, ...WebhookSecretErrorCode },
+  rotation: { ...RotationErrorCode, ...WebhookSecretErrorCode, ...NotificationErrorCode },
   oauthRefresh: OAuthRefreshErrorCode,
   audit: AuditErrorCode,
   persistence: PersistenceErrorCode,
@@ -45,6 +45,7 @@ const EXPECTED: Record<number, number> = {
   2001: 400, 2002: 404, 2003: 409, 2004: 409, 2005: 404, 2006: 500, 2007: 500, 2008: 500, 2009: 409, 2010: 409,
   3001: 500, 3002: 400, 3003: 404, 3004: 409, 3005: 502, 3006: 409, 3007: 409, 3008: 404,
   3101: 500, 3102: 400, 3103: 404, 3110: 400, 3111: 400, 3112: 401, 3113: 401, 3114: 400, 3115: 401, 3120: 409, 3121: 502, 3122: 409, 3123: 409,
+  3201: 500, 3202: 400, 3203: 400, 3204: 502, 3205: 503, 3206: 404, 3207: 409,
   4001: 404, 4002: 409, 4003: 503, 4004: 400, 4005: 404, 4006: 409, 4007: 500, 4008: 400,
   5001: 400, 5002: 503, 5003: 503, 5004: 400, 5005: 500, 5006: 503,
   6001: 500, 6002: 500, 6003: 500, 6101: 500, 6102: 500,
@@ -86,6 +87,7 @@ const SAMPLE_ARGS: Record<string, unknown[]> = {
   WebhookSecretValidationError: ['m', 'field'],
   WebhookTimestampTooOldError: [300],
   WebhookTimestampTooNewError: [300],
+  NotificationDeliveryPendingError: [['webhook']],
 };
 
 /** One instance of every error a lib exports (KeyVaultError: one per code), found by walking the exports. */

@@ -12,7 +12,7 @@ import { CREDENTIAL_ERROR_HTTP_STATUS } from '@app/credentials';
 import { AUDIT_ERROR_HTTP_STATUS } from '@app/audit';
 import { OAUTH_REFRESH_ERROR_HTTP_STATUS } from '@app/oauth-refresh';
 import { MIGRATION_ERROR_HTTP_STATUS } from '@app/migration';
-import { ROTATION_ERROR_HTTP_STATUS, WEBHOOK_SECRET_ERROR_HTTP_STATUS } from '@app/rotation';
+import { NOTIFICATION_ERROR_HTTP_STATUS, ROTATION_ERROR_HTTP_STATUS, WEBHOOK_SECRET_ERROR_HTTP_STATUS } from '@app/rotation';
 
 /**
  * The one place where typed lib errors become HTTP statuses. Each lib owns its table (keyed by its
@@ -23,7 +23,7 @@ export const ERROR_HTTP_STATUS_TABLES: Record<ErrorCodeRangeName, Readonly<Recor
   keyVault: KEY_VAULT_ERROR_HTTP_STATUS,
   credentials: CREDENTIAL_ERROR_HTTP_STATUS,
   // The rotation lib's three parts share its block: core 30xx, webhooks 31xx, notifications 32xx.
-  rotation: { ...ROTATION_ERROR_HTTP_STATUS, ...WEBHOOK_SECRET_ERROR_HTTP_STATUS },
+  rotation: { ...ROTATION_ERROR_HTTP_STATUS, ...WEBHOOK_SECRET_ERROR_HTTP_STATUS, ...NOTIFICATION_ERROR_HTTP_STATUS },
   oauthRefresh: OAUTH_REFRESH_ERROR_HTTP_STATUS,
   audit: AUDIT_ERROR_HTTP_STATUS,
   persistence: PERSISTENCE_ERROR_HTTP_STATUS,

@@ -3,7 +3,8 @@ import { NOTIFICATION_EVENT_NAMES, NotificationEvents, type NotificationEventNam
 import type { Notification, NotificationFacts } from './notification.types';
 
 const ID_PATTERN = /^[A-Za-z0-9._:@-]{1,128}$/;
-const CODE_PATTERN = /^[A-Za-z0-9._:-]{1,64}$/;
+// An error's name and code as describeError() writes them: `WebhookUpdaterError(UPDATER_FAILED)`.
+const CODE_PATTERN = /^[A-Za-z0-9._:()-]{1,120}$/;
 
 /**
  * The notification of an outbox event, or null when the event is not one we notify or has no tenant.
@@ -22,11 +23,14 @@ export function buildNotification(event: OutboxEvent): Notification | null {
     type: id(p.type),
     expiresAt: date(p.expiresAt),
     thresholdDays: int(p.thresholdDays),
+    dueAt: date(p.dueAt),
     version: int(p.version),
     previousVersion: int(p.previousVersion ?? p.fromVersion),
     reason: text(p.reason),
     severity: id(p.severity),
     errorCode: code(p.errorCode ?? p.error),
+    step: id(p.step),
+    attempts: int(p.attempts),
     actorId: id(p.actorId),
   };
   for (const k of Object.keys(facts) as (keyof NotificationFacts)[]) if (facts[k] === undefined) delete facts[k];
@@ -83,7 +87,7 @@ function wording(name: NotificationEventName, f: NotificationFacts): { subject: 
     case NotificationEvents.ROTATION_DUE:
       return {
         subject: `${type} for ${target} is due for rotation`,
-        happened: 'Due for rotation under its rotation policy:',
+        happened: `Due for rotation under its rotation policy${f.dueAt ? ` since ${f.dueAt}` : ''}:`,
         action: 'Create a new value at the provider and rotate the credential to it; the previous version stays readable for rollback.',
       };
     case NotificationEvents.ROTATED:
@@ -91,6 +95,12 @@ function wording(name: NotificationEventName, f: NotificationFacts): { subject: 
         subject: `${type} for ${target} was rotated`,
         happened: `Rotated${f.version !== undefined ? ` to version ${f.version}` : ''}:`,
         action: 'Nothing, if you expected it: readers get the new version. If you did not, review the audit log and roll back.',
+      };
+    case NotificationEvents.ROTATION_FAILED:
+      return {
+        subject: `Automatic rotation of ${type} for ${target} failed`,
+        happened: `Automatic rotation failed${f.errorCode ? ` (${f.errorCode})` : ''}:`,
+        action: 'The previous value stays current and the next run retries. If it keeps failing, check the integration’s rotation handler.',
       };
     case NotificationEvents.REVOKED:
       return {
@@ -113,7 +123,7 @@ function wording(name: NotificationEventName, f: NotificationFacts): { subject: 
     case NotificationEvents.WEBHOOK_SECRET_ROTATION_FAILED:
       return {
         subject: `Webhook secret rotation failed for ${target}`,
-        happened: `Webhook secret rotation failed${f.errorCode ? ` (${f.errorCode})` : ''}:`,
+        happened: `Webhook secret rotation failed${f.step ? ` at step ${f.step}` : ''}${f.errorCode ? ` (${f.errorCode})` : ''}${f.attempts !== undefined ? ` after ${f.attempts} attempt(s)` : ''}:`,
         action: 'The current secret stays current and the job retries. If it keeps failing, check the integration’s secret updater.',
       };
   }

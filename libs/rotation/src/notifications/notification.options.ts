@@ -8,6 +8,8 @@ export const NotificationEvents = {
   EXPIRED: 'credential.expired',
   ROTATION_DUE: 'credential.rotation_due',
   ROTATED: 'credential.rotated',
+  /** An automatic rotation failed (the previous value stays current). */
+  ROTATION_FAILED: 'credential.rotation_failed',
   REVOKED: 'credential.revoked',
   UNREVOKED: 'credential.unrevoked',
   WEBHOOK_SECRET_ROTATED: 'webhook_secret.rotated',

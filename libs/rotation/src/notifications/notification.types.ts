@@ -13,6 +13,8 @@ export interface NotificationFacts {
   /** ISO 8601. */
   expiresAt?: string;
   thresholdDays?: number;
+  /** ISO 8601: when a manual rotation fell due. */
+  dueAt?: string;
   version?: number;
   previousVersion?: number;
   /** Revoke / un-revoke / failure reason as given by the operator or job (shortened). */
@@ -20,6 +22,9 @@ export interface NotificationFacts {
   severity?: string;
   /** A failure's stable code (never its message). */
   errorCode?: string;
+  /** Which step of a webhook-secret rotation failed, and after how many attempts. */
+  step?: string;
+  attempts?: number;
   actorId?: string;
 }
 

@@ -70,6 +70,14 @@ describe('buildNotification', () => {
     expect(buildNotification(event('credential.expired', { credentialId: 'c', tenantId: 'from-payload' }, null))!.tenantId).toBe('from-payload');
   });
 
+  it('reads the payloads the rotation core and the webhook rotator write', () => {
+    const failed = buildNotification(event('webhook_secret.rotation_failed', { credentialId: 'c', integrationId: 'gh', connectionId: 'app', rotationId: 'r', step: 'push', attempts: 3, error: 'WebhookUpdaterError(UPDATER_FAILED)' }))!;
+    expect(failed.summary).toBe('Webhook secret rotation failed at step push (WebhookUpdaterError(UPDATER_FAILED)) after 3 attempt(s): Credential c of integration "gh" connection "app".');
+    const due = buildNotification(event('credential.rotation_due', { credentialId: 'c', integrationId: 'gh', connectionId: 'k', type: 'api_key', version: 2, expiresAt: null, dueAt: '2026-11-30T00:00:00.000Z', action: 'x' } as never))!;
+    expect(due.summary).toContain('since 2026-11-30T00:00:00.000Z');
+    expect(buildNotification(event('credential.rotation_failed', { credentialId: 'c', type: 'api_key', error: 'RotationHandlerError' }))!.subject).toBe('Automatic rotation of api_key for c failed');
+  });
+
   it('drops malformed ids rather than forwarding them', () => {
     const n = buildNotification(event('credential.revoked', { credentialId: 'has space', integrationId: 'x'.repeat(200), reason: 'r'.repeat(500) }))!;
     expect(n.facts.credentialId).toBeUndefined();
