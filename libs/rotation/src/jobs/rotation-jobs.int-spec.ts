@@ -1,0 +1,197 @@
+/**
+ * The expiry monitor and the rotation check on SQLite and PostgreSQL with a ManualClock: thresholds
+ * fire once each, a missed run catches up, expired credentials are marked once; manual rotations due
+ * are reported once, automatic ones are performed (generator, handler) and failures reported; two
+ * replicas on one PostgreSQL raise each notice exactly once.
+ */
+import { randomBytes } from 'node:crypto';
+import { Logger } from '@nestjs/common';
+import { ManualClock, type OperationContext } from '@app/common';
+import { CredentialStatus, CredentialType, type CredentialMetadata } from '@app/credentials';
+import { KeyVaultEmulator } from '@app/keyvault-emulator';
+import { CapturingLogger, createTestDatabase, DATABASE_KINDS, type TestDatabase, type TestDatabaseKind } from '@app/testing';
+import { RotationHandlerRegistry } from '../handlers/rotation-handler.registry';
+import { buildRotationStack, DAY, outboxEvents, type RotationStack } from '../rotation-stack.testing';
+
+const T0 = new Date('2026-03-01T00:00:00Z');
+const HOUR = 3_600_000;
+
+describe.each(DATABASE_KINDS)('rotation jobs on %s', (kind: TestDatabaseKind) => {
+  let emu: KeyVaultEmulator;
+  let db: TestDatabase;
+  let s: RotationStack;
+  const clock = new ManualClock(T0);
+  const run = randomBytes(3).toString('hex');
+  let seq = 0;
+  const tenant = (): OperationContext => ({ tenantId: `jobs_${run}_${++seq}`, actor: { id: 'user:alice' } });
+  const store = (ctx: OperationContext, type: CredentialType, value: string, extra: { integrationId?: string; expiresAt?: Date } = {}): Promise<CredentialMetadata> =>
+    s.credentials.store(ctx, { integrationId: extra.integrationId ?? 'acme', connectionId: `c${++seq}`, type, value, expiresAt: extra.expiresAt });
+  const secret = () => 'k-' + randomBytes(18).toString('hex');
+  const thresholds = async (ctx: OperationContext) => (await outboxEvents(s.dataSource, 'credential.expiring', ctx.tenantId)).map((p) => p.thresholdDays);
+
+  beforeAll(async () => {
+    Logger.overrideLogger(new CapturingLogger());
+    emu = await KeyVaultEmulator.start({ quiet: true, throttle: false });
+    db = await createTestDatabase(kind);
+    s = await buildRotationStack(db, emu, clock);
+  });
+
+  afterAll(async () => {
+    await s?.moduleRef.close();
+    await db?.drop();
+    await emu?.stop();
+  });
+
+  describe('expiry monitor', () => {
+    it('raises each threshold once per credential, limited by the policy, then marks it expired once', async () => {
+      clock.set(T0);
+      const ctx = tenant();
+      await s.policies.set(ctx, { level: 'tenant', credentialType: CredentialType.API_KEY, warnBeforeDays: 30 });
+      const expiresAt = new Date(T0.getTime() + 31 * DAY);
+      const key = await store(ctx, CredentialType.API_KEY, secret(), { expiresAt });
+      const pwd = await store(ctx, CredentialType.BASIC_AUTH_PASSWORD, secret(), { expiresAt }); // default warn-before: 14 days
+
+      await s.expiry.runOnce();
+      expect(await thresholds(ctx)).toEqual([]);
+      const steps = [29.9, 29, 13.9, 13, 6.9, 0.9, 0.5];
+      for (const daysLeft of steps) {
+        clock.set(new Date(expiresAt.getTime() - daysLeft * DAY));
+        await s.expiry.runOnce();
+        await s.expiry.runOnce(); // a second run in the same window raises nothing more
+      }
+      const events = await outboxEvents(s.dataSource, 'credential.expiring', ctx.tenantId);
+      expect(events.filter((e) => e.credentialId === key.id).map((e) => e.thresholdDays)).toEqual([30, 14, 7, 1]);
+      expect(events.filter((e) => e.credentialId === pwd.id).map((e) => e.thresholdDays)).toEqual([14, 7, 1]);
+      expect(events[0]).toMatchObject({ tenantId: ctx.tenantId, integrationId: 'acme', version: 1, expiresAt: expiresAt.toISOString() });
+      expect(JSON.stringify(events)).not.toMatch(/k-[0-9a-f]{36}/);
+
+      clock.set(new Date(expiresAt.getTime() + HOUR));
+      const first = await s.expiry.runOnce();
+      expect(first.expired).toBeGreaterThanOrEqual(2);
+      await s.expiry.runOnce();
+      const expired = await outboxEvents(s.dataSource, 'credential.expired', ctx.tenantId);
+      expect(expired.map((e) => e.credentialId).sort()).toEqual([key.id, pwd.id].sort());
+      expect((await s.credentials.getMetadata(ctx, key.id)).status).toBe(CredentialStatus.EXPIRED);
+      await expect(s.credentials.get(ctx, key.id)).rejects.toMatchObject({ code: 2010 });
+    });
+
+    it('catches up after missed runs: the tightest threshold passed is raised, the wider ones are never sent late', async () => {
+      clock.set(T0);
+      const ctx = tenant();
+      const expiresAt = new Date(T0.getTime() + 40 * DAY);
+      const key = await store(ctx, CredentialType.API_KEY, secret(), { expiresAt });
+      clock.set(new Date(expiresAt.getTime() - 5 * DAY)); // the runs at 14 days were missed
+      await s.expiry.runOnce();
+      expect(await thresholds(ctx)).toEqual([7]);
+      clock.set(new Date(expiresAt.getTime() - 0.5 * DAY));
+      await s.expiry.runOnce();
+      await s.expiry.runOnce();
+      expect(await thresholds(ctx)).toEqual([7, 1]);
+      // a rotation makes a new version: its thresholds are new notices
+      await s.credentials.rotate(ctx, key.id, secret(), { expiresAt: new Date(clock.nowMs() + 10 * DAY) });
+      await s.expiry.runOnce();
+      expect(await thresholds(ctx)).toEqual([7, 1, 14]);
+    });
+  });
+
+  describe('rotation check', () => {
+    it('reports a manual rotation that fell due once per version', async () => {
+      clock.set(T0);
+      const ctx = tenant();
+      const key = await store(ctx, CredentialType.API_KEY, secret());
+      clock.set(new Date(T0.getTime() + 89 * DAY));
+      await s.check.runOnce();
+      expect(await outboxEvents(s.dataSource, 'credential.rotation_due', ctx.tenantId)).toEqual([]);
+      clock.set(new Date(T0.getTime() + 91 * DAY));
+      await s.check.runOnce();
+      await s.check.runOnce();
+      const due = await outboxEvents(s.dataSource, 'credential.rotation_due', ctx.tenantId);
+      expect(due).toHaveLength(1);
+      expect(due[0]).toMatchObject({ credentialId: key.id, version: 1, dueAt: new Date(T0.getTime() + 90 * DAY).toISOString() });
+      expect((await s.credentials.getMetadata(ctx, key.id)).version).toBe(1);
+    });
+
+    it('performs automatic rotations with a generator or the integration\'s handler, with history; a failing handler leaves the value current', async () => {
+      clock.set(T0);
+      const ctx = tenant();
+      await s.policies.set(ctx, { level: 'tenant', rotation: 'automatic' });
+      await s.policies.set(ctx, { level: 'tenant', credentialType: CredentialType.CUSTOM_SECRET, rotateAfterDays: 30 });
+      const key = await store(ctx, CredentialType.API_KEY, secret());
+      const minted = await store(ctx, CredentialType.CUSTOM_SECRET, secret(), { integrationId: `minted-${run}` });
+      const broken = await store(ctx, CredentialType.CUSTOM_SECRET, secret(), { integrationId: `broken-${run}` });
+      const brokenValue = (await s.credentials.get(ctx, broken.id)).value;
+      const calls: string[] = [];
+      const registry = s.moduleRef.get(RotationHandlerRegistry);
+      const off = [
+        registry.register({ integrationId: `minted-${run}`, handler: { mint: async (r) => (calls.push(`${r.credentialId}:${r.fromVersion}`), { value: `new-${randomBytes(12).toString('hex')}` }) } }),
+        registry.register({ integrationId: `broken-${run}`, handler: { mint: async () => Promise.reject(new Error('provider down')) } }),
+      ];
+      try {
+        clock.set(new Date(T0.getTime() + 91 * DAY));
+        await s.check.runOnce();
+        const rotatedKey = await s.credentials.getMetadata(ctx, key.id);
+        expect(rotatedKey.version).toBe(2);
+        expect(calls).toEqual([`${minted.id}:1`]);
+        expect((await s.credentials.get(ctx, minted.id)).value).toMatch(/^new-/);
+        expect((await s.credentials.get(ctx, broken.id)).value).toBe(brokenValue);
+        const history = await s.rotation.historyOf(ctx, key.id);
+        expect(history).toEqual([expect.objectContaining({ action: 'rotate', method: 'generator', fromVersion: 1, toVersion: 2, actor: 'system:rotation-check' })]);
+        expect((await s.rotation.historyOf(ctx, minted.id))[0]).toMatchObject({ method: 'handler', fromVersion: 1, toVersion: 2 });
+        const failed = await outboxEvents(s.dataSource, 'credential.rotation_failed', ctx.tenantId);
+        expect(failed.map((e) => e.credentialId)).toEqual([broken.id]);
+        // the next run finds nothing due among the rotated ones
+        await s.check.runOnce();
+        expect((await s.credentials.getMetadata(ctx, key.id)).version).toBe(2);
+        expect(calls).toHaveLength(1);
+      } finally {
+        off.forEach((f) => f());
+      }
+    });
+  });
+});
+
+describe('rotation jobs: two replicas on one PostgreSQL', () => {
+  let emu: KeyVaultEmulator;
+  let db: TestDatabase;
+  let a: RotationStack;
+  let b: RotationStack;
+  const clock = new ManualClock(T0);
+  const ctx: OperationContext = { tenantId: `two_${randomBytes(3).toString('hex')}`, actor: { id: 'user:alice' } };
+
+  beforeAll(async () => {
+    Logger.overrideLogger(new CapturingLogger());
+    emu = await KeyVaultEmulator.start({ quiet: true, throttle: false });
+    db = await createTestDatabase('postgres');
+    a = await buildRotationStack(db, emu, clock);
+    b = await buildRotationStack(db, emu, clock);
+  });
+
+  afterAll(async () => {
+    await a?.moduleRef.close();
+    await b?.moduleRef.close();
+    await db?.drop();
+    await emu?.stop();
+  });
+
+  it('raises every notice exactly once when both run the jobs at the same time', async () => {
+    const expiresAt = new Date(T0.getTime() + 20 * DAY);
+    for (let i = 0; i < 12; i++) {
+      await a.credentials.store(ctx, { integrationId: 'acme', connectionId: `c${i}`, type: CredentialType.API_KEY, value: 'k-' + randomBytes(18).toString('hex'), expiresAt });
+      await b.credentials.store(ctx, { integrationId: 'acme', connectionId: `n${i}`, type: CredentialType.API_KEY, value: 'k-' + randomBytes(18).toString('hex') });
+    }
+    for (const daysLeft of [13, 6, 0.5, -0.1]) {
+      clock.set(new Date(expiresAt.getTime() - daysLeft * DAY));
+      await Promise.all([a.expiry.runOnce(), b.expiry.runOnce(), a.expiry.runOnce(), b.expiry.runOnce()]);
+    }
+    clock.set(new Date(T0.getTime() + 91 * DAY));
+    await Promise.all([a.check.runOnce(), b.check.runOnce()]);
+    await Promise.all([a.check.runOnce(), b.check.runOnce()]);
+    const expiring = await outboxEvents(a.dataSource, 'credential.expiring', ctx.tenantId);
+    expect(expiring).toHaveLength(36);
+    expect(new Set(expiring.map((e) => `${e.credentialId}:${e.thresholdDays}`)).size).toBe(36);
+    expect(await outboxEvents(a.dataSource, 'credential.expired', ctx.tenantId)).toHaveLength(12);
+    const due = await outboxEvents(a.dataSource, 'credential.rotation_due', ctx.tenantId);
+    expect(due).toHaveLength(12);
+    expect(new Set(due.map((e) => e.credentialId)).size).toBe(12);
+  });
+});
