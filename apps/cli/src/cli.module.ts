@@ -2,6 +2,8 @@ import { Module } from '@nestjs/common';
 import { ApiKeyCreateCommand } from './commands/api-key.command';
 import { AuditVerifyCommand } from './commands/audit-verify.command';
 import { EmulatorCommand } from './commands/emulator.command';
+import { MigrateCommand } from './commands/migrate/migrate.command';
+import { SeedLegacyCommand } from './commands/migrate/seed-legacy.command';
 
-@Module({ providers: [ApiKeyCreateCommand, AuditVerifyCommand, EmulatorCommand] })
+@Module({ providers: [ApiKeyCreateCommand, AuditVerifyCommand, EmulatorCommand, MigrateCommand, SeedLegacyCommand] })
 export class CliModule {}

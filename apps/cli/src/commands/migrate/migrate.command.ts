@@ -1,0 +1,139 @@
+import { Module } from '@nestjs/common';
+import { NestFactory } from '@nestjs/core';
+import { EventEmitterModule } from '@nestjs/event-emitter';
+import { TypeOrmModule } from '@nestjs/typeorm';
+import { writeFileSync } from 'node:fs';
+import { Command, CommandRunner, Option } from 'nest-commander';
+import { DataSource } from 'typeorm';
+import { AuditModule } from '@app/audit';
+import { PersistenceModule } from '@app/common';
+import { CredentialsModule } from '@app/credentials';
+import { formatSummaryTable, JsonlLegacySource, MigrationModule, MigrationRunner, SqlLegacySource, type LegacyCredentialSource } from '@app/migration';
+import { APP_CONFIG, AppConfigModule, databaseOptions, loadAppConfig, VaultModule } from '@app/api-host';
+import { loadMigrateEnv } from './migrate.config';
+import { ProgressReporter } from './progress-reporter';
+
+export interface MigrateFlags {
+  source?: 'sql' | 'jsonl';
+  file?: string;
+  dryRun?: boolean;
+  batchSize?: number;
+  tenant?: string;
+  integration?: string;
+  report?: string;
+  deleteAfterMigration?: boolean;
+}
+
+/**
+ * `cli migrate --source sql|jsonl [--file f] [--dry-run] [--batch-size n] [--tenant t] [--integration i]
+ * [--report out.json] [--delete-after-migration]`: moves legacy AES-256-GCM credentials into the vault
+ * with the host's database and vault (same environment variables as the host) plus LEGACY_* variables.
+ * Exit code 1 when any connection failed. Safe to interrupt: a re-run resumes (see libs/migration).
+ */
+@Command({ name: 'migrate', description: 'Migrate legacy AES-256-GCM credentials into the vault (resumable; --dry-run to check first)' })
+export class MigrateCommand extends CommandRunner {
+  async run(_args: string[], flags: MigrateFlags): Promise<void> {
+    const source = flags.source;
+    if (source !== 'sql' && source !== 'jsonl') throw new Error('--source must be sql or jsonl');
+    if (source === 'jsonl' && !flags.file) throw new Error('--source jsonl needs --file <legacy.jsonl>');
+    if (flags.deleteAfterMigration && source !== 'sql') throw new Error('--delete-after-migration needs --source sql');
+    // 429s must reach the migration's AIMD limiter instead of being retried inside the vault client.
+    const env = { KEY_VAULT_MAX_ATTEMPTS: '1', ...process.env };
+    const config = loadAppConfig(env);
+    const m = loadMigrateEnv(env, { needKeys: true, needDatabase: source === 'sql' });
+
+    @Module({
+      imports: [
+        AppConfigModule.forRoot(config),
+        TypeOrmModule.forRootAsync({ inject: [APP_CONFIG], useFactory: databaseOptions }),
+        EventEmitterModule.forRoot({ wildcard: false, delimiter: '.' }),
+        // This process only writes: the host's dispatcher delivers the events.
+        PersistenceModule.forRoot({ outbox: { dispatch: false } }),
+        VaultModule,
+        AuditModule.forRoot({ failClosed: config.audit.failClosed, retention: { enabled: false }, anchor: { enabled: false }, isGlobal: true }),
+        CredentialsModule.forRoot({
+          isGlobal: true,
+          integrations: config.credentials.integrations,
+          vault: { namePrefix: config.credentials.vaultSecretPrefix },
+        }),
+        MigrationModule.forRoot({ keys: m.keys, batchSize: flags.batchSize, concurrency: { initial: m.concurrency.initial, max: m.concurrency.max } }),
+      ],
+    })
+    class MigrateModule {}
+
+    let legacyDb: DataSource | undefined;
+    let legacy: LegacyCredentialSource;
+    if (source === 'sql') {
+      const d = m.legacyDatabase!;
+      legacyDb = await new DataSource(d.type === 'postgres' ? { type: 'postgres', url: d.url } : { type: 'better-sqlite3', database: d.path, fileMustExist: true }).initialize();
+      legacy = new SqlLegacySource(legacyDb, m.mapping);
+    } else {
+      legacy = new JsonlLegacySource(flags.file!, m.mapping);
+    }
+
+    const ctx = await NestFactory.createApplicationContext(MigrateModule, { logger: ['error'] });
+    const progress = new ProgressReporter();
+    try {
+      progress.start(await legacy.count({ tenantId: flags.tenant, integrationId: flags.integration }));
+      const summary = await ctx.get(MigrationRunner).run(legacy, {
+        dryRun: flags.dryRun,
+        batchSize: flags.batchSize,
+        tenantId: flags.tenant,
+        integrationId: flags.integration,
+        deleteAfterMigration: flags.deleteAfterMigration,
+        onProgress: (p) => progress.update(p),
+      });
+      progress.stop();
+      if (flags.report) writeFileSync(flags.report, `${JSON.stringify(summary, null, 2)}\n`, { mode: 0o600 });
+      process.stdout.write(`${formatSummaryTable(summary)}\n`);
+      if (summary.failedMigrations > 0) process.exitCode = 1;
+    } finally {
+      progress.stop();
+      await legacy.close();
+      await ctx.close();
+      if (legacyDb?.isInitialized) await legacyDb.destroy();
+    }
+  }
+
+  @Option({ flags: '--source <kind>', description: 'sql (LEGACY_DATABASE_URL / LEGACY_DATABASE_PATH) or jsonl (--file)', required: true })
+  parseSource(v: string): string {
+    return v;
+  }
+
+  @Option({ flags: '--file <path>', description: 'the JSON-lines file of --source jsonl' })
+  parseFile(v: string): string {
+    return v;
+  }
+
+  @Option({ flags: '--dry-run', description: 'decrypt and validate only; write nothing' })
+  parseDryRun(): boolean {
+    return true;
+  }
+
+  @Option({ flags: '--batch-size <n>', description: 'connections per page (default 10)' })
+  parseBatchSize(v: string): number {
+    const n = Number(v);
+    if (!/^\d+$/.test(v) || n < 1 || n > 10_000) throw new Error('--batch-size must be an integer from 1 to 10000');
+    return n;
+  }
+
+  @Option({ flags: '--tenant <tenant>', description: 'only this tenant' })
+  parseTenant(v: string): string {
+    return v;
+  }
+
+  @Option({ flags: '--integration <integration>', description: 'only this integration' })
+  parseIntegration(v: string): string {
+    return v;
+  }
+
+  @Option({ flags: '--report <path>', description: 'write the JSON summary here (mode 0600)' })
+  parseReport(v: string): string {
+    return v;
+  }
+
+  @Option({ flags: '--delete-after-migration', description: 'clear the legacy fields once each value was read back from the vault and compared (sql only)' })
+  parseDelete(): boolean {
+    return true;
+  }
+}

@@ -1,0 +1,156 @@
+import { ChildProcess, spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { DataSource } from 'typeorm';
+import { KeyVaultEmulator } from '@app/keyvault-emulator';
+import { legacySeedKind, legacySeedRows, seedLegacyTable, type MigrationSummary } from '@app/migration';
+
+const ROOT = join(__dirname, '..');
+const MAIN = join(ROOT, 'apps', 'cli', 'src', 'main.ts');
+const COUNT = 400;
+
+/** A require hook compiling our TypeScript (and the @app/* aliases of .swcrc) with @swc/core, as jest does. */
+function writeRequireHook(dir: string): string {
+  const swcrc = JSON.parse(readFileSync(join(ROOT, '.swcrc'), 'utf8')) as { jsc: { paths: Record<string, string[]> } };
+  const file = join(dir, 'swc-register.js');
+  writeFileSync(
+    file,
+    `const { transformSync } = require(${JSON.stringify(require.resolve('@swc/core'))});
+const { readFileSync } = require('node:fs');
+require.extensions['.ts'] = function (module, filename) {
+  const { code } = transformSync(readFileSync(filename, 'utf8'), {
+    filename, swcrc: false, sourceMaps: 'inline', module: { type: 'commonjs' },
+    jsc: { target: 'es2022', baseUrl: ${JSON.stringify(ROOT)}, paths: ${JSON.stringify(swcrc.jsc.paths)},
+      parser: { syntax: 'typescript', decorators: true, dynamicImport: true },
+      transform: { legacyDecorator: true, decoratorMetadata: true, useDefineForClassFields: false }, keepClassNames: true },
+  });
+  module._compile(code, filename);
+};
+`,
+  );
+  return file;
+}
+
+/** What the seed's rules say a full run must end with (duplicates: one copy skipped; conflicts: one copy failed). */
+function expected() {
+  let ok = 0;
+  let failed = 0;
+  let skipped = 0;
+  let credentials = 0;
+  for (let i = 0; i < COUNT; i++) {
+    const slot = i % 100;
+    if ([5, 7, 8, 9, 12].includes(slot)) failed++;
+    else if (slot === 10) skipped++;
+    else {
+      ok++;
+      credentials += legacySeedKind(i, { anomalies: true }) === 1 ? 1 : 2;
+    }
+  }
+  return { ok, failed, skipped, credentials };
+}
+
+/** `npm run cli -- migrate` as a real process: killed with SIGKILL mid-run, then resumed to exact totals. */
+describe('cli migrate (real process, kill -9, resume)', () => {
+  let dir: string;
+  let vault: KeyVaultEmulator;
+  let hook: string;
+  let env: Record<string, string>;
+  const children: ChildProcess[] = [];
+
+  const cli = (args: string[]) => {
+    const child = spawn(process.execPath, ['--no-warnings', '--require', hook, MAIN, ...args], {
+      cwd: ROOT,
+      env: { ...process.env, ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    children.push(child);
+    let stdout = '';
+    let stderr = '';
+    child.stdout!.on('data', (d) => (stdout += d));
+    child.stderr!.on('data', (d) => (stderr += d));
+    const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }>((resolve) =>
+      child.on('exit', (code, signal) => resolve({ code, signal, stdout, stderr })),
+    );
+    return { child, exited };
+  };
+
+  const hostQuery = async (sql: string): Promise<number> => {
+    const db = new DataSource({ type: 'better-sqlite3', database: env.DATABASE_PATH, readonly: true });
+    try {
+      await db.initialize();
+      return Number((await db.query(sql))[0].n);
+    } catch {
+      return 0; // the child has not created the database or the table yet
+    } finally {
+      if (db.isInitialized) await db.destroy();
+    }
+  };
+
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'cv-mig-cli-'));
+    hook = writeRequireHook(dir);
+    vault = await KeyVaultEmulator.start({ dataDir: join(dir, 'vault'), port: 0, quiet: true, throttle: false });
+    const key = randomBytes(32);
+    const legacy = await new DataSource({ type: 'better-sqlite3', database: join(dir, 'legacy.sqlite') }).initialize();
+    await seedLegacyTable(legacy, legacySeedRows({ count: COUNT, keys: [key, randomBytes(32)], anomalies: true }));
+    await legacy.destroy();
+    env = {
+      NODE_ENV: 'test',
+      LOG_LEVEL: 'error',
+      DATABASE_PATH: join(dir, 'host.sqlite'),
+      KEY_VAULT_URL: vault.vaultUrl,
+      KEY_VAULT_CREDENTIAL: 'static',
+      KEY_VAULT_CA_CERT_PATH: vault.caCertPath,
+      KEY_VAULT_DISABLE_CHALLENGE_RESOURCE_VERIFICATION: 'true',
+      LEGACY_DATABASE_PATH: join(dir, 'legacy.sqlite'),
+      // The second key is unknown to the migration: its rows are reported (LEGACY_AUTH_TAG), like the unknown-key rows.
+      LEGACY_ENCRYPTION_KEYS: key.toString('hex'),
+    };
+  }, 60_000);
+
+  afterAll(async () => {
+    for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+    await vault?.stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('a run killed with SIGKILL mid-way resumes to exact totals, with no duplicate credential and one MIGRATE row each', async () => {
+    const first = cli(['migrate', '--source', 'sql', '--batch-size', '20']);
+    const deadline = Date.now() + 60_000;
+    let done = 0;
+    while (Date.now() < deadline && done < 60) {
+      await new Promise((r) => setTimeout(r, 150));
+      done = await hostQuery('SELECT COUNT(*) AS n FROM cv_migration_checkpoints');
+    }
+    first.child.kill('SIGKILL');
+    const killed = await first.exited;
+    expect(killed.signal).toBe('SIGKILL');
+    const before = await hostQuery('SELECT COUNT(*) AS n FROM cv_migration_checkpoints');
+    expect(before).toBeGreaterThan(0);
+    expect(before).toBeLessThan(COUNT);
+
+    const report = join(dir, 'report.json');
+    const second = await cli(['migrate', '--source', 'sql', '--batch-size', '20', '--report', report]).exited;
+    expect(second.code).toBe(1); // the reported rows are failures
+    const s = JSON.parse(readFileSync(report, 'utf8')) as MigrationSummary;
+    const e = expected();
+    // The second key's rows fail here too: the CLI was given only the first key.
+    const secondKeyRows = COUNT / 100;
+    expect(s.totalConnections).toBe(COUNT);
+    expect(s.failedMigrations).toBe(e.failed + secondKeyRows);
+    expect(s.successfulMigrations + s.skipped).toBe(e.ok - secondKeyRows + e.skipped);
+    expect(s.skipped).toBeGreaterThanOrEqual(before);
+    expect(second.stdout).toContain('failed migrations');
+    expect(second.stderr).toMatch(/progress \d+\/400/);
+
+    const credentials = await hostQuery(`SELECT COUNT(*) AS n FROM cv_credentials WHERE status <> 'deleted'`);
+    const distinct = await hostQuery(`SELECT COUNT(*) AS n FROM (SELECT DISTINCT tenant_id, integration_id, connection_id, type FROM cv_credentials WHERE status <> 'deleted') d`);
+    expect(credentials).toBe(distinct);
+    const secondKeyCredentials = Array.from({ length: COUNT }, (_, i) => i).filter((i) => i % 100 === 6).reduce((n, i) => n + (legacySeedKind(i, { anomalies: true }) === 1 ? 1 : 2), 0);
+    expect(credentials).toBe(e.credentials - secondKeyCredentials);
+    expect(await hostQuery(`SELECT COUNT(*) AS n FROM cv_audit_log WHERE action = 'migrate'`)).toBe(credentials);
+    expect(await hostQuery('SELECT COUNT(*) AS n FROM cv_migration_checkpoints')).toBe(e.ok - secondKeyRows);
+  }, 120_000);
+});
