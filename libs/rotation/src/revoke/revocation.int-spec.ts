@@ -1,0 +1,107 @@
+/**
+ * Emergency revoke on SQLite and PostgreSQL against the local vault: the first read after revoke()
+ * returns is refused (cache hit included), every Key Vault version is disabled, envelope values are
+ * refused, connection / integration / tenant targets, audited as critical with events and history;
+ * un-revoke is explicit and audited and makes the value readable again.
+ */
+import { randomBytes } from 'node:crypto';
+import { Logger } from '@nestjs/common';
+import { AuditLogEntry } from '@app/audit';
+import { ManualClock, type OperationContext } from '@app/common';
+import { CredentialType, CredentialVersionEntity, ValueStoreKind, type CredentialMetadata } from '@app/credentials';
+import { KeyVaultProvider } from '@app/key-vault';
+import { KeyVaultEmulator } from '@app/keyvault-emulator';
+import { CapturingLogger, createTestDatabase, DATABASE_KINDS, type TestDatabase, type TestDatabaseKind } from '@app/testing';
+import { buildRotationStack, outboxEvents, type RotationStack } from '../rotation-stack.testing';
+
+describe.each(DATABASE_KINDS)('emergency revoke on %s', (kind: TestDatabaseKind) => {
+  let emu: KeyVaultEmulator;
+  let db: TestDatabase;
+  let s: RotationStack;
+  let kv: KeyVaultProvider;
+  const clock = new ManualClock(new Date());
+  const run = randomBytes(3).toString('hex');
+  let seq = 0;
+  const tenant = (): OperationContext => ({ tenantId: `rev_${run}_${++seq}`, actor: { id: 'user:alice' } });
+  const secret = () => 'k-' + randomBytes(18).toString('hex');
+  const store = (ctx: OperationContext, valueStore: ValueStoreKind, integrationId = 'acme', connectionId = `c${++seq}`): Promise<CredentialMetadata> =>
+    s.credentials.store(ctx, { integrationId, connectionId, type: CredentialType.API_KEY, value: secret(), valueStore });
+  const vaultVersions = async (id: string) =>
+    (await s.dataSource.getRepository(CredentialVersionEntity).find({ where: { credentialId: id } })).filter((v) => v.vaultSecretName).map((v) => [v.vaultSecretName!, v.vaultSecretVersion!] as const);
+
+  beforeAll(async () => {
+    Logger.overrideLogger(new CapturingLogger());
+    emu = await KeyVaultEmulator.start({ quiet: true, throttle: false });
+    db = await createTestDatabase(kind);
+    s = await buildRotationStack(db, emu, clock);
+    kv = s.moduleRef.get(KeyVaultProvider);
+  });
+
+  afterAll(async () => {
+    await s?.moduleRef.close();
+    await db?.drop();
+    await emu?.stop();
+  });
+
+  it('refuses the first read after revoke() returns (cache hit included) and disables every vault version; un-revoke restores both', async () => {
+    const ctx = tenant();
+    const cred = await store(ctx, ValueStoreKind.VAULT);
+    await s.rotation.rotate(ctx, cred.id, { value: secret(), reason: 'routine' });
+    const value = (await s.credentials.get(ctx, cred.id)).value; // now cached
+    expect((await s.credentials.get(ctx, cred.id)).value).toBe(value);
+
+    clock.advance(1000);
+    const result = await s.revocation.revoke(ctx, { credentialId: cred.id }, { reason: 'leaked in a log', severity: 'high' });
+    await expect(s.credentials.get(ctx, cred.id)).rejects.toMatchObject({ code: 2009 });
+    expect(result).toEqual({ revoked: [cred.id], vaultVersionsDisabled: 2, vaultFailures: [] });
+    const versions = await vaultVersions(cred.id);
+    expect(versions).toHaveLength(2);
+    for (const [name, version] of versions) await expect(kv.getSecret(name, version)).rejects.toBeDefined();
+
+    const audit = await s.dataSource.getRepository(AuditLogEntry).find({ where: { tenantId: ctx.tenantId, action: 'revoke' } });
+    expect(audit).toHaveLength(1);
+    expect(JSON.stringify(audit[0])).toContain('"critical":true');
+    expect(JSON.stringify(audit)).not.toContain(value);
+    const events = await outboxEvents(s.dataSource, 'credential.revoked', ctx.tenantId);
+    expect(events).toEqual([expect.objectContaining({ credentialId: cred.id, reason: 'leaked in a log', severity: 'high', version: 2 })]);
+
+    // revoking again is idempotent: no second audit row or event
+    await s.revocation.revoke(ctx, { credentialId: cred.id }, { reason: 'again' });
+    expect(await outboxEvents(s.dataSource, 'credential.revoked', ctx.tenantId)).toHaveLength(1);
+
+    await expect(s.revocation.unrevoke(ctx, cred.id, { reason: '' })).rejects.toMatchObject({ code: 3002 });
+    clock.advance(1000);
+    const back = await s.revocation.unrevoke(ctx, cred.id, { reason: 'false alarm' });
+    expect(back.status).toBe('active');
+    expect((await s.credentials.get(ctx, cred.id)).value).toBe(value);
+    for (const [name, version] of versions) await expect(kv.getSecret(name, version)).resolves.toBeDefined();
+    expect(await s.dataSource.getRepository(AuditLogEntry).count({ where: { tenantId: ctx.tenantId, action: 'unrevoke' } })).toBe(1);
+    expect((await s.rotation.historyOf(ctx, cred.id)).map((h) => h.action)).toEqual(['unrevoke', 'revoke', 'rotate']);
+    await expect(s.revocation.unrevoke(ctx, cred.id, { reason: 'twice' })).rejects.toMatchObject({ code: 3007 });
+  });
+
+  it('revokes by connection, integration and tenant; envelope values are refused too', async () => {
+    const ctx = tenant();
+    const a1 = await store(ctx, ValueStoreKind.ENVELOPE, 'alpha', 'conn-1');
+    const a2 = await store(ctx, ValueStoreKind.VAULT, 'alpha', 'conn-2');
+    const b1 = await store(ctx, ValueStoreKind.ENVELOPE, 'beta', 'conn-1');
+    const c1 = await store(ctx, ValueStoreKind.VAULT, 'gamma', 'conn-1');
+    for (const c of [a1, a2, b1, c1]) await s.credentials.get(ctx, c.id);
+
+    expect((await s.revocation.revoke(ctx, { integrationId: 'alpha', connectionId: 'conn-1' }, { reason: 'user left' })).revoked).toEqual([a1.id]);
+    await expect(s.credentials.get(ctx, a1.id)).rejects.toMatchObject({ code: 2009 });
+    await expect(s.credentials.get(ctx, a2.id)).resolves.toBeDefined();
+
+    expect((await s.revocation.revoke(ctx, { integrationId: 'alpha' }, { reason: 'integration compromised' })).revoked.sort()).toEqual([a1.id, a2.id].sort());
+    await expect(s.credentials.get(ctx, a2.id)).rejects.toMatchObject({ code: 2009 });
+
+    const all = await s.revocation.revoke(ctx, { tenant: true }, { reason: 'tenant breach', severity: 'critical' });
+    expect(all.revoked).toHaveLength(4);
+    for (const c of [b1, c1]) await expect(s.credentials.get(ctx, c.id)).rejects.toMatchObject({ code: 2009 });
+    expect((await outboxEvents(s.dataSource, 'credential.revoked', ctx.tenantId)).map((e) => e.credentialId).sort()).toEqual([a1.id, a2.id, b1.id, c1.id].sort());
+
+    await expect(s.revocation.revoke(ctx, { integrationId: 'nobody' }, { reason: 'x' })).rejects.toMatchObject({ code: 3008 });
+    await expect(s.revocation.revoke(ctx, { tenant: true }, { reason: '' })).rejects.toMatchObject({ code: 3002 });
+    await expect(s.revocation.revoke(tenant(), { credentialId: c1.id }, { reason: 'other tenant' })).rejects.toMatchObject({ code: 2002 });
+  });
+});
