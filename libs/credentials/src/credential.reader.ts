@@ -89,6 +89,8 @@ export class CredentialReader {
 
   private async loadCurrent(tenantId: string, id: string): Promise<CachedRead> {
     const row = await loadLive(this.rows, tenantId, id);
+    // Never fetch a revoked value: its Key Vault versions are disabled, and the answer must be REVOKED.
+    if (row.status === CredentialStatus.REVOKED) throw new CredentialRevokedError(row.id);
     const v = await this.versions.find(tenantId, id, row.currentVersion);
     if (!v) throw new CredentialVersionNotFoundError(id, row.currentVersion);
     const value = await this.stores.of(v.valueStore).read(ownerOf(row), pointerOf(v));
