@@ -22,7 +22,8 @@ export interface ChannelDeliveryResult {
  * `cv_notification_deliveries` holds one row per (event id, channel):
  *
  * - a row that is delivered, skipped or given up is never sent again (a redelivered event is a no-op);
- * - an attempt is claimed by compare-and-set on `attempts` before sending, and leased until its backoff;
+ * - an attempt is claimed by compare-and-set on `attempts` before sending, and leased for `retry.leaseMs`
+ *   (longer than a send can take), so a concurrent delivery of the same event never sends it too;
  * - a failed channel stays pending with a backoff and this handler throws
  *   `NotificationDeliveryPendingError`, so the outbox redelivers the event later — the channels already
  *   done are skipped, the others are not blocked;
@@ -82,14 +83,15 @@ export class NotificationDispatcher implements OnModuleInit, OnModuleDestroy {
       return { channel: key.channel, status: row.status as NotificationDeliveryStatus, now: false };
     }
     const now = this.clock.now();
+    // Backing off, or an attempt in flight elsewhere (its lease has not run out).
+    if (row.nextAttemptAt.getTime() > now.getTime()) return { channel: key.channel, status: NotificationDeliveryStatus.PENDING, now: false };
     if (row.attempts >= maxAttempts) {
-      // The last attempt was claimed but never reported back (a crash): the bound is spent.
+      // The last attempt was claimed but never reported back before its lease ran out (a crash): the bound is spent.
       return this.giveUp(n, key, row.lastError ?? 'interrupted');
     }
-    if (row.nextAttemptAt.getTime() > now.getTime()) return { channel: key.channel, status: NotificationDeliveryStatus.PENDING, now: false };
     const attempt = row.attempts + 1;
-    const retryAt = new Date(now.getTime() + retryDelayMs(this.options.retry, attempt));
-    if (!(await this.deliveries.claim(key, row.attempts, now, retryAt))) {
+    const leaseUntil = new Date(now.getTime() + Math.max(this.options.retry.leaseMs, retryDelayMs(this.options.retry, attempt)));
+    if (!(await this.deliveries.claim(key, row.attempts, now, leaseUntil))) {
       return { channel: key.channel, status: NotificationDeliveryStatus.PENDING, now: false };
     }
     let outcome: Awaited<ReturnType<Notifier['send']>>;
@@ -99,7 +101,8 @@ export class NotificationDispatcher implements OnModuleInit, OnModuleDestroy {
       const error = describeError(e);
       const hopeless = e instanceof CredentialVaultError && !e.retryable;
       if (hopeless || attempt >= maxAttempts) return this.giveUp(n, key, error);
-      await this.deliveries.recordFailure(key, this.clock.now(), retryAt, error);
+      const failedAt = this.clock.now();
+      await this.deliveries.recordFailure(key, failedAt, new Date(failedAt.getTime() + retryDelayMs(this.options.retry, attempt)), error);
       this.counters.record(key.channel, 'failed');
       this.logger.warn(`Notification ${n.eventId} (${n.event}) on ${key.channel} failed: attempt ${attempt}/${maxAttempts}, ${error}; retried later`);
       return { channel: key.channel, status: NotificationDeliveryStatus.PENDING, now: true };

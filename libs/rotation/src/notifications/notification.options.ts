@@ -50,9 +50,15 @@ export const notificationOptionsSchema = z
         maxAttempts: z.number().int().min(1).max(20).default(5),
         baseMs: positiveMs(86_400_000).default(30_000),
         maxMs: positiveMs(86_400_000).default(3_600_000),
+        /**
+         * How long an attempt in flight keeps other deliveries of the same event (another replica, a
+         * redelivery) off its channel; longer than any send can take. After a crash mid-send the
+         * channel is retried once it runs out.
+         */
+        leaseMs: z.number().int().min(1000).max(86_400_000).default(60_000),
       })
       .strict()
-      .default({ maxAttempts: 5, baseMs: 30_000, maxMs: 3_600_000 }),
+      .default({ maxAttempts: 5, baseMs: 30_000, maxMs: 3_600_000, leaseMs: 60_000 }),
     bus: z
       .object({
         enabled: z.boolean().default(true),
@@ -101,6 +107,9 @@ export const notificationOptionsSchema = z
   .strict()
   .superRefine((o, ctx) => {
     if (o.retry.baseMs > o.retry.maxMs) ctx.addIssue({ code: 'custom', path: ['retry', 'baseMs'], message: 'must not exceed retry.maxMs' });
+    for (const [channel, timeoutMs] of [['webhook', o.webhook.timeoutMs], ['email', o.email.timeoutMs]] as const) {
+      if (timeoutMs >= o.retry.leaseMs) ctx.addIssue({ code: 'custom', path: ['retry', 'leaseMs'], message: `must exceed ${channel}.timeoutMs` });
+    }
   });
 
 /** What a host passes under `notifications` (every field optional). */

@@ -200,6 +200,31 @@ describe.each(DATABASE_KINDS)('notifications on %s', (kind: TestDatabaseKind) =>
     expect(bus.filter((n) => n.eventId === eventId)).toHaveLength(1);
   });
 
+  it('deliveries racing on one event (replicas, a redelivery during a slow send) send once per channel', async () => {
+    const ctx = ctxOf('race');
+    await setUp(ctx, '/race');
+    const event = (id: string): OutboxEvent => ({
+      id, name: 'credential.unrevoked', tenantId: ctx.tenantId, createdAt: new Date(), attempts: 0,
+      payload: { credentialId: 'c-r', integrationId: 'jira', connectionId: 'site-1', type: 'api_key', reason: 'false alarm' },
+    });
+    // Another replica on the same database (PostgreSQL); on SQLite the same process races itself.
+    const other = kind === 'postgres' ? await buildApp(db, emu, logger, options(smtp.port)) : app;
+    try {
+      const id = randomBytes(16).toString('hex').replace(/^(.{8})(.{4})(.{4})(.{4})(.{12})$/, '$1-$2-$3-$4-$5');
+      const dispatchers = [app, other, app, other].map((m) => m.get(NotificationDispatcher));
+      const results = await Promise.allSettled(dispatchers.map((d) => d.handle(event(id))));
+      expect(results.some((r) => r.status === 'fulfilled')).toBe(true);
+      await waitFor(async () => Object.values(await rowsOf(id)).every((r) => r.status === NotificationDeliveryStatus.DELIVERED), 'all delivered');
+      await Promise.all(dispatchers.map((d) => d.handle(event(id))));
+      expect(receiver.on('/race')).toHaveLength(1);
+      expect(mailsFor(id)).toHaveLength(1);
+      expect(bus.filter((n) => n.eventId === id)).toHaveLength(1);
+      expect(Object.values(await rowsOf(id)).map((r) => r.attempts)).toEqual([1, 1, 1]);
+    } finally {
+      if (other !== app) await other.close();
+    }
+  });
+
   it('a failing receiver is retried with backoff, then given up and recorded; e-mail and bus are not held back', async () => {
     const ctx = ctxOf('down');
     await setUp(ctx, '/down');
