@@ -15,6 +15,7 @@ import { ROTATION_CLOCK, ROTATION_LOCK, ROTATION_RESOLVED_OPTIONS } from './rota
 import { ROTATION_MODULE_OPTIONS, RotationConfigurableModule } from './rotation.module-definition';
 import { RotationModuleOptions, resolveRotationOptions } from './rotation.options';
 import { RevocationService } from './revoke/revocation.service';
+import { RotationQueries } from './rotation.queries';
 import { RotationService } from './rotation.service';
 import { WEBHOOK_PROVIDERS } from './webhooks';
 
@@ -44,6 +45,7 @@ const providers: Provider[] = [
   RotationHistoryRepository,
   RotationHandlerRegistry,
   RotationService,
+  RotationQueries,
   RevocationService,
   ExpiryMonitorService,
   RotationCheckService,
@@ -69,6 +71,6 @@ const providers: Provider[] = [
 @Module({
   imports: [ScheduledJobsModule],
   providers,
-  exports: [RotationPolicyService, RotationService, RevocationService, RotationHandlerRegistry, ExpiryMonitorService, RotationCheckService, ...WEBHOOK_PROVIDERS, ...NOTIFICATION_PROVIDERS],
+  exports: [RotationPolicyService, RotationService, RotationQueries, RevocationService, RotationHandlerRegistry, ExpiryMonitorService, RotationCheckService, ...WEBHOOK_PROVIDERS, ...NOTIFICATION_PROVIDERS],
 })
 export class RotationModule extends RotationConfigurableModule {}
