@@ -129,8 +129,9 @@ export class WebhookSecretKeyring {
         out.push({ value: old.value, version: row.credentialVersion, state: WebhookSecretState.LIVE, liveUntil: row.liveUntil });
       } else if (row.state === WebhookSecretState.PENDING && row.pushStartedAt && row.stagingCredentialId) {
         // Once pushed, the provider may already sign with it, although it is not current here yet.
-        const pending = await this.credentials.get(ctx, row.stagingCredentialId);
-        out.push({ value: pending.value, version: null, state: WebhookSecretState.PENDING, liveUntil: null });
+        // Best effort: a broken pending rotation must not stop verification with the live secrets.
+        const pending = await this.credentials.get(ctx, row.stagingCredentialId).catch(() => null);
+        if (pending) out.push({ value: pending.value, version: null, state: WebhookSecretState.PENDING, liveUntil: null });
       }
     }
     return out;

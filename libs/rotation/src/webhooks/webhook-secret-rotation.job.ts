@@ -1,6 +1,7 @@
 import { Inject, Injectable, Logger, Optional, type OnModuleInit } from '@nestjs/common';
 import { AuditResult, AuditService } from '@app/audit';
-import { Clock, describeError, DistributedLock, LOCK_KEYS, ScheduledJobs, systemContext, TransactionRunner } from '@app/common';
+import { Clock, describeError, DistributedLock, LOCK_KEYS, ScheduledJobs, systemContext, TransactionRunner, type OperationContext } from '@app/common';
+import { CredentialErrorCode, CredentialsService } from '@app/credentials';
 import { WebhookSecretState, type WebhookSecretVersionEntity } from './persistence/webhook-secret-version.entity';
 import { WebhookSecretVersionRepository } from './persistence/webhook-secret-version.repository';
 import { WebhookSecretKeyring } from './webhook-secret-keyring';
@@ -29,6 +30,8 @@ export interface WebhookRotationRunSummary {
   failed: number;
   /** Due secrets of integrations without a WebhookSecretUpdater (not rotated). */
   noUpdater: number;
+  /** Credentials deleted since: their rows were retired. */
+  orphaned: number;
 }
 
 const PAGE = 200;
@@ -51,6 +54,7 @@ export class WebhookSecretRotationJob implements OnModuleInit {
     private readonly updaters: WebhookSecretUpdaterRegistry,
     private readonly runner: TransactionRunner,
     private readonly audit: AuditService,
+    private readonly credentials: CredentialsService,
     @Inject(WEBHOOK_SECRETS_LOCK) private readonly lock: DistributedLock,
     @Inject(WEBHOOK_SECRETS_CLOCK) private readonly clock: Clock,
     @Inject(WEBHOOK_SECRETS_OPTIONS) private readonly options: ResolvedWebhookSecretsOptions,
@@ -78,14 +82,15 @@ export class WebhookSecretRotationJob implements OnModuleInit {
   }
 
   private async work(): Promise<WebhookRotationRunSummary> {
-    const summary: WebhookRotationRunSummary = { retired: await this.retireExpired(), resumed: 0, rotated: 0, failed: 0, noUpdater: 0 };
+    const summary: WebhookRotationRunSummary = { retired: await this.retireExpired(), resumed: 0, rotated: 0, failed: 0, noUpdater: 0, orphaned: 0 };
     let budget = this.options.job.maxPerRun;
     const tried = new Set<string>(); // a failed resume is not retried again by the due scan of the same run
     for (const row of await this.rows.pending(budget)) {
       budget--;
       tried.add(row.credentialId);
-      if (await this.attempt(row)) summary.resumed++;
-      else summary.failed++;
+      const outcome = await this.attempt(row);
+      if (outcome === 'rotated') summary.resumed++;
+      else if (outcome === 'failed' || outcome === 'orphaned') summary[outcome]++;
     }
     const now = this.clock.now();
     let after: { currentSinceMs: number; id: string } | undefined;
@@ -101,8 +106,8 @@ export class WebhookSecretRotationJob implements OnModuleInit {
           continue;
         }
         budget--;
-        if (await this.attempt(row, row.currentSince ?? now)) summary.rotated++;
-        else summary.failed++;
+        const outcome = await this.attempt(row, row.currentSince ?? now);
+        if (outcome === 'rotated' || outcome === 'failed' || outcome === 'orphaned') summary[outcome]++;
       }
       if (page.length < PAGE) break;
       const last = page[page.length - 1];
@@ -122,14 +127,29 @@ export class WebhookSecretRotationJob implements OnModuleInit {
   }
 
   /** One rotation; failures are recorded by the rotator and logged here by name and code only. */
-  private async attempt(row: WebhookSecretVersionEntity, ifCurrentSince?: Date): Promise<boolean> {
+  private async attempt(row: WebhookSecretVersionEntity, ifCurrentSince?: Date): Promise<'rotated' | 'not_due' | 'failed' | 'orphaned'> {
+    const ctx = systemContext(row.tenantId, WEBHOOK_ROTATION_JOB);
     try {
-      const result = await this.rotator.rotate(systemContext(row.tenantId, WEBHOOK_ROTATION_JOB), row.credentialId, { ifCurrentSince });
-      return result.outcome === 'rotated';
+      return (await this.rotator.rotate(ctx, row.credentialId, { ifCurrentSince })).outcome;
     } catch (e) {
+      if ((e as { code?: unknown }).code === CredentialErrorCode.NOT_FOUND) {
+        await this.forget(ctx, row.credentialId);
+        return 'orphaned';
+      }
       this.logger.warn(`webhook-secret-rotation: credential ${row.credentialId}: ${describeError(e)}`);
-      return false;
+      return 'failed';
     }
+  }
+
+  /** The credential was deleted: its rows retire (and a pending value's staging credential goes too). */
+  private async forget(ctx: OperationContext, credentialId: string): Promise<void> {
+    for (const row of await this.rows.active(credentialId)) {
+      await this.runner.run(async () => {
+        await this.rows.transition(row.id, row.state, { state: WebhookSecretState.RETIRED, stagingCredentialId: null, lastError: 'CREDENTIAL_DELETED', updatedAt: this.clock.now() });
+        if (row.stagingCredentialId) await this.credentials.delete(ctx, row.stagingCredentialId).catch(() => undefined);
+      });
+    }
+    this.keyring.invalidate(credentialId);
   }
 
   /** Live secrets past their window stop verifying (the keyring filters them already; this records it). */

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import { AuditResult, AuditService } from '@app/audit';
 import { Clock, DistributedLock, describeError, Outbox, prefixedLockKey, TransactionRunner, type OperationContext } from '@app/common';
-import { CredentialsService, CredentialType, ValueStoreKind, type CredentialMetadata } from '@app/credentials';
+import { CredentialErrorCode, CredentialsService, CredentialType, ValueStoreKind, type CredentialMetadata } from '@app/credentials';
 import { WebhookSecretState, type WebhookSecretVersionEntity } from './persistence/webhook-secret-version.entity';
 import { WebhookSecretVersionRepository } from './persistence/webhook-secret-version.repository';
 import { generateWebhookSecret } from './standard-webhooks';
@@ -92,11 +92,30 @@ export class WebhookSecretRotator {
     if (!pending && options.ifCurrentSince && current?.currentSince && current.currentSince.getTime() > options.ifCurrentSince.getTime()) {
       return { credentialId, outcome: 'not_due', version: current.credentialVersion ?? meta.version };
     }
+    let value = pending ? await this.stagedValue(ctx, meta, pending) : null;
+    if (value === null) pending = undefined;
     const resumed = pending !== undefined;
     pending ??= await this.prepare(ctx, meta);
-    const value = (await this.credentials.get(ctx, pending.stagingCredentialId as string)).value;
+    value ??= (await this.credentials.get(ctx, pending.stagingCredentialId as string)).value;
     await this.push(ctx, meta, pending, updater, value);
     return this.promote(ctx, meta, pending, value, resumed);
+  }
+
+  /**
+   * The value of a pending rotation, or null when its staging credential is gone (deleted by hand):
+   * that value cannot be pushed again, so the row is abandoned (retired) and a new rotation starts.
+   */
+  private async stagedValue(ctx: OperationContext, meta: CredentialMetadata, pending: WebhookSecretVersionEntity): Promise<string | null> {
+    try {
+      return (await this.credentials.get(ctx, pending.stagingCredentialId as string)).value;
+    } catch (e) {
+      if ((e as { code?: unknown }).code !== CredentialErrorCode.NOT_FOUND) throw e;
+      await this.runner.run(async () => {
+        await this.rows.transition(pending.id, WebhookSecretState.PENDING, { state: WebhookSecretState.RETIRED, lastError: 'STAGING_CREDENTIAL_MISSING', updatedAt: this.clock.now() });
+        await this.record(ctx, WebhookAuditActions.PUSH_FAILED, meta.id, AuditResult.FAILURE, { rotationId: pending.id, step: 'resume', abandoned: true }, 'STAGING_CREDENTIAL_MISSING');
+      });
+      return null;
+    }
   }
 
   /** Step 1: the staging credential and the pending row, in one transaction. */

@@ -150,6 +150,33 @@ describe.each(DATABASE_KINDS)('webhook secrets on %s', (kind) => {
     expect((await stack.service.verifyWebhook(target, body, referenceSigned(oldSecret))).version).toBe(1);
   });
 
+  it('a pending rotation whose staging credential was deleted by hand: verification goes on, the next rotation starts afresh', async () => {
+    const target = newTarget();
+    const { credential, secret: oldSecret } = await stack.service.create(ctx, target);
+    updater.failNext = 1;
+    const before = updater.calls.length;
+    await rejection(stack.service.rotate(ctx, credential.id));
+    const lost = (await stack.versionRows(credential.id)).find((r) => r.state === WebhookSecretState.PENDING);
+    await stack.credentials.delete(ctx, lost?.stagingCredentialId as string);
+    expect((await stack.service.verifyWebhook(target, body, referenceSigned(oldSecret))).version).toBe(1);
+    const result = await stack.service.rotate(ctx, credential.id);
+    expect(result).toMatchObject({ outcome: 'rotated', version: 2, resumed: false });
+    expect(updater.calls[before + 1].newSecret).not.toBe(updater.calls[before].newSecret);
+    expect((await stack.versionRows(credential.id)).find((r) => r.id === lost?.id)).toMatchObject({ state: WebhookSecretState.RETIRED, lastError: 'STAGING_CREDENTIAL_MISSING' });
+  });
+
+  it('a deleted credential with a pending rotation: the job retires its rows and the staging credential', async () => {
+    const target = newTarget();
+    const { credential } = await stack.service.create(ctx, target);
+    updater.failNext = 1;
+    await rejection(stack.service.rotate(ctx, credential.id));
+    const staging = (await stack.versionRows(credential.id)).find((r) => r.state === WebhookSecretState.PENDING)?.stagingCredentialId as string;
+    await stack.credentials.delete(ctx, credential.id);
+    expect(await stack.job.runOnce()).toMatchObject({ acquired: true, orphaned: 1 });
+    expect((await stack.versionRows(credential.id)).map((r) => r.state)).toEqual([WebhookSecretState.RETIRED, WebhookSecretState.RETIRED]);
+    expect(await codeOf(stack.credentials.getMetadata(ctx, staging))).toBe(2002);
+  });
+
   it('an integration without an updater: refused before anything is written', async () => {
     const target = { ...newTarget(), integrationId: 'no-updater' };
     const { credential } = await stack.service.create(ctx, target);
