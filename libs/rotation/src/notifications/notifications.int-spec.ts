@@ -22,6 +22,7 @@ import {
   NOTIFICATION_PROVIDERS,
   NotificationCounters,
   NotificationDeliveryRepository,
+  NotificationDeliveryPendingError,
   NotificationDeliveryStatus,
   NotificationDispatcher,
   NotificationSettingsConflictError,
@@ -213,7 +214,8 @@ describe.each(DATABASE_KINDS)('notifications on %s', (kind: TestDatabaseKind) =>
       const id = randomBytes(16).toString('hex').replace(/^(.{8})(.{4})(.{4})(.{4})(.{12})$/, '$1-$2-$3-$4-$5');
       const dispatchers = [app, other, app, other].map((m) => m.get(NotificationDispatcher));
       const results = await Promise.allSettled(dispatchers.map((d) => d.handle(event(id))));
-      expect(results.some((r) => r.status === 'fulfilled')).toBe(true);
+      // A loser of some channel's claim asks the outbox to come back later; nothing else fails.
+      for (const r of results) if (r.status === 'rejected') expect(r.reason).toBeInstanceOf(NotificationDeliveryPendingError);
       await waitFor(async () => Object.values(await rowsOf(id)).every((r) => r.status === NotificationDeliveryStatus.DELIVERED), 'all delivered');
       await Promise.all(dispatchers.map((d) => d.handle(event(id))));
       expect(receiver.on('/race')).toHaveLength(1);
