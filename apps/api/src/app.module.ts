@@ -19,6 +19,7 @@ import { loggingOptions } from './logging/logging.options';
 import { JobMetrics } from './metrics/job-metrics';
 import { MetricsController } from './metrics/metrics.controller';
 import { OAuthHttpModule } from './oauth/oauth-http.module';
+import { RotationHttpModule } from './rotation/rotation-http.module';
 import { VaultModule } from './vault/vault.module';
 
 /**
@@ -44,6 +45,7 @@ export class AppModule {
         AuthModule,
         CredentialsHttpModule,
         OAuthHttpModule,
+        RotationHttpModule,
         HealthModule,
       ],
       controllers: [MetricsController],

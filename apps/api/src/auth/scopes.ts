@@ -7,6 +7,12 @@ export enum Scope {
   CREDENTIALS_READ_VALUE = 'credentials:read-value',
   CREDENTIALS_WRITE = 'credentials:write',
   AUDIT_READ = 'audit:read',
+  /** Rotation policies, history, upcoming expiries and due rotations. */
+  ROTATION_READ = 'rotation:read',
+  /** Change policies, rotate and roll back through the rotation lib. */
+  ROTATION_WRITE = 'rotation:write',
+  /** Emergency revoke and un-revoke. */
+  CREDENTIALS_REVOKE = 'credentials:revoke',
   ADMIN = 'admin',
 }
 

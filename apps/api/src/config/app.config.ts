@@ -96,6 +96,11 @@ const envSchema = z
     OAUTH_PROACTIVE_ENABLED: bool(true),
     OAUTH_PROACTIVE_CRON: z.string().min(9).default('*/1 * * * *'),
 
+    ROTATION_EXPIRY_MONITOR_ENABLED: bool(true),
+    ROTATION_EXPIRY_MONITOR_CRON: z.string().min(9).default('0 * * * *'),
+    ROTATION_CHECK_ENABLED: bool(true),
+    ROTATION_CHECK_CRON: z.string().min(9).default('0 3 * * *'),
+
     AUTH_JWT_ISSUER: z.string().min(1).optional(),
     AUTH_JWT_AUDIENCE: z.string().min(1).optional(),
     AUTH_JWT_JWKS_URL: z.string().url().optional(),
@@ -146,6 +151,8 @@ export interface AppConfig {
   rateLimit: { perMinute: number };
   /** Providers are validated by the OAuth lib at start (it knows the rules: issuer or token endpoint, secret refs, ...). */
   oauth: { providers: Record<string, unknown>[]; refreshAheadMs: number; proactive: { enabled: boolean; cronTime: string } };
+  /** The rotation lib's jobs (each one replica at a time). */
+  rotation: { expiryMonitor: { enabled: boolean; cron: string }; rotationCheck: { enabled: boolean; cron: string } };
   auth: {
     jwt?: JwtAuthConfig;
     apiKeys: ApiKeyEntry[];
@@ -257,6 +264,10 @@ export function loadAppConfig(env: Record<string, string | undefined>, cwd = pro
       providers: e.OAUTH_PROVIDERS,
       refreshAheadMs: e.OAUTH_REFRESH_AHEAD_MS,
       proactive: { enabled: e.OAUTH_PROACTIVE_ENABLED, cronTime: e.OAUTH_PROACTIVE_CRON },
+    },
+    rotation: {
+      expiryMonitor: { enabled: e.ROTATION_EXPIRY_MONITOR_ENABLED, cron: e.ROTATION_EXPIRY_MONITOR_CRON },
+      rotationCheck: { enabled: e.ROTATION_CHECK_ENABLED, cron: e.ROTATION_CHECK_CRON },
     },
     auth: {
       jwt: e.AUTH_JWT_ISSUER

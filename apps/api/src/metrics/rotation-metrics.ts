@@ -1,0 +1,50 @@
+import { Injectable, OnModuleInit } from '@nestjs/common';
+import { Counter, Gauge } from 'prom-client';
+import { ExpiryMonitorService, RevocationService, RotationService } from '@app/rotation';
+import { registerHostMetrics } from './host-metrics';
+
+/**
+ * The rotation lib on /metrics, read at scrape time: rotations and revocations done by this process,
+ * and credentials by expiry window as the last expiry-monitor run on this replica counted them (job
+ * success and staleness are the `credential_vault_job_*` metrics). No label carries an id or a value.
+ */
+@Injectable()
+export class RotationMetrics implements OnModuleInit {
+  constructor(
+    private readonly rotation: RotationService,
+    private readonly revocation: RevocationService,
+    private readonly expiry: ExpiryMonitorService,
+  ) {}
+
+  onModuleInit(): void {
+    const counter = (name: string, help: string, read: () => number) => {
+      let seen = 0;
+      return new Counter({
+        name,
+        help,
+        registers: [],
+        collect() {
+          const now = read();
+          this.inc(Math.max(0, now - seen));
+          seen = now;
+        },
+      });
+    };
+    const expiry = this.expiry;
+    registerHostMetrics([
+      counter('credential_vault_rotations_total', 'Credential rotations performed by this process (manual and automatic)', () => this.rotation.rotationCount()),
+      counter('credential_vault_revocations_total', 'Credentials revoked by this process', () => this.revocation.revocationCount()),
+      new Gauge({
+        name: 'credential_vault_credentials_expiring',
+        help: 'Credentials by expiry window (expired, within 1/7/14/30 days; cumulative) at the last expiry-monitor run on this replica',
+        labelNames: ['window'],
+        registers: [],
+        collect() {
+          this.reset();
+          const w = expiry.windows();
+          if (w) for (const [window, n] of Object.entries(w)) this.set({ window }, n);
+        },
+      }),
+    ]);
+  }
+}

@@ -1,0 +1,134 @@
+import { BadRequestException, Body, Controller, Delete, Get, HttpCode, Param, ParseUUIDPipe, Post, Put, Query } from '@nestjs/common';
+import { ApiBearerAuth, ApiOperation, ApiSecurity, ApiTags } from '@nestjs/swagger';
+import type { OperationContext } from '@app/common';
+import { RevocationService, RotationPolicyService, RotationQueries, RotationService, type RevokeTarget } from '@app/rotation';
+import { RequireScopes } from '../auth/auth.decorators';
+import { OpContext } from '../auth/operation-context.decorator';
+import { Scope } from '../auth/scopes';
+import { DaysQueryDto, HistoryQueryDto, ManualRollbackDto, ManualRotateDto, PolicyScopeQueryDto, RevokeDto, SetPolicyDto, UnrevokeDto } from './rotation.dto';
+
+const Id = () => Param('id', new ParseUUIDPipe({ version: '4' }));
+
+/**
+ * Tenant-scoped rotation API: policies, manual rotation, emergency revoke, what needs attention.
+ * Thin: the tenant comes from the authenticated principal, every rule lives in the rotation lib.
+ * Scopes: `rotation:read` (policies, history, expiries, due), `rotation:write` (policies, rotate,
+ * rollback), `credentials:revoke` (revoke, un-revoke).
+ */
+@ApiTags('rotation')
+@ApiBearerAuth()
+@ApiSecurity('api-key')
+@Controller('v1/rotation')
+export class RotationController {
+  constructor(
+    private readonly policies: RotationPolicyService,
+    private readonly rotation: RotationService,
+    private readonly revocation: RevocationService,
+    private readonly queries: RotationQueries,
+  ) {}
+
+  @Get('policies')
+  @RequireScopes(Scope.ROTATION_READ)
+  @ApiOperation({ summary: "The tenant's policy overrides (the defaults per type apply where none is set)" })
+  async listPolicies(@OpContext() ctx: OperationContext) {
+    return { items: await this.policies.list(ctx) };
+  }
+
+  @Get('policies/scope')
+  @RequireScopes(Scope.ROTATION_READ)
+  @ApiOperation({ summary: 'The override at one scope (404 when none)' })
+  getPolicy(@OpContext() ctx: OperationContext, @Query() q: PolicyScopeQueryDto) {
+    return this.policies.get(ctx, q);
+  }
+
+  @Put('policies')
+  @RequireScopes(Scope.ROTATION_WRITE)
+  @ApiOperation({ summary: 'Create or change the override at a scope (null clears a field); audited as policy_change' })
+  setPolicy(@OpContext() ctx: OperationContext, @Body() dto: SetPolicyDto) {
+    const { expectedVersion, ...input } = dto;
+    return this.policies.set(ctx, input, { expectedVersion });
+  }
+
+  @Delete('policies')
+  @HttpCode(204)
+  @RequireScopes(Scope.ROTATION_WRITE)
+  @ApiOperation({ summary: 'Remove the override at a scope; audited as policy_change' })
+  async removePolicy(@OpContext() ctx: OperationContext, @Query() q: PolicyScopeQueryDto): Promise<void> {
+    await this.policies.remove(ctx, q);
+  }
+
+  @Get('credentials/:id/policy')
+  @RequireScopes(Scope.ROTATION_READ)
+  @ApiOperation({ summary: 'The effective policy of a credential and, per field, the level that won' })
+  effectivePolicy(@OpContext() ctx: OperationContext, @Id() id: string) {
+    return this.policies.effectivePolicy(ctx, id);
+  }
+
+  @Post('credentials/:id/rotate')
+  @HttpCode(200)
+  @RequireScopes(Scope.ROTATION_WRITE)
+  @ApiOperation({ summary: "Rotate now: the given value, else the integration's handler, else the type's generator (409 NO_ROTATION_HANDLER when none)" })
+  async rotate(@OpContext() ctx: OperationContext, @Id() id: string, @Body() dto: ManualRotateDto) {
+    const out = await this.rotation.rotate(ctx, id, dto);
+    return { ...out.metadata, fromVersion: out.fromVersion, method: out.method };
+  }
+
+  @Post('credentials/:id/rollback')
+  @HttpCode(200)
+  @RequireScopes(Scope.ROTATION_WRITE)
+  @ApiOperation({ summary: 'Make an earlier version current again (as a new version), with a history entry' })
+  rollback(@OpContext() ctx: OperationContext, @Id() id: string, @Body() dto: ManualRollbackDto) {
+    return this.rotation.rollback(ctx, id, dto.version, { reason: dto.reason, expectedVersion: dto.expectedVersion });
+  }
+
+  @Get('credentials/:id/history')
+  @RequireScopes(Scope.ROTATION_READ)
+  @ApiOperation({ summary: 'Rotations, rollbacks, revokes and un-revokes of a credential: who, when, why, from which version' })
+  async history(@OpContext() ctx: OperationContext, @Id() id: string, @Query() q: HistoryQueryDto) {
+    return { items: await this.rotation.historyOf(ctx, id, q.limit ?? 100) };
+  }
+
+  @Post('revoke')
+  @HttpCode(200)
+  @RequireScopes(Scope.CREDENTIALS_REVOKE)
+  @ApiOperation({
+    summary: 'Emergency revoke of a credential, a connection, an integration or the whole tenant',
+    description: 'Reads are refused from the moment this answers (409 REVOKED), Key Vault versions are disabled; audited as critical.',
+  })
+  revoke(@OpContext() ctx: OperationContext, @Body() dto: RevokeDto) {
+    return this.revocation.revoke(ctx, revokeTarget(dto), { reason: dto.reason, severity: dto.severity });
+  }
+
+  @Post('credentials/:id/unrevoke')
+  @HttpCode(200)
+  @RequireScopes(Scope.CREDENTIALS_REVOKE)
+  @ApiOperation({ summary: 'Undo a revoke (explicit, audited): Key Vault versions enabled again, then the credential is active' })
+  unrevoke(@OpContext() ctx: OperationContext, @Id() id: string, @Body() dto: UnrevokeDto) {
+    return this.revocation.unrevoke(ctx, id, { reason: dto.reason });
+  }
+
+  @Get('expiries')
+  @RequireScopes(Scope.ROTATION_READ)
+  @ApiOperation({ summary: 'Credentials expiring within `days` (default 30), expired ones included, soonest first' })
+  async expiries(@OpContext() ctx: OperationContext, @Query() q: DaysQueryDto) {
+    return { items: await this.queries.upcomingExpiries(ctx, q.days ?? 30) };
+  }
+
+  @Get('due')
+  @RequireScopes(Scope.ROTATION_READ)
+  @ApiOperation({ summary: 'Rotations due now or within `days` (default 0), soonest first' })
+  async due(@OpContext() ctx: OperationContext, @Query() q: DaysQueryDto) {
+    return { items: await this.queries.dueRotations(ctx, q.days ?? 0) };
+  }
+}
+
+/** Exactly one target; never echoes the request. */
+function revokeTarget(dto: RevokeDto): RevokeTarget {
+  const given = [dto.credentialId !== undefined, dto.integrationId !== undefined, dto.tenant === true].filter(Boolean).length;
+  if (given !== 1 || (dto.connectionId !== undefined && dto.integrationId === undefined) || dto.tenant === false) {
+    throw new BadRequestException('give exactly one target: credentialId, integrationId (with an optional connectionId), or tenant: true');
+  }
+  if (dto.credentialId !== undefined) return { credentialId: dto.credentialId };
+  if (dto.integrationId !== undefined) return { integrationId: dto.integrationId, connectionId: dto.connectionId };
+  return { tenant: true };
+}

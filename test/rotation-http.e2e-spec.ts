@@ -1,0 +1,140 @@
+import { randomBytes } from 'node:crypto';
+import { DATABASE_KINDS } from '@app/testing';
+import { generateApiKey } from '../apps/api/src/auth/api-keys';
+import { startTestHost, TestHost } from './support/host';
+
+/** The tenant-scoped rotation API through real HTTP, a real database and the local vault. */
+describe.each(DATABASE_KINDS)('rotation HTTP API on %s', (kind) => {
+  let host: TestHost;
+  let base: string;
+  const writer = generateApiKey('acme-writer', 'acme', ['credentials:read', 'credentials:read-value', 'credentials:write']);
+  const rotator = generateApiKey('acme-rotator', 'acme', ['rotation:read', 'rotation:write']);
+  const responder = generateApiKey('acme-responder', 'acme', ['credentials:revoke']);
+  const other = generateApiKey('globex', 'globex', ['admin']);
+  const values: string[] = [];
+
+  const call = async (key: string, method: string, path: string, body?: unknown) => {
+    const res = await fetch(`${base}${path}`, {
+      method,
+      headers: { 'x-api-key': key, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    const text = await res.text();
+    return { status: res.status, body: text ? JSON.parse(text) : undefined };
+  };
+  const secret = () => {
+    const v = `sk_live_${randomBytes(18).toString('hex')}`;
+    values.push(v);
+    return v;
+  };
+  let seq = 0;
+  const store = async (type: string, extra: Record<string, unknown> = {}) => {
+    const r = await call(writer.key, 'POST', '/v1/credentials', { integrationId: 'github', connectionId: `c${++seq}`, type, value: secret(), ...extra });
+    expect(r.status).toBe(201);
+    return r.body as { id: string; rowVersion: number };
+  };
+
+  beforeAll(async () => {
+    host = await startTestHost(kind, {
+      AUTH_API_KEYS: JSON.stringify([writer.entry, rotator.entry, responder.entry, other.entry]),
+      ROTATION_EXPIRY_MONITOR_ENABLED: 'false',
+      ROTATION_CHECK_ENABLED: 'false',
+      LOG_LEVEL: 'debug',
+    });
+    base = host.baseUrl;
+  });
+
+  afterAll(async () => {
+    await host?.close();
+  });
+
+  it('needs the rotation scopes', async () => {
+    expect((await fetch(`${base}/v1/rotation/policies`)).status).toBe(401);
+    expect((await call(writer.key, 'GET', '/v1/rotation/policies')).status).toBe(403);
+    expect((await call(rotator.key, 'POST', '/v1/rotation/revoke', { tenant: true, reason: 'x' })).status).toBe(403);
+  });
+
+  it('creates, reads, explains and removes policy overrides; bad input is a 400 that changes nothing', async () => {
+    const cred = await store('api_key');
+    const put = await call(rotator.key, 'PUT', '/v1/rotation/policies', { level: 'integration', target: 'github', credentialType: 'api_key', rotateAfterDays: 30 });
+    expect(put.status).toBe(200);
+    expect(put.body).toMatchObject({ level: 'integration', target: 'github', credentialType: 'api_key', rotateAfterDays: 30, warnBeforeDays: null, rowVersion: 1 });
+    expect((await call(rotator.key, 'GET', '/v1/rotation/policies')).body.items).toHaveLength(1);
+    expect((await call(rotator.key, 'GET', '/v1/rotation/policies/scope?level=integration&target=github&credentialType=api_key')).body.id).toBe(put.body.id);
+
+    const eff = await call(rotator.key, 'GET', `/v1/rotation/credentials/${cred.id}/policy`);
+    expect(eff.status).toBe(200);
+    expect(eff.body).toMatchObject({ rotateAfterDays: 30, warnBeforeDays: 14, rotation: 'manual', sources: { rotateAfterDays: { level: 'integration-type' }, warnBeforeDays: { level: 'default' } } });
+    expect((await call(other.key, 'GET', `/v1/rotation/credentials/${cred.id}/policy`)).status).toBe(404);
+
+    for (const bad of [{ level: 'tenant', rotateAfterDays: -1 }, { level: 'tenant', rotateAfterDays: '5' }, { level: 'galaxy', rotateAfterDays: 5 }, { level: 'tenant', rotateAfterDays: 5, sneaky: 1 }, { level: 'tenant' }]) {
+      const r = await call(rotator.key, 'PUT', '/v1/rotation/policies', bad);
+      expect(r.status).toBe(400);
+    }
+    expect((await call(rotator.key, 'DELETE', '/v1/rotation/policies?level=integration&target=github&credentialType=api_key')).status).toBe(204);
+    const gone = await call(rotator.key, 'GET', '/v1/rotation/policies/scope?level=integration&target=github&credentialType=api_key');
+    expect(gone.status).toBe(404);
+    expect(gone.body.code).toBe(3003);
+    expect((await call(rotator.key, 'GET', '/v1/rotation/policies')).body.items).toEqual([]);
+  });
+
+  it('rotates with a given value, a generator or says no handler; rolls back; keeps the history', async () => {
+    const key = await store('api_key');
+    const given = secret();
+    const r1 = await call(rotator.key, 'POST', `/v1/rotation/credentials/${key.id}/rotate`, { value: given, reason: 'ticket-42' });
+    expect(r1.status).toBe(200);
+    expect(r1.body).toMatchObject({ version: 2, fromVersion: 1, method: 'given' });
+    const r2 = await call(rotator.key, 'POST', `/v1/rotation/credentials/${key.id}/rotate`, {});
+    expect(r2.body).toMatchObject({ version: 3, method: 'generator' });
+    const back = await call(rotator.key, 'POST', `/v1/rotation/credentials/${key.id}/rollback`, { version: 2, reason: 'generated key refused' });
+    expect(back.body).toMatchObject({ version: 4 });
+    expect((await call(writer.key, 'GET', `/v1/credentials/${key.id}/value`)).body.value).toBe(given);
+    const history = await call(rotator.key, 'GET', `/v1/rotation/credentials/${key.id}/history`);
+    expect(history.body.items.map((h: { method: string }) => h.method).sort()).toEqual(['generator', 'given', 'rollback']);
+    expect(JSON.stringify(history.body)).not.toContain(given);
+
+    const custom = await store('custom_secret');
+    const none = await call(rotator.key, 'POST', `/v1/rotation/credentials/${custom.id}/rotate`, {});
+    expect(none.status).toBe(409);
+    expect(none.body.code).toBe(3004);
+  });
+
+  it('revokes: the next read answers 409 REVOKED (cache warm), un-revoke restores it; targets are validated', async () => {
+    const cred = await store('api_key', { valueStore: 'vault' });
+    const value = (await call(writer.key, 'GET', `/v1/credentials/${cred.id}/value`)).body.value;
+    const rev = await call(responder.key, 'POST', '/v1/rotation/revoke', { credentialId: cred.id, reason: 'pasted in chat', severity: 'high' });
+    expect(rev.status).toBe(200);
+    expect(rev.body).toEqual({ revoked: [cred.id], vaultVersionsDisabled: 1, vaultFailures: [] });
+    const read = await call(writer.key, 'GET', `/v1/credentials/${cred.id}/value`);
+    expect(read.status).toBe(409);
+    expect(read.body.code).toBe(2009);
+
+    expect((await call(responder.key, 'POST', '/v1/rotation/revoke', { credentialId: cred.id, tenant: true, reason: 'x' })).status).toBe(400);
+    expect((await call(responder.key, 'POST', '/v1/rotation/revoke', { connectionId: 'c1', reason: 'x' })).status).toBe(400);
+    expect((await call(responder.key, 'POST', '/v1/rotation/revoke', { credentialId: cred.id })).status).toBe(400);
+    expect((await call(responder.key, 'POST', '/v1/rotation/revoke', { integrationId: 'nothing-here', reason: 'x' })).status).toBe(404);
+
+    const un = await call(responder.key, 'POST', `/v1/rotation/credentials/${cred.id}/unrevoke`, { reason: 'false alarm' });
+    expect(un.status).toBe(200);
+    expect(un.body.status).toBe('active');
+    expect((await call(writer.key, 'GET', `/v1/credentials/${cred.id}/value`)).body.value).toBe(value);
+    expect((await call(responder.key, 'POST', `/v1/rotation/credentials/${cred.id}/unrevoke`, { reason: 'again' })).status).toBe(409);
+  });
+
+  it('lists upcoming expiries and due rotations', async () => {
+    const soon = await store('api_key', { connectionId: 'expiring', expiresAt: new Date(Date.now() + 5 * 86_400_000).toISOString() });
+    const exp = await call(rotator.key, 'GET', '/v1/rotation/expiries?days=7');
+    expect(exp.status).toBe(200);
+    expect(exp.body.items.map((i: { credential: { id: string } }) => i.credential.id)).toContain(soon.id);
+    expect(exp.body.items.find((i: { credential: { id: string } }) => i.credential.id === soon.id)).toMatchObject({ warnBeforeDays: 14 });
+    expect((await call(rotator.key, 'GET', '/v1/rotation/due')).body.items).toEqual([]);
+    const later = await call(rotator.key, 'GET', '/v1/rotation/due?days=91');
+    expect(later.body.items.map((i: { credential: { id: string } }) => i.credential.id)).toContain(soon.id);
+    expect((await call(rotator.key, 'GET', '/v1/rotation/due?days=0x5')).status).toBe(400);
+  });
+
+  it('never puts a value in a log line', () => {
+    const logged = host.logs.join('\n');
+    for (const v of values) expect(logged).not.toContain(v);
+  });
+});
