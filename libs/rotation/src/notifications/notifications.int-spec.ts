@@ -3,13 +3,13 @@
  * over HTTPS, AuditService, PersistenceModule's outbox dispatching, SQLite / PostgreSQL), a real SMTP
  * server (smtp-server) and a real HTTP receiver on 127.0.0.1. Events go through `Outbox.add`.
  */
-import { createHmac, randomBytes } from 'node:crypto';
+import { createHmac, randomBytes, randomUUID as randomUUIDv4 } from 'node:crypto';
 import { Logger } from '@nestjs/common';
 import { EventEmitter2 } from '@nestjs/event-emitter';
 import { Test, type TestingModule } from '@nestjs/testing';
 import { TypeOrmModule, type TypeOrmModuleOptions } from '@nestjs/typeorm';
 import { AUDIT_ENTITIES, AUDIT_MIGRATIONS, AuditService } from '@app/audit';
-import { OUTBOX_ENTITIES, OUTBOX_MIGRATIONS, Outbox, SystemClock, TransactionRunner, type OperationContext, type OutboxEvent } from '@app/common';
+import { ManualClock, OUTBOX_ENTITIES, OUTBOX_MIGRATIONS, Outbox, OutboxHandlerRegistry, SystemClock, TransactionRunner, type OperationContext, type OutboxEvent } from '@app/common';
 import { CREDENTIALS_ENTITIES, CREDENTIALS_MIGRATIONS, CredentialsService, CredentialType } from '@app/credentials';
 import { KeyVaultEmulator } from '@app/keyvault-emulator';
 import { CapturingLogger, createTestDatabase, credentialsStackImports, DATABASE_KINDS, rejection, type TestDatabase, type TestDatabaseKind } from '@app/testing';
@@ -289,6 +289,40 @@ describe.each(DATABASE_KINDS)('notifications on %s', (kind: TestDatabaseKind) =>
     } finally {
       off();
     }
+  });
+
+  it('a crash after claiming an attempt: nothing is sent before its lease runs out, then it is retried; a spent bound is given up', async () => {
+    const clock = new ManualClock(new Date());
+    const opts = resolveNotificationOptions({ retry: { maxAttempts: 2, baseMs: 1000, maxMs: 1000, leaseMs: 60_000 }, bus: { enabled: false }, webhook: { enabled: false } });
+    const registry = new NotifierRegistry(opts, {} as never, {} as never, {} as never);
+    const sent: string[] = [];
+    registry.register({ channel: 'probe', send: async (n) => (sent.push(n.eventId), 'delivered') });
+    const dispatcher = new NotificationDispatcher(opts, clock, app.get(OutboxHandlerRegistry), registry, deliveries, new NotificationCounters());
+    const ctx = ctxOf('crash');
+    const ev = (id: string): OutboxEvent => ({ id, name: 'credential.expired', tenantId: ctx.tenantId, payload: { credentialId: 'c-1' }, createdAt: clock.now(), attempts: 1 });
+    const key = (id: string) => ({ eventId: id, channel: 'probe' });
+
+    // A process claimed attempt 1 and died before reporting.
+    const a = randomUUIDv4();
+    await deliveries.ensure({ ...key(a), tenantId: ctx.tenantId, eventName: 'credential.expired' }, clock.now());
+    expect(await deliveries.claim(key(a), 0, clock.now(), new Date(clock.now().getTime() + 60_000))).toBe(true);
+    expect(await rejection(dispatcher.handle(ev(a)))).toBeInstanceOf(NotificationDeliveryPendingError);
+    expect(sent).toEqual([]);
+    clock.advance(60_001);
+    expect((await dispatcher.handle(ev(a))).map((r) => [r.channel, r.status])).toEqual([['probe', 'delivered']]);
+    expect(sent).toEqual([a]);
+    expect((await rowsOf(a)).probe.attempts).toBe(2);
+
+    // The same, on the last allowed attempt: once the lease runs out, the bound is spent.
+    const b = randomUUIDv4();
+    await deliveries.ensure({ ...key(b), tenantId: ctx.tenantId, eventName: 'credential.expired' }, clock.now());
+    expect(await deliveries.claim(key(b), 0, clock.now(), clock.now())).toBe(true);
+    expect(await deliveries.claim(key(b), 1, clock.now(), new Date(clock.now().getTime() + 60_000))).toBe(true);
+    expect(await rejection(dispatcher.handle(ev(b)))).toBeInstanceOf(NotificationDeliveryPendingError);
+    clock.advance(60_001);
+    expect((await dispatcher.handle(ev(b))).map((r) => [r.channel, r.status])).toEqual([['probe', 'given_up']]);
+    expect((await rowsOf(b)).probe).toMatchObject({ status: 'given_up', lastError: 'interrupted', attempts: 2 });
+    expect(sent).toEqual([a]);
   });
 
   it('SSRF guard by default: settings refuse private targets, and the sender refuses them at connect time', async () => {
