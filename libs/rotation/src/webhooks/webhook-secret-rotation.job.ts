@@ -32,6 +32,8 @@ export interface WebhookRotationRunSummary {
   noUpdater: number;
   /** Credentials deleted since: their rows were retired. */
   orphaned: number;
+  /** Revoked credentials (never rotated: that would make them active again). */
+  revoked: number;
 }
 
 const PAGE = 200;
@@ -82,7 +84,7 @@ export class WebhookSecretRotationJob implements OnModuleInit {
   }
 
   private async work(): Promise<WebhookRotationRunSummary> {
-    const summary: WebhookRotationRunSummary = { retired: await this.retireExpired(), resumed: 0, rotated: 0, failed: 0, noUpdater: 0, orphaned: 0 };
+    const summary: WebhookRotationRunSummary = { retired: await this.retireExpired(), resumed: 0, rotated: 0, failed: 0, noUpdater: 0, orphaned: 0, revoked: 0 };
     let budget = this.options.job.maxPerRun;
     const tried = new Set<string>(); // a failed resume is not retried again by the due scan of the same run
     for (const row of await this.rows.pending(budget)) {
@@ -90,7 +92,7 @@ export class WebhookSecretRotationJob implements OnModuleInit {
       tried.add(row.credentialId);
       const outcome = await this.attempt(row);
       if (outcome === 'rotated') summary.resumed++;
-      else if (outcome === 'failed' || outcome === 'orphaned') summary[outcome]++;
+      else if (outcome !== 'not_due') summary[outcome]++;
     }
     const now = this.clock.now();
     let after: { currentSinceMs: number; id: string } | undefined;
@@ -107,7 +109,7 @@ export class WebhookSecretRotationJob implements OnModuleInit {
         }
         budget--;
         const outcome = await this.attempt(row, row.currentSince ?? now);
-        if (outcome === 'rotated' || outcome === 'failed' || outcome === 'orphaned') summary[outcome]++;
+        if (outcome !== 'not_due') summary[outcome]++;
       }
       if (page.length < PAGE) break;
       const last = page[page.length - 1];
@@ -127,7 +129,7 @@ export class WebhookSecretRotationJob implements OnModuleInit {
   }
 
   /** One rotation; failures are recorded by the rotator and logged here by name and code only. */
-  private async attempt(row: WebhookSecretVersionEntity, ifCurrentSince?: Date): Promise<'rotated' | 'not_due' | 'failed' | 'orphaned'> {
+  private async attempt(row: WebhookSecretVersionEntity, ifCurrentSince?: Date): Promise<'rotated' | 'not_due' | 'failed' | 'orphaned' | 'revoked'> {
     const ctx = systemContext(row.tenantId, WEBHOOK_ROTATION_JOB);
     try {
       return (await this.rotator.rotate(ctx, row.credentialId, { ifCurrentSince })).outcome;
@@ -136,6 +138,7 @@ export class WebhookSecretRotationJob implements OnModuleInit {
         await this.forget(ctx, row.credentialId);
         return 'orphaned';
       }
+      if ((e as { code?: unknown }).code === CredentialErrorCode.REVOKED) return 'revoked';
       this.logger.warn(`webhook-secret-rotation: credential ${row.credentialId}: ${describeError(e)}`);
       return 'failed';
     }

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import { AuditResult, AuditService } from '@app/audit';
 import { Clock, DistributedLock, describeError, Outbox, prefixedLockKey, TransactionRunner, type OperationContext } from '@app/common';
-import { CredentialErrorCode, CredentialsService, CredentialType, ValueStoreKind, type CredentialMetadata } from '@app/credentials';
+import { CredentialErrorCode, CredentialRevokedError, CredentialsService, CredentialStatus, CredentialType, ValueStoreKind, type CredentialMetadata } from '@app/credentials';
 import { WebhookSecretState, type WebhookSecretVersionEntity } from './persistence/webhook-secret-version.entity';
 import { WebhookSecretVersionRepository } from './persistence/webhook-secret-version.repository';
 import { generateWebhookSecret } from './standard-webhooks';
@@ -85,6 +85,8 @@ export class WebhookSecretRotator {
   private async rotateLocked(ctx: OperationContext, credentialId: string, options: WebhookRotateOptions): Promise<WebhookRotationResult> {
     const meta = await this.credentials.getMetadata(ctx, credentialId);
     if (meta.type !== CredentialType.WEBHOOK_SECRET) throw new NotAWebhookSecretError(credentialId);
+    // CredentialsService.rotate makes a credential active again: a rotation must never un-revoke.
+    if (meta.status === CredentialStatus.REVOKED) throw new CredentialRevokedError(credentialId);
     const updater = this.updaters.get(meta.integrationId); // before any write: no updater, no pending row
     const active = await this.keyring.enrolled(ctx, meta);
     let pending = active.find((r) => r.state === WebhookSecretState.PENDING);

@@ -93,5 +93,11 @@ describe.each(DATABASE_KINDS)('webhook secrets in RotationModule on %s', (kind) 
     await credentials.updateMetadata(ctx, credential.id, { status: CredentialStatus.REVOKED });
     expect(((await rejection(service.verifyWebhook(target, body, sign(secret)))) as { code?: number }).code).toBe(CredentialErrorCode.REVOKED);
     expect(((await rejection(service.signWebhook(target, 'm', new Date(), body))) as { code?: number }).code).toBe(CredentialErrorCode.REVOKED);
+    // A rotation never makes a revoked secret active again, neither by hand nor by the job.
+    expect(((await rejection(service.rotate(ctx, credential.id))) as { code?: number }).code).toBe(CredentialErrorCode.REVOKED);
+    clock.advance(200 * DAY);
+    const run = await app.get(WebhookSecretRotationJob).runOnce();
+    expect(run).toMatchObject({ acquired: true, revoked: 1 });
+    expect((await credentials.getMetadata(ctx, credential.id)).status).toBe(CredentialStatus.REVOKED);
   });
 });
