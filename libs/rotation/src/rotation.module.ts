@@ -2,7 +2,7 @@ import { Module, type Provider } from '@nestjs/common';
 import { DistributedLock, ScheduledJobsModule, createDistributedLock, provideLibClock } from '@app/common';
 import { DataSource } from 'typeorm';
 import { RotationConfigurationError } from './errors/rotation.errors';
-import { NOTIFICATION_PROVIDERS } from './notifications';
+import { NOTIFICATION_CLOCK, NOTIFICATION_EXPORTS, NOTIFICATION_OPTIONS, NOTIFICATION_PROVIDERS } from './notifications';
 import { RotationHandlerRegistry } from './handlers/rotation-handler.registry';
 import { RotationHistoryRepository } from './history/rotation-history.repository';
 import { ExpiryMonitorService } from './jobs/expiry-monitor.service';
@@ -51,7 +51,10 @@ const providers: Provider[] = [
   RotationCheckService,
   RotationScheduler,
   ...WEBHOOK_PROVIDERS,
+  // The notifications part reads the `notifications` key of the module options and shares the clock.
+  { provide: NOTIFICATION_OPTIONS, useFactory: (options?: RotationModuleOptions) => options?.notifications, inject: [ROTATION_MODULE_OPTIONS] },
   ...NOTIFICATION_PROVIDERS,
+  { provide: NOTIFICATION_CLOCK, useExisting: ROTATION_CLOCK },
 ];
 
 /**
@@ -71,6 +74,6 @@ const providers: Provider[] = [
 @Module({
   imports: [ScheduledJobsModule],
   providers,
-  exports: [RotationPolicyService, RotationService, RotationQueries, RevocationService, RotationHandlerRegistry, ExpiryMonitorService, RotationCheckService, ...WEBHOOK_PROVIDERS, ...NOTIFICATION_PROVIDERS],
+  exports: [RotationPolicyService, RotationService, RotationQueries, RevocationService, RotationHandlerRegistry, ExpiryMonitorService, RotationCheckService, ...WEBHOOK_PROVIDERS, ...NOTIFICATION_EXPORTS],
 })
 export class RotationModule extends RotationConfigurableModule {}

@@ -4,6 +4,7 @@ import { z } from 'zod';
 import { RotationConfigurationError } from './errors/rotation.errors';
 import type { RotationHandlerRegistration } from './handlers/rotation-handler';
 import { DEFAULT_ROTATION_POLICIES, ROTATION_MODES, type PolicyValues } from './policies/rotation-policy.types';
+import type { NotificationOptions } from './notifications/notification.options';
 import type { WebhookSecretsOptions } from './webhooks/webhook-secrets.options';
 
 /** A scheduled job of the lib. */
@@ -47,6 +48,8 @@ export interface RotationModuleOptions {
   passwordPolicy?: PasswordPolicyOptions;
   /** Webhook secrets (two-phase rotation, overlap, its job): validated by the webhooks part. */
   webhooks?: WebhookSecretsOptions;
+  /** Notifications of the lib's events (bus, outbound webhook, e-mail): validated by the notifications part. */
+  notifications?: NotificationOptions;
   /**
    * Time source (tests pass a ManualClock, the same one CredentialsModule gets).
    * @default the host's global `Clock` provider if any, else the system clock
@@ -95,7 +98,7 @@ const policyValues = z
 
 const schema = z.object({
   defaults: z
-    .record(z.enum(CREDENTIAL_TYPES as [string, ...string[]], { error: `keys must be credential types (${CREDENTIAL_TYPES.join(', ')})` }), policyValues)
+    .partialRecord(z.enum(CREDENTIAL_TYPES as [string, ...string[]], { error: `keys must be credential types (${CREDENTIAL_TYPES.join(', ')})` }), policyValues)
     .optional(),
   expiryMonitor: z
     .object({
