@@ -10,6 +10,7 @@ import { MIGRATION_ACTOR, MIGRATION_CLOCK, MIGRATION_RESOLVED_OPTIONS } from '..
 import type { ResolvedMigrationOptions } from '../migration.options';
 import type { LegacyConnectionRow, LegacyCredentialSource } from '../sources/legacy-source';
 import { AimdLimiter } from './aimd-limiter';
+import { CheckpointWriter } from './checkpoint-writer';
 import type { ConnectionOutcome, DecryptedField, MigrationErrorEntry } from './migration.types';
 
 /** Tags every imported credential carries (ids and dates only): they make a crashed write recognisable. */
@@ -22,8 +23,8 @@ export const MIGRATION_TAGS = { source: 'migration.source', legacyId: 'migration
  *    legacy row) stored it: its value is read back and compared — equal and tagged with this legacy
  *    row = ours from a crashed attempt (counted as migrated); equal from another row = DUPLICATE;
  *    different = CONFLICT (reported, nothing changed);
- * 2. then ONE transaction: a MIGRATE audit row per credential and the checkpoint; until it commits,
- *    a re-run redoes step 1, which is idempotent;
+ * 2. then ONE transaction: a MIGRATE audit row per credential and the checkpoint (grouped with other
+ *    connections by `CheckpointWriter`); until it commits, a re-run redoes step 1, which is idempotent;
  * 3. deleteAfterMigration: every value is read back and compared, the legacy fields cleared, and the
  *    checkpoint marked `cleared`.
  */
@@ -31,8 +32,8 @@ export const MIGRATION_TAGS = { source: 'migration.source', legacyId: 'migration
 export class ConnectionMigrator {
   constructor(
     private readonly credentials: CredentialsService,
-    private readonly audit: AuditService,
-    private readonly checkpoints: MigrationCheckpointRepository,
+    readonly audit: AuditService,
+    readonly checkpoints: MigrationCheckpointRepository,
     private readonly runner: TransactionRunner,
     @Inject(MIGRATION_RESOLVED_OPTIONS) private readonly options: ResolvedMigrationOptions,
     @Inject(MIGRATION_CLOCK) private readonly clock: Clock,
@@ -61,7 +62,7 @@ export class ConnectionMigrator {
     return { fields, errors };
   }
 
-  async migrate(row: LegacyConnectionRow, source: LegacyCredentialSource, limiter: AimdLimiter, fields: DecryptedField[], opts: { runId: string; deleteAfter: boolean }): Promise<ConnectionOutcome> {
+  async migrate(row: LegacyConnectionRow, source: LegacyCredentialSource, limiter: AimdLimiter, fields: DecryptedField[], opts: { runId: string; deleteAfter: boolean; writer: CheckpointWriter }): Promise<ConnectionOutcome> {
     const ctx = migrationContext(row.tenantId, opts.runId);
     const errors: MigrationErrorEntry[] = [];
     const done: { field: DecryptedField; credential: CredentialMetadata; resumed: boolean }[] = [];
@@ -82,21 +83,19 @@ export class ConnectionMigrator {
     if (failed) return { status: 'failed', credentials: done.length, keyIndex, errors };
     if (duplicates === fields.length) return { status: 'skipped', credentials: 0, keyIndex, errors };
 
-    await this.runner.run(async () => {
-      for (const d of done) {
-        await this.audit.record({
-          action: AuditAction.MIGRATE,
-          context: ctx,
-          resource: d.credential.id,
-          result: AuditResult.SUCCESS,
-          details: { type: d.field.type, legacySource: source.name, legacyId: row.legacyId, keyIndex: d.field.keyIndex, resumed: d.resumed },
-        });
-      }
-      await this.checkpoints.save({
+    await opts.writer.add(
+      done.map((d) => ({
+        action: AuditAction.MIGRATE,
+        context: ctx,
+        resource: d.credential.id,
+        result: AuditResult.SUCCESS,
+        details: { type: d.field.type, legacySource: source.name, legacyId: row.legacyId, keyIndex: d.field.keyIndex, resumed: d.resumed },
+      })),
+      {
         source: source.name, legacyId: row.legacyId, tenantId: row.tenantId, integrationId: row.integrationId,
         connectionId: row.connectionId, status: 'migrated', credentials: done.length, migratedAt: this.clock.now(),
-      });
-    });
+      },
+    );
     if (opts.deleteAfter) {
       try {
         await this.verifyAndClear(ctx, row, source, done.map((d) => ({ field: d.field, id: d.credential.id })), limiter);

@@ -6,6 +6,7 @@ import { MIGRATION_RESOLVED_OPTIONS, MigrationEvents } from '../migration.consta
 import type { ResolvedMigrationOptions } from '../migration.options';
 import type { LegacyCredentialSource, LegacyFilter } from '../sources/legacy-source';
 import { AimdLimiter } from './aimd-limiter';
+import { CheckpointWriter } from './checkpoint-writer';
 import { ConnectionMigrator, entry } from './connection-migrator';
 import type { ConnectionOutcome, MigrationRunOptions, MigrationSummary } from './migration.types';
 
@@ -35,6 +36,7 @@ export class MigrationRunner {
     const batchSize = o.batchSize ?? this.options.batchSize;
     const filter: LegacyFilter = { tenantId: o.tenantId, integrationId: o.integrationId };
     const limiter = new AimdLimiter(this.options.concurrency);
+    const writer = new CheckpointWriter(this.runner, this.migrator.audit, this.checkpoints);
     const s: MigrationSummary = {
       source: source.name, dryRun, totalConnections: 0, successfulMigrations: 0, failedMigrations: 0, skipped: 0,
       totalCredentialsMigrated: 0, durationMs: 0, errors: [], rowsByKeyIndex: {},
@@ -79,7 +81,7 @@ export class MigrationRunner {
             if (errors.length) return record({ status: 'failed', credentials: 0, keyIndex: null, errors });
             const keyIndex = Math.max(...fields.map((f) => f.keyIndex));
             if (dryRun) return record({ status: 'migrated', credentials: fields.length, keyIndex, errors: [] });
-            record(await this.migrator.migrate(row, source, limiter, fields, { runId, deleteAfter: !!o.deleteAfterMigration }));
+            record(await this.migrator.migrate(row, source, limiter, fields, { runId, deleteAfter: !!o.deleteAfterMigration, writer }));
           })().catch((e: unknown) => record({ status: 'failed', credentials: 0, keyIndex: null, errors: [entry(row, null, e)] }));
           const tracked = p.finally(() => inFlight.delete(tracked));
           inFlight.add(tracked);
@@ -90,6 +92,7 @@ export class MigrationRunner {
         }
       }
       await Promise.all(inFlight);
+      await writer.flush();
     } catch (e) {
       await Promise.allSettled(inFlight);
       if (!dryRun) await this.event(MigrationEvents.FAILED, { ...counts(), error: String((e as { codeName?: string }).codeName ?? (e as Error).name) }).catch(() => undefined);
