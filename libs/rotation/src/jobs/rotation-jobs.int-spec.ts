@@ -11,6 +11,7 @@ import { CredentialStatus, CredentialType, type CredentialMetadata } from '@app/
 import { KeyVaultEmulator } from '@app/keyvault-emulator';
 import { CapturingLogger, createTestDatabase, DATABASE_KINDS, type TestDatabase, type TestDatabaseKind } from '@app/testing';
 import { RotationHandlerRegistry } from '../handlers/rotation-handler.registry';
+import { RotationNoticeRepository } from './rotation-notice.repository';
 import { buildRotationStack, DAY, outboxEvents, type RotationStack } from '../rotation-stack.testing';
 
 const T0 = new Date('2026-03-01T00:00:00Z');
@@ -91,6 +92,36 @@ describe.each(DATABASE_KINDS)('rotation jobs on %s', (kind: TestDatabaseKind) =>
       await s.credentials.rotate(ctx, key.id, secret(), { expiresAt: new Date(clock.nowMs() + 10 * DAY) });
       await s.expiry.runOnce();
       expect(await thresholds(ctx)).toEqual([7, 1, 14]);
+    });
+    it('leaves nothing half done when a credential fails mid-transaction; the next run finishes it', async () => {
+      clock.set(T0);
+      const ctx = tenant();
+      const expiresAt = new Date(T0.getTime() + 10 * DAY);
+      const key = await store(ctx, CredentialType.API_KEY, secret(), { expiresAt });
+      const notices = s.moduleRef.get(RotationNoticeRepository);
+      clock.set(new Date(expiresAt.getTime() - 6 * DAY));
+      // The outbox row is written first; the dedupe row then fails: both roll back.
+      const spy = jest.spyOn(notices, 'record').mockRejectedValueOnce(new Error('disk full'));
+      try {
+        const failed = await s.expiry.runOnce();
+        expect(failed.failed).toBeGreaterThanOrEqual(1);
+      } finally {
+        spy.mockRestore();
+      }
+      expect(await thresholds(ctx)).toEqual([]);
+      expect(await notices.raised(key.id, 1)).toEqual(new Set());
+
+      clock.set(new Date(expiresAt.getTime() + HOUR));
+      const update = jest.spyOn(s.credentials, 'updateMetadata').mockRejectedValueOnce(new Error('lost connection'));
+      try {
+        await s.expiry.runOnce();
+      } finally {
+        update.mockRestore();
+      }
+      expect(await outboxEvents(s.dataSource, 'credential.expired', ctx.tenantId)).toEqual([]);
+      await s.expiry.runOnce();
+      expect((await outboxEvents(s.dataSource, 'credential.expired', ctx.tenantId)).map((e) => e.credentialId)).toEqual([key.id]);
+      expect((await s.credentials.getMetadata(ctx, key.id)).status).toBe(CredentialStatus.EXPIRED);
     });
   });
 
