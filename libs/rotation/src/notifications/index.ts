@@ -1,5 +1,5 @@
 import { NotificationDeliveryEntity, NotificationSettingsEntity } from './persistence/notification.entities';
-import { CreateNotifications1800000003200 } from './persistence/notification.migrations';
+import { CreateNotifications1800000003200, IndexNotificationDeliveriesFinished1800000003201 } from './persistence/notification.migrations';
 
 // Notifications part of RotationModule (issue #12): the module owner spreads NOTIFICATION_PROVIDERS
 // (and exports NOTIFICATION_EXPORTS), and registers the entities and migrations with the host's.
@@ -7,10 +7,10 @@ export { NOTIFICATION_PROVIDERS, NOTIFICATION_EXPORTS } from './notification.pro
 
 /** TypeORM entities: `cv_notification_deliveries`, `cv_notification_settings`. */
 export const NOTIFICATION_ENTITIES: (new (...args: any[]) => object)[] = [NotificationDeliveryEntity, NotificationSettingsEntity];
-/** Their migration (SQLite and PostgreSQL). */
-export const NOTIFICATION_MIGRATIONS: (new (...args: any[]) => object)[] = [CreateNotifications1800000003200];
+/** Their migrations (SQLite and PostgreSQL). */
+export const NOTIFICATION_MIGRATIONS: (new (...args: any[]) => object)[] = [CreateNotifications1800000003200, IndexNotificationDeliveriesFinished1800000003201];
 
-export { NotificationDeliveryEntity, NotificationSettingsEntity, CreateNotifications1800000003200 };
+export { NotificationDeliveryEntity, NotificationSettingsEntity, CreateNotifications1800000003200, IndexNotificationDeliveriesFinished1800000003201 };
 export {
   NOTIFICATION_OPTIONS,
   NOTIFICATION_RESOLVED_OPTIONS,

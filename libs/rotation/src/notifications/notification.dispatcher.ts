@@ -36,6 +36,8 @@ export interface ChannelDeliveryResult {
 export class NotificationDispatcher implements OnModuleInit, OnModuleDestroy {
   private readonly logger = new Logger('Notifications');
   private readonly unregister: Array<() => void> = [];
+  private lastPruneMs = 0;
+  private pruning?: Promise<unknown>;
 
   constructor(
     @Inject(NOTIFICATION_RESOLVED_OPTIONS) private readonly options: ResolvedNotificationOptions,
@@ -53,8 +55,15 @@ export class NotificationDispatcher implements OnModuleInit, OnModuleDestroy {
     for (const name of new Set(this.options.events)) this.unregister.push(this.outboxHandlers.register(name, handler));
   }
 
-  onModuleDestroy(): void {
+  async onModuleDestroy(): Promise<void> {
     for (const off of this.unregister.splice(0)) off();
+    await this.pruning;
+  }
+
+  /** Deletes delivery rows finished more than `retentionMs` ago (see `NotificationDeliveryRepository.pruneFinished`). */
+  prune(): Promise<number> {
+    this.lastPruneMs = this.clock.now().getTime();
+    return this.deliveries.pruneFinished(new Date(this.lastPruneMs - this.options.retentionMs));
   }
 
   /** Delivers `event` on every channel not yet done; throws when a channel is left to retry. */
@@ -62,6 +71,7 @@ export class NotificationDispatcher implements OnModuleInit, OnModuleDestroy {
     const notification = buildNotification(event);
     if (!notification || !(this.options.events as string[]).includes(notification.event)) return [];
     if (notification.facts.type && this.options.mutedTypes[notification.event]?.includes(notification.facts.type)) return [];
+    this.maybePrune();
     const settled = await Promise.allSettled(this.notifiers.list().map((n) => this.deliver(notification, n)));
     const failure = settled.find((s): s is PromiseRejectedResult => s.status === 'rejected');
     // A bookkeeping failure (database) of one channel: the others have finished; the outbox retries.
@@ -111,6 +121,14 @@ export class NotificationDispatcher implements OnModuleInit, OnModuleDestroy {
     await this.deliveries.finish(key, status, this.clock.now());
     this.counters.record(key.channel, outcome === 'delivered' ? 'sent' : 'skipped');
     return { channel: key.channel, status, now: true };
+  }
+
+  /** In the background, at most once per `pruneEveryMs`, on the replica that dispatches. */
+  private maybePrune(): void {
+    if (this.pruning || this.clock.now().getTime() - this.lastPruneMs < this.options.pruneEveryMs) return;
+    this.pruning = this.prune()
+      .catch((e: unknown) => this.logger.warn(`Pruning notification deliveries failed: ${describeError(e)}`))
+      .finally(() => (this.pruning = undefined));
   }
 
   private async giveUp(n: Notification, key: { eventId: string; channel: string }, error: string): Promise<ChannelDeliveryResult> {

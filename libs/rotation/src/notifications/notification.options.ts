@@ -59,6 +59,12 @@ export const notificationOptionsSchema = z
       })
       .strict()
       .default({ maxAttempts: 5, baseMs: 30_000, maxMs: 3_600_000, leaseMs: 60_000 }),
+    /**
+     * Finished delivery rows are deleted this long after they finished, unless their outbox event is
+     * still undelivered (it could come again). At most one prune per `pruneEveryMs`.
+     */
+    retentionMs: z.number().int().min(3_600_000).max(3650 * 86_400_000).default(30 * 86_400_000),
+    pruneEveryMs: z.number().int().min(1000).max(30 * 86_400_000).default(600_000),
     bus: z
       .object({
         enabled: z.boolean().default(true),

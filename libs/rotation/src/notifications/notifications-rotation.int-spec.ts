@@ -4,7 +4,7 @@
  * to a tenant's signed webhook and to a real SMTP server. SQLite and PostgreSQL, the local vault.
  */
 import { randomBytes } from 'node:crypto';
-import { Global, Logger, Module } from '@nestjs/common';
+import { Logger } from '@nestjs/common';
 import { ScheduleModule } from '@nestjs/schedule';
 import { Test, type TestingModule } from '@nestjs/testing';
 import { TypeOrmModule, type TypeOrmModuleOptions } from '@nestjs/typeorm';
@@ -15,7 +15,7 @@ import { KeyVaultEmulator } from '@app/keyvault-emulator';
 import { CapturingLogger, createTestDatabase, credentialsStackImports, DATABASE_KINDS, type TestDatabase, type TestDatabaseKind } from '@app/testing';
 import { Webhook } from 'standardwebhooks';
 import { ExpiryMonitorService, RevocationService, ROTATION_ENTITIES, ROTATION_MIGRATIONS, RotationModule } from '../index';
-import { NOTIFICATION_OPTIONS, NotificationSettingsService, type NotificationOptions } from './index';
+import { NotificationSettingsService, type NotificationOptions } from './index';
 import { parseMail, TestSmtpServer, TestWebhookReceiver, waitFor } from './testing/receivers';
 
 const DAY = 86_400_000;
@@ -50,10 +50,6 @@ describe.each(DATABASE_KINDS)('notifications inside RotationModule on %s', (kind
       webhook: { allowPrivateTargets: true, timeoutMs: 3000 },
       email: { enabled: true, host: '127.0.0.1', port: smtp.port, ignoreTLS: true, from: 'vault@example.test' },
     };
-    // Until RotationModule carries a `notifications` option, the test provides the token globally.
-    @Global()
-    @Module({ providers: [{ provide: NOTIFICATION_OPTIONS, useValue: notifications }], exports: [NOTIFICATION_OPTIONS] })
-    class NotificationOptionsModule {}
     const [typeorm, ...stack] = credentialsStackImports({
       database: db.options,
       vault: emu,
@@ -73,8 +69,7 @@ describe.each(DATABASE_KINDS)('notifications inside RotationModule on %s', (kind
         } as TypeOrmModuleOptions),
         ...stack,
         ScheduleModule.forRoot(),
-        NotificationOptionsModule,
-        RotationModule.forRoot({ expiryMonitor: { enabled: false }, rotationCheck: { enabled: false }, webhooks: { job: { enabled: false } } }),
+        RotationModule.forRoot({ expiryMonitor: { enabled: false }, rotationCheck: { enabled: false }, webhooks: { job: { enabled: false } }, notifications }),
       ],
     })
       .setLogger(logger)

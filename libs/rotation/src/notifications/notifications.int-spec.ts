@@ -325,6 +325,26 @@ describe.each(DATABASE_KINDS)('notifications on %s', (kind: TestDatabaseKind) =>
     expect(sent).toEqual([a]);
   });
 
+  it('pruning deletes finished rows past the retention, except those of an outbox event still undelivered', async () => {
+    const ctx = ctxOf('prune');
+    const ds = app.get(DataSource);
+    const p = (n: number) => Array.from({ length: n }, (_, i) => (kind === 'postgres' ? `$${i + 1}` : '?')).join(', ');
+    const delivered = await emit(ctx, 'credential.expired', { credentialId: 'c-p', integrationId: 'i', connectionId: 'k' });
+    await waitFor(async () => (await ds.query(`SELECT delivered_at FROM cv_outbox WHERE id = ${p(1)}`, [delivered]))[0].delivered_at !== null, 'outbox delivered');
+    // An event another handler keeps failing: still undelivered in the outbox (parked far in the future here).
+    const parked = randomUUIDv4();
+    await ds.query(`INSERT INTO cv_outbox (id, name, tenant_id, payload, created_at, available_at, attempts) VALUES (${p(7)})`, [parked, 'credential.expired', ctx.tenantId, '{}', Date.now(), Date.now() + 365 * 86_400_000, 3]);
+    const now = new Date();
+    await deliveries.ensure({ eventId: parked, channel: 'bus', tenantId: ctx.tenantId, eventName: 'credential.expired' }, now);
+    await deliveries.finish({ eventId: parked, channel: 'bus' }, NotificationDeliveryStatus.DELIVERED, now);
+
+    expect(await deliveries.pruneFinished(new Date(now.getTime() - 60_000))).toBe(0); // nothing old enough
+    expect(await deliveries.pruneFinished(new Date(now.getTime() + 60_000))).toBeGreaterThanOrEqual(3);
+    expect(await deliveries.listForEvent(delivered)).toEqual([]);
+    expect((await deliveries.listForEvent(parked)).map((r) => r.channel)).toEqual(['bus']);
+    await ds.query(`DELETE FROM cv_outbox WHERE id = ${p(1)}`, [parked]);
+  });
+
   it('SSRF guard by default: settings refuse private targets, and the sender refuses them at connect time', async () => {
     const ctx = ctxOf('ssrf');
     const clock = new SystemClock();

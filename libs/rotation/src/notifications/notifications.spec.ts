@@ -23,6 +23,7 @@ describe('notification options', () => {
     expect(o).toMatchObject({ enabled: true, bus: { enabled: true, eventName: 'rotation.notification' }, webhook: { enabled: true, allowPrivateTargets: false }, email: { enabled: false } });
     expect(o.retry).toEqual({ maxAttempts: 5, baseMs: 30_000, maxMs: 3_600_000, leaseMs: 60_000 });
     expect(() => resolveNotificationOptions({ retry: { leaseMs: 5000 } })).toThrow('retry.leaseMs: must exceed webhook.timeoutMs; retry.leaseMs: must exceed email.timeoutMs');
+    expect([o.retentionMs, o.pruneEveryMs]).toEqual([30 * 86_400_000, 600_000]);
     expect(o.mutedTypes).toEqual({ 'credential.rotated': ['oauth_access_token', 'oauth_refresh_token'] });
     expect(resolveNotificationOptions({ mutedTypes: {} }).mutedTypes).toEqual({});
     expect([1, 2, 3, 10].map((a) => retryDelayMs(o.retry, a))).toEqual([30_000, 60_000, 120_000, 3_600_000]);

@@ -89,6 +89,23 @@ export class NotificationDeliveryRepository {
     });
   }
 
+  /**
+   * Deletes rows finished before `before`, except those of an outbox event still undelivered (another
+   * handler of it may fail and bring it back, and the row is what keeps it from notifying twice).
+   */
+  pruneFinished(before: Date): Promise<number> {
+    return this.runner.run(async () => {
+      const result = await this.runner.manager
+        .createQueryBuilder()
+        .delete()
+        .from(NotificationDeliveryEntity)
+        .where('status <> :pending AND finished_at < :before', { pending: NotificationDeliveryStatus.PENDING, before: before.getTime() })
+        .andWhere('NOT EXISTS (SELECT 1 FROM cv_outbox o WHERE o.id = event_id AND o.delivered_at IS NULL)')
+        .execute();
+      return result.affected ?? 0;
+    });
+  }
+
   /** Rows per status (and channel), for metrics and the operator. */
   async countByStatus(tenantId?: string): Promise<Array<{ channel: string; status: string; count: number }>> {
     const rows = await this.runner.read(() => {

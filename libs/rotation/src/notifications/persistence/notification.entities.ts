@@ -8,6 +8,7 @@ import { Column, Entity, Index, PrimaryColumn } from 'typeorm';
 @Entity({ name: 'cv_notification_deliveries' })
 @Index('IDX_cv_notification_deliveries_tenant', ['tenantId', 'createdAt'])
 @Index('IDX_cv_notification_deliveries_status', ['status'])
+@Index('IDX_cv_notification_deliveries_finished', ['finishedAt'])
 export class NotificationDeliveryEntity {
   @PrimaryColumn({ name: 'event_id', type: 'varchar', length: 36 })
   eventId: string;

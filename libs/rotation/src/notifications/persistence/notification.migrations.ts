@@ -51,3 +51,16 @@ export class CreateNotifications1800000003200 implements MigrationInterface {
     await queryRunner.dropTable('cv_notification_deliveries', true);
   }
 }
+
+/** Pruning reads finished rows by `finished_at`. */
+export class IndexNotificationDeliveriesFinished1800000003201 implements MigrationInterface {
+  name = 'IndexNotificationDeliveriesFinished1800000003201';
+
+  async up(queryRunner: QueryRunner): Promise<void> {
+    await queryRunner.createIndex('cv_notification_deliveries', new TableIndex({ name: 'IDX_cv_notification_deliveries_finished', columnNames: ['finished_at'] }));
+  }
+
+  async down(queryRunner: QueryRunner): Promise<void> {
+    await queryRunner.dropIndex('cv_notification_deliveries', 'IDX_cv_notification_deliveries_finished');
+  }
+}
