@@ -99,6 +99,11 @@ describe.each(DATABASE_KINDS)('webhook secrets on %s', (kind) => {
       [1, WebhookSecretState.RETIRED],
       [2, WebhookSecretState.CURRENT],
     ]);
+    // The history, metadata only, for this tenant only.
+    const views = await stack.service.versions(ctx, credential.id);
+    expect(views.map((v) => [v.version, v.state])).toEqual(expect.arrayContaining([[1, 'retired'], [2, 'current']]));
+    expect(JSON.stringify(views)).not.toContain(newSecret.slice(6));
+    expect(await codeOf(stack.service.versions({ tenantId: 'other-tenant', actor: { id: 'x' } }, credential.id))).toBe(2002);
     // The staging credential is gone; events and audit rows hold ids only, never a value.
     expect((await stack.credentials.list(ctx, { integrationId: 'stripe' })).items.filter((c) => c.connectionId.startsWith('whsec-pending.'))).toEqual([]);
     const text = await stack.persistedText();
