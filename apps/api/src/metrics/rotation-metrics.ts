@@ -36,7 +36,7 @@ export class RotationMetrics implements OnModuleInit {
       counter('credential_vault_revocations_total', 'Credentials revoked by this process', () => this.revocation.revocationCount()),
       new Gauge({
         name: 'credential_vault_credentials_expiring',
-        help: 'Credentials by expiry window (expired, within 1/7/14/30 days; cumulative) at the last expiry-monitor run on this replica',
+        help: 'Credentials by expiry window (expired in the last 30 days, expiring within 1/7/14/30 days; cumulative) at the last expiry-monitor run on this replica',
         labelNames: ['window'],
         registers: [],
         collect() {

@@ -9,6 +9,8 @@ import type { ResolvedRotationOptions } from '../rotation.options';
 import { RotationNoticeRepository } from './rotation-notice.repository';
 
 export const DAY_MS = 86_400_000;
+/** Credentials that expired longer ago than this are not looked at again (bounds every run; a run missed for that long is an outage). */
+export const EXPIRED_LOOKBACK_DAYS = 30;
 
 /** What one run of the expiry monitor did. */
 export interface ExpiryMonitorResult {
@@ -70,7 +72,7 @@ export class ExpiryMonitorService {
     const horizon = new Date(now.getTime() + Math.max(30, ...thresholdsDays) * DAY_MS);
     const out: ExpiryMonitorResult = { acquired: true, scanned: 0, warned: 0, expired: 0, failed: 0, windows: emptyWindows() };
     const overrides = new Map<string, RotationPolicyEntity[]>();
-    let after: { expiresAt: Date; id: string } | undefined;
+    let after: { expiresAt: Date; id: string } | undefined = { expiresAt: new Date(now.getTime() - EXPIRED_LOOKBACK_DAYS * DAY_MS), id: '' };
     for (;;) {
       const page = await this.scanner.scanExpiringAcrossTenants({
         before: horizon,
