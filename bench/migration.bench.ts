@@ -1,0 +1,248 @@
+/**
+ * Legacy migration against the local vault at Azure's throttle (4,000 transactions per 10 s):
+ *
+ *  - `MigrationRunner` (AIMD on 429s: halve and wait Retry-After, +1 per window of successes), vs
+ *  - a naive baseline measured in the same run: a fixed pool of `CredentialsService.store` calls,
+ *    with the vault client's own retries (Retry-After honoured, 4 attempts).
+ *
+ * Each variant gets a fresh vault whose token bucket is drained first, so the run is at Azure's
+ * steady rate of 400 transactions/s and `vault writes/s ÷ 400` is the share of the budget used.
+ * Prints one JSON line per figure and writes the "## Legacy migration" section of docs/BENCHMARKS.md.
+ *
+ *   npm run bench:migration -- [--count 20000] [--tenants 100] [--database postgres|sqlite]
+ *                              [--baseline-concurrency 64] [--scaled-limit 400] [--scaled-count 2000] [--no-write]
+ *
+ * The second pair of runs scales the vault's limit down (`--scaled-limit` per 10 s, `--scaled-count`
+ * credentials; 0 skips them) so the vault is the bottleneck rather than the database write path.
+ */
+import 'reflect-metadata';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { Logger, Module } from '@nestjs/common';
+import { NestFactory } from '@nestjs/core';
+import { TypeOrmModule, type TypeOrmModuleOptions } from '@nestjs/typeorm';
+import { DataSource, type DataSourceOptions } from 'typeorm';
+import { AUDIT_ENTITIES, AUDIT_MIGRATIONS } from '@app/audit';
+import { OUTBOX_ENTITIES, OUTBOX_MIGRATIONS } from '@app/common';
+import { CREDENTIALS_ENTITIES, CREDENTIALS_MIGRATIONS, CredentialsService, CredentialType } from '@app/credentials';
+import { SecretClient } from '@azure/keyvault-secrets';
+import { emulatorCredential, KeyVaultEmulator } from '@app/keyvault-emulator';
+import {
+  decryptLegacyField, legacySeedRows, MIGRATION_ENTITIES, MIGRATION_MIGRATIONS, MigrationModule, MigrationRunner, seedLegacyTable, SqlLegacySource,
+} from '@app/migration';
+import { credentialsStackImports } from '@app/testing';
+import { BENCH_POSTGRES_URL, dropSchema, freshSchema } from './support/postgres';
+import { machineLine, percent, round, today, writeBenchmarkSection } from './support/measure';
+
+const WINDOW_MS = 10_000;
+
+interface Figure {
+  bench: 'migration';
+  variant: 'aimd' | 'naive-fixed';
+  /** Vault transactions per 10 s (Azure: 4,000). */
+  throttleLimit: number;
+  credentials: number;
+  migrated: number;
+  failed: number;
+  concurrency: string;
+  durationS: number;
+  vaultWritesPerSec: number;
+  /** vault writes/s ÷ 400 (the vault's steady budget). */
+  budgetShare: number;
+  /** 429s the vault answered during the run. */
+  vault429: number;
+  /** 429s as a share of all vault requests of the run. */
+  vault429Share: number;
+  /** Throttling errors that reached the caller (the report, for the runner). */
+  throttlingErrorsSurfaced: number;
+}
+
+/** Spends the bucket (getSecret of a missing name) until the first 429, so the run starts at the steady rate. */
+async function drain(emu: KeyVaultEmulator): Promise<void> {
+  const client = new SecretClient(emu.vaultUrl, emulatorCredential(), {
+    disableChallengeResourceVerification: true,
+    tlsOptions: { ca: emu.caCertPem },
+    retryOptions: { maxRetries: 0 },
+  });
+  const status = (p: Promise<unknown>) => p.then(() => 200, (e: { statusCode?: number }) => e.statusCode ?? 0);
+  for (;;) {
+    const rs = await Promise.all(Array.from({ length: 100 }, () => status(client.getSecret('bench-drain'))));
+    if (rs.includes(429)) return;
+  }
+}
+
+async function variant(
+  name: Figure['variant'],
+  o: { count: number; tenants: number; database: 'postgres' | 'sqlite'; baselineConcurrency: number; throttleLimit: number },
+): Promise<Figure> {
+  const budgetPerSec = o.throttleLimit / (WINDOW_MS / 1000);
+  const dir = mkdtempSync(join(tmpdir(), `cv-bench-mig-${name}-`));
+  const emu = await KeyVaultEmulator.start({ dataDir: join(dir, 'vault'), quiet: true, throttle: { limit: o.throttleLimit, windowMs: WINDOW_MS } });
+  const schema = o.database === 'postgres' ? await freshSchema(`bench_migration_${name.replace('-', '_')}`) : undefined;
+  const database: DataSourceOptions = schema
+    ? { type: 'postgres', url: BENCH_POSTGRES_URL, schema, extra: { max: 20, options: `-c search_path=${schema}` } }
+    : { type: 'better-sqlite3', database: join(dir, 'bench.sqlite'), enableWAL: true };
+  const key = randomBytes(32);
+  const legacy = await new DataSource({ type: 'better-sqlite3', database: join(dir, 'legacy.sqlite') }).initialize();
+  const rows = legacySeedRows({ count: o.count, keys: [key], apiKeysOnly: true, tenants: Array.from({ length: o.tenants }, (_, i) => `tenant-${i}`) });
+  await seedLegacyTable(legacy, rows);
+
+  const naive = name === 'naive-fixed';
+  const [, ...stack] = credentialsStackImports({
+    database,
+    vault: emu,
+    credentials: { isGlobal: true },
+    // The runner sees every 429 itself; the naive baseline leaves them to the client's retries (4 attempts, Retry-After).
+    keyVault: { resilience: { maxAttempts: naive ? 4 : 1 } },
+    persistence: { outbox: { dispatch: false } },
+  });
+  @Module({
+    imports: [
+      TypeOrmModule.forRoot({
+        ...database,
+        entities: [...CREDENTIALS_ENTITIES, ...AUDIT_ENTITIES, ...OUTBOX_ENTITIES, ...MIGRATION_ENTITIES],
+        migrations: [...CREDENTIALS_MIGRATIONS, ...AUDIT_MIGRATIONS, ...OUTBOX_MIGRATIONS, ...MIGRATION_MIGRATIONS],
+        migrationsRun: true,
+        synchronize: false,
+        logging: false,
+      } as TypeOrmModuleOptions),
+      ...stack,
+      MigrationModule.forRoot({ keys: [key.toString('hex')], concurrency: { initial: 8, max: 128 } }),
+    ],
+  })
+  class BenchModule {}
+  const app = await NestFactory.createApplicationContext(BenchModule, { logger: ['error'] });
+  try {
+    await drain(emu);
+    emu.resetStats();
+    const started = Date.now();
+    let migrated = 0;
+    let failed = 0;
+    let surfaced = 0;
+    let concurrency = String(o.baselineConcurrency);
+    if (!naive) {
+      const s = await app.get(MigrationRunner).run(new SqlLegacySource(legacy), { batchSize: 500 });
+      migrated = s.totalCredentialsMigrated;
+      failed = s.failedMigrations;
+      surfaced = s.errors.filter((e) => e.code === 'RATE_LIMITED').length;
+      concurrency = `AIMD ${8}→max ${s.throttling.maxConcurrency}, ${s.throttling.absorbed} 429s absorbed`;
+    } else {
+      const credentials = app.get(CredentialsService);
+      let next = 0;
+      await Promise.all(
+        Array.from({ length: o.baselineConcurrency }, async () => {
+          for (let i = next++; i < rows.length; i = next++) {
+            const r = rows[i];
+            try {
+              await credentials.store({ tenantId: r.tenant_id, actor: { id: 'bench' } }, {
+                integrationId: r.integration_id, connectionId: r.connection_id, type: CredentialType.API_KEY,
+                value: decryptLegacyField(r.api_key!, [key]).value,
+              });
+              migrated++;
+            } catch (e) {
+              failed++;
+              if ((e as { codeName?: string }).codeName === 'RATE_LIMITED') surfaced++;
+            }
+          }
+        }),
+      );
+    }
+    const durationS = (Date.now() - started) / 1000;
+    const stats = emu.stats();
+    const writes = stats.byOperationAndStatus['setSecret:200'] ?? 0;
+    const t429 = stats.byStatus['429'] ?? 0;
+    return {
+      bench: 'migration', variant: name, throttleLimit: o.throttleLimit, credentials: o.count, migrated, failed, concurrency,
+      durationS: round(durationS, 1),
+      vaultWritesPerSec: round(writes / durationS, 1),
+      budgetShare: round(writes / durationS / budgetPerSec, 3),
+      vault429: t429,
+      vault429Share: round(t429 / Math.max(1, stats.total), 3),
+      throttlingErrorsSurfaced: surfaced,
+    };
+  } finally {
+    await app.close();
+    await legacy.destroy();
+    await emu.stop();
+    if (schema) await dropSchema(schema);
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+function table(figures: Figure[]): string[] {
+  return [
+    '| vault limit | variant | concurrency | credentials written | failed | s | vault writes/s | budget share | vault 429s | throttling errors surfaced |',
+    '|---|---|---|---|---|---|---|---|---|---|',
+    ...figures.map(
+      (f) => `| ${f.throttleLimit} / 10 s | ${f.variant} | ${f.concurrency} | ${f.migrated}/${f.credentials} | ${f.failed} | ${f.durationS} | ${f.vaultWritesPerSec} | **${percent(f.budgetShare)}%** | ${f.vault429} (${percent(f.vault429Share)}% of requests) | ${f.throttlingErrorsSurfaced} |`,
+    ),
+  ];
+}
+
+function writeSection(azure: Figure[], scaled: Figure[], o: { count: number; tenants: number; database: string; baselineConcurrency: number; scaledLimit: number }): string {
+  return writeBenchmarkSection(
+    'Legacy migration',
+    [
+      `Measured ${today()} with \`npm run bench:migration -- --count ${o.count}\` (bench/migration.bench.ts): legacy API keys`,
+      `(AES-256-GCM, ${o.tenants} tenants) moved into the local vault throttled like Azure Key Vault (4,000 transactions per 10 s),`,
+      `metadata and audit on ${o.database}. Each variant gets a fresh vault whose token bucket is drained first, so it runs at`,
+      'the steady rate; the budget share is vault writes/s ÷ (limit / 10 s). The runner (`MigrationRunner`, AIMD: halve and',
+      'wait Retry-After on a 429, +1 per window of successes) against a naive baseline measured in the same run: a fixed pool',
+      `of ${o.baselineConcurrency} \`CredentialsService.store\` calls relying on the vault client's retries (4 attempts, Retry-After honoured).`,
+      'Runner, libs, database client and vault share one Node process.',
+      '',
+      `Machine: ${machineLine()}.`,
+      'The machine was shared with other workloads while measuring, so treat the figures as an order of magnitude.',
+      '',
+      ...table(azure),
+      ...(scaled.length
+        ? ['', `The same with the vault's limit scaled down to ${o.scaledLimit} per 10 s, so that the vault, not the write path, is the bottleneck:`, '', ...table(scaled)]
+        : []),
+    ].join('\n'),
+  );
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    args: process.argv.slice(2),
+    options: {
+      count: { type: 'string' },
+      tenants: { type: 'string' },
+      database: { type: 'string' },
+      'baseline-concurrency': { type: 'string' },
+      'scaled-limit': { type: 'string' },
+      'scaled-count': { type: 'string' },
+      'no-write': { type: 'boolean' },
+    },
+  });
+  const o = {
+    count: Number(values.count ?? 20_000),
+    tenants: Number(values.tenants ?? 100),
+    database: (values.database ?? 'postgres') as 'postgres' | 'sqlite',
+    baselineConcurrency: Number(values['baseline-concurrency'] ?? 64),
+    scaledLimit: Number(values['scaled-limit'] ?? 400),
+    scaledCount: Number(values['scaled-count'] ?? 2000),
+  };
+  Logger.overrideLogger(['error']);
+  const azure: Figure[] = [];
+  const scaled: Figure[] = [];
+  for (const name of ['aimd', 'naive-fixed'] as const) {
+    const f = await variant(name, { ...o, throttleLimit: 4000 });
+    console.log(JSON.stringify(f));
+    azure.push(f);
+  }
+  for (const name of o.scaledCount > 0 ? (['aimd', 'naive-fixed'] as const) : []) {
+    const f = await variant(name, { ...o, count: o.scaledCount, throttleLimit: o.scaledLimit });
+    console.log(JSON.stringify(f));
+    scaled.push(f);
+  }
+  if (!values['no-write']) console.error(`wrote ${writeSection(azure, scaled, o)}`);
+}
+
+main().catch((err: unknown) => {
+  console.error(err);
+  process.exit(1);
+});
