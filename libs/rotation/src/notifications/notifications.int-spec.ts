@@ -251,6 +251,19 @@ describe.each(DATABASE_KINDS)('notifications on %s', (kind: TestDatabaseKind) =>
     expect(logger.lines.some((l) => l.includes(`Notification ${eventId} (credential.revoked)`) && l.includes('given up'))).toBe(true);
   });
 
+  it('a bouncing SMTP recipient is retried, then given up; the webhook and the bus are delivered', async () => {
+    const ctx = ctxOf('bounce');
+    const r = await settings.update(ctx, { webhookUrl: `${receiver.url}/bounce`, emailRecipients: ['nobody@reject.example'] });
+    secrets.add(r.generatedWebhookSecret!);
+    const eventId = await emit(ctx, 'credential.expired', { credentialId: 'c-b', integrationId: 'aws', connectionId: 'prod', type: 'api_key' });
+    await waitFor(async () => (await rowsOf(eventId)).email?.status === NotificationDeliveryStatus.GIVEN_UP, 'the e-mail to be given up');
+    const rows = await rowsOf(eventId);
+    expect(rows.email).toMatchObject({ attempts: 3, lastError: 'NotificationDeliveryFailedError(NOTIFICATION_DELIVERY_FAILED)' });
+    expect([rows.webhook.status, rows.bus.status]).toEqual(['delivered', 'delivered']);
+    expect(receiver.on('/bounce')).toHaveLength(1);
+    expect(mailsFor(eventId)).toHaveLength(0);
+  });
+
   it('a receiver that fails once gets the event on the next attempt', async () => {
     const ctx = ctxOf('flaky');
     await setUp(ctx, '/flaky');

@@ -5,7 +5,7 @@ import { Inject, Injectable } from '@nestjs/common';
 import { Clock, systemContext } from '@app/common';
 import { CredentialsService } from '@app/credentials';
 import { NOTIFICATION_CLOCK, NOTIFICATION_RESOLVED_OPTIONS, NOTIFICATION_SYSTEM_JOB } from '../notification.constants';
-import { NotificationDeliveryFailedError, NotificationTargetForbiddenError } from '../notification.errors';
+import { NotificationDeliveryFailedError, NotificationSecretNotConfiguredError, NotificationTargetForbiddenError } from '../notification.errors';
 import type { ResolvedNotificationOptions } from '../notification.options';
 import { NotificationChannels } from '../notification.options';
 import type { Notification, Notifier, NotifierOutcome } from '../notification.types';
@@ -55,7 +55,8 @@ export class WebhookNotifier implements Notifier {
     const settings = await this.settings.find(n.tenantId);
     if (!settings?.webhookUrl) return 'not_configured';
     const url = parseWebhookUrl(settings.webhookUrl);
-    if (!settings.webhookSecretCredentialId) throw new NotificationDeliveryFailedError(this.channel, 'no signing secret');
+    // Never sent unsigned; retrying cannot help until the tenant sets a secret.
+    if (!settings.webhookSecretCredentialId) throw new NotificationSecretNotConfiguredError();
     const secret = (await this.credentials.get(systemContext(n.tenantId, NOTIFICATION_SYSTEM_JOB), settings.webhookSecretCredentialId)).value;
     const body = JSON.stringify(notificationWebhookBody(n));
     const headers = standardWebhookHeaders(secret, n.eventId, Math.floor(this.clock.now().getTime() / 1000), body);

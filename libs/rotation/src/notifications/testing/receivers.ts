@@ -16,6 +16,11 @@ export class TestSmtpServer {
       authOptional: true,
       disabledCommands: ['STARTTLS', 'AUTH'],
       logger: false,
+      // A mailbox under reject.example answers 550, like a bouncing address.
+      onRcptTo(address, _session, callback) {
+        if (address.address.endsWith('@reject.example')) return callback(Object.assign(new Error('mailbox unavailable'), { responseCode: 550 }));
+        callback();
+      },
       onData(stream, session, callback) {
         const chunks: Buffer[] = [];
         stream.on('data', (c: Buffer) => chunks.push(c));
