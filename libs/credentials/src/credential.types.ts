@@ -64,6 +64,11 @@ export interface StoreCredentialInput {
   tags?: Record<string, string>;
   /** Override the module's per-type value-store policy for this credential. */
   valueStore?: ValueStoreKind;
+  /**
+   * When the credential was first created, for imports that keep their original date (the migration
+   * lib). Not in the future. @default now
+   */
+  createdAt?: Date;
 }
 
 export interface WriteOptions {

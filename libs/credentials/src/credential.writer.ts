@@ -97,6 +97,7 @@ export class CredentialWriter {
       const tags = input.tags ?? {};
       assertTags(tags);
       if (input.expiresAt != null) assertDate(input.expiresAt, 'expiresAt');
+      if (input.createdAt !== undefined) assertDate(input.createdAt, 'createdAt');
       if (input.valueStore !== undefined && !Object.values(ValueStoreKind).includes(input.valueStore)) {
         throw new CredentialValidationError(`valueStore must be 'vault' or 'envelope'`, 'valueStore');
       }
@@ -109,6 +110,8 @@ export class CredentialWriter {
       const generation = existing ? existing.vaultGeneration + 1 : 0;
 
       const now = this.clock.now();
+      if (input.createdAt && input.createdAt.getTime() > now.getTime()) throw new CredentialValidationError('createdAt must not be in the future', 'createdAt');
+      const createdAt = input.createdAt ?? now;
       const id = randomUUID();
       const expiresAt = validated.expiresAt ?? input.expiresAt ?? null;
       const owner = { tenantId: ctx.tenantId, credentialId: id, integrationId: input.integrationId, connectionId: input.connectionId, type: input.type };
@@ -132,7 +135,7 @@ export class CredentialWriter {
         certificate,
         vaultGeneration: pointer.vaultGeneration ?? generation,
         rowVersion: 1,
-        createdAt: now,
+        createdAt,
         updatedAt: now,
         deletedAt: null,
         createdBy: ctx.actor.id,
@@ -142,7 +145,7 @@ export class CredentialWriter {
       try {
         await this.commit(ctx, started, {
           next: row,
-          alsoWrite: () => this.versions.insert(versionRow(row, facts, ctx, now)),
+          alsoWrite: () => this.versions.insert(versionRow(row, facts, ctx, createdAt)),
           audit: { action: AuditAction.STORE, details: { version: 1, valueStore: kind } },
           event: { name: CredentialEvents.STORED },
         }, async () => {
