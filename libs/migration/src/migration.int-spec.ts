@@ -87,13 +87,14 @@ describe.each(DATABASE_KINDS)('MigrationRunner (checkpoints on %s, legacy SQLite
     expect(await count(`SELECT COUNT(*) AS n FROM cv_outbox WHERE name = 'credential.migration.completed'`)).toBe(1);
   });
 
-  it('keeps the legacy createdAt (tag) and expiresAt, and the value is the legacy plaintext', async () => {
+  it('keeps the legacy createdAt and expiresAt, and the value is the legacy plaintext', async () => {
     const row = rows[3]; // OAuth tokens (3 % 3 = 0)
     const credentials = app.get(CredentialsService);
     const ctx = { tenantId: row.tenant_id, actor: { id: 'test' } };
     const page = await credentials.list(ctx, { integrationId: row.integration_id, connectionId: row.connection_id });
     const access = page.items.find((c) => c.type === CredentialType.OAUTH_ACCESS_TOKEN)!;
-    expect(access.tags[MIGRATION_TAGS.createdAt]).toBe(row.created_at);
+    expect(access.createdAt.toISOString()).toBe(row.created_at);
+    expect(access.tags[MIGRATION_TAGS.legacyId]).toBe(String(row.id));
     expect(access.expiresAt?.toISOString()).toBe(row.expires_at);
     expect((await credentials.get(ctx, access.id)).value).toBe(decryptLegacyField(row.access_token!, keys).value);
   });

@@ -14,7 +14,7 @@ import { CheckpointWriter } from './checkpoint-writer';
 import type { ConnectionOutcome, DecryptedField, MigrationErrorEntry } from './migration.types';
 
 /** Tags every imported credential carries (ids and dates only): they make a crashed write recognisable. */
-export const MIGRATION_TAGS = { source: 'migration.source', legacyId: 'migration.legacy-id', createdAt: 'migration.created-at' } as const;
+export const MIGRATION_TAGS = { source: 'migration.source', legacyId: 'migration.legacy-id' } as const;
 
 /**
  * Migrates one legacy connection. All fields are decrypted and validated before the first write: a
@@ -137,12 +137,11 @@ export class ConnectionMigrator {
 
   private async storeOne(ctx: OperationContext, row: LegacyConnectionRow, source: LegacyCredentialSource, field: DecryptedField, limiter: AimdLimiter): Promise<{ credential: CredentialMetadata; resumed: boolean; duplicateOf?: string }> {
     const tags: Record<string, string> = { [MIGRATION_TAGS.source]: source.name.slice(0, 512), [MIGRATION_TAGS.legacyId]: row.legacyId.slice(0, 512) };
-    if (row.createdAt) tags[MIGRATION_TAGS.createdAt] = row.createdAt.toISOString();
     try {
       const credential = await this.withBudget(limiter, () =>
         this.credentials.store(ctx, {
           integrationId: row.integrationId, connectionId: row.connectionId, type: field.type, value: field.value,
-          expiresAt: this.expiryOf(row, field.type), tags, valueStore: this.options.valueStore,
+          expiresAt: this.expiryOf(row, field.type), createdAt: row.createdAt ?? undefined, tags, valueStore: this.options.valueStore,
         }),
       );
       return { credential, resumed: false };
