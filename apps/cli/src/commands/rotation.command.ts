@@ -1,0 +1,169 @@
+import { Module, type Type } from '@nestjs/common';
+import { NestFactory } from '@nestjs/core';
+import { EventEmitterModule } from '@nestjs/event-emitter';
+import { TypeOrmModule } from '@nestjs/typeorm';
+import { Command, CommandRunner, Option } from 'nest-commander';
+import { AuditModule } from '@app/audit';
+import { PersistenceModule, type OperationContext } from '@app/common';
+import { CredentialsModule } from '@app/credentials';
+import { ExpiryMonitorService, REVOKE_SEVERITIES, RevocationService, RotationCheckService, RotationModule, RotationPolicyService, RotationService, type RevokeSeverity, type RevokeTarget } from '@app/rotation';
+import { APP_CONFIG, AppConfigModule, databaseOptions, loadAppConfig, VaultModule } from '@app/api-host';
+
+/**
+ * The rotation lib with the host's database and vault (same environment variables as the host),
+ * jobs not scheduled: the commands call the services once. This process only writes; the host's
+ * dispatcher delivers the events. Needs an external vault (KEY_VAULT_URL) for anything that touches
+ * values: the embedded one belongs to the running host.
+ */
+async function withRotation<T>(work: (get: <S>(type: Type<S>) => S) => Promise<T>): Promise<T> {
+  const config = loadAppConfig(process.env);
+
+  @Module({
+    imports: [
+      AppConfigModule.forRoot(config),
+      TypeOrmModule.forRootAsync({ inject: [APP_CONFIG], useFactory: databaseOptions }),
+      EventEmitterModule.forRoot({ wildcard: false, delimiter: '.' }),
+      PersistenceModule.forRoot({ outbox: { dispatch: false } }),
+      VaultModule,
+      AuditModule.forRoot({ failClosed: config.audit.failClosed, retention: { enabled: false }, anchor: { enabled: false }, isGlobal: true }),
+      CredentialsModule.forRoot({ isGlobal: true, integrations: config.credentials.integrations, vault: { namePrefix: config.credentials.vaultSecretPrefix } }),
+      RotationModule.forRoot({ expiryMonitor: { enabled: false }, rotationCheck: { enabled: false }, webhooks: { job: { enabled: false } } }),
+    ],
+  })
+  class RotationCliModule {}
+
+  const app = await NestFactory.createApplicationContext(RotationCliModule, { logger: ['error'] });
+  try {
+    return await work((type) => app.get(type));
+  } finally {
+    await app.close();
+  }
+}
+
+const print = (value: unknown) => process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
+const operator = (tenantId: string): OperationContext => ({ tenantId, actor: { id: `cli:${process.env.USER ?? 'operator'}` } });
+
+/** `cli rotation:check [--job expiry-monitor|rotation-check]`: one run now (under the job's lock; `acquired: false` when another replica runs it). */
+@Command({ name: 'rotation:check', description: 'Run the expiry monitor and/or the rotation check once, now' })
+export class RotationCheckCommand extends CommandRunner {
+  async run(_args: string[], flags: { job?: string }): Promise<void> {
+    const job = flags.job ?? 'all';
+    if (!['all', 'expiry-monitor', 'rotation-check'].includes(job)) throw new Error('--job must be expiry-monitor or rotation-check');
+    print(
+      await withRotation(async (get) => ({
+        ...(job !== 'rotation-check' ? { expiryMonitor: await get(ExpiryMonitorService).runOnce() } : {}),
+        ...(job !== 'expiry-monitor' ? { rotationCheck: await get(RotationCheckService).runOnce() } : {}),
+      })),
+    );
+  }
+
+  @Option({ flags: '--job <job>', description: 'expiry-monitor or rotation-check (default: both)' })
+  parseJob(v: string): string {
+    return v;
+  }
+}
+
+/** `cli policies:list --tenant t`: the tenant's policy overrides. */
+@Command({ name: 'policies:list', description: "List a tenant's rotation policy overrides" })
+export class PoliciesListCommand extends CommandRunner {
+  async run(_args: string[], flags: { tenant?: string }): Promise<void> {
+    if (!flags.tenant) throw new Error('--tenant is required');
+    print(await withRotation((get) => get(RotationPolicyService).list(operator(flags.tenant!))));
+  }
+
+  @Option({ flags: '--tenant <tenant>', description: 'the tenant', required: true })
+  parseTenant(v: string): string {
+    return v;
+  }
+}
+
+/**
+ * `cli rotate --tenant t --credential id [--reason r]`: rotates with the integration's handler or the
+ * type's generator. No value option on purpose: a value on a command line stays in shell history.
+ */
+@Command({ name: 'rotate', description: "Rotate a credential now (its integration's handler or its type's generator)" })
+export class RotateCommand extends CommandRunner {
+  async run(_args: string[], flags: { tenant?: string; credential?: string; reason?: string }): Promise<void> {
+    if (!flags.tenant || !flags.credential) throw new Error('--tenant and --credential are required');
+    const out = await withRotation((get) => get(RotationService).rotate(operator(flags.tenant!), flags.credential!, { reason: flags.reason ?? 'cli' }));
+    print({ credentialId: out.metadata.id, fromVersion: out.fromVersion, version: out.metadata.version, method: out.method });
+  }
+
+  @Option({ flags: '--tenant <tenant>', required: true })
+  parseTenant(v: string): string {
+    return v;
+  }
+
+  @Option({ flags: '--credential <id>', required: true })
+  parseCredential(v: string): string {
+    return v;
+  }
+
+  @Option({ flags: '--reason <reason>' })
+  parseReason(v: string): string {
+    return v;
+  }
+}
+
+interface RevokeFlags {
+  tenant?: string;
+  credential?: string;
+  integration?: string;
+  connection?: string;
+  all?: boolean;
+  reason?: string;
+  severity?: string;
+}
+
+/** `cli revoke --tenant t (--credential id | --integration i [--connection c] | --all) --reason r [--severity s]`. */
+@Command({ name: 'revoke', description: 'Emergency revoke of a credential, a connection, an integration or a whole tenant' })
+export class RevokeCommand extends CommandRunner {
+  async run(_args: string[], flags: RevokeFlags): Promise<void> {
+    if (!flags.tenant || !flags.reason) throw new Error('--tenant and --reason are required');
+    const targets = [flags.credential !== undefined, flags.integration !== undefined, flags.all === true].filter(Boolean).length;
+    if (targets !== 1 || (flags.connection !== undefined && flags.integration === undefined)) {
+      throw new Error('give exactly one target: --credential, --integration (with an optional --connection) or --all');
+    }
+    const severity = (flags.severity ?? 'critical') as RevokeSeverity;
+    if (!REVOKE_SEVERITIES.includes(severity)) throw new Error(`--severity must be one of ${REVOKE_SEVERITIES.join(', ')}`);
+    const target: RevokeTarget = flags.credential ? { credentialId: flags.credential } : flags.integration ? { integrationId: flags.integration, connectionId: flags.connection } : { tenant: true };
+    const result = await withRotation((get) => get(RevocationService).revoke(operator(flags.tenant!), target, { reason: flags.reason!, severity }));
+    print(result);
+    if (result.vaultFailures.length) process.exitCode = 1;
+  }
+
+  @Option({ flags: '--tenant <tenant>', required: true })
+  parseTenant(v: string): string {
+    return v;
+  }
+
+  @Option({ flags: '--credential <id>' })
+  parseCredential(v: string): string {
+    return v;
+  }
+
+  @Option({ flags: '--integration <id>' })
+  parseIntegration(v: string): string {
+    return v;
+  }
+
+  @Option({ flags: '--connection <id>' })
+  parseConnection(v: string): string {
+    return v;
+  }
+
+  @Option({ flags: '--all', description: 'every credential of the tenant' })
+  parseAll(): boolean {
+    return true;
+  }
+
+  @Option({ flags: '--reason <reason>', required: true })
+  parseReason(v: string): string {
+    return v;
+  }
+
+  @Option({ flags: '--severity <severity>', description: 'low, medium, high or critical (default)' })
+  parseSeverity(v: string): string {
+    return v;
+  }
+}

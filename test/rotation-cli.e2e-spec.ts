@@ -1,0 +1,82 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { CredentialsService, CredentialType, ValueStoreKind } from '@app/credentials';
+import { KeyVaultEmulator } from '@app/keyvault-emulator';
+import { RotationPolicyService } from '@app/rotation';
+import type { CommandRunner } from 'nest-commander';
+import { PoliciesListCommand, RevokeCommand, RotateCommand, RotationCheckCommand } from '../apps/cli/src/commands/rotation.command';
+import { startTestHost, TestHost } from './support/host';
+
+/** The rotation CLI commands with the host's environment and an external vault. */
+describe('cli rotation commands', () => {
+  let vault: KeyVaultEmulator;
+  let vaultDir: string;
+  let host: TestHost;
+  const tenantId = 'cli-rotation';
+  const ctx = { tenantId, actor: { id: 'ops' } };
+  let keyId: string;
+  let otherId: string;
+
+  /** Runs a command as `npm run cli -- …` would, with the host's environment; returns its JSON output. */
+  const cli = async (command: CommandRunner, flags: Record<string, unknown>) => {
+    const savedEnv = process.env;
+    const savedExit = process.exitCode;
+    const out: string[] = [];
+    const write = jest.spyOn(process.stdout, 'write').mockImplementation((chunk) => (out.push(String(chunk)), true));
+    process.env = { ...host.env };
+    process.exitCode = undefined;
+    try {
+      await command.run([], flags);
+      return { exitCode: process.exitCode, result: JSON.parse(out.join('')) as Record<string, unknown> };
+    } finally {
+      process.env = savedEnv;
+      process.exitCode = savedExit;
+      write.mockRestore();
+    }
+  };
+
+  beforeAll(async () => {
+    vaultDir = mkdtempSync(join(tmpdir(), 'cv-cli-vault-'));
+    vault = await KeyVaultEmulator.start({ dataDir: vaultDir, port: 0, quiet: true });
+    host = await startTestHost('sqlite', {
+      KEY_VAULT_URL: vault.vaultUrl,
+      KEY_VAULT_CREDENTIAL: 'static',
+      KEY_VAULT_CA_CERT_PATH: vault.caCertPath,
+      KEY_VAULT_DISABLE_CHALLENGE_RESOURCE_VERIFICATION: 'true',
+      ROTATION_EXPIRY_MONITOR_ENABLED: 'false',
+      ROTATION_CHECK_ENABLED: 'false',
+    });
+    const credentials = host.app.get(CredentialsService);
+    keyId = (await credentials.store(ctx, { integrationId: 'github', connectionId: 'main', type: CredentialType.API_KEY, value: `sk_${'a'.repeat(30)}`, valueStore: ValueStoreKind.VAULT })).id;
+    otherId = (await credentials.store(ctx, { integrationId: 'slack', connectionId: 'main', type: CredentialType.API_KEY, value: `sk_${'b'.repeat(30)}` })).id;
+    await host.app.get(RotationPolicyService).set(ctx, { level: 'tenant', warnBeforeDays: 30 });
+    await host.app.close(); // the database and the vault stay; the CLI runs against them
+  });
+
+  afterAll(async () => {
+    await host?.db.drop();
+    rmSync(host?.dataDir ?? '', { recursive: true, force: true });
+    await vault?.stop();
+    rmSync(vaultDir, { recursive: true, force: true });
+  });
+
+  it('lists policies, runs the jobs once, rotates with a generator and revokes', async () => {
+    const policies = await cli(new PoliciesListCommand(), { tenant: tenantId });
+    expect(policies.result).toEqual([expect.objectContaining({ level: 'tenant', warnBeforeDays: 30 })]);
+
+    const check = await cli(new RotationCheckCommand(), {});
+    expect(check.result).toMatchObject({ expiryMonitor: { acquired: true }, rotationCheck: { acquired: true } });
+
+    const rotated = await cli(new RotateCommand(), { tenant: tenantId, credential: keyId, reason: 'ticket-7' });
+    expect(rotated.result).toEqual({ credentialId: keyId, fromVersion: 1, version: 2, method: 'generator' });
+
+    const revoked = await cli(new RevokeCommand(), { tenant: tenantId, credential: keyId, reason: 'leaked' });
+    expect(revoked.exitCode).not.toBe(1);
+    expect(revoked.result).toEqual({ revoked: [keyId], vaultVersionsDisabled: 2, vaultFailures: [] });
+
+    const all = await cli(new RevokeCommand(), { tenant: tenantId, all: true, reason: 'breach', severity: 'high' });
+    expect((all.result.revoked as string[]).sort()).toEqual([keyId, otherId].sort());
+    await expect(cli(new RevokeCommand(), { tenant: tenantId, all: true, credential: keyId, reason: 'x' })).rejects.toThrow(/exactly one target/);
+  });
+});
