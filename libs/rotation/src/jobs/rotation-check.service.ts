@@ -96,6 +96,8 @@ export class RotationCheckService {
       }
       return;
     }
+    // An expired one is told so by the expiry monitor (credential.expired): one notice, not two.
+    if (ref.expiresAt && ref.expiresAt.getTime() <= now.getTime()) return;
     const raised = await this.notices.raised(ref.id, ref.version);
     if (raised.has('rotation_due')) return;
     const meta = await this.credentials.getMetadata(ctx, ref.id);

@@ -6,7 +6,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { Logger } from '@nestjs/common';
-import { ManualClock, type OperationContext } from '@app/common';
+import { ManualClock, ScheduledJobs, type OperationContext } from '@app/common';
 import { CredentialStatus, CredentialType, type CredentialMetadata } from '@app/credentials';
 import { KeyVaultEmulator } from '@app/keyvault-emulator';
 import { CapturingLogger, createTestDatabase, DATABASE_KINDS, type TestDatabase, type TestDatabaseKind } from '@app/testing';
@@ -224,5 +224,44 @@ describe('rotation jobs: two replicas on one PostgreSQL', () => {
     const due = await outboxEvents(a.dataSource, 'credential.rotation_due', ctx.tenantId);
     expect(due).toHaveLength(12);
     expect(new Set(due.map((e) => e.credentialId)).size).toBe(12);
+  });
+});
+
+describe('rotation jobs scheduled on two replicas of one PostgreSQL', () => {
+  let emu: KeyVaultEmulator;
+  let db: TestDatabase;
+  const stacks: RotationStack[] = [];
+  const clock = new ManualClock(T0);
+  const ctx: OperationContext = { tenantId: `cron_${randomBytes(3).toString('hex')}`, actor: { id: 'user:alice' } };
+
+  beforeAll(async () => {
+    Logger.overrideLogger(new CapturingLogger());
+    emu = await KeyVaultEmulator.start({ quiet: true, throttle: false });
+    db = await createTestDatabase('postgres');
+    // Both replicas schedule both jobs every second: the locks, not the schedule, keep them apart.
+    const jobs = { expiryMonitor: { enabled: true, cronTime: '* * * * * *' }, rotationCheck: { enabled: true, cronTime: '* * * * * *' } };
+    for (let i = 0; i < 2; i++) stacks.push(await buildRotationStack(db, emu, clock, jobs));
+  });
+
+  afterAll(async () => {
+    for (const s of stacks) await s.moduleRef.close();
+    await db?.drop();
+    await emu?.stop();
+  });
+
+  it('raises every notice exactly once while both replicas run the jobs on their cron', async () => {
+    const expiresAt = new Date(T0.getTime() + 80 * DAY);
+    for (let i = 0; i < 8; i++) {
+      await stacks[0].credentials.store(ctx, { integrationId: 'acme', connectionId: `e${i}`, type: CredentialType.API_KEY, value: 'k-' + randomBytes(18).toString('hex'), expiresAt });
+      await stacks[1].credentials.store(ctx, { integrationId: 'acme', connectionId: `d${i}`, type: CredentialType.API_KEY, value: 'k-' + randomBytes(18).toString('hex') });
+    }
+    clock.set(new Date(T0.getTime() + 91 * DAY)); // the first 8 expired, the other 8 are due
+    await new Promise((r) => setTimeout(r, 3500));
+    const runs = stacks.map((s) => s.moduleRef.get(ScheduledJobs).status().find((j) => j.name === 'rotation-expiry-monitor')!.runs);
+    expect(runs.reduce((n, r) => n + r.success + r.skipped, 0)).toBeGreaterThanOrEqual(4);
+    expect(await outboxEvents(stacks[0].dataSource, 'credential.expired', ctx.tenantId)).toHaveLength(8);
+    const due = await outboxEvents(stacks[0].dataSource, 'credential.rotation_due', ctx.tenantId);
+    expect(due).toHaveLength(8);
+    expect(new Set(due.map((e) => e.credentialId)).size).toBe(8);
   });
 });
