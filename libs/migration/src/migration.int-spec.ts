@@ -66,6 +66,14 @@ describe.each(DATABASE_KINDS)('MigrationRunner (checkpoints on %s, legacy SQLite
     noValueIn(s);
   });
 
+  it('filters a run by tenant and integration', async () => {
+    const s = await runner.run(new SqlLegacySource(legacy.db), { dryRun: true, tenantId: 't2', integrationId: 'stripe' });
+    expect(s.totalConnections).toBe(rows.filter((r) => r.tenant_id === 't2' && r.integration_id === 'stripe').length);
+    expect(s.totalConnections).toBeGreaterThan(0);
+    expect(s.successfulMigrations + s.failedMigrations).toBe(s.totalConnections);
+    expect(s.errors.every((e) => e.tenantId === 't2' && e.integrationId === 'stripe')).toBe(true);
+  });
+
   it('migrates the rest with exact totals and reports each problem by connection and field, never a value', async () => {
     const s = await runner.run(new SqlLegacySource(legacy.db), { batchSize: 25 });
     expect(s).toMatchObject(expectedTotals({ count: COUNT, anomalies: true }));
