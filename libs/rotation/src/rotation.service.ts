@@ -1,8 +1,8 @@
 import { randomUUID } from 'node:crypto';
-import { Inject, Injectable, Logger } from '@nestjs/common';
+import { Inject, Injectable, Logger, Optional } from '@nestjs/common';
 import { AuditAction, AuditResult, AuditService } from '@app/audit';
 import { Clock, DistributedLock, Outbox, TransactionRunner, prefixedLockKey, type OperationContext } from '@app/common';
-import { CredentialsService, type CredentialMetadata } from '@app/credentials';
+import { CredentialsService, CredentialType, type CredentialMetadata } from '@app/credentials';
 import { NoRotationHandlerError, RotationFailedError, RotationInProgressError, RotationValidationError } from './errors/rotation.errors';
 import type { MintedValue } from './handlers/rotation-handler';
 import { RotationHandlerRegistry } from './handlers/rotation-handler.registry';
@@ -11,6 +11,7 @@ import type { RotationHistoryEntry } from './history/rotation-history';
 import { assertContext, assertCredentialId, assertReason } from './internal/validation';
 import { ROTATION_CLOCK, ROTATION_LOCK } from './rotation.constants';
 import { RotationEvents } from './rotation.events';
+import { WebhookSecretsService } from './webhooks/webhook-secrets.service';
 
 export interface RotateCredentialOptions {
   /** The new value. Absent: the credential's RotationHandler mints one, else its type's generator. */
@@ -26,8 +27,8 @@ export interface RotateCredentialOptions {
 export interface RotationOutcome {
   metadata: CredentialMetadata;
   fromVersion: number;
-  /** How the value was obtained. */
-  method: 'given' | 'handler' | 'generator';
+  /** How the value was obtained; `webhook`: the webhooks part's two-phase rotation (updater, overlap window). */
+  method: 'given' | 'handler' | 'generator' | 'webhook';
 }
 
 /**
@@ -50,6 +51,7 @@ export class RotationService {
     private readonly audit: AuditService,
     @Inject(ROTATION_LOCK) private readonly lock: DistributedLock,
     @Inject(ROTATION_CLOCK) private readonly clock: Clock,
+    @Optional() private readonly webhooks?: WebhookSecretsService,
   ) {}
 
   /** Rotations performed by this process (for metrics). */
@@ -67,6 +69,12 @@ export class RotationService {
     assertCredentialId(credentialId);
     const reason = assertReason(options.reason, false);
     if (options.value !== undefined && typeof options.value !== 'string') throw new RotationValidationError('value must be a string', 'value');
+    if (options.value === undefined && this.webhooks) {
+      const meta = await this.credentials.getMetadata(ctx, credentialId);
+      // A webhook secret without a given value rotates in two phases (pushed to the provider, old one
+      // live for the overlap window); the webhooks part takes the same per-credential lock itself.
+      if (meta.type === CredentialType.WEBHOOK_SECRET) return this.rotateWebhookSecret(ctx, meta, reason);
+    }
     return this.exclusive(credentialId, async () => {
       const before = await this.credentials.getMetadata(ctx, credentialId);
       const { minted, method } = await this.newValue(before, options, reason ?? 'manual');
@@ -82,6 +90,14 @@ export class RotationService {
       this.logger.log(`rotated credential ${credentialId} (tenant ${ctx.tenantId}) to version ${metadata.version} (${method})`);
       return { metadata, fromVersion: before.version, method };
     });
+  }
+
+  private async rotateWebhookSecret(ctx: OperationContext, before: CredentialMetadata, reason: string | null): Promise<RotationOutcome> {
+    const result = await this.webhooks!.rotate(ctx, before.id);
+    const metadata = await this.credentials.getMetadata(ctx, before.id);
+    await this.runner.run(() => this.record(ctx, { credentialId: before.id, action: 'rotate', method: 'webhook', fromVersion: result.previousVersion ?? before.version, toVersion: result.version, reason }));
+    this.rotations++;
+    return { metadata, fromVersion: result.previousVersion ?? before.version, method: 'webhook' };
   }
 
   /** Makes an older version current again (a new version pointing at it), with a history row. */

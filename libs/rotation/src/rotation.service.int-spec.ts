@@ -1,0 +1,85 @@
+/**
+ * Manual rotation on SQLite and PostgreSQL: a given value, a handler (its failure writes nothing),
+ * no handler, one rotation per credential at a time, and webhook secrets handed to the webhooks
+ * part's two-phase rotation — each with its history row.
+ */
+import { randomBytes } from 'node:crypto';
+import { Logger } from '@nestjs/common';
+import { ManualClock, type OperationContext } from '@app/common';
+import { CredentialType } from '@app/credentials';
+import { KeyVaultEmulator } from '@app/keyvault-emulator';
+import { CapturingLogger, createTestDatabase, DATABASE_KINDS, type TestDatabase, type TestDatabaseKind } from '@app/testing';
+import { RotationHandlerRegistry } from './handlers/rotation-handler.registry';
+import { buildRotationStack, type RotationStack } from './rotation-stack.testing';
+import { WebhookSecretUpdaterRegistry } from './webhooks/webhook-secret-updater';
+
+describe.each(DATABASE_KINDS)('RotationService on %s', (kind: TestDatabaseKind) => {
+  let emu: KeyVaultEmulator;
+  let db: TestDatabase;
+  let s: RotationStack;
+  const clock = new ManualClock(new Date());
+  const run = randomBytes(3).toString('hex');
+  const ctx: OperationContext = { tenantId: `svc_${run}`, actor: { id: 'user:bob' } };
+  let seq = 0;
+  const store = (type: CredentialType, value: string, integrationId = 'acme') =>
+    s.credentials.store(ctx, { integrationId, connectionId: `c${++seq}`, type, value });
+
+  beforeAll(async () => {
+    Logger.overrideLogger(new CapturingLogger());
+    emu = await KeyVaultEmulator.start({ quiet: true, throttle: false });
+    db = await createTestDatabase(kind);
+    s = await buildRotationStack(db, emu, clock);
+  });
+
+  afterAll(async () => {
+    await s?.moduleRef.close();
+    await db?.drop();
+    await emu?.stop();
+  });
+
+  it('a failing handler writes nothing; without handler or generator the caller must give the value', async () => {
+    const cred = await store(CredentialType.CUSTOM_SECRET, 'v-' + randomBytes(16).toString('hex'), `h-${run}`);
+    await expect(s.rotation.rotate(ctx, cred.id)).rejects.toMatchObject({ code: 3004 });
+    const off = s.moduleRef.get(RotationHandlerRegistry).register({ integrationId: `h-${run}`, handler: { mint: () => Promise.reject(new Error('429')) } });
+    try {
+      await expect(s.rotation.rotate(ctx, cred.id)).rejects.toMatchObject({ code: 3005 });
+    } finally {
+      off();
+    }
+    expect((await s.credentials.getMetadata(ctx, cred.id)).version).toBe(1);
+    expect(await s.rotation.historyOf(ctx, cred.id)).toEqual([]);
+    const given = await s.rotation.rotate(ctx, cred.id, { value: 'v-' + randomBytes(16).toString('hex'), reason: 'ticket-9' });
+    expect(given).toMatchObject({ method: 'given', fromVersion: 1, metadata: { version: 2 } });
+    expect(await s.rotation.historyOf(ctx, cred.id)).toEqual([expect.objectContaining({ action: 'rotate', method: 'given', reason: 'ticket-9', actor: 'user:bob' })]);
+  });
+
+  it('runs one rotation of a credential at a time', async () => {
+    const cred = await store(CredentialType.API_KEY, 'k-' + randomBytes(16).toString('hex'), `slow-${run}`);
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    const off = s.moduleRef.get(RotationHandlerRegistry).register({ integrationId: `slow-${run}`, handler: { mint: async () => (await gate, { value: 'k-' + randomBytes(16).toString('hex') }) } });
+    try {
+      const first = s.rotation.rotate(ctx, cred.id);
+      await new Promise((r) => setTimeout(r, 50));
+      await expect(s.rotation.rotate(ctx, cred.id)).rejects.toMatchObject({ code: 3006 });
+      release();
+      await expect(first).resolves.toMatchObject({ method: 'handler', metadata: { version: 2 } });
+    } finally {
+      off();
+    }
+  });
+
+  it('hands a webhook secret to the two-phase rotation of the webhooks part', async () => {
+    const cred = await store(CredentialType.WEBHOOK_SECRET, `whsec_${randomBytes(32).toString('base64')}`, `wh-${run}`);
+    const pushed: string[] = [];
+    const off = s.moduleRef.get(WebhookSecretUpdaterRegistry).register(`wh-${run}`, { update: async (u) => void pushed.push(u.credentialId) });
+    try {
+      const out = await s.rotation.rotate(ctx, cred.id, { reason: 'yearly' });
+      expect(out).toMatchObject({ method: 'webhook', fromVersion: 1, metadata: { version: 2 } });
+      expect(pushed).toEqual([cred.id]);
+      expect((await s.rotation.historyOf(ctx, cred.id))[0]).toMatchObject({ method: 'webhook', fromVersion: 1, toVersion: 2, reason: 'yearly' });
+    } finally {
+      off();
+    }
+  });
+});
