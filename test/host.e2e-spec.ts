@@ -28,7 +28,10 @@ describe.each(DATABASE_KINDS)('reference host on %s', (kind) => {
     expect(body.info.database.status).toBe('up');
     expect(body.info.keyVault.status).toBe('up');
     expect(body.info.audit).toMatchObject({ status: 'up', bufferDepth: expect.any(Number) });
-    expect(body.info.jobs).toEqual({ status: 'up', scheduled: ['audit-anchor', 'audit-retention', 'oauth-proactive-refresh'] });
+    expect(body.info.jobs).toEqual({
+      status: 'up',
+      scheduled: ['audit-anchor', 'audit-retention', 'oauth-proactive-refresh', 'rotation-check', 'rotation-expiry-monitor', 'webhook-secret-rotation'],
+    });
   });
 
   it('reports a job that has not succeeded for 3 intervals as degraded (still 200), and publishes job metrics', async () => {
