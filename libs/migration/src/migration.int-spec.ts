@@ -85,7 +85,7 @@ describe.each(DATABASE_KINDS)('MigrationRunner (checkpoints on %s, legacy SQLite
     expect(codesOf(9)).toEqual(new Set(['NO_FIELDS']));
     // Which copy of a duplicated connection lands first depends on concurrency; the other is reported.
     expect(new Set([...codesOf(4), ...codesOf(10)])).toEqual(new Set(['DUPLICATE']));
-    expect(new Set([...codesOf(1), ...codesOf(12)])).toEqual(new Set(['CONFLICT']));
+    expect(new Set([...codesOf(1), ...codesOf(12)])).toEqual(new Set(['MIGRATION_CONFLICT']));
     expect(s.errors.find((e) => e.code === 'LEGACY_AUTH_TAG')).toMatchObject({ field: expect.any(String), tenantId: expect.any(String), connectionId: expect.any(String) });
     noValueIn(s);
 

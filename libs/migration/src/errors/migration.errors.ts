@@ -34,7 +34,7 @@ export abstract class MigrationError extends CredentialVaultError {
 
 export class MigrationConfigurationError extends MigrationError {
   readonly code = MigrationErrorCode.CONFIGURATION;
-  readonly codeName = 'CONFIGURATION';
+  readonly codeName = 'MIGRATION_CONFIGURATION';
   readonly severity = ErrorSeverity.CONFIGURATION;
   readonly problems: OptionsProblem[];
   constructor(problems: OptionsProblem[] | string) {
@@ -46,7 +46,7 @@ export class MigrationConfigurationError extends MigrationError {
 
 export class LegacySourceError extends MigrationError {
   readonly code = MigrationErrorCode.SOURCE;
-  readonly codeName = 'SOURCE';
+  readonly codeName = 'LEGACY_SOURCE';
   readonly severity = ErrorSeverity.TRANSIENT;
   constructor(message: string, options?: { cause?: unknown }) {
     super(message, options);
@@ -70,7 +70,7 @@ export class LegacyAuthTagError extends MigrationError {
 
 export class MigrationVerificationError extends MigrationError {
   readonly code = MigrationErrorCode.VERIFICATION;
-  readonly codeName = 'VERIFICATION';
+  readonly codeName = 'MIGRATION_VERIFICATION';
   readonly severity = ErrorSeverity.FATAL;
   constructor(readonly credentialId: string) {
     super('the value read back from the vault differs from the legacy value');
@@ -79,7 +79,7 @@ export class MigrationVerificationError extends MigrationError {
 
 export class MigrationConflictError extends MigrationError {
   readonly code = MigrationErrorCode.CONFLICT;
-  readonly codeName = 'CONFLICT';
+  readonly codeName = 'MIGRATION_CONFLICT';
   readonly severity = ErrorSeverity.CLIENT;
   constructor(readonly credentialId: string) {
     super('a live credential of this connection and type already holds a different value');

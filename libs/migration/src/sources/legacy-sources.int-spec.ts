@@ -73,6 +73,6 @@ describe('legacy sources', () => {
   });
 
   it('reports a missing table as a SOURCE error naming no row', async () => {
-    await expect(new SqlLegacySource(legacy.db, { table: 'missing' }).count({})).rejects.toMatchObject({ codeName: 'SOURCE' });
+    await expect(new SqlLegacySource(legacy.db, { table: 'missing' }).count({})).rejects.toMatchObject({ codeName: 'LEGACY_SOURCE' });
   });
 });
