@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { ExpiryMonitorService } from '@app/rotation';
 import { DATABASE_KINDS } from '@app/testing';
 import { generateApiKey } from '../apps/api/src/auth/api-keys';
 import { startTestHost, TestHost } from './support/host';
@@ -131,6 +132,16 @@ describe.each(DATABASE_KINDS)('rotation HTTP API on %s', (kind) => {
     const later = await call(rotator.key, 'GET', '/v1/rotation/due?days=91');
     expect(later.body.items.map((i: { credential: { id: string } }) => i.credential.id)).toContain(soon.id);
     expect((await call(rotator.key, 'GET', '/v1/rotation/due?days=0x5')).status).toBe(400);
+  });
+
+  it('publishes rotations and revocations on /metrics, and the expiry windows once the monitor ran', async () => {
+    const text = await (await fetch(`${base}/metrics`)).text();
+    expect(Number(/^credential_vault_rotations_total (\d+)/m.exec(text)?.[1])).toBeGreaterThanOrEqual(2);
+    expect(Number(/^credential_vault_revocations_total (\d+)/m.exec(text)?.[1])).toBeGreaterThanOrEqual(1);
+    await host.app.get(ExpiryMonitorService).runOnce();
+    const after = await (await fetch(`${base}/metrics`)).text();
+    expect(Number(/^credential_vault_credentials_expiring\{window="7d"\} (\d+)/m.exec(after)?.[1])).toBeGreaterThanOrEqual(1);
+    expect(after).not.toMatch(/credential_vault_credentials_expiring\{[^}]*(tenant|credential)/);
   });
 
   it('never puts a value in a log line', () => {
