@@ -21,7 +21,8 @@ export class MigrationCheckpointRepository {
 
   /** Inserts or updates one checkpoint; joins the ambient transaction (the caller's `runner.run`). */
   async save(row: MigrationCheckpointEntity): Promise<void> {
-    await this.runner.run(() => this.repo.save(row));
+    // One statement (INSERT … ON CONFLICT DO UPDATE) on both databases, not save()'s SELECT + write.
+    await this.runner.run(() => this.repo.upsert(row, ['source', 'legacyId']));
   }
 
   async countBySource(source: string): Promise<number> {
