@@ -1,7 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { createTestDatabase, TestDatabase } from '@app/testing';
 import { DataSource } from 'typeorm';
-import { advisoryLockKey } from './advisory-lock-key';
 import { createDistributedLock } from './create-distributed-lock';
 import { InProcessLock } from './in-process-lock';
 import { LockTimeoutError } from './lock.errors';
@@ -41,7 +40,7 @@ describe('PostgresAdvisoryLock (two replicas on one PostgreSQL)', () => {
 
   /** Sessions holding the advisory lock of `name` right now (pg_locks splits the 64-bit key in two oids). */
   async function holders(name: string): Promise<number> {
-    const id = BigInt.asUintN(64, BigInt(advisoryLockKey(name)));
+    const id = BigInt.asUintN(64, BigInt(lockA.advisoryId(name)));
     const rows: Array<{ n: string }> = await replicaA.query(
       `SELECT count(*) AS n FROM pg_locks
         WHERE locktype = 'advisory' AND granted AND objsubid = 1 AND classid::bigint = $1::bigint AND objid::bigint = $2::bigint`,
@@ -96,6 +95,24 @@ describe('PostgresAdvisoryLock (two replicas on one PostgreSQL)', () => {
     await expect(lockB.tryRun(k, async () => 'b')).resolves.toEqual({ acquired: true, value: 'b' });
     await expect(lockA.run(k, async () => Promise.reject(new Error('again')), { timeoutMs: 1000 })).rejects.toThrow('again');
     await expect(lockB.run(k, async () => 'b2', { timeoutMs: 500 })).resolves.toBe('b2');
+  });
+
+  it('is per schema: a host in another schema of the same server takes the same key at the same time', async () => {
+    const other = await createTestDatabase('postgres');
+    const elsewhere = await new DataSource({ ...other.options }).initialize();
+    try {
+      const lockElsewhere = new PostgresAdvisoryLock(elsewhere);
+      const k = key('job');
+      const gate = deferred();
+      const holding = lockA.tryRun(k, () => gate.promise);
+      await expect(lockB.tryRun(k, async () => 'b')).resolves.toEqual({ acquired: false });
+      await expect(lockElsewhere.tryRun(k, async () => 'other schema')).resolves.toEqual({ acquired: true, value: 'other schema' });
+      gate.resolve();
+      await holding;
+    } finally {
+      await elsewhere.destroy();
+      await other.drop();
+    }
   });
 
   it('holds the advisory lock only while fn runs, also after many runs and failures', async () => {

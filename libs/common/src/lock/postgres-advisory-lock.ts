@@ -23,14 +23,20 @@ export class PostgresAdvisoryLock extends DistributedLock {
   private readonly logger = new Logger(PostgresAdvisoryLock.name);
   private readonly local = new KeyedMutex();
 
+  private readonly namespace: string;
+
   constructor(
     private readonly dataSource: DataSource,
-    private readonly namespace: string = ADVISORY_LOCK_NAMESPACES.distributedLock,
+    namespace: string = ADVISORY_LOCK_NAMESPACES.distributedLock,
   ) {
     super();
     if (dataSource.options.type !== 'postgres') {
       throw new TypeError(`PostgresAdvisoryLock needs a postgres DataSource, got "${dataSource.options.type}"`);
     }
+    // Advisory locks are server-wide, but a deployment is a schema: hosts in other schemas of the
+    // same server (another deployment, a parallel test file) must not take each other's job locks.
+    const schema = (dataSource.options as { schema?: string }).schema;
+    this.namespace = schema ? `${namespace}@${schema}` : namespace;
   }
 
   async tryRun<T>(key: string, fn: () => Promise<T>): Promise<TryRunResult<T>> {
@@ -41,7 +47,7 @@ export class PostgresAdvisoryLock extends DistributedLock {
     try {
       runner = await this.connect();
       const rows: Array<{ locked: boolean }> = await runner.query('SELECT pg_try_advisory_lock($1::bigint) AS locked', [
-        this.toId(key),
+        this.advisoryId(key),
       ]);
       if (!rows[0]?.locked) {
         await runner.release();
@@ -70,7 +76,7 @@ export class PostgresAdvisoryLock extends DistributedLock {
       await runner.startTransaction();
       try {
         await runner.query(`SELECT set_config('lock_timeout', $1, true)`, [`${remaining}ms`]);
-        await runner.query('SELECT pg_advisory_lock($1::bigint)', [this.toId(key)]);
+        await runner.query('SELECT pg_advisory_lock($1::bigint)', [this.advisoryId(key)]);
         await runner.commitTransaction();
       } catch (e) {
         await runner.rollbackTransaction().catch(() => undefined);
@@ -99,7 +105,7 @@ export class PostgresAdvisoryLock extends DistributedLock {
   private async unlock(key: string, runner: QueryRunner): Promise<void> {
     try {
       const rows: Array<{ unlocked: boolean }> = await runner.query('SELECT pg_advisory_unlock($1::bigint) AS unlocked', [
-        this.toId(key),
+        this.advisoryId(key),
       ]);
       if (!rows[0]?.unlocked) this.logger.warn(`Advisory lock "${key}" was not held at unlock (session lost?)`);
       await runner.release();
@@ -128,7 +134,8 @@ export class PostgresAdvisoryLock extends DistributedLock {
     return runner;
   }
 
-  private toId(key: string): string {
+  /** The bigint PostgreSQL knows this lock by (e.g. to find its holder in `pg_locks`). */
+  advisoryId(key: string): string {
     return advisoryLockKey(key, this.namespace);
   }
 }
