@@ -79,7 +79,7 @@ export class AuditService implements OnModuleInit, BeforeApplicationShutdown {
 
   /** False while buffered writes are failing. */
   get healthy(): boolean {
-    return this.writer.stats.healthy;
+    return this.writer.healthy;
   }
 
   /** Counters for metrics/health. */

@@ -141,6 +141,11 @@ export class AuditWriter {
     return run;
   }
 
+  /** Asked on every read (the read-audit fast path): no object built, unlike `stats`. */
+  get healthy(): boolean {
+    return !this.failing;
+  }
+
   get stats(): AuditWriterStats {
     return { ...this.counters, bufferDepth: this.buffer.depth, bufferWaiters: this.buffer.waiting, healthy: !this.failing };
   }
