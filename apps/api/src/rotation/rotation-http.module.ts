@@ -2,6 +2,7 @@ import { Module } from '@nestjs/common';
 import { RotationModule } from '@app/rotation';
 import { APP_CONFIG, AppConfig } from '../config/app.config';
 import { RotationMetrics } from '../metrics/rotation-metrics';
+import { NotificationSettingsController } from './notifications.controller';
 import { RotationController } from './rotation.controller';
 
 /** The rotation lib configured from ROTATION_* variables, and its HTTP surface. */
@@ -15,7 +16,7 @@ import { RotationController } from './rotation.controller';
       }),
     }),
   ],
-  controllers: [RotationController],
+  controllers: [RotationController, NotificationSettingsController],
   providers: [RotationMetrics],
 })
 export class RotationHttpModule {}
