@@ -104,7 +104,12 @@ describe('PostgresAdvisoryLock (two replicas on one PostgreSQL)', () => {
       const lockElsewhere = new PostgresAdvisoryLock(elsewhere);
       const k = key('job');
       const gate = deferred();
-      const holding = lockA.tryRun(k, () => gate.promise);
+      const entered = deferred();
+      const holding = lockA.tryRun(k, () => {
+        entered.resolve();
+        return gate.promise;
+      });
+      await entered.promise; // lockA holds the advisory lock from here on
       await expect(lockB.tryRun(k, async () => 'b')).resolves.toEqual({ acquired: false });
       await expect(lockElsewhere.tryRun(k, async () => 'other schema')).resolves.toEqual({ acquired: true, value: 'other schema' });
       gate.resolve();
