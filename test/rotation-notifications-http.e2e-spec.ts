@@ -1,5 +1,7 @@
 import { randomBytes } from 'node:crypto';
+import { WebhookSecretUpdaterRegistry, type WebhookSecretUpdate } from '@app/rotation';
 import { DATABASE_KINDS } from '@app/testing';
+import { Webhook } from 'standardwebhooks';
 import { generateApiKey } from '../apps/api/src/auth/api-keys';
 import { startTestHost, TestHost } from './support/host';
 
@@ -138,6 +140,107 @@ describe.each(DATABASE_KINDS)('rotation notifications HTTP API on %s', (kind) =>
         expectNoSecret(r);
       }
       expect((await call(reader.key, 'GET', SETTINGS)).body).toEqual(before);
+    });
+  });
+
+  describe('webhook secrets', () => {
+    const HOOKS = '/v1/rotation/webhooks/github/hooks-1';
+    const payload = '{"type":"invoice.paid",  "id":"evt_1"}\n'; // exact bytes: whitespace kept, not re-serialised
+    let first: string;
+    const verify = async (key: string, headers: Record<string, string>, body: string | Buffer = payload, path = HOOKS) => {
+      const res = await fetch(`${base}${path}/verify`, { method: 'POST', headers: { 'x-api-key': key, 'content-type': 'application/json', ...headers }, body });
+      const text = await res.text();
+      return { status: res.status, text, body: text ? JSON.parse(text) : {} } as Answer;
+    };
+    const signed = (secret: string, at = new Date(), msgId = `msg_${randomBytes(6).toString('hex')}`, body = payload) => ({
+      'webhook-id': msgId,
+      'webhook-timestamp': String(Math.floor(at.getTime() / 1000)),
+      'webhook-signature': new Webhook(secret).sign(msgId, at, body),
+    });
+
+    it('creates the secret once and answers its value only then', async () => {
+      expect((await call(reader.key, 'POST', `${HOOKS}/secret`, {})).status).toBe(403);
+      const created = await call(rotator.key, 'POST', `${HOOKS}/secret`, {});
+      expect(created.status).toBe(201);
+      first = created.body.secret;
+      expect(first).toMatch(/^whsec_[A-Za-z0-9+/]{43}=$/);
+      secrets.push(first);
+      expect(created.body).toMatchObject({ integrationId: 'github', connectionId: 'hooks-1', type: 'webhook_secret', version: 1 });
+      const again = await call(rotator.key, 'POST', `${HOOKS}/secret`, {});
+      expect(again.status).toBe(409);
+      expect(again.text).not.toContain('hooks-1');
+      expectNoSecret(again);
+      expect((await call(rotator.key, 'POST', '/v1/rotation/webhooks/git%20hub/hooks-2/secret', {})).status).toBe(400);
+      expect((await call(rotator.key, 'POST', '/v1/rotation/webhooks/github/hooks-2/secret', { value: first })).status).toBe(400);
+      const versions = await call(reader.key, 'GET', `${HOOKS}/versions`);
+      expect(versions.status).toBe(200);
+      expect(versions.body).toMatchObject({ credentialId: created.body.id, items: [{ version: 1, state: 'current' }] });
+      expectNoSecret(versions);
+      expect((await call(other.key, 'GET', `${HOOKS}/versions`)).status).toBe(404);
+    });
+
+    it('verifies the raw body and the three Standard Webhooks headers; a failure is a typed 4xx that repeats nothing', async () => {
+      const ok = await verify(reader.key, signed(first));
+      expect(ok.status).toBe(200);
+      expect(ok.body).toMatchObject({ valid: true, version: 1 });
+      // Any content type: the bytes are verified, never parsed.
+      const plain = await fetch(`${base}${HOOKS}/verify`, { method: 'POST', headers: { 'x-api-key': reader.key, 'content-type': 'text/plain', ...signed(first, new Date(), 'msg_plain', 'not json') }, body: 'not json' });
+      expect(plain.status).toBe(200);
+
+      const headers = signed(first);
+      const tampered = await verify(reader.key, headers, payload.replace('evt_1', 'evt_2'));
+      expect(tampered.status).toBe(401);
+      expect(tampered.body.codeName).toBe('WEBHOOK_SIGNATURE_MISMATCH');
+      expect(tampered.text).not.toContain(headers['webhook-signature'].slice(3));
+      expect(tampered.text).not.toContain('evt_2');
+      expectNoSecret(tampered);
+
+      const { 'webhook-signature': _sig, ...unsigned } = headers;
+      const missing = await verify(reader.key, unsigned);
+      expect(missing.status).toBe(400);
+      expect(missing.body.codeName).toBe('WEBHOOK_MISSING_SIGNATURE');
+      const old = await verify(reader.key, signed(first, new Date(Date.now() - 10 * 60_000)));
+      expect(old.status).toBe(401);
+      expect(old.body.codeName).toBe('WEBHOOK_TIMESTAMP_TOO_OLD');
+      const forged = await verify(reader.key, signed(newSecret()));
+      expect(forged.status).toBe(401);
+      expectNoSecret(forged);
+
+      expect((await verify(writer.key, signed(first))).status).toBe(403);
+      expect((await verify(other.key, signed(first))).status).toBe(404);
+      expect((await verify(reader.key, signed(first), payload, '/v1/rotation/webhooks/github/nobody')).status).toBe(404);
+    });
+
+    it('rotates in two phases through the updater; both secrets verify inside the overlap window', async () => {
+      const none = await call(rotator.key, 'POST', `${HOOKS}/rotate`);
+      expect(none.status).toBe(409);
+      expect(none.body.codeName).toBe('WEBHOOK_UPDATER_NOT_REGISTERED');
+      expect(none.text).not.toMatch(/github|hooks-1/);
+      expect((await call(reader.key, 'GET', `${HOOKS}/versions`)).body.items).toHaveLength(1);
+      expect((await call(reader.key, 'POST', `${HOOKS}/rotate`)).status).toBe(403);
+
+      const pushed: WebhookSecretUpdate[] = [];
+      const unregister = host.app.get(WebhookSecretUpdaterRegistry).register('github', { update: async (u) => void pushed.push(u) });
+      try {
+        const rotated = await call(rotator.key, 'POST', `${HOOKS}/rotate`);
+        expect(rotated.status).toBe(200);
+        expect(rotated.body).toMatchObject({ outcome: 'rotated', version: 2, previousVersion: 1 });
+        expect(pushed).toHaveLength(1);
+        const second = pushed[0].newSecret;
+        secrets.push(second);
+        expectNoSecret(rotated);
+
+        expect((await verify(reader.key, signed(first))).body).toMatchObject({ valid: true, version: 1 });
+        expect((await verify(reader.key, signed(second))).body).toMatchObject({ valid: true, version: 2 });
+        const versions = await call(reader.key, 'GET', `${HOOKS}/versions`);
+        expect(versions.body.items.map((v: { version: number; state: string }) => [v.version, v.state])).toEqual([
+          [2, 'current'],
+          [1, 'live'],
+        ]);
+        expectNoSecret(versions);
+      } finally {
+        unregister();
+      }
     });
   });
 

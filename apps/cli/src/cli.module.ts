@@ -4,7 +4,7 @@ import { AuditVerifyCommand } from './commands/audit-verify.command';
 import { EmulatorCommand } from './commands/emulator.command';
 import { MigrateCommand } from './commands/migrate/migrate.command';
 import { SeedLegacyCommand } from './commands/migrate/seed-legacy.command';
-import { PoliciesListCommand, RevokeCommand, RotateCommand, RotationCheckCommand } from './commands/rotation.command';
+import { PoliciesListCommand, RevokeCommand, RotateCommand, RotationCheckCommand, WebhookRotateCommand } from './commands/rotation.command';
 
-@Module({ providers: [ApiKeyCreateCommand, AuditVerifyCommand, EmulatorCommand, MigrateCommand, SeedLegacyCommand, RotationCheckCommand, PoliciesListCommand, RotateCommand, RevokeCommand] })
+@Module({ providers: [ApiKeyCreateCommand, AuditVerifyCommand, EmulatorCommand, MigrateCommand, SeedLegacyCommand, RotationCheckCommand, PoliciesListCommand, RotateCommand, RevokeCommand, WebhookRotateCommand] })
 export class CliModule {}

@@ -1,4 +1,5 @@
-import { BadRequestException, CallHandler, ExecutionContext, Injectable, NestInterceptor, UnsupportedMediaTypeException } from '@nestjs/common';
+import { BadRequestException, CallHandler, createParamDecorator, ExecutionContext, Injectable, NestInterceptor, SetMetadata, UnsupportedMediaTypeException } from '@nestjs/common';
+import { Reflector } from '@nestjs/core';
 import type { FastifyInstance } from 'fastify';
 import type { Observable } from 'rxjs';
 
@@ -27,12 +28,25 @@ export function deferBodyParsing(fastify: FastifyInstance): void {
   });
 }
 
-/** Runs after the guards (Nest runs guards, then interceptors, then pipes): turns a DeferredBody into the parsed body. */
+const RAW_BODY_ROUTE = 'http:raw-body';
+
+/** A route that takes its body as bytes, unparsed (any content type), e.g. to check a signature over them. Read it with `@RawBody()`. */
+export const RawBodyRoute = () => SetMetadata(RAW_BODY_ROUTE, true);
+
+/** The bytes of the request body of a `@RawBodyRoute()` (empty when none was sent). */
+export const RawBody = createParamDecorator((_: unknown, ctx: ExecutionContext): Buffer => {
+  const body = ctx.switchToHttp().getRequest<{ body?: unknown }>().body;
+  return Buffer.isBuffer(body) ? body : Buffer.alloc(0);
+});
+
+/** Runs after the guards (Nest runs guards, then interceptors, then pipes): turns a DeferredBody into the parsed body (or its bytes on a raw-body route). */
 @Injectable()
 export class RequestBodyInterceptor implements NestInterceptor {
+  constructor(private readonly reflector: Reflector) {}
+
   intercept(context: ExecutionContext, next: CallHandler): Observable<unknown> {
     const req = context.switchToHttp().getRequest<{ body?: unknown }>();
-    if (req.body instanceof DeferredBody) req.body = parseBody(req.body);
+    if (req.body instanceof DeferredBody) req.body = this.reflector.get<boolean>(RAW_BODY_ROUTE, context.getHandler()) ? req.body.raw : parseBody(req.body);
     return next.handle();
   }
 }

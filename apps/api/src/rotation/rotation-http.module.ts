@@ -4,6 +4,7 @@ import { APP_CONFIG, AppConfig } from '../config/app.config';
 import { RotationMetrics } from '../metrics/rotation-metrics';
 import { NotificationSettingsController } from './notifications.controller';
 import { RotationController } from './rotation.controller';
+import { WebhookSecretsController } from './webhook-secrets.controller';
 
 /** The rotation lib configured from ROTATION_* variables, and its HTTP surface. */
 @Module({
@@ -16,7 +17,7 @@ import { RotationController } from './rotation.controller';
       }),
     }),
   ],
-  controllers: [RotationController, NotificationSettingsController],
+  controllers: [RotationController, NotificationSettingsController, WebhookSecretsController],
   providers: [RotationMetrics],
 })
 export class RotationHttpModule {}

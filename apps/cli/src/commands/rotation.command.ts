@@ -6,7 +6,7 @@ import { Command, CommandRunner, Option } from 'nest-commander';
 import { AuditModule } from '@app/audit';
 import { PersistenceModule, type OperationContext } from '@app/common';
 import { CredentialsModule } from '@app/credentials';
-import { ExpiryMonitorService, REVOKE_SEVERITIES, RevocationService, RotationCheckService, RotationModule, RotationPolicyService, RotationService, type RevokeSeverity, type RevokeTarget } from '@app/rotation';
+import { ExpiryMonitorService, REVOKE_SEVERITIES, RevocationService, RotationCheckService, RotationModule, RotationPolicyService, RotationService, WebhookSecretsService, type RevokeSeverity, type RevokeTarget } from '@app/rotation';
 import { APP_CONFIG, AppConfigModule, databaseOptions, loadAppConfig, VaultModule } from '@app/api-host';
 
 /**
@@ -164,6 +164,35 @@ export class RevokeCommand extends CommandRunner {
 
   @Option({ flags: '--severity <severity>', description: 'low, medium, high or critical (default)' })
   parseSeverity(v: string): string {
+    return v;
+  }
+}
+
+/**
+ * `cli webhook:rotate --tenant t --integration i --connection c`: rotates the connection's webhook
+ * secret now, in two phases (pushed by the integration's WebhookSecretUpdater, then current; the
+ * previous one verifies through the overlap window). Prints the versions, never a secret.
+ */
+@Command({ name: 'webhook:rotate', description: "Rotate a connection's webhook secret now (two-phase, with the overlap window)" })
+export class WebhookRotateCommand extends CommandRunner {
+  async run(_args: string[], flags: { tenant?: string; integration?: string; connection?: string }): Promise<void> {
+    if (!flags.tenant || !flags.integration || !flags.connection) throw new Error('--tenant, --integration and --connection are required');
+    const target = { tenantId: flags.tenant, integrationId: flags.integration, connectionId: flags.connection, context: operator(flags.tenant) };
+    print(await withRotation((get) => get(WebhookSecretsService).rotateConnection(target)));
+  }
+
+  @Option({ flags: '--tenant <tenant>', required: true })
+  parseTenant(v: string): string {
+    return v;
+  }
+
+  @Option({ flags: '--integration <id>', required: true })
+  parseIntegration(v: string): string {
+    return v;
+  }
+
+  @Option({ flags: '--connection <id>', required: true })
+  parseConnection(v: string): string {
     return v;
   }
 }
