@@ -244,6 +244,22 @@ describe.each(DATABASE_KINDS)('rotation notifications HTTP API on %s', (kind) =>
     });
   });
 
+  it('publishes notification attempts on /metrics by channel and outcome, without tenant or credential labels', async () => {
+    // The rotations above (the settings' signing secret, the webhook secret) raised notified events;
+    // the outbox delivers them in the background.
+    const sent = /^credential_vault_notifications_total\{channel="bus",outcome="sent"\} (\d+)/m;
+    let text = '';
+    for (let i = 0; i < 100 && !sent.test(text); i++) {
+      if (i > 0) await new Promise((r) => setTimeout(r, 100));
+      text = await (await fetch(`${base}/metrics`)).text();
+    }
+    expect(text).toContain('# TYPE credential_vault_notifications_total counter');
+    expect(Number(sent.exec(text)?.[1])).toBeGreaterThanOrEqual(1);
+    const lines = text.split('\n').filter((l) => l.startsWith('credential_vault_notifications_total{'));
+    for (const line of lines) expect(line).toMatch(/^credential_vault_notifications_total\{channel="[a-z_-]+",outcome="(sent|skipped|failed|given_up|duplicate)"\} \d+$/);
+    expect(text).not.toMatch(/acme|globex/);
+  });
+
   it('never puts a secret in a log line', () => {
     const logged = host.logs.join('\n');
     expect(secrets.length).toBeGreaterThan(0);

@@ -1,20 +1,28 @@
-import { Injectable, OnModuleInit } from '@nestjs/common';
+import { Injectable, OnModuleDestroy, OnModuleInit } from '@nestjs/common';
 import { Counter, Gauge } from 'prom-client';
-import { ExpiryMonitorService, RevocationService, RotationService } from '@app/rotation';
+import { ExpiryMonitorService, NotificationCounters, RevocationService, RotationService } from '@app/rotation';
 import { registerHostMetrics } from './host-metrics';
 
 /**
  * The rotation lib on /metrics, read at scrape time: rotations and revocations done by this process,
  * and credentials by expiry window as the last expiry-monitor run on this replica counted them (job
- * success and staleness are the `credential_vault_job_*` metrics). No label carries an id or a value.
+ * success and staleness are the `credential_vault_job_*` metrics); notification attempts per channel
+ * and outcome, counted as NotificationCounters records them. No label carries a tenant, an id or a value.
  */
 @Injectable()
-export class RotationMetrics implements OnModuleInit {
+export class RotationMetrics implements OnModuleInit, OnModuleDestroy {
+  private stopNotifications?: () => void;
+
   constructor(
     private readonly rotation: RotationService,
     private readonly revocation: RevocationService,
     private readonly expiry: ExpiryMonitorService,
+    private readonly notifications: NotificationCounters,
   ) {}
+
+  onModuleDestroy(): void {
+    this.stopNotifications?.();
+  }
 
   onModuleInit(): void {
     const counter = (name: string, help: string, read: () => number) => {
@@ -31,7 +39,16 @@ export class RotationMetrics implements OnModuleInit {
       });
     };
     const expiry = this.expiry;
+    const notifications = new Counter({
+      name: 'credential_vault_notifications_total',
+      help: 'Notification attempts by channel (bus, webhook, email) and outcome: sent, skipped (channel not set up for the tenant), failed (will be retried), given_up, duplicate (a redelivered event found the channel done)',
+      labelNames: ['channel', 'outcome'],
+      registers: [],
+    });
+    for (const { channel, outcome, count } of this.notifications.snapshot()) notifications.inc({ channel, outcome }, count);
+    this.stopNotifications = this.notifications.onRecord((channel, outcome) => notifications.inc({ channel, outcome }));
     registerHostMetrics([
+      notifications,
       counter('credential_vault_rotations_total', 'Credential rotations performed by this process (manual and automatic)', () => this.rotation.rotationCount()),
       counter('credential_vault_revocations_total', 'Credentials revoked by this process', () => this.revocation.revocationCount()),
       new Gauge({
