@@ -41,7 +41,8 @@ describe.each(DATABASE_KINDS)('rotation notifications HTTP API on %s', (kind) =>
     for (const s of secrets) expect(a.text).not.toContain(s);
   };
   const SETTINGS = '/v1/rotation/notifications/settings';
-  // A public IP literal: allowed without a DNS lookup (the SSRF guard only resolves names).
+  // A public IP literal: allowed without a DNS lookup (the SSRF guard only resolves names). Nothing is
+  // ever sent to it: this host runs with the webhook channel off (tests send traffic to loopback only).
   const PUBLIC_URL = 'https://93.184.215.14/hooks/credential-vault';
 
   beforeAll(async () => {
@@ -49,6 +50,7 @@ describe.each(DATABASE_KINDS)('rotation notifications HTTP API on %s', (kind) =>
       AUTH_API_KEYS: JSON.stringify([reader.entry, rotator.entry, writer.entry, other.entry]),
       ROTATION_EXPIRY_MONITOR_ENABLED: 'false',
       ROTATION_CHECK_ENABLED: 'false',
+      NOTIFICATIONS_WEBHOOK_ENABLED: 'false',
       LOG_LEVEL: 'debug',
     });
     base = host.baseUrl;

@@ -100,6 +100,7 @@ const envSchema = z
     ROTATION_EXPIRY_MONITOR_CRON: z.string().min(9).default('0 * * * *'),
     ROTATION_CHECK_ENABLED: bool(true),
     ROTATION_CHECK_CRON: z.string().min(9).default('0 3 * * *'),
+    NOTIFICATIONS_WEBHOOK_ENABLED: bool(true),
 
     AUTH_JWT_ISSUER: z.string().min(1).optional(),
     AUTH_JWT_AUDIENCE: z.string().min(1).optional(),
@@ -152,7 +153,12 @@ export interface AppConfig {
   /** Providers are validated by the OAuth lib at start (it knows the rules: issuer or token endpoint, secret refs, ...). */
   oauth: { providers: Record<string, unknown>[]; refreshAheadMs: number; proactive: { enabled: boolean; cronTime: string } };
   /** The rotation lib's jobs (each one replica at a time). */
-  rotation: { expiryMonitor: { enabled: boolean; cron: string }; rotationCheck: { enabled: boolean; cron: string } };
+  rotation: {
+    expiryMonitor: { enabled: boolean; cron: string };
+    rotationCheck: { enabled: boolean; cron: string };
+    /** Send notifications to the tenants' outbound webhooks (settings are kept either way). */
+    webhookNotificationsEnabled: boolean;
+  };
   auth: {
     jwt?: JwtAuthConfig;
     apiKeys: ApiKeyEntry[];
@@ -268,6 +274,7 @@ export function loadAppConfig(env: Record<string, string | undefined>, cwd = pro
     rotation: {
       expiryMonitor: { enabled: e.ROTATION_EXPIRY_MONITOR_ENABLED, cron: e.ROTATION_EXPIRY_MONITOR_CRON },
       rotationCheck: { enabled: e.ROTATION_CHECK_ENABLED, cron: e.ROTATION_CHECK_CRON },
+      webhookNotificationsEnabled: e.NOTIFICATIONS_WEBHOOK_ENABLED,
     },
     auth: {
       jwt: e.AUTH_JWT_ISSUER

@@ -14,6 +14,7 @@ import { WebhookSecretsController } from './webhook-secrets.controller';
       useFactory: (c: AppConfig) => ({
         expiryMonitor: { enabled: c.rotation.expiryMonitor.enabled, cronTime: c.rotation.expiryMonitor.cron },
         rotationCheck: { enabled: c.rotation.rotationCheck.enabled, cronTime: c.rotation.rotationCheck.cron },
+        notifications: { webhook: { enabled: c.rotation.webhookNotificationsEnabled } },
       }),
     }),
   ],
