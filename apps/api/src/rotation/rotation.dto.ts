@@ -2,6 +2,7 @@ import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
 import { IsBoolean, IsEnum, IsIn, IsInt, IsOptional, IsString, IsUUID, Matches, Max, MaxLength, Min, MinLength, ValidateIf } from 'class-validator';
 import { CredentialType, IDENTIFIER_PATTERN } from '@app/credentials';
 import { POLICY_LEVELS, REVOKE_SEVERITIES, ROTATION_MODES, type PolicyLevel, type RevokeSeverity, type RotationMode } from '@app/rotation';
+import { ExpectedVersionDto } from '../credentials/credentials.dto';
 import { IsDateTime, QueryInt } from '../http/strict-input';
 
 const ID_MESSAGE = '$property must be 1–128 characters of letters, digits and . _ : @ -';
@@ -56,7 +57,8 @@ export class SetPolicyDto extends PolicyScopeQueryDto {
   expectedVersion?: number;
 }
 
-export class ManualRotateDto {
+/** `expectedVersion`: the credential's rowVersion (compare-and-set), as on the credentials routes. */
+export class ManualRotateDto extends ExpectedVersionDto {
   @ApiPropertyOptional({ description: "The new value (≤ 25 KB). Omit it to let the integration's RotationHandler or the type's generator make one." })
   @IsOptional()
   @IsString()
@@ -75,15 +77,9 @@ export class ManualRotateDto {
   @IsString()
   @MaxLength(500)
   reason?: string;
-
-  @ApiPropertyOptional({ type: 'integer', minimum: 1 })
-  @IsOptional()
-  @IsInt({ message: 'expectedVersion must be an integer (a JSON number)' })
-  @Min(1)
-  expectedVersion?: number;
 }
 
-export class ManualRollbackDto {
+export class ManualRollbackDto extends ExpectedVersionDto {
   @ApiProperty({ type: 'integer', minimum: 1, description: 'The version whose value becomes current again (as a new version)' })
   @IsInt()
   @Min(1)
@@ -94,12 +90,6 @@ export class ManualRollbackDto {
   @IsString()
   @MaxLength(500)
   reason?: string;
-
-  @ApiPropertyOptional({ type: 'integer', minimum: 1 })
-  @IsOptional()
-  @IsInt({ message: 'expectedVersion must be an integer (a JSON number)' })
-  @Min(1)
-  expectedVersion?: number;
 }
 
 /** Exactly one target: a credential, a connection (integrationId + connectionId), an integration, or the tenant. */
