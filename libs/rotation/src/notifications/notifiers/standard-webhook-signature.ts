@@ -1,12 +1,13 @@
-import { createHmac } from 'node:crypto';
+import { WEBHOOK_SECRET_PREFIX, webhookSignatureBytes } from '../../webhooks/standard-webhooks';
 
 /**
- * Standard Webhooks headers for one message: `webhook-signature` is `v1,` + base64 HMAC-SHA256 of
- * `id.timestamp.body`, keyed by the base64-decoded part after `whsec_` (a secret without the prefix
- * keys with its UTF-8 bytes). Small and local on purpose: the notifications only sign, never verify.
+ * Standard Webhooks headers for one message, signed with the webhooks part's HMAC of
+ * `id.timestamp.body`. The key is the base64-decoded part after `whsec_` — leniently (Node also
+ * decodes base64url, which the settings accept) — and a secret without the prefix keys with its UTF-8
+ * bytes. The notifications only sign, never verify.
  */
 export function standardWebhookHeaders(secret: string, id: string, timestampSeconds: number, body: string): Record<string, string> {
-  const key = secret.startsWith('whsec_') ? Buffer.from(secret.slice('whsec_'.length), 'base64') : Buffer.from(secret, 'utf8');
-  const signature = createHmac('sha256', key).update(`${id}.${timestampSeconds}.${body}`, 'utf8').digest('base64');
+  const key = secret.startsWith(WEBHOOK_SECRET_PREFIX) ? Buffer.from(secret.slice(WEBHOOK_SECRET_PREFIX.length), 'base64') : Buffer.from(secret, 'utf8');
+  const signature = webhookSignatureBytes(key, id, timestampSeconds, body).toString('base64');
   return { 'webhook-id': id, 'webhook-timestamp': String(timestampSeconds), 'webhook-signature': `v1,${signature}` };
 }

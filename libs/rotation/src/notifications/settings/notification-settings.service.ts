@@ -1,4 +1,3 @@
-import { randomBytes } from 'node:crypto';
 import { Inject, Injectable } from '@nestjs/common';
 import { AuditResult, AuditService } from '@app/audit';
 import { Clock, TransactionRunner, type OperationContext } from '@app/common';
@@ -11,6 +10,7 @@ import {
   NOTIFICATION_WEBHOOK_SECRET_INTEGRATION,
 } from '../notification.constants';
 import { NotificationSecretNotConfiguredError, NotificationSettingsConflictError, NotificationSettingsInvalidError } from '../notification.errors';
+import { generateWebhookSecret } from '../../webhooks/standard-webhooks';
 import type { ResolvedNotificationOptions } from '../notification.options';
 import { assertPublicTarget, parseWebhookUrl, urlOrigin } from '../notifiers/ssrf-guard';
 import type { NotificationSettingsEntity } from '../persistence/notification.entities';
@@ -89,7 +89,7 @@ export class NotificationSettingsService {
     let secret = input.webhookSecret;
     let generated: string | undefined;
     if (!secret && (input.generateWebhookSecret || (webhookUrl && !before?.webhookSecretCredentialId))) {
-      secret = generated = `whsec_${randomBytes(32).toString('base64')}`;
+      secret = generated = generateWebhookSecret();
     }
     // The value store write comes first, outside the settings transaction (as CredentialsService does).
     const secretId = secret ? await this.writeSecret(ctx, before?.webhookSecretCredentialId ?? null, secret) : (before?.webhookSecretCredentialId ?? null);
