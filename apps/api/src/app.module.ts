@@ -19,6 +19,7 @@ import { loggingOptions } from './logging/logging.options';
 import { JobMetrics } from './metrics/job-metrics';
 import { MetricsController } from './metrics/metrics.controller';
 import { OAuthHttpModule } from './oauth/oauth-http.module';
+import { HostRedisModule } from './redis/host-redis';
 import { RotationHttpModule } from './rotation/rotation-http.module';
 import { VaultModule } from './vault/vault.module';
 
@@ -41,6 +42,7 @@ export class AppModule {
         PersistenceModule.forRoot({ outbox: { dispatch: true } }),
         ScheduleModule.forRoot(),
         CoreModule,
+        HostRedisModule,
         VaultModule,
         AuthModule,
         CredentialsHttpModule,

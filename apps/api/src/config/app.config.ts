@@ -74,6 +74,9 @@ const envSchema = z
 
     METRICS_ENABLED: bool(true),
 
+    REDIS_URL: z.string().regex(/^rediss?:\/\/\S+$/, 'must be a redis:// or rediss:// URL').optional(),
+    REDIS_KEY_PREFIX: z.string().regex(/^[A-Za-z0-9_.:-]{1,64}$/, 'must be 1–64 characters of A-Z a-z 0-9 _ . : -').default('cv:'),
+
     CACHE_TTL_MS: int(300_000, 0, 86_400_000),
     CACHE_MAX_STALE_MS: int(0, 0, 86_400_000),
     CACHE_MAX_ENTRIES: int(10_000, 1, 10_000_000),
@@ -142,6 +145,11 @@ export interface AppConfig {
         maxAttempts: number;
       };
   metrics: { enabled: boolean };
+  /**
+   * Shared state across replicas (cache tier, invalidation fan-out, cluster-wide limits). Unset: every
+   * such thing is per process, as on one machine. Every key the host writes starts with `keyPrefix`.
+   */
+  redis?: { url: string; keyPrefix: string };
   credentials: { cacheTtlMs: number; cacheMaxStaleMs: number; cacheMaxEntries: number; integrations: string[]; vaultSecretPrefix: string };
   audit: {
     failClosed: boolean;
@@ -253,6 +261,7 @@ export function loadAppConfig(env: Record<string, string | undefined>, cwd = pro
           maxAttempts: e.KEY_VAULT_MAX_ATTEMPTS,
         },
     metrics: { enabled: e.METRICS_ENABLED },
+    redis: e.REDIS_URL ? { url: e.REDIS_URL, keyPrefix: e.REDIS_KEY_PREFIX } : undefined,
     credentials: {
       cacheTtlMs: e.CACHE_TTL_MS,
       cacheMaxStaleMs: e.CACHE_MAX_STALE_MS,

@@ -1,0 +1,40 @@
+import { randomUUID } from 'node:crypto';
+import { REDIS_URL } from '@app/testing';
+import { loadAppConfig } from '../config/app.config';
+import { HostRedis } from './host-redis';
+
+describe('HostRedis (real Redis)', () => {
+  it('is disabled without REDIS_URL and refuses to connect', () => {
+    const redis = new HostRedis(loadAppConfig({}));
+    expect(redis.enabled).toBe(false);
+    expect(() => redis.client).toThrow(/REDIS_URL is unset/);
+  });
+
+  it('shares one command connection, gives subscribers their own, and closes all at shutdown', async () => {
+    const prefix = `cvtest:${randomUUID()}:`;
+    const redis = new HostRedis(loadAppConfig({ REDIS_URL, REDIS_KEY_PREFIX: prefix }));
+    expect(redis.enabled).toBe(true);
+    expect(redis.keyPrefix).toBe(prefix);
+    expect(redis.client).toBe(redis.client);
+
+    const sub = redis.subscriber();
+    const received = new Promise<string>((resolve) => sub.on('message', (_channel, message) => resolve(message)));
+    await sub.subscribe(`${prefix}channel`);
+    await redis.client.publish(`${prefix}channel`, 'hello');
+    await expect(received).resolves.toBe('hello');
+
+    await redis.client.set(`${prefix}k`, 'v', 'PX', 10_000);
+    await expect(redis.client.get(`${prefix}k`)).resolves.toBe('v');
+    await redis.client.del(`${prefix}k`);
+
+    const client = redis.client;
+    await redis.onApplicationShutdown();
+    expect(client.status).toBe('end');
+    expect(sub.status).toBe('end');
+  });
+
+  it('names a bad REDIS_URL without echoing it', () => {
+    expect(() => loadAppConfig({ REDIS_URL: 'http://user:s3cret@host' })).toThrow(/REDIS_URL: must be a redis:\/\/ or rediss:\/\/ URL/);
+    expect(() => loadAppConfig({ REDIS_URL: 'http://user:s3cret@host' })).not.toThrow(/s3cret/);
+  });
+});

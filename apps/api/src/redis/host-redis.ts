@@ -1,0 +1,66 @@
+import { Global, Inject, Injectable, Logger, Module, OnApplicationShutdown } from '@nestjs/common';
+import { Redis } from 'ioredis';
+import { APP_CONFIG, AppConfig } from '../config/app.config';
+
+/**
+ * The host's Redis connections, when `REDIS_URL` is set (`enabled` false otherwise: everything that
+ * could share state through Redis then stays per process). One command connection shared by every
+ * user; subscribers take their own with `subscriber()` (a subscribed ioredis connection can run no
+ * other command). Every key must start with `keyPrefix`. All connections close at shutdown.
+ */
+@Injectable()
+export class HostRedis implements OnApplicationShutdown {
+  private readonly logger = new Logger('Redis');
+  private commandClient?: Redis;
+  private readonly connections: Redis[] = [];
+  readonly enabled: boolean;
+  readonly keyPrefix: string;
+
+  constructor(@Inject(APP_CONFIG) private readonly config: AppConfig) {
+    this.enabled = config.redis !== undefined;
+    this.keyPrefix = config.redis?.keyPrefix ?? 'cv:';
+  }
+
+  /** The shared command connection (created on first use). Throws when Redis is not configured. */
+  get client(): Redis {
+    this.commandClient ??= this.connect('commands');
+    return this.commandClient;
+  }
+
+  /** A new connection for SUBSCRIBE; closed with the others at shutdown. */
+  subscriber(name = 'subscriber'): Redis {
+    return this.connect(name);
+  }
+
+  private connect(name: string): Redis {
+    if (!this.config.redis) throw new Error('Redis is not configured (REDIS_URL is unset)');
+    const redis = new Redis(this.config.redis.url, {
+      connectionName: `credential-vault:${name}`,
+      // Commands fail fast while disconnected instead of queueing without bound; callers fall back or fail closed.
+      maxRetriesPerRequest: 2,
+      enableOfflineQueue: true,
+      lazyConnect: false,
+    });
+    // ioredis emits 'error' on every failed reconnect; without a listener Node treats it as unhandled.
+    // The URL may carry a password, so only the error's code is logged.
+    redis.on('error', (error: NodeJS.ErrnoException) => this.logger.warn(`${name}: ${error.code ?? error.name}`));
+    this.connections.push(redis);
+    return redis;
+  }
+
+  async onApplicationShutdown(): Promise<void> {
+    await Promise.all(
+      this.connections.map(async (c) => {
+        const ended = c.status === 'end' ? Promise.resolve() : new Promise<void>((resolve) => c.once('end', () => resolve()));
+        await c.quit().catch(() => c.disconnect());
+        await ended;
+      }),
+    );
+    this.connections.length = 0;
+    this.commandClient = undefined;
+  }
+}
+
+@Global()
+@Module({ providers: [HostRedis], exports: [HostRedis] })
+export class HostRedisModule {}
