@@ -119,6 +119,9 @@ const envSchema = z
     AUTH_DEV_API_KEY_FILE: z.string().min(1).default('./data/dev-api-key'),
   });
 
+/** Every environment variable the host reads (e.g. to find Key Vault references among them). */
+export const CONFIG_VARIABLES: readonly string[] = Object.keys(envSchema.shape);
+
 export type CredentialKind = (typeof credentialTypes)[number];
 
 export interface AppConfig {
