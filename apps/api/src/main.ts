@@ -1,11 +1,13 @@
 import 'reflect-metadata';
 import { createApp } from './bootstrap';
-import { ConfigValidationError, loadAppConfig } from './config/app.config';
+import { ConfigValidationError } from './config/app.config';
+import { loadAppConfigResolvingReferences } from './config/keyvault-references';
 
 async function main(): Promise<void> {
   let config;
   try {
-    config = loadAppConfig(process.env);
+    // `@keyvault:<name>` values are read from the vault once, here, before anything uses them.
+    config = await loadAppConfigResolvingReferences(process.env);
   } catch (e) {
     if (e instanceof ConfigValidationError) {
       process.stderr.write(`${e.message}\n`);

@@ -1,0 +1,191 @@
+import {
+  isKeyVaultError,
+  KeyVaultError,
+  KeyVaultErrorCode,
+} from "@app/key-vault";
+import { ConfigValidationError } from "./app.config";
+import {
+  findKeyVaultReferences,
+  KeyVaultReference,
+  loadAppConfigResolvingReferences,
+  resolveKeyVaultReferences,
+} from "./keyvault-references";
+
+const notFound = () => {
+  const e = Object.create(KeyVaultError.prototype) as KeyVaultError;
+  Object.assign(e, {
+    code: KeyVaultErrorCode.KEY_NOT_FOUND,
+    message: "not found",
+  });
+  return e;
+};
+
+/** A reader over a fixed map, recording what it was asked. */
+function fakeVault(secrets: Record<string, string>) {
+  const asked: KeyVaultReference[] = [];
+  const read = async (ref: KeyVaultReference) => {
+    asked.push(ref);
+    const key = ref.version
+      ? `${ref.secretName}/${ref.version}`
+      : ref.secretName;
+    if (!(key in secrets)) throw notFound();
+    return secrets[key];
+  };
+  return { read, asked };
+}
+
+async function problemsOf(p: Promise<unknown>): Promise<string[]> {
+  try {
+    await p;
+  } catch (e) {
+    expect(e).toBeInstanceOf(ConfigValidationError);
+    return (e as ConfigValidationError).problems;
+  }
+  throw new Error("expected a ConfigValidationError");
+}
+
+describe("Key Vault references in the host configuration", () => {
+  it("sanity: the fake error is a KeyVaultError", () =>
+    expect(isKeyVaultError(notFound())).toBe(true));
+
+  it("resolves latest and pinned references among the host variables only, and leaves other values alone", async () => {
+    const version = "a".repeat(32);
+    const vault = fakeVault({
+      "db-url": "postgres://u:pw@db:5432/cv",
+      [`rate/${version}`]: "42",
+    });
+    const { env, resolved } = await resolveKeyVaultReferences(
+      {
+        DATABASE_URL: "@keyvault:db-url",
+        RATE_LIMIT_PER_MINUTE: `@keyvault:rate/${version}`,
+        LOG_LEVEL: "warn",
+        SOMETHING_ELSE: "@keyvault:x",
+      },
+      { read: vault.read },
+    );
+    expect(env.DATABASE_URL).toBe("postgres://u:pw@db:5432/cv");
+    expect(env.RATE_LIMIT_PER_MINUTE).toBe("42");
+    expect(env.LOG_LEVEL).toBe("warn");
+    expect(env.SOMETHING_ELSE).toBe("@keyvault:x"); // not the host's variable: not its business
+    expect(vault.asked).toEqual([
+      { variable: "DATABASE_URL", secretName: "db-url" },
+      { variable: "RATE_LIMIT_PER_MINUTE", secretName: "rate", version },
+    ]);
+    expect(resolved.map((r) => r.source)).toEqual(["vault", "vault"]);
+    expect(JSON.stringify(resolved)).not.toContain("pw@db");
+  });
+
+  it("feeds resolved values through the normal validation", async () => {
+    const vault = fakeVault({ "db-url": "postgres://u@db:5432/cv" });
+    const config = await loadAppConfigResolvingReferences(
+      { DATABASE_TYPE: "postgres", DATABASE_URL: "@keyvault:db-url" },
+      { read: vault.read },
+    );
+    expect(config.database).toMatchObject({
+      type: "postgres",
+      url: "postgres://u@db:5432/cv",
+    });
+    // A resolved value that is invalid is named like any other bad variable, without the value.
+    const bad = fakeVault({ rate: "not-a-number-s3cret" });
+    const problems = await problemsOf(
+      loadAppConfigResolvingReferences(
+        { RATE_LIMIT_PER_MINUTE: "@keyvault:rate" },
+        { read: bad.read },
+      ),
+    );
+    expect(problems.join("\n")).toMatch(/RATE_LIMIT_PER_MINUTE/);
+    expect(problems.join("\n")).not.toContain("s3cret");
+  });
+
+  it("refuses references in the variables that reach the vault, and malformed references, listing all at once", async () => {
+    const { problems } = findKeyVaultReferences({
+      KEY_VAULT_URL: "@keyvault:url",
+      AZURE_CLIENT_SECRET: "@keyvault:sp-secret",
+      DATABASE_URL: "@keyvault:bad_name!",
+      SMTP_PASSWORD: "@keyvault:ok",
+      AUTH_API_KEYS: "@keyvault:keys/not-a-version",
+    });
+    expect(problems).toHaveLength(4);
+    expect(problems).toEqual(
+      expect.arrayContaining([
+        expect.stringMatching(
+          /^KEY_VAULT_URL: cannot be a Key Vault reference/,
+        ),
+        expect.stringMatching(
+          /^AZURE_CLIENT_SECRET: cannot be a Key Vault reference/,
+        ),
+        expect.stringMatching(
+          /^DATABASE_URL: is not a valid Key Vault reference/,
+        ),
+        expect.stringMatching(
+          /^AUTH_API_KEYS: is not a valid Key Vault reference/,
+        ),
+      ]),
+    );
+    const vault = fakeVault({});
+    await problemsOf(
+      resolveKeyVaultReferences(
+        { KEY_VAULT_URL: "@keyvault:url" },
+        { read: vault.read },
+      ),
+    );
+    expect(vault.asked).toEqual([]); // nothing is read when the references themselves are wrong
+  });
+
+  it("names every unresolvable reference (variable and secret name, never a value) and starts nothing", async () => {
+    const vault = fakeVault({ present: "v" });
+    const problems = await problemsOf(
+      resolveKeyVaultReferences(
+        {
+          DATABASE_URL: "@keyvault:missing-db",
+          AUTH_API_KEYS: "@keyvault:missing-keys",
+          LOG_LEVEL: "@keyvault:present",
+        },
+        { read: vault.read },
+      ),
+    );
+    expect(problems).toEqual([
+      "DATABASE_URL: the Key Vault reference to missing-db could not be resolved: no such secret (or version) in the vault",
+      "AUTH_API_KEYS: the Key Vault reference to missing-keys could not be resolved: no such secret (or version) in the vault",
+    ]);
+  });
+
+  it("falls back to <VAR>_FALLBACK outside production only, with a warning naming the variable", async () => {
+    const vault = fakeVault({});
+    const env = {
+      DATABASE_URL: "@keyvault:db-url",
+      DATABASE_URL_FALLBACK: "postgres://dev@127.0.0.1:5432/dev",
+    };
+    const dev = await resolveKeyVaultReferences(env, { read: vault.read });
+    expect(dev.env.DATABASE_URL).toBe("postgres://dev@127.0.0.1:5432/dev");
+    expect(dev.resolved[0].source).toBe("fallback");
+    expect(dev.warnings).toEqual([
+      expect.stringMatching(
+        /^DATABASE_URL: Key Vault secret db-url not used .*DATABASE_URL_FALLBACK \(development only\)$/,
+      ),
+    ]);
+    expect(dev.warnings.join()).not.toContain("dev@127");
+
+    const problems = await problemsOf(
+      resolveKeyVaultReferences(
+        { ...env, NODE_ENV: "production" },
+        { read: vault.read },
+      ),
+    );
+    expect(problems).toEqual([
+      expect.stringMatching(
+        /^DATABASE_URL: the Key Vault reference to db-url could not be resolved/,
+      ),
+    ]);
+  });
+
+  it("does not open any vault when there is no reference", async () => {
+    const vault = fakeVault({});
+    const out = await resolveKeyVaultReferences(
+      { LOG_LEVEL: "info" },
+      { read: vault.read },
+    );
+    expect(out.resolved).toEqual([]);
+    expect(vault.asked).toEqual([]);
+  });
+});
