@@ -7,6 +7,7 @@ import { PersistenceModule } from '@app/common';
 import { LoggerModule } from 'nestjs-pino';
 import type { DestinationStream } from 'pino';
 import { AuthModule } from './auth/auth.module';
+import { SharedStateModule } from './auth/shared-state.module';
 import { APP_CONFIG, AppConfig } from './config/app.config';
 import { AppConfigModule } from './config/config.module';
 import { CoreModule } from './core.module';
@@ -43,6 +44,7 @@ export class AppModule {
         ScheduleModule.forRoot(),
         CoreModule,
         HostRedisModule,
+        SharedStateModule,
         VaultModule,
         AuthModule,
         CredentialsHttpModule,

@@ -6,16 +6,19 @@ import { AuthGuard } from './auth.guard';
 import { AuthService } from './auth.service';
 import { ClientThrottlerGuard } from './client-throttler.guard';
 import { FixedWindowThrottlerStorage } from './fixed-window-throttler.storage';
+import { RedisThrottlerStorage } from './redis-throttler.storage';
+import { SharedStateRedis } from './shared-state-redis';
 
 @Module({
   imports: [
     ThrottlerModule.forRootAsync({
-      inject: [APP_CONFIG],
-      useFactory: (c: AppConfig) => ({
+      inject: [APP_CONFIG, SharedStateRedis],
+      useFactory: (c: AppConfig, shared: SharedStateRedis) => ({
         throttlers: [{ ttl: 60_000, limit: c.rateLimit.perMinute }],
-        // The default storage filters every hit of the window on each request; this one counts.
-        // Nest destroys it with the ThrottlerModule (it becomes that module's storage provider).
-        storage: new FixedWindowThrottlerStorage(),
+        // The default storage filters every hit of the window on each request; these count. With
+        // REDIS_URL the limit holds across replicas (per process while Redis cannot answer).
+        // Nest destroys the storage with the ThrottlerModule (it becomes that module's storage provider).
+        storage: shared.enabled ? new RedisThrottlerStorage(shared) : new FixedWindowThrottlerStorage(),
       }),
     }),
   ],

@@ -12,7 +12,8 @@ export class ClientThrottlerGuard extends ThrottlerGuard {
 
   /**
    * Same key as the base guard (route + throttler + tracker) without its per-request SHA-256: the
-   * tracker is a client id or an IP, never a secret, and the key only lives in process memory.
+   * tracker is a client id or an IP, never a secret. In process the key is kept as is; the Redis
+   * storage hashes it before it leaves the process.
    */
   protected override generateKey(context: ExecutionContext, tracker: string, throttlerName: string): string {
     return `${context.getClass().name}-${context.getHandler().name}-${throttlerName}-${tracker}`;

@@ -75,3 +75,24 @@ export function registerHostMetrics(metrics: Metric[]): void {
     register.registerMetric(m);
   }
 }
+
+/**
+ * Calls of the cluster-wide limits and counters (rate limits, suspicious-activity counters, OAuth
+ * refresh cooldowns) answered from per-process state because Redis could not answer in time. The
+ * only label is the component.
+ */
+export function sharedStateFallbackCounter(read: () => Record<string, number>): Metric {
+  const seen = new Map<string, number>();
+  return new Counter({
+    name: `${PREFIX}shared_state_fallbacks_total`,
+    help: 'Rate-limit, suspicious-activity and OAuth-cooldown calls answered per process because Redis could not answer',
+    labelNames: ['component'],
+    registers: [],
+    collect() {
+      for (const [component, n] of Object.entries(read())) {
+        this.inc({ component }, Math.max(0, n - (seen.get(component) ?? 0)));
+        seen.set(component, n);
+      }
+    },
+  });
+}

@@ -1,0 +1,68 @@
+import { randomBytes } from 'node:crypto';
+import { Redis } from 'ioredis';
+import type { AppConfig } from '../config/app.config';
+import { HostRedis } from '../redis/host-redis';
+import { RedisThrottlerStorage } from './redis-throttler.storage';
+import { SharedStateRedis } from './shared-state-redis';
+
+const REDIS_URL = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
+
+/**
+ * The Redis rate-limit storage against a real Redis (required: a missing Redis fails the test), with
+ * the semantics of the per-process FixedWindowThrottlerStorage. Windows are short so expiry is real.
+ */
+describe('RedisThrottlerStorage (real Redis)', () => {
+  const prefix = `cvt-${randomBytes(4).toString('hex')}:`;
+  let host: HostRedis;
+  let shared: SharedStateRedis;
+  let storage: RedisThrottlerStorage;
+  let admin: Redis;
+
+  beforeAll(async () => {
+    host = new HostRedis({ redis: { url: REDIS_URL, keyPrefix: prefix } } as AppConfig);
+    shared = new SharedStateRedis(host, { timeoutMs: 1000 });
+    await shared.onApplicationBootstrap();
+    if (host.client.status !== 'ready') throw new Error(`Redis is required for this test but is not reachable at ${REDIS_URL}`);
+    storage = new RedisThrottlerStorage(shared);
+    admin = new Redis(REDIS_URL);
+  });
+
+  afterAll(async () => {
+    storage?.onModuleDestroy();
+    const keys = await admin.keys(`${prefix}*`);
+    if (keys.length) await admin.del(...keys);
+    admin.disconnect();
+    await host.onApplicationShutdown();
+  });
+
+  const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+  it('counts within the window, blocks past the limit without counting blocked hits, then starts a fresh window after the block', async () => {
+    const key = `k-${randomBytes(3).toString('hex')}`;
+    const hit = () => storage.increment(key, 60_000, 2, 600, 'default');
+    expect(await hit()).toEqual({ totalHits: 1, timeToExpire: 60, isBlocked: false, timeToBlockExpire: 0 });
+    expect(await hit()).toMatchObject({ totalHits: 2, isBlocked: false });
+    expect(await hit()).toEqual({ totalHits: 3, timeToExpire: 1, isBlocked: true, timeToBlockExpire: 1 });
+    expect(await hit()).toMatchObject({ totalHits: 3, isBlocked: true }); // not counted
+    await sleep(700);
+    expect(await hit()).toEqual({ totalHits: 1, timeToExpire: 60, isBlocked: false, timeToBlockExpire: 0 });
+    expect(shared.fallbacks.rate_limit).toBe(0);
+  });
+
+  it('starts a fresh window once the window has passed, and keeps throttlers and keys apart', async () => {
+    const key = `k-${randomBytes(3).toString('hex')}`;
+    for (let i = 0; i < 2; i++) await storage.increment(key, 400, 2, 400, 'default');
+    expect(await storage.increment(key, 400, 5, 400, 'burst')).toMatchObject({ totalHits: 1 });
+    expect(await storage.increment(`${key}-other`, 400, 2, 400, 'default')).toMatchObject({ totalHits: 1 });
+    await sleep(450);
+    expect(await storage.increment(key, 400, 2, 400, 'default')).toMatchObject({ totalHits: 1, isBlocked: false });
+  });
+
+  it('keeps the key hashed under the prefix, with a TTL', async () => {
+    await storage.increment('ClientsController-list-default-api-key:acme-ci', 60_000, 5, 60_000, 'default');
+    const keys = await admin.keys(`${prefix}rl:*`);
+    expect(keys.length).toBeGreaterThan(0);
+    expect(keys.join()).not.toContain('acme-ci');
+    for (const k of keys) expect(await admin.pttl(k)).toBeGreaterThan(0);
+  });
+});

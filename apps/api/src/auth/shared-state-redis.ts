@@ -1,0 +1,128 @@
+import { createHash } from 'node:crypto';
+import { Inject, Injectable, Logger, OnApplicationBootstrap, OnModuleInit, Optional } from '@nestjs/common';
+import type { Redis } from 'ioredis';
+import { registerHostMetrics, sharedStateFallbackCounter } from '../metrics/host-metrics';
+import { HostRedis } from '../redis/host-redis';
+
+/** The parts that keep cluster-wide counters in Redis (the label of the fallback metric). */
+export const SHARED_STATE_COMPONENTS = ['rate_limit', 'suspicious_activity', 'oauth_cooldown'] as const;
+export type SharedStateComponent = (typeof SHARED_STATE_COMPONENTS)[number];
+
+/** Optional provider of `SharedStateRedisOptions` (tests shorten the timings). */
+export const SHARED_STATE_REDIS_OPTIONS = Symbol('SHARED_STATE_REDIS_OPTIONS');
+
+export interface SharedStateRedisOptions {
+  /** A Redis call slower than this is given up and the caller falls back to its per-process state. @default 250 */
+  timeoutMs?: number;
+  /** After a failed or timed-out call, Redis is not asked again for this long (every call falls back at once). @default 1000 */
+  retryAfterMs?: number;
+}
+
+/**
+ * Redis for cluster-wide limits and counters (rate limits, suspicious-activity counters, OAuth refresh
+ * cooldowns) on the host's shared command connection, guarded so that Redis trouble can never stall
+ * or fail a request: a call is made only while the connection is ready, is given up after
+ * `timeoutMs`, and after a failure Redis is skipped for `retryAfterMs`. `run` then resolves to
+ * `undefined` and the caller uses its per-process state — limits keep applying, per replica, while
+ * Redis is away. Each such fallback is counted (`credential_vault_shared_state_fallbacks_total`).
+ */
+@Injectable()
+export class SharedStateRedis implements OnModuleInit, OnApplicationBootstrap {
+  private readonly logger = new Logger('SharedState');
+  private readonly timeoutMs: number;
+  private readonly retryAfterMs: number;
+  private skipUntil = 0;
+  /** Calls answered from per-process state because Redis could not answer, by component. */
+  readonly fallbacks: Record<SharedStateComponent, number> = { rate_limit: 0, suspicious_activity: 0, oauth_cooldown: 0 };
+
+  constructor(
+    private readonly redis: HostRedis,
+    @Optional() @Inject(SHARED_STATE_REDIS_OPTIONS) options?: SharedStateRedisOptions,
+  ) {
+    this.timeoutMs = options?.timeoutMs ?? 250;
+    this.retryAfterMs = options?.retryAfterMs ?? 1000;
+  }
+
+  /** True when REDIS_URL is set: counters are shared through Redis (with the per-process fallback). */
+  get enabled(): boolean {
+    return this.redis.enabled;
+  }
+
+  /**
+   * A key under the host's prefix. The identity (client id, tenant + actor, connection) is hashed:
+   * keys stay short and carry no identifier — and never a secret — into Redis.
+   */
+  key(namespace: string, identity: string): string {
+    return `${this.redis.keyPrefix}${namespace}:${createHash('sha256').update(identity).digest('base64url').slice(0, 32)}`;
+  }
+
+  onModuleInit(): void {
+    registerHostMetrics([sharedStateFallbackCounter(() => this.fallbacks)]);
+  }
+
+  /** Connects before the host serves requests, so the first ones are already counted cluster-wide. */
+  async onApplicationBootstrap(): Promise<void> {
+    if (!this.enabled) return;
+    try {
+      await withTimeout(this.redis.client.ping(), 2000);
+    } catch (e) {
+      this.logger.warn(`Redis is not reachable at start (${describe(e)}); limits and counters stay per process until it is`);
+    }
+  }
+
+  /** `work` on the shared connection, or undefined when Redis cannot answer now (the caller falls back). */
+  async run<T>(component: SharedStateComponent, work: (client: Redis) => Promise<T>): Promise<T | undefined> {
+    if (!this.enabled) return undefined;
+    const client = this.redis.client;
+    // Not ready (reconnecting): queueing behind the reconnect would stall the request.
+    if (Date.now() < this.skipUntil || client.status !== 'ready') return this.fellBack(component);
+    try {
+      return await withTimeout(work(client), this.timeoutMs);
+    } catch (e) {
+      if (Date.now() >= this.skipUntil) {
+        this.logger.warn(`Redis call failed (${describe(e)}); limits and counters fall back to per process for ${this.retryAfterMs} ms`);
+      }
+      this.skipUntil = Date.now() + this.retryAfterMs;
+      return this.fellBack(component);
+    }
+  }
+
+  private fellBack(component: SharedStateComponent): undefined {
+    this.fallbacks[component]++;
+    return undefined;
+  }
+}
+
+/** A Lua script run by EVALSHA (loaded with EVAL the first time a server lacks it). */
+export class RedisScript {
+  private readonly sha: string;
+
+  constructor(readonly source: string) {
+    this.sha = createHash('sha1').update(source).digest('hex');
+  }
+
+  async run(client: Redis, keys: string[], args: (string | number)[]): Promise<unknown> {
+    try {
+      return await client.evalsha(this.sha, keys.length, ...keys, ...args);
+    } catch (e) {
+      if (!(e instanceof Error) || !e.message.startsWith('NOSCRIPT')) throw e;
+      return client.eval(this.source, keys.length, ...keys, ...args);
+    }
+  }
+}
+
+function withTimeout<T>(work: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms);
+  });
+  // A late answer or error of the given-up call is dropped.
+  work.catch(() => undefined);
+  return Promise.race([work, timeout]).finally(() => clearTimeout(timer));
+}
+
+/** The error's code or message — never a key or a value (a Redis error message can quote neither here). */
+function describe(e: unknown): string {
+  const err = e as NodeJS.ErrnoException;
+  return err?.code ?? (err instanceof Error ? err.message.slice(0, 120) : 'error');
+}

@@ -1,0 +1,223 @@
+import { randomBytes } from 'node:crypto';
+import { writeFileSync } from 'node:fs';
+import { createServer, Server, Socket } from 'node:net';
+import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
+import type { NestFastifyApplication } from '@nestjs/platform-fastify';
+import { Redis } from 'ioredis';
+import { generateApiKey } from '../apps/api/src/auth/api-keys';
+import { SharedStateRedis } from '../apps/api/src/auth/shared-state-redis';
+import { createApp } from '../apps/api/src/bootstrap';
+import { loadAppConfig } from '../apps/api/src/config/app.config';
+import { EmbeddedVault } from '../apps/api/src/vault/embedded-vault';
+import { REDIS_URL } from './support/database';
+import { startTestHost, TestHost } from './support/host';
+
+/**
+ * Cluster-wide limits and counters: two replicas of the host (two Nest apps in this process) on one
+ * PostgreSQL, one local vault and one Redis share the API rate limit, the suspicious-activity
+ * counters and the OAuth refresh cooldowns — and keep serving, with per-process limits, when Redis
+ * stops answering. PostgreSQL only: several replicas need a shared database (SQLite is the
+ * single-process default). Redis being down is a failure here, never a skip.
+ */
+
+interface Replica {
+  app: NestFastifyApplication;
+  baseUrl: string;
+}
+
+/** A second replica of `first`: same database, Key Vault (the first one's local vault over HTTPS) and Redis. */
+async function startReplica(first: TestHost, extraEnv: Record<string, string> = {}): Promise<Replica> {
+  const vault = first.app.get(EmbeddedVault).emulator!;
+  const caPath = join(first.dataDir, 'vault-ca.pem');
+  writeFileSync(caPath, vault.caCertPem);
+  const app = await createApp(
+    loadAppConfig({
+      ...first.env,
+      KEY_VAULT_URL: vault.vaultUrl,
+      KEY_VAULT_CREDENTIAL: 'static',
+      KEY_VAULT_CA_CERT_PATH: caPath,
+      KEY_VAULT_DISABLE_CHALLENGE_RESOURCE_VERIFICATION: 'true',
+      ...extraEnv,
+    }),
+  );
+  return { app, baseUrl: (await app.getUrl()).replace('[::1]', '127.0.0.1') };
+}
+
+/** Fails the suite (no skip) when Redis is not there. */
+async function requireRedis(): Promise<Redis> {
+  const redis = new Redis(REDIS_URL, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
+  try {
+    await redis.connect();
+    await redis.ping();
+  } catch (e) {
+    redis.disconnect();
+    throw new Error(`Redis is required for this test but is not reachable at ${REDIS_URL} (${(e as Error).message}). Start it (see README "Running the tests").`);
+  }
+  return redis;
+}
+
+async function deleteKeys(redis: Redis, prefix: string): Promise<void> {
+  let cursor = '0';
+  do {
+    const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000);
+    if (keys.length) await redis.del(...keys);
+    cursor = next;
+  } while (cursor !== '0');
+}
+
+/** A TCP proxy in front of Redis that can be made to stop answering (a hung Redis, not a refused connection). */
+class StallableRedisProxy {
+  private stalled = false;
+  private readonly sockets = new Set<Socket>();
+  /** Requests held while stalled, sent on `resume()` (so the connection stays consistent). */
+  private readonly held: { upstream: Socket; data: Buffer }[] = [];
+  private constructor(private readonly server: Server) {}
+
+  static async start(target: URL): Promise<StallableRedisProxy> {
+    const proxy: { self?: StallableRedisProxy } = {};
+    const server = createServer((client) => proxy.self!.accept(client, target));
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    proxy.self = new StallableRedisProxy(server);
+    return proxy.self;
+  }
+
+  get url(): string {
+    return `redis://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
+  }
+
+  /** From now on requests are held: the connection stays open and nothing answers. */
+  stall(): void {
+    this.stalled = true;
+  }
+
+  resume(): void {
+    this.stalled = false;
+    for (const { upstream, data } of this.held.splice(0)) upstream.write(data);
+  }
+
+  async close(): Promise<void> {
+    for (const s of this.sockets) s.destroy();
+    await new Promise((r) => this.server.close(r));
+  }
+
+  private accept(client: Socket, target: URL): void {
+    const upstream = new Socket();
+    upstream.connect(Number(target.port || 6379), target.hostname);
+    this.sockets.add(client).add(upstream);
+    client.on('data', (d) => {
+      if (this.stalled) this.held.push({ upstream, data: d });
+      else upstream.write(d);
+    });
+    upstream.on('data', (d) => client.write(d));
+    const end = () => {
+      client.destroy();
+      upstream.destroy();
+    };
+    client.on('error', end).on('close', end);
+    upstream.on('error', end).on('close', end);
+  }
+}
+
+describe('cluster-wide limits and counters (two replicas, PostgreSQL, one Redis)', () => {
+  const prefix = `cvt-${randomBytes(4).toString('hex')}:`;
+  const limit = 6;
+  const key = generateApiKey('acme-ci', 'acme', ['credentials:read', 'credentials:write']);
+  const other = generateApiKey('acme-other', 'acme', ['credentials:read']);
+  let redis: Redis;
+  let a: TestHost;
+  let b: Replica;
+
+  beforeAll(async () => {
+    redis = await requireRedis();
+    a = await startTestHost('postgres', {
+      REDIS_URL,
+      REDIS_KEY_PREFIX: prefix,
+      AUTH_API_KEYS: JSON.stringify([key.entry, other.entry]),
+      RATE_LIMIT_PER_MINUTE: String(limit),
+      OAUTH_PROACTIVE_ENABLED: 'false',
+    });
+    b = await startReplica(a);
+  });
+
+  afterAll(async () => {
+    await b?.app.close();
+    await a?.close();
+    if (redis) {
+      await deleteKeys(redis, prefix);
+      redis.disconnect();
+    }
+  });
+
+  const get = (base: string, path: string, apiKey = key.key) => fetch(`${base}${path}`, { headers: { 'x-api-key': apiKey } });
+
+  describe('API rate limit', () => {
+    it('is shared: N requests spread over both replicas, then the next one is refused on either', async () => {
+      const statuses: number[] = [];
+      const remaining: (string | null)[] = [];
+      for (let i = 0; i < limit; i++) {
+        const r = await get(i % 2 === 0 ? a.baseUrl : b.baseUrl, '/v1/credentials');
+        statuses.push(r.status);
+        remaining.push(r.headers.get('x-ratelimit-remaining'));
+      }
+      expect(statuses).toEqual(Array(limit).fill(200));
+      // The count is the cluster's: each replica's answer reflects the other's requests.
+      expect(remaining).toEqual(Array.from({ length: limit }, (_, i) => String(limit - 1 - i)));
+      for (const replica of [a.baseUrl, b.baseUrl]) {
+        const refused = await get(replica, '/v1/credentials');
+        expect(refused.status).toBe(429);
+        const retryAfter = Number(refused.headers.get('retry-after'));
+        expect(retryAfter).toBeGreaterThanOrEqual(59);
+        expect(retryAfter).toBeLessThanOrEqual(60);
+      }
+      // Another client has its own budget, on both replicas.
+      expect((await get(a.baseUrl, '/v1/credentials', other.key)).status).toBe(200);
+      expect((await get(b.baseUrl, '/v1/credentials', other.key)).status).toBe(200);
+    });
+
+    it('keeps no client identifier or API key in Redis keys or values', async () => {
+      const keys = await redis.keys(`${prefix}*`);
+      expect(keys.length).toBeGreaterThan(0);
+      const values = await Promise.all(keys.map(async (k) => ((await redis.type(k)) === 'string' ? redis.get(k) : '')));
+      const dump = `${keys.join('\n')}\n${values.join('\n')}`;
+      for (const needle of [key.key, other.key, 'acme-ci', 'acme-other', 'api-key:']) expect(dump).not.toContain(needle);
+    });
+  });
+
+  describe('when Redis stops answering', () => {
+    let proxy: StallableRedisProxy;
+    let c: Replica;
+    const fresh = generateApiKey('acme-fresh', 'acme', ['credentials:read']);
+
+    beforeAll(async () => {
+      proxy = await StallableRedisProxy.start(new URL(REDIS_URL));
+      c = await startReplica(a, { REDIS_URL: proxy.url, AUTH_API_KEYS: JSON.stringify([fresh.entry]) });
+    });
+
+    afterAll(async () => {
+      proxy?.resume();
+      await c?.app.close();
+      await proxy?.close();
+    });
+
+    it('answers within the timeout, falls back to per-process limits (still enforced) and counts the fallbacks', async () => {
+      const shared = c.app.get(SharedStateRedis);
+      expect((await get(c.baseUrl, '/v1/credentials', fresh.key)).status).toBe(200); // through Redis
+      expect(shared.fallbacks.rate_limit).toBe(0);
+      proxy.stall();
+      const started = Date.now();
+      const first = await get(c.baseUrl, '/v1/credentials', fresh.key);
+      const firstMs = Date.now() - started;
+      expect(first.status).toBe(200);
+      // One timed-out Redis call (250 ms), not a hung request.
+      expect(firstMs).toBeLessThan(2000);
+      const statuses = [first.status];
+      for (let i = 1; i < limit + 1; i++) statuses.push((await get(c.baseUrl, '/v1/credentials', fresh.key)).status);
+      // The per-process window starts at the stall: `limit` allowed, then refused.
+      expect(statuses).toEqual([...Array(limit).fill(200), 429]);
+      expect(shared.fallbacks.rate_limit).toBe(limit + 1);
+      const metrics = await (await fetch(`${c.baseUrl}/metrics`)).text();
+      expect(metrics).toMatch(new RegExp(`credential_vault_shared_state_fallbacks_total\\{component="rate_limit"\\} ${limit + 1}\\b`));
+    });
+  });
+});
