@@ -1,8 +1,16 @@
-import { Injectable } from '@nestjs/common';
+import { Inject, Injectable } from '@nestjs/common';
+import { AuditService } from '@app/audit';
+import type { Clock } from '@app/common';
+import { CredentialCache } from './cache/credential-cache';
+import { CredentialExpiryTransition, type ExpiryTransitionResult } from './credential-expiry.transition';
 import { CredentialStatus } from './credential-type';
 import type { ExpiringCredentialRef, ExpiringScanQuery, LiveCredentialRef, LiveScanQuery } from './credential.types';
+import { CREDENTIALS_CLOCK } from './credentials.constants';
 import { CredentialValidationError } from './errors/credential-errors';
+import { UUID } from './internal/guards';
 import { CredentialRepository } from './persistence/credential.repository';
+import { CredentialsPersistence } from './persistence/credentials-persistence';
+import { assertIdentifier } from './validation/identifiers';
 
 /**
  * For system jobs only (proactive OAuth refresh, expiry monitors): credentials of EVERY tenant. Kept
@@ -11,7 +19,31 @@ import { CredentialRepository } from './persistence/credential.repository';
  */
 @Injectable()
 export class CredentialExpiryScanner {
-  constructor(private readonly rows: CredentialRepository) {}
+  private readonly expiry: CredentialExpiryTransition;
+
+  constructor(
+    private readonly rows: CredentialRepository,
+    persistence: CredentialsPersistence,
+    audit: AuditService,
+    cache: CredentialCache,
+    @Inject(CREDENTIALS_CLOCK) clock: Clock,
+  ) {
+    this.expiry = new CredentialExpiryTransition({ runner: persistence.runner, outbox: persistence.outbox, rows, audit, cache, clock });
+  }
+
+  /**
+   * The expiry transition a refused read also makes (see CredentialExpiryTransition): an `active`
+   * credential past its expiry becomes `expired` with one `credential.expired` event, once per
+   * credential version whoever comes first. `marked: false` with status `expired` means a read (or
+   * another replica) already did it. Joins the caller's transaction, so a job can commit its own
+   * bookkeeping with it. `job` names the system actor.
+   */
+  async markExpired(ref: { tenantId: string; id: string }, job: string): Promise<ExpiryTransitionResult> {
+    assertIdentifier(ref?.tenantId, 'tenantId');
+    if (typeof ref.id !== 'string' || !UUID.test(ref.id)) throw new CredentialValidationError('id must be a credential id (a UUID)', 'id');
+    assertIdentifier(job, 'job');
+    return this.expiry.expire(ref.tenantId, ref.id, job);
+  }
 
   /**
    * Credentials whose expiry is before `before`, soonest first, keyset-paged by (expiresAt, id).

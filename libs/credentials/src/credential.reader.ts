@@ -1,8 +1,9 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
-import { AuditAction, AuditEventInput, AuditResult } from '@app/audit';
+import { AuditAction, AuditEventInput, AuditResult, AuditService } from '@app/audit';
 import { Clock, CredentialVaultError, OperationContext } from '@app/common';
 import { ReadAuditCoalescer } from './audit/read-audit-coalescer';
 import { CredentialCache } from './cache/credential-cache';
+import { CredentialExpiryTransition } from './credential-expiry.transition';
 import { CredentialStatus } from './credential-type';
 import type { CredentialVersionWithValue, CredentialWithValue, ReadOptions } from './credential.types';
 import { CREDENTIALS_CLOCK, CREDENTIALS_RESOLVED_OPTIONS } from './credentials.constants';
@@ -14,6 +15,7 @@ import { cacheKey, detailsOf, ownerOf, pointerOf, toMetadata, toVersionInfo } fr
 import { assertContext, errorCode, failureResult, loadLive } from './internal/guards';
 import { CredentialRepository } from './persistence/credential.repository';
 import { CredentialVersionRepository } from './persistence/credential-version.repository';
+import { CredentialsPersistence } from './persistence/credentials-persistence';
 import { ValueStores } from './stores/value-stores';
 import { assertPositiveInt } from './validation/identifiers';
 
@@ -29,11 +31,15 @@ const STALE_OPTIONS = { isServeStaleError };
 /**
  * Reads values: the current one through the cache (single-flight misses, bounded serve-stale for
  * transient value-store errors) and older versions uncached. Every read is audited and refused when
- * the credential is revoked, or expired unless the caller opts in — cache hits included.
+ * the credential is revoked, or expired unless the caller opts in — cache hits included. The first
+ * read refused because an `active` credential's expiry passed stores the `expired` status and raises
+ * `credential.expired` (CredentialExpiryTransition: once per credential version); only that refused
+ * path writes — a served read never does.
  */
 @Injectable()
 export class CredentialReader {
   private readonly logger = new Logger(CredentialReader.name);
+  private readonly expiry: CredentialExpiryTransition;
 
   constructor(
     private readonly rows: CredentialRepository,
@@ -44,19 +50,24 @@ export class CredentialReader {
     private readonly events: CredentialEventPublisher,
     @Inject(CREDENTIALS_CLOCK) private readonly clock: Clock,
     @Inject(CREDENTIALS_RESOLVED_OPTIONS) private readonly options: ResolvedCredentialsOptions,
-  ) {}
+    persistence: CredentialsPersistence,
+    audit: AuditService,
+  ) {
+    this.expiry = new CredentialExpiryTransition({ runner: persistence.runner, outbox: persistence.outbox, rows, audit, cache, clock });
+  }
 
   /** See `CredentialsService.get`. */
   async get(ctx: OperationContext, id: string, options: ReadOptions = {}): Promise<CredentialWithValue> {
     const started = Date.now();
     assertContext(ctx);
-    let read: CachedRead;
+    let read: CachedRead | undefined;
     try {
       read = this.options.cache.enabled
         ? await this.cache.getOrLoad(cacheKey(ctx.tenantId, id), () => this.loadCurrent(ctx.tenantId, id), STALE_OPTIONS)
         : await this.loadCurrent(ctx.tenantId, id);
       this.assertServable(read.row, read.row.expiresAt, options);
     } catch (e) {
+      if (e instanceof CredentialExpiredError && read) await this.noticeExpired(read.row, ctx);
       await this.auditRead(ctx, String(id), failureResult(e), started, errorCode(e));
       throw e;
     }
@@ -76,7 +87,12 @@ export class CredentialReader {
       if (!v) throw new CredentialVersionNotFoundError(id, version);
       // A stored `expired` status speaks of the current version; an older one is judged by its own expiry.
       const status = v.version === row.currentVersion || row.status !== CredentialStatus.EXPIRED ? row.status : CredentialStatus.ACTIVE;
-      this.assertServable({ id: row.id, status }, v.expiresAt, options);
+      try {
+        this.assertServable({ id: row.id, status }, v.expiresAt, options);
+      } catch (e) {
+        if (e instanceof CredentialExpiredError && v.version === row.currentVersion) await this.noticeExpired(row, ctx);
+        throw e;
+      }
       const value = await this.stores.of(v.valueStore).read(ownerOf(row), pointerOf(v));
       await this.auditRead(ctx, row.id, AuditResult.SUCCESS, started, undefined, { ...detailsOf(row), version });
       this.events.read(ctx, row, version);
@@ -106,6 +122,11 @@ export class CredentialReader {
     if (options.allowExpired === true) return;
     const passed = expiresAt !== null && expiresAt.getTime() <= this.clock.nowMs();
     if (row.status === CredentialStatus.EXPIRED || passed) throw new CredentialExpiredError(row.id, passed ? expiresAt : null);
+  }
+
+  /** A refused read of an `active` credential past its expiry: the once-per-version transition (never throws). */
+  private async noticeExpired(row: CredentialEntity, ctx: OperationContext): Promise<void> {
+    if (this.expiry.due(row, this.clock.nowMs())) await this.expiry.fromRead(row, ctx);
   }
 
   /** Success: awaited by the caller, so a failing audit (fail-closed) fails the read. Failure: best effort. */

@@ -4,6 +4,7 @@ export type { CredentialsModuleOptions, CredentialsCacheOptions, CredentialsRead
 export { resolveCredentialsOptions, DEFAULT_VALUE_STORES } from './credentials.options';
 export { CredentialsService } from './credentials.service';
 export { CredentialExpiryScanner } from './credential-expiry.scanner';
+export { CREDENTIAL_EXPIRED_EVENT, CREDENTIAL_EXPIRY_ACTOR, type CredentialExpiredPayload, type ExpiryTransitionResult } from './credential-expiry.transition';
 export {
   CredentialType,
   CREDENTIAL_TYPES,

@@ -34,7 +34,9 @@ export type ExpiryWindows = Record<'expired' | '1d' | '7d' | '14d' | '30d', numb
  * version and threshold, ever: the dedupe row (`cv_rotation_notices`) and the outbox event commit in
  * one transaction per credential. A run that finds several thresholds passed (it missed runs) raises
  * the tightest and records the wider ones as passed over. A credential past its expiry gets status
- * `expired` and one `credential.expired`, in the same way. A crash mid-run leaves each credential
+ * `expired` and one `credential.expired` through the credentials lib's expiry transition — the one
+ * a refused read makes too, so the event (and its notification) happens once whichever comes first;
+ * when a read came first, the run only records its dedupe row. A crash mid-run leaves each credential
  * either done or untouched; the next run finishes.
  */
 @Injectable()
@@ -110,13 +112,23 @@ export class ExpiryMonitorService {
       const meta = await this.credentials.getMetadata(ctx, ref.id);
       const raised = await this.notices.raised(ref.id, meta.version);
       if (raised.has('expired')) return 'none';
-      await this.runner.run(async () => {
-        const eventId = await this.outbox.add({ name: RotationEvents.EXPIRED, tenantId: ref.tenantId, payload: { ...notice(meta, 'Rotate the credential: its value has expired and is no longer served.') } });
-        await this.notices.record({ credentialId: ref.id, version: meta.version, notice: 'expired', tenantId: ref.tenantId, eventId, createdAt: now });
-        // `expired` is derived on read from an active row; store it (needs_reauth stays as it is).
-        if (meta.status === CredentialStatus.EXPIRED) await this.credentials.updateMetadata(ctx, ref.id, { status: CredentialStatus.EXPIRED });
+      if (meta.status === CredentialStatus.NEEDS_REAUTH) {
+        // needs_reauth keeps its status (reconnecting fixes both); reads never mark it, so the event is the monitor's.
+        await this.runner.run(async () => {
+          const eventId = await this.outbox.add({ name: RotationEvents.EXPIRED, tenantId: ref.tenantId, payload: { ...notice(meta, 'Rotate the credential: its value has expired and is no longer served.') } });
+          await this.notices.record({ credentialId: ref.id, version: meta.version, notice: 'expired', tenantId: ref.tenantId, eventId, createdAt: now });
+        });
+        return 'expired';
+      }
+      // The same transition a refused read makes: whichever comes first stores `expired` and raises the
+      // one `credential.expired` (which notifies); the other finds it done. The dedupe row commits with it.
+      return this.runner.run(async () => {
+        const t = await this.scanner.markExpired({ tenantId: ref.tenantId, id: ref.id }, EXPIRY_MONITOR_ACTOR);
+        if (t.status !== CredentialStatus.EXPIRED) return 'none'; // rotated or deleted meanwhile
+        if (t.version !== meta.version && (await this.notices.raised(ref.id, t.version)).has('expired')) return 'none';
+        await this.notices.record({ credentialId: ref.id, version: t.version, notice: 'expired', tenantId: ref.tenantId, eventId: t.eventId, createdAt: now });
+        return t.marked ? 'expired' : 'none';
       });
-      return 'expired';
     }
     const policy = await this.policies.resolve({ id: ref.id, tenantId: ref.tenantId, integrationId: ref.integrationId, type: ref.type }, overrides);
     const crossed = this.options.expiryMonitor.thresholdsDays.filter((t) => t <= policy.warnBeforeDays && leftMs <= t * DAY_MS);

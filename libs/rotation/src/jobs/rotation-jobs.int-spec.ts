@@ -7,7 +7,7 @@
 import { randomBytes } from 'node:crypto';
 import { Logger } from '@nestjs/common';
 import { ManualClock, ScheduledJobs, type OperationContext } from '@app/common';
-import { CredentialStatus, CredentialType, type CredentialMetadata } from '@app/credentials';
+import { CredentialEntity, CredentialStatus, CredentialType, type CredentialMetadata } from '@app/credentials';
 import { KeyVaultEmulator } from '@app/keyvault-emulator';
 import { CapturingLogger, createTestDatabase, DATABASE_KINDS, type TestDatabase, type TestDatabaseKind } from '@app/testing';
 import { RotationHandlerRegistry } from '../handlers/rotation-handler.registry';
@@ -125,16 +125,18 @@ describe.each(DATABASE_KINDS)('rotation jobs on %s', (kind: TestDatabaseKind) =>
       expect(await notices.raised(key.id, 1)).toEqual(new Set());
 
       clock.set(new Date(expiresAt.getTime() + HOUR));
-      const update = jest.spyOn(s.credentials, 'updateMetadata').mockRejectedValueOnce(new Error('lost connection'));
+      // The status change and its event commit first in the transaction; the dedupe row then fails: all roll back.
+      const record = jest.spyOn(notices, 'record').mockRejectedValueOnce(new Error('lost connection'));
       try {
         await acquired(() => s.expiry.runOnce());
       } finally {
-        update.mockRestore();
+        record.mockRestore();
       }
       expect(await outboxEvents(s.dataSource, 'credential.expired', ctx.tenantId)).toEqual([]);
+      expect((await s.dataSource.getRepository(CredentialEntity).findOneByOrFail({ id: key.id })).status).toBe(CredentialStatus.ACTIVE);
       await acquired(() => s.expiry.runOnce());
       expect((await outboxEvents(s.dataSource, 'credential.expired', ctx.tenantId)).map((e) => e.credentialId)).toEqual([key.id]);
-      expect((await s.credentials.getMetadata(ctx, key.id)).status).toBe(CredentialStatus.EXPIRED);
+      expect((await s.dataSource.getRepository(CredentialEntity).findOneByOrFail({ id: key.id })).status).toBe(CredentialStatus.EXPIRED);
     });
   });
 
