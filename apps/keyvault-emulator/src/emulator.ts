@@ -17,7 +17,7 @@ import { StorePersistence, ValueCipher } from './persistence';
 import { SecretsApi } from './secrets/handlers';
 import { SecretStore } from './secrets/store';
 import { EmulatorStats, StatsCollector } from './stats';
-import { TokenBucket } from './throttle';
+import { SlidingWindowLimiter } from './throttle';
 
 const ADMIN_PREFIX = '/_emulator/';
 const PURGE_SWEEP_MS = 60_000;
@@ -60,7 +60,7 @@ export class KeyVaultEmulator {
     private readonly api: SecretsApi,
     private readonly sockets: Set<Socket>,
     private readonly authenticator: Authenticator,
-    private readonly bucket: TokenBucket | undefined,
+    private readonly throttle: SlidingWindowLimiter | undefined,
     private readonly faults: FaultInjector,
     private readonly statsCollector: StatsCollector,
     private readonly ownsDataDir: boolean,
@@ -93,7 +93,7 @@ export class KeyVaultEmulator {
       store.purgeExpired();
       persistence.attach();
       const authenticator = new Authenticator(o.auth);
-      const bucket = o.throttle ? new TokenBucket(o.throttle.limit, o.throttle.windowMs) : undefined;
+      const throttle = o.throttle ? new SlidingWindowLimiter(o.throttle.limit, o.throttle.windowMs) : undefined;
       const faults = new FaultInjector();
       const stats = new StatsCollector();
 
@@ -125,7 +125,7 @@ export class KeyVaultEmulator {
       const port = (server.address() as AddressInfo).port;
       const vaultUrl = `https://${urlHost(o.host)}:${port}`;
       const api = new SecretsApi(store, vaultUrl);
-      const emulator = new KeyVaultEmulator(o, server, store, persistence, api, sockets, authenticator, bucket, faults, stats, ownsDataDir, {
+      const emulator = new KeyVaultEmulator(o, server, store, persistence, api, sockets, authenticator, throttle, faults, stats, ownsDataDir, {
         vaultUrl,
         port,
         caCertPem: tls.caCertPem,
@@ -208,9 +208,9 @@ export class KeyVaultEmulator {
       return;
     }
 
-    // 2. Throttling (per vault).
-    if (this.bucket) {
-      const t = this.bucket.take();
+    // 2. Throttling (per vault; a refused request does not count, as in Azure).
+    if (this.throttle) {
+      const t = this.throttle.take();
       if (!t.ok) {
         this.statsCollector.record(operation, 429);
         sendError(req, res, errors.throttled(t.retryAfterSeconds));

@@ -15,7 +15,7 @@ export interface KeyVaultEmulatorOptions {
   purgeProtection?: boolean;
   /** Delay before a delete/recover becomes visible (what the SDK pollers wait for). @default 0 */
   operationDelayMs?: number;
-  /** Per-vault throttling (token bucket), or false to disable. @default { limit: 4000, windowMs: 10000 } */
+  /** Per-vault throttling: at most `limit` transactions in any `windowMs` (sliding window), or false to disable. @default { limit: 4000, windowMs: 10000 } */
   throttle?: { limit: number; windowMs: number } | false;
   /** Which bearer tokens are accepted. @default { mode: 'any' } */
   auth?: AuthOptions;

@@ -1,48 +1,45 @@
+import { performance } from 'node:perf_hooks';
+
+export type ThrottleDecision = { ok: true } | { ok: false; retryAfterSeconds: number };
+
 /**
- * A token bucket: `limit` transactions per `windowMs`, refilled continuously. Azure Key Vault's
- * secrets limit is 4,000 transactions per 10 s per vault; failed (429) requests also count there,
- * but a refused request takes no token here so a client that backs off recovers on schedule.
+ * Azure Key Vault's limit as it is stated: at most `limit` transactions in any `windowMs` (secrets:
+ * 4,000 per 10 s per vault). A sliding window over the admission times: a ring of the last `limit`
+ * admissions, so a request is admitted only when the `limit`-th admission before it is at least
+ * `windowMs` old — no window [t, t + windowMs) ever holds more than `limit` (a token bucket let up to
+ * twice the limit through in one window). O(1) per request, `limit` numbers of memory. A refused
+ * (429) request is not recorded: Azure documents that throttled requests do not count towards the limit.
  */
-export class TokenBucket {
-  private tokens: number;
-  private last: number;
-  private readonly ratePerMs: number;
+export class SlidingWindowLimiter {
+  private readonly admitted: Float64Array;
+  /** Index of the oldest admission once the ring is full. */
+  private oldest = 0;
+  private count = 0;
 
   constructor(
     readonly limit: number,
     readonly windowMs: number,
-    private readonly now: () => number = Date.now,
+    /** Monotonic milliseconds: a wall-clock step back must not stall the vault. */
+    private readonly now: () => number = () => performance.now(),
   ) {
-    if (!Number.isFinite(limit) || limit < 1) throw new RangeError(`throttle.limit must be >= 1 (got ${limit})`);
+    if (!Number.isInteger(limit) || limit < 1) throw new RangeError(`throttle.limit must be an integer >= 1 (got ${limit})`);
     if (!Number.isFinite(windowMs) || windowMs < 1) throw new RangeError(`throttle.windowMs must be >= 1 (got ${windowMs})`);
-    this.tokens = limit;
-    this.last = now();
-    this.ratePerMs = limit / windowMs;
+    this.admitted = new Float64Array(limit);
   }
 
-  /** Takes one token if available; otherwise returns the whole seconds to wait (>= 1). */
-  take(): { ok: true } | { ok: false; retryAfterSeconds: number } {
-    this.refill();
-    if (this.tokens >= 1) {
-      this.tokens -= 1;
+  /** Admits one request, or tells the whole seconds (>= 1) until the oldest admission leaves the window. */
+  take(): ThrottleDecision {
+    const t = this.now();
+    if (this.count < this.limit) {
+      this.admitted[(this.oldest + this.count++) % this.limit] = t;
       return { ok: true };
     }
-    const waitMs = (1 - this.tokens) / this.ratePerMs;
-    return { ok: false, retryAfterSeconds: Math.max(1, Math.ceil(waitMs / 1000)) };
-  }
-
-  /** Tokens currently available (fractional). */
-  available(): number {
-    this.refill();
-    return this.tokens;
-  }
-
-  private refill(): void {
-    const t = this.now();
-    const elapsed = t - this.last;
-    if (elapsed > 0) {
-      this.tokens = Math.min(this.limit, this.tokens + elapsed * this.ratePerMs);
-      this.last = t;
+    const freeAt = this.admitted[this.oldest] + this.windowMs;
+    if (t >= freeAt) {
+      this.admitted[this.oldest] = t;
+      this.oldest = (this.oldest + 1) % this.limit;
+      return { ok: true };
     }
+    return { ok: false, retryAfterSeconds: Math.max(1, Math.ceil((freeAt - t) / 1000)) };
   }
 }
