@@ -10,3 +10,15 @@ export { VaultModule } from './vault/vault.module';
 export { AuditAnchorModule } from './audit/audit-anchor.module';
 export { generateApiKey } from './auth/api-keys';
 export { ALL_SCOPES } from './auth/scopes';
+export { loadAppConfigResolvingReferences } from './config/keyvault-references';
+export { TenantBackupService, type BackupPayload, type RestoreReport } from './backup/tenant-backup.service';
+export {
+  BackupBundleError,
+  keyFromPassphrase,
+  newPassphraseSalt,
+  openBundle,
+  parseBackupKey,
+  readBundleHeader,
+  sealBundle,
+  type BackupKeySource,
+} from './backup/backup-bundle';

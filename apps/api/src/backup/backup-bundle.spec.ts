@@ -1,0 +1,36 @@
+import { randomBytes } from 'node:crypto';
+import { BackupBundleError, keyFromPassphrase, openBundle, parseBackupKey, readBundleHeader, sealBundle } from './backup-bundle';
+
+const header = { format: 'cvbak' as const, version: 1 as const, tenantId: 't1', createdAt: '2026-12-02T00:00:00.000Z', counts: { credentials: 1, versions: 1, policies: 0 }, key: { source: 'key-file' as const } };
+
+describe('backup bundle', () => {
+  it('round-trips a payload and keeps values out of the clear text', () => {
+    const key = randomBytes(32);
+    const bundle = sealBundle(header, { secret: 'sk_live_should_not_show' }, key);
+    expect(bundle).not.toContain('sk_live');
+    expect(readBundleHeader(bundle)).toMatchObject({ tenantId: 't1', counts: { credentials: 1 }, key: { source: 'key-file' } });
+    expect(openBundle(bundle, key).payload).toEqual({ secret: 'sk_live_should_not_show' });
+  });
+
+  it('refuses another key, an edited header and a flipped ciphertext byte', () => {
+    const key = randomBytes(32);
+    const bundle = sealBundle(header, { a: 1 }, key);
+    expect(() => openBundle(bundle, randomBytes(32))).toThrow(/not the key the backup was made with/);
+    expect(() => openBundle(bundle.replace('"t1"', '"t2"'), key)).toThrow(/integrity check/);
+    const [head, body] = bundle.split('\n');
+    const bytes = Buffer.from(body, 'base64');
+    bytes[3] ^= 1;
+    expect(() => openBundle(`${head}\n${bytes.toString('base64')}\n`, key)).toThrow(BackupBundleError);
+    expect(() => readBundleHeader('hello')).toThrow(/not a Credential Vault backup/);
+  });
+
+  it('reads keys as base64 or hex, refuses anything else, and stretches passphrases deterministically', () => {
+    const key = randomBytes(32);
+    expect(parseBackupKey(key.toString('base64'))).toEqual(key);
+    expect(parseBackupKey(`${key.toString('hex')}\n`)).toEqual(key);
+    expect(() => parseBackupKey('short')).toThrow(/32 bytes/);
+    const salt = randomBytes(16);
+    expect(keyFromPassphrase('a long enough phrase', salt)).toEqual(keyFromPassphrase('a long enough phrase', salt));
+    expect(() => keyFromPassphrase('short', salt)).toThrow(/at least 12/);
+  });
+});

@@ -1,0 +1,196 @@
+import { Module } from '@nestjs/common';
+import { NestFactory } from '@nestjs/core';
+import { EventEmitterModule } from '@nestjs/event-emitter';
+import { TypeOrmModule } from '@nestjs/typeorm';
+import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { Command, CommandRunner, Option } from 'nest-commander';
+import { AuditModule } from '@app/audit';
+import { PersistenceModule, type OperationContext } from '@app/common';
+import { CredentialsModule } from '@app/credentials';
+import { isKeyVaultError, KeyVaultErrorCode, KeyVaultProvider } from '@app/key-vault';
+import { RotationModule } from '@app/rotation';
+import {
+  APP_CONFIG,
+  AppConfigModule,
+  BackupBundleError,
+  databaseOptions,
+  keyFromPassphrase,
+  loadAppConfigResolvingReferences,
+  newPassphraseSalt,
+  openBundle,
+  parseBackupKey,
+  readBundleHeader,
+  sealBundle,
+  TenantBackupService,
+  VaultModule,
+  type BackupKeySource,
+  type BackupPayload,
+} from '@app/api-host';
+
+interface KeyFlags {
+  keyFile?: string;
+  passphraseEnv?: string;
+  keySecret?: string;
+}
+
+/** The libs with the host's database and vault (same environment as the host); no job scheduled, no event dispatched here. */
+async function withBackup<T>(work: (service: TenantBackupService, vault: KeyVaultProvider) => Promise<T>): Promise<T> {
+  const config = await loadAppConfigResolvingReferences(process.env);
+
+  @Module({
+    imports: [
+      AppConfigModule.forRoot(config),
+      TypeOrmModule.forRootAsync({ inject: [APP_CONFIG], useFactory: databaseOptions }),
+      EventEmitterModule.forRoot({ wildcard: false, delimiter: '.' }),
+      PersistenceModule.forRoot({ outbox: { dispatch: false } }),
+      VaultModule,
+      AuditModule.forRoot({ failClosed: config.audit.failClosed, retention: { enabled: false }, anchor: { enabled: false }, isGlobal: true }),
+      CredentialsModule.forRoot({ isGlobal: true, integrations: config.credentials.integrations, vault: { namePrefix: config.credentials.vaultSecretPrefix } }),
+      RotationModule.forRoot({ expiryMonitor: { enabled: false }, rotationCheck: { enabled: false }, webhooks: { job: { enabled: false } } }),
+    ],
+    providers: [TenantBackupService],
+  })
+  class BackupCliModule {}
+
+  const app = await NestFactory.createApplicationContext(BackupCliModule, { logger: ['error'] });
+  try {
+    return await work(app.get(TenantBackupService), app.get(KeyVaultProvider));
+  } finally {
+    await app.close();
+  }
+}
+
+const operator = (tenantId: string): OperationContext => ({ tenantId, actor: { id: `cli:${process.env.USER ?? 'operator'}` } });
+
+function exactlyOneKey(flags: KeyFlags): void {
+  const given = [flags.keyFile, flags.passphraseEnv, flags.keySecret].filter((f) => f !== undefined).length;
+  if (given !== 1) throw new BackupBundleError('give exactly one of --key-file, --passphrase-env or --key-secret');
+}
+
+function passphrase(variable: string): string {
+  const value = process.env[variable];
+  if (!value) throw new BackupBundleError(`the environment variable ${variable} (--passphrase-env) is not set`);
+  return value;
+}
+
+/** The key for a new backup, and how the header names it. A missing Key Vault key secret is created. */
+async function keyForBackup(flags: KeyFlags, vault: KeyVaultProvider): Promise<{ key: Buffer; source: BackupKeySource }> {
+  exactlyOneKey(flags);
+  if (flags.keyFile) return { key: parseBackupKey(readFileSync(flags.keyFile, 'utf8')), source: { source: 'key-file' } };
+  if (flags.passphraseEnv) {
+    const salt = newPassphraseSalt();
+    return { key: keyFromPassphrase(passphrase(flags.passphraseEnv), salt), source: { source: 'passphrase', salt: salt.toString('base64') } };
+  }
+  const name = flags.keySecret!;
+  try {
+    const secret = await vault.getSecret(name);
+    return { key: parseBackupKey(secret.value), source: { source: 'key-vault', secretName: name, secretVersion: secret.properties.version! } };
+  } catch (error) {
+    if (!isKeyVaultError(error) || error.code !== KeyVaultErrorCode.KEY_NOT_FOUND) throw error;
+    const created = await vault.setSecret(name, randomBytes(32).toString('base64'), { contentType: 'application/vnd.credential-vault.backup-key', tags: { purpose: 'credential-vault-backup' } });
+    process.stderr.write(`Created the backup key secret ${name} in the vault.\n`);
+    return { key: parseBackupKey(created.value), source: { source: 'key-vault', secretName: name, secretVersion: created.properties.version! } };
+  }
+}
+
+/** The key that opens `bundle`, following its header (a Key Vault key is read at the recorded version). */
+async function keyForRestore(flags: KeyFlags, bundle: string, vault: KeyVaultProvider): Promise<Buffer> {
+  const { key: recorded } = readBundleHeader(bundle);
+  if (recorded.source === 'key-vault' && !flags.keyFile && !flags.passphraseEnv) {
+    return parseBackupKey((await vault.getSecret(flags.keySecret ?? recorded.secretName, recorded.secretVersion)).value);
+  }
+  exactlyOneKey(flags);
+  if (flags.keyFile) return parseBackupKey(readFileSync(flags.keyFile, 'utf8'));
+  if (flags.passphraseEnv) {
+    if (recorded.source !== 'passphrase') throw new BackupBundleError(`this backup was made with a ${recorded.source}, not a passphrase`);
+    return keyFromPassphrase(passphrase(flags.passphraseEnv), Buffer.from(recorded.salt, 'base64'));
+  }
+  throw new BackupBundleError('this backup was not made with a Key Vault key: give --key-file or --passphrase-env');
+}
+
+abstract class KeyOptions extends CommandRunner {
+  @Option({ flags: '--key-file <path>', description: 'a file with a 32-byte key (base64 or 64 hex characters)' })
+  parseKeyFile(v: string): string {
+    return v;
+  }
+
+  @Option({ flags: '--passphrase-env <variable>', description: 'the environment variable holding a passphrase (≥ 12 characters; scrypt)' })
+  parsePassphraseEnv(v: string): string {
+    return v;
+  }
+
+  @Option({ flags: '--key-secret <name>', description: 'a Key Vault secret holding the key (created on backup when missing)' })
+  parseKeySecret(v: string): string {
+    return v;
+  }
+
+  @Option({ flags: '--tenant <tenant>', description: 'the tenant (restore: default is the backup’s own tenant)' })
+  parseTenant(v: string): string {
+    return v;
+  }
+}
+
+/**
+ * `cli backup --tenant t1 --out t1.cvbak (--key-file k | --passphrase-env VAR | --key-secret name)`:
+ * every live credential of the tenant (metadata, every version's value) and its policy overrides,
+ * sealed with AES-256-GCM. Revoked credentials are left out (their values stay disabled). Audited.
+ */
+@Command({ name: 'backup', description: "Write an encrypted backup of a tenant's credentials and policies" })
+export class BackupCommand extends KeyOptions {
+  async run(_args: string[], flags: KeyFlags & { tenant?: string; out?: string }): Promise<void> {
+    if (!flags.tenant) throw new BackupBundleError('--tenant is required');
+    if (!flags.out) throw new BackupBundleError('--out is required');
+    if (existsSync(flags.out)) throw new BackupBundleError(`${flags.out} exists: choose another --out (a backup is never overwritten)`);
+    const summary = await withBackup(async (service, vault) => {
+      const { key, source } = await keyForBackup(flags, vault);
+      const payload = await service.backup(operator(flags.tenant!));
+      const counts = {
+        credentials: payload.credentials.length,
+        versions: payload.credentials.reduce((n, c) => n + c.versions.length, 0),
+        policies: payload.policies.length,
+      };
+      const bundle = sealBundle({ format: 'cvbak', version: 1, tenantId: flags.tenant!, createdAt: new Date().toISOString(), counts, key: source }, payload, key);
+      // Written whole, then renamed: an interrupted backup never leaves a half file under the name.
+      const tmp = `${flags.out}.${process.pid}.tmp`;
+      writeFileSync(tmp, bundle, { mode: 0o600, flag: 'wx' });
+      renameSync(tmp, flags.out!);
+      return { tenantId: flags.tenant, out: flags.out, key: source.source, ...counts, skipped: payload.skipped };
+    });
+    process.stdout.write(`${JSON.stringify(summary, null, 2)}\n`);
+  }
+
+  @Option({ flags: '--out <file>', description: 'where to write the backup (must not exist)' })
+  parseOut(v: string): string {
+    return v;
+  }
+}
+
+/**
+ * `cli restore --in t1.cvbak [--tenant t2] [--dry-run] (key flags)`: applies a backup idempotently —
+ * creates what is missing, appends versions missing here, leaves matching credentials alone, reports
+ * conflicts without touching them. `--dry-run` reports and writes nothing. Exit 1 on any conflict.
+ */
+@Command({ name: 'restore', description: 'Restore a tenant backup (idempotent; --dry-run reports what would change)' })
+export class RestoreCommand extends KeyOptions {
+  async run(_args: string[], flags: KeyFlags & { tenant?: string; in?: string; dryRun?: boolean }): Promise<void> {
+    if (!flags.in) throw new BackupBundleError('--in is required');
+    const bundle = readFileSync(flags.in, 'utf8');
+    const report = await withBackup(async (service, vault) => {
+      const { header, payload } = openBundle<BackupPayload>(bundle, await keyForRestore(flags, bundle, vault));
+      return service.restore(operator(flags.tenant ?? header.tenantId), payload, { dryRun: flags.dryRun === true });
+    });
+    process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
+    if (report.credentials.conflict > 0) process.exitCode = 1;
+  }
+
+  @Option({ flags: '--in <file>', description: 'the backup file' })
+  parseIn(v: string): string {
+    return v;
+  }
+
+  @Option({ flags: '--dry-run', description: 'report what would change, write nothing' })
+  parseDryRun(): boolean {
+    return true;
+  }
+}
