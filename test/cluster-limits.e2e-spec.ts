@@ -4,7 +4,9 @@ import { createServer, Server, Socket } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import type { NestFastifyApplication } from '@nestjs/platform-fastify';
+import { EventEmitter2 } from '@nestjs/event-emitter';
 import { Redis } from 'ioredis';
+import { AUDIT_SUSPICIOUS_ACTIVITY_EVENT, AuditAction, AuditService, SuspiciousActivityEvent } from '@app/audit';
 import { generateApiKey } from '../apps/api/src/auth/api-keys';
 import { SharedStateRedis } from '../apps/api/src/auth/shared-state-redis';
 import { createApp } from '../apps/api/src/bootstrap';
@@ -124,6 +126,8 @@ describe('cluster-wide limits and counters (two replicas, PostgreSQL, one Redis)
   const limit = 6;
   const key = generateApiKey('acme-ci', 'acme', ['credentials:read', 'credentials:write']);
   const other = generateApiKey('acme-other', 'acme', ['credentials:read']);
+  /** Lacks credentials:write: every POST is a denial the audit lib counts. */
+  const prober = generateApiKey('acme-prober', 'acme', ['credentials:read']);
   let redis: Redis;
   let a: TestHost;
   let b: Replica;
@@ -133,7 +137,7 @@ describe('cluster-wide limits and counters (two replicas, PostgreSQL, one Redis)
     a = await startTestHost('postgres', {
       REDIS_URL,
       REDIS_KEY_PREFIX: prefix,
-      AUTH_API_KEYS: JSON.stringify([key.entry, other.entry]),
+      AUTH_API_KEYS: JSON.stringify([key.entry, other.entry, prober.entry]),
       RATE_LIMIT_PER_MINUTE: String(limit),
       OAUTH_PROACTIVE_ENABLED: 'false',
     });
@@ -174,13 +178,52 @@ describe('cluster-wide limits and counters (two replicas, PostgreSQL, one Redis)
       expect((await get(a.baseUrl, '/v1/credentials', other.key)).status).toBe(200);
       expect((await get(b.baseUrl, '/v1/credentials', other.key)).status).toBe(200);
     });
+  });
 
-    it('keeps no client identifier or API key in Redis keys or values', async () => {
-      const keys = await redis.keys(`${prefix}*`);
-      expect(keys.length).toBeGreaterThan(0);
-      const values = await Promise.all(keys.map(async (k) => ((await redis.type(k)) === 'string' ? redis.get(k) : '')));
-      const dump = `${keys.join('\n')}\n${values.join('\n')}`;
-      for (const needle of [key.key, other.key, 'acme-ci', 'acme-other', 'api-key:']) expect(dump).not.toContain(needle);
+  describe('suspicious-activity counters', () => {
+    const eventually = async <T>(read: () => Promise<T> | T, done: (v: T) => boolean, ms = 5000): Promise<T> => {
+      const until = Date.now() + ms;
+      for (;;) {
+        const v = await read();
+        if (done(v) || Date.now() > until) return v;
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    };
+
+    it('count denials seen by both replicas against one threshold and raise each alert once in the cluster', async () => {
+      const seen: { replica: string; event: SuspiciousActivityEvent }[] = [];
+      const replicas = { a: a.app, b: b.app };
+      const listeners = Object.entries(replicas).map(([name, app]) => {
+        const listener = (event: SuspiciousActivityEvent) => seen.push({ replica: name, event });
+        app.get(EventEmitter2).on(AUDIT_SUSPICIOUS_ACTIVITY_EVENT, listener);
+        return () => app.get(EventEmitter2).off(AUDIT_SUSPICIOUS_ACTIVITY_EVENT, listener);
+      });
+      try {
+        const deny = (base: string) =>
+          fetch(`${base}/v1/credentials`, {
+            method: 'POST',
+            headers: { 'x-api-key': prober.key, 'content-type': 'application/json' },
+            body: JSON.stringify({ integrationId: 'jira', connectionId: 'j1', type: 'api_key', value: 'never-stored-0123456789' }),
+          });
+        // The default threshold is 5 denials per actor (and per resource) in 10 minutes: 3 here, 2 there —
+        // neither replica alone reaches it.
+        for (const base of [a.baseUrl, b.baseUrl, a.baseUrl, b.baseUrl, a.baseUrl]) expect((await deny(base)).status).toBe(403);
+        await eventually(() => seen.length, (n) => n >= 2);
+        // More denials on both within the window raise nothing new anywhere.
+        for (const base of [b.baseUrl, a.baseUrl, b.baseUrl]) expect((await deny(base)).status).toBe(403);
+        await Promise.all([a.app.get(AuditService).flush(), b.app.get(AuditService).flush()]);
+        await new Promise((r) => setTimeout(r, 500));
+        expect(seen.map((s) => s.event.kind).sort()).toEqual(['failures_by_actor', 'failures_by_resource']);
+        expect(seen.find((s) => s.event.kind === 'failures_by_actor')!.event).toMatchObject({ tenantId: 'acme', actorId: 'api-key:acme-prober', count: 5, threshold: 5 });
+        const rows = await eventually(
+          () => a.app.get(AuditService).query({ tenantId: 'acme', action: AuditAction.SUSPICIOUS_ACTIVITY }),
+          (p) => p.items.length >= 2,
+        );
+        expect(rows.items).toHaveLength(2);
+        expect(a.app.get(AuditService).stats.suspiciousActivities + b.app.get(AuditService).stats.suspiciousActivities).toBe(2);
+      } finally {
+        listeners.forEach((off) => off());
+      }
     });
   });
 
@@ -218,6 +261,28 @@ describe('cluster-wide limits and counters (two replicas, PostgreSQL, one Redis)
       expect(shared.fallbacks.rate_limit).toBe(limit + 1);
       const metrics = await (await fetch(`${c.baseUrl}/metrics`)).text();
       expect(metrics).toMatch(new RegExp(`credential_vault_shared_state_fallbacks_total\\{component="rate_limit"\\} ${limit + 1}\\b`));
+      // A denial is still counted for suspicious activity, in this process.
+      const denied = await fetch(`${c.baseUrl}/v1/credentials`, { method: 'POST', headers: { 'x-api-key': fresh.key, 'content-type': 'application/json' }, body: '{}' });
+      expect(denied.status).toBe(403);
+      const until = Date.now() + 3000;
+      while (shared.fallbacks.suspicious_activity === 0 && Date.now() < until) await new Promise((r) => setTimeout(r, 50));
+      expect(shared.fallbacks.suspicious_activity).toBeGreaterThan(0);
     });
+  });
+
+  it('leaves no API key, client, tenant, actor or resource identifier in Redis keys or values', async () => {
+    const keys = await redis.keys(`${prefix}*`);
+    expect(keys.length).toBeGreaterThan(0);
+    const values = await Promise.all(
+      keys.map(async (k) => {
+        const type = await redis.type(k);
+        if (type === 'string') return redis.get(k);
+        if (type === 'zset') return (await redis.zrange(k, 0, -1)).join(' ');
+        if (type === 'hash') return JSON.stringify(await redis.hgetall(k));
+        return type;
+      }),
+    );
+    const dump = `${keys.join('\n')}\n${values.join('\n')}`;
+    for (const needle of [key.key, other.key, prober.key, 'acme', 'api-key:', '/v1/credentials']) expect(dump).not.toContain(needle);
   });
 });

@@ -17,7 +17,8 @@ import { CHAIN_WRITER_PROVIDER } from './internal/chain-writer';
 /**
  * The audit log. The host registers TypeORM (with `AUDIT_ENTITIES` and `AUDIT_MIGRATIONS`),
  * `EventEmitterModule.forRoot()` and, when retention or anchoring is enabled, `ScheduleModule.forRoot()`;
- * optionally a global `DistributedLock` and `Clock` provider (or the `clock` option), and a global `AuditAnchorStore` (anchoring).
+ * optionally a global `DistributedLock` and `Clock` provider (or the `clock` option), a global `AuditAnchorStore` (anchoring),
+ * and a global `SuspiciousActivityCounters` (suspicious-activity counters shared by replicas; in process without one).
  * Its jobs run through `ScheduledJobs` (libs/common), whose status the host can publish.
  *
  * ```ts

@@ -46,7 +46,11 @@ export interface AuditModuleOptions {
     /** IANA time zone for `cron`. @default 'UTC' */
     timeZone?: string;
   };
-  /** In-memory detection of suspicious patterns (per process). */
+  /**
+   * Detection of suspicious patterns. Counted in this process's memory (per process), unless the host
+   * provides a `SuspiciousActivityCounters` globally (e.g. Redis): then thresholds count across
+   * replicas and each alert is raised once per window in the cluster.
+   */
   suspicious?: {
     /** @default true */
     enabled?: boolean;

@@ -16,7 +16,8 @@ import { toView } from './internal/entry-view';
 import { errorMessage } from './internal/error-message';
 import { PreparedEvent, prepareEvent } from './internal/prepare-event';
 import { ReadBuffer } from './internal/read-buffer';
-import { SuspiciousActivityDetector, SuspiciousActivityEvent } from './internal/suspicious-activity.detector';
+import { ObservedEvent, SharedSuspiciousActivityDetector, SuspiciousActivityDetector, SuspiciousActivityEvent } from './internal/suspicious-activity.detector';
+import { SuspiciousActivityCounters } from './suspicious-activity.counters';
 
 /** The writer's share of `AuditStats`. */
 export type AuditWriterStats = Omit<AuditStats, 'brokenChains' | 'anchorsWritten' | 'anchorFailures'>;
@@ -32,7 +33,7 @@ export class AuditWriter {
   private readonly logger = new Logger(AuditWriter.name);
   private readonly runner: TransactionRunner;
   private readonly buffer: ReadBuffer<PreparedEvent>;
-  private readonly detector?: SuspiciousActivityDetector;
+  private readonly detector?: { observe(e: ObservedEvent): SuspiciousActivityEvent[] | Promise<SuspiciousActivityEvent[]> };
   private readonly pending = new Set<Promise<unknown>>();
   private timer?: NodeJS.Timeout;
   private flushTail: Promise<void> = Promise.resolve();
@@ -59,12 +60,18 @@ export class AuditWriter {
     @Inject(AUDIT_CLOCK) private readonly clock: Clock,
     @Optional() private readonly events?: EventEmitter2,
     @Optional() runner?: TransactionRunner,
+    @Optional() sharedCounters?: SuspiciousActivityCounters,
   ) {
     // Without PersistenceModule (the CLI) a runner of our own still sees the ambient transactions:
     // the context is shared by every runner of one DataSource.
     this.runner = runner ?? new TransactionRunner(dataSource);
     this.buffer = new ReadBuffer(options.readBuffer.maxSize);
-    if (options.suspicious.enabled) this.detector = new SuspiciousActivityDetector(options.suspicious, this.clock);
+    if (options.suspicious.enabled) {
+      // Counters shared by the replicas when the host provides them; in this process otherwise.
+      this.detector = sharedCounters
+        ? new SharedSuspiciousActivityDetector(options.suspicious, this.clock, sharedCounters)
+        : new SuspiciousActivityDetector(options.suspicious, this.clock);
+    }
   }
 
   /** Starts the interval flush. */
@@ -95,7 +102,8 @@ export class AuditWriter {
     if (this.buffer.depth > 0) {
       this.logger.error(`${this.buffer.depth} buffered audit reads could not be written before shutdown`);
     }
-    await Promise.allSettled([...this.pending]);
+    // Shared suspicious-activity counters may still raise an alert, whose row is then pending too.
+    while (this.pending.size > 0) await Promise.allSettled([...this.pending]);
   }
 
   /** See `AuditService.record`. */
@@ -254,7 +262,17 @@ export class AuditWriter {
 
   private observe(e: PreparedEvent): void {
     if (!this.detector) return;
-    for (const alert of this.detector.observe(e)) this.raise(alert);
+    const alerts = this.detector.observe(e);
+    if (Array.isArray(alerts)) {
+      for (const alert of alerts) this.raise(alert);
+      return;
+    }
+    // Shared counters answer later: the audited call does not wait for them (shutdown does).
+    const counted = alerts
+      .then((list) => list.forEach((alert) => this.raise(alert)))
+      .catch((err: unknown) => this.logger.warn(`Suspicious-activity counters failed: ${errorMessage(err)}`))
+      .finally(() => this.pending.delete(counted));
+    this.pending.add(counted);
   }
 
   private raise(alert: SuspiciousActivityEvent): void {

@@ -15,5 +15,7 @@ export { AUDIT_SUSPICIOUS_ACTIVITY_EVENT, AUDIT_CHAIN_BROKEN_EVENT, AUDIT_RETENT
 export * from './interfaces/audit-event.interface';
 export * from './errors/audit.errors';
 export type { SuspiciousActivityEvent, SuspiciousActivityKind } from './internal/suspicious-activity.detector';
+export { SuspiciousActivityCounters, InProcessSuspiciousActivityCounters } from './suspicious-activity.counters';
+export type { SuspiciousCounterHit, SuspiciousCounterResult } from './suspicious-activity.counters';
 export { canonicalEntry, computeEntryHash, GENESIS_HASH } from './internal/canonical';
 export type { HashableEntry } from './internal/canonical';

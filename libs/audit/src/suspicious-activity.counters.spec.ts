@@ -1,0 +1,45 @@
+import { ManualClock } from '@app/common';
+import { AuditResult } from './interfaces/audit-event.interface';
+import { ObservedEvent, SharedSuspiciousActivityDetector } from './internal/suspicious-activity.detector';
+import { InProcessSuspiciousActivityCounters, SuspiciousActivityCounters } from './suspicious-activity.counters';
+
+const MIN = 60_000;
+const thresholds = { failureThreshold: 3, windowMs: 10 * MIN, distinctReadsThreshold: 2, distinctReadsWindowMs: 10 * MIN };
+const denied = (resource: string, actorId = 'mallory'): ObservedEvent => ({ action: 'read', tenantId: 't1', actorId, resource, result: AuditResult.DENIED });
+
+/** Detection over counters shared by several detectors — what two replicas on one Redis amount to. */
+describe('SharedSuspiciousActivityDetector', () => {
+  it('counts what every replica saw against one threshold and raises each alert on one replica only, once per window', async () => {
+    const clock = new ManualClock(new Date('2026-03-01T00:00:00Z'));
+    const counters = new InProcessSuspiciousActivityCounters();
+    const replicas = [new SharedSuspiciousActivityDetector(thresholds, clock, counters), new SharedSuspiciousActivityDetector(thresholds, clock, counters)];
+    const kinds: string[][] = [];
+    for (let i = 0; i < 6; i++) kinds.push((await replicas[i % 2].observe(denied(`cred-${i}`))).map((a) => a.kind));
+    expect(kinds).toEqual([[], [], ['failures_by_actor'], [], [], []]);
+    clock.advance(10 * MIN);
+    const again = [];
+    for (let i = 0; i < 3; i++) again.push(...(await replicas[(i + 1) % 2].observe(denied(`x-${i}`))));
+    expect(again).toEqual([expect.objectContaining({ kind: 'failures_by_actor', count: 3, threshold: 3 })]);
+  });
+
+  it('counts distinct reads across replicas (a re-read counts once) and reports the configured threshold', async () => {
+    const clock = new ManualClock(new Date('2026-03-01T00:00:00Z'));
+    const counters = new InProcessSuspiciousActivityCounters();
+    const [r1, r2] = [new SharedSuspiciousActivityDetector(thresholds, clock, counters), new SharedSuspiciousActivityDetector(thresholds, clock, counters)];
+    const read = (d: SharedSuspiciousActivityDetector, resource: string) => d.observe({ ...denied(resource), result: AuditResult.SUCCESS });
+    expect(await read(r1, 'c1')).toEqual([]);
+    expect(await read(r2, 'c1')).toEqual([]);
+    expect(await read(r2, 'c2')).toEqual([]);
+    expect(await read(r1, 'c3')).toEqual([expect.objectContaining({ kind: 'distinct_reads_by_actor', count: 3, threshold: 2 })]);
+  });
+
+  it('passes what the counters answer through: no alert unless the counters grant it', async () => {
+    class NeverAlerting extends SuspiciousActivityCounters {
+      hit(_now: number, hits: readonly unknown[]) {
+        return Promise.resolve(hits.map(() => ({ count: 99, alert: false })));
+      }
+    }
+    const d = new SharedSuspiciousActivityDetector(thresholds, new ManualClock(new Date()), new NeverAlerting());
+    expect(await d.observe(denied('c1'))).toEqual([]);
+  });
+});
