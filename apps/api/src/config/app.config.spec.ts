@@ -1,4 +1,16 @@
+import { DEFAULT_WEBHOOK_SECRETS_OPTIONS, resolveNotificationOptions, resolveWebhookSecretsOptions } from '@app/rotation';
 import { ConfigValidationError, loadAppConfig } from './app.config';
+
+/** The problems of a refused environment, as one text. */
+function problemsOf(env: Record<string, string>): string {
+  try {
+    loadAppConfig(env);
+  } catch (e) {
+    expect(e).toBeInstanceOf(ConfigValidationError);
+    return (e as ConfigValidationError).message;
+  }
+  throw new Error('expected a validation error');
+}
 
 describe('loadAppConfig', () => {
   it('defaults to the embedded vault and a SQLite file under ./data', () => {
@@ -68,5 +80,106 @@ describe('loadAppConfig', () => {
 
   it('treats empty variables as unset', () => {
     expect(loadAppConfig({ KEY_VAULT_URL: '', PORT: '' }).keyVault.mode).toBe('embedded');
+  });
+
+  describe('webhook secrets and notifications (RotationModule options)', () => {
+    it('defaults to the lib defaults: 24 h overlap, 5 live secrets, the daily job, no e-mail; the lib accepts them', () => {
+      const { webhooks, notifications, smtpCaCertPath } = loadAppConfig({}).rotation;
+      // 03:30 daily, written with 5 fields like the host's other jobs
+      expect(resolveWebhookSecretsOptions(webhooks)).toEqual({ ...DEFAULT_WEBHOOK_SECRETS_OPTIONS, job: { ...DEFAULT_WEBHOOK_SECRETS_OPTIONS.job, cron: '30 3 * * *' } });
+      const resolved = resolveNotificationOptions(notifications);
+      expect(resolved).toEqual(resolveNotificationOptions({}));
+      expect(resolved.email.enabled).toBe(false);
+      expect(smtpCaCertPath).toBeUndefined();
+    });
+
+    it('maps every variable onto the lib options, which accept them', () => {
+      const cfg = loadAppConfig(
+        {
+          WEBHOOK_SECRET_OVERLAP_MS: '3600000',
+          WEBHOOK_SECRET_MAX_LIVE: '3',
+          WEBHOOK_SECRET_TOLERANCE_SECONDS: '120',
+          WEBHOOK_SECRET_CACHE_TTL_MS: '5000',
+          WEBHOOK_SECRET_ROTATION_ENABLED: 'false',
+          WEBHOOK_SECRET_ROTATION_CRON: '0 4 * * 1',
+          WEBHOOK_SECRET_ROTATION_MAX_PER_RUN: '50',
+          NOTIFICATIONS_ENABLED: 'yes',
+          NOTIFICATIONS_WEBHOOK_ENABLED: 'false',
+          NOTIFICATIONS_WEBHOOK_TIMEOUT_MS: '2000',
+          NOTIFICATIONS_WEBHOOK_ALLOW_PRIVATE_TARGETS: 'true',
+          NOTIFICATIONS_RETRY_MAX_ATTEMPTS: '8',
+          NOTIFICATIONS_RETRY_BASE_MS: '1000',
+          NOTIFICATIONS_RETRY_MAX_MS: '60000',
+          NOTIFICATIONS_RETRY_LEASE_MS: '30000',
+          NOTIFICATIONS_RETENTION_DAYS: '7',
+          SMTP_HOST: 'smtp.example.test',
+          SMTP_PORT: '465',
+          SMTP_SECURE: 'true',
+          SMTP_USER: 'vault',
+          SMTP_PASSWORD: 'pw-123456',
+          SMTP_FROM: 'Vault <vault@example.test>',
+          SMTP_TIMEOUT_MS: '4000',
+          SMTP_CA_CERT_PATH: 'certs/smtp-ca.pem',
+        },
+        '/srv/app',
+      );
+      expect(resolveWebhookSecretsOptions(cfg.rotation.webhooks)).toEqual({
+        overlapMs: 3_600_000,
+        maxLiveSecrets: 3,
+        toleranceSeconds: 120,
+        rotateAfterMs: DEFAULT_WEBHOOK_SECRETS_OPTIONS.rotateAfterMs,
+        cacheTtlMs: 5000,
+        job: { enabled: false, cron: '0 4 * * 1', timeZone: 'UTC', maxPerRun: 50 },
+      });
+      const n = resolveNotificationOptions(cfg.rotation.notifications);
+      expect(n).toMatchObject({
+        enabled: true,
+        retry: { maxAttempts: 8, baseMs: 1000, maxMs: 60_000, leaseMs: 30_000 },
+        retentionMs: 7 * 86_400_000,
+        webhook: { enabled: false, timeoutMs: 2000, allowPrivateTargets: true },
+        email: { enabled: true, host: 'smtp.example.test', port: 465, secure: true, auth: { user: 'vault', pass: 'pw-123456' }, from: 'Vault <vault@example.test>', timeoutMs: 4000 },
+      });
+      expect(cfg.rotation.webhookNotificationsEnabled).toBe(false);
+      expect(cfg.rotation.smtpCaCertPath).toBe('/srv/app/certs/smtp-ca.pem');
+    });
+
+    it('names every bad variable and echoes no value', () => {
+      const password = 'hunter2-smtp-password';
+      const msg = problemsOf({
+        WEBHOOK_SECRET_OVERLAP_MS: '-5',
+        WEBHOOK_SECRET_MAX_LIVE: '1',
+        WEBHOOK_SECRET_ROTATION_ENABLED: 'sometimes',
+        WEBHOOK_SECRET_ROTATION_CRON: 'every-night-at-3',
+        NOTIFICATIONS_RETRY_MAX_ATTEMPTS: '0',
+        NOTIFICATIONS_WEBHOOK_TIMEOUT_MS: 'ten-seconds',
+        SMTP_PORT: '70000',
+        SMTP_PASSWORD: password,
+      });
+      for (const v of [
+        'WEBHOOK_SECRET_OVERLAP_MS',
+        'WEBHOOK_SECRET_MAX_LIVE',
+        'WEBHOOK_SECRET_ROTATION_ENABLED',
+        'WEBHOOK_SECRET_ROTATION_CRON',
+        'NOTIFICATIONS_RETRY_MAX_ATTEMPTS',
+        'NOTIFICATIONS_WEBHOOK_TIMEOUT_MS',
+        'SMTP_PORT',
+        'SMTP_USER and SMTP_PASSWORD: set both or neither',
+        'SMTP_PASSWORD: is set but SMTP_HOST is not',
+      ]) {
+        expect(msg).toContain(v);
+      }
+      for (const value of [password, 'every-night-at-3', 'ten-seconds', 'sometimes', '70000']) expect(msg).not.toContain(value);
+    });
+
+    it('checks the rules between variables: SMTP_FROM with SMTP_HOST, retry bounds, the lease beyond the timeouts, TLS modes', () => {
+      expect(problemsOf({ SMTP_HOST: 'smtp.example.test' })).toMatch(/SMTP_FROM: is required when SMTP_HOST is set/);
+      expect(problemsOf({ SMTP_HOST: 'smtp bad host', SMTP_FROM: 'a@b.c' })).toMatch(/SMTP_HOST: must be a host name/);
+      expect(problemsOf({ SMTP_HOST: 'smtp.example.test', SMTP_FROM: 'nobody' })).toMatch(/SMTP_FROM: must be an e-mail address/);
+      expect(problemsOf({ NOTIFICATIONS_RETRY_BASE_MS: '90000', NOTIFICATIONS_RETRY_MAX_MS: '60000' })).toMatch(/NOTIFICATIONS_RETRY_BASE_MS: must not exceed NOTIFICATIONS_RETRY_MAX_MS/);
+      expect(problemsOf({ NOTIFICATIONS_WEBHOOK_TIMEOUT_MS: '60000' })).toMatch(/NOTIFICATIONS_RETRY_LEASE_MS: must exceed NOTIFICATIONS_WEBHOOK_TIMEOUT_MS/);
+      expect(problemsOf({ SMTP_HOST: 'h', SMTP_FROM: 'a@b.c', SMTP_SECURE: 'true', SMTP_IGNORE_TLS: 'true' })).toMatch(/SMTP_IGNORE_TLS: cannot be combined with SMTP_SECURE/);
+      // Raising the lease makes a long timeout valid.
+      expect(loadAppConfig({ NOTIFICATIONS_WEBHOOK_TIMEOUT_MS: '60000', NOTIFICATIONS_RETRY_LEASE_MS: '120000' }).rotation.notifications.webhook).toMatchObject({ timeoutMs: 60_000 });
+    });
   });
 });

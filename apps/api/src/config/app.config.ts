@@ -1,5 +1,7 @@
 import { isAbsolute, resolve } from 'node:path';
 import { z } from 'zod';
+import { cronExpressionSchema } from '@app/common';
+import type { NotificationOptions, WebhookSecretsOptions } from '@app/rotation';
 import { ApiKeyEntry, apiKeyEntrySchema } from '../auth/api-keys';
 import type { JwtAuthConfig } from '../auth/jwt-verifier';
 
@@ -104,6 +106,31 @@ const envSchema = z
     ROTATION_CHECK_ENABLED: bool(true),
     ROTATION_CHECK_CRON: z.string().min(9).default('0 3 * * *'),
     NOTIFICATIONS_WEBHOOK_ENABLED: bool(true),
+    NOTIFICATIONS_ENABLED: bool(true),
+    NOTIFICATIONS_WEBHOOK_TIMEOUT_MS: int(10_000, 1, 120_000),
+    NOTIFICATIONS_WEBHOOK_ALLOW_PRIVATE_TARGETS: bool(false),
+    NOTIFICATIONS_RETRY_MAX_ATTEMPTS: int(5, 1, 20),
+    NOTIFICATIONS_RETRY_BASE_MS: int(30_000, 1, 86_400_000),
+    NOTIFICATIONS_RETRY_MAX_MS: int(3_600_000, 1, 86_400_000),
+    NOTIFICATIONS_RETRY_LEASE_MS: int(60_000, 1000, 86_400_000),
+    NOTIFICATIONS_RETENTION_DAYS: int(30, 1, 3650),
+    SMTP_HOST: z.string().regex(/^[A-Za-z0-9.:[\]-]{1,255}$/, 'must be a host name or an IP address').optional(),
+    SMTP_PORT: int(587, 1, 65535),
+    SMTP_SECURE: bool(false),
+    SMTP_REQUIRE_TLS: bool(false),
+    SMTP_IGNORE_TLS: bool(false),
+    SMTP_USER: z.string().min(1).max(512).optional(),
+    SMTP_PASSWORD: z.string().min(1).max(1024).optional(),
+    SMTP_FROM: z.string().min(3).max(320).regex(/@/, 'must be an e-mail address (optionally "Name <address>")').optional(),
+    SMTP_TIMEOUT_MS: int(10_000, 1, 120_000),
+    SMTP_CA_CERT_PATH: z.string().min(1).optional(),
+    WEBHOOK_SECRET_OVERLAP_MS: int(86_400_000, 0, 30 * 86_400_000),
+    WEBHOOK_SECRET_MAX_LIVE: int(5, 2, 20),
+    WEBHOOK_SECRET_TOLERANCE_SECONDS: int(300, 1, 3600),
+    WEBHOOK_SECRET_CACHE_TTL_MS: int(0, 0, 3_600_000),
+    WEBHOOK_SECRET_ROTATION_ENABLED: bool(true),
+    WEBHOOK_SECRET_ROTATION_CRON: cronExpressionSchema('must be a cron expression with 5 or 6 fields, e.g. "30 3 * * *"').default('30 3 * * *'),
+    WEBHOOK_SECRET_ROTATION_MAX_PER_RUN: int(1000, 1, 1_000_000),
 
     AUTH_JWT_ISSUER: z.string().min(1).optional(),
     AUTH_JWT_AUDIENCE: z.string().min(1).optional(),
@@ -169,6 +196,11 @@ export interface AppConfig {
     rotationCheck: { enabled: boolean; cron: string };
     /** Send notifications to the tenants' outbound webhooks (settings are kept either way). */
     webhookNotificationsEnabled: boolean;
+    /** RotationModule's `webhooks` options (overlap window, live secrets, the webhook-secret-rotation job). */
+    webhooks: WebhookSecretsOptions;
+    /** RotationModule's `notifications` options; e-mail is on when SMTP_HOST is set (its CA is read from `smtpCaCertPath` at start). */
+    notifications: NotificationOptions;
+    smtpCaCertPath?: string;
   };
   auth: {
     jwt?: JwtAuthConfig;
@@ -216,6 +248,23 @@ function crossFieldProblems(env: Record<string, string | undefined>): string[] {
   for (const v of (cred && required[cred]) || []) {
     if (!env[v]) problems.push(`${v}: is required when KEY_VAULT_CREDENTIAL=${cred}`);
   }
+  if (env.SMTP_HOST && !env.SMTP_FROM) problems.push('SMTP_FROM: is required when SMTP_HOST is set (the sender of notification e-mails)');
+  for (const v of ['SMTP_FROM', 'SMTP_USER', 'SMTP_PASSWORD', 'SMTP_CA_CERT_PATH']) {
+    if (env[v] && !env.SMTP_HOST) problems.push(`${v}: is set but SMTP_HOST is not (e-mail notifications need SMTP_HOST)`);
+  }
+  if (!!env.SMTP_USER !== !!env.SMTP_PASSWORD) problems.push('SMTP_USER and SMTP_PASSWORD: set both or neither');
+  return problems;
+}
+
+/** Rules between parsed values (bounds another variable sets). Names only, never a value. */
+function valueProblems(e: z.infer<typeof envSchema>): string[] {
+  const problems: string[] = [];
+  if (e.NOTIFICATIONS_RETRY_BASE_MS > e.NOTIFICATIONS_RETRY_MAX_MS) problems.push('NOTIFICATIONS_RETRY_BASE_MS: must not exceed NOTIFICATIONS_RETRY_MAX_MS');
+  for (const v of ['NOTIFICATIONS_WEBHOOK_TIMEOUT_MS', 'SMTP_TIMEOUT_MS'] as const) {
+    if (e[v] >= e.NOTIFICATIONS_RETRY_LEASE_MS) problems.push(`NOTIFICATIONS_RETRY_LEASE_MS: must exceed ${v} (an attempt in flight keeps its channel this long)`);
+  }
+  if (e.SMTP_SECURE && e.SMTP_IGNORE_TLS) problems.push('SMTP_IGNORE_TLS: cannot be combined with SMTP_SECURE (TLS from the first byte)');
+  if (e.SMTP_REQUIRE_TLS && e.SMTP_IGNORE_TLS) problems.push('SMTP_IGNORE_TLS: cannot be combined with SMTP_REQUIRE_TLS');
   return problems;
 }
 
@@ -230,6 +279,7 @@ export function loadAppConfig(env: Record<string, string | undefined>, cwd = pro
     // Never echo the offending value: it may be a secret (AZURE_CLIENT_SECRET).
     ...(parsed.success ? [] : parsed.error.issues.map((i) => `${i.path.join('.') || '(env)'}: ${i.message}`)),
     ...crossFieldProblems(cleaned),
+    ...(parsed.success ? valueProblems(parsed.data) : []),
   ];
   if (!parsed.success || problems.length > 0) throw new ConfigValidationError(problems);
   const e = parsed.data;
@@ -287,6 +337,33 @@ export function loadAppConfig(env: Record<string, string | undefined>, cwd = pro
       expiryMonitor: { enabled: e.ROTATION_EXPIRY_MONITOR_ENABLED, cron: e.ROTATION_EXPIRY_MONITOR_CRON },
       rotationCheck: { enabled: e.ROTATION_CHECK_ENABLED, cron: e.ROTATION_CHECK_CRON },
       webhookNotificationsEnabled: e.NOTIFICATIONS_WEBHOOK_ENABLED,
+      webhooks: {
+        overlapMs: e.WEBHOOK_SECRET_OVERLAP_MS,
+        maxLiveSecrets: e.WEBHOOK_SECRET_MAX_LIVE,
+        toleranceSeconds: e.WEBHOOK_SECRET_TOLERANCE_SECONDS,
+        cacheTtlMs: e.WEBHOOK_SECRET_CACHE_TTL_MS,
+        job: { enabled: e.WEBHOOK_SECRET_ROTATION_ENABLED, cron: e.WEBHOOK_SECRET_ROTATION_CRON, maxPerRun: e.WEBHOOK_SECRET_ROTATION_MAX_PER_RUN },
+      },
+      notifications: {
+        enabled: e.NOTIFICATIONS_ENABLED,
+        retry: { maxAttempts: e.NOTIFICATIONS_RETRY_MAX_ATTEMPTS, baseMs: e.NOTIFICATIONS_RETRY_BASE_MS, maxMs: e.NOTIFICATIONS_RETRY_MAX_MS, leaseMs: e.NOTIFICATIONS_RETRY_LEASE_MS },
+        retentionMs: e.NOTIFICATIONS_RETENTION_DAYS * 86_400_000,
+        webhook: { enabled: e.NOTIFICATIONS_WEBHOOK_ENABLED, timeoutMs: e.NOTIFICATIONS_WEBHOOK_TIMEOUT_MS, allowPrivateTargets: e.NOTIFICATIONS_WEBHOOK_ALLOW_PRIVATE_TARGETS },
+        email: e.SMTP_HOST
+          ? {
+              enabled: true,
+              host: e.SMTP_HOST,
+              port: e.SMTP_PORT,
+              secure: e.SMTP_SECURE,
+              requireTLS: e.SMTP_REQUIRE_TLS,
+              ignoreTLS: e.SMTP_IGNORE_TLS,
+              ...(e.SMTP_USER && e.SMTP_PASSWORD ? { auth: { user: e.SMTP_USER, pass: e.SMTP_PASSWORD } } : {}),
+              from: e.SMTP_FROM,
+              timeoutMs: e.SMTP_TIMEOUT_MS,
+            }
+          : { enabled: false },
+      },
+      smtpCaCertPath: e.SMTP_CA_CERT_PATH ? abs(e.SMTP_CA_CERT_PATH, cwd) : undefined,
     },
     auth: {
       jwt: e.AUTH_JWT_ISSUER

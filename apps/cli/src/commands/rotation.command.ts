@@ -27,7 +27,12 @@ async function withRotation<T>(work: (get: <S>(type: Type<S>) => S) => Promise<T
       VaultModule,
       AuditModule.forRoot({ failClosed: config.audit.failClosed, retention: { enabled: false }, anchor: { enabled: false }, isGlobal: true }),
       CredentialsModule.forRoot({ isGlobal: true, integrations: config.credentials.integrations, vault: { namePrefix: config.credentials.vaultSecretPrefix } }),
-      RotationModule.forRoot({ expiryMonitor: { enabled: false }, rotationCheck: { enabled: false }, webhooks: { job: { enabled: false } } }),
+      // The host's webhook options (the overlap window of an activation is the host's), no job scheduled.
+      RotationModule.forRoot({
+        expiryMonitor: { enabled: false },
+        rotationCheck: { enabled: false },
+        webhooks: { ...config.rotation.webhooks, job: { ...config.rotation.webhooks.job, enabled: false } },
+      }),
     ],
   })
   class RotationCliModule {}
