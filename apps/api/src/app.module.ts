@@ -19,6 +19,7 @@ import { RequestBodyInterceptor } from './http/request-body';
 import { loggingOptions } from './logging/logging.options';
 import { JobMetrics } from './metrics/job-metrics';
 import { MetricsController } from './metrics/metrics.controller';
+import { OpsMetrics } from './metrics/ops-metrics';
 import { OAuthHttpModule } from './oauth/oauth-http.module';
 import { HostRedisModule } from './redis/host-redis';
 import { RotationHttpModule } from './rotation/rotation-http.module';
@@ -55,6 +56,7 @@ export class AppModule {
       controllers: [MetricsController],
       providers: [
         JobMetrics,
+        OpsMetrics,
         { provide: APP_FILTER, useClass: AllExceptionsFilter },
         // First interceptor: bodies are parsed after the guards, before anything reads them.
         { provide: APP_INTERCEPTOR, useClass: RequestBodyInterceptor },

@@ -1,0 +1,88 @@
+import { Injectable, OnModuleInit } from '@nestjs/common';
+import { OnEvent } from '@nestjs/event-emitter';
+import { Counter, Gauge } from 'prom-client';
+import { CredentialExpiryScanner, CredentialType } from '@app/credentials';
+import { OAuthRefreshEvents, type OAuthRefreshedEvent, type OAuthRefreshFailedEvent } from '@app/oauth-refresh';
+import { registerHostMetrics } from './host-metrics';
+
+const DAY_MS = 86_400_000;
+/** A scrape never scans more often than this: the gauge is for alerting in days, not seconds. */
+const CERT_SCAN_TTL_MS = 60_000;
+const CERT_WINDOWS = [
+  { window: 'expired', days: 0 },
+  { window: '7d', days: 7 },
+  { window: '30d', days: 30 },
+] as const;
+
+/**
+ * What the alert rules in ops/alerts.yml need beyond the libs' own counters:
+ * - OAuth refreshes by outcome, counted from the lib's events (delivered by the outbox on the
+ *   replica that dispatches, so cluster-wide each refresh counts once; no tenant or id label);
+ * - client certificates (and their private keys) still active past or near expiry, across every
+ *   tenant, from the indexed expiry scan, at most once a minute.
+ */
+@Injectable()
+export class OpsMetrics implements OnModuleInit {
+  private readonly refreshes = new Counter({
+    name: 'credential_vault_oauth_refreshes_total',
+    help: 'OAuth token refreshes by outcome (refreshed; failed_retryable; failed_reauth: the connection needs re-authorisation; failed)',
+    labelNames: ['outcome', 'trigger'],
+    registers: [],
+  });
+  private certCounts?: { at: number; counts: Record<string, number> };
+  private scanning?: Promise<void>;
+
+  constructor(private readonly scanner: CredentialExpiryScanner) {}
+
+  onModuleInit(): void {
+    const refreshCertCounts = () => this.refreshCertCounts();
+    const certCounts = () => this.certCounts?.counts ?? {};
+    registerHostMetrics([
+      this.refreshes,
+      new Gauge({
+        name: 'credential_vault_client_certificates_expiring',
+        help: 'Active client certificates past expiry (window="expired") or expiring within 7/30 days (cumulative), all tenants',
+        labelNames: ['window'],
+        registers: [],
+        async collect() {
+          await refreshCertCounts();
+          for (const [window, n] of Object.entries(certCounts())) this.set({ window }, n);
+        },
+      }),
+    ]);
+  }
+
+  @OnEvent(OAuthRefreshEvents.REFRESHED)
+  onRefreshed(event: OAuthRefreshedEvent): void {
+    this.refreshes.inc({ outcome: 'refreshed', trigger: event.trigger });
+  }
+
+  @OnEvent(OAuthRefreshEvents.REFRESH_FAILED)
+  onRefreshFailed(event: OAuthRefreshFailedEvent): void {
+    const outcome = event.reauthRequired ? 'failed_reauth' : event.retryable ? 'failed_retryable' : 'failed';
+    this.refreshes.inc({ outcome, trigger: event.trigger });
+  }
+
+  private async refreshCertCounts(): Promise<void> {
+    if (this.certCounts && Date.now() - this.certCounts.at < CERT_SCAN_TTL_MS) return;
+    this.scanning ??= this.scanCertificates().finally(() => (this.scanning = undefined));
+    await this.scanning;
+  }
+
+  private async scanCertificates(): Promise<void> {
+    const now = Date.now();
+    const counts: Record<string, number> = Object.fromEntries(CERT_WINDOWS.map((w) => [w.window, 0]));
+    let after: { expiresAt: Date; id: string } | undefined;
+    // Soonest first, so the scan stops at the widest window; only certificates near expiry are read.
+    for (;;) {
+      const page = await this.scanner.scanExpiringAcrossTenants({ before: new Date(now + 30 * DAY_MS), type: CredentialType.CLIENT_CERTIFICATE, limit: 1000, after });
+      for (const ref of page) {
+        for (const w of CERT_WINDOWS) if (ref.expiresAt.getTime() <= now + w.days * DAY_MS) counts[w.window]++;
+      }
+      if (page.length < 1000) break;
+      const last = page[page.length - 1];
+      after = { expiresAt: last.expiresAt, id: last.id };
+    }
+    this.certCounts = { at: now, counts };
+  }
+}

@@ -1,0 +1,67 @@
+import forge from 'node-forge';
+import { EventEmitter2 } from '@nestjs/event-emitter';
+import { CredentialsService, CredentialType } from '@app/credentials';
+import { OAuthRefreshEvents } from '@app/oauth-refresh';
+import { DATABASE_KINDS } from '@app/testing';
+import { startTestHost, TestHost } from './support/host';
+
+const DAY = 86_400_000;
+
+function certificate(notAfter: Date, cn: string): string {
+  const keys = forge.pki.rsa.generateKeyPair(1024);
+  const cert = forge.pki.createCertificate();
+  cert.publicKey = keys.publicKey;
+  cert.serialNumber = '0b';
+  cert.validity.notBefore = new Date(Date.now() - 2 * DAY);
+  cert.validity.notAfter = notAfter;
+  cert.setSubject([{ name: 'commonName', value: cn }]);
+  cert.setIssuer([{ name: 'commonName', value: cn }]);
+  cert.sign(keys.privateKey, forge.md.sha256.create());
+  return forge.pki.certificateToPem(cert);
+}
+
+/** The metrics the alert rules (ops/alerts.yml) use that the libs do not count themselves. */
+describe.each(DATABASE_KINDS)('operations metrics on /metrics (%s)', (kind) => {
+  let host: TestHost;
+  beforeAll(async () => {
+    host = await startTestHost(kind, { ROTATION_EXPIRY_MONITOR_ENABLED: 'false', ROTATION_CHECK_ENABLED: 'false', OAUTH_PROACTIVE_ENABLED: 'false' });
+  });
+  afterAll(() => host?.close());
+
+  const metric = async (name: string) =>
+    (await (await fetch(`${host.baseUrl}/metrics`)).text()).split('\n').filter((l) => l.startsWith(name));
+
+  it('counts client certificates past or near expiry across tenants, without tenant or id labels', async () => {
+    const credentials = host.app.get(CredentialsService);
+    const store = (tenantId: string, connectionId: string, notAfter: Date) =>
+      credentials.store({ tenantId, actor: { id: 'ops' } }, { integrationId: 'bank', connectionId, type: CredentialType.CLIENT_CERTIFICATE, value: certificate(notAfter, `${connectionId}.example`) });
+    await store('ops-a', 'soon', new Date(Date.now() + 3 * DAY));
+    await store('ops-b', 'later', new Date(Date.now() + 20 * DAY));
+    await store('ops-b', 'far', new Date(Date.now() + 200 * DAY));
+    const lines = await metric('credential_vault_client_certificates_expiring');
+    expect(lines).toEqual(
+      expect.arrayContaining([
+        'credential_vault_client_certificates_expiring{window="expired"} 0',
+        'credential_vault_client_certificates_expiring{window="7d"} 1',
+        'credential_vault_client_certificates_expiring{window="30d"} 2',
+      ]),
+    );
+    expect(lines.join('\n')).not.toMatch(/ops-a|ops-b|soon|later/);
+  });
+
+  it('counts OAuth refreshes by outcome from the lib events', async () => {
+    const events = host.app.get(EventEmitter2);
+    const base = { tenantId: 't', integrationId: 'i', connectionId: 'c', accessCredentialId: 'x', trigger: 'proactive', occurredAt: new Date() };
+    events.emit(OAuthRefreshEvents.REFRESHED, { ...base, version: 2, expiresAt: new Date(), refreshTokenRotated: false, attempts: 1 });
+    events.emit(OAuthRefreshEvents.REFRESH_FAILED, { ...base, reauthRequired: true, retryable: false, errorCode: '4001:X', consecutiveFailures: 1 });
+    events.emit(OAuthRefreshEvents.REFRESH_FAILED, { ...base, trigger: 'on_demand', reauthRequired: false, retryable: true, errorCode: '4002:Y', consecutiveFailures: 2 });
+    const lines = await metric('credential_vault_oauth_refreshes_total');
+    expect(lines).toEqual(
+      expect.arrayContaining([
+        'credential_vault_oauth_refreshes_total{outcome="refreshed",trigger="proactive"} 1',
+        'credential_vault_oauth_refreshes_total{outcome="failed_reauth",trigger="proactive"} 1',
+        'credential_vault_oauth_refreshes_total{outcome="failed_retryable",trigger="on_demand"} 1',
+      ]),
+    );
+  });
+});
