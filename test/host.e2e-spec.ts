@@ -54,19 +54,19 @@ describe.each(DATABASE_KINDS)('reference host on %s', (kind) => {
       expect(body.details.jobs).toMatchObject({ status: 'degraded', degraded: [{ job: 'e2e-failing', lastSuccess: null, lastError: 'Error' }] });
       expect(body.info.database.status).toBe('up');
       const text = await (await fetch(`${base}/metrics`)).text();
-      expect(text).toMatch(/credential_vault_job_runs_total\{job="e2e-failing",outcome="failed"\} [1-9]/);
-      expect(text).toMatch(/credential_vault_job_runs_total\{job="audit-retention",outcome="success"\} 0/);
-      expect(text).toMatch(/credential_vault_job_degraded\{job="e2e-failing"\} 1/);
-      expect(text).toMatch(/credential_vault_job_degraded\{job="audit-anchor"\} 0/);
-      expect(text).toMatch(/credential_vault_job_last_duration_seconds\{job="e2e-failing"\} \d/);
+      expect(text).toMatch(/credential_vault_job_runs_total\{scheduled_job="e2e-failing",outcome="failed"\} [1-9]/);
+      expect(text).toMatch(/credential_vault_job_runs_total\{scheduled_job="audit-retention",outcome="success"\} 0/);
+      expect(text).toMatch(/credential_vault_job_degraded\{scheduled_job="e2e-failing"\} 1/);
+      expect(text).toMatch(/credential_vault_job_degraded\{scheduled_job="audit-anchor"\} 0/);
+      expect(text).toMatch(/credential_vault_job_last_duration_seconds\{scheduled_job="e2e-failing"\} \d/);
       expect(host.logs.join('\n')).not.toContain('always fails');
     } finally {
       jobs.unschedule('e2e-failing');
     }
     await jobs.runNow('audit-retention');
     const text = await (await fetch(`${base}/metrics`)).text();
-    expect(text).toMatch(/credential_vault_job_last_success_timestamp_seconds\{job="audit-retention"\} \d+/);
-    expect(text).toMatch(/credential_vault_job_runs_total\{job="audit-retention",outcome="success"\} 1/);
+    expect(text).toMatch(/credential_vault_job_last_success_timestamp_seconds\{scheduled_job="audit-retention"\} \d+/);
+    expect(text).toMatch(/credential_vault_job_runs_total\{scheduled_job="audit-retention",outcome="success"\} 1/);
   });
 
   it('turns not-ready (503, Key Vault down) while the vault fails, and ready again after', async () => {

@@ -7,7 +7,7 @@ const PREFIX = 'credential_vault_job_';
 
 /**
  * Publishes `ScheduledJobs.status()` on /metrics, read at scrape time: runs per outcome, the last
- * success, the last duration and whether a job is degraded. The only label is the job's name.
+ * success, the last duration and whether a job is degraded. The only label is the job's name, as `scheduled_job` (`job` is the label Prometheus gives every scrape target).
  */
 @Injectable()
 export class JobMetrics implements OnModuleInit {
@@ -20,7 +20,7 @@ export class JobMetrics implements OnModuleInit {
       new Counter({
         name: `${PREFIX}runs_total`,
         help: 'Runs of each scheduled job by outcome (skipped: another replica held its lock)',
-        labelNames: ['job', 'outcome'],
+        labelNames: ['scheduled_job', 'outcome'],
         registers: [],
         collect() {
           for (const j of status()) {
@@ -28,7 +28,7 @@ export class JobMetrics implements OnModuleInit {
               const key = `${j.name}\u0000${outcome}`;
               const delta = j.runs[outcome] - (seen.get(key) ?? 0);
               // Every outcome shows from the start (at 0); a job scheduled again restarts at zero, so only increases count.
-              this.inc({ job: j.name, outcome }, Math.max(0, delta));
+              this.inc({ scheduled_job: j.name, outcome }, Math.max(0, delta));
               seen.set(key, j.runs[outcome]);
             }
           }
@@ -49,13 +49,13 @@ function jobGauge(name: string, help: string, status: () => ScheduledJobStatus[]
   return new Gauge({
     name: `${PREFIX}${name}`,
     help,
-    labelNames: ['job'],
+    labelNames: ['scheduled_job'],
     registers: [],
     collect() {
       this.reset();
       for (const j of status()) {
         const v = read(j);
-        if (v !== undefined) this.set({ job: j.name }, v);
+        if (v !== undefined) this.set({ scheduled_job: j.name }, v);
       }
     },
   });
