@@ -7,6 +7,9 @@ import type { NestFastifyApplication } from '@nestjs/platform-fastify';
 import { EventEmitter2 } from '@nestjs/event-emitter';
 import { Redis } from 'ioredis';
 import { AUDIT_SUSPICIOUS_ACTIVITY_EVENT, AuditAction, AuditService, SuspiciousActivityEvent } from '@app/audit';
+import { CredentialsService, CredentialType } from '@app/credentials';
+import { OAuthProviderRegistry } from '@app/oauth-refresh';
+import { TestOAuthServer } from '@app/testing';
 import { generateApiKey } from '../apps/api/src/auth/api-keys';
 import { SharedStateRedis } from '../apps/api/src/auth/shared-state-redis';
 import { createApp } from '../apps/api/src/bootstrap';
@@ -126,6 +129,7 @@ describe('cluster-wide limits and counters (two replicas, PostgreSQL, one Redis)
   const limit = 6;
   const key = generateApiKey('acme-ci', 'acme', ['credentials:read', 'credentials:write']);
   const other = generateApiKey('acme-other', 'acme', ['credentials:read']);
+  const oauthClient = generateApiKey('acme-app', 'acme', ['credentials:read', 'credentials:read-value', 'credentials:write']);
   /** Lacks credentials:write: every POST is a denial the audit lib counts. */
   const prober = generateApiKey('acme-prober', 'acme', ['credentials:read']);
   let redis: Redis;
@@ -137,7 +141,7 @@ describe('cluster-wide limits and counters (two replicas, PostgreSQL, one Redis)
     a = await startTestHost('postgres', {
       REDIS_URL,
       REDIS_KEY_PREFIX: prefix,
-      AUTH_API_KEYS: JSON.stringify([key.entry, other.entry, prober.entry]),
+      AUTH_API_KEYS: JSON.stringify([key.entry, other.entry, prober.entry, oauthClient.entry]),
       RATE_LIMIT_PER_MINUTE: String(limit),
       OAUTH_PROACTIVE_ENABLED: 'false',
     });
@@ -227,6 +231,64 @@ describe('cluster-wide limits and counters (two replicas, PostgreSQL, one Redis)
     });
   });
 
+  describe('OAuth refresh cooldowns', () => {
+    let idp: TestOAuthServer;
+    const call = async (base: string, method: string, path: string, body?: unknown) => {
+      const res = await fetch(`${base}${path}`, {
+        method,
+        headers: { 'x-api-key': oauthClient.key, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
+        body: body === undefined ? undefined : JSON.stringify(body),
+      });
+      const text = await res.text();
+      return { status: res.status, body: text ? JSON.parse(text) : undefined };
+    };
+
+    beforeAll(async () => {
+      idp = await TestOAuthServer.start();
+      const secret = await a.app.get(CredentialsService).store(
+        { tenantId: 'system', actor: { id: 'system:setup' } },
+        { integrationId: 'idp', connectionId: 'client-secret', type: CredentialType.CUSTOM_SECRET, value: idp.clientSecret },
+      );
+      // The provider registry is per replica (configuration); both point at the same provider.
+      for (const app of [a.app, b.app]) {
+        app.get(OAuthProviderRegistry).register({
+          integrationId: 'idp',
+          issuer: idp.issuer,
+          clientId: idp.clientId,
+          clientSecret: { credentialId: secret.id, tenantId: 'system' },
+          allowInsecureRequests: true, // the test server speaks http on loopback
+        });
+      }
+    });
+
+    afterAll(async () => idp?.close());
+
+    it('a connection cooling down after a failed refresh on one replica is cooling down on the other; new tokens clear it on both', async () => {
+      const tokens = await idp.authorize('openid');
+      expect((await call(a.baseUrl, 'POST', '/v1/oauth/connections/idp/user-42/tokens', tokens)).status).toBe(201);
+      idp.resetCounters();
+      idp.failTokenEndpoint({ kind: 'status', status: 400, error: 'invalid_request' });
+      const rejected = { accessToken: tokens.access_token };
+      const onB = await call(b.baseUrl, 'POST', '/v1/oauth/connections/idp/user-42/token-rejected', rejected);
+      expect(onB.status).toBe(503);
+      expect(idp.refreshCalls).toBe(1);
+      // Replica A has never seen this failure, yet it does not call the provider.
+      const onA = await call(a.baseUrl, 'POST', '/v1/oauth/connections/idp/user-42/token-rejected', rejected);
+      expect(onA.status).toBe(503);
+      expect(onA.body.message).toMatch(/cooling down/);
+      expect(idp.refreshCalls).toBe(1);
+
+      // New tokens stored through A end the cooldown everywhere: B refreshes at once.
+      idp.clearFault();
+      const again = await idp.authorize('openid');
+      expect((await call(a.baseUrl, 'POST', '/v1/oauth/connections/idp/user-42/tokens', again)).status).toBe(201);
+      const refreshed = await call(b.baseUrl, 'POST', '/v1/oauth/connections/idp/user-42/token-rejected', { accessToken: again.access_token });
+      expect(refreshed.status).toBe(200);
+      expect(refreshed.body.accessToken).not.toBe(again.access_token);
+      expect(idp.refreshCalls).toBe(2);
+    });
+  });
+
   describe('when Redis stops answering', () => {
     let proxy: StallableRedisProxy;
     let c: Replica;
@@ -283,6 +345,6 @@ describe('cluster-wide limits and counters (two replicas, PostgreSQL, one Redis)
       }),
     );
     const dump = `${keys.join('\n')}\n${values.join('\n')}`;
-    for (const needle of [key.key, other.key, prober.key, 'acme', 'api-key:', '/v1/credentials']) expect(dump).not.toContain(needle);
+    for (const needle of [key.key, other.key, prober.key, 'acme', 'api-key:', '/v1/credentials', 'user-42', 'client-secret']) expect(dump).not.toContain(needle);
   });
 });

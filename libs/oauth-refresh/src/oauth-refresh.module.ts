@@ -48,7 +48,7 @@ const providers: Provider[] = [
  * Needs from the host (registered globally): `CredentialsService` (CredentialsModule with
  * `isGlobal: true`), `AuditService` (AuditModule), a TypeORM `DataSource`; optionally a
  * `DistributedLock` (default: `createDistributedLock(dataSource)` — PostgreSQL advisory locks, or
- * in-process on SQLite), a `Clock`, `EventEmitterModule.forRoot()` for events, and
+ * in-process on SQLite), an `OAuthRefreshCooldowns` shared by the replicas (default: in process), a `Clock`, `EventEmitterModule.forRoot()` for events, and
  * `ScheduleModule.forRoot()` unless `proactive.enabled` is false.
  *
  * ```ts

@@ -46,9 +46,10 @@ export interface OAuthRefreshModuleOptions {
   /** Retries with exponential backoff inside one refresh. */
   retry?: OAuthRetryOptions;
   /**
-   * After a failed refresh, this replica does not contact the provider again for this connection
-   * for this long (doubling with each consecutive failure up to `maxFailureCooldownMs`); the old
-   * token keeps being served while it is valid. @default 30000
+   * After a failed refresh, the provider is not contacted again for this connection for this long
+   * (doubling with each consecutive failure up to `maxFailureCooldownMs`); the old token keeps being
+   * served while it is valid. Per process, unless the host provides an `OAuthRefreshCooldowns`
+   * globally (e.g. Redis): then on every replica. @default 30000
    */
   failureCooldownMs?: number;
   /** Upper bound of the growing cooldown. @default 600000 (10 minutes) */

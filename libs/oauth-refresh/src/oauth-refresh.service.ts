@@ -13,7 +13,9 @@ import { isRetryableRefreshFailure, RefreshFailureHandler } from './refresh/refr
 import { AccessTokenResult, connectionKey, lockName, RefreshDeps, RefreshReason, requireUsable, sameSecret, serveToken } from './refresh/refresh-support';
 import { RotatedRefreshTokens } from './refresh/rotated-refresh-tokens';
 import { TokenRefresher } from './refresh/token-refresher';
-import { effectiveRefreshWindowMs, RefreshCooldowns, remainingMs } from './refresh-policy';
+import { RefreshCooldownGate } from './refresh/refresh-cooldown-gate';
+import { effectiveRefreshWindowMs, remainingMs } from './refresh-policy';
+import { OAuthRefreshCooldowns } from './store/oauth-refresh-cooldowns';
 import { ConnectionTokens, OAuthTokenStore, StoredToken } from './store/oauth-token-store';
 import { accessWrite, normaliseTokenResponse, OAuthTokenResponse, refreshWrite } from './token/token-response';
 import { assertIdentifier } from './validation';
@@ -46,7 +48,8 @@ export interface GetAccessTokenOptions {
  *   new access token is stored or served; a response without one keeps the stored one.
  * - `invalid_grant` marks the connection `needs_reauth` (event + audit) and every later call fails
  *   fast without contacting the provider until `storeOAuthCredentials` stores new tokens.
- * - Other failures start a per-connection cooldown; the old token is served while still valid.
+ * - Other failures start a per-connection cooldown (in this process, or on every replica when the host
+ *   provides a shared `OAuthRefreshCooldowns`); the old token is served while still valid.
  */
 @Injectable()
 export class OAuthRefreshService {
@@ -54,7 +57,7 @@ export class OAuthRefreshService {
   private readonly inflight = new Map<string, Promise<AccessTokenResult>>();
   /** Metadata loads in flight per connection: a burst of callers shares one database read. */
   private readonly loads = new Map<string, Promise<ConnectionTokens>>();
-  private readonly cooldowns: RefreshCooldowns;
+  private readonly cooldowns: RefreshCooldownGate;
   private readonly rotated: RotatedRefreshTokens;
   private readonly refresher: TokenRefresher;
   private readonly proactive: ProactiveRefreshRunner;
@@ -68,8 +71,10 @@ export class OAuthRefreshService {
     @Inject(OAUTH_REFRESH_CLOCK) private readonly clock: Clock,
     @Inject(OAUTH_REFRESH_RESOLVED_OPTIONS) private readonly options: ResolvedOAuthRefreshOptions,
     @Optional() events?: EventEmitter2,
+    /** Shared cooldowns from the host (e.g. Redis); in process without one. */
+    @Optional() sharedCooldowns?: OAuthRefreshCooldowns,
   ) {
-    this.cooldowns = new RefreshCooldowns(options.failureCooldownMs, options.maxFailureCooldownMs);
+    this.cooldowns = new RefreshCooldownGate(sharedCooldowns, { baseMs: options.failureCooldownMs, maxMs: options.maxFailureCooldownMs }, this.logger);
     // The parts are plain classes built here, so the service's providers (and tests' modules) stay as they were.
     const deps: RefreshDeps = { registry, store, client, audit, lock, clock, options, events, logger: this.logger, cooldowns: this.cooldowns };
     this.rotated = new RotatedRefreshTokens(deps);
@@ -100,7 +105,7 @@ export class OAuthRefreshService {
       },
       { timeoutMs: this.options.lockTimeoutMs },
     );
-    this.cooldowns.clear(key);
+    await this.cooldowns.clear(key);
     this.loads.delete(key); // callers from now on must see the new tokens
     this.rotated.forgetHeld(key);
     if (!saved.access?.expiresAt) throw new Error('token store returned no access token'); // contract violation
@@ -195,19 +200,22 @@ export class OAuthRefreshService {
     const key = connectionKey(ctx.tenantId, provider.integrationId, connectionId);
     const running = this.inflight.get(key);
     if (running) return running;
-    const cooling = this.cooldowns.activeUntil(key, this.clock.now());
-    if (cooling) {
-      return Promise.reject(
-        new OAuthRefreshFailedError(`the refresh of this connection is cooling down after a failure until ${cooling.toISOString()}`, {
-          integrationId: provider.integrationId,
-          connectionId,
-          transient: true,
-          retryAfter: cooling,
-        }),
-      );
-    }
-    const flight = this.lock
-      .run(lockName(key), () => this.refresher.refreshHoldingLock({ ctx, provider, connectionId, key, seen, reason, needed }), { timeoutMs: this.options.lockTimeoutMs })
+    // The cooldown is checked inside the flight: callers arriving meanwhile join it, whatever it answers.
+    const flight = this.cooldowns
+      .activeUntil(key, this.clock.now())
+      .then((cooling) => {
+        if (cooling) {
+          throw new OAuthRefreshFailedError(`the refresh of this connection is cooling down after a failure until ${cooling.toISOString()}`, {
+            integrationId: provider.integrationId,
+            connectionId,
+            transient: true,
+            retryAfter: cooling,
+          });
+        }
+        return this.lock.run(lockName(key), () => this.refresher.refreshHoldingLock({ ctx, provider, connectionId, key, seen, reason, needed }), {
+          timeoutMs: this.options.lockTimeoutMs,
+        });
+      })
       .catch((e: unknown) => {
         if (e instanceof LockTimeoutError) {
           throw new OAuthRefreshFailedError(

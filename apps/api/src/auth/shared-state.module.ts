@@ -1,6 +1,8 @@
 import { Global, Module } from '@nestjs/common';
 import { SuspiciousActivityCounters } from '@app/audit';
+import { OAuthRefreshCooldowns } from '@app/oauth-refresh';
 import { RedisSuspiciousActivityCounters } from '../audit/redis-suspicious-activity.counters';
+import { RedisOAuthRefreshCooldowns } from '../oauth/redis-refresh-cooldowns';
 import { SharedStateRedis } from './shared-state-redis';
 
 /**
@@ -18,7 +20,12 @@ import { SharedStateRedis } from './shared-state-redis';
       inject: [SharedStateRedis],
       useFactory: (shared: SharedStateRedis) => (shared.enabled ? new RedisSuspiciousActivityCounters(shared) : undefined),
     },
+    {
+      provide: OAuthRefreshCooldowns,
+      inject: [SharedStateRedis],
+      useFactory: (shared: SharedStateRedis) => (shared.enabled ? new RedisOAuthRefreshCooldowns(shared) : undefined),
+    },
   ],
-  exports: [SharedStateRedis, SuspiciousActivityCounters],
+  exports: [SharedStateRedis, SuspiciousActivityCounters, OAuthRefreshCooldowns],
 })
 export class SharedStateModule {}

@@ -66,7 +66,7 @@ export class ProactiveRefreshRunner {
     const provider = this.deps.registry.find(tenantId, integrationId);
     if (!provider) return 'skipped';
     const ctx = systemContext(tenantId, PROACTIVE_REFRESH_LOCK);
-    if (this.deps.cooldowns.activeUntil(connectionKey(tenantId, integrationId, connectionId), this.deps.clock.now())) return 'skipped';
+    if (await this.deps.cooldowns.activeUntil(connectionKey(tenantId, integrationId, connectionId), this.deps.clock.now())) return 'skipped';
     try {
       const tokens = await this.deps.store.load(ctx, integrationId, connectionId);
       const access = tokens.access;

@@ -48,9 +48,9 @@ export class RefreshFailureHandler {
       } catch (markError) {
         this.deps.logger.error(`could not mark connection ${connectionId} (tenant ${ctx.tenantId}) needs_reauth: ${(markError as Error).message}`);
       }
-      this.deps.cooldowns.clear(f.key);
+      await this.deps.cooldowns.clear(f.key);
     } else {
-      ({ until: retryAfter, failures: consecutiveFailures } = this.deps.cooldowns.recordFailure(f.key, now));
+      ({ until: retryAfter, failures: consecutiveFailures } = await this.deps.cooldowns.recordFailure(f.key, now));
       error = classify(e, failure, provider, connectionId, retryAfter);
     }
     const reauth = error instanceof OAuthReauthRequiredError;

@@ -8,7 +8,7 @@ import { OAuthConnectionNotFoundError, OAuthReauthRequiredError } from '../error
 import type { OAuthRefreshTrigger } from '../events/oauth-refresh.events';
 import type { ResolvedOAuthRefreshOptions } from '../oauth-refresh.options';
 import type { OAuthProviderRegistry } from '../providers/oauth-provider.registry';
-import type { RefreshCooldowns } from '../refresh-policy';
+import type { RefreshCooldownGate } from './refresh-cooldown-gate';
 import { ConnectionTokens, OAuthTokenStore, StaleTokenError, StoredToken, TokenWrite } from '../store/oauth-token-store';
 import { OAUTH_TAGS } from '../token/token-response';
 
@@ -36,7 +36,8 @@ export interface RefreshDeps {
   readonly events?: EventEmitter2;
   /** One logger (context `OAuthRefreshService`) for every part, so log lines read as before the split. */
   readonly logger: Logger;
-  readonly cooldowns: RefreshCooldowns;
+  /** Per-connection cooldowns after failures (shared by the replicas when the host provides a store). */
+  readonly cooldowns: RefreshCooldownGate;
 }
 
 export function connectionKey(tenantId: string, integrationId: string, connectionId: string): string {

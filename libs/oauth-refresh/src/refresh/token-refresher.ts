@@ -94,7 +94,7 @@ export class TokenRefresher {
     // 2) Then the access token.
     const newAccess = await persistToken(this.deps, ctx, access, accessWrite(provider, tokens, now), provider.integrationId, connectionId);
     if (!newAccess) return serveCurrent(store, ctx, provider.integrationId, connectionId);
-    this.deps.cooldowns.clear(key);
+    await this.deps.cooldowns.clear(key);
     await this.reportSuccess(r, newAccess, newRefresh, rotated, attempts, started, now);
     return {
       accessToken: tokens.accessToken,

@@ -1,0 +1,54 @@
+import { randomBytes } from 'node:crypto';
+import { Redis } from 'ioredis';
+import { SharedStateRedis } from '../auth/shared-state-redis';
+import type { AppConfig } from '../config/app.config';
+import { HostRedis } from '../redis/host-redis';
+import { RedisOAuthRefreshCooldowns } from './redis-refresh-cooldowns';
+
+const REDIS_URL = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
+
+/** OAuth refresh cooldowns in a real Redis (required: a missing Redis fails the test), as two replicas see them. */
+describe('RedisOAuthRefreshCooldowns (real Redis)', () => {
+  const prefix = `cvt-${randomBytes(4).toString('hex')}:`;
+  const policy = { baseMs: 30_000, maxMs: 100_000 };
+  const t0 = new Date('2026-03-01T00:00:00Z');
+  const at = (ms: number) => new Date(t0.getTime() + ms);
+  let hosts: HostRedis[];
+  let replicas: RedisOAuthRefreshCooldowns[];
+  let shared: SharedStateRedis[];
+  let admin: Redis;
+
+  beforeAll(async () => {
+    hosts = [0, 1].map(() => new HostRedis({ redis: { url: REDIS_URL, keyPrefix: prefix } } as AppConfig));
+    shared = hosts.map((h) => new SharedStateRedis(h, { timeoutMs: 1000 }));
+    for (const s of shared) await s.onApplicationBootstrap();
+    if (hosts.some((h) => h.client.status !== 'ready')) throw new Error(`Redis is required for this test but is not reachable at ${REDIS_URL}`);
+    replicas = shared.map((s) => new RedisOAuthRefreshCooldowns(s));
+    admin = new Redis(REDIS_URL);
+  });
+
+  afterAll(async () => {
+    const keys = await admin.keys(`${prefix}*`);
+    if (keys.length) await admin.del(...keys);
+    admin.disconnect();
+    for (const h of hosts) await h.onApplicationShutdown();
+  });
+
+  it('grows the cooldown per consecutive failure (on any replica) up to the cap; clear ends it everywhere', async () => {
+    const key = JSON.stringify(['acme', 'google', `user-${randomBytes(3).toString('hex')}`]);
+    const [a, b] = replicas;
+    expect(await b.activeUntil(key, t0)).toBeUndefined();
+    expect(await a.recordFailure(key, t0, policy)).toEqual({ until: at(30_000), failures: 1 });
+    expect(await b.activeUntil(key, at(29_999))).toEqual(at(30_000));
+    expect(await b.activeUntil(key, at(30_000))).toBeUndefined();
+    expect(await b.recordFailure(key, at(30_000), policy)).toEqual({ until: at(90_000), failures: 2 });
+    expect(await a.recordFailure(key, at(90_000), policy)).toEqual({ until: at(190_000), failures: 3 });
+    const [redisKey] = await admin.keys(`${prefix}oauth-cd:*`);
+    expect(redisKey).not.toContain('acme');
+    expect(await admin.pttl(redisKey)).toBeGreaterThan(100_000); // the count outlives the cooldown
+    await b.clear(key);
+    expect(await a.activeUntil(key, at(90_001))).toBeUndefined();
+    expect(await a.recordFailure(key, at(200_000), policy)).toMatchObject({ failures: 1 });
+    expect(shared.map((s) => s.fallbacks.oauth_cooldown)).toEqual([0, 0]);
+  });
+});
