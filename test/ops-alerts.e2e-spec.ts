@@ -1,0 +1,45 @@
+import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { startTestHost, TestHost } from './support/host';
+
+const root = join(__dirname, '..');
+const promtool = (...args: string[]) => execFileSync('promtool', args, { cwd: join(root, 'ops'), encoding: 'utf8', stdio: 'pipe' });
+
+/** The operator's side: ops/alerts.yml is valid and does what its tests say, and docs/OPERATIONS.md covers every metric. */
+describe('operations: alert rules and the metrics reference', () => {
+  let host: TestHost;
+  let served: Set<string>;
+  beforeAll(async () => {
+    host = await startTestHost('sqlite');
+    const text = await (await fetch(`${host.baseUrl}/metrics`)).text();
+    served = new Set([...text.matchAll(/^# TYPE (\S+) /gm)].map((m) => m[1]));
+  });
+  afterAll(() => host?.close());
+
+  it('promtool accepts the rules and their unit tests pass (needs promtool: apt-get install prometheus)', () => {
+    expect(promtool('check', 'rules', 'alerts.yml')).toMatch(/SUCCESS: \d+ rules found/);
+    expect(promtool('test', 'rules', 'alerts.test.yml')).toMatch(/SUCCESS/);
+  });
+
+  it('every metric the rules use is one the host serves', () => {
+    const rules = readFileSync(join(root, 'ops/alerts.yml'), 'utf8');
+    const used = new Set([...rules.matchAll(/\b(credential_vault_[a-z0-9_]+)/g)].map((m) => m[1]));
+    expect(used.size).toBeGreaterThan(10);
+    expect([...used].filter((name) => !served.has(name))).toEqual([]);
+  });
+
+  it('every alert has a runbook section in docs/OPERATIONS.md', () => {
+    const rules = readFileSync(join(root, 'ops/alerts.yml'), 'utf8');
+    const doc = readFileSync(join(root, 'docs/OPERATIONS.md'), 'utf8');
+    const alerts = [...rules.matchAll(/- alert: (\S+)/g)].map((m) => m[1]);
+    expect(alerts.filter((a) => !new RegExp(`^#### ${a}$`, 'm').test(doc))).toEqual([]);
+  });
+
+  it("docs/OPERATIONS.md documents every Credential Vault metric the host serves (not Node's process metrics)", () => {
+    const doc = readFileSync(join(root, 'docs/OPERATIONS.md'), 'utf8');
+    const ours = [...served].filter((n) => n.startsWith('credential_vault_') && !/^credential_vault_(process|nodejs)_/.test(n));
+    expect(ours.length).toBeGreaterThan(20);
+    expect(ours.filter((n) => !doc.includes(`\`${n}\``))).toEqual([]);
+  });
+});
