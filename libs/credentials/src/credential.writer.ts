@@ -374,7 +374,9 @@ export class CredentialWriter {
       await change.alsoWrite?.();
       await this.audit.record(this.auditEvent(change.audit.action, ctx, next, started, change.audit.details));
       await this.events.changed(change.event.name, ctx, next, change.event.sourceVersion);
-      this.runner.afterCommit(() => this.cache.invalidate(cacheKey(next.tenantId, next.id)));
+      // A stored credential has a fresh id: nothing can be cached under it, and an eviction would only
+      // refuse the fills of the first reads. Every other change evicts on every replica right after commit.
+      if (change.event.name !== CredentialEvents.STORED) this.runner.afterCommit(() => this.cache.invalidate(cacheKey(next.tenantId, next.id)));
       return true;
     });
   }

@@ -1,11 +1,11 @@
 import { Module, type Provider } from '@nestjs/common';
-import { Clock, provideLibClock } from '@app/common';
+import { provideLibClock } from '@app/common';
 import { ReadAuditCoalescer } from './audit/read-audit-coalescer';
 import { CredentialCache } from './cache/credential-cache';
-import { LruCredentialCache } from './cache/lru-credential-cache';
+import { CacheInvalidationRelay, CREDENTIAL_CACHE_PROVIDER } from './cache/credential-cache.provider';
 import { CREDENTIALS_CLOCK, CREDENTIALS_RESOLVED_OPTIONS } from './credentials.constants';
 import { CREDENTIALS_MODULE_OPTIONS, CredentialsConfigurableModule } from './credentials.module-definition';
-import { CredentialsModuleOptions, ResolvedCredentialsOptions, resolveCredentialsOptions } from './credentials.options';
+import { CredentialsModuleOptions, resolveCredentialsOptions } from './credentials.options';
 import { CredentialExpiryScanner } from './credential-expiry.scanner';
 import { CredentialQueries } from './credential.queries';
 import { CredentialReader } from './credential.reader';
@@ -37,12 +37,9 @@ const providers: Provider[] = [
     inject: [CREDENTIALS_MODULE_OPTIONS],
   },
   provideLibClock(CREDENTIALS_CLOCK, CREDENTIALS_RESOLVED_OPTIONS),
-  {
-    provide: CredentialCache,
-    useFactory: (options: ResolvedCredentialsOptions, clock: Clock): CredentialCache => new LruCredentialCache(options.cache, clock),
-    inject: [CREDENTIALS_RESOLVED_OPTIONS, CREDENTIALS_CLOCK],
-  },
   CREDENTIALS_PERSISTENCE_PROVIDER,
+  CREDENTIAL_CACHE_PROVIDER,
+  CacheInvalidationRelay,
   repository(CredentialRepository),
   repository(CredentialVersionRepository),
   repository(EnvelopeValueRepository),
@@ -62,7 +59,8 @@ const providers: Provider[] = [
 
 /**
  * Credentials of many tenants: store / get / list / rotate / rollback / delete, per-type validation,
- * Key Vault or envelope value stores, an in-process read cache and durable domain events.
+ * Key Vault or envelope value stores, a read cache (in process, or L1 + an encrypted Redis L2 shared by
+ * the replicas, with evictions fanned out over Redis pub/sub or PostgreSQL NOTIFY) and durable domain events.
  *
  * Needs from the host (registered once, globally): `TypeOrmModule.forRoot({ entities: [...CREDENTIALS_ENTITIES, ...AUDIT_ENTITIES,
  * ...OUTBOX_ENTITIES], migrations: [...CREDENTIALS_MIGRATIONS, ...AUDIT_MIGRATIONS, ...OUTBOX_MIGRATIONS] })`,
@@ -72,6 +70,7 @@ const providers: Provider[] = [
  *
  * ```ts
  * CredentialsModule.forRoot({ cache: { ttlMs: 300_000, maxStaleMs: 60_000 } })
+ * CredentialsModule.forRoot({ cache: { store: { type: 'redis', client: redis, subscriber: () => redis.duplicate(), keyPrefix: 'cv:cache:' } } })
  * CredentialsModule.forRootAsync({ inject: [ConfigService], useFactory: (c: ConfigService) => c.get('credentials'), isGlobal: true })
  * ```
  */

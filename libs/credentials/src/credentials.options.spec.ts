@@ -68,4 +68,28 @@ describe('resolveCredentialsOptions', () => {
     expect(err?.message).not.toContain('not ok');
     expect(() => resolveCredentialsOptions({ defaultPageSize: 100, maxPageSize: 50 })).toThrow(/maxPageSize: must be an integer ≥ defaultPageSize/);
   });
+
+  it('defaults to the in-process store with automatic invalidation, and checks the redis store', () => {
+    expect(resolveCredentialsOptions().cache).toMatchObject({ store: { type: 'memory' }, invalidation: 'auto' });
+    const client = { eval: () => undefined } as never;
+    const subscriber = () => client;
+    const r = resolveCredentialsOptions({ cache: { store: { type: 'redis', client, subscriber } } });
+    // The connection is the host's own object, not a copy.
+    expect(r.cache.store).toMatchObject({ type: 'redis', keyPrefix: 'cv:cache:', lockMs: 5000, waitMs: 5000, pollMs: 10, operationTimeoutMs: 500 });
+    expect((r.cache.store as { client: unknown }).client).toBe(client);
+
+    const problems = (() => {
+      try {
+        resolveCredentialsOptions({ cache: { store: { type: 'redis', client: {} as never, subscriber: 'x' as never, keyPrefix: 'has space', lockMs: 0 } } });
+      } catch (e) {
+        return (e as Error).message;
+      }
+    })();
+    for (const p of ['cache.store.client: must be an ioredis connection', 'cache.store.subscriber: must be a function', 'cache.store.keyPrefix: must be 1–64', 'cache.store.lockMs: must be a positive integer']) {
+      expect(problems).toContain(p);
+    }
+    expect(() => resolveCredentialsOptions({ cache: { invalidation: 'redis' } })).toThrow(/cache.invalidation: 'redis' needs store \{ type: 'redis' \}/);
+    expect(() => resolveCredentialsOptions({ cache: { store: { type: 'disk' } as never } })).toThrow(/cache.store/);
+    expect(() => resolveCredentialsOptions({ cache: { invalidation: 'gossip' as never } })).toThrow(/cache.invalidation: must be 'auto', 'redis', 'postgres' or 'none'/);
+  });
 });

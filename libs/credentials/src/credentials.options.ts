@@ -1,4 +1,5 @@
 import { Clock, clockOptionSchema, describeProblems, resolveOptions } from '@app/common';
+import type { Redis } from 'ioredis';
 import { z } from 'zod';
 import { CREDENTIAL_TYPES, CredentialType, ValueStoreKind } from './credential-type';
 import { CredentialsConfigurationError } from './errors/credential-errors';
@@ -21,6 +22,49 @@ export interface CredentialsCacheOptions {
    * @default 0
    */
   maxStaleMs?: number;
+  /**
+   * Where cached reads live: `{ type: 'memory' }` (in process, as a single replica needs) or
+   * `{ type: 'redis', ... }`: two levels, L1 in process + L2 in Redis shared by the replicas (entries
+   * encrypted under a key from the vault, cluster-wide single-flight). @default { type: 'memory' }
+   */
+  store?: CredentialsCacheStore;
+  /**
+   * How a write on one replica evicts the entry on the others: `redis` (pub/sub; needs the redis
+   * store), `postgres` (LISTEN/NOTIFY on the host's PostgreSQL), `none` (one process), or `auto`:
+   * redis with the redis store, else postgres on a PostgreSQL DataSource, else none. @default 'auto'
+   */
+  invalidation?: 'auto' | 'redis' | 'postgres' | 'none';
+}
+
+/** The Redis tier: the host's connections (the lib opens none itself). */
+export interface RedisCacheStoreOptions {
+  type: 'redis';
+  /** A command connection (shared with the host's other users is fine). */
+  client: Redis;
+  /** Returns a NEW connection for SUBSCRIBE (a subscribed connection runs no other command). */
+  subscriber: () => Redis;
+  /** Prefix of every key and channel. @default 'cv:cache:' */
+  keyPrefix?: string;
+  /** How long one replica holds a key's load lock. @default 5000 */
+  lockMs?: number;
+  /** How long other replicas wait for that fill before loading themselves (a dead holder's lock frees itself after lockMs). @default 5000 */
+  waitMs?: number;
+  /** How often a waiting replica looks for the fill. @default 10 */
+  pollMs?: number;
+  /** Bound on one Redis round trip (a slower one is an L2 miss: the read loads by itself). @default 500 */
+  operationTimeoutMs?: number;
+}
+
+export type CredentialsCacheStore = { type: 'memory' } | RedisCacheStoreOptions;
+
+export interface ResolvedCredentialsCacheOptions {
+  enabled: boolean;
+  ttlMs: number;
+  jitterRatio: number;
+  maxEntries: number;
+  maxStaleMs: number;
+  store: { type: 'memory' } | Required<RedisCacheStoreOptions>;
+  invalidation: 'auto' | 'redis' | 'postgres' | 'none';
 }
 
 /** Options of read auditing. */
@@ -93,7 +137,7 @@ export interface CredentialsModuleOptions {
 
 export interface ResolvedCredentialsOptions {
   valueStores: Record<CredentialType, ValueStoreKind>;
-  cache: Required<CredentialsCacheOptions>;
+  cache: ResolvedCredentialsCacheOptions;
   readAudit: Required<CredentialsReadAuditOptions>;
   vault: Required<CredentialsVaultStoreOptions>;
   envelope: Required<CredentialsEnvelopeStoreOptions>;
@@ -134,6 +178,32 @@ const schema = z
         jitterRatio: number('must be in [0, 1)').min(0, 'must be in [0, 1)').lt(1, 'must be in [0, 1)').default(0.2),
         maxEntries: positiveInt('must be a positive integer').default(10_000),
         maxStaleMs: number('must be ≥ 0 (0 disables serve-stale)').min(0, 'must be ≥ 0 (0 disables serve-stale)').default(0),
+        store: z
+          .discriminatedUnion(
+            'type',
+            [
+              z.object({ type: z.literal('memory') }),
+              z.object({
+                type: z.literal('redis'),
+                client: z.custom<Redis>((c) => typeof (c as { eval?: unknown })?.eval === 'function', 'must be an ioredis connection'),
+                subscriber: z.custom<() => Redis>((f) => typeof f === 'function', 'must be a function returning a new ioredis connection'),
+                keyPrefix: z
+                  .string({ error: 'must be 1–64 characters of A-Z a-z 0-9 _ . : -' })
+                  .regex(/^[A-Za-z0-9_.:-]{1,64}$/, 'must be 1–64 characters of A-Z a-z 0-9 _ . : -')
+                  .default('cv:cache:'),
+                lockMs: positiveInt('must be a positive integer of milliseconds').default(5000),
+                waitMs: positiveInt('must be a positive integer of milliseconds').default(5000),
+                pollMs: positiveInt('must be a positive integer of milliseconds').default(10),
+                operationTimeoutMs: positiveInt('must be a positive integer of milliseconds').default(500),
+              }),
+            ],
+            { error: "must be { type: 'memory' } or { type: 'redis', client, subscriber }" },
+          )
+          .default({ type: 'memory' }),
+        invalidation: z.enum(['auto', 'redis', 'postgres', 'none'], { error: "must be 'auto', 'redis', 'postgres' or 'none'" }).default('auto'),
+      })
+      .superRefine((c, ctx) => {
+        if (c.invalidation === 'redis' && c.store.type !== 'redis') ctx.addIssue({ code: 'custom', path: ['invalidation'], message: "'redis' needs store { type: 'redis' }" });
       })
       .prefault({}),
     readAudit: z

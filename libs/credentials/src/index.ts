@@ -1,6 +1,6 @@
 export { CredentialsModule } from './credentials.module';
 export { CREDENTIALS_MODULE_OPTIONS } from './credentials.module-definition';
-export type { CredentialsModuleOptions, CredentialsCacheOptions, CredentialsReadAuditOptions, CredentialsVaultStoreOptions, CredentialsEnvelopeStoreOptions } from './credentials.options';
+export type { CredentialsModuleOptions, CredentialsCacheOptions, CredentialsCacheStore, RedisCacheStoreOptions, CredentialsReadAuditOptions, CredentialsVaultStoreOptions, CredentialsEnvelopeStoreOptions } from './credentials.options';
 export { resolveCredentialsOptions, DEFAULT_VALUE_STORES } from './credentials.options';
 export { CredentialsService } from './credentials.service';
 export { CredentialExpiryScanner } from './credential-expiry.scanner';
@@ -31,6 +31,10 @@ export {
 export { CredentialEvents, type CredentialEvent, type CredentialEventName } from './events/credential-events';
 export { CredentialCache, type CredentialCacheStats, type CacheLoadOptions } from './cache/credential-cache';
 export { LruCredentialCache, type LruCredentialCacheOptions } from './cache/lru-credential-cache';
+export type { CredentialCacheHealth, SharedCacheStats } from './cache/credential-cache';
+export { TieredCredentialCache, type RedisTierOptions } from './cache/tiered-credential-cache';
+export { CacheInvalidationBus, type InvalidationMessage } from './cache/invalidation-bus';
+export { cacheKeySecretName } from './cache/credential-cache.provider';
 export { ReadAuditCoalescer } from './audit/read-audit-coalescer';
 export { DataKeyService, type DataKey } from './stores/data-key.service';
 export { EnvelopeValueStore, type ReencryptResult } from './stores/envelope-value-store';

@@ -1,3 +1,13 @@
+/** Counters of the shared (L2) tier and the invalidation fan-out; absent for the in-process cache. */
+export interface SharedCacheStats {
+  l1: { hits: number; misses: number };
+  /** Redis tier: `hits` decrypted and served; `rejected` entries that failed to decrypt (another key, tampered: a miss). */
+  l2: { enabled: boolean; hits: number; misses: number; errors: number; rejected: number; fills: number; fillsRefused: number; lockWaits: number; lockTimeouts: number };
+  /** Reads served straight from the loader because invalidations could not be received (no L1, no L2). */
+  degradedReads: number;
+  invalidation: { transport: 'redis' | 'postgres'; healthy: boolean; published: number; received: number; publishErrors: number };
+}
+
 /** Counters of one cache instance. `loads` counts value-store fetches made through the cache. */
 export interface CredentialCacheStats {
   hits: number;
@@ -13,6 +23,8 @@ export interface CredentialCacheStats {
   invalidations: number;
   evictions: number;
   size: number;
+  /** Only for a cache shared across replicas (`cache.store` redis, or invalidation fan-out on). */
+  shared?: SharedCacheStats;
 }
 
 export interface CacheLoadOptions {
@@ -23,9 +35,17 @@ export interface CacheLoadOptions {
   isServeStaleError?: (error: unknown) => boolean;
 }
 
+/** What a health check reports: `degraded` while a shared tier or the fan-out is unavailable. */
+export interface CredentialCacheHealth {
+  tier: 'memory' | 'redis';
+  invalidation: 'none' | 'redis' | 'postgres';
+  status: 'up' | 'degraded';
+  details: Record<string, unknown>;
+}
+
 /**
  * A read-through cache of credential reads, keyed by tenant + credential. An abstract class so it is
- * also the DI token: a Redis (L2) implementation can be bound later without touching the service.
+ * also the DI token: the in-process LRU or the two-level (L1 + Redis L2) cache is bound by the module.
  *
  * Implementations must: coalesce concurrent misses of one key into one load (single-flight); never
  * store the result of a load that started before an `invalidate` of the same key; hold values in
@@ -40,4 +60,17 @@ export abstract class CredentialCache {
   abstract clear(): void;
   abstract stats(): CredentialCacheStats;
   abstract resetStats(): void;
+
+  /**
+   * Evicts a key on every replica (and from a shared tier) and resolves once that is done; rejects
+   * when it could not be (the caller — the outbox handler — retries). In process: `invalidate`.
+   */
+  evictEverywhere(key: string): Promise<void> {
+    this.invalidate(key);
+    return Promise.resolve();
+  }
+
+  health(): CredentialCacheHealth {
+    return { tier: 'memory', invalidation: 'none', status: 'up', details: {} };
+  }
 }

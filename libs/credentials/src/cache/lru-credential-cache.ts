@@ -1,4 +1,5 @@
 import { Clock } from '@app/common';
+import { jitteredTtl } from './cache-entry-cipher';
 import { CacheLoadOptions, CredentialCache, CredentialCacheStats } from './credential-cache';
 
 export interface LruCredentialCacheOptions {
@@ -114,8 +115,7 @@ export class LruCredentialCache extends CredentialCache {
   }
 
   private put(key: string, value: unknown): void {
-    const jitter = this.options.jitterRatio * this.random();
-    const ttl = Math.max(1, Math.round(this.options.ttlMs * (1 - jitter)));
+    const ttl = jitteredTtl(this.options.ttlMs, this.options.jitterRatio, this.random);
     this.entries.delete(key);
     this.entries.set(key, { value, expiresAt: this.clock.now().getTime() + ttl });
     while (this.entries.size > this.options.maxEntries) {

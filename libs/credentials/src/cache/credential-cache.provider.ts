@@ -1,0 +1,101 @@
+import { Injectable, Logger, OnApplicationShutdown, OnModuleDestroy, OnModuleInit, type Provider } from '@nestjs/common';
+import { Clock, OutboxEvent } from '@app/common';
+import { KeyVaultProvider } from '@app/key-vault';
+import { CREDENTIALS_CLOCK, CREDENTIALS_RESOLVED_OPTIONS } from '../credentials.constants';
+import type { ResolvedCredentialsOptions } from '../credentials.options';
+import { CredentialsConfigurationError } from '../errors/credential-errors';
+import { cacheKey } from '../internal/credential-view';
+import { CredentialsPersistence } from '../persistence/credentials-persistence';
+import { CacheKeyring } from './cache-keyring';
+import { CredentialCache } from './credential-cache';
+import { CacheInvalidationBus, PostgresInvalidationBus, RedisInvalidationBus } from './invalidation-bus';
+import { LruCredentialCache } from './lru-credential-cache';
+import { TieredCredentialCache } from './tiered-credential-cache';
+
+/** Secret holding the shared tier's entry key: `<prefix>-cachekey` cannot collide with credential (`--`) or data-key (`-k--`, `-kh-`) names. */
+export const cacheKeySecretName = (namePrefix: string) => `${namePrefix}-cachekey`;
+
+/** Generation marks outlive any load by far (a fill compares against them). */
+const GENERATION_TTL_MS = 3_600_000;
+
+/**
+ * Binds `CredentialCache` from `cache.store` and `cache.invalidation`: the in-process LRU when neither
+ * a shared tier nor fan-out applies (one process: exactly the cache of before), else the two-level cache.
+ */
+export const CREDENTIAL_CACHE_PROVIDER: Provider = {
+  provide: CredentialCache,
+  useFactory: (options: ResolvedCredentialsOptions, clock: Clock, persistence: CredentialsPersistence, vault: KeyVaultProvider): CredentialCache => {
+    const { store, invalidation } = options.cache;
+    const dataSource = persistence.runner.dataSource;
+    const onPostgres = dataSource.options.type === 'postgres';
+    const transport = invalidation === 'auto' ? (store.type === 'redis' ? 'redis' : onPostgres ? 'postgres' : 'none') : invalidation;
+    if (transport === 'none' && store.type === 'memory') return new LruCredentialCache(options.cache, clock);
+    if (transport === 'postgres' && !onPostgres) {
+      throw new CredentialsConfigurationError("Invalid CredentialsModule options:\n  - cache.invalidation: 'postgres' needs a PostgreSQL DataSource");
+    }
+    if (transport === 'none') {
+      // A shared L2 without fan-out would keep serving entries other replicas evicted from their L1 only.
+      throw new CredentialsConfigurationError("Invalid CredentialsModule options:\n  - cache.invalidation: 'none' cannot be used with the redis store");
+    }
+    const timeoutMs = store.type === 'redis' ? store.operationTimeoutMs : 1000;
+    const keyPrefix = store.type === 'redis' ? store.keyPrefix : 'cv:cache:';
+    const bus: CacheInvalidationBus =
+      transport === 'redis' && store.type === 'redis'
+        ? new RedisInvalidationBus(store.client, store.subscriber, keyPrefix, timeoutMs)
+        : new PostgresInvalidationBus(dataSource, keyPrefix, timeoutMs);
+    const l2 =
+      store.type === 'redis'
+        ? {
+            client: store.client,
+            keyring: new CacheKeyring(vault, cacheKeySecretName(options.vault.namePrefix)),
+            keyPrefix,
+            lockMs: store.lockMs,
+            waitMs: store.waitMs,
+            pollMs: store.pollMs,
+            operationTimeoutMs: store.operationTimeoutMs,
+            generationTtlMs: Math.max(GENERATION_TTL_MS, 2 * options.cache.ttlMs),
+          }
+        : undefined;
+    return new TieredCredentialCache(options.cache, clock, bus, l2);
+  },
+  inject: [CREDENTIALS_RESOLVED_OPTIONS, CREDENTIALS_CLOCK, CredentialsPersistence, KeyVaultProvider],
+};
+
+/**
+ * Starts the shared cache (bus subscription, cache key) and drives evictions from the outbox: every
+ * committed `credential.*` change is delivered at least once (on whichever replica dispatches), and
+ * its handler evicts the entry on every replica and in L2 — so a crash between commit and the
+ * writer's fast-path eviction cannot leave a stale entry behind. Idempotent: evicting twice is harmless.
+ */
+@Injectable()
+export class CacheInvalidationRelay implements OnModuleInit, OnModuleDestroy, OnApplicationShutdown {
+  private readonly logger = new Logger('CredentialCache');
+  private unregister?: () => void;
+
+  constructor(
+    private readonly cache: CredentialCache,
+    private readonly persistence: CredentialsPersistence,
+  ) {}
+
+  async onModuleInit(): Promise<void> {
+    if (!(this.cache instanceof TieredCredentialCache)) return;
+    const cache = this.cache;
+    this.unregister = this.persistence.handlers.register('credential.*', (event: OutboxEvent) => {
+      const credentialId = event.payload.credentialId;
+      // `credential.stored` names a fresh id: nothing to evict.
+      if (event.name === 'credential.stored' || !event.tenantId || typeof credentialId !== 'string') return undefined;
+      // Throws when Redis / PostgreSQL cannot take it: the outbox delivers the event again later.
+      return cache.evictEverywhere(cacheKey(event.tenantId, credentialId));
+    });
+    await cache.start();
+  }
+
+  onModuleDestroy(): void {
+    this.unregister?.();
+    this.unregister = undefined;
+  }
+
+  async onApplicationShutdown(): Promise<void> {
+    if (this.cache instanceof TieredCredentialCache) await this.cache.stop().catch((e: Error) => this.logger.warn(`cache stop: ${e.name}`));
+  }
+}

@@ -1,0 +1,235 @@
+import { createHash } from 'node:crypto';
+import { Logger } from '@nestjs/common';
+import type { Redis } from 'ioredis';
+import type { DataSource } from 'typeorm';
+
+/** One eviction as it travels between replicas: cache keys (tenant/credential ids), never a value. */
+export interface InvalidationMessage {
+  /** The publishing instance (it ignores its own messages: it already evicted locally). */
+  o: string;
+  /** Keys to drop. */
+  k?: string[];
+  /** A key prefix to drop (a tenant). */
+  p?: string;
+  /** When it was published (epoch ms, fractional): receivers measure propagation with it. */
+  t: number;
+}
+
+export type InvalidationListener = (message: InvalidationMessage) => void;
+/** `true` once messages are received; `false` while they may be missed (the cache then stops caching). */
+export type HealthListener = (healthy: boolean) => void;
+
+/**
+ * Carries evictions to every replica. Delivery is best effort while connected (Redis pub/sub,
+ * PostgreSQL NOTIFY): a replica that is not connected cannot rely on its L1 and says so through
+ * `healthy`; the outbox re-publishes every change at least once.
+ */
+export abstract class CacheInvalidationBus {
+  abstract readonly transport: 'redis' | 'postgres';
+  abstract readonly healthy: boolean;
+  abstract start(onMessage: InvalidationListener, onHealth: HealthListener): Promise<void>;
+  abstract publish(message: InvalidationMessage): Promise<void>;
+  abstract stop(): Promise<void>;
+}
+
+function parse(text: string): InvalidationMessage | null {
+  try {
+    const m = JSON.parse(text) as InvalidationMessage;
+    if (typeof m?.o !== 'string' || typeof m.t !== 'number') return null;
+    if (m.k !== undefined && !(Array.isArray(m.k) && m.k.every((k) => typeof k === 'string'))) return null;
+    if (m.p !== undefined && typeof m.p !== 'string') return null;
+    return m;
+  } catch {
+    return null;
+  }
+}
+
+const withTimeout = <T>(work: Promise<T>, ms: number): Promise<T> =>
+  new Promise<T>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms`)), ms);
+    work.then(
+      (v) => (clearTimeout(timer), resolve(v)),
+      (e: unknown) => (clearTimeout(timer), reject(e as Error)),
+    );
+  });
+
+/** Redis pub/sub on `<keyPrefix>invalidate`, over a connection of its own (a subscribed connection runs no other command). */
+export class RedisInvalidationBus extends CacheInvalidationBus {
+  readonly transport = 'redis' as const;
+  private readonly logger = new Logger('CredentialCache');
+  private readonly channel: string;
+  private sub?: Redis;
+  private state = false;
+  private stopped = false;
+  private onHealth: HealthListener = () => undefined;
+
+  constructor(
+    private readonly client: Redis,
+    private readonly subscriberFactory: () => Redis,
+    keyPrefix: string,
+    private readonly timeoutMs: number,
+  ) {
+    super();
+    this.channel = `${keyPrefix}invalidate`;
+  }
+
+  get healthy(): boolean {
+    return this.state;
+  }
+
+  async start(onMessage: InvalidationListener, onHealth: HealthListener): Promise<void> {
+    this.onHealth = onHealth;
+    const sub = (this.sub = this.subscriberFactory());
+    sub.on('message', (channel: string, text: string) => {
+      if (channel !== this.channel) return;
+      const m = parse(text);
+      if (m) onMessage(m);
+    });
+    // Lost connection: messages may be missed until the subscription is confirmed again.
+    sub.on('close', () => this.setHealthy(false));
+    sub.on('ready', () => void this.subscribe());
+    await this.subscribe();
+  }
+
+  async publish(message: InvalidationMessage): Promise<void> {
+    await withTimeout(this.client.publish(this.channel, JSON.stringify(message)), this.timeoutMs);
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    this.setHealthy(false);
+    // The connection is the host's (closed at its shutdown); only stop listening.
+    await this.sub?.unsubscribe(this.channel).catch(() => undefined);
+  }
+
+  private async subscribe(): Promise<void> {
+    if (this.stopped || !this.sub) return;
+    try {
+      await withTimeout(this.sub.subscribe(this.channel), Math.max(this.timeoutMs, 2000));
+      this.setHealthy(this.sub.status === 'ready');
+    } catch (e) {
+      this.logger.warn(`invalidation channel not subscribed (${(e as NodeJS.ErrnoException).code ?? (e as Error).name}); reads bypass the cache until it is`);
+      this.setHealthy(false);
+    }
+  }
+
+  private setHealthy(healthy: boolean): void {
+    if (this.stopped && healthy) return;
+    if (this.state === healthy) return;
+    this.state = healthy;
+    this.onHealth(healthy);
+  }
+}
+
+/** Structural view of a pg client (the lib does not import pg). */
+interface PgListenClient {
+  query(sql: string, params?: unknown[]): Promise<unknown>;
+  on(event: 'notification', fn: (n: { channel: string; payload?: string }) => void): void;
+  on(event: 'error' | 'end', fn: (e?: Error) => void): void;
+  release(error?: Error | boolean): void;
+}
+
+/**
+ * PostgreSQL LISTEN/NOTIFY, for deployments without Redis: one pooled connection held for LISTEN on a
+ * channel named after the schema (a deployment), NOTIFY through the DataSource.
+ */
+export class PostgresInvalidationBus extends CacheInvalidationBus {
+  readonly transport = 'postgres' as const;
+  private readonly logger = new Logger('CredentialCache');
+  readonly channel: string;
+  private client?: PgListenClient;
+  private state = false;
+  private stopped = false;
+  private retry?: NodeJS.Timeout;
+  private onMessage: InvalidationListener = () => undefined;
+  private onHealth: HealthListener = () => undefined;
+
+  constructor(
+    private readonly dataSource: DataSource,
+    keyPrefix: string,
+    private readonly timeoutMs: number,
+  ) {
+    super();
+    const schema = (dataSource.options as { schema?: string }).schema ?? 'public';
+    // An identifier of ≤ 63 characters: a hash of what makes the deployment.
+    this.channel = `cv_cache_${createHash('sha256').update(`${schema}\0${keyPrefix}`).digest('hex').slice(0, 24)}`;
+  }
+
+  get healthy(): boolean {
+    return this.state;
+  }
+
+  async start(onMessage: InvalidationListener, onHealth: HealthListener): Promise<void> {
+    this.onMessage = onMessage;
+    this.onHealth = onHealth;
+    await this.connect();
+  }
+
+  async publish(message: InvalidationMessage): Promise<void> {
+    await withTimeout(this.dataSource.query('SELECT pg_notify($1, $2)', [this.channel, JSON.stringify(message)]), this.timeoutMs);
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    clearTimeout(this.retry);
+    this.setHealthy(false);
+    const client = this.client;
+    this.client = undefined;
+    if (client) {
+      await client.query(`UNLISTEN "${this.channel}"`).catch(() => undefined);
+      client.release();
+    }
+  }
+
+  private async connect(): Promise<void> {
+    if (this.stopped) return;
+    let client: PgListenClient | undefined;
+    try {
+      const pool = (this.dataSource.driver as unknown as { master: { connect(): Promise<PgListenClient> } }).master;
+      client = await withTimeout(pool.connect(), Math.max(this.timeoutMs, 2000));
+      client.on('notification', (n) => {
+        if (n.channel !== this.channel || !n.payload) return;
+        const m = parse(n.payload);
+        if (m) this.onMessage(m);
+      });
+      const lost = (e?: Error) => this.lost(client!, e);
+      client.on('error', lost);
+      client.on('end', lost);
+      await client.query(`LISTEN "${this.channel}"`);
+      this.client = client;
+      this.setHealthy(true);
+    } catch (e) {
+      if (client) client.release(e as Error);
+      this.logger.warn(`LISTEN for cache invalidations failed (${(e as Error).name}); reads bypass the cache until it works`);
+      this.setHealthy(false);
+      this.scheduleReconnect();
+    }
+  }
+
+  private lost(client: PgListenClient, e?: Error): void {
+    if (this.client !== client) return;
+    this.client = undefined;
+    this.setHealthy(false);
+    try {
+      client.release(e ?? true);
+    } catch {
+      // already released
+    }
+    this.scheduleReconnect();
+  }
+
+  private scheduleReconnect(): void {
+    if (this.stopped || this.retry) return;
+    this.retry = setTimeout(() => {
+      this.retry = undefined;
+      void this.connect();
+    }, 1000);
+    this.retry.unref();
+  }
+
+  private setHealthy(healthy: boolean): void {
+    if (this.state === healthy) return;
+    this.state = healthy;
+    this.onHealth(healthy);
+  }
+}

@@ -1,0 +1,347 @@
+/**
+ * Integration: the two-level cache (L1 + Redis L2) and the invalidation fan-out with real Redis, real
+ * PostgreSQL / SQLite, the real SDK against the local vault and several app instances in one process
+ * (the multi-process cluster test is test/cluster). Redis or PostgreSQL down is a failure, never a skip.
+ */
+import { randomBytes } from 'node:crypto';
+import { createServer, type Server, Socket as NetSocket, type Socket } from 'node:net';
+import { Logger } from '@nestjs/common';
+import { Test, type TestingModule } from '@nestjs/testing';
+import { type OperationContext, OutboxHandlerRegistry } from '@app/common';
+import { KeyVaultEmulator } from '@app/keyvault-emulator';
+import { CapturingLogger, createTestDatabase, credentialsStackImports, DATABASE_KINDS, REDIS_URL, type TestDatabase } from '@app/testing';
+import { Redis } from 'ioredis';
+import {
+  CredentialCache,
+  CredentialNotFoundError,
+  CredentialRevokedError,
+  CredentialsService,
+  CredentialType,
+  TieredCredentialCache,
+  type CredentialsModuleOptions,
+} from '../index';
+
+jest.setTimeout(60_000);
+
+const run = randomBytes(4).toString('hex');
+const PREFIX = `cvtest:${run}:cache:`;
+const ctx: OperationContext = { tenantId: `t_${run}`, actor: { id: 'user:alice' } };
+const connections: Redis[] = [];
+const logger = new CapturingLogger();
+
+function redisAt(url = REDIS_URL): Redis {
+  const r = new Redis(url, { maxRetriesPerRequest: 1, connectTimeout: 1000, retryStrategy: (n) => Math.min(n * 50, 300) });
+  r.on('error', () => undefined);
+  connections.push(r);
+  return r;
+}
+
+async function requireRedis(): Promise<void> {
+  const probe = new Redis(REDIS_URL, { maxRetriesPerRequest: 0, retryStrategy: () => null, lazyConnect: true });
+  probe.on('error', () => undefined);
+  try {
+    await probe.connect();
+    await probe.ping();
+  } catch (e) {
+    throw new Error(`Redis is required for this test but is not reachable at ${REDIS_URL} (${(e as Error).message})`);
+  } finally {
+    probe.disconnect();
+  }
+}
+
+/** Every key under the prefix with its value (strings; generation counters included). */
+async function redisDump(): Promise<Array<[string, string]>> {
+  const r = redisAt();
+  const out: Array<[string, string]> = [];
+  let cursor = '0';
+  do {
+    const [next, keys] = await r.scan(cursor, 'MATCH', `${PREFIX}*`, 'COUNT', 1000);
+    cursor = next;
+    for (const k of keys) out.push([k, (await r.get(k)) ?? '']);
+  } while (cursor !== '0');
+  return out;
+}
+
+const eventually = async <T>(check: () => Promise<T> | T, timeoutMs = 5000): Promise<T> => {
+  for (const deadline = Date.now() + timeoutMs; ; await new Promise((r) => setTimeout(r, 5))) {
+    try {
+      return await check();
+    } catch (e) {
+      if (Date.now() > deadline) throw e;
+    }
+  }
+};
+
+/** A TCP proxy to Redis that the test can cut (an outage seen by one replica only). */
+class CuttableProxy {
+  private server!: Server;
+  private sockets = new Set<Socket>();
+  private open = true;
+  port = 0;
+  async start(): Promise<void> {
+    const target = new URL(REDIS_URL);
+    this.server = createServer((client) => {
+      if (!this.open) return client.destroy();
+      const upstream = new NetSocket();
+      upstream.connect(Number(target.port || 6379), target.hostname);
+      for (const s of [client, upstream]) {
+        this.sockets.add(s);
+        s.on('error', () => undefined);
+        s.on('close', () => this.sockets.delete(s));
+      }
+      client.pipe(upstream).pipe(client);
+      client.on('close', () => upstream.destroy());
+      upstream.on('close', () => client.destroy());
+    });
+    await new Promise<void>((r) => this.server.listen(0, '127.0.0.1', r));
+    this.port = (this.server.address() as { port: number }).port;
+  }
+  cut(): void {
+    this.open = false;
+    for (const s of this.sockets) s.destroy();
+  }
+  restore(): void {
+    this.open = true;
+  }
+  async stop(): Promise<void> {
+    this.cut();
+    await new Promise((r) => this.server.close(r));
+  }
+}
+
+async function app(db: TestDatabase, emu: KeyVaultEmulator, cache: CredentialsModuleOptions['cache']): Promise<TestingModule> {
+  const m = await Test.createTestingModule({
+    imports: credentialsStackImports({
+      database: db.options,
+      vault: emu,
+      keyVault: { resilience: { maxAttempts: 1, pollIntervalMs: 20 } },
+      credentials: { cache: { ttlMs: 60_000, ...cache } },
+    }),
+  })
+    .setLogger(logger)
+    .compile();
+  await m.init();
+  return m;
+}
+
+// Generous bounds: five test runs share two cores here, and a timed-out Redis call is (rightly) a load of its own.
+const redisStore = (client = redisAt()) => ({ type: 'redis' as const, client, subscriber: () => redisAt(), keyPrefix: PREFIX, lockMs: 15_000, waitMs: 15_000, operationTimeoutMs: 3000 });
+
+describe.each(DATABASE_KINDS)('shared credential cache on %s (real Redis, local vault)', (kind) => {
+  let emu: KeyVaultEmulator;
+  let db: TestDatabase;
+  const apps: TestingModule[] = [];
+  const values = new Set<string>();
+  const secret = () => {
+    const v = `sk_${randomBytes(18).toString('base64url')}`;
+    values.add(v);
+    return v;
+  };
+  const svc = (i: number) => apps[i].get(CredentialsService);
+  const cacheOf = (i: number) => apps[i].get(CredentialCache) as TieredCredentialCache;
+  const getSecretCalls = () => emu.stats().byOperation.getSecret ?? 0;
+  const store = async (i = 0) => (await svc(i).store(ctx, { integrationId: 'stripe', connectionId: `c_${randomBytes(4).toString('hex')}`, type: CredentialType.API_KEY, value: secret() })).id;
+
+  beforeAll(async () => {
+    Logger.overrideLogger(logger);
+    await requireRedis();
+    emu = await KeyVaultEmulator.start({ quiet: true, throttle: false });
+    db = await createTestDatabase(kind);
+    // SQLite is one process: one instance; PostgreSQL: three replicas on one schema.
+    for (let i = 0; i < (kind === 'postgres' ? 3 : 1); i++) apps.push(await app(db, emu, { store: redisStore() }));
+  });
+
+  afterAll(async () => {
+    // After everything: no credential value in plaintext anywhere under the prefix.
+    const dump = await redisDump().catch(() => []);
+    for (const m of apps) await m.close();
+    await emu?.stop();
+    await db?.drop();
+    const cleaner = redisAt();
+    for (const [k] of dump) await cleaner.del(k);
+    for (const c of connections) c.disconnect();
+    Logger.overrideLogger(new Logger());
+    for (const [k, v] of dump) for (const value of values) expect(`${k} ${v}`).not.toContain(value);
+  });
+
+  it('fills L2 with sealed entries only: a scan of every key under the prefix finds no value in plaintext', async () => {
+    const ids = [await store(), await store()];
+    for (const id of ids) await svc(0).get(ctx, id);
+    const dump = await redisDump();
+    const entries = dump.filter(([k]) => k.startsWith(`${PREFIX}e:`));
+    expect(entries.length).toBeGreaterThanOrEqual(2);
+    expect(values.size).toBeGreaterThanOrEqual(2);
+    for (const [k, v] of dump) {
+      for (const value of values) {
+        expect(v).not.toContain(value);
+        expect(k).not.toContain(value);
+        expect(v).not.toContain(Buffer.from(value).toString('base64'));
+      }
+    }
+    for (const [, v] of entries) expect(v).toMatch(/^c1\.[A-Za-z0-9-]+\.[\w-]+\.[\w-]+\.[\w-]+$/);
+    expect(cacheOf(0).stats().shared?.l2).toMatchObject({ enabled: true, fills: 2 });
+  });
+
+  it('an entry copied under another credential’s key does not decrypt: a miss, and the right value is read', async () => {
+    const a = await store();
+    const b = await store();
+    const valueA = (await svc(0).get(ctx, a)).value;
+    const r = redisAt();
+    const sealedA = await r.get(`${PREFIX}e:{${ctx.tenantId}/${a}}`);
+    expect(sealedA).toBeTruthy();
+    await r.set(`${PREFIX}e:{${ctx.tenantId}/${b}}`, sealedA!, 'PX', 60_000);
+    const before = cacheOf(0).stats().shared!.l2.rejected;
+    const readB = await svc(0).get(ctx, b);
+    expect(readB.value).not.toBe(valueA);
+    expect(readB.metadata.id).toBe(b);
+    expect(cacheOf(0).stats().shared!.l2.rejected).toBe(before + 1);
+  });
+
+  it('a rotation evicts the L2 entry; the next read (any instance) sees the new value', async () => {
+    const id = await store();
+    for (let i = 0; i < apps.length; i++) await svc(i).get(ctx, id);
+    const r = redisAt();
+    const entryKey = `${PREFIX}e:{${ctx.tenantId}/${id}}`;
+    expect(await r.exists(entryKey)).toBe(1);
+    expect(await r.pttl(entryKey)).toBeLessThanOrEqual(60_000);
+    const next = secret();
+    await svc(0).rotate(ctx, id, next);
+    expect(await r.exists(entryKey)).toBe(0);
+    for (let i = 0; i < apps.length; i++) await eventually(async () => expect((await svc(i).get(ctx, id)).value).toBe(next));
+  });
+
+  if (kind !== 'postgres') return;
+
+  it('a write, a revoke and a delete on replica A are seen by the next read on B and C (fan-out over Redis)', async () => {
+    const id = await store();
+    for (let i = 0; i < 3; i++) await svc(i).get(ctx, id);
+    const hitsBefore = cacheOf(1).stats().shared!.l1.hits;
+    await svc(1).get(ctx, id);
+    expect(cacheOf(1).stats().shared!.l1.hits).toBe(hitsBefore + 1); // B serves it from L1
+
+    const next = secret();
+    await svc(0).rotate(ctx, id, next);
+    // The eviction is published right after commit: by the time rotate() returns, B and C have (almost) always dropped it.
+    for (const i of [1, 2]) await eventually(async () => expect((await svc(i).get(ctx, id)).value).toBe(next), 1000);
+
+    await svc(0).revoke(ctx, id);
+    for (const i of [1, 2]) await eventually(() => expect(svc(i).get(ctx, id)).rejects.toBeInstanceOf(CredentialRevokedError), 1000);
+    await svc(0).unrevoke(ctx, id);
+    for (const i of [1, 2]) await eventually(async () => expect((await svc(i).get(ctx, id)).value).toBe(next), 1000);
+
+    await svc(0).delete(ctx, id);
+    for (const i of [1, 2]) await eventually(() => expect(svc(i).get(ctx, id)).rejects.toBeInstanceOf(CredentialNotFoundError), 1000);
+  });
+
+  it('the outbox handler of a credential change evicts the entry on every replica (the path that survives a crash)', async () => {
+    const id = await store();
+    for (let i = 0; i < 3; i++) await svc(i).get(ctx, id);
+    const received = cacheOf(2).stats().shared!.invalidation.received;
+    // What the dispatcher does on whichever replica holds its lock, here replica B.
+    const handlers = apps[1].get(OutboxHandlerRegistry).handlersFor('credential.rotated');
+    expect(handlers.length).toBeGreaterThanOrEqual(1);
+    const event = { id: 'evt-1', name: 'credential.rotated', tenantId: ctx.tenantId, payload: { credentialId: id }, createdAt: new Date(), attempts: 0 };
+    for (const h of handlers) await h(event);
+    for (const h of handlers) await h(event); // at least once: twice is harmless
+    await eventually(() => expect(cacheOf(2).stats().shared!.invalidation.received).toBeGreaterThanOrEqual(received + 2), 1000);
+    expect(await redisAt().exists(`${PREFIX}e:{${ctx.tenantId}/${id}}`)).toBe(0);
+    const loads = cacheOf(2).stats().loads;
+    const l2Hits = cacheOf(2).stats().shared!.l2.hits;
+    await svc(2).get(ctx, id);
+    // C's L1 was emptied and L2 too: the read reached L2 (miss) and loaded.
+    expect(cacheOf(2).stats().loads + cacheOf(2).stats().shared!.l2.hits).toBe(loads + l2Hits + 1);
+  });
+
+  it('cluster-wide single-flight: a cold burst of reads of 100 credentials on 3 replicas makes exactly 100 vault reads', async () => {
+    const ids: string[] = [];
+    for (let i = 0; i < 100; i++) ids.push(await store(i % 3));
+    emu.resetStats();
+    const reads = ids.flatMap((id) => [0, 1, 2].map((i) => svc(i).get(ctx, id)));
+    const results = await Promise.all(reads);
+    expect(results).toHaveLength(300);
+    const l2 = [0, 1, 2].map((i) => cacheOf(i).stats().shared!.l2);
+    expect({ vaultReads: getSecretCalls(), lockTimeouts: l2.reduce((n, s) => n + s.lockTimeouts, 0), l2Errors: l2.reduce((n, s) => n + s.errors, 0) }).toEqual({
+      vaultReads: 100,
+      lockTimeouts: 0,
+      l2Errors: 0,
+    });
+    expect(results.map((r) => r.metadata.id).sort()).toEqual(ids.flatMap((id) => [id, id, id]).sort());
+  });
+
+  it('a replica that loses Redis bypasses its cache (degraded, counted) and never serves what an eviction it missed removed', async () => {
+    const proxy = new CuttableProxy();
+    await proxy.start();
+    const viaProxy = redisAt(`redis://127.0.0.1:${proxy.port}`);
+    const d = await app(db, emu, { store: { type: 'redis', client: viaProxy, subscriber: () => redisAt(`redis://127.0.0.1:${proxy.port}`), keyPrefix: PREFIX } });
+    try {
+      const dCache = d.get(CredentialCache) as TieredCredentialCache;
+      const dSvc = d.get(CredentialsService);
+      const id = await store();
+      const first = (await dSvc.get(ctx, id)).value;
+      const hits = dCache.stats().shared!.l1.hits;
+      expect((await dSvc.get(ctx, id)).value).toBe(first);
+      expect(dCache.stats().shared!.l1.hits).toBe(hits + 1);
+
+      proxy.cut();
+      await eventually(() => expect(dCache.health().status).toBe('degraded'), 3000);
+      const next = secret();
+      await svc(0).rotate(ctx, id, next); // D cannot hear this eviction
+      const degraded = dCache.stats().shared!.degradedReads;
+      expect((await dSvc.get(ctx, id)).value).toBe(next);
+      expect(dCache.stats().shared!.degradedReads).toBe(degraded + 1);
+
+      proxy.restore();
+      await eventually(() => expect(dCache.health().status).toBe('up'), 5000);
+      expect((await dSvc.get(ctx, id)).value).toBe(next);
+    } finally {
+      await d.close();
+      await proxy.stop();
+    }
+  });
+});
+
+describe('invalidation over PostgreSQL LISTEN/NOTIFY (no Redis)', () => {
+  let emu: KeyVaultEmulator;
+  let db: TestDatabase;
+  const apps: TestingModule[] = [];
+
+  beforeAll(async () => {
+    emu = await KeyVaultEmulator.start({ quiet: true, throttle: false });
+    db = await createTestDatabase('postgres');
+    for (let i = 0; i < 2; i++) apps.push(await app(db, emu, {}));
+  });
+
+  afterAll(async () => {
+    for (const m of apps) await m.close();
+    await emu?.stop();
+    await db?.drop();
+  });
+
+  it('a rotation on A evicts B’s in-process entry', async () => {
+    const [a, b] = apps.map((m) => m.get(CredentialsService));
+    expect(apps[1].get(CredentialCache).health()).toMatchObject({ tier: 'memory', invalidation: 'postgres', status: 'up' });
+    const id = (await a.store(ctx, { integrationId: 'github', connectionId: `c_${run}`, type: CredentialType.API_KEY, value: `v1_${randomBytes(12).toString('hex')}` })).id;
+    await b.get(ctx, id);
+    const next = `v2_${randomBytes(12).toString('hex')}`;
+    await a.rotate(ctx, id, next);
+    await eventually(async () => expect((await b.get(ctx, id)).value).toBe(next), 1000);
+    expect(apps[1].get(CredentialCache).stats().shared?.invalidation).toMatchObject({ transport: 'postgres', healthy: true });
+    expect(apps[1].get(CredentialCache).stats().shared!.invalidation.received).toBeGreaterThanOrEqual(1);
+  });
+});
+
+describe('no shared state on SQLite without Redis', () => {
+  it('keeps the in-process LRU (exactly the cache of a single process)', async () => {
+    const emu = await KeyVaultEmulator.start({ quiet: true, throttle: false });
+    const db = await createTestDatabase('sqlite');
+    const m = await app(db, emu, {});
+    try {
+      expect(m.get(CredentialCache).constructor.name).toBe('LruCredentialCache');
+      expect(m.get(CredentialCache).health()).toMatchObject({ tier: 'memory', invalidation: 'none', status: 'up' });
+    } finally {
+      await m.close();
+      await emu.stop();
+      await db.drop();
+    }
+  });
+});

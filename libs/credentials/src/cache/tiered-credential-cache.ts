@@ -1,0 +1,412 @@
+import { randomUUID } from 'node:crypto';
+import { Logger } from '@nestjs/common';
+import type { Redis } from 'ioredis';
+import { Clock } from '@app/common';
+import { CacheEntryKey, cacheEntryKeyId, decodeCacheValue, encodeCacheValue, jitteredTtl, openCacheEntry, sealCacheEntry } from './cache-entry-cipher';
+import type { CacheKeyring } from './cache-keyring';
+import { CacheLoadOptions, CredentialCache, CredentialCacheHealth, CredentialCacheStats, SharedCacheStats } from './credential-cache';
+import { CacheInvalidationBus, InvalidationMessage } from './invalidation-bus';
+import { LruCredentialCache, LruCredentialCacheOptions } from './lru-credential-cache';
+
+/** The Redis (L2) tier of a TieredCredentialCache. */
+export interface RedisTierOptions {
+  client: Redis;
+  keyring: CacheKeyring;
+  /** Every key starts with it (entries `<p>e:{key}`, generations `<p>g:{key}`, locks `<p>l:{key}`). */
+  keyPrefix: string;
+  /** How long a replica may hold the load lock of a key. */
+  lockMs: number;
+  /** How long the others wait for its fill before loading themselves. */
+  waitMs: number;
+  /** How often a waiter looks for the fill. */
+  pollMs: number;
+  /** Bound on each Redis round trip: a slow Redis is an L2 miss, not a slow read. */
+  operationTimeoutMs: number;
+  /** Generation keys (the "an eviction happened" marks) live this long. */
+  generationTtlMs: number;
+}
+
+// One round trip: the entry if any, else the key's generation and, if free, its load lock.
+const ACQUIRE = `
+local v = redis.call('GET', KEYS[1])
+if v then return {'hit', v} end
+local g = redis.call('GET', KEYS[2]) or '0'
+if redis.call('SET', KEYS[3], ARGV[1], 'NX', 'PX', ARGV[2]) then return {'lock', g} end
+return {'wait', g}`;
+// Fill only if no eviction happened since the load started (the generation did not move); free our lock.
+const FILL = `
+local filled = 0
+if (redis.call('GET', KEYS[2]) or '0') == ARGV[1] then redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3]); filled = 1 end
+if ARGV[4] ~= '' and redis.call('GET', KEYS[3]) == ARGV[4] then redis.call('DEL', KEYS[3]) end
+return filled`;
+const RELEASE = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0`;
+// An eviction: bump the generation (in-flight fills are refused) and drop the entry.
+const EVICT = `
+redis.call('INCR', KEYS[2])
+redis.call('PEXPIRE', KEYS[2], ARGV[1])
+redis.call('DEL', KEYS[1])
+return 1`;
+
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+function timeout<T>(work: Promise<T>, ms: number): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`redis operation timed out after ${ms} ms`)), ms);
+    work.then(
+      (v) => (clearTimeout(timer), resolve(v)),
+      (e: unknown) => (clearTimeout(timer), reject(e as Error)),
+    );
+  });
+}
+
+/**
+ * Two levels, cache-aside: L1 in process (the LRU, with its single-flight and invalidation tokens)
+ * and, optionally, L2 in Redis — entries AES-256-GCM-sealed under a key from the vault, bound to
+ * their cache key — plus an invalidation bus (Redis pub/sub or PostgreSQL NOTIFY) that carries every
+ * eviction to every replica.
+ *
+ * - An L1 miss asks L2; an L2 miss takes the key's load lock (cluster-wide single-flight), loads and
+ *   fills; the other replicas poll for the fill (bounded) and load themselves if the holder dies.
+ * - A load that started before an eviction never fills: not L1 (the LRU's token), not L2 (the fill
+ *   is refused when the key's generation moved).
+ * - While the bus is not connected this replica cannot hear evictions: it serves nothing cached
+ *   (reads go to the loader, single-flight in process, counted as degraded) and empties L1 when
+ *   connected again. A Redis error is an L2 miss (counted), never a failed read.
+ */
+export class TieredCredentialCache extends CredentialCache {
+  private readonly logger = new Logger('CredentialCache');
+  readonly instanceId = randomUUID();
+  private readonly l1: LruCredentialCache;
+  private readonly degradedInflight = new Map<string, Promise<unknown>>();
+  /** Evictions that could not reach Redis: sent again when the bus is back (the outbox retries them too). */
+  private readonly pending = new Set<string>();
+  private readonly listeners = new Set<(message: InvalidationMessage, lagMs: number) => void>();
+  private loads = 0;
+  private counters = this.zero();
+  private lastL2Error = 0;
+  private started = false;
+
+  constructor(
+    private readonly options: LruCredentialCacheOptions,
+    clock: Clock,
+    private readonly bus: CacheInvalidationBus,
+    private readonly l2?: RedisTierOptions,
+    private readonly random: () => number = Math.random,
+  ) {
+    super();
+    this.l1 = new LruCredentialCache(options, clock, random);
+  }
+
+  /** Connects the bus (not fatal: until it works, reads bypass the cache) and warms the cache key. */
+  async start(): Promise<void> {
+    if (this.started) return;
+    this.started = true;
+    await this.bus.start(
+      (m) => this.receive(m),
+      (healthy) => this.onBusHealth(healthy),
+    );
+    if (this.l2) await this.l2.keyring.current().catch((e: Error) => this.logger.warn(`shared cache key unavailable (${e.name}); L2 skipped until it is`));
+  }
+
+  async stop(): Promise<void> {
+    await this.bus.stop();
+  }
+
+  /** Observes evictions received from other replicas, with their propagation lag (benches, metrics). */
+  onRemoteInvalidation(listener: (message: InvalidationMessage, lagMs: number) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  getOrLoad<T>(key: string, loader: () => Promise<T>, options: CacheLoadOptions = {}): Promise<T> {
+    if (!this.bus.healthy) return this.degraded(key, loader);
+    return this.l1.getOrLoad(key, () => this.loadShared(key, loader), options);
+  }
+
+  invalidate(key: string): void {
+    this.l1.invalidate(key);
+    this.evictShared([key]).catch(() => undefined);
+  }
+
+  override async evictEverywhere(key: string): Promise<void> {
+    this.l1.invalidate(key);
+    await this.evictShared([key]);
+  }
+
+  invalidatePrefix(prefix: string): void {
+    this.l1.invalidatePrefix(prefix);
+    void (async () => {
+      if (this.l2) for (const key of await this.scanKeys(prefix)) await this.evictL2(key);
+      await this.publish({ o: this.instanceId, p: prefix, t: now() });
+    })().catch((e: Error) => this.logger.warn(`could not evict a key prefix everywhere: ${e.name}`));
+  }
+
+  /** Empties L1 and this deployment's L2 entries (other replicas' L1 are left to their TTL or evictions). */
+  clear(): void {
+    this.l1.clear();
+    if (!this.l2) return;
+    const l2 = this.l2;
+    void this.scanKeys('')
+      .then((keys) => Promise.all(keys.map((k) => l2.client.del(this.entryKey(k)))))
+      .catch(() => this.counters.l2Errors++);
+  }
+
+  stats(): CredentialCacheStats {
+    const l1 = this.l1.stats();
+    const c = this.counters;
+    const hits = l1.hits + c.l2Hits;
+    const misses = l1.misses - c.l2Hits + c.degradedReads;
+    const shared: SharedCacheStats = {
+      l1: { hits: l1.hits, misses: l1.misses },
+      l2: {
+        enabled: !!this.l2,
+        hits: c.l2Hits,
+        misses: c.l2Misses,
+        errors: c.l2Errors,
+        rejected: c.l2Rejected,
+        fills: c.fills,
+        fillsRefused: c.fillsRefused,
+        lockWaits: c.lockWaits,
+        lockTimeouts: c.lockTimeouts,
+      },
+      degradedReads: c.degradedReads,
+      invalidation: { transport: this.bus.transport, healthy: this.bus.healthy, published: c.published, received: c.received, publishErrors: c.publishErrors },
+    };
+    return { ...l1, hits, misses, loads: this.loads, hitRate: hits + misses === 0 ? 0 : hits / (hits + misses), shared };
+  }
+
+  resetStats(): void {
+    this.l1.resetStats();
+    this.loads = 0;
+    this.counters = this.zero();
+  }
+
+  override health(): CredentialCacheHealth {
+    const l2Down = !!this.l2 && Date.now() - this.lastL2Error < 10_000;
+    const status = this.bus.healthy && !l2Down ? 'up' : 'degraded';
+    return {
+      tier: this.l2 ? 'redis' : 'memory',
+      invalidation: this.bus.transport,
+      status,
+      details: {
+        invalidationConnected: this.bus.healthy,
+        ...(this.l2 ? { l2: l2Down ? 'failing' : 'up' } : {}),
+        pendingEvictions: this.pending.size,
+        ...(status === 'degraded' ? { message: this.bus.healthy ? 'the shared cache tier is failing: reads skip it' : 'evictions cannot be received: reads bypass the cache' } : {}),
+      },
+    };
+  }
+
+  // ─────────────────────────── reads ───────────────────────────
+
+  private degraded<T>(key: string, loader: () => Promise<T>): Promise<T> {
+    this.counters.degradedReads++;
+    const running = this.degradedInflight.get(key);
+    if (running) return running as Promise<T>;
+    const p = this.load(loader).finally(() => this.degradedInflight.delete(key));
+    this.degradedInflight.set(key, p);
+    return p;
+  }
+
+  private load<T>(loader: () => Promise<T>): Promise<T> {
+    this.loads++;
+    return loader();
+  }
+
+  private async loadShared<T>(key: string, loader: () => Promise<T>): Promise<T> {
+    const l2 = this.l2;
+    if (!l2) return this.load(loader);
+    let sealKey: CacheEntryKey;
+    try {
+      sealKey = await timeout(l2.keyring.current(), l2.operationTimeoutMs);
+    } catch {
+      this.l2Failed();
+      return this.load(loader);
+    }
+    const token = randomUUID();
+    let deadline: number | undefined;
+    for (;;) {
+      let reply: [string, string];
+      try {
+        reply = (await timeout(l2.client.eval(ACQUIRE, 3, this.entryKey(key), this.genKey(key), this.lockKey(key), token, String(l2.lockMs)), l2.operationTimeoutMs)) as [string, string];
+      } catch {
+        this.l2Failed();
+        return this.load(loader);
+      }
+      const [kind, payload] = reply;
+      if (kind === 'hit') {
+        const value = await this.open<T>(key, payload);
+        if (value !== undefined) {
+          this.counters.l2Hits++;
+          return value;
+        }
+        this.counters.l2Rejected++;
+        return this.load(loader);
+      }
+      if (deadline === undefined) this.counters.l2Misses++;
+      if (kind === 'lock') return this.loadAndFill(key, loader, sealKey, payload, token);
+      if (deadline === undefined) {
+        this.counters.lockWaits++;
+        deadline = Date.now() + l2.waitMs;
+      } else if (Date.now() >= deadline) {
+        // The holder is slow or gone: load ourselves (a fill is still refused after an eviction).
+        this.counters.lockTimeouts++;
+        return this.loadAndFill(key, loader, sealKey, payload, '');
+      }
+      await sleep(l2.pollMs);
+    }
+  }
+
+  private async loadAndFill<T>(key: string, loader: () => Promise<T>, sealKey: CacheEntryKey, generation: string, token: string): Promise<T> {
+    const l2 = this.l2!;
+    let value: T;
+    try {
+      value = await this.load(loader);
+    } catch (e) {
+      // Let a waiter try at once instead of waiting out the lock.
+      if (token) await timeout(l2.client.eval(RELEASE, 1, this.lockKey(key), token), l2.operationTimeoutMs).catch(() => this.l2Failed());
+      throw e;
+    }
+    try {
+      const sealed = sealCacheEntry(sealKey, key, encodeCacheValue(value));
+      const ttl = jitteredTtl(this.options.ttlMs, this.options.jitterRatio, this.random);
+      const filled = await timeout(
+        l2.client.eval(FILL, 3, this.entryKey(key), this.genKey(key), this.lockKey(key), generation, sealed, String(ttl), token),
+        l2.operationTimeoutMs,
+      );
+      if (filled === 1) this.counters.fills++;
+      else this.counters.fillsRefused++;
+    } catch {
+      this.l2Failed();
+    }
+    return value;
+  }
+
+  private async open<T>(key: string, sealed: string): Promise<T | undefined> {
+    const id = cacheEntryKeyId(sealed);
+    const sealKey = id ? await this.l2!.keyring.version(id) : null;
+    const text = sealKey ? openCacheEntry(sealKey, key, sealed) : null;
+    if (text === null) return undefined;
+    try {
+      return decodeCacheValue<T>(text);
+    } catch {
+      return undefined;
+    }
+  }
+
+  // ─────────────────────────── evictions ───────────────────────────
+
+  private async evictShared(keys: string[]): Promise<void> {
+    try {
+      for (const key of keys) await this.evictL2(key);
+      await this.publish({ o: this.instanceId, k: keys, t: now() });
+      for (const key of keys) this.pending.delete(key);
+    } catch (e) {
+      for (const key of keys) this.pending.add(key);
+      throw e;
+    }
+  }
+
+  private async evictL2(key: string): Promise<void> {
+    const l2 = this.l2;
+    if (!l2) return;
+    try {
+      await timeout(l2.client.eval(EVICT, 2, this.entryKey(key), this.genKey(key), String(l2.generationTtlMs)), l2.operationTimeoutMs);
+    } catch (e) {
+      this.l2Failed();
+      throw e;
+    }
+  }
+
+  private async publish(message: InvalidationMessage): Promise<void> {
+    try {
+      await this.bus.publish(message);
+      this.counters.published++;
+    } catch (e) {
+      this.counters.publishErrors++;
+      throw e;
+    }
+  }
+
+  private receive(message: InvalidationMessage): void {
+    if (message.o === this.instanceId) return;
+    this.counters.received++;
+    for (const key of message.k ?? []) this.l1.invalidate(key);
+    if (message.p !== undefined) this.l1.invalidatePrefix(message.p);
+    const lag = now() - message.t;
+    for (const listener of this.listeners) listener(message, lag);
+  }
+
+  private onBusHealth(healthy: boolean): void {
+    // Either way L1 may now hold what a missed eviction should have removed.
+    this.l1.clear();
+    if (!healthy) {
+      this.logger.warn('cache invalidations cannot be received: reads bypass the cache until they can');
+      return;
+    }
+    this.logger.log(`cache invalidations connected (${this.bus.transport})`);
+    const keys = [...this.pending];
+    if (keys.length > 0) this.evictShared(keys).catch(() => undefined);
+  }
+
+  // ─────────────────────────── keys ───────────────────────────
+
+  // The hash tag keeps a key's entry, generation and lock in one Redis Cluster slot (one script).
+  private entryKey(key: string): string {
+    return `${this.l2!.keyPrefix}e:{${key}}`;
+  }
+
+  private genKey(key: string): string {
+    return `${this.l2!.keyPrefix}g:{${key}}`;
+  }
+
+  private lockKey(key: string): string {
+    return `${this.l2!.keyPrefix}l:{${key}}`;
+  }
+
+  /** Cache keys with an L2 entry starting with `prefix` (SCAN, never KEYS). */
+  private async scanKeys(prefix: string): Promise<string[]> {
+    const l2 = this.l2!;
+    const head = `${l2.keyPrefix}e:{`;
+    const match = `${escapeGlob(head + prefix)}*`;
+    const keys: string[] = [];
+    let cursor = '0';
+    do {
+      const [next, batch] = await l2.client.scan(cursor, 'MATCH', match, 'COUNT', 500);
+      cursor = next;
+      for (const k of batch) keys.push(k.slice(head.length, -1));
+    } while (cursor !== '0');
+    return keys;
+  }
+
+  private l2Failed(): void {
+    this.counters.l2Errors++;
+    this.lastL2Error = Date.now();
+  }
+
+  private zero() {
+    return {
+      l2Hits: 0,
+      l2Misses: 0,
+      l2Errors: 0,
+      l2Rejected: 0,
+      fills: 0,
+      fillsRefused: 0,
+      lockWaits: 0,
+      lockTimeouts: 0,
+      degradedReads: 0,
+      published: 0,
+      received: 0,
+      publishErrors: 0,
+    };
+  }
+}
+
+/** Wall-clock milliseconds with sub-millisecond precision, comparable across processes of one machine. */
+function now(): number {
+  return performance.timeOrigin + performance.now();
+}
+
+function escapeGlob(s: string): string {
+  return s.replace(/[*?[\]\\]/g, (c) => `\\${c}`);
+}
