@@ -100,6 +100,7 @@ describe('loadAppConfig', () => {
           WEBHOOK_SECRET_MAX_LIVE: '3',
           WEBHOOK_SECRET_TOLERANCE_SECONDS: '120',
           WEBHOOK_SECRET_CACHE_TTL_MS: '5000',
+          WEBHOOK_SECRET_STAGED_TTL_MS: '600000',
           WEBHOOK_SECRET_ROTATION_ENABLED: 'false',
           WEBHOOK_SECRET_ROTATION_CRON: '0 4 * * 1',
           WEBHOOK_SECRET_ROTATION_MAX_PER_RUN: '50',
@@ -129,6 +130,7 @@ describe('loadAppConfig', () => {
         toleranceSeconds: 120,
         rotateAfterMs: DEFAULT_WEBHOOK_SECRETS_OPTIONS.rotateAfterMs,
         cacheTtlMs: 5000,
+        stagedTtlMs: 600_000,
         job: { enabled: false, cron: '0 4 * * 1', timeZone: 'UTC', maxPerRun: 50 },
       });
       const n = resolveNotificationOptions(cfg.rotation.notifications);
@@ -148,6 +150,7 @@ describe('loadAppConfig', () => {
       const msg = problemsOf({
         WEBHOOK_SECRET_OVERLAP_MS: '-5',
         WEBHOOK_SECRET_MAX_LIVE: '1',
+        WEBHOOK_SECRET_STAGED_TTL_MS: '1000',
         WEBHOOK_SECRET_ROTATION_ENABLED: 'sometimes',
         WEBHOOK_SECRET_ROTATION_CRON: 'every-night-at-3',
         NOTIFICATIONS_RETRY_MAX_ATTEMPTS: '0',
@@ -158,6 +161,7 @@ describe('loadAppConfig', () => {
       for (const v of [
         'WEBHOOK_SECRET_OVERLAP_MS',
         'WEBHOOK_SECRET_MAX_LIVE',
+        'WEBHOOK_SECRET_STAGED_TTL_MS',
         'WEBHOOK_SECRET_ROTATION_ENABLED',
         'WEBHOOK_SECRET_ROTATION_CRON',
         'NOTIFICATIONS_RETRY_MAX_ATTEMPTS',
@@ -181,5 +185,17 @@ describe('loadAppConfig', () => {
       // Raising the lease makes a long timeout valid.
       expect(loadAppConfig({ NOTIFICATIONS_WEBHOOK_TIMEOUT_MS: '60000', NOTIFICATIONS_RETRY_LEASE_MS: '120000' }).rotation.notifications.webhook).toMatchObject({ timeoutMs: 60_000 });
     });
+  });
+
+  it('picks the shared cache tier when REDIS_URL is set; CACHE_TIER / CACHE_INVALIDATION are checked against what exists', () => {
+    expect(loadAppConfig({}).credentials).toMatchObject({ cacheTier: 'memory', cacheInvalidation: 'auto' });
+    expect(loadAppConfig({ REDIS_URL: 'redis://127.0.0.1:6379' }).credentials).toMatchObject({ cacheTier: 'redis', cacheInvalidation: 'auto' });
+    expect(loadAppConfig({ REDIS_URL: 'redis://127.0.0.1:6379', CACHE_TIER: 'memory' }).credentials.cacheTier).toBe('memory');
+    expect(loadAppConfig({ DATABASE_TYPE: 'postgres', DATABASE_URL: 'postgres://u@db/cv', CACHE_INVALIDATION: 'postgres' }).credentials.cacheInvalidation).toBe('postgres');
+    expect(problemsOf({ CACHE_TIER: 'redis' })).toContain('CACHE_TIER: redis needs REDIS_URL');
+    expect(problemsOf({ CACHE_TIER: 'disk' })).toContain("CACHE_TIER: must be 'memory' or 'redis'");
+    expect(problemsOf({ CACHE_INVALIDATION: 'redis' })).toContain('CACHE_INVALIDATION: redis needs the redis cache tier');
+    expect(problemsOf({ CACHE_INVALIDATION: 'postgres' })).toContain('CACHE_INVALIDATION: postgres needs DATABASE_TYPE=postgres');
+    expect(problemsOf({ REDIS_URL: 'redis://127.0.0.1:6379', CACHE_INVALIDATION: 'none' })).toContain('CACHE_INVALIDATION: none cannot be used with the redis cache tier');
   });
 });

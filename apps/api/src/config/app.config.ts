@@ -82,6 +82,8 @@ const envSchema = z
     CACHE_TTL_MS: int(300_000, 0, 86_400_000),
     CACHE_MAX_STALE_MS: int(0, 0, 86_400_000),
     CACHE_MAX_ENTRIES: int(10_000, 1, 10_000_000),
+    CACHE_TIER: z.enum(['memory', 'redis'], { error: "must be 'memory' or 'redis'" }).optional(),
+    CACHE_INVALIDATION: z.enum(['auto', 'redis', 'postgres', 'none'], { error: "must be 'auto', 'redis', 'postgres' or 'none'" }).default('auto'),
     CREDENTIALS_INTEGRATIONS: z
       .string()
       .default('')
@@ -128,6 +130,7 @@ const envSchema = z
     WEBHOOK_SECRET_MAX_LIVE: int(5, 2, 20),
     WEBHOOK_SECRET_TOLERANCE_SECONDS: int(300, 1, 3600),
     WEBHOOK_SECRET_CACHE_TTL_MS: int(0, 0, 3_600_000),
+    WEBHOOK_SECRET_STAGED_TTL_MS: int(7 * 86_400_000, 60_000, 30 * 86_400_000),
     WEBHOOK_SECRET_ROTATION_ENABLED: bool(true),
     WEBHOOK_SECRET_ROTATION_CRON: cronExpressionSchema('must be a cron expression with 5 or 6 fields, e.g. "30 3 * * *"').default('30 3 * * *'),
     WEBHOOK_SECRET_ROTATION_MAX_PER_RUN: int(1000, 1, 1_000_000),
@@ -180,7 +183,17 @@ export interface AppConfig {
    * such thing is per process, as on one machine. Every key the host writes starts with `keyPrefix`.
    */
   redis?: { url: string; keyPrefix: string };
-  credentials: { cacheTtlMs: number; cacheMaxStaleMs: number; cacheMaxEntries: number; integrations: string[]; vaultSecretPrefix: string };
+  credentials: {
+    cacheTtlMs: number;
+    cacheMaxStaleMs: number;
+    cacheMaxEntries: number;
+    /** `redis`: L1 in process + encrypted L2 shared in Redis (default when REDIS_URL is set). */
+    cacheTier: 'memory' | 'redis';
+    /** How evictions reach the other replicas; `auto`: Redis with the redis tier, else PostgreSQL NOTIFY on PostgreSQL, else none. */
+    cacheInvalidation: 'auto' | 'redis' | 'postgres' | 'none';
+    integrations: string[];
+    vaultSecretPrefix: string;
+  };
   audit: {
     failClosed: boolean;
     retention: { enabled: boolean; days: number; cron: string };
@@ -265,6 +278,11 @@ function valueProblems(e: z.infer<typeof envSchema>): string[] {
   }
   if (e.SMTP_SECURE && e.SMTP_IGNORE_TLS) problems.push('SMTP_IGNORE_TLS: cannot be combined with SMTP_SECURE (TLS from the first byte)');
   if (e.SMTP_REQUIRE_TLS && e.SMTP_IGNORE_TLS) problems.push('SMTP_IGNORE_TLS: cannot be combined with SMTP_REQUIRE_TLS');
+  if (e.CACHE_TIER === 'redis' && !e.REDIS_URL) problems.push('CACHE_TIER: redis needs REDIS_URL');
+  const tier = e.CACHE_TIER ?? (e.REDIS_URL ? 'redis' : 'memory');
+  if (e.CACHE_INVALIDATION === 'redis' && tier !== 'redis') problems.push('CACHE_INVALIDATION: redis needs the redis cache tier (REDIS_URL, CACHE_TIER unset or redis)');
+  if (e.CACHE_INVALIDATION === 'postgres' && e.DATABASE_TYPE !== 'postgres') problems.push('CACHE_INVALIDATION: postgres needs DATABASE_TYPE=postgres');
+  if (e.CACHE_INVALIDATION === 'none' && tier === 'redis') problems.push('CACHE_INVALIDATION: none cannot be used with the redis cache tier (replicas would serve evicted entries)');
   return problems;
 }
 
@@ -319,6 +337,8 @@ export function loadAppConfig(env: Record<string, string | undefined>, cwd = pro
       cacheTtlMs: e.CACHE_TTL_MS,
       cacheMaxStaleMs: e.CACHE_MAX_STALE_MS,
       cacheMaxEntries: e.CACHE_MAX_ENTRIES,
+      cacheTier: e.CACHE_TIER ?? (e.REDIS_URL ? 'redis' : 'memory'),
+      cacheInvalidation: e.CACHE_INVALIDATION,
       integrations: e.CREDENTIALS_INTEGRATIONS,
       vaultSecretPrefix: e.VAULT_SECRET_PREFIX,
     },
@@ -342,6 +362,7 @@ export function loadAppConfig(env: Record<string, string | undefined>, cwd = pro
         maxLiveSecrets: e.WEBHOOK_SECRET_MAX_LIVE,
         toleranceSeconds: e.WEBHOOK_SECRET_TOLERANCE_SECONDS,
         cacheTtlMs: e.WEBHOOK_SECRET_CACHE_TTL_MS,
+        stagedTtlMs: e.WEBHOOK_SECRET_STAGED_TTL_MS,
         job: { enabled: e.WEBHOOK_SECRET_ROTATION_ENABLED, cron: e.WEBHOOK_SECRET_ROTATION_CRON, maxPerRun: e.WEBHOOK_SECRET_ROTATION_MAX_PER_RUN },
       },
       notifications: {

@@ -5,6 +5,7 @@ import { AuditAnchorModule } from '../audit/audit-anchor.module';
 import { AuditController } from '../audit/audit.controller';
 import { APP_CONFIG, AppConfig } from '../config/app.config';
 import { HostMetrics } from '../metrics/host-metrics';
+import { HostRedis } from '../redis/host-redis';
 import { ConnectionsController, CredentialsController } from './credentials.controller';
 
 /** The credentials and audit libs configured from the host's config, and their HTTP surface. */
@@ -18,9 +19,19 @@ import { ConnectionsController, CredentialsController } from './credentials.cont
     AuditAnchorModule,
     CredentialsModule.forRootAsync({
       isGlobal: true,
-      inject: [APP_CONFIG],
-      useFactory: (c: AppConfig) => ({
-        cache: { ttlMs: c.credentials.cacheTtlMs, maxStaleMs: c.credentials.cacheMaxStaleMs, maxEntries: c.credentials.cacheMaxEntries },
+      inject: [APP_CONFIG, HostRedis],
+      useFactory: (c: AppConfig, redis: HostRedis) => ({
+        cache: {
+          ttlMs: c.credentials.cacheTtlMs,
+          maxStaleMs: c.credentials.cacheMaxStaleMs,
+          maxEntries: c.credentials.cacheMaxEntries,
+          // The shared tier uses the host's connections: its command connection and one subscriber of its own.
+          store:
+            c.credentials.cacheTier === 'redis'
+              ? { type: 'redis', client: redis.client, subscriber: () => redis.subscriber('cache-invalidation'), keyPrefix: `${redis.keyPrefix}cache:` }
+              : { type: 'memory' },
+          invalidation: c.credentials.cacheInvalidation,
+        },
         integrations: c.credentials.integrations,
         vault: { namePrefix: c.credentials.vaultSecretPrefix },
       }),

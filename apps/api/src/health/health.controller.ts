@@ -4,6 +4,7 @@ import { HealthCheck, HealthCheckService, TypeOrmHealthIndicator } from '@nestjs
 import { KeyVaultHealthIndicator } from '@app/key-vault';
 import { Public } from '../auth/auth.decorators';
 import { AuditHealthIndicator } from './audit.health';
+import { CacheHealthIndicator } from './cache.health';
 import { JobsHealthIndicator } from './jobs.health';
 
 /**
@@ -20,6 +21,7 @@ export class HealthController {
     private readonly keyVault: KeyVaultHealthIndicator,
     private readonly audit: AuditHealthIndicator,
     private readonly jobs: JobsHealthIndicator,
+    private readonly cache: CacheHealthIndicator,
   ) {}
 
   @Get('live')
@@ -36,6 +38,7 @@ export class HealthController {
       () => this.keyVault.isHealthy('keyVault'),
       () => this.audit.isHealthy('audit'),
       () => this.jobs.isHealthy('jobs'),
+      () => this.cache.isHealthy('cache'),
     ]);
   }
 }

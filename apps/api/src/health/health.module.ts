@@ -1,8 +1,9 @@
 import { Module } from '@nestjs/common';
 import { TerminusModule } from '@nestjs/terminus';
 import { AuditHealthIndicator } from './audit.health';
+import { CacheHealthIndicator } from './cache.health';
 import { HealthController } from './health.controller';
 import { JobsHealthIndicator } from './jobs.health';
 
-@Module({ imports: [TerminusModule], controllers: [HealthController], providers: [AuditHealthIndicator, JobsHealthIndicator] })
+@Module({ imports: [TerminusModule], controllers: [HealthController], providers: [AuditHealthIndicator, JobsHealthIndicator, CacheHealthIndicator] })
 export class HealthModule {}
