@@ -45,10 +45,17 @@ describe('MigrationRunner against a throttled local vault (JSON-lines source)', 
     const s = await app.get(MigrationRunner).run(new JsonlLegacySource(join(dir, 'legacy.jsonl')), { batchSize: 30 });
     expect(s).toMatchObject({ totalConnections: COUNT, successfulMigrations: COUNT, failedMigrations: 0, skipped: 0, totalCredentialsMigrated: COUNT, errors: [] });
     // The vault did throttle, and the limiter absorbed it (halving, waiting Retry-After).
+    expect(vault.stats().byStatus['429']).toBeGreaterThan(0);
     expect(s.throttling.absorbed).toBeGreaterThan(0);
     expect(s.throttling.decreases).toBeGreaterThan(0);
     expect(JSON.stringify(s)).not.toMatch(/RATE_LIMITED|Throttled/);
-    const n = await app.get(DataSource).query('SELECT COUNT(*) AS n FROM cv_credentials');
-    expect(Number(n[0].n)).toBe(COUNT);
+    const count = async (sql: string) => Number((await app.get(DataSource).query(sql))[0].n);
+    expect(await count('SELECT COUNT(*) AS n FROM cv_credentials')).toBe(COUNT);
+    // Only final outcomes are audited: one STORE and one MIGRATE row per credential, no failed
+    // (throttled) STORE attempt, no read.
+    expect(await count(`SELECT COUNT(*) AS n FROM cv_audit_log WHERE action = 'store' AND result = 'success'`)).toBe(COUNT);
+    expect(await count(`SELECT COUNT(*) AS n FROM cv_audit_log WHERE action = 'store' AND result <> 'success'`)).toBe(0);
+    expect(await count(`SELECT COUNT(*) AS n FROM cv_audit_log WHERE action = 'migrate'`)).toBe(COUNT);
+    expect(await count(`SELECT COUNT(*) AS n FROM cv_audit_log WHERE action = 'read'`)).toBe(0);
   });
 });

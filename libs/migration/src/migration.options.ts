@@ -22,6 +22,14 @@ export interface MigrationModuleOptions {
     /** @default 64 */
     max?: number;
   };
+  /**
+   * Group commit: the connections migrated in one database transaction (their credentials' rows,
+   * MIGRATE audit rows and checkpoints), their vault writes running concurrently meanwhile.
+   */
+  group?: {
+    /** @default 200 */
+    maxConnections?: number;
+  };
   /** Throttled attempts of one credential before it is reported as failed. @default 30 */
   maxThrottleRetries?: number;
   /** Override the credentials lib's per-type value-store policy for imported credentials. */
@@ -45,6 +53,10 @@ const schema = z
       .strict()
       .prefault({})
       .refine((c) => c.min <= c.initial && c.initial <= c.max, { message: 'must satisfy min <= initial <= max' }),
+    group: z
+      .object({ maxConnections: z.number().int().min(1).max(10_000).default(200) })
+      .strict()
+      .prefault({}),
     maxThrottleRetries: z.number().int().min(0).max(1000).default(30),
     valueStore: z.enum(ValueStoreKind).optional(),
     clock: clockOptionSchema().optional(),

@@ -10,23 +10,33 @@ import { MIGRATION_ACTOR, MIGRATION_CLOCK, MIGRATION_RESOLVED_OPTIONS } from '..
 import type { ResolvedMigrationOptions } from '../migration.options';
 import type { LegacyConnectionRow, LegacyCredentialSource } from '../sources/legacy-source';
 import { AimdLimiter } from './aimd-limiter';
-import { CheckpointWriter } from './checkpoint-writer';
 import type { ConnectionOutcome, DecryptedField, MigrationErrorEntry } from './migration.types';
 
 /** Tags every imported credential carries (ids and dates only): they make a crashed write recognisable. */
 export const MIGRATION_TAGS = { source: 'migration.source', legacyId: 'migration.legacy-id' } as const;
 
+/** A vault call slower than this was throttled and retried by the vault client (Retry-After is >= 1 s). */
+const THROTTLED_CALL_MS = 1000;
+
+/** A connection whose credentials are stored: each field with its credential id. */
+export interface StoredConnection {
+  row: LegacyConnectionRow;
+  pairs: { field: DecryptedField; id: string }[];
+}
+
 /**
- * Migrates one legacy connection. All fields are decrypted and validated before the first write: a
- * connection with any bad field writes nothing. Resume protocol (see the README):
- * 1. each field is stored; `CredentialAlreadyExistsError` means an earlier attempt (or a duplicate
- *    legacy row) stored it: its value is read back and compared — equal and tagged with this legacy
- *    row = ours from a crashed attempt (counted as migrated); equal from another row = DUPLICATE;
- *    different = CONFLICT (reported, nothing changed);
- * 2. then ONE transaction: a MIGRATE audit row per credential and the checkpoint (grouped with other
- *    connections by `CheckpointWriter`); until it commits, a re-run redoes step 1, which is idempotent;
- * 3. deleteAfterMigration: every value is read back and compared, the legacy fields cleared, and the
- *    checkpoint marked `cleared`.
+ * Migrates one legacy connection, inside the ambient transaction of its group (`MigrationRunner`):
+ * all fields are decrypted and validated before the first write, so a connection with any bad field
+ * writes nothing. Resume protocol (see the README):
+ * 1. each field is stored (value-store write first, then the credentials lib's rows, which join the
+ *    group's transaction); `CredentialAlreadyExistsError` means a duplicate legacy row, a credential
+ *    that existed before, or a connection an earlier run stored only partly: its value is read back
+ *    and compared — equal and tagged with this legacy row = ours (counted as migrated); equal from
+ *    another row = DUPLICATE; different = CONFLICT (reported, nothing changed);
+ * 2. in the same transaction: a MIGRATE audit row per credential and the checkpoint — so the
+ *    credentials and their checkpoint commit together, or not at all;
+ * 3. deleteAfterMigration (after the commit, `clearVerified`): every value is read back and
+ *    compared, the legacy fields cleared, and the checkpoint marked `cleared`.
  */
 @Injectable()
 export class ConnectionMigrator {
@@ -62,8 +72,13 @@ export class ConnectionMigrator {
     return { fields, errors };
   }
 
-  async migrate(row: LegacyConnectionRow, source: LegacyCredentialSource, limiter: AimdLimiter, fields: DecryptedField[], opts: { runId: string; deleteAfter: boolean; writer: CheckpointWriter }): Promise<ConnectionOutcome> {
-    const ctx = migrationContext(row.tenantId, opts.runId);
+  /**
+   * Stores the connection's fields, then (unless it failed or was all duplicates) its MIGRATE audit
+   * rows and checkpoint — all in the caller's transaction. Per-field problems come back in the
+   * outcome; a failure of the audit row or checkpoint is thrown (the group must not commit).
+   */
+  async migrate(row: LegacyConnectionRow, source: LegacyCredentialSource, limiter: AimdLimiter, fields: DecryptedField[], runId: string): Promise<{ outcome: ConnectionOutcome; stored?: StoredConnection }> {
+    const ctx = migrationContext(row.tenantId, runId);
     const errors: MigrationErrorEntry[] = [];
     const done: { field: DecryptedField; credential: CredentialMetadata; resumed: boolean }[] = [];
     let duplicates = 0;
@@ -80,30 +95,38 @@ export class ConnectionMigrator {
     }
     const keyIndex = fields.length ? Math.max(...fields.map((f) => f.keyIndex)) : null;
     const failed = errors.some((e) => e.code !== 'DUPLICATE');
-    if (failed) return { status: 'failed', credentials: done.length, keyIndex, errors };
-    if (duplicates === fields.length) return { status: 'skipped', credentials: 0, keyIndex, errors };
+    if (failed) return { outcome: { status: 'failed', credentials: done.length, keyIndex, errors } };
+    if (duplicates === fields.length) return { outcome: { status: 'skipped', credentials: 0, keyIndex, errors } };
 
-    await opts.writer.add(
-      done.map((d) => ({
-        action: AuditAction.MIGRATE,
-        context: ctx,
-        resource: d.credential.id,
-        result: AuditResult.SUCCESS,
-        details: { type: d.field.type, legacySource: source.name, legacyId: row.legacyId, keyIndex: d.field.keyIndex, resumed: d.resumed },
-      })),
-      {
+    await this.runner.run(async () => {
+      for (const d of done) {
+        await this.audit.record({
+          action: AuditAction.MIGRATE,
+          context: ctx,
+          resource: d.credential.id,
+          result: AuditResult.SUCCESS,
+          details: { type: d.field.type, legacySource: source.name, legacyId: row.legacyId, keyIndex: d.field.keyIndex, resumed: d.resumed },
+        });
+      }
+      await this.checkpoints.save({
         source: source.name, legacyId: row.legacyId, tenantId: row.tenantId, integrationId: row.integrationId,
         connectionId: row.connectionId, status: 'migrated', credentials: done.length, migratedAt: this.clock.now(),
-      },
-    );
-    if (opts.deleteAfter) {
-      try {
-        await this.verifyAndClear(ctx, row, source, done.map((d) => ({ field: d.field, id: d.credential.id })), limiter);
-      } catch (e) {
-        return { status: 'failed', credentials: done.length, keyIndex, errors: [...errors, entry(row, null, e)] };
-      }
+      });
+    });
+    return {
+      outcome: { status: 'migrated', credentials: done.length, keyIndex, errors },
+      stored: { row, pairs: done.map((d) => ({ field: d.field, id: d.credential.id })) },
+    };
+  }
+
+  /** deleteAfterMigration, once the connection's checkpoint has committed: verify every value, then clear. */
+  async clearVerified(stored: StoredConnection, source: LegacyCredentialSource, limiter: AimdLimiter, runId: string): Promise<MigrationErrorEntry[]> {
+    try {
+      await this.verifyAndClear(migrationContext(stored.row.tenantId, runId), stored.row, source, stored.pairs, limiter);
+      return [];
+    } catch (e) {
+      return [entry(stored.row, null, e)];
     }
-    return { status: 'migrated', credentials: done.length, keyIndex, errors };
   }
 
   /** A connection checkpointed `migrated` by an earlier run without deleteAfterMigration: verify and clear now. */
@@ -157,13 +180,20 @@ export class ConnectionMigrator {
     }
   }
 
-  /** Runs one vault-touching call under the AIMD limit; a 429 waits its Retry-After and is retried, never reported. */
+  /**
+   * Runs one vault-touching call under the AIMD limit. The vault client retries a 429 itself after
+   * its Retry-After (so the credentials lib never sees, nor audits, a throttled attempt); a call that
+   * took that long counts as throttled for the limiter. A 429 that still comes through (the client's
+   * attempts ran out) waits its Retry-After here and is retried, never reported.
+   */
   async withBudget<T>(limiter: AimdLimiter, call: () => Promise<T>): Promise<T> {
     for (let attempt = 0; ; attempt++) {
       const permit = await limiter.acquire();
+      const started = Date.now();
       try {
         const r = await call();
-        limiter.success(permit);
+        if (Date.now() - started >= THROTTLED_CALL_MS) limiter.throttled(permit, 0);
+        else limiter.success(permit);
         return r;
       } catch (e) {
         if (isKeyVaultError(e, KeyVaultErrorCode.RATE_LIMITED) && attempt < this.options.maxThrottleRetries) {

@@ -4,18 +4,40 @@ import { Outbox, TransactionRunner, type OutboxPayload } from '@app/common';
 import { MigrationCheckpointRepository } from '../checkpoint/migration-checkpoint.repository';
 import { MIGRATION_RESOLVED_OPTIONS, MigrationEvents } from '../migration.constants';
 import type { ResolvedMigrationOptions } from '../migration.options';
-import type { LegacyCredentialSource, LegacyFilter } from '../sources/legacy-source';
+import type { LegacyConnectionRow, LegacyCredentialSource, LegacyFilter } from '../sources/legacy-source';
 import { AimdLimiter } from './aimd-limiter';
-import { CheckpointWriter } from './checkpoint-writer';
-import { ConnectionMigrator, entry } from './connection-migrator';
+import { ConnectionMigrator, entry, type StoredConnection } from './connection-migrator';
+import { LegacyFeed, type FeedItem } from './legacy-feed';
 import type { ConnectionOutcome, MigrationRunOptions, MigrationSummary } from './migration.types';
 
 const PROGRESS_EVENT_EVERY_MS = 1000;
 
+/** The group's transaction did not hold what it wrote (PostgreSQL turns COMMIT of a failed transaction into ROLLBACK). */
+class GroupNotPersistedError extends Error {
+  override readonly name = 'GroupNotPersistedError';
+}
+
+interface Run {
+  runId: string;
+  source: LegacyCredentialSource;
+  limiter: AimdLimiter;
+  deleteAfter: boolean;
+  record: (out: ConnectionOutcome) => void;
+  /** deleteAfterMigration work started after a group committed; awaited at the end. */
+  clearing: Set<Promise<void>>;
+  lastEvent: number;
+  counts: () => OutboxPayload;
+}
+
 /**
- * Runs a migration of one source: pages of `batchSize` connections, already-checkpointed ones
- * skipped, the others migrated concurrently under one AIMD limiter (the vault's budget decides how
- * many writes are in flight), events on the outbox, and a summary at the end.
+ * Runs a migration of one source. A `LegacyFeed` reads pages of `batchSize` connections ahead,
+ * decrypts them and looks up their checkpoints; what needs the vault is migrated in GROUPS: one
+ * transaction holds the credentials lib's rows, a MIGRATE audit row per credential and the checkpoint
+ * of up to `group.maxConnections` connections (or of `group.maxDurationMs`), while their vault writes
+ * run concurrently under one AIMD limiter. So the database commits once per group instead of once per
+ * credential, and a credential is never committed without its checkpoint (or the reverse). One group
+ * at a time: on SQLite transactions are serial anyway, and on PostgreSQL every group takes the audit
+ * chain locks of its tenants until it commits.
  */
 @Injectable()
 export class MigrationRunner {
@@ -36,7 +58,6 @@ export class MigrationRunner {
     const batchSize = o.batchSize ?? this.options.batchSize;
     const filter: LegacyFilter = { tenantId: o.tenantId, integrationId: o.integrationId };
     const limiter = new AimdLimiter(this.options.concurrency);
-    const writer = new CheckpointWriter(this.runner, this.migrator.audit, this.checkpoints);
     const s: MigrationSummary = {
       source: source.name, dryRun, totalConnections: 0, successfulMigrations: 0, failedMigrations: 0, skipped: 0,
       totalCredentialsMigrated: 0, durationMs: 0, errors: [], rowsByKeyIndex: {},
@@ -47,7 +68,6 @@ export class MigrationRunner {
     if (!dryRun) await this.event(MigrationEvents.STARTED, { runId, source: source.name, total: s.totalConnections });
     this.logger.log(`migration ${runId} of ${source.name}: ${s.totalConnections} connection(s)${dryRun ? ' (dry run)' : ''}`);
 
-    let lastEvent = Date.now();
     const record = (out: ConnectionOutcome) => {
       if (out.status === 'migrated') s.successfulMigrations++;
       else if (out.status === 'failed') s.failedMigrations++;
@@ -57,44 +77,24 @@ export class MigrationRunner {
       s.errors.push(...out.errors);
       o.onProgress?.(counts());
     };
+    const run: Run = { runId, source, limiter, deleteAfter: !!o.deleteAfterMigration, record, clearing: new Set(), lastEvent: Date.now(), counts };
 
-    // Connections in flight are bounded by the limiter's ceiling; the limiter bounds the vault calls.
-    const inFlight = new Set<Promise<void>>();
-    const maxInFlight = Math.max(this.options.concurrency.max, batchSize);
+    const feed = new LegacyFeed(source, filter, batchSize, this.migrator, (ids) => (dryRun ? Promise.resolve(new Map()) : this.checkpoints.find(source.name, ids)), {
+      highWater: Math.max(2 * this.options.group.maxConnections, batchSize),
+      onReady: (item) => this.settleWithoutVault(item, run, dryRun),
+    });
     try {
-      for (let after: string | undefined; ; ) {
-        const rows = await source.page(filter, after, batchSize);
-        if (!rows.length) break;
-        after = rows[rows.length - 1].legacyId;
-        const done = dryRun ? new Map() : await this.checkpoints.find(source.name, rows.map((r) => r.legacyId));
-        for (const row of rows) {
-          while (inFlight.size >= maxInFlight) await Promise.race(inFlight);
-          const p = (async () => {
-            const checkpoint = done.get(row.legacyId);
-            const { fields, errors } = this.migrator.decrypt(row, source.columns);
-            if (checkpoint) {
-              const clearErrors = o.deleteAfterMigration && checkpoint.status === 'migrated' && !errors.length && fields.length
-                ? await this.migrator.clearMigrated(row, source, limiter, fields, runId)
-                : [];
-              return record({ status: clearErrors.length ? 'failed' : 'skipped', credentials: 0, keyIndex: null, errors: clearErrors });
-            }
-            if (errors.length) return record({ status: 'failed', credentials: 0, keyIndex: null, errors });
-            const keyIndex = Math.max(...fields.map((f) => f.keyIndex));
-            if (dryRun) return record({ status: 'migrated', credentials: fields.length, keyIndex, errors: [] });
-            record(await this.migrator.migrate(row, source, limiter, fields, { runId, deleteAfter: !!o.deleteAfterMigration, writer }));
-          })().catch((e: unknown) => record({ status: 'failed', credentials: 0, keyIndex: null, errors: [entry(row, null, e)] }));
-          const tracked = p.finally(() => inFlight.delete(tracked));
-          inFlight.add(tracked);
-        }
-        if (!dryRun && Date.now() - lastEvent >= PROGRESS_EVENT_EVERY_MS) {
-          lastEvent = Date.now();
-          await this.event(MigrationEvents.PROGRESS, counts());
-        }
+      // Started outside any transaction: its checkpoint reads must never join a group's.
+      const feeding = this.runner.detached(() => feed.start());
+      if (!dryRun) {
+        while (await feed.waitForItems()) await this.group(feed.take(this.options.group.maxConnections), run);
       }
-      await Promise.all(inFlight);
-      await writer.flush();
+      await feeding;
+      feed.result();
+      await Promise.all(run.clearing);
     } catch (e) {
-      await Promise.allSettled(inFlight);
+      feed.stop();
+      await Promise.allSettled(run.clearing);
       if (!dryRun) await this.event(MigrationEvents.FAILED, { ...counts(), error: String((e as { codeName?: string }).codeName ?? (e as Error).name) }).catch(() => undefined);
       throw e;
     }
@@ -106,7 +106,95 @@ export class MigrationRunner {
     return s;
   }
 
+  /**
+   * Rows that need no vault write (already checkpointed, undecryptable, or a dry run) are settled by
+   * the feed at once; it returns false for rows that a group must migrate.
+   */
+  private settleWithoutVault(item: FeedItem, run: Run, dryRun: boolean): boolean {
+    const { row, checkpoint, fields, errors } = item;
+    if (checkpoint) {
+      if (run.deleteAfter && checkpoint.status === 'migrated' && !errors.length && fields.length) {
+        this.track(run, this.migrator.clearMigrated(row, run.source, run.limiter, fields, run.runId).then((e) =>
+          run.record({ status: e.length ? 'failed' : 'skipped', credentials: 0, keyIndex: null, errors: e }),
+        ));
+      } else run.record({ status: 'skipped', credentials: 0, keyIndex: null, errors: [] });
+      return true;
+    }
+    if (errors.length) {
+      run.record({ status: 'failed', credentials: 0, keyIndex: null, errors });
+      return true;
+    }
+    if (dryRun) {
+      run.record({ status: 'migrated', credentials: fields.length, keyIndex: Math.max(...fields.map((f) => f.keyIndex)), errors: [] });
+      return true;
+    }
+    return false;
+  }
+
+  /**
+   * One group: every connection of `items` migrated in ONE transaction, concurrently (two legacy rows
+   * of the same connection one after the other, so the second sees the first's credential). Outcomes
+   * count only once the transaction has committed. If it cannot commit, each connection is tried
+   * again alone, so one bad connection costs only itself.
+   */
+  private async group(items: FeedItem[], run: Run): Promise<void> {
+    let results: { item: FeedItem; outcome: ConnectionOutcome; stored?: StoredConnection }[];
+    try {
+      results = await this.runner.run(async () => {
+        const byConnection = new Map<string, Promise<unknown>>();
+        const settled = await Promise.allSettled(
+          items.map((item) => {
+            const key = connectionKey(item.row);
+            const p = (byConnection.get(key) ?? Promise.resolve()).then(() => this.migrator.migrate(item.row, run.source, run.limiter, item.fields, run.runId));
+            byConnection.set(key, p.catch(() => undefined));
+            return p;
+          }),
+        );
+        const failure = settled.find((r) => r.status === 'rejected');
+        if (failure) throw failure.reason;
+        const out = settled.map((r, i) => ({ item: items[i], ...(r as PromiseFulfilledResult<{ outcome: ConnectionOutcome; stored?: StoredConnection }>).value }));
+        await this.assertCheckpointed(run.source, out.filter((r) => r.stored).map((r) => r.item.row.legacyId));
+        return out;
+      });
+    } catch (e) {
+      if (items.length === 1) {
+        run.record({ status: 'failed', credentials: 0, keyIndex: null, errors: [entry(items[0].row, null, e)] });
+        return;
+      }
+      this.logger.warn(`a group of ${items.length} connections could not commit (${(e as Error).name}); trying each alone`);
+      for (const item of items) await this.group([item], run);
+      return;
+    }
+    for (const r of results) {
+      if (r.stored && run.deleteAfter) {
+        const stored = r.stored;
+        this.track(run, this.migrator.clearVerified(stored, run.source, run.limiter, run.runId).then((errors) =>
+          run.record(errors.length ? { ...r.outcome, status: 'failed', errors: [...r.outcome.errors, ...errors] } : r.outcome),
+        ));
+      } else run.record(r.outcome);
+    }
+    if (Date.now() - run.lastEvent >= PROGRESS_EVENT_EVERY_MS) {
+      run.lastEvent = Date.now();
+      await this.event(MigrationEvents.PROGRESS, run.counts());
+    }
+  }
+
+  /** Reads the group's checkpoints back inside its transaction: a failed statement on PostgreSQL makes this throw. */
+  private async assertCheckpointed(source: LegacyCredentialSource, legacyIds: string[]): Promise<void> {
+    const found = await this.checkpoints.find(source.name, legacyIds);
+    if (found.size !== new Set(legacyIds).size) throw new GroupNotPersistedError(`${legacyIds.length - found.size} checkpoint(s) missing in the group's transaction`);
+  }
+
+  private track(run: Run, p: Promise<void>): void {
+    const tracked = p.finally(() => run.clearing.delete(tracked));
+    run.clearing.add(tracked);
+  }
+
   private async event(name: string, payload: OutboxPayload): Promise<void> {
     await this.runner.run(() => this.outbox.add({ name, payload }));
   }
+}
+
+function connectionKey(row: LegacyConnectionRow): string {
+  return JSON.stringify([row.tenantId, row.integrationId, row.connectionId]);
 }

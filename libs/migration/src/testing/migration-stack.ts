@@ -10,13 +10,14 @@ import { MIGRATION_ENTITIES, MIGRATION_MIGRATIONS } from '../migration.persisten
 
 /**
  * The test stack of `@app/testing` with the checkpoint table added to its TypeORM module, plus
- * MigrationModule. Key Vault retries are off (`maxAttempts: 1`) so 429s reach the AIMD limiter.
+ * MigrationModule. The vault client retries a 429 itself (10 attempts, Retry-After honoured), as the CLI's
+ * `migrate` does, so a throttled attempt never reaches the credentials lib (nor its audit).
  */
 export function migrationStackImports(o: CredentialsStackOptions, migration: MigrationModuleOptions): DynamicModule[] {
   const [, ...rest] = credentialsStackImports({
     ...o,
     credentials: { ...o.credentials, isGlobal: true },
-    keyVault: { resilience: { maxAttempts: 1 }, ...o.keyVault },
+    keyVault: { resilience: { maxAttempts: 10 }, ...o.keyVault },
   });
   return [
     TypeOrmModule.forRoot({

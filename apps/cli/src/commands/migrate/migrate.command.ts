@@ -37,8 +37,9 @@ export class MigrateCommand extends CommandRunner {
     if (source !== 'sql' && source !== 'jsonl') throw new Error('--source must be sql or jsonl');
     if (source === 'jsonl' && !flags.file) throw new Error('--source jsonl needs --file <legacy.jsonl>');
     if (flags.deleteAfterMigration && source !== 'sql') throw new Error('--delete-after-migration needs --source sql');
-    // 429s must reach the migration's AIMD limiter instead of being retried inside the vault client.
-    const env = { KEY_VAULT_MAX_ATTEMPTS: '1', ...process.env };
+    // The vault client retries a 429 after its Retry-After (10 attempts), so a throttled attempt never reaches the
+    // credentials lib and is never audited; the migration's limiter backs off on such slow calls.
+    const env = { KEY_VAULT_MAX_ATTEMPTS: '10', ...process.env };
     const config = loadAppConfig(env);
     const m = loadMigrateEnv(env, { needKeys: true, needDatabase: source === 'sql' });
 
