@@ -14,6 +14,7 @@ import { generateApiKey } from '../apps/api/src/auth/api-keys';
 import { SharedStateRedis } from '../apps/api/src/auth/shared-state-redis';
 import { createApp } from '../apps/api/src/bootstrap';
 import { loadAppConfig } from '../apps/api/src/config/app.config';
+import { HostRedis } from '../apps/api/src/redis/host-redis';
 import { EmbeddedVault } from '../apps/api/src/vault/embedded-vault';
 import { REDIS_URL } from './support/database';
 import { startTestHost, TestHost } from './support/host';
@@ -79,10 +80,10 @@ class StallableRedisProxy {
   private readonly held: { upstream: Socket; data: Buffer }[] = [];
   private constructor(private readonly server: Server) {}
 
-  static async start(target: URL): Promise<StallableRedisProxy> {
+  static async start(target: URL, port = 0): Promise<StallableRedisProxy> {
     const proxy: { self?: StallableRedisProxy } = {};
     const server = createServer((client) => proxy.self!.accept(client, target));
-    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    await new Promise<void>((r) => server.listen(port, '127.0.0.1', r));
     proxy.self = new StallableRedisProxy(server);
     return proxy.self;
   }
@@ -332,8 +333,39 @@ describe('cluster-wide limits and counters (two replicas, PostgreSQL, one Redis)
     });
   });
 
-  it('leaves no API key, client, tenant, actor or resource identifier in Redis keys or values', async () => {
-    const keys = await redis.keys(`${prefix}*`);
+  it('starts and serves with per-process limits while Redis is down, and counts in Redis again once it is back', async () => {
+    const closed = createServer();
+    await new Promise<void>((r) => closed.listen(0, '127.0.0.1', r));
+    const port = (closed.address() as AddressInfo).port;
+    await new Promise((r) => closed.close(r));
+    const lonely = generateApiKey('acme-lonely', 'acme', ['credentials:read']);
+    const d = await startReplica(a, { REDIS_URL: `redis://127.0.0.1:${port}`, AUTH_API_KEYS: JSON.stringify([lonely.entry]), RATE_LIMIT_PER_MINUTE: '2' });
+    let back: StallableRedisProxy | undefined;
+    try {
+      const shared = d.app.get(SharedStateRedis);
+      const statuses = [];
+      for (let i = 0; i < 3; i++) statuses.push((await get(d.baseUrl, '/v1/credentials', lonely.key)).status);
+      expect(statuses).toEqual([200, 200, 429]);
+      expect(shared.fallbacks.rate_limit).toBe(3);
+      // Redis comes back at that address: the replica reconnects and counts there again (a fresh window).
+      back = await StallableRedisProxy.start(new URL(REDIS_URL), port);
+      const ready = d.app.get(HostRedis).client;
+      for (const until = Date.now() + 10_000; ready.status !== 'ready' && Date.now() < until; ) await new Promise((r) => setTimeout(r, 100));
+      expect(ready.status).toBe('ready');
+      await new Promise((r) => setTimeout(r, 1100)); // past the fallback period of the last failure
+      expect((await get(d.baseUrl, '/v1/credentials', lonely.key)).status).toBe(200);
+      expect(shared.fallbacks.rate_limit).toBe(3);
+      expect(await redis.keys(`${prefix}rl:*`)).not.toHaveLength(0);
+    } finally {
+      // (Closed while Redis answers: HostRedis's shutdown waits for QUIT, which never settles while Redis is unreachable.)
+      await d.app.close();
+      await back?.close();
+    }
+  });
+
+  it('leaves no API key, client, tenant, actor or resource identifier in its Redis keys or values', async () => {
+    // Its namespaces only: the credential cache's keys are another part's business.
+    const keys = (await Promise.all(['rl:', 'sa:', 'oauth-cd:'].map((ns) => redis.keys(`${prefix}${ns}*`)))).flat();
     expect(keys.length).toBeGreaterThan(0);
     const values = await Promise.all(
       keys.map(async (k) => {
