@@ -1,3 +1,5 @@
+import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { parseArgs } from 'node:util';
 import { AuthOptions } from './auth';
 import { KeyVaultEmulator } from './emulator';
@@ -10,6 +12,8 @@ Usage: npm run emulator -- [options]
   --host <addr>                 interface to listen on (default 127.0.0.1)
   --port <n>                    port (default 8443; 0 = ephemeral)
   --data-dir <dir>              persistence + CA files (default ./data/vault)
+  --ca-export <file>            also write the CA certificate (public part only) to this file,
+                                e.g. on a volume the vault's clients mount (docker-compose.yml)
   --tenant-id <guid>            tenant named in the 401 challenge
   --retention-days <7..90>      soft-delete retention (default 90)
   --purge-protection            forbid purging deleted secrets
@@ -33,13 +37,20 @@ function num(name: string, v: string | undefined): number | undefined {
   return n;
 }
 
-export function parseCli(argv: string[]): KeyVaultEmulatorOptions | 'help' {
+/** The emulator's options plus what only the command line does. */
+export type EmulatorCliOptions = KeyVaultEmulatorOptions & {
+  /** Where to copy the CA certificate once started (the CA key never leaves the data dir). */
+  caExportPath?: string;
+};
+
+export function parseCli(argv: string[]): EmulatorCliOptions | 'help' {
   const { values } = parseArgs({
     args: argv,
     options: {
       host: { type: 'string' },
       port: { type: 'string' },
       'data-dir': { type: 'string' },
+      'ca-export': { type: 'string' },
       'tenant-id': { type: 'string' },
       'retention-days': { type: 'string' },
       'purge-protection': { type: 'boolean' },
@@ -85,7 +96,16 @@ export function parseCli(argv: string[]): KeyVaultEmulatorOptions | 'help' {
       : { limit: num('throttle-limit', values['throttle-limit']) ?? 4000, windowMs: num('throttle-window-ms', values['throttle-window-ms']) ?? 10_000 },
     auth,
     quiet: values.quiet ?? false,
+    ...(values['ca-export'] ? { caExportPath: values['ca-export'] } : {}),
   };
+}
+
+/** Writes the CA certificate atomically (a client polling for the file never reads half of it). */
+function exportCaCert(path: string, pem: string): void {
+  mkdirSync(dirname(path), { recursive: true });
+  const tmp = `${path}.${process.pid}.tmp`;
+  writeFileSync(tmp, pem, { mode: 0o644 });
+  renameSync(tmp, path);
 }
 
 /**
@@ -94,7 +114,7 @@ export function parseCli(argv: string[]): KeyVaultEmulatorOptions | 'help' {
  * SIGINT/SIGTERM has stopped it (store flushed). Bad flags print the help and set exit code 2.
  */
 export async function runEmulatorCli(argv: string[]): Promise<void> {
-  let options: KeyVaultEmulatorOptions | 'help';
+  let options: EmulatorCliOptions | 'help';
   try {
     options = parseCli(argv);
   } catch (err) {
@@ -106,9 +126,12 @@ export async function runEmulatorCli(argv: string[]): Promise<void> {
     console.log(HELP);
     return;
   }
-  const emulator = await KeyVaultEmulator.start(options);
+  const { caExportPath, ...emulatorOptions } = options;
+  const emulator = await KeyVaultEmulator.start(emulatorOptions);
+  if (caExportPath) exportCaCert(caExportPath, emulator.caCertPem);
   console.log(`Vault URL: ${emulator.vaultUrl}`);
   console.log(`CA certificate: ${emulator.caCertPath}   (SecretClient option tlsOptions: { ca }, or NODE_EXTRA_CA_CERTS)`);
+  if (caExportPath) console.log(`CA certificate exported to: ${caExportPath}`);
   console.log(`Data dir: ${emulator.dataDir}`);
   await new Promise<void>((resolve, reject) => {
     let stopping = false;
