@@ -2,7 +2,10 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { KeyVaultEmulator } from '@app/keyvault-emulator';
+import { CredentialsService } from '@app/credentials';
 import { WebhookSecretsService, WebhookSecretUpdaterRegistry, type WebhookSecretUpdate } from '@app/rotation';
+import { createApp } from '../apps/api/src/bootstrap';
+import { loadAppConfig } from '../apps/api/src/config/app.config';
 import { WebhookRotateCommand } from '../apps/cli/src/commands/rotation.command';
 import { startTestHost, TestHost } from './support/host';
 
@@ -70,5 +73,43 @@ describe('cli webhook:rotate', () => {
     expect(pushed[0]).toMatchObject({ credentialId, integrationId: 'stripe', connectionId: 'main', replacesVersion: 1 });
     expect(text).not.toContain(first);
     expect(text).not.toContain(pushed[0].newSecret);
+  });
+
+  it('--stage prints a new secret once, --activate makes it current, --discard drops one; nothing else prints a secret', async () => {
+    const where = { tenant: tenantId, integration: 'stripe', connection: 'main' };
+    await expect(cli({ ...where, stage: true, activate: true })).rejects.toThrow(/at most one of --stage, --activate, --discard/);
+    await expect(cli({ ...where, rotation: 'r1' })).rejects.toThrow(/--rotation goes with --activate or --discard/);
+    await expect(cli({ ...where, activate: true })).rejects.toMatchObject({ codeName: 'WEBHOOK_NOTHING_STAGED' });
+
+    const staged = await cli({ ...where, stage: true });
+    const secret = staged.result.secret as string;
+    expect(secret).toMatch(/^whsec_[A-Za-z0-9+/]{43}=$/);
+    expect(staged.result).toMatchObject({ credentialId, replacesVersion: 2 });
+    expect(staged.result.next).toContain(String(staged.result.rotationId));
+    await expect(cli({ ...where, stage: true })).rejects.toMatchObject({ codeName: 'WEBHOOK_SECRET_ALREADY_STAGED' });
+
+    const activated = await cli({ ...where, activate: true, rotation: staged.result.rotationId });
+    expect(activated.result).toMatchObject({ credentialId, outcome: 'rotated', rotationId: staged.result.rotationId, version: 3, previousVersion: 2 });
+    expect(activated.text).not.toContain(secret);
+
+    const dropped = await cli({ ...where, stage: true });
+    const discarded = await cli({ ...where, discard: true });
+    expect(discarded.result).toEqual({ credentialId, rotationId: dropped.result.rotationId, version: 3 });
+    expect(discarded.text).not.toContain(dropped.result.secret as string);
+
+    // The host, started again on the same database and vault, serves and verifies with the activated secret.
+    const app = await createApp(loadAppConfig(host.env));
+    try {
+      expect((await app.get(CredentialsService).get({ tenantId, actor: { id: 'ops' } }, credentialId)).value).toBe(secret);
+      const versions = await app.get(WebhookSecretsService).versions({ tenantId, actor: { id: 'ops' } }, credentialId);
+      expect(versions.map((v) => [v.version, v.state, v.lastError])).toEqual([
+        [null, 'retired', 'DISCARDED'],
+        [3, 'current', null],
+        [2, 'live', null],
+        [1, 'live', null],
+      ]);
+    } finally {
+      await app.close();
+    }
   });
 });

@@ -1,4 +1,4 @@
-import { Body, Controller, Get, Headers, HttpCode, Param, Post } from '@nestjs/common';
+import { Body, Controller, Get, Header, Headers, HttpCode, Param, Post } from '@nestjs/common';
 import { ApiBearerAuth, ApiBody, ApiConsumes, ApiHeader, ApiOperation, ApiSecurity, ApiTags } from '@nestjs/swagger';
 import type { OperationContext } from '@app/common';
 import { WebhookSecretKeyring, WebhookSecretsService, type IncomingWebhookHeaders, type WebhookTarget } from '@app/rotation';
@@ -6,13 +6,15 @@ import { RequireScopes } from '../auth/auth.decorators';
 import { OpContext } from '../auth/operation-context.decorator';
 import { Scope } from '../auth/scopes';
 import { RawBody, RawBodyRoute } from '../http/request-body';
-import { CreateWebhookSecretDto, WebhookConnectionParamsDto } from './webhook-secrets.dto';
+import { CreateWebhookSecretDto, StagedWebhookSecretDto, WebhookConnectionParamsDto } from './webhook-secrets.dto';
 
 /**
  * A connection's Standard Webhooks secret: create (the value is answered once), rotate (two-phase:
  * pushed to the provider by the integration's WebhookSecretUpdater, then current; the previous one
- * verifies through the overlap window), its versions (no values), and verify a received payload.
- * Scopes: `rotation:write` (create, rotate), `rotation:read` (versions, verify).
+ * verifies through the overlap window), the operator-confirmed rotation for providers without an
+ * updater (stage — the new value answered once —, install it in the provider's dashboard, activate;
+ * or discard), its versions (no values), and verify a received payload.
+ * Scopes: `rotation:write` (create, rotate, stage, activate, discard), `rotation:read` (versions, verify).
  */
 @ApiTags('rotation')
 @ApiBearerAuth()
@@ -42,10 +44,44 @@ export class WebhookSecretsController {
     summary: 'Rotate the webhook secret now (two-phase)',
     description:
       "A new version is written pending, pushed by the integration's WebhookSecretUpdater, then made current; the previous one stays live for the overlap window. " +
-      '409 WEBHOOK_UPDATER_NOT_REGISTERED without an updater (nothing written), 502 WEBHOOK_UPDATE_FAILED when the provider refused (the old secret stays current; retried later).',
+      '409 WEBHOOK_UPDATER_NOT_REGISTERED without an updater (nothing written: use …/secret/stage and …/secret/activate), 502 WEBHOOK_UPDATE_FAILED when the provider refused (the old secret stays current; retried later).',
   })
   rotate(@OpContext() ctx: OperationContext, @Param() p: WebhookConnectionParamsDto) {
     return this.webhooks.rotateConnection(target(ctx, p));
+  }
+
+  @Post('secret/stage')
+  @RequireScopes(Scope.ROTATION_WRITE)
+  @Header('Cache-Control', 'no-store')
+  @ApiOperation({
+    summary: 'Stage a new webhook secret to install at the provider by hand (operator-confirmed rotation, step 1)',
+    description:
+      'Answers `secret` (the only time it is returned), `rotationId` and `activateBefore`. From now on verification accepts it as well as the current one (the provider may switch at any moment); ' +
+      'the current one still signs. Install it in the provider’s dashboard, then POST …/secret/activate. Not activated before `activateBefore`: discarded. 409 WEBHOOK_SECRET_ALREADY_STAGED when one is staged (activate or discard it first).',
+  })
+  stage(@OpContext() ctx: OperationContext, @Param() p: WebhookConnectionParamsDto) {
+    return this.webhooks.stageConnection(target(ctx, p));
+  }
+
+  @Post('secret/activate')
+  @HttpCode(200)
+  @RequireScopes(Scope.ROTATION_WRITE)
+  @ApiOperation({
+    summary: 'Activate the staged webhook secret once the provider has it (step 2)',
+    description:
+      'The staged secret becomes the current one (signs, verifies); the previous one keeps verifying through the overlap window (`previousLiveUntil`). ' +
+      '409 WEBHOOK_NOTHING_STAGED, 409 WEBHOOK_STAGED_ROTATION_MISMATCH (another secret is staged than `rotationId`), 410 WEBHOOK_STAGED_SECRET_EXPIRED (waited too long: discarded, stage a new one).',
+  })
+  activate(@OpContext() ctx: OperationContext, @Param() p: WebhookConnectionParamsDto, @Body() dto: StagedWebhookSecretDto) {
+    return this.webhooks.activateConnection(target(ctx, p), dto?.rotationId);
+  }
+
+  @Post('secret/discard')
+  @HttpCode(200)
+  @RequireScopes(Scope.ROTATION_WRITE)
+  @ApiOperation({ summary: 'Discard the staged webhook secret (it stops verifying; the current one stays current)', description: '409 WEBHOOK_NOTHING_STAGED when none is staged.' })
+  discard(@OpContext() ctx: OperationContext, @Param() p: WebhookConnectionParamsDto, @Body() dto: StagedWebhookSecretDto) {
+    return this.webhooks.discardConnection(target(ctx, p), dto?.rotationId);
   }
 
   @Get('versions')

@@ -1,5 +1,5 @@
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
-import { IsEnum, IsOptional, Matches } from 'class-validator';
+import { IsEnum, IsOptional, IsUUID, Matches } from 'class-validator';
 import { IDENTIFIER_PATTERN, ValueStoreKind } from '@app/credentials';
 
 const ID_MESSAGE = '$property must be 1–128 characters of letters, digits and . _ : @ -';
@@ -20,4 +20,12 @@ export class CreateWebhookSecretDto {
   @IsOptional()
   @IsEnum(ValueStoreKind, { message: `valueStore must be one of: ${Object.values(ValueStoreKind).join(', ')}` })
   valueStore?: ValueStoreKind;
+}
+
+/** Which staged secret an activate or discard means (optional: the one staged). */
+export class StagedWebhookSecretDto {
+  @ApiPropertyOptional({ format: 'uuid', description: 'The `rotationId` answered by …/secret/stage; given, the call fails (409) if another secret is staged now' })
+  @IsOptional()
+  @IsUUID('all', { message: 'rotationId must be a UUID' })
+  rotationId?: string;
 }

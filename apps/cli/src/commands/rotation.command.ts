@@ -173,17 +173,66 @@ export class RevokeCommand extends CommandRunner {
   }
 }
 
+interface WebhookRotateFlags {
+  tenant?: string;
+  integration?: string;
+  connection?: string;
+  stage?: boolean;
+  activate?: boolean;
+  discard?: boolean;
+  rotation?: string;
+}
+
 /**
- * `cli webhook:rotate --tenant t --integration i --connection c`: rotates the connection's webhook
- * secret now, in two phases (pushed by the integration's WebhookSecretUpdater, then current; the
- * previous one verifies through the overlap window). Prints the versions, never a secret.
+ * `cli webhook:rotate --tenant t --integration i --connection c [--stage | --activate | --discard] [--rotation id]`.
+ *
+ * Without a mode: rotates now, in two phases, through the integration's WebhookSecretUpdater (an
+ * embedding app registers one; the stock CLI has none and answers WEBHOOK_UPDATER_NOT_REGISTERED).
+ * For every other provider the operator rotates: `--stage` prints a new secret ONCE (install it in
+ * the provider's dashboard; verification accepts it from now on), `--activate` makes it current (the
+ * previous one verifies through the overlap window), `--discard` drops it. Only `--stage` ever
+ * prints a secret.
  */
-@Command({ name: 'webhook:rotate', description: "Rotate a connection's webhook secret now (two-phase, with the overlap window)" })
+@Command({ name: 'webhook:rotate', description: "Rotate a connection's webhook secret: through its updater, or --stage / --activate / --discard by hand" })
 export class WebhookRotateCommand extends CommandRunner {
-  async run(_args: string[], flags: { tenant?: string; integration?: string; connection?: string }): Promise<void> {
+  async run(_args: string[], flags: WebhookRotateFlags): Promise<void> {
     if (!flags.tenant || !flags.integration || !flags.connection) throw new Error('--tenant, --integration and --connection are required');
+    const modes = (['stage', 'activate', 'discard'] as const).filter((m) => flags[m] === true);
+    if (modes.length > 1) throw new Error('give at most one of --stage, --activate, --discard');
+    if (flags.rotation !== undefined && !(modes[0] === 'activate' || modes[0] === 'discard')) throw new Error('--rotation goes with --activate or --discard');
     const target = { tenantId: flags.tenant, integrationId: flags.integration, connectionId: flags.connection, context: operator(flags.tenant) };
-    print(await withRotation((get) => get(WebhookSecretsService).rotateConnection(target)));
+    print(
+      await withRotation(async (get) => {
+        const webhooks = get(WebhookSecretsService);
+        if (modes[0] === 'stage') {
+          const staged = await webhooks.stageConnection(target);
+          return { ...staged, next: 'Install `secret` in the provider, then run webhook:rotate --activate --rotation ' + staged.rotationId + '. It is not shown again.' };
+        }
+        if (modes[0] === 'activate') return webhooks.activateConnection(target, flags.rotation);
+        if (modes[0] === 'discard') return webhooks.discardConnection(target, flags.rotation);
+        return webhooks.rotateConnection(target);
+      }),
+    );
+  }
+
+  @Option({ flags: '--stage', description: 'stage a new secret and print it once, to install at the provider by hand' })
+  parseStage(): boolean {
+    return true;
+  }
+
+  @Option({ flags: '--activate', description: 'make the staged secret current (after the provider has it)' })
+  parseActivate(): boolean {
+    return true;
+  }
+
+  @Option({ flags: '--discard', description: 'drop the staged secret' })
+  parseDiscard(): boolean {
+    return true;
+  }
+
+  @Option({ flags: '--rotation <id>', description: 'the rotationId printed by --stage (refused if another secret is staged now)' })
+  parseRotation(v: string): string {
+    return v;
   }
 
   @Option({ flags: '--tenant <tenant>', required: true })

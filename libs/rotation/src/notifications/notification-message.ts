@@ -120,6 +120,13 @@ function wording(name: NotificationEventName, f: NotificationFacts): { subject: 
         happened: `Webhook secret rotated${f.version !== undefined ? ` to version ${f.version}` : ''}:`,
         action: 'The previous secret stays valid during the overlap window; make sure every receiver verifies with the new one.',
       };
+    case NotificationEvents.WEBHOOK_SECRET_ROTATION_DUE:
+      return {
+        subject: `Webhook secret for ${target} is due for rotation`,
+        happened: `Due for rotation under its rotation policy${f.dueAt ? ` since ${f.dueAt}` : ''}; no secret updater is registered for the integration:`,
+        action:
+          'Stage a new secret (POST /v1/rotation/webhooks/{integration}/{connection}/secret/stage or cli webhook:rotate --stage), install it in the provider’s dashboard, then activate it (…/secret/activate or --activate). The current secret keeps verifying through the overlap window.',
+      };
     case NotificationEvents.WEBHOOK_SECRET_ROTATION_FAILED:
       return {
         subject: `Webhook secret rotation failed for ${target}`,

@@ -14,6 +14,8 @@ export const NotificationEvents = {
   UNREVOKED: 'credential.unrevoked',
   WEBHOOK_SECRET_ROTATED: 'webhook_secret.rotated',
   WEBHOOK_SECRET_ROTATION_FAILED: 'webhook_secret.rotation_failed',
+  /** A webhook secret fell due and its integration has no updater: an operator stages and activates a new one. */
+  WEBHOOK_SECRET_ROTATION_DUE: 'webhook_secret.rotation_due',
 } as const;
 export type NotificationEventName = (typeof NotificationEvents)[keyof typeof NotificationEvents];
 export const NOTIFICATION_EVENT_NAMES = Object.values(NotificationEvents) as [NotificationEventName, ...NotificationEventName[]];

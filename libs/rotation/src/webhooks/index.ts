@@ -75,6 +75,10 @@ export {
   WebhookSecretUpdateFailedError,
   WebhookRotationInProgressError,
   NotAWebhookSecretError,
+  WebhookSecretAlreadyStagedError,
+  WebhookNothingStagedError,
+  WebhookStagedSecretExpiredError,
+  WebhookStagedRotationMismatchError,
 } from './webhook-secret.errors';
 export {
   webhookSecretsOptionsSchema,
@@ -89,13 +93,20 @@ export {
   WEBHOOK_SECRETS_LOCK,
   WEBHOOK_ROTATION_DUE_POLICY,
   WEBHOOK_ROTATION_JOB,
+  WEBHOOK_ROTATION_DUE_NOTICE,
   WebhookSecretEvents,
   WebhookAuditActions,
   type WebhookRotationDuePolicy,
 } from './webhook-secrets.tokens';
 export { WebhookSecretUpdaterRegistry, type WebhookSecretUpdater, type WebhookSecretUpdate } from './webhook-secret-updater';
 export { WebhookSecretKeyring, type WebhookTarget, type WebhookSecretSet } from './webhook-secret-keyring';
-export { WebhookSecretRotator, type WebhookRotationResult, type WebhookRotateOptions } from './webhook-secret-rotator';
+export {
+  WebhookSecretRotator,
+  type WebhookRotationResult,
+  type WebhookRotateOptions,
+  type StagedWebhookSecret,
+  type WebhookDiscardResult,
+} from './webhook-secret-rotator';
 export { WebhookSecretRotationJob, type WebhookRotationRunSummary } from './webhook-secret-rotation.job';
 export { WebhookSecretsService, type VerifiedWebhookResult, type WebhookSecretVersionView } from './webhook-secrets.service';
 export { WebhookSecretVersionRepository } from './persistence/webhook-secret-version.repository';

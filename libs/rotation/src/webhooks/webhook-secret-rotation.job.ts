@@ -1,7 +1,8 @@
 import { Inject, Injectable, Logger, Optional, type OnModuleInit } from '@nestjs/common';
 import { AuditResult, AuditService } from '@app/audit';
-import { Clock, describeError, DistributedLock, LOCK_KEYS, ScheduledJobs, systemContext, TransactionRunner, type OperationContext } from '@app/common';
-import { CredentialErrorCode, CredentialsService } from '@app/credentials';
+import { Clock, describeError, DistributedLock, LOCK_KEYS, Outbox, ScheduledJobs, systemContext, TransactionRunner, type OperationContext } from '@app/common';
+import { CredentialErrorCode, CredentialsService, CredentialType } from '@app/credentials';
+import { RotationNoticeRepository } from '../jobs/rotation-notice.repository';
 import { WebhookSecretState, type WebhookSecretVersionEntity } from './persistence/webhook-secret-version.entity';
 import { WebhookSecretVersionRepository } from './persistence/webhook-secret-version.repository';
 import { WebhookSecretKeyring } from './webhook-secret-keyring';
@@ -9,12 +10,14 @@ import { WebhookSecretRotator } from './webhook-secret-rotator';
 import { WebhookSecretUpdaterRegistry } from './webhook-secret-updater';
 import type { ResolvedWebhookSecretsOptions } from './webhook-secrets.options';
 import {
+  WEBHOOK_ROTATION_DUE_NOTICE,
   WEBHOOK_ROTATION_DUE_POLICY,
   WEBHOOK_ROTATION_JOB,
   WEBHOOK_SECRETS_CLOCK,
   WEBHOOK_SECRETS_LOCK,
   WEBHOOK_SECRETS_OPTIONS,
   WebhookAuditActions,
+  WebhookSecretEvents,
   type WebhookRotationDuePolicy,
 } from './webhook-secrets.tokens';
 
@@ -28,8 +31,14 @@ export interface WebhookRotationRunSummary {
   rotated: number;
   /** Rotations that failed (retried by the next run). */
   failed: number;
-  /** Due secrets of integrations without a WebhookSecretUpdater (not rotated). */
+  /** Due secrets of integrations without a WebhookSecretUpdater (not rotated: an operator stages and activates one). */
   noUpdater: number;
+  /** Of those, `webhook_secret.rotation_due` raised by this run (once per credential version, ever). */
+  dueNotified: number;
+  /** Secrets staged by an operator, waiting for their activation. */
+  awaitingActivation: number;
+  /** Staged secrets discarded after waiting longer than `stagedTtlMs`. */
+  discarded: number;
   /** Credentials deleted since: their rows were retired. */
   orphaned: number;
   /** Revoked credentials (never rotated: that would make them active again). */
@@ -40,7 +49,10 @@ const PAGE = 200;
 
 /**
  * The `webhook-secret-rotation` job (default daily): retires live secrets past their window,
- * resumes pending rotations, and rotates current secrets past their "rotate after". One run at a
+ * resumes pending rotations, and rotates current secrets past their "rotate after". Integrations
+ * without a WebhookSecretUpdater are the operator's: a due secret raises `webhook_secret.rotation_due`
+ * once per credential version (deduplicated in `cv_rotation_notices`, no error, no warning per run),
+ * a staged secret waits for its activation and is discarded after `stagedTtlMs`. One run at a
  * time across replicas (`LOCK_KEYS.rotationWebhookSecrets`), one rotation per credential
  * (the rotator's `credentialRotation` lock, where the due check is repeated).
  */
@@ -57,10 +69,13 @@ export class WebhookSecretRotationJob implements OnModuleInit {
     private readonly runner: TransactionRunner,
     private readonly audit: AuditService,
     private readonly credentials: CredentialsService,
+    private readonly outbox: Outbox,
     @Inject(WEBHOOK_SECRETS_LOCK) private readonly lock: DistributedLock,
     @Inject(WEBHOOK_SECRETS_CLOCK) private readonly clock: Clock,
     @Inject(WEBHOOK_SECRETS_OPTIONS) private readonly options: ResolvedWebhookSecretsOptions,
     @Optional() @Inject(WEBHOOK_ROTATION_DUE_POLICY) private readonly policy?: WebhookRotationDuePolicy,
+    // RotationModule provides it; the webhook part alone (an embedder's own wiring) only counts due secrets.
+    @Optional() private readonly notices?: RotationNoticeRepository,
   ) {}
 
   onModuleInit(): void {
@@ -84,12 +99,29 @@ export class WebhookSecretRotationJob implements OnModuleInit {
   }
 
   private async work(): Promise<WebhookRotationRunSummary> {
-    const summary: WebhookRotationRunSummary = { retired: await this.retireExpired(), resumed: 0, rotated: 0, failed: 0, noUpdater: 0, orphaned: 0, revoked: 0 };
+    const summary: WebhookRotationRunSummary = {
+      retired: await this.retireExpired(),
+      resumed: 0,
+      rotated: 0,
+      failed: 0,
+      noUpdater: 0,
+      dueNotified: 0,
+      awaitingActivation: 0,
+      discarded: 0,
+      orphaned: 0,
+      revoked: 0,
+    };
     let budget = this.options.job.maxPerRun;
     const tried = new Set<string>(); // a failed resume is not retried again by the due scan of the same run
     for (const row of await this.rows.pending(budget)) {
       budget--;
       tried.add(row.credentialId);
+      if (!this.updaters.has(row.integrationId)) {
+        // Staged by an operator: theirs to activate; only a stale one is ours to discard.
+        const outcome = this.rotator.stale(row, row.integrationId) ? await this.discardStale(row) : 'awaitingActivation';
+        summary[outcome]++;
+        continue;
+      }
       const outcome = await this.attempt(row);
       if (outcome === 'rotated') summary.resumed++;
       else if (outcome !== 'not_due') summary[outcome]++;
@@ -105,6 +137,7 @@ export class WebhookSecretRotationJob implements OnModuleInit {
         if (dueAt === null || dueAt.getTime() > now.getTime()) continue;
         if (!this.updaters.has(row.integrationId)) {
           summary.noUpdater++;
+          if (await this.notifyDue(row, dueAt, now)) summary.dueNotified++;
           continue;
         }
         budget--;
@@ -115,8 +148,63 @@ export class WebhookSecretRotationJob implements OnModuleInit {
       const last = page[page.length - 1];
       after = { currentSinceMs: last.currentSince?.getTime() ?? 0, id: last.id };
     }
-    if (summary.failed || summary.noUpdater) this.logger.warn(`webhook-secret-rotation: ${summary.failed} failed, ${summary.noUpdater} due without an updater`);
+    if (summary.failed) this.logger.warn(`webhook-secret-rotation: ${summary.failed} failed`);
+    if (summary.dueNotified || summary.discarded) {
+      this.logger.log(`webhook-secret-rotation: ${summary.dueNotified} due without an updater (notified), ${summary.discarded} staged secrets discarded unactivated`);
+    }
     return summary;
+  }
+
+  /**
+   * `webhook_secret.rotation_due` for a due secret no updater can rotate, once per credential version:
+   * the dedupe row and the outbox event commit together. False when raised before (or not wired).
+   */
+  private async notifyDue(row: WebhookSecretVersionEntity, dueAt: Date, now: Date): Promise<boolean> {
+    const notices = this.notices;
+    if (!notices || row.credentialVersion === null) return false;
+    const version = row.credentialVersion;
+    if ((await notices.raised(row.credentialId, version)).has(WEBHOOK_ROTATION_DUE_NOTICE)) return false;
+    try {
+      await this.runner.run(async () => {
+        const eventId = await this.outbox.add({
+          name: WebhookSecretEvents.ROTATION_DUE,
+          tenantId: row.tenantId,
+          payload: {
+            credentialId: row.credentialId,
+            tenantId: row.tenantId,
+            integrationId: row.integrationId,
+            connectionId: row.connectionId,
+            type: CredentialType.WEBHOOK_SECRET,
+            version,
+            dueAt: dueAt.toISOString(),
+            action: 'Stage a new webhook secret, install it at the provider, then activate it.',
+          },
+        });
+        await notices.record({ credentialId: row.credentialId, version, notice: WEBHOOK_ROTATION_DUE_NOTICE, tenantId: row.tenantId, eventId, createdAt: now });
+      });
+      return true;
+    } catch (e) {
+      // Raised by a concurrent run (the primary key): nothing to add. Anything else: the next run retries.
+      if ((await notices.raised(row.credentialId, version)).has(WEBHOOK_ROTATION_DUE_NOTICE)) return false;
+      this.logger.warn(`webhook-secret-rotation: the rotation-due notice of credential ${row.credentialId} failed: ${describeError(e)}; retried next run`);
+      return false;
+    }
+  }
+
+  /** Discards a staged secret nobody activated in time (audited by the rotator). */
+  private async discardStale(row: WebhookSecretVersionEntity): Promise<'discarded' | 'failed' | 'orphaned'> {
+    const ctx = systemContext(row.tenantId, WEBHOOK_ROTATION_JOB);
+    try {
+      await this.rotator.discard(ctx, row.credentialId, row.id, 'STAGED_EXPIRED');
+      return 'discarded';
+    } catch (e) {
+      if ((e as { code?: unknown }).code === CredentialErrorCode.NOT_FOUND) {
+        await this.forget(ctx, row.credentialId);
+        return 'orphaned';
+      }
+      this.logger.warn(`webhook-secret-rotation: discarding the staged secret of credential ${row.credentialId} failed: ${describeError(e)}`);
+      return 'failed';
+    }
   }
 
   /** When the row's secret falls due, or null for never. */

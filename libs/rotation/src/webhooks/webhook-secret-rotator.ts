@@ -6,13 +6,23 @@ import { CredentialErrorCode, CredentialRevokedError, CredentialsService, Creden
 import { WebhookSecretState, type WebhookSecretVersionEntity } from './persistence/webhook-secret-version.entity';
 import { WebhookSecretVersionRepository } from './persistence/webhook-secret-version.repository';
 import { generateWebhookSecret } from './standard-webhooks';
-import { NotAWebhookSecretError, WebhookRotationInProgressError, WebhookSecretUpdateFailedError } from './webhook-secret.errors';
+import {
+  NotAWebhookSecretError,
+  WebhookNothingStagedError,
+  WebhookRotationInProgressError,
+  WebhookSecretAlreadyStagedError,
+  WebhookSecretUpdateFailedError,
+  WebhookStagedRotationMismatchError,
+  WebhookStagedSecretExpiredError,
+} from './webhook-secret.errors';
 import { WebhookSecretKeyring } from './webhook-secret-keyring';
 import { WebhookSecretStates } from './webhook-secret-states';
 import { WebhookSecretUpdaterRegistry, type WebhookSecretUpdater } from './webhook-secret-updater';
+import type { ResolvedWebhookSecretsOptions } from './webhook-secrets.options';
 import {
   WEBHOOK_SECRETS_CLOCK,
   WEBHOOK_SECRETS_LOCK,
+  WEBHOOK_SECRETS_OPTIONS,
   WEBHOOK_STAGING_CONNECTION_PREFIX,
   WEBHOOK_STAGING_TAG,
   WebhookAuditActions,
@@ -32,6 +42,26 @@ export interface WebhookRotationResult {
   previousLiveUntil?: Date;
   /** True when an interrupted or failed rotation was completed. */
   resumed?: boolean;
+}
+
+/** A secret staged by an operator: install `secret` at the provider, then activate it. Shown once; never log it. */
+export interface StagedWebhookSecret {
+  credentialId: string;
+  /** Names this rotation in `activate` and `discard`. */
+  rotationId: string;
+  secret: string;
+  stagedAt: Date;
+  /** Not activated by then: discarded (the current secret stays current). */
+  activateBefore: Date;
+  /** The credential version that stays current until the activation. */
+  replacesVersion: number;
+}
+
+export interface WebhookDiscardResult {
+  credentialId: string;
+  rotationId: string;
+  /** The credential version that stays current. */
+  version: number;
 }
 
 export interface WebhookRotateOptions {
@@ -57,6 +87,12 @@ export interface WebhookRotateOptions {
  *    overlap (the oldest beyond `maxLiveSecrets` retire), the pending row becomes `current`, the
  *    staging credential is deleted, audit + `webhook_secret.rotated` outbox row. All or nothing.
  * A pending row is resumed by the next `rotate()` of the credential or the next job run.
+ *
+ * Operator-confirmed rotation (integrations without an updater — most providers only take a secret in
+ * their dashboard): `stage` is step 1 with the push marked started at once (the value is handed to the
+ * operator, so the provider may sign with it from now on and verification accepts it), and returns the
+ * value, once; `activate` is step 3, after the operator installed it; `discard` retires it. A staged
+ * secret not activated within `stagedTtlMs` is discarded (by the job, or by a late `activate`).
  */
 @Injectable()
 export class WebhookSecretRotator {
@@ -73,20 +109,111 @@ export class WebhookSecretRotator {
     private readonly audit: AuditService,
     @Inject(WEBHOOK_SECRETS_LOCK) private readonly lock: DistributedLock,
     @Inject(WEBHOOK_SECRETS_CLOCK) private readonly clock: Clock,
+    @Inject(WEBHOOK_SECRETS_OPTIONS) private readonly options: ResolvedWebhookSecretsOptions,
   ) {}
 
   /** Rotates (or completes a pending rotation of) a webhook secret. See the class comment. */
-  async rotate(ctx: OperationContext, credentialId: string, options: WebhookRotateOptions = {}): Promise<WebhookRotationResult> {
-    const result = await this.lock.tryRun(prefixedLockKey('credentialRotation', credentialId), () => this.rotateLocked(ctx, credentialId, options));
+  rotate(ctx: OperationContext, credentialId: string, options: WebhookRotateOptions = {}): Promise<WebhookRotationResult> {
+    return this.locked(credentialId, () => this.rotateLocked(ctx, credentialId, options));
+  }
+
+  /** Operator step 1: a new secret, pending and already accepted by verification; returned once. */
+  stage(ctx: OperationContext, credentialId: string): Promise<StagedWebhookSecret> {
+    return this.locked(credentialId, async () => {
+      const meta = await this.rotatable(ctx, credentialId);
+      const pending = (await this.keyring.enrolled(ctx, meta)).find((r) => r.state === WebhookSecretState.PENDING);
+      if (pending) throw new WebhookSecretAlreadyStagedError(meta.id, pending.id);
+      const secret = generateWebhookSecret();
+      const row = await this.prepare(ctx, meta, secret, 'staged');
+      this.keyring.invalidate(meta.id);
+      const activateBefore = new Date(row.createdAt.getTime() + this.options.stagedTtlMs);
+      return { credentialId: meta.id, rotationId: row.id, secret, stagedAt: row.createdAt, activateBefore, replacesVersion: meta.version };
+    });
+  }
+
+  /**
+   * Operator step 3: the staged secret (the one named by `rotationId`, when given) becomes current;
+   * the previous one verifies through the overlap window. A stale one is discarded instead.
+   */
+  activate(ctx: OperationContext, credentialId: string, rotationId?: string): Promise<WebhookRotationResult> {
+    return this.locked(credentialId, async () => {
+      const meta = await this.rotatable(ctx, credentialId);
+      const pending = await this.pendingOf(ctx, meta, rotationId);
+      if (this.stale(pending, meta.integrationId)) {
+        await this.discardRow(ctx, meta, pending, 'STAGED_EXPIRED');
+        throw new WebhookStagedSecretExpiredError(meta.id, pending.id);
+      }
+      const value = await this.stagedValue(ctx, meta, pending);
+      if (value === null) throw new WebhookNothingStagedError(meta.id);
+      if (!pending.pushStartedAt) {
+        // An automatic rotation whose push never started, installed by hand: accepted from now on.
+        await this.rows.transition(pending.id, WebhookSecretState.PENDING, { pushStartedAt: this.clock.now(), updatedAt: this.clock.now() });
+      }
+      await this.record(ctx, WebhookAuditActions.PUSHED, meta.id, AuditResult.SUCCESS, { rotationId: pending.id, by: 'operator' });
+      return this.promote(ctx, meta, pending, value, false);
+    });
+  }
+
+  /** Discards the staged (or pending) secret: retired, its value deleted, the current one stays. */
+  discard(ctx: OperationContext, credentialId: string, rotationId?: string, reason: 'DISCARDED' | 'STAGED_EXPIRED' = 'DISCARDED'): Promise<WebhookDiscardResult> {
+    return this.locked(credentialId, async () => {
+      const meta = await this.credentials.getMetadata(ctx, credentialId);
+      if (meta.type !== CredentialType.WEBHOOK_SECRET) throw new NotAWebhookSecretError(credentialId);
+      const pending = await this.pendingOf(ctx, meta, rotationId);
+      await this.discardRow(ctx, meta, pending, reason);
+      return { credentialId: meta.id, rotationId: pending.id, version: meta.version };
+    });
+  }
+
+  /**
+   * A staged secret of an integration without an updater that waited longer than `stagedTtlMs`.
+   * Pending rotations of integrations with an updater are never stale: the job retries them.
+   */
+  stale(row: Pick<WebhookSecretVersionEntity, 'createdAt' | 'state'>, integrationId: string): boolean {
+    if (row.state !== WebhookSecretState.PENDING || this.updaters.has(integrationId)) return false;
+    return row.createdAt.getTime() + this.options.stagedTtlMs <= this.clock.now().getTime();
+  }
+
+  private async locked<T>(credentialId: string, work: () => Promise<T>): Promise<T> {
+    const result = await this.lock.tryRun(prefixedLockKey('credentialRotation', credentialId), work);
     if (!result.acquired) throw new WebhookRotationInProgressError(credentialId);
     return result.value;
   }
 
-  private async rotateLocked(ctx: OperationContext, credentialId: string, options: WebhookRotateOptions): Promise<WebhookRotationResult> {
+  private async rotatable(ctx: OperationContext, credentialId: string): Promise<CredentialMetadata> {
     const meta = await this.credentials.getMetadata(ctx, credentialId);
     if (meta.type !== CredentialType.WEBHOOK_SECRET) throw new NotAWebhookSecretError(credentialId);
     // CredentialsService.rotate makes a credential active again: a rotation must never un-revoke.
     if (meta.status === CredentialStatus.REVOKED) throw new CredentialRevokedError(credentialId);
+    return meta;
+  }
+
+  private async pendingOf(ctx: OperationContext, meta: CredentialMetadata, rotationId?: string): Promise<WebhookSecretVersionEntity> {
+    const pending = (await this.keyring.enrolled(ctx, meta)).find((r) => r.state === WebhookSecretState.PENDING);
+    if (!pending) throw new WebhookNothingStagedError(meta.id);
+    if (rotationId !== undefined && pending.id !== rotationId) throw new WebhookStagedRotationMismatchError(meta.id);
+    return pending;
+  }
+
+  /** Retires a pending row and deletes its staging credential, in one transaction, audited. */
+  private async discardRow(ctx: OperationContext, meta: CredentialMetadata, pending: WebhookSecretVersionEntity, reason: 'DISCARDED' | 'STAGED_EXPIRED'): Promise<void> {
+    await this.runner.run(async () => {
+      const now = this.clock.now();
+      if (!(await this.rows.transition(pending.id, WebhookSecretState.PENDING, { state: WebhookSecretState.RETIRED, stagingCredentialId: null, lastError: reason, updatedAt: now }))) {
+        throw new WebhookNothingStagedError(meta.id);
+      }
+      if (pending.stagingCredentialId) {
+        await this.credentials.delete(ctx, pending.stagingCredentialId).catch((e: unknown) => {
+          if ((e as { code?: unknown }).code !== CredentialErrorCode.NOT_FOUND) throw e;
+        });
+      }
+      await this.record(ctx, WebhookAuditActions.DISCARDED, meta.id, AuditResult.SUCCESS, { rotationId: pending.id, reason, stagedAt: pending.createdAt.toISOString() });
+      this.runner.afterCommit(() => this.keyring.invalidate(meta.id));
+    });
+  }
+
+  private async rotateLocked(ctx: OperationContext, credentialId: string, options: WebhookRotateOptions): Promise<WebhookRotationResult> {
+    const meta = await this.rotatable(ctx, credentialId);
     const updater = this.updaters.get(meta.integrationId); // before any write: no updater, no pending row
     const active = await this.keyring.enrolled(ctx, meta);
     let pending = active.find((r) => r.state === WebhookSecretState.PENDING);
@@ -97,10 +224,13 @@ export class WebhookSecretRotator {
     let value = pending ? await this.stagedValue(ctx, meta, pending) : null;
     if (value === null) pending = undefined;
     const resumed = pending !== undefined;
-    pending ??= await this.prepare(ctx, meta);
-    value ??= (await this.credentials.get(ctx, pending.stagingCredentialId as string)).value;
-    await this.push(ctx, meta, pending, updater, value);
-    return this.promote(ctx, meta, pending, value, resumed);
+    if (!pending) {
+      pending = await this.prepare(ctx, meta, generateWebhookSecret(), 'automatic');
+      // Push what the store holds: a crash from here on resumes with this same value.
+      value = (await this.credentials.get(ctx, pending.stagingCredentialId as string)).value;
+    }
+    await this.push(ctx, meta, pending, updater, value as string);
+    return this.promote(ctx, meta, pending, value as string, resumed);
   }
 
   /**
@@ -120,15 +250,18 @@ export class WebhookSecretRotator {
     }
   }
 
-  /** Step 1: the staging credential and the pending row, in one transaction. */
-  private prepare(ctx: OperationContext, meta: CredentialMetadata): Promise<WebhookSecretVersionEntity> {
+  /**
+   * Step 1: the staging credential and the pending row, in one transaction. `staged` (operator):
+   * the push counts as started now — the value leaves the vault with this call.
+   */
+  private prepare(ctx: OperationContext, meta: CredentialMetadata, value: string, mode: 'automatic' | 'staged'): Promise<WebhookSecretVersionEntity> {
     const rotationId = randomUUID();
     return this.runner.run(async () => {
       const staging = await this.credentials.store(ctx, {
         integrationId: meta.integrationId,
         connectionId: WEBHOOK_STAGING_CONNECTION_PREFIX + rotationId,
         type: CredentialType.CUSTOM_SECRET,
-        value: generateWebhookSecret(),
+        value,
         tags: { [WEBHOOK_STAGING_TAG]: meta.id },
         // A short-lived value: no Key Vault secret name (and soft-deleted name) per rotation.
         valueStore: ValueStoreKind.ENVELOPE,
@@ -141,9 +274,11 @@ export class WebhookSecretRotator {
         state: WebhookSecretState.PENDING,
         stagingCredentialId: staging.id,
         currentSince: null,
+        pushStartedAt: mode === 'staged' ? now : null,
       };
       await this.rows.insert(row);
-      await this.record(ctx, WebhookAuditActions.PREPARED, meta.id, AuditResult.SUCCESS, { rotationId, replacesVersion: meta.version });
+      const action = mode === 'staged' ? WebhookAuditActions.STAGED : WebhookAuditActions.PREPARED;
+      await this.record(ctx, action, meta.id, AuditResult.SUCCESS, { rotationId, replacesVersion: meta.version });
       return row;
     });
   }

@@ -32,6 +32,14 @@ export enum WebhookSecretErrorCode {
   WEBHOOK_ROTATION_IN_PROGRESS = 3122,
   /** The credential is not a webhook secret. */
   WEBHOOK_WRONG_CREDENTIAL_TYPE = 3123,
+  /** A new secret is already staged (or an automatic rotation is pending): activate or discard it first. */
+  WEBHOOK_SECRET_ALREADY_STAGED = 3124,
+  /** Activate or discard, but no secret is staged. */
+  WEBHOOK_NOTHING_STAGED = 3125,
+  /** The staged secret waited longer than `stagedTtlMs` for its activation: it was discarded. */
+  WEBHOOK_STAGED_SECRET_EXPIRED = 3126,
+  /** The staged secret is not the one named by `rotationId` (someone discarded and staged again meanwhile). */
+  WEBHOOK_STAGED_ROTATION_MISMATCH = 3127,
 }
 
 /** HTTP status of each code, composed by the host; a new code does not compile without one. */
@@ -50,6 +58,10 @@ export const WEBHOOK_SECRET_ERROR_HTTP_STATUS: Record<WebhookSecretErrorCode, Ht
   [WebhookSecretErrorCode.WEBHOOK_UPDATE_FAILED]: HttpStatus.BAD_GATEWAY,
   [WebhookSecretErrorCode.WEBHOOK_ROTATION_IN_PROGRESS]: HttpStatus.CONFLICT,
   [WebhookSecretErrorCode.WEBHOOK_WRONG_CREDENTIAL_TYPE]: HttpStatus.CONFLICT,
+  [WebhookSecretErrorCode.WEBHOOK_SECRET_ALREADY_STAGED]: HttpStatus.CONFLICT,
+  [WebhookSecretErrorCode.WEBHOOK_NOTHING_STAGED]: HttpStatus.CONFLICT,
+  [WebhookSecretErrorCode.WEBHOOK_STAGED_SECRET_EXPIRED]: HttpStatus.GONE,
+  [WebhookSecretErrorCode.WEBHOOK_STAGED_ROTATION_MISMATCH]: HttpStatus.CONFLICT,
 };
 
 export abstract class WebhookSecretError extends CredentialVaultError {
@@ -142,7 +154,9 @@ export class WebhookSecretUpdaterNotRegisteredError extends WebhookSecretError {
   readonly codeName = 'WEBHOOK_UPDATER_NOT_REGISTERED';
   readonly severity = ErrorSeverity.CONFIGURATION;
   constructor(readonly integrationId: string) {
-    super('No WebhookSecretUpdater is registered for this integration (WebhookSecretUpdaterRegistry.register())');
+    super(
+      'No WebhookSecretUpdater is registered for this integration (WebhookSecretUpdaterRegistry.register()): stage a new secret, install it at the provider and activate it instead (POST …/secret/stage, then …/secret/activate; cli webhook:rotate --stage, then --activate)',
+    );
   }
 }
 
@@ -173,5 +187,48 @@ export class NotAWebhookSecretError extends WebhookSecretError {
   readonly severity = ErrorSeverity.CLIENT;
   constructor(readonly credentialId: string) {
     super(`Credential ${credentialId} is not a webhook secret`);
+  }
+}
+
+export class WebhookSecretAlreadyStagedError extends WebhookSecretError {
+  readonly code = WebhookSecretErrorCode.WEBHOOK_SECRET_ALREADY_STAGED;
+  readonly codeName = 'WEBHOOK_SECRET_ALREADY_STAGED';
+  readonly severity = ErrorSeverity.CLIENT;
+  constructor(
+    readonly credentialId: string,
+    readonly rotationId: string,
+  ) {
+    super(`A new secret of credential ${credentialId} is already staged (rotation ${rotationId}): activate it or discard it first`);
+  }
+}
+
+export class WebhookNothingStagedError extends WebhookSecretError {
+  readonly code = WebhookSecretErrorCode.WEBHOOK_NOTHING_STAGED;
+  readonly codeName = 'WEBHOOK_NOTHING_STAGED';
+  readonly severity = ErrorSeverity.CLIENT;
+  constructor(readonly credentialId: string) {
+    super(`No new secret of credential ${credentialId} is staged: stage one first`);
+  }
+}
+
+export class WebhookStagedSecretExpiredError extends WebhookSecretError {
+  readonly code = WebhookSecretErrorCode.WEBHOOK_STAGED_SECRET_EXPIRED;
+  readonly codeName = 'WEBHOOK_STAGED_SECRET_EXPIRED';
+  readonly severity = ErrorSeverity.CLIENT;
+  constructor(
+    readonly credentialId: string,
+    readonly rotationId: string,
+  ) {
+    super(`The staged secret of credential ${credentialId} (rotation ${rotationId}) was not activated in time and was discarded; the current secret stays current — stage a new one`);
+  }
+}
+
+export class WebhookStagedRotationMismatchError extends WebhookSecretError {
+  readonly code = WebhookSecretErrorCode.WEBHOOK_STAGED_ROTATION_MISMATCH;
+  readonly codeName = 'WEBHOOK_STAGED_ROTATION_MISMATCH';
+  readonly severity = ErrorSeverity.CLIENT;
+  constructor(readonly credentialId: string) {
+    // The caller's rotation id is not repeated; the staged one is the server's own id.
+    super(`The secret staged for credential ${credentialId} is not the rotation given; list the versions to see the staged one`);
   }
 }

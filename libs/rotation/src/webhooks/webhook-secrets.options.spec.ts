@@ -5,13 +5,14 @@ import { WEBHOOK_WIRING } from './webhook-secrets.providers';
 import { WEBHOOK_SECRETS_OPTIONS } from './webhook-secrets.tokens';
 
 describe('webhooks options', () => {
-  it('defaults: 24 h overlap, 5 live, ± 300 s, 180 d, no cache TTL, a daily job in UTC', () => {
+  it('defaults: 24 h overlap, 5 live, ± 300 s, 180 d, no cache TTL, 7 d to activate a staged secret, a daily job in UTC', () => {
     expect(resolveWebhookSecretsOptions()).toEqual({
       overlapMs: 86_400_000,
       maxLiveSecrets: 5,
       toleranceSeconds: 300,
       rotateAfterMs: 180 * 86_400_000,
       cacheTtlMs: 0,
+      stagedTtlMs: 7 * 86_400_000,
       job: { enabled: true, cron: '0 30 3 * * *', timeZone: 'UTC', maxPerRun: 1000 },
     });
     expect(DEFAULT_WEBHOOK_SECRETS_OPTIONS).toEqual(resolveWebhookSecretsOptions({}));

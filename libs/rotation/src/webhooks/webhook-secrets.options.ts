@@ -23,6 +23,12 @@ export interface WebhookSecretsOptions {
    * credential's row version. 0: re-check on every verification (one metadata query). @default 0
    */
   cacheTtlMs?: number;
+  /**
+   * How long a secret staged by an operator (`stage`, for integrations without a WebhookSecretUpdater)
+   * waits for its activation; after that the job (or the activation itself) discards it and the
+   * current secret stays current. 1 minute..30 days. @default 604800000 (7 d)
+   */
+  stagedTtlMs?: number;
   /** The `webhook-secret-rotation` job. */
   job?: {
     /** Register the job (needs ScheduleModule.forRoot() in the host). @default true */
@@ -42,6 +48,7 @@ export interface ResolvedWebhookSecretsOptions {
   toleranceSeconds: number;
   rotateAfterMs: number;
   cacheTtlMs: number;
+  stagedTtlMs: number;
   job: { enabled: boolean; cron: string; timeZone: string; maxPerRun: number };
 }
 
@@ -58,6 +65,7 @@ export const webhookSecretsOptionsSchema = z
     toleranceSeconds: int(1, 3600).default(300),
     rotateAfterMs: int(0, 10 * 365 * DAY).default(180 * DAY),
     cacheTtlMs: int(0, HOUR).default(0),
+    stagedTtlMs: int(60_000, 30 * DAY).default(7 * DAY),
     job: z
       .object({
         enabled: z.boolean({ error: 'must be a boolean' }).default(true),

@@ -13,7 +13,13 @@ import {
   type WebhookHeaders,
 } from './standard-webhooks';
 import { WebhookSecretKeyring, contextOf, type WebhookTarget } from './webhook-secret-keyring';
-import { WebhookSecretRotator, type WebhookRotateOptions, type WebhookRotationResult } from './webhook-secret-rotator';
+import {
+  WebhookSecretRotator,
+  type StagedWebhookSecret,
+  type WebhookDiscardResult,
+  type WebhookRotateOptions,
+  type WebhookRotationResult,
+} from './webhook-secret-rotator';
 import type { ResolvedWebhookSecretsOptions } from './webhook-secrets.options';
 import { WEBHOOK_SECRETS_CLOCK, WEBHOOK_SECRETS_OPTIONS } from './webhook-secrets.tokens';
 
@@ -107,6 +113,27 @@ export class WebhookSecretsService {
   async rotateConnection(target: WebhookTarget): Promise<WebhookRotationResult> {
     const meta = await this.keyring.find(target);
     return this.rotator.rotate(contextOf(target), meta.id);
+  }
+
+  /**
+   * Operator-confirmed rotation, step 1: stages a new secret for the connection and returns it ONCE
+   * (do not log it). Verification accepts it from now on; install it at the provider, then `activate`.
+   */
+  async stageConnection(target: WebhookTarget): Promise<StagedWebhookSecret> {
+    const meta = await this.keyring.find(target);
+    return this.rotator.stage(contextOf(target), meta.id);
+  }
+
+  /** Step 2, after the provider has it: the staged secret becomes current; the previous one verifies through the overlap window. */
+  async activateConnection(target: WebhookTarget, rotationId?: string): Promise<WebhookRotationResult> {
+    const meta = await this.keyring.find(target);
+    return this.rotator.activate(contextOf(target), meta.id, rotationId);
+  }
+
+  /** Drops the staged secret; the current one stays current. */
+  async discardConnection(target: WebhookTarget, rotationId?: string): Promise<WebhookDiscardResult> {
+    const meta = await this.keyring.find(target);
+    return this.rotator.discard(contextOf(target), meta.id, rotationId);
   }
 
   /** The versions of a credential's secret with their states (metadata only), newest first. */

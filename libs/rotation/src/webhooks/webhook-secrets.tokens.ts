@@ -17,12 +17,21 @@ export const WEBHOOK_STAGING_TAG = 'cv.rotation.pending-for';
 export const WebhookSecretEvents = {
   ROTATED: 'webhook_secret.rotated',
   ROTATION_FAILED: 'webhook_secret.rotation_failed',
+  /** A secret past its "rotate after" whose integration has no updater: an operator should stage and activate one. Once per credential version. */
+  ROTATION_DUE: 'webhook_secret.rotation_due',
 } as const;
+
+/** The dedupe key (`cv_rotation_notices.notice`) of `webhook_secret.rotation_due`. */
+export const WEBHOOK_ROTATION_DUE_NOTICE = 'webhook_rotation_due';
 
 /** Audit action names of each step. */
 export const WebhookAuditActions = {
   ENROLLED: 'webhook_secret.enrolled',
   PREPARED: 'webhook_secret.rotation_prepared',
+  /** An operator staged a new secret (shown once) to install at the provider by hand. */
+  STAGED: 'webhook_secret.staged',
+  /** A staged or pending secret was discarded (by an operator, or by the job after `stagedTtlMs`). */
+  DISCARDED: 'webhook_secret.staged_discarded',
   PUSHED: 'webhook_secret.pushed',
   PUSH_FAILED: 'webhook_secret.push_failed',
   ROTATED: 'webhook_secret.rotated',

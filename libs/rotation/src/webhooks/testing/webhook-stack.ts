@@ -7,6 +7,7 @@ import { CredentialsService } from '@app/credentials';
 import type { KeyVaultEmulator } from '@app/keyvault-emulator';
 import { credentialsStackImports, type TestDatabase } from '@app/testing';
 import { DataSource } from 'typeorm';
+import { RotationNoticeRepository } from '../../jobs/rotation-notice.repository';
 import { WebhookSecretVersionEntity } from '../persistence/webhook-secret-version.entity';
 import { WebhookSecretKeyring } from '../webhook-secret-keyring';
 import { WebhookSecretRotationJob } from '../webhook-secret-rotation.job';
@@ -62,6 +63,7 @@ export async function startWebhookStack(
     imports: [ScheduledJobsModule],
     providers: [
       ...WEBHOOK_CORE_PROVIDERS,
+      RotationNoticeRepository,
       { provide: WEBHOOK_SECRETS_OPTIONS, useValue: resolveWebhookSecretsOptions({ job: { enabled: false }, ...options }) },
       { provide: WEBHOOK_SECRETS_CLOCK, useValue: clock },
       { provide: WEBHOOK_SECRETS_LOCK, useFactory: (ds: DataSource) => createDistributedLock(ds), inject: [DataSource] },
