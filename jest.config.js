@@ -22,7 +22,7 @@ const moduleNameMapper = Object.fromEntries([
 
 const esmPackages = [
   '@nestjs', 'file-type', 'token-types', 'strtok3', '@tokenizer', 'uint8array-extras', '@borewit', 'load-esm',
-  'oidc-provider', 'oauth4webapi', 'jose', 'content-disposition', 'quick-lru', 'nanoid', 'eta', 'got', '@koa', 'koa',
+  'oidc-provider', 'oauth4webapi', 'jose', '@opentelemetry', 'content-disposition', 'quick-lru', 'nanoid', 'eta', 'got', '@koa', 'koa',
 ];
 
 const common = {

@@ -29,7 +29,11 @@ export interface TestHost {
  * Boots the reference host exactly as `npm start` does (createApp + loadAppConfig), on a fresh
  * database of the given kind and its own embedded local vault, on free ports.
  */
-export async function startTestHost(kind: TestDatabaseKind, extraEnv: Record<string, string> = {}): Promise<TestHost> {
+export async function startTestHost(
+  kind: TestDatabaseKind,
+  extraEnv: Record<string, string> = {},
+  createOptions: Omit<Parameters<typeof createApp>[1], 'logDestination'> = {},
+): Promise<TestHost> {
   const db = await createTestDatabase(kind);
   const dataDir = mkdtempSync(join(tmpdir(), 'cv-host-'));
   const env: Record<string, string> = {
@@ -46,7 +50,7 @@ export async function startTestHost(kind: TestDatabaseKind, extraEnv: Record<str
   };
   let app: NestFastifyApplication;
   try {
-    app = await createApp(loadAppConfig(env), { logDestination });
+    app = await createApp(loadAppConfig(env), { ...createOptions, logDestination });
   } catch (e) {
     await db.drop();
     rmSync(dataDir, { recursive: true, force: true });

@@ -23,6 +23,7 @@ import { OpsMetrics } from './metrics/ops-metrics';
 import { OAuthHttpModule } from './oauth/oauth-http.module';
 import { HostRedisModule } from './redis/host-redis';
 import { RotationHttpModule } from './rotation/rotation-http.module';
+import { HostTelemetry, TelemetryLifecycle } from './telemetry/host-telemetry';
 import { VaultModule } from './vault/vault.module';
 
 /**
@@ -31,7 +32,7 @@ import { VaultModule } from './vault/vault.module';
  */
 @Module({})
 export class AppModule {
-  static forRoot(config: AppConfig, options: { logDestination?: DestinationStream } = {}): DynamicModule {
+  static forRoot(config: AppConfig, options: { logDestination?: DestinationStream; telemetry?: HostTelemetry } = {}): DynamicModule {
     return {
       module: AppModule,
       imports: [
@@ -57,6 +58,8 @@ export class AppModule {
       providers: [
         JobMetrics,
         OpsMetrics,
+        { provide: HostTelemetry, useValue: options.telemetry ?? null },
+        TelemetryLifecycle,
         { provide: APP_FILTER, useClass: AllExceptionsFilter },
         // First interceptor: bodies are parsed after the guards, before anything reads them.
         { provide: APP_INTERCEPTOR, useClass: RequestBodyInterceptor },

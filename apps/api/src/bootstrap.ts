@@ -10,11 +10,22 @@ import { deferBodyParsing } from './http/request-body';
 import { hostValidationPipe } from './http/strict-input';
 import { requestIdFor } from './logging/logging.options';
 import type { AppConfig } from './config/app.config';
+import { HostTelemetry, type TelemetryOverrides } from './telemetry/host-telemetry';
 
 /** Builds and starts the host. Shared by main.ts and the end-to-end tests, so both boot the same app. */
-export async function createApp(config: AppConfig, options: { logDestination?: DestinationStream } = {}): Promise<NestFastifyApplication> {
-  const app = await NestFactory.create<NestFastifyApplication>(AppModule.forRoot(config, options), hostAdapter(), HOST_APP_OPTIONS);
-  return configureApp(app, config);
+export async function createApp(
+  config: AppConfig,
+  options: { logDestination?: DestinationStream; telemetry?: TelemetryOverrides } = {},
+): Promise<NestFastifyApplication> {
+  // Before the modules exist: the libs create their OpenTelemetry instruments when they are built.
+  const telemetry = HostTelemetry.start(config, options.telemetry);
+  try {
+    const app = await NestFactory.create<NestFastifyApplication>(AppModule.forRoot(config, { ...options, telemetry }), hostAdapter(), HOST_APP_OPTIONS);
+    return await configureApp(app, config);
+  } catch (error) {
+    await telemetry?.shutdown();
+    throw error;
+  }
 }
 
 /** Nest application options of the host (also for a host compiled from a testing module). */
@@ -45,12 +56,22 @@ function routingError(error: FastifyError, request: FastifyRequest, reply: Fasti
     .send({ statusCode: status, error: HttpStatus[status] ?? 'Error', message, requestId: String(request.id) });
 }
 
+/** The host's telemetry, when it was started (a host compiled from a testing module may not provide it). */
+function telemetryOf(app: NestFastifyApplication): HostTelemetry | null {
+  try {
+    return app.get<HostTelemetry | null>(HostTelemetry, { strict: false });
+  } catch {
+    return null;
+  }
+}
+
 /**
  * Everything `createApp` does to a created application — logger, request-id header, validation,
  * OpenAPI, shutdown hooks — then listens. Benchmarks use it on a host built with provider overrides.
  */
 export async function configureApp(app: NestFastifyApplication, config: AppConfig): Promise<NestFastifyApplication> {
   app.useLogger(app.get(Logger));
+  if (telemetryOf(app)) HostTelemetry.instrumentFastify(app.getHttpAdapter().getInstance());
   app
     .getHttpAdapter()
     .getInstance()

@@ -7,3 +7,4 @@ export * from './persistence';
 export * from './outbox';
 export * from './options';
 export * from './jobs';
+export * from './telemetry';

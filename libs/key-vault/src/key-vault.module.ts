@@ -32,7 +32,7 @@ const providers: Provider[] = [
   },
   {
     provide: KeyVaultResilience,
-    useFactory: (options: ResolvedKeyVaultOptions, metrics: KeyVaultMetrics) => new KeyVaultResilience(options.resilience, metrics),
+    useFactory: (options: ResolvedKeyVaultOptions, metrics: KeyVaultMetrics) => new KeyVaultResilience(options.resilience, metrics, options.vaultUrl),
     inject: [KEY_VAULT_RESOLVED_OPTIONS, KeyVaultMetrics],
   },
   AzureKeyVaultProvider,

@@ -75,6 +75,9 @@ const envSchema = z
     EMULATOR_PORT: int(8443, 0, 65535),
 
     METRICS_ENABLED: bool(true),
+    OTEL_EXPORTER_OTLP_ENDPOINT: z.string().url().regex(/^https?:\/\//, 'must be an http(s) URL').optional(),
+    OTEL_SERVICE_NAME: z.string().regex(/^[A-Za-z0-9._-]{1,64}$/, 'must be 1–64 characters of A-Z a-z 0-9 . _ -').default('credential-vault'),
+    OTEL_METRIC_EXPORT_INTERVAL: int(60_000, 1_000, 3_600_000),
 
     REDIS_URL: z.string().regex(/^rediss?:\/\/\S+$/, 'must be a redis:// or rediss:// URL').optional(),
     REDIS_KEY_PREFIX: z.string().regex(/^[A-Za-z0-9_.:-]{1,64}$/, 'must be 1–64 characters of A-Z a-z 0-9 _ . : -').default('cv:'),
@@ -178,6 +181,8 @@ export interface AppConfig {
         maxAttempts: number;
       };
   metrics: { enabled: boolean };
+  /** OpenTelemetry traces and metrics over OTLP/HTTP; absent: off (the libs' instrumentation is a no-op). */
+  telemetry?: { endpoint: string; serviceName: string; metricIntervalMs: number };
   /**
    * Shared state across replicas (cache tier, invalidation fan-out, cluster-wide limits). Unset: every
    * such thing is per process, as on one machine. Every key the host writes starts with `keyPrefix`.
@@ -332,6 +337,9 @@ export function loadAppConfig(env: Record<string, string | undefined>, cwd = pro
           maxAttempts: e.KEY_VAULT_MAX_ATTEMPTS,
         },
     metrics: { enabled: e.METRICS_ENABLED },
+    telemetry: e.OTEL_EXPORTER_OTLP_ENDPOINT
+      ? { endpoint: e.OTEL_EXPORTER_OTLP_ENDPOINT.replace(/\/+$/, ''), serviceName: e.OTEL_SERVICE_NAME, metricIntervalMs: e.OTEL_METRIC_EXPORT_INTERVAL }
+      : undefined,
     redis: e.REDIS_URL ? { url: e.REDIS_URL, keyPrefix: e.REDIS_KEY_PREFIX } : undefined,
     credentials: {
       cacheTtlMs: e.CACHE_TTL_MS,

@@ -6,6 +6,7 @@ import type { Params } from 'nestjs-pino';
 import type { DestinationStream } from 'pino';
 import type { Options } from 'pino-http';
 import type { AppConfig } from '../config/app.config';
+import { requestTraceLogFields, traceLogFields } from '../telemetry/host-telemetry';
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
@@ -55,6 +56,9 @@ export function loggingOptions(config: AppConfig, destination?: DestinationStrea
     redact: { paths: REDACT_PATHS, censor: '[REDACTED]' },
     // In the root logger's bindings, serialised once: every line carries it, with no per-request work.
     base: { pid: process.pid, hostname: hostname(), service: 'credential-vault' },
+    // Trace ids on every line written inside a span, and on the request line from the request's own span.
+    mixin: traceLogFields,
+    customProps: requestTraceLogFields,
     customLogLevel: (req, res, err) => {
       // Health probes and scrapes every few seconds would drown the log; failures still show.
       if (/^\/(health|metrics)(\/|\?|$)/.test(req.url ?? '') && res.statusCode < 400 && !err) return 'silent';

@@ -9,6 +9,7 @@ import { createDistributedLock } from '../lock/create-distributed-lock';
 import { DistributedLock } from '../lock/distributed-lock';
 import { InProcessLock } from '../lock/in-process-lock';
 import { LOCK_KEYS } from '../lock/lock-keys';
+import { inSpan } from '../telemetry';
 import { ScheduledJobConfigurationError } from './jobs.errors';
 import { JOB_DEGRADED_AFTER_INTERVALS, JobOutcome, ScheduledJobDefinition, ScheduledJobStatus } from './scheduled-job.types';
 
@@ -168,11 +169,18 @@ export class ScheduledJobs implements OnModuleDestroy {
     const started = performance.now();
     let outcome: JobOutcome;
     try {
-      if (def.lockedBy === 'work') {
-        outcome = (await def.run()).acquired === false ? 'skipped' : 'success';
-      } else {
-        outcome = (await this.lockFor().tryRun(def.lockKey, () => def.run())).acquired ? 'success' : 'skipped';
-      }
+      outcome = await inSpan(`job ${def.name}`, { attributes: { 'job.name': def.name } }, async (span) => {
+        const ran =
+          def.lockedBy === 'work'
+            ? (await def.run()).acquired === false
+              ? 'skipped'
+              : 'success'
+            : (await this.lockFor().tryRun(def.lockKey, () => def.run())).acquired
+              ? 'success'
+              : 'skipped';
+        span.setAttribute('job.outcome', ran);
+        return ran;
+      });
     } catch (e) {
       outcome = 'failed';
       state.lastError = describeError(e);

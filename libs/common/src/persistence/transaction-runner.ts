@@ -2,6 +2,7 @@ import { AsyncLocalStorage } from 'node:async_hooks';
 import { Injectable, Logger } from '@nestjs/common';
 import { DataSource, EntityManager } from 'typeorm';
 import { TransactionGate } from '../lock/transaction-gate';
+import { inSpan } from '../telemetry';
 import { TransactionRollbackOnlyError, WriteInReadError } from './persistence.errors';
 
 /** A callback run once after the outermost transaction commits. */
@@ -61,6 +62,15 @@ export class TransactionRunner {
     if (scope?.kind === 'read') throw new WriteInReadError();
     if (scope) return this.joined(scope, work);
 
+    return inSpan('db.transaction', { attributes: { 'db.system': this.dbSystem } }, () => this.runNew(work));
+  }
+
+  private get dbSystem(): string {
+    const type = this.dataSource.options.type;
+    return type === 'postgres' ? 'postgresql' : type;
+  }
+
+  private async runNew<T>(work: () => Promise<T>): Promise<T> {
     const tx: TransactionScope = { kind: 'transaction', manager: this.dataSource.manager, afterCommit: [], closed: false };
     let result: T;
     try {

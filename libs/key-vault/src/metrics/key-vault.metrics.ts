@@ -1,3 +1,4 @@
+import { metrics as otelMetrics, type Counter as OtelCounter, type Histogram as OtelHistogram } from '@opentelemetry/api';
 import { Counter, Gauge, Histogram, Registry, register as globalRegister, type Metric } from 'prom-client';
 import { KeyVaultErrorCode } from '../errors/key-vault-error-code';
 import { KeyVaultError } from '../errors/key-vault.error';
@@ -47,7 +48,26 @@ export class KeyVaultMetrics {
   readonly breakerState: Gauge;
   readonly retries: Counter<'operation'>;
 
+  /**
+   * The same figures under OpenTelemetry names (meter `credential-vault.key-vault`): `keyvault.operations`,
+   * `keyvault.operation.duration` (s), `keyvault.errors` (by `error.type`), `keyvault.retries`,
+   * `keyvault.circuit_breaker.state`. No-ops unless the host registered an OpenTelemetry MeterProvider
+   * before the module was created.
+   */
+  private readonly otel: { operations: OtelCounter; duration: OtelHistogram; errors: OtelCounter; retries: OtelCounter };
+  private otelBreakerState: BreakerStateValue = BreakerStateValue.CLOSED;
+
   constructor(options: ResolvedKeyVaultOptions['metrics']) {
+    const meter = otelMetrics.getMeter('credential-vault.key-vault');
+    this.otel = {
+      operations: meter.createCounter('keyvault.operations', { description: 'Key Vault operations by outcome (success, or the error severity)' }),
+      duration: meter.createHistogram('keyvault.operation.duration', { unit: 's', description: 'One Key Vault operation, retries and backoff included' }),
+      errors: meter.createCounter('keyvault.errors', { description: 'Failed Key Vault operations by error type (stable code name)' }),
+      retries: meter.createCounter('keyvault.retries', { description: 'Key Vault attempts retried after a transient failure' }),
+    };
+    meter
+      .createObservableGauge('keyvault.circuit_breaker.state', { description: 'Circuit breaker: 0 closed, 1 half-open, 2 open' })
+      .addCallback((result) => result.observe(this.otelBreakerState));
     this.registry = options.enabled ? (options.registry ?? globalRegister) : new Registry();
     const p = options.prefix;
     const registers = [this.registry];
@@ -96,19 +116,26 @@ export class KeyVaultMetrics {
   recordSuccess(operation: string, seconds: number): void {
     this.operations.inc({ operation, outcome: 'success' });
     this.duration.observe({ operation }, seconds);
+    this.otel.operations.add(1, { 'keyvault.operation': operation, outcome: 'success' });
+    this.otel.duration.record(seconds, { 'keyvault.operation': operation, outcome: 'success' });
   }
 
   recordFailure(operation: string, seconds: number, error: KeyVaultError): void {
     this.operations.inc({ operation, outcome: error.severity });
     this.duration.observe({ operation }, seconds);
     this.errors.inc({ code: error.codeName });
+    this.otel.operations.add(1, { 'keyvault.operation': operation, outcome: error.severity });
+    this.otel.duration.record(seconds, { 'keyvault.operation': operation, outcome: error.severity });
+    this.otel.errors.add(1, { 'keyvault.operation': operation, 'error.type': error.codeName });
   }
 
   recordRetry(operation: string): void {
     this.retries.inc({ operation });
+    this.otel.retries.add(1, { 'keyvault.operation': operation });
   }
 
   setBreakerState(state: BreakerStateValue): void {
     this.breakerState.set(state);
+    this.otelBreakerState = state;
   }
 }

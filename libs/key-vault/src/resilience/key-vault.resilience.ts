@@ -16,6 +16,7 @@ import {
   type IBackoffFactory,
   type IRetryBackoffContext,
 } from 'cockatiel';
+import { inSpan, SpanKind } from '@app/common';
 import { keyVaultCallContext, type KeyVaultCallContext } from '../client/secret-client.factory';
 import { KeyVaultErrorCode } from '../errors/key-vault-error-code';
 import { KeyVaultError, type KeyVaultOperation } from '../errors/key-vault.error';
@@ -95,10 +96,15 @@ export class KeyVaultResilience {
   private readonly breakerPolicy: CircuitBreakerPolicy;
   private readonly timeoutPolicy: TimeoutPolicy;
 
+  /** `server.address` of the spans: the vault's host name. */
+  private readonly vaultHost: string;
+
   constructor(
     readonly options: ResilienceOptions,
     private readonly metrics: KeyVaultMetrics,
+    vaultUrl?: string,
   ) {
+    this.vaultHost = vaultUrl ? new URL(vaultUrl).host : 'unknown';
     this.bulkheadPolicy = bulkhead(options.bulkhead.maxConcurrent, options.bulkhead.maxQueued);
     this.retryPolicy = retry(
       handleWhen((e) => KeyVaultResilience.isRetryable(e, options.maxDelayMs)),
@@ -159,6 +165,21 @@ export class KeyVaultResilience {
 
   /** Runs one logical operation through bulkhead, retry, breaker and per-attempt timeout; records metrics. */
   async execute<T>(operation: KeyVaultOperation, secretName: string | undefined, fn: (ctx: AttemptContext) => Promise<T>): Promise<T> {
+    // One client span per logical call (retries included); no secret name: names carry tenant ids.
+    return inSpan(`keyvault ${operation}`, { kind: SpanKind.CLIENT, attributes: { 'keyvault.operation': operation, 'server.address': this.vaultHost } }, async (span) => {
+      let attempts = 0;
+      try {
+        return await this.executeWithPolicies(operation, secretName, (ctx) => {
+          attempts = ctx.attempt + 1;
+          return fn(ctx);
+        });
+      } finally {
+        span.setAttribute('keyvault.attempts', attempts);
+      }
+    });
+  }
+
+  private async executeWithPolicies<T>(operation: KeyVaultOperation, secretName: string | undefined, fn: (ctx: AttemptContext) => Promise<T>): Promise<T> {
     const errorCtx = { operation, secretName, timeoutMs: this.options.timeoutMs };
     const started = performance.now();
     let attempt = 0;
