@@ -33,6 +33,22 @@ describe('HostRedis (real Redis)', () => {
     expect(sub.status).toBe('end');
   });
 
+  it('shuts down promptly while Redis is unreachable (a queued QUIT would never settle)', async () => {
+    // Port 1 on loopback: nothing listens, every connect is refused and ioredis keeps reconnecting.
+    const redis = new HostRedis(loadAppConfig({ REDIS_URL: 'redis://127.0.0.1:1' }));
+    const client = redis.client;
+    const sub = redis.subscriber();
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    const started = Date.now();
+    await redis.onApplicationShutdown();
+    expect(Date.now() - started).toBeLessThan(1_500);
+    // And it stops trying: no reconnect attempt after shutdown.
+    let attempts = 0;
+    for (const c of [client, sub]) c.on('reconnecting', () => attempts++);
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    expect(attempts).toBe(0);
+  });
+
   it('names a bad REDIS_URL without echoing it', () => {
     expect(() => loadAppConfig({ REDIS_URL: 'http://user:s3cret@host' })).toThrow(/REDIS_URL: must be a redis:\/\/ or rediss:\/\/ URL/);
     expect(() => loadAppConfig({ REDIS_URL: 'http://user:s3cret@host' })).not.toThrow(/s3cret/);

@@ -49,15 +49,32 @@ export class HostRedis implements OnApplicationShutdown {
   }
 
   async onApplicationShutdown(): Promise<void> {
-    await Promise.all(
-      this.connections.map(async (c) => {
-        const ended = c.status === 'end' ? Promise.resolve() : new Promise<void>((resolve) => c.once('end', () => resolve()));
-        await c.quit().catch(() => c.disconnect());
-        await ended;
-      }),
-    );
+    await Promise.all(this.connections.map((c) => HostRedis.close(c)));
     this.connections.length = 0;
     this.commandClient = undefined;
+  }
+
+  /**
+   * QUIT when connected (pending replies are delivered first); otherwise, or when QUIT does not finish
+   * within a second, drop the socket: while Redis is unreachable a queued QUIT never settles and
+   * shutdown would hang until SHUTDOWN_TIMEOUT_MS.
+   */
+  private static async close(c: Redis): Promise<void> {
+    if (c.status === 'end') return;
+    const ended = new Promise<void>((resolve) => c.once('end', () => resolve()));
+    if (c.status === 'ready') {
+      const quit = c.quit().then(
+        () => true,
+        () => false,
+      );
+      const timer = new Promise<boolean>((resolve) => setTimeout(() => resolve(false), 1_000).unref());
+      if (await Promise.race([quit, timer])) {
+        await Promise.race([ended, new Promise<void>((resolve) => setTimeout(resolve, 1_000).unref())]);
+        return;
+      }
+    }
+    c.disconnect(false);
+    await Promise.race([ended, new Promise<void>((resolve) => setTimeout(resolve, 200).unref())]);
   }
 }
 
