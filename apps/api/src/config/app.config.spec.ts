@@ -67,6 +67,23 @@ describe('loadAppConfig', () => {
     expect(() => loadAppConfig({ NODE_ENV: 'production' })).toThrow(/KEY_VAULT_URL: is required in production/);
   });
 
+  it("refuses the local vault's switches for a vault on another host in production, naming each variable", () => {
+    const devVault = {
+      KEY_VAULT_URL: 'https://keyvault.localhost:8443',
+      KEY_VAULT_CREDENTIAL: 'static',
+      KEY_VAULT_CA_CERT_PATH: '/vault-ca/ca.pem',
+      KEY_VAULT_DISABLE_CHALLENGE_RESOURCE_VERIFICATION: 'true',
+      AUTH_API_KEYS: '[]',
+    };
+    expect(loadAppConfig(devVault).keyVault).toMatchObject({ mode: 'external', caCertPath: '/vault-ca/ca.pem' });
+    const msg = problemsOf({ ...devVault, NODE_ENV: 'production' });
+    expect(msg).toMatch(/KEY_VAULT_CA_CERT_PATH: .*refused when NODE_ENV=production/);
+    expect(msg).toMatch(/KEY_VAULT_CREDENTIAL: static .*refused when NODE_ENV=production/);
+    expect(msg).toMatch(/KEY_VAULT_DISABLE_CHALLENGE_RESOURCE_VERIFICATION: .*refused when NODE_ENV=production/);
+    // A vault on this machine (an emulator next to the host) keeps them.
+    expect(() => loadAppConfig({ ...devVault, NODE_ENV: 'production', KEY_VAULT_URL: 'https://127.0.0.1:8443' })).not.toThrow();
+  });
+
   it('anchors the audit chains every 5 minutes by default; AUDIT_ANCHOR_* override it', () => {
     expect(loadAppConfig({}).audit.anchor).toEqual({ enabled: true, cron: '*/5 * * * *' });
     expect(loadAppConfig({ AUDIT_ANCHOR_ENABLED: 'false', AUDIT_ANCHOR_CRON: '0 * * * *' }).audit.anchor).toEqual({

@@ -243,6 +243,30 @@ export class ConfigValidationError extends Error {
  * Rules across variables. They look only at presence, so they run even when other variables fail to
  * parse: the operator sees every problem at once.
  */
+/**
+ * The local vault's switches (its CA, the static credential, the skipped challenge check) on a vault
+ * that is not on this machine: docker-compose reaches its vault service as `keyvault.localhost`, which
+ * the key-vault lib counts as local but is another container. Development only.
+ */
+function devVaultSwitchProblems(env: Record<string, string | undefined>): string[] {
+  if (env.NODE_ENV !== 'production' || !env.KEY_VAULT_URL) return [];
+  let host: string;
+  try {
+    host = new URL(env.KEY_VAULT_URL).hostname.replace(/^\[|\]$/g, '');
+  } catch {
+    return []; // the URL's own check reports it
+  }
+  if (host === 'localhost' || host === '::1' || /^127\.\d+\.\d+\.\d+$/.test(host)) return [];
+  const why = `is for a development vault on another host (${host}) and is refused when NODE_ENV=production`;
+  const problems: string[] = [];
+  if (env.KEY_VAULT_CA_CERT_PATH) problems.push(`KEY_VAULT_CA_CERT_PATH: trusting a custom CA ${why}`);
+  if (env.KEY_VAULT_CREDENTIAL === 'static') problems.push(`KEY_VAULT_CREDENTIAL: static ${why}`);
+  if (['true', '1', 'yes'].includes(env.KEY_VAULT_DISABLE_CHALLENGE_RESOURCE_VERIFICATION ?? '')) {
+    problems.push(`KEY_VAULT_DISABLE_CHALLENGE_RESOURCE_VERIFICATION: ${why}`);
+  }
+  return problems;
+}
+
 function crossFieldProblems(env: Record<string, string | undefined>): string[] {
   const problems: string[] = [];
   if (env.DATABASE_TYPE === 'postgres' && !env.DATABASE_URL) {
@@ -258,6 +282,7 @@ function crossFieldProblems(env: Record<string, string | undefined>): string[] {
   if (env.NODE_ENV === 'production' && !env.AUTH_JWT_ISSUER && !env.AUTH_API_KEYS) {
     problems.push('AUTH_JWT_ISSUER or AUTH_API_KEYS: production needs an authentication method');
   }
+  problems.push(...devVaultSwitchProblems(env));
   const cred = env.KEY_VAULT_CREDENTIAL;
   const required: Record<string, string[]> = {
     'client-secret': ['AZURE_TENANT_ID', 'AZURE_CLIENT_ID', 'AZURE_CLIENT_SECRET'],
