@@ -35,6 +35,7 @@ import {
 import { credentialsStackImports } from '@app/testing';
 import { BENCH_POSTGRES_URL, dropSchema, freshSchema } from './support/postgres';
 import { machineLine, percent, round, today, writeBenchmarkSection } from './support/measure';
+import { VaultProcess } from './support/vault-process';
 
 const WINDOW_MS = 10_000;
 
@@ -61,14 +62,18 @@ interface Figure {
 
 async function variant(
   name: Figure['variant'],
-  o: { count: number; tenants: number; database: 'postgres' | 'sqlite'; baselineConcurrency: number; throttleLimit: number },
+  o: { count: number; tenants: number; database: 'postgres' | 'sqlite'; baselineConcurrency: number; throttleLimit: number; vault: 'process' | 'in-process' },
 ): Promise<Figure> {
   const budgetPerSec = o.throttleLimit / (WINDOW_MS / 1000);
   const dir = mkdtempSync(join(tmpdir(), `cv-bench-mig-${name}-`));
-  const emu = await KeyVaultEmulator.start({ dataDir: join(dir, 'vault'), quiet: true, throttle: { limit: o.throttleLimit, windowMs: WINDOW_MS } });
+  const throttle = { limit: o.throttleLimit, windowMs: WINDOW_MS };
+  const emu =
+    o.vault === 'process'
+      ? await VaultProcess.start({ dataDir: join(dir, 'vault'), throttle })
+      : await KeyVaultEmulator.start({ dataDir: join(dir, 'vault'), quiet: true, throttle });
   const schema = o.database === 'postgres' ? await freshSchema(`bench_migration_${name.replace('-', '_')}`) : undefined;
   const database: DataSourceOptions = schema
-    ? { type: 'postgres', url: BENCH_POSTGRES_URL, schema, extra: { max: 20, options: `-c search_path=${schema}` } }
+    ? { type: 'postgres', url: BENCH_POSTGRES_URL, schema, extra: { max: 50, options: `-c search_path=${schema}` } }
     : { type: 'better-sqlite3', database: join(dir, 'bench.sqlite'), enableWAL: true };
   const key = randomBytes(32);
   const legacy = await new DataSource({ type: 'better-sqlite3', database: join(dir, 'legacy.sqlite') }).initialize();
@@ -78,7 +83,8 @@ async function variant(
   const naive = name === 'naive-fixed';
   const [, ...stack] = credentialsStackImports({
     database,
-    vault: emu,
+    // The stack reads only the vault's URL and CA from it.
+    vault: emu as KeyVaultEmulator,
     credentials: { isGlobal: true },
     // Both leave 429s to the vault client's retries (Retry-After honoured): the runner with 10 attempts (as the CLI's
     // migrate does), so a throttled attempt never reaches the credentials lib; the naive baseline with the default 4.
@@ -102,7 +108,7 @@ async function variant(
   class BenchModule {}
   const app = await NestFactory.createApplicationContext(BenchModule, { logger: ['error'] });
   try {
-    emu.resetStats();
+    await emu.resetStats();
     const started = Date.now();
     let migrated = 0;
     let failed = 0;
@@ -136,7 +142,7 @@ async function variant(
       );
     }
     const durationS = (Date.now() - started) / 1000;
-    const stats = emu.stats();
+    const stats = await emu.stats();
     const writes = stats.byOperationAndStatus['setSecret:200'] ?? 0;
     const t429 = stats.byStatus['429'] ?? 0;
     return {
@@ -201,6 +207,7 @@ async function main(): Promise<void> {
       'scaled-limit': { type: 'string' },
       'scaled-count': { type: 'string' },
       variants: { type: 'string' },
+      vault: { type: 'string' },
       'no-write': { type: 'boolean' },
     },
   });
@@ -211,6 +218,7 @@ async function main(): Promise<void> {
     baselineConcurrency: Number(values['baseline-concurrency'] ?? 64),
     scaledLimit: Number(values['scaled-limit'] ?? 400),
     scaledCount: Number(values['scaled-count'] ?? 2000),
+    vault: (values.vault ?? 'process') as 'process' | 'in-process',
   };
   Logger.overrideLogger(['error']);
   const azure: Figure[] = [];

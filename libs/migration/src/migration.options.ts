@@ -23,8 +23,9 @@ export interface MigrationModuleOptions {
     max?: number;
   };
   /**
-   * Group commit: the connections migrated in one database transaction (their credentials' rows,
-   * MIGRATE audit rows and checkpoints), their vault writes running concurrently meanwhile.
+   * Group commit on SQLite: the connections migrated in one database transaction (their credentials'
+   * rows, MIGRATE audit rows and checkpoints), their vault writes running concurrently meanwhile. On
+   * PostgreSQL each connection has a transaction of its own.
    */
   group?: {
     /** @default 200 */

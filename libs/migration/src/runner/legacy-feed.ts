@@ -22,7 +22,7 @@ export class LegacyFeed {
   private finished = false;
   private stopped = false;
   private failure: { error: unknown } | undefined;
-  private wakeConsumer?: () => void;
+  private consumers: (() => void)[] = [];
   private wakeProducer?: () => void;
 
   constructor(
@@ -58,18 +58,26 @@ export class LegacyFeed {
     }
   }
 
-  /** Waits until a row is queued (true) or the source is exhausted with nothing queued (false). */
-  async waitForItems(): Promise<boolean> {
-    while (!this.queue.length && !this.finished) await new Promise<void>((r) => (this.wakeConsumer = r));
+  /** Waits until a row that `accept`s is queued (true), or the source is exhausted with none queued (false). */
+  async waitForItems(accept: (item: FeedItem) => boolean = () => true): Promise<boolean> {
+    while (!this.queue.some(accept) && !this.finished) await new Promise<void>((r) => this.consumers.push(r));
     this.result();
-    return this.queue.length > 0;
+    return this.queue.some(accept);
   }
 
-  /** Up to `n` queued rows, oldest first. */
-  take(n: number): FeedItem[] {
-    const items = this.queue.splice(0, n);
+  /** Up to `n` queued rows that `accept` (asked in queue order, once per row taken), oldest first. */
+  take(n: number, accept: (item: FeedItem) => boolean = () => true): FeedItem[] {
+    const items: FeedItem[] = [];
+    const rest: FeedItem[] = [];
+    for (const i of this.queue) (items.length < n && accept(i) ? items : rest).push(i);
+    this.queue.splice(0, this.queue.length, ...rest);
     this.wakeProducer?.();
     return items;
+  }
+
+  /** Wakes the consumers (a row they refused may be acceptable now). */
+  nudge(): void {
+    this.wake();
   }
 
   /** Throws the source's failure, if any. */
@@ -83,10 +91,12 @@ export class LegacyFeed {
   }
 
   private wake(): void {
-    const c = this.wakeConsumer;
+    const consumers = this.consumers;
     const p = this.wakeProducer;
-    this.wakeConsumer = this.wakeProducer = undefined;
-    c?.();
+    this.consumers = [];
+    this.wakeProducer = undefined;
+    for (const c of consumers) c();
     p?.();
   }
 }
+

@@ -1,6 +1,6 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import { randomUUID } from 'node:crypto';
-import { Outbox, TransactionRunner, type OutboxPayload } from '@app/common';
+import { Outbox, TransactionGate, TransactionRunner, type OutboxPayload } from '@app/common';
 import { MigrationCheckpointRepository } from '../checkpoint/migration-checkpoint.repository';
 import { MIGRATION_RESOLVED_OPTIONS, MigrationEvents } from '../migration.constants';
 import type { ResolvedMigrationOptions } from '../migration.options';
@@ -33,11 +33,10 @@ interface Run {
  * Runs a migration of one source. A `LegacyFeed` reads pages of `batchSize` connections ahead,
  * decrypts them and looks up their checkpoints; what needs the vault is migrated in GROUPS: one
  * transaction holds the credentials lib's rows, a MIGRATE audit row per credential and the checkpoint
- * of up to `group.maxConnections` connections (or of `group.maxDurationMs`), while their vault writes
- * run concurrently under one AIMD limiter. So the database commits once per group instead of once per
- * credential, and a credential is never committed without its checkpoint (or the reverse). One group
- * at a time: on SQLite transactions are serial anyway, and on PostgreSQL every group takes the audit
- * chain locks of its tenants until it commits.
+ * of up to `group.maxConnections` connections on SQLite, while their vault writes run concurrently
+ * under one AIMD limiter, so the database commits once per group instead of once per credential. On
+ * PostgreSQL each connection is a group of its own, up to `concurrency.max` at once. Either way a
+ * credential is never committed without its MIGRATE row and checkpoint (or the reverse).
  */
 @Injectable()
 export class MigrationRunner {
@@ -87,7 +86,33 @@ export class MigrationRunner {
       // Started outside any transaction: its checkpoint reads must never join a group's.
       const feeding = this.runner.detached(() => feed.start());
       if (!dryRun) {
-        while (await feed.waitForItems()) await this.group(feed.take(this.options.group.maxConnections), run);
+        // SQLite (one connection, serial transactions): one group at a time, of up to
+        // `group.maxConnections`. PostgreSQL: one connection per transaction, up to `concurrency.max`
+        // transactions at once — a group there must not hold concurrent stores of one tenant, whose
+        // audit chain is appended by read-head-then-insert, safe only one at a time per transaction.
+        const serial = TransactionGate.for(this.runner.dataSource).serialises;
+        const size = serial ? this.options.group.maxConnections : 1;
+        const inFlight = new Set<string>();
+        // Two legacy rows of one connection never run in two transactions at once.
+        const free = (item: FeedItem) => !inFlight.has(connectionKey(item.row));
+        const claim = (item: FeedItem) => {
+          if (!free(item)) return false;
+          inFlight.add(connectionKey(item.row));
+          return true;
+        };
+        await Promise.all(
+          Array.from({ length: serial ? 1 : this.options.concurrency.max }, async () => {
+            while (await feed.waitForItems(free)) {
+              const items = feed.take(size, claim);
+              try {
+                await this.group(items, run);
+              } finally {
+                for (const i of items) inFlight.delete(connectionKey(i.row));
+                feed.nudge();
+              }
+            }
+          }),
+        );
       }
       await feeding;
       feed.result();
@@ -132,24 +157,15 @@ export class MigrationRunner {
   }
 
   /**
-   * One group: every connection of `items` migrated in ONE transaction, concurrently (two legacy rows
-   * of the same connection one after the other, so the second sees the first's credential). Outcomes
-   * count only once the transaction has committed. If it cannot commit, each connection is tried
-   * again alone, so one bad connection costs only itself.
+   * One group: every connection of `items` (never two of one connection) migrated concurrently in ONE
+   * transaction. Outcomes count only once the transaction has committed. If it cannot commit, each
+   * connection is tried again alone, so one bad connection costs only itself.
    */
   private async group(items: FeedItem[], run: Run): Promise<void> {
     let results: { item: FeedItem; outcome: ConnectionOutcome; stored?: StoredConnection }[];
     try {
       results = await this.runner.run(async () => {
-        const byConnection = new Map<string, Promise<unknown>>();
-        const settled = await Promise.allSettled(
-          items.map((item) => {
-            const key = connectionKey(item.row);
-            const p = (byConnection.get(key) ?? Promise.resolve()).then(() => this.migrator.migrate(item.row, run.source, run.limiter, item.fields, run.runId));
-            byConnection.set(key, p.catch(() => undefined));
-            return p;
-          }),
-        );
+        const settled = await Promise.allSettled(items.map((item) => this.migrator.migrate(item.row, run.source, run.limiter, item.fields, run.runId)));
         const failure = settled.find((r) => r.status === 'rejected');
         if (failure) throw failure.reason;
         const out = settled.map((r, i) => ({ item: items[i], ...(r as PromiseFulfilledResult<{ outcome: ConnectionOutcome; stored?: StoredConnection }>).value }));
