@@ -56,7 +56,8 @@ export class CredentialRevoker {
       seen.add(key);
       await this.keyVault.updateSecretProperties(v.vaultSecretName, v.vaultSecretVersion, { enabled });
     }
-    this.cache.invalidate(cacheKey(ctx.tenantId, id));
+    // Everywhere, before returning (the status change's own eviction already ran; this one follows the vault change).
+    await this.cache.evictEverywhere(cacheKey(ctx.tenantId, id)).catch(() => this.cache.invalidate(cacheKey(ctx.tenantId, id)));
     return seen.size;
   }
 }

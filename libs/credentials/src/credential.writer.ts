@@ -375,8 +375,11 @@ export class CredentialWriter {
       await this.audit.record(this.auditEvent(change.audit.action, ctx, next, started, change.audit.details));
       await this.events.changed(change.event.name, ctx, next, change.event.sourceVersion);
       // A stored credential has a fresh id: nothing can be cached under it, and an eviction would only
-      // refuse the fills of the first reads. Every other change evicts on every replica right after commit.
-      if (change.event.name !== CredentialEvents.STORED) this.runner.afterCommit(() => this.cache.invalidate(cacheKey(next.tenantId, next.id)));
+      // refuse the fills of the first reads. Every other change is evicted on every replica before the
+      // write returns (awaited after commit); if that fails, the outbox event's handler evicts it later.
+      if (change.event.name !== CredentialEvents.STORED) {
+        this.runner.afterCommit(() => this.cache.evictEverywhere(cacheKey(next.tenantId, next.id)).catch(() => undefined));
+      }
       return true;
     });
   }

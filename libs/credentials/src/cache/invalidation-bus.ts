@@ -57,7 +57,7 @@ const withTimeout = <T>(work: Promise<T>, ms: number): Promise<T> =>
 export class RedisInvalidationBus extends CacheInvalidationBus {
   readonly transport = 'redis' as const;
   private readonly logger = new Logger('CredentialCache');
-  private readonly channel: string;
+  readonly channel: string;
   private sub?: Redis;
   private state = false;
   private stopped = false;

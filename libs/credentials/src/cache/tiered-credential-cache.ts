@@ -5,7 +5,7 @@ import { Clock } from '@app/common';
 import { CacheEntryKey, cacheEntryKeyId, decodeCacheValue, encodeCacheValue, jitteredTtl, openCacheEntry, sealCacheEntry } from './cache-entry-cipher';
 import type { CacheKeyring } from './cache-keyring';
 import { CacheLoadOptions, CredentialCache, CredentialCacheHealth, CredentialCacheStats, SharedCacheStats } from './credential-cache';
-import { CacheInvalidationBus, InvalidationMessage } from './invalidation-bus';
+import { CacheInvalidationBus, InvalidationMessage, RedisInvalidationBus } from './invalidation-bus';
 import { LruCredentialCache, LruCredentialCacheOptions } from './lru-credential-cache';
 
 /** The Redis (L2) tier of a TieredCredentialCache. */
@@ -41,10 +41,13 @@ if ARGV[4] ~= '' and redis.call('GET', KEYS[3]) == ARGV[4] then redis.call('DEL'
 return filled`;
 const RELEASE = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0`;
 // An eviction: bump the generation (in-flight fills are refused) and drop the entry.
+// With the Redis bus, the announcement goes in the same round trip, after the entry is gone (an L1
+// dropped before its L2 entry could be refilled from it).
 const EVICT = `
 redis.call('INCR', KEYS[2])
 redis.call('PEXPIRE', KEYS[2], ARGV[1])
 redis.call('DEL', KEYS[1])
+if ARGV[2] ~= '' then redis.call('PUBLISH', ARGV[2], ARGV[3]) end
 return 1`;
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
@@ -298,6 +301,12 @@ export class TieredCredentialCache extends CredentialCache {
 
   private async evictShared(keys: string[]): Promise<void> {
     try {
+      if (this.l2 && this.bus instanceof RedisInvalidationBus) {
+        for (const key of keys) await this.evictL2(key, this.bus.channel, { o: this.instanceId, k: [key], t: now() });
+        this.counters.published += keys.length;
+        for (const key of keys) this.pending.delete(key);
+        return;
+      }
       for (const key of keys) await this.evictL2(key);
       await this.publish({ o: this.instanceId, k: keys, t: now() });
       for (const key of keys) this.pending.delete(key);
@@ -307,13 +316,15 @@ export class TieredCredentialCache extends CredentialCache {
     }
   }
 
-  private async evictL2(key: string): Promise<void> {
+  private async evictL2(key: string, channel = '', message?: InvalidationMessage): Promise<void> {
     const l2 = this.l2;
     if (!l2) return;
     try {
-      await timeout(l2.client.eval(EVICT, 2, this.entryKey(key), this.genKey(key), String(l2.generationTtlMs)), l2.operationTimeoutMs);
+      const announce = message ? JSON.stringify(message) : '';
+      await timeout(l2.client.eval(EVICT, 2, this.entryKey(key), this.genKey(key), String(l2.generationTtlMs), channel, announce), l2.operationTimeoutMs);
     } catch (e) {
       this.l2Failed();
+      if (message) this.counters.publishErrors++;
       throw e;
     }
   }
