@@ -37,6 +37,10 @@ describe('cluster: three host processes on one PostgreSQL, Redis and vault', () 
     system: generateApiKey('setup', 'system', SCOPES),
   };
   type Key = keyof typeof keys;
+  /** The cold burst's credentials (id → value), stored by the setup replica, never read before the burst. */
+  const burst = new Map<string, string>();
+  /** One credential per replica, read before the burst so each has its cache key from the vault. */
+  const warmIds: string[] = [];
 
   const call = async (r: Replica, key: Key, method: string, path: string, body?: unknown) => {
     const res = await fetch(`${r.url}${path}`, {
@@ -129,9 +133,13 @@ describe('cluster: three host processes on one PostgreSQL, Redis and vault', () 
       values.delete(idp.clientSecret);
       for (let i = 0; i < BURST_CREDENTIALS; i += 10) {
         await Promise.all(
-          Array.from({ length: 10 }, (_, j) => store(setup, 'acme', { integrationId: 'burst', connectionId: `c${i + j}`, type: 'api_key', value: secret('burst') })),
+          Array.from({ length: 10 }, async (_, j) => {
+            const value = secret('burst');
+            burst.set((await store(setup, 'acme', { integrationId: 'burst', connectionId: `c${i + j}`, type: 'api_key', value })).id, value);
+          }),
         );
       }
+      for (const n of ['a', 'b', 'c']) warmIds.push((await store(setup, 'acme', { integrationId: 'warm', connectionId: n, type: 'api_key', value: secret('warm') })).id);
     } finally {
       await setup.stop();
     }
@@ -159,6 +167,81 @@ describe('cluster: three host processes on one PostgreSQL, Redis and vault', () 
     expect(replicas).toHaveLength(3);
     expect(new Set(replicas.map((r) => r.pid)).size).toBe(3);
     expect(new Set(replicas.map((r) => r.url)).size).toBe(3);
+  });
+
+  it('a cold burst of reads for 100 credentials spread over the three replicas makes exactly 100 vault reads', async () => {
+    // Each replica reads one other credential first: what it fetches once per process (its cache key)
+    // is not part of the burst.
+    for (const [i, r] of replicas.entries()) expect((await readValue(r, 'acme', warmIds[i])).status).toBe(200);
+    // The replicas' own view of their shared cache: a Redis call that fails or takes over its timeout
+    // makes that read skip the shared tier (counted in l2Errors) and go to the vault.
+    const cacheHealth = () =>
+      Promise.all(replicas.map(async (r) => ((await (await fetch(`${r.url}/health/ready`)).json()).details?.cache ?? {}) as { l2Errors?: number; l2?: string }));
+    const l2Errors = async () => (await cacheHealth()).reduce((n, c) => n + (c.l2Errors ?? 0), 0);
+    const errorsBefore = await l2Errors();
+    vault!.resetStats();
+    const started = Date.now();
+    // Every credential read on all three replicas at once (up to 300 vault reads without a cluster-wide
+    // single flight), 20 credentials at a time so a loaded 2-core CI machine is not what is measured.
+    const ids = [...burst.keys()];
+    const reads: { id: string; res: Awaited<ReturnType<typeof readValue>> }[] = [];
+    for (let i = 0; i < ids.length; i += 20) {
+      const wave = ids.slice(i, i + 20).flatMap((id) => replicas.map((r) => readValue(r, 'acme', id).then((res) => ({ id, res }))));
+      reads.push(...(await Promise.all(wave)));
+    }
+    const ms = Date.now() - started;
+    expect(reads.filter(({ id, res }) => res.status !== 200 || res.body.value !== burst.get(id)).map(({ res }) => res.status)).toEqual([]);
+    const gets = vault!.stats().byOperationAndStatus['getSecret:200'] ?? 0;
+    const skipped = (await l2Errors()) - errorsBefore;
+    process.stdout.write(
+      `[cluster] cold burst: ${reads.length} reads of ${burst.size} credentials on 3 replicas in ${ms} ms → ${gets} vault reads ` +
+        `(${skipped} reads skipped the shared tier: Redis over its timeout)\n`,
+    );
+    // One vault read per credential, plus only the reads the replicas report as having bypassed Redis
+    // (0 on an idle machine; a loaded 2-core one can push a Redis call past its 500 ms timeout).
+    expect(gets).toBeGreaterThanOrEqual(burst.size);
+    expect(gets - skipped).toBeLessThanOrEqual(burst.size);
+    expect(skipped).toBeLessThan(burst.size / 10);
+  });
+
+  it('a revoke on one replica is refused by the next read on the two others; a write is seen there within the fan-out bound (measured)', async () => {
+    const [a, b, c] = replicas;
+    const seen = async (r: Replica, id: string, ok: (res: Awaited<ReturnType<typeof readValue>>) => boolean, since: number) => {
+      for (let reads = 1; ; reads++) {
+        const res = await readValue(r, 'acme', id);
+        if (ok(res)) return { ms: Date.now() - since, firstFresh: reads === 1 };
+        if (Date.now() - since > 3000) throw new Error(`replica ${r.name} still serves the old state of ${id} after 3 s`);
+        await new Promise((res) => setTimeout(res, 2));
+      }
+    };
+    const results: { kind: string; ms: number; firstFresh: boolean }[] = [];
+    for (let i = 0; i < 10; i++) {
+      const cred = await store(a, 'acme', { integrationId: 'fanout', connectionId: `f${i}`, type: 'api_key', value: secret('v1') });
+      // Warm the two other replicas' caches with version 1.
+      for (const r of [b, c]) expect((await readValue(r, 'acme', cred.id)).status).toBe(200);
+      const v2 = secret('v2');
+      const rotated = await call(a, 'acme', 'POST', `/v1/credentials/${cred.id}/rotate`, { value: v2 });
+      expect(rotated.status).toBe(200);
+      let since = Date.now();
+      for (const x of await Promise.all([b, c].map((r) => seen(r, cred.id, (res) => res.status === 200 && res.body.value === v2, since)))) results.push({ kind: 'write', ...x });
+      const revoked = await call(a, 'acme', 'POST', '/v1/rotation/revoke', { credentialId: cred.id, reason: 'cluster test' });
+      expect(revoked.status).toBe(200);
+      since = Date.now();
+      for (const x of await Promise.all([b, c].map((r) => seen(r, cred.id, (res) => res.status === 409 && res.body.code === 2009, since)))) results.push({ kind: 'revoke', ...x });
+    }
+    const ms = results.map((x) => x.ms).sort((x, y) => x - y);
+    const pct = (p: number) => ms[Math.min(ms.length - 1, Math.ceil((p / 100) * ms.length) - 1)];
+    const stale = (kind: string) => results.filter((x) => x.kind === kind && !x.firstFresh).length;
+    process.stdout.write(
+      `[cluster] propagation A → B, C over ${results.length} observations (time from A's answer until a read on B or C has completed ` +
+        `with the new state): p50 ${pct(50)} ms, p99 ${pct(99)} ms, max ${ms[ms.length - 1]} ms; the first read after A's answer was stale ` +
+        `${stale('write')}/${results.length / 2} times after a write, ${stale('revoke')}/${results.length / 2} after a revoke\n`,
+    );
+    // A revoked value is never served again once the revoke has answered, on any replica.
+    expect(stale('revoke')).toBe(0);
+    // A new value is seen within the fan-out's bound (without it: the cache TTL, 5 minutes). The first read
+    // may still race the eviction, which is published right after the writer's commit.
+    expect(pct(99)).toBeLessThan(1000);
   });
 
   it('refreshes each expiring OAuth token exactly once under concurrent load on all three replicas', async () => {
@@ -203,6 +286,17 @@ describe('cluster: three host processes on one PostgreSQL, Redis and vault', () 
 
   it('raises every due notice and runs every due rotation exactly once, with one notification each, while the jobs run on all three', async () => {
     const [a, b, c] = replicas;
+    // The notification counters have no tenant label: count from what they say once earlier events are out.
+    await waitFor('earlier events to be delivered', async () => (await count(`SELECT count(*) AS n FROM "${schema()}".cv_outbox WHERE delivered_at IS NULL`)) === 0);
+    const busSent = async () => {
+      let n = 0;
+      for (const r of replicas) {
+        const text = await (await fetch(`${r.url}/metrics`)).text();
+        n += Number(/^credential_vault_notifications_total\{channel="bus",outcome="sent"\} (\d+)/m.exec(text)?.[1] ?? 0);
+      }
+      return n;
+    };
+    const sentBefore = await busSent();
     const policy = await call(b, 'jobs', 'PUT', '/v1/rotation/policies', { level: 'tenant', credentialType: 'api_key', rotateAfterDays: 1, rotation: 'automatic' });
     expect(policy.status).toBe(200);
     const expiring: string[] = [];
@@ -251,12 +345,7 @@ describe('cluster: three host processes on one PostgreSQL, Redis and vault', () 
     expect(bus).toHaveLength(jobEvents);
     expect(bus.every((d) => d.status === 'delivered' && d.attempts === 1)).toBe(true);
     // And the replicas' counters agree: sent once in the whole cluster, never a duplicate send.
-    let sent = 0;
-    for (const r of replicas) {
-      const text = await (await fetch(`${r.url}/metrics`)).text();
-      sent += Number(/^credential_vault_notifications_total\{channel="bus",outcome="sent"\} (\d+)/m.exec(text)?.[1] ?? 0);
-    }
-    expect(sent).toBe(jobEvents);
+    expect((await busSent()) - sentBefore).toBe(jobEvents);
 
     // The rotated values are served (and recorded, for the Redis scan).
     for (const id of aged) expect((await readValue(c, 'jobs', id)).status).toBe(200);
@@ -267,12 +356,20 @@ describe('cluster: three host processes on one PostgreSQL, Redis and vault', () 
     const policy = await call(replicas[0], 'kill', 'PUT', '/v1/rotation/policies', { level: 'tenant', credentialType: 'api_key', rotateAfterDays: 1, rotation: 'automatic' });
     expect(policy.status).toBe(200);
     const ids: string[] = [];
+    const original = new Map<string, string>();
     for (let i = 0; i < n; i += 6) {
       const batch = await Promise.all(
-        Array.from({ length: 6 }, (_, j) => store(replicas[(i + j) % 3], 'kill', { integrationId: 'fleet', connectionId: `k${i + j}`, type: 'api_key', value: secret('kill') })),
+        Array.from({ length: 6 }, async (_, j) => {
+          const value = secret('kill');
+          const { id } = await store(replicas[(i + j) % 3], 'kill', { integrationId: 'fleet', connectionId: `k${i + j}`, type: 'api_key', value });
+          original.set(id, value);
+          return id;
+        }),
       );
-      ids.push(...batch.map((b) => b.id));
+      ids.push(...batch);
     }
+    // Every replica has version 1 cached: they must all serve version 2 after the rotations.
+    for (const r of replicas) for (const id of ids) expect((await readValue(r, 'kill', id)).status).toBe(200);
     // Slow vault writes make one run take several seconds: a window to kill its replica in.
     vault!.injectFault({ kind: 'latency', latencyMs: 250, operations: ['setSecret'] });
     const lockId = BigInt(advisoryLockKey(LOCK_KEYS.rotationCheck, `${ADVISORY_LOCK_NAMESPACES.distributedLock}@${schema()}`));
@@ -332,8 +429,14 @@ describe('cluster: three host processes on one PostgreSQL, Redis and vault', () 
       [ids],
     );
     expect(versions.map((v) => [v.current_version, v.status])).toEqual(ids.map(() => [2, 'active']));
-    // Every credential is served by the survivors.
-    for (const [i, id] of ids.entries()) expect((await readValue(live()[i % live().length], 'kill', id)).status).toBe(200);
+    // The survivors serve every credential's new value, although they had the old one cached.
+    for (const r of live()) {
+      for (const id of ids) {
+        const res = await readValue(r, 'kill', id);
+        expect(res.status).toBe(200);
+        expect(res.body.value).not.toBe(original.get(id));
+      }
+    }
   });
 
   it('leaves no credential value in plaintext in Redis (every key under the test prefix, every value)', async () => {
@@ -357,7 +460,10 @@ describe('cluster: three host processes on one PostgreSQL, Redis and vault', () 
         }
       }
     }
-    process.stdout.write(`[cluster] scanned ${scanned} Redis keys under ${prefix} against ${values.size} values\n`);
+    const cacheKeys = (await redis!.keys(`${prefix}cache:*`)).length;
+    process.stdout.write(`[cluster] scanned ${scanned} Redis keys under ${prefix} (${cacheKeys} of the credential cache) against ${values.size} values\n`);
+    // The shared cache holds entries (so the scan looked at sealed values) and none of them is readable.
+    expect(cacheKeys).toBeGreaterThan(0);
     expect(found).toEqual([]);
   });
 });

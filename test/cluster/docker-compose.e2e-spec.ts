@@ -141,6 +141,10 @@ describe('docker-compose.yml', () => {
       );
       const emulatorJs = join(dirname(build!.mainJs), '../../keyvault-emulator/src/main.js');
       child = spawn(process.execPath, [emulatorJs, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+      // Never outlive a jest worker that exits without running afterAll.
+      const orphan = () => child?.kill('SIGKILL');
+      process.once('exit', orphan);
+      child.once('exit', () => process.off('exit', orphan));
       let out = '';
       child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
       child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
