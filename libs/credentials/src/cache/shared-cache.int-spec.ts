@@ -268,6 +268,33 @@ describe.each(DATABASE_KINDS)('shared credential cache on %s (real Redis, local 
     expect(results.map((r) => r.metadata.id).sort()).toEqual(ids.flatMap((id) => [id, id, id]).sort());
   });
 
+  it('a load that started before an eviction on another replica fills neither its L1 nor L2', async () => {
+    const key = `${ctx.tenantId}/slow-${randomBytes(3).toString('hex')}`;
+    let release!: (v: string) => void;
+    const slow = cacheOf(0).getOrLoad(key, () => new Promise<string>((r) => (release = r)));
+    await eventually(() => expect(release).toBeDefined());
+    await cacheOf(1).evictEverywhere(key); // B: a write committed while A was loading
+    release('value-from-before-the-write');
+    expect(await slow).toBe('value-from-before-the-write'); // the caller that asked before the write still gets its answer
+    expect(await redisAt().exists(`${PREFIX}e:{${key}}`)).toBe(0);
+    expect(cacheOf(0).stats().shared!.l2.fillsRefused).toBeGreaterThanOrEqual(1);
+    expect(await cacheOf(0).getOrLoad(key, async () => 'fresh')).toBe('fresh');
+    expect(await cacheOf(2).getOrLoad(key, async () => 'other')).toBe('fresh'); // C reads the fresh fill from L2
+  });
+
+  it('waiters load by themselves when the lock holder died (its lock expires; no fill ever comes)', async () => {
+    const key = `${ctx.tenantId}/orphan-${randomBytes(3).toString('hex')}`;
+    await redisAt().set(`${PREFIX}l:{${key}}`, 'a-dead-replica', 'PX', 300);
+    const started = Date.now();
+    const loader = jest.fn(async () => 'loaded');
+    expect(await Promise.all([cacheOf(1).getOrLoad(key, loader), cacheOf(2).getOrLoad(key, loader)])).toEqual(['loaded', 'loaded']);
+    expect(Date.now() - started).toBeGreaterThanOrEqual(250);
+    // One of them took the freed lock and loaded; the other found its fill (or, at worst, loaded too).
+    expect(loader.mock.calls.length).toBeGreaterThanOrEqual(1);
+    expect(loader.mock.calls.length).toBeLessThanOrEqual(2);
+    expect(cacheOf(1).stats().shared!.l2.lockWaits + cacheOf(2).stats().shared!.l2.lockWaits).toBeGreaterThanOrEqual(2);
+  });
+
   it('a replica that loses Redis bypasses its cache (degraded, counted) and never serves what an eviction it missed removed', async () => {
     const proxy = new CuttableProxy();
     await proxy.start();
