@@ -9,7 +9,7 @@
  * For each transport (`redis` pub/sub with the L2 tier, `postgres` LISTEN/NOTIFY without Redis).
  * Target: p99 busLag < 100 ms on one machine. Prints one JSON line.
  *
- *   npm run build --silent && node dist/bench/cache-propagation.bench.js [--rotations 200]
+ *   npm run bench:cache -- [--rotations 200]
  */
 import 'reflect-metadata';
 import { randomBytes } from 'node:crypto';
