@@ -175,8 +175,11 @@ describe('cluster: three host processes on one PostgreSQL, Redis and vault', () 
     for (const [i, r] of replicas.entries()) expect((await readValue(r, 'acme', warmIds[i])).status).toBe(200);
     // The replicas' own view of their shared cache: a Redis call that fails or takes over its timeout
     // makes that read skip the shared tier (counted in l2Errors) and go to the vault.
+    type CacheHealth = { l2Errors?: number };
     const cacheHealth = () =>
-      Promise.all(replicas.map(async (r) => ((await (await fetch(`${r.url}/health/ready`)).json()).details?.cache ?? {}) as { l2Errors?: number; l2?: string }));
+      Promise.all(
+        replicas.map(async (r) => ((await (await fetch(`${r.url}/health/ready`)).json()) as { details?: { cache?: CacheHealth } }).details?.cache ?? {}),
+      );
     const l2Errors = async () => (await cacheHealth()).reduce((n, c) => n + (c.l2Errors ?? 0), 0);
     const errorsBefore = await l2Errors();
     vault!.resetStats();
