@@ -1,0 +1,122 @@
+import { ManualClock } from '@app/common';
+import { CacheInvalidationBus, type HealthListener, type InvalidationListener, type InvalidationMessage } from './invalidation-bus';
+import { TieredCredentialCache } from './tiered-credential-cache';
+
+/** A bus the test drives: connection state and incoming messages by hand; published messages recorded. */
+class FakeBus extends CacheInvalidationBus {
+  readonly transport = 'postgres' as const;
+  healthy = false;
+  published: InvalidationMessage[] = [];
+  failPublish = false;
+  private onMessage!: InvalidationListener;
+  private onHealth!: HealthListener;
+  async start(onMessage: InvalidationListener, onHealth: HealthListener): Promise<void> {
+    this.onMessage = onMessage;
+    this.onHealth = onHealth;
+    this.setHealthy(true);
+  }
+  async publish(message: InvalidationMessage): Promise<void> {
+    if (this.failPublish) throw new Error('bus down');
+    this.published.push(message);
+  }
+  async stop(): Promise<void> {}
+  setHealthy(h: boolean): void {
+    this.healthy = h;
+    this.onHealth(h);
+  }
+  deliver(m: Partial<InvalidationMessage>): void {
+    this.onMessage({ o: 'another-replica', t: Date.now(), ...m });
+  }
+}
+
+async function build() {
+  const bus = new FakeBus();
+  const cache = new TieredCredentialCache({ ttlMs: 60_000, jitterRatio: 0, maxEntries: 100, maxStaleMs: 0 }, new ManualClock(), bus);
+  await cache.start();
+  return { bus, cache };
+}
+
+describe('TieredCredentialCache (L1 + invalidation bus, no L2)', () => {
+  it('serves from L1 and drops an entry when another replica announces its eviction', async () => {
+    const { bus, cache } = await build();
+    const loader = jest.fn().mockResolvedValueOnce('v1').mockResolvedValueOnce('v2');
+    expect(await cache.getOrLoad('t/a', loader)).toBe('v1');
+    expect(await cache.getOrLoad('t/a', loader)).toBe('v1');
+    const lags: number[] = [];
+    cache.onRemoteInvalidation((_m, lag) => lags.push(lag));
+    bus.deliver({ k: ['t/a'] });
+    expect(await cache.getOrLoad('t/a', loader)).toBe('v2');
+    expect(loader).toHaveBeenCalledTimes(2);
+    expect(lags).toHaveLength(1);
+    expect(cache.stats().shared).toMatchObject({ l1: { hits: 1 }, invalidation: { received: 1, healthy: true, transport: 'postgres' }, l2: { enabled: false } });
+  });
+
+  it('ignores its own announcements (it evicted locally already) and publishes each eviction', async () => {
+    const { bus, cache } = await build();
+    await cache.evictEverywhere('t/a');
+    expect(bus.published).toEqual([expect.objectContaining({ o: cache.instanceId, k: ['t/a'] })]);
+    const loader = jest.fn(async () => 'v');
+    await cache.getOrLoad('t/b', loader);
+    bus.deliver({ o: cache.instanceId, k: ['t/b'] });
+    await cache.getOrLoad('t/b', loader);
+    expect(loader).toHaveBeenCalledTimes(1);
+  });
+
+  it('an announced prefix drops every key of the tenant only', async () => {
+    const { bus, cache } = await build();
+    await cache.getOrLoad('t1/a', async () => 'a');
+    await cache.getOrLoad('t2/b', async () => 'b');
+    bus.deliver({ p: 't1/' });
+    expect(await cache.getOrLoad('t1/a', async () => 'a2')).toBe('a2');
+    expect(await cache.getOrLoad('t2/b', async () => 'b2')).toBe('b');
+  });
+
+  it('while the bus is down it serves nothing cached (single-flight only, counted) and starts empty when it is back', async () => {
+    const { bus, cache } = await build();
+    await cache.getOrLoad('t/a', async () => 'old');
+    bus.setHealthy(false);
+    // An eviction published meanwhile cannot arrive: the cached 'old' must not be served.
+    let release!: (v: string) => void;
+    const loader = jest.fn(() => new Promise<string>((r) => (release = r)));
+    const reads = [cache.getOrLoad('t/a', loader), cache.getOrLoad('t/a', loader)];
+    release('new');
+    expect(await Promise.all(reads)).toEqual(['new', 'new']);
+    expect(loader).toHaveBeenCalledTimes(1);
+    expect(cache.stats().shared!.degradedReads).toBe(2);
+    expect(cache.health()).toMatchObject({ status: 'degraded', details: { invalidationConnected: false } });
+    // Nothing loaded while degraded was kept.
+    expect(await cache.getOrLoad('t/a', async () => 'newer')).toBe('newer');
+
+    bus.setHealthy(true);
+    expect(cache.health().status).toBe('up');
+    expect(await cache.getOrLoad('t/a', async () => 'after')).toBe('after');
+    expect(await cache.getOrLoad('t/a', async () => 'x')).toBe('after');
+  });
+
+  it('a load in flight when the bus drops never fills L1', async () => {
+    const { bus, cache } = await build();
+    let release!: (v: string) => void;
+    const slow = cache.getOrLoad('t/a', () => new Promise<string>((r) => (release = r)));
+    bus.setHealthy(false);
+    bus.setHealthy(true);
+    release('loaded-before-the-gap');
+    await slow;
+    expect(await cache.getOrLoad('t/a', async () => 'fresh')).toBe('fresh');
+  });
+
+  it('an eviction that could not be published fails evictEverywhere (the outbox retries) and is sent again when the bus is back', async () => {
+    const { bus, cache } = await build();
+    bus.failPublish = true;
+    await expect(cache.evictEverywhere('t/a')).rejects.toThrow('bus down');
+    cache.invalidate('t/b'); // fire and forget: never throws
+    await new Promise((r) => setImmediate(r));
+    expect(cache.stats().shared!.invalidation.publishErrors).toBe(2);
+    expect(cache.health().details.pendingEvictions).toBe(2);
+    bus.failPublish = false;
+    bus.setHealthy(false);
+    bus.setHealthy(true);
+    await new Promise((r) => setImmediate(r));
+    expect(bus.published.flatMap((m) => m.k ?? []).sort()).toEqual(['t/a', 't/b']);
+    expect(cache.health().details.pendingEvictions).toBe(0);
+  });
+});
