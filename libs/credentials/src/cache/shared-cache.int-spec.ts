@@ -114,6 +114,8 @@ async function app(db: TestDatabase, emu: KeyVaultEmulator, cache: CredentialsMo
     imports: credentialsStackImports({
       database: db.options,
       vault: emu,
+      // Quick redelivery: one test waits for the outbox to carry an eviction its writer could not send.
+      persistence: { outbox: { pollIntervalMs: 200, backoff: { baseMs: 100, maxMs: 500 } } },
       keyVault: { resilience: { maxAttempts: 1, pollIntervalMs: 20 } },
       credentials: { cache: { ttlMs: 60_000, ...cache } },
     }),
@@ -317,9 +319,16 @@ describe.each(DATABASE_KINDS)('shared credential cache on %s (real Redis, local 
       expect((await dSvc.get(ctx, id)).value).toBe(next);
       expect(dCache.stats().shared!.degradedReads).toBe(degraded + 1);
 
+      // D writes while it cannot reach Redis: its own eviction fails, the outbox event carries it to B.
+      await svc(1).get(ctx, id);
+      const fromD = secret();
+      await dSvc.rotate(ctx, id, fromD);
+      expect(dCache.stats().shared!.invalidation.publishErrors).toBeGreaterThanOrEqual(1);
+      await eventually(async () => expect((await svc(1).get(ctx, id)).value).toBe(fromD), 15_000);
+
       proxy.restore();
       await eventually(() => expect(dCache.health().status).toBe('up'), 5000);
-      expect((await dSvc.get(ctx, id)).value).toBe(next);
+      expect((await dSvc.get(ctx, id)).value).toBe(fromD);
     } finally {
       await d.close();
       await proxy.stop();

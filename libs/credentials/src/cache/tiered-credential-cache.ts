@@ -87,6 +87,7 @@ export class TieredCredentialCache extends CredentialCache {
   private loads = 0;
   private counters = this.zero();
   private lastL2Error = 0;
+  private lastL2Ok = 0;
   private started = false;
 
   constructor(
@@ -185,7 +186,8 @@ export class TieredCredentialCache extends CredentialCache {
   }
 
   override health(): CredentialCacheHealth {
-    const l2Down = !!this.l2 && Date.now() - this.lastL2Error < 10_000;
+    // Failing: the last Redis call failed, recently.
+    const l2Down = !!this.l2 && this.lastL2Error > this.lastL2Ok && Date.now() - this.lastL2Error < 10_000;
     const status = this.bus.healthy && !l2Down ? 'up' : 'degraded';
     return {
       tier: this.l2 ? 'redis' : 'memory',
@@ -236,6 +238,7 @@ export class TieredCredentialCache extends CredentialCache {
         this.l2Failed();
         return this.load(loader);
       }
+      this.lastL2Ok = Date.now();
       const [kind, payload] = reply;
       if (kind === 'hit') {
         const value = await this.open<T>(key, payload);
@@ -277,6 +280,7 @@ export class TieredCredentialCache extends CredentialCache {
         l2.client.eval(FILL, 3, this.entryKey(key), this.genKey(key), this.lockKey(key), generation, sealed, String(ttl), token),
         l2.operationTimeoutMs,
       );
+      this.lastL2Ok = Date.now();
       if (filled === 1) this.counters.fills++;
       else this.counters.fillsRefused++;
     } catch {
@@ -322,6 +326,7 @@ export class TieredCredentialCache extends CredentialCache {
     try {
       const announce = message ? JSON.stringify(message) : '';
       await timeout(l2.client.eval(EVICT, 2, this.entryKey(key), this.genKey(key), String(l2.generationTtlMs), channel, announce), l2.operationTimeoutMs);
+      this.lastL2Ok = Date.now();
     } catch (e) {
       this.l2Failed();
       if (message) this.counters.publishErrors++;
@@ -356,6 +361,8 @@ export class TieredCredentialCache extends CredentialCache {
       return;
     }
     this.logger.log(`cache invalidations connected (${this.bus.transport})`);
+    // A confirmed Redis subscription: the server answers again.
+    if (this.bus.transport === 'redis') this.lastL2Ok = Date.now();
     const keys = [...this.pending];
     if (keys.length > 0) this.evictShared(keys).catch(() => undefined);
   }
