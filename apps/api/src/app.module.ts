@@ -13,6 +13,7 @@ import { AppConfigModule } from './config/config.module';
 import { CoreModule } from './core.module';
 import { CredentialsHttpModule } from './credentials/credentials-http.module';
 import { databaseOptions } from './database/database.options';
+import { initializeWithMigrations } from './database/migrate-on-start';
 import { HealthModule } from './health/health.module';
 import { AllExceptionsFilter } from './http/all-exceptions.filter';
 import { RequestBodyInterceptor } from './http/request-body';
@@ -38,7 +39,7 @@ export class AppModule {
       imports: [
         AppConfigModule.forRoot(config),
         LoggerModule.forRootAsync({ inject: [APP_CONFIG], useFactory: (c: AppConfig) => loggingOptions(c, options.logDestination) }),
-        TypeOrmModule.forRootAsync({ inject: [APP_CONFIG], useFactory: databaseOptions }),
+        TypeOrmModule.forRootAsync({ inject: [APP_CONFIG], useFactory: databaseOptions, dataSourceFactory: (o) => initializeWithMigrations(o!) }),
         EventEmitterModule.forRoot({ wildcard: false, delimiter: '.' }),
         // The transaction runner and the outbox of every lib; this process dispatches, under CoreModule's
         // DistributedLock (one replica at a time) and with its Clock.
