@@ -3,7 +3,7 @@ import { NestFactory } from '@nestjs/core';
 import { TypeOrmModule } from '@nestjs/typeorm';
 import { Command, CommandRunner, Option } from 'nest-commander';
 import { AuditModule, AuditService } from '@app/audit';
-import { APP_CONFIG, AppConfigModule, AuditAnchorModule, databaseOptions, loadAppConfig, VaultModule } from '@app/api-host';
+import { APP_CONFIG, AppConfigModule, AuditAnchorModule, databaseOptions, loadAppConfigResolvingReferences, VaultModule } from '@app/api-host';
 
 /**
  * `cli audit:verify [--tenant t]`: walks the audit hash chains in the host's database (same
@@ -14,7 +14,7 @@ import { APP_CONFIG, AppConfigModule, AuditAnchorModule, databaseOptions, loadAp
 @Command({ name: 'audit:verify', description: "Verify the audit log's hash chains (exit 1 and name the first bad row if broken)" })
 export class AuditVerifyCommand extends CommandRunner {
   async run(_args: string[], flags: { tenant?: string }): Promise<void> {
-    const config = loadAppConfig(process.env);
+    const config = await loadAppConfigResolvingReferences(process.env);
     const anchors = config.keyVault.mode === 'external' ? [VaultModule, AuditAnchorModule] : [];
     if (!anchors.length) {
       process.stderr.write('Anchors not checked: the embedded vault belongs to the running host (use POST /v1/audit/verify there).\n');
