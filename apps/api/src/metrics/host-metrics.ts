@@ -45,6 +45,7 @@ export class HostMetrics implements OnModuleInit {
 
   onModuleInit(): void {
     const cache = () => this.cache.stats();
+    const shared = () => cache().shared;
     const audit = () => this.audit.stats;
     const metrics = [
       mirroredCounter(`${PREFIX}cache_hits_total`, 'Credential reads answered from the cache', () => cache().hits),
@@ -53,6 +54,18 @@ export class HostMetrics implements OnModuleInit {
       mirroredCounter(`${PREFIX}cache_coalesced_total`, 'Cache misses that joined an in-flight load', () => cache().coalesced),
       mirroredCounter(`${PREFIX}cache_stale_served_total`, 'Stale values served because the value store failed', () => cache().staleServed),
       gauge(`${PREFIX}cache_entries`, 'Credentials cached in this process', () => cache().size),
+      // The shared tier and the eviction fan-out (0, and healthy, when the cache is per process only).
+      mirroredCounter(`${PREFIX}cache_l2_hits_total`, 'Reads answered from the shared Redis tier (decrypted entries)', () => shared()?.l2.hits ?? 0),
+      mirroredCounter(`${PREFIX}cache_l2_misses_total`, 'Reads that missed the shared Redis tier', () => shared()?.l2.misses ?? 0),
+      mirroredCounter(`${PREFIX}cache_l2_errors_total`, 'Shared-tier calls that failed (treated as misses)', () => shared()?.l2.errors ?? 0),
+      mirroredCounter(`${PREFIX}cache_l2_rejected_total`, 'Shared-tier entries that failed to decrypt or verify (another key, tampered): misses', () => shared()?.l2.rejected ?? 0),
+      mirroredCounter(`${PREFIX}cache_degraded_reads_total`, 'Reads sent to the value store uncached because evictions could not be received', () => shared()?.degradedReads ?? 0),
+      mirroredCounter(`${PREFIX}cache_evictions_published_total`, 'Evictions this replica announced to the others', () => shared()?.invalidation.published ?? 0),
+      mirroredCounter(`${PREFIX}cache_evictions_received_total`, 'Evictions this replica received from the others', () => shared()?.invalidation.received ?? 0),
+      mirroredCounter(`${PREFIX}cache_eviction_publish_errors_total`, 'Evictions that could not be announced (the outbox sends them again)', () => shared()?.invalidation.publishErrors ?? 0),
+      gauge(`${PREFIX}cache_fanout_healthy`, '1 while this replica receives evictions (or has no fan-out), 0 while it cannot (its reads bypass the cache)', () =>
+        shared()?.invalidation.healthy === false ? 0 : 1,
+      ),
       gauge(`${PREFIX}audit_buffer_depth`, 'Audit rows waiting to be written', () => audit().bufferDepth),
       gauge(`${PREFIX}audit_buffer_waiters`, 'Reads waiting for audit buffer space (back-pressure)', () => audit().bufferWaiters),
       gauge(`${PREFIX}audit_healthy`, '1 while audit writes succeed, 0 while they fail', () => (audit().healthy ? 1 : 0)),
