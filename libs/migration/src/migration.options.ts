@@ -28,7 +28,7 @@ export interface MigrationModuleOptions {
    * PostgreSQL each connection has a transaction of its own.
    */
   group?: {
-    /** @default 200 */
+    /** @default 50 (a short transaction: on SQLite it holds the database's write lock while it is open) */
     maxConnections?: number;
   };
   /** Throttled attempts of one credential before it is reported as failed. @default 30 */
@@ -55,7 +55,7 @@ const schema = z
       .prefault({})
       .refine((c) => c.min <= c.initial && c.initial <= c.max, { message: 'must satisfy min <= initial <= max' }),
     group: z
-      .object({ maxConnections: z.number().int().min(1).max(10_000).default(200) })
+      .object({ maxConnections: z.number().int().min(1).max(10_000).default(50) })
       .strict()
       .prefault({}),
     maxThrottleRetries: z.number().int().min(0).max(1000).default(30),
