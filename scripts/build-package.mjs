@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// Builds the libs into one installable npm package (dist-package/): CommonJS from swc, declarations
+// Builds the libs into one installable npm package (dist/package/, ignored with dist/): CommonJS from swc, declarations
 // from tsc, an `exports` map with one entry per lib plus the local vault (for tests only), and the
 // package.json's dependencies computed from what the compiled code actually requires.
 // Usage: node scripts/build-package.mjs [--out <dir>]
@@ -15,7 +15,7 @@ const swc = require('@swc/core');
 
 export const PACKAGE_NAME = '@credential-vault/nest';
 const outArg = process.argv.indexOf('--out');
-const out = resolve(root, outArg > 0 ? process.argv[outArg + 1] : 'dist-package');
+const out = resolve(root, outArg > 0 ? process.argv[outArg + 1] : 'dist/package');
 
 // One subpath export per module; the local vault is its own entry so production entries never load it.
 const MODULES = {

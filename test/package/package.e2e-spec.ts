@@ -1,13 +1,25 @@
 import { execFile } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
+import { dirname, join, relative, resolve } from 'node:path';
 import { promisify } from 'node:util';
+import { createTestDatabase, TestOAuthServer, type TestDatabase } from '@app/testing';
+import { lockfileFor } from './scratch-lockfile';
 
 const run = promisify(execFile);
 const ROOT = resolve(__dirname, '../..');
 const PKG = '@credential-vault/nest';
 const MODULES = ['common', 'key-vault', 'credentials', 'audit', 'oauth-refresh', 'rotation', 'migration'];
+/** The outside app's sources (a dot-directory, so the monorepo's tsc and jest never compile it: it imports the package by name). */
+const APP_TEMPLATE = join(__dirname, '.embedding-app');
+// What the outside app installs: the tarball, the peers it uses, @nestjs/config, and its own jest + TypeScript.
+const APP_DEPENDENCIES = ['@nestjs/common', '@nestjs/core', '@nestjs/config', '@nestjs/typeorm', '@nestjs/event-emitter', '@nestjs/schedule', '@nestjs/terminus', 'typeorm', 'pg', 'rxjs', 'reflect-metadata', 'prom-client', '@opentelemetry/api'];
+const APP_DEV_DEPENDENCIES = ['jest', '@swc/jest', '@swc/core', '@nestjs/testing', '@types/jest', '@types/node', 'typescript'];
+
+/** The environment for a nested npm: without the npm_* variables of an `npm test` that started jest. */
+function npmEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
+  return { ...Object.fromEntries(Object.entries(process.env).filter(([k]) => !/^npm_/i.test(k))), ...extra };
+}
 
 /**
  * The libs as an installable package: `npm run build:package`'s script builds it, `npm pack` packs
@@ -19,9 +31,11 @@ describe('npm package (build:package → npm pack)', () => {
   let unpacked: string;
   let pkg: {
     name: string;
+    version: string;
     exports: Record<string, { types: string; default: string } | string>;
     dependencies: Record<string, string>;
     peerDependencies: Record<string, string>;
+    peerDependenciesMeta: Record<string, { optional?: boolean }>;
   };
   let files: string[];
 
@@ -97,6 +111,89 @@ describe('npm package (build:package → npm pack)', () => {
     const result = JSON.parse(stdout.trim().split('\n').pop()!) as { out: Record<string, number>; credentials: string };
     expect(result.credentials).toBe(join(unpacked, 'libs/credentials/src/index.js'));
     for (const m of [...MODULES, 'keyvault-emulator']) expect(result.out[m]).toBeGreaterThan(0);
+  });
+
+  /**
+   * A Nest app outside the monorepo (its own package.json, lockfile, tsconfig and jest config) installs
+   * the tarball and its peers offline from the npm cache, type-checks against the package's
+   * declarations, and runs its own jest test: migrations, a credential through the local vault, and an
+   * OAuth refresh at a real OAuth server started here.
+   */
+  describe('an outside Nest app installing the tarball', () => {
+    let app: string;
+    let db: TestDatabase;
+    let idp: TestOAuthServer;
+
+    beforeAll(async () => {
+      app = mkdtempSync(join(tmpdir(), 'cv-embedding-app-'));
+      cpSync(APP_TEMPLATE, app, { recursive: true });
+      const rootPkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8'));
+      const pick = (from: Record<string, string>, names: string[]) => Object.fromEntries(names.map((n) => [n, from[n]]));
+      const manifest = {
+        name: 'embedding-app',
+        version: '1.0.0',
+        private: true,
+        scripts: { test: 'tsc -p tsconfig.json && jest --runInBand' },
+        dependencies: { [PKG]: `file:${relative(app, tarball)}`, ...pick(rootPkg.dependencies, APP_DEPENDENCIES) },
+        devDependencies: pick(rootPkg.devDependencies, APP_DEV_DEPENDENCIES),
+      };
+      writeFileSync(join(app, 'package.json'), `${JSON.stringify(manifest, null, 2)}\n`);
+      // The monorepo's exact versions (and integrity), so the offline install needs no registry metadata.
+      const lock = lockfileFor(join(ROOT, 'package-lock.json'), manifest, {
+        [`node_modules/${PKG}`]: {
+          version: pkg.version,
+          resolved: `file:${relative(app, tarball)}`,
+          dependencies: pkg.dependencies,
+          peerDependencies: pkg.peerDependencies,
+          peerDependenciesMeta: pkg.peerDependenciesMeta,
+        },
+      });
+      writeFileSync(join(app, 'package-lock.json'), `${JSON.stringify(lock, null, 2)}\n`);
+      await run('npm', ['install', '--offline', '--no-audit', '--no-fund', '--ignore-scripts'], { cwd: app, env: npmEnv(), maxBuffer: 64 * 1024 * 1024 });
+      db = await createTestDatabase('postgres');
+      idp = await TestOAuthServer.start();
+    }, 300_000);
+
+    afterAll(async () => {
+      await idp?.close();
+      await db?.drop();
+      if (app) rmSync(app, { recursive: true, force: true });
+    });
+
+    it('is outside the monorepo and got the package from the tarball, its peers at the top level', () => {
+      expect(relative(ROOT, app).startsWith('..')).toBe(true);
+      const installed = JSON.parse(readFileSync(join(app, 'node_modules', PKG, 'package.json'), 'utf8'));
+      expect(installed.version).toBe(pkg.version);
+      // One copy of Nest and TypeORM: the app's (a nested copy under the package would split DI and metadata).
+      for (const peer of ['@nestjs/common', '@nestjs/core', 'typeorm']) {
+        expect(existsSync(join(app, 'node_modules', peer, 'package.json'))).toBe(true);
+        expect(existsSync(join(app, 'node_modules', PKG, 'node_modules', peer))).toBe(false);
+      }
+    });
+
+    it("passes its own test: migrations, a credential through the local vault, an OAuth refresh", async () => {
+      const tokens = await idp.authorize('openid');
+      idp.resetCounters();
+      const schema = (db.options as { schema: string }).schema;
+      const result = await run('npm', ['test'], {
+        cwd: app,
+        maxBuffer: 64 * 1024 * 1024,
+        env: npmEnv({
+          DATABASE_URL: (db.options as { url: string }).url,
+          DATABASE_SCHEMA: schema,
+          OAUTH_ISSUER: idp.issuer,
+          OAUTH_CLIENT_ID: idp.clientId,
+          OAUTH_CLIENT_SECRET: idp.clientSecret,
+          OAUTH_TOKENS: JSON.stringify(tokens),
+        }),
+      }).catch((e: { stdout?: string; stderr?: string; message: string }) => {
+        throw new Error(`the app's own test failed:\n${e.stdout ?? ''}\n${e.stderr ?? e.message}`);
+      });
+      const output = `${result.stdout}\n${result.stderr}`;
+      expect(output).toMatch(/Tests:\s+3 passed, 3 total/);
+      // The refresh reached this OAuth server: exactly one refresh grant.
+      expect(idp.refreshCalls).toBe(1);
+    });
   });
 });
 
