@@ -193,7 +193,7 @@ describe('npm package (build:package → npm pack)', () => {
       expect(output).toMatch(/Tests:\s+3 passed, 3 total/);
       // The refresh reached this OAuth server: exactly one refresh grant.
       expect(idp.refreshCalls).toBe(1);
-    });
+    }, 240_000); // its tsc + jest, on a loaded CI machine
   });
 });
 
