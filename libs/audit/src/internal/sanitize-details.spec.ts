@@ -29,6 +29,14 @@ describe('sanitiseDetails', () => {
     }
   });
 
+  it('keeps booleans under credential-looking keys (a flag cannot carry a secret), and strips anything else there', () => {
+    const { details, redacted } = sanitiseDetails({ refreshTokenRotated: true, hasPassword: false, refreshToken: 'rt-123', token: 42 });
+    expect(details).toMatchObject({ refreshTokenRotated: true, hasPassword: false });
+    expect(details).not.toHaveProperty('refreshToken');
+    expect(details).not.toHaveProperty('token');
+    expect(redacted).toEqual(['refreshToken', 'token']);
+  });
+
   it('strips values that look like secrets whatever their key (PEM private key, JWT, bearer header)', () => {
     const pem = '-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBg\n-----END PRIVATE KEY-----';
     const jwt = 'eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U';

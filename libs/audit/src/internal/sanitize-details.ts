@@ -138,7 +138,8 @@ export function sanitiseDetails(input: unknown): SanitisedDetails {
           continue;
         }
         const p = path ? `${path}.${k.slice(0, 64)}` : k.slice(0, 64);
-        if (isSensitiveKey(k)) {
+        // A boolean cannot carry a credential: `refreshTokenRotated: true` is a fact worth keeping.
+        if (isSensitiveKey(k) && typeof v !== 'boolean') {
           redacted.push(p);
           continue;
         }
