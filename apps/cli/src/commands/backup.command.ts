@@ -1,32 +1,20 @@
-import { Module } from '@nestjs/common';
-import { NestFactory } from '@nestjs/core';
-import { EventEmitterModule } from '@nestjs/event-emitter';
-import { TypeOrmModule } from '@nestjs/typeorm';
 import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { Command, CommandRunner, Option } from 'nest-commander';
-import { AuditModule } from '@app/audit';
-import { PersistenceModule, type OperationContext } from '@app/common';
-import { CredentialsModule } from '@app/credentials';
 import { isKeyVaultError, KeyVaultErrorCode, KeyVaultProvider } from '@app/key-vault';
-import { RotationModule } from '@app/rotation';
 import {
-  APP_CONFIG,
-  AppConfigModule,
   BackupBundleError,
-  databaseOptions,
   keyFromPassphrase,
-  loadAppConfigResolvingReferences,
   newPassphraseSalt,
   openBundle,
   parseBackupKey,
   readBundleHeader,
   sealBundle,
   TenantBackupService,
-  VaultModule,
   type BackupKeySource,
   type BackupPayload,
 } from '@app/api-host';
+import { operatorContext, withHostLibs } from './host-libs.context';
 
 interface KeyFlags {
   keyFile?: string;
@@ -34,34 +22,12 @@ interface KeyFlags {
   keySecret?: string;
 }
 
-/** The libs with the host's database and vault (same environment as the host); no job scheduled, no event dispatched here. */
-async function withBackup<T>(work: (service: TenantBackupService, vault: KeyVaultProvider) => Promise<T>): Promise<T> {
-  const config = await loadAppConfigResolvingReferences(process.env);
-
-  @Module({
-    imports: [
-      AppConfigModule.forRoot(config),
-      TypeOrmModule.forRootAsync({ inject: [APP_CONFIG], useFactory: databaseOptions }),
-      EventEmitterModule.forRoot({ wildcard: false, delimiter: '.' }),
-      PersistenceModule.forRoot({ outbox: { dispatch: false } }),
-      VaultModule,
-      AuditModule.forRoot({ failClosed: config.audit.failClosed, retention: { enabled: false }, anchor: { enabled: false }, isGlobal: true }),
-      CredentialsModule.forRoot({ isGlobal: true, integrations: config.credentials.integrations, vault: { namePrefix: config.credentials.vaultSecretPrefix } }),
-      RotationModule.forRoot({ expiryMonitor: { enabled: false }, rotationCheck: { enabled: false }, webhooks: { job: { enabled: false } } }),
-    ],
-    providers: [TenantBackupService],
-  })
-  class BackupCliModule {}
-
-  const app = await NestFactory.createApplicationContext(BackupCliModule, { logger: ['error'] });
-  try {
-    return await work(app.get(TenantBackupService), app.get(KeyVaultProvider));
-  } finally {
-    await app.close();
-  }
+/** The backup service with the host's database and vault (see withHostLibs). */
+function withBackup<T>(work: (service: TenantBackupService, vault: KeyVaultProvider) => Promise<T>): Promise<T> {
+  return withHostLibs((get) => work(get(TenantBackupService), get(KeyVaultProvider)), { providers: [TenantBackupService] });
 }
 
-const operator = (tenantId: string): OperationContext => ({ tenantId, actor: { id: `cli:${process.env.USER ?? 'operator'}` } });
+const operator = operatorContext;
 
 function exactlyOneKey(flags: KeyFlags): void {
   const given = [flags.keyFile, flags.passphraseEnv, flags.keySecret].filter((f) => f !== undefined).length;

@@ -1,52 +1,12 @@
-import { Module, type Type } from '@nestjs/common';
-import { NestFactory } from '@nestjs/core';
-import { EventEmitterModule } from '@nestjs/event-emitter';
-import { TypeOrmModule } from '@nestjs/typeorm';
 import { Command, CommandRunner, Option } from 'nest-commander';
-import { AuditModule } from '@app/audit';
-import { PersistenceModule, type OperationContext } from '@app/common';
-import { CredentialsModule } from '@app/credentials';
-import { ExpiryMonitorService, REVOKE_SEVERITIES, RevocationService, RotationCheckService, RotationModule, RotationPolicyService, RotationService, WebhookSecretsService, type RevokeSeverity, type RevokeTarget } from '@app/rotation';
-import { APP_CONFIG, AppConfigModule, databaseOptions, loadAppConfig, VaultModule } from '@app/api-host';
+import { ExpiryMonitorService, REVOKE_SEVERITIES, RevocationService, RotationCheckService, RotationPolicyService, RotationService, WebhookSecretsService, type RevokeSeverity, type RevokeTarget } from '@app/rotation';
+import { operatorContext, withHostLibs } from './host-libs.context';
 
-/**
- * The rotation lib with the host's database and vault (same environment variables as the host),
- * jobs not scheduled: the commands call the services once. This process only writes; the host's
- * dispatcher delivers the events. Needs an external vault (KEY_VAULT_URL) for anything that touches
- * values: the embedded one belongs to the running host.
- */
-async function withRotation<T>(work: (get: <S>(type: Type<S>) => S) => Promise<T>): Promise<T> {
-  const config = loadAppConfig(process.env);
-
-  @Module({
-    imports: [
-      AppConfigModule.forRoot(config),
-      TypeOrmModule.forRootAsync({ inject: [APP_CONFIG], useFactory: databaseOptions }),
-      EventEmitterModule.forRoot({ wildcard: false, delimiter: '.' }),
-      PersistenceModule.forRoot({ outbox: { dispatch: false } }),
-      VaultModule,
-      AuditModule.forRoot({ failClosed: config.audit.failClosed, retention: { enabled: false }, anchor: { enabled: false }, isGlobal: true }),
-      CredentialsModule.forRoot({ isGlobal: true, integrations: config.credentials.integrations, vault: { namePrefix: config.credentials.vaultSecretPrefix } }),
-      // The host's webhook options (the overlap window of an activation is the host's), no job scheduled.
-      RotationModule.forRoot({
-        expiryMonitor: { enabled: false },
-        rotationCheck: { enabled: false },
-        webhooks: { ...config.rotation.webhooks, job: { ...config.rotation.webhooks.job, enabled: false } },
-      }),
-    ],
-  })
-  class RotationCliModule {}
-
-  const app = await NestFactory.createApplicationContext(RotationCliModule, { logger: ['error'] });
-  try {
-    return await work((type) => app.get(type));
-  } finally {
-    await app.close();
-  }
-}
+/** The rotation lib with the host's database and vault (see withHostLibs). */
+const withRotation = withHostLibs;
 
 const print = (value: unknown) => process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
-const operator = (tenantId: string): OperationContext => ({ tenantId, actor: { id: `cli:${process.env.USER ?? 'operator'}` } });
+const operator = operatorContext;
 
 /** `cli rotation:check [--job expiry-monitor|rotation-check]`: one run now (under the job's lock; `acquired: false` when another replica runs it). */
 @Command({ name: 'rotation:check', description: 'Run the expiry monitor and/or the rotation check once, now' })

@@ -1,0 +1,50 @@
+import { Module, type Abstract, type Provider, type Type } from '@nestjs/common';
+import { NestFactory } from '@nestjs/core';
+import { EventEmitterModule } from '@nestjs/event-emitter';
+import { TypeOrmModule } from '@nestjs/typeorm';
+import { AuditModule } from '@app/audit';
+import type { OperationContext } from '@app/common';
+import { PersistenceModule } from '@app/common';
+import { CredentialsModule } from '@app/credentials';
+import { RotationModule } from '@app/rotation';
+import { APP_CONFIG, AppConfigModule, databaseOptions, loadAppConfigResolvingReferences, VaultModule } from '@app/api-host';
+
+/**
+ * The credentials and rotation libs with the host's database and vault, configured from the host's
+ * environment exactly as the host is (Key Vault references resolved), jobs not scheduled and events
+ * not dispatched (the host's dispatcher delivers them): commands call the services once. Needs an
+ * external vault (KEY_VAULT_URL) while the host runs: the embedded one belongs to the running host.
+ */
+export async function withHostLibs<T>(work: (get: <S>(type: Type<S> | Abstract<S>) => S) => Promise<T>, options: { providers?: Provider[] } = {}): Promise<T> {
+  const config = await loadAppConfigResolvingReferences(process.env);
+
+  @Module({
+    imports: [
+      AppConfigModule.forRoot(config),
+      TypeOrmModule.forRootAsync({ inject: [APP_CONFIG], useFactory: databaseOptions }),
+      EventEmitterModule.forRoot({ wildcard: false, delimiter: '.' }),
+      PersistenceModule.forRoot({ outbox: { dispatch: false } }),
+      VaultModule,
+      AuditModule.forRoot({ failClosed: config.audit.failClosed, retention: { enabled: false }, anchor: { enabled: false }, isGlobal: true }),
+      CredentialsModule.forRoot({ isGlobal: true, integrations: config.credentials.integrations, vault: { namePrefix: config.credentials.vaultSecretPrefix } }),
+      // The host's webhook options (the overlap window of an activation is the host's), no job scheduled.
+      RotationModule.forRoot({
+        expiryMonitor: { enabled: false },
+        rotationCheck: { enabled: false },
+        webhooks: { ...config.rotation.webhooks, job: { ...config.rotation.webhooks.job, enabled: false } },
+      }),
+    ],
+    providers: options.providers ?? [],
+  })
+  class HostLibsCliModule {}
+
+  const app = await NestFactory.createApplicationContext(HostLibsCliModule, { logger: ['error'] });
+  try {
+    return await work((type) => app.get(type));
+  } finally {
+    await app.close();
+  }
+}
+
+/** The operation context of a CLI command: the tenant given, the operator's login as the actor. */
+export const operatorContext = (tenantId: string): OperationContext => ({ tenantId, actor: { id: `cli:${process.env.USER ?? 'operator'}` } });
