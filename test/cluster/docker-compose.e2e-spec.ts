@@ -196,6 +196,15 @@ describe('Dockerfile', () => {
     expect(runtime).toMatch(/^CMD \["node", "dist\/apps\/api\/src\/main\.js"\]/m);
   });
 
+  it('is a production image: NODE_ENV=production, dev dependencies pruned, a health check on /health/live', () => {
+    const [build] = stages;
+    const runtime = stages[stages.length - 1];
+    expect(runtime).toMatch(/^ENV .*\bNODE_ENV=production\b/m);
+    expect(build).toMatch(/npm prune --omit=dev/);
+    expect(runtime).toMatch(/^COPY --from=build \/app\/node_modules /m);
+    expect(runtime).toMatch(/^HEALTHCHECK .*\n?.*\/health\/live/m);
+  });
+
   it('runs files the build produces (package.json build: swc apps → dist/apps)', () => {
     const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { scripts: Record<string, string> };
     expect(pkg.scripts.build).toMatch(/swc apps .*-d dist\b/);
