@@ -5,6 +5,7 @@ import { DataSource } from 'typeorm';
 import { AuditAnchorService, AuditResult, AuditService } from '@app/audit';
 import { KeyVaultEmulator } from '@app/keyvault-emulator';
 import { AuditVerifyCommand } from '../apps/cli/src/commands/audit-verify.command';
+import { externalVaultEnv, runCli } from './support/cli';
 import { startTestHost, TestHost } from './support/host';
 
 /** `cli audit:verify` with the host's environment and an external vault also checks the Key Vault anchors. */
@@ -16,20 +17,10 @@ describe('cli audit:verify', () => {
 
   /** Runs the command as `npm run cli -- audit:verify` would, with the host's environment. */
   const verify = async () => {
-    const savedEnv = process.env;
-    const savedExit = process.exitCode;
-    const out: string[] = [];
-    const write = jest.spyOn(process.stdout, 'write').mockImplementation((chunk) => (out.push(String(chunk)), true));
     const warn = jest.spyOn(process.stderr, 'write').mockImplementation(() => true);
-    process.env = { ...host.env };
-    process.exitCode = undefined;
     try {
-      await new AuditVerifyCommand().run([], {});
-      return { exitCode: process.exitCode, result: JSON.parse(out.join('')) as Record<string, unknown> };
+      return await runCli(host.env, new AuditVerifyCommand(), {});
     } finally {
-      process.env = savedEnv;
-      process.exitCode = savedExit;
-      write.mockRestore();
       warn.mockRestore();
     }
   };
@@ -38,10 +29,7 @@ describe('cli audit:verify', () => {
     vaultDir = mkdtempSync(join(tmpdir(), 'cv-cli-vault-'));
     vault = await KeyVaultEmulator.start({ dataDir: vaultDir, port: 0, quiet: true });
     host = await startTestHost('sqlite', {
-      KEY_VAULT_URL: vault.vaultUrl,
-      KEY_VAULT_CREDENTIAL: 'static',
-      KEY_VAULT_CA_CERT_PATH: vault.caCertPath,
-      KEY_VAULT_DISABLE_CHALLENGE_RESOURCE_VERIFICATION: 'true',
+      ...externalVaultEnv(vault),
     });
     const audit = host.app.get(AuditService);
     for (let i = 0; i < 4; i++) {

@@ -9,6 +9,7 @@ import { RotationPolicyService } from '@app/rotation';
 import { DATABASE_KINDS } from '@app/testing';
 import type { CommandRunner } from 'nest-commander';
 import { BackupCommand, RestoreCommand } from '../apps/cli/src/commands/backup.command';
+import { externalVaultEnv, runCli } from './support/cli';
 import { startTestHost, TestHost } from './support/host';
 
 const tenantId = 'backup-t1';
@@ -21,10 +22,7 @@ async function instance(kind: (typeof DATABASE_KINDS)[number]): Promise<{ host: 
   const vaultDir = mkdtempSync(join(tmpdir(), 'cv-backup-vault-'));
   const vault = await KeyVaultEmulator.start({ dataDir: vaultDir, quiet: true });
   const host = await startTestHost(kind, {
-    KEY_VAULT_URL: vault.vaultUrl,
-    KEY_VAULT_CREDENTIAL: 'static',
-    KEY_VAULT_CA_CERT_PATH: vault.caCertPath,
-    KEY_VAULT_DISABLE_CHALLENGE_RESOURCE_VERIFICATION: 'true',
+    ...externalVaultEnv(vault),
     ROTATION_EXPIRY_MONITOR_ENABLED: 'false',
     ROTATION_CHECK_ENABLED: 'false',
     OAUTH_PROACTIVE_ENABLED: 'false',
@@ -32,23 +30,9 @@ async function instance(kind: (typeof DATABASE_KINDS)[number]): Promise<{ host: 
   return { host, vault, vaultDir };
 }
 
-/** Runs a command as `npm run cli -- …` would, with a host's environment; returns its JSON output. */
-async function cli(host: TestHost, command: CommandRunner, flags: Record<string, unknown>, extraEnv: Record<string, string> = {}) {
-  const savedEnv = process.env;
-  const savedExit = process.exitCode;
-  const out: string[] = [];
-  const write = jest.spyOn(process.stdout, 'write').mockImplementation((chunk) => (out.push(String(chunk)), true));
-  process.env = { ...host.env, ...extraEnv };
-  process.exitCode = undefined;
-  try {
-    await command.run([], flags);
-    return { exitCode: process.exitCode, result: JSON.parse(out.join('')) as Record<string, any> };
-  } finally {
-    process.env = savedEnv;
-    process.exitCode = savedExit;
-    write.mockRestore();
-  }
-}
+/** Runs a command as `npm run cli -- …` would, with a host's environment (plus `extraEnv`). */
+const cli = (host: TestHost, command: CommandRunner, flags: Record<string, unknown>, extraEnv: Record<string, string> = {}) =>
+  runCli({ ...host.env, ...extraEnv }, command, flags);
 
 /** Every live credential of the tenant with every version's value, keyed by (integration, connection, type). */
 async function snapshot(host: TestHost) {

@@ -7,6 +7,7 @@ import { CredentialsService, CredentialType, ValueStoreKind } from '@app/credent
 import { KeyVaultEmulator } from '@app/keyvault-emulator';
 import { DATABASE_KINDS } from '@app/testing';
 import { DataKeyRotateCommand } from '../apps/cli/src/commands/data-key.command';
+import { externalVaultEnv, runCli } from './support/cli';
 import { startTestHost } from './support/host';
 
 describe.each(DATABASE_KINDS)('cli data-key:rotate (%s)', (kind) => {
@@ -14,10 +15,7 @@ describe.each(DATABASE_KINDS)('cli data-key:rotate (%s)', (kind) => {
     const vaultDir = mkdtempSync(join(tmpdir(), 'cv-datakey-'));
     const vault = await KeyVaultEmulator.start({ dataDir: vaultDir, quiet: true });
     const env = {
-      KEY_VAULT_URL: vault.vaultUrl,
-      KEY_VAULT_CREDENTIAL: 'static',
-      KEY_VAULT_CA_CERT_PATH: vault.caCertPath,
-      KEY_VAULT_DISABLE_CHALLENGE_RESOURCE_VERIFICATION: 'true',
+      ...externalVaultEnv(vault),
       ROTATION_EXPIRY_MONITOR_ENABLED: 'false',
       ROTATION_CHECK_ENABLED: 'false',
     };
@@ -27,17 +25,7 @@ describe.each(DATABASE_KINDS)('cli data-key:rotate (%s)', (kind) => {
       const before = await host.app.get(CredentialsService).store(ctx, { integrationId: 'a', connectionId: 'c', type: CredentialType.CUSTOM_SECRET, value: 'old-envelope-value-123', valueStore: ValueStoreKind.ENVELOPE });
       await host.app.close();
 
-      const out: string[] = [];
-      const write = jest.spyOn(process.stdout, 'write').mockImplementation((chunk) => (out.push(String(chunk)), true));
-      const saved = process.env;
-      process.env = { ...host.env };
-      try {
-        await new DataKeyRotateCommand().run([], { tenant: ctx.tenantId });
-      } finally {
-        process.env = saved;
-        write.mockRestore();
-      }
-      const printed = JSON.parse(out.join('')) as { secretName: string; version: string };
+      const printed = (await runCli(host.env, new DataKeyRotateCommand(), { tenant: ctx.tenantId })).result as { secretName: string; version: string };
       expect(printed).toEqual({ tenantId: ctx.tenantId, secretName: expect.stringMatching(/^cv-k/), version: expect.stringMatching(/^[0-9a-f]{32}$/) });
 
       host = await startTestHost(kind, { ...host.env });

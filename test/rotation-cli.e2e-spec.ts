@@ -6,6 +6,7 @@ import { KeyVaultEmulator } from '@app/keyvault-emulator';
 import { RotationPolicyService } from '@app/rotation';
 import type { CommandRunner } from 'nest-commander';
 import { PoliciesListCommand, RevokeCommand, RotateCommand, RotationCheckCommand } from '../apps/cli/src/commands/rotation.command';
+import { externalVaultEnv, runCli } from './support/cli';
 import { startTestHost, TestHost } from './support/host';
 
 /** The rotation CLI commands with the host's environment and an external vault. */
@@ -18,32 +19,13 @@ describe('cli rotation commands', () => {
   let keyId: string;
   let otherId: string;
 
-  /** Runs a command as `npm run cli -- …` would, with the host's environment; returns its JSON output. */
-  const cli = async (command: CommandRunner, flags: Record<string, unknown>) => {
-    const savedEnv = process.env;
-    const savedExit = process.exitCode;
-    const out: string[] = [];
-    const write = jest.spyOn(process.stdout, 'write').mockImplementation((chunk) => (out.push(String(chunk)), true));
-    process.env = { ...host.env };
-    process.exitCode = undefined;
-    try {
-      await command.run([], flags);
-      return { exitCode: process.exitCode, result: JSON.parse(out.join('')) as Record<string, unknown> };
-    } finally {
-      process.env = savedEnv;
-      process.exitCode = savedExit;
-      write.mockRestore();
-    }
-  };
+  const cli = (command: CommandRunner, flags: Record<string, unknown>) => runCli(host.env, command, flags);
 
   beforeAll(async () => {
     vaultDir = mkdtempSync(join(tmpdir(), 'cv-cli-vault-'));
     vault = await KeyVaultEmulator.start({ dataDir: vaultDir, port: 0, quiet: true });
     host = await startTestHost('sqlite', {
-      KEY_VAULT_URL: vault.vaultUrl,
-      KEY_VAULT_CREDENTIAL: 'static',
-      KEY_VAULT_CA_CERT_PATH: vault.caCertPath,
-      KEY_VAULT_DISABLE_CHALLENGE_RESOURCE_VERIFICATION: 'true',
+      ...externalVaultEnv(vault),
       ROTATION_EXPIRY_MONITOR_ENABLED: 'false',
       ROTATION_CHECK_ENABLED: 'false',
     });

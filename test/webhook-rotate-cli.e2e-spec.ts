@@ -7,6 +7,7 @@ import { WebhookSecretsService, WebhookSecretUpdaterRegistry, type WebhookSecret
 import { createApp } from '../apps/api/src/bootstrap';
 import { loadAppConfig } from '../apps/api/src/config/app.config';
 import { WebhookRotateCommand } from '../apps/cli/src/commands/rotation.command';
+import { externalVaultEnv, runCli } from './support/cli';
 import { startTestHost, TestHost } from './support/host';
 
 /** `cli webhook:rotate` with the host's environment and an external vault. */
@@ -18,28 +19,13 @@ describe('cli webhook:rotate', () => {
   let first: string;
   let credentialId: string;
 
-  const cli = async (flags: Record<string, unknown>) => {
-    const savedEnv = process.env;
-    const out: string[] = [];
-    const write = jest.spyOn(process.stdout, 'write').mockImplementation((chunk) => (out.push(String(chunk)), true));
-    process.env = { ...host.env };
-    try {
-      await new WebhookRotateCommand().run([], flags);
-      return { text: out.join(''), result: JSON.parse(out.join('')) as Record<string, unknown> };
-    } finally {
-      process.env = savedEnv;
-      write.mockRestore();
-    }
-  };
+  const cli = (flags: Record<string, unknown>) => runCli(host.env, new WebhookRotateCommand(), flags);
 
   beforeAll(async () => {
     vaultDir = mkdtempSync(join(tmpdir(), 'cv-cli-webhook-vault-'));
     vault = await KeyVaultEmulator.start({ dataDir: vaultDir, port: 0, quiet: true });
     host = await startTestHost('sqlite', {
-      KEY_VAULT_URL: vault.vaultUrl,
-      KEY_VAULT_CREDENTIAL: 'static',
-      KEY_VAULT_CA_CERT_PATH: vault.caCertPath,
-      KEY_VAULT_DISABLE_CHALLENGE_RESOURCE_VERIFICATION: 'true',
+      ...externalVaultEnv(vault),
       ROTATION_EXPIRY_MONITOR_ENABLED: 'false',
       ROTATION_CHECK_ENABLED: 'false',
     });
