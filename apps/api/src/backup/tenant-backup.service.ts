@@ -79,17 +79,13 @@ export class TenantBackupService {
     const payload: BackupPayload = { credentials: [], skipped: [], policies: [] };
     const byId = new Map<string, CredentialMetadata>();
     try {
-      for (let cursor: string | undefined, first = true; first || cursor; first = false) {
-        const page = await this.credentials.list(ctx, { limit: 200, cursor });
-        cursor = page.nextCursor;
-        for (const meta of page.items) {
-          byId.set(meta.id, meta);
-          if (meta.status === CredentialStatus.REVOKED) {
-            payload.skipped.push({ integrationId: meta.integrationId, connectionId: meta.connectionId, type: meta.type, reason: 'revoked' });
-            continue;
-          }
-          payload.credentials.push(await this.backupOne(ctx, meta));
+      for (const meta of await this.listAll(ctx)) {
+        byId.set(meta.id, meta);
+        if (meta.status === CredentialStatus.REVOKED) {
+          payload.skipped.push({ integrationId: meta.integrationId, connectionId: meta.connectionId, type: meta.type, reason: 'revoked' });
+          continue;
         }
+        payload.credentials.push(await this.backupOne(ctx, meta));
       }
       for (const p of await this.policies.list(ctx)) {
         const policy = this.backupPolicy(p, byId);
@@ -106,6 +102,17 @@ export class TenantBackupService {
       policies: payload.policies.length,
     });
     return payload;
+  }
+
+  /** Every live credential of the tenant, through the keyset pages of `list`. */
+  private async listAll(ctx: OperationContext): Promise<CredentialMetadata[]> {
+    const all: CredentialMetadata[] = [];
+    for (let cursor: string | undefined, first = true; first || cursor; first = false) {
+      const page = await this.credentials.list(ctx, { limit: 200, cursor });
+      cursor = page.nextCursor;
+      all.push(...page.items);
+    }
+    return all;
   }
 
   private async backupOne(ctx: OperationContext, meta: CredentialMetadata): Promise<BackupCredential> {
@@ -149,12 +156,7 @@ export class TenantBackupService {
       items: [],
     };
     try {
-      const existing = new Map<string, CredentialMetadata>();
-      for (let cursor: string | undefined, first = true; first || cursor; first = false) {
-        const page = await this.credentials.list(ctx, { limit: 200, cursor });
-        cursor = page.nextCursor;
-        for (const meta of page.items) existing.set(refOf(meta), meta);
-      }
+      const existing = new Map((await this.listAll(ctx)).map((meta) => [refOf(meta), meta]));
       const idByRef = new Map<string, string>();
       for (const c of payload.credentials) {
         const item = await this.restoreOne(ctx, c, existing.get(refOf(c)), options.dryRun);

@@ -97,8 +97,8 @@ export class HostTelemetry {
 export function traceLogFields(): Record<string, string> {
   const span = trace.getActiveSpan();
   if (!span) return {};
-  const { traceId, spanId, traceFlags } = span.spanContext();
-  return traceFlags === undefined || !trace.isSpanContextValid(span.spanContext()) ? {} : { trace_id: traceId, span_id: spanId };
+  const spanContext = span.spanContext();
+  return trace.isSpanContextValid(spanContext) ? { trace_id: spanContext.traceId, span_id: spanContext.spanId } : {};
 }
 
 /** The request's own span ids (the request log line is written after the span's context is left). */
