@@ -1,0 +1,51 @@
+/**
+ * Size profiles of the reliability run. `short` is what `npm test` runs (seconds per part, the same
+ * assertions); `full` is `npm run reliability`; `medium` sits between, for a loaded machine.
+ */
+export type ProfileName = 'short' | 'medium' | 'full';
+
+export interface Profile {
+  name: ProfileName;
+  faults: { operations: number; concurrency: number; credentials: number };
+  crashes: { trials: number };
+  badInput: { requests: number; databases: ('sqlite' | 'postgres')[] };
+  isolation: { requests: number };
+  hygiene: { credentials: number; databases: ('sqlite' | 'postgres')[] };
+  soak: { durationMs: number; ratePerSec: number; credentials: number };
+}
+
+export const PROFILES: Record<ProfileName, Profile> = {
+  short: {
+    name: 'short',
+    faults: { operations: 300, concurrency: 16, credentials: 32 },
+    crashes: { trials: 5 },
+    badInput: { requests: 150, databases: ['sqlite', 'postgres'] },
+    isolation: { requests: 120 },
+    hygiene: { credentials: 12, databases: ['sqlite', 'postgres'] },
+    soak: { durationMs: 20_000, ratePerSec: 100, credentials: 50 },
+  },
+  medium: {
+    name: 'medium',
+    faults: { operations: 3_000, concurrency: 32, credentials: 128 },
+    crashes: { trials: 20 },
+    badInput: { requests: 2_000, databases: ['sqlite', 'postgres'] },
+    isolation: { requests: 1_000 },
+    hygiene: { credentials: 100, databases: ['sqlite', 'postgres'] },
+    soak: { durationMs: 180_000, ratePerSec: 150, credentials: 200 },
+  },
+  full: {
+    name: 'full',
+    faults: { operations: 10_000, concurrency: 32, credentials: 256 },
+    crashes: { trials: 50 },
+    badInput: { requests: 5_000, databases: ['sqlite', 'postgres'] },
+    isolation: { requests: 3_000 },
+    hygiene: { credentials: 300, databases: ['sqlite', 'postgres'] },
+    soak: { durationMs: 600_000, ratePerSec: 150, credentials: 500 },
+  },
+};
+
+export function profile(name: string | undefined): Profile {
+  const p = PROFILES[(name ?? 'full') as ProfileName];
+  if (!p) throw new Error(`unknown profile ${JSON.stringify(name)}: use short, medium or full`);
+  return p;
+}
