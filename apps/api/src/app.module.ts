@@ -1,5 +1,5 @@
 import { DynamicModule, Module } from '@nestjs/common';
-import { APP_FILTER, APP_INTERCEPTOR } from '@nestjs/core';
+import { APP_FILTER } from '@nestjs/core';
 import { EventEmitterModule } from '@nestjs/event-emitter';
 import { ScheduleModule } from '@nestjs/schedule';
 import { TypeOrmModule } from '@nestjs/typeorm';
@@ -16,7 +16,6 @@ import { databaseOptions } from './database/database.options';
 import { initializeWithMigrations } from './database/migrate-on-start';
 import { HealthModule } from './health/health.module';
 import { AllExceptionsFilter } from './http/all-exceptions.filter';
-import { RequestBodyInterceptor } from './http/request-body';
 import { loggingOptions } from './logging/logging.options';
 import { JobMetrics } from './metrics/job-metrics';
 import { MetricsController } from './metrics/metrics.controller';
@@ -62,8 +61,7 @@ export class AppModule {
         { provide: HostTelemetry, useValue: options.telemetry ?? null },
         TelemetryLifecycle,
         { provide: APP_FILTER, useClass: AllExceptionsFilter },
-        // First interceptor: bodies are parsed after the guards, before anything reads them.
-        { provide: APP_INTERCEPTOR, useClass: RequestBodyInterceptor },
+        // Bodies are parsed by the last global guard (AuthModule's RequestBodyGuard), before any pipe reads them.
       ],
     };
   }

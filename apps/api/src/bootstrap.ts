@@ -78,7 +78,7 @@ export async function configureApp(app: NestFastifyApplication, config: AppConfi
     .addHook('onRequest', async (req, reply) => {
       void reply.header('x-request-id', req.id);
     });
-  // Bodies are read here and parsed only after authentication (RequestBodyInterceptor): HOST_APP_OPTIONS turns Nest's parsers off.
+  // Bodies are read here and parsed only after authentication (RequestBodyGuard): HOST_APP_OPTIONS turns Nest's parsers off.
   deferBodyParsing(app.getHttpAdapter().getInstance());
   app.useGlobalPipes(hostValidationPipe());
   const doc = new DocumentBuilder()

@@ -2,6 +2,7 @@ import { Module } from '@nestjs/common';
 import { APP_GUARD } from '@nestjs/core';
 import { ThrottlerModule } from '@nestjs/throttler';
 import { APP_CONFIG, AppConfig } from '../config/app.config';
+import { RequestBodyGuard } from '../http/request-body';
 import { AuthGuard } from './auth.guard';
 import { AuthService } from './auth.service';
 import { ClientThrottlerGuard } from './client-throttler.guard';
@@ -27,6 +28,8 @@ import { SharedStateRedis } from './shared-state-redis';
     // Order matters: authenticate first, so the throttler can count per client.
     { provide: APP_GUARD, useClass: AuthGuard },
     { provide: APP_GUARD, useClass: ClientThrottlerGuard },
+    // Last: bodies are parsed only for authenticated callers within their rate limit.
+    { provide: APP_GUARD, useClass: RequestBodyGuard },
   ],
   exports: [AuthService],
 })

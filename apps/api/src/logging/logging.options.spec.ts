@@ -4,7 +4,7 @@ import { createServer, IncomingMessage, Server, ServerResponse } from 'node:http
 import type { AddressInfo } from 'node:net';
 import { Writable } from 'node:stream';
 import { loadAppConfig } from '../config/app.config';
-import { loggingOptions, requestIdFor } from './logging.options';
+import { loggingOptions, redactLine, requestIdFor } from './logging.options';
 
 /** The host's pino settings, exercised with a real pino logger writing to memory. */
 describe('logging options', () => {
@@ -17,7 +17,7 @@ describe('logging options', () => {
       },
     });
     const opts = loggingOptions(loadAppConfig({ LOG_LEVEL: 'info' })).pinoHttp as pino.LoggerOptions;
-    return { logger: pino({ level: 'info', redact: opts.redact }, stream), lines };
+    return { logger: pino({ level: 'info', hooks: opts.hooks }, stream), lines };
   };
 
   it('redacts authorization headers, API keys, cookies and credential fields at any usual depth', () => {
@@ -36,6 +36,17 @@ describe('logging options', () => {
       expect(out).not.toContain(s);
     }
     expect(out).toContain('[REDACTED]');
+  });
+
+  it('censors sensitive keys at any depth and in arrays, and leaves lines without them as they were', () => {
+    const { logger, lines } = capture();
+    logger.info({ a: { b: { c: { d: { token: 'deep-token' } } } }, items: [{ apiKey: 'k1' }, { set: 1 }], note: 'the "value": text stays' }, 'deep');
+    logger.info({ req: { id: 'r1', method: 'GET', url: '/v1/credentials' }, res: { statusCode: 200 } }, 'request completed');
+    const [deep, plain] = lines.map((l) => JSON.parse(l));
+    expect(deep).toMatchObject({ a: { b: { c: { d: { token: '[REDACTED]' } } } }, items: [{ apiKey: '[REDACTED]' }, { set: 1 }], note: 'the "value": text stays', msg: 'deep' });
+    expect(plain).toMatchObject({ req: { id: 'r1' }, res: { statusCode: 200 }, msg: 'request completed' });
+    expect(redactLine(lines[1])).toBe(lines[1]);
+    expect(redactLine('{"value":"x"')).not.toContain('"x"');
   });
 
   it('keeps a well-formed caller request id and replaces anything else', () => {
