@@ -12,7 +12,7 @@ const swc = {
   sourceMaps: 'inline',
 };
 
-const libs = ['common', 'key-vault', 'credentials', 'audit', 'oauth-refresh', 'rotation', 'migration'];
+const libs = ['common', 'key-vault', 'credentials', 'audit', 'oauth-refresh', 'rotation', 'migration', 'keys'];
 const moduleNameMapper = Object.fromEntries([
   ...libs.map((l) => [`^@app/${l}$`, `<rootDir>/libs/${l}/src/index.ts`]),
   ['^@app/keyvault-emulator$', '<rootDir>/apps/keyvault-emulator/src/index.ts'],

@@ -26,6 +26,7 @@ const MODULES = {
   'oauth-refresh': 'libs/oauth-refresh/src',
   rotation: 'libs/rotation/src',
   migration: 'libs/migration/src',
+  keys: 'libs/keys/src',
   'keyvault-emulator': 'apps/keyvault-emulator/src',
 };
 const ALIAS = { ...Object.fromEntries(Object.keys(MODULES).map((m) => [`@app/${m}`, `${PACKAGE_NAME}/${m}`])) };

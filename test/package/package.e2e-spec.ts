@@ -9,7 +9,7 @@ import { lockfileFor } from './scratch-lockfile';
 const run = promisify(execFile);
 const ROOT = resolve(__dirname, '../..');
 const PKG = '@credential-vault/nest';
-const MODULES = ['common', 'key-vault', 'credentials', 'audit', 'oauth-refresh', 'rotation', 'migration'];
+const MODULES = ['common', 'key-vault', 'credentials', 'audit', 'oauth-refresh', 'rotation', 'migration', 'keys'];
 /** The outside app's sources (a dot-directory, so the monorepo's tsc and jest never compile it: it imports the package by name). */
 const APP_TEMPLATE = join(__dirname, '.embedding-app');
 // What the outside app installs: the tarball, the peers it uses, @nestjs/config, and its own jest + TypeScript.

@@ -18,6 +18,8 @@ export const ERROR_CODE_RANGES = {
   migration: [8000, 8999],
   /** libs/common's lock helpers. */
   lock: [9000, 9999],
+  /** libs/keys: tenant-scoped Key Vault keys and cryptography. */
+  keys: [10000, 10999],
 } as const satisfies Record<string, readonly [number, number]>;
 
 export type ErrorCodeRangeName = keyof typeof ERROR_CODE_RANGES;

@@ -6,8 +6,6 @@ import type {
 } from '@azure/keyvault-secrets';
 import { KeyVaultErrorCode } from './errors/key-vault-error-code';
 import { KeyVaultError, type KeyVaultOperation } from './errors/key-vault.error';
-import { isKeyVaultError } from './errors/key-vault.error';
-import { toKeyVaultError } from './errors/map-key-vault-error';
 import type { KeyVaultSecretClient } from './client/secret-client.factory';
 import type { ResolvedKeyVaultOptions } from './interfaces/key-vault-module-options.interface';
 import { KEY_VAULT_RESOLVED_OPTIONS, KEY_VAULT_SECRET_CLIENT } from './key-vault.internal-constants';
@@ -21,13 +19,13 @@ import {
   type SetSecretOptions,
   type UpdateSecretPropertiesOptions,
 } from './key-vault.provider';
+import { deleteConfirmingRetries, nonEmptyBackup, purgeToleratingRetries } from './internal/operation-helpers';
+import { MAX_PAGE_SIZE, OBJECT_NAME, OBJECT_VERSION, pageOptionsProblem, readFirstPage } from './internal/paging';
 import type { AttemptContext } from './resilience/key-vault.resilience';
 import { KeyVaultResilience } from './resilience/key-vault.resilience';
 
-const SECRET_NAME = /^[0-9a-zA-Z-]{1,127}$/;
-const SECRET_VERSION = /^[0-9a-zA-Z]{1,64}$/;
-/** Key Vault's page size limit for `maxresults`. */
-const MAX_PAGE_SIZE = 25;
+const SECRET_NAME = OBJECT_NAME;
+const SECRET_VERSION = OBJECT_VERSION;
 
 function toProperties(p: SdkSecretProperties): SecretProperties {
   return {
@@ -176,23 +174,14 @@ export class AzureKeyVaultProvider extends KeyVaultProvider {
   async deleteSecret(name: string): Promise<DeletedSecret> {
     this.checkName('deleteSecret', name);
     const intervalInMs = this.options.resilience.pollIntervalMs;
-    return this.resilience.execute('deleteSecret', name, async ({ signal, attempt }) => {
-      try {
-        const poller = await this.client.beginDeleteSecret(name, { intervalInMs, abortSignal: signal });
-        return toDeleted(await poller.pollUntilDone({ abortSignal: signal }));
-      } catch (e) {
-        // An earlier attempt's DELETE may have succeeded before its answer was lost: the name is then
-        // already soft-deleted and a new DELETE says 404. Confirm with the deleted-secret record.
-        if (attempt > 0 && isKeyVaultError(toKeyVaultError(e, { operation: 'deleteSecret' }), KeyVaultErrorCode.KEY_NOT_FOUND)) {
-          try {
-            return toDeleted(await this.client.getDeletedSecret(name, { abortSignal: signal }));
-          } catch {
-            throw e;
-          }
-        }
-        throw e;
-      }
-    });
+    return this.resilience.execute('deleteSecret', name, ({ signal, attempt }) =>
+      deleteConfirmingRetries(
+        'deleteSecret',
+        attempt,
+        async () => toDeleted(await (await this.client.beginDeleteSecret(name, { intervalInMs, abortSignal: signal })).pollUntilDone({ abortSignal: signal })),
+        async () => toDeleted(await this.client.getDeletedSecret(name, { abortSignal: signal })),
+      ),
+    );
   }
 
   async getDeletedSecret(name: string): Promise<DeletedSecret> {
@@ -222,31 +211,14 @@ export class AzureKeyVaultProvider extends KeyVaultProvider {
 
   async purgeDeletedSecret(name: string): Promise<void> {
     this.checkName('purgeDeletedSecret', name);
-    return this.resilience.execute('purgeDeletedSecret', name, async ({ signal, attempt }) => {
-      try {
-        await this.client.purgeDeletedSecret(name, { abortSignal: signal });
-      } catch (e) {
-        // 404 on a retry: the earlier attempt purged it and its answer was lost. Done.
-        if (attempt > 0 && isKeyVaultError(toKeyVaultError(e, { operation: 'purgeDeletedSecret' }), KeyVaultErrorCode.KEY_NOT_FOUND)) {
-          return;
-        }
-        throw e;
-      }
-    });
+    return this.resilience.execute('purgeDeletedSecret', name, ({ signal, attempt }) =>
+      purgeToleratingRetries('purgeDeletedSecret', attempt, () => this.client.purgeDeletedSecret(name, { abortSignal: signal })),
+    );
   }
 
   async backupSecret(name: string): Promise<Uint8Array> {
     this.checkName('backupSecret', name);
-    return this.resilience.execute('backupSecret', name, async ({ signal }) => {
-      const blob = await this.client.backupSecret(name, { abortSignal: signal });
-      if (!blob || blob.length === 0) {
-        throw new KeyVaultError(KeyVaultErrorCode.BACKUP_FAILED, `Key Vault backupSecret failed for secret "${name}": BACKUP_FAILED (empty backup)`, {
-          operation: 'backupSecret',
-          secretName: name,
-        });
-      }
-      return blob;
-    });
+    return this.resilience.execute('backupSecret', name, async ({ signal }) => nonEmptyBackup(await this.client.backupSecret(name, { abortSignal: signal }), 'backupSecret', name));
   }
 
   async restoreSecretBackup(backup: Uint8Array): Promise<SecretProperties> {
@@ -258,23 +230,13 @@ export class AzureKeyVaultProvider extends KeyVaultProvider {
     );
   }
 
-  /** Reads one page; the continuation token is the page's own or the `nextLink` the pipeline captured. */
-  private async firstPage<S, T>(
+  private firstPage<S, T>(
     ctx: AttemptContext,
     iterable: { byPage(settings?: { maxPageSize?: number; continuationToken?: string }): AsyncIterableIterator<S[]> },
     options: ListPageOptions,
     map: (item: S) => T,
   ): Promise<Page<T>> {
-    const pages = iterable.byPage({ maxPageSize: options.maxPageSize, continuationToken: options.continuationToken });
-    try {
-      const first = await pages.next();
-      if (first.done || !first.value) return { items: [] };
-      const page = first.value as S[] & { continuationToken?: string };
-      const token = page.continuationToken ?? ctx.call.nextLink ?? undefined;
-      return token ? { items: page.map(map), continuationToken: token } : { items: page.map(map) };
-    } finally {
-      await pages.return?.(undefined);
-    }
+    return readFirstPage(ctx, iterable, options, map);
   }
 
   private checkName(operation: KeyVaultOperation, name: string): void {
@@ -290,19 +252,8 @@ export class AzureKeyVaultProvider extends KeyVaultProvider {
   }
 
   private checkPage(operation: KeyVaultOperation, name: string | undefined, options: ListPageOptions): void {
-    const { maxPageSize, continuationToken } = options;
-    if (maxPageSize !== undefined && (!Number.isInteger(maxPageSize) || maxPageSize < 1 || maxPageSize > MAX_PAGE_SIZE)) {
-      throw this.invalid(operation, name, `maxPageSize must be an integer from 1 to ${MAX_PAGE_SIZE}`);
-    }
-    if (continuationToken !== undefined) {
-      let ok = false;
-      try {
-        ok = new URL(continuationToken).origin === new URL(this.vaultUrl).origin;
-      } catch {
-        ok = false;
-      }
-      if (!ok) throw this.invalid(operation, name, 'continuationToken is not a token from this vault');
-    }
+    const problem = pageOptionsProblem(this.vaultUrl, options);
+    if (problem) throw this.invalid(operation, name, problem);
   }
 
   private invalid(operation: KeyVaultOperation, secretName: string | undefined, why: string): KeyVaultError {

@@ -11,6 +11,29 @@ export {
   type ListPageOptions,
   type Page,
 } from './key-vault.provider';
+export {
+  KeyVaultKeysProvider,
+  DIGEST_BYTES,
+  VAULT_RSA_KEY_SIZES,
+  VAULT_EC_CURVES,
+  VAULT_KEY_OPERATIONS,
+  VAULT_SIGNATURE_ALGORITHMS,
+  VAULT_ENCRYPTION_ALGORITHMS,
+  type VaultKeyType,
+  type VaultRsaKeySize,
+  type VaultEcCurve,
+  type VaultKeyOperation,
+  type VaultSignatureAlgorithm,
+  type VaultEncryptionAlgorithm,
+  type VaultPublicJwk,
+  type VaultKeyProperties,
+  type VaultKey,
+  type VaultKeyItem,
+  type DeletedVaultKey,
+  type CreateVaultKeyOptions,
+  type UpdateVaultKeyPropertiesOptions,
+  type VaultKeyRef,
+} from './key-vault-keys.provider';
 export type {
   KeyVaultModuleOptions,
   KeyVaultOptionsFactory,
@@ -31,6 +54,6 @@ export type {
   KeyVaultHealthOptions,
 } from './interfaces/key-vault-module-options.interface';
 export { KeyVaultErrorCode } from './errors/key-vault-error-code';
-export { KeyVaultError, isKeyVaultError, KEY_VAULT_ERROR_HTTP_STATUS, type KeyVaultOperation } from './errors/key-vault.error';
+export { KeyVaultError, isKeyVaultError, KEY_VAULT_ERROR_HTTP_STATUS, type KeyVaultOperation, type KeyVaultKeyOperationName } from './errors/key-vault.error';
 export { KeyVaultHealthIndicator } from './health/key-vault.health';
 export { KeyVaultMetrics, BreakerStateValue } from './metrics/key-vault.metrics';

@@ -1,11 +1,21 @@
 import { Module, type Provider } from '@nestjs/common';
 import { HealthIndicatorService } from '@nestjs/terminus';
+import type { TokenCredential } from '@azure/identity';
+import { createCryptographyClientFactory, createKeyClient, type CryptographyClientFactory, type KeyVaultKeyClient } from './client/key-client.factory';
 import { createSecretClient, type KeyVaultSecretClient } from './client/secret-client.factory';
+import { AzureKeyVaultKeysProvider } from './azure-key-vault-keys.provider';
 import { AzureKeyVaultProvider } from './azure-key-vault.provider';
 import { KeyVaultHealthIndicator } from './health/key-vault.health';
 import { createTokenCredential } from './identity/credential.factory';
 import type { KeyVaultModuleOptions, ResolvedKeyVaultOptions } from './interfaces/key-vault-module-options.interface';
-import { KEY_VAULT_RESOLVED_OPTIONS, KEY_VAULT_SECRET_CLIENT } from './key-vault.internal-constants';
+import {
+  KEY_VAULT_CRYPTOGRAPHY_CLIENTS,
+  KEY_VAULT_KEY_CLIENT,
+  KEY_VAULT_RESOLVED_OPTIONS,
+  KEY_VAULT_SECRET_CLIENT,
+  KEY_VAULT_TOKEN_CREDENTIAL,
+} from './key-vault.internal-constants';
+import { KeyVaultKeysProvider } from './key-vault-keys.provider';
 import { ConfigurableKeyVaultModule, KEY_VAULT_MODULE_OPTIONS } from './key-vault.module-definition';
 import { resolveKeyVaultOptions } from './key-vault.options';
 import { KeyVaultProvider } from './key-vault.provider';
@@ -20,10 +30,25 @@ const providers: Provider[] = [
     inject: [KEY_VAULT_MODULE_OPTIONS],
   },
   {
-    provide: KEY_VAULT_SECRET_CLIENT,
-    useFactory: (options: ResolvedKeyVaultOptions): KeyVaultSecretClient =>
-      createSecretClient(options, createTokenCredential(options.credential)),
+    // One identity for the whole vault: secrets, keys and cryptography share its token cache.
+    provide: KEY_VAULT_TOKEN_CREDENTIAL,
+    useFactory: (options: ResolvedKeyVaultOptions): TokenCredential => createTokenCredential(options.credential),
     inject: [KEY_VAULT_RESOLVED_OPTIONS],
+  },
+  {
+    provide: KEY_VAULT_SECRET_CLIENT,
+    useFactory: (options: ResolvedKeyVaultOptions, credential: TokenCredential): KeyVaultSecretClient => createSecretClient(options, credential),
+    inject: [KEY_VAULT_RESOLVED_OPTIONS, KEY_VAULT_TOKEN_CREDENTIAL],
+  },
+  {
+    provide: KEY_VAULT_KEY_CLIENT,
+    useFactory: (options: ResolvedKeyVaultOptions, credential: TokenCredential): KeyVaultKeyClient => createKeyClient(options, credential),
+    inject: [KEY_VAULT_RESOLVED_OPTIONS, KEY_VAULT_TOKEN_CREDENTIAL],
+  },
+  {
+    provide: KEY_VAULT_CRYPTOGRAPHY_CLIENTS,
+    useFactory: (options: ResolvedKeyVaultOptions, credential: TokenCredential): CryptographyClientFactory => createCryptographyClientFactory(options, credential),
+    inject: [KEY_VAULT_RESOLVED_OPTIONS, KEY_VAULT_TOKEN_CREDENTIAL],
   },
   {
     provide: KeyVaultMetrics,
@@ -37,12 +62,15 @@ const providers: Provider[] = [
   },
   AzureKeyVaultProvider,
   { provide: KeyVaultProvider, useExisting: AzureKeyVaultProvider },
+  AzureKeyVaultKeysProvider,
+  { provide: KeyVaultKeysProvider, useExisting: AzureKeyVaultKeysProvider },
   HealthIndicatorService,
   KeyVaultHealthIndicator,
 ];
 
 /**
  * Azure Key Vault access: `KeyVaultProvider` (SecretClient + identity + resilience + typed errors),
+ * `KeyVaultKeysProvider` (KeyClient + CryptographyClient on the same identity and resilience),
  * `KeyVaultHealthIndicator` and `KeyVaultMetrics`.
  *
  * ```ts
@@ -52,6 +80,6 @@ const providers: Provider[] = [
  */
 @Module({
   providers,
-  exports: [KeyVaultProvider, KeyVaultHealthIndicator, KeyVaultMetrics],
+  exports: [KeyVaultProvider, KeyVaultKeysProvider, KeyVaultHealthIndicator, KeyVaultMetrics],
 })
 export class KeyVaultModule extends ConfigurableKeyVaultModule {}

@@ -68,6 +68,15 @@ export const keyVaultCallContextPolicy: PipelinePolicy = {
  * - `allowInsecureConnection` only for an http:// local vault.
  */
 export function createSecretClient(options: ResolvedKeyVaultOptions, credential: TokenCredential): SecretClient {
+  return new SecretClient(options.vaultUrl, credential, vaultClientOptions(options));
+}
+
+/**
+ * Options every client of the vault gets (SecretClient, KeyClient, CryptographyClient): the SDK's
+ * retry off, the local vault's CA for these clients only, the challenge-resource switch, the
+ * call-context policy, and http:// only for a local vault.
+ */
+export function vaultClientOptions(options: ResolvedKeyVaultOptions): SecretClientOptions & { disableChallengeResourceVerification?: boolean } {
   const clientOptions: SecretClientOptions = {
     retryOptions: { maxRetries: 0 },
     disableChallengeResourceVerification: options.disableChallengeResourceVerification,
@@ -75,5 +84,5 @@ export function createSecretClient(options: ResolvedKeyVaultOptions, credential:
   };
   if (options.caCertPem) clientOptions.tlsOptions = { ca: options.caCertPem };
   if (options.isLocalVault && options.vaultUrl.startsWith('http:')) clientOptions.allowInsecureConnection = true;
-  return new SecretClient(options.vaultUrl, credential, clientOptions);
+  return clientOptions;
 }

@@ -2,6 +2,53 @@ import { HttpStatus } from '@nestjs/common';
 import { CredentialVaultError, ErrorSeverity } from '@app/common';
 import { KeyVaultErrorCode } from './key-vault-error-code';
 
+/** Name of a `KeyVaultKeysProvider` operation (key management and cryptography). */
+export type KeyVaultKeyOperationName =
+  | 'createKey'
+  | 'getKey'
+  | 'listKeys'
+  | 'listKeyVersions'
+  | 'updateKeyProperties'
+  | 'rotateKey'
+  | 'deleteKey'
+  | 'getDeletedKey'
+  | 'recoverDeletedKey'
+  | 'purgeDeletedKey'
+  | 'backupKey'
+  | 'restoreKeyBackup'
+  | 'sign'
+  | 'verify'
+  | 'encrypt'
+  | 'decrypt'
+  | 'wrapKey'
+  | 'unwrapKey';
+
+const KEY_OPERATIONS: ReadonlySet<string> = new Set<KeyVaultKeyOperationName>([
+  'createKey',
+  'getKey',
+  'listKeys',
+  'listKeyVersions',
+  'updateKeyProperties',
+  'rotateKey',
+  'deleteKey',
+  'getDeletedKey',
+  'recoverDeletedKey',
+  'purgeDeletedKey',
+  'backupKey',
+  'restoreKeyBackup',
+  'sign',
+  'verify',
+  'encrypt',
+  'decrypt',
+  'wrapKey',
+  'unwrapKey',
+]);
+
+/** True for an operation of the keys side (its subject is a key, not a secret). */
+export function isKeyOperation(operation: KeyVaultOperation): boolean {
+  return KEY_OPERATIONS.has(operation);
+}
+
 /** Name of a `KeyVaultProvider` operation (also the `operation` label of the metrics). */
 export type KeyVaultOperation =
   | 'setSecret'
@@ -16,6 +63,7 @@ export type KeyVaultOperation =
   | 'purgeDeletedSecret'
   | 'backupSecret'
   | 'restoreSecretBackup'
+  | KeyVaultKeyOperationName
   | 'healthCheck'
   | 'configuration';
 
@@ -84,6 +132,7 @@ export function severityOf(code: KeyVaultErrorCode): ErrorSeverity {
 
 export interface KeyVaultErrorDetails {
   operation: KeyVaultOperation;
+  /** The secret's name, or the key's for a key operation. */
   secretName?: string;
   /** HTTP status returned by the vault, when there was a response. */
   statusCode?: number;

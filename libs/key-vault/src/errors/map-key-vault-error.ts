@@ -1,6 +1,6 @@
 import { BrokenCircuitError, BulkheadRejectedError, IsolatedCircuitError, TaskCancelledError } from 'cockatiel';
 import { KeyVaultErrorCode } from './key-vault-error-code';
-import { KeyVaultError, type KeyVaultOperation } from './key-vault.error';
+import { KeyVaultError, isKeyOperation, type KeyVaultOperation } from './key-vault.error';
 
 /*
  * cockatiel 3.2.1's own isTaskCancelledError / isIsolatedCircuitError test for the
@@ -59,10 +59,12 @@ const TLS_CODES = new Set([
 
 const MAX_SERVICE_MESSAGE = 300;
 
+const BACKUP_OPERATIONS: ReadonlySet<KeyVaultOperation> = new Set<KeyVaultOperation>(['backupSecret', 'restoreSecretBackup', 'backupKey', 'restoreKeyBackup']);
+
 function describe(ctx: ErrorContext): string {
   return ctx.secretName === undefined
     ? `Key Vault ${ctx.operation} failed`
-    : `Key Vault ${ctx.operation} failed for secret "${ctx.secretName}"`;
+    : `Key Vault ${ctx.operation} failed for ${isKeyOperation(ctx.operation) ? 'key' : 'secret'} "${ctx.secretName}"`;
 }
 
 function serviceMessage(e: { message?: unknown }): string {
@@ -133,7 +135,8 @@ function fromRestError(e: RestErrorLike, ctx: ErrorContext): KeyVaultError {
   }
 
   const retryAfterMs = parseRetryAfterMs(e.response?.headers);
-  const isBackup = ctx.operation === 'backupSecret' || ctx.operation === 'restoreSecretBackup';
+  const isBackup = BACKUP_OPERATIONS.has(ctx.operation);
+  const isPurge = ctx.operation === 'purgeDeletedSecret' || ctx.operation === 'purgeDeletedKey';
   switch (true) {
     case status === 429:
       return make(KeyVaultErrorCode.RATE_LIMITED, { retryAfterMs });
@@ -141,7 +144,7 @@ function fromRestError(e: RestErrorLike, ctx: ErrorContext): KeyVaultError {
       return make(KeyVaultErrorCode.UNAUTHORIZED);
     case status === 403:
       if (/disabled/i.test(msg) || /disabled/i.test(azureCode ?? '')) return make(KeyVaultErrorCode.DISABLED);
-      if (ctx.operation === 'purgeDeletedSecret' && /purge protection/i.test(msg)) {
+      if (isPurge && /purge protection/i.test(msg)) {
         return make(KeyVaultErrorCode.PURGE_PROTECTED);
       }
       return make(KeyVaultErrorCode.FORBIDDEN);
@@ -154,7 +157,7 @@ function fromRestError(e: RestErrorLike, ctx: ErrorContext): KeyVaultError {
         return make(KeyVaultErrorCode.DELETED_BUT_RECOVERABLE);
       }
       return make(KeyVaultErrorCode.CONFLICT);
-    case status === 400 && ctx.operation === 'purgeDeletedSecret' && /purge protection/i.test(msg):
+    case status === 400 && isPurge && /purge protection/i.test(msg):
       return make(KeyVaultErrorCode.PURGE_PROTECTED);
     case status === 400:
       return make(isBackup ? KeyVaultErrorCode.BACKUP_FAILED : KeyVaultErrorCode.INVALID_REQUEST);

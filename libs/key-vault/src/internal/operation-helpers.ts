@@ -1,0 +1,44 @@
+import { KeyVaultErrorCode } from '../errors/key-vault-error-code';
+import { KeyVaultError, isKeyVaultError, type KeyVaultOperation } from '../errors/key-vault.error';
+import { toKeyVaultError } from '../errors/map-key-vault-error';
+
+const isNotFound = (e: unknown, operation: KeyVaultOperation) => isKeyVaultError(toKeyVaultError(e, { operation }), KeyVaultErrorCode.KEY_NOT_FOUND);
+
+/**
+ * A soft delete (secret or key) that stays correct when retried: an earlier attempt's DELETE may have
+ * landed before its answer was lost, so a retry's 404 is confirmed with the deleted-object record.
+ */
+export async function deleteConfirmingRetries<T>(operation: KeyVaultOperation, attempt: number, remove: () => Promise<T>, readDeleted: () => Promise<T>): Promise<T> {
+  try {
+    return await remove();
+  } catch (e) {
+    if (attempt > 0 && isNotFound(e, operation)) {
+      try {
+        return await readDeleted();
+      } catch {
+        throw e;
+      }
+    }
+    throw e;
+  }
+}
+
+/** A purge that stays correct when retried: a retry's 404 means the earlier attempt purged it and its answer was lost. */
+export async function purgeToleratingRetries(operation: KeyVaultOperation, attempt: number, purge: () => Promise<void>): Promise<void> {
+  try {
+    await purge();
+  } catch (e) {
+    if (attempt > 0 && isNotFound(e, operation)) return;
+    throw e;
+  }
+}
+
+/** A backup answer must carry a blob: an empty one is a failed backup, never an empty object. */
+export function nonEmptyBackup(blob: Uint8Array | undefined, operation: 'backupSecret' | 'backupKey', name: string): Uint8Array {
+  if (blob && blob.length > 0) return blob;
+  const subject = operation === 'backupKey' ? 'key' : 'secret';
+  throw new KeyVaultError(KeyVaultErrorCode.BACKUP_FAILED, `Key Vault ${operation} failed for ${subject} "${name}": BACKUP_FAILED (empty backup)`, {
+    operation,
+    secretName: name,
+  });
+}

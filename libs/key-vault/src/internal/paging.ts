@@ -1,0 +1,49 @@
+import type { ListPageOptions, Page } from '../key-vault.provider';
+import type { AttemptContext } from '../resilience/key-vault.resilience';
+
+/** Key Vault's page size limit for `maxresults`. */
+export const MAX_PAGE_SIZE = 25;
+
+/** Object names of both sides (secrets and keys): `^[0-9a-zA-Z-]{1,127}$`. */
+export const OBJECT_NAME = /^[0-9a-zA-Z-]{1,127}$/;
+export const OBJECT_VERSION = /^[0-9a-zA-Z]{1,64}$/;
+
+/** Reads one page; the continuation token is the page's own or the `nextLink` the pipeline captured. */
+export async function readFirstPage<S, T>(
+  ctx: AttemptContext,
+  iterable: { byPage(settings?: { maxPageSize?: number; continuationToken?: string }): AsyncIterableIterator<S[]> },
+  options: ListPageOptions,
+  map: (item: S) => T,
+): Promise<Page<T>> {
+  const pages = iterable.byPage({ maxPageSize: options.maxPageSize, continuationToken: options.continuationToken });
+  try {
+    const first = await pages.next();
+    if (first.done || !first.value) return { items: [] };
+    const page = first.value as S[] & { continuationToken?: string };
+    const token = page.continuationToken ?? ctx.call.nextLink ?? undefined;
+    return token ? { items: page.map(map), continuationToken: token } : { items: page.map(map) };
+  } finally {
+    await pages.return?.(undefined);
+  }
+}
+
+/**
+ * Why the page options are refused, or undefined when they are fine. A continuation token is a URL
+ * the SDK follows with our token, so it must point at this vault.
+ */
+export function pageOptionsProblem(vaultUrl: string, options: ListPageOptions): string | undefined {
+  const { maxPageSize, continuationToken } = options;
+  if (maxPageSize !== undefined && (!Number.isInteger(maxPageSize) || maxPageSize < 1 || maxPageSize > MAX_PAGE_SIZE)) {
+    return `maxPageSize must be an integer from 1 to ${MAX_PAGE_SIZE}`;
+  }
+  if (continuationToken !== undefined) {
+    let ok = false;
+    try {
+      ok = new URL(continuationToken).origin === new URL(vaultUrl).origin;
+    } catch {
+      ok = false;
+    }
+    if (!ok) return 'continuationToken is not a token from this vault';
+  }
+  return undefined;
+}

@@ -1,0 +1,4 @@
+/** Internal token of the validated options (ResolvedKeysOptions). */
+export const KEYS_RESOLVED_OPTIONS = Symbol('keys:resolved-options');
+/** Internal token of the lib's Clock. */
+export const KEYS_CLOCK = Symbol('keys:clock');

@@ -1,0 +1,37 @@
+import { Module, type Provider } from '@nestjs/common';
+import { provideLibClock } from '@app/common';
+import { KEYS_CLOCK, KEYS_RESOLVED_OPTIONS } from './keys.constants';
+import { KEYS_MODULE_OPTIONS, KeysConfigurableModule } from './keys.module-definition';
+import { resolveKeysOptions, type KeysModuleOptions } from './keys.options';
+import { KeysService } from './keys.service';
+import { KeysMetrics } from './metrics/keys.metrics';
+
+const providers: Provider[] = [
+  {
+    // Validated once, here: bad options fail bootstrap with a KEYS_CONFIGURATION error listing every problem.
+    provide: KEYS_RESOLVED_OPTIONS,
+    useFactory: (options: KeysModuleOptions) => resolveKeysOptions(options),
+    inject: [KEYS_MODULE_OPTIONS],
+  },
+  provideLibClock(KEYS_CLOCK, KEYS_RESOLVED_OPTIONS),
+  KeysMetrics,
+  KeysService,
+];
+
+/**
+ * Tenant-scoped Key Vault keys and cryptography (`KeysService`), audited and measured.
+ *
+ * Needs from the host (registered globally): `KeyVaultModule.forRoot({ ..., isGlobal: true })` (its
+ * `KeyVaultKeysProvider`: the same identity, TLS and resilience as the secrets side) and
+ * `AuditModule.forRoot({ ..., isGlobal: true })`.
+ *
+ * ```ts
+ * KeysModule.forRoot({ verify: 'local' })
+ * KeysModule.forRootAsync({ inject: [ConfigService], useFactory: (c: ConfigService) => c.get('keys'), isGlobal: true })
+ * ```
+ */
+@Module({
+  providers,
+  exports: [KeysService, KeysMetrics],
+})
+export class KeysModule extends KeysConfigurableModule {}
