@@ -21,6 +21,7 @@ import type { OperationContext } from '@app/common';
 import { CredentialsService, CredentialType, ReadAuditCoalescer } from '@app/credentials';
 import { KeyVaultEmulator } from '@app/keyvault-emulator';
 import { credentialsStackImports } from '@app/testing';
+import { emitFigure, figure } from './support/figures';
 import { LoadResult, machineLine, median, medianRun, percent, runLoad, today, writeBenchmarkSection } from './support/measure';
 import { noopAudit, noopReadAudit } from './support/noop-audit';
 import { BENCH_POSTGRES_URL, dropSchema, freshSchema } from './support/postgres';
@@ -133,6 +134,10 @@ async function main(): Promise<void> {
     };
   });
   for (const s of summary) process.stdout.write(`${JSON.stringify({ bench: 'audit-overhead', rounds, ...s })}\n`);
+  for (const s of summary.slice(1)) {
+    const f = figure('audit-overhead', `in-process warm read audit overhead, % of throughput: ${s.mode} (${kind})`, s.overheadPct, null, { on: 'value', op: '<=', limit: 10, unit: '%' });
+    emitFigure({ ...f, baseline: summary[0].medianOpsPerSec });
+  }
   if (!values['no-write']) {
     const rows = summary.map(
       (s, i) =>

@@ -1,221 +1,171 @@
 /**
- * HTTP read path: `GET /v1/credentials/:id/value` through the reference host (auth, rate limiting,
- * tenant check, cache, one audit row per request) vs the same host with a no-op audit (the audit
- * overhead over HTTP) vs a minimal Nest/Fastify route that calls `SecretClient.getSecret` per request
- * — all against the same local vault, in one run. The load comes from a separate process, so the
- * client's CPU is not the servers'. Rounds interleave the targets; the median round is reported.
+ * The host's HTTP read path against the framework's own limit, measured side by side in one run:
+ * a bare Fastify route answering a JSON object of the same size vs the reference host's warm
+ * `GET /v1/credentials/:id/value` (API-key auth, rate limit, request log at info, tenant check,
+ * cache, one hash-chained audit row per request), `GET /v1/credentials/:id` and `GET /health/live`;
+ * and the audit overhead: the same host with a no-op audit, on SQLite and on PostgreSQL.
+ *
+ * Every server runs in a process of its own, the local vault in another, and the load comes from
+ * autocannon in yet another (bench/support/autocannon.ts). Rounds interleave the targets; ratios are
+ * medians of the per-round ratios. The load generator's own ceiling (pipelined, against the bare
+ * route) and its CPU use are reported, so a reader can tell which side saturated.
  * Prints one JSON line per figure and writes "## HTTP read path" in docs/BENCHMARKS.md.
  *
- *   npm run bench:http -- [--ops 6000] [--concurrency 32] [--rounds 3] [--database sqlite|postgres] [--no-write]
- *
- * `--database postgres` gives each host a fresh schema in $BENCH_POSTGRES_URL (default
- * postgres://postgres@127.0.0.1:5432/test), dropped afterwards.
+ *   npm run bench -- http-read [--seconds 5] [--connections 32] [--rounds 3] [--databases sqlite,postgres] [--no-write]
  */
 import 'reflect-metadata';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { SecretClient } from '@azure/keyvault-secrets';
-import { Controller, Get, Inject, Module, Param } from '@nestjs/common';
-import { NestFactory } from '@nestjs/core';
-import { FastifyAdapter, NestFastifyApplication } from '@nestjs/platform-fastify';
-import { Test } from '@nestjs/testing';
-import { AuditService } from '@app/audit';
-import { ReadAuditCoalescer } from '@app/credentials';
-import { emulatorCredential, KeyVaultEmulator } from '@app/keyvault-emulator';
-import { AppModule } from '../apps/api/src/app.module';
 import { generateApiKey } from '../apps/api/src/auth/api-keys';
-import { configureApp, createApp, HOST_APP_OPTIONS, hostAdapter } from '../apps/api/src/bootstrap';
-import { AppConfig, loadAppConfig } from '../apps/api/src/config/app.config';
-import { httpLoadInChild, warmupRequests } from './support/http-load';
-import { LoadResult, machineLine, median, medianRun, percent, today, writeBenchmarkSection } from './support/measure';
+import { autocannon, CannonResult } from './support/autocannon';
+import { emitFigure, figure, Figure } from './support/figures';
+import { machineLine, median, medianRun, percent, today, writeBenchmarkSection } from './support/measure';
 import { BENCH_POSTGRES_URL, dropSchema, freshSchema } from './support/postgres';
-import { noopAudit, noopReadAudit } from './support/noop-audit';
+import { scratchDir, ServerKind, ServerProcess } from './support/server-process';
+import { VaultProcess } from './support/vault-process';
 
-const SECRET_CLIENT = 'bench:secret-client';
+const BENCH = 'http-read';
 
-@Controller('baseline')
-class BaselineController {
-  constructor(@Inject(SECRET_CLIENT) private readonly client: SecretClient) {}
-
-  @Get(':name')
-  async get(@Param('name') name: string) {
-    const s = await this.client.getSecret(name);
-    return { value: s.value };
-  }
+/** One measured load: a server, a path of it, and what the row is called. */
+interface Target {
+  name: string;
+  server: ServerProcess;
+  path: 'value' | 'metadata' | 'live' | 'bare';
 }
-
-/** The reference host with a no-op audit in place of the real one: same app, same configuration. */
-async function hostWithoutAudit(config: AppConfig): Promise<NestFastifyApplication> {
-  const moduleRef = await Test.createTestingModule({ imports: [AppModule.forRoot(config)] })
-    .overrideProvider(AuditService)
-    .useValue(noopAudit)
-    .overrideProvider(ReadAuditCoalescer)
-    .useValue(noopReadAudit)
-    .compile();
-  return configureApp(moduleRef.createNestApplication<NestFastifyApplication>(hostAdapter(), HOST_APP_OPTIONS), config);
-}
-
-type Target = 'host' | 'host, no-op audit' | 'baseline';
 
 async function main(): Promise<void> {
   const { values } = parseArgs({
     options: {
-      ops: { type: 'string', default: '6000' },
-      concurrency: { type: 'string', default: '32' },
+      seconds: { type: 'string', default: '5' },
+      connections: { type: 'string', default: '32' },
       rounds: { type: 'string', default: '3' },
-      database: { type: 'string', default: 'sqlite' },
+      databases: { type: 'string', default: 'sqlite,postgres' },
       'no-write': { type: 'boolean' },
     },
   });
-  const ops = Number(values.ops);
-  const concurrency = Number(values.concurrency);
+  const durationS = Number(values.seconds);
+  const connections = Number(values.connections);
   const rounds = Number(values.rounds);
-  const postgres = values.database === 'postgres';
-  if (!postgres && values.database !== 'sqlite') throw new Error('--database must be sqlite or postgres');
-  const schemas: string[] = [];
-  const dir = mkdtempSync(join(tmpdir(), 'cv-bench-http-'));
-  // Throttling off: we measure our overhead and the SDK's, not Azure's 400/s budget.
-  const vault = await KeyVaultEmulator.start({ dataDir: join(dir, 'vault'), throttle: false, quiet: true });
-  const key = generateApiKey('bench', 'bench', ['admin']);
-  /** Host configuration on a fresh database: a SQLite file, or a new PostgreSQL schema. */
-  const config = async (db: string) => {
-    let database: Record<string, string> = { DATABASE_PATH: join(dir, `${db}.sqlite`) };
-    if (postgres) {
-      const schema = await freshSchema(`bench_${db.replace(/\W/g, '_')}_${process.pid}`);
-      schemas.push(schema);
-      database = { DATABASE_TYPE: 'postgres', DATABASE_URL: BENCH_POSTGRES_URL, DATABASE_SCHEMA: schema };
-    }
-    return loadAppConfig({
-      NODE_ENV: 'test',
-      PORT: '0',
-      LOG_LEVEL: 'warn',
-      ...database,
-      KEY_VAULT_URL: vault.vaultUrl,
-      KEY_VAULT_CREDENTIAL: 'static',
-      KEY_VAULT_CA_CERT_PATH: vault.caCertPath,
-      KEY_VAULT_DISABLE_CHALLENGE_RESOURCE_VERIFICATION: 'true',
-      AUTH_API_KEYS: JSON.stringify([key.entry]),
-      RATE_LIMIT_PER_MINUTE: '1000000',
-    });
-  };
-  const client = new SecretClient(vault.vaultUrl, emulatorCredential(), {
-    disableChallengeResourceVerification: true,
-    tlsOptions: { ca: vault.caCertPem },
-    retryOptions: { maxRetries: 0 },
-  } as ConstructorParameters<typeof SecretClient>[2]);
+  const databases = values.databases!.split(',').filter(Boolean) as Array<'sqlite' | 'postgres'>;
+  if (databases.some((d) => d !== 'sqlite' && d !== 'postgres')) throw new Error('--databases takes sqlite and/or postgres');
 
-  @Module({ controllers: [BaselineController], providers: [{ provide: SECRET_CLIENT, useValue: client }] })
-  class BaselineModule {}
-  const baseline = await NestFactory.create<NestFastifyApplication>(BaselineModule, new FastifyAdapter({ logger: false }), { logger: false });
-  await baseline.listen(0, '127.0.0.1');
+  const scratch = scratchDir('cv-bench-http-');
+  const vault = await VaultProcess.start({ dataDir: join(scratch.dir, 'vault'), throttle: { limit: 1_000_000, windowMs: 1000 } });
+  const caCertPath = join(scratch.dir, 'ca.pem');
+  writeFileSync(caCertPath, vault.caCertPem);
+  const key = generateApiKey('bench', 'bench', ['admin']);
+  const servers: ServerProcess[] = [];
+  const schemas: string[] = [];
+  const start = async (kind: ServerKind, db: 'sqlite' | 'postgres' = 'sqlite') => {
+    const schema = db === 'postgres' ? await freshSchema(`bench_http_${kind.replace(/\W/g, '_')}_${process.pid}`) : undefined;
+    if (schema) schemas.push(schema);
+    const s = await ServerProcess.start({
+      kind,
+      vaultUrl: vault.vaultUrl,
+      caCertPath,
+      apiKeyEntry: JSON.stringify(key.entry),
+      apiKey: key.key,
+      database: schema ? { type: 'postgres', url: BENCH_POSTGRES_URL, schema } : { type: 'sqlite' },
+    });
+    servers.push(s);
+    return s;
+  };
 
   try {
-    const urlOf = async (app: NestFastifyApplication) => (await app.getUrl()).replace('[::1]', '127.0.0.1');
-    const value = `bench-${'v'.repeat(48)}`;
-    await client.setSecret('bench-direct', value);
-    /** A fresh host (own database) with one stored credential: its URL and how to stop it. */
-    const startHost = async (withAudit: boolean, db: string) => {
-      const app = withAudit ? await createApp(await config(db)) : await hostWithoutAudit(await config(db));
-      const base = await urlOf(app);
-      const res = await fetch(`${base}/v1/credentials`, {
-        method: 'POST',
-        headers: { 'x-api-key': key.key, 'content-type': 'application/json' },
-        body: JSON.stringify({ integrationId: 'bench', connectionId: 'c1', type: 'api_key', value }),
-      });
-      const { id } = (await res.json()) as { id: string };
-      return {
-        url: `${base}/v1/credentials/${id}/value`,
-        headers: { 'x-api-key': key.key },
-        ops,
-        // The measured work includes writing the run's last audit rows, not the app's shutdown.
-        settle: () => app.get(AuditService).flush(),
-        stop: () => app.close(),
-      };
-    };
-    const baseUrl = await urlOf(baseline);
-    // One host at a time (started per round, closed after its load): no idle host, no shared registry.
-    type Running = { url: string; headers?: Record<string, string>; ops: number; settle?: () => Promise<void>; stop?: () => Promise<void> };
-    const targets: Record<Target, (round: number) => Promise<Running>> = {
-      host: (r) => startHost(true, `host_${r}`),
-      'host, no-op audit': (r) => startHost(false, `host_no_audit_${r}`),
-      baseline: async () => ({ url: `${baseUrl}/baseline/bench-direct`, ops: Math.max(500, Math.floor(ops / 2)) }),
-    };
+    const bare = await start('bare-fastify');
+    const hosts = new Map<string, { host: ServerProcess; noop: ServerProcess }>();
+    for (const db of databases) hosts.set(db, { host: await start('host', db), noop: await start('host-noop-audit', db) });
+    const main = hosts.get(databases[0])!;
+    const targets: Target[] = [
+      { name: 'bare Fastify route', server: bare, path: 'bare' },
+      { name: `value read (${databases[0]})`, server: main.host, path: 'value' },
+      { name: `metadata read (${databases[0]})`, server: main.host, path: 'metadata' },
+      { name: `/health/live`, server: main.host, path: 'live' },
+      ...[...hosts].flatMap(([db, h]) => [
+        ...(db === databases[0] ? [] : [{ name: `value read (${db})`, server: h.host, path: 'value' as const }]),
+        { name: `value read, no-op audit (${db})`, server: h.noop, path: 'value' as const },
+      ]),
+    ];
+    const load = (t: Target, seconds = durationS, pipelining = 1) =>
+      autocannon({ url: t.server.url(t.path), headers: t.server.ready.headers, connections, durationS: seconds, pipelining });
 
-    const results = new Map<Target, LoadResult[]>();
-    const cpuPerRequest = new Map<Target, number[]>();
-    let hostVaultCalls = 0;
+    // Warm-up: JIT, connection pools, the host's cache (one vault call per host), the audit chains.
+    for (const t of targets) await load(t, 2);
+    // The load generator's own ceiling: pipelined requests to the cheapest route there is.
+    const ceiling = await load(targets[0], durationS, 10);
+
+    const results = new Map<string, CannonResult[]>();
+    const cpu = new Map<string, number[]>();
     for (let r = 0; r < rounds; r++) {
-      for (const [name, start] of Object.entries(targets) as Array<[Target, (typeof targets)[Target]]>) {
-        const t = await start(r);
-        const before = vault.stats().byOperation.getSecret ?? 0;
-        const cpu0 = process.cpuUsage();
-        let res: LoadResult;
-        let cpu: NodeJS.CpuUsage;
-        try {
-          res = await httpLoadInChild({ url: t.url, headers: t.headers, ops: t.ops, concurrency });
-          await t.settle?.();
-          // This process serves (the client is another process): its CPU per request, warm-up included.
-          cpu = process.cpuUsage(cpu0);
-        } finally {
-          await t.stop?.();
-        }
-        cpuPerRequest.set(name, [...(cpuPerRequest.get(name) ?? []), (cpu.user + cpu.system) / (t.ops + warmupRequests(t))]);
-        if (name === 'host') hostVaultCalls += (vault.stats().byOperation.getSecret ?? 0) - before;
-        results.set(name, [...(results.get(name) ?? []), res]);
-        process.stderr.write(`round ${r + 1}/${rounds} ${name}: ${res.opsPerSec} req/s, p99 ${res.p99Ms} ms\n`);
+      for (const t of targets) {
+        const cpu0 = await t.server.cpuUs();
+        const res = await load(t);
+        const used = (await t.server.cpuUs()) - cpu0;
+        results.set(t.name, [...(results.get(t.name) ?? []), res]);
+        cpu.set(t.name, [...(cpu.get(t.name) ?? []), used / Math.max(1, res.ops)]);
+        process.stderr.write(`round ${r + 1}/${rounds} ${t.name}: ${res.opsPerSec} req/s, p99 ${res.p99Ms} ms, client CPU ${res.clientCpuPct}%\n`);
       }
     }
-    const mid = (name: Target) => medianRun(results.get(name)!);
-    const paired = (a: Target, b: Target) => results.get(a)!.map((x, i) => x.opsPerSec / results.get(b)![i].opsPerSec);
-    const auditOverheadPct = percent(1 - median(paired('host', 'host, no-op audit')));
-    const cpuUs = (name: Target) => Math.round(median(cpuPerRequest.get(name)!));
-    const auditCpuPct = percent(cpuUs('host') / cpuUs('host, no-op audit') - 1);
-    const ratio = Math.round(median(paired('host', 'baseline')) * 10) / 10;
+    const mid = (name: string) => medianRun(results.get(name)!);
+    const pairedRatio = (a: string, b: string) => median(results.get(a)!.map((x, i) => x.opsPerSec / results.get(b)![i].opsPerSec));
+    const cpuUs = (name: string) => Math.round(median(cpu.get(name)!));
+    const bareName = targets[0].name;
+    const ratioFigure = (name: string, label: string, limit: number) => {
+      const f = figure(BENCH, label, mid(name).opsPerSec, mid(bareName).opsPerSec, { on: 'ratio', op: '>=', limit });
+      // The ratio is the median of the per-round ratios (interleaved), not the ratio of the medians.
+      return { ...f, ratio: Math.round(pairedRatio(name, bareName) * 1000) / 1000, met: pairedRatio(name, bareName) >= limit };
+    };
+    const figures: Figure[] = [
+      ratioFigure(`value read (${databases[0]})`, `warm value read req/s vs bare Fastify (${databases[0]})`, 0.3),
+      figure(BENCH, `warm value read p99 ms at ${connections} connections (${databases[0]})`, mid(`value read (${databases[0]})`).p99Ms, null, { on: 'value', op: '<=', limit: 10, unit: 'ms' }),
+      ratioFigure(`metadata read (${databases[0]})`, `metadata read req/s vs bare Fastify (${databases[0]})`, 0.3),
+      ratioFigure('/health/live', '/health/live req/s vs bare Fastify', 0.6),
+      ...databases.map((db) => {
+        const overhead = percent(1 - pairedRatio(`value read (${db})`, `value read, no-op audit (${db})`));
+        const f = figure(BENCH, `audit overhead on the HTTP value read, % of throughput (${db})`, overhead, null, { on: 'value', op: '<=', limit: 10, unit: '%' });
+        return { ...f, baseline: mid(`value read, no-op audit (${db})`).opsPerSec };
+      }),
+    ];
+    for (const f of figures) emitFigure(f);
     const totalErrors = [...results.values()].flat().reduce((n, x) => n + x.errors, 0);
-    for (const name of Object.keys(targets) as Target[]) {
-      process.stdout.write(`${JSON.stringify({ bench: 'http-read', target: name, rounds, ...mid(name), serverCpuUsPerRequest: cpuUs(name) })}\n`);
-    }
-    process.stdout.write(`${JSON.stringify({ bench: 'http-read', auditOverheadPct, auditCpuPct, throughputRatio: ratio, hostVaultCalls, totalErrors })}\n`);
+    process.stderr.write(`load generator ceiling: ${ceiling.opsPerSec} req/s (pipelined x10, client CPU ${ceiling.clientCpuPct}%); errors: ${totalErrors}\n`);
+
     if (!values['no-write']) {
-      const row = (name: string, target: Target) => {
-        const r = mid(target);
-        return `| ${name} | ${r.ops} | ${r.concurrency} | ${r.opsPerSec} | ${r.p50Ms} | ${r.p99Ms} | ${cpuUs(target)} | ${r.errors} |`;
+      const row = (t: Target) => {
+        const m = mid(t.name);
+        const ratio = t.name === bareName ? '1' : String(Math.round(pairedRatio(t.name, bareName) * 1000) / 1000);
+        return `| ${t.name} | ${m.opsPerSec} | ${ratio} | ${m.p50Ms} | ${m.p99Ms} | ${cpuUs(t.name)} | ${m.clientCpuPct}% | ${m.errors} |`;
       };
       writeBenchmarkSection(
-        postgres ? 'HTTP read path on PostgreSQL' : 'HTTP read path',
-        `Measured ${today()} with \`npm run bench:http${postgres ? ' -- --database postgres' : ''}\` (bench/http-read.bench.ts); the host's metadata
-and audit log on ${postgres ? 'PostgreSQL (local server, same machine)' : 'SQLite (the embedded default)'}. All servers are Nest 12 on Fastify in one
-process, against the same local vault over HTTPS with throttling off; the load comes from a separate Node process
-(fetch, keep-alive), so the client's CPU is not taken from the servers. The host route does API-key authentication,
-rate limiting, request logging, the tenant check, the in-process cache and one buffered, hash-chained audit row per
-request (each request has its own correlation id, so nothing is folded). "No-op audit" is the same host with the
-audit log replaced by a stub that writes nothing. The baseline route only calls the SDK. ${rounds} rounds interleave
-the targets; each row is the median round.
+        'HTTP read path',
+        `Measured ${today()} with \`npm run bench -- http-read\` (bench/http-read.bench.ts). Machine: ${machineLine()}.
 
-Machine: ${machineLine()}.
+Method: every server is its own Node process — a bare Fastify route answering a JSON object of the value read's
+size, the reference host (metadata and audit log on ${databases.join(' and on ')}), and the same host with a no-op
+audit — the local vault is another process (HTTPS, throttling off), and autocannon runs in yet another, ${connections}
+connections, ${durationS} s per run. The host's value route does API-key authentication, rate limiting (counting
+every request), the request log at \`info\` (written to /dev/null), the tenant check, the in-process cache and one
+hash-chained audit row per request (each request has its own correlation id, nothing folds). Each target is warmed
+for 2 s; then ${rounds} rounds interleave the targets. Rows are the median round; ratios are medians of the
+per-round ratios against the bare route of the same round. "Server CPU" is the serving process's user+system time
+per request (PostgreSQL's own CPU is not in it). Load generator ceiling on this machine: **${ceiling.opsPerSec}
+req/s** (pipelined ×10 against the bare route, client CPU ${ceiling.clientCpuPct}% of one core); a client CPU
+near 100% in a row means the client, not the server, set that row's pace. All processes share the machine's
+cores, and other work may have run on it at the same time.
 
-| route | requests | concurrency | req/s | p50 ms | p99 ms | server CPU µs/request | errors |
+| target | req/s | ratio to bare | p50 ms | p99 ms | server CPU µs/request | client CPU | errors |
 |---|---|---|---|---|---|---|---|
-${row('host `GET /v1/credentials/:id/value` (warm)', 'host')}
-${row('same host, no-op audit', 'host, no-op audit')}
-${row('baseline: `SecretClient.getSecret` per request', 'baseline')}
+${targets.map(row).join('\n')}
 
-- Audit overhead on the HTTP warm read path (one audit row per request): **${auditOverheadPct}%** of throughput
-  (median of the per-round ratios), **${auditCpuPct}%** more server CPU per request. Unlike the in-process figure in
-  "Audit overhead", nothing folds here: every request is its own audited access. "Server CPU" is the serving
-  process's user+system time over all requests of a run (warm-up included; for the baseline it includes the local
-  vault, which runs in that process)${postgres ? '; PostgreSQL\'s own CPU is not in it, but it shares the machine\'s cores' : ''}.
-- Host throughput is **${ratio}×** the baseline's. Each host round starts a fresh host (cold cache, warmed by the
-  load generator's 500 warm-up requests); the host's ${rounds} rounds made ${hostVaultCalls} vault calls in all, one per cold start.`,
+${figures.map((f) => `- ${f.figure}: **${f.ratio ?? f.value}** (target ${f.target}: ${f.met ? 'met' : 'not met'})`).join('\n')}`,
       );
     }
   } finally {
-    await baseline.close();
+    await Promise.allSettled(servers.map((s) => s.stop()));
     await vault.stop();
     for (const schema of schemas) await dropSchema(schema);
-    rmSync(dir, { recursive: true, force: true });
+    scratch.remove();
   }
 }
 

@@ -1,0 +1,143 @@
+/**
+ * The child side of ServerProcess: starts one server from the JSON spec in argv[2], sends its URLs to
+ * the parent over IPC, and on 'stop' flushes, closes and exits.
+ */
+import 'reflect-metadata';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { Session } from 'node:inspector/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import Fastify from 'fastify';
+import type { NestFastifyApplication } from '@nestjs/platform-fastify';
+import { Test } from '@nestjs/testing';
+import { AuditService } from '@app/audit';
+import { ReadAuditCoalescer } from '@app/credentials';
+import { AppModule } from '../../apps/api/src/app.module';
+import { configureApp, createApp, HOST_APP_OPTIONS, hostAdapter } from '../../apps/api/src/bootstrap';
+import { AppConfig, loadAppConfig } from '../../apps/api/src/config/app.config';
+import { noopAudit, noopReadAudit } from './noop-audit';
+import type { ServerReady, ServerSpec } from './server-process';
+
+/** The reference host with a no-op audit in place of the real one: same app, same configuration. */
+async function hostWithoutAudit(config: AppConfig): Promise<NestFastifyApplication> {
+  const moduleRef = await Test.createTestingModule({ imports: [AppModule.forRoot(config)] })
+    .overrideProvider(AuditService)
+    .useValue(noopAudit)
+    .overrideProvider(ReadAuditCoalescer)
+    .useValue(noopReadAudit)
+    .compile();
+  return configureApp(moduleRef.createNestApplication<NestFastifyApplication>(hostAdapter(), HOST_APP_OPTIONS), config);
+}
+
+const valueOf = (bytes: number) => `bench-${'v'.repeat(Math.max(0, bytes - 6))}`;
+
+async function startHost(spec: ServerSpec): Promise<{ ready: ServerReady; stop: () => Promise<void> }> {
+  const dir = mkdtempSync(join(tmpdir(), 'cv-bench-host-'));
+  const db = spec.database ?? { type: 'sqlite' };
+  const database: Record<string, string> =
+    db.type === 'postgres' ? { DATABASE_TYPE: 'postgres', DATABASE_URL: db.url, DATABASE_SCHEMA: db.schema } : { DATABASE_PATH: join(dir, 'host.sqlite') };
+  const config = loadAppConfig({
+    NODE_ENV: 'production',
+    PORT: '0',
+    HOST: '127.0.0.1',
+    LOG_LEVEL: spec.logLevel ?? 'info',
+    ...database,
+    KEY_VAULT_URL: spec.vaultUrl,
+    KEY_VAULT_CREDENTIAL: 'static',
+    KEY_VAULT_CA_CERT_PATH: spec.caCertPath,
+    KEY_VAULT_DISABLE_CHALLENGE_RESOURCE_VERIFICATION: 'true',
+    AUTH_API_KEYS: JSON.stringify([JSON.parse(spec.apiKeyEntry!)]),
+    // High enough that the limiter counts every request but never refuses one.
+    RATE_LIMIT_PER_MINUTE: '1000000',
+    // Scheduled jobs would add their own load at a random moment of a run.
+    AUDIT_RETENTION_ENABLED: 'false',
+    AUDIT_ANCHOR_ENABLED: 'false',
+    OAUTH_PROACTIVE_ENABLED: 'false',
+    ROTATION_EXPIRY_MONITOR_ENABLED: 'false',
+    ROTATION_CHECK_ENABLED: 'false',
+    WEBHOOK_SECRET_ROTATION_ENABLED: 'false',
+    METRICS_ENABLED: 'true',
+  });
+  const app = spec.kind === 'host' ? await createApp(config) : await hostWithoutAudit(config);
+  const base = (await app.getUrl()).replace('[::1]', '127.0.0.1').replace('localhost', '127.0.0.1');
+  const headers = { 'x-api-key': spec.apiKey! };
+  const res = await fetch(`${base}/v1/credentials`, {
+    method: 'POST',
+    headers: { ...headers, 'content-type': 'application/json' },
+    body: JSON.stringify({ integrationId: 'bench', connectionId: 'c1', type: 'api_key', value: valueOf(spec.valueBytes ?? 56) }),
+  });
+  if (res.status !== 201) throw new Error(`storing the bench credential: ${res.status} ${await res.text()}`);
+  const { id } = (await res.json()) as { id: string };
+  return {
+    ready: { base, headers, paths: { value: `/v1/credentials/${id}/value`, metadata: `/v1/credentials/${id}`, live: '/health/live' } },
+    stop: async () => {
+      await app.get(AuditService).flush();
+      await app.close();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** A bare Fastify route answering a JSON object of the same size as the host's value read. */
+async function startBare(spec: ServerSpec): Promise<{ ready: ServerReady; stop: () => Promise<void> }> {
+  const app = Fastify({ logger: false });
+  const body = {
+    id: '00000000-0000-4000-8000-000000000000',
+    tenantId: 'bench',
+    integrationId: 'bench',
+    connectionId: 'c1',
+    type: 'api_key',
+    version: 1,
+    status: 'active',
+    value: valueOf(spec.valueBytes ?? 56),
+  };
+  app.get('/bare', async () => body);
+  app.get('/health/live', async () => ({ status: 'ok' }));
+  const base = await app.listen({ port: 0, host: '127.0.0.1' });
+  return { ready: { base, headers: {}, paths: { bare: '/bare', live: '/health/live' } }, stop: () => app.close() };
+}
+
+async function main(): Promise<void> {
+  const spec = JSON.parse(process.argv[2]) as ServerSpec;
+  const server = spec.kind === 'bare-fastify' ? await startBare(spec) : await startHost(spec);
+  let profiler: Session | null = null;
+  process.on('message', (m: string | { profileStart?: true; profileStop?: string }) => {
+    if (m === 'cpu') {
+      process.send!({ cpu: process.cpuUsage() });
+      return;
+    }
+    if (typeof m === 'object' && m.profileStart) {
+      profiler = new Session();
+      profiler.connect();
+      void profiler
+        .post('Profiler.enable')
+        .then(() => profiler!.post('Profiler.setSamplingInterval', { interval: 200 }))
+        .then(() => profiler!.post('Profiler.start'))
+        .then(() => process.send!('profiling'));
+      return;
+    }
+    if (typeof m === 'object' && m.profileStop) {
+      const path = m.profileStop;
+      void profiler!.post('Profiler.stop').then(({ profile }) => {
+        writeFileSync(path, JSON.stringify(profile));
+        profiler!.disconnect();
+        process.send!('profiled');
+      });
+      return;
+    }
+    if (m !== 'stop') return;
+    server.stop().then(
+      () => process.exit(0),
+      (e) => {
+        console.error(e);
+        process.exit(1);
+      },
+    );
+  });
+  process.send!(server.ready);
+}
+
+main().catch((e) => {
+  console.error(e);
+  process.exit(1);
+});
