@@ -17,7 +17,7 @@ export interface Profile {
 export const PROFILES: Record<ProfileName, Profile> = {
   short: {
     name: 'short',
-    faults: { operations: 300, concurrency: 16, credentials: 32 },
+    faults: { operations: 200, concurrency: 16, credentials: 32 },
     crashes: { trials: 5 },
     badInput: { requests: 150, databases: ['sqlite', 'postgres'] },
     isolation: { requests: 120 },

@@ -1,0 +1,237 @@
+import { performance } from 'node:perf_hooks';
+import { KeyVaultEmulator } from '@app/keyvault-emulator';
+import { rawRequest } from '../../apps/keyvault-emulator/src/testing';
+import { externalVaultEnv } from '../../test/support/cli';
+import { startTestHost, type TestHost } from '../../test/support/host';
+import { percentile } from '../support/measure';
+import { apiClient, isErrorShape, marker, QUIET_HOST_ENV, sleep, tenantKey, type ApiResponse } from './http';
+import type { Profile } from './profile';
+import { bounded, Examples, info, type PartResult } from './report';
+
+/** The host's documented default (KEY_VAULT_MAX_ATTEMPTS) that bounds the HTTP requests of one vault call. */
+const MAX_ATTEMPTS = 4;
+/** Each of five fault kinds at this rate: 1 − (1 − r)^5 ≈ 20% of vault requests get a fault. */
+const RATE = 1 - Math.pow(0.8, 1 / 5);
+const FAULT_MIX = [
+  { kind: 'status', status: 429, retryAfterSeconds: 1, rate: RATE },
+  { kind: 'status', status: 500, rate: RATE },
+  { kind: 'status', status: 503, retryAfterSeconds: 1, rate: RATE },
+  { kind: 'reset', rate: RATE },
+  { kind: 'latency', latencyMs: 2000, rate: RATE },
+];
+
+/** Sum of every sample of a Prometheus metric in an exposition text. */
+export function metricSum(text: string, name: string): number {
+  let sum = 0;
+  for (const line of text.split('\n')) {
+    if (line.startsWith(`${name}{`) || line.startsWith(`${name} `)) sum += Number(line.slice(line.lastIndexOf(' ') + 1));
+  }
+  return sum;
+}
+
+interface Tracked {
+  id: string;
+  /** Acknowledged writes: version → value. */
+  acked: Map<number, string>;
+  /** The last acknowledged value, and values of writes whose outcome the client never learned since. */
+  current: string;
+  unsure: Set<string>;
+}
+
+/**
+ * Faults: the local vault injects ~20% mixed faults (429 with Retry-After, 500, 503 with Retry-After,
+ * connection resets, 2 s latency) through its admin API while workers drive the host with mixed reads
+ * and writes; then an outage opens the breaker, and its recovery is timed.
+ */
+export async function faults(p: Profile): Promise<PartResult> {
+  const started = performance.now();
+  const examples = new Examples();
+  const vault = await KeyVaultEmulator.start({ quiet: true, throttle: false });
+  const key = tenantKey('faults', 'acme');
+  let host: TestHost | undefined;
+  const admin = async (method: string, path: string, body?: unknown) => {
+    const res = await rawRequest(vault, method, path, { body });
+    if (res.status >= 300) throw new Error(`${method} ${path}: ${res.status} ${res.text}`);
+  };
+  try {
+    host = await startTestHost('sqlite', {
+      ...externalVaultEnv(vault),
+      AUTH_API_KEYS: JSON.stringify([key.entry]),
+      ...QUIET_HOST_ENV,
+      // Every read goes to the vault: the cache would hide the faults.
+      CACHE_TTL_MS: '1',
+      KEY_VAULT_MAX_ATTEMPTS: String(MAX_ATTEMPTS),
+    });
+    const call = apiClient(host.baseUrl, key.key, 120_000);
+    const metrics = async () => (await fetch(`${host!.baseUrl}/metrics`)).text();
+    const { concurrency, operations } = p.faults;
+    const tracked: Tracked[] = [];
+    for (let i = 0; i < p.faults.credentials; i++) {
+      const value = marker('f');
+      const res = await call('POST', '/v1/credentials', { integrationId: 'faults', connectionId: `c${i}`, type: 'api_key', value, valueStore: 'vault' });
+      if (res.status !== 201) throw new Error(`seeding: ${res.status} ${res.text}`);
+      tracked.push({ id: res.body.id, acked: new Map([[res.body.version as number, value]]), current: value, unsure: new Set() });
+    }
+
+    // ── phase 1: mixed operations under 20% mixed faults ──
+    const m0 = await metrics();
+    vault.resetStats();
+    for (const f of FAULT_MIX) await admin('POST', '/_emulator/faults', f);
+    const codes: Record<string, number> = {};
+    const latencies: number[] = [];
+    let unmapped = 0;
+    let wrongReads = 0;
+    let failures = 0;
+    let next = 0;
+    const created: Tracked[] = [];
+    const check = (what: string, res: ApiResponse) => {
+      if (res.status < 400) return true;
+      failures++;
+      const typed = isErrorShape(res.status, res.body) && typeof res.body.code === 'number' && typeof res.body.codeName === 'string';
+      if (!typed) {
+        unmapped++;
+        examples.add(`unmapped error on ${what}: ${res.status} ${res.text.slice(0, 160)}`);
+      } else codes[`${res.status} ${res.body.codeName}`] = (codes[`${res.status} ${res.body.codeName}`] ?? 0) + 1;
+      return false;
+    };
+    const phase1Start = performance.now();
+    await Promise.all(
+      Array.from({ length: concurrency }, async (_, w) => {
+        // Each worker owns every concurrency-th credential, so the order of its writes is known.
+        const mine = tracked.filter((_, i) => i % concurrency === w);
+        for (let n = next++; n < operations; n = next++) {
+          const t = mine[n % mine.length];
+          const dice = (n * 7919) % 100;
+          const t0 = performance.now();
+          try {
+            if (dice < 45) {
+              const res = await call('GET', `/v1/credentials/${t.id}/value`);
+              if (check('read', res) && res.body.value !== t.current && !t.unsure.has(res.body.value)) {
+                wrongReads++;
+                examples.add(`read of ${t.id} returned neither the last acknowledged value nor an unconfirmed write`);
+              }
+            } else if (dice < 80) {
+              const value = marker('f');
+              const res = await call('POST', `/v1/credentials/${t.id}/rotate`, { value });
+              if (check('rotate', res)) {
+                t.acked.set(res.body.version, value);
+                t.current = value;
+                t.unsure.clear();
+              } else t.unsure.add(value);
+            } else if (dice < 90) {
+              const value = marker('f');
+              const res = await call('POST', '/v1/credentials', { integrationId: 'faults', connectionId: `n${n}`, type: 'api_key', value, valueStore: 'vault' });
+              if (check('store', res)) {
+                const t2: Tracked = { id: res.body.id, acked: new Map([[res.body.version, value]]), current: value, unsure: new Set() };
+                mine.push(t2);
+                created.push(t2);
+              }
+            } else {
+              check('metadata', await call('GET', dice < 95 ? `/v1/credentials/${t.id}` : '/v1/credentials?limit=50'));
+            }
+          } catch (e) {
+            unmapped++;
+            examples.add(`the host dropped a request: ${(e as Error).message}`);
+          }
+          latencies.push(performance.now() - t0);
+        }
+      }),
+    );
+    const phase1S = (performance.now() - phase1Start) / 1000;
+    tracked.push(...created);
+    const stats = vault.stats();
+    const m1 = await metrics();
+    await admin('DELETE', '/_emulator/faults');
+    const phase1Failures = failures;
+    const codeText = Object.entries(codes)
+      .sort()
+      .map(([c, n]) => `${c} ×${n}`)
+      .join(', ');
+    const kvOps = metricSum(m1, 'credential_vault_keyvault_operations_total') - metricSum(m0, 'credential_vault_keyvault_operations_total');
+    const retries = metricSum(m1, 'credential_vault_keyvault_retries_total') - metricSum(m0, 'credential_vault_keyvault_retries_total');
+    const faulted = stats.total - Object.entries(stats.byStatus).filter(([s]) => s.startsWith('2') || s === '401' || s === '404').reduce((a, [, n]) => a + n, 0);
+
+    // ── every acknowledged write readable with its value; the current value is the last acknowledged one ──
+    let lost = 0;
+    let checkedWrites = 0;
+    for (const t of tracked) {
+      for (const [version, value] of t.acked) {
+        checkedWrites++;
+        const res = await call('GET', `/v1/credentials/${t.id}/versions/${version}/value`);
+        if (res.status !== 200 || res.body.value !== value) {
+          lost++;
+          examples.add(`acknowledged version ${version} of ${t.id}: ${res.status}, ${res.status === 200 ? 'another value' : res.text.slice(0, 120)}`);
+        }
+      }
+      const cur = await call('GET', `/v1/credentials/${t.id}/value`);
+      if (cur.status !== 200 || (cur.body.value !== t.current && !t.unsure.has(cur.body.value))) {
+        lost++;
+        examples.add(`current value of ${t.id} is not its last acknowledged write (${cur.status})`);
+      }
+    }
+
+    // ── phase 2: an outage opens the breaker; /health/ready says so; it recovers ──
+    await admin('POST', '/_emulator/faults', { kind: 'status', status: 503, retryAfterSeconds: 0 });
+    const probe = tracked[0].id;
+    let opened = false;
+    let callsToOpen = 0;
+    const outageStart = performance.now();
+    while (!opened && callsToOpen < 30) {
+      callsToOpen++;
+      const res = await call('GET', `/v1/credentials/${probe}/value`);
+      if (res.status < 400) break;
+      check('read during outage', res);
+      opened = res.body?.codeName === 'CIRCUIT_OPEN';
+    }
+    const openS = (performance.now() - outageStart) / 1000;
+    const readyDuring = await fetch(`${host.baseUrl}/health/ready`);
+    const readyDuringBody = (await readyDuring.json()) as { details?: { keyVault?: { status?: string } } };
+    const breakerStateOpen = metricSum(await metrics(), 'credential_vault_keyvault_circuit_breaker_state');
+    await admin('DELETE', '/_emulator/faults');
+    const recoverStart = performance.now();
+    let recovered = false;
+    while (!recovered && performance.now() - recoverStart < 120_000) {
+      await sleep(1000);
+      const read = await call('GET', `/v1/credentials/${probe}/value`);
+      const ready = await fetch(`${host.baseUrl}/health/ready`);
+      await ready.arrayBuffer();
+      recovered = read.status === 200 && ready.status === 200;
+    }
+    const recoverS = (performance.now() - recoverStart) / 1000;
+    const breakerStateAfter = metricSum(await metrics(), 'credential_vault_keyvault_circuit_breaker_state');
+    latencies.sort((a, b) => a - b);
+    return {
+      part: 'Faults',
+      profile: p.name,
+      method:
+        `The host (SQLite, the local vault as an external vault over HTTPS, cache TTL 1 ms so every read reaches the vault, KEY_VAULT_MAX_ATTEMPTS ${MAX_ATTEMPTS}) is driven by ${concurrency} workers with mixed operations: 45% value reads, 35% rotations, 10% new credentials, 10% metadata reads and lists. Through the vault's admin API (POST /_emulator/faults) five faults are injected, each on ${(RATE * 100).toFixed(2)}% of vault requests (≈20% of requests faulted in all): 429 with Retry-After 1 s, 500, 503 with Retry-After 1 s, a connection reset, 2 s of latency. Each worker owns its credentials, so the order of its writes is known: afterwards (faults cleared) every acknowledged version must read back with its value and the current value must be the last acknowledged write (or a write whose answer was an error — the client cannot know those). Every error answer must be the documented shape with a numeric \`code\` and a \`codeName\`. Then every vault request answers 503: the breaker must open (CIRCUIT_OPEN), /health/ready must answer 503 with keyVault down, and after the faults are cleared reads and readiness must come back (the breaker half-opens after its documented 30 s). Retries are read from /metrics and the vault's own request count.`,
+      ran: `${operations} operations in ${phase1S.toFixed(1)} s (${Math.round(operations / phase1S)} ops/s) on ${tracked.length} credentials; the vault saw ${stats.total} requests, ${faulted} of them faulted or reset (${((faulted / Math.max(1, stats.total)) * 100).toFixed(1)}%); error answers under the faults: ${codeText || 'none'}; the breaker opened after ${callsToOpen} reads of the outage and the host recovered ${Math.round(recoverS)} s after it ended.`,
+      figures: [
+        info('operations', operations),
+        info('vault requests faulted', Math.round((faulted / Math.max(1, stats.total)) * 1000) / 10, '%'),
+        info('operations failed (typed error answered)', phase1Failures),
+        info('latency p50', Math.round(percentile(latencies, 50)), 'ms'),
+        info('latency p99', Math.round(percentile(latencies, 99)), 'ms'),
+        info('acknowledged writes checked', checkedWrites),
+        bounded('lost writes', lost, '=', 0),
+        bounded('reads of a value never written', wrongReads, '=', 0),
+        bounded('unmapped errors', unmapped, '=', 0),
+        bounded('vault requests per Key Vault call', Math.round((stats.total / Math.max(1, kvOps)) * 100) / 100, '≤', MAX_ATTEMPTS),
+        info('retries per Key Vault call', Math.round((retries / Math.max(1, kvOps)) * 100) / 100),
+        bounded('breaker opened under the outage', opened ? 1 : 0, '=', 1),
+        info('calls until the breaker opened', callsToOpen),
+        info('seconds until the breaker opened', Math.round(openS * 10) / 10, 's'),
+        bounded('/health/ready while open (503 and keyVault down)', readyDuring.status === 503 && readyDuringBody.details?.keyVault?.status === 'down' ? 1 : 0, '=', 1),
+        bounded('breaker state metric while open (2 = open)', breakerStateOpen, '=', 2),
+        bounded('recovered (reads and /health/ready 200) after the outage', recovered ? 1 : 0, '=', 1),
+        info('seconds to recover after the outage ended', Math.round(recoverS), 's'),
+        bounded('breaker state metric after recovery', breakerStateAfter, '=', 0),
+      ],
+      examples: examples.list,
+      durationS: Math.round((performance.now() - started) / 1000),
+    };
+  } finally {
+    await host?.close();
+    await vault.stop();
+  }
+}

@@ -1,0 +1,21 @@
+import { faults } from '../../bench/reliability/faults';
+import { PROFILES } from '../../bench/reliability/profile';
+import { expectEveryBoundHolds, figure } from './figures';
+
+/**
+ * Reliability, faults (the short profile of `npm run reliability`): ~20% mixed faults injected at the
+ * local vault (429, 500, 503, resets, 2 s latency) under mixed operations through the host → no
+ * acknowledged write lost, every failure a typed error with a code, retries within the documented
+ * attempts; an outage opens the breaker, /health/ready reflects it, and it recovers.
+ */
+jest.setTimeout(240_000);
+
+describe('the host under injected vault faults', () => {
+  it('0 lost writes, 0 unmapped errors, bounded retries; the breaker opens, readiness follows, it recovers', async () => {
+    const r = await faults(PROFILES.short);
+    expectEveryBoundHolds(r);
+    // The faults really happened (~20% of vault requests) and were retried.
+    expect(figure(r, 'vault requests faulted')).toBeGreaterThan(10);
+    expect(figure(r, 'retries per Key Vault call')).toBeGreaterThan(0.05);
+  });
+});
