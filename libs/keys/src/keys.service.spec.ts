@@ -1,0 +1,206 @@
+import { createHash, createPublicKey, verify as nodeVerify } from 'node:crypto';
+import { Test } from '@nestjs/testing';
+import { AuditService, type AuditEventInput } from '@app/audit';
+import { ManualClock, type OperationContext } from '@app/common';
+import { KeyVaultErrorCode, KeyVaultKeysProvider, isKeyVaultError } from '@app/key-vault';
+import { KeysErrorCode, isKeysError } from './errors/keys.errors';
+import { KeysModule } from './keys.module';
+import type { KeysModuleOptions } from './keys.options';
+import { KeysService } from './keys.service';
+import { KeysMetrics } from './metrics/keys.metrics';
+import { FakeVaultKeys } from './testing/fake-vault-keys';
+
+class RecordingAudit {
+  readonly events: AuditEventInput[] = [];
+  async record(e: AuditEventInput) {
+    this.events.push(e);
+    return {} as never;
+  }
+  async recordRead(e: AuditEventInput) {
+    this.events.push(e);
+  }
+}
+
+const ctxA: OperationContext = { tenantId: 'acme', actor: { id: 'user:alice' } };
+const ctxB: OperationContext = { tenantId: 'globex', actor: { id: 'user:mallory' } };
+const sha256 = (s: string) => new Uint8Array(createHash('sha256').update(s).digest());
+
+async function setup(options: KeysModuleOptions = {}) {
+  const vault = new FakeVaultKeys();
+  const audit = new RecordingAudit();
+  const clock = new ManualClock(new Date('2026-12-01T00:00:00Z'));
+  const moduleRef = await Test.createTestingModule({ imports: [KeysModule.forRoot({ clock, ...options })] })
+    .useMocker((token) => (token === KeyVaultKeysProvider ? vault : token === AuditService ? audit : undefined))
+    .compile();
+  return { vault, audit, clock, keys: moduleRef.get(KeysService), metrics: moduleRef.get(KeysMetrics) };
+}
+
+const code = async (p: Promise<unknown>) => {
+  try {
+    await p;
+  } catch (e) {
+    return (e as { code?: number }).code;
+  }
+  return 'resolved';
+};
+
+describe('KeysService (fake vault)', () => {
+  it('creates keys in the tenant scope; another tenant cannot get, use, list or delete them (a 404 like a missing key)', async () => {
+    const { keys, vault } = await setup();
+    const created = await keys.createKey(ctxA, { name: 'webhooks', type: 'RSA', size: 3072, tags: { team: 'payments' } });
+    expect(created).toMatchObject({ name: 'webhooks', type: 'RSA', size: 3072, tags: { team: 'payments' }, enabled: true });
+    expect(created.publicKey).toMatchObject({ kty: 'RSA', key_ops: expect.arrayContaining(['sign', 'encrypt']) });
+    expect(created.publicKey).not.toHaveProperty('d');
+
+    const missing = await code(keys.getKey(ctxB, 'nothing-here'));
+    expect(missing).toBe(KeyVaultErrorCode.KEY_NOT_FOUND);
+    expect(await code(keys.getKey(ctxB, 'webhooks'))).toBe(missing);
+    expect(await code(keys.sign(ctxB, { name: 'webhooks', algorithm: 'RS256', digest: sha256('x') }))).toBe(missing);
+    expect(await code(keys.deleteKey(ctxB, 'webhooks'))).toBe(missing);
+    expect((await keys.listKeys(ctxB)).items).toEqual([]);
+    expect((await keys.listKeys(ctxA)).items.map((k) => k.name)).toEqual(['webhooks']);
+    expect(await keys.getKey(ctxA, 'WEBHOOKS')).toMatchObject({ version: created.version });
+    expect(vault.calls.createKey).toBe(1);
+  });
+
+  it('signs through the vault and verifies locally (no vault call), agreeing with node:crypto', async () => {
+    const { keys, vault, metrics } = await setup();
+    await keys.createKey(ctxA, { name: 'jwt', type: 'RSA' });
+    const data = 'header.payload';
+    const digest = sha256(data);
+    const signed = await keys.sign(ctxA, { name: 'jwt', algorithm: 'RS256', digest });
+    const jwk = (await keys.getKey(ctxA, 'jwt')).publicKey;
+    expect(nodeVerify('sha256', Buffer.from(data), createPublicKey({ key: { kty: 'RSA', n: jwk.n, e: jwk.e }, format: 'jwk' }), signed.signature)).toBe(true);
+
+    const before = vault.calls.verify ?? 0;
+    const local = await keys.verify(ctxA, { name: 'jwt', version: signed.version, algorithm: 'RS256', digest, signature: signed.signature });
+    expect(local).toMatchObject({ valid: true, verifiedIn: 'local', version: signed.version });
+    const tampered = Uint8Array.from(signed.signature);
+    tampered[10] ^= 1;
+    expect(await keys.verify(ctxA, { name: 'jwt', algorithm: 'RS256', digest, signature: tampered })).toMatchObject({ valid: false, verifiedIn: 'local' });
+    expect(vault.calls.verify ?? 0).toBe(before);
+    expect(await keys.verify(ctxA, { name: 'jwt', algorithm: 'RS256', digest, signature: signed.signature, remote: true })).toMatchObject({ verifiedIn: 'vault' });
+    expect(vault.calls.verify).toBe(before + 1);
+    expect(metrics.snapshot()).toEqual(expect.arrayContaining([{ operation: 'verify', outcome: 'success', verifiedIn: 'local', count: 2 }]));
+  });
+
+  it('verify: remote by option', async () => {
+    const { keys, vault } = await setup({ verify: 'remote' });
+    await keys.createKey(ctxA, { name: 'k', type: 'RSA' });
+    const s = await keys.sign(ctxA, { name: 'k', algorithm: 'RS384', digest: new Uint8Array(48) });
+    expect(await keys.verify(ctxA, { name: 'k', algorithm: 'RS384', digest: new Uint8Array(48), signature: s.signature })).toMatchObject({ verifiedIn: 'vault' });
+    expect(vault.calls.verify).toBe(1);
+  });
+
+  it('refuses bad requests before any vault call, with the lib codes', async () => {
+    const { keys, vault } = await setup();
+    await keys.createKey(ctxA, { name: 'rsa', type: 'RSA' });
+    await keys.createKey(ctxA, { name: 'ec', type: 'EC', curve: 'P-384' });
+    const calls = JSON.stringify(vault.calls);
+    const cases: Array<[Promise<unknown>, number]> = [
+      [keys.createKey(ctxA, { name: 'bad name!', type: 'RSA' }), KeysErrorCode.KEYS_VALIDATION],
+      [keys.createKey(ctxA, { name: 'x', type: 'RSA', size: 1024 as 2048 }), KeysErrorCode.KEYS_VALIDATION],
+      [keys.createKey(ctxA, { name: 'x', type: 'EC', curve: 'secp256k1' as 'P-256' }), KeysErrorCode.KEYS_VALIDATION],
+      [keys.createKey(ctxA, { name: 'x', type: 'EC', keyOps: ['encrypt'] }), KeysErrorCode.KEY_TYPE_MISMATCH],
+      [keys.sign(ctxA, { name: 'rsa', algorithm: 'RS256', digest: new Uint8Array(31) }), KeysErrorCode.KEYS_VALIDATION],
+      [keys.sign(ctxA, { name: 'rsa', algorithm: 'HS256' as 'RS256', digest: new Uint8Array(32) }), KeysErrorCode.ALGORITHM_NOT_ALLOWED],
+      [keys.encrypt(ctxA, { name: 'rsa', algorithm: 'RSA1_5', plaintext: new Uint8Array(8) }), KeysErrorCode.ALGORITHM_NOT_ALLOWED],
+      [keys.wrapKey(ctxA, { name: 'rsa', algorithm: 'RSA1_5', key: new Uint8Array(32) }), KeysErrorCode.ALGORITHM_NOT_ALLOWED],
+      [keys.listKeys(ctxA, { maxPageSize: 26 }), KeysErrorCode.KEYS_VALIDATION],
+      [keys.listKeys(ctxA, { continuationToken: 'https://evil.example/keys' }), KeysErrorCode.KEYS_VALIDATION],
+    ];
+    for (const [p, expected] of cases) expect(await code(p)).toBe(expected);
+    expect(JSON.stringify(vault.calls)).toBe(calls);
+    // Checks against the (cached) key: no crypto call reaches the vault.
+    expect(await code(keys.sign(ctxA, { name: 'ec', algorithm: 'RS256', digest: new Uint8Array(32) }))).toBe(KeysErrorCode.KEY_TYPE_MISMATCH);
+    expect(await code(keys.sign(ctxA, { name: 'ec', algorithm: 'ES256', digest: new Uint8Array(32) }))).toBe(KeysErrorCode.KEY_TYPE_MISMATCH);
+    expect(await code(keys.encrypt(ctxA, { name: 'ec', algorithm: 'RSA-OAEP', plaintext: new Uint8Array(8) }))).toBe(KeysErrorCode.KEY_OPERATION_NOT_PERMITTED);
+    expect(vault.calls.sign ?? 0).toBe(0);
+    expect(vault.calls.encrypt ?? 0).toBe(0);
+  });
+
+  it('RSA1_5 works once allowed; encrypt/decrypt and wrap/unwrap round-trip', async () => {
+    const { keys } = await setup({ allowRsa1_5: true });
+    await keys.createKey(ctxA, { name: 'enc', type: 'RSA' });
+    const plaintext = FakeVaultKeys.bytes(32);
+    for (const algorithm of ['RSA-OAEP', 'RSA-OAEP-256'] as const) {
+      const { ciphertext, version } = await keys.encrypt(ctxA, { name: 'enc', algorithm, plaintext });
+      expect((await keys.decrypt(ctxA, { name: 'enc', version, algorithm, ciphertext })).plaintext).toEqual(plaintext);
+      const { wrappedKey } = await keys.wrapKey(ctxA, { name: 'enc', algorithm, key: plaintext });
+      expect((await keys.unwrapKey(ctxA, { name: 'enc', algorithm, wrappedKey })).key).toEqual(plaintext);
+    }
+    expect(await code(keys.encrypt(ctxA, { name: 'enc', algorithm: 'RSA1_5', plaintext }))).not.toBe(KeysErrorCode.ALGORITHM_NOT_ALLOWED);
+  });
+
+  it('refuses a disabled or expired key without a vault call, and uses the new version after a rotation', async () => {
+    const { keys, vault, clock } = await setup();
+    const v1 = await keys.createKey(ctxA, { name: 'k', type: 'RSA', expiresOn: new Date('2026-12-02T00:00:00Z') });
+    clock.advance(2 * 86_400_000);
+    expect(await code(keys.sign(ctxA, { name: 'k', algorithm: 'RS256', digest: new Uint8Array(32) }))).toBe(KeysErrorCode.KEY_NOT_USABLE);
+    const v2 = await keys.rotateKey(ctxA, 'k');
+    expect(v2.version).not.toBe(v1.version);
+    await keys.updateKeyProperties(ctxA, 'k', { version: v2.version, expiresOn: new Date('2027-01-01T00:00:00Z') });
+    expect((await keys.sign(ctxA, { name: 'k', algorithm: 'RS256', digest: new Uint8Array(32) })).version).toBe(v2.version);
+    await keys.updateKeyProperties(ctxA, 'k', { version: v2.version, enabled: false });
+    const signs = vault.calls.sign;
+    expect(await code(keys.sign(ctxA, { name: 'k', algorithm: 'RS256', digest: new Uint8Array(32) }))).toBe(KeysErrorCode.KEY_NOT_USABLE);
+    expect(vault.calls.sign).toBe(signs);
+  });
+
+  it('lists the tenant keys across vault pages with tag filters and a continuation token', async () => {
+    const { keys } = await setup();
+    for (let i = 0; i < 30; i++) await keys.createKey(i % 3 ? ctxB : ctxA, { name: `k${String(i).padStart(2, '0')}`, type: 'EC', tags: { even: String(i % 2 === 0) } });
+    const seen: string[] = [];
+    let token: string | undefined;
+    do {
+      const page = await keys.listKeys(ctxA, { maxPageSize: 3, continuationToken: token });
+      seen.push(...page.items.map((k) => k.name));
+      token = page.continuationToken;
+    } while (token);
+    expect(seen).toEqual(['k00', 'k03', 'k06', 'k09', 'k12', 'k15', 'k18', 'k21', 'k24', 'k27']);
+    expect((await keys.listKeys(ctxA, { tags: { even: 'true' } })).items.map((k) => k.name)).toEqual(['k00', 'k06', 'k12', 'k18', 'k24']);
+  });
+
+  it('audits every use with key, operation and algorithm — never digest, signature, plaintext or ciphertext', async () => {
+    const { keys, audit } = await setup();
+    await keys.createKey(ctxA, { name: 'a', type: 'RSA' });
+    const digest = sha256('audited');
+    const s = await keys.sign(ctxA, { name: 'a', algorithm: 'RS256', digest });
+    await keys.verify(ctxA, { name: 'a', algorithm: 'RS256', digest, signature: s.signature });
+    const plaintext = FakeVaultKeys.bytes(24);
+    const e = await keys.encrypt(ctxA, { name: 'a', algorithm: 'RSA-OAEP-256', plaintext });
+    await keys.decrypt(ctxA, { name: 'a', algorithm: 'RSA-OAEP-256', ciphertext: e.ciphertext });
+    await code(keys.sign(ctxA, { name: 'gone', algorithm: 'RS256', digest }));
+    expect(audit.events.map((x) => [x.action, x.resource, x.result, x.details?.algorithm])).toEqual([
+      ['key.create', 'key:a', 'success', undefined],
+      ['key.sign', 'key:a', 'success', 'RS256'],
+      ['key.verify', 'key:a', 'success', 'RS256'],
+      ['key.encrypt', 'key:a', 'success', 'RSA-OAEP-256'],
+      ['key.decrypt', 'key:a', 'success', 'RSA-OAEP-256'],
+      ['key.sign', 'key:gone', 'failure', 'RS256'],
+    ]);
+    expect(audit.events[1].details).toMatchObject({ keyVersion: s.version, operation: 'sign' });
+    expect(audit.events[5].errorCode).toBe(KeyVaultErrorCode.KEY_NOT_FOUND);
+    const text = JSON.stringify(audit.events);
+    for (const secret of [digest, s.signature, plaintext, e.ciphertext]) {
+      const b = Buffer.from(secret);
+      for (const enc of [b.toString('base64'), b.toString('base64url'), b.toString('hex')]) expect(text).not.toContain(enc.slice(0, 16));
+    }
+  });
+
+  it('backs up into a blob bound to the tenant: another tenant cannot restore it', async () => {
+    const { keys, vault } = await setup();
+    await keys.createKey(ctxA, { name: 'b', type: 'RSA' });
+    vault.backupKey = async () => new Uint8Array([1, 2, 3]);
+    const blob = await keys.backupKey(ctxA, 'b');
+    expect(await code(keys.restoreKey(ctxB, blob))).toBe(KeysErrorCode.INVALID_KEY_BACKUP);
+    expect(await code(keys.restoreKey(ctxA, new Uint8Array([1, 2, 3])))).toBe(KeysErrorCode.INVALID_KEY_BACKUP);
+  });
+
+  it('vault failures keep the gateway codes', async () => {
+    const { keys } = await setup();
+    const e = await keys.getKey(ctxA, 'nope').catch((x: unknown) => x);
+    expect(isKeyVaultError(e, KeyVaultErrorCode.KEY_NOT_FOUND)).toBe(true);
+    expect(isKeysError(e)).toBe(false);
+  });
+});
