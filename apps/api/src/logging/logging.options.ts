@@ -87,7 +87,11 @@ export function loggingOptions(config: AppConfig, destination?: DestinationStrea
     base: { pid: process.pid, hostname: hostname(), service: 'credential-vault' },
     // Trace ids on every line written inside a span, and on the request line from the request's own span.
     mixin: traceLogFields,
-    customProps: requestTraceLogFields,
+    // Nothing (not `{}`) outside a span: pino-http makes a child logger per request for any object it gets.
+    customProps: (req) => {
+      const fields = requestTraceLogFields(req);
+      return fields.trace_id === undefined ? (undefined as unknown as object) : fields;
+    },
     customLogLevel: (req, res, err) => {
       // Health probes and scrapes every few seconds would drown the log; failures still show.
       if (/^\/(health|metrics)(\/|\?|$)/.test(req.url ?? '') && res.statusCode < 400 && !err) return 'silent';
