@@ -8,6 +8,7 @@ import type { DestinationStream } from 'pino';
 import { AppModule } from './app.module';
 import { deferBodyParsing } from './http/request-body';
 import { hostValidationPipe } from './http/strict-input';
+import { keysGrpcOptions } from './keys/grpc/grpc-server';
 import { requestIdFor } from './logging/logging.options';
 import type { AppConfig } from './config/app.config';
 import { HostTelemetry, type TelemetryOverrides } from './telemetry/host-telemetry';
@@ -90,6 +91,11 @@ export async function configureApp(app: NestFastifyApplication, config: AppConfi
     .build();
   SwaggerModule.setup('docs', app, SwaggerModule.createDocument(app, doc), { jsonDocumentUrl: 'docs/json' });
   app.enableShutdownHooks();
+  // The keys API over gRPC, in the same process and container (guards and filters of its own): off unless GRPC_ENABLED.
+  if (config.grpc.enabled) {
+    app.connectMicroservice(keysGrpcOptions(config.grpc));
+    await app.startAllMicroservices();
+  }
   await app.listen(config.http.port, config.http.host);
   return app;
 }

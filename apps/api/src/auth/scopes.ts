@@ -13,6 +13,12 @@ export enum Scope {
   ROTATION_WRITE = 'rotation:write',
   /** Emergency revoke and un-revoke. */
   CREDENTIALS_REVOKE = 'credentials:revoke',
+  /** Key Vault keys: metadata and public keys, versions, list. */
+  KEYS_READ = 'keys:read',
+  /** Create, update, rotate, delete, recover, purge, back up and restore keys. */
+  KEYS_WRITE = 'keys:write',
+  /** Cryptographic operations with a key: sign, verify, encrypt, decrypt, wrap, unwrap. */
+  KEYS_USE = 'keys:use',
   ADMIN = 'admin',
 }
 

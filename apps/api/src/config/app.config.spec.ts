@@ -215,4 +215,22 @@ describe('loadAppConfig', () => {
     expect(problemsOf({ CACHE_INVALIDATION: 'postgres' })).toContain('CACHE_INVALIDATION: postgres needs DATABASE_TYPE=postgres');
     expect(problemsOf({ REDIS_URL: 'redis://127.0.0.1:6379', CACHE_INVALIDATION: 'none' })).toContain('CACHE_INVALIDATION: none cannot be used with the redis cache tier');
   });
+
+  it('keeps gRPC off unless GRPC_ENABLED; on, it listens on GRPC_HOST:GRPC_PORT (loopback:50051 by default), never on the HTTP port', () => {
+    expect(loadAppConfig({}).grpc).toEqual({ enabled: false, host: '127.0.0.1', port: 50051 });
+    expect(loadAppConfig({ GRPC_ENABLED: 'true' }).grpc).toEqual({ enabled: true, host: '127.0.0.1', port: 50051 });
+    expect(loadAppConfig({ GRPC_ENABLED: '1', GRPC_HOST: '0.0.0.0', GRPC_PORT: '6000' }).grpc).toEqual({ enabled: true, host: '0.0.0.0', port: 6000 });
+    expect(problemsOf({ GRPC_ENABLED: 'on' })).toMatch(/GRPC_ENABLED/);
+    expect(problemsOf({ GRPC_PORT: '0' })).toMatch(/GRPC_PORT/);
+    expect(problemsOf({ GRPC_ENABLED: 'true', PORT: '50051' })).toContain('GRPC_PORT: must differ from PORT');
+    // Off, a clash does not matter: nothing listens there.
+    expect(loadAppConfig({ PORT: '50051' }).grpc.enabled).toBe(false);
+  });
+
+  it('configures KeysModule: local verify, RSA1_5 refused and a 60 s key cache by default', () => {
+    expect(loadAppConfig({}).keys).toEqual({ verify: 'local', allowRsa1_5: false, cacheTtlMs: 60_000 });
+    expect(loadAppConfig({ KEYS_VERIFY: 'remote', KEYS_ALLOW_RSA1_5: 'true', KEYS_CACHE_TTL_MS: '1000' }).keys).toEqual({ verify: 'remote', allowRsa1_5: true, cacheTtlMs: 1000 });
+    expect(problemsOf({ KEYS_VERIFY: 'both' })).toContain("KEYS_VERIFY: must be 'local' or 'remote'");
+    expect(problemsOf({ KEYS_CACHE_TTL_MS: '0' })).toMatch(/KEYS_CACHE_TTL_MS/);
+  });
 });

@@ -52,6 +52,9 @@ const envSchema = z
     PORT: int(3000, 0, 65535),
     LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
     SHUTDOWN_TIMEOUT_MS: int(10_000, 0, 600_000),
+    GRPC_ENABLED: bool(false),
+    GRPC_HOST: z.string().min(1).default('127.0.0.1'),
+    GRPC_PORT: int(50051, 1, 65535),
 
     DATABASE_TYPE: z.enum(['sqlite', 'postgres']).default('sqlite'),
     DATABASE_PATH: z.string().min(1).default('./data/credential-vault.sqlite'),
@@ -91,6 +94,9 @@ const envSchema = z
       .string()
       .default('')
       .transform((s) => s.split(',').map((x) => x.trim()).filter(Boolean)),
+    KEYS_VERIFY: z.enum(['local', 'remote'], { error: "must be 'local' or 'remote'" }).default('local'),
+    KEYS_ALLOW_RSA1_5: bool(false),
+    KEYS_CACHE_TTL_MS: int(60_000, 1, 86_400_000),
     VAULT_SECRET_PREFIX: z.string().regex(/^[a-z][a-z0-9]{0,15}$/, 'must be 1–16 lowercase letters/digits, starting with a letter').default('cv'),
 
     AUDIT_FAIL_CLOSED: bool(true),
@@ -160,6 +166,8 @@ export type CredentialKind = (typeof credentialTypes)[number];
 export interface AppConfig {
   env: 'development' | 'test' | 'production';
   http: { host: string; port: number; shutdownTimeoutMs: number };
+  /** The gRPC transport of the keys API (proto/credential_vault/keys/v1/keys.proto); off unless GRPC_ENABLED. */
+  grpc: { enabled: boolean; host: string; port: number };
   log: { level: string };
   database:
     | { type: 'sqlite'; path: string }
@@ -199,6 +207,8 @@ export interface AppConfig {
     integrations: string[];
     vaultSecretPrefix: string;
   };
+  /** KeysModule: where verify runs by default, whether legacy RSA1_5 is allowed, how long a key's public part and state are trusted. */
+  keys: { verify: 'local' | 'remote'; allowRsa1_5: boolean; cacheTtlMs: number };
   audit: {
     failClosed: boolean;
     retention: { enabled: boolean; days: number; cron: string };
@@ -302,6 +312,7 @@ function crossFieldProblems(env: Record<string, string | undefined>): string[] {
 /** Rules between parsed values (bounds another variable sets). Names only, never a value. */
 function valueProblems(e: z.infer<typeof envSchema>): string[] {
   const problems: string[] = [];
+  if (e.GRPC_ENABLED && e.GRPC_PORT === e.PORT && e.GRPC_HOST === e.HOST) problems.push('GRPC_PORT: must differ from PORT (HTTP and gRPC listen on separate ports)');
   if (e.NOTIFICATIONS_RETRY_BASE_MS > e.NOTIFICATIONS_RETRY_MAX_MS) problems.push('NOTIFICATIONS_RETRY_BASE_MS: must not exceed NOTIFICATIONS_RETRY_MAX_MS');
   for (const v of ['NOTIFICATIONS_WEBHOOK_TIMEOUT_MS', 'SMTP_TIMEOUT_MS'] as const) {
     if (e[v] >= e.NOTIFICATIONS_RETRY_LEASE_MS) problems.push(`NOTIFICATIONS_RETRY_LEASE_MS: must exceed ${v} (an attempt in flight keeps its channel this long)`);
@@ -334,6 +345,7 @@ export function loadAppConfig(env: Record<string, string | undefined>, cwd = pro
   return {
     env: e.NODE_ENV,
     http: { host: e.HOST, port: e.PORT, shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT_MS },
+    grpc: { enabled: e.GRPC_ENABLED, host: e.GRPC_HOST, port: e.GRPC_PORT },
     log: { level: e.LOG_LEVEL },
     database:
       e.DATABASE_TYPE === 'postgres'
@@ -375,6 +387,7 @@ export function loadAppConfig(env: Record<string, string | undefined>, cwd = pro
       integrations: e.CREDENTIALS_INTEGRATIONS,
       vaultSecretPrefix: e.VAULT_SECRET_PREFIX,
     },
+    keys: { verify: e.KEYS_VERIFY, allowRsa1_5: e.KEYS_ALLOW_RSA1_5, cacheTtlMs: e.KEYS_CACHE_TTL_MS },
     audit: {
       failClosed: e.AUDIT_FAIL_CLOSED,
       retention: { enabled: e.AUDIT_RETENTION_ENABLED, days: e.AUDIT_RETENTION_DAYS, cron: e.AUDIT_RETENTION_CRON },

@@ -1,0 +1,95 @@
+import { CanActivate, ExecutionContext, ForbiddenException, Injectable, Logger, UnauthorizedException } from '@nestjs/common';
+import { Reflector } from '@nestjs/core';
+import type { Metadata } from '@grpc/grpc-js';
+import { randomUUID } from 'node:crypto';
+import { AuditAction, AuditResult, AuditService } from '@app/audit';
+import type { OperationContext } from '@app/common';
+import { REQUIRED_SCOPES } from '../../auth/auth.decorators';
+import { UNAUTHENTICATED_TENANT } from '../../auth/auth.guard';
+import { AuthenticationFailed, AuthService } from '../../auth/auth.service';
+import { hasScope, Principal, Scope } from '../../auth/scopes';
+
+/** What a gRPC handler gets as its third argument (grpc-js' server call), as far as we read it. */
+interface GrpcCall {
+  getPeer?: () => string;
+  getPath?: () => string;
+  /** Set by GrpcAuthGuard. */
+  operationContext?: OperationContext;
+}
+
+const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+const logger = new Logger('GrpcAuthGuard');
+
+/**
+ * The gRPC side of AuthGuard (the host's global guards are HTTP's only): the same credentials — an
+ * `x-api-key` or `authorization: Bearer <JWT>` metadata entry —, the same @RequireScopes, and the same
+ * audit rows for refusals. The tenant comes from the principal, never from a message.
+ */
+@Injectable()
+export class GrpcAuthGuard implements CanActivate {
+  constructor(
+    private readonly reflector: Reflector,
+    private readonly auth: AuthService,
+    private readonly audit: AuditService,
+  ) {}
+
+  async canActivate(context: ExecutionContext): Promise<boolean> {
+    const metadata = context.switchToRpc().getContext<Metadata>();
+    const call = context.getArgByIndex<GrpcCall>(2);
+    const headers = {
+      'x-api-key': single(metadata, 'x-api-key'),
+      authorization: single(metadata, 'authorization'),
+    };
+    const userAgent = single(metadata, 'user-agent')?.slice(0, 256);
+    const ip = peerAddress(call.getPeer?.());
+    const given = single(metadata, 'x-request-id');
+    const correlationId = given && REQUEST_ID.test(given) ? given : randomUUID();
+    const resource = `gRPC ${call.getPath?.() ?? context.getHandler().name}`.slice(0, 256);
+    let principal: Principal;
+    try {
+      principal = await this.auth.authenticate(headers);
+    } catch (e) {
+      if (!(e instanceof AuthenticationFailed)) throw e;
+      const claimed = headers['x-api-key'] ? /^cvk_([A-Za-z0-9-]{1,64})_/.exec(headers['x-api-key'])?.[1] : undefined;
+      const actor = { id: claimed ? `claimed-api-key:${claimed}` : headers.authorization ? 'claimed-bearer' : 'anonymous', ip, userAgent };
+      await this.auditRefusal(AuditAction.AUTH_FAILURE, { tenantId: UNAUTHENTICATED_TENANT, actor, correlationId }, resource, 'UNAUTHENTICATED');
+      throw new UnauthorizedException(e.message);
+    }
+    const needed = this.reflector.getAllAndOverride<Scope[]>(REQUIRED_SCOPES, [context.getHandler(), context.getClass()]) ?? [];
+    const missing = needed.filter((s) => !hasScope(principal, s));
+    const ctx: OperationContext = { tenantId: principal.tenantId, actor: { id: principal.id, ip, userAgent }, correlationId };
+    if (missing.length > 0) {
+      await this.auditRefusal(AuditAction.ACCESS_DENIED, ctx, resource, 'MISSING_SCOPE', { missing });
+      throw new ForbiddenException(`missing scope: ${missing.join(', ')}`);
+    }
+    call.operationContext = ctx;
+    return true;
+  }
+
+  private async auditRefusal(action: AuditAction, context: OperationContext, resource: string, errorCode: string, details: Record<string, unknown> = {}): Promise<void> {
+    try {
+      await this.audit.recordRead({ action, context, resource, result: AuditResult.DENIED, errorCode, details });
+    } catch (e) {
+      // The refusal stands either way; a failing audit log is reported by the audit lib's own health.
+      logger.warn(`Could not audit a refused gRPC call: ${(e as Error).message}`);
+    }
+  }
+}
+
+/** The caller's OperationContext, set by GrpcAuthGuard on the call (the handler's third argument). */
+export function grpcOperationContext(call: GrpcCall): OperationContext {
+  if (!call.operationContext) throw new Error('GrpcAuthGuard did not run for this handler');
+  return call.operationContext;
+}
+
+/** A metadata entry given once as text; several values are ambiguous and count as none. */
+function single(metadata: Metadata, key: string): string | undefined {
+  const values = metadata.get(key);
+  return values.length === 1 && typeof values[0] === 'string' && values[0] ? values[0] : undefined;
+}
+
+/** `ipv4:127.0.0.1:51234` / `ipv6:[::1]:51234` → the address. */
+function peerAddress(peer: string | undefined): string | undefined {
+  const m = peer ? /^(?:ipv[46]:)?\[?([^\]]+?)\]?:\d+$/.exec(peer) : null;
+  return m ? m[1] : undefined;
+}

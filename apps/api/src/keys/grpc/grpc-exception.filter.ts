@@ -1,0 +1,66 @@
+import { ArgumentsHost, Catch, HttpException, Logger, RpcExceptionFilter } from '@nestjs/common';
+import { Metadata, status as GrpcCode } from '@grpc/grpc-js';
+import { randomUUID } from 'node:crypto';
+import { Observable, throwError } from 'rxjs';
+import { CredentialVaultError } from '@app/common';
+import { statusForError } from '../../http/error-status';
+import { encodeRpcStatus, grpcCodeFor, STATUS_DETAILS_TRAILER, StatusDetails } from './grpc-status';
+
+/** Trailing metadata with the stable numeric code, for clients that do not decode `grpc-status-details-bin`. */
+export const ERROR_CODE_TRAILER = 'cv-error-code';
+/** On INTERNAL answers: the id of the log line that has the cause (the client never sees internals). */
+export const ERROR_ID_TRAILER = 'cv-error-id';
+
+/** What grpc-js sends as the call's status (`code`, `details`, trailers). */
+export interface GrpcErrorStatus {
+  code: GrpcCode;
+  details: string;
+  message: string;
+  metadata: Metadata;
+}
+
+/**
+ * The gRPC side of AllExceptionsFilter: every error of a gRPC handler (or its guard) becomes a gRPC
+ * status, its typed code in the standard status details and in a plain trailer. Messages are the
+ * libs' (which never repeat a value) or fixed texts; an unknown error's message is never sent.
+ */
+@Catch()
+export class GrpcExceptionFilter implements RpcExceptionFilter<unknown> {
+  private readonly logger = new Logger('GrpcErrors');
+
+  catch(exception: unknown, host: ArgumentsHost): Observable<never> {
+    const status = this.toStatus(exception, host);
+    return throwError(() => status);
+  }
+
+  toStatus(exception: unknown, host?: ArgumentsHost): GrpcErrorStatus {
+    let d: StatusDetails;
+    if (exception instanceof CredentialVaultError) {
+      const code = exception.code;
+      const retryAfterMs = (exception as { retryAfterMs?: number }).retryAfterMs;
+      d = { code: grpcCodeFor(statusForError(exception), code), message: exception.message, reason: exception.codeName, metadata: { code: String(code) }, retryAfterMs };
+    } else if (exception instanceof HttpException) {
+      const res = exception.getResponse();
+      const message = typeof res === 'string' ? res : ((res as { message?: string | string[] }).message ?? exception.message);
+      const code = grpcCodeFor(exception.getStatus());
+      d = { code, message: Array.isArray(message) ? message.join('; ') : message, reason: GrpcCode[code], metadata: {} };
+    } else {
+      d = { code: GrpcCode.INTERNAL, message: 'Internal server error', reason: 'INTERNAL', metadata: {} };
+    }
+    const metadata = new Metadata();
+    if (d.metadata.code) metadata.set(ERROR_CODE_TRAILER, d.metadata.code);
+    if (d.code === GrpcCode.INTERNAL || d.code === GrpcCode.UNKNOWN) {
+      const errorId = randomUUID();
+      d.metadata.errorId = errorId;
+      metadata.set(ERROR_ID_TRAILER, errorId);
+      this.logger.error({ errorId, method: methodOf(host), err: exception }, `gRPC call failed (errorId ${errorId})`);
+    }
+    metadata.set(STATUS_DETAILS_TRAILER, encodeRpcStatus(d));
+    return { code: d.code, details: d.message, message: d.message, metadata };
+  }
+}
+
+/** The called method (`/package.Service/Method`): the handler's third argument is grpc-js' call. */
+function methodOf(host?: ArgumentsHost): string | undefined {
+  return (host?.getArgByIndex(2) as { getPath?: () => string } | undefined)?.getPath?.();
+}

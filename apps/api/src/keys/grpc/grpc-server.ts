@@ -1,0 +1,36 @@
+import { existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { type GrpcOptions, Transport } from '@nestjs/microservices';
+
+/** The proto package and service name of the keys API (proto/credential_vault/keys/v1/keys.proto). */
+export const KEYS_GRPC_PACKAGE = 'credential_vault.keys.v1';
+export const KEYS_GRPC_SERVICE = 'KeysService';
+export const KEYS_PROTO_FILE = 'credential_vault/keys/v1/keys.proto';
+
+/**
+ * The repository's `proto/` directory: found upwards from this file, so the same code runs from
+ * the sources (tests) and from `dist/` (`npm start`), with the protos beside `dist/` or inside it.
+ */
+export function protoRoot(from = __dirname): string {
+  for (let dir = from, i = 0; i < 8; i++, dir = dirname(dir)) {
+    if (existsSync(join(dir, 'proto', KEYS_PROTO_FILE))) return join(dir, 'proto');
+  }
+  throw new Error(`gRPC is enabled but proto/${KEYS_PROTO_FILE} was not found above ${from}: ship the proto/ directory with the host`);
+}
+
+/** The gRPC server of the keys API (`app.connectMicroservice`), on `host:port`. */
+export function keysGrpcOptions(grpc: { host: string; port: number }): GrpcOptions {
+  const root = protoRoot();
+  return {
+    transport: Transport.GRPC,
+    options: {
+      package: KEYS_GRPC_PACKAGE,
+      protoPath: join(root, KEYS_PROTO_FILE),
+      url: `${grpc.host.includes(':') ? `[${grpc.host}]` : grpc.host}:${grpc.port}`,
+      // Field names as in the .proto (snake_case), enums and 64-bit numbers as strings, unset scalars as their defaults.
+      loader: { keepCase: true, longs: String, enums: String, defaults: true, includeDirs: [root] },
+      // Finish calls in flight on shutdown (the HTTP side has SHUTDOWN_TIMEOUT_MS as the backstop).
+      gracefulShutdown: true,
+    },
+  };
+}
