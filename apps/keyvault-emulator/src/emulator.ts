@@ -11,10 +11,14 @@ import { errors, KeyVaultHttpError } from './errors';
 import { FaultInjector, FaultSpec, validateFaultSpec } from './faults';
 import { assertApiVersion } from './http/api-version';
 import { parseJsonObject, readBody, send, sendError } from './http/io';
-import { matchRoute } from './http/router';
+import { isKeyOperation, matchRoute } from './http/router';
 import { KeyVaultEmulatorOptions, ResolvedOptions, resolveOptions } from './options';
-import { StorePersistence, ValueCipher } from './persistence';
+import { KeysApi } from './keys/handlers';
+import { KeyVersionRecord } from './keys/model';
+import { KeyStore } from './keys/store';
+import { KEY_FIELDS, SECRET_FIELDS, StorePersistence, ValueCipher } from './persistence';
 import { SecretsApi } from './secrets/handlers';
+import { SecretVersionRecord } from './secrets/model';
 import { SecretStore } from './secrets/store';
 import { EmulatorStats, StatsCollector } from './stats';
 import { SlidingWindowLimiter } from './throttle';
@@ -38,9 +42,9 @@ function urlHost(host: string): string {
 }
 
 /**
- * A local Azure Key Vault (secrets API) over HTTPS for development, tests and benchmarks. The
- * official SecretClient works against it unmodified except for `disableChallengeResourceVerification`
- * and trusting `caCertPem` (`tlsOptions: { ca }`).
+ * A local Azure Key Vault (secrets and keys APIs) over HTTPS for development, tests and benchmarks.
+ * The official SecretClient, KeyClient and CryptographyClient work against it unmodified except for
+ * `disableChallengeResourceVerification` and trusting `caCertPem` (`tlsOptions: { ca }`).
  */
 export class KeyVaultEmulator {
   readonly vaultUrl: string;
@@ -55,9 +59,9 @@ export class KeyVaultEmulator {
   private constructor(
     private readonly options: ResolvedOptions,
     private readonly server: Server,
-    private readonly store: SecretStore,
-    private readonly persistence: StorePersistence,
-    private readonly api: SecretsApi,
+    private readonly stores: { secrets: SecretStore; keys: KeyStore },
+    private readonly persistence: { secrets: StorePersistence<SecretVersionRecord>; keys: StorePersistence<KeyVersionRecord> },
+    private readonly apis: { secrets: SecretsApi; keys: KeysApi },
     private readonly sockets: Set<Socket>,
     private readonly authenticator: Authenticator,
     private readonly throttle: SlidingWindowLimiter | undefined,
@@ -71,7 +75,10 @@ export class KeyVaultEmulator {
     this.caCertPem = init.caCertPem;
     this.caCertPath = init.caCertPath;
     this.dataDir = init.dataDir;
-    this.sweepTimer = setInterval(() => this.store.purgeExpired(), PURGE_SWEEP_MS);
+    this.sweepTimer = setInterval(() => {
+      this.stores.secrets.purgeExpired();
+      this.stores.keys.purgeExpired();
+    }, PURGE_SWEEP_MS);
     this.sweepTimer.unref();
   }
 
@@ -82,16 +89,23 @@ export class KeyVaultEmulator {
     mkdirSync(dataDir, { recursive: true, mode: 0o700 });
     try {
       const tls = ensureTlsMaterial(dataDir, o.host);
-      const store = new SecretStore({
+      const storeOptions = {
         softDeleteRetentionDays: o.softDeleteRetentionDays,
         purgeProtection: o.purgeProtection,
         operationDelayMs: o.operationDelayMs,
         vaultName: 'emulator',
-      });
-      const persistence = new StorePersistence(dataDir, store, ValueCipher.fromDataDir(dataDir));
-      persistence.load();
-      store.purgeExpired();
-      persistence.attach();
+      };
+      const stores = { secrets: new SecretStore(storeOptions), keys: new KeyStore(storeOptions) };
+      const cipher = ValueCipher.fromDataDir(dataDir);
+      const persistence = {
+        secrets: new StorePersistence(dataDir, stores.secrets, cipher, SECRET_FIELDS),
+        keys: new StorePersistence(dataDir, stores.keys, cipher, KEY_FIELDS),
+      };
+      for (const [kind, p] of Object.entries(persistence)) {
+        p.load();
+        stores[kind as keyof typeof stores].purgeExpired();
+        p.attach();
+      }
       const authenticator = new Authenticator(o.auth);
       const throttle = o.throttle ? new SlidingWindowLimiter(o.throttle.limit, o.throttle.windowMs) : undefined;
       const faults = new FaultInjector();
@@ -124,8 +138,8 @@ export class KeyVaultEmulator {
       });
       const port = (server.address() as AddressInfo).port;
       const vaultUrl = `https://${urlHost(o.host)}:${port}`;
-      const api = new SecretsApi(store, vaultUrl);
-      const emulator = new KeyVaultEmulator(o, server, store, persistence, api, sockets, authenticator, throttle, faults, stats, ownsDataDir, {
+      const apis = { secrets: new SecretsApi(stores.secrets, vaultUrl), keys: new KeysApi(stores.keys, vaultUrl) };
+      const emulator = new KeyVaultEmulator(o, server, stores, persistence, apis, sockets, authenticator, throttle, faults, stats, ownsDataDir, {
         vaultUrl,
         port,
         caCertPem: tls.caCertPem,
@@ -166,7 +180,7 @@ export class KeyVaultEmulator {
       for (const s of this.sockets) s.destroy();
       this.server.closeAllConnections?.();
       await closed;
-      await this.persistence.close();
+      await Promise.all([this.persistence.secrets.close(), this.persistence.keys.close()]);
       if (this.ownsDataDir) rmSync(this.dataDir, { recursive: true, force: true });
     })();
     return this.stopping;
@@ -245,14 +259,10 @@ export class KeyVaultEmulator {
       if (route.kind === 'notFound') throw errors.notFoundRoute(url.pathname);
       if (route.kind === 'methodNotAllowed') throw errors.methodNotAllowed(method, url.pathname);
       const body = parseJsonObject(raw);
-      const result = this.api.handle({
-        operation: route.operation,
-        name: route.name,
-        version: route.version,
-        query: url.searchParams,
-        apiVersion,
-        body,
-      });
+      const request = { name: route.name, version: route.version, query: url.searchParams, apiVersion, body };
+      const result = isKeyOperation(route.operation)
+        ? await this.apis.keys.handle({ ...request, operation: route.operation })
+        : this.apis.secrets.handle({ ...request, operation: route.operation });
       status = result.status;
       send(req, res, result.status, result.body);
     } catch (err) {
@@ -275,7 +285,7 @@ export class KeyVaultEmulator {
     }
     const bad = (message: string) => send(req, res, 400, { error: { code: 'BadParameter', message } });
     if (path === '/_emulator/health' && method === 'GET') {
-      return send(req, res, 200, { status: 'ok', vaultUrl: this.vaultUrl, secrets: this.store.size, activeFaults: this.faults.active });
+      return send(req, res, 200, { status: 'ok', vaultUrl: this.vaultUrl, secrets: this.stores.secrets.size, keys: this.stores.keys.size, activeFaults: this.faults.active });
     }
     if (path === '/_emulator/stats' && method === 'GET') return send(req, res, 200, this.stats());
     if (path === '/_emulator/reset' && method === 'POST') {

@@ -25,33 +25,45 @@ export class KeyVaultHttpError extends Error {
   }
 }
 
+/** The two kinds of vault object the emulator serves; they share lifecycle, paging and errors. */
+export type ObjectKind = 'secret' | 'key';
+
+const title = (kind: ObjectKind) => (kind === 'secret' ? 'Secret' : 'Key');
+
 const HELP_NOT_FOUND = 'For help resolving this issue, please see https://go.microsoft.com/fwlink/?linkid=2125182';
 
 export const errors = {
   badParameter: (message: string) => new KeyVaultHttpError(400, 'BadParameter', message),
   invalidName: (name: string) => new KeyVaultHttpError(400, 'BadParameter', `The request URI contains an invalid name: ${name}`),
-  secretNotFound: (nameOrId: string) =>
+  notFound: (kind: ObjectKind, nameOrId: string) =>
     new KeyVaultHttpError(
       404,
-      'SecretNotFound',
-      `A secret with (name/id) ${nameOrId} was not found in this key vault. If you recently deleted this secret you may be able to recover it using the correct recovery command. ${HELP_NOT_FOUND}`,
+      kind === 'secret' ? 'SecretNotFound' : 'KeyNotFound',
+      `A ${kind} with (name/id) ${nameOrId} was not found in this key vault. If you recently deleted this ${kind} you may be able to recover it using the correct recovery command. ${HELP_NOT_FOUND}`,
     ),
-  deletedSecretNotFound: (name: string) => new KeyVaultHttpError(404, 'SecretNotFound', `Deleted Secret not found: ${name}`),
-  disabled: (operation = 'get') =>
-    new KeyVaultHttpError(403, 'Forbidden', `Operation ${operation} is not allowed on a disabled secret.`, 'SecretDisabled'),
-  deletedButRecoverable: (name: string) =>
+  deletedNotFound: (kind: ObjectKind, name: string) =>
+    new KeyVaultHttpError(404, kind === 'secret' ? 'SecretNotFound' : 'KeyNotFound', `Deleted ${title(kind)} not found: ${name}`),
+  disabled: (kind: ObjectKind, operation = 'get') =>
+    new KeyVaultHttpError(403, 'Forbidden', `Operation ${operation} is not allowed on a disabled ${kind}.`, kind === 'secret' ? 'SecretDisabled' : 'KeyDisabled'),
+  deletedButRecoverable: (kind: ObjectKind, name: string) =>
     new KeyVaultHttpError(
       409,
       'Conflict',
-      `Secret ${name} is currently in a deleted but recoverable state, and its name cannot be reused; in this state, the secret can only be recovered or purged.`,
+      `${title(kind)} ${name} is currently in a deleted but recoverable state, and its name cannot be reused; in this state, the ${kind} can only be recovered or purged.`,
       'ObjectIsDeletedButRecoverable',
     ),
-  beingDeleted: (name: string) =>
-    new KeyVaultHttpError(409, 'Conflict', `Secret ${name} is currently being deleted.`, 'ObjectIsBeingDeleted'),
-  beingRecovered: (name: string) =>
-    new KeyVaultHttpError(409, 'Conflict', `Secret ${name} is currently being recovered.`, 'ObjectIsBeingRecovered'),
-  alreadyExists: (name: string) =>
-    new KeyVaultHttpError(409, 'Conflict', `Secret ${name} already exists in this vault; restore is not allowed over an existing secret.`),
+  beingDeleted: (kind: ObjectKind, name: string) =>
+    new KeyVaultHttpError(409, 'Conflict', `${title(kind)} ${name} is currently being deleted.`, 'ObjectIsBeingDeleted'),
+  beingRecovered: (kind: ObjectKind, name: string) =>
+    new KeyVaultHttpError(409, 'Conflict', `${title(kind)} ${name} is currently being recovered.`, 'ObjectIsBeingRecovered'),
+  alreadyExists: (kind: ObjectKind, name: string) =>
+    new KeyVaultHttpError(409, 'Conflict', `${title(kind)} ${name} already exists in this vault; restore is not allowed over an existing ${kind}.`),
+  keyOperationForbidden: (operation: string) =>
+    new KeyVaultHttpError(403, 'Forbidden', `Operation ${operation} is not permitted on this key.`, 'KeyOperationForbidden'),
+  keyExpired: (operation: string) =>
+    new KeyVaultHttpError(403, 'Forbidden', `Operation ${operation} is not allowed on an expired key.`, 'KeyExpired'),
+  keyNotYetValid: (operation: string) =>
+    new KeyVaultHttpError(403, 'Forbidden', `Operation ${operation} is not allowed on a key that is not yet valid.`, 'KeyNotYetValid'),
   purgeProtected: (vault: string) =>
     new KeyVaultHttpError(
       403,
@@ -59,11 +71,11 @@ export const errors = {
       `Operation "purge" is not allowed because purge protection is enabled for this vault. Key Vault service will automatically purge it after the retention period has passed.\r\nVault: ${vault};location=local`,
     ),
   corruptBackup: () => new KeyVaultHttpError(400, 'BadParameter', 'Backup blob contains invalid or corrupt version.'),
-  tooManyVersionsForBackup: (name: string, count: number) =>
+  tooManyVersionsForBackup: (kind: ObjectKind, name: string, count: number) =>
     new KeyVaultHttpError(
       400,
       'BadParameter',
-      `Secret ${name} has ${count} versions; backup of an object with more than 500 versions is not supported.`,
+      `${title(kind)} ${name} has ${count} versions; backup of an object with more than 500 versions is not supported.`,
     ),
   unauthorized: (message = 'AKV10000: Request is missing a Bearer or PoP token.') => new KeyVaultHttpError(401, 'Unauthorized', message),
   throttled: (retryAfterSeconds: number) =>

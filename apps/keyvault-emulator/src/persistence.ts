@@ -1,10 +1,11 @@
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
 import { promises as fsp, existsSync, readFileSync, writeFileSync, chmodSync } from 'node:fs';
 import { join } from 'node:path';
-import { SecretRecord, SecretVersionRecord } from './secrets/model';
-import { SecretStore } from './secrets/store';
+import { ObjectRecord, VersionBase } from './objects/model';
+import { VaultObjectStore } from './objects/store';
 
 export const STORE_FILE = 'secrets.json';
+export const KEYS_FILE = 'keys.json';
 export const STORE_KEY_FILE = 'store.key';
 const FORMAT = 1;
 
@@ -45,10 +46,22 @@ export class ValueCipher {
   }
 }
 
-interface StoredVersion extends Omit<SecretVersionRecord, 'value'> {
-  enc: string;
+/** Which string field of a version is sensitive (encrypted at rest) and how its AAD is formed. */
+export interface SealedField<V> {
+  file: string;
+  field: keyof V & string;
+  /** AAD prefix, so a key's ciphertext cannot be swapped in for a secret's. */
+  aadPrefix: string;
 }
-interface StoredRecord extends Omit<SecretRecord, 'versions' | 'visibleAt'> {
+
+/** Secrets: the value, AAD `<name>/<version>` (the format of the first release). */
+export const SECRET_FIELDS: SealedField<{ value: string }> = { file: STORE_FILE, field: 'value', aadPrefix: '' };
+
+/** Keys: the private key (PKCS#8 PEM), AAD `key:<name>/<version>`. */
+export const KEY_FIELDS: SealedField<{ privateKey: string }> = { file: KEYS_FILE, field: 'privateKey', aadPrefix: 'key:' };
+
+type StoredVersion = Record<string, unknown> & { enc: string };
+interface StoredRecord extends Omit<ObjectRecord<VersionBase>, 'versions' | 'visibleAt'> {
   versions: StoredVersion[];
 }
 interface StoredFile {
@@ -57,16 +70,15 @@ interface StoredFile {
   records: StoredRecord[];
 }
 
-const aadOf = (name: string, version: string) => `${name.toLowerCase()}/${version}`;
-
 /**
- * Keeps `<dataDir>/secrets.json` in step with the store: every change schedules a debounced
- * snapshot, written to a temp file, fsynced and renamed over the old one (a crash leaves either
- * the old or the new file, never a torn one). Values are encrypted once per version and cached.
+ * Keeps `<dataDir>/<file>` in step with a store: every change schedules a debounced snapshot,
+ * written to a temp file, fsynced and renamed over the old one (a crash leaves either the old or
+ * the new file, never a torn one). The sensitive field (a secret's value, a key's private key) is
+ * encrypted once per version and cached; it never reaches the disk in plaintext.
  */
-export class StorePersistence {
+export class StorePersistence<V extends VersionBase = VersionBase> {
   private readonly path: string;
-  private readonly encCache = new WeakMap<SecretVersionRecord, string>();
+  private readonly encCache = new WeakMap<V, string>();
   private timer: NodeJS.Timeout | undefined;
   private dirty = false;
   private writing: Promise<void> | null = null;
@@ -75,11 +87,16 @@ export class StorePersistence {
 
   constructor(
     private readonly dataDir: string,
-    private readonly store: SecretStore,
+    private readonly store: VaultObjectStore<V>,
     private readonly cipher: ValueCipher,
+    private readonly sealed: SealedField<V>,
     private readonly debounceMs = 50,
   ) {
-    this.path = join(dataDir, STORE_FILE);
+    this.path = join(dataDir, sealed.file);
+  }
+
+  private aadOf(name: string, version: string): string {
+    return `${this.sealed.aadPrefix}${name.toLowerCase()}/${version}`;
   }
 
   /** Loads the file into the store (no file → empty store). Throws if the file cannot be decrypted. */
@@ -87,11 +104,11 @@ export class StorePersistence {
     if (!existsSync(this.path)) return 0;
     const file = JSON.parse(readFileSync(this.path, 'utf8')) as StoredFile;
     if (file.format !== FORMAT) throw new Error(`Unsupported store format ${String(file.format)} in ${this.path}`);
-    const records: SecretRecord[] = file.records.map((r) => ({
+    const records: ObjectRecord<V>[] = file.records.map((r) => ({
       ...r,
       visibleAt: 0,
       versions: r.versions.map(({ enc, ...v }) => {
-        const version: SecretVersionRecord = { ...v, value: this.cipher.decrypt(enc, aadOf(r.name, v.version)) };
+        const version = { ...v, [this.sealed.field]: this.cipher.decrypt(enc, this.aadOf(r.name, String(v.version))) } as unknown as V;
         this.encCache.set(version, enc);
         return version;
       }),
@@ -150,13 +167,14 @@ export class StorePersistence {
     return JSON.stringify(file);
   }
 
-  private sealVersion(name: string, version: SecretVersionRecord): StoredVersion {
+  private sealVersion(name: string, version: V): StoredVersion {
     let enc = this.encCache.get(version);
     if (!enc) {
-      enc = this.cipher.encrypt(version.value, aadOf(name, version.version));
+      enc = this.cipher.encrypt(String(version[this.sealed.field]), this.aadOf(name, version.version));
       this.encCache.set(version, enc);
     }
-    const { value: _value, ...meta } = version;
+    const meta: Record<string, unknown> = { ...(version as unknown as Record<string, unknown>) };
+    delete meta[this.sealed.field];
     return { ...meta, enc };
   }
 

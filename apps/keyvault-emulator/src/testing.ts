@@ -1,3 +1,4 @@
+import { CryptographyClient, KeyClient, KeyVaultKey } from '@azure/keyvault-keys';
 import { SecretClient } from '@azure/keyvault-secrets';
 import { request } from 'node:https';
 import { emulatorCredential } from './credential';
@@ -14,12 +15,45 @@ export interface EmulatorLike {
  */
 export function emulatorSecretClient(
   emu: EmulatorLike,
-  opts: { token?: string; maxRetries?: number; serviceVersion?: string } = {},
+  opts: EmulatorClientOptions = {},
 ): SecretClient {
   return new SecretClient(emu.vaultUrl, emulatorCredential(opts.token), {
+    ...clientOptions(emu, opts),
+    ...(opts.serviceVersion ? { serviceVersion: opts.serviceVersion as '7.6' } : {}),
+  });
+}
+
+export interface EmulatorClientOptions {
+  token?: string;
+  maxRetries?: number;
+  serviceVersion?: string;
+}
+
+/** The pipeline options every official Key Vault client needs against the emulator. */
+function clientOptions(emu: EmulatorLike, opts: EmulatorClientOptions) {
+  return {
     disableChallengeResourceVerification: true,
     tlsOptions: { ca: emu.caCertPem },
     retryOptions: { maxRetries: opts.maxRetries ?? 3, retryDelayInMs: 20, maxRetryDelayInMs: 200 },
+  };
+}
+
+/** A KeyClient (`@azure/keyvault-keys`) for the emulator, unmodified but for the CA and the challenge check. */
+export function emulatorKeyClient(emu: EmulatorLike, opts: EmulatorClientOptions = {}): KeyClient {
+  return new KeyClient(emu.vaultUrl, emulatorCredential(opts.token), {
+    ...clientOptions(emu, opts),
+    ...(opts.serviceVersion ? { serviceVersion: opts.serviceVersion as '7.6' } : {}),
+  });
+}
+
+/**
+ * A CryptographyClient for a key of the emulator, from its id (the client GETs the key first) or
+ * from a KeyVaultKey. Like against Azure, it verifies, encrypts and wraps locally when it holds
+ * the public key and the key's key_ops allow it; sign, decrypt and unwrap always go to the vault.
+ */
+export function emulatorCryptographyClient(emu: EmulatorLike, keyIdOrKey: string | KeyVaultKey, opts: EmulatorClientOptions = {}): CryptographyClient {
+  return new CryptographyClient(keyIdOrKey, emulatorCredential(opts.token), {
+    ...clientOptions(emu, opts),
     ...(opts.serviceVersion ? { serviceVersion: opts.serviceVersion as '7.6' } : {}),
   });
 }

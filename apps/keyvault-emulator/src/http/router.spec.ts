@@ -27,9 +27,44 @@ describe('matchRoute', () => {
     expect(op('GET', '/secrets/restore')).toEqual(['getSecret', 'restore', undefined]);
   });
 
+  it('maps the keys REST API, including crypto operations on the current version (empty version)', () => {
+    const v = '0123456789abcdef0123456789abcdef';
+    expect(op('POST', '/keys/a/create')).toEqual(['createKey', 'a', undefined]);
+    expect(op('GET', '/keys/a')).toEqual(['getKey', 'a', undefined]);
+    expect(op('GET', '/keys/a/')).toEqual(['getKey', 'a', '']);
+    expect(op('GET', `/keys/a/${v}`)).toEqual(['getKey', 'a', v]);
+    expect(op('PATCH', `/keys/a/${v}`)).toEqual(['updateKey', 'a', v]);
+    expect(op('PATCH', '/keys/a/')).toEqual(['updateKey', 'a', '']);
+    expect(op('GET', '/keys')).toEqual(['listKeys', undefined, undefined]);
+    expect(op('GET', '/keys/a/versions')).toEqual(['listKeyVersions', 'a', undefined]);
+    expect(op('DELETE', '/keys/a')).toEqual(['deleteKey', 'a', undefined]);
+    expect(op('POST', '/keys/a/rotate')).toEqual(['rotateKey', 'a', undefined]);
+    expect(op('POST', '/keys/a/backup')).toEqual(['backupKey', 'a', undefined]);
+    expect(op('POST', '/keys/restore')).toEqual(['restoreKey', undefined, undefined]);
+    expect(op('GET', '/deletedkeys')).toEqual(['listDeletedKeys', undefined, undefined]);
+    expect(op('GET', '/deletedkeys/a')).toEqual(['getDeletedKey', 'a', undefined]);
+    expect(op('DELETE', '/deletedkeys/a')).toEqual(['purgeDeletedKey', 'a', undefined]);
+    expect(op('POST', '/deletedkeys/a/recover')).toEqual(['recoverDeletedKey', 'a', undefined]);
+    for (const [path, name] of [
+      ['sign', 'sign'],
+      ['verify', 'verify'],
+      ['encrypt', 'encrypt'],
+      ['decrypt', 'decrypt'],
+      ['wrapkey', 'wrapKey'],
+      ['unwrapkey', 'unwrapKey'],
+    ]) {
+      expect(op('POST', `/keys/a/${v}/${path}`)).toEqual([name, 'a', v]);
+      expect(op('POST', `/keys/a//${path}`)).toEqual([name, 'a', '']);
+    }
+    expect(op('GET', `/keys/a/${v}/sign`)).toEqual(['methodNotAllowed']);
+    expect(op('POST', `/keys/a/${v}/launch`)).toEqual(['notFound']);
+    expect(op('POST', `/keys/a/${v}/sign/x`)).toEqual(['notFound']);
+    expect(op('PUT', '/keys/a/create')).toEqual(['methodNotAllowed']);
+  });
+
   it('decodes percent-encoded names and rejects unknown paths and methods', () => {
     expect(op('GET', '/secrets/a%20b')).toEqual(['getSecret', 'a b', undefined]);
-    expect(op('GET', '/keys/a')).toEqual(['notFound']);
+    expect(op('GET', '/certificates/a')).toEqual(['notFound']);
     expect(op('POST', '/secrets/a')).toEqual(['methodNotAllowed']);
     expect(op('GET', '/secrets/a/b/c')).toEqual(['notFound']);
     expect(op('GET', '/secrets/%E0%A4%A')).toEqual(['notFound']);

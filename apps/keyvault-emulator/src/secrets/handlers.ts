@@ -1,27 +1,15 @@
-import { errors } from '../errors';
-import { OperationName } from '../http/router';
+import { backupBlobOf } from '../objects/backup';
+import { SecretOperationName } from '../http/router';
+import { ApiRequest as Request, ApiResponse, baseAttributes, deletedFields, nextLink, ok, skipTokenOf } from '../objects/render';
 import { decodeBackup, encodeBackup } from './backup';
 import { SecretRecord, SecretVersionRecord, latestVersion } from './model';
-import { decodeSkipToken, encodeSkipToken, paginate, parseMaxResults } from './paging';
+import { paginate, parseMaxResults } from '../objects/paging';
 import { SecretStore } from './store';
 import { assertContentType, assertSecretName, assertTags, assertValue, parseAttributes } from './validation';
 
-export interface ApiRequest {
-  operation: OperationName;
-  name?: string;
-  version?: string;
-  query: URLSearchParams;
-  apiVersion: string;
-  /** Parsed JSON body ({} when empty). */
-  body: Record<string, unknown>;
-}
-
-export interface ApiResponse {
-  status: number;
-  body?: unknown;
-}
-
 /** Renders store records in the Key Vault REST shapes and implements each secrets operation. */
+type ApiRequest = Request<SecretOperationName>;
+
 export class SecretsApi {
   constructor(
     private readonly store: SecretStore,
@@ -81,10 +69,7 @@ export class SecretsApi {
   }
 
   private restoreSecret(req: ApiRequest): ApiResponse {
-    const raw = req.body.value;
-    if (typeof raw !== 'string' || raw.length === 0) throw errors.badParameter('The property "value" (the backup blob) is required.');
-    if (!/^[A-Za-z0-9_\-+/=]+$/.test(raw)) throw errors.corruptBackup();
-    const record = this.store.restore(decodeBackup(Buffer.from(raw, 'base64url')));
+    const record = this.store.restore(decodeBackup(backupBlobOf(req.body)));
     return ok(this.bundle(record, latestVersion(record), false));
   }
 
@@ -115,9 +100,7 @@ export class SecretsApi {
     const page = paginate(this.store.listDeleted(), (r) => r.name.toLowerCase(), pageSize, marker);
     return {
       value: page.items.map((r) => ({
-        recoveryId: `${this.vaultUrl}/deletedsecrets/${r.name}`,
-        deletedDate: r.deletedDate,
-        scheduledPurgeDate: r.scheduledPurgeDate,
+        ...deletedFields(this.vaultUrl, 'deletedsecrets', r),
         ...this.item(r, latestVersion(r), `${this.vaultUrl}/secrets/${r.name}`),
       })),
       nextLink: this.nextLink('/deletedsecrets', req, pageSize, page.nextMarker),
@@ -125,20 +108,11 @@ export class SecretsApi {
   }
 
   private nextLink(path: string, req: ApiRequest, pageSize: number, marker: string | undefined): string | null {
-    if (marker === undefined) return null;
-    // Same layout as Azure: ...?api-version=X&$skiptoken=<token>&maxresults=N (the token is base64url)
-    return `${this.vaultUrl}${path}?api-version=${encodeURIComponent(req.apiVersion)}&$skiptoken=${encodeSkipToken(marker)}&maxresults=${pageSize}`;
+    return nextLink(this.vaultUrl, path, req.apiVersion, pageSize, marker);
   }
 
   private attributes(v: SecretVersionRecord) {
-    const a: Record<string, unknown> = { enabled: v.enabled };
-    if (v.nbf !== undefined) a.nbf = v.nbf;
-    if (v.exp !== undefined) a.exp = v.exp;
-    a.created = v.created;
-    a.updated = v.updated;
-    a.recoveryLevel = this.store.recoveryLevel;
-    a.recoverableDays = this.store.recoverableDays;
-    return a;
+    return baseAttributes(v, this.store);
   }
 
   private item(record: SecretRecord, v: SecretVersionRecord, id: string) {
@@ -160,19 +134,8 @@ export class SecretsApi {
 
   private deletedBundle(record: SecretRecord) {
     return {
-      recoveryId: `${this.vaultUrl}/deletedsecrets/${record.name}`,
-      deletedDate: record.deletedDate,
-      scheduledPurgeDate: record.scheduledPurgeDate,
+      ...deletedFields(this.vaultUrl, 'deletedsecrets', record),
       ...this.bundle(record, latestVersion(record), false),
     };
   }
-}
-
-function ok(body: unknown): ApiResponse {
-  return { status: 200, body };
-}
-
-function skipTokenOf(query: URLSearchParams): string | undefined {
-  const token = query.get('$skiptoken');
-  return token ? decodeSkipToken(token) : undefined;
 }

@@ -1,24 +1,18 @@
 import { errors } from '../errors';
 
-/** Key Vault object names: 1-127 characters of `0-9a-zA-Z-`. */
-export const SECRET_NAME_PATTERN = /^[0-9a-zA-Z-]{1,127}$/;
+export {
+  assertObjectName as assertSecretName,
+  assertTags,
+  isValidObjectName as isValidSecretName,
+  MAX_BACKUP_VERSIONS,
+  parseAttributes,
+  VERSION_PATTERN,
+} from '../objects/validation';
+export type { AttributesInput } from '../objects/validation';
+
 /** Secret values are stored as octets, at most 25 KB (25,600 bytes as UTF-8). */
 export const MAX_VALUE_BYTES = 25 * 1024;
-export const MAX_TAGS = 15;
-export const MAX_TAG_NAME_LENGTH = 512;
-export const MAX_TAG_VALUE_LENGTH = 512;
 export const MAX_CONTENT_TYPE_LENGTH = 255;
-/** Key Vault refuses to back up an object with more than this many versions. */
-export const MAX_BACKUP_VERSIONS = 500;
-export const VERSION_PATTERN = /^[0-9a-f]{32}$/;
-
-export function isValidSecretName(name: string): boolean {
-  return SECRET_NAME_PATTERN.test(name);
-}
-
-export function assertSecretName(name: string): void {
-  if (!isValidSecretName(name)) throw errors.invalidName(name);
-}
 
 export function assertValue(value: unknown): asserts value is string {
   if (typeof value !== 'string') throw errors.badParameter('The property "value" is required and must be a string.');
@@ -35,43 +29,3 @@ export function assertContentType(contentType: unknown): asserts contentType is 
   }
 }
 
-export function assertTags(tags: unknown): asserts tags is Record<string, string> | undefined | null {
-  if (tags === undefined || tags === null) return;
-  if (typeof tags !== 'object' || Array.isArray(tags)) throw errors.badParameter('The property "tags" must be an object of strings.');
-  const entries = Object.entries(tags as Record<string, unknown>);
-  if (entries.length > MAX_TAGS) throw errors.badParameter(`The number of tags (${entries.length}) exceeds the maximum of ${MAX_TAGS}.`);
-  for (const [key, value] of entries) {
-    if (typeof value !== 'string') throw errors.badParameter(`Tag "${key.slice(0, 64)}" must have a string value.`);
-    if (key.length === 0 || key.length > MAX_TAG_NAME_LENGTH) {
-      throw errors.badParameter(`Tag names must be 1 to ${MAX_TAG_NAME_LENGTH} characters.`);
-    }
-    if (value.length > MAX_TAG_VALUE_LENGTH) {
-      throw errors.badParameter(`Tag "${key.slice(0, 64)}" value exceeds the maximum length of ${MAX_TAG_VALUE_LENGTH} characters.`);
-    }
-  }
-}
-
-export interface AttributesInput {
-  enabled?: boolean;
-  nbf?: number;
-  exp?: number;
-}
-
-/** Validates the `attributes` object of a set/update body (unknown properties are ignored, as Azure does). */
-export function parseAttributes(raw: unknown): AttributesInput {
-  if (raw === undefined || raw === null) return {};
-  if (typeof raw !== 'object' || Array.isArray(raw)) throw errors.badParameter('The property "attributes" must be an object.');
-  const a = raw as Record<string, unknown>;
-  const out: AttributesInput = {};
-  if (a.enabled !== undefined && a.enabled !== null) {
-    if (typeof a.enabled !== 'boolean') throw errors.badParameter('The attribute "enabled" must be a boolean.');
-    out.enabled = a.enabled;
-  }
-  for (const key of ['nbf', 'exp'] as const) {
-    const v = a[key];
-    if (v === undefined || v === null) continue;
-    if (typeof v !== 'number' || !Number.isFinite(v)) throw errors.badParameter(`The attribute "${key}" must be a unix time in seconds.`);
-    out[key] = Math.trunc(v);
-  }
-  return out;
-}

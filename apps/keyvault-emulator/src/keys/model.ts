@@ -1,0 +1,30 @@
+import { ObjectRecord, VersionBase } from '../objects/model';
+
+export const KEY_TYPES = ['RSA', 'RSA-HSM', 'EC', 'EC-HSM'] as const;
+export type KeyType = (typeof KEY_TYPES)[number];
+
+/** JSON Web Key operations as Key Vault names them (`key_ops`). */
+export const KEY_OPERATIONS = ['encrypt', 'decrypt', 'sign', 'verify', 'wrapKey', 'unwrapKey', 'import', 'export'] as const;
+export type KeyOperation = (typeof KEY_OPERATIONS)[number];
+
+/** The public members of the JWK, base64url (RSA: n, e; EC: crv, x, y). */
+export interface PublicJwk {
+  n?: string;
+  e?: string;
+  crv?: string;
+  x?: string;
+  y?: string;
+}
+
+/** One version of a key: its public part is rendered, its private key never leaves the vault. */
+export interface KeyVersionRecord extends VersionBase {
+  kty: KeyType;
+  keyOps: KeyOperation[];
+  publicJwk: PublicJwk;
+  /** PKCS#8 PEM; encrypted at rest, never in a response, a log or an error. */
+  privateKey: string;
+}
+
+export type KeyRecord = ObjectRecord<KeyVersionRecord>;
+
+export const isRsa = (kty: KeyType) => kty === 'RSA' || kty === 'RSA-HSM';

@@ -1,0 +1,57 @@
+import { errors } from '../errors';
+import { Found as FoundOf, ObjectStoreOptions, UpdateInput, VaultObjectStore } from '../objects/store';
+import { GeneratedKey } from './crypto';
+import { KeyOperation, KeyType, KeyVersionRecord } from './model';
+
+export type Found = FoundOf<KeyVersionRecord>;
+
+export interface CreateKeyInput extends UpdateInput {
+  kty: KeyType;
+  keyOps: KeyOperation[];
+}
+
+export interface UpdateKeyInput extends UpdateInput {
+  keyOps?: KeyOperation[];
+}
+
+/** Which nbf/exp checks a crypto operation is subject to (Azure: encrypt, sign, wrapKey). */
+export type UseCheck = { operation: string; keyOp: KeyOperation; honoursValidity: boolean };
+
+/** The keys of one vault: a create or rotate adds a version holding a new key pair. */
+export class KeyStore extends VaultObjectStore<KeyVersionRecord> {
+  constructor(options: ObjectStoreOptions) {
+    super('key', options);
+  }
+
+  /** Fails early (409) when the name cannot take a new version, before a key pair is generated. */
+  assertCanAddVersion(name: string): void {
+    this.assertWritable(this.lookup(name));
+  }
+
+  create(name: string, input: CreateKeyInput, material: GeneratedKey): Found {
+    return this.addVersion(name, { ...this.baseVersion(input), kty: input.kty, keyOps: [...input.keyOps], ...material });
+  }
+
+  override update(name: string, version: string | undefined, input: UpdateKeyInput): Found {
+    return super.update(name, version, input, (v) => {
+      if (input.keyOps !== undefined) v.keyOps = [...input.keyOps];
+    });
+  }
+
+  /**
+   * The version a crypto operation uses: 404 if unknown, 403 if disabled, not permitted by its
+   * key_ops, or (encrypt, sign, wrapKey only, as in Azure) outside its nbf..exp window.
+   */
+  usable(name: string, version: string | undefined, use: UseCheck): Found {
+    const found = this.get(name, version);
+    const v = found.version;
+    if (!v.enabled) throw errors.disabled('key', use.operation);
+    if (!v.keyOps.includes(use.keyOp)) throw errors.keyOperationForbidden(use.operation);
+    if (use.honoursValidity) {
+      const nowSec = Math.floor(this.now() / 1000);
+      if (v.nbf !== undefined && nowSec < v.nbf) throw errors.keyNotYetValid(use.operation);
+      if (v.exp !== undefined && nowSec >= v.exp) throw errors.keyExpired(use.operation);
+    }
+    return found;
+  }
+}

@@ -1,0 +1,85 @@
+import { errors } from '../errors';
+import { assertTags, parseAttributes } from '../objects/validation';
+import { ENCRYPTION_ALGORITHMS, EncryptionAlgorithm, KeyShape, RSA_KEY_SIZES, SIGNATURE_ALGORITHMS, SignatureAlgorithm } from './crypto';
+import { CURVES, Curve } from './ecdsa';
+import { isRsa, KEY_OPERATIONS, KEY_TYPES, KeyOperation, KeyType } from './model';
+import { CreateKeyInput, UpdateKeyInput } from './store';
+
+/** Azure's defaults when `key_ops` is omitted (as recorded from the service). */
+const DEFAULT_KEY_OPS: Record<'RSA' | 'EC', KeyOperation[]> = {
+  RSA: ['encrypt', 'decrypt', 'sign', 'verify', 'wrapKey', 'unwrapKey'],
+  EC: ['sign', 'verify'],
+};
+
+const has = <T extends string>(list: readonly T[], v: unknown): v is T => typeof v === 'string' && (list as readonly string[]).includes(v);
+
+function parseKeyOps(raw: unknown): KeyOperation[] | undefined {
+  if (raw === undefined || raw === null) return undefined;
+  if (!Array.isArray(raw)) throw errors.badParameter('The property "key_ops" must be an array of key operations.');
+  for (const o of raw) {
+    if (!has(KEY_OPERATIONS, o)) throw errors.badParameter(`Invalid key operation: ${String(o).slice(0, 32)}. Valid: ${KEY_OPERATIONS.join(', ')}.`);
+  }
+  return raw as KeyOperation[];
+}
+
+/** The body of POST /keys/{name}/create. */
+export function parseCreateKey(body: Record<string, unknown>): { input: CreateKeyInput; shape: KeyShape } {
+  const { kty, key_size: keySize, crv, public_exponent: publicExponent, key_ops: keyOps, tags, attributes } = body;
+  if (kty === undefined || kty === null) throw errors.badParameter('The property "kty" is required.');
+  if (!has(KEY_TYPES, kty)) {
+    throw errors.badParameter(`Key type ${String(kty).slice(0, 16)} is not supported by this vault; use one of ${KEY_TYPES.join(', ')}.`);
+  }
+  assertTags(tags);
+  const shape: KeyShape = { kty };
+  if (isRsa(kty)) {
+    if (keySize !== undefined && keySize !== null && !RSA_KEY_SIZES.includes(keySize as 2048)) {
+      throw errors.badParameter(`Invalid key size ${String(keySize).slice(0, 16)} for an RSA key: use ${RSA_KEY_SIZES.join(', ')}.`);
+    }
+    shape.keySize = (keySize as number | undefined) ?? 2048;
+    if (publicExponent !== undefined && publicExponent !== null) {
+      const e = publicExponent as number;
+      if (!Number.isInteger(e) || e < 3 || e % 2 === 0 || e > 0x7fffffff) throw errors.badParameter('The property "public_exponent" must be an odd integer >= 3.');
+      shape.publicExponent = e;
+    }
+  } else {
+    const curve = crv ?? 'P-256';
+    if (!has(Object.keys(CURVES) as Curve['crv'][], curve)) {
+      throw errors.badParameter(`Invalid curve ${String(curve).slice(0, 16)}: use one of ${Object.keys(CURVES).join(', ')}.`);
+    }
+    shape.crv = curve;
+  }
+  const family: 'RSA' | 'EC' = isRsa(kty) ? 'RSA' : 'EC';
+  return {
+    shape,
+    input: { kty: kty as KeyType, keyOps: parseKeyOps(keyOps) ?? DEFAULT_KEY_OPS[family], tags, attributes: parseAttributes(attributes) },
+  };
+}
+
+/** The body of PATCH /keys/{name}/{version}. */
+export function parseUpdateKey(body: Record<string, unknown>): UpdateKeyInput {
+  const { key_ops: keyOps, tags, attributes } = body;
+  assertTags(tags);
+  return { keyOps: parseKeyOps(keyOps), tags, attributes: parseAttributes(attributes) };
+}
+
+/** A required base64url property of a crypto request (the SDKs send it unpadded). */
+export function base64urlProperty(body: Record<string, unknown>, property: string): Buffer {
+  const v = body[property];
+  if (typeof v !== 'string') throw errors.badParameter(`The property "${property}" is required and must be a base64url string.`);
+  if (!/^[A-Za-z0-9_-]*={0,2}$/.test(v)) throw errors.badParameter(`The property "${property}" is not valid base64url.`);
+  return Buffer.from(v, 'base64url');
+}
+
+export function signatureAlgorithm(body: Record<string, unknown>): SignatureAlgorithm {
+  if (!has(Object.keys(SIGNATURE_ALGORITHMS) as SignatureAlgorithm[], body.alg)) {
+    throw errors.badParameter(`Invalid signature algorithm ${String(body.alg).slice(0, 16)}: use one of ${Object.keys(SIGNATURE_ALGORITHMS).join(', ')}.`);
+  }
+  return body.alg;
+}
+
+export function encryptionAlgorithm(body: Record<string, unknown>): EncryptionAlgorithm {
+  if (!has(Object.keys(ENCRYPTION_ALGORITHMS) as EncryptionAlgorithm[], body.alg)) {
+    throw errors.badParameter(`Invalid encryption algorithm ${String(body.alg).slice(0, 16)}: use one of ${Object.keys(ENCRYPTION_ALGORITHMS).join(', ')}.`);
+  }
+  return body.alg;
+}
