@@ -14,6 +14,7 @@ import { CoreModule } from './core.module';
 import { CredentialsHttpModule } from './credentials/credentials-http.module';
 import { databaseOptions } from './database/database.options';
 import { initializeWithMigrations } from './database/migrate-on-start';
+import { KeysHttpModule } from './keys/keys-http.module';
 import { HealthModule } from './health/health.module';
 import { AllExceptionsFilter } from './http/all-exceptions.filter';
 import { loggingOptions } from './logging/logging.options';
@@ -52,6 +53,7 @@ export class AppModule {
         CredentialsHttpModule,
         OAuthHttpModule,
         RotationHttpModule,
+        KeysHttpModule,
         HealthModule,
       ],
       controllers: [MetricsController],

@@ -12,6 +12,8 @@ import * as migration from '@app/migration';
 import { MigrationErrorCode } from '@app/migration';
 import * as rotation from '@app/rotation';
 import { NotificationErrorCode, RotationErrorCode, WebhookSecretErrorCode } from '@app/rotation';
+import * as keys from '@app/keys';
+import { KeysErrorCode } from '@app/keys';
 import { httpStatusForCode, statusForError } from './error-status';
 
 /** Every lib's code enum, one per registered range: a new range does not compile until it is listed. */
@@ -25,6 +27,7 @@ const CODE_ENUMS: Record<ErrorCodeRangeName, Record<string, string | number>> = 
   jobs: ScheduledJobErrorCode,
   migration: MigrationErrorCode,
   lock: LockErrorCode,
+  keys: KeysErrorCode,
 };
 
 function err(code: number, severity: ErrorSeverity, name = 'SomeError'): CredentialVaultError {
@@ -52,6 +55,7 @@ const EXPECTED: Record<number, number> = {
   7001: 500,
   8001: 500, 8002: 502, 8003: 422, 8004: 422, 8005: 500, 8006: 409,
   9001: 503,
+  10001: 400, 10002: 400, 10003: 400, 10004: 409, 10005: 400, 10006: 500, 10007: 400,
 };
 
 describe('statusForError', () => {
@@ -93,12 +97,16 @@ const SAMPLE_ARGS: Record<string, unknown[]> = {
 /** One instance of every error a lib exports (KeyVaultError: one per code), found by walking the exports. */
 function everyExportedError(): CredentialVaultError[] {
   const out: CredentialVaultError[] = [];
-  for (const lib of [common, keyVault, credentials, audit, oauthRefresh, rotation, migration] as Record<string, unknown>[]) {
+  for (const lib of [common, keyVault, credentials, audit, oauthRefresh, rotation, migration, keys] as Record<string, unknown>[]) {
     for (const value of Object.values(lib)) {
       if (typeof value !== 'function' || !(value.prototype instanceof CredentialVaultError)) continue;
       const ctor = value as new (...args: unknown[]) => CredentialVaultError;
       if (ctor === KeyVaultError) {
         for (const code of enumCodes(KeyVaultErrorCode)) out.push(new KeyVaultError(code, 'm', { operation: 'getSecret' }));
+        continue;
+      }
+      if (ctor === keys.KeysError) {
+        for (const code of enumCodes(KeysErrorCode)) out.push(new keys.KeysError(code, 'm'));
         continue;
       }
       let instance: CredentialVaultError;

@@ -13,6 +13,7 @@ import { AUDIT_ERROR_HTTP_STATUS } from '@app/audit';
 import { OAUTH_REFRESH_ERROR_HTTP_STATUS } from '@app/oauth-refresh';
 import { MIGRATION_ERROR_HTTP_STATUS } from '@app/migration';
 import { NOTIFICATION_ERROR_HTTP_STATUS, ROTATION_ERROR_HTTP_STATUS, WEBHOOK_SECRET_ERROR_HTTP_STATUS } from '@app/rotation';
+import { KEYS_ERROR_HTTP_STATUS } from '@app/keys';
 
 /**
  * The one place where typed lib errors become HTTP statuses. Each lib owns its table (keyed by its
@@ -30,6 +31,7 @@ export const ERROR_HTTP_STATUS_TABLES: Record<ErrorCodeRangeName, Readonly<Recor
   jobs: SCHEDULED_JOB_ERROR_HTTP_STATUS,
   migration: MIGRATION_ERROR_HTTP_STATUS,
   lock: LOCK_ERROR_HTTP_STATUS,
+  keys: KEYS_ERROR_HTTP_STATUS,
 };
 
 const BY_CODE = composeTables(ERROR_HTTP_STATUS_TABLES);

@@ -1,0 +1,204 @@
+import { Body, Controller, Delete, Get, Header, HttpCode, Param, Patch, Post, Query } from '@nestjs/common';
+import { ApiBearerAuth, ApiOperation, ApiSecurity, ApiTags } from '@nestjs/swagger';
+import type { OperationContext } from '@app/common';
+import { KeysService, type KeyPage, type KeyProperties } from '@app/keys';
+import { RequireScopes } from '../auth/auth.decorators';
+import { OpContext } from '../auth/operation-context.decorator';
+import { Scope } from '../auth/scopes';
+import {
+  CreateKeyDto,
+  DecryptDto,
+  EncryptDto,
+  ListKeysQueryDto,
+  PageQueryDto,
+  RestoreKeyDto,
+  SignDto,
+  UnwrapKeyDto,
+  UpdateKeyDto,
+  VerifyDto,
+  WrapKeyDto,
+} from './keys.dto';
+
+/** Bytes leave as base64url (RFC 4648 §5, no padding), as they came in. */
+const b64u = (bytes: Uint8Array) => Buffer.from(bytes).toString('base64url');
+
+/** `{ items, nextCursor? }`, the host's paging shape. */
+const page = (p: KeyPage<KeyProperties>) => (p.continuationToken ? { items: p.items, nextCursor: p.continuationToken } : { items: p.items });
+
+/** `tag=name=value` query entries → the lib's tag filter. */
+const tagFilter = (tags: string[] | undefined) => (tags ? Object.fromEntries(tags.map((t) => [t.slice(0, t.indexOf('=')), t.slice(t.indexOf('=') + 1)])) : undefined);
+
+/**
+ * Tenant-scoped Key Vault keys: management and cryptography. Thin: the tenant comes from the
+ * authenticated principal, every rule (names, algorithms, digest sizes, key state) lives in
+ * KeysService. Binary fields are base64url; responses carrying plaintext are never cached.
+ */
+@ApiTags('keys')
+@ApiBearerAuth()
+@ApiSecurity('api-key')
+@Controller('v1/keys')
+export class KeysController {
+  constructor(private readonly keys: KeysService) {}
+
+  @Post()
+  @RequireScopes(Scope.KEYS_WRITE)
+  @ApiOperation({ summary: 'Create a key (RSA 2048/3072/4096 or EC P-256/384/521); answers its public JWK, never private material' })
+  create(@OpContext() ctx: OperationContext, @Body() dto: CreateKeyDto) {
+    return this.keys.createKey(ctx, dto);
+  }
+
+  @Get()
+  @RequireScopes(Scope.KEYS_READ)
+  @ApiOperation({ summary: 'List the tenant keys (latest versions, properties only), filtered by tags, cursor-paged' })
+  async list(@OpContext() ctx: OperationContext, @Query() q: ListKeysQueryDto) {
+    return page(await this.keys.listKeys(ctx, { tags: tagFilter(q.tag), maxPageSize: q.limit, continuationToken: q.cursor }));
+  }
+
+  @Post('restore')
+  @HttpCode(200)
+  @RequireScopes(Scope.KEYS_WRITE)
+  @ApiOperation({ summary: 'Restore a key from a backup of this tenant (the name must be free)' })
+  restore(@OpContext() ctx: OperationContext, @Body() dto: RestoreKeyDto) {
+    return this.keys.restoreKey(ctx, dto.backup);
+  }
+
+  @Get(':name')
+  @RequireScopes(Scope.KEYS_READ)
+  @ApiOperation({ summary: 'The latest version of a key with its public JWK' })
+  get(@OpContext() ctx: OperationContext, @Param('name') name: string) {
+    return this.keys.getKey(ctx, name);
+  }
+
+  @Get(':name/versions')
+  @RequireScopes(Scope.KEYS_READ)
+  @ApiOperation({ summary: 'Versions of a key (properties only), cursor-paged' })
+  async versions(@OpContext() ctx: OperationContext, @Param('name') name: string, @Query() q: PageQueryDto) {
+    return page(await this.keys.listKeyVersions(ctx, name, { maxPageSize: q.limit, continuationToken: q.cursor }));
+  }
+
+  @Get(':name/versions/:version')
+  @RequireScopes(Scope.KEYS_READ)
+  @ApiOperation({ summary: 'One version of a key with its public JWK' })
+  getVersion(@OpContext() ctx: OperationContext, @Param('name') name: string, @Param('version') version: string) {
+    return this.keys.getKey(ctx, name, version);
+  }
+
+  @Patch(':name')
+  @RequireScopes(Scope.KEYS_WRITE)
+  @ApiOperation({ summary: 'Update the latest version: enabled, tags (replaced), dates, key_ops' })
+  update(@OpContext() ctx: OperationContext, @Param('name') name: string, @Body() dto: UpdateKeyDto) {
+    return this.keys.updateKeyProperties(ctx, name, dto);
+  }
+
+  @Patch(':name/versions/:version')
+  @RequireScopes(Scope.KEYS_WRITE)
+  @ApiOperation({ summary: 'Update one version: enabled, tags (replaced), dates, key_ops' })
+  updateVersion(@OpContext() ctx: OperationContext, @Param('name') name: string, @Param('version') version: string, @Body() dto: UpdateKeyDto) {
+    return this.keys.updateKeyProperties(ctx, name, { ...dto, version });
+  }
+
+  @Post(':name/rotate')
+  @HttpCode(200)
+  @RequireScopes(Scope.KEYS_WRITE)
+  @ApiOperation({ summary: 'A new version with the same type, size/curve, operations and tags; earlier versions still decrypt and verify' })
+  rotate(@OpContext() ctx: OperationContext, @Param('name') name: string) {
+    return this.keys.rotateKey(ctx, name);
+  }
+
+  @Delete(':name')
+  @HttpCode(200)
+  @RequireScopes(Scope.KEYS_WRITE)
+  @ApiOperation({ summary: 'Soft-delete every version (recoverable until purged; the name stays taken until then)' })
+  remove(@OpContext() ctx: OperationContext, @Param('name') name: string) {
+    return this.keys.deleteKey(ctx, name);
+  }
+
+  @Post(':name/backup')
+  @HttpCode(200)
+  @RequireScopes(Scope.KEYS_WRITE)
+  @Header('Cache-Control', 'no-store')
+  @ApiOperation({ summary: 'An opaque, vault-protected backup of every version (base64url), restorable in this tenant only' })
+  async backup(@OpContext() ctx: OperationContext, @Param('name') name: string) {
+    return { backup: b64u(await this.keys.backupKey(ctx, name)) };
+  }
+
+  @Post(':name/sign')
+  @HttpCode(200)
+  @RequireScopes(Scope.KEYS_USE)
+  @ApiOperation({ summary: 'Sign a digest (SHA-256/384/512 of the data) in the vault' })
+  async sign(@OpContext() ctx: OperationContext, @Param('name') name: string, @Body() dto: SignDto) {
+    const r = await this.keys.sign(ctx, { name, ...dto });
+    return { name: r.name, version: r.version, algorithm: r.algorithm, signature: b64u(r.signature) };
+  }
+
+  @Post(':name/verify')
+  @HttpCode(200)
+  @RequireScopes(Scope.KEYS_USE)
+  @ApiOperation({ summary: 'Verify a signature over a digest (locally from the public key unless remote=true)' })
+  verify(@OpContext() ctx: OperationContext, @Param('name') name: string, @Body() dto: VerifyDto) {
+    return this.keys.verify(ctx, { name, ...dto });
+  }
+
+  @Post(':name/encrypt')
+  @HttpCode(200)
+  @RequireScopes(Scope.KEYS_USE)
+  @ApiOperation({ summary: 'Encrypt a short plaintext (RSA-OAEP, RSA-OAEP-256)' })
+  async encrypt(@OpContext() ctx: OperationContext, @Param('name') name: string, @Body() dto: EncryptDto) {
+    const r = await this.keys.encrypt(ctx, { name, ...dto });
+    return { name: r.name, version: r.version, algorithm: r.algorithm, ciphertext: b64u(r.ciphertext) };
+  }
+
+  @Post(':name/decrypt')
+  @HttpCode(200)
+  @RequireScopes(Scope.KEYS_USE)
+  @Header('Cache-Control', 'no-store')
+  @ApiOperation({ summary: 'Decrypt with the key version that encrypted (give `version`)' })
+  async decrypt(@OpContext() ctx: OperationContext, @Param('name') name: string, @Body() dto: DecryptDto) {
+    const r = await this.keys.decrypt(ctx, { name, ...dto });
+    return { name: r.name, version: r.version, algorithm: r.algorithm, plaintext: b64u(r.plaintext) };
+  }
+
+  @Post(':name/wrap-key')
+  @HttpCode(200)
+  @RequireScopes(Scope.KEYS_USE)
+  @ApiOperation({ summary: 'Wrap (encrypt) a key, e.g. a data key of an envelope scheme' })
+  async wrapKey(@OpContext() ctx: OperationContext, @Param('name') name: string, @Body() dto: WrapKeyDto) {
+    const r = await this.keys.wrapKey(ctx, { name, ...dto });
+    return { name: r.name, version: r.version, algorithm: r.algorithm, wrappedKey: b64u(r.wrappedKey) };
+  }
+
+  @Post(':name/unwrap-key')
+  @HttpCode(200)
+  @RequireScopes(Scope.KEYS_USE)
+  @Header('Cache-Control', 'no-store')
+  @ApiOperation({ summary: 'Unwrap a key wrapped by this key (give the wrapping `version`)' })
+  async unwrapKey(@OpContext() ctx: OperationContext, @Param('name') name: string, @Body() dto: UnwrapKeyDto) {
+    const r = await this.keys.unwrapKey(ctx, { name, ...dto });
+    return { name: r.name, version: r.version, algorithm: r.algorithm, key: b64u(r.key) };
+  }
+}
+
+/** Soft-deleted keys: recover or purge (Key Vault's `deletedkeys`). */
+@ApiTags('keys')
+@ApiBearerAuth()
+@ApiSecurity('api-key')
+@Controller('v1/deleted-keys')
+export class DeletedKeysController {
+  constructor(private readonly keys: KeysService) {}
+
+  @Post(':name/recover')
+  @HttpCode(200)
+  @RequireScopes(Scope.KEYS_WRITE)
+  @ApiOperation({ summary: 'Recover a soft-deleted key with every version' })
+  recover(@OpContext() ctx: OperationContext, @Param('name') name: string) {
+    return this.keys.recoverKey(ctx, name);
+  }
+
+  @Delete(':name')
+  @HttpCode(204)
+  @RequireScopes(Scope.KEYS_WRITE)
+  @ApiOperation({ summary: 'Purge a soft-deleted key for good (refused when the vault has purge protection)' })
+  async purge(@OpContext() ctx: OperationContext, @Param('name') name: string): Promise<void> {
+    await this.keys.purgeKey(ctx, name);
+  }
+}
