@@ -17,6 +17,7 @@ import { CredentialRepository } from './persistence/credential.repository';
 import { CredentialVersionRepository } from './persistence/credential-version.repository';
 import { CREDENTIALS_PERSISTENCE_PROVIDER, CredentialsPersistence } from './persistence/credentials-persistence';
 import { EnvelopeValueRepository } from './persistence/envelope-value.repository';
+import { WrappedDataKeyRepository } from './persistence/wrapped-data-key.repository';
 import { DataKeyService } from './stores/data-key.service';
 import { EnvelopeValueStore } from './stores/envelope-value-store';
 import { ValueStores } from './stores/value-stores';
@@ -43,6 +44,7 @@ const providers: Provider[] = [
   repository(CredentialRepository),
   repository(CredentialVersionRepository),
   repository(EnvelopeValueRepository),
+  repository(WrappedDataKeyRepository),
   ReadAuditCoalescer,
   DataKeyService,
   VaultValueStore,

@@ -102,6 +102,16 @@ export interface CredentialsEnvelopeStoreOptions {
   currentKeyRefreshMs?: number;
   /** Re-encrypt a ciphertext under the current data key when it is read. @default true */
   reencryptOnRead?: boolean;
+  /**
+   * Name of a vault RSA key (Key Vault keys, not secrets; 2048 bits or more, with wrapKey/unwrapKey)
+   * that wraps the tenants' data keys (RSA-OAEP-256). When set, new data keys are kept wrapped in the
+   * database (`cv_wrapped_data_keys`) instead of as readable vault secrets; data keys already stored
+   * as secrets keep working (their ciphertexts move to the wrapped key as they are read, with
+   * `reencryptOnRead`). After the vault key rotates, each wrapped data key is re-wrapped under its
+   * latest version the next time a process loads it. Needs `KeyVaultKeysProvider` (KeyVaultModule).
+   * @default undefined (data keys are vault secrets)
+   */
+  keyEncryptionKey?: string;
 }
 
 export interface CredentialsModuleOptions {
@@ -140,7 +150,7 @@ export interface ResolvedCredentialsOptions {
   cache: ResolvedCredentialsCacheOptions;
   readAudit: Required<CredentialsReadAuditOptions>;
   vault: Required<CredentialsVaultStoreOptions>;
-  envelope: Required<CredentialsEnvelopeStoreOptions>;
+  envelope: Required<Omit<CredentialsEnvelopeStoreOptions, 'keyEncryptionKey'>> & Pick<CredentialsEnvelopeStoreOptions, 'keyEncryptionKey'>;
   minWebhookSecretBytes: number;
   integrations: string[];
   defaultPageSize: number;
@@ -232,6 +242,10 @@ const schema = z
       .object({
         currentKeyRefreshMs: number('must be > 0').positive('must be > 0').default(3_600_000),
         reencryptOnRead: z.boolean().default(true),
+        keyEncryptionKey: z
+          .string({ error: 'must be a vault key name: 1-127 characters of 0-9, a-z, A-Z and -' })
+          .regex(/^[0-9a-zA-Z-]{1,127}$/, 'must be a vault key name: 1-127 characters of 0-9, a-z, A-Z and -')
+          .optional(),
       })
       .prefault({}),
     minWebhookSecretBytes: number('must be an integer ≥ 16').int('must be an integer ≥ 16').min(16, 'must be an integer ≥ 16').default(24),

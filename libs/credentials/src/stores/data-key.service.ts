@@ -1,25 +1,39 @@
-import { Inject, Injectable, Logger } from '@nestjs/common';
+import { randomBytes, randomUUID } from 'node:crypto';
+import { Inject, Injectable, Logger, Optional } from '@nestjs/common';
 import { Clock } from '@app/common';
-import { KeyVaultErrorCode, KeyVaultProvider, isKeyVaultError } from '@app/key-vault';
+import { KeyVaultErrorCode, KeyVaultKeysProvider, KeyVaultProvider, isKeyVaultError } from '@app/key-vault';
 import { CREDENTIALS_CLOCK, CREDENTIALS_RESOLVED_OPTIONS } from '../credentials.constants';
 import type { ResolvedCredentialsOptions } from '../credentials.options';
-import { CredentialIntegrityError } from '../errors/credential-errors';
+import type { WrappedDataKeyEntity } from '../entities/wrapped-data-key.entity';
+import { CredentialIntegrityError, CredentialsConfigurationError } from '../errors/credential-errors';
+import { WrappedDataKeyRepository } from '../persistence/wrapped-data-key.repository';
 import { DATA_KEY_BYTES, generateDataKey } from '../crypto/envelope-cipher';
 import { dataKeySecretName } from '../naming/vault-secret-name';
 
 export interface DataKey {
-  /** Key Vault secret name holding the key. */
+  /** Key Vault secret name holding the key, or `WRAPPED_DATA_KEY_NAME` for a key wrapped by a vault key. */
   name: string;
-  /** Key Vault secret version: the key's id recorded with each ciphertext. */
+  /** Key Vault secret version, or the wrapped key's own version: the key's id recorded with each ciphertext. */
   version: string;
   key: Buffer;
 }
+
+/**
+ * `data_key_name` of ciphertexts under a wrapped data key (its row: tenant + version in
+ * cv_wrapped_data_keys). ':' cannot occur in a vault secret name, so the two kinds never collide.
+ */
+export const WRAPPED_DATA_KEY_NAME = 'cv:wrapped';
+/** How data keys are wrapped by the vault key. */
+const WRAP_ALGORITHM = 'RSA-OAEP-256';
 
 /** Bound on cached key versions (each is 32 bytes; tenants × versions). */
 const MAX_CACHED_KEYS = 50_000;
 
 /**
- * Per-tenant AES-256 data keys, each a Key Vault secret (base64 of 32 random bytes). A key version is
+ * Per-tenant AES-256 data keys: each a Key Vault secret (base64 of 32 random bytes), or — with
+ * `envelope.keyEncryptionKey` — a row of cv_wrapped_data_keys holding the key wrapped by that vault
+ * RSA key (unwrapped in the vault once per process, re-wrapped lazily after the vault key rotates).
+ * Secret-stored keys keep working in both modes. A key version is
  * fetched once and kept in memory (versions are immutable); the *current* version per tenant is
  * re-checked every `envelope.currentKeyRefreshMs`. Concurrent fetches of one key share one vault call.
  * Two replicas creating a tenant's first key at once just make two versions: every ciphertext names
@@ -31,12 +45,24 @@ export class DataKeyService {
   private readonly keys = new Map<string, Buffer>();
   private readonly current = new Map<string, { key: DataKey; checkedAt: number }>();
   private readonly inflight = new Map<string, Promise<DataKey>>();
+  private latestKek?: { version: string; checkedAt: number };
 
   constructor(
     private readonly vault: KeyVaultProvider,
     @Inject(CREDENTIALS_CLOCK) private readonly clock: Clock,
     @Inject(CREDENTIALS_RESOLVED_OPTIONS) private readonly options: ResolvedCredentialsOptions,
-  ) {}
+    private readonly wrapped: WrappedDataKeyRepository,
+    @Optional() private readonly vaultKeys?: KeyVaultKeysProvider,
+  ) {
+    if (options.envelope.keyEncryptionKey && !vaultKeys) {
+      throw new CredentialsConfigurationError('envelope.keyEncryptionKey needs KeyVaultKeysProvider (KeyVaultModule.forRoot with isGlobal: true)');
+    }
+  }
+
+  /** The vault key wrapping data keys, when configured. */
+  private get kek(): string | undefined {
+    return this.options.envelope.keyEncryptionKey;
+  }
 
   nameFor(tenantId: string): string {
     return dataKeySecretName(tenantId, this.options.vault.namePrefix);
@@ -49,6 +75,12 @@ export class DataKeyService {
       return cached.key;
     }
     return this.singleFlight(`current:${tenantId}`, async () => {
+      if (this.kek) {
+        const row = await this.wrapped.latestOfTenant(tenantId);
+        const key = row ? await this.openWrapped(row) : await this.createWrapped(tenantId);
+        this.current.set(tenantId, { key, checkedAt: this.clock.now().getTime() });
+        return key;
+      }
       const name = this.nameFor(tenantId);
       let key: DataKey;
       try {
@@ -63,8 +95,16 @@ export class DataKeyService {
     });
   }
 
-  /** A specific key version (for decryption). */
-  async keyVersion(name: string, version: string): Promise<Buffer> {
+  /** A specific key version (for decryption); `tenantId` locates a wrapped key. */
+  async keyVersion(name: string, version: string, tenantId?: string): Promise<Buffer> {
+    if (name === WRAPPED_DATA_KEY_NAME) {
+      if (tenantId === undefined) throw new CredentialIntegrityError('a wrapped data key is looked up by tenant');
+      const hit = this.keys.get(this.wrappedId(tenantId, version));
+      if (hit) return hit;
+      const row = await this.wrapped.find(tenantId, version);
+      if (!row) throw new CredentialIntegrityError(`wrapped data key version ${version} of the tenant is missing`);
+      return (await this.openWrapped(row)).key;
+    }
     const hit = this.keys.get(`${name}/${version}`);
     if (hit) return hit;
     const key = await this.singleFlight(`version:${name}/${version}`, async () => {
@@ -76,7 +116,7 @@ export class DataKeyService {
 
   /** Creates a new data-key version for the tenant; older ciphertexts re-encrypt lazily on read. */
   async rotate(tenantId: string): Promise<DataKey> {
-    const key = await this.create(tenantId, this.nameFor(tenantId));
+    const key = this.kek ? await this.createWrapped(tenantId) : await this.create(tenantId, this.nameFor(tenantId));
     this.current.set(tenantId, { key, checkedAt: this.clock.now().getTime() });
     this.logger.log(`tenant ${tenantId}: data key rotated to version ${key.version}`);
     return key;
@@ -86,6 +126,72 @@ export class DataKeyService {
   clear(): void {
     this.keys.clear();
     this.current.clear();
+    this.latestKek = undefined;
+  }
+
+  private wrappedId(tenantId: string, version: string): string {
+    return `${WRAPPED_DATA_KEY_NAME}/${tenantId}/${version}`;
+  }
+
+  /** A new data key, wrapped in the vault by the latest version of the key-encryption key, stored as a row. */
+  private async createWrapped(tenantId: string): Promise<DataKey> {
+    const raw = generateDataKey();
+    const kek = await this.kekVersion();
+    const wrapped = await (this.vaultKeys as KeyVaultKeysProvider).wrapKey({ name: this.kek as string, version: kek }, WRAP_ALGORITHM, raw);
+    const now = this.clock.now();
+    const row: WrappedDataKeyEntity = {
+      id: randomUUID(),
+      tenantId,
+      version: randomBytes(16).toString('hex'),
+      kekName: this.kek as string,
+      kekVersion: wrapped.key.version,
+      wrappedKey: Buffer.from(wrapped.wrappedKey).toString('base64'),
+      createdAt: now,
+      updatedAt: now,
+    };
+    await this.wrapped.insert(row);
+    return this.rememberRaw(this.wrappedId(tenantId, row.version), { name: WRAPPED_DATA_KEY_NAME, version: row.version, key: raw });
+  }
+
+  /** Unwraps a row once per process (single flight), then re-wraps it if the vault key has a newer version. */
+  private async openWrapped(row: WrappedDataKeyEntity): Promise<DataKey> {
+    const id = this.wrappedId(row.tenantId, row.version);
+    const hit = this.keys.get(id);
+    const key: DataKey = hit
+      ? { name: WRAPPED_DATA_KEY_NAME, version: row.version, key: hit }
+      : await this.singleFlight(`wrapped:${id}`, async () => {
+          const r = await (this.vaultKeys as KeyVaultKeysProvider).unwrapKey(
+            { name: row.kekName, version: row.kekVersion },
+            WRAP_ALGORITHM,
+            new Uint8Array(Buffer.from(row.wrappedKey, 'base64')),
+          );
+          const raw = Buffer.from(r.unwrappedKey);
+          if (raw.length !== DATA_KEY_BYTES) throw new CredentialIntegrityError(`wrapped data key version ${row.version} is not ${DATA_KEY_BYTES} bytes`);
+          return this.rememberRaw(id, { name: WRAPPED_DATA_KEY_NAME, version: row.version, key: raw });
+        });
+    await this.rewrapIfStale(row, key.key).catch((e: Error) => this.logger.warn(`tenant ${row.tenantId}: lazy re-wrap of data key ${row.version} failed: ${e.name}`));
+    return key;
+  }
+
+  /** Lazy re-wrap after the key-encryption key rotated: compare-and-set on the old vault key version. */
+  private async rewrapIfStale(row: WrappedDataKeyEntity, raw: Buffer): Promise<void> {
+    const latest = await this.kekVersion();
+    if (row.kekName === this.kek && row.kekVersion === latest) return;
+    const wrapped = await (this.vaultKeys as KeyVaultKeysProvider).wrapKey({ name: this.kek as string, version: latest }, WRAP_ALGORITHM, raw);
+    const next = { kekName: this.kek as string, kekVersion: wrapped.key.version, wrappedKey: Buffer.from(wrapped.wrappedKey).toString('base64'), updatedAt: this.clock.now() };
+    if (await this.wrapped.rewrap(row.id, row.kekVersion, next)) {
+      Object.assign(row, next);
+      this.logger.log(`tenant ${row.tenantId}: data key ${row.version} re-wrapped under the key-encryption key's version ${next.kekVersion}`);
+    }
+  }
+
+  /** The latest version of the key-encryption key, re-checked every `envelope.currentKeyRefreshMs`. */
+  private async kekVersion(): Promise<string> {
+    const now = this.clock.now().getTime();
+    if (this.latestKek && now - this.latestKek.checkedAt < this.options.envelope.currentKeyRefreshMs) return this.latestKek.version;
+    const key = await (this.vaultKeys as KeyVaultKeysProvider).getKey(this.kek as string);
+    this.latestKek = { version: key.properties.version, checkedAt: now };
+    return key.properties.version;
   }
 
   private async create(tenantId: string, name: string): Promise<DataKey> {
@@ -102,9 +208,13 @@ export class DataKeyService {
     if (key.length !== DATA_KEY_BYTES) {
       throw new CredentialIntegrityError(`data key ${name} version ${version} is not ${DATA_KEY_BYTES} bytes of base64`);
     }
+    return this.rememberRaw(`${name}/${version}`, { name, version, key });
+  }
+
+  private rememberRaw(cacheId: string, key: DataKey): DataKey {
     if (this.keys.size >= MAX_CACHED_KEYS) this.keys.delete(this.keys.keys().next().value as string);
-    this.keys.set(`${name}/${version}`, key);
-    return { name, version, key };
+    this.keys.set(cacheId, key.key);
+    return key;
   }
 
   private singleFlight(id: string, work: () => Promise<DataKey>): Promise<DataKey> {

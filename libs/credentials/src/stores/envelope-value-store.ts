@@ -19,7 +19,8 @@ export interface ReencryptResult {
 }
 
 /**
- * AES-256-GCM ciphertext rows in cv_envelope_values under a per-tenant data key kept in Key Vault.
+ * AES-256-GCM ciphertext rows in cv_envelope_values under a per-tenant data key kept in Key Vault
+ * (a secret, or wrapped by a vault key with `envelope.keyEncryptionKey`).
  * Key Vault traffic stays flat however often tokens churn: one key fetch per tenant per process.
  */
 @Injectable()
@@ -68,7 +69,7 @@ export class EnvelopeValueStore implements CredentialValueStore {
     // process makes ONE vault call per tenant (the latest version), not one for the row's version
     // plus one to learn the current version.
     if (this.options.envelope.reencryptOnRead) await this.keys.currentKey(row.tenantId);
-    const key = await this.keys.keyVersion(row.dataKeyName, row.dataKeyVersion);
+    const key = await this.keys.keyVersion(row.dataKeyName, row.dataKeyVersion, row.tenantId);
     const value = decryptEnvelope(key, row, { tenantId: row.tenantId, credentialId: row.credentialId, version: row.version });
     if (this.options.envelope.reencryptOnRead) {
       await this.reencryptIfStale(row, value).catch((e: Error) =>
@@ -103,7 +104,7 @@ export class EnvelopeValueStore implements CredentialValueStore {
           result.alreadyCurrent++;
           continue;
         }
-        const key = await this.keys.keyVersion(row.dataKeyName, row.dataKeyVersion);
+        const key = await this.keys.keyVersion(row.dataKeyName, row.dataKeyVersion, row.tenantId);
         const value = decryptEnvelope(key, row, { tenantId: row.tenantId, credentialId: row.credentialId, version: row.version });
         if (await this.reencryptIfStale(row, value)) result.reencrypted++;
         else result.alreadyCurrent++;

@@ -1,0 +1,108 @@
+/**
+ * Integration: envelope data keys wrapped by a vault RSA key (`envelope.keyEncryptionKey`) — the real
+ * gateway (KeyClient + CryptographyClient over HTTPS) against the local vault, on SQLite and PostgreSQL.
+ * A host first runs without the option (data keys as vault secrets), then with it.
+ */
+import { randomBytes } from 'node:crypto';
+import { Test, type TestingModule } from '@nestjs/testing';
+import type { OperationContext } from '@app/common';
+import { KeyVaultKeysProvider, KeyVaultProvider } from '@app/key-vault';
+import { KeyVaultEmulator } from '@app/keyvault-emulator';
+import { createTestDatabase, credentialsStackImports, DATABASE_KINDS, type TestDatabase } from '@app/testing';
+import { DataSource } from 'typeorm';
+import { CredentialCache, CredentialsService, CredentialType, DataKeyService, dataKeySecretName, type CredentialsModuleOptions } from '../index';
+import { WRAPPED_DATA_KEY_NAME } from './data-key.service';
+
+describe.each(DATABASE_KINDS)('envelope data keys wrapped by a vault key on %s', (kind) => {
+  let emu: KeyVaultEmulator;
+  let db: TestDatabase;
+  let app: TestingModule | undefined;
+  const run = randomBytes(3).toString('hex');
+  const kek = `cv-kek-${run}`;
+  const ctx: OperationContext = { tenantId: `wrap-${run}`, actor: { id: 'user:w' } };
+  const token = () => `ya29.${randomBytes(24).toString('base64url')}`;
+
+  const start = async (credentials: CredentialsModuleOptions) => {
+    await app?.close();
+    app = await Test.createTestingModule({
+      imports: credentialsStackImports({ database: db.options, vault: emu, keyVault: { resilience: { maxAttempts: 2, pollIntervalMs: 20 } }, credentials }),
+    }).compile();
+    await app.init();
+    return app;
+  };
+  const rowsOf = (sql: string) => (app as TestingModule).get(DataSource).query(sql) as Promise<Array<Record<string, string>>>;
+  const envelopeKey = async (credentialId: string) =>
+    (await rowsOf(`SELECT data_key_name AS name, data_key_version AS version FROM cv_envelope_values WHERE credential_id = '${credentialId}'`))[0];
+  const wrappedRows = () => rowsOf(`SELECT version, kek_name, kek_version, wrapped_key FROM cv_wrapped_data_keys WHERE tenant_id = '${ctx.tenantId}'`);
+  /** A new process: nothing cached (values, unwrapped data keys, the vault key's latest version). */
+  const coldStart = () => {
+    (app as TestingModule).get(CredentialCache).clear();
+    (app as TestingModule).get(DataKeyService).clear();
+  };
+
+  beforeAll(async () => {
+    emu = await KeyVaultEmulator.start({ quiet: true, throttle: false });
+    db = await createTestDatabase(kind);
+  });
+
+  afterAll(async () => {
+    await app?.close();
+    await emu?.stop();
+    await db?.drop();
+  });
+
+  it('wraps new data keys with the vault key, keeps secret-stored keys readable, and re-wraps lazily after the vault key rotates', async () => {
+    // 1. Without the option: the tenant's data key is a vault secret.
+    let svc = (await start({})).get(CredentialsService);
+    const v0 = token();
+    const legacy = await svc.store(ctx, { integrationId: 'gh', connectionId: 'legacy', type: CredentialType.OAUTH_ACCESS_TOKEN, value: v0 });
+    expect(await envelopeKey(legacy.id)).toMatchObject({ name: dataKeySecretName(ctx.tenantId) });
+
+    // 2. The operator creates an RSA key for wrapping and turns the option on.
+    svc = (await start({ envelope: { keyEncryptionKey: kek } })).get(CredentialsService);
+    const vaultKeys = (app as TestingModule).get(KeyVaultKeysProvider);
+    const kekV1 = (await vaultKeys.createKey(kek, { keyType: 'RSA', keySize: 2048, keyOps: ['wrapKey', 'unwrapKey'] })).properties.version;
+    const secretVersions = async () => (await (app as TestingModule).get(KeyVaultProvider).listSecretVersions(dataKeySecretName(ctx.tenantId))).items.length;
+    expect(await secretVersions()).toBe(1);
+
+    const v1 = token();
+    const a = await svc.store(ctx, { integrationId: 'gh', connectionId: 'a', type: CredentialType.OAUTH_ACCESS_TOKEN, value: v1 });
+    const wrappedA = await envelopeKey(a.id);
+    expect(wrappedA.name).toBe(WRAPPED_DATA_KEY_NAME);
+    const [row] = await wrappedRows();
+    expect(row).toMatchObject({ version: wrappedA.version, kek_name: kek, kek_version: kekV1 });
+    expect(Buffer.from(row.wrapped_key, 'base64')).toHaveLength(256); // RSA-2048 OAEP output, not a 32-byte key
+    expect(await secretVersions()).toBe(1); // no data key became a readable secret
+
+    // The value written under the secret-stored key still reads, and moves to the wrapped key as it is read.
+    coldStart();
+    expect((await svc.get(ctx, legacy.id)).value).toBe(v0);
+    expect(await envelopeKey(legacy.id)).toEqual(wrappedA);
+
+    // 3. The vault key rotates. A new process reads the old value: unwrap with v1, re-wrap under v2.
+    const kekV2 = (await vaultKeys.rotateKey(kek)).properties.version;
+    coldStart();
+    emu.resetStats();
+    expect((await svc.get(ctx, a.id)).value).toBe(v1);
+    expect(await wrappedRows()).toEqual([expect.objectContaining({ version: wrappedA.version, kek_version: kekV2 })]);
+    expect(emu.stats().byOperation).toMatchObject({ unwrapKey: 1 });
+
+    // Proof the row is wrapped by v2 alone: with v1 disabled, a cold process still reads everything.
+    await vaultKeys.updateKeyProperties(kek, kekV1, { enabled: false });
+    coldStart();
+    emu.resetStats();
+    const [ra, rl] = await Promise.all([svc.get(ctx, a.id), svc.get(ctx, legacy.id)]);
+    expect([ra.value, rl.value]).toEqual([v1, v0]);
+    expect(emu.stats().byOperation.unwrapKey).toBe(1); // one unwrap per data key per process
+    expect(emu.stats().byOperation.getSecret ?? 0).toBe(0);
+
+    // A rotated data key under the wrapped scheme: new rows use it, older ones stay readable.
+    const next = await (app as TestingModule).get(DataKeyService).rotate(ctx.tenantId);
+    expect(next.name).toBe(WRAPPED_DATA_KEY_NAME);
+    const b = await svc.store(ctx, { integrationId: 'gh', connectionId: 'b', type: CredentialType.OAUTH_ACCESS_TOKEN, value: token() });
+    expect((await envelopeKey(b.id)).version).toBe(next.version);
+    expect(await wrappedRows()).toHaveLength(2);
+    coldStart();
+    expect((await svc.get(ctx, legacy.id)).value).toBe(v0);
+  }, 60_000);
+});
