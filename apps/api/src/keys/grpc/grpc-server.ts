@@ -29,6 +29,8 @@ export function keysGrpcOptions(grpc: { host: string; port: number }): GrpcOptio
       url: `${grpc.host.includes(':') ? `[${grpc.host}]` : grpc.host}:${grpc.port}`,
       // Field names as in the .proto (snake_case), enums and 64-bit numbers as strings, unset scalars as their defaults.
       loader: { keepCase: true, longs: String, enums: String, defaults: true, includeDirs: [root] },
+      // As the HTTP body limit: no message of this API comes near it (a digest, a ciphertext of ≤ 512 bytes).
+      maxReceiveMessageLength: 256 * 1024,
       // Finish calls in flight on shutdown (the HTTP side has SHUTDOWN_TIMEOUT_MS as the backstop).
       gracefulShutdown: true,
     },
