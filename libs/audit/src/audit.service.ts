@@ -56,6 +56,16 @@ export class AuditService implements OnModuleInit, BeforeApplicationShutdown {
   }
 
   /**
+   * Writes several audit rows at once, like `record()` (the caller's transaction when there is one,
+   * fail-closed), but with ONE head read per tenant's chain, under its lock, and one insert: the
+   * rows of a tenant are linked in the order given. For batch writers (the credentials lib's
+   * `storeMany`, the migration). Throws `AuditWriteError` when they cannot be written — none is.
+   */
+  recordMany(events: AuditEventInput[]): Promise<void> {
+    return this.writer.recordMany(events);
+  }
+
+  /**
    * Queues a read event; rows are written in batches (`readBuffer.batchSize`) at least every
    * `readBuffer.flushIntervalMs`. Resolves once the event is buffered; waits while the buffer is full.
    * With `failClosed`, rejects with `AuditUnavailableError` while buffered writes are failing.

@@ -124,6 +124,27 @@ export class AuditWriter {
     return toView(rows[0]);
   }
 
+  /** See `AuditService.recordMany`. */
+  async recordMany(events: AuditEventInput[]): Promise<void> {
+    if (events.length === 0) return;
+    const prepared = events.map((e) => this.prepare(e));
+    const byTenant = groupByTenant(prepared);
+    const tenantIds = [...byTenant.keys()];
+    try {
+      // ONE head read per chain, under its lock, then one insert: N rows linked after each head.
+      await this.inChainTransaction(tenantIds, async (m) => {
+        const heads = await this.rows.heads(tenantIds, m);
+        await this.rows.insert(tenantIds.flatMap((t) => linkRows(byTenant.get(t)!, heads.get(t) ?? null)), m);
+      });
+    } catch (e) {
+      this.counters.writeFailures++;
+      this.logger.error(`${prepared.length} audit rows for ${tenantIds.length} tenant(s) could not be written: ${errorMessage(e)}`);
+      throw new AuditWriteError(`${prepared.length} audit rows could not be written; the operation must not proceed`, { cause: e });
+    }
+    this.counters.recorded += prepared.length;
+    for (const p of prepared) this.observe(p);
+  }
+
   /** See `AuditService.recordRead`. */
   async recordRead(event: AuditEventInput): Promise<void> {
     const prepared = this.prepare(event);
@@ -220,12 +241,7 @@ export class AuditWriter {
 
   private async flushBatch(): Promise<number> {
     const batch = this.buffer.peek(this.options.readBuffer.batchSize);
-    const byTenant = new Map<string, PreparedEvent[]>();
-    for (const e of batch) {
-      const list = byTenant.get(e.tenantId);
-      if (list) list.push(e);
-      else byTenant.set(e.tenantId, [e]);
-    }
+    const byTenant = groupByTenant(batch);
     try {
       // Always a transaction of its own: buffered reads of many callers never join one caller's transaction.
       await this.chains.inOwnTransaction([...byTenant.keys()], async (m) => {
@@ -306,4 +322,15 @@ export class AuditWriter {
       .finally(() => this.pending.delete(write));
     this.pending.add(write);
   }
+}
+
+/** Events by tenant (each tenant's in the order given): one chain append per tenant. */
+function groupByTenant(events: PreparedEvent[]): Map<string, PreparedEvent[]> {
+  const byTenant = new Map<string, PreparedEvent[]>();
+  for (const e of events) {
+    const list = byTenant.get(e.tenantId);
+    if (list) list.push(e);
+    else byTenant.set(e.tenantId, [e]);
+  }
+  return byTenant;
 }
