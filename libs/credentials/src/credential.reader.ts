@@ -1,3 +1,4 @@
+import { createHash, timingSafeEqual } from 'node:crypto';
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import { AuditAction, AuditEventInput, AuditResult, AuditService } from '@app/audit';
 import { Clock, CredentialVaultError, OperationContext } from '@app/common';
@@ -5,7 +6,7 @@ import { ReadAuditCoalescer } from './audit/read-audit-coalescer';
 import { CredentialCache } from './cache/credential-cache';
 import { CredentialExpiryTransition } from './credential-expiry.transition';
 import { CredentialStatus } from './credential-type';
-import type { CredentialVersionWithValue, CredentialWithValue, ReadOptions } from './credential.types';
+import type { CredentialMetadata, CredentialVersionWithValue, CredentialWithValue, ReadOptions } from './credential.types';
 import { CREDENTIALS_CLOCK, CREDENTIALS_RESOLVED_OPTIONS } from './credentials.constants';
 import type { ResolvedCredentialsOptions } from './credentials.options';
 import type { CredentialEntity } from './entities/credential.entity';
@@ -101,6 +102,18 @@ export class CredentialReader {
       await this.auditRead(ctx, String(id), failureResult(e), started, errorCode(e), { version });
       throw e;
     }
+  }
+
+  /**
+   * See `CredentialsService.verifyValue`: the current value compared with `expected` inside the lib
+   * (digests, constant time), never returned. Not audited, not cached, no event: for a caller whose own
+   * audit row covers the check (the migration's MIGRATE row). Expired values are compared too.
+   */
+  async verifyValue(ctx: OperationContext, id: string, expected: string): Promise<{ matches: boolean; metadata: CredentialMetadata }> {
+    assertContext(ctx);
+    const read = await this.loadCurrent(ctx.tenantId, id);
+    const digest = (v: string) => createHash('sha256').update(v, 'utf8').digest();
+    return { matches: typeof expected === 'string' && timingSafeEqual(digest(read.value), digest(expected)), metadata: toMetadata(read.row, this.clock.nowMs()) };
   }
 
   private async loadCurrent(tenantId: string, id: string): Promise<CachedRead> {

@@ -22,10 +22,10 @@ import { cacheKey, detailsOf, ownerOf, pointerOf, storedCertificate, toMetadata 
 import { assertContext, assertType, assertWriteOptions, errorCode, failureResult, loadLive, UUID } from './internal/guards';
 import { valueHint } from './masking';
 import { credentialSecretName } from './naming/vault-secret-name';
-import { CredentialRepository } from './persistence/credential.repository';
+import { CredentialRepository, newestKey } from './persistence/credential.repository';
 import { CredentialVersionRepository } from './persistence/credential-version.repository';
 import { CredentialsPersistence } from './persistence/credentials-persistence';
-import type { ValuePointer } from './stores/credential-value-store';
+import type { ValuePointer, ValueWriteRequest } from './stores/credential-value-store';
 import { ValueStores } from './stores/value-stores';
 import { ValidatedValue, validateCredentialValue } from './validation/credential-value.validator';
 import { assertDate, assertIdentifier, assertPositiveInt, assertTags } from './validation/identifiers';
@@ -46,6 +46,43 @@ interface Change {
   alsoWrite?: () => Promise<void>;
   audit: { action: AuditAction; details: Record<string, unknown> };
   event: { name: CredentialChangeEventName; sourceVersion?: number };
+}
+
+/** Most credentials `storeMany` takes in one call. */
+export const MAX_STORE_MANY = 1000;
+
+/** One credential of `storeMany`: the context it is stored in (its tenant, actor) and what `store` takes. */
+export interface StoreManyItem {
+  ctx: OperationContext;
+  input: StoreCredentialInput;
+}
+
+/** Per item of `storeMany`, in order: the stored credential, or why it was not stored (`store`'s typed errors). */
+export type StoreManyResult = { credential: CredentialMetadata; error?: undefined } | { credential?: undefined; error: unknown };
+
+export interface StoreManyOptions {
+  /** Runs each value-store write (e.g. under the caller's rate limiter). @default the write itself */
+  valueWrite?: <T>(write: () => Promise<T>) => Promise<T>;
+  /**
+   * Runs inside the batch's transaction, after its rows, with the results so far: the caller's own
+   * rows (e.g. its audit rows, checkpoints) then commit with the credentials, or not at all.
+   */
+  inCommit?: (results: StoreManyResult[]) => Promise<void>;
+}
+
+/** A new credential of `store`/`storeMany`, decided before its value is written. */
+interface StorePlan {
+  ctx: OperationContext;
+  input: StoreCredentialInput;
+  kind: ValueStoreKind;
+  tags: Record<string, string>;
+  generation: number;
+  now: Date;
+  createdAt: Date;
+  expiresAt: Date | null;
+  hint: string | null;
+  certificate: StoredCertificateInfo | null;
+  valueWrite: ValueWriteRequest;
 }
 
 /** A version row's own facts. */
@@ -88,65 +125,18 @@ export class CredentialWriter {
   /** See `CredentialsService.store`. */
   async store(ctx: OperationContext, input: StoreCredentialInput): Promise<CredentialMetadata> {
     const started = Date.now();
-    const resource = `connection:${String(input?.integrationId)}/${String(input?.connectionId)}`;
     try {
       assertContext(ctx);
-      assertIdentifier(input.integrationId, 'integrationId');
-      assertIdentifier(input.connectionId, 'connectionId');
-      assertType(input.type);
-      const tags = input.tags ?? {};
-      assertTags(tags);
-      if (input.expiresAt != null) assertDate(input.expiresAt, 'expiresAt');
-      if (input.createdAt !== undefined) assertDate(input.createdAt, 'createdAt');
-      if (input.valueStore !== undefined && !Object.values(ValueStoreKind).includes(input.valueStore)) {
-        throw new CredentialValidationError(`valueStore must be 'vault' or 'envelope'`, 'valueStore');
-      }
-      const validated = this.validateValue(input.type, input.value);
-      const kind = input.valueStore ?? this.options.valueStores[input.type];
-
+      const checked = this.checkStore(input);
       const existing = await this.rows.findNewest(ctx.tenantId, input.integrationId, input.connectionId, input.type);
-      if (existing && existing.status !== CredentialStatus.DELETED) throw new CredentialAlreadyExistsError(existing.id);
-      // A deleted predecessor's secret names are soft-deleted: start past its generation.
-      const generation = existing ? existing.vaultGeneration + 1 : 0;
-
-      const now = this.clock.now();
-      if (input.createdAt && input.createdAt.getTime() > now.getTime()) throw new CredentialValidationError('createdAt must not be in the future', 'createdAt');
-      const createdAt = input.createdAt ?? now;
-      const id = randomUUID();
-      const expiresAt = validated.expiresAt ?? input.expiresAt ?? null;
-      const owner = { tenantId: ctx.tenantId, credentialId: id, integrationId: input.integrationId, connectionId: input.connectionId, type: input.type };
-      const pointer = await this.stores.of(kind).write({ ...owner, version: 1, value: input.value, expiresAt, vaultGeneration: generation, versionsInGeneration: 0 });
-
-      const hint = valueHint(input.type, input.value);
-      const certificate = storedCertificate(validated.certificate);
-      const row: CredentialEntity = {
-        id,
-        tenantId: ctx.tenantId,
-        integrationId: input.integrationId,
-        connectionId: input.connectionId,
-        type: input.type,
-        valueStore: kind,
-        currentVersion: 1,
-        status: CredentialStatus.ACTIVE,
-        expiresAt,
-        rotatedAt: null,
-        tags: { ...tags },
-        valueHint: hint,
-        certificate,
-        vaultGeneration: pointer.vaultGeneration ?? generation,
-        rowVersion: 1,
-        createdAt,
-        updatedAt: now,
-        deletedAt: null,
-        createdBy: ctx.actor.id,
-        updatedBy: ctx.actor.id,
-      };
-      const facts: VersionFacts = { version: 1, kind, pointer, hint, expiresAt, certificate, sourceVersion: null };
+      const plan = this.planStore(ctx, input, checked, existing);
+      const pointer = await this.stores.of(plan.kind).write(plan.valueWrite);
+      const row = this.newRow(plan, pointer);
       try {
         await this.commit(ctx, started, {
           next: row,
-          alsoWrite: () => this.versions.insert(versionRow(row, facts, ctx, createdAt)),
-          audit: { action: AuditAction.STORE, details: { version: 1, valueStore: kind } },
+          alsoWrite: () => this.versions.insert(firstVersionRow(row, plan, pointer)),
+          audit: { action: AuditAction.STORE, details: { version: 1, valueStore: plan.kind } },
           event: { name: CredentialEvents.STORED },
         }, async () => {
           await this.rows.insert(row);
@@ -155,15 +145,156 @@ export class CredentialWriter {
       } catch (e) {
         // Lost a race with a concurrent store of the same (integration, connection, type)?
         const winner = await this.rows.findLive(ctx.tenantId, input.integrationId, input.connectionId, input.type);
-        if (winner && winner.id !== id) throw new CredentialAlreadyExistsError(winner.id);
+        if (winner && winner.id !== row.id) throw new CredentialAlreadyExistsError(winner.id);
         throw e;
       }
-      this.logger.log(`stored credential ${id} (tenant ${ctx.tenantId}, ${input.type}, ${kind})`);
+      this.logger.log(`stored credential ${row.id} (tenant ${ctx.tenantId}, ${input.type}, ${plan.kind})`);
       return toMetadata(row, this.clock.nowMs());
     } catch (e) {
-      await this.auditFailure(AuditAction.STORE, ctx, resource, e, started, { type: input?.type });
+      await this.auditFailure(AuditAction.STORE, ctx, storeResource(input), e, started, { type: input?.type });
       throw e;
     }
+  }
+
+  /**
+   * See `CredentialsService.storeMany`. Per item what `store` does, but: one read of the existing
+   * rows for the whole batch, the Key Vault writes concurrently (through `options.valueWrite`), then
+   * ONE transaction for every item whose value was written — envelope values (this database), the
+   * metadata and version rows in multi-row inserts, the STORE audit rows in one `recordMany` (one
+   * chain-head read per tenant), their outbox events, and `options.inCommit`. If that transaction
+   * fails, nothing of the batch is committed (its Key Vault values are orphan versions, never
+   * referenced, as after a crash) and the error is thrown.
+   */
+  async storeMany(items: StoreManyItem[], options: StoreManyOptions = {}): Promise<StoreManyResult[]> {
+    const started = Date.now();
+    if (!Array.isArray(items) || items.length > MAX_STORE_MANY) {
+      throw new CredentialValidationError(`items must be an array of at most ${MAX_STORE_MANY} items`, 'items');
+    }
+    const results: StoreManyResult[] = items.map(() => ({ error: undefined as unknown }));
+    const failures: { i: number; error: unknown }[] = [];
+    const checked = items.map(({ ctx, input }, i) => {
+      try {
+        assertContext(ctx);
+        return this.checkStore(input);
+      } catch (error) {
+        failures.push({ i, error });
+        return undefined;
+      }
+    });
+    const keyOf = (i: number) => newestKey({ tenantId: items[i].ctx.tenantId, ...items[i].input });
+    const wanted = checked.flatMap((c, i) => (c ? [i] : []));
+    const existing = await this.rows.findNewestMany(wanted.map((i) => ({ tenantId: items[i].ctx.tenantId, ...items[i].input })));
+    const seen = new Set<string>();
+    const plans = new Map<number, StorePlan>();
+    for (const i of wanted) {
+      try {
+        const key = keyOf(i);
+        if (seen.has(key)) throw new CredentialValidationError('the batch holds this (integration, connection, type) twice', 'items');
+        seen.add(key);
+        plans.set(i, this.planStore(items[i].ctx, items[i].input, checked[i]!, existing.get(key) ?? null));
+      } catch (error) {
+        failures.push({ i, error });
+      }
+    }
+    const valueWrite = options.valueWrite ?? ((write) => write());
+    const written: { i: number; plan: StorePlan; pointer: ValuePointer; row: CredentialEntity }[] = [];
+    const writeValue = async ([i, plan]: [number, StorePlan]) => {
+      try {
+        const pointer = await valueWrite(() => this.stores.of(plan.kind).write(plan.valueWrite));
+        written.push({ i, plan, pointer, row: this.newRow(plan, pointer) });
+      } catch (error) {
+        failures.push({ i, error });
+      }
+    };
+    // Key Vault values first, concurrently, outside any transaction; envelope values live in this
+    // database, so they are inserted in the batch's own transaction (one commit, and no orphan row).
+    const inDatabase = [...plans].filter(([, plan]) => plan.kind === ValueStoreKind.ENVELOPE);
+    await Promise.all([...plans].filter(([, plan]) => plan.kind !== ValueStoreKind.ENVELOPE).map(writeValue));
+    try {
+      if (written.length || inDatabase.length || options.inCommit) {
+        await this.runner.run(async () => {
+          for (const entry of inDatabase) await writeValue(entry);
+          written.sort((a, b) => a.i - b.i);
+          for (const f of failures) results[f.i] = { error: f.error };
+          await this.rows.insertMany(written.map((w) => w.row));
+          await this.versions.insertMany(written.map((w) => firstVersionRow(w.row, w.plan, w.pointer)));
+          await this.audit.recordMany(
+            written.map((w) => this.auditEvent(AuditAction.STORE, items[w.i].ctx, w.row, started, { version: 1, valueStore: w.plan.kind })),
+          );
+          for (const w of written) await this.events.changed(CredentialEvents.STORED, items[w.i].ctx, w.row);
+          const nowMs = this.clock.nowMs();
+          for (const w of written) results[w.i] = { credential: toMetadata(w.row, nowMs) };
+          await options.inCommit?.(results);
+        });
+      }
+    } catch (e) {
+      failures.push(...written.map((w) => ({ i: w.i, error: e })));
+      throw e;
+    } finally {
+      await this.auditFailures(failures.map((f) => ({ ctx: items[f.i]?.ctx, input: items[f.i]?.input, error: f.error })), started);
+    }
+    for (const f of failures) results[f.i] = { error: f.error };
+    if (written.length) this.logger.log(`stored ${written.length} credential(s) in one transaction`);
+    return results;
+  }
+
+  /** `store`'s checks of its input, before anything is read or written. */
+  private checkStore(input: StoreCredentialInput): { validated: ValidatedValue; kind: ValueStoreKind; tags: Record<string, string> } {
+    assertIdentifier(input.integrationId, 'integrationId');
+    assertIdentifier(input.connectionId, 'connectionId');
+    assertType(input.type);
+    const tags = input.tags ?? {};
+    assertTags(tags);
+    if (input.expiresAt != null) assertDate(input.expiresAt, 'expiresAt');
+    if (input.createdAt !== undefined) assertDate(input.createdAt, 'createdAt');
+    if (input.valueStore !== undefined && !Object.values(ValueStoreKind).includes(input.valueStore)) {
+      throw new CredentialValidationError(`valueStore must be 'vault' or 'envelope'`, 'valueStore');
+    }
+    const validated = this.validateValue(input.type, input.value);
+    return { validated, kind: input.valueStore ?? this.options.valueStores[input.type], tags };
+  }
+
+  /** Everything of a new credential but its value pointer; refuses a live one in the slot. */
+  private planStore(ctx: OperationContext, input: StoreCredentialInput, checked: ReturnType<CredentialWriter['checkStore']>, existing: CredentialEntity | null): StorePlan {
+    if (existing && existing.status !== CredentialStatus.DELETED) throw new CredentialAlreadyExistsError(existing.id);
+    // A deleted predecessor's secret names are soft-deleted: start past its generation.
+    const generation = existing ? existing.vaultGeneration + 1 : 0;
+    const now = this.clock.now();
+    if (input.createdAt && input.createdAt.getTime() > now.getTime()) throw new CredentialValidationError('createdAt must not be in the future', 'createdAt');
+    const id = randomUUID();
+    const expiresAt = checked.validated.expiresAt ?? input.expiresAt ?? null;
+    const owner = { tenantId: ctx.tenantId, credentialId: id, integrationId: input.integrationId, connectionId: input.connectionId, type: input.type };
+    return {
+      ctx, input, kind: checked.kind, tags: checked.tags, generation, now, createdAt: input.createdAt ?? now, expiresAt,
+      hint: valueHint(input.type, input.value),
+      certificate: storedCertificate(checked.validated.certificate),
+      valueWrite: { ...owner, version: 1, value: input.value, expiresAt, vaultGeneration: generation, versionsInGeneration: 0 },
+    };
+  }
+
+  private newRow(p: StorePlan, pointer: ValuePointer): CredentialEntity {
+    return {
+      id: p.valueWrite.credentialId,
+      tenantId: p.ctx.tenantId,
+      integrationId: p.input.integrationId,
+      connectionId: p.input.connectionId,
+      type: p.input.type,
+      valueStore: p.kind,
+      currentVersion: 1,
+      status: CredentialStatus.ACTIVE,
+      expiresAt: p.expiresAt,
+      rotatedAt: null,
+      tags: { ...p.tags },
+      valueHint: p.hint,
+      certificate: p.certificate,
+      vaultGeneration: pointer.vaultGeneration ?? p.generation,
+      rowVersion: 1,
+      createdAt: p.createdAt,
+      updatedAt: p.now,
+      deletedAt: null,
+      createdBy: p.ctx.actor.id,
+      updatedBy: p.ctx.actor.id,
+    };
   }
 
   /** See `CredentialsService.validate`. */
@@ -414,6 +545,20 @@ export class CredentialWriter {
     return { action, context: ctx, resource: row.id, result: AuditResult.SUCCESS, durationMs: Date.now() - started, details: { ...detailsOf(row), ...details } };
   }
 
+  /** `auditFailure` of each item `storeMany` could not store (best effort, one batch of rows). */
+  private async auditFailures(failed: { ctx?: OperationContext; input?: StoreCredentialInput; error: unknown }[], started: number): Promise<void> {
+    const events = failed.flatMap(({ ctx, input, error }): AuditEventInput[] =>
+      ctx && typeof ctx.tenantId === 'string' && ctx.actor
+        ? [{ action: AuditAction.STORE, context: ctx, resource: storeResource(input), result: failureResult(error), errorCode: errorCode(error), durationMs: Date.now() - started, details: { type: input?.type } }]
+        : [],
+    );
+    try {
+      await this.audit.recordMany(events);
+    } catch (e) {
+      this.logger.warn(`could not audit ${events.length} failed store(s): ${(e as Error).message}`);
+    }
+  }
+
   private async auditFailure(action: AuditAction, ctx: OperationContext, resource: string, error: unknown, started: number, details?: Record<string, unknown>): Promise<void> {
     if (!ctx || typeof ctx.tenantId !== 'string' || !ctx.actor) return;
     try {
@@ -422,6 +567,15 @@ export class CredentialWriter {
       this.logger.warn(`could not audit a failed ${action}: ${(e as Error).message}`);
     }
   }
+}
+
+/** What `store` needs of its caller's name for the failure's audit row. */
+function storeResource(input: StoreCredentialInput | undefined): string {
+  return `connection:${String(input?.integrationId)}/${String(input?.connectionId)}`;
+}
+
+function firstVersionRow(row: CredentialEntity, p: StorePlan, pointer: ValuePointer): CredentialVersionEntity {
+  return versionRow(row, { version: 1, kind: p.kind, pointer, hint: p.hint, expiresAt: p.expiresAt, certificate: p.certificate, sourceVersion: null }, p.ctx, p.createdAt);
 }
 
 function versionRow(row: CredentialEntity, v: VersionFacts, ctx: OperationContext, now: Date): CredentialVersionEntity {

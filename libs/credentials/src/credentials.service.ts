@@ -21,7 +21,7 @@ import type {
   UpdateMetadataInput,
   WriteOptions,
 } from './credential.types';
-import { CredentialWriter } from './credential.writer';
+import { CredentialWriter, type StoreManyItem, type StoreManyOptions, type StoreManyResult } from './credential.writer';
 
 /**
  * Store, read, rotate, roll back and delete credentials of many tenants. Every method takes the
@@ -47,6 +47,17 @@ export class CredentialsService {
   /** Stores a new credential (version 1). Fails with ALREADY_EXISTS when a live one has the same (integration, connection, type). */
   store(ctx: OperationContext, input: StoreCredentialInput): Promise<CredentialMetadata> {
     return this.writer.store(ctx, input);
+  }
+
+  /**
+   * Stores many new credentials (each like `store()`, possibly of several tenants) with one database
+   * transaction: Key Vault values are written first (concurrently, each through `options.valueWrite`),
+   * then envelope values and every metadata, version, audit and outbox row of the batch — and
+   * `options.inCommit`'s rows — commit together. Per item, in order: `{ credential }` or `{ error }` (store's typed errors, e.g.
+   * ALREADY_EXISTS). Throws, having committed nothing of the batch, when that transaction fails.
+   */
+  storeMany(items: StoreManyItem[], options: StoreManyOptions = {}): Promise<StoreManyResult[]> {
+    return this.writer.storeMany(items, options);
   }
 
   /**
@@ -125,6 +136,15 @@ export class CredentialsService {
    */
   getVersion(ctx: OperationContext, id: string, version: number, options: ReadOptions = {}): Promise<CredentialVersionWithValue> {
     return this.reader.getVersion(ctx, id, version, options);
+  }
+
+  /**
+   * Whether the current value equals `expected`, compared inside the lib; the value is never
+   * returned. NOT audited, not cached: only for a caller that audits the check itself (the migration
+   * verifies what it wrote under its MIGRATE audit rows). Refused for a revoked credential.
+   */
+  verifyValue(ctx: OperationContext, id: string, expected: string): Promise<{ matches: boolean; metadata: CredentialMetadata }> {
+    return this.reader.verifyValue(ctx, id, expected);
   }
 
   /** Metadata only: never touches the value store. */

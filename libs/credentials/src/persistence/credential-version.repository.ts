@@ -1,5 +1,6 @@
 import { TransactionRunner } from '@app/common';
 import { CredentialVersionEntity } from '../entities/credential-version.entity';
+import { chunks } from './credential.repository';
 
 /**
  * Every SQL access to `cv_credential_versions` (pointers into the value stores, never values). Reads
@@ -11,6 +12,16 @@ export class CredentialVersionRepository {
   insert(row: CredentialVersionEntity): Promise<void> {
     return this.runner.run(async () => {
       await this.runner.manager.insert(CredentialVersionEntity, row);
+    });
+  }
+
+  /**
+   * Inserts many rows in multi-row statements (`storeMany`); joins the caller's transaction. Nothing
+   * is read back into the entities: TypeORM would merge re-selected defaults into them by position.
+   */
+  insertMany(rows: CredentialVersionEntity[]): Promise<void> {
+    return this.runner.run(async () => {
+      for (const chunk of chunks(rows)) await this.runner.manager.createQueryBuilder().insert().into(CredentialVersionEntity).values(chunk).updateEntity(false).execute();
     });
   }
 

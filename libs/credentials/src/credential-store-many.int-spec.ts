@@ -1,0 +1,164 @@
+/**
+ * Integration: `storeMany` and `verifyValue` with the real SDK over HTTPS to the local vault, the real
+ * audit lib and real SQLite / PostgreSQL.
+ */
+import { randomBytes } from 'node:crypto';
+import { Test, type TestingModule } from '@nestjs/testing';
+import { AuditAction, AuditService } from '@app/audit';
+import type { OperationContext } from '@app/common';
+import { KeyVaultEmulator } from '@app/keyvault-emulator';
+import { createTestDatabase, credentialsStackImports, DATABASE_KINDS, type TestDatabase } from '@app/testing';
+import { DataSource } from 'typeorm';
+import {
+  CredentialAlreadyExistsError,
+  CredentialRevokedError,
+  CredentialsService,
+  CredentialType,
+  CredentialValidationError,
+  ValueStoreKind,
+  type StoreManyItem,
+} from './index';
+
+describe.each(DATABASE_KINDS)('CredentialsService.storeMany / verifyValue on %s', (kind) => {
+  let emu: KeyVaultEmulator;
+  let db: TestDatabase;
+  let moduleRef: TestingModule;
+  let service: CredentialsService;
+  let audit: AuditService;
+  let ds: DataSource;
+  const values = new Set<string>();
+  const run = randomBytes(3).toString('hex');
+  const ctxA: OperationContext = { tenantId: `many-a-${run}`, actor: { id: 'user:importer' } };
+  const ctxB: OperationContext = { tenantId: `many-b-${run}`, actor: { id: 'user:importer' } };
+
+  const secret = () => {
+    const v = `sk_${randomBytes(18).toString('base64url')}`;
+    values.add(v);
+    return v;
+  };
+  const item = (ctx: OperationContext, connectionId: string, type = CredentialType.API_KEY, valueStore?: ValueStoreKind): StoreManyItem => ({
+    ctx,
+    input: { integrationId: 'stripe', connectionId, type, value: secret(), valueStore },
+  });
+  const count = async (sql: string, params: unknown[] = []) => {
+    let n = 0;
+    return Number((await ds.query(kind === 'postgres' ? sql.replace(/\?/g, () => `$${++n}`) : sql, params))[0].n);
+  };
+  const rowsOf = (tenantId: string, table: string) => count(`SELECT COUNT(*) AS n FROM ${table} WHERE tenant_id = ?`, [tenantId]);
+  const storeRows = (tenantId: string) => count(`SELECT COUNT(*) AS n FROM cv_audit_log WHERE tenant_id = ? AND action = ? AND result = 'success'`, [tenantId, AuditAction.STORE]);
+
+  beforeAll(async () => {
+    emu = await KeyVaultEmulator.start({ quiet: true, throttle: false });
+    db = await createTestDatabase(kind);
+    moduleRef = await Test.createTestingModule({
+      imports: credentialsStackImports({ database: db.options, vault: emu, persistence: { outbox: { dispatch: false } } }),
+    }).compile();
+    await moduleRef.init();
+    service = moduleRef.get(CredentialsService);
+    audit = moduleRef.get(AuditService);
+    ds = moduleRef.get(DataSource);
+  });
+
+  afterAll(async () => {
+    await moduleRef?.close();
+    await emu?.stop();
+    await db?.drop();
+  });
+
+  it('stores a batch of two tenants (Key Vault and envelope values) in one transaction; each bad item is its own typed error', async () => {
+    await service.store(ctxA, item(ctxA, 'taken').input);
+    const items = [
+      item(ctxA, 'c1'),
+      item(ctxA, 'c1', CredentialType.OAUTH_ACCESS_TOKEN), // envelope by default
+      item(ctxB, 'c1'),
+      item(ctxA, 'taken'),
+      { ctx: ctxA, input: { ...item(ctxA, 'c2').input, connectionId: 'not an id!' } },
+      item(ctxB, 'c2', CredentialType.CUSTOM_SECRET, ValueStoreKind.ENVELOPE),
+      item(ctxB, 'c2', CredentialType.CUSTOM_SECRET),
+    ];
+    const results = await service.storeMany(items);
+
+    expect(results.map((r) => (r.credential ? 'ok' : (r.error as Error).constructor.name))).toEqual([
+      'ok', 'ok', 'ok', 'CredentialAlreadyExistsError', 'CredentialValidationError', 'ok', 'CredentialValidationError',
+    ]);
+    expect((results[3].error as CredentialAlreadyExistsError).existingId).toBeDefined();
+    expect(results[1].credential!.valueStore).toBe(ValueStoreKind.ENVELOPE);
+    for (const [i, r] of results.entries()) {
+      if (r.credential) expect((await service.get(items[i].ctx, r.credential.id)).value).toBe(items[i].input.value);
+    }
+    // One STORE row per stored credential (plus the earlier single store), one outbox event each.
+    expect(await storeRows(ctxA.tenantId)).toBe(1 + 2);
+    expect(await storeRows(ctxB.tenantId)).toBe(2);
+    expect(await count(`SELECT COUNT(*) AS n FROM cv_outbox WHERE name = 'credential.stored' AND tenant_id = ?`, [ctxB.tenantId])).toBe(2);
+    for (const { tenantId } of [ctxA, ctxB]) expect(await audit.verify({ tenantId })).toMatchObject({ valid: true });
+    for (const table of ['cv_credentials', 'cv_credential_versions', 'cv_audit_log', 'cv_outbox', 'cv_envelope_values']) {
+      const dump = JSON.stringify(await ds.query(`SELECT * FROM ${table}`));
+      for (const v of values) expect(dump).not.toContain(v);
+    }
+  });
+
+  it('concurrent batches of one tenant (two connections on PostgreSQL) all commit, and its audit chain verifies', async () => {
+    const ctx: OperationContext = { tenantId: `many-c-${run}`, actor: { id: 'user:importer' } };
+    const batches = [0, 1, 2].map((b) => Array.from({ length: 15 }, (_, i) => item(ctx, `b${b}-${i}`, i % 3 === 0 ? CredentialType.OAUTH_ACCESS_TOKEN : CredentialType.API_KEY)));
+    const results = await Promise.all(batches.map((b) => service.storeMany(b)));
+    expect(results.flat().every((r) => r.credential)).toBe(true);
+    expect(await rowsOf(ctx.tenantId, 'cv_credentials')).toBe(45);
+    expect(await storeRows(ctx.tenantId)).toBe(45);
+    expect(await audit.verify({ tenantId: ctx.tenantId })).toMatchObject({ valid: true });
+  });
+
+  it('a failure in the middle of the batch transaction leaves nothing of the batch; its slots stay free', async () => {
+    const ctx: OperationContext = { tenantId: `many-d-${run}`, actor: { id: 'user:importer' } };
+    const items = Array.from({ length: 6 }, (_, i) => item(ctx, `f${i}`, i % 2 ? CredentialType.OAUTH_ACCESS_TOKEN : CredentialType.API_KEY));
+    // The caller's own rows fail after the batch's rows were written.
+    await expect(service.storeMany(items, { inCommit: () => Promise.reject(new Error('the caller’s rows failed')) })).rejects.toThrow('the caller’s rows failed');
+    // A concurrent store takes item 3's slot between the batch's existence check and its commit: the
+    // unique index fails the batch's INSERT in the middle.
+    const racer = { ...items[3].input, value: secret() };
+    let raced = false;
+    await expect(
+      service.storeMany(items, {
+        valueWrite: async (write) => {
+          const pointer = await write();
+          if (!raced) {
+            raced = true;
+            await service.store(ctx, racer);
+          }
+          return pointer;
+        },
+      }),
+    ).rejects.toThrow();
+    for (const table of ['cv_credentials', 'cv_credential_versions', 'cv_envelope_values']) expect(await rowsOf(ctx.tenantId, table)).toBe(1);
+    expect(await storeRows(ctx.tenantId)).toBe(1);
+    expect(await count(`SELECT COUNT(*) AS n FROM cv_outbox WHERE tenant_id = ?`, [ctx.tenantId])).toBe(1);
+    expect(await audit.verify({ tenantId: ctx.tenantId })).toMatchObject({ valid: true });
+
+    const again = await service.storeMany(items);
+    expect(again.map((r) => (r.credential ? 'ok' : (r.error as Error).constructor.name))).toEqual(['ok', 'ok', 'ok', 'CredentialAlreadyExistsError', 'ok', 'ok']);
+    expect(await rowsOf(ctx.tenantId, 'cv_credentials')).toBe(6);
+  });
+
+  it('refuses a batch that is not an array, and an item twice in one batch', async () => {
+    await expect(service.storeMany('nope' as never)).rejects.toBeInstanceOf(CredentialValidationError);
+    const twice = item(ctxA, 'twice');
+    const r = await service.storeMany([twice, { ...twice, input: { ...twice.input, value: secret() } }]);
+    expect(r[0].credential).toBeDefined();
+    expect(r[1].error).toBeInstanceOf(CredentialValidationError);
+  });
+
+  it('verifyValue compares without returning the value or writing an audit row; a revoked value is refused', async () => {
+    const stored = await service.store(ctxB, item(ctxB, 'verify').input);
+    const value = (await service.get(ctxB, stored.id)).value;
+    await audit.flush();
+    const auditRows = await rowsOf(ctxB.tenantId, 'cv_audit_log');
+    const same = await service.verifyValue(ctxB, stored.id, value);
+    const other = await service.verifyValue(ctxB, stored.id, `${value}x`);
+    expect(same).toEqual({ matches: true, metadata: expect.objectContaining({ id: stored.id }) });
+    expect(other.matches).toBe(false);
+    expect(JSON.stringify(same)).not.toContain(value);
+    await audit.flush();
+    expect(await rowsOf(ctxB.tenantId, 'cv_audit_log')).toBe(auditRows);
+    await service.revoke(ctxB, stored.id);
+    await expect(service.verifyValue(ctxB, stored.id, value)).rejects.toBeInstanceOf(CredentialRevokedError);
+  });
+});
