@@ -2,13 +2,15 @@ import { randomBytes } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import { POSTGRES_URL, REDIS_URL } from '../../test/support/database';
 import { startTestHost } from '../../test/support/host';
+import { TestOAuthServer } from '../../test/support/oauth-server';
 import { apiClient, marker, QUIET_HOST_ENV, tenantKey, type ApiResponse } from './http';
+import { registerOAuthProvider } from './oauth';
 import type { Profile } from './profile';
 import { bounded, Examples, info, type PartResult } from './report';
 import { MarkerScan } from './scan';
 
-/** Routes whose answer is a value by design (the only places a value may come back). */
-const VALUE_ROUTE = /\/value(\?|$)|\/access-token(\?|$)|\/webhooks\/[^/]+\/[^/]+\/secret(\/stage)?$/;
+/** Routes whose answer is a value by design (the only places a value may come back; token-rejected answers the refreshed token). */
+const VALUE_ROUTE = /\/value(\?|$)|\/access-token(\?|$)|\/token-rejected$|\/webhooks\/[^/]+\/[^/]+\/secret(\/stage)?$/;
 
 /**
  * Secret hygiene: every value stored during the run is a unique marker; the host is driven through every
@@ -34,17 +36,20 @@ export async function hygiene(p: Profile): Promise<PartResult> {
       REDIS_URL,
       REDIS_KEY_PREFIX: prefix,
     });
-    const markers = new Set<string>();
+    const idp = await TestOAuthServer.start();
+    await registerOAuthProvider(host.app, 'idp', idp);
+    // The OAuth client secret is a stored value too.
+    const markers = new Set<string>([idp.clientSecret]);
     const answers: string[] = [];
     const raw = apiClient(host.baseUrl, key.key);
-    const call = async (method: string, path: string, body?: unknown): Promise<ApiResponse> => {
+    const call = async (method: string, path: string, body?: unknown, expected = 300): Promise<ApiResponse> => {
       const res = await raw(method, path, body);
+      if (res.status >= expected) throw new Error(`${method} ${path}: ${res.status} ${res.text.slice(0, 200)}`);
       if (!VALUE_ROUTE.test(path)) answers.push(`${method} ${path} ${res.status} ${res.text}`);
       else if (res.status === 200) {
         // A value the host generated (webhook secrets, OAuth tokens) is a marker too.
         for (const v of [res.body?.value, res.body?.secret, res.body?.accessToken]) if (typeof v === 'string') markers.add(v);
       }
-      if (res.status >= 500) throw new Error(`${method} ${path}: ${res.status} ${res.text}`);
       return res;
     };
     const value = (tag: string) => {
@@ -65,11 +70,17 @@ export async function hygiene(p: Profile): Promise<PartResult> {
         await call('GET', `/v1/credentials/${id}`);
         await call('GET', `/v1/credentials/${id}/versions`);
         // A refused write with a value in it: the value must not reach the error or the log either.
-        await call('POST', `/v1/credentials/${id}/rotate`, { value: value('cf'), expectedVersion: 1 });
+        await call('POST', `/v1/credentials/${id}/rotate`, { value: value('cf'), expectedVersion: 1 }, 500);
         if (i % 4 === 0) {
           const conn = `oauth${i}`;
-          await call('POST', `/v1/oauth/connections/hyg/${conn}/tokens`, { access_token: value('at'), refresh_token: value('rt'), expires_in: 3600, token_type: 'Bearer' });
-          await call('GET', `/v1/oauth/connections/hyg/${conn}/access-token`);
+          // Tokens from a real authorization server, then a refresh there (the 401 report).
+          const tokens = await idp.authorize('openid');
+          markers.add(tokens.access_token);
+          if (tokens.refresh_token) markers.add(tokens.refresh_token);
+          await call('POST', `/v1/oauth/connections/idp/${conn}/tokens`, tokens);
+          await call('GET', `/v1/oauth/connections/idp/${conn}/access-token`);
+          await call('POST', `/v1/oauth/connections/idp/${conn}/token-rejected`, { accessToken: tokens.access_token });
+          await call('GET', `/v1/oauth/connections/idp/${conn}/access-token`);
           const wh = `wh${i}`;
           await call('POST', `/v1/rotation/webhooks/hyg/${wh}/secret`, {});
           await call('POST', `/v1/rotation/webhooks/hyg/${wh}/secret/stage`, {});
@@ -103,13 +114,14 @@ export async function hygiene(p: Profile): Promise<PartResult> {
       if (redisKeys === 0) examples.add(`${kind}: no Redis key was written — the scan proves nothing there`);
     } finally {
       await host.close();
+      await idp.close();
     }
   }
   return {
     part: 'Secret hygiene',
     profile: p.name,
     method:
-      'Every value stored is a unique marker (`<tag>M` + 24 hex). Per database the host runs with Redis (cache L2 and shared state) and debug logging; each credential is stored (vault and envelope alternately), read, rotated, read again, its first version read, some rolled back, metadata and versions listed, and a stale-version rotate with a fresh value refused; every fourth connection also stores OAuth tokens and reads the access token, and generates, stages and activates a webhook secret (values the host generated become markers too). Then lists, statistics, connections, audit, policies, health and `/metrics` are fetched, and every marker is searched for (plain and base64/base64url at each byte alignment) in the captured log lines, the SQLite database file with its WAL and shared memory (or every row of every PostgreSQL table of the schema: metadata, versions, envelope rows, audit, outbox), every Redis key under the host\'s prefix (strings, hashes, lists, sets, sorted sets), `/metrics`, and every answer of a route that does not return a value by design.',
+      'Every value stored is a unique marker (`<tag>M` + 24 hex). Per database the host runs with Redis (cache L2 and shared state) and debug logging; each credential is stored (vault and envelope alternately), read, rotated, read again, its first version read, some rolled back, metadata and versions listed, and a stale-version rotate with a fresh value refused; every fourth connection also stores the tokens of a real authorization (oidc-provider), reads the access token, reports it rejected (a refresh at the provider) and reads the new one, and generates, stages and activates a webhook secret (values the host or the provider generated, and the OAuth client secret, become markers too). Then lists, statistics, connections, audit, policies, health and `/metrics` are fetched, and every marker is searched for (plain and base64/base64url at each byte alignment) in the captured log lines, the SQLite database file with its WAL and shared memory (or every row of every PostgreSQL table of the schema: metadata, versions, envelope rows, audit, outbox), every Redis key under the host\'s prefix (strings, hashes, lists, sets, sorted sets), `/metrics`, and every answer of a route that does not return a value by design.',
     ran: places.join(' · '),
     figures: [info('markers stored', markersTotal), bounded('markers found outside the vault and value answers', hitsTotal, '=', 0)],
     examples: examples.list,

@@ -21,7 +21,7 @@ export const PROFILES: Record<ProfileName, Profile> = {
     crashes: { trials: 5 },
     badInput: { requests: 150, databases: ['sqlite', 'postgres'] },
     isolation: { requests: 120 },
-    hygiene: { credentials: 12, databases: ['sqlite', 'postgres'] },
+    hygiene: { credentials: 8, databases: ['sqlite', 'postgres'] },
     soak: { durationMs: 20_000, ratePerSec: 100, credentials: 50 },
   },
   medium: {
