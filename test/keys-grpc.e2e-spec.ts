@@ -6,7 +6,8 @@ import { generateApiKey } from '../apps/api/src/auth/api-keys';
 import { freePort, GrpcKeysClient, type GrpcReply } from './support/grpc-keys-client';
 import { startTestHost, TestHost } from './support/host';
 
-const GRPC = { OK: 0, INVALID_ARGUMENT: 3, NOT_FOUND: 5, PERMISSION_DENIED: 7, UNAVAILABLE: 14, UNAUTHENTICATED: 16 };
+const GRPC = { OK: 0, INVALID_ARGUMENT: 3, NOT_FOUND: 5, PERMISSION_DENIED: 7, RESOURCE_EXHAUSTED: 8, UNAVAILABLE: 14, UNAUTHENTICATED: 16 };
+const RATE_LIMIT = 40;
 const b64 = (b: Buffer | string) => Buffer.from(b).toString('base64');
 const sha256 = (s: string) => createHash('sha256').update(s).digest();
 
@@ -25,6 +26,7 @@ describe('keys gRPC API', () => {
   const reader = generateApiKey('acme-keys-reader', 'acme', ['keys:read']);
   const auditor = generateApiKey('acme-auditor', 'acme', ['audit:read']);
   const other = generateApiKey('globex', 'globex', ['admin']);
+  const flood = generateApiKey('acme-flood', 'acme', ['keys:read']);
   const as = (k: { key: string }) => ({ 'x-api-key': k.key });
 
   beforeAll(async () => {
@@ -37,7 +39,8 @@ describe('keys gRPC API', () => {
       new SignJWT(claims).setProtectedHeader({ alg: 'ES256', kid: 'k1' }).setSubject('svc-9').setIssuer('https://idp.example.test').setAudience('credential-vault').setIssuedAt().setExpirationTime(exp).sign(privateKey);
     const port = await freePort();
     host = await startTestHost('sqlite', {
-      AUTH_API_KEYS: JSON.stringify([user.entry, reader.entry, auditor.entry, other.entry]),
+      AUTH_API_KEYS: JSON.stringify([user.entry, reader.entry, auditor.entry, other.entry, flood.entry]),
+      RATE_LIMIT_PER_MINUTE: String(RATE_LIMIT),
       AUTH_JWT_ISSUER: 'https://idp.example.test',
       AUTH_JWT_AUDIENCE: 'credential-vault',
       AUTH_JWT_JWKS_URL: `http://127.0.0.1:${(jwks.address() as AddressInfo).port}/jwks`,
@@ -137,6 +140,16 @@ describe('keys gRPC API', () => {
       refusals = ((await (await fetch(`${host.baseUrl}/v1/audit?action=access_denied`, { headers: as(auditor) })).json()) as { items: typeof refusals }).items;
     }
     expect(refusals).toContainEqual(expect.objectContaining({ actorId: 'api-key:acme-keys-reader', resource: 'gRPC /credential_vault.keys.v1.KeysService/CreateKey' }));
+  });
+
+  it('limits each client to RATE_LIMIT_PER_MINUTE calls per method, like HTTP routes (RESOURCE_EXHAUSTED past it)', async () => {
+    for (let i = 0; i < RATE_LIMIT; i++) expect((await client.call('ListKeys', {}, as(flood))).error).toBeUndefined();
+    const over = await client.call('ListKeys', {}, as(flood));
+    expect(over.error?.code).toBe(GRPC.RESOURCE_EXHAUSTED);
+    expect(errorInfo(over)).toMatchObject({ reason: 'RESOURCE_EXHAUSTED', domain: 'credential-vault' });
+    // Per method and per client: the same client's other method, and another client's same method, still pass.
+    expect((await client.call('GetKey', { name: 'missing' }, as(flood))).error?.code).toBe(GRPC.NOT_FOUND);
+    expect((await client.call('ListKeys', {}, as(reader))).error).toBeUndefined();
   });
 
   it("answers another tenant's key exactly like a missing one: NOT_FOUND with code 1003 in the status details", async () => {

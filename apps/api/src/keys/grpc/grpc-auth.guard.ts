@@ -1,5 +1,6 @@
-import { CanActivate, ExecutionContext, ForbiddenException, Injectable, Logger, UnauthorizedException } from '@nestjs/common';
-import { Reflector } from '@nestjs/core';
+import { CanActivate, ExecutionContext, ForbiddenException, Inject, Injectable, Logger, UnauthorizedException } from '@nestjs/common';
+import { ModuleRef, Reflector } from '@nestjs/core';
+import { ThrottlerException, ThrottlerStorage } from '@nestjs/throttler';
 import type { Metadata } from '@grpc/grpc-js';
 import { randomUUID } from 'node:crypto';
 import { AuditAction, AuditResult, AuditService } from '@app/audit';
@@ -7,6 +8,7 @@ import type { OperationContext } from '@app/common';
 import { REQUIRED_SCOPES } from '../../auth/auth.decorators';
 import { UNAUTHENTICATED_TENANT } from '../../auth/auth.guard';
 import { AuthenticationFailed, AuthService } from '../../auth/auth.service';
+import { APP_CONFIG, AppConfig } from '../../config/app.config';
 import { hasScope, Principal, Scope } from '../../auth/scopes';
 
 /** What a gRPC handler gets as its third argument (grpc-js' server call), as far as we read it. */
@@ -19,18 +21,25 @@ interface GrpcCall {
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 const logger = new Logger('GrpcAuthGuard');
+const RATE_WINDOW_MS = 60_000;
 
 /**
- * The gRPC side of AuthGuard (the host's global guards are HTTP's only): the same credentials — an
- * `x-api-key` or `authorization: Bearer <JWT>` metadata entry —, the same @RequireScopes, and the same
- * audit rows for refusals. The tenant comes from the principal, never from a message.
+ * The gRPC side of AuthGuard and ClientThrottlerGuard (the host's global guards are HTTP's only): the
+ * same credentials — an `x-api-key` or `authorization: Bearer <JWT>` metadata entry —, the same
+ * @RequireScopes, the same audit rows for refusals, and RATE_LIMIT_PER_MINUTE per client and method
+ * in the HTTP limiter's storage (cluster-wide with REDIS_URL). The tenant comes from the principal,
+ * never from a message.
  */
 @Injectable()
 export class GrpcAuthGuard implements CanActivate {
+  private storage?: ThrottlerStorage;
+
   constructor(
     private readonly reflector: Reflector,
     private readonly auth: AuthService,
     private readonly audit: AuditService,
+    private readonly moduleRef: ModuleRef,
+    @Inject(APP_CONFIG) private readonly config: AppConfig,
   ) {}
 
   async canActivate(context: ExecutionContext): Promise<boolean> {
@@ -62,8 +71,17 @@ export class GrpcAuthGuard implements CanActivate {
       await this.auditRefusal(AuditAction.ACCESS_DENIED, ctx, resource, 'MISSING_SCOPE', { missing });
       throw new ForbiddenException(`missing scope: ${missing.join(', ')}`);
     }
+    await this.throttle(`grpc-${resource}-${principal.id}`);
     call.operationContext = ctx;
     return true;
+  }
+
+  /** One count per client and method, as the HTTP limiter counts per client and route; over it, RESOURCE_EXHAUSTED. */
+  private async throttle(key: string): Promise<void> {
+    // The storage is the ThrottlerModule's, inside AuthModule (not exported): found once, by token.
+    this.storage ??= this.moduleRef.get<ThrottlerStorage>(ThrottlerStorage, { strict: false });
+    const { isBlocked } = await this.storage.increment(key, RATE_WINDOW_MS, this.config.rateLimit.perMinute, RATE_WINDOW_MS, 'default');
+    if (isBlocked) throw new ThrottlerException('too many requests: RATE_LIMIT_PER_MINUTE per client and method');
   }
 
   private async auditRefusal(action: AuditAction, context: OperationContext, resource: string, errorCode: string, details: Record<string, unknown> = {}): Promise<void> {
