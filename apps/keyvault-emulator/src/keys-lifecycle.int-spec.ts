@@ -175,6 +175,58 @@ describe('Key Vault emulator: keys lifecycle through the official KeyClient', ()
     });
   });
 
+  describe('at the default operationDelayMs (Azure-like)', () => {
+    let azureLike: KeyVaultEmulator;
+    let client: KeyClient;
+    beforeAll(async () => {
+      azureLike = await KeyVaultEmulator.start({ quiet: true, throttle: false });
+      client = emulatorKeyClient(azureLike, { maxRetries: 0 });
+    });
+    afterAll(() => azureLike.stop());
+
+    it("can resume a key delete from a stopped poller (the SDK's own scenario)", async () => {
+      await client.createEcKey('resume-delete');
+      const poller = await client.beginDeleteKey('resume-delete', poll);
+      const first = poller.pollUntilDone().then(
+        () => 'done',
+        (e: Error) => e.name,
+      );
+      await poller.poll();
+      poller.stopPolling();
+      expect(poller.isStopped()).toBe(true);
+      expect(poller.getOperationState().isCompleted).toBeFalsy();
+      const during = await restError(client.createEcKey('resume-delete'));
+      expect(during.details.error.innerError.code).toBe('ObjectIsBeingDeleted');
+
+      const resumed = await client.beginDeleteKey('resume-delete', { resumeFrom: poller.toString(), ...poll });
+      const deleted = await resumed.pollUntilDone();
+      expect([deleted.name, resumed.getOperationState().isCompleted]).toEqual(['resume-delete', true]);
+      expect(await first).toBe('PollerStoppedError');
+      expect((await client.getDeletedKey('resume-delete')).properties.recoveryId).toBe(`${azureLike.vaultUrl}/deletedkeys/resume-delete`);
+    });
+
+    it("can resume a key recovery from a stopped poller (the SDK's own scenario)", async () => {
+      const key = await client.createRsaKey('resume-recover');
+      await (await client.beginDeleteKey('resume-recover', { intervalInMs: 100 })).pollUntilDone();
+      const poller = await client.beginRecoverDeletedKey('resume-recover', poll);
+      expect(poller.getOperationState().isStarted).toBe(true);
+      const first = poller.pollUntilDone().then(
+        () => 'done',
+        (e: Error) => e.name,
+      );
+      await poller.poll();
+      poller.stopPolling();
+      expect(poller.isStopped()).toBe(true);
+      expect(poller.getOperationState().isCompleted).toBeFalsy();
+      expect((await restError(client.getKey('resume-recover'))).statusCode).toBe(404);
+
+      const resumed = await client.beginRecoverDeletedKey('resume-recover', { resumeFrom: poller.toString(), ...poll });
+      const recovered = await resumed.pollUntilDone();
+      expect([recovered.id, resumed.getOperationState().isCompleted]).toEqual([key.id, true]);
+      expect(await first).toBe('PollerStoppedError');
+    });
+  });
+
   describe('backup and restore', () => {
     it('backs up every version and restores them after a purge, into this vault or another one', async () => {
       const v1 = await keys.createRsaKey('Backed-Up-Key', { tags: { v: '1' } });

@@ -1,5 +1,5 @@
 import { SecretClient } from '@azure/keyvault-secrets';
-import { KeyVaultEmulator } from './index';
+import { DEFAULT_OPERATION_DELAY_MS, KeyVaultEmulator } from './index';
 import { emulatorSecretClient, rawRequest, restError } from './testing';
 
 const API = 'api-version=7.6';
@@ -102,11 +102,80 @@ describe('Key Vault emulator: soft delete, recover, purge, backup and restore', 
     });
   });
 
+  describe('at the default operationDelayMs: deletes and recoveries complete asynchronously, as in Azure', () => {
+    let emu: KeyVaultEmulator;
+    let client: SecretClient;
+    beforeAll(async () => {
+      emu = await KeyVaultEmulator.start({ quiet: true });
+      client = emulatorSecretClient(emu, { maxRetries: 0 });
+    });
+    afterAll(() => emu.stop());
+
+    it('keeps a delete pending for 1 s: the name answers 409 ObjectIsBeingDeleted, nothing is readable yet', async () => {
+      expect(DEFAULT_OPERATION_DELAY_MS).toBe(1000);
+      await client.setSecret('pending', 'v');
+      const deletedAt = Date.now();
+      await rawRequest(emu, 'DELETE', `/secrets/pending?${API}`);
+      const during = await restError(client.setSecret('pending', 'again'));
+      expect([during.statusCode, during.details.error.innerError.code]).toEqual([409, 'ObjectIsBeingDeleted']);
+      expect((await restError(client.getSecret('pending'))).statusCode).toBe(404);
+      expect((await restError(client.getDeletedSecret('pending'))).statusCode).toBe(404);
+      while ((await rawRequest(emu, 'GET', `/deletedsecrets/pending?${API}`)).status === 404) await new Promise((r) => setTimeout(r, 50));
+      expect(Date.now() - deletedAt).toBeGreaterThanOrEqual(DEFAULT_OPERATION_DELAY_MS - 50);
+      const after = await restError(client.setSecret('pending', 'again'));
+      expect(after.details.error.innerError.code).toBe('ObjectIsDeletedButRecoverable');
+    });
+
+    it("can resume a delete from a stopped poller (the SDK's own scenario)", async () => {
+      await client.setSecret('resume-delete', 'v');
+      const poller = await client.beginDeleteSecret('resume-delete', { intervalInMs: 50 });
+      const first = poller.pollUntilDone().then(
+        () => 'done',
+        (e: Error) => e.name,
+      );
+      await poller.poll();
+      poller.stopPolling();
+      expect(poller.isStopped()).toBe(true);
+      expect(poller.getOperationState().isCompleted).toBeFalsy();
+      const serialized = poller.toString();
+
+      const resumed = await client.beginDeleteSecret('resume-delete', { resumeFrom: serialized, intervalInMs: 50 });
+      expect(resumed.getOperationState().isStarted).toBe(true);
+      const deleted = await resumed.pollUntilDone();
+      expect([deleted.name, resumed.getOperationState().isCompleted]).toEqual(['resume-delete', true]);
+      expect(await first).toBe('PollerStoppedError');
+      expect((await client.getDeletedSecret('resume-delete')).name).toBe('resume-delete');
+    });
+
+    it("can resume a recover from a stopped poller (the SDK's own scenario)", async () => {
+      await client.setSecret('resume-recover', 'precious');
+      await (await client.beginDeleteSecret('resume-recover', { intervalInMs: 100 })).pollUntilDone();
+      const poller = await client.beginRecoverDeletedSecret('resume-recover', { intervalInMs: 50 });
+      expect(poller.getOperationState().isStarted).toBe(true);
+      const first = poller.pollUntilDone().then(
+        () => 'done',
+        (e: Error) => e.name,
+      );
+      await poller.poll();
+      poller.stopPolling();
+      expect(poller.isStopped()).toBe(true);
+      expect(poller.getOperationState().isCompleted).toBeFalsy();
+      // a recovered secret is not readable until the recovery completes
+      expect((await restError(client.getSecret('resume-recover'))).statusCode).toBe(404);
+
+      const resumed = await client.beginRecoverDeletedSecret('resume-recover', { resumeFrom: poller.toString(), intervalInMs: 50 });
+      const recovered = await resumed.pollUntilDone();
+      expect([recovered.name, resumed.getOperationState().isCompleted]).toEqual(['resume-recover', true]);
+      expect(await first).toBe('PollerStoppedError');
+      expect((await client.getSecret('resume-recover')).value).toBe('precious');
+    });
+  });
+
   describe('with purge protection', () => {
     let emu: KeyVaultEmulator;
     let client: SecretClient;
     beforeAll(async () => {
-      emu = await KeyVaultEmulator.start({ quiet: true, purgeProtection: true });
+      emu = await KeyVaultEmulator.start({ quiet: true, purgeProtection: true, operationDelayMs: 0 });
       client = emulatorSecretClient(emu, { maxRetries: 0 });
     });
     afterAll(() => emu.stop());
@@ -130,7 +199,7 @@ describe('Key Vault emulator: soft delete, recover, purge, backup and restore', 
     let emu: KeyVaultEmulator;
     let client: SecretClient;
     beforeAll(async () => {
-      emu = await KeyVaultEmulator.start({ quiet: true, throttle: false });
+      emu = await KeyVaultEmulator.start({ quiet: true, throttle: false, operationDelayMs: 0 });
       client = emulatorSecretClient(emu, { maxRetries: 0 });
     });
     afterAll(() => emu.stop());

@@ -5,7 +5,7 @@ import { AuthOptions } from './auth';
 import { KeyVaultEmulator } from './emulator';
 import { KeyVaultEmulatorOptions } from './options';
 
-const HELP = `Local Azure Key Vault (secrets API) emulator - FOR DEVELOPMENT AND TESTS ONLY
+const HELP = `Local Azure Key Vault (secrets and keys APIs) emulator - FOR DEVELOPMENT AND TESTS ONLY
 
 Usage: npm run emulator -- [options]
 
@@ -17,7 +17,7 @@ Usage: npm run emulator -- [options]
   --tenant-id <guid>            tenant named in the 401 challenge
   --retention-days <7..90>      soft-delete retention (default 90)
   --purge-protection            forbid purging deleted secrets
-  --operation-delay-ms <n>      delay before delete/recover become visible (default 0)
+  --operation-delay-ms <n>      how long a delete/recover stays pending, as in Azure (default 1000; 0 = at once)
   --throttle-limit <n>          transactions per window (default 4000)
   --throttle-window-ms <n>      throttle window (default 10000)
   --no-throttle                 disable throttling

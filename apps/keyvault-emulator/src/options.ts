@@ -13,7 +13,11 @@ export interface KeyVaultEmulatorOptions {
   softDeleteRetentionDays?: number;
   /** Forbid purging soft-deleted secrets. @default false */
   purgeProtection?: boolean;
-  /** Delay before a delete/recover becomes visible (what the SDK pollers wait for). @default 0 */
+  /**
+   * How long a delete or recover stays pending before it is visible, as in Azure where both complete
+   * asynchronously (the SDK pollers wait for it; the name answers 409 meanwhile). Tests that want
+   * speed set 0. @default DEFAULT_OPERATION_DELAY_MS (1000)
+   */
   operationDelayMs?: number;
   /** Per-vault throttling: at most `limit` transactions in any `windowMs` (sliding window), or false to disable. @default { limit: 4000, windowMs: 10000 } */
   throttle?: { limit: number; windowMs: number } | false;
@@ -24,6 +28,13 @@ export interface KeyVaultEmulatorOptions {
 }
 
 export const DEFAULT_TENANT_ID = '00000000-0000-4000-8000-00000000e001';
+
+/**
+ * Azure takes seconds to finish a delete or recover; 1 s keeps that state observable (a poller's
+ * first poll still sees it pending, so it can be stopped and resumed) while staying below the SDK's
+ * default 2 s poll interval, so a default poller completes on its first re-poll.
+ */
+export const DEFAULT_OPERATION_DELAY_MS = 1000;
 
 export interface ResolvedOptions {
   host: string;
@@ -47,7 +58,7 @@ export function resolveOptions(o: KeyVaultEmulatorOptions = {}): ResolvedOptions
     tenantId: o.tenantId ?? DEFAULT_TENANT_ID,
     softDeleteRetentionDays: o.softDeleteRetentionDays ?? 90,
     purgeProtection: o.purgeProtection ?? false,
-    operationDelayMs: o.operationDelayMs ?? 0,
+    operationDelayMs: o.operationDelayMs ?? DEFAULT_OPERATION_DELAY_MS,
     throttle: o.throttle === undefined ? { limit: 4000, windowMs: 10_000 } : o.throttle,
     auth: o.auth ?? { mode: 'any' },
     quiet: o.quiet ?? false,

@@ -88,7 +88,7 @@ describe('Key Vault emulator: persistence across restarts', () => {
 
   it('keeps secrets, versions, deleted state and the CA; values are encrypted at rest', async () => {
     const marker = 'PLAINTEXT-MARKER-9f8e7d';
-    const first = await KeyVaultEmulator.start({ quiet: true, dataDir });
+    const first = await KeyVaultEmulator.start({ quiet: true, dataDir, operationDelayMs: 0 });
     const c1 = emulatorSecretClient(first, { maxRetries: 0 });
     const v1 = await c1.setSecret('persisted', `${marker}-1`, { tags: { keep: 'me' } });
     await c1.setSecret('persisted', `${marker}-2`);
@@ -104,7 +104,7 @@ describe('Key Vault emulator: persistence across restarts', () => {
     expect(file).toContain('persisted');
     expect(file).not.toContain(marker);
 
-    const second = await KeyVaultEmulator.start({ quiet: true, dataDir });
+    const second = await KeyVaultEmulator.start({ quiet: true, dataDir, operationDelayMs: 0 });
     try {
       expect(second.caCertPem).toBe(ca);
       // a client that trusts the old CA still connects
