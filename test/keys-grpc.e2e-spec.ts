@@ -3,6 +3,7 @@ import { createServer, type Server } from 'node:http';
 import { connect, type AddressInfo } from 'node:net';
 import { exportJWK, generateKeyPair, SignJWT } from 'jose';
 import { generateApiKey } from '../apps/api/src/auth/api-keys';
+import { EmbeddedVault } from '../apps/api/src/vault/embedded-vault';
 import { freePort, GrpcKeysClient, type GrpcReply } from './support/grpc-keys-client';
 import { startTestHost, TestHost } from './support/host';
 
@@ -41,6 +42,8 @@ describe('keys gRPC API', () => {
     host = await startTestHost('sqlite', {
       AUTH_API_KEYS: JSON.stringify([user.entry, reader.entry, auditor.entry, other.entry, flood.entry]),
       RATE_LIMIT_PER_MINUTE: String(RATE_LIMIT),
+      // One attempt per vault call: a fault injected below reaches the caller as it is.
+      KEY_VAULT_MAX_ATTEMPTS: '1',
       AUTH_JWT_ISSUER: 'https://idp.example.test',
       AUTH_JWT_AUDIENCE: 'credential-vault',
       AUTH_JWT_JWKS_URL: `http://127.0.0.1:${(jwks.address() as AddressInfo).port}/jwks`,
@@ -150,6 +153,23 @@ describe('keys gRPC API', () => {
     // Per method and per client: the same client's other method, and another client's same method, still pass.
     expect((await client.call('GetKey', { name: 'missing' }, as(flood))).error?.code).toBe(GRPC.NOT_FOUND);
     expect((await client.call('ListKeys', {}, as(reader))).error).toBeUndefined();
+  });
+
+  it("maps the vault's throttling to RESOURCE_EXHAUSTED (1001, with a RetryInfo) and its outage to UNAVAILABLE (1006)", async () => {
+    await client.call('CreateKey', { name: 'faulty', key_type: 'EC' }, as(user));
+    const vault = host.app.get(EmbeddedVault).emulator!;
+    const sign = () => client.call('Sign', { name: 'faulty', algorithm: 'ES256', digest: b64(sha256('f')) }, as(user));
+    vault.injectFault({ kind: 'status', status: 429, retryAfterSeconds: 3, count: 1, operations: ['sign'] });
+    const throttled = await sign();
+    expect(throttled.error?.code).toBe(GRPC.RESOURCE_EXHAUSTED);
+    expect(throttled.error?.trailers['cv-error-code']).toBe('1001');
+    expect(throttled.error?.status?.details).toContainEqual({ type: 'type.googleapis.com/google.rpc.RetryInfo', retry_delay: { seconds: 3, nanos: 0 } });
+    vault.injectFault({ kind: 'status', status: 503, count: 1, operations: ['sign'] });
+    const down = await sign();
+    expect(down.error?.code).toBe(GRPC.UNAVAILABLE);
+    expect(errorInfo(down)?.metadata.code).toBe('1006');
+    vault.clearFaults();
+    expect((await sign()).error).toBeUndefined();
   });
 
   it("answers another tenant's key exactly like a missing one: NOT_FOUND with code 1003 in the status details", async () => {
