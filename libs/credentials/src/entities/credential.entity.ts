@@ -21,8 +21,9 @@ export interface StoredCertificateInfo extends Omit<CertificateInfo, 'validFrom'
 })
 @Index('IDX_cv_credentials_tenant_created', ['tenantId', 'createdAt', 'id'])
 @Index('IDX_cv_credentials_tenant_connection', ['tenantId', 'integrationId', 'connectionId'])
-@Index('IDX_cv_credentials_tenant_expires', ['tenantId', 'expiresAt'])
-@Index('IDX_cv_credentials_expires', ['expiresAt'])
+// Ending in id: keyset pages by (expiresAt, id) walk the index in order (migration 1860000000000).
+@Index('IDX_cv_credentials_tenant_expires_id', ['tenantId', 'expiresAt', 'id'])
+@Index('IDX_cv_credentials_expires_id', ['expiresAt', 'id'])
 export class CredentialEntity {
   @PrimaryColumn({ type: 'varchar', length: 36 })
   id: string;
