@@ -1,5 +1,4 @@
 import { CreateCredentialsTables1760000000000 } from './1760000000000-create-credentials-tables';
-import { CredentialKeysetIndexes1860000000000 } from './1860000000000-credential-keyset-indexes';
 import { CreateWrappedDataKeys1840000000000 } from './1840000000000-create-wrapped-data-keys';
 import { CredentialKeysetIndexes1860000000000 } from './1860000000000-credential-keyset-indexes';
 

@@ -33,6 +33,23 @@ export interface ExpiryScanFilter {
 
 type Counted = { key: string; n: string | number };
 
+/** What identifies a credential slot: one live credential per (tenant, integration, connection, type). */
+export type NewestKey = Pick<CredentialEntity, 'tenantId' | 'integrationId' | 'connectionId' | 'type'>;
+
+/** The map key of `findNewestMany`'s answer. */
+export function newestKey(k: NewestKey): string {
+  return JSON.stringify([k.tenantId, k.integrationId, k.connectionId, k.type]);
+}
+
+/** Rows per multi-row statement: far below either database's bind-parameter limit. */
+const CHUNK = 100;
+
+export function chunks<T>(items: T[], size = CHUNK): T[][] {
+  const out: T[][] = [];
+  for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size));
+  return out;
+}
+
 /**
  * Every SQL access to `cv_credentials`. Reads go through `runner.read` (inside a transaction they join
  * it; outside, on SQLite, they never see another caller's uncommitted rows); writes through
@@ -44,6 +61,16 @@ export class CredentialRepository {
   insert(row: CredentialEntity): Promise<void> {
     return this.runner.run(async () => {
       await this.runner.manager.insert(CredentialEntity, row);
+    });
+  }
+
+  /**
+   * Inserts many rows in multi-row statements (`storeMany`); joins the caller's transaction. Nothing
+   * is read back into the entities: TypeORM would merge re-selected defaults into them by position.
+   */
+  insertMany(rows: CredentialEntity[]): Promise<void> {
+    return this.runner.run(async () => {
+      for (const chunk of chunks(rows)) await this.runner.manager.createQueryBuilder().insert().into(CredentialEntity).values(chunk).updateEntity(false).execute();
     });
   }
 
@@ -79,6 +106,27 @@ export class CredentialRepository {
     return this.runner.read(() =>
       this.runner.manager.findOne(CredentialEntity, { where: { tenantId, integrationId, connectionId, type }, order: { createdAt: 'DESC' } }),
     );
+  }
+
+  /**
+   * `findNewest` of many (tenant, integration, connection, type) keys in one statement per chunk:
+   * the newest row of each key that has one, by `newestKey(...)`.
+   */
+  async findNewestMany(keys: NewestKey[]): Promise<Map<string, CredentialEntity>> {
+    const newest = new Map<string, CredentialEntity>();
+    for (const chunk of chunks(keys)) {
+      const rows = await this.runner.read(() =>
+        this.runner.manager.find(CredentialEntity, {
+          where: chunk.map(({ tenantId, integrationId, connectionId, type }) => ({ tenantId, integrationId, connectionId, type })),
+        }),
+      );
+      for (const r of rows) {
+        const key = newestKey(r);
+        const seen = newest.get(key);
+        if (!seen || seen.createdAt.getTime() < r.createdAt.getTime()) newest.set(key, r);
+      }
+    }
+    return newest;
   }
 
   /** The live row of (integration, connection, type), if any. */
