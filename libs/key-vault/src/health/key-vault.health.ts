@@ -1,11 +1,13 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { HealthIndicatorService, type HealthIndicatorResult } from '@nestjs/terminus';
+import type { KeyVaultKeyClient } from '../client/key-client.factory';
+import type { AttemptContext } from '../resilience/key-vault.resilience';
 import type { KeyVaultSecretClient } from '../client/secret-client.factory';
 import { KeyVaultErrorCode } from '../errors/key-vault-error-code';
 import { isKeyVaultError } from '../errors/key-vault.error';
 import { toKeyVaultError } from '../errors/map-key-vault-error';
 import type { ResolvedKeyVaultOptions } from '../interfaces/key-vault-module-options.interface';
-import { KEY_VAULT_RESOLVED_OPTIONS, KEY_VAULT_SECRET_CLIENT } from '../key-vault.internal-constants';
+import { KEY_VAULT_KEY_CLIENT, KEY_VAULT_RESOLVED_OPTIONS, KEY_VAULT_SECRET_CLIENT } from '../key-vault.internal-constants';
 import { KeyVaultResilience } from '../resilience/key-vault.resilience';
 
 /**
@@ -29,11 +31,35 @@ export class KeyVaultHealthIndicator {
     @Inject(KEY_VAULT_SECRET_CLIENT) private readonly client: KeyVaultSecretClient,
     private readonly resilience: KeyVaultResilience,
     @Inject(KEY_VAULT_RESOLVED_OPTIONS) private readonly options: ResolvedKeyVaultOptions,
+    @Inject(KEY_VAULT_KEY_CLIENT) private readonly keyClient: KeyVaultKeyClient,
   ) {}
 
   async isHealthy<const Key extends string = 'keyVault'>(key: Key = 'keyVault' as Key): Promise<HealthIndicatorResult<Key>> {
+    const { probeSecretName } = this.options.health;
+    return this.check(key, async ({ signal }) => {
+      if (probeSecretName === undefined) {
+        await firstPage(this.client.listPropertiesOfSecrets({ abortSignal: signal }));
+        return;
+      }
+      try {
+        await this.client.getSecret(probeSecretName, { abortSignal: signal });
+      } catch (e) {
+        const err = toKeyVaultError(e, { operation: 'healthCheck', secretName: probeSecretName });
+        // The vault authenticated and authorised us, then answered about the secret itself.
+        if (isKeyVaultError(err, KeyVaultErrorCode.KEY_NOT_FOUND) || isKeyVaultError(err, KeyVaultErrorCode.DISABLED)) return;
+        throw err;
+      }
+    });
+  }
+
+  /** The keys side: one key listed within `health.timeoutMs` (same verdicts as `isHealthy`). */
+  async isKeysHealthy<const Key extends string = 'keyVaultKeys'>(key: Key = 'keyVaultKeys' as Key): Promise<HealthIndicatorResult<Key>> {
+    return this.check(key, ({ signal }) => firstPage(this.keyClient.listPropertiesOfKeys({ abortSignal: signal })));
+  }
+
+  private async check<const Key extends string>(key: Key, probe: (ctx: AttemptContext) => Promise<void>): Promise<HealthIndicatorResult<Key>> {
     const indicator = this.healthIndicatorService.check(key);
-    const { timeoutMs, degradedAfterMs, probeSecretName } = this.options.health;
+    const { timeoutMs, degradedAfterMs } = this.options.health;
     const vaultUrl = this.options.vaultUrl;
     if (this.resilience.breakerState === 'open' || this.resilience.breakerState === 'isolated') {
       return indicator.down({
@@ -45,25 +71,7 @@ export class KeyVaultHealthIndicator {
     }
     const started = performance.now();
     try {
-      await this.resilience.probe(timeoutMs, async ({ signal }) => {
-        if (probeSecretName === undefined) {
-          const pages = this.client.listPropertiesOfSecrets({ abortSignal: signal }).byPage({ maxPageSize: 1 });
-          try {
-            await pages.next();
-          } finally {
-            await pages.return?.(undefined);
-          }
-          return;
-        }
-        try {
-          await this.client.getSecret(probeSecretName, { abortSignal: signal });
-        } catch (e) {
-          const err = toKeyVaultError(e, { operation: 'healthCheck', secretName: probeSecretName });
-          // The vault authenticated and authorised us, then answered about the secret itself.
-          if (isKeyVaultError(err, KeyVaultErrorCode.KEY_NOT_FOUND) || isKeyVaultError(err, KeyVaultErrorCode.DISABLED)) return;
-          throw err;
-        }
-      });
+      await this.resilience.probe(timeoutMs, probe);
       const latencyMs = Math.round(performance.now() - started);
       const breaker = this.resilience.breakerState;
       if (latencyMs > degradedAfterMs) {
@@ -79,5 +87,15 @@ export class KeyVaultHealthIndicator {
       }
       return indicator.down({ vaultUrl, breaker, latencyMs, code: err.codeName, message: err.message });
     }
+  }
+}
+
+/** Reads one item of a list (maxresults 1) and closes the iterator. */
+async function firstPage(list: { byPage(settings: { maxPageSize: number }): AsyncIterableIterator<unknown> }): Promise<void> {
+  const pages = list.byPage({ maxPageSize: 1 });
+  try {
+    await pages.next();
+  } finally {
+    await pages.return?.(undefined);
   }
 }
