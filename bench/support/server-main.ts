@@ -11,7 +11,7 @@ import Fastify from 'fastify';
 import type { NestFastifyApplication } from '@nestjs/platform-fastify';
 import { Test } from '@nestjs/testing';
 import { AuditService } from '@app/audit';
-import { ReadAuditCoalescer } from '@app/credentials';
+import { CredentialCache, ReadAuditCoalescer } from '@app/credentials';
 import { AppModule } from '../../apps/api/src/app.module';
 import { configureApp, createApp, HOST_APP_OPTIONS, hostAdapter } from '../../apps/api/src/bootstrap';
 import { AppConfig, loadAppConfig } from '../../apps/api/src/config/app.config';
@@ -31,7 +31,65 @@ async function hostWithoutAudit(config: AppConfig): Promise<NestFastifyApplicati
 
 const valueOf = (bytes: number) => `bench-${'v'.repeat(Math.max(0, bytes - 6))}`;
 
-async function startHost(spec: ServerSpec): Promise<{ ready: ServerReady; stop: () => Promise<void> }> {
+interface Started {
+  ready: ServerReady;
+  stop: () => Promise<void>;
+  fillCache?: (entries: number, valueBytes: number) => Promise<CacheFill>;
+}
+
+export interface CacheFill {
+  entries: number;
+  rssBeforeBytes: number;
+  rssAfterBytes: number;
+}
+
+const rssAfterGc = async () => {
+  for (let i = 0; i < 3; i++) {
+    (globalThis as { gc?: () => void }).gc?.();
+    await new Promise((r) => setImmediate(r));
+  }
+  return process.memoryUsage().rss;
+};
+
+/**
+ * Fills the host's own credential cache with `entries` credentials shaped as the reader caches them
+ * (the metadata row, a value of `valueBytes`, the audit details), each with its own strings.
+ */
+async function fillCache(cache: CredentialCache, entries: number, valueBytes: number): Promise<CacheFill> {
+  const rssBeforeBytes = await rssAfterGc();
+  const now = Date.now();
+  for (let i = 0; i < entries; i++) {
+    const id = `00000000-0000-4000-8000-${String(i).padStart(12, '0')}`;
+    const row = {
+      id,
+      tenantId: `tenant-${i % 1000}`,
+      integrationId: `integration-${i % 20}`,
+      connectionId: `connection-${i}`,
+      type: 'api_key',
+      valueStore: 'vault',
+      currentVersion: 1,
+      status: 'active',
+      expiresAt: new Date(now + i),
+      rotatedAt: null,
+      tags: { env: 'prod', team: `t${i % 50}` },
+      valueHint: 'sk_…abcd',
+      certificate: null,
+      vaultGeneration: 0,
+      rowVersion: 1,
+      createdAt: new Date(now - i),
+      updatedAt: new Date(now - i),
+      deletedAt: null,
+      createdBy: 'bench',
+      updatedBy: 'bench',
+    };
+    // A distinct string per entry (not a shared constant), as values read from the vault are.
+    const value = `${i}:`.padEnd(valueBytes, 'x');
+    await cache.getOrLoad(`${row.tenantId}:${id}`, async () => ({ value, row, auditDetails: { integrationId: row.integrationId, connectionId: row.connectionId, type: row.type, version: 1 } }));
+  }
+  return { entries, rssBeforeBytes, rssAfterBytes: await rssAfterGc() };
+}
+
+async function startHost(spec: ServerSpec): Promise<Started> {
   const dir = mkdtempSync(join(tmpdir(), 'cv-bench-host-'));
   const db = spec.database ?? { type: 'sqlite' };
   const database: Record<string, string> =
@@ -57,6 +115,7 @@ async function startHost(spec: ServerSpec): Promise<{ ready: ServerReady; stop: 
     ROTATION_CHECK_ENABLED: 'false',
     WEBHOOK_SECRET_ROTATION_ENABLED: 'false',
     METRICS_ENABLED: 'true',
+    ...(spec.cacheMaxEntries ? { CACHE_MAX_ENTRIES: String(spec.cacheMaxEntries) } : {}),
   });
   const app = spec.kind === 'host' ? await createApp(config) : await hostWithoutAudit(config);
   const base = (await app.getUrl()).replace('[::1]', '127.0.0.1').replace('localhost', '127.0.0.1');
@@ -70,6 +129,7 @@ async function startHost(spec: ServerSpec): Promise<{ ready: ServerReady; stop: 
   const { id } = (await res.json()) as { id: string };
   return {
     ready: { base, headers, paths: { value: `/v1/credentials/${id}/value`, metadata: `/v1/credentials/${id}`, live: '/health/live' } },
+    fillCache: (entries, valueBytes) => fillCache(app.get(CredentialCache, { strict: false }), entries, valueBytes),
     stop: async () => {
       await app.get(AuditService).flush();
       await app.close();
@@ -79,7 +139,7 @@ async function startHost(spec: ServerSpec): Promise<{ ready: ServerReady; stop: 
 }
 
 /** A bare Fastify route answering a JSON object of the same size as the host's value read. */
-async function startBare(spec: ServerSpec): Promise<{ ready: ServerReady; stop: () => Promise<void> }> {
+async function startBare(spec: ServerSpec): Promise<Started> {
   const app = Fastify({ logger: false });
   const body = {
     id: '00000000-0000-4000-8000-000000000000',
@@ -104,6 +164,11 @@ async function main(): Promise<void> {
   process.on('message', (m: string | { profileStart?: true; profileStop?: string }) => {
     if (m === 'cpu') {
       process.send!({ cpu: process.cpuUsage() });
+      return;
+    }
+    if (typeof m === 'object' && 'fillCache' in m) {
+      const { entries, valueBytes } = (m as { fillCache: { entries: number; valueBytes: number } }).fillCache;
+      void server.fillCache!(entries, valueBytes).then((filled) => process.send!({ filled }));
       return;
     }
     if (typeof m === 'object' && m.profileStart) {

@@ -2,6 +2,7 @@ import { fork, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { CacheFill } from './server-main';
 
 /**
  * One server under test in a process of its own (the reference host, the host with a no-op audit, or a
@@ -22,6 +23,8 @@ export interface ServerSpec {
   logLevel?: string;
   /** Bytes of the stored credential value, also the bare route's JSON size. @default 56 */
   valueBytes?: number;
+  /** The host's CACHE_MAX_ENTRIES (for the cache memory figure). */
+  cacheMaxEntries?: number;
 }
 
 /** What a started server serves: GET paths ready to load, and the headers they need. */
@@ -61,6 +64,20 @@ export class ServerProcess {
   /** Stops the profiler and writes the `.cpuprofile` to `path`. */
   profileStop(path: string): Promise<void> {
     return this.request({ profileStop: path }, 'profiled');
+  }
+
+  /** Fills the host's credential cache with `entries` synthetic credentials; RSS (after GC) before and after. */
+  fillCache(entries: number, valueBytes: number): Promise<CacheFill> {
+    return new Promise((resolve) => {
+      const on = (m: unknown) => {
+        const filled = (m as { filled?: CacheFill }).filled;
+        if (!filled) return;
+        this.child.off('message', on);
+        resolve(filled);
+      };
+      this.child.on('message', on);
+      this.child.send({ fillCache: { entries, valueBytes } });
+    });
   }
 
   /** The server process's CPU time so far (user + system, µs). */
