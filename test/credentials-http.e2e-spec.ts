@@ -200,6 +200,25 @@ describe.each(DATABASE_KINDS)('credentials HTTP API on %s', (kind) => {
     expect(JSON.stringify((await call(auditor.key, 'GET', '/v1/audit?limit=500')).body)).not.toMatch(/sk_live_/);
   });
 
+  it('audits every value read as its own row, even when the caller repeats its X-Request-Id', async () => {
+    const created = await call(admin.key, 'POST', '/v1/credentials', { integrationId: 'github', connectionId: 'each-read', type: 'api_key', value: secretValue() });
+    const id = created.body.id as string;
+    for (let i = 0; i < 3; i++) {
+      const res = await fetch(`${base}/v1/credentials/${id}/value`, { headers: { 'x-api-key': admin.key, 'x-request-id': 'same-request-id' } });
+      expect(res.status).toBe(200);
+    }
+    let rows: { action: string; correlationId: string; details: Record<string, unknown> }[] = [];
+    for (let i = 0; i < 50 && rows.length < 3; i++) {
+      await new Promise((res) => setTimeout(res, 100));
+      rows = (await call(auditor.key, 'GET', `/v1/audit?resource=${id}&action=read`)).body.items;
+    }
+    expect(rows).toHaveLength(3);
+    for (const r of rows) {
+      expect(r.correlationId).toBe('same-request-id');
+      expect(r.details.reads).toBeUndefined();
+    }
+  });
+
   it('never writes a value, an API key or a bearer token to the log, even at debug level', async () => {
     await fetch(`${base}/v1/credentials`, { headers: { 'x-api-key': reader.key, 'x-request-id': 'trace-me-123' } });
     await new Promise((r) => setTimeout(r, 50));
