@@ -20,7 +20,7 @@ const future = new Date(Date.now() + 30 * 86_400_000);
 /** A host on its own database and its own external local vault; the app is closed, the data stays for the CLI. */
 async function instance(kind: (typeof DATABASE_KINDS)[number]): Promise<{ host: TestHost; vault: KeyVaultEmulator; vaultDir: string }> {
   const vaultDir = mkdtempSync(join(tmpdir(), 'cv-backup-vault-'));
-  const vault = await KeyVaultEmulator.start({ dataDir: vaultDir, quiet: true });
+  const vault = await KeyVaultEmulator.start({ dataDir: vaultDir, quiet: true, operationDelayMs: 0 }); // a credential delete soft-deletes its secret
   const host = await startTestHost(kind, {
     ...externalVaultEnv(vault),
     ROTATION_EXPIRY_MONITOR_ENABLED: 'false',

@@ -94,7 +94,7 @@ describe.each(DATABASE_KINDS)('CredentialsModule on %s (emulator, real KeyVaultP
 
   beforeAll(async () => {
     Logger.overrideLogger(logger);
-    emu = await KeyVaultEmulator.start({ quiet: true, throttle: false });
+    emu = await KeyVaultEmulator.start({ quiet: true, throttle: false, operationDelayMs: 0 }); // deletes soft-delete secrets
     db = await createTestDatabase(kind);
     clock = new ManualClock(new Date());
     const options: CredentialsModuleOptions = {

@@ -236,7 +236,7 @@ describe('KeyVaultModule against the emulator (forRootAsync)', () => {
 
 describe('KeyVaultModule against a purge-protected emulator', () => {
   it('purge → PURGE_PROTECTED', async () => {
-    const vault = await KeyVaultEmulator.start({ quiet: true, throttle: false, purgeProtection: true });
+    const vault = await KeyVaultEmulator.start({ quiet: true, throttle: false, purgeProtection: true, operationDelayMs: 0 });
     const m = await Test.createTestingModule({ imports: [KeyVaultModule.forRoot(optionsFor(vault))] }).compile();
     try {
       const kv = m.get(KeyVaultProvider);

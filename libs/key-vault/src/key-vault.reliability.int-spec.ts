@@ -46,7 +46,7 @@ describe('KeyVaultModule reliability against the emulator', () => {
   const modules: TestingModule[] = [];
 
   beforeAll(async () => {
-    vault = await KeyVaultEmulator.start({ quiet: true, throttle: false });
+    vault = await KeyVaultEmulator.start({ quiet: true, throttle: false, operationDelayMs: 0 }); // one spec deletes a secret
   });
   afterEach(() => vault.clearFaults());
   afterAll(async () => {

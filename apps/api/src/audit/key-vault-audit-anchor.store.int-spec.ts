@@ -30,7 +30,7 @@ describe('KeyVaultAuditAnchorStore against the local Key Vault', () => {
   let kv: KeyVaultProvider;
 
   beforeAll(async () => {
-    vault = await KeyVaultEmulator.start({ quiet: true, throttle: false });
+    vault = await KeyVaultEmulator.start({ quiet: true, throttle: false, operationDelayMs: 0 }); // deletes, recovers and purges anchors
     moduleRef = await Test.createTestingModule({
       imports: [
         AppConfigModule.forRoot(loadAppConfig({})),

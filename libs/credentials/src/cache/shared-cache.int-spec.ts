@@ -147,7 +147,7 @@ describe.each(DATABASE_KINDS)('shared credential cache on %s (real Redis, local 
   beforeAll(async () => {
     Logger.overrideLogger(logger);
     await requireRedis();
-    emu = await KeyVaultEmulator.start({ quiet: true, throttle: false });
+    emu = await KeyVaultEmulator.start({ quiet: true, throttle: false, operationDelayMs: 0 }); // a credential delete soft-deletes its secret
     db = await createTestDatabase(kind);
     // SQLite is one process: one instance; PostgreSQL: three replicas on one schema.
     for (let i = 0; i < (kind === 'postgres' ? 3 : 1); i++) apps.push(await app(db, emu, { store: redisStore() }));

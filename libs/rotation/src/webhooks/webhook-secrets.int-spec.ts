@@ -35,7 +35,7 @@ describe.each(DATABASE_KINDS)('webhook secrets on %s', (kind) => {
   const codeOf = async (p: Promise<unknown>) => ((await rejection(p)) as { code?: number }).code;
 
   beforeAll(async () => {
-    emu = await KeyVaultEmulator.start({ quiet: true, throttle: false });
+    emu = await KeyVaultEmulator.start({ quiet: true, throttle: false, operationDelayMs: 0 }); // credential deletes soft-delete secrets
     db = await createTestDatabase(kind);
     stack = await startWebhookStack(db, emu, clock);
     stack.updaters.register('stripe', updater);
