@@ -19,13 +19,15 @@ const BASE64URL = /^[A-Za-z0-9_-]+$/;
 const oneOf = (values: readonly (string | number)[]) => `$property must be one of: ${values.join(', ')}`;
 
 /**
- * Binary input as base64url (RFC 4648 §5, no padding), decoded to a Buffer before validation. Anything
- * else — standard base64 `+/`, padding, whitespace, a non-string — stays as is and fails here, so the
- * handler only ever gets bytes. `maxBytes` stops absurd bodies; the lib checks exact lengths.
+ * A binary field, documented and taken as base64url (RFC 4648 §5, no padding), decoded to a Buffer
+ * before validation. Anything else — standard base64 `+/`, padding, whitespace, a non-string — stays
+ * as is and fails here, so the handler only ever gets bytes. `maxBytes` stops absurd bodies; the lib
+ * checks exact lengths.
  */
-function IsBase64Url(maxBytes: number) {
+function IsBase64Url(maxBytes: number, description?: string) {
   const message = `$property must be base64url (RFC 4648 §5: A-Z a-z 0-9 - _, no padding) of 1 to ${maxBytes} bytes`;
   return applyDecorators(
+    ApiProperty({ type: String, format: 'base64url', description }),
     Transform(({ value }) => (typeof value === 'string' && BASE64URL.test(value) && value.length % 4 !== 1 ? Buffer.from(value, 'base64url') : value)),
     ValidateBy({ name: 'isBase64Url', validator: { validate: (v: unknown) => Buffer.isBuffer(v) && v.length > 0 && v.length <= maxBytes, defaultMessage: () => message } }),
   );
@@ -132,13 +134,11 @@ export class SignDto extends KeyVersionDto {
   @IsIn(SIGNATURE_ALGORITHMS, { message: oneOf(SIGNATURE_ALGORITHMS) })
   algorithm: (typeof SIGNATURE_ALGORITHMS)[number];
 
-  @ApiProperty({ type: String, format: 'base64url', description: 'SHA-256/384/512 digest of the data (32/48/64 bytes)' })
-  @IsBase64Url(64)
+  @IsBase64Url(64, 'SHA-256/384/512 digest of the data (32/48/64 bytes)')
   digest: Buffer;
 }
 
 export class VerifyDto extends SignDto {
-  @ApiProperty({ type: String, format: 'base64url' })
   @IsBase64Url(1024)
   signature: Buffer;
 
@@ -156,31 +156,26 @@ class EncryptionAlgorithmDto extends KeyVersionDto {
 }
 
 export class EncryptDto extends EncryptionAlgorithmDto {
-  @ApiProperty({ type: String, format: 'base64url', description: 'At most the key size minus the padding (RSA-OAEP-256, 2048 bits: 190 bytes)' })
-  @IsBase64Url(512)
+  @IsBase64Url(512, 'At most the key size minus the padding (RSA-OAEP-256, 2048 bits: 190 bytes)')
   plaintext: Buffer;
 }
 
 export class DecryptDto extends EncryptionAlgorithmDto {
-  @ApiProperty({ type: String, format: 'base64url' })
   @IsBase64Url(512)
   ciphertext: Buffer;
 }
 
 export class WrapKeyDto extends EncryptionAlgorithmDto {
-  @ApiProperty({ type: String, format: 'base64url', description: 'The key to wrap, e.g. a 32-byte data key' })
-  @IsBase64Url(512)
+  @IsBase64Url(512, 'The key to wrap, e.g. a 32-byte data key')
   key: Buffer;
 }
 
 export class UnwrapKeyDto extends EncryptionAlgorithmDto {
-  @ApiProperty({ type: String, format: 'base64url' })
   @IsBase64Url(512)
   wrappedKey: Buffer;
 }
 
 export class RestoreKeyDto {
-  @ApiProperty({ type: String, format: 'base64url', description: 'A backup from POST /v1/keys/{name}/backup of this tenant' })
-  @IsBase64Url(1024 * 1024)
+  @IsBase64Url(1024 * 1024, 'A backup from POST /v1/keys/{name}/backup of this tenant')
   backup: Buffer;
 }

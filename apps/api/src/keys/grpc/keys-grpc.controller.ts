@@ -30,7 +30,8 @@ interface KeyRef {
   name: string;
   version: string;
 }
-const selector = (req: KeyRef) => ({ name: req.name, version: given(req.version) });
+/** A crypto request as the lib takes it: the same fields, `version` unset when empty. */
+const selected = <T extends KeyRef>(req: T) => ({ ...req, version: given(req.version) });
 
 function keyItem(p: KeyProperties) {
   return {
@@ -105,31 +106,29 @@ export class KeysGrpcController {
     return { name: d.name, deleted_at: toTimestamp(d.deletedOn), scheduled_purge_at: toTimestamp(d.scheduledPurgeDate) };
   }
 
+  // The crypto messages carry the lib's own field names; the answers' extra fields (e.g. `name`) are not in the proto and are not sent.
   @GrpcMethod(KEYS_GRPC_SERVICE, 'Sign')
   @RequireScopes(Scope.KEYS_USE)
-  async sign(req: KeyRef & { algorithm: SignatureAlgorithm; digest: Buffer }, _md: Metadata, call: Call) {
-    const r = await this.keys.sign(grpcOperationContext(call), { ...selector(req), algorithm: req.algorithm, digest: req.digest });
-    return { version: r.version, algorithm: r.algorithm, signature: Buffer.from(r.signature) };
+  sign(req: KeyRef & { algorithm: SignatureAlgorithm; digest: Buffer }, _md: Metadata, call: Call) {
+    return this.keys.sign(grpcOperationContext(call), selected(req));
   }
 
   @GrpcMethod(KEYS_GRPC_SERVICE, 'Verify')
   @RequireScopes(Scope.KEYS_USE)
   async verify(req: KeyRef & { algorithm: SignatureAlgorithm; digest: Buffer; signature: Buffer }, _md: Metadata, call: Call) {
-    const { valid, version, verifiedIn } = await this.keys.verify(grpcOperationContext(call), { ...selector(req), algorithm: req.algorithm, digest: req.digest, signature: req.signature });
+    const { valid, version, verifiedIn } = await this.keys.verify(grpcOperationContext(call), selected(req));
     return { valid, version, verified_in: verifiedIn };
   }
 
   @GrpcMethod(KEYS_GRPC_SERVICE, 'Encrypt')
   @RequireScopes(Scope.KEYS_USE)
-  async encrypt(req: KeyRef & { algorithm: EncryptionAlgorithm; plaintext: Buffer }, _md: Metadata, call: Call) {
-    const r = await this.keys.encrypt(grpcOperationContext(call), { ...selector(req), algorithm: req.algorithm, plaintext: req.plaintext });
-    return { version: r.version, algorithm: r.algorithm, ciphertext: Buffer.from(r.ciphertext) };
+  encrypt(req: KeyRef & { algorithm: EncryptionAlgorithm; plaintext: Buffer }, _md: Metadata, call: Call) {
+    return this.keys.encrypt(grpcOperationContext(call), selected(req));
   }
 
   @GrpcMethod(KEYS_GRPC_SERVICE, 'Decrypt')
   @RequireScopes(Scope.KEYS_USE)
-  async decrypt(req: KeyRef & { algorithm: EncryptionAlgorithm; ciphertext: Buffer }, _md: Metadata, call: Call) {
-    const { version, plaintext } = await this.keys.decrypt(grpcOperationContext(call), { ...selector(req), algorithm: req.algorithm, ciphertext: req.ciphertext });
-    return { version, plaintext: Buffer.from(plaintext) };
+  decrypt(req: KeyRef & { algorithm: EncryptionAlgorithm; ciphertext: Buffer }, _md: Metadata, call: Call) {
+    return this.keys.decrypt(grpcOperationContext(call), selected(req));
   }
 }
