@@ -1,0 +1,42 @@
+import { ArgumentMetadata, BadRequestException } from '@nestjs/common';
+import { IsOptional, IsString } from 'class-validator';
+import { hostValidationPipe, QueryBoolean } from './strict-input';
+
+class OptionalQuery {
+  @IsOptional()
+  @QueryBoolean()
+  allowExpired?: boolean;
+}
+
+class RequiredQuery {
+  @IsString()
+  name: string;
+}
+
+/** The host's ValidationPipe, including its shortcut for an empty query string. */
+describe('hostValidationPipe', () => {
+  const pipe = hostValidationPipe();
+  const query = (metatype: ArgumentMetadata['metatype']): ArgumentMetadata => ({ type: 'query', metatype, data: undefined });
+
+  it('answers an empty query of an all-optional DTO with an instance of it', async () => {
+    const out = await pipe.transform({}, query(OptionalQuery));
+    expect(out).toBeInstanceOf(OptionalQuery);
+    expect(out).toEqual({});
+  });
+
+  it('still refuses an empty query when the DTO has a required field', async () => {
+    await expect(pipe.transform({}, query(RequiredQuery))).rejects.toBeInstanceOf(BadRequestException);
+    // Twice: the verdict on `{}` is remembered per DTO class, and stays a refusal.
+    await expect(pipe.transform({}, query(RequiredQuery))).rejects.toBeInstanceOf(BadRequestException);
+  });
+
+  it('validates and transforms any non-empty query in full', async () => {
+    expect(await pipe.transform({ allowExpired: 'true' }, query(OptionalQuery))).toEqual({ allowExpired: true });
+    await expect(pipe.transform({ allowExpired: 'yes' }, query(OptionalQuery))).rejects.toBeInstanceOf(BadRequestException);
+    await expect(pipe.transform({ other: '1' }, query(OptionalQuery))).rejects.toBeInstanceOf(BadRequestException);
+  });
+
+  it('does not take the shortcut for an empty body', async () => {
+    await expect(pipe.transform({}, { type: 'body', metatype: RequiredQuery, data: undefined })).rejects.toBeInstanceOf(BadRequestException);
+  });
+});
