@@ -204,3 +204,15 @@ describe('KeysService (fake vault)', () => {
     expect(isKeysError(e)).toBe(false);
   });
 });
+
+describe('KeysService key cache', () => {
+  it('concurrent uses of a cold key share one vault lookup', async () => {
+    const { keys, vault } = await setup();
+    await keys.createKey(ctxA, { name: 'hot', type: 'RSA' });
+    keys.clearCache();
+    const before = vault.calls.getKey ?? 0;
+    await Promise.all(Array.from({ length: 20 }, () => keys.sign(ctxA, { name: 'hot', algorithm: 'RS256', digest: new Uint8Array(32) })));
+    expect((vault.calls.getKey ?? 0) - before).toBe(1);
+    expect(vault.calls.sign).toBe(20);
+  });
+});

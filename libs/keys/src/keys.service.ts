@@ -88,6 +88,8 @@ interface UseDetails {
 export class KeysService {
   private readonly cache = new Map<string, CachedKey>();
   private readonly latest = new Map<string, { version: string; at: number }>();
+  /** Concurrent cold lookups of one key share one vault call. */
+  private readonly inflight = new Map<string, Promise<CachedKey>>();
 
   constructor(
     private readonly vault: KeyVaultKeysProvider,
@@ -379,8 +381,16 @@ export class KeysService {
       const hit = this.cache.get(`${vaultName}/${version.toLowerCase()}`);
       if (hit && fresh(hit.at)) return hit;
     }
-    const key = await this.vault.getKey(this.vaultName(ctx, selector.name), version);
-    return this.remember(key, selector.version === undefined);
+    const flight = `${vaultName}/${(version ?? '').toLowerCase()}/${refresh}`;
+    let pending = this.inflight.get(flight);
+    if (!pending) {
+      pending = this.vault
+        .getKey(this.vaultName(ctx, selector.name), version)
+        .then((key) => this.remember(key, selector.version === undefined))
+        .finally(() => this.inflight.delete(flight));
+      this.inflight.set(flight, pending);
+    }
+    return pending;
   }
 
   private remember(key: VaultKey, isLatest: boolean): CachedKey {
