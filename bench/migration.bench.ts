@@ -89,9 +89,10 @@ async function variant(
     // The stack reads only the vault's URL and CA from it.
     vault: emu as KeyVaultEmulator,
     credentials: { isGlobal: true },
-    // Both leave 429s to the vault client's retries (Retry-After honoured): the runner with 10 attempts (as the CLI's
-    // migrate does), so a throttled attempt never reaches the credentials lib; the naive baseline with the default 4.
-    keyVault: { resilience: { maxAttempts: naive ? 4 : 10 } },
+    // The naive baseline leaves 429s to the vault client's retries (Retry-After honoured, the default 4 attempts). The
+    // runner's client gives a 429 back at once (a Retry-After over maxDelayMs ends its retries): its AIMD limiter sees
+    // each one, retries it after Retry-After inside storeMany's value write, so no throttled attempt is ever audited.
+    keyVault: { resilience: naive ? { maxAttempts: 4 } : { maxAttempts: 10, maxDelayMs: 800 } },
     persistence: { outbox: { dispatch: false } },
   });
   @Module({

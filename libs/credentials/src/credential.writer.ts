@@ -65,9 +65,10 @@ export interface StoreManyOptions {
   valueWrite?: <T>(write: () => Promise<T>) => Promise<T>;
   /**
    * Runs inside the batch's transaction, after its rows, with the results so far: the caller's own
-   * rows (e.g. its audit rows, checkpoints) then commit with the credentials, or not at all.
+   * rows (e.g. checkpoints) then commit with the credentials, or not at all. Audit events it returns
+   * are appended after the batch's STORE rows, in the same `recordMany`.
    */
-  inCommit?: (results: StoreManyResult[]) => Promise<void>;
+  inCommit?: (results: StoreManyResult[]) => Promise<AuditEventInput[] | void>;
 }
 
 /** A new credential of `store`/`storeMany`, decided before its value is written. */
@@ -218,13 +219,15 @@ export class CredentialWriter {
           for (const f of failures) results[f.i] = { error: f.error };
           await this.rows.insertMany(written.map((w) => w.row));
           await this.versions.insertMany(written.map((w) => firstVersionRow(w.row, w.plan, w.pointer)));
-          await this.audit.recordMany(
-            written.map((w) => this.auditEvent(AuditAction.STORE, items[w.i].ctx, w.row, started, { version: 1, valueStore: w.plan.kind })),
-          );
           for (const w of written) await this.events.changed(CredentialEvents.STORED, items[w.i].ctx, w.row);
           const nowMs = this.clock.nowMs();
           for (const w of written) results[w.i] = { credential: toMetadata(w.row, nowMs) };
-          await options.inCommit?.(results);
+          const callers = (await options.inCommit?.(results)) ?? [];
+          // The STORE rows and the caller's: one chain append (one head read and lock) per tenant.
+          await this.audit.recordMany([
+            ...written.map((w) => this.auditEvent(AuditAction.STORE, items[w.i].ctx, w.row, started, { version: 1, valueStore: w.plan.kind })),
+            ...callers,
+          ]);
         });
       }
     } catch (e) {

@@ -23,12 +23,12 @@ export interface MigrationModuleOptions {
     max?: number;
   };
   /**
-   * Group commit on SQLite: the connections migrated in one database transaction (their credentials'
-   * rows, MIGRATE audit rows and checkpoints), their vault writes running concurrently meanwhile. On
-   * PostgreSQL each connection has a transaction of its own.
+   * Group commit: the connections migrated in one database transaction (their credentials' rows,
+   * MIGRATE audit rows and checkpoints: one `storeMany`), after their vault writes ran concurrently.
+   * `ceil(concurrency.max / maxConnections) + 1` groups are in flight at once.
    */
   group?: {
-    /** @default 50 (a short transaction: on SQLite it holds the database's write lock while it is open) */
+    /** @default 50 */
     maxConnections?: number;
   };
   /** Throttled attempts of one credential before it is reported as failed. @default 30 */

@@ -25,6 +25,14 @@ export class MigrationCheckpointRepository {
     await this.runner.run(() => this.repo.upsert(row, ['source', 'legacyId']));
   }
 
+  /** `save` of many checkpoints in one statement per 100; joins the ambient transaction. */
+  async saveMany(rows: MigrationCheckpointEntity[]): Promise<void> {
+    for (let i = 0; i < rows.length; i += 100) {
+      const chunk = rows.slice(i, i + 100);
+      await this.runner.run(() => this.repo.upsert(chunk, ['source', 'legacyId']));
+    }
+  }
+
   async countBySource(source: string): Promise<number> {
     return this.runner.read(() => this.repo.count({ where: { source } }));
   }

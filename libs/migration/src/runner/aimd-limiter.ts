@@ -26,6 +26,8 @@ export class AimdLimiter {
   private readonly waiters: (() => void)[] = [];
   private timer?: NodeJS.Timeout;
   private readonly stats = { maxLimitReached: 0, throttles: 0, decreases: 0 };
+  /** Smoothed duration of unthrottled calls (ms): what a call takes when the vault did not throttle it. */
+  private typicalMs = 0;
 
   constructor(private readonly o: { initial: number; min: number; max: number }) {
     this.limit = o.initial;
@@ -43,9 +45,19 @@ export class AimdLimiter {
     return { epoch: this.epoch };
   }
 
-  /** The permit's request succeeded. */
-  success(permit: AimdPermit): void {
+  /**
+   * Whether a call that succeeded after `durationMs` was throttled and retried by the vault client on
+   * the way (Retry-After is at least `retryFloorMs`): it took that much longer than calls usually do.
+   * Under CPU load every call is slow; comparing with the usual duration keeps that from counting.
+   */
+  slowAsThrottled(durationMs: number, retryFloorMs: number): boolean {
+    return durationMs >= retryFloorMs + 2 * this.typicalMs;
+  }
+
+  /** The permit's request succeeded (after `durationMs`, when known). */
+  success(permit: AimdPermit, durationMs?: number): void {
     this.inFlight--;
+    if (durationMs !== undefined) this.typicalMs = this.typicalMs === 0 ? durationMs : 0.95 * this.typicalMs + 0.05 * durationMs;
     if (permit.epoch === this.epoch && ++this.successes >= this.limit) {
       this.successes = 0;
       if (this.limit < this.o.max) this.limit++;

@@ -1,7 +1,7 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { TransactionRunner, type Clock, type OperationContext } from '@app/common';
-import { AuditAction, AuditResult, AuditService } from '@app/audit';
-import { CredentialAlreadyExistsError, CredentialType, CredentialsService, IDENTIFIER_PATTERN, type CredentialMetadata } from '@app/credentials';
+import { AuditAction, AuditResult, AuditService, type AuditEventInput } from '@app/audit';
+import { CredentialAlreadyExistsError, CredentialType, CredentialsService, IDENTIFIER_PATTERN, type StoreCredentialInput, type StoreManyItem } from '@app/credentials';
 import { isKeyVaultError, KeyVaultErrorCode } from '@app/key-vault';
 import { MigrationCheckpointRepository } from '../checkpoint/migration-checkpoint.repository';
 import { MigrationConflictError, MigrationVerificationError } from '../errors/migration.errors';
@@ -15,28 +15,49 @@ import type { ConnectionOutcome, DecryptedField, MigrationErrorEntry } from './m
 /** Tags every imported credential carries (ids and dates only): they make a crashed write recognisable. */
 export const MIGRATION_TAGS = { source: 'migration.source', legacyId: 'migration.legacy-id' } as const;
 
-/** A vault call slower than this was throttled and retried by the vault client (Retry-After is >= 1 s). */
+/** A vault call this much slower than usual was throttled and retried by the vault client (Retry-After is >= 1 s). */
 const THROTTLED_CALL_MS = 1000;
 
 /** A connection whose credentials are stored: each field with its credential id. */
 export interface StoredConnection {
   row: LegacyConnectionRow;
-  pairs: { field: DecryptedField; id: string }[];
+  pairs: { field: DecryptedField; id: string; resumed?: boolean }[];
+}
+
+/** A connection of a group: its legacy row and its decrypted, validated fields. */
+export interface GroupConnection {
+  row: LegacyConnectionRow;
+  fields: DecryptedField[];
+}
+
+export interface GroupResult {
+  outcome: ConnectionOutcome;
+  /** Set when the connection migrated: what `deleteAfterMigration` verifies and clears. */
+  stored?: StoredConnection;
+}
+
+/** One field of a group: its credential id (stored now, or `resumed` from an earlier run), or its problem. */
+interface FieldResult {
+  field: DecryptedField;
+  id?: string;
+  resumed?: boolean;
+  duplicateOf?: string;
+  error?: MigrationErrorEntry;
 }
 
 /**
- * Migrates one legacy connection, inside the ambient transaction of its group (`MigrationRunner`):
- * all fields are decrypted and validated before the first write, so a connection with any bad field
- * writes nothing. Resume protocol (see the README):
- * 1. each field is stored (value-store write first, then the credentials lib's rows, which join the
- *    group's transaction); `CredentialAlreadyExistsError` means a duplicate legacy row, a credential
- *    that existed before, or a connection an earlier run stored only partly: its value is read back
- *    and compared — equal and tagged with this legacy row = ours (counted as migrated); equal from
+ * Migrates legacy connections, a group at a time (`MigrationRunner`): all fields are decrypted and
+ * validated before the first write, so a connection with any bad field writes nothing. Resume
+ * protocol (see the README):
+ * 1. the group's fields are stored with one `storeMany` (vault writes first, under the AIMD limit,
+ *    then one transaction); `CredentialAlreadyExistsError` means a duplicate legacy row, a credential
+ *    that existed before, or a connection an earlier run stored only partly: its value is compared
+ *    (`verifyValue`) — equal and tagged with this legacy row = ours (counted as migrated); equal from
  *    another row = DUPLICATE; different = CONFLICT (reported, nothing changed);
- * 2. in the same transaction: a MIGRATE audit row per credential and the checkpoint — so the
+ * 2. in that same transaction: a MIGRATE audit row per credential and the checkpoints — so the
  *    credentials and their checkpoint commit together, or not at all;
- * 3. deleteAfterMigration (after the commit, `clearVerified`): every value is read back and
- *    compared, the legacy fields cleared, and the checkpoint marked `cleared`.
+ * 3. deleteAfterMigration (after the commit, `clearVerified`): every value is compared again, the
+ *    legacy fields cleared, and the checkpoint marked `cleared`.
  */
 @Injectable()
 export class ConnectionMigrator {
@@ -73,49 +94,66 @@ export class ConnectionMigrator {
   }
 
   /**
-   * Stores the connection's fields, then (unless it failed or was all duplicates) its MIGRATE audit
-   * rows and checkpoint — all in the caller's transaction. Per-field problems come back in the
-   * outcome; a failure of the audit row or checkpoint is thrown (the group must not commit).
+   * Migrates a group of connections (never two of one connection) with ONE `storeMany`: every field's
+   * vault write runs concurrently under the AIMD limit, then one transaction holds the credentials'
+   * rows and — through `inCommit` — the MIGRATE audit rows (one `recordMany`) and checkpoints of the
+   * connections that migrated. Per-field problems come back in the outcomes; a failure of the
+   * transaction is thrown (nothing of the group committed).
    */
-  async migrate(row: LegacyConnectionRow, source: LegacyCredentialSource, limiter: AimdLimiter, fields: DecryptedField[], runId: string): Promise<{ outcome: ConnectionOutcome; stored?: StoredConnection }> {
-    const ctx = migrationContext(row.tenantId, runId);
-    const errors: MigrationErrorEntry[] = [];
-    const done: { field: DecryptedField; credential: CredentialMetadata; resumed: boolean }[] = [];
-    let duplicates = 0;
-    for (const field of fields) {
-      try {
-        const r = await this.storeOne(ctx, row, source, field, limiter);
-        if (r.duplicateOf !== undefined) {
-          duplicates++;
-          errors.push(entry(row, field.column, { codeName: 'DUPLICATE', message: `the connection was already migrated from legacy row ${r.duplicateOf} with the same value` }));
-        } else done.push({ field, credential: r.credential, resumed: r.resumed });
-      } catch (e) {
-        errors.push(entry(row, field.column, e));
-      }
-    }
-    const keyIndex = fields.length ? Math.max(...fields.map((f) => f.keyIndex)) : null;
+  async migrateGroup(conns: GroupConnection[], source: LegacyCredentialSource, limiter: AimdLimiter, runId: string): Promise<GroupResult[]> {
+    const fields = conns.flatMap((c, ci) => c.fields.map((field) => ({ ci, field, ctx: migrationContext(c.row.tenantId, runId) })));
+    const items: StoreManyItem[] = fields.map(({ ci, field, ctx }) => ({ ctx, input: this.storeInput(conns[ci].row, source, field) }));
+    let out: GroupResult[] | undefined;
+    await this.credentials.storeMany(items, {
+      valueWrite: (write) => this.withBudget(limiter, write),
+      inCommit: async (results) => {
+        // A field that exists already (a re-run, a duplicate legacy row) is settled by comparing values.
+        const settled = await Promise.all(
+          results.map(async (r, k): Promise<FieldResult> => {
+            const { ci, field, ctx } = fields[k];
+            try {
+              if (r.credential) return { field, id: r.credential.id, resumed: false };
+              return { field, ...(await this.settleExisting(ctx, conns[ci].row, source, field, limiter, r.error)) };
+            } catch (e) {
+              return { field, error: entry(conns[ci].row, field.column, e) };
+            }
+          }),
+        );
+        out = conns.map((c, ci) => this.outcomeOf(c.row, settled.filter((_, k) => fields[k].ci === ci)));
+        const migrated = out.filter((o) => o.stored);
+        const now = this.clock.now();
+        await this.checkpoints.saveMany(
+          migrated.map(({ stored }) => ({
+            source: source.name, legacyId: stored!.row.legacyId, tenantId: stored!.row.tenantId, integrationId: stored!.row.integrationId,
+            connectionId: stored!.row.connectionId, status: 'migrated' as const, credentials: stored!.pairs.length, migratedAt: now,
+          })),
+        );
+        // The MIGRATE rows: appended with the batch's STORE rows, in this transaction.
+        return migrated.flatMap(({ stored }) =>
+          stored!.pairs.map((p): AuditEventInput => ({
+            action: AuditAction.MIGRATE,
+            context: migrationContext(stored!.row.tenantId, runId),
+            resource: p.id,
+            result: AuditResult.SUCCESS,
+            details: { type: p.field.type, legacySource: source.name, legacyId: stored!.row.legacyId, keyIndex: p.field.keyIndex, resumed: p.resumed },
+          })),
+        );
+      },
+    });
+    return out!;
+  }
+
+  /** One connection's outcome from its fields' results (in field order). */
+  private outcomeOf(row: LegacyConnectionRow, results: FieldResult[]): GroupResult {
+    const errors = results.flatMap((r) => (r.error ? [r.error] : []));
+    const done = results.filter((r): r is FieldResult & { id: string } => !r.error && r.id !== undefined && r.duplicateOf === undefined);
+    const keyIndex = results.length ? Math.max(...results.map((r) => r.field.keyIndex)) : null;
     const failed = errors.some((e) => e.code !== 'DUPLICATE');
     if (failed) return { outcome: { status: 'failed', credentials: done.length, keyIndex, errors } };
-    if (duplicates === fields.length) return { outcome: { status: 'skipped', credentials: 0, keyIndex, errors } };
-
-    await this.runner.run(async () => {
-      for (const d of done) {
-        await this.audit.record({
-          action: AuditAction.MIGRATE,
-          context: ctx,
-          resource: d.credential.id,
-          result: AuditResult.SUCCESS,
-          details: { type: d.field.type, legacySource: source.name, legacyId: row.legacyId, keyIndex: d.field.keyIndex, resumed: d.resumed },
-        });
-      }
-      await this.checkpoints.save({
-        source: source.name, legacyId: row.legacyId, tenantId: row.tenantId, integrationId: row.integrationId,
-        connectionId: row.connectionId, status: 'migrated', credentials: done.length, migratedAt: this.clock.now(),
-      });
-    });
+    if (!done.length) return { outcome: { status: 'skipped', credentials: 0, keyIndex, errors } };
     return {
       outcome: { status: 'migrated', credentials: done.length, keyIndex, errors },
-      stored: { row, pairs: done.map((d) => ({ field: d.field, id: d.credential.id })) },
+      stored: { row, pairs: done.map((d) => ({ field: d.field, id: d.id, resumed: d.resumed ?? false })) },
     };
   }
 
@@ -148,8 +186,8 @@ export class ConnectionMigrator {
 
   private async verifyAndClear(ctx: OperationContext, row: LegacyConnectionRow, source: LegacyCredentialSource, pairs: { field: DecryptedField; id: string }[], limiter: AimdLimiter): Promise<void> {
     for (const p of pairs) {
-      const read = await this.withBudget(limiter, () => this.credentials.get(ctx, p.id, { allowExpired: true }));
-      if (read.value !== p.field.value) throw new MigrationVerificationError(p.id);
+      const check = await this.withBudget(limiter, () => this.credentials.verifyValue(ctx, p.id, p.field.value));
+      if (!check.matches) throw new MigrationVerificationError(p.id);
     }
     await source.clearFields(row, pairs.map((p) => p.field.type));
     await this.runner.run(async () => {
@@ -158,33 +196,36 @@ export class ConnectionMigrator {
     });
   }
 
-  private async storeOne(ctx: OperationContext, row: LegacyConnectionRow, source: LegacyCredentialSource, field: DecryptedField, limiter: AimdLimiter): Promise<{ credential: CredentialMetadata; resumed: boolean; duplicateOf?: string }> {
-    const tags: Record<string, string> = { [MIGRATION_TAGS.source]: source.name.slice(0, 512), [MIGRATION_TAGS.legacyId]: row.legacyId.slice(0, 512) };
-    try {
-      const credential = await this.withBudget(limiter, () =>
-        this.credentials.store(ctx, {
-          integrationId: row.integrationId, connectionId: row.connectionId, type: field.type, value: field.value,
-          expiresAt: this.expiryOf(row, field.type), createdAt: row.createdAt ?? undefined, tags, valueStore: this.options.valueStore,
-        }),
-      );
-      return { credential, resumed: false };
-    } catch (e) {
-      if (!(e instanceof CredentialAlreadyExistsError)) throw e;
-      const existingId = e.existingId;
-      const read = await this.withBudget(limiter, () => this.credentials.get(ctx, existingId, { allowExpired: true }));
-      if (read.value !== field.value) throw new MigrationConflictError(existingId);
-      const owner = read.metadata.tags[MIGRATION_TAGS.legacyId];
-      const sameSource = read.metadata.tags[MIGRATION_TAGS.source] === tags[MIGRATION_TAGS.source];
-      if (sameSource && owner === row.legacyId) return { credential: read.metadata, resumed: true };
-      return { credential: read.metadata, resumed: false, duplicateOf: owner ?? '(not a migration)' };
-    }
+  private storeInput(row: LegacyConnectionRow, source: LegacyCredentialSource, field: DecryptedField): StoreCredentialInput {
+    return {
+      integrationId: row.integrationId, connectionId: row.connectionId, type: field.type, value: field.value,
+      expiresAt: this.expiryOf(row, field.type), createdAt: row.createdAt ?? undefined, valueStore: this.options.valueStore,
+      tags: { [MIGRATION_TAGS.source]: source.name.slice(0, 512), [MIGRATION_TAGS.legacyId]: row.legacyId.slice(0, 512) },
+    };
   }
 
   /**
-   * Runs one vault-touching call under the AIMD limit. The vault client retries a 429 itself after
-   * its Retry-After (so the credentials lib never sees, nor audits, a throttled attempt); a call that
-   * took that long counts as throttled for the limiter. A 429 that still comes through (the client's
-   * attempts ran out) waits its Retry-After here and is retried, never reported.
+   * A field whose store failed with ALREADY_EXISTS: its value is compared (not read out, not audited:
+   * the MIGRATE row covers it) — equal and tagged with this legacy row = ours, resumed; equal from
+   * another row = a duplicate; different = CONFLICT. Any other error is the field's failure.
+   */
+  private async settleExisting(ctx: OperationContext, row: LegacyConnectionRow, source: LegacyCredentialSource, field: DecryptedField, limiter: AimdLimiter, error: unknown): Promise<Omit<FieldResult, 'field'>> {
+    if (!(error instanceof CredentialAlreadyExistsError)) throw error;
+    const existingId = error.existingId;
+    const check = await this.withBudget(limiter, () => this.credentials.verifyValue(ctx, existingId, field.value));
+    if (!check.matches) throw new MigrationConflictError(existingId);
+    const owner = check.metadata.tags[MIGRATION_TAGS.legacyId];
+    const sameSource = check.metadata.tags[MIGRATION_TAGS.source] === source.name.slice(0, 512);
+    if (sameSource && owner === row.legacyId.slice(0, 512)) return { id: existingId, resumed: true };
+    const duplicateOf = owner ?? '(not a migration)';
+    return { error: entry(row, field.column, { codeName: 'DUPLICATE', message: `the connection was already migrated from legacy row ${duplicateOf} with the same value` }), duplicateOf };
+  }
+
+  /**
+   * Runs one vault-touching call under the AIMD limit (value writes run inside `storeMany`, before
+   * its failure audit). A 429 that reaches it (a client whose `maxDelayMs` is below the Retry-After
+   * gives up at once) halves the limit, waits its Retry-After and is retried, never reported. A client
+   * that retries 429s itself hides them: a call over a second slower than usual counts as throttled.
    */
   async withBudget<T>(limiter: AimdLimiter, call: () => Promise<T>): Promise<T> {
     for (let attempt = 0; ; attempt++) {
@@ -192,8 +233,9 @@ export class ConnectionMigrator {
       const started = Date.now();
       try {
         const r = await call();
-        if (Date.now() - started >= THROTTLED_CALL_MS) limiter.throttled(permit, 0);
-        else limiter.success(permit);
+        const took = Date.now() - started;
+        if (limiter.slowAsThrottled(took, THROTTLED_CALL_MS)) limiter.throttled(permit, 0);
+        else limiter.success(permit, took);
         return r;
       } catch (e) {
         if (isKeyVaultError(e, KeyVaultErrorCode.RATE_LIMITED) && attempt < this.options.maxThrottleRetries) {

@@ -1,21 +1,16 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import { randomUUID } from 'node:crypto';
-import { Outbox, TransactionGate, TransactionRunner, type OutboxPayload } from '@app/common';
+import { Outbox, TransactionRunner, type OutboxPayload } from '@app/common';
 import { MigrationCheckpointRepository } from '../checkpoint/migration-checkpoint.repository';
 import { MIGRATION_RESOLVED_OPTIONS, MigrationEvents } from '../migration.constants';
 import type { ResolvedMigrationOptions } from '../migration.options';
 import type { LegacyConnectionRow, LegacyCredentialSource, LegacyFilter } from '../sources/legacy-source';
 import { AimdLimiter } from './aimd-limiter';
-import { ConnectionMigrator, entry, type StoredConnection } from './connection-migrator';
+import { ConnectionMigrator, entry, type GroupResult } from './connection-migrator';
 import { LegacyFeed, type FeedItem } from './legacy-feed';
 import type { ConnectionOutcome, MigrationRunOptions, MigrationSummary } from './migration.types';
 
 const PROGRESS_EVENT_EVERY_MS = 1000;
-
-/** The group's transaction did not hold what it wrote (PostgreSQL turns COMMIT of a failed transaction into ROLLBACK). */
-class GroupNotPersistedError extends Error {
-  override readonly name = 'GroupNotPersistedError';
-}
 
 interface Run {
   runId: string;
@@ -31,12 +26,12 @@ interface Run {
 
 /**
  * Runs a migration of one source. A `LegacyFeed` reads pages of `batchSize` connections ahead,
- * decrypts them and looks up their checkpoints; what needs the vault is migrated in GROUPS: one
- * transaction holds the credentials lib's rows, a MIGRATE audit row per credential and the checkpoint
- * of up to `group.maxConnections` connections on SQLite, while their vault writes run concurrently
- * under one AIMD limiter, so the database commits once per group instead of once per credential. On
- * PostgreSQL each connection is a group of its own, up to `concurrency.max` at once. Either way a
- * credential is never committed without its MIGRATE row and checkpoint (or the reverse).
+ * decrypts them and looks up their checkpoints; what needs the vault is migrated in GROUPS of up to
+ * `group.maxConnections` connections: their vault writes run concurrently under one AIMD limiter,
+ * then ONE transaction (the credentials lib's `storeMany`) holds their credentials' rows, a MIGRATE
+ * audit row per credential and their checkpoints — one commit per group instead of one per
+ * credential. Several groups are in flight at once, so vault writes go on while a group commits.
+ * A credential is never committed without its MIGRATE row and checkpoint (or the reverse).
  */
 @Injectable()
 export class MigrationRunner {
@@ -79,19 +74,14 @@ export class MigrationRunner {
     const run: Run = { runId, source, limiter, deleteAfter: !!o.deleteAfterMigration, record, clearing: new Set(), lastEvent: Date.now(), counts };
 
     const feed = new LegacyFeed(source, filter, batchSize, this.migrator, (ids) => (dryRun ? Promise.resolve(new Map()) : this.checkpoints.find(source.name, ids)), {
-      highWater: Math.max(2 * this.options.group.maxConnections, batchSize),
+      highWater: Math.max((groupsInFlight(this.options) + 1) * this.options.group.maxConnections, batchSize),
       onReady: (item) => this.settleWithoutVault(item, run, dryRun),
     });
     try {
       // Started outside any transaction: its checkpoint reads must never join a group's.
       const feeding = this.runner.detached(() => feed.start());
       if (!dryRun) {
-        // SQLite (one connection, serial transactions): one group at a time, of up to
-        // `group.maxConnections`. PostgreSQL: one connection per transaction, up to `concurrency.max`
-        // transactions at once — a group there must not hold concurrent stores of one tenant, whose
-        // audit chain is appended by read-head-then-insert, safe only one at a time per transaction.
-        const serial = TransactionGate.for(this.runner.dataSource).serialises;
-        const size = serial ? this.options.group.maxConnections : 1;
+        const size = this.options.group.maxConnections;
         const inFlight = new Set<string>();
         // Two legacy rows of one connection never run in two transactions at once.
         const free = (item: FeedItem) => !inFlight.has(connectionKey(item.row));
@@ -101,7 +91,7 @@ export class MigrationRunner {
           return true;
         };
         await Promise.all(
-          Array.from({ length: serial ? 1 : this.options.concurrency.max }, async () => {
+          Array.from({ length: groupsInFlight(this.options) }, async () => {
             while (await feed.waitForItems(free)) {
               const items = feed.take(size, claim);
               try {
@@ -157,23 +147,14 @@ export class MigrationRunner {
   }
 
   /**
-   * One group: every connection of `items` (never two of one connection) migrated concurrently in ONE
-   * transaction. Outcomes count only once the transaction has committed. If it cannot commit, each
-   * connection is tried again alone, so one bad connection costs only itself.
+   * One group: every connection of `items` (never two of one connection) migrated with ONE
+   * transaction. Outcomes count only once it has committed. If it cannot commit, each connection is
+   * tried again alone, so one bad connection costs only itself.
    */
   private async group(items: FeedItem[], run: Run): Promise<void> {
-    let results: { item: FeedItem; outcome: ConnectionOutcome; stored?: StoredConnection }[];
+    let results: GroupResult[];
     try {
-      results = await this.runner.run(async () => {
-        const settled = await Promise.allSettled(items.map((item) => this.migrator.migrate(item.row, run.source, run.limiter, item.fields, run.runId)));
-        const failure = settled.find((r) => r.status === 'rejected');
-        if (failure) throw failure.reason;
-        const out = settled.map((r, i) => ({ item: items[i], ...(r as PromiseFulfilledResult<{ outcome: ConnectionOutcome; stored?: StoredConnection }>).value }));
-        // A connection's last statements are its MIGRATE rows and checkpoint, which throw in a failed
-        // PostgreSQL transaction; a group of several must also catch a failure after them.
-        if (items.length > 1) await this.assertCheckpointed(run.source, out.filter((r) => r.stored).map((r) => r.item.row.legacyId));
-        return out;
-      });
+      results = await this.migrator.migrateGroup(items, run.source, run.limiter, run.runId);
     } catch (e) {
       if (items.length === 1) {
         run.record({ status: 'failed', credentials: 0, keyIndex: null, errors: [entry(items[0].row, null, e)] });
@@ -197,12 +178,6 @@ export class MigrationRunner {
     }
   }
 
-  /** Reads the group's checkpoints back inside its transaction: a failed statement on PostgreSQL makes this throw. */
-  private async assertCheckpointed(source: LegacyCredentialSource, legacyIds: string[]): Promise<void> {
-    const found = await this.checkpoints.find(source.name, legacyIds);
-    if (found.size !== new Set(legacyIds).size) throw new GroupNotPersistedError(`${legacyIds.length - found.size} checkpoint(s) missing in the group's transaction`);
-  }
-
   private track(run: Run, p: Promise<void>): void {
     const tracked = p.finally(() => run.clearing.delete(tracked));
     run.clearing.add(tracked);
@@ -211,6 +186,11 @@ export class MigrationRunner {
   private async event(name: string, payload: OutboxPayload): Promise<void> {
     await this.runner.run(() => this.outbox.add({ name, payload }));
   }
+}
+
+/** Groups migrating at once: enough to keep `concurrency.max` vault writes busy while one of them commits. */
+function groupsInFlight(o: ResolvedMigrationOptions): number {
+  return Math.ceil(o.concurrency.max / o.group.maxConnections) + 1;
 }
 
 function connectionKey(row: LegacyConnectionRow): string {
