@@ -11,7 +11,11 @@ export interface Profile {
   badInput: { requests: number; databases: ('sqlite' | 'postgres')[] };
   isolation: { requests: number };
   hygiene: { credentials: number; databases: ('sqlite' | 'postgres')[] };
-  soak: { durationMs: number; ratePerSec: number; credentials: number };
+  /**
+   * The run is cut into `windows` (the first is warm-up). p99 stability: the last window's p99 within 20% of
+   * the second's, or within `p99FloorMs` when that is wider (the noise floor of a shared machine).
+   */
+  soak: { durationMs: number; ratePerSec: number; credentials: number; p99FloorMs: number; windows: number };
 }
 
 export const PROFILES: Record<ProfileName, Profile> = {
@@ -22,7 +26,7 @@ export const PROFILES: Record<ProfileName, Profile> = {
     badInput: { requests: 150, databases: ['sqlite', 'postgres'] },
     isolation: { requests: 120 },
     hygiene: { credentials: 8, databases: ['sqlite', 'postgres'] },
-    soak: { durationMs: 20_000, ratePerSec: 100, credentials: 50 },
+    soak: { durationMs: 20_000, ratePerSec: 25, credentials: 50, p99FloorMs: 150, windows: 4 },
   },
   medium: {
     name: 'medium',
@@ -31,7 +35,7 @@ export const PROFILES: Record<ProfileName, Profile> = {
     badInput: { requests: 2_000, databases: ['sqlite', 'postgres'] },
     isolation: { requests: 1_000 },
     hygiene: { credentials: 100, databases: ['sqlite', 'postgres'] },
-    soak: { durationMs: 180_000, ratePerSec: 150, credentials: 200 },
+    soak: { durationMs: 180_000, ratePerSec: 50, credentials: 200, p99FloorMs: 10, windows: 10 },
   },
   full: {
     name: 'full',
@@ -40,7 +44,7 @@ export const PROFILES: Record<ProfileName, Profile> = {
     badInput: { requests: 5_000, databases: ['sqlite', 'postgres'] },
     isolation: { requests: 3_000 },
     hygiene: { credentials: 300, databases: ['sqlite', 'postgres'] },
-    soak: { durationMs: 600_000, ratePerSec: 150, credentials: 500 },
+    soak: { durationMs: 600_000, ratePerSec: 50, credentials: 500, p99FloorMs: 10, windows: 10 },
   },
 };
 

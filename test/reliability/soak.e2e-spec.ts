@@ -1,0 +1,20 @@
+import { PROFILES } from '../../bench/reliability/profile';
+import { soak } from '../../bench/reliability/soak';
+import { expectEveryBoundHolds, figure } from './figures';
+
+/**
+ * Reliability, soak (the short profile of `npm run reliability`, ~20 s instead of 10 minutes): the host
+ * as its own process under a fixed-rate mix of reads and writes → 0 errors, RSS growth after warm-up
+ * ≤ 10%, p99 of the last window within 20% of the second's.
+ */
+jest.setTimeout(180_000);
+
+describe('soak at a fixed rate', () => {
+  it('0 errors, RSS growth ≤ 10% after warm-up, p99 stable', async () => {
+    const r = await soak(PROFILES.short);
+    expectEveryBoundHolds(r);
+    // The load really ran at its rate for the whole duration.
+    const { ratePerSec, durationMs } = PROFILES.short.soak;
+    expect(figure(r, 'requests')).toBeGreaterThanOrEqual(0.95 * ratePerSec * (durationMs / 1000));
+  });
+});
