@@ -44,6 +44,7 @@ describe('keys gRPC API', () => {
       RATE_LIMIT_PER_MINUTE: String(RATE_LIMIT),
       // One attempt per vault call: a fault injected below reaches the caller as it is.
       KEY_VAULT_MAX_ATTEMPTS: '1',
+      LOG_LEVEL: 'debug',
       AUTH_JWT_ISSUER: 'https://idp.example.test',
       AUTH_JWT_AUDIENCE: 'credential-vault',
       AUTH_JWT_JWKS_URL: `http://127.0.0.1:${(jwks.address() as AddressInfo).port}/jwks`,
@@ -116,6 +117,8 @@ describe('keys gRPC API', () => {
     const trail = JSON.stringify(rows);
     expect(trail).not.toContain(b64(plaintext));
     expect(trail).not.toContain(signed.response.signature);
+    const logs = host.logs.join('\n');
+    for (const data of [plaintext.toString(), b64(plaintext), ciphertext, signed.response.signature]) expect(logs).not.toContain(data);
   });
 
   it('refuses calls without credentials or with a wrong key (UNAUTHENTICATED) and without the scope (PERMISSION_DENIED), and audits them', async () => {

@@ -27,7 +27,10 @@ describe.each(DATABASE_KINDS)('keys HTTP API on %s', (kind) => {
   const names = async (k: { key: string }) => ((await call(k, 'GET', '/v1/keys')).body.items as { name: string }[]).map((i) => i.name).sort();
 
   beforeAll(async () => {
-    host = await startTestHost(kind, { AUTH_API_KEYS: JSON.stringify([user.entry, reader.entry, manager.entry, auditor.entry, other.entry]) });
+    host = await startTestHost(kind, {
+      AUTH_API_KEYS: JSON.stringify([user.entry, reader.entry, manager.entry, auditor.entry, other.entry]),
+      LOG_LEVEL: 'debug', // log everything the host would, then look for data in it
+    });
   });
 
   afterAll(async () => {
@@ -130,6 +133,13 @@ describe.each(DATABASE_KINDS)('keys HTTP API on %s', (kind) => {
     expect(restored.body).toMatchObject({ name: 'api-signer' });
     const again = await call(user, 'POST', '/v1/keys/api-signer/decrypt', { version: v1, algorithm: 'RSA-OAEP-256', ciphertext: encrypted.body.ciphertext });
     expect(Buffer.from(again.body.plaintext, 'base64url').toString()).toBe(plaintext);
+
+    // No plaintext, ciphertext, signature, data key or backup in any log line.
+    const logs = host.logs.join('\n');
+    expect(logs.length).toBeGreaterThan(0);
+    for (const data of [plaintext, b64u(plaintext), encrypted.body.ciphertext, signed.body.signature, b64u(dataKey), wrapped.body.wrappedKey, backup.body.backup.slice(0, 64)]) {
+      expect(logs).not.toContain(data);
+    }
   });
 
   it("answers another tenant's key exactly like a missing one, on every route, and changes nothing", async () => {
