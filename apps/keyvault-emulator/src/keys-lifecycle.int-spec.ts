@@ -99,6 +99,33 @@ describe('Key Vault emulator: keys lifecycle through the official KeyClient', ()
     });
   });
 
+  describe('rotation policy (kept, not acted on)', () => {
+    it('sets, reads and replaces a key rotation policy; an unknown key answers 404; a key without one reports the default', async () => {
+      const key = await keys.createRsaKey('with-policy');
+      const initial = await keys.getKeyRotationPolicy('with-policy');
+      expect(initial.lifetimeActions).toEqual([{ action: 'Notify', timeBeforeExpiry: 'P30D', timeAfterCreate: undefined }]);
+      expect(initial.id).toBe(`${emu.vaultUrl}/keys/with-policy/rotationpolicy`);
+
+      const created = await keys.updateKeyRotationPolicy(key.name, { expiresIn: 'P90D', lifetimeActions: [{ action: 'Rotate', timeBeforeExpiry: 'P30D' }] });
+      expect(await keys.getKeyRotationPolicy('with-policy')).toEqual(created);
+      expect(created.createdOn).toBeInstanceOf(Date);
+
+      await keys.updateKeyRotationPolicy(key.name, { lifetimeActions: [{ action: 'Rotate', timeAfterCreate: 'P2M' }] });
+      const updated = await keys.updateKeyRotationPolicy(key.name, { expiresIn: 'P90D', lifetimeActions: [{ action: 'Notify', timeBeforeExpiry: 'P30D' }] });
+      expect(updated).toEqual({
+        id: updated.id,
+        createdOn: updated.createdOn,
+        updatedOn: updated.updatedOn,
+        expiresIn: 'P90D',
+        lifetimeActions: [{ timeAfterCreate: undefined, action: 'Notify', timeBeforeExpiry: 'P30D' }],
+      });
+
+      expect((await restError(keys.getKeyRotationPolicy('no-such-key'))).statusCode).toBe(404);
+      const bad = await rawRequest(emu, 'PUT', `/keys/with-policy/rotationpolicy?${API}`, { body: { lifetimeActions: [{ trigger: { timeAfterCreate: 'soon' }, action: { type: 'Rotate' } }] } });
+      expect([bad.status, bad.json.error.code]).toEqual([400, 'BadParameter']);
+    });
+  });
+
   describe('delete, recover and purge (long-running operations)', () => {
     it('deletes through the poller: not yet deleted right after the DELETE, then visible in deletedkeys', async () => {
       await keys.createRsaKey('to-delete', { tags: { t: 'x' } });

@@ -39,6 +39,8 @@ describe('matchRoute', () => {
     expect(op('GET', '/keys/a/versions')).toEqual(['listKeyVersions', 'a', undefined]);
     expect(op('DELETE', '/keys/a')).toEqual(['deleteKey', 'a', undefined]);
     expect(op('POST', '/keys/a/rotate')).toEqual(['rotateKey', 'a', undefined]);
+    expect(op('GET', '/keys/a/rotationpolicy')).toEqual(['getKeyRotationPolicy', 'a', undefined]);
+    expect(op('PUT', '/keys/a/rotationpolicy')).toEqual(['updateKeyRotationPolicy', 'a', undefined]);
     expect(op('POST', '/keys/a/backup')).toEqual(['backupKey', 'a', undefined]);
     expect(op('POST', '/keys/restore')).toEqual(['restoreKey', undefined, undefined]);
     expect(op('GET', '/deletedkeys')).toEqual(['listDeletedKeys', undefined, undefined]);

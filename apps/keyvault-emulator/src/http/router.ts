@@ -33,6 +33,8 @@ export const KEY_OPERATION_NAMES = [
   'backupKey',
   'restoreKey',
   'rotateKey',
+  'getKeyRotationPolicy',
+  'updateKeyRotationPolicy',
   'sign',
   'verify',
   'encrypt',
@@ -170,6 +172,10 @@ function matchKeyRoute(method: string, seg: string[]): Route {
   };
   const hit = action[third];
   if (hit && method === hit[0]) return op(hit[1], name);
+  if (third === 'rotationpolicy') {
+    if (method === 'GET') return op('getKeyRotationPolicy', name);
+    return method === 'PUT' ? op('updateKeyRotationPolicy', name) : BAD_METHOD;
+  }
   if (method === 'GET') return op('getKey', name, third);
   if (method === 'PATCH') return op('updateKey', name, third);
   return BAD_METHOD;

@@ -6,9 +6,9 @@ import { ApiRequest as Request, ApiResponse, baseAttributes, deletedFields, next
 import { assertObjectName } from '../objects/validation';
 import { decodeKeyBackup, encodeKeyBackup } from './backup';
 import { decrypt, encrypt, generateKey, shapeOf, signDigest, verifyDigest } from './crypto';
-import { KeyRecord, KeyVersionRecord } from './model';
+import { KeyRecord, KeyVersionRecord, RotationPolicyRecord } from './model';
 import { KeyStore, UseCheck } from './store';
-import { base64urlProperty, encryptionAlgorithm, parseCreateKey, parseUpdateKey, signatureAlgorithm } from './validation';
+import { base64urlProperty, encryptionAlgorithm, parseCreateKey, parseRotationPolicy, parseUpdateKey, signatureAlgorithm } from './validation';
 
 type ApiRequest = Request<KeyOperationName>;
 
@@ -49,6 +49,14 @@ export class KeysApi {
           await generateKey(shapeOf(current)),
         );
         return ok(this.bundle(found.record, found.version));
+      }
+      case 'getKeyRotationPolicy': {
+        const { record, policy } = this.store.rotationPolicy(name);
+        return ok(this.rotationPolicy(record, policy));
+      }
+      case 'updateKeyRotationPolicy': {
+        const { record, policy } = this.store.setRotationPolicy(name, parseRotationPolicy(req.body));
+        return ok(this.rotationPolicy(record, policy));
       }
       case 'getKey': {
         const found = this.store.get(name, req.version);
@@ -139,6 +147,18 @@ export class KeysApi {
         ...this.item(r, latestVersion(r), `${this.vaultUrl}/keys/${r.name}`),
       })),
       nextLink: nextLink(this.vaultUrl, '/deletedkeys', req.apiVersion, pageSize, page.nextMarker),
+    };
+  }
+
+  /** A key without a policy reports the default one: notify 30 days before expiry. */
+  private rotationPolicy(record: KeyRecord, policy: RotationPolicyRecord | undefined) {
+    const attributes: Record<string, unknown> = {};
+    if (policy?.expiryTime) attributes.expiryTime = policy.expiryTime;
+    if (policy) Object.assign(attributes, { created: policy.created, updated: policy.updated });
+    return {
+      id: `${this.vaultUrl}/keys/${record.name}/rotationpolicy`,
+      lifetimeActions: policy?.lifetimeActions ?? [{ trigger: { timeBeforeExpiry: 'P30D' }, action: { type: 'Notify' } }],
+      attributes,
     };
   }
 

@@ -25,6 +25,14 @@ export interface KeyVersionRecord extends VersionBase {
   privateKey: string;
 }
 
-export type KeyRecord = ObjectRecord<KeyVersionRecord>;
+/** A key's rotation policy as stored (the emulator keeps it; it does not rotate on schedule). */
+export interface RotationPolicyRecord {
+  lifetimeActions: Array<{ trigger: { timeAfterCreate?: string; timeBeforeExpiry?: string }; action: { type: 'Rotate' | 'Notify' } }>;
+  expiryTime?: string;
+  created: number;
+  updated: number;
+}
+
+export type KeyRecord = ObjectRecord<KeyVersionRecord> & { rotationPolicy?: RotationPolicyRecord };
 
 export const isRsa = (kty: KeyType) => kty === 'RSA' || kty === 'RSA-HSM';

@@ -1,7 +1,7 @@
 import { errors } from '../errors';
 import { Found as FoundOf, ObjectStoreOptions, UpdateInput, VaultObjectStore } from '../objects/store';
 import { GeneratedKey } from './crypto';
-import { KeyOperation, KeyType, KeyVersionRecord } from './model';
+import { KeyOperation, KeyRecord, KeyType, KeyVersionRecord, RotationPolicyRecord } from './model';
 
 export type Found = FoundOf<KeyVersionRecord>;
 
@@ -36,6 +36,20 @@ export class KeyStore extends VaultObjectStore<KeyVersionRecord> {
     return super.update(name, version, input, (v) => {
       if (input.keyOps !== undefined) v.keyOps = [...input.keyOps];
     });
+  }
+
+  /** The key's rotation policy (undefined until one is set); 404 for an unknown key. */
+  rotationPolicy(name: string): { record: KeyRecord; policy?: RotationPolicyRecord } {
+    const record: KeyRecord = this.active(name);
+    return { record, policy: record.rotationPolicy };
+  }
+
+  setRotationPolicy(name: string, policy: Pick<RotationPolicyRecord, 'lifetimeActions' | 'expiryTime'>): { record: KeyRecord; policy: RotationPolicyRecord } {
+    const record: KeyRecord = this.active(name);
+    const t = Math.floor(this.now() / 1000);
+    record.rotationPolicy = { ...policy, created: record.rotationPolicy?.created ?? t, updated: t };
+    this.changed();
+    return { record, policy: record.rotationPolicy };
   }
 
   /**

@@ -2,7 +2,7 @@ import { errors } from '../errors';
 import { assertTags, parseAttributes } from '../objects/validation';
 import { ENCRYPTION_ALGORITHMS, EncryptionAlgorithm, KeyShape, RSA_KEY_SIZES, SIGNATURE_ALGORITHMS, SignatureAlgorithm } from './crypto';
 import { CURVES, Curve } from './ecdsa';
-import { isRsa, KEY_OPERATIONS, KEY_TYPES, KeyOperation, KeyType } from './model';
+import { isRsa, KEY_OPERATIONS, KEY_TYPES, KeyOperation, KeyType, RotationPolicyRecord } from './model';
 import { CreateKeyInput, UpdateKeyInput } from './store';
 
 /** Azure's defaults when `key_ops` is omitted (as recorded from the service). */
@@ -82,4 +82,31 @@ export function encryptionAlgorithm(body: Record<string, unknown>): EncryptionAl
     throw errors.badParameter(`Invalid encryption algorithm ${String(body.alg).slice(0, 16)}: use one of ${Object.keys(ENCRYPTION_ALGORITHMS).join(', ')}.`);
   }
   return body.alg;
+}
+
+const ISO_DURATION = /^P(?!$)(\d+Y)?(\d+M)?(\d+W)?(\d+D)?(T(?=\d)(\d+H)?(\d+M)?(\d+S)?)?$/;
+
+/** The body of PUT /keys/{name}/rotationpolicy: lifetime actions (Rotate / Notify, one ISO 8601 trigger each) and an expiry. */
+export function parseRotationPolicy(body: Record<string, unknown>): Pick<RotationPolicyRecord, 'lifetimeActions' | 'expiryTime'> {
+  const bad = (what: string) => errors.badParameter(`Invalid rotation policy: ${what}.`);
+  const { lifetimeActions, attributes } = body;
+  if (lifetimeActions !== undefined && !Array.isArray(lifetimeActions)) throw bad('"lifetimeActions" must be an array');
+  const actions: RotationPolicyRecord['lifetimeActions'] = [];
+  for (const raw of (lifetimeActions as unknown[] | undefined) ?? []) {
+    const a = (raw ?? {}) as { trigger?: Record<string, unknown>; action?: { type?: unknown } };
+    const type = typeof a.action?.type === 'string' ? a.action.type.toLowerCase() : '';
+    if (type !== 'rotate' && type !== 'notify') throw bad('an action type must be Rotate or Notify');
+    const { timeAfterCreate, timeBeforeExpiry } = a.trigger ?? {};
+    const triggers = [timeAfterCreate, timeBeforeExpiry].filter((t) => t !== undefined && t !== null);
+    if (triggers.length !== 1 || !triggers.every((t) => typeof t === 'string' && ISO_DURATION.test(t))) {
+      throw bad('each action needs exactly one ISO 8601 duration, timeAfterCreate or timeBeforeExpiry');
+    }
+    const trigger = timeAfterCreate ? { timeAfterCreate: timeAfterCreate as string } : { timeBeforeExpiry: timeBeforeExpiry as string };
+    actions.push({ trigger, action: { type: type === 'rotate' ? 'Rotate' : 'Notify' } });
+  }
+  const expiryTime = (attributes as { expiryTime?: unknown } | undefined)?.expiryTime;
+  if (expiryTime !== undefined && expiryTime !== null && (typeof expiryTime !== 'string' || !ISO_DURATION.test(expiryTime))) {
+    throw bad('"attributes.expiryTime" must be an ISO 8601 duration');
+  }
+  return { lifetimeActions: actions, ...(typeof expiryTime === 'string' ? { expiryTime } : {}) };
 }
