@@ -49,12 +49,13 @@ describe.each(DATABASE_KINDS)('KeysModule on %s (local vault, real SDK, real aud
   const vaultCalls = (op: string) => emu.stats().byOperation[op] ?? 0;
 
   beforeAll(async () => {
-    emu = await KeyVaultEmulator.start({ quiet: true, throttle: false });
+    // Deletes and recoveries complete at once (the SDK's pollers are exercised either way).
+    emu = await KeyVaultEmulator.start({ quiet: true, throttle: false, operationDelayMs: 0 });
     db = await createTestDatabase(kind);
     moduleRef = await Test.createTestingModule({
       imports: [
         ...credentialsStackImports({ database: db.options, vault: emu, keyVault: { resilience: { maxAttempts: 2, pollIntervalMs: 20 } } }),
-        kind === 'sqlite' ? KeysModule.forRoot({}) : KeysModule.forRootAsync({ useFactory: async () => ({ verify: 'local' as const }) }),
+        kind === 'sqlite' ? KeysModule.forRoot({}) : KeysModule.forRootAsync({ useFactory: async () => ({ verify: 'local' as const, verifyEcLocally: true }) }),
       ],
     }).compile();
     await moduleRef.init();
@@ -115,7 +116,12 @@ describe.each(DATABASE_KINDS)('KeysModule on %s (local vault, real SDK, real aud
       const s = await keys.sign(ctxA, { name: key.name, algorithm, digest });
       material.push(digest, s.signature);
       expect(nodeVerifies(algorithm, key.publicKey, data, s.signature)).toBe(true);
-      expect(await keys.verify(ctxA, { name: key.name, algorithm, digest, signature: s.signature })).toMatchObject({ valid: true, verifiedIn: 'vault' });
+      // EC verifies in the vault unless verifyEcLocally (on in the PostgreSQL run): both accept the vault's signature.
+      expect(await keys.verify(ctxA, { name: key.name, algorithm, digest, signature: s.signature })).toMatchObject({ valid: true, verifiedIn: kind === 'postgres' ? 'local' : 'vault' });
+      expect(await keys.verify(ctxA, { name: key.name, algorithm, digest, signature: s.signature, remote: true })).toMatchObject({ valid: true, verifiedIn: 'vault' });
+      const forged = Uint8Array.from(s.signature);
+      forged[3] ^= 0x01;
+      expect((await keys.verify(ctxA, { name: key.name, algorithm, digest, signature: forged })).valid).toBe(false);
     }
   }, 120_000);
 

@@ -7,9 +7,15 @@ export interface KeysModuleOptions {
   namePrefix?: string;
   /**
    * Where `verify` runs when the request does not say: `local` (from the cached public key: no vault
-   * transaction; EC keys still verify in the vault, see README) or `remote` (the vault). @default 'local'
+   * transaction; EC keys only with `verifyEcLocally`) or `remote` (the vault). @default 'local'
    */
   verify?: 'local' | 'remote';
+  /**
+   * Verify EC signatures (ES256/384/512) locally too, with a pure-JS ECDSA (node:crypto cannot verify
+   * a precomputed digest): no vault transaction, but 10–20 ms of CPU on the event loop per verify.
+   * Off: EC keys verify in the vault (as the Azure SDK does). @default false
+   */
+  verifyEcLocally?: boolean;
   /** Allow RSA1_5 (PKCS#1 v1.5) encryption and key wrapping. Legacy; refused by default. @default false */
   allowRsa1_5?: boolean;
   /**
@@ -29,6 +35,7 @@ export interface KeysModuleOptions {
 export interface ResolvedKeysOptions {
   namePrefix: string;
   verify: 'local' | 'remote';
+  verifyEcLocally: boolean;
   allowRsa1_5: boolean;
   keyCacheTtlMs: number;
   maxCachedKeys: number;
@@ -44,6 +51,7 @@ const schema = z.object({
     .regex(/^[a-z][a-z0-9]{0,15}$/, 'must match ^[a-z][a-z0-9]{0,15}$')
     .default('cv'),
   verify: z.enum(['local', 'remote'], { error: "must be 'local' or 'remote'" }).default('local'),
+  verifyEcLocally: z.boolean({ error: 'must be a boolean' }).default(false),
   allowRsa1_5: z.boolean({ error: 'must be a boolean' }).default(false),
   keyCacheTtlMs: positiveInt('must be a positive integer of milliseconds').default(60_000),
   maxCachedKeys: positiveInt('must be a positive integer').default(10_000),

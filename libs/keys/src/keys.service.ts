@@ -301,7 +301,8 @@ export class KeysService {
       const version = key.key.properties.version;
       if (!remote) {
         key.publicKey ??= publicKeyOf(key.key.publicKey);
-        const valid = verifyDigestLocally(key.publicKey, req.algorithm, req.digest, req.signature);
+        const ec = this.options.verifyEcLocally ? { jwk: key.key.publicKey } : undefined;
+        const valid = verifyDigestLocally(key.publicKey, req.algorithm, req.digest, req.signature, ec);
         if (valid !== undefined) {
           return { result: { name: req.name, version, algorithm: req.algorithm, valid, verifiedIn: 'local' as const }, keyVersion: version, verifiedIn: 'local' as const };
         }

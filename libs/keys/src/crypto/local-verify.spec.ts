@@ -36,10 +36,13 @@ describe('verifyDigestLocally', () => {
     expect(verifyDigestLocally(key, 'RS256', digest, pkcs1.subarray(1))).toBe(false);
   });
 
-  it('leaves EC keys to the vault (no prehashed ECDSA in node:crypto)', () => {
-    const ec = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+  it('leaves EC keys to the vault unless asked to verify them locally', () => {
+    const ec = generateKeyPairSync('ec', { namedCurve: 'P-384' });
     const ecJwk = { ...(ec.publicKey.export({ format: 'jwk' }) as object), kid: 'k', key_ops: ['verify'] } as PublicJwk;
-    const digest = createHash('sha256').update(data).digest();
-    expect(verifyDigestLocally(publicKeyOf(ecJwk), 'ES256', digest, Buffer.alloc(64))).toBeUndefined();
+    const digest = createHash('sha384').update(data).digest();
+    const signature = sign('sha384', data, { key: ec.privateKey, dsaEncoding: 'ieee-p1363' });
+    expect(verifyDigestLocally(publicKeyOf(ecJwk), 'ES384', digest, signature)).toBeUndefined();
+    expect(verifyDigestLocally(publicKeyOf(ecJwk), 'ES384', digest, signature, { jwk: ecJwk })).toBe(true);
+    expect(verifyDigestLocally(publicKeyOf(ecJwk), 'ES384', digest, Buffer.alloc(96, 1), { jwk: ecJwk })).toBe(false);
   });
 });
