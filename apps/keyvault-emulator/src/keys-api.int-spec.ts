@@ -156,6 +156,14 @@ describe('Key Vault emulator: keys API through the official KeyClient and Crypto
       }
     });
 
+    it('a CryptographyClient built from a versionless key id uses the current version', async () => {
+      const crypto = emulatorCryptographyClient(emu, `${emu.vaultUrl}/keys/signer-P-384`, { maxRetries: 0 });
+      const digest = createHash('sha384').update('current').digest();
+      const { result, keyID } = await crypto.sign('ES384', digest);
+      expect(keyID).toBe(signers['P-384'].id);
+      expect((await crypto.verify('ES384', digest, result)).result).toBe(true);
+    });
+
     it('checks the digest length and that the algorithm fits the key (400 BadParameter)', async () => {
       const rsa = emulatorCryptographyClient(emu, signers.rsa, { maxRetries: 0 });
       const short = await restError(rsa.sign('RS256', randomBytes(20)));

@@ -1,0 +1,66 @@
+import { KeyVaultHttpError } from '../errors';
+import { KeyStore } from './store';
+import { parseCreateKey, parseRotationPolicy } from './validation';
+
+const material = { publicJwk: { crv: 'P-256', x: 'x', y: 'y' }, privateKey: 'never rendered' };
+const inner = (fn: () => unknown) => {
+  try {
+    fn();
+    return 'ok';
+  } catch (e) {
+    const err = e as KeyVaultHttpError;
+    return `${err.status} ${err.innerCode ?? err.code}`;
+  }
+};
+
+describe('KeyStore.usable: which versions a crypto operation may use', () => {
+  let now = Date.parse('2026-06-01T00:00:00Z');
+  const store = new KeyStore({ softDeleteRetentionDays: 7, purgeProtection: false, operationDelayMs: 0, vaultName: 't', now: () => now });
+  const t = Math.floor(now / 1000);
+  const sign = { operation: 'sign', keyOp: 'sign', honoursValidity: true } as const;
+  const verify = { operation: 'verify', keyOp: 'verify', honoursValidity: false } as const;
+
+  it('refuses a disabled key for every operation, and an operation outside key_ops', () => {
+    store.create('off', { kty: 'EC', keyOps: ['sign', 'verify'], attributes: { enabled: false } }, material);
+    expect([inner(() => store.usable('off', undefined, sign)), inner(() => store.usable('off', undefined, verify))]).toEqual(['403 KeyDisabled', '403 KeyDisabled']);
+    store.create('verify-only', { kty: 'EC', keyOps: ['verify'], attributes: {} }, material);
+    expect(inner(() => store.usable('verify-only', undefined, sign))).toBe('403 KeyOperationForbidden');
+    expect(inner(() => store.usable('verify-only', undefined, verify))).toBe('ok');
+    expect(inner(() => store.usable('missing', undefined, verify))).toBe('404 KeyNotFound');
+  });
+
+  it('applies nbf/exp to sign/encrypt/wrap only, with exp exclusive', () => {
+    store.create('window', { kty: 'EC', keyOps: ['sign', 'verify'], attributes: { nbf: t + 10, exp: t + 20 } }, material);
+    expect([inner(() => store.usable('window', undefined, sign)), inner(() => store.usable('window', undefined, verify))]).toEqual(['403 KeyNotYetValid', 'ok']);
+    now += 10_000;
+    expect(inner(() => store.usable('window', undefined, sign))).toBe('ok');
+    now += 10_000;
+    expect([inner(() => store.usable('window', undefined, sign)), inner(() => store.usable('window', undefined, verify))]).toEqual(['403 KeyExpired', 'ok']);
+  });
+});
+
+describe('key request validation', () => {
+  it('fills in Azure defaults: RSA 2048 with six key_ops, EC P-256 with sign/verify', () => {
+    expect(parseCreateKey({ kty: 'RSA' })).toMatchObject({ shape: { kty: 'RSA', keySize: 2048 }, input: { keyOps: ['encrypt', 'decrypt', 'sign', 'verify', 'wrapKey', 'unwrapKey'] } });
+    expect(parseCreateKey({ kty: 'EC-HSM' })).toMatchObject({ shape: { kty: 'EC-HSM', crv: 'P-256' }, input: { keyOps: ['sign', 'verify'] } });
+    for (const body of [{ kty: 'RSA', key_size: 2047 }, { kty: 'RSA', public_exponent: 4 }, { kty: 'EC', crv: 'P-224' }, { kty: 'RSA', key_ops: 'sign' }, { kty: 'oct-HSM' }]) {
+      expect(inner(() => parseCreateKey(body))).toBe('400 BadParameter');
+    }
+  });
+
+  it('accepts rotation policies with one ISO 8601 trigger per action', () => {
+    expect(parseRotationPolicy({ lifetimeActions: [{ trigger: { timeAfterCreate: 'P1Y2M' }, action: { type: 'rotate' } }], attributes: { expiryTime: 'P2Y' } })).toEqual({
+      lifetimeActions: [{ trigger: { timeAfterCreate: 'P1Y2M' }, action: { type: 'Rotate' } }],
+      expiryTime: 'P2Y',
+    });
+    for (const body of [
+      { lifetimeActions: [{ trigger: { timeAfterCreate: 'P1D', timeBeforeExpiry: 'P1D' }, action: { type: 'Rotate' } }] },
+      { lifetimeActions: [{ trigger: {}, action: { type: 'Notify' } }] },
+      { lifetimeActions: [{ trigger: { timeAfterCreate: 'P' }, action: { type: 'Notify' } }] },
+      { lifetimeActions: [{ trigger: { timeAfterCreate: 'P1D' }, action: { type: 'Delete' } }] },
+      { attributes: { expiryTime: 90 } },
+    ]) {
+      expect(inner(() => parseRotationPolicy(body))).toBe('400 BadParameter');
+    }
+  });
+});
