@@ -1,8 +1,9 @@
 import { CreateCredentialsTables1760000000000 } from './1760000000000-create-credentials-tables';
 import { CreateWrappedDataKeys1840000000000 } from './1840000000000-create-wrapped-data-keys';
 import { CredentialKeysetIndexes1860000000000 } from './1860000000000-credential-keyset-indexes';
+import { CredentialExpiryScanCoveringIndex1870000000000 } from './1870000000000-credential-expiry-scan-covering-index';
 
-export { CreateCredentialsTables1760000000000, CreateWrappedDataKeys1840000000000, CredentialKeysetIndexes1860000000000 };
+export { CreateCredentialsTables1760000000000, CreateWrappedDataKeys1840000000000, CredentialKeysetIndexes1860000000000, CredentialExpiryScanCoveringIndex1870000000000 };
 
 /** Register these with the host's TypeOrmModule.forRoot({ migrations }), in this order. */
-export const CREDENTIALS_MIGRATIONS = [CreateCredentialsTables1760000000000, CreateWrappedDataKeys1840000000000, CredentialKeysetIndexes1860000000000];
+export const CREDENTIALS_MIGRATIONS = [CreateCredentialsTables1760000000000, CreateWrappedDataKeys1840000000000, CredentialKeysetIndexes1860000000000, CredentialExpiryScanCoveringIndex1870000000000];
