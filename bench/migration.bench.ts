@@ -12,7 +12,7 @@
  *
  *   npm run bench:migration -- [--count 20000] [--tenants 100] [--database postgres|sqlite]
  *                              [--baseline-concurrency 64] [--scaled-limit 400] [--scaled-count 2000]
- *                              [--variants aimd,naive-fixed] [--vault process|in-process] [--no-write]
+ *                              [--variants aimd,naive-fixed] [--vault process|in-process] [--group 150] [--no-write]
  *
  * The second pair of runs scales the vault's limit down (`--scaled-limit` per 10 s, `--scaled-count`
  * credentials; 0 skips them) so the vault is the bottleneck rather than the database write path.
@@ -62,11 +62,13 @@ interface Figure {
   throttlingErrorsSurfaced: number;
   /** CPU time (user + system) of the migrating process per credential written; 400/s needs well under 2.5 ms. */
   cpuMsPerCredential: number;
+  /** Why credentials failed, by error code (counts). */
+  failures: Record<string, number>;
 }
 
 async function variant(
   name: Figure['variant'],
-  o: { count: number; tenants: number; database: 'postgres' | 'sqlite'; baselineConcurrency: number; throttleLimit: number; vault: 'process' | 'in-process' },
+  o: { count: number; tenants: number; database: 'postgres' | 'sqlite'; baselineConcurrency: number; throttleLimit: number; vault: 'process' | 'in-process'; group: number },
 ): Promise<Figure> {
   const dir = mkdtempSync(join(tmpdir(), `cv-bench-mig-${name}-`));
   const throttle = { limit: o.throttleLimit, windowMs: WINDOW_MS };
@@ -92,7 +94,7 @@ async function variant(
     // The naive baseline leaves 429s to the vault client's retries (Retry-After honoured, the default 4 attempts). The
     // runner's client gives a 429 back at once (a Retry-After over maxDelayMs ends its retries): its AIMD limiter sees
     // each one, retries it after Retry-After inside storeMany's value write, so no throttled attempt is ever audited.
-    keyVault: { resilience: naive ? { maxAttempts: 4 } : { maxAttempts: 10, maxDelayMs: 800 } },
+    keyVault: { resilience: naive ? { maxAttempts: 4 } : { maxAttempts: 10, maxDelayMs: 800, bulkhead: { maxConcurrent: 128 } } },
     persistence: { outbox: { dispatch: false } },
   });
   @Module({
@@ -106,7 +108,8 @@ async function variant(
         logging: false,
       } as TypeOrmModuleOptions),
       ...stack,
-      MigrationModule.forRoot({ keys: [key.toString('hex')], concurrency: { initial: 8, max: 128 } }),
+      // 429s come back as errors (maxDelayMs above): the exact signal, so no slow-call guessing.
+      MigrationModule.forRoot({ keys: [key.toString('hex')], concurrency: { initial: 8, max: 128, slowCallMs: 0 }, group: { maxConnections: o.group } }),
     ],
   })
   class BenchModule {}
@@ -119,11 +122,14 @@ async function variant(
     let failed = 0;
     let surfaced = 0;
     let concurrency = String(o.baselineConcurrency);
+    const failures: Record<string, number> = {};
+    const count = (code: string) => (failures[code] = (failures[code] ?? 0) + 1);
     if (!naive) {
       const s = await app.get(MigrationRunner).run(new SqlLegacySource(legacy), { batchSize: 500 });
       migrated = s.totalCredentialsMigrated;
       failed = s.failedMigrations;
       surfaced = s.errors.filter((e) => e.code === 'RATE_LIMITED').length;
+      for (const e of s.errors) count(e.code);
       concurrency = `AIMD ${8}→max ${s.throttling.maxConcurrency}, ${s.throttling.absorbed} 429s absorbed`;
     } else {
       const credentials = app.get(CredentialsService);
@@ -140,7 +146,9 @@ async function variant(
               migrated++;
             } catch (e) {
               failed++;
-              if ((e as { codeName?: string }).codeName === 'RATE_LIMITED') surfaced++;
+              const code = (e as { codeName?: string }).codeName ?? (e as Error).name;
+              count(code);
+              if (code === 'RATE_LIMITED') surfaced++;
             }
           }
         }),
@@ -161,6 +169,7 @@ async function variant(
       vault429Share: round(t429 / Math.max(1, stats.total), 3),
       throttlingErrorsSurfaced: surfaced,
       cpuMsPerCredential: round((cpuUsed.user + cpuUsed.system) / 1000 / Math.max(1, migrated), 2),
+      failures,
     };
   } finally {
     await app.close();
@@ -212,6 +221,7 @@ async function main(): Promise<void> {
       tenants: { type: 'string' },
       database: { type: 'string' },
       'baseline-concurrency': { type: 'string' },
+      group: { type: 'string' },
       'scaled-limit': { type: 'string' },
       'scaled-count': { type: 'string' },
       variants: { type: 'string' },
@@ -224,6 +234,7 @@ async function main(): Promise<void> {
     tenants: Number(values.tenants ?? 100),
     database: (values.database ?? 'postgres') as 'postgres' | 'sqlite',
     baselineConcurrency: Number(values['baseline-concurrency'] ?? 64),
+    group: Number(values.group ?? 150),
     scaledLimit: Number(values['scaled-limit'] ?? 400),
     scaledCount: Number(values['scaled-count'] ?? 2000),
     vault: (values.vault ?? 'process') as 'process' | 'in-process',

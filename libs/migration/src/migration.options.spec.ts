@@ -8,7 +8,7 @@ describe('MigrationModule options', () => {
 
   it('applies defaults and decodes keys', () => {
     const o = resolveMigrationOptions({ keys: [key.toString('hex'), key.toString('base64')] });
-    expect(o).toMatchObject({ batchSize: 10, concurrency: { initial: 4, min: 1, max: 64 }, maxThrottleRetries: 30 });
+    expect(o).toMatchObject({ batchSize: 10, concurrency: { initial: 4, min: 1, max: 64, slowCallMs: 1000 }, maxThrottleRetries: 30 });
     expect(o.keys).toEqual([key, key]);
   });
 

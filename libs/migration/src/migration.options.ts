@@ -21,6 +21,13 @@ export interface MigrationModuleOptions {
     min?: number;
     /** @default 64 */
     max?: number;
+    /**
+     * A vault client that retries 429s itself hides them: a call this much slower than usual (ms) is
+     * then counted as throttled. 0 turns that off — for a client that hands 429s back (its
+     * `maxDelayMs` below the vault's Retry-After), whose RATE_LIMITED errors are the exact signal.
+     * @default 1000
+     */
+    slowCallMs?: number;
   };
   /**
    * Group commit: the connections migrated in one database transaction (their credentials' rows,
@@ -50,6 +57,7 @@ const schema = z
         initial: z.number().int().min(1).max(1024).default(4),
         min: z.number().int().min(1).max(1024).default(1),
         max: z.number().int().min(1).max(1024).default(64),
+        slowCallMs: z.number().int().min(0).max(600_000).default(1000),
       })
       .strict()
       .prefault({})

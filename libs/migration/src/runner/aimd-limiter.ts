@@ -13,7 +13,7 @@ export interface AimdStats {
 /**
  * Additive-increase / multiplicative-decrease concurrency for vault writes. A 429 (RATE_LIMITED)
  * halves the limit and pauses every new start until its Retry-After has passed; each window of
- * `limit` successes adds one. Throttles of requests started before the last decrease do not halve
+ * `limit` successes adds one — or, until the first throttle (slow start), doubles the limit. Throttles of requests started before the last decrease do not halve
  * again (they belong to the same burst). Time here is elapsed time, not the time of day, so it uses
  * timers rather than the Clock.
  */
@@ -28,6 +28,8 @@ export class AimdLimiter {
   private readonly stats = { maxLimitReached: 0, throttles: 0, decreases: 0 };
   /** Smoothed duration of unthrottled calls (ms): what a call takes when the vault did not throttle it. */
   private typicalMs = 0;
+  /** Until the first throttle, a window of successes doubles the limit instead of adding one. */
+  private slowStart = true;
 
   constructor(private readonly o: { initial: number; min: number; max: number }) {
     this.limit = o.initial;
@@ -60,7 +62,7 @@ export class AimdLimiter {
     if (durationMs !== undefined) this.typicalMs = this.typicalMs === 0 ? durationMs : 0.95 * this.typicalMs + 0.05 * durationMs;
     if (permit.epoch === this.epoch && ++this.successes >= this.limit) {
       this.successes = 0;
-      if (this.limit < this.o.max) this.limit++;
+      if (this.limit < this.o.max) this.limit = this.slowStart ? Math.min(this.o.max, 2 * this.limit) : this.limit + 1;
       this.stats.maxLimitReached = Math.max(this.stats.maxLimitReached, this.limit);
     }
     this.wake();
@@ -70,6 +72,7 @@ export class AimdLimiter {
   throttled(permit: AimdPermit, retryAfterMs: number | undefined): void {
     this.inFlight--;
     this.stats.throttles++;
+    this.slowStart = false;
     this.pausedUntil = Math.max(this.pausedUntil, Date.now() + (retryAfterMs ?? 1000));
     if (permit.epoch === this.epoch) {
       this.epoch++;

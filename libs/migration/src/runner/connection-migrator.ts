@@ -15,9 +15,6 @@ import type { ConnectionOutcome, DecryptedField, MigrationErrorEntry } from './m
 /** Tags every imported credential carries (ids and dates only): they make a crashed write recognisable. */
 export const MIGRATION_TAGS = { source: 'migration.source', legacyId: 'migration.legacy-id' } as const;
 
-/** A vault call this much slower than usual was throttled and retried by the vault client (Retry-After is >= 1 s). */
-const THROTTLED_CALL_MS = 1000;
-
 /** A connection whose credentials are stored: each field with its credential id. */
 export interface StoredConnection {
   row: LegacyConnectionRow;
@@ -225,7 +222,8 @@ export class ConnectionMigrator {
    * Runs one vault-touching call under the AIMD limit (value writes run inside `storeMany`, before
    * its failure audit). A 429 that reaches it (a client whose `maxDelayMs` is below the Retry-After
    * gives up at once) halves the limit, waits its Retry-After and is retried, never reported. A client
-   * that retries 429s itself hides them: a call over a second slower than usual counts as throttled.
+   * that retries 429s itself hides them: a call `concurrency.slowCallMs` slower than usual counts as
+   * throttled (0: off).
    */
   async withBudget<T>(limiter: AimdLimiter, call: () => Promise<T>): Promise<T> {
     for (let attempt = 0; ; attempt++) {
@@ -234,7 +232,8 @@ export class ConnectionMigrator {
       try {
         const r = await call();
         const took = Date.now() - started;
-        if (limiter.slowAsThrottled(took, THROTTLED_CALL_MS)) limiter.throttled(permit, 0);
+        const slowCallMs = this.options.concurrency.slowCallMs;
+        if (slowCallMs > 0 && limiter.slowAsThrottled(took, slowCallMs)) limiter.throttled(permit, 0);
         else limiter.success(permit, took);
         return r;
       } catch (e) {
