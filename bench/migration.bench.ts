@@ -190,15 +190,15 @@ function table(figures: Figure[]): string[] {
   ];
 }
 
-function writeSection(azure: Figure[], scaled: Figure[], o: { count: number; tenants: number; database: string; baselineConcurrency: number; scaledLimit: number }): string {
+function writeSection(azure: Figure[], scaled: Figure[], o: { count: number; tenants: number; database: string; baselineConcurrency: number; scaledLimit: number; group: number }): string {
   return writeBenchmarkSection(
     'Legacy migration',
     [
       `Measured ${today()} with \`npm run bench:migration -- --count ${o.count} --database ${o.database}\` (bench/migration.bench.ts): legacy API keys`,
       `(AES-256-GCM, ${o.tenants} tenants) moved into the local vault throttled like Azure Key Vault (never more than 4,000 transactions`,
       `in any 10 s: a sliding window), metadata and audit on ${o.database}. Each variant gets a fresh vault; the budget share is the vault`,
-      'writes ÷ the most the vault admits in the run (limit × ceil(duration / 10 s)). The runner (`MigrationRunner`: group commit on SQLite, one transaction per',
-      'connection on PostgreSQL, AIMD on throttled calls, the vault client retrying 429s after Retry-After) against a naive',
+      'writes ÷ the most the vault admits in the run (limit × ceil(duration / 10 s)). The runner (`MigrationRunner`: groups of',
+      `${o.group} connections, each group's vault writes under one AIMD limiter, then ONE transaction per group through \`storeMany\`) against a naive`,
       `baseline measured in the same run: a fixed pool of ${o.baselineConcurrency} \`CredentialsService.store\` calls relying on the vault client's`,
       'retries (4 attempts, Retry-After honoured). The vault runs in a process of its own; runner, libs and database client share one.',
       '',
