@@ -141,7 +141,8 @@ describe('keys gRPC API', () => {
     expect((await client.call('GetKey', { name: 'nope' }, as(reader))).error?.code).toBe(GRPC.NOT_FOUND);
 
     let refusals: { action: string; actorId: string; resource: string }[] = [];
-    for (let i = 0; i < 50 && refusals.length === 0; i++) {
+    // Refusals are buffered reads: poll until the reader's is written (the JWT caller's may come first).
+    for (let i = 0; i < 50 && !refusals.some((r) => r.actorId === 'api-key:acme-keys-reader'); i++) {
       await new Promise((r) => setTimeout(r, 100));
       refusals = ((await (await fetch(`${host.baseUrl}/v1/audit?action=access_denied`, { headers: as(auditor) })).json()) as { items: typeof refusals }).items;
     }
