@@ -28,14 +28,15 @@ export const PROFILES: Record<ProfileName, Profile> = {
     hygiene: { credentials: 8, databases: ['sqlite', 'postgres'] },
     soak: { durationMs: 20_000, ratePerSec: 25, credentials: 50, p99FloorMs: 150, windows: 4 },
   },
+  // What fits in ~15 minutes on this shared 2-vCPU machine (host boots alone take 10–30 s under load).
   medium: {
     name: 'medium',
-    faults: { operations: 3_000, concurrency: 32, credentials: 128 },
-    crashes: { trials: 20 },
-    badInput: { requests: 2_000, databases: ['sqlite', 'postgres'] },
-    isolation: { requests: 1_000 },
-    hygiene: { credentials: 100, databases: ['sqlite', 'postgres'] },
-    soak: { durationMs: 180_000, ratePerSec: 50, credentials: 200, p99FloorMs: 10, windows: 10 },
+    faults: { operations: 2_000, concurrency: 32, credentials: 128 },
+    crashes: { trials: 10 },
+    badInput: { requests: 1_000, databases: ['sqlite', 'postgres'] },
+    isolation: { requests: 500 },
+    hygiene: { credentials: 40, databases: ['sqlite', 'postgres'] },
+    soak: { durationMs: 120_000, ratePerSec: 50, credentials: 200, p99FloorMs: 10, windows: 10 },
   },
   full: {
     name: 'full',
