@@ -2,7 +2,7 @@ import { createHash, createPublicKey, verify as nodeVerify } from 'node:crypto';
 import { Test } from '@nestjs/testing';
 import { AuditService, type AuditEventInput } from '@app/audit';
 import { ManualClock, type OperationContext } from '@app/common';
-import { KeyVaultErrorCode, KeyVaultKeysProvider, isKeyVaultError } from '@app/key-vault';
+import { KeyVaultError, KeyVaultErrorCode, KeyVaultKeysProvider, isKeyVaultError } from '@app/key-vault';
 import { KeysErrorCode, isKeysError } from './errors/keys.errors';
 import { KeysModule } from './keys.module';
 import type { KeysModuleOptions } from './keys.options';
@@ -202,6 +202,15 @@ describe('KeysService (fake vault)', () => {
     const e = await keys.getKey(ctxA, 'nope').catch((x: unknown) => x);
     expect(isKeyVaultError(e, KeyVaultErrorCode.KEY_NOT_FOUND)).toBe(true);
     expect(isKeysError(e)).toBe(false);
+    // The caller's own key name, never the vault's name for it (prefix, tenant hash) or the vault's text.
+    expect((e as Error).message).toBe(`Key Vault getKey failed for key "nope": ${(e as KeyVaultError).codeName}`);
+  });
+
+  it('refuses dates the vault cannot hold (the SDK sends 32-bit seconds) before calling it', async () => {
+    const { keys, vault } = await setup();
+    expect(await code(keys.createKey(ctxA, { name: 'late', type: 'RSA', expiresOn: new Date('2099-01-01T00:00:00Z') }))).toBe(KeysErrorCode.KEYS_VALIDATION);
+    expect(vault.calls.createKey ?? 0).toBe(0);
+    await keys.createKey(ctxA, { name: 'late', type: 'RSA', expiresOn: new Date('2038-01-19T03:14:07Z') });
   });
 });
 

@@ -4,6 +4,7 @@ import { AuditResult, AuditService } from '@app/audit';
 import { Clock, CredentialVaultError, inSpan, type OperationContext } from '@app/common';
 import {
   DIGEST_BYTES,
+  KeyVaultError,
   KeyVaultKeysProvider,
   VAULT_EC_CURVES,
   VAULT_ENCRYPTION_ALGORITHMS,
@@ -53,6 +54,26 @@ const MAX_TAG_VALUE = 256;
 /** Vault pages one listKeys call reads at most while filtering for the tenant (bounded latency). */
 const MAX_VAULT_PAGES_PER_LIST = 20;
 const BACKUP_FORMAT = 'cv-key-backup-1';
+
+/** The last instant the vault's wire format holds (2^31 - 1 seconds after the epoch). */
+const MAX_VAULT_DATE_MS = 2_147_483_647_000;
+
+/**
+ * The vault's answer reworded for the caller: the gateway's message quotes the vault's own text and the
+ * key's vault name (`<prefix>-key-<tenant hash>-<name>`), an internal the caller never chose; the
+ * code, status and Retry-After stay, and the original is kept as `cause` for the logs.
+ */
+function callerFacing(e: unknown, name: string): unknown {
+  if (!(e instanceof KeyVaultError)) return e;
+  return new KeyVaultError(e.code, `Key Vault ${e.operation} failed for key "${name}": ${e.codeName}`, {
+    operation: e.operation,
+    secretName: name,
+    statusCode: e.statusCode,
+    azureCode: e.azureCode,
+    retryAfterMs: e.retryAfterMs,
+    cause: e,
+  });
+}
 
 const ES_CURVE: Record<string, string> = { ES256: 'P-256', ES384: 'P-384', ES512: 'P-521' };
 
@@ -543,6 +564,8 @@ export class KeysService {
   private checkDates(expiresOn: unknown, notBefore: unknown): void {
     for (const [field, d] of [['expiresOn', expiresOn], ['notBefore', notBefore]] as const) {
       if (d !== undefined && (!(d instanceof Date) || Number.isNaN(d.getTime()))) throw this.invalid(field, `${field} must be a valid Date`);
+      // The Azure SDK sends dates as 32-bit seconds (`getTime() / 1000 | 0`): a later one wraps to 1901..1970.
+      if (d instanceof Date && d.getTime() > MAX_VAULT_DATE_MS) throw this.invalid(field, `${field} must not be after 2038-01-19T03:14:07Z`);
     }
     if (expiresOn instanceof Date && notBefore instanceof Date && notBefore.getTime() >= expiresOn.getTime()) {
       throw this.invalid('notBefore', 'notBefore must be before expiresOn');
@@ -603,7 +626,7 @@ export class KeysService {
         const code = e instanceof CredentialVaultError ? e.code : undefined;
         this.metrics.record({ operation, outcome: e instanceof CredentialVaultError ? e.severity : 'fatal', algorithm: details.algorithm }, durationMs / 1000);
         await write({ ...base, result: AuditResult.FAILURE, errorCode: code ?? 'UNKNOWN', durationMs, details: { ...details, operation } }).catch(() => undefined);
-        throw e;
+        throw callerFacing(e, name);
       }
       const { result, ...facts } = outcome;
       const durationMs = performance.now() - started;

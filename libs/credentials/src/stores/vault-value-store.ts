@@ -7,6 +7,9 @@ import { CredentialValueMissingError } from '../errors/credential-errors';
 import { MAX_GENERATION, credentialSecretName } from '../naming/vault-secret-name';
 import type { CredentialValueStore, ValueOwner, ValuePointer, ValueWriteRequest } from './credential-value-store';
 
+/** The last instant the Azure SDK can send (2^31 - 1 seconds after the epoch: 2038-01-19T03:14:07Z). */
+const MAX_SDK_DATE_MS = 2_147_483_647_000;
+
 /** How many soft-deleted generation names a store() skips before giving up. */
 const MAX_DELETED_GENERATION_SKIPS = 50;
 
@@ -51,8 +54,10 @@ export class VaultValueStore implements CredentialValueStore {
             'cv-credential': request.credentialId,
             'cv-version': String(request.version),
           },
-          // Informational only (Key Vault does not enforce it); the service enforces expiry.
-          expiresOn: request.expiresAt ?? undefined,
+          // Informational only (Key Vault does not enforce it); the service enforces expiry. The SDK sends
+          // 32-bit seconds (`getTime() / 1000 | 0`), so a later date (long-lived certificates) would wrap
+          // to before 1970: leave it off rather than record a wrong one.
+          expiresOn: request.expiresAt && request.expiresAt.getTime() <= MAX_SDK_DATE_MS ? request.expiresAt : undefined,
         });
         return { vaultSecretName: name, vaultSecretVersion: secret.properties.version, vaultGeneration: generation };
       } catch (e) {

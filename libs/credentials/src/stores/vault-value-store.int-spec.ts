@@ -1,0 +1,53 @@
+/**
+ * Integration: the expiry the vault value store gives Key Vault — through the real SDK against the
+ * local vault. The SDK sends dates as 32-bit seconds, so an expiry past 2038-01-19 would be recorded
+ * in the vault as a date before 1970; the store leaves such an expiry off (the service enforces
+ * expiry from its own metadata either way).
+ */
+import { randomBytes } from 'node:crypto';
+import { Test, type TestingModule } from '@nestjs/testing';
+import type { OperationContext } from '@app/common';
+import { KeyVaultProvider } from '@app/key-vault';
+import { KeyVaultEmulator } from '@app/keyvault-emulator';
+import { createTestDatabase, credentialsStackImports, type TestDatabase } from '@app/testing';
+import { DataSource } from 'typeorm';
+import { CredentialsService, CredentialType } from '../index';
+
+describe('vault value store: the secret expiry it records', () => {
+  let emu: KeyVaultEmulator;
+  let db: TestDatabase;
+  let app: TestingModule;
+  const ctx: OperationContext = { tenantId: `exp-${randomBytes(3).toString('hex')}`, actor: { id: 'user:e' } };
+
+  beforeAll(async () => {
+    emu = await KeyVaultEmulator.start({ quiet: true, throttle: false });
+    db = await createTestDatabase('sqlite');
+    app = await Test.createTestingModule({ imports: credentialsStackImports({ database: db.options, vault: emu }) }).compile();
+    await app.init();
+  });
+
+  afterAll(async () => {
+    await app?.close();
+    await emu?.stop();
+    await db?.drop();
+  });
+
+  const vaultExpiryOf = async (credentialId: string) => {
+    const [row] = (await app.get(DataSource).query('SELECT vault_secret_name AS name FROM cv_credential_versions WHERE credential_id = ?', [credentialId])) as Array<{ name: string }>;
+    return (await app.get(KeyVaultProvider).getSecret(row.name)).properties.expiresOn;
+  };
+
+  it('records an expiry the SDK can carry, and none (never a wrapped pre-1970 date) past 2038-01-19', async () => {
+    const svc = app.get(CredentialsService);
+    const soon = new Date('2031-05-01T00:00:00Z');
+    const a = await svc.store(ctx, { integrationId: 'gh', connectionId: 'a', type: CredentialType.API_KEY, value: `k-${randomBytes(12).toString('hex')}`, expiresAt: soon });
+    expect((await vaultExpiryOf(a.id))?.toISOString()).toBe(soon.toISOString());
+
+    const late = new Date('2099-01-01T00:00:00Z');
+    const b = await svc.store(ctx, { integrationId: 'gh', connectionId: 'b', type: CredentialType.API_KEY, value: `k-${randomBytes(12).toString('hex')}`, expiresAt: late });
+    expect(await vaultExpiryOf(b.id)).toBeUndefined();
+    // The credential itself keeps its real expiry and reads as active.
+    expect((await svc.getMetadata(ctx, b.id)).expiresAt?.toISOString()).toBe(late.toISOString());
+    expect((await svc.get(ctx, b.id)).metadata.status).toBe('active');
+  });
+});
