@@ -19,6 +19,8 @@ ENV NODE_ENV=production HOST=0.0.0.0 PORT=3000
 COPY --from=build /app/package.json ./
 COPY --from=build /app/node_modules ./node_modules
 COPY --from=build /app/dist ./dist
+# The gRPC transport (GRPC_ENABLED) loads its service definition from proto/ at start.
+COPY --from=build /app/proto ./proto
 # Writable by the runtime user (named volumes mounted here start with this ownership): the SQLite
 # file, the embedded vault and the dev API key under /app/data; the emulator's exported CA in /vault-ca.
 RUN mkdir -p /app/data/vault /vault-ca && chown -R node:node /app/data /vault-ca

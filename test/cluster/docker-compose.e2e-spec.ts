@@ -212,6 +212,12 @@ describe('Dockerfile', () => {
     expect(existsSync(join(ROOT, 'apps/keyvault-emulator/src/main.ts'))).toBe(true);
   });
 
+  it('ships the gRPC service definition the host loads from proto/ when GRPC_ENABLED is set', () => {
+    const runtime = stages[stages.length - 1];
+    expect(runtime).toMatch(/^COPY --from=build \/app\/proto \.\/proto$/m);
+    expect(existsSync(join(ROOT, 'proto/credential_vault/keys/v1/keys.proto'))).toBe(true);
+  });
+
   it('keeps node_modules, dist, data and .git out of the build context', () => {
     const ignored = readFileSync(join(ROOT, '.dockerignore'), 'utf8').split('\n').map((l) => l.trim());
     for (const p of ['node_modules', 'dist', 'data', '.git']) expect(ignored).toContain(p);
