@@ -6,12 +6,12 @@ import { expectEveryBoundHolds, figure } from './figures';
  * Reliability, crashes (the short profile of `npm run reliability`): kill -9 of a real host process
  * during stores, rotations, OAuth refreshes and webhook-secret rotations, and of the CLI during a
  * migration → every credential readable with an acknowledged (or in-flight, or previous) value, no
- * duplicate, OAuth and webhooks still work, the audit chain verifies, the migration completes on resume.
+ * duplicate, OAuth and webhooks still work, the audit chain verifies (the CLI migration kind: npm run reliability).
  */
 jest.setTimeout(300_000);
 
 describe('kill -9 at random points', () => {
-  it('no acknowledged write lost, no duplicate, audit chain valid, migration exact on resume', async () => {
+  it('no acknowledged write lost, no duplicate, OAuth and webhook secrets usable again, audit chain valid', async () => {
     // The migration kind runs in `npm run reliability` only: a resume after some kill points fails there
     // (docs/RELIABILITY.md, Crashes; left to the migration lib's owner) and would make npm test flaky.
     // test/migration-cli.e2e-spec.ts kills and resumes a migration once.
