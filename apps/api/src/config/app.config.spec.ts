@@ -233,4 +233,10 @@ describe('loadAppConfig', () => {
     expect(problemsOf({ KEYS_VERIFY: 'both' })).toContain("KEYS_VERIFY: must be 'local' or 'remote'");
     expect(problemsOf({ KEYS_CACHE_TTL_MS: '0' })).toMatch(/KEYS_CACHE_TTL_MS/);
   });
+
+  it('wraps envelope data keys with a vault key only when ENVELOPE_KEY_ENCRYPTION_KEY names one', () => {
+    expect(loadAppConfig({}).credentials.envelope).toEqual({});
+    expect(loadAppConfig({ ENVELOPE_KEY_ENCRYPTION_KEY: 'cv-kek' }).credentials.envelope).toEqual({ keyEncryptionKey: 'cv-kek' });
+    expect(problemsOf({ ENVELOPE_KEY_ENCRYPTION_KEY: 'not a key name' })).toContain('ENVELOPE_KEY_ENCRYPTION_KEY: must be a vault key name: 1-127 characters of 0-9, a-z, A-Z and -');
+  });
 });

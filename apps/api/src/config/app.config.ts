@@ -97,6 +97,7 @@ const envSchema = z
     KEYS_VERIFY: z.enum(['local', 'remote'], { error: "must be 'local' or 'remote'" }).default('local'),
     KEYS_ALLOW_RSA1_5: bool(false),
     KEYS_CACHE_TTL_MS: int(60_000, 1, 86_400_000),
+    ENVELOPE_KEY_ENCRYPTION_KEY: z.string().regex(/^[0-9a-zA-Z-]{1,127}$/, 'must be a vault key name: 1-127 characters of 0-9, a-z, A-Z and -').optional(),
     VAULT_SECRET_PREFIX: z.string().regex(/^[a-z][a-z0-9]{0,15}$/, 'must be 1–16 lowercase letters/digits, starting with a letter').default('cv'),
 
     AUDIT_FAIL_CLOSED: bool(true),
@@ -206,6 +207,8 @@ export interface AppConfig {
     cacheInvalidation: 'auto' | 'redis' | 'postgres' | 'none';
     integrations: string[];
     vaultSecretPrefix: string;
+    /** Envelope store: the vault RSA key that wraps tenants' data keys (unset: data keys are vault secrets). */
+    envelope: { keyEncryptionKey?: string };
   };
   /** KeysModule: where verify runs by default, whether legacy RSA1_5 is allowed, how long a key's public part and state are trusted. */
   keys: { verify: 'local' | 'remote'; allowRsa1_5: boolean; cacheTtlMs: number };
@@ -386,6 +389,7 @@ export function loadAppConfig(env: Record<string, string | undefined>, cwd = pro
       cacheInvalidation: e.CACHE_INVALIDATION,
       integrations: e.CREDENTIALS_INTEGRATIONS,
       vaultSecretPrefix: e.VAULT_SECRET_PREFIX,
+      envelope: e.ENVELOPE_KEY_ENCRYPTION_KEY ? { keyEncryptionKey: e.ENVELOPE_KEY_ENCRYPTION_KEY } : {},
     },
     keys: { verify: e.KEYS_VERIFY, allowRsa1_5: e.KEYS_ALLOW_RSA1_5, cacheTtlMs: e.KEYS_CACHE_TTL_MS },
     audit: {

@@ -56,6 +56,7 @@ export class MigrateCommand extends CommandRunner {
           isGlobal: true,
           integrations: config.credentials.integrations,
           vault: { namePrefix: config.credentials.vaultSecretPrefix },
+          envelope: config.credentials.envelope,
         }),
         MigrationModule.forRoot({ keys: m.keys, batchSize: flags.batchSize, concurrency: { initial: m.concurrency.initial, max: m.concurrency.max } }),
       ],

@@ -1,0 +1,50 @@
+import { randomBytes } from 'node:crypto';
+import { getDataSourceToken } from '@nestjs/typeorm';
+import type { DataSource } from 'typeorm';
+import { dataKeySecretName } from '@app/credentials';
+import { KeyVaultErrorCode, KeyVaultKeysProvider, KeyVaultProvider, isKeyVaultError } from '@app/key-vault';
+import { generateApiKey } from '../apps/api/src/auth/api-keys';
+import { startTestHost, TestHost } from './support/host';
+
+/**
+ * ENVELOPE_KEY_ENCRYPTION_KEY: the stock host wraps tenants' envelope data keys with a vault RSA key
+ * instead of keeping them as readable vault secrets (the credentials lib's `envelope.keyEncryptionKey`).
+ */
+describe('host: envelope data keys wrapped by ENVELOPE_KEY_ENCRYPTION_KEY', () => {
+  let host: TestHost;
+  const kek = `cv-kek-${randomBytes(3).toString('hex')}`;
+  const admin = generateApiKey('wrap-admin', 'wrap', ['admin']);
+
+  beforeAll(async () => {
+    host = await startTestHost('sqlite', { AUTH_API_KEYS: JSON.stringify([admin.entry]), ENVELOPE_KEY_ENCRYPTION_KEY: kek });
+    // Operators create the key encryption key in the vault (wrapKey/unwrapKey only) before the first write.
+    await host.app.get(KeyVaultKeysProvider).createKey(kek, { keyType: 'RSA', keySize: 2048, keyOps: ['wrapKey', 'unwrapKey'] });
+  });
+
+  afterAll(async () => {
+    await host?.close();
+  });
+
+  it('stores and serves an envelope credential with its data key wrapped in the database, never as a vault secret', async () => {
+    const value = `ya29.${randomBytes(24).toString('base64url')}`;
+    const call = (method: string, path: string, body?: unknown) =>
+      fetch(`${host.baseUrl}${path}`, {
+        method,
+        headers: { 'x-api-key': admin.key, ...(body ? { 'content-type': 'application/json' } : {}) },
+        body: body ? JSON.stringify(body) : undefined,
+      });
+    // OAuth access tokens go to the envelope store by default.
+    const created = await call('POST', '/v1/credentials', { integrationId: 'gh', connectionId: 'c1', type: 'oauth_access_token', value });
+    expect(created.status).toBe(201);
+    const { id, valueStore } = (await created.json()) as { id: string; valueStore: string };
+    expect(valueStore).toBe('envelope');
+    const read = await call('GET', `/v1/credentials/${id}/value`);
+    expect(read.status).toBe(200);
+    expect(((await read.json()) as { value: string }).value).toBe(value);
+
+    const rows = (await host.app.get<DataSource>(getDataSourceToken()).query('SELECT kek_name FROM cv_wrapped_data_keys WHERE tenant_id = ?', ['wrap'])) as Array<{ kek_name: string }>;
+    expect(rows).toEqual([{ kek_name: kek }]);
+    const secret = await host.app.get(KeyVaultProvider).getSecret(dataKeySecretName('wrap')).catch((e: unknown) => e);
+    expect(isKeyVaultError(secret, KeyVaultErrorCode.KEY_NOT_FOUND)).toBe(true);
+  });
+});
