@@ -9,6 +9,7 @@
  */
 import 'reflect-metadata';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { generateApiKey } from '../apps/api/src/auth/api-keys';
@@ -69,7 +70,8 @@ async function main(): Promise<void> {
       audit: { type: 'string', default: 'real' },
       top: { type: 'string', default: '30' },
       profile: { type: 'string', default: 'true' },
-      out: { type: 'string', default: join(process.cwd(), 'tmp', 'profiles') },
+      // Outside the repository: profiles are large and not for committing.
+      out: { type: 'string', default: join(tmpdir(), 'cv-profiles') },
     },
   });
   const route = values.route as 'value' | 'metadata' | 'live';
