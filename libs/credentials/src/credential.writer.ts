@@ -159,12 +159,11 @@ export class CredentialWriter {
 
   /**
    * See `CredentialsService.storeMany`. Per item what `store` does, but: one read of the existing
-   * rows for the whole batch, the Key Vault writes concurrently (through `options.valueWrite`), then
-   * ONE transaction for every item whose value was written — envelope values (this database), the
-   * metadata and version rows in multi-row inserts, the STORE audit rows in one `recordMany` (one
-   * chain-head read per tenant), their outbox events, and `options.inCommit`. If that transaction
-   * fails, nothing of the batch is committed (its Key Vault values are orphan versions, never
-   * referenced, as after a crash) and the error is thrown.
+   * rows for the whole batch, the value writes concurrently (through `options.valueWrite`), then ONE
+   * transaction for every item whose value was written — the metadata and version rows in multi-row
+   * inserts, the STORE audit rows in one `recordMany` (one chain-head read per tenant), their outbox
+   * events, and `options.inCommit`. If that transaction fails, nothing of the batch is committed (its
+   * values are orphan versions, never referenced, as after a crash) and the error is thrown.
    */
   async storeMany(items: StoreManyItem[], options: StoreManyOptions = {}): Promise<StoreManyResult[]> {
     const started = Date.now();
@@ -207,15 +206,13 @@ export class CredentialWriter {
         failures.push({ i, error });
       }
     };
-    // Key Vault values first, concurrently, outside any transaction; envelope values live in this
-    // database, so they are inserted in the batch's own transaction (one commit, and no orphan row).
-    const inDatabase = [...plans].filter(([, plan]) => plan.kind === ValueStoreKind.ENVELOPE);
-    await Promise.all([...plans].filter(([, plan]) => plan.kind !== ValueStoreKind.ENVELOPE).map(writeValue));
+    // Values first, concurrently, outside any transaction — envelope values too: writing one may create
+    // the tenant's data key (a row of its own), which must never roll back with the batch once cached.
+    await Promise.all([...plans].map(writeValue));
+    written.sort((a, b) => a.i - b.i);
     try {
-      if (written.length || inDatabase.length || options.inCommit) {
+      if (written.length || options.inCommit) {
         await this.runner.run(async () => {
-          for (const entry of inDatabase) await writeValue(entry);
-          written.sort((a, b) => a.i - b.i);
           for (const f of failures) results[f.i] = { error: f.error };
           await this.rows.insertMany(written.map((w) => w.row));
           await this.versions.insertMany(written.map((w) => firstVersionRow(w.row, w.plan, w.pointer)));

@@ -51,9 +51,9 @@ export class CredentialsService {
 
   /**
    * Stores many new credentials (each like `store()`, possibly of several tenants) with one database
-   * transaction: Key Vault values are written first (concurrently, each through `options.valueWrite`),
-   * then envelope values and every metadata, version, audit and outbox row of the batch — and
-   * `options.inCommit`'s rows — commit together. Per item, in order: `{ credential }` or `{ error }` (store's typed errors, e.g.
+   * transaction: the values are written first (concurrently, each through `options.valueWrite`), then
+   * every metadata, version, audit and outbox row of the batch — and `options.inCommit`'s rows —
+   * commit together. Per item, in order: `{ credential }` or `{ error }` (store's typed errors, e.g.
    * ALREADY_EXISTS). Throws, having committed nothing of the batch, when that transaction fails.
    */
   storeMany(items: StoreManyItem[], options: StoreManyOptions = {}): Promise<StoreManyResult[]> {
