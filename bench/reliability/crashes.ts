@@ -284,6 +284,8 @@ export async function crashes(p: Profile, o: { kinds?: readonly Kind[] } = {}): 
       return midway;
     };
 
+    /** How long each kind's last uninterrupted burst took, to aim the next kill inside one. */
+    const burstMs = new Map<Kind, number>();
     for (let t = 0; t < p.crashes.trials; t++) {
       const kind = kinds[t % kinds.length];
       counts.trials++;
@@ -296,16 +298,23 @@ export async function crashes(p: Profile, o: { kinds?: readonly Kind[] } = {}): 
         await verify(call, kind);
         continue;
       }
-      // A random moment inside the burst: 0–400 ms after it starts (a burst takes a few hundred ms here).
-      const delay = Math.floor(Math.random() * 400);
+      // A random moment inside the burst: up to 90% of how long this kind's last burst took (400 ms at first).
+      const delay = Math.floor(Math.random() * 0.9 * (burstMs.get(kind) ?? 400));
       let finished = false;
+      let killed = false;
+      const burstStart = performance.now();
       const running = burst(kind, call)
         .catch(() => undefined)
-        .then(() => (finished = true));
+        .then(() => {
+          finished = true;
+          if (!killed) burstMs.set(kind, performance.now() - burstStart);
+        });
       await sleep(delay);
+      const finishedBeforeKill = finished;
+      killed = true;
       await host!.kill9();
       await running;
-      if (!finished || delay > 0) counts.killedMidway += finished ? 0 : 1;
+      if (!finishedBeforeKill) counts.killedMidway++;
       try {
         call = await boot();
       } catch (e) {
@@ -320,7 +329,7 @@ export async function crashes(p: Profile, o: { kinds?: readonly Kind[] } = {}): 
       part: 'Crashes',
       profile: p.name,
       method:
-        "The host runs as its own process (`node apps/api/src/main.js`, one SQLite database, the local vault over HTTPS as an external vault, an OAuth provider at oidc-provider whose client secret is a system credential). Trials cycle through five kinds; in each, the client starts a burst of concurrent requests — 8 stores; 4 chains of 3 rotations; a refresh of 4 OAuth connections (token-rejected, rotating refresh tokens at the provider); stage → activate of 2 webhook secrets — and the process is killed with SIGKILL 0–400 ms later; a migration trial runs `cli migrate` over 120 legacy rows in its own process (and its own host database: checkpoints are keyed by legacy row) and kills it once a random number of checkpoints is written, then runs it again. After each kill a new host process starts on the same database and every credential the client knows is read: its value must be the last acknowledged one or one whose answer the kill swallowed (or the previous one), every acknowledged version must read back, no connection may hold two credentials of one type, an unacknowledged store is absent or holds the value sent, every OAuth connection must refresh again, each webhook must verify with the current secret and a leftover staged secret be discarded and a new rotation complete, the tenant's audit chain must verify; a resumed migration must exit 0 with exactly one credential per legacy token and one MIGRATE audit row each.",
+        "The host runs as its own process (`node apps/api/src/main.js`, one SQLite database, the local vault over HTTPS as an external vault, an OAuth provider at oidc-provider whose client secret is a system credential). Trials cycle through five kinds; in each, the client starts a burst of concurrent requests — 8 stores; 4 chains of 3 rotations; a refresh of 4 OAuth connections (token-rejected, rotating refresh tokens at the provider); stage → activate of 2 webhook secrets — and the process is killed with SIGKILL at a random moment up to 90% of the duration of that kind's last burst (400 ms for the first); a migration trial runs `cli migrate` over 120 legacy rows in its own process (and its own host database: checkpoints are keyed by legacy row) and kills it once a random number of checkpoints is written, then runs it again. After each kill a new host process starts on the same database and every credential the client knows is read: its value must be the last acknowledged one or one whose answer the kill swallowed (or the previous one), every acknowledged version must read back, no connection may hold two credentials of one type, an unacknowledged store is absent or holds the value sent, every OAuth connection must refresh again, each webhook must verify with the current secret and a leftover staged secret be discarded and a new rotation complete, the tenant's audit chain must verify; a resumed migration must exit 0 with exactly one credential per legacy token and one MIGRATE audit row each.",
       ran: `${counts.trials} trials (${Object.entries(byKind).map(([k, n]) => `${k} ${n}`).join(', ')}), ${counts.killedMidway} of them killed before the burst (or the migration) had finished; ${known.size} credentials checked after every trial; final audit verify ${audit.status} ${audit.body?.valid === true ? 'valid' : 'NOT valid'}.`,
       figures: [
         info('trials', counts.trials),

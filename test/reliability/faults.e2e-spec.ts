@@ -15,7 +15,7 @@ describe('the host under injected vault faults', () => {
     const r = await faults(PROFILES.short);
     expectEveryBoundHolds(r);
     // The faults really happened (~20% of vault requests) and were retried.
-    expect(figure(r, 'vault requests faulted')).toBeGreaterThan(10);
+    expect(figure(r, 'vault requests answered with an error or reset (2 s latency, ~4.4%, comes on top)')).toBeGreaterThan(10);
     expect(figure(r, 'retries per Key Vault call')).toBeGreaterThan(0.05);
   });
 });
