@@ -202,8 +202,8 @@ describe('KeysService (fake vault)', () => {
     const e = await keys.getKey(ctxA, 'nope').catch((x: unknown) => x);
     expect(isKeyVaultError(e, KeyVaultErrorCode.KEY_NOT_FOUND)).toBe(true);
     expect(isKeysError(e)).toBe(false);
-    // The caller's own key name, never the vault's name for it (prefix, tenant hash) or the vault's text.
-    expect((e as Error).message).toBe(`Key Vault getKey failed for key "nope": ${(e as KeyVaultError).codeName}`);
+    // Neither the vault's name for the key (prefix, tenant hash), nor the vault's text, nor the request's name.
+    expect((e as Error).message).toBe(`Key Vault getKey failed: ${(e as KeyVaultError).codeName}`);
   });
 
   it('refuses dates the vault cannot hold (the SDK sends 32-bit seconds) before calling it', async () => {

@@ -60,14 +60,14 @@ const MAX_VAULT_DATE_MS = 2_147_483_647_000;
 
 /**
  * The vault's answer reworded for the caller: the gateway's message quotes the vault's own text and the
- * key's vault name (`<prefix>-key-<tenant hash>-<name>`), an internal the caller never chose; the
- * code, status and Retry-After stay, and the original is kept as `cause` for the logs.
+ * key's vault name (`<prefix>-key-<tenant hash>-<name>`), an internal the caller never chose, and the
+ * name is request input, which no message repeats; the code, status and Retry-After stay, and the
+ * original is kept as `cause` for the logs.
  */
-function callerFacing(e: unknown, name: string): unknown {
+function callerFacing(e: unknown): unknown {
   if (!(e instanceof KeyVaultError)) return e;
-  return new KeyVaultError(e.code, `Key Vault ${e.operation} failed for key "${name}": ${e.codeName}`, {
+  return new KeyVaultError(e.code, `Key Vault ${e.operation} failed: ${e.codeName}`, {
     operation: e.operation,
-    secretName: name,
     statusCode: e.statusCode,
     azureCode: e.azureCode,
     retryAfterMs: e.retryAfterMs,
@@ -626,7 +626,7 @@ export class KeysService {
         const code = e instanceof CredentialVaultError ? e.code : undefined;
         this.metrics.record({ operation, outcome: e instanceof CredentialVaultError ? e.severity : 'fatal', algorithm: details.algorithm }, durationMs / 1000);
         await write({ ...base, result: AuditResult.FAILURE, errorCode: code ?? 'UNKNOWN', durationMs, details: { ...details, operation } }).catch(() => undefined);
-        throw callerFacing(e, name);
+        throw callerFacing(e);
       }
       const { result, ...facts } = outcome;
       const durationMs = performance.now() - started;
