@@ -234,6 +234,11 @@ describe('loadAppConfig', () => {
     expect(problemsOf({ KEYS_CACHE_TTL_MS: '0' })).toMatch(/KEYS_CACHE_TTL_MS/);
   });
 
+  it('refuses CACHE_TTL_MS=0 at validation (the credentials lib needs a positive TTL: the host would not start)', () => {
+    expect(problemsOf({ CACHE_TTL_MS: '0' })).toMatch(/CACHE_TTL_MS/);
+    expect(loadAppConfig({ CACHE_TTL_MS: '1' }).credentials.cacheTtlMs).toBe(1);
+  });
+
   it('wraps envelope data keys with a vault key only when ENVELOPE_KEY_ENCRYPTION_KEY names one', () => {
     expect(loadAppConfig({}).credentials.envelope).toEqual({});
     expect(loadAppConfig({ ENVELOPE_KEY_ENCRYPTION_KEY: 'cv-kek' }).credentials.envelope).toEqual({ keyEncryptionKey: 'cv-kek' });

@@ -85,7 +85,7 @@ const envSchema = z
     REDIS_URL: z.string().regex(/^rediss?:\/\/\S+$/, 'must be a redis:// or rediss:// URL').optional(),
     REDIS_KEY_PREFIX: z.string().regex(/^[A-Za-z0-9_.:-]{1,64}$/, 'must be 1–64 characters of A-Z a-z 0-9 _ . : -').default('cv:'),
 
-    CACHE_TTL_MS: int(300_000, 0, 86_400_000),
+    CACHE_TTL_MS: int(300_000, 1, 86_400_000),
     CACHE_MAX_STALE_MS: int(0, 0, 86_400_000),
     CACHE_MAX_ENTRIES: int(10_000, 1, 10_000_000),
     CACHE_TIER: z.enum(['memory', 'redis'], { error: "must be 'memory' or 'redis'" }).optional(),
