@@ -1,11 +1,12 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import { Inject, Injectable, Logger, Optional } from '@nestjs/common';
-import { Clock } from '@app/common';
+import { Clock, TransactionRunner } from '@app/common';
 import { KeyVaultErrorCode, KeyVaultKeysProvider, KeyVaultProvider, isKeyVaultError } from '@app/key-vault';
 import { CREDENTIALS_CLOCK, CREDENTIALS_RESOLVED_OPTIONS } from '../credentials.constants';
 import type { ResolvedCredentialsOptions } from '../credentials.options';
 import type { WrappedDataKeyEntity } from '../entities/wrapped-data-key.entity';
 import { CredentialIntegrityError, CredentialsConfigurationError } from '../errors/credential-errors';
+import { CredentialsPersistence } from '../persistence/credentials-persistence';
 import { WrappedDataKeyRepository } from '../persistence/wrapped-data-key.repository';
 import { DATA_KEY_BYTES, generateDataKey } from '../crypto/envelope-cipher';
 import { dataKeySecretName } from '../naming/vault-secret-name';
@@ -38,6 +39,10 @@ const MAX_CACHED_KEYS = 50_000;
  * re-checked every `envelope.currentKeyRefreshMs`. Concurrent fetches of one key share one vault call.
  * Two replicas creating a tenant's first key at once just make two versions: every ciphertext names
  * the version it used, so both stay readable.
+ *
+ * Inside a caller's open transaction a new wrapped key's row joins it (a second transaction would wait
+ * for this one on SQLite), so nothing learnt there is cached or shared with other callers before the
+ * commit: if it rolls back, the key's row goes with every value sealed with it in that transaction.
  */
 @Injectable()
 export class DataKeyService {
@@ -46,14 +51,17 @@ export class DataKeyService {
   private readonly current = new Map<string, { key: DataKey; checkedAt: number }>();
   private readonly inflight = new Map<string, Promise<DataKey>>();
   private latestKek?: { version: string; checkedAt: number };
+  private readonly runner: TransactionRunner;
 
   constructor(
+    persistence: CredentialsPersistence,
     private readonly vault: KeyVaultProvider,
     @Inject(CREDENTIALS_CLOCK) private readonly clock: Clock,
     @Inject(CREDENTIALS_RESOLVED_OPTIONS) private readonly options: ResolvedCredentialsOptions,
     private readonly wrapped: WrappedDataKeyRepository,
     @Optional() private readonly vaultKeys?: KeyVaultKeysProvider,
   ) {
+    this.runner = persistence.runner;
     if (options.envelope.keyEncryptionKey && !vaultKeys) {
       throw new CredentialsConfigurationError('envelope.keyEncryptionKey needs KeyVaultKeysProvider (KeyVaultModule.forRoot with isGlobal: true)');
     }
@@ -78,7 +86,7 @@ export class DataKeyService {
       if (this.kek) {
         const row = await this.wrapped.latestOfTenant(tenantId);
         const key = row ? await this.openWrapped(row) : await this.createWrapped(tenantId);
-        this.current.set(tenantId, { key, checkedAt: this.clock.now().getTime() });
+        this.whenCommitted(() => this.current.set(tenantId, { key, checkedAt: this.clock.now().getTime() }));
         return key;
       }
       const name = this.nameFor(tenantId);
@@ -117,7 +125,7 @@ export class DataKeyService {
   /** Creates a new data-key version for the tenant; older ciphertexts re-encrypt lazily on read. */
   async rotate(tenantId: string): Promise<DataKey> {
     const key = this.kek ? await this.createWrapped(tenantId) : await this.create(tenantId, this.nameFor(tenantId));
-    this.current.set(tenantId, { key, checkedAt: this.clock.now().getTime() });
+    this.whenCommitted(() => this.current.set(tenantId, { key, checkedAt: this.clock.now().getTime() }));
     this.logger.log(`tenant ${tenantId}: data key rotated to version ${key.version}`);
     return key;
   }
@@ -212,12 +220,22 @@ export class DataKeyService {
   }
 
   private rememberRaw(cacheId: string, key: DataKey): DataKey {
-    if (this.keys.size >= MAX_CACHED_KEYS) this.keys.delete(this.keys.keys().next().value as string);
-    this.keys.set(cacheId, key.key);
+    this.whenCommitted(() => {
+      if (this.keys.size >= MAX_CACHED_KEYS) this.keys.delete(this.keys.keys().next().value as string);
+      this.keys.set(cacheId, key.key);
+    });
     return key;
   }
 
+  /** Now outside a transaction; inside one, once it has committed (never if it rolls back). */
+  private whenCommitted(fn: () => void): void {
+    if (this.runner.inTransaction()) this.runner.afterCommit(fn);
+    else fn();
+  }
+
+  /** Shares one fetch between concurrent callers — not one made inside a transaction, which may roll back. */
   private singleFlight(id: string, work: () => Promise<DataKey>): Promise<DataKey> {
+    if (this.runner.inTransaction()) return work();
     const running = this.inflight.get(id);
     if (running) return running;
     const p = work().finally(() => this.inflight.delete(id));

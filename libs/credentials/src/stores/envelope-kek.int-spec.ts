@@ -5,7 +5,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { Test, type TestingModule } from '@nestjs/testing';
-import type { OperationContext } from '@app/common';
+import { TransactionRunner, type OperationContext } from '@app/common';
 import { KeyVaultKeysProvider, KeyVaultProvider } from '@app/key-vault';
 import { KeyVaultEmulator } from '@app/keyvault-emulator';
 import { createTestDatabase, credentialsStackImports, DATABASE_KINDS, type TestDatabase } from '@app/testing';
@@ -104,5 +104,34 @@ describe.each(DATABASE_KINDS)('envelope data keys wrapped by a vault key on %s',
     expect(await wrappedRows()).toHaveLength(2);
     coldStart();
     expect((await svc.get(ctx, legacy.id)).value).toBe(v0);
+  }, 60_000);
+
+  it("a data key created in a caller's transaction that rolls back is never used afterwards: a cold process reads every committed value", async () => {
+    const kek2 = `${kek}-tx`;
+    const svc = (await start({ envelope: { keyEncryptionKey: kek2 } })).get(CredentialsService);
+    await (app as TestingModule).get(KeyVaultKeysProvider).createKey(kek2, { keyType: 'RSA', keySize: 2048, keyOps: ['wrapKey', 'unwrapKey'] });
+    const runner = (app as TestingModule).get(TransactionRunner, { strict: false });
+    const tenant: OperationContext = { tenantId: `wraptx-${run}`, actor: { id: 'user:w' } };
+    const keyRows = () => rowsOf(`SELECT version FROM cv_wrapped_data_keys WHERE tenant_id = '${tenant.tenantId}'`);
+    const put = (connectionId: string, value: string) => svc.store(tenant, { integrationId: 'gh', connectionId, type: CredentialType.OAUTH_ACCESS_TOKEN, value });
+
+    // The tenant's first data key is created inside a transaction that then fails: its row rolls back.
+    await expect(runner.run(async () => {
+      await put('lost-1', token());
+      await put('lost-2', token());
+      throw new Error('the caller gives up');
+    })).rejects.toThrow('the caller gives up');
+    expect(await keyRows()).toHaveLength(0);
+    expect(await rowsOf(`SELECT id FROM cv_credentials WHERE tenant_id = '${tenant.tenantId}'`)).toHaveLength(0);
+
+    // Later writes (alone, and two in one committed transaction) must use a key whose row exists.
+    const values = [token(), token(), token()];
+    const alone = await put('a', values[0]);
+    const [b, c] = await runner.run(async () => [await put('b', values[1]), await put('c', values[2])]);
+    const rows = await keyRows();
+    for (const cred of [alone, b, c]) expect(rows.map((r) => r.version)).toContain((await envelopeKey(cred.id)).version);
+
+    coldStart();
+    expect(await Promise.all([alone, b, c].map(async (cred) => (await svc.get(tenant, cred.id)).value))).toEqual(values);
   }, 60_000);
 });
