@@ -69,6 +69,12 @@ export interface StoreManyOptions {
    * are appended after the batch's STORE rows, in the same `recordMany`.
    */
   inCommit?: (results: StoreManyResult[]) => Promise<AuditEventInput[] | void>;
+  /**
+   * Items with the same key commit together: when the value write of one fails, the others of its key
+   * stay out of the transaction (their values orphan versions, as after a crash) with its error — e.g.
+   * the fields of one migrated connection. @default every item on its own
+   */
+  together?: (index: number) => string;
 }
 
 /** A new credential of `store`/`storeMany`, decided before its value is written. */
@@ -197,18 +203,25 @@ export class CredentialWriter {
       }
     }
     const valueWrite = options.valueWrite ?? ((write) => write());
-    const written: { i: number; plan: StorePlan; pointer: ValuePointer; row: CredentialEntity }[] = [];
+    let written: { i: number; plan: StorePlan; pointer: ValuePointer; row: CredentialEntity }[] = [];
+    const writeFailed = new Map<string, unknown>();
     const writeValue = async ([i, plan]: [number, StorePlan]) => {
       try {
         const pointer = await valueWrite(() => this.stores.of(plan.kind).write(plan.valueWrite));
         written.push({ i, plan, pointer, row: this.newRow(plan, pointer) });
       } catch (error) {
         failures.push({ i, error });
+        if (options.together) writeFailed.set(options.together(i), error);
       }
     };
     // Values first, concurrently, outside any transaction — envelope values too: writing one may create
     // the tenant's data key (a row of its own), which must never roll back with the batch once cached.
     await Promise.all([...plans].map(writeValue));
+    if (writeFailed.size) {
+      const key = (i: number) => options.together!(i);
+      for (const w of written) if (writeFailed.has(key(w.i))) failures.push({ i: w.i, error: writeFailed.get(key(w.i)) });
+      written = written.filter((w) => !writeFailed.has(key(w.i)));
+    }
     written.sort((a, b) => a.i - b.i);
     try {
       if (written.length || options.inCommit) {

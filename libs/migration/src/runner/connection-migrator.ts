@@ -107,6 +107,8 @@ export class ConnectionMigrator {
     let out: GroupResult[] | undefined;
     await this.credentials.storeMany(items, {
       valueWrite: (write) => this.withBudget(limiter, write),
+      // A connection whose value write failed commits none of its fields (no credential without its MIGRATE row).
+      together: (k) => String(fields[k].ci),
       inCommit: async (results) => {
         // A field that exists already (a re-run, a duplicate legacy row) is settled by comparing values.
         const settled = await Promise.all(

@@ -1,0 +1,75 @@
+import { randomBytes } from 'node:crypto';
+import { Test, type TestingModule } from '@nestjs/testing';
+import { DataSource } from 'typeorm';
+import { AuditService } from '@app/audit';
+import { KeyVaultEmulator } from '@app/keyvault-emulator';
+import { createTestDatabase, DATABASE_KINDS, type TestDatabase } from '@app/testing';
+import { legacySeedKind, legacySeedRows, seedLegacyTable } from './legacy/legacy-seed';
+import { MigrationRunner } from './runner/migration.runner';
+import { SqlLegacySource } from './sources/sql-legacy-source';
+import { openLegacySqlite } from './testing/legacy-fixture';
+import { migrationStackImports } from './testing/migration-stack';
+
+/**
+ * Integration: a run that dies part-way through a connection — one field's value write failed after
+ * its sibling's succeeded (as a kill between them leaves it: a value in the vault, nothing committed)
+ * — then a resume: exact totals, no duplicate, one MIGRATE audit row per credential, the chain verifies.
+ */
+describe.each(DATABASE_KINDS)('a migration resumed after a connection failed part-way (%s)', (kind) => {
+  const COUNT = 6;
+  const keys = [randomBytes(32)];
+  const tenant = `part-${randomBytes(3).toString('hex')}`;
+  let vault: KeyVaultEmulator;
+  let db: TestDatabase;
+  let legacy: Awaited<ReturnType<typeof openLegacySqlite>>;
+  let app: TestingModule;
+
+  beforeAll(async () => {
+    vault = await KeyVaultEmulator.start({ quiet: true, throttle: false });
+    db = await createTestDatabase(kind);
+    legacy = await openLegacySqlite();
+    await seedLegacyTable(legacy.db, legacySeedRows({ count: COUNT, keys, tenants: [tenant] }));
+    app = await Test.createTestingModule({
+      // No client retry: the injected vault failure reaches the migration as it is.
+      imports: migrationStackImports({ database: db.options, vault, keyVault: { resilience: { maxAttempts: 1 } } }, { keys: keys.map((k) => k.toString('hex')), concurrency: { initial: 8, max: 8 } }),
+    }).compile();
+    await app.init();
+  });
+
+  afterAll(async () => {
+    await app?.close();
+    await legacy?.dispose();
+    await db?.drop();
+    await vault?.stop();
+  });
+
+  const count = async (sql: string) => Number((await app.get(DataSource).query(sql))[0].n);
+  const credentials = () => count(`SELECT COUNT(*) AS n FROM cv_credentials WHERE tenant_id = '${tenant}' AND status <> 'deleted'`);
+  const migrateRows = () => count(`SELECT COUNT(*) AS n FROM cv_audit_log WHERE tenant_id = '${tenant}' AND action = 'migrate'`);
+  const credentialsWithOneMigrateRow = () =>
+    count(`SELECT COUNT(*) AS n FROM cv_credentials c WHERE c.tenant_id = '${tenant}' AND (SELECT COUNT(*) FROM cv_audit_log a WHERE a.tenant_id = c.tenant_id AND a.action = 'migrate' AND a.resource = c.id) = 1`);
+
+  it('commits no field of the failed connection, then the resume completes it with exact totals and one MIGRATE row per credential', async () => {
+    let expected = 0;
+    for (let i = 0; i < COUNT; i++) expected += legacySeedKind(i, {}) === 1 ? 1 : 2;
+    const source = new SqlLegacySource(legacy.db);
+
+    // Row 1 holds two fields (OAuth tokens); its first value write is the run's first vault call (it goes alone).
+    vault.injectFault({ kind: 'status', status: 500, count: 1, operations: ['setSecret'] });
+    const first = await app.get(MigrationRunner).run(source);
+    vault.clearFaults();
+    expect(first).toMatchObject({ totalConnections: COUNT, successfulMigrations: COUNT - 1, failedMigrations: 1 });
+    expect(first.errors).toHaveLength(2); // both fields of the failed connection, neither committed
+    expect(new Set(first.errors.map((e) => e.legacyId))).toEqual(new Set(['1']));
+    expect(await credentials()).toBe(expected - 2);
+    expect(await migrateRows()).toBe(expected - 2);
+
+    const resumed = await app.get(MigrationRunner).run(source);
+    expect(resumed).toMatchObject({ successfulMigrations: 1, failedMigrations: 0, skipped: COUNT - 1, totalCredentialsMigrated: 2, errors: [] });
+    expect(await credentials()).toBe(expected);
+    expect(await count(`SELECT COUNT(*) AS n FROM (SELECT DISTINCT integration_id, connection_id, type FROM cv_credentials WHERE tenant_id = '${tenant}' AND status <> 'deleted') d`)).toBe(expected);
+    expect(await migrateRows()).toBe(expected);
+    expect(await credentialsWithOneMigrateRow()).toBe(expected);
+    expect(await app.get(AuditService).verify({ tenantId: tenant })).toMatchObject({ valid: true });
+  }, 60_000);
+});
