@@ -2,9 +2,13 @@ import { randomBytes } from 'node:crypto';
 import { Test, type TestingModule } from '@nestjs/testing';
 import { DataSource } from 'typeorm';
 import { AuditService } from '@app/audit';
+import { credentialSecretName, CredentialsService, CredentialType } from '@app/credentials';
+import { KeyVaultProvider } from '@app/key-vault';
 import { KeyVaultEmulator } from '@app/keyvault-emulator';
 import { createTestDatabase, DATABASE_KINDS, type TestDatabase } from '@app/testing';
+import { decryptLegacyField } from './legacy/legacy-cipher';
 import { legacySeedKind, legacySeedRows, seedLegacyTable } from './legacy/legacy-seed';
+import { MIGRATION_ACTOR } from './migration.constants';
 import { MigrationRunner } from './runner/migration.runner';
 import { SqlLegacySource } from './sources/sql-legacy-source';
 import { openLegacySqlite } from './testing/legacy-fixture';
@@ -46,8 +50,8 @@ describe.each(DATABASE_KINDS)('a migration resumed after a connection failed par
   const count = async (sql: string) => Number((await app.get(DataSource).query(sql))[0].n);
   const credentials = () => count(`SELECT COUNT(*) AS n FROM cv_credentials WHERE tenant_id = '${tenant}' AND status <> 'deleted'`);
   const migrateRows = () => count(`SELECT COUNT(*) AS n FROM cv_audit_log WHERE tenant_id = '${tenant}' AND action = 'migrate'`);
-  const credentialsWithOneMigrateRow = () =>
-    count(`SELECT COUNT(*) AS n FROM cv_credentials c WHERE c.tenant_id = '${tenant}' AND (SELECT COUNT(*) FROM cv_audit_log a WHERE a.tenant_id = c.tenant_id AND a.action = 'migrate' AND a.resource = c.id) = 1`);
+  const credentialsWithOneMigrateRow = (t = tenant) =>
+    count(`SELECT COUNT(*) AS n FROM cv_credentials c WHERE c.tenant_id = '${t}' AND (SELECT COUNT(*) FROM cv_audit_log a WHERE a.tenant_id = c.tenant_id AND a.action = 'migrate' AND a.resource = c.id) = 1`);
 
   it('commits no field of the failed connection, then the resume completes it with exact totals and one MIGRATE row per credential', async () => {
     let expected = 0;
@@ -71,5 +75,25 @@ describe.each(DATABASE_KINDS)('a migration resumed after a connection failed par
     expect(await migrateRows()).toBe(expected);
     expect(await credentialsWithOneMigrateRow()).toBe(expected);
     expect(await app.get(AuditService).verify({ tenantId: tenant })).toMatchObject({ valid: true });
+  }, 60_000);
+
+  it('a kill after the value writes and before the commit (vault versions, no rows): the resume stores every value once and serves the legacy one', async () => {
+    const orphanTenant = `${tenant}-o`;
+    const rows = legacySeedRows({ count: 4, keys, apiKeysOnly: true, tenants: [orphanTenant] });
+    await seedLegacyTable(legacy.db, rows, 'legacy_orphans');
+    const vaultClient = app.get(KeyVaultProvider);
+    const names = rows.map((r) => credentialSecretName({ tenantId: orphanTenant, integrationId: r.integration_id, connectionId: r.connection_id, type: CredentialType.API_KEY }, 0));
+    for (const name of names) await vaultClient.setSecret(name, `sk_live_orphan_${randomBytes(8).toString('hex')}`);
+    const s = await app.get(MigrationRunner).run(new SqlLegacySource(legacy.db, { table: 'legacy_orphans' }));
+    expect(s).toMatchObject({ successfulMigrations: 4, failedMigrations: 0, totalCredentialsMigrated: 4, errors: [] });
+    const ctx = { tenantId: orphanTenant, actor: { id: MIGRATION_ACTOR } };
+    const page = await app.get(CredentialsService).list(ctx, { limit: 50 });
+    expect(page.items).toHaveLength(4);
+    const served = await Promise.all(page.items.map(async (c) => (await app.get(CredentialsService).get(ctx, c.id)).value));
+    expect(served.sort()).toEqual(rows.map((r) => decryptLegacyField(r.api_key!, keys).value).sort());
+    // The resume wrote a new version beside each orphan, and serves that one.
+    for (const name of names) expect((await vaultClient.listSecretVersions(name)).items).toHaveLength(2);
+    expect(await credentialsWithOneMigrateRow(orphanTenant)).toBe(4);
+    expect(await app.get(AuditService).verify({ tenantId: orphanTenant })).toMatchObject({ valid: true });
   }, 60_000);
 });
