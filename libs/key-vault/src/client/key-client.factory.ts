@@ -45,6 +45,6 @@ export function createKeyClient(options: ResolvedKeyVaultOptions, credential: To
  * one client per key version.
  */
 export function createCryptographyClientFactory(options: ResolvedKeyVaultOptions, credential: TokenCredential): CryptographyClientFactory {
-  const clientOptions = keyClientOptions(options);
-  return (keyId) => new CryptographyClient(keyId, credential, clientOptions);
+  // Options per client: each has its own challenge state, so its own first-request gate.
+  return (keyId) => new CryptographyClient(keyId, credential, keyClientOptions(options));
 }

@@ -67,6 +67,30 @@ export const keyVaultCallContextPolicy: PipelinePolicy = {
  *   The SDK's node HTTP client creates one keep-alive https.Agent per tlsOptions object.
  * - `allowInsecureConnection` only for an http:// local vault.
  */
+/**
+ * A client's first request goes alone; the others wait until it has an answer (or failed). The SDK's
+ * challenge policy (`keyVaultAuthenticationPolicy`) sends a new client's first request without its
+ * body, and puts the body back only if that request's own 401 completes the challenge. When a
+ * concurrent request's 401 completes it first, the first request is retried with no body: a
+ * `setSecret` without a value, a `sign` without a digest — a 400 for a valid call. Placed `perCall`,
+ * the gate wraps the challenge policy; it holds one state per client, so each client gets its own.
+ */
+export function firstRequestAlonePolicy(): PipelinePolicy {
+  let first: Promise<unknown> | undefined;
+  return {
+    name: 'credentialVaultFirstRequestAlone',
+    async sendRequest(request, next) {
+      if (first) {
+        await first.catch(() => undefined);
+        return next(request);
+      }
+      const answer = next(request);
+      first = answer;
+      return answer;
+    },
+  };
+}
+
 export function createSecretClient(options: ResolvedKeyVaultOptions, credential: TokenCredential): SecretClient {
   return new SecretClient(options.vaultUrl, credential, vaultClientOptions(options));
 }
@@ -80,7 +104,11 @@ export function vaultClientOptions(options: ResolvedKeyVaultOptions): SecretClie
   const clientOptions: SecretClientOptions = {
     retryOptions: { maxRetries: 0 },
     disableChallengeResourceVerification: options.disableChallengeResourceVerification,
-    additionalPolicies: [{ policy: keyVaultCallContextPolicy, position: 'perCall' }],
+    // A new gate per call: every client built from these options has its own challenge state.
+    additionalPolicies: [
+      { policy: firstRequestAlonePolicy(), position: 'perCall' },
+      { policy: keyVaultCallContextPolicy, position: 'perCall' },
+    ],
   };
   if (options.caCertPem) clientOptions.tlsOptions = { ca: options.caCertPem };
   if (options.isLocalVault && options.vaultUrl.startsWith('http:')) clientOptions.allowInsecureConnection = true;
