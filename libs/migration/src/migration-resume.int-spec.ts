@@ -58,7 +58,7 @@ describe.each(DATABASE_KINDS)('a migration resumed after a connection failed par
     for (let i = 0; i < COUNT; i++) expected += legacySeedKind(i, {}) === 1 ? 1 : 2;
     const source = new SqlLegacySource(legacy.db);
 
-    // Row 1 holds two fields (OAuth tokens); its first value write is the run's first vault call (it goes alone).
+    // Row 1 holds two fields (OAuth tokens); its first value write is the run's first vault call.
     vault.injectFault({ kind: 'status', status: 500, count: 1, operations: ['setSecret'] });
     const first = await app.get(MigrationRunner).run(source);
     vault.clearFaults();

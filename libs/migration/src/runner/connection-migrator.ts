@@ -58,10 +58,6 @@ interface FieldResult {
  */
 @Injectable()
 export class ConnectionMigrator {
-  /** Set once the first vault call has settled (see `withBudget`). */
-  private vaultWarm = false;
-  private firstVaultCall?: Promise<void>;
-
   constructor(
     private readonly credentials: CredentialsService,
     readonly audit: AuditService,
@@ -229,33 +225,9 @@ export class ConnectionMigrator {
    * its failure audit). A 429 that reaches it (a client whose `maxDelayMs` is below the Retry-After
    * gives up at once) halves the limit, waits its Retry-After and is retried, never reported. A client
    * that retries 429s itself hides them: a call `concurrency.slowCallMs` slower than usual counts as
-   * throttled (0: off).
-   *
-   * The process's first vault call goes alone: the SDK's bearer-challenge policy sends a cold client's
-   * first request without its body, and restores it only if that request's own 401 completes the
-   * challenge — when a concurrent request's 401 comes back first, it re-sends the first one empty
-   * (a `setSecret` without a value: INVALID_REQUEST, a connection failed on resume).
+   * throttled (0: off). (A cold client's first request going alone is the vault client's own policy.)
    */
   async withBudget<T>(limiter: AimdLimiter, call: () => Promise<T>): Promise<T> {
-    if (!this.vaultWarm) {
-      if (this.firstVaultCall) await this.firstVaultCall;
-      else {
-        const first = this.budgeted(limiter, call);
-        this.firstVaultCall = first.then(
-          () => undefined,
-          () => undefined,
-        );
-        try {
-          return await first;
-        } finally {
-          this.vaultWarm = true;
-        }
-      }
-    }
-    return this.budgeted(limiter, call);
-  }
-
-  private async budgeted<T>(limiter: AimdLimiter, call: () => Promise<T>): Promise<T> {
     for (let attempt = 0; ; attempt++) {
       const permit = await limiter.acquire();
       const started = Date.now();
