@@ -7,6 +7,7 @@ export const noopAudit = {
   bufferDepth: 0,
   stats: { healthy: true, bufferDepth: 0, bufferWaiters: 0 },
   record: async () => ({}),
+  recordMany: async () => undefined,
   recordRead: async () => undefined,
   flush: async () => undefined,
 };
