@@ -8,6 +8,7 @@ import type {
 import type { CryptographyClientFactory, KeyVaultCryptographyClient, KeyVaultKeyClient } from './client/key-client.factory';
 import { KeyVaultErrorCode } from './errors/key-vault-error-code';
 import { KeyVaultError, type KeyVaultKeyOperationName } from './errors/key-vault.error';
+import { keyVaultMessage } from './errors/key-vault-message';
 import type { ResolvedKeyVaultOptions } from './interfaces/key-vault-module-options.interface';
 import { deleteConfirmingRetries, nonEmptyBackup, purgeToleratingRetries } from './internal/operation-helpers';
 import { OBJECT_NAME, OBJECT_VERSION, pageOptionsProblem, readFirstPage } from './internal/paging';
@@ -75,7 +76,7 @@ function toPublicJwk(jwk: SdkJsonWebKey, id: string): VaultPublicJwk {
 
 function toKey(k: SdkKey, operation: KeyVaultKeyOperationName): VaultKey {
   if (!k.key || !k.properties.version) {
-    throw new KeyVaultError(KeyVaultErrorCode.INVALID_RESPONSE, `Key Vault ${operation} answered without key material or version for key "${k.name}": INVALID_RESPONSE`, {
+    throw new KeyVaultError(KeyVaultErrorCode.INVALID_RESPONSE, keyVaultMessage(operation, KeyVaultErrorCode.INVALID_RESPONSE, { detail: 'the answer carries no key material or version' }), {
       operation,
       secretName: k.name,
     });
@@ -371,8 +372,7 @@ export class AzureKeyVaultKeysProvider extends KeyVaultKeysProvider {
   }
 
   private invalid(operation: KeyVaultKeyOperationName, keyName: string | undefined, why: string, cause?: unknown): KeyVaultError {
-    const subject = keyName === undefined ? '' : ` for key "${keyName}"`;
-    return new KeyVaultError(KeyVaultErrorCode.INVALID_REQUEST, `Key Vault ${operation} refused${subject}: INVALID_REQUEST (${why})`, {
+    return new KeyVaultError(KeyVaultErrorCode.INVALID_REQUEST, keyVaultMessage(operation, KeyVaultErrorCode.INVALID_REQUEST, { detail: why, verb: 'refused' }), {
       operation,
       secretName: keyName,
       cause,

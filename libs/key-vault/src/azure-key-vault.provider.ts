@@ -6,6 +6,7 @@ import type {
 } from '@azure/keyvault-secrets';
 import { KeyVaultErrorCode } from './errors/key-vault-error-code';
 import { KeyVaultError, type KeyVaultOperation } from './errors/key-vault.error';
+import { keyVaultMessage } from './errors/key-vault-message';
 import type { KeyVaultSecretClient } from './client/secret-client.factory';
 import type { ResolvedKeyVaultOptions } from './interfaces/key-vault-module-options.interface';
 import { KEY_VAULT_RESOLVED_OPTIONS, KEY_VAULT_SECRET_CLIENT } from './key-vault.internal-constants';
@@ -52,7 +53,7 @@ function toSecret(s: SdkSecret, asked: { operation: KeyVaultOperation; secretNam
   const value = s.value ?? fallbackValue;
   if (typeof value !== 'string') {
     const { operation, secretName } = asked;
-    throw new KeyVaultError(KeyVaultErrorCode.INVALID_RESPONSE, `Key Vault ${operation} answered without a value for secret "${secretName}": INVALID_RESPONSE`, {
+    throw new KeyVaultError(KeyVaultErrorCode.INVALID_RESPONSE, keyVaultMessage(operation, KeyVaultErrorCode.INVALID_RESPONSE, { detail: 'the answer carries no value' }), {
       operation,
       secretName,
     });
@@ -257,8 +258,7 @@ export class AzureKeyVaultProvider extends KeyVaultProvider {
   }
 
   private invalid(operation: KeyVaultOperation, secretName: string | undefined, why: string): KeyVaultError {
-    const subject = secretName === undefined ? '' : ` for secret "${secretName.slice(0, 140)}"`;
-    return new KeyVaultError(KeyVaultErrorCode.INVALID_REQUEST, `Key Vault ${operation} refused${subject}: INVALID_REQUEST (${why})`, {
+    return new KeyVaultError(KeyVaultErrorCode.INVALID_REQUEST, keyVaultMessage(operation, KeyVaultErrorCode.INVALID_REQUEST, { detail: why, verb: 'refused' }), {
       operation,
       secretName,
     });

@@ -11,6 +11,7 @@ import { KeyVaultErrorCode, KeyVaultHealthIndicator } from '@app/key-vault';
 import { KeyVaultEmulator } from '@app/keyvault-emulator';
 import { createTestDatabase, credentialsStackImports, DATABASE_KINDS, type TestDatabase } from '@app/testing';
 import { KeysErrorCode, KeysModule, KeysService, type PublicJwk, type SignatureAlgorithm } from './index';
+import { tenantKeyScope } from './naming/tenant-key-name';
 
 const HASH = { '256': 'sha256', '384': 'sha384', '512': 'sha512' } as const;
 const hashOf = (alg: SignatureAlgorithm) => HASH[alg.slice(2) as '256'];
@@ -166,6 +167,19 @@ describe.each(DATABASE_KINDS)('KeysModule on %s (local vault, real SDK, real aud
     }
     expect((await keys.listKeys(ctxB)).items).toEqual([]);
     expect((await keys.getKey(ctxA, 'rsa-2048')).enabled).toBe(true);
+  });
+
+  it("a vault failure's message names the operation and the code, never the key's name, the tenant or the vault's text", async () => {
+    const name = `never-${run}`;
+    const failures = await Promise.all([keys.getKey(ctxB, name), keys.rotateKey(ctxB, name), keys.deleteKey(ctxB, name)].map((p) => p.then(() => undefined, (e: Error) => e)));
+    expect(failures.map((e) => e?.message)).toEqual([
+      'Key Vault getKey failed: KEY_NOT_FOUND (HTTP 404 KeyNotFound)',
+      'Key Vault rotateKey failed: KEY_NOT_FOUND (HTTP 404 KeyNotFound)',
+      'Key Vault deleteKey failed: KEY_NOT_FOUND (HTTP 404 KeyNotFound)',
+    ]);
+    // Nor the vault's own text ("A key with (name/id) <vault name> was not found ...") nor the tenant hash.
+    const hash = tenantKeyScope(ctxB.tenantId, 'cv').split('-')[2];
+    for (const e of failures) for (const leak of [name, ctxB.tenantId, hash, 'not found']) expect(JSON.stringify({ m: e?.message, j: e })).not.toContain(leak);
   });
 
   it('manages keys: tags, paging, versions, update, rotate, delete / recover / purge, backup / restore', async () => {

@@ -203,7 +203,7 @@ describe('KeysService (fake vault)', () => {
     expect(isKeyVaultError(e, KeyVaultErrorCode.KEY_NOT_FOUND)).toBe(true);
     expect(isKeysError(e)).toBe(false);
     // Neither the vault's name for the key (prefix, tenant hash), nor the vault's text, nor the request's name.
-    expect((e as Error).message).toBe(`Key Vault getKey failed: ${(e as KeyVaultError).codeName}`);
+    expect((e as Error).message).toBe(`Key Vault getKey failed: ${(e as KeyVaultError).codeName} (HTTP 404 KeyNotFound)`);
   });
 
   it('refuses dates the vault cannot hold (the SDK sends 32-bit seconds) before calling it', async () => {

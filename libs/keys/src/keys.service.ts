@@ -4,7 +4,6 @@ import { AuditResult, AuditService } from '@app/audit';
 import { Clock, CredentialVaultError, inSpan, type OperationContext } from '@app/common';
 import {
   DIGEST_BYTES,
-  KeyVaultError,
   KeyVaultKeysProvider,
   VAULT_EC_CURVES,
   VAULT_ENCRYPTION_ALGORITHMS,
@@ -57,23 +56,6 @@ const BACKUP_FORMAT = 'cv-key-backup-1';
 
 /** The last instant the vault's wire format holds (2^31 - 1 seconds after the epoch). */
 const MAX_VAULT_DATE_MS = 2_147_483_647_000;
-
-/**
- * The vault's answer reworded for the caller: the gateway's message quotes the vault's own text and the
- * key's vault name (`<prefix>-key-<tenant hash>-<name>`), an internal the caller never chose, and the
- * name is request input, which no message repeats; the code, status and Retry-After stay, and the
- * original is kept as `cause` for the logs.
- */
-function callerFacing(e: unknown): unknown {
-  if (!(e instanceof KeyVaultError)) return e;
-  return new KeyVaultError(e.code, `Key Vault ${e.operation} failed: ${e.codeName}`, {
-    operation: e.operation,
-    statusCode: e.statusCode,
-    azureCode: e.azureCode,
-    retryAfterMs: e.retryAfterMs,
-    cause: e,
-  });
-}
 
 const ES_CURVE: Record<string, string> = { ES256: 'P-256', ES384: 'P-384', ES512: 'P-521' };
 
@@ -626,7 +608,7 @@ export class KeysService {
         const code = e instanceof CredentialVaultError ? e.code : undefined;
         this.metrics.record({ operation, outcome: e instanceof CredentialVaultError ? e.severity : 'fatal', algorithm: details.algorithm }, durationMs / 1000);
         await write({ ...base, result: AuditResult.FAILURE, errorCode: code ?? 'UNKNOWN', durationMs, details: { ...details, operation } }).catch(() => undefined);
-        throw callerFacing(e);
+        throw e;
       }
       const { result, ...facts } = outcome;
       const durationMs = performance.now() - started;

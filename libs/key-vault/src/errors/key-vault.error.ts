@@ -121,7 +121,7 @@ const PREFIXED_CODE_NAME: Partial<Record<KeyVaultErrorCode, string>> = {
 };
 
 /** The `codeName` a code always has. */
-function codeNameOf(code: KeyVaultErrorCode): string {
+export function codeNameOf(code: KeyVaultErrorCode): string {
   return PREFIXED_CODE_NAME[code] ?? KeyVaultErrorCode[code] ?? 'UNKNOWN';
 }
 
@@ -132,7 +132,7 @@ export function severityOf(code: KeyVaultErrorCode): ErrorSeverity {
 
 export interface KeyVaultErrorDetails {
   operation: KeyVaultOperation;
-  /** The secret's name, or the key's for a key operation. */
+  /** The secret's name, or the key's for a key operation (kept off the message and out of `toJSON`). */
   secretName?: string;
   /** HTTP status returned by the vault, when there was a response. */
   statusCode?: number;
@@ -144,15 +144,18 @@ export interface KeyVaultErrorDetails {
 }
 
 /**
- * Every failure of the key-vault lib. The message names the operation and the secret name, never a
- * value; the original error (RestError, identity error, cockatiel error) is kept as `cause`.
+ * Every failure of the key-vault lib. The message (`keyVaultMessage`) names the operation, the code and
+ * the HTTP status or the Azure error code, never the object's name (it carries the tenant) nor the
+ * vault's own text (it may repeat the request); the original error (RestError, identity error,
+ * cockatiel error) is kept as `cause`.
  */
 export class KeyVaultError extends CredentialVaultError {
   readonly code: KeyVaultErrorCode;
   readonly codeName: string;
   readonly severity: ErrorSeverity;
   readonly operation: KeyVaultOperation;
-  readonly secretName?: string;
+  /** For the caller that passed it; not enumerable, so log serializers and `toJSON` leave it out. */
+  declare readonly secretName?: string;
   readonly statusCode?: number;
   readonly azureCode?: string;
   readonly retryAfterMs?: number;
@@ -163,7 +166,7 @@ export class KeyVaultError extends CredentialVaultError {
     this.codeName = codeNameOf(code);
     this.severity = severityOf(code);
     this.operation = details.operation;
-    this.secretName = details.secretName;
+    Object.defineProperty(this, 'secretName', { value: details.secretName, enumerable: false });
     this.statusCode = details.statusCode;
     this.azureCode = details.azureCode;
     this.retryAfterMs = details.retryAfterMs;
@@ -173,7 +176,6 @@ export class KeyVaultError extends CredentialVaultError {
     return {
       ...super.toJSON(),
       operation: this.operation,
-      secretName: this.secretName,
       statusCode: this.statusCode,
       azureCode: this.azureCode,
       retryAfterMs: this.retryAfterMs,

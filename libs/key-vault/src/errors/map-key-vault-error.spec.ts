@@ -8,6 +8,10 @@ import { parseRetryAfterMs, toKeyVaultError } from './map-key-vault-error';
 
 const get = (operation: KeyVaultOperation = 'getSecret') => ({ operation, secretName: 'tenant-a-github' });
 
+/** A marker in the service's text: the vault's message may repeat request input, so none of it is quoted. */
+const MARKER = 'mk7Q-echo';
+const TENANT = 'tenant-3f9c1b7e';
+
 describe('toKeyVaultError', () => {
   it.each<[string, unknown, KeyVaultOperation, C]>([
     ['429', restError(429, 'Throttled', 'Too many requests', { 'retry-after': '3' }), 'getSecret', C.RATE_LIMITED],
@@ -57,13 +61,65 @@ describe('toKeyVaultError', () => {
     expect(e.code).toBe(code);
     expect(e.cause).toBe(error);
     expect(e.operation).toBe(operation);
-    expect(e.message).toContain(operation);
-    expect(e.message).toContain('tenant-a-github');
+    expect(e.message).toMatch(new RegExp(`^Key Vault ${operation} failed: ${e.codeName}\\b`));
+    expect(e.message).not.toContain('tenant-a-github');
+  });
+
+  // Every message built by the map, for a secret (its name carries the tenant id) and a key (a tenant hash).
+  const withMarker = (status: number, code: string, text: string, headers?: Record<string, string>) => restError(status, code, `${text} ${MARKER} ${TENANT}-github`, headers);
+  const failures: [string, () => unknown][] = [
+    ['429', () => withMarker(429, 'Throttled', 'Too many requests', { 'retry-after': '3' })],
+    ['401', () => withMarker(401, 'Unauthorized', 'AKV10000')],
+    ['403 disabled', () => withMarker(403, 'Forbidden', 'disabled secret')],
+    ['403', () => withMarker(403, 'Forbidden', 'no permission')],
+    ['403 purge protection', () => withMarker(403, 'Forbidden', 'purge protection is enabled')],
+    ['404', () => withMarker(404, 'SecretNotFound', 'A secret with (name/id) was not found')],
+    ['400', () => withMarker(400, 'BadParameter', 'The request URI contains an invalid name')],
+    ['409', () => withMarker(409, 'Conflict', 'deleted but recoverable')],
+    ['500', () => withMarker(500, 'InternalServerError', 'boom')],
+    ['service code that is text', () => restError(400, `${MARKER} ${TENANT}`, 'x')],
+    ['network', () => networkError('ECONNRESET', `socket hang up ${MARKER}`)],
+    ['network, unknown code', () => networkError(`${MARKER} ${TENANT}`, `socket ${MARKER}`)],
+    ['identity', () => new CredentialUnavailableError(`ManagedIdentityCredential ${MARKER} ${TENANT}`)],
+    ['challenge', () => new Error(`The challenge resource '${MARKER}' does not match the requested domain.`)],
+    ['unknown', () => Object.assign(new Error(`request body ${MARKER}`), { name: `${MARKER} ${TENANT}` })],
+  ];
+  it.each(failures.flatMap(([label, error]) => [
+    [`${label} (secret)`, error, 'getSecret', `cv-${TENANT}-github-token`],
+    [`${label} (key)`, error, 'sign', `cv-key-3f9c1b7e2a4d6f8091a2b3c4-${TENANT}`],
+  ] as [string, () => unknown, KeyVaultOperation, string][]))('%s: the message quotes neither the name nor the service text', (_label, error, operation, name) => {
+    const e = toKeyVaultError(error(), { operation, secretName: name, timeoutMs: 100 });
+    for (const leak of [TENANT, name, MARKER, 'not found', 'invalid name', 'socket']) expect(e.message).not.toContain(leak);
+    expect(e.message).toMatch(new RegExp(`^Key Vault ${operation} failed: ${e.codeName}\\b`));
+    // The name stays on the error for its caller, out of every serialization.
+    expect(e.secretName).toBe(name);
+    expect(JSON.stringify(e)).not.toContain(TENANT);
+    expect(Object.keys(e)).not.toContain('secretName');
+  });
+
+  it('words each failure by operation, code, what happened and whether to retry', () => {
+    const message = (error: unknown, operation: KeyVaultOperation = 'getSecret') => toKeyVaultError(error, { operation, secretName: `cv-${TENANT}-x`, timeoutMs: 5000 }).message;
+    expect(message(restError(404, 'SecretNotFound', 'gone'))).toBe('Key Vault getSecret failed: KEY_NOT_FOUND (HTTP 404 SecretNotFound)');
+    expect(message(restError(429, 'Throttled', 'slow', { 'retry-after': '3' }))).toBe('Key Vault getSecret failed: RATE_LIMITED (HTTP 429 Throttled); retry after 3 s');
+    expect(message(restError(503, 'ServiceUnavailable', 'down'))).toBe('Key Vault getSecret failed: SERVICE_UNAVAILABLE (HTTP 503 ServiceUnavailable); retry later');
+    expect(message(restError(409, 'Conflict', 'x is currently in a deleted but recoverable state'), 'setSecret')).toBe(
+      'Key Vault setSecret failed: DELETED_BUT_RECOVERABLE (HTTP 409 Conflict; the name is soft-deleted; recover or purge it first)',
+    );
+    expect(message(restError(403, 'Forbidden', 'no access'), 'sign')).toBe(
+      "Key Vault sign failed: FORBIDDEN (HTTP 403 Forbidden; the host's identity lacks this permission (access policy or RBAC role))",
+    );
+    expect(message(new TaskCancelledError())).toBe('Key Vault getSecret failed: TIMEOUT (no answer after 5000 ms); retry later');
+    expect(message(new BrokenCircuitError())).toBe(
+      'Key Vault getSecret failed: CIRCUIT_OPEN (the vault failed repeatedly; calls fail fast until the breaker half-opens); retry later',
+    );
+    expect(message(networkError('ECONNREFUSED', 'connect ECONNREFUSED 127.0.0.1:1'))).toBe('Key Vault getSecret failed: SERVICE_UNAVAILABLE (ECONNREFUSED); retry later');
+    expect(message(new TypeError('x is not a function'))).toBe('Key Vault getSecret failed: UNKNOWN (TypeError)');
   });
 
   it('keeps status, the service code and Retry-After', () => {
     const e = toKeyVaultError(restError(429, 'Throttled', 'slow down', { 'retry-after': '7' }), get());
-    expect(e).toMatchObject({ statusCode: 429, azureCode: 'Throttled', retryAfterMs: 7000, secretName: 'tenant-a-github' });
+    expect(e).toMatchObject({ statusCode: 429, azureCode: 'Throttled', retryAfterMs: 7000 });
+    expect(e.secretName).toBe('tenant-a-github');
     expect(e.retryable).toBe(true);
     expect(toKeyVaultError(restError(503, 'ServiceUnavailable', 'x', { 'retry-after': '1' }), get()).retryAfterMs).toBe(1000);
   });

@@ -1,6 +1,7 @@
 import { BrokenCircuitError, BulkheadRejectedError, IsolatedCircuitError, TaskCancelledError } from 'cockatiel';
 import { KeyVaultErrorCode } from './key-vault-error-code';
-import { KeyVaultError, isKeyOperation, type KeyVaultOperation } from './key-vault.error';
+import { KeyVaultError, type KeyVaultOperation } from './key-vault.error';
+import { keyVaultMessage, safeToken } from './key-vault-message';
 
 /*
  * cockatiel 3.2.1's own isTaskCancelledError / isIsolatedCircuitError test for the
@@ -16,6 +17,7 @@ const isBulkheadRejected = (e: unknown): boolean => hasMarker(e, BulkheadRejecte
 
 export interface ErrorContext {
   operation: KeyVaultOperation;
+  /** Kept on the error (not enumerable), never in its message. */
   secretName?: string;
   /** Per-attempt timeout, only used to word TIMEOUT messages. */
   timeoutMs?: number;
@@ -57,19 +59,11 @@ const TLS_CODES = new Set([
   'CERT_UNTRUSTED',
 ]);
 
-const MAX_SERVICE_MESSAGE = 300;
-
 const BACKUP_OPERATIONS: ReadonlySet<KeyVaultOperation> = new Set<KeyVaultOperation>(['backupSecret', 'restoreSecretBackup', 'backupKey', 'restoreKeyBackup']);
 
-function describe(ctx: ErrorContext): string {
-  return ctx.secretName === undefined
-    ? `Key Vault ${ctx.operation} failed`
-    : `Key Vault ${ctx.operation} failed for ${isKeyOperation(ctx.operation) ? 'key' : 'secret'} "${ctx.secretName}"`;
-}
-
-function serviceMessage(e: { message?: unknown }): string {
-  const m = typeof e.message === 'string' ? e.message.replace(/\s+/g, ' ').trim() : '';
-  return m.length > MAX_SERVICE_MESSAGE ? `${m.slice(0, MAX_SERVICE_MESSAGE)}…` : m;
+/** The service's text, read to classify a failure only: it never reaches the message. */
+function serviceText(e: { message?: unknown }): string {
+  return typeof e.message === 'string' ? e.message.replace(/\s+/g, ' ') : '';
 }
 
 /**
@@ -113,16 +107,12 @@ function errorCodeOf(e: unknown): string | undefined {
 
 function fromRestError(e: RestErrorLike, ctx: ErrorContext): KeyVaultError {
   const status = e.statusCode;
-  const azureCode = e.code;
-  const msg = serviceMessage(e);
+  const azureCode = safeToken(e.code);
+  const msg = serviceText(e);
   const base = { operation: ctx.operation, secretName: ctx.secretName, statusCode: status, azureCode, cause: e };
-  const make = (code: KeyVaultErrorCode, extra: { retryAfterMs?: number } = {}) => {
-    const what = status === undefined ? (azureCode ?? 'no response') : `HTTP ${status}${azureCode ? ` ${azureCode}` : ''}`;
-    return new KeyVaultError(code, `${describe(ctx)}: ${KeyVaultErrorCode[code]} (${what})${msg ? `: ${msg}` : ''}`, {
-      ...base,
-      ...extra,
-    });
-  };
+  const detail = status === undefined ? (azureCode ?? 'no response') : `HTTP ${status}${azureCode ? ` ${azureCode}` : ''}`;
+  const make = (code: KeyVaultErrorCode, extra: { retryAfterMs?: number } = {}) =>
+    new KeyVaultError(code, keyVaultMessage(ctx.operation, code, { detail, retryAfterMs: extra.retryAfterMs }), { ...base, ...extra });
 
   if (status === undefined) {
     const netCode = azureCode ?? '';
@@ -189,53 +179,25 @@ function fromRestError(e: RestErrorLike, ctx: ErrorContext): KeyVaultError {
  */
 export function toKeyVaultError(e: unknown, ctx: ErrorContext): KeyVaultError {
   if (e instanceof KeyVaultError) return e;
-  const base = { operation: ctx.operation, secretName: ctx.secretName, cause: e };
+  const fail = (code: KeyVaultErrorCode, detail?: string) =>
+    new KeyVaultError(code, keyVaultMessage(ctx.operation, code, { detail }), { operation: ctx.operation, secretName: ctx.secretName, cause: e });
 
   if (isCockatielTimeout(e) || (e instanceof Error && e.name === 'AbortError')) {
-    const after = ctx.timeoutMs === undefined ? '' : ` after ${ctx.timeoutMs} ms`;
-    return new KeyVaultError(KeyVaultErrorCode.TIMEOUT, `${describe(ctx)}: TIMEOUT (no answer${after})`, base);
+    return fail(KeyVaultErrorCode.TIMEOUT, `no answer${ctx.timeoutMs === undefined ? '' : ` after ${ctx.timeoutMs} ms`}`);
   }
-  if (isBrokenCircuit(e)) {
-    return new KeyVaultError(
-      KeyVaultErrorCode.CIRCUIT_OPEN,
-      `${describe(ctx)}: CIRCUIT_OPEN (the vault failed repeatedly; calls fail fast until the breaker half-opens)`,
-      base,
-    );
-  }
-  if (isBulkheadRejected(e)) {
-    return new KeyVaultError(
-      KeyVaultErrorCode.BULKHEAD_FULL,
-      `${describe(ctx)}: BULKHEAD_FULL (too many concurrent Key Vault calls queued)`,
-      base,
-    );
-  }
+  if (isBrokenCircuit(e)) return fail(KeyVaultErrorCode.CIRCUIT_OPEN);
+  if (isBulkheadRejected(e)) return fail(KeyVaultErrorCode.BULKHEAD_FULL);
   if (isRestError(e)) return fromRestError(e, ctx);
-  if (e instanceof Error && IDENTITY_ERROR_NAMES.has(e.name)) {
-    return new KeyVaultError(
-      KeyVaultErrorCode.UNAUTHORIZED,
-      `${describe(ctx)}: UNAUTHORIZED (${e.name}: ${serviceMessage(e)})`,
-      base,
-    );
-  }
+  // The identity's own text stays in `cause` (the logs): it can quote tenant and client ids.
+  if (e instanceof Error && IDENTITY_ERROR_NAMES.has(e.name)) return fail(KeyVaultErrorCode.UNAUTHORIZED, e.name);
   if (e instanceof Error && /challenge resource .* does not match|challenge contains invalid scope/i.test(e.message)) {
-    return new KeyVaultError(
-      KeyVaultErrorCode.CONFIGURATION,
-      `${describe(ctx)}: CONFIGURATION (${serviceMessage(e)})`,
-      base,
-    );
+    return fail(KeyVaultErrorCode.CONFIGURATION, "the vault's authentication challenge does not match the vault URL");
   }
   const code = errorCodeOf(e);
   if (code !== undefined) {
-    if (TLS_CODES.has(code)) {
-      return new KeyVaultError(KeyVaultErrorCode.CONFIGURATION, `${describe(ctx)}: CONFIGURATION (TLS ${code})`, base);
-    }
-    if (TIMEOUT_CODES.has(code)) {
-      return new KeyVaultError(KeyVaultErrorCode.TIMEOUT, `${describe(ctx)}: TIMEOUT (${code})`, base);
-    }
-    if (NETWORK_CODES.has(code)) {
-      return new KeyVaultError(KeyVaultErrorCode.SERVICE_UNAVAILABLE, `${describe(ctx)}: SERVICE_UNAVAILABLE (${code})`, base);
-    }
+    if (TLS_CODES.has(code)) return fail(KeyVaultErrorCode.CONFIGURATION, `TLS ${code}`);
+    if (TIMEOUT_CODES.has(code)) return fail(KeyVaultErrorCode.TIMEOUT, code);
+    if (NETWORK_CODES.has(code)) return fail(KeyVaultErrorCode.SERVICE_UNAVAILABLE, code);
   }
-  const name = e instanceof Error ? e.name : typeof e;
-  return new KeyVaultError(KeyVaultErrorCode.UNKNOWN, `${describe(ctx)}: UNKNOWN (${name})`, base);
+  return fail(KeyVaultErrorCode.UNKNOWN, e instanceof Error ? (safeToken(e.name) ?? 'Error') : typeof e);
 }

@@ -1,5 +1,6 @@
 import { KeyVaultErrorCode } from '../errors/key-vault-error-code';
 import { KeyVaultError, isKeyVaultError, type KeyVaultOperation } from '../errors/key-vault.error';
+import { keyVaultMessage } from '../errors/key-vault-message';
 import { toKeyVaultError } from '../errors/map-key-vault-error';
 
 const isNotFound = (e: unknown, operation: KeyVaultOperation) => isKeyVaultError(toKeyVaultError(e, { operation }), KeyVaultErrorCode.KEY_NOT_FOUND);
@@ -36,8 +37,7 @@ export async function purgeToleratingRetries(operation: KeyVaultOperation, attem
 /** A backup answer must carry a blob: an empty one is a failed backup, never an empty object. */
 export function nonEmptyBackup(blob: Uint8Array | undefined, operation: 'backupSecret' | 'backupKey', name: string): Uint8Array {
   if (blob && blob.length > 0) return blob;
-  const subject = operation === 'backupKey' ? 'key' : 'secret';
-  throw new KeyVaultError(KeyVaultErrorCode.BACKUP_FAILED, `Key Vault ${operation} failed for ${subject} "${name}": BACKUP_FAILED (empty backup)`, {
+  throw new KeyVaultError(KeyVaultErrorCode.BACKUP_FAILED, keyVaultMessage(operation, KeyVaultErrorCode.BACKUP_FAILED, { detail: 'empty backup' }), {
     operation,
     secretName: name,
   });

@@ -21,8 +21,14 @@ interface Version {
   privateKey: KeyObject;
 }
 
+/** Worded like the gateway's own 404 (no name in the message, see @app/key-vault's keyVaultMessage). */
 const notFound = (operation: 'getKey', name: string) =>
-  new KeyVaultError(KeyVaultErrorCode.KEY_NOT_FOUND, `Key Vault ${operation} failed for key "${name}": KEY_NOT_FOUND`, { operation, secretName: name, statusCode: 404 });
+  new KeyVaultError(KeyVaultErrorCode.KEY_NOT_FOUND, `Key Vault ${operation} failed: KEY_NOT_FOUND (HTTP 404 KeyNotFound)`, {
+    operation,
+    secretName: name,
+    statusCode: 404,
+    azureCode: 'KeyNotFound',
+  });
 
 /**
  * An in-memory vault of keys for unit specs (bound to the `KeyVaultKeysProvider` token): real RSA
