@@ -107,6 +107,34 @@ describe.each(DATABASE_KINDS)('Outbox and OutboxDispatcher on %s', (kind) => {
     expect(nudge.nudge).not.toHaveBeenCalled();
   });
 
+  it('addMany() commits every event with its change (nudging once), refuses a batch with a bad event whole, and rolls back together', async () => {
+    const nudge: OutboxNudge = { nudge: jest.fn() };
+    const outbox = new Outbox(runner, clock, nudge);
+    const events = Array.from({ length: 230 }, (_, i) => ({ name: 'credential.stored', tenantId: `t${i % 3}`, payload: { credentialId: `c-${i}`, version: 1 } }));
+    const ids = await runner.run(async () => {
+      await change('item-many');
+      return outbox.addMany(events);
+    });
+    expect(nudge.nudge).toHaveBeenCalledTimes(1);
+    expect(new Set(ids).size).toBe(230);
+    const stored = await rows();
+    expect(stored).toHaveLength(230);
+    const byId = new Map(stored.map((r) => [r.id, r]));
+    ids.forEach((id, i) => expect(byId.get(id)).toEqual({ id, name: 'credential.stored', tenantId: `t${i % 3}`, payload: events[i].payload, createdAt: clock.now(), availableAt: clock.now(), attempts: 0, lastError: null, deliveredAt: null }));
+
+    const bad = await runner.run(() => outbox.addMany([events[0], { name: '', payload: {} }])).catch((e) => e);
+    expect(bad).toBeInstanceOf(OutboxInvalidEventError);
+    expect(await outbox.addMany([events[0]]).catch((e) => e)).toBeInstanceOf(OutboxNoTransactionError);
+    await runner
+      .run(async () => {
+        await outbox.addMany(events.slice(0, 5));
+        throw new Error('vault write failed');
+      })
+      .catch(() => undefined);
+    expect(await countRows(ds, 'cv_outbox')).toBe(230);
+    expect(await runner.run(() => outbox.addMany([]))).toEqual([]);
+  });
+
   it('delivers each event once to every matching handler and to the event bus, oldest first, in batches', async () => {
     const outbox = new Outbox(runner, clock);
     const ids: string[] = [];

@@ -11,6 +11,8 @@ export abstract class OutboxNudge {
 }
 
 const DEFAULT_MAX_PAYLOAD_BYTES = 16_384;
+/** Rows per INSERT statement (9 bound parameters each: well under SQLite's and PostgreSQL's limits). */
+const INSERT_CHUNK = 100;
 
 /**
  * Writes events into the transactional outbox, in the ambient `TransactionRunner` transaction, so an
@@ -34,10 +36,22 @@ export class Outbox {
    * Throws `OutboxNoTransactionError` outside `runner.run()`, `OutboxInvalidEventError` on a bad event.
    */
   async add(event: OutboxEventInput): Promise<string> {
-    this.validate(event);
-    if (!this.runner.inTransaction()) throw new OutboxNoTransactionError(event.name);
+    const [id] = await this.addMany([event]);
+    return id;
+  }
+
+  /**
+   * `add` for several events, in one multi-row INSERT per 100 (a change announcing many events pays
+   * one statement, not one each): every event is checked before any is written, so a bad one adds
+   * none. Returns their ids in order.
+   */
+  async addMany(events: OutboxEventInput[]): Promise<string[]> {
+    if (!Array.isArray(events)) throw new OutboxInvalidEventError('Invalid outbox events: expected an array');
+    for (const event of events) this.validate(event);
+    if (!this.runner.inTransaction()) throw new OutboxNoTransactionError(events[0]?.name ?? '(none)');
+    if (events.length === 0) return [];
     const now = this.clock.now();
-    const row: OutboxEventEntity = {
+    const rows: OutboxEventEntity[] = events.map((event) => ({
       id: randomUUID(),
       name: event.name,
       tenantId: event.tenantId ?? null,
@@ -47,13 +61,16 @@ export class Outbox {
       attempts: 0,
       lastError: null,
       deliveredAt: null,
-    };
-    await this.runner.manager.insert(OutboxEventEntity, row);
+    }));
+    for (let i = 0; i < rows.length; i += INSERT_CHUNK) {
+      // updateEntity(false): every column is given, so no read-back of defaults (a SELECT per row on SQLite).
+      await this.runner.manager.createQueryBuilder().insert().into(OutboxEventEntity).values(rows.slice(i, i + INSERT_CHUNK)).updateEntity(false).execute();
+    }
     if (this.dispatcher) {
       const dispatcher = this.dispatcher;
       this.runner.afterCommit(() => dispatcher.nudge());
     }
-    return row.id;
+    return rows.map((r) => r.id);
   }
 
   private validate(event: OutboxEventInput): void {
