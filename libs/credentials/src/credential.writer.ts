@@ -7,8 +7,7 @@ import { CredentialStatus, CredentialType, ValueStoreKind } from './credential-t
 import type { BatchDeleteResult, CredentialMetadata, RotateOptions, StoreCredentialInput, UpdateMetadataInput, WriteOptions } from './credential.types';
 import { CREDENTIALS_CLOCK, CREDENTIALS_RESOLVED_OPTIONS } from './credentials.constants';
 import type { ResolvedCredentialsOptions } from './credentials.options';
-import { CredentialVersionEntity } from './entities/credential-version.entity';
-import { CredentialEntity, StoredCertificateInfo } from './entities/credential.entity';
+import { CredentialEntity } from './entities/credential.entity';
 import {
   CredentialAlreadyExistsError,
   CredentialConflictError,
@@ -22,10 +21,10 @@ import { cacheKey, detailsOf, ownerOf, pointerOf, storedCertificate, toMetadata 
 import { assertContext, assertType, assertWriteOptions, errorCode, failureResult, loadLive, UUID } from './internal/guards';
 import { valueHint } from './masking';
 import { credentialSecretName } from './naming/vault-secret-name';
-import { CredentialRepository, newestKey } from './persistence/credential.repository';
+import { firstVersionRow, newRow, storeResource, versionRow, type StorePlan, type VersionFacts } from './internal/store-rows';
+import { CredentialRepository } from './persistence/credential.repository';
 import { CredentialVersionRepository } from './persistence/credential-version.repository';
 import { CredentialsPersistence } from './persistence/credentials-persistence';
-import type { ValuePointer, ValueWriteRequest } from './stores/credential-value-store';
 import { ValueStores } from './stores/value-stores';
 import { ValidatedValue, validateCredentialValue } from './validation/credential-value.validator';
 import { assertDate, assertIdentifier, assertPositiveInt, assertTags } from './validation/identifiers';
@@ -46,61 +45,6 @@ interface Change {
   alsoWrite?: () => Promise<void>;
   audit: { action: AuditAction; details: Record<string, unknown> };
   event: { name: CredentialChangeEventName; sourceVersion?: number };
-}
-
-/** Most credentials `storeMany` takes in one call. */
-export const MAX_STORE_MANY = 1000;
-
-/** One credential of `storeMany`: the context it is stored in (its tenant, actor) and what `store` takes. */
-export interface StoreManyItem {
-  ctx: OperationContext;
-  input: StoreCredentialInput;
-}
-
-/** Per item of `storeMany`, in order: the stored credential, or why it was not stored (`store`'s typed errors). */
-export type StoreManyResult = { credential: CredentialMetadata; error?: undefined } | { credential?: undefined; error: unknown };
-
-export interface StoreManyOptions {
-  /** Runs each value-store write (e.g. under the caller's rate limiter). @default the write itself */
-  valueWrite?: <T>(write: () => Promise<T>) => Promise<T>;
-  /**
-   * Runs inside the batch's transaction, after its rows, with the results so far: the caller's own
-   * rows (e.g. checkpoints) then commit with the credentials, or not at all. Audit events it returns
-   * are appended after the batch's STORE rows, in the same `recordMany`.
-   */
-  inCommit?: (results: StoreManyResult[]) => Promise<AuditEventInput[] | void>;
-  /**
-   * Items with the same key commit together: when the value write of one fails, the others of its key
-   * stay out of the transaction (their values orphan versions, as after a crash) with its error — e.g.
-   * the fields of one migrated connection. @default every item on its own
-   */
-  together?: (index: number) => string;
-}
-
-/** A new credential of `store`/`storeMany`, decided before its value is written. */
-interface StorePlan {
-  ctx: OperationContext;
-  input: StoreCredentialInput;
-  kind: ValueStoreKind;
-  tags: Record<string, string>;
-  generation: number;
-  now: Date;
-  createdAt: Date;
-  expiresAt: Date | null;
-  hint: string | null;
-  certificate: StoredCertificateInfo | null;
-  valueWrite: ValueWriteRequest;
-}
-
-/** A version row's own facts. */
-interface VersionFacts {
-  version: number;
-  kind: ValueStoreKind;
-  pointer: ValuePointer;
-  hint: string | null;
-  expiresAt: Date | null;
-  certificate: StoredCertificateInfo | null;
-  sourceVersion: number | null;
 }
 
 /**
@@ -138,7 +82,7 @@ export class CredentialWriter {
       const existing = await this.rows.findNewest(ctx.tenantId, input.integrationId, input.connectionId, input.type);
       const plan = this.planStore(ctx, input, checked, existing);
       const pointer = await this.stores.of(plan.kind).write(plan.valueWrite);
-      const row = this.newRow(plan, pointer);
+      const row = newRow(plan, pointer);
       try {
         await this.commit(ctx, started, {
           next: row,
@@ -163,96 +107,8 @@ export class CredentialWriter {
     }
   }
 
-  /**
-   * See `CredentialsService.storeMany`. Per item what `store` does, but: one read of the existing
-   * rows for the whole batch, the value writes concurrently (through `options.valueWrite`), then ONE
-   * transaction for every item whose value was written — the metadata and version rows in multi-row
-   * inserts, the STORE audit rows in one `recordMany` (one chain-head read per tenant), their outbox
-   * events, and `options.inCommit`. If that transaction fails, nothing of the batch is committed (its
-   * values are orphan versions, never referenced, as after a crash) and the error is thrown.
-   */
-  async storeMany(items: StoreManyItem[], options: StoreManyOptions = {}): Promise<StoreManyResult[]> {
-    const started = Date.now();
-    if (!Array.isArray(items) || items.length > MAX_STORE_MANY) {
-      throw new CredentialValidationError(`items must be an array of at most ${MAX_STORE_MANY} items`, 'items');
-    }
-    const results: StoreManyResult[] = items.map(() => ({ error: undefined as unknown }));
-    const failures: { i: number; error: unknown }[] = [];
-    const checked = items.map(({ ctx, input }, i) => {
-      try {
-        assertContext(ctx);
-        return this.checkStore(input);
-      } catch (error) {
-        failures.push({ i, error });
-        return undefined;
-      }
-    });
-    const keyOf = (i: number) => newestKey({ tenantId: items[i].ctx.tenantId, ...items[i].input });
-    const wanted = checked.flatMap((c, i) => (c ? [i] : []));
-    const existing = await this.rows.findNewestMany(wanted.map((i) => ({ tenantId: items[i].ctx.tenantId, ...items[i].input })));
-    const seen = new Set<string>();
-    const plans = new Map<number, StorePlan>();
-    for (const i of wanted) {
-      try {
-        const key = keyOf(i);
-        if (seen.has(key)) throw new CredentialValidationError('the batch holds this (integration, connection, type) twice', 'items');
-        seen.add(key);
-        plans.set(i, this.planStore(items[i].ctx, items[i].input, checked[i]!, existing.get(key) ?? null));
-      } catch (error) {
-        failures.push({ i, error });
-      }
-    }
-    const valueWrite = options.valueWrite ?? ((write) => write());
-    let written: { i: number; plan: StorePlan; pointer: ValuePointer; row: CredentialEntity }[] = [];
-    const writeFailed = new Map<string, unknown>();
-    const writeValue = async ([i, plan]: [number, StorePlan]) => {
-      try {
-        const pointer = await valueWrite(() => this.stores.of(plan.kind).write(plan.valueWrite));
-        written.push({ i, plan, pointer, row: this.newRow(plan, pointer) });
-      } catch (error) {
-        failures.push({ i, error });
-        if (options.together) writeFailed.set(options.together(i), error);
-      }
-    };
-    // Values first, concurrently, outside any transaction — envelope values too: writing one may create
-    // the tenant's data key (a row of its own), which must never roll back with the batch once cached.
-    await Promise.all([...plans].map(writeValue));
-    if (writeFailed.size) {
-      const key = (i: number) => options.together!(i);
-      for (const w of written) if (writeFailed.has(key(w.i))) failures.push({ i: w.i, error: writeFailed.get(key(w.i)) });
-      written = written.filter((w) => !writeFailed.has(key(w.i)));
-    }
-    written.sort((a, b) => a.i - b.i);
-    try {
-      if (written.length || options.inCommit) {
-        await this.runner.run(async () => {
-          for (const f of failures) results[f.i] = { error: f.error };
-          await this.rows.insertMany(written.map((w) => w.row));
-          await this.versions.insertMany(written.map((w) => firstVersionRow(w.row, w.plan, w.pointer)));
-          for (const w of written) await this.events.changed(CredentialEvents.STORED, items[w.i].ctx, w.row);
-          const nowMs = this.clock.nowMs();
-          for (const w of written) results[w.i] = { credential: toMetadata(w.row, nowMs) };
-          const callers = (await options.inCommit?.(results)) ?? [];
-          // The STORE rows and the caller's: one chain append (one head read and lock) per tenant.
-          await this.audit.recordMany([
-            ...written.map((w) => this.auditEvent(AuditAction.STORE, items[w.i].ctx, w.row, started, { version: 1, valueStore: w.plan.kind })),
-            ...callers,
-          ]);
-        });
-      }
-    } catch (e) {
-      failures.push(...written.map((w) => ({ i: w.i, error: e })));
-      throw e;
-    } finally {
-      await this.auditFailures(failures.map((f) => ({ ctx: items[f.i]?.ctx, input: items[f.i]?.input, error: f.error })), started);
-    }
-    for (const f of failures) results[f.i] = { error: f.error };
-    if (written.length) this.logger.log(`stored ${written.length} credential(s) in one transaction`);
-    return results;
-  }
-
-  /** `store`'s checks of its input, before anything is read or written. */
-  private checkStore(input: StoreCredentialInput): { validated: ValidatedValue; kind: ValueStoreKind; tags: Record<string, string> } {
+  /** `store`'s checks of its input, before anything is read or written (also `CredentialBatchWriter`'s). */
+  checkStore(input: StoreCredentialInput): { validated: ValidatedValue; kind: ValueStoreKind; tags: Record<string, string> } {
     assertIdentifier(input.integrationId, 'integrationId');
     assertIdentifier(input.connectionId, 'connectionId');
     assertType(input.type);
@@ -267,8 +123,8 @@ export class CredentialWriter {
     return { validated, kind: input.valueStore ?? this.options.valueStores[input.type], tags };
   }
 
-  /** Everything of a new credential but its value pointer; refuses a live one in the slot. */
-  private planStore(ctx: OperationContext, input: StoreCredentialInput, checked: ReturnType<CredentialWriter['checkStore']>, existing: CredentialEntity | null): StorePlan {
+  /** Everything of a new credential but its value pointer; refuses a live one in the slot (also `CredentialBatchWriter`'s). */
+  planStore(ctx: OperationContext, input: StoreCredentialInput, checked: ReturnType<CredentialWriter['checkStore']>, existing: CredentialEntity | null): StorePlan {
     if (existing && existing.status !== CredentialStatus.DELETED) throw new CredentialAlreadyExistsError(existing.id);
     // A deleted predecessor's secret names are soft-deleted: start past its generation.
     const generation = existing ? existing.vaultGeneration + 1 : 0;
@@ -282,31 +138,6 @@ export class CredentialWriter {
       hint: valueHint(input.type, input.value),
       certificate: storedCertificate(checked.validated.certificate),
       valueWrite: { ...owner, version: 1, value: input.value, expiresAt, vaultGeneration: generation, versionsInGeneration: 0 },
-    };
-  }
-
-  private newRow(p: StorePlan, pointer: ValuePointer): CredentialEntity {
-    return {
-      id: p.valueWrite.credentialId,
-      tenantId: p.ctx.tenantId,
-      integrationId: p.input.integrationId,
-      connectionId: p.input.connectionId,
-      type: p.input.type,
-      valueStore: p.kind,
-      currentVersion: 1,
-      status: CredentialStatus.ACTIVE,
-      expiresAt: p.expiresAt,
-      rotatedAt: null,
-      tags: { ...p.tags },
-      valueHint: p.hint,
-      certificate: p.certificate,
-      vaultGeneration: pointer.vaultGeneration ?? p.generation,
-      rowVersion: 1,
-      createdAt: p.createdAt,
-      updatedAt: p.now,
-      deletedAt: null,
-      createdBy: p.ctx.actor.id,
-      updatedBy: p.ctx.actor.id,
     };
   }
 
@@ -554,22 +385,9 @@ export class CredentialWriter {
     return validateCredentialValue(type, value, this.clock.now(), this.options.minWebhookSecretBytes);
   }
 
-  private auditEvent(action: AuditAction, ctx: OperationContext, row: CredentialEntity, started: number, details?: Record<string, unknown>): AuditEventInput {
+  /** The success audit row of a write (also `CredentialBatchWriter`'s). */
+  auditEvent(action: AuditAction, ctx: OperationContext, row: CredentialEntity, started: number, details?: Record<string, unknown>): AuditEventInput {
     return { action, context: ctx, resource: row.id, result: AuditResult.SUCCESS, durationMs: Date.now() - started, details: { ...detailsOf(row), ...details } };
-  }
-
-  /** `auditFailure` of each item `storeMany` could not store (best effort, one batch of rows). */
-  private async auditFailures(failed: { ctx?: OperationContext; input?: StoreCredentialInput; error: unknown }[], started: number): Promise<void> {
-    const events = failed.flatMap(({ ctx, input, error }): AuditEventInput[] =>
-      ctx && typeof ctx.tenantId === 'string' && ctx.actor
-        ? [{ action: AuditAction.STORE, context: ctx, resource: storeResource(input), result: failureResult(error), errorCode: errorCode(error), durationMs: Date.now() - started, details: { type: input?.type } }]
-        : [],
-    );
-    try {
-      await this.audit.recordMany(events);
-    } catch (e) {
-      this.logger.warn(`could not audit ${events.length} failed store(s): ${(e as Error).message}`);
-    }
   }
 
   private async auditFailure(action: AuditAction, ctx: OperationContext, resource: string, error: unknown, started: number, details?: Record<string, unknown>): Promise<void> {
@@ -580,32 +398,4 @@ export class CredentialWriter {
       this.logger.warn(`could not audit a failed ${action}: ${(e as Error).message}`);
     }
   }
-}
-
-/** What `store` needs of its caller's name for the failure's audit row. */
-function storeResource(input: StoreCredentialInput | undefined): string {
-  return `connection:${String(input?.integrationId)}/${String(input?.connectionId)}`;
-}
-
-function firstVersionRow(row: CredentialEntity, p: StorePlan, pointer: ValuePointer): CredentialVersionEntity {
-  return versionRow(row, { version: 1, kind: p.kind, pointer, hint: p.hint, expiresAt: p.expiresAt, certificate: p.certificate, sourceVersion: null }, p.ctx, p.createdAt);
-}
-
-function versionRow(row: CredentialEntity, v: VersionFacts, ctx: OperationContext, now: Date): CredentialVersionEntity {
-  return {
-    id: randomUUID(),
-    credentialId: row.id,
-    tenantId: row.tenantId,
-    version: v.version,
-    valueStore: v.kind,
-    vaultSecretName: v.pointer.vaultSecretName ?? null,
-    vaultSecretVersion: v.pointer.vaultSecretVersion ?? null,
-    envelopeValueId: v.pointer.envelopeValueId ?? null,
-    sourceVersion: v.sourceVersion,
-    valueHint: v.hint,
-    expiresAt: v.expiresAt,
-    certificate: v.certificate,
-    createdAt: now,
-    createdBy: ctx.actor.id,
-  };
 }

@@ -11,6 +11,7 @@ import { CredentialQueries } from './credential.queries';
 import { CredentialReader } from './credential.reader';
 import { CredentialRevoker } from './credential.revoker';
 import { CredentialWriter } from './credential.writer';
+import { CredentialBatchWriter } from './credential-batch.writer';
 import { CredentialsService } from './credentials.service';
 import { CredentialEventPublisher } from './events/credential-event-publisher';
 import { CredentialRepository } from './persistence/credential.repository';
@@ -52,6 +53,7 @@ const providers: Provider[] = [
   ValueStores,
   CredentialEventPublisher,
   CredentialWriter,
+  CredentialBatchWriter,
   CredentialReader,
   CredentialQueries,
   CredentialRevoker,

@@ -21,7 +21,8 @@ import type {
   UpdateMetadataInput,
   WriteOptions,
 } from './credential.types';
-import { CredentialWriter, type StoreManyItem, type StoreManyOptions, type StoreManyResult } from './credential.writer';
+import { CredentialBatchWriter, type StoreManyItem, type StoreManyOptions, type StoreManyResult } from './credential-batch.writer';
+import { CredentialWriter } from './credential.writer';
 
 /**
  * Store, read, rotate, roll back and delete credentials of many tenants. Every method takes the
@@ -40,6 +41,7 @@ export class CredentialsService {
     private readonly reader: CredentialReader,
     private readonly queries: CredentialQueries,
     private readonly revoker: CredentialRevoker,
+    private readonly batchWriter: CredentialBatchWriter,
   ) {}
 
   // ───────────────────────────── writes ─────────────────────────────
@@ -57,7 +59,7 @@ export class CredentialsService {
    * ALREADY_EXISTS). Throws, having committed nothing of the batch, when that transaction fails.
    */
   storeMany(items: StoreManyItem[], options: StoreManyOptions = {}): Promise<StoreManyResult[]> {
-    return this.writer.storeMany(items, options);
+    return this.batchWriter.storeMany(items, options);
   }
 
   /**

@@ -1,6 +1,6 @@
 import { Inject, Injectable, Logger, OnModuleDestroy, OnModuleInit, Optional } from '@nestjs/common';
 import { EventEmitter2 } from '@nestjs/event-emitter';
-import { Clock, OperationContext, Outbox, OutboxEvent, OutboxHandlerRegistry, OutboxPayload } from '@app/common';
+import { Clock, OperationContext, Outbox, OutboxEvent, OutboxEventInput, OutboxHandlerRegistry, OutboxPayload } from '@app/common';
 import { CREDENTIALS_CLOCK, CREDENTIALS_RESOLVED_OPTIONS } from '../credentials.constants';
 import type { ResolvedCredentialsOptions } from '../credentials.options';
 import type { CredentialEntity } from '../entities/credential.entity';
@@ -57,11 +57,21 @@ export class CredentialEventPublisher implements OnModuleInit, OnModuleDestroy {
   /** Adds the event of a change to the outbox; call it inside the change's `runner.run`. */
   async changed(name: CredentialChangeEventName, ctx: OperationContext, row: CredentialEntity, sourceVersion?: number): Promise<void> {
     if (!this.options.emitEvents) return;
+    await this.outbox.add(this.outboxEvent(name, ctx, row, sourceVersion));
+  }
+
+  /** `changed` for many rows of one transaction: one multi-row outbox insert. */
+  async changedMany(name: CredentialChangeEventName, changes: { ctx: OperationContext; row: CredentialEntity }[]): Promise<void> {
+    if (!this.options.emitEvents || !changes.length) return;
+    await this.outbox.addMany(changes.map(({ ctx, row }) => this.outboxEvent(name, ctx, row)));
+  }
+
+  private outboxEvent(name: CredentialChangeEventName, ctx: OperationContext, row: CredentialEntity, sourceVersion?: number): OutboxEventInput {
     const { name: _name, occurredAt, ...rest } = this.event(name, ctx, row, sourceVersion);
     const payload: OutboxPayload = { ...rest, occurredAt: occurredAt.toISOString() };
     // JSON has no undefined: leave absent members out rather than fail validation.
     for (const [k, v] of Object.entries(payload)) if (v === undefined) delete payload[k];
-    await this.outbox.add({ name, tenantId: row.tenantId, payload });
+    return { name, tenantId: row.tenantId, payload };
   }
 
   /** Emits `credential.read` in this process, now (never durable: see the class comment). */

@@ -1,0 +1,173 @@
+import { Inject, Injectable, Logger } from '@nestjs/common';
+import { AuditAction, AuditEventInput, AuditService } from '@app/audit';
+import { Clock, OperationContext, TransactionRunner } from '@app/common';
+import type { CredentialMetadata, StoreCredentialInput } from './credential.types';
+import { CredentialWriter } from './credential.writer';
+import { CREDENTIALS_CLOCK } from './credentials.constants';
+import type { CredentialEntity } from './entities/credential.entity';
+import { CredentialValidationError } from './errors/credential-errors';
+import { CredentialEventPublisher } from './events/credential-event-publisher';
+import { CredentialEvents } from './events/credential-events';
+import { toMetadata } from './internal/credential-view';
+import { assertContext, errorCode, failureResult } from './internal/guards';
+import { firstVersionRow, newRow, storeResource, type StorePlan } from './internal/store-rows';
+import { CredentialRepository, newestKey } from './persistence/credential.repository';
+import { CredentialVersionRepository } from './persistence/credential-version.repository';
+import { CredentialsPersistence } from './persistence/credentials-persistence';
+import type { ValuePointer } from './stores/credential-value-store';
+import { ValueStores } from './stores/value-stores';
+
+/** Most credentials `storeMany` takes in one call. */
+export const MAX_STORE_MANY = 1000;
+
+/** One credential of `storeMany`: the context it is stored in (its tenant, actor) and what `store` takes. */
+export interface StoreManyItem {
+  ctx: OperationContext;
+  input: StoreCredentialInput;
+}
+
+/** Per item of `storeMany`, in order: the stored credential, or why it was not stored (`store`'s typed errors). */
+export type StoreManyResult = { credential: CredentialMetadata; error?: undefined } | { credential?: undefined; error: unknown };
+
+export interface StoreManyOptions {
+  /** Runs each value-store write (e.g. under the caller's rate limiter). @default the write itself */
+  valueWrite?: <T>(write: () => Promise<T>) => Promise<T>;
+  /**
+   * Runs inside the batch's transaction, after its rows, with the results so far: the caller's own
+   * rows (e.g. checkpoints) then commit with the credentials, or not at all. Audit events it returns
+   * are appended after the batch's STORE rows, in the same `recordMany`.
+   */
+  inCommit?: (results: StoreManyResult[]) => Promise<AuditEventInput[] | void>;
+  /**
+   * Items with the same key commit together: when the value write of one fails, the others of its key
+   * stay out of the transaction (their values orphan versions, as after a crash) with its error — e.g.
+   * the fields of one migrated connection. @default every item on its own
+   */
+  together?: (index: number) => string;
+}
+
+/**
+ * `storeMany`: many new credentials with one database transaction. Each item is checked and planned
+ * as `CredentialWriter.store` does (its `checkStore`/`planStore`), the values are written first, then
+ * every row of the batch commits together.
+ */
+@Injectable()
+export class CredentialBatchWriter {
+  private readonly logger = new Logger(CredentialBatchWriter.name);
+  private readonly runner: TransactionRunner;
+
+  constructor(
+    persistence: CredentialsPersistence,
+    private readonly writer: CredentialWriter,
+    private readonly rows: CredentialRepository,
+    private readonly versions: CredentialVersionRepository,
+    private readonly stores: ValueStores,
+    private readonly audit: AuditService,
+    private readonly events: CredentialEventPublisher,
+    @Inject(CREDENTIALS_CLOCK) private readonly clock: Clock,
+  ) {
+    this.runner = persistence.runner;
+  }
+
+  /**
+   * See `CredentialsService.storeMany`. Per item what `store` does, but: one read of the existing
+   * rows for the whole batch, the value writes concurrently (through `options.valueWrite`), then ONE
+   * transaction for every item whose value was written — the metadata and version rows in multi-row
+   * inserts, the STORE audit rows in one `recordMany` (one chain-head read per tenant), their outbox
+   * events, and `options.inCommit`. If that transaction fails, nothing of the batch is committed (its
+   * values are orphan versions, never referenced, as after a crash) and the error is thrown.
+   */
+  async storeMany(items: StoreManyItem[], options: StoreManyOptions = {}): Promise<StoreManyResult[]> {
+    const started = Date.now();
+    if (!Array.isArray(items) || items.length > MAX_STORE_MANY) {
+      throw new CredentialValidationError(`items must be an array of at most ${MAX_STORE_MANY} items`, 'items');
+    }
+    const results: StoreManyResult[] = items.map(() => ({ error: undefined as unknown }));
+    const failures: { i: number; error: unknown }[] = [];
+    const checked = items.map(({ ctx, input }, i) => {
+      try {
+        assertContext(ctx);
+        return this.writer.checkStore(input);
+      } catch (error) {
+        failures.push({ i, error });
+        return undefined;
+      }
+    });
+    const keyOf = (i: number) => newestKey({ tenantId: items[i].ctx.tenantId, ...items[i].input });
+    const wanted = checked.flatMap((c, i) => (c ? [i] : []));
+    const existing = await this.rows.findNewestMany(wanted.map((i) => ({ tenantId: items[i].ctx.tenantId, ...items[i].input })));
+    const seen = new Set<string>();
+    const plans = new Map<number, StorePlan>();
+    for (const i of wanted) {
+      try {
+        const key = keyOf(i);
+        if (seen.has(key)) throw new CredentialValidationError('the batch holds this (integration, connection, type) twice', 'items');
+        seen.add(key);
+        plans.set(i, this.writer.planStore(items[i].ctx, items[i].input, checked[i]!, existing.get(key) ?? null));
+      } catch (error) {
+        failures.push({ i, error });
+      }
+    }
+    const valueWrite = options.valueWrite ?? ((write) => write());
+    let written: { i: number; plan: StorePlan; pointer: ValuePointer; row: CredentialEntity }[] = [];
+    const writeFailed = new Map<string, unknown>();
+    const writeValue = async ([i, plan]: [number, StorePlan]) => {
+      try {
+        const pointer = await valueWrite(() => this.stores.of(plan.kind).write(plan.valueWrite));
+        written.push({ i, plan, pointer, row: newRow(plan, pointer) });
+      } catch (error) {
+        failures.push({ i, error });
+        if (options.together) writeFailed.set(options.together(i), error);
+      }
+    };
+    // Values first, concurrently, outside any transaction — envelope values too: writing one may create
+    // the tenant's data key (a row of its own), which must never roll back with the batch once cached.
+    await Promise.all([...plans].map(writeValue));
+    if (writeFailed.size) {
+      const key = (i: number) => options.together!(i);
+      for (const w of written) if (writeFailed.has(key(w.i))) failures.push({ i: w.i, error: writeFailed.get(key(w.i)) });
+      written = written.filter((w) => !writeFailed.has(key(w.i)));
+    }
+    written.sort((a, b) => a.i - b.i);
+    try {
+      if (written.length || options.inCommit) {
+        await this.runner.run(async () => {
+          for (const f of failures) results[f.i] = { error: f.error };
+          await this.rows.insertMany(written.map((w) => w.row));
+          await this.versions.insertMany(written.map((w) => firstVersionRow(w.row, w.plan, w.pointer)));
+          await this.events.changedMany(CredentialEvents.STORED, written.map((w) => ({ ctx: items[w.i].ctx, row: w.row })));
+          const nowMs = this.clock.nowMs();
+          for (const w of written) results[w.i] = { credential: toMetadata(w.row, nowMs) };
+          const callers = (await options.inCommit?.(results)) ?? [];
+          // The STORE rows and the caller's: one chain append (one head read and lock) per tenant.
+          await this.audit.recordMany([
+            ...written.map((w) => this.writer.auditEvent(AuditAction.STORE, items[w.i].ctx, w.row, started, { version: 1, valueStore: w.plan.kind })),
+            ...callers,
+          ]);
+        });
+      }
+    } catch (e) {
+      failures.push(...written.map((w) => ({ i: w.i, error: e })));
+      throw e;
+    } finally {
+      await this.auditFailures(failures.map((f) => ({ ctx: items[f.i]?.ctx, input: items[f.i]?.input, error: f.error })), started);
+    }
+    for (const f of failures) results[f.i] = { error: f.error };
+    if (written.length) this.logger.log(`stored ${written.length} credential(s) in one transaction`);
+    return results;
+  }
+
+  /** `auditFailure` of each item `storeMany` could not store (best effort, one batch of rows). */
+  private async auditFailures(failed: { ctx?: OperationContext; input?: StoreCredentialInput; error: unknown }[], started: number): Promise<void> {
+    const events = failed.flatMap(({ ctx, input, error }): AuditEventInput[] =>
+      ctx && typeof ctx.tenantId === 'string' && ctx.actor
+        ? [{ action: AuditAction.STORE, context: ctx, resource: storeResource(input), result: failureResult(error), errorCode: errorCode(error), durationMs: Date.now() - started, details: { type: input?.type } }]
+        : [],
+    );
+    try {
+      await this.audit.recordMany(events);
+    } catch (e) {
+      this.logger.warn(`could not audit ${events.length} failed store(s): ${(e as Error).message}`);
+    }
+  }
+}
