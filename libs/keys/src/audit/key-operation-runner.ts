@@ -1,0 +1,66 @@
+import { AuditResult, type AuditService } from '@app/audit';
+import { CredentialVaultError, inSpan, type OperationContext } from '@app/common';
+import type { KeysMetrics, KeysOperation } from '../metrics/keys.metrics';
+
+/** What an operation tells the audit row and the metrics (never data). */
+export interface UseDetails {
+  algorithm?: string;
+  keyVersion?: string;
+  verifiedIn?: 'local' | 'vault';
+  [k: string]: unknown;
+}
+
+export type KeyWork<T> = () => Promise<{ result: T } & UseDetails>;
+
+/**
+ * Runs each KeysService operation in a span, measures it and audits it (`key.<operation>`, resource
+ * `key:<name>`, its details — never data), failures included; errors pass through unchanged.
+ */
+export class KeyOperationRunner {
+  constructor(
+    private readonly audit: AuditService,
+    private readonly metrics: KeysMetrics,
+  ) {}
+
+  /** A state change: audited with `record` (the call fails if its audit row cannot be written). */
+  managed<T>(ctx: OperationContext, operation: KeysOperation, name: string, details: UseDetails, work: KeyWork<T>): Promise<T> {
+    return this.run(ctx, operation, name, details, work, (event) => this.audit.record(event).then(() => undefined));
+  }
+
+  /** A use or a read: audited through the buffered `recordRead`. */
+  used<T>(ctx: OperationContext, operation: KeysOperation, name: string, details: UseDetails, work: KeyWork<T>): Promise<T> {
+    return this.run(ctx, operation, name, details, work, (event) => this.audit.recordRead(event));
+  }
+
+  private run<T>(
+    ctx: OperationContext,
+    operation: KeysOperation,
+    name: string,
+    details: UseDetails,
+    work: KeyWork<T>,
+    write: (event: Parameters<AuditService['record']>[0]) => Promise<void>,
+  ): Promise<T> {
+    const attributes: Record<string, string> = { 'keys.operation': operation, 'tenant.id': ctx.tenantId };
+    if (details.algorithm) attributes['keys.algorithm'] = details.algorithm;
+    return inSpan(`keys ${operation}`, { attributes }, async (span) => {
+      const started = performance.now();
+      const base = { action: `key.${operation}`, context: ctx, resource: `key:${name}` };
+      let outcome: ({ result: T } & UseDetails) | undefined;
+      try {
+        outcome = await work();
+      } catch (e) {
+        const durationMs = performance.now() - started;
+        const code = e instanceof CredentialVaultError ? e.code : undefined;
+        this.metrics.record({ operation, outcome: e instanceof CredentialVaultError ? e.severity : 'fatal', algorithm: details.algorithm }, durationMs / 1000);
+        await write({ ...base, result: AuditResult.FAILURE, errorCode: code ?? 'UNKNOWN', durationMs, details: { ...details, operation } }).catch(() => undefined);
+        throw e;
+      }
+      const { result, ...facts } = outcome;
+      const durationMs = performance.now() - started;
+      if (facts.verifiedIn) span.setAttribute('keys.verified_in', facts.verifiedIn);
+      this.metrics.record({ operation, outcome: 'success', algorithm: details.algorithm, verifiedIn: facts.verifiedIn }, durationMs / 1000);
+      await write({ ...base, result: AuditResult.SUCCESS, durationMs, details: { ...details, ...facts, operation } });
+      return result;
+    });
+  }
+}

@@ -1,0 +1,157 @@
+import {
+  DIGEST_BYTES,
+  VAULT_EC_CURVES,
+  VAULT_ENCRYPTION_ALGORITHMS,
+  VAULT_KEY_OPERATIONS,
+  VAULT_RSA_KEY_SIZES,
+  VAULT_SIGNATURE_ALGORITHMS,
+  type VaultKey,
+} from '@app/key-vault';
+import { KeysError, KeysErrorCode } from '../errors/keys.errors';
+import {
+  KEY_NAME_PATTERN,
+  type CreateKeyRequest,
+  type EncryptionAlgorithm,
+  type KeyOperation,
+  type KeyPageRequest,
+  type KeySelector,
+  type SignatureAlgorithm,
+} from '../keys.types';
+
+/*
+ * The checks KeysService runs before any vault call: a refused request costs no vault transaction,
+ * and no message repeats the request's values (field names and allowed values only).
+ */
+
+const MAX_TAGS = 15;
+const TAG_KEY = /^[A-Za-z0-9._:@/-]{1,128}$/;
+const MAX_TAG_VALUE = 256;
+/** The last instant the vault's wire format holds (2^31 - 1 seconds after the epoch). */
+const MAX_VAULT_DATE_MS = 2_147_483_647_000;
+const ES_CURVE: Record<string, string> = { ES256: 'P-256', ES384: 'P-384', ES512: 'P-521' };
+
+export function invalid(field: string, message: string): KeysError {
+  return new KeysError(KeysErrorCode.KEYS_VALIDATION, message, field);
+}
+
+export function checkName(name: unknown): asserts name is string {
+  if (typeof name !== 'string' || !KEY_NAME_PATTERN.test(name)) {
+    throw invalid('name', 'a key name is 1-63 letters, digits and -, starting with a letter or digit');
+  }
+}
+
+export function checkVersion(version: unknown): void {
+  if (typeof version !== 'string' || !/^[0-9a-zA-Z]{1,64}$/.test(version)) throw invalid('version', 'a key version is 1-64 letters or digits');
+}
+
+export function checkSelector<T extends KeySelector>(request: T): T {
+  if (request === null || typeof request !== 'object') throw invalid('(request)', 'the request must be an object');
+  checkName(request.name);
+  if (request.version !== undefined) checkVersion(request.version);
+  return request;
+}
+
+/** A create request's checks; answers the key operations the key gets. */
+export function checkCreateKey(req: CreateKeyRequest): KeyOperation[] {
+  checkName(req.name);
+  if (req.type !== 'RSA' && req.type !== 'EC') throw invalid('type', "type must be 'RSA' or 'EC'");
+  if (req.type === 'RSA') {
+    if (req.curve !== undefined) throw invalid('curve', 'an RSA key has no curve');
+    if (req.size !== undefined && !VAULT_RSA_KEY_SIZES.includes(req.size)) throw invalid('size', `size must be one of ${VAULT_RSA_KEY_SIZES.join(', ')}`);
+  } else {
+    if (req.size !== undefined) throw invalid('size', 'an EC key has no size (choose a curve)');
+    if (req.curve !== undefined && !VAULT_EC_CURVES.includes(req.curve)) throw invalid('curve', `curve must be one of ${VAULT_EC_CURVES.join(', ')}`);
+  }
+  const keyOps = req.keyOps ?? (req.type === 'RSA' ? [...VAULT_KEY_OPERATIONS] : (['sign', 'verify'] as KeyOperation[]));
+  checkKeyOps(keyOps, req.type);
+  checkTags(req.tags);
+  checkDates(req.expiresOn, req.notBefore);
+  checkEnabled(req.enabled);
+  return keyOps;
+}
+
+export function checkEnabled(enabled: unknown): void {
+  if (enabled !== undefined && typeof enabled !== 'boolean') throw invalid('enabled', 'enabled must be a boolean');
+}
+
+export function checkSignature(algorithm: SignatureAlgorithm, digest: Uint8Array, field: string): void {
+  if (!VAULT_SIGNATURE_ALGORITHMS.includes(algorithm)) {
+    throw new KeysError(KeysErrorCode.ALGORITHM_NOT_ALLOWED, `algorithm must be one of ${VAULT_SIGNATURE_ALGORITHMS.join(', ')}`, 'algorithm');
+  }
+  if (!(digest instanceof Uint8Array) || digest.length !== DIGEST_BYTES[algorithm]) {
+    throw invalid(field, `${algorithm} signs a ${DIGEST_BYTES[algorithm]}-byte digest (SHA-${DIGEST_BYTES[algorithm] * 8} of the data)`);
+  }
+}
+
+export function checkSignatureBytes(signature: unknown): void {
+  if (!(signature instanceof Uint8Array) || signature.length === 0 || signature.length > 1024) {
+    throw invalid('signature', 'signature must be 1..1024 bytes');
+  }
+}
+
+export function checkEncryption(algorithm: EncryptionAlgorithm, bytes: Uint8Array, field: string, allowRsa1_5: boolean): void {
+  if (!VAULT_ENCRYPTION_ALGORITHMS.includes(algorithm)) {
+    throw new KeysError(KeysErrorCode.ALGORITHM_NOT_ALLOWED, 'algorithm must be RSA-OAEP or RSA-OAEP-256', 'algorithm');
+  }
+  if (algorithm === 'RSA1_5' && !allowRsa1_5) {
+    throw new KeysError(KeysErrorCode.ALGORITHM_NOT_ALLOWED, 'RSA1_5 is refused (PKCS#1 v1.5 padding); use RSA-OAEP-256, or enable the allowRsa1_5 option', 'algorithm');
+  }
+  if (!(bytes instanceof Uint8Array) || bytes.length === 0 || bytes.length > 1024) throw invalid(field, `${field} must be 1..1024 bytes`);
+}
+
+export function checkKeyOps(keyOps: unknown, type?: 'RSA' | 'EC'): void {
+  if (!Array.isArray(keyOps) || keyOps.length === 0 || keyOps.some((op) => !(VAULT_KEY_OPERATIONS as readonly unknown[]).includes(op))) {
+    throw invalid('keyOps', `keyOps must be a non-empty list of ${VAULT_KEY_OPERATIONS.join(', ')}`);
+  }
+  if (type === 'EC' && keyOps.some((op) => op !== 'sign' && op !== 'verify')) {
+    throw new KeysError(KeysErrorCode.KEY_TYPE_MISMATCH, 'an EC key can only sign and verify', 'keyOps');
+  }
+}
+
+export function checkTags(tags: unknown): void {
+  if (tags === undefined) return;
+  if (tags === null || typeof tags !== 'object' || Array.isArray(tags)) throw invalid('tags', 'tags must be an object of string values');
+  const entries = Object.entries(tags as Record<string, unknown>);
+  if (entries.length > MAX_TAGS) throw invalid('tags', `at most ${MAX_TAGS} tags are allowed`);
+  entries.forEach(([k, v], i) => {
+    if (!TAG_KEY.test(k)) throw invalid('tags', `the key of tag #${i + 1} must match ${TAG_KEY.source}`);
+    if (typeof v !== 'string' || v.length > MAX_TAG_VALUE) throw invalid('tags', `the value of tag #${i + 1} must be a string of at most ${MAX_TAG_VALUE} characters`);
+  });
+}
+
+export function checkDates(expiresOn: unknown, notBefore: unknown): void {
+  for (const [field, d] of [['expiresOn', expiresOn], ['notBefore', notBefore]] as const) {
+    if (d !== undefined && (!(d instanceof Date) || Number.isNaN(d.getTime()))) throw invalid(field, `${field} must be a valid Date`);
+    // The Azure SDK sends dates as 32-bit seconds (`getTime() / 1000 | 0`): a later one wraps to 1901..1970.
+    if (d instanceof Date && d.getTime() > MAX_VAULT_DATE_MS) throw invalid(field, `${field} must not be after 2038-01-19T03:14:07Z`);
+  }
+  if (expiresOn instanceof Date && notBefore instanceof Date && notBefore.getTime() >= expiresOn.getTime()) {
+    throw invalid('notBefore', 'notBefore must be before expiresOn');
+  }
+}
+
+/** The page size a request asks for (the default when it asks none). */
+export function checkPageSize(request: KeyPageRequest, defaultPageSize: number): number {
+  const size = request?.maxPageSize ?? defaultPageSize;
+  if (!Number.isInteger(size) || size < 1 || size > 25) throw invalid('maxPageSize', 'maxPageSize must be an integer from 1 to 25');
+  return size;
+}
+
+/**
+ * A key version checked for one use: enabled, within its dates, `key_ops` allowing the operation, and
+ * an algorithm that fits its type (and curve).
+ */
+export function checkUsable(key: VaultKey, op: KeyOperation, algorithm: SignatureAlgorithm | EncryptionAlgorithm, now: number): void {
+  const { properties, publicKey } = key;
+  if (!properties.enabled) throw new KeysError(KeysErrorCode.KEY_NOT_USABLE, 'The key version is disabled');
+  if (properties.expiresOn && properties.expiresOn.getTime() <= now) throw new KeysError(KeysErrorCode.KEY_NOT_USABLE, 'The key version has expired');
+  if (properties.notBefore && properties.notBefore.getTime() > now) throw new KeysError(KeysErrorCode.KEY_NOT_USABLE, 'The key version is not valid yet');
+  if (!properties.keyOps.includes(op)) throw new KeysError(KeysErrorCode.KEY_OPERATION_NOT_PERMITTED, `The key's key_ops do not include ${op}`);
+  const needsRsa = algorithm.startsWith('RS') || algorithm.startsWith('PS') || algorithm.startsWith('RSA');
+  if (needsRsa !== (publicKey.kty === 'RSA')) {
+    throw new KeysError(KeysErrorCode.KEY_TYPE_MISMATCH, `${algorithm} needs an ${needsRsa ? 'RSA' : 'EC'} key; this key is ${publicKey.kty}`, 'algorithm');
+  }
+  if (ES_CURVE[algorithm] && publicKey.crv !== ES_CURVE[algorithm]) {
+    throw new KeysError(KeysErrorCode.KEY_TYPE_MISMATCH, `${algorithm} needs a ${ES_CURVE[algorithm]} key; this key is ${publicKey.crv ?? 'another curve'}`, 'algorithm');
+  }
+}
