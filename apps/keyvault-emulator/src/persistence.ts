@@ -66,24 +66,46 @@ interface StoredRecord extends Omit<ObjectRecord<VersionBase>, 'versions' | 'vis
 }
 interface StoredFile {
   format: number;
+  /** Names the snapshot: only a journal that starts with this id continues it. */
+  id?: string;
   savedAt: string;
   records: StoredRecord[];
 }
+/** A journal line: an object's whole record after a change, or its removal (lower-cased name). */
+type JournalEntry = { put: StoredRecord } | { del: string };
+
+export const JOURNAL_SUFFIX = '.journal';
+/** The journal is folded into a new snapshot once it outgrows the snapshot (and this). */
+const MIN_COMPACT_BYTES = 1 << 20;
 
 /**
- * Keeps `<dataDir>/<file>` in step with a store: every change schedules a debounced snapshot,
- * written to a temp file, fsynced and renamed over the old one (a crash leaves either the old or
- * the new file, never a torn one). The sensitive field (a secret's value, a key's private key) is
- * encrypted once per version and cached; it never reaches the disk in plaintext.
+ * Keeps `<dataDir>/<file>` in step with a store. Every change schedules a debounced flush (50 ms, as
+ * before) whose cost is proportional to the change: the records changed since the last flush are
+ * appended to `<file>.journal` (one JSON line each, fsynced). Once the journal outgrows the snapshot,
+ * a new snapshot is written to a temp file, fsynced and renamed over the old one, and a new journal
+ * naming it replaces the old (so the cost of snapshots stays proportional to the writes). A crash
+ * leaves the old or the new snapshot, never a torn one, and at worst a torn last journal line, which
+ * loading ignores; a journal that does not name the snapshot (a crash between the two renames) is
+ * stale and ignored. The sensitive field (a secret's value, a key's private key) is encrypted once
+ * per version and cached; it never reaches the disk in plaintext.
  */
 export class StorePersistence<V extends VersionBase = VersionBase> {
   private readonly path: string;
+  private readonly journalPath: string;
   private readonly encCache = new WeakMap<V, string>();
   private timer: NodeJS.Timeout | undefined;
-  private dirty = false;
+  /** Lower-cased names changed since the last flush. */
+  private readonly dirty = new Set<string>();
+  /** Everything may have changed (or the journal must be replaced): the next flush writes a snapshot. */
+  private full = false;
   private writing: Promise<void> | null = null;
   private closed = false;
   private seq = 0;
+  /** The snapshot on disk that the journal continues (null: none yet). */
+  private snapshotId: string | null = null;
+  private snapshotBytes = 0;
+  private journalBytes = 0;
+  private journal: fsp.FileHandle | null = null;
 
   constructor(
     private readonly dataDir: string,
@@ -93,18 +115,56 @@ export class StorePersistence<V extends VersionBase = VersionBase> {
     private readonly debounceMs = 50,
   ) {
     this.path = join(dataDir, sealed.file);
+    this.journalPath = this.path + JOURNAL_SUFFIX;
   }
 
   private aadOf(name: string, version: string): string {
     return `${this.sealed.aadPrefix}${name.toLowerCase()}/${version}`;
   }
 
-  /** Loads the file into the store (no file → empty store). Throws if the file cannot be decrypted. */
+  /** Loads the snapshot and its journal into the store (no file → empty store). Throws if either cannot be decrypted. */
   load(): number {
     if (!existsSync(this.path)) return 0;
-    const file = JSON.parse(readFileSync(this.path, 'utf8')) as StoredFile;
+    const text = readFileSync(this.path, 'utf8');
+    const file = JSON.parse(text) as StoredFile;
     if (file.format !== FORMAT) throw new Error(`Unsupported store format ${String(file.format)} in ${this.path}`);
-    const records: ObjectRecord<V>[] = file.records.map((r) => ({
+    const records = new Map(file.records.map((r) => [r.name.toLowerCase(), r]));
+    this.snapshotId = file.id ?? null;
+    this.snapshotBytes = Buffer.byteLength(text);
+    for (const entry of this.readJournal()) {
+      if ('put' in entry) records.set(entry.put.name.toLowerCase(), entry.put);
+      else records.delete(entry.del);
+    }
+    const loaded = [...records.values()].map((r) => this.open(r));
+    this.store.load(loaded);
+    return loaded.length;
+  }
+
+  /** The journal's entries if it continues the snapshot; a torn last line (a crash mid-append) is dropped. */
+  private readJournal(): JournalEntry[] {
+    if (!existsSync(this.journalPath)) return [];
+    const text = readFileSync(this.journalPath, 'utf8');
+    this.journalBytes = Buffer.byteLength(text);
+    const lines = text.split('\n');
+    const header = parseLine(lines[0]) as { snapshot?: string } | undefined;
+    if (!this.snapshotId || header?.snapshot !== this.snapshotId) {
+      this.full = true; // stale: replaced by the next flush
+      return [];
+    }
+    const entries: JournalEntry[] = [];
+    const last = lines.length - 1; // text ends with '\n': lines[last] is '' unless torn
+    for (let i = 1; i <= last; i++) {
+      if (lines[i] === '') continue;
+      const entry = parseLine(lines[i]) as JournalEntry | undefined;
+      if (entry) entries.push(entry);
+      else if (i === last) this.full = true; // torn tail: never appended after
+      else throw new Error(`Corrupt journal line ${i + 1} in ${this.journalPath}`);
+    }
+    return entries;
+  }
+
+  private open(r: StoredRecord): ObjectRecord<V> {
+    return {
       ...r,
       visibleAt: 0,
       versions: r.versions.map(({ enc, ...v }) => {
@@ -112,18 +172,19 @@ export class StorePersistence<V extends VersionBase = VersionBase> {
         this.encCache.set(version, enc);
         return version;
       }),
-    }));
-    this.store.load(records);
-    return records.length;
+    };
   }
 
   /** Hooks the store: every change schedules a write. */
   attach(): void {
-    this.store.onChange(() => this.schedule());
+    this.store.onChange((name) => {
+      if (name === undefined) this.full = true;
+      else this.dirty.add(name.toLowerCase());
+      this.schedule();
+    });
   }
 
   schedule(): void {
-    this.dirty = true;
     if (this.timer || this.closed) return;
     this.timer = setTimeout(() => {
       this.timer = undefined;
@@ -138,12 +199,15 @@ export class StorePersistence<V extends VersionBase = VersionBase> {
       this.timer = undefined;
     }
     while (this.writing) await this.writing;
-    if (!this.dirty) return;
-    this.dirty = false;
-    const snapshot = this.snapshot();
-    this.writing = this.write(snapshot)
+    if (!this.full && this.dirty.size === 0) return;
+    const compact = this.full || this.snapshotId === null || this.journalBytes >= Math.max(MIN_COMPACT_BYTES, this.snapshotBytes);
+    const names = [...this.dirty];
+    this.dirty.clear();
+    this.full = false;
+    this.writing = (compact ? this.compact() : this.append(names))
       .catch((err: unknown) => {
-        this.dirty = true;
+        // The journal may end torn: start over from a snapshot.
+        this.full = true;
         throw err;
       })
       .finally(() => {
@@ -152,19 +216,51 @@ export class StorePersistence<V extends VersionBase = VersionBase> {
     await this.writing;
   }
 
+  /** Flushes, folding the journal into the snapshot (so the snapshot file alone holds the state). */
   async close(): Promise<void> {
+    if (this.journalBytes > 0) this.full = true;
     await this.flush();
     this.closed = true;
+    await this.journal?.close();
+    this.journal = null;
   }
 
-  private snapshot(): string {
+  private async append(names: string[]): Promise<void> {
+    const lines = names.map((key) => {
+      const record = this.store.peek(key);
+      const entry: JournalEntry = record ? { put: this.seal(record) } : { del: key };
+      return JSON.stringify(entry) + '\n';
+    });
+    const content = lines.join('');
+    this.journal ??= await fsp.open(this.journalPath, 'a', 0o600);
+    await this.journal.appendFile(content, 'utf8');
+    await this.journal.sync();
+    this.journalBytes += Buffer.byteLength(content);
+  }
+
+  private async compact(): Promise<void> {
+    const id = randomBytes(8).toString('hex');
+    const snapshot = this.snapshot(id);
+    await this.replace(this.path, snapshot);
+    const header = JSON.stringify({ format: FORMAT, snapshot: id }) + '\n';
+    await this.journal?.close();
+    this.journal = null;
+    await this.replace(this.journalPath, header);
+    this.snapshotId = id;
+    this.snapshotBytes = Buffer.byteLength(snapshot);
+    this.journalBytes = Buffer.byteLength(header);
+  }
+
+  private snapshot(id: string): string {
     const records: StoredRecord[] = [];
-    for (const r of this.store.all()) {
-      const { versions, visibleAt: _visibleAt, ...rest } = r;
-      records.push({ ...rest, versions: versions.map((v) => this.sealVersion(r.name, v)) });
-    }
-    const file: StoredFile = { format: FORMAT, savedAt: new Date().toISOString(), records };
+    for (const r of this.store.all()) records.push(this.seal(r));
+    const file: StoredFile = { format: FORMAT, id, savedAt: new Date().toISOString(), records };
     return JSON.stringify(file);
+  }
+
+  private seal(r: ObjectRecord<V>): StoredRecord {
+    const { versions, visibleAt: _visibleAt, ...rest } = r;
+    return { ...rest, versions: versions.map((v) => this.sealVersion(r.name, v)) };
   }
 
   private sealVersion(name: string, version: V): StoredVersion {
@@ -178,8 +274,9 @@ export class StorePersistence<V extends VersionBase = VersionBase> {
     return { ...meta, enc };
   }
 
-  private async write(content: string): Promise<void> {
-    const tmp = `${this.path}.${process.pid}.${++this.seq}.tmp`;
+  /** Writes `path` whole: a temp file, fsynced, renamed over it. */
+  private async replace(path: string, content: string): Promise<void> {
+    const tmp = `${path}.${process.pid}.${++this.seq}.tmp`;
     const handle = await fsp.open(tmp, 'w', 0o600);
     try {
       await handle.writeFile(content, 'utf8');
@@ -187,7 +284,15 @@ export class StorePersistence<V extends VersionBase = VersionBase> {
     } finally {
       await handle.close();
     }
-    await fsp.rename(tmp, this.path);
+    await fsp.rename(tmp, path);
+  }
+}
+
+function parseLine(line: string | undefined): unknown {
+  try {
+    return line ? JSON.parse(line) : undefined;
+  } catch {
+    return undefined;
   }
 }
 

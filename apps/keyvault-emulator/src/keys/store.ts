@@ -48,7 +48,7 @@ export class KeyStore extends VaultObjectStore<KeyVersionRecord> {
     const record: KeyRecord = this.active(name);
     const t = Math.floor(this.now() / 1000);
     record.rotationPolicy = { ...policy, created: record.rotationPolicy?.created ?? t, updated: t };
-    this.changed();
+    this.changed(record.name);
     return { record, policy: record.rotationPolicy };
   }
 

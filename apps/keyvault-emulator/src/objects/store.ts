@@ -35,7 +35,7 @@ export const newVersionId = () => randomBytes(16).toString('hex');
 export class VaultObjectStore<V extends VersionBase> {
   private readonly records = new Map<string, ObjectRecord<V>>();
   protected readonly now: () => number;
-  private listeners: Array<() => void> = [];
+  private listeners: Array<(name?: string) => void> = [];
 
   constructor(
     readonly kind: ObjectKind,
@@ -44,8 +44,8 @@ export class VaultObjectStore<V extends VersionBase> {
     this.now = options.now ?? Date.now;
   }
 
-  /** Called after every mutation (persistence hooks in here). */
-  onChange(listener: () => void): void {
+  /** Called after every mutation with the object's name (none: any object may have changed); persistence hooks in here. */
+  onChange(listener: (name?: string) => void): void {
     this.listeners.push(listener);
   }
 
@@ -65,7 +65,7 @@ export class VaultObjectStore<V extends VersionBase> {
     const record: ObjectRecord<V> = existing ?? { name, versions: [], state: 'active', visibleAt: 0 };
     record.versions.push(version);
     if (!existing) this.records.set(keyOf(name), record);
-    this.changed();
+    this.changed(record.name);
     return { record, version };
   }
 
@@ -110,7 +110,7 @@ export class VaultObjectStore<V extends VersionBase> {
     }
     apply?.(v);
     v.updated = seconds(this.now());
-    this.changed();
+    this.changed(found.record.name);
     return found;
   }
 
@@ -133,7 +133,7 @@ export class VaultObjectStore<V extends VersionBase> {
     record.deletedDate = seconds(now);
     record.scheduledPurgeDate = record.deletedDate + this.options.softDeleteRetentionDays * 86400;
     record.visibleAt = now + this.options.operationDelayMs;
-    this.changed();
+    this.changed(record.name);
     return record;
   }
 
@@ -155,7 +155,7 @@ export class VaultObjectStore<V extends VersionBase> {
     delete record.deletedDate;
     delete record.scheduledPurgeDate;
     record.visibleAt = this.now() + this.options.operationDelayMs;
-    this.changed();
+    this.changed(record.name);
     return record;
   }
 
@@ -163,7 +163,7 @@ export class VaultObjectStore<V extends VersionBase> {
     const record = this.getDeleted(name);
     if (this.options.purgeProtection) throw errors.purgeProtected(this.options.vaultName);
     this.records.delete(keyOf(record.name));
-    this.changed();
+    this.changed(record.name);
   }
 
   /** The record to back up (all versions). Throws 404, or 400 beyond 500 versions. */
@@ -187,7 +187,7 @@ export class VaultObjectStore<V extends VersionBase> {
     };
     for (const v of record.versions) if (v.tags === undefined) delete v.tags;
     this.records.set(keyOf(record.name), record);
-    this.changed();
+    this.changed(record.name);
     return record;
   }
 
@@ -203,6 +203,11 @@ export class VaultObjectStore<V extends VersionBase> {
     }
     if (n > 0) this.changed();
     return n;
+  }
+
+  /** The record under `name` as stored (deleted or not, no purge on the way), for persistence. */
+  peek(name: string): ObjectRecord<V> | undefined {
+    return this.records.get(keyOf(name));
   }
 
   /** All records, for persistence. */
@@ -224,7 +229,7 @@ export class VaultObjectStore<V extends VersionBase> {
     const record = this.records.get(keyOf(name));
     if (record && record.state === 'deleted' && record.scheduledPurgeDate !== undefined && record.scheduledPurgeDate <= seconds(this.now())) {
       this.records.delete(keyOf(name));
-      this.changed();
+      this.changed(name);
       return undefined;
     }
     return record;
@@ -251,7 +256,7 @@ export class VaultObjectStore<V extends VersionBase> {
     return { record, version: v };
   }
 
-  protected changed(): void {
-    for (const l of this.listeners) l();
+  protected changed(name?: string): void {
+    for (const l of this.listeners) l(name);
   }
 }
