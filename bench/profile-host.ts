@@ -4,7 +4,10 @@
  * the host and summarises the profile by self time — per function and per area (Nest core, pino,
  * TypeORM, the drivers, audit, our code...). Not a figure: the proportions decide what to fix.
  *
- *   npm run build && node dist/bench/profile-host.js [--route value|metadata|live] [--seconds 10]
+ * `--route bare` profiles the bare Fastify route of http-read.bench the same way: the baseline's µs/request
+ * under the same conditions.
+ *
+ *   npm run build && node dist/bench/profile-host.js [--route value|metadata|live|bare] [--seconds 10]
  *     [--connections 32] [--database sqlite|postgres] [--top 30] [--audit real|noop] [--profile false] [--out DIR]
  */
 import 'reflect-metadata';
@@ -74,7 +77,7 @@ async function main(): Promise<void> {
       out: { type: 'string', default: join(tmpdir(), 'cv-profiles') },
     },
   });
-  const route = values.route as 'value' | 'metadata' | 'live';
+  const route = values.route as 'value' | 'metadata' | 'live' | 'bare';
   const outDir = join(values.out!, `${route}-${Date.now()}`);
   mkdirSync(outDir, { recursive: true });
   const vault = await VaultProcess.start({ dataDir: join(outDir, 'vault'), throttle: { limit: 1_000_000, windowMs: 1000 } });
@@ -85,7 +88,7 @@ async function main(): Promise<void> {
   try {
     const host = await ServerProcess.start(
       {
-        kind: values.audit === 'noop' ? 'host-noop-audit' : 'host',
+        kind: route === 'bare' ? 'bare-fastify' : values.audit === 'noop' ? 'host-noop-audit' : 'host',
         vaultUrl: vault.vaultUrl,
         caCertPath,
         apiKeyEntry: JSON.stringify(key.entry),

@@ -4,7 +4,6 @@ import { EventEmitterModule } from '@nestjs/event-emitter';
 import { ScheduleModule } from '@nestjs/schedule';
 import { TypeOrmModule } from '@nestjs/typeorm';
 import { PersistenceModule } from '@app/common';
-import { LoggerModule } from 'nestjs-pino';
 import type { DestinationStream } from 'pino';
 import { AuthModule } from './auth/auth.module';
 import { SharedStateModule } from './auth/shared-state.module';
@@ -17,7 +16,7 @@ import { initializeWithMigrations } from './database/migrate-on-start';
 import { KeysHttpModule } from './keys/keys-http.module';
 import { HealthModule } from './health/health.module';
 import { AllExceptionsFilter } from './http/all-exceptions.filter';
-import { loggingOptions } from './logging/logging.options';
+import { HostLoggingModule } from './logging/host-logger';
 import { JobMetrics } from './metrics/job-metrics';
 import { MetricsController } from './metrics/metrics.controller';
 import { OpsMetrics } from './metrics/ops-metrics';
@@ -38,7 +37,7 @@ export class AppModule {
       module: AppModule,
       imports: [
         AppConfigModule.forRoot(config),
-        LoggerModule.forRootAsync({ inject: [APP_CONFIG], useFactory: (c: AppConfig) => loggingOptions(c, options.logDestination) }),
+        HostLoggingModule.forRoot(options.logDestination),
         TypeOrmModule.forRootAsync({ inject: [APP_CONFIG], useFactory: databaseOptions, dataSourceFactory: (o) => initializeWithMigrations(o!) }),
         EventEmitterModule.forRoot({ wildcard: false, delimiter: '.' }),
         // The transaction runner and the outbox of every lib; this process dispatches, under CoreModule's
@@ -63,7 +62,7 @@ export class AppModule {
         { provide: HostTelemetry, useValue: options.telemetry ?? null },
         TelemetryLifecycle,
         { provide: APP_FILTER, useClass: AllExceptionsFilter },
-        // Bodies are parsed by the last global guard (AuthModule's RequestBodyGuard), before any pipe reads them.
+        // Bodies are parsed by AuthModule's global guard, after authentication and the rate limit, before any pipe reads them.
       ],
     };
   }

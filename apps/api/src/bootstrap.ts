@@ -3,13 +3,14 @@ import { NestFactory } from '@nestjs/core';
 import { FastifyAdapter, NestFastifyApplication } from '@nestjs/platform-fastify';
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
-import { Logger } from 'nestjs-pino';
 import type { DestinationStream } from 'pino';
 import { AppModule } from './app.module';
 import { deferBodyParsing } from './http/request-body';
 import { hostValidationPipe } from './http/strict-input';
 import { keysGrpcOptions } from './keys/grpc/grpc-server';
+import { HOST_LOG, HostLogger } from './logging/host-logger';
 import { requestIdFor } from './logging/logging.options';
+import { logRequests } from './logging/request-log';
 import type { AppConfig } from './config/app.config';
 import { HostTelemetry, type TelemetryOverrides } from './telemetry/host-telemetry';
 
@@ -34,9 +35,17 @@ export const HOST_APP_OPTIONS = { bufferLogs: true, abortOnError: false, bodyPar
 
 /** The host's Fastify adapter. */
 export function hostAdapter(): FastifyAdapter {
-  // Fastify's own request logging is off: nestjs-pino logs requests with redaction.
+  // Fastify's own request logging is off: the host writes one redacted line per request (logging/request-log.ts).
+  // No Nest middleware is used, so middie is not registered (one hook less on every request).
   // The body limit sits above Key Vault's 25 KB value limit plus JSON overhead.
-  return new FastifyAdapter({ logger: false, bodyLimit: 256 * 1024, forceCloseConnections: 'idle', genReqId: requestIdFor, frameworkErrors: routingError });
+  return new FastifyAdapter({
+    logger: false,
+    skipMiddie: true,
+    bodyLimit: 256 * 1024,
+    forceCloseConnections: 'idle',
+    genReqId: requestIdFor,
+    frameworkErrors: routingError,
+  });
 }
 
 /**
@@ -71,15 +80,15 @@ function telemetryOf(app: NestFastifyApplication): HostTelemetry | null {
  * OpenAPI, shutdown hooks — then listens. Benchmarks use it on a host built with provider overrides.
  */
 export async function configureApp(app: NestFastifyApplication, config: AppConfig): Promise<NestFastifyApplication> {
-  app.useLogger(app.get(Logger));
-  if (telemetryOf(app)) HostTelemetry.instrumentFastify(app.getHttpAdapter().getInstance());
-  app
-    .getHttpAdapter()
-    .getInstance()
-    .addHook('onRequest', async (req, reply) => {
-      void reply.header('x-request-id', req.id);
-    });
-  // Bodies are read here and parsed only after authentication (RequestBodyGuard): HOST_APP_OPTIONS turns Nest's parsers off.
+  app.useLogger(app.get(HostLogger));
+  const fastify = app.getHttpAdapter().getInstance();
+  if (telemetryOf(app)) HostTelemetry.instrumentFastify(fastify);
+  logRequests(fastify, app.get(HOST_LOG));
+  fastify.addHook('onRequest', (req, reply, done) => {
+    void reply.header('x-request-id', req.id);
+    done();
+  });
+  // Bodies are read here and parsed only after authentication (AuthGuard, the global guard): HOST_APP_OPTIONS turns Nest's parsers off.
   deferBodyParsing(app.getHttpAdapter().getInstance());
   app.useGlobalPipes(hostValidationPipe());
   const doc = new DocumentBuilder()

@@ -1,10 +1,11 @@
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import pino from 'pino';
-import { pinoHttp, type Options } from 'pino-http';
-import { createServer, IncomingMessage, Server, ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { connect, type AddressInfo } from 'node:net';
 import { Writable } from 'node:stream';
 import { loadAppConfig } from '../config/app.config';
-import { loggingOptions, redactLine, requestIdFor } from './logging.options';
+import { HostLogger } from './host-logger';
+import { createHostLog, hostLogOptions, redactLine, redactQuery, requestIdFor } from './logging.options';
+import { logRequests } from './request-log';
 
 /** The host's pino settings, exercised with a real pino logger writing to memory. */
 describe('logging options', () => {
@@ -16,7 +17,7 @@ describe('logging options', () => {
         cb();
       },
     });
-    const opts = loggingOptions(loadAppConfig({ LOG_LEVEL: 'info' })).pinoHttp as pino.LoggerOptions;
+    const opts = hostLogOptions(loadAppConfig({ LOG_LEVEL: 'info' }));
     return { logger: pino({ level: 'info', hooks: opts.hooks }, stream), lines };
   };
 
@@ -56,67 +57,66 @@ describe('logging options', () => {
   });
 
   it('logs request URLs without query values (tokens sometimes travel there)', () => {
-    const opts = loggingOptions(loadAppConfig({})).pinoHttp as { serializers: { req: (r: unknown) => { url: string } } };
-    expect(opts.serializers.req({ id: '1', method: 'GET', url: '/cb?code=secret-code&state=s1' }).url).toBe('/cb?code=[REDACTED]&state=[REDACTED]');
+    expect(redactQuery('/cb?code=secret-code&state=s1')).toBe('/cb?code=[REDACTED]&state=[REDACTED]');
   });
 
-  /** The host's pino-http middleware in a bare HTTP server, writing its lines to memory. */
+  /** The host's request log hooks on a bare Fastify instance, writing their lines to memory. */
   describe('request lines', () => {
-    let server: Server | undefined;
-    afterEach(() => new Promise<void>((r) => (server ? server.close(() => r()) : r())));
+    let app: FastifyInstance | undefined;
+    afterEach(async () => {
+      await app?.close();
+      app = undefined;
+    });
 
-    async function serve(level: string, handle: (req: IncomingMessage, res: ServerResponse) => void = (_q, s) => void s.end('{}')) {
+    async function serve(level: string, handle: (req: FastifyRequest, reply: FastifyReply) => Promise<unknown> = async () => ({})) {
       const lines: Record<string, any>[] = [];
-      const stream = { write: (l: string) => void lines.push(JSON.parse(l)) };
-      const middleware = pinoHttp(loggingOptions(loadAppConfig({ LOG_LEVEL: level })).pinoHttp as Options, stream);
-      let done = Promise.resolve();
-      server = createServer((req, res) => {
-        // 'close' follows 'finish', on which pino-http writes the request line.
-        done = new Promise((r) => res.once('close', r));
-        middleware(req, res, () => handle(req, res));
-      });
-      await new Promise<void>((r) => server!.listen(0, '127.0.0.1', r));
-      const base = `http://127.0.0.1:${(server!.address() as AddressInfo).port}`;
+      const logger = createHostLog(loadAppConfig({ LOG_LEVEL: level }), { write: (l: string) => void lines.push(JSON.parse(l)) });
+      const nest = new HostLogger(logger);
+      app = Fastify({ genReqId: requestIdFor });
+      logRequests(app, logger);
+      app.all('/*', (req, reply) => handle(req, reply));
+      await app.listen({ port: 0, host: '127.0.0.1' });
+      const base = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`;
       const get = async (path: string, headers: Record<string, string> = {}) => {
         await (await fetch(base + path, { headers })).arrayBuffer();
-        await done;
+        // The line is written on the response's 'finish', right after the client has the answer.
+        await new Promise((r) => setTimeout(r, 20));
       };
-      return { get, lines, logger: middleware.logger };
+      return { get, lines, logger, nest };
     }
 
-    const byStatus = (status: number) => (_req: IncomingMessage, res: ServerResponse) => void res.writeHead(status).end('{}');
+    const byStatus = (status: () => number) => async (_req: FastifyRequest, reply: FastifyReply) => reply.status(status()).send({});
 
-    it('at info, writes one line per request with the service, the caller\'s request id and no query values', async () => {
-      const { get, lines } = await serve('info', (req, res) => {
-        req.log.info({ value: 'stored-secret' }, 'stored credential');
-        res.end('{}');
+    it("at info, writes one line per request with the service, the caller's request id, status and duration, and no query values", async () => {
+      const { get, lines, nest } = await serve('info', async () => {
+        nest.log({ value: 'stored-secret' }, 'CredentialsController');
+        nest.log('stored credential', 'CredentialsController');
+        return {};
       });
       await get('/v1/credentials?token=abc', { 'x-request-id': 'trace-1' });
-      expect(lines).toHaveLength(2);
-      const [app, request] = lines;
-      expect(app).toMatchObject({ level: 30, service: 'credential-vault', msg: 'stored credential', value: '[REDACTED]', req: { id: 'trace-1' } });
-      expect(request).toMatchObject({
-        level: 30,
-        service: 'credential-vault',
-        msg: 'request completed',
-        req: { id: 'trace-1', method: 'GET', url: '/v1/credentials?token=[REDACTED]' },
-        res: { statusCode: 200 },
-      });
+      expect(lines).toHaveLength(3);
+      const [withObject, app, request] = lines;
+      const req = { id: 'trace-1', method: 'GET', url: '/v1/credentials?token=[REDACTED]' };
+      expect(withObject).toMatchObject({ level: 30, value: '[REDACTED]', req });
+      // Nest's own lines written while a request is served carry the request, as its request line does.
+      expect(app).toMatchObject({ level: 30, service: 'credential-vault', context: 'CredentialsController', msg: 'stored credential', req });
+      expect(request).toMatchObject({ level: 30, service: 'credential-vault', msg: 'request completed', req, res: { statusCode: 200 } });
+      expect(request.responseTime).toEqual(expect.any(Number));
       expect(JSON.stringify(lines)).not.toMatch(/stored-secret|abc/);
     });
 
     it('at warn, writes no line for a success but one for a 4xx (warn) and a 5xx (error)', async () => {
       let status = 200;
-      const { get, lines } = await serve('warn', (q, s) => byStatus(status)(q, s));
+      const { get, lines } = await serve('warn', byStatus(() => status));
       await get('/v1/credentials');
       expect(lines).toEqual([]);
       status = 404;
       await get('/v1/nope', { 'x-request-id': 'trace-404' });
       status = 503;
       await get('/v1/credentials', { 'x-request-id': 'trace-503' });
-      expect(lines.map((l) => [l.level, l.service, l.req.id, l.res.statusCode])).toEqual([
-        [40, 'credential-vault', 'trace-404', 404],
-        [50, 'credential-vault', 'trace-503', 503],
+      expect(lines.map((l) => [l.level, l.service, l.req.id, l.res.statusCode, l.msg])).toEqual([
+        [40, 'credential-vault', 'trace-404', 404, 'request completed'],
+        [50, 'credential-vault', 'trace-503', 503, 'request errored'],
       ]);
     });
 
@@ -130,7 +130,7 @@ describe('logging options', () => {
 
     it('keeps health probes and metric scrapes out of the log unless they fail', async () => {
       let status = 200;
-      const { get, lines } = await serve('info', (q, s) => byStatus(status)(q, s));
+      const { get, lines } = await serve('info', byStatus(() => status));
       await get('/health/live');
       await get('/metrics');
       status = 503;
@@ -138,10 +138,34 @@ describe('logging options', () => {
       expect(lines.map((l) => [l.level, l.req.url])).toEqual([[50, '/health/ready']]);
     });
 
-    it('stamps the service on lines logged outside a request too', async () => {
-      const { lines, logger } = await serve('info');
-      logger.warn('starting');
-      expect(lines).toEqual([expect.objectContaining({ level: 40, service: 'credential-vault', msg: 'starting', pid: process.pid })]);
+    it('writes one line for a request whose client leaves before the answer', async () => {
+      let release!: () => void;
+      const answered = new Promise<void>((r) => (release = r));
+      const { lines } = await serve('info', async () => {
+        await answered;
+        return {};
+      });
+      const port = (app!.server.address() as AddressInfo).port;
+      await new Promise<void>((resolve) => {
+        const socket = connect(port, '127.0.0.1', () => socket.end('GET /v1/slow HTTP/1.1\r\nHost: x\r\nX-Request-Id: gone-1\r\n\r\n'));
+        socket.on('close', () => resolve());
+        setTimeout(() => socket.destroy(), 50);
+      });
+      await new Promise((r) => setTimeout(r, 50));
+      release();
+      await new Promise((r) => setTimeout(r, 50));
+      expect(lines.map((l) => [l.level, l.req.id, l.msg])).toEqual([[30, 'gone-1', 'request aborted']]);
+    });
+
+    it('stamps the service on lines logged outside a request too, without a req', async () => {
+      const { lines, nest } = await serve('info');
+      nest.warn('starting', 'Bootstrap');
+      nest.error('failed', 'Error: x\n    at y (z.js:1:1)', 'ExceptionsHandler');
+      expect(lines).toEqual([
+        expect.objectContaining({ level: 40, service: 'credential-vault', context: 'Bootstrap', msg: 'starting', pid: process.pid }),
+        expect.objectContaining({ level: 50, context: 'ExceptionsHandler', err: expect.objectContaining({ message: 'failed', stack: 'Error: x\n    at y (z.js:1:1)' }) }),
+      ]);
+      expect(lines[0].req).toBeUndefined();
     });
   });
 });

@@ -1,12 +1,9 @@
-import { RequestMethod } from '@nestjs/common';
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import { hostname } from 'node:os';
-import type { Params } from 'nestjs-pino';
-import type { DestinationStream } from 'pino';
-import type { Options } from 'pino-http';
+import { pino, type DestinationStream, type Logger, type LoggerOptions } from 'pino';
 import type { AppConfig } from '../config/app.config';
-import { requestTraceLogFields, traceLogFields } from '../telemetry/host-telemetry';
+import { traceLogFields } from '../telemetry/host-telemetry';
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
@@ -67,8 +64,8 @@ function censor(node: unknown, depth: number): unknown {
 
 /**
  * Correlation id: the caller's X-Request-Id when it is well-formed, otherwise a new UUID. Fastify
- * calls this once per request (its `genReqId`); pino-http then reuses `req.id`, so the log lines, the
- * error bodies and the `x-request-id` response header all carry the same id.
+ * calls this once per request (its `genReqId`), so the log lines, the error bodies and the
+ * `x-request-id` response header all carry the same id.
  */
 export function requestIdFor(req: Pick<IncomingMessage, 'headers'>): string {
   const given = req.headers['x-request-id'];
@@ -77,45 +74,29 @@ export function requestIdFor(req: Pick<IncomingMessage, 'headers'>): string {
   return id;
 }
 
-export function loggingOptions(config: AppConfig, destination?: DestinationStream): Params {
-  const options: Options = {
+/**
+ * The host's root pino logger options: Nest's own lines (HostLogger) and the request lines
+ * (request-log.ts) are written through one logger built from these.
+ */
+export function hostLogOptions(config: AppConfig): LoggerOptions {
+  return {
     level: config.log.level,
-    genReqId: (req) => (req as IncomingMessage & { id?: string }).id ?? requestIdFor(req),
     // Every line, request lines and the app's own, is censored as it is written (see redactLine).
     hooks: { streamWrite: redactLine },
     // In the root logger's bindings, serialised once: every line carries it, with no per-request work.
     base: { pid: process.pid, hostname: hostname(), service: 'credential-vault' },
-    // Trace ids on every line written inside a span, and on the request line from the request's own span.
+    // Trace ids on every line written inside a span (the request line takes its own span's, see request-log.ts).
     mixin: traceLogFields,
-    // Nothing (not `{}`) outside a span: pino-http makes a child logger per request for any object it gets.
-    customProps: (req) => {
-      const fields = requestTraceLogFields(req);
-      return fields.trace_id === undefined ? (undefined as unknown as object) : fields;
-    },
-    customLogLevel: (req, res, err) => {
-      // Health probes and scrapes every few seconds would drown the log; failures still show.
-      if (/^\/(health|metrics)(\/|\?|$)/.test(req.url ?? '') && res.statusCode < 400 && !err) return 'silent';
-      const level = err || res.statusCode >= 500 ? 'error' : res.statusCode >= 400 ? 'warn' : 'info';
-      // A line the logger would drop anyway (e.g. info at LOG_LEVEL=warn): 'silent' makes pino-http skip
-      // building it. Asks pino-http's own response logger (on Fastify `res.log` is Fastify's), so a
-      // level changed at runtime on the root logger is honoured.
-      const log = res.allLogs?.at(-1);
-      return log !== undefined && !log.isLevelEnabled(level) ? 'silent' : level;
-    },
-    serializers: {
-      req: (req: { id: string; method: string; url: string }) => ({ id: req.id, method: req.method, url: redactQuery(req.url) }),
-    },
-  };
-  // Tests pass a destination to read what the host logs; otherwise pino writes JSON lines to stdout.
-  return {
-    pinoHttp: destination ? [options, destination] : options,
-    // nestjs-pino's default route pattern does not reach Fastify routes under Nest 12: name every path.
-    forRoutes: [{ path: '/{*splat}', method: RequestMethod.ALL }],
   };
 }
 
+/** The host's root logger: JSON lines on stdout, or on `destination` (tests read what the host logs). */
+export function createHostLog(config: AppConfig, destination?: DestinationStream): Logger {
+  return destination ? pino(hostLogOptions(config), destination) : pino(hostLogOptions(config));
+}
+
 /** Query strings may carry tokens (`?access_token=`): keep the path, drop the values. */
-function redactQuery(url: string): string {
+export function redactQuery(url: string): string {
   const q = url.indexOf('?');
   if (q < 0) return url;
   const params = new URLSearchParams(url.slice(q + 1));
