@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { Clock, SystemClock } from '../clock';
 import { OutboxInvalidEventError, OutboxNoTransactionError } from '../persistence/persistence.errors';
 import { TransactionRunner } from '../persistence/transaction-runner';
-import { OutboxEventEntity } from './outbox-event.entity';
+import { insertOutboxRows, type NewOutboxRow } from './outbox-insert';
 import type { OutboxEventInput } from './outbox.types';
 
 /** Anything `Outbox.add` can wake up after commit (the local `OutboxDispatcher`). */
@@ -11,8 +11,6 @@ export abstract class OutboxNudge {
 }
 
 const DEFAULT_MAX_PAYLOAD_BYTES = 16_384;
-/** Rows per INSERT statement (9 bound parameters each: well under SQLite's and PostgreSQL's limits). */
-const INSERT_CHUNK = 100;
 
 /**
  * Writes events into the transactional outbox, in the ambient `TransactionRunner` transaction, so an
@@ -41,31 +39,18 @@ export class Outbox {
   }
 
   /**
-   * `add` for several events, in one multi-row INSERT per 100 (a change announcing many events pays
-   * one statement, not one each): every event is checked before any is written, so a bad one adds
-   * none. Returns their ids in order.
+   * `add` for several events, in one multi-row INSERT (a change announcing many events pays one
+   * statement, not one each): every event is checked before any is written, so a bad one adds none.
+   * Returns their ids in order.
    */
   async addMany(events: OutboxEventInput[]): Promise<string[]> {
     if (!Array.isArray(events)) throw new OutboxInvalidEventError('Invalid outbox events: expected an array');
-    for (const event of events) this.validate(event);
+    const payloads = events.map((event) => this.validate(event));
     if (!this.runner.inTransaction()) throw new OutboxNoTransactionError(events[0]?.name ?? '(none)');
     if (events.length === 0) return [];
-    const now = this.clock.now();
-    const rows: OutboxEventEntity[] = events.map((event) => ({
-      id: randomUUID(),
-      name: event.name,
-      tenantId: event.tenantId ?? null,
-      payload: event.payload,
-      createdAt: now,
-      availableAt: now,
-      attempts: 0,
-      lastError: null,
-      deliveredAt: null,
-    }));
-    for (let i = 0; i < rows.length; i += INSERT_CHUNK) {
-      // updateEntity(false): every column is given, so no read-back of defaults (a SELECT per row on SQLite).
-      await this.runner.manager.createQueryBuilder().insert().into(OutboxEventEntity).values(rows.slice(i, i + INSERT_CHUNK)).updateEntity(false).execute();
-    }
+    const createdAtMs = this.clock.now().getTime();
+    const rows: NewOutboxRow[] = events.map((event, i) => ({ id: randomUUID(), name: event.name, tenantId: event.tenantId ?? null, payloadJson: payloads[i], createdAtMs }));
+    await insertOutboxRows(this.runner.manager, rows);
     if (this.dispatcher) {
       const dispatcher = this.dispatcher;
       this.runner.afterCommit(() => dispatcher.nudge());
@@ -73,8 +58,10 @@ export class Outbox {
     return rows.map((r) => r.id);
   }
 
-  private validate(event: OutboxEventInput): void {
+  /** Checks an event; returns its payload as JSON (what the row stores). */
+  private validate(event: OutboxEventInput): string {
     const problems: string[] = [];
+    let json = '';
     if (typeof event?.name !== 'string' || event.name.length === 0 || event.name.length > 128) {
       problems.push('name must be a string of 1 to 128 characters');
     }
@@ -85,17 +72,17 @@ export class Outbox {
     if (payload === null || typeof payload !== 'object' || Array.isArray(payload)) {
       problems.push('payload must be a JSON object');
     } else {
-      let size = 0;
       try {
-        size = Buffer.byteLength(JSON.stringify(payload), 'utf8');
+        json = JSON.stringify(payload);
       } catch {
         problems.push('payload must be serialisable as JSON');
       }
-      if (size > this.maxPayloadBytes) problems.push(`payload must be at most ${this.maxPayloadBytes} bytes of JSON (ids and metadata only)`);
+      if (Buffer.byteLength(json, 'utf8') > this.maxPayloadBytes) problems.push(`payload must be at most ${this.maxPayloadBytes} bytes of JSON (ids and metadata only)`);
     }
     if (problems.length > 0) {
       const name = typeof event?.name === 'string' ? event.name.slice(0, 128) : '?';
       throw new OutboxInvalidEventError(`Invalid outbox event "${name}": ${problems.join('; ')}`);
     }
+    return json;
   }
 }
