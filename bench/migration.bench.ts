@@ -6,11 +6,14 @@
  *    with the vault client's own retries (Retry-After honoured, 4 attempts).
  *
  * Each variant gets a fresh vault (its own process, as Azure is a service of its own) whose sliding
- * window admits at most 4,000 transactions in any 10 s, so at most 4,000 × ceil(duration / 10 s) in a
- * run: the budget share is the vault writes over that.
- * Prints one JSON line per figure and writes the "## Legacy migration" section of docs/BENCHMARKS.md.
+ * window admits at most 4,000 transactions in any 10 s. Two shares of that budget per figure:
+ *  - `budgetShare` (issue 13's measure): vault writes/s ÷ the limit's rate (4,000 / 10 s = 400/s);
+ *  - `windowShare` (stricter): vault writes ÷ the most the vault admits in the run, limit × ceil(duration / 10 s)
+ *    — 20,000 writes score 100% only within 50 s, 83.3% up to 60 s.
+ * Prints one JSON line per figure and writes the "## Legacy migration" section of docs/BENCHMARKS.md
+ * (one table per database).
  *
- *   npm run bench:migration -- [--count 20000] [--tenants 100] [--database postgres|sqlite]
+ *   npm run bench:migration -- [--count 20000] [--tenants 100] [--database sqlite,postgres]
  *                              [--baseline-concurrency 64] [--scaled-limit 400] [--scaled-count 2000]
  *                              [--variants aimd,naive-fixed] [--vault process|in-process] [--group 150] [--no-write]
  *
@@ -44,6 +47,7 @@ const WINDOW_MS = 10_000;
 interface Figure {
   bench: 'migration';
   variant: 'aimd' | 'naive-fixed';
+  database: 'postgres' | 'sqlite';
   /** Vault transactions per 10 s (Azure: 4,000). */
   throttleLimit: number;
   credentials: number;
@@ -52,8 +56,10 @@ interface Figure {
   concurrency: string;
   durationS: number;
   vaultWritesPerSec: number;
-  /** Vault writes ÷ the most the vault admits in the run: limit × ceil(duration / 10 s). */
+  /** Vault writes/s ÷ the limit's rate (Azure: 4,000 / 10 s = 400/s) — the issue's measure. */
   budgetShare: number;
+  /** Vault writes ÷ the most the vault admits in the run: limit × ceil(duration / 10 s) (stricter). */
+  windowShare: number;
   /** 429s the vault answered during the run. */
   vault429: number;
   /** 429s as a share of all vault requests of the run. */
@@ -160,11 +166,12 @@ async function variant(
     const writes = stats.byOperationAndStatus['setSecret:200'] ?? 0;
     const t429 = stats.byStatus['429'] ?? 0;
     return {
-      bench: 'migration', variant: name, throttleLimit: o.throttleLimit, credentials: o.count, migrated, failed, concurrency,
+      bench: 'migration', variant: name, database: o.database, throttleLimit: o.throttleLimit, credentials: o.count, migrated, failed, concurrency,
       durationS: round(durationS, 1),
       vaultWritesPerSec: round(writes / durationS, 1),
+      budgetShare: round(writes / durationS / (o.throttleLimit / (WINDOW_MS / 1000)), 3),
       // A sliding window admits at most `limit` in any 10 s, so at most limit × ceil(d / 10 s) in d seconds.
-      budgetShare: round(writes / (o.throttleLimit * Math.ceil((durationS * 1000) / WINDOW_MS)), 3),
+      windowShare: round(writes / (o.throttleLimit * Math.ceil((durationS * 1000) / WINDOW_MS)), 3),
       vault429: t429,
       vault429Share: round(t429 / Math.max(1, stats.total), 3),
       throttlingErrorsSurfaced: surfaced,
@@ -182,33 +189,46 @@ async function variant(
 
 function table(figures: Figure[]): string[] {
   return [
-    '| vault limit | variant | concurrency | credentials written | failed | s | vault writes/s | budget share | vault 429s | throttling errors surfaced | CPU ms per credential |',
-    '|---|---|---|---|---|---|---|---|---|---|---|',
+    '| vault limit | variant | concurrency | credentials written | failed | s | vault writes/s | budget share (writes/s ÷ limit rate) | window share | vault 429s | throttling errors surfaced | CPU ms per credential |',
+    '|---|---|---|---|---|---|---|---|---|---|---|---|',
     ...figures.map(
-      (f) => `| ${f.throttleLimit} / 10 s | ${f.variant} | ${f.concurrency} | ${f.migrated}/${f.credentials} | ${f.failed} | ${f.durationS} | ${f.vaultWritesPerSec} | **${percent(f.budgetShare)}%** | ${f.vault429} (${percent(f.vault429Share)}% of requests) | ${f.throttlingErrorsSurfaced} | ${f.cpuMsPerCredential} |`,
+      (f) => `| ${f.throttleLimit} / 10 s | ${f.variant} | ${f.concurrency} | ${f.migrated}/${f.credentials} | ${f.failed} | ${f.durationS} | ${f.vaultWritesPerSec} | **${percent(f.budgetShare)}%** | ${percent(f.windowShare)}% | ${f.vault429} (${percent(f.vault429Share)}% of requests) | ${f.throttlingErrorsSurfaced} | ${f.cpuMsPerCredential} |`,
     ),
   ];
 }
 
-function writeSection(azure: Figure[], scaled: Figure[], o: { count: number; tenants: number; database: string; baselineConcurrency: number; scaledLimit: number; group: number }): string {
+const DATABASE_LABEL = { sqlite: 'SQLite', postgres: 'PostgreSQL (local server, same machine)' } as const;
+
+function writeSection(azure: Figure[], scaled: Figure[], o: { count: number; tenants: number; databases: string[]; baselineConcurrency: number; scaledLimit: number; group: number }): string {
+  const perDatabase = (db: string) => {
+    const a = azure.filter((f) => f.database === db);
+    const s = scaled.filter((f) => f.database === db);
+    return [
+      '',
+      `${DATABASE_LABEL[db as keyof typeof DATABASE_LABEL] ?? db}:`,
+      '',
+      ...table(a),
+      ...(s.length ? ['', `The same with the vault's limit scaled down to ${o.scaledLimit} per 10 s, so that the vault, not the write path, is the bottleneck:`, '', ...table(s)] : []),
+    ];
+  };
   return writeBenchmarkSection(
     'Legacy migration',
     [
-      `Measured ${today()} with \`npm run bench:migration -- --count ${o.count} --database ${o.database}\` (bench/migration.bench.ts): legacy API keys`,
+      `Measured ${today()} with \`npm run bench:migration -- --count ${o.count} --database ${o.databases.join(',')}\` (bench/migration.bench.ts): legacy API keys`,
       `(AES-256-GCM, ${o.tenants} tenants) moved into the local vault throttled like Azure Key Vault (never more than 4,000 transactions`,
-      `in any 10 s: a sliding window), metadata and audit on ${o.database}. Each variant gets a fresh vault; the budget share is the vault`,
-      'writes ÷ the most the vault admits in the run (limit × ceil(duration / 10 s)). The runner (`MigrationRunner`: groups of',
-      `${o.group} connections, each group's vault writes under one AIMD limiter, then ONE transaction per group through \`storeMany\`) against a naive`,
-      `baseline measured in the same run: a fixed pool of ${o.baselineConcurrency} \`CredentialsService.store\` calls relying on the vault client's`,
-      'retries (4 attempts, Retry-After honoured). The vault runs in a process of its own; runner, libs and database client share one.',
+      'in any 10 s: a sliding window), metadata and audit on each database in turn. Each variant gets a fresh vault. The runner',
+      `(\`MigrationRunner\`: groups of ${o.group} connections, each group's vault writes under one AIMD limiter, then ONE transaction per group`,
+      `through \`storeMany\`) against a naive baseline measured in the same run: a fixed pool of ${o.baselineConcurrency} \`CredentialsService.store\``,
+      "calls relying on the vault client's retries (4 attempts, Retry-After honoured). The vault runs in a process of its own;",
+      'runner, libs and database client share one. "CPU ms per credential" is the migrating process\'s own CPU time.',
+      '',
+      '- **budget share** (the issue\'s measure, target ≥ 90%): vault writes/s ÷ the limit\'s rate (4,000 / 10 s = 400/s).',
+      '- **window share** (stricter): vault writes ÷ the most the vault admits in the run, limit × ceil(duration / 10 s) — a run',
+      '  that ends just past a 10 s boundary scores low on it (20,000 writes: 100% within 50 s, 83.3% up to 60 s).',
       '',
       `Machine: ${machineLine()}.`,
       'The machine was shared with other workloads while measuring, so treat the figures as an order of magnitude.',
-      '',
-      ...table(azure),
-      ...(scaled.length
-        ? ['', `The same with the vault's limit scaled down to ${o.scaledLimit} per 10 s, so that the vault, not the write path, is the bottleneck:`, '', ...table(scaled)]
-        : []),
+      ...o.databases.flatMap(perDatabase),
     ].join('\n'),
   );
 }
@@ -232,26 +252,29 @@ async function main(): Promise<void> {
   const o = {
     count: Number(values.count ?? 20_000),
     tenants: Number(values.tenants ?? 100),
-    database: (values.database ?? 'postgres') as 'postgres' | 'sqlite',
+    databases: (values.database ?? 'sqlite,postgres').split(',') as ('postgres' | 'sqlite')[],
     baselineConcurrency: Number(values['baseline-concurrency'] ?? 64),
     group: Number(values.group ?? 150),
     scaledLimit: Number(values['scaled-limit'] ?? 400),
     scaledCount: Number(values['scaled-count'] ?? 2000),
     vault: (values.vault ?? 'process') as 'process' | 'in-process',
   };
+  if (o.databases.some((d) => d !== 'sqlite' && d !== 'postgres')) throw new Error('--database takes sqlite, postgres or both (comma-separated)');
   Logger.overrideLogger(['error']);
   const azure: Figure[] = [];
   const scaled: Figure[] = [];
   const names = (values.variants ?? 'aimd,naive-fixed').split(',') as Figure['variant'][];
-  for (const name of names) {
-    const f = await variant(name, { ...o, throttleLimit: 4000 });
-    console.log(JSON.stringify(f));
-    azure.push(f);
-  }
-  for (const name of o.scaledCount > 0 ? names : []) {
-    const f = await variant(name, { ...o, count: o.scaledCount, throttleLimit: o.scaledLimit });
-    console.log(JSON.stringify(f));
-    scaled.push(f);
+  for (const database of o.databases) {
+    for (const name of names) {
+      const f = await variant(name, { ...o, database, throttleLimit: 4000 });
+      console.log(JSON.stringify(f));
+      azure.push(f);
+    }
+    for (const name of o.scaledCount > 0 ? names : []) {
+      const f = await variant(name, { ...o, database, count: o.scaledCount, throttleLimit: o.scaledLimit });
+      console.log(JSON.stringify(f));
+      scaled.push(f);
+    }
   }
   if (!values['no-write']) console.error(`wrote ${writeSection(azure, scaled, o)}`);
 }
