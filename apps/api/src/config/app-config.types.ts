@@ -1,0 +1,85 @@
+import type { NotificationOptions, WebhookSecretsOptions } from '@app/rotation';
+import type { ApiKeyEntry } from '../auth/api-keys';
+import type { JwtAuthConfig } from '../auth/jwt-verifier';
+import type { CredentialKind } from './env-schema';
+
+/** The host's whole configuration, as `loadAppConfig` builds it from the environment. */
+export interface AppConfig {
+  env: 'development' | 'test' | 'production';
+  http: { host: string; port: number; shutdownTimeoutMs: number };
+  /** The gRPC transport of the keys API (proto/credential_vault/keys/v1/keys.proto); off unless GRPC_ENABLED. */
+  grpc: { enabled: boolean; host: string; port: number };
+  log: { level: string };
+  database:
+    | { type: 'sqlite'; path: string }
+    | { type: 'postgres'; url: string; schema?: string; poolSize: number };
+  keyVault:
+    | { mode: 'embedded'; emulatorDataDir: string; emulatorPort: number; timeoutMs: number; maxAttempts: number }
+    | {
+        mode: 'external';
+        url: string;
+        credential: CredentialKind;
+        tenantId?: string;
+        clientId?: string;
+        clientSecret?: string;
+        certificatePath?: string;
+        federatedTokenFile?: string;
+        caCertPath?: string;
+        disableChallengeResourceVerification: boolean;
+        timeoutMs: number;
+        maxAttempts: number;
+      };
+  metrics: { enabled: boolean };
+  /** OpenTelemetry traces and metrics over OTLP/HTTP; absent: off (the libs' instrumentation is a no-op). */
+  telemetry?: { endpoint: string; serviceName: string; metricIntervalMs: number };
+  /**
+   * Shared state across replicas (cache tier, invalidation fan-out, cluster-wide limits). Unset: every
+   * such thing is per process, as on one machine. Every key the host writes starts with `keyPrefix`.
+   */
+  redis?: { url: string; keyPrefix: string };
+  credentials: {
+    cacheTtlMs: number;
+    cacheMaxStaleMs: number;
+    cacheMaxEntries: number;
+    /** `redis`: L1 in process + encrypted L2 shared in Redis (default when REDIS_URL is set). */
+    cacheTier: 'memory' | 'redis';
+    /** How evictions reach the other replicas; `auto`: Redis with the redis tier, else PostgreSQL NOTIFY on PostgreSQL, else none. */
+    cacheInvalidation: 'auto' | 'redis' | 'postgres' | 'none';
+    integrations: string[];
+    vaultSecretPrefix: string;
+    /** Envelope store: the vault RSA key that wraps tenants' data keys (unset: data keys are vault secrets). */
+    envelope: { keyEncryptionKey?: string };
+  };
+  /** KeysModule: where verify runs by default, whether legacy RSA1_5 is allowed, how long a key's public part and state are trusted. */
+  keys: { verify: 'local' | 'remote'; allowRsa1_5: boolean; cacheTtlMs: number };
+  audit: {
+    failClosed: boolean;
+    retention: { enabled: boolean; days: number; cron: string };
+    /** Copies each tenant's chain head to Key Vault so verify notices a rewritten or truncated chain. */
+    anchor: { enabled: boolean; cron: string };
+  };
+  rateLimit: { perMinute: number };
+  /** Providers are validated by the OAuth lib at start (it knows the rules: issuer or token endpoint, secret refs, ...). */
+  oauth: { providers: Record<string, unknown>[]; refreshAheadMs: number; proactive: { enabled: boolean; cronTime: string } };
+  /** The rotation lib's jobs (each one replica at a time). */
+  rotation: {
+    expiryMonitor: { enabled: boolean; cron: string };
+    rotationCheck: { enabled: boolean; cron: string };
+    /** Send notifications to the tenants' outbound webhooks (settings are kept either way). */
+    webhookNotificationsEnabled: boolean;
+    /** RotationModule's `webhooks` options (overlap window, live secrets, the webhook-secret-rotation job). */
+    webhooks: WebhookSecretsOptions;
+    /** RotationModule's `notifications` options; e-mail is on when SMTP_HOST is set (its CA is read from `smtpCaCertPath` at start). */
+    notifications: NotificationOptions;
+    smtpCaCertPath?: string;
+  };
+  auth: {
+    jwt?: JwtAuthConfig;
+    apiKeys: ApiKeyEntry[];
+    /**
+     * Development convenience: with no JWT issuer and no API keys outside production, the host
+     * creates an admin key for tenant `dev` and writes it to this file (0600), never to the log.
+     */
+    devApiKeyFile?: string;
+  };
+}

@@ -1,0 +1,83 @@
+import type { EnvVars } from './env-schema';
+
+/*
+ * The configuration's rules between variables; each problem names the variables, never a value.
+ */
+
+/**
+ * The local vault's switches (its CA, the static credential, the skipped challenge check) on a vault
+ * that is not on this machine: docker-compose reaches its vault service as `keyvault.localhost`, which
+ * the key-vault lib counts as local but is another container. Development only.
+ */
+function devVaultSwitchProblems(env: Record<string, string | undefined>): string[] {
+  if (env.NODE_ENV !== 'production' || !env.KEY_VAULT_URL) return [];
+  let host: string;
+  try {
+    host = new URL(env.KEY_VAULT_URL).hostname.replace(/^\[|\]$/g, '');
+  } catch {
+    return []; // the URL's own check reports it
+  }
+  if (host === 'localhost' || host === '::1' || /^127\.\d+\.\d+\.\d+$/.test(host)) return [];
+  const why = `is for a development vault on another host (${host}) and is refused when NODE_ENV=production`;
+  const problems: string[] = [];
+  if (env.KEY_VAULT_CA_CERT_PATH) problems.push(`KEY_VAULT_CA_CERT_PATH: trusting a custom CA ${why}`);
+  if (env.KEY_VAULT_CREDENTIAL === 'static') problems.push(`KEY_VAULT_CREDENTIAL: static ${why}`);
+  if (['true', '1', 'yes'].includes(env.KEY_VAULT_DISABLE_CHALLENGE_RESOURCE_VERIFICATION ?? '')) {
+    problems.push(`KEY_VAULT_DISABLE_CHALLENGE_RESOURCE_VERIFICATION: ${why}`);
+  }
+  return problems;
+}
+
+/**
+ * Rules across variables. They look only at presence, so they run even when other variables fail to
+ * parse: the operator sees every problem at once.
+ */
+export function crossFieldProblems(env: Record<string, string | undefined>): string[] {
+  const problems: string[] = [];
+  if (env.DATABASE_TYPE === 'postgres' && !env.DATABASE_URL) {
+    problems.push('DATABASE_URL: is required when DATABASE_TYPE=postgres (e.g. postgres://user@127.0.0.1:5432/db)');
+  }
+  if (!env.KEY_VAULT_URL && env.NODE_ENV === 'production') {
+    problems.push('KEY_VAULT_URL: is required in production: the embedded local vault is for development and tests only');
+  }
+  const jwtVars = ['AUTH_JWT_ISSUER', 'AUTH_JWT_AUDIENCE', 'AUTH_JWT_JWKS_URL'];
+  if (jwtVars.some((v) => env[v])) {
+    for (const v of jwtVars) if (!env[v]) problems.push(`${v}: is required when any of ${jwtVars.join(', ')} is set`);
+  }
+  if (env.NODE_ENV === 'production' && !env.AUTH_JWT_ISSUER && !env.AUTH_API_KEYS) {
+    problems.push('AUTH_JWT_ISSUER or AUTH_API_KEYS: production needs an authentication method');
+  }
+  problems.push(...devVaultSwitchProblems(env));
+  const cred = env.KEY_VAULT_CREDENTIAL;
+  const required: Record<string, string[]> = {
+    'client-secret': ['AZURE_TENANT_ID', 'AZURE_CLIENT_ID', 'AZURE_CLIENT_SECRET'],
+    'client-certificate': ['AZURE_TENANT_ID', 'AZURE_CLIENT_ID', 'AZURE_CLIENT_CERTIFICATE_PATH'],
+  };
+  for (const v of (cred && required[cred]) || []) {
+    if (!env[v]) problems.push(`${v}: is required when KEY_VAULT_CREDENTIAL=${cred}`);
+  }
+  if (env.SMTP_HOST && !env.SMTP_FROM) problems.push('SMTP_FROM: is required when SMTP_HOST is set (the sender of notification e-mails)');
+  for (const v of ['SMTP_FROM', 'SMTP_USER', 'SMTP_PASSWORD', 'SMTP_CA_CERT_PATH']) {
+    if (env[v] && !env.SMTP_HOST) problems.push(`${v}: is set but SMTP_HOST is not (e-mail notifications need SMTP_HOST)`);
+  }
+  if (!!env.SMTP_USER !== !!env.SMTP_PASSWORD) problems.push('SMTP_USER and SMTP_PASSWORD: set both or neither');
+  return problems;
+}
+
+/** Rules between parsed values (bounds another variable sets). Names only, never a value. */
+export function valueProblems(e: EnvVars): string[] {
+  const problems: string[] = [];
+  if (e.GRPC_ENABLED && e.GRPC_PORT === e.PORT && e.GRPC_HOST === e.HOST) problems.push('GRPC_PORT: must differ from PORT (HTTP and gRPC listen on separate ports)');
+  if (e.NOTIFICATIONS_RETRY_BASE_MS > e.NOTIFICATIONS_RETRY_MAX_MS) problems.push('NOTIFICATIONS_RETRY_BASE_MS: must not exceed NOTIFICATIONS_RETRY_MAX_MS');
+  for (const v of ['NOTIFICATIONS_WEBHOOK_TIMEOUT_MS', 'SMTP_TIMEOUT_MS'] as const) {
+    if (e[v] >= e.NOTIFICATIONS_RETRY_LEASE_MS) problems.push(`NOTIFICATIONS_RETRY_LEASE_MS: must exceed ${v} (an attempt in flight keeps its channel this long)`);
+  }
+  if (e.SMTP_SECURE && e.SMTP_IGNORE_TLS) problems.push('SMTP_IGNORE_TLS: cannot be combined with SMTP_SECURE (TLS from the first byte)');
+  if (e.SMTP_REQUIRE_TLS && e.SMTP_IGNORE_TLS) problems.push('SMTP_IGNORE_TLS: cannot be combined with SMTP_REQUIRE_TLS');
+  if (e.CACHE_TIER === 'redis' && !e.REDIS_URL) problems.push('CACHE_TIER: redis needs REDIS_URL');
+  const tier = e.CACHE_TIER ?? (e.REDIS_URL ? 'redis' : 'memory');
+  if (e.CACHE_INVALIDATION === 'redis' && tier !== 'redis') problems.push('CACHE_INVALIDATION: redis needs the redis cache tier (REDIS_URL, CACHE_TIER unset or redis)');
+  if (e.CACHE_INVALIDATION === 'postgres' && e.DATABASE_TYPE !== 'postgres') problems.push('CACHE_INVALIDATION: postgres needs DATABASE_TYPE=postgres');
+  if (e.CACHE_INVALIDATION === 'none' && tier === 'redis') problems.push('CACHE_INVALIDATION: none cannot be used with the redis cache tier (replicas would serve evicted entries)');
+  return problems;
+}

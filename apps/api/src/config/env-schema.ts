@@ -1,0 +1,164 @@
+import { z } from 'zod';
+import { cronExpressionSchema } from '@app/common';
+import { apiKeyEntrySchema } from '../auth/api-keys';
+
+/*
+ * Every environment variable the host reads, with its type, bounds and default. Every variable, its
+ * default and its meaning is listed in the README's configuration reference; keep the two in step.
+ */
+const bool = (def: boolean) =>
+  z
+    .enum(['true', 'false', '1', '0', 'yes', 'no'])
+    .optional()
+    .transform((v) => (v === undefined ? def : ['true', '1', 'yes'].includes(v)));
+
+const int = (def: number, min: number, max: number) =>
+  z.coerce.number().int().min(min).max(max).optional().transform((v) => v ?? def);
+
+/** A variable holding a JSON array (unset = empty); a parse error says `message`, items are validated by `item`. */
+const jsonArray = <T extends z.ZodType>(item: T, message: string) =>
+  z
+    .string()
+    .optional()
+    .transform((s, ctx) => {
+      if (!s) return [];
+      try {
+        return JSON.parse(s) as unknown;
+      } catch {
+        ctx.addIssue({ code: 'custom', message });
+        return z.NEVER;
+      }
+    })
+    .pipe(z.array(item));
+
+const credentialTypes = [
+  'default',
+  'managed-identity',
+  'client-secret',
+  'client-certificate',
+  'workload-identity',
+  'azure-cli',
+  'static',
+] as const;
+
+export const envSchema = z
+  .object({
+    NODE_ENV: z.enum(['development', 'test', 'production']).default('development'),
+    HOST: z.string().min(1).default('127.0.0.1'),
+    PORT: int(3000, 0, 65535),
+    LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+    SHUTDOWN_TIMEOUT_MS: int(10_000, 0, 600_000),
+    GRPC_ENABLED: bool(false),
+    GRPC_HOST: z.string().min(1).default('127.0.0.1'),
+    GRPC_PORT: int(50051, 1, 65535),
+
+    DATABASE_TYPE: z.enum(['sqlite', 'postgres']).default('sqlite'),
+    DATABASE_PATH: z.string().min(1).default('./data/credential-vault.sqlite'),
+    DATABASE_URL: z.string().url().optional(),
+    DATABASE_SCHEMA: z.string().regex(/^[a-z_][a-z0-9_]*$/i, 'must be a plain SQL identifier').optional(),
+    DATABASE_POOL_SIZE: int(10, 1, 200),
+
+    KEY_VAULT_URL: z.string().url().optional(),
+    KEY_VAULT_CREDENTIAL: z.enum(credentialTypes).optional(),
+    AZURE_TENANT_ID: z.string().optional(),
+    AZURE_CLIENT_ID: z.string().optional(),
+    AZURE_CLIENT_SECRET: z.string().optional(),
+    AZURE_CLIENT_CERTIFICATE_PATH: z.string().optional(),
+    AZURE_FEDERATED_TOKEN_FILE: z.string().optional(),
+    KEY_VAULT_CA_CERT_PATH: z.string().optional(),
+    KEY_VAULT_DISABLE_CHALLENGE_RESOURCE_VERIFICATION: bool(false),
+    KEY_VAULT_TIMEOUT_MS: int(10_000, 100, 120_000),
+    KEY_VAULT_MAX_ATTEMPTS: int(4, 1, 10),
+
+    EMULATOR_DATA_DIR: z.string().min(1).default('./data/vault'),
+    EMULATOR_PORT: int(8443, 0, 65535),
+
+    METRICS_ENABLED: bool(true),
+    OTEL_EXPORTER_OTLP_ENDPOINT: z.string().url().regex(/^https?:\/\//, 'must be an http(s) URL').optional(),
+    OTEL_SERVICE_NAME: z.string().regex(/^[A-Za-z0-9._-]{1,64}$/, 'must be 1–64 characters of A-Z a-z 0-9 . _ -').default('credential-vault'),
+    OTEL_METRIC_EXPORT_INTERVAL: int(60_000, 1_000, 3_600_000),
+
+    REDIS_URL: z.string().regex(/^rediss?:\/\/\S+$/, 'must be a redis:// or rediss:// URL').optional(),
+    REDIS_KEY_PREFIX: z.string().regex(/^[A-Za-z0-9_.:-]{1,64}$/, 'must be 1–64 characters of A-Z a-z 0-9 _ . : -').default('cv:'),
+
+    CACHE_TTL_MS: int(300_000, 1, 86_400_000),
+    CACHE_MAX_STALE_MS: int(0, 0, 86_400_000),
+    CACHE_MAX_ENTRIES: int(10_000, 1, 10_000_000),
+    CACHE_TIER: z.enum(['memory', 'redis'], { error: "must be 'memory' or 'redis'" }).optional(),
+    CACHE_INVALIDATION: z.enum(['auto', 'redis', 'postgres', 'none'], { error: "must be 'auto', 'redis', 'postgres' or 'none'" }).default('auto'),
+    CREDENTIALS_INTEGRATIONS: z
+      .string()
+      .default('')
+      .transform((s) => s.split(',').map((x) => x.trim()).filter(Boolean)),
+    KEYS_VERIFY: z.enum(['local', 'remote'], { error: "must be 'local' or 'remote'" }).default('local'),
+    KEYS_ALLOW_RSA1_5: bool(false),
+    KEYS_CACHE_TTL_MS: int(60_000, 1, 86_400_000),
+    ENVELOPE_KEY_ENCRYPTION_KEY: z.string().regex(/^[0-9a-zA-Z-]{1,127}$/, 'must be a vault key name: 1-127 characters of 0-9, a-z, A-Z and -').optional(),
+    VAULT_SECRET_PREFIX: z.string().regex(/^[a-z][a-z0-9]{0,15}$/, 'must be 1–16 lowercase letters/digits, starting with a letter').default('cv'),
+
+    AUDIT_FAIL_CLOSED: bool(true),
+    AUDIT_RETENTION_ENABLED: bool(true),
+    AUDIT_RETENTION_DAYS: int(90, 1, 36_500),
+    AUDIT_RETENTION_CRON: z.string().min(9).default('0 3 * * *'),
+    AUDIT_ANCHOR_ENABLED: bool(true),
+    AUDIT_ANCHOR_CRON: z.string().min(9).default('*/5 * * * *'),
+    RATE_LIMIT_PER_MINUTE: int(600, 1, 1_000_000),
+
+    OAUTH_PROVIDERS: jsonArray(z.record(z.string(), z.unknown()), 'must be a JSON array of provider objects (see the README)'),
+    OAUTH_REFRESH_AHEAD_MS: int(300_000, 0, 86_400_000),
+    OAUTH_PROACTIVE_ENABLED: bool(true),
+    OAUTH_PROACTIVE_CRON: z.string().min(9).default('*/1 * * * *'),
+
+    ROTATION_EXPIRY_MONITOR_ENABLED: bool(true),
+    ROTATION_EXPIRY_MONITOR_CRON: z.string().min(9).default('0 * * * *'),
+    ROTATION_CHECK_ENABLED: bool(true),
+    ROTATION_CHECK_CRON: z.string().min(9).default('0 3 * * *'),
+    NOTIFICATIONS_WEBHOOK_ENABLED: bool(true),
+    NOTIFICATIONS_ENABLED: bool(true),
+    NOTIFICATIONS_WEBHOOK_TIMEOUT_MS: int(10_000, 1, 120_000),
+    NOTIFICATIONS_WEBHOOK_ALLOW_PRIVATE_TARGETS: bool(false),
+    NOTIFICATIONS_RETRY_MAX_ATTEMPTS: int(5, 1, 20),
+    NOTIFICATIONS_RETRY_BASE_MS: int(30_000, 1, 86_400_000),
+    NOTIFICATIONS_RETRY_MAX_MS: int(3_600_000, 1, 86_400_000),
+    NOTIFICATIONS_RETRY_LEASE_MS: int(60_000, 1000, 86_400_000),
+    NOTIFICATIONS_RETENTION_DAYS: int(30, 1, 3650),
+    SMTP_HOST: z.string().regex(/^[A-Za-z0-9.:[\]-]{1,255}$/, 'must be a host name or an IP address').optional(),
+    SMTP_PORT: int(587, 1, 65535),
+    SMTP_SECURE: bool(false),
+    SMTP_REQUIRE_TLS: bool(false),
+    SMTP_IGNORE_TLS: bool(false),
+    SMTP_USER: z.string().min(1).max(512).optional(),
+    SMTP_PASSWORD: z.string().min(1).max(1024).optional(),
+    SMTP_FROM: z.string().min(3).max(320).regex(/@/, 'must be an e-mail address (optionally "Name <address>")').optional(),
+    SMTP_TIMEOUT_MS: int(10_000, 1, 120_000),
+    SMTP_CA_CERT_PATH: z.string().min(1).optional(),
+    WEBHOOK_SECRET_OVERLAP_MS: int(86_400_000, 0, 30 * 86_400_000),
+    WEBHOOK_SECRET_MAX_LIVE: int(5, 2, 20),
+    WEBHOOK_SECRET_TOLERANCE_SECONDS: int(300, 1, 3600),
+    WEBHOOK_SECRET_CACHE_TTL_MS: int(0, 0, 3_600_000),
+    WEBHOOK_SECRET_STAGED_TTL_MS: int(7 * 86_400_000, 60_000, 30 * 86_400_000),
+    WEBHOOK_SECRET_ROTATION_ENABLED: bool(true),
+    WEBHOOK_SECRET_ROTATION_CRON: cronExpressionSchema('must be a cron expression with 5 or 6 fields, e.g. "30 3 * * *"').default('30 3 * * *'),
+    WEBHOOK_SECRET_ROTATION_MAX_PER_RUN: int(1000, 1, 1_000_000),
+
+    AUTH_JWT_ISSUER: z.string().min(1).optional(),
+    AUTH_JWT_AUDIENCE: z.string().min(1).optional(),
+    AUTH_JWT_JWKS_URL: z.string().url().optional(),
+    AUTH_JWT_TENANT_CLAIM: z.string().min(1).default('tenant_id'),
+    AUTH_JWT_SCOPE_CLAIM: z.string().min(1).default('scope'),
+    AUTH_JWT_ALGORITHMS: z
+      .string()
+      .default('RS256,PS256,ES256,EdDSA')
+      .transform((s) => s.split(',').map((a) => a.trim()).filter(Boolean))
+      .pipe(z.array(z.enum(['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA'])).min(1)),
+    AUTH_API_KEYS: jsonArray(apiKeyEntrySchema, 'must be a JSON array of {id, tenant, scopes, sha256}'),
+    AUTH_DEV_API_KEY_FILE: z.string().min(1).default('./data/dev-api-key'),
+  });
+
+/** Every environment variable the host reads (e.g. to find Key Vault references among them). */
+export const CONFIG_VARIABLES: readonly string[] = Object.keys(envSchema.shape);
+
+export type CredentialKind = (typeof credentialTypes)[number];
+
+/** The environment once parsed (defaults applied, lists split, JSON read). */
+export type EnvVars = z.infer<typeof envSchema>;
