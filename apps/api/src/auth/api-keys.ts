@@ -28,10 +28,11 @@ export function generateApiKey(id: string, tenant: string, scopes: string[]): { 
 }
 
 export class ApiKeyVerifier {
-  private readonly byId = new Map<string, ApiKeyEntry>();
+  /** Each entry with its configured digest as bytes (decoded once, not per request). */
+  private readonly byId = new Map<string, { entry: ApiKeyEntry; expected: Buffer }>();
 
   constructor(entries: ApiKeyEntry[]) {
-    for (const e of entries) this.byId.set(e.id, e);
+    for (const e of entries) this.byId.set(e.id, { entry: e, expected: Buffer.from(e.sha256, 'hex') });
   }
 
   get size(): number {
@@ -42,10 +43,9 @@ export class ApiKeyVerifier {
   verify(key: string): ApiKeyEntry | undefined {
     const m = KEY_FORMAT.exec(key);
     if (!m) return undefined;
-    const entry = this.byId.get(m[1]);
-    if (!entry) return undefined;
-    const given = Buffer.from(sha256Hex(m[2]), 'hex');
-    const expected = Buffer.from(entry.sha256, 'hex');
-    return timingSafeEqual(given, expected) ? entry : undefined;
+    const known = this.byId.get(m[1]);
+    if (!known) return undefined;
+    const given = createHash('sha256').update(m[2], 'utf8').digest();
+    return timingSafeEqual(given, known.expected) ? known.entry : undefined;
   }
 }

@@ -1,7 +1,11 @@
 import { CanActivate, ExecutionContext, ForbiddenException, Injectable, Logger, UnauthorizedException } from '@nestjs/common';
 import { Reflector } from '@nestjs/core';
+import { InjectThrottlerOptions, InjectThrottlerStorage, ThrottlerException, type ThrottlerModuleOptions, type ThrottlerStorage } from '@nestjs/throttler';
+// The metadata keys @SkipThrottle() and @Throttle() write (not re-exported by the package's index).
+import { THROTTLER_BLOCK_DURATION, THROTTLER_LIMIT, THROTTLER_SKIP, THROTTLER_TTL } from '@nestjs/throttler/dist/throttler.constants';
 import { AuditAction, AuditResult, AuditService } from '@app/audit';
 import type { OperationContext } from '@app/common';
+import { DeferredBody, parseBody, RAW_BODY_ROUTE } from '../http/request-body';
 import { AuthenticationFailed, AuthService } from './auth.service';
 import { IS_PUBLIC, REQUIRED_SCOPES } from './auth.decorators';
 import { hasScope, Principal, Scope } from './scopes';
@@ -16,27 +20,74 @@ interface Req {
   id?: string;
   method?: string;
   url?: string;
+  body?: unknown;
+}
+
+interface Reply {
+  header(name: string, value: number): unknown;
+}
+
+/** One rate limit as it applies to one route. */
+interface RouteLimit {
+  name: string;
+  limit: number;
+  ttl: number;
+  blockDuration: number;
+  /** `<Controller>-<handler>-<throttler>-`: the tracker completes the storage key. */
+  keyPrefix: string;
+  /** '' for the default throttler, `-<name>` for others (response header names). */
+  headerSuffix: string;
+}
+
+/** What the guard does for one route, read once from its decorators. */
+interface RoutePlan {
+  isPublic: boolean;
+  scopes: Scope[];
+  limits: RouteLimit[];
+  rawBody: boolean;
 }
 
 /**
- * Global guard: every route is authenticated unless marked @Public(); @RequireScopes() is enforced
- * here. Failures and denials are audited (buffered), so the audit lib's suspicious-activity detector
- * sees repeated failures per actor.
+ * The host's one global guard, in this order: authenticate (every route unless @Public(); failures and
+ * denials are audited, so the audit lib's suspicious-activity detector sees repeated failures per
+ * actor), enforce @RequireScopes(), count the request against the rate limit per client (unless
+ * @SkipThrottle(); 429 with Retry-After past it), then parse the deferred body — so an anonymous or
+ * throttled caller's body is never parsed. One guard with each route's decorators read once, where
+ * three guards re-read them through the Reflector and awaited each other on every request.
  */
 @Injectable()
 export class AuthGuard implements CanActivate {
   private readonly logger = new Logger(AuthGuard.name);
+  private readonly plans = new Map<object, Map<object, RoutePlan>>();
+  private readonly throttlers: Array<{ name: string; limit: number; ttl: number; blockDuration?: number }>;
 
   constructor(
     private readonly auth: AuthService,
     private readonly reflector: Reflector,
     private readonly audit: AuditService,
-  ) {}
+    @InjectThrottlerOptions() options: ThrottlerModuleOptions,
+    @InjectThrottlerStorage() private readonly storage: ThrottlerStorage,
+  ) {
+    const list = Array.isArray(options) ? options : options.throttlers;
+    this.throttlers = list.map((t) => ({
+      name: t.name ?? 'default',
+      limit: numberOption(t.limit, 'limit'),
+      ttl: numberOption(t.ttl, 'ttl'),
+      blockDuration: t.blockDuration === undefined ? undefined : numberOption(t.blockDuration, 'blockDuration'),
+    }));
+  }
 
   async canActivate(context: ExecutionContext): Promise<boolean> {
-    const targets = [context.getHandler(), context.getClass()];
-    if (this.reflector.getAllAndOverride<boolean>(IS_PUBLIC, targets)) return true;
-    const req = context.switchToHttp().getRequest<Req>();
+    const plan = this.planFor(context);
+    const http = context.switchToHttp();
+    const req = http.getRequest<Req>();
+    if (!plan.isPublic) await this.authorize(req, plan.scopes);
+    for (const limit of plan.limits) await this.count(limit, req, http.getResponse<Reply>());
+    if (req.body instanceof DeferredBody) req.body = plan.rawBody ? req.body.raw : parseBody(req.body);
+    return true;
+  }
+
+  private async authorize(req: Req, needed: Scope[]): Promise<void> {
     let principal: Principal;
     try {
       principal = await this.auth.authenticate(req.headers);
@@ -46,7 +97,7 @@ export class AuthGuard implements CanActivate {
       throw new UnauthorizedException(e.message);
     }
     req.principal = principal;
-    const needed = this.reflector.getAllAndOverride<Scope[]>(REQUIRED_SCOPES, targets) ?? [];
+    if (needed.length === 0) return;
     const missing = needed.filter((s) => !hasScope(principal, s));
     if (missing.length > 0) {
       await this.auditRefusal(req, AuditAction.ACCESS_DENIED, { tenantId: principal.tenantId, actor: { id: principal.id } }, 'MISSING_SCOPE', {
@@ -54,7 +105,56 @@ export class AuthGuard implements CanActivate {
       });
       throw new ForbiddenException(`missing scope: ${missing.join(', ')}`);
     }
-    return true;
+  }
+
+  /**
+   * One hit per client (the principal; the IP on public routes) and route. The key holds no secret,
+   * so it is not hashed here; the Redis storage hashes it before it leaves the process.
+   */
+  private async count(limit: RouteLimit, req: Req, reply: Reply): Promise<void> {
+    const key = limit.keyPrefix + (req.principal ? req.principal.id : `ip:${req.ip}`);
+    const hit = await this.storage.increment(key, limit.ttl, limit.limit, limit.blockDuration, limit.name);
+    if (hit.isBlocked) {
+      reply.header(`Retry-After${limit.headerSuffix}`, hit.timeToBlockExpire);
+      throw new ThrottlerException();
+    }
+    reply.header(`X-RateLimit-Limit${limit.headerSuffix}`, limit.limit);
+    reply.header(`X-RateLimit-Remaining${limit.headerSuffix}`, Math.max(0, limit.limit - hit.totalHits));
+    reply.header(`X-RateLimit-Reset${limit.headerSuffix}`, hit.timeToExpire);
+  }
+
+  private planFor(context: ExecutionContext): RoutePlan {
+    const controller = context.getClass();
+    const handler = context.getHandler();
+    let byHandler = this.plans.get(controller);
+    if (byHandler === undefined) this.plans.set(controller, (byHandler = new Map()));
+    let plan = byHandler.get(handler);
+    if (plan === undefined) byHandler.set(handler, (plan = this.readPlan(controller, handler)));
+    return plan;
+  }
+
+  private readPlan(controller: object, handler: object): RoutePlan {
+    const targets = [handler, controller] as Array<() => unknown>;
+    const override = (key: string) => this.reflector.getAllAndOverride<unknown>(key, targets);
+    const limits: RouteLimit[] = [];
+    for (const t of this.throttlers) {
+      if (override(THROTTLER_SKIP + t.name)) continue;
+      const ttl = numberOption(override(THROTTLER_TTL + t.name) ?? t.ttl, 'ttl');
+      limits.push({
+        name: t.name,
+        limit: numberOption(override(THROTTLER_LIMIT + t.name) ?? t.limit, 'limit'),
+        ttl,
+        blockDuration: numberOption(override(THROTTLER_BLOCK_DURATION + t.name) ?? t.blockDuration ?? ttl, 'blockDuration'),
+        keyPrefix: `${(controller as { name: string }).name}-${(handler as { name: string }).name}-${t.name}-`,
+        headerSuffix: t.name === 'default' ? '' : `-${t.name}`,
+      });
+    }
+    return {
+      isPublic: override(IS_PUBLIC) === true,
+      scopes: (override(REQUIRED_SCOPES) as Scope[] | undefined) ?? [],
+      limits,
+      rawBody: this.reflector.get<boolean>(RAW_BODY_ROUTE, handler as () => unknown) === true,
+    };
   }
 
   private async auditRefusal(
@@ -78,6 +178,12 @@ export class AuthGuard implements CanActivate {
       this.logger.warn(`Could not audit a refused request: ${(e as Error).message}`);
     }
   }
+}
+
+/** Rate-limit settings are plain numbers here (no per-request functions): read once per route. */
+function numberOption(value: unknown, option: string): number {
+  if (typeof value !== 'number' || Number.isNaN(value)) throw new Error(`rate limit "${option}" must be a number`);
+  return value;
 }
 
 /** Who the caller claims to be (never trusted, only recorded): the API key id, or anonymous. */

@@ -2,10 +2,8 @@ import { Module } from '@nestjs/common';
 import { APP_GUARD } from '@nestjs/core';
 import { ThrottlerModule } from '@nestjs/throttler';
 import { APP_CONFIG, AppConfig } from '../config/app.config';
-import { RequestBodyGuard } from '../http/request-body';
 import { AuthGuard } from './auth.guard';
 import { AuthService } from './auth.service';
-import { ClientThrottlerGuard } from './client-throttler.guard';
 import { FixedWindowThrottlerStorage } from './fixed-window-throttler.storage';
 import { RedisThrottlerStorage } from './redis-throttler.storage';
 import { SharedStateRedis } from './shared-state-redis';
@@ -25,11 +23,8 @@ import { SharedStateRedis } from './shared-state-redis';
   ],
   providers: [
     AuthService,
-    // Order matters: authenticate first, so the throttler can count per client.
+    // The one global guard: authentication, scopes, the rate limit per client, then body parsing.
     { provide: APP_GUARD, useClass: AuthGuard },
-    { provide: APP_GUARD, useClass: ClientThrottlerGuard },
-    // Last: bodies are parsed only for authenticated callers within their rate limit.
-    { provide: APP_GUARD, useClass: RequestBodyGuard },
   ],
   exports: [AuthService],
 })

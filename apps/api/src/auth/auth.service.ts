@@ -14,6 +14,8 @@ export class AuthService implements OnModuleInit {
   private readonly logger = new Logger(AuthService.name);
   private readonly jwt?: JwtVerifier;
   private apiKeys: ApiKeyVerifier;
+  /** One principal per API key entry (immutable), not a new one and a new Set per request. */
+  private readonly apiKeyPrincipals = new WeakMap<ApiKeyEntry, Principal>();
 
   constructor(@Inject(APP_CONFIG) private readonly config: AppConfig) {
     this.jwt = config.auth.jwt ? new JwtVerifier(config.auth.jwt) : undefined;
@@ -49,7 +51,12 @@ export class AuthService implements OnModuleInit {
     if (typeof apiKey === 'string' && apiKey) {
       const entry = this.apiKeys.verify(apiKey);
       if (!entry) throw new AuthenticationFailed('invalid API key');
-      return { id: `api-key:${entry.id}`, tenantId: entry.tenant, scopes: new Set(entry.scopes), method: 'api-key' };
+      let principal = this.apiKeyPrincipals.get(entry);
+      if (principal === undefined) {
+        principal = Object.freeze({ id: `api-key:${entry.id}`, tenantId: entry.tenant, scopes: new Set(entry.scopes), method: 'api-key' as const });
+        this.apiKeyPrincipals.set(entry, principal);
+      }
+      return principal;
     }
     const authz = headers.authorization;
     if (typeof authz === 'string' && /^Bearer\s+/i.test(authz)) {

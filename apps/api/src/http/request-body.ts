@@ -1,13 +1,13 @@
-import { BadRequestException, CanActivate, createParamDecorator, ExecutionContext, Injectable, SetMetadata, UnsupportedMediaTypeException } from '@nestjs/common';
-import { Reflector } from '@nestjs/core';
+import { BadRequestException, createParamDecorator, ExecutionContext, SetMetadata, UnsupportedMediaTypeException } from '@nestjs/common';
 import type { FastifyInstance } from 'fastify';
 
 /** Deeper JSON than this is refused: no body of ours nests past 3 levels, and deep nesting overflows recursive code downstream. */
 export const MAX_JSON_DEPTH = 32;
 
 /**
- * A request body as Fastify read it, not yet parsed. Parsing waits until the guards have run, so an
- * anonymous client gets 401 whatever it sends and learns nothing about how bodies are parsed.
+ * A request body as Fastify read it, not yet parsed. Parsing waits until the global guard (AuthGuard)
+ * has authenticated and counted the request, so an anonymous client gets 401 whatever it sends and
+ * learns nothing about how bodies are parsed.
  */
 export class DeferredBody {
   constructor(
@@ -27,7 +27,8 @@ export function deferBodyParsing(fastify: FastifyInstance): void {
   });
 }
 
-const RAW_BODY_ROUTE = 'http:raw-body';
+/** Metadata of a route that takes its body unparsed (the global AuthGuard reads it). */
+export const RAW_BODY_ROUTE = 'http:raw-body';
 
 /** A route that takes its body as bytes, unparsed (any content type), e.g. to check a signature over them. Read it with `@RawBody()`. */
 export const RawBodyRoute = () => SetMetadata(RAW_BODY_ROUTE, true);
@@ -37,23 +38,6 @@ export const RawBody = createParamDecorator((_: unknown, ctx: ExecutionContext):
   const body = ctx.switchToHttp().getRequest<{ body?: unknown }>().body;
   return Buffer.isBuffer(body) ? body : Buffer.alloc(0);
 });
-
-/**
- * The last global guard (registered after authentication and rate limiting, before any pipe): turns a
- * DeferredBody into the parsed body (or its bytes on a raw-body route), and always lets the request
- * through. A guard, not an interceptor: with no interceptor at all Nest calls each handler directly,
- * without the per-request RxJS chain (a profiled few percent of every request).
- */
-@Injectable()
-export class RequestBodyGuard implements CanActivate {
-  constructor(private readonly reflector: Reflector) {}
-
-  canActivate(context: ExecutionContext): boolean {
-    const req = context.switchToHttp().getRequest<{ body?: unknown }>();
-    if (req.body instanceof DeferredBody) req.body = this.reflector.get<boolean>(RAW_BODY_ROUTE, context.getHandler()) ? req.body.raw : parseBody(req.body);
-    return true;
-  }
-}
 
 /**
  * JSON only (`application/json` or `application/*+json`, UTF-8), at most MAX_JSON_DEPTH deep, and a

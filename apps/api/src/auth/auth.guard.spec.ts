@@ -1,0 +1,115 @@
+import { ForbiddenException, HttpException, UnauthorizedException } from '@nestjs/common';
+import { Reflector } from '@nestjs/core';
+import { ExecutionContextHost } from '@nestjs/core/helpers/execution-context-host';
+import { SkipThrottle, Throttle, ThrottlerException } from '@nestjs/throttler';
+import type { AuditService } from '@app/audit';
+import { loadAppConfig } from '../config/app.config';
+import { DeferredBody, RawBodyRoute } from '../http/request-body';
+import { generateApiKey } from './api-keys';
+import { Public, RequireScopes } from './auth.decorators';
+import { AuthGuard, UNAUTHENTICATED_TENANT } from './auth.guard';
+import { AuthService } from './auth.service';
+import { FixedWindowThrottlerStorage } from './fixed-window-throttler.storage';
+import { Scope } from './scopes';
+
+class Routes {
+  @RequireScopes(Scope.CREDENTIALS_READ)
+  read() {}
+  @RequireScopes(Scope.CREDENTIALS_WRITE)
+  write() {}
+  @Throttle({ default: { limit: 1, ttl: 60_000 } })
+  strict() {}
+  @RawBodyRoute()
+  raw() {}
+}
+
+@Public()
+@SkipThrottle()
+class Probes {
+  live() {}
+}
+
+@Public()
+class PublicRoutes {
+  callback() {}
+}
+
+/** The host's one global guard: authentication, scopes, the rate limit and body parsing, in that order. */
+describe('AuthGuard', () => {
+  const reader = generateApiKey('reader', 'acme', [Scope.CREDENTIALS_READ]);
+  let storage: FixedWindowThrottlerStorage;
+  let audited: Array<{ action: string; context: { tenantId: string } }>;
+  let guard: AuthGuard;
+
+  beforeEach(() => {
+    storage = new FixedWindowThrottlerStorage();
+    audited = [];
+    const audit = { recordRead: async (e: { action: string; context: { tenantId: string } }) => void audited.push(e) } as unknown as AuditService;
+    const auth = new AuthService(loadAppConfig({ AUTH_API_KEYS: JSON.stringify([reader.entry]) }));
+    guard = new AuthGuard(auth, new Reflector(), audit, { throttlers: [{ ttl: 60_000, limit: 3 }] }, storage);
+  });
+  afterEach(() => storage.onModuleDestroy());
+
+  function call(controller: new () => object, handler: string, headers: Record<string, string> = {}, body?: unknown) {
+    const req: Record<string, unknown> = { headers, ip: '10.0.0.1', id: 'r1', method: 'GET', url: '/x', body };
+    const replyHeaders: Record<string, number> = {};
+    const reply = { header: (n: string, v: number) => void (replyHeaders[n] = v) };
+    const handlerFn = (controller.prototype as Record<string, () => void>)[handler];
+    const run = () => guard.canActivate(new ExecutionContextHost([req, reply], controller, handlerFn));
+    return { req, replyHeaders, run };
+  }
+  const asReader = { 'x-api-key': reader.key };
+
+  it('authenticates, counts the client and parses the body, saying how many requests are left', async () => {
+    const c = call(Routes, 'read', asReader, new DeferredBody('application/json', Buffer.from('{"a":1}')));
+    await expect(c.run()).resolves.toBe(true);
+    expect(c.req.principal).toMatchObject({ id: 'api-key:reader', tenantId: 'acme' });
+    expect(c.req.body).toEqual({ a: 1 });
+    expect(c.replyHeaders).toEqual({ 'X-RateLimit-Limit': 3, 'X-RateLimit-Remaining': 2, 'X-RateLimit-Reset': 60 });
+  });
+
+  it('refuses an unknown caller with 401, audited, before counting it or parsing its body', async () => {
+    const body = new DeferredBody('application/json', Buffer.from('{not json'));
+    const c = call(Routes, 'read', { 'x-api-key': 'cvk_reader_wrongwrongwrongwrongwrong' }, body);
+    await expect(c.run()).rejects.toBeInstanceOf(UnauthorizedException);
+    expect(c.req.body).toBe(body);
+    expect(storage.size).toBe(0);
+    expect(audited).toEqual([expect.objectContaining({ action: 'auth_failure', context: expect.objectContaining({ tenantId: UNAUTHENTICATED_TENANT }) })]);
+  });
+
+  it('refuses a missing scope with 403, audited', async () => {
+    await expect(call(Routes, 'write', asReader).run()).rejects.toBeInstanceOf(ForbiddenException);
+    expect(audited).toEqual([expect.objectContaining({ action: 'access_denied', context: expect.objectContaining({ tenantId: 'acme' }) })]);
+  });
+
+  it('answers 429 with Retry-After past the limit, counting each route separately, and never parses a refused body', async () => {
+    for (let i = 0; i < 3; i++) await call(Routes, 'read', asReader).run();
+    const refused = call(Routes, 'read', asReader, new DeferredBody('application/json', Buffer.from('{"a":1}')));
+    const error = await refused.run().catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(ThrottlerException);
+    expect((error as HttpException).getStatus()).toBe(429);
+    expect(refused.replyHeaders['Retry-After']).toBe(60);
+    expect(refused.req.body).toBeInstanceOf(DeferredBody);
+    await expect(call(Routes, 'raw', asReader).run()).resolves.toBe(true);
+  });
+
+  it("honours a route's @Throttle limit", async () => {
+    await call(Routes, 'strict', asReader).run();
+    await expect(call(Routes, 'strict', asReader).run()).rejects.toBeInstanceOf(ThrottlerException);
+  });
+
+  it('lets public routes through without credentials; @SkipThrottle ones are not counted, others count per IP', async () => {
+    for (let i = 0; i < 5; i++) await expect(call(Probes, 'live').run()).resolves.toBe(true);
+    expect(storage.size).toBe(0);
+    const c = call(PublicRoutes, 'callback');
+    await c.run();
+    expect(c.req.principal).toBeUndefined();
+    expect(c.replyHeaders['X-RateLimit-Remaining']).toBe(2);
+  });
+
+  it('hands a raw-body route its bytes unparsed', async () => {
+    const c = call(Routes, 'raw', asReader, new DeferredBody('text/plain', Buffer.from('signed bytes')));
+    await c.run();
+    expect(c.req.body).toEqual(Buffer.from('signed bytes'));
+  });
+});
