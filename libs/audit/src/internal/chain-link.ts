@@ -1,5 +1,5 @@
 import { AuditLogEntry } from '../entities/audit-log-entry.entity';
-import { GENESIS_HASH, HashableEntry, canonicalJson, computeEntryHash } from './canonical';
+import { GENESIS_HASH, canonicalJson, computeEntryHash } from './canonical';
 import type { PreparedEvent } from './prepare-event';
 import type { InsertableRow } from './row-insert';
 import { uuidV7 } from './uuid-v7';
@@ -9,18 +9,33 @@ import { uuidV7 } from './uuid-v7';
  * the next sequence, its predecessor's hash and its own.
  */
 export function linkRows(events: PreparedEvent[], head: { sequence: number; hash: string } | null): InsertableRow[] {
-  let h = head;
-  return events.map((e): InsertableRow => {
-    const entry: HashableEntry = {
-      ...e,
-      id: uuidV7(e.occurredAt.getTime()),
-      sequence: (h?.sequence ?? 0) + 1,
-      previousHash: h?.hash ?? GENESIS_HASH,
-    };
+  let sequence = head?.sequence ?? 0;
+  let previousHash = head?.hash ?? GENESIS_HASH;
+  const out: InsertableRow[] = new Array(events.length);
+  for (let i = 0; i < events.length; i++) {
+    const e = events[i];
+    // Field by field, no object spread: this runs once per audit row, and spreading the event cost
+    // more than hashing it.
+    const row = new AuditLogEntry();
+    row.id = uuidV7(e.occurredAt.getTime());
+    row.tenantId = e.tenantId;
+    row.sequence = ++sequence;
+    row.occurredAt = e.occurredAt;
+    row.action = e.action;
+    row.resource = e.resource;
+    row.actorId = e.actorId;
+    row.actorIp = e.actorIp;
+    row.userAgent = e.userAgent;
+    row.result = e.result;
+    row.errorCode = e.errorCode;
+    row.durationMs = e.durationMs;
+    row.correlationId = e.correlationId;
+    row.details = e.details;
+    row.previousHash = previousHash;
     // Canonical JSON is both what the hash covers and what the details column stores.
     const detailsJson = e.details === null || e.details === undefined ? null : canonicalJson(e.details);
-    const row = Object.assign(new AuditLogEntry(), entry, { hash: computeEntryHash(entry, detailsJson ?? 'null') });
-    h = row;
-    return { row, detailsJson };
-  });
+    row.hash = previousHash = computeEntryHash(row, detailsJson ?? 'null');
+    out[i] = { row, detailsJson };
+  }
+  return out;
 }

@@ -2,7 +2,7 @@ import type { DataSource, EntityManager } from 'typeorm';
 import { AuditLogEntry } from '../entities/audit-log-entry.entity';
 
 /**
- * The entity's properties in INSERT order (`rowParams` yields their values in the same order), with
+ * The entity's properties in INSERT order (`pushParams` writes their values in the same order), with
  * the PostgreSQL type each value is read as from the JSON batch.
  */
 const COLUMNS = [
@@ -36,12 +36,26 @@ export interface InsertableRow {
 interface Target {
   table: string;
   columns: string;
-  /** PostgreSQL: `json_to_recordset` column definitions (c0, c1, ... in INSERT order). */
-  recordset: string;
-  postgres: boolean;
+  /** PostgreSQL: the select list reading each row's JSON array (`(x->>0)::varchar, ...`); null on SQLite. */
+  recordset: string | null;
+  /** SQLite: the VALUES list of `n` rows (cached per n, so each statement text is built once). */
+  tuples: (n: number) => string;
 }
 
 const targets = new WeakMap<DataSource, Target>();
+
+function valuesLists(): (n: number) => string {
+  const tuple = `(${COLUMNS.map(() => '?').join(',')})`;
+  const cache = new Map<number, string>();
+  return (n) => {
+    let v = cache.get(n);
+    if (v === undefined) {
+      v = new Array<string>(n).fill(tuple).join(',');
+      cache.set(n, v);
+    }
+    return v;
+  };
+}
 
 /** Table (schema-qualified when configured) and column names from the entity metadata, quoted by the driver. */
 function targetOf(ds: DataSource): Target {
@@ -52,17 +66,17 @@ function targetOf(ds: DataSource): Target {
     t = {
       table: meta.tablePath.split('.').map(esc).join('.'),
       columns: COLUMNS.map(([p]) => esc(meta.findColumnWithPropertyName(p)!.databaseName)).join(','),
-      // Short positional keys (c0, c1, ...) keep the JSON batch small.
-      recordset: COLUMNS.map(([, type], i) => `c${i} ${type}`).join(','),
-      postgres: ds.options.type === 'postgres',
+      recordset: ds.options.type === 'postgres' ? COLUMNS.map(([, type], i) => `(x->>${i})::${type}`).join(',') : null,
+      tuples: valuesLists(),
     };
     targets.set(ds, t);
   }
   return t;
 }
 
-function rowParams({ row: r, detailsJson }: InsertableRow): unknown[] {
-  return [
+/** Appends a row's values to `out` in INSERT order (no per-row array: this runs once per audit row). */
+function pushParams(out: unknown[], { row: r, detailsJson }: InsertableRow): void {
+  out.push(
     r.id,
     r.tenantId,
     r.sequence,
@@ -79,7 +93,7 @@ function rowParams({ row: r, detailsJson }: InsertableRow): unknown[] {
     detailsJson,
     r.previousHash,
     r.hash,
-  ];
+  );
 }
 
 /**
@@ -89,21 +103,28 @@ function rowParams({ row: r, detailsJson }: InsertableRow): unknown[] {
  * every row back through the entity and re-hash it.
  *
  * - SQLite: multi-row INSERTs of `CHUNK` rows (bind parameters are cheap in-process).
- * - PostgreSQL: ONE statement per batch whose single parameter is the batch as JSON, unpacked by
- *   `json_to_recordset` — serialising thousands of bind parameters cost more in Node than the insert.
+ * - PostgreSQL: ONE statement per batch whose single parameter is the batch as JSON (one array per
+ *   row), unpacked by `json_array_elements` — serialising thousands of bind parameters cost more in
+ *   Node than the insert.
  */
 export async function insertAuditRows(m: EntityManager, rows: InsertableRow[]): Promise<void> {
-  const { table, columns, recordset, postgres } = targetOf(m.connection);
+  const { table, columns, recordset, tuples } = targetOf(m.connection);
   if (rows.length === 0) return;
-  if (postgres) {
-    const batch = JSON.stringify(rows.map((r) => Object.fromEntries(rowParams(r).map((v, i) => [`c${i}`, v]))));
-    await m.query(`INSERT INTO ${table} (${columns}) SELECT * FROM json_to_recordset($1::json) AS x(${recordset})`, [batch]);
+  if (recordset) {
+    // Rows as JSON arrays, not objects: one flat array per row is the cheapest thing to build and stringify.
+    const batch: unknown[][] = new Array(rows.length);
+    for (let i = 0; i < rows.length; i++) {
+      const values: unknown[] = [];
+      pushParams(values, rows[i]);
+      batch[i] = values;
+    }
+    await m.query(`INSERT INTO ${table} (${columns}) SELECT ${recordset} FROM json_array_elements($1::json) AS x`, [JSON.stringify(batch)]);
     return;
   }
   for (let start = 0; start < rows.length; start += CHUNK) {
-    const chunk = rows.slice(start, start + CHUNK);
-    const params = chunk.flatMap(rowParams);
-    const tuple = `(${COLUMNS.map(() => '?').join(',')})`;
-    await m.query(`INSERT INTO ${table} (${columns}) VALUES ${chunk.map(() => tuple).join(',')}`, params);
+    const end = Math.min(start + CHUNK, rows.length);
+    const params: unknown[] = [];
+    for (let i = start; i < end; i++) pushParams(params, rows[i]);
+    await m.query(`INSERT INTO ${table} (${columns}) VALUES ${tuples(end - start)}`, params);
   }
 }

@@ -48,6 +48,26 @@ describe('sanitiseDetails', () => {
     expect(details).toMatchObject({ ok: 'plain text' });
   });
 
+  it('gives a flat object of primitives (the usual event details) exactly what the general walk gives it (property)', () => {
+    const key = fc.oneof(fc.constantFrom('version', 'type', 'token', 'secretName', 'password', 'eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.abc'), fc.string({ maxLength: 12 }));
+    const value = fc.oneof(
+      fc.string({ maxLength: 40 }),
+      fc.constantFrom(`Bearer ${SECRET}`, '\u0000nul', 'lone \uD800', 'x'.repeat(1100), Number.NaN, Infinity, undefined),
+      fc.double(),
+      fc.boolean(),
+    );
+    fc.assert(
+      fc.property(fc.dictionary(key, value, { maxKeys: 12 }), (flat) => {
+        const direct = sanitiseDetails(flat);
+        // Nested one level down, the same members go through the general walk.
+        const walked = sanitiseDetails({ x: flat });
+        expect(direct.redacted).toEqual(walked.redacted.map((p) => p.replace(/^x\./, '')));
+        const { _redacted: _, ...walkedRoot } = walked.details ?? {};
+        expect(direct.details === null ? {} : { ...direct.details, _redacted: undefined }).toEqual({ ...((walkedRoot.x as object) ?? {}), _redacted: undefined });
+      }),
+    );
+  });
+
   it('never lets an injected credential through, wherever it is placed (property)', () => {
     const sensitiveKey = fc.constantFrom('value', 'secret', 'token', 'password', 'privateKey', 'clientSecret', 'refreshToken', 'accessToken', 'api_key', 'x-api-key');
     const safeKey = fc.stringMatching(/^[a-z]{1,8}$/).filter((k) => !isSensitiveKey(k));

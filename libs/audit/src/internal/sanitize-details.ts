@@ -91,6 +91,51 @@ export function sanitiseDetails(input: unknown): SanitisedDetails {
   if (typeof input !== 'object' || Array.isArray(input)) {
     return { details: null, redacted: ['(details must be an object)'] };
   }
+  return flatDetails(input as Record<string, unknown>) ?? sanitiseNested(input, redacted);
+}
+
+/** Upper bound of the JSON length of one flat member (every character escaped as `\uXXXX`). */
+const jsonBound = (k: string, v: string) => 6 * (k.length + v.length) + 8;
+
+/**
+ * The usual case, without the general walk: a plain object of short primitive members, none of them
+ * sensitive — what every read and write event carries. Yields exactly what the general walk yields
+ * for it; `undefined` hands anything else (nesting, a dropped member, a long string) to the walk.
+ */
+function flatDetails(input: Record<string, unknown>): SanitisedDetails | undefined {
+  const proto = Object.getPrototypeOf(input);
+  if (proto !== Object.prototype && proto !== null) return undefined;
+  const out: Record<string, unknown> = {};
+  let n = 0;
+  let bound = 2;
+  for (const k in input) {
+    if (!Object.prototype.hasOwnProperty.call(input, k)) continue;
+    const v = input[k];
+    if (++n > MAX_KEYS || looksLikeSecretValue(k)) return undefined;
+    if (typeof v === 'boolean') {
+      out[storable(k)] = v;
+      bound += jsonBound(k, 'false');
+      continue;
+    }
+    if (isSensitiveKey(k)) return undefined;
+    if (typeof v === 'string') {
+      if (v.length > MAX_STRING || looksLikeSecretValue(v)) return undefined;
+      out[storable(k)] = storable(v);
+      bound += jsonBound(k, v);
+    } else if (typeof v === 'number') {
+      out[storable(k)] = Number.isFinite(v) ? v : String(v);
+      bound += jsonBound(k, '-1.7976931348623157e+308');
+    } else if (v === undefined || typeof v === 'function' || typeof v === 'symbol') {
+      continue;
+    } else {
+      return undefined;
+    }
+  }
+  if (bound > MAX_TOTAL) return undefined;
+  return { details: n > 0 && Object.keys(out).length > 0 ? out : null, redacted: [] };
+}
+
+function sanitiseNested(input: object, redacted: string[]): SanitisedDetails {
   const seen = new WeakSet<object>();
 
   const clean = (value: unknown, path: string, depth: number): unknown => {
