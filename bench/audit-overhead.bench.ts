@@ -29,7 +29,9 @@ import { BENCH_POSTGRES_URL, dropSchema, freshSchema } from './support/postgres'
 type DatabaseKind = 'sqlite' | 'postgres';
 type Mode = 'no audit (baseline)' | 'audited, folded reads (default)' | 'audited, one row per read';
 
-async function measureMode(mode: Mode, vault: KeyVaultEmulator, database: DataSourceOptions, ops: number, concurrency: number): Promise<LoadResult> {
+type ModeResult = LoadResult & { cpuUsPerOp: number };
+
+async function measureMode(mode: Mode, vault: KeyVaultEmulator, database: DataSourceOptions, ops: number, concurrency: number): Promise<ModeResult> {
   @Module({
     imports: credentialsStackImports({
       database,
@@ -51,9 +53,13 @@ async function measureMode(mode: Mode, vault: KeyVaultEmulator, database: DataSo
     const ctx: OperationContext = { tenantId: 'bench', actor: { id: 'bench' } };
     const { id } = await service.store(ctx, { integrationId: 'bench', connectionId: 'hot', type: CredentialType.API_KEY, value: `sk_${'v'.repeat(61)}` });
     await runLoad(5000, concurrency, () => service.get(ctx, id));
+    await app.get(AuditService).flush();
+    // This process's CPU per read, the rows' flush included: steadier than reads/s on a shared machine.
+    const cpu0 = process.cpuUsage();
     const result = await runLoad(ops, concurrency, () => service.get(ctx, id));
     await app.get(AuditService).flush();
-    return result;
+    const cpu = process.cpuUsage(cpu0);
+    return { ...result, cpuUsPerOp: Math.round(((cpu.user + cpu.system) / ops) * 10) / 10 };
   } finally {
     await app.close();
   }
@@ -81,13 +87,13 @@ async function child(mode: Mode, kind: DatabaseKind, ops: number, concurrency: n
 }
 
 /** Runs one mode in a fresh Node process: no JIT state or heap left over from another mode's stack. */
-function measureInChild(mode: Mode, kind: DatabaseKind, ops: number, concurrency: number): LoadResult {
+function measureInChild(mode: Mode, kind: DatabaseKind, ops: number, concurrency: number): ModeResult {
   const args = [__filename, '--child', mode, '--database', kind, '--ops', String(ops), '--concurrency', String(concurrency)];
   const out = execFileSync(process.execPath, args, {
     encoding: 'utf8',
     stdio: ['ignore', 'pipe', 'inherit'],
   });
-  return JSON.parse(out.trim().split('\n').pop()!) as LoadResult;
+  return JSON.parse(out.trim().split('\n').pop()!) as ModeResult;
 }
 
 async function main(): Promise<void> {
@@ -110,12 +116,12 @@ async function main(): Promise<void> {
 
   // Rounds interleave the modes, and each round's overhead compares it with that round's baseline,
   // so a noisy neighbour during one round moves both sides of the comparison. The median is reported.
-  const results = new Map<Mode, LoadResult[]>(MODES.map((m) => [m, []]));
+  const results = new Map<Mode, ModeResult[]>(MODES.map((m) => [m, []]));
   for (let r = 0; r < rounds; r++) {
     for (const mode of MODES) {
       const res = measureInChild(mode, kind, mode === 'audited, one row per read' ? Math.min(ops, 50_000) : ops, concurrency);
       results.get(mode)!.push(res);
-      process.stderr.write(`round ${r + 1}/${rounds} ${mode}: ${res.opsPerSec} reads/s\n`);
+      process.stderr.write(`round ${r + 1}/${rounds} ${mode}: ${res.opsPerSec} reads/s, ${res.cpuUsPerOp} CPU µs/read\n`);
     }
   }
   const base = results.get(MODES[0])!;
@@ -127,6 +133,7 @@ async function main(): Promise<void> {
       mode,
       ops: mid.ops,
       medianOpsPerSec: Math.round(median(runs.map((x) => x.opsPerSec))),
+      cpuUsPerOp: median(runs.map((x) => x.cpuUsPerOp)),
       p50Ms: mid.p50Ms,
       p99Ms: mid.p99Ms,
       overheadPct: percent(median(overheads)),
@@ -141,7 +148,7 @@ async function main(): Promise<void> {
   if (!values['no-write']) {
     const rows = summary.map(
       (s, i) =>
-        `| ${s.mode} | ${s.ops} | ${s.medianOpsPerSec} | ${s.p50Ms} | ${s.p99Ms} | ${i === 0 ? '—' : `${s.overheadPct}% (${s.overheadRangePct[0]}% … ${s.overheadRangePct[1]}%)`} |`,
+        `| ${s.mode} | ${s.ops} | ${s.medianOpsPerSec} | ${s.cpuUsPerOp} | ${s.p50Ms} | ${s.p99Ms} | ${i === 0 ? '—' : `${s.overheadPct}% (${s.overheadRangePct[0]}% … ${s.overheadRangePct[1]}%)`} |`,
     );
     writeBenchmarkSection(
       kind === 'postgres' ? 'Audit overhead on PostgreSQL' : 'Audit overhead',
@@ -149,12 +156,14 @@ async function main(): Promise<void> {
 (cache hits) of one credential at concurrency ${concurrency}, through the real module stack on ${kind === 'postgres' ? 'PostgreSQL (local server, same machine)' : 'SQLite'}, with the real
 AuditModule or with a no-op audit in its place (baseline). Every measurement runs in a fresh Node process (its own
 vault, database and module stack); ${rounds} rounds interleave the modes, each round's overhead is taken against that
-round's baseline, and the table gives the median (and the range) over the rounds.
+round's baseline, and the table gives the median (and the range) over the rounds. "CPU µs per read" is the
+benchmark process's user+system time over the measured reads and the final flush of their rows (the database
+server's own CPU is not in it on PostgreSQL).
 
 Machine: ${machineLine()}.
 
-| mode | reads | reads/s (median) | p50 ms | p99 ms | overhead vs baseline: median (min … max) |
-|---|---|---|---|---|---|
+| mode | reads | reads/s (median) | CPU µs per read (median) | p50 ms | p99 ms | overhead vs baseline: median (min … max) |
+|---|---|---|---|---|---|---|
 ${rows.join('\n')}
 
 Target: ≤ 10% on the warm read path. By default the first read of a key (tenant, actor, correlation id,
