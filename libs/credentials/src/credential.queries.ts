@@ -13,7 +13,7 @@ import { CREDENTIALS_CLOCK, CREDENTIALS_RESOLVED_OPTIONS } from './credentials.c
 import type { ResolvedCredentialsOptions } from './credentials.options';
 import type { CredentialEntity } from './entities/credential.entity';
 import { CredentialValidationError } from './errors/credential-errors';
-import { effectiveStatus, toMetadata, toVersionInfo } from './internal/credential-view';
+import { effectiveStatus, toMetadataOfFresh, toVersionInfo } from './internal/credential-view';
 import { assertContext, assertType, loadLive, UUID } from './internal/guards';
 import { maskFromHint } from './masking';
 import { CredentialRepository } from './persistence/credential.repository';
@@ -35,7 +35,7 @@ export class CredentialQueries {
   /** See `CredentialsService.getMetadata`. */
   async getMetadata(ctx: OperationContext, id: string): Promise<CredentialMetadata> {
     assertContext(ctx);
-    return toMetadata(await loadLive(this.rows, ctx.tenantId, id), this.clock.nowMs());
+    return toMetadataOfFresh(await loadLive(this.rows, ctx.tenantId, id), this.clock.nowMs());
   }
 
   /** See `CredentialsService.listVersions`. */
@@ -61,7 +61,7 @@ export class CredentialQueries {
       throw new CredentialValidationError(`status must be one of ${Object.values(CredentialStatus).join(', ')}`, 'status');
     }
     const cursor = query.cursor !== undefined ? decodeCursor(query.cursor) : undefined;
-    const now = this.clock.now().getTime();
+    const now = this.clock.nowMs();
     const rows = await this.rows.page(ctx.tenantId, {
       integrationId: query.integrationId || undefined,
       connectionId: query.connectionId || undefined,
@@ -75,7 +75,7 @@ export class CredentialQueries {
     const page = rows.slice(0, limit);
     const last = page[page.length - 1];
     return {
-      items: page.map((r) => toMetadata(r, this.clock.nowMs())),
+      items: page.map((r) => toMetadataOfFresh(r, now)),
       nextCursor: rows.length > limit && last ? encodeCursor(last.createdAt.getTime(), last.id) : undefined,
     };
   }
@@ -85,8 +85,9 @@ export class CredentialQueries {
     assertContext(ctx);
     if (typeof days !== 'number' || !Number.isFinite(days) || days < 0) throw new CredentialValidationError('days must be a number ≥ 0', 'days');
     if (!Number.isInteger(limit) || limit < 1 || limit > 10_000) throw new CredentialValidationError('limit must be an integer in 1..10000', 'limit');
-    const rows = await this.rows.expiring(ctx.tenantId, this.clock.now().getTime() + days * DAY_MS, limit);
-    return rows.map((r) => toMetadata(r, this.clock.nowMs()));
+    const now = this.clock.nowMs();
+    const rows = await this.rows.expiring(ctx.tenantId, now + days * DAY_MS, limit);
+    return rows.map((r) => toMetadataOfFresh(r, now));
   }
 
   /** See `CredentialsService.statistics`. */

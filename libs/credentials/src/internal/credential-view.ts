@@ -19,7 +19,21 @@ export function effectiveStatus(row: CredentialEntity, nowMs: number): Credentia
   return row.status;
 }
 
+/** The view of a row that may be shared (a cached read's): its Dates and tags are copied. */
 export function toMetadata(row: CredentialEntity, nowMs: number): CredentialMetadata {
+  return metadataOf(row, nowMs, true);
+}
+
+/**
+ * `toMetadata` of a row read for this call alone (a page's rows, dropped once mapped): the view takes
+ * over the row's Dates and tags instead of copying them, a third fewer allocations per row.
+ */
+export function toMetadataOfFresh(row: CredentialEntity, nowMs: number): CredentialMetadata {
+  return metadataOf(row, nowMs, false);
+}
+
+function metadataOf(row: CredentialEntity, nowMs: number, copy: boolean): CredentialMetadata {
+  const date = (d: Date) => (copy ? new Date(d) : d);
   return {
     id: row.id,
     tenantId: row.tenantId,
@@ -30,13 +44,13 @@ export function toMetadata(row: CredentialEntity, nowMs: number): CredentialMeta
     version: row.currentVersion,
     rowVersion: row.rowVersion,
     status: effectiveStatus(row, nowMs),
-    expiresAt: row.expiresAt ? new Date(row.expiresAt) : null,
-    rotatedAt: row.rotatedAt ? new Date(row.rotatedAt) : null,
-    tags: { ...(row.tags ?? {}) },
+    expiresAt: row.expiresAt ? date(row.expiresAt) : null,
+    rotatedAt: row.rotatedAt ? date(row.rotatedAt) : null,
+    tags: copy ? { ...(row.tags ?? {}) } : (row.tags ?? {}),
     maskedValue: maskFromHint(row.valueHint),
     certificate: certificateOf(row.certificate),
-    createdAt: new Date(row.createdAt),
-    updatedAt: new Date(row.updatedAt),
+    createdAt: date(row.createdAt),
+    updatedAt: date(row.updatedAt),
     createdBy: row.createdBy,
     updatedBy: row.updatedBy,
   };
