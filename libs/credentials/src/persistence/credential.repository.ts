@@ -3,6 +3,7 @@ import type { SelectQueryBuilder } from 'typeorm';
 import { CredentialStatus, type CredentialType } from '../credential-type';
 import type { CredentialStatistics, ExpiringCredentialRef, LiveCredentialRef } from '../credential.types';
 import { CredentialEntity } from '../entities/credential.entity';
+import { CREDENTIAL_COLUMNS, credentialFromRow, type CredentialRow } from './credential-row';
 
 const DAY_MS = 86_400_000;
 
@@ -50,12 +51,52 @@ export function chunks<T>(items: T[], size = CHUNK): T[][] {
   return out;
 }
 
+/** Statuses `expiring` lists: live, and not revoked. */
+const EXPIRING_STATUSES = [CredentialStatus.ACTIVE, CredentialStatus.EXPIRED, CredentialStatus.NEEDS_REAUTH];
+
+/**
+ * The hot reads' SQL for one DataSource, written once with `?` placeholders (numbered `$n` for
+ * PostgreSQL): no query builder, no entity hydration per request.
+ */
+class HotSql {
+  readonly byId: string;
+  readonly expiring: string;
+  private readonly pages = new Map<string, string>();
+
+  constructor(
+    private readonly select: string,
+    private readonly postgres: boolean,
+  ) {
+    this.byId = this.dialect(`${select} WHERE "id" = ? AND "tenant_id" = ?`);
+    this.expiring = this.dialect(
+      `${select} WHERE "tenant_id" = ? AND "status" IN (?, ?, ?) AND "expires_at" IS NOT NULL AND "expires_at" <= ? ORDER BY "expires_at" ASC, "id" ASC LIMIT ?`,
+    );
+  }
+
+  /** A statement of the hot reads' filters (a bounded set of fixed predicates); `limited`: a last `?` is its LIMIT. */
+  where(where: string[], orderBy: string, limited = true): string {
+    const sql = `${this.select} WHERE ${where.join(' AND ')} ORDER BY ${orderBy}${limited ? ' LIMIT ?' : ''}`;
+    let out = this.pages.get(sql);
+    if (out === undefined) this.pages.set(sql, (out = this.dialect(sql)));
+    return out;
+  }
+
+  private dialect(sql: string): string {
+    let n = 0;
+    return this.postgres ? sql.replace(/\?/g, () => `$${++n}`) : sql;
+  }
+}
+
 /**
  * Every SQL access to `cv_credentials`. Reads go through `runner.read` (inside a transaction they join
  * it; outside, on SQLite, they never see another caller's uncommitted rows); writes through
- * `runner.run` (they join the caller's transaction, else open their own).
+ * `runner.run` (they join the caller's transaction, else open their own). The per-request reads
+ * (by id, pages, expiring, the connections screen) run fixed raw statements and map rows by hand
+ * (`credentialFromRow`).
  */
 export class CredentialRepository {
+  private hot?: HotSql;
+
   constructor(private readonly runner: TransactionRunner) {}
 
   insert(row: CredentialEntity): Promise<void> {
@@ -97,8 +138,9 @@ export class CredentialRepository {
   }
 
   /** The row of the tenant, deleted or not. */
-  findById(tenantId: string, id: string): Promise<CredentialEntity | null> {
-    return this.runner.read(() => this.runner.manager.findOneBy(CredentialEntity, { id, tenantId }));
+  async findById(tenantId: string, id: string): Promise<CredentialEntity | null> {
+    const rows = await this.rawRows(this.sql().byId, [id, tenantId]);
+    return rows.length ? credentialFromRow(rows[0]) : null;
   }
 
   /** The newest row of (integration, connection, type), deleted or not. */
@@ -150,40 +192,41 @@ export class CredentialRepository {
   }
 
   /** Live rows, filtered, oldest first by (createdAt, id), at most `limit`. */
-  page(tenantId: string, f: CredentialPageFilter): Promise<CredentialEntity[]> {
-    return this.runner.read(() => {
-      const qb = this.live(tenantId);
-      if (f.integrationId) qb.andWhere('c.integrationId = :integrationId', { integrationId: f.integrationId });
-      if (f.connectionId) qb.andWhere('c.connectionId = :connectionId', { connectionId: f.connectionId });
-      if (f.type) qb.andWhere('c.type = :type', { type: f.type });
-      if (f.expiringBeforeMs !== undefined) qb.andWhere('c.expiresAt <= :before', { before: f.expiringBeforeMs });
-      if (f.status) whereEffectiveStatus(qb, f.status, f.nowMs);
-      if (f.after) {
-        // The same as (createdAt, id) > cursor; the `>=` bound lets the index start at the cursor.
-        qb.andWhere('c.createdAt >= :cAt AND (c.createdAt > :cAt OR c.id > :cId)', { cAt: f.after.createdAtMs, cId: f.after.id });
-      }
-      return qb.orderBy('c.createdAt', 'ASC').addOrderBy('c.id', 'ASC').limit(f.limit).getMany();
-    });
+  async page(tenantId: string, f: CredentialPageFilter): Promise<CredentialEntity[]> {
+    const where = ['"tenant_id" = ?', '"status" <> ?'];
+    const params: unknown[] = [tenantId, CredentialStatus.DELETED];
+    const and = (predicate: string, ...values: unknown[]) => {
+      where.push(predicate);
+      params.push(...values);
+    };
+    if (f.integrationId) and('"integration_id" = ?', f.integrationId);
+    if (f.connectionId) and('"connection_id" = ?', f.connectionId);
+    if (f.type) and('"type" = ?', f.type);
+    if (f.expiringBeforeMs !== undefined) and('"expires_at" <= ?', f.expiringBeforeMs);
+    if (f.status === CredentialStatus.EXPIRED) {
+      and('("status" = ? OR ("status" = ? AND "expires_at" IS NOT NULL AND "expires_at" <= ?))', CredentialStatus.EXPIRED, CredentialStatus.ACTIVE, f.nowMs);
+    } else if (f.status === CredentialStatus.ACTIVE) {
+      and('"status" = ? AND ("expires_at" IS NULL OR "expires_at" > ?)', CredentialStatus.ACTIVE, f.nowMs);
+    } else if (f.status) {
+      and('"status" = ?', f.status);
+    }
+    // The same as (createdAt, id) > cursor; the `>=` bound lets the index start at the cursor.
+    if (f.after) and('"created_at" >= ? AND ("created_at" > ? OR "id" > ?)', f.after.createdAtMs, f.after.createdAtMs, f.after.id);
+    const rows = await this.rawRows(this.sql().where(where, '"created_at" ASC, "id" ASC'), [...params, f.limit]);
+    return rows.map(credentialFromRow);
   }
 
   /** Live rows (active, expired, needing re-auth) with `expiresAt` ≤ `horizonMs`, soonest first. */
-  expiring(tenantId: string, horizonMs: number, limit: number): Promise<CredentialEntity[]> {
-    return this.runner.read(() =>
-      this.live(tenantId)
-        .andWhere('c.expiresAt IS NOT NULL AND c.expiresAt <= :horizon', { horizon: horizonMs })
-        .andWhere('c.status IN (:...statuses)', { statuses: [CredentialStatus.ACTIVE, CredentialStatus.EXPIRED, CredentialStatus.NEEDS_REAUTH] })
-        .orderBy('c.expiresAt', 'ASC')
-        .addOrderBy('c.id', 'ASC')
-        .limit(limit)
-        .getMany(),
-    );
+  async expiring(tenantId: string, horizonMs: number, limit: number): Promise<CredentialEntity[]> {
+    const rows = await this.rawRows(this.sql().expiring, [tenantId, ...EXPIRING_STATUSES, horizonMs, limit]);
+    return rows.map(credentialFromRow);
   }
 
   /** Every live row of the tenant, by (integration, connection, type): the connections screen. */
-  connectionRows(tenantId: string): Promise<CredentialEntity[]> {
-    return this.runner.read(() =>
-      this.live(tenantId).orderBy('c.integrationId', 'ASC').addOrderBy('c.connectionId', 'ASC').addOrderBy('c.type', 'ASC').getMany(),
-    );
+  async connectionRows(tenantId: string): Promise<CredentialEntity[]> {
+    const sql = this.sql().where(['"tenant_id" = ?', '"status" <> ?'], '"integration_id" ASC, "connection_id" ASC, "type" ASC', false);
+    const rows = await this.rawRows(sql, [tenantId, CredentialStatus.DELETED]);
+    return rows.map(credentialFromRow);
   }
 
   /** Counts of the tenant's live credentials from GROUP BYs on the indexed table. */
@@ -268,24 +311,25 @@ export class CredentialRepository {
     }));
   }
 
+  /** A raw SELECT through the runner's manager: joins the ambient transaction; outside one, SQLite's read gate applies. */
+  private rawRows(sql: string, params: unknown[]): Promise<CredentialRow[]> {
+    return this.runner.read(() => this.runner.manager.query(sql, params) as Promise<CredentialRow[]>);
+  }
+
+  private sql(): HotSql {
+    if (!this.hot) {
+      const ds = this.runner.dataSource;
+      const meta = ds.getMetadata(CredentialEntity);
+      const table = [meta.schema, meta.tableName].filter(Boolean).map((n) => ds.driver.escape(n!)).join('.');
+      this.hot = new HotSql(`SELECT ${CREDENTIAL_COLUMNS} FROM ${table}`, ds.driver.options.type === 'postgres');
+    }
+    return this.hot;
+  }
+
   private live(tenantId: string): SelectQueryBuilder<CredentialEntity> {
     return this.runner.manager
       .createQueryBuilder(CredentialEntity, 'c')
       .where('c.tenantId = :tenantId', { tenantId })
       .andWhere('c.status <> :deletedStatus', { deletedStatus: CredentialStatus.DELETED });
-  }
-}
-
-function whereEffectiveStatus(qb: SelectQueryBuilder<CredentialEntity>, status: CredentialStatus, now: number): void {
-  if (status === CredentialStatus.EXPIRED) {
-    qb.andWhere('(c.status = :sExpired OR (c.status = :sActive AND c.expiresAt IS NOT NULL AND c.expiresAt <= :sNow))', {
-      sExpired: CredentialStatus.EXPIRED,
-      sActive: CredentialStatus.ACTIVE,
-      sNow: now,
-    });
-  } else if (status === CredentialStatus.ACTIVE) {
-    qb.andWhere('c.status = :sActive AND (c.expiresAt IS NULL OR c.expiresAt > :sNow)', { sActive: CredentialStatus.ACTIVE, sNow: now });
-  } else {
-    qb.andWhere('c.status = :sStatus', { sStatus: status });
   }
 }
