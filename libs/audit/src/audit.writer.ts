@@ -19,6 +19,8 @@ import { ReadBuffer } from './internal/read-buffer';
 import { ObservedEvent, SharedSuspiciousActivityDetector, SuspiciousActivityDetector, SuspiciousActivityEvent } from './internal/suspicious-activity.detector';
 import { SuspiciousActivityCounters } from './suspicious-activity.counters';
 
+const ACCEPTED = Promise.resolve();
+
 /** The writer's share of `AuditStats`. */
 export type AuditWriterStats = Omit<AuditStats, 'brokenChains' | 'anchorsWritten' | 'anchorFailures'>;
 
@@ -145,19 +147,36 @@ export class AuditWriter {
     for (const p of prepared) this.observe(p);
   }
 
-  /** See `AuditService.recordRead`. */
-  async recordRead(event: AuditEventInput): Promise<void> {
-    const prepared = this.prepare(event);
+  /**
+   * See `AuditService.recordRead`. Not `async`: with space in the buffer (the usual case) the read is
+   * accepted in this call and one settled promise is returned — no promise chain per read.
+   */
+  recordRead(event: AuditEventInput): Promise<void> {
+    let prepared: PreparedEvent;
+    try {
+      prepared = this.prepare(event);
+    } catch (e) {
+      return Promise.reject(e);
+    }
     if (this.failing && this.options.failClosed) {
       this.counters.readsRejected++;
-      throw this.unavailable();
+      return Promise.reject(this.unavailable());
     }
-    try {
-      await this.buffer.push(prepared);
-    } catch (e) {
-      this.counters.readsRejected++;
-      throw e;
+    if (this.buffer.tryPush(prepared)) {
+      this.accepted(prepared);
+      return ACCEPTED;
     }
+    // Full: wait for space (back-pressure).
+    return this.buffer.push(prepared).then(
+      () => this.accepted(prepared),
+      (e: unknown) => {
+        this.counters.readsRejected++;
+        throw e;
+      },
+    );
+  }
+
+  private accepted(prepared: PreparedEvent): void {
     this.counters.readsAccepted++;
     this.observe(prepared);
     if (this.stopped || this.buffer.depth >= this.options.readBuffer.batchSize) this.kick();

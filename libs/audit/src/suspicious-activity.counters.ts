@@ -39,6 +39,8 @@ interface Window {
   windowMs: number;
   /** member → last hit time; Map order = ascending time. */
   members: Map<string, number>;
+  /** The member hit last (the last in `members`): a repeat only updates its time. */
+  last?: string;
 }
 
 /**
@@ -51,6 +53,8 @@ export class InProcessSuspiciousActivityCounters extends SuspiciousActivityCount
   private readonly quietUntil = new Map<string, number>();
   private hits = 0;
   private sequence = 0;
+  /** The counter touched last (the last in `windows`): a repeat needs no re-insert. */
+  private lastKey?: string;
 
   constructor(private readonly maxKeys = 100_000) {
     super();
@@ -75,17 +79,22 @@ export class InProcessSuspiciousActivityCounters extends SuspiciousActivityCount
   }
 
   private count(h: SuspiciousCounterHit, now: number): number {
+    // Every read touches a counter: the same one as the previous read (one busy actor) or the same
+    // member (one hot credential) is updated in place instead of deleted and re-inserted.
     let w = this.windows.get(h.key);
     if (!w) {
       w = { windowMs: h.windowMs, members: new Map() };
       this.bound(this.windows);
-    } else {
+      this.windows.set(h.key, w);
+    } else if (this.lastKey !== h.key) {
       this.windows.delete(h.key); // re-insert: Map order = least recently touched first
+      this.windows.set(h.key, w);
     }
-    this.windows.set(h.key, w);
+    this.lastKey = h.key;
     const member = h.member ?? `#${++this.sequence}`;
-    w.members.delete(member);
+    if (w.last !== member) w.members.delete(member);
     w.members.set(member, now);
+    w.last = member;
     const cutoff = now - h.windowMs;
     for (const [m, t] of w.members) {
       if (t > cutoff) break;

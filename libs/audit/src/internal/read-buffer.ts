@@ -29,11 +29,15 @@ export class ReadBuffer<T extends object> {
 
   /** Resolves once `item` is in the buffer. */
   push(item: T): Promise<void> {
-    if (this.waiters.length === 0 && this.items.length < this.maxSize) {
-      this.items.push(item);
-      return Promise.resolve();
-    }
+    if (this.tryPush(item)) return Promise.resolve();
     return new Promise<void>((resolve, reject) => this.waiters.push({ item, resolve, reject }));
+  }
+
+  /** Adds `item` now if there is space and no one waits before it; false otherwise (nothing added). */
+  tryPush(item: T): boolean {
+    if (this.waiters.length > 0 || this.items.length >= this.maxSize) return false;
+    this.items.push(item);
+    return true;
   }
 
   /** The oldest `n` items, left in place. */
