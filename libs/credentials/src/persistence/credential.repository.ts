@@ -61,7 +61,7 @@ const EXPIRING_STATUSES = [CredentialStatus.ACTIVE, CredentialStatus.EXPIRED, Cr
 class HotSql {
   readonly byId: string;
   readonly expiring: string;
-  private readonly pages = new Map<string, string>();
+  private readonly statements = new Map<string, string>();
 
   constructor(
     private readonly select: string,
@@ -76,8 +76,8 @@ class HotSql {
   /** A statement of the hot reads' filters (a bounded set of fixed predicates); `limited`: a last `?` is its LIMIT. */
   where(where: string[], orderBy: string, limited = true): string {
     const sql = `${this.select} WHERE ${where.join(' AND ')} ORDER BY ${orderBy}${limited ? ' LIMIT ?' : ''}`;
-    let out = this.pages.get(sql);
-    if (out === undefined) this.pages.set(sql, (out = this.dialect(sql)));
+    let out = this.statements.get(sql);
+    if (out === undefined) this.statements.set(sql, (out = this.dialect(sql)));
     return out;
   }
 
