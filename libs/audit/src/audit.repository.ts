@@ -6,6 +6,38 @@ import { AuditAction } from './interfaces/audit-event.interface';
 import type { CursorPosition } from './internal/cursor';
 import { InsertableRow, insertAuditRows } from './internal/row-insert';
 
+interface HeadRow {
+  id: string;
+  sequence: string | number;
+  hash: string;
+}
+
+const toHead = (r: HeadRow): ChainHead => ({ id: r.id, sequence: Number(r.sequence), hash: r.hash });
+
+const headStatements = new WeakMap<DataSource, { one: string; many: string | null }>();
+
+/** The head lookups of one DataSource (names from the entity metadata): one chain, and several (PostgreSQL). */
+function headSql(ds: DataSource): { one: string; many: string | null } {
+  let sql = headStatements.get(ds);
+  if (!sql) {
+    const meta = ds.getMetadata(AuditLogEntry);
+    const col = (p: keyof AuditLogEntry) => ds.driver.escape(meta.findColumnWithPropertyName(p)!.databaseName);
+    const table = meta.tablePath.split('.').map((n) => ds.driver.escape(n)).join('.');
+    const select = `${col('id')} AS "id", ${col('sequence')} AS "sequence", ${col('hash')} AS "hash"`;
+    const order = `ORDER BY ${col('sequence')} DESC LIMIT 1`;
+    const postgres = ds.options.type === 'postgres';
+    sql = {
+      one: `SELECT ${select} FROM ${table} WHERE ${col('tenantId')} = ${postgres ? '$1' : '?'} ${order}`,
+      many: postgres
+        ? `SELECT t.tid AS "tenantId", h.* FROM unnest($1::varchar[]) AS t(tid) CROSS JOIN LATERAL ` +
+          `(SELECT ${select} FROM ${table} WHERE ${col('tenantId')} = t.tid ${order}) h`
+        : null,
+    };
+    headStatements.set(ds, sql);
+  }
+  return sql;
+}
+
 /** A chain's newest row. */
 export interface ChainHead {
   id: string;
@@ -54,13 +86,14 @@ export interface AuditRowFilter {
 export class AuditRepository {
   constructor(@InjectDataSource() private readonly dataSource: DataSource) {}
 
-  /** The chain's newest row, or null for an empty chain. */
-  head(tenantId: string, m: EntityManager = this.dataSource.manager): Promise<ChainHead | null> {
-    return m.getRepository(AuditLogEntry).findOne({
-      select: { id: true, sequence: true, hash: true },
-      where: { tenantId },
-      order: { sequence: 'DESC' },
-    });
+  /**
+   * The chain's newest row, or null for an empty chain: plain SQL on the (tenant, sequence) index,
+   * read once per appended batch (TypeORM's find builder cost more than the lookup).
+   */
+  async head(tenantId: string, m: EntityManager = this.dataSource.manager): Promise<ChainHead | null> {
+    const { one } = headSql(m.connection);
+    const [r] = (await m.query(one, [tenantId])) as HeadRow[];
+    return r ? toHead(r) : null;
   }
 
   /**
@@ -69,27 +102,16 @@ export class AuditRepository {
    * statement per chain on SQLite (in-process, so no round trips). For `AuditWriter.recordMany`.
    */
   async heads(tenantIds: string[], m: EntityManager): Promise<Map<string, ChainHead>> {
-    const ds = m.connection;
-    const meta = ds.getMetadata(AuditLogEntry);
-    const col = (p: keyof AuditLogEntry) => ds.driver.escape(meta.findColumnWithPropertyName(p)!.databaseName);
-    const table = meta.tablePath.split('.').map((n) => ds.driver.escape(n)).join('.');
-    const select = `${col('id')} AS "id", ${col('sequence')} AS "sequence", ${col('hash')} AS "hash"`;
-    const order = `ORDER BY ${col('sequence')} DESC LIMIT 1`;
+    const { one, many } = headSql(m.connection);
     const found = new Map<string, ChainHead>();
-    const put = (tenantId: string, r: { id: string; sequence: string | number; hash: string }) =>
-      found.set(tenantId, { id: r.id, sequence: Number(r.sequence), hash: r.hash });
-    if (ds.options.type === 'postgres') {
-      const rows: Array<{ tenantId: string; id: string; sequence: string; hash: string }> = await m.query(
-        `SELECT t.tid AS "tenantId", h.* FROM unnest($1::varchar[]) AS t(tid) CROSS JOIN LATERAL ` +
-          `(SELECT ${select} FROM ${table} WHERE ${col('tenantId')} = t.tid ${order}) h`,
-        [tenantIds],
-      );
-      for (const r of rows) put(r.tenantId, r);
+    if (many) {
+      const rows = (await m.query(many, [tenantIds])) as Array<HeadRow & { tenantId: string }>;
+      for (const r of rows) found.set(r.tenantId, toHead(r));
       return found;
     }
     for (const tenantId of tenantIds) {
-      const [r] = await m.query(`SELECT ${select} FROM ${table} WHERE ${col('tenantId')} = ? ${order}`, [tenantId]);
-      if (r) put(tenantId, r);
+      const [r] = (await m.query(one, [tenantId])) as HeadRow[];
+      if (r) found.set(tenantId, toHead(r));
     }
     return found;
   }
