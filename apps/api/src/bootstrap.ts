@@ -36,7 +36,8 @@ export const HOST_APP_OPTIONS = { bufferLogs: true, abortOnError: false, bodyPar
 /** The host's Fastify adapter. */
 export function hostAdapter(): FastifyAdapter {
   // Fastify's own request logging is off: the host writes one redacted line per request (logging/request-log.ts).
-  // No Nest middleware is used, so middie is not registered (one hook less on every request).
+  // No Nest middleware is used, so middie is not registered (one hook less on every request); a module that
+  // adds middleware (`configure(consumer)`) needs `skipMiddie` off again.
   // The body limit sits above Key Vault's 25 KB value limit plus JSON overhead.
   return new FastifyAdapter({
     logger: false,
