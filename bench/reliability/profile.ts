@@ -1,3 +1,5 @@
+import type { Db } from './databases';
+
 /**
  * Size profiles of the reliability run. `short` is what `npm test` runs (seconds per part, the same
  * assertions); `full` is `npm run reliability`; `medium` sits between, for a loaded machine.
@@ -6,46 +8,54 @@ export type ProfileName = 'short' | 'medium' | 'full';
 
 export interface Profile {
   name: ProfileName;
-  faults: { operations: number; concurrency: number; credentials: number };
-  crashes: { trials: number };
-  badInput: { requests: number; databases: ('sqlite' | 'postgres')[] };
+  /** PostgreSQL runs with Redis (cache L2, evictions, shared state): the deployment of N replicas. */
+  faults: { operations: number; concurrency: number; credentials: number; databases: Db[] };
+  /** `trials` in all, split over the databases. */
+  crashes: { trials: number; databases: Db[] };
+  badInput: { requests: number; databases: Db[] };
   isolation: { requests: number };
-  hygiene: { credentials: number; databases: ('sqlite' | 'postgres')[] };
+  hygiene: { credentials: number; databases: Db[] };
+  /** Two replicas on PostgreSQL share a Redis that goes away for `outageMs` under load, then comes back. */
+  redisLoss: { workers: number; credentials: number; beforeMs: number; outageMs: number; afterMs: number };
   /**
    * The run is cut into `windows` (the first is warm-up). p99 stability: the last window's p99 within 20% of
    * the second's, or within `p99FloorMs` when that is wider (the noise floor of a shared machine).
    */
-  soak: { durationMs: number; ratePerSec: number; credentials: number; p99FloorMs: number; windows: number };
+  soak: { durationMs: number; ratePerSec: number; credentials: number; p99FloorMs: number; windows: number; databases: Db[] };
 }
 
 export const PROFILES: Record<ProfileName, Profile> = {
   short: {
     name: 'short',
-    faults: { operations: 200, concurrency: 16, credentials: 32 },
-    crashes: { trials: 5 },
+    // CI: PostgreSQL + Redis only for faults and crashes (each spec within ~60 s on a loaded machine).
+    faults: { operations: 200, concurrency: 16, credentials: 32, databases: ['postgres'] },
+    crashes: { trials: 5, databases: ['postgres'] },
     badInput: { requests: 150, databases: ['sqlite', 'postgres'] },
     isolation: { requests: 120 },
     hygiene: { credentials: 8, databases: ['sqlite', 'postgres'] },
-    soak: { durationMs: 20_000, ratePerSec: 25, credentials: 50, p99FloorMs: 150, windows: 4 },
+    redisLoss: { workers: 6, credentials: 24, beforeMs: 3_000, outageMs: 8_000, afterMs: 5_000 },
+    soak: { durationMs: 20_000, ratePerSec: 25, credentials: 50, p99FloorMs: 150, windows: 4, databases: ['sqlite'] },
   },
   // What fits in ~15 minutes on this shared 2-vCPU machine (host boots alone take 10–30 s under load).
   medium: {
     name: 'medium',
-    faults: { operations: 2_000, concurrency: 32, credentials: 128 },
-    crashes: { trials: 10 },
+    faults: { operations: 2_000, concurrency: 32, credentials: 128, databases: ['sqlite', 'postgres'] },
+    crashes: { trials: 20, databases: ['sqlite', 'postgres'] },
     badInput: { requests: 1_000, databases: ['sqlite', 'postgres'] },
     isolation: { requests: 500 },
     hygiene: { credentials: 40, databases: ['sqlite', 'postgres'] },
-    soak: { durationMs: 120_000, ratePerSec: 50, credentials: 200, p99FloorMs: 10, windows: 10 },
+    redisLoss: { workers: 16, credentials: 64, beforeMs: 10_000, outageMs: 30_000, afterMs: 20_000 },
+    soak: { durationMs: 120_000, ratePerSec: 50, credentials: 200, p99FloorMs: 10, windows: 10, databases: ['sqlite', 'postgres'] },
   },
   full: {
     name: 'full',
-    faults: { operations: 10_000, concurrency: 32, credentials: 256 },
-    crashes: { trials: 50 },
+    faults: { operations: 10_000, concurrency: 32, credentials: 256, databases: ['sqlite', 'postgres'] },
+    crashes: { trials: 100, databases: ['sqlite', 'postgres'] },
     badInput: { requests: 5_000, databases: ['sqlite', 'postgres'] },
     isolation: { requests: 3_000 },
     hygiene: { credentials: 300, databases: ['sqlite', 'postgres'] },
-    soak: { durationMs: 600_000, ratePerSec: 50, credentials: 500, p99FloorMs: 10, windows: 10 },
+    redisLoss: { workers: 32, credentials: 128, beforeMs: 30_000, outageMs: 120_000, afterMs: 60_000 },
+    soak: { durationMs: 600_000, ratePerSec: 50, credentials: 500, p99FloorMs: 10, windows: 10, databases: ['sqlite', 'postgres'] },
   },
 };
 

@@ -95,3 +95,9 @@ export function writeReliabilityDoc(results: PartResult[], note: string): string
   writeFileSync(DOC, doc);
   return DOC;
 }
+
+const traceStart = Date.now();
+/** With RELIABILITY_TRACE=1, a timestamped progress line on stderr (where a part spends its time). */
+export function trace(line: string): void {
+  if (process.env.RELIABILITY_TRACE) process.stderr.write(`[${((Date.now() - traceStart) / 1000).toFixed(1)} s] ${line}\n`);
+}
