@@ -5,6 +5,7 @@ import { faults } from './faults';
 import { hygiene } from './hygiene';
 import { isolation } from './isolation';
 import { profile, type Profile } from './profile';
+import { redisLoss } from './redis-loss';
 import { failedFigures, figureLines, writeReliabilityDoc, type PartResult } from './report';
 import { soak } from './soak';
 
@@ -19,6 +20,7 @@ const PARTS: Record<string, (p: Profile) => Promise<PartResult>> = {
   'bad-input': badInput,
   isolation,
   hygiene,
+  'redis-loss': redisLoss,
   soak,
 };
 
