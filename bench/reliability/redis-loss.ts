@@ -61,12 +61,27 @@ class OwnRedis {
   }
 }
 
+/** One write of a credential as its only writer saw it: `ackedAt` unset when its answer was an error (it may have landed). */
+interface Written {
+  value: string;
+  ackedAt?: number;
+}
+
 interface Owned {
   id: string;
-  current: string;
-  /** Values of writes whose answer was an error or never came: the client cannot know whether they landed. */
-  unsure: Set<string>;
+  writes: Written[];
 }
+
+/**
+ * A read that started at `startedAt` and returned `value` is stale when the value was never written, or
+ * when a later write of the credential had been acknowledged before the read began.
+ */
+export function staleRead(t: Owned, value: string, startedAt: number): boolean {
+  const i = t.writes.findIndex((w) => w.value === value);
+  return i < 0 || t.writes.slice(i + 1).some((w) => w.ackedAt !== undefined && w.ackedAt < startedAt);
+}
+
+const zero = (): PhaseCounts => ({ requests: 0, status5xx: 0, otherErrors: 0, stale: 0, dropped: 0 });
 
 interface PhaseCounts {
   requests: number;
@@ -78,9 +93,9 @@ interface PhaseCounts {
 
 /**
  * Redis loss: two host processes on one PostgreSQL schema share a Redis of the part's own (cache L2,
- * eviction bus, shared state; default cache TTL, so values are cached). Workers each own credentials:
- * they rotate one on one replica and read it back on both, and read others, while Redis is up, while it
- * is shut down, and after it is started again (empty, as after a restart without persistence).
+ * eviction bus, shared state; default cache TTL, so values are cached). Writers rotate credentials on one
+ * replica and read them back on both, readers read any credential meanwhile; Redis is shut down under
+ * that load and started again (empty, as after a restart without persistence).
  */
 export async function redisLoss(p: Profile): Promise<PartResult> {
   const started = performance.now();
@@ -113,7 +128,7 @@ export async function redisLoss(p: Profile): Promise<PartResult> {
       const value = marker('rl');
       const res = await calls[i % 2]('POST', '/v1/credentials', { integrationId: 'redis-loss', connectionId: `c${i}`, type: 'api_key', value, valueStore: i % 2 ? 'vault' : 'envelope' });
       if (res.status !== 201) throw new Error(`seeding: ${res.status} ${res.text}`);
-      owned.push({ id: res.body.id, current: value, unsure: new Set() });
+      owned.push({ id: res.body.id, writes: [{ value, ackedAt: 0 }] });
     }
     const metric = async (name: string) => {
       let sum = 0;
@@ -129,62 +144,70 @@ export async function redisLoss(p: Profile): Promise<PartResult> {
         }),
       );
 
-    /** Mixed load for `ms`: each worker rotates one of its credentials on one replica, reads it on both, reads another. */
-    const load = async (phase: string, ms: number): Promise<PhaseCounts> => {
-      const c: PhaseCounts = { requests: 0, status5xx: 0, otherErrors: 0, stale: 0, dropped: 0 };
-      const until = performance.now() + ms;
-      const send = async (replica: number, method: string, path: string, body?: unknown) => {
-        c.requests++;
-        try {
-          const res = await calls[replica](method, path, body);
-          if (res.status >= 500) c.status5xx++;
-          else if (res.status >= 300) c.otherErrors++;
-          if (res.status >= 300) examples.add(`${phase}: ${method} ${path.replace(/[0-9a-f-]{36}/, ':id')} on replica ${replica} → ${res.status} ${res.text.slice(0, 160)}`);
-          return res.status < 300 ? res : undefined;
-        } catch (e) {
-          c.dropped++;
-          examples.add(`${phase}: ${method} on replica ${replica} dropped: ${(e as Error).message}`);
-          return undefined;
-        }
-      };
-      const read = async (replica: number, t: Owned) => {
-        const res = await send(replica, 'GET', `/v1/credentials/${t.id}/value`);
-        if (res && res.body.value !== t.current && !t.unsure.has(res.body.value)) {
-          c.stale++;
-          examples.add(`${phase}: replica ${replica} served a value of ${t.id} older than its last acknowledged write`);
-        }
-      };
-      await Promise.all(
-        Array.from({ length: o.workers }, async (_, w) => {
-          const mine = owned.filter((_, i) => i % o.workers === w);
-          for (let n = w; performance.now() < until; n++) {
-            const t = mine[n % mine.length];
-            const writer = n % 2;
-            const value = marker('rl');
-            const res = await send(writer, 'POST', `/v1/credentials/${t.id}/rotate`, { value });
-            if (res) Object.assign(t, { current: value, unsure: new Set() });
-            else t.unsure.add(value);
-            // Read back on the other replica first (its cache held the old value), then on the writer.
-            await read(1 - writer, t);
-            await read(writer, t);
-            await read((n + 1) % 2, mine[(n + 1) % mine.length]);
-          }
-        }),
-      );
-      return c;
+    /**
+     * One load from start to end, Redis going away and coming back under it. Writers each own credentials:
+     * rotate one on one replica, read it back on the other and on the writer. Readers read any credential
+     * on either replica meanwhile, so reads overlap writes (and each other) on the same keys.
+     */
+    type Phase = 'before' | 'outage' | 'after';
+    let phase: Phase = 'before';
+    let stop = false;
+    const counts: Record<Phase, PhaseCounts> = { before: zero(), outage: zero(), after: zero() };
+    const send = async (replica: number, method: string, path: string, body?: unknown) => {
+      const c = counts[phase];
+      c.requests++;
+      try {
+        const res = await calls[replica](method, path, body);
+        if (res.status >= 500) c.status5xx++;
+        else if (res.status >= 300) c.otherErrors++;
+        if (res.status >= 300) examples.add(`${phase}: ${method} ${path.replace(/[0-9a-f-]{36}/, ':id')} on replica ${replica} → ${res.status} ${res.text.slice(0, 160)}`);
+        return res.status < 300 ? res : undefined;
+      } catch (e) {
+        c.dropped++;
+        examples.add(`${phase}: ${method} on replica ${replica} dropped: ${(e as Error).message}`);
+        return undefined;
+      }
     };
+    const read = async (replica: number, t: Owned) => {
+      const startedAt = performance.now();
+      const during = phase;
+      const res = await send(replica, 'GET', `/v1/credentials/${t.id}/value`);
+      if (res && staleRead(t, res.body.value, startedAt)) {
+        counts[during].stale++;
+        examples.add(`${during}: replica ${replica} served a value of ${t.id} older than a write acknowledged before the read began`);
+      }
+    };
+    const writers = Array.from({ length: o.workers }, async (_, w) => {
+      const mine = owned.filter((_, i) => i % o.workers === w);
+      for (let n = w; !stop; n++) {
+        const t = mine[n % mine.length];
+        const writer = n % 2;
+        const written: Written = { value: marker('rl') };
+        t.writes.push(written);
+        if (await send(writer, 'POST', `/v1/credentials/${t.id}/rotate`, { value: written.value })) written.ackedAt = performance.now();
+        // Read back on the other replica first (its cache held the old value), then on the writer.
+        await read(1 - writer, t);
+        await read(writer, t);
+      }
+    });
+    const readers = Array.from({ length: o.workers }, async (_, r) => {
+      for (let n = r; !stop; n++) await read(n % 2, owned[(n * 7919) % owned.length]);
+    });
+    const running = Promise.all([...writers, ...readers]);
 
-    const before = await load('before', o.beforeMs);
+    await sleep(o.beforeMs);
     const degraded0 = await metric('credential_vault_cache_degraded_reads_total');
     const fallbacks0 = await metric('credential_vault_shared_state_fallbacks_total');
-    await redis.down();
+    phase = 'outage';
     const outageStart = performance.now();
-    const during = await load('outage', o.outageMs);
+    await redis.down();
+    await sleep(o.outageMs);
     const readyDuring = await ready();
     const degraded1 = await metric('credential_vault_cache_degraded_reads_total');
     const fallbacks1 = await metric('credential_vault_shared_state_fallbacks_total');
-    const outageS = (performance.now() - outageStart) / 1000;
     await redis.up();
+    const outageS = (performance.now() - outageStart) / 1000;
+    phase = 'after';
     const upAt = performance.now();
     let recovered = false;
     let readyAfter = await ready();
@@ -196,7 +219,10 @@ export async function redisLoss(p: Profile): Promise<PartResult> {
     const recoverS = (performance.now() - upAt) / 1000;
     const degraded2 = await metric('credential_vault_cache_degraded_reads_total');
     const l2Before = await metric('credential_vault_cache_l2_hits_total');
-    const after = await load('after', o.afterMs);
+    await sleep(o.afterMs);
+    stop = true;
+    await running;
+    const { before, outage: during, after } = counts;
     const degraded3 = await metric('credential_vault_cache_degraded_reads_total');
     const l2After = await metric('credential_vault_cache_l2_hits_total');
     const all = [before, during, after];
@@ -205,7 +231,7 @@ export async function redisLoss(p: Profile): Promise<PartResult> {
     return {
       part: 'Redis loss',
       profile: p.name,
-      method: `Two host processes (\`node apps/api/src/main.js\`) on one PostgreSQL schema share a Redis started by the part on a spare port (cache L2, eviction bus, rate-limit and other shared state; the default cache TTL, so values are cached on both replicas) and the local vault over HTTPS. ${o.workers} workers each own credentials: a step rotates one on one replica, reads it back on the other replica and on the writer, and reads another — so every read has a known answer: the last acknowledged write (or a write whose answer was an error). The load runs ${o.beforeMs / 1000} s with Redis up, then \`redis-cli shutdown nosave\` and ${o.outageMs / 1000} s without it, then Redis starts again empty and, once both replicas report it back in /health/ready, ${o.afterMs / 1000} s more. What the host documents for a Redis loss (docs/OPERATIONS.md CredentialVaultCacheFanoutDown and CredentialVaultSharedStateDegraded, ARCHITECTURE.md "Cluster-wide state", the cache's readiness indicator): a replica that cannot hear evictions reads from the vault uncached and never serves a value another replica changed; shared state falls back to per-process counting and never fails a request; readiness stays 200 with the cache \`degraded\` (Redis \`down\`); it re-subscribes and empties its cache by itself when Redis is back. So the bounds: 0 stale reads, 0 answers other than 2xx (no fail-closed answer is documented for a Redis loss), readiness 200/degraded during it, back within 60 s, no degraded read once both report Redis back.`,
+      method: `Two host processes (\`node apps/api/src/main.js\`) on one PostgreSQL schema share a Redis started by the part on a spare port (cache L2, eviction bus, rate-limit and other shared state; the default cache TTL, so values are cached on both replicas) and the local vault over HTTPS. ${o.workers} writers each own credentials: a step rotates one on one replica, then reads it back on the other replica and on the writer; ${o.workers} readers meanwhile read any credential on either replica, so reads overlap writes and each other on the same keys. A read is stale when it returns a value older than a write acknowledged before the read began (each credential has one writer, so that order is known; a write answered with an error may or may not have landed). One load runs throughout: ${o.beforeMs / 1000} s with Redis up, then \`redis-cli shutdown nosave\` under it and ${o.outageMs / 1000} s without Redis, then Redis starts again empty and the load goes on until both replicas report it back in /health/ready and ${o.afterMs / 1000} s more. What the host documents for a Redis loss (docs/OPERATIONS.md CredentialVaultCacheFanoutDown and CredentialVaultSharedStateDegraded, ARCHITECTURE.md "Cluster-wide state", the cache's readiness indicator): a replica that cannot hear evictions reads from the vault uncached and never serves a value another replica changed; shared state falls back to per-process counting and never fails a request; readiness stays 200 with the cache \`degraded\` (Redis \`down\`); it re-subscribes and empties its cache by itself when Redis is back. So the bounds: 0 stale reads, 0 answers other than 2xx (no fail-closed answer is documented for a Redis loss), readiness 200/degraded during it, back within 60 s, no degraded read once both report Redis back.`,
       ran: `${sum('requests')} requests (before ${before.requests}, during the ${round(outageS, 1)} s outage ${during.requests}, after ${after.requests}) on ${owned.length} credentials; during the outage ${degraded1 - degraded0} reads went to the vault uncached and ${fallbacks1 - fallbacks0} shared-state calls fell back to per-process state; readiness during it ${readyDuring.map((r) => `${r.status} cache ${r.cache?.status}/redis ${r.cache?.redis}`).join(', ')}; both replicas reported Redis back ${round(recoverS, 1)} s after it restarted; ${l2After - l2Before} L2 hits after.`,
       figures: [
         info('requests', sum('requests')),
