@@ -1,15 +1,37 @@
 import { AimdLimiter } from './aimd-limiter';
 
 describe('AimdLimiter', () => {
-  it('doubles per window of successes until the first throttle, halves once per burst of throttles, then adds one per window', async () => {
-    const l = new AimdLimiter({ initial: 4, min: 1, max: 12 });
-    for (let i = 0; i < 4; i++) l.success(await l.acquire());
-    expect(l.snapshot().limit).toBe(8);
+  it('doubles per window of successes until the first throttle, cuts to 0.7× once per burst of throttles', async () => {
+    const l = new AimdLimiter({ initial: 10, min: 1, max: 40 });
+    for (let i = 0; i < 10; i++) l.success(await l.acquire());
+    expect(l.snapshot().limit).toBe(20);
     const burst = await Promise.all([l.acquire(), l.acquire(), l.acquire()]);
     for (const p of burst) l.throttled(p, 0);
-    expect(l.snapshot()).toMatchObject({ limit: 4, throttles: 3, decreases: 1 });
-    for (let i = 0; i < 4; i++) l.success(await l.acquire());
-    expect(l.snapshot().limit).toBe(5);
+    expect(l.snapshot()).toMatchObject({ limit: 14, throttles: 3, decreases: 1 });
+    // A throttle of a request started after the cut is a new burst: it cuts again.
+    l.throttled(await l.acquire(), 0);
+    expect(l.snapshot()).toMatchObject({ limit: 9, decreases: 2 });
+  });
+
+  it('after a cut, climbs half the gap back to the limit held before it per window of successes, then one per window', async () => {
+    const l = new AimdLimiter({ initial: 20, min: 1, max: 40 });
+    l.throttled(await l.acquire(), 0); // 20 → 14; the vault admitted nearly 20
+    const limits: number[] = [];
+    for (let w = 0; w < 5; w++) {
+      const n = l.snapshot().limit;
+      for (let i = 0; i < n; i++) l.success(await l.acquire());
+      limits.push(l.snapshot().limit);
+    }
+    expect(limits).toEqual([17, 19, 20, 21, 22]);
+    expect(l.snapshot().maxLimitReached).toBe(22);
+  });
+
+  it('never cuts below the minimum nor climbs above the maximum', async () => {
+    const l = new AimdLimiter({ initial: 2, min: 2, max: 3 });
+    l.throttled(await l.acquire(), 0);
+    expect(l.snapshot().limit).toBe(2);
+    for (let w = 0; w < 4; w++) for (let i = 0; i < 3; i++) l.success(await l.acquire());
+    expect(l.snapshot().limit).toBe(3);
   });
 
   it('counts a call as throttled only when it took over the retry floor more than usual', async () => {
@@ -28,7 +50,7 @@ describe('AimdLimiter', () => {
     await new Promise((r) => setTimeout(r, 10));
     expect(third).toBe(false);
     const t0 = Date.now();
-    l.throttled(a, 120); // the limit halves to 1: the third waits for b and for Retry-After
+    l.throttled(a, 120); // the limit is cut to 1: the third waits for b and for Retry-After
     l.success(b);
     await p;
     expect(Date.now() - t0).toBeGreaterThanOrEqual(100);

@@ -10,12 +10,17 @@ export interface AimdStats {
   decreases: number;
 }
 
+/** What a burst of throttles leaves of the limit (CUBIC's β): halving emptied the vault's window for long. */
+export const AIMD_DECREASE = 0.7;
+
 /**
  * Additive-increase / multiplicative-decrease concurrency for vault writes. A 429 (RATE_LIMITED)
- * halves the limit and pauses every new start until its Retry-After has passed; each window of
- * `limit` successes adds one — or, until the first throttle (slow start), doubles the limit. Throttles of requests started before the last decrease do not halve
- * again (they belong to the same burst). Time here is elapsed time, not the time of day, so it uses
- * timers rather than the Clock.
+ * cuts the limit to 0.7× and pauses every new start until its Retry-After has passed. Each window of
+ * `limit` successes then closes half the gap to the limit held before the cut (as BIC does: the
+ * vault admitted nearly that much) and, once there, adds one; until the first throttle (slow start)
+ * it doubles the limit. Throttles of requests started before the last decrease do not cut again
+ * (they belong to the same burst). Time here is elapsed time, not the time of day, so it uses timers
+ * rather than the Clock.
  */
 export class AimdLimiter {
   private limit: number;
@@ -30,6 +35,8 @@ export class AimdLimiter {
   private typicalMs = 0;
   /** Until the first throttle, a window of successes doubles the limit instead of adding one. */
   private slowStart = true;
+  /** The limit held when the last burst began: recovery climbs back toward it quickly. */
+  private beforeDecrease = 0;
 
   constructor(private readonly o: { initial: number; min: number; max: number }) {
     this.limit = o.initial;
@@ -62,7 +69,7 @@ export class AimdLimiter {
     if (durationMs !== undefined) this.typicalMs = this.typicalMs === 0 ? durationMs : 0.95 * this.typicalMs + 0.05 * durationMs;
     if (permit.epoch === this.epoch && ++this.successes >= this.limit) {
       this.successes = 0;
-      if (this.limit < this.o.max) this.limit = this.slowStart ? Math.min(this.o.max, 2 * this.limit) : this.limit + 1;
+      if (this.limit < this.o.max) this.limit = Math.min(this.o.max, this.increased());
       this.stats.maxLimitReached = Math.max(this.stats.maxLimitReached, this.limit);
     }
     this.wake();
@@ -77,7 +84,8 @@ export class AimdLimiter {
     if (permit.epoch === this.epoch) {
       this.epoch++;
       this.successes = 0;
-      this.limit = Math.max(this.o.min, Math.floor(this.limit / 2));
+      this.beforeDecrease = this.limit;
+      this.limit = Math.max(this.o.min, Math.floor(this.limit * AIMD_DECREASE));
       this.stats.decreases++;
     }
     this.wake();
@@ -91,6 +99,12 @@ export class AimdLimiter {
 
   snapshot(): AimdStats {
     return { limit: this.limit, ...this.stats };
+  }
+
+  private increased(): number {
+    if (this.slowStart) return 2 * this.limit;
+    const gap = this.beforeDecrease - this.limit;
+    return this.limit + Math.max(1, Math.ceil(gap / 2));
   }
 
   private wake(): void {
