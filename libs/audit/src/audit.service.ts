@@ -20,7 +20,8 @@ import type {
  * A facade over the parts that do the work, so callers depend on one service:
  *
  * - `record()` writes one row synchronously — in the caller's transaction when there is one.
- * - `recordRead()` batches reads through a bounded buffer (back-pressure when full, never drops).
+ * - `recordRead()` batches reads through a bounded buffer, group commit (resolves once committed;
+ *   back-pressure when full, never drops).
  * - `verify()` walks the chains and names the first row that was edited, deleted, inserted or moved.
  * - `prune()` deletes a prefix of each chain and appends a checkpoint so verify stays green.
  */
@@ -66,9 +67,10 @@ export class AuditService implements OnModuleInit, BeforeApplicationShutdown {
   }
 
   /**
-   * Queues a read event; rows are written in batches (`readBuffer.batchSize`) at least every
-   * `readBuffer.flushIntervalMs`. Resolves once the event is buffered; waits while the buffer is full.
-   * With `failClosed`, rejects with `AuditUnavailableError` while buffered writes are failing.
+   * Audits a read with group commit: resolves once the batch holding its row has COMMITTED (a batch
+   * goes at once when no flush is in flight, else with the next one, up to `readBuffer.batchSize`);
+   * waits while the buffer is full. With `failClosed`, rejects with `AuditUnavailableError` when its
+   * batch fails and while buffered writes are failing — the caller must then not return the value.
    */
   recordRead(event: AuditEventInput): Promise<void> {
     return this.writer.recordRead(event);

@@ -21,25 +21,35 @@ import { SuspiciousActivityCounters } from './suspicious-activity.counters';
 
 const ACCEPTED = Promise.resolve();
 
+/** A read in the buffer, with its caller's promise until its batch commits (or fails). */
+interface BufferedRead {
+  readonly event: PreparedEvent;
+  resolve?: () => void;
+  reject?: (e: unknown) => void;
+}
+
 /** The writer's share of `AuditStats`. */
 export type AuditWriterStats = Omit<AuditStats, 'brokenChains' | 'anchorsWritten' | 'anchorFailures'>;
 
 /**
  * Appends to the chains: `record()` one row now (in the caller's transaction: the ambient
  * `TransactionRunner` one, or the one of a manager passed explicitly), `recordRead()` through the
- * bounded read buffer, written in batches. Also watches what it writes for suspicious activity. Its
- * timer runs between `start()` and `shutdown()`.
+ * bounded read buffer with group commit: a read resolves once the batch holding its row committed.
+ * Also watches what it writes for suspicious activity. Its retry timer runs between `start()` and
+ * `shutdown()`.
  */
 @Injectable()
 export class AuditWriter {
   private readonly logger = new Logger(AuditWriter.name);
   private readonly runner: TransactionRunner;
-  private readonly buffer: ReadBuffer<PreparedEvent>;
+  private readonly buffer: ReadBuffer<BufferedRead>;
   private readonly detector?: { observe(e: ObservedEvent): SuspiciousActivityEvent[] | Promise<SuspiciousActivityEvent[]> };
   private readonly pending = new Set<Promise<unknown>>();
   private timer?: NodeJS.Timeout;
   private flushTail: Promise<void> = Promise.resolve();
   private kicking = false;
+  /** A flush is due on the next turn (reads of this turn share its batch). */
+  private scheduled = false;
   private stopped = false;
   /** Set while buffered writes fail; cleared by the next successful flush. */
   private failing?: Error;
@@ -76,7 +86,7 @@ export class AuditWriter {
     }
   }
 
-  /** Starts the interval flush. */
+  /** Starts the interval flush: a safety net that retries after a failure (healthy batches go at once). */
   start(): void {
     if (this.options.suspicious.enabled && !this.events) {
       this.logger.warn(
@@ -148,8 +158,10 @@ export class AuditWriter {
   }
 
   /**
-   * See `AuditService.recordRead`. Not `async`: with space in the buffer (the usual case) the read is
-   * accepted in this call and one settled promise is returned — no promise chain per read.
+   * See `AuditService.recordRead`. Resolves once the batch holding the read's row has committed
+   * (group commit: no flush in flight → the batch goes on the next turn; else with the next batch).
+   * Fail-closed: rejects with `AuditUnavailableError` when that batch fails. With `failClosed` off
+   * and writes failing, resolves once buffered (the row is kept and retried).
    */
   recordRead(event: AuditEventInput): Promise<void> {
     let prepared: PreparedEvent;
@@ -162,13 +174,23 @@ export class AuditWriter {
       this.counters.readsRejected++;
       return Promise.reject(this.unavailable());
     }
-    if (this.buffer.tryPush(prepared)) {
-      this.accepted(prepared);
-      return ACCEPTED;
+    const entry: BufferedRead = { event: prepared };
+    const committed = this.failing
+      ? ACCEPTED
+      : new Promise<void>((resolve, reject) => {
+          entry.resolve = resolve;
+          entry.reject = reject;
+        });
+    if (this.buffer.tryPush(entry)) {
+      this.accepted(entry);
+      return committed;
     }
-    // Full: wait for space (back-pressure).
-    return this.buffer.push(prepared).then(
-      () => this.accepted(prepared),
+    // Full: wait for space (back-pressure), then for the commit.
+    return this.buffer.push(entry).then(
+      () => {
+        this.accepted(entry);
+        return committed;
+      },
       (e: unknown) => {
         this.counters.readsRejected++;
         throw e;
@@ -176,10 +198,16 @@ export class AuditWriter {
     );
   }
 
-  private accepted(prepared: PreparedEvent): void {
+  private accepted(entry: BufferedRead): void {
     this.counters.readsAccepted++;
-    this.observe(prepared);
-    if (this.stopped || this.buffer.depth >= this.options.readBuffer.batchSize) this.kick();
+    this.observe(entry.event);
+    // While failing only the interval (or shutdown) retries: no write attempt per read.
+    if (this.kicking || this.scheduled || (this.failing && !this.stopped)) return;
+    this.scheduled = true;
+    setImmediate(() => {
+      this.scheduled = false;
+      this.kick();
+    });
   }
 
   /** See `AuditService.flush`. */
@@ -241,9 +269,8 @@ export class AuditWriter {
       .finally(() => {
         this.kicking = false;
         this.pending.delete(run);
-        if (!this.failing && (this.stopped ? this.buffer.depth > 0 : this.buffer.depth >= this.options.readBuffer.batchSize)) {
-          this.kick();
-        }
+        // Reads that arrived during the flush form the next batch at once (group commit).
+        if (!this.failing && this.buffer.depth > 0) this.kick();
       });
     this.pending.add(run);
   }
@@ -260,7 +287,7 @@ export class AuditWriter {
 
   private async flushBatch(): Promise<number> {
     const batch = this.buffer.peek(this.options.readBuffer.batchSize);
-    const byTenant = groupByTenant(batch);
+    const byTenant = groupByTenant(batch.map((b) => b.event));
     try {
       // Always a transaction of its own: buffered reads of many callers never join one caller's transaction.
       await this.chains.inOwnTransaction([...byTenant.keys()], async (m) => {
@@ -271,8 +298,14 @@ export class AuditWriter {
       const first = !this.failing;
       this.failing = e instanceof Error ? e : new Error(String(e));
       this.logger.error(`Writing ${batch.length} buffered audit reads failed${first ? '' : ' again'}: ${errorMessage(e)}`);
+      // Every buffered read's caller learns now (not after the next retry); the rows stay buffered and are
+      // retried — never dropped — so the log may show a read that was refused, never the reverse.
+      const unavailable = this.unavailable();
+      for (const b of this.buffer.peek(this.buffer.depth)) {
+        if (settle(b, this.options.failClosed ? unavailable : undefined) && this.options.failClosed) this.counters.readsRejected++;
+      }
       if (this.options.failClosed) {
-        this.counters.readsRejected += this.buffer.rejectWaiters(this.unavailable());
+        this.counters.readsRejected += this.buffer.rejectWaiters(unavailable);
       }
       throw new AuditWriteError(`Writing ${batch.length} buffered audit reads failed`, { cause: e });
     }
@@ -281,6 +314,7 @@ export class AuditWriter {
       this.failing = undefined;
     }
     this.buffer.remove(new Set(batch));
+    for (const b of batch) settle(b);
     this.counters.readsFlushed += batch.length;
     return batch.length;
   }
@@ -341,6 +375,16 @@ export class AuditWriter {
       .finally(() => this.pending.delete(write));
     this.pending.add(write);
   }
+}
+
+/** Resolves (no error) or rejects a buffered read's caller, once; false when it had none left. */
+function settle(b: BufferedRead, error?: unknown): boolean {
+  const { resolve, reject } = b;
+  if (!resolve || !reject) return false;
+  b.resolve = b.reject = undefined;
+  if (error === undefined) resolve();
+  else reject(error);
+  return true;
 }
 
 /** Events by tenant (each tenant's in the order given): one chain append per tenant. */

@@ -98,6 +98,30 @@ describe('ReadAuditCoalescer', () => {
     await expect(coalescer.record(read('c1'))).rejects.toThrow('audit unavailable');
   });
 
+  it('a folded repeat resolves only once the first row of its key has committed, and is refused if that row failed', async () => {
+    const { coalescer, audit } = await build(1000);
+    const commits: Array<{ resolve: () => void; reject: (e: Error) => void }> = [];
+    audit.recordRead = (e: AuditEventInput) => {
+      audit.reads.push(e);
+      return new Promise<void>((resolve, reject) => commits.push({ resolve, reject }));
+    };
+    let repeatDone = false;
+    const first = coalescer.record(read('c1'));
+    const repeat = coalescer.record(read('c1')).then(() => (repeatDone = true));
+    await new Promise((r) => setImmediate(r));
+    expect(repeatDone).toBe(false); // the key has no durable row yet: the value must not be served
+    commits[0].resolve();
+    await first;
+    await repeat;
+    expect(repeatDone).toBe(true);
+
+    const other = coalescer.record(read('c2'));
+    const otherRepeat = coalescer.record(read('c2'));
+    commits[1].reject(new Error('batch failed'));
+    await expect(other).rejects.toThrow('batch failed');
+    await expect(otherRepeat).rejects.toThrow('batch failed');
+  });
+
   it('with a 0 window records every read', async () => {
     const { coalescer, audit } = await build(0);
     await coalescer.record(read('c1'));

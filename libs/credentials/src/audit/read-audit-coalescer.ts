@@ -8,6 +8,8 @@ const RESOLVED = Promise.resolve();
 
 interface Pending {
   event: AuditEventInput;
+  /** The first read's `recordRead`: resolves once its row committed. Repeats wait for it too. */
+  first: Promise<void>;
   /** Reads after the first one (which was handed over at once). */
   repeats: number;
   firstRepeatAtMs: number;
@@ -30,8 +32,13 @@ const FLUSH_SLICE = 100;
  * - Failed and denied reads are never folded (they feed suspicious-activity detection at once).
  * - While the audit log is unhealthy the read goes straight to `recordRead`, so fail-closed still
  *   refuses reads.
- * - Durability equals the audit read buffer's own: folded repeats are in memory for at most the
- *   window; they are flushed when the module is destroyed (before the audit buffer's final flush).
+ * - Durability: the first read of a key resolves once its row has committed (`recordRead`); a repeat
+ *   resolves once that same row has committed (and is refused if it failed), so no key is ever served
+ *   without a durable row. The repeat COUNT is in memory until the window ends (its row is then
+ *   written; also when the module is destroyed): a crash (`kill -9`) loses at most one window of
+ *   counts, never a key's row. Making repeats wait for the row carrying their count would hold every
+ *   repeat for up to the window. Hosts that need one durable row per read keep the window at 0
+ *   (apps/api does).
  */
 @Injectable()
 export class ReadAuditCoalescer implements OnModuleDestroy {
@@ -57,7 +64,10 @@ export class ReadAuditCoalescer implements OnModuleDestroy {
     this.maxKeys = options.readAudit.maxPendingKeys;
   }
 
-  /** Resolves once the read is accounted for (folded or buffered); rejects when the audit log refuses it. */
+  /**
+   * Resolves once the read's row (a repeat: its key's first row) has committed; rejects when the audit
+   * log refuses it — the caller must then not return the value.
+   */
   record(event: AuditEventInput): Promise<void> {
     if (this.windowMs === 0 || event.result !== AuditResult.SUCCESS || !this.audit.healthy) {
       return this.audit.recordRead(event);
@@ -80,16 +90,19 @@ export class ReadAuditCoalescer implements OnModuleDestroy {
         const now = this.clock.nowMs();
         if (hit.repeats++ === 0) hit.firstRepeatAtMs = now;
         hit.lastRepeatAtMs = now;
-        return RESOLVED;
+        return hit.first;
       }
     }
-    seen.push({ event, repeats: 0, firstRepeatAtMs: 0, lastRepeatAtMs: 0 });
+    const hit: Pending = { event, first: RESOLVED, repeats: 0, firstRepeatAtMs: 0, lastRepeatAtMs: 0 };
+    seen.push(hit);
+    // A full window is handed over first, so earlier repeats keep their place in the log.
     if (++this.pendingCount >= this.maxKeys) void this.flush();
     else if (!this.timer) {
       this.timer = setTimeout(() => void this.flush(), this.windowMs);
       this.timer.unref();
     }
-    return this.audit.recordRead(event);
+    hit.first = this.audit.recordRead(event);
+    return hit.first;
   }
 
   private contextKey(c: Context): string {
