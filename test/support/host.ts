@@ -19,7 +19,7 @@ export interface TestHost {
   env: Record<string, string>;
   /**
    * Every line logged by the hosts of this test file (set LOG_LEVEL in extraEnv to log more than
-   * errors). nestjs-pino keeps one root logger per process, so hosts of one file share the list.
+   * errors). Every host of one file writes to the same destination, so they share the list.
    */
   logs: string[];
   close(): Promise<void>;

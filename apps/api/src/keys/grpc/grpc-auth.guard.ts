@@ -24,7 +24,7 @@ const logger = new Logger('GrpcAuthGuard');
 const RATE_WINDOW_MS = 60_000;
 
 /**
- * The gRPC side of AuthGuard and ClientThrottlerGuard (the host's global guards are HTTP's only): the
+ * The gRPC side of the host's global AuthGuard (authentication, scopes, rate limit; HTTP only): the
  * same credentials — an `x-api-key` or `authorization: Bearer <JWT>` metadata entry —, the same
  * @RequireScopes, the same audit rows for refusals, and RATE_LIMIT_PER_MINUTE per client and method
  * in the HTTP limiter's storage (cluster-wide with REDIS_URL). The tenant comes from the principal,
