@@ -1,6 +1,6 @@
 import { TransactionRunner } from '@app/common';
 import { CredentialVersionEntity } from '../entities/credential-version.entity';
-import { chunks } from './credential.repository';
+import { insertRows } from './plain-insert';
 
 /**
  * Every SQL access to `cv_credential_versions` (pointers into the value stores, never values). Reads
@@ -16,13 +16,11 @@ export class CredentialVersionRepository {
   }
 
   /**
-   * Inserts many rows in multi-row statements (`storeMany`); joins the caller's transaction. Nothing
-   * is read back into the entities: TypeORM would merge re-selected defaults into them by position.
+   * Inserts many rows in fixed multi-row statements (`storeMany`, see `insertRows`); joins the
+   * caller's transaction.
    */
   insertMany(rows: CredentialVersionEntity[]): Promise<void> {
-    return this.runner.run(async () => {
-      for (const chunk of chunks(rows)) await this.runner.manager.createQueryBuilder().insert().into(CredentialVersionEntity).values(chunk).updateEntity(false).execute();
-    });
+    return this.runner.run(() => insertRows(this.runner.manager, CredentialVersionEntity, rows));
   }
 
   find(tenantId: string, credentialId: string, version: number): Promise<CredentialVersionEntity | null> {

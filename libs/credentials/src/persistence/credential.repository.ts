@@ -3,6 +3,7 @@ import type { SelectQueryBuilder } from 'typeorm';
 import { CredentialStatus, type CredentialType } from '../credential-type';
 import type { CredentialStatistics, ExpiringCredentialRef, LiveCredentialRef } from '../credential.types';
 import { CredentialEntity } from '../entities/credential.entity';
+import { insertRows } from './plain-insert';
 import { CREDENTIAL_COLUMNS, credentialFromRow, type CredentialRow } from './credential-row';
 
 const DAY_MS = 86_400_000;
@@ -106,13 +107,11 @@ export class CredentialRepository {
   }
 
   /**
-   * Inserts many rows in multi-row statements (`storeMany`); joins the caller's transaction. Nothing
-   * is read back into the entities: TypeORM would merge re-selected defaults into them by position.
+   * Inserts many rows in fixed multi-row statements (`storeMany`, see `insertRows`); joins the
+   * caller's transaction.
    */
   insertMany(rows: CredentialEntity[]): Promise<void> {
-    return this.runner.run(async () => {
-      for (const chunk of chunks(rows)) await this.runner.manager.createQueryBuilder().insert().into(CredentialEntity).values(chunk).updateEntity(false).execute();
-    });
+    return this.runner.run(() => insertRows(this.runner.manager, CredentialEntity, rows));
   }
 
   /**
