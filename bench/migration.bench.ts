@@ -1,7 +1,7 @@
 /**
  * Legacy migration against the local vault at Azure's throttle (4,000 transactions per 10 s):
  *
- *  - `MigrationRunner` (AIMD on 429s: halve and wait Retry-After, +1 per window of successes), vs
+ *  - `MigrationRunner` (AIMD on 429s: cut to 0.7× and wait Retry-After, then climb back toward the limit held before), vs
  *  - a naive baseline measured in the same run: a fixed pool of `CredentialsService.store` calls,
  *    with the vault client's own retries (Retry-After honoured, 4 attempts).
  *

@@ -1,4 +1,4 @@
-/** A permit: remember the epoch it was taken in, so one burst of 429s halves the limit once. */
+/** A permit: remember the epoch it was taken in, so one burst of 429s cuts the limit once. */
 export interface AimdPermit {
   epoch: number;
 }

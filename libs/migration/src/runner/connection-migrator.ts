@@ -223,7 +223,7 @@ export class ConnectionMigrator {
   /**
    * Runs one vault-touching call under the AIMD limit (value writes run inside `storeMany`, before
    * its failure audit). A 429 that reaches it (a client whose `maxDelayMs` is below the Retry-After
-   * gives up at once) halves the limit, waits its Retry-After and is retried, never reported. A client
+   * gives up at once) cuts the limit, waits its Retry-After and is retried, never reported. A client
    * that retries 429s itself hides them: a call `concurrency.slowCallMs` slower than usual counts as
    * throttled (0: off). (A cold client's first request going alone is the vault client's own policy.)
    */
