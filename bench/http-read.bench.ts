@@ -146,7 +146,8 @@ size, the reference host (metadata and audit log on ${databases.join(' and on ')
 audit — the local vault is another process (HTTPS, throttling off), and autocannon runs in yet another, ${connections}
 connections, ${durationS} s per run. The host's value route does API-key authentication, rate limiting (counting
 every request), the request log at \`info\` (written to /dev/null), the tenant check, the in-process cache and one
-hash-chained audit row per request (each request has its own correlation id, nothing folds). Each target is warmed
+hash-chained audit row per request (each request has its own correlation id, nothing folds), committed before the value
+is sent (group commit: the reads of one event-loop turn share a transaction). Each target is warmed
 for 2 s; then ${rounds} rounds interleave the targets. Rows are the median round; ratios are medians of the
 per-round ratios against the bare route of the same round. "Server CPU" is the serving process's user+system time
 per request (PostgreSQL's own CPU is not in it). Load generator ceiling on this machine: **${ceiling.opsPerSec}
