@@ -151,6 +151,7 @@ export async function redisLoss(p: Profile): Promise<PartResult> {
      */
     type Phase = 'before' | 'outage' | 'after';
     let phase: Phase = 'before';
+    let outageAt = 0;
     let stop = false;
     const counts: Record<Phase, PhaseCounts> = { before: zero(), outage: zero(), after: zero() };
     const send = async (replica: number, method: string, path: string, body?: unknown) => {
@@ -174,7 +175,12 @@ export async function redisLoss(p: Profile): Promise<PartResult> {
       const res = await send(replica, 'GET', `/v1/credentials/${t.id}/value`);
       if (res && staleRead(t, res.body.value, startedAt)) {
         counts[during].stale++;
-        examples.add(`${during}: replica ${replica} served a value of ${t.id} older than a write acknowledged before the read began`);
+        const i = t.writes.findIndex((w) => w.value === res.body.value);
+        const newer = t.writes.slice(i + 1).find((w) => w.ackedAt !== undefined && w.ackedAt < startedAt);
+        const since = (at: number) => (outageAt ? `${Math.round(at - outageAt)} ms after the Redis shutdown began` : 'before the outage');
+        examples.add(
+          `${during}: replica ${replica} served ${i < 0 ? 'a value never written' : `write #${i}`} of ${t.id} in a read begun ${since(startedAt)}, though write #${t.writes.indexOf(newer!)} was acknowledged ${since(newer?.ackedAt ?? 0)}`,
+        );
       }
     };
     const writers = Array.from({ length: o.workers }, async (_, w) => {
@@ -200,6 +206,7 @@ export async function redisLoss(p: Profile): Promise<PartResult> {
     const fallbacks0 = await metric('credential_vault_shared_state_fallbacks_total');
     phase = 'outage';
     const outageStart = performance.now();
+    outageAt = outageStart;
     await redis.down();
     await sleep(o.outageMs);
     const readyDuring = await ready();
