@@ -71,17 +71,14 @@ describe('TieredCredentialCache (L1 + invalidation bus, no L2)', () => {
     expect(await cache.getOrLoad('t2/b', async () => 'b2')).toBe('b');
   });
 
-  it('while the bus is down it serves nothing cached (single-flight only, counted) and starts empty when it is back', async () => {
+  it('while the bus is down it serves nothing cached (every read loads, counted) and starts empty when it is back', async () => {
     const { bus, cache } = await build();
     await cache.getOrLoad('t/a', async () => 'old');
     bus.setHealthy(false);
     // An eviction published meanwhile cannot arrive: the cached 'old' must not be served.
-    let release!: (v: string) => void;
-    const loader = jest.fn(() => new Promise<string>((r) => (release = r)));
-    const reads = [cache.getOrLoad('t/a', loader), cache.getOrLoad('t/a', loader)];
-    release('new');
-    expect(await Promise.all(reads)).toEqual(['new', 'new']);
-    expect(loader).toHaveBeenCalledTimes(1);
+    const loader = jest.fn(async () => 'new');
+    expect(await Promise.all([cache.getOrLoad('t/a', loader), cache.getOrLoad('t/a', loader)])).toEqual(['new', 'new']);
+    expect(loader).toHaveBeenCalledTimes(2);
     expect(cache.stats().shared!.degradedReads).toBe(2);
     expect(cache.health()).toMatchObject({ status: 'degraded', details: { invalidationConnected: false } });
     // Nothing loaded while degraded was kept.
@@ -91,6 +88,18 @@ describe('TieredCredentialCache (L1 + invalidation bus, no L2)', () => {
     expect(cache.health().status).toBe('up');
     expect(await cache.getOrLoad('t/a', async () => 'after')).toBe('after');
     expect(await cache.getOrLoad('t/a', async () => 'x')).toBe('after');
+  });
+
+  it('while the bus is down a read never joins a load that started before it (another replica may have written in between)', async () => {
+    const { bus, cache } = await build();
+    bus.setHealthy(false);
+    let release!: (v: string) => void;
+    const before = cache.getOrLoad('t/a', () => new Promise<string>((r) => (release = r)));
+    // Another replica's write is acknowledged here; this replica cannot hear its eviction.
+    const after = cache.getOrLoad('t/a', async () => 'written');
+    release('read-before-the-write');
+    expect(await before).toBe('read-before-the-write');
+    expect(await after).toBe('written');
   });
 
   it('a load in flight when the bus drops never fills L1', async () => {

@@ -73,14 +73,14 @@ function timeout<T>(work: Promise<T>, ms: number): Promise<T> {
  * - A load that started before an eviction never fills: not L1 (the LRU's token), not L2 (the fill
  *   is refused when the key's generation moved).
  * - While the bus is not connected this replica cannot hear evictions: it serves nothing cached
- *   (reads go to the loader, single-flight in process, counted as degraded) and empties L1 when
- *   connected again. A Redis error is an L2 miss (counted), never a failed read.
+ *   (every read loads for itself, counted as degraded — no single-flight: a load that started before
+ *   another replica's write could answer a read that began after it was acknowledged) and empties L1
+ *   when connected again. A Redis error is an L2 miss (counted), never a failed read.
  */
 export class TieredCredentialCache extends CredentialCache {
   private readonly logger = new Logger('CredentialCache');
   readonly instanceId = randomUUID();
   private readonly l1: LruCredentialCache;
-  private readonly degradedInflight = new Map<string, Promise<unknown>>();
   /** Evictions that could not reach Redis: sent again when the bus is back (the outbox retries them too). */
   private readonly pending = new Set<string>();
   private readonly listeners = new Set<(message: InvalidationMessage, lagMs: number) => void>();
@@ -204,13 +204,10 @@ export class TieredCredentialCache extends CredentialCache {
 
   // ─────────────────────────── reads ───────────────────────────
 
-  private degraded<T>(key: string, loader: () => Promise<T>): Promise<T> {
+  /** Unheard evictions: no sharing of a load in flight (see the class comment); the vault's bulkhead bounds the burst. */
+  private degraded<T>(_key: string, loader: () => Promise<T>): Promise<T> {
     this.counters.degradedReads++;
-    const running = this.degradedInflight.get(key);
-    if (running) return running as Promise<T>;
-    const p = this.load(loader).finally(() => this.degradedInflight.delete(key));
-    this.degradedInflight.set(key, p);
-    return p;
+    return this.load(loader);
   }
 
   private load<T>(loader: () => Promise<T>): Promise<T> {
