@@ -44,7 +44,7 @@ describe('MigrationRunner against a throttled local vault (JSON-lines source)', 
   it('completes with every connection migrated and no throttling error in the report', async () => {
     const s = await app.get(MigrationRunner).run(new JsonlLegacySource(join(dir, 'legacy.jsonl')), { batchSize: 30 });
     expect(s).toMatchObject({ totalConnections: COUNT, successfulMigrations: COUNT, failedMigrations: 0, skipped: 0, totalCredentialsMigrated: COUNT, errors: [] });
-    // The vault did throttle, and the limiter absorbed it (halving, waiting Retry-After).
+    // The vault did throttle, and the limiter absorbed it (cutting its limit, waiting Retry-After).
     expect(vault.stats().byStatus['429']).toBeGreaterThan(0);
     expect(s.throttling.absorbed).toBeGreaterThan(0);
     expect(s.throttling.decreases).toBeGreaterThan(0);
