@@ -5,12 +5,13 @@ import { faults } from './faults';
 import { hygiene } from './hygiene';
 import { isolation } from './isolation';
 import { profile, type Profile } from './profile';
+import type { Db } from './databases';
 import { redisLoss } from './redis-loss';
 import { failedFigures, figureLines, writeReliabilityDoc, type PartResult } from './report';
 import { soak } from './soak';
 
 /**
- * `npm run reliability [-- --profile short|medium|full] [--parts faults,crashes,...] [--note "..."]`:
+ * `npm run reliability [-- --profile short|medium|full] [--parts faults,crashes,...] [--databases sqlite,postgres] [--note "..."]`:
  * runs the parts in order, prints one JSON line per figure, rewrites each part's section of
  * docs/RELIABILITY.md, and exits 1 when a bound does not hold.
  */
@@ -29,8 +30,18 @@ function flag(name: string): string | undefined {
   return i >= 0 ? process.argv[i + 1] : undefined;
 }
 
+/** `--databases sqlite` (or `postgres`, or both) narrows every part that runs per database: one part at full size in less time. */
+function withDatabases(p: Profile, list: string | undefined): Profile {
+  if (list === undefined) return p;
+  const dbs = list.split(',') as Db[];
+  for (const d of dbs) if (d !== 'sqlite' && d !== 'postgres') throw new Error(`unknown database ${d}: use sqlite, postgres or both`);
+  const narrowed = { ...p } as unknown as Record<string, unknown>;
+  for (const [k, v] of Object.entries(p)) if (v && typeof v === 'object' && 'databases' in v) narrowed[k] = { ...v, databases: dbs };
+  return narrowed as unknown as Profile;
+}
+
 async function main(): Promise<void> {
-  const p = profile(flag('profile') ?? process.env.RELIABILITY_PROFILE ?? 'full');
+  const p = withDatabases(profile(flag('profile') ?? process.env.RELIABILITY_PROFILE ?? 'full'), flag('databases'));
   const names = (flag('parts') ?? Object.keys(PARTS).join(',')).split(',');
   for (const n of names) if (!PARTS[n]) throw new Error(`unknown part ${n}: use ${Object.keys(PARTS).join(', ')}`);
   const started = performance.now();
