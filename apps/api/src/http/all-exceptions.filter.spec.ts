@@ -1,0 +1,160 @@
+import { Controller, Get, Module } from '@nestjs/common';
+import { APP_FILTER, NestFactory } from '@nestjs/core';
+import type { NestFastifyApplication } from '@nestjs/platform-fastify';
+import { RestError, createHttpHeaders, createPipelineRequest } from '@azure/core-rest-pipeline';
+import { CredentialValueMissingError } from '@app/credentials';
+import { KeyVaultError, KeyVaultErrorCode } from '@app/key-vault';
+import { HOST_APP_OPTIONS, hostAdapter } from '../bootstrap';
+import { loadAppConfig } from '../config/app.config';
+import { HOST_LOG, HostLogger } from '../logging/host-logger';
+import { createHostLog } from '../logging/logging.options';
+import { AllExceptionsFilter } from './all-exceptions.filter';
+
+const TENANT = 'tenant-7c1e94d2';
+/** A secret name as the credentials lib makes them: it carries the tenant id. */
+const SECRET_NAME = `cv-${TENANT}-github-prod-api-key-g0`;
+/** What Azure's text may echo of a request: a value. */
+const VALUE_MARKER = 'zq9-VALUE-MARKER-41f';
+const VAULT_REQUEST_ID = '3f2a9c1e-5b7d-4e8f-a1c2-9d8e7f6a5b4c';
+const CLIENT_REQUEST_ID = '0b1c2d3e-4f50-4a6b-8c7d-e8f9a0b1c2d3';
+
+/** A RestError as the SDK throws it, its message naming the secret and echoing the request. */
+function azureError(status: number, code: string): RestError {
+  const request = createPipelineRequest({ url: `https://v.vault.azure.net/secrets/${SECRET_NAME}`, requestId: CLIENT_REQUEST_ID });
+  return new RestError(`(${code}) Operation on secret ${SECRET_NAME} failed; request body: {"value":"${VALUE_MARKER}"}`, {
+    statusCode: status,
+    code,
+    request,
+    response: { status, headers: createHttpHeaders({ 'x-ms-request-id': VAULT_REQUEST_ID }), request },
+  });
+}
+
+/** The KeyVaultError the lib's mapper makes of a 503 (its message never quotes Azure nor the name). */
+const vaultUnavailable = () =>
+  new KeyVaultError(KeyVaultErrorCode.SERVICE_UNAVAILABLE, 'Key Vault getSecret failed: SERVICE_UNAVAILABLE (HTTP 503 ServiceUnavailable); retry later', {
+    operation: 'getSecret',
+    secretName: SECRET_NAME,
+    statusCode: 503,
+    azureCode: 'ServiceUnavailable',
+    cause: azureError(503, 'ServiceUnavailable'),
+  });
+
+@Controller('fail')
+class FailingController {
+  @Get('vault')
+  vault(): never {
+    throw vaultUnavailable();
+  }
+
+  /** A typed error whose own message names the secret, over a 404 from the vault. */
+  @Get('missing')
+  missing(): never {
+    const notFound = new KeyVaultError(KeyVaultErrorCode.KEY_NOT_FOUND, 'Key Vault getSecret failed: KEY_NOT_FOUND (HTTP 404 SecretNotFound)', {
+      operation: 'getSecret',
+      secretName: SECRET_NAME,
+      statusCode: 404,
+      azureCode: 'SecretNotFound',
+      cause: azureError(404, 'SecretNotFound'),
+    });
+    throw new CredentialValueMissingError(`secret ${SECRET_NAME} is missing from the vault`, { cause: notFound });
+  }
+
+  /** A bug whose message quotes data. */
+  @Get('bug')
+  bug(): never {
+    throw new TypeError(`cannot read "${VALUE_MARKER}" of ${SECRET_NAME}`);
+  }
+}
+
+describe('AllExceptionsFilter: the 5xx log line', () => {
+  const logs: string[] = [];
+  let app: NestFastifyApplication;
+  let baseUrl: string;
+
+  beforeAll(async () => {
+    const config = loadAppConfig({ NODE_ENV: 'test', LOG_LEVEL: 'info' });
+    @Module({
+      controllers: [FailingController],
+      providers: [
+        { provide: HOST_LOG, useValue: createHostLog(config, { write: (line: string) => void logs.push(line) }) },
+        HostLogger,
+        { provide: APP_FILTER, useClass: AllExceptionsFilter },
+      ],
+    })
+    class TestModule {}
+    app = await NestFactory.create<NestFastifyApplication>(TestModule, hostAdapter(), HOST_APP_OPTIONS);
+    app.useLogger(app.get(HostLogger));
+    // Real HTTP (light-my-request's inject loads an ESM-only package jest cannot require).
+    await app.listen(0, '127.0.0.1');
+    baseUrl = (await app.getUrl()).replace('[::1]', '127.0.0.1');
+  });
+
+  afterAll(async () => {
+    await app?.close();
+  });
+
+  beforeEach(() => {
+    logs.length = 0;
+  });
+
+  async function fail(path: string, requestId: string) {
+    const res = await fetch(`${baseUrl}${path}`, { headers: { 'x-request-id': requestId } });
+    const text = await res.text();
+    const lines = logs.filter((l) => l.includes('Request failed'));
+    expect(lines).toHaveLength(1);
+    return { status: res.status, text, body: JSON.parse(text) as Record<string, unknown>, raw: logs.join(''), line: JSON.parse(lines[0]) as Record<string, any> };
+  }
+
+  it('logs the codes, statuses and request ids of a vault failure, never the secret name nor Azure text', async () => {
+    const { status, text, body, raw, line } = await fail('/fail/vault', 'req-vault-1');
+
+    expect(status).toBe(503);
+    expect(body).toMatchObject({ codeName: 'SERVICE_UNAVAILABLE', requestId: 'req-vault-1' });
+    expect(line).toMatchObject({
+      level: 50,
+      errorId: body.errorId,
+      requestId: 'req-vault-1',
+      statusCode: 503,
+      err: {
+        name: 'KeyVaultError',
+        code: KeyVaultErrorCode.SERVICE_UNAVAILABLE,
+        codeName: 'SERVICE_UNAVAILABLE',
+        operation: 'getSecret',
+        vaultStatus: 503,
+        azureCode: 'ServiceUnavailable',
+        cause: { name: 'RestError', statusCode: 503, code: 'ServiceUnavailable', vaultRequestId: VAULT_REQUEST_ID, clientRequestId: CLIENT_REQUEST_ID },
+      },
+    });
+    // Typed and Azure errors are described by their fields: no message, no stack.
+    expect(line.err.message).toBeUndefined();
+    expect(line.err.stack).toBeUndefined();
+    expect(line.err.cause.stack).toBeUndefined();
+    for (const secret of [SECRET_NAME, TENANT, VALUE_MARKER, 'request body']) {
+      expect(raw).not.toContain(secret);
+      expect(text).not.toContain(secret);
+    }
+  });
+
+  it('describes every error of the chain without their messages', async () => {
+    const { status, raw, line } = await fail('/fail/missing', 'req-missing-1');
+
+    expect(status).toBe(500);
+    expect(line.err).toMatchObject({
+      name: 'CredentialValueMissingError',
+      codeName: 'VALUE_MISSING',
+      cause: { name: 'KeyVaultError', codeName: 'KEY_NOT_FOUND', vaultStatus: 404, azureCode: 'SecretNotFound', cause: { name: 'RestError', code: 'SecretNotFound' } },
+    });
+    expect(line.requestId).toBe('req-missing-1');
+    for (const secret of [SECRET_NAME, TENANT, VALUE_MARKER]) expect(raw).not.toContain(secret);
+  });
+
+  it("keeps a bug's stack frames, not its message line", async () => {
+    const { status, body, raw, line } = await fail('/fail/bug', 'req-bug-1');
+
+    expect(status).toBe(500);
+    expect(body.message).toBe('Internal server error');
+    expect(line.err.name).toBe('TypeError');
+    expect(line.err.stack).toMatch(/^at .*all-exceptions\.filter\.spec\.ts:\d+/);
+    for (const secret of [SECRET_NAME, TENANT, VALUE_MARKER, 'cannot read']) expect(raw).not.toContain(secret);
+  });
+});
