@@ -6,9 +6,15 @@
  * row (`CredentialExpiryScanner.scanExpiringAcrossTenants`, paged as the expiry monitor pages it). Each
  * query the lib sends is captured and EXPLAINed, to show which index it uses. Also the memory of the
  * in-process credential cache: 100,000 cached 1 KB credentials, RSS above the idle host's.
+ * Then the audit log at 10,000,000 rows over 1,000 tenants (one with about 1,000,000), with valid
+ * hash chains (bench/support/audit-scale.ts): the query `GET /v1/audit` makes, first and last page,
+ * and `verify` of the big chain and of the whole log. The audit rows live in their own schema,
+ * `bench_scale_audit`: dropped at the end, unless `--reuse`, which keeps it and reuses it next time
+ * when its marker and row count match (seeding takes minutes). `--audit-rows 0` skips the audit part.
  * Prints one JSON line per figure and writes "## Scale" in docs/BENCHMARKS.md.
  *
- *   npm run bench -- scale [--rows 1000000] [--tenants 1000] [--big 10000] [--samples 30] [--cached 100000] [--no-write]
+ *   npm run bench -- scale [--rows 1000000] [--tenants 1000] [--big 10000] [--samples 30] [--cached 100000]
+ *     [--audit-rows 10000000] [--audit-tenants 1000] [--audit-big 1000000] [--reuse] [--skip-verify-all] [--no-write]
  */
 import 'reflect-metadata';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -20,6 +26,7 @@ import { Logger, Module } from '@nestjs/common';
 import { Test } from '@nestjs/testing';
 import { Client } from 'pg';
 import type { Logger as TypeOrmLogger } from 'typeorm';
+import { AuditService } from '@app/audit';
 import type { OperationContext } from '@app/common';
 import { CredentialExpiryScanner, CredentialsService, CredentialStatus } from '@app/credentials';
 import { KeyVaultEmulator } from '@app/keyvault-emulator';
@@ -28,9 +35,12 @@ import { emitFigure, figure, Figure } from './support/figures';
 import { machineLine, median, round, today, writeBenchmarkSection } from './support/measure';
 import { BENCH_POSTGRES_URL, dropSchema, freshSchema } from './support/postgres';
 import { measureCacheMemory } from './support/cache-memory';
+import { auditSeedMatches, AuditSeedResult, measureAuditLog, seedAuditLog } from './support/audit-scale';
 
 const BENCH = 'scale';
 const DAY_MS = 86_400_000;
+/** A fixed name, so `--reuse` finds the seeded audit log of an earlier run. */
+const AUDIT_SCHEMA = 'bench_scale_audit';
 
 /** Records the SQL the lib sends (with parameters), so the bench can EXPLAIN exactly that. */
 class CapturingLogger implements TypeOrmLogger {
@@ -83,6 +93,11 @@ async function main(): Promise<void> {
       big: { type: 'string', default: '10000' },
       samples: { type: 'string', default: '30' },
       cached: { type: 'string', default: '100000' },
+      'audit-rows': { type: 'string', default: '10000000' },
+      'audit-tenants': { type: 'string', default: '1000' },
+      'audit-big': { type: 'string', default: '1000000' },
+      reuse: { type: 'boolean' },
+      'skip-verify-all': { type: 'boolean' },
       'no-write': { type: 'boolean' },
     },
   });
@@ -90,6 +105,10 @@ async function main(): Promise<void> {
   const tenants = Number(values.tenants);
   const big = Number(values.big);
   const samples = Number(values.samples);
+  const auditRows = Number(values['audit-rows']);
+  const auditTenants = Number(values['audit-tenants']);
+  const auditBig = Number(values['audit-big']);
+  const started = performance.now();
   Logger.overrideLogger(['error']);
   const dir = mkdtempSync(join(tmpdir(), 'cv-bench-scale-'));
   const vault = await KeyVaultEmulator.start({ dataDir: join(dir, 'vault'), throttle: false, quiet: true });
@@ -97,8 +116,22 @@ async function main(): Promise<void> {
   const sqlLog = new CapturingLogger();
   const figures: Figure[] = [];
   const plans: string[] = [];
+  const auditPlans: string[] = [];
   const pg = new Client({ connectionString: BENCH_POSTGRES_URL });
   await pg.connect();
+  /** EXPLAIN ANALYZEs the last SELECT `fn` sent (captured by `logger`) in `schema`; adds the plan to `into`. */
+  const explainIn = (logger: CapturingLogger, inSchema: string, into: string[]) => async (label: string, fn: () => Promise<unknown>): Promise<void> => {
+    logger.capture = true;
+    await fn();
+    logger.capture = false;
+    const q = logger.last!;
+    await pg.query(`SET search_path TO ${inSchema}`);
+    const res = await pg.query(`EXPLAIN ANALYZE ${q.sql}`, q.params);
+    await pg.query('RESET search_path');
+    const plan = res.rows.map((r: Record<string, string>) => r['QUERY PLAN']);
+    into.push(`${label}:\n${plan.map((l) => `    ${l}`).join('\n')}`);
+  };
+  let auditSchemaUsed = false;
   try {
     @Module({ imports: credentialsStackImports({ database: { type: 'postgres', url: BENCH_POSTGRES_URL, schema, logger: sqlLog } as never, vault }) })
     class ScaleModule {}
@@ -115,18 +148,7 @@ async function main(): Promise<void> {
     const service = app.get(CredentialsService);
     const scanner = app.get(CredentialExpiryScanner);
     const ctx: OperationContext = { tenantId: 'tenant-big', actor: { id: 'bench' } };
-    /** EXPLAINs the last SELECT `fn` sent; returns the plan's node types and index names, in order. */
-    const explain = async (label: string, fn: () => Promise<unknown>): Promise<void> => {
-      sqlLog.capture = true;
-      await fn();
-      sqlLog.capture = false;
-      const q = sqlLog.last!;
-      await pg.query(`SET search_path TO ${schema}`);
-      const res = await pg.query(`EXPLAIN ANALYZE ${q.sql}`, q.params);
-      await pg.query('RESET search_path');
-      const plan = res.rows.map((r: Record<string, string>) => r['QUERY PLAN']);
-      plans.push(`${label}:\n${plan.map((l) => `    ${l}`).join('\n')}`);
-    };
+    const explain = explainIn(sqlLog, schema, plans);
 
     const expiringMs = await timeIt(samples, () => service.listExpiring(ctx, 30));
     await explain('listExpiring(30), tenant with 10k', () => service.listExpiring(ctx, 30));
@@ -183,6 +205,39 @@ async function main(): Promise<void> {
     // The baseline column holds the idle host's RSS; a ratio of the two would mean nothing.
     const memFigure = figure(BENCH, `RSS of ${mem.entries} cached 1 KB credentials above the idle host's, MB`, mem.aboveIdleMb, mem.idleHostMb, { on: 'value', op: '<=', limit: 150, unit: 'MB' });
     figures.push({ ...memFigure, ratio: null });
+    const credentialFigures = figures.length;
+
+    // The audit log, in its own schema and Nest app (the same stack, so the lib's migrations make the table).
+    let audit: { seed: AuditSeedResult; notes: string[] } | undefined;
+    if (auditRows > 0) {
+      auditSchemaUsed = true;
+      const log = (s: string) => process.stderr.write(`${s}\n`);
+      const size = { rows: auditRows, tenants: auditTenants, big: auditBig };
+      // Anything else in the schema (a crashed seed, another size) is dropped and seeded again.
+      const reusable = !!values.reuse && (await auditSeedMatches(pg, AUDIT_SCHEMA, size)) !== null;
+      if (!reusable) await freshSchema(AUDIT_SCHEMA);
+      const auditLog = new CapturingLogger();
+      @Module({ imports: credentialsStackImports({ database: { type: 'postgres', url: BENCH_POSTGRES_URL, schema: AUDIT_SCHEMA, logger: auditLog } as never, vault }) })
+      class AuditScaleModule {}
+      const auditApp = await Test.createTestingModule({ imports: [AuditScaleModule] }).compile();
+      await auditApp.init();
+      try {
+        const seed = await seedAuditLog(pg, AUDIT_SCHEMA, { ...size, nowMs: Date.now() }, reusable, log);
+        const measured = await measureAuditLog(
+          auditApp.get(AuditService),
+          BENCH,
+          seed,
+          { rows: auditRows, tenants: auditTenants, samples, verifyAll: !values['skip-verify-all'] },
+          { timeIt, explain: explainIn(auditLog, AUDIT_SCHEMA, auditPlans), log },
+        );
+        figures.push(...measured.figures);
+        audit = { seed, notes: measured.notes };
+      } finally {
+        await auditApp.close();
+      }
+    }
+    const totalS = round((performance.now() - started) / 1000, 0);
+    const row = (f: Figure) => `| ${f.figure} | ${f.value}${f.ratio !== null ? ` (ratio ${f.ratio}, baseline ${f.baseline})` : ''} | ${f.target ?? '—'} | ${f.met === null ? '—' : f.met ? 'yes' : 'no'} |`;
 
     for (const f of figures) emitFigure(f);
     if (!values['no-write']) {
@@ -192,13 +247,14 @@ async function main(): Promise<void> {
 same machine. The bench seeds ${rows} credential metadata rows over ${tenants} tenants (one with ${big}) in one
 \`INSERT … SELECT FROM generate_series\` (${seedS} s; 3% deleted, 2% revoked, a fifth without expiry, expiries over
 ±1 year), runs VACUUM ANALYZE (as autovacuum would on a settled table), then reads through the real lib (CredentialsService, CredentialExpiryScanner); each time is the
-median of ${samples} calls after one warm-up. The plans (EXPLAIN ANALYZE) are of the exact SQL the lib sent (captured):
+median of ${samples} calls after one warm-up. The machine was shared with other sessions' work while this ran, so
+every time here is an upper bound of a quiet machine's. The whole run took ${totalS} s. The plans (EXPLAIN ANALYZE) are of the exact SQL the lib sent (captured):
 their "Execution Time" is the database's share, the rest of a figure is the round trip, the driver's row parsing
 and the lib's mapping of rows to views (the per-request reads are raw statements, no entity hydration).
 
 | figure | now | target | met |
 |---|---|---|---|
-${figures.map((f) => `| ${f.figure} | ${f.value}${f.ratio !== null ? ` (ratio ${f.ratio}, baseline ${f.baseline})` : ''} | ${f.target} | ${f.met ? 'yes' : 'no'} |`).join('\n')}
+${figures.slice(0, credentialFigures).map(row).join('\n')}
 
 Cache memory: ${mem.method} Idle host RSS ${mem.idleHostMb} MB; ${mem.entries} entries add ${mem.aboveIdleMb} MB
 (**${mem.perEntryBytes} bytes per entry**, ${mem.valueBytes}-byte values).
@@ -207,15 +263,48 @@ Plans:
 
 \`\`\`
 ${plans.join('\n\n')}
-\`\`\``,
+\`\`\`
+${audit ? auditSection(audit.seed, audit.notes, figures.slice(credentialFigures).map(row), auditPlans, { rows: auditRows, tenants: auditTenants, samples, reuse: !!values.reuse }) : ''}`,
       );
     }
   } finally {
     await pg.end();
     await vault.stop();
     await dropSchema(schema);
+    if (auditSchemaUsed && !values.reuse) await dropSchema(AUDIT_SCHEMA);
     rmSync(dir, { recursive: true, force: true });
   }
+}
+
+function auditSection(seed: AuditSeedResult, notes: string[], rows: string[], plans: string[], o: { rows: number; tenants: number; samples: number; reuse: boolean }): string {
+  return `
+### Audit log at ${o.rows} rows
+
+Issue #15. The bench seeds ${o.rows} audit rows over ${o.tenants} tenants in its own schema (\`bench_scale_audit\`,
+tables made by the lib's migrations): rows in time order over the last year, each drawn for the big tenant
+(${seed.bigRows} rows) or one of the others at random (the small tenant read here has ${seed.smallRows}), so a tenant's
+rows are spread through the heap as in a live log. Every row is linked to its tenant's previous one and hashed with
+the lib's exported \`computeEntryHash\` (its canonical form), so the chains are valid and \`verify\` checks every row.
+Inserted from Node in batches of 10,000 (\`INSERT … SELECT FROM json_populate_recordset\`, the next batch hashed while
+one is written) with the table's indexes dropped, then VACUUM ANALYZE, then the indexes rebuilt from the exact
+definitions the migration made (the bench checks them against the captured ones): the figures are measured with
+the real indexes. Seeding took **${seed.seedS} s**${seed.reused ? ' (in the run that seeded the schema reused here with `--reuse`)' : ` (${seed.phases})`}.
+The page query is \`AuditService.query({ tenantId })\`, exactly what \`GET /v1/audit\` calls (100 rows, newest
+first, by the chain's sequence), median of ${o.samples} calls after one warm-up; the last page is reached by walking the
+chain with the cursor. \`verify\` is \`AuditService.verify\` (what \`POST /v1/audit/verify\` and the CLI call), timed once.
+The issue sets no target for verify; the page query's is the same as listExpiring's.
+
+| figure | now | target | met |
+|---|---|---|---|
+${rows.join('\n')}
+
+${notes.join(' ')}
+
+Plans:
+
+\`\`\`
+${plans.join('\n\n')}
+\`\`\``;
 }
 
 main().catch((e) => {
