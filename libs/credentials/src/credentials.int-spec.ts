@@ -802,6 +802,10 @@ describe.each(DATABASE_KINDS)('CredentialsModule on %s (emulator, real KeyVaultP
       const leaked = [...values].filter((v) => haystack.includes(v));
       expect(leaked).toEqual([]);
       expect(logger.lines.length).toBeGreaterThan(0);
+      // Nor a vault secret's name: it carries the tenant (log lines name the credential id instead).
+      const names = ((await dataSource.query('SELECT DISTINCT vault_secret_name AS name FROM cv_credential_versions WHERE vault_secret_name IS NOT NULL')) as Array<{ name: string }>).map((r) => r.name);
+      expect(names.length).toBeGreaterThan(0);
+      expect(names.filter((n) => logger.lines.some((l) => l.toLowerCase().includes(n.toLowerCase())))).toEqual([]);
     });
   });
 });

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { Inject, Injectable, Logger } from '@nestjs/common';
-import { Clock } from '@app/common';
+import { Clock, describeError } from '@app/common';
 import { ValueStoreKind } from '../credential-type';
 import { CREDENTIALS_CLOCK, CREDENTIALS_RESOLVED_OPTIONS } from '../credentials.constants';
 import type { ResolvedCredentialsOptions } from '../credentials.options';
@@ -73,7 +73,8 @@ export class EnvelopeValueStore implements CredentialValueStore {
     const value = decryptEnvelope(key, row, { tenantId: row.tenantId, credentialId: row.credentialId, version: row.version });
     if (this.options.envelope.reencryptOnRead) {
       await this.reencryptIfStale(row, value).catch((e: Error) =>
-        this.logger.warn(`credential ${owner.credentialId}: lazy re-encryption failed: ${e.message}`),
+        // The error's class and code only: a data key's name (in integrity errors) carries the tenant.
+        this.logger.warn(`credential ${owner.credentialId}: lazy re-encryption failed: ${describeError(e)}`),
       );
     }
     return value;

@@ -1,4 +1,5 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
+import { describeError } from '@app/common';
 import { KeyVaultErrorCode, KeyVaultProvider, isKeyVaultError } from '@app/key-vault';
 import { CredentialType, ValueStoreKind } from '../credential-type';
 import { CREDENTIALS_RESOLVED_OPTIONS } from '../credentials.constants';
@@ -80,8 +81,9 @@ export class VaultValueStore implements CredentialValueStore {
       return secret.value;
     } catch (e) {
       if (isKeyVaultError(e, KeyVaultErrorCode.KEY_NOT_FOUND)) {
+        // Not the secret's name: it carries the tenant, and this message reaches the client and the logs.
         throw new CredentialValueMissingError(
-          `credential ${owner.credentialId}: secret ${pointer.vaultSecretName} version ${pointer.vaultSecretVersion} is missing from the vault`,
+          `credential ${owner.credentialId}: the vault secret of generation ${pointer.vaultGeneration ?? 0} no longer has this version`,
           { cause: e },
         );
       }
@@ -94,15 +96,18 @@ export class VaultValueStore implements CredentialValueStore {
   }
 
   async discardAfterCommit(owner: ValueOwner, pointers: ValuePointer[]): Promise<void> {
-    const names = new Set(pointers.map((p) => p.vaultSecretName).filter((n): n is string => !!n));
-    for (const name of names) {
+    // One delete per secret name (a generation); the generation is what the log names.
+    const generations = new Map<string, number>();
+    for (const p of pointers) if (p.vaultSecretName) generations.set(p.vaultSecretName, p.vaultGeneration ?? 0);
+    for (const [name, generation] of generations) {
       try {
         await this.vault.deleteSecret(name);
       } catch (e) {
         if (isKeyVaultError(e, KeyVaultErrorCode.KEY_NOT_FOUND)) continue;
-        // The metadata is already deleted: the value is unreachable through this lib. Leave a trace
-        // for an operator (ids and secret name only).
-        this.logger.warn(`credential ${owner.credentialId}: could not soft-delete secret ${name}: ${(e as Error).message}`);
+        // The metadata is already deleted: the value is unreachable through this lib. Leave a trace for
+        // an operator: the credential id and generation find the secret (its `cv-credential` tag), while
+        // the name carries the tenant and the error's text may be the vault's.
+        this.logger.warn(`credential ${owner.credentialId}: could not soft-delete the vault secret of generation ${generation}: ${describeError(e)}`);
       }
     }
   }
