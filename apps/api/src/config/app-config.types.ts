@@ -14,7 +14,7 @@ export interface AppConfig {
     | { type: 'sqlite'; path: string }
     | { type: 'postgres'; url: string; schema?: string; poolSize: number };
   keyVault:
-    | { mode: 'embedded'; emulatorDataDir: string; emulatorPort: number; timeoutMs: number; maxAttempts: number }
+    | { mode: 'embedded'; emulatorDataDir: string; emulatorPort: number; timeoutMs: number; maxAttempts: number; breakerHalfOpenAfterMs: number }
     | {
         mode: 'external';
         url: string;
@@ -28,6 +28,8 @@ export interface AppConfig {
         disableChallengeResourceVerification: boolean;
         timeoutMs: number;
         maxAttempts: number;
+        /** How long the circuit breaker stays open before one trial call (KeyVaultBreakerOptions.halfOpenAfterMs). */
+        breakerHalfOpenAfterMs: number;
       };
   metrics: { enabled: boolean };
   /** OpenTelemetry traces and metrics over OTLP/HTTP; absent: off (the libs' instrumentation is a no-op). */

@@ -1,4 +1,6 @@
 import { DEFAULT_WEBHOOK_SECRETS_OPTIONS, resolveNotificationOptions, resolveWebhookSecretsOptions } from '@app/rotation';
+import type { EmbeddedVault } from '../vault/embedded-vault';
+import { keyVaultOptions } from '../vault/vault.module';
 import { ConfigValidationError, loadAppConfig } from './app.config';
 
 /** The problems of a refused environment, as one text. */
@@ -93,6 +95,21 @@ describe('loadAppConfig', () => {
     expect(() => loadAppConfig({ AUDIT_ANCHOR_ENABLED: 'sometimes', AUDIT_ANCHOR_CRON: '* *' })).toThrow(
       /AUDIT_ANCHOR_ENABLED[\s\S]*AUDIT_ANCHOR_CRON/,
     );
+  });
+
+  it("sets the Key Vault breaker's half-open delay from KEY_VAULT_BREAKER_HALF_OPEN_AFTER_MS (30 s by default), for either vault", () => {
+    expect(loadAppConfig({}).keyVault.breakerHalfOpenAfterMs).toBe(30_000);
+    const embedded = loadAppConfig({ KEY_VAULT_BREAKER_HALF_OPEN_AFTER_MS: '5000' });
+    expect(embedded.keyVault).toMatchObject({ mode: 'embedded', breakerHalfOpenAfterMs: 5000 });
+    const external = loadAppConfig({ KEY_VAULT_URL: 'https://v.vault.azure.net', KEY_VAULT_CREDENTIAL: 'managed-identity', KEY_VAULT_BREAKER_HALF_OPEN_AFTER_MS: '120000' });
+    // The value reaches the KeyVaultModule options the host builds.
+    expect(keyVaultOptions(external, {} as EmbeddedVault).resilience?.breaker).toEqual({ halfOpenAfterMs: 120_000 });
+  });
+
+  it.each(['0', '999', '600001', '15s', '1.5', '-30000'])('refuses KEY_VAULT_BREAKER_HALF_OPEN_AFTER_MS=%s, listed with the other problems', (value) => {
+    const msg = problemsOf({ KEY_VAULT_BREAKER_HALF_OPEN_AFTER_MS: value, KEY_VAULT_TIMEOUT_MS: '5' });
+    expect(msg).toMatch(/KEY_VAULT_BREAKER_HALF_OPEN_AFTER_MS: /);
+    expect(msg).toMatch(/KEY_VAULT_TIMEOUT_MS: /);
   });
 
   it('treats empty variables as unset', () => {

@@ -57,6 +57,7 @@ export function loadAppConfig(env: Record<string, string | undefined>, cwd = pro
           disableChallengeResourceVerification: e.KEY_VAULT_DISABLE_CHALLENGE_RESOURCE_VERIFICATION,
           timeoutMs: e.KEY_VAULT_TIMEOUT_MS,
           maxAttempts: e.KEY_VAULT_MAX_ATTEMPTS,
+          breakerHalfOpenAfterMs: e.KEY_VAULT_BREAKER_HALF_OPEN_AFTER_MS,
         }
       : {
           mode: 'embedded',
@@ -64,6 +65,7 @@ export function loadAppConfig(env: Record<string, string | undefined>, cwd = pro
           emulatorPort: e.EMULATOR_PORT,
           timeoutMs: e.KEY_VAULT_TIMEOUT_MS,
           maxAttempts: e.KEY_VAULT_MAX_ATTEMPTS,
+          breakerHalfOpenAfterMs: e.KEY_VAULT_BREAKER_HALF_OPEN_AFTER_MS,
         },
     metrics: { enabled: e.METRICS_ENABLED },
     telemetry: e.OTEL_EXPORTER_OTLP_ENDPOINT

@@ -69,6 +69,8 @@ export const envSchema = z
     KEY_VAULT_DISABLE_CHALLENGE_RESOURCE_VERIFICATION: bool(false),
     KEY_VAULT_TIMEOUT_MS: int(10_000, 100, 120_000),
     KEY_VAULT_MAX_ATTEMPTS: int(4, 1, 10),
+    // At least 1 s (a shorter break would hammer a failing vault), at most 10 min (a longer one outlasts most outages).
+    KEY_VAULT_BREAKER_HALF_OPEN_AFTER_MS: int(30_000, 1_000, 600_000),
 
     EMULATOR_DATA_DIR: z.string().min(1).default('./data/vault'),
     EMULATOR_PORT: int(8443, 0, 65535),

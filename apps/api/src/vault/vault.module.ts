@@ -14,7 +14,7 @@ export class EmbeddedVaultModule {}
 /** Maps the host's configuration onto KeyVaultModule options (the lib never reads the environment). */
 export function keyVaultOptions(config: AppConfig, embedded: EmbeddedVault): KeyVaultModuleOptions {
   const kv = config.keyVault;
-  const resilience = { timeoutMs: kv.timeoutMs, maxAttempts: kv.maxAttempts };
+  const resilience = { timeoutMs: kv.timeoutMs, maxAttempts: kv.maxAttempts, breaker: { halfOpenAfterMs: kv.breakerHalfOpenAfterMs } };
   if (kv.mode === 'embedded') {
     const emulator = embedded.emulator!;
     return {
