@@ -29,7 +29,34 @@ export interface KeyVaultCallContext {
   nextLink?: string | null;
 }
 
-export const keyVaultCallContext = new AsyncLocalStorage<KeyVaultCallContext>();
+/**
+ * An AsyncLocalStorage, not the request's `abortSignal` as a key: the SDK sends continuation pages
+ * with no signal and no options, so only the async context links them to their call.
+ */
+const callContexts = new AsyncLocalStorage<KeyVaultCallContext>();
+/** Calls running in `callContexts` whose work has not settled yet. */
+let openCalls = 0;
+
+/**
+ * Runs `fn` with `call` as the call context the pipeline policy sees, through its awaits, timers and
+ * callbacks. On Node 20 an enabled AsyncLocalStorage keeps the promise hooks on for every promise in
+ * the process, so the storage is disabled as soon as no call is running (the next call re-enables
+ * it): paths that make no vault call, such as a cached read, do not pay for it. Never disabled while
+ * a call's work is pending — even when its attempt already timed out — since that work still sends.
+ */
+export async function runInCallContext<T>(call: KeyVaultCallContext, fn: () => Promise<T>): Promise<T> {
+  openCalls++;
+  try {
+    return await callContexts.run(call, fn);
+  } finally {
+    if (--openCalls === 0) callContexts.disable();
+  }
+}
+
+/** The context of the vault call running in this async context, if any. */
+export function currentCallContext(): KeyVaultCallContext | undefined {
+  return callContexts.getStore();
+}
 
 type PipelinePolicy = NonNullable<SecretClientOptions['additionalPolicies']>[number]['policy'];
 
@@ -43,7 +70,7 @@ type PipelinePolicy = NonNullable<SecretClientOptions['additionalPolicies']>[num
 export const keyVaultCallContextPolicy: PipelinePolicy = {
   name: 'credentialVaultCallContext',
   async sendRequest(request, next) {
-    const ctx = keyVaultCallContext.getStore();
+    const ctx = currentCallContext();
     if (ctx?.signal && !request.abortSignal) request.abortSignal = ctx.signal;
     const response = await next(request);
     if (ctx && request.method === 'GET' && response.status === 200 && response.bodyAsText) {

@@ -17,7 +17,7 @@ import {
   type IRetryBackoffContext,
 } from 'cockatiel';
 import { inSpan, SpanKind } from '@app/common';
-import { keyVaultCallContext, type KeyVaultCallContext } from '../client/secret-client.factory';
+import { runInCallContext, type KeyVaultCallContext } from '../client/secret-client.factory';
 import { KeyVaultErrorCode } from '../errors/key-vault-error-code';
 import { KeyVaultError, type KeyVaultOperation } from '../errors/key-vault.error';
 import { isCockatielTimeout, toKeyVaultError } from '../errors/map-key-vault-error';
@@ -194,7 +194,7 @@ export class KeyVaultResilience {
               if (n > 0) this.metrics.recordRetry(operation);
               const call: KeyVaultCallContext = { signal };
               try {
-                return await keyVaultCallContext.run(call, () => fn({ signal, attempt: n, call }));
+                return await runInCallContext(call, () => fn({ signal, attempt: n, call }));
               } catch (e) {
                 throw toKeyVaultError(e, errorCtx);
               }
@@ -224,7 +224,7 @@ export class KeyVaultResilience {
         probeTimeout.execute(async (_ctx, signal) => {
           const call: KeyVaultCallContext = { signal };
           try {
-            return await keyVaultCallContext.run(call, () => fn({ signal, attempt: 0, call }));
+            return await runInCallContext(call, () => fn({ signal, attempt: 0, call }));
           } catch (e) {
             throw toKeyVaultError(e, errorCtx);
           }
