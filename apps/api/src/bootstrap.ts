@@ -84,7 +84,7 @@ export async function configureApp(app: NestFastifyApplication, config: AppConfi
   app.useLogger(app.get(HostLogger));
   const fastify = app.getHttpAdapter().getInstance();
   if (telemetryOf(app)) HostTelemetry.instrumentFastify(fastify);
-  logRequests(fastify, app.get(HOST_LOG));
+  logRequests(fastify, app.get(HOST_LOG), { requestContext: config.log.requestContext });
   fastify.addHook('onRequest', (req, reply, done) => {
     void reply.header('x-request-id', req.id);
     done();

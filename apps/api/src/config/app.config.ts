@@ -38,7 +38,7 @@ export function loadAppConfig(env: Record<string, string | undefined>, cwd = pro
     env: e.NODE_ENV,
     http: { host: e.HOST, port: e.PORT, shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT_MS },
     grpc: { enabled: e.GRPC_ENABLED, host: e.GRPC_HOST, port: e.GRPC_PORT },
-    log: { level: e.LOG_LEVEL },
+    log: { level: e.LOG_LEVEL, requestContext: e.LOG_REQUEST_CONTEXT },
     database:
       e.DATABASE_TYPE === 'postgres'
         ? { type: 'postgres', url: e.DATABASE_URL!, schema: e.DATABASE_SCHEMA, poolSize: e.DATABASE_POOL_SIZE }

@@ -47,6 +47,7 @@ export const envSchema = z
     HOST: z.string().min(1).default('127.0.0.1'),
     PORT: int(3000, 0, 65535),
     LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+    LOG_REQUEST_CONTEXT: bool(false),
     SHUTDOWN_TIMEOUT_MS: int(10_000, 0, 600_000),
     GRPC_ENABLED: bool(false),
     GRPC_HOST: z.string().min(1).default('127.0.0.1'),

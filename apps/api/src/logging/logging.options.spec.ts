@@ -68,12 +68,13 @@ describe('logging options', () => {
       app = undefined;
     });
 
-    async function serve(level: string, handle: (req: FastifyRequest, reply: FastifyReply) => Promise<unknown> = async () => ({})) {
+    async function serve(level: string, handle: (req: FastifyRequest, reply: FastifyReply) => Promise<unknown> = async () => ({}), env: Record<string, string> = {}) {
       const lines: Record<string, any>[] = [];
-      const logger = createHostLog(loadAppConfig({ LOG_LEVEL: level }), { write: (l: string) => void lines.push(JSON.parse(l)) });
+      const config = loadAppConfig({ LOG_LEVEL: level, ...env });
+      const logger = createHostLog(config, { write: (l: string) => void lines.push(JSON.parse(l)) });
       const nest = new HostLogger(logger);
       app = Fastify({ genReqId: requestIdFor });
-      logRequests(app, logger);
+      logRequests(app, logger, { requestContext: config.log.requestContext });
       app.all('/*', (req, reply) => handle(req, reply));
       await app.listen({ port: 0, host: '127.0.0.1' });
       const base = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`;
@@ -88,11 +89,15 @@ describe('logging options', () => {
     const byStatus = (status: () => number) => async (_req: FastifyRequest, reply: FastifyReply) => reply.status(status()).send({});
 
     it("at info, writes one line per request with the service, the caller's request id, status and duration, and no query values", async () => {
-      const { get, lines, nest } = await serve('info', async () => {
-        nest.log({ value: 'stored-secret' }, 'CredentialsController');
-        nest.log('stored credential', 'CredentialsController');
-        return {};
-      });
+      const { get, lines, nest } = await serve(
+        'info',
+        async () => {
+          nest.log({ value: 'stored-secret' }, 'CredentialsController');
+          nest.log('stored credential', 'CredentialsController');
+          return {};
+        },
+        { LOG_REQUEST_CONTEXT: 'true' },
+      );
       await get('/v1/credentials?token=abc', { 'x-request-id': 'trace-1' });
       expect(lines).toHaveLength(3);
       const [withObject, app, request] = lines;
@@ -155,6 +160,38 @@ describe('logging options', () => {
       release();
       await new Promise((r) => setTimeout(r, 50));
       expect(lines.map((l) => [l.level, l.req.id, l.msg])).toEqual([[30, 'gone-1', 'request aborted']]);
+    });
+
+    it("by default (LOG_REQUEST_CONTEXT unset), Nest's own lines carry no req; the request line still does", async () => {
+      const { get, lines, nest } = await serve('info', async () => {
+        // After an await, as a service's line would be: no ambient request without the opt-in.
+        await new Promise((r) => setImmediate(r));
+        nest.log('stored credential', 'CredentialsController');
+        return {};
+      });
+      await get('/v1/credentials', { 'x-request-id': 'trace-2' });
+      expect(lines.map((l) => [l.msg, l.req?.id])).toEqual([
+        ['stored credential', undefined],
+        ['request completed', 'trace-2'],
+      ]);
+    });
+
+    it('with LOG_REQUEST_CONTEXT, a line written after awaits inside the request still carries it', async () => {
+      const { get, lines, nest } = await serve(
+        'info',
+        async () => {
+          await new Promise((r) => setTimeout(r, 5));
+          await Promise.resolve();
+          nest.warn('slow vault', 'VaultValueStore');
+          return {};
+        },
+        { LOG_REQUEST_CONTEXT: 'true' },
+      );
+      await get('/v1/credentials', { 'x-request-id': 'trace-3' });
+      expect(lines.map((l) => [l.msg, l.req?.id])).toEqual([
+        ['slow vault', 'trace-3'],
+        ['request completed', 'trace-3'],
+      ]);
     });
 
     it('stamps the service on lines logged outside a request too, without a req', async () => {
