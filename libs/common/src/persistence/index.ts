@@ -3,3 +3,4 @@ export * from './transaction-runner';
 export * from './column-transformers';
 export * from './persistence.options';
 export * from './persistence.module';
+export * from './plain-insert';
