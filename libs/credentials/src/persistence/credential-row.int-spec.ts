@@ -2,9 +2,10 @@ import { TransactionRunner } from '@app/common';
 import { createTestDatabase, DATABASE_KINDS, TestDatabase } from '@app/testing';
 import { DataSource, type FindManyOptions, Not } from 'typeorm';
 import { at, BASE_MS, credentialRow, openRepositoryDataSource, tenant } from '../../test/repository-fixtures';
-import { CredentialStatus, CredentialType, ValueStoreKind } from '../credential-type';
+import { CredentialStatus, CredentialType } from '../credential-type';
 import { CredentialEntity } from '../entities/credential.entity';
 import { toMetadata, toMetadataOfFresh } from '../internal/credential-view';
+import { everyFieldSetCredential } from '../testing/credential-fixtures';
 import { CredentialRepository } from './credential.repository';
 
 const DAY = 86_400_000;
@@ -18,32 +19,7 @@ describe.each(DATABASE_KINDS)('credential rows mapped by hand on %s', (kind) => 
   const t = tenant('map');
   const now = BASE_MS + 100 * DAY;
 
-  const everyFieldSet = credentialRow(t, {
-    integrationId: 'ïntégration-✓',
-    connectionId: 'conn "quoted" \'x\'',
-    type: CredentialType.CLIENT_CERTIFICATE,
-    valueStore: ValueStoreKind.ENVELOPE,
-    currentVersion: 5,
-    status: CredentialStatus.NEEDS_REAUTH,
-    expiresAt: at(110 * DAY + 123),
-    rotatedAt: new Date(Date.UTC(2200, 11, 31, 23, 59, 59, 999)), // beyond 2^32 seconds
-    tags: { env: 'prod', 'ключ': 'значение 🔑', empty: '' },
-    valueHint: 'xyz',
-    certificate: {
-      subject: 'CN=example.test',
-      issuer: 'CN=Example CA',
-      serialNumber: '0A:1B',
-      fingerprint256: 'AB:CD',
-      validFrom: '2025-01-01T00:00:00.000Z',
-      validTo: '2027-01-01T00:00:00.000Z',
-    },
-    vaultGeneration: 3,
-    rowVersion: 7,
-    createdAt: at(1),
-    updatedAt: at(2 * DAY + 1),
-    createdBy: 'user-1',
-    updatedBy: 'user-2',
-  });
+  const everyFieldSet = everyFieldSetCredential(t);
   const nullsEverywhere = credentialRow(t, { connectionId: 'nulls', createdAt: at(2), expiresAt: null, rotatedAt: null, valueHint: null, certificate: null, tags: {} });
   const expiredActive = credentialRow(t, { connectionId: 'expired', createdAt: at(3), expiresAt: at(50 * DAY) });
   const expiringSoon = credentialRow(t, { connectionId: 'soon', createdAt: at(3), expiresAt: at(101 * DAY), type: CredentialType.OAUTH_ACCESS_TOKEN });

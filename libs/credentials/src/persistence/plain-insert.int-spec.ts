@@ -1,22 +1,13 @@
-import { TransactionRunner } from '@app/common';
+import { PLAIN_INSERT_SQLITE_CHUNK, TransactionRunner } from '@app/common';
 import { createTestDatabase, DATABASE_KINDS, TestDatabase } from '@app/testing';
 import { DataSource, type EntityTarget, type ObjectLiteral } from 'typeorm';
 import { at, credentialRow, openRepositoryDataSource, tenant, versionRow } from '../../test/repository-fixtures';
-import { CredentialStatus, CredentialType, ValueStoreKind } from '../credential-type';
+import { ValueStoreKind } from '../credential-type';
 import { CredentialVersionEntity } from '../entities/credential-version.entity';
 import { CredentialEntity } from '../entities/credential.entity';
 import { CredentialVersionRepository } from './credential-version.repository';
 import { CredentialRepository } from './credential.repository';
-import { INSERT_CHUNK } from './plain-insert';
-
-const certificate = {
-  subject: 'CN=example.test',
-  issuer: 'CN=Example CA',
-  serialNumber: '0A:1B',
-  fingerprint256: 'AB:CD',
-  validFrom: '2025-01-01T00:00:00.000Z',
-  validTo: '2027-01-01T00:00:00.000Z',
-};
+import { everyFieldSetCredential, TEST_CERTIFICATE } from '../testing/credential-fixtures';
 
 // The batch inserts run fixed SQL; what TypeORM's insert writes is the reference, column by column.
 describe.each(DATABASE_KINDS)('plain multi-row inserts on %s', (kind) => {
@@ -45,26 +36,7 @@ describe.each(DATABASE_KINDS)('plain multi-row inserts on %s', (kind) => {
 
   function variants(t: string): CredentialEntity[] {
     return [
-      credentialRow(t, {
-        integrationId: 'ïntégration-✓',
-        connectionId: 'conn "quoted" \'x\'',
-        type: CredentialType.CLIENT_CERTIFICATE,
-        valueStore: ValueStoreKind.ENVELOPE,
-        currentVersion: 5,
-        status: CredentialStatus.NEEDS_REAUTH,
-        expiresAt: at(123),
-        rotatedAt: new Date(Date.UTC(2200, 11, 31, 23, 59, 59, 999)),
-        tags: { env: 'prod', 'ключ': 'значение 🔑', empty: '' },
-        valueHint: 'xyz',
-        certificate,
-        vaultGeneration: 3,
-        rowVersion: 7,
-        createdAt: at(1),
-        updatedAt: at(2),
-        deletedAt: at(3),
-        createdBy: 'user-1',
-        updatedBy: 'user-2',
-      }),
+      everyFieldSetCredential(t),
       credentialRow(t, { connectionId: 'nulls', expiresAt: null, rotatedAt: null, valueHint: null, certificate: null, tags: {}, deletedAt: null }),
       // A property left out takes the column's default, as TypeORM writes it.
       credentialRow(t, { connectionId: 'defaulted', vaultGeneration: undefined as unknown as number }),
@@ -93,7 +65,7 @@ describe.each(DATABASE_KINDS)('plain multi-row inserts on %s', (kind) => {
     const [full, sparse] = variants(tenant('v'));
     await ds.manager.insert(CredentialEntity, [full, sparse]);
     const rows = (version: number) => [
-      versionRow(full, version, { valueStore: ValueStoreKind.ENVELOPE, vaultSecretName: null, vaultSecretVersion: null, envelopeValueId: 'env-1', sourceVersion: 2, valueHint: 'abc', expiresAt: at(9), certificate, createdAt: at(4), createdBy: 'user-ü' }),
+      versionRow(full, version, { valueStore: ValueStoreKind.ENVELOPE, vaultSecretName: null, vaultSecretVersion: null, envelopeValueId: 'env-1', sourceVersion: 2, valueHint: 'abc', expiresAt: at(9), certificate: TEST_CERTIFICATE, createdAt: at(4), createdBy: 'user-ü' }),
       versionRow(sparse, version, { vaultSecretVersion: 'v-1', createdAt: at(5), sourceVersion: null, valueHint: null, expiresAt: null, certificate: null }),
     ];
     const reference = rows(1);
@@ -109,12 +81,12 @@ describe.each(DATABASE_KINDS)('plain multi-row inserts on %s', (kind) => {
   it('a batch larger than one statement is written whole, in the caller’s transaction (all or nothing)', async () => {
     const repo = new CredentialRepository(runner);
     const t = tenant('many');
-    const many = Array.from({ length: 2 * INSERT_CHUNK + 7 }, (_, i) => credentialRow(t, { connectionId: `c-${i}` }));
+    const many = Array.from({ length: 2 * PLAIN_INSERT_SQLITE_CHUNK + 7 }, (_, i) => credentialRow(t, { connectionId: `c-${i}` }));
     await runner.run(() => repo.insertMany(many));
     expect(await ds.manager.countBy(CredentialEntity, { tenantId: t })).toBe(many.length);
 
     const t2 = tenant('rollback');
-    const doomed = Array.from({ length: INSERT_CHUNK + 1 }, (_, i) => credentialRow(t2, { connectionId: `c-${i}` }));
+    const doomed = Array.from({ length: PLAIN_INSERT_SQLITE_CHUNK + 1 }, (_, i) => credentialRow(t2, { connectionId: `c-${i}` }));
     await expect(
       runner.run(async () => {
         await repo.insertMany(doomed);
