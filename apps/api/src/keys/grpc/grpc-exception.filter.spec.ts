@@ -1,7 +1,12 @@
 import { BadRequestException, Logger } from '@nestjs/common';
 import { status as GrpcCode } from '@grpc/grpc-js';
+import { RestError, createHttpHeaders, createPipelineRequest } from '@azure/core-rest-pipeline';
+import { CredentialValueMissingError } from '@app/credentials';
 import { KeyVaultError, KeyVaultErrorCode } from '@app/key-vault';
 import { KeysError, KeysErrorCode } from '@app/keys';
+import { loadAppConfig } from '../../config/app.config';
+import { HostLogger } from '../../logging/host-logger';
+import { createHostLog } from '../../logging/logging.options';
 import { ERROR_CODE_TRAILER, ERROR_ID_TRAILER, GrpcExceptionFilter } from './grpc-exception.filter';
 import { STATUS_DETAILS_TRAILER } from './grpc-status';
 
@@ -36,5 +41,69 @@ describe('GrpcExceptionFilter', () => {
     expect(errorId).toMatch(/^[0-9a-f-]{36}$/);
     expect(Buffer.from(s.metadata.get(STATUS_DETAILS_TRAILER)[0] as Buffer).toString('latin1')).not.toContain('hunter2');
     expect(Logger.prototype.error).toHaveBeenCalledWith(expect.objectContaining({ errorId }), expect.stringContaining(String(errorId)));
+  });
+});
+
+describe('GrpcExceptionFilter: the INTERNAL log line', () => {
+  const TENANT = 'tenant-5b0d31c7';
+  /** A secret name as the credentials lib makes them: it carries the tenant id. */
+  const SECRET_NAME = `cv-${TENANT}-github-prod-api-key-g0`;
+  /** What Azure's text may echo of a request: a value. */
+  const VALUE_MARKER = 'zq9-GRPC-VALUE-MARKER-7a2';
+  const lines: string[] = [];
+
+  beforeAll(() => {
+    const host = new HostLogger(createHostLog(loadAppConfig({ NODE_ENV: 'test', LOG_LEVEL: 'info' }), { write: (l: string) => void lines.push(l) }));
+    Logger.overrideLogger(host);
+  });
+  afterAll(() => Logger.overrideLogger(new Logger()));
+  beforeEach(() => (lines.length = 0));
+
+  /** A typed 500 over the vault's 404 over Azure's RestError, each message naming the secret. */
+  function missingValue(): CredentialValueMissingError {
+    const request = createPipelineRequest({ url: `https://v.vault.azure.net/secrets/${SECRET_NAME}` });
+    const azure = new RestError(`(SecretNotFound) Secret ${SECRET_NAME} not found; body {"value":"${VALUE_MARKER}"}`, {
+      statusCode: 404,
+      code: 'SecretNotFound',
+      request,
+      response: { status: 404, headers: createHttpHeaders({ 'x-ms-request-id': '3f2a9c1e-5b7d-4e8f-a1c2-9d8e7f6a5b4c' }), request },
+    });
+    const notFound = new KeyVaultError(KeyVaultErrorCode.KEY_NOT_FOUND, `Key Vault getSecret of ${SECRET_NAME} failed`, {
+      operation: 'getSecret',
+      secretName: SECRET_NAME,
+      statusCode: 404,
+      azureCode: 'SecretNotFound',
+      cause: azure,
+    });
+    return new CredentialValueMissingError(`secret ${SECRET_NAME} is missing from the vault`, { cause: notFound });
+  }
+
+  it('describes every error of the chain by its fields: codes and statuses, never a message', () => {
+    const s = new GrpcExceptionFilter().toStatus(missingValue());
+
+    expect(s.code).toBe(GrpcCode.INTERNAL);
+    expect(lines).toHaveLength(1);
+    const line = JSON.parse(lines[0]) as Record<string, any>;
+    expect(line).toMatchObject({
+      level: 50,
+      errorId: s.metadata.get(ERROR_ID_TRAILER)[0],
+      err: {
+        name: 'CredentialValueMissingError',
+        codeName: 'VALUE_MISSING',
+        cause: { name: 'KeyVaultError', codeName: 'KEY_NOT_FOUND', vaultStatus: 404, azureCode: 'SecretNotFound', cause: { name: 'RestError', code: 'SecretNotFound', statusCode: 404 } },
+      },
+    });
+    expect(line.err.message).toBeUndefined();
+    expect(line.err.stack).toBeUndefined();
+    for (const secret of [SECRET_NAME, TENANT, VALUE_MARKER]) expect(lines[0]).not.toContain(secret);
+  });
+
+  it("keeps a bug's stack frames, not its message", () => {
+    new GrpcExceptionFilter().toStatus(new TypeError(`cannot read "${VALUE_MARKER}" of ${SECRET_NAME}`));
+
+    const line = JSON.parse(lines[0]) as Record<string, any>;
+    expect(line.err.name).toBe('TypeError');
+    expect(line.err.stack).toMatch(/^at .*grpc-exception\.filter\.spec\.ts:\d+/);
+    for (const secret of [SECRET_NAME, TENANT, VALUE_MARKER, 'cannot read']) expect(lines[0]).not.toContain(secret);
   });
 });

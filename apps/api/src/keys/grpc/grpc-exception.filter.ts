@@ -3,6 +3,7 @@ import { Metadata, status as GrpcCode } from '@grpc/grpc-js';
 import { randomUUID } from 'node:crypto';
 import { Observable, throwError } from 'rxjs';
 import { CredentialVaultError } from '@app/common';
+import { errorLogFields } from '../../http/error-log-fields';
 import { statusForError } from '../../http/error-status';
 import { encodeRpcStatus, grpcCodeFor, STATUS_DETAILS_TRAILER, StatusDetails } from './grpc-status';
 
@@ -22,7 +23,8 @@ export interface GrpcErrorStatus {
 /**
  * The gRPC side of AllExceptionsFilter: every error of a gRPC handler (or its guard) becomes a gRPC
  * status, its typed code in the standard status details and in a plain trailer. Messages are the
- * libs' (which never repeat a value) or fixed texts; an unknown error's message is never sent.
+ * libs' (which never repeat a value) or fixed texts; an unknown error's message is never sent, and no
+ * message reaches the log line (errorLogFields: Azure's text and vault object names stay out).
  */
 @Catch()
 export class GrpcExceptionFilter implements RpcExceptionFilter<unknown> {
@@ -53,7 +55,7 @@ export class GrpcExceptionFilter implements RpcExceptionFilter<unknown> {
       const errorId = randomUUID();
       d.metadata.errorId = errorId;
       metadata.set(ERROR_ID_TRAILER, errorId);
-      this.logger.error({ errorId, method: methodOf(host), err: exception }, `gRPC call failed (errorId ${errorId})`);
+      this.logger.error({ errorId, method: methodOf(host), err: errorLogFields(exception) }, `gRPC call failed (errorId ${errorId})`);
     }
     metadata.set(STATUS_DETAILS_TRAILER, encodeRpcStatus(d));
     return { code: d.code, details: d.message, message: d.message, metadata };
