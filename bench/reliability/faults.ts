@@ -5,12 +5,14 @@ import { externalVaultEnv } from '../../test/support/cli';
 import { startTestHost } from '../../test/support/host';
 import { percentile } from '../support/measure';
 import { dropRedisPrefix, redisEnv } from './databases';
-import { apiClient, isErrorShape, marker, QUIET_HOST_ENV, sleep, tenantKey, type ApiResponse } from './http';
+import { apiClient, forEachLimited, isErrorShape, marker, QUIET_HOST_ENV, sleep, tenantKey, type ApiResponse } from './http';
 import type { Profile } from './profile';
 import { bounded, Examples, info, trace, type PartResult } from './report';
 
 /** The host's documented default (KEY_VAULT_MAX_ATTEMPTS) that bounds the HTTP requests of one vault call. */
 const MAX_ATTEMPTS = 4;
+/** Requests in flight while seeding and while checking afterwards (not under faults: no figure depends on it). */
+const CHECK_CONCURRENCY = 8;
 /** Each of five fault kinds at this rate: 1 − (1 − r)^5 ≈ 20% of vault requests get a fault. */
 const RATE = 1 - Math.pow(0.8, 1 / 5);
 const FAULT_MIX = [
@@ -85,13 +87,14 @@ export async function faults(p: Profile): Promise<PartResult> {
       try {
         const call = apiClient(host.baseUrl, key.key, 120_000);
         const metrics = async () => (await fetch(`${host.baseUrl}/metrics`)).text();
-        const tracked: Tracked[] = [];
-        for (let i = 0; i < p.faults.credentials; i++) {
+        // Seeded (faults off) a few at a time: index i stays credential i, so worker ownership is unchanged.
+        const tracked: Tracked[] = new Array(p.faults.credentials);
+        await forEachLimited(p.faults.credentials, CHECK_CONCURRENCY, async (i) => {
           const value = marker('f');
           const res = await call('POST', '/v1/credentials', { integrationId: 'faults', connectionId: `c${i}`, type: 'api_key', value, valueStore: 'vault' });
           if (res.status !== 201) throw new Error(`seeding: ${res.status} ${res.text}`);
-          tracked.push({ id: res.body.id, acked: new Map([[res.body.version as number, value]]), current: value, unsure: new Set() });
-        }
+          tracked[i] = { id: res.body.id, acked: new Map([[res.body.version as number, value]]), current: value, unsure: new Set() };
+        });
 
         trace(`faults ${db}: seeded`);
         // ── phase 1: mixed operations under 20% mixed faults ──
@@ -164,7 +167,9 @@ export async function faults(p: Profile): Promise<PartResult> {
 
         trace(`faults ${db}: phase 1 done`);
         // ── every acknowledged write readable with its value; the current value is the last acknowledged one ──
-        for (const t of tracked) {
+        // Each credential is checked on its own (faults cleared, no writes running): a few at a time.
+        await forEachLimited(tracked.length, CHECK_CONCURRENCY, async (i) => {
+          const t = tracked[i];
           for (const [version, value] of t.acked) {
             totals.checkedWrites++;
             const res = await call('GET', `/v1/credentials/${t.id}/versions/${version}/value`);
@@ -178,7 +183,7 @@ export async function faults(p: Profile): Promise<PartResult> {
             totals.lost++;
             examples.add(`${db}: current value of ${t.id} is not its last acknowledged write (${cur.status})`);
           }
-        }
+        });
         perDb.push(
           `${db === 'postgres' ? 'PostgreSQL + Redis' : 'SQLite'}: ${operations} operations in ${phase1S.toFixed(1)} s (${Math.round(operations / phase1S)} ops/s) on ${tracked.length} credentials; the vault saw ${stats.total} requests, ${faulted} of them faulted or reset (${((faulted / Math.max(1, stats.total)) * 100).toFixed(1)}%); ${totals.failures - failuresBefore} operations answered a typed error`,
         );

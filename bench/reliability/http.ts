@@ -61,3 +61,13 @@ export function isErrorShape(status: number, body: any): boolean {
 }
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** `fn` over `count` indexes, at most `limit` at a time (set-up and check-up work that needs no order). */
+export async function forEachLimited(count: number, limit: number, fn: (i: number) => Promise<void>): Promise<void> {
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: Math.min(limit, count) }, async () => {
+      for (let i = next++; i < count; i = next++) await fn(i);
+    }),
+  );
+}
