@@ -169,6 +169,18 @@ describe.each(DATABASE_KINDS)('insertPlainRows on %s', (kind) => {
     expect(await count('refused')).toBe(0);
   });
 
+  it('a number JSON cannot carry is refused on PostgreSQL, not stored as NULL', async () => {
+    const [row] = entities('nan');
+    const write = ds.transaction((m) => insertPlainRows(m, PlainRow, [{ ...row, count: Number.NaN }]));
+    if (kind === 'postgres') {
+      await expect(write).rejects.toThrow('PlainRow.count is NaN, not a finite number');
+      expect(await count('nan')).toBe(0);
+    } else {
+      // SQLite binds NaN as NULL, as TypeORM's insert does: the NOT NULL column refuses it.
+      await expect(write).rejects.toThrow(/NOT NULL/);
+    }
+  });
+
   it('refuses an entity whose columns TypeORM’s builder fills itself', async () => {
     await expect(insertPlainRows(ds.manager, GeneratedRow, [{ id: 1, name: 'x' }])).rejects.toThrow(/GeneratedRow\.id is filled by TypeORM/);
   });

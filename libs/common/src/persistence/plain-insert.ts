@@ -25,6 +25,8 @@ const PASS_THROUGH = new Set<unknown>([String, Number, 'varchar', 'character var
 const NOT_JSON_SAFE = /^(bytea|enum|user-defined)$/i;
 
 interface Shape {
+  /** The entity's name, for errors. */
+  name: string;
   columns: ColumnMetadata[];
   /** Property path of each column (the mapper's keys), in INSERT order. */
   keys: string[];
@@ -67,6 +69,7 @@ function shapeOf(ds: DataSource, entity: EntityTarget<ObjectLiteral>): Shape {
   // Schema-qualified when configured, like TypeORM's own statement.
   const head = `INSERT INTO ${meta.tablePath.split('.').map(esc).join('.')} (${columns.map((c) => esc(c.databaseName)).join(',')}) `;
   s = {
+    name: meta.name,
     columns,
     keys: columns.map((c) => c.propertyPath),
     defaults: columns.map((c) => {
@@ -95,7 +98,7 @@ function sqliteStatement(s: Shape, rows: number): string {
 type Push<R> = (out: unknown[], row: R) => void;
 
 function pusher<R, E extends ObjectLiteral>(ds: DataSource, s: Shape, toStored: PlainRowMapper<R, E> | undefined): Push<R> {
-  const { columns, keys, defaults, postgres } = s;
+  const { columns, keys } = s;
   const n = columns.length;
   if (!toStored) {
     // As TypeORM's builder stores it: the column's transformer, then the driver's conversion. The
@@ -108,20 +111,31 @@ function pusher<R, E extends ObjectLiteral>(ds: DataSource, s: Shape, toStored: 
       return t ? (row) => t.to(row[key]) : (row) => row[key];
     });
     return (out, row) => {
-      for (let c = 0; c < n; c++) {
-        const v = stores[c](row as ObjectLiteral);
-        out.push(v === undefined ? defaults[c] : typeof v === 'bigint' && postgres ? String(v) : v);
-      }
+      for (let c = 0; c < n; c++) out.push(param(s, c, stores[c](row as ObjectLiteral)));
     };
   }
   return (out, row) => {
     const stored = toStored(row) as Record<string, unknown>;
-    for (let c = 0; c < n; c++) {
-      const v = stored[keys[c]];
-      // JSON has no bigint; SQLite binds no boolean (TypeORM stores 1/0).
-      out.push(v === undefined ? defaults[c] : typeof v === 'bigint' ? (postgres ? String(v) : v) : typeof v === 'boolean' && !postgres ? +v : v);
-    }
+    for (let c = 0; c < n; c++) out.push(param(s, c, stored[keys[c]]));
   };
+}
+
+/** A stored value as the driver takes it. */
+function param(s: Shape, c: number, v: unknown): unknown {
+  switch (typeof v) {
+    case 'undefined':
+      return s.defaults[c];
+    case 'bigint': // JSON has no bigint
+      return s.postgres ? String(v) : v;
+    case 'boolean': // SQLite binds no boolean (TypeORM stores 1/0)
+      return s.postgres ? v : +v;
+    case 'number':
+      // JSON would turn NaN/Infinity into NULL where a bound parameter is refused.
+      if (s.postgres && !Number.isFinite(v)) throw new Error(`plain insert: ${s.name}.${s.keys[c]} is ${v}, not a finite number`);
+      return v;
+    default:
+      return v;
+  }
 }
 
 /**
