@@ -2,10 +2,11 @@
  * Unit: the refresh-ahead window, cooldown and backoff logic of OAuthRefreshService, with an
  * in-memory token store and a scripted token client bound to their DI tokens, and a ManualClock.
  */
-import { Logger } from '@nestjs/common';
+import { Logger, type LoggerService } from '@nestjs/common';
+import { EventEmitter2 } from '@nestjs/event-emitter';
 import { Test } from '@nestjs/testing';
 import { AuditService } from '@app/audit';
-import { InProcessLock, ManualClock, type OperationContext } from '@app/common';
+import { CredentialVaultError, ErrorSeverity, InProcessLock, ManualClock, type OperationContext } from '@app/common';
 import { OAuthTokenClient, OAuthTokenSet, TokenEndpointFailure } from './client/oauth-token-client';
 import { OAuthAccessTokenExpiredError, OAuthReauthRequiredError, OAuthRefreshFailedError } from './errors/oauth-refresh.errors';
 import { OAUTH_REFRESH_CLOCK, OAUTH_REFRESH_LOCK, OAUTH_REFRESH_RESOLVED_OPTIONS } from './oauth-refresh.constants';
@@ -14,6 +15,7 @@ import { OAuthRefreshService } from './oauth-refresh.service';
 import type { ResolvedOAuthProvider } from './providers/oauth-provider.config';
 import { OAuthProviderRegistry } from './providers/oauth-provider.registry';
 import { ROTATED_TOKEN_WRITE_ATTEMPTS } from './refresh/rotated-refresh-tokens';
+import { OAuthRefreshCooldowns } from './store/oauth-refresh-cooldowns';
 import { ConnectionTokens, DueAccessToken, OAuthTokenStore, PendingRefreshToken, StoredToken, TokenWrite } from './store/oauth-token-store';
 
 const SEC = 1000;
@@ -30,6 +32,11 @@ class FakeTokenStore extends OAuthTokenStore {
   pendingSupported = false;
   pending?: PendingRefreshToken & { value: string };
   pendingDeletes = 0;
+  /** What a failing refresh-token write throws (default: an untyped error). */
+  writeError: () => Error = () => new Error('vault unavailable');
+  /** Thrown by savePendingRefreshToken / markReauthRequired when set. */
+  pendingError?: Error;
+  markError?: Error;
   constructor(private readonly clock: ManualClock) {
     super();
   }
@@ -45,6 +52,7 @@ class FakeTokenStore extends OAuthTokenStore {
     return token.credentialId === this.access?.credentialId ? this.access.value : this.refresh!.value;
   }
   override async savePendingRefreshToken(_c: OperationContext, _i: string, _n: string, refresh: StoredToken, write: TokenWrite): Promise<PendingRefreshToken | undefined> {
+    if (this.pendingError) throw this.pendingError;
     if (!this.pendingSupported) return undefined;
     this.pending = { ...this.write(this.pending, 'pending-id', write), basedOnVersion: refresh.version };
     return { ...this.pending };
@@ -65,7 +73,7 @@ class FakeTokenStore extends OAuthTokenStore {
     const isAccess = token.credentialId === this.access?.credentialId;
     if (!isAccess && this.failRefreshWrites > 0) {
       this.failRefreshWrites--;
-      throw new Error('vault unavailable');
+      throw this.writeError();
     }
     const next = this.write(isAccess ? this.access : this.refresh, token.credentialId, write);
     if (isAccess) this.access = next;
@@ -73,6 +81,7 @@ class FakeTokenStore extends OAuthTokenStore {
     return { ...next };
   }
   async markReauthRequired(): Promise<void> {
+    if (this.markError) throw this.markError;
     this.reauthMarks++;
     if (this.access) this.access.reauthRequired = true;
     if (this.refresh) this.refresh.reauthRequired = true;
@@ -112,6 +121,19 @@ class ScriptedTokenClient extends OAuthTokenClient {
   }
 }
 
+/** A vault secret name as the credentials lib makes them (it carries the tenant), and a token-like string. */
+const SECRET_NAME = 'cv-tenant-9e41ac07-idp-c1-refresh-g3';
+const TOKEN_MARKER = 'rt-LEAK-MARKER-5c1d';
+
+/** A store error as the credentials lib throws them: a typed code, its cause carrying Azure's text. */
+class VaultDownError extends CredentialVaultError {
+  readonly code = 9001;
+  readonly codeName = 'VAULT_DOWN';
+  readonly severity = ErrorSeverity.TRANSIENT;
+}
+const vaultDown = () =>
+  new VaultDownError(`setSecret of ${SECRET_NAME} failed`, { cause: new Error(`(ServiceUnavailable) secret ${SECRET_NAME}; body {"value":"${TOKEN_MARKER}"}`) });
+
 const transient = () => {
   throw new TokenEndpointFailure('transient', 'HTTP 503', { status: 503 });
 };
@@ -123,6 +145,10 @@ describe('OAuthRefreshService (window, cooldown, backoff)', () => {
   let client: ScriptedTokenClient;
   let service: OAuthRefreshService;
   let audited: Array<{ action: string; result: string }>;
+  /** Set by a test: what AuditService.record throws. */
+  let auditError: Error | undefined;
+  let events: EventEmitter2 | undefined;
+  let sharedCooldowns: OAuthRefreshCooldowns | undefined;
 
   /** A new service (a fresh Nest module: no in-memory state), on the same store, client and clock unless `fresh`. */
   async function setup(overrides: Parameters<typeof resolveOAuthRefreshOptions>[0] = {}, fresh = true) {
@@ -131,6 +157,9 @@ describe('OAuthRefreshService (window, cooldown, backoff)', () => {
       store = new FakeTokenStore(clock);
       client = new ScriptedTokenClient();
       audited = [];
+      auditError = undefined;
+      events = undefined;
+      sharedCooldowns = undefined;
     }
     const options = resolveOAuthRefreshOptions({
       providers: [{ integrationId: 'idp', tokenEndpoint: 'https://idp.example/token', clientId: 'cid', clientSecret: { tenantId: 'sys', credentialId: 'x' } }],
@@ -147,7 +176,17 @@ describe('OAuthRefreshService (window, cooldown, backoff)', () => {
         { provide: OAUTH_REFRESH_CLOCK, useValue: clock },
         { provide: OAuthTokenStore, useValue: store },
         { provide: OAuthTokenClient, useValue: client },
-        { provide: AuditService, useValue: { record: async (e: { action: string; result: string }) => void audited.push(e) } },
+        {
+          provide: AuditService,
+          useValue: {
+            record: async (e: { action: string; result: string }) => {
+              if (auditError) throw auditError;
+              audited.push(e);
+            },
+          },
+        },
+        ...(events ? [{ provide: EventEmitter2, useValue: events }] : []),
+        ...(sharedCooldowns ? [{ provide: OAuthRefreshCooldowns, useValue: sharedCooldowns }] : []),
       ],
     }).compile();
     service = moduleRef.get(OAuthRefreshService);
@@ -337,5 +376,93 @@ describe('OAuthRefreshService (window, cooldown, backoff)', () => {
     expect(await service.refreshExpiringTokens()).toMatchObject({ acquired: true, scanned: 1, refreshed: 1, failed: 0 });
     expect(await service.refreshExpiringTokens()).toMatchObject({ acquired: true, scanned: 0, refreshed: 0 });
     expect(client.calls).toBe(1);
+  });
+  describe('log lines name error classes and codes, never messages', () => {
+    let lines: string[];
+    /** Captures the lines of Nest's Logger (call again after setup(): compiling a testing module replaces the logger). */
+    function captureLogs(): void {
+      const capture = (level: string) => (message: unknown) => void lines.push(`${level} ${String(message)}`);
+      const logger: LoggerService = { log: capture('log'), warn: capture('warn'), error: capture('error'), debug: capture('debug'), verbose: capture('verbose') };
+      Logger.overrideLogger(logger);
+    }
+    beforeEach(() => {
+      lines = [];
+      captureLogs();
+    });
+    afterEach(() => Logger.overrideLogger(false));
+
+    const leaked = () => lines.filter((l) => l.includes(TOKEN_MARKER) || l.includes(SECRET_NAME));
+
+    it('a token endpoint failure: the OAuth error code and HTTP status, not its text (retry, failure and serve-old-token lines)', async () => {
+      await connect(3600);
+      const failing = () => {
+        throw new TokenEndpointFailure('transient', `HTTP 503 {"error_description":"refresh_token ${TOKEN_MARKER} is busy"}`, { status: 503, oauthError: 'temporarily_unavailable' });
+      };
+      client.script = [failing, failing, failing];
+      clock.advance(57 * MIN);
+      expect((await service.getAccessToken(ctx, 'idp', 'c1')).accessToken).toBe('at-0');
+
+      expect(lines.filter((l) => l.includes('TokenEndpointFailure(transient), HTTP 503, OAuth error temporarily_unavailable'))).toHaveLength(2); // two retries
+      expect(lines).toContainEqual(expect.stringMatching(/^error refresh of connection c1 .* failed: OAuthRefreshFailedError\(REFRESH_FAILED\), HTTP 503, OAuth error temporarily_unavailable$/));
+      expect(lines).toContainEqual(expect.stringMatching(/^warn serving the current access token .*: OAuthRefreshFailedError\(REFRESH_FAILED\), HTTP 503/));
+      expect(leaked()).toEqual([]);
+    });
+
+    it('a rotated refresh token the vault keeps refusing: the typed code of every write, pending and memory line', async () => {
+      await connect(3600);
+      store.writeError = vaultDown;
+      store.failRefreshWrites = ROTATED_TOKEN_WRITE_ATTEMPTS;
+      store.pendingError = vaultDown();
+      clock.advance(58 * MIN);
+      await service.getAccessToken(ctx, 'idp', 'c1');
+
+      expect(lines.filter((l) => l.includes('could not store the rotated refresh token') && l.includes('VaultDownError(VAULT_DOWN)'))).toHaveLength(ROTATED_TOKEN_WRITE_ATTEMPTS);
+      expect(lines).toContainEqual(expect.stringMatching(/as a pending one either: VaultDownError\(VAULT_DOWN\)$/));
+      expect(leaked()).toEqual([]);
+    });
+
+    it('invalid_grant whose needs_reauth mark fails; a failing audit and listener', async () => {
+      events = new EventEmitter2();
+      events.on('credential.oauth.refresh_failed', () => {
+        throw new Error(`listener saw ${TOKEN_MARKER}`);
+      });
+      await setup({}, false);
+      captureLogs();
+      await connect(3600);
+      client.script = [
+        () => {
+          throw new TokenEndpointFailure('invalid_grant', `invalid_grant: token ${TOKEN_MARKER} revoked`, { status: 400, oauthError: 'invalid_grant' });
+        },
+      ];
+      store.markError = vaultDown();
+      auditError = vaultDown();
+      clock.advance(58 * MIN);
+      await expect(service.getAccessToken(ctx, 'idp', 'c1')).rejects.toBeInstanceOf(OAuthReauthRequiredError);
+
+      expect(lines).toContainEqual(expect.stringMatching(/^error could not mark connection c1 .* needs_reauth: VaultDownError\(VAULT_DOWN\)$/));
+      expect(lines).toContainEqual(expect.stringMatching(/^warn refresh of connection c1 .* failed: OAuthReauthRequiredError\(REAUTH_REQUIRED\), HTTP 400, OAuth error invalid_grant → needs_reauth$/));
+      expect(lines).toContainEqual(expect.stringMatching(/^warn a listener of credential\.oauth\.refresh_failed failed: Error$/));
+      expect(lines).toContainEqual(expect.stringMatching(/^error could not audit a refresh of access-id: VaultDownError\(VAULT_DOWN\)$/));
+      expect(leaked()).toEqual([]);
+    });
+
+    it('a failing proactive refresh and a failing shared cooldown store', async () => {
+      const down = async (): Promise<never> => {
+        throw vaultDown();
+      };
+      sharedCooldowns = { activeUntil: down, recordFailure: down, clear: down } as unknown as OAuthRefreshCooldowns;
+      await setup({}, false);
+      captureLogs();
+      await connect(3600);
+      client.script = Array.from({ length: 3 }, () => () => {
+        throw new TokenEndpointFailure('rejected', `invalid_client for client ${TOKEN_MARKER}`, { status: 401, oauthError: 'invalid_client' });
+      });
+      clock.advance(57 * MIN);
+      expect(await service.refreshExpiringTokens()).toMatchObject({ failed: 1 });
+
+      expect(lines).toContainEqual(expect.stringMatching(/^warn proactive refresh of connection c1 .* failed: OAuthRefreshFailedError\(REFRESH_FAILED\), HTTP 401, OAuth error invalid_client$/));
+      expect(lines).toContainEqual(expect.stringMatching(/^warn could not read a refresh cooldown in the shared store .*: VaultDownError\(VAULT_DOWN\)$/));
+      expect(leaked()).toEqual([]);
+    });
   });
 });

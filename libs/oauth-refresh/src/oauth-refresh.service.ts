@@ -10,7 +10,7 @@ import type { ResolvedOAuthProvider } from './providers/oauth-provider.config';
 import { OAuthProviderRegistry } from './providers/oauth-provider.registry';
 import { ProactiveRefreshResult, ProactiveRefreshRunner } from './refresh/proactive-refresh-runner';
 import { isRetryableRefreshFailure, RefreshFailureHandler } from './refresh/refresh-failure-handler';
-import { AccessTokenResult, connectionKey, lockName, RefreshDeps, RefreshReason, requireUsable, sameSecret, serveToken } from './refresh/refresh-support';
+import { AccessTokenResult, connectionKey, describeRefreshError, lockName, RefreshDeps, RefreshReason, requireUsable, sameSecret, serveToken } from './refresh/refresh-support';
 import { RotatedRefreshTokens } from './refresh/rotated-refresh-tokens';
 import { TokenRefresher } from './refresh/token-refresher';
 import { RefreshCooldownGate } from './refresh/refresh-cooldown-gate';
@@ -188,7 +188,7 @@ export class OAuthRefreshService {
     } catch (e) {
       // Transient trouble (provider down, cooling down, lock busy): the old token is still good.
       if (stillValid && isRetryableRefreshFailure(e) && remainingMs(access, this.clock.now()) > 0) {
-        this.logger.warn(`serving the current access token of connection ${connectionId} (tenant ${ctx.tenantId}) until it expires: ${(e as Error).message}`);
+        this.logger.warn(`serving the current access token of connection ${connectionId} (tenant ${ctx.tenantId}) until it expires: ${describeRefreshError(e)}`);
         return serveToken(this.store, ctx, access);
       }
       throw e;

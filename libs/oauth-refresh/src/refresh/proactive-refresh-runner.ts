@@ -3,7 +3,7 @@ import { PROACTIVE_REFRESH_LOCK } from '../oauth-refresh.constants';
 import type { ResolvedOAuthProvider } from '../providers/oauth-provider.config';
 import { effectiveRefreshWindowMs, remainingMs } from '../refresh-policy';
 import type { DuePageCursor, StoredToken } from '../store/oauth-token-store';
-import { AccessTokenResult, connectionKey, RefreshDeps, RefreshReason } from './refresh-support';
+import { AccessTokenResult, connectionKey, describeRefreshError, RefreshDeps, RefreshReason } from './refresh-support';
 
 export interface ProactiveRefreshResult {
   /** False when another replica (or run) held the job lock: nothing was done here. */
@@ -77,7 +77,7 @@ export class ProactiveRefreshRunner {
       const r = await this.refresh(ctx, provider, connectionId, access, { trigger: 'proactive', forced: false }, needed);
       return r.version !== before ? 'refreshed' : 'skipped';
     } catch (e) {
-      this.deps.logger.warn(`proactive refresh of connection ${connectionId} (tenant ${tenantId}, integration ${integrationId}) failed: ${(e as Error).message}`);
+      this.deps.logger.warn(`proactive refresh of connection ${connectionId} (tenant ${tenantId}, integration ${integrationId}) failed: ${describeRefreshError(e)}`);
       return 'failed';
     }
   }

@@ -1,4 +1,5 @@
 import type { Logger } from '@nestjs/common';
+import { describeError } from '@app/common';
 import { CooldownPolicy, InProcessOAuthRefreshCooldowns, OAuthRefreshCooldowns } from '../store/oauth-refresh-cooldowns';
 
 /**
@@ -48,6 +49,6 @@ export class RefreshCooldownGate {
   }
 
   private failed(what: string, e: unknown): void {
-    this.logger.warn(`could not ${what} a refresh cooldown in the shared store (using this process's): ${(e as Error)?.message ?? e}`);
+    this.logger.warn(`could not ${what} a refresh cooldown in the shared store (using this process's): ${describeError(e)}`);
   }
 }

@@ -5,7 +5,7 @@ import { OAuthInvalidTokenResponseError, OAuthReauthRequiredError, OAuthRefreshF
 import { OAuthRefreshEvents, OAuthRefreshFailedEvent } from '../events/oauth-refresh.events';
 import type { ResolvedOAuthProvider } from '../providers/oauth-provider.config';
 import type { StoredToken } from '../store/oauth-token-store';
-import { auditRefresh, emitEvent, RefreshDeps, RefreshReason } from './refresh-support';
+import { auditRefresh, describeRefreshError, emitEvent, RefreshDeps, RefreshReason } from './refresh-support';
 
 /** One failed token-endpoint exchange, as the failure handler needs to see it. */
 export interface RefreshFailure {
@@ -46,7 +46,7 @@ export class RefreshFailureHandler {
       try {
         await this.deps.store.markReauthRequired(ctx, [refresh, access]);
       } catch (markError) {
-        this.deps.logger.error(`could not mark connection ${connectionId} (tenant ${ctx.tenantId}) needs_reauth: ${(markError as Error).message}`);
+        this.deps.logger.error(`could not mark connection ${connectionId} (tenant ${ctx.tenantId}) needs_reauth: ${describeRefreshError(markError)}`);
       }
       await this.deps.cooldowns.clear(f.key);
     } else {
@@ -55,7 +55,7 @@ export class RefreshFailureHandler {
     }
     const reauth = error instanceof OAuthReauthRequiredError;
     this.deps.logger[reauth ? 'warn' : 'error'](
-      `refresh of connection ${connectionId} (tenant ${ctx.tenantId}, integration ${provider.integrationId}) failed: ${error.message}${reauth ? ' → needs_reauth' : ''}`,
+      `refresh of connection ${connectionId} (tenant ${ctx.tenantId}, integration ${provider.integrationId}) failed: ${describeRefreshError(error)}${reauth ? ' → needs_reauth' : ''}`,
     );
     const provenance = {
       ...(failure?.details.oauthError ? { oauthError: failure.details.oauthError } : {}),

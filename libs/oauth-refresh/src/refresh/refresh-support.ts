@@ -2,9 +2,9 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import type { Logger } from '@nestjs/common';
 import type { EventEmitter2 } from '@nestjs/event-emitter';
 import { AuditAction, AuditResult, AuditService } from '@app/audit';
-import type { Clock, DistributedLock, OperationContext } from '@app/common';
-import type { OAuthTokenClient } from '../client/oauth-token-client';
-import { OAuthConnectionNotFoundError, OAuthReauthRequiredError } from '../errors/oauth-refresh.errors';
+import { describeError, type Clock, type DistributedLock, type OperationContext } from '@app/common';
+import { type OAuthTokenClient, TokenEndpointFailure } from '../client/oauth-token-client';
+import { OAuthConnectionNotFoundError, OAuthReauthRequiredError, OAuthRefreshFailedError } from '../errors/oauth-refresh.errors';
 import type { OAuthRefreshTrigger } from '../events/oauth-refresh.events';
 import type { ResolvedOAuthRefreshOptions } from '../oauth-refresh.options';
 import type { OAuthProviderRegistry } from '../providers/oauth-provider.registry';
@@ -107,7 +107,7 @@ export async function auditRefresh(
   try {
     await deps.audit.record({ action: AuditAction.REFRESH, context: ctx, resource, result, errorCode, durationMs: Date.now() - started, details });
   } catch (e) {
-    deps.logger.error(`could not audit a refresh of ${resource}: ${(e as Error).message}`);
+    deps.logger.error(`could not audit a refresh of ${resource}: ${describeRefreshError(e)}`);
   }
 }
 
@@ -117,9 +117,31 @@ export function emitEvent<T>(deps: RefreshDeps, name: string, payload: T): void 
   try {
     deps.events.emit(name, payload);
   } catch (e) {
-    deps.logger.warn(`a listener of ${name} failed: ${(e as Error).message}`);
+    deps.logger.warn(`a listener of ${name} failed: ${describeRefreshError(e)}`);
   }
 }
+
+/**
+ * An error for a log line: class and stable code (describeError), and of a token-endpoint failure in
+ * its chain the HTTP status and OAuth `error` code — never a message: a store error's cause carries
+ * Azure's text (vault secret names carry the tenant), and a token endpoint's `error_description` or
+ * body may echo tokens or client ids (a host-bound OAuthTokenClient may put them in its messages).
+ */
+export function describeRefreshError(e: unknown): string {
+  let text = e instanceof TokenEndpointFailure ? `TokenEndpointFailure(${e.kind})` : describeError(e);
+  let cur: unknown = e;
+  for (let depth = 0; cur instanceof Error && depth < 4; depth++, cur = cur.cause) {
+    const details = cur instanceof OAuthRefreshFailedError || cur instanceof TokenEndpointFailure ? cur.details : undefined;
+    if (!details) continue;
+    if (details.status !== undefined) text += `, HTTP ${details.status}`;
+    if (details.oauthError && OAUTH_ERROR_CODE.test(details.oauthError)) text += `, OAuth error ${details.oauthError}`;
+    break;
+  }
+  return text;
+}
+
+/** RFC 6749's error codes are identifiers (`invalid_grant`); anything else a provider sends is not logged. */
+const OAUTH_ERROR_CODE = /^[A-Za-z0-9_.:-]{1,64}$/;
 
 /** Compares two secrets in constant time (over their hashes, so lengths may differ). */
 export function sameSecret(a: string, b: string): boolean {

@@ -1,7 +1,7 @@
 import { CredentialVaultError, ErrorSeverity, OperationContext } from '@app/common';
 import type { ConnectionTokens, PendingRefreshToken, StoredToken, TokenWrite } from '../store/oauth-token-store';
 import { retryDelayMs } from '../refresh-policy';
-import { persistToken, RefreshDeps, sleep } from './refresh-support';
+import { describeRefreshError, persistToken, RefreshDeps, sleep } from './refresh-support';
 
 /** Writes of a rotated refresh token tried under the connection lock before it is kept aside. */
 export const ROTATED_TOKEN_WRITE_ATTEMPTS = 3;
@@ -91,7 +91,7 @@ export class RotatedRefreshTokens {
         const permanent = e instanceof CredentialVaultError && e.severity === ErrorSeverity.CLIENT;
         if (permanent || attempt >= ROTATED_TOKEN_WRITE_ATTEMPTS) throw e;
         this.deps.logger.warn(
-          `could not store the rotated refresh token of connection ${c.connectionId} (tenant ${c.ctx.tenantId}), attempt ${attempt}/${ROTATED_TOKEN_WRITE_ATTEMPTS}: ${(e as Error).message}`,
+          `could not store the rotated refresh token of connection ${c.connectionId} (tenant ${c.ctx.tenantId}), attempt ${attempt}/${ROTATED_TOKEN_WRITE_ATTEMPTS}: ${describeRefreshError(e)}`,
         );
         await sleep(retryDelayMs(attempt + 1, this.deps.options.retry));
       }
@@ -99,7 +99,7 @@ export class RotatedRefreshTokens {
   }
 
   private async keepAside(c: Connection, refresh: StoredToken, write: TokenWrite, error: unknown): Promise<KeptRefreshToken> {
-    const why = (error as Error)?.message;
+    const why = describeRefreshError(error);
     try {
       const saved = await this.deps.store.savePendingRefreshToken(c.ctx, c.integrationId, c.connectionId, refresh, write);
       if (saved) {
@@ -108,7 +108,7 @@ export class RotatedRefreshTokens {
         return { outcome: 'pending' };
       }
     } catch (e) {
-      this.deps.logger.error(`could not keep the rotated refresh token of connection ${c.connectionId} (tenant ${c.ctx.tenantId}) as a pending one either: ${(e as Error).message}`);
+      this.deps.logger.error(`could not keep the rotated refresh token of connection ${c.connectionId} (tenant ${c.ctx.tenantId}) as a pending one either: ${describeRefreshError(e)}`);
     }
     this.unsaved.set(c.key, { basedOnVersion: refresh.version, token: write.value });
     this.deps.logger.error(`could not store the rotated refresh token of connection ${c.connectionId} (tenant ${c.ctx.tenantId}); kept in memory for the next attempt: ${why}`);
@@ -120,7 +120,7 @@ export class RotatedRefreshTokens {
     try {
       await this.deps.store.deletePendingRefreshToken(c.ctx, pending);
     } catch (e) {
-      this.deps.logger.warn(`could not delete the pending refresh token ${pending.credentialId} of connection ${c.connectionId}: ${(e as Error).message}`);
+      this.deps.logger.warn(`could not delete the pending refresh token ${pending.credentialId} of connection ${c.connectionId}: ${describeRefreshError(e)}`);
     }
   }
 }

@@ -11,6 +11,7 @@ import { RefreshFailureHandler } from './refresh-failure-handler';
 import {
   AccessTokenResult,
   auditRefresh,
+  describeRefreshError,
   emitEvent,
   persistToken,
   RefreshDeps,
@@ -116,7 +117,7 @@ export class TokenRefresher {
         const transient = e instanceof TokenEndpointFailure && e.kind === 'transient';
         if (!transient || attempt >= maxAttempts) throw Object.assign(e as object, { attempts: attempt });
         const delay = retryDelayMs(attempt + 1, this.deps.options.retry, e.details.retryAfterMs);
-        this.deps.logger.warn(`token endpoint of "${provider.integrationId}" failed (attempt ${attempt}/${maxAttempts}): ${e.message}; retrying in ${Math.round(delay)} ms`);
+        this.deps.logger.warn(`token endpoint of "${provider.integrationId}" failed (attempt ${attempt}/${maxAttempts}): ${describeRefreshError(e)}; retrying in ${Math.round(delay)} ms`);
         await sleep(delay);
       }
     }
