@@ -8,3 +8,4 @@ export * from './outbox';
 export * from './options';
 export * from './jobs';
 export * from './telemetry';
+export * from './persistence/sqlite-wal-checkpointer';
