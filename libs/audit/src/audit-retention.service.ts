@@ -64,7 +64,13 @@ export class AuditRetentionService {
     return withMaintenance(this.chains, async () => {
       let deleted = 0;
       for (const tenantId of await this.rows.tenants()) {
-        deleted += await this.chains.inOwnTransaction([tenantId], (m) => this.pruneChain(m, tenantId, cutoff, olderThan));
+        // The rows after a cached head must never go while it is trusted: forget it (before, and after the commit).
+        this.writer.forgetHeads([tenantId]);
+        try {
+          deleted += await this.chains.inOwnTransaction([tenantId], (m) => this.pruneChain(m, tenantId, cutoff, olderThan));
+        } finally {
+          this.writer.forgetHeads([tenantId]);
+        }
       }
       if (deleted > 0) this.logger.log(`Pruned ${deleted} audit rows older than ${olderThan.toISOString()}`);
       return { deleted };

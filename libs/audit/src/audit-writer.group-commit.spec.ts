@@ -50,6 +50,7 @@ function build(failClosed = true) {
   const chains = new SlowChains();
   const rows = {
     head: async () => null,
+    heads: async () => new Map(),
     insert: async (linked: InsertableRow[]) => {
       chains.staged.push(...linked.map((l) => l.row.resource));
     },

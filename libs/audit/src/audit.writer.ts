@@ -11,9 +11,10 @@ import { AuditLogEntry } from './entities/audit-log-entry.entity';
 import { AuditUnavailableError, AuditWriteError } from './errors/audit.errors';
 import { AuditAction, AuditEventInput, AuditLogEntryView, AuditResult, AuditStats } from './interfaces/audit-event.interface';
 import { linkRows } from './internal/chain-link';
-import { ChainWriter } from './internal/chain-writer';
+import { ChainWriter, isChainCollision } from './internal/chain-writer';
 import { toView } from './internal/entry-view';
 import { errorMessage } from './internal/error-message';
+import { ChainHeadCache } from './internal/head-cache';
 import { PreparedEvent, prepareEvent } from './internal/prepare-event';
 import { ReadBuffer } from './internal/read-buffer';
 import { ObservedEvent, SharedSuspiciousActivityDetector, SuspiciousActivityDetector, SuspiciousActivityEvent } from './internal/suspicious-activity.detector';
@@ -45,6 +46,8 @@ export class AuditWriter {
   private readonly buffer: ReadBuffer<BufferedRead>;
   private readonly detector?: { observe(e: ObservedEvent): SuspiciousActivityEvent[] | Promise<SuspiciousActivityEvent[]> };
   private readonly pending = new Set<Promise<unknown>>();
+  /** PostgreSQL: chain heads our commits left, for optimistic read batches (see `writeBatch`). */
+  private readonly heads?: ChainHeadCache;
   private timer?: NodeJS.Timeout;
   private flushTail: Promise<void> = Promise.resolve();
   private kicking = false;
@@ -68,7 +71,7 @@ export class AuditWriter {
     private readonly rows: AuditRepository,
     private readonly chains: ChainWriter,
     @Inject(AUDIT_RESOLVED_OPTIONS) private readonly options: ResolvedAuditOptions,
-    @InjectDataSource() dataSource: DataSource,
+    @InjectDataSource() private readonly dataSource: DataSource,
     @Inject(AUDIT_CLOCK) private readonly clock: Clock,
     @Optional() private readonly events?: EventEmitter2,
     @Optional() runner?: TransactionRunner,
@@ -78,6 +81,7 @@ export class AuditWriter {
     // the context is shared by every runner of one DataSource.
     this.runner = runner ?? new TransactionRunner(dataSource);
     this.buffer = new ReadBuffer(options.readBuffer.maxSize);
+    if (chains.optimisticAppend) this.heads = ChainHeadCache.for(dataSource);
     if (options.suspicious.enabled) {
       // Counters shared by the replicas when the host provides them; in this process otherwise.
       this.detector = sharedCounters
@@ -144,10 +148,7 @@ export class AuditWriter {
     const tenantIds = [...byTenant.keys()];
     try {
       // ONE head read per chain, under its lock, then one insert: N rows linked after each head.
-      await this.inChainTransaction(tenantIds, async (m) => {
-        const heads = await this.rows.heads(tenantIds, m);
-        await this.rows.insert(tenantIds.flatMap((t) => linkRows(byTenant.get(t)!, heads.get(t) ?? null)), m);
-      });
+      await this.inChainTransaction(tenantIds, (m) => this.appendAll(m, byTenant, tenantIds));
     } catch (e) {
       this.counters.writeFailures++;
       this.logger.error(`${prepared.length} audit rows for ${tenantIds.length} tenant(s) could not be written: ${errorMessage(e)}`);
@@ -236,16 +237,40 @@ export class AuditWriter {
     return rows.map((r) => r.row);
   }
 
+  /** Appends each chain's events after its head, read once for all chains; the caller holds their locks. */
+  private async appendAll(m: EntityManager, byTenant: Map<string, PreparedEvent[]>, tenantIds: string[]): Promise<AuditLogEntry[]> {
+    const heads = await this.rows.heads(tenantIds, m);
+    const rows = tenantIds.flatMap((t) => linkRows(byTenant.get(t)!, heads.get(t) ?? null));
+    await this.rows.insert(rows, m);
+    return rows.map((r) => r.row);
+  }
+
+  /** Forgets the cached heads of `tenantIds` (retention deleted from their chains). */
+  forgetHeads(tenantIds: Iterable<string>): void {
+    this.heads?.forget(tenantIds);
+  }
+
   /**
    * Runs `write` under the chain locks of `tenantIds` in the caller's open transaction when there is
    * one — the manager it passed (the older way), else the ambient `runner.run` transaction — and in a
    * transaction of its own otherwise. The ONE place that decides which EntityManager a `record()`
-   * writes with.
+   * writes with. Only our own commits teach the head cache: a caller's transaction may still roll back.
    */
-  private inChainTransaction<T>(tenantIds: string[], write: (m: EntityManager) => Promise<T>, manager?: EntityManager): Promise<T> {
+  private async inChainTransaction(
+    tenantIds: string[],
+    write: (m: EntityManager) => Promise<AuditLogEntry[]>,
+    manager?: EntityManager,
+  ): Promise<AuditLogEntry[]> {
     const given = manager?.queryRunner?.isTransactionActive ? manager : undefined;
     const caller = given ?? (this.runner.inTransaction() ? this.runner.manager : undefined);
-    return caller ? this.chains.inCallerTransaction(caller, tenantIds, write) : this.chains.inOwnTransaction(tenantIds, write);
+    if (caller) {
+      this.heads?.forget(tenantIds);
+      return this.chains.inCallerTransaction(caller, tenantIds, write);
+    }
+    const versions = this.heads?.versions(tenantIds);
+    const rows = await this.chains.inOwnTransaction(tenantIds, write);
+    if (versions) this.heads!.remember(rows, versions);
+    return rows;
   }
 
   private prepare(event: AuditEventInput): PreparedEvent {
@@ -287,12 +312,8 @@ export class AuditWriter {
 
   private async flushBatch(): Promise<number> {
     const batch = this.buffer.peek(this.options.readBuffer.batchSize);
-    const byTenant = groupByTenant(batch.map((b) => b.event));
     try {
-      // Always a transaction of its own: buffered reads of many callers never join one caller's transaction.
-      await this.chains.inOwnTransaction([...byTenant.keys()], async (m) => {
-        for (const [tenantId, events] of byTenant) await this.append(m, tenantId, events);
-      });
+      await this.writeBatch(groupByTenant(batch.map((b) => b.event)));
     } catch (e) {
       this.counters.flushFailures++;
       const first = !this.failing;
@@ -317,6 +338,32 @@ export class AuditWriter {
     for (const b of batch) settle(b);
     this.counters.readsFlushed += batch.length;
     return batch.length;
+  }
+
+  /**
+   * Writes a read batch; committed when it returns. Always on its own (buffered reads of many callers
+   * never join one caller's transaction). PostgreSQL, when every chain's head is cached: ONE autocommit
+   * INSERT linked to those heads, without lock or head read. Had another writer appended meanwhile,
+   * the (tenant, sequence) unique index rejects the whole statement and the batch goes the locked way
+   * (lock, head read, insert, commit), which refreshes the cache.
+   */
+  private async writeBatch(byTenant: Map<string, PreparedEvent[]>): Promise<void> {
+    const tenantIds = [...byTenant.keys()];
+    const cached = this.heads?.lookup(tenantIds);
+    if (cached) {
+      const rows = tenantIds.flatMap((t) => linkRows(byTenant.get(t)!, cached.heads.get(t)!));
+      try {
+        await this.rows.insert(rows, this.dataSource.manager);
+        this.heads!.remember(rows.map((r) => r.row), cached.versions);
+        return;
+      } catch (e) {
+        this.heads!.forget(tenantIds);
+        if (!isChainCollision(e)) throw e;
+      }
+    }
+    const versions = this.heads?.versions(tenantIds);
+    const rows = await this.chains.inOwnTransaction(tenantIds, (m) => this.appendAll(m, byTenant, tenantIds));
+    if (versions) this.heads!.remember(rows, versions);
   }
 
   private unavailable(): AuditUnavailableError {

@@ -2,6 +2,20 @@ import type { FactoryProvider } from '@nestjs/common';
 import { getDataSourceToken } from '@nestjs/typeorm';
 import { ADVISORY_LOCK_NAMESPACES, KeyedMutex, TransactionGate, advisoryLockKey } from '@app/common';
 import type { DataSource, EntityManager } from 'typeorm';
+import { AUDIT_INDEX } from '../entities/audit-log-entry.entity';
+
+/** Attempts of a locked append that collided with an optimistic one (see `isChainCollision`). */
+const COLLISION_ATTEMPTS = 5;
+const SAVEPOINT = 'cv_audit_append';
+
+/**
+ * True when `e` is a unique violation of a chain's (tenant, sequence) index: another writer appended
+ * the sequence we linked to, and nothing of our statement was inserted.
+ */
+export function isChainCollision(e: unknown): boolean {
+  const d = ((e as { driverError?: unknown })?.driverError ?? e) as { code?: unknown; constraint?: unknown } | undefined;
+  return d?.code === '23505' && d.constraint === AUDIT_INDEX.chain;
+}
 
 /**
  * Keeps each tenant's chain linear: whoever appends holds the chain's lock from reading the head
@@ -12,8 +26,16 @@ import type { DataSource, EntityManager } from 'typeorm';
  * - SQLite (one process, ONE shared connection): an in-process mutex makes "read head + insert"
  *   atomic for every writer; our own transactions also go through the process-wide
  *   `TransactionGate`, so they do not nest inside another lib's open transaction.
+ *
+ * On PostgreSQL a read batch may also append WITHOUT the lock (`optimisticAppend`: one autocommit
+ * INSERT linked to a cached head, which the (tenant, sequence) unique index rejects whole when the
+ * head moved). So the locked paths here retry an append that collided with such an insert: their
+ * own transaction from the start, a caller's from a savepoint — the caller's transaction survives.
  */
 export abstract class ChainWriter {
+  /** Whether appends without the lock are allowed (they are safe only where locked ones retry collisions). */
+  abstract readonly optimisticAppend: boolean;
+
   /** Runs `work` in a new transaction holding the locks of `tenantIds`. */
   abstract inOwnTransaction<T>(tenantIds: string[], work: (m: EntityManager) => Promise<T>): Promise<T>;
 
@@ -25,36 +47,65 @@ export abstract class ChainWriter {
 }
 
 class PostgresChainWriter extends ChainWriter {
+  readonly optimisticAppend = true;
+
   constructor(private readonly dataSource: DataSource) {
     super();
   }
 
-  inOwnTransaction<T>(tenantIds: string[], work: (m: EntityManager) => Promise<T>): Promise<T> {
-    return this.dataSource.transaction(async (m) => {
-      await this.lock(m, tenantIds);
-      return work(m);
-    });
+  async inOwnTransaction<T>(tenantIds: string[], work: (m: EntityManager) => Promise<T>): Promise<T> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.dataSource.transaction(async (m) => {
+          if (tenantIds.length > 0) await m.query(lockStatements(tenantIds));
+          return work(m);
+        });
+      } catch (e) {
+        if (attempt >= COLLISION_ATTEMPTS || !isChainCollision(e)) throw e;
+      }
+    }
   }
 
   async inCallerTransaction<T>(manager: EntityManager, tenantIds: string[], work: (m: EntityManager) => Promise<T>): Promise<T> {
-    await this.lock(manager, tenantIds);
-    return work(manager);
+    // The savepoint goes with the locks (one round trip): a collision must not abort the caller's transaction.
+    await manager.query([...(tenantIds.length > 0 ? [lockStatements(tenantIds)] : []), `SAVEPOINT ${SAVEPOINT}`].join('; '));
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const result = await work(manager);
+        await manager.query(`RELEASE SAVEPOINT ${SAVEPOINT}`);
+        return result;
+      } catch (e) {
+        if (attempt >= COLLISION_ATTEMPTS || !isChainCollision(e)) throw e;
+        await manager.query(`ROLLBACK TO SAVEPOINT ${SAVEPOINT}`);
+      }
+    }
   }
 
   consistentRead<T>(work: (m: EntityManager) => Promise<T>): Promise<T> {
     // One snapshot for the whole read: a prune committing meanwhile cannot tear it.
     return this.dataSource.transaction('REPEATABLE READ', work);
   }
+}
 
-  private async lock(m: EntityManager, tenantIds: string[]): Promise<void> {
-    // Sorted, so two multi-chain writers never wait on each other in a cycle.
-    for (const t of [...new Set(tenantIds)].sort()) {
-      await m.query('SELECT pg_advisory_xact_lock($1::bigint)', [advisoryLockKey(t, ADVISORY_LOCK_NAMESPACES.auditChain)]);
-    }
-  }
+/**
+ * `pg_advisory_xact_lock` of each chain, as ONE multi-statement text (no bind parameters, so one
+ * round trip for any number of chains). The keys are integers we computed, checked before inlining.
+ * Sorted, so two multi-chain writers never wait on each other in a cycle.
+ */
+function lockStatements(tenantIds: string[]): string {
+  return [...new Set(tenantIds)]
+    .sort()
+    .map((t) => {
+      const key = advisoryLockKey(t, ADVISORY_LOCK_NAMESPACES.auditChain);
+      if (!/^-?\d{1,20}$/.test(key)) throw new Error('advisory lock key is not an integer');
+      return `SELECT pg_advisory_xact_lock('${key}'::bigint)`;
+    })
+    .join('; ');
 }
 
 class SerialChainWriter extends ChainWriter {
+  /** One connection behind a mutex: no one appends concurrently, so nothing to gain. */
+  readonly optimisticAppend = false;
   private readonly mutex = new KeyedMutex();
   private readonly gate: TransactionGate;
 
