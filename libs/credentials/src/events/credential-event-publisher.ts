@@ -1,6 +1,6 @@
 import { Inject, Injectable, Logger, OnModuleDestroy, OnModuleInit, Optional } from '@nestjs/common';
 import { EventEmitter2 } from '@nestjs/event-emitter';
-import { Clock, OperationContext, Outbox, OutboxEvent, OutboxEventInput, OutboxHandlerRegistry, OutboxPayload } from '@app/common';
+import { Clock, describeError, OperationContext, Outbox, OutboxEvent, OutboxEventInput, OutboxHandlerRegistry, OutboxPayload } from '@app/common';
 import { CREDENTIALS_CLOCK, CREDENTIALS_RESOLVED_OPTIONS } from '../credentials.constants';
 import type { ResolvedCredentialsOptions } from '../credentials.options';
 import type { CredentialEntity } from '../entities/credential.entity';
@@ -81,7 +81,8 @@ export class CredentialEventPublisher implements OnModuleInit, OnModuleDestroy {
     try {
       this.events.emit(name, this.event(name, ctx, row, undefined, version));
     } catch (e) {
-      this.logger.warn(`a listener of ${name} failed for credential ${row.id}: ${(e as Error).message}`);
+      // The listener is the host's code: its error's text may quote what it was doing (a vault call's, a value).
+      this.logger.warn(`a listener of ${name} failed for credential ${row.id}: ${describeError(e)}`);
     }
   }
 

@@ -214,7 +214,8 @@ export class DataKeyService {
   private remember(name: string, version: string, encoded: string): DataKey {
     const key = Buffer.from(encoded, 'base64');
     if (key.length !== DATA_KEY_BYTES) {
-      throw new CredentialIntegrityError(`data key ${name} version ${version} is not ${DATA_KEY_BYTES} bytes of base64`);
+      // Named by its version only: the secret's name carries the tenant, and this message reaches the client (500).
+      throw new CredentialIntegrityError(`the data key of version ${version} is not ${DATA_KEY_BYTES} bytes of base64`);
     }
     return this.rememberRaw(`${name}/${version}`, { name, version, key });
   }
