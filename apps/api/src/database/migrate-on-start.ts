@@ -1,3 +1,4 @@
+import { SqliteWalCheckpointer } from '@app/common';
 import { DataSource, type DataSourceOptions } from 'typeorm';
 
 /**
@@ -13,7 +14,7 @@ export async function initializeWithMigrations(options: DataSourceOptions): Prom
   try {
     if (dataSource.options.type !== 'postgres') {
       await dataSource.runMigrations({ transaction: 'all' });
-      return dataSource;
+      return withWalCheckpointer(dataSource);
     }
     const runner = dataSource.createQueryRunner();
     await runner.connect();
@@ -31,4 +32,22 @@ export async function initializeWithMigrations(options: DataSourceOptions): Prom
     await dataSource.destroy().catch(() => undefined);
     throw error;
   }
+}
+
+/**
+ * A file SQLite database in WAL mode gets its checkpoints copied by a worker thread (see
+ * `SqliteWalCheckpointer`): the host's audited reads commit on the event loop, and the page copies and
+ * fsyncs of a checkpoint inside one of those commits blocked every request meanwhile. The worker stops
+ * before the connection closes. `:memory:` databases have no WAL.
+ */
+function withWalCheckpointer(dataSource: DataSource): DataSource {
+  const options = dataSource.options;
+  if (options.type !== 'better-sqlite3' || !options.enableWAL || !options.database || options.database === ':memory:') return dataSource;
+  const checkpointer = SqliteWalCheckpointer.start({ file: options.database });
+  const destroy = dataSource.destroy.bind(dataSource);
+  dataSource.destroy = async () => {
+    await checkpointer.stop();
+    return destroy();
+  };
+  return dataSource;
 }

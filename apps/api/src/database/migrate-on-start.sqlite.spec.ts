@@ -1,0 +1,37 @@
+import { mkdtempSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { DataSource } from 'typeorm';
+import { loadAppConfig } from '../config/app.config';
+import { databaseOptions } from './database.options';
+import { initializeWithMigrations } from './migrate-on-start';
+
+describe('the host DataSource on an SQLite file', () => {
+  let dir: string;
+  let path: string;
+  let dataSource: DataSource | undefined;
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), 'cv-host-db-'));
+    path = join(dir, 'vault.sqlite');
+  });
+  afterEach(async () => {
+    await dataSource?.destroy().catch(() => undefined);
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it("checkpoints its WAL outside the connection's commits, and stops with the DataSource", async () => {
+    dataSource = await initializeWithMigrations(databaseOptions(loadAppConfig({ DATABASE_PATH: path })));
+    await dataSource.query('CREATE TABLE probe (id INTEGER PRIMARY KEY, body TEXT)');
+    await dataSource.query('PRAGMA wal_checkpoint(TRUNCATE)');
+    const before = statSync(path).size;
+    // ~100 frames: far below the connection's own auto-checkpoint (1000), so only the worker copies them.
+    for (let i = 0; i < 100; i++) await dataSource.query('INSERT INTO probe (body) VALUES (?)', ['x'.repeat(3000)]);
+    const deadline = Date.now() + 5000;
+    while (statSync(path).size <= before && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    expect(statSync(path).size).toBeGreaterThan(before);
+
+    await dataSource.destroy();
+    dataSource = await initializeWithMigrations(databaseOptions(loadAppConfig({ DATABASE_PATH: path })));
+    expect(await dataSource.query('SELECT count(*) AS n FROM probe')).toEqual([{ n: 100 }]);
+  });
+});
