@@ -27,9 +27,10 @@ type Scope = TransactionScope | ReadScope;
 
 /**
  * The context shared by every runner of one DataSource. On Node 20 an enabled AsyncLocalStorage keeps
- * the promise hooks on for every promise in the process (~12% of a warm read's CPU), so the storage is
- * disabled whenever no scope is open and re-enabled by the next `storage.run`. Same answers as never
- * disabling it: once every scope is closed, every store it could return is closed, i.e. no scope.
+ * the async_hooks promise hooks on for every promise in the process (they were ~12% of a warm read's
+ * CPU), so the storage is disabled whenever no scope is open and re-enabled by the next `storage.run`.
+ * Same answers as never disabling it: once every scope is closed, any store it could still return is
+ * a closed scope, which counts as none.
  */
 interface AmbientContext {
   storage: AsyncLocalStorage<Scope | undefined>;
