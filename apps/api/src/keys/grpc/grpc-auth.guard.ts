@@ -4,7 +4,7 @@ import { ThrottlerException, ThrottlerStorage } from '@nestjs/throttler';
 import type { Metadata } from '@grpc/grpc-js';
 import { randomUUID } from 'node:crypto';
 import { AuditAction, AuditResult, AuditService } from '@app/audit';
-import type { OperationContext } from '@app/common';
+import { describeError, type OperationContext } from '@app/common';
 import { REQUIRED_SCOPES } from '../../auth/auth.decorators';
 import { UNAUTHENTICATED_TENANT } from '../../auth/auth.guard';
 import { AuthenticationFailed, AuthService } from '../../auth/auth.service';
@@ -89,7 +89,8 @@ export class GrpcAuthGuard implements CanActivate {
       await this.audit.recordRead({ action, context, resource, result: AuditResult.DENIED, errorCode, details });
     } catch (e) {
       // The refusal stands either way; a failing audit log is reported by the audit lib's own health.
-      logger.warn(`Could not audit a refused gRPC call: ${(e as Error).message}`);
+      // By class and code only: a database error's text may quote the row it could not write.
+      logger.warn(`Could not audit a refused gRPC call: ${describeError(e)}`);
     }
   }
 }
