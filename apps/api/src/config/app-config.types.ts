@@ -19,7 +19,12 @@ export interface AppConfig {
     requestContext: boolean;
   };
   database:
-    | { type: 'sqlite'; path: string }
+    | {
+        type: 'sqlite';
+        path: string;
+        /** `PRAGMA synchronous`: `full` (default) fsyncs every commit; `normal` only at checkpoints (power loss can drop the last commits). */
+        synchronous: 'full' | 'normal';
+      }
     | { type: 'postgres'; url: string; schema?: string; poolSize: number };
   keyVault:
     | { mode: 'embedded'; emulatorDataDir: string; emulatorPort: number; timeoutMs: number; maxAttempts: number; breakerHalfOpenAfterMs: number }

@@ -58,6 +58,9 @@ export const envSchema = z
     DATABASE_URL: z.string().url().optional(),
     DATABASE_SCHEMA: z.string().regex(/^[a-z_][a-z0-9_]*$/i, 'must be a plain SQL identifier').optional(),
     DATABASE_POOL_SIZE: int(10, 1, 200),
+    // FULL: a commit is fsynced before it returns (survives power loss). NORMAL is an explicit opt-in:
+    // commits still survive a crash of the process, but the last ones can be lost on power loss.
+    DATABASE_SQLITE_SYNCHRONOUS: z.enum(['full', 'normal']).default('full'),
 
     KEY_VAULT_URL: z.string().url().optional(),
     KEY_VAULT_CREDENTIAL: z.enum(credentialTypes).optional(),

@@ -19,7 +19,17 @@ export function databaseOptions(config: AppConfig): DataSourceOptions {
   } as const;
   if (config.database.type === 'sqlite') {
     mkdirSync(dirname(config.database.path), { recursive: true });
-    return { ...common, type: 'better-sqlite3', database: config.database.path, enableWAL: true };
+    const synchronous = config.database.synchronous === 'normal' ? 'NORMAL' : 'FULL';
+    return {
+      ...common,
+      type: 'better-sqlite3',
+      database: config.database.path,
+      enableWAL: true,
+      // Explicit, so durability does not depend on how the driver's SQLite was compiled.
+      prepareDatabase: (db: { pragma(source: string): unknown }) => {
+        db.pragma(`synchronous = ${synchronous}`);
+      },
+    };
   }
   const { url, schema, poolSize } = config.database;
   return {

@@ -34,4 +34,13 @@ describe('the host DataSource on an SQLite file', () => {
     dataSource = await initializeWithMigrations(databaseOptions(loadAppConfig({ DATABASE_PATH: path })));
     expect(await dataSource.query('SELECT count(*) AS n FROM probe')).toEqual([{ n: 100 }]);
   });
+
+  it('fsyncs every commit (synchronous FULL) unless DATABASE_SQLITE_SYNCHRONOUS=normal opts out', async () => {
+    dataSource = await initializeWithMigrations(databaseOptions(loadAppConfig({ DATABASE_PATH: path })));
+    expect(await dataSource.query('PRAGMA synchronous')).toEqual([{ synchronous: 2 }]);
+    await dataSource.destroy();
+    dataSource = await initializeWithMigrations(databaseOptions(loadAppConfig({ DATABASE_PATH: path, DATABASE_SQLITE_SYNCHRONOUS: 'normal' })));
+    expect(await dataSource.query('PRAGMA synchronous')).toEqual([{ synchronous: 1 }]);
+    expect(() => loadAppConfig({ DATABASE_SQLITE_SYNCHRONOUS: 'off' })).toThrow(/DATABASE_SQLITE_SYNCHRONOUS/);
+  });
 });

@@ -1,8 +1,18 @@
 import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import Database from 'better-sqlite3';
 import { SqliteWalCheckpointer } from './sqlite-wal-checkpointer';
+
+/** The part of better-sqlite3 used here (the repository has no type declarations for it). */
+interface Db {
+  pragma(source: string, options?: { simple: boolean }): unknown;
+  exec(sql: string): void;
+  prepare(sql: string): { run(...params: unknown[]): unknown; get(...params: unknown[]): unknown };
+  transaction<A extends unknown[]>(fn: (...args: A) => void): (...args: A) => void;
+  close(): void;
+}
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const Database = require('better-sqlite3') as new (file: string, options?: { readonly?: boolean }) => Db;
 
 const walBytes = (file: string) => {
   try {
