@@ -1,6 +1,6 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import { AuditAction, AuditEventInput, AuditService } from '@app/audit';
-import { Clock, OperationContext, TransactionRunner } from '@app/common';
+import { Clock, describeError, OperationContext, TransactionRunner } from '@app/common';
 import type { CredentialMetadata, StoreCredentialInput } from './credential.types';
 import { CredentialWriter } from './credential.writer';
 import { CREDENTIALS_CLOCK } from './credentials.constants';
@@ -167,7 +167,7 @@ export class CredentialBatchWriter {
     try {
       await this.audit.recordMany(events);
     } catch (e) {
-      this.logger.warn(`could not audit ${events.length} failed store(s): ${(e as Error).message}`);
+      this.logger.warn(`could not audit ${events.length} failed store(s): ${describeError(e)}`);
     }
   }
 }

@@ -1,7 +1,7 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import { AuditAction, AuditEventInput, AuditResult, AuditService } from '@app/audit';
-import { Clock, CredentialVaultError, OperationContext } from '@app/common';
+import { Clock, CredentialVaultError, describeError, OperationContext } from '@app/common';
 import { ReadAuditCoalescer } from './audit/read-audit-coalescer';
 import { CredentialCache } from './cache/credential-cache';
 import { CredentialExpiryTransition } from './credential-expiry.transition';
@@ -154,7 +154,7 @@ export class CredentialReader {
     try {
       await this.readAudit.record(event);
     } catch (e) {
-      this.logger.warn(`could not audit a failed read of ${resource}: ${(e as Error).message}`);
+      this.logger.warn(`could not audit a failed read of ${resource}: ${describeError(e)}`);
     }
   }
 }

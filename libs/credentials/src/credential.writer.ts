@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import { AuditAction, AuditEventInput, AuditResult, AuditService } from '@app/audit';
-import { Clock, CredentialVaultError, OperationContext, TransactionRunner } from '@app/common';
+import { Clock, CredentialVaultError, describeError, OperationContext, TransactionRunner } from '@app/common';
 import { CredentialCache } from './cache/credential-cache';
 import { CredentialStatus, CredentialType, ValueStoreKind } from './credential-type';
 import type { BatchDeleteResult, CredentialMetadata, RotateOptions, StoreCredentialInput, UpdateMetadataInput, WriteOptions } from './credential.types';
@@ -395,7 +395,7 @@ export class CredentialWriter {
     try {
       await this.audit.record({ action, context: ctx, resource, result: failureResult(error), errorCode: errorCode(error), durationMs: Date.now() - started, details });
     } catch (e) {
-      this.logger.warn(`could not audit a failed ${action}: ${(e as Error).message}`);
+      this.logger.warn(`could not audit a failed ${action}: ${describeError(e)}`);
     }
   }
 }

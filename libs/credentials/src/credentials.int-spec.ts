@@ -785,6 +785,27 @@ describe.each(DATABASE_KINDS)('CredentialsModule on %s (emulator, real KeyVaultP
       expect(audited.items.filter((e) => e.errorCode === '2003:CONFLICT')).toHaveLength(3);
     });
 
+    it('a failing audit write is logged by class and code, never by its message', async () => {
+      const marker = 'MARKER-audit-9f2c';
+      const refuse = () => Promise.reject(Object.assign(new Error(`insert failed near '${marker}'`), { code: 'SQLITE_IOERR' }));
+      const spies = [jest.spyOn(audit, 'recordRead').mockImplementation(refuse), jest.spyOn(audit, 'record').mockImplementation(refuse), jest.spyOn(audit, 'recordMany').mockImplementation(refuse)];
+      const from = logger.lines.length;
+      try {
+        expect(await rejection(service.get(ctxA, 'no-such-credential'))).toBeDefined(); // failed read
+        expect(await rejection(service.rotate(ctxA, 'no-such-credential', secret()))).toBeDefined(); // failed write
+        const [bad] = await service.storeMany([{ ctx: ctxA, input: { integrationId: 'audit-log-text', connectionId: 'not an id!', type: CredentialType.API_KEY, value: secret() } }]);
+        expect(bad.error).toBeDefined();
+      } finally {
+        for (const s of spies) s.mockRestore();
+      }
+      const lines = logger.lines.slice(from).filter((l) => /could not audit/i.test(l));
+      expect(lines).toHaveLength(3);
+      for (const l of lines) {
+        expect(l).toContain('Error(SQLITE_IOERR)');
+        expect(l).not.toContain(marker);
+      }
+    });
+
     it('no stored value appears in any metadata or audit row, event or log line', async () => {
       await moduleRef.get(ReadAuditCoalescer).flush();
       await audit.flush();

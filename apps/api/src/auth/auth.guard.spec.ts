@@ -1,4 +1,4 @@
-import { ForbiddenException, HttpException, UnauthorizedException } from '@nestjs/common';
+import { ForbiddenException, HttpException, Logger, UnauthorizedException } from '@nestjs/common';
 import { Reflector } from '@nestjs/core';
 import { ExecutionContextHost } from '@nestjs/core/helpers/execution-context-host';
 import { SkipThrottle, Throttle, ThrottlerException } from '@nestjs/throttler';
@@ -75,6 +75,17 @@ describe('AuthGuard', () => {
     expect(c.req.body).toBe(body);
     expect(storage.size).toBe(0);
     expect(audited).toEqual([expect.objectContaining({ action: 'auth_failure', context: expect.objectContaining({ tenantId: UNAUTHENTICATED_TENANT }) })]);
+  });
+
+  it('still refuses when the audit write fails, and logs that failure by error class and code only', async () => {
+    const failing = { recordRead: async () => Promise.reject(Object.assign(new Error('audit insert failed: MARKER-5b3a'), { code: 'ECONNRESET' })) } as unknown as AuditService;
+    const g = new AuthGuard(new AuthService(loadAppConfig({ AUTH_API_KEYS: JSON.stringify([reader.entry]) })), new Reflector(), failing, { throttlers: [{ ttl: 60_000, limit: 3 }] }, storage);
+    const warned = jest.spyOn((g as unknown as { logger: Logger }).logger, 'warn').mockImplementation(() => undefined);
+    const c = call(Routes, 'write', asReader);
+    await expect(g.canActivate(new ExecutionContextHost([c.req, { header: () => undefined }], Routes, Routes.prototype.write))).rejects.toBeInstanceOf(ForbiddenException);
+    expect(warned).toHaveBeenCalledTimes(1);
+    expect(String(warned.mock.calls[0][0])).toContain('Error(ECONNRESET)');
+    expect(String(warned.mock.calls[0][0])).not.toContain('MARKER-5b3a');
   });
 
   it('refuses a missing scope with 403, audited', async () => {

@@ -4,7 +4,7 @@ import { InjectThrottlerOptions, InjectThrottlerStorage, ThrottlerException, typ
 // The metadata keys @SkipThrottle() and @Throttle() write (not re-exported by the package's index).
 import { THROTTLER_BLOCK_DURATION, THROTTLER_LIMIT, THROTTLER_SKIP, THROTTLER_TTL } from '@nestjs/throttler/dist/throttler.constants';
 import { AuditAction, AuditResult, AuditService } from '@app/audit';
-import type { OperationContext } from '@app/common';
+import { describeError, type OperationContext } from '@app/common';
 import { DeferredBody, parseBody, RAW_BODY_ROUTE } from '../http/request-body';
 import { AuthenticationFailed, AuthService } from './auth.service';
 import { IS_PUBLIC, REQUIRED_SCOPES } from './auth.decorators';
@@ -175,7 +175,7 @@ export class AuthGuard implements CanActivate {
       });
     } catch (e) {
       // The refusal stands either way; a failing audit log is reported by the audit lib's own health.
-      this.logger.warn(`Could not audit a refused request: ${(e as Error).message}`);
+      this.logger.warn(`Could not audit a refused request: ${describeError(e)}`);
     }
   }
 }

@@ -1,3 +1,4 @@
+import { Logger } from '@nestjs/common';
 import { Test } from '@nestjs/testing';
 import { AuditEventInput, AuditResult, AuditService } from '@app/audit';
 import { ManualClock } from '@app/common';
@@ -9,8 +10,11 @@ import { ReadAuditCoalescer } from './read-audit-coalescer';
 class FakeAudit {
   reads: AuditEventInput[] = [];
   healthy = true;
+  /** Refuses writes with this error while still reporting healthy (a write failing mid-window). */
+  refuseWith?: Error;
   async recordRead(e: AuditEventInput): Promise<void> {
     if (!this.healthy) throw new Error('audit unavailable');
+    if (this.refuseWith) throw this.refuseWith;
     this.reads.push(e);
   }
 }
@@ -152,5 +156,18 @@ describe('ReadAuditCoalescer', () => {
       ['c', undefined],
       ['c', 1],
     ]);
+  });
+
+  it('logs a folded repeat the audit log refused by error class and code, never by its message', async () => {
+    const { coalescer, audit } = await build(1000);
+    const logged = jest.spyOn((coalescer as unknown as { logger: Logger }).logger, 'error').mockImplementation(() => undefined);
+    await coalescer.record(read('c1'));
+    await coalescer.record(read('c1'));
+    audit.refuseWith = Object.assign(new Error('duplicate key value (tenant)=(MARKER-7d1e)'), { code: '23505' });
+    await coalescer.flush();
+    expect(logged).toHaveBeenCalledTimes(1);
+    const line = String(logged.mock.calls[0][0]);
+    expect(line).toContain('Error(23505)');
+    expect(line).not.toContain('MARKER-7d1e');
   });
 });

@@ -1,6 +1,6 @@
 import { Inject, Injectable, Logger, OnModuleDestroy } from '@nestjs/common';
 import { AuditEventInput, AuditResult, AuditService } from '@app/audit';
-import { Clock } from '@app/common';
+import { Clock, describeError } from '@app/common';
 import { CREDENTIALS_CLOCK, CREDENTIALS_RESOLVED_OPTIONS } from '../credentials.constants';
 import type { ResolvedCredentialsOptions } from '../credentials.options';
 
@@ -137,7 +137,7 @@ export class ReadAuditCoalescer implements OnModuleDestroy {
           },
         });
       } catch (e) {
-        this.logger.error(`could not audit ${p.repeats} read(s) of ${p.event.resource}: ${(e as Error).message}`);
+        this.logger.error(`could not audit ${p.repeats} read(s) of ${p.event.resource}: ${describeError(e)}`);
       }
     }
   }
