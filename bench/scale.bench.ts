@@ -288,9 +288,9 @@ the lib's exported \`computeEntryHash\` (its canonical form), so the chains are 
 Inserted from Node in batches of 10,000 (\`INSERT … SELECT FROM json_populate_recordset\`, the next batch hashed while
 one is written) with the table's indexes dropped, then VACUUM ANALYZE, then the indexes rebuilt from the exact
 definitions the migration made (the bench checks them against the captured ones): the figures are measured with
-the real indexes. Seeding took **${seed.seedS} s**${seed.reused ? ' (in the run that seeded the schema reused here with `--reuse`)' : ` (${seed.phases})`}.
+the real indexes. Seeding took **${seed.seedS} s** (${seed.phases})${seed.reused ? ', in the earlier run that seeded the schema this run reused (`--reuse`)' : ''}.
 The page query is \`AuditService.query({ tenantId })\`, exactly what \`GET /v1/audit\` calls (100 rows, newest
-first, by the chain's sequence), median of ${o.samples} calls after one warm-up; the last page is reached by walking the
+first, by the chain's sequence), median of ${o.samples} calls after one warm-up; the last full page (100 rows, next to the oldest) is reached by walking the
 chain with the cursor. \`verify\` is \`AuditService.verify\` (what \`POST /v1/audit/verify\` and the CLI call), timed once.
 The issue sets no target for verify; the page query's is the same as listExpiring's.
 
