@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { Inject, Injectable, Logger, OnApplicationBootstrap, OnModuleInit, Optional } from '@nestjs/common';
 import type { Redis } from 'ioredis';
+import { describeError } from '@app/common';
 import { registerHostMetrics, sharedStateFallbackCounter } from '../metrics/host-metrics';
 import { HostRedis } from '../redis/host-redis';
 
@@ -114,15 +115,21 @@ export class RedisScript {
 function withTimeout<T>(work: Promise<T>, ms: number): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms);
+    timer = setTimeout(() => reject(Object.assign(new Error(`no answer within ${ms} ms`), { code: 'ETIMEDOUT' })), ms);
   });
   // A late answer or error of the given-up call is dropped.
   work.catch(() => undefined);
   return Promise.race([work, timeout]).finally(() => clearTimeout(timer));
 }
 
-/** The error's code or message — never a key or a value (a Redis error message can quote neither here). */
+/**
+ * The error's class and code, never its message (a Redis reply can quote a script's arguments). A
+ * Redis error reply has no `code`: its first word is one (ERR, WRONGTYPE, READONLY, OOM...).
+ */
 function describe(e: unknown): string {
-  const err = e as NodeJS.ErrnoException;
-  return err?.code ?? (err instanceof Error ? err.message.slice(0, 120) : 'error');
+  if (e instanceof Error && e.name === 'ReplyError' && (e as NodeJS.ErrnoException).code === undefined) {
+    const word = /^[A-Z][A-Z_]{1,31}(?=\s|$)/.exec(e.message)?.[0];
+    if (word) return `ReplyError(${word})`;
+  }
+  return describeError(e);
 }

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { createTestDatabase, TestDatabase } from '@app/testing';
-import { DataSource } from 'typeorm';
+import type { Logger } from '@nestjs/common';
+import { DataSource, type QueryRunner } from 'typeorm';
 import { createDistributedLock } from './create-distributed-lock';
 import { InProcessLock } from './in-process-lock';
 import { LockTimeoutError } from './lock.errors';
@@ -118,6 +119,29 @@ describe('PostgresAdvisoryLock (two replicas on one PostgreSQL)', () => {
       await elsewhere.destroy();
       await other.drop();
     }
+  });
+
+  it('a failed unlock discards the session (freeing the lock) and is logged by class and SQLSTATE, not by message', async () => {
+    const name = key('unlock-fails');
+    const lock = new PostgresAdvisoryLock(replicaA);
+    const logged = jest.spyOn((lock as unknown as { logger: Logger }).logger, 'error').mockImplementation(() => undefined);
+    const connect = (lock as unknown as { connect(): Promise<QueryRunner> }).connect.bind(lock);
+    jest.spyOn(lock as unknown as { connect(): Promise<QueryRunner> }, 'connect').mockImplementation(async () => {
+      const runner = await connect();
+      const query = runner.query.bind(runner);
+      // pg quotes statement values in its messages; this one stands for such a message.
+      runner.query = (async (sql: string, params?: unknown[]) =>
+        sql.includes('pg_advisory_unlock')
+          ? Promise.reject(Object.assign(new Error(`unlock failed for value 'MARKER-a81f'`), { name: 'QueryFailedError', code: '57P01' }))
+          : query(sql, params)) as QueryRunner['query'];
+      return runner;
+    });
+    await expect(lock.tryRun(name, async () => expect(await holders(name)).toBe(1))).resolves.toEqual({ acquired: true, value: undefined });
+    // The server ends the dropped session's backend (and its locks) shortly after the disconnect.
+    for (let i = 0; i < 100 && (await holders(name)) > 0; i++) await sleep(20);
+    expect(await holders(name)).toBe(0);
+    expect(logged.mock.calls.map((c) => String(c[0]))).toEqual([expect.stringContaining('QueryFailedError(57P01)')]);
+    expect(String(logged.mock.calls[0][0])).not.toContain('MARKER-a81f');
   });
 
   it('holds the advisory lock only while fn runs, also after many runs and failures', async () => {

@@ -1,5 +1,6 @@
 import { Logger } from '@nestjs/common';
 import type { DataSource, QueryRunner } from 'typeorm';
+import { describeError } from '../errors';
 import { advisoryLockKey } from './advisory-lock-key';
 import { DistributedLock, LockRunOptions, TryRunResult, assertLockKey } from './distributed-lock';
 import { KeyedMutex, MutexRelease } from './keyed-mutex';
@@ -112,7 +113,7 @@ export class PostgresAdvisoryLock extends DistributedLock {
     } catch (e) {
       // The session may still hold the lock: never hand it back to the pool. Dropping the
       // connection makes PostgreSQL release every lock of that session.
-      this.logger.error(`Unlocking advisory lock "${key}" failed; discarding the connection: ${(e as Error).message}`);
+      this.logger.error(`Unlocking advisory lock "${key}" failed; discarding the connection: ${describeError(e)}`);
       await this.discard(runner, e);
     }
   }

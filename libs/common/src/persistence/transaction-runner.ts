@@ -1,6 +1,7 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { Injectable, Logger } from '@nestjs/common';
 import { DataSource, EntityManager } from 'typeorm';
+import { describeError } from '../errors';
 import { TransactionGate } from '../lock/transaction-gate';
 import { inSpan } from '../telemetry';
 import { TransactionRollbackOnlyError, WriteInReadError } from './persistence.errors';
@@ -187,8 +188,8 @@ export class TransactionRunner {
         // Outside the finished transaction's context: a callback may open transactions of its own.
         await this.detached(fn);
       } catch (e) {
-        const err = e as Error;
-        this.logger.error(`An after-commit callback failed: ${err?.name ?? 'Error'}: ${err?.message ?? String(e)}`);
+        // Class and code only: a callback's error message may quote the data it was handling.
+        this.logger.error(`An after-commit callback failed: ${describeError(e)}`);
       }
     }
   }
