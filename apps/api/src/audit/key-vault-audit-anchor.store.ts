@@ -11,7 +11,11 @@ const HASH = /^[0-9a-f]{64}$/;
 /** Tenant ids of the host are at most 128 characters; a Key Vault tag value holds 256. */
 const MAX_TENANT_ID = 128;
 
-/** An anchor that cannot be used: unreadable, malformed, or deleted. Verification must not pass over it. */
+/**
+ * An anchor that cannot be used: unreadable, malformed, or deleted. Verification must not pass over it.
+ * Its message never names the anchor's secret (it reaches API clients through verify); the store's
+ * warning log line does, for the operator who has to recover or repair it.
+ */
 export class AuditAnchorStoreError extends Error {
   constructor(message: string, options?: { cause?: unknown }) {
     super(message, options);
@@ -83,7 +87,11 @@ export class KeyVaultAuditAnchorStore extends AuditAnchorStore {
       if (deleted) throw this.deletedError(tenantId, name, deleted);
       return null;
     }
-    return parseAnchor(value, tenantId, name);
+    try {
+      return parseAnchor(value, tenantId);
+    } catch (e) {
+      throw this.corruptError(e, name, `The audit anchor of tenant ${tenantId}`);
+    }
   }
 
   async tenants(): Promise<string[]> {
@@ -98,7 +106,11 @@ export class KeyVaultAuditAnchorStore extends AuditAnchorStore {
       }
       this.logger.warn(`Audit anchor secret "${p.name}" has a tenantId tag that does not match its name; reading the tenant from its value`);
       const value = (await this.kv.getSecret(p.name)).value;
-      tenants.add(tenantFromValue(value, p.name, (t) => auditAnchorSecretName(t, this.prefix) === p.name.toLowerCase()));
+      try {
+        tenants.add(tenantFromValue(value, (t) => auditAnchorSecretName(t, this.prefix) === p.name.toLowerCase()));
+      } catch (e) {
+        throw this.corruptError(e, p.name, 'An audit anchor');
+      }
     }
     return [...tenants];
   }
@@ -122,11 +134,23 @@ export class KeyVaultAuditAnchorStore extends AuditAnchorStore {
 
   private deletedError(tenantId: string, name: string, deleted: DeletedSecret | undefined, cause?: unknown): AuditAnchorStoreError {
     const when = deleted?.deletedOn ? ` on ${deleted.deletedOn.toISOString()}` : '';
-    const message =
-      `The audit anchor of tenant ${tenantId} was deleted${when} (Key Vault secret "${name}" is soft-deleted): ` +
-      'recover it to verify the chain against it, or purge it to start anchoring afresh';
-    this.logger.warn(message);
-    return new AuditAnchorStoreError(message, cause === undefined ? undefined : { cause });
+    const remedy = 'recover it to verify the chain against it, or purge it to start anchoring afresh';
+    this.logger.warn(`Audit anchor secret "${name}" was deleted${when} and is soft-deleted: ${remedy}`);
+    return new AuditAnchorStoreError(`The audit anchor of tenant ${tenantId} was deleted${when}: ${remedy}`, cause === undefined ? undefined : { cause });
+  }
+
+  /** `e` as the error of a corrupt anchor (`subject` names it without its secret), logged with its secret's name. */
+  private corruptError(e: unknown, name: string, subject: string): unknown {
+    if (!(e instanceof CorruptAnchor)) return e;
+    this.logger.warn(`Audit anchor secret "${name}" ${e.problem}: the anchor is corrupt`);
+    return new AuditAnchorStoreError(`${subject} ${e.problem}: the anchor is corrupt`);
+  }
+}
+
+/** What is wrong with an anchor's stored value (thrown inside the store, which names the secret). */
+class CorruptAnchor extends Error {
+  constructor(readonly problem: string) {
+    super(problem);
   }
 }
 
@@ -143,32 +167,28 @@ function anchorProblem(a: Partial<Record<keyof AuditAnchor, unknown>> | null | u
   return undefined;
 }
 
-function parseJson(value: string, name: string): Record<string, unknown> {
+function parseJson(value: string): Record<string, unknown> {
   let raw: unknown;
   try {
     raw = JSON.parse(value);
   } catch {
-    throw new AuditAnchorStoreError(`Audit anchor secret "${name}" does not hold JSON: the anchor is corrupt`);
+    throw new CorruptAnchor('does not hold JSON');
   }
-  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
-    throw new AuditAnchorStoreError(`Audit anchor secret "${name}" does not hold a JSON object: the anchor is corrupt`);
-  }
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new CorruptAnchor('does not hold a JSON object');
   return raw as Record<string, unknown>;
 }
 
-function parseAnchor(value: string, tenantId: string, name: string): AuditAnchor {
-  const raw = parseJson(value, name);
+function parseAnchor(value: string, tenantId: string): AuditAnchor {
+  const raw = parseJson(value);
   const anchoredAt = typeof raw.anchoredAt === 'string' && raw.anchoredAt !== '' ? new Date(raw.anchoredAt) : undefined;
   const anchor = { tenantId: raw.tenantId, sequence: raw.sequence, hash: raw.hash, anchoredAt };
   const problem = anchorProblem(anchor, tenantId);
-  if (problem) throw new AuditAnchorStoreError(`Audit anchor secret "${name}" of tenant ${tenantId} is invalid (${problem}): the anchor is corrupt`);
+  if (problem) throw new CorruptAnchor(`is invalid (${problem})`);
   return anchor as AuditAnchor;
 }
 
-function tenantFromValue(value: string, name: string, belongs: (tenantId: string) => boolean): string {
-  const t = parseJson(value, name).tenantId;
-  if (typeof t !== 'string' || !belongs(t)) {
-    throw new AuditAnchorStoreError(`Audit anchor secret "${name}" names a tenant whose anchor it is not: the anchor is corrupt`);
-  }
+function tenantFromValue(value: string, belongs: (tenantId: string) => boolean): string {
+  const t = parseJson(value).tenantId;
+  if (typeof t !== 'string' || !belongs(t)) throw new CorruptAnchor('names a tenant whose anchor it is not');
   return t;
 }
