@@ -32,6 +32,10 @@ const stored = ({ row: r, detailsJson }: InsertableRow): StoredRow<AuditLogEntry
  * Inserts audit rows with plain SQL (`insertPlainRows`): audit rows are the one write that happens
  * per read, and TypeORM's insert builder cost more than the database's own work for them. The
  * integration tests read every row back through the entity and re-hash it.
+ *
+ * On PostgreSQL this MUST stay one statement per batch: the writer's optimistic append sends a batch as
+ * one autocommit INSERT and, on a (tenant, sequence) collision, redoes the whole batch on the locked
+ * path — chunks committed before a colliding chunk would be written twice.
  */
 export function insertAuditRows(m: EntityManager, rows: InsertableRow[]): Promise<void> {
   return insertPlainRows(m, AuditLogEntry, rows, stored);
