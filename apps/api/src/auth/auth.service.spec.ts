@@ -1,5 +1,5 @@
 import { Test } from '@nestjs/testing';
-import { exportJWK, generateKeyPair, SignJWT, createLocalJWKSet } from 'jose';
+import { exportJWK, generateKeyPair, SignJWT, createLocalJWKSet, errors } from 'jose';
 import { mkdtempSync, readFileSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -23,32 +23,34 @@ describe('API keys', () => {
   });
 });
 
+const cfg = {
+  issuer: 'https://issuer.test',
+  audience: 'credential-vault',
+  jwksUrl: 'https://issuer.test/jwks',
+  tenantClaim: 'tenant_id',
+  scopeClaim: 'scope',
+  algorithms: ['ES256'],
+};
+
+/** A verifier trusting one fresh key (kid k1), and a signer with it (or with another key under the same kid). */
+async function setup() {
+  const { privateKey, publicKey } = await generateKeyPair('ES256');
+  const jwk = { ...(await exportJWK(publicKey)), kid: 'k1', alg: 'ES256' };
+  const verifier = new JwtVerifier(cfg, createLocalJWKSet({ keys: [jwk] }));
+  const forged = (await generateKeyPair('ES256')).privateKey;
+  const sign = (claims: Record<string, unknown>, opts: { iss?: string; aud?: string; exp?: string; forge?: boolean } = {}) =>
+    new SignJWT(claims)
+      .setProtectedHeader({ alg: 'ES256', kid: 'k1' })
+      .setSubject('user-1')
+      .setIssuer(opts.iss ?? cfg.issuer)
+      .setAudience(opts.aud ?? cfg.audience)
+      .setIssuedAt()
+      .setExpirationTime(opts.exp ?? '5m')
+      .sign(opts.forge ? forged : privateKey);
+  return { verifier, sign };
+}
+
 describe('JwtVerifier', () => {
-  const cfg = {
-    issuer: 'https://issuer.test',
-    audience: 'credential-vault',
-    jwksUrl: 'https://issuer.test/jwks',
-    tenantClaim: 'tenant_id',
-    scopeClaim: 'scope',
-    algorithms: ['ES256'],
-  };
-
-  async function setup() {
-    const { privateKey, publicKey } = await generateKeyPair('ES256');
-    const jwk = { ...(await exportJWK(publicKey)), kid: 'k1', alg: 'ES256' };
-    const verifier = new JwtVerifier(cfg, createLocalJWKSet({ keys: [jwk] }));
-    const sign = (claims: Record<string, unknown>, opts: { iss?: string; aud?: string; exp?: string } = {}) =>
-      new SignJWT(claims)
-        .setProtectedHeader({ alg: 'ES256', kid: 'k1' })
-        .setSubject('user-1')
-        .setIssuer(opts.iss ?? cfg.issuer)
-        .setAudience(opts.aud ?? cfg.audience)
-        .setIssuedAt()
-        .setExpirationTime(opts.exp ?? '5m')
-        .sign(privateKey);
-    return { verifier, sign };
-  }
-
   it('returns subject, tenant and scopes of a valid token', async () => {
     const { verifier, sign } = await setup();
     const t = await verifier.verify(await sign({ tenant_id: 'acme', scope: 'credentials:read audit:read' }));
@@ -91,6 +93,52 @@ describe('AuthService', () => {
     await expect(auth.authenticate({})).rejects.toThrow(AuthenticationFailed);
     await expect(auth.authenticate({ 'x-api-key': 'cvk_k_wrongwrongwrongwrongwrong' })).rejects.toThrow(/invalid API key/);
     await expect(auth.authenticate({ authorization: 'Bearer abc' })).rejects.toThrow(/no JWT issuer/);
+  });
+
+  describe('a refused bearer token', () => {
+    /** An AuthService whose JWT verifier trusts `setup()`'s key (the configured JWKS URL is never fetched). */
+    async function bearerAuth(verifier?: Pick<JwtVerifier, 'verify'>) {
+      const t = await setup();
+      const config = loadAppConfig({ AUTH_JWT_ISSUER: cfg.issuer, AUTH_JWT_AUDIENCE: cfg.audience, AUTH_JWT_JWKS_URL: cfg.jwksUrl, AUTH_JWT_ALGORITHMS: 'ES256' });
+      const auth = new AuthService(config);
+      Object.assign(auth, { jwt: verifier ?? t.verifier });
+      const refusal = async (token: string) => {
+        const e = await auth.authenticate({ authorization: `Bearer ${token}` }).then(() => undefined, (err: unknown) => err);
+        expect(e).toBeInstanceOf(AuthenticationFailed);
+        return (e as Error).message;
+      };
+      return { ...t, auth, refusal };
+    }
+
+    it('says why in fixed words per jose error code: expired, bad signature, which claim, malformed', async () => {
+      const { sign, refusal } = await bearerAuth();
+      expect(await refusal(await sign({ tenant_id: 'a' }, { exp: '-2m' }))).toBe('invalid bearer token: the token has expired');
+      expect(await refusal(await sign({ tenant_id: 'a' }, { forge: true }))).toBe('invalid bearer token: signature verification failed');
+      expect(await refusal(await sign({ tenant_id: 'a' }, { aud: 'other' }))).toBe('invalid bearer token: the "aud" claim is not accepted');
+      expect(await refusal(await sign({ tenant_id: 'a' }, { iss: 'https://evil' }))).toBe('invalid bearer token: the "iss" claim is not accepted');
+      expect(await refusal('not-a-jwt')).toBe('invalid bearer token: the token is malformed');
+      expect(await refusal(await sign({}))).toBe('invalid bearer token: token has no "tenant_id" claim');
+    });
+
+    it("never repeats a library's message: only the code's fixed text, and a claim's name", async () => {
+      const marker = 'MARKER-jose-3e9b';
+      const failing = (e: Error) => ({ verify: () => Promise.reject(e) });
+      const cases: Array<[Error, string]> = [
+        [new errors.JWTClaimValidationFailed(`unexpected "aud" claim value ${marker}`, { aud: marker }, 'aud', 'check_failed'), 'the "aud" claim is not accepted'],
+        [new errors.JWTClaimValidationFailed(`missing required "nbf" claim ${marker}`, {}, 'nbf', 'missing'), 'the "nbf" claim is missing'],
+        [new errors.JWTClaimValidationFailed(marker, {}, `${marker} "quoted"`, 'check_failed'), 'a claim failed validation'],
+        [new errors.JWKSTimeout(marker), "the issuer's key set could not be fetched in time"],
+        [new errors.JOSEError(marker), 'the token could not be verified'],
+        [new TypeError(`fetch failed ${marker}`), 'the token could not be verified'],
+        [new Error(`token has no "${marker}" claim, value ${marker}`), 'the token could not be verified'],
+      ];
+      for (const [error, reason] of cases) {
+        const { refusal } = await bearerAuth(failing(error));
+        const message = await refusal('any');
+        expect(message).toBe(`invalid bearer token: ${reason}`);
+        expect(message).not.toContain(marker);
+      }
+    });
   });
 
   it('rejects malformed AUTH_API_KEYS with a message that says what to fix', () => {

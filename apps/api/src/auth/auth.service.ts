@@ -65,9 +65,43 @@ export class AuthService implements OnModuleInit {
         const t = await this.jwt.verify(authz.replace(/^Bearer\s+/i, '').trim());
         return { id: `jwt:${t.subject}`, tenantId: t.tenantId, scopes: new Set(t.scopes), method: 'jwt' };
       } catch (e) {
-        throw new AuthenticationFailed(`invalid bearer token: ${(e as Error).message}`);
+        throw new AuthenticationFailed(`invalid bearer token: ${bearerFailure(e)}`);
       }
     }
     throw new AuthenticationFailed('missing credentials: send X-API-Key or Authorization: Bearer <JWT>');
   }
+}
+
+/** Fixed reasons per `jose` error code: a client learns why its token was refused, in our words. */
+const JOSE_REASONS: Record<string, string> = {
+  ERR_JWT_EXPIRED: 'the token has expired',
+  ERR_JWS_SIGNATURE_VERIFICATION_FAILED: 'signature verification failed',
+  ERR_JWS_INVALID: 'the token is malformed',
+  ERR_JWT_INVALID: 'the token is malformed',
+  ERR_JOSE_ALG_NOT_ALLOWED: "the token's signing algorithm is not accepted",
+  ERR_JOSE_NOT_SUPPORTED: "the token's signing algorithm or key type is not supported",
+  ERR_JWKS_NO_MATCHING_KEY: "no key of the issuer's key set matches the token",
+  ERR_JWKS_MULTIPLE_MATCHING_KEYS: "several keys of the issuer's key set match the token",
+  ERR_JWKS_TIMEOUT: "the issuer's key set could not be fetched in time",
+  ERR_JWKS_INVALID: "the issuer's key set is invalid",
+  ERR_JWK_INVALID: "the issuer's key set is invalid",
+};
+const CLAIM_NAME = /^[A-Za-z][A-Za-z0-9_:.-]{0,63}$/;
+/** JwtVerifier's own refusals (claim names come from our configuration). */
+const OWN_CLAIM_REFUSAL = /^token has no "[A-Za-z][A-Za-z0-9_:.-]{0,63}" claim$/;
+
+/**
+ * Why a bearer token was refused, for the 401 body: never a library's message, which can quote the
+ * token's claims or the key set's URL. A claim name is safe to repeat; its value is not.
+ */
+export function bearerFailure(e: unknown): string {
+  const err = (e ?? {}) as { code?: unknown; claim?: unknown; reason?: unknown; message?: unknown; name?: unknown };
+  if (err.code === 'ERR_JWT_CLAIM_VALIDATION_FAILED') {
+    const claim = typeof err.claim === 'string' && CLAIM_NAME.test(err.claim) ? err.claim : undefined;
+    if (!claim) return 'a claim failed validation';
+    return err.reason === 'missing' ? `the "${claim}" claim is missing` : `the "${claim}" claim is not accepted`;
+  }
+  if (typeof err.code === 'string' && Object.hasOwn(JOSE_REASONS, err.code)) return JOSE_REASONS[err.code];
+  if (e instanceof Error && e.name === 'Error' && typeof err.message === 'string' && OWN_CLAIM_REFUSAL.test(err.message)) return err.message;
+  return 'the token could not be verified';
 }

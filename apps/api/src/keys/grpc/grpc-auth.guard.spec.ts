@@ -1,9 +1,10 @@
 import { Logger, UnauthorizedException, type ExecutionContext } from '@nestjs/common';
 import type { ModuleRef, Reflector } from '@nestjs/core';
 import { Metadata } from '@grpc/grpc-js';
+import { errors } from 'jose';
 import type { AuditService } from '@app/audit';
-import type { AppConfig } from '../../config/app.config';
-import { AuthenticationFailed, type AuthService } from '../../auth/auth.service';
+import { AuthenticationFailed, AuthService } from '../../auth/auth.service';
+import { loadAppConfig, type AppConfig } from '../../config/app.config';
 import { GrpcAuthGuard } from './grpc-auth.guard';
 
 /** What a database error's text may quote of the audit row it could not write. */
@@ -38,5 +39,30 @@ describe('GrpcAuthGuard: a refusal whose audit fails', () => {
     expect(warn).toHaveBeenCalledTimes(1);
     expect(String(warn.mock.calls[0][0])).toBe('Could not audit a refused gRPC call: AuditWriteError(SQLITE_BUSY)');
     expect(JSON.stringify(warn.mock.calls)).not.toContain(ROW_MARKER);
+  });
+});
+
+describe('GrpcAuthGuard: a refused bearer token', () => {
+  afterEach(() => jest.restoreAllMocks());
+
+  it("answers UNAUTHENTICATED with the fixed reason of the jose error's code, never the library's text", async () => {
+    jest.spyOn(Logger.prototype, 'warn').mockImplementation(() => undefined);
+    const marker = 'MARKER-grpc-jose-77c0';
+    const auth = new AuthService(loadAppConfig({ AUTH_JWT_ISSUER: 'https://issuer.test', AUTH_JWT_AUDIENCE: 'cv', AUTH_JWT_JWKS_URL: 'https://issuer.test/jwks' }));
+    Object.assign(auth, { jwt: { verify: () => Promise.reject(new errors.JWTExpired(`"exp" claim timestamp check failed ${marker}`, { exp: 1 }, 'exp', 'check_failed')) } });
+    const audit = { recordRead: async () => undefined } as unknown as AuditService;
+    const guard = new GrpcAuthGuard({} as Reflector, auth, audit, {} as ModuleRef, {} as AppConfig);
+    const metadata = new Metadata();
+    metadata.set('authorization', 'Bearer eyJ.any.token');
+    const context = {
+      switchToRpc: () => ({ getContext: () => metadata }),
+      getArgByIndex: () => ({ getPath: () => '/credential_vault.keys.v1.Keys/ListKeys', getPeer: () => 'ipv4:127.0.0.1:5000' }),
+      getHandler: () => function listKeys() {},
+    } as unknown as ExecutionContext;
+
+    const refused = await guard.canActivate(context).then(() => undefined, (e: unknown) => e);
+    expect(refused).toBeInstanceOf(UnauthorizedException);
+    expect((refused as UnauthorizedException).message).toBe('invalid bearer token: the token has expired');
+    expect(JSON.stringify((refused as UnauthorizedException).getResponse())).not.toContain(marker);
   });
 });
