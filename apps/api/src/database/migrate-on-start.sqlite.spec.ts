@@ -24,7 +24,8 @@ describe('the host DataSource on an SQLite file', () => {
     await dataSource.query('CREATE TABLE probe (id INTEGER PRIMARY KEY, body TEXT)');
     await dataSource.query('PRAGMA wal_checkpoint(TRUNCATE)');
     const before = statSync(path).size;
-    // ~100 frames: far below the connection's own auto-checkpoint (1000), so only the worker copies them.
+    expect(await dataSource.query('PRAGMA wal_autocheckpoint')).toEqual([{ wal_autocheckpoint: 4000 }]);
+    // ~100 frames: far below the connection's own auto-checkpoint, so only the worker copies them.
     for (let i = 0; i < 100; i++) await dataSource.query('INSERT INTO probe (body) VALUES (?)', ['x'.repeat(3000)]);
     const deadline = Date.now() + 5000;
     while (statSync(path).size <= before && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
@@ -33,6 +34,23 @@ describe('the host DataSource on an SQLite file', () => {
     await dataSource.destroy();
     dataSource = await initializeWithMigrations(databaseOptions(loadAppConfig({ DATABASE_PATH: path })));
     expect(await dataSource.query('SELECT count(*) AS n FROM probe')).toEqual([{ n: 100 }]);
+  });
+
+  it('keeps the WAL bounded under a sustained write load', async () => {
+    dataSource = await initializeWithMigrations(databaseOptions(loadAppConfig({ DATABASE_PATH: path })));
+    await dataSource.query('CREATE TABLE probe (id TEXT PRIMARY KEY, body TEXT)');
+    let maxWal = 0;
+    for (let batch = 0; batch < 300; batch++) {
+      await dataSource.transaction(async (m) => {
+        for (let i = 0; i < 32; i++) await m.query('INSERT INTO probe VALUES (?, ?)', [`${batch}-${i}-${Math.random()}`, 'x'.repeat(3000)]);
+      });
+      maxWal = Math.max(maxWal, statSync(`${path}-wal`).size);
+    }
+    // Every page of the file went through the WAL, so a WAL that never restarted would be larger than it.
+    expect(statSync(path).size).toBeGreaterThan(24 * 1024 * 1024);
+    // It restarts every 4000 frames (~16 MiB), plus a batch or so.
+    expect(maxWal).toBeLessThan(24 * 1024 * 1024);
+    expect(await dataSource.query('SELECT count(*) AS n FROM probe')).toEqual([{ n: 9600 }]);
   });
 
   it('fsyncs every commit (synchronous FULL) unless DATABASE_SQLITE_SYNCHRONOUS=normal opts out', async () => {
