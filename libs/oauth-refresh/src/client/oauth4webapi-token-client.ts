@@ -107,9 +107,11 @@ function classify(e: unknown, provider: ResolvedOAuthProvider, response?: Respon
     const retryAfterMs = retryAfter(e.response);
     if (e.error === 'invalid_grant') return new TokenEndpointFailure('invalid_grant', `${where} answered invalid_grant (HTTP ${status})`, { status, oauthError: e.error });
     const transient = status >= 500 || status === 429 || e.error === 'temporarily_unavailable' || e.error === 'server_error' || e.error === 'slow_down';
-    return new TokenEndpointFailure(transient ? 'transient' : 'rejected', `${where} answered ${e.error} (HTTP ${status})`, {
+    // The provider chose this string: kept only when it is shaped like an error code.
+    const oauthError = OAUTH_ERROR_CODE.test(e.error) ? e.error : undefined;
+    return new TokenEndpointFailure(transient ? 'transient' : 'rejected', `${where} answered ${oauthError ?? 'an error'} (HTTP ${status})`, {
       status,
-      oauthError: e.error,
+      oauthError,
       retryAfterMs,
     });
   }
@@ -130,13 +132,20 @@ function classify(e: unknown, provider: ResolvedOAuthProvider, response?: Respon
     return new TokenEndpointFailure('transient', `${where} did not answer within ${provider.requestTimeoutMs} ms`);
   }
   if (e instanceof TypeError) {
-    return new TokenEndpointFailure('transient', `${where} is unreachable (${err.cause?.code ?? err.message ?? 'network error'})`);
+    // fetch's TypeError: its cause (undici's) has the system error code; its message is not ours.
+    const code = typeof err.cause?.code === 'string' && SYSTEM_ERROR_CODE.test(err.cause.code) ? err.cause.code : 'network error';
+    return new TokenEndpointFailure('transient', `${where} is unreachable (${code})`);
   }
   if (e instanceof oauth.UnsupportedOperationError) {
-    return new TokenEndpointFailure('rejected', `${where}: ${(e as Error).message}`);
+    return new TokenEndpointFailure('rejected', `${where} needs an operation oauth4webapi does not support (${e.code})`);
   }
   return new TokenEndpointFailure('transient', `${where} failed: ${(e as Error)?.name ?? 'error'}`);
 }
+
+/** RFC 6749's error codes are identifiers (`invalid_client`); a provider may send anything there. */
+const OAUTH_ERROR_CODE = /^[A-Za-z0-9_.:-]{1,64}$/;
+/** A Node/undici error code (`ECONNREFUSED`, `UND_ERR_CONNECT_TIMEOUT`). */
+const SYSTEM_ERROR_CODE = /^[A-Z][A-Z0-9_]{1,63}$/;
 
 function retryAfter(res: Response | undefined): number | undefined {
   const h = res?.headers.get('retry-after');

@@ -57,8 +57,9 @@ export class RefreshFailureHandler {
     this.deps.logger[reauth ? 'warn' : 'error'](
       `refresh of connection ${connectionId} (tenant ${ctx.tenantId}, integration ${provider.integrationId}) failed: ${describeRefreshError(error)}${reauth ? ' → needs_reauth' : ''}`,
     );
+    const oauthError = oauthErrorCode(failure);
     const provenance = {
-      ...(failure?.details.oauthError ? { oauthError: failure.details.oauthError } : {}),
+      ...(oauthError ? { oauthError } : {}),
       ...(failure?.details.status !== undefined ? { httpStatus: failure.details.status } : {}),
     };
     emitEvent<OAuthRefreshFailedEvent>(this.deps, OAuthRefreshEvents.REFRESH_FAILED, {
@@ -91,13 +92,42 @@ export class RefreshFailureHandler {
 
 /** A failure other than invalid_grant as the lib's error: an invalid response, else REFRESH_FAILED (transient or not). */
 function classify(e: unknown, failure: TokenEndpointFailure | undefined, provider: ResolvedOAuthProvider, connectionId: string, retryAfter: Date): CredentialVaultError {
-  const message = failure ? failure.message : `refresh failed: ${e instanceof Error ? e.name : 'error'}`;
   if (e instanceof OAuthInvalidTokenResponseError) return e;
+  const message = failureMessage(e, failure);
   if (failure?.kind === 'invalid_response') return new OAuthInvalidTokenResponseError(message, { cause: e });
   const transient = !failure || failure.kind === 'transient';
   return new OAuthRefreshFailedError(
     message,
-    { integrationId: provider.integrationId, connectionId, transient, status: failure?.details.status, oauthError: failure?.details.oauthError, retryAfter },
+    { integrationId: provider.integrationId, connectionId, transient, status: failure?.details.status, oauthError: oauthErrorCode(failure), retryAfter },
     { cause: e },
   );
+}
+
+/** RFC 6749's error codes are identifiers (`invalid_client`); a provider (or a host's client) may put anything there. */
+const OAUTH_ERROR_CODE = /^[A-Za-z0-9_.:-]{1,64}$/;
+
+function oauthErrorCode(failure: TokenEndpointFailure | undefined): string | undefined {
+  const code = failure?.details.oauthError;
+  return typeof code === 'string' && OAUTH_ERROR_CODE.test(code) ? code : undefined;
+}
+
+const FAILURE_TEXT: Record<TokenEndpointFailure['kind'], string> = {
+  transient: 'the token endpoint failed or could not be reached',
+  rejected: 'the token endpoint refused the refresh',
+  invalid_response: 'the token endpoint sent an invalid token response',
+  invalid_grant: 'the provider refused the refresh token',
+};
+
+/**
+ * The message clients see: the failure's kind, HTTP status and OAuth error code — never the token
+ * client's message (a host-bound client may quote the provider's `error_description` or body).
+ */
+function failureMessage(e: unknown, failure: TokenEndpointFailure | undefined): string {
+  if (!failure) return `refresh failed: ${describeRefreshError(e)}`;
+  const facts = [
+    ...(typeof failure.details.status === 'number' ? [`HTTP ${failure.details.status}`] : []),
+    ...(oauthErrorCode(failure) ? [`OAuth error ${oauthErrorCode(failure)}`] : []),
+  ];
+  const text = FAILURE_TEXT[failure.kind] ?? 'the token endpoint failed';
+  return facts.length > 0 ? `${text} (${facts.join(', ')})` : text;
 }

@@ -1,0 +1,47 @@
+import type { ResolvedOAuthProvider } from '../providers/oauth-provider.config';
+import { Oauth4webapiTokenClient } from './oauth4webapi-token-client';
+import { TokenEndpointFailure } from './oauth-token-client';
+
+/** What a network error's or a provider's text may carry. */
+const MARKER = 'MARKER-token-client-c0de';
+
+const provider = {
+  integrationId: 'idp',
+  tokenEndpoint: 'https://idp.test/token',
+  clientId: 'client-1',
+  clientAuthMethod: 'client_secret_post',
+  scopes: [],
+  requestTimeoutMs: 5000,
+  allowInsecureRequests: false,
+} as unknown as ResolvedOAuthProvider;
+
+/** The TokenEndpointFailure a refresh fails with while `fetch` does `answer`. */
+async function failure(answer: () => Promise<Response>): Promise<TokenEndpointFailure> {
+  jest.spyOn(globalThis, 'fetch').mockImplementation(answer);
+  const e = await new Oauth4webapiTokenClient().refresh(provider, 'rt-1', 'secret-1').then(() => undefined, (err: unknown) => err);
+  expect(e).toBeInstanceOf(TokenEndpointFailure);
+  return e as TokenEndpointFailure;
+}
+
+const json = (status: number, body: unknown) => new Response(JSON.stringify(body), { status, headers: { 'content-type': 'application/json' } });
+
+describe('Oauth4webapiTokenClient: failure messages', () => {
+  afterEach(() => jest.restoreAllMocks());
+
+  it("names a network failure by its cause's code, else 'network error', never by fetch's message", async () => {
+    const refused = await failure(() => Promise.reject(new TypeError(`fetch failed ${MARKER}`, { cause: Object.assign(new Error(`connect ECONNREFUSED ${MARKER}`), { code: 'ECONNREFUSED' }) })));
+    expect(refused.kind).toBe('transient');
+    expect(refused.message).toBe('the token endpoint is unreachable (ECONNREFUSED)');
+    const bare = await failure(() => Promise.reject(new TypeError(`fetch failed ${MARKER}`)));
+    expect(bare.message).toBe('the token endpoint is unreachable (network error)');
+  });
+
+  it("keeps the provider's OAuth error only when it is shaped like a code, and never its description", async () => {
+    const client = await failure(async () => json(401, { error: 'invalid_client', error_description: `client ${MARKER} unknown` }));
+    expect(client).toMatchObject({ kind: 'rejected', message: 'the token endpoint answered invalid_client (HTTP 401)', details: { status: 401, oauthError: 'invalid_client' } });
+    const odd = await failure(async () => json(400, { error: `refresh_token ${MARKER} is bad` }));
+    expect(odd.message).toBe('the token endpoint answered an error (HTTP 400)');
+    expect(odd.details.oauthError).toBeUndefined();
+    for (const f of [client, odd]) expect(JSON.stringify({ message: f.message, details: f.details })).not.toContain(MARKER);
+  });
+});
