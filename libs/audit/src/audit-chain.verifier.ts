@@ -1,5 +1,6 @@
 import { Injectable, Logger, Optional } from '@nestjs/common';
 import { EventEmitter2 } from '@nestjs/event-emitter';
+import { describeError } from '@app/common';
 import type { EntityManager } from 'typeorm';
 import { AuditAnchor, AuditAnchorStore } from './anchor/audit-anchor.store';
 import { AUDIT_CHAIN_BROKEN_EVENT } from './audit.constants';
@@ -9,7 +10,6 @@ import { AuditAnchorUnavailableError } from './errors/audit.errors';
 import { AuditChainBrokenEvent, AuditVerifyFailureReason, AuditVerifyResult } from './interfaces/audit-event.interface';
 import { GENESIS_HASH, computeEntryHash } from './internal/canonical';
 import { ChainWriter } from './internal/chain-writer';
-import { errorMessage } from './internal/error-message';
 
 export type BadRow = NonNullable<AuditVerifyResult['firstBad']>;
 
@@ -90,7 +90,7 @@ export class AuditChainVerifier {
     try {
       this.events?.emit(AUDIT_CHAIN_BROKEN_EVENT, event);
     } catch (e) {
-      this.logger.error(`A listener of ${AUDIT_CHAIN_BROKEN_EVENT} threw: ${errorMessage(e)}`);
+      this.logger.error(`A listener of ${AUDIT_CHAIN_BROKEN_EVENT} threw: ${describeError(e)}`);
     }
   }
 
@@ -148,7 +148,7 @@ export class AuditChainVerifier {
     try {
       return await this.anchors.read(tenantId);
     } catch (e) {
-      throw new AuditAnchorUnavailableError(`The anchor of tenant ${tenantId} could not be read, so its chain cannot be verified: ${errorMessage(e)}`, {
+      throw new AuditAnchorUnavailableError(`The anchor of tenant ${tenantId} could not be read, so its chain cannot be verified: ${describeError(e)}`, {
         cause: e,
       });
     }
@@ -162,7 +162,7 @@ export class AuditChainVerifier {
     try {
       withAnchors = await this.anchors.tenants();
     } catch (e) {
-      throw new AuditAnchorUnavailableError(`The anchored tenants could not be listed, so the log cannot be verified: ${errorMessage(e)}`, { cause: e });
+      throw new AuditAnchorUnavailableError(`The anchored tenants could not be listed, so the log cannot be verified: ${describeError(e)}`, { cause: e });
     }
     return [...new Set([...tenants, ...withAnchors])].sort();
   }

@@ -1,7 +1,7 @@
 import { Inject, Injectable, Logger, Optional } from '@nestjs/common';
 import { EventEmitter2 } from '@nestjs/event-emitter';
 import { InjectDataSource } from '@nestjs/typeorm';
-import { Clock, TransactionRunner } from '@app/common';
+import { Clock, TransactionRunner, describeError } from '@app/common';
 import type { DataSource, EntityManager } from 'typeorm';
 import { AUDIT_SUSPICIOUS_ACTIVITY_EVENT, AUDIT_SYSTEM_ACTOR } from './audit.constants';
 import { AUDIT_CLOCK, AUDIT_RESOLVED_OPTIONS } from './audit.module-definition';
@@ -13,7 +13,6 @@ import { AuditAction, AuditEventInput, AuditLogEntryView, AuditResult, AuditStat
 import { linkRows } from './internal/chain-link';
 import { ChainWriter, isChainCollision } from './internal/chain-writer';
 import { toView } from './internal/entry-view';
-import { errorMessage } from './internal/error-message';
 import { ChainHeadCache } from './internal/head-cache';
 import { PreparedEvent, prepareEvent } from './internal/prepare-event';
 import { ReadBuffer } from './internal/read-buffer';
@@ -130,7 +129,7 @@ export class AuditWriter {
       rows = await this.inChainTransaction([prepared.tenantId], (m) => this.append(m, prepared.tenantId, [prepared]), manager);
     } catch (e) {
       this.counters.writeFailures++;
-      this.logger.error(`Audit row "${prepared.action}" for tenant ${prepared.tenantId} could not be written: ${errorMessage(e)}`);
+      this.logger.error(`Audit row "${prepared.action}" for tenant ${prepared.tenantId} could not be written: ${describeError(e)}`);
       throw new AuditWriteError(`The audit row "${prepared.action}" could not be written; the operation must not proceed`, {
         cause: e,
       });
@@ -151,7 +150,7 @@ export class AuditWriter {
       await this.inChainTransaction(tenantIds, (m) => this.appendAll(m, byTenant, tenantIds));
     } catch (e) {
       this.counters.writeFailures++;
-      this.logger.error(`${prepared.length} audit rows for ${tenantIds.length} tenant(s) could not be written: ${errorMessage(e)}`);
+      this.logger.error(`${prepared.length} audit rows for ${tenantIds.length} tenant(s) could not be written: ${describeError(e)}`);
       throw new AuditWriteError(`${prepared.length} audit rows could not be written; the operation must not proceed`, { cause: e });
     }
     this.counters.recorded += prepared.length;
@@ -318,7 +317,7 @@ export class AuditWriter {
       this.counters.flushFailures++;
       const first = !this.failing;
       this.failing = e instanceof Error ? e : new Error(String(e));
-      this.logger.error(`Writing ${batch.length} buffered audit reads failed${first ? '' : ' again'}: ${errorMessage(e)}`);
+      this.logger.error(`Writing ${batch.length} buffered audit reads failed${first ? '' : ' again'}: ${describeError(e)}`);
       // Every buffered read's caller learns now (not after the next retry); the rows stay buffered and are
       // retried — never dropped — so the log may show a read that was refused, never the reverse.
       const unavailable = this.unavailable();
@@ -386,7 +385,7 @@ export class AuditWriter {
     // Shared counters answer later: the audited call does not wait for them (shutdown does).
     const counted = alerts
       .then((list) => list.forEach((alert) => this.raise(alert)))
-      .catch((err: unknown) => this.logger.warn(`Suspicious-activity counters failed: ${errorMessage(err)}`))
+      .catch((err: unknown) => this.logger.warn(`Suspicious-activity counters failed: ${describeError(err)}`))
       .finally(() => this.pending.delete(counted));
     this.pending.add(counted);
   }
@@ -400,7 +399,7 @@ export class AuditWriter {
     try {
       this.events?.emit(AUDIT_SUSPICIOUS_ACTIVITY_EVENT, alert);
     } catch (e) {
-      this.logger.error(`A listener of ${AUDIT_SUSPICIOUS_ACTIVITY_EVENT} threw: ${errorMessage(e)}`);
+      this.logger.error(`A listener of ${AUDIT_SUSPICIOUS_ACTIVITY_EVENT} threw: ${describeError(e)}`);
     }
     // Not awaited, and detached: the triggering call may hold an open transaction the row must
     // neither wait for nor join (it would outlive it).

@@ -1,6 +1,6 @@
 import { Inject, Injectable, Logger, Optional } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
-import { Clock, DistributedLock, LOCK_KEYS, createDistributedLock } from '@app/common';
+import { Clock, DistributedLock, LOCK_KEYS, createDistributedLock, describeError } from '@app/common';
 import { DataSource } from 'typeorm';
 import { AuditChainVerifier } from '../audit-chain.verifier';
 import { AUDIT_CLOCK } from '../audit.module-definition';
@@ -8,7 +8,6 @@ import { AuditRepository, ChainHead } from '../audit.repository';
 import { AuditConfigurationError } from '../errors/audit.errors';
 import type { AnchorRunResult, AuditStats } from '../interfaces/audit-event.interface';
 import { ChainWriter } from '../internal/chain-writer';
-import { errorMessage } from '../internal/error-message';
 import { AuditAnchorStore } from './audit-anchor.store';
 
 const MAX_REMEMBERED_ANCHORS = 100_000;
@@ -70,7 +69,7 @@ export class AuditAnchorService {
         // One tenant's store trouble must not leave every other chain unanchored.
         result.failed.push(tenantId);
         this.counters.anchorFailures++;
-        this.logger.error(`Could not anchor the audit chain of tenant ${tenantId}: ${errorMessage(e)}`);
+        this.logger.error(`Could not anchor the audit chain of tenant ${tenantId}: ${describeError(e)}`);
       }
     }
     return result;
