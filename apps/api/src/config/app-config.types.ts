@@ -24,6 +24,8 @@ export interface AppConfig {
         path: string;
         /** `PRAGMA synchronous`: `full` (default) fsyncs every commit; `normal` only at checkpoints (power loss can drop the last commits). */
         synchronous: 'full' | 'normal';
+        /** WAL checkpoints in a worker thread (`SqliteWalCheckpointer`); opt-in. */
+        walWorker: boolean;
       }
     | { type: 'postgres'; url: string; schema?: string; poolSize: number };
   keyVault:

@@ -42,7 +42,7 @@ export function loadAppConfig(env: Record<string, string | undefined>, cwd = pro
     database:
       e.DATABASE_TYPE === 'postgres'
         ? { type: 'postgres', url: e.DATABASE_URL!, schema: e.DATABASE_SCHEMA, poolSize: e.DATABASE_POOL_SIZE }
-        : { type: 'sqlite', path: abs(e.DATABASE_PATH, cwd), synchronous: e.DATABASE_SQLITE_SYNCHRONOUS },
+        : { type: 'sqlite', path: abs(e.DATABASE_PATH, cwd), synchronous: e.DATABASE_SQLITE_SYNCHRONOUS, walWorker: e.DATABASE_SQLITE_WAL_WORKER },
     keyVault: e.KEY_VAULT_URL
       ? {
           mode: 'external',

@@ -61,6 +61,9 @@ export const envSchema = z
     // FULL: a commit is fsynced before it returns (survives power loss). NORMAL is an explicit opt-in:
     // commits still survive a crash of the process, but the last ones can be lost on power loss.
     DATABASE_SQLITE_SYNCHRONOUS: z.enum(['full', 'normal']).default('full'),
+    // Opt-in: WAL checkpoints in a worker thread. Off by default: on a quiet disk its fsyncs slowed the
+    // event loop's commits more than the checkpoints it takes away cost (see database/migrate-on-start).
+    DATABASE_SQLITE_WAL_WORKER: bool(false),
 
     KEY_VAULT_URL: z.string().url().optional(),
     KEY_VAULT_CREDENTIAL: z.enum(credentialTypes).optional(),

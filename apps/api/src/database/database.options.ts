@@ -4,6 +4,9 @@ import type { DataSourceOptions } from 'typeorm';
 import type { AppConfig } from '../config/app.config';
 import { HOST_ENTITIES, HOST_MIGRATIONS } from './schema';
 
+/** Marks SQLite options whose DataSource gets a WAL checkpoint worker (DATABASE_SQLITE_WAL_WORKER). */
+export const SQLITE_WAL_WORKER = 'cvSqliteWalWorker';
+
 /**
  * TypeORM options for the configured database. The schema comes from the libs' migrations, run at
  * start; `synchronize` stays off so production schemas only change through reviewed migrations.
@@ -25,6 +28,8 @@ export function databaseOptions(config: AppConfig): DataSourceOptions {
       type: 'better-sqlite3',
       database: config.database.path,
       enableWAL: true,
+      // Read by initializeWithMigrations (TypeORM ignores unknown options).
+      ...(config.database.walWorker ? { [SQLITE_WAL_WORKER]: true } : {}),
       // Explicit, so durability does not depend on how the driver's SQLite was compiled.
       prepareDatabase: (db: { pragma(source: string): unknown }) => {
         db.pragma(`synchronous = ${synchronous}`);

@@ -19,8 +19,8 @@ describe('the host DataSource on an SQLite file', () => {
     rmSync(dir, { recursive: true, force: true });
   });
 
-  it("checkpoints its WAL outside the connection's commits, and stops with the DataSource", async () => {
-    dataSource = await initializeWithMigrations(databaseOptions(loadAppConfig({ DATABASE_PATH: path })));
+  it("with DATABASE_SQLITE_WAL_WORKER, checkpoints its WAL outside the connection's commits, and stops with the DataSource", async () => {
+    dataSource = await initializeWithMigrations(databaseOptions(loadAppConfig({ DATABASE_PATH: path, DATABASE_SQLITE_WAL_WORKER: 'true' })));
     await dataSource.query('CREATE TABLE probe (id INTEGER PRIMARY KEY, body TEXT)');
     await dataSource.query('PRAGMA wal_checkpoint(TRUNCATE)');
     const before = statSync(path).size;
@@ -35,8 +35,18 @@ describe('the host DataSource on an SQLite file', () => {
     expect(await dataSource.query('SELECT count(*) AS n FROM probe')).toEqual([{ n: 100 }]);
   });
 
-  it('keeps the WAL bounded under a sustained write load', async () => {
+  it('without it, leaves checkpoints to SQLite (nothing copied below 1000 frames)', async () => {
     dataSource = await initializeWithMigrations(databaseOptions(loadAppConfig({ DATABASE_PATH: path })));
+    await dataSource.query('CREATE TABLE probe (id INTEGER PRIMARY KEY, body TEXT)');
+    await dataSource.query('PRAGMA wal_checkpoint(TRUNCATE)');
+    const before = statSync(path).size;
+    for (let i = 0; i < 100; i++) await dataSource.query('INSERT INTO probe (body) VALUES (?)', ['x'.repeat(3000)]);
+    await new Promise((r) => setTimeout(r, 300));
+    expect(statSync(path).size).toBe(before);
+  });
+
+  it('with the WAL worker, keeps the WAL bounded under a sustained write load', async () => {
+    dataSource = await initializeWithMigrations(databaseOptions(loadAppConfig({ DATABASE_PATH: path, DATABASE_SQLITE_WAL_WORKER: 'true' })));
     await dataSource.query('CREATE TABLE probe (id TEXT PRIMARY KEY, body TEXT)');
     let maxWal = 0;
     for (let batch = 0; batch < 300; batch++) {

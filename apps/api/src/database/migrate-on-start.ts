@@ -1,5 +1,6 @@
 import { SqliteWalCheckpointer } from '@app/common';
 import { DataSource, type DataSourceOptions } from 'typeorm';
+import { SQLITE_WAL_WORKER } from './database.options';
 
 /**
  * The host's DataSource factory: connects, then applies pending migrations — on PostgreSQL while
@@ -35,14 +36,18 @@ export async function initializeWithMigrations(options: DataSourceOptions): Prom
 }
 
 /**
- * A file SQLite database in WAL mode gets its checkpoints copied by a worker thread (see
+ * Opt-in (DATABASE_SQLITE_WAL_WORKER=true): a file SQLite database in WAL mode gets its checkpoints
+ * copied by a worker thread (see
  * `SqliteWalCheckpointer`): the host's audited reads commit on the event loop, and the page copies and
  * fsyncs of a checkpoint inside one of those commits blocked every request meanwhile. The worker stops
- * before the connection closes. `:memory:` databases have no WAL.
+ * before the connection closes. `:memory:` databases have no WAL. Off by default: in the host's profile
+ * on a quiet machine the time in better-sqlite3's `run` went up (~34 → ~51 µs/request: the worker's
+ * fsyncs delay the commits' own), though it went down on a loaded disk.
  */
 function withWalCheckpointer(dataSource: DataSource): DataSource {
   const options = dataSource.options;
   if (options.type !== 'better-sqlite3' || !options.enableWAL || !options.database || options.database === ':memory:') return dataSource;
+  if (!(options as unknown as Record<string, unknown>)[SQLITE_WAL_WORKER]) return dataSource;
   // The connection keeps SQLite's auto-checkpoint (1000 frames): it then only copies the tail the worker
   // has not, and restarts the WAL. 4000 frames halved that in a micro-benchmark but doubled the time in
   // `run` of the host's profile, so it stays at the default.
