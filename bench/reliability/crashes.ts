@@ -79,7 +79,7 @@ export async function crashes(p: Profile, o: { kinds?: readonly Kind[] } = {}): 
   const runs: string[] = [];
 
   /** Every trial of one database: its own host database (and Redis prefix on PostgreSQL), the same vault and provider. */
-  const onDatabase = async (db: Db, trials: number): Promise<void> => {
+  const onDatabase = async (db: Db, trials: number, deadline: number): Promise<void> => {
     const database = await hostDatabase(db, dir, 'host');
     const baseEnv: Record<string, string> = { NODE_ENV: 'test', HOST: '127.0.0.1', PORT: '0', LOG_LEVEL: 'error', ...database.env, ...externalVaultEnv(vault), AUTH_API_KEYS: JSON.stringify([key.entry, system.entry]), ...QUIET_HOST_ENV };
     let env = baseEnv;
@@ -384,6 +384,10 @@ export async function crashes(p: Profile, o: { kinds?: readonly Kind[] } = {}): 
       /** How long each kind's last uninterrupted burst took, to aim the next kill inside one. */
       const burstMs = new Map<Kind, number>();
       for (let n = 0; n < trials; n++) {
+        if (performance.now() > deadline) {
+          stoppedEarly = `${n} of ${trials} trials: the time box (${p.crashes.minutes} minutes in all) ran out`;
+          break;
+        }
         const kind = kinds[n % kinds.length];
         const t = counts.trials++;
         byKind[kind] = (byKind[kind] ?? 0) + 1;
@@ -418,13 +422,13 @@ export async function crashes(p: Profile, o: { kinds?: readonly Kind[] } = {}): 
         await verify(call, kind);
         trace(`crashes ${db}: verified`);
       }
-      if (stoppedEarly) {
+      if (stoppedEarly && !host) {
         runs.push(`${database.label}: ${stoppedEarly}`);
         return;
       }
       const audit = await call('POST', '/v1/audit/verify', {});
       if (audit.body?.valid !== true) counts.auditBroken++;
-      runs.push(`${database.label}: ${trials} trials, ${known.size} credentials and ${oauth.size} OAuth connections checked after each, final audit verify ${audit.status} ${audit.body?.valid === true ? 'valid' : 'NOT valid'}`);
+      runs.push(`${database.label}: ${stoppedEarly ?? `${trials} trials`}, ${known.size} credentials and ${oauth.size} OAuth connections checked after each, final audit verify ${audit.status} ${audit.body?.valid === true ? 'valid' : 'NOT valid'}`);
     } finally {
       await host?.stop();
       await database.drop();
@@ -433,7 +437,9 @@ export async function crashes(p: Profile, o: { kinds?: readonly Kind[] } = {}): 
 
   try {
     const perDb = Math.ceil(p.crashes.trials / p.crashes.databases.length);
-    for (const db of p.crashes.databases) await onDatabase(db, perDb);
+    // A time box is shared out: each database gets what the ones before it left, over the ones still to run.
+    const end = p.crashes.minutes ? started + p.crashes.minutes * 60_000 : Infinity;
+    for (const [i, db] of p.crashes.databases.entries()) await onDatabase(db, perDb, performance.now() + (end - performance.now()) / (p.crashes.databases.length - i));
     return {
       part: 'Crashes',
       profile: p.name,

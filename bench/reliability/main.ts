@@ -11,7 +11,7 @@ import { failedFigures, figureLines, writeReliabilityDoc, type PartResult } from
 import { soak } from './soak';
 
 /**
- * `npm run reliability [-- --profile short|medium|full] [--parts faults,crashes,...] [--databases sqlite,postgres] [--trials N] [--note "..."]`:
+ * `npm run reliability [-- --profile short|medium|full] [--parts faults,crashes,...] [--databases sqlite,postgres] [--trials N] [--minutes M] [--note "..."]`:
  * runs the parts in order, prints one JSON line per figure, rewrites each part's section of
  * docs/RELIABILITY.md, and exits 1 when a bound does not hold.
  */
@@ -40,16 +40,25 @@ function withDatabases(p: Profile, list: string | undefined): Profile {
   return narrowed as unknown as Profile;
 }
 
-/** `--trials N` sets the crash part's trial count (the profile's is split over the databases): a full-size run cut to the time there is. */
-function withTrials(p: Profile, n: string | undefined): Profile {
-  if (n === undefined) return p;
-  const trials = Number(n);
-  if (!Number.isInteger(trials) || trials < 1) throw new Error(`--trials ${n}: a positive integer`);
-  return { ...p, crashes: { ...p.crashes, trials } };
+/**
+ * `--trials N` sets the crash part's trial count (the profile's is split over the databases), `--minutes M`
+ * time-boxes it (each database stops starting trials after its share; the report says how many ran):
+ * a full-size run cut to the time there is.
+ */
+function withTrials(p: Profile, n: string | undefined, m: string | undefined): Profile {
+  const positive = (v: string, what: string) => {
+    const x = Number(v);
+    if (!Number.isFinite(x) || x <= 0) throw new Error(`--${what} ${v}: a positive number`);
+    return x;
+  };
+  const crashes = { ...p.crashes };
+  if (n !== undefined) crashes.trials = Math.round(positive(n, 'trials'));
+  if (m !== undefined) crashes.minutes = positive(m, 'minutes');
+  return { ...p, crashes };
 }
 
 async function main(): Promise<void> {
-  const p = withTrials(withDatabases(profile(flag('profile') ?? process.env.RELIABILITY_PROFILE ?? 'full'), flag('databases')), flag('trials'));
+  const p = withTrials(withDatabases(profile(flag('profile') ?? process.env.RELIABILITY_PROFILE ?? 'full'), flag('databases')), flag('trials'), flag('minutes'));
   const names = (flag('parts') ?? Object.keys(PARTS).join(',')).split(',');
   for (const n of names) if (!PARTS[n]) throw new Error(`unknown part ${n}: use ${Object.keys(PARTS).join(', ')}`);
   const started = performance.now();

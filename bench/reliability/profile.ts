@@ -10,8 +10,8 @@ export interface Profile {
   name: ProfileName;
   /** PostgreSQL runs with Redis (cache L2, evictions, shared state): the deployment of N replicas. */
   faults: { operations: number; concurrency: number; credentials: number; databases: Db[] };
-  /** `trials` in all, split over the databases. */
-  crashes: { trials: number; databases: Db[] };
+  /** `trials` in all, split over the databases; with `minutes`, each database stops starting trials after its share of them. */
+  crashes: { trials: number; databases: Db[]; minutes?: number };
   badInput: { requests: number; databases: Db[] };
   isolation: { requests: number };
   hygiene: { credentials: number; databases: Db[] };

@@ -58,8 +58,9 @@ const HEADER = `# Reliability
 
 Written by \`npm run reliability\` (\`bench/reliability/\`): each part below is a function taking a size
 profile; \`npm test\` runs every part's \`short\` profile as \`test/reliability/*.e2e-spec.ts\` with the
-same assertions. \`npm run reliability [-- --profile short|medium|full] [-- --parts a,b]\` prints one JSON
-line per figure and rewrites the section of each part it ran.
+same assertions. \`npm run reliability [-- --profile short|medium|full] [--parts a,b] [--databases sqlite,postgres]
+[--trials N] [--minutes M] [--note "..."]\` prints one JSON line per figure and rewrites the section of each
+part it ran (\`--trials\`/\`--minutes\` size and time-box the crash part).
 `;
 
 /** Replaces (or appends) the section of each part in docs/RELIABILITY.md. */
