@@ -263,7 +263,7 @@ export async function measureAuditLog(
     last = page.nextCursor;
   }
   const lastMs = await h.timeIt(o.samples, () => audit.query({ tenantId: BIG_TENANT, cursor: last }));
-  await h.explain(`audit query, last page (cursor), tenant with ${seed.bigRows} rows`, () => audit.query({ tenantId: BIG_TENANT, cursor: last }));
+  await h.explain(`audit query, last full page (cursor), tenant with ${seed.bigRows} rows`, () => audit.query({ tenantId: BIG_TENANT, cursor: last }));
   figures.push(figure(bench, `audit query last full page (100 rows, cursor) p50 ms vs the first page (keyset, tenant with ${seed.bigRows})`, lastMs, bigFirst, { on: 'ratio', op: '<=', limit: 1.5 }));
   figures.push(figure(bench, `audit query paging the whole chain of ${walked} rows (pages of 500), rows/s`, round(walked / walkS, 0), null, null));
   notes.push(`Paging the big chain end to end took ${pages} pages of 500 in ${round(walkS, 1)} s.`);
