@@ -55,15 +55,23 @@ export function parseFigure(line: string): Figure | null {
 }
 
 const SUMMARY = '## Summary';
+
+/** The rows of the summary table in `doc`, as written, with their bench. */
+function summaryRows(doc: string): Array<{ bench: string; text: string }> {
+  const start = doc.indexOf(`${SUMMARY}\n`);
+  if (start < 0) return [];
+  const end = doc.indexOf('\n## ', start + SUMMARY.length);
+  return doc
+    .slice(start, end < 0 ? undefined : end)
+    .split('\n')
+    .filter((l) => l.startsWith('| ') && !l.startsWith('| bench ') && !l.startsWith('|---'))
+    .map((text) => ({ bench: text.slice(2).split(' | ')[0], text }));
+}
 const docPath = () => join(__dirname, '..', '..', '..', 'docs', 'BENCHMARKS.md');
 
 /** The figures of the summary table now in docs/BENCHMARKS.md (to keep the rows of benches not run). */
 export function summaryFigures(doc = existsSync(docPath()) ? readFileSync(docPath(), 'utf8') : ''): Figure[] {
-  const start = doc.indexOf(`${SUMMARY}\n`);
-  if (start < 0) return [];
-  const end = doc.indexOf('\n## ', start + SUMMARY.length);
-  const rows = doc.slice(start, end < 0 ? undefined : end).split('\n').filter((l) => l.startsWith('| ') && !l.startsWith('| bench ') && !l.startsWith('|---'));
-  return rows.flatMap((l) => {
+  return summaryRows(doc).flatMap(({ text: l }) => {
     const [bench, name, target, now, met, baseline] = l.slice(2, -2).split(' | ');
     const value = Number(now.replace(/[^0-9.eE+-].*$/, ''));
     if (!bench || !name || !Number.isFinite(value)) return [];
@@ -80,10 +88,12 @@ export function writeSummary(fresh: Figure[], note: string): void {
   const path = docPath();
   let doc = existsSync(path) ? readFileSync(path, 'utf8') : '# Benchmarks\n\nResults of the benchmarks under `bench/`. Each section is written by its benchmark.\n\n';
   const ran = new Set(fresh.map((f) => f.bench));
-  const rows = [...summaryFigures(doc).filter((f) => !ran.has(f.bench)), ...fresh];
   const line = (f: Figure) =>
     `| ${f.bench} | ${f.figure} | ${f.target ?? '—'} | ${f.value}${f.ratio !== null ? ` (ratio ${f.ratio})` : ''} | ${f.met === null ? '—' : f.met ? 'yes' : 'no'} | ${f.baseline ?? '—'} |`;
-  const section = `${SUMMARY}\n\n${note.trim()}\n\n| bench | figure | target | now | met | baseline |\n|---|---|---|---|---|---|\n${rows.map(line).join('\n')}\n`;
+  // Rows of benches not run stay exactly as written (some carry more than a number, e.g. `403 (100.7%)`).
+  const kept = summaryRows(doc).filter((r) => !ran.has(r.bench)).map((r) => r.text);
+  const rows = [...kept, ...fresh.map(line)];
+  const section = `${SUMMARY}\n\n${note.trim()}\n\n| bench | figure | target | now | met | baseline |\n|---|---|---|---|---|---|\n${rows.join('\n')}\n`;
   const start = doc.indexOf(`${SUMMARY}\n`);
   if (start >= 0) {
     const after = doc.indexOf('\n## ', start + SUMMARY.length);
