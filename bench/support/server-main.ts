@@ -100,6 +100,8 @@ async function startHost(spec: ServerSpec): Promise<Started> {
     HOST: '127.0.0.1',
     LOG_LEVEL: spec.logLevel ?? 'info',
     ...database,
+    // A bench may compare the opt-in (e.g. DATABASE_SQLITE_SYNCHRONOUS=normal) with the default: passed through when set.
+    ...(process.env.DATABASE_SQLITE_SYNCHRONOUS ? { DATABASE_SQLITE_SYNCHRONOUS: process.env.DATABASE_SQLITE_SYNCHRONOUS } : {}),
     KEY_VAULT_URL: spec.vaultUrl,
     KEY_VAULT_CREDENTIAL: 'static',
     KEY_VAULT_CA_CERT_PATH: spec.caCertPath,
