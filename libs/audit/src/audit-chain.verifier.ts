@@ -5,10 +5,10 @@ import type { EntityManager } from 'typeorm';
 import { AuditAnchor, AuditAnchorStore } from './anchor/audit-anchor.store';
 import { AUDIT_CHAIN_BROKEN_EVENT } from './audit.constants';
 import { AuditRepository } from './audit.repository';
-import type { AuditLogEntry } from './entities/audit-log-entry.entity';
 import { AuditAnchorUnavailableError } from './errors/audit.errors';
 import { AuditChainBrokenEvent, AuditVerifyFailureReason, AuditVerifyResult } from './interfaces/audit-event.interface';
-import { GENESIS_HASH, computeEntryHash } from './internal/canonical';
+import type { ChainRow } from './internal/audit-row';
+import { GENESIS_HASH, canonicalJson, computeEntryHash } from './internal/canonical';
 import { ChainWriter } from './internal/chain-writer';
 
 export type BadRow = NonNullable<AuditVerifyResult['firstBad']>;
@@ -108,18 +108,18 @@ export class AuditChainVerifier {
       }
     }
     let checked = 0;
-    let prev: AuditLogEntry | undefined;
+    let prev: ChainRow | undefined;
     let after = firstSequence - 1;
     const bad = (row: { id: string; sequence: number }, reason: AuditVerifyFailureReason) => ({
       checked,
       firstBad: { id: row.id, sequence: row.sequence, tenantId, reason },
     });
     for (;;) {
-      const page = await this.rows.page(tenantId, after, VERIFY_PAGE, m);
+      const page = await this.rows.chainPage(tenantId, after, VERIFY_PAGE, m);
       for (const row of page) {
         checked++;
         if (row.sequence !== expectedSeq) return bad(row, row.sequence > expectedSeq ? 'sequence_gap' : 'reordered');
-        const intact = computeEntryHash(row) === row.hash;
+        const intact = isIntact(row);
         if (row.previousHash !== expectedPrev) {
           const target = await this.rows.rowWithHash(tenantId, row.previousHash, m);
           // It links to a row that comes later: rows were moved.
@@ -166,4 +166,22 @@ export class AuditChainVerifier {
     }
     return [...new Set([...tenants, ...withAnchors])].sort();
   }
+}
+
+/**
+ * Whether the row's hash covers its fields. The stored details text is hashed as is: the writer
+ * stores exactly the canonical JSON it hashed. Only when that fails is the text parsed and
+ * re-canonicalised (as TypeORM's hydration and `computeEntryHash` would), so a row verify accepted
+ * before is accepted still; text that is not JSON at all cannot be what was hashed.
+ */
+function isIntact(row: ChainRow): boolean {
+  if (computeEntryHash(row, row.detailsJson ?? 'null') === row.hash) return true;
+  if (row.detailsJson === null) return false;
+  let canonical: string;
+  try {
+    canonical = canonicalJson(JSON.parse(row.detailsJson));
+  } catch {
+    return false;
+  }
+  return canonical !== row.detailsJson && computeEntryHash(row, canonical) === row.hash;
 }

@@ -3,6 +3,7 @@ import { InjectDataSource } from '@nestjs/typeorm';
 import { Brackets, DataSource, EntityManager, MoreThan } from 'typeorm';
 import { AuditLogEntry } from './entities/audit-log-entry.entity';
 import { AuditAction } from './interfaces/audit-event.interface';
+import { AuditRawRow, ChainRow, chainPageSql, chainRowFromRaw } from './internal/audit-row';
 import type { CursorPosition } from './internal/cursor';
 import { InsertableRow, insertAuditRows } from './internal/row-insert';
 
@@ -170,6 +171,17 @@ export class AuditRepository {
   /** Up to `size` whole rows of the chain after sequence `after`, in chain order. */
   page(tenantId: string, after: number, size: number, m: EntityManager): Promise<AuditLogEntry[]> {
     return m.getRepository(AuditLogEntry).find({ where: { tenantId, sequence: MoreThan(after) }, order: { sequence: 'ASC' }, take: size });
+  }
+
+  /**
+   * Like `page`, for verify: fixed plain SQL mapped by hand, details kept as their stored canonical
+   * JSON text (see internal/audit-row.ts).
+   */
+  async chainPage(tenantId: string, after: number, size: number, m: EntityManager): Promise<ChainRow[]> {
+    const raw = (await m.query(chainPageSql(m.connection), [tenantId, after, size])) as AuditRawRow[];
+    const out: ChainRow[] = new Array(raw.length);
+    for (let i = 0; i < raw.length; i++) out[i] = chainRowFromRaw(raw[i]);
+    return out;
   }
 
   /** The row at `sequence` of the chain. */
