@@ -75,7 +75,11 @@ function requestFor(op: Operation, ids: Ids, variant: number): Request | undefin
  */
 function mask(text: string, ids: Ids, otherTenantIds: string[]): string {
   const sent = text.split(ids.id).join('<id>').split(ids.connectionId).join('<connection>').split(ids.other).join('<other>');
-  return sent.replace(/[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}/gi, (u) => (otherTenantIds.includes(u) ? u : '<uuid>'));
+  // An instant in a message is when A's own request ran (e.g. "cooling down … until <time>" of a connection A
+  // created under that name): the two sides of a pair run a moment apart, so it is masked.
+  return sent
+    .replace(/[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}/gi, (u) => (otherTenantIds.includes(u) ? u : '<uuid>'))
+    .replace(/\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z/g, '<time>');
 }
 
 /** What a client can tell apart: the status, an error's fields (not its request id), a success's shape. */
