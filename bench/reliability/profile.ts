@@ -9,7 +9,14 @@ export type ProfileName = 'short' | 'medium' | 'full';
 export interface Profile {
   name: ProfileName;
   /** PostgreSQL runs with Redis (cache L2, evictions, shared state): the deployment of N replicas. */
-  faults: { operations: number; concurrency: number; credentials: number; databases: Db[] };
+  faults: {
+    operations: number;
+    concurrency: number;
+    credentials: number;
+    databases: Db[];
+    /** KEY_VAULT_BREAKER_HALF_OPEN_AFTER_MS of the host: the outage's recovery waits this long at least. */
+    breakerHalfOpenMs: number;
+  };
   /** `trials` in all, split over the databases; with `minutes`, each database stops starting trials after its share of them. */
   crashes: { trials: number; databases: Db[]; minutes?: number };
   badInput: { requests: number; databases: Db[] };
@@ -28,7 +35,7 @@ export const PROFILES: Record<ProfileName, Profile> = {
   short: {
     name: 'short',
     // CI: PostgreSQL + Redis only for faults and crashes (each spec within ~60 s on a loaded machine).
-    faults: { operations: 200, concurrency: 16, credentials: 32, databases: ['postgres'] },
+    faults: { operations: 200, concurrency: 16, credentials: 32, databases: ['postgres'], breakerHalfOpenMs: 5_000 },
     crashes: { trials: 5, databases: ['postgres'] },
     badInput: { requests: 150, databases: ['sqlite', 'postgres'] },
     isolation: { requests: 120 },
@@ -39,7 +46,7 @@ export const PROFILES: Record<ProfileName, Profile> = {
   // What fits in ~15 minutes on this shared 2-vCPU machine (host boots alone take 10–30 s under load).
   medium: {
     name: 'medium',
-    faults: { operations: 2_000, concurrency: 32, credentials: 128, databases: ['sqlite', 'postgres'] },
+    faults: { operations: 2_000, concurrency: 32, credentials: 128, databases: ['sqlite', 'postgres'], breakerHalfOpenMs: 30_000 },
     crashes: { trials: 20, databases: ['sqlite', 'postgres'] },
     badInput: { requests: 1_000, databases: ['sqlite', 'postgres'] },
     isolation: { requests: 500 },
@@ -49,7 +56,7 @@ export const PROFILES: Record<ProfileName, Profile> = {
   },
   full: {
     name: 'full',
-    faults: { operations: 10_000, concurrency: 32, credentials: 256, databases: ['sqlite', 'postgres'] },
+    faults: { operations: 10_000, concurrency: 32, credentials: 256, databases: ['sqlite', 'postgres'], breakerHalfOpenMs: 30_000 },
     crashes: { trials: 100, databases: ['sqlite', 'postgres'] },
     badInput: { requests: 5_000, databases: ['sqlite', 'postgres'] },
     isolation: { requests: 3_000 },
