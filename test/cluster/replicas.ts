@@ -113,8 +113,10 @@ export async function startReplica(build: HostBuild, name: string, env: Record<s
   const deadline = Date.now() + bootTimeoutMs;
   while (!url) {
     if (!alive() || Date.now() > deadline) {
+      // Read before stopping it: a boot that timed out would otherwise be reported as its SIGTERM exit.
+      const reason = alive() ? `timeout after ${bootTimeoutMs} ms` : `exit ${await exited}`;
       await stop(1000);
-      throw new Error(`replica ${name} did not start (${alive() ? 'timeout' : `exit ${await exited}`}):\n${output.slice(-30).join('\n')}`);
+      throw new Error(`replica ${name} did not start (${reason}):\n${output.slice(-30).join('\n')}`);
     }
     await new Promise((r) => setTimeout(r, 50));
   }
