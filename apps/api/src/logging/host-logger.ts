@@ -1,6 +1,7 @@
 import { DynamicModule, Global, Inject, Injectable, LoggerService, Module } from '@nestjs/common';
 import type { DestinationStream, Level, Logger } from 'pino';
 import { APP_CONFIG, AppConfig } from '../config/app.config';
+import { errorLogFields } from '../http/error-log-fields';
 import { createHostLog } from './logging.options';
 import { currentRequestLogFields } from './request-log';
 
@@ -9,7 +10,7 @@ export const HOST_LOG = Symbol('HOST_LOG');
 
 /**
  * Nest's `Logger` calls as pino lines: `context` is the logger's name, an object first argument is
- * merged into the line (an Error becomes `err`), and a line written while a request is served carries
+ * merged into the line (an Error becomes `err`, described by `errorLogFields`: never its message), and a line written while a request is served carries
  * the request's `req` {id, method, url}, as its request line does.
  */
 @Injectable()
@@ -47,7 +48,8 @@ export class HostLogger implements LoggerService {
       rest = params.slice(0, -1);
     }
     if (typeof message === 'object' && message !== null) {
-      if (message instanceof Error) line.err = message;
+      // An Error by its fields only (class, codes, our own stack frames): its message may be Azure's text or quote data.
+      if (message instanceof Error) line.err = errorLogFields(message);
       else Object.assign(line, message);
       this.root[level](line, ...(rest as [string?]));
     } else if (level === 'error' && typeof message === 'string' && rest.length === 1 && typeof rest[0] === 'string' && /\n\s*at /.test(rest[0])) {

@@ -194,6 +194,15 @@ describe('logging options', () => {
       ]);
     });
 
+    it('logs an Error object by its class and code, never its message (it may be Azure text naming a secret)', async () => {
+      const { lines, nest } = await serve('info');
+      const cause = Object.assign(new Error('Secret cv-t1-MARKER-name not found'), { code: 'SecretNotFound' });
+      nest.error(new Error('wrapping cv-t1-MARKER-name', { cause }), 'Scheduler');
+      expect(lines).toHaveLength(1);
+      expect(lines[0]).toMatchObject({ level: 50, context: 'Scheduler', err: { name: 'Error', cause: { name: 'Error', code: 'SecretNotFound' } } });
+      expect(JSON.stringify(lines)).not.toContain('MARKER');
+    });
+
     it('stamps the service on lines logged outside a request too, without a req', async () => {
       const { lines, nest } = await serve('info');
       nest.warn('starting', 'Bootstrap');
