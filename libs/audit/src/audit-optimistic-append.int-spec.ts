@@ -66,13 +66,14 @@ describe('optimistic read-batch append on postgres (two replicas)', () => {
 
     const steady = await statementsOf(a, () => reads(a, t, 'a2', 20));
     expect(steady).toHaveLength(1);
-    expect(steady[0]).toMatch(/^INSERT INTO/);
+    // One round trip: the chain's lock and the INSERT (no head read, no BEGIN/COMMIT).
+    expect(steady[0]).toMatch(/^SELECT pg_advisory_xact_lock\([^)]*\); INSERT INTO/);
     expect(await countRows(a.ds, t)).toBe(40); // committed: another connection sees them
 
     await reads(b, t, 'b1', 10); // replica B moves the head
     const collided = await statementsOf(a, () => reads(a, t, 'a3', 15));
-    expect(collided[0]).toMatch(/^INSERT INTO/); // the optimistic try, rejected whole
-    expect(collided.filter((s) => /^INSERT INTO/.test(s))).toHaveLength(2);
+    expect(collided[0]).toMatch(/^SELECT pg_advisory_xact_lock\([^)]*\); INSERT INTO/); // the optimistic try, rejected whole
+    expect(collided.filter((s) => /INSERT INTO/.test(s))).toHaveLength(2);
     expect(collided.some((s) => s.includes('pg_advisory_xact_lock'))).toBe(true);
     expect(collided).toContain('COMMIT');
 
@@ -125,25 +126,33 @@ describe('optimistic read-batch append on postgres (two replicas)', () => {
     }
   }
 
-  it('a locked append that collides with an optimistic one retries: in a caller transaction (which commits) and in its own', async () => {
+  it('an optimistic batch waits for a locked writer between its head read and insert instead of overtaking it (caller and own transactions)', async () => {
     const t = tenant('race');
     await reads(a, t, 'a0', 3); // A caches its head
     const names = (k: string, n: number) => Array.from({ length: n }, (_, i) => `${k}-${i}`);
+    const pause = () => new Promise((r) => setTimeout(r, 300));
 
-    // B's caller transaction reads the head, then A's fast batch takes that sequence before B inserts.
-    afterNextHeadReadOfB(() => reads(a, t, 'a1', 4));
+    // B's caller transaction holds the chain's lock and has read the head; A's fast batch starts now.
+    let aBatch: Promise<unknown> | undefined;
+    afterNextHeadReadOfB(async () => {
+      aBatch = reads(a, t, 'a1', 4);
+      await pause(); // time enough to overtake, were it not for the lock
+    });
     await runnerB.run(async () => {
       await b.audit.record(event(t, { resource: 'b-caller', action: AuditAction.UPDATE_METADATA }));
-      await runnerB.manager.query('SELECT 1'); // the caller's transaction is still usable
     });
+    await aBatch; // waited for B's commit, collided with B's row, went the locked way
 
-    await reads(a, t, 'a2', 2); // collides with b-caller, falls back, caches again
-    afterNextHeadReadOfB(() => reads(a, t, 'a3', 4));
+    afterNextHeadReadOfB(async () => {
+      aBatch = reads(a, t, 'a2', 4);
+      await pause();
+    });
     await b.audit.recordMany([event(t, { resource: 'b-own-0' }), event(t, { resource: 'b-own-1' })]);
+    await aBatch;
 
-    await expectLinearVerifiedChain(t, [...names('a0', 3), ...names('a1', 4), 'b-caller', ...names('a2', 2), ...names('a3', 4), 'b-own-0', 'b-own-1']);
-    const rows = await chainOf(t);
-    expect(rows.map((r) => r.resource).slice(3, 8)).toEqual([...names('a1', 4), 'b-caller']);
+    const expected = [...names('a0', 3), 'b-caller', ...names('a1', 4), 'b-own-0', 'b-own-1', ...names('a2', 4)];
+    await expectLinearVerifiedChain(t, expected);
+    expect((await chainOf(t)).map((r) => r.resource)).toEqual(expected);
   });
 
   it('reads, records (own and caller transactions, some rolled back) and batches of both replicas on the same chains: each committed row once, contiguous, verified', async () => {

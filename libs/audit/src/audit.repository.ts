@@ -1,3 +1,4 @@
+import type { PlainInsertOptions } from '@app/common';
 import { Injectable } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { Brackets, DataSource, EntityManager, MoreThan } from 'typeorm';
@@ -118,8 +119,8 @@ export class AuditRepository {
   }
 
   /** Inserts rows already linked and hashed, with plain multi-row SQL (see internal/row-insert.ts). */
-  insert(rows: InsertableRow[], m: EntityManager): Promise<void> {
-    return insertAuditRows(m, rows);
+  insert(rows: InsertableRow[], m: EntityManager, options?: PlainInsertOptions): Promise<void> {
+    return insertAuditRows(m, rows, options);
   }
 
   /** Tenants with rows, sorted. */

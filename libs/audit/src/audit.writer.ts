@@ -11,7 +11,7 @@ import { AuditLogEntry } from './entities/audit-log-entry.entity';
 import { AuditUnavailableError, AuditWriteError } from './errors/audit.errors';
 import { AuditAction, AuditEventInput, AuditLogEntryView, AuditResult, AuditStats } from './interfaces/audit-event.interface';
 import { linkRows } from './internal/chain-link';
-import { ChainWriter, isChainCollision } from './internal/chain-writer';
+import { ChainWriter, isChainCollision, lockStatements } from './internal/chain-writer';
 import { toView } from './internal/entry-view';
 import { ChainHeadCache } from './internal/head-cache';
 import { PreparedEvent, prepareEvent } from './internal/prepare-event';
@@ -341,8 +341,8 @@ export class AuditWriter {
 
   /**
    * Writes a read batch; committed when it returns. Always on its own (buffered reads of many callers
-   * never join one caller's transaction). PostgreSQL, when every chain's head is cached: ONE autocommit
-   * INSERT linked to those heads, without lock or head read. Had another writer appended meanwhile,
+   * never join one caller's transaction). PostgreSQL, when every chain's head is cached: ONE round trip
+   * taking the chains' locks and inserting rows linked to those heads, without a head read. Had another writer appended meanwhile,
    * the (tenant, sequence) unique index rejects the whole statement and the batch goes the locked way
    * (lock, head read, insert, commit), which refreshes the cache.
    */
@@ -352,7 +352,9 @@ export class AuditWriter {
     if (cached) {
       const rows = tenantIds.flatMap((t) => linkRows(byTenant.get(t)!, cached.heads.get(t)!));
       try {
-        await this.rows.insert(rows, this.dataSource.manager);
+        // The chains' locks go in the same round trip: locked writers (head read, then insert) must not
+        // be overtaken between their two statements, or several replicas' batches could starve them.
+        await this.rows.insert(rows, this.dataSource.manager, { postgresPrefix: lockStatements(tenantIds) });
         this.heads!.remember(rows.map((r) => r.row), cached.versions);
         return;
       } catch (e) {

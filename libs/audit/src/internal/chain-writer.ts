@@ -92,7 +92,7 @@ class PostgresChainWriter extends ChainWriter {
  * round trip for any number of chains). The keys are integers we computed, checked before inlining.
  * Sorted, so two multi-chain writers never wait on each other in a cycle.
  */
-function lockStatements(tenantIds: string[]): string {
+export function lockStatements(tenantIds: string[]): string {
   return [...new Set(tenantIds)]
     .sort()
     .map((t) => {

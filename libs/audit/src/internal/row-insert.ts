@@ -1,4 +1,4 @@
-import { insertPlainRows, type StoredRow } from '@app/common';
+import { insertPlainRows, type PlainInsertOptions, type StoredRow } from '@app/common';
 import type { EntityManager } from 'typeorm';
 import { AuditLogEntry } from '../entities/audit-log-entry.entity';
 
@@ -37,6 +37,6 @@ const stored = ({ row: r, detailsJson }: InsertableRow): StoredRow<AuditLogEntry
  * one autocommit INSERT and, on a (tenant, sequence) collision, redoes the whole batch on the locked
  * path — chunks committed before a colliding chunk would be written twice.
  */
-export function insertAuditRows(m: EntityManager, rows: InsertableRow[]): Promise<void> {
-  return insertPlainRows(m, AuditLogEntry, rows, stored);
+export function insertAuditRows(m: EntityManager, rows: InsertableRow[], options?: PlainInsertOptions): Promise<void> {
+  return insertPlainRows(m, AuditLogEntry, rows, stored, options);
 }

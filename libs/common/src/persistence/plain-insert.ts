@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import type { DataSource, EntityManager, EntityTarget, ObjectLiteral } from 'typeorm';
 import type { ColumnMetadata } from 'typeorm/metadata/ColumnMetadata';
 
@@ -16,6 +17,15 @@ export type PlainRowMapper<R, E> = (row: R) => StoredRow<E>;
  * statement); 64 rows of a 20-column entity stay far below SQLite's bound-parameter limit (32,766).
  */
 export const PLAIN_INSERT_SQLITE_CHUNK = 64;
+
+export interface PlainInsertOptions {
+  /**
+   * PostgreSQL, outside a transaction: statements (no bind parameters) sent in the same round trip before
+   * the INSERT and run in its implicit transaction — e.g. `SELECT pg_advisory_xact_lock(...)`, held until
+   * the rows commit. Ignored on SQLite (one connection: nothing to lock against).
+   */
+  postgresPrefix?: string;
+}
 
 const POSTGRES = 'postgres';
 const SQLITE = new Set(['better-sqlite3', 'sqlite']);
@@ -152,12 +162,19 @@ function param(s: Shape, c: number, v: unknown): unknown {
  *   cost more in Node than the insert.
  */
 export function insertPlainRows<E extends ObjectLiteral>(m: EntityManager, entity: EntityTarget<E>, rows: readonly E[]): Promise<void>;
-export function insertPlainRows<E extends ObjectLiteral, R>(m: EntityManager, entity: EntityTarget<E>, rows: readonly R[], toStored: PlainRowMapper<R, E>): Promise<void>;
+export function insertPlainRows<E extends ObjectLiteral, R>(
+  m: EntityManager,
+  entity: EntityTarget<E>,
+  rows: readonly R[],
+  toStored: PlainRowMapper<R, E>,
+  options?: PlainInsertOptions,
+): Promise<void>;
 export async function insertPlainRows<E extends ObjectLiteral, R>(
   m: EntityManager,
   entity: EntityTarget<E>,
   rows: readonly R[],
   toStored?: PlainRowMapper<R, E>,
+  options: PlainInsertOptions = {},
 ): Promise<void> {
   const ds = m.connection;
   const s = shapeOf(ds, entity as EntityTarget<ObjectLiteral>);
@@ -167,7 +184,17 @@ export async function insertPlainRows<E extends ObjectLiteral, R>(
     // Rows as JSON arrays, not objects: one flat array per row is the cheapest thing to build and stringify.
     const batch: unknown[][] = new Array(rows.length);
     for (let i = 0; i < rows.length; i++) push((batch[i] = []), rows[i]);
-    await m.query(s.json, [JSON.stringify(batch)]);
+    const json = JSON.stringify(batch);
+    if (options.postgresPrefix === undefined) {
+      await m.query(s.json, [json]);
+      return;
+    }
+    // Prefix and INSERT in ONE simple-protocol round trip (one implicit transaction: what the prefix
+    // locks stays locked until the INSERT commits). No bind parameters there, so the batch goes inline,
+    // dollar-quoted with a tag it does not contain: no escaping, whatever the server's string settings.
+    let tag = '$cvj$';
+    while (json.includes(tag)) tag = `$cvj${randomBytes(6).toString('hex')}$`;
+    await m.query(`${options.postgresPrefix}; ${s.json.replace('$1::json', `${tag}${json}${tag}::json`)}`);
     return;
   }
   for (let start = 0; start < rows.length; start += PLAIN_INSERT_SQLITE_CHUNK) {
