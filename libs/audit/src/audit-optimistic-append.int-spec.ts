@@ -77,10 +77,11 @@ describe('optimistic read-batch append on postgres (two replicas)', () => {
     expect(collided.some((s) => s.includes('pg_advisory_xact_lock'))).toBe(true);
     expect(collided).toContain('COMMIT');
 
-    // The fallback refreshed the head: fast again.
+    // The fallback refreshed the head: fast again — and data with `$` sequences goes inline unchanged.
     expect(await statementsOf(a, () => reads(a, t, 'a4', 5))).toHaveLength(1);
+    await reads(a, t, "a5 $& $' $` $$ $1 $cvj$", 1);
     const names = (k: string, n: number) => Array.from({ length: n }, (_, i) => `${k}-${i}`);
-    await expectLinearVerifiedChain(t, [...names('a1', 20), ...names('a2', 20), ...names('b1', 10), ...names('a3', 15), ...names('a4', 5)]);
+    await expectLinearVerifiedChain(t, [...names('a1', 20), ...names('a2', 20), ...names('b1', 10), ...names('a3', 15), ...names('a4', 5), "a5 $& $' $` $$ $1 $cvj$-0"]);
   });
 
   it('a caller transaction that appended and rolled back leaves no cached head behind: the next batch links to the committed head', async () => {

@@ -194,7 +194,8 @@ export async function insertPlainRows<E extends ObjectLiteral, R>(
     // dollar-quoted with a tag it does not contain: no escaping, whatever the server's string settings.
     let tag = '$cvj$';
     while (json.includes(tag)) tag = `$cvj${randomBytes(6).toString('hex')}$`;
-    await m.query(`${options.postgresPrefix}; ${s.json.replace('$1::json', `${tag}${json}${tag}::json`)}`);
+    // A replacer function: a replacement string would expand `$&`, `$'`… found in the data.
+    await m.query(`${options.postgresPrefix}; ${s.json.replace('$1::json', () => `${tag}${json}${tag}::json`)}`);
     return;
   }
   for (let start = 0; start < rows.length; start += PLAIN_INSERT_SQLITE_CHUNK) {
