@@ -210,6 +210,8 @@ describe.each(DATABASE_KINDS)('notifications on %s', (kind: TestDatabaseKind) =>
     });
     // Another replica on the same database (PostgreSQL); on SQLite the same process races itself.
     const other = kind === 'postgres' ? await buildApp(db, emu, logger, options(smtp.port)) : app;
+    // Whichever replica wins the bus channel's claim emits on its own bus: listen on both.
+    if (other !== app) other.get(EventEmitter2).on('rotation.notification', (n: Notification) => bus.push(n));
     try {
       const id = randomBytes(16).toString('hex').replace(/^(.{8})(.{4})(.{4})(.{4})(.{12})$/, '$1-$2-$3-$4-$5');
       const dispatchers = [app, other, app, other].map((m) => m.get(NotificationDispatcher));
