@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { APP_CONFIG, loadAppConfig } from '../config/app.config';
 import { ApiKeyVerifier, generateApiKey } from './api-keys';
 import { AuthenticationFailed, AuthService } from './auth.service';
-import { JwtVerifier } from './jwt-verifier';
+import { JwtClaimError, JwtClaimErrorCode, JwtVerifier } from './jwt-verifier';
 
 describe('API keys', () => {
   it('accepts the generated key and nothing else, keeping only a hash', () => {
@@ -38,10 +38,10 @@ async function setup() {
   const jwk = { ...(await exportJWK(publicKey)), kid: 'k1', alg: 'ES256' };
   const verifier = new JwtVerifier(cfg, createLocalJWKSet({ keys: [jwk] }));
   const forged = (await generateKeyPair('ES256')).privateKey;
-  const sign = (claims: Record<string, unknown>, opts: { iss?: string; aud?: string; exp?: string; forge?: boolean } = {}) =>
-    new SignJWT(claims)
+  /** `sub: null` signs a token without a subject. */
+  const sign = (claims: Record<string, unknown>, opts: { iss?: string; aud?: string; exp?: string; forge?: boolean; sub?: string | null } = {}) =>
+    new SignJWT(opts.sub === null ? claims : { sub: opts.sub ?? 'user-1', ...claims })
       .setProtectedHeader({ alg: 'ES256', kid: 'k1' })
-      .setSubject('user-1')
       .setIssuer(opts.iss ?? cfg.issuer)
       .setAudience(opts.aud ?? cfg.audience)
       .setIssuedAt()
@@ -63,6 +63,25 @@ describe('JwtVerifier', () => {
     await expect(verifier.verify(await sign({ tenant_id: 'a' }, { aud: 'other' }))).rejects.toThrow();
     await expect(verifier.verify(await sign({ tenant_id: 'a' }, { exp: '-2m' }))).rejects.toThrow();
     await expect(verifier.verify(await sign({}))).rejects.toThrow(/tenant_id/);
+  });
+
+  it('refuses a token lacking a claim it needs with a typed error naming the claim, never its value', async () => {
+    const { verifier, sign } = await setup();
+    const refusal = (token: string) => verifier.verify(token).then(() => undefined, (e: unknown) => e);
+    const marker = 'MARKER-claim-7c1d';
+    const cases: Array<[string, JwtClaimErrorCode, string]> = [
+      [await sign({}), JwtClaimErrorCode.MISSING, 'tenant_id'],
+      [await sign({ tenant_id: '' }), JwtClaimErrorCode.INVALID, 'tenant_id'],
+      [await sign({ tenant_id: [marker] }), JwtClaimErrorCode.INVALID, 'tenant_id'],
+      [await sign({ tenant_id: 'acme' }, { sub: null }), JwtClaimErrorCode.MISSING, 'sub'],
+      [await sign({ tenant_id: 'acme', sub: '' }), JwtClaimErrorCode.INVALID, 'sub'],
+    ];
+    for (const [token, code, claim] of cases) {
+      const e = await refusal(token);
+      expect(e).toBeInstanceOf(JwtClaimError);
+      expect(e).toMatchObject({ name: 'JwtClaimError', code, claim });
+      expect(JSON.stringify({ ...(e as object), message: (e as Error).message })).not.toContain(marker);
+    }
   });
 });
 
@@ -118,6 +137,39 @@ describe('AuthService', () => {
       expect(await refusal(await sign({ tenant_id: 'a' }, { iss: 'https://evil' }))).toBe('invalid bearer token: the "iss" claim is not accepted');
       expect(await refusal('not-a-jwt')).toBe('invalid bearer token: the token is malformed');
       expect(await refusal(await sign({}))).toBe('invalid bearer token: token has no "tenant_id" claim');
+    });
+
+    // The 401 bodies clients have always had; decided by the error's type and fields, not its text.
+    it.each([
+      ['the tenant claim is missing', {}, undefined, 'tenant_id'],
+      ['the tenant claim is empty', { tenant_id: '' }, undefined, 'tenant_id'],
+      ['the tenant claim is not a string', { tenant_id: 42 }, undefined, 'tenant_id'],
+      ['the subject is missing', { tenant_id: 'acme' }, null, 'sub'],
+      ['the subject is empty', { tenant_id: 'acme', sub: '' }, undefined, 'sub'],
+    ])('names the claim when %s', async (_case, claims: Record<string, unknown>, sub: null | undefined, claim) => {
+      const { sign, refusal } = await bearerAuth();
+      expect(await refusal(await sign(claims, { sub }))).toBe(`invalid bearer token: token has no "${claim}" claim`);
+    });
+
+    it("keeps each missing claim's words whatever the verifier's message says, and trusts no untyped error's text", async () => {
+      const failing = (e: Error) => ({ verify: () => Promise.reject(e) });
+      const reworded = (code: JwtClaimErrorCode, claim: string) => Object.assign(new JwtClaimError(code, claim), { message: 'MARKER reworded' });
+      const cases: Array<[Error, string]> = [
+        [reworded(JwtClaimErrorCode.MISSING, 'tenant_id'), 'token has no "tenant_id" claim'],
+        [reworded(JwtClaimErrorCode.INVALID, 'tenant_id'), 'token has no "tenant_id" claim'],
+        [reworded(JwtClaimErrorCode.MISSING, 'sub'), 'token has no "sub" claim'],
+        [reworded(JwtClaimErrorCode.INVALID, 'sub'), 'token has no "sub" claim'],
+        // A claim name not shaped like one is not repeated, even from our own error.
+        [new JwtClaimError(JwtClaimErrorCode.MISSING, 'MARKER "quoted"'), 'the token could not be verified'],
+        // The old text from any other error is just text.
+        [new Error('token has no "tenant_id" claim'), 'the token could not be verified'],
+      ];
+      for (const [error, reason] of cases) {
+        const { refusal } = await bearerAuth(failing(error));
+        const message = await refusal('any');
+        expect(message).toBe(`invalid bearer token: ${reason}`);
+        expect(message).not.toContain('MARKER');
+      }
     });
 
     it("never repeats a library's message: only the code's fixed text, and a claim's name", async () => {

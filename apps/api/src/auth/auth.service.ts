@@ -3,7 +3,7 @@ import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'n
 import { dirname } from 'node:path';
 import { APP_CONFIG, AppConfig } from '../config/app.config';
 import { ApiKeyEntry, ApiKeyVerifier, generateApiKey, sha256Hex } from './api-keys';
-import { JwtVerifier } from './jwt-verifier';
+import { JwtClaimError, JwtClaimErrorCode, JwtVerifier } from './jwt-verifier';
 import { Principal, Scope } from './scopes';
 
 export class AuthenticationFailed extends Error {}
@@ -87,21 +87,28 @@ const JOSE_REASONS: Record<string, string> = {
   ERR_JWK_INVALID: "the issuer's key set is invalid",
 };
 const CLAIM_NAME = /^[A-Za-z][A-Za-z0-9_:.-]{0,63}$/;
-/** JwtVerifier's own refusals (claim names come from our configuration). */
-const OWN_CLAIM_REFUSAL = /^token has no "[A-Za-z][A-Za-z0-9_:.-]{0,63}" claim$/;
+/**
+ * JwtVerifier's own refusals, by code (exhaustive: a new code needs its words). An empty or
+ * non-string claim reads as a missing one, as it always has to clients.
+ */
+const OWN_CLAIM_REASONS: Record<JwtClaimErrorCode, (claim: string) => string> = {
+  [JwtClaimErrorCode.MISSING]: (claim) => `token has no "${claim}" claim`,
+  [JwtClaimErrorCode.INVALID]: (claim) => `token has no "${claim}" claim`,
+};
 
 /**
  * Why a bearer token was refused, for the 401 body: never a library's message, which can quote the
  * token's claims or the key set's URL. A claim name is safe to repeat; its value is not.
  */
 export function bearerFailure(e: unknown): string {
-  const err = (e ?? {}) as { code?: unknown; claim?: unknown; reason?: unknown; message?: unknown; name?: unknown };
+  // The claim's name comes from our configuration; checked anyway, as the 401 body repeats it.
+  if (e instanceof JwtClaimError && Object.hasOwn(OWN_CLAIM_REASONS, e.code) && CLAIM_NAME.test(e.claim)) return OWN_CLAIM_REASONS[e.code](e.claim);
+  const err = (e ?? {}) as { code?: unknown; claim?: unknown; reason?: unknown };
   if (err.code === 'ERR_JWT_CLAIM_VALIDATION_FAILED') {
     const claim = typeof err.claim === 'string' && CLAIM_NAME.test(err.claim) ? err.claim : undefined;
     if (!claim) return 'a claim failed validation';
     return err.reason === 'missing' ? `the "${claim}" claim is missing` : `the "${claim}" claim is not accepted`;
   }
   if (typeof err.code === 'string' && Object.hasOwn(JOSE_REASONS, err.code)) return JOSE_REASONS[err.code];
-  if (e instanceof Error && e.name === 'Error' && typeof err.message === 'string' && OWN_CLAIM_REFUSAL.test(err.message)) return err.message;
   return 'the token could not be verified';
 }

@@ -18,6 +18,28 @@ export interface VerifiedToken {
   scopes: string[];
 }
 
+/** Stable codes of JwtVerifier's own refusals (jose's are `ERR_JWT_*`). */
+export enum JwtClaimErrorCode {
+  /** The claim is absent. */
+  MISSING = 'JWT_CLAIM_MISSING',
+  /** The claim is present but unusable: empty, or not a string. */
+  INVALID = 'JWT_CLAIM_INVALID',
+}
+
+/**
+ * A token jose accepted lacks a claim we need. `claim` is the claim's name, from our configuration;
+ * the claim's value is never carried (it is the caller's data).
+ */
+export class JwtClaimError extends Error {
+  constructor(
+    readonly code: JwtClaimErrorCode,
+    readonly claim: string,
+  ) {
+    super(code === JwtClaimErrorCode.MISSING ? `the token lacks the "${claim}" claim` : `the token's "${claim}" claim is empty or not a string`);
+    this.name = 'JwtClaimError';
+  }
+}
+
 /** Verifies bearer JWTs: signature against the issuer's JWKS (cached by jose), issuer, audience, expiry. */
 export class JwtVerifier {
   private readonly jwks: JWTVerifyGetKey;
@@ -34,10 +56,10 @@ export class JwtVerifier {
       clockTolerance: 30,
     });
     const tenant = payload[this.config.tenantClaim];
-    if (typeof tenant !== 'string' || tenant.length === 0) {
-      throw new Error(`token has no "${this.config.tenantClaim}" claim`);
-    }
-    if (!payload.sub) throw new Error('token has no "sub" claim');
+    if (tenant === undefined) throw new JwtClaimError(JwtClaimErrorCode.MISSING, this.config.tenantClaim);
+    if (typeof tenant !== 'string' || tenant.length === 0) throw new JwtClaimError(JwtClaimErrorCode.INVALID, this.config.tenantClaim);
+    // jose checks `sub` only when asked for one subject; an empty one is refused like a missing one.
+    if (!payload.sub) throw new JwtClaimError(payload.sub === undefined ? JwtClaimErrorCode.MISSING : JwtClaimErrorCode.INVALID, 'sub');
     return { subject: payload.sub, tenantId: tenant, scopes: scopesOf(payload, this.config.scopeClaim) };
   }
 }
