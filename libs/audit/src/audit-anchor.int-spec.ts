@@ -1,10 +1,11 @@
 import { ManualClock } from '@app/common';
-import { createTestDatabase, DATABASE_KINDS, TestDatabase } from '@app/testing';
+import { DATABASE_KINDS } from '@app/testing';
 import { SchedulerRegistry } from '@nestjs/schedule';
 import { AUDIT_ANCHOR_JOB, AUDIT_CHAIN_BROKEN_EVENT, AuditAnchor, AuditAnchorService, AuditAnchorStore, AuditAction, computeEntryHash } from '@app/audit';
 import type { AuditChainBrokenEvent } from '@app/audit';
 import type { AuditLogEntry } from '@app/audit';
-import { AuditHarness, event, exec, startAudit, tenant } from '../test/harness';
+import { AuditFixture, startAuditOn } from '../test/fixtures';
+import { event, exec, tenant } from '../test/harness';
 
 /**
  * The anchor store as the lib sees it: an outside place that keeps every write. (The host's Key
@@ -31,20 +32,15 @@ class OutsideStore extends AuditAnchorStore {
 }
 
 describe.each(DATABASE_KINDS)('audit anchoring on %s', (kind) => {
-  let db: TestDatabase;
-  let h: AuditHarness;
+  let h: AuditFixture;
   let store: OutsideStore;
   const clock = new ManualClock(new Date('2026-06-01T00:00:00Z'));
 
   beforeAll(async () => {
-    db = await createTestDatabase(kind);
     store = new OutsideStore();
-    h = await startAudit(db, { anchor: { enabled: true, cron: '*/5 * * * *' } }, { clock, anchors: store, schedule: true, lock: true });
+    h = await startAuditOn(kind, { anchor: { enabled: true, cron: '*/5 * * * *' } }, { clock, anchors: store, schedule: true, lock: true });
   });
-  afterAll(async () => {
-    await h?.close();
-    await db?.drop();
-  });
+  afterAll(() => h?.close());
 
   const anchoring = () => h.moduleRef.get(AuditAnchorService);
   const rows = (t: string) => exec<AuditLogEntry[]>(h.ds, 'SELECT id, sequence, hash FROM cv_audit_log WHERE tenant_id = ? ORDER BY sequence', [t]);
@@ -184,11 +180,7 @@ describe.each(DATABASE_KINDS)('audit anchoring on %s', (kind) => {
 });
 
 describe('audit anchoring misconfigured', () => {
-  let db: TestDatabase;
-  beforeAll(async () => (db = await createTestDatabase('sqlite')));
-  afterAll(async () => db?.drop());
-
   it('refuses to start when anchoring is enabled without an AuditAnchorStore', async () => {
-    await expect(startAudit(db, { anchor: { enabled: true } }, { schedule: true })).rejects.toThrow(/AuditAnchorStore/);
+    await expect(startAuditOn('sqlite', { anchor: { enabled: true } }, { schedule: true })).rejects.toThrow(/AuditAnchorStore/);
   });
 });

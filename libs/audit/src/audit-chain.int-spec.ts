@@ -1,5 +1,5 @@
 import { DistributedLock, ManualClock, TransactionGate } from '@app/common';
-import { createTestDatabase, DATABASE_KINDS, TestDatabase } from '@app/testing';
+import { DATABASE_KINDS } from '@app/testing';
 import {
   AuditAction,
   AuditLogEntry,
@@ -7,22 +7,15 @@ import {
   AuditRetentionService,
   computeEntryHash,
 } from '@app/audit';
-import { AuditHarness, countRows, event, exec, startAudit, tenant } from '../test/harness';
+import { AuditFixture, startAuditOn } from '../test/fixtures';
+import { countRows, event, exec, tenant } from '../test/harness';
 
 describe.each(DATABASE_KINDS)('audit hash chain on %s', (kind) => {
-  let db: TestDatabase;
-  let h: AuditHarness;
+  let h: AuditFixture;
   const clock = new ManualClock(new Date('2026-01-01T00:00:00Z'));
 
-  beforeAll(async () => {
-    db = await createTestDatabase(kind);
-    h = await startAudit(db, { readBuffer: { batchSize: 25, maxSize: 100 }, suspicious: { enabled: false } }, { clock, lock: true });
-  });
-
-  afterAll(async () => {
-    await h?.close();
-    await db?.drop();
-  });
+  beforeAll(async () => (h = await startAuditOn(kind, { readBuffer: { batchSize: 25, maxSize: 100 }, suspicious: { enabled: false } }, { clock, lock: true })));
+  afterAll(() => h?.close());
 
   async function seed(t: string, n: number): Promise<void> {
     for (let i = 0; i < n; i++) {

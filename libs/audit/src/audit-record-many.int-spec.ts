@@ -1,23 +1,18 @@
 import { TransactionRunner } from '@app/common';
-import { createTestDatabase, DATABASE_KINDS, TestDatabase } from '@app/testing';
+import { DATABASE_KINDS } from '@app/testing';
 import { AuditAction, AuditInvalidEventError, AuditLogEntry } from '@app/audit';
-import { AuditHarness, countRows, event, startAudit, tenant } from '../test/harness';
+import { AuditFixture, startAuditOn } from '../test/fixtures';
+import { countRows, event, tenant } from '../test/harness';
 
 describe.each(DATABASE_KINDS)('audit recordMany on %s', (kind) => {
-  let db: TestDatabase;
-  let h: AuditHarness;
+  let h: AuditFixture;
   let runner: TransactionRunner;
 
   beforeAll(async () => {
-    db = await createTestDatabase(kind);
-    h = await startAudit(db, { suspicious: { enabled: false } }, { lock: true });
+    h = await startAuditOn(kind, { suspicious: { enabled: false } }, { lock: true });
     runner = new TransactionRunner(h.ds);
   });
-
-  afterAll(async () => {
-    await h?.close();
-    await db?.drop();
-  });
+  afterAll(() => h?.close());
 
   const batch = (t: string, k: string, n: number) => Array.from({ length: n }, (_, i) => event(t, { resource: `cred-${k}-${i}`, details: { k, i } }));
 

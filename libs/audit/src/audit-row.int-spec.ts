@@ -1,33 +1,23 @@
 import { ManualClock } from '@app/common';
-import { createTestDatabase, DATABASE_KINDS, TestDatabase } from '@app/testing';
-import { DataSource } from 'typeorm';
-import { AUDIT_ENTITIES, AUDIT_MIGRATIONS, AuditAction, AuditResult, computeEntryHash } from '@app/audit';
-import { AuditRepository } from './audit.repository';
+import { DATABASE_KINDS } from '@app/testing';
+import { AuditAction, AuditResult, computeEntryHash } from '@app/audit';
 import { AuditLogEntry } from './entities/audit-log-entry.entity';
 import { canonicalJson } from './internal/canonical';
 import { linkRows } from './internal/chain-link';
 import { prepareEvent } from './internal/prepare-event';
+import { AuditRepositoryFixture, openAuditRepository } from '../test/fixtures';
 import { tenant } from '../test/harness';
 
 const clock = new ManualClock(new Date(Date.UTC(2026, 0, 1)));
 
 // verify's hand-mapped page must read every column exactly as TypeORM's hydration does.
 describe.each(DATABASE_KINDS)('the audit chain page (plain SQL) on %s', (kind) => {
-  let db: TestDatabase;
-  let ds: DataSource;
-  let repo: AuditRepository;
-
-  beforeAll(async () => {
-    db = await createTestDatabase(kind);
-    ds = await new DataSource({ ...db.options, entities: AUDIT_ENTITIES, migrations: AUDIT_MIGRATIONS, migrationsRun: true }).initialize();
-    repo = new AuditRepository(ds);
-  });
-  afterAll(async () => {
-    if (ds?.isInitialized) await ds.destroy();
-    await db?.drop();
-  });
+  let f: AuditRepositoryFixture;
+  beforeAll(async () => (f = await openAuditRepository(kind)));
+  afterAll(() => f?.close());
 
   it('maps a row with every field set, and one with the nullable fields null, as the entity hydrates them', async () => {
+    const { ds, repo } = f;
     const t = tenant();
     const base = { action: AuditAction.READ, resource: 'cred-1', result: AuditResult.SUCCESS };
     const bare = prepareEvent({ ...base, context: { tenantId: t, actor: { id: 'user-2' } } }, clock).prepared;

@@ -1,23 +1,16 @@
 import { ManualClock } from '@app/common';
-import { createTestDatabase, DATABASE_KINDS, TestDatabase } from '@app/testing';
+import { DATABASE_KINDS } from '@app/testing';
 import { AuditLogEntry } from '@app/audit';
-import { AuditHarness, event, exec, startAudit, tenant } from '../test/harness';
+import { AuditFixture, startAuditOn } from '../test/fixtures';
+import { event, exec, tenant } from '../test/harness';
 
 // verify hashes the stored details text as is; these pin what it makes of details edited in the table.
 describe.each(DATABASE_KINDS)('audit verify and the stored details text on %s', (kind) => {
-  let db: TestDatabase;
-  let h: AuditHarness;
+  let h: AuditFixture;
   const clock = new ManualClock(new Date('2026-01-01T00:00:00Z'));
 
-  beforeAll(async () => {
-    db = await createTestDatabase(kind);
-    h = await startAudit(db, { readBuffer: { batchSize: 25, maxSize: 100 }, suspicious: { enabled: false } }, { clock, lock: true });
-  });
-
-  afterAll(async () => {
-    await h?.close();
-    await db?.drop();
-  });
+  beforeAll(async () => (h = await startAuditOn(kind, { readBuffer: { batchSize: 25, maxSize: 100 }, suspicious: { enabled: false } }, { clock, lock: true })));
+  afterAll(() => h?.close());
 
   /** A chain of 8 rows with details; returns row 5 after setting its stored details text to `text`. */
   async function editDetails(name: string, text: string | null): Promise<AuditLogEntry> {

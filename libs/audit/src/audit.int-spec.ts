@@ -12,25 +12,20 @@ import {
   GENESIS_HASH,
   SuspiciousActivityEvent,
 } from '@app/audit';
-import { AuditHarness, countRows, event, eventually, exec, startAudit, tenant } from '../test/harness';
+import { AuditFixture, startAuditOn } from '../test/fixtures';
+import { countRows, event, eventually, exec, startAudit, tenant } from '../test/harness';
 
 const SECRET = 'sk_live_THIS-MUST-NEVER-REACH-AN-AUDIT-ROW';
 
 describe.each(DATABASE_KINDS)('AuditService on %s', (kind) => {
-  let db: TestDatabase;
-  let h: AuditHarness;
+  let h: AuditFixture;
   const clock = new ManualClock(new Date('2026-05-01T12:00:00Z'));
 
   beforeAll(async () => {
-    db = await createTestDatabase(kind);
-    h = await startAudit(db, { suspicious: { failureThreshold: 3 } }, { clock });
+    h = await startAuditOn(kind, { suspicious: { failureThreshold: 3 } }, { clock });
     await exec(h.ds, 'CREATE TABLE demo_meta (id varchar(36) PRIMARY KEY, name varchar(64))');
   });
-
-  afterAll(async () => {
-    await h?.close();
-    await db?.drop();
-  });
+  afterAll(() => h?.close());
 
   it('records rows that chain per tenant, with every field stored', async () => {
     const t = tenant();
