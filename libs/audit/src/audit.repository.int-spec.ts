@@ -1,10 +1,12 @@
 import { ManualClock } from '@app/common';
-import { createTestDatabase, DATABASE_KINDS, TestDatabase } from '@app/testing';
+import { DATABASE_KINDS } from '@app/testing';
 import { DataSource } from 'typeorm';
-import { AUDIT_ENTITIES, AUDIT_MIGRATIONS, AuditAction, AuditResult, computeEntryHash } from '@app/audit';
+import { AuditAction, AuditResult, computeEntryHash } from '@app/audit';
 import { AuditRepository } from './audit.repository';
+import { canonicalJson } from './internal/canonical';
 import { linkRows } from './internal/chain-link';
 import { PreparedEvent, prepareEvent } from './internal/prepare-event';
+import { AuditRepositoryFixture, openAuditRepository } from '../test/fixtures';
 import { tenant } from '../test/harness';
 
 const DAY = 86_400_000;
@@ -20,19 +22,15 @@ const at = (tenantId: string, ms: number, over: Partial<PreparedEvent> = {}): Pr
 
 // The repository alone, on a bare DataSource with the lib's migrations: no Nest module around it.
 describe.each(DATABASE_KINDS)('AuditRepository on %s', (kind) => {
-  let db: TestDatabase;
+  let f: AuditRepositoryFixture;
   let ds: DataSource;
   let repo: AuditRepository;
 
   beforeAll(async () => {
-    db = await createTestDatabase(kind);
-    ds = await new DataSource({ ...db.options, entities: AUDIT_ENTITIES, migrations: AUDIT_MIGRATIONS, migrationsRun: true }).initialize();
-    repo = new AuditRepository(ds);
+    f = await openAuditRepository(kind);
+    ({ ds, repo } = f);
   });
-  afterAll(async () => {
-    if (ds?.isInitialized) await ds.destroy();
-    await db?.drop();
-  });
+  afterAll(() => f?.close());
 
   /** Appends `events` to their chain the way the writer does (head, link, insert), in one transaction. */
   const append = (tenantId: string, events: PreparedEvent[]) =>
@@ -52,10 +50,14 @@ describe.each(DATABASE_KINDS)('AuditRepository on %s', (kind) => {
     await append(t, events.slice(100));
     const head = await repo.head(t);
     expect(head).toMatchObject({ sequence: 150 });
-    const rows = await ds.transaction((m) => repo.page(t, 0, 1000, m));
+    const rows = await ds.transaction((m) => repo.chainPage(t, 0, 1000, m));
     expect(rows.map((r) => r.sequence)).toEqual(events.map((_, i) => i + 1));
-    for (const r of rows) expect(computeEntryHash(r)).toBe(r.hash);
-    expect(rows[0]).toEqual(written[0]);
+    for (const [i, r] of rows.entries()) {
+      expect(computeEntryHash(r, r.detailsJson ?? 'null')).toBe(r.hash);
+      expect(JSON.parse(r.detailsJson!)).toEqual(events[i].details);
+    }
+    // The page keeps details as the stored text: the canonical JSON the writer hashed.
+    expect(rows[0]).toEqual({ ...written[0], details: null, detailsJson: canonicalJson(written[0].details) });
     expect(rows[149].previousHash).toBe(rows[148].hash);
     expect(head).toEqual({ id: rows[149].id, sequence: 150, hash: rows[149].hash });
   });
@@ -72,16 +74,24 @@ describe.each(DATABASE_KINDS)('AuditRepository on %s', (kind) => {
     expect(await repo.head(t)).toBeNull();
   });
 
-  it('looks rows up by sequence and by hash, and pages a chain after a sequence', async () => {
+  it('looks rows up by sequence and by hash, and pages one chain after a sequence', async () => {
     const t = tenant();
     const rows = await append(t, [0, 1, 2, 3, 4].map((i) => at(t, i)));
+    // Another chain with the same sequences, written after: paging t never returns its rows.
+    const other = tenant();
+    await append(other, [0, 1, 2, 3, 4].map((i) => at(other, i)));
     await ds.transaction(async (m) => {
       expect(await repo.firstSequence(t, m)).toBe(1);
       expect(await repo.firstSequence(tenant('none'), m)).toBeUndefined();
       expect(await repo.rowAt(t, 3, m)).toEqual({ id: rows[2].id, sequence: 3, hash: rows[2].hash });
       expect(await repo.rowAt(t, 6, m)).toBeNull();
       expect(await repo.rowWithHash(t, rows[3].previousHash, m)).toMatchObject({ sequence: 3 });
-      expect((await repo.page(t, 2, 2, m)).map((r) => r.sequence)).toEqual([3, 4]);
+      expect((await repo.chainPage(t, 2, 2, m)).map((r) => [r.sequence, r.id])).toEqual([
+        [3, rows[2].id],
+        [4, rows[3].id],
+      ]);
+      expect((await repo.chainPage(t, 4, 2, m)).map((r) => r.id)).toEqual([rows[4].id]);
+      expect(await repo.chainPage(t, 5, 2, m)).toEqual([]);
     });
   });
 

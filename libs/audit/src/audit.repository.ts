@@ -1,7 +1,7 @@
 import type { PlainInsertOptions } from '@app/common';
 import { Injectable } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
-import { Brackets, DataSource, EntityManager, MoreThan } from 'typeorm';
+import { Brackets, DataSource, EntityManager } from 'typeorm';
 import { AuditLogEntry } from './entities/audit-log-entry.entity';
 import { AuditAction } from './interfaces/audit-event.interface';
 import { AuditRawRow, ChainRow, chainPageSql, chainRowFromRaw } from './internal/audit-row';
@@ -169,14 +169,9 @@ export class AuditRepository {
     return first?.sequence;
   }
 
-  /** Up to `size` whole rows of the chain after sequence `after`, in chain order. */
-  page(tenantId: string, after: number, size: number, m: EntityManager): Promise<AuditLogEntry[]> {
-    return m.getRepository(AuditLogEntry).find({ where: { tenantId, sequence: MoreThan(after) }, order: { sequence: 'ASC' }, take: size });
-  }
-
   /**
-   * Like `page`, for verify: fixed plain SQL mapped by hand, details kept as their stored canonical
-   * JSON text (see internal/audit-row.ts).
+   * Up to `size` whole rows of the chain after sequence `after`, in chain order, for verify: fixed
+   * plain SQL mapped by hand, details kept as their stored canonical JSON text (see internal/audit-row.ts).
    */
   async chainPage(tenantId: string, after: number, size: number, m: EntityManager): Promise<ChainRow[]> {
     const raw = (await m.query(chainPageSql(m.connection), [tenantId, after, size])) as AuditRawRow[];
