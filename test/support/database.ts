@@ -31,7 +31,14 @@ export async function createTestDatabase(kind: TestDatabaseKind): Promise<TestDa
     const dir = mkdtempSync(join(tmpdir(), 'cv-sqlite-'));
     return {
       kind,
-      options: { type: 'better-sqlite3', database: join(dir, 'test.sqlite') },
+      // As the host opens it (apps/api database.options): WAL, every commit flushed (FULL, explicit — the
+      // driver's own default in WAL mode is NORMAL), so the gate's off-loop flush is what the specs exercise.
+      options: {
+        type: 'better-sqlite3',
+        database: join(dir, 'test.sqlite'),
+        enableWAL: true,
+        prepareDatabase: (db: { pragma(source: string): unknown }) => void db.pragma('synchronous = FULL'),
+      },
       drop: async () => rmSync(dir, { recursive: true, force: true }),
     };
   }

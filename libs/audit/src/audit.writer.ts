@@ -1,7 +1,7 @@
 import { Inject, Injectable, Logger, Optional } from '@nestjs/common';
 import { EventEmitter2 } from '@nestjs/event-emitter';
 import { InjectDataSource } from '@nestjs/typeorm';
-import { Clock, TransactionRunner, describeError } from '@app/common';
+import { Clock, CommitNotDurableError, TransactionRunner, describeError } from '@app/common';
 import type { DataSource, EntityManager } from 'typeorm';
 import { AUDIT_SUSPICIOUS_ACTIVITY_EVENT, AUDIT_SYSTEM_ACTOR } from './audit.constants';
 import { AUDIT_CLOCK, AUDIT_RESOLVED_OPTIONS } from './audit.module-definition';
@@ -315,6 +315,7 @@ export class AuditWriter {
       await this.writeBatch(groupByTenant(batch.map((b) => b.event)));
     } catch (e) {
       this.counters.flushFailures++;
+      if (e instanceof CommitNotDurableError) return this.notDurable(batch, e);
       const first = !this.failing;
       this.failing = e instanceof Error ? e : new Error(String(e));
       this.logger.error(`Writing ${batch.length} buffered audit reads failed${first ? '' : ' again'}: ${describeError(e)}`);
@@ -336,6 +337,21 @@ export class AuditWriter {
     this.buffer.remove(new Set(batch));
     for (const b of batch) settle(b);
     this.counters.readsFlushed += batch.length;
+    return batch.length;
+  }
+
+  /**
+   * The batch committed, but its flush to disk failed (SQLite). Its rows are in the log, so they leave the
+   * buffer (never written twice); its callers are not told "audited" (fail-closed) and the writer does not
+   * enter the failing state: the next batch tries its own flush, and a disk that keeps failing fails each one.
+   */
+  private notDurable(batch: BufferedRead[], e: CommitNotDurableError): number {
+    this.logger.error(`${batch.length} buffered audit reads committed, but flushing them to disk failed: ${describeError(e)}`);
+    this.buffer.remove(new Set(batch));
+    const error = this.options.failClosed
+      ? new AuditUnavailableError('The audit rows of these reads may not survive a power loss; the reads are refused (failClosed)', { cause: e })
+      : undefined;
+    for (const b of batch) if (settle(b, error) && error) this.counters.readsRejected++;
     return batch.length;
   }
 

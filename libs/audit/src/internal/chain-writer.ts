@@ -116,7 +116,8 @@ class SerialChainWriter extends ChainWriter {
 
   inOwnTransaction<T>(_tenantIds: string[], work: (m: EntityManager) => Promise<T>): Promise<T> {
     // One connection: chains are not independent transactions here, so one lock for all of them.
-    return this.gate.exclusive(() => this.mutex.runExclusive('chains', () => this.dataSource.transaction(work)));
+    // Through the gate's `transaction`: durable when it resolves (the commit's flush is off the event loop).
+    return this.gate.transaction((m) => this.mutex.runExclusive('chains', () => work(m)));
   }
 
   inCallerTransaction<T>(manager: EntityManager, _tenantIds: string[], work: (m: EntityManager) => Promise<T>): Promise<T> {

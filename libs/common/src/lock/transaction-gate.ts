@@ -1,5 +1,6 @@
 import { Logger } from '@nestjs/common';
 import type { DataSource, EntityManager } from 'typeorm';
+import { SqliteDurableCommit } from '../persistence/sqlite-durable-commit';
 import { KeyedMutex, MutexRelease } from './keyed-mutex';
 import { LockTimeoutError } from './lock.errors';
 
@@ -23,6 +24,10 @@ export interface GateOptions {
  * caller's rollback can silently undo another caller's "committed" rows. On those drivers the gate
  * runs transactions one at a time and, before BEGIN, waits until the shared connection is not
  * inside someone else's (ungated) transaction. On PostgreSQL & co. it is a pass-through.
+ *
+ * On a better-sqlite3 file in WAL mode with `synchronous` FULL, `transaction` flushes the commit off the
+ * event loop (`SqliteDurableCommit`) and keeps the gate until the flush is done: durable when it
+ * resolves, as with FULL, and no gated reader sees a commit before it is durable.
  */
 export class TransactionGate {
   private static readonly gates = new WeakMap<DataSource, TransactionGate>();
@@ -40,14 +45,42 @@ export class TransactionGate {
   private readonly mutex = new KeyedMutex();
   /** Whether this DataSource shares one connection (SQLite family). */
   readonly serialises: boolean;
+  /** undefined: not detected yet; null: commits flush themselves (or nothing to flush). */
+  private durable?: SqliteDurableCommit | null;
 
   private constructor(private readonly dataSource: DataSource) {
     this.serialises = SINGLE_CONNECTION_DRIVERS.has(dataSource.options.type);
   }
 
-  /** `dataSource.transaction(work)`, serialised on single-connection drivers. */
+  /**
+   * `dataSource.transaction(work)`, serialised on single-connection drivers; committed and durable when
+   * it resolves. Rejects with `CommitNotDurableError` when it committed but the flush failed.
+   */
   transaction<T>(work: (manager: EntityManager) => Promise<T>, options?: GateOptions): Promise<T> {
-    return this.exclusive(() => this.dataSource.transaction(work), options);
+    return this.exclusive(() => this.durably(() => this.dataSource.transaction(work)), options);
+  }
+
+  private async durably<T>(transaction: () => Promise<T>): Promise<T> {
+    const durable = this.durableCommit();
+    if (!durable) return transaction();
+    durable.relax();
+    let result: T;
+    try {
+      result = await transaction();
+    } finally {
+      durable.restore();
+    }
+    await durable.sync();
+    return result;
+  }
+
+  /** Detected once per connection (the pragmas cannot be read before the DataSource is initialised). */
+  private durableCommit(): SqliteDurableCommit | undefined {
+    if (!this.serialises) return undefined;
+    if (this.durable === undefined || (this.durable && !this.durable.servesConnectionOf(this.dataSource))) {
+      this.durable = this.dataSource.isInitialized ? (SqliteDurableCommit.for(this.dataSource) ?? null) : undefined;
+    }
+    return this.durable ?? undefined;
   }
 
   /** Runs `work` (which may open a transaction) while holding the gate on single-connection drivers. */

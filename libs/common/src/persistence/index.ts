@@ -4,3 +4,4 @@ export * from './column-transformers';
 export * from './persistence.options';
 export * from './persistence.module';
 export * from './plain-insert';
+export { SqliteDurableCommit } from './sqlite-durable-commit';

@@ -12,6 +12,8 @@ export enum PersistenceErrorCode {
   ROLLBACK_ONLY = 6002,
   /** `run` was called inside `read`: a read never writes (on SQLite it would wait for itself). */
   WRITE_IN_READ = 6003,
+  /** The transaction committed, but flushing it to disk failed: it is visible and may not survive a power loss. */
+  COMMIT_NOT_DURABLE = 6004,
   /** `Outbox.add` was called outside a `TransactionRunner.run`. */
   OUTBOX_NO_TRANSACTION = 6101,
   /** The outbox event is malformed (empty name, payload not a JSON object, too large). */
@@ -26,6 +28,7 @@ export const PERSISTENCE_ERROR_HTTP_STATUS: Record<PersistenceErrorCode, HttpSta
   [PersistenceErrorCode.CONFIGURATION]: HttpStatus.INTERNAL_SERVER_ERROR,
   [PersistenceErrorCode.ROLLBACK_ONLY]: HttpStatus.INTERNAL_SERVER_ERROR,
   [PersistenceErrorCode.WRITE_IN_READ]: HttpStatus.INTERNAL_SERVER_ERROR,
+  [PersistenceErrorCode.COMMIT_NOT_DURABLE]: HttpStatus.INTERNAL_SERVER_ERROR,
   [PersistenceErrorCode.OUTBOX_NO_TRANSACTION]: HttpStatus.INTERNAL_SERVER_ERROR,
   [PersistenceErrorCode.OUTBOX_INVALID_EVENT]: HttpStatus.INTERNAL_SERVER_ERROR,
 };
@@ -65,6 +68,22 @@ export class WriteInReadError extends PersistenceError {
 
   constructor() {
     super('TransactionRunner.run() was called inside read(); open the transaction outside the read');
+  }
+}
+
+/**
+ * SQLite: the transaction COMMITTED (other readers see it, its after-commit callbacks ran), but the
+ * fsync of the write-ahead log that makes it durable failed. Do not retry the writes (they are in);
+ * do not acknowledge them as durable either — a storage fault, like PostgreSQL's failed WAL flush.
+ */
+export class CommitNotDurableError extends PersistenceError {
+  readonly code = PersistenceErrorCode.COMMIT_NOT_DURABLE;
+  readonly codeName = 'COMMIT_NOT_DURABLE';
+  readonly severity = ErrorSeverity.FATAL;
+  readonly committed = true;
+
+  constructor(options?: { cause?: unknown }) {
+    super('The transaction committed, but flushing the SQLite write-ahead log to disk failed', options);
   }
 }
 

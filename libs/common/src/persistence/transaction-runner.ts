@@ -4,7 +4,7 @@ import { DataSource, EntityManager } from 'typeorm';
 import { describeError } from '../errors';
 import { TransactionGate } from '../lock/transaction-gate';
 import { inSpan } from '../telemetry';
-import { TransactionRollbackOnlyError, WriteInReadError } from './persistence.errors';
+import { CommitNotDurableError, TransactionRollbackOnlyError, WriteInReadError } from './persistence.errors';
 
 /** A callback run once after the outermost transaction commits. */
 export type AfterCommitCallback = () => unknown;
@@ -90,15 +90,22 @@ export class TransactionRunner {
 
   private async runNew<T>(work: () => Promise<T>): Promise<T> {
     const tx: TransactionScope = { kind: 'transaction', manager: this.dataSource.manager, afterCommit: [], closed: false };
-    const result = await this.scoped(tx, () =>
-      this.gate.transaction(async (manager) => {
-        tx.manager = manager;
-        const value = await this.storage.run(tx, work);
-        // Thrown inside the callback so that TypeORM rolls back instead of committing.
-        if (tx.failure) throw new TransactionRollbackOnlyError({ cause: tx.failure.cause });
-        return value;
-      }),
-    );
+    let result: T;
+    try {
+      result = await this.scoped(tx, () =>
+        this.gate.transaction(async (manager) => {
+          tx.manager = manager;
+          const value = await this.storage.run(tx, work);
+          // Thrown inside the callback so that TypeORM rolls back instead of committing.
+          if (tx.failure) throw new TransactionRollbackOnlyError({ cause: tx.failure.cause });
+          return value;
+        }),
+      );
+    } catch (e) {
+      // Committed and visible, only not known durable: what depends on the commit (a cache invalidation) still runs.
+      if (e instanceof CommitNotDurableError) await this.runCallbacks(tx.afterCommit);
+      throw e;
+    }
     await this.runCallbacks(tx.afterCommit);
     return result;
   }
