@@ -2,10 +2,16 @@ import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest }
 import pino from 'pino';
 import { connect, type AddressInfo } from 'node:net';
 import { Writable } from 'node:stream';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { loadAppConfig } from '../config/app.config';
 import { HostLogger } from './host-logger';
-import { createHostLog, hostLogOptions, redactLine, redactQuery, requestIdFor } from './logging.options';
+import { createHostLog, hostLogOptions, hostStdout, REDACTED, redactLine, redactQuery, requestIdFor, STDOUT_BATCH_BYTES, STDOUT_FLUSH_MS } from './logging.options';
 import { logRequests } from './request-log';
+
+/** pino.destination's stream (sonic-boom), as these tests use it. */
+type FileStream = { once(event: 'ready', cb: () => void): void; destroy(): void };
 
 /** The host's pino settings, exercised with a real pino logger writing to memory. */
 describe('logging options', () => {
@@ -54,6 +60,45 @@ describe('logging options', () => {
     expect(requestIdFor({ headers: { 'x-request-id': 'abc-123' } })).toBe('abc-123');
     expect(requestIdFor({ headers: { 'x-request-id': 'has spaces\nand newline' } })).toMatch(/^[0-9a-f-]{36}$/);
     expect(requestIdFor({ headers: {} })).toMatch(/^[0-9a-f-]{36}$/);
+  });
+
+  it('gathers stdout lines into batched writes, each written within STDOUT_FLUSH_MS and redacted', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'cv-log-'));
+    const file = join(dir, 'out.log');
+    const dest = hostStdout(file);
+    const logger = createHostLog(loadAppConfig({ LOG_LEVEL: 'info' }), dest);
+    try {
+      await new Promise<void>((r) => (dest as unknown as FileStream).once('ready', r));
+      logger.info({ value: 'stored-secret' }, 'one');
+      logger.info('two');
+      // Gathered, not written per line: nothing is in the file yet.
+      expect(readFileSync(file, 'utf8')).toBe('');
+      const deadline = Date.now() + STDOUT_FLUSH_MS * 10;
+      while (readFileSync(file, 'utf8').split('\n').length < 3 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+      const lines = readFileSync(file, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+      expect(lines.map((l) => l.msg)).toEqual(['one', 'two']);
+      expect(lines[0].value).toBe(REDACTED);
+    } finally {
+      (dest as unknown as FileStream).destroy();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('writes a batch as soon as STDOUT_BATCH_BYTES are gathered', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'cv-log-'));
+    const file = join(dir, 'out.log');
+    const dest = hostStdout(file);
+    try {
+      await new Promise<void>((r) => (dest as unknown as FileStream).once('ready', r));
+      const line = `${JSON.stringify({ msg: 'x'.repeat(100) })}\n`;
+      for (let written = 0; written <= STDOUT_BATCH_BYTES; written += line.length) dest.write(line);
+      // Well before the periodic flush: the full batch went out on its own.
+      await new Promise((r) => setTimeout(r, STDOUT_FLUSH_MS / 4));
+      expect(readFileSync(file, 'utf8').length).toBeGreaterThan(STDOUT_BATCH_BYTES);
+    } finally {
+      (dest as unknown as FileStream).destroy();
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('logs request URLs without query values (tokens sometimes travel there)', () => {

@@ -90,9 +90,24 @@ export function hostLogOptions(config: AppConfig): LoggerOptions {
   };
 }
 
+/** Bytes of log lines gathered before one write to stdout. */
+export const STDOUT_BATCH_BYTES = 4096;
+/** The longest a gathered line waits for a write (ms), whatever the traffic. */
+export const STDOUT_FLUSH_MS = 200;
+
+/**
+ * stdout (or `dest`, a file descriptor or path) for the host's lines: lines are gathered up to STDOUT_BATCH_BYTES and written in one call,
+ * and at least every STDOUT_FLUSH_MS — one write per line (and per trip to libuv's thread pool) was a
+ * profiled few percent of a warm read. Pino writes what is gathered synchronously when the process
+ * exits (also on an uncaught exception); only a killed process (SIGKILL, OOM) loses the last ≤ 200 ms.
+ */
+export function hostStdout(dest: number | string = 1): DestinationStream {
+  return pino.destination({ dest, sync: false, minLength: STDOUT_BATCH_BYTES, periodicFlush: STDOUT_FLUSH_MS });
+}
+
 /** The host's root logger: JSON lines on stdout, or on `destination` (tests read what the host logs). */
 export function createHostLog(config: AppConfig, destination?: DestinationStream): Logger {
-  return destination ? pino(hostLogOptions(config), destination) : pino(hostLogOptions(config));
+  return pino(hostLogOptions(config), destination ?? hostStdout());
 }
 
 /** Query strings may carry tokens (`?access_token=`): keep the path, drop the values. */
