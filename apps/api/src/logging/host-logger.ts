@@ -10,8 +10,10 @@ export const HOST_LOG = Symbol('HOST_LOG');
 
 /**
  * Nest's `Logger` calls as pino lines: `context` is the logger's name, an object first argument is
- * merged into the line (an Error becomes `err`, described by `errorLogFields`: never its message), and a line written while a request is served carries
- * the request's `req` {id, method, url}, as its request line does.
+ * merged into the line, and a line written while a request is served carries the request's `req`
+ * {id, method, url}, as its request line does. Errors are described by their fields
+ * (`errorLogFields`), never their message: an Error argument, and a call carrying stack text
+ * (`error(message, stack)`), whose message is withheld. Ordinary lines keep their text.
  */
 @Injectable()
 export class HostLogger implements LoggerService {
@@ -41,27 +43,47 @@ export class HostLogger implements LoggerService {
     const line: Record<string, unknown> = {};
     const req = currentRequestLogFields();
     if (req) line.req = req;
-    // Nest appends the logger's context as the last argument.
+    // Nest appends the logger's context as the last argument, except from a logger without one:
+    // static `Logger.error(message, stack)` ends with the stack.
     let rest = params;
-    if (params.length > 0) {
+    if (params.length > 0 && !isStackText(params[params.length - 1])) {
       line.context = params[params.length - 1];
       rest = params.slice(0, -1);
     }
+    // error(message, stack) (Nest's lifecycle hooks and shutdown, TypeORM, event handlers), or a
+    // stack as the message: the message is, or embeds, the error's own; the stack's first line repeats it.
+    const stack = rest.find(isStackText) ?? (isStackText(message) ? message : undefined);
+    if (stack !== undefined) rest = rest.filter((p) => !isStackText(p));
+    if (message instanceof Error) line.err = errorLogFields(message);
+    else if (stack !== undefined) line.err = errorLogFields(errorOfStack(stack, message));
     if (typeof message === 'object' && message !== null) {
       // An Error by its fields only (class, codes, our own stack frames): its message may be Azure's text or quote data.
-      if (message instanceof Error) line.err = errorLogFields(message);
-      else Object.assign(line, message);
+      if (!(message instanceof Error)) Object.assign(line, message);
       this.root[level](line, ...(rest as [string?]));
-    } else if (level === 'error' && typeof message === 'string' && rest.length === 1 && typeof rest[0] === 'string' && /\n\s*at /.test(rest[0])) {
-      // Nest's exception handlers call error(message, stack, context).
-      const err = new Error(message);
-      err.stack = rest[0];
-      line.err = err;
-      this.root[level](line);
+    } else if (stack !== undefined) {
+      this.root[level](line, MESSAGE_WITHHELD);
     } else {
       this.root[level](line, String(message), ...rest);
     }
   }
+}
+
+const MESSAGE_WITHHELD = 'error with a stack (message withheld: it may quote data; see err)';
+
+/** Stack text (`\n    at f (file:1:2)`): how Nest tells a stack argument, though a frame without `:line:col` counts too. */
+function isStackText(v: unknown): v is string {
+  return typeof v === 'string' && /\n[ \t]+at \S/.test(v);
+}
+
+/**
+ * An Error standing for stack text, for errorLogFields: the class named by its first line, and its
+ * frames. The message is only there so that a stack starting with it is cut after it (it is not logged).
+ */
+function errorOfStack(stack: string, message: unknown): Error {
+  const e = new Error(typeof message === 'string' ? message : '');
+  e.name = /^([A-Za-z_$][\w$]*)(?::|\n)/.exec(stack)?.[1] ?? 'Error';
+  e.stack = stack;
+  return e;
 }
 
 /** Provides HOST_LOG and HostLogger everywhere (app.useLogger takes the HostLogger). */

@@ -1,0 +1,102 @@
+import { Injectable, Logger, Module, OnModuleDestroy } from '@nestjs/common';
+import { NestFactory } from '@nestjs/core';
+import { loadAppConfig } from '../config/app.config';
+import { HostLogger } from './host-logger';
+import { createHostLog } from './logging.options';
+
+const MARKER = 'cv-hl-MARKER-4f2a';
+
+/** A database driver's error whose message quotes the row it refused. */
+class QueryFailedError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'QueryFailedError';
+  }
+}
+
+@Injectable()
+class FailingOnShutdown implements OnModuleDestroy {
+  onModuleDestroy(): void {
+    throw new QueryFailedError(`duplicate key value (tenant)=(${MARKER})`);
+  }
+}
+
+@Module({ providers: [FailingOnShutdown] })
+class ShutdownModule implements OnModuleDestroy {
+  onModuleDestroy(): void {
+    throw new TypeError(`cannot read "${MARKER}"`);
+  }
+}
+
+@Module({})
+class QuietModule {}
+
+/** Nest's own calls reach the HostLogger as they do in the host (app.useLogger), written to memory. */
+function hostLogger() {
+  const lines: Record<string, any>[] = [];
+  const host = new HostLogger(createHostLog(loadAppConfig({ NODE_ENV: 'test', LOG_LEVEL: 'info' }), { write: (l: string) => void lines.push(JSON.parse(l)) }));
+  return { host, lines };
+}
+
+/** One frame of this file: the stack's code locations are kept. */
+const OUR_FRAME = expect.stringContaining('host-logger.spec.ts');
+const WITHHELD = expect.stringContaining('message withheld');
+
+describe('HostLogger', () => {
+  afterEach(() => Logger.overrideLogger(false));
+
+  it("writes an error thrown in a lifecycle hook by its class and frames, never its message (Nest's Logger.error(err, err.stack))", async () => {
+    const { host, lines } = hostLogger();
+    const app = await NestFactory.createApplicationContext(ShutdownModule, { logger: host });
+    lines.length = 0;
+    await app.close();
+    const errors = lines.filter((l) => l.level === 50);
+    expect(errors).toEqual([
+      expect.objectContaining({ err: { name: 'QueryFailedError', stack: OUR_FRAME } }),
+      expect.objectContaining({ err: { name: 'TypeError', stack: OUR_FRAME } }),
+    ]);
+    // The stack argument is not taken for the logger's context (it repeats the message).
+    expect(errors.map((l) => l.context)).toEqual([undefined, undefined]);
+    expect(JSON.stringify(lines)).not.toContain(MARKER);
+  });
+
+  it('withholds the message of an error(message, stack) call, whichever logger makes it, and keeps the class, frames and context', () => {
+    const { host, lines } = hostLogger();
+    Logger.overrideLogger(host);
+    const e = new QueryFailedError(`duplicate key value (tenant)=(${MARKER})`);
+    // TypeORM's close failure, an event handler's failure, Nest's shutdown failure, a bare stack.
+    new Logger('TypeOrmModule').error(`Failed to close the "default" data source: ${e.message}`, e.stack);
+    new Logger('EventSubscribersLoader').error(e.message, e.stack);
+    Logger.error('Error during shutdown', e.stack, 'NestApplicationContext');
+    host.error(e.stack, 'ExceptionsHandler');
+    host.fatal(e.message, e.stack, 'Bootstrap');
+    expect(lines.map((l) => [l.level, l.context])).toEqual([
+      [50, 'TypeOrmModule'],
+      [50, 'EventSubscribersLoader'],
+      [50, 'NestApplicationContext'],
+      [50, 'ExceptionsHandler'],
+      [60, 'Bootstrap'],
+    ]);
+    for (const line of lines) expect(line).toMatchObject({ msg: WITHHELD, err: { name: 'QueryFailedError', stack: OUR_FRAME } });
+    expect(JSON.stringify(lines)).not.toContain(MARKER);
+  });
+
+  it("keeps Nest's ordinary lines as they are: bootstrap, route mapping, an error line without a stack", async () => {
+    const { host, lines } = hostLogger();
+    const app = await NestFactory.createApplicationContext(QuietModule, { logger: host });
+    Logger.log('Mapped {/v1/credentials, GET} route', 'RouterExplorer');
+    new Logger('ServerRedis').error('Disconnected from Redis. No further reconnection attempts will be made.');
+    Logger.error('Calling the "listen" in the preview mode is not supported.');
+    host.error('Unable to connect to the database. Retrying (1)...', undefined, 'TypeOrmModule');
+    await app.close();
+    expect(lines.map((l) => [l.level, l.context, l.msg])).toEqual([
+      [30, 'NestFactory', 'Starting Nest application...'],
+      [30, 'InstanceLoader', 'QuietModule dependencies initialized'],
+      [30, 'RouterExplorer', 'Mapped {/v1/credentials, GET} route'],
+      [50, 'ServerRedis', 'Disconnected from Redis. No further reconnection attempts will be made.'],
+      [50, undefined, 'Calling the "listen" in the preview mode is not supported.'],
+      [50, 'TypeOrmModule', 'Unable to connect to the database. Retrying (1)...'],
+    ]);
+    expect(lines.filter((l) => l.err !== undefined)).toEqual([]);
+  });
+});
