@@ -98,6 +98,9 @@ describe.each(DATABASE_KINDS)('notifications on %s', (kind: TestDatabaseKind) =>
   const emit = (ctx: OperationContext, name: string, payload: Record<string, string | number>): Promise<string> =>
     runner.run(() => outbox.add({ name, tenantId: ctx.tenantId, payload: { tenantId: ctx.tenantId, ...payload } }));
   const rowsOf = async (eventId: string) => Object.fromEntries((await deliveries.listForEvent(eventId)).map((r) => [r.channel, r]));
+  const param = kind === 'postgres' ? '$1' : '?';
+  /** The outbox has marked the event delivered (it does so once every handler and the bus have returned). */
+  const outboxDelivered = async (eventId: string) => (await app.get(DataSource).query(`SELECT delivered_at FROM cv_outbox WHERE id = ${param}`, [eventId]))[0].delivered_at !== null;
   const mailsFor = (eventId: string) => smtp.messages.filter((m) => m.raw.includes(`<${eventId}.notification@credential-vault>`));
   const setUp = async (ctx: OperationContext, path: string) => {
     const r = await settings.update(ctx, { webhookUrl: `${receiver.url}${path}`, emailRecipients: [`ops-${ctx.tenantId}@example.test`] });
@@ -164,41 +167,48 @@ describe.each(DATABASE_KINDS)('notifications on %s', (kind: TestDatabaseKind) =>
     secrets.add(value);
     const cred = await app.get(CredentialsService).store(ctx, { integrationId: 'github', connectionId: 'org-1', type: CredentialType.API_KEY, value });
     const expiresAt = new Date(Date.now() + 14 * 86_400_000).toISOString();
-    const eventId = await emit(ctx, 'credential.expiring', { credentialId: cred.id, integrationId: 'github', connectionId: 'org-1', type: 'api_key', expiresAt, thresholdDays: 14 });
+    // A slower handler of the same event: the outbox marks it delivered well after its notifications are.
+    const offSlow = app.get(OutboxHandlerRegistry).register('credential.expiring', () => new Promise((r) => setTimeout(r, 100)));
+    try {
+      const eventId = await emit(ctx, 'credential.expiring', { credentialId: cred.id, integrationId: 'github', connectionId: 'org-1', type: 'api_key', expiresAt, thresholdDays: 14 });
 
-    await waitFor(async () => Object.values(await rowsOf(eventId)).filter((r) => r.status === NotificationDeliveryStatus.DELIVERED).length === 3, 'three deliveries');
-    // Webhook: verified by the test with node:crypto, and by the reference implementation.
-    const [hook] = receiver.on('/acme');
-    expect(receiver.on('/acme')).toHaveLength(1);
-    expect(hook.headers['webhook-id']).toBe(eventId);
-    expect(Math.abs(Number(hook.headers['webhook-timestamp']) - Date.now() / 1000)).toBeLessThan(60);
-    expect(hook.headers['webhook-signature']).toBe(expectedSignature(secret, hook));
-    const verified = new Webhook(secret).verify(hook.body, hook.headers as Record<string, string>) as { type: string; data: Record<string, unknown> };
-    expect(verified).toMatchObject({ type: 'credential.expiring', data: { eventId, tenantId: ctx.tenantId, credentialId: cred.id, integrationId: 'github', connectionId: 'org-1', type: 'api_key', thresholdDays: 14 } });
-    expect(() => new Webhook(`whsec_${randomBytes(32).toString('base64')}`).verify(hook.body, hook.headers as Record<string, string>)).toThrow();
-    // E-mail: subject and body name the credential, integration, connection and what to do.
-    const [mail] = mailsFor(eventId);
-    expect(mailsFor(eventId)).toHaveLength(1);
-    expect(mail.to).toEqual([`ops-${ctx.tenantId}@example.test`]);
-    const { headers, text } = parseMail(mail.raw);
-    expect(headers.subject).toBe('[Credential Vault] api_key for github/org-1 expires within 14 day(s)');
-    expect(text).toContain(`Credential ${cred.id} (api_key) of integration "github" connection "org-1"`);
-    expect(text).toContain(`Expires ${expiresAt}`);
-    expect(text).toContain('What to do: Rotate the credential');
-    // Bus.
-    expect(bus.filter((n) => n.eventId === eventId)).toEqual([expect.objectContaining({ event: 'credential.expiring', tenantId: ctx.tenantId, facts: expect.objectContaining({ credentialId: cred.id }) })]);
+      await waitFor(async () => Object.values(await rowsOf(eventId)).filter((r) => r.status === NotificationDeliveryStatus.DELIVERED).length === 3, 'three deliveries');
+      // Webhook: verified by the test with node:crypto, and by the reference implementation.
+      const [hook] = receiver.on('/acme');
+      expect(receiver.on('/acme')).toHaveLength(1);
+      expect(hook.headers['webhook-id']).toBe(eventId);
+      expect(Math.abs(Number(hook.headers['webhook-timestamp']) - Date.now() / 1000)).toBeLessThan(60);
+      expect(hook.headers['webhook-signature']).toBe(expectedSignature(secret, hook));
+      const verified = new Webhook(secret).verify(hook.body, hook.headers as Record<string, string>) as { type: string; data: Record<string, unknown> };
+      expect(verified).toMatchObject({ type: 'credential.expiring', data: { eventId, tenantId: ctx.tenantId, credentialId: cred.id, integrationId: 'github', connectionId: 'org-1', type: 'api_key', thresholdDays: 14 } });
+      expect(() => new Webhook(`whsec_${randomBytes(32).toString('base64')}`).verify(hook.body, hook.headers as Record<string, string>)).toThrow();
+      // E-mail: subject and body name the credential, integration, connection and what to do.
+      const [mail] = mailsFor(eventId);
+      expect(mailsFor(eventId)).toHaveLength(1);
+      expect(mail.to).toEqual([`ops-${ctx.tenantId}@example.test`]);
+      const { headers, text } = parseMail(mail.raw);
+      expect(headers.subject).toBe('[Credential Vault] api_key for github/org-1 expires within 14 day(s)');
+      expect(text).toContain(`Credential ${cred.id} (api_key) of integration "github" connection "org-1"`);
+      expect(text).toContain(`Expires ${expiresAt}`);
+      expect(text).toContain('What to do: Rotate the credential');
+      // Bus.
+      expect(bus.filter((n) => n.eventId === eventId)).toEqual([expect.objectContaining({ event: 'credential.expiring', tenantId: ctx.tenantId, facts: expect.objectContaining({ credentialId: cred.id }) })]);
 
-    // The outbox delivers the same event again (as after a crash before marking it delivered).
-    const ds = app.get(DataSource);
-    const before = counters.get('webhook', 'duplicate');
-    await ds.query(`UPDATE cv_outbox SET delivered_at = NULL, available_at = 0 WHERE id = ${kind === 'postgres' ? '$1' : '?'}`, [eventId]);
-    await waitFor(() => counters.get('webhook', 'duplicate') > before, 'the redelivery');
-    await waitFor(async () => (await ds.query(`SELECT delivered_at FROM cv_outbox WHERE id = ${kind === 'postgres' ? '$1' : '?'}`, [eventId]))[0].delivered_at !== null, 'delivered again');
-    const direct = await app.get(NotificationDispatcher).handle({ id: eventId, name: 'credential.expiring', tenantId: ctx.tenantId, payload: { credentialId: cred.id }, createdAt: new Date(), attempts: 3 } as OutboxEvent);
-    expect(direct.map((r) => [r.channel, r.status, r.now]).sort()).toEqual([['bus', 'delivered', false], ['email', 'delivered', false], ['webhook', 'delivered', false]]);
-    expect(receiver.on('/acme')).toHaveLength(1);
-    expect(mailsFor(eventId)).toHaveLength(1);
-    expect(bus.filter((n) => n.eventId === eventId)).toHaveLength(1);
+      // The outbox delivers the same event again (as after a crash before marking it delivered). Its first
+      // delivery must be over: reset earlier, that delivery's own "delivered" write would land after the reset.
+      await waitFor(() => outboxDelivered(eventId), 'the first delivery to finish');
+      const before = counters.get('webhook', 'duplicate');
+      await app.get(DataSource).query(`UPDATE cv_outbox SET delivered_at = NULL, available_at = 0 WHERE id = ${param}`, [eventId]);
+      await waitFor(() => counters.get('webhook', 'duplicate') > before, 'the redelivery');
+      await waitFor(() => outboxDelivered(eventId), 'delivered again');
+      const direct = await app.get(NotificationDispatcher).handle({ id: eventId, name: 'credential.expiring', tenantId: ctx.tenantId, payload: { credentialId: cred.id }, createdAt: new Date(), attempts: 3 } as OutboxEvent);
+      expect(direct.map((r) => [r.channel, r.status, r.now]).sort()).toEqual([['bus', 'delivered', false], ['email', 'delivered', false], ['webhook', 'delivered', false]]);
+      expect(receiver.on('/acme')).toHaveLength(1);
+      expect(mailsFor(eventId)).toHaveLength(1);
+      expect(bus.filter((n) => n.eventId === eventId)).toHaveLength(1);
+    } finally {
+      offSlow();
+    }
   });
 
   it('deliveries racing on one event (replicas, a redelivery during a slow send) send once per channel', async () => {
@@ -247,7 +257,7 @@ describe.each(DATABASE_KINDS)('notifications on %s', (kind: TestDatabaseKind) =>
     expect(counters.get('webhook', 'given_up')).toBe(givenUpBefore + 1);
     expect(parseMail(mailsFor(eventId)[0].raw).headers.subject).toBe('[Credential Vault] api_key for stripe/acct-1 was revoked (critical)');
     // Given up is final: the outbox row is delivered and nothing is sent again.
-    await waitFor(async () => (await app.get(DataSource).query(`SELECT delivered_at FROM cv_outbox WHERE id = ${kind === 'postgres' ? '$1' : '?'}`, [eventId]))[0].delivered_at !== null, 'outbox delivered');
+    await waitFor(() => outboxDelivered(eventId), 'outbox delivered');
     await new Promise((r) => setTimeout(r, 200));
     expect(receiver.on('/down')).toHaveLength(3);
     expect(logger.lines.some((l) => l.includes(`Notification ${eventId} (credential.revoked)`) && l.includes('given up'))).toBe(true);
@@ -287,7 +297,7 @@ describe.each(DATABASE_KINDS)('notifications on %s', (kind: TestDatabaseKind) =>
       await emit(ctx, 'credential.stored', { credentialId: 'c-5' }),
       await emit(ctx, 'credential.rotated', { credentialId: 'c-6', integrationId: 'google', connectionId: 'u1', type: 'oauth_access_token', version: 9 }),
     ]) {
-      await waitFor(async () => (await app.get(DataSource).query(`SELECT delivered_at FROM cv_outbox WHERE id = ${kind === 'postgres' ? '$1' : '?'}`, [other]))[0].delivered_at !== null, 'outbox delivered');
+      await waitFor(() => outboxDelivered(other), 'outbox delivered');
       expect(await deliveries.listForEvent(other)).toEqual([]);
     }
   });
@@ -345,7 +355,7 @@ describe.each(DATABASE_KINDS)('notifications on %s', (kind: TestDatabaseKind) =>
     const ds = app.get(DataSource);
     const p = (n: number) => Array.from({ length: n }, (_, i) => (kind === 'postgres' ? `$${i + 1}` : '?')).join(', ');
     const delivered = await emit(ctx, 'credential.expired', { credentialId: 'c-p', integrationId: 'i', connectionId: 'k' });
-    await waitFor(async () => (await ds.query(`SELECT delivered_at FROM cv_outbox WHERE id = ${p(1)}`, [delivered]))[0].delivered_at !== null, 'outbox delivered');
+    await waitFor(() => outboxDelivered(delivered), 'outbox delivered');
     // An event another handler keeps failing: still undelivered in the outbox (parked far in the future here).
     const parked = randomUUIDv4();
     await ds.query(`INSERT INTO cv_outbox (id, name, tenant_id, payload, created_at, available_at, attempts) VALUES (${p(7)})`, [parked, 'credential.expired', ctx.tenantId, '{}', Date.now(), Date.now() + 365 * 86_400_000, 3]);
