@@ -1,7 +1,7 @@
 import { ForbiddenException, HttpException, Logger, UnauthorizedException } from '@nestjs/common';
 import { Reflector } from '@nestjs/core';
 import { ExecutionContextHost } from '@nestjs/core/helpers/execution-context-host';
-import { SkipThrottle, Throttle, ThrottlerException } from '@nestjs/throttler';
+import { SkipThrottle, Throttle, ThrottlerException, type ThrottlerStorage } from '@nestjs/throttler';
 import type { AuditService } from '@app/audit';
 import { loadAppConfig } from '../config/app.config';
 import { DeferredBody, RawBodyRoute } from '../http/request-body';
@@ -65,7 +65,7 @@ describe('AuthGuard', () => {
     await expect(c.run()).resolves.toBe(true);
     expect(c.req.principal).toMatchObject({ id: 'api-key:reader', tenantId: 'acme' });
     expect(c.req.body).toEqual({ a: 1 });
-    expect(c.replyHeaders).toEqual({ 'X-RateLimit-Limit': 3, 'X-RateLimit-Remaining': 2, 'X-RateLimit-Reset': 60 });
+    expect(c.replyHeaders).toEqual({ 'x-ratelimit-limit': 3, 'x-ratelimit-remaining': 2, 'x-ratelimit-reset': 60 });
   });
 
   it('refuses an unknown caller with 401, audited, before counting it or parsing its body', async () => {
@@ -99,7 +99,7 @@ describe('AuthGuard', () => {
     const error = await refused.run().catch((e: unknown) => e);
     expect(error).toBeInstanceOf(ThrottlerException);
     expect((error as HttpException).getStatus()).toBe(429);
-    expect(refused.replyHeaders['Retry-After']).toBe(60);
+    expect(refused.replyHeaders['retry-after']).toBe(60);
     expect(refused.req.body).toBeInstanceOf(DeferredBody);
     await expect(call(Routes, 'raw', asReader).run()).resolves.toBe(true);
   });
@@ -115,7 +115,29 @@ describe('AuthGuard', () => {
     const c = call(PublicRoutes, 'callback');
     await c.run();
     expect(c.req.principal).toBeUndefined();
-    expect(c.replyHeaders['X-RateLimit-Remaining']).toBe(2);
+    expect(c.replyHeaders['x-ratelimit-remaining']).toBe(2);
+  });
+
+  it('counts through any other ThrottlerStorage (e.g. Redis) the same way, with a named throttler in its header names', async () => {
+    const hits = new Map<string, number>();
+    const shared: ThrottlerStorage = {
+      increment: async (key, _ttl, limit, _block, name) => {
+        const n = (hits.get(`${name}:${key}`) ?? 0) + 1;
+        hits.set(`${name}:${key}`, n);
+        return { totalHits: n, timeToExpire: 10, isBlocked: n > limit, timeToBlockExpire: n > limit ? 10 : 0 };
+      },
+    };
+    const audit = { recordRead: async () => undefined } as unknown as AuditService;
+    const auth = new AuthService(loadAppConfig({ AUTH_API_KEYS: JSON.stringify([reader.entry]) }));
+    const g = new AuthGuard(auth, new Reflector(), audit, { throttlers: [{ name: 'Burst', ttl: 10_000, limit: 1 }] }, shared);
+    const run = (c: ReturnType<typeof call>) => g.canActivate(new ExecutionContextHost([c.req, { header: (n: string, v: number) => void (c.replyHeaders[n] = v) }], Routes, Routes.prototype.read));
+    const first = call(Routes, 'read', asReader);
+    await expect(run(first)).resolves.toBe(true);
+    expect(first.replyHeaders).toEqual({ 'x-ratelimit-limit-burst': 1, 'x-ratelimit-remaining-burst': 0, 'x-ratelimit-reset-burst': 10 });
+    const second = call(Routes, 'read', asReader);
+    await expect(run(second)).rejects.toBeInstanceOf(ThrottlerException);
+    expect(second.replyHeaders['retry-after-burst']).toBe(10);
+    expect([...hits.keys()]).toEqual(['Burst:Routes-read-Burst-api-key:reader']);
   });
 
   it('hands a raw-body route its bytes unparsed', async () => {

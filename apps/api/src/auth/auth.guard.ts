@@ -7,6 +7,7 @@ import { AuditAction, AuditResult, AuditService } from '@app/audit';
 import { describeError, type OperationContext } from '@app/common';
 import { DeferredBody, parseBody, RAW_BODY_ROUTE } from '../http/request-body';
 import { AuthenticationFailed, AuthService } from './auth.service';
+import { FixedWindowThrottlerStorage } from './fixed-window-throttler.storage';
 import { IS_PUBLIC, REQUIRED_SCOPES } from './auth.decorators';
 import { hasScope, Principal, Scope } from './scopes';
 
@@ -23,6 +24,8 @@ interface Req {
   body?: unknown;
 }
 
+type ThrottlerStorageRecord = Awaited<ReturnType<ThrottlerStorage['increment']>>;
+
 interface Reply {
   header(name: string, value: number): unknown;
 }
@@ -35,8 +38,8 @@ interface RouteLimit {
   blockDuration: number;
   /** `<Controller>-<handler>-<throttler>-`: the tracker completes the storage key. */
   keyPrefix: string;
-  /** '' for the default throttler, `-<name>` for others (response header names). */
-  headerSuffix: string;
+  /** Response header names, lower case as Fastify stores them (`-<name>` appended for a throttler other than the default). */
+  headers: { limit: string; remaining: string; reset: string; retryAfter: string };
 }
 
 /** What the guard does for one route, read once from its decorators. */
@@ -60,6 +63,8 @@ export class AuthGuard implements CanActivate {
   private readonly logger = new Logger(AuthGuard.name);
   private readonly plans = new Map<object, Map<object, RoutePlan>>();
   private readonly throttlers: Array<{ name: string; limit: number; ttl: number; blockDuration?: number }>;
+  /** The in-process storage, counted without a promise per request; undefined for any other storage. */
+  private readonly localStorage: FixedWindowThrottlerStorage | undefined;
 
   constructor(
     private readonly auth: AuthService,
@@ -75,52 +80,51 @@ export class AuthGuard implements CanActivate {
       ttl: numberOption(t.ttl, 'ttl'),
       blockDuration: t.blockDuration === undefined ? undefined : numberOption(t.blockDuration, 'blockDuration'),
     }));
+    this.localStorage = storage instanceof FixedWindowThrottlerStorage ? storage : undefined;
   }
 
+  // The request path awaits only what can be asynchronous: the authentication and a shared (Redis) counter.
   async canActivate(context: ExecutionContext): Promise<boolean> {
     const plan = this.planFor(context);
     const http = context.switchToHttp();
     const req = http.getRequest<Req>();
-    if (!plan.isPublic) await this.authorize(req, plan.scopes);
-    for (const limit of plan.limits) await this.count(limit, req, http.getResponse<Reply>());
+    if (!plan.isPublic) {
+      let principal: Principal;
+      try {
+        principal = await this.auth.authenticate(req.headers);
+      } catch (e) {
+        return this.refuseAuthentication(req, e);
+      }
+      req.principal = principal;
+      for (const scope of plan.scopes) if (!hasScope(principal, scope)) return this.refuseScopes(req, principal, plan.scopes);
+    }
+    if (plan.limits.length > 0) {
+      const reply = http.getResponse<Reply>();
+      const client = req.principal ? req.principal.id : `ip:${req.ip}`;
+      for (const limit of plan.limits) {
+        // One hit per client (the principal; the IP on public routes) and route. The key holds no secret,
+        // so it is not hashed here; the Redis storage hashes it before it leaves the process.
+        const key = limit.keyPrefix + client;
+        const hit = this.localStorage
+          ? this.localStorage.hit(key, limit.ttl, limit.limit, limit.blockDuration, limit.name)
+          : await this.storage.increment(key, limit.ttl, limit.limit, limit.blockDuration, limit.name);
+        answerLimit(limit, hit, reply);
+      }
+    }
     if (req.body instanceof DeferredBody) req.body = plan.rawBody ? req.body.raw : parseBody(req.body);
     return true;
   }
 
-  private async authorize(req: Req, needed: Scope[]): Promise<void> {
-    let principal: Principal;
-    try {
-      principal = await this.auth.authenticate(req.headers);
-    } catch (e) {
-      if (!(e instanceof AuthenticationFailed)) throw e;
-      await this.auditRefusal(req, AuditAction.AUTH_FAILURE, { tenantId: UNAUTHENTICATED_TENANT, actor: claimedActor(req) }, 'UNAUTHENTICATED');
-      throw new UnauthorizedException(e.message);
-    }
-    req.principal = principal;
-    if (needed.length === 0) return;
-    const missing = needed.filter((s) => !hasScope(principal, s));
-    if (missing.length > 0) {
-      await this.auditRefusal(req, AuditAction.ACCESS_DENIED, { tenantId: principal.tenantId, actor: { id: principal.id } }, 'MISSING_SCOPE', {
-        missing,
-      });
-      throw new ForbiddenException(`missing scope: ${missing.join(', ')}`);
-    }
+  private async refuseAuthentication(req: Req, e: unknown): Promise<never> {
+    if (!(e instanceof AuthenticationFailed)) throw e;
+    await this.auditRefusal(req, AuditAction.AUTH_FAILURE, { tenantId: UNAUTHENTICATED_TENANT, actor: claimedActor(req) }, 'UNAUTHENTICATED');
+    throw new UnauthorizedException(e.message);
   }
 
-  /**
-   * One hit per client (the principal; the IP on public routes) and route. The key holds no secret,
-   * so it is not hashed here; the Redis storage hashes it before it leaves the process.
-   */
-  private async count(limit: RouteLimit, req: Req, reply: Reply): Promise<void> {
-    const key = limit.keyPrefix + (req.principal ? req.principal.id : `ip:${req.ip}`);
-    const hit = await this.storage.increment(key, limit.ttl, limit.limit, limit.blockDuration, limit.name);
-    if (hit.isBlocked) {
-      reply.header(`Retry-After${limit.headerSuffix}`, hit.timeToBlockExpire);
-      throw new ThrottlerException();
-    }
-    reply.header(`X-RateLimit-Limit${limit.headerSuffix}`, limit.limit);
-    reply.header(`X-RateLimit-Remaining${limit.headerSuffix}`, Math.max(0, limit.limit - hit.totalHits));
-    reply.header(`X-RateLimit-Reset${limit.headerSuffix}`, hit.timeToExpire);
+  private async refuseScopes(req: Req, principal: Principal, needed: Scope[]): Promise<never> {
+    const missing = needed.filter((s) => !hasScope(principal, s));
+    await this.auditRefusal(req, AuditAction.ACCESS_DENIED, { tenantId: principal.tenantId, actor: { id: principal.id } }, 'MISSING_SCOPE', { missing });
+    throw new ForbiddenException(`missing scope: ${missing.join(', ')}`);
   }
 
   private planFor(context: ExecutionContext): RoutePlan {
@@ -140,13 +144,14 @@ export class AuthGuard implements CanActivate {
     for (const t of this.throttlers) {
       if (override(THROTTLER_SKIP + t.name)) continue;
       const ttl = numberOption(override(THROTTLER_TTL + t.name) ?? t.ttl, 'ttl');
+      const suffix = t.name === 'default' ? '' : `-${t.name}`.toLowerCase();
       limits.push({
         name: t.name,
         limit: numberOption(override(THROTTLER_LIMIT + t.name) ?? t.limit, 'limit'),
         ttl,
         blockDuration: numberOption(override(THROTTLER_BLOCK_DURATION + t.name) ?? t.blockDuration ?? ttl, 'blockDuration'),
         keyPrefix: `${(controller as { name: string }).name}-${(handler as { name: string }).name}-${t.name}-`,
-        headerSuffix: t.name === 'default' ? '' : `-${t.name}`,
+        headers: { limit: `x-ratelimit-limit${suffix}`, remaining: `x-ratelimit-remaining${suffix}`, reset: `x-ratelimit-reset${suffix}`, retryAfter: `retry-after${suffix}` },
       });
     }
     return {
@@ -178,6 +183,17 @@ export class AuthGuard implements CanActivate {
       this.logger.warn(`Could not audit a refused request: ${describeError(e)}`);
     }
   }
+}
+
+/** The rate-limit headers of one counted request; 429 past the limit. */
+function answerLimit(limit: RouteLimit, hit: ThrottlerStorageRecord, reply: Reply): void {
+  if (hit.isBlocked) {
+    reply.header(limit.headers.retryAfter, hit.timeToBlockExpire);
+    throw new ThrottlerException();
+  }
+  reply.header(limit.headers.limit, limit.limit);
+  reply.header(limit.headers.remaining, Math.max(0, limit.limit - hit.totalHits));
+  reply.header(limit.headers.reset, hit.timeToExpire);
 }
 
 /** Rate-limit settings are plain numbers here (no per-request functions): read once per route. */

@@ -47,6 +47,11 @@ export class FixedWindowThrottlerStorage implements ThrottlerStorage, OnModuleDe
   }
 
   async increment(key: string, ttl: number, limit: number, blockDuration: number, throttlerName: string): Promise<ThrottlerStorageRecord> {
+    return this.hit(key, ttl, limit, blockDuration, throttlerName);
+  }
+
+  /** `increment` without a promise: the global guard counts through this (the count is synchronous anyway). */
+  hit(key: string, ttl: number, limit: number, blockDuration: number, throttlerName: string): ThrottlerStorageRecord {
     this.ensureSweep();
     const now = this.now();
     // Throttlers of one key count separately (the guard's default key holds the name, a custom one may not).
