@@ -174,4 +174,27 @@ describe.each(DATABASE_KINDS)('CredentialRepository on %s', (kind) => {
     expect((await scan({ type: CredentialType.CUSTOM_SECRET })).map((s) => s.id)).toEqual([z.id]);
     expect((await scan({ statuses: [CredentialStatus.REVOKED] })).map((s) => s.id)).toEqual([r.id]);
   });
+
+  it('findById reads on the current connection after the DataSource reconnects, and as another caller while a transaction is open', async () => {
+    const t = tenant('reconnect');
+    const row = credentialRow(t, { tags: { env: 'prod' } });
+    await repo.insert(row);
+    expect(await repo.findById(t, row.id)).toEqual(row);
+    // A statement or pool of the closed connection would fail here ("The database connection is not open").
+    await ds.destroy();
+    await ds.initialize();
+    expect(await repo.findById(t, row.id)).toEqual(row);
+    // Committed changes are read at once; another caller never sees an open transaction's change.
+    const next = { ...row, rowVersion: 2, tags: { env: 'dev' } };
+    let outside: Promise<unknown> | undefined;
+    await runner.run(async () => {
+      expect(await repo.compareAndSet(row, next)).toBe(true);
+      outside = runner.detached(() => repo.findById(t, row.id));
+      expect(await repo.findById(t, row.id)).toEqual(next);
+      if (kind === 'postgres') expect(await outside).toEqual(row);
+    });
+    // SQLite: the outside read waited for the commit (the gate); PostgreSQL: it read the committed row.
+    await expect(outside).resolves.toEqual(kind === 'sqlite' ? next : row);
+    expect(await repo.findById(t, row.id)).toEqual(next);
+  });
 });

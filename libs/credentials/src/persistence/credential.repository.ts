@@ -52,6 +52,17 @@ export function chunks<T>(items: T[], size = CHUNK): T[][] {
   return out;
 }
 
+/** What `findById` uses of the drivers: better-sqlite3's `Database` (TypeORM's `driver.databaseConnection`) and pg's `Pool` (`driver.master`). */
+interface SqliteStatement {
+  get(...params: unknown[]): unknown;
+}
+interface SqliteConnection {
+  prepare(sql: string): SqliteStatement;
+}
+interface PgPool {
+  query<R>(sql: string, params: unknown[]): Promise<{ rows: R[] }>;
+}
+
 /** Statuses `expiring` lists: live, and not revoked. */
 const EXPIRING_STATUSES = [CredentialStatus.ACTIVE, CredentialStatus.EXPIRED, CredentialStatus.NEEDS_REAUTH];
 
@@ -97,6 +108,7 @@ class HotSql {
  */
 export class CredentialRepository {
   private hot?: HotSql;
+  private byIdStatement?: { connection: SqliteConnection; statement: SqliteStatement };
 
   constructor(private readonly runner: TransactionRunner) {}
 
@@ -136,10 +148,29 @@ export class CredentialRepository {
     });
   }
 
-  /** The row of the tenant, deleted or not. */
+  /**
+   * The row of the tenant, deleted or not: the metadata route's one statement, so without TypeORM's
+   * query runner around it (most of this read's cost). better-sqlite3: a statement prepared once, run on
+   * the driver's connection inside `runner.read` (the gate and ambient transaction TypeORM's query would
+   * get). PostgreSQL outside a transaction: one query on the driver's pool, as `manager.query` would
+   * send it — the read scope there only refuses writes, and this is a single SELECT.
+   */
   async findById(tenantId: string, id: string): Promise<CredentialEntity | null> {
-    const rows = await this.rawRows(this.sql().byId, [id, tenantId]);
-    return rows.length ? credentialFromRow(rows[0]) : null;
+    const row = await this.byIdRow(tenantId, id);
+    return row ? credentialFromRow(row) : null;
+  }
+
+  private byIdRow(tenantId: string, id: string): Promise<CredentialRow | undefined> {
+    const driver = this.runner.dataSource.driver as unknown as { databaseConnection?: SqliteConnection; master?: PgPool };
+    const type = this.runner.dataSource.options.type;
+    if (type === 'better-sqlite3' && driver.databaseConnection) {
+      const byId = this.sqliteById(driver.databaseConnection);
+      return this.runner.read(async () => byId.get(id, tenantId) as CredentialRow | undefined);
+    }
+    if (type === 'postgres' && driver.master && !this.runner.inTransaction()) {
+      return driver.master.query<CredentialRow>(this.sql().byId, [id, tenantId]).then((r) => r.rows[0]);
+    }
+    return this.rawRows(this.sql().byId, [id, tenantId]).then((rows) => rows[0]);
   }
 
   /** The newest row of (integration, connection, type), deleted or not. */
@@ -313,6 +344,12 @@ export class CredentialRepository {
   /** A raw SELECT through the runner's manager: joins the ambient transaction; outside one, SQLite's read gate applies. */
   private rawRows(sql: string, params: unknown[]): Promise<CredentialRow[]> {
     return this.runner.read(() => this.runner.manager.query(sql, params) as Promise<CredentialRow[]>);
+  }
+
+  /** `byId` prepared on `connection` (again when the DataSource reconnected: a statement belongs to its connection). */
+  private sqliteById(connection: SqliteConnection): SqliteStatement {
+    if (this.byIdStatement?.connection !== connection) this.byIdStatement = { connection, statement: connection.prepare(this.sql().byId) };
+    return this.byIdStatement.statement;
   }
 
   private sql(): HotSql {
