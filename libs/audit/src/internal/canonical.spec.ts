@@ -1,5 +1,5 @@
 import fc from 'fast-check';
-import { GENESIS_HASH, HashableEntry, canonicalEntry, canonicalJson, computeEntryHash } from './canonical';
+import { GENESIS_HASH, HashableEntry, canonicalDetails, canonicalEntry, canonicalJson, computeEntryHash, fixedDetails } from './canonical';
 
 const entry = (over: Partial<HashableEntry> = {}): HashableEntry => ({
   id: '00000000-0000-4000-8000-000000000001',
@@ -20,7 +20,32 @@ const entry = (over: Partial<HashableEntry> = {}): HashableEntry => ({
   ...over,
 });
 
+/** Strings with everything JSON.stringify escapes (quotes, backslashes, controls, lone surrogates) and what it does not. */
+const tricky = fc.string({
+  unit: fc.oneof(fc.constantFrom('"', '\\', '\u0000', '\u001f', '\u007f', '\u2028', '\uD800', '\uDFFF', 'é', '😀', 'a'), fc.string({ unit: 'binary', minLength: 1, maxLength: 1 })),
+  maxLength: 12,
+});
+
+/** An independent reference: JSON.stringify for every string and number, keys sorted at every depth. */
+const reference = (v: unknown): string => {
+  if (Array.isArray(v)) return `[${v.map(reference).join(',')}]`;
+  if (!v || typeof v !== 'object') return JSON.stringify(v);
+  const o = v as Record<string, unknown>;
+  const keys = Object.keys(o).filter((k) => o[k] !== undefined).sort();
+  return `{${keys.map((k) => `${JSON.stringify(k)}:${reference(o[k])}`).join(',')}}`;
+};
+
 describe('canonicalJson', () => {
+  it('is JSON.stringify of every string and number, keys sorted at every depth, whatever the strings hold (property)', () => {
+    fc.assert(
+      fc.property(fc.jsonValue({ maxDepth: 3 }), fc.dictionary(tricky, fc.oneof(tricky, fc.double({ noNaN: true, noDefaultInfinity: true }))), (v, d) => {
+        expect(canonicalJson(v)).toBe(reference(v));
+        expect(canonicalJson(d)).toBe(reference(d));
+      }),
+    );
+    expect(canonicalJson({ z: -0, a: 1e21, m: 5e-7 })).toBe('{"a":1e+21,"m":5e-7,"z":0}');
+  });
+
   it('is independent of key insertion order at every depth', () => {
     fc.assert(
       fc.property(fc.dictionary(fc.string(), fc.jsonValue()), (obj) => {
@@ -46,7 +71,68 @@ describe('canonicalJson', () => {
   });
 });
 
+describe('fixedDetails / canonicalDetails', () => {
+  it('freezes a flat details object and gives its canonical JSON from then on; any other object is canonicalised as given', () => {
+    const d = { version: 3, type: 'api_key', ok: true };
+    fixedDetails(d);
+    expect(Object.isFrozen(d)).toBe(true);
+    expect(canonicalDetails(d)).toBe('{"ok":true,"type":"api_key","version":3}');
+    const open: Record<string, unknown> = { b: 1 };
+    expect(canonicalDetails(open)).toBe('{"b":1}');
+    open.a = 'x';
+    expect(canonicalDetails(open)).toBe('{"a":"x","b":1}');
+  });
+});
+
 describe('computeEntryHash', () => {
+  // Rows already stored were hashed with exactly these bytes: a change here breaks every chain.
+  it('hashes fixed rows to the same bytes and digests as rows already stored (format cv-audit-v1)', () => {
+    const full = entry({
+      id: '0190f3c2-7d1e-7a52-9b8e-1c2d3e4f5a6b',
+      tenantId: 'tenant-ü',
+      sequence: 9007199254740991,
+      occurredAt: new Date(Date.UTC(2026, 11, 3, 2, 30, 0, 123)),
+      action: 'credential.read',
+      resource: 'cred-1',
+      actorId: 'apikey:ak_1',
+      actorIp: '10.0.0.7',
+      userAgent: 'agent/1.0 "q" \\ \u2028 😀 \u0007',
+      durationMs: 0,
+      correlationId: 'req-1',
+      details: { version: 3, type: 'api_key', z: 'é', a: [1.5, true, null, { y: -0, b: 'x' }], big: 2 ** 52 },
+      previousHash: 'ab'.repeat(32),
+    });
+    expect(canonicalEntry(full)).toBe(
+      'cv-audit-v1\n{"action":"credential.read","actorId":"apikey:ak_1","actorIp":"10.0.0.7","correlationId":"req-1",' +
+        '"details":{"a":[1.5,true,null,{"b":"x","y":0}],"big":4503599627370496,"type":"api_key","version":3,"z":"é"},' +
+        '"durationMs":0,"errorCode":null,"id":"0190f3c2-7d1e-7a52-9b8e-1c2d3e4f5a6b","occurredAt":1796265000123,' +
+        `"previousHash":"${'ab'.repeat(32)}","resource":"cred-1","result":"success","sequence":9007199254740991,` +
+        '"tenantId":"tenant-ü","userAgent":"agent/1.0 \\"q\\" \\\\ \u2028 😀 \\u0007"}',
+    );
+    expect(computeEntryHash(full)).toBe('e4ac3d08308422d7a5c275e4177907b8618f245f0613ab1d8c9181a7172a7540');
+    const bare = { ...full, actorIp: null, userAgent: null, durationMs: null, correlationId: null, details: null, previousHash: GENESIS_HASH, sequence: 1 };
+    expect(computeEntryHash(bare)).toBe('06e389b152f7574a558cb2ec99d7de4672a05642d5b582f13ebef04b8d67bfb0');
+    // One escape of each kind in its own field (as verify may read them from rows written before `storable`).
+    const escapes = entry({
+      ...full,
+      tenantId: 't\u2029',
+      sequence: 2,
+      occurredAt: new Date(0),
+      resource: 'a\\b',
+      actorId: 'x\uD800',
+      actorIp: null,
+      userAgent: 'u\uDC00\uD83D\uDE00',
+      result: 'failure',
+      errorCode: 'e"',
+      durationMs: 12,
+      correlationId: 'c\u0001',
+      details: { 'k\\': 'v\uD800', '\u0000': 1 },
+      previousHash: 'ff'.repeat(32),
+    });
+    expect(computeEntryHash(escapes)).toBe('6d7551ba486d90fdbf119bd9c71e43226169f1f07961a965b3b0b801a3ed96a5');
+  });
+
+
   it('is a stable SHA-256 hex digest', () => {
     const h = computeEntryHash(entry());
     expect(h).toMatch(/^[0-9a-f]{64}$/);

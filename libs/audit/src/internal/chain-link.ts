@@ -1,5 +1,5 @@
 import { AuditLogEntry } from '../entities/audit-log-entry.entity';
-import { GENESIS_HASH, canonicalJson, computeEntryHash } from './canonical';
+import { GENESIS_HASH, computeEntryHash, canonicalDetails } from './canonical';
 import type { PreparedEvent } from './prepare-event';
 import type { InsertableRow } from './row-insert';
 import { uuidV7 } from './uuid-v7';
@@ -32,8 +32,9 @@ export function linkRows(events: PreparedEvent[], head: { sequence: number; hash
     row.correlationId = e.correlationId;
     row.details = e.details;
     row.previousHash = previousHash;
-    // Canonical JSON is both what the hash covers and what the details column stores.
-    const detailsJson = e.details === null || e.details === undefined ? null : canonicalJson(e.details);
+    // Canonical JSON is both what the hash covers and what the details column stores (computed once
+    // for a cached read's details, whose frozen sanitised object every read of it shares).
+    const detailsJson = e.details === null || e.details === undefined ? null : canonicalDetails(e.details);
     row.hash = previousHash = computeEntryHash(row, detailsJson ?? 'null');
     out[i] = { row, detailsJson };
   }

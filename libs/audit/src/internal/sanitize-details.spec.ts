@@ -69,6 +69,48 @@ describe('sanitiseDetails', () => {
     );
   });
 
+  it('gives an object it sees again (a cached read\'s details) the same frozen result, re-checked against its members every time', () => {
+    const cached = Object.freeze({ integrationId: 'github', type: 'api_key', version: 3 });
+    const first = sanitiseDetails(cached);
+    expect(first).toEqual({ details: { integrationId: 'github', type: 'api_key', version: 3 }, redacted: [] });
+    expect(sanitiseDetails(cached).details).toBe(first.details);
+    expect(Object.isFrozen(first.details)).toBe(true);
+
+    // Not frozen: remembered once seen twice; a secret added afterwards is still stripped.
+    const open: Record<string, unknown> = { integrationId: 'github', version: 3 };
+    sanitiseDetails(open);
+    const again = sanitiseDetails(open).details;
+    expect(sanitiseDetails(open).details).toBe(again);
+    open.note = `Bearer ${SECRET}`;
+    expect(sanitiseDetails(open)).toEqual({ details: { integrationId: 'github', version: 3, _redacted: ['note'] }, redacted: ['note'] });
+    open.token = SECRET;
+    expect(sanitiseDetails(open)).toEqual({ details: { integrationId: 'github', version: 3, _redacted: ['note', 'token'] }, redacted: ['note', 'token'] });
+  });
+
+  it('gives an object changed between calls exactly what a fresh copy of it gets (property)', () => {
+    const key = fc.constantFrom('version', 'type', 'token', 'note', 'secretName', 'n');
+    const value = fc.oneof(fc.string({ maxLength: 8 }), fc.constantFrom(`Bearer ${SECRET}`, 'lone \uD800', -0, 0, Number.NaN, undefined), fc.integer(), fc.boolean());
+    const step = fc.oneof(
+      fc.record({ set: key, to: value }),
+      fc.record({ remove: key }),
+      fc.constant({ sanitise: true }),
+    );
+    fc.assert(
+      fc.property(fc.boolean(), fc.array(step, { maxLength: 30 }), (prototypeLess, steps) => {
+        const obj: Record<string, unknown> = prototypeLess ? Object.create(null) : {};
+        for (const st of steps) {
+          if ('set' in st) obj[st.set] = st.to;
+          else if ('remove' in st) delete obj[st.remove];
+          else {
+            const fresh: Record<string, unknown> = prototypeLess ? Object.create(null) : {};
+            Object.assign(fresh, obj);
+            expect(sanitiseDetails(obj)).toEqual(sanitiseDetails(fresh));
+          }
+        }
+      }),
+    );
+  });
+
   it('never lets an injected credential through, wherever it is placed (property)', () => {
     const sensitiveKey = fc.constantFrom('value', 'secret', 'token', 'password', 'privateKey', 'clientSecret', 'refreshToken', 'accessToken', 'api_key', 'x-api-key');
     const safeKey = fc.stringMatching(/^[a-z]{1,8}$/).filter((k) => !isSensitiveKey(k));

@@ -4,6 +4,7 @@
  * key. Output is plain JSON data (Dates → ISO strings, bigints → strings), bounded in depth, string
  * length and total size. The names of stripped members are reported (they are not secret).
  */
+import { fixedDetails } from './canonical';
 
 /** Normalised keys that are values themselves. */
 const EXACT = new Set([
@@ -45,8 +46,14 @@ const NOT_STORABLE_ALL = new RegExp(NOT_STORABLE_SOURCE, 'g');
  * request with `%00` in a path must not make an audit batch unwritable.
  */
 export function storable(s: string): string {
-  return NOT_STORABLE.test(s) ? s.replace(NOT_STORABLE_ALL, '\uFFFD') : s;
+  return isWellFormed(s) && !s.includes('\u0000') ? s : s.replace(NOT_STORABLE_ALL, '\uFFFD');
 }
+
+/** `String.prototype.isWellFormed` (Node 20; not in the ES2023 lib types): half the cost of the regex test. */
+const isWellFormed: (s: string) => boolean =
+  typeof (String.prototype as { isWellFormed?: unknown }).isWellFormed === 'function'
+    ? (s) => (s as string & { isWellFormed(): boolean }).isWellFormed()
+    : (s) => !NOT_STORABLE.test(s);
 
 export function normaliseKey(key: string): string {
   return key.toLowerCase().replace(/[^a-z0-9]/g, '');
@@ -91,7 +98,66 @@ export function sanitiseDetails(input: unknown): SanitisedDetails {
   if (typeof input !== 'object' || Array.isArray(input)) {
     return { details: null, redacted: ['(details must be an object)'] };
   }
-  return flatDetails(input as Record<string, unknown>) ?? sanitiseNested(input, redacted);
+  const obj = input as Record<string, unknown>;
+  const known = flatSeen.get(obj);
+  if (known !== undefined && sameMembers(obj, known)) return { details: known.details, redacted };
+  const flat = flatDetails(obj);
+  if (flat === undefined) return sanitiseNested(input, redacted);
+  if (known !== undefined || Object.isFrozen(obj) || seenRecently(obj)) {
+    if (flat.details !== null) fixedDetails(flat.details);
+    flatSeen.set(obj, flat);
+  }
+  return { details: flat.details, redacted };
+}
+
+/** A flat input sanitised: its members as they were read, and the result. */
+interface FlatResult {
+  proto: unknown;
+  keys: string[];
+  values: unknown[];
+  details: Record<string, string | number | boolean> | null;
+}
+
+/**
+ * Flat results by input object. A cached read hands the audit lib the SAME details object on every
+ * read of a credential, and re-checking its members for secrets (and re-canonicalising them for the
+ * hash) was most of the per-row cost of a warm read. A hit is taken only when the object still has
+ * exactly the members it had — same keys, same order, same values — so one changed since then is
+ * sanitised afresh: the result is the same as without this cache, whatever the caller does. The
+ * result is frozen (many rows share it) and its canonical JSON kept (`fixedDetails`).
+ *
+ * Only objects that live long are remembered — frozen ones, and ones seen again among the last
+ * `RECENT` others: a WeakMap entry per short-lived object cost ~7 µs a row in garbage collection.
+ */
+const flatSeen = new WeakMap<object, FlatResult>();
+
+const RECENT = 64;
+const recent: Array<object | undefined> = new Array(RECENT);
+let recentNext = 0;
+
+/** Whether `obj` is among the last `RECENT` objects asked about (then forgotten); else it now is. */
+function seenRecently(obj: object): boolean {
+  for (let i = 0; i < RECENT; i++) {
+    if (recent[i] === obj) {
+      recent[i] = undefined;
+      return true;
+    }
+  }
+  recent[recentNext] = obj;
+  recentNext = (recentNext + 1) % RECENT;
+  return false;
+}
+
+function sameMembers(input: Record<string, unknown>, seen: FlatResult): boolean {
+  if (Object.getPrototypeOf(input) !== seen.proto) return false;
+  const { keys, values } = seen;
+  let i = 0;
+  for (const k in input) {
+    if (!Object.prototype.hasOwnProperty.call(input, k)) continue;
+    if (i >= keys.length || keys[i] !== k || !Object.is(input[k], values[i])) return false;
+    i++;
+  }
+  return i === keys.length;
 }
 
 /** Upper bound of the JSON length of one flat member (every character escaped as `\uXXXX`). */
@@ -100,17 +166,22 @@ const jsonBound = (k: string, v: string) => 6 * (k.length + v.length) + 8;
 /**
  * The usual case, without the general walk: a plain object of short primitive members, none of them
  * sensitive — what every read and write event carries. Yields exactly what the general walk yields
- * for it; `undefined` hands anything else (nesting, a dropped member, a long string) to the walk.
+ * for it (and the members it read); `undefined` hands anything else (nesting, a dropped member, a
+ * long string) to the walk.
  */
-function flatDetails(input: Record<string, unknown>): SanitisedDetails | undefined {
+function flatDetails(input: Record<string, unknown>): FlatResult | undefined {
   const proto = Object.getPrototypeOf(input);
   if (proto !== Object.prototype && proto !== null) return undefined;
-  const out: Record<string, unknown> = {};
+  const out: Record<string, string | number | boolean> = {};
+  const keys: string[] = [];
+  const values: unknown[] = [];
   let n = 0;
   let bound = 2;
   for (const k in input) {
     if (!Object.prototype.hasOwnProperty.call(input, k)) continue;
     const v = input[k];
+    keys.push(k);
+    values.push(v);
     if (++n > MAX_KEYS || looksLikeSecretValue(k)) return undefined;
     if (typeof v === 'boolean') {
       out[storable(k)] = v;
@@ -132,7 +203,7 @@ function flatDetails(input: Record<string, unknown>): SanitisedDetails | undefin
     }
   }
   if (bound > MAX_TOTAL) return undefined;
-  return { details: n > 0 && Object.keys(out).length > 0 ? out : null, redacted: [] };
+  return { proto, keys, values, details: n > 0 && Object.keys(out).length > 0 ? out : null };
 }
 
 function sanitiseNested(input: object, redacted: string[]): SanitisedDetails {
