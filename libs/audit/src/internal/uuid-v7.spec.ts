@@ -15,4 +15,19 @@ describe('uuidV7', () => {
     expect([...byTime].sort()).toEqual(byTime);
     expect(new Set(ids).size).toBe(ids.length);
   });
+
+  it('carries the whole 48-bit time range and refuses a time outside it', () => {
+    for (const ms of [0, 1, 0xffffff, 0x1000000, 2 ** 48 - 1]) {
+      const id = uuidV7(ms);
+      expect(id).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+      expect(parseInt(id.replace(/-/g, '').slice(0, 12), 16)).toBe(ms);
+    }
+    for (const bad of [-1, 2 ** 48, 1.5, Number.NaN]) expect(() => uuidV7(bad)).toThrow(RangeError);
+  });
+
+  it('draws fresh random bits for every id, across refills of its random pool', () => {
+    const tails = new Set<string>();
+    for (let i = 0; i < 2000; i++) tails.add(uuidV7(1_700_000_000_000).slice(14));
+    expect(tails.size).toBe(2000);
+  });
 });
