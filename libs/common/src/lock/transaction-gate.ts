@@ -83,6 +83,14 @@ export class TransactionGate {
     return this.durable ?? undefined;
   }
 
+  /**
+   * Whether a synchronous statement run NOW sees neither another caller's uncommitted rows nor a commit
+   * still being flushed (the flush holds the gate). Always true where connections are not shared.
+   */
+  idleNow(): boolean {
+    return !this.serialises || (!this.mutex.isLocked('tx') && !this.dataSource.createQueryRunner().isTransactionActive);
+  }
+
   /** Runs `work` (which may open a transaction) while holding the gate on single-connection drivers. */
   async exclusive<T>(work: () => Promise<T>, options?: GateOptions): Promise<T> {
     if (!this.serialises) return work();

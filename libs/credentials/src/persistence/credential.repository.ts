@@ -151,8 +151,8 @@ export class CredentialRepository {
   /**
    * The row of the tenant, deleted or not: the metadata route's one statement, so without TypeORM's
    * query runner around it (most of this read's cost). better-sqlite3: a statement prepared once, run on
-   * the driver's connection inside `runner.read` (the gate and ambient transaction TypeORM's query would
-   * get). PostgreSQL outside a transaction: one query on the driver's pool, as `manager.query` would
+   * the driver's connection by `runner.readSync` (the gate and ambient transaction TypeORM's query would
+   * get, without a read scope when the gate is idle). PostgreSQL outside a transaction: one query on the driver's pool, as `manager.query` would
    * send it — the read scope there only refuses writes, and this is a single SELECT.
    */
   async findById(tenantId: string, id: string): Promise<CredentialEntity | null> {
@@ -165,7 +165,7 @@ export class CredentialRepository {
     const type = this.runner.dataSource.options.type;
     if (type === 'better-sqlite3' && driver.databaseConnection) {
       const byId = this.sqliteById(driver.databaseConnection);
-      return this.runner.read(async () => byId.get(id, tenantId) as CredentialRow | undefined);
+      return Promise.resolve(this.runner.readSync(() => byId.get(id, tenantId) as CredentialRow | undefined));
     }
     if (type === 'postgres' && driver.master && !this.runner.inTransaction()) {
       return driver.master.query<CredentialRow>(this.sql().byId, [id, tenantId]).then((r) => r.rows[0]);
