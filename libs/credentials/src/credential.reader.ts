@@ -20,7 +20,10 @@ import { CredentialsPersistence } from './persistence/credentials-persistence';
 import { ValueStores } from './stores/value-stores';
 import { assertPositiveInt } from './validation/identifiers';
 
-/** What the cache holds for one credential: the current value, its row, and the audit details of a read. */
+/**
+ * What the cache holds for one credential: the current value, its row, and the audit details of a read
+ * (frozen: the audit lib then sanitises and canonicalises them once for every read of this entry).
+ */
 interface CachedRead {
   value: string;
   row: CredentialEntity;
@@ -123,7 +126,7 @@ export class CredentialReader {
     const v = await this.versions.find(tenantId, id, row.currentVersion);
     if (!v) throw new CredentialVersionNotFoundError(id, row.currentVersion);
     const value = await this.stores.of(v.valueStore).read(ownerOf(row), pointerOf(v));
-    return { value, row, auditDetails: { ...detailsOf(row), version: row.currentVersion } };
+    return { value, row, auditDetails: Object.freeze({ ...detailsOf(row), version: row.currentVersion }) };
   }
 
   /**
