@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readlinkSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DataSource } from 'typeorm';
@@ -82,6 +82,26 @@ describe('SQLite commits flushed off the event loop (SqliteDurableCommit via Tra
     await expect(Promise.all(sync.mock.results.map((r) => r.value))).resolves.toBeDefined();
     expect(await countRows(ds, 'cv_test_items')).toBe(2);
     expect(await level(ds)).toBe(2);
+  });
+
+  it('keeps one WAL descriptor of its own while commits keep coming, and closes it once idle', async () => {
+    ds = await openSqlite(dir, 'FULL');
+    const runner = new TransactionRunner(ds);
+    const wal = join(dir, 'db.sqlite-wal');
+    const walDescriptors = () =>
+      readdirSync('/proc/self/fd').filter((fd) => {
+        try {
+          return readlinkSync(`/proc/self/fd/${fd}`) === wal;
+        } catch {
+          return false; // closed meanwhile
+        }
+      }).length;
+    await runner.run(() => runner.manager.query("INSERT INTO cv_test_items (id, label) VALUES ('a', 'x')"));
+    const sqlitesOwn = walDescriptors() - 1;
+    for (let i = 0; i < 5; i++) await runner.run(() => runner.manager.query(`INSERT INTO cv_test_items (id, label) VALUES ('b${i}', 'x')`));
+    expect(walDescriptors()).toBe(sqlitesOwn + 1); // one, reused
+    await new Promise((r) => setTimeout(r, 1300));
+    expect(walDescriptors()).toBe(sqlitesOwn);
   });
 
   it('a failed flush: CommitNotDurableError (stable code), the row is committed and the after-commit callbacks ran', async () => {

@@ -67,23 +67,50 @@ export class SqliteDurableCommit {
   /**
    * Flushes the WAL file (every frame committed so far). Rejects with `CommitNotDurableError` when the
    * flush fails. A missing WAL file means nothing was ever written to it since the database was last
-   * closed (SQLite deletes it only then), so there is nothing to flush. The file is opened per flush:
-   * no descriptor outlives the DataSource, and a WAL recreated after a close is never missed.
+   * closed (SQLite deletes it only then), so there is nothing to flush.
+   *
+   * The descriptor is kept while flushes keep coming (an open and a close per commit were ~2 µs of a
+   * warm read) and closed after `IDLE_CLOSE_MS` without one, so none outlives a closed DataSource for
+   * long. While the connection is open SQLite keeps the same WAL file (it truncates it, never replaces it).
    */
   sync(): Promise<void> {
-    return new Promise((resolve, reject) => {
+    this.lastUse = Date.now();
+    this.inFlight++;
+    return new Promise<void>((resolve, reject) => {
+      const flush = (fd: number) =>
+        fdatasync(fd, (syncError) => (syncError ? reject(new CommitNotDurableError({ cause: syncError })) : resolve()));
+      if (this.fd !== undefined) return flush(this.fd);
       open(this.walPath, 'r', (openError, fd) => {
         if (openError) {
           if (openError.code === 'ENOENT') resolve();
           else reject(new CommitNotDurableError({ cause: openError }));
           return;
         }
-        fdatasync(fd, (syncError) => {
-          close(fd, () => undefined);
-          if (syncError) reject(new CommitNotDurableError({ cause: syncError }));
-          else resolve();
-        });
+        if (this.fd !== undefined) close(fd, () => undefined); // another flush opened it meanwhile
+        else {
+          this.fd = fd;
+          this.closeWhenIdle();
+        }
+        flush(this.fd);
       });
-    });
+    }).finally(() => this.inFlight--);
+  }
+
+  private fd?: number;
+  private lastUse = 0;
+  private inFlight = 0;
+
+  private closeWhenIdle(): void {
+    const idleFor = Date.now() - this.lastUse;
+    if (this.fd === undefined) return;
+    if (idleFor < IDLE_CLOSE_MS || this.inFlight > 0) {
+      setTimeout(() => this.closeWhenIdle(), idleFor < IDLE_CLOSE_MS ? IDLE_CLOSE_MS - idleFor : 100).unref();
+      return;
+    }
+    close(this.fd, () => undefined);
+    this.fd = undefined;
   }
 }
+
+/** How long a WAL descriptor stays open without a flush. */
+const IDLE_CLOSE_MS = 1000;
