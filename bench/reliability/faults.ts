@@ -61,6 +61,8 @@ export async function faults(p: Profile): Promise<PartResult> {
   const totals = { unmapped: 0, wrongReads: 0, failures: 0, lost: 0, checkedWrites: 0, vaultRequests: 0, faulted: 0, kvOps: 0, retries: 0, phase1S: 0, credentials: 0 };
   const perDb: string[] = [];
   let breaker: Awaited<ReturnType<typeof outage>> | undefined;
+  /** Longest wait, over the databases, for the host to serve again once phase 1's faults were cleared (0: at once). */
+  let phase1RecoveryS = 0;
   const check = (what: string, res: ApiResponse) => {
     if (res.status < 400) return true;
     totals.failures++;
@@ -168,6 +170,15 @@ export async function faults(p: Profile): Promise<PartResult> {
         totals.credentials += tracked.length;
 
         trace(`faults ${db}: phase 1 done`);
+        // Streaks of injected failures can open the breaker during phase 1 (5 consecutive failed attempts:
+        // expected about once per ~10k requests at these rates): it then fails fast until it half-opens. The
+        // checks below ask whether writes were LOST, so they wait until the vault client serves again —
+        // reading through a still-open breaker answers 503, which says nothing about the data.
+        if (tracked.length > 0) {
+          const waitedS = await recovered(host.baseUrl, call, tracked[0].id, p.faults.breakerHalfOpenMs + 60_000);
+          if (waitedS === undefined) throw new Error(`faults ${db}: the host did not serve reads again after the faults were cleared`);
+          phase1RecoveryS = Math.max(phase1RecoveryS, waitedS);
+        }
         // ── every acknowledged write readable with its value; the current value is the last acknowledged one ──
         // Each credential is checked on its own (faults cleared, no writes running): a few at a time.
         await forEachLimited(tracked.length, CHECK_CONCURRENCY, async (i) => {
@@ -207,7 +218,7 @@ export async function faults(p: Profile): Promise<PartResult> {
     return {
       part: 'Faults',
       profile: p.name,
-      method: `The host (${dbs}; the local vault as an external vault over HTTPS, cache TTL 1 ms so every read reaches the vault, KEY_VAULT_MAX_ATTEMPTS ${MAX_ATTEMPTS}) is driven by ${concurrency} workers with mixed operations: 45% value reads, 35% rotations, 10% new credentials, 10% metadata reads and lists. Through the vault's admin API (POST /_emulator/faults) five faults are injected, each on ${(RATE * 100).toFixed(2)}% of vault requests (≈20% of requests faulted in all): 429 with Retry-After 1 s, 500, 503 with Retry-After 1 s, a connection reset, 2 s of latency. Each worker owns its credentials, so the order of its writes is known: afterwards (faults cleared) every acknowledged version must read back with its value and the current value must be the last acknowledged write (or a write whose answer was an error — the client cannot know those). Every error answer must be the documented shape with a numeric \`code\` and a \`codeName\`. Then (once, on the last database: the breaker belongs to the vault client) every vault request answers 503: the breaker must open (CIRCUIT_OPEN), /health/ready must answer 503 with keyVault down, and after the faults are cleared reads and readiness must come back (the breaker half-opens after KEY_VAULT_BREAKER_HALF_OPEN_AFTER_MS: ${p.faults.breakerHalfOpenMs / 1000} s in this run). Retries are read from /metrics and the vault's own request count.`,
+      method: `The host (${dbs}; the local vault as an external vault over HTTPS, cache TTL 1 ms so every read reaches the vault, KEY_VAULT_MAX_ATTEMPTS ${MAX_ATTEMPTS}) is driven by ${concurrency} workers with mixed operations: 45% value reads, 35% rotations, 10% new credentials, 10% metadata reads and lists. Through the vault's admin API (POST /_emulator/faults) five faults are injected, each on ${(RATE * 100).toFixed(2)}% of vault requests (≈20% of requests faulted in all): 429 with Retry-After 1 s, 500, 503 with Retry-After 1 s, a connection reset, 2 s of latency. Each worker owns its credentials, so the order of its writes is known: afterwards (faults cleared, and once the host serves reads again: a streak of faults may have opened the breaker) every acknowledged version must read back with its value and the current value must be the last acknowledged write (or a write whose answer was an error — the client cannot know those). Every error answer must be the documented shape with a numeric \`code\` and a \`codeName\`. Then (once, on the last database: the breaker belongs to the vault client) every vault request answers 503: the breaker must open (CIRCUIT_OPEN), /health/ready must answer 503 with keyVault down, and after the faults are cleared reads and readiness must come back (the breaker half-opens after KEY_VAULT_BREAKER_HALF_OPEN_AFTER_MS: ${p.faults.breakerHalfOpenMs / 1000} s in this run). Retries are read from /metrics and the vault's own request count.`,
       ran: `${perDb.join(' · ')}. Error answers under the faults: ${codeText || 'none'}; the breaker opened after ${b.callsToOpen} reads of the outage and the host recovered ${Math.round(b.recoverS)} s after it ended.`,
       figures: [
         info('operations', operations * p.faults.databases.length),
@@ -215,6 +226,7 @@ export async function faults(p: Profile): Promise<PartResult> {
         info('operations failed (typed error answered)', totals.failures - b.failures),
         info('latency p50', Math.round(percentile(latencies, 50)), 'ms'),
         info('latency p99', Math.round(percentile(latencies, 99)), 'ms'),
+        info('seconds until the host served again after the faults were cleared (a breaker opened by a streak of faults stays open until it half-opens)', Math.round(phase1RecoveryS * 10) / 10, 's'),
         info('acknowledged writes checked', totals.checkedWrites),
         bounded('lost writes', totals.lost, '=', 0),
         bounded('reads of a value never written', totals.wrongReads, '=', 0),
@@ -259,15 +271,25 @@ async function outage(baseUrl: string, call: ReturnType<typeof apiClient>, probe
   const breakerStateOpen = metricSum(await metrics(), 'credential_vault_keyvault_circuit_breaker_state');
   await admin('DELETE', '/_emulator/faults');
   const recoverStart = performance.now();
-  let recovered = false;
-  while (!recovered && performance.now() - recoverStart < 120_000) {
-    await sleep(1000);
+  const recoveredS = await recovered(baseUrl, call, probe, 120_000, 1000, true);
+  const recoverS = recoveredS ?? (performance.now() - recoverStart) / 1000;
+  const breakerStateAfter = metricSum(await metrics(), 'credential_vault_keyvault_circuit_breaker_state');
+  return { opened, callsToOpen, failures, openS, readyDown: readyDuring.status === 503 && readyDuringBody.details?.keyVault?.status === 'down', breakerStateOpen, recovered: recoveredS !== undefined, recoverS, breakerStateAfter };
+}
+
+/**
+ * Seconds until a read of `probe` and /health/ready both answer 200 (polled every `everyMs`; at once when
+ * they already do), or undefined after `timeoutMs`.
+ */
+async function recovered(baseUrl: string, call: ReturnType<typeof apiClient>, probe: string, timeoutMs: number, everyMs = 500, sleepFirst = false): Promise<number | undefined> {
+  const start = performance.now();
+  if (sleepFirst) await sleep(everyMs);
+  while (performance.now() - start < timeoutMs) {
     const read = await call('GET', `/v1/credentials/${probe}/value`);
     const ready = await fetch(`${baseUrl}/health/ready`);
     await ready.arrayBuffer();
-    recovered = read.status === 200 && ready.status === 200;
+    if (read.status === 200 && ready.status === 200) return (performance.now() - start) / 1000;
+    await sleep(everyMs);
   }
-  const recoverS = (performance.now() - recoverStart) / 1000;
-  const breakerStateAfter = metricSum(await metrics(), 'credential_vault_keyvault_circuit_breaker_state');
-  return { opened, callsToOpen, failures, openS, readyDown: readyDuring.status === 503 && readyDuringBody.details?.keyVault?.status === 'down', breakerStateOpen, recovered, recoverS, breakerStateAfter };
+  return undefined;
 }
