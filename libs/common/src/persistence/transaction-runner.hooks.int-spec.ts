@@ -183,11 +183,13 @@ describe.each(DATABASE_KINDS)('TransactionRunner keeps the async hooks off while
 
   it('work that outlives its transaction sees no transaction: while idle, and while another transaction is open', async () => {
     const gate = deferred();
+    // Resolved once libA's run has settled: a fixed sleep here raced the COMMIT on a loaded PostgreSQL (CI).
+    const settled = deferred();
     let late: Promise<Seen[]> | undefined;
     await libA.run(async () => {
       late = (async () => {
         const views: Seen[] = [];
-        await sleep(5);
+        await settled.promise;
         views.push(seen(libA)); // the scope has closed; the hooks are off
         await gate.promise;
         views.push(seen(libA)); // another transaction re-enabled the storage
@@ -196,6 +198,7 @@ describe.each(DATABASE_KINDS)('TransactionRunner keeps the async hooks off while
         return views;
       })();
     });
+    settled.resolve();
     await sleep(10);
     expect(storageOn()).toBe(false);
     await libB.run(async () => {
