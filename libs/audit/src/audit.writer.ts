@@ -3,20 +3,21 @@ import { EventEmitter2 } from '@nestjs/event-emitter';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { Clock, CommitNotDurableError, TransactionRunner, describeError } from '@app/common';
 import type { DataSource, EntityManager } from 'typeorm';
-import { AUDIT_SUSPICIOUS_ACTIVITY_EVENT, AUDIT_SYSTEM_ACTOR } from './audit.constants';
+import { AUDIT_SUSPICIOUS_ACTIVITY_EVENT } from './audit.constants';
 import { AUDIT_CLOCK, AUDIT_RESOLVED_OPTIONS } from './audit.module-definition';
 import type { ResolvedAuditOptions } from './audit.options';
 import { AuditRepository, ChainHead } from './audit.repository';
 import { AuditLogEntry } from './entities/audit-log-entry.entity';
 import { AuditUnavailableError, AuditWriteError } from './errors/audit.errors';
-import { AuditAction, AuditEventInput, AuditLogEntryView, AuditResult, AuditStats } from './interfaces/audit-event.interface';
+import { AuditEventInput, AuditLogEntryView, AuditStats } from './interfaces/audit-event.interface';
 import { linkRows } from './internal/chain-link';
 import { ChainWriter, isChainCollision, lockStatements } from './internal/chain-writer';
 import { toView } from './internal/entry-view';
 import { ChainHeadCache } from './internal/head-cache';
 import { PreparedEvent, prepareEvent } from './internal/prepare-event';
 import { ReadBuffer } from './internal/read-buffer';
-import { ObservedEvent, SharedSuspiciousActivityDetector, SuspiciousActivityDetector, SuspiciousActivityEvent } from './internal/suspicious-activity.detector';
+import { SharedSuspiciousActivityDetector, SuspiciousActivityDetector } from './internal/suspicious-activity.detector';
+import { SuspiciousActivityReporter } from './internal/suspicious-activity.reporter';
 import { SuspiciousActivityCounters } from './suspicious-activity.counters';
 
 const ACCEPTED = Promise.resolve();
@@ -43,7 +44,7 @@ export class AuditWriter {
   private readonly logger = new Logger(AuditWriter.name);
   private readonly runner: TransactionRunner;
   private readonly buffer: ReadBuffer<BufferedRead>;
-  private readonly detector?: { observe(e: ObservedEvent): SuspiciousActivityEvent[] | Promise<SuspiciousActivityEvent[]> };
+  private readonly suspicious?: SuspiciousActivityReporter;
   private readonly pending = new Set<Promise<unknown>>();
   /** PostgreSQL: chain heads our commits left, for optimistic read batches (see `writeBatch`). */
   private readonly heads?: ChainHeadCache;
@@ -82,10 +83,21 @@ export class AuditWriter {
     this.buffer = new ReadBuffer(options.readBuffer.maxSize);
     if (chains.optimisticAppend) this.heads = ChainHeadCache.for(dataSource);
     if (options.suspicious.enabled) {
-      // Counters shared by the replicas when the host provides them; in this process otherwise.
-      this.detector = sharedCounters
-        ? new SharedSuspiciousActivityDetector(options.suspicious, this.clock, sharedCounters)
-        : new SuspiciousActivityDetector(options.suspicious, this.clock);
+      this.suspicious = new SuspiciousActivityReporter({
+        // Counters shared by the replicas when the host provides them; in this process otherwise.
+        detector: sharedCounters
+          ? new SharedSuspiciousActivityDetector(options.suspicious, this.clock, sharedCounters)
+          : new SuspiciousActivityDetector(options.suspicious, this.clock),
+        logger: this.logger,
+        events: this.events,
+        // Detached: the alert's row must not join the triggering call's transaction (it would outlive it).
+        record: (event) => this.runner.detached(() => this.record(event)),
+        track: (work) => {
+          const tracked = work.finally(() => this.pending.delete(tracked));
+          this.pending.add(tracked);
+        },
+        counted: () => this.counters.suspiciousActivities++,
+      });
     }
   }
 
@@ -135,7 +147,7 @@ export class AuditWriter {
       });
     }
     this.counters.recorded++;
-    this.observe(prepared);
+    this.suspicious?.observe(prepared);
     return toView(rows[0]);
   }
 
@@ -154,7 +166,7 @@ export class AuditWriter {
       throw new AuditWriteError(`${prepared.length} audit rows could not be written; the operation must not proceed`, { cause: e });
     }
     this.counters.recorded += prepared.length;
-    for (const p of prepared) this.observe(p);
+    for (const p of prepared) this.suspicious?.observe(p);
   }
 
   /**
@@ -200,7 +212,7 @@ export class AuditWriter {
 
   private accepted(entry: BufferedRead): void {
     this.counters.readsAccepted++;
-    this.observe(entry.event);
+    this.suspicious?.observe(entry.event);
     // While failing only the interval (or shutdown) retries: no write attempt per read.
     if (this.kicking || this.scheduled || (this.failing && !this.stopped)) return;
     this.scheduled = true;
@@ -389,56 +401,6 @@ export class AuditWriter {
     });
   }
 
-  // ---------------------------------------------------------------------------------------------
-  // Suspicious activity
-  // ---------------------------------------------------------------------------------------------
-
-  private observe(e: PreparedEvent): void {
-    if (!this.detector) return;
-    const alerts = this.detector.observe(e);
-    if (Array.isArray(alerts)) {
-      for (const alert of alerts) this.raise(alert);
-      return;
-    }
-    // Shared counters answer later: the audited call does not wait for them (shutdown does).
-    const counted = alerts
-      .then((list) => list.forEach((alert) => this.raise(alert)))
-      .catch((err: unknown) => this.logger.warn(`Suspicious-activity counters failed: ${describeError(err)}`))
-      .finally(() => this.pending.delete(counted));
-    this.pending.add(counted);
-  }
-
-  private raise(alert: SuspiciousActivityEvent): void {
-    this.counters.suspiciousActivities++;
-    this.logger.warn(
-      `Suspicious activity (${alert.kind}) in tenant ${alert.tenantId}: ${alert.count} within ${alert.windowMs} ms ` +
-        `(threshold ${alert.threshold}) actor=${alert.actorId ?? '-'} resource=${alert.resource ?? '-'}`,
-    );
-    try {
-      this.events?.emit(AUDIT_SUSPICIOUS_ACTIVITY_EVENT, alert);
-    } catch (e) {
-      this.logger.error(`A listener of ${AUDIT_SUSPICIOUS_ACTIVITY_EVENT} threw: ${describeError(e)}`);
-    }
-    // Not awaited, and detached: the triggering call may hold an open transaction the row must
-    // neither wait for nor join (it would outlive it).
-    const write = this.runner.detached(() => this.record({
-      action: AuditAction.SUSPICIOUS_ACTIVITY,
-      context: { tenantId: alert.tenantId, actor: { id: AUDIT_SYSTEM_ACTOR }, correlationId: alert.correlationId },
-      resource: alert.resource ?? `actor:${alert.actorId}`,
-      result: AuditResult.SUCCESS,
-      details: {
-        kind: alert.kind,
-        actorId: alert.actorId,
-        resource: alert.resource,
-        count: alert.count,
-        threshold: alert.threshold,
-        windowMs: alert.windowMs,
-      },
-    }))
-      .catch(() => undefined) // logged and counted by record()
-      .finally(() => this.pending.delete(write));
-    this.pending.add(write);
-  }
 }
 
 /** Resolves (no error) or rejects a buffered read's caller, once; false when it had none left. */
