@@ -26,6 +26,11 @@ interface SqliteConnection {
  * OFF the user chose to not flush every commit, and that stays so (`for` answers undefined).
  */
 export class SqliteDurableCommit {
+  /** The WAL's descriptor while flushes keep coming (see `sync`). */
+  private fd?: number;
+  private lastUse = 0;
+  private inFlight = 0;
+
   private constructor(
     private readonly connection: SqliteConnection,
     private readonly level: number,
@@ -35,7 +40,7 @@ export class SqliteDurableCommit {
   /** The helper for `dataSource`'s current connection, or undefined when its commits need none. */
   static for(dataSource: DataSource): SqliteDurableCommit | undefined {
     if (dataSource.options.type !== 'better-sqlite3' || !dataSource.isInitialized) return undefined;
-    const connection = (dataSource.driver as unknown as { databaseConnection?: SqliteConnection }).databaseConnection;
+    const connection = connectionOf(dataSource);
     if (!connection || connection.memory) return undefined;
     const mode = String(connection.pragma('journal_mode', { simple: true })).toLowerCase();
     const level = Number(connection.pragma('synchronous', { simple: true }));
@@ -50,7 +55,7 @@ export class SqliteDurableCommit {
 
   /** Whether this helper still belongs to `dataSource`'s connection (a re-initialised DataSource has a new one). */
   servesConnectionOf(dataSource: DataSource): boolean {
-    return (dataSource.driver as unknown as { databaseConnection?: SqliteConnection }).databaseConnection === this.connection;
+    return connectionOf(dataSource) === this.connection;
   }
 
   /** Before BEGIN: the COMMIT writes the WAL frames without flushing them. */
@@ -96,10 +101,6 @@ export class SqliteDurableCommit {
     }).finally(() => this.inFlight--);
   }
 
-  private fd?: number;
-  private lastUse = 0;
-  private inFlight = 0;
-
   private closeWhenIdle(): void {
     const idleFor = Date.now() - this.lastUse;
     if (this.fd === undefined) return;
@@ -110,6 +111,11 @@ export class SqliteDurableCommit {
     close(this.fd, () => undefined);
     this.fd = undefined;
   }
+}
+
+/** TypeORM's better-sqlite3 `Database` of `dataSource` (undefined before it connects). */
+function connectionOf(dataSource: DataSource): SqliteConnection | undefined {
+  return (dataSource.driver as unknown as { databaseConnection?: SqliteConnection }).databaseConnection;
 }
 
 /** How long a WAL descriptor stays open without a flush. */
