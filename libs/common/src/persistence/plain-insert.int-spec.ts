@@ -134,6 +134,21 @@ describe.each(DATABASE_KINDS)('insertPlainRows on %s', (kind) => {
     expect((await storedRows('mapped')).map((r) => ({ ...r, batch_key: 'ref2' }))).toStrictEqual(reference);
   });
 
+  it('stores text byte for byte: JSON escapes, control characters, spaces, JSON-looking text with unsorted and repeated keys', async () => {
+    const texts = [
+      'back\\slash "q" \n\t\r \u0001 \u2028 \u{1F511} é',
+      '  leading and trailing  ',
+      '{"b": 1, "a": 2, "a": 3}',
+      '1.50',
+      '-0',
+      '1e400',
+    ];
+    const rows = texts.map((label, i) => ({ id: `text-${i}`, batch: 'text', label: null, atMs: null, docJson: label, big: null }));
+    await insertPlainRows(ds.manager, PlainRow, rows, stored);
+    const read = (await ds.query(`SELECT doc FROM ${table()} WHERE batch_key = ${p(1)} ORDER BY id`, ['text'])) as Array<{ doc: string }>;
+    expect(read.map((r) => r.doc)).toEqual(texts);
+  });
+
   it('an empty batch writes nothing and sends no statement', async () => {
     const query = jest.spyOn(ds.manager, 'query');
     await insertPlainRows(ds.manager, PlainRow, []);
