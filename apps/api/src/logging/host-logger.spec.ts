@@ -1,3 +1,4 @@
+import { createConnection } from 'node:net';
 import { Injectable, Logger, Module, OnModuleDestroy } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { loadAppConfig } from '../config/app.config';
@@ -79,6 +80,26 @@ describe('HostLogger', () => {
     ]);
     for (const line of lines) expect(line).toMatchObject({ msg: WITHHELD, err: { name: 'QueryFailedError', stack: OUR_FRAME } });
     expect(JSON.stringify(lines)).not.toContain(MARKER);
+  });
+
+  it("keeps the system error code of TypeORM's connection retries (ECONNREFUSED…), never the text around it", async () => {
+    const { host, lines } = hostLogger();
+    // What TypeOrmModule logs while the database is down: a fixed text, and the connection error's stack.
+    const refused = await new Promise<Error>((resolve) => {
+      const socket = createConnection({ host: '127.0.0.1', port: 9 }); // discard port: nothing listens
+      socket.on('error', resolve);
+    });
+    const aggregate = new AggregateError([refused], '');
+    aggregate.stack = `AggregateError [ECONNREFUSED]: \n    at internalConnectMultiple (node:net:1122:18)`;
+    const unknown = new Error(`connect EWHATEVER ${MARKER}`);
+    for (const e of [refused, aggregate, unknown]) host.error('Unable to connect to the database. Retrying (1)...', e.stack, 'TypeOrmModule');
+    expect(lines.map((l) => l.err)).toEqual([
+      expect.objectContaining({ name: 'Error', code: 'ECONNREFUSED' }),
+      expect.objectContaining({ name: 'AggregateError', code: 'ECONNREFUSED' }),
+      { name: 'Error', stack: OUR_FRAME },
+    ]);
+    expect(JSON.stringify(lines)).not.toContain(MARKER);
+    expect(JSON.stringify(lines)).not.toContain('127.0.0.1');
   });
 
   it("keeps Nest's ordinary lines as they are: bootstrap, route mapping, an error line without a stack", async () => {

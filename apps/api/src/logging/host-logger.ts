@@ -81,10 +81,19 @@ function isStackText(v: unknown): v is string {
  */
 function errorOfStack(stack: string, message: unknown): Error {
   const e = new Error(typeof message === 'string' ? message : '');
-  e.name = /^([A-Za-z_$][\w$]*)(?::|\n)/.exec(stack)?.[1] ?? 'Error';
+  // `Error: …`, `QueryFailedError: …`, Node's `AggregateError [ECONNREFUSED]: …` (both addresses of localhost refused).
+  e.name = /^([A-Za-z_$][\w$]*)(?: \[[A-Z0-9_]+\])?(?::|\n)/.exec(stack)?.[1] ?? 'Error';
   e.stack = stack;
+  // The system error behind a connection failure (TypeORM's "Unable to connect… Retrying" carries only the
+  // stack): a known code from the first line, never its text (it names hosts and may quote data).
+  const code = stack.split('\n', 1)[0].match(SYSTEM_ERROR_CODES)?.[0];
+  if (code) (e as { code?: string }).code = code;
   return e;
 }
+
+/** Node's system error codes of a failed connection or file access: what an operator needs from a stack's first line. */
+const SYSTEM_ERROR_CODES =
+  /\b(?:ECONNREFUSED|ECONNRESET|ECONNABORTED|ENOTFOUND|EAI_AGAIN|ETIMEDOUT|EHOSTUNREACH|ENETUNREACH|EPIPE|EPROTO|EACCES|EPERM|ENOENT|ENOSPC|EROFS|EMFILE|EADDRINUSE|EBUSY)\b/;
 
 /** Provides HOST_LOG and HostLogger everywhere (app.useLogger takes the HostLogger). */
 @Global()
