@@ -75,6 +75,8 @@ describe('JwtVerifier', () => {
       [await sign({ tenant_id: [marker] }), JwtClaimErrorCode.INVALID, 'tenant_id'],
       [await sign({ tenant_id: 'acme' }, { sub: null }), JwtClaimErrorCode.MISSING, 'sub'],
       [await sign({ tenant_id: 'acme', sub: '' }), JwtClaimErrorCode.INVALID, 'sub'],
+      [await sign({ tenant_id: 'acme', sub: 123 }), JwtClaimErrorCode.INVALID, 'sub'],
+      [await sign({ tenant_id: 'acme', sub: [marker] }), JwtClaimErrorCode.INVALID, 'sub'],
     ];
     for (const [token, code, claim] of cases) {
       const e = await refusal(token);
@@ -146,6 +148,7 @@ describe('AuthService', () => {
       ['the tenant claim is not a string', { tenant_id: 42 }, undefined, 'tenant_id'],
       ['the subject is missing', { tenant_id: 'acme' }, null, 'sub'],
       ['the subject is empty', { tenant_id: 'acme', sub: '' }, undefined, 'sub'],
+      ['the subject is not a string', { tenant_id: 'acme', sub: 123 }, undefined, 'sub'],
     ])('names the claim when %s', async (_case, claims: Record<string, unknown>, sub: null | undefined, claim) => {
       const { sign, refusal } = await bearerAuth();
       expect(await refusal(await sign(claims, { sub }))).toBe(`invalid bearer token: token has no "${claim}" claim`);

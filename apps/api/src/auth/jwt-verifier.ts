@@ -58,9 +58,11 @@ export class JwtVerifier {
     const tenant = payload[this.config.tenantClaim];
     if (tenant === undefined) throw new JwtClaimError(JwtClaimErrorCode.MISSING, this.config.tenantClaim);
     if (typeof tenant !== 'string' || tenant.length === 0) throw new JwtClaimError(JwtClaimErrorCode.INVALID, this.config.tenantClaim);
-    // jose checks `sub` only when asked for one subject; an empty one is refused like a missing one.
-    if (!payload.sub) throw new JwtClaimError(payload.sub === undefined ? JwtClaimErrorCode.MISSING : JwtClaimErrorCode.INVALID, 'sub');
-    return { subject: payload.sub, tenantId: tenant, scopes: scopesOf(payload, this.config.scopeClaim) };
+    // jose checks `sub` only when asked for one subject, and not its type: RFC 7519 makes it a string
+    // (a number would become the principal "jwt:123"). An empty one is refused like a missing one.
+    const sub: unknown = payload.sub;
+    if (typeof sub !== 'string' || sub.length === 0) throw new JwtClaimError(sub === undefined ? JwtClaimErrorCode.MISSING : JwtClaimErrorCode.INVALID, 'sub');
+    return { subject: sub, tenantId: tenant, scopes: scopesOf(payload, this.config.scopeClaim) };
   }
 }
 
