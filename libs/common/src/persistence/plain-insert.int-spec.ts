@@ -143,7 +143,7 @@ describe.each(DATABASE_KINDS)('insertPlainRows on %s', (kind) => {
       '-0',
       '1e400',
     ];
-    const rows = texts.map((label, i) => ({ id: `text-${i}`, batch: 'text', label: null, atMs: null, docJson: label, big: null }));
+    const rows = texts.map((text, i) => ({ id: `text-${i}`, batch: 'text', label: null, atMs: null, docJson: text, big: null }));
     await insertPlainRows(ds.manager, PlainRow, rows, stored);
     const read = (await ds.query(`SELECT doc FROM ${table()} WHERE batch_key = ${p(1)} ORDER BY id`, ['text'])) as Array<{ doc: string }>;
     expect(read.map((r) => r.doc)).toEqual(texts);
