@@ -81,6 +81,11 @@ describe.each(DATABASE_KINDS)('credentials HTTP API on %s', (kind) => {
     expect(rotated.status).toBe(200);
     expect(rotated.body.version).toBe(2);
     expect((await call(admin.key, 'GET', `/v1/credentials/${id}/value`)).body.value).toBe(v2);
+    // The metadata route serves the row from the cache: the next read after a write sees it.
+    expect((await call(reader.key, 'GET', `/v1/credentials/${id}`)).body).toMatchObject({ version: 2, rowVersion: rotated.body.rowVersion });
+    const patched = await call(admin.key, 'PATCH', `/v1/credentials/${id}`, { tags: { env: 'staging' }, expectedVersion: rotated.body.rowVersion });
+    expect(patched.status).toBe(200);
+    expect((await call(reader.key, 'GET', `/v1/credentials/${id}`)).body).toMatchObject({ tags: { env: 'staging' }, rowVersion: patched.body.rowVersion });
 
     // A writer holding the old row version loses, and nothing changes.
     const stale = await call(admin.key, 'POST', `/v1/credentials/${id}/rotate`, { value: secretValue(), expectedVersion: meta.body.rowVersion });

@@ -1,5 +1,6 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { Clock, OperationContext } from '@app/common';
+import { CredentialCache } from './cache/credential-cache';
 import { ConnectionStatus, CredentialStatus } from './credential-type';
 import type {
   ConnectionView,
@@ -8,16 +9,18 @@ import type {
   CredentialStatistics,
   CredentialVersionInfo,
   ListCredentialsQuery,
+  MetadataReadOptions,
 } from './credential.types';
 import { CREDENTIALS_CLOCK, CREDENTIALS_RESOLVED_OPTIONS } from './credentials.constants';
 import type { ResolvedCredentialsOptions } from './credentials.options';
 import type { CredentialEntity } from './entities/credential.entity';
 import { CredentialValidationError } from './errors/credential-errors';
-import { effectiveStatus, toMetadataOfFresh, toVersionInfo } from './internal/credential-view';
+import { cacheKey, effectiveStatus, toMetadata, toMetadataOfFresh, toVersionInfo } from './internal/credential-view';
 import { assertContext, assertType, loadLive, UUID } from './internal/guards';
 import { maskFromHint } from './masking';
 import { CredentialRepository } from './persistence/credential.repository';
 import { CredentialVersionRepository } from './persistence/credential-version.repository';
+import { CredentialsPersistence } from './persistence/credentials-persistence';
 import { assertDate, assertIdentifier } from './validation/identifiers';
 
 const DAY_MS = 86_400_000;
@@ -30,11 +33,18 @@ export class CredentialQueries {
     private readonly versions: CredentialVersionRepository,
     @Inject(CREDENTIALS_CLOCK) private readonly clock: Clock,
     @Inject(CREDENTIALS_RESOLVED_OPTIONS) private readonly options: ResolvedCredentialsOptions,
+    private readonly cache: CredentialCache,
+    private readonly persistence: CredentialsPersistence,
   ) {}
 
   /** See `CredentialsService.getMetadata`. */
-  async getMetadata(ctx: OperationContext, id: string): Promise<CredentialMetadata> {
+  async getMetadata(ctx: OperationContext, id: string, options: MetadataReadOptions = {}): Promise<CredentialMetadata> {
     assertContext(ctx);
+    if (options.cached === true && this.options.cache.enabled && !this.persistence.runner.inTransaction()) {
+      // A shared row: the view copies its Dates and tags. Not-found is never cached (the loader throws).
+      const row = await this.cache.getOrLoadRow(cacheKey(ctx.tenantId, id), () => loadLive(this.rows, ctx.tenantId, id));
+      return toMetadata(row, this.clock.nowMs());
+    }
     return toMetadataOfFresh(await loadLive(this.rows, ctx.tenantId, id), this.clock.nowMs());
   }
 

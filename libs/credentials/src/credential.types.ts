@@ -88,6 +88,17 @@ export interface ReadOptions {
   allowExpired?: boolean;
 }
 
+export interface MetadataReadOptions {
+  /**
+   * Serve the row from the in-process cache (when `cache.enabled`), loading it on a miss. The row is
+   * evicted by every change of the credential, on every replica, as cached values are, so it is as
+   * fresh as the value reads' metadata. Ignored inside a transaction (its own writes are not evicted
+   * before it commits). Off by default: a library caller about to act on the row reads it from the
+   * database.
+   */
+  cached?: boolean;
+}
+
 export interface RotateOptions extends WriteOptions {
   /** Expiry of the new value (`null`/omitted: none). Client certificates: read from the certificate. */
   expiresAt?: Date | null;

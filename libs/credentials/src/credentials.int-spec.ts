@@ -8,7 +8,7 @@ import { Logger } from '@nestjs/common';
 import { EventEmitter2 } from '@nestjs/event-emitter';
 import { Test, type TestingModule } from '@nestjs/testing';
 import { AUDIT_TABLE, AuditService } from '@app/audit';
-import { ManualClock, type OperationContext, OutboxDispatcher, TransactionGate } from '@app/common';
+import { ManualClock, type OperationContext, OutboxDispatcher, TransactionGate, TransactionRunner } from '@app/common';
 import { KeyVaultProvider } from '@app/key-vault';
 import { KeyVaultEmulator } from '@app/keyvault-emulator';
 import { CapturingLogger, createTestDatabase, credentialsStackImports, DATABASE_KINDS, rejection, type TestDatabase } from '@app/testing';
@@ -479,6 +479,52 @@ describe.each(DATABASE_KINDS)('CredentialsModule on %s (emulator, real KeyVaultP
       emu.resetStats();
       await Promise.all(ids.map((id) => service.get(ctxA, id)));
       expect(emu.stats().byOperation.getSecret).toBe(1);
+    });
+
+    it('cached metadata reads come from memory, and the next read after any change sees it (update, rotate, revoke, delete)', async () => {
+      const meta = await service.store(ctxA, { integrationId: 'meta-cache', connectionId: 'c', type: CredentialType.API_KEY, value: secret(), tags: { team: 'a' } });
+      const cached = () => service.getMetadata(ctxA, meta.id, { cached: true });
+      expect((await cached()).tags).toEqual({ team: 'a' });
+      // A change behind the lib's back (no eviction) shows which reads come from memory.
+      const sql = kind === 'postgres' ? `UPDATE cv_credentials SET tags = $1 WHERE id = $2` : `UPDATE cv_credentials SET tags = ? WHERE id = ?`;
+      await TransactionGate.for(dataSource).exclusive(() => dataSource.query(sql, [JSON.stringify({ team: 'behind' }), meta.id]));
+      expect((await cached()).tags).toEqual({ team: 'a' });
+      expect((await service.getMetadata(ctxA, meta.id)).tags).toEqual({ team: 'behind' });
+      // A caller mutating what it got does not change what the next read gets.
+      const got = await cached();
+      got.tags.team = 'mutated';
+      got.createdAt.setTime(0);
+      expect(await cached()).toMatchObject({ tags: { team: 'a' }, createdAt: meta.createdAt });
+
+      await service.updateMetadata(ctxA, meta.id, { tags: { team: 'b' } });
+      expect(await cached()).toMatchObject({ tags: { team: 'b' }, rowVersion: 2 });
+      await service.rotate(ctxA, meta.id, secret());
+      expect(await cached()).toMatchObject({ version: 2, rowVersion: 3 });
+      await service.revoke(ctxA, meta.id);
+      expect((await cached()).status).toBe(CredentialStatus.REVOKED);
+      await service.unrevoke(ctxA, meta.id);
+      expect((await cached()).status).toBe(CredentialStatus.ACTIVE);
+      // Another tenant is never served this tenant's entry.
+      expect(await rejection(service.getMetadata(ctxB, meta.id, { cached: true }))).toBeInstanceOf(CredentialNotFoundError);
+      await service.delete(ctxA, meta.id);
+      expect(await rejection(cached())).toBeInstanceOf(CredentialNotFoundError);
+    });
+
+    it('inside a transaction a cached metadata read sees the transaction’s own writes and fills nothing', async () => {
+      const meta = await service.store(ctxA, { integrationId: 'meta-cache-tx', connectionId: 'c', type: CredentialType.API_KEY, value: secret(), tags: { n: '1' } });
+      const cached = () => service.getMetadata(ctxA, meta.id, { cached: true });
+      expect((await cached()).tags).toEqual({ n: '1' });
+      const runner = moduleRef.get(TransactionRunner);
+      await expect(
+        runner.run(async () => {
+          await service.updateMetadata(ctxA, meta.id, { tags: { n: '2' } });
+          expect((await cached()).tags).toEqual({ n: '2' });
+          throw new Error('roll back');
+        }),
+      ).rejects.toThrow('roll back');
+      // Rolled back: the row read inside was not kept.
+      expect((await cached()).tags).toEqual({ n: '1' });
+      expect((await service.getMetadata(ctxA, meta.id)).tags).toEqual({ n: '1' });
     });
 
     it('serves a stale value within maxStaleMs while the vault is unavailable, never beyond', async () => {

@@ -14,7 +14,10 @@ export interface CredentialsCacheOptions {
   ttlMs?: number;
   /** Each entry lives a random time in [ttlMs × (1 − jitterRatio), ttlMs]. 0..1. @default 0.2 */
   jitterRatio?: number;
-  /** Maximum cached credentials (least recently used evicted first). @default 10000 */
+  /**
+   * Maximum cached credentials (least recently used evicted first). Cached metadata rows (`getMetadata`
+   * with `cached`) have their own bound of the same size. @default 10000
+   */
   maxEntries?: number;
   /**
    * When the value store is unavailable (throttled, timing out, circuit open), serve an expired entry

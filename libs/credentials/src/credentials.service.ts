@@ -14,6 +14,7 @@ import type {
   CredentialVersionWithValue,
   CredentialWithValue,
   ListCredentialsQuery,
+  MetadataReadOptions,
   ReadOptions,
   RevokeValueResult,
   RotateOptions,
@@ -149,9 +150,9 @@ export class CredentialsService {
     return this.reader.verifyValue(ctx, id, expected);
   }
 
-  /** Metadata only: never touches the value store. */
-  getMetadata(ctx: OperationContext, id: string): Promise<CredentialMetadata> {
-    return this.queries.getMetadata(ctx, id);
+  /** Metadata only: never touches the value store. `cached`: see MetadataReadOptions. */
+  getMetadata(ctx: OperationContext, id: string, options?: MetadataReadOptions): Promise<CredentialMetadata> {
+    return this.queries.getMetadata(ctx, id, options);
   }
 
   /** Every version (newest first), without values. */

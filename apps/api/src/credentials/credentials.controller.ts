@@ -71,7 +71,8 @@ export class CredentialsController {
   @RequireScopes(Scope.CREDENTIALS_READ)
   @ApiOperation({ summary: 'Metadata of one credential' })
   getMetadata(@OpContext() ctx: OperationContext, @Id() id: string) {
-    return this.credentials.getMetadata(ctx, id);
+    // From the in-process cache: every change evicts it on every replica before the write answers.
+    return this.credentials.getMetadata(ctx, id, { cached: true });
   }
 
   @Get(':id/value')

@@ -53,6 +53,17 @@ export interface CredentialCacheHealth {
  */
 export abstract class CredentialCache {
   abstract getOrLoad<T>(key: string, loader: () => Promise<T>, options?: CacheLoadOptions): Promise<T>;
+  /**
+   * A credential's metadata row under the key of its value entry, kept in process only (never in a
+   * shared tier), with the same single-flight and TTL, and dropped with that entry by `invalidate`,
+   * `invalidatePrefix`, `clear` and `evictEverywhere` — so every change that evicts a value evicts its
+   * row. Not counted in `stats()`. This default keeps nothing: an implementation that cannot evict
+   * rows together with values must not cache them.
+   */
+  getOrLoadRow<T>(_key: string, loader: () => Promise<T>): Promise<T> {
+    return loader();
+  }
+
   /** Drops a key and makes any in-flight load for it unable to populate the cache. */
   abstract invalidate(key: string): void;
   /** Drops every key starting with `prefix` (e.g. a whole tenant). */

@@ -129,4 +129,69 @@ describe('LruCredentialCache', () => {
     expect(await cache.getOrLoad('b', lb)).toBe('b2');
     expect(cache.stats().evictions).toBeGreaterThanOrEqual(1);
   });
+
+  describe('metadata rows (getOrLoadRow)', () => {
+    it('are kept apart from the value under the same key, until the TTL passes, and do not count in stats()', async () => {
+      const { cache, clock } = await build();
+      const rowLoader = jest.fn(async () => 'row1');
+      expect(await cache.getOrLoad('t/a', async () => 'value')).toBe('value');
+      expect(await cache.getOrLoadRow('t/a', rowLoader)).toBe('row1');
+      expect(await cache.getOrLoadRow('t/a', rowLoader)).toBe('row1');
+      expect(rowLoader).toHaveBeenCalledTimes(1);
+      expect(await cache.getOrLoad('t/a', async () => 'other')).toBe('value');
+      expect(cache.stats()).toMatchObject({ hits: 1, misses: 1, loads: 1, size: 1 });
+      clock.advance(1000);
+      expect(await cache.getOrLoadRow('t/a', async () => 'row2')).toBe('row2');
+    });
+
+    it('are dropped with the value by invalidate, invalidatePrefix, clear and evictEverywhere', async () => {
+      const { cache } = await build();
+      const fill = async () => {
+        for (const k of ['t1/a', 't1/b', 't2/c']) await cache.getOrLoadRow(k, async () => `old ${k}`);
+      };
+      const read = (k: string) => cache.getOrLoadRow(k, async () => `new ${k}`);
+      await fill();
+      cache.invalidate('t1/a');
+      expect([await read('t1/a'), await read('t1/b')]).toEqual(['new t1/a', 'old t1/b']);
+      cache.clear();
+      await fill();
+      cache.invalidatePrefix('t1/');
+      expect([await read('t1/a'), await read('t1/b'), await read('t2/c')]).toEqual(['new t1/a', 'new t1/b', 'old t2/c']);
+      await cache.evictEverywhere('t2/c');
+      expect(await read('t2/c')).toBe('new t2/c');
+      cache.clear();
+      expect(await read('t1/b')).toBe('new t1/b');
+    });
+
+    it('a row load that started before an invalidation never fills; a failed load is not kept', async () => {
+      const { cache } = await build();
+      let release!: (v: string) => void;
+      const slow = cache.getOrLoadRow('t/a', () => new Promise<string>((r) => (release = r)));
+      cache.invalidate('t/a');
+      release('read-before-the-write');
+      expect(await slow).toBe('read-before-the-write');
+      await expect(cache.getOrLoadRow('t/a', async () => Promise.reject(new Error('not found')))).rejects.toThrow('not found');
+      expect(await cache.getOrLoadRow('t/a', async () => 'fresh')).toBe('fresh');
+    });
+
+    it('the base class caches no row: an implementation that cannot evict rows does not keep them', async () => {
+      class ValuesOnly extends CredentialCache {
+        getOrLoad<T>(_k: string, loader: () => Promise<T>) {
+          return loader();
+        }
+        invalidate() {}
+        invalidatePrefix() {}
+        clear() {}
+        stats() {
+          return { hits: 0, misses: 0, hitRate: 0, loads: 0, coalesced: 0, staleServed: 0, invalidations: 0, evictions: 0, size: 0 };
+        }
+        resetStats() {}
+      }
+      const loader = jest.fn(async () => 'row');
+      const cache = new ValuesOnly();
+      await cache.getOrLoadRow('t/a', loader);
+      await cache.getOrLoadRow('t/a', loader);
+      expect(loader).toHaveBeenCalledTimes(2);
+    });
+  });
 });

@@ -27,6 +27,8 @@ export class LruCredentialCache extends CredentialCache {
   /** One load per key; `valid` turns false when the key is invalidated while the load runs. */
   private readonly inflight = new Map<string, { promise: Promise<unknown>; token: { valid: boolean } }>();
   private counters = { hits: 0, misses: 0, loads: 0, coalesced: 0, staleServed: 0, invalidations: 0, evictions: 0 };
+  /** Metadata rows (`getOrLoadRow`): a sibling with its own counters and bound, evicted with the values. */
+  private rows?: LruCredentialCache;
 
   constructor(
     private readonly options: LruCredentialCacheOptions,
@@ -46,6 +48,12 @@ export class LruCredentialCache extends CredentialCache {
       return Promise.resolve(entry.value as T);
     }
     return this.miss(key, loader, options);
+  }
+
+  override getOrLoadRow<T>(key: string, loader: () => Promise<T>): Promise<T> {
+    this.rows ??= new LruCredentialCache(this.options, this.clock, this.random);
+    // No serve-stale for rows: a database failure is the caller's error, never an old row.
+    return this.rows.getOrLoad(key, loader);
   }
 
   private miss<T>(key: string, loader: () => Promise<T>, options: CacheLoadOptions): Promise<T> {
@@ -91,18 +99,21 @@ export class LruCredentialCache extends CredentialCache {
       running.token.valid = false;
       this.inflight.delete(key);
     }
+    this.rows?.invalidate(key);
   }
 
   invalidatePrefix(prefix: string): void {
     for (const key of new Set([...this.entries.keys(), ...this.inflight.keys()])) {
       if (key.startsWith(prefix)) this.invalidate(key);
     }
+    this.rows?.invalidatePrefix(prefix);
   }
 
   clear(): void {
     this.entries.clear();
     for (const running of this.inflight.values()) running.token.valid = false;
     this.inflight.clear();
+    this.rows?.clear();
   }
 
   stats(): CredentialCacheStats {

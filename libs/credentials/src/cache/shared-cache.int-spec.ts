@@ -16,6 +16,7 @@ import {
   CredentialNotFoundError,
   CredentialRevokedError,
   CredentialsService,
+  CredentialStatus,
   CredentialType,
   TieredCredentialCache,
   type CredentialsModuleOptions,
@@ -233,6 +234,22 @@ describe.each(DATABASE_KINDS)('shared credential cache on %s (real Redis, local 
 
     await svc(0).delete(ctx, id);
     for (const i of [1, 2]) await eventually(() => expect(svc(i).get(ctx, id)).rejects.toBeInstanceOf(CredentialNotFoundError), 1000);
+  });
+
+  it('cached metadata on B and C follows a write, a revoke and a delete on A', async () => {
+    const id = await store();
+    const meta = (i: number) => svc(i).getMetadata(ctx, id, { cached: true });
+    for (let i = 0; i < 3; i++) expect((await meta(i)).tags).toEqual({});
+    await svc(0).updateMetadata(ctx, id, { tags: { owner: 'billing' } });
+    for (const i of [1, 2]) await eventually(async () => expect((await meta(i)).tags).toEqual({ owner: 'billing' }), 1000);
+    await svc(0).rotate(ctx, id, secret());
+    for (const i of [1, 2]) await eventually(async () => expect((await meta(i)).version).toBe(2), 1000);
+    await svc(0).revoke(ctx, id);
+    for (const i of [1, 2]) await eventually(async () => expect((await meta(i)).status).toBe(CredentialStatus.REVOKED), 1000);
+    await svc(0).delete(ctx, id);
+    for (const i of [1, 2]) await eventually(() => expect(meta(i)).rejects.toBeInstanceOf(CredentialNotFoundError), 1000);
+    // Rows never reach the shared tier.
+    expect((await redisDump()).filter(([k]) => k.includes(id) && k.startsWith(`${PREFIX}e:`))).toEqual([]);
   });
 
   it('the outbox handler of a credential change evicts the entry on every replica (the path that survives a crash)', async () => {

@@ -128,4 +128,24 @@ describe('TieredCredentialCache (L1 + invalidation bus, no L2)', () => {
     expect(bus.published.flatMap((m) => m.k ?? []).sort()).toEqual(['t/a', 't/b']);
     expect(cache.health().details.pendingEvictions).toBe(0);
   });
+
+  it('metadata rows: kept in L1 only, dropped by an announced eviction, never cached while the bus is down', async () => {
+    const { bus, cache } = await build();
+    const read = (v: string) => cache.getOrLoadRow('t/a', async () => v);
+    expect(await read('r1')).toBe('r1');
+    expect(await read('r2')).toBe('r1');
+    bus.deliver({ k: ['t/a'] });
+    expect(await read('r3')).toBe('r3');
+    bus.deliver({ p: 't/' });
+    expect(await read('r4')).toBe('r4');
+    bus.setHealthy(false);
+    expect(await read('r5')).toBe('r5');
+    expect(await read('r6')).toBe('r6');
+    bus.setHealthy(true);
+    expect(await read('r7')).toBe('r7');
+    expect(await read('r8')).toBe('r7');
+    // Rows are no published entries and no value reads.
+    expect(bus.published).toEqual([]);
+    expect(cache.stats()).toMatchObject({ hits: 0, misses: 0, loads: 0 });
+  });
 });

@@ -127,6 +127,12 @@ export class TieredCredentialCache extends CredentialCache {
     return this.l1.getOrLoad(key, () => this.loadShared(key, loader), options);
   }
 
+  /** Rows live in L1 only (evicted with the values there); while evictions cannot be heard, never cached. */
+  override getOrLoadRow<T>(key: string, loader: () => Promise<T>): Promise<T> {
+    if (!this.bus.healthy) return loader();
+    return this.l1.getOrLoadRow(key, loader);
+  }
+
   invalidate(key: string): void {
     this.l1.invalidate(key);
     this.evictShared([key]).catch(() => undefined);
