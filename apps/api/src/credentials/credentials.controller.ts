@@ -1,4 +1,5 @@
 import { Body, Controller, Delete, Get, Header, HttpCode, Param, ParseUUIDPipe, Patch, Post, Query } from '@nestjs/common';
+import { RouteSchema } from '@nestjs/platform-fastify';
 import { ApiBearerAuth, ApiOperation, ApiParam, ApiSecurity, ApiTags } from '@nestjs/swagger';
 import type { OperationContext } from '@app/common';
 import { CredentialsService } from '@app/credentials';
@@ -6,6 +7,7 @@ import { RequireScopes } from '../auth/auth.decorators';
 import { OpContext } from '../auth/operation-context.decorator';
 import { Scope } from '../auth/scopes';
 import { PositiveIntParam } from '../http/strict-input';
+import { CREDENTIAL_METADATA_SCHEMA, CREDENTIAL_WITH_VALUE_SCHEMA } from './credential-response.schemas';
 import {
   DeleteManyDto,
   ExpectedVersionQueryDto,
@@ -70,6 +72,7 @@ export class CredentialsController {
   @Get(':id')
   @RequireScopes(Scope.CREDENTIALS_READ)
   @ApiOperation({ summary: 'Metadata of one credential' })
+  @RouteSchema({ response: { 200: CREDENTIAL_METADATA_SCHEMA } })
   getMetadata(@OpContext() ctx: OperationContext, @Id() id: string) {
     // From the in-process cache: every change evicts it on every replica before the write answers.
     return this.credentials.getMetadata(ctx, id, { cached: true });
@@ -82,6 +85,7 @@ export class CredentialsController {
     summary: 'The current value and its metadata (audited)',
     description: 'A revoked credential answers 409 REVOKED; an expired one 409 EXPIRED unless allowExpired=true.',
   })
+  @RouteSchema({ response: { 200: CREDENTIAL_WITH_VALUE_SCHEMA } })
   getValue(@OpContext() ctx: OperationContext, @Id() id: string, @Query() q: ReadValueQueryDto) {
     return this.credentials.get(ctx, id, { allowExpired: q.allowExpired === true });
   }
