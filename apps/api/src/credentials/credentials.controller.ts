@@ -74,7 +74,7 @@ export class CredentialsController {
   @ApiOperation({ summary: 'Metadata of one credential' })
   @RouteSchema({ response: { 200: CREDENTIAL_METADATA_SCHEMA } })
   getMetadata(@OpContext() ctx: OperationContext, @Id() id: string) {
-    // From the in-process cache: every change evicts it on every replica before the write answers.
+    // From the in-process cache: every change evicts it on every replica, as it evicts cached values.
     return this.credentials.getMetadata(ctx, id, { cached: true });
   }
 
