@@ -156,6 +156,70 @@ describe.each(DATABASE_KINDS)('AuditRepository on %s', (kind) => {
     });
   });
 
+  describe('find across tenants: the primary key as the (occurredAt, id) order', () => {
+    // Its own day, so `from`/`to` select only these rows.
+    const base = Date.UTC(2026, 0, 5);
+    const v = tenant('pk');
+    const w = tenant('pk');
+    let rows: Array<{ id: string; occurredAt: Date; tenantId: string }>;
+    beforeAll(async () => {
+      // Many rows in few milliseconds, interleaved across two chains: ties inside a millisecond are the rule.
+      const offsets = Array.from({ length: 60 }, (_, i) => DAY * 4 + (i % 4));
+      await append(v, offsets.slice(0, 30).map((ms) => at(v, ms)));
+      await append(w, offsets.slice(30).map((ms) => at(w, ms)));
+      await append(v, [at(v, DAY * 4 + 5), at(v, DAY * 4 + 1)]); // a later append of an earlier instant
+      rows = [...(await ds.query(`SELECT id, occurred_at AS "occurredAt", tenant_id AS "tenantId" FROM cv_audit_log WHERE tenant_id IN ('${v}', '${w}')`))].map(
+        (r: { id: string; occurredAt: string | number; tenantId: string }) => ({ ...r, occurredAt: new Date(Number(r.occurredAt)) }),
+      );
+    });
+    const byTime = (order: 'asc' | 'desc', fromMs?: number, toMs?: number) => {
+      const keep = rows.filter((r) => (fromMs === undefined || r.occurredAt.getTime() >= fromMs) && (toMs === undefined || r.occurredAt.getTime() < toMs));
+      const asc = keep.sort((x, y) => x.occurredAt.getTime() - y.occurredAt.getTime() || (x.id < y.id ? -1 : 1)).map((r) => r.id);
+      return order === 'asc' ? asc : asc.reverse();
+    };
+    const page = async (order: 'asc' | 'desc', fromMs: number, toMs: number | undefined, limit: number) => {
+      const ids: string[] = [];
+      let after: { occurredAtMs: number; id: string } | undefined;
+      for (;;) {
+        const got = await repo.find({ order, by: 'time', limit, fromMs, toMs, after: after && { order, by: 'time', ...after } });
+        ids.push(...got.filter((r) => r.tenantId === v || r.tenantId === w).map((r) => r.id));
+        if (got.length < limit) return ids;
+        const last = got[got.length - 1];
+        after = { occurredAtMs: last.occurredAt.getTime(), id: last.id };
+      }
+    };
+
+    it('pages exactly the (occurredAt, id) order, either way, with `from` inclusive and `to` exclusive at millisecond edges', async () => {
+      const t0 = base + 0;
+      expect(rows).toHaveLength(62);
+      for (const order of ['asc', 'desc'] as const) {
+        expect(await page(order, t0, undefined, 7)).toEqual(byTime(order));
+        expect(await page(order, t0 + 1, t0 + 3, 5)).toEqual(byTime(order, t0 + 1, t0 + 3));
+        expect(await page(order, t0 + 3, t0 + 4, 100)).toEqual(byTime(order, t0 + 3, t0 + 4));
+        expect(await page(order, t0 + 5, t0 + 5, 100)).toEqual([]);
+      }
+      expect(byTime('asc', t0 + 1, t0 + 3)).toHaveLength(31);
+    });
+
+    it('no longer has an index of its own: the migration dropped it, and the plan reads the primary key in order', async () => {
+      const q = kind === 'postgres'
+        ? `SELECT indexname AS name FROM pg_indexes WHERE tablename = 'cv_audit_log' AND schemaname = '${(ds.options as { schema?: string }).schema ?? 'public'}'`
+        : `SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'cv_audit_log'`;
+      const names = ((await ds.query(q)) as Array<{ name: string }>).map((r) => r.name);
+      expect(names).not.toContain('IDX_cv_audit_log_time');
+      expect(names).toEqual(expect.arrayContaining(['IDX_cv_audit_log_tenant_time', 'UQ_cv_audit_log_tenant_sequence']));
+      if (kind === 'sqlite') {
+        const plan = (await ds.query(
+          `EXPLAIN QUERY PLAN SELECT * FROM cv_audit_log a WHERE a.occurred_at >= ? AND a.id >= ? ORDER BY a.id DESC LIMIT 10`,
+          [base, '0'],
+        )) as Array<{ detail: string }>;
+        const text = plan.map((p) => p.detail).join(' | ');
+        expect(text).toMatch(/USING INDEX sqlite_autoindex_cv_audit_log_1/);
+        expect(text).not.toMatch(/TEMP B-TREE/);
+      }
+    });
+  });
+
   describe('retention', () => {
     it('bounds the prunable prefix, deletes through a sequence, and reads the latest checkpoint', async () => {
       const t = tenant('prune');

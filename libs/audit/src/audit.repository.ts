@@ -1,12 +1,13 @@
 import type { PlainInsertOptions } from '@app/common';
 import { Injectable } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
-import { Brackets, DataSource, EntityManager } from 'typeorm';
+import { DataSource, EntityManager } from 'typeorm';
 import { AuditLogEntry } from './entities/audit-log-entry.entity';
 import { AuditAction } from './interfaces/audit-event.interface';
 import { AuditRawRow, ChainRow, chainPageSql, chainRowFromRaw } from './internal/audit-row';
 import type { CursorPosition } from './internal/cursor';
 import { InsertableRow, insertAuditRows } from './internal/row-insert';
+import { uuidV7Floor } from './internal/uuid-v7';
 
 interface HeadRow {
   id: string;
@@ -72,7 +73,7 @@ export interface AuditRowFilter {
   /** Exclusive, epoch ms. */
   toMs?: number;
   order: 'asc' | 'desc';
-  /** `seq`: one tenant's chain order; `time`: (occurredAt, id) across tenants. */
+  /** `seq`: one tenant's chain order; `time`: (occurredAt, id) across tenants, which is id order. */
   by: 'seq' | 'time';
   /** Rows strictly after this position (in `order`). */
   after?: CursorPosition;
@@ -145,22 +146,19 @@ export class AuditRepository {
     if (f.fromMs !== undefined) qb.andWhere('a.occurredAt >= :from', { from: f.fromMs });
     if (f.toMs !== undefined) qb.andWhere('a.occurredAt < :to', { to: f.toMs });
     const cmp = f.order === 'asc' ? '>' : '<';
-    const c = f.after;
-    if (c?.by === 'seq') {
-      qb.andWhere(`a.sequence ${cmp} :cseq`, { cseq: c.sequence });
-    } else if (c?.by === 'time') {
-      qb.andWhere(
-        new Brackets((w) =>
-          w
-            .where(`a.occurredAt ${cmp} :ct`, { ct: c.occurredAtMs })
-            .orWhere(new Brackets((x) => x.where('a.occurredAt = :ct', { ct: c.occurredAtMs }).andWhere(`a.id ${cmp} :cid`, { cid: c.id }))),
-        ),
-      );
-    }
     const dir = f.order === 'asc' ? 'ASC' : 'DESC';
-    if (f.by === 'seq') qb.orderBy('a.sequence', dir);
-    else qb.orderBy('a.occurredAt', dir).addOrderBy('a.id', dir);
-    return qb.limit(f.limit).getMany();
+    if (f.by === 'seq') {
+      if (f.after?.by === 'seq') qb.andWhere(`a.sequence ${cmp} :cseq`, { cseq: f.after.sequence });
+      return qb.orderBy('a.sequence', dir).limit(f.limit).getMany();
+    }
+    // Across tenants the primary key is the order: a row's id is UUIDv7 of its occurredAt (linkRows), so
+    // id order is (occurredAt, id) order and a time range is also an id range — no index of its own.
+    const idFrom = f.fromMs === undefined ? undefined : uuidV7Floor(f.fromMs);
+    const idTo = f.toMs === undefined ? undefined : uuidV7Floor(f.toMs);
+    if (idFrom !== undefined) qb.andWhere('a.id >= :idFrom', { idFrom });
+    if (idTo !== undefined) qb.andWhere('a.id < :idTo', { idTo });
+    if (f.after?.by === 'time') qb.andWhere(`a.id ${cmp} :cid`, { cid: f.after.id });
+    return qb.orderBy('a.id', dir).limit(f.limit).getMany();
   }
 
   /** The chain's oldest remaining sequence, or undefined for an empty chain. */

@@ -19,7 +19,7 @@ const jsonText: ValueTransformer = {
   from: (v: string | null) => (v === null || v === undefined ? null : (JSON.parse(v) as Record<string, unknown>)),
 };
 
-/** Table and index names; the migration creates exactly these. */
+/** Table and index names; the migrations leave exactly these. */
 export const AUDIT_TABLE = 'cv_audit_log';
 export const AUDIT_INDEX = {
   chain: 'UQ_cv_audit_log_tenant_sequence',
@@ -27,7 +27,6 @@ export const AUDIT_INDEX = {
   tenantResource: 'IDX_cv_audit_log_tenant_resource_time',
   tenantActor: 'IDX_cv_audit_log_tenant_actor_time',
   tenantAction: 'IDX_cv_audit_log_tenant_action_time',
-  time: 'IDX_cv_audit_log_time',
 } as const;
 
 /**
@@ -40,7 +39,7 @@ export const AUDIT_INDEX = {
 @Index(AUDIT_INDEX.tenantResource, ['tenantId', 'resource', 'occurredAt'])
 @Index(AUDIT_INDEX.tenantActor, ['tenantId', 'actorId', 'occurredAt'])
 @Index(AUDIT_INDEX.tenantAction, ['tenantId', 'action', 'occurredAt'])
-@Index(AUDIT_INDEX.time, ['occurredAt', 'id'])
+// No (occurredAt, id) index: ids are UUIDv7 of occurredAt, so the primary key serves queries across tenants.
 export class AuditLogEntry {
   @PrimaryColumn({ type: 'varchar', length: 36 })
   id: string;

@@ -1,4 +1,4 @@
-import { uuidV7 } from './uuid-v7';
+import { uuidV7, uuidV7Floor } from './uuid-v7';
 
 describe('uuidV7', () => {
   it('is an RFC 9562 version 7 UUID carrying the millisecond timestamp', () => {
@@ -29,5 +29,17 @@ describe('uuidV7', () => {
     const tails = new Set<string>();
     for (let i = 0; i < 2000; i++) tails.add(uuidV7(1_700_000_000_000).slice(14));
     expect(tails.size).toBe(2000);
+  });
+
+  it('uuidV7Floor(ms) sits between every id of the millisecond before and every id of ms', () => {
+    for (const ms of [0, 1, 0xffffff, 0x1000000, 1_700_000_000_000, 2 ** 48 - 1]) {
+      const floor = uuidV7Floor(ms)!;
+      expect(floor).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-0000-0000-000000000000$/);
+      for (let i = 0; i < 50; i++) {
+        expect(uuidV7(ms) > floor).toBe(true);
+        if (ms > 0) expect(uuidV7(ms - 1) < floor).toBe(true);
+      }
+    }
+    for (const outside of [-1, 2 ** 48, 1.5, Number.NaN]) expect(uuidV7Floor(outside)).toBeUndefined();
   });
 });

@@ -32,3 +32,15 @@ export function uuidV7(nowMs: number = Date.now()): string {
     HEX[r[o + 4]] + HEX[r[o + 5]] + HEX[r[o + 6]] + HEX[r[o + 7]] + HEX[r[o + 8]] + HEX[r[o + 9]]
   );
 }
+
+/**
+ * The smallest id of millisecond `ms` (its time, then zeros) — below every `uuidV7(ms)` (version 7 is
+ * not zero) and above every id of an earlier millisecond: `occurredAt >= ms` is `id >= uuidV7Floor(ms)`
+ * for rows whose id is `uuidV7(occurredAt)`. Undefined outside 48-bit time (no id bound then).
+ */
+export function uuidV7Floor(ms: number): string | undefined {
+  if (!Number.isInteger(ms) || ms < 0 || ms > MAX_MS) return undefined;
+  const hi = Math.floor(ms / 0x1000000);
+  const lo = ms % 0x1000000;
+  return `${HEX[hi >>> 16]}${HEX[(hi >>> 8) & 255]}${HEX[hi & 255]}${HEX[lo >>> 16]}-${HEX[(lo >>> 8) & 255]}${HEX[lo & 255]}-0000-0000-000000000000`;
+}
