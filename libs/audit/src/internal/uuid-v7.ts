@@ -15,7 +15,7 @@ const MAX_MS = 2 ** 48 - 1;
  * a third of the cost of a Buffer view, its hex string and five slices per id (it runs once per row).
  */
 export function uuidV7(nowMs: number = Date.now()): string {
-  if (!Number.isInteger(nowMs) || nowMs < 0 || nowMs > MAX_MS) throw new RangeError(`uuidV7: ${nowMs} is not a 48-bit millisecond time`);
+  if (!isIdTime(nowMs)) throw new RangeError(`uuidV7: ${nowMs} is not a 48-bit millisecond time`);
   if (next === pool.length) {
     randomFillSync(pool);
     next = 0;
@@ -23,10 +23,8 @@ export function uuidV7(nowMs: number = Date.now()): string {
   const r = pool;
   const o = next;
   next += RANDOM_BYTES;
-  const hi = Math.floor(nowMs / 0x1000000); // the upper and lower 24 bits of the time
-  const lo = nowMs % 0x1000000;
   return (
-    HEX[hi >>> 16] + HEX[(hi >>> 8) & 255] + HEX[hi & 255] + HEX[lo >>> 16] + '-' + HEX[(lo >>> 8) & 255] + HEX[lo & 255] + '-' +
+    timeHex(nowMs) +
     HEX[0x70 | (r[o] & 0x0f)] + HEX[r[o + 1]] + '-' + // version 7
     HEX[0x80 | (r[o + 2] & 0x3f)] + HEX[r[o + 3]] + '-' + // variant 10xx
     HEX[r[o + 4]] + HEX[r[o + 5]] + HEX[r[o + 6]] + HEX[r[o + 7]] + HEX[r[o + 8]] + HEX[r[o + 9]]
@@ -39,8 +37,16 @@ export function uuidV7(nowMs: number = Date.now()): string {
  * for rows whose id is `uuidV7(occurredAt)`. Undefined outside 48-bit time (no id bound then).
  */
 export function uuidV7Floor(ms: number): string | undefined {
-  if (!Number.isInteger(ms) || ms < 0 || ms > MAX_MS) return undefined;
-  const hi = Math.floor(ms / 0x1000000);
+  return isIdTime(ms) ? `${timeHex(ms)}0000-0000-000000000000` : undefined;
+}
+
+function isIdTime(ms: number): boolean {
+  return Number.isInteger(ms) && ms >= 0 && ms <= MAX_MS;
+}
+
+/** The id's first two groups: the 48-bit time as `tttttttt-tttt-`. */
+function timeHex(ms: number): string {
+  const hi = Math.floor(ms / 0x1000000); // the upper and lower 24 bits of the time
   const lo = ms % 0x1000000;
-  return `${HEX[hi >>> 16]}${HEX[(hi >>> 8) & 255]}${HEX[hi & 255]}${HEX[lo >>> 16]}-${HEX[(lo >>> 8) & 255]}${HEX[lo & 255]}-0000-0000-000000000000`;
+  return HEX[hi >>> 16] + HEX[(hi >>> 8) & 255] + HEX[hi & 255] + HEX[lo >>> 16] + '-' + HEX[(lo >>> 8) & 255] + HEX[lo & 255] + '-';
 }
