@@ -9,13 +9,23 @@ import { AuditRepository } from './audit.repository';
  * last commit left, falling back to the locked path when another writer moved the head. Two
  * DataSources play two replicas writing the same chains.
  */
-describe('optimistic read-batch append on postgres (two replicas)', () => {
+/** The optimistic try's one statement: the chain locks and the INSERT, named or as one simple query. */
+const OPTIMISTIC = {
+  prepared: /^INSERT INTO .* FROM jsonb_array_elements\(\$1::jsonb\) AS x WHERE \(SELECT count\(\*\) FROM \(SELECT pg_advisory_xact_lock\(k\) FROM unnest\(\$2::bigint\[\]\)/s,
+  simple: /^SELECT pg_advisory_xact_lock\([^)]*\); INSERT INTO/,
+};
+
+describe.each([
+  ['named statement', true],
+  ['simple query (preparedStatements: false)', false],
+])('optimistic read-batch append on postgres (two replicas), %s', (_mode, preparedStatements) => {
   let db: TestDatabase;
   let a: AuditHarness;
   let b: AuditHarness;
   let runnerA: TransactionRunner;
   let runnerB: TransactionRunner;
-  const options = { suspicious: { enabled: false }, readBuffer: { batchSize: 50, maxSize: 1000, flushIntervalMs: 3_600_000 } };
+  const options = { preparedStatements, suspicious: { enabled: false }, readBuffer: { batchSize: 50, maxSize: 1000, flushIntervalMs: 3_600_000 } };
+  const optimistic = preparedStatements ? OPTIMISTIC.prepared : OPTIMISTIC.simple;
 
   beforeAll(async () => {
     db = await createTestDatabase('postgres');
@@ -67,17 +77,17 @@ describe('optimistic read-batch append on postgres (two replicas)', () => {
     const steady = await statementsOf(a, () => reads(a, t, 'a2', 20));
     expect(steady).toHaveLength(1);
     // One round trip: the chain's lock and the INSERT (no head read, no BEGIN/COMMIT).
-    expect(steady[0]).toMatch(/^SELECT pg_advisory_xact_lock\([^)]*\); INSERT INTO/);
+    expect(steady[0]).toMatch(optimistic);
     expect(await countRows(a.ds, t)).toBe(40); // committed: another connection sees them
 
     await reads(b, t, 'b1', 10); // replica B moves the head
     const collided = await statementsOf(a, () => reads(a, t, 'a3', 15));
-    expect(collided[0]).toMatch(/^SELECT pg_advisory_xact_lock\([^)]*\); INSERT INTO/); // the optimistic try, rejected whole
+    expect(collided[0]).toMatch(optimistic); // the optimistic try, rejected whole
     expect(collided.filter((s) => /INSERT INTO/.test(s))).toHaveLength(2);
     expect(collided.some((s) => s.includes('pg_advisory_xact_lock'))).toBe(true);
     expect(collided).toContain('COMMIT');
 
-    // The fallback refreshed the head: fast again — and data with `$` sequences goes inline unchanged.
+    // The fallback refreshed the head: fast again — and data with `$` sequences goes unchanged (bound, or inline).
     expect(await statementsOf(a, () => reads(a, t, 'a4', 5))).toHaveLength(1);
     await reads(a, t, "a5 $& $' $` $$ $1 $cvj$", 1);
     const names = (k: string, n: number) => Array.from({ length: n }, (_, i) => `${k}-${i}`);

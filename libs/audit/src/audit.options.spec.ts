@@ -6,6 +6,7 @@ describe('resolveAuditOptions', () => {
     expect(resolveAuditOptions(undefined)).toEqual({
       failClosed: true,
       readBuffer: { maxSize: 1000, flushIntervalMs: 1000, batchSize: 200 },
+      preparedStatements: true,
       retention: { enabled: true, days: 90, cron: '0 3 * * *', timeZone: 'UTC' },
       anchor: { enabled: false, cron: '*/5 * * * *', timeZone: 'UTC' },
       suspicious: { enabled: true, failureThreshold: 5, windowMs: 600_000, distinctReadsThreshold: 100, distinctReadsWindowMs: 600_000 },
@@ -27,5 +28,6 @@ describe('resolveAuditOptions', () => {
     expect(() => resolveAuditOptions({ retention: { timeZone: 'Mars/Olympus' } })).toThrow(/timeZone/);
     expect(() => resolveAuditOptions({ anchor: { enabled: true, timeZone: 'Mars/Olympus' } })).toThrow(/anchor\.timeZone/);
     expect(() => resolveAuditOptions({ anchor: { cron: 'hourly' } })).toThrow(/anchor\.cron: is not a valid cron expression/);
+    expect(() => resolveAuditOptions({ preparedStatements: 'no' as never, retention: { days: 0 } })).toThrow(/preparedStatements[\s\S]*retention\.days/);
   });
 });

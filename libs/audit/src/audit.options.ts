@@ -22,6 +22,14 @@ export interface AuditModuleOptions {
     /** Rows written per flush transaction; reaching it triggers a flush at once. At most 1000 and ≤ maxSize. @default 200 */
     batchSize?: number;
   };
+  /**
+   * PostgreSQL: buffered reads are written with a named statement, parsed and planned once per pooled
+   * connection (about a quarter less of the database's CPU per batch). Set `false` when the host reaches
+   * PostgreSQL through a pooler that cannot keep named statements — PgBouncer in transaction mode before
+   * 1.21 or without `max_prepared_statements` — or every batch fails (and, fail-closed, reads are refused).
+   * @default true
+   */
+  preparedStatements?: boolean;
   /** Pruning of old audit rows (needs `ScheduleModule.forRoot()` in the host when enabled). */
   retention?: {
     /** Registers the `audit-retention` cron job. @default true */
@@ -74,6 +82,7 @@ export interface AuditModuleOptions {
 export interface ResolvedAuditOptions {
   failClosed: boolean;
   readBuffer: { maxSize: number; flushIntervalMs: number; batchSize: number };
+  preparedStatements: boolean;
   retention: { enabled: boolean; days: number; cron: string; timeZone: string };
   anchor: { enabled: boolean; cron: string; timeZone: string };
   suspicious: {
@@ -100,6 +109,7 @@ const schema = z
       })
       .strict()
       .default({ maxSize: 1000, flushIntervalMs: 1000, batchSize: 200 }),
+    preparedStatements: z.boolean().default(true),
     retention: z
       .object({
         enabled: z.boolean().default(true),

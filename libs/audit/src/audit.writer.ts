@@ -11,7 +11,7 @@ import { AuditLogEntry } from './entities/audit-log-entry.entity';
 import { AuditUnavailableError, AuditWriteError } from './errors/audit.errors';
 import { AuditEventInput, AuditLogEntryView, AuditStats } from './interfaces/audit-event.interface';
 import { linkRows } from './internal/chain-link';
-import { ChainWriter, isChainCollision, lockStatements } from './internal/chain-writer';
+import { ChainWriter, chainLockKeys, isChainCollision } from './internal/chain-writer';
 import { toView } from './internal/entry-view';
 import { ChainHeadCache } from './internal/head-cache';
 import { PreparedEvent, prepareEvent } from './internal/prepare-event';
@@ -382,7 +382,8 @@ export class AuditWriter {
       try {
         // The chains' locks go in the same round trip: locked writers (head read, then insert) must not
         // be overtaken between their two statements, or several replicas' batches could starve them.
-        await this.rows.insert(rows, this.dataSource.manager, { postgresPrefix: lockStatements(tenantIds) });
+        const postgresLocks = { keys: chainLockKeys(tenantIds), prepared: this.options.preparedStatements };
+        await this.rows.insert(rows, this.dataSource.manager, { postgresLocks });
         this.heads!.remember(rows.map((r) => r.row), cached.versions);
         return;
       } catch (e) {

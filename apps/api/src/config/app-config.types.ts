@@ -71,6 +71,8 @@ export interface AppConfig {
   keys: { verify: 'local' | 'remote'; allowRsa1_5: boolean; cacheTtlMs: number };
   audit: {
     failClosed: boolean;
+    /** PostgreSQL: read batches as a named statement (off behind a pooler that cannot keep them). */
+    preparedStatements: boolean;
     retention: { enabled: boolean; days: number; cron: string };
     /** Copies each tenant's chain head to Key Vault so verify notices a rewritten or truncated chain. */
     anchor: { enabled: boolean; cron: string };

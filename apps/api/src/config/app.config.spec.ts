@@ -97,6 +97,12 @@ describe('loadAppConfig', () => {
     );
   });
 
+  it('writes the audit read batches with named statements unless DATABASE_PREPARED_STATEMENTS=false (a pooler that cannot keep them)', () => {
+    expect(loadAppConfig({}).audit.preparedStatements).toBe(true);
+    expect(loadAppConfig({ DATABASE_PREPARED_STATEMENTS: 'false' }).audit.preparedStatements).toBe(false);
+    expect(() => loadAppConfig({ DATABASE_PREPARED_STATEMENTS: 'off-ish' })).toThrow(/DATABASE_PREPARED_STATEMENTS/);
+  });
+
   it("sets the Key Vault breaker's half-open delay from KEY_VAULT_BREAKER_HALF_OPEN_AFTER_MS (30 s by default), for either vault", () => {
     expect(loadAppConfig({}).keyVault.breakerHalfOpenAfterMs).toBe(30_000);
     const embedded = loadAppConfig({ KEY_VAULT_BREAKER_HALF_OPEN_AFTER_MS: '5000' });

@@ -85,6 +85,7 @@ export function loadAppConfig(env: Record<string, string | undefined>, cwd = pro
     keys: { verify: e.KEYS_VERIFY, allowRsa1_5: e.KEYS_ALLOW_RSA1_5, cacheTtlMs: e.KEYS_CACHE_TTL_MS },
     audit: {
       failClosed: e.AUDIT_FAIL_CLOSED,
+      preparedStatements: e.DATABASE_PREPARED_STATEMENTS,
       retention: { enabled: e.AUDIT_RETENTION_ENABLED, days: e.AUDIT_RETENTION_DAYS, cron: e.AUDIT_RETENTION_CRON },
       anchor: { enabled: e.AUDIT_ANCHOR_ENABLED, cron: e.AUDIT_ANCHOR_CRON },
     },

@@ -58,6 +58,8 @@ export const envSchema = z
     DATABASE_URL: z.string().url().optional(),
     DATABASE_SCHEMA: z.string().regex(/^[a-z_][a-z0-9_]*$/i, 'must be a plain SQL identifier').optional(),
     DATABASE_POOL_SIZE: int(10, 1, 200),
+    // PostgreSQL: named statements for the audit's read batches. Off behind a pooler that cannot keep them.
+    DATABASE_PREPARED_STATEMENTS: bool(true),
     // FULL: a commit is fsynced before it returns (survives power loss). NORMAL is an explicit opt-in:
     // commits still survive a crash of the process, but the last ones can be lost on power loss.
     DATABASE_SQLITE_SYNCHRONOUS: z.enum(['full', 'normal']).default('full'),

@@ -14,7 +14,12 @@ import { ConnectionsController, CredentialsController } from './credentials.cont
     AuditModule.forRootAsync({
       isGlobal: true,
       inject: [APP_CONFIG],
-      useFactory: (c: AppConfig) => ({ failClosed: c.audit.failClosed, retention: c.audit.retention, anchor: c.audit.anchor }),
+      useFactory: (c: AppConfig) => ({
+        failClosed: c.audit.failClosed,
+        preparedStatements: c.audit.preparedStatements,
+        retention: c.audit.retention,
+        anchor: c.audit.anchor,
+      }),
     }),
     AuditAnchorModule,
     CredentialsModule.forRootAsync({

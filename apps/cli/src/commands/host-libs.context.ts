@@ -25,7 +25,7 @@ export async function withHostLibs<T>(work: (get: <S>(type: Type<S> | Abstract<S
       EventEmitterModule.forRoot({ wildcard: false, delimiter: '.' }),
       PersistenceModule.forRoot({ outbox: { dispatch: false } }),
       VaultModule,
-      AuditModule.forRoot({ failClosed: config.audit.failClosed, retention: { enabled: false }, anchor: { enabled: false }, isGlobal: true }),
+      AuditModule.forRoot({ failClosed: config.audit.failClosed, preparedStatements: config.audit.preparedStatements, retention: { enabled: false }, anchor: { enabled: false }, isGlobal: true }),
       CredentialsModule.forRoot({ isGlobal: true, integrations: config.credentials.integrations, vault: { namePrefix: config.credentials.vaultSecretPrefix }, envelope: config.credentials.envelope }),
       // The host's webhook options (the overlap window of an activation is the host's), no job scheduled.
       RotationModule.forRoot({

@@ -88,18 +88,24 @@ class PostgresChainWriter extends ChainWriter {
 }
 
 /**
- * `pg_advisory_xact_lock` of each chain, as ONE multi-statement text (no bind parameters, so one
- * round trip for any number of chains). The keys are integers we computed, checked before inlining.
- * Sorted, so two multi-chain writers never wait on each other in a cycle.
+ * The advisory-lock key of each chain, in the one order every writer takes them (by tenant id), so two
+ * multi-chain writers never wait on each other in a cycle. Integers we computed, checked before use.
+ */
+export function chainLockKeys(tenantIds: string[]): string[] {
+  return [...new Set(tenantIds)].sort().map((t) => {
+    const key = advisoryLockKey(t, ADVISORY_LOCK_NAMESPACES.auditChain);
+    if (!/^-?\d{1,20}$/.test(key)) throw new Error('advisory lock key is not an integer');
+    return key;
+  });
+}
+
+/**
+ * `pg_advisory_xact_lock` of each chain (`chainLockKeys`), as ONE multi-statement text (no bind
+ * parameters, so one round trip for any number of chains).
  */
 export function lockStatements(tenantIds: string[]): string {
-  return [...new Set(tenantIds)]
-    .sort()
-    .map((t) => {
-      const key = advisoryLockKey(t, ADVISORY_LOCK_NAMESPACES.auditChain);
-      if (!/^-?\d{1,20}$/.test(key)) throw new Error('advisory lock key is not an integer');
-      return `SELECT pg_advisory_xact_lock('${key}'::bigint)`;
-    })
+  return chainLockKeys(tenantIds)
+    .map((key) => `SELECT pg_advisory_xact_lock('${key}'::bigint)`)
     .join('; ');
 }
 

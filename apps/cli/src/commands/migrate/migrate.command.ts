@@ -51,7 +51,7 @@ export class MigrateCommand extends CommandRunner {
         // This process only writes: the host's dispatcher delivers the events.
         PersistenceModule.forRoot({ outbox: { dispatch: false } }),
         VaultModule,
-        AuditModule.forRoot({ failClosed: config.audit.failClosed, retention: { enabled: false }, anchor: { enabled: false }, isGlobal: true }),
+        AuditModule.forRoot({ failClosed: config.audit.failClosed, preparedStatements: config.audit.preparedStatements, retention: { enabled: false }, anchor: { enabled: false }, isGlobal: true }),
         CredentialsModule.forRoot({
           isGlobal: true,
           integrations: config.credentials.integrations,
