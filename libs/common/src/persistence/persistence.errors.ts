@@ -14,6 +14,8 @@ export enum PersistenceErrorCode {
   WRITE_IN_READ = 6003,
   /** The transaction committed, but flushing it to disk failed: it is visible and may not survive a power loss. */
   COMMIT_NOT_DURABLE = 6004,
+  /** PostgreSQL refused a named statement it should hold: a pooler in between cannot keep them. */
+  NAMED_STATEMENT_REFUSED = 6005,
   /** `Outbox.add` was called outside a `TransactionRunner.run`. */
   OUTBOX_NO_TRANSACTION = 6101,
   /** The outbox event is malformed (empty name, payload not a JSON object, too large). */
@@ -29,6 +31,7 @@ export const PERSISTENCE_ERROR_HTTP_STATUS: Record<PersistenceErrorCode, HttpSta
   [PersistenceErrorCode.ROLLBACK_ONLY]: HttpStatus.INTERNAL_SERVER_ERROR,
   [PersistenceErrorCode.WRITE_IN_READ]: HttpStatus.INTERNAL_SERVER_ERROR,
   [PersistenceErrorCode.COMMIT_NOT_DURABLE]: HttpStatus.INTERNAL_SERVER_ERROR,
+  [PersistenceErrorCode.NAMED_STATEMENT_REFUSED]: HttpStatus.INTERNAL_SERVER_ERROR,
   [PersistenceErrorCode.OUTBOX_NO_TRANSACTION]: HttpStatus.INTERNAL_SERVER_ERROR,
   [PersistenceErrorCode.OUTBOX_INVALID_EVENT]: HttpStatus.INTERNAL_SERVER_ERROR,
 };
@@ -84,6 +87,27 @@ export class CommitNotDurableError extends PersistenceError {
 
   constructor(options?: { cause?: unknown }) {
     super('The transaction committed, but flushing the SQLite write-ahead log to disk failed', options);
+  }
+}
+
+/**
+ * PostgreSQL answered a named statement with "does not exist" (26000) or "already exists" (42P05): the
+ * connection node-postgres prepared it on is not the one that ran it, which is what a pooler in
+ * transaction mode does (PgBouncer before 1.21, or without `max_prepared_statements`). A deployment
+ * fault, not a transient one: the same statement fails every time until prepared statements are off.
+ */
+export class NamedStatementRefusedError extends PersistenceError {
+  readonly code = PersistenceErrorCode.NAMED_STATEMENT_REFUSED;
+  readonly codeName = 'NAMED_STATEMENT_REFUSED';
+  readonly severity = ErrorSeverity.CONFIGURATION;
+
+  constructor(options?: { cause?: unknown }) {
+    super(
+      'PostgreSQL does not hold the named statement this connection prepared: a pooler in transaction mode is in between ' +
+        '(PgBouncer before 1.21 or without max_prepared_statements). Turn prepared statements off where they were turned on ' +
+        "(e.g. AuditModule's preparedStatements: false), or configure the pooler to keep them",
+      options,
+    );
   }
 }
 

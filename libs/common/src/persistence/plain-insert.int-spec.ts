@@ -2,6 +2,7 @@ import { createTestDatabase, DATABASE_KINDS, TestDatabase } from '@app/testing';
 import { Column, DataSource, Entity, PrimaryColumn, PrimaryGeneratedColumn } from 'typeorm';
 import { epochMsDate, jsonText } from './column-transformers';
 import { insertPlainRows, PLAIN_INSERT_SQLITE_CHUNK, type StoredRow } from './plain-insert';
+import { NamedStatementRefusedError } from './persistence.errors';
 import { TransactionRunner } from './transaction-runner';
 
 /** Every kind of column the libs store, plus a boolean and a bigint beyond 2^53. */
@@ -270,6 +271,26 @@ describe.each([
     expect(await storedOf('bad-key')).toEqual([]);
     expect(await storedOf('in-tx')).toEqual([]);
   });
+
+  // The named statement's own failure (the simple query has no statement to lose).
+  if (prepared) {
+    it('a pooler that loses the named statement gets NamedStatementRefusedError naming the way out, not a bare driver error', async () => {
+      // One connection: what it prepared is dropped behind node-postgres' back, as when a pooler in
+      // transaction mode hands the next statement to another server connection.
+      const one = await new DataSource({ ...db.options, entities: [PlainRow, GeneratedRow], extra: { max: 1 } } as never).initialize();
+      try {
+        await insertPlainRows(one.manager, PlainRow, rows('pooled-1', 1), stored, { postgresLocks: { keys, prepared } });
+        await one.query('DEALLOCATE ALL');
+        const refused = insertPlainRows(one.manager, PlainRow, rows('pooled-2', 1), stored, { postgresLocks: { keys, prepared } });
+        await expect(refused).rejects.toBeInstanceOf(NamedStatementRefusedError);
+        await expect(refused).rejects.toMatchObject({ code: 6005, cause: expect.objectContaining({ code: '26000' }) });
+        await expect(refused).rejects.toThrow(/pooler in transaction mode[\s\S]*preparedStatements: false/);
+        expect(await storedOf('pooled-2')).toEqual([]);
+      } finally {
+        await one.destroy();
+      }
+    });
+  }
 
   it('a failing batch inserts nothing and is reported through the DataSource logger', async () => {
     const logged = jest.spyOn(ds.logger, 'logQueryError');
