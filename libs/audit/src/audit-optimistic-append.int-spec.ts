@@ -1,3 +1,4 @@
+import { Logger } from '@nestjs/common';
 import { TransactionRunner } from '@app/common';
 import { createTestDatabase, TestDatabase } from '@app/testing';
 import { AuditAction, AuditEventInput, AuditLogEntry } from '@app/audit';
@@ -93,6 +94,34 @@ describe.each([
     const names = (k: string, n: number) => Array.from({ length: n }, (_, i) => `${k}-${i}`);
     await expectLinearVerifiedChain(t, [...names('a1', 20), ...names('a2', 20), ...names('b1', 10), ...names('a3', 15), ...names('a4', 5), "a5 $& $' $` $$ $1 $cvj$-0"]);
   });
+
+  if (preparedStatements) {
+    it('a pooler that loses the named statement costs one batch its fast path: the batch still commits, later ones go as simple queries', async () => {
+      // One connection, whose prepared statements are dropped behind node-postgres' back (what a pooler
+      // in transaction mode amounts to).
+      const solo = await startAudit({ ...db, options: { ...db.options, extra: { max: 1 } } } as TestDatabase, options);
+      try {
+        const t = tenant('pooler');
+        const warn = jest.spyOn(Logger.prototype, 'warn');
+        await reads(solo, t, 'p1', 3); // locked: learns the head
+        await reads(solo, t, 'p2', 3); // named statement, prepared on the one connection
+        await solo.ds.query('DEALLOCATE ALL');
+        const lost = await statementsOf(solo, () => reads(solo, t, 'p3', 3));
+        expect(lost[0]).toMatch(OPTIMISTIC.prepared);
+        expect(lost).toContain('COMMIT'); // the locked way
+        expect(warn.mock.calls.some(([m]) => /simple queries[\s\S]*pooler in transaction mode/.test(String(m)))).toBe(true);
+        warn.mockRestore();
+        const after = await statementsOf(solo, () => reads(solo, t, 'p4', 3));
+        expect(after).toHaveLength(1);
+        expect(after[0]).toMatch(OPTIMISTIC.simple);
+        expect(solo.audit.healthy).toBe(true);
+        const names = (k: string) => Array.from({ length: 3 }, (_, i) => `${k}-${i}`);
+        await expectLinearVerifiedChain(t, [...names('p1'), ...names('p2'), ...names('p3'), ...names('p4')]);
+      } finally {
+        await solo.close();
+      }
+    });
+  }
 
   it('a caller transaction that appended and rolled back leaves no cached head behind: the next batch links to the committed head', async () => {
     const t = tenant('rollback');

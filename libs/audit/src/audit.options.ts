@@ -26,7 +26,8 @@ export interface AuditModuleOptions {
    * PostgreSQL: buffered reads are written with a named statement, parsed and planned once per pooled
    * connection (about a quarter less of the database's CPU per batch). Set `false` when the host reaches
    * PostgreSQL through a pooler that cannot keep named statements — PgBouncer in transaction mode before
-   * 1.21 or without `max_prepared_statements` — or every batch fails (and, fail-closed, reads are refused).
+   * 1.21 or without `max_prepared_statements`. Left on there, the process switches to the simple query
+   * at the first statement the pooler loses (that batch goes the locked way), with one warning.
    * @default true
    */
   preparedStatements?: boolean;

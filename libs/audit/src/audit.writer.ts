@@ -1,7 +1,7 @@
 import { Inject, Injectable, Logger, Optional } from '@nestjs/common';
 import { EventEmitter2 } from '@nestjs/event-emitter';
 import { InjectDataSource } from '@nestjs/typeorm';
-import { Clock, CommitNotDurableError, TransactionRunner, describeError } from '@app/common';
+import { Clock, CommitNotDurableError, NamedStatementRefusedError, TransactionRunner, describeError } from '@app/common';
 import type { DataSource, EntityManager } from 'typeorm';
 import { AUDIT_SUSPICIOUS_ACTIVITY_EVENT } from './audit.constants';
 import { AUDIT_CLOCK, AUDIT_RESOLVED_OPTIONS } from './audit.module-definition';
@@ -50,6 +50,8 @@ export class AuditWriter {
   private readonly heads?: ChainHeadCache;
   private timer?: NodeJS.Timeout;
   private flushTail: Promise<void> = Promise.resolve();
+  /** PostgreSQL: read batches as a named statement (`preparedStatements`, until a pooler refuses one). */
+  private prepared: boolean;
   private kicking = false;
   /** A flush is due on the next turn (reads of this turn share its batch). */
   private scheduled = false;
@@ -81,6 +83,7 @@ export class AuditWriter {
     // the context is shared by every runner of one DataSource.
     this.runner = runner ?? new TransactionRunner(dataSource);
     this.buffer = new ReadBuffer(options.readBuffer.maxSize);
+    this.prepared = options.preparedStatements;
     if (chains.optimisticAppend) this.heads = ChainHeadCache.for(dataSource);
     if (options.suspicious.enabled) {
       this.suspicious = new SuspiciousActivityReporter({
@@ -382,18 +385,30 @@ export class AuditWriter {
       try {
         // The chains' locks go in the same round trip: locked writers (head read, then insert) must not
         // be overtaken between their two statements, or several replicas' batches could starve them.
-        const postgresLocks = { keys: chainLockKeys(tenantIds), prepared: this.options.preparedStatements };
+        const postgresLocks = { keys: chainLockKeys(tenantIds), prepared: this.prepared };
         await this.rows.insert(rows, this.dataSource.manager, { postgresLocks });
         this.heads!.remember(rows.map((r) => r.row), cached.versions);
         return;
       } catch (e) {
         this.heads!.forget(tenantIds);
-        if (!isChainCollision(e)) throw e;
+        if (e instanceof NamedStatementRefusedError) this.stopPreparing(e);
+        else if (!isChainCollision(e)) throw e;
       }
     }
     const versions = this.heads?.versions(tenantIds);
     const rows = await this.chains.inOwnTransaction(tenantIds, (m) => this.appendAll(m, byTenant, tenantIds));
     if (versions) this.heads!.remember(rows, versions);
+  }
+
+  /**
+   * A pooler lost the named statement (nothing of it ran): this process goes on with the simple query,
+   * which is as safe, and says so once; the batch itself goes the locked way. Failing every read batch
+   * (fail-closed) for a setting would be an outage.
+   */
+  private stopPreparing(e: NamedStatementRefusedError): void {
+    this.prepared = false;
+    // The message is our own fixed text (no value from the batch): it names the pooler and the option.
+    this.logger.warn(`Read batches now go as simple queries in this process. ${e.message}`);
   }
 
   private unavailable(): AuditUnavailableError {
