@@ -23,6 +23,12 @@ describe('resolveAuditOptions', () => {
     expect(attempt).toThrow(/retention\.days/);
   });
 
+  it('checks readBuffer.batchSize against maxSize even when another option has the wrong type (one error, every problem)', () => {
+    expect(() => resolveAuditOptions({ preparedStatements: 'no' as never, readBuffer: { maxSize: 10, batchSize: 50 } })).toThrow(
+      /preparedStatements: [^;]+; readBuffer\.batchSize: must be ≤ readBuffer\.maxSize/,
+    );
+  });
+
   it('rejects unknown option names (typos) and bad time zones', () => {
     expect(() => resolveAuditOptions({ failclosed: false } as never)).toThrow(AuditConfigurationError);
     expect(() => resolveAuditOptions({ retention: { timeZone: 'Mars/Olympus' } })).toThrow(/timeZone/);

@@ -1,4 +1,4 @@
-import { Clock, clockOptionSchema, cronExpressionSchema, describeProblems, resolveOptions, timeZoneSchema } from '@app/common';
+import { Clock, clockOptionSchema, cronExpressionSchema, describeProblems, resolveOptions, timeZoneSchema, whenFieldsParsed } from '@app/common';
 import { z } from 'zod';
 import { AuditConfigurationError } from './errors/audit.errors';
 
@@ -155,7 +155,7 @@ const schema = z
         message: `must be ≤ readBuffer.maxSize (${o.readBuffer.maxSize})`,
       });
     }
-  });
+  }, whenFieldsParsed('readBuffer'));
 
 /** Merges defaults and validates, once. Throws `AuditConfigurationError` naming every bad field. */
 export function resolveAuditOptions(options: AuditModuleOptions | undefined): ResolvedAuditOptions {

@@ -68,6 +68,10 @@ describe('resolveCredentialsOptions', () => {
     }
     expect(err?.message).not.toContain('not ok');
     expect(() => resolveCredentialsOptions({ defaultPageSize: 100, maxPageSize: 50 })).toThrow(/maxPageSize: must be an integer ≥ defaultPageSize/);
+    // Also next to an option of the wrong type, in the cache too: one error lists every problem.
+    expect(() => resolveCredentialsOptions({ emitEvents: 'yes' as never, defaultPageSize: 100, maxPageSize: 50, cache: { ttlMs: 'long' as never, invalidation: 'redis' } })).toThrow(
+      /cache\.ttlMs[\s\S]*cache\.invalidation: 'redis' needs store[\s\S]*emitEvents[\s\S]*maxPageSize: must be an integer ≥ defaultPageSize/,
+    );
   });
 
   it('defaults to the in-process store with automatic invalidation, and checks the redis store', () => {

@@ -1,4 +1,4 @@
-import { Clock, clockOptionSchema, describeProblems, resolveOptions } from '@app/common';
+import { Clock, clockOptionSchema, describeProblems, resolveOptions, whenFieldsParsed } from '@app/common';
 import type { Redis } from 'ioredis';
 import { z } from 'zod';
 import { CREDENTIAL_TYPES, CredentialType, ValueStoreKind } from './credential-type';
@@ -217,7 +217,7 @@ const schema = z
       })
       .superRefine((c, ctx) => {
         if (c.invalidation === 'redis' && c.store.type !== 'redis') ctx.addIssue({ code: 'custom', path: ['invalidation'], message: "'redis' needs store { type: 'redis' }" });
-      })
+      }, whenFieldsParsed('invalidation', 'store'))
       .prefault({}),
     readAudit: z
       .object({
@@ -262,7 +262,7 @@ const schema = z
   })
   .superRefine((o, ctx) => {
     if (o.maxPageSize < o.defaultPageSize) ctx.addIssue({ code: 'custom', path: ['maxPageSize'], message: 'must be an integer ≥ defaultPageSize' });
-  })
+  }, whenFieldsParsed('maxPageSize', 'defaultPageSize'))
   .transform((o) => ({ ...o, valueStores: { ...DEFAULT_VALUE_STORES, ...(o.valueStores as Partial<Record<CredentialType, ValueStoreKind>>) } }));
 
 /** Merges defaults and validates once; the error lists every problem and how to fix it. */

@@ -82,6 +82,10 @@ describe('resolveKeyVaultOptions', () => {
     expect(
       configError({ ...azure, credential: { ...base, certificatePath: '/a.pem', certificate: PEM } }).message,
     ).toContain('exactly one of certificatePath');
+    // Also next to a field of the wrong type: the one error lists both.
+    const both = configError({ ...azure, credential: { ...base, sendCertificateChain: 'yes' } }).message;
+    expect(both).toContain('exactly one of certificatePath');
+    expect(both).toMatch(/sendCertificateChain/);
   });
 
   it('requires https, a bare origin, and normalises a trailing slash', () => {

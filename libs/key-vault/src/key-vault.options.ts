@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
-import { describeProblems, resolveOptions } from '@app/common';
+import { describeProblems, resolveOptions, whenFieldsParsed } from '@app/common';
 import { z } from 'zod';
 import { KeyVaultErrorCode } from './errors/key-vault-error-code';
 import { KeyVaultError } from './errors/key-vault.error';
@@ -49,6 +49,7 @@ const credentialSchema = z.discriminatedUnion(
       .strict()
       .refine((c) => (c.certificatePath === undefined) !== (c.certificate === undefined), {
         message: 'give exactly one of certificatePath (a PEM file) or certificate (PEM text)',
+        ...whenFieldsParsed('certificatePath', 'certificate'),
       }),
     z
       .object({

@@ -20,6 +20,11 @@ describe('MigrationModule options', () => {
     expect(e.message).not.toContain('hunter2');
   });
 
+  it('checks min <= initial <= max even when another concurrency field has the wrong type', () => {
+    const e = (() => { try { resolveMigrationOptions({ keys: [key.toString('hex')], concurrency: { initial: 9, max: 2, slowCallMs: 'slow' as never } }); } catch (x) { return x as MigrationConfigurationError; } })()!;
+    expect(e.problems.map((p) => p.path).sort()).toEqual(['concurrency', 'concurrency.slowCallMs']);
+  });
+
   it('refuses mapping names that are not plain identifiers', () => {
     expect(() => resolveLegacyMapping({ table: 'x; DROP TABLE y', fields: { api_key: 'k"ey' } })).toThrow(MigrationConfigurationError);
     expect(() => resolveLegacyMapping({ fields: {} })).toThrow(/mapping.fields/);

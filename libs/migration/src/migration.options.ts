@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { clockOptionSchema, resolveOptions, type Clock } from '@app/common';
+import { clockOptionSchema, resolveOptions, whenFieldsParsed, type Clock } from '@app/common';
 import { ValueStoreKind } from '@app/credentials';
 import { MigrationConfigurationError } from './errors/migration.errors';
 import { parseLegacyKey } from './legacy/legacy-cipher';
@@ -61,7 +61,7 @@ const schema = z
       })
       .strict()
       .prefault({})
-      .refine((c) => c.min <= c.initial && c.initial <= c.max, { message: 'must satisfy min <= initial <= max' }),
+      .refine((c) => c.min <= c.initial && c.initial <= c.max, { message: 'must satisfy min <= initial <= max', ...whenFieldsParsed('initial', 'min', 'max') }),
     group: z
       .object({ maxConnections: z.number().int().min(1).max(10_000).default(50) })
       .strict()

@@ -32,6 +32,12 @@ describe('resolveOAuthRefreshOptions', () => {
     expect(err?.message).toMatch(/maxFailureCooldownMs/);
   });
 
+  it('checks the cooldown bounds against each other even when another option has the wrong type', () => {
+    expect(() => resolveOAuthRefreshOptions({ refreshAheadMs: 'soon' as never, failureCooldownMs: 10, maxFailureCooldownMs: 5 })).toThrow(
+      /refreshAheadMs[\s\S]*maxFailureCooldownMs: must be ≥ failureCooldownMs/,
+    );
+  });
+
   it('checks the time zone of the proactive job and the clock option', () => {
     expect(resolveOAuthRefreshOptions({ proactive: { timeZone: 'Europe/Paris' } }).proactive.timeZone).toBe('Europe/Paris');
     expect(() => resolveOAuthRefreshOptions({ proactive: { timeZone: 'Mars/Olympus' } })).toThrow(/proactive\.timeZone: is not an IANA time zone/);

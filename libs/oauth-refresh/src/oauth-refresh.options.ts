@@ -1,4 +1,4 @@
-import { Clock, clockOptionSchema, cronExpressionSchema, describeProblems, resolveOptions, timeZoneSchema } from '@app/common';
+import { Clock, clockOptionSchema, cronExpressionSchema, describeProblems, resolveOptions, timeZoneSchema, whenFieldsParsed } from '@app/common';
 import { z } from 'zod';
 import type { OAuthProviderConfig } from './providers/oauth-provider.config';
 import { OAuthRefreshConfigurationError } from './errors/oauth-refresh.errors';
@@ -112,7 +112,7 @@ const schema = z
     if (o.maxFailureCooldownMs < o.failureCooldownMs) {
       ctx.addIssue({ code: 'custom', path: ['maxFailureCooldownMs'], message: 'must be ≥ failureCooldownMs' });
     }
-  });
+  }, whenFieldsParsed('maxFailureCooldownMs', 'failureCooldownMs'));
 
 /** Merges defaults and validates once; the error lists every problem and how to fix it. */
 export function resolveOAuthRefreshOptions(options: OAuthRefreshModuleOptions = {}): ResolvedOAuthRefreshOptions {

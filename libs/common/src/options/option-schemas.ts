@@ -17,6 +17,18 @@ export function clockOptionSchema(message = 'must be a Clock (an object with now
   return z.custom<Clock>((v) => typeof (v as { now?: unknown } | null)?.now === 'function', message);
 }
 
+/**
+ * `superRefine` params for a check across fields of an object: it runs even when OTHER fields of the
+ * object failed, so the one configuration error still lists every problem (zod skips an object's
+ * refinements after any issue inside it), but not when one of `fields` failed: it would read raw input.
+ */
+export function whenFieldsParsed(...fields: string[]): { when: (payload: z.core.ParsePayload) => boolean } {
+  return {
+    when: (payload) =>
+      typeof payload.value === 'object' && payload.value !== null && !payload.issues.some((i) => fields.includes(String(i.path?.[0]))),
+  };
+}
+
 function isTimeZone(tz: string): boolean {
   try {
     new Intl.DateTimeFormat('en-US', { timeZone: tz });

@@ -42,6 +42,12 @@ describe('resolvePersistenceOptions', () => {
 
   it('checks the backoff bounds against each other once the fields are valid', () => {
     expect(() => resolvePersistenceOptions({ outbox: { backoff: { baseMs: 10_000, maxMs: 1000 } } })).toThrow(/backoff\.baseMs: must be ≤ backoff\.maxMs/);
+    // Also when another field has the wrong type: the one error still lists both.
+    expect(() => resolvePersistenceOptions({ outbox: { lockKey: 5 as never, backoff: { baseMs: 10_000, maxMs: 1000 } } })).toThrow(
+      /outbox\.lockKey[\s\S]*outbox\.backoff\.baseMs: must be ≤ backoff\.maxMs/,
+    );
+    // Not when the backoff itself is unreadable: no comparison of raw input.
+    expect(() => resolvePersistenceOptions({ outbox: { backoff: { baseMs: 'x' as never, maxMs: 1000 } } })).toThrow(/^(?![\s\S]*must be ≤)/);
   });
 });
 

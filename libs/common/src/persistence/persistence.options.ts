@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { describeProblems, resolveOptions } from '../options/resolve-options';
+import { whenFieldsParsed } from '../options/option-schemas';
 import { PersistenceConfigurationError } from './persistence.errors';
 
 /** Options of `PersistenceModule.forRoot`. Every field is optional. */
@@ -69,7 +70,7 @@ const outboxSchema = z
     if (o.backoff.baseMs > o.backoff.maxMs) {
       ctx.addIssue({ code: 'custom', path: ['backoff', 'baseMs'], message: `must be ≤ backoff.maxMs (${o.backoff.maxMs})` });
     }
-  });
+  }, whenFieldsParsed('backoff'));
 
 const schema = z.object({ outbox: outboxSchema.prefault({}) }).strict();
 

@@ -1,4 +1,4 @@
-import { describeProblems, resolveOptions } from '@app/common';
+import { describeProblems, resolveOptions, whenFieldsParsed } from '@app/common';
 import { z } from 'zod';
 import { NotificationConfigurationError } from './notification.errors';
 
@@ -110,7 +110,7 @@ export const notificationOptionsSchema = z
         if (!email.enabled) return;
         if (!email.host) ctx.addIssue({ code: 'custom', path: ['host'], message: 'is required when e-mail is enabled' });
         if (!email.from) ctx.addIssue({ code: 'custom', path: ['from'], message: 'is required when e-mail is enabled' });
-      }),
+      }, whenFieldsParsed('enabled', 'host', 'from')),
   })
   .strict()
   .superRefine((o, ctx) => {
@@ -118,7 +118,7 @@ export const notificationOptionsSchema = z
     for (const [channel, timeoutMs] of [['webhook', o.webhook.timeoutMs], ['email', o.email.timeoutMs]] as const) {
       if (timeoutMs >= o.retry.leaseMs) ctx.addIssue({ code: 'custom', path: ['retry', 'leaseMs'], message: `must exceed ${channel}.timeoutMs` });
     }
-  });
+  }, whenFieldsParsed('retry', 'webhook', 'email'));
 
 /** What a host passes under `notifications` (every field optional). */
 export type NotificationOptions = z.input<typeof notificationOptionsSchema>;
