@@ -155,7 +155,7 @@ const schema = z
         message: `must be ≤ readBuffer.maxSize (${o.readBuffer.maxSize})`,
       });
     }
-  }, whenFieldsParsed('readBuffer'));
+  }, whenFieldsParsed('readBuffer.batchSize', 'readBuffer.maxSize'));
 
 /** Merges defaults and validates, once. Throws `AuditConfigurationError` naming every bad field. */
 export function resolveAuditOptions(options: AuditModuleOptions | undefined): ResolvedAuditOptions {

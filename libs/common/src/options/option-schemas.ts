@@ -18,14 +18,20 @@ export function clockOptionSchema(message = 'must be a Clock (an object with now
 }
 
 /**
- * `superRefine` params for a check across fields of an object: it runs even when OTHER fields of the
- * object failed, so the one configuration error still lists every problem (zod skips an object's
- * refinements after any issue inside it), but not when one of `fields` failed: it would read raw input.
+ * Params of a `refine`/`superRefine` across fields of an object (`'readBuffer.batchSize'`, dotted below
+ * it): the check runs even when OTHER fields failed, so the one configuration error still lists every
+ * problem (zod skips an object's refinements once any field has the wrong type), but not when a field
+ * it reads, or an object holding one, failed: it would compare raw input.
  */
 export function whenFieldsParsed(...fields: string[]): { when: (payload: z.core.ParsePayload) => boolean } {
+  const paths = fields.map((f) => f.split('.'));
+  // One path is a prefix of the other: the issue is on the field, inside it, or on an object holding it.
+  // An issue of the object itself (path []: an unknown key of a strict object) leaves the fields readable.
+  const overlaps = (issue: ReadonlyArray<PropertyKey>, field: string[]) =>
+    issue.length > 0 && field.every((k, i) => i >= issue.length || String(issue[i]) === k);
   return {
     when: (payload) =>
-      typeof payload.value === 'object' && payload.value !== null && !payload.issues.some((i) => fields.includes(String(i.path?.[0]))),
+      typeof payload.value === 'object' && payload.value !== null && !payload.issues.some((i) => paths.some((p) => overlaps(i.path ?? [], p))),
   };
 }
 

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { ManualClock } from '../clock';
-import { clockOptionSchema, cronExpressionSchema, timeZoneSchema } from './option-schemas';
+import { clockOptionSchema, cronExpressionSchema, timeZoneSchema, whenFieldsParsed } from './option-schemas';
 import { describeProblems, OptionsProblem, optionPath, resolveOptions } from './resolve-options';
 
 class TestConfigError extends Error {
@@ -58,5 +58,32 @@ describe('option schemas', () => {
     expect(timeZoneSchema().safeParse('Mars/Olympus').error?.issues[0].message).toBe('is not an IANA time zone');
     expect(clockOptionSchema().safeParse(new ManualClock()).success).toBe(true);
     expect(clockOptionSchema().safeParse({}).success).toBe(false);
+  });
+});
+
+describe('whenFieldsParsed', () => {
+  const limits = z
+    .object({
+      label: z.string().default('x'),
+      buffer: z.object({ max: z.number().min(1).default(10), batch: z.number().min(1).default(5), flushMs: z.number().default(1) }).strict().prefault({}),
+    })
+    .strict()
+    .superRefine((o, ctx) => {
+      if (o.buffer.batch > o.buffer.max) ctx.addIssue({ code: 'custom', path: ['buffer', 'batch'], message: 'must be ≤ buffer.max' });
+    }, whenFieldsParsed('buffer.batch', 'buffer.max'));
+  const problems = (input: unknown) => limits.safeParse(input).error?.issues.map((i) => `${optionPath(i.path)}: ${i.message}`) ?? [];
+  const crossField = 'buffer.batch: must be ≤ buffer.max';
+
+  it('runs the check next to problems elsewhere: a wrong type, a sibling field, an unknown key', () => {
+    expect(problems({ buffer: { max: 2, batch: 3 } })).toEqual([crossField]);
+    expect(problems({ label: 7, buffer: { max: 2, batch: 3 } })).toContain(crossField);
+    expect(problems({ buffer: { max: 2, batch: 3, flushMs: 'soon' } })).toContain(crossField);
+    expect(problems({ typo: 1, buffer: { max: 2, batch: 3 } })).toContain(crossField);
+  });
+
+  it('skips it when a field it reads, or the object holding it, failed: no comparison of raw input', () => {
+    expect(problems({ buffer: { max: 'two', batch: 3 } })).not.toContain(crossField);
+    expect(problems({ buffer: { max: 0, batch: 3 } })).not.toContain(crossField);
+    expect(problems({ buffer: 'big' })).not.toContain(crossField);
   });
 });

@@ -70,7 +70,7 @@ const outboxSchema = z
     if (o.backoff.baseMs > o.backoff.maxMs) {
       ctx.addIssue({ code: 'custom', path: ['backoff', 'baseMs'], message: `must be ≤ backoff.maxMs (${o.backoff.maxMs})` });
     }
-  }, whenFieldsParsed('backoff'));
+  }, whenFieldsParsed('backoff.baseMs', 'backoff.maxMs'));
 
 const schema = z.object({ outbox: outboxSchema.prefault({}) }).strict();
 

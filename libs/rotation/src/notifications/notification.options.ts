@@ -118,7 +118,7 @@ export const notificationOptionsSchema = z
     for (const [channel, timeoutMs] of [['webhook', o.webhook.timeoutMs], ['email', o.email.timeoutMs]] as const) {
       if (timeoutMs >= o.retry.leaseMs) ctx.addIssue({ code: 'custom', path: ['retry', 'leaseMs'], message: `must exceed ${channel}.timeoutMs` });
     }
-  }, whenFieldsParsed('retry', 'webhook', 'email'));
+  }, whenFieldsParsed('retry.baseMs', 'retry.maxMs', 'retry.leaseMs', 'webhook.timeoutMs', 'email.timeoutMs'));
 
 /** What a host passes under `notifications` (every field optional). */
 export type NotificationOptions = z.input<typeof notificationOptionsSchema>;
