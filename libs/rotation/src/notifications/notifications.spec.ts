@@ -24,9 +24,9 @@ describe('notification options', () => {
     expect(o.retry).toEqual({ maxAttempts: 5, baseMs: 30_000, maxMs: 3_600_000, leaseMs: 60_000 });
     expect(() => resolveNotificationOptions({ retry: { leaseMs: 5000 } })).toThrow('retry.leaseMs: must exceed webhook.timeoutMs; retry.leaseMs: must exceed email.timeoutMs');
     // Cross-field checks still run when an unrelated option has the wrong type: one error, every problem.
-    expect(() => resolveNotificationOptions({ retentionMs: 'long' as never, retry: { leaseMs: 5000 }, email: { enabled: true, port: 'smtp' as never } })).toThrow(
-      /retentionMs[\s\S]*email\.port[\s\S]*email\.host: is required when e-mail is enabled; email\.from: is required when e-mail is enabled/,
-    );
+    const mixed = () => resolveNotificationOptions({ retentionMs: 'long' as never, retry: { leaseMs: 5000 }, email: { enabled: true, port: 'smtp' as never } });
+    expect(mixed).toThrow(/retentionMs[\s\S]*email\.port[\s\S]*email\.host: is required when e-mail is enabled; email\.from: is required when e-mail is enabled/);
+    expect(mixed).toThrow('retry.leaseMs: must exceed webhook.timeoutMs; retry.leaseMs: must exceed email.timeoutMs');
     expect([o.retentionMs, o.pruneEveryMs]).toEqual([30 * 86_400_000, 600_000]);
     expect(o.mutedTypes).toEqual({ 'credential.rotated': ['oauth_access_token', 'oauth_refresh_token'] });
     expect(resolveNotificationOptions({ mutedTypes: {} }).mutedTypes).toEqual({});
