@@ -1,6 +1,6 @@
 import type { FactoryProvider } from '@nestjs/common';
 import { getDataSourceToken } from '@nestjs/typeorm';
-import { ADVISORY_LOCK_NAMESPACES, KeyedMutex, TransactionGate, advisoryLockKey } from '@app/common';
+import { ADVISORY_LOCK_NAMESPACES, KeyedMutex, TransactionGate, advisoryLockKey, isAdvisoryLockKey } from '@app/common';
 import type { DataSource, EntityManager } from 'typeorm';
 import { AUDIT_INDEX } from '../entities/audit-log-entry.entity';
 
@@ -94,7 +94,7 @@ class PostgresChainWriter extends ChainWriter {
 export function chainLockKeys(tenantIds: string[]): string[] {
   return [...new Set(tenantIds)].sort().map((t) => {
     const key = advisoryLockKey(t, ADVISORY_LOCK_NAMESPACES.auditChain);
-    if (!/^-?\d{1,20}$/.test(key)) throw new Error('advisory lock key is not an integer');
+    if (!isAdvisoryLockKey(key)) throw new Error('advisory lock key is not an integer');
     return key;
   });
 }

@@ -9,3 +9,8 @@ import { ADVISORY_LOCK_NAMESPACES } from './lock-keys';
 export function advisoryLockKey(name: string, namespace: string = ADVISORY_LOCK_NAMESPACES.distributedLock): string {
   return createHash('sha256').update(`${namespace}:${name}`, 'utf8').digest().readBigInt64BE(0).toString();
 }
+
+/** Whether `key` has the form `advisoryLockKey` returns (a decimal integer): checked before it is inlined in SQL. */
+export function isAdvisoryLockKey(key: string): boolean {
+  return /^-?\d{1,20}$/.test(key);
+}

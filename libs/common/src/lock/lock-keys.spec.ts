@@ -1,4 +1,4 @@
-import { advisoryLockKey } from './advisory-lock-key';
+import { advisoryLockKey, isAdvisoryLockKey } from './advisory-lock-key';
 import { ADVISORY_LOCK_NAMESPACES, LOCK_KEY_PREFIXES, LOCK_KEYS, prefixedLockKey } from './lock-keys';
 
 const keys = Object.values(LOCK_KEYS) as string[];
@@ -16,6 +16,9 @@ describe('lock-key registry', () => {
     expect(new Set(ids).size).toBe(keys.length);
     // The default namespace of advisoryLockKey (and PostgresAdvisoryLock) is the registry's.
     expect(keys.map((k) => advisoryLockKey(k))).toEqual(ids);
+    // Every key has the form checked before a key is inlined in SQL; nothing else passes.
+    for (const id of ids) expect(isAdvisoryLockKey(id)).toBe(true);
+    for (const bad of ['', '1.5', "1'; DROP TABLE x; --", '1 ', '123456789012345678901']) expect(isAdvisoryLockKey(bad)).toBe(false);
   });
 
   it('keeps families apart from fixed keys and from each other', () => {

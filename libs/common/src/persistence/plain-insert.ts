@@ -1,6 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import type { DataSource, EntityManager, EntityTarget, ObjectLiteral } from 'typeorm';
 import type { ColumnMetadata } from 'typeorm/metadata/ColumnMetadata';
+import { isAdvisoryLockKey } from '../lock/advisory-lock-key';
 import { NamedStatementRefusedError } from './persistence.errors';
 
 /**
@@ -36,9 +37,6 @@ export interface PlainInsertOptions {
     prepared: boolean;
   };
 }
-
-/** A bigint advisory-lock key, checked before it is inlined or bound. */
-const LOCK_KEY = /^-?\d{1,20}$/;
 
 const POSTGRES = 'postgres';
 const SQLITE = new Set(['better-sqlite3', 'sqlite']);
@@ -212,7 +210,7 @@ export async function insertPlainRows<E extends ObjectLiteral, R>(
       await m.query(s.json, [json]);
       return;
     }
-    for (const k of locks.keys) if (!LOCK_KEY.test(k)) throw new Error('plain insert: an advisory lock key is not an integer');
+    for (const k of locks.keys) if (!isAdvisoryLockKey(k)) throw new Error('plain insert: an advisory lock key is not an integer');
     if (m.queryRunner?.isTransactionActive) throw new Error('plain insert: postgresLocks hold until the INSERT commits, so not inside a transaction');
     if (locks.prepared) {
       await namedQuery(m, s.locked, [json, locks.keys]);
