@@ -1,6 +1,6 @@
 import { Test } from '@nestjs/testing';
 import { Injectable } from '@nestjs/common';
-import { CredentialVaultError, ErrorSeverity } from '@app/common';
+import { CredentialVaultError, ErrorSeverity, sqlState } from '@app/common';
 
 class SampleError extends CredentialVaultError {
   readonly code = 42;
@@ -30,5 +30,15 @@ describe('CredentialVaultError', () => {
       expect((err.cause as Error).message).toBe('root');
       expect(err.toJSON()).toMatchObject({ code: 42, codeName: 'SAMPLE' });
     }
+  });
+});
+
+describe('sqlState', () => {
+  it("reads node-postgres' code, or the one TypeORM's QueryFailedError wraps; nothing else", () => {
+    expect(sqlState(Object.assign(new Error('x'), { code: '26000' }))).toBe('26000');
+    expect(sqlState({ driverError: { code: '55P03' }, code: 'IGNORED' })).toBe('55P03');
+    expect(sqlState(new SampleError('x'))).toBeUndefined(); // a numeric code is ours, not a SQLSTATE
+    expect(sqlState(undefined)).toBeUndefined();
+    expect(sqlState(null)).toBeUndefined();
   });
 });

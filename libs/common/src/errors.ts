@@ -33,6 +33,13 @@ export abstract class CredentialVaultError extends Error {
   }
 }
 
+/** The SQLSTATE of a database error: node-postgres' own, or the one TypeORM's `QueryFailedError` wraps. */
+export function sqlState(e: unknown): string | undefined {
+  const err = e as { code?: unknown; driverError?: { code?: unknown } } | null | undefined;
+  const code = err?.driverError?.code ?? err?.code;
+  return typeof code === 'string' ? code : undefined;
+}
+
 /** The error's name and code only: a message might quote data, and outbox rows and logs are read widely. */
 export function describeError(e: unknown): string {
   const err = (e ?? {}) as { name?: unknown; code?: unknown; codeName?: unknown; driverError?: { code?: unknown } };

@@ -1,6 +1,6 @@
 import { Logger } from '@nestjs/common';
 import type { DataSource, QueryRunner } from 'typeorm';
-import { describeError } from '../errors';
+import { describeError, sqlState } from '../errors';
 import { advisoryLockKey } from './advisory-lock-key';
 import { DistributedLock, LockRunOptions, TryRunResult, assertLockKey } from './distributed-lock';
 import { KeyedMutex, MutexRelease } from './keyed-mutex';
@@ -139,10 +139,4 @@ export class PostgresAdvisoryLock extends DistributedLock {
   advisoryId(key: string): string {
     return advisoryLockKey(key, this.namespace);
   }
-}
-
-function sqlState(e: unknown): string | undefined {
-  const err = e as { code?: unknown; driverError?: { code?: unknown } };
-  const code = err?.driverError?.code ?? err?.code;
-  return typeof code === 'string' ? code : undefined;
 }

@@ -1,6 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import type { DataSource, EntityManager, EntityTarget, ObjectLiteral } from 'typeorm';
 import type { ColumnMetadata } from 'typeorm/metadata/ColumnMetadata';
+import { sqlState } from '../errors';
 import { isAdvisoryLockKey } from '../lock/advisory-lock-key';
 import { NamedStatementRefusedError } from './persistence.errors';
 
@@ -235,7 +236,7 @@ export async function insertPlainRows<E extends ObjectLiteral, R>(
 }
 
 /** SQLSTATEs of a named statement the server does not hold (26000) or holds already (42P05). */
-const POOLED_AWAY = new Set<unknown>(['26000', '42P05']);
+const POOLED_AWAY = new Set<string | undefined>(['26000', '42P05']);
 
 /** What we use of node-postgres' client (TypeORM's PostgreSQL connection). */
 interface PgClient {
@@ -259,7 +260,7 @@ async function namedQuery(m: EntityManager, { name, text }: { name: string; text
       await client.query({ name, text, values });
     } catch (e) {
       logger.logQueryError(e instanceof Error ? e : String(e), text, values, runner);
-      throw POOLED_AWAY.has((e as { code?: unknown })?.code) ? new NamedStatementRefusedError({ cause: e }) : e;
+      throw POOLED_AWAY.has(sqlState(e)) ? new NamedStatementRefusedError({ cause: e }) : e;
     }
     const took = Date.now() - start;
     if (options.maxQueryExecutionTime && took > options.maxQueryExecutionTime) logger.logQuerySlow(took, text, values, runner);
