@@ -1,6 +1,6 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import type { Level, Logger } from 'pino';
+import { pino, type Level, type Logger } from 'pino';
 import { requestTraceLogFields } from '../telemetry/host-telemetry';
 import { redactQuery } from './logging.options';
 
@@ -34,18 +34,82 @@ export function currentRequestLogFields(): { id: string; method: string; url: st
  * `requestContext`: Nest's own lines written during a request carry its `req` too (see `currentRequest`).
  */
 export function logRequests(fastify: FastifyInstance, log: Logger, { requestContext = false }: { requestContext?: boolean } = {}): void {
+  const writeLine = requestLineWriter(log);
   if (requestContext) fastify.addHook('onRequest', (req, _reply, done) => currentRequest.run(req, done));
   fastify.addHook('onResponse', (req, reply, done) => {
-    if (!aborted.has(req)) writeRequestLine(log, req, reply.statusCode, Math.round(reply.elapsedTime * 10) / 10);
+    if (!aborted.has(req)) writeLine(req, reply.statusCode, Math.round(reply.elapsedTime * 10) / 10);
     done();
   });
   fastify.addHook('onRequestAbort', (req, done) => {
     aborted.add(req);
-    writeRequestLine(log, req, 0, undefined);
+    writeLine(req, 0, undefined);
     done();
   });
 }
 
+type RequestLineWriter = (req: FastifyRequest, statusCode: number, responseTime: number | undefined) => void;
+
+/** pino's own pieces of a line, as `requestLineWriter` reads them off a logger (`pino.symbols` is pino's public API). */
+type PinoInternals = Record<symbol, unknown>;
+const S = pino.symbols as typeof pino.symbols & { msgPrefixSym: symbol };
+
+/**
+ * Writes request lines for `log`. Through pino's generic path — the object walked key by key, each
+ * member stringified, the mixin merged — the line was ~8% of a warm value read's CPU profile (its stream
+ * write included), so the line's fixed shape is serialised here (~9.5 → ~6.5 µs of CPU per line, written
+ * to the same stream, measured apart). The parts that depend on the logger's settings are pino's own: level prefix, time, bindings, message key,
+ * line end, `streamWrite` hook (the redaction) and stream. A spec holds this line equal to pino's.
+ * A logger set up beyond those (formatters, serializers, a nested key or message prefix, a multistream)
+ * and a line with a mixin's fields take pino's path.
+ */
+export function requestLineWriter(log: Logger): RequestLineWriter {
+  const slow: RequestLineWriter = (req, statusCode, responseTime) => writeRequestLine(log, req, statusCode, responseTime);
+  const l = log as unknown as PinoInternals;
+  const serializers = l[S.serializersSym] as Record<string, unknown>;
+  const formatters = l[S.formattersSym] as { log?: unknown };
+  const stream = l[S.streamSym] as { write(s: string): unknown; [key: symbol]: unknown };
+  const plain =
+    !formatters.log &&
+    !serializers.req &&
+    !serializers.res &&
+    !serializers[l[S.messageKeySym] as string] &&
+    !l[S.nestedKeySym] &&
+    !l[S.msgPrefixSym] &&
+    stream[S.needsMetadataGsym] !== true;
+  if (!plain) return slow;
+  const levelPrefix = l[S.lsCacheSym] as Record<number, string>;
+  const time = l[S.timeSym] as () => string;
+  const chindings = l[S.chindingsSym] as string;
+  const end = l[S.endSym] as string;
+  const msgKey = `,${JSON.stringify(l[S.messageKeySym])}:`;
+  const mixin = l[S.mixinSym] as ((obj: object, level: number, logger: Logger) => object) | undefined;
+  const hook = (l[S.hooksSym] as { streamWrite?: (s: string) => string }).streamWrite;
+  return (req, statusCode, responseTime) => {
+    const level = requestLevel(req.url, statusCode);
+    if (level === undefined || !log.isLevelEnabled(level)) return;
+    const num = log.levels.values[level];
+    // A mixin's fields would come first and merge with the line's: pino's path does that.
+    if (mixin && hasOwnKey(mixin({}, num, log))) return slow(req, statusCode, responseTime);
+    const { id, method, url } = requestLogFields(req);
+    let s = `${levelPrefix[num]}${time()}${chindings},"req":{"id":${JSON.stringify(id)},"method":${JSON.stringify(method)},"url":${JSON.stringify(url)}},"res":{"statusCode":${statusCode}}`;
+    if (responseTime !== undefined) s += `,"responseTime":${Number.isFinite(responseTime) ? responseTime : null}`;
+    const trace = requestTraceLogFields(req);
+    if (trace.trace_id !== undefined) s += `,"trace_id":${JSON.stringify(trace.trace_id)},"span_id":${JSON.stringify(trace.span_id)}`;
+    s += `${msgKey}${JSON.stringify(requestMessage(statusCode))}${end}`;
+    stream.write(hook ? hook(s) : s);
+  };
+}
+
+function hasOwnKey(o: object): boolean {
+  for (const k in o) if (Object.hasOwn(o, k)) return true;
+  return false;
+}
+
+function requestMessage(statusCode: number): string {
+  return statusCode === 0 ? 'request aborted' : statusCode >= 500 ? 'request errored' : 'request completed';
+}
+
+/** The request line through pino's own path. */
 function writeRequestLine(log: Logger, req: FastifyRequest, statusCode: number, responseTime: number | undefined): void {
   const level = requestLevel(req.url, statusCode);
   if (level === undefined || !log.isLevelEnabled(level)) return;
@@ -54,7 +118,7 @@ function writeRequestLine(log: Logger, req: FastifyRequest, statusCode: number, 
   // Written after the span's context is left: the ids come from the request's own span.
   const trace = requestTraceLogFields(req);
   if (trace.trace_id !== undefined) Object.assign(line, trace);
-  log[level](line, statusCode === 0 ? 'request aborted' : statusCode >= 500 ? 'request errored' : 'request completed');
+  log[level](line, requestMessage(statusCode));
 }
 
 /** The level of a request's line; undefined for a successful health probe or metrics scrape (every few seconds, they would drown the log). */

@@ -1,0 +1,77 @@
+import type { FastifyRequest } from 'fastify';
+import { pino, type LoggerOptions } from 'pino';
+import { loadAppConfig } from '../config/app.config';
+import { hostLogOptions } from './logging.options';
+import { requestLineWriter } from './request-log';
+
+/** The request line written by hand must read exactly as pino would write the same line. */
+describe('requestLineWriter', () => {
+  const config = loadAppConfig({ LOG_LEVEL: 'info' });
+  // A fixed clock, so that the two lines can be compared byte for byte.
+  const fixedTime = { timestamp: () => ',"time":1767225600000' };
+
+  const logger = (extra: LoggerOptions = {}) => {
+    const lines: string[] = [];
+    const log = pino({ ...hostLogOptions(config), ...fixedTime, ...extra }, { write: (l: string) => void lines.push(l) });
+    return { log, lines };
+  };
+  const request = (id: string, url: string, method = 'GET') => ({ id, url, method }) as unknown as FastifyRequest;
+  const pinoLine = (extra: LoggerOptions, level: 'info' | 'warn' | 'error', fields: object, msg: string) => {
+    const { log, lines } = logger(extra);
+    log[level](fields, msg);
+    return lines[0];
+  };
+
+  it.each([
+    ['a success', 200, 1.3, 'info', 'request completed'],
+    ['a client error', 404, 0.4, 'warn', 'request completed'],
+    ['a server error', 503, 12, 'error', 'request errored'],
+  ] as const)('writes %s as pino does, byte for byte', (_name, statusCode, responseTime, level, msg) => {
+    const { log, lines } = logger();
+    requestLineWriter(log)(request('r-1', '/v1/credentials/abc/value'), statusCode, responseTime);
+    const req = { id: 'r-1', method: 'GET', url: '/v1/credentials/abc/value' };
+    expect(lines).toEqual([pinoLine({}, level, { req, res: { statusCode }, responseTime }, msg)]);
+  });
+
+  it('writes an aborted request (no status, no duration; at info, as before) as pino does', () => {
+    const { log, lines } = logger();
+    requestLineWriter(log)(request('r-2', '/v1/credentials'), 0, undefined);
+    expect(lines).toEqual([pinoLine({}, 'info', { req: { id: 'r-2', method: 'GET', url: '/v1/credentials' }, res: { statusCode: 0 } }, 'request aborted')]);
+  });
+
+  it('escapes what it repeats from the request, drops query values and still censors through the hook', () => {
+    const { log, lines } = logger();
+    const id = 'we"ird\\id\u2028';
+    requestLineWriter(log)(request(id, '/v1/credentials?token=abc&"value":x'), 200, 2);
+    const line = JSON.parse(lines[0]) as { req: { id: string; url: string } };
+    expect(line.req).toEqual({ id, method: 'GET', url: '/v1/credentials?token=[REDACTED]&"value":x=[REDACTED]' });
+    expect(lines[0]).not.toContain('abc');
+    expect(lines[0]).toBe(pinoLine({}, 'info', { req: line.req, res: { statusCode: 200 }, responseTime: 2 }, 'request completed'));
+  });
+
+  it('writes no line below the level, and none for a successful health probe', () => {
+    const { log, lines } = logger({ level: 'warn' });
+    const write = requestLineWriter(log);
+    write(request('r-3', '/v1/credentials'), 200, 1);
+    const { log: infoLog, lines: infoLines } = logger();
+    requestLineWriter(infoLog)(request('r-4', '/health/ready'), 200, 1);
+    expect([...lines, ...infoLines]).toEqual([]);
+    write(request('r-5', '/health/ready'), 500, 1);
+    expect(lines).toHaveLength(1);
+  });
+
+  it("takes pino's path for a logger set up beyond the shapes it writes: a log formatter, a mixin's fields, a req serializer", () => {
+    const cases: LoggerOptions[] = [
+      { formatters: { log: (o) => ({ ...o, formatted: true }) } },
+      { mixin: () => ({ tenant: 't-1' }) },
+      { serializers: { req: () => ({ kept: 'only this' }) } },
+    ];
+    for (const extra of cases) {
+      const { log, lines } = logger(extra);
+      requestLineWriter(log)(request('r-6', '/v1/credentials'), 200, 1);
+      expect(lines).toEqual([pinoLine(extra, 'info', { req: { id: 'r-6', method: 'GET', url: '/v1/credentials' }, res: { statusCode: 200 }, responseTime: 1 }, 'request completed')]);
+    }
+    // The cases differ from the plain line: each took a path that applies its setting.
+    expect(pinoLine(cases[1], 'info', {}, 'x')).toContain('"tenant":"t-1"');
+  });
+});
