@@ -49,6 +49,18 @@ describe('requestLineWriter', () => {
     expect(lines[0]).toBe(pinoLine({}, 'info', { req: line.req, res: { statusCode: 200 }, responseTime: 2 }, 'request completed'));
   });
 
+  it('carries bindings set after it was built, as pino would', () => {
+    const { log, lines } = logger();
+    const write = requestLineWriter(log);
+    log.setBindings({ region: 'eu-1' });
+    write(request('r-7', '/v1/credentials'), 200, 1);
+    const { log: expected, lines: expectedLines } = logger();
+    expected.setBindings({ region: 'eu-1' });
+    expected.info({ req: { id: 'r-7', method: 'GET', url: '/v1/credentials' }, res: { statusCode: 200 }, responseTime: 1 }, 'request completed');
+    expect(lines).toEqual(expectedLines);
+    expect(lines[0]).toContain('"region":"eu-1"');
+  });
+
   it('writes no line below the level, and none for a successful health probe', () => {
     const { log, lines } = logger({ level: 'warn' });
     const write = requestLineWriter(log);

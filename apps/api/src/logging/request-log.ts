@@ -79,7 +79,6 @@ export function requestLineWriter(log: Logger): RequestLineWriter {
   if (!plain) return slow;
   const levelPrefix = l[S.lsCacheSym] as Record<number, string>;
   const time = l[S.timeSym] as () => string;
-  const chindings = l[S.chindingsSym] as string;
   const end = l[S.endSym] as string;
   const msgKey = `,${JSON.stringify(l[S.messageKeySym])}:`;
   const mixin = l[S.mixinSym] as ((obj: object, level: number, logger: Logger) => object) | undefined;
@@ -91,7 +90,8 @@ export function requestLineWriter(log: Logger): RequestLineWriter {
     // A mixin's fields would come first and merge with the line's: pino's path does that.
     if (mixin && hasOwnKey(mixin({}, num, log))) return slow(req, statusCode, responseTime);
     const { id, method, url } = requestLogFields(req);
-    let s = `${levelPrefix[num]}${time()}${chindings},"req":{"id":${JSON.stringify(id)},"method":${JSON.stringify(method)},"url":${JSON.stringify(url)}},"res":{"statusCode":${statusCode}}`;
+    // Bindings read per line: `setBindings` replaces them.
+    let s = `${levelPrefix[num]}${time()}${l[S.chindingsSym] as string},"req":{"id":${JSON.stringify(id)},"method":${JSON.stringify(method)},"url":${JSON.stringify(url)}},"res":{"statusCode":${statusCode}}`;
     if (responseTime !== undefined) s += `,"responseTime":${Number.isFinite(responseTime) ? responseTime : null}`;
     const trace = requestTraceLogFields(req);
     if (trace.trace_id !== undefined) s += `,"trace_id":${JSON.stringify(trace.trace_id)},"span_id":${JSON.stringify(trace.span_id)}`;
