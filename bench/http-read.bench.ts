@@ -108,12 +108,17 @@ async function main(): Promise<void> {
       }
     }
     const mid = (name: string) => medianRun(results.get(name)!);
-    const pairedRatio = (a: string, b: string) => median(results.get(a)!.map((x, i) => x.opsPerSec / results.get(b)![i].opsPerSec));
+    const roundRatios = (a: string, b: string) => results.get(a)!.map((x, i) => x.opsPerSec / results.get(b)![i].opsPerSec);
+    const pairedRatio = (a: string, b: string) => median(roundRatios(a, b));
+    // How far the rounds spread: on a shared VM one run's figure can be far from the next run's.
+    const spread = (xs: number[], digits: number) => `${Math.min(...xs).toFixed(digits)}–${Math.max(...xs).toFixed(digits)}`;
+    const spreadOf = new Map<string, string>();
     const cpuUs = (name: string) => Math.round(median(cpu.get(name)!));
     const bareName = targets[0].name;
     const ratioFigure = (name: string, label: string, limit: number) => {
       const f = figure(BENCH, label, mid(name).opsPerSec, mid(bareName).opsPerSec, { on: 'ratio', op: '>=', limit });
       // The ratio is the median of the per-round ratios (interleaved), not the ratio of the medians.
+      spreadOf.set(label, spread(roundRatios(name, bareName), 3));
       return { ...f, ratio: Math.round(pairedRatio(name, bareName) * 1000) / 1000, met: pairedRatio(name, bareName) >= limit };
     };
     const figures: Figure[] = [
@@ -122,8 +127,10 @@ async function main(): Promise<void> {
       ratioFigure(`metadata read (${databases[0]})`, `metadata read req/s vs bare Fastify (${databases[0]})`, 0.3),
       ratioFigure('/health/live', '/health/live req/s vs bare Fastify', 0.6),
       ...databases.map((db) => {
+        const perRound = roundRatios(`value read (${db})`, `value read, no-op audit (${db})`).map((r) => (1 - r) * 100);
         const overhead = percent(1 - pairedRatio(`value read (${db})`, `value read, no-op audit (${db})`));
         const f = figure(BENCH, `audit overhead on the HTTP value read, % of throughput (${db})`, overhead, null, { on: 'value', op: '<=', limit: 10, unit: '%' });
+        spreadOf.set(f.figure, `${spread(perRound, 1)}%`);
         return { ...f, baseline: mid(`value read, no-op audit (${db})`).opsPerSec };
       }),
     ];
@@ -135,7 +142,8 @@ async function main(): Promise<void> {
       const row = (t: Target) => {
         const m = mid(t.name);
         const ratio = t.name === bareName ? '1' : String(Math.round(pairedRatio(t.name, bareName) * 1000) / 1000);
-        return `| ${t.name} | ${m.opsPerSec} | ${ratio} | ${m.p50Ms} | ${m.p99Ms} | ${cpuUs(t.name)} | ${m.clientCpuPct}% | ${m.errors} |`;
+        const rounds = t.name === bareName ? '—' : spread(roundRatios(t.name, bareName), 3);
+        return `| ${t.name} | ${m.opsPerSec} | ${ratio} | ${rounds} | ${m.p50Ms} | ${m.p99Ms} | ${cpuUs(t.name)} | ${m.clientCpuPct}% | ${m.errors} |`;
       };
       writeBenchmarkSection(
         'HTTP read path',
@@ -149,17 +157,17 @@ every request), the request log at \`info\` (written to /dev/null), the tenant c
 hash-chained audit row per request (each request has its own correlation id, nothing folds), committed before the value
 is sent (group commit: the reads of one event-loop turn share a transaction). Each target is warmed
 for 2 s; then ${rounds} rounds interleave the targets. Rows are the median round; ratios are medians of the
-per-round ratios against the bare route of the same round. "Server CPU" is the serving process's user+system time
+per-round ratios against the bare route of the same round, and each round's ratio is given as a range. "Server CPU" is the serving process's user+system time
 per request (PostgreSQL's own CPU is not in it). Load generator ceiling on this machine: **${ceiling.opsPerSec}
 req/s** (pipelined ×10 against the bare route, client CPU ${ceiling.clientCpuPct}% of one core); a client CPU
 near 100% in a row means the client, not the server, set that row's pace. All processes share the machine's
 cores, and other work may have run on it at the same time.
 
-| target | req/s | ratio to bare | p50 ms | p99 ms | server CPU µs/request | client CPU | errors |
-|---|---|---|---|---|---|---|---|
+| target | req/s | ratio to bare | rounds' ratios | p50 ms | p99 ms | server CPU µs/request | client CPU | errors |
+|---|---|---|---|---|---|---|---|---|
 ${targets.map(row).join('\n')}
 
-${figures.map((f) => `- ${f.figure}: **${f.ratio ?? f.value}** (target ${f.target}: ${f.met ? 'met' : 'not met'})`).join('\n')}`,
+${figures.map((f) => `- ${f.figure}: **${f.ratio ?? f.value}** (target ${f.target}: ${f.met ? 'met' : 'not met'}${spreadOf.has(f.figure) ? `; rounds ${spreadOf.get(f.figure)}` : ''})`).join('\n')}`,
       );
     }
   } finally {
