@@ -117,8 +117,8 @@ async function main(): Promise<void> {
     const bareName = targets[0].name;
     const ratioFigure = (name: string, label: string, limit: number) => {
       const f = figure(BENCH, label, mid(name).opsPerSec, mid(bareName).opsPerSec, { on: 'ratio', op: '>=', limit });
-      // The ratio is the median of the per-round ratios (interleaved), not the ratio of the medians.
       spreadOf.set(label, spread(roundRatios(name, bareName), 3));
+      // The ratio is the median of the per-round ratios (interleaved), not the ratio of the medians.
       return { ...f, ratio: Math.round(pairedRatio(name, bareName) * 1000) / 1000, met: pairedRatio(name, bareName) >= limit };
     };
     const figures: Figure[] = [

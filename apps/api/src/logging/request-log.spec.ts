@@ -72,11 +72,13 @@ describe('requestLineWriter', () => {
     expect(lines).toHaveLength(1);
   });
 
-  it("takes pino's path for a logger set up beyond the shapes it writes: a log formatter, a mixin's fields, a req serializer", () => {
+  it("takes pino's path for a logger set up beyond the shapes it writes: a log formatter, a mixin's fields, a req serializer, redact paths", () => {
     const cases: LoggerOptions[] = [
       { formatters: { log: (o) => ({ ...o, formatted: true }) } },
       { mixin: () => ({ tenant: 't-1' }) },
       { serializers: { req: () => ({ kept: 'only this' }) } },
+      { redact: ['req.url'] },
+      { redact: ['*.method'] },
     ];
     for (const extra of cases) {
       const { log, lines } = logger(extra);
@@ -85,5 +87,14 @@ describe('requestLineWriter', () => {
     }
     // The cases differ from the plain line: each took a path that applies its setting.
     expect(pinoLine(cases[1], 'info', {}, 'x')).toContain('"tenant":"t-1"');
+    expect(pinoLine(cases[3], 'info', { req: { url: '/x' } }, 'x')).toContain('"url":"[Redacted]"');
+  });
+
+  it('applies a level formatter as pino does (it is in pino\'s level prefix)', () => {
+    const extra: LoggerOptions = { formatters: { level: (label) => ({ severity: label.toUpperCase() }) } };
+    const { log, lines } = logger(extra);
+    requestLineWriter(log)(request('r-8', '/v1/credentials'), 404, 1);
+    expect(lines).toEqual([pinoLine(extra, 'warn', { req: { id: 'r-8', method: 'GET', url: '/v1/credentials' }, res: { statusCode: 404 }, responseTime: 1 }, 'request completed')]);
+    expect(lines[0]).toContain('"severity":"WARN"');
   });
 });

@@ -55,24 +55,26 @@ const S = pino.symbols as typeof pino.symbols & { msgPrefixSym: symbol };
 
 /**
  * Writes request lines for `log`. Through pino's generic path — the object walked key by key, each
- * member stringified, the mixin merged — the line was ~8% of a warm value read's CPU profile (its stream
- * write included), so the line's fixed shape is serialised here (~9.5 → ~6.5 µs of CPU per line, written
- * to the same stream, measured apart). The parts that depend on the logger's settings are pino's own: level prefix, time, bindings, message key,
- * line end, `streamWrite` hook (the redaction) and stream. A spec holds this line equal to pino's.
- * A logger set up beyond those (formatters, serializers, a nested key or message prefix, a multistream)
- * and a line with a mixin's fields take pino's path.
+ * member stringified, the mixin merged — the line was ~8% of a warm value read's CPU profile (its
+ * stream write included), so the line's fixed shape is serialised here (~9.5 → ~6.5 µs of CPU per line,
+ * written to the same stream, measured apart). The parts that depend on the logger's settings are
+ * pino's own: level prefix (its level formatter applied), time, bindings, message key, line end,
+ * `streamWrite` hook (the redaction) and stream. A spec holds this line equal to pino's. A logger set
+ * up beyond those (a log formatter, serializers or `redact` paths for the line's keys, a nested key or
+ * message prefix, a multistream) and a line with a mixin's fields take pino's path.
  */
 export function requestLineWriter(log: Logger): RequestLineWriter {
   const slow: RequestLineWriter = (req, statusCode, responseTime) => writeRequestLine(log, req, statusCode, responseTime);
   const l = log as unknown as PinoInternals;
   const serializers = l[S.serializersSym] as Record<string, unknown>;
+  const stringifiers = l[S.stringifiersSym] as Record<string | symbol, unknown>;
   const formatters = l[S.formattersSym] as { log?: unknown };
   const stream = l[S.streamSym] as { write(s: string): unknown; [key: symbol]: unknown };
+  const keys = ['req', 'res', 'responseTime', 'trace_id', 'span_id', l[S.messageKeySym] as string];
   const plain =
     !formatters.log &&
-    !serializers.req &&
-    !serializers.res &&
-    !serializers[l[S.messageKeySym] as string] &&
+    !keys.some((k) => serializers[k] || stringifiers[k]) &&
+    !stringifiers[S.wildcardFirstSym] &&
     !l[S.nestedKeySym] &&
     !l[S.msgPrefixSym] &&
     stream[S.needsMetadataGsym] !== true;
