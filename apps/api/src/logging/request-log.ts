@@ -89,7 +89,8 @@ export function requestLineWriter(log: Logger): RequestLineWriter {
     const level = requestLevel(req.url, statusCode);
     if (level === undefined || !log.isLevelEnabled(level)) return;
     const num = log.levels.values[level];
-    // A mixin's fields would come first and merge with the line's: pino's path does that.
+    // A mixin's fields would come first and merge with the line's: pino's path does that. It is asked with
+    // an empty object, not the line's (the host's mixin reads the active span, never its argument).
     if (mixin && hasOwnKey(mixin({}, num, log))) return slow(req, statusCode, responseTime);
     const { id, method, url } = requestLogFields(req);
     // Bindings read per line: `setBindings` replaces them.
