@@ -5,6 +5,7 @@
  */
 export { APP_CONFIG, loadAppConfig } from './config/app.config';
 export { AppConfigModule } from './config/config.module';
+export type { AppConfig } from './config/app-config.types';
 export { databaseOptions } from './database/database.options';
 export { VaultModule } from './vault/vault.module';
 export { AuditAnchorModule } from './audit/audit-anchor.module';

@@ -7,7 +7,18 @@ import type { OperationContext } from '@app/common';
 import { PersistenceModule } from '@app/common';
 import { CredentialsModule } from '@app/credentials';
 import { RotationModule } from '@app/rotation';
-import { APP_CONFIG, AppConfigModule, databaseOptions, loadAppConfigResolvingReferences, VaultModule } from '@app/api-host';
+import { APP_CONFIG, AppConfigModule, databaseOptions, loadAppConfigResolvingReferences, VaultModule, type AppConfig } from '@app/api-host';
+
+/**
+ * The audit and credentials libs as every command configures them from the host's config: the host's
+ * audit settings without its scheduled jobs (retention, anchoring: the host runs those).
+ */
+export function commandLibModules(config: AppConfig) {
+  return [
+    AuditModule.forRoot({ failClosed: config.audit.failClosed, preparedStatements: config.audit.preparedStatements, retention: { enabled: false }, anchor: { enabled: false }, isGlobal: true }),
+    CredentialsModule.forRoot({ isGlobal: true, integrations: config.credentials.integrations, vault: { namePrefix: config.credentials.vaultSecretPrefix }, envelope: config.credentials.envelope }),
+  ];
+}
 
 /**
  * The credentials and rotation libs with the host's database and vault, configured from the host's
@@ -25,8 +36,7 @@ export async function withHostLibs<T>(work: (get: <S>(type: Type<S> | Abstract<S
       EventEmitterModule.forRoot({ wildcard: false, delimiter: '.' }),
       PersistenceModule.forRoot({ outbox: { dispatch: false } }),
       VaultModule,
-      AuditModule.forRoot({ failClosed: config.audit.failClosed, preparedStatements: config.audit.preparedStatements, retention: { enabled: false }, anchor: { enabled: false }, isGlobal: true }),
-      CredentialsModule.forRoot({ isGlobal: true, integrations: config.credentials.integrations, vault: { namePrefix: config.credentials.vaultSecretPrefix }, envelope: config.credentials.envelope }),
+      ...commandLibModules(config),
       // The host's webhook options (the overlap window of an activation is the host's), no job scheduled.
       RotationModule.forRoot({
         expiryMonitor: { enabled: false },

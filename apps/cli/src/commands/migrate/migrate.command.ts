@@ -5,11 +5,10 @@ import { TypeOrmModule } from '@nestjs/typeorm';
 import { writeFileSync } from 'node:fs';
 import { Command, CommandRunner, Option } from 'nest-commander';
 import { DataSource } from 'typeorm';
-import { AuditModule } from '@app/audit';
 import { PersistenceModule } from '@app/common';
-import { CredentialsModule } from '@app/credentials';
 import { formatSummaryTable, JsonlLegacySource, MigrationModule, MigrationRunner, SqlLegacySource, type LegacyCredentialSource } from '@app/migration';
 import { APP_CONFIG, AppConfigModule, databaseOptions, loadAppConfig, VaultModule } from '@app/api-host';
+import { commandLibModules } from '../host-libs.context';
 import { loadMigrateEnv } from './migrate.config';
 import { ProgressReporter } from './progress-reporter';
 
@@ -51,13 +50,7 @@ export class MigrateCommand extends CommandRunner {
         // This process only writes: the host's dispatcher delivers the events.
         PersistenceModule.forRoot({ outbox: { dispatch: false } }),
         VaultModule,
-        AuditModule.forRoot({ failClosed: config.audit.failClosed, preparedStatements: config.audit.preparedStatements, retention: { enabled: false }, anchor: { enabled: false }, isGlobal: true }),
-        CredentialsModule.forRoot({
-          isGlobal: true,
-          integrations: config.credentials.integrations,
-          vault: { namePrefix: config.credentials.vaultSecretPrefix },
-          envelope: config.credentials.envelope,
-        }),
+        ...commandLibModules(config),
         MigrationModule.forRoot({ keys: m.keys, batchSize: flags.batchSize, concurrency: { initial: m.concurrency.initial, max: m.concurrency.max } }),
       ],
     })
