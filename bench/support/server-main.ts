@@ -35,6 +35,8 @@ interface Started {
   ready: ServerReady;
   stop: () => Promise<void>;
   fillCache?: (entries: number, valueBytes: number) => Promise<CacheFill>;
+  /** The real audit's read rows written so far (after a flush); absent where nothing is audited. */
+  auditedReads?: () => Promise<number>;
 }
 
 export interface CacheFill {
@@ -132,6 +134,15 @@ async function startHost(spec: ServerSpec): Promise<Started> {
   return {
     ready: { base, headers, paths: { value: `/v1/credentials/${id}/value`, metadata: `/v1/credentials/${id}`, live: '/health/live' } },
     fillCache: (entries, valueBytes) => fillCache(app.get(CredentialCache, { strict: false }), entries, valueBytes),
+    ...(spec.kind === 'host'
+      ? {
+          auditedReads: async () => {
+            const audit = app.get(AuditService);
+            await audit.flush();
+            return audit.stats.readsFlushed;
+          },
+        }
+      : {}),
     stop: async () => {
       await app.get(AuditService).flush();
       await app.close();
@@ -166,6 +177,10 @@ async function main(): Promise<void> {
   process.on('message', (m: string | { profileStart?: true; profileStop?: string }) => {
     if (m === 'cpu') {
       process.send!({ cpu: process.cpuUsage() });
+      return;
+    }
+    if (m === 'audited') {
+      void (server.auditedReads?.() ?? Promise.resolve(null)).then((audited) => process.send!({ audited }));
       return;
     }
     if (typeof m === 'object' && 'fillCache' in m) {

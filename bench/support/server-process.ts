@@ -94,6 +94,19 @@ export class ServerProcess {
     });
   }
 
+  /** The real audit's read rows written so far (flushed first); null for a server that audits nothing. */
+  auditedReads(): Promise<number | null> {
+    return new Promise((resolve) => {
+      const on = (m: unknown) => {
+        if (!m || typeof m !== 'object' || !('audited' in m)) return;
+        this.child.off('message', on);
+        resolve((m as { audited: number | null }).audited);
+      };
+      this.child.on('message', on);
+      this.child.send('audited');
+    });
+  }
+
   private request(message: object, answer: string): Promise<void> {
     return new Promise((resolve) => {
       const on = (m: unknown) => {

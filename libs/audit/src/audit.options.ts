@@ -31,6 +31,14 @@ export interface AuditModuleOptions {
    * @default true
    */
   preparedStatements?: boolean;
+  /**
+   * SQLite file database in WAL mode: buffered reads are written by a worker thread on a connection of
+   * its own, so their INSERT, COMMIT and fsync leave the event loop (with the connection's own
+   * `synchronous` level: as durable as before). The first batch of each chain, and any batch after another
+   * process appended to it, still goes on the main connection. No effect on PostgreSQL or `:memory:`.
+   * @default true
+   */
+  sqliteWriteWorker?: boolean;
   /** Pruning of old audit rows (needs `ScheduleModule.forRoot()` in the host when enabled). */
   retention?: {
     /** Registers the `audit-retention` cron job. @default true */
@@ -84,6 +92,7 @@ export interface ResolvedAuditOptions {
   failClosed: boolean;
   readBuffer: { maxSize: number; flushIntervalMs: number; batchSize: number };
   preparedStatements: boolean;
+  sqliteWriteWorker: boolean;
   retention: { enabled: boolean; days: number; cron: string; timeZone: string };
   anchor: { enabled: boolean; cron: string; timeZone: string };
   suspicious: {
@@ -111,6 +120,7 @@ const schema = z
       .strict()
       .default({ maxSize: 1000, flushIntervalMs: 1000, batchSize: 200 }),
     preparedStatements: z.boolean().default(true),
+    sqliteWriteWorker: z.boolean().default(true),
     retention: z
       .object({
         enabled: z.boolean().default(true),

@@ -1,7 +1,7 @@
 import { Inject, Injectable, Logger, Optional } from '@nestjs/common';
 import { EventEmitter2 } from '@nestjs/event-emitter';
 import { InjectDataSource } from '@nestjs/typeorm';
-import { Clock, CommitNotDurableError, NamedStatementRefusedError, TransactionRunner, describeError } from '@app/common';
+import { Clock, CommitNotDurableError, NamedStatementRefusedError, SqliteWriteWorker, TransactionRunner, describeError } from '@app/common';
 import type { DataSource, EntityManager } from 'typeorm';
 import { AUDIT_SUSPICIOUS_ACTIVITY_EVENT } from './audit.constants';
 import { AUDIT_CLOCK, AUDIT_RESOLVED_OPTIONS } from './audit.module-definition';
@@ -11,11 +11,12 @@ import { AuditLogEntry } from './entities/audit-log-entry.entity';
 import { AuditUnavailableError, AuditWriteError } from './errors/audit.errors';
 import { AuditEventInput, AuditLogEntryView, AuditStats } from './interfaces/audit-event.interface';
 import { linkRows } from './internal/chain-link';
-import { ChainWriter, chainLockKeys, isChainCollision } from './internal/chain-writer';
+import { ChainWriter, chainLockKeys, exclusiveOfSharedConnection, isChainCollision } from './internal/chain-writer';
 import { toView } from './internal/entry-view';
 import { ChainHeadCache } from './internal/head-cache';
 import { PreparedEvent, prepareEvent } from './internal/prepare-event';
 import { ReadBuffer } from './internal/read-buffer';
+import { auditRowSqliteStatements } from './internal/row-insert';
 import { SharedSuspiciousActivityDetector, SuspiciousActivityDetector } from './internal/suspicious-activity.detector';
 import { SuspiciousActivityReporter } from './internal/suspicious-activity.reporter';
 import { SuspiciousActivityCounters } from './suspicious-activity.counters';
@@ -46,8 +47,11 @@ export class AuditWriter {
   private readonly buffer: ReadBuffer<BufferedRead>;
   private readonly suspicious?: SuspiciousActivityReporter;
   private readonly pending = new Set<Promise<unknown>>();
-  /** PostgreSQL: chain heads our commits left, for optimistic read batches (see `writeBatch`). */
-  private readonly heads?: ChainHeadCache;
+  /** Chain heads our commits left, for optimistic read batches (see `writeBatch`): PostgreSQL, SQLite with `offLoop`. */
+  private heads?: ChainHeadCache;
+  /** SQLite file database: read batches are written by a worker thread on its own connection (`sqliteWriteWorker`). */
+  private offLoop?: SqliteWriteWorker;
+  private offLoopStarted?: Promise<void>;
   private timer?: NodeJS.Timeout;
   private flushTail: Promise<void> = Promise.resolve();
   /** PostgreSQL: read batches as a named statement (`preparedStatements`, until a pooler refuses one). */
@@ -112,6 +116,7 @@ export class AuditWriter {
           'is not emitted. Import EventEmitterModule.forRoot() in the host.',
       );
     }
+    this.startOffLoop();
     this.timer = setInterval(() => {
       if (this.buffer.depth > 0) this.kick();
     }, this.options.readBuffer.flushIntervalMs);
@@ -134,6 +139,24 @@ export class AuditWriter {
     }
     // Shared suspicious-activity counters may still raise an alert, whose row is then pending too.
     while (this.pending.size > 0) await Promise.allSettled([...this.pending]);
+    await this.offLoopStarted;
+    await this.offLoop?.stop();
+  }
+
+  /**
+   * SQLite file database: starts the write worker. Under the shared connection's gate: no transaction of
+   * ours is open then, so the connection shows its own `synchronous` (a gated transaction runs with NORMAL
+   * until its own flush), which the worker copies. Batches before it started go on the main connection.
+   */
+  private startOffLoop(): void {
+    if (!this.options.sqliteWriteWorker || this.dataSource.options.type !== 'better-sqlite3' || this.offLoopStarted) return;
+    this.offLoopStarted = exclusiveOfSharedConnection(this.chains, async () => {
+      if (this.stopped) return;
+      this.offLoop = SqliteWriteWorker.for(this.dataSource);
+      if (this.offLoop) this.heads ??= ChainHeadCache.for(this.dataSource);
+    }).catch((e: unknown) => {
+      this.logger.warn(`The SQLite write worker did not start (${describeError(e)}); read batches are written on the main connection`);
+    });
   }
 
   /** See `AuditService.record`. */
@@ -373,25 +396,38 @@ export class AuditWriter {
   /**
    * Writes a read batch; committed when it returns. Always on its own (buffered reads of many callers
    * never join one caller's transaction). PostgreSQL, when every chain's head is cached: ONE round trip
-   * taking the chains' locks and inserting rows linked to those heads, without a head read. Had another writer appended meanwhile,
+   * taking the chains' locks and inserting rows linked to those heads, without a head read. SQLite with the
+   * write worker, likewise: one transaction on the worker's connection. Had another writer appended meanwhile,
    * the (tenant, sequence) unique index rejects the whole statement and the batch goes the locked way
-   * (lock, head read, insert, commit), which refreshes the cache.
+   * (lock, head read, insert, commit), which refreshes the cache. A worker that died mid-batch leaves it
+   * unknown whether that batch committed: it goes the locked way too (its rows may then be there twice,
+   * never missing).
    */
   private async writeBatch(byTenant: Map<string, PreparedEvent[]>): Promise<void> {
     const tenantIds = [...byTenant.keys()];
-    const cached = this.heads?.lookup(tenantIds);
+    const offLoop = this.offLoop?.running ? this.offLoop : undefined;
+    const cached = this.chains.optimisticAppend || offLoop ? this.heads?.lookup(tenantIds) : undefined;
     if (cached) {
       const rows = tenantIds.flatMap((t) => linkRows(byTenant.get(t)!, cached.heads.get(t)!));
       try {
-        // The chains' locks go in the same round trip: locked writers (head read, then insert) must not
-        // be overtaken between their two statements, or several replicas' batches could starve them.
-        const postgresLocks = { keys: chainLockKeys(tenantIds), prepared: this.prepared };
-        await this.rows.insert(rows, this.dataSource.manager, { postgresLocks });
+        if (offLoop) {
+          // SQLite: the worker's connection inserts and commits (and flushes) while this thread serves
+          // requests; our connection opens no transaction meanwhile. Another process that appended since
+          // makes the insert fail on the chain's unique index, as on PostgreSQL.
+          const statements = auditRowSqliteStatements(this.dataSource, rows);
+          await exclusiveOfSharedConnection(this.chains, () => offLoop.transaction(statements));
+        } else {
+          // The chains' locks go in the same round trip: locked writers (head read, then insert) must not
+          // be overtaken between their two statements, or several replicas' batches could starve them.
+          const postgresLocks = { keys: chainLockKeys(tenantIds), prepared: this.prepared };
+          await this.rows.insert(rows, this.dataSource.manager, { postgresLocks });
+        }
         this.heads!.remember(rows.map((r) => r.row), cached.versions);
         return;
       } catch (e) {
         this.heads!.forget(tenantIds);
         if (e instanceof NamedStatementRefusedError) this.stopPreparing(e);
+        else if (offLoop && !offLoop.running) this.logger.warn(`The SQLite write worker stopped (${describeError(e)}); read batches are written on the main connection`);
         else if (!isChainCollision(e)) throw e;
       }
     }

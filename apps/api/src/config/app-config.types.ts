@@ -73,6 +73,8 @@ export interface AppConfig {
     failClosed: boolean;
     /** PostgreSQL: read batches as a named statement (off behind a pooler that cannot keep them). */
     preparedStatements: boolean;
+    /** SQLite file database: read batches written by a worker thread on its own connection. */
+    sqliteWriteWorker: boolean;
     retention: { enabled: boolean; days: number; cron: string };
     /** Copies each tenant's chain head to Key Vault so verify notices a rewritten or truncated chain. */
     anchor: { enabled: boolean; cron: string };

@@ -103,6 +103,12 @@ describe('loadAppConfig', () => {
     expect(() => loadAppConfig({ DATABASE_PREPARED_STATEMENTS: 'off-ish' })).toThrow(/DATABASE_PREPARED_STATEMENTS/);
   });
 
+  it('writes the audit read batches of a SQLite file from a worker thread unless DATABASE_SQLITE_WRITE_WORKER=false', () => {
+    expect(loadAppConfig({}).audit.sqliteWriteWorker).toBe(true);
+    expect(loadAppConfig({ DATABASE_SQLITE_WRITE_WORKER: 'false' }).audit.sqliteWriteWorker).toBe(false);
+    expect(() => loadAppConfig({ DATABASE_SQLITE_WRITE_WORKER: 'maybe' })).toThrow(/DATABASE_SQLITE_WRITE_WORKER/);
+  });
+
   it("sets the Key Vault breaker's half-open delay from KEY_VAULT_BREAKER_HALF_OPEN_AFTER_MS (30 s by default), for either vault", () => {
     expect(loadAppConfig({}).keyVault.breakerHalfOpenAfterMs).toBe(30_000);
     const embedded = loadAppConfig({ KEY_VAULT_BREAKER_HALF_OPEN_AFTER_MS: '5000' });

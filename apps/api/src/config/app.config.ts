@@ -86,6 +86,7 @@ export function loadAppConfig(env: Record<string, string | undefined>, cwd = pro
     audit: {
       failClosed: e.AUDIT_FAIL_CLOSED,
       preparedStatements: e.DATABASE_PREPARED_STATEMENTS,
+      sqliteWriteWorker: e.DATABASE_SQLITE_WRITE_WORKER,
       retention: { enabled: e.AUDIT_RETENTION_ENABLED, days: e.AUDIT_RETENTION_DAYS, cron: e.AUDIT_RETENTION_CRON },
       anchor: { enabled: e.AUDIT_ANCHOR_ENABLED, cron: e.AUDIT_ANCHOR_CRON },
     },

@@ -66,6 +66,8 @@ export const envSchema = z
     // Opt-in: WAL checkpoints in a worker thread. Off by default: on a quiet disk its fsyncs slowed the
     // event loop's commits more than the checkpoints it takes away cost (see database/migrate-on-start).
     DATABASE_SQLITE_WAL_WORKER: bool(false),
+    // The audit's read batches written by a worker thread on its own connection (off the event loop).
+    DATABASE_SQLITE_WRITE_WORKER: bool(true),
 
     KEY_VAULT_URL: z.string().url().optional(),
     KEY_VAULT_CREDENTIAL: z.enum(credentialTypes).optional(),

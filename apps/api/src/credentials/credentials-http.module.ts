@@ -17,6 +17,7 @@ import { ConnectionsController, CredentialsController } from './credentials.cont
       useFactory: (c: AppConfig) => ({
         failClosed: c.audit.failClosed,
         preparedStatements: c.audit.preparedStatements,
+        sqliteWriteWorker: c.audit.sqliteWriteWorker,
         retention: c.audit.retention,
         anchor: c.audit.anchor,
       }),

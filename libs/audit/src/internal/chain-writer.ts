@@ -2,7 +2,7 @@ import type { FactoryProvider } from '@nestjs/common';
 import { getDataSourceToken } from '@nestjs/typeorm';
 import { ADVISORY_LOCK_NAMESPACES, KeyedMutex, TransactionGate, advisoryLockKey, isAdvisoryLockKey } from '@app/common';
 import type { DataSource, EntityManager } from 'typeorm';
-import { AUDIT_INDEX } from '../entities/audit-log-entry.entity';
+import { AUDIT_INDEX, AUDIT_TABLE } from '../entities/audit-log-entry.entity';
 
 /** Attempts of a locked append that collided with an optimistic one (see `isChainCollision`). */
 const COLLISION_ATTEMPTS = 5;
@@ -13,9 +13,13 @@ const SAVEPOINT = 'cv_audit_append';
  * the sequence we linked to, and nothing of our statement was inserted.
  */
 export function isChainCollision(e: unknown): boolean {
-  const d = ((e as { driverError?: unknown })?.driverError ?? e) as { code?: unknown; constraint?: unknown } | undefined;
-  return d?.code === '23505' && d.constraint === AUDIT_INDEX.chain;
+  const d = ((e as { driverError?: unknown })?.driverError ?? e) as { code?: unknown; constraint?: unknown; message?: unknown } | undefined;
+  if (d?.code === '23505') return d.constraint === AUDIT_INDEX.chain;
+  // SQLite names the index's columns, not the index: only the chain's unique index has exactly these.
+  return d?.code === 'SQLITE_CONSTRAINT_UNIQUE' && typeof d.message === 'string' && d.message.endsWith(SQLITE_CHAIN_COLUMNS);
 }
+
+const SQLITE_CHAIN_COLUMNS = `${AUDIT_TABLE}.tenant_id, ${AUDIT_TABLE}.sequence`;
 
 /**
  * Keeps each tenant's chain linear: whoever appends holds the chain's lock from reading the head
@@ -134,10 +138,26 @@ class SerialChainWriter extends ChainWriter {
     return this.mutex.runExclusive('maintenance', () => work(this.dataSource.manager));
   }
 
+  /** See `exclusiveOfSharedConnection`. */
+  exclusiveOfConnection<T>(work: () => Promise<T>): Promise<T> {
+    return this.gate.exclusive(() => this.mutex.runExclusive('chains', work));
+  }
+
   /** Prune takes this too, so a verify never sees half a prune. */
   maintenance<T>(work: () => Promise<T>): Promise<T> {
     return this.mutex.runExclusive('maintenance', work);
   }
+}
+
+/**
+ * Runs `work` — a write of the chains on ANOTHER connection of the same SQLite file (`SqliteWriteWorker`)
+ * — while no transaction is open on the shared connection and no append holds the chains here: the
+ * worker's write then never overlaps one of ours (SQLite lets one connection write at a time, and a
+ * transaction of ours that had read before the worker committed could not write after it).
+ */
+export function exclusiveOfSharedConnection<T>(writer: ChainWriter, work: () => Promise<T>): Promise<T> {
+  if (!(writer instanceof SerialChainWriter)) throw new Error('exclusiveOfSharedConnection is for the SQLite chain writer');
+  return writer.exclusiveOfConnection(work);
 }
 
 /** Runs prune work exclusive with `consistentRead` where the database does not isolate it already. */

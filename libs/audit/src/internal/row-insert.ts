@@ -1,5 +1,5 @@
-import { insertPlainRows, type PlainInsertOptions, type StoredRow } from '@app/common';
-import type { EntityManager } from 'typeorm';
+import { insertPlainRows, plainInsertSqliteStatements, type PlainInsertOptions, type SqliteStatement, type StoredRow } from '@app/common';
+import type { DataSource, EntityManager } from 'typeorm';
 import { AuditLogEntry } from '../entities/audit-log-entry.entity';
 
 /** A row ready to insert, with its details already in their stored (canonical JSON) form. */
@@ -39,4 +39,9 @@ const stored = ({ row: r, detailsJson }: InsertableRow): StoredRow<AuditLogEntry
  */
 export function insertAuditRows(m: EntityManager, rows: InsertableRow[], options?: PlainInsertOptions): Promise<void> {
   return insertPlainRows(m, AuditLogEntry, rows, stored, options);
+}
+
+/** SQLite: the statements `insertAuditRows` would run, for the write worker's connection (one transaction). */
+export function auditRowSqliteStatements(ds: DataSource, rows: InsertableRow[]): SqliteStatement[] {
+  return plainInsertSqliteStatements(ds, AuditLogEntry, rows, stored);
 }

@@ -16,6 +16,8 @@ export enum PersistenceErrorCode {
   COMMIT_NOT_DURABLE = 6004,
   /** PostgreSQL refused a named statement it should hold: a pooler in between cannot keep them. */
   NAMED_STATEMENT_REFUSED = 6005,
+  /** A transaction of the SQLite write worker failed (rolled back whole), or the worker is gone. */
+  SQLITE_WORKER_WRITE = 6006,
   /** `Outbox.add` was called outside a `TransactionRunner.run`. */
   OUTBOX_NO_TRANSACTION = 6101,
   /** The outbox event is malformed (empty name, payload not a JSON object, too large). */
@@ -32,6 +34,7 @@ export const PERSISTENCE_ERROR_HTTP_STATUS: Record<PersistenceErrorCode, HttpSta
   [PersistenceErrorCode.WRITE_IN_READ]: HttpStatus.INTERNAL_SERVER_ERROR,
   [PersistenceErrorCode.COMMIT_NOT_DURABLE]: HttpStatus.INTERNAL_SERVER_ERROR,
   [PersistenceErrorCode.NAMED_STATEMENT_REFUSED]: HttpStatus.INTERNAL_SERVER_ERROR,
+  [PersistenceErrorCode.SQLITE_WORKER_WRITE]: HttpStatus.INTERNAL_SERVER_ERROR,
   [PersistenceErrorCode.OUTBOX_NO_TRANSACTION]: HttpStatus.INTERNAL_SERVER_ERROR,
   [PersistenceErrorCode.OUTBOX_INVALID_EVENT]: HttpStatus.INTERNAL_SERVER_ERROR,
 };
@@ -108,6 +111,25 @@ export class NamedStatementRefusedError extends PersistenceError {
         "(e.g. AuditModule's preparedStatements: false), or configure the pooler to keep them",
       options,
     );
+  }
+}
+
+/**
+ * A `SqliteWriteWorker` transaction failed and was rolled back whole (`driverError`: SQLite's code and
+ * message, as TypeORM's QueryFailedError carries them; never the parameters), or the worker is gone
+ * (no `driverError`: whether a transaction in flight then committed is unknown).
+ */
+export class SqliteWorkerWriteError extends PersistenceError {
+  readonly code = PersistenceErrorCode.SQLITE_WORKER_WRITE;
+  readonly codeName = 'SQLITE_WORKER_WRITE';
+  readonly severity = ErrorSeverity.TRANSIENT;
+
+  constructor(
+    message: string,
+    readonly driverError?: { code?: string; message: string },
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
   }
 }
 

@@ -4,6 +4,7 @@ import type { ColumnMetadata } from 'typeorm/metadata/ColumnMetadata';
 import { sqlState } from '../errors';
 import { isAdvisoryLockKey } from '../lock/advisory-lock-key';
 import { NamedStatementRefusedError } from './persistence.errors';
+import type { SqliteStatement } from './sqlite-write-worker';
 
 /**
  * One row's values as the database stores them (what the columns' transformers write: epoch ms, JSON
@@ -227,12 +228,34 @@ export async function insertPlainRows<E extends ObjectLiteral, R>(
     await m.query(`${prefix}${s.json.replace('$1::jsonb', () => `${tag}${json}${tag}::jsonb`)}`);
     return;
   }
+  for (const { sql, params } of sqliteChunks(s, push, rows)) await m.query(sql, params);
+}
+
+/** SQLite: the INSERT statements of `rows` in chunks of `PLAIN_INSERT_SQLITE_CHUNK`, as `insertPlainRows` runs them. */
+function sqliteChunks<R>(s: Shape, push: Push<R>, rows: readonly R[]): SqliteStatement[] {
+  const out: SqliteStatement[] = [];
   for (let start = 0; start < rows.length; start += PLAIN_INSERT_SQLITE_CHUNK) {
     const end = Math.min(start + PLAIN_INSERT_SQLITE_CHUNK, rows.length);
     const params: unknown[] = [];
     for (let i = start; i < end; i++) push(params, rows[i]);
-    await m.query(sqliteStatement(s, end - start), params);
+    out.push({ sql: sqliteStatement(s, end - start), params });
   }
+  return out;
+}
+
+/**
+ * The statements `insertPlainRows` would run on SQLite for `rows`, without running them: for a
+ * connection other than the DataSource's own (`SqliteWriteWorker`). Same texts, same values.
+ */
+export function plainInsertSqliteStatements<E extends ObjectLiteral, R>(
+  ds: DataSource,
+  entity: EntityTarget<E>,
+  rows: readonly R[],
+  toStored: PlainRowMapper<R, E>,
+): SqliteStatement[] {
+  const s = shapeOf(ds, entity as EntityTarget<ObjectLiteral>);
+  if (s.postgres) throw new Error('plainInsertSqliteStatements is for SQLite');
+  return sqliteChunks(s, pusher(ds, s, toStored), rows);
 }
 
 /** SQLSTATEs of a named statement the server does not hold (26000) or holds already (42P05). */
