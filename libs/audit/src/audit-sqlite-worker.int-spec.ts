@@ -1,7 +1,7 @@
 import { AuditAction, AuditLogEntry, AuditUnavailableError } from '@app/audit';
-import { SQLITE_WORKER_PREDECESSOR_FAILED, SqliteDurableCommit, SqliteWorkerTicket, SqliteWriteWorker, TransactionRunner } from '@app/common';
+import { SqliteDurableCommit, SqliteWriteWorker, TransactionRunner } from '@app/common';
 import { createTestDatabase, TestDatabase } from '@app/testing';
-import { AuditHarness, countRows, event, sleep, startAudit, tenant } from '../test/harness';
+import { AuditHarness, countRows, event, startAudit, tenant } from '../test/harness';
 
 /**
  * SQLite as the host opens it (a file, WAL, FULL): once a chain's head is known, its read batches are
@@ -43,7 +43,7 @@ describe('read batches written by the SQLite write worker', () => {
 
   it('after the first batch of a chain, its batches commit in the worker, and a read resolves only then', async () => {
     const t = tenant('worker');
-    const worker = jest.spyOn(SqliteWriteWorker.prototype, 'post');
+    const worker = jest.spyOn(SqliteWriteWorker.prototype, 'transaction');
     const mainFlush = jest.spyOn(SqliteDurableCommit.prototype, 'sync');
     await reads(a, t, 'first', 10); // learns the head the locked way, on the main connection
     expect(worker).not.toHaveBeenCalled();
@@ -65,77 +65,15 @@ describe('read batches written by the SQLite write worker', () => {
     await reads(a, t, 'a2', 5); // worker; A caches sequence 10
     await b.audit.record(event(t, { resource: 'b-record', action: AuditAction.UPDATE_METADATA })); // sequence 11
     await reads(b, t, 'b-reads', 3);
-    const worker = jest.spyOn(SqliteWriteWorker.prototype, 'post');
+    const worker = jest.spyOn(SqliteWriteWorker.prototype, 'transaction');
     await reads(a, t, 'a3', 6);
     expect(worker).toHaveBeenCalledTimes(1);
-    await expect(worker.mock.results[0].value.committed).rejects.toMatchObject({ driverError: { code: 'SQLITE_CONSTRAINT_UNIQUE' } });
+    await expect(worker.mock.results[0].value).rejects.toMatchObject({ driverError: { code: 'SQLITE_CONSTRAINT_UNIQUE' } });
     expect(a.audit.healthy).toBe(true);
     await reads(a, t, 'a4', 4); // the head is known again: the worker
     expect(worker).toHaveBeenCalledTimes(2);
-    await expect(worker.mock.results[1].value.committed).resolves.toBeUndefined();
+    await expect(worker.mock.results[1].value).resolves.toBeUndefined();
     await expectLinearVerifiedChain(t, [...names('a1', 5), ...names('a2', 5), 'b-record', ...names('b-reads', 3), ...names('a3', 6), ...names('a4', 4)]);
-  });
-
-  /**
-   * Holds SQLite's write lock from B's connection while `during` runs (A's worker then waits for it), with
-   * `inside` written in B's transaction first.
-   */
-  async function withWriteLockOfB(inside: () => Promise<unknown>, during: () => Promise<void>): Promise<void> {
-    await new TransactionRunner(b.ds).run(async () => {
-      await inside();
-      await during();
-    });
-  }
-
-  it('pipelined: reads arriving while a batch is in the worker are posted behind it and commit after it, in order', async () => {
-    const t = tenant('pipeline');
-    await reads(a, t, 'a1', 5);
-    await reads(a, t, 'a2', 5); // the worker; A knows the head
-    await b.ds.query('CREATE TABLE IF NOT EXISTS cv_test_lock (x INTEGER)');
-    const post = jest.spyOn(SqliteWriteWorker.prototype, 'post');
-    const waves: Array<Promise<unknown>> = [];
-    await withWriteLockOfB(
-      () => b.ds.query('INSERT INTO cv_test_lock (x) VALUES (1)'),
-      async () => {
-        waves.push(reads(a, t, 'w1', 4));
-        await sleep(50); // w1 is in the worker, waiting for the lock
-        waves.push(reads(a, t, 'w2', 4));
-        await sleep(50);
-      },
-    );
-    await Promise.all(waves);
-    expect(post).toHaveBeenCalledTimes(2);
-    const [first, second] = post.mock.results.map((r) => r.value as SqliteWorkerTicket);
-    expect(post.mock.calls[1][1]).toBe(first); // posted after the first, before it committed
-    await expect(second.committed).resolves.toBeUndefined();
-    const rows = await a.ds.getRepository(AuditLogEntry).find({ where: { tenantId: t }, order: { sequence: 'ASC' } });
-    expect(rows.map((r) => r.resource)).toEqual([...names('a1', 5), ...names('a2', 5), ...names('w1', 4), ...names('w2', 4)]);
-    await expectLinearVerifiedChain(t, rows.map((r) => r.resource));
-  });
-
-  it('pipelined: a batch behind one that collided is not run; both go the locked way, nothing lost, doubled or forked', async () => {
-    const t = tenant('pipeline-collision');
-    await reads(a, t, 'a1', 5);
-    await reads(a, t, 'a2', 5);
-    const post = jest.spyOn(SqliteWriteWorker.prototype, 'post');
-    const waves: Array<Promise<unknown>> = [];
-    await withWriteLockOfB(
-      // Another process appends to the chain: A's known head is stale, the unique index will refuse A's batch.
-      () => b.audit.record(event(t, { resource: 'b-held', action: AuditAction.UPDATE_METADATA })),
-      async () => {
-        waves.push(reads(a, t, 'w1', 4));
-        await sleep(50);
-        waves.push(reads(a, t, 'w2', 4));
-        await sleep(50);
-      },
-    );
-    await Promise.all(waves); // every read resolved: its row is in
-    const [first, second] = post.mock.results.map((r) => r.value as SqliteWorkerTicket);
-    expect(post.mock.calls[1][1]).toBe(first);
-    await expect(first.committed).rejects.toMatchObject({ driverError: { code: 'SQLITE_CONSTRAINT_UNIQUE' } });
-    await expect(second.committed).rejects.toMatchObject({ driverError: { code: SQLITE_WORKER_PREDECESSOR_FAILED } });
-    expect(a.audit.healthy).toBe(true);
-    await expectLinearVerifiedChain(t, [...names('a1', 5), ...names('a2', 5), 'b-held', ...names('w1', 4), ...names('w2', 4)]);
   });
 
   it('reads, records in own and in callers\u2019 transactions (some rolled back) on the same chains, at once: each committed row once, contiguous, verified', async () => {
@@ -208,7 +146,7 @@ describe('read batches written by the SQLite write worker', () => {
       await reads(solo, t, 'before', 3);
       await reads(solo, t, 'worker', 3);
       // The worker of `solo`, found through its next batch, then stopped behind the writer's back.
-      const workers = jest.spyOn(SqliteWriteWorker.prototype, 'post');
+      const workers = jest.spyOn(SqliteWriteWorker.prototype, 'transaction');
       await reads(solo, t, 'probe', 1);
       const worker = workers.mock.contexts[0] as SqliteWriteWorker;
       await worker.stop();
@@ -227,7 +165,7 @@ describe('read batches written by the SQLite write worker', () => {
   it('with sqliteWriteWorker: false, every batch is written on the main connection', async () => {
     const off = await startAudit(db, { ...options, sqliteWriteWorker: false });
     try {
-      const worker = jest.spyOn(SqliteWriteWorker.prototype, 'post');
+      const worker = jest.spyOn(SqliteWriteWorker.prototype, 'transaction');
       const t = tenant('off');
       await reads(off, t, 'a', 5);
       await reads(off, t, 'b', 5);

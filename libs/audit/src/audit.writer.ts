@@ -1,16 +1,7 @@
 import { Inject, Injectable, Logger, Optional } from '@nestjs/common';
 import { EventEmitter2 } from '@nestjs/event-emitter';
 import { InjectDataSource } from '@nestjs/typeorm';
-import {
-  Clock,
-  CommitNotDurableError,
-  NamedStatementRefusedError,
-  SQLITE_WORKER_PREDECESSOR_FAILED,
-  SqliteWorkerTicket,
-  SqliteWriteWorker,
-  TransactionRunner,
-  describeError,
-} from '@app/common';
+import { Clock, CommitNotDurableError, NamedStatementRefusedError, SqliteWriteWorker, TransactionRunner, describeError } from '@app/common';
 import type { DataSource, EntityManager } from 'typeorm';
 import { AUDIT_SUSPICIOUS_ACTIVITY_EVENT } from './audit.constants';
 import { AUDIT_CLOCK, AUDIT_RESOLVED_OPTIONS } from './audit.module-definition';
@@ -31,10 +22,6 @@ import { SuspiciousActivityReporter } from './internal/suspicious-activity.repor
 import { SuspiciousActivityCounters } from './suspicious-activity.counters';
 
 const ACCEPTED = Promise.resolve();
-/** SQLite write worker: read batches in flight at once (the worker runs the next while this thread settles one). */
-const PIPELINE_DEPTH = 2;
-/** SQLite write worker: batches per hold of the shared connection's gate (transactions waiting for it then go first). */
-const SESSION_BATCHES = 8;
 
 /** A read in the buffer, with its caller's promise until its batch commits (or fails). */
 interface BufferedRead {
@@ -70,8 +57,6 @@ export class AuditWriter {
   /** PostgreSQL: read batches as a named statement (`preparedStatements`, until a pooler refuses one). */
   private prepared: boolean;
   private kicking = false;
-  /** Set while a write-worker session waits for more reads to post (see `flushOffLoop`). */
-  private arrival?: { promise: Promise<'arrived'>; resolve: () => void };
   /** A flush is due on the next turn (reads of this turn share its batch). */
   private scheduled = false;
   private stopped = false;
@@ -254,12 +239,6 @@ export class AuditWriter {
   private accepted(entry: BufferedRead): void {
     this.counters.readsAccepted++;
     this.suspicious?.observe(entry.event);
-    if (this.arrival) {
-      // A write-worker session posts them behind its batch in flight, once this turn's reads are in.
-      const { resolve } = this.arrival;
-      this.arrival = undefined;
-      setImmediate(resolve);
-    }
     // While failing only the interval (or shutdown) retries: no write attempt per read.
     if (this.kicking || this.scheduled || (this.failing && !this.stopped)) return;
     this.scheduled = true;
@@ -369,23 +348,26 @@ export class AuditWriter {
   }
 
   private async flushBatch(): Promise<number> {
-    const offLoop = this.offLoop?.running ? this.offLoop : undefined;
-    if (offLoop) {
-      const written = await this.flushOffLoop(offLoop);
-      if (written !== undefined) return written;
-    }
     const batch = this.buffer.peek(this.options.readBuffer.batchSize);
     try {
       await this.writeBatch(groupByTenant(batch.map((b) => b.event)));
     } catch (e) {
-      return this.batchFailed(batch, e);
+      this.counters.flushFailures++;
+      if (e instanceof CommitNotDurableError) return this.notDurable(batch, e);
+      const first = !this.failing;
+      this.failing = e instanceof Error ? e : new Error(String(e));
+      this.logger.error(`Writing ${batch.length} buffered audit reads failed${first ? '' : ' again'}: ${describeError(e)}`);
+      // Every buffered read's caller learns now (not after the next retry); the rows stay buffered and are
+      // retried — never dropped — so the log may show a read that was refused, never the reverse.
+      const unavailable = this.unavailable();
+      for (const b of this.buffer.peek(this.buffer.depth)) {
+        if (settle(b, this.options.failClosed ? unavailable : undefined) && this.options.failClosed) this.counters.readsRejected++;
+      }
+      if (this.options.failClosed) {
+        this.counters.readsRejected += this.buffer.rejectWaiters(unavailable);
+      }
+      throw new AuditWriteError(`Writing ${batch.length} buffered audit reads failed`, { cause: e });
     }
-    this.batchWritten(batch);
-    return batch.length;
-  }
-
-  /** The batch committed: its reads leave the buffer and their callers learn. */
-  private batchWritten(batch: BufferedRead[]): void {
     if (this.failing) {
       this.logger.log('Buffered audit writes recovered');
       this.failing = undefined;
@@ -393,124 +375,7 @@ export class AuditWriter {
     this.buffer.remove(new Set(batch));
     for (const b of batch) settle(b);
     this.counters.readsFlushed += batch.length;
-  }
-
-  /** Writing `batch` failed: the writer is failing until a batch commits (throws), unless it committed but was not flushed. */
-  private batchFailed(batch: BufferedRead[], e: unknown): number {
-    this.counters.flushFailures++;
-    if (e instanceof CommitNotDurableError) return this.notDurable(batch, e);
-    const first = !this.failing;
-    this.failing = e instanceof Error ? e : new Error(String(e));
-    this.logger.error(`Writing ${batch.length} buffered audit reads failed${first ? '' : ' again'}: ${describeError(e)}`);
-    // Every buffered read's caller learns now (not after the next retry); the rows stay buffered and are
-    // retried — never dropped — so the log may show a read that was refused, never the reverse.
-    const unavailable = this.unavailable();
-    for (const b of this.buffer.peek(this.buffer.depth)) {
-      if (settle(b, this.options.failClosed ? unavailable : undefined) && this.options.failClosed) this.counters.readsRejected++;
-    }
-    if (this.options.failClosed) {
-      this.counters.readsRejected += this.buffer.rejectWaiters(unavailable);
-    }
-    throw new AuditWriteError(`Writing ${batch.length} buffered audit reads failed`, { cause: e });
-  }
-
-  /**
-   * SQLite with the write worker: writes the buffered reads whose chains' heads this process knows
-   * through the worker, holding the shared connection's gate and the chain mutex (no transaction of the
-   * main connection overlaps the worker's writes). Pipelined: while a batch is in the worker, reads that
-   * arrive are linked after it and posted behind it (up to PIPELINE_DEPTH in flight), so the worker does
-   * not wait for this thread between batches; each runs only if the one before it committed. At most
-   * SESSION_BATCHES per hold of the gate. Returns the reads written, or undefined when the oldest batch's
-   * heads are not all known (that batch goes the locked way).
-   *
-   * A batch refused on the chain's unique index (another process appended) or not run because the one before
-   * it failed stays buffered and goes the locked way next, as does everything once the worker is gone (a worker
-   * that died mid-batch leaves it unknown whether that batch committed: its rows may be there twice, never
-   * missing). Any other failure is the batch's failure (fail-closed).
-   */
-  private flushOffLoop(offLoop: SqliteWriteWorker): Promise<number | undefined> {
-    const heads = this.heads!;
-    const batchSize = this.options.readBuffer.batchSize;
-    return exclusiveOfSharedConnection(this.chains, async () => {
-      // Each chain's head after the batches posted so far, and the cache versions its first head came with.
-      const tails = new Map<string, { sequence: number; hash: string }>();
-      const versions = new Map<string, number>();
-      const inFlight: Array<{ batch: BufferedRead[]; rows: AuditLogEntry[]; ticket: SqliteWorkerTicket }> = [];
-      let queued = 0;
-      let posted = 0;
-      let closed = false;
-      let last: SqliteWorkerTicket | undefined;
-      const post = (): boolean => {
-        const batch = this.buffer.peek(queued + batchSize).slice(queued);
-        if (batch.length === 0) return false;
-        const byTenant = groupByTenant(batch.map((b) => b.event));
-        const unknown = [...byTenant.keys()].filter((t) => !tails.has(t));
-        if (unknown.length > 0) {
-          const cached = heads.lookup(unknown);
-          if (!cached) return false;
-          for (const t of unknown) {
-            tails.set(t, cached.heads.get(t)!);
-            versions.set(t, cached.versions.get(t)!);
-          }
-        }
-        const linked = [...byTenant].flatMap(([t, events]) => {
-          const chainRows = linkRows(events, tails.get(t)!);
-          tails.set(t, chainRows[chainRows.length - 1].row);
-          return chainRows;
-        });
-        last = offLoop.post(auditRowSqliteStatements(this.dataSource, linked), last);
-        inFlight.push({ batch, rows: linked.map((r) => r.row), ticket: last });
-        queued += batch.length;
-        posted++;
-        return true;
-      };
-      if (!post()) return undefined;
-      let written = 0;
-      let failure: { batch: BufferedRead[]; error: unknown } | undefined;
-      while (inFlight.length > 0) {
-        const oldest = inFlight[0];
-        if (!failure && !closed && inFlight.length < PIPELINE_DEPTH && posted < SESSION_BATCHES) {
-          if (this.buffer.depth > queued) {
-            closed = !post();
-            continue;
-          }
-          const settled = oldest.ticket.committed.then(
-            () => 'settled' as const,
-            () => 'settled' as const,
-          );
-          if ((await Promise.race([settled, this.nextArrival()])) === 'arrived') continue;
-        }
-        inFlight.shift();
-        try {
-          await oldest.ticket.committed;
-        } catch (error) {
-          failure ??= { batch: oldest.batch, error }; // the ones after it were not run
-          continue;
-        }
-        heads.remember(oldest.rows, versions);
-        queued -= oldest.batch.length;
-        this.batchWritten(oldest.batch);
-        written += oldest.batch.length;
-      }
-      if (!failure) return written;
-      heads.forget(tails.keys());
-      if (!offLoop.running) {
-        this.logger.warn(`The SQLite write worker stopped (${describeError(failure.error)}); read batches are written on the main connection`);
-        return written;
-      }
-      if (isChainCollision(failure.error) || isPredecessorFailure(failure.error)) return written;
-      return this.batchFailed(failure.batch, failure.error);
-    });
-  }
-
-  /** Resolves with 'arrived' once a read was accepted and its turn's reads are in. */
-  private nextArrival(): Promise<'arrived'> {
-    if (!this.arrival) {
-      let resolve!: () => void;
-      const promise = new Promise<'arrived'>((r) => (resolve = () => r('arrived')));
-      this.arrival = { promise, resolve };
-    }
-    return this.arrival.promise;
+    return batch.length;
   }
 
   /**
@@ -531,25 +396,38 @@ export class AuditWriter {
   /**
    * Writes a read batch; committed when it returns. Always on its own (buffered reads of many callers
    * never join one caller's transaction). PostgreSQL, when every chain's head is cached: ONE round trip
-   * taking the chains' locks and inserting rows linked to those heads, without a head read. Had another writer appended meanwhile,
+   * taking the chains' locks and inserting rows linked to those heads, without a head read. SQLite with the
+   * write worker, likewise: one transaction on the worker's connection. Had another writer appended meanwhile,
    * the (tenant, sequence) unique index rejects the whole statement and the batch goes the locked way
-   * (lock, head read, insert, commit), which refreshes the cache. (SQLite with the write worker: `flushOffLoop`.)
+   * (lock, head read, insert, commit), which refreshes the cache. A worker that died mid-batch leaves it
+   * unknown whether that batch committed: it goes the locked way too (its rows may then be there twice,
+   * never missing).
    */
   private async writeBatch(byTenant: Map<string, PreparedEvent[]>): Promise<void> {
     const tenantIds = [...byTenant.keys()];
-    const cached = this.chains.optimisticAppend ? this.heads?.lookup(tenantIds) : undefined;
+    const offLoop = this.offLoop?.running ? this.offLoop : undefined;
+    const cached = this.chains.optimisticAppend || offLoop ? this.heads?.lookup(tenantIds) : undefined;
     if (cached) {
       const rows = tenantIds.flatMap((t) => linkRows(byTenant.get(t)!, cached.heads.get(t)!));
       try {
-        // The chains' locks go in the same round trip: locked writers (head read, then insert) must not
-        // be overtaken between their two statements, or several replicas' batches could starve them.
-        const postgresLocks = { keys: chainLockKeys(tenantIds), prepared: this.prepared };
-        await this.rows.insert(rows, this.dataSource.manager, { postgresLocks });
+        if (offLoop) {
+          // SQLite: the worker's connection inserts and commits (and flushes) while this thread serves
+          // requests; our connection opens no transaction meanwhile. Another process that appended since
+          // makes the insert fail on the chain's unique index, as on PostgreSQL.
+          const statements = auditRowSqliteStatements(this.dataSource, rows);
+          await exclusiveOfSharedConnection(this.chains, () => offLoop.transaction(statements));
+        } else {
+          // The chains' locks go in the same round trip: locked writers (head read, then insert) must not
+          // be overtaken between their two statements, or several replicas' batches could starve them.
+          const postgresLocks = { keys: chainLockKeys(tenantIds), prepared: this.prepared };
+          await this.rows.insert(rows, this.dataSource.manager, { postgresLocks });
+        }
         this.heads!.remember(rows.map((r) => r.row), cached.versions);
         return;
       } catch (e) {
         this.heads!.forget(tenantIds);
         if (e instanceof NamedStatementRefusedError) this.stopPreparing(e);
+        else if (offLoop && !offLoop.running) this.logger.warn(`The SQLite write worker stopped (${describeError(e)}); read batches are written on the main connection`);
         else if (!isChainCollision(e)) throw e;
       }
     }
@@ -585,11 +463,6 @@ function settle(b: BufferedRead, error?: unknown): boolean {
   if (error === undefined) resolve();
   else reject(error);
   return true;
-}
-
-/** A write-worker transaction that was not run because the one it was posted after did not commit. */
-function isPredecessorFailure(e: unknown): boolean {
-  return (e as { driverError?: { code?: unknown } })?.driverError?.code === SQLITE_WORKER_PREDECESSOR_FAILED;
 }
 
 /** Events by tenant (each tenant's in the order given): one chain append per tenant. */

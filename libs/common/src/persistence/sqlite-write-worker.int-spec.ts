@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { DataSource } from 'typeorm';
 import { countRows, openTestDataSource } from '../testing/persistence-test-db';
 import { SqliteWorkerWriteError } from './persistence.errors';
-import { SQLITE_WORKER_PREDECESSOR_FAILED, SqliteWriteWorker } from './sqlite-write-worker';
+import { SqliteWriteWorker } from './sqlite-write-worker';
 
 const insert = (id: string, label = 'x') => ({ sql: 'INSERT INTO cv_test_items (id, label) VALUES (?, ?)', params: [id, label] });
 
@@ -67,23 +67,6 @@ describe('SqliteWriteWorker: write transactions of a SQLite file on a worker thr
     // The worker goes on.
     await worker.transaction([insert('b')]);
     expect(await countRows(ds, 'cv_test_items')).toBe(2);
-  });
-
-  it('post after another: runs only if that one committed, else is rejected unrun (and so is what follows it)', async () => {
-    ds = await openFile();
-    worker = SqliteWriteWorker.for(ds)!;
-    await worker.transaction([insert('a')]);
-    const failing = worker.post([insert('a')]); // primary key taken
-    const behind = worker.post([insert('b')], failing);
-    const further = worker.post([insert('c')], behind);
-    const independent = worker.post([insert('d')]);
-    const after = worker.post([insert('e')], independent);
-    await expect(failing.committed).rejects.toMatchObject({ driverError: { code: 'SQLITE_CONSTRAINT_PRIMARYKEY' } });
-    await expect(behind.committed).rejects.toMatchObject({ driverError: { code: SQLITE_WORKER_PREDECESSOR_FAILED } });
-    await expect(further.committed).rejects.toMatchObject({ driverError: { code: SQLITE_WORKER_PREDECESSOR_FAILED } });
-    await expect(independent.committed).resolves.toBeUndefined();
-    await expect(after.committed).resolves.toBeUndefined();
-    expect((await ds.query('SELECT id FROM cv_test_items ORDER BY rowid')).map((r: { id: string }) => r.id)).toEqual(['a', 'd', 'e']);
   });
 
   it('waits for a write transaction of the main connection instead of failing (busy timeout)', async () => {

@@ -15,16 +15,6 @@ interface SqliteConnection {
   pragma(source: string, options: { simple: true }): unknown;
 }
 
-/** A transaction posted to the worker: its id (to post another after it) and when it committed. */
-export interface SqliteWorkerTicket {
-  readonly id: number;
-  /** Resolves once committed; rejects with `SqliteWorkerWriteError` (rolled back, or not run at all). */
-  readonly committed: Promise<void>;
-}
-
-/** `driverError.code` of a transaction posted `after` one that did not commit: it was not run. */
-export const SQLITE_WORKER_PREDECESSOR_FAILED = 'CV_PREDECESSOR_FAILED';
-
 interface Pending {
   resolve: () => void;
   reject: (e: Error) => void;
@@ -97,27 +87,13 @@ export class SqliteWriteWorker {
 
   /** Runs `statements` in one IMMEDIATE transaction in the worker; resolves once it committed. */
   transaction(statements: readonly SqliteStatement[]): Promise<void> {
-    return this.post(statements).committed;
-  }
-
-  /**
-   * Posts `statements` as one IMMEDIATE transaction without waiting for the ones before it (the worker runs
-   * them in the order posted). With `after`, the transaction runs only if that one committed, else it is
-   * rejected unrun (`SQLITE_WORKER_PREDECESSOR_FAILED`): for writes that build on the one before.
-   */
-  post(statements: readonly SqliteStatement[], after?: SqliteWorkerTicket): SqliteWorkerTicket {
+    if (!this.running) return Promise.reject(this.failure ?? new SqliteWorkerWriteError('The SQLite write worker is stopped'));
     const id = this.nextId++;
-    if (!this.running) {
-      const committed = Promise.reject(this.failure ?? new SqliteWorkerWriteError('The SQLite write worker is stopped'));
-      committed.catch(() => undefined); // the caller may only look at a later ticket
-      return { id, committed };
-    }
-    const committed = new Promise<void>((resolve, reject) => {
+    return new Promise<void>((resolve, reject) => {
       if (this.pending.size === 0) this.worker.ref();
       this.pending.set(id, { resolve, reject });
-      this.worker.postMessage({ id, statements, after: after?.id });
+      this.worker.postMessage({ id, statements });
     });
-    return { id, committed };
   }
 
   /** Lets the transactions posted so far finish, closes the worker's connection and ends the thread. Idempotent. */
@@ -154,7 +130,6 @@ const begin = db.prepare('BEGIN IMMEDIATE');
 const commit = db.prepare('COMMIT');
 const rollback = db.prepare('ROLLBACK');
 const statements = new Map();
-let lastCommitted = 0;
 function statement(sql) {
   let s = statements.get(sql);
   if (!s) {
@@ -169,16 +144,11 @@ parentPort.on('message', (m) => {
     try { db.close(); } finally { parentPort.close(); }
     return;
   }
-  if (m.after !== undefined && m.after !== lastCommitted) {
-    parentPort.postMessage({ id: m.id, error: { message: 'the transaction it follows did not commit', code: '${SQLITE_WORKER_PREDECESSOR_FAILED}' } });
-    return;
-  }
   try {
     begin.run();
     try {
       for (const s of m.statements) statement(s.sql).run(s.params);
       commit.run();
-      lastCommitted = m.id;
     } catch (e) {
       if (db.inTransaction) rollback.run();
       throw e;
