@@ -102,9 +102,10 @@ async function startHost(spec: ServerSpec): Promise<Started> {
     HOST: '127.0.0.1',
     LOG_LEVEL: spec.logLevel ?? 'info',
     ...database,
-    // A bench may compare a setting (DATABASE_SQLITE_SYNCHRONOUS=normal, DATABASE_SQLITE_WRITE_WORKER=false) with the default: passed through when set.
+    // A bench may compare a setting (DATABASE_SQLITE_SYNCHRONOUS, _WRITE_WORKER, _WAL_WORKER) with the default: passed through when set.
     ...(process.env.DATABASE_SQLITE_SYNCHRONOUS ? { DATABASE_SQLITE_SYNCHRONOUS: process.env.DATABASE_SQLITE_SYNCHRONOUS } : {}),
     ...(process.env.DATABASE_SQLITE_WRITE_WORKER ? { DATABASE_SQLITE_WRITE_WORKER: process.env.DATABASE_SQLITE_WRITE_WORKER } : {}),
+    ...(process.env.DATABASE_SQLITE_WAL_WORKER ? { DATABASE_SQLITE_WAL_WORKER: process.env.DATABASE_SQLITE_WAL_WORKER } : {}),
     KEY_VAULT_URL: spec.vaultUrl,
     KEY_VAULT_CREDENTIAL: 'static',
     KEY_VAULT_CA_CERT_PATH: spec.caCertPath,
