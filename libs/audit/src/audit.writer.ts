@@ -396,44 +396,66 @@ export class AuditWriter {
   /**
    * Writes a read batch; committed when it returns. Always on its own (buffered reads of many callers
    * never join one caller's transaction). PostgreSQL, when every chain's head is cached: ONE round trip
-   * taking the chains' locks and inserting rows linked to those heads, without a head read. SQLite with the
-   * write worker, likewise: one transaction on the worker's connection. Had another writer appended meanwhile,
+   * taking the chains' locks and inserting rows linked to those heads, without a head read. Had another writer appended meanwhile,
    * the (tenant, sequence) unique index rejects the whole statement and the batch goes the locked way
-   * (lock, head read, insert, commit), which refreshes the cache. A worker that died mid-batch leaves it
-   * unknown whether that batch committed: it goes the locked way too (its rows may then be there twice,
-   * never missing).
+   * (lock, head read, insert, commit), which refreshes the cache. SQLite with the write worker: `writeBatchOffLoop`.
    */
   private async writeBatch(byTenant: Map<string, PreparedEvent[]>): Promise<void> {
     const tenantIds = [...byTenant.keys()];
     const offLoop = this.offLoop?.running ? this.offLoop : undefined;
-    const cached = this.chains.optimisticAppend || offLoop ? this.heads?.lookup(tenantIds) : undefined;
-    if (cached) {
-      const rows = tenantIds.flatMap((t) => linkRows(byTenant.get(t)!, cached.heads.get(t)!));
-      try {
-        if (offLoop) {
-          // SQLite: the worker's connection inserts and commits (and flushes) while this thread serves
-          // requests; our connection opens no transaction meanwhile. Another process that appended since
-          // makes the insert fail on the chain's unique index, as on PostgreSQL.
-          const statements = auditRowSqliteStatements(this.dataSource, rows);
-          await exclusiveOfSharedConnection(this.chains, () => offLoop.transaction(statements));
-        } else {
+    if (offLoop) {
+      if (await this.writeBatchOffLoop(offLoop, byTenant, tenantIds)) return;
+    } else if (this.chains.optimisticAppend) {
+      const cached = this.heads?.lookup(tenantIds);
+      if (cached) {
+        const rows = tenantIds.flatMap((t) => linkRows(byTenant.get(t)!, cached.heads.get(t)!));
+        try {
           // The chains' locks go in the same round trip: locked writers (head read, then insert) must not
           // be overtaken between their two statements, or several replicas' batches could starve them.
           const postgresLocks = { keys: chainLockKeys(tenantIds), prepared: this.prepared };
           await this.rows.insert(rows, this.dataSource.manager, { postgresLocks });
+          this.heads!.remember(rows.map((r) => r.row), cached.versions);
+          return;
+        } catch (e) {
+          this.heads!.forget(tenantIds);
+          if (e instanceof NamedStatementRefusedError) this.stopPreparing(e);
+          else if (!isChainCollision(e)) throw e;
         }
-        this.heads!.remember(rows.map((r) => r.row), cached.versions);
-        return;
-      } catch (e) {
-        this.heads!.forget(tenantIds);
-        if (e instanceof NamedStatementRefusedError) this.stopPreparing(e);
-        else if (offLoop && !offLoop.running) this.logger.warn(`The SQLite write worker stopped (${describeError(e)}); read batches are written on the main connection`);
-        else if (!isChainCollision(e)) throw e;
       }
     }
     const versions = this.heads?.versions(tenantIds);
     const rows = await this.chains.inOwnTransaction(tenantIds, (m) => this.appendAll(m, byTenant, tenantIds));
     if (versions) this.heads!.remember(rows, versions);
+  }
+
+  /**
+   * SQLite with the write worker, when every chain's head is cached: the rows are linked to those heads and
+   * inserted and committed (and flushed) by the worker's connection while this thread serves requests, all
+   * under the shared connection's gate and the chain mutex — so only another process can have moved a head,
+   * and the chain's unique index then refuses the whole batch. False when the batch must go the locked way:
+   * a head unknown or moved, or the worker gone (a worker that died mid-batch leaves it unknown whether that
+   * batch committed: its rows may then be there twice, never missing).
+   */
+  private writeBatchOffLoop(offLoop: SqliteWriteWorker, byTenant: Map<string, PreparedEvent[]>, tenantIds: string[]): Promise<boolean> {
+    const heads = this.heads!;
+    return exclusiveOfSharedConnection(this.chains, async () => {
+      const cached = heads.lookup(tenantIds);
+      if (!cached) return false;
+      const rows = tenantIds.flatMap((t) => linkRows(byTenant.get(t)!, cached.heads.get(t)!));
+      try {
+        await offLoop.transaction(auditRowSqliteStatements(this.dataSource, rows));
+      } catch (e) {
+        heads.forget(tenantIds);
+        if (!offLoop.running) {
+          this.logger.warn(`The SQLite write worker stopped (${describeError(e)}); read batches are written on the main connection`);
+          return false;
+        }
+        if (isChainCollision(e)) return false;
+        throw e;
+      }
+      heads.remember(rows.map((r) => r.row), cached.versions);
+      return true;
+    });
   }
 
   /**
