@@ -140,10 +140,12 @@ describe('Key Vault emulator: fault injection', () => {
 
   it('only affects the listed operations and expires after durationMs', async () => {
     const client = emulatorSecretClient(emu, { maxRetries: 0 });
-    emu.injectFault({ kind: 'status', status: 500, operations: ['setSecret'], durationMs: 300 });
+    // Warm first (TLS, the auth challenge): on a loaded machine they alone outlasted a short fault window.
+    await client.getSecret('target');
+    emu.injectFault({ kind: 'status', status: 500, operations: ['setSecret'], durationMs: 1000 });
     expect((await client.getSecret('target')).value).toBe('value');
     expect((await restError(client.setSecret('target', 'changed'))).statusCode).toBe(500);
-    await new Promise((r) => setTimeout(r, 350));
+    await new Promise((r) => setTimeout(r, 1100));
     expect((await client.setSecret('target', 'value')).value).toBe('value');
   });
 
