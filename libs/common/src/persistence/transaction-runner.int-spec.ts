@@ -125,9 +125,13 @@ describe.each(DATABASE_KINDS)('TransactionRunner on %s', (kind) => {
 
   it('async work that outlives its transaction does not join it afterwards', async () => {
     let late: Promise<{ inTx: boolean; manager: EntityManager }> | undefined;
+    // Continues only once `run` has returned (a fixed sleep raced a commit slowed by its fsync on a loaded machine).
+    let ended!: () => void;
+    const afterRun = new Promise<void>((resolve) => (ended = resolve));
     await libA.run(async () => {
-      late = sleep(30).then(() => ({ inTx: libA.inTransaction(), manager: libA.manager }));
+      late = afterRun.then(() => ({ inTx: libA.inTransaction(), manager: libA.manager }));
     });
+    ended();
     const seen = await late!;
     expect(seen.inTx).toBe(false);
     expect(seen.manager).toBe(ds.manager);
