@@ -1,7 +1,7 @@
 import { Inject, Injectable, Logger, Optional } from '@nestjs/common';
 import { EventEmitter2 } from '@nestjs/event-emitter';
 import { InjectDataSource } from '@nestjs/typeorm';
-import { Clock, CommitNotDurableError, NamedStatementRefusedError, SqliteWriteWorker, TransactionRunner, describeError } from '@app/common';
+import { Clock, CommitNotDurableError, NamedStatementRefusedError, TransactionRunner, describeError } from '@app/common';
 import type { DataSource, EntityManager } from 'typeorm';
 import { AUDIT_SUSPICIOUS_ACTIVITY_EVENT } from './audit.constants';
 import { AUDIT_CLOCK, AUDIT_RESOLVED_OPTIONS } from './audit.module-definition';
@@ -11,12 +11,12 @@ import { AuditLogEntry } from './entities/audit-log-entry.entity';
 import { AuditUnavailableError, AuditWriteError } from './errors/audit.errors';
 import { AuditEventInput, AuditLogEntryView, AuditStats } from './interfaces/audit-event.interface';
 import { linkRows } from './internal/chain-link';
-import { ChainWriter, chainLockKeys, exclusiveOfSharedConnection, isChainCollision } from './internal/chain-writer';
+import { ChainWriter, chainLockKeys, isChainCollision } from './internal/chain-writer';
 import { toView } from './internal/entry-view';
 import { ChainHeadCache } from './internal/head-cache';
-import { PreparedEvent, prepareEvent } from './internal/prepare-event';
+import { OffLoopAppender } from './internal/off-loop-appender';
+import { PreparedEvent, groupByTenant, prepareEvent } from './internal/prepare-event';
 import { ReadBuffer } from './internal/read-buffer';
-import { auditRowSqliteStatements } from './internal/row-insert';
 import { SharedSuspiciousActivityDetector, SuspiciousActivityDetector } from './internal/suspicious-activity.detector';
 import { SuspiciousActivityReporter } from './internal/suspicious-activity.reporter';
 import { SuspiciousActivityCounters } from './suspicious-activity.counters';
@@ -50,8 +50,7 @@ export class AuditWriter {
   /** Chain heads our commits left, for optimistic read batches (see `writeBatch`): PostgreSQL, SQLite with `offLoop`. */
   private heads?: ChainHeadCache;
   /** SQLite file database: read batches are written by a worker thread on its own connection (`sqliteWriteWorker`). */
-  private offLoop?: SqliteWriteWorker;
-  private offLoopStarted?: Promise<void>;
+  private offLoop?: OffLoopAppender;
   private timer?: NodeJS.Timeout;
   private flushTail: Promise<void> = Promise.resolve();
   /** PostgreSQL: read batches as a named statement (`preparedStatements`, until a pooler refuses one). */
@@ -116,7 +115,9 @@ export class AuditWriter {
           'is not emitted. Import EventEmitterModule.forRoot() in the host.',
       );
     }
-    this.startOffLoop();
+    if (this.options.sqliteWriteWorker && this.dataSource.options.type === 'better-sqlite3') {
+      this.offLoop ??= new OffLoopAppender(this.dataSource, this.chains, this.logger, () => (this.heads ??= ChainHeadCache.for(this.dataSource)));
+    }
     this.timer = setInterval(() => {
       if (this.buffer.depth > 0) this.kick();
     }, this.options.readBuffer.flushIntervalMs);
@@ -139,24 +140,7 @@ export class AuditWriter {
     }
     // Shared suspicious-activity counters may still raise an alert, whose row is then pending too.
     while (this.pending.size > 0) await Promise.allSettled([...this.pending]);
-    await this.offLoopStarted;
     await this.offLoop?.stop();
-  }
-
-  /**
-   * SQLite file database: starts the write worker. Under the shared connection's gate: no transaction of
-   * ours is open then, so the connection shows its own `synchronous` (a gated transaction runs with NORMAL
-   * until its own flush), which the worker copies. Batches before it started go on the main connection.
-   */
-  private startOffLoop(): void {
-    if (!this.options.sqliteWriteWorker || this.dataSource.options.type !== 'better-sqlite3' || this.offLoopStarted) return;
-    this.offLoopStarted = exclusiveOfSharedConnection(this.chains, async () => {
-      if (this.stopped) return;
-      this.offLoop = SqliteWriteWorker.for(this.dataSource);
-      if (this.offLoop) this.heads ??= ChainHeadCache.for(this.dataSource);
-    }).catch((e: unknown) => {
-      this.logger.warn(`The SQLite write worker did not start (${describeError(e)}); read batches are written on the main connection`);
-    });
   }
 
   /** See `AuditService.record`. */
@@ -398,13 +382,12 @@ export class AuditWriter {
    * never join one caller's transaction). PostgreSQL, when every chain's head is cached: ONE round trip
    * taking the chains' locks and inserting rows linked to those heads, without a head read. Had another writer appended meanwhile,
    * the (tenant, sequence) unique index rejects the whole statement and the batch goes the locked way
-   * (lock, head read, insert, commit), which refreshes the cache. SQLite with the write worker: `writeBatchOffLoop`.
+   * (lock, head read, insert, commit), which refreshes the cache. SQLite with the write worker: `OffLoopAppender.append`.
    */
   private async writeBatch(byTenant: Map<string, PreparedEvent[]>): Promise<void> {
     const tenantIds = [...byTenant.keys()];
-    const offLoop = this.offLoop?.running ? this.offLoop : undefined;
-    if (offLoop) {
-      if (await this.writeBatchOffLoop(offLoop, byTenant, tenantIds)) return;
+    if (this.offLoop?.running) {
+      if (await this.offLoop.append(this.heads!, byTenant, tenantIds)) return;
     } else if (this.chains.optimisticAppend) {
       const cached = this.heads?.lookup(tenantIds);
       if (cached) {
@@ -426,36 +409,6 @@ export class AuditWriter {
     const versions = this.heads?.versions(tenantIds);
     const rows = await this.chains.inOwnTransaction(tenantIds, (m) => this.appendAll(m, byTenant, tenantIds));
     if (versions) this.heads!.remember(rows, versions);
-  }
-
-  /**
-   * SQLite with the write worker, when every chain's head is cached: the rows are linked to those heads and
-   * inserted and committed (and flushed) by the worker's connection while this thread serves requests, all
-   * under the shared connection's gate and the chain mutex — so only another process can have moved a head,
-   * and the chain's unique index then refuses the whole batch. False when the batch must go the locked way:
-   * a head unknown or moved, or the worker gone (a worker that died mid-batch leaves it unknown whether that
-   * batch committed: its rows may then be there twice, never missing).
-   */
-  private writeBatchOffLoop(offLoop: SqliteWriteWorker, byTenant: Map<string, PreparedEvent[]>, tenantIds: string[]): Promise<boolean> {
-    const heads = this.heads!;
-    return exclusiveOfSharedConnection(this.chains, async () => {
-      const cached = heads.lookup(tenantIds);
-      if (!cached) return false;
-      const rows = tenantIds.flatMap((t) => linkRows(byTenant.get(t)!, cached.heads.get(t)!));
-      try {
-        await offLoop.transaction(auditRowSqliteStatements(this.dataSource, rows));
-      } catch (e) {
-        heads.forget(tenantIds);
-        if (!offLoop.running) {
-          this.logger.warn(`The SQLite write worker stopped (${describeError(e)}); read batches are written on the main connection`);
-          return false;
-        }
-        if (isChainCollision(e)) return false;
-        throw e;
-      }
-      heads.remember(rows.map((r) => r.row), cached.versions);
-      return true;
-    });
   }
 
   /**
@@ -485,15 +438,4 @@ function settle(b: BufferedRead, error?: unknown): boolean {
   if (error === undefined) resolve();
   else reject(error);
   return true;
-}
-
-/** Events by tenant (each tenant's in the order given): one chain append per tenant. */
-function groupByTenant(events: PreparedEvent[]): Map<string, PreparedEvent[]> {
-  const byTenant = new Map<string, PreparedEvent[]>();
-  for (const e of events) {
-    const list = byTenant.get(e.tenantId);
-    if (list) list.push(e);
-    else byTenant.set(e.tenantId, [e]);
-  }
-  return byTenant;
 }

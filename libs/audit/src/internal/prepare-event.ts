@@ -54,3 +54,14 @@ function clip(v: string | undefined | null, max: number): string | null {
   if (v === undefined || v === null || v === '') return null;
   return storable(v.length > max ? v.slice(0, max) : v);
 }
+
+/** Events by tenant (each tenant's in the order given): one chain append per tenant. */
+export function groupByTenant(events: PreparedEvent[]): Map<string, PreparedEvent[]> {
+  const byTenant = new Map<string, PreparedEvent[]>();
+  for (const e of events) {
+    const list = byTenant.get(e.tenantId);
+    if (list) list.push(e);
+    else byTenant.set(e.tenantId, [e]);
+  }
+  return byTenant;
+}

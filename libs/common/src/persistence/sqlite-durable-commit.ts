@@ -1,14 +1,7 @@
 import { close, fdatasync, open } from 'node:fs';
 import type { DataSource } from 'typeorm';
 import { CommitNotDurableError } from './persistence.errors';
-
-/** What we use of a better-sqlite3 `Database` (TypeORM's `driver.databaseConnection`). */
-interface SqliteConnection {
-  readonly name: string;
-  readonly memory: boolean;
-  pragma(source: string, options: { simple: true }): unknown;
-  exec(source: string): unknown;
-}
+import { SqliteConnection, sqliteConnectionOf, sqliteWalFileConnection } from './sqlite-connection';
 
 /**
  * Durable SQLite commits that do not block the event loop.
@@ -39,13 +32,11 @@ export class SqliteDurableCommit {
 
   /** The helper for `dataSource`'s current connection, or undefined when its commits need none. */
   static for(dataSource: DataSource): SqliteDurableCommit | undefined {
-    if (dataSource.options.type !== 'better-sqlite3' || !dataSource.isInitialized) return undefined;
-    const connection = connectionOf(dataSource);
-    if (!connection || connection.memory) return undefined;
-    const mode = String(connection.pragma('journal_mode', { simple: true })).toLowerCase();
+    const connection = sqliteWalFileConnection(dataSource);
+    if (!connection) return undefined;
     const level = Number(connection.pragma('synchronous', { simple: true }));
     // 2 = FULL, 3 = EXTRA (which also syncs the directory when the WAL is deleted: that happens on close, unchanged).
-    if (mode !== 'wal' || level < 2) return undefined;
+    if (level < 2) return undefined;
     return new SqliteDurableCommit(
       connection,
       level,
@@ -55,7 +46,7 @@ export class SqliteDurableCommit {
 
   /** Whether this helper still belongs to `dataSource`'s connection (a re-initialised DataSource has a new one). */
   servesConnectionOf(dataSource: DataSource): boolean {
-    return connectionOf(dataSource) === this.connection;
+    return sqliteConnectionOf(dataSource) === this.connection;
   }
 
   /** Before BEGIN: the COMMIT writes the WAL frames without flushing them. */
@@ -111,11 +102,6 @@ export class SqliteDurableCommit {
     close(this.fd, () => undefined);
     this.fd = undefined;
   }
-}
-
-/** TypeORM's better-sqlite3 `Database` of `dataSource` (undefined before it connects). */
-function connectionOf(dataSource: DataSource): SqliteConnection | undefined {
-  return (dataSource.driver as unknown as { databaseConnection?: SqliteConnection }).databaseConnection;
 }
 
 /** How long a WAL descriptor stays open without a flush. */

@@ -1,18 +1,12 @@
 import { Worker } from 'node:worker_threads';
 import type { DataSource } from 'typeorm';
 import { SqliteWorkerWriteError } from './persistence.errors';
+import { sqliteWalFileConnection } from './sqlite-connection';
 
 /** One statement of a `SqliteWriteWorker` transaction: SQL text and its bound parameters. */
 export interface SqliteStatement {
   sql: string;
   params: readonly unknown[];
-}
-
-/** What we use of a better-sqlite3 `Database` (TypeORM's `driver.databaseConnection`). */
-interface SqliteConnection {
-  readonly name: string;
-  readonly memory: boolean;
-  pragma(source: string, options: { simple: true }): unknown;
 }
 
 interface Pending {
@@ -67,10 +61,8 @@ export class SqliteWriteWorker {
    * `TransactionGate` transaction runs with NORMAL until its own flush.
    */
   static for(dataSource: DataSource, options: { busyTimeoutMs?: number } = {}): SqliteWriteWorker | undefined {
-    if (dataSource.options.type !== 'better-sqlite3' || !dataSource.isInitialized) return undefined;
-    const connection = (dataSource.driver as unknown as { databaseConnection?: SqliteConnection }).databaseConnection;
-    if (!connection || connection.memory) return undefined;
-    if (String(connection.pragma('journal_mode', { simple: true })).toLowerCase() !== 'wal') return undefined;
+    const connection = sqliteWalFileConnection(dataSource);
+    if (!connection) return undefined;
     const workerData = {
       driver: require.resolve('better-sqlite3'),
       file: connection.name,
