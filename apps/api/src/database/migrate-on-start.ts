@@ -37,12 +37,13 @@ export async function initializeWithMigrations(options: DataSourceOptions): Prom
 
 /**
  * Opt-in (DATABASE_SQLITE_WAL_WORKER=true): a file SQLite database in WAL mode gets its checkpoints
- * copied by a worker thread (see
- * `SqliteWalCheckpointer`): the host's audited reads commit on the event loop, and the page copies and
- * fsyncs of a checkpoint inside one of those commits blocked every request meanwhile. The worker stops
+ * copied by a worker thread (see `SqliteWalCheckpointer`): a commit that crosses the auto-checkpoint
+ * threshold otherwise copies the pages and fsyncs in that commit — on the event loop for the main
+ * connection's commits (and the audited reads' with DATABASE_SQLITE_WRITE_WORKER=false). The worker stops
  * before the connection closes. `:memory:` databases have no WAL. Off by default: in the host's profile
  * on a quiet machine the time in better-sqlite3's `run` went up (~34 → ~51 µs/request: the worker's
- * fsyncs delay the commits' own), though it went down on a loaded disk.
+ * fsyncs delay the commits' own), though it went down on a loaded disk; beside the write worker
+ * (default), alternating runs showed no difference in throughput or p99 (docs/BENCHMARKS.md).
  */
 function withWalCheckpointer(dataSource: DataSource): DataSource {
   const options = dataSource.options;

@@ -92,20 +92,15 @@ export class LruCredentialCache extends CredentialCache {
   }
 
   invalidate(key: string): void {
-    this.counters.invalidations++;
-    this.entries.delete(key);
-    const running = this.inflight.get(key);
-    if (running) {
-      running.token.valid = false;
-      this.inflight.delete(key);
-    }
+    this.drop(key);
     this.rows?.invalidate(key);
   }
 
   invalidatePrefix(prefix: string): void {
     for (const key of new Set([...this.entries.keys(), ...this.inflight.keys()])) {
-      if (key.startsWith(prefix)) this.invalidate(key);
+      if (key.startsWith(prefix)) this.drop(key);
     }
+    // The rows go by the same prefix, once (not again per value key).
     this.rows?.invalidatePrefix(prefix);
   }
 
@@ -123,6 +118,17 @@ export class LruCredentialCache extends CredentialCache {
 
   resetStats(): void {
     this.counters = { hits: 0, misses: 0, loads: 0, coalesced: 0, staleServed: 0, invalidations: 0, evictions: 0 };
+  }
+
+  /** Drops the value and makes a load in flight for it not store its result. */
+  private drop(key: string): void {
+    this.counters.invalidations++;
+    this.entries.delete(key);
+    const running = this.inflight.get(key);
+    if (running) {
+      running.token.valid = false;
+      this.inflight.delete(key);
+    }
   }
 
   private put(key: string, value: unknown): void {
