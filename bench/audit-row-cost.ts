@@ -1,0 +1,195 @@
+/**
+ * What one audit row costs SQLite where the host's audited reads are committed: the write worker's loop
+ * (`BEGIN IMMEDIATE`, the app's own multi-row INSERT from `plainInsertSqliteStatements`, `COMMIT` with
+ * `synchronous = FULL`) on a connection of its own to a file made by the audit migrations, after a seed of
+ * `--seed` rows. Varies the rows per commit (the read buffer's batches: about half the concurrent reads),
+ * how many credentials the reads spread over (each credential is its own spot in the (tenant, resource)
+ * index), and the index set: `all` (the migrations') or `chain` (only the primary key and the chain's
+ * unique index, the four query indexes dropped). Not a figure: the numbers decide what an audit row may
+ * cost, e.g. which query indexes the log keeps (docs/BENCHMARKS.md, "Ninth round").
+ *
+ *   npm run build && node dist/bench/audit-row-cost.js [--batches 1500] [--rows 8,16,32,64] [--resources 1,1000]
+ *     [--indexes all,chain] [--seed 50000]
+ */
+import 'reflect-metadata';
+import { randomBytes, randomUUID } from 'node:crypto';
+import { mkdtempSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { DataSource } from 'typeorm';
+import { AUDIT_ENTITIES, AUDIT_MIGRATIONS, AuditLogEntry } from '@app/audit';
+import { plainInsertSqliteStatements, type SqliteStatement, type StoredRow } from '@app/common';
+import { machineLine, median, percentile, round } from './support/measure';
+
+/** What we use of a better-sqlite3 `Database` (the package ships no types). */
+interface SqliteStatementHandle {
+  run(params?: readonly unknown[]): unknown;
+}
+interface SqliteDatabase {
+  prepare(sql: string): SqliteStatementHandle;
+  pragma(source: string, options?: { simple: true }): unknown;
+  exec(source: string): unknown;
+  close(): void;
+}
+
+/** Commits whose WAL frames are counted (before the timed ones). */
+const FRAME_SAMPLE = 40;
+
+/** The migrations' query indexes: what `--indexes chain` drops. */
+const QUERY_INDEXES = [
+  'IDX_cv_audit_log_tenant_time',
+  'IDX_cv_audit_log_tenant_resource_time',
+  'IDX_cv_audit_log_tenant_actor_time',
+  'IDX_cv_audit_log_tenant_action_time',
+];
+
+type Row = StoredRow<AuditLogEntry>;
+
+/** Time-ordered ids (UUIDv7, as the audit log makes them): each insert lands at the primary key's end. */
+function uuidV7(ms: number): string {
+  const b = randomBytes(16);
+  b.writeUIntBE(ms, 0, 6);
+  b[6] = 0x70 | (b[6] & 0x0f);
+  b[8] = 0x80 | (b[8] & 0x3f);
+  const h = b.toString('hex');
+  return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
+}
+
+/** Rows as a value read stores them: one tenant, one API key, `resources` credentials drawn at random. */
+function rowMaker(resources: number): () => Row {
+  const credentials = Array.from({ length: resources }, () => `credential:${randomUUID()}`);
+  let sequence = 0;
+  let previousHash = '0'.repeat(64);
+  return () => {
+    const hash = randomBytes(32).toString('hex');
+    const now = Date.now();
+    const row: Row = {
+      id: uuidV7(now),
+      tenantId: 'tenant-bench',
+      sequence: ++sequence,
+      occurredAt: now,
+      action: 'credential.read',
+      resource: credentials[Math.floor(Math.random() * resources)],
+      actorId: 'api-key:bench',
+      actorIp: '127.0.0.1',
+      userAgent: 'autocannon',
+      result: 'success',
+      errorCode: null,
+      durationMs: 2,
+      correlationId: randomUUID(),
+      details: '{"cache":"hit"}',
+      previousHash,
+      hash,
+    };
+    previousHash = hash;
+    return row;
+  };
+}
+
+interface Variant {
+  rows: number;
+  resources: number;
+  indexes: 'all' | 'chain';
+}
+
+async function measure(v: Variant, batches: number, seed: number): Promise<Record<string, unknown>> {
+  const dir = mkdtempSync(join(tmpdir(), 'cv-audit-row-cost-'));
+  const file = join(dir, 'audit.sqlite');
+  const ds = await new DataSource({
+    type: 'better-sqlite3',
+    database: file,
+    enableWAL: true,
+    entities: AUDIT_ENTITIES,
+    migrations: AUDIT_MIGRATIONS,
+    migrationsRun: true,
+  }).initialize();
+  // A connection of its own, as the write worker has.
+  // eslint-disable-next-line @typescript-eslint/no-require-imports -- better-sqlite3 ships no types
+  const Database = require('better-sqlite3') as new (file: string, options: { fileMustExist: boolean }) => SqliteDatabase;
+  const db = new Database(file, { fileMustExist: true });
+  try {
+    if (v.indexes === 'chain') for (const name of QUERY_INDEXES) db.exec(`DROP INDEX "${name}"`);
+    const next = rowMaker(v.resources);
+    const statementsOf = (rows: Row[]): SqliteStatement[] => plainInsertSqliteStatements(ds, AuditLogEntry, rows, (r) => r);
+    // Prepared once per text and kept, as the worker does.
+    const prepared = new Map<string, SqliteStatementHandle>();
+    const statement = (sql: string) => prepared.get(sql) ?? prepared.set(sql, db.prepare(sql)).get(sql)!;
+    const run = (statements: SqliteStatement[]) => {
+      statement('BEGIN IMMEDIATE').run();
+      for (const s of statements) statement(s.sql).run(s.params);
+      statement('COMMIT').run();
+    };
+    // The seed: a log that is not empty (deeper B-trees), written fast — not measured.
+    db.pragma('synchronous = OFF');
+    for (let done = 0; done < seed; done += 500) run(statementsOf(Array.from({ length: 500 }, next)));
+    db.pragma('wal_checkpoint(TRUNCATE)');
+    db.pragma('synchronous = FULL');
+    // Rows made and statements built before the clock starts: only the database's work is timed.
+    const batchOf = () => statementsOf(Array.from({ length: v.rows }, next));
+    // Pages written per commit: a few commits with the auto-checkpoint off, counted in the WAL's growth.
+    const pageSize = Number(db.pragma('page_size', { simple: true }));
+    db.pragma('wal_autocheckpoint = 0');
+    const walBefore = statSync(`${file}-wal`).size;
+    for (let i = 0; i < FRAME_SAMPLE; i++) run(batchOf());
+    const framesPerCommit = (statSync(`${file}-wal`).size - walBefore) / (pageSize + 24) / FRAME_SAMPLE;
+    db.pragma('wal_checkpoint(TRUNCATE)');
+    db.pragma('wal_autocheckpoint = 1000');
+    const work = Array.from({ length: batches }, batchOf);
+    const times: number[] = [];
+    const cpu0 = process.cpuUsage();
+    const t0 = performance.now();
+    for (const statements of work) {
+      const s = performance.now();
+      run(statements);
+      times.push(performance.now() - s);
+    }
+    const wallMs = performance.now() - t0;
+    const cpu = process.cpuUsage(cpu0);
+    const rows = batches * v.rows;
+    times.sort((a, b) => a - b);
+    return {
+      bench: 'audit-row-cost',
+      ...v,
+      commitP50Ms: round(median(times), 3),
+      commitP99Ms: round(percentile(times, 99), 3),
+      wallUsPerRow: round((wallMs * 1000) / rows, 1),
+      cpuUsPerRow: round((cpu.user + cpu.system) / rows, 1),
+      systemShare: round(cpu.system / (cpu.user + cpu.system), 2),
+      walFramesPerCommit: round(framesPerCommit, 1),
+    };
+  } finally {
+    db.close();
+    await ds.destroy();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    options: {
+      batches: { type: 'string', default: '1500' },
+      rows: { type: 'string', default: '8,16,32,64' },
+      resources: { type: 'string', default: '1,1000' },
+      indexes: { type: 'string', default: 'all,chain' },
+      seed: { type: 'string', default: '50000' },
+    },
+  });
+  const list = (s: string) => s.split(',').map((x) => x.trim());
+  const indexes = list(values.indexes);
+  const unknown = indexes.filter((i) => i !== 'all' && i !== 'chain');
+  if (unknown.length) throw new Error(`--indexes takes all and/or chain, not ${unknown.join(', ')}`);
+  process.stderr.write(`audit-row-cost on ${machineLine()}\n`);
+  for (const set of indexes as Variant['indexes'][]) {
+    for (const resources of list(values.resources).map(Number)) {
+      for (const rows of list(values.rows).map(Number)) {
+        process.stdout.write(`${JSON.stringify(await measure({ rows, resources, indexes: set }, Number(values.batches), Number(values.seed)))}\n`);
+      }
+    }
+  }
+}
+
+main().catch((e: unknown) => {
+  process.stderr.write(`${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
+  process.exit(1);
+});
