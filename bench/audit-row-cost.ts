@@ -8,19 +8,26 @@
  * unique index, the four query indexes dropped). Not a figure: the numbers decide what an audit row may
  * cost, e.g. which query indexes the log keeps (docs/BENCHMARKS.md, "Ninth round").
  *
- *   npm run build && node dist/bench/audit-row-cost.js [--batches 1500] [--rows 8,16,32,64] [--resources 1,1000]
- *     [--indexes all,chain] [--seed 50000]
+ * `--databases postgres`: the same rows as the writer's optimistic append sends them — one autocommit
+ * INSERT per batch taking an advisory lock, as a named statement (`insertPlainRows` with `postgresLocks`) —
+ * into a fresh schema of BENCH_POSTGRES_URL over one connection; `cpuUsPerRow` is that connection's backend's
+ * (from /proc: PostgreSQL on this machine, else null), `nodeCpuUsPerRow` this process's, and the WAL the LSN's
+ * advance.
+ *
+ *   npm run build && node dist/bench/audit-row-cost.js [--databases sqlite,postgres] [--batches 1500]
+ *     [--rows 8,16,32,64] [--resources 1,1000] [--indexes all,chain] [--seed 50000]
  */
 import 'reflect-metadata';
 import { randomBytes, randomUUID } from 'node:crypto';
-import { mkdtempSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { DataSource } from 'typeorm';
 import { AUDIT_ENTITIES, AUDIT_MIGRATIONS, AuditLogEntry } from '@app/audit';
-import { plainInsertSqliteStatements, type SqliteStatement, type StoredRow } from '@app/common';
+import { insertPlainRows, plainInsertSqliteStatements, type SqliteStatement, type StoredRow } from '@app/common';
 import { machineLine, median, percentile, round } from './support/measure';
+import { BENCH_POSTGRES_URL, dropSchema, freshSchema } from './support/postgres';
 
 /** What we use of a better-sqlite3 `Database` (the package ships no types). */
 interface SqliteStatementHandle {
@@ -93,7 +100,35 @@ interface Variant {
   indexes: 'all' | 'chain';
 }
 
-async function measure(v: Variant, batches: number, seed: number): Promise<Record<string, unknown>> {
+/** Commit times and CPU of `batches` timed commits, as one JSON object. */
+function summary(database: string, v: Variant, times: number[], wallMs: number, cpuUs: number | null, extra: Record<string, unknown>) {
+  const rows = times.length * v.rows;
+  const sorted = [...times].sort((a, b) => a - b);
+  return {
+    bench: 'audit-row-cost',
+    database,
+    ...v,
+    commitP50Ms: round(median(sorted), 3),
+    commitP99Ms: round(percentile(sorted, 99), 3),
+    wallUsPerRow: round((wallMs * 1000) / rows, 1),
+    cpuUsPerRow: cpuUs === null ? null : round(cpuUs / rows, 1),
+    ...extra,
+  };
+}
+
+/** Times `run` over `work`, one commit each. */
+async function timed<T>(work: T[], run: (w: T) => unknown): Promise<{ times: number[]; wallMs: number }> {
+  const times: number[] = [];
+  const t0 = performance.now();
+  for (const w of work) {
+    const s = performance.now();
+    await run(w);
+    times.push(performance.now() - s);
+  }
+  return { times, wallMs: performance.now() - t0 };
+}
+
+async function measureSqlite(v: Variant, batches: number, seed: number): Promise<Record<string, unknown>> {
   const dir = mkdtempSync(join(tmpdir(), 'cv-audit-row-cost-'));
   const file = join(dir, 'audit.sqlite');
   const ds = await new DataSource({
@@ -136,28 +171,13 @@ async function measure(v: Variant, batches: number, seed: number): Promise<Recor
     db.pragma('wal_checkpoint(TRUNCATE)');
     db.pragma('wal_autocheckpoint = 1000');
     const work = Array.from({ length: batches }, batchOf);
-    const times: number[] = [];
     const cpu0 = process.cpuUsage();
-    const t0 = performance.now();
-    for (const statements of work) {
-      const s = performance.now();
-      run(statements);
-      times.push(performance.now() - s);
-    }
-    const wallMs = performance.now() - t0;
+    const { times, wallMs } = await timed(work, run);
     const cpu = process.cpuUsage(cpu0);
-    const rows = batches * v.rows;
-    times.sort((a, b) => a - b);
-    return {
-      bench: 'audit-row-cost',
-      ...v,
-      commitP50Ms: round(median(times), 3),
-      commitP99Ms: round(percentile(times, 99), 3),
-      wallUsPerRow: round((wallMs * 1000) / rows, 1),
-      cpuUsPerRow: round((cpu.user + cpu.system) / rows, 1),
+    return summary('sqlite', v, times, wallMs, cpu.user + cpu.system, {
       systemShare: round(cpu.system / (cpu.user + cpu.system), 2),
       walFramesPerCommit: round(framesPerCommit, 1),
-    };
+    });
   } finally {
     db.close();
     await ds.destroy();
@@ -165,9 +185,57 @@ async function measure(v: Variant, batches: number, seed: number): Promise<Recor
   }
 }
 
+/** A local backend's user + system CPU in µs, from /proc (null when PostgreSQL runs elsewhere). */
+function backendCpuUs(pid: number): number | null {
+  const stat = `/proc/${pid}/stat`;
+  if (!existsSync(stat)) return null;
+  // Fields after the command name (which may hold spaces): utime and stime are the 12th and 13th, in ticks of 10 ms.
+  const fields = readFileSync(stat, 'utf8').split(') ')[1].split(' ');
+  return (Number(fields[11]) + Number(fields[12])) * 10_000;
+}
+
+async function measurePostgres(v: Variant, batches: number, seed: number): Promise<Record<string, unknown>> {
+  const schema = await freshSchema(`bench_audit_row_cost_${process.pid}`);
+  const ds = await new DataSource({
+    type: 'postgres',
+    url: BENCH_POSTGRES_URL,
+    schema,
+    entities: AUDIT_ENTITIES,
+    migrations: AUDIT_MIGRATIONS,
+    migrationsRun: true,
+    extra: { max: 1 },
+  }).initialize();
+  try {
+    if (v.indexes === 'chain') for (const name of QUERY_INDEXES) await ds.query(`DROP INDEX "${schema}"."${name}"`);
+    const next = rowMaker(v.resources);
+    const insert = (rows: Row[], locks: boolean) =>
+      insertPlainRows(ds.manager, AuditLogEntry, rows, (r) => r, locks ? { postgresLocks: { keys: ['4242'], prepared: true } } : {});
+    for (let done = 0; done < seed; done += 500) await insert(Array.from({ length: 500 }, next), false);
+    const [{ pid }] = (await ds.query('SELECT pg_backend_pid() AS pid')) as Array<{ pid: number }>;
+    const lsn = async () => ((await ds.query('SELECT pg_current_wal_lsn()::text AS lsn')) as Array<{ lsn: string }>)[0].lsn;
+    const work = Array.from({ length: batches }, () => Array.from({ length: v.rows }, next));
+    const lsn0 = await lsn();
+    const cpu0 = backendCpuUs(pid);
+    const node0 = process.cpuUsage();
+    const { times, wallMs } = await timed(work, (rows) => insert(rows, true));
+    const node = process.cpuUsage(node0);
+    const cpu1 = backendCpuUs(pid);
+    const [{ bytes }] = (await ds.query('SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), $1::pg_lsn)::float8 AS bytes', [lsn0])) as Array<{ bytes: number }>;
+    return summary('postgres', v, times, wallMs, cpu0 === null || cpu1 === null ? null : cpu1 - cpu0, {
+      // This process's own (the driver, the statement's parameters): the host's side of the same commit.
+      nodeCpuUsPerRow: round((node.user + node.system) / (batches * v.rows), 1),
+      walBytesPerRow: round(bytes / (batches * v.rows), 0),
+    });
+  } finally {
+    await ds.destroy();
+    await dropSchema(schema);
+  }
+}
+
 async function main(): Promise<void> {
   const { values } = parseArgs({
     options: {
+      databases: { type: 'string', default: 'sqlite' },
       batches: { type: 'string', default: '1500' },
       rows: { type: 'string', default: '8,16,32,64' },
       resources: { type: 'string', default: '1,1000' },
@@ -179,11 +247,17 @@ async function main(): Promise<void> {
   const indexes = list(values.indexes);
   const unknown = indexes.filter((i) => i !== 'all' && i !== 'chain');
   if (unknown.length) throw new Error(`--indexes takes all and/or chain, not ${unknown.join(', ')}`);
+  const databases = list(values.databases);
+  const unknownDb = databases.filter((d) => d !== 'sqlite' && d !== 'postgres');
+  if (unknownDb.length) throw new Error(`--databases takes sqlite and/or postgres, not ${unknownDb.join(', ')}`);
   process.stderr.write(`audit-row-cost on ${machineLine()}\n`);
-  for (const set of indexes as Variant['indexes'][]) {
-    for (const resources of list(values.resources).map(Number)) {
-      for (const rows of list(values.rows).map(Number)) {
-        process.stdout.write(`${JSON.stringify(await measure({ rows, resources, indexes: set }, Number(values.batches), Number(values.seed)))}\n`);
+  for (const database of databases) {
+    const measure = database === 'postgres' ? measurePostgres : measureSqlite;
+    for (const set of indexes as Variant['indexes'][]) {
+      for (const resources of list(values.resources).map(Number)) {
+        for (const rows of list(values.rows).map(Number)) {
+          process.stdout.write(`${JSON.stringify(await measure({ rows, resources, indexes: set }, Number(values.batches), Number(values.seed)))}\n`);
+        }
       }
     }
   }
