@@ -30,7 +30,8 @@ const delay = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 describe('KeyVaultHealthIndicator', () => {
   it('is up when one-secret listing answers fast, with breaker and latency details', async () => {
-    const { health, client } = await setup();
+    // "Fast" against a bound a loaded CI machine cannot reach with an in-memory fake (50 ms was: 73 ms once).
+    const { health, client } = await setup({ timeoutMs: 10_000, degradedAfterMs: 5_000 });
     const seen: Array<{ maxPageSize?: number }> = [];
     client.listPropertiesOfSecrets.mockImplementation(() => pagedOf([[sdkProperties('a')]], seen));
     const r = await health.isHealthy();
