@@ -46,9 +46,9 @@ const FRAME_SAMPLE = 40;
 /** The migrations' query indexes: what `--indexes chain` drops. */
 const QUERY_INDEXES = [
   'IDX_cv_audit_log_tenant_time',
-  'IDX_cv_audit_log_tenant_resource_time',
-  'IDX_cv_audit_log_tenant_actor_time',
-  'IDX_cv_audit_log_tenant_action_time',
+  'IDX_cv_audit_log_tenant_resource_seq',
+  'IDX_cv_audit_log_tenant_actor_seq',
+  'IDX_cv_audit_log_tenant_action_seq',
 ];
 
 type Row = StoredRow<AuditLogEntry>;

@@ -156,6 +156,61 @@ describe.each(DATABASE_KINDS)('AuditRepository on %s', (kind) => {
     });
   });
 
+  describe('find in one chain with a filter: the filter indexes are in chain order', () => {
+    const FILTER_INDEXES = {
+      resource: ['IDX_cv_audit_log_tenant_resource_seq', 'resource'],
+      actorId: ['IDX_cv_audit_log_tenant_actor_seq', 'actor_id'],
+      actions: ['IDX_cv_audit_log_tenant_action_seq', 'action'],
+    } as const;
+    let t: string;
+    beforeAll(async () => {
+      t = tenant('hot');
+      // One credential read far more than the others, as in a busy tenant.
+      const events = Array.from({ length: 240 }, (_, i) =>
+        at(t, DAY * 3 + i, i % 4 === 3 ? { resource: `cred-${i % 10}`, actorId: 'bob', action: 'store' } : { resource: 'cred-hot' }),
+      );
+      for (let i = 0; i < events.length; i += 60) await append(t, events.slice(i, i + 60));
+    });
+
+    it('pages a hot credential newest first and on from a cursor, bounded in time', async () => {
+      const hot = (await repo.find({ tenantId: t, resource: 'cred-hot', order: 'asc', by: 'seq', limit: 500 })).map((r) => r.sequence);
+      expect(hot).toHaveLength(180);
+      const first = await repo.find({ tenantId: t, resource: 'cred-hot', order: 'desc', by: 'seq', limit: 50 });
+      expect(first.map((r) => r.sequence)).toEqual(hot.slice(-50).reverse());
+      const next = await repo.find({ tenantId: t, resource: 'cred-hot', order: 'desc', by: 'seq', limit: 50, after: { order: 'desc', by: 'seq', sequence: first[49].sequence } });
+      expect(next.map((r) => r.sequence)).toEqual(hot.slice(-100, -50).reverse());
+      const from = Date.UTC(2026, 0, 1) + DAY * 3 + 100;
+      const bounded = await repo.find({ tenantId: t, actorId: 'bob', fromMs: from, toMs: from + 40, order: 'asc', by: 'seq', limit: 500 });
+      expect(bounded.map((r) => r.occurredAt.getTime() - from)).toEqual([3, 7, 11, 15, 19, 23, 27, 31, 35, 39]);
+    });
+
+    it('has them (tenant, filter, sequence, occurred_at), and SQLite reads a page from them without sorting', async () => {
+      if (kind === 'postgres') {
+        const schema = (ds.options as { schema?: string }).schema ?? 'public';
+        const rows = (await ds.query(`SELECT indexname AS name, indexdef AS def FROM pg_indexes WHERE tablename = 'cv_audit_log' AND schemaname = $1`, [schema])) as Array<{ name: string; def: string }>;
+        const defs = new Map(rows.map((r) => [r.name, r.def]));
+        for (const [name, column] of Object.values(FILTER_INDEXES)) expect(defs.get(name)).toContain(`(tenant_id, ${column}, sequence, occurred_at)`);
+        expect([...defs.keys()].filter((n) => n.endsWith('_time'))).toEqual(['IDX_cv_audit_log_tenant_time']);
+        return;
+      }
+      // The statements `find` itself runs, captured from the DataSource's logger.
+      const logged = jest.spyOn(ds.logger, 'logQuery');
+      const filters = { resource: 'cred-hot', actorId: 'user-1', actions: [AuditAction.READ] } as const;
+      try {
+        for (const [field, [index]] of Object.entries(FILTER_INDEXES)) {
+          logged.mockClear();
+          await repo.find({ tenantId: t, [field]: filters[field as keyof typeof filters], order: 'desc', by: 'seq', limit: 50 });
+          const [sql, params] = logged.mock.calls.find(([q]) => /SELECT/.test(q))!;
+          const plan = ((await ds.query(`EXPLAIN QUERY PLAN ${sql}`, params)) as Array<{ detail: string }>).map((p) => p.detail).join(' | ');
+          expect(plan).toContain(`USING INDEX ${index}`);
+          expect(plan).not.toMatch(/TEMP B-TREE/);
+        }
+      } finally {
+        logged.mockRestore();
+      }
+    });
+  });
+
   describe('find across tenants: the primary key as the (occurredAt, id) order', () => {
     // Its own day, so `from`/`to` select only these rows.
     const base = Date.UTC(2026, 0, 5);
@@ -207,6 +262,7 @@ describe.each(DATABASE_KINDS)('AuditRepository on %s', (kind) => {
         : `SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'cv_audit_log'`;
       const names = ((await ds.query(q)) as Array<{ name: string }>).map((r) => r.name);
       expect(names).not.toContain('IDX_cv_audit_log_time');
+      expect(names.filter((n) => n.endsWith('_time'))).toEqual(['IDX_cv_audit_log_tenant_time']);
       expect(names).toEqual(expect.arrayContaining(['IDX_cv_audit_log_tenant_time', 'UQ_cv_audit_log_tenant_sequence']));
       if (kind === 'sqlite') {
         const plan = (await ds.query(

@@ -24,9 +24,9 @@ export const AUDIT_TABLE = 'cv_audit_log';
 export const AUDIT_INDEX = {
   chain: 'UQ_cv_audit_log_tenant_sequence',
   tenantTime: 'IDX_cv_audit_log_tenant_time',
-  tenantResource: 'IDX_cv_audit_log_tenant_resource_time',
-  tenantActor: 'IDX_cv_audit_log_tenant_actor_time',
-  tenantAction: 'IDX_cv_audit_log_tenant_action_time',
+  tenantResource: 'IDX_cv_audit_log_tenant_resource_seq',
+  tenantActor: 'IDX_cv_audit_log_tenant_actor_seq',
+  tenantAction: 'IDX_cv_audit_log_tenant_action_seq',
 } as const;
 
 /**
@@ -36,9 +36,10 @@ export const AUDIT_INDEX = {
 @Entity({ name: AUDIT_TABLE })
 @Index(AUDIT_INDEX.chain, ['tenantId', 'sequence'], { unique: true })
 @Index(AUDIT_INDEX.tenantTime, ['tenantId', 'occurredAt', 'id'])
-@Index(AUDIT_INDEX.tenantResource, ['tenantId', 'resource', 'occurredAt'])
-@Index(AUDIT_INDEX.tenantActor, ['tenantId', 'actorId', 'occurredAt'])
-@Index(AUDIT_INDEX.tenantAction, ['tenantId', 'action', 'occurredAt'])
+// A tenant's rows are queried in chain order: the filter indexes are too (then occurredAt, checked in the index).
+@Index(AUDIT_INDEX.tenantResource, ['tenantId', 'resource', 'sequence', 'occurredAt'])
+@Index(AUDIT_INDEX.tenantActor, ['tenantId', 'actorId', 'sequence', 'occurredAt'])
+@Index(AUDIT_INDEX.tenantAction, ['tenantId', 'action', 'sequence', 'occurredAt'])
 // No (occurredAt, id) index: ids are UUIDv7 of occurredAt, so the primary key serves queries across tenants.
 export class AuditLogEntry {
   @PrimaryColumn({ type: 'varchar', length: 36 })

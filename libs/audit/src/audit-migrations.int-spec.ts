@@ -1,0 +1,64 @@
+import { createTestDatabase, DATABASE_KINDS, TestDatabase } from '@app/testing';
+import { AUDIT_ENTITIES, AUDIT_MIGRATIONS } from '@app/audit';
+import { DataSource } from 'typeorm';
+
+const BY_TIME = ['IDX_cv_audit_log_tenant_resource_time', 'IDX_cv_audit_log_tenant_actor_time', 'IDX_cv_audit_log_tenant_action_time'];
+const BY_SEQUENCE = ['IDX_cv_audit_log_tenant_resource_seq', 'IDX_cv_audit_log_tenant_actor_seq', 'IDX_cv_audit_log_tenant_action_seq'];
+
+// The filter indexes' move to chain order, as an operator meets it: on a log that already has rows, with an
+// index built beforehand (CONCURRENTLY, on PostgreSQL), and undone.
+describe.each(DATABASE_KINDS)('AuditQueryIndexesInChainOrder on %s', (kind) => {
+  let db: TestDatabase;
+  const open: DataSource[] = [];
+  beforeEach(async () => {
+    db = await createTestDatabase(kind);
+  });
+  afterEach(async () => {
+    for (const ds of open.splice(0)) if (ds.isInitialized) await ds.destroy();
+    await db.drop();
+  });
+
+  const migrate = async (migrations: typeof AUDIT_MIGRATIONS) => {
+    const ds = await new DataSource({ ...db.options, entities: AUDIT_ENTITIES, migrations, migrationsRun: true }).initialize();
+    open.push(ds);
+    return ds;
+  };
+  const schema = () => (db.options as { schema?: string }).schema ?? 'public';
+  const table = () => (kind === 'postgres' ? `"${schema()}"."cv_audit_log"` : '"cv_audit_log"');
+  /** Index name → its definition as the database tells it. */
+  const indexes = async (ds: DataSource): Promise<Map<string, string>> => {
+    const rows = (await (kind === 'postgres'
+      ? ds.query(`SELECT indexname AS name, indexdef AS def FROM pg_indexes WHERE tablename = 'cv_audit_log' AND schemaname = $1`, [schema()])
+      : ds.query(`SELECT name, sql AS def FROM sqlite_master WHERE type = 'index' AND tbl_name = 'cv_audit_log'`))) as Array<{ name: string; def: string | null }>;
+    return new Map(rows.map((r) => [r.name, (r.def ?? '').replace(/"/g, '')]));
+  };
+
+  it('replaces the time-ordered filter indexes on a log with rows, keeps one built beforehand, and is undone', async () => {
+    const before = await migrate(AUDIT_MIGRATIONS.slice(0, -1));
+    await before.query(
+      `INSERT INTO ${table()} (id, tenant_id, sequence, occurred_at, action, resource, actor_id, result, previous_hash, hash) ` +
+        `VALUES ('0190a000-0000-7000-8000-000000000001', 't1', 1, 1000, 'read', 'cred-1', 'user-1', 'success', '${'0'.repeat(64)}', '${'a'.repeat(64)}')`,
+    );
+    expect([...(await indexes(before)).keys()]).toEqual(expect.arrayContaining(BY_TIME));
+    // What OPERATIONS.md tells an operator of a large PostgreSQL log to do first (plain CREATE INDEX here: same result).
+    await before.query(`CREATE INDEX "IDX_cv_audit_log_tenant_actor_seq" ON ${table()} ("tenant_id", "actor_id", "sequence", "occurred_at")`);
+    await before.destroy();
+
+    const after = await migrate(AUDIT_MIGRATIONS);
+    const now = await indexes(after);
+    for (const name of BY_TIME) expect(now.has(name)).toBe(false);
+    for (const [name, column] of [
+      [BY_SEQUENCE[0], 'resource'],
+      [BY_SEQUENCE[1], 'actor_id'],
+      [BY_SEQUENCE[2], 'action'],
+    ]) {
+      expect(now.get(name)).toMatch(new RegExp(`\\(tenant_id, ?${column}, ?sequence, ?occurred_at\\)`));
+    }
+    expect(await after.query(`SELECT COUNT(*) AS n FROM ${table()}`)).toEqual([{ n: kind === 'postgres' ? '1' : 1 }]);
+
+    await after.undoLastMigration();
+    const undone = await indexes(after);
+    for (const name of BY_SEQUENCE) expect(undone.has(name)).toBe(false);
+    for (const name of BY_TIME) expect(undone.has(name)).toBe(true);
+  });
+});
