@@ -164,12 +164,13 @@ async function measureSqlite(v: Variant, batches: number, seed: number): Promise
     const batchOf = () => statementsOf(Array.from({ length: v.rows }, next));
     // Pages written per commit: a few commits with the auto-checkpoint off, counted in the WAL's growth.
     const pageSize = Number(db.pragma('page_size', { simple: true }));
+    const autocheckpoint = Number(db.pragma('wal_autocheckpoint', { simple: true }));
     db.pragma('wal_autocheckpoint = 0');
     const walBefore = statSync(`${file}-wal`).size;
     for (let i = 0; i < FRAME_SAMPLE; i++) run(batchOf());
     const framesPerCommit = (statSync(`${file}-wal`).size - walBefore) / (pageSize + 24) / FRAME_SAMPLE;
     db.pragma('wal_checkpoint(TRUNCATE)');
-    db.pragma('wal_autocheckpoint = 1000');
+    db.pragma(`wal_autocheckpoint = ${autocheckpoint}`);
     const work = Array.from({ length: batches }, batchOf);
     const cpu0 = process.cpuUsage();
     const { times, wallMs } = await timed(work, run);

@@ -91,6 +91,13 @@ async function fillCache(cache: CredentialCache, entries: number, valueBytes: nu
   return { entries, rssBeforeBytes, rssAfterBytes: await rssAfterGc() };
 }
 
+/** Settings a bench may compare with their defaults (e.g. `DATABASE_SQLITE_WRITE_WORKER=false`): passed to the host when set. */
+const PASSED_THROUGH = ['DATABASE_SQLITE_SYNCHRONOUS', 'DATABASE_SQLITE_WRITE_WORKER', 'DATABASE_SQLITE_WAL_WORKER'];
+
+function passedThrough(): Record<string, string> {
+  return Object.fromEntries(PASSED_THROUGH.flatMap((k) => (process.env[k] ? [[k, process.env[k]!]] : [])));
+}
+
 async function startHost(spec: ServerSpec): Promise<Started> {
   const dir = mkdtempSync(join(tmpdir(), 'cv-bench-host-'));
   const db = spec.database ?? { type: 'sqlite' };
@@ -102,10 +109,7 @@ async function startHost(spec: ServerSpec): Promise<Started> {
     HOST: '127.0.0.1',
     LOG_LEVEL: spec.logLevel ?? 'info',
     ...database,
-    // A bench may compare a setting (DATABASE_SQLITE_SYNCHRONOUS, _WRITE_WORKER, _WAL_WORKER) with the default: passed through when set.
-    ...(process.env.DATABASE_SQLITE_SYNCHRONOUS ? { DATABASE_SQLITE_SYNCHRONOUS: process.env.DATABASE_SQLITE_SYNCHRONOUS } : {}),
-    ...(process.env.DATABASE_SQLITE_WRITE_WORKER ? { DATABASE_SQLITE_WRITE_WORKER: process.env.DATABASE_SQLITE_WRITE_WORKER } : {}),
-    ...(process.env.DATABASE_SQLITE_WAL_WORKER ? { DATABASE_SQLITE_WAL_WORKER: process.env.DATABASE_SQLITE_WAL_WORKER } : {}),
+    ...passedThrough(),
     KEY_VAULT_URL: spec.vaultUrl,
     KEY_VAULT_CREDENTIAL: 'static',
     KEY_VAULT_CA_CERT_PATH: spec.caCertPath,
