@@ -80,12 +80,13 @@ export class AuditRetentionService {
   private async pruneChain(m: EntityManager, tenantId: string, cutoff: number, olderThan: Date): Promise<number> {
     const head = await this.rows.head(tenantId, m);
     if (!head) return 0;
-    const { first, firstKept } = await this.rows.pruneBounds(tenantId, cutoff, m);
-    const through = firstKept === null ? head.sequence : firstKept - 1;
-    if (!Number.isSafeInteger(first) || through < first) return 0;
+    const bounds = await this.rows.pruneBounds(tenantId, cutoff, m);
+    if (!bounds) return 0;
+    const through = bounds.firstKept === null ? head.sequence : bounds.firstKept - 1;
+    if (through < bounds.first) return 0;
     const last = await this.rows.rowAt(tenantId, through, m);
     if (!last) throw new Error(`Audit chain of tenant ${tenantId} has no row at sequence ${through}; run verify`);
-    const deleted = (await this.rows.deleteThrough(tenantId, through, m)) ?? through - first + 1;
+    const deleted = (await this.rows.deleteThrough(tenantId, through, m)) ?? through - bounds.first + 1;
     const checkpoint: PreparedEvent = {
       tenantId,
       occurredAt: this.clock.now(),

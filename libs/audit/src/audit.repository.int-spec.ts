@@ -284,6 +284,7 @@ describe.each(DATABASE_KINDS)('AuditRepository on %s', (kind) => {
       await ds.transaction(async (m) => {
         expect(await repo.pruneBounds(t, base + 2000, m)).toEqual({ first: 1, firstKept: 3 });
         expect(await repo.pruneBounds(t, base + 10_000, m)).toEqual({ first: 1, firstKept: null });
+        expect(await repo.pruneBounds(tenant('none'), base, m)).toBeUndefined();
         expect(await repo.latestCheckpoint(t, m)).toBeUndefined();
         expect(await repo.deleteThrough(t, 2, m)).toBe(2);
       });
@@ -296,5 +297,95 @@ describe.each(DATABASE_KINDS)('AuditRepository on %s', (kind) => {
         expect(await repo.latestCheckpoint(t, m)).toEqual({ id: latest.id, sequence: 6, details: { ...cp, prunedThroughSequence: 3 } });
       });
     });
+
+    it('keeps the chain a prefix: the first row at or after the cutoff in chain order, though a later row is older', async () => {
+      const t = tenant('prune-order');
+      const base = Date.UTC(2026, 0, 1);
+      // Sequences 1..5; occurredAt is the event's instant, so a later link may be older (another replica's clock).
+      await append(t, [0, 3000, 1000, 4000, 2000].map((ms) => at(t, ms)));
+      await ds.transaction(async (m) => {
+        expect(await repo.pruneBounds(t, base + 2500, m)).toEqual({ first: 1, firstKept: 2 });
+        expect(await repo.pruneBounds(t, base + 3500, m)).toEqual({ first: 1, firstKept: 4 });
+        expect(await repo.pruneBounds(t, base + 4001, m)).toEqual({ first: 1, firstKept: null });
+        expect(await repo.pruneBounds(t, base, m)).toEqual({ first: 1, firstKept: 1 });
+      });
+    });
+
+    describe('on a long chain', () => {
+      const t = tenant('prune-long');
+      const base = Date.UTC(2026, 1, 1);
+      const ROWS = 3000;
+      beforeAll(async () => {
+        // One row a minute; a few other tenants, so that listing them has somewhere to seek.
+        for (let i = 0; i < ROWS; i += 500) await append(t, Array.from({ length: 500 }, (_, k) => at(t, (i + k) * 60_000 - (Date.UTC(2026, 0, 1) - base))));
+        for (const other of [tenant('prune-x'), tenant('prune-y')]) await append(other, [at(other, 0)]);
+        await ds.query(kind === 'postgres' ? 'ANALYZE cv_audit_log' : 'ANALYZE');
+      });
+
+      /** The SQL and parameters of every SELECT `work` sends, from the DataSource's logger. */
+      const selects = async (work: () => Promise<unknown>): Promise<Array<[string, unknown[]]>> => {
+        const logged = jest.spyOn(ds.logger, 'logQuery');
+        try {
+          await work();
+          return logged.mock.calls.filter(([q]) => /^\s*(SELECT|WITH)/i.test(q)).map(([q, p]) => [q, (p ?? []) as unknown[]]);
+        } finally {
+          logged.mockRestore();
+        }
+      };
+
+      it('finds the prunable prefix reading about the rows it prunes, not the chain', async () => {
+        const cutoff = base + 10 * 60_000; // 10 rows older than it
+        const statements = await selects(() => ds.transaction(async (m) => expect(await repo.pruneBounds(t, cutoff, m)).toEqual({ first: 1, firstKept: 11 })));
+        expect(statements.length).toBeGreaterThan(0);
+        for (const [sql, params] of statements) {
+          if (kind === 'sqlite') {
+            const plan = ((await ds.query(`EXPLAIN QUERY PLAN ${sql}`, params)) as Array<{ detail: string }>).map((p) => p.detail).join(' | ');
+            expect(plan).toMatch(/^SEARCH \S+ USING (COVERING )?INDEX UQ_cv_audit_log_tenant_sequence \(tenant_id=\?\)$/);
+          } else {
+            // The rows each statement's scan really returned: 1 for the first row, 11 for the first kept.
+            const scanned = planNodes(await explainAnalyze(ds, sql, params)).filter((n) => /Scan/.test(n['Node Type']));
+            expect(scanned.map((n) => n['Node Type'])).not.toContain('Seq Scan');
+            for (const n of scanned) expect(n['Actual Rows']).toBeLessThanOrEqual(11);
+          }
+        }
+      });
+
+      it('lists the tenants seeking from one to the next, not reading every row', async () => {
+        const statements = await selects(async () => expect(await repo.tenants()).toEqual(expect.arrayContaining([t])));
+        expect(statements.length).toBe(1);
+        const [[sql]] = statements;
+        if (kind === 'sqlite') {
+          const plan = ((await ds.query(`EXPLAIN QUERY PLAN ${sql}`)) as Array<{ detail: string }>).map((p) => p.detail);
+          expect(plan.filter((d) => /cv_audit_log/.test(d))).toEqual([
+            expect.stringMatching(/^SEARCH cv_audit_log USING COVERING INDEX UQ_cv_audit_log_tenant_sequence/),
+            expect.stringMatching(/^SEARCH cv_audit_log USING COVERING INDEX UQ_cv_audit_log_tenant_sequence \(tenant_id>\?\)$/),
+          ]);
+        } else {
+          const rows = planNodes(await explainAnalyze(ds, sql, [])).filter((n) => n['Relation Name'] === 'cv_audit_log');
+          expect(rows.length).toBeGreaterThan(0);
+          expect(rows.map((n) => n['Node Type'])).not.toContain('Seq Scan');
+          // Each probe returns one index entry (a tenant's first), however many rows the chains hold.
+          for (const n of rows) expect(n['Actual Rows']).toBeLessThanOrEqual(1);
+        }
+      });
+    });
   });
 });
+
+interface PlanNode {
+  'Node Type': string;
+  'Relation Name'?: string;
+  'Actual Rows'?: number;
+  Plans?: PlanNode[];
+}
+
+/** PostgreSQL's executed plan of `sql` (EXPLAIN ANALYZE, JSON). */
+async function explainAnalyze(ds: DataSource, sql: string, params: unknown[]): Promise<PlanNode> {
+  const [row] = (await ds.query(`EXPLAIN (ANALYZE, FORMAT JSON) ${sql}`, params)) as Array<{ 'QUERY PLAN': Array<{ Plan: PlanNode }> }>;
+  return row['QUERY PLAN'][0].Plan;
+}
+
+/** Every node of a plan tree, depth first. */
+function planNodes(n: PlanNode): PlanNode[] {
+  return [n, ...(n.Plans ?? []).flatMap(planNodes)];
+}

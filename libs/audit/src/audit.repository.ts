@@ -17,11 +17,26 @@ interface HeadRow {
 
 const toHead = (r: HeadRow): ChainHead => ({ id: r.id, sequence: Number(r.sequence), hash: r.hash });
 
-const headStatements = new WeakMap<DataSource, { one: string; many: string | null }>();
+interface ChainStatements {
+  /** One chain's newest row. */
+  head: string;
+  /** The newest row of each of several chains (PostgreSQL: one statement); null on SQLite. */
+  heads: string | null;
+  /** The tenants with rows, sorted: a loose scan of the chain index, one probe per tenant. */
+  tenants: string;
+  /** The sequence of a chain's first row, in chain order, at or after an instant. */
+  firstAtOrAfter: string;
+}
 
-/** The head lookups of one DataSource (names from the entity metadata): one chain, and several (PostgreSQL). */
-function headSql(ds: DataSource): { one: string; many: string | null } {
-  let sql = headStatements.get(ds);
+const chainStatements = new WeakMap<DataSource, ChainStatements>();
+
+/**
+ * Plain SQL on the (tenant, sequence) index, names from the entity metadata. Each reads a few index
+ * entries, however long the chains: TypeORM's builder cost more than the lookups, and an aggregate over
+ * a chain would read all of it.
+ */
+function chainSql(ds: DataSource): ChainStatements {
+  let sql = chainStatements.get(ds);
   if (!sql) {
     const meta = ds.getMetadata(AuditLogEntry);
     const col = (p: keyof AuditLogEntry) => ds.driver.escape(meta.findColumnWithPropertyName(p)!.databaseName);
@@ -29,14 +44,24 @@ function headSql(ds: DataSource): { one: string; many: string | null } {
     const select = `${col('id')} AS "id", ${col('sequence')} AS "sequence", ${col('hash')} AS "hash"`;
     const order = `ORDER BY ${col('sequence')} DESC LIMIT 1`;
     const postgres = ds.options.type === 'postgres';
+    const [p1, p2] = postgres ? ['$1', '$2'] : ['?', '?'];
+    const tenant = col('tenantId');
     sql = {
-      one: `SELECT ${select} FROM ${table} WHERE ${col('tenantId')} = ${postgres ? '$1' : '?'} ${order}`,
-      many: postgres
+      head: `SELECT ${select} FROM ${table} WHERE ${tenant} = ${p1} ${order}`,
+      heads: postgres
         ? `SELECT t.tid AS "tenantId", h.* FROM unnest($1::varchar[]) AS t(tid) CROSS JOIN LATERAL ` +
-          `(SELECT ${select} FROM ${table} WHERE ${col('tenantId')} = t.tid ${order}) h`
+          `(SELECT ${select} FROM ${table} WHERE ${tenant} = t.tid ${order}) h`
         : null,
+      // DISTINCT would read every row's index entry (PostgreSQL has no skip scan); this seeks from tenant to tenant.
+      tenants:
+        `WITH RECURSIVE t(tid) AS (SELECT MIN(${tenant}) FROM ${table} UNION ALL ` +
+        `SELECT (SELECT MIN(${tenant}) FROM ${table} WHERE ${tenant} > t.tid) FROM t WHERE t.tid IS NOT NULL) ` +
+        `SELECT tid AS "tenantId" FROM t WHERE tid IS NOT NULL ORDER BY tid`,
+      firstAtOrAfter:
+        `SELECT ${col('sequence')} AS "sequence" FROM ${table} WHERE ${tenant} = ${p1} AND ${col('occurredAt')} >= ${p2} ` +
+        `ORDER BY ${col('sequence')} ASC LIMIT 1`,
     };
-    headStatements.set(ds, sql);
+    chainStatements.set(ds, sql);
   }
   return sql;
 }
@@ -94,8 +119,7 @@ export class AuditRepository {
    * read once per appended batch (TypeORM's find builder cost more than the lookup).
    */
   async head(tenantId: string, m: EntityManager = this.dataSource.manager): Promise<ChainHead | null> {
-    const { one } = headSql(m.connection);
-    const [r] = (await m.query(one, [tenantId])) as HeadRow[];
+    const [r] = (await m.query(chainSql(m.connection).head, [tenantId])) as HeadRow[];
     return r ? toHead(r) : null;
   }
 
@@ -105,7 +129,7 @@ export class AuditRepository {
    * statement per chain on SQLite (in-process, so no round trips). For `AuditWriter.recordMany`.
    */
   async heads(tenantIds: string[], m: EntityManager): Promise<Map<string, ChainHead>> {
-    const { one, many } = headSql(m.connection);
+    const { head: one, heads: many } = chainSql(m.connection);
     const found = new Map<string, ChainHead>();
     if (many) {
       const rows = (await m.query(many, [tenantIds])) as Array<HeadRow & { tenantId: string }>;
@@ -124,14 +148,9 @@ export class AuditRepository {
     return insertAuditRows(m, rows, options);
   }
 
-  /** Tenants with rows, sorted. */
+  /** Tenants with rows, sorted (by the database's collation). */
   async tenants(): Promise<string[]> {
-    const rows: Array<{ tenantId: string }> = await this.dataSource
-      .getRepository(AuditLogEntry)
-      .createQueryBuilder('a')
-      .select('DISTINCT a.tenantId', 'tenantId')
-      .orderBy('a.tenantId', 'ASC')
-      .getRawMany();
+    const rows = (await this.dataSource.query(chainSql(this.dataSource).tenants)) as Array<{ tenantId: string }>;
     return rows.map((r) => r.tenantId);
   }
 
@@ -197,19 +216,16 @@ export class AuditRepository {
   }
 
   /**
-   * The chain's first sequence and its first row at or after `cutoffMs` (null when every row is
-   * older): the prefix before the latter is what retention may delete.
+   * The chain's first sequence and its first row (in chain order) at or after `cutoffMs`, null when
+   * every row is older; undefined for an empty chain. The rows before the latter are what retention may
+   * delete. Both walk the chain index from its oldest row, so a run reads about the rows it prunes, not
+   * the whole chain: retention holds the chain's lock meanwhile, and with it the tenant's audited reads.
    */
-  async pruneBounds(tenantId: string, cutoffMs: number, m: EntityManager): Promise<{ first: number; firstKept: number | null }> {
-    const raw: { first: string | number | null; firstKept: string | number | null } | undefined = await m
-      .getRepository(AuditLogEntry)
-      .createQueryBuilder('a')
-      .select('MIN(a.sequence)', 'first')
-      .addSelect('MIN(CASE WHEN a.occurredAt >= :cutoff THEN a.sequence END)', 'firstKept')
-      .where('a.tenantId = :tenantId', { tenantId, cutoff: cutoffMs })
-      .getRawOne();
-    const kept = raw?.firstKept;
-    return { first: Number(raw?.first), firstKept: kept === null || kept === undefined ? null : Number(kept) };
+  async pruneBounds(tenantId: string, cutoffMs: number, m: EntityManager): Promise<{ first: number; firstKept: number | null } | undefined> {
+    const first = await this.firstSequence(tenantId, m);
+    if (first === undefined) return undefined;
+    const [kept] = (await m.query(chainSql(m.connection).firstAtOrAfter, [tenantId, cutoffMs])) as Array<{ sequence: string | number }>;
+    return { first, firstKept: kept ? Number(kept.sequence) : null };
   }
 
   /** Deletes the chain's rows up to and including `through`; the count deleted when the driver reports it. */
