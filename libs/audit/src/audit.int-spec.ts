@@ -7,6 +7,7 @@ import {
   AuditAction,
   AuditInvalidEventError,
   AuditQueryError,
+  AuditQueryPage,
   AuditResult,
   AuditWriteError,
   GENESIS_HASH,
@@ -225,6 +226,40 @@ describe.each(DATABASE_KINDS)('AuditService on %s', (kind) => {
       const window = (await h.audit.query({ tenantId: t1, from, to })).items;
       expect(window.length).toBe(all.filter((r) => r.occurredAt >= from && r.occurredAt < to).length);
       expect(window.length).toBeGreaterThan(0);
+    });
+
+    it('pages a time range of one tenant by (occurredAt, id), unless a filter index narrows it: then in chain order', async () => {
+      const t = tenant();
+      const base = Date.UTC(2026, 3, 1);
+      // A later link may carry an earlier instant (the event's own time, e.g. another replica's clock).
+      const offsets = [0, 3000, 1000, 4000, 2000, 2000, 5000];
+      for (const ms of offsets) {
+        clock.set(new Date(base + ms));
+        await h.audit.record({ action: AuditAction.READ, context: { tenantId: t, actor: { id: 'actor-1' } }, resource: 'cred-1', result: AuditResult.SUCCESS });
+      }
+      const from = new Date(base + 1000);
+      const to = new Date(base + 5000);
+      for (const order of ['desc', 'asc'] as const) {
+        const pages: AuditQueryPage[] = [];
+        let cursor: string | undefined;
+        do {
+          pages.push(await h.audit.query({ tenantId: t, from, to, order, limit: 2, cursor }));
+          cursor = pages[pages.length - 1].nextCursor;
+        } while (cursor);
+        const got = pages.flatMap((p) => p.items);
+        const inWindow = (await h.audit.query({ tenantId: t, limit: 500 })).items.filter((r) => r.occurredAt >= from && r.occurredAt < to);
+        const byTime = inWindow.sort((a, b) => a.occurredAt.getTime() - b.occurredAt.getTime() || (a.id < b.id ? -1 : 1));
+        expect(got.map((r) => r.id)).toEqual((order === 'asc' ? byTime : byTime.reverse()).map((r) => r.id));
+        expect(got.map((r) => r.occurredAt.getTime() - base)).toEqual(order === 'asc' ? [1000, 2000, 2000, 3000, 4000] : [4000, 3000, 2000, 2000, 1000]);
+        // The cursor of a time-ordered page is refused by the chain-ordered query of the same tenant, and back.
+        await expect(h.audit.query({ tenantId: t, order, cursor: pages[0].nextCursor })).rejects.toMatchObject({ code: 5004 });
+      }
+      // With the resource filter (its index is in chain order) the same window comes in chain order.
+      const narrowed = (await h.audit.query({ tenantId: t, resource: 'cred-1', from, to, order: 'asc' })).items;
+      expect(narrowed.map((r) => r.sequence)).toEqual([...narrowed.map((r) => r.sequence)].sort((a, b) => a - b));
+      expect(narrowed.map((r) => r.occurredAt.getTime() - base)).toEqual([3000, 1000, 4000, 2000, 2000]);
+      const chainCursor = (await h.audit.query({ tenantId: t, limit: 1 })).nextCursor;
+      await expect(h.audit.query({ tenantId: t, from, cursor: chainCursor })).rejects.toMatchObject({ code: 5004 });
     });
 
     it('pages with an opaque cursor without gaps or duplicates, in both orders', async () => {

@@ -20,8 +20,12 @@ export class AuditQueries {
     }
     const order = filter.order ?? 'desc';
     if (order !== 'asc' && order !== 'desc') throw new AuditQueryError('order must be "asc" or "desc"');
-    // One tenant: its chain order (sequence). Across tenants: time, then id as a tie-breaker.
-    const by = filter.tenantId !== undefined ? 'seq' : 'time';
+    // One tenant: its chain order (sequence), which the filter indexes follow. But a time range that no filter
+    // index narrows comes in (occurredAt, id) order, from the (tenant, occurredAt, id) index: in chain order an old
+    // range is found by walking the chain back from its newest row. Across tenants: (occurredAt, id) as well.
+    const timeBounded = filter.from !== undefined || filter.to !== undefined;
+    const narrowed = filter.resource !== undefined || filter.actorId !== undefined || filter.action !== undefined;
+    const by = filter.tenantId === undefined || (timeBounded && !narrowed) ? 'time' : 'seq';
     const criteria: AuditRowFilter = {
       tenantId: text('tenantId', filter.tenantId),
       resource: text('resource', filter.resource),

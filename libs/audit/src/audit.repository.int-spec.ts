@@ -310,67 +310,97 @@ describe.each(DATABASE_KINDS)('AuditRepository on %s', (kind) => {
         expect(await repo.pruneBounds(t, base, m)).toEqual({ first: 1, firstKept: 1 });
       });
     });
+  });
 
-    describe('on a long chain', () => {
-      const t = tenant('prune-long');
-      const base = Date.UTC(2026, 1, 1);
-      const ROWS = 3000;
-      beforeAll(async () => {
-        // One row a minute; a few other tenants, so that listing them has somewhere to seek.
-        for (let i = 0; i < ROWS; i += 500) await append(t, Array.from({ length: 500 }, (_, k) => at(t, (i + k) * 60_000 - (Date.UTC(2026, 0, 1) - base))));
-        for (const other of [tenant('prune-x'), tenant('prune-y')]) await append(other, [at(other, 0)]);
-        await ds.query(kind === 'postgres' ? 'ANALYZE cv_audit_log' : 'ANALYZE');
-      });
+  describe('on a long chain: retention and time ranges read about what they return', () => {
+    const t = tenant('prune-long');
+    const base = Date.UTC(2026, 1, 1);
+    const ROWS = 3000;
+    beforeAll(async () => {
+      // One row a minute; a few other tenants, so that listing them has somewhere to seek.
+      for (let i = 0; i < ROWS; i += 500) await append(t, Array.from({ length: 500 }, (_, k) => at(t, (i + k) * 60_000 - (Date.UTC(2026, 0, 1) - base))));
+      for (const other of [tenant('prune-x'), tenant('prune-y')]) await append(other, [at(other, 0)]);
+      await ds.query(kind === 'postgres' ? 'ANALYZE cv_audit_log' : 'ANALYZE');
+    });
 
-      /** The SQL and parameters of every SELECT `work` sends, from the DataSource's logger. */
-      const selects = async (work: () => Promise<unknown>): Promise<Array<[string, unknown[]]>> => {
-        const logged = jest.spyOn(ds.logger, 'logQuery');
-        try {
-          await work();
-          return logged.mock.calls.filter(([q]) => /^\s*(SELECT|WITH)/i.test(q)).map(([q, p]) => [q, (p ?? []) as unknown[]]);
-        } finally {
-          logged.mockRestore();
+    /** The SQL and parameters of every SELECT `work` sends, from the DataSource's logger. */
+    const selects = async (work: () => Promise<unknown>): Promise<Array<[string, unknown[]]>> => {
+      const logged = jest.spyOn(ds.logger, 'logQuery');
+      try {
+        await work();
+        return logged.mock.calls.filter(([q]) => /^\s*(SELECT|WITH)/i.test(q)).map(([q, p]) => [q, (p ?? []) as unknown[]]);
+      } finally {
+        logged.mockRestore();
+      }
+    };
+
+    it('finds the prunable prefix reading about the rows it prunes, not the chain', async () => {
+      const cutoff = base + 10 * 60_000; // 10 rows older than it
+      const statements = await selects(() => ds.transaction(async (m) => expect(await repo.pruneBounds(t, cutoff, m)).toEqual({ first: 1, firstKept: 11 })));
+      expect(statements.length).toBeGreaterThan(0);
+      for (const [sql, params] of statements) {
+        if (kind === 'sqlite') {
+          const plan = ((await ds.query(`EXPLAIN QUERY PLAN ${sql}`, params)) as Array<{ detail: string }>).map((p) => p.detail).join(' | ');
+          expect(plan).toMatch(/^SEARCH \S+ USING (COVERING )?INDEX UQ_cv_audit_log_tenant_sequence \(tenant_id=\?\)$/);
+        } else {
+          // The rows each statement's scan really returned: 1 for the first row, 11 for the first kept.
+          const scanned = planNodes(await explainAnalyze(ds, sql, params)).filter((n) => /Scan/.test(n['Node Type']));
+          expect(scanned.map((n) => n['Node Type'])).not.toContain('Seq Scan');
+          for (const n of scanned) expect(n['Actual Rows']).toBeLessThanOrEqual(11);
         }
-      };
+      }
+    });
 
-      it('finds the prunable prefix reading about the rows it prunes, not the chain', async () => {
-        const cutoff = base + 10 * 60_000; // 10 rows older than it
-        const statements = await selects(() => ds.transaction(async (m) => expect(await repo.pruneBounds(t, cutoff, m)).toEqual({ first: 1, firstKept: 11 })));
-        expect(statements.length).toBeGreaterThan(0);
+    it('lists the tenants seeking from one to the next, not reading every row', async () => {
+      const statements = await selects(async () => expect(await repo.tenants()).toEqual(expect.arrayContaining([t])));
+      expect(statements.length).toBe(1);
+      const [[sql]] = statements;
+      if (kind === 'sqlite') {
+        const plan = ((await ds.query(`EXPLAIN QUERY PLAN ${sql}`)) as Array<{ detail: string }>).map((p) => p.detail);
+        expect(plan.filter((d) => /cv_audit_log/.test(d))).toEqual([
+          expect.stringMatching(/^SEARCH cv_audit_log USING COVERING INDEX UQ_cv_audit_log_tenant_sequence/),
+          expect.stringMatching(/^SEARCH cv_audit_log USING COVERING INDEX UQ_cv_audit_log_tenant_sequence \(tenant_id>\?\)$/),
+        ]);
+      } else {
+        const rows = planNodes(await explainAnalyze(ds, sql, [])).filter((n) => n['Relation Name'] === 'cv_audit_log');
+        expect(rows.length).toBeGreaterThan(0);
+        expect(rows.map((n) => n['Node Type'])).not.toContain('Seq Scan');
+        // Each probe returns one index entry (a tenant's first), however many rows the chains hold.
+        for (const n of rows) expect(n['Actual Rows']).toBeLessThanOrEqual(1);
+      }
+    });
+
+    it('pages an old time range of the chain by (occurredAt, id) from its index, reading about a page', async () => {
+      // An hour near the chain's start (rows 101..160), far from its newest row.
+      const [from, to] = [base + 100 * 60_000, base + 160 * 60_000];
+      for (const order of ['desc', 'asc'] as const) {
+        const statements = await selects(async () => {
+          const first = await repo.find({ tenantId: t, fromMs: from, toMs: to, order, by: 'time', limit: 21 });
+          expect(first.map((r) => r.sequence)).toEqual(order === 'desc' ? range(160, 140) : range(101, 121));
+          const last = first[first.length - 1];
+          const after = { order, by: 'time', occurredAtMs: last.occurredAt.getTime(), id: last.id } as const;
+          const next = await repo.find({ tenantId: t, fromMs: from, toMs: to, order, by: 'time', limit: 21, after });
+          expect(next.map((r) => r.sequence)).toEqual(order === 'desc' ? range(139, 119) : range(122, 142));
+        });
+        expect(statements).toHaveLength(2);
         for (const [sql, params] of statements) {
           if (kind === 'sqlite') {
             const plan = ((await ds.query(`EXPLAIN QUERY PLAN ${sql}`, params)) as Array<{ detail: string }>).map((p) => p.detail).join(' | ');
-            expect(plan).toMatch(/^SEARCH \S+ USING (COVERING )?INDEX UQ_cv_audit_log_tenant_sequence \(tenant_id=\?\)$/);
+            // A range of the index (the time bounds, or after a cursor (occurred_at, id) past it), and no sort.
+            expect(plan).toMatch(/^SEARCH \S+ USING INDEX IDX_cv_audit_log_tenant_time \(tenant_id=\? AND [^|]*\)$/);
           } else {
-            // The rows each statement's scan really returned: 1 for the first row, 11 for the first kept.
             const scanned = planNodes(await explainAnalyze(ds, sql, params)).filter((n) => /Scan/.test(n['Node Type']));
             expect(scanned.map((n) => n['Node Type'])).not.toContain('Seq Scan');
-            for (const n of scanned) expect(n['Actual Rows']).toBeLessThanOrEqual(11);
+            for (const n of scanned) expect(n['Actual Rows']).toBeLessThanOrEqual(21);
           }
         }
-      });
-
-      it('lists the tenants seeking from one to the next, not reading every row', async () => {
-        const statements = await selects(async () => expect(await repo.tenants()).toEqual(expect.arrayContaining([t])));
-        expect(statements.length).toBe(1);
-        const [[sql]] = statements;
-        if (kind === 'sqlite') {
-          const plan = ((await ds.query(`EXPLAIN QUERY PLAN ${sql}`)) as Array<{ detail: string }>).map((p) => p.detail);
-          expect(plan.filter((d) => /cv_audit_log/.test(d))).toEqual([
-            expect.stringMatching(/^SEARCH cv_audit_log USING COVERING INDEX UQ_cv_audit_log_tenant_sequence/),
-            expect.stringMatching(/^SEARCH cv_audit_log USING COVERING INDEX UQ_cv_audit_log_tenant_sequence \(tenant_id>\?\)$/),
-          ]);
-        } else {
-          const rows = planNodes(await explainAnalyze(ds, sql, [])).filter((n) => n['Relation Name'] === 'cv_audit_log');
-          expect(rows.length).toBeGreaterThan(0);
-          expect(rows.map((n) => n['Node Type'])).not.toContain('Seq Scan');
-          // Each probe returns one index entry (a tenant's first), however many rows the chains hold.
-          for (const n of rows) expect(n['Actual Rows']).toBeLessThanOrEqual(1);
-        }
-      });
+      }
     });
   });
 });
+
+/** `a` to `b` inclusive, either way. */
+const range = (a: number, b: number): number[] => Array.from({ length: Math.abs(b - a) + 1 }, (_, i) => (a <= b ? a + i : a - i));
 
 interface PlanNode {
   'Node Type': string;

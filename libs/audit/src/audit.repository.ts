@@ -98,7 +98,7 @@ export interface AuditRowFilter {
   /** Exclusive, epoch ms. */
   toMs?: number;
   order: 'asc' | 'desc';
-  /** `seq`: one tenant's chain order; `time`: (occurredAt, id) across tenants, which is id order. */
+  /** `seq`: one tenant's chain order; `time`: (occurredAt, id), which is id order (one tenant's or across tenants). */
   by: 'seq' | 'time';
   /** Rows strictly after this position (in `order`). */
   after?: CursorPosition;
@@ -169,6 +169,11 @@ export class AuditRepository {
     if (f.by === 'seq') {
       if (f.after?.by === 'seq') qb.andWhere(`a.sequence ${cmp} :cseq`, { cseq: f.after.sequence });
       return qb.orderBy('a.sequence', dir).limit(f.limit).getMany();
+    }
+    if (f.tenantId !== undefined) {
+      // One tenant's time range: its (tenant, occurredAt, id) index, in the order the ids would give.
+      if (f.after?.by === 'time') qb.andWhere(`(a.occurredAt, a.id) ${cmp} (:cms, :cid)`, { cms: f.after.occurredAtMs, cid: f.after.id });
+      return qb.orderBy('a.occurredAt', dir).addOrderBy('a.id', dir).limit(f.limit).getMany();
     }
     // Across tenants the primary key is the order: a row's id is UUIDv7 of its occurredAt (linkRows), so
     // id order is (occurredAt, id) order and a time range is also an id range — no index of its own.

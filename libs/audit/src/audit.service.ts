@@ -101,7 +101,8 @@ export class AuditService implements OnModuleInit, BeforeApplicationShutdown {
 
   /**
    * Filtered, cursor-paged rows, newest first by default. With `tenantId`, rows come in chain order
-   * (sequence); without, by time across tenants. Tenant isolation is the caller's filter.
+   * (sequence), except a time range with no resource, actor or action filter: by (occurredAt, id), as rows
+   * across tenants do (see the README). Tenant isolation is the caller's filter.
    */
   query(filter: AuditQuery = {}): Promise<AuditQueryPage> {
     return this.queries.query(filter);

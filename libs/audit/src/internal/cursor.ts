@@ -2,7 +2,7 @@ import { AuditQueryError } from '../errors/audit.errors';
 
 /**
  * Keyset position of the last row of a page. `seq` pages one tenant's chain by sequence; `time`
- * pages across tenants by (occurredAt, id).
+ * pages by (occurredAt, id): across tenants, or one tenant's time range (see `AuditQueries.query`).
  */
 export type CursorPosition =
   | { order: 'asc' | 'desc'; by: 'seq'; sequence: number }
@@ -25,7 +25,7 @@ export function decodeCursor(cursor: string, order: 'asc' | 'desc', by: 'seq' | 
     const o = v[0] === 'a' ? 'asc' : 'desc';
     const b = v[1] === 's' ? 'seq' : v[1] === 't' ? 'time' : undefined;
     if (b && (o !== order || b !== by)) {
-      throw new AuditQueryError('The cursor belongs to a query with another order or tenant filter; start again without it');
+      throw new AuditQueryError('The cursor belongs to a query with another order or other filters; start again without it');
     }
     if (b === 'seq' && v.length === 3 && Number.isSafeInteger(v[2])) return { order: o, by: 'seq', sequence: v[2] as number };
     if (b === 'time' && v.length === 4 && Number.isSafeInteger(v[2]) && typeof v[3] === 'string' && v[3].length <= 36) {
