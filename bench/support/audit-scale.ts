@@ -1,7 +1,7 @@
 import { performance } from 'node:perf_hooks';
 import { randomBytes } from 'node:crypto';
 import type { Client } from 'pg';
-import { AuditService, computeEntryHash, GENESIS_HASH, HashableEntry } from '@app/audit';
+import { AuditRetentionService, AuditService, computeEntryHash, GENESIS_HASH, HashableEntry } from '@app/audit';
 import { figure, Figure } from './figures';
 import { round } from './measure';
 
@@ -216,11 +216,12 @@ export interface AuditMeasureHelpers {
 
 /**
  * The figures: the first page (newest 100 rows, what `GET /v1/audit` returns) of the big and of a
- * small tenant, the chain's last page reached with the cursor, paging the whole big chain, and
- * `verify` of the big chain and of the whole log, in rows/s.
+ * small tenant, the big tenant's first page of an old month, the chain's last page reached with the cursor, paging the whole big chain, a retention
+ * run with nothing due, and `verify` of the big chain and of the whole log, in rows/s.
  */
 export async function measureAuditLog(
   audit: AuditService,
+  retention: AuditRetentionService,
   bench: string,
   seed: AuditSeedResult,
   o: { rows: number; tenants: number; samples: number; verifyAll: boolean },
@@ -235,6 +236,14 @@ export async function measureAuditLog(
   figures.push(figure(bench, `audit query first page (100 rows) p50 ms (${o.rows} rows, tenant with ${seed.bigRows})`, bigFirst, null, pageTarget));
   const smallFirst = await h.timeIt(o.samples, () => audit.query({ tenantId: seed.smallTenant }));
   figures.push(figure(bench, `audit query first page (100 rows) p50 ms (tenant with ${seed.smallRows})`, smallFirst, null, pageTarget));
+  // A month near the start of the seed's year (330 to 300 days back): by (occurredAt, id) from the tenant's time index.
+  const monthFrom = new Date(Date.now() - 330 * 86_400_000);
+  const oldMonth = { tenantId: BIG_TENANT, from: monthFrom, to: new Date(monthFrom.getTime() + 30 * 86_400_000) };
+  const monthPage = await audit.query(oldMonth);
+  if (monthPage.items.length !== 100) throw new Error(`the month 330 days back holds ${monthPage.items.length} rows of ${BIG_TENANT}, not a page`);
+  const monthMs = await h.timeIt(o.samples, () => audit.query(oldMonth));
+  await h.explain(`audit query, the month from 330 days back, first page, tenant with ${seed.bigRows} rows`, () => audit.query(oldMonth));
+  figures.push(figure(bench, `audit query of the month from 330 days back, first page (100 rows) p50 ms (tenant with ${seed.bigRows})`, monthMs, null, pageTarget));
 
   // Walk the big chain to its oldest rows with the cursor (pages of 500, the most the API gives).
   let cursor: string | undefined;
@@ -267,6 +276,15 @@ export async function measureAuditLog(
   figures.push(figure(bench, `audit query last full page (100 rows, cursor) p50 ms vs the first page (keyset, tenant with ${seed.bigRows})`, lastMs, bigFirst, { on: 'ratio', op: '<=', limit: 1.5 }));
   figures.push(figure(bench, `audit query paging the whole chain of ${walked} rows (pages of 500), rows/s`, round(walked / walkS, 0), null, null));
   notes.push(`Paging the big chain end to end took ${pages} pages of 500 in ${round(walkS, 1)} s.`);
+
+  // Retention with a cutoff older than every row: what a run reads before it deletes anything (the tenants, and
+  // in each chain, under its lock, where the prunable prefix ends). It must not change the seed.
+  const nothingDue = new Date(Date.now() - 5 * 365 * 86_400_000);
+  const retentionMs = await h.timeIt(3, async () => {
+    const { deleted } = await retention.prune(nothingDue);
+    if (deleted !== 0) throw new Error(`retention deleted ${deleted} seeded rows`);
+  });
+  figures.push(figure(bench, `retention run with nothing due (${o.rows} rows, ${o.tenants} chains), ms`, retentionMs, null, null));
 
   const v0 = performance.now();
   const big = await audit.verify({ tenantId: BIG_TENANT });

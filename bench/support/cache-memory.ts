@@ -10,14 +10,17 @@ export interface CacheMemory {
   idleHostMb: number;
   aboveIdleMb: number;
   perEntryBytes: number;
+  /** V8's live heap added by the entries, per entry (RSS adds the heap's room to grow and native memory). */
+  heapPerEntryBytes: number;
   method: string;
 }
 
 const MB = 1024 * 1024;
 
 /**
- * RSS of the reference host (its own process, `--expose-gc`) when idle, and after its in-process
- * credential cache holds `entries` credentials with values of `valueBytes`.
+ * RSS of the reference host (its own process, `--expose-gc`) with its credentials stored and its cache
+ * empty, and after reading each once, so that its in-process cache holds `entries` credentials with values
+ * of `valueBytes` as the reader caches them.
  */
 export async function measureCacheMemory(entries: number, valueBytes: number): Promise<CacheMemory> {
   const scratch = scratchDir('cv-bench-cache-mem-');
@@ -38,10 +41,12 @@ export async function measureCacheMemory(entries: number, valueBytes: number): P
       idleHostMb: Math.round(filled.rssBeforeBytes / MB),
       aboveIdleMb: Math.round(above / MB),
       perEntryBytes: Math.round(above / entries),
+      heapPerEntryBytes: Math.round((filled.heapUsedAfterBytes - filled.heapUsedBeforeBytes) / entries),
       method:
-        'the host in its own process (SQLite, one stored credential) after start-up, RSS after forced GCs; then its ' +
-        'own CredentialCache (CACHE_MAX_ENTRIES raised to fit) is filled with entries shaped as the reader caches them ' +
-        '(metadata row, value, audit details; distinct strings each), and RSS is read again after GCs.',
+        'the host in its own process (SQLite, the local vault, CACHE_MAX_ENTRIES raised to fit) stores the credentials ' +
+        'through `CredentialsService.storeMany` (1 KB values, distinct, two tags each); its cache is emptied and RSS read ' +
+        'after forced GCs (the baseline below); then each credential is read once through `CredentialsService.get` ' +
+        '(row from the database, value from the vault over the SDK, the read audited) and RSS is read again after GCs.',
     };
   } finally {
     await host.stop();

@@ -11,7 +11,7 @@ import Fastify from 'fastify';
 import type { NestFastifyApplication } from '@nestjs/platform-fastify';
 import { Test } from '@nestjs/testing';
 import { AuditService } from '@app/audit';
-import { CredentialCache, ReadAuditCoalescer } from '@app/credentials';
+import { CredentialCache, CredentialsService, CredentialType, MAX_STORE_MANY, ReadAuditCoalescer } from '@app/credentials';
 import { AppModule } from '../../apps/api/src/app.module';
 import { configureApp, createApp, HOST_APP_OPTIONS, hostAdapter } from '../../apps/api/src/bootstrap';
 import { AppConfig, loadAppConfig } from '../../apps/api/src/config/app.config';
@@ -43,6 +43,9 @@ export interface CacheFill {
   entries: number;
   rssBeforeBytes: number;
   rssAfterBytes: number;
+  /** V8's live heap (after the same GCs): what the entries hold, without the heap's room to grow. */
+  heapUsedBeforeBytes: number;
+  heapUsedAfterBytes: number;
 }
 
 const rssAfterGc = async () => {
@@ -54,41 +57,45 @@ const rssAfterGc = async () => {
 };
 
 /**
- * Fills the host's own credential cache with `entries` credentials shaped as the reader caches them
- * (the metadata row, a value of `valueBytes`, the audit details), each with its own strings.
+ * Stores `entries` credentials with values of `valueBytes` (through `storeMany`: the vault and the
+ * database, as the API would), empties the cache and takes the baseline RSS, then reads each once
+ * through `CredentialsService.get`: the reader loads and caches each as it does in a serving host (its
+ * row from the database, its value from the vault, what the read's audit leaves on the entry).
  */
-async function fillCache(cache: CredentialCache, entries: number, valueBytes: number): Promise<CacheFill> {
-  const rssBeforeBytes = await rssAfterGc();
-  const now = Date.now();
-  for (let i = 0; i < entries; i++) {
-    const id = `00000000-0000-4000-8000-${String(i).padStart(12, '0')}`;
-    const row = {
-      id,
-      tenantId: `tenant-${i % 1000}`,
-      integrationId: `integration-${i % 20}`,
-      connectionId: `connection-${i}`,
-      type: 'api_key',
-      valueStore: 'vault',
-      currentVersion: 1,
-      status: 'active',
-      expiresAt: new Date(now + i),
-      rotatedAt: null,
-      tags: { env: 'prod', team: `t${i % 50}` },
-      valueHint: 'sk_…abcd',
-      certificate: null,
-      vaultGeneration: 0,
-      rowVersion: 1,
-      createdAt: new Date(now - i),
-      updatedAt: new Date(now - i),
-      deletedAt: null,
-      createdBy: 'bench',
-      updatedBy: 'bench',
-    };
-    // A distinct string per entry (not a shared constant), as values read from the vault are.
-    const value = `${i}:`.padEnd(valueBytes, 'x');
-    await cache.getOrLoad(`${row.tenantId}:${id}`, async () => ({ value, row, auditDetails: { integrationId: row.integrationId, connectionId: row.connectionId, type: row.type, version: 1 } }));
+async function fillCache(cache: CredentialCache, credentials: CredentialsService, entries: number, valueBytes: number): Promise<CacheFill> {
+  const stored: Array<{ tenantId: string; id: string }> = [];
+  for (let from = 0; from < entries; from += MAX_STORE_MANY) {
+    const items = Array.from({ length: Math.min(MAX_STORE_MANY, entries - from) }, (_, k) => {
+      const i = from + k;
+      const ctx = { tenantId: `tenant-${i % 1000}`, actor: { id: 'bench' } };
+      const input = { integrationId: `integration-${i % 20}`, connectionId: `connection-${i}`, type: CredentialType.API_KEY, value: `${i}:`.padEnd(valueBytes, 'x'), tags: { env: 'prod', team: `t${i % 50}` } };
+      return { ctx, input };
+    });
+    const results = await credentials.storeMany(items);
+    results.forEach((r, k) => {
+      if (!r.credential) throw new Error(`storing bench credential ${from + k}: ${String(r.error)}`);
+      stored.push({ tenantId: items[k].ctx.tenantId, id: r.credential.id });
+    });
   }
-  return { entries, rssBeforeBytes, rssAfterBytes: await rssAfterGc() };
+  cache.clear();
+  const rssBeforeBytes = await rssAfterGc();
+  const heapUsedBeforeBytes = process.memoryUsage().heapUsed;
+  for (let next = 0; next < stored.length; ) {
+    await Promise.all(
+      Array.from({ length: 32 }, async () => {
+        for (let i = next++; i < stored.length; i = next++) {
+          const { tenantId, id } = stored[i];
+          const read = await credentials.get({ tenantId, actor: { id: 'bench' } }, id);
+          if (read.value.length !== valueBytes) throw new Error(`read back ${read.value.length} bytes, stored ${valueBytes}`);
+        }
+      }),
+    );
+  }
+  stored.length = 0; // the bench's own list of ids is not the cache's
+  const size = cache.stats().size;
+  if (size !== entries) throw new Error(`the cache holds ${size} entries after reading ${entries} credentials`);
+  const rssAfterBytes = await rssAfterGc();
+  return { entries, rssBeforeBytes, rssAfterBytes, heapUsedBeforeBytes, heapUsedAfterBytes: process.memoryUsage().heapUsed };
 }
 
 /** Settings a bench may compare with their defaults (e.g. `DATABASE_SQLITE_WRITE_WORKER=false`): passed to the host when set. */
@@ -139,7 +146,7 @@ async function startHost(spec: ServerSpec): Promise<Started> {
   const { id } = (await res.json()) as { id: string };
   return {
     ready: { base, headers, paths: { value: `/v1/credentials/${id}/value`, metadata: `/v1/credentials/${id}`, live: '/health/live' } },
-    fillCache: (entries, valueBytes) => fillCache(app.get(CredentialCache, { strict: false }), entries, valueBytes),
+    fillCache: (entries, valueBytes) => fillCache(app.get(CredentialCache, { strict: false }), app.get(CredentialsService, { strict: false }), entries, valueBytes),
     ...(spec.kind === 'host'
       ? {
           auditedReads: async () => {
