@@ -40,6 +40,17 @@ describe.each(DATABASE_KINDS)('AuditRepository on %s', (kind) => {
       return rows.map((r) => r.row);
     });
 
+  /** The SQL and parameters of every SELECT `work` sends, from the DataSource's logger. */
+  const selects = async (work: () => Promise<unknown>): Promise<Array<[string, unknown[]]>> => {
+    const logged = jest.spyOn(ds.logger, 'logQuery');
+    try {
+      await work();
+      return logged.mock.calls.filter(([q]) => /^\s*(SELECT|WITH)/i.test(q)).map(([q, p]) => [q, (p ?? []) as unknown[]]);
+    } finally {
+      logged.mockRestore();
+    }
+  };
+
   it('inserts batches larger than one statement, and reads back every field as hashed', async () => {
     const t = tenant();
     expect(await repo.head(t)).toBeNull();
@@ -193,20 +204,13 @@ describe.each(DATABASE_KINDS)('AuditRepository on %s', (kind) => {
         expect([...defs.keys()].filter((n) => n.endsWith('_time'))).toEqual(['IDX_cv_audit_log_tenant_time']);
         return;
       }
-      // The statements `find` itself runs, captured from the DataSource's logger.
-      const logged = jest.spyOn(ds.logger, 'logQuery');
+      // The statement `find` itself runs.
       const filters = { resource: 'cred-hot', actorId: 'user-1', actions: [AuditAction.READ] } as const;
-      try {
-        for (const [field, [index]] of Object.entries(FILTER_INDEXES)) {
-          logged.mockClear();
-          await repo.find({ tenantId: t, [field]: filters[field as keyof typeof filters], order: 'desc', by: 'seq', limit: 50 });
-          const [sql, params] = logged.mock.calls.find(([q]) => /SELECT/.test(q))!;
-          const plan = ((await ds.query(`EXPLAIN QUERY PLAN ${sql}`, params)) as Array<{ detail: string }>).map((p) => p.detail).join(' | ');
-          expect(plan).toContain(`USING INDEX ${index}`);
-          expect(plan).not.toMatch(/TEMP B-TREE/);
-        }
-      } finally {
-        logged.mockRestore();
+      for (const [field, [index]] of Object.entries(FILTER_INDEXES)) {
+        const [[sql, params]] = await selects(() => repo.find({ tenantId: t, [field]: filters[field as keyof typeof filters], order: 'desc', by: 'seq', limit: 50 }));
+        const plan = (await sqlitePlan(ds, sql, params)).join(' | ');
+        expect(plan).toContain(`USING INDEX ${index}`);
+        expect(plan).not.toMatch(/TEMP B-TREE/);
       }
     });
   });
@@ -265,11 +269,8 @@ describe.each(DATABASE_KINDS)('AuditRepository on %s', (kind) => {
       expect(names.filter((n) => n.endsWith('_time'))).toEqual(['IDX_cv_audit_log_tenant_time']);
       expect(names).toEqual(expect.arrayContaining(['IDX_cv_audit_log_tenant_time', 'UQ_cv_audit_log_tenant_sequence']));
       if (kind === 'sqlite') {
-        const plan = (await ds.query(
-          `EXPLAIN QUERY PLAN SELECT * FROM cv_audit_log a WHERE a.occurred_at >= ? AND a.id >= ? ORDER BY a.id DESC LIMIT 10`,
-          [base, '0'],
-        )) as Array<{ detail: string }>;
-        const text = plan.map((p) => p.detail).join(' | ');
+        const sql = `SELECT * FROM cv_audit_log a WHERE a.occurred_at >= ? AND a.id >= ? ORDER BY a.id DESC LIMIT 10`;
+        const text = (await sqlitePlan(ds, sql, [base, '0'])).join(' | ');
         expect(text).toMatch(/USING INDEX sqlite_autoindex_cv_audit_log_1/);
         expect(text).not.toMatch(/TEMP B-TREE/);
       }
@@ -323,28 +324,17 @@ describe.each(DATABASE_KINDS)('AuditRepository on %s', (kind) => {
       await ds.query(kind === 'postgres' ? 'ANALYZE cv_audit_log' : 'ANALYZE');
     });
 
-    /** The SQL and parameters of every SELECT `work` sends, from the DataSource's logger. */
-    const selects = async (work: () => Promise<unknown>): Promise<Array<[string, unknown[]]>> => {
-      const logged = jest.spyOn(ds.logger, 'logQuery');
-      try {
-        await work();
-        return logged.mock.calls.filter(([q]) => /^\s*(SELECT|WITH)/i.test(q)).map(([q, p]) => [q, (p ?? []) as unknown[]]);
-      } finally {
-        logged.mockRestore();
-      }
-    };
-
     it('finds the prunable prefix reading about the rows it prunes, not the chain', async () => {
       const cutoff = base + 10 * 60_000; // 10 rows older than it
       const statements = await selects(() => ds.transaction(async (m) => expect(await repo.pruneBounds(t, cutoff, m)).toEqual({ first: 1, firstKept: 11 })));
       expect(statements.length).toBeGreaterThan(0);
       for (const [sql, params] of statements) {
         if (kind === 'sqlite') {
-          const plan = ((await ds.query(`EXPLAIN QUERY PLAN ${sql}`, params)) as Array<{ detail: string }>).map((p) => p.detail).join(' | ');
+          const plan = (await sqlitePlan(ds, sql, params)).join(' | ');
           expect(plan).toMatch(/^SEARCH \S+ USING (COVERING )?INDEX UQ_cv_audit_log_tenant_sequence \(tenant_id=\?\)$/);
         } else {
           // The rows each statement's scan really returned: 1 for the first row, 11 for the first kept.
-          const scanned = planNodes(await explainAnalyze(ds, sql, params)).filter((n) => /Scan/.test(n['Node Type']));
+          const scanned = await scans(ds, sql, params);
           expect(scanned.map((n) => n['Node Type'])).not.toContain('Seq Scan');
           for (const n of scanned) expect(n['Actual Rows']).toBeLessThanOrEqual(11);
         }
@@ -356,7 +346,7 @@ describe.each(DATABASE_KINDS)('AuditRepository on %s', (kind) => {
       expect(statements.length).toBe(1);
       const [[sql]] = statements;
       if (kind === 'sqlite') {
-        const plan = ((await ds.query(`EXPLAIN QUERY PLAN ${sql}`)) as Array<{ detail: string }>).map((p) => p.detail);
+        const plan = await sqlitePlan(ds, sql, []);
         expect(plan.filter((d) => /cv_audit_log/.test(d))).toEqual([
           expect.stringMatching(/^SEARCH cv_audit_log USING COVERING INDEX UQ_cv_audit_log_tenant_sequence/),
           expect.stringMatching(/^SEARCH cv_audit_log USING COVERING INDEX UQ_cv_audit_log_tenant_sequence \(tenant_id>\?\)$/),
@@ -385,11 +375,11 @@ describe.each(DATABASE_KINDS)('AuditRepository on %s', (kind) => {
         expect(statements).toHaveLength(2);
         for (const [sql, params] of statements) {
           if (kind === 'sqlite') {
-            const plan = ((await ds.query(`EXPLAIN QUERY PLAN ${sql}`, params)) as Array<{ detail: string }>).map((p) => p.detail).join(' | ');
+            const plan = (await sqlitePlan(ds, sql, params)).join(' | ');
             // A range of the index (the time bounds, or after a cursor (occurred_at, id) past it), and no sort.
             expect(plan).toMatch(/^SEARCH \S+ USING INDEX IDX_cv_audit_log_tenant_time \(tenant_id=\? AND [^|]*\)$/);
           } else {
-            const scanned = planNodes(await explainAnalyze(ds, sql, params)).filter((n) => /Scan/.test(n['Node Type']));
+            const scanned = await scans(ds, sql, params);
             expect(scanned.map((n) => n['Node Type'])).not.toContain('Seq Scan');
             for (const n of scanned) expect(n['Actual Rows']).toBeLessThanOrEqual(21);
           }
@@ -413,6 +403,16 @@ interface PlanNode {
 async function explainAnalyze(ds: DataSource, sql: string, params: unknown[]): Promise<PlanNode> {
   const [row] = (await ds.query(`EXPLAIN (ANALYZE, FORMAT JSON) ${sql}`, params)) as Array<{ 'QUERY PLAN': Array<{ Plan: PlanNode }> }>;
   return row['QUERY PLAN'][0].Plan;
+}
+
+/** The scan nodes of PostgreSQL's executed plan of `sql`. */
+async function scans(ds: DataSource, sql: string, params: unknown[]): Promise<PlanNode[]> {
+  return planNodes(await explainAnalyze(ds, sql, params)).filter((n) => /Scan/.test(n['Node Type']));
+}
+
+/** SQLite's plan of `sql`, one detail per step. */
+async function sqlitePlan(ds: DataSource, sql: string, params: unknown[]): Promise<string[]> {
+  return ((await ds.query(`EXPLAIN QUERY PLAN ${sql}`, params)) as Array<{ detail: string }>).map((p) => p.detail);
 }
 
 /** Every node of a plan tree, depth first. */
