@@ -1,5 +1,6 @@
 import { Logger } from '@nestjs/common';
 import type { DataSource, EntityManager } from 'typeorm';
+import { beginImmediate } from '../persistence/sqlite-connection';
 import { SqliteDurableCommit } from '../persistence/sqlite-durable-commit';
 import { KeyedMutex, MutexRelease } from './keyed-mutex';
 import { LockTimeoutError } from './lock.errors';
@@ -24,6 +25,9 @@ export interface GateOptions {
  * caller's rollback can silently undo another caller's "committed" rows. On those drivers the gate
  * runs transactions one at a time and, before BEGIN, waits until the shared connection is not
  * inside someone else's (ungated) transaction. On PostgreSQL & co. it is a pass-through.
+ *
+ * On better-sqlite3 the connection's transactions begin IMMEDIATE (`beginImmediate`): another connection
+ * to the same file (a CLI, another process) cannot commit between a transaction's read and its write.
  *
  * On a better-sqlite3 file in WAL mode with `synchronous` FULL, `transaction` flushes the commit off the
  * event loop (`SqliteDurableCommit`) and keeps the gate until the flush is done: durable when it
@@ -94,6 +98,7 @@ export class TransactionGate {
   /** Runs `work` (which may open a transaction) while holding the gate on single-connection drivers. */
   async exclusive<T>(work: () => Promise<T>, options?: GateOptions): Promise<T> {
     if (!this.serialises) return work();
+    beginImmediate(this.dataSource);
     const maxWaitMs = options?.maxWaitMs ?? 5000;
     const deadline = Date.now() + maxWaitMs;
     let release: MutexRelease | undefined;
