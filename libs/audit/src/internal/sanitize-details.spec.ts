@@ -69,12 +69,25 @@ describe('sanitiseDetails', () => {
     );
   });
 
-  it('gives an object it sees again (a cached read\'s details) the same frozen result, re-checked against its members every time', () => {
+  it('gives an object it sees again (a cached read\'s details) the same frozen result; one that can change is re-checked against its members every time', () => {
     const cached = Object.freeze({ integrationId: 'github', type: 'api_key', version: 3 });
     const first = sanitiseDetails(cached);
     expect(first).toEqual({ details: { integrationId: 'github', type: 'api_key', version: 3 }, redacted: [] });
     expect(sanitiseDetails(cached).details).toBe(first.details);
     expect(Object.isFrozen(first.details)).toBe(true);
+
+    // Frozen, but a getter: it can answer differently next time, so it is still re-checked.
+    let note = 'fine';
+    const tricky = Object.freeze({
+      integrationId: 'github',
+      get note() {
+        return note;
+      },
+    });
+    sanitiseDetails(tricky);
+    expect(sanitiseDetails(tricky).details).toEqual({ integrationId: 'github', note: 'fine' });
+    note = `Bearer ${SECRET}`;
+    expect(sanitiseDetails(tricky)).toEqual({ details: { integrationId: 'github', _redacted: ['note'] }, redacted: ['note'] });
 
     // Not frozen: remembered once seen twice; a secret added afterwards is still stripped.
     const open: Record<string, unknown> = { integrationId: 'github', version: 3 };

@@ -100,21 +100,29 @@ export function sanitiseDetails(input: unknown): SanitisedDetails {
   }
   const obj = input as Record<string, unknown>;
   const known = flatSeen.get(obj);
-  if (known !== undefined && sameMembers(obj, known)) return { details: known.details, redacted };
+  if (known !== undefined && (known.members === undefined || sameMembers(obj, known.members))) return { details: known.details, redacted };
   const flat = flatDetails(obj);
   if (flat === undefined) return sanitiseNested(input, redacted);
-  if (known !== undefined || Object.isFrozen(obj) || seenRecently(obj)) {
+  const frozen = Object.isFrozen(obj);
+  if (known !== undefined || frozen || seenRecently(obj)) {
     if (flat.details !== null) fixedDetails(flat.details);
-    flatSeen.set(obj, flat);
+    // Frozen with only data members: they cannot change (nor the prototype), so nothing to compare next
+    // time — a getter could still answer differently, so an accessor keeps the comparison.
+    flatSeen.set(obj, frozen && onlyDataMembers(obj) ? { details: flat.details } : flat);
   }
   return { details: flat.details, redacted };
 }
 
-/** A flat input sanitised: its members as they were read, and the result. */
-interface FlatResult {
+/** The members of a flat input as they were read. */
+interface FlatMembers {
   proto: unknown;
   keys: string[];
   values: unknown[];
+}
+
+/** A flat input sanitised: the result, and its members unless the input was frozen (they cannot change). */
+interface FlatResult {
+  members?: FlatMembers;
   details: Record<string, string | number | boolean> | null;
 }
 
@@ -148,7 +156,11 @@ function seenRecently(obj: object): boolean {
   return false;
 }
 
-function sameMembers(input: Record<string, unknown>, seen: FlatResult): boolean {
+function onlyDataMembers(obj: object): boolean {
+  return Reflect.ownKeys(obj).every((k) => 'value' in Reflect.getOwnPropertyDescriptor(obj, k)!);
+}
+
+function sameMembers(input: Record<string, unknown>, seen: FlatMembers): boolean {
   if (Object.getPrototypeOf(input) !== seen.proto) return false;
   const { keys, values } = seen;
   let i = 0;
@@ -169,7 +181,7 @@ const jsonBound = (k: string, v: string) => 6 * (k.length + v.length) + 8;
  * for it (and the members it read); `undefined` hands anything else (nesting, a dropped member, a
  * long string) to the walk.
  */
-function flatDetails(input: Record<string, unknown>): FlatResult | undefined {
+function flatDetails(input: Record<string, unknown>): Required<FlatResult> | undefined {
   const proto = Object.getPrototypeOf(input);
   if (proto !== Object.prototype && proto !== null) return undefined;
   const out: Record<string, string | number | boolean> = {};
@@ -203,7 +215,7 @@ function flatDetails(input: Record<string, unknown>): FlatResult | undefined {
     }
   }
   if (bound > MAX_TOTAL) return undefined;
-  return { proto, keys, values, details: n > 0 && Object.keys(out).length > 0 ? out : null };
+  return { members: { proto, keys, values }, details: n > 0 && Object.keys(out).length > 0 ? out : null };
 }
 
 function sanitiseNested(input: object, redacted: string[]): SanitisedDetails {
