@@ -12,6 +12,8 @@ export interface CacheMemory {
   perEntryBytes: number;
   /** V8's live heap added by the entries, per entry (RSS adds the heap's room to grow and native memory). */
   heapPerEntryBytes: number;
+  /** What the RSS above the idle host's is made of, MB: V8's live heap, its room to grow, and the rest (native). */
+  aboveIdleParts: { liveHeapMb: number; heapRoomMb: number; nativeMb: number };
   method: string;
 }
 
@@ -34,14 +36,18 @@ export async function measureCacheMemory(entries: number, valueBytes: number): P
   );
   try {
     const filled = await host.fillCache(entries, valueBytes);
-    const above = filled.rssAfterBytes - filled.rssBeforeBytes;
+    const { before, after } = filled;
+    const above = after.rss - before.rss;
+    const live = after.heapUsed - before.heapUsed;
+    const heap = after.heapTotal - before.heapTotal;
     return {
       entries,
       valueBytes,
-      idleHostMb: Math.round(filled.rssBeforeBytes / MB),
+      idleHostMb: Math.round(before.rss / MB),
       aboveIdleMb: Math.round(above / MB),
       perEntryBytes: Math.round(above / entries),
-      heapPerEntryBytes: Math.round((filled.heapUsedAfterBytes - filled.heapUsedBeforeBytes) / entries),
+      heapPerEntryBytes: Math.round(live / entries),
+      aboveIdleParts: { liveHeapMb: Math.round(live / MB), heapRoomMb: Math.round((heap - live) / MB), nativeMb: Math.round((above - heap) / MB) },
       method:
         'the host in its own process (SQLite, the local vault, CACHE_MAX_ENTRIES raised to fit) stores the credentials ' +
         'through `CredentialsService.storeMany` (1 KB values, distinct, two tags each); its cache is emptied and RSS read ' +

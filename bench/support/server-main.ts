@@ -41,19 +41,20 @@ interface Started {
 
 export interface CacheFill {
   entries: number;
-  rssBeforeBytes: number;
-  rssAfterBytes: number;
-  /** V8's live heap (after the same GCs): what the entries hold, without the heap's room to grow. */
-  heapUsedBeforeBytes: number;
-  heapUsedAfterBytes: number;
+  /**
+   * `process.memoryUsage()` after forced GCs, with the cache empty and then full. `heapUsed` is V8's live
+   * heap (what the entries hold); `heapTotal` adds the heap's room to grow; RSS adds native memory.
+   */
+  before: NodeJS.MemoryUsage;
+  after: NodeJS.MemoryUsage;
 }
 
-const rssAfterGc = async () => {
+const memoryAfterGc = async () => {
   for (let i = 0; i < 3; i++) {
     (globalThis as { gc?: () => void }).gc?.();
     await new Promise((r) => setImmediate(r));
   }
-  return process.memoryUsage().rss;
+  return process.memoryUsage();
 };
 
 /**
@@ -79,8 +80,7 @@ async function fillCache(cache: CredentialCache, credentials: CredentialsService
   }
   cache.clear();
   // The list of ids stays alive until after the second reading, so that both readings hold it.
-  const rssBeforeBytes = await rssAfterGc();
-  const heapUsedBeforeBytes = process.memoryUsage().heapUsed;
+  const before = await memoryAfterGc();
   for (let next = 0; next < stored.length; ) {
     await Promise.all(
       Array.from({ length: 32 }, async () => {
@@ -94,9 +94,9 @@ async function fillCache(cache: CredentialCache, credentials: CredentialsService
   }
   const size = cache.stats().size;
   if (size !== entries) throw new Error(`the cache holds ${size} entries after reading ${entries} credentials`);
-  const rssAfterBytes = await rssAfterGc();
+  const after = await memoryAfterGc();
   if (stored.length !== entries) throw new Error('the list of ids changed');
-  return { entries, rssBeforeBytes, rssAfterBytes, heapUsedBeforeBytes, heapUsedAfterBytes: process.memoryUsage().heapUsed };
+  return { entries, before, after };
 }
 
 /** Settings a bench may compare with their defaults (e.g. `DATABASE_SQLITE_WRITE_WORKER=false`): passed to the host when set. */
