@@ -61,6 +61,8 @@ export class TransactionGate {
    * it resolves. Rejects with `CommitNotDurableError` when it committed but the flush failed.
    */
   transaction<T>(work: (manager: EntityManager) => Promise<T>, options?: GateOptions): Promise<T> {
+    // Where transactions begin, not on every gated read (`exclusive`): the patch stays on the runner.
+    beginImmediate(this.dataSource);
     return this.exclusive(() => this.durably(() => this.dataSource.transaction(work)), options);
   }
 
@@ -98,7 +100,6 @@ export class TransactionGate {
   /** Runs `work` (which may open a transaction) while holding the gate on single-connection drivers. */
   async exclusive<T>(work: () => Promise<T>, options?: GateOptions): Promise<T> {
     if (!this.serialises) return work();
-    beginImmediate(this.dataSource);
     const maxWaitMs = options?.maxWaitMs ?? 5000;
     const deadline = Date.now() + maxWaitMs;
     let release: MutexRelease | undefined;
