@@ -12,8 +12,11 @@ export interface CacheMemory {
   perEntryBytes: number;
   /** V8's live heap added by the entries, per entry (RSS adds the heap's room to grow and native memory). */
   heapPerEntryBytes: number;
-  /** What the RSS above the idle host's is made of, MB: V8's live heap, its room to grow, and the rest (native). */
-  aboveIdleParts: { liveHeapMb: number; heapRoomMb: number; nativeMb: number };
+  /**
+   * What the RSS above the idle host's is made of, MB: V8's live heap, its room to grow, and the rest (native).
+   * `buffersMb`: the bytes of live Buffers added (the cached reads, packed), counted in native.
+   */
+  aboveIdleParts: { liveHeapMb: number; heapRoomMb: number; nativeMb: number; buffersMb: number };
   method: string;
 }
 
@@ -47,7 +50,7 @@ export async function measureCacheMemory(entries: number, valueBytes: number): P
       aboveIdleMb: Math.round(above / MB),
       perEntryBytes: Math.round(above / entries),
       heapPerEntryBytes: Math.round(live / entries),
-      aboveIdleParts: { liveHeapMb: Math.round(live / MB), heapRoomMb: Math.round((heap - live) / MB), nativeMb: Math.round((above - heap) / MB) },
+      aboveIdleParts: { liveHeapMb: Math.round(live / MB), heapRoomMb: Math.round((heap - live) / MB), nativeMb: Math.round((above - heap) / MB), buffersMb: Math.round((after.arrayBuffers - before.arrayBuffers) / MB) },
       method:
         'the host in its own process (SQLite, the local vault, CACHE_MAX_ENTRIES raised to fit) stores the credentials ' +
         'through `CredentialsService.storeMany` (1 KB values, distinct, two tags each); its cache is emptied and RSS read ' +

@@ -30,8 +30,11 @@ describe('cache entry cipher', () => {
     const ct = Buffer.from(parts[4], 'base64url');
     ct[0] ^= 1;
     expect(openCacheEntry(key, 'k', [...parts.slice(0, 4), ct.toString('base64url')].join('.'))).toBeNull();
-    for (const junk of ['', 'v', 'c1.a1b2c3..', 'c1.a1b2c3.x.y.z', '{"value":"v"}']) expect(openCacheEntry(key, 'k', junk)).toBeNull();
-    expect(cacheEntryKeyId('c1.bad id.x.y.z')).toBeNull();
+    for (const junk of ['', 'v', 'c2.a1b2c3..', 'c2.a1b2c3.x.y.z', '{"value":"v"}']) expect(openCacheEntry(key, 'k', junk)).toBeNull();
+    expect(cacheEntryKeyId('c2.bad id.x.y.z')).toBeNull();
+    // An entry of the previous scheme (a read cached as an object) is a miss, not a value of the wrong shape.
+    expect(openCacheEntry(key, 'k', sealed.replace(/^c2\./, 'c1.'))).toBeNull();
+    expect(cacheEntryKeyId(sealed.replace(/^c2\./, 'c1.'))).toBeNull();
   });
 
   it('refuses a key of the wrong size', () => {
@@ -44,6 +47,16 @@ describe('cache entry cipher', () => {
     expect(back.row.expiresAt).toBeInstanceOf(Date);
     expect(back.row.expiresAt.toISOString()).toBe('2030-01-02T03:04:05.678Z');
     expect(back).toEqual(value);
+  });
+
+  it('keeps Buffers through the codec, byte for byte (the reader caches a read packed)', () => {
+    const packed = Buffer.from([0, 1, 2, 253, 254, 255, 0x7b, 0x22]);
+    const back = decodeCacheValue<{ p: Buffer; s: { $bytes: number } }>(encodeCacheValue({ p: packed, s: { $bytes: 1 } }));
+    expect(Buffer.isBuffer(back.p)).toBe(true);
+    expect(back.p.equals(packed)).toBe(true);
+    // Not a marker unless it is exactly one string member.
+    expect(back.s).toEqual({ $bytes: 1 });
+    expect(Buffer.isBuffer(decodeCacheValue(encodeCacheValue(packed)))).toBe(true);
   });
 });
 

@@ -3,8 +3,11 @@ import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
 const IV_BYTES = 12;
 const TAG_BYTES = 16;
 const KEY_BYTES = 32;
-/** Format marker, in the entry and in the AAD, so another scheme can never be confused with this one. */
-const SCHEME = 'c1';
+/**
+ * Format marker, in the entry and in the AAD, so another scheme can never be confused with this one.
+ * c2: reads cached packed (a Buffer); a c1 entry (a read as an object) is a miss for this version.
+ */
+const SCHEME = 'c2';
 const KEY_ID = /^[A-Za-z0-9-]{1,64}$/;
 
 /** A cache-entry key: the vault secret version it came from (recorded in each entry) and its 32 bytes. */
@@ -51,11 +54,12 @@ export function openCacheEntry(key: CacheEntryKey, cacheKey: string, sealed: str
   }
 }
 
-/** JSON that keeps `Date`s (cached reads carry the credential row with its timestamps). */
+/** JSON that keeps `Date`s and Buffers (the reader caches a read packed into a Buffer). */
 export function encodeCacheValue(value: unknown): string {
   return JSON.stringify(value, function (this: Record<string, unknown>, k: string, v: unknown) {
     const raw = this[k];
-    return raw instanceof Date ? { $date: raw.getTime() } : v;
+    if (raw instanceof Date) return { $date: raw.getTime() };
+    return Buffer.isBuffer(raw) ? { $bytes: raw.toString('base64') } : v;
   });
 }
 
@@ -64,6 +68,7 @@ export function decodeCacheValue<T>(text: string): T {
     if (v && typeof v === 'object' && !Array.isArray(v)) {
       const keys = Object.keys(v);
       if (keys.length === 1 && keys[0] === '$date' && typeof (v as { $date: unknown }).$date === 'number') return new Date((v as { $date: number }).$date);
+      if (keys.length === 1 && keys[0] === '$bytes' && typeof (v as { $bytes: unknown }).$bytes === 'string') return Buffer.from((v as { $bytes: string }).$bytes, 'base64');
     }
     return v;
   }) as T;
