@@ -469,6 +469,32 @@ describe.each(DATABASE_KINDS)('CredentialsModule on %s (emulator, real KeyVaultP
       expect(emu.stats().byOperation.getSecret).toBe(1);
     });
 
+    it('a cached read unpacked again, after 1,024 other reads, answers and is audited as the first read', async () => {
+      const v = `${secret()} ключ 🔑`;
+      const expiresAt = new Date(clock.now().getTime() + 90 * DAY);
+      const meta = await service.store(ctxA, { integrationId: 'packed', connectionId: 'first', type: CredentialType.API_KEY, value: v, tags: { team: 'a' }, expiresAt });
+      const first = await service.get(ctxA, meta.id);
+      // The reader keeps its last 1,024 reads unpacked; 1,024 others push this one out (in the cache, packed).
+      const others = [...(await service.storeMany(Array.from({ length: 1000 }, (_, i) => ({ ctx: ctxA, input: { integrationId: 'packed', connectionId: `o${i}`, type: CredentialType.OAUTH_ACCESS_TOKEN, value: secret() } })))), ...(await service.storeMany(Array.from({ length: 24 }, (_, i) => ({ ctx: ctxA, input: { integrationId: 'packed', connectionId: `p${i}`, type: CredentialType.OAUTH_ACCESS_TOKEN, value: secret() } }))))];
+      for (const o of others) await service.get(ctxA, o.credential!.id);
+      emu.resetStats();
+      const hitsBefore = cache.stats().hits;
+      const again = await service.get(ctxA, meta.id);
+      expect(cache.stats().hits).toBe(hitsBefore + 1);
+      expect(getSecretCalls()).toBe(0);
+      expect(again).toEqual(first);
+      expect(again.value).toBe(v);
+      expect(again.metadata.expiresAt).toEqual(expiresAt);
+      await moduleRef.get(ReadAuditCoalescer).flush();
+      await audit.flush();
+      const reads = (await audit.query({ tenantId: ctxA.tenantId, resource: meta.id, action: 'read', order: 'asc' })).items;
+      // The first read is its row; the second is folded into the next one (a repeat within the window) or its own.
+      expect(reads).toHaveLength(2);
+      const details = { integrationId: 'packed', connectionId: 'first', type: 'api_key', valueStore: 'vault', version: 1 };
+      expect(reads[0].details).toEqual(details);
+      expect(reads[1].details).toMatchObject(details);
+    });
+
     it('envelope reads fetch the tenant data key once, however many credentials', async () => {
       const ids = [];
       for (let i = 0; i < 5; i++) {
