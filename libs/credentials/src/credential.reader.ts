@@ -14,7 +14,7 @@ import { CredentialExpiredError, CredentialRevokedError, CredentialVersionNotFou
 import { CredentialEventPublisher } from './events/credential-event-publisher';
 import { cacheKey, detailsOf, ownerOf, pointerOf, readDetailsOf, toMetadata, toVersionInfo } from './internal/credential-view';
 import { assertContext, errorCode, failureResult, loadLive } from './internal/guards';
-import { packRead, unpackRead, UnpackedReads } from './internal/packed-read';
+import { type PackedRead, packRead, unpackRead, UnpackedReads } from './internal/packed-read';
 import { CredentialRepository } from './persistence/credential.repository';
 import { CredentialVersionRepository } from './persistence/credential-version.repository';
 import { CredentialsPersistence } from './persistence/credentials-persistence';
@@ -129,7 +129,7 @@ export class CredentialReader {
   }
 
   /** What the cache keeps: the read packed; it is also remembered unpacked, as the first read uses it. */
-  private async loadPacked(tenantId: string, id: string): Promise<Buffer> {
+  private async loadPacked(tenantId: string, id: string): Promise<PackedRead> {
     const read = await this.loadCurrent(tenantId, id);
     const packed = packRead(read.value, read.row);
     this.unpacked.remember(packed, read);

@@ -54,12 +54,12 @@ export function openCacheEntry(key: CacheEntryKey, cacheKey: string, sealed: str
   }
 }
 
-/** JSON that keeps `Date`s and Buffers (the reader caches a read packed into a Buffer). */
+/** JSON that keeps `Date`s and ArrayBuffers (the reader caches a read packed into an ArrayBuffer). */
 export function encodeCacheValue(value: unknown): string {
   return JSON.stringify(value, function (this: Record<string, unknown>, k: string, v: unknown) {
     const raw = this[k];
     if (raw instanceof Date) return { $date: raw.getTime() };
-    return Buffer.isBuffer(raw) ? { $bytes: raw.toString('base64') } : v;
+    return raw instanceof ArrayBuffer ? { $bytes: Buffer.from(raw).toString('base64') } : v;
   });
 }
 
@@ -68,10 +68,16 @@ export function decodeCacheValue<T>(text: string): T {
     if (v && typeof v === 'object' && !Array.isArray(v)) {
       const keys = Object.keys(v);
       if (keys.length === 1 && keys[0] === '$date' && typeof (v as { $date: unknown }).$date === 'number') return new Date((v as { $date: number }).$date);
-      if (keys.length === 1 && keys[0] === '$bytes' && typeof (v as { $bytes: unknown }).$bytes === 'string') return Buffer.from((v as { $bytes: string }).$bytes, 'base64');
+      if (keys.length === 1 && keys[0] === '$bytes' && typeof (v as { $bytes: unknown }).$bytes === 'string') return bytesOf((v as { $bytes: string }).$bytes);
     }
     return v;
   }) as T;
+}
+
+/** An ArrayBuffer of exactly the decoded bytes (Buffer.from may hand out a slice of a shared pool). */
+function bytesOf(base64: string): ArrayBuffer {
+  const b = Buffer.from(base64, 'base64');
+  return b.buffer.slice(b.byteOffset, b.byteOffset + b.length) as ArrayBuffer;
 }
 
 /** A time-to-live in [ttlMs × (1 − jitterRatio), ttlMs], at least 1 ms: spreads the refreshes of entries filled together. */

@@ -34,6 +34,23 @@ describe('LruCredentialCache', () => {
     expect(cache.stats()).toMatchObject({ hits: 1, misses: 2, loads: 2, hitRate: 1 / 3 });
   });
 
+  it('finds, invalidates and prefix-invalidates a key however it was built, even one UTF-8 cannot carry', async () => {
+    const { cache } = await build();
+    const tenant = ['tenant', '-a'].join('');
+    for (const id of ['0190a3c4-0000-7000-8000-000000000001', 'ключ-🔑', 'lone-\uD800-surrogate', 'lone-\uDC00']) {
+      const built = `${tenant}/${id}`;
+      const loader = jest.fn(async () => id);
+      expect(await cache.getOrLoad(built, loader)).toBe(id);
+      expect(await cache.getOrLoad(`tenant-a/${id}`, loader)).toBe(id);
+      expect(loader).toHaveBeenCalledTimes(1);
+      cache.invalidate(`tenant-a/${id}`);
+      await cache.getOrLoad(built, loader);
+      expect(loader).toHaveBeenCalledTimes(2);
+    }
+    cache.invalidatePrefix('tenant-a/');
+    expect(cache.stats().size).toBe(0);
+  });
+
   it('jitters the TTL within [ttl × (1 − ratio), ttl]', async () => {
     const { cache, clock } = await build({ ttlMs: 1000, jitterRatio: 0.2 }, () => 1);
     const loader = jest.fn(async () => 'v');

@@ -1,9 +1,9 @@
 import type { CredentialEntity } from '../entities/credential.entity';
 
 /**
- * A cached read packed into one Buffer: a 4-byte length, the value's UTF-8 bytes, then the row as a
- * JSON tuple (Dates as epoch ms). A Buffer's bytes live outside V8's heap, so 100,000 cached
- * credentials cost about their bytes. As objects (a value string, the row with its Dates and tags, the
+ * A cached read packed into one ArrayBuffer: a 4-byte length, the value's UTF-8 bytes, then the row as
+ * a JSON tuple (Dates as epoch ms). Its bytes live outside V8's heap, so 100,000 cached credentials
+ * cost about their bytes. As objects (a value string, the row with its Dates and tags, the
  * audit details) they cost ~2.9 KB of heap each, and the heap grew half as much again while filling
  * (docs/BENCHMARKS.md, Scale). Values are well-formed Unicode (the validator refuses lone surrogates),
  * so UTF-8 gives back the same string.
@@ -35,7 +35,10 @@ export const PACKED_ROW_FIELDS = [
 
 const HEADER_BYTES = 4;
 
-export function packRead(value: string, row: CredentialEntity): Buffer {
+/** The ArrayBuffer alone, without a Buffer view over it (~90 B of heap less per cached credential). */
+export type PackedRead = ArrayBuffer;
+
+export function packRead(value: string, row: CredentialEntity): PackedRead {
   const tuple = PACKED_ROW_FIELDS.map((f) => {
     const v = row[f];
     return v instanceof Date ? v.getTime() : (v ?? null);
@@ -48,10 +51,17 @@ export function packRead(value: string, row: CredentialEntity): Buffer {
   packed.writeUInt32LE(valueBytes, 0);
   packed.write(value, HEADER_BYTES, 'utf8');
   packed.write(json, HEADER_BYTES + valueBytes, 'utf8');
-  return packed;
+  return exactArrayBuffer(packed);
 }
 
-export function unpackRead(packed: Buffer): { value: string; row: CredentialEntity } {
+/** The bytes of `bytes` as an ArrayBuffer of their own: its backing store when it is exactly that, else a copy. */
+export function exactArrayBuffer(bytes: Buffer): ArrayBuffer {
+  const whole = bytes.byteOffset === 0 && bytes.buffer.byteLength === bytes.length && bytes.buffer instanceof ArrayBuffer;
+  return whole ? (bytes.buffer as ArrayBuffer) : (bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.length) as ArrayBuffer);
+}
+
+export function unpackRead(read: PackedRead): { value: string; row: CredentialEntity } {
+  const packed = Buffer.from(read);
   const valueEnd = HEADER_BYTES + packed.readUInt32LE(0);
   const t = JSON.parse(packed.toString('utf8', valueEnd)) as unknown[];
   // One literal, so every unpacked row shares one hidden class (the fields in PACKED_ROW_FIELDS order).
@@ -83,19 +93,19 @@ export function unpackRead(packed: Buffer): { value: string; row: CredentialEnti
 const dateOrNull = (ms: unknown): Date | null => (typeof ms === 'number' ? new Date(ms) : null);
 
 /**
- * The last reads unpacked, by the identity of their packed Buffer (bounded, oldest out first). A
- * credential read again and again is unpacked once. A new load makes a new Buffer, so an entry here is
- * only reached through a Buffer the cache still hands out: eviction and invalidation stay the cache's.
+ * The last reads unpacked, by the identity of their packed ArrayBuffer (bounded, oldest out first). A
+ * credential read again and again is unpacked once. A new load packs a new ArrayBuffer, so an entry here
+ * is only reached through one the cache still hands out: eviction and invalidation stay the cache's.
  */
 export class UnpackedReads<T> {
-  private readonly byPacked = new Map<Buffer, T>();
+  private readonly byPacked = new Map<PackedRead, T>();
 
   constructor(
     private readonly max: number,
-    private readonly unpack: (packed: Buffer) => T,
+    private readonly unpack: (packed: PackedRead) => T,
   ) {}
 
-  get(packed: Buffer): T {
+  get(packed: PackedRead): T {
     const known = this.byPacked.get(packed);
     if (known !== undefined) return known;
     const read = this.unpack(packed);
@@ -104,8 +114,8 @@ export class UnpackedReads<T> {
   }
 
   /** `read` as `packed` unpacks, for a load that has both at hand. */
-  remember(packed: Buffer, read: T): void {
+  remember(packed: PackedRead, read: T): void {
     this.byPacked.set(packed, read);
-    if (this.byPacked.size > this.max) this.byPacked.delete(this.byPacked.keys().next().value as Buffer);
+    if (this.byPacked.size > this.max) this.byPacked.delete(this.byPacked.keys().next().value as PackedRead);
   }
 }
