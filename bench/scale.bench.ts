@@ -262,7 +262,7 @@ Cache memory: ${mem.method} Baseline RSS (the host with the credentials stored, 
 (**${mem.perEntryBytes} bytes per entry**, ${mem.valueBytes}-byte values), of which V8's live heap ${mem.heapPerEntryBytes} bytes per entry.
 Of the ${mem.aboveIdleMb} MB: V8's live heap ${mem.aboveIdleParts.liveHeapMb} MB, the heap's room to grow (its size after the GCs less the live heap)
 ${mem.aboveIdleParts.heapRoomMb} MB, and ${mem.aboveIdleParts.nativeMb} MB outside V8's heap (the allocator's, buffers, threads). The cached reads are
-packed into Buffers (values and rows): ${mem.aboveIdleParts.buffersMb} MB of them are live. RSS can grow by less than the live heap and
+packed into ArrayBuffers (values and rows): ${mem.aboveIdleParts.buffersMb} MB of them are live. RSS can grow by less than the live heap and
 buffers together: the allocator and the heap reuse room the process already had from storing the credentials.
 
 Plans:

@@ -5,7 +5,7 @@ const TAG_BYTES = 16;
 const KEY_BYTES = 32;
 /**
  * Format marker, in the entry and in the AAD, so another scheme can never be confused with this one.
- * c2: reads cached packed (a Buffer); a c1 entry (a read as an object) is a miss for this version.
+ * c2: reads cached packed (an ArrayBuffer); a c1 entry (a read as an object) is a miss for this version.
  */
 const SCHEME = 'c2';
 const KEY_ID = /^[A-Za-z0-9-]{1,64}$/;
