@@ -17,6 +17,7 @@ import type { CredentialEntity } from './entities/credential.entity';
 import { CredentialValidationError } from './errors/credential-errors';
 import { cacheKey, effectiveStatus, toMetadata, toMetadataOfFresh, toVersionInfo } from './internal/credential-view';
 import { assertContext, assertType, loadLive, UUID } from './internal/guards';
+import { type PackedRead, packRow, UnpackedReads, unpackRow } from './internal/packed-read';
 import { maskFromHint } from './masking';
 import { CredentialRepository } from './persistence/credential.repository';
 import { CredentialVersionRepository } from './persistence/credential-version.repository';
@@ -28,6 +29,9 @@ const DAY_MS = 86_400_000;
 /** Metadata reads of one tenant: never a value, never the value store. */
 @Injectable()
 export class CredentialQueries {
+  /** The last cached rows unpacked (internal/packed-read): ~1 KB each. */
+  private readonly unpackedRows = new UnpackedReads<CredentialEntity>(1024, unpackRow);
+
   constructor(
     private readonly rows: CredentialRepository,
     private readonly versions: CredentialVersionRepository,
@@ -41,11 +45,19 @@ export class CredentialQueries {
   async getMetadata(ctx: OperationContext, id: string, options: MetadataReadOptions = {}): Promise<CredentialMetadata> {
     assertContext(ctx);
     if (options.cached === true && this.options.cache.enabled && !this.persistence.runner.inTransaction()) {
-      // A shared row: the view copies its Dates and tags. Not-found is never cached (the loader throws).
-      const row = await this.cache.getOrLoadRow(cacheKey(ctx.tenantId, id), () => loadLive(this.rows, ctx.tenantId, id));
-      return toMetadata(row, this.clock.nowMs());
+      // Kept packed, as value reads are; a shared row: the view copies its Dates and tags. Not-found is
+      // never cached (the loader throws).
+      const packed = await this.cache.getOrLoadRow(cacheKey(ctx.tenantId, id), () => this.loadPackedRow(ctx.tenantId, id));
+      return toMetadata(this.unpackedRows.get(packed), this.clock.nowMs());
     }
     return toMetadataOfFresh(await loadLive(this.rows, ctx.tenantId, id), this.clock.nowMs());
+  }
+
+  private async loadPackedRow(tenantId: string, id: string): Promise<PackedRead> {
+    const row = await loadLive(this.rows, tenantId, id);
+    const packed = packRow(row);
+    this.unpackedRows.remember(packed, row);
+    return packed;
   }
 
   /** See `CredentialsService.listVersions`. */

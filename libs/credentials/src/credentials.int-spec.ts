@@ -536,6 +536,25 @@ describe.each(DATABASE_KINDS)('CredentialsModule on %s (emulator, real KeyVaultP
       expect(await rejection(cached())).toBeInstanceOf(CredentialNotFoundError);
     });
 
+    it('a cached metadata read unpacked again, after 1,024 other cached rows, is still the cached row', async () => {
+      const expiresAt = new Date(clock.now().getTime() + 30 * DAY);
+      const meta = await service.store(ctxA, { integrationId: 'meta-packed', connectionId: 'first', type: CredentialType.API_KEY, value: secret(), tags: { team: 'a' }, expiresAt });
+      const cached = () => service.getMetadata(ctxA, meta.id, { cached: true });
+      const first = await cached();
+      const others = await service.storeMany(Array.from({ length: 1000 }, (_, i) => ({ ctx: ctxA, input: { integrationId: 'meta-packed', connectionId: `o${i}`, type: CredentialType.OAUTH_ACCESS_TOKEN, value: secret() } })));
+      const more = await service.storeMany(Array.from({ length: 24 }, (_, i) => ({ ctx: ctxA, input: { integrationId: 'meta-packed', connectionId: `p${i}`, type: CredentialType.OAUTH_ACCESS_TOKEN, value: secret() } })));
+      for (const o of [...others, ...more]) await service.getMetadata(ctxA, o.credential!.id, { cached: true });
+      // A change behind the lib's back (no eviction): the next cached read is the row in the cache, unpacked.
+      const sql = kind === 'postgres' ? `UPDATE cv_credentials SET tags = $1 WHERE id = $2` : `UPDATE cv_credentials SET tags = ? WHERE id = ?`;
+      await TransactionGate.for(dataSource).exclusive(() => dataSource.query(sql, [JSON.stringify({ team: 'behind' }), meta.id]));
+      const again = await cached();
+      expect(again).toEqual(first);
+      expect(again.expiresAt).toEqual(expiresAt);
+      expect(again.tags).toEqual({ team: 'a' });
+      await service.updateMetadata(ctxA, meta.id, { tags: { team: 'b' } });
+      expect((await cached()).tags).toEqual({ team: 'b' });
+    });
+
     it('inside a transaction a cached metadata read sees the transaction’s own writes and fills nothing', async () => {
       const meta = await service.store(ctxA, { integrationId: 'meta-cache-tx', connectionId: 'c', type: CredentialType.API_KEY, value: secret(), tags: { n: '1' } });
       const cached = () => service.getMetadata(ctxA, meta.id, { cached: true });

@@ -2,7 +2,7 @@ import { getMetadataArgsStorage } from 'typeorm';
 import { CredentialStatus, CredentialType } from '../credential-type';
 import { CredentialEntity } from '../entities/credential.entity';
 import { detailsOf, readDetailsOf, toMetadata } from './credential-view';
-import { exactArrayBuffer, packRead, PACKED_ROW_FIELDS, unpackRead, UnpackedReads } from './packed-read';
+import { exactArrayBuffer, packRead, packRow, PACKED_ROW_FIELDS, unpackRead, UnpackedReads, unpackRow } from './packed-read';
 
 function row(overrides: Partial<CredentialEntity> = {}): CredentialEntity {
   return Object.assign(new CredentialEntity(), {
@@ -48,6 +48,11 @@ describe('packed reads', () => {
     expect(r.createdAt.getTime()).toBe(original.createdAt.getTime());
     // What a read answers is the same from the unpacked row as from the original.
     expect(toMetadata(r, Date.UTC(2027, 0, 1))).toEqual(toMetadata(original, Date.UTC(2027, 0, 1)));
+  });
+
+  it('pack a row alone (the metadata cache) and give it back unchanged', () => {
+    const original = row();
+    expect(unpackRow(packRow(original))).toEqual({ ...original });
   });
 
   it('keep null dates null, an empty value empty, and an expired status', () => {

@@ -90,6 +90,15 @@ export function unpackRead(read: PackedRead): { value: string; row: CredentialEn
   return { value: packed.toString('utf8', HEADER_BYTES, valueEnd), row };
 }
 
+/** A row alone (the metadata route's cache): packed with an empty value. */
+export function packRow(row: CredentialEntity): PackedRead {
+  return packRead('', row);
+}
+
+export function unpackRow(packed: PackedRead): CredentialEntity {
+  return unpackRead(packed).row;
+}
+
 const dateOrNull = (ms: unknown): Date | null => (typeof ms === 'number' ? new Date(ms) : null);
 
 /**
