@@ -39,7 +39,9 @@ export class CredentialQueries {
     @Inject(CREDENTIALS_RESOLVED_OPTIONS) private readonly options: ResolvedCredentialsOptions,
     private readonly cache: CredentialCache,
     private readonly persistence: CredentialsPersistence,
-  ) {}
+  ) {
+    cache.onDrop((key) => this.unpackedRows.forget(key));
+  }
 
   /** See `CredentialsService.getMetadata`. */
   async getMetadata(ctx: OperationContext, id: string, options: MetadataReadOptions = {}): Promise<CredentialMetadata> {
@@ -47,16 +49,17 @@ export class CredentialQueries {
     if (options.cached === true && this.options.cache.enabled && !this.persistence.runner.inTransaction()) {
       // Kept packed, as value reads are; a shared row: the view copies its Dates and tags. Not-found is
       // never cached (the loader throws).
-      const packed = await this.cache.getOrLoadRow(cacheKey(ctx.tenantId, id), () => this.loadPackedRow(ctx.tenantId, id));
-      return toMetadata(this.unpackedRows.get(packed), this.clock.nowMs());
+      const key = cacheKey(ctx.tenantId, id);
+      const packed = await this.cache.getOrLoadRow(key, () => this.loadPackedRow(key, ctx.tenantId, id));
+      return toMetadata(this.unpackedRows.get(key, packed), this.clock.nowMs());
     }
     return toMetadataOfFresh(await loadLive(this.rows, ctx.tenantId, id), this.clock.nowMs());
   }
 
-  private async loadPackedRow(tenantId: string, id: string): Promise<PackedRead> {
+  private async loadPackedRow(key: string, tenantId: string, id: string): Promise<PackedRead> {
     const row = await loadLive(this.rows, tenantId, id);
     const packed = packRow(row);
-    this.unpackedRows.remember(packed, row);
+    this.unpackedRows.remember(key, packed, row);
     return packed;
   }
 

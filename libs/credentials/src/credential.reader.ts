@@ -67,6 +67,7 @@ export class CredentialReader {
     audit: AuditService,
   ) {
     this.expiry = new CredentialExpiryTransition({ runner: persistence.runner, outbox: persistence.outbox, rows, audit, cache, clock });
+    cache.onDrop((key) => this.unpacked.forget(key));
   }
 
   /** See `CredentialsService.get`. */
@@ -75,9 +76,12 @@ export class CredentialReader {
     assertContext(ctx);
     let read: CurrentRead | undefined;
     try {
-      read = this.options.cache.enabled
-        ? this.unpacked.get(await this.cache.getOrLoad(cacheKey(ctx.tenantId, id), () => this.loadPacked(ctx.tenantId, id), STALE_OPTIONS))
-        : await this.loadCurrent(ctx.tenantId, id);
+      if (this.options.cache.enabled) {
+        const key = cacheKey(ctx.tenantId, id);
+        read = this.unpacked.get(key, await this.cache.getOrLoad(key, () => this.loadPacked(key, ctx.tenantId, id), STALE_OPTIONS));
+      } else {
+        read = await this.loadCurrent(ctx.tenantId, id);
+      }
       this.assertServable(read.row, read.row.expiresAt, options);
     } catch (e) {
       if (e instanceof CredentialExpiredError && read) await this.noticeExpired(read.row, ctx);
@@ -129,10 +133,10 @@ export class CredentialReader {
   }
 
   /** What the cache keeps: the read packed; it is also remembered unpacked, as the first read uses it. */
-  private async loadPacked(tenantId: string, id: string): Promise<PackedRead> {
+  private async loadPacked(key: string, tenantId: string, id: string): Promise<PackedRead> {
     const read = await this.loadCurrent(tenantId, id);
     const packed = packRead(read.value, read.row);
-    this.unpacked.remember(packed, read);
+    this.unpacked.remember(key, packed, read);
     return packed;
   }
 

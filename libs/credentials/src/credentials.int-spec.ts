@@ -23,6 +23,7 @@ import {
   CredentialExpiryScanner,
   CredentialIntegrityError,
   CredentialNotFoundError,
+  CredentialRevokedError,
   CredentialsService,
   CredentialStatus,
   CredentialType,
@@ -36,6 +37,8 @@ import {
   type CredentialEvent,
   type CredentialsModuleOptions,
 } from './index';
+import { CredentialReader } from './credential.reader';
+import type { UnpackedReads } from './internal/packed-read';
 
 const DAY = 86_400_000;
 const TTL = 60_000;
@@ -493,6 +496,12 @@ describe.each(DATABASE_KINDS)('CredentialsModule on %s (emulator, real KeyVaultP
       const details = { integrationId: 'packed', connectionId: 'first', type: 'api_key', valueStore: 'vault', version: 1 };
       expect(reads[0].details).toEqual(details);
       expect(reads[1].details).toMatchObject(details);
+      // Revoking drops it from the cache and from the reader's unpacked reads: its value does not stay in memory.
+      const unpacked = (moduleRef.get(CredentialReader, { strict: false }) as unknown as { unpacked: UnpackedReads<unknown> }).unpacked;
+      const held = unpacked.size;
+      await service.revoke(ctxA, meta.id);
+      expect(unpacked.size).toBe(held - 1);
+      expect(await rejection(service.get(ctxA, meta.id))).toBeInstanceOf(CredentialRevokedError);
     });
 
     it('envelope reads fetch the tenant data key once, however many credentials', async () => {

@@ -64,6 +64,13 @@ export abstract class CredentialCache {
     return loader();
   }
 
+  /**
+   * Registers `listener`, called with each key this cache drops (invalidated, evicted for room) and with
+   * `null` when it drops everything, so that a caller's memo of what it read from the cache (the unpacked
+   * reads) forgets it at once: a revoked value must not stay in memory. This default never calls it.
+   */
+  onDrop(_listener: (key: string | null) => void): void {}
+
   /** Drops a key and makes any in-flight load for it unable to populate the cache. */
   abstract invalidate(key: string): void;
   /** Drops every key starting with `prefix` (e.g. a whole tenant). */

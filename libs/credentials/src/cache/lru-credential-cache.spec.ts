@@ -51,6 +51,29 @@ describe('LruCredentialCache', () => {
     expect(cache.stats().size).toBe(0);
   });
 
+  it('tells onDrop listeners of every key it drops: invalidated, by prefix, evicted for room, rows; null when cleared', async () => {
+    const { cache } = await build({ maxEntries: 2 });
+    const dropped: Array<string | null> = [];
+    cache.onDrop((key) => dropped.push(key));
+    await cache.getOrLoad('t1/a', async () => 'a');
+    await cache.getOrLoad('t1/b', async () => 'b');
+    cache.invalidate('t1/a');
+    expect(dropped).toEqual(['t1/a']);
+    await cache.getOrLoad('t2/c', async () => 'c');
+    await cache.getOrLoad('t2/d', async () => 'd');
+    // Room for two: b goes first.
+    expect(dropped).toEqual(['t1/a', 't1/b']);
+    cache.invalidatePrefix('t2/');
+    expect(dropped.slice(2).sort()).toEqual(['t2/c', 't2/d']);
+    // A metadata row dropped for room is told too (the rows' memo forgets it).
+    await cache.getOrLoadRow('t3/r1', async () => 'r1');
+    await cache.getOrLoadRow('t3/r2', async () => 'r2');
+    await cache.getOrLoadRow('t3/r3', async () => 'r3');
+    expect(dropped).toContain('t3/r1');
+    cache.clear();
+    expect(dropped.at(-1)).toBeNull();
+  });
+
   it('jitters the TTL within [ttl × (1 − ratio), ttl]', async () => {
     const { cache, clock } = await build({ ttlMs: 1000, jitterRatio: 0.2 }, () => 1);
     const loader = jest.fn(async () => 'v');

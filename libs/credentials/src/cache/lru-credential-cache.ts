@@ -40,6 +40,8 @@ export class LruCredentialCache extends CredentialCache {
   private counters = { hits: 0, misses: 0, loads: 0, coalesced: 0, staleServed: 0, invalidations: 0, evictions: 0 };
   /** Metadata rows (`getOrLoadRow`): a sibling with its own counters and bound, evicted with the values. */
   private rows?: LruCredentialCache;
+  /** `onDrop` listeners; the rows sibling shares this list. */
+  private dropListeners: Array<(key: string | null) => void> = [];
 
   constructor(
     private readonly options: LruCredentialCacheOptions,
@@ -62,7 +64,10 @@ export class LruCredentialCache extends CredentialCache {
   }
 
   override getOrLoadRow<T>(key: string, loader: () => Promise<T>): Promise<T> {
-    this.rows ??= new LruCredentialCache(this.options, this.clock, this.random);
+    if (!this.rows) {
+      this.rows = new LruCredentialCache(this.options, this.clock, this.random);
+      this.rows.dropListeners = this.dropListeners;
+    }
     // No serve-stale for rows: a database failure is the caller's error, never an old row.
     return this.rows.getOrLoad(key, loader);
   }
@@ -102,6 +107,10 @@ export class LruCredentialCache extends CredentialCache {
     return promise;
   }
 
+  override onDrop(listener: (key: string | null) => void): void {
+    this.dropListeners.push(listener);
+  }
+
   invalidate(key: string): void {
     this.drop(key);
     this.rows?.invalidate(key);
@@ -120,6 +129,7 @@ export class LruCredentialCache extends CredentialCache {
     for (const running of this.inflight.values()) running.token.valid = false;
     this.inflight.clear();
     this.rows?.clear();
+    this.dropped(null);
   }
 
   stats(): CredentialCacheStats {
@@ -135,6 +145,7 @@ export class LruCredentialCache extends CredentialCache {
   private drop(key: string): void {
     this.counters.invalidations++;
     this.entries.delete(key);
+    this.dropped(key);
     const running = this.inflight.get(key);
     if (running) {
       running.token.valid = false;
@@ -150,6 +161,11 @@ export class LruCredentialCache extends CredentialCache {
       const oldest = this.entries.keys().next().value as string;
       this.entries.delete(oldest);
       this.counters.evictions++;
+      this.dropped(oldest);
     }
+  }
+
+  private dropped(key: string | null): void {
+    for (const listener of this.dropListeners) listener(key);
   }
 }

@@ -51,6 +51,21 @@ describe('TieredCredentialCache (L1 + invalidation bus, no L2)', () => {
     expect(cache.stats().shared).toMatchObject({ l1: { hits: 1 }, invalidation: { received: 1, healthy: true, transport: 'postgres' }, l2: { enabled: false } });
   });
 
+  it('tells onDrop listeners of local and announced evictions, and of the clear when the bus comes back', async () => {
+    const { bus, cache } = await build();
+    const dropped: Array<string | null> = [];
+    cache.onDrop((key) => dropped.push(key));
+    await cache.getOrLoad('t1/a', async () => 'a');
+    await cache.getOrLoad('t1/b', async () => 'b');
+    await cache.getOrLoad('t2/c', async () => 'c');
+    await cache.evictEverywhere('t1/a');
+    bus.deliver({ k: ['t1/b'] });
+    bus.deliver({ p: 't2/' });
+    expect(dropped).toEqual(['t1/a', 't1/b', 't2/c']);
+    bus.setHealthy(false);
+    expect(dropped.at(-1)).toBeNull();
+  });
+
   it('ignores its own announcements (it evicted locally already) and publishes each eviction', async () => {
     const { bus, cache } = await build();
     await cache.evictEverywhere('t/a');

@@ -133,6 +133,11 @@ export class TieredCredentialCache extends CredentialCache {
     return this.l1.getOrLoadRow(key, loader);
   }
 
+  /** Every drop goes through L1 (local and remote invalidations, bus-health clears). */
+  override onDrop(listener: (key: string | null) => void): void {
+    this.l1.onDrop(listener);
+  }
+
   invalidate(key: string): void {
     this.l1.invalidate(key);
     this.evictShared([key]).catch(() => undefined);

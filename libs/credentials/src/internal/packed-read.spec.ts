@@ -89,30 +89,43 @@ describe('packed reads', () => {
 });
 
 describe('UnpackedReads', () => {
-  it('unpacks a Buffer once, another Buffer afresh even with the same bytes, and forgets the oldest past its bound', () => {
+  it('unpacks the read of a key once, unpacks afresh for another ArrayBuffer (a new load), and forgets the oldest past its bound', () => {
     let unpacks = 0;
     const reads = new UnpackedReads(2, (p) => {
       unpacks++;
       return unpackRead(p).value;
     });
     const a = packRead('a', row());
-    const b = packRead('b', row());
-    const c = packRead('c', row());
-    expect(reads.get(a)).toBe('a');
-    expect(reads.get(a)).toBe('a');
+    expect(reads.get('t/a', a)).toBe('a');
+    expect(reads.get('t/a', a)).toBe('a');
     expect(unpacks).toBe(1);
-    // Same bytes, another load: never answered from what an earlier Buffer unpacked to.
-    expect(reads.get(a.slice(0))).toBe('a');
+    // Same key, same bytes, another load: never answered from what the earlier ArrayBuffer unpacked to.
+    const a2 = packRead('a2', row());
+    expect(reads.get('t/a', a2)).toBe('a2');
     expect(unpacks).toBe(2);
-    reads.get(b);
-    reads.get(c);
-    expect(unpacks).toBe(4);
-    expect(reads.get(a)).toBe('a');
+    expect(reads.size).toBe(1);
+    reads.get('t/b', packRead('b', row()));
+    reads.get('t/c', packRead('c', row()));
+    expect(reads.size).toBe(2);
+    expect(reads.get('t/a', a2)).toBe('a2');
     expect(unpacks).toBe(5);
     // remember() seeds a read without unpacking it.
     const d = packRead('d', row());
-    reads.remember(d, 'd');
-    expect(reads.get(d)).toBe('d');
+    reads.remember('t/d', d, 'd');
+    expect(reads.get('t/d', d)).toBe('d');
     expect(unpacks).toBe(5);
+  });
+
+  it('forgets a key (the cache dropped it) and everything (the cache was cleared)', () => {
+    const reads = new UnpackedReads(10, (p) => unpackRead(p).value);
+    const a = packRead('a', row());
+    reads.get('t/a', a);
+    reads.get('t/b', packRead('b', row()));
+    reads.forget('t/a');
+    expect(reads.size).toBe(1);
+    reads.forget('t/unknown');
+    expect(reads.size).toBe(1);
+    reads.forget(null);
+    expect(reads.size).toBe(0);
   });
 });

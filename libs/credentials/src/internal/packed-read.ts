@@ -102,29 +102,41 @@ export function unpackRow(packed: PackedRead): CredentialEntity {
 const dateOrNull = (ms: unknown): Date | null => (typeof ms === 'number' ? new Date(ms) : null);
 
 /**
- * The last reads unpacked, by the identity of their packed ArrayBuffer (bounded, oldest out first). A
- * credential read again and again is unpacked once. A new load packs a new ArrayBuffer, so an entry here
- * is only reached through one the cache still hands out: eviction and invalidation stay the cache's.
+ * The last reads unpacked (bounded, oldest out first), by cache key and the identity of their packed
+ * ArrayBuffer: a credential read again and again is unpacked once. A new load packs a new ArrayBuffer,
+ * so a read here is only answered for one the cache still hands out. `forget` is wired to the cache's
+ * drops, so an invalidated (revoked, rotated) read leaves this memo when it leaves the cache.
  */
 export class UnpackedReads<T> {
-  private readonly byPacked = new Map<PackedRead, T>();
+  private readonly byKey = new Map<string, { packed: PackedRead; read: T }>();
 
   constructor(
     private readonly max: number,
     private readonly unpack: (packed: PackedRead) => T,
   ) {}
 
-  get(packed: PackedRead): T {
-    const known = this.byPacked.get(packed);
-    if (known !== undefined) return known;
+  get(key: string, packed: PackedRead): T {
+    const known = this.byKey.get(key);
+    if (known !== undefined && known.packed === packed) return known.read;
     const read = this.unpack(packed);
-    this.remember(packed, read);
+    this.remember(key, packed, read);
     return read;
   }
 
   /** `read` as `packed` unpacks, for a load that has both at hand. */
-  remember(packed: PackedRead, read: T): void {
-    this.byPacked.set(packed, read);
-    if (this.byPacked.size > this.max) this.byPacked.delete(this.byPacked.keys().next().value as PackedRead);
+  remember(key: string, packed: PackedRead, read: T): void {
+    this.byKey.delete(key);
+    this.byKey.set(key, { packed, read });
+    if (this.byKey.size > this.max) this.byKey.delete(this.byKey.keys().next().value as string);
+  }
+
+  /** Forgets `key`'s read, or every read (`null`). */
+  forget(key: string | null): void {
+    if (key === null) this.byKey.clear();
+    else this.byKey.delete(key);
+  }
+
+  get size(): number {
+    return this.byKey.size;
   }
 }
