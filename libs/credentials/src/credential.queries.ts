@@ -17,7 +17,7 @@ import type { CredentialEntity } from './entities/credential.entity';
 import { CredentialValidationError } from './errors/credential-errors';
 import { cacheKey, effectiveStatus, toMetadata, toMetadataOfFresh, toVersionInfo } from './internal/credential-view';
 import { assertContext, assertType, loadLive, UUID } from './internal/guards';
-import { type PackedRead, packRow, UnpackedReads, unpackRow } from './internal/packed-read';
+import { type PackedRead, packRow, UNPACKED_READS, UnpackedReads, unpackRow } from './internal/packed-read';
 import { maskFromHint } from './masking';
 import { CredentialRepository } from './persistence/credential.repository';
 import { CredentialVersionRepository } from './persistence/credential-version.repository';
@@ -29,8 +29,8 @@ const DAY_MS = 86_400_000;
 /** Metadata reads of one tenant: never a value, never the value store. */
 @Injectable()
 export class CredentialQueries {
-  /** The last cached rows unpacked (internal/packed-read): ~1 KB each. */
-  private readonly unpackedRows = new UnpackedReads<CredentialEntity>(1024, unpackRow);
+  /** The last cached rows unpacked (internal/packed-read). */
+  private readonly unpackedRows = new UnpackedReads<CredentialEntity>(UNPACKED_READS, unpackRow);
 
   constructor(
     private readonly rows: CredentialRepository,

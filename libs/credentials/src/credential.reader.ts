@@ -14,7 +14,7 @@ import { CredentialExpiredError, CredentialRevokedError, CredentialVersionNotFou
 import { CredentialEventPublisher } from './events/credential-event-publisher';
 import { cacheKey, detailsOf, ownerOf, pointerOf, readDetailsOf, toMetadata, toVersionInfo } from './internal/credential-view';
 import { assertContext, errorCode, failureResult, loadLive } from './internal/guards';
-import { type PackedRead, packRead, unpackRead, UnpackedReads } from './internal/packed-read';
+import { type PackedRead, packRead, UNPACKED_READS, unpackRead, UnpackedReads } from './internal/packed-read';
 import { CredentialRepository } from './persistence/credential.repository';
 import { CredentialVersionRepository } from './persistence/credential-version.repository';
 import { CredentialsPersistence } from './persistence/credentials-persistence';
@@ -33,9 +33,6 @@ interface CurrentRead {
 }
 
 const STALE_OPTIONS = { isServeStaleError };
-
-/** Reads kept unpacked: enough for a working set read in a loop, ~3 KB each. */
-const UNPACKED_READS = 1024;
 
 /**
  * Reads values: the current one through the cache (single-flight misses, bounded serve-stale for

@@ -31,6 +31,7 @@ import {
   CredentialVersionNotFoundError,
   DataKeyService,
   EnvelopeValueStore,
+  MAX_STORE_MANY,
   ReadAuditCoalescer,
   ValueStoreKind,
   credentialSecretName,
@@ -93,6 +94,18 @@ describe.each(DATABASE_KINDS)('CredentialsModule on %s (emulator, real KeyVaultP
   };
   const getSecretCalls = () => emu.stats().byOperation.getSecret ?? 0;
   const setSecretCalls = () => emu.stats().byOperation.setSecret ?? 0;
+  /** Stores `n` envelope credentials of tenant A under `integrationId` (storeMany, in batches it accepts); their ids. */
+  const storeOthers = async (integrationId: string, n: number): Promise<string[]> => {
+    const ids: string[] = [];
+    for (let from = 0; from < n; from += MAX_STORE_MANY) {
+      const items = Array.from({ length: Math.min(MAX_STORE_MANY, n - from) }, (_, i) => ({
+        ctx: ctxA,
+        input: { integrationId, connectionId: `other-${from + i}`, type: CredentialType.OAUTH_ACCESS_TOKEN, value: secret() },
+      }));
+      for (const r of await service.storeMany(items)) ids.push(r.credential!.id);
+    }
+    return ids;
+  };
   const countRows = async (table: string) => Number((await dataSource.query(`SELECT COUNT(*) AS n FROM ${table}`))[0].n);
 
   beforeAll(async () => {
@@ -478,8 +491,7 @@ describe.each(DATABASE_KINDS)('CredentialsModule on %s (emulator, real KeyVaultP
       const meta = await service.store(ctxA, { integrationId: 'packed', connectionId: 'first', type: CredentialType.API_KEY, value: v, tags: { team: 'a' }, expiresAt });
       const first = await service.get(ctxA, meta.id);
       // The reader keeps its last 1,024 reads unpacked; 1,024 others push this one out (in the cache, packed).
-      const others = [...(await service.storeMany(Array.from({ length: 1000 }, (_, i) => ({ ctx: ctxA, input: { integrationId: 'packed', connectionId: `o${i}`, type: CredentialType.OAUTH_ACCESS_TOKEN, value: secret() } })))), ...(await service.storeMany(Array.from({ length: 24 }, (_, i) => ({ ctx: ctxA, input: { integrationId: 'packed', connectionId: `p${i}`, type: CredentialType.OAUTH_ACCESS_TOKEN, value: secret() } }))))];
-      for (const o of others) await service.get(ctxA, o.credential!.id);
+      for (const otherId of await storeOthers('packed', 1024)) await service.get(ctxA, otherId);
       emu.resetStats();
       const hitsBefore = cache.stats().hits;
       const again = await service.get(ctxA, meta.id);
@@ -550,9 +562,7 @@ describe.each(DATABASE_KINDS)('CredentialsModule on %s (emulator, real KeyVaultP
       const meta = await service.store(ctxA, { integrationId: 'meta-packed', connectionId: 'first', type: CredentialType.API_KEY, value: secret(), tags: { team: 'a' }, expiresAt });
       const cached = () => service.getMetadata(ctxA, meta.id, { cached: true });
       const first = await cached();
-      const others = await service.storeMany(Array.from({ length: 1000 }, (_, i) => ({ ctx: ctxA, input: { integrationId: 'meta-packed', connectionId: `o${i}`, type: CredentialType.OAUTH_ACCESS_TOKEN, value: secret() } })));
-      const more = await service.storeMany(Array.from({ length: 24 }, (_, i) => ({ ctx: ctxA, input: { integrationId: 'meta-packed', connectionId: `p${i}`, type: CredentialType.OAUTH_ACCESS_TOKEN, value: secret() } })));
-      for (const o of [...others, ...more]) await service.getMetadata(ctxA, o.credential!.id, { cached: true });
+      for (const otherId of await storeOthers('meta-packed', 1024)) await service.getMetadata(ctxA, otherId, { cached: true });
       // A change behind the lib's back (no eviction): the next cached read is the row in the cache, unpacked.
       const sql = kind === 'postgres' ? `UPDATE cv_credentials SET tags = $1 WHERE id = $2` : `UPDATE cv_credentials SET tags = ? WHERE id = ?`;
       await TransactionGate.for(dataSource).exclusive(() => dataSource.query(sql, [JSON.stringify({ team: 'behind' }), meta.id]));

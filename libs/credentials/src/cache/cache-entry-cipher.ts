@@ -1,4 +1,5 @@
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
+import { exactArrayBuffer } from '../internal/packed-read';
 
 const IV_BYTES = 12;
 const TAG_BYTES = 16;
@@ -68,16 +69,10 @@ export function decodeCacheValue<T>(text: string): T {
     if (v && typeof v === 'object' && !Array.isArray(v)) {
       const keys = Object.keys(v);
       if (keys.length === 1 && keys[0] === '$date' && typeof (v as { $date: unknown }).$date === 'number') return new Date((v as { $date: number }).$date);
-      if (keys.length === 1 && keys[0] === '$bytes' && typeof (v as { $bytes: unknown }).$bytes === 'string') return bytesOf((v as { $bytes: string }).$bytes);
+      if (keys.length === 1 && keys[0] === '$bytes' && typeof (v as { $bytes: unknown }).$bytes === 'string') return exactArrayBuffer(Buffer.from((v as { $bytes: string }).$bytes, 'base64'));
     }
     return v;
   }) as T;
-}
-
-/** An ArrayBuffer of exactly the decoded bytes (Buffer.from may hand out a slice of a shared pool). */
-function bytesOf(base64: string): ArrayBuffer {
-  const b = Buffer.from(base64, 'base64');
-  return b.buffer.slice(b.byteOffset, b.byteOffset + b.length) as ArrayBuffer;
 }
 
 /** A time-to-live in [ttlMs × (1 − jitterRatio), ttlMs], at least 1 ms: spreads the refreshes of entries filled together. */

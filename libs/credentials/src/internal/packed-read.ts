@@ -101,6 +101,9 @@ export function unpackRow(packed: PackedRead): CredentialEntity {
 
 const dateOrNull = (ms: unknown): Date | null => (typeof ms === 'number' ? new Date(ms) : null);
 
+/** Reads (or rows) a memo keeps unpacked: enough for a working set read in a loop, 1–3 KB each. */
+export const UNPACKED_READS = 1024;
+
 /**
  * The last reads unpacked (bounded, oldest out first), by cache key and the identity of their packed
  * ArrayBuffer: a credential read again and again is unpacked once. A new load packs a new ArrayBuffer,
