@@ -170,6 +170,57 @@ describe('LruCredentialCache', () => {
     expect(cache.stats().evictions).toBeGreaterThanOrEqual(1);
   });
 
+  describe('packed values (ArrayBuffers, kept in slabs)', () => {
+    const packed = (text: string) => new Uint8Array(Buffer.from(text)).buffer;
+    const text = (value: unknown) => Buffer.from(value as ArrayBuffer).toString();
+
+    it('hand out the same ArrayBuffer while among the last 1,024 handed out, then an equal copy that is handed out again', async () => {
+      const { cache } = await build({ maxEntries: 5000 });
+      const first = packed('value of a');
+      expect(await cache.getOrLoad('t/a', async () => first)).toBe(first);
+      expect(await cache.getOrLoad('t/a', async () => packed('reloaded'))).toBe(first);
+      for (let i = 0; i < 1024; i++) await cache.getOrLoad(`t/other-${i}`, async () => packed(`other ${i}`));
+      const copy = await cache.getOrLoad('t/a', async () => packed('reloaded'));
+      expect(copy).not.toBe(first);
+      expect(text(copy)).toBe('value of a');
+      expect(await cache.getOrLoad('t/a', async () => packed('reloaded'))).toBe(copy);
+      expect(cache.stats()).toMatchObject({ loads: 1025, hits: 3, size: 1025 });
+    });
+
+    it('never give one key the bytes of another through eviction, replacement, invalidation and serve-stale', async () => {
+      const { cache, clock } = await build({ maxEntries: 300, ttlMs: 1000, maxStaleMs: 60_000 });
+      const opts = { isServeStaleError: (e: unknown) => e instanceof Unavailable };
+      // What each key was last given (kept past expiry, for serve-stale), and what is still fresh.
+      const last = new Map<string, string>();
+      const expected = new Map<string, string>();
+      let random = 1;
+      const next = () => (random = (random * 48271) % 2147483647) / 2147483647;
+      for (let op = 0; op < 20_000; op++) {
+        const key = `t${Math.floor(next() * 3)}/${Math.floor(next() * 500)}`;
+        const roll = next();
+        if (roll < 0.05) {
+          cache.invalidate(key);
+          expected.delete(key);
+          last.delete(key);
+        } else if (roll < 0.1) {
+          // Everything expires; a failing load of this key gets its last value (if still held) or the error.
+          clock.advance(1000);
+          const read = await cache.getOrLoad(key, async () => Promise.reject(new Unavailable()), opts).then(text, (e: unknown) => e);
+          if (!(read instanceof Unavailable)) expect(read).toBe(last.get(key));
+          expected.clear();
+        } else {
+          // The last value this key was given while it is held, else (evicted, expired) a fresh load.
+          const fresh = `${key} v${op} `.padEnd(100 + Math.floor(next() * 2000), '.');
+          const read = text(await cache.getOrLoad(key, async () => packed(fresh), opts));
+          expect([expected.get(key), fresh]).toContain(read);
+          expected.set(key, read);
+          last.set(key, read);
+        }
+      }
+      expect(cache.stats().evictions).toBeGreaterThan(0);
+    });
+  });
+
   describe('metadata rows (getOrLoadRow)', () => {
     it('are kept apart from the value under the same key, until the TTL passes, and do not count in stats()', async () => {
       const { cache, clock } = await build();

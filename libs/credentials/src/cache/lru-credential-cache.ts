@@ -1,4 +1,5 @@
 import { Clock } from '@app/common';
+import { ByteArena } from './byte-arena';
 import { jitteredTtl } from './cache-entry-cipher';
 import { CacheLoadOptions, CredentialCache, CredentialCacheStats } from './credential-cache';
 
@@ -13,11 +14,6 @@ export interface LruCredentialCacheOptions {
   maxStaleMs: number;
 }
 
-interface Entry {
-  value: unknown;
-  expiresAt: number;
-}
-
 /**
  * A flat copy of `key` to keep as a Map key. Keys are made per request by concatenation (tenant, "/",
  * an id sliced from the URL): V8 keeps such a string as a tree over its parts, and a long-lived key
@@ -29,12 +25,35 @@ function ownKey(key: string): string {
   return copy === key ? copy : key;
 }
 
+/** Marks a slot whose value is an ArrayBuffer held in the arena (copied in, copied out). */
+const PACKED = Symbol('packed');
+const NONE = -1;
+/** Packed values last handed out, kept as the same ArrayBuffer so that a caller's memo by identity holds. */
+const HANDED_OUT = 1024;
+
 /**
- * In-process LRU (a Map in recency order) with jittered TTL, single-flight loads, invalidation that
- * wins over in-flight loads, and bounded serve-stale.
+ * In-process LRU with jittered TTL, single-flight loads, invalidation that wins over in-flight loads, and
+ * bounded serve-stale.
+ *
+ * Its entries are slots: a Map from key to slot number, the recency list and expiries in typed arrays, and
+ * an ArrayBuffer value (a packed read) copied into a `ByteArena` — no JS object per entry. 100,000 cached
+ * credentials cost ~150 B of heap each beside their bytes, not ~400 (docs/BENCHMARKS.md, Scale). A packed
+ * value is copied out when read; the last 1,024 copies are handed out again as they are, so a credential
+ * read in a loop is one Map lookup more, not a copy per read. Other values are kept as they are.
  */
 export class LruCredentialCache extends CredentialCache {
-  private readonly entries = new Map<string, Entry>();
+  private readonly index = new Map<string, number>();
+  private keys: Array<string | undefined> = [];
+  private values: unknown[] = [];
+  private expires = new Float64Array(0);
+  /** The recency list: `oldest` … `newest` through `newer`, back through `older`; free slots chain through `newer`. */
+  private older = new Int32Array(0);
+  private newer = new Int32Array(0);
+  private oldest = NONE;
+  private newest = NONE;
+  private freeSlot = NONE;
+  private readonly arena = new ByteArena();
+  private readonly handedOut = new Map<string, ArrayBuffer>();
   /** One load per key; `valid` turns false when the key is invalidated while the load runs. */
   private readonly inflight = new Map<string, { promise: Promise<unknown>; token: { valid: boolean } }>();
   private counters = { hits: 0, misses: 0, loads: 0, coalesced: 0, staleServed: 0, invalidations: 0, evictions: 0 };
@@ -52,17 +71,14 @@ export class LruCredentialCache extends CredentialCache {
   }
 
   getOrLoad<T>(key: string, loader: () => Promise<T>, options: CacheLoadOptions = {}): Promise<T> {
-    const entry = this.entries.get(key);
-    if (entry && entry.expiresAt > this.clock.now().getTime()) {
+    const slot = this.index.get(key);
+    if (slot !== undefined && this.expires[slot] > this.clock.now().getTime()) {
       this.counters.hits++;
-      // Refresh recency: a Map iterates in insertion order, so re-insert at the end.
-      this.entries.delete(key);
-      this.entries.set(key, entry);
-      return Promise.resolve(entry.value as T);
+      this.touch(slot);
+      return Promise.resolve(this.valueAt(key, slot) as T);
     }
     return this.miss(key, loader, options);
   }
-
   override getOrLoadRow<T>(key: string, loader: () => Promise<T>): Promise<T> {
     if (!this.rows) {
       this.rows = new LruCredentialCache(this.options, this.clock, this.random);
@@ -87,16 +103,16 @@ export class LruCredentialCache extends CredentialCache {
         if (token.valid) this.put(key, value);
         return value;
       } catch (error) {
-        const stale = this.entries.get(key);
+        const stale = this.index.get(key);
         if (
           token.valid &&
-          stale &&
+          stale !== undefined &&
           this.options.maxStaleMs > 0 &&
-          this.clock.now().getTime() - stale.expiresAt <= this.options.maxStaleMs &&
+          this.clock.now().getTime() - this.expires[stale] <= this.options.maxStaleMs &&
           (options.isServeStaleError?.(error) ?? false)
         ) {
           this.counters.staleServed++;
-          return stale.value as T;
+          return this.valueAt(key, stale) as T;
         }
         throw error;
       } finally {
@@ -117,7 +133,7 @@ export class LruCredentialCache extends CredentialCache {
   }
 
   invalidatePrefix(prefix: string): void {
-    for (const key of new Set([...this.entries.keys(), ...this.inflight.keys()])) {
+    for (const key of new Set([...this.index.keys(), ...this.inflight.keys()])) {
       if (key.startsWith(prefix)) this.drop(key);
     }
     // The rows go by the same prefix, once (not again per value key).
@@ -125,7 +141,16 @@ export class LruCredentialCache extends CredentialCache {
   }
 
   clear(): void {
-    this.entries.clear();
+    this.index.clear();
+    this.handedOut.clear();
+    this.arena.clear();
+    // Back to no slots at all: what a full cache held goes with it.
+    this.keys = [];
+    this.values = [];
+    this.expires = new Float64Array(0);
+    this.older = new Int32Array(0);
+    this.newer = new Int32Array(0);
+    this.oldest = this.newest = this.freeSlot = NONE;
     for (const running of this.inflight.values()) running.token.valid = false;
     this.inflight.clear();
     this.rows?.clear();
@@ -134,7 +159,7 @@ export class LruCredentialCache extends CredentialCache {
 
   stats(): CredentialCacheStats {
     const { hits, misses } = this.counters;
-    return { ...this.counters, hitRate: hits + misses === 0 ? 0 : hits / (hits + misses), size: this.entries.size };
+    return { ...this.counters, hitRate: hits + misses === 0 ? 0 : hits / (hits + misses), size: this.index.size };
   }
 
   resetStats(): void {
@@ -144,7 +169,8 @@ export class LruCredentialCache extends CredentialCache {
   /** Drops the value and makes a load in flight for it not store its result. */
   private drop(key: string): void {
     this.counters.invalidations++;
-    this.entries.delete(key);
+    const slot = this.index.get(key);
+    if (slot !== undefined) this.remove(key, slot);
     this.dropped(key);
     const running = this.inflight.get(key);
     if (running) {
@@ -155,14 +181,108 @@ export class LruCredentialCache extends CredentialCache {
 
   private put(key: string, value: unknown): void {
     const ttl = jitteredTtl(this.options.ttlMs, this.options.jitterRatio, this.random);
-    this.entries.delete(key);
-    this.entries.set(ownKey(key), { value, expiresAt: this.clock.now().getTime() + ttl });
-    while (this.entries.size > this.options.maxEntries) {
-      const oldest = this.entries.keys().next().value as string;
-      this.entries.delete(oldest);
-      this.counters.evictions++;
-      this.dropped(oldest);
+    let slot = this.index.get(key);
+    if (slot === undefined) {
+      if (this.index.size >= this.options.maxEntries) {
+        const oldest = this.keys[this.oldest]!;
+        this.remove(oldest, this.oldest);
+        this.counters.evictions++;
+        this.dropped(oldest);
+      }
+      slot = this.allocate();
+      const own = ownKey(key);
+      this.index.set(own, slot);
+      this.keys[slot] = own;
+    } else {
+      this.unlink(slot);
     }
+    this.link(slot);
+    this.expires[slot] = this.clock.now().getTime() + ttl;
+    if (value instanceof ArrayBuffer) {
+      this.arena.store(slot, value);
+      this.values[slot] = PACKED;
+      this.handOut(key, value);
+    } else {
+      this.arena.free(slot);
+      this.values[slot] = value;
+      this.handedOut.delete(key);
+    }
+  }
+
+  private valueAt(key: string, slot: number): unknown {
+    const value = this.values[slot];
+    if (value !== PACKED) return value;
+    let packed = this.handedOut.get(key);
+    if (packed === undefined) {
+      packed = this.arena.copyOut(slot)!;
+      this.handOut(key, packed);
+    }
+    return packed;
+  }
+
+  private handOut(key: string, packed: ArrayBuffer): void {
+    this.handedOut.delete(key);
+    this.handedOut.set(key, packed);
+    if (this.handedOut.size > HANDED_OUT) this.handedOut.delete(this.handedOut.keys().next().value as string);
+  }
+
+  private remove(key: string, slot: number): void {
+    this.index.delete(key);
+    this.handedOut.delete(key);
+    this.arena.free(slot);
+    this.unlink(slot);
+    this.keys[slot] = undefined;
+    this.values[slot] = undefined;
+    this.newer[slot] = this.freeSlot;
+    this.freeSlot = slot;
+  }
+
+  /** A free slot, growing the arrays (doubling, up to maxEntries) when there is none. */
+  private allocate(): number {
+    if (this.freeSlot === NONE) {
+      const from = this.expires.length;
+      const to = Math.min(this.options.maxEntries, Math.max(64, from * 2));
+      const grown = <A extends Int32Array | Float64Array>(old: A, make: (n: number) => A): A => {
+        const next = make(to);
+        next.set(old);
+        return next;
+      };
+      this.expires = grown(this.expires, (n) => new Float64Array(n));
+      this.older = grown(this.older, (n) => new Int32Array(n));
+      this.newer = grown(this.newer, (n) => new Int32Array(n));
+      this.arena.grow(to);
+      for (let slot = to - 1; slot >= from; slot--) {
+        this.newer[slot] = this.freeSlot;
+        this.freeSlot = slot;
+      }
+    }
+    const slot = this.freeSlot;
+    this.freeSlot = this.newer[slot];
+    return slot;
+  }
+
+  /** Makes `slot` the most recently used. */
+  private touch(slot: number): void {
+    if (slot === this.newest) return;
+    this.unlink(slot);
+    this.link(slot);
+  }
+
+  private link(slot: number): void {
+    this.older[slot] = this.newest;
+    this.newer[slot] = NONE;
+    if (this.newest === NONE) this.oldest = slot;
+    else this.newer[this.newest] = slot;
+    this.newest = slot;
+  }
+
+  private unlink(slot: number): void {
+    const older = this.older[slot];
+    const newer = this.newer[slot];
+    if (older === NONE) this.oldest = newer;
+    else this.newer[older] = newer;
+    if (newer === NONE) this.newest = older;
+    else this.older[newer] = older;
   }
 
   private dropped(key: string | null): void {

@@ -1,0 +1,95 @@
+import { ByteArena, SLAB_BYTES } from './byte-arena';
+
+const bytes = (length: number, seed: number): ArrayBuffer => {
+  const b = new Uint8Array(length);
+  for (let i = 0; i < length; i++) b[i] = (seed * 31 + i * 7) & 0xff;
+  return b.buffer;
+};
+const same = (a: ArrayBuffer | undefined, b: ArrayBuffer) => a !== undefined && Buffer.from(a).equals(Buffer.from(b));
+
+/** A small deterministic generator, so that a failing churn can be replayed. */
+function lcg(seed: number): () => number {
+  let s = seed >>> 0;
+  return () => {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    return s / 2 ** 32;
+  };
+}
+
+describe('ByteArena', () => {
+  it('copies a record in and out: neither the stored bytes nor a copy handed out follow the other', () => {
+    const arena = new ByteArena();
+    arena.grow(4);
+    const input = bytes(1000, 1);
+    arena.store(2, input);
+    new Uint8Array(input)[0] ^= 0xff;
+    const out = arena.copyOut(2)!;
+    expect(same(out, bytes(1000, 1))).toBe(true);
+    new Uint8Array(out).fill(0);
+    expect(same(arena.copyOut(2), bytes(1000, 1))).toBe(true);
+    expect(arena.copyOut(3)).toBeUndefined();
+  });
+
+  it('replaces and frees records; an empty record is a record; clear drops everything', () => {
+    const arena = new ByteArena();
+    arena.grow(3);
+    arena.store(0, bytes(10, 1));
+    arena.store(0, bytes(20, 2));
+    arena.store(1, new ArrayBuffer(0));
+    expect(same(arena.copyOut(0), bytes(20, 2))).toBe(true);
+    expect(arena.copyOut(1)!.byteLength).toBe(0);
+    expect(arena.stats().liveBytes).toBe(20);
+    arena.free(0);
+    arena.free(0);
+    expect(arena.copyOut(0)).toBeUndefined();
+    expect(arena.stats().liveBytes).toBe(0);
+    arena.store(2, bytes(5, 3));
+    arena.clear();
+    expect(arena.copyOut(2)).toBeUndefined();
+    expect(arena.stats()).toEqual({ liveBytes: 0, slabBytes: 0, slabs: 0 });
+  });
+
+  it('packs small records into shared slabs and gives a large one a slab of its own, released when freed', () => {
+    const arena = new ByteArena();
+    arena.grow(2001);
+    for (let slot = 0; slot < 2000; slot++) arena.store(slot, bytes(1300, slot));
+    // 2.6 MB of records in three 1 MiB slabs.
+    expect(arena.stats()).toMatchObject({ liveBytes: 2000 * 1300, slabs: 3, slabBytes: 3 * SLAB_BYTES });
+    arena.store(2000, bytes(SLAB_BYTES / 2, 9));
+    expect(arena.stats()).toMatchObject({ slabs: 4, slabBytes: 3 * SLAB_BYTES + SLAB_BYTES / 2 });
+    arena.free(2000);
+    expect(arena.stats()).toMatchObject({ slabs: 3, slabBytes: 3 * SLAB_BYTES });
+    for (let slot = 0; slot < 2000; slot++) expect(same(arena.copyOut(slot), bytes(1300, slot))).toBe(true);
+  });
+
+  it('under churn keeps every record intact and its slabs within an eighth of the live bytes (plus a few slabs)', () => {
+    const slots = 20_000;
+    const arena = new ByteArena();
+    arena.grow(slots);
+    const random = lcg(7);
+    const model = new Map<number, number>();
+    const seedOf = (slot: number, length: number) => slot * 7919 + length;
+    let worst = 0;
+    for (let op = 0; op < 200_000; op++) {
+      const slot = Math.floor(random() * slots);
+      if (random() < 0.3) {
+        arena.free(slot);
+        model.delete(slot);
+      } else {
+        // Mostly credential-sized records, now and then a large one.
+        const length = random() < 0.01 ? 300_000 + Math.floor(random() * 100_000) : 200 + Math.floor(random() * 3000);
+        arena.store(slot, bytes(length, seedOf(slot, length)));
+        model.set(slot, length);
+      }
+      const { liveBytes, slabBytes } = arena.stats();
+      worst = Math.max(worst, (slabBytes - liveBytes - 6 * SLAB_BYTES) / liveBytes);
+    }
+    expect(worst).toBeLessThanOrEqual(1 / 8);
+    for (let slot = 0; slot < slots; slot++) {
+      const length = model.get(slot);
+      if (length === undefined) expect(arena.copyOut(slot)).toBeUndefined();
+      else expect(same(arena.copyOut(slot), bytes(length, seedOf(slot, length)))).toBe(true);
+    }
+    expect(arena.stats().liveBytes).toBe([...model.values()].reduce((a, b) => a + b, 0));
+  });
+});

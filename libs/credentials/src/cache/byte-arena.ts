@@ -1,0 +1,166 @@
+/** Bytes of one slab: ~800 cached 1 KB credentials. A record above a quarter of it gets a slab of its own. */
+export const SLAB_BYTES = 1 << 20;
+const OWN_SLAB_ABOVE = SLAB_BYTES / 4;
+const NONE = -1;
+
+/**
+ * Byte records by slot number, packed into 1 MiB ArrayBuffers (slabs) instead of one ArrayBuffer each.
+ * An ArrayBuffer of its own costs ~90 B of heap and a native backing store of ~150 B more per record
+ * (docs/BENCHMARKS.md, Scale); here a record costs its bytes and 12 B of typed arrays.
+ *
+ * A record is only ever read by copying it out (`copyOut`), never through a view handed to a caller, so
+ * its room can be reused or moved once it is freed: no reader can see another record's bytes.
+ *
+ * Freed room in a sealed slab stays dead until its slab empties or is compacted: when the dead bytes
+ * pass an eighth of the live ones (and four slabs), the sparsest slabs' records are copied to the
+ * current slab and those slabs released — at most ~8 bytes copied per byte freed, amortised.
+ */
+export class ByteArena {
+  private slabs: Array<ArrayBuffer | undefined> = [];
+  private slabLive: number[] = [];
+  private readonly freeSlabIds: number[] = [];
+  private current = NONE;
+  private used = 0;
+  private slabOf = new Int32Array(0);
+  private offsetOf = new Int32Array(0);
+  private lengthOf = new Int32Array(0);
+  private liveBytes = 0;
+  private slabBytes = 0;
+
+  /** Makes room for slots `0 … capacity − 1` (never shrinks). */
+  grow(capacity: number): void {
+    if (capacity <= this.slabOf.length) return;
+    const grown = (from: Int32Array) => {
+      const to = new Int32Array(capacity);
+      to.set(from);
+      return to;
+    };
+    const firstNew = this.slabOf.length;
+    this.slabOf = grown(this.slabOf);
+    this.slabOf.fill(NONE, firstNew);
+    this.offsetOf = grown(this.offsetOf);
+    this.lengthOf = grown(this.lengthOf);
+  }
+
+  /** Copies `bytes` in as `slot`'s record, replacing the one it had. */
+  store(slot: number, bytes: ArrayBuffer): void {
+    this.free(slot);
+    const length = bytes.byteLength;
+    this.place(slot, new Uint8Array(bytes), length);
+    this.liveBytes += length;
+  }
+
+  /** A copy of `slot`'s record, an ArrayBuffer of its own; undefined when it has none. */
+  copyOut(slot: number): ArrayBuffer | undefined {
+    const slab = this.slabOf[slot];
+    if (slab === NONE) return undefined;
+    const offset = this.offsetOf[slot];
+    return this.slabs[slab]!.slice(offset, offset + this.lengthOf[slot]);
+  }
+
+  free(slot: number): void {
+    if (slot >= this.slabOf.length) return;
+    const slab = this.slabOf[slot];
+    if (slab === NONE) return;
+    const length = this.lengthOf[slot];
+    this.slabOf[slot] = NONE;
+    this.liveBytes -= length;
+    this.slabLive[slab] -= length;
+    if (this.slabLive[slab] === 0) {
+      if (slab === this.current) this.used = 0;
+      else this.release(slab);
+    }
+    if (this.deadBytes() > Math.max(4 * SLAB_BYTES, this.liveBytes / 8)) this.compact();
+  }
+
+  /** Drops every record and slab. */
+  clear(): void {
+    this.slabs = [];
+    this.slabLive = [];
+    this.freeSlabIds.length = 0;
+    this.current = NONE;
+    this.used = 0;
+    this.slabOf.fill(NONE);
+    this.liveBytes = 0;
+    this.slabBytes = 0;
+  }
+
+  stats(): { liveBytes: number; slabBytes: number; slabs: number } {
+    return { liveBytes: this.liveBytes, slabBytes: this.slabBytes, slabs: this.slabs.length - this.freeSlabIds.length };
+  }
+
+  /** Room in sealed slabs that holds no record (the current slab's unused tail is not dead: it will be filled). */
+  private deadBytes(): number {
+    const tail = this.current === NONE ? 0 : this.slabs[this.current]!.byteLength - this.used;
+    return this.slabBytes - this.liveBytes - tail;
+  }
+
+  private place(slot: number, bytes: Uint8Array, length: number): void {
+    let slab: number;
+    let offset: number;
+    if (length > OWN_SLAB_ABOVE) {
+      slab = this.open(length);
+      offset = 0;
+    } else {
+      if (this.current === NONE || this.used + length > SLAB_BYTES) {
+        // The old current slab is sealed; its unused tail counts as dead from now on.
+        if (this.current !== NONE && this.slabLive[this.current] === 0) this.release(this.current);
+        this.current = this.open(SLAB_BYTES);
+        this.used = 0;
+      }
+      slab = this.current;
+      offset = this.used;
+      this.used += length;
+    }
+    new Uint8Array(this.slabs[slab]!, offset, length).set(bytes);
+    this.slabOf[slot] = slab;
+    this.offsetOf[slot] = offset;
+    this.lengthOf[slot] = length;
+    this.slabLive[slab] += length;
+  }
+
+  private open(bytes: number): number {
+    const id = this.freeSlabIds.pop() ?? this.slabs.length;
+    this.slabs[id] = new ArrayBuffer(bytes);
+    this.slabLive[id] = 0;
+    this.slabBytes += bytes;
+    return id;
+  }
+
+  private release(slab: number): void {
+    this.slabBytes -= this.slabs[slab]!.byteLength;
+    this.slabs[slab] = undefined;
+    this.slabLive[slab] = 0;
+    this.freeSlabIds.push(slab);
+    if (slab === this.current) {
+      this.current = NONE;
+      this.used = 0;
+    }
+  }
+
+  /** Moves the records of the sparsest sealed slabs to the current one until the dead room is down to half the limit. */
+  private compact(): void {
+    const limit = Math.max(4 * SLAB_BYTES, this.liveBytes / 8);
+    const sealed: number[] = [];
+    this.slabs.forEach((slab, id) => {
+      if (slab !== undefined && id !== this.current) sealed.push(id);
+    });
+    sealed.sort((a, b) => this.slabLive[a] / this.slabs[a]!.byteLength - this.slabLive[b] / this.slabs[b]!.byteLength);
+    const evacuated = new Set<number>();
+    let dead = this.deadBytes();
+    for (const id of sealed) {
+      if (dead <= limit / 2) break;
+      evacuated.add(id);
+      dead -= this.slabs[id]!.byteLength - this.slabLive[id];
+    }
+    // The evacuated slabs are not in freeSlabIds, so `place` cannot reuse one while its records move.
+    for (let slot = 0; slot < this.slabOf.length; slot++) {
+      const from = this.slabOf[slot];
+      if (from === NONE || !evacuated.has(from)) continue;
+      const length = this.lengthOf[slot];
+      this.slabLive[from] -= length;
+      this.place(slot, new Uint8Array(this.slabs[from]!, this.offsetOf[slot], length), length);
+    }
+    for (const id of evacuated) this.release(id);
+  }
+}
