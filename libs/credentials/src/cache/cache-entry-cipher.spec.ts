@@ -30,11 +30,13 @@ describe('cache entry cipher', () => {
     const ct = Buffer.from(parts[4], 'base64url');
     ct[0] ^= 1;
     expect(openCacheEntry(key, 'k', [...parts.slice(0, 4), ct.toString('base64url')].join('.'))).toBeNull();
-    for (const junk of ['', 'v', 'c2.a1b2c3..', 'c2.a1b2c3.x.y.z', '{"value":"v"}']) expect(openCacheEntry(key, 'k', junk)).toBeNull();
-    expect(cacheEntryKeyId('c2.bad id.x.y.z')).toBeNull();
-    // An entry of the previous scheme (a read cached as an object) is a miss, not a value of the wrong shape.
-    expect(openCacheEntry(key, 'k', sealed.replace(/^c2\./, 'c1.'))).toBeNull();
-    expect(cacheEntryKeyId(sealed.replace(/^c2\./, 'c1.'))).toBeNull();
+    for (const junk of ['', 'v', 'c3.a1b2c3..', 'c3.a1b2c3.x.y.z', '{"value":"v"}']) expect(openCacheEntry(key, 'k', junk)).toBeNull();
+    expect(cacheEntryKeyId('c3.bad id.x.y.z')).toBeNull();
+    // An entry of an earlier scheme (a read cached as an object, the row as JSON) is a miss, not a value of the wrong shape.
+    for (const earlier of ['c1.', 'c2.']) {
+      expect(openCacheEntry(key, 'k', sealed.replace(/^c3\./, earlier))).toBeNull();
+      expect(cacheEntryKeyId(sealed.replace(/^c3\./, earlier))).toBeNull();
+    }
   });
 
   it('refuses a key of the wrong size', () => {

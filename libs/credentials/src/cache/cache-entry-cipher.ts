@@ -6,9 +6,10 @@ const TAG_BYTES = 16;
 const KEY_BYTES = 32;
 /**
  * Format marker, in the entry and in the AAD, so another scheme can never be confused with this one.
- * c2: reads cached packed (an ArrayBuffer); a c1 entry (a read as an object) is a miss for this version.
+ * c3: reads cached packed (an ArrayBuffer), the row's columns tagged binary; a c1 entry (a read as an object) or
+ * a c2 one (the row as a JSON tuple) is a miss for this version.
  */
-const SCHEME = 'c2';
+const SCHEME = 'c3';
 const KEY_ID = /^[A-Za-z0-9-]{1,64}$/;
 
 /** A cache-entry key: the vault secret version it came from (recorded in each entry) and its 32 bytes. */

@@ -181,7 +181,7 @@ describe.each(DATABASE_KINDS)('shared credential cache on %s (real Redis, local 
         expect(v).not.toContain(Buffer.from(value).toString('base64'));
       }
     }
-    for (const [, v] of entries) expect(v).toMatch(/^c2\.[A-Za-z0-9-]+\.[\w-]+\.[\w-]+\.[\w-]+$/);
+    for (const [, v] of entries) expect(v).toMatch(/^c3\.[A-Za-z0-9-]+\.[\w-]+\.[\w-]+\.[\w-]+$/);
     expect(cacheOf(0).stats().shared?.l2).toMatchObject({ enabled: true, fills: 2 });
   });
 

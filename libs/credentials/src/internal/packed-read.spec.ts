@@ -63,6 +63,27 @@ describe('packed reads', () => {
     expect(r.expiresAt).toBeNull();
   });
 
+  it('give back columns of every shape as they were: ids in other forms, lone surrogates, numbers of any size, huge strings', () => {
+    const odd = [
+      row({ id: '0190A3C4-0000-7000-8000-000000000001', createdBy: 'half \uD800 a pair', updatedBy: '\uDC00' }),
+      row({ id: 'not-a-uuid', tenantId: '0190a3c4-0000-7000-8000-00000000000f', connectionId: '' }),
+      row({ currentVersion: 2 ** 53 - 1, rowVersion: 0, vaultGeneration: 127 }),
+      row({ currentVersion: 128, rowVersion: -1, vaultGeneration: 1.5 }),
+      row({ createdAt: new Date(-1), expiresAt: new Date(8.64e15), valueHint: 'x'.repeat(70_000), tags: { ['k'.repeat(300)]: 'ü'.repeat(5000) } }),
+    ];
+    for (const original of odd) {
+      const { value, row: r } = unpackRead(packRead('v', original));
+      expect(value).toBe('v');
+      expect(r).toEqual({ ...original });
+    }
+  });
+
+  it('pack a row of the bench kind in under 170 bytes (as a JSON tuple: 236; ids as 16 bytes, small numbers as one)', () => {
+    const typical = row({ tenantId: 'tenant-123', integrationId: 'integration-5', connectionId: 'connection-12345', type: CredentialType.API_KEY, certificate: null, expiresAt: null, rotatedAt: null, tags: { env: 'prod', team: 't12' }, createdBy: 'bench', updatedBy: 'bench' });
+    expect(packRow(typical).byteLength).toBeLessThan(170);
+    expect(unpackRow(packRow(typical))).toEqual({ ...typical });
+  });
+
   it('hold the value outside the V8 heap, in one ArrayBuffer of about its size', () => {
     const value = 'v'.repeat(1024);
     const packed = packRead(value, row());

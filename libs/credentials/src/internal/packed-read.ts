@@ -1,12 +1,11 @@
 import type { CredentialEntity } from '../entities/credential.entity';
 
 /**
- * A cached read packed into one ArrayBuffer: a 4-byte length, the value's UTF-8 bytes, then the row as
- * a JSON tuple (Dates as epoch ms). Its bytes live outside V8's heap, so 100,000 cached credentials
- * cost about their bytes. As objects (a value string, the row with its Dates and tags, the
- * audit details) they cost ~2.9 KB of heap each, and the heap grew half as much again while filling
- * (docs/BENCHMARKS.md, Scale). Values are well-formed Unicode (the validator refuses lone surrogates),
- * so UTF-8 gives back the same string.
+ * A cached read packed into one ArrayBuffer: a 4-byte length, the value's UTF-8 bytes, then the row's
+ * columns, each a tag byte and its bytes (below). As objects (a value string, the row with its Dates and
+ * tags, the audit details) a read cost ~2.9 KB of heap; packed, its bytes and no more, kept outside V8's
+ * heap by the cache (docs/BENCHMARKS.md, Scale). Values are well-formed Unicode (the validator refuses
+ * lone surrogates), so UTF-8 gives back the same string; a column that is not goes as JSON, which escapes it.
  */
 
 /** Every column of CredentialEntity, in tuple order (packed-read.spec checks that none is missing). */
@@ -35,23 +34,121 @@ export const PACKED_ROW_FIELDS = [
 
 const HEADER_BYTES = 4;
 
+/** A column's tag: how its bytes read. Dates go as epoch ms and come back as numbers (the unpacker makes them Dates). */
+const enum Tag {
+  Null = 0,
+  /** A varint byte length, then UTF-8. */
+  String = 1,
+  /** A lowercase UUID's 16 bytes (ids: 38 bytes less than as text). */
+  Uuid = 2,
+  /** A varint: a non-negative safe integer. */
+  Uint = 3,
+  /** A float64: any other number, and a Date's epoch ms. */
+  Number = 4,
+  /** A varint byte length, then JSON (objects, and strings UTF-8 cannot carry). */
+  Json = 5,
+}
+
+/** A string UTF-8 cannot carry (with the `u` flag a pair is one code point, so only a lone half matches). */
+const LONE_SURROGATE = /\p{Surrogate}/u;
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+
 /** The ArrayBuffer alone, without a Buffer view over it (~90 B of heap less per cached credential). */
 export type PackedRead = ArrayBuffer;
 
+/** Where a row is encoded before its exact size is known; grown when a row needs more. */
+let scratch = Buffer.allocUnsafeSlow(4096);
+
 export function packRead(value: string, row: CredentialEntity): PackedRead {
-  const tuple = PACKED_ROW_FIELDS.map((f) => {
-    const v = row[f];
-    return v instanceof Date ? v.getTime() : (v ?? null);
-  });
-  const json = JSON.stringify(tuple);
+  const rowBytes = encodeRow(row);
   const valueBytes = Buffer.byteLength(value, 'utf8');
-  // Its own allocation, freed with the entry. From Node's shared 8 KB pool, each entry kept alive a slab
-  // of short-lived buffers too (native memory doubled). Unsafe is safe: every byte is written below.
-  const packed = Buffer.allocUnsafeSlow(HEADER_BYTES + valueBytes + Buffer.byteLength(json, 'utf8'));
+  // Its own allocation: the cache copies it into its slabs, and a load hands it to its caller.
+  const packed = Buffer.from(new ArrayBuffer(HEADER_BYTES + valueBytes + rowBytes));
   packed.writeUInt32LE(valueBytes, 0);
   packed.write(value, HEADER_BYTES, 'utf8');
-  packed.write(json, HEADER_BYTES + valueBytes, 'utf8');
-  return exactArrayBuffer(packed);
+  scratch.copy(packed, HEADER_BYTES + valueBytes, 0, rowBytes);
+  return packed.buffer as ArrayBuffer;
+}
+
+/** Encodes `row`'s columns into `scratch`; returns how many bytes. */
+function encodeRow(row: CredentialEntity): number {
+  let at = 0;
+  const room = (bytes: number) => {
+    if (at + bytes <= scratch.length) return;
+    const grown = Buffer.allocUnsafeSlow(Math.max(scratch.length * 2, at + bytes));
+    scratch.copy(grown, 0, 0, at);
+    scratch = grown;
+  };
+  const varint = (n: number) => {
+    room(8);
+    while (n >= 0x80) {
+      scratch[at++] = (n % 0x80) | 0x80;
+      n = Math.floor(n / 0x80);
+    }
+    scratch[at++] = n;
+  };
+  const text = (tag: Tag, t: string) => {
+    const bytes = Buffer.byteLength(t, 'utf8');
+    room(1);
+    scratch[at++] = tag;
+    varint(bytes);
+    room(bytes);
+    at += scratch.write(t, at, 'utf8');
+  };
+  for (const field of PACKED_ROW_FIELDS) {
+    const v: unknown = row[field];
+    room(17);
+    if (v === null || v === undefined) {
+      scratch[at++] = Tag.Null;
+    } else if (typeof v === 'string') {
+      if (UUID.test(v)) {
+        scratch[at++] = Tag.Uuid;
+        at += scratch.write(v.replace(/-/g, ''), at, 'hex');
+      } else if (!LONE_SURROGATE.test(v)) text(Tag.String, v);
+      else text(Tag.Json, JSON.stringify(v));
+    } else if (typeof v === 'number' && Number.isSafeInteger(v) && v >= 0) {
+      scratch[at++] = Tag.Uint;
+      varint(v);
+    } else if (typeof v === 'number' || v instanceof Date) {
+      scratch[at++] = Tag.Number;
+      at = scratch.writeDoubleLE(typeof v === 'number' ? v : v.getTime(), at);
+    } else {
+      text(Tag.Json, JSON.stringify(v));
+    }
+  }
+  return at;
+}
+
+/** The row's columns from `at`, in PACKED_ROW_FIELDS order. */
+function decodeRow(packed: Buffer, at: number): unknown[] {
+  const t: unknown[] = [];
+  const varint = () => {
+    let n = 0;
+    let scale = 1;
+    for (;;) {
+      const byte = packed[at++];
+      n += (byte & 0x7f) * scale;
+      if (byte < 0x80) return n;
+      scale *= 0x80;
+    }
+  };
+  for (let i = 0; i < PACKED_ROW_FIELDS.length; i++) {
+    const tag = packed[at++] as Tag;
+    if (tag === Tag.Null) t.push(null);
+    else if (tag === Tag.Uuid) {
+      const hex = packed.toString('hex', at, (at += 16));
+      t.push(`${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`);
+    } else if (tag === Tag.Uint) t.push(varint());
+    else if (tag === Tag.Number) {
+      t.push(packed.readDoubleLE(at));
+      at += 8;
+    } else {
+      const length = varint();
+      const text = packed.toString('utf8', at, (at += length));
+      t.push(tag === Tag.String ? text : JSON.parse(text));
+    }
+  }
+  return t;
 }
 
 /** The bytes of `bytes` as an ArrayBuffer of their own: its backing store when it is exactly that, else a copy. */
@@ -63,7 +160,7 @@ export function exactArrayBuffer(bytes: Buffer): ArrayBuffer {
 export function unpackRead(read: PackedRead): { value: string; row: CredentialEntity } {
   const packed = Buffer.from(read);
   const valueEnd = HEADER_BYTES + packed.readUInt32LE(0);
-  const t = JSON.parse(packed.toString('utf8', valueEnd)) as unknown[];
+  const t = decodeRow(packed, valueEnd);
   // One literal, so every unpacked row shares one hidden class (the fields in PACKED_ROW_FIELDS order).
   const row: CredentialEntity = {
     id: t[0] as string,
