@@ -43,3 +43,18 @@ describe('SharedSuspiciousActivityDetector', () => {
     expect(await d.observe(denied('c1'))).toEqual([]);
   });
 });
+
+describe('InProcessSuspiciousActivityCounters', () => {
+  it('hold at most alertAt members per window, alert once at the threshold, and again once the window has slid past', () => {
+    const counters = new InProcessSuspiciousActivityCounters();
+    const hit = (now: number, member: string) => counters.hitNow(now, [{ key: 'distinct_reads:t1:a', member, windowMs: 10 * MIN, alertAt: 101 }])[0];
+    const results = Array.from({ length: 10_000 }, (_, i) => hit(i, `cred-${i}`));
+    expect(results.map((r) => r.count)).toEqual(Array.from({ length: 10_000 }, (_, i) => Math.min(i + 1, 101)));
+    expect(results.flatMap((r, i) => (r.alert ? [i] : []))).toEqual([100]);
+    expect(counters.trackedMembers).toBe(101);
+    // Past the window (and its quiet period), the next 101 distinct reads alert once more.
+    const later = Array.from({ length: 101 }, (_, i) => hit(10_000 + 10 * MIN + i, `late-${i}`));
+    expect(later.map((r) => r.count)).toEqual(Array.from({ length: 101 }, (_, i) => i + 1));
+    expect(later.flatMap((r, i) => (r.alert ? [i] : []))).toEqual([100]);
+  });
+});

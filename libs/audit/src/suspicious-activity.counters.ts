@@ -13,7 +13,11 @@ export interface SuspiciousCounterHit {
 }
 
 export interface SuspiciousCounterResult {
-  /** Distinct members (or hits) within the window, this one included. */
+  /**
+   * Distinct members (or hits) within the window, this one included, up to `alertAt`: a window keeps its
+   * latest `alertAt` members only, all that deciding the alert needs (an actor enumerating a million
+   * credentials must not make the counters hold a million ids).
+   */
   count: number;
   /**
    * True for exactly one hit per counter and window once `count` reached `alertAt`: this caller
@@ -78,6 +82,13 @@ export class InProcessSuspiciousActivityCounters extends SuspiciousActivityCount
     return this.windows.size + this.quietUntil.size;
   }
 
+  /** Members held in every window together (for tests / memory metrics). */
+  get trackedMembers(): number {
+    let members = 0;
+    for (const w of this.windows.values()) members += w.members.size;
+    return members;
+  }
+
   private count(h: SuspiciousCounterHit, now: number): number {
     // Every read touches a counter: the same one as the previous read (one busy actor) or the same
     // member (one hot credential) is updated in place instead of deleted and re-inserted.
@@ -95,6 +106,8 @@ export class InProcessSuspiciousActivityCounters extends SuspiciousActivityCount
     if (w.last !== member) w.members.delete(member);
     w.members.set(member, now);
     w.last = member;
+    // The oldest first: the count stays min(distinct members in the window, alertAt).
+    while (w.members.size > h.alertAt) w.members.delete(w.members.keys().next().value as string);
     const cutoff = now - h.windowMs;
     for (const [m, t] of w.members) {
       if (t > cutoff) break;

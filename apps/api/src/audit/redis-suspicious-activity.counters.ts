@@ -8,11 +8,12 @@ import {
 import { RedisScript, SharedStateRedis } from '../auth/shared-state-redis';
 
 /**
- * Every counter of one audited event in one round trip. Per counter (KEYS: its window, its quiet
- * key; ARGV after `now`: member, windowMs, alertAt): add the member at `now`, drop members that left
- * the window, count; once the count reaches alertAt, claim the window's one alert — the quiet key
- * holds until when (audit-clock ms) alerts stay suppressed, so whichever replica claims first raises
- * it and no other does. TTLs only collect garbage. Returns count, alert (0/1) per counter.
+ * Every counter of one audited event in one round trip. Per counter (KEYS: its window, its quiet key;
+ * ARGV after `now`: member, windowMs, alertAt): add the member at `now`, drop members that left the
+ * window and the oldest past `alertAt` (all the alert needs: memory stays bounded), count; once the
+ * count reaches alertAt, claim the window's one alert — the quiet key holds until when (audit-clock
+ * ms) alerts stay suppressed, so whichever replica claims first raises it and no other does. TTLs only
+ * collect garbage. Returns count, alert (0/1) per counter.
  */
 const HIT = new RedisScript(`
 local now = tonumber(ARGV[1])
@@ -22,8 +23,12 @@ for i = 1, #KEYS / 2 do
   local member, ms, alertAt = ARGV[3 * i - 1], tonumber(ARGV[3 * i]), tonumber(ARGV[3 * i + 1])
   redis.call('ZADD', window, now, member)
   redis.call('ZREMRANGEBYSCORE', window, '-inf', now - ms)
-  redis.call('PEXPIRE', window, ms)
   local count = redis.call('ZCARD', window)
+  if count > alertAt then
+    redis.call('ZREMRANGEBYRANK', window, 0, count - alertAt - 1)
+    count = alertAt
+  end
+  redis.call('PEXPIRE', window, ms)
   local alert = 0
   if count >= alertAt then
     local untilMs = tonumber(redis.call('GET', quiet) or '0')

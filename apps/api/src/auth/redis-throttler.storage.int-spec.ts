@@ -1,38 +1,28 @@
 import { randomBytes } from 'node:crypto';
-import { Redis } from 'ioredis';
-import type { AppConfig } from '../config/app.config';
-import { HostRedis } from '../redis/host-redis';
+import type { Redis } from 'ioredis';
 import { RedisThrottlerStorage } from './redis-throttler.storage';
-import { SharedStateRedis } from './shared-state-redis';
-
-const REDIS_URL = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
+import type { SharedStateRedis } from './shared-state-redis';
+import { realSharedStateRedis } from './shared-state-redis.testing';
 
 /**
  * The Redis rate-limit storage against a real Redis (required: a missing Redis fails the test), with
  * the semantics of the per-process FixedWindowThrottlerStorage. Windows are short so expiry is real.
  */
 describe('RedisThrottlerStorage (real Redis)', () => {
-  const prefix = `cvt-${randomBytes(4).toString('hex')}:`;
-  let host: HostRedis;
+  let prefix: string;
   let shared: SharedStateRedis;
   let storage: RedisThrottlerStorage;
   let admin: Redis;
+  let close: () => Promise<void>;
 
   beforeAll(async () => {
-    host = new HostRedis({ redis: { url: REDIS_URL, keyPrefix: prefix } } as AppConfig);
-    shared = new SharedStateRedis(host, { timeoutMs: 1000 });
-    await shared.onApplicationBootstrap();
-    if (host.client.status !== 'ready') throw new Error(`Redis is required for this test but is not reachable at ${REDIS_URL}`);
+    ({ prefix, shared, admin, close } = await realSharedStateRedis('cvt'));
     storage = new RedisThrottlerStorage(shared);
-    admin = new Redis(REDIS_URL);
   });
 
   afterAll(async () => {
     storage?.onModuleDestroy();
-    const keys = await admin.keys(`${prefix}*`);
-    if (keys.length) await admin.del(...keys);
-    admin.disconnect();
-    await host.onApplicationShutdown();
+    await close?.();
   });
 
   const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
