@@ -36,10 +36,11 @@ const HANDED_OUT = 1024;
  * bounded serve-stale.
  *
  * Its entries are slots: a Map from key to slot number, the recency list and expiries in typed arrays, and
- * an ArrayBuffer value (a packed read) copied into a `ByteArena` — no JS object per entry. 100,000 cached
- * credentials cost ~150 B of heap each beside their bytes, not ~400 (docs/BENCHMARKS.md, Scale). A packed
- * value is copied out when read; the last 1,024 copies are handed out again as they are, so a credential
- * read in a loop is one Map lookup more, not a copy per read. Other values are kept as they are.
+ * an ArrayBuffer value (a packed read) copied into a `ByteArena` — no JS object per entry. A cached
+ * credential costs ~130 B of heap beside its bytes, not ~300 with its ArrayBuffer and entry object
+ * (docs/BENCHMARKS.md, Scale). A packed value is copied out when read; the last 1,024 copies (or loaded
+ * values) are handed out again as they are, so a credential read in a loop costs two Map lookups and no
+ * copy. Other values are kept as they are.
  */
 export class LruCredentialCache extends CredentialCache {
   private readonly index = new Map<string, number>();
@@ -79,6 +80,7 @@ export class LruCredentialCache extends CredentialCache {
     }
     return this.miss(key, loader, options);
   }
+
   override getOrLoadRow<T>(key: string, loader: () => Promise<T>): Promise<T> {
     if (!this.rows) {
       this.rows = new LruCredentialCache(this.options, this.clock, this.random);
