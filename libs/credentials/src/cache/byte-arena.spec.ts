@@ -49,6 +49,15 @@ describe('ByteArena', () => {
     expect(arena.stats()).toEqual({ liveBytes: 0, slabBytes: 0, slabs: 0 });
   });
 
+  it('keeps empty records without a slab, so freeing the records around them releases every slab', () => {
+    const arena = new ByteArena();
+    arena.grow(3000);
+    for (let slot = 0; slot < 3000; slot++) arena.store(slot, slot % 2 ? bytes(1300, slot) : new ArrayBuffer(0));
+    for (let slot = 1; slot < 3000; slot += 2) arena.free(slot);
+    expect(arena.stats()).toMatchObject({ liveBytes: 0, slabs: 1 });
+    for (let slot = 0; slot < 3000; slot += 2) expect(arena.copyOut(slot)!.byteLength).toBe(0);
+  });
+
   it('packs small records into shared slabs and gives a large one a slab of its own, released when freed', () => {
     const arena = new ByteArena();
     arena.grow(2001);

@@ -2,6 +2,8 @@
 export const SLAB_BYTES = 1 << 20;
 const OWN_SLAB_ABOVE = SLAB_BYTES / 4;
 const NONE = -1;
+/** A record of no bytes: it needs no slab (and must not keep one counted as live). */
+const EMPTY = -2;
 
 /**
  * Byte records by slot number, packed into 1 MiB ArrayBuffers (slabs) instead of one ArrayBuffer each.
@@ -46,6 +48,10 @@ export class ByteArena {
   store(slot: number, bytes: ArrayBuffer): void {
     this.free(slot);
     const length = bytes.byteLength;
+    if (length === 0) {
+      this.slabOf[slot] = EMPTY;
+      return;
+    }
     this.place(slot, new Uint8Array(bytes), length);
     this.liveBytes += length;
   }
@@ -54,6 +60,7 @@ export class ByteArena {
   copyOut(slot: number): ArrayBuffer | undefined {
     const slab = this.slabOf[slot];
     if (slab === NONE) return undefined;
+    if (slab === EMPTY) return new ArrayBuffer(0);
     const offset = this.offsetOf[slot];
     return this.slabs[slab]!.slice(offset, offset + this.lengthOf[slot]);
   }
@@ -62,8 +69,9 @@ export class ByteArena {
     if (slot >= this.slabOf.length) return;
     const slab = this.slabOf[slot];
     if (slab === NONE) return;
-    const length = this.lengthOf[slot];
     this.slabOf[slot] = NONE;
+    if (slab === EMPTY) return;
+    const length = this.lengthOf[slot];
     this.liveBytes -= length;
     this.slabLive[slab] -= length;
     if (this.slabLive[slab] === 0) {
@@ -156,7 +164,7 @@ export class ByteArena {
     // The evacuated slabs are not in freeSlabIds, so `place` cannot reuse one while its records move.
     for (let slot = 0; slot < this.slabOf.length; slot++) {
       const from = this.slabOf[slot];
-      if (from === NONE || !evacuated.has(from)) continue;
+      if (!evacuated.has(from)) continue;
       const length = this.lengthOf[slot];
       this.slabLive[from] -= length;
       this.place(slot, new Uint8Array(this.slabs[from]!, this.offsetOf[slot], length), length);
