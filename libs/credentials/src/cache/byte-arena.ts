@@ -5,6 +5,13 @@ const NONE = -1;
 /** A record of no bytes: it needs no slab (and must not keep one counted as live). */
 const EMPTY = -2;
 
+/** A copy of `array` lengthened to `length` (the new elements 0): how slot-indexed typed arrays grow. */
+export function grownTo<A extends Int32Array | Float64Array>(array: A, length: number): A {
+  const grown = new (array.constructor as new (length: number) => A)(length);
+  grown.set(array);
+  return grown;
+}
+
 /**
  * Byte records by slot number, packed into 1 MiB ArrayBuffers (slabs) instead of one ArrayBuffer each.
  * An ArrayBuffer of its own costs ~90 B of heap and a native backing store of ~150 B more per record
@@ -32,16 +39,11 @@ export class ByteArena {
   /** Makes room for slots `0 … capacity − 1` (never shrinks). */
   grow(capacity: number): void {
     if (capacity <= this.slabOf.length) return;
-    const grown = (from: Int32Array) => {
-      const to = new Int32Array(capacity);
-      to.set(from);
-      return to;
-    };
     const firstNew = this.slabOf.length;
-    this.slabOf = grown(this.slabOf);
+    this.slabOf = grownTo(this.slabOf, capacity);
     this.slabOf.fill(NONE, firstNew);
-    this.offsetOf = grown(this.offsetOf);
-    this.lengthOf = grown(this.lengthOf);
+    this.offsetOf = grownTo(this.offsetOf, capacity);
+    this.lengthOf = grownTo(this.lengthOf, capacity);
   }
 
   /** Copies `bytes` in as `slot`'s record, replacing the one it had. */

@@ -1,5 +1,5 @@
 import { Clock } from '@app/common';
-import { ByteArena } from './byte-arena';
+import { ByteArena, grownTo } from './byte-arena';
 import { jitteredTtl } from './cache-entry-cipher';
 import { CacheLoadOptions, CredentialCache, CredentialCacheStats } from './credential-cache';
 
@@ -244,14 +244,9 @@ export class LruCredentialCache extends CredentialCache {
     if (this.freeSlot === NONE) {
       const from = this.expires.length;
       const to = Math.min(this.options.maxEntries, Math.max(64, from * 2));
-      const grown = <A extends Int32Array | Float64Array>(old: A, make: (n: number) => A): A => {
-        const next = make(to);
-        next.set(old);
-        return next;
-      };
-      this.expires = grown(this.expires, (n) => new Float64Array(n));
-      this.older = grown(this.older, (n) => new Int32Array(n));
-      this.newer = grown(this.newer, (n) => new Int32Array(n));
+      this.expires = grownTo(this.expires, to);
+      this.older = grownTo(this.older, to);
+      this.newer = grownTo(this.newer, to);
       this.arena.grow(to);
       for (let slot = to - 1; slot >= from; slot--) {
         this.newer[slot] = this.freeSlot;
