@@ -57,4 +57,35 @@ describe('InProcessSuspiciousActivityCounters', () => {
     expect(later.map((r) => r.count)).toEqual(Array.from({ length: 101 }, (_, i) => i + 1));
     expect(later.flatMap((r, i) => (r.alert ? [i] : []))).toEqual([100]);
   });
+
+  it('count as sliding windows of distinct members would, through re-reads, expiry and many counters', () => {
+    // The reference: member → last hit time in a Map (insertion order = time), capped at alertAt.
+    const reference = new Map<string, Map<string, number>>();
+    const expected = (key: string, member: string | undefined, now: number, windowMs: number, alertAt: number, seq: number) => {
+      const w = reference.get(key) ?? new Map<string, number>();
+      reference.set(key, w);
+      const m = member ?? `#${seq}`;
+      w.delete(m);
+      w.set(m, now);
+      while (w.size > alertAt) w.delete(w.keys().next().value as string);
+      for (const [k, t] of w) if (t <= now - windowMs) w.delete(k);
+      return w.size;
+    };
+    let s = 7;
+    const next = (n: number) => {
+      s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+      return s % n;
+    };
+    const counters = new InProcessSuspiciousActivityCounters();
+    let now = 0;
+    for (let i = 0; i < 50_000; i++) {
+      now += next(3) === 0 ? next(20_000) : 0;
+      const failures = next(10) === 0;
+      const key = failures ? `fa:${next(3)}` : `dr:${next(5)}`;
+      const member = failures ? undefined : `credential-${next(next(2) ? 40 : 400)}`;
+      const alertAt = failures ? 5 : 30;
+      const [r] = counters.hitNow(now, [{ key, member, windowMs: 5 * MIN, alertAt }]);
+      expect([i, r.count]).toEqual([i, expected(key, member, now, 5 * MIN, alertAt, i)]);
+    }
+  });
 });
