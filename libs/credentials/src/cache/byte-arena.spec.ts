@@ -1,4 +1,5 @@
 import { ByteArena, SLAB_BYTES } from './byte-arena';
+import { SlabPool } from './slab-pool';
 
 const bytes = (length: number, seed: number): ArrayBuffer => {
   const b = new Uint8Array(length);
@@ -71,9 +72,14 @@ describe('ByteArena', () => {
     for (let slot = 0; slot < 2000; slot++) expect(same(arena.copyOut(slot), bytes(1300, slot))).toBe(true);
   });
 
-  it('under churn keeps every record intact and its slabs within an eighth of the live bytes (plus a few slabs)', () => {
+  // The pool's WebAssembly memory; one with room for 8 slabs (then ArrayBuffers of their own); one with none.
+  it.each([
+    ['the shared pool', undefined],
+    ['a pool of 8 slabs', 8],
+    ['no pool room', 0],
+  ])('under churn keeps every record intact and its slabs within an eighth of the live bytes (plus a few slabs): %s', (_name, poolSlabs) => {
     const slots = 20_000;
-    const arena = new ByteArena();
+    const arena = new ByteArena(poolSlabs === undefined ? undefined : new SlabPool(SLAB_BYTES, poolSlabs * SLAB_BYTES));
     arena.grow(slots);
     const random = lcg(7);
     const model = new Map<number, number>();
@@ -100,5 +106,34 @@ describe('ByteArena', () => {
       else expect(same(arena.copyOut(slot), bytes(length, seedOf(slot, length)))).toBe(true);
     }
     expect(arena.stats().liveBytes).toBe([...model.values()].reduce((a, b) => a + b, 0));
+  });
+
+  it('gives released slabs back to the pool, where another arena takes them instead of growing it', () => {
+    const pool = new SlabPool(SLAB_BYTES);
+    const first = new ByteArena(pool);
+    first.grow(2000);
+    for (let slot = 0; slot < 2000; slot++) first.store(slot, bytes(1300, slot));
+    expect(pool.stats()).toEqual({ reservedBytes: 3 * SLAB_BYTES, freeSlabs: 0 });
+    first.clear();
+    expect(pool.stats()).toEqual({ reservedBytes: 3 * SLAB_BYTES, freeSlabs: 3 });
+    const second = new ByteArena(pool);
+    second.grow(2000);
+    for (let slot = 0; slot < 2000; slot++) second.store(slot, bytes(1200, slot + 1));
+    expect(pool.stats()).toEqual({ reservedBytes: 3 * SLAB_BYTES, freeSlabs: 0 });
+    for (let slot = 0; slot < 2000; slot++) expect(same(second.copyOut(slot), bytes(1200, slot + 1))).toBe(true);
+  });
+
+  it('falls back to ArrayBuffers of their own once the pool is full, and reads both kinds alike', () => {
+    const pool = new SlabPool(SLAB_BYTES, 2 * SLAB_BYTES);
+    const arena = new ByteArena(pool);
+    arena.grow(4000);
+    for (let slot = 0; slot < 4000; slot++) arena.store(slot, bytes(1000, slot));
+    expect(pool.stats().reservedBytes).toBe(2 * SLAB_BYTES);
+    expect(arena.stats()).toMatchObject({ slabs: 4, liveBytes: 4000 * 1000 });
+    for (let slot = 0; slot < 4000; slot++) expect(same(arena.copyOut(slot), bytes(1000, slot))).toBe(true);
+  });
+
+  it('refuses a slab size that is not whole WebAssembly pages', () => {
+    expect(() => new SlabPool(1000)).toThrow(RangeError);
   });
 });

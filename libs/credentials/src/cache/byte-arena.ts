@@ -1,3 +1,5 @@
+import { SlabPool } from './slab-pool';
+
 /** Bytes of one slab: ~800 cached 1 KB credentials. A record above a quarter of it gets a slab of its own. */
 export const SLAB_BYTES = 1 << 20;
 const OWN_SLAB_ABOVE = SLAB_BYTES / 4;
@@ -12,10 +14,19 @@ export function grownTo<A extends Int32Array | Float64Array>(array: A, length: n
   return grown;
 }
 
+let shared: SlabPool | undefined;
+
+/** The process's pool of slabs, shared by every arena that is not given its own. */
+export function sharedSlabPool(): SlabPool {
+  return (shared ??= new SlabPool(SLAB_BYTES));
+}
+
 /**
- * Byte records by slot number, packed into 1 MiB ArrayBuffers (slabs) instead of one ArrayBuffer each.
- * An ArrayBuffer of its own costs ~90 B of heap and a native backing store of ~150 B more per record
- * (docs/BENCHMARKS.md, Scale); here a record costs its bytes and 12 B of typed arrays.
+ * Byte records by slot number, packed into 1 MiB slabs instead of one ArrayBuffer each. An ArrayBuffer of
+ * its own costs ~90 B of heap and a native backing store of ~150 B more per record (docs/BENCHMARKS.md,
+ * Scale); here a record costs its bytes and 12 B of typed arrays. The slabs come from a `SlabPool` (one
+ * WebAssembly memory, outside the C heap); a record above a quarter of a slab, or any record when the pool
+ * has no room, gets an ArrayBuffer of its own.
  *
  * A record is only ever read by copying it out (`copyOut`), never through a view handed to a caller, so
  * its room can be reused or moved once it is freed: no reader can see another record's bytes.
@@ -25,7 +36,11 @@ export function grownTo<A extends Int32Array | Float64Array>(array: A, length: n
  * current slab and those slabs released — at most ~8 bytes copied per byte freed, amortised.
  */
 export class ByteArena {
-  private slabs: Array<ArrayBuffer | undefined> = [];
+  /** Per slab id: its offset in the pool, or NONE when it is an ArrayBuffer of its own (`own`). */
+  private slabBase: number[] = [];
+  private own: Array<ArrayBuffer | undefined> = [];
+  /** Per slab id: its size in bytes; 0 once released. */
+  private slabSize: number[] = [];
   private slabLive: number[] = [];
   private readonly freeSlabIds: number[] = [];
   private current = NONE;
@@ -35,6 +50,8 @@ export class ByteArena {
   private lengthOf = new Int32Array(0);
   private liveBytes = 0;
   private slabBytes = 0;
+
+  constructor(private readonly pool: SlabPool = sharedSlabPool()) {}
 
   /** Makes room for slots `0 … capacity − 1` (never shrinks). */
   grow(capacity: number): void {
@@ -54,7 +71,8 @@ export class ByteArena {
       this.slabOf[slot] = EMPTY;
       return;
     }
-    this.place(slot, new Uint8Array(bytes), length);
+    this.place(slot, length);
+    this.viewOf(slot).set(new Uint8Array(bytes));
     this.liveBytes += length;
   }
 
@@ -63,8 +81,11 @@ export class ByteArena {
     const slab = this.slabOf[slot];
     if (slab === NONE) return undefined;
     if (slab === EMPTY) return new ArrayBuffer(0);
+    const base = this.slabBase[slab];
     const offset = this.offsetOf[slot];
-    return this.slabs[slab]!.slice(offset, offset + this.lengthOf[slot]);
+    const end = offset + this.lengthOf[slot];
+    if (base === NONE) return this.own[slab]!.slice(offset, end);
+    return (this.pool.bytes.buffer as ArrayBuffer).slice(base + offset, base + end);
   }
 
   free(slot: number): void {
@@ -83,9 +104,14 @@ export class ByteArena {
     if (this.deadBytes() > Math.max(4 * SLAB_BYTES, this.liveBytes / 8)) this.compact();
   }
 
-  /** Drops every record and slab. */
+  /** Drops every record and gives every slab back. */
   clear(): void {
-    this.slabs = [];
+    this.slabSize.forEach((size, id) => {
+      if (size > 0) this.release(id);
+    });
+    this.slabBase = [];
+    this.own = [];
+    this.slabSize = [];
     this.slabLive = [];
     this.freeSlabIds.length = 0;
     this.current = NONE;
@@ -96,16 +122,26 @@ export class ByteArena {
   }
 
   stats(): { liveBytes: number; slabBytes: number; slabs: number } {
-    return { liveBytes: this.liveBytes, slabBytes: this.slabBytes, slabs: this.slabs.length - this.freeSlabIds.length };
+    return { liveBytes: this.liveBytes, slabBytes: this.slabBytes, slabs: this.slabSize.length - this.freeSlabIds.length };
   }
 
   /** Room in sealed slabs that holds no record (the current slab's unused tail is not dead: it will be filled). */
   private deadBytes(): number {
-    const tail = this.current === NONE ? 0 : this.slabs[this.current]!.byteLength - this.used;
+    const tail = this.current === NONE ? 0 : this.slabSize[this.current] - this.used;
     return this.slabBytes - this.liveBytes - tail;
   }
 
-  private place(slot: number, bytes: Uint8Array, length: number): void {
+  /** `slot`'s room, for writing. Valid until the next `place` (which may grow the pool). */
+  private viewOf(slot: number): Uint8Array {
+    const slab = this.slabOf[slot];
+    const base = this.slabBase[slab];
+    const offset = this.offsetOf[slot];
+    if (base === NONE) return new Uint8Array(this.own[slab]!, offset, this.lengthOf[slot]);
+    return this.pool.bytes.subarray(base + offset, base + offset + this.lengthOf[slot]);
+  }
+
+  /** Gives `slot` room for `length` bytes (not yet written). */
+  private place(slot: number, length: number): void {
     let slab: number;
     let offset: number;
     if (length > OWN_SLAB_ABOVE) {
@@ -122,7 +158,6 @@ export class ByteArena {
       offset = this.used;
       this.used += length;
     }
-    new Uint8Array(this.slabs[slab]!, offset, length).set(bytes);
     this.slabOf[slot] = slab;
     this.offsetOf[slot] = offset;
     this.lengthOf[slot] = length;
@@ -130,16 +165,22 @@ export class ByteArena {
   }
 
   private open(bytes: number): number {
-    const id = this.freeSlabIds.pop() ?? this.slabs.length;
-    this.slabs[id] = new ArrayBuffer(bytes);
+    const id = this.freeSlabIds.pop() ?? this.slabSize.length;
+    const base = bytes === this.pool.slabBytes ? this.pool.acquire() : undefined;
+    this.slabBase[id] = base ?? NONE;
+    this.own[id] = base === undefined ? new ArrayBuffer(bytes) : undefined;
+    this.slabSize[id] = bytes;
     this.slabLive[id] = 0;
     this.slabBytes += bytes;
     return id;
   }
 
   private release(slab: number): void {
-    this.slabBytes -= this.slabs[slab]!.byteLength;
-    this.slabs[slab] = undefined;
+    if (this.slabBase[slab] !== NONE) this.pool.release(this.slabBase[slab]);
+    this.slabBytes -= this.slabSize[slab];
+    this.slabBase[slab] = NONE;
+    this.own[slab] = undefined;
+    this.slabSize[slab] = 0;
     this.slabLive[slab] = 0;
     this.freeSlabIds.push(slab);
     if (slab === this.current) {
@@ -152,24 +193,30 @@ export class ByteArena {
   private compact(): void {
     const limit = Math.max(4 * SLAB_BYTES, this.liveBytes / 8);
     const sealed: number[] = [];
-    this.slabs.forEach((slab, id) => {
-      if (slab !== undefined && id !== this.current) sealed.push(id);
+    this.slabSize.forEach((size, id) => {
+      if (size > 0 && id !== this.current) sealed.push(id);
     });
-    sealed.sort((a, b) => this.slabLive[a] / this.slabs[a]!.byteLength - this.slabLive[b] / this.slabs[b]!.byteLength);
+    sealed.sort((a, b) => this.slabLive[a] / this.slabSize[a] - this.slabLive[b] / this.slabSize[b]);
     const evacuated = new Set<number>();
     let dead = this.deadBytes();
     for (const id of sealed) {
       if (dead <= limit / 2) break;
       evacuated.add(id);
-      dead -= this.slabs[id]!.byteLength - this.slabLive[id];
+      dead -= this.slabSize[id] - this.slabLive[id];
     }
-    // The evacuated slabs are not in freeSlabIds, so `place` cannot reuse one while its records move.
+    // The evacuated slabs are not in freeSlabIds (nor their room in the pool), so `place` cannot reuse one
+    // while its records move.
     for (let slot = 0; slot < this.slabOf.length; slot++) {
       const from = this.slabOf[slot];
       if (!evacuated.has(from)) continue;
+      const offset = this.offsetOf[slot];
       const length = this.lengthOf[slot];
       this.slabLive[from] -= length;
-      this.place(slot, new Uint8Array(this.slabs[from]!, this.offsetOf[slot], length), length);
+      this.place(slot, length);
+      // The source view is taken after `place`, which may have grown the pool (and detached older views).
+      const base = this.slabBase[from];
+      const source = base === NONE ? new Uint8Array(this.own[from]!, offset, length) : this.pool.bytes.subarray(base + offset, base + offset + length);
+      this.viewOf(slot).set(source);
     }
     for (const id of evacuated) this.release(id);
   }
