@@ -261,9 +261,10 @@ ${figures.slice(0, credentialFigures).map(row).join('\n')}
 Cache memory: ${mem.method} Baseline RSS (the host with the credentials stored, its cache empty) ${mem.idleHostMb} MB; ${mem.entries} entries add ${mem.aboveIdleMb} MB
 (**${mem.perEntryBytes} bytes per entry**, ${mem.valueBytes}-byte values), of which V8's live heap ${mem.heapPerEntryBytes} bytes per entry.
 Of the ${mem.aboveIdleMb} MB: V8's live heap ${mem.aboveIdleParts.liveHeapMb} MB, the heap's room to grow (its size after the GCs less the live heap)
-${mem.aboveIdleParts.heapRoomMb} MB, and ${mem.aboveIdleParts.nativeMb} MB outside V8's heap (the allocator's, buffers, threads). The cached reads are
-packed into ArrayBuffers (values and rows): ${mem.aboveIdleParts.buffersMb} MB of them are live. RSS can grow by less than the live heap and
-buffers together: the allocator and the heap reuse room the process already had from storing the credentials.
+${mem.aboveIdleParts.heapRoomMb} MB, and ${mem.aboveIdleParts.nativeMb} MB outside V8's heap (the cache's slabs, the allocator's, threads). The cached reads are
+packed (values and rows) into the cache's slabs: ${mem.aboveIdleParts.slabsMb} MB of them, in a WebAssembly memory of their own (and ${mem.aboveIdleParts.buffersMb} MB of
+ArrayBuffers added). RSS can grow by less than the live heap and slabs together where the heap reuses room the process already had from
+storing the credentials.
 
 Plans:
 

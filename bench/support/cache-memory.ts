@@ -14,9 +14,10 @@ export interface CacheMemory {
   heapPerEntryBytes: number;
   /**
    * What the RSS above the idle host's is made of, MB: V8's live heap, its room to grow, and the rest (native).
-   * `buffersMb`: the bytes of live Buffers added (the cached reads, packed), counted in native.
+   * `slabsMb`: the cache's slabs (the cached reads, packed, in a WebAssembly memory), counted in native;
+   * `buffersMb`: the bytes of live ArrayBuffers added (a slab that is one when the pool has no room).
    */
-  aboveIdleParts: { liveHeapMb: number; heapRoomMb: number; nativeMb: number; buffersMb: number };
+  aboveIdleParts: { liveHeapMb: number; heapRoomMb: number; nativeMb: number; slabsMb: number; buffersMb: number };
   method: string;
 }
 
@@ -39,7 +40,7 @@ export async function measureCacheMemory(entries: number, valueBytes: number): P
   );
   try {
     const filled = await host.fillCache(entries, valueBytes);
-    const { before, after } = filled;
+    const { before, after, slabBytes } = filled;
     const above = after.rss - before.rss;
     const live = after.heapUsed - before.heapUsed;
     const heap = after.heapTotal - before.heapTotal;
@@ -50,7 +51,7 @@ export async function measureCacheMemory(entries: number, valueBytes: number): P
       aboveIdleMb: Math.round(above / MB),
       perEntryBytes: Math.round(above / entries),
       heapPerEntryBytes: Math.round(live / entries),
-      aboveIdleParts: { liveHeapMb: Math.round(live / MB), heapRoomMb: Math.round((heap - live) / MB), nativeMb: Math.round((above - heap) / MB), buffersMb: Math.round((after.arrayBuffers - before.arrayBuffers) / MB) },
+      aboveIdleParts: { liveHeapMb: Math.round(live / MB), heapRoomMb: Math.round((heap - live) / MB), nativeMb: Math.round((above - heap) / MB), slabsMb: Math.round(slabBytes / MB), buffersMb: Math.round((after.arrayBuffers - before.arrayBuffers) / MB) },
       method:
         'the host in its own process (SQLite, the local vault, CACHE_MAX_ENTRIES raised to fit) stores the credentials ' +
         'through `CredentialsService.storeMany` (1 KB values, distinct, two tags each); its cache is emptied and RSS read ' +

@@ -47,6 +47,8 @@ export interface CacheFill {
    */
   before: NodeJS.MemoryUsage;
   after: NodeJS.MemoryUsage;
+  /** The cache's slab room when full (`CredentialCacheStats.slabBytes`): native, outside `arrayBuffers`. */
+  slabBytes: number;
 }
 
 const memoryAfterGc = async () => {
@@ -100,7 +102,7 @@ async function fillCache(cache: CredentialCache, credentials: CredentialsService
   if (size !== entries) throw new Error(`the cache holds ${size} entries after reading ${entries} credentials`);
   const after = await memoryAfterGc();
   if (stored.length !== entries) throw new Error('the list of ids changed');
-  return { entries, before, after };
+  return { entries, before, after, slabBytes: cache.stats().slabBytes ?? 0 };
 }
 
 /** Settings a bench may compare with their defaults (e.g. `DATABASE_SQLITE_WRITE_WORKER=false`): passed to the host when set. */

@@ -54,6 +54,7 @@ export class HostMetrics implements OnModuleInit {
       mirroredCounter(`${PREFIX}cache_coalesced_total`, 'Cache misses that joined an in-flight load', () => cache().coalesced),
       mirroredCounter(`${PREFIX}cache_stale_served_total`, 'Stale values served because the value store failed', () => cache().staleServed),
       gauge(`${PREFIX}cache_entries`, 'Credentials cached in this process', () => cache().size),
+      gauge(`${PREFIX}cache_slab_bytes`, 'Bytes of slab room holding cached entries in this process, outside the JS heap', () => cache().slabBytes ?? 0),
       // The shared tier and the eviction fan-out (0, and healthy, when the cache is per process only).
       mirroredCounter(`${PREFIX}cache_l2_hits_total`, 'Reads answered from the shared Redis tier (decrypted entries)', () => shared()?.l2.hits ?? 0),
       mirroredCounter(`${PREFIX}cache_l2_misses_total`, 'Reads that missed the shared Redis tier', () => shared()?.l2.misses ?? 0),

@@ -23,6 +23,12 @@ export interface CredentialCacheStats {
   invalidations: number;
   evictions: number;
   size: number;
+  /**
+   * Bytes of slab room the in-process tier holds for its packed entries (values and rows, dead room
+   * included): memory outside V8's heap, which `process.memoryUsage()` does not show. Absent for a cache
+   * that keeps no slabs.
+   */
+  slabBytes?: number;
   /** Only for a cache shared across replicas (`cache.store` redis, or invalidation fan-out on). */
   shared?: SharedCacheStats;
 }

@@ -1,6 +1,7 @@
 import { Test } from '@nestjs/testing';
 import { Clock, ManualClock } from '@app/common';
 import { CredentialCache } from './credential-cache';
+import { SLAB_BYTES } from './byte-arena';
 import { LruCredentialCache } from './lru-credential-cache';
 
 class Unavailable extends Error {}
@@ -185,6 +186,17 @@ describe('LruCredentialCache', () => {
       expect(text(copy)).toBe('value of a');
       expect(await cache.getOrLoad('t/a', async () => packed('reloaded'))).toBe(copy);
       expect(cache.stats()).toMatchObject({ loads: 1025, hits: 3, size: 1025 });
+    });
+
+    it('report the slab room they take, values and rows together, and give it back when cleared', async () => {
+      const { cache } = await build({ maxEntries: 5000 });
+      expect(cache.stats().slabBytes).toBe(0);
+      for (let i = 0; i < 1100; i++) await cache.getOrLoad(`t/${i}`, async () => packed(`${i}:`.padEnd(1024, 'x')));
+      await cache.getOrLoadRow('t/0', async () => packed('row of 0'));
+      // 1.1 MB of values in two 1 MiB slabs, and a slab for the row.
+      expect(cache.stats().slabBytes).toBe(2 * SLAB_BYTES + SLAB_BYTES);
+      cache.clear();
+      expect(cache.stats().slabBytes).toBe(0);
     });
 
     it('never give one key the bytes of another through eviction, replacement, invalidation and serve-stale', async () => {

@@ -161,7 +161,8 @@ export class LruCredentialCache extends CredentialCache {
 
   stats(): CredentialCacheStats {
     const { hits, misses } = this.counters;
-    return { ...this.counters, hitRate: hits + misses === 0 ? 0 : hits / (hits + misses), size: this.index.size };
+    const slabBytes = this.arena.stats().slabBytes + (this.rows?.arena.stats().slabBytes ?? 0);
+    return { ...this.counters, hitRate: hits + misses === 0 ? 0 : hits / (hits + misses), size: this.index.size, slabBytes };
   }
 
   resetStats(): void {
