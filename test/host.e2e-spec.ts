@@ -106,6 +106,7 @@ describe.each(DATABASE_KINDS)('reference host on %s', (kind) => {
     expect(text).toMatch(/credential_vault_process_cpu_seconds_total/);
     expect(text).toMatch(/credential_vault_cache_hits_total \d+/);
     expect(text).toMatch(/credential_vault_cache_slab_bytes \d+/);
+    expect(text).toMatch(/credential_vault_cache_slab_pool_bytes \d+/);
     expect(text).toMatch(/credential_vault_audit_healthy 1/);
   });
 

@@ -40,7 +40,9 @@ export async function measureCacheMemory(entries: number, valueBytes: number): P
   );
   try {
     const filled = await host.fillCache(entries, valueBytes);
-    const { before, after, slabBytes } = filled;
+    const { before, after, slabBytes, slabPoolBytesBefore } = filled;
+    // Slabs released into the pool before the baseline would be resident in it and reused by the fill unseen.
+    if (slabPoolBytesBefore > 0) throw new Error(`the slab pool held ${slabPoolBytesBefore} bytes before the cache was filled: the baseline would hide them`);
     const above = after.rss - before.rss;
     const live = after.heapUsed - before.heapUsed;
     const heap = after.heapTotal - before.heapTotal;

@@ -49,6 +49,11 @@ export interface CacheFill {
   after: NodeJS.MemoryUsage;
   /** The cache's slab room when full (`CredentialCacheStats.slabBytes`): native, outside `arrayBuffers`. */
   slabBytes: number;
+  /**
+   * The slab pool's bytes at the baseline (emptied cache): released slabs stay resident for reuse, so
+   * anything here would be counted in the baseline and reused by the fill unseen. 0 when storing cached nothing.
+   */
+  slabPoolBytesBefore: number;
 }
 
 const memoryAfterGc = async () => {
@@ -85,6 +90,7 @@ async function fillCache(cache: CredentialCache, credentials: CredentialsService
     });
   }
   cache.clear();
+  const slabPoolBytesBefore = cache.stats().slabPoolBytes ?? 0;
   // The list of ids stays alive until after the second reading, so that both readings hold it.
   const before = await memoryAfterGc();
   for (let next = 0; next < stored.length; ) {
@@ -102,7 +108,7 @@ async function fillCache(cache: CredentialCache, credentials: CredentialsService
   if (size !== entries) throw new Error(`the cache holds ${size} entries after reading ${entries} credentials`);
   const after = await memoryAfterGc();
   if (stored.length !== entries) throw new Error('the list of ids changed');
-  return { entries, before, after, slabBytes: cache.stats().slabBytes ?? 0 };
+  return { entries, before, after, slabBytes: cache.stats().slabBytes ?? 0, slabPoolBytesBefore };
 }
 
 /** Settings a bench may compare with their defaults (e.g. `DATABASE_SQLITE_WRITE_WORKER=false`): passed to the host when set. */

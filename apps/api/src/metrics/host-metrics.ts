@@ -55,6 +55,7 @@ export class HostMetrics implements OnModuleInit {
       mirroredCounter(`${PREFIX}cache_stale_served_total`, 'Stale values served because the value store failed', () => cache().staleServed),
       gauge(`${PREFIX}cache_entries`, 'Credentials cached in this process', () => cache().size),
       gauge(`${PREFIX}cache_slab_bytes`, 'Bytes of slab room holding cached entries in this process, outside the JS heap', () => cache().slabBytes ?? 0),
+      gauge(`${PREFIX}cache_slab_pool_bytes`, 'Bytes of the slab pool (slabs in use and released ones kept for reuse): at most what the slabs add to RSS', () => cache().slabPoolBytes ?? 0),
       // The shared tier and the eviction fan-out (0, and healthy, when the cache is per process only).
       mirroredCounter(`${PREFIX}cache_l2_hits_total`, 'Reads answered from the shared Redis tier (decrypted entries)', () => shared()?.l2.hits ?? 0),
       mirroredCounter(`${PREFIX}cache_l2_misses_total`, 'Reads that missed the shared Redis tier', () => shared()?.l2.misses ?? 0),

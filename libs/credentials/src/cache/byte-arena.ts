@@ -125,6 +125,11 @@ export class ByteArena {
     return { liveBytes: this.liveBytes, slabBytes: this.slabBytes, slabs: this.slabSize.length - this.freeSlabIds.length };
   }
 
+  /** Bytes this arena's pool took from the system: slabs in use by any of its arenas, and released ones kept. */
+  poolBytes(): number {
+    return this.pool.stats().reservedBytes;
+  }
+
   /** Room in sealed slabs that holds no record (the current slab's unused tail is not dead: it will be filled). */
   private deadBytes(): number {
     const tail = this.current === NONE ? 0 : this.slabSize[this.current] - this.used;

@@ -25,10 +25,15 @@ export interface CredentialCacheStats {
   size: number;
   /**
    * Bytes of slab room the in-process tier holds for its packed entries (values and rows, dead room
-   * included): memory outside V8's heap, which `process.memoryUsage()` does not show. Absent for a cache
-   * that keeps no slabs.
+   * included): memory outside V8's heap that `process.memoryUsage()` counts in `rss` only (not in
+   * `external` nor `arrayBuffers`). Absent for a cache that keeps no slabs.
    */
   slabBytes?: number;
+  /**
+   * Bytes of the process's slab pool, which every cache's slabs come from: slabs in use and released ones
+   * kept for reuse (a WebAssembly memory does not shrink). What the slabs add to RSS at most.
+   */
+  slabPoolBytes?: number;
   /** Only for a cache shared across replicas (`cache.store` redis, or invalidation fan-out on). */
   shared?: SharedCacheStats;
 }

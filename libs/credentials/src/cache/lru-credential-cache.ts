@@ -162,7 +162,7 @@ export class LruCredentialCache extends CredentialCache {
   stats(): CredentialCacheStats {
     const { hits, misses } = this.counters;
     const slabBytes = this.arena.stats().slabBytes + (this.rows?.arena.stats().slabBytes ?? 0);
-    return { ...this.counters, hitRate: hits + misses === 0 ? 0 : hits / (hits + misses), size: this.index.size, slabBytes };
+    return { ...this.counters, hitRate: hits + misses === 0 ? 0 : hits / (hits + misses), size: this.index.size, slabBytes, slabPoolBytes: this.arena.poolBytes() };
   }
 
   resetStats(): void {
