@@ -1,3 +1,5 @@
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { ByteArena, SLAB_BYTES } from './byte-arena';
 import { SlabPool } from './slab-pool';
 
@@ -121,6 +123,23 @@ describe('ByteArena', () => {
     for (let slot = 0; slot < 2000; slot++) second.store(slot, bytes(1200, slot + 1));
     expect(pool.stats()).toEqual({ reservedBytes: 3 * SLAB_BYTES, freeSlabs: 0 });
     for (let slot = 0; slot < 2000; slot++) expect(same(second.copyOut(slot), bytes(1200, slot + 1))).toBe(true);
+  });
+
+  it('gives the slabs of an arena dropped without clear back to the pool once the arena is collected', async () => {
+    setFlagsFromString('--expose-gc');
+    const gc = runInNewContext('gc') as () => void;
+    const pool = new SlabPool(SLAB_BYTES);
+    (() => {
+      const dropped = new ByteArena(pool);
+      dropped.grow(2000);
+      for (let slot = 0; slot < 2000; slot++) dropped.store(slot, bytes(1300, slot));
+    })();
+    expect(pool.stats()).toEqual({ reservedBytes: 3 * SLAB_BYTES, freeSlabs: 0 });
+    for (let i = 0; i < 20 && pool.stats().freeSlabs === 0; i++) {
+      gc();
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+    expect(pool.stats()).toEqual({ reservedBytes: 3 * SLAB_BYTES, freeSlabs: 3 });
   });
 
   it('falls back to ArrayBuffers of their own once the pool is full, and reads both kinds alike', () => {

@@ -16,6 +16,14 @@ export function grownTo<A extends Int32Array | Float64Array>(array: A, length: n
 
 let shared: SlabPool | undefined;
 
+/**
+ * An arena dropped without `clear` (a cache of an app closed and discarded) gives its pool slabs back when
+ * it is collected: the pool cannot see that, and would otherwise keep them as in use for the process's life.
+ */
+const collected = new FinalizationRegistry<{ pool: SlabPool; bases: number[] }>(({ pool, bases }) => {
+  for (const base of bases) if (base !== NONE) pool.release(base);
+});
+
 /** The process's pool of slabs, shared by every arena that is not given its own. */
 export function sharedSlabPool(): SlabPool {
   return (shared ??= new SlabPool(SLAB_BYTES));
@@ -36,8 +44,11 @@ export function sharedSlabPool(): SlabPool {
  * current slab and those slabs released — at most ~8 bytes copied per byte freed, amortised.
  */
 export class ByteArena {
-  /** Per slab id: its offset in the pool, or NONE when it is an ArrayBuffer of its own (`own`). */
-  private slabBase: number[] = [];
+  /**
+   * Per slab id: its offset in the pool, or NONE when it is an ArrayBuffer of its own (`own`) or released.
+   * Never replaced (the finalizer holds it).
+   */
+  private readonly slabBase: number[] = [];
   private own: Array<ArrayBuffer | undefined> = [];
   /** Per slab id: its size in bytes; 0 once released. */
   private slabSize: number[] = [];
@@ -51,7 +62,9 @@ export class ByteArena {
   private liveBytes = 0;
   private slabBytes = 0;
 
-  constructor(private readonly pool: SlabPool = sharedSlabPool()) {}
+  constructor(private readonly pool: SlabPool = sharedSlabPool()) {
+    collected.register(this, { pool, bases: this.slabBase });
+  }
 
   /** Makes room for slots `0 … capacity − 1` (never shrinks). */
   grow(capacity: number): void {
@@ -109,7 +122,7 @@ export class ByteArena {
     this.slabSize.forEach((size, id) => {
       if (size > 0) this.release(id);
     });
-    this.slabBase = [];
+    this.slabBase.length = 0;
     this.own = [];
     this.slabSize = [];
     this.slabLive = [];
