@@ -142,6 +142,36 @@ describe('ByteArena', () => {
     expect(pool.stats()).toEqual({ reservedBytes: 3 * SLAB_BYTES, freeSlabs: 3 });
   });
 
+  it('zeroes the bytes of a record when it is dropped: freed, replaced, moved by compaction, cleared', () => {
+    const pool = new SlabPool(SLAB_BYTES);
+    const arena = new ByteArena(pool);
+    const secret = (n: number) => new Uint8Array(Buffer.from(`<secret-${n}>`.repeat(60))).buffer;
+    /** Each record's markers in the pool's memory: slot → count (one copy of a record holds 60). */
+    const copies = () => {
+      const text = Buffer.from(pool.bytes.buffer, pool.bytes.byteOffset, pool.bytes.byteLength).toString('latin1');
+      const found = new Map<number, number>();
+      for (const m of text.matchAll(/<secret-(\d+)>/g)) found.set(Number(m[1]), (found.get(Number(m[1])) ?? 0) + 1);
+      return found;
+    };
+    arena.grow(12_000);
+    for (let slot = 0; slot < 12_000; slot++) arena.store(slot, secret(slot));
+    arena.free(1);
+    arena.store(2, bytes(700, 2));
+    let found = copies();
+    expect([found.get(0), found.get(1), found.get(2)]).toEqual([60, undefined, undefined]);
+    // Free every other record: compaction moves the rest (over 4 MiB dead), leaving no second copy behind.
+    const slabsBefore = arena.stats().slabs;
+    for (let slot = 4; slot < 12_000; slot += 2) arena.free(slot);
+    expect(arena.stats().slabs).toBeLessThan(slabsBefore);
+    found = copies();
+    expect([...found.keys()].filter((slot) => slot >= 4 && slot % 2 === 0)).toEqual([]);
+    expect([...found.values()].every((n) => n === 60)).toBe(true);
+    expect(found.size).toBe(1 + 1 + 5998);
+    expect(same(arena.copyOut(5), secret(5))).toBe(true);
+    arena.clear();
+    expect(pool.bytes.every((b) => b === 0)).toBe(true);
+  });
+
   it('falls back to ArrayBuffers of their own once the pool is full, and reads both kinds alike', () => {
     const pool = new SlabPool(SLAB_BYTES, 2 * SLAB_BYTES);
     const arena = new ByteArena(pool);
