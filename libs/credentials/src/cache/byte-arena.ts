@@ -110,10 +110,13 @@ export class ByteArena {
     if (slot >= this.slabOf.length) return;
     const slab = this.slabOf[slot];
     if (slab === NONE) return;
+    if (slab === EMPTY) {
+      this.slabOf[slot] = NONE;
+      return;
+    }
     // A dropped record's bytes (a revoked value, say) do not wait in dead room for reuse.
-    if (slab !== EMPTY) this.viewOf(slot).fill(0);
+    this.viewOf(slot).fill(0);
     this.slabOf[slot] = NONE;
-    if (slab === EMPTY) return;
     const length = this.lengthOf[slot];
     this.liveBytes -= length;
     this.slabLive[slab] -= length;
