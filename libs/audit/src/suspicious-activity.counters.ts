@@ -142,7 +142,7 @@ export class InProcessSuspiciousActivityCounters extends SuspiciousActivityCount
         w.end--;
         break;
       }
-      append(w, id, now);
+      append(w, id, now, h.alertAt);
     }
     // The oldest first: the count stays min(distinct members in the window, alertAt).
     if (w.end - w.start > h.alertAt) w.start = w.end - h.alertAt;
@@ -176,15 +176,17 @@ export class InProcessSuspiciousActivityCounters extends SuspiciousActivityCount
 }
 
 /**
- * Appends a member at the newest end. At the arrays' end the live part moves to their front, into arrays
- * twice as long when it fills more than half of them: they stop growing at twice `alertAt` at most.
+ * Appends a member at the newest end. At the arrays' end the live part moves to their front, into longer
+ * arrays when it fills more than half of them: twice as long, up to twice `alertAt` (the live part never
+ * exceeds `alertAt` + 1, so a move then happens at most once per `alertAt` appends).
  */
-function append(w: Window, id: number, now: number): void {
+function append(w: Window, id: number, now: number, alertAt: number): void {
   if (w.end === w.ids.length) {
     const live = w.end - w.start;
-    if (live * 2 > w.ids.length) {
-      const ids = new Float64Array(w.ids.length * 2);
-      const times = new Float64Array(w.ids.length * 2);
+    const length = Math.max(live + 1, Math.min(w.ids.length * 2, 2 * alertAt));
+    if (live * 2 > w.ids.length && length > w.ids.length) {
+      const ids = new Float64Array(length);
+      const times = new Float64Array(length);
       ids.set(w.ids.subarray(w.start, w.end));
       times.set(w.times.subarray(w.start, w.end));
       w.ids = ids;
