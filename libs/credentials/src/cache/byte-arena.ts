@@ -124,7 +124,7 @@ export class ByteArena {
       if (slab === this.current) this.used = 0;
       else this.release(slab);
     }
-    if (this.deadBytes() > Math.max(4 * SLAB_BYTES, this.liveBytes / 8)) this.compact();
+    if (this.deadBytes() > this.deadLimit()) this.compact();
   }
 
   /** Drops every record (their bytes zeroed) and gives every slab back. */
@@ -159,6 +159,11 @@ export class ByteArena {
   private deadBytes(): number {
     const tail = this.current === NONE ? 0 : this.slabSize[this.current] - this.used;
     return this.slabBytes - this.liveBytes - tail;
+  }
+
+  /** The dead room that starts a compaction: an eighth of the live bytes, and four slabs at least. */
+  private deadLimit(): number {
+    return Math.max(4 * SLAB_BYTES, this.liveBytes / 8);
   }
 
   /** `slot`'s room. Valid until the next `place` (which may grow the pool). */
@@ -225,7 +230,7 @@ export class ByteArena {
 
   /** Moves the records of the sparsest sealed slabs to the current one until the dead room is down to half the limit. */
   private compact(): void {
-    const limit = Math.max(4 * SLAB_BYTES, this.liveBytes / 8);
+    const limit = this.deadLimit();
     const sealed: number[] = [];
     this.slabSize.forEach((size, id) => {
       if (size > 0 && id !== this.current) sealed.push(id);
