@@ -62,8 +62,10 @@ describe('SqliteWalCheckpointer', () => {
     }
     expect(checkpointer.stats().checkpoints).toBeGreaterThan(0);
     expect(checkpointer.stats().failures).toBe(0);
-    // SQLite's own bound (1000 frames ≈ 4 MiB) plus the batch that crossed it.
-    expect(maxWal).toBeLessThan(8 * 1024 * 1024);
+    // The WAL restarts: without restarts this run's WAL reaches ~115 MiB. Its high-water mark is SQLite's own
+    // bound (1000 frames ≈ 4 MiB) plus what this writer, committing as fast as it can, commits while one worker
+    // pass holds the checkpoint lock: 0.5–2.7 MiB in passes of 10–50 ms measured here, 4.3 once under CI's load.
+    expect(maxWal).toBeLessThan(16 * 1024 * 1024);
     w.db.close();
     const reopened = new Database(file, { readonly: true });
     expect(reopened.prepare('SELECT count(*) AS n FROM t').get()).toEqual({ n: w.rows() });

@@ -32,6 +32,10 @@ export interface SqliteWalCheckpointerStats {
  * up with every commit, which a checkpointer beside a busy writer rarely does (the WAL grew to 1.5 GB in
  * 64k rows without it). Durability is the connection's `synchronous`: unchanged.
  *
+ * While a worker pass holds SQLite's checkpoint lock (10–50 ms measured beside a busy writer), the writer's
+ * auto-checkpoint is refused and retried at its next commit: the WAL can pass SQLite's own bound (1000 frames)
+ * by what is committed during one pass. The hard bound is `maxWalBytes`.
+ *
  * PASSIVE never takes the writer's lock, so the app's writes never wait for the worker. The TRUNCATE
  * fallback does not wait either (busy timeout 0); it only runs when the WAL is past `maxWalBytes`.
  */
