@@ -23,6 +23,7 @@ describe.each(DATABASE_KINDS)('rotation notifications HTTP API on %s', (kind) =>
     status: number;
     text: string;
     body: Record<string, any>;
+    cacheControl: string | null;
   }
   const call = async (key: string | null, method: string, path: string, body?: unknown): Promise<Answer> => {
     const headers: Record<string, string> = {};
@@ -30,7 +31,7 @@ describe.each(DATABASE_KINDS)('rotation notifications HTTP API on %s', (kind) =>
     if (body !== undefined) headers['content-type'] = 'application/json';
     const res = await fetch(`${base}${path}`, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
     const text = await res.text();
-    return { status: res.status, text, body: text ? JSON.parse(text) : {} };
+    return { status: res.status, text, body: text ? JSON.parse(text) : {}, cacheControl: res.headers.get('cache-control') };
   };
   const newSecret = () => {
     const s = `whsec_${randomBytes(32).toString('base64')}`;
@@ -76,6 +77,8 @@ describe.each(DATABASE_KINDS)('rotation notifications HTTP API on %s', (kind) =>
       const generated = first.body.generatedWebhookSecret as string;
       expect(generated).toMatch(/^whsec_[A-Za-z0-9+/]{43}=$/);
       secrets.push(generated);
+      // An answer that carries a secret is never stored by a cache.
+      expect(first.cacheControl).toBe('no-store');
       expect(first.body).toMatchObject({ webhookUrl: PUBLIC_URL, webhookSecretConfigured: true, emailRecipients: ['ops@example.com'], rowVersion: 1, updatedBy: 'api-key:acme-rotator' });
 
       const read = await call(reader.key, 'GET', SETTINGS);
@@ -166,6 +169,7 @@ describe.each(DATABASE_KINDS)('rotation notifications HTTP API on %s', (kind) =>
       expect(created.status).toBe(201);
       first = created.body.secret;
       expect(first).toMatch(/^whsec_[A-Za-z0-9+/]{43}=$/);
+      expect(created.cacheControl).toBe('no-store');
       secrets.push(first);
       expect(created.body).toMatchObject({ integrationId: 'github', connectionId: 'hooks-1', type: 'webhook_secret', version: 1 });
       const again = await call(rotator.key, 'POST', `${HOOKS}/secret`, {});

@@ -1,4 +1,4 @@
-import { Body, Controller, Get, Put } from '@nestjs/common';
+import { Body, Controller, Get, Header, Put } from '@nestjs/common';
 import { ApiBearerAuth, ApiOperation, ApiSecurity, ApiTags } from '@nestjs/swagger';
 import type { OperationContext } from '@app/common';
 import { NotificationSettingsService } from '@app/rotation';
@@ -28,6 +28,8 @@ export class NotificationSettingsController {
 
   @Put('settings')
   @RequireScopes(Scope.ROTATION_WRITE)
+  // The answer may carry the generated signing secret.
+  @Header('Cache-Control', 'no-store')
   @ApiOperation({
     summary: 'Change the webhook URL, set or generate the signing secret, replace the e-mail recipients (compare-and-set with expectedRowVersion)',
     description:

@@ -28,6 +28,7 @@ export class WebhookSecretsController {
 
   @Post('secret')
   @RequireScopes(Scope.ROTATION_WRITE)
+  @Header('Cache-Control', 'no-store')
   @ApiOperation({
     summary: "Generate the connection's webhook secret (whsec_ + 32 random bytes), enrolled for automatic rotation",
     description: 'The answer is the credential metadata and `secret`, the only time the value is returned: hand it to the provider. 409 when the connection already has one.',
