@@ -68,6 +68,14 @@ describe.each(DATABASE_KINDS)('rotation HTTP API on %s', (kind) => {
     expect(eff.body).toMatchObject({ rotateAfterDays: 30, warnBeforeDays: 14, rotation: 'manual', sources: { rotateAfterDays: { level: 'integration-type' }, warnBeforeDays: { level: 'default' } } });
     expect((await call(other.key, 'GET', `/v1/rotation/credentials/${cred.id}/policy`)).status).toBe(404);
 
+    // A stale compare-and-set is a conflict (409), not bad input, and changes nothing.
+    const stale = await call(rotator.key, 'PUT', '/v1/rotation/policies', { level: 'integration', target: 'github', credentialType: 'api_key', rotateAfterDays: 7, expectedVersion: 0 });
+    expect(stale.status).toBe(409);
+    expect(stale.body.code).toBe(3009);
+    expect((await call(rotator.key, 'GET', '/v1/rotation/policies/scope?level=integration&target=github&credentialType=api_key')).body).toMatchObject({ rotateAfterDays: 30, rowVersion: 1 });
+    const fresh = await call(rotator.key, 'PUT', '/v1/rotation/policies', { level: 'integration', target: 'github', credentialType: 'api_key', rotateAfterDays: 30, expectedVersion: 1 });
+    expect(fresh.body).toMatchObject({ rotateAfterDays: 30, rowVersion: 2 });
+
     for (const bad of [{ level: 'tenant', rotateAfterDays: -1 }, { level: 'tenant', rotateAfterDays: '5' }, { level: 'galaxy', rotateAfterDays: 5 }, { level: 'tenant', rotateAfterDays: 5, sneaky: 1 }, { level: 'tenant' }]) {
       const r = await call(rotator.key, 'PUT', '/v1/rotation/policies', bad);
       expect(r.status).toBe(400);

@@ -22,6 +22,8 @@ export enum RotationErrorCode {
   NOT_REVOKED = 3007,
   /** Nothing matched the revoke target (no live credential of the connection, integration or tenant). */
   NOTHING_TO_REVOKE = 3008,
+  /** The policy override changed since the caller read it (compare-and-set with expectedVersion): read it again. */
+  POLICY_CONFLICT = 3009,
 }
 
 /** HTTP status of each code, composed by the host; a new code does not compile without one. */
@@ -34,6 +36,7 @@ export const ROTATION_ERROR_HTTP_STATUS: Record<RotationErrorCode, HttpStatus> =
   [RotationErrorCode.ROTATION_IN_PROGRESS]: HttpStatus.CONFLICT,
   [RotationErrorCode.NOT_REVOKED]: HttpStatus.CONFLICT,
   [RotationErrorCode.NOTHING_TO_REVOKE]: HttpStatus.NOT_FOUND,
+  [RotationErrorCode.POLICY_CONFLICT]: HttpStatus.CONFLICT,
 };
 
 export abstract class RotationError extends CredentialVaultError {
@@ -118,4 +121,11 @@ export class NothingToRevokeError extends RotationError {
   constructor(readonly target: string) {
     super('No live credential matches the revoke target');
   }
+}
+
+/** A stale `expectedVersion`, or another writer won the compare-and-set: nothing was written. */
+export class RotationPolicyConflictError extends RotationError {
+  readonly code = RotationErrorCode.POLICY_CONFLICT;
+  readonly codeName = 'POLICY_CONFLICT';
+  readonly severity = ErrorSeverity.CLIENT;
 }

@@ -4,7 +4,7 @@ import { AuditAction, AuditResult, AuditService } from '@app/audit';
 import { Clock, Outbox, TransactionRunner, type OperationContext } from '@app/common';
 import { CredentialsService } from '@app/credentials';
 import type { RotationPolicyEntity } from '../entities/rotation-policy.entity';
-import { RotationPolicyNotFoundError, RotationValidationError } from '../errors/rotation.errors';
+import { RotationPolicyConflictError, RotationPolicyNotFoundError, RotationValidationError } from '../errors/rotation.errors';
 import { assertContext, assertCredentialId, assertDays, assertMode, scopeKey } from '../internal/validation';
 import { ROTATION_CLOCK, ROTATION_RESOLVED_OPTIONS } from '../rotation.constants';
 import { RotationEvents } from '../rotation.events';
@@ -64,7 +64,7 @@ export class RotationPolicyService {
     return this.runner.run(async () => {
       const before = await this.rows.find(key);
       if (options.expectedVersion !== undefined && options.expectedVersion !== (before?.rowVersion ?? 0)) {
-        throw new RotationValidationError(`the policy changed meanwhile (expected version ${options.expectedVersion}, now ${before?.rowVersion ?? 0})`, 'expectedVersion');
+        throw new RotationPolicyConflictError(`the policy changed meanwhile (expected version ${options.expectedVersion}, now ${before?.rowVersion ?? 0})`);
       }
       const pick = <K extends 'rotateAfterDays' | 'warnBeforeDays' | 'rotation'>(k: K) => (input[k] !== undefined ? input[k] : (before?.[k] ?? null));
       const next: RotationPolicyEntity = {
@@ -79,7 +79,7 @@ export class RotationPolicyService {
         rowVersion: (before?.rowVersion ?? 0) + 1,
       };
       if (before) {
-        if (!(await this.rows.compareAndSet(before, next))) throw new RotationValidationError('the policy changed meanwhile; read it again', 'expectedVersion');
+        if (!(await this.rows.compareAndSet(before, next))) throw new RotationPolicyConflictError('the policy changed meanwhile; read it again');
       } else {
         await this.rows.insert(next);
       }
