@@ -15,6 +15,7 @@ describe.each(DATABASE_KINDS)('hardened HTTP API on %s', (kind) => {
   let base: string;
   const key = generateApiKey('acme-app', 'acme', ['credentials:read', 'credentials:read-value', 'credentials:write']);
   const auditor = generateApiKey('acme-audit', 'acme', ['audit:read']);
+  const revoker = generateApiKey('acme-revoker', 'acme', ['credentials:revoke']);
 
   interface Answer {
     status: number;
@@ -47,7 +48,7 @@ describe.each(DATABASE_KINDS)('hardened HTTP API on %s', (kind) => {
   };
 
   beforeAll(async () => {
-    host = await startTestHost(kind, { AUTH_API_KEYS: JSON.stringify([key.entry, auditor.entry]), OAUTH_PROACTIVE_ENABLED: 'false', LOG_LEVEL: 'debug' });
+    host = await startTestHost(kind, { AUTH_API_KEYS: JSON.stringify([key.entry, auditor.entry, revoker.entry]), OAUTH_PROACTIVE_ENABLED: 'false', LOG_LEVEL: 'debug' });
     base = host.baseUrl;
     // A provider whose token endpoint nobody listens on: storing tokens never calls it; a forced refresh would fail (503).
     host.app.get(OAuthProviderRegistry).register({ integrationId: 'prov', tokenEndpoint: 'http://127.0.0.1:9/token', clientId: 'client', clientSecret: { credentialId: randomUUID(), tenantId: 'system' }, allowInsecureRequests: true });
@@ -145,8 +146,11 @@ describe.each(DATABASE_KINDS)('hardened HTTP API on %s', (kind) => {
 
   describe('4. revoked and expired values are refused', () => {
     it('a revoked credential: 409 REVOKED for the value and every version, cached or not; un-revoking serves it again', async () => {
+      const first = secret();
       const value = secret();
-      const { id, rowVersion } = await store({ value });
+      const { id } = await store({ value: first });
+      const rotated = await json('POST', `/v1/credentials/${id}/rotate`, { value });
+      const rowVersion = rotated.body.rowVersion as number;
       expect((await send('GET', `/v1/credentials/${id}/value`)).body.value).toBe(value); // now cached
       const revoked = await json('PATCH', `/v1/credentials/${id}`, { status: 'revoked', expectedVersion: rowVersion });
       expect(revoked.status).toBe(200);
@@ -156,8 +160,20 @@ describe.each(DATABASE_KINDS)('hardened HTTP API on %s', (kind) => {
         expect(r.body).toMatchObject({ code: 2009, codeName: 'REVOKED' });
         expect(r.text).not.toContain(value);
       }
-      await json('PATCH', `/v1/credentials/${id}`, { status: 'active', expectedVersion: revoked.body.rowVersion as number });
+      // Only un-revoke (credentials:revoke) lifts it: neither a status change nor a rollback to the withdrawn value.
+      for (const lift of [
+        () => json('PATCH', `/v1/credentials/${id}`, { status: 'active' }),
+        () => json('PATCH', `/v1/credentials/${id}`, { status: 'expired' }),
+        () => json('POST', `/v1/credentials/${id}/rollback`, { version: 1 }),
+      ]) {
+        const r = await refusedWithoutWrites(409, lift);
+        expect(r.body).toMatchObject({ code: 2009, codeName: 'REVOKED' });
+      }
+      const unrevoked = await send('POST', `/v1/rotation/credentials/${id}/unrevoke`, { body: JSON.stringify({ reason: 'false alarm' }), contentType: 'application/json', apiKey: revoker.key });
+      expect(unrevoked.status).toBe(200);
       expect((await send('GET', `/v1/credentials/${id}/value`)).body.value).toBe(value);
+      expect((await json('POST', `/v1/credentials/${id}/rollback`, { version: 1 })).status).toBe(200);
+      expect((await send('GET', `/v1/credentials/${id}/value`)).body.value).toBe(first);
     });
 
     it('an expired credential: 409 EXPIRED once its expiry passed (cache hit included), served with allowExpired=true', async () => {

@@ -43,7 +43,7 @@ export class CredentialRevoker {
     assertContext(ctx);
     await loadLive(this.rows, ctx.tenantId, id);
     const vaultVersions = await this.setVaultVersionsEnabled(ctx, id, true);
-    const metadata: CredentialMetadata = await this.writer.updateMetadata(ctx, id, { status: CredentialStatus.ACTIVE });
+    const metadata: CredentialMetadata = await this.writer.updateMetadata(ctx, id, { status: CredentialStatus.ACTIVE }, { revoke: true });
     return { metadata, vaultVersions };
   }
 

@@ -12,6 +12,7 @@ import {
   CredentialAlreadyExistsError,
   CredentialConflictError,
   CredentialNotFoundError,
+  CredentialRevokedError,
   CredentialValidationError,
   CredentialVersionNotFoundError,
 } from './errors/credential-errors';
@@ -31,6 +32,8 @@ import { assertDate, assertIdentifier, assertPositiveInt, assertTags } from './v
 
 /** Attempts of a write without `expectedVersion` that loses a race with another writer. */
 const UNCONDITIONAL_WRITE_ATTEMPTS = 3;
+const REVOKED_WRITE_MESSAGE = 'The credential is revoked: un-revoke it first (unrevoke, scope credentials:revoke), or rotate it to a new value';
+
 const SETTABLE_STATUSES = new Set<CredentialStatus>([
   CredentialStatus.ACTIVE,
   CredentialStatus.EXPIRED,
@@ -195,6 +198,8 @@ export class CredentialWriter {
       assertWriteOptions(options);
       assertPositiveInt(toVersion, 'toVersion');
       const { next } = await this.mutate(ctx, id, options, started, async (row) => {
+        // A revoked credential's value was withdrawn on purpose (a leak): only un-revoke lifts that.
+        if (row.status === CredentialStatus.REVOKED) throw new CredentialRevokedError(id, REVOKED_WRITE_MESSAGE);
         const target = await this.versions.find(ctx.tenantId, id, toVersion);
         if (!target) throw new CredentialVersionNotFoundError(id, toVersion);
         if (toVersion === row.currentVersion) {
@@ -236,7 +241,7 @@ export class CredentialWriter {
   }
 
   /** See `CredentialsService.updateMetadata`. */
-  async updateMetadata(ctx: OperationContext, id: string, input: UpdateMetadataInput): Promise<CredentialMetadata> {
+  async updateMetadata(ctx: OperationContext, id: string, input: UpdateMetadataInput, lift: { revoke?: boolean } = {}): Promise<CredentialMetadata> {
     return this.audited(AuditAction.UPDATE_METADATA, ctx, id, async (started) => {
       assertWriteOptions(input);
       if (input.tags !== undefined) assertTags(input.tags);
@@ -247,6 +252,10 @@ export class CredentialWriter {
       const changed = (['tags', 'expiresAt', 'status'] as const).filter((k) => input[k] !== undefined);
       if (changed.length === 0) throw new CredentialValidationError('nothing to update: give tags, expiresAt or status', 'input');
       const { next } = await this.mutate(ctx, id, input, started, async (row) => {
+        // Lifting a revoke is `unrevoke` (CredentialRevoker: it re-enables the vault versions a revoke disabled).
+        if (row.status === CredentialStatus.REVOKED && input.status !== undefined && input.status !== CredentialStatus.REVOKED && !lift.revoke) {
+          throw new CredentialRevokedError(id, REVOKED_WRITE_MESSAGE);
+        }
         if (input.expiresAt !== undefined && row.type === CredentialType.CLIENT_CERTIFICATE) {
           throw new CredentialValidationError('the expiry of a client certificate is read from the certificate; rotate it instead', 'expiresAt');
         }

@@ -129,8 +129,11 @@ export class CredentialRevokedError extends CredentialError {
   readonly code = CredentialErrorCode.REVOKED;
   readonly codeName = 'REVOKED';
   readonly severity = ErrorSeverity.CLIENT;
-  constructor(readonly credentialId: string) {
-    super(`Credential ${credentialId} is revoked; its value is not served`);
+  constructor(
+    readonly credentialId: string,
+    message = `Credential ${credentialId} is revoked; its value is not served`,
+  ) {
+    super(message);
   }
 }
 
