@@ -1,5 +1,5 @@
 import { ChildProcess, spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createTestDatabase, DATABASE_KINDS, TestDatabase } from '@app/testing';
@@ -7,31 +7,12 @@ import { DataSource } from 'typeorm';
 import { resolvePersistenceOptions } from '../persistence/persistence.options';
 import { TransactionRunner } from '../persistence/transaction-runner';
 import { applyEffectOnce, countRows, openTestDataSource } from '../testing/persistence-test-db';
+import { writeRequireHook } from '../testing/swc-require-hook';
 import { OutboxDispatcher } from './outbox-dispatcher';
 import { OutboxEventEntity } from './outbox-event.entity';
 import { OutboxHandlerRegistry } from './outbox-handler-registry';
 
 const CHILD = join(__dirname, '..', 'testing', 'outbox-crash.child.ts');
-
-/** A require hook that compiles our TypeScript with @swc/core, as jest does (the repo has no ts-node). */
-function writeRequireHook(dir: string): string {
-  const file = join(dir, 'swc-register.js');
-  writeFileSync(
-    file,
-    `const { transformSync } = require(${JSON.stringify(require.resolve('@swc/core'))});
-const { readFileSync } = require('node:fs');
-require.extensions['.ts'] = function (module, filename) {
-  const { code } = transformSync(readFileSync(filename, 'utf8'), {
-    filename, swcrc: false, sourceMaps: 'inline', module: { type: 'commonjs' },
-    jsc: { target: 'es2022', parser: { syntax: 'typescript', decorators: true },
-      transform: { legacyDecorator: true, decoratorMetadata: true, useDefineForClassFields: false }, keepClassNames: true },
-  });
-  module._compile(code, filename);
-};
-`,
-  );
-  return file;
-}
 
 /** Starts the child and resolves with the first `<prefix> <value>` line it prints; rejects if it exits first. */
 function startChild(hook: string, mode: string, db: TestDatabase, prefix: string): { child: ChildProcess; line: Promise<string> } {

@@ -76,6 +76,8 @@ export class SqliteWalCheckpointer {
         clearTimeout(timeout);
         resolve();
       });
+      // Keeps the process alive until the thread ended (it is unreferenced otherwise): see SqliteWriteWorker.stop.
+      this.worker.ref();
       this.worker.postMessage('stop');
     });
     return this.stopping;

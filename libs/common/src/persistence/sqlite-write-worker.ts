@@ -98,6 +98,9 @@ export class SqliteWriteWorker {
         clearTimeout(timeout);
         resolve();
       });
+      // Unreferenced while idle (a forgotten worker must not hang an exit), but a stop that was asked for
+      // keeps the process alive until the thread ended: else `await app.close()` would never go on.
+      this.worker.ref();
       // Messages are handled in order: the stop comes after every transaction already posted.
       this.worker.postMessage({ stop: true });
     });
