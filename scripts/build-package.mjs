@@ -1,7 +1,7 @@
 #!/usr/bin/env node
-// Builds the libs into one installable npm package (dist/package/, ignored with dist/): CommonJS from swc, declarations
-// from tsc, an `exports` map with one entry per lib plus the local vault (for tests only), and the
-// package.json's dependencies computed from what the compiled code actually requires.
+// Builds the libs into one installable npm package (dist/package/, ignored with dist/): CommonJS from swc (annotated
+// so ESM importers see its named exports), declarations from tsc, an `exports` map with one entry per lib plus the
+// local vault (for tests only), and the package.json's dependencies computed from what the compiled code requires.
 // Usage: node scripts/build-package.mjs [--out <dir>]
 import { execFileSync } from 'node:child_process';
 import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
@@ -67,6 +67,11 @@ delete swcrc.exclude;
 delete swcrc.jsc.baseUrl;
 delete swcrc.jsc.paths;
 swcrc.sourceMaps = false;
+// ESM hosts (`import { CredentialsModule } from '@credential-vault/nest/credentials'`) see a CommonJS module's
+// named exports only where Node's cjs-module-lexer can read them from the source. swc's `_export(exports, {...})`
+// getters and `_export_star(require(...), exports)` are opaque to it (ESM would get `default` only): the
+// annotation adds a dead `0 && (module.exports = { name, ... })` / `0 && __export(require(...))` it does read.
+swcrc.module = { ...swcrc.module, exportInteropAnnotation: true };
 const required = new Set();
 for (const file of sources) {
   const { code } = swc.transformFileSync(join(root, file), { ...swcrc, swcrc: false, configFile: false, filename: file });
@@ -107,16 +112,20 @@ const externals = [...new Set([...required].filter((s) => !s.startsWith('.') && 
 const dependencies = {};
 const peerDependencies = {};
 const peerDependenciesMeta = {};
+// A peer accepts the host's compatible versions: the monorepo's `~x.y.z` pin is its own host's constraint (the
+// OpenTelemetry SDK 2.x it runs takes `@opentelemetry/api` <1.10.0), the libs use the API alone, so the peer
+// range is `^x.y.z` (else a host installing the current 1.x gets an ERESOLVE peer conflict and `npm ls` fails).
+const peerRange = (name) => versionOf(name).replace(/^~(?=\d+\.\d+\.\d+$)/, '^');
 for (const name of externals) {
-  if (PEERS.includes(name)) peerDependencies[name] = versionOf(name);
+  if (PEERS.includes(name)) peerDependencies[name] = peerRange(name);
   else if (OPTIONAL_PEERS.includes(name)) {
-    peerDependencies[name] = versionOf(name);
+    peerDependencies[name] = peerRange(name);
     peerDependenciesMeta[name] = { optional: true };
   } else dependencies[name] = versionOf(name);
 }
 for (const name of [...PEERS, ...OPTIONAL_PEERS]) {
   if (!peerDependencies[name]) {
-    peerDependencies[name] = versionOf(name);
+    peerDependencies[name] = peerRange(name);
     if (OPTIONAL_PEERS.includes(name)) peerDependenciesMeta[name] = { optional: true };
   }
 }

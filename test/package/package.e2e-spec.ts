@@ -113,6 +113,38 @@ describe('npm package (build:package → npm pack)', () => {
     for (const m of [...MODULES, 'keyvault-emulator']) expect(result.out[m]).toBeGreaterThan(0);
   });
 
+  it('gives an ESM import of every entry the named exports require sees (Node reads them with cjs-module-lexer)', async () => {
+    // The package is CommonJS: an ESM host's `import { CredentialsModule } from …` links only the names Node's
+    // lexer finds in the source, else only `default` (SyntaxError at startup). Every entry of the exports map.
+    const script = `
+      import { createRequire } from 'node:module';
+      const require = createRequire(${JSON.stringify(join(work, 'unpacked', 'index.js'))});
+      const names = (m) => Object.keys(m).filter((k) => k !== 'default' && k !== '__esModule').sort();
+      const out = {};
+      for (const entry of ${JSON.stringify(Object.keys(pkg.exports).filter((e) => e !== './package.json'))}) {
+        const spec = ${JSON.stringify(PKG)} + entry.slice(1);
+        const esm = await import(spec);
+        const cjs = require(spec);
+        out[entry] = { required: names(cjs).length, imported: names(esm).length, missing: names(cjs).filter((n) => !(n in esm)), different: names(cjs).filter((n) => n in esm && esm[n] !== cjs[n]) };
+      }
+      console.log(JSON.stringify(out));`;
+    const { stdout } = await run(process.execPath, ['--input-type=module', '-e', script], {
+      cwd: join(work, 'unpacked'),
+      env: { ...process.env, NODE_PATH: join(ROOT, 'node_modules') },
+    });
+    const out = JSON.parse(stdout.trim().split('\n').pop()!) as Record<string, { required: number; imported: number; missing: string[]; different: string[] }>;
+    expect(Object.keys(out).sort()).toEqual([...MODULES, 'keyvault-emulator'].map((m) => `./${m}`).sort());
+    for (const [entry, r] of Object.entries(out)) {
+      expect(r.required).toBeGreaterThan(0);
+      expect({ entry, imported: r.imported, missing: r.missing, different: r.different }).toEqual({ entry, imported: r.required, missing: [], different: [] });
+    }
+  });
+
+  it('declares @opentelemetry/api as a peer of any compatible 1.x (the monorepo pins ~1.9 for its own OpenTelemetry SDK)', () => {
+    expect(pkg.peerDependencies['@opentelemetry/api']).toMatch(/^\^1\.\d+\.\d+$/);
+    expect(pkg.dependencies['@opentelemetry/api']).toBeUndefined();
+  });
+
   /**
    * A Nest app outside the monorepo (its own package.json, lockfile, tsconfig and jest config) installs
    * the tarball and its peers offline from the npm cache, type-checks against the package's
@@ -194,6 +226,33 @@ describe('npm package (build:package → npm pack)', () => {
       // The refresh reached this OAuth server: exactly one refresh grant.
       expect(idp.refreshCalls).toBe(1);
     }, 240_000); // its tsc + jest, on a loaded CI machine
+
+    it('runs as an ESM host ("type": "module", module node20) with named imports from every entry', async () => {
+      // esm/ of the app: its own package.json ("type": "module") and tsconfig; tsc type-checks it, Node runs it.
+      const esm = join(app, 'esm');
+      await run(process.execPath, [join(app, 'node_modules/typescript/bin/tsc'), '-p', join(esm, 'tsconfig.json')], { cwd: app }).catch(
+        (e: { stdout?: string; stderr?: string; message: string }) => {
+          throw new Error(`the ESM host does not type-check:\n${e.stdout ?? ''}\n${e.stderr ?? e.message}`);
+        },
+      );
+      const { stdout } = await run(process.execPath, [join(esm, 'dist/main.js')], { cwd: app, env: npmEnv() }).catch(
+        (e: { stdout?: string; stderr?: string; message: string }) => {
+          throw new Error(`the ESM host failed at startup:\n${e.stdout ?? ''}\n${e.stderr ?? e.message}`);
+        },
+      );
+      const result = JSON.parse(stdout.trim().split('\n').pop()!) as {
+        named: Record<string, string>;
+        entries: Record<string, { required: number; imported: number; missing: string[]; different: string[] }>;
+      };
+      const entries = Object.keys(pkg.exports).filter((e) => e !== './package.json').sort();
+      // One named import per entry (a new entry needs its own line in esm/main.ts), each a class.
+      expect(result.named).toEqual(Object.fromEntries(entries.map((e) => [e, 'function'])));
+      expect(Object.keys(result.entries).sort()).toEqual(entries);
+      for (const [entry, r] of Object.entries(result.entries)) {
+        expect(r.required).toBeGreaterThan(0);
+        expect({ entry, imported: r.imported, missing: r.missing, different: r.different }).toEqual({ entry, imported: r.required, missing: [], different: [] });
+      }
+    }, 120_000);
   });
 });
 
