@@ -1,7 +1,9 @@
 import { createServer, Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { exportJWK, generateKeyPair, SignJWT } from 'jose';
+import { AuditService } from '@app/audit';
 import { generateApiKey } from '../apps/api/src/auth/api-keys';
+import { UNAUTHENTICATED_TENANT } from '../apps/api/src/auth/auth.guard';
 import { startTestHost, TestHost } from './support/host';
 
 /**
@@ -86,5 +88,22 @@ describe('host authentication and rate limiting (SQLite)', () => {
     // Another client (another JWT subject would too) is not affected; health is never limited.
     expect((await get('/v1/credentials', { authorization: `Bearer ${other}` })).status).toBe(200);
     expect((await get('/health/live', {})).status).toBe(200);
+  });
+
+  it('limits failed authentications per IP across routes: past the limit 429s, and no more audit rows', async () => {
+    const guess = (i: number) => `cvk_guesser_${String(i).padStart(43, 'x')}`;
+    const statuses: number[] = [];
+    for (let i = 0; i < 12; i++) statuses.push((await get(i % 2 ? '/v1/credentials' : '/v1/audit', { 'x-api-key': guess(i) })).status);
+    // The earlier tests' refusals from this IP count too: some 401s (at most the limit), then only 429s.
+    const refused = statuses.indexOf(429);
+    expect(refused).toBeGreaterThan(0);
+    expect(refused).toBeLessThanOrEqual(8);
+    expect(statuses).toEqual([...Array(refused).fill(401), ...Array(12 - refused).fill(429)]);
+    const audit = host.app.get(AuditService);
+    await audit.flush();
+    const rows = await audit.query({ tenantId: UNAUTHENTICATED_TENANT, actorId: 'claimed-api-key:guesser', limit: 100 });
+    expect(rows.items).toHaveLength(refused);
+    // An authenticated client from the same IP is counted as itself: not blocked by the guesses.
+    expect((await get('/v1/credentials', { authorization: `Bearer ${await sign({ tenant_id: 'acme', scope: 'credentials:read' })}` })).status).toBe(200);
   });
 });

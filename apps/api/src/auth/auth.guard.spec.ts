@@ -68,13 +68,21 @@ describe('AuthGuard', () => {
     expect(c.replyHeaders).toEqual({ 'x-ratelimit-limit': 3, 'x-ratelimit-remaining': 2, 'x-ratelimit-reset': 60 });
   });
 
-  it('refuses an unknown caller with 401, audited, before counting it or parsing its body', async () => {
+  it('refuses an unknown caller with 401, audited, without parsing its body; counted per IP, on any route', async () => {
     const body = new DeferredBody('application/json', Buffer.from('{not json'));
     const c = call(Routes, 'read', { 'x-api-key': 'cvk_reader_wrongwrongwrongwrongwrong' }, body);
     await expect(c.run()).rejects.toBeInstanceOf(UnauthorizedException);
     expect(c.req.body).toBe(body);
-    expect(storage.size).toBe(0);
     expect(audited).toEqual([expect.objectContaining({ action: 'auth_failure', context: expect.objectContaining({ tenantId: UNAUTHENTICATED_TENANT }) })]);
+    // One counter per IP across routes: past the limit (3) a guess is a 429, and is not audited.
+    await expect(call(Routes, 'strict', { 'x-api-key': 'cvk_reader_guessguessguessguessguess' }).run()).rejects.toBeInstanceOf(UnauthorizedException);
+    await expect(call(Routes, 'read', {}).run()).rejects.toBeInstanceOf(UnauthorizedException);
+    const past = call(Routes, 'read', { 'x-api-key': 'cvk_reader_onemoreonemoreonemoreonemore' });
+    await expect(past.run()).rejects.toBeInstanceOf(ThrottlerException);
+    expect(past.replyHeaders['retry-after']).toBeGreaterThan(0);
+    expect(audited).toHaveLength(3);
+    // The caller's valid key is its own client.
+    await expect(call(Routes, 'read', asReader).run()).resolves.toBe(true);
   });
 
   it('still refuses when the audit write fails, and logs that failure by error class and code only', async () => {

@@ -53,7 +53,8 @@ interface RoutePlan {
 /**
  * The host's one global guard, in this order: authenticate (every route unless @Public(); failures and
  * denials are audited, so the audit lib's suspicious-activity detector sees repeated failures per
- * actor), enforce @RequireScopes(), count the request against the rate limit per client (unless
+ * actor; failed authentications are counted first, per IP across all routes, and past the limit answered
+ * 429 without an audit row), enforce @RequireScopes(), count the request against the rate limit per client (unless
  * @SkipThrottle(); 429 with Retry-After past it), then parse the deferred body — so an anonymous or
  * throttled caller's body is never parsed. One guard with each route's decorators read once, where
  * three guards re-read them through the Reflector and awaited each other on every request.
@@ -65,6 +66,13 @@ export class AuthGuard implements CanActivate {
   private readonly throttlers: Array<{ name: string; limit: number; ttl: number; blockDuration?: number }>;
   /** The in-process storage, counted without a promise per request; undefined for any other storage. */
   private readonly localStorage: FixedWindowThrottlerStorage | undefined;
+  /**
+   * What a failed authentication counts against, whatever the route's own @SkipThrottle(): every configured
+   * limit, one count per IP across all routes, so guessing keys is bounded and so are the refusals' audit
+   * rows. (A missing scope is not counted: its caller is known, and the suspicious-activity detector needs
+   * to see every such denial.)
+   */
+  private readonly failedAuthenticationLimits: RouteLimit[];
 
   constructor(
     private readonly auth: AuthService,
@@ -81,6 +89,7 @@ export class AuthGuard implements CanActivate {
       blockDuration: t.blockDuration === undefined ? undefined : numberOption(t.blockDuration, 'blockDuration'),
     }));
     this.localStorage = storage instanceof FixedWindowThrottlerStorage ? storage : undefined;
+    this.failedAuthenticationLimits = this.throttlers.map((t) => routeLimit(t, `failed-authentication-${t.name}-`, t.limit, t.ttl, t.blockDuration ?? t.ttl));
   }
 
   // The request path awaits only what can be asynchronous: the authentication and a shared (Redis) counter.
@@ -93,26 +102,36 @@ export class AuthGuard implements CanActivate {
       try {
         principal = await this.auth.authenticate(req.headers);
       } catch (e) {
+        // Counted before the refusal is audited: past the limit a guesser gets 429s, and the log no rows.
+        if (e instanceof AuthenticationFailed) await this.count(this.failedAuthenticationLimits, `ip:${req.ip}`, http.getResponse<Reply>());
         return this.refuseAuthentication(req, e);
       }
       req.principal = principal;
       for (const scope of plan.scopes) if (!hasScope(principal, scope)) return this.refuseScopes(req, principal, plan.scopes);
     }
     if (plan.limits.length > 0) {
-      const reply = http.getResponse<Reply>();
-      const client = req.principal ? req.principal.id : `ip:${req.ip}`;
-      for (const limit of plan.limits) {
-        // One hit per client (the principal; the IP on public routes) and route. The key holds no secret,
-        // so it is not hashed here; the Redis storage hashes it before it leaves the process.
-        const key = limit.keyPrefix + client;
-        const hit = this.localStorage
-          ? this.localStorage.hit(key, limit.ttl, limit.limit, limit.blockDuration, limit.name)
-          : await this.storage.increment(key, limit.ttl, limit.limit, limit.blockDuration, limit.name);
-        answerLimit(limit, hit, reply);
-      }
+      // One hit per client (the principal; the IP on public routes) and route.
+      const counted = this.count(plan.limits, req.principal ? req.principal.id : `ip:${req.ip}`, http.getResponse<Reply>());
+      if (counted) await counted;
     }
     if (req.body instanceof DeferredBody) req.body = plan.rawBody ? req.body.raw : parseBody(req.body);
     return true;
+  }
+
+  /**
+   * One hit of `client` against `limits` (rate-limit headers; 429 past one). Synchronous with the in-process
+   * storage (no promise per request); a shared (Redis) counter answers a promise. The key holds no secret,
+   * so it is not hashed here; the Redis storage hashes it before it leaves the process.
+   */
+  private count(limits: RouteLimit[], client: string, reply: Reply): Promise<void> | undefined {
+    const local = this.localStorage;
+    if (local) {
+      for (const limit of limits) answerLimit(limit, local.hit(limit.keyPrefix + client, limit.ttl, limit.limit, limit.blockDuration, limit.name), reply);
+      return undefined;
+    }
+    return (async () => {
+      for (const limit of limits) answerLimit(limit, await this.storage.increment(limit.keyPrefix + client, limit.ttl, limit.limit, limit.blockDuration, limit.name), reply);
+    })();
   }
 
   private async refuseAuthentication(req: Req, e: unknown): Promise<never> {
@@ -144,15 +163,15 @@ export class AuthGuard implements CanActivate {
     for (const t of this.throttlers) {
       if (override(THROTTLER_SKIP + t.name)) continue;
       const ttl = numberOption(override(THROTTLER_TTL + t.name) ?? t.ttl, 'ttl');
-      const suffix = t.name === 'default' ? '' : `-${t.name}`.toLowerCase();
-      limits.push({
-        name: t.name,
-        limit: numberOption(override(THROTTLER_LIMIT + t.name) ?? t.limit, 'limit'),
-        ttl,
-        blockDuration: numberOption(override(THROTTLER_BLOCK_DURATION + t.name) ?? t.blockDuration ?? ttl, 'blockDuration'),
-        keyPrefix: `${(controller as { name: string }).name}-${(handler as { name: string }).name}-${t.name}-`,
-        headers: { limit: `x-ratelimit-limit${suffix}`, remaining: `x-ratelimit-remaining${suffix}`, reset: `x-ratelimit-reset${suffix}`, retryAfter: `retry-after${suffix}` },
-      });
+      limits.push(
+        routeLimit(
+          t,
+          `${(controller as { name: string }).name}-${(handler as { name: string }).name}-${t.name}-`,
+          numberOption(override(THROTTLER_LIMIT + t.name) ?? t.limit, 'limit'),
+          ttl,
+          numberOption(override(THROTTLER_BLOCK_DURATION + t.name) ?? t.blockDuration ?? ttl, 'blockDuration'),
+        ),
+      );
     }
     return {
       isPublic: override(IS_PUBLIC) === true,
@@ -183,6 +202,18 @@ export class AuthGuard implements CanActivate {
       this.logger.warn(`Could not audit a refused request: ${describeError(e)}`);
     }
   }
+}
+
+function routeLimit(t: { name: string }, keyPrefix: string, limit: number, ttl: number, blockDuration: number): RouteLimit {
+  const suffix = t.name === 'default' ? '' : `-${t.name}`.toLowerCase();
+  return {
+    name: t.name,
+    limit,
+    ttl,
+    blockDuration,
+    keyPrefix,
+    headers: { limit: `x-ratelimit-limit${suffix}`, remaining: `x-ratelimit-remaining${suffix}`, reset: `x-ratelimit-reset${suffix}`, retryAfter: `retry-after${suffix}` },
+  };
 }
 
 /** The rate-limit headers of one counted request; 429 past the limit. */
