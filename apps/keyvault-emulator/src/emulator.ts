@@ -172,6 +172,15 @@ export class KeyVaultEmulator {
     this.statsCollector.reset();
   }
 
+  /** Every change so far on disk; a failed write answers 500 (the change is not acknowledged). */
+  private async durable(): Promise<void> {
+    try {
+      await Promise.all([this.persistence.secrets.durable(), this.persistence.keys.durable()]);
+    } catch {
+      throw errors.internal();
+    }
+  }
+
   /** Closes the server and every socket, flushes persistence, removes an owned temp dataDir. */
   stop(): Promise<void> {
     this.stopping ??= (async () => {
@@ -263,6 +272,8 @@ export class KeyVaultEmulator {
       const result = isKeyOperation(route.operation)
         ? await this.apis.keys.handle({ ...request, operation: route.operation })
         : this.apis.secrets.handle({ ...request, operation: route.operation });
+      // A write is answered once it is on disk: a crash after the answer must not lose it.
+      if (method !== 'GET' && method !== 'HEAD') await this.durable();
       status = result.status;
       send(req, res, result.status, result.body);
     } catch (err) {

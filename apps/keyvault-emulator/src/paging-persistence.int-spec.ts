@@ -1,4 +1,4 @@
-import { readFileSync, statSync, mkdtempSync, rmSync } from 'node:fs';
+import { cpSync, readFileSync, statSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { KeyVaultEmulator } from './index';
@@ -119,6 +119,37 @@ describe('Key Vault emulator: persistence across restarts', () => {
     } finally {
       await second.stop();
     }
+  });
+
+  it('answers a write only once it is on disk: the files as they are the moment it is answered hold it', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'kv-emu-durable-'));
+    const crashed = mkdtempSync(join(tmpdir(), 'kv-emu-crashed-'));
+    const emu = await KeyVaultEmulator.start({ quiet: true, dataDir: dir, operationDelayMs: 0 });
+    try {
+      const client = emulatorSecretClient(emu, { maxRetries: 0 });
+      await client.setSecret('acked', 'first');
+      // What a kill -9 right after each answer would leave on disk (the store is never closed or flushed).
+      const written = await Promise.all(['second', 'third'].map((v) => client.setSecret('acked', v)));
+      cpSync(dir, crashed, { recursive: true });
+      await client.updateSecretProperties('acked', written[0].properties.version!, { enabled: false });
+      cpSync(dir, join(crashed, 'after-update'), { recursive: true });
+    } finally {
+      await emu.stop();
+    }
+    for (const [data, disabled] of [[crashed, false], [join(crashed, 'after-update'), true]] as const) {
+      const restarted = await KeyVaultEmulator.start({ quiet: true, dataDir: data, operationDelayMs: 0 });
+      try {
+        const client = emulatorSecretClient(restarted, { maxRetries: 0 });
+        const versions = [];
+        for await (const v of client.listPropertiesOfSecretVersions('acked')) versions.push(v);
+        expect(versions).toHaveLength(3);
+        expect(versions.filter((v) => v.enabled === false)).toHaveLength(disabled ? 1 : 0);
+      } finally {
+        await restarted.stop();
+      }
+    }
+    rmSync(dir, { recursive: true, force: true });
+    rmSync(crashed, { recursive: true, force: true });
   });
 
   it('refuses to start when the store cannot be decrypted with the key file', async () => {

@@ -79,8 +79,8 @@ export const JOURNAL_SUFFIX = '.journal';
 const MIN_COMPACT_BYTES = 1 << 20;
 
 /**
- * Keeps `<dataDir>/<file>` in step with a store. Every change schedules a debounced flush (50 ms, as
- * before) whose cost is proportional to the change: the records changed since the last flush are
+ * Keeps `<dataDir>/<file>` in step with a store. Every change schedules a debounced flush (50 ms), and a
+ * write request waits for `durable()` before it is answered; a flush's cost is proportional to the change: the records changed since the last flush are
  * appended to `<file>.journal` (one JSON line each, fsynced). Once the journal outgrows the snapshot,
  * a new snapshot is written to a temp file, fsynced and renamed over the old one, and a new journal
  * naming it replaces the old (so the cost of snapshots stays proportional to the writes). A crash
@@ -190,6 +190,15 @@ export class StorePersistence<V extends VersionBase = VersionBase> {
       this.timer = undefined;
       this.flush().catch((err: unknown) => console.error(`[keyvault-emulator] persisting ${this.path} failed:`, (err as Error).message));
     }, this.debounceMs);
+  }
+
+  /**
+   * Resolves once every change made so far is on disk: the vault answers a write only then, as Azure does, so
+   * a crash after the answer cannot lose it. Concurrent writes share one journal append and fsync (the ones
+   * that arrive while a flush is in progress go in the next).
+   */
+  async durable(): Promise<void> {
+    if (!this.closed) await this.flush();
   }
 
   /** Writes pending changes now and waits for any write in progress. */
