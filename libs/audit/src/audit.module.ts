@@ -23,7 +23,7 @@ import { CHAIN_WRITER_PROVIDER } from './internal/chain-writer';
  *
  * ```ts
  * AuditModule.forRoot({ retention: { days: 30 } })
- * AuditModule.forRootAsync({ inject: [ConfigService], useFactory: (c) => c.get('audit') })
+ * AuditModule.forRootAsync({ inject: [ConfigService], useFactory: (c) => c.getOrThrow('audit') })
  * ```
  */
 @Module({

@@ -75,7 +75,7 @@ const providers: Provider[] = [
  * ```ts
  * CredentialsModule.forRoot({ cache: { ttlMs: 300_000, maxStaleMs: 60_000 } })
  * CredentialsModule.forRoot({ cache: { store: { type: 'redis', client: redis, subscriber: () => redis.duplicate(), keyPrefix: 'cv:cache:' } } })
- * CredentialsModule.forRootAsync({ inject: [ConfigService], useFactory: (c: ConfigService) => c.get('credentials'), isGlobal: true })
+ * CredentialsModule.forRootAsync({ inject: [ConfigService], useFactory: (c: ConfigService) => c.getOrThrow('credentials'), isGlobal: true })
  * ```
  */
 @Module({

@@ -97,4 +97,35 @@ describe('resolveCredentialsOptions', () => {
     expect(() => resolveCredentialsOptions({ cache: { store: { type: 'disk' } as never } })).toThrow(/cache.store/);
     expect(() => resolveCredentialsOptions({ cache: { invalidation: 'gossip' as never } })).toThrow(/cache.invalidation: must be 'auto', 'redis', 'postgres' or 'none'/);
   });
+  it('refuses a misspelt key, at the root and in nested options, and names it', () => {
+    let err: unknown;
+    try {
+      resolveCredentialsOptions({
+        cahce: { ttlMs: 1000 },
+        cache: { ttlMS: 1000, store: { type: 'memory', size: 10 } },
+        readAudit: { coalesceWindow: 0 },
+        vault: { prefix: 'cv' },
+        envelope: { reencrypt: false },
+      } as never);
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(CredentialsConfigurationError);
+    const message = (err as Error).message;
+    expect(message).toMatch(/\(options\): Unrecognized key: "cahce"/);
+    expect(message).toMatch(/cache: Unrecognized key: "ttlMS"/);
+    expect(message).toMatch(/cache\.store: Unrecognized key: "size"/);
+    expect(message).toMatch(/readAudit: Unrecognized key: "coalesceWindow"/);
+    expect(message).toMatch(/vault: Unrecognized key: "prefix"/);
+    expect(message).toMatch(/envelope: Unrecognized key: "reencrypt"/);
+    // The redis store keeps the keys the host passes.
+    const client = { eval: () => undefined } as never;
+    expect(
+      resolveCredentialsOptions({ cache: { store: { type: 'redis', client, subscriber: () => client, keyPrefix: 'cv:cache:' }, invalidation: 'redis' } }).cache.store,
+    ).toMatchObject({ type: 'redis', keyPrefix: 'cv:cache:' });
+    expect(() => resolveCredentialsOptions({ cache: { store: { type: 'redis', client, subscriber: () => client, lockMS: 1 } as never } })).toThrow(
+      /cache\.store: Unrecognized key: "lockMS"/,
+    );
+  });
+
 });

@@ -195,7 +195,7 @@ const schema = z
           .discriminatedUnion(
             'type',
             [
-              z.object({ type: z.literal('memory') }),
+              z.object({ type: z.literal('memory') }).strict(),
               z.object({
                 type: z.literal('redis'),
                 client: z.custom<Redis>((c) => typeof (c as { eval?: unknown })?.eval === 'function', 'must be an ioredis connection'),
@@ -208,13 +208,15 @@ const schema = z
                 waitMs: positiveInt('must be a positive integer of milliseconds').default(5000),
                 pollMs: positiveInt('must be a positive integer of milliseconds').default(10),
                 operationTimeoutMs: positiveInt('must be a positive integer of milliseconds').default(500),
-              }),
+              })
+              .strict(),
             ],
             { error: "must be { type: 'memory' } or { type: 'redis', client, subscriber }" },
           )
           .default({ type: 'memory' }),
         invalidation: z.enum(['auto', 'redis', 'postgres', 'none'], { error: "must be 'auto', 'redis', 'postgres' or 'none'" }).default('auto'),
       })
+      .strict()
       .superRefine((c, ctx) => {
         if (c.invalidation === 'redis' && c.store.type !== 'redis') ctx.addIssue({ code: 'custom', path: ['invalidation'], message: "'redis' needs store { type: 'redis' }" });
       }, whenFieldsParsed('invalidation', 'store'))
@@ -227,6 +229,7 @@ const schema = z
           .default(1000),
         maxPendingKeys: positiveInt('must be a positive integer').default(10_000),
       })
+      .strict()
       .prefault({}),
     vault: z
       .object({
@@ -240,6 +243,7 @@ const schema = z
           .max(500, 'must be an integer in 1..500 (Key Vault backs up at most 500 versions)')
           .default(450),
       })
+      .strict()
       .prefault({}),
     envelope: z
       .object({
@@ -250,6 +254,7 @@ const schema = z
           .regex(/^[0-9a-zA-Z-]{1,127}$/, 'must be a vault key name: 1-127 characters of 0-9, a-z, A-Z and -')
           .optional(),
       })
+      .strict()
       .prefault({}),
     minWebhookSecretBytes: number('must be an integer ≥ 16').int('must be an integer ≥ 16').min(16, 'must be an integer ≥ 16').default(24),
     integrations: z
@@ -260,6 +265,7 @@ const schema = z
     emitEvents: z.boolean().default(true),
     clock: clockOptionSchema().optional(),
   })
+  .strict()
   .superRefine((o, ctx) => {
     if (o.maxPageSize < o.defaultPageSize) ctx.addIssue({ code: 'custom', path: ['maxPageSize'], message: 'must be an integer ≥ defaultPageSize' });
   }, whenFieldsParsed('maxPageSize', 'defaultPageSize'))

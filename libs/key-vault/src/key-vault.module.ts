@@ -75,7 +75,7 @@ const providers: Provider[] = [
  *
  * ```ts
  * KeyVaultModule.forRoot({ vaultUrl: 'https://myvault.vault.azure.net', credential: { type: 'managed-identity' } })
- * KeyVaultModule.forRootAsync({ imports: [ConfigModule], inject: [ConfigService], useFactory: (c) => c.get('keyVault'), isGlobal: true })
+ * KeyVaultModule.forRootAsync({ imports: [ConfigModule], inject: [ConfigService], useFactory: (c) => c.getOrThrow('keyVault'), isGlobal: true })
  * ```
  */
 @Module({

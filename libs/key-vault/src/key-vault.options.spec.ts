@@ -90,8 +90,10 @@ describe('resolveKeyVaultOptions', () => {
 
   it('requires https, a bare origin, and normalises a trailing slash', () => {
     expect(configError({ ...azure, vaultUrl: 'http://myvault.vault.azure.net' }).message).toContain('must use https://');
-    expect(configError({ ...azure, vaultUrl: 'https://myvault.vault.azure.net/prefix' }).message).toContain('without path');
-    expect(configError({ ...azure, vaultUrl: 'not a url' }).message).toContain('is not a URL');
+    expect(configError({ ...azure, vaultUrl: 'https://myvault.vault.azure.net/prefix' }).message).toContain(
+      'with no credentials, path, query or fragment',
+    );
+    expect(configError({ ...azure, vaultUrl: 'not a url' }).message).toContain('vaultUrl: vaultUrl is not a URL');
     expect(resolveKeyVaultOptions({ ...azure, vaultUrl: 'https://myvault.vault.azure.net/' }).vaultUrl).toBe(
       'https://myvault.vault.azure.net',
     );
@@ -107,7 +109,7 @@ describe('resolveKeyVaultOptions', () => {
       const e = configError({ ...azure, ...extra });
       expect(e.message).toContain(named);
       expect(e.message).toContain('only for a local vault');
-      expect(e.message).toContain('myvault.vault.azure.net');
+      expect(e.message).not.toContain('myvault');
     });
 
     it.each(['https://localhost:8443', 'https://127.0.0.1:8443', 'https://127.3.2.1', 'https://[::1]:8443', 'https://vault.localhost'])(
@@ -124,6 +126,47 @@ describe('resolveKeyVaultOptions', () => {
       for (const h of ['localhost.evil.com', '128.0.0.1', '10.0.0.1', '::2', 'mylocalhost']) expect(isLocalHost(h)).toBe(false);
       expect(configError({ ...local, vaultUrl: 'https://localhost.evil.com' }).message).toContain('only for a local vault');
     });
+  });
+
+  it('lists every problem in one error: schema issues next to the URL, local-only and CA checks', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'kv-opts-'));
+    const e = configError({
+      vaultUrl: 'https://myvault.vault.azure.net/path',
+      credential: { type: 'static' },
+      tls: { caCertPath: join(dir, 'missing.pem') },
+      resilience: { maxAttempts: 0 },
+      metrics: { prefix: 'bad prefix' },
+      cahce: true,
+    });
+    expect(e.message).toContain('vaultUrl: vaultUrl must be the vault');
+    expect(e.message).toContain('resilience.maxAttempts');
+    expect(e.message).toContain('metrics.prefix');
+    expect(e.message).toMatch(/cahce/);
+    expect(e.message).toContain("tls (custom CA trust), credential type 'static' are accepted only for a local vault");
+    expect(e.message).toContain('tls.caCertPath: tls.caCertPath cannot be read (ENOENT)');
+    expect(e.message).not.toContain(dir);
+    // A bad nested value does not hide the URL check.
+    const both = configError({ ...azure, vaultUrl: 'http://myvault.vault.azure.net', resilience: 'fast' }).message;
+    expect(both).toContain('resilience:');
+    expect(both).toContain('vaultUrl: vaultUrl must use https://');
+  });
+
+  it('never echoes the vaultUrl (it may hold credentials)', () => {
+    const vaultUrl = 'https://user:S3cretPassw0rd@myvault.vault.azure.net/path';
+    for (const opts of [
+      { ...azure, vaultUrl },
+      { ...azure, vaultUrl, credential: { type: 'static' }, disableChallengeResourceVerification: true },
+      { ...azure, vaultUrl: 'https://user:S3cretPassw0rd@myvault.vault.azure.net', resilience: { maxAttempts: 99 } },
+      { ...azure, vaultUrl: 'http://user:S3cretPassw0rd@myvault.vault.azure.net' },
+      { ...azure, vaultUrl: 'https://user:S3cretPassw0rd@bad host' },
+    ]) {
+      const e = configError(opts);
+      expect(e.message).toContain('vaultUrl');
+      expect(e.message).not.toContain('S3cretPassw0rd');
+      expect(e.message).not.toContain('user:');
+      expect(JSON.stringify(e)).not.toContain('S3cretPassw0rd');
+    }
+    expect(configError({ ...azure, vaultUrl }).message).toContain('with no credentials, path, query or fragment');
   });
 
   it('reads tls.caCertPath once and refuses unreadable or non-PEM files', () => {

@@ -78,9 +78,61 @@ const credentialSchema = z.discriminatedUnion(
   },
 );
 
+function parseUrl(v: string): URL | undefined {
+  try {
+    return new URL(v);
+  } catch {
+    return undefined;
+  }
+}
+
+/** What is wrong with a vaultUrl, never quoting it (it may hold credentials), or undefined when it is fine. */
+function vaultUrlProblem(v: string): string | undefined {
+  const url = parseUrl(v);
+  if (!url) return 'vaultUrl is not a URL (expected https://<name>.vault.azure.net/)';
+  if (url.protocol !== 'https:' && !(url.protocol === 'http:' && isLocalHost(url.hostname))) {
+    return 'vaultUrl must use https:// (http:// is accepted only for a local vault: localhost, 127.0.0.0/8, ::1)';
+  }
+  if ((url.pathname !== '/' && url.pathname !== '') || url.search || url.hash || url.username || url.password) {
+    return "vaultUrl must be the vault's base URL, https://<name>.vault.azure.net/, with no credentials, path, query or fragment (secret ids break otherwise)";
+  }
+  return undefined;
+}
+
+/** Reads `tls.caCertPath` (once) into `caCertPem` and checks the CA is PEM. Names the problem, never the path or content. */
+function readCaCert<T extends { caCertPem?: string; caCertPath?: string }>(t: T, ctx: z.core.$RefinementCtx<T>): T {
+  let caCertPem = t.caCertPem;
+  if (t.caCertPath !== undefined) {
+    try {
+      caCertPem = readFileSync(t.caCertPath, 'utf8');
+    } catch (e) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['caCertPath'],
+        message: `tls.caCertPath cannot be read (${(e as NodeJS.ErrnoException).code ?? 'error'})`,
+      });
+      return t;
+    }
+  }
+  if (caCertPem !== undefined && !caCertPem.includes('-----BEGIN CERTIFICATE-----')) {
+    ctx.addIssue({
+      code: 'custom',
+      path: [t.caCertPath !== undefined ? 'caCertPath' : 'caCertPem'],
+      message: 'tls CA is not a PEM certificate (expected "-----BEGIN CERTIFICATE-----")',
+    });
+  }
+  return { ...t, caCertPem };
+}
+
 const optionsSchema = z
   .object({
-    vaultUrl: z.string({ error: 'vaultUrl is required (e.g. https://myvault.vault.azure.net)' }).min(1, 'vaultUrl is required'),
+    vaultUrl: z
+      .string({ error: 'vaultUrl is required (e.g. https://myvault.vault.azure.net)' })
+      .min(1, 'vaultUrl is required')
+      .superRefine((v, ctx) => {
+        const problem = vaultUrlProblem(v);
+        if (problem) ctx.addIssue({ code: 'custom', message: problem });
+      }),
     credential: credentialSchema,
     tls: z
       .object({ caCertPem: nonEmpty('tls.caCertPem').optional(), caCertPath: nonEmpty('tls.caCertPath').optional() })
@@ -88,6 +140,7 @@ const optionsSchema = z
       .refine((t) => !(t.caCertPem !== undefined && t.caCertPath !== undefined), {
         message: 'give at most one of tls.caCertPem or tls.caCertPath',
       })
+      .transform(readCaCert)
       .optional(),
     disableChallengeResourceVerification: z.boolean().default(false),
     resilience: z
@@ -137,67 +190,48 @@ const optionsSchema = z
       .strict()
       .prefault({}),
   })
-  .strict();
+  .strict()
+  .superRefine((o, ctx) => {
+    // vaultUrl and tls are read by hand (a string vaultUrl, the keys tls holds): a problem of their own
+    // (a path in the URL, an unreadable CA file) must not hide this one.
+    const rawUrl: unknown = o.vaultUrl;
+    const url = typeof rawUrl === 'string' ? parseUrl(rawUrl) : undefined;
+    if (!url || isLocalHost(url.hostname)) return;
+    const tls = (typeof o.tls === 'object' ? o.tls : undefined) as { caCertPem?: unknown; caCertPath?: unknown } | null | undefined;
+    const localOnly: string[] = [];
+    if (tls && (tls.caCertPem !== undefined || tls.caCertPath !== undefined)) localOnly.push('tls (custom CA trust)');
+    if (o.disableChallengeResourceVerification) localOnly.push('disableChallengeResourceVerification');
+    if (o.credential.type === 'static') localOnly.push("credential type 'static'");
+    if (localOnly.length) {
+      ctx.addIssue({
+        code: 'custom',
+        message:
+          `${localOnly.join(', ')} ${localOnly.length > 1 ? 'are' : 'is'} accepted only for a local vault (localhost, 127.0.0.0/8, ::1), ` +
+          'but the vaultUrl host is not local. Use a real credential and the public CA list for Azure.',
+      });
+    }
+  }, whenFieldsParsed('disableChallengeResourceVerification', 'credential.type'));
 
-function configError(message: string, cause?: unknown): KeyVaultError {
+function configError(message: string): KeyVaultError {
   return new KeyVaultError(KeyVaultErrorCode.CONFIGURATION, `Invalid KeyVaultModule options: ${message}`, {
     operation: 'configuration',
-    cause,
   });
 }
 
 /**
  * Validates the module options once and applies every default. Throws a CONFIGURATION
- * `KeyVaultError` whose message lists what to fix. Reads `tls.caCertPath` (once).
+ * `KeyVaultError` whose message lists every problem (never a value: vaultUrl may hold credentials).
+ * Reads `tls.caCertPath` (once).
  */
 export function resolveKeyVaultOptions(raw: KeyVaultModuleOptions): ResolvedKeyVaultOptions {
   const o = resolveOptions(optionsSchema, raw, (problems) => configError(`\n  - ${describeProblems(problems).join('\n  - ')}`));
 
-  let url: URL;
-  try {
-    url = new URL(o.vaultUrl);
-  } catch {
-    throw configError(`vaultUrl "${o.vaultUrl}" is not a URL (expected e.g. https://myvault.vault.azure.net)`);
-  }
-  const local = isLocalHost(url.hostname);
-  if (url.protocol !== 'https:' && !(url.protocol === 'http:' && local)) {
-    throw configError(`vaultUrl must use https:// (http:// is accepted only for a local vault); got ${url.protocol}//`);
-  }
-  if ((url.pathname !== '/' && url.pathname !== '') || url.search || url.hash || url.username || url.password) {
-    throw configError(
-      `vaultUrl must be the vault's base URL without path, query, fragment or credentials (secret ids break otherwise); got "${o.vaultUrl}"`,
-    );
-  }
-  const vaultUrl = url.origin;
-
-  const localOnly: string[] = [];
-  if (o.tls && (o.tls.caCertPem !== undefined || o.tls.caCertPath !== undefined)) localOnly.push('tls (custom CA trust)');
-  if (o.disableChallengeResourceVerification) localOnly.push('disableChallengeResourceVerification');
-  if (o.credential.type === 'static') localOnly.push("credential type 'static'");
-  if (localOnly.length && !local) {
-    throw configError(
-      `${localOnly.join(', ')} ${localOnly.length > 1 ? 'are' : 'is'} accepted only for a local vault (localhost, 127.0.0.0/8, ::1), ` +
-        `but vaultUrl host is "${url.hostname}". Use a real credential and the public CA list for Azure.`,
-    );
-  }
-
-  let caCertPem = o.tls?.caCertPem;
-  if (o.tls?.caCertPath !== undefined) {
-    try {
-      caCertPem = readFileSync(o.tls.caCertPath, 'utf8');
-    } catch (e) {
-      throw configError(`tls.caCertPath "${o.tls.caCertPath}" cannot be read (${(e as NodeJS.ErrnoException).code ?? 'error'})`, e);
-    }
-  }
-  if (caCertPem !== undefined && !caCertPem.includes('-----BEGIN CERTIFICATE-----')) {
-    throw configError('tls CA is not a PEM certificate (expected "-----BEGIN CERTIFICATE-----")');
-  }
-
+  const url = new URL(o.vaultUrl);
   return {
-    vaultUrl,
-    isLocalVault: local,
+    vaultUrl: url.origin,
+    isLocalVault: isLocalHost(url.hostname),
     credential: o.credential as KeyVaultCredentialOptions,
-    caCertPem,
+    caCertPem: o.tls?.caCertPem,
     disableChallengeResourceVerification: o.disableChallengeResourceVerification,
     resilience: o.resilience,
     metrics: { enabled: o.metrics.enabled, prefix: o.metrics.prefix, registry: raw.metrics?.registry },

@@ -27,7 +27,7 @@ const providers: Provider[] = [
  *
  * ```ts
  * KeysModule.forRoot({ verify: 'local' })
- * KeysModule.forRootAsync({ inject: [ConfigService], useFactory: (c: ConfigService) => c.get('keys'), isGlobal: true })
+ * KeysModule.forRootAsync({ inject: [ConfigService], useFactory: (c: ConfigService) => c.getOrThrow('keys'), isGlobal: true })
  * ```
  */
 @Module({

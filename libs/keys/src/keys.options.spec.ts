@@ -19,4 +19,15 @@ describe('resolveKeysOptions', () => {
     expect(message).not.toContain('Secret-Prefix-9');
     expect(message).not.toContain('sometimes');
   });
+  it('refuses a misspelt key and names it', () => {
+    let error: unknown;
+    try {
+      resolveKeysOptions({ verify: 'remote', veriftEcLocally: true } as never);
+    } catch (e) {
+      error = e;
+    }
+    expect(isKeysError(error, KeysErrorCode.KEYS_CONFIGURATION)).toBe(true);
+    expect((error as Error).message).toMatch(/\(options\): Unrecognized key: "veriftEcLocally"/);
+  });
+
 });

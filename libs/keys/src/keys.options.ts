@@ -57,7 +57,7 @@ const schema = z.object({
   maxCachedKeys: positiveInt('must be a positive integer').default(10_000),
   defaultPageSize: positiveInt('must be an integer in 1..25').max(25, 'must be an integer in 1..25').default(25),
   clock: clockOptionSchema().optional(),
-});
+}).strict();
 
 /** Validates once; the error lists every problem, never a value. */
 export function resolveKeysOptions(options: KeysModuleOptions = {}): ResolvedKeysOptions {

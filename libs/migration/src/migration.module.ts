@@ -29,7 +29,7 @@ const providers: Provider[] = [
  *
  * ```ts
  * MigrationModule.forRoot({ keys: [currentKeyHex, previousKeyHex], batchSize: 50 })
- * MigrationModule.forRootAsync({ inject: [ConfigService], useFactory: (c: ConfigService) => c.get('migration') })
+ * MigrationModule.forRootAsync({ inject: [ConfigService], useFactory: (c: ConfigService) => c.getOrThrow('migration') })
  * ```
  */
 @Module({ providers, exports: [MigrationRunner] })

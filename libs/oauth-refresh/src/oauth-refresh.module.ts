@@ -56,7 +56,7 @@ const providers: Provider[] = [
  *   providers: [{ integrationId: 'google', issuer: 'https://accounts.google.com', clientId: '…',
  *                 clientSecret: { tenantId: 'system', credentialId: '…' } }],
  * })
- * OAuthRefreshModule.forRootAsync({ inject: [ConfigService], useFactory: (c: ConfigService) => c.get('oauth') })
+ * OAuthRefreshModule.forRootAsync({ inject: [ConfigService], useFactory: (c: ConfigService) => c.getOrThrow('oauth') })
  * ```
  */
 @Module({

@@ -6,6 +6,15 @@ import { RefreshCooldowns, effectiveRefreshWindowMs, retryDelayMs } from './refr
 
 const defaults = { refreshAheadMs: 300_000, defaultExpiresInSeconds: 3600, requestTimeoutMs: 10_000 };
 
+function captureError(fn: () => unknown): Error {
+  try {
+    fn();
+  } catch (e) {
+    return e as Error;
+  }
+  throw new Error('expected an error');
+}
+
 describe('resolveOAuthRefreshOptions', () => {
   it('applies the documented defaults', () => {
     expect(resolveOAuthRefreshOptions()).toMatchObject({
@@ -38,6 +47,63 @@ describe('resolveOAuthRefreshOptions', () => {
     );
   });
 
+  it('validates the providers in the same pass: every problem of every provider, with its index, never a value', () => {
+    const err = captureError(() =>
+      resolveOAuthRefreshOptions({
+        refreshAheadMs: -1,
+        providers: [
+          { integrationId: 'x' } as never,
+          { integrationId: 'ok', issuer: 'https://accounts.example', clientId: 'cid', clientSecret: { tenantId: 'system', credentialId: 'id-1' } },
+          {
+            integrationId: 'y',
+            tokenEndpoint: 'http://user:tokenEndpointPassw0rd@idp.example/token',
+            clientId: 'cid',
+            clientSecret: { credentialId: 'id-2', tenantId: 'system', value: 'sup3r-client-secret' } as never,
+          },
+        ],
+      }),
+    );
+    expect(err).toBeInstanceOf(OAuthRefreshConfigurationError);
+    const m = err.message;
+    expect(m).toContain('refreshAheadMs: must be a number ≥ 0');
+    expect(m).toContain('providers.0: give exactly one of issuer (discovery) or tokenEndpoint');
+    expect(m).toContain('providers.0.clientId: must be a non-empty string');
+    expect(m).toContain('providers.0.clientSecret: must be a reference');
+    expect(m).not.toContain('providers.1');
+    expect(m).toContain('providers.2.tokenEndpoint: must use https://');
+    expect(m).toContain('providers.2.tokenEndpoint: must not contain credentials');
+    expect(m).toContain('providers.2.clientSecret: holds a reference only');
+    expect(m).not.toContain('sup3r-client-secret');
+    expect(m).not.toContain('tokenEndpointPassw0rd');
+    expect(captureError(() => resolveOAuthRefreshOptions({ providers: ['nope' as never] })).message).toContain(
+      'providers.0: must be a provider configuration object',
+    );
+  });
+
+  it('refuses misspelt keys, at the root, in nested options and in a provider, and names them', () => {
+    const m = captureError(() =>
+      resolveOAuthRefreshOptions({
+        refreshAheadMS: 1000,
+        retry: { maxAttempt: 2 },
+        proactive: { enable: false },
+        providers: [
+          {
+            integrationId: 'google',
+            issuer: 'https://accounts.example',
+            clientId: 'cid',
+            clientSecret: { tenantId: 'system', credentialID: 'id-1' },
+            scope: ['a'],
+          },
+        ],
+      } as never),
+    ).message;
+    expect(m).toMatch(/\(options\): Unrecognized key: "refreshAheadMS"/);
+    expect(m).toMatch(/retry: Unrecognized key: "maxAttempt"/);
+    expect(m).toMatch(/proactive: Unrecognized key: "enable"/);
+    expect(m).toContain('providers.0: Unrecognized key: "scope"');
+    expect(m).toContain('providers.0.clientSecret: must be a reference');
+  });
+
   it('checks the time zone of the proactive job and the clock option', () => {
     expect(resolveOAuthRefreshOptions({ proactive: { timeZone: 'Europe/Paris' } }).proactive.timeZone).toBe('Europe/Paris');
     expect(() => resolveOAuthRefreshOptions({ proactive: { timeZone: 'Mars/Olympus' } })).toThrow(/proactive\.timeZone: is not an IANA time zone/);
@@ -64,6 +130,18 @@ describe('resolveProviderConfig', () => {
     // A tenant-less reference is only valid on a tenant-scoped registration.
     expect(() => resolveProviderConfig({ ...base, clientSecret: { credentialId: 'x' } }, defaults)).toThrow(/tenantId/);
     expect(resolveProviderConfig({ ...base, clientSecret: { credentialId: 'x' } }, defaults, 'acme').tenantId).toBe('acme');
+  });
+
+  it('lists every problem of a provider, refuses unknown keys, and checks the module defaults it falls back on', () => {
+    const m = captureError(() =>
+      resolveProviderConfig({ ...base, issuer: 'http://127.0.0.1:1', clientId: '', refreshAheadMS: 1, requestTimeoutMs: 0 } as never, defaults),
+    ).message;
+    expect(m).toContain('Invalid OAuth provider "google"');
+    expect(m).toContain('issuer: must use https://');
+    expect(m).toContain('clientId: must be a non-empty string');
+    expect(m).toContain('Unrecognized key: "refreshAheadMS"');
+    expect(m).toContain('requestTimeoutMs: must be a positive number of milliseconds');
+    expect(() => resolveProviderConfig(base, { ...defaults, refreshAheadMs: -1 })).toThrow(/refreshAheadMs: must be a number of milliseconds ≥ 0/);
   });
 });
 

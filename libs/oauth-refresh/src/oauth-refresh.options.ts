@@ -2,6 +2,7 @@ import { Clock, clockOptionSchema, cronExpressionSchema, describeProblems, resol
 import { z } from 'zod';
 import type { OAuthProviderConfig } from './providers/oauth-provider.config';
 import { OAuthRefreshConfigurationError } from './errors/oauth-refresh.errors';
+import { providerConfigProblems } from './providers/oauth-provider.registry';
 
 /** The proactive job: refreshes tokens entering their refresh-ahead window before anyone asks. */
 export interface OAuthProactiveRefreshOptions {
@@ -83,14 +84,20 @@ const int = (min: number, max: number) => {
   return z.number({ error: message }).int(message).min(min, message).max(max, message);
 };
 
+/** One provider, checked in the same pass as the other options (its problems are listed as `providers.<index>.<field>`). */
+const provider = z.custom<OAuthProviderConfig>().superRefine((config, ctx) => {
+  for (const p of providerConfigProblems(config)) ctx.addIssue({ code: 'custom', path: p.path, message: p.message });
+});
+
 const schema = z
   .object({
-    providers: z.array(z.custom<OAuthProviderConfig>(), { error: 'must be an array of provider configurations' }).default([]),
+    providers: z.array(provider, { error: 'must be an array of provider configurations' }).default([]),
     refreshAheadMs: ms(0).default(300_000),
     defaultExpiresInSeconds: ms(1).default(3600),
     requestTimeoutMs: ms(1).default(10_000),
     retry: z
       .object({ maxAttempts: int(1, 10).default(3), initialDelayMs: ms(0).default(250), maxDelayMs: ms(0).default(5000) })
+      .strict()
       .prefault({}),
     failureCooldownMs: ms(0).default(30_000),
     maxFailureCooldownMs: ms(0).default(600_000),
@@ -105,9 +112,11 @@ const schema = z
         concurrency: int(1, 64).default(4),
         maxPerRun: int(1, 1_000_000).default(10_000),
       })
+      .strict()
       .prefault({}),
     clock: clockOptionSchema().optional(),
   })
+  .strict()
   .superRefine((o, ctx) => {
     if (o.maxFailureCooldownMs < o.failureCooldownMs) {
       ctx.addIssue({ code: 'custom', path: ['maxFailureCooldownMs'], message: 'must be ≥ failureCooldownMs' });

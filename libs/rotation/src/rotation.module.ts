@@ -68,7 +68,7 @@ const providers: Provider[] = [
  *
  * ```ts
  * RotationModule.forRoot({ expiryMonitor: { cronTime: '0 0 * * * *' }, handlers: [{ integrationId: 'stripe', handler }] })
- * RotationModule.forRootAsync({ inject: [ConfigService], useFactory: (c: ConfigService) => c.get('rotation') })
+ * RotationModule.forRootAsync({ inject: [ConfigService], useFactory: (c: ConfigService) => c.getOrThrow('rotation') })
  * ```
  */
 @Module({

@@ -36,4 +36,28 @@ describe('resolveRotationOptions', () => {
     expect(message).not.toContain('every hour');
     expect((error as RotationConfigurationError).code).toBe(3001);
   });
+  it('refuses a misspelt key, at the root and in nested options, and names it; webhooks and notifications stay accepted', () => {
+    let error: unknown;
+    try {
+      resolveRotationOptions({
+        expiryMonitr: { enabled: false },
+        expiryMonitor: { thresholds: [7] },
+        rotationCheck: { cron: '0 0 3 * * *' },
+        passwordPolicy: { lenght: 40 },
+      } as never);
+    } catch (e) {
+      error = e;
+    }
+    expect(error).toBeInstanceOf(RotationConfigurationError);
+    const message = (error as Error).message;
+    expect(message).toMatch(/\(options\): Unrecognized key: "expiryMonitr"/);
+    expect(message).toMatch(/expiryMonitor: Unrecognized key: "thresholds"/);
+    expect(message).toMatch(/rotationCheck: Unrecognized key: "cron"/);
+    expect(message).toMatch(/passwordPolicy: Unrecognized key: "lenght"/);
+    // Validated by their own parts; not copied into the resolved rotation options.
+    const o = resolveRotationOptions({ webhooks: { overlapMs: 1000 }, notifications: { enabled: false } });
+    expect(o).not.toHaveProperty('webhooks');
+    expect(o).not.toHaveProperty('notifications');
+  });
+
 });

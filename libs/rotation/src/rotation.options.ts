@@ -105,9 +105,11 @@ const schema = z.object({
       ...job('0 0 * * * *', 'rotation-expiry-monitor'),
       thresholdsDays: z.array(int(1, 3650)).min(1, 'must list at least one threshold').default([30, 14, 7, 1]),
     })
+    .strict()
     .prefault({}),
   rotationCheck: z
     .object({ ...job('0 0 3 * * *', 'rotation-check'), maxRotationsPerRun: int(1, 1_000_000).default(1000) })
+    .strict()
     .prefault({}),
   handlers: z
     .array(
@@ -117,9 +119,15 @@ const schema = z.object({
       ),
     )
     .default([]),
-  passwordPolicy: z.object({ length: int(12, 256).default(32), symbols: z.boolean({ error: 'must be a boolean' }).default(true) }).prefault({}),
+  passwordPolicy: z
+    .object({ length: int(12, 256).default(32), symbols: z.boolean({ error: 'must be a boolean' }).default(true) })
+    .strict()
+    .prefault({}),
+  // Validated by their own parts (webhooks: WebhookSecretsOptions, notifications: NotificationOptions); known keys here.
+  webhooks: z.unknown().optional(),
+  notifications: z.unknown().optional(),
   clock: clockOptionSchema().optional(),
-});
+}).strict();
 
 /** Merges defaults and validates once; the error lists every problem and how to fix it. */
 export function resolveRotationOptions(options: RotationModuleOptions = {}): ResolvedRotationOptions {
@@ -132,5 +140,7 @@ export function resolveRotationOptions(options: RotationModuleOptions = {}): Res
     CREDENTIAL_TYPES.map((t) => [t, { ...DEFAULT_ROTATION_POLICIES[t], ...(o.defaults?.[t] as Partial<PolicyValues> | undefined) }]),
   ) as Record<CredentialType, PolicyValues>;
   const thresholdsDays = [...new Set(o.expiryMonitor.thresholdsDays)].sort((a, b) => b - a);
-  return { ...o, defaults, expiryMonitor: { ...o.expiryMonitor, thresholdsDays } } as ResolvedRotationOptions;
+  // webhooks and notifications are resolved by their own parts, not part of these options.
+  const { webhooks: _webhooks, notifications: _notifications, ...rest } = o;
+  return { ...rest, defaults, expiryMonitor: { ...o.expiryMonitor, thresholdsDays } } as ResolvedRotationOptions;
 }

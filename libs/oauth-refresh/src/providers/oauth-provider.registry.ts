@@ -65,26 +65,46 @@ function tenantKey(tenantId: string, integrationId: string): string {
   return JSON.stringify([tenantId, integrationId]);
 }
 
-/** Applies defaults and validates one provider configuration. */
-export function resolveProviderConfig(
-  config: OAuthProviderConfig,
-  defaults: Pick<ResolvedOAuthRefreshOptions, 'refreshAheadMs' | 'defaultExpiresInSeconds' | 'requestTimeoutMs'>,
-  tenantId?: string,
-): ResolvedOAuthProvider {
-  const problems: string[] = [];
-  const c = (config ?? {}) as Partial<OAuthProviderConfig>;
-  const where = `provider "${typeof c.integrationId === 'string' ? c.integrationId.slice(0, 64) : '?'}"`;
-  if (typeof c.integrationId !== 'string' || !IDENTIFIER_PATTERN.test(c.integrationId)) {
-    problems.push(`integrationId: must match ${IDENTIFIER_PATTERN.source}`);
+const PROVIDER_KEYS = new Set([
+  'integrationId',
+  'issuer',
+  'tokenEndpoint',
+  'clientId',
+  'clientSecret',
+  'clientAuthMethod',
+  'scopes',
+  'refreshAheadMs',
+  'defaultExpiresInSeconds',
+  'allowInsecureRequests',
+  'requestTimeoutMs',
+]);
+const SECRET_REF_KEYS = new Set(['credentialId', 'tenantId']);
+
+/** One problem of a provider configuration: the field (`[]` for the whole configuration) and what is wrong. Never its value. */
+export interface ProviderConfigProblem {
+  path: string[];
+  message: string;
+}
+
+/**
+ * Every problem of one provider configuration's own fields (the module defaults it falls back on are
+ * checked with the module options). Messages name the field and what to fix, never a value: a
+ * configuration may hold a client secret where a reference belongs.
+ */
+export function providerConfigProblems(config: unknown, tenantId?: string): ProviderConfigProblem[] {
+  if (typeof config !== 'object' || config === null || Array.isArray(config)) {
+    return [{ path: [], message: 'must be a provider configuration object' }];
   }
-  if (tenantId !== undefined && (typeof tenantId !== 'string' || !IDENTIFIER_PATTERN.test(tenantId))) {
-    problems.push(`tenantId: must match ${IDENTIFIER_PATTERN.source}`);
-  }
+  const problems: ProviderConfigProblem[] = [];
+  const add = (field: string | undefined, message: string) => problems.push({ path: field === undefined ? [] : field.split('.'), message });
+  const c = config as Partial<OAuthProviderConfig>;
+  // Key names, not values: naming an unknown one helps fix a typo.
+  for (const key of Object.keys(c)) if (!PROVIDER_KEYS.has(key)) add(undefined, `Unrecognized key: "${key.slice(0, 64)}"`);
+  if (typeof c.integrationId !== 'string' || !IDENTIFIER_PATTERN.test(c.integrationId)) add('integrationId', `must match ${IDENTIFIER_PATTERN.source}`);
+  if (tenantId !== undefined && (typeof tenantId !== 'string' || !IDENTIFIER_PATTERN.test(tenantId))) add('tenantId', `must match ${IDENTIFIER_PATTERN.source}`);
   const allowInsecureRequests = c.allowInsecureRequests ?? false;
-  if (typeof allowInsecureRequests !== 'boolean') problems.push('allowInsecureRequests: must be a boolean');
-  if ((c.issuer === undefined) === (c.tokenEndpoint === undefined)) {
-    problems.push('give exactly one of issuer (discovery) or tokenEndpoint');
-  }
+  if (typeof allowInsecureRequests !== 'boolean') add('allowInsecureRequests', 'must be a boolean');
+  if ((c.issuer === undefined) === (c.tokenEndpoint === undefined)) add(undefined, 'give exactly one of issuer (discovery) or tokenEndpoint');
   for (const field of ['issuer', 'tokenEndpoint'] as const) {
     const v = c[field];
     if (v === undefined) continue;
@@ -92,40 +112,67 @@ export function resolveProviderConfig(
     try {
       url = new URL(v);
     } catch {
-      problems.push(`${field}: must be an absolute URL`);
+      add(field, 'must be an absolute URL');
     }
     if (url && url.protocol !== 'https:' && !(url.protocol === 'http:' && allowInsecureRequests === true)) {
-      problems.push(`${field}: must use https:// (http:// only with allowInsecureRequests, for tests)`);
+      add(field, 'must use https:// (http:// only with allowInsecureRequests, for tests)');
     }
-    if (url && (url.username || url.password)) problems.push(`${field}: must not contain credentials`);
+    if (url && (url.username || url.password)) add(field, 'must not contain credentials');
   }
-  if (typeof c.clientId !== 'string' || c.clientId.length === 0 || c.clientId.length > 512) problems.push('clientId: must be a non-empty string (≤ 512 characters)');
+  if (typeof c.clientId !== 'string' || c.clientId.length === 0 || c.clientId.length > 512) add('clientId', 'must be a non-empty string (≤ 512 characters)');
   const clientAuthMethod = c.clientAuthMethod ?? 'client_secret_basic';
-  if (!AUTH_METHODS.has(clientAuthMethod)) problems.push(`clientAuthMethod: must be one of ${[...AUTH_METHODS].join(', ')}`);
+  if (!AUTH_METHODS.has(clientAuthMethod)) add('clientAuthMethod', `must be one of ${[...AUTH_METHODS].join(', ')}`);
   if (clientAuthMethod !== 'none') {
     const ref = c.clientSecret;
     if (!ref || typeof ref !== 'object' || typeof ref.credentialId !== 'string' || ref.credentialId.length === 0) {
-      problems.push('clientSecret: must be a reference { credentialId, tenantId? } to a stored credential (never the secret itself)');
+      add('clientSecret', 'must be a reference { credentialId, tenantId? } to a stored credential (never the secret itself)');
     } else {
-      if ('value' in ref || 'secret' in ref) problems.push('clientSecret: holds a reference only; store the secret with CredentialsService and give its id');
-      if (ref.tenantId === undefined && tenantId === undefined) {
-        problems.push('clientSecret.tenantId: required on an integration-wide registration (a system credential); omit it only when registering for one tenant');
+      if ('value' in ref || 'secret' in ref) add('clientSecret', 'holds a reference only; store the secret with CredentialsService and give its id');
+      for (const key of Object.keys(ref)) {
+        if (!SECRET_REF_KEYS.has(key) && key !== 'value' && key !== 'secret') add('clientSecret', `Unrecognized key: "${key.slice(0, 64)}" (a reference is { credentialId, tenantId? })`);
       }
-      if (ref.tenantId !== undefined && !IDENTIFIER_PATTERN.test(ref.tenantId)) problems.push(`clientSecret.tenantId: must match ${IDENTIFIER_PATTERN.source}`);
+      if (ref.tenantId === undefined && tenantId === undefined) {
+        add('clientSecret.tenantId', 'required on an integration-wide registration (a system credential); omit it only when registering for one tenant');
+      }
+      if (ref.tenantId !== undefined && (typeof ref.tenantId !== 'string' || !IDENTIFIER_PATTERN.test(ref.tenantId))) {
+        add('clientSecret.tenantId', `must match ${IDENTIFIER_PATTERN.source}`);
+      }
     }
   } else if (c.clientSecret !== undefined) {
-    problems.push('clientSecret: must be omitted when clientAuthMethod is "none"');
+    add('clientSecret', 'must be omitted when clientAuthMethod is "none"');
   }
-  const scopes = c.scopes ?? [];
+  const scopes: unknown = c.scopes ?? [];
   if (!Array.isArray(scopes) || scopes.some((s) => typeof s !== 'string' || !/^[\x21\x23-\x5B\x5D-\x7E]+$/.test(s))) {
-    problems.push('scopes: must be an array of scope tokens (no spaces or quotes)');
+    add('scopes', 'must be an array of scope tokens (no spaces or quotes)');
   }
+  if (c.refreshAheadMs !== undefined && !validMs(c.refreshAheadMs, 0)) add('refreshAheadMs', REFRESH_AHEAD_PROBLEM);
+  if (c.defaultExpiresInSeconds !== undefined && !validPositive(c.defaultExpiresInSeconds)) add('defaultExpiresInSeconds', EXPIRES_IN_PROBLEM);
+  if (c.requestTimeoutMs !== undefined && !validPositive(c.requestTimeoutMs)) add('requestTimeoutMs', TIMEOUT_PROBLEM);
+  return problems;
+}
+
+const REFRESH_AHEAD_PROBLEM = 'must be a number of milliseconds ≥ 0';
+const EXPIRES_IN_PROBLEM = 'must be a positive number of seconds';
+const TIMEOUT_PROBLEM = 'must be a positive number of milliseconds';
+const validMs = (v: unknown, min: number) => typeof v === 'number' && Number.isFinite(v) && v >= min;
+const validPositive = (v: unknown) => typeof v === 'number' && Number.isFinite(v) && v > 0;
+
+/** Applies defaults and validates one provider configuration. Throws OAuthRefreshConfigurationError listing every problem. */
+export function resolveProviderConfig(
+  config: OAuthProviderConfig,
+  defaults: Pick<ResolvedOAuthRefreshOptions, 'refreshAheadMs' | 'defaultExpiresInSeconds' | 'requestTimeoutMs'>,
+  tenantId?: string,
+): ResolvedOAuthProvider {
+  const problems = providerConfigProblems(config, tenantId).map((p) => (p.path.length ? `${p.path.join('.')}: ${p.message}` : p.message));
+  const c = (config ?? {}) as Partial<OAuthProviderConfig>;
+  const where = `provider "${typeof c.integrationId === 'string' ? c.integrationId.slice(0, 64) : '?'}"`;
+  // The module defaults are validated with the module options; checked again for a direct call.
   const refreshAheadMs = c.refreshAheadMs ?? defaults.refreshAheadMs;
-  if (!(Number.isFinite(refreshAheadMs) && refreshAheadMs >= 0)) problems.push('refreshAheadMs: must be a number of milliseconds ≥ 0');
+  if (c.refreshAheadMs === undefined && !validMs(refreshAheadMs, 0)) problems.push(`refreshAheadMs: ${REFRESH_AHEAD_PROBLEM}`);
   const defaultExpiresInSeconds = c.defaultExpiresInSeconds ?? defaults.defaultExpiresInSeconds;
-  if (!(Number.isFinite(defaultExpiresInSeconds) && defaultExpiresInSeconds > 0)) problems.push('defaultExpiresInSeconds: must be a positive number of seconds');
+  if (c.defaultExpiresInSeconds === undefined && !validPositive(defaultExpiresInSeconds)) problems.push(`defaultExpiresInSeconds: ${EXPIRES_IN_PROBLEM}`);
   const requestTimeoutMs = c.requestTimeoutMs ?? defaults.requestTimeoutMs;
-  if (!(Number.isFinite(requestTimeoutMs) && requestTimeoutMs > 0)) problems.push('requestTimeoutMs: must be a positive number of milliseconds');
+  if (c.requestTimeoutMs === undefined && !validPositive(requestTimeoutMs)) problems.push(`requestTimeoutMs: ${TIMEOUT_PROBLEM}`);
   if (problems.length) {
     throw new OAuthRefreshConfigurationError(`Invalid OAuth ${where}:\n  - ${problems.join('\n  - ')}`);
   }
@@ -136,11 +183,11 @@ export function resolveProviderConfig(
     ...(c.tokenEndpoint !== undefined ? { tokenEndpoint: c.tokenEndpoint } : {}),
     clientId: c.clientId!,
     ...(c.clientSecret ? { clientSecret: { ...c.clientSecret } } : {}),
-    clientAuthMethod,
-    scopes: [...scopes],
+    clientAuthMethod: c.clientAuthMethod ?? 'client_secret_basic',
+    scopes: [...(c.scopes ?? [])],
     refreshAheadMs,
     defaultExpiresInSeconds,
-    allowInsecureRequests,
+    allowInsecureRequests: c.allowInsecureRequests ?? false,
     requestTimeoutMs,
   };
 }

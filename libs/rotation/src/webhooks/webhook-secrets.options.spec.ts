@@ -39,4 +39,17 @@ describe('webhooks options', () => {
     expect(provider.useFactory({})).toEqual(DEFAULT_WEBHOOK_SECRETS_OPTIONS);
     expect(() => provider.useFactory({ webhooks: { maxLiveSecrets: 100 } })).toThrow(WebhookSecretConfigurationError);
   });
+  it('refuses a misspelt key, at the top and in job, and names it', () => {
+    let err: unknown;
+    try {
+      resolveWebhookSecretsOptions({ overlapMS: 1000, job: { cronTime: '0 30 3 * * *' } } as never);
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(WebhookSecretConfigurationError);
+    const { message } = err as WebhookSecretConfigurationError;
+    expect(message).toMatch(/\(options\): Unrecognized key: "overlapMS"/);
+    expect(message).toMatch(/job: Unrecognized key: "cronTime"/);
+  });
+
 });

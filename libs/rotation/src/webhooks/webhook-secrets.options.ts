@@ -73,8 +73,10 @@ export const webhookSecretsOptionsSchema = z
         timeZone: timeZoneSchema().default('UTC'),
         maxPerRun: int(1, 1_000_000).default(1000),
       })
+      .strict()
       .prefault({}),
   })
+  .strict()
   .prefault({});
 
 /** The defaults, resolved (what an absent `webhooks` key means). */
