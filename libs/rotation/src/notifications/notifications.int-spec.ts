@@ -160,6 +160,26 @@ describe.each(DATABASE_KINDS)('notifications on %s', (kind: TestDatabaseKind) =>
     expect((await settings.get(ctx)).rowVersion).toBe(2);
   });
 
+  it('concurrent updates: a stale one writes nothing (no secret rotated), unconditional ones apply one after another', async () => {
+    const ctx = ctxOf('settings-race');
+    const first = await settings.update(ctx, { webhookUrl: `${receiver.url}/settings-race` });
+    secrets.add(first.generatedWebhookSecret!);
+    const id = first.settings.webhookSecretCredentialId!;
+    const credentials = app.get(CredentialsService);
+    const results = await Promise.allSettled(Array.from({ length: 6 }, () => settings.update(ctx, { generateWebhookSecret: true, expectedRowVersion: 1 })));
+    const won = results.filter((r): r is PromiseFulfilledResult<Awaited<ReturnType<typeof settings.update>>> => r.status === 'fulfilled');
+    expect(won).toHaveLength(1);
+    for (const r of results) if (r.status === 'rejected') expect(r.reason).toBeInstanceOf(NotificationSettingsConflictError);
+    const handedOut = won[0].value.generatedWebhookSecret!;
+    secrets.add(handedOut);
+    // The secret the winner was given is the one that signs, and the losers rotated nothing.
+    expect(await settings.getWebhookSecret(ctx)).toBe(handedOut);
+    expect((await credentials.getMetadata(ctx, id)).version).toBe(2);
+    // Without expectedRowVersion none is refused: each applies on top of the last.
+    const unconditional = await Promise.all(Array.from({ length: 4 }, (_, i) => settings.update(ctx, { emailRecipients: [`ops${i}@example.test`] })));
+    expect(unconditional.map((u) => u.settings.rowVersion).sort()).toEqual([3, 4, 5, 6]);
+  });
+
   it('an expiring credential reaches the bus, the signed webhook and the SMTP server — once each, also when the outbox redelivers it', async () => {
     const ctx = ctxOf('acme');
     const secret = await setUp(ctx, '/acme');

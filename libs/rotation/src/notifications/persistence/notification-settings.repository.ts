@@ -9,6 +9,15 @@ export class NotificationSettingsRepository {
     return this.runner.read(() => this.runner.manager.findOne(NotificationSettingsEntity, { where: { tenantId } }));
   }
 
+  /**
+   * The row, locked until the caller's transaction ends (inside `runner.run`): on PostgreSQL `FOR UPDATE`, so a
+   * concurrent update waits and then reads the committed row; a SQLite transaction already excludes every other.
+   */
+  findForUpdate(tenantId: string): Promise<NotificationSettingsEntity | null> {
+    const postgres = this.runner.manager.connection.options.type === 'postgres';
+    return this.runner.manager.findOne(NotificationSettingsEntity, { where: { tenantId }, ...(postgres ? { lock: { mode: 'pessimistic_write' as const } } : {}) });
+  }
+
   /** Inserts the tenant's first row; false when one exists already (a concurrent first update won). */
   insert(row: NotificationSettingsEntity): Promise<boolean> {
     return this.runner.run(async () => {

@@ -83,33 +83,37 @@ export class NotificationSettingsService {
 
   async update(ctx: OperationContext, input: UpdateNotificationSettingsInput): Promise<UpdateNotificationSettingsResult> {
     const changes = await this.validate(input);
-    const before = await this.repository.find(ctx.tenantId);
-    if (input.expectedRowVersion !== undefined && input.expectedRowVersion !== (before?.rowVersion ?? 0)) throw new NotificationSettingsConflictError();
-    const webhookUrl = changes.webhookUrl !== undefined ? changes.webhookUrl : (before?.webhookUrl ?? null);
-    let secret = input.webhookSecret;
-    let generated: string | undefined;
-    if (!secret && (input.generateWebhookSecret || (webhookUrl && !before?.webhookSecretCredentialId))) {
-      secret = generated = generateWebhookSecret();
-    }
-    // The value store write comes first, outside the settings transaction (as CredentialsService does).
-    const secretId = secret ? await this.writeSecret(ctx, before?.webhookSecretCredentialId ?? null, secret) : (before?.webhookSecretCredentialId ?? null);
-    const now = this.clock.now();
-    const row: NotificationSettingsEntity = {
-      tenantId: ctx.tenantId,
-      webhookUrl,
-      webhookSecretCredentialId: secretId,
-      emailRecipients: changes.emailRecipients ?? before?.emailRecipients ?? [],
-      rowVersion: (before?.rowVersion ?? 0) + 1,
-      createdAt: before?.createdAt ?? now,
-      updatedAt: now,
-      updatedBy: ctx.actor.id.slice(0, 200),
-    };
-    const changed = [
-      ...(changes.webhookUrl !== undefined ? ['webhookUrl'] : []),
-      ...(secret ? ['webhookSecret'] : []),
-      ...(changes.emailRecipients !== undefined ? ['emailRecipients'] : []),
-    ];
-    await this.runner.run(async () => {
+    // One transaction, the settings row locked first: a concurrent update waits, then reads what this one
+    // committed. So a stale expectedRowVersion is refused before anything is written, and a signing secret is
+    // current exactly when the settings that announce it committed — the secret's own metadata commits in this
+    // transaction (its value store write comes first, as CredentialsService does: a rollback orphans it, unread).
+    return this.runner.run(async () => {
+      const before = await this.repository.findForUpdate(ctx.tenantId);
+      if (input.expectedRowVersion !== undefined && input.expectedRowVersion !== (before?.rowVersion ?? 0)) throw new NotificationSettingsConflictError();
+      const webhookUrl = changes.webhookUrl !== undefined ? changes.webhookUrl : (before?.webhookUrl ?? null);
+      let secret = input.webhookSecret;
+      let generated: string | undefined;
+      if (!secret && (input.generateWebhookSecret || (webhookUrl && !before?.webhookSecretCredentialId))) {
+        secret = generated = generateWebhookSecret();
+      }
+      const secretId = secret ? await this.writeSecret(ctx, before?.webhookSecretCredentialId ?? null, secret) : (before?.webhookSecretCredentialId ?? null);
+      const now = this.clock.now();
+      const row: NotificationSettingsEntity = {
+        tenantId: ctx.tenantId,
+        webhookUrl,
+        webhookSecretCredentialId: secretId,
+        emailRecipients: changes.emailRecipients ?? before?.emailRecipients ?? [],
+        rowVersion: (before?.rowVersion ?? 0) + 1,
+        createdAt: before?.createdAt ?? now,
+        updatedAt: now,
+        updatedBy: ctx.actor.id.slice(0, 200),
+      };
+      const changed = [
+        ...(changes.webhookUrl !== undefined ? ['webhookUrl'] : []),
+        ...(secret ? ['webhookSecret'] : []),
+        ...(changes.emailRecipients !== undefined ? ['emailRecipients'] : []),
+      ];
+      // Still a compare-and-set: the first row of a tenant cannot be locked before it exists.
       const ok = before ? await this.repository.update(row, before.rowVersion) : await this.repository.insert(row);
       if (!ok) throw new NotificationSettingsConflictError();
       await this.audit.record({
@@ -125,8 +129,8 @@ export class NotificationSettingsService {
           rowVersion: row.rowVersion,
         },
       });
+      return { settings: toView(ctx.tenantId, row), ...(generated ? { generatedWebhookSecret: generated } : {}) };
     });
-    return { settings: toView(ctx.tenantId, row), ...(generated ? { generatedWebhookSecret: generated } : {}) };
   }
 
   private async validate(input: UpdateNotificationSettingsInput): Promise<{ webhookUrl?: string | null; emailRecipients?: string[] }> {
