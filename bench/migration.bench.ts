@@ -77,7 +77,9 @@ async function variant(
   o: { count: number; tenants: number; database: 'postgres' | 'sqlite'; baselineConcurrency: number; throttleLimit: number; vault: 'process' | 'in-process'; group: number },
 ): Promise<Figure> {
   const dir = mkdtempSync(join(tmpdir(), `cv-bench-mig-${name}-`));
-  const throttle = { limit: o.throttleLimit, windowMs: WINDOW_MS };
+  // One budget for every operation, Set Secret included: what is measured is how close the adaptive concurrency
+  // gets to the budget the vault enforces. (Azure's own budget for Set Secret is 300 per 10 s: see the notes.)
+  const throttle = { limit: o.throttleLimit, windowMs: WINDOW_MS, createSecretLimit: o.throttleLimit };
   const emu =
     o.vault === 'process'
       ? await VaultProcess.start({ dataDir: join(dir, 'vault'), throttle })
@@ -215,8 +217,9 @@ function writeSection(azure: Figure[], scaled: Figure[], o: { count: number; ten
     'Legacy migration',
     [
       `Measured ${today()} with \`npm run bench:migration -- --count ${o.count} --database ${o.databases.join(',')}\` (bench/migration.bench.ts): legacy API keys`,
-      `(AES-256-GCM, ${o.tenants} tenants) moved into the local vault throttled like Azure Key Vault (never more than 4,000 transactions`,
-      'in any 10 s: a sliding window), metadata and audit on each database in turn. Each variant gets a fresh vault. The runner',
+      `(AES-256-GCM, ${o.tenants} tenants) moved into the local vault throttled at Azure Key Vault's transaction limit (never more than`,
+      '4,000 transactions in any 10 s: a sliding window; Set Secret on the same budget here, though Azure gives it 300 per 10 s of its own,',
+      'so on Azure the runner tracks 30 writes/s instead), metadata and audit on each database in turn. Each variant gets a fresh vault. The runner',
       `(\`MigrationRunner\`: groups of ${o.group} connections, each group's vault writes under one AIMD limiter, then ONE transaction per group`,
       `through \`storeMany\`) against a naive baseline measured in the same run: a fixed pool of ${o.baselineConcurrency} \`CredentialsService.store\``,
       "calls relying on the vault client's retries (4 attempts, Retry-After honoured). The vault runs in a process of its own;",

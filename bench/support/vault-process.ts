@@ -21,9 +21,12 @@ export class VaultProcess {
     readonly caCertPem: string,
   ) {}
 
-  static async start(o: { dataDir: string; throttle: { limit: number; windowMs: number } }): Promise<VaultProcess> {
+  /** `throttle.limit` is the budget of every operation, Set Secret included, unless `createSecretLimit` says otherwise. */
+  static async start(o: { dataDir: string; throttle: { limit: number; windowMs: number; createSecretLimit?: number } }): Promise<VaultProcess> {
     const main = join(__dirname, '..', '..', 'apps', 'keyvault-emulator', 'src', 'main.js');
-    const args = [main, '--port', '0', '--data-dir', o.dataDir, '--throttle-limit', String(o.throttle.limit), '--throttle-window-ms', String(o.throttle.windowMs)];
+    const { limit, windowMs, createSecretLimit = limit } = o.throttle;
+    const args = [main, '--port', '0', '--data-dir', o.dataDir, '--throttle-limit', String(limit), '--throttle-window-ms', String(windowMs)];
+    args.push('--throttle-create-secret-limit', String(createSecretLimit));
     const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'inherit'] });
     const lines = await new Promise<{ url: string; ca: string }>((resolve, reject) => {
       let out = '';

@@ -64,7 +64,8 @@ export class KeyVaultEmulator {
     private readonly apis: { secrets: SecretsApi; keys: KeysApi },
     private readonly sockets: Set<Socket>,
     private readonly authenticator: Authenticator,
-    private readonly throttle: SlidingWindowLimiter | undefined,
+    /** Azure's two budgets for a vault: secret writes (Set Secret), and every other transaction. */
+    private readonly throttle: { other: SlidingWindowLimiter; createSecret: SlidingWindowLimiter } | undefined,
     private readonly faults: FaultInjector,
     private readonly statsCollector: StatsCollector,
     private readonly ownsDataDir: boolean,
@@ -107,7 +108,9 @@ export class KeyVaultEmulator {
         p.attach();
       }
       const authenticator = new Authenticator(o.auth);
-      const throttle = o.throttle ? new SlidingWindowLimiter(o.throttle.limit, o.throttle.windowMs) : undefined;
+      const throttle = o.throttle
+        ? { other: new SlidingWindowLimiter(o.throttle.limit, o.throttle.windowMs), createSecret: new SlidingWindowLimiter(o.throttle.createSecretLimit, o.throttle.windowMs) }
+        : undefined;
       const faults = new FaultInjector();
       const stats = new StatsCollector();
 
@@ -233,7 +236,7 @@ export class KeyVaultEmulator {
 
     // 2. Throttling (per vault; a refused request does not count, as in Azure).
     if (this.throttle) {
-      const t = this.throttle.take();
+      const t = (operation === 'setSecret' ? this.throttle.createSecret : this.throttle.other).take();
       if (!t.ok) {
         this.statsCollector.record(operation, 429);
         sendError(req, res, errors.throttled(t.retryAfterSeconds));

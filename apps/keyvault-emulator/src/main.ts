@@ -3,7 +3,7 @@ import { dirname } from 'node:path';
 import { parseArgs } from 'node:util';
 import { AuthOptions } from './auth';
 import { KeyVaultEmulator } from './emulator';
-import { KeyVaultEmulatorOptions } from './options';
+import { DEFAULT_THROTTLE, KeyVaultEmulatorOptions } from './options';
 
 const HELP = `Local Azure Key Vault (secrets and keys APIs) emulator - FOR DEVELOPMENT AND TESTS ONLY
 
@@ -18,7 +18,10 @@ Usage: npm run emulator -- [options]
   --retention-days <7..90>      soft-delete retention (default 90)
   --purge-protection            forbid purging deleted secrets
   --operation-delay-ms <n>      how long a delete/recover stays pending, as in Azure (default 1000; 0 = at once)
-  --throttle-limit <n>          transactions per window (default 4000)
+  --throttle-limit <n>          transactions per window, Set Secret aside (default 4000)
+  --throttle-create-secret-limit <n>
+                                Set Secret requests per window (default 300, as Azure, or
+                                --throttle-limit when lower)
   --throttle-window-ms <n>      throttle window (default 10000)
   --no-throttle                 disable throttling
   --auth <any|static|jwt>       accepted bearer tokens (default any)
@@ -56,6 +59,7 @@ export function parseCli(argv: string[]): EmulatorCliOptions | 'help' {
       'purge-protection': { type: 'boolean' },
       'operation-delay-ms': { type: 'string' },
       'throttle-limit': { type: 'string' },
+      'throttle-create-secret-limit': { type: 'string' },
       'throttle-window-ms': { type: 'string' },
       'no-throttle': { type: 'boolean' },
       auth: { type: 'string' },
@@ -93,7 +97,11 @@ export function parseCli(argv: string[]): EmulatorCliOptions | 'help' {
     operationDelayMs: num('operation-delay-ms', values['operation-delay-ms']),
     throttle: values['no-throttle']
       ? false
-      : { limit: num('throttle-limit', values['throttle-limit']) ?? 4000, windowMs: num('throttle-window-ms', values['throttle-window-ms']) ?? 10_000 },
+      : {
+          limit: num('throttle-limit', values['throttle-limit']) ?? DEFAULT_THROTTLE.limit,
+          windowMs: num('throttle-window-ms', values['throttle-window-ms']) ?? DEFAULT_THROTTLE.windowMs,
+          createSecretLimit: num('throttle-create-secret-limit', values['throttle-create-secret-limit']),
+        },
     auth,
     quiet: values.quiet ?? false,
     ...(values['ca-export'] ? { caExportPath: values['ca-export'] } : {}),

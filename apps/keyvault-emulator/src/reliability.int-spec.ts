@@ -1,4 +1,5 @@
 import { KeyVaultEmulator } from './index';
+import { resolveOptions } from './options';
 import { emulatorSecretClient, rawRequest, restError } from './testing';
 
 const API = 'api-version=7.6';
@@ -43,10 +44,30 @@ describe('Key Vault emulator: throttling', () => {
     expect((await client.getSecret('hot')).value).toBe('v');
   });
 
+  it("limits Set Secret on a budget of its own, as Azure (300 per 10 s against 4,000 for everything else)", async () => {
+    expect(resolveOptions({}).throttle).toEqual({ limit: 4000, windowMs: 10_000, createSecretLimit: 300 });
+    const vault = await KeyVaultEmulator.start({ quiet: true, throttle: { limit: 50, windowMs: 60_000, createSecretLimit: 3 } });
+    try {
+      for (const name of ['a', 'b', 'a']) expect((await rawRequest(vault, 'PUT', `/secrets/${name}?${API}`, { body: { value: 'x' } })).status).toBe(200);
+      // A new secret and a new version alike: the fourth write in the window is refused...
+      const refused = await rawRequest(vault, 'PUT', `/secrets/c?${API}`, { body: { value: 'x' } });
+      expect(refused.status).toBe(429);
+      expect(Number(refused.headers['retry-after'])).toBeGreaterThanOrEqual(58);
+      expect(vault.stats().byOperationAndStatus['setSecret:429']).toBe(1);
+      // ...while reads and other writes go on, on the other budget.
+      expect((await rawRequest(vault, 'GET', `/secrets/a?${API}`)).status).toBe(200);
+      expect((await rawRequest(vault, 'PATCH', `/secrets/b?${API}`, { body: { tags: { t: '1' } } })).status).toBe(200);
+      expect((await rawRequest(vault, 'GET', `/secrets/c?${API}`)).status).toBe(404);
+    } finally {
+      await vault.stop();
+    }
+  });
+
   it('returns Azure\'s throttling body and a Retry-After that says when the oldest request leaves the window', async () => {
     const slow = await KeyVaultEmulator.start({ quiet: true, throttle: { limit: 2, windowMs: 60_000 } });
     try {
       expect((await rawRequest(slow, 'PUT', `/secrets/a?${API}`, { body: { value: 'x' } })).status).toBe(200);
+      expect((await rawRequest(slow, 'GET', `/secrets/a?${API}`)).status).toBe(200);
       expect((await rawRequest(slow, 'GET', `/secrets/a?${API}`)).status).toBe(200);
       const raw = await rawRequest(slow, 'GET', `/secrets/a?${API}`);
       expect(raw.status).toBe(429);
