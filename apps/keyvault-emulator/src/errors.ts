@@ -54,6 +54,8 @@ export const errors = {
     ),
   beingDeleted: (kind: ObjectKind, name: string) =>
     new KeyVaultHttpError(409, 'Conflict', `${title(kind)} ${name} is currently being deleted.`, 'ObjectIsBeingDeleted'),
+  beingPurged: (kind: ObjectKind, name: string) =>
+    new KeyVaultHttpError(409, 'Conflict', `${title(kind)} ${name} is currently being deleted and cannot be re-created; retry later.`, 'ObjectIsBeingDeleted'),
   beingRecovered: (kind: ObjectKind, name: string) =>
     new KeyVaultHttpError(409, 'Conflict', `${title(kind)} ${name} is currently being recovered.`, 'ObjectIsBeingRecovered'),
   alreadyExists: (kind: ObjectKind, name: string) =>

@@ -184,6 +184,9 @@ describe('Key Vault emulator: keys lifecycle through the official KeyClient', ()
       expect((await restError(keys.purgeDeletedKey('to-purge'))).code).toBe('KeyNotFound');
       const missing = await restError(keys.beginDeleteKey('never-existed', poll));
       expect([missing.statusCode, missing.code]).toEqual([404, 'KeyNotFound']);
+      // The purge completes asynchronously (300 ms here): the name is refused meanwhile, then free.
+      expect((await restError(keys.createEcKey('to-purge'))).details.error.innerError.code).toBe('ObjectIsBeingDeleted');
+      await new Promise((r) => setTimeout(r, 350));
       expect((await keys.createEcKey('to-purge')).name).toBe('to-purge');
     });
 
@@ -268,6 +271,7 @@ describe('Key Vault emulator: keys lifecycle through the official KeyClient', ()
       const deleted = await restError(keys.restoreKeyBackup(blob));
       expect(deleted.details.error.innerError.code).toBe('ObjectIsDeletedButRecoverable');
       await keys.purgeDeletedKey('backed-up-key');
+      await new Promise((r) => setTimeout(r, 350)); // the purge completes
 
       const restored = await keys.restoreKeyBackup(blob);
       expect([restored.name, restored.id]).toEqual(['Backed-Up-Key', v2.id]);

@@ -84,8 +84,29 @@ describe('Key Vault emulator: soft delete, recover, purge, backup and restore', 
       await client.purgeDeletedSecret('reuse-me');
       const purgedAgain = await restError(client.purgeDeletedSecret('reuse-me'));
       expect([purgedAgain.statusCode, purgedAgain.code]).toEqual([404, 'SecretNotFound']);
+      // Azure completes a purge asynchronously: the name is refused (409) for a moment, then free.
+      const purging = await restError(client.setSecret('reuse-me', 'too soon'));
+      expect([purging.statusCode, purging.code, purging.details.error.innerError.code]).toEqual([409, 'Conflict', 'ObjectIsBeingDeleted']);
+      expect(purging.message).toBe('Secret reuse-me is currently being deleted and cannot be re-created; retry later.');
+      await new Promise((r) => setTimeout(r, 350));
       expect((await client.setSecret('Reuse-Me', 'new')).name).toBe('Reuse-Me');
       expect((await client.getSecret('reuse-me')).value).toBe('new');
+    });
+
+    it('a purge sent while the delete is still completing answers 409, as Azure does (not 404)', async () => {
+      await client.setSecret('purge-early', 'x');
+      const poller = await client.beginDeleteSecret('purge-early', { intervalInMs: 50 });
+      const early = await restError(client.purgeDeletedSecret('purge-early'));
+      expect([early.statusCode, early.code, early.details.error.innerError.code]).toEqual([409, 'Conflict', 'ObjectIsBeingDeleted']);
+      await poller.pollUntilDone();
+      const blob = await client.setSecret('purge-restore', 'y').then(() => client.backupSecret('purge-restore'));
+      await (await client.beginDeleteSecret('purge-restore', { intervalInMs: 50 })).pollUntilDone();
+      await Promise.all([client.purgeDeletedSecret('purge-early'), client.purgeDeletedSecret('purge-restore')]);
+      // Restoring over a name whose purge is completing is refused too, then allowed.
+      const restoring = await restError(client.restoreSecretBackup(blob!));
+      expect([restoring.statusCode, restoring.details.error.innerError.code]).toEqual([409, 'ObjectIsBeingDeleted']);
+      await new Promise((r) => setTimeout(r, 350));
+      expect((await client.restoreSecretBackup(blob!)).name).toBe('purge-restore');
     });
 
     it('purge answers 204 and deleting an unknown secret answers 404', async () => {

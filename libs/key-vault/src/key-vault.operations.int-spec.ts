@@ -115,6 +115,9 @@ describe('KeyVaultModule against the emulator (forRoot)', () => {
     await kv.deleteSecret('life-a');
     await kv.purgeDeletedSecret('life-a');
     expect((await failure(kv.getDeletedSecret('life-a'))).code).toBe(C.KEY_NOT_FOUND);
+    // Azure completes a purge asynchronously: the name is a CONFLICT for a moment (150 ms here), then free.
+    expect((await failure(kv.setSecret('life-a', 'too soon'))).code).toBe(C.CONFLICT);
+    await new Promise((r) => setTimeout(r, 200));
     await kv.setSecret('life-a', 'reborn');
     expect((await kv.getSecret('life-a')).value).toBe('reborn');
   });
@@ -128,6 +131,7 @@ describe('KeyVaultModule against the emulator (forRoot)', () => {
 
     await kv.deleteSecret('bk-a');
     await kv.purgeDeletedSecret('bk-a');
+    await new Promise((r) => setTimeout(r, 200)); // the purge completes
     const restored = await kv.restoreSecretBackup(blob);
     expect(restored.name).toBe('bk-a');
     expect((await kv.getSecret('bk-a')).value).toBe('two');

@@ -25,7 +25,7 @@ export class KeyStore extends VaultObjectStore<KeyVersionRecord> {
 
   /** Fails early (409) when the name cannot take a new version, before a key pair is generated. */
   assertCanAddVersion(name: string): void {
-    this.assertWritable(this.lookup(name));
+    this.assertWritable(this.lookup(name), name);
   }
 
   create(name: string, input: CreateKeyInput, material: GeneratedKey): Found {

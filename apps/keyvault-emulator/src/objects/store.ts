@@ -34,6 +34,11 @@ export const newVersionId = () => randomBytes(16).toString('hex');
  */
 export class VaultObjectStore<V extends VersionBase> {
   private readonly records = new Map<string, ObjectRecord<V>>();
+  /**
+   * Names purged less than `operationDelayMs` ago (lower-cased → until when): Azure completes a purge
+   * asynchronously, and the name cannot be re-created or restored meanwhile (409). In memory only.
+   */
+  private readonly purging = new Map<string, number>();
   protected readonly now: () => number;
   private listeners: Array<(name?: string) => void> = [];
 
@@ -61,7 +66,7 @@ export class VaultObjectStore<V extends VersionBase> {
   /** Adds a new current version (creating the record); refused while the name is deleted or pending. */
   protected addVersion(name: string, version: V): Found<V> {
     const existing = this.lookup(name);
-    this.assertWritable(existing);
+    this.assertWritable(existing, name);
     const record: ObjectRecord<V> = existing ?? { name, versions: [], state: 'active', visibleAt: 0 };
     record.versions.push(version);
     if (!existing) this.records.set(keyOf(name), record);
@@ -70,9 +75,12 @@ export class VaultObjectStore<V extends VersionBase> {
   }
 
   /** Throws Azure's 409s for a name that is soft-deleted or in a delete/recover pending period. */
-  protected assertWritable(existing: ObjectRecord<V> | undefined): void {
-    if (!existing) return;
+  protected assertWritable(existing: ObjectRecord<V> | undefined, name?: string): void {
     const now = this.now();
+    if (!existing) {
+      if (name !== undefined) this.assertNotPurging(name, now);
+      return;
+    }
     if (existing.state === 'deleted') {
       throw existing.visibleAt > now ? errors.beingDeleted(this.kind, existing.name) : errors.deletedButRecoverable(this.kind, existing.name);
     }
@@ -160,10 +168,22 @@ export class VaultObjectStore<V extends VersionBase> {
   }
 
   purge(name: string): void {
+    const pending = this.lookup(name);
+    // Right after a delete, before it completed: Azure answers 409, not 404.
+    if (pending?.state === 'deleted' && pending.visibleAt > this.now()) throw errors.beingDeleted(this.kind, pending.name);
     const record = this.getDeleted(name);
     if (this.options.purgeProtection) throw errors.purgeProtected(this.options.vaultName);
     this.records.delete(keyOf(record.name));
+    if (this.options.operationDelayMs > 0) this.purging.set(keyOf(record.name), this.now() + this.options.operationDelayMs);
     this.changed(record.name);
+  }
+
+  /** 409 while a purge of `name` is still completing (see `purging`). */
+  private assertNotPurging(name: string, now: number): void {
+    const until = this.purging.get(keyOf(name));
+    if (until === undefined) return;
+    if (until > now) throw errors.beingPurged(this.kind, name);
+    this.purging.delete(keyOf(name));
   }
 
   /** The record to back up (all versions). Throws 404, or 400 beyond 500 versions. */
@@ -175,6 +195,7 @@ export class VaultObjectStore<V extends VersionBase> {
 
   restore(backup: { name: string; versions: V[] }): ObjectRecord<V> {
     const existing = this.lookup(backup.name);
+    if (!existing) this.assertNotPurging(backup.name, this.now());
     if (existing) {
       if (existing.state === 'deleted') throw errors.deletedButRecoverable(this.kind, existing.name);
       throw errors.alreadyExists(this.kind, existing.name);
