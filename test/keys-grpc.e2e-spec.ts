@@ -2,7 +2,9 @@ import { createHash, createPublicKey, verify as nodeVerify, type JsonWebKey } fr
 import { createServer, type Server } from 'node:http';
 import { connect, type AddressInfo } from 'node:net';
 import { exportJWK, generateKeyPair, SignJWT } from 'jose';
+import { AuditService } from '@app/audit';
 import { generateApiKey } from '../apps/api/src/auth/api-keys';
+import { UNAUTHENTICATED_TENANT } from '../apps/api/src/auth/auth.guard';
 import { EmbeddedVault } from '../apps/api/src/vault/embedded-vault';
 import { freePort, GrpcKeysClient, type GrpcReply } from './support/grpc-keys-client';
 import { startTestHost, TestHost } from './support/host';
@@ -157,6 +159,19 @@ describe('keys gRPC API', () => {
     // Per method and per client: the same client's other method, and another client's same method, still pass.
     expect((await client.call('GetKey', { name: 'missing' }, as(flood))).error?.code).toBe(GRPC.NOT_FOUND);
     expect((await client.call('ListKeys', {}, as(reader))).error).toBeUndefined();
+  });
+
+  it('limits failed authentications per IP (the counter HTTP uses too): past it RESOURCE_EXHAUSTED, not another audit row', async () => {
+    const guesses: number[] = [];
+    for (let i = 0; i < RATE_LIMIT + 2; i++) guesses.push((await client.call('ListKeys', {}, { 'x-api-key': `cvk_grpcguess_${String(i).padStart(43, 'x')}` })).error!.code);
+    const first = guesses.indexOf(GRPC.RESOURCE_EXHAUSTED);
+    expect(first).toBeGreaterThan(0);
+    expect(guesses).toEqual([...Array(first).fill(GRPC.UNAUTHENTICATED), ...Array(RATE_LIMIT + 2 - first).fill(GRPC.RESOURCE_EXHAUSTED)]);
+    const audit = host.app.get(AuditService);
+    await audit.flush();
+    expect((await audit.query({ tenantId: UNAUTHENTICATED_TENANT, actorId: 'claimed-api-key:grpcguess', limit: 100 })).items).toHaveLength(first);
+    // An authenticated client from the same address is counted as itself.
+    expect((await client.call('GetKey', { name: 'missing' }, as(reader))).error?.code).toBe(GRPC.NOT_FOUND);
   });
 
   it("maps the vault's throttling to RESOURCE_EXHAUSTED (1001, with a RetryInfo) and its outage to UNAVAILABLE (1006)", async () => {

@@ -89,7 +89,7 @@ export class AuthGuard implements CanActivate {
       blockDuration: t.blockDuration === undefined ? undefined : numberOption(t.blockDuration, 'blockDuration'),
     }));
     this.localStorage = storage instanceof FixedWindowThrottlerStorage ? storage : undefined;
-    this.failedAuthenticationLimits = this.throttlers.map((t) => routeLimit(t, `failed-authentication-${t.name}-`, t.limit, t.ttl, t.blockDuration ?? t.ttl));
+    this.failedAuthenticationLimits = this.throttlers.map((t) => routeLimit(t, failedAuthenticationKey(t.name, ''), t.limit, t.ttl, t.blockDuration ?? t.ttl));
   }
 
   // The request path awaits only what can be asynchronous: the authentication and a shared (Redis) counter.
@@ -103,7 +103,7 @@ export class AuthGuard implements CanActivate {
         principal = await this.auth.authenticate(req.headers);
       } catch (e) {
         // Counted before the refusal is audited: past the limit a guesser gets 429s, and the log no rows.
-        if (e instanceof AuthenticationFailed) await this.count(this.failedAuthenticationLimits, `ip:${req.ip}`, http.getResponse<Reply>());
+        if (e instanceof AuthenticationFailed) await this.count(this.failedAuthenticationLimits, req.ip ?? '', http.getResponse<Reply>());
         return this.refuseAuthentication(req, e);
       }
       req.principal = principal;
@@ -202,6 +202,11 @@ export class AuthGuard implements CanActivate {
       this.logger.warn(`Could not audit a refused request: ${describeError(e)}`);
     }
   }
+}
+
+/** The counter of failed authentications from one IP, shared by HTTP and gRPC (a throttler's key). */
+export function failedAuthenticationKey(throttler: string, ip: string): string {
+  return `failed-authentication-${throttler}-ip:${ip}`;
 }
 
 function routeLimit(t: { name: string }, keyPrefix: string, limit: number, ttl: number, blockDuration: number): RouteLimit {

@@ -6,7 +6,7 @@ import { randomUUID } from 'node:crypto';
 import { AuditAction, AuditResult, AuditService } from '@app/audit';
 import { describeError, type OperationContext } from '@app/common';
 import { REQUIRED_SCOPES } from '../../auth/auth.decorators';
-import { UNAUTHENTICATED_TENANT } from '../../auth/auth.guard';
+import { failedAuthenticationKey, UNAUTHENTICATED_TENANT } from '../../auth/auth.guard';
 import { AuthenticationFailed, AuthService } from '../../auth/auth.service';
 import { APP_CONFIG, AppConfig } from '../../config/app.config';
 import { hasScope, Principal, Scope } from '../../auth/scopes';
@@ -59,6 +59,8 @@ export class GrpcAuthGuard implements CanActivate {
       principal = await this.auth.authenticate(headers);
     } catch (e) {
       if (!(e instanceof AuthenticationFailed)) throw e;
+      // As over HTTP (one counter per IP, shared): past the limit RESOURCE_EXHAUSTED, and no audit row.
+      await this.throttle(failedAuthenticationKey('default', ip ?? ''));
       const claimed = headers['x-api-key'] ? /^cvk_([A-Za-z0-9-]{1,64})_/.exec(headers['x-api-key'])?.[1] : undefined;
       const actor = { id: claimed ? `claimed-api-key:${claimed}` : headers.authorization ? 'claimed-bearer' : 'anonymous', ip, userAgent };
       await this.auditRefusal(AuditAction.AUTH_FAILURE, { tenantId: UNAUTHENTICATED_TENANT, actor, correlationId }, resource, 'UNAUTHENTICATED');
