@@ -175,6 +175,10 @@ export class KeyVaultEmulator {
     this.statsCollector.reset();
   }
 
+  private changeCount(): number {
+    return this.stores.secrets.changeCount + this.stores.keys.changeCount;
+  }
+
   /** Every change so far on disk; a failed write answers 500 (the change is not acknowledged). */
   private async durable(): Promise<void> {
     try {
@@ -272,11 +276,13 @@ export class KeyVaultEmulator {
       if (route.kind === 'methodNotAllowed') throw errors.methodNotAllowed(method, url.pathname);
       const body = parseJsonObject(raw);
       const request = { name: route.name, version: route.version, query: url.searchParams, apiVersion, body };
+      const changesBefore = this.changeCount();
       const result = isKeyOperation(route.operation)
         ? await this.apis.keys.handle({ ...request, operation: route.operation })
         : this.apis.secrets.handle({ ...request, operation: route.operation });
-      // A write is answered once it is on disk: a crash after the answer must not lose it.
-      if (method !== 'GET' && method !== 'HEAD') await this.durable();
+      // A write is answered once it is on disk: a crash after the answer must not lose it. (Reads and the
+      // keys' cryptography change nothing, and never wait for another request's fsync.)
+      if (this.changeCount() !== changesBefore) await this.durable();
       status = result.status;
       send(req, res, result.status, result.body);
     } catch (err) {

@@ -41,6 +41,7 @@ export class VaultObjectStore<V extends VersionBase> {
   private readonly purging = new Map<string, number>();
   protected readonly now: () => number;
   private listeners: Array<(name?: string) => void> = [];
+  private changes = 0;
 
   constructor(
     readonly kind: ObjectKind,
@@ -277,7 +278,13 @@ export class VaultObjectStore<V extends VersionBase> {
     return { record, version: v };
   }
 
+  /** How many changes this store has seen: a request that moved it has something to make durable. */
+  get changeCount(): number {
+    return this.changes;
+  }
+
   protected changed(name?: string): void {
+    this.changes++;
     for (const l of this.listeners) l(name);
   }
 }
