@@ -18,6 +18,13 @@ class AuditWriteError extends Error {
   }
 }
 
+/** The rate limiter's storage (found through the ModuleRef) and config: a failed authentication is counted first. */
+const counted: string[] = [];
+const limiter = {
+  moduleRef: { get: () => ({ increment: async (key: string) => (counted.push(key), { isBlocked: false, totalHits: counted.length, timeToExpire: 60, timeToBlockExpire: 0 }) }) } as unknown as ModuleRef,
+  config: { rateLimit: { perMinute: 100 } } as AppConfig,
+};
+
 describe('GrpcAuthGuard: a refusal whose audit fails', () => {
   afterEach(() => jest.restoreAllMocks());
 
@@ -25,7 +32,7 @@ describe('GrpcAuthGuard: a refusal whose audit fails', () => {
     const warn = jest.spyOn(Logger.prototype, 'warn').mockImplementation(() => undefined);
     const auth = { authenticate: async () => Promise.reject(new AuthenticationFailed('invalid API key')) } as unknown as AuthService;
     const audit = { recordRead: async () => Promise.reject(new AuditWriteError()) } as unknown as AuditService;
-    const guard = new GrpcAuthGuard({} as Reflector, auth, audit, {} as ModuleRef, {} as AppConfig);
+    const guard = new GrpcAuthGuard({} as Reflector, auth, audit, limiter.moduleRef, limiter.config);
     const metadata = new Metadata();
     metadata.set('x-api-key', 'cvk_bad_key');
     const context = {
@@ -39,6 +46,7 @@ describe('GrpcAuthGuard: a refusal whose audit fails', () => {
     expect(warn).toHaveBeenCalledTimes(1);
     expect(String(warn.mock.calls[0][0])).toBe('Could not audit a refused gRPC call: AuditWriteError(SQLITE_BUSY)');
     expect(JSON.stringify(warn.mock.calls)).not.toContain(ROW_MARKER);
+    expect(counted).toContain('failed-authentication-default-ip:127.0.0.1');
   });
 });
 
@@ -51,7 +59,7 @@ describe('GrpcAuthGuard: a refused bearer token', () => {
     const auth = new AuthService(loadAppConfig({ AUTH_JWT_ISSUER: 'https://issuer.test', AUTH_JWT_AUDIENCE: 'cv', AUTH_JWT_JWKS_URL: 'https://issuer.test/jwks' }));
     Object.assign(auth, { jwt: { verify: () => Promise.reject(new errors.JWTExpired(`"exp" claim timestamp check failed ${marker}`, { exp: 1 }, 'exp', 'check_failed')) } });
     const audit = { recordRead: async () => undefined } as unknown as AuditService;
-    const guard = new GrpcAuthGuard({} as Reflector, auth, audit, {} as ModuleRef, {} as AppConfig);
+    const guard = new GrpcAuthGuard({} as Reflector, auth, audit, limiter.moduleRef, limiter.config);
     const metadata = new Metadata();
     metadata.set('authorization', 'Bearer eyJ.any.token');
     const context = {
