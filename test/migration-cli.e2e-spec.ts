@@ -1,37 +1,16 @@
 import { ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DataSource } from 'typeorm';
 import { KeyVaultEmulator } from '@app/keyvault-emulator';
 import { legacySeedKind, legacySeedRows, seedLegacyTable, type MigrationSummary } from '@app/migration';
+import { writeRequireHook } from './support/swc-require-hook';
 
 const ROOT = join(__dirname, '..');
 const MAIN = join(ROOT, 'apps', 'cli', 'src', 'main.ts');
 const COUNT = 400;
-
-/** A require hook compiling our TypeScript (and the @app/* aliases of .swcrc) with @swc/core, as jest does. */
-function writeRequireHook(dir: string): string {
-  const swcrc = JSON.parse(readFileSync(join(ROOT, '.swcrc'), 'utf8')) as { jsc: { paths: Record<string, string[]> } };
-  const file = join(dir, 'swc-register.js');
-  writeFileSync(
-    file,
-    `const { transformSync } = require(${JSON.stringify(require.resolve('@swc/core'))});
-const { readFileSync } = require('node:fs');
-require.extensions['.ts'] = function (module, filename) {
-  const { code } = transformSync(readFileSync(filename, 'utf8'), {
-    filename, swcrc: false, sourceMaps: 'inline', module: { type: 'commonjs' },
-    jsc: { target: 'es2022', baseUrl: ${JSON.stringify(ROOT)}, paths: ${JSON.stringify(swcrc.jsc.paths)},
-      parser: { syntax: 'typescript', decorators: true, dynamicImport: true },
-      transform: { legacyDecorator: true, decoratorMetadata: true, useDefineForClassFields: false }, keepClassNames: true },
-  });
-  module._compile(code, filename);
-};
-`,
-  );
-  return file;
-}
 
 /** What the seed's rules say a full run must end with (duplicates: one copy skipped; conflicts: one copy failed). */
 function expected() {

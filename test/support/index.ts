@@ -2,3 +2,4 @@ export * from './capture';
 export * from './database';
 export * from './oauth-server';
 export * from './stack';
+export * from './swc-require-hook';

@@ -2,7 +2,7 @@ import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { writeRequireHook } from '../testing/swc-require-hook';
+import { writeRequireHook } from '@app/testing';
 
 const CHILD = join(__dirname, '..', 'testing', 'sqlite-workers-stop.child.ts');
 

@@ -5,55 +5,20 @@
  * the previous secret, accepts the pushed one, and its job completes the rotation with that value.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ManualClock, type OperationContext } from '@app/common';
 import { KeyVaultEmulator } from '@app/keyvault-emulator';
-import { createTestDatabase, DATABASE_KINDS, type TestDatabase } from '@app/testing';
+import { createTestDatabase, DATABASE_KINDS, type TestDatabase, writeRequireHook } from '@app/testing';
 import { Webhook } from 'standardwebhooks';
 import { WebhookSecretState } from './persistence/webhook-secret-version.entity';
 import { RecordingUpdater, startWebhookStack, type WebhookStack } from './testing/webhook-stack';
 
 const ROOT = join(__dirname, '..', '..', '..', '..');
 const CHILD = join(__dirname, 'testing', 'webhook-crash.child.ts');
-const ALIASES: Record<string, string> = {
-  '@app/common': 'libs/common/src/index.ts',
-  '@app/key-vault': 'libs/key-vault/src/index.ts',
-  '@app/credentials': 'libs/credentials/src/index.ts',
-  '@app/audit': 'libs/audit/src/index.ts',
-  '@app/oauth-refresh': 'libs/oauth-refresh/src/index.ts',
-  '@app/rotation': 'libs/rotation/src/index.ts',
-  '@app/keyvault-emulator': 'apps/keyvault-emulator/src/index.ts',
-  // Only the stack helper: the rest of the test support loads the OAuth test server.
-  '@app/testing': 'test/support/stack.ts',
-};
-
-/** A require hook: our TypeScript compiled by @swc/core (as jest does) and the @app/* aliases. */
-function writeRequireHook(dir: string): string {
-  const file = join(dir, 'swc-register.js');
-  const aliases = Object.fromEntries(Object.entries(ALIASES).map(([k, v]) => [k, join(ROOT, v)]));
-  writeFileSync(
-    file,
-    `const { transformSync } = require(${JSON.stringify(require.resolve('@swc/core'))});
-const { readFileSync } = require('node:fs');
-const Module = require('node:module');
-const aliases = ${JSON.stringify(aliases)};
-const resolve = Module._resolveFilename;
-Module._resolveFilename = function (request, ...rest) { return resolve.call(this, aliases[request] ?? request, ...rest); };
-require.extensions['.ts'] = function (module, filename) {
-  const { code } = transformSync(readFileSync(filename, 'utf8'), {
-    filename, swcrc: false, sourceMaps: 'inline', module: { type: 'commonjs' },
-    jsc: { target: 'es2022', parser: { syntax: 'typescript', decorators: true },
-      transform: { legacyDecorator: true, decoratorMetadata: true, useDefineForClassFields: false }, keepClassNames: true },
-  });
-  module._compile(code, filename);
-};
-`,
-  );
-  return file;
-}
-
+/** The child loads only the stack helper of the test support (the rest starts the OAuth test server). */
+const STACK_ONLY = { '@app/testing': ['test/support/stack.ts'] };
 function startChild(hook: string, env: Record<string, string>): { child: ChildProcess; pushed: Promise<string> } {
   const child = spawn(process.execPath, ['--no-warnings', '--require', hook, CHILD], { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   let stderr = '';
@@ -110,7 +75,7 @@ describe.each(DATABASE_KINDS)('webhook rotation killed between push and promotio
     const { credential, secret: oldSecret } = await setup.service.create(ctx, { integrationId: 'stripe', connectionId: 'acct-kill' });
     await setup.moduleRef.close();
 
-    const { child, pushed } = startChild(writeRequireHook(dir), {
+    const { child, pushed } = startChild(writeRequireHook(dir, STACK_ONLY), {
       CV_TEST_DS: JSON.stringify(db.options),
       CV_VAULT_URL: emu.vaultUrl,
       CV_VAULT_CA: emu.caCertPem,
