@@ -40,16 +40,19 @@ async function snapshot(host: TestHost) {
   const out: Record<string, unknown> = {};
   for (const meta of (await app.list(ctx, { limit: 100 })).items) {
     if (meta.status === CredentialStatus.REVOKED) continue; // never served, never backed up
-    const versions = (await app.listVersions(ctx, meta.id)).sort((a, b) => a.version - b.version);
+    const all = (await app.listVersions(ctx, meta.id)).sort((a, b) => a.version - b.version);
+    // Versions a revoke withdrew are not backed up: a restore numbers the others from 1.
+    const versions = all.filter((v) => v.revokedAt === null);
+    const offset = versions[0].version - 1;
     const values = [];
     for (const v of versions) {
-      values.push({ version: v.version, value: (await app.getVersion(ctx, meta.id, v.version, { allowExpired: true })).value, expiresAt: v.expiresAt?.toISOString() ?? null });
+      values.push({ version: v.version - offset, value: (await app.getVersion(ctx, meta.id, v.version, { allowExpired: true })).value, expiresAt: v.expiresAt?.toISOString() ?? null });
     }
     out[`${meta.integrationId}/${meta.connectionId}/${meta.type}`] = {
       status: meta.status,
       tags: meta.tags,
       valueStore: meta.valueStore,
-      current: meta.version,
+      current: meta.version - offset,
       createdAt: meta.createdAt.toISOString(),
       values,
     };
@@ -87,6 +90,10 @@ describe.each(DATABASE_KINDS)('cli backup / restore (%s, real SDK, two instances
     await credentials.updateMetadata(ctx, reauth.id, { status: CredentialStatus.NEEDS_REAUTH });
     const revoked = await credentials.store(ctx, { integrationId: 'leaked', connectionId: 'c', type: CredentialType.API_KEY, value: 'leaked-key-0123456789' });
     await credentials.revoke(ctx, revoked.id);
+    // Leaked, revoked, then rotated to a new value: active, with its leaked version 1 withdrawn for good.
+    const replaced = await credentials.store(ctx, { integrationId: 'replaced', connectionId: 'c', type: CredentialType.API_KEY, value: 'withdrawn-key-0123456789', valueStore: ValueStoreKind.VAULT });
+    await credentials.revoke(ctx, replaced.id);
+    await credentials.rotate(ctx, replaced.id, 'replacement-key-0123456789');
     const policies = a.host.app.get(RotationPolicyService);
     await policies.set(ctx, { level: 'tenant', warnBeforeDays: 21 });
     await policies.set(ctx, { level: 'credential', target: key.id, rotateAfterDays: 30, rotation: 'manual' });
@@ -109,29 +116,29 @@ describe.each(DATABASE_KINDS)('cli backup / restore (%s, real SDK, two instances
   it('backs up, dry-runs, restores into another instance with every value and version equal, and is idempotent', async () => {
     const out = join(work, `t1-${kind}.cvbak`);
     const backup = await cli(a.host, new BackupCommand(), { tenant: tenantId, out, keyFile });
-    expect(backup.result).toMatchObject({ tenantId, credentials: 4, versions: 6, policies: 2, skipped: [{ integrationId: 'leaked', reason: 'revoked' }] });
+    expect(backup.result).toMatchObject({ tenantId, credentials: 5, versions: 7, policies: 2, skipped: [{ integrationId: 'leaked', reason: 'revoked' }] });
     expect(statSync(out).mode & 0o777).toBe(0o600);
     const file = readFileSync(out, 'utf8');
-    for (const secret of ['ghp_1111', 'envelope', 'expired-password', 'refresh-token-abcdef']) expect(file).not.toContain(secret);
+    for (const secret of ['ghp_1111', 'envelope', 'expired-password', 'refresh-token-abcdef', 'withdrawn-key']) expect(file).not.toContain(secret);
 
     const dry = await cli(b.host, new RestoreCommand(), { in: out, keyFile, dryRun: true });
-    expect(dry.result.credentials).toEqual({ create: 4, append: 0, unchanged: 0, conflict: 0 });
+    expect(dry.result.credentials).toEqual({ create: 5, append: 0, unchanged: 0, conflict: 0 });
     expect(dry.result.policies).toMatchObject({ create: 2 });
 
     // Nothing was written by the dry run: restore for real and compare.
     const restored = await cli(b.host, new RestoreCommand(), { in: out, keyFile });
     expect(restored.exitCode).toBeUndefined();
-    expect(restored.result.credentials).toEqual({ create: 4, append: 0, unchanged: 0, conflict: 0 });
+    expect(restored.result.credentials).toEqual({ create: 5, append: 0, unchanged: 0, conflict: 0 });
     expect(JSON.stringify(restored.result)).not.toContain('ghp_');
 
     const again = await cli(b.host, new RestoreCommand(), { in: out, keyFile });
-    expect(again.result.credentials).toEqual({ create: 0, append: 0, unchanged: 4, conflict: 0 });
+    expect(again.result.credentials).toEqual({ create: 0, append: 0, unchanged: 5, conflict: 0 });
     expect(again.result.policies).toMatchObject({ create: 0, update: 0, unchanged: 2 });
 
     const host = await startTestHost(kind, { ...b.host.env });
     try {
       // Every value and version equal; the revoked credential stayed out; policies came along, the credential one re-pointed.
-      expect(Object.keys(before)).toHaveLength(4);
+      expect(Object.keys(before)).toHaveLength(5);
       expect(await snapshot(host)).toEqual(before);
       const restoredPolicies = await host.app.get(RotationPolicyService).list(ctx);
       expect(restoredPolicies).toEqual(
@@ -166,7 +173,7 @@ describe.each(DATABASE_KINDS)('cli backup / restore (%s, real SDK, two instances
     const env = { CV_BACKUP_PASSPHRASE: 'correct horse battery staple' };
     const restored = await cli(b.host, new RestoreCommand(), { in: out, passphraseEnv: 'CV_BACKUP_PASSPHRASE' }, env);
     expect(restored.exitCode).toBe(1);
-    expect(restored.result.credentials).toEqual({ create: 1, append: 0, unchanged: 2, conflict: 1 });
+    expect(restored.result.credentials).toEqual({ create: 1, append: 0, unchanged: 3, conflict: 1 });
     expect(restored.result.items).toEqual(
       expect.arrayContaining([
         expect.objectContaining({ integrationId: 'github', action: 'create', versions: 3 }),
@@ -202,9 +209,9 @@ describe.each(DATABASE_KINDS)('cli backup / restore (%s, real SDK, two instances
   it('a Key Vault secret as the key: created on first backup, read back at its version on restore', async () => {
     const out = join(work, `t1-${kind}-kv.cvbak`);
     const backup = await cli(a.host, new BackupCommand(), { tenant: tenantId, out, keySecret: 'backup-key' });
-    expect(backup.result).toMatchObject({ key: 'key-vault', credentials: 4 });
+    expect(backup.result).toMatchObject({ key: 'key-vault', credentials: 5 });
     // Restoring into the same instance (same vault): everything already matches.
     const restored = await cli(a.host, new RestoreCommand(), { in: out });
-    expect(restored.result.credentials).toEqual({ create: 0, append: 0, unchanged: 4, conflict: 0 });
+    expect(restored.result.credentials).toEqual({ create: 0, append: 0, unchanged: 5, conflict: 0 });
   });
 });

@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Client } from 'pg';
-import type { DataSourceOptions } from 'typeorm';
+import { DataSource, type DataSourceOptions, type MixedList, type EntitySchema } from 'typeorm';
 
 export type TestDatabaseKind = 'sqlite' | 'postgres';
 
@@ -67,6 +67,33 @@ export async function createTestDatabase(kind: TestDatabaseKind): Promise<TestDa
       await c.connect();
       await c.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
       await c.end();
+    },
+  };
+}
+
+/**
+ * For specs of migrations as an operator meets them: a fresh database per test, DataSources opened on
+ * it with some of the migrations run (closed after the test), table names as raw SQL spells them.
+ */
+export function useMigrationDatabase(kind: TestDatabaseKind) {
+  let db: TestDatabase;
+  const open: DataSource[] = [];
+  beforeEach(async () => {
+    db = await createTestDatabase(kind);
+  });
+  afterEach(async () => {
+    for (const ds of open.splice(0)) if (ds.isInitialized) await ds.destroy();
+    await db.drop();
+  });
+  const schema = () => (db.options as { schema?: string }).schema ?? 'public';
+  return {
+    schema,
+    table: (name: string) => (kind === 'postgres' ? `"${schema()}"."${name}"` : `"${name}"`),
+    // eslint-disable-next-line @typescript-eslint/no-unsafe-function-type
+    migrate: async (entities: MixedList<Function | string | EntitySchema>, migrations: MixedList<Function | string>) => {
+      const ds = await new DataSource({ ...db.options, entities, migrations, migrationsRun: true } as DataSourceOptions).initialize();
+      open.push(ds);
+      return ds;
     },
   };
 }

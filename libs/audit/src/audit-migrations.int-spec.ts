@@ -1,4 +1,4 @@
-import { createTestDatabase, DATABASE_KINDS, TestDatabase } from '@app/testing';
+import { DATABASE_KINDS, useMigrationDatabase } from '@app/testing';
 import { AUDIT_ENTITIES, AUDIT_MIGRATIONS } from '@app/audit';
 import { DataSource } from 'typeorm';
 
@@ -8,23 +8,10 @@ const BY_SEQUENCE = ['IDX_cv_audit_log_tenant_resource_seq', 'IDX_cv_audit_log_t
 // The filter indexes' move to chain order, as an operator meets it: on a log that already has rows, with an
 // index built beforehand (CONCURRENTLY, on PostgreSQL), and undone.
 describe.each(DATABASE_KINDS)('AuditQueryIndexesInChainOrder on %s', (kind) => {
-  let db: TestDatabase;
-  const open: DataSource[] = [];
-  beforeEach(async () => {
-    db = await createTestDatabase(kind);
-  });
-  afterEach(async () => {
-    for (const ds of open.splice(0)) if (ds.isInitialized) await ds.destroy();
-    await db.drop();
-  });
-
-  const migrate = async (migrations: typeof AUDIT_MIGRATIONS) => {
-    const ds = await new DataSource({ ...db.options, entities: AUDIT_ENTITIES, migrations, migrationsRun: true }).initialize();
-    open.push(ds);
-    return ds;
-  };
-  const schema = () => (db.options as { schema?: string }).schema ?? 'public';
-  const table = () => (kind === 'postgres' ? `"${schema()}"."cv_audit_log"` : '"cv_audit_log"');
+  const bed = useMigrationDatabase(kind);
+  const migrate = (migrations: typeof AUDIT_MIGRATIONS) => bed.migrate(AUDIT_ENTITIES, migrations);
+  const schema = bed.schema;
+  const table = () => bed.table('cv_audit_log');
   /** Index name → its definition as the database tells it. */
   const indexes = async (ds: DataSource): Promise<Map<string, string>> => {
     const rows = (await (kind === 'postgres'

@@ -99,6 +99,8 @@ export class CredentialReader {
       const row = await loadLive(this.rows, ctx.tenantId, id);
       const v = await this.versions.find(ctx.tenantId, id, version);
       if (!v) throw new CredentialVersionNotFoundError(id, version);
+      // Withdrawn by a revoke: never served again, even once a rotation made the credential active.
+      if (v.revokedAt) throw new CredentialRevokedError(row.id, `Version ${version} of credential ${row.id} was revoked; its value is not served`);
       // A stored `expired` status speaks of the current version; an older one is judged by its own expiry.
       const status = v.version === row.currentVersion || row.status !== CredentialStatus.EXPIRED ? row.status : CredentialStatus.ACTIVE;
       try {

@@ -9,14 +9,17 @@ import { CredentialWriter } from './credential.writer';
 import { cacheKey, toMetadata } from './internal/credential-view';
 import { assertContext, loadLive } from './internal/guards';
 import { CredentialRepository } from './persistence/credential.repository';
-import { CredentialVersionRepository } from './persistence/credential-version.repository';
+import { CredentialVersionRepository, lastRevoked } from './persistence/credential-version.repository';
 
 /**
  * Emergency revoke of one credential's value: the status becomes `revoked` first (reads are refused
  * from then on, cache hits included: the commit purges the cache entry), then every Key Vault secret
  * version the credential ever wrote is disabled, so the value is not readable at the vault either.
- * Envelope values need no more than the status. Un-revoke re-enables the versions first, then makes the
- * credential active. Both are idempotent: a failure half way is finished by calling again.
+ * Envelope values need no more than the status. The versions revoked are marked (`revokedAt`, in the
+ * status change's transaction) and never served again, even after a rotation made the credential active.
+ * Un-revoke of a revoked credential re-enables the versions its last revoke withdrew, then makes it
+ * active; of any other credential it does nothing. Both are idempotent: a failure half way is finished
+ * by calling again.
  */
 @Injectable()
 export class CredentialRevoker {
@@ -41,7 +44,9 @@ export class CredentialRevoker {
 
   async unrevoke(ctx: OperationContext, id: string): Promise<RevokeValueResult> {
     assertContext(ctx);
-    await loadLive(this.rows, ctx.tenantId, id);
+    const row = await loadLive(this.rows, ctx.tenantId, id);
+    // Not revoked (never, or rotated since): nothing to lift; the versions of an earlier revoke stay withdrawn.
+    if (row.status !== CredentialStatus.REVOKED) return { metadata: toMetadata(row, this.clock.nowMs()), vaultVersions: 0 };
     const vaultVersions = await this.setVaultVersionsEnabled(ctx, id, true);
     const metadata: CredentialMetadata = await this.writer.updateMetadata(ctx, id, { status: CredentialStatus.ACTIVE }, { revoke: true });
     return { metadata, vaultVersions };
@@ -49,7 +54,8 @@ export class CredentialRevoker {
 
   private async setVaultVersionsEnabled(ctx: OperationContext, id: string, enabled: boolean): Promise<number> {
     const seen = new Set<string>();
-    for (const v of await this.versions.list(ctx.tenantId, id)) {
+    // The versions of the last revoke (an earlier revoke's stay disabled), as the metadata marks them.
+    for (const v of lastRevoked(await this.versions.list(ctx.tenantId, id))) {
       if (!v.vaultSecretName || !v.vaultSecretVersion) continue;
       const key = `${v.vaultSecretName}/${v.vaultSecretVersion}`;
       if (seen.has(key)) continue; // a rollback re-points at a version written before

@@ -45,6 +45,8 @@ export interface CredentialVersionInfo {
   createdAt: Date;
   createdBy: string;
   current: boolean;
+  /** When a revoke withdrew this version's value (never served again), or null. */
+  revokedAt: Date | null;
 }
 
 export interface CredentialVersionWithValue {

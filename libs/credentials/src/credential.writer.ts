@@ -24,7 +24,7 @@ import { valueHint } from './masking';
 import { credentialSecretName } from './naming/vault-secret-name';
 import { firstVersionRow, newRow, storeResource, versionRow, type StorePlan, type VersionFacts } from './internal/store-rows';
 import { CredentialRepository } from './persistence/credential.repository';
-import { CredentialVersionRepository } from './persistence/credential-version.repository';
+import { CredentialVersionRepository, lastRevoked, revokeMark } from './persistence/credential-version.repository';
 import { CredentialsPersistence } from './persistence/credentials-persistence';
 import { ValueStores } from './stores/value-stores';
 import { ValidatedValue, validateCredentialValue } from './validation/credential-value.validator';
@@ -202,6 +202,7 @@ export class CredentialWriter {
         if (row.status === CredentialStatus.REVOKED) throw new CredentialRevokedError(id, REVOKED_WRITE_MESSAGE);
         const target = await this.versions.find(ctx.tenantId, id, toVersion);
         if (!target) throw new CredentialVersionNotFoundError(id, toVersion);
+        if (target.revokedAt) throw new CredentialRevokedError(id, `Version ${toVersion} of the credential was revoked; its value is not served again`);
         if (toVersion === row.currentVersion) {
           throw new CredentialValidationError(`version ${toVersion} is already the current version`, 'toVersion');
         }
@@ -268,7 +269,16 @@ export class CredentialWriter {
           updatedAt: this.clock.now(),
           updatedBy: ctx.actor.id,
         };
-        return { next, audit: { action: AuditAction.UPDATE_METADATA, details: { changed, status: next.status } }, event: { name: CredentialEvents.METADATA_UPDATED } };
+        // The versions a revoke withdraws are marked in its transaction, and un-marked in the un-revoke's.
+        const revoking = row.status !== CredentialStatus.REVOKED && next.status === CredentialStatus.REVOKED;
+        const lifting = row.status === CredentialStatus.REVOKED && next.status !== CredentialStatus.REVOKED;
+        const versions = revoking || lifting ? await this.versions.list(ctx.tenantId, id) : [];
+        const alsoWrite = revoking
+          ? () => this.versions.markRevoked(ctx.tenantId, id, revokeMark(versions, next.updatedAt))
+          : lifting
+            ? () => this.versions.liftRevoked(ctx.tenantId, id, lastRevoked(versions))
+            : undefined;
+        return { next, alsoWrite, audit: { action: AuditAction.UPDATE_METADATA, details: { changed, status: next.status } }, event: { name: CredentialEvents.METADATA_UPDATED } };
       });
       return toMetadata(next, this.clock.nowMs());
     });

@@ -57,6 +57,7 @@ export function versionRow(row: CredentialEntity, version: number, over: Partial
     vaultSecretVersion: `v${version}`,
     envelopeValueId: null,
     sourceVersion: null,
+    revokedAt: null,
     valueHint: null,
     expiresAt: null,
     certificate: null,

@@ -62,7 +62,8 @@ const date = (s: string | null) => (s ? new Date(s) : null);
  * Tenant backup and restore through the libs' public services, so every read and write is checked,
  * audited and crash-safe exactly as any other: values read with `allowExpired` (each read audited),
  * restored with store/rotate (version numbers and values equal when the source's versions are
- * 1..n), policies with the policy service. Restore is idempotent: a credential whose versions already
+ * 1..n; versions a revoke withdrew are left out, so the others are numbered from 1), policies with
+ * the policy service. Restore is idempotent: a credential whose versions already
  * match is left alone; one with a matching prefix gets the missing versions; anything else is a
  * conflict, reported and untouched.
  */
@@ -116,7 +117,8 @@ export class TenantBackupService {
   }
 
   private async backupOne(ctx: OperationContext, meta: CredentialMetadata): Promise<BackupCredential> {
-    const infos = (await this.credentials.listVersions(ctx, meta.id)).sort((a, b) => a.version - b.version);
+    // A version a revoke withdrew is not served to anyone, a backup included (it was leaked).
+    const infos = (await this.credentials.listVersions(ctx, meta.id)).filter((v) => v.revokedAt === null).sort((a, b) => a.version - b.version);
     const versions: BackupCredential['versions'] = [];
     for (const info of infos) {
       const { value } = await this.credentials.getVersion(ctx, meta.id, info.version, { allowExpired: true });
@@ -206,11 +208,12 @@ export class TenantBackupService {
       return { action: 'conflict', versions: 0, reason: 'the credential here is revoked', id: current.id };
     }
     // Compare what is here with the backup, oldest version first, by value.
-    const here = (await this.credentials.listVersions(ctx, current.id)).sort((a, b) => a.version - b.version);
+    // Revoked versions are in no backup and served by no read: compared without them, in order.
+    const here = (await this.credentials.listVersions(ctx, current.id)).filter((v) => v.revokedAt === null).sort((a, b) => a.version - b.version);
     if (here.length > versions.length) return { action: 'conflict', versions: 0, reason: 'it has more versions here than in the backup', id: current.id };
     for (let i = 0; i < here.length; i++) {
       const { value } = await this.credentials.getVersion(ctx, current.id, here[i].version, { allowExpired: true });
-      if (here[i].version !== versions[i].version || value !== versions[i].value) {
+      if (value !== versions[i].value) {
         return { action: 'conflict', versions: 0, reason: `version ${here[i].version} differs from the backup`, id: current.id };
       }
     }

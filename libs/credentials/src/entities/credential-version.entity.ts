@@ -49,6 +49,14 @@ export class CredentialVersionEntity {
   @Column({ type: 'text', nullable: true, transformer: jsonText })
   certificate: StoredCertificateInfo | null;
 
+  /**
+   * Set by the revoke that withdrew this version's value (every version the credential had then), cleared
+   * by the un-revoke that lifts that revoke. A revoked version is never served again (by version, by
+   * rollback), even after a rotation has made the credential active.
+   */
+  @Column({ name: 'revoked_at', type: 'bigint', nullable: true, transformer: epochMsDate })
+  revokedAt: Date | null;
+
   @Column({ name: 'created_at', type: 'bigint', transformer: epochMsDate })
   createdAt: Date;
 

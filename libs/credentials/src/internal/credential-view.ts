@@ -67,6 +67,7 @@ export function toVersionInfo(v: CredentialVersionEntity, row: CredentialEntity)
     createdAt: v.createdAt,
     createdBy: v.createdBy,
     current: v.version === row.currentVersion,
+    revokedAt: v.revokedAt ?? null,
   };
 }
 

@@ -83,6 +83,7 @@ export function versionRow(row: CredentialEntity, v: VersionFacts, ctx: Operatio
     valueHint: v.hint,
     expiresAt: v.expiresAt,
     certificate: v.certificate,
+    revokedAt: null,
     createdAt: now,
     createdBy: ctx.actor.id,
   };

@@ -1,4 +1,5 @@
 import { MigrationInterface, QueryRunner } from 'typeorm';
+import { postgresSchema } from './postgres-schema';
 
 /**
  * PostgreSQL only: the cross-tenant expiry scan's index carries every column the scan reads
@@ -24,11 +25,4 @@ export class CredentialExpiryScanCoveringIndex1870000000000 implements Migration
     await queryRunner.query(`DROP INDEX ${schema}"IDX_cv_credentials_expires_id"`);
     await queryRunner.query(`CREATE INDEX "IDX_cv_credentials_expires_id" ON ${schema}"cv_credentials" ("expires_at", "id")`);
   }
-}
-
-/** `"schema".` (or empty for the search path) on PostgreSQL; null on any other database. */
-function postgresSchema(queryRunner: QueryRunner): string | null {
-  const options = queryRunner.connection.driver.options as { type: string; schema?: string };
-  if (options.type !== 'postgres') return null;
-  return options.schema ? `"${options.schema.replace(/"/g, '""')}".` : '';
 }

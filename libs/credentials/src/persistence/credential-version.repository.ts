@@ -32,6 +32,31 @@ export class CredentialVersionRepository {
     return this.runner.read(() => this.runner.manager.find(CredentialVersionEntity, { where: { credentialId, tenantId }, order: { version: 'DESC' } }));
   }
 
+  /** Marks every version not yet revoked as revoked `at` (the revoke's transaction). */
+  markRevoked(tenantId: string, credentialId: string, at: Date): Promise<void> {
+    return this.runner.run(async () => {
+      await this.runner.manager
+        .createQueryBuilder()
+        .update(CredentialVersionEntity)
+        .set({ revokedAt: at })
+        .where('credential_id = :credentialId AND tenant_id = :tenantId AND revoked_at IS NULL', { credentialId, tenantId })
+        .execute();
+    });
+  }
+
+  /** Clears the marks of the last revoke (`lastRevoked`): the un-revoke's transaction. */
+  liftRevoked(tenantId: string, credentialId: string, versions: CredentialVersionEntity[]): Promise<void> {
+    if (versions.length === 0) return Promise.resolve();
+    return this.runner.run(async () => {
+      await this.runner.manager
+        .createQueryBuilder()
+        .update(CredentialVersionEntity)
+        .set({ revokedAt: null })
+        .where('credential_id = :credentialId AND tenant_id = :tenantId AND version IN (:...numbers)', { credentialId, tenantId, numbers: versions.map((v) => v.version) })
+        .execute();
+    });
+  }
+
   /** Versions whose value was written to `secretName` (rollbacks re-point, they write nothing). */
   countWrittenTo(credentialId: string, secretName: string): Promise<number> {
     return this.runner.read(() =>
@@ -41,4 +66,20 @@ export class CredentialVersionRepository {
         .getCount(),
     );
   }
+}
+
+/**
+ * The versions the last revoke withdrew (those with the latest `revokedAt`), which un-revoke gives
+ * back; the versions of an earlier revoke, since rotated away, stay withdrawn. None marked (a revoke
+ * from before the marks): all of them.
+ */
+export function lastRevoked(versions: CredentialVersionEntity[]): CredentialVersionEntity[] {
+  const latest = Math.max(...versions.map((v) => v.revokedAt?.getTime() ?? -1));
+  return latest < 0 ? versions : versions.filter((v) => v.revokedAt?.getTime() === latest);
+}
+
+/** A new revoke's mark: `now`, or just after the previous revoke's, so the last revoke's versions are told apart. */
+export function revokeMark(versions: CredentialVersionEntity[], now: Date): Date {
+  const latest = Math.max(...versions.map((v) => v.revokedAt?.getTime() ?? -1));
+  return new Date(Math.max(now.getTime(), latest + 1));
 }

@@ -80,6 +80,43 @@ describe.each(DATABASE_KINDS)('emergency revoke on %s', (kind: TestDatabaseKind)
     await expect(s.revocation.unrevoke(ctx, cred.id, { reason: 'twice' })).rejects.toMatchObject({ code: 3007 });
   });
 
+  it.each([ValueStoreKind.ENVELOPE, ValueStoreKind.VAULT])(
+    'a revoked value stays withdrawn after a rotation (%s): not by version, not by rollback; un-revoke lifts only the last revoke',
+    async (valueStore) => {
+      const ctx = tenant();
+      const cred = await store(ctx, valueStore);
+      const leaked = (await s.credentials.get(ctx, cred.id)).value;
+      await s.revocation.revoke(ctx, { credentialId: cred.id }, { reason: 'leaked in a log' });
+      const fresh = secret();
+      await s.rotation.rotate(ctx, cred.id, { value: fresh, reason: 'replace the leaked value' });
+      expect((await s.credentials.get(ctx, cred.id)).value).toBe(fresh);
+
+      // Version 1 is the leaked value: refused by version and by rollback (which writes nothing).
+      await expect(s.credentials.getVersion(ctx, cred.id, 1, { allowExpired: true })).rejects.toMatchObject({ code: 2009 });
+      const before = await s.credentials.getMetadata(ctx, cred.id);
+      await expect(s.rotation.rollback(ctx, cred.id, 1, { reason: 'undo' })).rejects.toMatchObject({ code: 2009 });
+      expect(await s.credentials.getMetadata(ctx, cred.id)).toEqual(before);
+      const listed = await s.credentials.listVersions(ctx, cred.id);
+      expect(listed.map((v) => [v.version, v.revokedAt !== null])).toEqual([[2, false], [1, true]]);
+
+      // Revoking the new value and un-revoking it (a false alarm) brings back version 2 only.
+      await s.revocation.revoke(ctx, { credentialId: cred.id }, { reason: 'suspected' });
+      await s.revocation.unrevoke(ctx, cred.id, { reason: 'false alarm' });
+      expect((await s.credentials.get(ctx, cred.id)).value).toBe(fresh);
+      await expect(s.credentials.getVersion(ctx, cred.id, 1, { allowExpired: true })).rejects.toMatchObject({ code: 2009 });
+      if (valueStore === ValueStoreKind.VAULT) {
+        // The vault agrees: version 1's secret version stays disabled, version 2's is enabled again.
+        const rows = await s.dataSource.getRepository(CredentialVersionEntity).find({ where: { credentialId: cred.id }, order: { version: 'ASC' } });
+        const readable = (v: CredentialVersionEntity) => kv.getSecret(v.vaultSecretName!, v.vaultSecretVersion!).then(() => true, () => false);
+        expect(await readable(rows[0])).toBe(false);
+        expect(await readable(rows[1])).toBe(true);
+      }
+      // The leaked value appears in no audit row.
+      const audit = await s.dataSource.getRepository(AuditLogEntry).find({ where: { tenantId: ctx.tenantId } });
+      expect(JSON.stringify(audit)).not.toContain(leaked);
+    },
+  );
+
   it('revokes by connection, integration and tenant; envelope values are refused too', async () => {
     const ctx = tenant();
     const a1 = await store(ctx, ValueStoreKind.ENVELOPE, 'alpha', 'conn-1');

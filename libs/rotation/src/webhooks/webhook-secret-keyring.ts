@@ -1,6 +1,6 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { Clock, type OperationContext } from '@app/common';
-import { CredentialsService, CredentialType, type CredentialMetadata } from '@app/credentials';
+import { CredentialRevokedError, CredentialsService, CredentialType, type CredentialMetadata } from '@app/credentials';
 import { WebhookSecretState, type WebhookSecretVersionEntity } from './persistence/webhook-secret-version.entity';
 import { WebhookSecretVersionRepository } from './persistence/webhook-secret-version.repository';
 import { NotAWebhookSecretError, WebhookSecretNotFoundError, WebhookSecretValidationError } from './webhook-secret.errors';
@@ -125,8 +125,12 @@ export class WebhookSecretKeyring {
     for (const row of active) {
       if (row.state === WebhookSecretState.LIVE && row.credentialVersion !== null && row.credentialVersion !== current.metadata.version) {
         if ((row.liveUntil?.getTime() ?? 0) <= this.clock.now().getTime()) continue;
-        const old = await this.credentials.getVersion(ctx, meta.id, row.credentialVersion, { allowExpired: true });
-        out.push({ value: old.value, version: row.credentialVersion, state: WebhookSecretState.LIVE, liveUntil: row.liveUntil });
+        // A revoke withdrew it (the credential was rotated since): it verifies nothing, whatever its window.
+        const old = await this.credentials.getVersion(ctx, meta.id, row.credentialVersion, { allowExpired: true }).catch((e: unknown) => {
+          if (e instanceof CredentialRevokedError) return null;
+          throw e;
+        });
+        if (old) out.push({ value: old.value, version: row.credentialVersion, state: WebhookSecretState.LIVE, liveUntil: row.liveUntil });
       } else if (row.state === WebhookSecretState.PENDING && row.pushStartedAt && row.stagingCredentialId) {
         // Once pushed, the provider may already sign with it, although it is not current here yet.
         // Best effort: a broken pending rotation must not stop verification with the live secrets.

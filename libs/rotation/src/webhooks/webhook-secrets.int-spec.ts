@@ -114,6 +114,22 @@ describe.each(DATABASE_KINDS)('webhook secrets on %s', (kind) => {
     }
   });
 
+  it('revoked, then given a new value by hand: the revoked secrets verify nothing, even inside their overlap window', async () => {
+    const target = newTarget();
+    const { credential, secret: first } = await stack.service.create(ctx, target);
+    await stack.service.rotate(ctx, credential.id);
+    const second = (await stack.credentials.get(ctx, credential.id)).value;
+    expect((await stack.service.verifyWebhook(target, body, referenceSigned(first))).version).toBe(1); // live for 24 h
+    await stack.credentials.revoke(ctx, credential.id);
+    const replacement = `whsec_${Buffer.alloc(32, 7).toString('base64')}`;
+    await stack.credentials.rotate(ctx, credential.id, replacement);
+
+    expect((await stack.service.verifyWebhook(target, body, referenceSigned(replacement))).version).toBe(3);
+    for (const leaked of [first, second]) {
+      expect(await codeOf(stack.service.verifyWebhook(target, body, referenceSigned(leaked)))).toBe(WebhookSecretErrorCode.WEBHOOK_SIGNATURE_MISMATCH);
+    }
+  });
+
   it('at most maxLiveSecrets (5, the current one included) verify: the oldest falls out first', async () => {
     const target = newTarget();
     const { credential, secret: first } = await stack.service.create(ctx, target);

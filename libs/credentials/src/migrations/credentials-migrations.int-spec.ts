@@ -1,0 +1,48 @@
+import { DATABASE_KINDS, useMigrationDatabase } from '@app/testing';
+import { CREDENTIALS_ENTITIES, CREDENTIALS_MIGRATIONS } from '@app/credentials';
+
+// The per-version revoke mark, as an operator upgrading meets it: on tables with rows, a credential revoked
+// before the upgrade has its versions marked (so a later rotation cannot serve them again); undone cleanly.
+describe.each(DATABASE_KINDS)('CredentialVersionRevokedAt on %s', (kind) => {
+  const bed = useMigrationDatabase(kind);
+  const migrate = (migrations: typeof CREDENTIALS_MIGRATIONS) => bed.migrate(CREDENTIALS_ENTITIES, migrations);
+  const { schema, table } = bed;
+  const credential = (id: string, status: string) =>
+    `INSERT INTO ${table('cv_credentials')} (id, tenant_id, integration_id, connection_id, type, value_store, current_version, status, tags, row_version, created_at, updated_at, created_by, updated_by) ` +
+    `VALUES ('${id}', 't1', 'acme', '${id}', 'api_key', 'envelope', 2, '${status}', '{}', 1, 1000, 1000, 'u', 'u')`;
+  const version = (credentialId: string, n: number, idPrefix = `${n}`) =>
+    `INSERT INTO ${table('cv_credential_versions')} (id, credential_id, tenant_id, version, value_store, created_at, created_by) ` +
+    `VALUES ('${idPrefix}${credentialId.slice(1)}', '${credentialId}', 't1', ${n}, 'envelope', 1000, 'u')`;
+  const REVOKED = '00000000-0000-4000-8000-000000000001';
+  const ACTIVE = '00000000-0000-4000-8000-000000000002';
+
+  it('marks the versions of credentials revoked before the upgrade, leaves the others, and is undone', async () => {
+    const before = await migrate(CREDENTIALS_MIGRATIONS.slice(0, -1));
+    for (const [id, status] of [[REVOKED, 'revoked'], [ACTIVE, 'active']]) {
+      await before.query(credential(id, status));
+      for (const n of [1, 2]) await before.query(version(id, n));
+    }
+    await before.destroy();
+
+    const started = Date.now();
+    const after = await migrate(CREDENTIALS_MIGRATIONS);
+    const rows = (await after.query(`SELECT credential_id AS id, version, revoked_at AS at FROM ${table('cv_credential_versions')} ORDER BY credential_id, version`)) as Array<{ id: string; version: number; at: string | number | null }>;
+    expect(rows.map((r) => [r.id, Number(r.version), r.at === null ? null : Number(r.at) >= started])).toEqual([
+      [REVOKED, 1, true],
+      [REVOKED, 2, true],
+      [ACTIVE, 1, null],
+      [ACTIVE, 2, null],
+    ]);
+    // The table kept its unique index and its cascade (SQLite rebuilds a table to add a column).
+    await expect(after.query(version(ACTIVE, 2, '9'))).rejects.toThrow();
+    await after.query(`DELETE FROM ${table('cv_credentials')} WHERE id = '${ACTIVE}'`);
+    expect(Number((await after.query(`SELECT COUNT(*) AS n FROM ${table('cv_credential_versions')}`))[0].n)).toBe(2);
+
+    await after.undoLastMigration();
+    const columns = kind === 'postgres'
+      ? ((await after.query(`SELECT column_name AS name FROM information_schema.columns WHERE table_schema = $1 AND table_name = 'cv_credential_versions'`, [schema()])) as Array<{ name: string }>)
+      : ((await after.query(`PRAGMA table_info("cv_credential_versions")`)) as Array<{ name: string }>);
+    expect(columns.map((c) => c.name)).not.toContain('revoked_at');
+    expect(Number((await after.query(`SELECT COUNT(*) AS n FROM ${table('cv_credential_versions')}`))[0].n)).toBe(2);
+  });
+});
