@@ -76,8 +76,10 @@ export async function serveCurrent(store: OAuthTokenStore, ctx: OperationContext
 
 /**
  * Rotates one token with compare-and-set. If the row changed but still holds the same value
- * version (only metadata moved), retries once on the new row version. If another writer stored a
- * different value (new tokens from a reconnect), ours is dropped: returns undefined.
+ * version (only metadata moved), retries once on the new row version — unless the change was a
+ * revoke or a needs_reauth mark: a rotation would make the credential active again, so the refresh
+ * fails instead. If another writer stored a different value (new tokens from a reconnect), ours is
+ * dropped: returns undefined.
  */
 export async function persistToken(deps: RefreshDeps, ctx: OperationContext, token: StoredToken, write: TokenWrite, integrationId: string, connectionId: string): Promise<StoredToken | undefined> {
   try {
@@ -87,6 +89,9 @@ export async function persistToken(deps: RefreshDeps, ctx: OperationContext, tok
   }
   const again = await deps.store.load(ctx, integrationId, connectionId);
   const current = again.access?.credentialId === token.credentialId ? again.access : again.refresh?.credentialId === token.credentialId ? again.refresh : undefined;
+  if (current?.reauthRequired) {
+    throw new OAuthReauthRequiredError(integrationId, connectionId, 'the connection was revoked or marked needs_reauth during the refresh; its new tokens were dropped');
+  }
   if (current && current.version === token.version) {
     return deps.store.rotate(ctx, current, { ...write, expectedRowVersion: current.rowVersion });
   }

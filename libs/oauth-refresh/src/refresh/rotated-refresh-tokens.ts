@@ -1,5 +1,6 @@
 import { CredentialVaultError, ErrorSeverity, OperationContext } from '@app/common';
 import type { ConnectionTokens, PendingRefreshToken, StoredToken, TokenWrite } from '../store/oauth-token-store';
+import { OAuthReauthRequiredError } from '../errors/oauth-refresh.errors';
 import { retryDelayMs } from '../refresh-policy';
 import { describeRefreshError, persistToken, RefreshDeps, sleep } from './refresh-support';
 
@@ -64,6 +65,11 @@ export class RotatedRefreshTokens {
     try {
       written = await this.writeWithRetries(c, refresh, write);
     } catch (error) {
+      // Revoked (or marked needs_reauth) meanwhile: the new token must not outlive that anywhere.
+      if (error instanceof OAuthReauthRequiredError) {
+        this.unsaved.delete(c.key);
+        throw error;
+      }
       return this.keepAside(c, refresh, write, error);
     }
     this.unsaved.delete(c.key);
