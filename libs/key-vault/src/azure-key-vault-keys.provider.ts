@@ -166,13 +166,13 @@ export class AzureKeyVaultKeysProvider extends KeyVaultKeysProvider {
   }
 
   async listKeys(options: ListPageOptions = {}): Promise<Page<VaultKeyItem>> {
-    this.checkPage('listKeys', undefined, options);
+    this.checkPage('listKeys', undefined, options, '/keys');
     return this.resilience.execute('listKeys', undefined, (ctx) => readFirstPage(ctx, this.client.listPropertiesOfKeys({ abortSignal: ctx.signal }), options, toItem));
   }
 
   async listKeyVersions(name: string, options: ListPageOptions = {}): Promise<Page<VaultKeyItem>> {
     this.checkName('listKeyVersions', name);
-    this.checkPage('listKeyVersions', name, options);
+    this.checkPage('listKeyVersions', name, options, `/keys/${name}/versions`);
     return this.resilience.execute('listKeyVersions', name, (ctx) =>
       readFirstPage(ctx, this.client.listPropertiesOfKeyVersions(name, { abortSignal: ctx.signal }), options, toItem),
     );
@@ -366,8 +366,8 @@ export class AzureKeyVaultKeysProvider extends KeyVaultKeysProvider {
     if (typeof version !== 'string' || !OBJECT_VERSION.test(version)) throw this.invalid(operation, name, 'a key version is 1-64 letters or digits');
   }
 
-  private checkPage(operation: KeyVaultKeyOperationName, name: string | undefined, options: ListPageOptions): void {
-    const problem = pageOptionsProblem(this.vaultUrl, options);
+  private checkPage(operation: KeyVaultKeyOperationName, name: string | undefined, options: ListPageOptions, listPath: string): void {
+    const problem = pageOptionsProblem(this.vaultUrl, listPath, options);
     if (problem) throw this.invalid(operation, name, problem);
   }
 

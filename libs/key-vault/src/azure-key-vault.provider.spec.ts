@@ -237,7 +237,12 @@ describe('AzureKeyVaultProvider (fake SecretClient)', () => {
     expect((await failure(kv.listSecrets({ maxPageSize: 26 }))).code).toBe(C.INVALID_REQUEST);
     const foreign = await failure(kv.listSecrets({ continuationToken: 'https://evil.example/secrets?page=1' }));
     expect(foreign.code).toBe(C.INVALID_REQUEST);
-    expect(foreign.message).toContain('not a token from this vault');
+    expect(foreign.message).toContain('not a token of this list');
+    // Same vault, another list: a token forged to page another secret's versions, or the deleted secrets.
+    for (const token of [`${FAKE_VAULT}/secrets/other/versions?api-version=7.6`, `${FAKE_VAULT}/deletedsecrets?api-version=7.6`, `${FAKE_VAULT}/keys?api-version=7.6`]) {
+      expect((await failure(kv.listSecretVersions('mine', { continuationToken: token }))).code).toBe(C.INVALID_REQUEST);
+    }
+    expect((await failure(kv.listSecrets({ continuationToken: `${FAKE_VAULT}/deletedsecrets?api-version=7.6` }))).code).toBe(C.INVALID_REQUEST);
     expect(client.getSecret).not.toHaveBeenCalled();
     expect(client.listPropertiesOfSecrets).not.toHaveBeenCalled();
   });

@@ -140,7 +140,7 @@ export class AzureKeyVaultProvider extends KeyVaultProvider {
   }
 
   async listSecrets(options: ListPageOptions = {}): Promise<Page<SecretProperties>> {
-    this.checkPage('listSecrets', undefined, options);
+    this.checkPage('listSecrets', undefined, options, '/secrets');
     return this.resilience.execute('listSecrets', undefined, (ctx) =>
       this.firstPage(ctx, this.client.listPropertiesOfSecrets({ abortSignal: ctx.signal }), options, toProperties),
     );
@@ -157,7 +157,7 @@ export class AzureKeyVaultProvider extends KeyVaultProvider {
 
   async listSecretVersions(name: string, options: ListPageOptions = {}): Promise<Page<SecretProperties>> {
     this.checkName('listSecretVersions', name);
-    this.checkPage('listSecretVersions', name, options);
+    this.checkPage('listSecretVersions', name, options, `/secrets/${name}/versions`);
     return this.resilience.execute('listSecretVersions', name, (ctx) =>
       this.firstPage(ctx, this.client.listPropertiesOfSecretVersions(name, { abortSignal: ctx.signal }), options, toProperties),
     );
@@ -193,7 +193,7 @@ export class AzureKeyVaultProvider extends KeyVaultProvider {
   }
 
   async listDeletedSecrets(options: ListPageOptions = {}): Promise<Page<DeletedSecret>> {
-    this.checkPage('listDeletedSecrets', undefined, options);
+    this.checkPage('listDeletedSecrets', undefined, options, '/deletedsecrets');
     return this.resilience.execute('listDeletedSecrets', undefined, (ctx) =>
       this.firstPage(ctx, this.client.listDeletedSecrets({ abortSignal: ctx.signal }), options, toDeleted),
     );
@@ -252,8 +252,8 @@ export class AzureKeyVaultProvider extends KeyVaultProvider {
     }
   }
 
-  private checkPage(operation: KeyVaultOperation, name: string | undefined, options: ListPageOptions): void {
-    const problem = pageOptionsProblem(this.vaultUrl, options);
+  private checkPage(operation: KeyVaultOperation, name: string | undefined, options: ListPageOptions, listPath: string): void {
+    const problem = pageOptionsProblem(this.vaultUrl, listPath, options);
     if (problem) throw this.invalid(operation, name, problem);
   }
 

@@ -167,6 +167,15 @@ describe.each(DATABASE_KINDS)('KeysModule on %s (local vault, real SDK, real aud
     }
     expect((await keys.listKeys(ctxB)).items).toEqual([]);
     expect((await keys.getKey(ctxA, 'rsa-2048')).enabled).toBe(true);
+    // A cursor forged to page A's versions, every deleted key, or the secrets is refused before any vault call.
+    const forge = (l: string) => Buffer.from(JSON.stringify({ l, s: 0 }), 'utf8').toString('base64url');
+    const aVersions = `${emu.vaultUrl}/keys/${tenantKeyScope(ctxA.tenantId, 'cv')}rsa-2048/versions?api-version=7.6&maxresults=25`;
+    const listed = emu.stats().byOperation.listKeyVersions ?? 0;
+    for (const l of [aVersions, `${emu.vaultUrl}/deletedkeys?api-version=7.6`, `${emu.vaultUrl}/secrets?api-version=7.6`]) {
+      expect(await codeOf(keys.listKeyVersions(ctxB, 'anything', { continuationToken: forge(l) }))).toBe(KeyVaultErrorCode.INVALID_REQUEST);
+      expect(await codeOf(keys.listKeys(ctxB, { continuationToken: forge(l) }))).toBe(KeyVaultErrorCode.INVALID_REQUEST);
+    }
+    expect(emu.stats().byOperation.listKeyVersions ?? 0).toBe(listed);
   });
 
   it("a vault failure's message names the operation and the code, never the key's name, the tenant or the vault's text", async () => {

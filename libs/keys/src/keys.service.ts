@@ -155,8 +155,11 @@ export class KeysService {
     const maxPageSize = checkPageSize(request, this.options.defaultPageSize);
     const cursor = decodeKeyPageCursor(request.continuationToken);
     return this.runner.used(ctx, 'list_versions', name, {}, async () => {
-      const page = await this.vault.listKeyVersions(this.vaultName(ctx, name), { maxPageSize, continuationToken: cursor.l });
-      return { result: keyPage(page.items.map((k) => this.properties(ctx, k)), page.continuationToken ? { l: page.continuationToken, s: 0 } : undefined) };
+      const vaultName = this.vaultName(ctx, name);
+      const page = await this.vault.listKeyVersions(vaultName, { maxPageSize, continuationToken: cursor.l });
+      // The key-vault lib refuses a token of another list; nothing but this key's versions is ever answered anyway.
+      const own = page.items.filter((k) => k.name.toLowerCase() === vaultName.toLowerCase());
+      return { result: keyPage(own.map((k) => this.properties(ctx, k)), page.continuationToken ? { l: page.continuationToken, s: 0 } : undefined) };
     });
   }
 

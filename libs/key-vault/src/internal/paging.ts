@@ -29,9 +29,11 @@ export async function readFirstPage<S, T>(
 
 /**
  * Why the page options are refused, or undefined when they are fine. A continuation token is a URL
- * the SDK follows with our token, so it must point at this vault.
+ * the SDK follows with our token, so it must point at this vault and at the list being paged
+ * (`listPath`, e.g. `/keys/{name}/versions`): a token forged for another list would page that one —
+ * another tenant's key versions, every deleted key — with our identity.
  */
-export function pageOptionsProblem(vaultUrl: string, options: ListPageOptions): string | undefined {
+export function pageOptionsProblem(vaultUrl: string, listPath: string, options: ListPageOptions): string | undefined {
   const { maxPageSize, continuationToken } = options;
   if (maxPageSize !== undefined && (!Number.isInteger(maxPageSize) || maxPageSize < 1 || maxPageSize > MAX_PAGE_SIZE)) {
     return `maxPageSize must be an integer from 1 to ${MAX_PAGE_SIZE}`;
@@ -39,11 +41,15 @@ export function pageOptionsProblem(vaultUrl: string, options: ListPageOptions): 
   if (continuationToken !== undefined) {
     let ok = false;
     try {
-      ok = new URL(continuationToken).origin === new URL(vaultUrl).origin;
+      const token = new URL(continuationToken);
+      const vault = new URL(vaultUrl);
+      // Object names are case-insensitive in Key Vault; a nextLink may end the path with a slash.
+      const path = (u: string) => u.replace(/\/+$/, '').toLowerCase();
+      ok = token.origin === vault.origin && path(token.pathname) === path(vault.pathname.replace(/\/+$/, '') + listPath);
     } catch {
       ok = false;
     }
-    if (!ok) return 'continuationToken is not a token from this vault';
+    if (!ok) return 'continuationToken is not a token of this list';
   }
   return undefined;
 }
