@@ -73,7 +73,7 @@ export class WebhookSecretKeyring {
     const key = cacheKey(target);
     const now = this.clock.now();
     let entry = this.cache.get(key);
-    if (!entry || now.getTime() - entry.checkedAt >= this.options.cacheTtlMs) entry = await this.check(ctx, target, entry, now);
+    if (!entry || now.getTime() - entry.checkedAt >= this.options.cacheTtlMs || expired(entry.credential, now)) entry = await this.check(ctx, target, entry, now);
     const verifying = entry.secrets.filter((s) => s.state !== WebhookSecretState.LIVE || (s.liveUntil?.getTime() ?? 0) > now.getTime());
     const current = entry.secrets.find((s) => s.state === WebhookSecretState.CURRENT);
     if (!current || current.version === null) throw new WebhookSecretNotFoundError();
@@ -109,7 +109,8 @@ export class WebhookSecretKeyring {
       active = await this.enrolled(ctx, meta);
     }
     const stamp = `${meta.id}:${meta.rowVersion}:${active.map((r) => `${r.id}/${r.state}/${r.pushStartedAt ? 1 : 0}`).join(',')}`;
-    if (entry && entry.stamp === stamp) {
+    // Passing `expiresAt` changes no row: an expired secret is read again, which refuses it.
+    if (entry && entry.stamp === stamp && !expired(meta, now)) {
       entry.checkedAt = now.getTime();
       return entry;
     }
@@ -146,6 +147,10 @@ export function contextOf(target: WebhookTarget): OperationContext {
   if (!target || typeof target !== 'object') throw new WebhookSecretValidationError('A target { tenantId, integrationId, connectionId } is required', 'target');
   if (target.context && target.context.tenantId !== target.tenantId) throw new WebhookSecretValidationError('context.tenantId must be the target tenantId', 'context');
   return target.context ?? { tenantId: target.tenantId, actor: { id: 'system:webhooks' } };
+}
+
+function expired(meta: CredentialMetadata, now: Date): boolean {
+  return meta.expiresAt !== null && meta.expiresAt.getTime() <= now.getTime();
 }
 
 function cacheKey(t: WebhookTarget): string {

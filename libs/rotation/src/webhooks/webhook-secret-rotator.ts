@@ -314,8 +314,8 @@ export class WebhookSecretRotator {
         const fresh = await this.credentials.getMetadata(ctx, meta.id);
         const active = await this.rows.active(meta.id);
         const current = active.find((r) => r.state === WebhookSecretState.CURRENT);
-        const rotated = await this.credentials.rotate(ctx, meta.id, value, { expectedVersion: fresh.rowVersion, expiresAt: fresh.expiresAt });
         const now = this.clock.now();
+        const rotated = await this.credentials.rotate(ctx, meta.id, value, { expectedVersion: fresh.rowVersion, expiresAt: renewedExpiry(fresh, now) });
         const { liveUntil: previousLiveUntil, retired } = current ? await this.states.demote(current, active, now) : { liveUntil: now, retired: [] };
         await this.rows.transition(pending.id, WebhookSecretState.PENDING, {
           state: WebhookSecretState.CURRENT,
@@ -357,4 +357,14 @@ export class WebhookSecretRotator {
   private async record(ctx: OperationContext, action: string, resource: string, result: AuditResult, details: Record<string, unknown>, errorCode?: string): Promise<void> {
     await this.audit.record({ action, context: ctx, resource, result, details, ...(errorCode ? { errorCode: errorCode.slice(0, 64) } : {}) });
   }
+}
+
+/**
+ * The new secret's expiry: as long a lifetime as the one it replaces had (from its rotation, else its
+ * creation), counted from now — copying the old date would give it the old one's death, or none left.
+ */
+export function renewedExpiry(old: Pick<CredentialMetadata, 'expiresAt' | 'rotatedAt' | 'createdAt'>, now: Date): Date | null {
+  if (old.expiresAt === null) return null;
+  const lifetime = old.expiresAt.getTime() - (old.rotatedAt ?? old.createdAt).getTime();
+  return lifetime > 0 ? new Date(now.getTime() + lifetime) : null;
 }

@@ -6,6 +6,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { ManualClock, type OperationContext } from '@app/common';
+import { CredentialType } from '@app/credentials';
 import { KeyVaultEmulator } from '@app/keyvault-emulator';
 import { createTestDatabase, DATABASE_KINDS, rejection, type TestDatabase } from '@app/testing';
 import { Webhook } from 'standardwebhooks';
@@ -128,6 +129,25 @@ describe.each(DATABASE_KINDS)('webhook secrets on %s', (kind) => {
     for (const leaked of [first, second]) {
       expect(await codeOf(stack.service.verifyWebhook(target, body, referenceSigned(leaked)))).toBe(WebhookSecretErrorCode.WEBHOOK_SIGNATURE_MISMATCH);
     }
+  });
+
+  it('an expiring secret: refused from its expiry on, although nothing else changed; a rotation gives the new one a fresh lifetime', async () => {
+    const target = newTarget();
+    const old = `whsec_${Buffer.alloc(32, 5).toString('base64')}`;
+    const meta = await stack.credentials.store(ctx, { integrationId: 'stripe', connectionId: target.connectionId, type: CredentialType.WEBHOOK_SECRET, value: old, expiresAt: new Date(clock.now().getTime() + HOUR) });
+    expect((await stack.service.verifyWebhook(target, body, referenceSigned(old))).version).toBe(1); // held by this process's keyring now
+    clock.advance(HOUR + 1000);
+    expect(await codeOf(stack.service.verifyWebhook(target, body, referenceSigned(old)))).toBe(2010);
+    expect(await codeOf(stack.service.signWebhook(target, 'msg_x', clock.now(), body))).toBe(2010);
+
+    // Rotating the expired secret recovers the connection: the new one lives an hour again, from now.
+    const rotated = await stack.service.rotate(ctx, meta.id);
+    expect(rotated).toMatchObject({ outcome: 'rotated', version: 2 });
+    const after = await stack.credentials.getMetadata(ctx, meta.id);
+    expect(after).toMatchObject({ status: 'active', expiresAt: new Date(clock.now().getTime() + HOUR) });
+    const fresh = updater.calls[updater.calls.length - 1].newSecret;
+    expect((await stack.service.verifyWebhook(target, body, referenceSigned(fresh))).version).toBe(2);
+    await expect(stack.service.signWebhook(target, 'msg_y', clock.now(), body)).resolves.toBeDefined();
   });
 
   it('at most maxLiveSecrets (5, the current one included) verify: the oldest falls out first', async () => {
