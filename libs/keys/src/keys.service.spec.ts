@@ -137,6 +137,7 @@ describe('KeysService (fake vault)', () => {
     const v1 = await keys.createKey(ctxA, { name: 'k', type: 'RSA', expiresOn: new Date('2026-12-02T00:00:00Z') });
     clock.advance(2 * 86_400_000);
     expect(await code(keys.sign(ctxA, { name: 'k', algorithm: 'RS256', digest: new Uint8Array(32) }))).toBe(KeysErrorCode.KEY_NOT_USABLE);
+    expect(await code(keys.encrypt(ctxA, { name: 'k', algorithm: 'RSA-OAEP-256', plaintext: new Uint8Array(16) }))).toBe(KeysErrorCode.KEY_NOT_USABLE);
     const v2 = await keys.rotateKey(ctxA, 'k');
     expect(v2.version).not.toBe(v1.version);
     await keys.updateKeyProperties(ctxA, 'k', { version: v2.version, expiresOn: new Date('2027-01-01T00:00:00Z') });
@@ -145,6 +146,41 @@ describe('KeysService (fake vault)', () => {
     const signs = vault.calls.sign;
     expect(await code(keys.sign(ctxA, { name: 'k', algorithm: 'RS256', digest: new Uint8Array(32) }))).toBe(KeysErrorCode.KEY_NOT_USABLE);
     expect(vault.calls.sign).toBe(signs);
+  });
+
+  it('outside its dates a key still decrypts, unwraps and verifies what was made while it was valid (as Key Vault does)', async () => {
+    const { keys, clock } = await setup();
+    await keys.createKey(ctxA, { name: 'old', type: 'RSA', expiresOn: new Date(clock.now().getTime() + 86_400_000) });
+    const digest = new Uint8Array(32).fill(3);
+    const plaintext = new Uint8Array(32).fill(9);
+    const { signature } = await keys.sign(ctxA, { name: 'old', algorithm: 'RS256', digest });
+    const { ciphertext } = await keys.encrypt(ctxA, { name: 'old', algorithm: 'RSA-OAEP-256', plaintext });
+    const { wrappedKey } = await keys.wrapKey(ctxA, { name: 'old', algorithm: 'RSA-OAEP-256', key: plaintext });
+    clock.advance(2 * 86_400_000);
+    expect((await keys.decrypt(ctxA, { name: 'old', algorithm: 'RSA-OAEP-256', ciphertext })).plaintext).toEqual(plaintext);
+    expect((await keys.unwrapKey(ctxA, { name: 'old', algorithm: 'RSA-OAEP-256', wrappedKey })).key).toEqual(plaintext);
+    expect((await keys.verify(ctxA, { name: 'old', algorithm: 'RS256', digest, signature })).valid).toBe(true);
+    for (const refused of [
+      keys.sign(ctxA, { name: 'old', algorithm: 'RS256', digest }),
+      keys.encrypt(ctxA, { name: 'old', algorithm: 'RSA-OAEP-256', plaintext }),
+      keys.wrapKey(ctxA, { name: 'old', algorithm: 'RSA-OAEP-256', key: plaintext }),
+    ]) {
+      expect(await code(refused)).toBe(KeysErrorCode.KEY_NOT_USABLE);
+    }
+    // Not valid yet: the same split.
+    await keys.createKey(ctxA, { name: 'future', type: 'RSA', notBefore: new Date(clock.now().getTime() + 86_400_000) });
+    expect(await code(keys.sign(ctxA, { name: 'future', algorithm: 'RS256', digest }))).toBe(KeysErrorCode.KEY_NOT_USABLE);
+    expect((await keys.verify(ctxA, { name: 'future', algorithm: 'RS256', digest, signature: new Uint8Array(256) })).valid).toBe(false);
+  });
+
+  it('an update gives an EC key no operation it cannot perform, as creation does, and changes nothing', async () => {
+    const { keys } = await setup();
+    await keys.createKey(ctxA, { name: 'ec', type: 'EC' });
+    expect(await code(keys.updateKeyProperties(ctxA, 'ec', { keyOps: ['encrypt', 'sign'] }))).toBe(KeysErrorCode.KEY_TYPE_MISMATCH);
+    expect((await keys.getKey(ctxA, 'ec')).keyOps.sort()).toEqual(['sign', 'verify']);
+    expect((await keys.updateKeyProperties(ctxA, 'ec', { keyOps: ['verify'] })).keyOps).toEqual(['verify']);
+    await keys.createKey(ctxA, { name: 'rsa', type: 'RSA' });
+    expect((await keys.updateKeyProperties(ctxA, 'rsa', { keyOps: ['decrypt', 'unwrapKey'] })).keyOps).toEqual(['decrypt', 'unwrapKey']);
   });
 
   it('lists the tenant keys across vault pages with tag filters and a continuation token', async () => {

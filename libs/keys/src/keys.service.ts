@@ -172,6 +172,11 @@ export class KeysService {
     checkDates(req.expiresOn, req.notBefore);
     checkEnabled(req.enabled);
     return this.runner.managed(ctx, 'update', name, { changed: Object.keys(req).filter((k) => k !== 'version' && req[k as keyof UpdateKeyRequest] !== undefined) }, async () => {
+      if (req.keyOps !== undefined) {
+        // As at creation: an EC key never gets operations it cannot perform (its type never changes, the cache will do).
+        const { key: current } = await this.fetchCached(ctx, { name, version: req.version });
+        checkKeyOps(req.keyOps, current.publicKey.kty === 'EC' ? 'EC' : 'RSA');
+      }
       const key = await this.vault.updateKeyProperties(this.vaultName(ctx, name), req.version, {
         enabled: req.enabled,
         tags: req.tags,

@@ -137,15 +137,22 @@ export function checkPageSize(request: KeyPageRequest, defaultPageSize: number):
   return size;
 }
 
+/** The operations a key's `notBefore` / `expiresOn` window applies to (Key Vault's "date-time controlled operations"). */
+const DATE_CONTROLLED: ReadonlySet<KeyOperation> = new Set<KeyOperation>(['encrypt', 'wrapKey', 'sign']);
+
 /**
- * A key version checked for one use: enabled, within its dates, `key_ops` allowing the operation, and
+ * A key version checked for one use: enabled, within its dates (encrypt, wrap and sign only), `key_ops` allowing the operation, and
  * an algorithm that fits its type (and curve).
  */
 export function checkUsable(key: VaultKey, op: KeyOperation, algorithm: SignatureAlgorithm | EncryptionAlgorithm, now: number): void {
   const { properties, publicKey } = key;
   if (!properties.enabled) throw new KeysError(KeysErrorCode.KEY_NOT_USABLE, 'The key version is disabled');
-  if (properties.expiresOn && properties.expiresOn.getTime() <= now) throw new KeysError(KeysErrorCode.KEY_NOT_USABLE, 'The key version has expired');
-  if (properties.notBefore && properties.notBefore.getTime() > now) throw new KeysError(KeysErrorCode.KEY_NOT_USABLE, 'The key version is not valid yet');
+  // As Key Vault does: outside its nbf/exp window a key still decrypts, unwraps and verifies (to recover
+  // data made while it was valid, or to test it before), and refuses only to make new ciphertext or signatures.
+  if (DATE_CONTROLLED.has(op)) {
+    if (properties.expiresOn && properties.expiresOn.getTime() <= now) throw new KeysError(KeysErrorCode.KEY_NOT_USABLE, 'The key version has expired');
+    if (properties.notBefore && properties.notBefore.getTime() > now) throw new KeysError(KeysErrorCode.KEY_NOT_USABLE, 'The key version is not valid yet');
+  }
   if (!properties.keyOps.includes(op)) throw new KeysError(KeysErrorCode.KEY_OPERATION_NOT_PERMITTED, `The key's key_ops do not include ${op}`);
   const needsRsa = algorithm.startsWith('RS') || algorithm.startsWith('PS') || algorithm.startsWith('RSA');
   if (needsRsa !== (publicKey.kty === 'RSA')) {
