@@ -13,6 +13,7 @@ import { AuditResult, AuditService } from '@app/audit';
 import { ManualClock, type OperationContext } from '@app/common';
 import {
   ConnectionStatus,
+  CredentialExpiryScanner,
   CredentialsService,
   CredentialStatus,
   CredentialType,
@@ -353,6 +354,19 @@ describe.each(DATABASE_KINDS)('OAuthRefreshModule on %s with a real OAuth server
     expect(server.refreshCalls).toBe(0);
     // proactive.enabled = false in this suite: no cron job was registered.
     expect(stack.moduleRef.get(SchedulerRegistry).doesExist('cron', 'oauth-proactive-refresh')).toBe(false);
+  });
+
+  it('the proactive job also refreshes an access token the expiry monitor marked expired (an outage longer than its lifetime)', async () => {
+    const c = await connect();
+    clock.set(new Date(c.stored.expiresAt.getTime() + 60 * MIN)); // every replica was down past the expiry
+    const marked = await stack.moduleRef.get(CredentialExpiryScanner).markExpired({ tenantId: ctx.tenantId, id: c.stored.accessTokenCredentialId }, 'rotation-expiry-monitor');
+    expect(marked.marked).toBe(true);
+    expect((await stack.credentials.getMetadata(ctx, c.stored.accessTokenCredentialId)).status).toBe('expired');
+
+    await stack.oauth.refreshExpiringTokens();
+    const after = await stack.credentials.getMetadata(ctx, c.stored.accessTokenCredentialId);
+    expect(after).toMatchObject({ status: 'active', version: 2 });
+    expect(after.expiresAt!.getTime()).toBeGreaterThan(clock.now().getTime() + 50 * MIN);
   });
 
   it('storeOAuthCredentials refuses a token with a lone surrogate before any write (new and existing connections)', async () => {

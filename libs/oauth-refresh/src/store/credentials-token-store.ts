@@ -151,6 +151,8 @@ export class CredentialsTokenStore extends OAuthTokenStore {
     const refs = await this.scanner.scanExpiringAcrossTenants({
       before,
       type: CredentialType.OAUTH_ACCESS_TOKEN,
+      // Marked expired by the expiry monitor (every replica down past its expiry): still refreshable.
+      statuses: [CredentialStatus.ACTIVE, CredentialStatus.EXPIRED],
       limit,
       after: cursor ? { expiresAt: cursor.expiresAt, id: cursor.credentialId } : undefined,
     });
