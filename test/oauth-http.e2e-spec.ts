@@ -1,3 +1,5 @@
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { CredentialsService, CredentialType } from '@app/credentials';
 import { OAuthProviderRegistry, resolveOAuthRefreshOptions, resolveProviderConfig } from '@app/oauth-refresh';
 import { TestOAuthServer } from '@app/testing';
@@ -106,5 +108,75 @@ describe('OAuth connections over HTTP (PostgreSQL, local vault, oidc-provider)',
     }
     expect(message).toMatch(/clientSecret/);
     expect(message).not.toContain(plaintext);
+  });
+});
+
+/**
+ * A token endpoint that misbehaves (a plain loopback server, per `mode`): the API's answer blames the
+ * provider, and a provider's Retry-After is honoured — no second call before it, and callers told so.
+ */
+describe('OAuth provider faults over HTTP (SQLite, local vault, a misbehaving token endpoint)', () => {
+  let host: TestHost;
+  let idp: Server;
+  let mode: 'no-access-token' | 'rate-limited' = 'no-access-token';
+  let calls = 0;
+  const key = generateApiKey('acme-app', 'acme', ['credentials:read', 'credentials:read-value', 'credentials:write']);
+  const call = async (method: string, path: string, body?: unknown) => {
+    const res = await fetch(`${host.baseUrl}${path}`, {
+      method,
+      headers: { 'x-api-key': key.key, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    const text = await res.text();
+    return { status: res.status, retryAfter: res.headers.get('retry-after'), body: text ? JSON.parse(text) : undefined };
+  };
+  const connect = (connectionId: string) =>
+    call('POST', `/v1/oauth/connections/faulty/${connectionId}/tokens`, { access_token: `at_${connectionId}_0001`, refresh_token: `rt_${connectionId}_0001`, expires_in: 3600, token_type: 'Bearer' });
+
+  beforeAll(async () => {
+    idp = createServer((req, res) => {
+      calls++;
+      req.resume();
+      req.on('end', () => {
+        if (mode === 'no-access-token') res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ token_type: 'Bearer' }));
+        else res.writeHead(429, { 'content-type': 'application/json', 'retry-after': '600' }).end(JSON.stringify({ error: 'rate_limited' }));
+      });
+    });
+    await new Promise<void>((resolve) => idp.listen(0, '127.0.0.1', resolve));
+    host = await startTestHost('sqlite', { AUTH_API_KEYS: JSON.stringify([key.entry]), OAUTH_PROACTIVE_ENABLED: 'false' });
+    host.app.get(OAuthProviderRegistry).register({
+      integrationId: 'faulty',
+      tokenEndpoint: `http://127.0.0.1:${(idp.address() as AddressInfo).port}/token`,
+      clientId: 'client',
+      clientAuthMethod: 'none',
+      allowInsecureRequests: true,
+    });
+  });
+
+  afterAll(async () => {
+    await host?.close();
+    await new Promise((resolve) => idp?.close(resolve));
+  });
+
+  it('a 200 without an access token is the provider’s fault: 502 INVALID_TOKEN_RESPONSE, not a 4xx', async () => {
+    mode = 'no-access-token';
+    expect((await connect('c1')).status).toBe(201);
+    const r = await call('POST', '/v1/oauth/connections/faulty/c1/token-rejected', {});
+    expect(r.status).toBe(502);
+    expect(r.body).toMatchObject({ code: 4004 });
+  });
+
+  it('a 429 with Retry-After: 600 is asked once, and the caller is told to come back after 600 s', async () => {
+    mode = 'rate-limited';
+    expect((await connect('c2')).status).toBe(201);
+    calls = 0;
+    const r = await call('POST', '/v1/oauth/connections/faulty/c2/token-rejected', {});
+    expect(r.status).toBe(503);
+    expect(Number(r.retryAfter)).toBeGreaterThanOrEqual(599);
+    expect(calls).toBe(1);
+    // The connection cools down for the provider's 600 s: a second report does not call it again.
+    const again = await call('POST', '/v1/oauth/connections/faulty/c2/token-rejected', {});
+    expect(again.status).toBe(503);
+    expect(calls).toBe(1);
   });
 });

@@ -46,10 +46,10 @@ export class RefreshCooldowns {
     return s && s.cooldownUntil > now.getTime() ? new Date(s.cooldownUntil) : undefined;
   }
 
-  /** Records a failure; returns the end of the new cooldown and the consecutive-failure count. */
-  recordFailure(key: string, now: Date): { until: Date; failures: number } {
+  /** Records a failure (lasting at least `atLeastMs`); returns the end of the new cooldown and the consecutive-failure count. */
+  recordFailure(key: string, now: Date, atLeastMs = 0): { until: Date; failures: number } {
     const failures = (this.states.get(key)?.failures ?? 0) + 1;
-    const ms = Math.min(this.maxMs, this.baseMs * 2 ** (failures - 1));
+    const ms = Math.max(atLeastMs, Math.min(this.maxMs, this.baseMs * 2 ** (failures - 1)));
     const cooldownUntil = now.getTime() + ms;
     this.states.set(key, { failures, cooldownUntil });
     return { until: new Date(cooldownUntil), failures };

@@ -51,4 +51,12 @@ describe('RedisOAuthRefreshCooldowns (real Redis)', () => {
     expect(await a.recordFailure(key, at(200_000), policy)).toMatchObject({ failures: 1 });
     expect(shared.map((s) => s.fallbacks.oauth_cooldown)).toEqual([0, 0]);
   });
+
+  it("lasts at least the provider's Retry-After (atLeastMs), past the cap, on every replica", async () => {
+    const key = JSON.stringify(['acme', 'google', `user-${randomBytes(3).toString('hex')}`]);
+    const [a, b] = replicas;
+    expect(await a.recordFailure(key, t0, { ...policy, atLeastMs: 600_000 })).toEqual({ until: at(600_000), failures: 1 });
+    expect(await b.activeUntil(key, at(599_999))).toEqual(at(600_000));
+    expect(await b.recordFailure(key, at(600_000), { ...policy, atLeastMs: 1_000 })).toEqual({ until: at(660_000), failures: 2 });
+  });
 });

@@ -3,14 +3,14 @@ import { RedisScript, SharedStateRedis } from '../auth/shared-state-redis';
 
 /**
  * One more consecutive failure: the cooldown grows from base, doubling, capped at max (the lib's
- * policy), from `now` of the lib's clock. The key outlives the cooldown by `max`, so consecutive
+ * policy), and lasts at least the provider's Retry-After (`atLeastMs`), from `now` of the lib's clock. The key outlives the cooldown by `max`, so consecutive
  * failures keep counting while the connection is retried; it is forgotten after that long without one.
  * Returns { until (ms), failures }.
  */
 const RECORD_FAILURE = new RedisScript(`
-local now, base, max = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local now, base, max, atLeast = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
 local failures = redis.call('HINCRBY', KEYS[1], 'failures', 1)
-local ms = math.min(max, base * 2 ^ (failures - 1))
+local ms = math.max(atLeast, math.min(max, base * 2 ^ (failures - 1)))
 local untilMs = now + ms
 redis.call('HSET', KEYS[1], 'until', string.format('%d', untilMs))
 redis.call('PEXPIRE', KEYS[1], math.floor(ms + max))
@@ -41,7 +41,7 @@ export class RedisOAuthRefreshCooldowns extends OAuthRefreshCooldowns {
 
   async recordFailure(key: string, now: Date, policy: CooldownPolicy): Promise<{ until: Date; failures: number }> {
     const r = (await this.redis.run('oauth_cooldown', (c) =>
-      RECORD_FAILURE.run(c, [this.redis.key('oauth-cd', key)], [now.getTime(), policy.baseMs, policy.maxMs]),
+      RECORD_FAILURE.run(c, [this.redis.key('oauth-cd', key)], [now.getTime(), policy.baseMs, policy.maxMs, policy.atLeastMs ?? 0]),
     )) as [string, number] | undefined;
     if (r === undefined) return this.fallback.recordFailure(key, now, policy);
     return { until: new Date(Number(r[0])), failures: r[1] };

@@ -26,7 +26,7 @@ export const OAUTH_REFRESH_ERROR_HTTP_STATUS: Record<OAuthRefreshErrorCode, Http
   [OAuthRefreshErrorCode.PROVIDER_NOT_REGISTERED]: HttpStatus.NOT_FOUND, // no provider for the integration
   [OAuthRefreshErrorCode.REAUTH_REQUIRED]: HttpStatus.CONFLICT, // the connection's user must authorize again
   [OAuthRefreshErrorCode.REFRESH_FAILED]: HttpStatus.SERVICE_UNAVAILABLE, // retryable ones carry Retry-After
-  [OAuthRefreshErrorCode.INVALID_TOKEN_RESPONSE]: HttpStatus.BAD_REQUEST,
+  [OAuthRefreshErrorCode.INVALID_TOKEN_RESPONSE]: HttpStatus.BAD_GATEWAY, // the provider answered nonsense; the caller asked nothing wrong
   [OAuthRefreshErrorCode.CONNECTION_NOT_FOUND]: HttpStatus.NOT_FOUND,
   [OAuthRefreshErrorCode.ACCESS_TOKEN_EXPIRED]: HttpStatus.CONFLICT, // expired and autoRefresh was off
   [OAuthRefreshErrorCode.CONFIGURATION]: HttpStatus.INTERNAL_SERVER_ERROR,

@@ -1,6 +1,6 @@
 import { Logger } from '@nestjs/common';
 import { CooldownPolicy, InProcessOAuthRefreshCooldowns, OAuthRefreshCooldowns } from '../store/oauth-refresh-cooldowns';
-import { RefreshCooldownGate } from './refresh-cooldown-gate';
+import { MAX_PROVIDER_RETRY_AFTER_MS, RefreshCooldownGate } from './refresh-cooldown-gate';
 
 const policy: CooldownPolicy = { baseMs: 30_000, maxMs: 100_000 };
 const t0 = new Date('2026-03-01T00:00:00Z');
@@ -31,6 +31,15 @@ describe('RefreshCooldownGate', () => {
     await gate.clear('k');
     expect(await gate.activeUntil('k', at(90_001))).toBeUndefined();
     expect(await gate.recordFailure('k', at(200_000))).toMatchObject({ failures: 1 });
+  });
+
+  it("lasts at least the provider's Retry-After, even past the cap (up to an hour), in this process and through a store", async () => {
+    for (const gate of [new RefreshCooldownGate(undefined, policy, logger), new RefreshCooldownGate(new InProcessOAuthRefreshCooldowns(), policy, logger)]) {
+      expect(await gate.recordFailure('k', t0, 600_000)).toEqual({ until: at(600_000), failures: 1 });
+      expect(await gate.activeUntil('k', at(599_999))).toEqual(at(600_000));
+      expect(await gate.recordFailure('k', at(600_000), 1_000)).toEqual({ until: at(660_000), failures: 2 }); // the policy's own is longer
+      expect(await gate.recordFailure('k', at(660_000), 86_400_000)).toEqual({ until: at(660_000 + MAX_PROVIDER_RETRY_AFTER_MS), failures: 3 });
+    }
   });
 
   it('shares state through the given store: two gates (two replicas) on one store see each other’s cooldowns', async () => {

@@ -2,6 +2,9 @@ import type { Logger } from '@nestjs/common';
 import { describeError } from '@app/common';
 import { CooldownPolicy, InProcessOAuthRefreshCooldowns, OAuthRefreshCooldowns } from '../store/oauth-refresh-cooldowns';
 
+/** The longest provider Retry-After a cooldown honours (a provider's absurd value must not park a connection for days). */
+export const MAX_PROVIDER_RETRY_AFTER_MS = 3_600_000;
+
 /**
  * The lib's view of refresh cooldowns: the host's `OAuthRefreshCooldowns` when it provides one
  * (shared by the replicas), else in this process. A failing store never fails a refresh: the call is
@@ -27,15 +30,17 @@ export class RefreshCooldownGate {
     return this.local.activeUntil(key, now);
   }
 
-  async recordFailure(key: string, now: Date): Promise<{ until: Date; failures: number }> {
+  /** `retryAfterMs`: what the provider asked for (its Retry-After), honoured up to an hour. */
+  async recordFailure(key: string, now: Date, retryAfterMs?: number): Promise<{ until: Date; failures: number }> {
+    const policy = retryAfterMs && retryAfterMs > 0 ? { ...this.policy, atLeastMs: Math.min(retryAfterMs, MAX_PROVIDER_RETRY_AFTER_MS) } : this.policy;
     if (this.store) {
       try {
-        return await this.store.recordFailure(key, now, this.policy);
+        return await this.store.recordFailure(key, now, policy);
       } catch (e) {
         this.failed('record', e);
       }
     }
-    return this.local.recordFailure(key, now, this.policy);
+    return this.local.recordFailure(key, now, policy);
   }
 
   async clear(key: string): Promise<void> {

@@ -50,7 +50,7 @@ export class RefreshFailureHandler {
       }
       await this.deps.cooldowns.clear(f.key);
     } else {
-      ({ until: retryAfter, failures: consecutiveFailures } = await this.deps.cooldowns.recordFailure(f.key, now));
+      ({ until: retryAfter, failures: consecutiveFailures } = await this.deps.cooldowns.recordFailure(f.key, now, failure?.details.retryAfterMs));
       error = classify(e, failure, provider, connectionId, retryAfter);
     }
     const reauth = error instanceof OAuthReauthRequiredError;

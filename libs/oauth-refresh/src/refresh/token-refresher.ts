@@ -115,7 +115,9 @@ export class TokenRefresher {
         return { tokens, attempts: attempt };
       } catch (e) {
         const transient = e instanceof TokenEndpointFailure && e.kind === 'transient';
-        if (!transient || attempt >= maxAttempts) throw Object.assign(e as object, { attempts: attempt });
+        // A provider asking for more patience than a request can wait is not asked again now (the cooldown honours it).
+        const tooLong = transient && (e.details.retryAfterMs ?? 0) > this.deps.options.retry.maxDelayMs;
+        if (!transient || tooLong || attempt >= maxAttempts) throw Object.assign(e as object, { attempts: attempt });
         const delay = retryDelayMs(attempt + 1, this.deps.options.retry, e.details.retryAfterMs);
         this.deps.logger.warn(`token endpoint of "${provider.integrationId}" failed (attempt ${attempt}/${maxAttempts}): ${describeRefreshError(e)}; retrying in ${Math.round(delay)} ms`);
         await sleep(delay);

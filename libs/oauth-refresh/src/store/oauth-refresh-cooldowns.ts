@@ -4,6 +4,11 @@ import { RefreshCooldowns } from '../refresh-policy';
 export interface CooldownPolicy {
   baseMs: number;
   maxMs: number;
+  /**
+   * This failure's own minimum (the provider's `Retry-After`, capped at an hour): the cooldown lasts
+   * at least that long, even past `maxMs`, so no replica asks again sooner than the provider said.
+   */
+  atLeastMs?: number;
 }
 
 /**
@@ -42,7 +47,7 @@ export class InProcessOAuthRefreshCooldowns extends OAuthRefreshCooldowns {
     const id = `${policy.baseMs}/${policy.maxMs}`;
     let cooldowns = this.byPolicy.get(id);
     if (!cooldowns) this.byPolicy.set(id, (cooldowns = new RefreshCooldowns(policy.baseMs, policy.maxMs)));
-    return Promise.resolve(cooldowns.recordFailure(key, now));
+    return Promise.resolve(cooldowns.recordFailure(key, now, policy.atLeastMs));
   }
 
   clear(key: string): Promise<void> {
