@@ -26,5 +26,7 @@ export enum KeyVaultErrorCode {
   PURGE_PROTECTED = 1015,
   /** The vault answered 2xx without a field the contract needs (e.g. a getSecret answer without a value). */
   INVALID_RESPONSE = 1016,
+  /** 409 ObjectIsBeingDeleted: a delete or purge of the name is still completing; retried, then surfaced. */
+  OBJECT_BEING_DELETED = 1017,
   UNKNOWN = 1099,
 }

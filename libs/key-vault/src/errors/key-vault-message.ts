@@ -13,6 +13,7 @@ const HINT: Partial<Record<KeyVaultErrorCode, string>> = {
   [KeyVaultErrorCode.DELETED_BUT_RECOVERABLE]: 'the name is soft-deleted; recover or purge it first',
   [KeyVaultErrorCode.PURGE_PROTECTED]: 'the vault has purge protection',
   [KeyVaultErrorCode.CONFLICT]: 'a concurrent operation on the same object',
+  [KeyVaultErrorCode.OBJECT_BEING_DELETED]: 'a delete or purge of the name is still completing',
   [KeyVaultErrorCode.CIRCUIT_OPEN]: 'the vault failed repeatedly; calls fail fast until the breaker half-opens',
   [KeyVaultErrorCode.BULKHEAD_FULL]: 'too many concurrent Key Vault calls queued',
 };

@@ -73,6 +73,7 @@ const SEVERITY: Record<KeyVaultErrorCode, ErrorSeverity> = {
   [KeyVaultErrorCode.SERVICE_UNAVAILABLE]: ErrorSeverity.TRANSIENT,
   [KeyVaultErrorCode.CIRCUIT_OPEN]: ErrorSeverity.TRANSIENT,
   [KeyVaultErrorCode.BULKHEAD_FULL]: ErrorSeverity.TRANSIENT,
+  [KeyVaultErrorCode.OBJECT_BEING_DELETED]: ErrorSeverity.TRANSIENT,
   [KeyVaultErrorCode.UNAUTHORIZED]: ErrorSeverity.CONFIGURATION,
   [KeyVaultErrorCode.FORBIDDEN]: ErrorSeverity.CONFIGURATION,
   [KeyVaultErrorCode.CONFIGURATION]: ErrorSeverity.CONFIGURATION,
@@ -108,6 +109,7 @@ export const KEY_VAULT_ERROR_HTTP_STATUS: Record<KeyVaultErrorCode, HttpStatus> 
   [KeyVaultErrorCode.BACKUP_FAILED]: HttpStatus.BAD_REQUEST,
   [KeyVaultErrorCode.PURGE_PROTECTED]: HttpStatus.CONFLICT,
   [KeyVaultErrorCode.INVALID_RESPONSE]: HttpStatus.BAD_GATEWAY, // the upstream's answer is unusable
+  [KeyVaultErrorCode.OBJECT_BEING_DELETED]: HttpStatus.CONFLICT, // the name is in transition: the same request works in a few seconds
   [KeyVaultErrorCode.UNKNOWN]: HttpStatus.INTERNAL_SERVER_ERROR,
 };
 

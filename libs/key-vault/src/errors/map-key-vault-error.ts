@@ -93,6 +93,8 @@ interface RestErrorLike extends Error {
   statusCode?: number;
   code?: string;
   response?: { headers: { get(name: string): string | undefined } };
+  /** The parsed body; Key Vault puts the precise reason in `error.innererror` (e.g. 409 Conflict / ObjectIsBeingDeleted). */
+  details?: { error?: { innerError?: { code?: unknown }; innererror?: { code?: unknown } } };
 }
 
 /** Same test as the SDK's own `isRestError` (an Error named RestError), without importing a transitive package. */
@@ -108,6 +110,7 @@ function errorCodeOf(e: unknown): string | undefined {
 function fromRestError(e: RestErrorLike, ctx: ErrorContext): KeyVaultError {
   const status = e.statusCode;
   const azureCode = safeToken(e.code);
+  const innerCode = safeToken(e.details?.error?.innerError?.code ?? e.details?.error?.innererror?.code);
   const msg = serviceText(e);
   const base = { operation: ctx.operation, secretName: ctx.secretName, statusCode: status, azureCode, cause: e };
   const detail = status === undefined ? (azureCode ?? 'no response') : `HTTP ${status}${azureCode ? ` ${azureCode}` : ''}`;
@@ -146,6 +149,7 @@ function fromRestError(e: RestErrorLike, ctx: ErrorContext): KeyVaultError {
       if (/ObjectIsDeletedButRecoverable/i.test(azureCode ?? '') || /deleted but recoverable/i.test(msg)) {
         return make(KeyVaultErrorCode.DELETED_BUT_RECOVERABLE);
       }
+      if ([azureCode, innerCode].includes('ObjectIsBeingDeleted') || /currently being deleted/i.test(msg)) return make(KeyVaultErrorCode.OBJECT_BEING_DELETED);
       return make(KeyVaultErrorCode.CONFLICT);
     case status === 400 && isPurge && /purge protection/i.test(msg):
       return make(KeyVaultErrorCode.PURGE_PROTECTED);
@@ -171,7 +175,7 @@ function fromRestError(e: RestErrorLike, ctx: ErrorContext): KeyVaultError {
  * | 403/400 "purge protection" on purge | PURGE_PROTECTED |
  * | 404 | KEY_NOT_FOUND |
  * | 400 | INVALID_REQUEST (BACKUP_FAILED for backup/restore) |
- * | 409 ObjectIsDeletedButRecoverable / other 409 | DELETED_BUT_RECOVERABLE / CONFLICT |
+ * | 409 ObjectIsDeletedButRecoverable / ObjectIsBeingDeleted / other 409 | DELETED_BUT_RECOVERABLE / OBJECT_BEING_DELETED / CONFLICT |
  * | 5xx, ECONNRESET, ECONNREFUSED, socket hang up | SERVICE_UNAVAILABLE |
  * | 408, ETIMEDOUT, aborts, cockatiel timeouts | TIMEOUT |
  * | untrusted TLS certificate, challenge resource mismatch | CONFIGURATION |

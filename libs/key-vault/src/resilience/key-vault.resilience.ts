@@ -33,7 +33,8 @@ export interface AttemptContext {
   call: KeyVaultCallContext;
 }
 
-const RETRYABLE = new Set([KeyVaultErrorCode.RATE_LIMITED, KeyVaultErrorCode.TIMEOUT, KeyVaultErrorCode.SERVICE_UNAVAILABLE]);
+/** A name still being deleted (after a purge, Azure needs a few seconds) is retried like a transient fault. */
+const RETRYABLE = new Set([KeyVaultErrorCode.RATE_LIMITED, KeyVaultErrorCode.TIMEOUT, KeyVaultErrorCode.SERVICE_UNAVAILABLE, KeyVaultErrorCode.OBJECT_BEING_DELETED]);
 /** 429 is deliberately not a breaker failure: throttling is a quota, not an outage, and Retry-After governs it. */
 const BREAKER_FAILURES = new Set([KeyVaultErrorCode.TIMEOUT, KeyVaultErrorCode.SERVICE_UNAVAILABLE]);
 
