@@ -95,6 +95,18 @@ describe('cli migrate (real process, kill -9, resume)', () => {
     rmSync(dir, { recursive: true, force: true });
   });
 
+  it('a command that fails when it runs exits 1 with its message (not 0: cron jobs and CI steps rely on it)', async () => {
+    for (const [args, message] of [
+      [['migrate', '--source', 'sql', '--batch-size', '0'], /batch/i],
+      [['migrate', '--source', 'jsonl', '--file', join(dir, 'no-such-file.jsonl')], /no-such-file|ENOENT|not found|cannot/i],
+    ] as const) {
+      const run = await cli([...args]).exited;
+      expect({ args, code: run.code }).toEqual({ args, code: 1 });
+      expect(run.stderr).toMatch(message);
+      expect(run.stderr).not.toContain(env.LEGACY_ENCRYPTION_KEYS);
+    }
+  });
+
   it('a run killed with SIGKILL mid-way resumes to exact totals, with no duplicate credential and one MIGRATE row each', async () => {
     const first = cli(['migrate', '--source', 'sql', '--batch-size', '20']);
     const deadline = Date.now() + 60_000;

@@ -13,6 +13,11 @@ async function main(): Promise<void> {
       process.stderr.write(`${e.message}\n`);
       process.exit(1);
     },
+    // A command that throws has failed: a cron job or CI step must see it (nest-commander's default prints and exits 0).
+    serviceErrorHandler: (e: Error) => {
+      process.stderr.write(`${e.name && e.name !== 'Error' ? `${e.name}: ` : ''}${e.message}\n`);
+      process.exit(1);
+    },
   });
 }
 
