@@ -91,6 +91,19 @@ describe.each(DATABASE_KINDS)('audit hash chain on %s', (kind) => {
       });
     });
 
+    it('a number edited out of range (a time no writer stores) → hash_mismatch at that row, not a crash', async () => {
+      const t = tenant('range');
+      await seed(t, 6);
+      const victim = await rowAt(t, 3);
+      await exec(h.ds, 'UPDATE cv_audit_log SET occurred_at = ? WHERE id = ?', [kind === 'postgres' ? '9000000000000000000' : 9e18, victim.id]);
+      await expect(h.audit.verify({ tenantId: t })).resolves.toMatchObject({
+        valid: false,
+        firstBad: { id: victim.id, sequence: 3, tenantId: t, reason: 'hash_mismatch' },
+      });
+      // A whole-log verify does not crash on it either (it reports the first broken chain of the log).
+      await expect(h.audit.verify()).resolves.toMatchObject({ valid: false, firstBad: { reason: 'hash_mismatch' } });
+    });
+
     it('a row edited and re-hashed → broken_link naming that row', async () => {
       const t = tenant('rehash');
       await seed(t, 12);

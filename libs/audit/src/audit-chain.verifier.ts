@@ -175,7 +175,7 @@ export class AuditChainVerifier {
  * before is accepted still; text that is not JSON at all cannot be what was hashed.
  */
 function isIntact(row: ChainRow): boolean {
-  if (computeEntryHash(row, row.detailsJson ?? 'null') === row.hash) return true;
+  if (hashesTo(row, row.detailsJson ?? 'null')) return true;
   if (row.detailsJson === null) return false;
   let canonical: string;
   try {
@@ -183,5 +183,14 @@ function isIntact(row: ChainRow): boolean {
   } catch {
     return false;
   }
-  return canonical !== row.detailsJson && computeEntryHash(row, canonical) === row.hash;
+  return canonical !== row.detailsJson && hashesTo(row, canonical);
+}
+
+/** A field edited into something no writer stores (an out-of-range time, text in a number column) cannot be hashed: not intact. */
+function hashesTo(row: ChainRow, detailsJson: string): boolean {
+  try {
+    return computeEntryHash(row, detailsJson) === row.hash;
+  } catch {
+    return false;
+  }
 }
