@@ -275,7 +275,7 @@ export class KeyVaultEmulator {
       if (route.kind === 'notFound') throw errors.notFoundRoute(url.pathname);
       if (route.kind === 'methodNotAllowed') throw errors.methodNotAllowed(method, url.pathname);
       const body = parseJsonObject(raw);
-      const request = { name: route.name, version: route.version, query: url.searchParams, apiVersion, body };
+      const request = { name: route.name, version: route.version, query: url.searchParams, apiVersion, body, origin: originOf(req.headers.host) };
       const changesBefore = this.changeCount();
       const result = isKeyOperation(route.operation)
         ? await this.apis.keys.handle({ ...request, operation: route.operation })
@@ -333,4 +333,12 @@ export class KeyVaultEmulator {
     }
     return send(req, res, 404, { error: { code: 'NotFound', message: `No admin endpoint ${method} ${url.pathname}` } });
   }
+}
+
+/**
+ * The origin the client called (`localhost` or `127.0.0.1`, say), for next links: Azure answers with
+ * the name the client uses, and a client refuses a continuation link to another origin.
+ */
+function originOf(host: string | undefined): string | undefined {
+  return host && /^[A-Za-z0-9.-]+(:\d{1,5})?$|^\[[0-9A-Fa-f:.]+\](:\d{1,5})?$/.test(host) ? `https://${host}` : undefined;
 }

@@ -38,6 +38,9 @@ describe('Key Vault emulator: paging', () => {
     expect(first.json.nextLink).toMatch(new RegExp(`^${emu.vaultUrl}/secrets\\?api-version=7\\.6&\\$skiptoken=[A-Za-z0-9_-]+&maxresults=25$`));
     const second = await rawRequest(emu, 'GET', first.json.nextLink.slice(emu.vaultUrl.length));
     expect(second.json.value[0].id).toBe(`${emu.vaultUrl}/secrets/paged-024`);
+    // Called as localhost, the next page is on localhost too (a client refuses a link to another origin).
+    const asLocalhost = await rawRequest(emu, 'GET', `/secrets?${API}&maxresults=25`, { headers: { host: `localhost:${emu.port}` } });
+    expect(asLocalhost.json.nextLink).toMatch(new RegExp(`^https://localhost:${emu.port}/secrets\\?api-version=7\\.6&`));
   });
 
   it('ends with nextLink null and never repeats or skips an item while following nextLinks', async () => {

@@ -124,7 +124,7 @@ export class KeysApi {
     const page = paginate(this.store.listActive(), (r) => r.name.toLowerCase(), pageSize, skipTokenOf(req.query));
     return {
       value: page.items.map((r) => this.item(r, latestVersion(r), `${this.vaultUrl}/keys/${r.name}`)),
-      nextLink: nextLink(this.vaultUrl, '/keys', req.apiVersion, pageSize, page.nextMarker),
+      nextLink: nextLink(req.origin ?? this.vaultUrl, '/keys', req.apiVersion, pageSize, page.nextMarker),
     };
   }
 
@@ -134,7 +134,7 @@ export class KeysApi {
     const page = paginate(versions, (v) => v.version, pageSize, skipTokenOf(req.query));
     return {
       value: record ? page.items.map((v) => this.item(record, v, this.kid(record.name, v))) : [],
-      nextLink: nextLink(this.vaultUrl, `/keys/${encodeURIComponent(req.name!)}/versions`, req.apiVersion, pageSize, page.nextMarker),
+      nextLink: nextLink(req.origin ?? this.vaultUrl, `/keys/${encodeURIComponent(req.name!)}/versions`, req.apiVersion, pageSize, page.nextMarker),
     };
   }
 
@@ -146,7 +146,7 @@ export class KeysApi {
         ...deletedFields(this.vaultUrl, 'deletedkeys', r),
         ...this.item(r, latestVersion(r), `${this.vaultUrl}/keys/${r.name}`),
       })),
-      nextLink: nextLink(this.vaultUrl, '/deletedkeys', req.apiVersion, pageSize, page.nextMarker),
+      nextLink: nextLink(req.origin ?? this.vaultUrl, '/deletedkeys', req.apiVersion, pageSize, page.nextMarker),
     };
   }
 

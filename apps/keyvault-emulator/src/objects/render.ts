@@ -11,6 +11,8 @@ export interface ApiRequest<Op extends OperationName = OperationName> {
   apiVersion: string;
   /** Parsed JSON body ({} when empty). */
   body: Record<string, unknown>;
+  /** `https://<Host header>` when the client sent a plain host name: next links point where the client called. */
+  origin?: string;
 }
 
 export interface ApiResponse {

@@ -108,7 +108,7 @@ export class SecretsApi {
   }
 
   private nextLink(path: string, req: ApiRequest, pageSize: number, marker: string | undefined): string | null {
-    return nextLink(this.vaultUrl, path, req.apiVersion, pageSize, marker);
+    return nextLink(req.origin ?? this.vaultUrl, path, req.apiVersion, pageSize, marker);
   }
 
   private attributes(v: SecretVersionRecord) {
