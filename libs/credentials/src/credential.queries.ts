@@ -171,7 +171,8 @@ function encodeCursor(createdAt: number, id: string): string {
 function decodeCursor(cursor: string): { createdAt: number; id: string } {
   try {
     const [createdAt, id] = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')) as [unknown, unknown];
-    if (typeof createdAt === 'number' && typeof id === 'string' && UUID.test(id)) return { createdAt, id };
+    // An epoch-ms BIGINT: a fraction or an out-of-range number is no cursor of ours (PostgreSQL would refuse it: a 500).
+    if (Number.isSafeInteger(createdAt) && (createdAt as number) >= 0 && typeof id === 'string' && UUID.test(id)) return { createdAt: createdAt as number, id };
   } catch {
     // fall through
   }

@@ -19,7 +19,7 @@ import { CredentialRepository } from './persistence/credential.repository';
 import { CredentialVersionRepository } from './persistence/credential-version.repository';
 import { CredentialsPersistence } from './persistence/credentials-persistence';
 import { ValueStores } from './stores/value-stores';
-import { assertPositiveInt } from './validation/identifiers';
+import { assertPositiveInt, MAX_VERSION_NUMBER } from './validation/identifiers';
 
 /**
  * One read of a credential's current value: the value, its row, and the audit details of a read
@@ -96,6 +96,7 @@ export class CredentialReader {
     assertContext(ctx);
     try {
       assertPositiveInt(version, 'version');
+      if (version > MAX_VERSION_NUMBER) throw new CredentialVersionNotFoundError(id, version);
       const row = await loadLive(this.rows, ctx.tenantId, id);
       const v = await this.versions.find(ctx.tenantId, id, version);
       if (!v) throw new CredentialVersionNotFoundError(id, version);

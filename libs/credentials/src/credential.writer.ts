@@ -27,8 +27,9 @@ import { CredentialRepository } from './persistence/credential.repository';
 import { CredentialVersionRepository, lastRevoked, revokeMark } from './persistence/credential-version.repository';
 import { CredentialsPersistence } from './persistence/credentials-persistence';
 import { ValueStores } from './stores/value-stores';
+import type { ValueOwner, ValuePointer } from './stores/credential-value-store';
 import { ValidatedValue, validateCredentialValue } from './validation/credential-value.validator';
-import { assertDate, assertIdentifier, assertPositiveInt, assertTags } from './validation/identifiers';
+import { assertDate, assertIdentifier, assertPositiveInt, assertTags, MAX_VERSION_NUMBER } from './validation/identifiers';
 
 /** Attempts of a write without `expectedVersion` that loses a race with another writer. */
 const UNCONDITIONAL_WRITE_ATTEMPTS = 3;
@@ -46,6 +47,8 @@ interface Change {
   next: CredentialEntity;
   /** Other writes of the same transaction (the version row, discarded ciphertexts). */
   alsoWrite?: () => Promise<void>;
+  /** The value `build` wrote to its store: discarded if the change does not commit. */
+  written?: { kind: ValueStoreKind; owner: ValueOwner; pointer: ValuePointer };
   audit: { action: AuditAction; details: Record<string, unknown> };
   event: { name: CredentialChangeEventName; sourceVersion?: number };
 }
@@ -55,7 +58,9 @@ interface Change {
  * version or envelope row, not servable yet; (2) ONE `runner.run` transaction: the metadata rows (the
  * compare-and-set on `row_version` moves the current-version pointer), the audit row and the outbox
  * row of the domain event; (3) after commit, the local cache entry is invalidated. A failure before
- * the commit leaves the previous value current; the orphan value version is never referenced.
+ * the commit leaves the previous value current; the orphan value version is never referenced, and a
+ * write that fails or loses its compare-and-set discards it (envelope row deleted, vault version
+ * disabled; best effort — only a crash leaves one), so a concurrent delete keeps no ciphertext.
  */
 @Injectable()
 export class CredentialWriter {
@@ -184,6 +189,7 @@ export class CredentialWriter {
         return {
           next,
           alsoWrite: () => this.versions.insert(versionRow(row, facts, ctx, now)),
+          written: { kind: row.valueStore, owner, pointer },
           audit: { action: AuditAction.ROTATE, details: { version, previousVersion: row.currentVersion } },
           event: { name: CredentialEvents.ROTATED },
         };
@@ -197,6 +203,7 @@ export class CredentialWriter {
     return this.audited(AuditAction.ROLLBACK, ctx, id, async (started) => {
       assertWriteOptions(options);
       assertPositiveInt(toVersion, 'toVersion');
+      if (toVersion > MAX_VERSION_NUMBER) throw new CredentialVersionNotFoundError(id, toVersion);
       const { next } = await this.mutate(ctx, id, options, started, async (row) => {
         // A revoked credential's value was withdrawn on purpose (a leak): only un-revoke lifts that.
         if (row.status === CredentialStatus.REVOKED) throw new CredentialRevokedError(id, REVOKED_WRITE_MESSAGE);
@@ -350,7 +357,16 @@ export class CredentialWriter {
         throw new CredentialConflictError(row.id, options.expectedVersion, row.rowVersion);
       }
       const change = await build(row);
-      if (await this.commit(ctx, started, change, () => this.rows.compareAndSet(row, change.next))) return { before: row, next: change.next };
+      let committed: boolean;
+      try {
+        committed = await this.commit(ctx, started, change, () => this.rows.compareAndSet(row, change.next));
+      } catch (e) {
+        await this.discardWritten(change);
+        throw e;
+      }
+      if (committed) return { before: row, next: change.next };
+      // Lost to another write (a delete, say): the value written for this attempt is no one's.
+      await this.discardWritten(change);
       if (options.expectedVersion === undefined && attempt < UNCONDITIONAL_WRITE_ATTEMPTS) continue;
       throw await this.conflict(ctx.tenantId, id, options.expectedVersion ?? row.rowVersion);
     }
@@ -376,6 +392,17 @@ export class CredentialWriter {
       }
       return true;
     });
+  }
+
+  /** Best effort: an undiscarded value is an orphan, as after a crash (never served). */
+  private async discardWritten(change: Change): Promise<void> {
+    if (!change.written) return;
+    const { kind, owner, pointer } = change.written;
+    try {
+      await this.stores.of(kind).discardUnreferenced(owner, pointer);
+    } catch (e) {
+      this.logger.warn(`credential ${owner.credentialId}: could not discard a value written by a write that did not commit: ${describeError(e)}`);
+    }
   }
 
   /** Runs a write on an existing credential; a failure is audited (best effort) and rethrown. */

@@ -39,6 +39,7 @@ import {
   type CredentialsModuleOptions,
 } from './index';
 import { CredentialReader } from './credential.reader';
+import { VaultValueStore } from './stores/vault-value-store';
 import type { UnpackedReads } from './internal/packed-read';
 
 const DAY = 86_400_000;
@@ -267,7 +268,77 @@ describe.each(DATABASE_KINDS)('CredentialsModule on %s (emulator, real KeyVaultP
       ]);
       expect(await rejection(service.getVersion(ctxA, meta.id, 9))).toBeInstanceOf(CredentialVersionNotFoundError);
       expect(await rejection(service.rollback(ctxA, meta.id, 9))).toBeInstanceOf(CredentialVersionNotFoundError);
+      // Past the INTEGER column's range: no such version either (PostgreSQL would refuse the query).
+      for (const huge of [2 ** 31, Number.MAX_SAFE_INTEGER]) {
+        expect(await rejection(service.getVersion(ctxA, meta.id, huge))).toBeInstanceOf(CredentialVersionNotFoundError);
+        expect(await rejection(service.rollback(ctxA, meta.id, huge))).toBeInstanceOf(CredentialVersionNotFoundError);
+      }
     });
+
+    /**
+     * Runs `rotate` with its value write held until `meanwhile` has run: `before` the write (the row
+     * loaded, nothing written yet) or `after` it (the value written, the compare-and-set not yet).
+     */
+    const rotateAround = async (valueStore: ValueStoreKind, id: string, at: 'before' | 'after', meanwhile: () => Promise<unknown>) => {
+      const store = valueStore === ValueStoreKind.ENVELOPE ? moduleRef.get(EnvelopeValueStore) : moduleRef.get(VaultValueStore);
+      const original = store.write.bind(store);
+      let written!: () => void;
+      const wrote = new Promise<void>((resolve) => (written = resolve));
+      let release!: () => void;
+      const held = new Promise<void>((resolve) => (release = resolve));
+      const spy = jest.spyOn(store, 'write').mockImplementationOnce(async (request) => {
+        if (at === 'before') {
+          written();
+          await held;
+          return original(request);
+        }
+        const pointer = await original(request);
+        written();
+        await held;
+        return pointer;
+      });
+      try {
+        const rotating = service.rotate(ctxA, id, secret()).then(
+          (meta) => ({ meta }),
+          (error: unknown) => ({ error }),
+        );
+        await wrote;
+        await meanwhile();
+        release();
+        return await rotating;
+      } finally {
+        spy.mockRestore();
+      }
+    };
+    const envelopeRows = async (id: string) => Number((await dataSource.query(`SELECT COUNT(*) AS n FROM cv_envelope_values WHERE credential_id = '${id}'`))[0].n);
+
+    it('a rotate that loses to a delete leaves no ciphertext behind: the value it wrote is discarded, not orphaned', async () => {
+      const meta = await service.store(ctxA, { integrationId: 'race', connectionId: 'delete', type: CredentialType.API_KEY, value: secret(), valueStore: ValueStoreKind.ENVELOPE });
+      const outcome = await rotateAround(ValueStoreKind.ENVELOPE, meta.id, 'before', () => service.delete(ctxA, meta.id));
+      expect('error' in outcome && outcome.error).toBeInstanceOf(CredentialNotFoundError);
+      expect(await envelopeRows(meta.id)).toBe(0);
+    });
+
+    it.each([ValueStoreKind.ENVELOPE, ValueStoreKind.VAULT])(
+      'a rotate that loses its compare-and-set and retries (%s): the value of the lost attempt is discarded',
+      async (valueStore) => {
+        const meta = await service.store(ctxA, { integrationId: 'race', connectionId: `retry-${valueStore}`, type: CredentialType.API_KEY, value: secret(), valueStore });
+        const outcome = await rotateAround(valueStore, meta.id, 'after', () => service.updateMetadata(ctxA, meta.id, { tags: { moved: 'yes' } }));
+        expect('meta' in outcome && outcome.meta).toMatchObject({ version: 2 });
+        if (valueStore === ValueStoreKind.ENVELOPE) {
+          expect(await envelopeRows(meta.id)).toBe(2); // versions 1 and 2; the lost attempt's row is gone
+        } else {
+          const [{ name }] = (await dataSource.query(`SELECT vault_secret_name AS name FROM cv_credential_versions WHERE credential_id = '${meta.id}' AND version = 2`)) as Array<{ name: string }>;
+          const versions = [];
+          for await (const v of vault.listAllSecretVersions(name)) versions.push(v);
+          // Three versions were written (store, lost attempt, retry): the lost one is disabled.
+          expect(versions).toHaveLength(3);
+          expect(versions.filter((v) => !v.enabled)).toHaveLength(1);
+        }
+        expect((await service.getVersion(ctxA, meta.id, 1)).value).toBeDefined();
+        expect((await service.get(ctxA, meta.id)).metadata.version).toBe(2);
+      },
+    );
 
     it('compare-and-set: a stale expectedVersion fails with CONFLICT and writes nothing', async () => {
       const v1 = secret();
@@ -352,6 +423,11 @@ describe.each(DATABASE_KINDS)('CredentialsModule on %s (emulator, real KeyVaultP
       expect((await service.list(ctxS, { status: CredentialStatus.EXPIRED })).items.map((i) => i.id)).toEqual([d.id]);
       expect((await service.list(ctxS, { expiringBefore: new Date(now + 10 * DAY) })).items.map((i) => i.id)).toEqual([a.id, d.id]);
       expect(await rejection(service.list(ctxS, { cursor: 'garbage' }))).toBeInstanceOf(CredentialValidationError);
+      // Well-formed JSON with a time no cursor holds (a fraction, beyond BIGINT): refused, not a database error.
+      for (const createdAt of [1.5, 1e30, -1]) {
+        const forged = Buffer.from(JSON.stringify([createdAt, '00000000-0000-4000-8000-000000000000'])).toString('base64url');
+        expect(await rejection(service.list(ctxS, { cursor: forged }))).toBeInstanceOf(CredentialValidationError);
+      }
 
       expect((await service.listExpiring(ctxS, 7)).map((m) => m.id)).toEqual([d.id, a.id]);
       expect((await service.listExpiring(ctxS, 30)).map((m) => m.id)).toEqual([d.id, a.id, b.id]);
@@ -713,9 +789,17 @@ describe.each(DATABASE_KINDS)('CredentialsModule on %s (emulator, real KeyVaultP
         expect(await rejection(service.rotate(ctxA, meta.id, v3))).toBeDefined();
         expect(await rejection(service.rollback(ctxA, meta.id, 1))).toBeDefined();
       });
-      // The new value WAS written first (vault version or envelope row) but never became current.
-      if (type === CredentialType.API_KEY) expect(setSecretCalls()).toBe(setsBefore + 1);
-      else expect(await countRows('cv_envelope_values')).toBe(envelopeRowsBefore + 1);
+      // The new value WAS written first (vault version or envelope row), never became current, and the
+      // failed write discarded it: the envelope row is deleted, the vault version disabled.
+      if (type === CredentialType.API_KEY) {
+        expect(setSecretCalls()).toBe(setsBefore + 1);
+        const [{ name }] = (await dataSource.query(`SELECT vault_secret_name AS name FROM cv_credential_versions WHERE credential_id = '${meta.id}' AND version = 2`)) as Array<{ name: string }>;
+        const versions = [];
+        for await (const v of vault.listAllSecretVersions(name)) versions.push(v);
+        expect(versions.map((v) => v.enabled).sort()).toEqual([false, true, true]);
+      } else {
+        expect(await countRows('cv_envelope_values')).toBe(envelopeRowsBefore);
+      }
       for (const fresh of [false, true]) {
         if (fresh) cache.clear();
         const read = await service.get(ctxA, meta.id);

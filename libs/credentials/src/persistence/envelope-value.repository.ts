@@ -46,6 +46,13 @@ export class EnvelopeValueRepository {
     });
   }
 
+  /** Deletes one ciphertext of the credential (one no version row points at). */
+  deleteById(tenantId: string, credentialId: string, id: string): Promise<void> {
+    return this.runner.run(async () => {
+      await this.runner.manager.delete(EnvelopeValueEntity, { id, credentialId, tenantId });
+    });
+  }
+
   /** Deletes every ciphertext of the credential (in the caller's transaction when there is one). */
   deleteOfCredential(tenantId: string, credentialId: string): Promise<void> {
     return this.runner.run(async () => {

@@ -40,4 +40,9 @@ export interface CredentialValueStore {
   discardInTransaction(owner: ValueOwner): Promise<void>;
   /** After the delete committed: discard external values (best effort; the metadata is already gone). */
   discardAfterCommit(owner: ValueOwner, pointers: ValuePointer[]): Promise<void>;
+  /**
+   * A value `write` stored whose version row never committed (the write lost its compare-and-set, e.g.
+   * to a delete): removed, or at least made unreadable, so a deleted credential keeps no value.
+   */
+  discardUnreferenced(owner: ValueOwner, pointer: ValuePointer): Promise<void>;
 }

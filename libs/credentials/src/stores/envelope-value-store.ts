@@ -89,6 +89,10 @@ export class EnvelopeValueStore implements CredentialValueStore {
     // Everything was removed inside the transaction.
   }
 
+  async discardUnreferenced(owner: ValueOwner, pointer: ValuePointer): Promise<void> {
+    if (pointer.envelopeValueId) await this.values.deleteById(owner.tenantId, owner.credentialId, pointer.envelopeValueId);
+  }
+
   /**
    * Re-encrypts every ciphertext of the tenant that is not under its current data key (run after
    * `DataKeyService.rotate`, or let reads do it lazily). Returns counts; never loads all rows at once.

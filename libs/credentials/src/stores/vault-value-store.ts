@@ -91,6 +91,13 @@ export class VaultValueStore implements CredentialValueStore {
     }
   }
 
+  async discardUnreferenced(_owner: ValueOwner, pointer: ValuePointer): Promise<void> {
+    // Key Vault cannot delete one version: disabled, it is never served (and goes with the secret's delete).
+    if (pointer.vaultSecretName && pointer.vaultSecretVersion) {
+      await this.vault.updateSecretProperties(pointer.vaultSecretName, pointer.vaultSecretVersion, { enabled: false });
+    }
+  }
+
   async discardInTransaction(_owner: ValueOwner): Promise<void> {
     // Nothing in the database.
   }

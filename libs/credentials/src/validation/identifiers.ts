@@ -49,6 +49,9 @@ export function assertDate(value: unknown, field: string): asserts value is Date
   }
 }
 
+/** Version numbers are 32-bit INTEGER columns: a larger number names no version (and PostgreSQL refuses it in a query). */
+export const MAX_VERSION_NUMBER = 2_147_483_647;
+
 export function assertPositiveInt(value: unknown, field: string): asserts value is number {
   if (typeof value !== 'number' || !Number.isInteger(value) || value < 1) {
     throw new CredentialValidationError(`${field} must be a positive integer`, field);
