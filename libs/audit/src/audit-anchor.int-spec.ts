@@ -176,6 +176,74 @@ describe.each(DATABASE_KINDS)('audit anchoring on %s', (kind) => {
     await writeRows(t, 2);
     await h.audit.prune(new Date(clock.now().getTime() - 86_400_000));
     await expect(h.audit.verify({ tenantId: t })).resolves.toMatchObject({ valid: true, anchorsChecked: 1 });
+    // Retention anchored its checkpoint (row 6) before deleting rows 1-3, and says how far rows may be gone.
+    expect(await store.read(t)).toMatchObject({ sequence: 6, prunedThrough: 3 });
+    expect((await rows(t)).map((r) => Number(r.sequence))).toEqual([4, 5, 6]);
+    // An anchor pass later carries it forward.
+    await writeRows(t, 1);
+    await anchoring().runOnce();
+    expect(await store.read(t)).toMatchObject({ sequence: 7, prunedThrough: 3 });
+  });
+
+  it('rows deleted behind a forged retention checkpoint are found, and the forged head is not anchored', async () => {
+    const t = tenant();
+    await writeRows(t, 10);
+    await anchoring().runOnce(); // anchored at 10, nothing pruned
+    await writeRows(t, 2);
+    const chain = await exec<AuditLogEntry[]>(h.ds, 'SELECT * FROM cv_audit_log WHERE tenant_id = ? ORDER BY sequence', [t]);
+    const head = chain[chain.length - 1];
+    const [row11] = chain.filter((r) => Number(r.sequence) === 11);
+    // Someone with write access to the database appends a correctly hashed checkpoint claiming rows 1-11
+    // were pruned, then deletes them: the chain alone verifies.
+    const forged = {
+      id: '019b7a00-0000-7000-8000-0000000000aa',
+      tenantId: t,
+      sequence: 13,
+      occurredAt: clock.now(),
+      action: AuditAction.RETENTION_CHECKPOINT,
+      resource: 'audit-log',
+      actorId: 'system:audit-retention',
+      actorIp: null,
+      userAgent: null,
+      result: 'success',
+      errorCode: null,
+      durationMs: null,
+      correlationId: null,
+      details: { prunedThroughSequence: 11, prunedThroughHash: row11.hash, deleted: 11, olderThan: clock.now().toISOString() },
+      previousHash: head.hash,
+    } as unknown as AuditLogEntry;
+    const hash = computeEntryHash(forged);
+    await exec(
+      h.ds,
+      'INSERT INTO cv_audit_log (id, tenant_id, sequence, occurred_at, action, resource, actor_id, result, details, previous_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
+      [forged.id, t, 13, clock.now().getTime(), forged.action, forged.resource, forged.actorId, 'success', JSON.stringify(forged.details), head.hash, hash],
+    );
+    await exec(h.ds, 'DELETE FROM cv_audit_log WHERE tenant_id = ? AND sequence <= 11', [t]);
+
+    await expect(h.audit.verify({ tenantId: t })).resolves.toMatchObject({ valid: false, firstBad: { tenantId: t, sequence: 1, reason: 'truncated' } });
+    const run = await anchoring().runOnce();
+    expect(run.refused).toContain(t);
+    expect(await store.read(t)).toMatchObject({ sequence: 10, prunedThrough: 0 });
+    forgetAnchors(t);
+  });
+
+  it('retention keeps the rows of a chain whose checkpoint cannot be anchored, and prunes them once it can', async () => {
+    const t = tenant();
+    await writeRows(t, 3);
+    await anchoring().runOnce();
+    clock.advance(100 * 86_400_000);
+    await writeRows(t, 1);
+    store.unreadable.add(t);
+    try {
+      await h.audit.prune(new Date(clock.now().getTime() - 86_400_000));
+    } finally {
+      store.unreadable.delete(t);
+    }
+    expect((await rows(t)).map((r) => Number(r.sequence))).toEqual([1, 2, 3, 4, 5]); // the unanchored checkpoint (5) stays: harmless
+    await expect(h.audit.verify({ tenantId: t })).resolves.toMatchObject({ valid: true });
+    await h.audit.prune(new Date(clock.now().getTime() - 86_400_000));
+    expect((await rows(t)).map((r) => Number(r.sequence))).toEqual([4, 5, 6]);
+    await expect(h.audit.verify({ tenantId: t })).resolves.toMatchObject({ valid: true, anchorsChecked: 1 });
   });
 });
 

@@ -67,6 +67,11 @@ export class AuditChainVerifier {
   /** Compares an intact chain with its latest anchor; undefined when they agree (or the anchored row was pruned). */
   async checkAnchor(m: EntityManager, anchor: AuditAnchor): Promise<BadRow | undefined> {
     const { tenantId } = anchor;
+    if (anchor.prunedThrough !== undefined) {
+      // Rows may be gone only as far as retention went when it anchored its checkpoint.
+      const first = await this.rows.firstSequence(tenantId, m);
+      if (first !== undefined && first - 1 > anchor.prunedThrough) return { id: '', sequence: anchor.prunedThrough + 1, tenantId, reason: 'truncated' };
+    }
     const row = await this.rows.rowAt(tenantId, anchor.sequence, m);
     if (row) return row.hash === anchor.hash ? undefined : { id: row.id, sequence: row.sequence, tenantId, reason: 'anchor_mismatch' };
     const last = await this.rows.head(tenantId, m);

@@ -1,7 +1,8 @@
 import { Inject, Injectable, Logger, Optional } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
-import { Clock, DistributedLock, LOCK_KEYS, createDistributedLock } from '@app/common';
+import { Clock, DistributedLock, LOCK_KEYS, createDistributedLock, describeError } from '@app/common';
 import { DataSource, EntityManager } from 'typeorm';
+import { AuditAnchorService } from './anchor/audit-anchor.service';
 import { AUDIT_SYSTEM_ACTOR } from './audit.constants';
 import { AUDIT_CLOCK, AUDIT_RESOLVED_OPTIONS } from './audit.module-definition';
 import type { ResolvedAuditOptions } from './audit.options';
@@ -37,6 +38,7 @@ export class AuditRetentionService {
     @Inject(AUDIT_RESOLVED_OPTIONS) private readonly options: ResolvedAuditOptions,
     @InjectDataSource() dataSource: DataSource,
     @Inject(AUDIT_CLOCK) private readonly clock: Clock,
+    private readonly anchoring: AuditAnchorService,
     @Optional() lock?: DistributedLock,
   ) {
     this.lock = lock ?? createDistributedLock(dataSource);
@@ -55,6 +57,9 @@ export class AuditRetentionService {
   /**
    * Deletes, per chain, the longest prefix of rows all older than `olderThan`, and appends a
    * `retention_checkpoint` row holding the last pruned sequence and hash, from which `verify` starts.
+   * With an `AuditAnchorStore`, the checkpoint is appended and anchored (with `prunedThrough`) before
+   * the rows go, in three steps: a checkpoint nobody anchored vouches for no deletion, so one forged
+   * in the database cannot hide deleted rows. A chain whose anchoring fails keeps its rows this run.
    */
   async prune(olderThan: Date): Promise<{ deleted: number }> {
     if (!(olderThan instanceof Date) || Number.isNaN(olderThan.getTime())) {
@@ -67,7 +72,9 @@ export class AuditRetentionService {
         // The rows after a cached head must never go while it is trusted: forget it (before, and after the commit).
         this.writer.forgetHeads([tenantId]);
         try {
-          deleted += await this.chains.inOwnTransaction([tenantId], (m) => this.pruneChain(m, tenantId, cutoff, olderThan));
+          deleted += this.anchoring.enabled
+            ? await this.pruneAnchored(tenantId, cutoff, olderThan)
+            : ((await this.chains.inOwnTransaction([tenantId], (m) => this.pruneChain(m, tenantId, cutoff, olderThan, true)))?.count ?? 0);
         } finally {
           this.writer.forgetHeads([tenantId]);
         }
@@ -77,16 +84,38 @@ export class AuditRetentionService {
     });
   }
 
-  private async pruneChain(m: EntityManager, tenantId: string, cutoff: number, olderThan: Date): Promise<number> {
+  /** Checkpoint (committed), then its anchor, then the delete: a crash in between leaves rows, never a hole. */
+  private async pruneAnchored(tenantId: string, cutoff: number, olderThan: Date): Promise<number> {
+    const planned = await this.chains.inOwnTransaction([tenantId], async (m) => {
+      const pruned = await this.pruneChain(m, tenantId, cutoff, olderThan, false);
+      return pruned && { ...pruned, checkpoint: (await this.rows.head(tenantId, m))! };
+    });
+    if (!planned) return 0;
+    try {
+      await this.anchoring.anchorCheckpoint(tenantId, planned.checkpoint, planned.through);
+    } catch (e) {
+      this.logger.error(`Audit rows of tenant ${tenantId} are kept this run: their retention checkpoint could not be anchored: ${describeError(e)}`);
+      return 0;
+    }
+    this.writer.forgetHeads([tenantId]);
+    return (await this.chains.inOwnTransaction([tenantId], (m) => this.rows.deleteThrough(tenantId, planned.through, m))) ?? planned.count;
+  }
+
+  /**
+   * Appends the checkpoint of the rows to prune (through `through`, `count` of them), and deletes them
+   * when `andDelete` — else the caller does, once the checkpoint is anchored. Undefined: nothing to prune.
+   */
+  private async pruneChain(m: EntityManager, tenantId: string, cutoff: number, olderThan: Date, andDelete: boolean): Promise<{ through: number; count: number } | undefined> {
     const head = await this.rows.head(tenantId, m);
-    if (!head) return 0;
+    if (!head) return undefined;
     const bounds = await this.rows.pruneBounds(tenantId, cutoff, m);
-    if (!bounds) return 0;
+    if (!bounds) return undefined;
     const through = bounds.firstKept === null ? head.sequence : bounds.firstKept - 1;
-    if (through < bounds.first) return 0;
+    if (through < bounds.first) return undefined;
     const last = await this.rows.rowAt(tenantId, through, m);
     if (!last) throw new Error(`Audit chain of tenant ${tenantId} has no row at sequence ${through}; run verify`);
-    const deleted = (await this.rows.deleteThrough(tenantId, through, m)) ?? through - bounds.first + 1;
+    const planned = through - bounds.first + 1;
+    const deleted = andDelete ? ((await this.rows.deleteThrough(tenantId, through, m)) ?? planned) : planned;
     const checkpoint: PreparedEvent = {
       tenantId,
       occurredAt: this.clock.now(),
@@ -107,6 +136,6 @@ export class AuditRetentionService {
       },
     };
     await this.writer.append(m, tenantId, [checkpoint], head);
-    return deleted;
+    return { through, count: deleted };
   }
 }

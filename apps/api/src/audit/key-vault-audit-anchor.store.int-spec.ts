@@ -63,6 +63,9 @@ describe('KeyVaultAuditAnchorStore against the local Key Vault', () => {
     const secret = await kv.getSecret(name);
     expect(JSON.parse(secret.value)).toEqual({ tenantId: 'acme', sequence: 7, hash: hash('b'), anchoredAt: '2026-12-01T10:00:00.000Z' });
     expect(secret.properties).toMatchObject({ contentType: 'application/json', tags: { purpose: 'cv-audit-anchor', tenantId: 'acme' } });
+    // How far retention pruned travels with it.
+    await store.write({ ...anchor('pruned', 9, hash('c')), prunedThrough: 4 });
+    expect(await store.read('pruned')).toEqual({ ...anchor('pruned', 9, hash('c')), prunedThrough: 4 });
   });
 
   it('returns the latest anchor, and keeps the earlier ones as versions', async () => {
@@ -131,6 +134,7 @@ describe('KeyVaultAuditAnchorStore against the local Key Vault', () => {
       [JSON.stringify({ tenantId: 'corrupt', sequence: -1, hash: hash('a'), anchoredAt: '2026-12-01T10:00:00Z' }), /sequence/],
       [JSON.stringify({ tenantId: 'corrupt', sequence: 4, hash: 'abc', anchoredAt: '2026-12-01T10:00:00Z' }), /hash/],
       [JSON.stringify({ tenantId: 'corrupt', sequence: 4, hash: hash('a'), anchoredAt: 'yesterday' }), /anchoredAt/],
+      [JSON.stringify({ tenantId: 'corrupt', sequence: 4, hash: hash('a'), anchoredAt: '2026-12-01T10:00:00Z', prunedThrough: 4 }), /prunedThrough/],
       // A copy of another tenant's anchor put in this tenant's place.
       [JSON.stringify({ tenantId: 'acme', sequence: 4, hash: hash('a'), anchoredAt: '2026-12-01T10:00:00Z' }), /another tenant/],
     ];

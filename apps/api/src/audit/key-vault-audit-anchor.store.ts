@@ -64,6 +64,7 @@ export class KeyVaultAuditAnchorStore extends AuditAnchorStore {
       sequence: anchor.sequence,
       hash: anchor.hash,
       anchoredAt: anchor.anchoredAt.toISOString(),
+      ...(anchor.prunedThrough !== undefined ? { prunedThrough: anchor.prunedThrough } : {}),
     });
     try {
       await this.kv.setSecret(name, value, {
@@ -164,6 +165,9 @@ function anchorProblem(a: Partial<Record<keyof AuditAnchor, unknown>> | null | u
   if (typeof a.sequence !== 'number' || !Number.isSafeInteger(a.sequence) || a.sequence < 0) return 'sequence must be a non-negative integer';
   if (typeof a.hash !== 'string' || !HASH.test(a.hash)) return 'hash must be 64 lowercase hex digits';
   if (!(a.anchoredAt instanceof Date) || Number.isNaN(a.anchoredAt.getTime())) return 'anchoredAt must be a valid date';
+  if (a.prunedThrough !== undefined && (typeof a.prunedThrough !== 'number' || !Number.isSafeInteger(a.prunedThrough) || a.prunedThrough < 0 || a.prunedThrough >= a.sequence)) {
+    return 'prunedThrough must be an integer from 0 to below sequence';
+  }
   return undefined;
 }
 
@@ -181,7 +185,7 @@ function parseJson(value: string): Record<string, unknown> {
 function parseAnchor(value: string, tenantId: string): AuditAnchor {
   const raw = parseJson(value);
   const anchoredAt = typeof raw.anchoredAt === 'string' && raw.anchoredAt !== '' ? new Date(raw.anchoredAt) : undefined;
-  const anchor = { tenantId: raw.tenantId, sequence: raw.sequence, hash: raw.hash, anchoredAt };
+  const anchor = { tenantId: raw.tenantId, sequence: raw.sequence, hash: raw.hash, anchoredAt, ...(raw.prunedThrough !== undefined ? { prunedThrough: raw.prunedThrough } : {}) };
   const problem = anchorProblem(anchor, tenantId);
   if (problem) throw new CorruptAnchor(`is invalid (${problem})`);
   return anchor as AuditAnchor;

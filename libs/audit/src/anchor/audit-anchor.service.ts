@@ -5,12 +5,14 @@ import { DataSource } from 'typeorm';
 import { AuditChainVerifier } from '../audit-chain.verifier';
 import { AUDIT_CLOCK } from '../audit.module-definition';
 import { AuditRepository, ChainHead } from '../audit.repository';
-import { AuditConfigurationError } from '../errors/audit.errors';
+import { AuditAnchorUnavailableError, AuditConfigurationError } from '../errors/audit.errors';
 import type { AnchorRunResult, AuditStats } from '../interfaces/audit-event.interface';
 import { ChainWriter } from '../internal/chain-writer';
 import { AuditAnchorStore } from './audit-anchor.store';
 
 const MAX_REMEMBERED_ANCHORS = 100_000;
+/** How long retention waits for a running anchor pass before leaving a chain's rows for its next run. */
+const CHECKPOINT_ANCHOR_WAIT_MS = 60_000;
 
 /**
  * Anchoring: copies each chain head that moved to the `AuditAnchorStore`. `runOnce()` does it under
@@ -34,6 +36,37 @@ export class AuditAnchorService {
     @Optional() private readonly anchors?: AuditAnchorStore,
   ) {
     this.lock = lock ?? createDistributedLock(dataSource);
+  }
+
+  /** Whether an `AuditAnchorStore` was provided (retention then anchors its checkpoints). */
+  get enabled(): boolean {
+    return this.anchors !== undefined;
+  }
+
+  /**
+   * Retention's step (inside `withMaintenance`) between writing a checkpoint and deleting the rows it covers: anchors the
+   * checkpoint row with `prunedThrough`, so verify accepts those rows' absence and no other's. Under
+   * the anchoring lock (an anchor pass carries `prunedThrough` forward and must not overwrite this
+   * one with an older value). Throws when the chain no longer matches its anchor: nothing is deleted.
+   */
+  async anchorCheckpoint(tenantId: string, checkpoint: Pick<ChainHead, 'sequence' | 'hash'>, prunedThrough: number): Promise<void> {
+    const store = this.anchors;
+    if (!store) throw new AuditConfigurationError('No AuditAnchorStore is provided: anchoring needs one');
+    await this.lock.run(
+      LOCK_KEYS.auditAnchor,
+      async () => {
+        const previous = await store.read(tenantId);
+        const bad = previous ? await this.chains.readDuringMaintenance((m) => this.verifier.checkAnchor(m, previous)) : undefined;
+        if (bad) {
+          this.verifier.reportBroken(bad, 'anchor');
+          throw new AuditAnchorUnavailableError(`The audit chain of tenant ${tenantId} does not match its anchor (${bad.reason} at ${bad.sequence}); nothing is pruned`);
+        }
+        await store.write({ tenantId, sequence: checkpoint.sequence, hash: checkpoint.hash, anchoredAt: this.clock.now(), prunedThrough });
+        this.counters.anchorsWritten++;
+        this.rememberAnchor(tenantId, checkpoint);
+      },
+      { timeoutMs: CHECKPOINT_ANCHOR_WAIT_MS },
+    );
   }
 
   /** Anchors written and store failures, for `AuditService.stats`. */
@@ -86,6 +119,7 @@ export class AuditAnchorService {
     const previous = await store.read(tenantId);
     const check = await this.chains.consistentRead(async (m) => ({
       head: await this.rows.head(tenantId, m),
+      first: await this.rows.firstSequence(tenantId, m),
       bad: previous ? await this.verifier.checkAnchor(m, previous) : undefined,
     }));
     if (check.bad) {
@@ -95,7 +129,9 @@ export class AuditAnchorService {
     const { head } = check;
     if (!head) return 'unchanged';
     if (!previous || previous.sequence !== head.sequence || previous.hash !== head.hash) {
-      await store.write({ tenantId, sequence: head.sequence, hash: head.hash, anchoredAt: this.clock.now() });
+      // How far rows may be gone: as the previous anchor said (only retention moves it), or as found on first use.
+      const prunedThrough = previous?.prunedThrough ?? (check.first ?? head.sequence) - 1;
+      await store.write({ tenantId, sequence: head.sequence, hash: head.hash, anchoredAt: this.clock.now(), prunedThrough });
       this.counters.anchorsWritten++;
       this.rememberAnchor(tenantId, head);
       return 'anchored';
@@ -104,7 +140,7 @@ export class AuditAnchorService {
     return 'unchanged';
   }
 
-  private rememberAnchor(tenantId: string, head: ChainHead): void {
+  private rememberAnchor(tenantId: string, head: Pick<ChainHead, 'sequence' | 'hash'>): void {
     if (this.lastAnchors.size >= MAX_REMEMBERED_ANCHORS) this.lastAnchors.clear();
     this.lastAnchors.set(tenantId, { sequence: head.sequence, hash: head.hash });
   }

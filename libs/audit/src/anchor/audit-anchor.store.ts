@@ -6,6 +6,13 @@ export interface AuditAnchor {
   /** That row's hash (it covers, through `previousHash`, every earlier row of the chain). */
   hash: string;
   anchoredAt: Date;
+  /**
+   * The last sequence retention may have removed (0: none). Rows after it must all be there: a row
+   * deleted past it (say, behind a forged retention checkpoint) is `truncated`. Only retention moves it
+   * (it anchors its checkpoint before deleting); anchoring carries it forward. Absent in anchors written
+   * before it existed, or by a store that does not keep it: then verify cannot tell such a deletion.
+   */
+  prunedThrough?: number;
 }
 
 /**

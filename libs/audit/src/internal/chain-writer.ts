@@ -48,6 +48,8 @@ export abstract class ChainWriter {
 
   /** Runs read-only `work` on a stable view of the chains (no concurrent prune). */
   abstract consistentRead<T>(work: (m: EntityManager) => Promise<T>): Promise<T>;
+  /** `consistentRead` for a caller inside `withMaintenance` (retention), which already keeps writers out on SQLite. */
+  abstract readDuringMaintenance<T>(work: (m: EntityManager) => Promise<T>): Promise<T>;
 }
 
 class PostgresChainWriter extends ChainWriter {
@@ -89,6 +91,10 @@ class PostgresChainWriter extends ChainWriter {
     // One snapshot for the whole read: a prune committing meanwhile cannot tear it.
     return this.dataSource.transaction('REPEATABLE READ', work);
   }
+  readDuringMaintenance<T>(work: (m: EntityManager) => Promise<T>): Promise<T> {
+    return this.consistentRead(work);
+  }
+
 }
 
 /**
@@ -137,6 +143,11 @@ class SerialChainWriter extends ChainWriter {
   consistentRead<T>(work: (m: EntityManager) => Promise<T>): Promise<T> {
     return this.mutex.runExclusive('maintenance', () => work(this.dataSource.manager));
   }
+  readDuringMaintenance<T>(work: (m: EntityManager) => Promise<T>): Promise<T> {
+    // The caller holds the maintenance mutex (`consistentRead` would wait for it): read directly.
+    return work(this.dataSource.manager);
+  }
+
 
   /** See `exclusiveOfSharedConnection`. */
   exclusiveOfConnection<T>(work: () => Promise<T>): Promise<T> {
