@@ -65,3 +65,17 @@ describe.each(DATABASE_KINDS)('operations metrics on /metrics (%s)', (kind) => {
     );
   });
 });
+
+describe('/metrics switched off (METRICS_ENABLED=false)', () => {
+  it('answers 404 in the API error format, not a 500 (every scraper would alert on it)', async () => {
+    const host = await startTestHost('sqlite', { METRICS_ENABLED: 'false', ROTATION_EXPIRY_MONITOR_ENABLED: 'false', ROTATION_CHECK_ENABLED: 'false', OAUTH_PROACTIVE_ENABLED: 'false' });
+    try {
+      const res = await fetch(`${host.baseUrl}/metrics`);
+      expect(res.status).toBe(404);
+      expect(res.headers.get('content-type')).toMatch(/^application\/json/);
+      expect(await res.json()).toMatchObject({ statusCode: 404, message: expect.stringMatching(/METRICS_ENABLED=false/) });
+    } finally {
+      await host.close();
+    }
+  });
+});

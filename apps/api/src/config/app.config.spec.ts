@@ -51,6 +51,39 @@ describe('loadAppConfig', () => {
     expect(err!.message).toMatch(/README/);
   });
 
+  it('refuses what an operator would otherwise find out in production: typos, other backends\' variables, bad cron, loose numbers, bad providers', () => {
+    const problemsOf = (env: Record<string, string>) => {
+      try {
+        loadAppConfig(env);
+        return [];
+      } catch (e) {
+        return (e as ConfigValidationError).problems;
+      }
+    };
+    const all = problemsOf({
+      DATABSE_TYPE: 'postgres', // a typo: the host would run on SQLite
+      DATABASE_URL: 'postgres://u:pw@db/x', // PostgreSQL's variable, on SQLite
+      AZURE_CLIENT_SECRET: 'hunter2-secret', // an identity without KEY_VAULT_URL
+      OAUTH_PROACTIVE_CRON: '* * * * * * *',
+      ROTATION_CHECK_CRON: 'bogus cron here',
+      AUDIT_RETENTION_CRON: 'every day at 3',
+      PORT: ' ',
+      SMTP_PORT: '1e3',
+      OAUTH_PROVIDERS: JSON.stringify([{ integrationId: 'x', tokenEndpoint: 'https://idp.example/token', clientId: 'c', clientSecret: 'plain-client-secret' }]),
+    }).join('\n');
+    expect(all).toMatch(/DATABSE_TYPE: is not a variable of this host; did you mean DATABASE_TYPE\?/);
+    expect(all).toMatch(/DATABASE_URL: applies only with DATABASE_TYPE=postgres/);
+    expect(all).toMatch(/AZURE_CLIENT_SECRET: applies only with KEY_VAULT_URL/);
+    for (const v of ['OAUTH_PROACTIVE_CRON', 'ROTATION_CHECK_CRON', 'AUDIT_RETENTION_CRON']) expect(all).toMatch(new RegExp(`${v}: must be a cron expression`));
+    expect(all).toMatch(/PORT: must be a whole number/);
+    expect(all).toMatch(/SMTP_PORT: must be a whole number/);
+    expect(all).toMatch(/OAUTH_PROVIDERS: .*clientSecret/);
+    for (const value of ['pw@db', 'hunter2', 'plain-client-secret']) expect(all).not.toContain(value);
+    // The usual system variables are never taken for ours, and gRPC on every address clashes with the HTTP port.
+    expect(problemsOf({ HOME: '/root', HOSTNAME: 'box', PWD: '/', NODE_OPTIONS: '--max-old-space-size=512' })).toEqual([]);
+    expect(problemsOf({ GRPC_ENABLED: 'true', HOST: '0.0.0.0', PORT: '3194', GRPC_PORT: '3194' }).join('\n')).toMatch(/GRPC_PORT: must differ from PORT/);
+  });
+
   it('requires the service principal variables for client-secret auth, without echoing the secret', () => {
     const secret = 'super-secret-value-123';
     try {

@@ -2,6 +2,7 @@ import { isAbsolute, resolve } from 'node:path';
 import type { AppConfig } from './app-config.types';
 import { crossFieldProblems, valueProblems } from './config-rules';
 import { envSchema } from './env-schema';
+import { OAuthRefreshConfigurationError, resolveOAuthRefreshOptions, resolveProviderConfig, type OAuthProviderConfig } from '@app/oauth-refresh';
 
 /**
  * The host's whole configuration, read from the environment once at start and validated here: the
@@ -21,6 +22,19 @@ export class ConfigValidationError extends Error {
 
 const abs = (p: string, cwd: string) => (isAbsolute(p) ? p : resolve(cwd, p));
 
+/** OAUTH_PROVIDERS checked as the OAuth lib will check them at start, named by the variable (the lib's messages never quote a value). */
+function oauthProviderProblems(providers: unknown[]): string[] {
+  try {
+    const options = resolveOAuthRefreshOptions({ providers: providers as OAuthProviderConfig[] });
+    for (const p of options.providers ?? []) resolveProviderConfig(p, options);
+    return [];
+  } catch (e) {
+    if (!(e instanceof OAuthRefreshConfigurationError)) throw e;
+    const lines = e.message.split('\n').slice(1).map((l) => l.replace(/^\s*-\s*/, '').trim()).filter(Boolean);
+    return (lines.length ? lines : [e.message]).map((l) => `OAUTH_PROVIDERS: ${l.replace(/^providers\.(\d+)\./, '[$1].')}`);
+  }
+}
+
 /** Parses and validates an environment. Pure: pass `process.env` in main.ts, a plain object in tests. */
 export function loadAppConfig(env: Record<string, string | undefined>, cwd = process.cwd()): AppConfig {
   // Empty strings mean "unset" (docker-compose and shells often export VAR= ).
@@ -31,6 +45,8 @@ export function loadAppConfig(env: Record<string, string | undefined>, cwd = pro
     ...(parsed.success ? [] : parsed.error.issues.map((i) => `${i.path.join('.') || '(env)'}: ${i.message}`)),
     ...crossFieldProblems(cleaned),
     ...(parsed.success ? valueProblems(parsed.data) : []),
+    // On their own, so a bad provider is listed with the other problems.
+    ...oauthProviderProblems(envSchema.shape.OAUTH_PROVIDERS.safeParse(cleaned.OAUTH_PROVIDERS).data ?? []),
   ];
   if (!parsed.success || problems.length > 0) throw new ConfigValidationError(problems);
   const e = parsed.data;

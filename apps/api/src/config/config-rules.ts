@@ -1,4 +1,4 @@
-import type { EnvVars } from './env-schema';
+import { CONFIG_VARIABLES, type EnvVars } from './env-schema';
 
 /*
  * The configuration's rules between variables; each problem names the variables, never a value.
@@ -37,6 +37,18 @@ export function crossFieldProblems(env: Record<string, string | undefined>): str
   if (env.DATABASE_TYPE === 'postgres' && !env.DATABASE_URL) {
     problems.push('DATABASE_URL: is required when DATABASE_TYPE=postgres (e.g. postgres://user@127.0.0.1:5432/db)');
   }
+  // A variable of the other backend means the operator believes it is in use: say it is not.
+  if (env.DATABASE_TYPE !== 'postgres') {
+    for (const v of ['DATABASE_URL', 'DATABASE_SCHEMA', 'DATABASE_POOL_SIZE']) {
+      if (env[v]) problems.push(`${v}: applies only with DATABASE_TYPE=postgres (the database is SQLite now); set DATABASE_TYPE=postgres or unset ${v}`);
+    }
+  }
+  if (!env.KEY_VAULT_URL) {
+    for (const v of ['KEY_VAULT_CREDENTIAL', 'AZURE_TENANT_ID', 'AZURE_CLIENT_ID', 'AZURE_CLIENT_SECRET', 'AZURE_CLIENT_CERTIFICATE_PATH', 'AZURE_FEDERATED_TOKEN_FILE']) {
+      if (env[v]) problems.push(`${v}: applies only with KEY_VAULT_URL (without it the embedded local vault is used); set KEY_VAULT_URL or unset ${v}`);
+    }
+  }
+  problems.push(...misspeltProblems(env));
   if (!env.KEY_VAULT_URL && env.NODE_ENV === 'production') {
     problems.push('KEY_VAULT_URL: is required in production: the embedded local vault is for development and tests only');
   }
@@ -67,7 +79,11 @@ export function crossFieldProblems(env: Record<string, string | undefined>): str
 /** Rules between parsed values (bounds another variable sets). Names only, never a value. */
 export function valueProblems(e: EnvVars): string[] {
   const problems: string[] = [];
-  if (e.GRPC_ENABLED && e.GRPC_PORT === e.PORT && e.GRPC_HOST === e.HOST) problems.push('GRPC_PORT: must differ from PORT (HTTP and gRPC listen on separate ports)');
+  // 0.0.0.0 / :: take the port on every address, so they clash with any host.
+  const anyAddress = (h: string) => h === '0.0.0.0' || h === '::' || h === '[::]';
+  if (e.GRPC_ENABLED && e.GRPC_PORT === e.PORT && (e.GRPC_HOST === e.HOST || anyAddress(e.GRPC_HOST) || anyAddress(e.HOST))) {
+    problems.push('GRPC_PORT: must differ from PORT (HTTP and gRPC listen on separate ports)');
+  }
   if (e.NOTIFICATIONS_RETRY_BASE_MS > e.NOTIFICATIONS_RETRY_MAX_MS) problems.push('NOTIFICATIONS_RETRY_BASE_MS: must not exceed NOTIFICATIONS_RETRY_MAX_MS');
   for (const v of ['NOTIFICATIONS_WEBHOOK_TIMEOUT_MS', 'SMTP_TIMEOUT_MS'] as const) {
     if (e[v] >= e.NOTIFICATIONS_RETRY_LEASE_MS) problems.push(`NOTIFICATIONS_RETRY_LEASE_MS: must exceed ${v} (an attempt in flight keeps its channel this long)`);
@@ -80,4 +96,31 @@ export function valueProblems(e: EnvVars): string[] {
   if (e.CACHE_INVALIDATION === 'postgres' && e.DATABASE_TYPE !== 'postgres') problems.push('CACHE_INVALIDATION: postgres needs DATABASE_TYPE=postgres');
   if (e.CACHE_INVALIDATION === 'none' && tier === 'redis') problems.push('CACHE_INVALIDATION: none cannot be used with the redis cache tier (replicas would serve evicted entries)');
   return problems;
+}
+
+/**
+ * Variables that are not ours but one or two letters away from one of ours (`DATABSE_TYPE`): a typo
+ * would otherwise be ignored silently, and the host would run on a default the operator did not mean.
+ * Only names with an underscore and 8+ characters, so the usual system variables are never taken for ours.
+ */
+function misspeltProblems(env: Record<string, string | undefined>): string[] {
+  const known = new Set(CONFIG_VARIABLES);
+  const problems: string[] = [];
+  for (const name of Object.keys(env)) {
+    if (known.has(name) || !name.includes('_') || name.length < 8 || env[name] === undefined) continue;
+    const near = CONFIG_VARIABLES.find((k) => Math.abs(k.length - name.length) <= 2 && editDistance(k, name) <= 2);
+    if (near) problems.push(`${name}: is not a variable of this host; did you mean ${near}?`);
+  }
+  return problems;
+}
+
+/** Levenshtein distance (names are short: the plain dynamic programme). */
+function editDistance(a: string, b: string): number {
+  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const row = [i];
+    for (let j = 1; j <= b.length; j++) row.push(Math.min(prev[j] + 1, row[j - 1] + 1, prev[j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1)));
+    prev = row;
+  }
+  return prev[b.length];
 }

@@ -12,8 +12,17 @@ const bool = (def: boolean) =>
     .optional()
     .transform((v) => (v === undefined ? def : ['true', '1', 'yes'].includes(v)));
 
+/** Decimal digits only: `z.coerce` would read ' ' as 0 and accept 1e3 or 0x10. */
 const int = (def: number, min: number, max: number) =>
-  z.coerce.number().int().min(min).max(max).optional().transform((v) => v ?? def);
+  z
+    .string()
+    .regex(/^\d{1,16}$/, 'must be a whole number (decimal digits)')
+    .transform(Number)
+    .pipe(z.number().int().min(min).max(max))
+    .optional()
+    .transform((v) => v ?? def);
+
+const cron = (def: string) => cronExpressionSchema('must be a cron expression with 5 or 6 fields, e.g. "30 3 * * *"').default(def);
 
 /** A variable holding a JSON array (unset = empty); a parse error says `message`, items are validated by `item`. */
 const jsonArray = <T extends z.ZodType>(item: T, message: string) =>
@@ -112,20 +121,20 @@ export const envSchema = z
     AUDIT_FAIL_CLOSED: bool(true),
     AUDIT_RETENTION_ENABLED: bool(true),
     AUDIT_RETENTION_DAYS: int(90, 1, 36_500),
-    AUDIT_RETENTION_CRON: z.string().min(9).default('0 3 * * *'),
+    AUDIT_RETENTION_CRON: cron('0 3 * * *'),
     AUDIT_ANCHOR_ENABLED: bool(true),
-    AUDIT_ANCHOR_CRON: z.string().min(9).default('*/5 * * * *'),
+    AUDIT_ANCHOR_CRON: cron('*/5 * * * *'),
     RATE_LIMIT_PER_MINUTE: int(600, 1, 1_000_000),
 
     OAUTH_PROVIDERS: jsonArray(z.record(z.string(), z.unknown()), 'must be a JSON array of provider objects (see the README)'),
     OAUTH_REFRESH_AHEAD_MS: int(300_000, 0, 86_400_000),
     OAUTH_PROACTIVE_ENABLED: bool(true),
-    OAUTH_PROACTIVE_CRON: z.string().min(9).default('*/1 * * * *'),
+    OAUTH_PROACTIVE_CRON: cron('*/1 * * * *'),
 
     ROTATION_EXPIRY_MONITOR_ENABLED: bool(true),
-    ROTATION_EXPIRY_MONITOR_CRON: z.string().min(9).default('0 * * * *'),
+    ROTATION_EXPIRY_MONITOR_CRON: cron('0 * * * *'),
     ROTATION_CHECK_ENABLED: bool(true),
-    ROTATION_CHECK_CRON: z.string().min(9).default('0 3 * * *'),
+    ROTATION_CHECK_CRON: cron('0 3 * * *'),
     NOTIFICATIONS_WEBHOOK_ENABLED: bool(true),
     NOTIFICATIONS_ENABLED: bool(true),
     NOTIFICATIONS_WEBHOOK_TIMEOUT_MS: int(10_000, 1, 120_000),
@@ -151,7 +160,7 @@ export const envSchema = z
     WEBHOOK_SECRET_CACHE_TTL_MS: int(0, 0, 3_600_000),
     WEBHOOK_SECRET_STAGED_TTL_MS: int(7 * 86_400_000, 60_000, 30 * 86_400_000),
     WEBHOOK_SECRET_ROTATION_ENABLED: bool(true),
-    WEBHOOK_SECRET_ROTATION_CRON: cronExpressionSchema('must be a cron expression with 5 or 6 fields, e.g. "30 3 * * *"').default('30 3 * * *'),
+    WEBHOOK_SECRET_ROTATION_CRON: cron('30 3 * * *'),
     WEBHOOK_SECRET_ROTATION_MAX_PER_RUN: int(1000, 1, 1_000_000),
 
     AUTH_JWT_ISSUER: z.string().min(1).optional(),

@@ -66,7 +66,8 @@ export class AllExceptionsFilter implements ExceptionFilter {
       );
     }
     if (requestId) body.requestId = requestId;
-    void reply.status(body.statusCode).send(body);
+    // A JSON body whatever the route declared for its success (`/metrics` says text/plain: Fastify would refuse the object, a 500).
+    void reply.status(body.statusCode).type('application/json; charset=utf-8').send(body);
   }
 }
 
