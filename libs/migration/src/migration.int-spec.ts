@@ -139,4 +139,32 @@ describe.each(DATABASE_KINDS)('MigrationRunner (checkpoints on %s, legacy SQLite
     expect(Number(left[0].n)).toBe(0);
     expect(await count(`SELECT COUNT(*) AS n FROM cv_migration_checkpoints WHERE source = 'sql:legacy_delete' AND status = 'cleared'`)).toBe(6);
   });
+
+  it('a legacy date that is not one fails its connection (LEGACY_FORMAT) instead of migrating a credential that never expires', async () => {
+    const dated = legacySeedRows({ count: 4, keys, tenants: ['dates'], apiKeysOnly: true });
+    dated[0].expires_at = 'also-not-a-date';
+    dated[1].expires_at = '2030-02-30T00:00:00Z';
+    dated[2].created_at = 'yesterday';
+    dated[3].expires_at = '2030-02-28T12:00:00.000Z';
+    await seedLegacyTable(legacy.db, dated, 'legacy_dates');
+    const s = await runner.run(new SqlLegacySource(legacy.db, { table: 'legacy_dates' }));
+    expect(s).toMatchObject({ successfulMigrations: 1, failedMigrations: 3 });
+    expect(s.errors.map((e) => [e.legacyId, e.code, e.reason.replace(/ \(.*$/, '')])).toEqual([
+      [String(dated[0].id), 'LEGACY_FORMAT', 'expiresAt is not a date'],
+      [String(dated[1].id), 'LEGACY_FORMAT', 'expiresAt is not a date'],
+      [String(dated[2].id), 'LEGACY_FORMAT', 'createdAt is not a date'],
+    ]);
+    expect(await count(`SELECT COUNT(*) AS n FROM cv_credentials WHERE tenant_id = 'dates' AND expires_at = ${Date.parse('2030-02-28T12:00:00.000Z')}`)).toBe(1);
+  });
+
+  it('deleteAfterMigration with duplicates and conflicts among concurrent groups: exact totals, no spurious failure', async () => {
+    // A duplicate is settled inside its group's transaction while other groups read values back to clear
+    // them: neither may wait on the other (on SQLite that was a cycle through the transaction gate).
+    const n = 300;
+    const dupRows = legacySeedRows({ count: n, keys, anomalies: true, tenants: ['dd-1', 'dd-2', 'dd-3'] });
+    await seedLegacyTable(legacy.db, dupRows, 'legacy_delete_dup');
+    const s = await runner.run(new SqlLegacySource(legacy.db, { table: 'legacy_delete_dup' }), { deleteAfterMigration: true, batchSize: 20 });
+    expect(s).toMatchObject(expectedTotals({ count: n, anomalies: true }));
+    expect(new Set(s.errors.map((e) => e.code))).toEqual(new Set(['LEGACY_AUTH_TAG', 'NO_FIELDS', 'DUPLICATE', 'MIGRATION_CONFLICT']));
+  });
 });

@@ -4,7 +4,7 @@ import { AuditAction, AuditResult, AuditService, type AuditEventInput } from '@a
 import { CredentialAlreadyExistsError, CredentialType, CredentialsService, IDENTIFIER_PATTERN, type StoreCredentialInput, type StoreManyItem } from '@app/credentials';
 import { isKeyVaultError, KeyVaultErrorCode } from '@app/key-vault';
 import { MigrationCheckpointRepository } from '../checkpoint/migration-checkpoint.repository';
-import { MigrationConflictError, MigrationVerificationError } from '../errors/migration.errors';
+import { LegacyFormatError, MigrationConflictError, MigrationVerificationError } from '../errors/migration.errors';
 import { decryptLegacyField } from '../legacy/legacy-cipher';
 import { MIGRATION_ACTOR, MIGRATION_CLOCK, MIGRATION_RESOLVED_OPTIONS } from '../migration.constants';
 import type { ResolvedMigrationOptions } from '../migration.options';
@@ -74,6 +74,10 @@ export class ConnectionMigrator {
     for (const key of ['tenantId', 'integrationId', 'connectionId'] as const) {
       if (!IDENTIFIER_PATTERN.test(row[key])) fail(null, { codeName: 'INVALID_IDENTIFIER', message: `${key} is missing or not an identifier (${IDENTIFIER_PATTERN.source})` });
     }
+    const badDates = (['createdAt', 'expiresAt'] as const).filter((key) => row[key] && Number.isNaN(row[key].getTime()));
+    for (const key of badDates) fail(null, new LegacyFormatError(`${key} is not a date (ISO 8601 text or epoch milliseconds)`));
+    // The connection fails as a whole: its fields are not even decrypted (nothing to report twice).
+    if (badDates.length) return { fields: [], errors };
     const fields: DecryptedField[] = [];
     for (const [type, encrypted] of Object.entries(row.fields) as [CredentialType, string | null][]) {
       const column = columns[type] ?? type;
@@ -112,7 +116,7 @@ export class ConnectionMigrator {
             const { ci, field, ctx } = fields[k];
             try {
               if (r.credential) return { field, id: r.credential.id, resumed: false };
-              return { field, ...(await this.settleExisting(ctx, conns[ci].row, source, field, limiter, r.error)) };
+              return { field, ...(await this.settleExisting(ctx, conns[ci].row, source, field, r.error)) };
             } catch (e) {
               return { field, error: entry(conns[ci].row, field.column, e) };
             }
@@ -208,10 +212,13 @@ export class ConnectionMigrator {
    * the MIGRATE row covers it) — equal and tagged with this legacy row = ours, resumed; equal from
    * another row = a duplicate; different = CONFLICT. Any other error is the field's failure.
    */
-  private async settleExisting(ctx: OperationContext, row: LegacyConnectionRow, source: LegacyCredentialSource, field: DecryptedField, limiter: AimdLimiter, error: unknown): Promise<Omit<FieldResult, 'field'>> {
+  private async settleExisting(ctx: OperationContext, row: LegacyConnectionRow, source: LegacyCredentialSource, field: DecryptedField, error: unknown): Promise<Omit<FieldResult, 'field'>> {
     if (!(error instanceof CredentialAlreadyExistsError)) throw error;
     const existingId = error.existingId;
-    const check = await this.withBudget(limiter, () => this.credentials.verifyValue(ctx, existingId, field.value));
+    // Inside the group's transaction: no AIMD permit. Waiting for one here could wait on calls that hold
+    // permits while they wait for this very transaction (on SQLite, its gate): a cycle broken only by the
+    // gate's timeout, after which statements nest in this transaction. Settles are rare (re-runs, duplicates).
+    const check = await this.credentials.verifyValue(ctx, existingId, field.value);
     if (!check.matches) throw new MigrationConflictError(existingId);
     const owner = check.metadata.tags[MIGRATION_TAGS.legacyId];
     const sameSource = check.metadata.tags[MIGRATION_TAGS.source] === source.name.slice(0, 512);

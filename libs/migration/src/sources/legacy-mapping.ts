@@ -69,9 +69,22 @@ export function resolveLegacyMapping(m: LegacyMapping = {}): ResolvedLegacyMappi
   return r;
 }
 
-/** A legacy date: Date, epoch ms (number or digits), or ISO text; anything else is null. */
+/** `YYYY-MM-DD`, optionally with a time (`T` or a space) and a zone: what a legacy column holds as text. */
+const ISO_DATE = /^(\d{4})-(\d{2})-(\d{2})(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?\s*(?:Z|[+-]\d{2}:?\d{2})?)?$/i;
+
+/**
+ * A legacy date: Date, epoch ms (number or digits), or ISO 8601 text (a real calendar day: 2030-02-30 is
+ * not one); null when empty. Anything else is an Invalid Date, which the migration reports (LEGACY_FORMAT)
+ * instead of migrating a credential that would silently never expire.
+ */
 export function legacyDate(v: unknown): Date | null {
   if (v == null || v === '') return null;
-  const d = v instanceof Date ? v : typeof v === 'number' || (typeof v === 'string' && /^\d+$/.test(v)) ? new Date(Number(v)) : new Date(String(v));
-  return Number.isNaN(d.getTime()) ? null : d;
+  if (v instanceof Date) return v;
+  if (typeof v === 'number' || (typeof v === 'string' && /^\d+$/.test(v))) return new Date(Number(v));
+  const m = typeof v === 'string' ? ISO_DATE.exec(v.trim()) : null;
+  if (!m) return new Date(NaN);
+  const [y, mo, d] = [Number(m[1]), Number(m[2]), Number(m[3])];
+  const day = new Date(Date.UTC(y, mo - 1, d));
+  if (day.getUTCFullYear() !== y || day.getUTCMonth() !== mo - 1 || day.getUTCDate() !== d) return new Date(NaN);
+  return new Date(String(v).trim());
 }
