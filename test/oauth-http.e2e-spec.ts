@@ -1,7 +1,7 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { CredentialsService, CredentialType } from '@app/credentials';
-import { OAuthProviderRegistry, resolveOAuthRefreshOptions, resolveProviderConfig } from '@app/oauth-refresh';
+import { OAuthProviderRegistry } from '@app/oauth-refresh';
 import { TestOAuthServer } from '@app/testing';
 import { generateApiKey } from '../apps/api/src/auth/api-keys';
 import { ConfigValidationError, loadAppConfig } from '../apps/api/src/config/app.config';
@@ -92,21 +92,21 @@ describe('OAuth connections over HTTP (PostgreSQL, local vault, oidc-provider)',
     expect(noToken.status).toBe(400);
   });
 
-  it('refuses OAUTH_PROVIDERS that is not JSON, and a provider holding a plaintext client secret', () => {
+  it('refuses OAUTH_PROVIDERS that is not JSON, and a provider holding a plaintext client secret, at start', () => {
     expect(() => loadAppConfig({ ...host.env, OAUTH_PROVIDERS: '{not json' })).toThrow(ConfigValidationError);
     const plaintext = 'plain-client-secret-value';
-    const cfg = loadAppConfig({
-      ...host.env,
-      OAUTH_PROVIDERS: JSON.stringify([{ integrationId: 'x', tokenEndpoint: 'https://idp.example/token', clientId: 'c', clientSecret: plaintext }]),
-    });
-    // What the host's OAuthRefreshModule factory hands the lib, validated as its registry does at start.
     let message = '';
     try {
-      for (const p of cfg.oauth.providers) resolveProviderConfig(p as never, resolveOAuthRefreshOptions({}));
+      loadAppConfig({
+        ...host.env,
+        OAUTH_PROVIDERS: JSON.stringify([{ integrationId: 'x', tokenEndpoint: 'https://idp.example/token', clientId: 'c', clientSecret: plaintext }]),
+      });
     } catch (e) {
+      expect(e).toBeInstanceOf(ConfigValidationError);
       message = (e as Error).message;
     }
-    expect(message).toMatch(/clientSecret/);
+    // Checked as the OAuth lib checks its providers, before anything starts, naming the variable.
+    expect(message).toMatch(/OAUTH_PROVIDERS: \[0\]\.clientSecret/);
     expect(message).not.toContain(plaintext);
   });
 });
