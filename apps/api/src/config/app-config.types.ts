@@ -27,7 +27,7 @@ export interface AppConfig {
         /** WAL checkpoints in a worker thread (`SqliteWalCheckpointer`); opt-in. */
         walWorker: boolean;
       }
-    | { type: 'postgres'; url: string; schema?: string; poolSize: number };
+    | { type: 'postgres'; url: string; schema?: string; poolSize: number; connectTimeoutMs: number };
   keyVault:
     | { mode: 'embedded'; emulatorDataDir: string; emulatorPort: number; timeoutMs: number; maxAttempts: number; breakerHalfOpenAfterMs: number }
     | {

@@ -67,6 +67,7 @@ export const envSchema = z
     DATABASE_URL: z.string().url().optional(),
     DATABASE_SCHEMA: z.string().regex(/^[a-z_][a-z0-9_]*$/i, 'must be a plain SQL identifier').optional(),
     DATABASE_POOL_SIZE: int(10, 1, 200),
+    DATABASE_CONNECT_TIMEOUT_MS: int(10_000, 100, 600_000),
     // PostgreSQL: named statements for the audit's read batches. Off behind a pooler that cannot keep them.
     DATABASE_PREPARED_STATEMENTS: bool(true),
     // FULL: a commit is fsynced before it returns (survives power loss). NORMAL is an explicit opt-in:

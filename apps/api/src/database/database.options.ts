@@ -36,12 +36,22 @@ export function databaseOptions(config: AppConfig): DataSourceOptions {
       },
     };
   }
-  const { url, schema, poolSize } = config.database;
+  const { url, schema, poolSize, connectTimeoutMs } = config.database;
   return {
     ...common,
     type: 'postgres',
     url,
     schema,
-    extra: { max: poolSize, ...(schema ? { options: `-c search_path=${schema}` } : {}) },
+    extra: {
+      max: poolSize,
+      // A connection attempt the server never answers (a stalled or partitioned PostgreSQL) is given up
+      // and its pool slot freed, so the replica recovers once PostgreSQL does (without it, each stuck
+      // attempt held a slot for good: readiness 503 forever). Also how long a caller waits for a free slot.
+      connectionTimeoutMillis: connectTimeoutMs,
+      // Dead peers of established connections are found by TCP keepalive (the OS's probes) and dropped.
+      keepAlive: true,
+      keepAliveInitialDelayMillis: 10_000,
+      ...(schema ? { options: `-c search_path=${schema}` } : {}),
+    },
   };
 }
