@@ -99,12 +99,18 @@ describe('cli migrate (real process, kill -9, resume)', () => {
     for (const [args, message] of [
       [['migrate', '--source', 'sql', '--batch-size', '0'], /batch/i],
       [['migrate', '--source', 'jsonl', '--file', join(dir, 'no-such-file.jsonl')], /no-such-file|ENOENT|not found|cannot/i],
+      // One line per problem, not the schema's raw report.
+      [['api-key:create', '--id', 'bad id!', '--tenant', 'acme', '--scopes', 'nope'], /^ApiKeyInputError: Invalid API key settings:\n {2}- id: [^\n]+\n {2}- scopes\.0: /],
     ] as const) {
       const run = await cli([...args]).exited;
       expect({ args, code: run.code }).toEqual({ args, code: 1 });
       expect(run.stderr).toMatch(message);
       expect(run.stderr).not.toContain(env.LEGACY_ENCRYPTION_KEYS);
     }
+    // A parse error of commander's own: said once.
+    const unknown = await cli(['bogus:cmd']).exited;
+    expect(unknown.code).toBe(1);
+    expect(unknown.stderr.match(/bogus:cmd/g)).toHaveLength(1);
   });
 
   it('a run killed with SIGKILL mid-way resumes to exact totals, with no duplicate credential and one MIGRATE row each', async () => {

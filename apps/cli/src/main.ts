@@ -10,7 +10,8 @@ async function main(): Promise<void> {
     logger: ['warn', 'error'],
     errorHandler: (e: Error & { code?: string }) => {
       if (e.code && HELP_CODES.has(e.code)) process.exit(0);
-      process.stderr.write(`${e.message}\n`);
+      // commander has printed its own parse errors already (unknown command or option, missing value).
+      if (!e.code?.startsWith('commander.')) process.stderr.write(`${e.message}\n`);
       process.exit(1);
     },
     // A command that throws has failed: a cron job or CI step must see it (nest-commander's default prints and exits 0).

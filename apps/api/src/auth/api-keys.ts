@@ -9,7 +9,7 @@ import { ALL_SCOPES } from './scopes';
 export const apiKeyEntrySchema = z.object({
   id: z.string().regex(/^[A-Za-z0-9-]{1,64}$/, 'id: letters, digits and dashes, at most 64'),
   tenant: z.string().regex(/^[A-Za-z0-9._:@-]{1,128}$/, 'tenant: letters, digits and ._:@- , at most 128'),
-  scopes: z.array(z.enum(ALL_SCOPES as [string, ...string[]])).min(1),
+  scopes: z.array(z.enum(ALL_SCOPES as [string, ...string[]], { error: 'is not a scope' })).min(1, 'scopes: at least one'),
   sha256: z.string().regex(/^[0-9a-f]{64}$/, 'sha256: 64 lowercase hex characters of the secret part'),
 });
 export type ApiKeyEntry = z.infer<typeof apiKeyEntrySchema>;
@@ -23,7 +23,13 @@ export function sha256Hex(s: string): string {
 /** Generates a new key and the configuration entry that accepts it (the key itself is shown once). */
 export function generateApiKey(id: string, tenant: string, scopes: string[]): { key: string; entry: ApiKeyEntry } {
   const secret = randomBytes(32).toString('base64url');
-  const entry = apiKeyEntrySchema.parse({ id, tenant, scopes, sha256: sha256Hex(secret) });
+  const parsed = apiKeyEntrySchema.safeParse({ id, tenant, scopes, sha256: sha256Hex(secret) });
+  if (!parsed.success) {
+    // One line per problem, named by field (scopes by position), instead of the schema's raw report.
+    const problems = parsed.error.issues.map((i) => (i.message.startsWith(`${String(i.path[0])}:`) ? i.message : `${i.path.join('.')}: ${i.message}`));
+    throw Object.assign(new Error(`Invalid API key settings:\n  - ${problems.join('\n  - ')}\n(scopes: ${ALL_SCOPES.join(', ')})`), { name: 'ApiKeyInputError' });
+  }
+  const entry = parsed.data;
   return { key: `cvk_${id}_${secret}`, entry };
 }
 
