@@ -8,6 +8,7 @@ import { AppModule } from './app.module';
 import { deferBodyParsing } from './http/request-body';
 import { hostValidationPipe } from './http/strict-input';
 import { keysGrpcOptions } from './keys/grpc/grpc-server';
+import { ShutdownState } from './health/shutdown-state';
 import { HOST_LOG, HostLogger } from './logging/host-logger';
 import { requestIdFor } from './logging/logging.options';
 import { logRequests } from './logging/request-log';
@@ -78,15 +79,18 @@ function telemetryOf(app: NestFastifyApplication): HostTelemetry | null {
 
 /**
  * Everything `createApp` does to a created application — logger, request-id header, validation,
- * OpenAPI, shutdown hooks — then listens. Benchmarks use it on a host built with provider overrides.
+ * OpenAPI, `Connection: close` while draining — then listens (signals are main.ts's: `closeGracefullyOnSignals`). Benchmarks use it on a host built with provider overrides.
  */
 export async function configureApp(app: NestFastifyApplication, config: AppConfig): Promise<NestFastifyApplication> {
   app.useLogger(app.get(HostLogger));
   const fastify = app.getHttpAdapter().getInstance();
   if (telemetryOf(app)) HostTelemetry.instrumentFastify(fastify);
   logRequests(fastify, app.get(HOST_LOG), { requestContext: config.log.requestContext });
+  const shutdown = app.get(ShutdownState);
   fastify.addHook('onRequest', (req, reply, done) => {
     void reply.header('x-request-id', req.id);
+    // Draining (SIGTERM): the client leaves this connection after the answer, instead of reusing it as it closes.
+    if (shutdown.draining) void reply.header('connection', 'close');
     done();
   });
   // Bodies are read here and parsed only after authentication (AuthGuard, the global guard): HOST_APP_OPTIONS turns Nest's parsers off.
@@ -100,7 +104,6 @@ export async function configureApp(app: NestFastifyApplication, config: AppConfi
     .addApiKey({ type: 'apiKey', in: 'header', name: 'X-API-Key' }, 'api-key')
     .build();
   SwaggerModule.setup('docs', app, SwaggerModule.createDocument(app, doc), { jsonDocumentUrl: 'docs/json' });
-  app.enableShutdownHooks();
   // The keys API over gRPC, in the same process and container (guards and filters of its own): off unless GRPC_ENABLED.
   if (config.grpc.enabled) {
     app.connectMicroservice(keysGrpcOptions(config.grpc));
@@ -108,4 +111,36 @@ export async function configureApp(app: NestFastifyApplication, config: AppConfi
   }
   await app.listen(config.http.port, config.http.host);
   return app;
+}
+
+/**
+ * The process's signal handling (main.ts; instead of Nest's shutdown hooks, which close at once). On
+ * SIGTERM the replica first drains for `drainMs`: readiness answers 503 so the load balancer stops
+ * routing here, every answer carries `Connection: close`, requests are still served. Then it closes
+ * (requests in flight finish; the modules' hooks flush the audit and stop the jobs) and exits 0.
+ * SIGINT (Ctrl-C in a terminal) closes without draining. `shutdownTimeoutMs` after the close began,
+ * the process exits 1 whatever is still pending; further signals meanwhile are ignored.
+ */
+export function closeGracefullyOnSignals(app: NestFastifyApplication, config: AppConfig): void {
+  const log = app.get(HOST_LOG);
+  let closing = false;
+  const close = async (signal: NodeJS.Signals, drainMs: number): Promise<void> => {
+    if (closing) return;
+    closing = true;
+    app.get(ShutdownState).startDraining();
+    if (drainMs > 0) {
+      log.info({ signal, drainMs }, 'Draining before shutdown: readiness answers 503, connections are closed after each answer');
+      await new Promise((resolve) => setTimeout(resolve, drainMs));
+    }
+    setTimeout(() => process.exit(1), config.http.shutdownTimeoutMs).unref();
+    try {
+      await app.close();
+    } catch (e) {
+      log.error({ err: e instanceof Error ? { type: e.name, message: e.message } : String(e) }, 'Shutdown failed');
+      process.exit(1);
+    }
+    process.exit(0);
+  };
+  process.on('SIGTERM', () => void close('SIGTERM', config.http.drainMs));
+  process.on('SIGINT', () => void close('SIGINT', 0));
 }

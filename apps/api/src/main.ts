@@ -1,5 +1,5 @@
 import 'reflect-metadata';
-import { createApp } from './bootstrap';
+import { closeGracefullyOnSignals, createApp } from './bootstrap';
 import { ConfigValidationError } from './config/app.config';
 import { loadAppConfigResolvingReferences } from './config/keyvault-references';
 
@@ -16,10 +16,7 @@ async function main(): Promise<void> {
     throw e;
   }
   const app = await createApp(config);
-  // A stuck dependency must not keep a terminating pod alive forever.
-  const forceExit = () => setTimeout(() => process.exit(1), config.http.shutdownTimeoutMs).unref();
-  process.once('SIGTERM', forceExit);
-  process.once('SIGINT', forceExit);
+  closeGracefullyOnSignals(app, config);
   process.stdout.write(`Credential Vault listening on ${await app.getUrl()}\n`);
 }
 

@@ -6,7 +6,7 @@ import type { CredentialKind } from './env-schema';
 /** The host's whole configuration, as `loadAppConfig` builds it from the environment. */
 export interface AppConfig {
   env: 'development' | 'test' | 'production';
-  http: { host: string; port: number; shutdownTimeoutMs: number };
+  http: { host: string; port: number; shutdownTimeoutMs: number; drainMs: number };
   /** The gRPC transport of the keys API (proto/credential_vault/keys/v1/keys.proto); off unless GRPC_ENABLED. */
   grpc: { enabled: boolean; host: string; port: number };
   log: {

@@ -58,6 +58,7 @@ export const envSchema = z
     LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
     LOG_REQUEST_CONTEXT: bool(false),
     SHUTDOWN_TIMEOUT_MS: int(10_000, 0, 600_000),
+    SHUTDOWN_DRAIN_MS: int(5_000, 0, 600_000),
     GRPC_ENABLED: bool(false),
     GRPC_HOST: z.string().min(1).default('127.0.0.1'),
     GRPC_PORT: int(50051, 1, 65535),

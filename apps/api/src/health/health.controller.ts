@@ -1,4 +1,4 @@
-import { Controller, Get } from '@nestjs/common';
+import { Controller, Get, ServiceUnavailableException } from '@nestjs/common';
 import { SkipThrottle } from '@nestjs/throttler';
 import { HealthCheck, HealthCheckService, TypeOrmHealthIndicator } from '@nestjs/terminus';
 import { KeyVaultHealthIndicator } from '@app/key-vault';
@@ -6,6 +6,7 @@ import { Public } from '../auth/auth.decorators';
 import { AuditHealthIndicator } from './audit.health';
 import { CacheHealthIndicator } from './cache.health';
 import { JobsHealthIndicator } from './jobs.health';
+import { ShutdownState } from './shutdown-state';
 
 /**
  * Liveness says the process can serve; readiness says its dependencies answer. Orchestrators restart
@@ -22,6 +23,7 @@ export class HealthController {
     private readonly audit: AuditHealthIndicator,
     private readonly jobs: JobsHealthIndicator,
     private readonly cache: CacheHealthIndicator,
+    private readonly shutdown: ShutdownState,
   ) {}
 
   @Get('live')
@@ -33,6 +35,7 @@ export class HealthController {
   @Get('ready')
   @HealthCheck()
   ready() {
+    if (this.shutdown.draining) throw new ServiceUnavailableException('shutting down: take this replica out of the load balancer');
     return this.health.check([
       () => this.db.pingCheck('database', { timeout: 1500 }),
       () => this.keyVault.isHealthy('keyVault'),

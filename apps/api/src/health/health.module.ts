@@ -3,7 +3,8 @@ import { TerminusModule } from '@nestjs/terminus';
 import { AuditHealthIndicator } from './audit.health';
 import { CacheHealthIndicator } from './cache.health';
 import { HealthController } from './health.controller';
+import { ShutdownState } from './shutdown-state';
 import { JobsHealthIndicator } from './jobs.health';
 
-@Module({ imports: [TerminusModule], controllers: [HealthController], providers: [AuditHealthIndicator, JobsHealthIndicator, CacheHealthIndicator] })
+@Module({ imports: [TerminusModule], controllers: [HealthController], providers: [AuditHealthIndicator, JobsHealthIndicator, CacheHealthIndicator, ShutdownState], exports: [ShutdownState] })
 export class HealthModule {}

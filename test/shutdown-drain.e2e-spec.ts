@@ -1,0 +1,103 @@
+import { ChildProcess, spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { request as httpRequest, Agent } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { writeRequireHook } from './support/swc-require-hook';
+
+const ROOT = join(__dirname, '..');
+const MAIN = join(ROOT, 'apps', 'api', 'src', 'main.ts');
+
+/** One GET on a keep-alive agent: the status, or the socket error's code (ECONNRESET...). */
+function get(agent: Agent, url: string): Promise<{ status?: number; connection?: string; error?: string }> {
+  return new Promise((resolve) => {
+    const req = httpRequest(url, { agent }, (res) => {
+      res.resume();
+      res.on('end', () => resolve({ status: res.statusCode, connection: String(res.headers.connection ?? '') }));
+    });
+    req.on('error', (e: NodeJS.ErrnoException) => resolve({ error: e.code ?? e.message }));
+    req.end();
+  });
+}
+
+/**
+ * The host as `npm start` runs it, sent SIGTERM under keep-alive load: it drains (readiness 503,
+ * `Connection: close` on every answer, still serving), then closes and exits 0 — no client sees its
+ * connection reset while the load balancer takes the replica out. (Before: the close began at once,
+ * and requests sent on open keep-alive connections met ECONNRESET or Fastify's bare 503; the process
+ * exited 143.)
+ */
+describe('SIGTERM: drain, then close (real process, keep-alive clients)', () => {
+  let dir: string;
+  let child: ChildProcess;
+
+  beforeAll(() => {
+    dir = mkdtempSync(join(tmpdir(), 'cv-drain-'));
+  });
+
+  afterAll(() => {
+    if (child && child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('keeps answering while it drains, with Connection: close and readiness 503, then exits 0', async () => {
+    const hook = writeRequireHook(dir);
+    child = spawn(process.execPath, ['--no-warnings', '--require', hook, MAIN], {
+      cwd: ROOT,
+      env: {
+        ...process.env,
+        NODE_ENV: 'test',
+        LOG_LEVEL: 'error',
+        PORT: '0',
+        EMULATOR_PORT: '0',
+        EMULATOR_DATA_DIR: join(dir, 'vault'),
+        DATABASE_PATH: join(dir, 'db.sqlite'),
+        SHUTDOWN_DRAIN_MS: '1500',
+        ROTATION_EXPIRY_MONITOR_ENABLED: 'false',
+        ROTATION_CHECK_ENABLED: 'false',
+        OAUTH_PROACTIVE_ENABLED: 'false',
+      },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    child.stdout!.on('data', (d) => (stdout += d));
+    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+    const deadline = Date.now() + 60_000;
+    while (!/listening on (http:\/\/\S+)/.test(stdout) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+    const base = /listening on (http:\/\/\S+)/.exec(stdout)![1].replace('[::1]', '127.0.0.1');
+
+    // Eight keep-alive clients in a loop until the host stops listening.
+    const agent = new Agent({ keepAlive: true, maxSockets: 8 });
+    const results: Array<{ status?: number; connection?: string; error?: string; at: number }> = [];
+    let stop = false;
+    const loops = Array.from({ length: 8 }, async () => {
+      while (!stop) {
+        const r = await get(agent, `${base}/health/live`);
+        results.push({ ...r, at: Date.now() });
+        if (r.error === 'ECONNREFUSED') return; // no longer listening: the load balancer has stopped routing here long ago
+      }
+    });
+    await new Promise((r) => setTimeout(r, 500));
+    const signalled = Date.now();
+    child.kill('SIGTERM');
+    await new Promise((r) => setTimeout(r, 300));
+    const ready = await get(new Agent(), `${base}/health/ready`);
+    expect(ready.status).toBe(503);
+    const code = await exited;
+    stop = true;
+    await Promise.all(loops);
+    agent.destroy();
+
+    expect(code).toBe(0);
+    const before = results.filter((r) => r.at < signalled);
+    // While draining (1.5 s here), everything is served, each answer closing its connection.
+    const draining = results.filter((r) => r.at >= signalled + 100 && r.at <= signalled + 1400);
+    expect(before.length).toBeGreaterThan(10);
+    expect(draining.length).toBeGreaterThan(10);
+    expect(draining.filter((r) => !(r.status === 200 && r.connection === 'close'))).toEqual([]);
+    // No reset and no refusal until the drain is over. (These clients ignore readiness and keep sending once
+    // the close has begun: behind a load balancer none would; they get a 503, a refusal or a reset then.)
+    expect(results.filter((r) => r.error !== undefined && r.at <= signalled + 1400)).toEqual([]);
+    expect(results.filter((r) => r.status !== undefined && r.status !== 200 && r.at <= signalled + 1400)).toEqual([]);
+  }, 90_000);
+});
