@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import { AuditAction, AuditEventInput, AuditResult, AuditService } from '@app/audit';
-import { Clock, CredentialVaultError, describeError, OperationContext, TransactionRunner } from '@app/common';
+import { Clock, CommitNotDurableError, CredentialVaultError, describeError, OperationContext, TransactionRunner } from '@app/common';
 import { CredentialCache } from './cache/credential-cache';
 import { CredentialStatus, CredentialType, ValueStoreKind } from './credential-type';
 import type { BatchDeleteResult, CredentialMetadata, RotateOptions, StoreCredentialInput, UpdateMetadataInput, WriteOptions } from './credential.types';
@@ -361,7 +361,8 @@ export class CredentialWriter {
       try {
         committed = await this.commit(ctx, started, change, () => this.rows.compareAndSet(row, change.next));
       } catch (e) {
-        await this.discardWritten(change);
+        // Committed, only not known durable: the value is current now, never discarded.
+        if (!(e instanceof CommitNotDurableError)) await this.discardWritten(change);
         throw e;
       }
       if (committed) return { before: row, next: change.next };
