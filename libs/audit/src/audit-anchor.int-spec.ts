@@ -227,6 +227,18 @@ describe.each(DATABASE_KINDS)('audit anchoring on %s', (kind) => {
     forgetAnchors(t);
   });
 
+  it('an anchor pass and retention at the same moment both finish at once (the same lock order)', async () => {
+    const ts = [tenant(), tenant(), tenant()];
+    for (const t of ts) await writeRows(t, 3);
+    clock.advance(100 * 86_400_000);
+    for (const t of ts) await writeRows(t, 1);
+    const started = Date.now();
+    const [anchored] = await Promise.all([anchoring().runOnce(), h.audit.prune(new Date(clock.now().getTime() - 86_400_000))]);
+    expect(Date.now() - started).toBeLessThan(5_000);
+    expect(anchored.refused).toEqual([]);
+    for (const t of ts) await expect(h.audit.verify({ tenantId: t })).resolves.toMatchObject({ valid: true });
+  });
+
   it('retention keeps the rows of a chain whose checkpoint cannot be anchored, and prunes them once it can', async () => {
     const t = tenant();
     await writeRows(t, 3);

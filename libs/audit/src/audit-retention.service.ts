@@ -66,7 +66,8 @@ export class AuditRetentionService {
       throw new AuditQueryError('olderThan must be a valid Date');
     }
     const cutoff = olderThan.getTime();
-    return withMaintenance(this.chains, async () => {
+    const exclusive = <T>(work: () => Promise<T>) => (this.anchoring.enabled ? this.anchoring.exclusive(work) : work());
+    return exclusive(() => withMaintenance(this.chains, async () => {
       let deleted = 0;
       for (const tenantId of await this.rows.tenants()) {
         // The rows after a cached head must never go while it is trusted: forget it (before, and after the commit).
@@ -81,7 +82,7 @@ export class AuditRetentionService {
       }
       if (deleted > 0) this.logger.log(`Pruned ${deleted} audit rows older than ${olderThan.toISOString()}`);
       return { deleted };
-    });
+    }));
   }
 
   /** Checkpoint (committed), then its anchor, then the delete: a crash in between leaves rows, never a hole. */

@@ -11,8 +11,8 @@ import { ChainWriter } from '../internal/chain-writer';
 import { AuditAnchorStore } from './audit-anchor.store';
 
 const MAX_REMEMBERED_ANCHORS = 100_000;
-/** How long retention waits for a running anchor pass before leaving a chain's rows for its next run. */
-const CHECKPOINT_ANCHOR_WAIT_MS = 60_000;
+/** How long retention waits for a running anchor pass before it leaves the rows for its next run. */
+const RETENTION_ANCHOR_WAIT_MS = 300_000;
 
 /**
  * Anchoring: copies each chain head that moved to the `AuditAnchorStore`. `runOnce()` does it under
@@ -44,29 +44,31 @@ export class AuditAnchorService {
   }
 
   /**
-   * Retention's step (inside `withMaintenance`) between writing a checkpoint and deleting the rows it covers: anchors the
-   * checkpoint row with `prunedThrough`, so verify accepts those rows' absence and no other's. Under
-   * the anchoring lock (an anchor pass carries `prunedThrough` forward and must not overwrite this
-   * one with an older value). Throws when the chain no longer matches its anchor: nothing is deleted.
+   * Runs retention's `work` under the anchoring lock, taken BEFORE retention's maintenance section (an
+   * anchor pass takes the lock, then reads consistently: the same order, so neither waits on the other
+   * in a cycle), so no anchor pass overwrites a checkpoint's `prunedThrough` with an older value.
+   */
+  exclusive<T>(work: () => Promise<T>): Promise<T> {
+    return this.lock.run(LOCK_KEYS.auditAnchor, work, { timeoutMs: RETENTION_ANCHOR_WAIT_MS });
+  }
+
+  /**
+   * Retention's step (under `exclusive`, inside `withMaintenance`) between writing a checkpoint and
+   * deleting the rows it covers: anchors the checkpoint row with `prunedThrough`, so verify accepts those
+   * rows' absence and no other's. Throws when the chain no longer matches its anchor: nothing is deleted.
    */
   async anchorCheckpoint(tenantId: string, checkpoint: Pick<ChainHead, 'sequence' | 'hash'>, prunedThrough: number): Promise<void> {
     const store = this.anchors;
     if (!store) throw new AuditConfigurationError('No AuditAnchorStore is provided: anchoring needs one');
-    await this.lock.run(
-      LOCK_KEYS.auditAnchor,
-      async () => {
-        const previous = await store.read(tenantId);
-        const bad = previous ? await this.chains.readDuringMaintenance((m) => this.verifier.checkAnchor(m, previous)) : undefined;
-        if (bad) {
-          this.verifier.reportBroken(bad, 'anchor');
-          throw new AuditAnchorUnavailableError(`The audit chain of tenant ${tenantId} does not match its anchor (${bad.reason} at ${bad.sequence}); nothing is pruned`);
-        }
-        await store.write({ tenantId, sequence: checkpoint.sequence, hash: checkpoint.hash, anchoredAt: this.clock.now(), prunedThrough });
-        this.counters.anchorsWritten++;
-        this.rememberAnchor(tenantId, checkpoint);
-      },
-      { timeoutMs: CHECKPOINT_ANCHOR_WAIT_MS },
-    );
+    const previous = await store.read(tenantId);
+    const bad = previous ? await this.chains.readDuringMaintenance((m) => this.verifier.checkAnchor(m, previous)) : undefined;
+    if (bad) {
+      this.verifier.reportBroken(bad, 'anchor');
+      throw new AuditAnchorUnavailableError(`The audit chain of tenant ${tenantId} does not match its anchor (${bad.reason} at ${bad.sequence}); nothing is pruned`);
+    }
+    await store.write({ tenantId, sequence: checkpoint.sequence, hash: checkpoint.hash, anchoredAt: this.clock.now(), prunedThrough });
+    this.counters.anchorsWritten++;
+    this.rememberAnchor(tenantId, checkpoint);
   }
 
   /** Anchors written and store failures, for `AuditService.stats`. */
