@@ -99,28 +99,28 @@ export function valueProblems(e: EnvVars): string[] {
 }
 
 /**
- * Variables that are not ours but one or two letters away from one of ours (`DATABSE_TYPE`): a typo
- * would otherwise be ignored silently, and the host would run on a default the operator did not mean.
- * Only names with an underscore and 8+ characters, so the usual system variables are never taken for ours.
+ * Variables that are not ours but one slip away from one of ours (a letter missing, extra, wrong, or two
+ * swapped: `DATABSE_TYPE`): a typo would otherwise be ignored silently, and the host would run on a
+ * default the operator did not mean. Only names with an underscore and 8+ characters, so the usual
+ * system variables are never taken for ours.
  */
 function misspeltProblems(env: Record<string, string | undefined>): string[] {
   const known = new Set(CONFIG_VARIABLES);
   const problems: string[] = [];
   for (const name of Object.keys(env)) {
     if (known.has(name) || !name.includes('_') || name.length < 8 || env[name] === undefined) continue;
-    const near = CONFIG_VARIABLES.find((k) => Math.abs(k.length - name.length) <= 2 && editDistance(k, name) <= 2);
+    const near = CONFIG_VARIABLES.find((k) => Math.abs(k.length - name.length) <= 1 && oneSlipApart(k, name));
     if (near) problems.push(`${name}: is not a variable of this host; did you mean ${near}?`);
   }
   return problems;
 }
 
-/** Levenshtein distance (names are short: the plain dynamic programme). */
-function editDistance(a: string, b: string): number {
-  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
-  for (let i = 1; i <= a.length; i++) {
-    const row = [i];
-    for (let j = 1; j <= b.length; j++) row.push(Math.min(prev[j] + 1, row[j - 1] + 1, prev[j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1)));
-    prev = row;
-  }
-  return prev[b.length];
+/** Whether `b` is `a` with one letter inserted, deleted or replaced, or two neighbours swapped. */
+function oneSlipApart(a: string, b: string): boolean {
+  let i = 0;
+  while (i < a.length && i < b.length && a[i] === b[i]) i++;
+  if (i === a.length && i === b.length) return false;
+  if (a.slice(i + 1) === b.slice(i + 1)) return true; // replaced
+  if (a.slice(i) === b.slice(i + 1) || a.slice(i + 1) === b.slice(i)) return true; // inserted or deleted
+  return a[i] === b[i + 1] && a[i + 1] === b[i] && a.slice(i + 2) === b.slice(i + 2); // swapped
 }
