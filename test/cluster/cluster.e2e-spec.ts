@@ -85,6 +85,7 @@ describe('cluster: three host processes on one PostgreSQL, Redis and vault', () 
     PORT: '0',
     LOG_LEVEL: 'warn',
     SHUTDOWN_TIMEOUT_MS: '5000',
+    SHUTDOWN_DRAIN_MS: '0', // stopped by the test, not by a load balancer: no drain (test/shutdown-drain.e2e-spec.ts has it)
     DATABASE_TYPE: 'postgres',
     // application_name tells which replica holds a job's advisory lock (pg_stat_activity).
     DATABASE_URL: `${POSTGRES_URL}${POSTGRES_URL.includes('?') ? '&' : '?'}application_name=cv-cluster-${name}`,
