@@ -7,6 +7,19 @@ import { generateApiKey } from '../apps/api/src/auth/api-keys';
 import { ConfigValidationError, loadAppConfig } from '../apps/api/src/config/app.config';
 import { startTestHost, TestHost } from './support/host';
 
+const key = generateApiKey('acme-app', 'acme', ['credentials:read', 'credentials:read-value', 'credentials:write']);
+
+/** One request with the app's API key; the body parsed, and the Retry-After header. */
+async function apiCall(base: string, method: string, path: string, body?: unknown) {
+  const res = await fetch(`${base}${path}`, {
+    method,
+    headers: { 'x-api-key': key.key, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const text = await res.text();
+  return { status: res.status, retryAfter: res.headers.get('retry-after'), body: text ? JSON.parse(text) : undefined, text };
+}
+
 /**
  * OAuth connections through the host's HTTP API against a real OAuth server (oidc-provider): the
  * code grant's tokens stored, access tokens handed out, a 401 report forcing exactly one refresh.
@@ -15,16 +28,7 @@ describe('OAuth connections over HTTP (PostgreSQL, local vault, oidc-provider)',
   let host: TestHost;
   let base: string;
   let idp: TestOAuthServer;
-  const key = generateApiKey('acme-app', 'acme', ['credentials:read', 'credentials:read-value', 'credentials:write']);
-  const call = async (method: string, path: string, body?: unknown) => {
-    const res = await fetch(`${base}${path}`, {
-      method,
-      headers: { 'x-api-key': key.key, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
-      body: body === undefined ? undefined : JSON.stringify(body),
-    });
-    const text = await res.text();
-    return { status: res.status, body: text ? JSON.parse(text) : undefined, text };
-  };
+  const call = (method: string, path: string, body?: unknown) => apiCall(base, method, path, body);
 
   beforeAll(async () => {
     idp = await TestOAuthServer.start();
@@ -120,16 +124,7 @@ describe('OAuth provider faults over HTTP (SQLite, local vault, a misbehaving to
   let idp: Server;
   let mode: 'no-access-token' | 'rate-limited' = 'no-access-token';
   let calls = 0;
-  const key = generateApiKey('acme-app', 'acme', ['credentials:read', 'credentials:read-value', 'credentials:write']);
-  const call = async (method: string, path: string, body?: unknown) => {
-    const res = await fetch(`${host.baseUrl}${path}`, {
-      method,
-      headers: { 'x-api-key': key.key, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
-      body: body === undefined ? undefined : JSON.stringify(body),
-    });
-    const text = await res.text();
-    return { status: res.status, retryAfter: res.headers.get('retry-after'), body: text ? JSON.parse(text) : undefined };
-  };
+  const call = (method: string, path: string, body?: unknown) => apiCall(host.baseUrl, method, path, body);
   const connect = (connectionId: string) =>
     call('POST', `/v1/oauth/connections/faulty/${connectionId}/tokens`, { access_token: `at_${connectionId}_0001`, refresh_token: `rt_${connectionId}_0001`, expires_in: 3600, token_type: 'Bearer' });
 

@@ -66,9 +66,7 @@ export class AuditAnchorService {
       this.verifier.reportBroken(bad, 'anchor');
       throw new AuditAnchorUnavailableError(`The audit chain of tenant ${tenantId} does not match its anchor (${bad.reason} at ${bad.sequence}); nothing is pruned`);
     }
-    await store.write({ tenantId, sequence: checkpoint.sequence, hash: checkpoint.hash, anchoredAt: this.clock.now(), prunedThrough });
-    this.counters.anchorsWritten++;
-    this.rememberAnchor(tenantId, checkpoint);
+    await this.writeAnchor(store, tenantId, checkpoint, prunedThrough);
   }
 
   /** Anchors written and store failures, for `AuditService.stats`. */
@@ -133,13 +131,18 @@ export class AuditAnchorService {
     if (!previous || previous.sequence !== head.sequence || previous.hash !== head.hash) {
       // How far rows may be gone: as the previous anchor said (only retention moves it), or as found on first use.
       const prunedThrough = previous?.prunedThrough ?? (check.first ?? head.sequence) - 1;
-      await store.write({ tenantId, sequence: head.sequence, hash: head.hash, anchoredAt: this.clock.now(), prunedThrough });
-      this.counters.anchorsWritten++;
-      this.rememberAnchor(tenantId, head);
+      await this.writeAnchor(store, tenantId, head, prunedThrough);
       return 'anchored';
     }
     this.rememberAnchor(tenantId, head);
     return 'unchanged';
+  }
+
+  /** Writes `row` as the tenant's anchor (an anchor pass's head, or retention's checkpoint), counted and remembered. */
+  private async writeAnchor(store: AuditAnchorStore, tenantId: string, row: Pick<ChainHead, 'sequence' | 'hash'>, prunedThrough: number): Promise<void> {
+    await store.write({ tenantId, sequence: row.sequence, hash: row.hash, anchoredAt: this.clock.now(), prunedThrough });
+    this.counters.anchorsWritten++;
+    this.rememberAnchor(tenantId, row);
   }
 
   private rememberAnchor(tenantId: string, head: Pick<ChainHead, 'sequence' | 'hash'>): void {

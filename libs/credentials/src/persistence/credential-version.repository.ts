@@ -74,12 +74,16 @@ export class CredentialVersionRepository {
  * from before the marks): all of them.
  */
 export function lastRevoked(versions: CredentialVersionEntity[]): CredentialVersionEntity[] {
-  const latest = Math.max(...versions.map((v) => v.revokedAt?.getTime() ?? -1));
+  const latest = latestRevokeMs(versions);
   return latest < 0 ? versions : versions.filter((v) => v.revokedAt?.getTime() === latest);
 }
 
 /** A new revoke's mark: `now`, or just after the previous revoke's, so the last revoke's versions are told apart. */
 export function revokeMark(versions: CredentialVersionEntity[], now: Date): Date {
-  const latest = Math.max(...versions.map((v) => v.revokedAt?.getTime() ?? -1));
-  return new Date(Math.max(now.getTime(), latest + 1));
+  return new Date(Math.max(now.getTime(), latestRevokeMs(versions) + 1));
+}
+
+/** The latest revoke's mark (epoch ms), or -1 when no version is marked. */
+function latestRevokeMs(versions: CredentialVersionEntity[]): number {
+  return Math.max(-1, ...versions.map((v) => v.revokedAt?.getTime() ?? -1));
 }
