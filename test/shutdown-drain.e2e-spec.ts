@@ -1,6 +1,7 @@
 import { ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { request as httpRequest, Agent } from 'node:http';
+import { createServer, request as httpRequest, Agent } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { writeRequireHook } from './support/swc-require-hook';
@@ -27,7 +28,7 @@ function get(agent: Agent, url: string): Promise<{ status?: number; connection?:
  * and requests sent on open keep-alive connections met ECONNRESET or Fastify's bare 503; the process
  * exited 143.)
  */
-describe('SIGTERM: drain, then close (real process, keep-alive clients)', () => {
+describe('the host process: SIGTERM drains then closes (keep-alive clients); its output', () => {
   let dir: string;
   let child: ChildProcess;
 
@@ -63,8 +64,8 @@ describe('SIGTERM: drain, then close (real process, keep-alive clients)', () => 
     child.stdout!.on('data', (d) => (stdout += d));
     const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
     const deadline = Date.now() + 60_000;
-    while (!/listening on (http:\/\/\S+)/.test(stdout) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
-    const base = /listening on (http:\/\/\S+)/.exec(stdout)![1].replace('[::1]', '127.0.0.1');
+    while (!/listening on (http:\/\/[^\s"]+)/.test(stdout) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+    const base = /listening on (http:\/\/[^\s"]+)/.exec(stdout)![1].replace('[::1]', '127.0.0.1');
 
     // Eight keep-alive clients in a loop until the host stops listening.
     const agent = new Agent({ keepAlive: true, maxSockets: 8 });
@@ -99,5 +100,37 @@ describe('SIGTERM: drain, then close (real process, keep-alive clients)', () => 
     // the close has begun: behind a load balancer none would; they get a 503, a refusal or a reset then.)
     expect(results.filter((r) => r.error !== undefined && r.at <= signalled + 1400)).toEqual([]);
     expect(results.filter((r) => r.status !== undefined && r.status !== 200 && r.at <= signalled + 1400)).toEqual([]);
+    // stdout is JSON lines only, the start and drain lines included although LOG_LEVEL=error.
+    const lines = stdout.trim().split('\n').map((l) => JSON.parse(l) as { msg: string; level: number; url?: string });
+    expect(lines.find((l) => l.msg.startsWith('Credential Vault listening on'))).toMatchObject({ level: 30, url: expect.stringMatching(/^http:/) });
+    expect(lines.some((l) => l.msg.startsWith('Draining before shutdown'))).toBe(true);
+  }, 90_000);
+
+  it('a failed start (port in use) is one fatal JSON line with its reason, and exit 1', async () => {
+    const taken = createServer();
+    await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve));
+    const port = (taken.address() as AddressInfo).port;
+    try {
+      const failed = spawn(process.execPath, ['--no-warnings', '--require', writeRequireHook(dir), MAIN], {
+        cwd: ROOT,
+        env: { ...process.env, NODE_ENV: 'test', PORT: String(port), EMULATOR_PORT: '0', EMULATOR_DATA_DIR: join(dir, 'vault2'), DATABASE_PATH: join(dir, 'db2.sqlite') },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      let out = '';
+      let err = '';
+      failed.stdout!.on('data', (d) => (out += d));
+      failed.stderr!.on('data', (d) => (err += d));
+      const code = await new Promise<number | null>((resolve) => failed.on('exit', (c) => resolve(c)));
+      expect(code).toBe(1);
+      // Nest's own lines (no colours, no plain text) and the failure: all JSON on stdout; nothing on stderr.
+      const lines = out.trim().split('\n').map((l) => JSON.parse(l) as { level: number; msg: string; err?: Record<string, unknown> });
+      expect(lines.some((l) => l.msg === 'Nest application successfully started')).toBe(true);
+      expect(lines.filter((l) => l.level === 60)).toEqual([
+        expect.objectContaining({ msg: 'Failed to start', err: expect.objectContaining({ code: 'EADDRINUSE', reason: expect.stringContaining('address already in use') }) }),
+      ]);
+      expect(err).toBe('');
+    } finally {
+      taken.close();
+    }
   }, 90_000);
 });

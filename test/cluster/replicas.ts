@@ -87,7 +87,7 @@ export async function startReplica(build: HostBuild, name: string, env: Record<s
   let url: string | undefined;
   const onLine = (line: string) => {
     if (output.length < 5000) output.push(line);
-    const m = /listening on (http:\/\/\S+)/.exec(line);
+    const m = /listening on (http:\/\/[^\s"]+)/.exec(line);
     if (m && !url) url = m[1].replace('[::1]', '127.0.0.1');
   };
   for (const stream of [child.stdout!, child.stderr!]) {

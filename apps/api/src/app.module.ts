@@ -4,7 +4,7 @@ import { EventEmitterModule } from '@nestjs/event-emitter';
 import { ScheduleModule } from '@nestjs/schedule';
 import { TypeOrmModule } from '@nestjs/typeorm';
 import { PersistenceModule } from '@app/common';
-import type { DestinationStream } from 'pino';
+import type { DestinationStream, Logger } from 'pino';
 import { AuthModule } from './auth/auth.module';
 import { SharedStateModule } from './auth/shared-state.module';
 import { APP_CONFIG, AppConfig } from './config/app.config';
@@ -32,12 +32,12 @@ import { VaultModule } from './vault/vault.module';
  */
 @Module({})
 export class AppModule {
-  static forRoot(config: AppConfig, options: { logDestination?: DestinationStream; telemetry?: HostTelemetry } = {}): DynamicModule {
+  static forRoot(config: AppConfig, options: { log?: Logger; logDestination?: DestinationStream; telemetry?: HostTelemetry } = {}): DynamicModule {
     return {
       module: AppModule,
       imports: [
         AppConfigModule.forRoot(config),
-        HostLoggingModule.forRoot(options.logDestination),
+        HostLoggingModule.forRoot({ log: options.log, destination: options.logDestination }),
         TypeOrmModule.forRootAsync({ inject: [APP_CONFIG], useFactory: databaseOptions, dataSourceFactory: (o) => initializeWithMigrations(o!) }),
         EventEmitterModule.forRoot({ wildcard: false, delimiter: '.' }),
         // The transaction runner and the outbox of every lib; this process dispatches, under CoreModule's

@@ -3,14 +3,14 @@ import { NestFactory } from '@nestjs/core';
 import { FastifyAdapter, NestFastifyApplication } from '@nestjs/platform-fastify';
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
-import type { DestinationStream } from 'pino';
+import type { DestinationStream, Logger } from 'pino';
 import { AppModule } from './app.module';
 import { deferBodyParsing } from './http/request-body';
 import { hostValidationPipe } from './http/strict-input';
 import { keysGrpcOptions } from './keys/grpc/grpc-server';
 import { ShutdownState } from './health/shutdown-state';
-import { HOST_LOG, HostLogger } from './logging/host-logger';
-import { requestIdFor } from './logging/logging.options';
+import { HOST_LOG, HostLogger, lifecycleLog } from './logging/host-logger';
+import { createHostLog, requestIdFor } from './logging/logging.options';
 import { logRequests } from './logging/request-log';
 import type { AppConfig } from './config/app.config';
 import { HostTelemetry, type TelemetryOverrides } from './telemetry/host-telemetry';
@@ -18,12 +18,18 @@ import { HostTelemetry, type TelemetryOverrides } from './telemetry/host-telemet
 /** Builds and starts the host. Shared by main.ts and the end-to-end tests, so both boot the same app. */
 export async function createApp(
   config: AppConfig,
-  options: { logDestination?: DestinationStream; telemetry?: TelemetryOverrides } = {},
+  options: { log?: Logger; logDestination?: DestinationStream; telemetry?: TelemetryOverrides } = {},
 ): Promise<NestFastifyApplication> {
   // Before the modules exist: the libs create their OpenTelemetry instruments when they are built.
   const telemetry = HostTelemetry.start(config, options.telemetry);
+  // The root logger before Nest: its own start-up lines (and a failed start) are JSON lines like the rest.
+  const log = options.log ?? createHostLog(config, options.logDestination);
   try {
-    const app = await NestFactory.create<NestFastifyApplication>(AppModule.forRoot(config, { ...options, telemetry }), hostAdapter(), HOST_APP_OPTIONS);
+    const app = await NestFactory.create<NestFastifyApplication>(AppModule.forRoot(config, { log, telemetry }), hostAdapter(), {
+      ...HOST_APP_OPTIONS,
+      bufferLogs: false,
+      logger: new HostLogger(log),
+    });
     return await configureApp(app, config);
   } catch (error) {
     await telemetry?.shutdown();
@@ -122,7 +128,7 @@ export async function configureApp(app: NestFastifyApplication, config: AppConfi
  * the process exits 1 whatever is still pending; further signals meanwhile are ignored.
  */
 export function closeGracefullyOnSignals(app: NestFastifyApplication, config: AppConfig): void {
-  const log = app.get(HOST_LOG);
+  const log = lifecycleLog(app.get(HOST_LOG));
   let closing = false;
   const close = async (signal: NodeJS.Signals, drainMs: number): Promise<void> => {
     if (closing) return;

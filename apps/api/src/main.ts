@@ -2,6 +2,9 @@ import 'reflect-metadata';
 import { closeGracefullyOnSignals, createApp } from './bootstrap';
 import { ConfigValidationError } from './config/app.config';
 import { loadAppConfigResolvingReferences } from './config/keyvault-references';
+import { startFailureFields } from './http/error-log-fields';
+import { lifecycleLog } from './logging/host-logger';
+import { createHostLog } from './logging/logging.options';
 
 async function main(): Promise<void> {
   let config;
@@ -9,15 +12,24 @@ async function main(): Promise<void> {
     // `@keyvault:<name>` values are read from the vault once, here, before anything uses them.
     config = await loadAppConfigResolvingReferences(process.env);
   } catch (e) {
+    // No logger yet (its level is configuration): plain text on stderr, listing every variable to fix.
     if (e instanceof ConfigValidationError) {
       process.stderr.write(`${e.message}\n`);
       process.exit(78); // EX_CONFIG
     }
     throw e;
   }
-  const app = await createApp(config);
-  closeGracefullyOnSignals(app, config);
-  process.stdout.write(`Credential Vault listening on ${await app.getUrl()}\n`);
+  // From here on stdout carries JSON lines only: Nest's start-up, the listening line, a failed start.
+  const log = createHostLog(config);
+  try {
+    const app = await createApp(config, { log });
+    closeGracefullyOnSignals(app, config);
+    const url = await app.getUrl();
+    lifecycleLog(log).info({ url }, `Credential Vault listening on ${url}`);
+  } catch (e) {
+    lifecycleLog(log).fatal({ err: startFailureFields(e) }, 'Failed to start');
+    process.exit(1); // pino writes what it has gathered on exit
+  }
 }
 
 main().catch((e) => {

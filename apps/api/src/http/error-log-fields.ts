@@ -74,3 +74,16 @@ function stackFrames(e: Error): string | undefined {
   const frames = rest.split('\n').filter((l) => /^\s+at \S/.test(l)).slice(0, 8);
   return frames.length > 0 ? frames.map((l) => l.trim()).join('\n') : undefined;
 }
+
+/**
+ * A failed start's error for its one log line: errorLogFields, plus the message (`reason`) of each error
+ * of the cause chain that is not Azure's (whose text repeats the request). Start-up holds no credential
+ * value, and without the text a failure like Nest's unresolved dependency or a port in use cannot be acted on.
+ */
+export function startFailureFields(e: unknown, depth = 0): Record<string, unknown> {
+  const out = errorLogFields(e, 3); // depth 3: without its cause, added below with messages
+  if (!(e instanceof Error)) return out;
+  if (!AZURE_ERROR_NAMES.has(e.name) && !(e instanceof KeyVaultError)) out.reason = e.message.slice(0, 2000);
+  if (e.cause !== undefined && depth < 3) out.cause = startFailureFields(e.cause, depth + 1);
+  return out;
+}

@@ -95,15 +95,25 @@ function errorOfStack(stack: string, message: unknown): Error {
 const SYSTEM_ERROR_CODES =
   /\b(?:ECONNREFUSED|ECONNRESET|ECONNABORTED|ENOTFOUND|EAI_AGAIN|ETIMEDOUT|EHOSTUNREACH|ENETUNREACH|EPIPE|EPROTO|EACCES|EPERM|ENOENT|ENOSPC|EROFS|EMFILE|EADDRINUSE|EBUSY)\b/;
 
-/** Provides HOST_LOG and HostLogger everywhere (app.useLogger takes the HostLogger). */
+/**
+ * Provides HOST_LOG and HostLogger everywhere (app.useLogger takes the HostLogger): `log` when given
+ * (createApp builds it first, so that Nest's own start-up lines are JSON too), else one built from the config.
+ */
 @Global()
 @Module({})
 export class HostLoggingModule {
-  static forRoot(destination?: DestinationStream): DynamicModule {
-    return {
-      module: HostLoggingModule,
-      providers: [{ provide: HOST_LOG, inject: [APP_CONFIG], useFactory: (c: AppConfig) => createHostLog(c, destination) }, HostLogger],
-      exports: [HOST_LOG, HostLogger],
-    };
+  static forRoot(source: { log?: Logger; destination?: DestinationStream } = {}): DynamicModule {
+    const root = source.log
+      ? { provide: HOST_LOG, useValue: source.log }
+      : { provide: HOST_LOG, inject: [APP_CONFIG], useFactory: (c: AppConfig) => createHostLog(c, source.destination) };
+    return { module: HostLoggingModule, providers: [root, HostLogger], exports: [HOST_LOG, HostLogger] };
   }
+}
+
+/**
+ * The process's start and stop lines (listening, draining, failed to start): written at `info`
+ * whatever LOG_LEVEL says (orchestration and people look for them), except `silent`.
+ */
+export function lifecycleLog(root: Logger): Logger {
+  return root.level === 'silent' ? root : root.child({}, { level: 'info' });
 }
