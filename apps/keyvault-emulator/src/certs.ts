@@ -31,10 +31,15 @@ function rsaKeyPair(): { privateKeyPem: string; publicKeyPem: string } {
   return { privateKeyPem: privateKey, publicKeyPem: publicKey };
 }
 
-function serial(): string {
-  const bytes = randomBytes(16);
-  bytes[0] &= 0x7f; // positive
-  return bytes.toString('hex');
+/**
+ * A certificate serial from 16 random bytes: the first in 0x01–0x7f, so the DER INTEGER is positive and
+ * minimal. (forge drops one leading zero byte, not two: `00 00 1x…` was written as `00 1x…`, which
+ * OpenSSL refuses — "asn1 encoding routines::illegal padding" — once in ~65,000 certificates.)
+ */
+export function serialNumberHex(bytes: Buffer = randomBytes(16)): string {
+  const out = Buffer.from(bytes);
+  out[0] = (out[0] % 0x7f) + 1;
+  return out.toString('hex');
 }
 
 function writeAtomic(path: string, content: string, mode: number): void {
@@ -48,7 +53,7 @@ function createCa(): { certPem: string; keyPem: string } {
   const keys = rsaKeyPair();
   const cert = forge.pki.createCertificate();
   cert.publicKey = forge.pki.publicKeyFromPem(keys.publicKeyPem);
-  cert.serialNumber = serial();
+  cert.serialNumber = serialNumberHex();
   cert.validity.notBefore = new Date(Date.now() - DAY_MS);
   cert.validity.notAfter = new Date(Date.now() + 3650 * DAY_MS);
   const attrs = [
@@ -71,7 +76,7 @@ function createLeaf(caCertPem: string, caKeyPem: string, hosts: string[]): { cer
   const ca = forge.pki.certificateFromPem(caCertPem);
   const cert = forge.pki.createCertificate();
   cert.publicKey = forge.pki.publicKeyFromPem(keys.publicKeyPem);
-  cert.serialNumber = serial();
+  cert.serialNumber = serialNumberHex();
   cert.validity.notBefore = new Date(Date.now() - DAY_MS);
   cert.validity.notAfter = new Date(Date.now() + 825 * DAY_MS);
   cert.setSubject([{ name: 'commonName', value: 'localhost' }]);
