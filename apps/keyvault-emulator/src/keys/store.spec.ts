@@ -63,4 +63,28 @@ describe('key request validation', () => {
       expect(inner(() => parseRotationPolicy(body))).toBe('400 BadParameter');
     }
   });
+
+  it("refuses rotation policies outside Key Vault's limits, with the limit named", () => {
+    const rotate = (trigger: Record<string, string>) => [{ trigger, action: { type: 'Rotate' } }];
+    const message = (body: Record<string, unknown>) => {
+      try {
+        parseRotationPolicy(body);
+        return 'accepted';
+      } catch (e) {
+        return (e as { body?: { error?: { message?: string } } }).body?.error?.message ?? String(e);
+      }
+    };
+    // At the edges: accepted.
+    expect(message({ attributes: { expiryTime: 'P28D' }, lifetimeActions: rotate({ timeBeforeExpiry: 'P21D' }) })).toBe('accepted');
+    expect(message({ attributes: { expiryTime: 'P1M' }, lifetimeActions: rotate({ timeAfterCreate: 'P1W' }) })).toBe('accepted');
+    expect(message({ attributes: { expiryTime: 'P1Y' }, lifetimeActions: [{ trigger: { timeBeforeExpiry: 'PT168H' }, action: { type: 'Notify' } }] })).toBe('accepted');
+    // Past them: refused, saying which.
+    expect(message({ attributes: { expiryTime: 'P27D' } })).toMatch(/at least 28 days/);
+    expect(message({ attributes: { expiryTime: 'PT671H' } })).toMatch(/at least 28 days/);
+    expect(message({ lifetimeActions: rotate({ timeAfterCreate: 'P6D' }) })).toMatch(/at least 7 days/);
+    expect(message({ attributes: { expiryTime: 'P90D' }, lifetimeActions: rotate({ timeBeforeExpiry: 'PT1H' }) })).toMatch(/at least 7 days/);
+    expect(message({ lifetimeActions: rotate({ timeBeforeExpiry: 'P30D' }) })).toMatch(/needs "attributes.expiryTime"/);
+    expect(message({ attributes: { expiryTime: 'P28D' }, lifetimeActions: rotate({ timeBeforeExpiry: 'P22D' }) })).toMatch(/7 days after creation/);
+    expect(message({ lifetimeActions: [{ trigger: { timeAfterCreate: 'P30D' }, action: { type: 'Notify' } }] })).toMatch(/Notify action takes timeBeforeExpiry only/);
+  });
 });

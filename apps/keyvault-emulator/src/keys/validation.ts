@@ -84,13 +84,32 @@ export function encryptionAlgorithm(body: Record<string, unknown>): EncryptionAl
   return body.alg;
 }
 
-const ISO_DURATION = /^P(?!$)(\d+Y)?(\d+M)?(\d+W)?(\d+D)?(T(?=\d)(\d+H)?(\d+M)?(\d+S)?)?$/;
+const ISO_DURATION = /^P(?!$)(?:(\d+)Y)?(?:(\d+)M)?(?:(\d+)W)?(?:(\d+)D)?(?:T(?=\d)(?:(\d+)H)?(?:(\d+)M)?(?:(\d+)S)?)?$/;
 
-/** The body of PUT /keys/{name}/rotationpolicy: lifetime actions (Rotate / Notify, one ISO 8601 trigger each) and an expiry. */
+/** An ISO 8601 duration in days (a month as 30, a year as 365: what the limits below compare), or undefined. */
+function durationDays(s: string): number | undefined {
+  const m = ISO_DURATION.exec(s);
+  if (!m) return undefined;
+  const [y, mo, w, d, h, mi, sec] = m.slice(1).map((x) => Number(x ?? 0));
+  return y * 365 + mo * 30 + w * 7 + d + h / 24 + mi / 1440 + sec / 86_400;
+}
+
+/**
+ * The body of PUT /keys/{name}/rotationpolicy: lifetime actions (Rotate / Notify, one ISO 8601 trigger each) and an
+ * expiry, with Key Vault's limits (how-to-configure-key-rotation; the REST spec): a new version's expiry at least
+ * 28 days; a trigger at least 7 days, and a rotation before expiry at least 7 days after creation; `timeAfterCreate`
+ * only for Rotate; a trigger before expiry only with an expiry.
+ */
 export function parseRotationPolicy(body: Record<string, unknown>): Pick<RotationPolicyRecord, 'lifetimeActions' | 'expiryTime'> {
   const bad = (what: string) => errors.badParameter(`Invalid rotation policy: ${what}.`);
   const { lifetimeActions, attributes } = body;
   if (lifetimeActions !== undefined && !Array.isArray(lifetimeActions)) throw bad('"lifetimeActions" must be an array');
+  const expiryTime = (attributes as { expiryTime?: unknown } | undefined)?.expiryTime;
+  if (expiryTime !== undefined && expiryTime !== null && (typeof expiryTime !== 'string' || !ISO_DURATION.test(expiryTime))) {
+    throw bad('"attributes.expiryTime" must be an ISO 8601 duration');
+  }
+  const expiryDays = typeof expiryTime === 'string' ? durationDays(expiryTime)! : undefined;
+  if (expiryDays !== undefined && expiryDays < 28) throw bad('"attributes.expiryTime" must be at least 28 days (P28D)');
   const actions: RotationPolicyRecord['lifetimeActions'] = [];
   for (const raw of (lifetimeActions as unknown[] | undefined) ?? []) {
     const a = (raw ?? {}) as { trigger?: Record<string, unknown>; action?: { type?: unknown } };
@@ -101,12 +120,15 @@ export function parseRotationPolicy(body: Record<string, unknown>): Pick<Rotatio
     if (triggers.length !== 1 || !triggers.every((t) => typeof t === 'string' && ISO_DURATION.test(t))) {
       throw bad('each action needs exactly one ISO 8601 duration, timeAfterCreate or timeBeforeExpiry');
     }
+    const days = durationDays(triggers[0] as string)!;
+    if (days < 7) throw bad('a trigger must be at least 7 days (P7D)');
+    if (timeAfterCreate && type === 'notify') throw bad('a Notify action takes timeBeforeExpiry only');
+    if (timeBeforeExpiry) {
+      if (expiryDays === undefined) throw bad('timeBeforeExpiry needs "attributes.expiryTime"');
+      if (expiryDays - days < 7) throw bad('timeBeforeExpiry must leave at least 7 days after creation');
+    }
     const trigger = timeAfterCreate ? { timeAfterCreate: timeAfterCreate as string } : { timeBeforeExpiry: timeBeforeExpiry as string };
     actions.push({ trigger, action: { type: type === 'rotate' ? 'Rotate' : 'Notify' } });
-  }
-  const expiryTime = (attributes as { expiryTime?: unknown } | undefined)?.expiryTime;
-  if (expiryTime !== undefined && expiryTime !== null && (typeof expiryTime !== 'string' || !ISO_DURATION.test(expiryTime))) {
-    throw bad('"attributes.expiryTime" must be an ISO 8601 duration');
   }
   return { lifetimeActions: actions, ...(typeof expiryTime === 'string' ? { expiryTime } : {}) };
 }
