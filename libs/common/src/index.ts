@@ -9,3 +9,4 @@ export * from './options';
 export * from './jobs';
 export * from './telemetry';
 export * from './persistence/sqlite-wal-checkpointer';
+export * from './text';

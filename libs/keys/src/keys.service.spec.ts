@@ -108,6 +108,14 @@ describe('KeysService (fake vault)', () => {
       [keys.wrapKey(ctxA, { name: 'rsa', algorithm: 'RSA1_5', key: new Uint8Array(32) }), KeysErrorCode.ALGORITHM_NOT_ALLOWED],
       [keys.listKeys(ctxA, { maxPageSize: 26 }), KeysErrorCode.KEYS_VALIDATION],
       [keys.listKeys(ctxA, { continuationToken: 'https://evil.example/keys' }), KeysErrorCode.KEYS_VALIDATION],
+      // Longer than any RSA block (RSA-4096: 512 bytes), as the HTTP DTOs say: gRPC callers reach the lib directly.
+      [keys.encrypt(ctxA, { name: 'rsa', algorithm: 'RSA-OAEP-256', plaintext: new Uint8Array(513) }), KeysErrorCode.KEYS_VALIDATION],
+      [keys.decrypt(ctxA, { name: 'rsa', algorithm: 'RSA-OAEP-256', ciphertext: new Uint8Array(1024) }), KeysErrorCode.KEYS_VALIDATION],
+      [keys.unwrapKey(ctxA, { name: 'rsa', algorithm: 'RSA-OAEP-256', wrappedKey: new Uint8Array(513) }), KeysErrorCode.KEYS_VALIDATION],
+      // A lone surrogate cannot be stored as sent; a date before 1901-12-13 would wrap to 1970..2038 in the SDK.
+      [keys.createKey(ctxA, { name: 'x', type: 'RSA', tags: { t: 'a\ud800b' } }), KeysErrorCode.KEYS_VALIDATION],
+      [keys.createKey(ctxA, { name: 'x', type: 'RSA', expiresOn: new Date('1897-04-11T00:00:00Z') }), KeysErrorCode.KEYS_VALIDATION],
+      [keys.createKey(ctxA, { name: 'x', type: 'RSA', notBefore: new Date('1901-12-13T20:45:51Z'), expiresOn: new Date('2030-01-01T00:00:00Z') }), KeysErrorCode.KEYS_VALIDATION],
     ];
     for (const [p, expected] of cases) expect(await code(p)).toBe(expected);
     expect(JSON.stringify(vault.calls)).toBe(calls);

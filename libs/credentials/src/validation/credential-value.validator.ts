@@ -1,4 +1,5 @@
 import { X509Certificate, createPrivateKey } from 'node:crypto';
+import { isWellFormedUnicode } from '@app/common';
 import { CredentialType } from '../credential-type';
 import { CredentialValidationError } from '../errors/credential-errors';
 
@@ -33,11 +34,6 @@ const SINGLE_LINE_TYPES = new Set([
   CredentialType.BASIC_AUTH_USERNAME,
   CredentialType.WEBHOOK_SECRET,
 ]);
-
-/** False when `text` holds a lone (unpaired) UTF-16 surrogate: in unicode mode a class only matches unpaired ones. */
-export function isWellFormedUnicode(text: string): boolean {
-  return !/[\uD800-\uDFFF]/u.test(text);
-}
 
 /**
  * Validates a value for its type. Throws CredentialValidationError (field `value`) naming what is

@@ -1,5 +1,5 @@
 import { CredentialValidationError } from '../errors/credential-errors';
-import { isWellFormedUnicode } from './credential-value.validator';
+import { isWellFormedUnicode } from '@app/common';
 
 /**
  * Tenant, integration and connection ids: 1–128 characters of letters (case-sensitive), digits and

@@ -1,3 +1,4 @@
+import { isWellFormedUnicode } from '@app/common';
 import {
   DIGEST_BYTES,
   VAULT_EC_CURVES,
@@ -28,6 +29,9 @@ const TAG_KEY = /^[A-Za-z0-9._:@/-]{1,128}$/;
 const MAX_TAG_VALUE = 256;
 /** The last instant the vault's wire format holds (2^31 - 1 seconds after the epoch). */
 const MAX_VAULT_DATE_MS = 2_147_483_647_000;
+const MIN_VAULT_DATE_MS = -2_147_483_648_000;
+/** The longest RSA block of a vault key (RSA-4096), in bytes. */
+const MAX_RSA_BLOCK_BYTES = 512;
 const ES_CURVE: Record<string, string> = { ES256: 'P-256', ES384: 'P-384', ES512: 'P-521' };
 
 export function invalid(field: string, message: string): KeysError {
@@ -96,7 +100,8 @@ export function checkEncryption(algorithm: EncryptionAlgorithm, bytes: Uint8Arra
   if (algorithm === 'RSA1_5' && !allowRsa1_5) {
     throw new KeysError(KeysErrorCode.ALGORITHM_NOT_ALLOWED, 'RSA1_5 is refused (PKCS#1 v1.5 padding); use RSA-OAEP-256, or enable the allowRsa1_5 option', 'algorithm');
   }
-  if (!(bytes instanceof Uint8Array) || bytes.length === 0 || bytes.length > 1024) throw invalid(field, `${field} must be 1..1024 bytes`);
+  // An RSA-4096 block: no plaintext or ciphertext of a vault RSA key is longer (the HTTP DTOs say the same).
+  if (!(bytes instanceof Uint8Array) || bytes.length === 0 || bytes.length > MAX_RSA_BLOCK_BYTES) throw invalid(field, `${field} must be 1..${MAX_RSA_BLOCK_BYTES} bytes`);
 }
 
 export function checkKeyOps(keyOps: unknown, type?: 'RSA' | 'EC'): void {
@@ -115,15 +120,20 @@ export function checkTags(tags: unknown): void {
   if (entries.length > MAX_TAGS) throw invalid('tags', `at most ${MAX_TAGS} tags are allowed`);
   entries.forEach(([k, v], i) => {
     if (!TAG_KEY.test(k)) throw invalid('tags', `the key of tag #${i + 1} must match ${TAG_KEY.source}`);
-    if (typeof v !== 'string' || v.length > MAX_TAG_VALUE) throw invalid('tags', `the value of tag #${i + 1} must be a string of at most ${MAX_TAG_VALUE} characters`);
+    if (typeof v !== 'string' || v.length > MAX_TAG_VALUE || !isWellFormedUnicode(v)) {
+      throw invalid('tags', `the value of tag #${i + 1} must be well-formed text of at most ${MAX_TAG_VALUE} characters`);
+    }
   });
 }
 
 export function checkDates(expiresOn: unknown, notBefore: unknown): void {
   for (const [field, d] of [['expiresOn', expiresOn], ['notBefore', notBefore]] as const) {
     if (d !== undefined && (!(d instanceof Date) || Number.isNaN(d.getTime()))) throw invalid(field, `${field} must be a valid Date`);
-    // The Azure SDK sends dates as 32-bit seconds (`getTime() / 1000 | 0`): a later one wraps to 1901..1970.
-    if (d instanceof Date && d.getTime() > MAX_VAULT_DATE_MS) throw invalid(field, `${field} must not be after 2038-01-19T03:14:07Z`);
+    // The Azure SDK sends dates as 32-bit seconds (`getTime() / 1000 | 0`): a later one wraps to 1901..1970, an
+    // earlier one to 1970..2038 (an expiry in 1897 would become one in 2033).
+    if (d instanceof Date && (d.getTime() > MAX_VAULT_DATE_MS || d.getTime() < MIN_VAULT_DATE_MS)) {
+      throw invalid(field, `${field} must be from 1901-12-13T20:45:52Z to 2038-01-19T03:14:07Z`);
+    }
   }
   if (expiresOn instanceof Date && notBefore instanceof Date && notBefore.getTime() >= expiresOn.getTime()) {
     throw invalid('notBefore', 'notBefore must be before expiresOn');
