@@ -82,8 +82,8 @@ export class GrpcAuthGuard implements CanActivate {
   private async throttle(key: string): Promise<void> {
     // The storage is the ThrottlerModule's, inside AuthModule (not exported): found once, by token.
     this.storage ??= this.moduleRef.get<ThrottlerStorage>(ThrottlerStorage, { strict: false });
-    const { isBlocked } = await this.storage.increment(key, RATE_WINDOW_MS, this.config.rateLimit.perMinute, RATE_WINDOW_MS, 'default');
-    if (isBlocked) throw new ThrottlerException('too many requests: RATE_LIMIT_PER_MINUTE per client and method');
+    const { isBlocked, timeToBlockExpire } = await this.storage.increment(key, RATE_WINDOW_MS, this.config.rateLimit.perMinute, RATE_WINDOW_MS, 'default');
+    if (isBlocked) throw new GrpcRateLimitedException(Math.max(1, timeToBlockExpire) * 1000);
   }
 
   private async auditRefusal(action: AuditAction, context: OperationContext, resource: string, errorCode: string, details: Record<string, unknown> = {}): Promise<void> {
@@ -94,6 +94,13 @@ export class GrpcAuthGuard implements CanActivate {
       // By class and code only: a database error's text may quote the row it could not write.
       logger.warn(`Could not audit a refused gRPC call: ${describeError(e)}`);
     }
+  }
+}
+
+/** Over the per-minute limit: RESOURCE_EXHAUSTED with a RetryInfo of when the block ends (HTTP's Retry-After). */
+export class GrpcRateLimitedException extends ThrottlerException {
+  constructor(readonly retryAfterMs: number) {
+    super('too many requests: RATE_LIMIT_PER_MINUTE per client and method');
   }
 }
 

@@ -45,7 +45,8 @@ export class GrpcExceptionFilter implements RpcExceptionFilter<unknown> {
       const res = exception.getResponse();
       const message = typeof res === 'string' ? res : ((res as { message?: string | string[] }).message ?? exception.message);
       const code = grpcCodeFor(exception.getStatus());
-      d = { code, message: Array.isArray(message) ? message.join('; ') : message, reason: GrpcCode[code], metadata: {} };
+      const retryAfterMs = (exception as { retryAfterMs?: unknown }).retryAfterMs; // GrpcRateLimitedException's
+      d = { code, message: Array.isArray(message) ? message.join('; ') : message, reason: GrpcCode[code], metadata: {}, retryAfterMs: typeof retryAfterMs === 'number' ? retryAfterMs : undefined };
     } else {
       d = { code: GrpcCode.INTERNAL, message: 'Internal server error', reason: 'INTERNAL', metadata: {} };
     }

@@ -1,4 +1,4 @@
-import { Controller, UseFilters, UseGuards } from '@nestjs/common';
+import { BadRequestException, Controller, UseFilters, UseGuards } from '@nestjs/common';
 import { GrpcMethod } from '@nestjs/microservices';
 import type { Metadata } from '@grpc/grpc-js';
 import { KeysService, type CreateKeyRequest, type EncryptionAlgorithm, type KeyDetails, type KeyProperties, type SignatureAlgorithm } from '@app/keys';
@@ -25,6 +25,15 @@ const fromTimestamp = (t: Timestamp | null | undefined): Date | undefined =>
   t ? new Date(Number(t.seconds) * 1000 + Math.floor((t.nanos ?? 0) / 1_000_000)) : undefined;
 /** proto3 has no "unset" for scalars: the empty string and 0 mean "not given". */
 const given = <T>(v: T | '' | 0 | undefined | null): T | undefined => (v === '' || v === 0 || v === null ? undefined : v);
+/**
+ * Tag values as sent. protobuf decodes bytes that are not UTF-8 to U+FFFD instead of refusing them, so a
+ * value holding U+FFFD may not be what the client sent: refused (HTTP refuses the bytes themselves).
+ */
+const sentTags = (tags: Record<string, string>): Record<string, string> => {
+  const i = Object.values(tags).findIndex((v) => v.includes('\uFFFD'));
+  if (i >= 0) throw new BadRequestException(`the value of tag #${i + 1} is not valid UTF-8 (or holds U+FFFD)`);
+  return tags;
+};
 /** Which key a crypto request names: `version` empty means the latest. */
 interface KeyRef {
   name: string;
@@ -79,7 +88,7 @@ export class KeysGrpcController {
       size: given(req.key_size),
       curve: given(req.curve),
       keyOps: req.key_ops.length > 0 ? req.key_ops : undefined,
-      tags: req.tags,
+      tags: sentTags(req.tags),
       expiresOn: fromTimestamp(req.expires_at),
     } as CreateKeyRequest;
     return key(await this.keys.createKey(grpcOperationContext(call), request));
@@ -94,7 +103,7 @@ export class KeysGrpcController {
   @GrpcMethod(KEYS_GRPC_SERVICE, 'ListKeys')
   @RequireScopes(Scope.KEYS_READ)
   async listKeys(req: { page_size: number; page_token: string; tags: Record<string, string> }, _md: Metadata, call: Call) {
-    const tags = Object.keys(req.tags).length > 0 ? req.tags : undefined;
+    const tags = Object.keys(req.tags).length > 0 ? sentTags(req.tags) : undefined;
     const page = await this.keys.listKeys(grpcOperationContext(call), { maxPageSize: given(req.page_size), continuationToken: given(req.page_token), tags });
     return { keys: page.items.map(keyItem), next_page_token: page.continuationToken ?? '' };
   }
