@@ -36,12 +36,17 @@ describe('Oauth4webapiTokenClient: failure messages', () => {
     expect(bare.message).toBe('the token endpoint is unreachable (network error)');
   });
 
-  it("keeps the provider's OAuth error only when it is shaped like a code, and never its description", async () => {
+  it("keeps the provider's OAuth error only when it is a registered code, and never its description", async () => {
     const client = await failure(async () => json(401, { error: 'invalid_client', error_description: `client ${MARKER} unknown` }));
     expect(client).toMatchObject({ kind: 'rejected', message: 'the token endpoint answered invalid_client (HTTP 401)', details: { status: 401, oauthError: 'invalid_client' } });
     const odd = await failure(async () => json(400, { error: `refresh_token ${MARKER} is bad` }));
-    expect(odd.message).toBe('the token endpoint answered an error (HTTP 400)');
-    expect(odd.details.oauthError).toBeUndefined();
-    for (const f of [client, odd]) expect(JSON.stringify({ message: f.message, details: f.details })).not.toContain(MARKER);
+    // A provider (or a proxy) that echoes the refresh token it was sent as its "error": shaped like a code, not one.
+    const echoed = 'ghr_Zq9xW3abcdefghijklmnop0123456789';
+    const echo = await failure(async () => json(400, { error: echoed }));
+    for (const f of [odd, echo]) {
+      expect(f.message).toBe('the token endpoint answered unregistered_error (HTTP 400)');
+      expect(f.details.oauthError).toBe('unregistered_error');
+    }
+    for (const f of [client, odd, echo]) expect(JSON.stringify({ message: f.message, details: f.details })).not.toMatch(new RegExp(`${MARKER}|${echoed}`));
   });
 });

@@ -2,6 +2,7 @@ import { Injectable, Logger } from '@nestjs/common';
 import * as oauth from 'oauth4webapi';
 import type { ResolvedOAuthProvider } from '../providers/oauth-provider.config';
 import { OAuthTokenClient, OAuthTokenSet, TokenEndpointFailure } from './oauth-token-client';
+import { reportedOAuthError } from './oauth-error-code';
 
 /**
  * The real token client: oauth4webapi (`refreshTokenGrantRequest` + `processRefreshTokenResponse`),
@@ -107,8 +108,8 @@ function classify(e: unknown, provider: ResolvedOAuthProvider, response?: Respon
     const retryAfterMs = retryAfter(e.response);
     if (e.error === 'invalid_grant') return new TokenEndpointFailure('invalid_grant', `${where} answered invalid_grant (HTTP ${status})`, { status, oauthError: e.error });
     const transient = status >= 500 || status === 429 || e.error === 'temporarily_unavailable' || e.error === 'server_error' || e.error === 'slow_down';
-    // The provider chose this string: kept only when it is shaped like an error code.
-    const oauthError = OAUTH_ERROR_CODE.test(e.error) ? e.error : undefined;
+    // The provider chose this string: repeated only when it is a registered code.
+    const oauthError = reportedOAuthError(e.error);
     return new TokenEndpointFailure(transient ? 'transient' : 'rejected', `${where} answered ${oauthError ?? 'an error'} (HTTP ${status})`, {
       status,
       oauthError,
@@ -142,8 +143,6 @@ function classify(e: unknown, provider: ResolvedOAuthProvider, response?: Respon
   return new TokenEndpointFailure('transient', `${where} failed: ${(e as Error)?.name ?? 'error'}`);
 }
 
-/** RFC 6749's error codes are identifiers (`invalid_client`); a provider may send anything there. */
-const OAUTH_ERROR_CODE = /^[A-Za-z0-9_.:-]{1,64}$/;
 /** A Node/undici error code (`ECONNREFUSED`, `UND_ERR_CONNECT_TIMEOUT`). */
 const SYSTEM_ERROR_CODE = /^[A-Z][A-Z0-9_]{1,63}$/;
 

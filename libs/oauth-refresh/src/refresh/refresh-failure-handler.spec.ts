@@ -48,8 +48,9 @@ describe('RefreshFailureHandler: the error clients see', () => {
     const cases: Array<[TokenEndpointFailure, string]> = [
       [new TokenEndpointFailure('transient', `HTTP 503 {"refresh_token":"${MARKER}"}`, { status: 503, oauthError: 'temporarily_unavailable' }), 'the token endpoint failed or could not be reached (HTTP 503, OAuth error temporarily_unavailable)'],
       [new TokenEndpointFailure('rejected', `invalid_client: client ${MARKER} unknown`, { status: 401, oauthError: 'invalid_client' }), 'the token endpoint refused the refresh (HTTP 401, OAuth error invalid_client)'],
-      // A provider's "error" that is not a code is dropped, as is a message without details.
-      [new TokenEndpointFailure('rejected', MARKER, { status: 400, oauthError: `bad ${MARKER}` }), 'the token endpoint refused the refresh (HTTP 400)'],
+      // A provider's "error" that is not a registered code is not repeated (one shaped like a code may be an echoed token), nor a message.
+      [new TokenEndpointFailure('rejected', MARKER, { status: 400, oauthError: `bad ${MARKER}` }), 'the token endpoint refused the refresh (HTTP 400, OAuth error unregistered_error)'],
+      [new TokenEndpointFailure('rejected', MARKER, { status: 400, oauthError: MARKER }), 'the token endpoint refused the refresh (HTTP 400, OAuth error unregistered_error)'],
       [new TokenEndpointFailure('transient', `connect ECONNREFUSED ${MARKER}`), 'the token endpoint failed or could not be reached'],
     ];
     for (const [failure, message] of cases) {
@@ -65,6 +66,6 @@ describe('RefreshFailureHandler: the error clients see', () => {
     expect(untyped.message).toBe('refresh failed: Error(ECONNRESET)');
     // Nor in what the handler logs, emits or audits about them.
     expect(JSON.stringify({ audited, emitted, lines })).not.toContain(MARKER);
-    expect(emitted.length).toBe(6);
+    expect(emitted.length).toBe(7);
   });
 });

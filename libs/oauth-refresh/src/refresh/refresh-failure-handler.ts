@@ -1,6 +1,7 @@
 import { AuditResult } from '@app/audit';
 import type { CredentialVaultError, OperationContext } from '@app/common';
 import { TokenEndpointFailure } from '../client/oauth-token-client';
+import { reportedOAuthError } from '../client/oauth-error-code';
 import { OAuthInvalidTokenResponseError, OAuthReauthRequiredError, OAuthRefreshFailedError } from '../errors/oauth-refresh.errors';
 import { OAuthRefreshEvents, OAuthRefreshFailedEvent } from '../events/oauth-refresh.events';
 import type { ResolvedOAuthProvider } from '../providers/oauth-provider.config';
@@ -103,12 +104,9 @@ function classify(e: unknown, failure: TokenEndpointFailure | undefined, provide
   );
 }
 
-/** RFC 6749's error codes are identifiers (`invalid_client`); a provider (or a host's client) may put anything there. */
-const OAUTH_ERROR_CODE = /^[A-Za-z0-9_.:-]{1,64}$/;
-
+/** The failure's OAuth `error` as repeated: a registered code, else `unregistered_error` (a host's own client may put anything there). */
 function oauthErrorCode(failure: TokenEndpointFailure | undefined): string | undefined {
-  const code = failure?.details.oauthError;
-  return typeof code === 'string' && OAUTH_ERROR_CODE.test(code) ? code : undefined;
+  return reportedOAuthError(failure?.details.oauthError);
 }
 
 const FAILURE_TEXT: Record<TokenEndpointFailure['kind'], string> = {

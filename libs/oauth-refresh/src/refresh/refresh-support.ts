@@ -4,6 +4,7 @@ import type { EventEmitter2 } from '@nestjs/event-emitter';
 import { AuditAction, AuditResult, AuditService } from '@app/audit';
 import { describeError, type Clock, type DistributedLock, type OperationContext } from '@app/common';
 import { type OAuthTokenClient, TokenEndpointFailure } from '../client/oauth-token-client';
+import { reportedOAuthError } from '../client/oauth-error-code';
 import { OAuthConnectionNotFoundError, OAuthReauthRequiredError, OAuthRefreshFailedError } from '../errors/oauth-refresh.errors';
 import type { OAuthRefreshTrigger } from '../events/oauth-refresh.events';
 import type { ResolvedOAuthRefreshOptions } from '../oauth-refresh.options';
@@ -139,14 +140,13 @@ export function describeRefreshError(e: unknown): string {
     const details = cur instanceof OAuthRefreshFailedError || cur instanceof TokenEndpointFailure ? cur.details : undefined;
     if (!details) continue;
     if (details.status !== undefined) text += `, HTTP ${details.status}`;
-    if (details.oauthError && OAUTH_ERROR_CODE.test(details.oauthError)) text += `, OAuth error ${details.oauthError}`;
+    const oauthError = reportedOAuthError(details.oauthError);
+    if (oauthError) text += `, OAuth error ${oauthError}`;
     break;
   }
   return text;
 }
 
-/** RFC 6749's error codes are identifiers (`invalid_grant`); anything else a provider sends is not logged. */
-const OAUTH_ERROR_CODE = /^[A-Za-z0-9_.:-]{1,64}$/;
 
 /** Compares two secrets in constant time (over their hashes, so lengths may differ). */
 export function sameSecret(a: string, b: string): boolean {
