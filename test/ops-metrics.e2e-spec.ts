@@ -31,22 +31,37 @@ describe.each(DATABASE_KINDS)('operations metrics on /metrics (%s)', (kind) => {
   const metric = async (name: string) =>
     (await (await fetch(`${host.baseUrl}/metrics`)).text()).split('\n').filter((l) => l.startsWith(name));
 
-  it('counts client certificates past or near expiry across tenants, without tenant or id labels', async () => {
+  // First: the counts are scanned at most once a minute.
+  it('counts client certificates past (marked expired or not) or near expiry across tenants, without tenant or id labels', async () => {
     const credentials = host.app.get(CredentialsService);
     const store = (tenantId: string, connectionId: string, notAfter: Date) =>
       credentials.store({ tenantId, actor: { id: 'ops' } }, { integrationId: 'bank', connectionId, type: CredentialType.CLIENT_CERTIFICATE, value: certificate(notAfter, `${connectionId}.example`) });
+    const gone = await store('ops-a', 'gone', new Date(Date.now() + 2000));
     await store('ops-a', 'soon', new Date(Date.now() + 3 * DAY));
     await store('ops-b', 'later', new Date(Date.now() + 20 * DAY));
     await store('ops-b', 'far', new Date(Date.now() + 200 * DAY));
+    // Past its expiry, a read is refused and marks it `expired`: still a certificate calls fail with.
+    await new Promise((r) => setTimeout(r, 2100));
+    await expect(credentials.get({ tenantId: 'ops-a', actor: { id: 'ops' } }, gone.id)).rejects.toMatchObject({ codeName: 'EXPIRED' });
+    expect((await credentials.getMetadata({ tenantId: 'ops-a', actor: { id: 'ops' } }, gone.id)).status).toBe('expired');
     const lines = await metric('credential_vault_client_certificates_expiring');
     expect(lines).toEqual(
       expect.arrayContaining([
-        'credential_vault_client_certificates_expiring{window="expired"} 0',
-        'credential_vault_client_certificates_expiring{window="7d"} 1',
-        'credential_vault_client_certificates_expiring{window="30d"} 2',
+        'credential_vault_client_certificates_expiring{window="expired"} 1',
+        'credential_vault_client_certificates_expiring{window="7d"} 2',
+        'credential_vault_client_certificates_expiring{window="30d"} 3',
       ]),
     );
-    expect(lines.join('\n')).not.toMatch(/ops-a|ops-b|soon|later/);
+    expect(lines.join('\n')).not.toMatch(/ops-a|ops-b|soon|later|gone/);
+  });
+
+  it('exports every OAuth refresh and notification series from 0 (an alert on increase() misses a first increment without a sample before it)', async () => {
+    const refreshes = await metric('credential_vault_oauth_refreshes_total');
+    expect(refreshes).toEqual(expect.arrayContaining(['credential_vault_oauth_refreshes_total{outcome="failed_reauth",trigger="proactive"} 0']));
+    expect(refreshes).toHaveLength(12);
+    const notifications = await metric('credential_vault_notifications_total');
+    expect(notifications).toEqual(expect.arrayContaining(['credential_vault_notifications_total{channel="webhook",outcome="given_up"} 0']));
+    expect(notifications).toHaveLength(15);
   });
 
   it('counts OAuth refreshes by outcome from the lib events', async () => {

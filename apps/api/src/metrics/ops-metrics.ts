@@ -1,18 +1,24 @@
-import { Injectable, OnModuleInit } from '@nestjs/common';
+import { Injectable, Logger, OnModuleInit } from '@nestjs/common';
 import { OnEvent } from '@nestjs/event-emitter';
 import { Counter, Gauge } from 'prom-client';
-import { CredentialExpiryScanner, CredentialType } from '@app/credentials';
-import { OAuthRefreshEvents, type OAuthRefreshedEvent, type OAuthRefreshFailedEvent } from '@app/oauth-refresh';
+import { describeError } from '@app/common';
+import { CredentialExpiryScanner, CredentialStatus, CredentialType } from '@app/credentials';
+import { OAuthRefreshEvents, type OAuthRefreshedEvent, type OAuthRefreshFailedEvent, type OAuthRefreshTrigger } from '@app/oauth-refresh';
 import { registerHostMetrics } from './host-metrics';
 
 const DAY_MS = 86_400_000;
 /** A scrape never scans more often than this: the gauge is for alerting in days, not seconds. */
 const CERT_SCAN_TTL_MS = 60_000;
+/** Certificates past expiry are counted for this long (the expiry monitor's look-back). */
+const EXPIRED_CERT_LOOKBACK_DAYS = 30;
 const CERT_WINDOWS = [
   { window: 'expired', days: 0 },
   { window: '7d', days: 7 },
   { window: '30d', days: 30 },
 ] as const;
+
+const REFRESH_OUTCOMES = ['refreshed', 'failed_retryable', 'failed_reauth', 'failed'] as const;
+const REFRESH_TRIGGERS: readonly OAuthRefreshTrigger[] = ['on_demand', 'proactive', 'token_rejected'];
 
 /**
  * What the alert rules in ops/alerts.yml need beyond the libs' own counters:
@@ -30,18 +36,22 @@ export class OpsMetrics implements OnModuleInit {
     registers: [],
   });
   private certCounts?: { at: number; counts: Record<string, number> };
+  private certScanFailedAt?: number;
   private scanning?: Promise<void>;
+  private readonly logger = new Logger(OpsMetrics.name);
 
   constructor(private readonly scanner: CredentialExpiryScanner) {}
 
   onModuleInit(): void {
+    // Every series from 0: an alert on increase() needs a sample before the first increment, or it misses it.
+    for (const outcome of REFRESH_OUTCOMES) for (const trigger of REFRESH_TRIGGERS) this.refreshes.inc({ outcome, trigger }, 0);
     const refreshCertCounts = () => this.refreshCertCounts();
     const certCounts = () => this.certCounts?.counts ?? {};
     registerHostMetrics([
       this.refreshes,
       new Gauge({
         name: 'credential_vault_client_certificates_expiring',
-        help: 'Active client certificates past expiry (window="expired") or expiring within 7/30 days (cumulative), all tenants',
+        help: 'Client certificates past expiry within the last 30 days and not replaced (window="expired"; active or marked expired) or expiring within 7/30 days (cumulative), all tenants',
         labelNames: ['window'],
         registers: [],
         async collect() {
@@ -59,23 +69,43 @@ export class OpsMetrics implements OnModuleInit {
 
   @OnEvent(OAuthRefreshEvents.REFRESH_FAILED)
   onRefreshFailed(event: OAuthRefreshFailedEvent): void {
-    const outcome = event.reauthRequired ? 'failed_reauth' : event.retryable ? 'failed_retryable' : 'failed';
+    const outcome: (typeof REFRESH_OUTCOMES)[number] = event.reauthRequired ? 'failed_reauth' : event.retryable ? 'failed_retryable' : 'failed';
     this.refreshes.inc({ outcome, trigger: event.trigger });
   }
 
+  /**
+   * The counts at most CERT_SCAN_TTL_MS old. A failed scan (the database down) keeps the last counts and is
+   * tried again a TTL later: a scrape must not fail, or every series (the database alerts' too) vanishes.
+   */
   private async refreshCertCounts(): Promise<void> {
-    if (this.certCounts && Date.now() - this.certCounts.at < CERT_SCAN_TTL_MS) return;
-    this.scanning ??= this.scanCertificates().finally(() => (this.scanning = undefined));
+    const now = Date.now();
+    if (this.certCounts && now - this.certCounts.at < CERT_SCAN_TTL_MS) return;
+    if (this.certScanFailedAt !== undefined && now - this.certScanFailedAt < CERT_SCAN_TTL_MS) return;
+    this.scanning ??= this.scanCertificates()
+      .then(() => (this.certScanFailedAt = undefined))
+      .catch((e: unknown) => {
+        this.certScanFailedAt = now;
+        this.logger.warn(`Client certificate expiry scan failed, keeping the last counts: ${describeError(e)}`);
+      })
+      .finally(() => (this.scanning = undefined));
     await this.scanning;
   }
 
   private async scanCertificates(): Promise<void> {
     const now = Date.now();
     const counts: Record<string, number> = Object.fromEntries(CERT_WINDOWS.map((w) => [w.window, 0]));
-    let after: { expiresAt: Date; id: string } | undefined;
-    // Soonest first, so the scan stops at the widest window; only certificates near expiry are read.
+    // From 30 days back (as the expiry monitor looks back), soonest first, so the scan stops at the widest
+    // window; only certificates near or past expiry are read. Past expiry, a certificate is `expired` once the
+    // monitor or a refused read marked it so, and still unusable: counted until it is replaced or removed.
+    let after: { expiresAt: Date; id: string } | undefined = { expiresAt: new Date(now - EXPIRED_CERT_LOOKBACK_DAYS * DAY_MS), id: '' };
     for (;;) {
-      const page = await this.scanner.scanExpiringAcrossTenants({ before: new Date(now + 30 * DAY_MS), type: CredentialType.CLIENT_CERTIFICATE, limit: 1000, after });
+      const page = await this.scanner.scanExpiringAcrossTenants({
+        before: new Date(now + 30 * DAY_MS),
+        type: CredentialType.CLIENT_CERTIFICATE,
+        statuses: [CredentialStatus.ACTIVE, CredentialStatus.EXPIRED],
+        limit: 1000,
+        after,
+      });
       for (const ref of page) {
         for (const w of CERT_WINDOWS) if (ref.expiresAt.getTime() <= now + w.days * DAY_MS) counts[w.window]++;
       }

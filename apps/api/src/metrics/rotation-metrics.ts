@@ -1,6 +1,6 @@
 import { Injectable, OnModuleDestroy, OnModuleInit } from '@nestjs/common';
 import { Counter, Gauge } from 'prom-client';
-import { ExpiryMonitorService, NotificationCounters, RevocationService, RotationService } from '@app/rotation';
+import { ExpiryMonitorService, NOTIFICATION_OUTCOMES, NotificationChannels, NotificationCounters, RevocationService, RotationService } from '@app/rotation';
 import { registerHostMetrics } from './host-metrics';
 
 /**
@@ -45,6 +45,8 @@ export class RotationMetrics implements OnModuleInit, OnModuleDestroy {
       labelNames: ['channel', 'outcome'],
       registers: [],
     });
+    // Every series from 0: an alert on increase() needs a sample before the first increment, or it misses it.
+    for (const channel of Object.values(NotificationChannels)) for (const outcome of NOTIFICATION_OUTCOMES) notifications.inc({ channel, outcome }, 0);
     for (const { channel, outcome, count } of this.notifications.snapshot()) notifications.inc({ channel, outcome }, count);
     this.stopNotifications = this.notifications.onRecord((channel, outcome) => notifications.inc({ channel, outcome }));
     registerHostMetrics([

@@ -44,7 +44,7 @@ export {
 } from './notification.options';
 export { NotificationDeliveryStatus, type Notification, type NotificationFacts, type Notifier, type NotifierOutcome } from './notification.types';
 export { buildNotification, notificationText } from './notification-message';
-export { NotificationCounters, type NotificationOutcome, type NotificationCounterListener } from './notification-counters';
+export { NOTIFICATION_OUTCOMES, NotificationCounters, type NotificationOutcome, type NotificationCounterListener } from './notification-counters';
 export { NotificationDispatcher, type ChannelDeliveryResult } from './notification.dispatcher';
 export { NotifierRegistry } from './notifier.registry';
 export { EventBusNotifier } from './notifiers/event-bus.notifier';

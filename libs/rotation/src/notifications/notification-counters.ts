@@ -1,7 +1,8 @@
 import { Injectable } from '@nestjs/common';
 
 /** What happened to one (event, channel) attempt. */
-export type NotificationOutcome = 'sent' | 'skipped' | 'failed' | 'given_up' | 'duplicate';
+export const NOTIFICATION_OUTCOMES = ['sent', 'skipped', 'failed', 'given_up', 'duplicate'] as const;
+export type NotificationOutcome = (typeof NOTIFICATION_OUTCOMES)[number];
 
 export type NotificationCounterListener = (channel: string, outcome: NotificationOutcome) => void;
 
