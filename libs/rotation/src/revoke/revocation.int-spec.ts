@@ -13,6 +13,7 @@ import { KeyVaultProvider } from '@app/key-vault';
 import { KeyVaultEmulator } from '@app/keyvault-emulator';
 import { CapturingLogger, createTestDatabase, DATABASE_KINDS, type TestDatabase, type TestDatabaseKind } from '@app/testing';
 import { buildRotationStack, outboxEvents, type RotationStack } from '../rotation-stack.testing';
+import { NOTIFICATION_WEBHOOK_SECRET_CONNECTION, NOTIFICATION_WEBHOOK_SECRET_INTEGRATION } from '../notifications/notification.constants';
 
 describe.each(DATABASE_KINDS)('emergency revoke on %s', (kind: TestDatabaseKind) => {
   let emu: KeyVaultEmulator;
@@ -132,8 +133,13 @@ describe.each(DATABASE_KINDS)('emergency revoke on %s', (kind: TestDatabaseKind)
     expect((await s.revocation.revoke(ctx, { integrationId: 'alpha' }, { reason: 'integration compromised' })).revoked.sort()).toEqual([a1.id, a2.id].sort());
     await expect(s.credentials.get(ctx, a2.id)).rejects.toMatchObject({ code: 2009 });
 
+    // The notifications' signing secret (stored among the tenant's credentials): a tenant-wide revoke leaves it,
+    // or the revoke's own credential.revoked webhooks could not be signed and were given up.
+    const signing = await store(ctx, ValueStoreKind.VAULT, NOTIFICATION_WEBHOOK_SECRET_INTEGRATION, NOTIFICATION_WEBHOOK_SECRET_CONNECTION);
     const all = await s.revocation.revoke(ctx, { tenant: true }, { reason: 'tenant breach', severity: 'critical' });
     expect(all.revoked).toHaveLength(4);
+    expect(all.revoked).not.toContain(signing.id);
+    await expect(s.credentials.get(ctx, signing.id)).resolves.toBeDefined();
     for (const c of [b1, c1]) await expect(s.credentials.get(ctx, c.id)).rejects.toMatchObject({ code: 2009 });
     expect((await outboxEvents(s.dataSource, 'credential.revoked', ctx.tenantId)).map((e) => e.credentialId).sort()).toEqual([a1.id, a2.id, b1.id, c1.id].sort());
 

@@ -7,6 +7,7 @@ import { assertContext, assertCredentialId, assertIdentifier, assertReason } fro
 import { ROTATION_CLOCK, ROTATION_LOCK } from '../rotation.constants';
 import { RotationEvents } from '../rotation.events';
 import { RotationService } from '../rotation.service';
+import { NOTIFICATION_WEBHOOK_SECRET_CONNECTION, NOTIFICATION_WEBHOOK_SECRET_INTEGRATION } from '../notifications/notification.constants';
 
 export type RevokeSeverity = 'low' | 'medium' | 'high' | 'critical';
 export const REVOKE_SEVERITIES: readonly RevokeSeverity[] = ['low', 'medium', 'high', 'critical'];
@@ -137,7 +138,9 @@ export class RevocationService {
     let cursor: string | undefined;
     do {
       const page = await this.credentials.list(ctx, { ...filter, limit: 200, cursor });
-      out.push(...page.items);
+      // A tenant-wide revoke leaves the notifications' own signing secret: revoked, it would silence the
+      // very `credential.revoked` notices of this revoke (the webhook could not be signed). Named, it is revoked.
+      out.push(...(filter.integrationId === undefined ? page.items.filter((m) => !isNotificationSigningSecret(m)) : page.items));
       cursor = page.nextCursor;
     } while (cursor);
     if (out.length === 0) throw new NothingToRevokeError(JSON.stringify(filter));
@@ -147,4 +150,9 @@ export class RevocationService {
   private payload(ctx: OperationContext, m: CredentialMetadata) {
     return { credentialId: m.id, tenantId: m.tenantId, integrationId: m.integrationId, connectionId: m.connectionId, type: m.type, version: m.version, actorId: ctx.actor.id, occurredAt: this.clock.now().toISOString() };
   }
+}
+
+/** The tenant's outbound-webhook signing secret, which the notifications store among its credentials. */
+function isNotificationSigningSecret(m: CredentialMetadata): boolean {
+  return m.integrationId === NOTIFICATION_WEBHOOK_SECRET_INTEGRATION && m.connectionId === NOTIFICATION_WEBHOOK_SECRET_CONNECTION;
 }
