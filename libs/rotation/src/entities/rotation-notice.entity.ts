@@ -4,7 +4,7 @@ import { Column, Entity, Index, PrimaryColumn } from 'typeorm';
 /**
  * The dedupe key of every notice the jobs raise: one row per (credential, version, notice), written in
  * the transaction of its outbox event, so a notice is raised once ever — not once per run — and a
- * crash leaves neither the row nor the event. `notice`: `expiry:30d`, `expired`, `rotation_due`...
+ * crash leaves neither the row nor the event. `notice`: `expiry:30d@<expiry, s>`, `expired@<expiry, s>`, `rotation_due`...
  * `event_id` is null for a threshold passed over by a tighter one in the same run (no event sent).
  */
 @Entity({ name: 'cv_rotation_notices' })

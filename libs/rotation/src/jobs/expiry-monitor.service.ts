@@ -111,12 +111,12 @@ export class ExpiryMonitorService {
     if (leftMs <= 0) {
       const meta = await this.credentials.getMetadata(ctx, ref.id);
       const raised = await this.notices.raised(ref.id, meta.version);
-      if (raised.has('expired')) return 'none';
+      if (hasNotice(raised, 'expired', meta.expiresAt)) return 'none';
       if (meta.status === CredentialStatus.NEEDS_REAUTH) {
         // needs_reauth keeps its status (reconnecting fixes both); reads never mark it, so the event is the monitor's.
         await this.runner.run(async () => {
           const eventId = await this.outbox.add({ name: RotationEvents.EXPIRED, tenantId: ref.tenantId, payload: { ...notice(meta, 'Rotate the credential: its value has expired and is no longer served.') } });
-          await this.notices.record({ credentialId: ref.id, version: meta.version, notice: 'expired', tenantId: ref.tenantId, eventId, createdAt: now });
+          await this.notices.record({ credentialId: ref.id, version: meta.version, notice: noticeKey('expired', meta.expiresAt), tenantId: ref.tenantId, eventId, createdAt: now });
         });
         return 'expired';
       }
@@ -125,8 +125,8 @@ export class ExpiryMonitorService {
       return this.runner.run(async () => {
         const t = await this.scanner.markExpired({ tenantId: ref.tenantId, id: ref.id }, EXPIRY_MONITOR_ACTOR);
         if (t.status !== CredentialStatus.EXPIRED) return 'none'; // rotated or deleted meanwhile
-        if (t.version !== meta.version && (await this.notices.raised(ref.id, t.version)).has('expired')) return 'none';
-        await this.notices.record({ credentialId: ref.id, version: t.version, notice: 'expired', tenantId: ref.tenantId, eventId: t.eventId, createdAt: now });
+        if (t.version !== meta.version && hasNotice(await this.notices.raised(ref.id, t.version), 'expired', meta.expiresAt)) return 'none';
+        await this.notices.record({ credentialId: ref.id, version: t.version, notice: noticeKey('expired', meta.expiresAt), tenantId: ref.tenantId, eventId: t.eventId, createdAt: now });
         return t.marked ? 'expired' : 'none';
       });
     }
@@ -136,15 +136,15 @@ export class ExpiryMonitorService {
     const tightest = Math.min(...crossed);
     const meta = await this.credentials.getMetadata(ctx, ref.id);
     const raised = await this.notices.raised(ref.id, meta.version);
-    if (raised.has(thresholdNotice(tightest))) return 'none';
+    if (hasNotice(raised, thresholdNotice(tightest), meta.expiresAt)) return 'none';
     await this.runner.run(async () => {
       const payload = notice(meta, `Rotate the credential before it expires (within ${tightest} day${tightest === 1 ? '' : 's'}).`);
       const eventId = await this.outbox.add({ name: RotationEvents.EXPIRING, tenantId: ref.tenantId, payload: { ...payload, thresholdDays: tightest } });
-      await this.notices.record({ credentialId: ref.id, version: meta.version, notice: thresholdNotice(tightest), tenantId: ref.tenantId, eventId, createdAt: now });
+      await this.notices.record({ credentialId: ref.id, version: meta.version, notice: noticeKey(thresholdNotice(tightest), meta.expiresAt), tenantId: ref.tenantId, eventId, createdAt: now });
       // Wider thresholds passed while no run happened: recorded, never sent late.
       for (const t of crossed) {
-        if (t !== tightest && !raised.has(thresholdNotice(t))) {
-          await this.notices.record({ credentialId: ref.id, version: meta.version, notice: thresholdNotice(t), tenantId: ref.tenantId, eventId: null, createdAt: now });
+        if (t !== tightest && !hasNotice(raised, thresholdNotice(t), meta.expiresAt)) {
+          await this.notices.record({ credentialId: ref.id, version: meta.version, notice: noticeKey(thresholdNotice(t), meta.expiresAt), tenantId: ref.tenantId, eventId: null, createdAt: now });
         }
       }
     });
@@ -154,6 +154,20 @@ export class ExpiryMonitorService {
 
 export function thresholdNotice(days: number): string {
   return `expiry:${days}d`;
+}
+
+/**
+ * The dedupe key of an expiry notice: the notice and the expiry it is about (`expiry:7d@1796417790`,
+ * `expired@1796417790`, seconds). A new expiry set without a new version (PATCH `expiresAt`) gets its own
+ * warnings, and a credential made active again with a later expiry is marked expired again.
+ */
+export function noticeKey(notice: string, expiresAt: Date | null | undefined): string {
+  return expiresAt ? `${notice}@${Math.floor(expiresAt.getTime() / 1000)}` : notice;
+}
+
+/** Whether `notice` was raised for this expiry — or, written before the keys named the expiry, for the version. */
+function hasNotice(raised: Set<string>, notice: string, expiresAt: Date | null | undefined): boolean {
+  return raised.has(noticeKey(notice, expiresAt)) || raised.has(notice);
 }
 
 function notice(meta: CredentialMetadata, action: string): CredentialNoticePayload {

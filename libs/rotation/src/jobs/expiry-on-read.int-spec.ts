@@ -19,6 +19,7 @@ import { NotificationSettingsService } from '../notifications';
 import { TestWebhookReceiver, waitFor } from '../notifications/testing/receivers';
 import { outboxEvents } from '../rotation-stack.testing';
 import { RotationNoticeRepository } from './rotation-notice.repository';
+import { noticeKey } from './expiry-monitor.service';
 
 const DAY = 86_400_000;
 const HOUR = 3_600_000;
@@ -132,7 +133,7 @@ describe.each(DATABASE_KINDS)('credential.expired on a refused read, on %s', (ki
     // The monitor finds it done: it records its dedupe row, raises nothing.
     const out = await monitorRun(r);
     expect(out.expired).toBe(0);
-    expect(await r.app.get(RotationNoticeRepository).raised(cred.id, 1)).toEqual(new Set(['expired']));
+    expect(await r.app.get(RotationNoticeRepository).raised(cred.id, 1)).toEqual(new Set([noticeKey('expired', cred.expiresAt)]));
     await twentyReads(ctx, cred.id);
     await monitorRun(r);
     await new Promise((resolve) => setTimeout(resolve, 400));

@@ -106,6 +106,29 @@ describe.each(DATABASE_KINDS)('rotation jobs on %s', (kind: TestDatabaseKind) =>
       await acquired(() => s.expiry.runOnce());
       expect(await thresholds(ctx)).toEqual([7, 1, 14]);
     });
+    it('warns again for a new expiry set without a new version, and marks a credential expired again after it was made active with a later one', async () => {
+      clock.set(T0);
+      const ctx = tenant();
+      const expiresAt = new Date(T0.getTime() + 12 * HOUR);
+      const key = await store(ctx, CredentialType.API_KEY, secret(), { expiresAt });
+      await acquired(() => s.expiry.runOnce());
+      expect(await thresholds(ctx)).toEqual([1]); // 7 and 14 passed: recorded, not sent
+      // The owner moves the expiry out by 10 days (PATCH expiresAt: same version): its warnings are new ones.
+      await s.credentials.updateMetadata(ctx, key.id, { expiresAt: new Date(T0.getTime() + 10 * DAY) });
+      await acquired(() => s.expiry.runOnce());
+      expect(await thresholds(ctx)).toEqual([1, 14]);
+
+      // It expires; made active again with a later expiry, then past that one too: expired (and announced) again.
+      clock.set(new Date(T0.getTime() + 10 * DAY + HOUR));
+      await acquired(() => s.expiry.runOnce());
+      expect((await s.credentials.getMetadata(ctx, key.id)).status).toBe(CredentialStatus.EXPIRED);
+      await s.credentials.updateMetadata(ctx, key.id, { status: CredentialStatus.ACTIVE, expiresAt: new Date(clock.nowMs() + 2 * DAY) });
+      clock.set(new Date(clock.nowMs() + 3 * DAY));
+      await acquired(() => s.expiry.runOnce());
+      expect((await s.credentials.getMetadata(ctx, key.id)).status).toBe(CredentialStatus.EXPIRED);
+      expect((await outboxEvents(s.dataSource, 'credential.expired', ctx.tenantId)).filter((e) => e.credentialId === key.id)).toHaveLength(2);
+    });
+
     it('leaves nothing half done when a credential fails mid-transaction; the next run finishes it', async () => {
       clock.set(T0);
       const ctx = tenant();
