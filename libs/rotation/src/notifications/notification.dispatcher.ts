@@ -24,6 +24,9 @@ export interface ChannelDeliveryResult {
  * - a row that is delivered, skipped or given up is never sent again (a redelivered event is a no-op);
  * - an attempt is claimed by compare-and-set on `attempts` before sending, and leased for `retry.leaseMs`
  *   (longer than a send can take), so a concurrent delivery of the same event never sends it too;
+ * - a send is awaited at most `sendWaitMs`; one still running then finishes in the background (its
+ *   row records the outcome) and the channel counts as pending, so a hanging receiver holds the
+ *   outbox (one event at a time) for that long, not for its timeout;
  * - a failed channel stays pending with a backoff and this handler throws
  *   `NotificationDeliveryPendingError`, so the outbox redelivers the event later — the channels already
  *   done are skipped, the others are not blocked;
@@ -38,6 +41,9 @@ export class NotificationDispatcher implements OnModuleInit, OnModuleDestroy {
   private readonly unregister: Array<() => void> = [];
   private lastPruneMs = 0;
   private pruning?: Promise<unknown>;
+  /** Sends that outlived `sendWaitMs`, finishing in the background. */
+  private readonly background = new Set<Promise<unknown>>();
+  private readonly finishedInBackground = new Set<string>();
 
   constructor(
     @Inject(NOTIFICATION_RESOLVED_OPTIONS) private readonly options: ResolvedNotificationOptions,
@@ -57,7 +63,7 @@ export class NotificationDispatcher implements OnModuleInit, OnModuleDestroy {
 
   async onModuleDestroy(): Promise<void> {
     for (const off of this.unregister.splice(0)) off();
-    await this.pruning;
+    await Promise.allSettled([this.pruning, ...this.background]);
   }
 
   /** Deletes delivery rows finished more than `retentionMs` ago (see `NotificationDeliveryRepository.pruneFinished`). */
@@ -89,7 +95,8 @@ export class NotificationDispatcher implements OnModuleInit, OnModuleDestroy {
     const row = await this.deliveries.find(key);
     if (!row) return { channel: key.channel, status: NotificationDeliveryStatus.PENDING, now: false };
     if (row.status !== NotificationDeliveryStatus.PENDING) {
-      this.counters.record(key.channel, 'duplicate');
+      // The outbox back for an event whose send finished in the background here: not a redelivery.
+      if (!this.finishedInBackground.delete(keyOf(key))) this.counters.record(key.channel, 'duplicate');
       return { channel: key.channel, status: row.status as NotificationDeliveryStatus, now: false };
     }
     const now = this.clock.now();
@@ -104,6 +111,23 @@ export class NotificationDispatcher implements OnModuleInit, OnModuleDestroy {
     if (!(await this.deliveries.claim(key, row.attempts, now, leaseUntil))) {
       return { channel: key.channel, status: NotificationDeliveryStatus.PENDING, now: false };
     }
+    const attempt$ = this.attempt(n, notifier, key, attempt);
+    const done = await settledWithin(attempt$, this.options.sendWaitMs);
+    if (done) return done.result();
+    // Still sending: it finishes (and records itself) in the background; the outbox comes back for the event.
+    const background = attempt$.then(
+      () => this.finishedInBackground.add(keyOf(key)),
+      (e: unknown) => this.logger.error(`Notification ${n.eventId} (${n.event}) on ${key.channel}: recording the attempt failed: ${describeError(e)}`),
+    );
+    this.background.add(background);
+    void background.finally(() => this.background.delete(background));
+    if (this.finishedInBackground.size > 10_000) this.finishedInBackground.clear(); // only spares a misleading `duplicate` count
+    return { channel: key.channel, status: NotificationDeliveryStatus.PENDING, now: true };
+  }
+
+  /** One claimed attempt: send, then record what happened (delivered, skipped, failed with a backoff, given up). */
+  private async attempt(n: Notification, notifier: Notifier, key: { eventId: string; channel: string }, attempt: number): Promise<ChannelDeliveryResult> {
+    const { maxAttempts } = this.options.retry;
     let outcome: Awaited<ReturnType<Notifier['send']>>;
     try {
       outcome = await notifier.send(n);
@@ -136,5 +160,20 @@ export class NotificationDispatcher implements OnModuleInit, OnModuleDestroy {
     this.counters.record(key.channel, 'given_up');
     this.logger.error(`Notification ${n.eventId} (${n.event}) for tenant ${n.tenantId} on ${key.channel} given up: ${error}`);
     return { channel: key.channel, status: NotificationDeliveryStatus.GIVEN_UP, now: true };
+  }
+}
+
+function keyOf(key: { eventId: string; channel: string }): string {
+  return `${key.eventId}\u0000${key.channel}`;
+}
+
+/** `p`'s outcome when it settles within `ms`, else undefined (it keeps running). */
+async function settledWithin<T>(p: Promise<T>, ms: number): Promise<{ result: () => T } | undefined> {
+  let timer: NodeJS.Timeout | undefined;
+  const timedOut = new Promise<undefined>((resolve) => (timer = setTimeout(() => resolve(undefined), ms)));
+  try {
+    return await Promise.race([p.then((v) => ({ result: () => v }), (e: unknown) => ({ result: (): T => { throw e; } })), timedOut]);
+  } finally {
+    clearTimeout(timer);
   }
 }

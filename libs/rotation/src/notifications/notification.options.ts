@@ -66,6 +66,13 @@ export const notificationOptionsSchema = z
      * still undelivered (it could come again). At most one prune per `pruneEveryMs`.
      */
     retentionMs: z.number().int().min(3_600_000).max(3650 * 86_400_000).default(30 * 86_400_000),
+    /**
+     * How long the outbox's delivery of an event waits for a channel's send. A send still running then
+     * finishes in the background (its delivery row records the outcome) and the outbox comes back for the
+     * event later: one tenant's slow or hanging receiver must not hold up the events queued behind it
+     * (the outbox delivers one event at a time), other tenants' included.
+     */
+    sendWaitMs: z.number().int().min(0).max(120_000).default(1000),
     pruneEveryMs: z.number().int().min(1000).max(30 * 86_400_000).default(600_000),
     bus: z
       .object({

@@ -259,6 +259,27 @@ describe.each(DATABASE_KINDS)('notifications on %s', (kind: TestDatabaseKind) =>
     }
   });
 
+  it("a tenant's hanging receiver does not hold up another tenant's notifications (the send finishes in the background)", async () => {
+    const slow = ctxOf('hang');
+    const fast = ctxOf('prompt');
+    await setUp(slow, '/hang');
+    await setUp(fast, '/prompt');
+    receiver.respond = (r, n) => (r.path.startsWith('/hang') ? null : r.path.startsWith('/down') ? 503 : r.path.startsWith('/flaky') && n === 1 ? 500 : 204);
+    // Queued first: two events whose webhooks hang for the whole timeout (3 s each), one after the other.
+    const hanging: string[] = [];
+    for (const id of ['c-h1', 'c-h2']) hanging.push(await emit(slow, 'credential.revoked', { credentialId: id, integrationId: 'stripe', connectionId: id, type: 'api_key', reason: 'leak', severity: 'critical' }));
+    const queuedAt = Date.now();
+    const eventId = await emit(fast, 'credential.revoked', { credentialId: 'c-p', integrationId: 'stripe', connectionId: 'acct', type: 'api_key', reason: 'leak', severity: 'critical' });
+    await waitFor(() => receiver.on('/prompt').length === 1, "the other tenant's webhook", 15_000);
+    // Each hanging send held the outbox for sendWaitMs (1 s), not for its 3 s timeout.
+    expect(Date.now() - queuedAt).toBeLessThan(4500);
+    await waitFor(() => outboxDelivered(eventId), 'the outbox event delivered');
+    await waitFor(async () => receiver.on('/hang').length >= 2, 'the hanging sends made');
+    // The receiver recovers: the timed-out sends are retried and delivered (and leave no event pending for the next tests).
+    receiver.respond = (r, n) => (r.path.startsWith('/down') ? 503 : r.path.startsWith('/flaky') && n === 1 ? 500 : 204);
+    for (const id of hanging) await waitFor(() => outboxDelivered(id), 'the slow tenant delivered once its receiver answers');
+  });
+
   it('a failing receiver is retried with backoff, then given up and recorded; e-mail and bus are not held back', async () => {
     const ctx = ctxOf('down');
     await setUp(ctx, '/down');

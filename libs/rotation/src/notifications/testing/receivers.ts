@@ -71,7 +71,8 @@ export interface ReceivedWebhook {
 /** Test-only: an HTTP receiver on 127.0.0.1 answering each request with `respond(request, n)` (n: 1-based count on that path). */
 export class TestWebhookReceiver {
   readonly requests: ReceivedWebhook[] = [];
-  respond: (request: ReceivedWebhook, n: number) => number = () => 204;
+  /** The status to answer the n-th request on its path with; `null` never answers (a receiver that hangs). */
+  respond: (request: ReceivedWebhook, n: number) => number | null = () => 204;
   private constructor(
     private readonly server: Server,
     readonly url: string,
@@ -87,7 +88,9 @@ export class TestWebhookReceiver {
         const request: ReceivedWebhook = { path: req.url ?? '', headers: req.headers, body: Buffer.concat(chunks).toString('utf8') };
         receiver!.requests.push(request);
         const n = receiver!.requests.filter((r) => r.path === request.path).length;
-        res.statusCode = receiver!.respond(request, n);
+        const status = receiver!.respond(request, n);
+        if (status === null) return;
+        res.statusCode = status;
         res.end();
       });
     });
@@ -101,7 +104,9 @@ export class TestWebhookReceiver {
   }
 
   close(): Promise<void> {
-    return new Promise((resolve) => this.server.close(() => resolve()));
+    const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
+    this.server.closeAllConnections(); // the requests left hanging too
+    return closed;
   }
 }
 
