@@ -63,7 +63,12 @@ export class CredentialRevoker {
       await this.keyVault.updateSecretProperties(v.vaultSecretName, v.vaultSecretVersion, { enabled });
     }
     // Everywhere, before returning (the status change's own eviction already ran; this one follows the vault change).
-    await this.cache.evictEverywhere(cacheKey(ctx.tenantId, id)).catch(() => this.cache.invalidate(cacheKey(ctx.tenantId, id)));
+    // Not announced (Redis unreachable from here): wait until replicas that cannot hear it have stopped serving
+    // from their caches; one that can hear Redis gets it from the outbox event's handler.
+    await this.cache.evictEverywhere(cacheKey(ctx.tenantId, id)).catch(async () => {
+      this.cache.invalidate(cacheKey(ctx.tenantId, id));
+      await this.cache.outlastUnheardEviction();
+    });
     return seen.size;
   }
 }

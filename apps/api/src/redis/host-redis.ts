@@ -40,6 +40,9 @@ export class HostRedis implements OnApplicationShutdown {
       maxRetriesPerRequest: 2,
       enableOfflineQueue: true,
       lazyConnect: false,
+      // A peer gone without a word is noticed in about a minute, not the OS's two hours (the cache's
+      // heartbeat notices a silent subscription sooner, in seconds).
+      keepAlive: 10_000,
     });
     // ioredis emits 'error' on every failed reconnect; without a listener Node treats it as unhandled.
     // The URL may carry a password, so only the error's code is logged.

@@ -99,6 +99,14 @@ export abstract class CredentialCache {
     return Promise.resolve();
   }
 
+  /**
+   * After an eviction `evictEverywhere` could not announce: resolves once every replica that cannot hear
+   * announcements has stopped serving from its cache (the shared cache's liveness bound). In process: at once.
+   */
+  outlastUnheardEviction(): Promise<void> {
+    return Promise.resolve();
+  }
+
   health(): CredentialCacheHealth {
     return { tier: 'memory', invalidation: 'none', status: 'up', details: {} };
   }

@@ -78,6 +78,8 @@ class CuttableProxy {
   private server!: Server;
   private sockets = new Set<Socket>();
   private open = true;
+  /** Bytes are dropped both ways and nothing is closed: a network partition, as TCP sees one for hours. */
+  stalled = false;
   port = 0;
   async start(): Promise<void> {
     const target = new URL(REDIS_URL);
@@ -90,7 +92,9 @@ class CuttableProxy {
         s.on('error', () => undefined);
         s.on('close', () => this.sockets.delete(s));
       }
-      client.pipe(upstream).pipe(client);
+      // By hand rather than pipe(): a stalled proxy drops bytes while both connections stay open.
+      client.on('data', (d: Buffer) => void (this.stalled || upstream.write(d)));
+      upstream.on('data', (d: Buffer) => void (this.stalled || client.write(d)));
       client.on('close', () => upstream.destroy());
       upstream.on('close', () => client.destroy());
     });
@@ -349,6 +353,73 @@ describe.each(DATABASE_KINDS)('shared credential cache on %s (real Redis, local 
     } finally {
       await d.close();
       await proxy.stop();
+    }
+  });
+
+  it('a replica whose link to Redis silently stops carrying anything (a partition: no close) stops serving from its cache within the heartbeat bound', async () => {
+    const proxy = new CuttableProxy();
+    await proxy.start();
+    const d = await app(db, emu, { store: { type: 'redis', client: redisAt(`redis://127.0.0.1:${proxy.port}`), subscriber: () => redisAt(`redis://127.0.0.1:${proxy.port}`), keyPrefix: PREFIX, operationTimeoutMs: 500 } });
+    try {
+      const dCache = d.get(CredentialCache) as TieredCredentialCache;
+      const dSvc = d.get(CredentialsService);
+      const id = await store();
+      await eventually(() => expect(dCache.health().status).toBe('up'), 5000);
+      const first = (await dSvc.get(ctx, id)).value;
+      expect((await dSvc.get(ctx, id)).value).toBe(first); // an L1 hit from now on
+
+      proxy.stalled = true;
+      await svc(0).revoke(ctx, id); // its eviction reaches Redis; D hears nothing, and its connection looks fine
+      const revokedAt = Date.now();
+      await eventually(async () => expect(await dSvc.get(ctx, id).then(() => 'served', (e: unknown) => e)).toBeInstanceOf(CredentialRevokedError), 10_000);
+      // Within the heartbeat bound (3 s unheard) plus a check interval, not the entry's TTL (60 s here).
+      expect(Date.now() - revokedAt).toBeLessThan(5_000);
+      expect(dCache.health()).toMatchObject({ status: 'degraded', details: { invalidationHeard: false } });
+      proxy.stalled = false;
+      await eventually(() => expect(dCache.health().status).toBe('up'), 10_000);
+    } finally {
+      await d.close();
+      await proxy.stop();
+    }
+  });
+
+  it('a revoke whose eviction cannot be announced (Redis paused for every replica) returns once no replica serves it from its cache', async () => {
+    const proxy = new CuttableProxy();
+    await proxy.start();
+    const viaProxy = () => ({ type: 'redis' as const, client: redisAt(`redis://127.0.0.1:${proxy.port}`), subscriber: () => redisAt(`redis://127.0.0.1:${proxy.port}`), keyPrefix: PREFIX, operationTimeoutMs: 300 });
+    const [a, d] = [await app(db, emu, { store: viaProxy() }), await app(db, emu, { store: viaProxy() })];
+    try {
+      const id = (await a.get(CredentialsService).store(ctx, { integrationId: 'stripe', connectionId: `c_${randomBytes(4).toString('hex')}`, type: CredentialType.API_KEY, value: secret() })).id;
+      for (const m of [a, d]) await eventually(() => expect((m.get(CredentialCache) as TieredCredentialCache).health().status).toBe('up'), 5000);
+      await d.get(CredentialsService).get(ctx, id);
+      await d.get(CredentialsService).get(ctx, id); // cached on D
+      proxy.stalled = true; // Redis answers nobody, and every connection still looks open
+      await a.get(CredentialsService).revoke(ctx, id);
+      await expect(d.get(CredentialsService).get(ctx, id)).rejects.toBeInstanceOf(CredentialRevokedError);
+    } finally {
+      proxy.stalled = false;
+      await a.close();
+      await d.close();
+      await proxy.stop();
+    }
+  });
+
+  it('entries Redis brings back after an outage (restored from its data) are deleted before a replica serves any', async () => {
+    const id = await store();
+    await svc(0).get(ctx, id); // fills L2
+    const raw = redisAt();
+    const [entryKey] = (await redisDump()).map(([k]) => k).filter((k) => k.startsWith(`${PREFIX}e:`) && k.includes(id));
+    const old = await raw.get(entryKey);
+    expect(old).toBeTruthy();
+    await svc(0).revoke(ctx, id); // evicts L2
+    await raw.set(entryKey, old!); // Redis restarts from a snapshot taken before the eviction
+    // A replica started now (a redeploy during the outage) must not serve the revoked value from L2.
+    const fresh = await app(db, emu, { store: redisStore() });
+    try {
+      await eventually(() => expect((fresh.get(CredentialCache) as TieredCredentialCache).health().status).toBe('up'), 5000);
+      await expect(fresh.get(CredentialsService).get(ctx, id)).rejects.toBeInstanceOf(CredentialRevokedError);
+    } finally {
+      await fresh.close();
     }
   });
 });

@@ -2,12 +2,17 @@ import { ManualClock } from '@app/common';
 import { CacheInvalidationBus, type HealthListener, type InvalidationListener, type InvalidationMessage } from './invalidation-bus';
 import { TieredCredentialCache } from './tiered-credential-cache';
 
-/** A bus the test drives: connection state and incoming messages by hand; published messages recorded. */
+/**
+ * A bus the test drives: connection state and incoming messages by hand; published messages recorded
+ * (heartbeats apart) and, like pub/sub, heard by the publisher too unless `deaf` (a silently dead link).
+ */
 class FakeBus extends CacheInvalidationBus {
   readonly transport = 'postgres' as const;
   healthy = false;
   published: InvalidationMessage[] = [];
+  heartbeats = 0;
   failPublish = false;
+  deaf = false;
   private onMessage!: InvalidationListener;
   private onHealth!: HealthListener;
   async start(onMessage: InvalidationListener, onHealth: HealthListener): Promise<void> {
@@ -17,7 +22,9 @@ class FakeBus extends CacheInvalidationBus {
   }
   async publish(message: InvalidationMessage): Promise<void> {
     if (this.failPublish) throw new Error('bus down');
-    this.published.push(message);
+    if (message.k === undefined && message.p === undefined) this.heartbeats++;
+    else this.published.push(message);
+    if (this.healthy && !this.deaf) this.onMessage(message);
   }
   async stop(): Promise<void> {}
   setHealthy(h: boolean): void {
@@ -142,6 +149,35 @@ describe('TieredCredentialCache (L1 + invalidation bus, no L2)', () => {
     await new Promise((r) => setImmediate(r));
     expect(bus.published.flatMap((m) => m.k ?? []).sort()).toEqual(['t/a', 't/b']);
     expect(cache.health().details.pendingEvictions).toBe(0);
+  });
+
+  it('a bus that stays "connected" but delivers nothing (a partition, a paused Redis): after staleMs nothing cached is served, until a heartbeat is heard again', async () => {
+    const bus = new FakeBus();
+    const cache = new TieredCredentialCache({ ttlMs: 60_000, jitterRatio: 0, maxEntries: 100, maxStaleMs: 0 }, new ManualClock(), bus, undefined, Math.random, { heartbeatMs: 10, staleMs: 50 });
+    await cache.start();
+    try {
+      let n = 0;
+      const loader = jest.fn(async () => `v${++n}`);
+      expect(await cache.getOrLoad('t/a', loader)).toBe('v1');
+      expect(await cache.getOrLoad('t/a', loader)).toBe('v1');
+      // Another replica revokes t/a now; its announcement never arrives. Neither do the heartbeats.
+      bus.deaf = true;
+      await new Promise((r) => setTimeout(r, 120));
+      expect(bus.healthy).toBe(true);
+      expect(cache.health()).toMatchObject({ status: 'degraded', details: { invalidationConnected: true, invalidationHeard: false } });
+      expect(await cache.getOrLoad('t/a', loader)).toBe('v2'); // from the store, not the cached v1
+      expect(await cache.getOrLoad('t/a', loader)).toBe('v3'); // and not cached meanwhile
+      expect(cache.stats().shared!.degradedReads).toBe(2);
+      // Heard again (the link is back): caching resumes, from empty.
+      bus.deaf = false;
+      await new Promise((r) => setTimeout(r, 40));
+      expect(cache.health().status).toBe('up');
+      expect(await cache.getOrLoad('t/a', loader)).toBe('v4');
+      expect(await cache.getOrLoad('t/a', loader)).toBe('v4');
+      expect(bus.heartbeats).toBeGreaterThan(5);
+    } finally {
+      await cache.stop();
+    }
   });
 
   it('metadata rows: kept in L1 only, dropped by an announced eviction, never cached while the bus is down', async () => {

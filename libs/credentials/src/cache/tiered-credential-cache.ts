@@ -52,6 +52,18 @@ return 1`;
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
+/**
+ * How this replica knows it still hears evictions. A connection can die without a word (a network
+ * partition drops packets, a paused Redis answers nothing) and keep reporting itself connected for as
+ * long as TCP does (hours): each replica publishes a heartbeat every `heartbeatMs` and stops serving
+ * from its cache once it has heard none — its own or another's — for `staleMs`.
+ */
+export interface InvalidationLiveness {
+  heartbeatMs: number;
+  staleMs: number;
+}
+export const DEFAULT_INVALIDATION_LIVENESS: InvalidationLiveness = { heartbeatMs: 1000, staleMs: 3000 };
+
 function timeout<T>(work: Promise<T>, ms: number): Promise<T> {
   return new Promise<T>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`redis operation timed out after ${ms} ms`)), ms);
@@ -72,7 +84,11 @@ function timeout<T>(work: Promise<T>, ms: number): Promise<T> {
  *   fills; the other replicas poll for the fill (bounded) and load themselves if the holder dies.
  * - A load that started before an eviction never fills: not L1 (the LRU's token), not L2 (the fill
  *   is refused when the key's generation moved).
- * - While the bus is not connected this replica cannot hear evictions: it serves nothing cached
+ * - Every replica publishes a heartbeat on the bus every `liveness.heartbeatMs`; one that has heard
+ *   none for `liveness.staleMs` (a partition or a paused Redis, which leave the connection "up"), or
+ *   whose bus is not connected, cannot rely on hearing evictions. Each time the bus connects (and at
+ *   start) this deployment's L2 entries are deleted first: Redis may have come back with old ones.
+ * - While evictions cannot be heard this replica serves nothing cached
  *   (every read loads for itself, counted as degraded — no single-flight: a load that started before
  *   another replica's write could answer a read that began after it was acknowledged) and empties L1
  *   when connected again. A Redis error is an L2 miss (counted), never a failed read.
@@ -89,6 +105,14 @@ export class TieredCredentialCache extends CredentialCache {
   private lastL2Error = 0;
   private lastL2Ok = 0;
   private started = false;
+  /** A heartbeat was heard within `staleMs` (and L2 was emptied since the bus last connected). */
+  private live = false;
+  private heardAt = 0;
+  /** L2 holds nothing from before the bus last (re)connected (see onBusHealth). */
+  private l2Synced: boolean;
+  private syncing = false;
+  private heartbeat?: NodeJS.Timeout;
+  private readonly liveWaiters: Array<() => void> = [];
 
   constructor(
     private readonly options: LruCredentialCacheOptions,
@@ -96,9 +120,16 @@ export class TieredCredentialCache extends CredentialCache {
     private readonly bus: CacheInvalidationBus,
     private readonly l2?: RedisTierOptions,
     private readonly random: () => number = Math.random,
+    private readonly liveness: InvalidationLiveness = DEFAULT_INVALIDATION_LIVENESS,
   ) {
     super();
     this.l1 = new LruCredentialCache(options, clock, random);
+    this.l2Synced = !l2;
+  }
+
+  /** Evictions are heard: the bus is connected and a heartbeat came through recently. Otherwise nothing cached is served. */
+  get hearing(): boolean {
+    return this.bus.healthy && this.live;
   }
 
   /** Connects the bus (not fatal: until it works, reads bypass the cache) and warms the cache key. */
@@ -109,10 +140,22 @@ export class TieredCredentialCache extends CredentialCache {
       (m) => this.receive(m),
       (healthy) => this.onBusHealth(healthy),
     );
+    this.heartbeat = setInterval(() => this.beat(), this.liveness.heartbeatMs);
+    this.heartbeat.unref();
+    // Ready to cache once its first heartbeat is back (bounded: until then reads just bypass the cache).
+    if (this.bus.healthy && !this.live) {
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([
+        new Promise<void>((resolve) => this.liveWaiters.push(resolve)),
+        new Promise<void>((resolve) => (timer = setTimeout(resolve, this.liveness.staleMs))),
+      ]);
+      clearTimeout(timer);
+    }
     if (this.l2) await this.l2.keyring.current().catch((e: Error) => this.logger.warn(`shared cache key unavailable (${e.name}); L2 skipped until it is`));
   }
 
   async stop(): Promise<void> {
+    clearInterval(this.heartbeat);
     await this.bus.stop();
   }
 
@@ -123,13 +166,13 @@ export class TieredCredentialCache extends CredentialCache {
   }
 
   getOrLoad<T>(key: string, loader: () => Promise<T>, options: CacheLoadOptions = {}): Promise<T> {
-    if (!this.bus.healthy) return this.degraded(key, loader);
+    if (!this.hearing) return this.degraded(key, loader);
     return this.l1.getOrLoad(key, () => this.loadShared(key, loader), options);
   }
 
   /** Rows live in L1 only (evicted with the values there); while evictions cannot be heard, never cached. */
   override getOrLoadRow<T>(key: string, loader: () => Promise<T>): Promise<T> {
-    if (!this.bus.healthy) return loader();
+    if (!this.hearing) return loader();
     return this.l1.getOrLoadRow(key, loader);
   }
 
@@ -148,6 +191,11 @@ export class TieredCredentialCache extends CredentialCache {
     await this.evictShared([key]);
   }
 
+  /** A replica that did not hear it has gone degraded by now: it heard no heartbeat either, for `staleMs`. */
+  override async outlastUnheardEviction(): Promise<void> {
+    await sleep(this.liveness.staleMs + this.liveness.heartbeatMs);
+  }
+
   invalidatePrefix(prefix: string): void {
     this.l1.invalidatePrefix(prefix);
     void (async () => {
@@ -159,11 +207,14 @@ export class TieredCredentialCache extends CredentialCache {
   /** Empties L1 and this deployment's L2 entries (other replicas' L1 are left to their TTL or evictions). */
   clear(): void {
     this.l1.clear();
-    if (!this.l2) return;
+    void this.clearShared().catch(() => this.counters.l2Errors++);
+  }
+
+  /** Deletes this deployment's L2 entries. */
+  private async clearShared(): Promise<void> {
     const l2 = this.l2;
-    void this.scanKeys('')
-      .then((keys) => Promise.all(keys.map((k) => l2.client.del(this.entryKey(k)))))
-      .catch(() => this.counters.l2Errors++);
+    if (!l2) return;
+    await Promise.all((await this.scanKeys('')).map((k) => l2.client.del(this.entryKey(k))));
   }
 
   stats(): CredentialCacheStats {
@@ -185,7 +236,7 @@ export class TieredCredentialCache extends CredentialCache {
         lockTimeouts: c.lockTimeouts,
       },
       degradedReads: c.degradedReads,
-      invalidation: { transport: this.bus.transport, healthy: this.bus.healthy, published: c.published, received: c.received, publishErrors: c.publishErrors },
+      invalidation: { transport: this.bus.transport, healthy: this.hearing, published: c.published, received: c.received, publishErrors: c.publishErrors },
     };
     return { ...l1, hits, misses, loads: this.loads, hitRate: hits + misses === 0 ? 0 : hits / (hits + misses), shared };
   }
@@ -199,16 +250,22 @@ export class TieredCredentialCache extends CredentialCache {
   override health(): CredentialCacheHealth {
     // Failing: the last Redis call failed, recently.
     const l2Down = !!this.l2 && this.lastL2Error > this.lastL2Ok && Date.now() - this.lastL2Error < 10_000;
-    const status = this.bus.healthy && !l2Down ? 'up' : 'degraded';
+    const status = this.hearing && !l2Down ? 'up' : 'degraded';
+    const why = !this.bus.healthy
+      ? 'evictions cannot be received: reads bypass the cache'
+      : !this.live
+        ? `no invalidation heartbeat heard within ${this.liveness.staleMs} ms: reads bypass the cache`
+        : 'the shared cache tier is failing: reads skip it';
     return {
       tier: this.l2 ? 'redis' : 'memory',
       invalidation: this.bus.transport,
       status,
       details: {
         invalidationConnected: this.bus.healthy,
+        invalidationHeard: this.live,
         ...(this.l2 ? { l2: l2Down ? 'failing' : 'up' } : {}),
         pendingEvictions: this.pending.size,
-        ...(status === 'degraded' ? { message: this.bus.healthy ? 'the shared cache tier is failing: reads skip it' : 'evictions cannot be received: reads bypass the cache' } : {}),
+        ...(status === 'degraded' ? { message: why } : {}),
       },
     };
   }
@@ -353,7 +410,9 @@ export class TieredCredentialCache extends CredentialCache {
   }
 
   private receive(message: InvalidationMessage): void {
-    if (message.o === this.instanceId) return;
+    this.heard();
+    // Our own announcements (we evicted locally already) and heartbeats (keys of neither kind) drop nothing.
+    if (message.o === this.instanceId || (message.k === undefined && message.p === undefined)) return;
     this.counters.received++;
     for (const key of message.k ?? []) this.l1.invalidate(key);
     if (message.p !== undefined) this.l1.invalidatePrefix(message.p);
@@ -364,13 +423,60 @@ export class TieredCredentialCache extends CredentialCache {
   private onBusHealth(healthy: boolean): void {
     // Either way L1 may now hold what a missed eviction should have removed.
     this.l1.clear();
+    this.live = false;
     if (!healthy) {
+      this.l2Synced = !this.l2;
       this.logger.warn('cache invalidations cannot be received: reads bypass the cache until they can');
       return;
     }
     this.logger.log(`cache invalidations connected (${this.bus.transport})`);
     // A confirmed Redis subscription: the server answers again.
     if (this.bus.transport === 'redis') this.lastL2Ok = Date.now();
+    this.syncShared(); // then a heartbeat: once heard, the evictions that could not be sent are sent (heard())
+  }
+
+  /**
+   * A Redis that restarted with its data (AOF, RDB, a failover) may hold entries evicted while this
+   * replica could not reach it: they are deleted before any is served again (also at start: a replica
+   * cannot know what happened before it). Until then, and until a heartbeat is heard, nothing cached.
+   */
+  private syncShared(): void {
+    if (this.l2Synced) return void this.beat();
+    if (this.syncing) return;
+    this.syncing = true;
+    void this.clearShared()
+      .then(
+        () => {
+          this.l2Synced = this.bus.healthy;
+          this.beat();
+        },
+        (e: Error) => {
+          this.l2Failed();
+          this.logger.warn(`could not empty the shared cache after connecting (${e.name}): reads bypass the cache until it is`);
+        },
+      )
+      .finally(() => (this.syncing = false));
+  }
+
+  /** A heartbeat out, and the liveness check: nothing heard for `staleMs` stops serving from the cache. */
+  private beat(): void {
+    if (this.bus.healthy) {
+      if (!this.l2Synced) this.syncShared(); // the last attempt to empty L2 failed: again
+      else void this.bus.publish({ o: this.instanceId, t: now() }).catch(() => undefined);
+    }
+    if (this.live && Date.now() - this.heardAt > this.liveness.staleMs) {
+      this.live = false;
+      this.l1.clear();
+      this.logger.warn(`no cache invalidation heartbeat heard for ${this.liveness.staleMs} ms: reads bypass the cache until one is`);
+    }
+  }
+
+  private heard(): void {
+    this.heardAt = Date.now();
+    if (this.live || !this.bus.healthy || !this.l2Synced) return;
+    this.live = true;
+    this.l1.clear();
+    for (const resolve of this.liveWaiters.splice(0)) resolve();
     const keys = [...this.pending];
     if (keys.length > 0) this.evictShared(keys).catch(() => undefined);
   }
