@@ -6,8 +6,11 @@ import { AuditService } from '@app/audit';
 import { CredentialsService, CredentialStatus, CredentialType, ValueStoreKind } from '@app/credentials';
 import { KeyVaultEmulator } from '@app/keyvault-emulator';
 import { RotationPolicyService } from '@app/rotation';
-import { DATABASE_KINDS } from '@app/testing';
+import { DATABASE_KINDS, emulatorKeyVaultOptions } from '@app/testing';
 import type { CommandRunner } from 'nest-commander';
+import { Test } from '@nestjs/testing';
+import { KeyVaultModule, KeyVaultProvider } from '@app/key-vault';
+import { sealBundle } from '../apps/api/src/backup/backup-bundle';
 import { BackupCommand, RestoreCommand } from '../apps/cli/src/commands/backup.command';
 import { externalVaultEnv, runCli } from './support/cli';
 import { startTestHost, TestHost } from './support/host';
@@ -213,5 +216,19 @@ describe.each(DATABASE_KINDS)('cli backup / restore (%s, real SDK, two instances
     // Restoring into the same instance (same vault): everything already matches.
     const restored = await cli(a.host, new RestoreCommand(), { in: out });
     expect(restored.result.credentials).toEqual({ create: 0, append: 0, unchanged: 5, conflict: 0 });
+  });
+
+  it("a forged bundle whose header names a tenant's credential secret as its key is refused (only a secret marked as a backup key opens a backup)", async () => {
+    // A vault secret whose value someone else chose, stored as credential values are (text/plain): a tenant's
+    // credential with a key it picked. A bundle "of another tenant" sealed with it names that secret as its key.
+    const chosen = randomBytes(32);
+    const moduleRef = await Test.createTestingModule({ imports: [KeyVaultModule.forRoot({ ...emulatorKeyVaultOptions(a.vault), isGlobal: true })] }).compile();
+    const name = `cv--acme--forge--${kind}`;
+    const secret = await moduleRef.get(KeyVaultProvider).setSecret(name, chosen.toString('base64'), { contentType: 'text/plain' });
+    await moduleRef.close();
+    const forged = join(work, `forged-${kind}.cvbak`);
+    const header = { format: 'cvbak' as const, version: 1 as const, tenantId: 'globex', createdAt: new Date().toISOString(), counts: { credentials: 0, versions: 0, policies: 0 } };
+    writeFileSync(forged, sealBundle({ ...header, key: { source: 'key-vault', secretName: name, secretVersion: secret.properties.version! } }, { credentials: [], policies: [] }, chosen));
+    await expect(cli(a.host, new RestoreCommand(), { in: forged })).rejects.toThrow(/is not a backup key/);
   });
 });

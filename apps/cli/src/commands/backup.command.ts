@@ -40,6 +40,22 @@ function passphrase(variable: string): string {
   return value;
 }
 
+/** How a vault secret is marked as a backup key (set when `backup --key-secret` creates one). */
+const BACKUP_KEY_CONTENT_TYPE = 'application/vnd.credential-vault.backup-key';
+
+/**
+ * A backup key kept in the vault: only a secret marked as one. A backup's header names the secret its
+ * key is in, and whoever can write a file could otherwise name any secret of the vault — a tenant's
+ * credential, whose value that tenant chose — and have a forged bundle restored into another tenant.
+ */
+async function backupKeySecret(vault: KeyVaultProvider, name: string, version?: string): Promise<{ key: Buffer; version: string }> {
+  const secret = await vault.getSecret(name, version);
+  if (secret.properties.contentType !== BACKUP_KEY_CONTENT_TYPE) {
+    throw new BackupBundleError(`the vault secret ${name} is not a backup key (its content type must be ${BACKUP_KEY_CONTENT_TYPE}; backup --key-secret creates one)`);
+  }
+  return { key: parseBackupKey(secret.value), version: secret.properties.version! };
+}
+
 /** The key for a new backup, and how the header names it. A missing Key Vault key secret is created. */
 async function keyForBackup(flags: KeyFlags, vault: KeyVaultProvider): Promise<{ key: Buffer; source: BackupKeySource }> {
   exactlyOneKey(flags);
@@ -50,11 +66,11 @@ async function keyForBackup(flags: KeyFlags, vault: KeyVaultProvider): Promise<{
   }
   const name = flags.keySecret!;
   try {
-    const secret = await vault.getSecret(name);
-    return { key: parseBackupKey(secret.value), source: { source: 'key-vault', secretName: name, secretVersion: secret.properties.version! } };
+    const secret = await backupKeySecret(vault, name);
+    return { key: secret.key, source: { source: 'key-vault', secretName: name, secretVersion: secret.version } };
   } catch (error) {
     if (!isKeyVaultError(error) || error.code !== KeyVaultErrorCode.KEY_NOT_FOUND) throw error;
-    const created = await vault.setSecret(name, randomBytes(32).toString('base64'), { contentType: 'application/vnd.credential-vault.backup-key', tags: { purpose: 'credential-vault-backup' } });
+    const created = await vault.setSecret(name, randomBytes(32).toString('base64'), { contentType: BACKUP_KEY_CONTENT_TYPE, tags: { purpose: 'credential-vault-backup' } });
     process.stderr.write(`Created the backup key secret ${name} in the vault.\n`);
     return { key: parseBackupKey(created.value), source: { source: 'key-vault', secretName: name, secretVersion: created.properties.version! } };
   }
@@ -64,7 +80,7 @@ async function keyForBackup(flags: KeyFlags, vault: KeyVaultProvider): Promise<{
 async function keyForRestore(flags: KeyFlags, bundle: string, vault: KeyVaultProvider): Promise<Buffer> {
   const { key: recorded } = readBundleHeader(bundle);
   if (recorded.source === 'key-vault' && !flags.keyFile && !flags.passphraseEnv) {
-    return parseBackupKey((await vault.getSecret(flags.keySecret ?? recorded.secretName, recorded.secretVersion)).value);
+    return (await backupKeySecret(vault, flags.keySecret ?? recorded.secretName, recorded.secretVersion)).key;
   }
   exactlyOneKey(flags);
   if (flags.keyFile) return parseBackupKey(readFileSync(flags.keyFile, 'utf8'));
