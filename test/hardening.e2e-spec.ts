@@ -22,10 +22,11 @@ describe.each(DATABASE_KINDS)('hardened HTTP API on %s', (kind) => {
     text: string;
     body: { statusCode?: number; error?: string; message?: string | string[]; code?: number; codeName?: string; value?: string } & Record<string, unknown>;
   }
-  const send = async (method: string, path: string, init: { body?: string | Buffer; contentType?: string; apiKey?: string | null } = {}): Promise<Answer> => {
+  const send = async (method: string, path: string, init: { body?: string | Buffer; contentType?: string; contentEncoding?: string; apiKey?: string | null } = {}): Promise<Answer> => {
     const headers: Record<string, string> = {};
     if (init.apiKey !== null) headers['x-api-key'] = init.apiKey ?? key.key;
     if (init.contentType) headers['content-type'] = init.contentType;
+    if (init.contentEncoding) headers['content-encoding'] = init.contentEncoding;
     const res = await fetch(`${base}${path}`, { method, headers, body: init.body });
     const text = await res.text();
     return { status: res.status, text, body: text ? JSON.parse(text) : {} };
@@ -117,6 +118,17 @@ describe.each(DATABASE_KINDS)('hardened HTTP API on %s', (kind) => {
       const { id } = await store();
       const r = await refusedWithoutWrites(415, () => send('POST', `/v1/credentials/${id}/rotate`, { body: `value=${value}`, contentType: 'application/x-www-form-urlencoded' }));
       expect(r.text).not.toContain(value);
+    });
+
+    it('a body with a Content-Encoding is 415 (not decoded here: a gzip body was stored as its compressed bytes)', async () => {
+      const value = secret();
+      const body = JSON.stringify({ integrationId: 'x', connectionId: 'enc', type: 'api_key', value });
+      for (const contentEncoding of ['gzip', 'br', 'deflate, gzip']) {
+        const r = await refusedWithoutWrites(415, () => send('POST', '/v1/credentials', { body, contentType: 'application/json', contentEncoding }));
+        expect(r.body.message).toBe('request bodies must not be compressed (Content-Encoding)');
+        expect(r.text).not.toContain(value);
+      }
+      expect((await send('POST', '/v1/credentials', { body, contentType: 'application/json', contentEncoding: 'identity' })).status).toBe(201);
     });
 
     it('an unknown property is never named; a near miss of a declared field gets the declared name', async () => {

@@ -13,6 +13,7 @@ export class DeferredBody {
   constructor(
     readonly contentType: string | undefined,
     readonly raw: Buffer,
+    readonly contentEncoding?: string,
   ) {}
 }
 
@@ -23,7 +24,7 @@ export class DeferredBody {
 export function deferBodyParsing(fastify: FastifyInstance): void {
   fastify.removeAllContentTypeParsers();
   fastify.addContentTypeParser('*', { parseAs: 'buffer' }, (req, body, done) => {
-    done(null, new DeferredBody(req.headers['content-type'], body as Buffer));
+    done(null, new DeferredBody(req.headers['content-type'], body as Buffer, req.headers['content-encoding']));
   });
 }
 
@@ -49,6 +50,9 @@ export function parseBody(body: DeferredBody): Record<string, unknown> | undefin
   if (!/^application\/([a-z0-9.+-]+\+)?json$/.test(mediaType)) {
     throw new UnsupportedMediaTypeException('request bodies must be application/json');
   }
+  // No coding is decoded here: a gzip body would be taken as its compressed bytes (RFC 7694: 415).
+  const coding = (body.contentEncoding ?? '').trim().toLowerCase();
+  if (coding !== '' && coding !== 'identity') throw new UnsupportedMediaTypeException('request bodies must not be compressed (Content-Encoding)');
   const charset = params.find((p) => p.startsWith('charset='))?.slice('charset='.length).replace(/"/g, '');
   if (charset !== undefined && charset !== 'utf-8' && charset !== 'utf8') {
     throw new UnsupportedMediaTypeException('request bodies must be UTF-8');
