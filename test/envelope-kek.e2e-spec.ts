@@ -48,3 +48,29 @@ describe('host: envelope data keys wrapped by ENVELOPE_KEY_ENCRYPTION_KEY', () =
     expect(isKeyVaultError(secret, KeyVaultErrorCode.KEY_NOT_FOUND)).toBe(true);
   });
 });
+
+describe('host: an envelope key-encryption key that cannot be used is the server\'s error, not the caller\'s', () => {
+  let host: TestHost;
+  const admin = generateApiKey('kek-admin', 'nokek', ['admin']);
+
+  beforeAll(async () => {
+    // The operator named a key that was never created.
+    host = await startTestHost('sqlite', { AUTH_API_KEYS: JSON.stringify([admin.entry]), ENVELOPE_KEY_ENCRYPTION_KEY: `cv-missing-kek-${randomBytes(3).toString('hex')}` });
+  });
+
+  afterAll(async () => {
+    await host?.close();
+  });
+
+  it('a store answers 500 (CREDENTIALS_CONFIGURATION), not 404 KEY_NOT_FOUND as if the caller had named something missing, and stores nothing', async () => {
+    const res = await fetch(`${host.baseUrl}/v1/credentials`, {
+      method: 'POST',
+      headers: { 'x-api-key': admin.key, 'content-type': 'application/json' },
+      body: JSON.stringify({ integrationId: 'gh', connectionId: 'c1', type: 'oauth_access_token', value: `ya29.${randomBytes(24).toString('base64url')}` }),
+    });
+    expect(res.status).toBe(500);
+    const list = await fetch(`${host.baseUrl}/v1/credentials`, { headers: { 'x-api-key': admin.key } });
+    expect(((await list.json()) as { items: unknown[] }).items).toEqual([]);
+    expect(host.logs.join('\n')).toMatch(/CREDENTIALS_CONFIGURATION/);
+  });
+});

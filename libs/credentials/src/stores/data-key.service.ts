@@ -145,7 +145,7 @@ export class DataKeyService {
   private async createWrapped(tenantId: string): Promise<DataKey> {
     const raw = generateDataKey();
     const kek = await this.kekVersion();
-    const wrapped = await (this.vaultKeys as KeyVaultKeysProvider).wrapKey({ name: this.kek as string, version: kek }, WRAP_ALGORITHM, raw);
+    const wrapped = await this.kekCall(() => (this.vaultKeys as KeyVaultKeysProvider).wrapKey({ name: this.kek as string, version: kek }, WRAP_ALGORITHM, raw));
     const now = this.clock.now();
     const row: WrappedDataKeyEntity = {
       id: randomUUID(),
@@ -168,10 +168,8 @@ export class DataKeyService {
     const key: DataKey = hit
       ? { name: WRAPPED_DATA_KEY_NAME, version: row.version, key: hit }
       : await this.singleFlight(`wrapped:${id}`, async () => {
-          const r = await (this.vaultKeys as KeyVaultKeysProvider).unwrapKey(
-            { name: row.kekName, version: row.kekVersion },
-            WRAP_ALGORITHM,
-            new Uint8Array(Buffer.from(row.wrappedKey, 'base64')),
+          const r = await this.kekCall(() =>
+            (this.vaultKeys as KeyVaultKeysProvider).unwrapKey({ name: row.kekName, version: row.kekVersion }, WRAP_ALGORITHM, new Uint8Array(Buffer.from(row.wrappedKey, 'base64'))),
           );
           const raw = Buffer.from(r.unwrappedKey);
           if (raw.length !== DATA_KEY_BYTES) throw new CredentialIntegrityError(`wrapped data key version ${row.version} is not ${DATA_KEY_BYTES} bytes`);
@@ -185,7 +183,7 @@ export class DataKeyService {
   private async rewrapIfStale(row: WrappedDataKeyEntity, raw: Buffer): Promise<void> {
     const latest = await this.kekVersion();
     if (row.kekName === this.kek && row.kekVersion === latest) return;
-    const wrapped = await (this.vaultKeys as KeyVaultKeysProvider).wrapKey({ name: this.kek as string, version: latest }, WRAP_ALGORITHM, raw);
+    const wrapped = await this.kekCall(() => (this.vaultKeys as KeyVaultKeysProvider).wrapKey({ name: this.kek as string, version: latest }, WRAP_ALGORITHM, raw));
     const next = { kekName: this.kek as string, kekVersion: wrapped.key.version, wrappedKey: Buffer.from(wrapped.wrappedKey).toString('base64'), updatedAt: this.clock.now() };
     if (await this.wrapped.rewrap(row.id, row.kekVersion, next)) {
       Object.assign(row, next);
@@ -197,9 +195,26 @@ export class DataKeyService {
   private async kekVersion(): Promise<string> {
     const now = this.clock.now().getTime();
     if (this.latestKek && now - this.latestKek.checkedAt < this.options.envelope.currentKeyRefreshMs) return this.latestKek.version;
-    const key = await (this.vaultKeys as KeyVaultKeysProvider).getKey(this.kek as string);
+    const key = await this.kekCall(() => (this.vaultKeys as KeyVaultKeysProvider).getKey(this.kek as string));
     this.latestKek = { version: key.properties.version, checkedAt: now };
     return key.properties.version;
+  }
+
+  /**
+   * A call with the key-encryption key. A refusal that will not pass by itself (the key or its version
+   * missing or disabled, no permission, an operation it does not allow) is the deployment's problem, not
+   * the caller's: a configuration error (HTTP 500), not the vault's 404 / 403, which read as the caller's
+   * credential being missing or forbidden. Transient failures (throttling, outage) stay as they are.
+   */
+  private async kekCall<T>(work: () => Promise<T>): Promise<T> {
+    try {
+      return await work();
+    } catch (e) {
+      if (isKeyVaultError(e) && !e.retryable) {
+        throw new CredentialsConfigurationError(`the key-encryption key (envelope.keyEncryptionKey) cannot be used: ${e.codeName}`, { cause: e });
+      }
+      throw e;
+    }
   }
 
   private async create(tenantId: string, name: string): Promise<DataKey> {
