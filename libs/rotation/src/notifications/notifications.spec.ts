@@ -93,7 +93,9 @@ describe('buildNotification', () => {
 });
 
 describe('SSRF guard', () => {
-  it.each(['127.0.0.1', '10.1.2.3', '172.16.0.1', '192.168.1.1', '169.254.169.254', '100.64.0.1', '0.0.0.0', '::1', '::', 'fe80::1', 'fd00::1', '::ffff:127.0.0.1', '224.0.0.1'])(
+  it.each(['127.0.0.1', '10.1.2.3', '172.16.0.1', '192.168.1.1', '169.254.169.254', '100.64.0.1', '0.0.0.0', '::1', '::', 'fe80::1', 'fd00::1', '::ffff:127.0.0.1', '224.0.0.1',
+    // IPv4 inside IPv6 (IPv4-compatible, IPv4-translated, 6to4, NAT64 local-use, Teredo): a gateway may translate them.
+    '::7f00:1', '::ffff:0:7f00:1', '2002:7f00:1::', '64:ff9b:1::a00:1', '2001:0:4136:e378:8000:63bf:3fff:fdd2'])(
     '%s is private',
     (ip) => expect(isPrivateAddress(ip)).toBe(true),
   );

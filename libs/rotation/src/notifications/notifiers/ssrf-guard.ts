@@ -4,14 +4,21 @@ import { NotificationSettingsInvalidError, NotificationTargetForbiddenError } fr
 
 /** Addresses a tenant's webhook must not reach by default: this host, its networks, cloud metadata. */
 const BLOCKED = new BlockList();
+/** Apart: an IPv6 rule such as ::/96 would match IPv4 addresses too in a shared BlockList. */
+const BLOCKED_V6 = new BlockList();
 for (const [net, prefix] of [
   ['0.0.0.0', 8], ['10.0.0.0', 8], ['100.64.0.0', 10], ['127.0.0.0', 8], ['169.254.0.0', 16], ['172.16.0.0', 12],
   ['192.0.0.0', 24], ['192.0.2.0', 24], ['192.168.0.0', 16], ['198.18.0.0', 15], ['198.51.100.0', 24], ['203.0.113.0', 24],
   ['224.0.0.0', 4], ['240.0.0.0', 4],
 ] as const) BLOCKED.addSubnet(net, prefix, 'ipv4');
+// Besides this host's and private networks: the ranges that embed an IPv4 address a gateway may translate
+// to (IPv4-compatible ::/96, IPv4-translated ::ffff:0:0/96 — below, BlockList does not match it —, NAT64
+// 64:ff9b::/96 and the local-use 64:ff9b:1::/48, 6to4 2002::/16, Teredo 2001::/32): a tenant could reach
+// 127.0.0.1 or 10.x through them.
 for (const [net, prefix] of [
-  ['::', 128], ['::1', 128], ['fc00::', 7], ['fe80::', 10], ['fec0::', 10], ['ff00::', 8], ['64:ff9b::', 96], ['2001:db8::', 32], ['100::', 64],
-] as const) BLOCKED.addSubnet(net, prefix, 'ipv6');
+  ['::', 96], ['fc00::', 7], ['fe80::', 10], ['fec0::', 10], ['ff00::', 8], ['64:ff9b::', 96], ['64:ff9b:1::', 48],
+  ['2002::', 16], ['2001::', 32], ['2001:db8::', 32], ['100::', 64],
+] as const) BLOCKED_V6.addSubnet(net, prefix, 'ipv6');
 
 export const MAX_WEBHOOK_URL_LENGTH = 2048;
 
@@ -28,7 +35,8 @@ export function isPrivateAddress(ip: string): boolean {
     const [hi, lo] = [parseInt(hex[1], 16), parseInt(hex[2], 16)];
     return BLOCKED.check(`${hi >> 8}.${hi & 255}.${lo >> 8}.${lo & 255}`, 'ipv4');
   }
-  return BLOCKED.check(ip, 'ipv6');
+  if (/^::ffff:0:[0-9a-f]{1,4}:[0-9a-f]{1,4}$/i.test(ip)) return true; // IPv4-translated (never a public destination)
+  return BLOCKED_V6.check(ip, 'ipv6');
 }
 
 /**
