@@ -87,6 +87,7 @@ export class CredentialBatchWriter {
     const checked = items.map(({ ctx, input }, i) => {
       try {
         assertContext(ctx);
+        if (input?.history !== undefined) throw new CredentialValidationError('history is taken by store(), not storeMany()', 'history');
         return this.writer.checkStore(input);
       } catch (error) {
         failures.push({ i, error });

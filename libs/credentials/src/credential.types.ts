@@ -71,6 +71,12 @@ export interface StoreCredentialInput {
    * lib). Not in the future. @default now
    */
   createdAt?: Date;
+  /**
+   * Earlier values, oldest first, for imports that keep a credential's history (a tenant restore):
+   * stored as versions 1..n, and `value` as version n + 1, in the one commit of the store — a crash
+   * leaves nothing or all of it, never an earlier value current. At most 500. `store` only (not `storeMany`).
+   */
+  history?: ReadonlyArray<{ value: string; expiresAt?: Date | null }>;
 }
 
 export interface WriteOptions {

@@ -33,6 +33,8 @@ import { assertDate, assertIdentifier, assertPositiveInt, assertTags, MAX_VERSIO
 
 /** Attempts of a write without `expectedVersion` that loses a race with another writer. */
 const UNCONDITIONAL_WRITE_ATTEMPTS = 3;
+/** Earlier values a `store` takes in `history` (Key Vault backs up at most 500 versions of a secret). */
+const MAX_STORE_HISTORY = 500;
 const REVOKED_WRITE_MESSAGE = 'The credential is revoked: un-revoke it first (unrevoke, scope credentials:revoke), or rotate it to a new value';
 
 const SETTABLE_STATUSES = new Set<CredentialStatus>([
@@ -87,15 +89,31 @@ export class CredentialWriter {
     try {
       assertContext(ctx);
       const checked = this.checkStore(input);
+      const history = this.checkHistory(input);
       const existing = await this.rows.findNewest(ctx.tenantId, input.integrationId, input.connectionId, input.type);
       const plan = this.planStore(ctx, input, checked, existing);
-      const pointer = await this.stores.of(plan.kind).write(plan.valueWrite);
-      const row = newRow(plan, pointer);
+      // Every value first (the history's, oldest first, then the current one), then the one commit.
+      const earlier: VersionFacts[] = [];
+      let generation = plan.generation;
+      let inGeneration = 0;
+      for (const h of history) {
+        const version = earlier.length + 1;
+        const written = await this.stores.of(plan.kind).write({ ...plan.valueWrite, version, value: h.value, expiresAt: h.expiresAt, vaultGeneration: generation, versionsInGeneration: inGeneration });
+        if ((written.vaultGeneration ?? generation) !== generation) [generation, inGeneration] = [written.vaultGeneration!, 0];
+        inGeneration++;
+        earlier.push({ version, kind: plan.kind, pointer: written, hint: h.hint, expiresAt: h.expiresAt, certificate: h.certificate, sourceVersion: null });
+      }
+      const current = earlier.length + 1;
+      const pointer = await this.stores.of(plan.kind).write({ ...plan.valueWrite, version: current, vaultGeneration: generation, versionsInGeneration: inGeneration });
+      const row: CredentialEntity = { ...newRow(plan, pointer), currentVersion: current, rotatedAt: earlier.length > 0 ? plan.now : null };
       try {
         await this.commit(ctx, started, {
           next: row,
-          alsoWrite: () => this.versions.insert(firstVersionRow(row, plan, pointer)),
-          audit: { action: AuditAction.STORE, details: { version: 1, valueStore: plan.kind } },
+          alsoWrite: async () => {
+            for (const v of earlier) await this.versions.insert(versionRow(row, v, ctx, plan.createdAt));
+            await this.versions.insert({ ...firstVersionRow(row, plan, pointer), version: current });
+          },
+          audit: { action: AuditAction.STORE, details: { version: current, valueStore: plan.kind, ...(earlier.length > 0 ? { history: earlier.length } : {}) } },
           event: { name: CredentialEvents.STORED },
         }, async () => {
           await this.rows.insert(row);
@@ -113,6 +131,20 @@ export class CredentialWriter {
       await this.auditFailure(AuditAction.STORE, ctx, storeResource(input), e, started, { type: input?.type });
       throw e;
     }
+  }
+
+  /** The earlier values of a `store` with `history`, checked as `rotate` checks a value (before anything is written). */
+  private checkHistory(input: StoreCredentialInput): Array<{ value: string; expiresAt: Date | null; hint: string | null; certificate: VersionFacts['certificate'] }> {
+    if (input.history === undefined) return [];
+    if (!Array.isArray(input.history) || input.history.length > MAX_STORE_HISTORY) {
+      throw new CredentialValidationError(`history must be a list of at most ${MAX_STORE_HISTORY} earlier values`, 'history');
+    }
+    return input.history.map((h, i) => {
+      if (h === null || typeof h !== 'object' || typeof h.value !== 'string') throw new CredentialValidationError(`history[${i}] must have a value`, 'history');
+      if (h.expiresAt != null) assertDate(h.expiresAt, `history[${i}].expiresAt`);
+      const validated = this.validateValue(input.type, h.value);
+      return { value: h.value, expiresAt: validated.expiresAt ?? h.expiresAt ?? null, hint: valueHint(input.type, h.value), certificate: storedCertificate(validated.certificate) };
+    });
   }
 
   /** `store`'s checks of its input, before anything is read or written (also `CredentialBatchWriter`'s). */

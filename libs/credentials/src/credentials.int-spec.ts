@@ -188,6 +188,31 @@ describe.each(DATABASE_KINDS)('CredentialsModule on %s (emulator, real KeyVaultP
       expect(inVault.properties.tags).toMatchObject({ 'cv-tenant': ctxA.tenantId, 'cv-integration': 'stripe', 'cv-type': 'api_key', 'cv-credential': meta.id });
     });
 
+    it.each([ValueStoreKind.VAULT, ValueStoreKind.ENVELOPE])('stores a credential with its history in one commit (%s): versions in order, the last current, one audit row', async (valueStore) => {
+      const earlier = [secret(), secret(), secret(), secret()]; // past a secret-name generation (3 versions each here)
+      const value = secret();
+      const meta = await service.store(ctxA, { integrationId: 'stripe', connectionId: `hist-${valueStore}`, type: CredentialType.API_KEY, value, valueStore, history: earlier.map((v) => ({ value: v })) });
+      expect(meta.version).toBe(5);
+      expect((await service.get(ctxA, meta.id)).value).toBe(value);
+      for (let v = 1; v <= 4; v++) expect((await service.getVersion(ctxA, meta.id, v)).value).toBe(earlier[v - 1]);
+      expect((await service.listVersions(ctxA, meta.id)).map((v) => v.version).sort()).toEqual([1, 2, 3, 4, 5]);
+      await audit.flush();
+      const rows = (await audit.query({ tenantId: ctxA.tenantId, resource: meta.id, limit: 100 })).items.filter((r) => r.action === 'store');
+      expect(rows).toEqual([expect.objectContaining({ result: 'success', details: expect.objectContaining({ version: 5, history: 4 }) })]);
+    });
+
+    it('a store with history whose value write fails midway commits nothing: no credential, the slot still free', async () => {
+      const connectionId = 'hist-fail';
+      // The first write is slow; the second fails: two values written (one kept, one refused), none committed.
+      emu.injectFault({ kind: 'latency', latencyMs: 400, count: 1, operations: ['setSecret'] });
+      const pending = service.store(ctxA, { integrationId: 'stripe', connectionId, type: CredentialType.API_KEY, value: secret(), valueStore: ValueStoreKind.VAULT, history: [{ value: secret() }, { value: secret() }] });
+      await new Promise((r) => setTimeout(r, 150));
+      emu.injectFault({ kind: 'status', status: 500, count: 1, operations: ['setSecret'] });
+      await expect(pending).rejects.toBeDefined();
+      expect((await service.list(ctxA, { integrationId: 'stripe', connectionId })).items).toEqual([]);
+      expect((await service.store(ctxA, { integrationId: 'stripe', connectionId, type: CredentialType.API_KEY, value: secret(), valueStore: ValueStoreKind.VAULT })).version).toBe(1);
+    });
+
     it('stores OAuth access tokens in the envelope store by default (ciphertext in the DB, key in the vault)', async () => {
       const value = secret('ya29');
       const meta = await service.store(ctxA, { integrationId: 'google', connectionId: 'u1', type: CredentialType.OAUTH_ACCESS_TOKEN, value, expiresAt: new Date(clock.now().getTime() + 3600_000) });

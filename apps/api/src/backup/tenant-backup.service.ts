@@ -189,18 +189,20 @@ export class TenantBackupService {
     const versions = [...c.versions].sort((a, b) => a.version - b.version);
     if (!current) {
       if (dryRun) return { action: 'create', versions: versions.length };
-      const [first, ...rest] = versions;
-      let meta = await this.credentials.store(ctx, {
+      // Every version in one commit: a restore interrupted here leaves the credential absent, never at an
+      // earlier version of the backup (which the source had replaced).
+      const last = versions[versions.length - 1];
+      const meta = await this.credentials.store(ctx, {
         integrationId: c.integrationId,
         connectionId: c.connectionId,
         type: c.type,
-        value: first.value,
-        expiresAt: date(first.expiresAt),
+        value: last.value,
+        expiresAt: date(last.expiresAt),
+        history: versions.slice(0, -1).map((v) => ({ value: v.value, expiresAt: date(v.expiresAt) })),
         tags: c.tags,
         valueStore: c.valueStore,
         createdAt: new Date(c.createdAt),
       });
-      for (const v of rest) meta = await this.credentials.rotate(ctx, meta.id, v.value, { expiresAt: date(v.expiresAt) });
       await this.applyStatus(ctx, meta, c);
       return { action: 'create', versions: versions.length, id: meta.id };
     }
