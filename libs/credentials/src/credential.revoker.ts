@@ -65,9 +65,12 @@ export class CredentialRevoker {
     // Everywhere, before returning (the status change's own eviction already ran; this one follows the vault change).
     // Not announced (Redis unreachable from here): wait until replicas that cannot hear it have stopped serving
     // from their caches; one that can hear Redis gets it from the outbox event's handler.
-    await this.cache.evictEverywhere(cacheKey(ctx.tenantId, id)).catch(async () => {
-      this.cache.invalidate(cacheKey(ctx.tenantId, id));
+    const entry = cacheKey(ctx.tenantId, id);
+    await this.cache.evictEverywhere(entry).catch(async () => {
+      this.cache.invalidate(entry);
       await this.cache.outlastUnheardEviction();
+      // A short outage may be over by now, before any replica noticed it: announce it again.
+      await this.cache.evictEverywhere(entry).catch(() => undefined);
     });
     return seen.size;
   }

@@ -78,8 +78,16 @@ class CuttableProxy {
   private server!: Server;
   private sockets = new Set<Socket>();
   private open = true;
-  /** Bytes are dropped both ways and nothing is closed: a network partition, as TCP sees one for hours. */
-  stalled = false;
+  /** While stalled, bytes are held back both ways and nothing closes (a partition, as TCP sees one); delivered on resume. */
+  private held?: Array<[Socket, Buffer]>;
+  stall(): void {
+    this.held ??= [];
+  }
+  resume(): void {
+    const held = this.held ?? [];
+    this.held = undefined;
+    for (const [to, d] of held) to.write(d);
+  }
   port = 0;
   async start(): Promise<void> {
     const target = new URL(REDIS_URL);
@@ -92,9 +100,10 @@ class CuttableProxy {
         s.on('error', () => undefined);
         s.on('close', () => this.sockets.delete(s));
       }
-      // By hand rather than pipe(): a stalled proxy drops bytes while both connections stay open.
-      client.on('data', (d: Buffer) => void (this.stalled || upstream.write(d)));
-      upstream.on('data', (d: Buffer) => void (this.stalled || client.write(d)));
+      // By hand rather than pipe(): a stalled proxy holds bytes back while both connections stay open.
+      const forward = (to: Socket) => (d: Buffer) => (this.held ? this.held.push([to, d]) : to.write(d));
+      client.on('data', forward(upstream));
+      upstream.on('data', forward(client));
       client.on('close', () => upstream.destroy());
       upstream.on('close', () => client.destroy());
     });
@@ -368,14 +377,14 @@ describe.each(DATABASE_KINDS)('shared credential cache on %s (real Redis, local 
       const first = (await dSvc.get(ctx, id)).value;
       expect((await dSvc.get(ctx, id)).value).toBe(first); // an L1 hit from now on
 
-      proxy.stalled = true;
+      proxy.stall();
       await svc(0).revoke(ctx, id); // its eviction reaches Redis; D hears nothing, and its connection looks fine
       const revokedAt = Date.now();
       await eventually(async () => expect(await dSvc.get(ctx, id).then(() => 'served', (e: unknown) => e)).toBeInstanceOf(CredentialRevokedError), 10_000);
       // Within the heartbeat bound (3 s unheard) plus a check interval, not the entry's TTL (60 s here).
       expect(Date.now() - revokedAt).toBeLessThan(5_000);
       expect(dCache.health()).toMatchObject({ status: 'degraded', details: { invalidationHeard: false } });
-      proxy.stalled = false;
+      proxy.resume();
       await eventually(() => expect(dCache.health().status).toBe('up'), 10_000);
     } finally {
       await d.close();
@@ -393,11 +402,11 @@ describe.each(DATABASE_KINDS)('shared credential cache on %s (real Redis, local 
       for (const m of [a, d]) await eventually(() => expect((m.get(CredentialCache) as TieredCredentialCache).health().status).toBe('up'), 5000);
       await d.get(CredentialsService).get(ctx, id);
       await d.get(CredentialsService).get(ctx, id); // cached on D
-      proxy.stalled = true; // Redis answers nobody, and every connection still looks open
+      proxy.stall(); // Redis answers nobody, and every connection still looks open
       await a.get(CredentialsService).revoke(ctx, id);
       await expect(d.get(CredentialsService).get(ctx, id)).rejects.toBeInstanceOf(CredentialRevokedError);
     } finally {
-      proxy.stalled = false;
+      proxy.resume();
       await a.close();
       await d.close();
       await proxy.stop();

@@ -467,6 +467,8 @@ export class TieredCredentialCache extends CredentialCache {
     if (this.live && Date.now() - this.heardAt > this.liveness.staleMs) {
       this.live = false;
       this.l1.clear();
+      // Evictions sent meanwhile may not have reached Redis either: L2 is emptied before serving again.
+      this.l2Synced = !this.l2;
       this.logger.warn(`no cache invalidation heartbeat heard for ${this.liveness.staleMs} ms: reads bypass the cache until one is`);
     }
   }
