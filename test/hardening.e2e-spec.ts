@@ -260,6 +260,19 @@ describe.each(DATABASE_KINDS)('hardened HTTP API on %s', (kind) => {
       await refusedWithoutWrites(400, () => send('GET', path));
     });
 
+    it('HEAD is not an implicit twin of GET: on a value route it reads nothing and audits nothing (404)', async () => {
+      const { id } = await store();
+      const audit = host.app.get(AuditService);
+      await audit.flush();
+      const reads = async () => (await audit.query({ tenantId: 'acme', resource: id, action: ['read'], limit: 100 })).items.length;
+      const before = await reads();
+      for (const path of [`/v1/credentials/${id}/value`, `/v1/credentials/${id}/versions/1/value`, '/v1/oauth/connections/prov/c1/access-token']) {
+        expect((await send('HEAD', path)).status).toBe(404);
+      }
+      await audit.flush();
+      expect(await reads()).toBe(before);
+    });
+
     it('the audit query takes RFC 3339 dates and decimal limits only', async () => {
       for (const q of ['from=2030-01-01T00:00:00Z%00', 'to=true', 'from=2030-13-01T00:00:00Z', 'limit=0x10', 'limit=']) {
         await refusedWithoutWrites(400, () => send('GET', `/v1/audit?${q}`, { apiKey: auditor.key }));

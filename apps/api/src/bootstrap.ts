@@ -51,6 +51,9 @@ export function hostAdapter(): FastifyAdapter {
     skipMiddie: true,
     bodyLimit: 256 * 1024,
     forceCloseConnections: 'idle',
+    // No implicit HEAD twin of every GET: HEAD on a value route ran the read (vault call, audit row
+    // "read/success") without delivering the value, and on the access-token route it could refresh a token.
+    exposeHeadRoutes: false,
     genReqId: requestIdFor,
     frameworkErrors: routingError,
   });
