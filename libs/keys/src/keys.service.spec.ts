@@ -92,6 +92,15 @@ describe('KeysService (fake vault)', () => {
     expect(vault.calls.verify).toBe(1);
   });
 
+  it('refuses to create a key under a taken name (the vault would add a version, of any type): KEY_ALREADY_EXISTS, the key unchanged', async () => {
+    const { keys } = await setup();
+    await keys.createKey(ctxA, { name: 'signer', type: 'EC', tags: { team: 'a' } });
+    expect(await code(keys.createKey(ctxA, { name: 'signer', type: 'RSA' }))).toBe(KeysErrorCode.KEY_ALREADY_EXISTS);
+    expect(await keys.getKey(ctxA, 'signer')).toMatchObject({ type: 'EC', tags: { team: 'a' } });
+    // Another tenant's names are its own.
+    await expect(keys.createKey(ctxB, { name: 'signer', type: 'RSA' })).resolves.toMatchObject({ type: 'RSA' });
+  });
+
   it('refuses bad requests before any vault call, with the lib codes', async () => {
     const { keys, vault } = await setup();
     await keys.createKey(ctxA, { name: 'rsa', type: 'RSA' });

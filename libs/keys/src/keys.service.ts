@@ -1,7 +1,8 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { AuditService } from '@app/audit';
 import { Clock, type OperationContext } from '@app/common';
-import { KeyVaultKeysProvider, type VaultKey, type VaultKeyItem } from '@app/key-vault';
+import { isKeyVaultError, KeyVaultErrorCode, KeyVaultKeysProvider, type VaultKey, type VaultKeyItem } from '@app/key-vault';
+import { KeysError, KeysErrorCode } from './errors/keys.errors';
 import { KeyOperationRunner } from './audit/key-operation-runner';
 import { openKeyBackup, sealKeyBackup, notThisTenantsBackup } from './backup/key-backup-envelope';
 import { KeyCache, type CachedKey } from './cache/key-cache';
@@ -95,6 +96,13 @@ export class KeysService {
     const keyOps = checkCreateKey(req);
     const details = { keyType: req.type, keySize: req.type === 'RSA' ? (req.size ?? 2048) : undefined, curve: req.type === 'EC' ? (req.curve ?? 'P-256') : undefined };
     return this.runner.managed(ctx, 'create', req.name, details, async () => {
+      // Key Vault's create adds a version to an existing key (of any type): a taken name is refused
+      // instead, as the API says names are unique (not atomic against a concurrent create of the same name).
+      const existing = await this.vault.getKey(this.vaultName(ctx, req.name)).catch((e: unknown) => {
+        if (isKeyVaultError(e, KeyVaultErrorCode.KEY_NOT_FOUND)) return undefined;
+        throw e;
+      });
+      if (existing) throw new KeysError(KeysErrorCode.KEY_ALREADY_EXISTS, 'a key of that name exists: rotate it for a new version, or choose another name', 'name');
       const key = await this.vault.createKey(this.vaultName(ctx, req.name), {
         keyType: req.type,
         keySize: details.keySize as CreateKeyRequest['size'],

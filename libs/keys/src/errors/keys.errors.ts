@@ -22,6 +22,8 @@ export enum KeysErrorCode {
   KEYS_CONFIGURATION = 10006,
   /** The backup blob is not a key backup of this tenant. */
   INVALID_KEY_BACKUP = 10007,
+  /** A key of that name exists: a new version comes from rotate, not create. */
+  KEY_ALREADY_EXISTS = 10008,
 }
 
 /** HTTP status of each code, composed by the host (a code without one does not compile). */
@@ -33,6 +35,7 @@ export const KEYS_ERROR_HTTP_STATUS: Record<KeysErrorCode, HttpStatus> = {
   [KeysErrorCode.KEYS_VALIDATION]: HttpStatus.BAD_REQUEST,
   [KeysErrorCode.KEYS_CONFIGURATION]: HttpStatus.INTERNAL_SERVER_ERROR,
   [KeysErrorCode.INVALID_KEY_BACKUP]: HttpStatus.BAD_REQUEST,
+  [KeysErrorCode.KEY_ALREADY_EXISTS]: HttpStatus.CONFLICT,
 };
 
 const SEVERITY: Record<KeysErrorCode, ErrorSeverity> = {
@@ -43,6 +46,7 @@ const SEVERITY: Record<KeysErrorCode, ErrorSeverity> = {
   [KeysErrorCode.KEYS_VALIDATION]: ErrorSeverity.CLIENT,
   [KeysErrorCode.KEYS_CONFIGURATION]: ErrorSeverity.CONFIGURATION,
   [KeysErrorCode.INVALID_KEY_BACKUP]: ErrorSeverity.CLIENT,
+  [KeysErrorCode.KEY_ALREADY_EXISTS]: ErrorSeverity.CLIENT,
 };
 
 /**
