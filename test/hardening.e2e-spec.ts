@@ -260,6 +260,22 @@ describe.each(DATABASE_KINDS)('hardened HTTP API on %s', (kind) => {
       await refusedWithoutWrites(400, () => send('GET', path));
     });
 
+    it('a query parameter or a body the route does not declare is 400, never ignored (a PATCH ?expectedVersion= wrote without its compare-and-set)', async () => {
+      const { id, rowVersion } = await store();
+      await json('PATCH', `/v1/credentials/${id}`, { tags: { a: '1' }, expectedVersion: rowVersion });
+      // A stale version given where this route does not read it: refused, not a silent unconditional write.
+      const stale = await refusedWithoutWrites(400, () => json('PATCH', `/v1/credentials/${id}?expectedVersion=${rowVersion}`, { tags: { a: '2' } }));
+      expect(stale.body.message).toBe('this route takes no query parameters');
+      await refusedWithoutWrites(400, () => send('GET', `/v1/credentials/${id}?bogus=1`));
+      // DELETE reads expectedVersion from the query: in a body it was ignored, and the delete unconditional.
+      const body = await refusedWithoutWrites(400, () => json('DELETE', `/v1/credentials/${id}`, { expectedVersion: rowVersion }));
+      expect(body.body.message).toBe('this route takes no request body');
+      const named = await refusedWithoutWrites(400, () => send('GET', `/v1/oauth/connections/prov/c1/access-token?minValidityMs=1&secretName=x`));
+      expect(named.body.message).not.toContain('secretName');
+      // Declared ones still work.
+      expect((await send('DELETE', `/v1/credentials/${id}?expectedVersion=${rowVersion + 1}`)).status).toBe(204);
+    });
+
     it('HEAD is not an implicit twin of GET: on a value route it reads nothing and audits nothing (404)', async () => {
       const { id } = await store();
       const audit = host.app.get(AuditService);

@@ -1,4 +1,4 @@
-import { ForbiddenException, HttpException, Logger, UnauthorizedException } from '@nestjs/common';
+import { Body, ForbiddenException, HttpException, Logger, Query, UnauthorizedException } from '@nestjs/common';
 import { Reflector } from '@nestjs/core';
 import { ExecutionContextHost } from '@nestjs/core/helpers/execution-context-host';
 import { SkipThrottle, Throttle, ThrottlerException, type ThrottlerStorage } from '@nestjs/throttler';
@@ -14,7 +14,9 @@ import { Scope } from './scopes';
 
 class Routes {
   @RequireScopes(Scope.CREDENTIALS_READ)
-  read() {}
+  read(@Body() _body: unknown) {}
+  @RequireScopes(Scope.CREDENTIALS_READ)
+  bodiless(@Query('limit') _limit?: string) {}
   @RequireScopes(Scope.CREDENTIALS_WRITE)
   write() {}
   @Throttle({ default: { limit: 1, ttl: 60_000 } })
@@ -59,6 +61,15 @@ describe('AuthGuard', () => {
     return { req, replyHeaders, run };
   }
   const asReader = { 'x-api-key': reader.key };
+
+  it('refuses a body or a query parameter the route does not declare, without naming it', async () => {
+    await expect(call(Routes, 'bodiless', asReader, new DeferredBody('application/json', Buffer.from('{"a":1}'))).run()).rejects.toThrow('this route takes no request body');
+    const c = call(Routes, 'bodiless', asReader);
+    c.req.query = { limit: '1', secretish: 'x' };
+    await expect(c.run()).rejects.toThrow('this route takes only the query parameters limit');
+    c.req.query = { limit: '1' };
+    await expect(c.run()).resolves.toBe(true);
+  });
 
   it('authenticates, counts the client and parses the body, saying how many requests are left', async () => {
     const c = call(Routes, 'read', asReader, new DeferredBody('application/json', Buffer.from('{"a":1}')));

@@ -5,7 +5,7 @@ import { InjectThrottlerOptions, InjectThrottlerStorage, ThrottlerException, typ
 import { THROTTLER_BLOCK_DURATION, THROTTLER_LIMIT, THROTTLER_SKIP, THROTTLER_TTL } from '@nestjs/throttler/dist/throttler.constants';
 import { AuditAction, AuditResult, AuditService } from '@app/audit';
 import { describeError, type OperationContext } from '@app/common';
-import { DeferredBody, parseBody, RAW_BODY_ROUTE } from '../http/request-body';
+import { declaredInput, DeferredBody, parseBody, RAW_BODY_ROUTE, refuseUndeclaredInput, type DeclaredInput } from '../http/request-body';
 import { AuthenticationFailed, AuthService } from './auth.service';
 import { FixedWindowThrottlerStorage } from './fixed-window-throttler.storage';
 import { IS_PUBLIC, REQUIRED_SCOPES } from './auth.decorators';
@@ -48,6 +48,8 @@ interface RoutePlan {
   scopes: Scope[];
   limits: RouteLimit[];
   rawBody: boolean;
+  /** Query names and body the route declares (anything else is 400). */
+  input: DeclaredInput;
 }
 
 /**
@@ -114,6 +116,7 @@ export class AuthGuard implements CanActivate {
       const counted = this.count(plan.limits, req.principal ? req.principal.id : `ip:${req.ip}`, http.getResponse<Reply>());
       if (counted) await counted;
     }
+    if (!plan.isPublic) refuseUndeclaredInput(req, plan.input, plan.rawBody);
     if (req.body instanceof DeferredBody) req.body = plan.rawBody ? req.body.raw : parseBody(req.body);
     return true;
   }
@@ -178,6 +181,7 @@ export class AuthGuard implements CanActivate {
       scopes: (override(REQUIRED_SCOPES) as Scope[] | undefined) ?? [],
       limits,
       rawBody: this.reflector.get<boolean>(RAW_BODY_ROUTE, handler as () => unknown) === true,
+      input: declaredInput(controller, handler as { name: string }),
     };
   }
 

@@ -1,4 +1,5 @@
 import { BadRequestException, createParamDecorator, ExecutionContext, SetMetadata, UnsupportedMediaTypeException } from '@nestjs/common';
+import { ROUTE_ARGS_METADATA } from '@nestjs/common/constants';
 import type { FastifyInstance } from 'fastify';
 
 /** Deeper JSON than this is refused: no body of ours nests past 3 levels, and deep nesting overflows recursive code downstream. */
@@ -97,4 +98,48 @@ export function jsonDepth(text: string): number {
     else if (c === 0x7d || c === 0x5d) depth--;
   }
   return max;
+}
+
+/** What a route declares it takes besides its path: query names (or any, for a query DTO) and whether a body. */
+export interface DeclaredInput {
+  /** `any`: a whole-query DTO (the ValidationPipe refuses what it does not declare); else the names taken one by one. */
+  query: 'any' | ReadonlySet<string>;
+  body: boolean;
+}
+
+// Nest's parameter kinds in ROUTE_ARGS_METADATA keys (`<kind>:<index>`): RouteParamtypes.BODY, .QUERY.
+const BODY_PARAM = 3;
+const QUERY_PARAM = 4;
+
+/**
+ * Read once per route from Nest's parameter metadata (`@Query()`, `@Query('name')`, `@Body()`). A route
+ * without a query DTO silently ignored every other parameter — `PATCH …?expectedVersion=1` wrote without its
+ * compare-and-set — and one without `@Body()` ignored its body.
+ */
+export function declaredInput(controller: object, handler: { name: string }): DeclaredInput {
+  const args = (Reflect.getMetadata(ROUTE_ARGS_METADATA, controller, handler.name) ?? {}) as Record<string, { data?: unknown }>;
+  const names = new Set<string>();
+  let anyQuery = false;
+  let body = false;
+  for (const [key, arg] of Object.entries(args)) {
+    const kind = Number(key.split(':')[0]);
+    if (kind === BODY_PARAM) body = true;
+    if (kind === QUERY_PARAM) {
+      if (typeof arg.data === 'string') names.add(arg.data);
+      else anyQuery = true;
+    }
+  }
+  return { query: anyQuery ? 'any' : names, body };
+}
+
+/** 400 for a query parameter or a body the route does not declare. Never names the parameter (it comes from the request). */
+export function refuseUndeclaredInput(req: { query?: unknown; body?: unknown }, declared: DeclaredInput, rawBody: boolean): void {
+  if (declared.query !== 'any' && req.query && typeof req.query === 'object') {
+    for (const name of Object.keys(req.query)) {
+      if (!declared.query.has(name)) {
+        throw new BadRequestException(declared.query.size === 0 ? 'this route takes no query parameters' : `this route takes only the query parameters ${[...declared.query].join(', ')}`);
+      }
+    }
+  }
+  if (!declared.body && !rawBody && req.body instanceof DeferredBody && req.body.raw.length > 0) throw new BadRequestException('this route takes no request body');
 }
