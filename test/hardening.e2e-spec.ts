@@ -317,6 +317,16 @@ describe.each(DATABASE_KINDS)('hardened HTTP API on %s', (kind) => {
     }
   });
 
+  it('10. a credential id in upper case names the same credential (UUIDs are case-insensitive): read, revoke, delete', async () => {
+    const { id } = await store();
+    const upper = id.toUpperCase();
+    expect((await send('GET', `/v1/credentials/${upper}`)).body.id).toBe(id);
+    const revoked = await send('POST', '/v1/rotation/revoke', { body: JSON.stringify({ credentialId: upper, reason: 'leaked in a ticket' }), contentType: 'application/json', apiKey: revoker.key });
+    expect(revoked.status).toBe(200);
+    expect((await send('GET', `/v1/credentials/${id}`)).body.status).toBe('revoked');
+    expect((await json('POST', '/v1/credentials/delete-batch', { ids: [upper] })).body).toEqual({ deleted: [id], notFound: [] });
+  });
+
   it('9. a batch delete with one malformed id is 400 and deletes nothing; unknown well-formed ids are reported', async () => {
     const { id } = await store();
     const r = await refusedWithoutWrites(400, () => json('POST', '/v1/credentials/delete-batch', { ids: [id, 'not-a-uuid'] }));

@@ -1,4 +1,4 @@
-import { Body, Controller, Delete, Get, Header, HttpCode, Param, ParseUUIDPipe, Patch, Post, Query } from '@nestjs/common';
+import { Body, Controller, Delete, Get, Header, HttpCode, Param, Patch, Post, Query } from '@nestjs/common';
 import { RouteSchema } from '@nestjs/platform-fastify';
 import { ApiBearerAuth, ApiOperation, ApiParam, ApiSecurity, ApiTags } from '@nestjs/swagger';
 import type { OperationContext } from '@app/common';
@@ -6,7 +6,7 @@ import { CredentialsService } from '@app/credentials';
 import { RequireScopes } from '../auth/auth.decorators';
 import { OpContext } from '../auth/operation-context.decorator';
 import { Scope } from '../auth/scopes';
-import { PositiveIntParam } from '../http/strict-input';
+import { CredentialIdParam, PositiveIntParam } from '../http/strict-input';
 import { CREDENTIAL_METADATA_SCHEMA, CREDENTIAL_WITH_VALUE_SCHEMA } from './credential-response.schemas';
 import {
   DeleteManyDto,
@@ -20,7 +20,7 @@ import {
   UpdateCredentialDto,
 } from './credentials.dto';
 
-const Id = () => Param('id', new ParseUUIDPipe({ version: '4' }));
+const Id = () => CredentialIdParam();
 
 /**
  * Tenant-scoped credentials API. Thin: the tenant comes from the authenticated principal and every

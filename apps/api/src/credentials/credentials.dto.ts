@@ -1,7 +1,7 @@
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
 import { ArrayMaxSize, ArrayMinSize, IsArray, IsEnum, IsIn, IsInt, IsObject, IsOptional, IsString, IsUUID, Matches, MaxLength, Min, MinLength, ValidateIf } from 'class-validator';
 import { CredentialStatus, CredentialType, IDENTIFIER_PATTERN, ValueStoreKind } from '@app/credentials';
-import { IsDateTime, QueryBoolean, QueryInt } from '../http/strict-input';
+import { IsDateTime, LowerCaseUuid, QueryBoolean, QueryInt } from '../http/strict-input';
 
 const ID_MESSAGE = '$property must be 1–128 characters of letters, digits and . _ : @ -';
 /** Key Vault's limit is 25 KB; the lib checks bytes exactly, this only stops absurd bodies early. */
@@ -158,6 +158,7 @@ export class DeleteManyDto {
   @IsArray()
   @ArrayMinSize(1)
   @ArrayMaxSize(500)
+  @LowerCaseUuid()
   @IsUUID('4', { each: true, message: 'each of ids must be a credential id (a UUID); nothing was deleted' })
   ids: string[];
 }

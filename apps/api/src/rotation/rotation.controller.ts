@@ -1,4 +1,4 @@
-import { BadRequestException, Body, Controller, Delete, Get, HttpCode, Param, ParseUUIDPipe, Post, Put, Query } from '@nestjs/common';
+import { BadRequestException, Body, Controller, Delete, Get, HttpCode, Post, Put, Query } from '@nestjs/common';
 import { ApiBearerAuth, ApiOperation, ApiSecurity, ApiTags } from '@nestjs/swagger';
 import type { OperationContext } from '@app/common';
 import { RevocationService, RotationPolicyService, RotationQueries, RotationService, type RevokeTarget } from '@app/rotation';
@@ -6,8 +6,9 @@ import { RequireScopes } from '../auth/auth.decorators';
 import { OpContext } from '../auth/operation-context.decorator';
 import { Scope } from '../auth/scopes';
 import { DaysQueryDto, HistoryQueryDto, ManualRollbackDto, ManualRotateDto, PolicyScopeQueryDto, RevokeDto, SetPolicyDto, UnrevokeDto } from './rotation.dto';
+import { CredentialIdParam } from '../http/strict-input';
 
-const Id = () => Param('id', new ParseUUIDPipe({ version: '4' }));
+const Id = () => CredentialIdParam();
 
 /**
  * Tenant-scoped rotation API: policies, manual rotation, emergency revoke, what needs attention.

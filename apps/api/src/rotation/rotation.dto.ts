@@ -3,7 +3,7 @@ import { IsBoolean, IsEnum, IsIn, IsInt, IsOptional, IsString, IsUUID, Matches, 
 import { CredentialType, IDENTIFIER_PATTERN } from '@app/credentials';
 import { POLICY_LEVELS, REVOKE_SEVERITIES, ROTATION_MODES, type PolicyLevel, type RevokeSeverity, type RotationMode } from '@app/rotation';
 import { ExpectedVersionDto } from '../credentials/credentials.dto';
-import { IsDateTime, QueryInt } from '../http/strict-input';
+import { IsDateTime, LowerCaseUuid, QueryInt } from '../http/strict-input';
 
 const ID_MESSAGE = '$property must be 1–128 characters of letters, digits and . _ : @ -';
 const DAYS_MESSAGE = '$property must be an integer number of days from 0 to 3650 (0: never), or null to inherit';
@@ -96,6 +96,7 @@ export class ManualRollbackDto extends ExpectedVersionDto {
 export class RevokeDto {
   @ApiPropertyOptional({ format: 'uuid' })
   @IsOptional()
+  @LowerCaseUuid()
   @IsUUID('4', { message: 'credentialId must be a credential id (a UUID)' })
   credentialId?: string;
 

@@ -1,6 +1,7 @@
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
 import { IsEnum, IsOptional, IsUUID, Matches } from 'class-validator';
 import { IDENTIFIER_PATTERN, ValueStoreKind } from '@app/credentials';
+import { LowerCaseUuid } from '../http/strict-input';
 
 const ID_MESSAGE = '$property must be 1–128 characters of letters, digits and . _ : @ -';
 
@@ -26,6 +27,7 @@ export class CreateWebhookSecretDto {
 export class StagedWebhookSecretDto {
   @ApiPropertyOptional({ format: 'uuid', description: 'The `rotationId` answered by …/secret/stage; given, the call fails (409) if another secret is staged now' })
   @IsOptional()
+  @LowerCaseUuid()
   @IsUUID('all', { message: 'rotationId must be a UUID' })
   rotationId?: string;
 }
