@@ -256,6 +256,7 @@ describe.each(DATABASE_KINDS)('hardened HTTP API on %s', (kind) => {
       `/v1/credentials/${randomUUID()}/versions/1e0/value`,
       `/v1/credentials/${randomUUID()}/versions/0/value`,
       `/v1/credentials/${randomUUID()}/value?allowExpired=1`,
+      '/v1/credentials?status=deleted', // deleted credentials are never listed: the filter could match nothing
     ])('GET %s → 400', async (path) => {
       await refusedWithoutWrites(400, () => send('GET', path));
     });
@@ -315,6 +316,18 @@ describe.each(DATABASE_KINDS)('hardened HTTP API on %s', (kind) => {
       expect(r.body.error).toBe('UNAUTHORIZED');
       expect((await send('POST', '/v1/credentials', { body, contentType, apiKey: 'cvk_nobody_invalid' })).status).toBe(401);
     }
+    // A 401 names the ways to authenticate (RFC 9110 §11.6.1).
+    const res = await fetch(`${base}/v1/credentials`);
+    expect(res.status).toBe(401);
+    expect(res.headers.get('www-authenticate')).toBe('Bearer realm="credential-vault", ApiKey realm="credential-vault", header="X-API-Key"');
+  });
+
+  it('11. a request the HTTP parser refuses (headers over 16 KB) answers 431 in the error shape, with a request id', async () => {
+    const res = await fetch(`${base}/v1/credentials`, { headers: { 'x-api-key': key.key, 'x-padding': 'a'.repeat(20_000) } });
+    expect(res.status).toBe(431);
+    const body = (await res.json()) as Record<string, unknown>;
+    expect(body).toEqual({ statusCode: 431, error: 'REQUEST_HEADER_FIELDS_TOO_LARGE', message: expect.stringContaining('larger than the server accepts'), requestId: expect.any(String) });
+    expect(res.headers.get('x-request-id')).toBe(body.requestId);
   });
 
   it('10. a credential id in upper case names the same credential (UUIDs are case-insensitive): read, revoke, delete', async () => {

@@ -1,3 +1,6 @@
+import { randomUUID } from 'node:crypto';
+import { STATUS_CODES } from 'node:http';
+import type { Duplex } from 'node:stream';
 import { HttpStatus } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { FastifyAdapter, NestFastifyApplication } from '@nestjs/platform-fastify';
@@ -56,7 +59,28 @@ export function hostAdapter(): FastifyAdapter {
     exposeHeadRoutes: false,
     genReqId: requestIdFor,
     frameworkErrors: routingError,
+    clientErrorHandler: unparsableRequest,
   });
+}
+
+/** HttpStatus names (its enum has no 431). */
+const PARSER_ERROR_NAMES: Record<number, string> = { 400: 'BAD_REQUEST', 408: 'REQUEST_TIMEOUT', 431: 'REQUEST_HEADER_FIELDS_TOO_LARGE' };
+
+/**
+ * A request Node's parser refuses (headers over 16 KB, malformed HTTP) never becomes a request: answered
+ * on the socket in the host's error shape, with a request id of its own, instead of Fastify's bare body.
+ */
+function unparsableRequest(error: NodeJS.ErrnoException, socket: Duplex): void {
+  if (error.code === 'ECONNRESET' || !socket.writable) return void socket.destroy();
+  const status = error.code === 'HPE_HEADER_OVERFLOW' ? 431 : error.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400;
+  const message =
+    status === 431 ? 'the request line and headers are larger than the server accepts (16 KB)' : status === 408 ? 'the request took too long to arrive' : 'the request is not valid HTTP';
+  const requestId = randomUUID();
+  const body = JSON.stringify({ statusCode: status, error: PARSER_ERROR_NAMES[status], message, requestId });
+  socket.end(
+    `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\ncontent-type: application/json; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(body)}\r\n` +
+      `x-request-id: ${requestId}\r\nconnection: close\r\n\r\n${body}`,
+  );
 }
 
 /**

@@ -167,6 +167,8 @@ export class KeysService {
       const page = await this.vault.listKeyVersions(vaultName, { maxPageSize, continuationToken: cursor.l });
       // The key-vault lib refuses a token of another list; nothing but this key's versions is ever answered anyway.
       const own = page.items.filter((k) => k.name.toLowerCase() === vaultName.toLowerCase());
+      // The versions of no key: KEY_NOT_FOUND, as a get of it answers (the vault lists nothing, with a 200).
+      if (own.length === 0 && cursor.l === undefined) await this.vault.getKey(vaultName);
       return { result: keyPage(own.map((k) => this.properties(ctx, k)), page.continuationToken ? { l: page.continuationToken, s: 0 } : undefined) };
     });
   }

@@ -27,8 +27,11 @@ interface Req {
 type ThrottlerStorageRecord = Awaited<ReturnType<ThrottlerStorage['increment']>>;
 
 interface Reply {
-  header(name: string, value: number): unknown;
+  header(name: string, value: number | string): unknown;
 }
+
+/** What a 401 names as the ways to authenticate (RFC 9110 §11.6.1: a 401 carries the challenges). */
+const AUTHENTICATE_CHALLENGES = 'Bearer realm="credential-vault", ApiKey realm="credential-vault", header="X-API-Key"';
 
 /** One rate limit as it applies to one route. */
 interface RouteLimit {
@@ -105,7 +108,10 @@ export class AuthGuard implements CanActivate {
         principal = await this.auth.authenticate(req.headers);
       } catch (e) {
         // Counted before the refusal is audited: past the limit a guesser gets 429s, and the log no rows.
-        if (e instanceof AuthenticationFailed) await this.count(this.failedAuthenticationLimits, req.ip ?? '', http.getResponse<Reply>());
+        if (e instanceof AuthenticationFailed) {
+          await this.count(this.failedAuthenticationLimits, req.ip ?? '', http.getResponse<Reply>());
+          http.getResponse<Reply>().header('www-authenticate', AUTHENTICATE_CHALLENGES);
+        }
         return this.refuseAuthentication(req, e);
       }
       req.principal = principal;

@@ -123,9 +123,10 @@ export class ListCredentialsQueryDto {
   @IsEnum(CredentialType)
   type?: CredentialType;
 
-  @ApiPropertyOptional({ enum: CredentialStatus })
+  /** The statuses a live credential can have (as PATCH sets them): deleted ones are never listed (`deleted` matched nothing). */
+  @ApiPropertyOptional({ enum: SETTABLE_STATUSES })
   @IsOptional()
-  @IsEnum(CredentialStatus)
+  @IsIn(SETTABLE_STATUSES, { message: `status must be one of ${SETTABLE_STATUSES.join(', ')}` })
   status?: CredentialStatus;
 
   @ApiPropertyOptional({ type: String, format: 'date-time' })
