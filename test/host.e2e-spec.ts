@@ -118,6 +118,27 @@ describe.each(DATABASE_KINDS)('reference host on %s', (kind) => {
     expect(body).toMatchObject({ statusCode: 404, requestId: 'req-123' });
   });
 
+  it('documents the error answers of every operation: the one error body, 401/429 where authenticated, 403 with the scopes needed', async () => {
+    const doc = (await (await fetch(`${base}/docs/json`)).json()) as {
+      components: { schemas: Record<string, unknown> };
+      paths: Record<string, Record<string, { responses: Record<string, { content?: unknown }>; 'x-required-scopes'?: string[]; description?: string }>>;
+    };
+    expect(doc.components.schemas.ErrorBody).toMatchObject({ required: ['statusCode', 'error', 'message', 'requestId'] });
+    const value = doc.paths['/v1/credentials/{id}/value'].get;
+    expect(value['x-required-scopes']).toEqual(['credentials:read-value']);
+    expect(value.description).toContain('Scope: credentials:read-value.');
+    for (const status of ['400', '401', '403', '404', '429', '500']) {
+      expect([status, value.responses[status]?.content]).toEqual([status, { 'application/json': { schema: { $ref: '#/components/schemas/ErrorBody' } } }]);
+    }
+    // Public probes are not authenticated: no 401 / 403 documented.
+    expect(Object.keys(doc.paths['/health/live'].get.responses)).not.toContain('401');
+    // Every authenticated operation says which scope it needs.
+    const unscoped = Object.entries(doc.paths)
+      .filter(([p]) => p.startsWith('/v1/'))
+      .flatMap(([p, ops]) => Object.entries(ops).filter(([, op]) => !op['x-required-scopes']).map(([m]) => `${m} ${p}`));
+    expect(unscoped).toEqual([]);
+  });
+
   it('replaces a malformed request id with a fresh one', async () => {
     const res = await fetch(`${base}/health/live`, { headers: { 'x-request-id': 'bad id with spaces' } });
     expect(res.headers.get('x-request-id')).toMatch(/^[0-9a-f-]{36}$/);
