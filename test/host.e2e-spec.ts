@@ -130,6 +130,14 @@ describe.each(DATABASE_KINDS)('reference host on %s', (kind) => {
     for (const status of ['400', '401', '403', '404', '429', '500']) {
       expect([status, value.responses[status]?.content]).toEqual([status, { 'application/json': { schema: { $ref: '#/components/schemas/ErrorBody' } } }]);
     }
+    // Request bodies say what the server checks (a client validating against the document sends what is accepted).
+    const store = (doc.components.schemas.StoreCredentialDto as { properties: Record<string, Record<string, unknown>> }).properties;
+    expect(store.integrationId.pattern).toBe('^[A-Za-z0-9._:@-]{1,128}$');
+    expect(store.value).toMatchObject({ minLength: 1 });
+    expect(store.tags).toMatchObject({ maxProperties: 15 });
+    expect((doc.components.schemas.RollbackCredentialDto as { properties: Record<string, unknown> }).properties.version).toMatchObject({ type: 'integer', minimum: 1 });
+    const activate = doc.paths['/v1/rotation/webhooks/{integrationId}/{connectionId}/secret/activate']?.post as unknown as { requestBody?: { required?: boolean } };
+    expect(activate.requestBody?.required).toBe(false);
     // Public probes are not authenticated: no 401 / 403 documented.
     expect(Object.keys(doc.paths['/health/live'].get.responses)).not.toContain('401');
     // Every authenticated operation says which scope it needs.

@@ -1,18 +1,20 @@
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
 import { ArrayMaxSize, ArrayMinSize, IsArray, IsEnum, IsIn, IsInt, IsObject, IsOptional, IsString, IsUUID, Matches, MaxLength, Min, MinLength, ValidateIf } from 'class-validator';
-import { CredentialStatus, CredentialType, IDENTIFIER_PATTERN, ValueStoreKind } from '@app/credentials';
+import { CredentialStatus, CredentialType, IDENTIFIER_PATTERN, MAX_TAGS, ValueStoreKind } from '@app/credentials';
 import { IsDateTime, LowerCaseUuid, QueryBoolean, QueryInt } from '../http/strict-input';
 
 const ID_MESSAGE = '$property must be 1–128 characters of letters, digits and . _ : @ -';
 /** Key Vault's limit is 25 KB; the lib checks bytes exactly, this only stops absurd bodies early. */
 const MAX_VALUE_CHARS = 25_600;
+/** Tags as the lib takes them: at most MAX_TAGS, keys per TAG_KEY_PATTERN, values of at most 512 characters. */
+const TAGS_SCHEMA = { type: 'object', maxProperties: MAX_TAGS, additionalProperties: { type: 'string', maxLength: 512 } } as const;
 
 export class StoreCredentialDto {
-  @ApiProperty({ example: 'github' })
+  @ApiProperty({ example: 'github', pattern: IDENTIFIER_PATTERN.source })
   @Matches(IDENTIFIER_PATTERN, { message: ID_MESSAGE })
   integrationId: string;
 
-  @ApiProperty({ example: 'org_acme.main' })
+  @ApiProperty({ example: 'org_acme.main', pattern: IDENTIFIER_PATTERN.source })
   @Matches(IDENTIFIER_PATTERN, { message: ID_MESSAGE })
   connectionId: string;
 
@@ -20,7 +22,7 @@ export class StoreCredentialDto {
   @IsEnum(CredentialType, { message: `type must be one of: ${Object.values(CredentialType).join(', ')}` })
   type: CredentialType;
 
-  @ApiProperty({ description: 'The secret value (≤ 25 KB). Never logged, never returned by metadata endpoints.' })
+  @ApiProperty({ description: 'The secret value (≤ 25 KB). Never logged, never returned by metadata endpoints.', minLength: 1, maxLength: MAX_VALUE_CHARS })
   @IsString()
   @MinLength(1)
   @MaxLength(MAX_VALUE_CHARS)
@@ -31,7 +33,7 @@ export class StoreCredentialDto {
   @IsDateTime()
   expiresAt?: Date;
 
-  @ApiPropertyOptional({ type: 'object', additionalProperties: { type: 'string' }, description: 'At most 15 tags; never values' })
+  @ApiPropertyOptional({ ...TAGS_SCHEMA, description: 'At most 15 tags; never values' })
   @IsOptional()
   @IsObject()
   tags?: Record<string, string>;
@@ -67,7 +69,7 @@ export class ReadValueQueryDto {
 }
 
 export class RotateCredentialDto extends ExpectedVersionDto {
-  @ApiProperty()
+  @ApiProperty({ minLength: 1, maxLength: MAX_VALUE_CHARS })
   @IsString()
   @MinLength(1)
   @MaxLength(MAX_VALUE_CHARS)
@@ -81,7 +83,7 @@ export class RotateCredentialDto extends ExpectedVersionDto {
 }
 
 export class RollbackCredentialDto extends ExpectedVersionDto {
-  @ApiProperty({ description: 'The version whose value becomes current again (as a new version)' })
+  @ApiProperty({ type: 'integer', minimum: 1, description: 'The version whose value becomes current again (as a new version)' })
   @IsInt()
   @Min(1)
   version: number;
@@ -90,7 +92,7 @@ export class RollbackCredentialDto extends ExpectedVersionDto {
 const SETTABLE_STATUSES = [CredentialStatus.ACTIVE, CredentialStatus.EXPIRED, CredentialStatus.NEEDS_REAUTH, CredentialStatus.REVOKED];
 
 export class UpdateCredentialDto extends ExpectedVersionDto {
-  @ApiPropertyOptional({ type: 'object', additionalProperties: { type: 'string' } })
+  @ApiPropertyOptional({ ...TAGS_SCHEMA, description: 'Replaces every tag (at most 15)' })
   @IsOptional()
   @IsObject()
   tags?: Record<string, string>;
@@ -155,7 +157,7 @@ export class ExpiringQueryDto {
 
 /** The whole batch is validated first: one malformed id answers 400 and nothing is deleted. */
 export class DeleteManyDto {
-  @ApiProperty({ type: [String], format: 'uuid', description: 'Credential ids (UUIDs); unknown ones are reported in notFound' })
+  @ApiProperty({ type: [String], format: 'uuid', minItems: 1, maxItems: 500, description: 'Credential ids (UUIDs); unknown ones are reported in notFound' })
   @IsArray()
   @ArrayMinSize(1)
   @ArrayMaxSize(500)

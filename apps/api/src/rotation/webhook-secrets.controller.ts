@@ -73,6 +73,7 @@ export class WebhookSecretsController {
       'The staged secret becomes the current one (signs, verifies); the previous one keeps verifying through the overlap window (`previousLiveUntil`). ' +
       '409 WEBHOOK_NOTHING_STAGED, 409 WEBHOOK_STAGED_ROTATION_MISMATCH (another secret is staged than `rotationId`), 410 WEBHOOK_STAGED_SECRET_EXPIRED (waited too long: discarded, stage a new one).',
   })
+  @ApiBody({ type: StagedWebhookSecretDto, required: false })
   activate(@OpContext() ctx: OperationContext, @Param() p: WebhookConnectionParamsDto, @Body() dto: StagedWebhookSecretDto) {
     return this.webhooks.activateConnection(target(ctx, p), dto?.rotationId);
   }
@@ -81,6 +82,7 @@ export class WebhookSecretsController {
   @HttpCode(200)
   @RequireScopes(Scope.ROTATION_WRITE)
   @ApiOperation({ summary: 'Discard the staged webhook secret (it stops verifying; the current one stays current)', description: '409 WEBHOOK_NOTHING_STAGED when none is staged.' })
+  @ApiBody({ type: StagedWebhookSecretDto, required: false })
   discard(@OpContext() ctx: OperationContext, @Param() p: WebhookConnectionParamsDto, @Body() dto: StagedWebhookSecretDto) {
     return this.webhooks.discardConnection(target(ctx, p), dto?.rotationId);
   }
