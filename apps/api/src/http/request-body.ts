@@ -141,5 +141,11 @@ export function refuseUndeclaredInput(req: { query?: unknown; body?: unknown }, 
       }
     }
   }
-  if (!declared.body && !rawBody && req.body instanceof DeferredBody && req.body.raw.length > 0) throw new BadRequestException('this route takes no request body');
+  if (!declared.body && !rawBody && req.body instanceof DeferredBody && !isEmptyBody(req.body.raw)) throw new BadRequestException('this route takes no request body');
+}
+
+/** No bytes, or an empty JSON object (what many clients send with every POST): nothing a route could ignore. */
+function isEmptyBody(raw: Buffer): boolean {
+  if (raw.length === 0) return true;
+  return raw.length <= 64 && /^\s*\{\s*\}\s*$/.test(raw.toString('latin1'));
 }
