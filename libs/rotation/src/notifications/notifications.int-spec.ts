@@ -405,6 +405,14 @@ describe.each(DATABASE_KINDS)('notifications on %s', (kind: TestDatabaseKind) =>
     await deliveries.finish({ eventId: parked, channel: 'bus' }, NotificationDeliveryStatus.DELIVERED, now);
 
     expect(await deliveries.pruneFinished(new Date(now.getTime() - 60_000))).toBe(0); // nothing old enough
+    if (kind === 'postgres') {
+      // The DataSource names its schema; the session's search_path need not (an embedding app's does not).
+      const pruned = runner.run(async () => {
+        await runner.manager.query('SET LOCAL search_path TO pg_catalog');
+        return deliveries.pruneFinished(new Date(now.getTime() - 60_000));
+      });
+      await expect(pruned).resolves.toBe(0);
+    }
     expect(await deliveries.pruneFinished(new Date(now.getTime() + 60_000))).toBeGreaterThanOrEqual(3);
     expect(await deliveries.listForEvent(delivered)).toEqual([]);
     expect((await deliveries.listForEvent(parked)).map((r) => r.channel)).toEqual(['bus']);

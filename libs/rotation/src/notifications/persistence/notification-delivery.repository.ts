@@ -1,4 +1,4 @@
-import { TransactionRunner } from '@app/common';
+import { OutboxEventEntity, TransactionRunner } from '@app/common';
 import { NotificationDeliveryStatus } from '../notification.types';
 import { NotificationDeliveryEntity } from './notification.entities';
 
@@ -100,10 +100,18 @@ export class NotificationDeliveryRepository {
         .delete()
         .from(NotificationDeliveryEntity)
         .where('status <> :pending AND finished_at < :before', { pending: NotificationDeliveryStatus.PENDING, before: before.getTime() })
-        .andWhere('NOT EXISTS (SELECT 1 FROM cv_outbox o WHERE o.id = event_id AND o.delivered_at IS NULL)')
+        // The outbox table by its metadata: schema-qualified when the DataSource names a schema (a bare
+        // `cv_outbox` resolved through search_path, and failed wherever that is not the schema).
+        .andWhere(`NOT EXISTS (SELECT 1 FROM ${this.outboxTable()} o WHERE o.id = event_id AND o.delivered_at IS NULL)`)
         .execute();
       return result.affected ?? 0;
     });
+  }
+
+  private outboxTable(): string {
+    const connection = this.runner.manager.connection;
+    const { schema, tableName } = connection.getMetadata(OutboxEventEntity);
+    return schema ? `${connection.driver.escape(schema)}.${connection.driver.escape(tableName)}` : connection.driver.escape(tableName);
   }
 
   /** Rows per status (and channel), for metrics and the operator. */
