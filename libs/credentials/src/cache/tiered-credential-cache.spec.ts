@@ -1,3 +1,4 @@
+import { Logger } from '@nestjs/common';
 import { ManualClock } from '@app/common';
 import { CacheInvalidationBus, type HealthListener, type InvalidationListener, type InvalidationMessage } from './invalidation-bus';
 import { TieredCredentialCache } from './tiered-credential-cache';
@@ -177,6 +178,18 @@ describe('TieredCredentialCache (L1 + invalidation bus, no L2)', () => {
       expect(bus.heartbeats).toBeGreaterThan(5);
     } finally {
       await cache.stop();
+    }
+  });
+
+  it('a clean stop is not reported as an outage (no "cannot be received" warning)', async () => {
+    const { bus, cache } = await build();
+    const warn = jest.spyOn(Logger.prototype, 'warn').mockImplementation(() => undefined);
+    try {
+      bus.stop = async () => bus.setHealthy(false); // as the real buses do
+      await cache.stop();
+      expect(warn).not.toHaveBeenCalled();
+    } finally {
+      warn.mockRestore();
     }
   });
 

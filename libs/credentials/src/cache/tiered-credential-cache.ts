@@ -111,6 +111,7 @@ export class TieredCredentialCache extends CredentialCache {
   /** L2 holds nothing from before the bus last (re)connected (see onBusHealth). */
   private l2Synced: boolean;
   private syncing = false;
+  private stopping = false;
   private heartbeat?: NodeJS.Timeout;
   private readonly liveWaiters: Array<() => void> = [];
 
@@ -156,6 +157,7 @@ export class TieredCredentialCache extends CredentialCache {
 
   async stop(): Promise<void> {
     clearInterval(this.heartbeat);
+    this.stopping = true; // the bus reports itself down as it stops: not an outage to warn about
     await this.bus.stop();
   }
 
@@ -426,7 +428,7 @@ export class TieredCredentialCache extends CredentialCache {
     this.live = false;
     if (!healthy) {
       this.l2Synced = !this.l2;
-      this.logger.warn('cache invalidations cannot be received: reads bypass the cache until they can');
+      if (!this.stopping) this.logger.warn('cache invalidations cannot be received: reads bypass the cache until they can');
       return;
     }
     this.logger.log(`cache invalidations connected (${this.bus.transport})`);
