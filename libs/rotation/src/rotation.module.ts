@@ -18,6 +18,10 @@ import { RevocationService } from './revoke/revocation.service';
 import { RotationQueries } from './rotation.queries';
 import { RotationService } from './rotation.service';
 import { WEBHOOK_PROVIDERS } from './webhooks';
+import { ROTATION_ENTITIES } from './rotation.schema';
+
+/** Provided once the host's DataSource was checked for the lib's entities. */
+const ROTATION_SCHEMA_CHECKED = Symbol('ROTATION_SCHEMA_CHECKED');
 
 const providers: Provider[] = [
   {
@@ -37,6 +41,21 @@ const providers: Provider[] = [
       { token: DistributedLock, optional: true },
       { token: DataSource, optional: true },
     ],
+  },
+  {
+    // The host's DataSource must know the lib's tables: without them every rotation failed later with a
+    // TypeORM error that named neither (`this.subQuery is not a function`, "No metadata for ...").
+    provide: ROTATION_SCHEMA_CHECKED,
+    useFactory: (dataSource?: DataSource): true => {
+      const missing = dataSource ? ROTATION_ENTITIES.filter((e) => !dataSource.hasMetadata(e)).map((e) => e.name) : [];
+      if (missing.length > 0) {
+        throw new RotationConfigurationError(
+          `RotationModule's tables are not in the host's DataSource (missing: ${missing.join(', ')}): add ROTATION_ENTITIES to its entities and ROTATION_MIGRATIONS to its migrations`,
+        );
+      }
+      return true;
+    },
+    inject: [{ token: DataSource, optional: true }],
   },
   provideLibClock(ROTATION_CLOCK, ROTATION_RESOLVED_OPTIONS),
   RotationPolicyRepository,

@@ -28,7 +28,7 @@ export const CREDENTIALS_PERSISTENCE_PROVIDER: FactoryProvider<CredentialsPersis
     if (!runner || !outbox || !handlers) {
       const missing = [!runner && 'TransactionRunner', !outbox && 'Outbox', !handlers && 'OutboxHandlerRegistry'].filter(Boolean);
       throw new CredentialsConfigurationError(
-        `CredentialsModule needs PersistenceModule.forRoot() from @app/common in the host (missing: ${missing.join(', ')}); ` +
+        `CredentialsModule needs PersistenceModule.forRoot() (the common entry: @app/common in this repo, @credential-vault/nest/common from the package) in the host (missing: ${missing.join(', ')}); ` +
           'register it once, with OUTBOX_ENTITIES and OUTBOX_MIGRATIONS in TypeOrmModule.forRoot',
       );
     }
