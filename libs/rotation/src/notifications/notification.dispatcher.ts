@@ -116,7 +116,7 @@ export class NotificationDispatcher implements OnModuleInit, OnModuleDestroy {
     if (done) return done.result();
     // Still sending: it finishes (and records itself) in the background; the outbox comes back for the event.
     const background = attempt$.then(
-      () => this.finishedInBackground.add(keyOf(key)),
+      (r) => void (r.status !== NotificationDeliveryStatus.PENDING && this.finishedInBackground.add(keyOf(key))),
       (e: unknown) => this.logger.error(`Notification ${n.eventId} (${n.event}) on ${key.channel}: recording the attempt failed: ${describeError(e)}`),
     );
     this.background.add(background);
