@@ -21,7 +21,7 @@ describe('CredentialsModule wiring', () => {
     const builder = Test.createTestingModule({ imports: [HostStubsModule, CredentialsModule.forRoot({})] }).setLogger(new CapturingLogger());
     const err = await rejection(builder.compile().then((app) => app.close()));
     expect(err).toBeInstanceOf(CredentialsConfigurationError);
-    expect(err.message).toMatch(/PersistenceModule\.forRoot\(\) from @app\/common/);
+    expect(err.message).toMatch(/PersistenceModule\.forRoot\(\) \(the common entry: @app\/common in this repo/);
     expect(err.message).toMatch(/missing: TransactionRunner, Outbox, OutboxHandlerRegistry/);
   });
 });
