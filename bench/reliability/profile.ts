@@ -41,7 +41,10 @@ export const PROFILES: Record<ProfileName, Profile> = {
     isolation: { requests: 120 },
     hygiene: { credentials: 8, databases: ['sqlite', 'postgres'] },
     redisLoss: { workers: 6, credentials: 24, beforeMs: 3_000, outageMs: 8_000, afterMs: 5_000 },
-    soak: { durationMs: 20_000, ratePerSec: 25, credentials: 50, p99FloorMs: 150, windows: 4, databases: ['sqlite'] },
+    // p99 floor 2.5 s: beside the other test files a 5-s window's p99 is its second-slowest request, and on this
+    // VM kind (CI ~1.5x slower than before) three of six rehearsals saw one 1.1-2.2 s stall there (the soak alone
+    // never did). It still fails on latency that keeps growing; `npm run reliability` (medium, full) keeps 10 ms.
+    soak: { durationMs: 20_000, ratePerSec: 25, credentials: 50, p99FloorMs: 2_500, windows: 4, databases: ['sqlite'] },
   },
   // What fits in ~15 minutes on this shared 2-vCPU machine (host boots alone take 10–30 s under load).
   medium: {
