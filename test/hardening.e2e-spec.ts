@@ -330,6 +330,19 @@ describe.each(DATABASE_KINDS)('hardened HTTP API on %s', (kind) => {
     expect(res.headers.get('x-request-id')).toBe(body.requestId);
   });
 
+  it('12. every answer says nosniff: a value, an error, an unknown route, an unroutable URL, a request the parser refuses', async () => {
+    const { id } = await store();
+    const answers = [
+      await fetch(`${base}/v1/credentials/${id}/value`, { headers: { 'x-api-key': key.key } }),
+      await fetch(`${base}/v1/credentials`),
+      await fetch(`${base}/nope`),
+      await fetch(`${base}/v1/credentials/%E0%A4%A`, { headers: { 'x-api-key': key.key } }),
+      await fetch(`${base}/v1/credentials`, { headers: { 'x-api-key': key.key, 'x-padding': 'a'.repeat(20_000) } }),
+    ];
+    expect(answers.map((r) => r.status)).toEqual([200, 401, 404, 400, 431]);
+    for (const r of answers) expect(r.headers.get('x-content-type-options')).toBe('nosniff');
+  });
+
   it('10. a credential id in upper case names the same credential (UUIDs are case-insensitive): read, revoke, delete', async () => {
     const { id } = await store();
     const upper = id.toUpperCase();

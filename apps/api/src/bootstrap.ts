@@ -80,7 +80,7 @@ function unparsableRequest(error: NodeJS.ErrnoException, socket: Duplex): void {
   const body = JSON.stringify({ statusCode: status, error: PARSER_ERROR_NAMES[status], message, requestId });
   socket.end(
     `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\ncontent-type: application/json; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(body)}\r\n` +
-      `x-request-id: ${requestId}\r\nconnection: close\r\n\r\n${body}`,
+      `x-request-id: ${requestId}\r\nx-content-type-options: nosniff\r\nconnection: close\r\n\r\n${body}`,
   );
 }
 
@@ -99,6 +99,7 @@ function routingError(error: FastifyError, request: FastifyRequest, reply: Fasti
   void reply
     .status(status)
     .header('x-request-id', request.id)
+    .header('x-content-type-options', 'nosniff')
     .send({ statusCode: status, error: HttpStatus[status] ?? 'Error', message, requestId: String(request.id) });
 }
 
@@ -123,6 +124,8 @@ export async function configureApp(app: NestFastifyApplication, config: AppConfi
   const shutdown = app.get(ShutdownState);
   fastify.addHook('onRequest', (req, reply, done) => {
     void reply.header('x-request-id', req.id);
+    // Every answer is JSON (or the docs page): a browser must not guess another type from a body that echoes input.
+    void reply.header('x-content-type-options', 'nosniff');
     // Draining (SIGTERM): the client leaves this connection after the answer, instead of reusing it as it closes.
     if (shutdown.draining) void reply.header('connection', 'close');
     done();
