@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { getDataSourceToken } from '@nestjs/typeorm';
 import type { DataSource } from 'typeorm';
-import { dataKeySecretName } from '@app/credentials';
+import { DataKeyService, dataKeySecretName } from '@app/credentials';
 import { KeyVaultErrorCode, KeyVaultKeysProvider, KeyVaultProvider, isKeyVaultError } from '@app/key-vault';
 import { generateApiKey } from '../apps/api/src/auth/api-keys';
 import { startTestHost, TestHost } from './support/host';
@@ -47,6 +47,13 @@ describe('host: envelope data keys wrapped by ENVELOPE_KEY_ENCRYPTION_KEY', () =
     const secret = await host.app.get(KeyVaultProvider).getSecret(dataKeySecretName('wrap')).catch((e: unknown) => e);
     expect(isKeyVaultError(secret, KeyVaultErrorCode.KEY_NOT_FOUND)).toBe(true);
   });
+
+  it('readiness shows the key usable once it exists, and the gauge is 1', async () => {
+    host.app.get(DataKeyService).clear(); // the verdict from before the key was created stands for 5 s
+    const body = (await (await fetch(`${host.baseUrl}/health/ready`)).json()) as { status: string; details: Record<string, { status: string; keyName?: string; verdict?: string }> };
+    expect(body.details.envelopeKek).toMatchObject({ status: 'up', keyName: kek, verdict: 'usable' });
+    expect(await (await fetch(`${host.baseUrl}/metrics`)).text()).toContain(`credential_vault_envelope_kek_usable{key="${kek}"} 1`);
+  });
 });
 
 describe('host: an envelope key-encryption key that cannot be used is the server\'s error, not the caller\'s', () => {
@@ -72,5 +79,14 @@ describe('host: an envelope key-encryption key that cannot be used is the server
     const list = await fetch(`${host.baseUrl}/v1/credentials`, { headers: { 'x-api-key': admin.key } });
     expect(((await list.json()) as { items: unknown[] }).items).toEqual([]);
     expect(host.logs.join('\n')).toMatch(/CREDENTIALS_CONFIGURATION/);
+  });
+
+  it('readiness and /metrics say so before any write does: envelopeKek degraded with the reason, the gauge at 0, an error logged at start', async () => {
+    const ready = await fetch(`${host.baseUrl}/health/ready`);
+    expect(ready.status).toBe(200); // degraded, not down: every replica has the same problem
+    const body = (await ready.json()) as { status: string; details: Record<string, { status: string; verdict?: string; message?: string }> };
+    expect(body.details.envelopeKek).toMatchObject({ status: 'degraded', verdict: 'unusable', message: expect.stringContaining('the vault answered KEY_NOT_FOUND') });
+    expect(await (await fetch(`${host.baseUrl}/metrics`)).text()).toMatch(/^credential_vault_envelope_kek_usable\{key="cv-missing-kek-[0-9a-f]+"\} 0$/m);
+    expect(host.logs.join('\n')).toMatch(/the key-encryption key cv-missing-kek-[0-9a-f]+ cannot be used: the vault answered KEY_NOT_FOUND/);
   });
 });

@@ -6,6 +6,7 @@ import { Public } from '../auth/auth.decorators';
 import { AuditHealthIndicator } from './audit.health';
 import { CacheHealthIndicator } from './cache.health';
 import { JobsHealthIndicator } from './jobs.health';
+import { KekHealthIndicator } from './kek.health';
 import { ShutdownState } from './shutdown-state';
 
 /**
@@ -23,6 +24,7 @@ export class HealthController {
     private readonly audit: AuditHealthIndicator,
     private readonly jobs: JobsHealthIndicator,
     private readonly cache: CacheHealthIndicator,
+    private readonly kek: KekHealthIndicator,
     private readonly shutdown: ShutdownState,
   ) {}
 
@@ -42,6 +44,7 @@ export class HealthController {
       () => this.audit.isHealthy('audit'),
       () => this.jobs.isHealthy('jobs'),
       () => this.cache.isHealthy('cache'),
+      ...(this.kek.configured ? [() => this.kek.isHealthy('envelopeKek')] : []),
     ]);
   }
 }

@@ -5,6 +5,7 @@ import { CacheHealthIndicator } from './cache.health';
 import { HealthController } from './health.controller';
 import { ShutdownState } from './shutdown-state';
 import { JobsHealthIndicator } from './jobs.health';
+import { KekHealthIndicator } from './kek.health';
 
-@Module({ imports: [TerminusModule], controllers: [HealthController], providers: [AuditHealthIndicator, JobsHealthIndicator, CacheHealthIndicator, ShutdownState], exports: [ShutdownState] })
+@Module({ imports: [TerminusModule], controllers: [HealthController], providers: [AuditHealthIndicator, JobsHealthIndicator, CacheHealthIndicator, KekHealthIndicator, ShutdownState], exports: [ShutdownState] })
 export class HealthModule {}

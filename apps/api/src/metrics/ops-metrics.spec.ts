@@ -1,8 +1,9 @@
 import { register } from 'prom-client';
-import type { CredentialExpiryScanner } from '@app/credentials';
+import type { CredentialExpiryScanner, DataKeyService, KeyEncryptionKeyHealth } from '@app/credentials';
 import { OpsMetrics } from './ops-metrics';
 
 const DAY = 86_400_000;
+const noKek = { checkKeyEncryptionKey: async () => null } as unknown as DataKeyService;
 
 describe('OpsMetrics: the client certificate gauge', () => {
   afterEach(() => {
@@ -19,7 +20,7 @@ describe('OpsMetrics: the client certificate gauge', () => {
         return [{ tenantId: 't', id: '00000000-0000-4000-8000-000000000001', expiresAt: new Date(Date.now() + 3 * DAY) }];
       }),
     };
-    new OpsMetrics(scanner as unknown as CredentialExpiryScanner).onModuleInit();
+    new OpsMetrics(scanner as unknown as CredentialExpiryScanner, noKek).onModuleInit();
     const gauge = async () => (await register.metrics()).split('\n').filter((l) => l.startsWith('credential_vault_client_certificates_expiring{'));
     expect(await gauge()).toContain('credential_vault_client_certificates_expiring{window="7d"} 1');
 
@@ -36,5 +37,24 @@ describe('OpsMetrics: the client certificate gauge', () => {
     jest.setSystemTime(Date.now() + 61_000);
     await gauge();
     expect(scanner.scanExpiringAcrossTenants.mock.calls.length).toBe(calls + 1);
+  });
+});
+
+describe('OpsMetrics: the envelope key-encryption key gauge', () => {
+  afterEach(() => register.clear());
+
+  it('is 1 while the key works, 0 while it cannot be used, keeps its last sample while the vault does not answer, and has none without a key', async () => {
+    const scanner = { scanExpiringAcrossTenants: async () => [] } as unknown as CredentialExpiryScanner;
+    let health: KeyEncryptionKeyHealth | null = null;
+    new OpsMetrics(scanner, { checkKeyEncryptionKey: async () => health } as unknown as DataKeyService).onModuleInit();
+    const samples = async () => (await register.metrics()).split('\n').filter((l) => l.startsWith('credential_vault_envelope_kek_usable'));
+    expect(await samples()).toEqual([]);
+    const at = new Date();
+    health = { keyName: 'cv-kek', status: 'usable', version: 'v1', checkedAt: at };
+    expect(await samples()).toEqual(['credential_vault_envelope_kek_usable{key="cv-kek"} 1']);
+    health = { keyName: 'cv-kek', status: 'unusable', problem: 'its latest version is disabled', checkedAt: at };
+    expect(await samples()).toEqual(['credential_vault_envelope_kek_usable{key="cv-kek"} 0']);
+    health = { keyName: 'cv-kek', status: 'unknown', problem: 'the vault answered SERVICE_UNAVAILABLE', checkedAt: at };
+    expect(await samples()).toEqual(['credential_vault_envelope_kek_usable{key="cv-kek"} 0']);
   });
 });

@@ -2,7 +2,7 @@ import { Injectable, Logger, OnModuleInit } from '@nestjs/common';
 import { OnEvent } from '@nestjs/event-emitter';
 import { Counter, Gauge } from 'prom-client';
 import { describeError } from '@app/common';
-import { CredentialExpiryScanner, CredentialStatus, CredentialType } from '@app/credentials';
+import { CredentialExpiryScanner, CredentialStatus, CredentialType, DataKeyService } from '@app/credentials';
 import { OAuthRefreshEvents, type OAuthRefreshedEvent, type OAuthRefreshFailedEvent, type OAuthRefreshTrigger } from '@app/oauth-refresh';
 import { registerHostMetrics } from './host-metrics';
 
@@ -25,7 +25,8 @@ const REFRESH_TRIGGERS: readonly OAuthRefreshTrigger[] = ['on_demand', 'proactiv
  * - OAuth refreshes by outcome, counted from the lib's events (delivered by the outbox on the
  *   replica that dispatches, so cluster-wide each refresh counts once; no tenant or id label);
  * - client certificates (and their private keys) still active past or near expiry, across every
- *   tenant, from the indexed expiry scan, at most once a minute.
+ *   tenant, from the indexed expiry scan, at most once a minute;
+ * - whether the envelope key-encryption key can wrap and unwrap (when one is configured).
  */
 @Injectable()
 export class OpsMetrics implements OnModuleInit {
@@ -40,13 +41,17 @@ export class OpsMetrics implements OnModuleInit {
   private scanning?: Promise<void>;
   private readonly logger = new Logger(OpsMetrics.name);
 
-  constructor(private readonly scanner: CredentialExpiryScanner) {}
+  constructor(
+    private readonly scanner: CredentialExpiryScanner,
+    private readonly dataKeys: DataKeyService,
+  ) {}
 
   onModuleInit(): void {
     // Every series from 0: an alert on increase() needs a sample before the first increment, or it misses it.
     for (const outcome of REFRESH_OUTCOMES) for (const trigger of REFRESH_TRIGGERS) this.refreshes.inc({ outcome, trigger }, 0);
     const refreshCertCounts = () => this.refreshCertCounts();
     const certCounts = () => this.certCounts?.counts ?? {};
+    const kek = () => this.dataKeys.checkKeyEncryptionKey().catch(() => null);
     registerHostMetrics([
       this.refreshes,
       new Gauge({
@@ -57,6 +62,17 @@ export class OpsMetrics implements OnModuleInit {
         async collect() {
           await refreshCertCounts();
           for (const [window, n] of Object.entries(certCounts())) this.set({ window }, n);
+        },
+      }),
+      new Gauge({
+        name: 'credential_vault_envelope_kek_usable',
+        help: '1 while the envelope key-encryption key wraps and unwraps, 0 while it cannot be used (missing, disabled, expired, wrong operations, no permission); no sample without one or before the vault first answered',
+        labelNames: ['key'],
+        registers: [],
+        async collect() {
+          const h = await kek();
+          // `unknown` (the vault did not answer) keeps the last sample: the vault's own alerts cover an outage.
+          if (h && h.status !== 'unknown') this.set({ key: h.keyName }, h.status === 'usable' ? 1 : 0);
         },
       }),
     ]);

@@ -134,4 +134,32 @@ describe.each(DATABASE_KINDS)('envelope data keys wrapped by a vault key on %s',
     coldStart();
     expect(await Promise.all([alone, b, c].map(async (cred) => (await svc.get(tenant, cred.id)).value))).toEqual(values);
   }, 60_000);
+  it('checkKeyEncryptionKey says whether the key can wrap and unwrap now, and why not: missing, disabled, wrong operations, not RSA', async () => {
+    expect(await (await start({})).get(DataKeyService).checkKeyEncryptionKey()).toBeNull();
+    const name = `${kek}-health`;
+    const keys = (await start({ envelope: { keyEncryptionKey: name } })).get(DataKeyService);
+    const vaultKeys = (app as TestingModule).get(KeyVaultKeysProvider);
+    const check = async () => {
+      keys.clear(); // a verdict stands for a while: each step asks afresh
+      return keys.checkKeyEncryptionKey();
+    };
+    expect(await check()).toMatchObject({ keyName: name, status: 'unusable', problem: 'the vault answered KEY_NOT_FOUND' });
+
+    const created = await vaultKeys.createKey(name, { keyType: 'RSA', keySize: 2048, keyOps: ['wrapKey', 'unwrapKey'] });
+    const usable = await check();
+    expect(usable).toMatchObject({ keyName: name, status: 'usable', version: created.properties.version });
+    expect(usable?.problem).toBeUndefined();
+    // Within its time the verdict is not asked of the vault again, and concurrent callers share one check.
+    await vaultKeys.updateKeyProperties(name, undefined, { enabled: false });
+    expect(await keys.checkKeyEncryptionKey()).toBe(usable);
+    expect(await check()).toMatchObject({ status: 'unusable', problem: 'its latest version is disabled' });
+
+    await vaultKeys.updateKeyProperties(name, undefined, { enabled: true, keyOps: ['sign', 'verify'] });
+    expect(await check()).toMatchObject({ status: 'unusable', problem: 'its operations (sign, verify) do not include wrapKey and unwrapKey' });
+
+    const ec = `${name}-ec`;
+    await vaultKeys.createKey(ec, { keyType: 'EC', curve: 'P-256' });
+    const ecKeys = (await start({ envelope: { keyEncryptionKey: ec } })).get(DataKeyService);
+    expect(await ecKeys.checkKeyEncryptionKey()).toMatchObject({ status: 'unusable', problem: expect.stringMatching(/^its key type is EC; wrapping data keys \(RSA-OAEP-256\) needs RSA$/) });
+  }, 60_000);
 });
