@@ -1,7 +1,7 @@
-import { Column, Entity, Index, PrimaryColumn } from 'typeorm';
+import { Column, Entity, ForeignKey, Index, PrimaryColumn } from 'typeorm';
 import { ValueStoreKind } from '../credential-type';
 import { epochMsDate, jsonText } from '@app/common';
-import type { StoredCertificateInfo } from './credential.entity';
+import { CredentialEntity, type StoredCertificateInfo } from './credential.entity';
 
 /**
  * One committed version of a credential: a pointer into the value store, never a value. A rollback
@@ -14,7 +14,9 @@ export class CredentialVersionEntity {
   @PrimaryColumn({ type: 'varchar', length: 36 })
   id: string;
 
+  // Named as migration 1760000000000 created it: TypeORM matches foreign keys by name.
   @Column({ name: 'credential_id', type: 'varchar', length: 36 })
+  @ForeignKey(() => CredentialEntity, { name: 'FK_cv_credential_versions_credential', onDelete: 'CASCADE' })
   credentialId: string;
 
   @Column({ name: 'tenant_id', type: 'varchar', length: 128 })
