@@ -23,7 +23,9 @@ export interface StoredCertificateInfo extends Omit<CertificateInfo, 'validFrom'
 @Index('IDX_cv_credentials_tenant_connection', ['tenantId', 'integrationId', 'connectionId'])
 // Ending in id: keyset pages by (expiresAt, id) walk the index in order (migration 1860000000000).
 @Index('IDX_cv_credentials_tenant_expires_id', ['tenantId', 'expiresAt', 'id'])
-@Index('IDX_cv_credentials_expires_id', ['expiresAt', 'id'])
+// (expires_at, id); on PostgreSQL with INCLUDE columns (migration 1870000000000), which TypeORM cannot declare
+// and would drop: the migrations own this index.
+@Index('IDX_cv_credentials_expires_id', { synchronize: false })
 export class CredentialEntity {
   @PrimaryColumn({ type: 'varchar', length: 36 })
   id: string;
