@@ -10,7 +10,7 @@ export interface OAuthProactiveRefreshOptions {
   enabled?: boolean;
   /** Cron expression (6 fields allowed: seconds first). @default '0 * * * * *' (every minute) */
   cronTime?: string;
-  /** IANA time zone of `cronTime`. @default the process's local zone */
+  /** IANA time zone of `cronTime`. @default 'UTC' (as every job's: not the process's local zone) */
   timeZone?: string;
   /** Name of the cron job in SchedulerRegistry. @default 'oauth-proactive-refresh' */
   jobName?: string;

@@ -13,7 +13,7 @@ export interface RotationJobOptions {
   enabled?: boolean;
   /** Cron expression (6 fields allowed: seconds first). */
   cronTime?: string;
-  /** IANA time zone of `cronTime`. @default the process's local zone */
+  /** IANA time zone of `cronTime`. @default 'UTC' (as every job's: not the process's local zone) */
   timeZone?: string;
   /** Name of the job (SchedulerRegistry, logs, metrics, health). */
   jobName?: string;

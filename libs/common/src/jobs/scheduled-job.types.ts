@@ -12,7 +12,7 @@ interface JobDefinitionBase {
   enabled: boolean;
   /** Cron expression (seconds optional). */
   cron: string;
-  /** IANA time zone of `cron`. @default the process's local zone */
+  /** IANA time zone of `cron`. @default 'UTC': a job runs at the same instant on every replica, whatever each machine's TZ */
   timeZone?: string;
   /** The option that switches the job off, named in the configuration error: `AuditModule option retention.enabled`. */
   switchOption: string;
@@ -42,7 +42,7 @@ export type ScheduledJobDefinition = JobLockedByHelper | JobLockedByWork;
 export interface ScheduledJobStatus {
   name: string;
   cron: string;
-  timeZone: string | null;
+  timeZone: string;
   lockKey: string;
   /** The longest gap between the next few runs: what "3 intervals" of staleness is measured in. */
   intervalMs: number;

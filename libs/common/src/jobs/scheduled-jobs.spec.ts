@@ -47,6 +47,16 @@ describe('ScheduledJobs', () => {
     expect(err?.message).toMatch(/"test-job" job is enabled but SchedulerRegistry is missing: import ScheduleModule\.forRoot\(\).*TestModule option job\.enabled = false/);
   });
 
+  it("runs a job without a time zone of its own in UTC, not in the machine's zone (replicas fire together)", () => {
+    const s = setup();
+    jobs = s.jobs;
+    jobs.schedule(def({ name: 'nightly', cron: '0 0 3 * * *', timeZone: undefined }));
+    const cron = s.registry.getCronJob('nightly');
+    expect(cron.cronTime.timeZone).toBe('UTC');
+    expect(cron.nextDate().toUTC().hour).toBe(3);
+    expect(jobs.status().find((j) => j.name === 'nightly')?.timeZone).toBe('UTC');
+  });
+
   it('registers the named cron job, refuses a second one of that name, an unregistered lock key and a bad cron', () => {
     const s = setup();
     jobs = s.jobs;

@@ -31,6 +31,8 @@ interface JobState {
 }
 
 const REGISTERED_KEYS = new Set<string>(Object.values(LOCK_KEYS));
+/** Jobs without a time zone of their own: replicas on machines with different TZ settings fire together. */
+const DEFAULT_JOB_TIME_ZONE = 'UTC';
 
 /**
  * The one way a lib runs a cron job: named, cron + time zone from its options, switchable, under
@@ -81,7 +83,7 @@ export class ScheduledJobs implements OnModuleDestroy {
       cron = CronJob.from({
         name: def.name,
         cronTime: def.cron,
-        timeZone: def.timeZone,
+        timeZone: def.timeZone ?? DEFAULT_JOB_TIME_ZONE,
         start: false,
         waitForCompletion: true,
         onTick: async () => {
@@ -141,7 +143,7 @@ export class ScheduledJobs implements OnModuleDestroy {
         return {
           name: s.def.name,
           cron: s.def.cron,
-          timeZone: s.def.timeZone ?? null,
+          timeZone: s.def.timeZone ?? DEFAULT_JOB_TIME_ZONE,
           lockKey: s.def.lockKey,
           intervalMs: s.intervalMs,
           scheduledAt: s.scheduledAt,

@@ -43,7 +43,7 @@ export class RotationScheduler implements OnApplicationBootstrap, OnModuleDestro
       lockedBy: 'work',
       run: () => this.check.runOnce(),
     });
-    for (const j of [e, c]) if (j.enabled) this.logger.log(`${j.jobName} scheduled (${j.cronTime}${j.timeZone ? ` ${j.timeZone}` : ''})`);
+    for (const j of [e, c]) if (j.enabled) this.logger.log(`${j.jobName} scheduled (${j.cronTime} ${j.timeZone ?? 'UTC'})`);
   }
 
   onModuleDestroy(): void {
