@@ -12,7 +12,7 @@ import { AppConfigModule } from './config/config.module';
 import { CoreModule } from './core.module';
 import { CredentialsHttpModule } from './credentials/credentials-http.module';
 import { databaseOptions } from './database/database.options';
-import { initializeWithMigrations } from './database/migrate-on-start';
+import { initializeHostDataSource } from './database/migrate-on-start';
 import { KeysHttpModule } from './keys/keys-http.module';
 import { HealthModule } from './health/health.module';
 import { AllExceptionsFilter } from './http/all-exceptions.filter';
@@ -38,7 +38,7 @@ export class AppModule {
       imports: [
         AppConfigModule.forRoot(config),
         HostLoggingModule.forRoot({ log: options.log, destination: options.logDestination }),
-        TypeOrmModule.forRootAsync({ inject: [APP_CONFIG], useFactory: databaseOptions, dataSourceFactory: (o) => initializeWithMigrations(o!) }),
+        TypeOrmModule.forRootAsync({ inject: [APP_CONFIG], useFactory: databaseOptions, dataSourceFactory: (o) => initializeHostDataSource(o!) }),
         EventEmitterModule.forRoot({ wildcard: false, delimiter: '.' }),
         // The transaction runner and the outbox of every lib; this process dispatches, under CoreModule's
         // DistributedLock (one replica at a time) and with its Clock.

@@ -28,7 +28,7 @@ export function databaseOptions(config: AppConfig): DataSourceOptions {
       type: 'better-sqlite3',
       database: config.database.path,
       enableWAL: true,
-      // Read by initializeWithMigrations (TypeORM ignores unknown options).
+      // Read by initializeHostDataSource (TypeORM ignores unknown options).
       ...(config.database.walWorker ? { [SQLITE_WAL_WORKER]: true } : {}),
       // Explicit, so durability does not depend on how the driver's SQLite was compiled.
       prepareDatabase: (db: { pragma(source: string): unknown }) => {

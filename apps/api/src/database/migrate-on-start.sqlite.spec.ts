@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import type { DataSource } from 'typeorm';
 import { loadAppConfig } from '../config/app.config';
 import { databaseOptions } from './database.options';
-import { initializeWithMigrations } from './migrate-on-start';
+import { initializeHostDataSource } from './migrate-on-start';
 
 describe('the host DataSource on an SQLite file', () => {
   let dir: string;
@@ -20,7 +20,7 @@ describe('the host DataSource on an SQLite file', () => {
   });
 
   it("with DATABASE_SQLITE_WAL_WORKER, checkpoints its WAL outside the connection's commits, and stops with the DataSource", async () => {
-    dataSource = await initializeWithMigrations(databaseOptions(loadAppConfig({ DATABASE_PATH: path, DATABASE_SQLITE_WAL_WORKER: 'true' })));
+    dataSource = await initializeHostDataSource(databaseOptions(loadAppConfig({ DATABASE_PATH: path, DATABASE_SQLITE_WAL_WORKER: 'true' })));
     await dataSource.query('CREATE TABLE probe (id INTEGER PRIMARY KEY, body TEXT)');
     await dataSource.query('PRAGMA wal_checkpoint(TRUNCATE)');
     const before = statSync(path).size;
@@ -31,12 +31,12 @@ describe('the host DataSource on an SQLite file', () => {
     expect(statSync(path).size).toBeGreaterThan(before);
 
     await dataSource.destroy();
-    dataSource = await initializeWithMigrations(databaseOptions(loadAppConfig({ DATABASE_PATH: path })));
+    dataSource = await initializeHostDataSource(databaseOptions(loadAppConfig({ DATABASE_PATH: path })));
     expect(await dataSource.query('SELECT count(*) AS n FROM probe')).toEqual([{ n: 100 }]);
   });
 
   it('without it, leaves checkpoints to SQLite (nothing copied below 1000 frames)', async () => {
-    dataSource = await initializeWithMigrations(databaseOptions(loadAppConfig({ DATABASE_PATH: path })));
+    dataSource = await initializeHostDataSource(databaseOptions(loadAppConfig({ DATABASE_PATH: path })));
     await dataSource.query('CREATE TABLE probe (id INTEGER PRIMARY KEY, body TEXT)');
     await dataSource.query('PRAGMA wal_checkpoint(TRUNCATE)');
     const before = statSync(path).size;
@@ -46,7 +46,7 @@ describe('the host DataSource on an SQLite file', () => {
   });
 
   it('with the WAL worker, keeps the WAL bounded under a sustained write load', async () => {
-    dataSource = await initializeWithMigrations(databaseOptions(loadAppConfig({ DATABASE_PATH: path, DATABASE_SQLITE_WAL_WORKER: 'true' })));
+    dataSource = await initializeHostDataSource(databaseOptions(loadAppConfig({ DATABASE_PATH: path, DATABASE_SQLITE_WAL_WORKER: 'true' })));
     await dataSource.query('CREATE TABLE probe (id TEXT PRIMARY KEY, body TEXT)');
     let maxWal = 0;
     for (let batch = 0; batch < 300; batch++) {
@@ -63,10 +63,10 @@ describe('the host DataSource on an SQLite file', () => {
   });
 
   it('fsyncs every commit (synchronous FULL) unless DATABASE_SQLITE_SYNCHRONOUS=normal opts out', async () => {
-    dataSource = await initializeWithMigrations(databaseOptions(loadAppConfig({ DATABASE_PATH: path })));
+    dataSource = await initializeHostDataSource(databaseOptions(loadAppConfig({ DATABASE_PATH: path })));
     expect(await dataSource.query('PRAGMA synchronous')).toEqual([{ synchronous: 2 }]);
     await dataSource.destroy();
-    dataSource = await initializeWithMigrations(databaseOptions(loadAppConfig({ DATABASE_PATH: path, DATABASE_SQLITE_SYNCHRONOUS: 'normal' })));
+    dataSource = await initializeHostDataSource(databaseOptions(loadAppConfig({ DATABASE_PATH: path, DATABASE_SQLITE_SYNCHRONOUS: 'normal' })));
     expect(await dataSource.query('PRAGMA synchronous')).toEqual([{ synchronous: 1 }]);
     expect(() => loadAppConfig({ DATABASE_SQLITE_SYNCHRONOUS: 'off' })).toThrow(/DATABASE_SQLITE_SYNCHRONOUS/);
   });

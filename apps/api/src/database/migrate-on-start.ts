@@ -1,38 +1,13 @@
-import { SqliteWalCheckpointer } from '@app/common';
-import { DataSource, type DataSourceOptions } from 'typeorm';
+import { initializeWithMigrations, SqliteWalCheckpointer } from '@app/common';
+import type { DataSource, DataSourceOptions } from 'typeorm';
 import { SQLITE_WAL_WORKER } from './database.options';
 
 /**
- * The host's DataSource factory: connects, then applies pending migrations — on PostgreSQL while
- * holding a session advisory lock for the schema, so replicas starting together on an empty database
- * apply them once, one after the other, instead of racing (the losers failed on a duplicate table and
- * waited for TypeORM's 3 s reconnect). A failed migration rolls back and the start fails, leaving the
- * schema as it was.
+ * The host's DataSource factory: the libs' `initializeWithMigrations` (migrations applied once, under a
+ * per-schema advisory lock on PostgreSQL), plus the SQLite WAL checkpointer when configured.
  */
-export async function initializeWithMigrations(options: DataSourceOptions): Promise<DataSource> {
-  const dataSource = new DataSource({ ...options, migrationsRun: false } as DataSourceOptions);
-  await dataSource.initialize();
-  try {
-    if (dataSource.options.type !== 'postgres') {
-      await dataSource.runMigrations({ transaction: 'all' });
-      return withWalCheckpointer(dataSource);
-    }
-    const runner = dataSource.createQueryRunner();
-    await runner.connect();
-    // One lock per schema (each test file, or each tenant database, has its own).
-    const lock = "hashtext('credential-vault:migrations:' || current_schema())";
-    try {
-      await runner.query(`SELECT pg_advisory_lock(${lock})`);
-      await dataSource.runMigrations({ transaction: 'all' });
-    } finally {
-      await runner.query(`SELECT pg_advisory_unlock(${lock})`).catch(() => undefined);
-      await runner.release();
-    }
-    return dataSource;
-  } catch (error) {
-    await dataSource.destroy().catch(() => undefined);
-    throw error;
-  }
+export async function initializeHostDataSource(options: DataSourceOptions): Promise<DataSource> {
+  return withWalCheckpointer(await initializeWithMigrations(options));
 }
 
 /**

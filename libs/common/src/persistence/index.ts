@@ -4,6 +4,7 @@ export * from './column-transformers';
 export * from './persistence.options';
 export * from './persistence.module';
 export * from './plain-insert';
+export { initializeWithMigrations } from './migrate-on-start';
 export { SqliteDurableCommit } from './sqlite-durable-commit';
 export { SqliteWriteWorker } from './sqlite-write-worker';
 export type { SqliteStatement } from './sqlite-write-worker';

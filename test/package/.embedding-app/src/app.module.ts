@@ -8,6 +8,7 @@ import { AUDIT_ENTITIES, AUDIT_MIGRATIONS, AuditModule } from '@credential-vault
 import {
   createDistributedLock,
   DistributedLock,
+  initializeWithMigrations,
   OUTBOX_ENTITIES,
   OUTBOX_MIGRATIONS,
   PersistenceModule,
@@ -37,8 +38,9 @@ export class LockModule {}
         schema: config.get<string>('DATABASE_SCHEMA'),
         entities: [...OUTBOX_ENTITIES, ...AUDIT_ENTITIES, ...CREDENTIALS_ENTITIES],
         migrations: [...OUTBOX_MIGRATIONS, ...AUDIT_MIGRATIONS, ...CREDENTIALS_MIGRATIONS],
-        migrationsRun: true,
       }),
+      // Applies the migrations once even when replicas start together (TypeORM's migrationsRun races).
+      dataSourceFactory: (options) => initializeWithMigrations(options!),
     }),
     EventEmitterModule.forRoot(),
     ScheduleModule.forRoot(),

@@ -1,0 +1,35 @@
+import { DataSource, type DataSourceOptions } from 'typeorm';
+
+/**
+ * A DataSource factory for `TypeOrmModule.forRootAsync({ dataSourceFactory })`: connects, then applies the
+ * pending migrations in one transaction — on PostgreSQL while holding a session advisory lock for the
+ * schema, so replicas starting together on an empty database apply them once, one after the other.
+ * With TypeORM's own `migrationsRun: true` they race: the losers fail on a duplicate table (and Nest's
+ * TypeORM module retries every 3 s). A failed migration rolls back and the start fails, leaving the
+ * schema as it was. `migrationsRun` in `options` is ignored.
+ */
+export async function initializeWithMigrations(options: DataSourceOptions): Promise<DataSource> {
+  const dataSource = new DataSource({ ...options, migrationsRun: false } as DataSourceOptions);
+  await dataSource.initialize();
+  try {
+    if (dataSource.options.type !== 'postgres') {
+      await dataSource.runMigrations({ transaction: 'all' });
+      return dataSource;
+    }
+    const runner = dataSource.createQueryRunner();
+    await runner.connect();
+    // One lock per schema (each test file, or each tenant database, has its own).
+    const lock = "hashtext('credential-vault:migrations:' || current_schema())";
+    try {
+      await runner.query(`SELECT pg_advisory_lock(${lock})`);
+      await dataSource.runMigrations({ transaction: 'all' });
+    } finally {
+      await runner.query(`SELECT pg_advisory_unlock(${lock})`).catch(() => undefined);
+      await runner.release();
+    }
+    return dataSource;
+  } catch (error) {
+    await dataSource.destroy().catch(() => undefined);
+    throw error;
+  }
+}
