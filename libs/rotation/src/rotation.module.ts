@@ -13,7 +13,7 @@ import { RotationPolicyRepository } from './policies/rotation-policy.repository'
 import { RotationPolicyService } from './policies/rotation-policy.service';
 import { ROTATION_CLOCK, ROTATION_LOCK, ROTATION_RESOLVED_OPTIONS } from './rotation.constants';
 import { ROTATION_MODULE_OPTIONS, RotationConfigurableModule } from './rotation.module-definition';
-import { RotationModuleOptions, resolveRotationOptions } from './rotation.options';
+import { RotationModuleOptions, resolveRotationOptions, type ResolvedRotationOptions } from './rotation.options';
 import { RevocationService } from './revoke/revocation.service';
 import { RotationQueries } from './rotation.queries';
 import { RotationService } from './rotation.service';
@@ -70,8 +70,8 @@ const providers: Provider[] = [
   RotationCheckService,
   RotationScheduler,
   ...WEBHOOK_PROVIDERS,
-  // The notifications part reads the `notifications` key of the module options and shares the clock.
-  { provide: NOTIFICATION_OPTIONS, useFactory: (options?: RotationModuleOptions) => options?.notifications, inject: [ROTATION_MODULE_OPTIONS] },
+  // The notifications part gets the `notifications` key, resolved with the rest, and shares the clock.
+  { provide: NOTIFICATION_OPTIONS, useFactory: (options: ResolvedRotationOptions) => options.notifications, inject: [ROTATION_RESOLVED_OPTIONS] },
   ...NOTIFICATION_PROVIDERS,
   { provide: NOTIFICATION_CLOCK, useExisting: ROTATION_CLOCK },
 ];

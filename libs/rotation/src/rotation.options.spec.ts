@@ -1,7 +1,9 @@
 import { CredentialType } from '@app/credentials';
 import { RotationConfigurationError } from './errors/rotation.errors';
 import { DEFAULT_ROTATION_POLICIES } from './policies/rotation-policy.types';
+import { resolveNotificationOptions } from './notifications/notification.options';
 import { resolveRotationOptions } from './rotation.options';
+import { DEFAULT_WEBHOOK_SECRETS_OPTIONS, resolveWebhookSecretsOptions } from './webhooks/webhook-secrets.options';
 
 describe('resolveRotationOptions', () => {
   it('applies the defaults: hourly expiry monitor, daily rotation check, thresholds 30/14/7/1, the policy table', () => {
@@ -36,7 +38,7 @@ describe('resolveRotationOptions', () => {
     expect(message).not.toContain('every hour');
     expect((error as RotationConfigurationError).code).toBe(3001);
   });
-  it('refuses a misspelt key, at the root and in nested options, and names it; webhooks and notifications stay accepted', () => {
+  it('refuses a misspelt key, at the root and in nested options, and names it', () => {
     let error: unknown;
     try {
       resolveRotationOptions({
@@ -54,10 +56,45 @@ describe('resolveRotationOptions', () => {
     expect(message).toMatch(/expiryMonitor: Unrecognized key: "thresholds"/);
     expect(message).toMatch(/rotationCheck: Unrecognized key: "cron"/);
     expect(message).toMatch(/passwordPolicy: Unrecognized key: "lenght"/);
-    // Validated by their own parts; not copied into the resolved rotation options.
-    const o = resolveRotationOptions({ webhooks: { overlapMs: 1000 }, notifications: { enabled: false } });
-    expect(o).not.toHaveProperty('webhooks');
-    expect(o).not.toHaveProperty('notifications');
+  });
+
+  it('validates webhooks and notifications in the same pass: mistakes in every part, one error naming each by its path', () => {
+    let error: unknown;
+    try {
+      resolveRotationOptions({
+        rotationCheck: { batchSize: 0 },
+        webhooks: { maxLiveSecrets: 1, overlapMS: 1000, job: { cron: 'every day' } } as never,
+        notifications: { retry: { maxAttempts: 0, leaseMs: 5000 }, email: { enabled: true, auth: { user: 'u', pass: 'hunter2-smtp-pass' } } },
+      });
+    } catch (e) {
+      error = e;
+    }
+    expect(error).toBeInstanceOf(RotationConfigurationError);
+    const message = (error as Error).message;
+    for (const problem of [
+      'rotationCheck.batchSize: must be an integer in 1..1000',
+      'webhooks.maxLiveSecrets: must be an integer in 2..20',
+      'webhooks: Unrecognized key: "overlapMS"',
+      'webhooks.job.cron: must be a cron expression',
+      'notifications.retry.maxAttempts: ',
+      'notifications.retry.leaseMs: must exceed webhook.timeoutMs',
+      'notifications.email.host: is required when e-mail is enabled',
+      'notifications.email.from: is required when e-mail is enabled',
+    ]) {
+      expect(message).toContain(problem);
+    }
+    expect(message).not.toContain('hunter2');
+    expect(message).not.toContain('every day');
+  });
+
+  it('resolves valid webhooks and notifications options as their own parts do (defaults included)', () => {
+    const webhooks = { overlapMs: 1000, job: { enabled: false } };
+    const notifications = { enabled: false, retry: { maxAttempts: 2 }, email: { enabled: true, host: 'smtp.example.test', from: 'vault@example.test' } };
+    const o = resolveRotationOptions({ webhooks, notifications });
+    expect(o.webhooks).toEqual(resolveWebhookSecretsOptions(webhooks));
+    expect(o.notifications).toEqual(resolveNotificationOptions(notifications));
+    expect(resolveRotationOptions().webhooks).toEqual(DEFAULT_WEBHOOK_SECRETS_OPTIONS);
+    expect(resolveRotationOptions().notifications).toEqual(resolveNotificationOptions());
   });
 
 });

@@ -4,8 +4,8 @@ import { z } from 'zod';
 import { RotationConfigurationError } from './errors/rotation.errors';
 import type { RotationHandlerRegistration } from './handlers/rotation-handler';
 import { DEFAULT_ROTATION_POLICIES, ROTATION_MODES, type PolicyValues } from './policies/rotation-policy.types';
-import type { NotificationOptions } from './notifications/notification.options';
-import type { WebhookSecretsOptions } from './webhooks/webhook-secrets.options';
+import { notificationOptionsSchema, type NotificationOptions, type ResolvedNotificationOptions } from './notifications/notification.options';
+import { webhookSecretsOptionsSchema, type ResolvedWebhookSecretsOptions, type WebhookSecretsOptions } from './webhooks/webhook-secrets.options';
 
 /** A scheduled job of the lib. */
 export interface RotationJobOptions {
@@ -46,9 +46,9 @@ export interface RotationModuleOptions {
   handlers?: RotationHandlerRegistration[];
   /** Generated basic-auth passwords. */
   passwordPolicy?: PasswordPolicyOptions;
-  /** Webhook secrets (two-phase rotation, overlap, its job): validated by the webhooks part. */
+  /** Webhook secrets (two-phase rotation, overlap, its job); problems are listed as `webhooks.…`. */
   webhooks?: WebhookSecretsOptions;
-  /** Notifications of the lib's events (bus, outbound webhook, e-mail): validated by the notifications part. */
+  /** Notifications of the lib's events (bus, outbound webhook, e-mail); problems are listed as `notifications.…`. */
   notifications?: NotificationOptions;
   /**
    * Time source (tests pass a ManualClock, the same one CredentialsModule gets).
@@ -71,6 +71,8 @@ export interface ResolvedRotationOptions {
   rotationCheck: ResolvedJob & { maxRotationsPerRun: number };
   handlers: RotationHandlerRegistration[];
   passwordPolicy: Required<PasswordPolicyOptions>;
+  webhooks: ResolvedWebhookSecretsOptions;
+  notifications: ResolvedNotificationOptions;
   clock?: Clock;
 }
 
@@ -123,9 +125,9 @@ const schema = z.object({
     .object({ length: int(12, 256).default(32), symbols: z.boolean({ error: 'must be a boolean' }).default(true) })
     .strict()
     .prefault({}),
-  // Validated by their own parts (webhooks: WebhookSecretsOptions, notifications: NotificationOptions); known keys here.
-  webhooks: z.unknown().optional(),
-  notifications: z.unknown().optional(),
+  // The parts' own schemas, nested: one pass, so one error lists the problems of every part.
+  webhooks: webhookSecretsOptionsSchema,
+  notifications: notificationOptionsSchema.prefault({}),
   clock: clockOptionSchema().optional(),
 }).strict();
 
@@ -140,7 +142,5 @@ export function resolveRotationOptions(options: RotationModuleOptions = {}): Res
     CREDENTIAL_TYPES.map((t) => [t, { ...DEFAULT_ROTATION_POLICIES[t], ...(o.defaults?.[t] as Partial<PolicyValues> | undefined) }]),
   ) as Record<CredentialType, PolicyValues>;
   const thresholdsDays = [...new Set(o.expiryMonitor.thresholdsDays)].sort((a, b) => b - a);
-  // webhooks and notifications are resolved by their own parts, not part of these options.
-  const { webhooks: _webhooks, notifications: _notifications, ...rest } = o;
-  return { ...rest, defaults, expiryMonitor: { ...o.expiryMonitor, thresholdsDays } } as ResolvedRotationOptions;
+  return { ...o, defaults, expiryMonitor: { ...o.expiryMonitor, thresholdsDays } } as ResolvedRotationOptions;
 }

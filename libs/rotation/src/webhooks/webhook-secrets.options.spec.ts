@@ -3,6 +3,8 @@ import { DEFAULT_WEBHOOK_SECRETS_OPTIONS, resolveWebhookSecretsOptions } from '.
 import { WebhookSecretConfigurationError, WebhookSecretErrorCode } from './webhook-secret.errors';
 import { WEBHOOK_WIRING } from './webhook-secrets.providers';
 import { WEBHOOK_SECRETS_OPTIONS } from './webhook-secrets.tokens';
+import { ROTATION_RESOLVED_OPTIONS } from '../rotation.constants';
+import { resolveRotationOptions } from '../rotation.options';
 
 describe('webhooks options', () => {
   it('defaults: 24 h overlap, 5 live, ± 300 s, 180 d, no cache TTL, 7 d to activate a staged secret, a daily job in UTC', () => {
@@ -33,11 +35,12 @@ describe('webhooks options', () => {
     expect(message).not.toContain('whsec_secretlooking');
   });
 
-  it('RotationModule wiring: the webhooks key of the module options, validated at bootstrap', () => {
+  it('RotationModule wiring: the webhooks key of the module options, validated with them (resolveRotationOptions)', () => {
     const provider = WEBHOOK_WIRING.find((p) => (p as FactoryProvider).provide === WEBHOOK_SECRETS_OPTIONS) as FactoryProvider;
-    expect(provider.useFactory({ webhooks: { overlapMs: 1000 } })).toMatchObject({ overlapMs: 1000, maxLiveSecrets: 5 });
-    expect(provider.useFactory({})).toEqual(DEFAULT_WEBHOOK_SECRETS_OPTIONS);
-    expect(() => provider.useFactory({ webhooks: { maxLiveSecrets: 100 } })).toThrow(WebhookSecretConfigurationError);
+    expect(provider.inject).toEqual([ROTATION_RESOLVED_OPTIONS]);
+    expect(provider.useFactory(resolveRotationOptions({ webhooks: { overlapMs: 1000 } }))).toMatchObject({ overlapMs: 1000, maxLiveSecrets: 5 });
+    expect(provider.useFactory(resolveRotationOptions({}))).toEqual(DEFAULT_WEBHOOK_SECRETS_OPTIONS);
+    expect(() => resolveRotationOptions({ webhooks: { maxLiveSecrets: 100 } })).toThrow(/webhooks\.maxLiveSecrets: must be an integer in 2\.\.20/);
   });
   it('refuses a misspelt key, at the top and in job, and names it', () => {
     let err: unknown;

@@ -1,9 +1,8 @@
 import type { Provider } from '@nestjs/common';
 import { CredentialType } from '@app/credentials';
 import { RotationPolicyService } from '../policies/rotation-policy.service';
-import { ROTATION_CLOCK, ROTATION_LOCK } from '../rotation.constants';
-import { ROTATION_MODULE_OPTIONS } from '../rotation.module-definition';
-import { resolveWebhookSecretsOptions, type WebhookSecretsOptions } from './webhook-secrets.options';
+import { ROTATION_CLOCK, ROTATION_LOCK, ROTATION_RESOLVED_OPTIONS } from '../rotation.constants';
+import type { ResolvedRotationOptions } from '../rotation.options';
 import { WEBHOOK_ROTATION_DUE_POLICY, WEBHOOK_SECRETS_CLOCK, WEBHOOK_SECRETS_LOCK, WEBHOOK_SECRETS_OPTIONS, type WebhookRotationDuePolicy } from './webhook-secrets.tokens';
 
 const DAY_MS = 86_400_000;
@@ -20,13 +19,13 @@ export class PolicyServiceDuePolicy implements WebhookRotationDuePolicy {
 
 /**
  * How the webhook part plugs into RotationModule: its options are the `webhooks` key of the module
- * options (validated here, once, at bootstrap), and it shares the module's Clock, lock and policies.
+ * options (validated with the rest of them, in resolveRotationOptions), and it shares the module's Clock, lock and policies.
  */
 export const WEBHOOK_WIRING: Provider[] = [
   {
     provide: WEBHOOK_SECRETS_OPTIONS,
-    useFactory: (options: { webhooks?: WebhookSecretsOptions } | undefined) => resolveWebhookSecretsOptions(options?.webhooks),
-    inject: [ROTATION_MODULE_OPTIONS],
+    useFactory: (options: ResolvedRotationOptions) => options.webhooks,
+    inject: [ROTATION_RESOLVED_OPTIONS],
   },
   { provide: WEBHOOK_SECRETS_CLOCK, useExisting: ROTATION_CLOCK },
   { provide: WEBHOOK_SECRETS_LOCK, useExisting: ROTATION_LOCK },
