@@ -1,5 +1,5 @@
 import { Module, type Provider } from '@nestjs/common';
-import { DistributedLock, ScheduledJobsModule, createDistributedLock, provideLibClock } from '@app/common';
+import { DistributedLock, HostPersistence, ScheduledJobsModule, createDistributedLock, hostPersistenceTokens, provideHostPersistence, provideLibClock } from '@app/common';
 import { DataSource } from 'typeorm';
 import { RotationConfigurationError } from './errors/rotation.errors';
 import { NOTIFICATION_CLOCK, NOTIFICATION_EXPORTS, NOTIFICATION_OPTIONS, NOTIFICATION_PROVIDERS } from './notifications';
@@ -19,6 +19,16 @@ import { RotationQueries } from './rotation.queries';
 import { RotationService } from './rotation.service';
 import { WEBHOOK_PROVIDERS } from './webhooks';
 import { ROTATION_ENTITIES } from './rotation.schema';
+
+/** The host's PersistenceModule, checked (the host module check of @app/common). */
+class RotationPersistence extends HostPersistence {}
+
+/** The check in a module of its own, so that it sees the host's tokens, not the lib's aliases of them. */
+@Module({
+  providers: [provideHostPersistence(RotationPersistence, 'RotationModule', (message) => new RotationConfigurationError(message))],
+  exports: [RotationPersistence],
+})
+class RotationPersistenceCheckModule {}
 
 /** Provided once the host's DataSource was checked for the lib's entities. */
 const ROTATION_SCHEMA_CHECKED = Symbol('ROTATION_SCHEMA_CHECKED');
@@ -58,6 +68,8 @@ const providers: Provider[] = [
     inject: [{ token: DataSource, optional: true }],
   },
   provideLibClock(ROTATION_CLOCK, ROTATION_RESOLVED_OPTIONS),
+  // TransactionRunner, Outbox, OutboxHandlerRegistry through the check: a missing PersistenceModule is our error, not Nest's.
+  ...hostPersistenceTokens(RotationPersistence),
   RotationPolicyRepository,
   RotationPolicyService,
   RotationNoticeRepository,
@@ -82,8 +94,9 @@ const providers: Provider[] = [
  *
  * Needs from the host (registered globally): `CredentialsService` (CredentialsModule with
  * `isGlobal: true`), `AuditService` (AuditModule), `PersistenceModule.forRoot()` (TransactionRunner,
- * Outbox), a TypeORM `DataSource` with `ROTATION_ENTITIES`/`ROTATION_MIGRATIONS`; optionally a
- * `DistributedLock`, a `Clock`, and `ScheduleModule.forRoot()` unless every job is disabled.
+ * Outbox; without it bootstrap fails with a RotationConfigurationError saying so), a TypeORM
+ * `DataSource` with `ROTATION_ENTITIES`/`ROTATION_MIGRATIONS`; optionally a `DistributedLock`, a
+ * `Clock`, and `ScheduleModule.forRoot()` unless every job is disabled.
  *
  * ```ts
  * RotationModule.forRoot({ expiryMonitor: { cronTime: '0 0 * * * *' }, handlers: [{ integrationId: 'stripe', handler }] })
@@ -91,7 +104,7 @@ const providers: Provider[] = [
  * ```
  */
 @Module({
-  imports: [ScheduledJobsModule],
+  imports: [ScheduledJobsModule, RotationPersistenceCheckModule],
   providers,
   exports: [RotationPolicyService, RotationService, RotationQueries, RevocationService, RotationHandlerRegistry, ExpiryMonitorService, RotationCheckService, ...WEBHOOK_PROVIDERS, ...NOTIFICATION_EXPORTS],
 })

@@ -3,6 +3,7 @@ export * from './transaction-runner';
 export * from './column-transformers';
 export * from './persistence.options';
 export * from './persistence.module';
+export * from './host-persistence';
 export * from './plain-insert';
 export { initializeWithMigrations } from './migrate-on-start';
 export { SqliteDurableCommit } from './sqlite-durable-commit';
