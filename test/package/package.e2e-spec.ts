@@ -201,6 +201,9 @@ describe('npm package (build:package → npm pack)', () => {
         expect(existsSync(join(app, 'node_modules', peer, 'package.json'))).toBe(true);
         expect(existsSync(join(app, 'node_modules', PKG, 'node_modules', peer))).toBe(false);
       }
+      // Without the optional peer ioredis: the app's tsc (skipLibCheck: false) checks that no published
+      // declaration imports it (an embedder without Redis got TS2307).
+      expect(existsSync(join(app, 'node_modules', 'ioredis'))).toBe(false);
     });
 
     it("passes its own test: migrations, a credential through the local vault, an OAuth refresh", async () => {

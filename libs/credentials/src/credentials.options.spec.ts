@@ -1,7 +1,8 @@
+import type { Redis } from 'ioredis';
 import { ManualClock } from '@app/common';
 import { CredentialType, ValueStoreKind } from './credential-type';
 import { CredentialsConfigurationError } from './errors/credential-errors';
-import { resolveCredentialsOptions } from './credentials.options';
+import { resolveCredentialsOptions, type RedisCacheStoreOptions } from './credentials.options';
 
 describe('resolveCredentialsOptions', () => {
   it('applies the documented defaults; the clock is left to the Clock rule', () => {
@@ -128,4 +129,9 @@ describe('resolveCredentialsOptions', () => {
     );
   });
 
+  it('takes an ioredis connection as the redis store, typed structurally (the published declarations do not import ioredis)', () => {
+    // Checked by tsc: an ioredis Redis fits both structural types.
+    const store = (redis: Redis): RedisCacheStoreOptions => ({ type: 'redis', client: redis, subscriber: () => redis.duplicate() });
+    expect(store).toBeInstanceOf(Function);
+  });
 });

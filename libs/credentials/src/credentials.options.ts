@@ -1,7 +1,7 @@
 import { Clock, clockOptionSchema, describeProblems, resolveOptions, whenFieldsParsed } from '@app/common';
-import type { Redis } from 'ioredis';
 import { z } from 'zod';
 import { CREDENTIAL_TYPES, CredentialType, ValueStoreKind } from './credential-type';
+import type { CacheRedisClient, CacheRedisSubscriber } from './cache/redis-connection';
 import { CredentialsConfigurationError } from './errors/credential-errors';
 import { NAME_PREFIX_PATTERN } from './naming/vault-secret-name';
 import { IDENTIFIER_PATTERN } from './validation/identifiers';
@@ -43,9 +43,9 @@ export interface CredentialsCacheOptions {
 export interface RedisCacheStoreOptions {
   type: 'redis';
   /** A command connection (shared with the host's other users is fine). */
-  client: Redis;
+  client: CacheRedisClient;
   /** Returns a NEW connection for SUBSCRIBE (a subscribed connection runs no other command). */
-  subscriber: () => Redis;
+  subscriber: () => CacheRedisSubscriber;
   /** Prefix of every key and channel. @default 'cv:cache:' */
   keyPrefix?: string;
   /** How long one replica holds a key's load lock. @default 5000 */
@@ -198,8 +198,8 @@ const schema = z
               z.object({ type: z.literal('memory') }).strict(),
               z.object({
                 type: z.literal('redis'),
-                client: z.custom<Redis>((c) => typeof (c as { eval?: unknown })?.eval === 'function', 'must be an ioredis connection'),
-                subscriber: z.custom<() => Redis>((f) => typeof f === 'function', 'must be a function returning a new ioredis connection'),
+                client: z.custom<CacheRedisClient>((c) => typeof (c as { eval?: unknown })?.eval === 'function', 'must be an ioredis connection'),
+                subscriber: z.custom<() => CacheRedisSubscriber>((f) => typeof f === 'function', 'must be a function returning a new ioredis connection'),
                 keyPrefix: z
                   .string({ error: 'must be 1–64 characters of A-Z a-z 0-9 _ . : -' })
                   .regex(/^[A-Za-z0-9_.:-]{1,64}$/, 'must be 1–64 characters of A-Z a-z 0-9 _ . : -')

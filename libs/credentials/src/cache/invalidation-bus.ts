@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { Logger } from '@nestjs/common';
-import type { Redis } from 'ioredis';
 import type { DataSource } from 'typeorm';
+import type { CacheRedisClient, CacheRedisSubscriber } from './redis-connection';
 
 /** One eviction as it travels between replicas: cache keys (tenant/credential ids), never a value. */
 export interface InvalidationMessage {
@@ -58,14 +58,14 @@ export class RedisInvalidationBus extends CacheInvalidationBus {
   readonly transport = 'redis' as const;
   private readonly logger = new Logger('CredentialCache');
   readonly channel: string;
-  private sub?: Redis;
+  private sub?: CacheRedisSubscriber;
   private state = false;
   private stopped = false;
   private onHealth: HealthListener = () => undefined;
 
   constructor(
-    private readonly client: Redis,
-    private readonly subscriberFactory: () => Redis,
+    private readonly client: CacheRedisClient,
+    private readonly subscriberFactory: () => CacheRedisSubscriber,
     keyPrefix: string,
     private readonly timeoutMs: number,
   ) {

@@ -1,16 +1,16 @@
 import { randomUUID } from 'node:crypto';
 import { Logger } from '@nestjs/common';
-import type { Redis } from 'ioredis';
 import { Clock } from '@app/common';
 import { CacheEntryKey, cacheEntryKeyId, decodeCacheValue, encodeCacheValue, jitteredTtl, openCacheEntry, sealCacheEntry } from './cache-entry-cipher';
 import type { CacheKeyring } from './cache-keyring';
 import { CacheLoadOptions, CredentialCache, CredentialCacheHealth, CredentialCacheStats, SharedCacheStats } from './credential-cache';
 import { CacheInvalidationBus, InvalidationMessage, RedisInvalidationBus } from './invalidation-bus';
 import { LruCredentialCache, LruCredentialCacheOptions } from './lru-credential-cache';
+import type { CacheRedisClient } from './redis-connection';
 
 /** The Redis (L2) tier of a TieredCredentialCache. */
 export interface RedisTierOptions {
-  client: Redis;
+  client: CacheRedisClient;
   keyring: CacheKeyring;
   /** Every key starts with it (entries `<p>e:{key}`, generations `<p>g:{key}`, locks `<p>l:{key}`). */
   keyPrefix: string;
