@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DataSource } from 'typeorm';
 import { SqliteWriteWorker } from '../persistence/sqlite-write-worker';
+import { TransactionGate } from './transaction-gate';
 import { TransactionRunner } from '../persistence/transaction-runner';
 import { openTestDataSource } from '../testing/persistence-test-db';
 
@@ -45,5 +46,38 @@ describe('TransactionGate on a SQLite file that another connection writes too (a
     await theirWrite;
     const rows: Array<{ id: string }> = await ours.query('SELECT id FROM cv_test_items ORDER BY rowid');
     expect(rows.map((r) => r.id)).toEqual(['ours', 'theirs']);
+  });
+});
+
+describe('TransactionGate on the one shared SQLite connection', () => {
+  let dir: string;
+  let ds: DataSource;
+  beforeEach(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'cv-gate-'));
+    ds = await openTestDataSource({ type: 'better-sqlite3', database: join(dir, 'db.sqlite'), enableWAL: true });
+  });
+  afterEach(async () => {
+    await ds.destroy();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('refuses a transaction it cannot have in time (503 LOCK_TIMEOUT) instead of nesting it in the open one, whose rollback would undo it', async () => {
+    const gate = TransactionGate.for(ds);
+    let release!: () => void;
+    const held = new Promise<void>((r) => (release = r));
+    const slow = gate.transaction(async (m) => {
+      await m.query("INSERT INTO cv_test_items (id, label) VALUES ('slow', 'x')");
+      await held; // e.g. a slow call made inside the transaction
+      throw new Error('the slow one fails');
+    });
+    await new Promise((r) => setTimeout(r, 20));
+    const quick = gate.transaction((m) => m.query("INSERT INTO cv_test_items (id, label) VALUES ('quick', 'x')"), { maxWaitMs: 100 });
+    const settled = await Promise.allSettled([quick]);
+    release();
+    await expect(slow).rejects.toThrow('the slow one fails');
+    // Reported committed means committed: either it was refused, or its row is there.
+    const rows: Array<{ id: string }> = await ds.query('SELECT id FROM cv_test_items');
+    expect(settled[0]).toMatchObject({ status: 'rejected', reason: { code: 9001, codeName: 'LOCK_TIMEOUT' } });
+    expect(rows).toEqual([]);
   });
 });

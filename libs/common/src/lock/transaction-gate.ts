@@ -10,12 +10,16 @@ const SINGLE_CONNECTION_DRIVERS = new Set(['better-sqlite3', 'sqlite', 'sqljs', 
 export interface GateOptions {
   /**
    * How long to wait for the gate (and for a foreign open transaction on the shared connection)
-   * before going ahead anyway, with a warning. A bound, not a failure: code that awaits a gated
-   * transaction from inside another gated transaction would otherwise deadlock.
+   * before failing with LockTimeoutError (503: busy, retry). Never going ahead without it: on one
+   * connection the transaction would nest in the one open, and that one's rollback would undo it
+   * after it was reported committed.
    * @default 5000
    */
   maxWaitMs?: number;
 }
+
+/** The name in the LockTimeoutError of a gate not had in time (it reaches clients: no path, no SQL). */
+const GATE_LOCK_NAME = 'sqlite-transaction';
 
 /**
  * One per DataSource and process (`TransactionGate.for(dataSource)`), shared by every lib.
@@ -107,25 +111,24 @@ export class TransactionGate {
       release = await this.mutex.acquire('tx', maxWaitMs);
     } catch (e) {
       if (!(e instanceof LockTimeoutError)) throw e;
-      this.logger.warn(
-        `Waited ${maxWaitMs} ms for the SQLite transaction gate; continuing without it (is a gated call awaited inside a gated transaction?)`,
-      );
+      this.logger.warn(`Waited ${maxWaitMs} ms for the SQLite transaction gate: refused (a transaction held it that long; is a slow call made inside one?)`);
+      throw new LockTimeoutError(GATE_LOCK_NAME, maxWaitMs, { cause: e });
     }
     try {
       // Only await when we must: BEGIN should follow the idle check with no turn of the event loop between.
-      if (this.dataSource.createQueryRunner().isTransactionActive) await this.waitUntilIdle(deadline);
+      if (this.dataSource.createQueryRunner().isTransactionActive) await this.waitUntilIdle(deadline, maxWaitMs);
       return await work();
     } finally {
       release?.();
     }
   }
 
-  private async waitUntilIdle(deadline: number): Promise<void> {
+  private async waitUntilIdle(deadline: number, maxWaitMs: number): Promise<void> {
     const runner = this.dataSource.createQueryRunner();
     while (runner.isTransactionActive) {
       if (Date.now() >= deadline) {
-        this.logger.warn('A transaction is still open on the shared SQLite connection; the gated transaction will nest in it');
-        return;
+        this.logger.warn('A transaction opened outside the gate is still open on the shared SQLite connection: refused rather than nested in it');
+        throw new LockTimeoutError(GATE_LOCK_NAME, maxWaitMs);
       }
       await new Promise((r) => setTimeout(r, 2));
     }
