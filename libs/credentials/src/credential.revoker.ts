@@ -4,7 +4,7 @@ import { KeyVaultProvider } from '@app/key-vault';
 import { CredentialCache } from './cache/credential-cache';
 import { CredentialStatus } from './credential-type';
 import { CREDENTIALS_CLOCK } from './credentials.constants';
-import type { CredentialMetadata, RevokeValueResult } from './credential.types';
+import type { CommitOptions, CredentialMetadata, RevokeValueResult } from './credential.types';
 import { CredentialWriter } from './credential.writer';
 import { cacheKey, toMetadata } from './internal/credential-view';
 import { assertContext, loadLive } from './internal/guards';
@@ -42,13 +42,21 @@ export class CredentialRevoker {
     return { metadata, vaultVersions };
   }
 
-  async unrevoke(ctx: OperationContext, id: string): Promise<RevokeValueResult> {
+  /** `options.inCommit` runs in the status change's transaction (not when there was nothing to lift). */
+  async unrevoke(ctx: OperationContext, id: string, options: CommitOptions<RevokeValueResult> = {}): Promise<RevokeValueResult> {
     assertContext(ctx);
     const row = await loadLive(this.rows, ctx.tenantId, id);
     // Not revoked (never, or rotated since): nothing to lift; the versions of an earlier revoke stay withdrawn.
     if (row.status !== CredentialStatus.REVOKED) return { metadata: toMetadata(row, this.clock.nowMs()), vaultVersions: 0 };
+    // The vault first, outside any transaction; the status change commits only once it is done.
     const vaultVersions = await this.setVaultVersionsEnabled(ctx, id, true);
-    const metadata: CredentialMetadata = await this.writer.updateMetadata(ctx, id, { status: CredentialStatus.ACTIVE }, { revoke: true });
+    const inCommit = options.inCommit;
+    const metadata: CredentialMetadata = await this.writer.updateMetadata(
+      ctx,
+      id,
+      { status: CredentialStatus.ACTIVE, ...(inCommit ? { inCommit: (m: CredentialMetadata) => inCommit({ metadata: m, vaultVersions }) } : {}) },
+      { revoke: true },
+    );
     return { metadata, vaultVersions };
   }
 

@@ -79,7 +79,21 @@ export interface StoreCredentialInput {
   history?: ReadonlyArray<{ value: string; expiresAt?: Date | null }>;
 }
 
-export interface WriteOptions {
+/** The caller's own rows, committed in a write's transaction (see `WriteOptions.inCommit`). */
+export type InCommit<T = CredentialMetadata> = (written: T) => Promise<void>;
+
+export interface CommitOptions<T = CredentialMetadata> {
+  /**
+   * The caller's own rows (audit, outbox, history), written in this write's transaction after its own
+   * rows, with what it wrote: they commit together or not at all. Use it instead of wrapping the call in
+   * `TransactionRunner.run`, which would hold a transaction open across the value store's vault call
+   * (on SQLite every other write of the process waits for it). It must not call the vault or anything
+   * slow itself, and may run more than once when a write without `expectedVersion` is retried.
+   */
+  inCommit?: InCommit<T>;
+}
+
+export interface WriteOptions extends CommitOptions {
   /**
    * Compare-and-set: the `rowVersion` the caller last read. A different current row version fails
    * with CredentialConflictError and writes nothing. Without it, a concurrent change is retried.

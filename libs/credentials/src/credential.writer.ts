@@ -4,7 +4,7 @@ import { AuditAction, AuditEventInput, AuditResult, AuditService } from '@app/au
 import { Clock, CommitNotDurableError, CredentialVaultError, describeError, OperationContext, TransactionRunner } from '@app/common';
 import { CredentialCache } from './cache/credential-cache';
 import { CredentialStatus, CredentialType, ValueStoreKind } from './credential-type';
-import type { BatchDeleteResult, CredentialMetadata, RotateOptions, StoreCredentialInput, UpdateMetadataInput, WriteOptions } from './credential.types';
+import type { BatchDeleteResult, CommitOptions, CredentialMetadata, InCommit, RotateOptions, StoreCredentialInput, UpdateMetadataInput, WriteOptions } from './credential.types';
 import { CREDENTIALS_CLOCK, CREDENTIALS_RESOLVED_OPTIONS } from './credentials.constants';
 import type { ResolvedCredentialsOptions } from './credentials.options';
 import { CredentialEntity } from './entities/credential.entity';
@@ -53,6 +53,8 @@ interface Change {
   written?: { kind: ValueStoreKind; owner: ValueOwner; pointer: ValuePointer };
   audit: { action: AuditAction; details: Record<string, unknown> };
   event: { name: CredentialChangeEventName; sourceVersion?: number };
+  /** The caller's rows (`WriteOptions.inCommit`), after the write's own. */
+  inCommit?: InCommit;
 }
 
 /**
@@ -84,10 +86,11 @@ export class CredentialWriter {
   }
 
   /** See `CredentialsService.store`. */
-  async store(ctx: OperationContext, input: StoreCredentialInput): Promise<CredentialMetadata> {
+  async store(ctx: OperationContext, input: StoreCredentialInput, options: CommitOptions = {}): Promise<CredentialMetadata> {
     const started = Date.now();
     try {
       assertContext(ctx);
+      assertWriteOptions(options);
       const checked = this.checkStore(input);
       const history = this.checkHistory(input);
       const existing = await this.rows.findNewest(ctx.tenantId, input.integrationId, input.connectionId, input.type);
@@ -115,6 +118,7 @@ export class CredentialWriter {
           },
           audit: { action: AuditAction.STORE, details: { version: current, valueStore: plan.kind, ...(earlier.length > 0 ? { history: earlier.length } : {}) } },
           event: { name: CredentialEvents.STORED },
+          inCommit: options.inCommit,
         }, async () => {
           await this.rows.insert(row);
           return true;
@@ -388,7 +392,7 @@ export class CredentialWriter {
       if (options.expectedVersion !== undefined && options.expectedVersion !== row.rowVersion) {
         throw new CredentialConflictError(row.id, options.expectedVersion, row.rowVersion);
       }
-      const change = await build(row);
+      const change: Change = { ...(await build(row)), inCommit: options.inCommit };
       let committed: boolean;
       try {
         committed = await this.commit(ctx, started, change, () => this.rows.compareAndSet(row, change.next));
@@ -417,6 +421,7 @@ export class CredentialWriter {
       await change.alsoWrite?.();
       await this.audit.record(this.auditEvent(change.audit.action, ctx, next, started, change.audit.details));
       await this.events.changed(change.event.name, ctx, next, change.event.sourceVersion);
+      await change.inCommit?.(toMetadata(next, this.clock.nowMs()));
       // A stored credential has a fresh id: nothing can be cached under it, and an eviction would only
       // refuse the fills of the first reads. Every other change is evicted on every replica before the
       // write returns (awaited after commit); if that fails, the outbox event's handler evicts it later.

@@ -7,6 +7,7 @@ import type { CredentialType } from './credential-type';
 import type {
   BatchDeleteResult,
   ConnectionView,
+  CommitOptions,
   CredentialMetadata,
   CredentialPage,
   CredentialStatistics,
@@ -48,8 +49,8 @@ export class CredentialsService {
   // ───────────────────────────── writes ─────────────────────────────
 
   /** Stores a new credential (version 1). Fails with ALREADY_EXISTS when a live one has the same (integration, connection, type). */
-  store(ctx: OperationContext, input: StoreCredentialInput): Promise<CredentialMetadata> {
-    return this.writer.store(ctx, input);
+  store(ctx: OperationContext, input: StoreCredentialInput, options: CommitOptions = {}): Promise<CredentialMetadata> {
+    return this.writer.store(ctx, input, options);
   }
 
   /**
@@ -118,8 +119,8 @@ export class CredentialsService {
   }
 
   /** Undoes `revoke`: the Key Vault versions are enabled again, then the credential is active. */
-  unrevoke(ctx: OperationContext, id: string): Promise<RevokeValueResult> {
-    return this.revoker.unrevoke(ctx, id);
+  unrevoke(ctx: OperationContext, id: string, options: CommitOptions<RevokeValueResult> = {}): Promise<RevokeValueResult> {
+    return this.revoker.unrevoke(ctx, id, options);
   }
 
   // ───────────────────────────── reads ─────────────────────────────

@@ -82,4 +82,18 @@ describe.each(DATABASE_KINDS)('RotationService on %s', (kind: TestDatabaseKind) 
       off();
     }
   });
+
+  it('holds no transaction across the vault write: a slow vault delays the rotation, not the other writes of the process', async () => {
+    const a = await store(CredentialType.API_KEY, 'k-' + randomBytes(16).toString('hex'));
+    const b = await store(CredentialType.API_KEY, 'k-' + randomBytes(16).toString('hex'));
+    emu.injectFault({ kind: 'latency', latencyMs: 1500, operations: ['setSecret'], count: 1 });
+    const rotating = s.rotation.rotate(ctx, a.id, { value: 'k-' + randomBytes(16).toString('hex'), reason: 'slow vault' });
+    await new Promise((r) => setTimeout(r, 300));
+    const started = Date.now();
+    await s.credentials.updateMetadata(ctx, b.id, { tags: { team: 'payments' } });
+    await s.rotation.rollback(ctx, b.id, 1).catch(() => undefined); // nothing to roll back to: refused, not held up either
+    expect(Date.now() - started).toBeLessThan(800);
+    await expect(rotating).resolves.toMatchObject({ method: 'given', metadata: { version: 2 } });
+    expect(await s.rotation.historyOf(ctx, a.id)).toEqual([expect.objectContaining({ action: 'rotate', fromVersion: 1, toVersion: 2, reason: 'slow vault' })]);
+  });
 });

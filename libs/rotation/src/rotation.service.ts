@@ -78,13 +78,12 @@ export class RotationService {
     return this.exclusive(credentialId, async () => {
       const before = await this.credentials.getMetadata(ctx, credentialId);
       const { minted, method } = await this.newValue(before, options, reason ?? 'manual');
-      const metadata = await this.runner.run(async () => {
-        const next = await this.credentials.rotate(ctx, credentialId, minted.value, {
-          expectedVersion: options.expectedVersion,
-          expiresAt: minted.expiresAt !== undefined ? minted.expiresAt : options.expiresAt,
-        });
-        await this.record(ctx, { credentialId, action: 'rotate', method, fromVersion: before.version, toVersion: next.version, reason });
-        return next;
+      // The history row commits in the rotate's own transaction, which opens only after the value is in
+      // the vault: a transaction wrapped around the call would stay open across the vault write.
+      const metadata = await this.credentials.rotate(ctx, credentialId, minted.value, {
+        expectedVersion: options.expectedVersion,
+        expiresAt: minted.expiresAt !== undefined ? minted.expiresAt : options.expiresAt,
+        inCommit: (next) => this.record(ctx, { credentialId, action: 'rotate', method, fromVersion: before.version, toVersion: next.version, reason }),
       });
       this.rotations++;
       this.logger.log(`rotated credential ${credentialId} (tenant ${ctx.tenantId}) to version ${metadata.version} (${method})`);
@@ -107,10 +106,9 @@ export class RotationService {
     const reason = assertReason(options.reason, false);
     return this.exclusive(credentialId, async () => {
       const before = await this.credentials.getMetadata(ctx, credentialId);
-      return this.runner.run(async () => {
-        const next = await this.credentials.rollback(ctx, credentialId, toVersion, { expectedVersion: options.expectedVersion });
-        await this.record(ctx, { credentialId, action: 'rollback', method: 'rollback', fromVersion: before.version, toVersion: next.version, reason });
-        return next;
+      return this.credentials.rollback(ctx, credentialId, toVersion, {
+        expectedVersion: options.expectedVersion,
+        inCommit: (next) => this.record(ctx, { credentialId, action: 'rollback', method: 'rollback', fromVersion: before.version, toVersion: next.version, reason }),
       });
     });
   }

@@ -32,6 +32,7 @@ export function assertType(type: unknown): asserts type is CredentialType {
 
 export function assertWriteOptions(options: WriteOptions): void {
   if (options?.expectedVersion !== undefined) assertPositiveInt(options.expectedVersion, 'expectedVersion');
+  if (options?.inCommit !== undefined && typeof options.inCommit !== 'function') throw new CredentialValidationError('inCommit must be a function', 'inCommit');
 }
 
 /** The tenant's live row, else CredentialNotFoundError — the same for a missing id, a deleted one and another tenant's. */

@@ -147,4 +147,20 @@ describe.each(DATABASE_KINDS)('emergency revoke on %s', (kind: TestDatabaseKind)
     await expect(s.revocation.revoke(ctx, { tenant: true }, { reason: '' })).rejects.toMatchObject({ code: 3002 });
     await expect(s.revocation.revoke(tenant(), { credentialId: c1.id }, { reason: 'other tenant' })).rejects.toMatchObject({ code: 2002 });
   });
+
+  it('un-revoke re-enables the vault versions before its transaction: a slow vault holds up no other write', async () => {
+    const ctx = tenant();
+    const cred = await store(ctx, ValueStoreKind.VAULT);
+    const other = await store(ctx, ValueStoreKind.VAULT);
+    await s.revocation.revoke(ctx, { credentialId: cred.id }, { reason: 'suspected leak' });
+    emu.injectFault({ kind: 'latency', latencyMs: 1500, operations: ['updateSecret'], count: 1 });
+    const lifting = s.revocation.unrevoke(ctx, cred.id, { reason: 'false alarm' });
+    await new Promise((r) => setTimeout(r, 300));
+    const started = Date.now();
+    await s.credentials.updateMetadata(ctx, other.id, { tags: { team: 'payments' } });
+    expect(Date.now() - started).toBeLessThan(800);
+    await expect(lifting).resolves.toMatchObject({ status: 'active' });
+    expect(await s.dataSource.getRepository(AuditLogEntry).count({ where: { tenantId: ctx.tenantId, action: 'unrevoke' } })).toBe(1);
+    expect((await s.rotation.historyOf(ctx, cred.id)).map((h) => h.action).sort()).toEqual(['revoke', 'unrevoke']); // one instant (a manual clock): sorted
+  });
 });

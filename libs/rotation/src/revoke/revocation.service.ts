@@ -85,14 +85,16 @@ export class RevocationService {
       async () => {
         const before = await this.credentials.getMetadata(ctx, credentialId);
         if (before.status !== CredentialStatus.REVOKED) throw new CredentialNotRevokedError(credentialId);
-        // One transaction: a vault failure leaves the credential revoked (the safe side).
-        return this.runner.run(async () => {
-          const { metadata, vaultVersions } = await this.credentials.unrevoke(ctx, credentialId);
-          await this.audit.record({ action: 'unrevoke', context: ctx, resource: credentialId, result: AuditResult.SUCCESS, details: { reason, vaultVersions, critical: true } });
-          await this.outbox.add({ name: RotationEvents.UNREVOKED, tenantId: ctx.tenantId, payload: { ...this.payload(ctx, metadata), reason } });
-          await this.rotation.record(ctx, { credentialId, action: 'unrevoke', method: 'unrevoke', fromVersion: metadata.version, toVersion: metadata.version, reason });
-          return metadata;
+        // The vault versions are enabled first (a vault failure leaves the credential revoked: the safe side),
+        // then the status, audit, outbox and history rows commit in one transaction.
+        const { metadata } = await this.credentials.unrevoke(ctx, credentialId, {
+          inCommit: async ({ metadata: m, vaultVersions }) => {
+            await this.audit.record({ action: 'unrevoke', context: ctx, resource: credentialId, result: AuditResult.SUCCESS, details: { reason, vaultVersions, critical: true } });
+            await this.outbox.add({ name: RotationEvents.UNREVOKED, tenantId: ctx.tenantId, payload: { ...this.payload(ctx, m), reason } });
+            await this.rotation.record(ctx, { credentialId, action: 'unrevoke', method: 'unrevoke', fromVersion: m.version, toVersion: m.version, reason });
+          },
         });
+        return metadata;
       },
       { timeoutMs: REVOKE_LOCK_TIMEOUT_MS },
     );

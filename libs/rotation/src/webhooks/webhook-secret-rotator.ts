@@ -254,10 +254,13 @@ export class WebhookSecretRotator {
    * Step 1: the staging credential and the pending row, in one transaction. `staged` (operator):
    * the push counts as started now — the value leaves the vault with this call.
    */
-  private prepare(ctx: OperationContext, meta: CredentialMetadata, value: string, mode: 'automatic' | 'staged'): Promise<WebhookSecretVersionEntity> {
+  private async prepare(ctx: OperationContext, meta: CredentialMetadata, value: string, mode: 'automatic' | 'staged'): Promise<WebhookSecretVersionEntity> {
     const rotationId = randomUUID();
-    return this.runner.run(async () => {
-      const staging = await this.credentials.store(ctx, {
+    let row: WebhookSecretVersionEntity | undefined;
+    // The pending row and its audit row commit in the staging credential's own transaction (opened once its value is written).
+    await this.credentials.store(
+      ctx,
+      {
         integrationId: meta.integrationId,
         connectionId: WEBHOOK_STAGING_CONNECTION_PREFIX + rotationId,
         type: CredentialType.CUSTOM_SECRET,
@@ -265,22 +268,26 @@ export class WebhookSecretRotator {
         tags: { [WEBHOOK_STAGING_TAG]: meta.id },
         // A short-lived value: no Key Vault secret name (and soft-deleted name) per rotation.
         valueStore: ValueStoreKind.ENVELOPE,
-      });
-      const now = this.clock.now();
-      const row: WebhookSecretVersionEntity = {
-        ...this.states.currentRow(meta, 0, now, now),
-        id: rotationId,
-        credentialVersion: null,
-        state: WebhookSecretState.PENDING,
-        stagingCredentialId: staging.id,
-        currentSince: null,
-        pushStartedAt: mode === 'staged' ? now : null,
-      };
-      await this.rows.insert(row);
-      const action = mode === 'staged' ? WebhookAuditActions.STAGED : WebhookAuditActions.PREPARED;
-      await this.record(ctx, action, meta.id, AuditResult.SUCCESS, { rotationId, replacesVersion: meta.version });
-      return row;
-    });
+      },
+      {
+        inCommit: async (staging) => {
+          const now = this.clock.now();
+          row = {
+            ...this.states.currentRow(meta, 0, now, now),
+            id: rotationId,
+            credentialVersion: null,
+            state: WebhookSecretState.PENDING,
+            stagingCredentialId: staging.id,
+            currentSince: null,
+            pushStartedAt: mode === 'staged' ? now : null,
+          };
+          await this.rows.insert(row);
+          const action = mode === 'staged' ? WebhookAuditActions.STAGED : WebhookAuditActions.PREPARED;
+          await this.record(ctx, action, meta.id, AuditResult.SUCCESS, { rotationId, replacesVersion: meta.version });
+        },
+      },
+    );
+    return row as WebhookSecretVersionEntity;
   }
 
   /** Step 2: install the value at the provider; a failure is recorded and rethrown as UPDATE_FAILED. */
@@ -310,27 +317,34 @@ export class WebhookSecretRotator {
   /** Step 3: the new current version and every row change, in one transaction. */
   private async promote(ctx: OperationContext, meta: CredentialMetadata, pending: WebhookSecretVersionEntity, value: string, resumed: boolean): Promise<WebhookRotationResult> {
     try {
-      return await this.runner.run(async () => {
-        const fresh = await this.credentials.getMetadata(ctx, meta.id);
-        const active = await this.rows.active(meta.id);
-        const current = active.find((r) => r.state === WebhookSecretState.CURRENT);
-        const now = this.clock.now();
-        const rotated = await this.credentials.rotate(ctx, meta.id, value, { expectedVersion: fresh.rowVersion, expiresAt: renewedExpiry(fresh, now) });
-        const { liveUntil: previousLiveUntil, retired } = current ? await this.states.demote(current, active, now) : { liveUntil: now, retired: [] };
-        await this.rows.transition(pending.id, WebhookSecretState.PENDING, {
-          state: WebhookSecretState.CURRENT,
-          credentialVersion: rotated.version,
-          currentSince: now,
-          stagingCredentialId: null,
-          updatedAt: now,
-        });
-        await this.credentials.delete(ctx, pending.stagingCredentialId as string);
-        const facts = { rotationId: pending.id, version: rotated.version, previousVersion: fresh.version, previousLiveUntil: previousLiveUntil.toISOString(), retiredVersions: retired, resumed };
-        await this.record(ctx, WebhookAuditActions.ROTATED, meta.id, AuditResult.SUCCESS, facts);
-        await this.outbox.add({ name: WebhookSecretEvents.ROTATED, tenantId: meta.tenantId, payload: { credentialId: meta.id, integrationId: meta.integrationId, connectionId: meta.connectionId, ...facts } });
-        this.runner.afterCommit(() => this.keyring.invalidate(meta.id));
-        return { credentialId: meta.id, outcome: 'rotated' as const, rotationId: pending.id, version: rotated.version, previousVersion: fresh.version, previousLiveUntil, resumed };
+      const fresh = await this.credentials.getMetadata(ctx, meta.id);
+      const now = this.clock.now();
+      let result: WebhookRotationResult | undefined;
+      // Every row change commits in the rotate's own transaction, which opens once the new value is in the
+      // vault (compare-and-set on the version read here: a concurrent change fails it, nothing is written).
+      await this.credentials.rotate(ctx, meta.id, value, {
+        expectedVersion: fresh.rowVersion,
+        expiresAt: renewedExpiry(fresh, now),
+        inCommit: async (rotated) => {
+          const active = await this.rows.active(meta.id);
+          const current = active.find((r) => r.state === WebhookSecretState.CURRENT);
+          const { liveUntil: previousLiveUntil, retired } = current ? await this.states.demote(current, active, now) : { liveUntil: now, retired: [] };
+          await this.rows.transition(pending.id, WebhookSecretState.PENDING, {
+            state: WebhookSecretState.CURRENT,
+            credentialVersion: rotated.version,
+            currentSince: now,
+            stagingCredentialId: null,
+            updatedAt: now,
+          });
+          await this.credentials.delete(ctx, pending.stagingCredentialId as string);
+          const facts = { rotationId: pending.id, version: rotated.version, previousVersion: fresh.version, previousLiveUntil: previousLiveUntil.toISOString(), retiredVersions: retired, resumed };
+          await this.record(ctx, WebhookAuditActions.ROTATED, meta.id, AuditResult.SUCCESS, facts);
+          await this.outbox.add({ name: WebhookSecretEvents.ROTATED, tenantId: meta.tenantId, payload: { credentialId: meta.id, integrationId: meta.integrationId, connectionId: meta.connectionId, ...facts } });
+          this.runner.afterCommit(() => this.keyring.invalidate(meta.id));
+          result = { credentialId: meta.id, outcome: 'rotated', rotationId: pending.id, version: rotated.version, previousVersion: fresh.version, previousLiveUntil, resumed };
+        },
       });
+      return result as WebhookRotationResult;
     } catch (e) {
       await this.recordFailure(ctx, meta, pending, 'promote', e);
       throw e;

@@ -1,5 +1,5 @@
 import { Inject, Injectable } from '@nestjs/common';
-import { Clock, TransactionRunner, type OperationContext } from '@app/common';
+import { Clock, type OperationContext } from '@app/common';
 import { CredentialsService, CredentialType, type CredentialMetadata, type ValueStoreKind } from '@app/credentials';
 import type { WebhookSecretState } from './persistence/webhook-secret-version.entity';
 import { WebhookSecretVersionRepository } from './persistence/webhook-secret-version.repository';
@@ -54,7 +54,6 @@ export class WebhookSecretsService {
     private readonly keyring: WebhookSecretKeyring,
     private readonly rotator: WebhookSecretRotator,
     private readonly rows: WebhookSecretVersionRepository,
-    private readonly runner: TransactionRunner,
     @Inject(WEBHOOK_SECRETS_CLOCK) private readonly clock: Clock,
     @Inject(WEBHOOK_SECRETS_OPTIONS) private readonly options: ResolvedWebhookSecretsOptions,
   ) {}
@@ -69,10 +68,9 @@ export class WebhookSecretsService {
     input: { integrationId: string; connectionId: string; tags?: Record<string, string>; valueStore?: ValueStoreKind },
   ): Promise<{ credential: CredentialMetadata; secret: string }> {
     const secret = generateWebhookSecret();
-    const credential = await this.runner.run(async () => {
-      const meta = await this.credentials.store(ctx, { ...input, type: CredentialType.WEBHOOK_SECRET, value: secret });
-      await this.keyring.enrolled(ctx, meta);
-      return meta;
+    // Enrolled in the store's own transaction, which opens once the value is in the vault.
+    const credential = await this.credentials.store(ctx, { ...input, type: CredentialType.WEBHOOK_SECRET, value: secret }, {
+      inCommit: async (meta) => void (await this.keyring.enrolled(ctx, meta)),
     });
     return { credential, secret };
   }
