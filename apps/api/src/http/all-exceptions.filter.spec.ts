@@ -2,13 +2,14 @@ import { Controller, Get, Module } from '@nestjs/common';
 import { APP_FILTER, NestFactory } from '@nestjs/core';
 import type { NestFastifyApplication } from '@nestjs/platform-fastify';
 import { RestError, createHttpHeaders, createPipelineRequest } from '@azure/core-rest-pipeline';
+import { QueryFailedError } from 'typeorm';
 import { CredentialValueMissingError } from '@app/credentials';
 import { KeyVaultError, KeyVaultErrorCode } from '@app/key-vault';
 import { HOST_APP_OPTIONS, hostAdapter } from '../bootstrap';
 import { loadAppConfig } from '../config/app.config';
 import { HOST_LOG, HostLogger } from '../logging/host-logger';
 import { createHostLog } from '../logging/logging.options';
-import { AllExceptionsFilter } from './all-exceptions.filter';
+import { AllExceptionsFilter, isDatabaseUnavailable } from './all-exceptions.filter';
 
 const TENANT = 'tenant-7c1e94d2';
 /** A secret name as the credentials lib makes them: it carries the tenant id. */
@@ -59,6 +60,18 @@ class FailingController {
     throw new CredentialValueMissingError(`secret ${SECRET_NAME} is missing from the vault`, { cause: notFound });
   }
 
+  /** PostgreSQL ended our connection (a failover, pg_terminate_backend), as TypeORM reports it. */
+  @Get('db')
+  db(): never {
+    throw new QueryFailedError('SELECT 1', [], Object.assign(new Error('terminating connection due to administrator command'), { code: '57P01' }));
+  }
+
+  /** A query the database refused for itself: still ours to fix. */
+  @Get('sql')
+  sql(): never {
+    throw new QueryFailedError('SELECT nope', [], Object.assign(new Error('column "nope" does not exist'), { code: '42703' }));
+  }
+
   /** A bug whose message quotes data. */
   @Get('bug')
   bug(): never {
@@ -104,6 +117,18 @@ describe('AllExceptionsFilter: the 5xx log line', () => {
     expect(lines).toHaveLength(1);
     return { status: res.status, text, body: JSON.parse(text) as Record<string, unknown>, raw: logs.join(''), line: JSON.parse(lines[0]) as Record<string, any> };
   }
+
+  it('answers 503 with Retry-After when the database connection is lost or refused (a 500 is a fault of ours), and 500 for a query the database refused', async () => {
+    const lost = await fetch(`${baseUrl}/fail/db`);
+    expect(lost.status).toBe(503);
+    expect(lost.headers.get('retry-after')).toBe('1');
+    expect(await lost.json()).toMatchObject({ statusCode: 503, error: 'SERVICE_UNAVAILABLE', message: 'the database is unavailable: retry later', errorId: expect.any(String) });
+    expect((await fetch(`${baseUrl}/fail/sql`)).status).toBe(500);
+    for (const e of [Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:5432'), { code: 'ECONNREFUSED' }), new Error('Connection terminated unexpectedly'), { driverError: { code: '08006' } }]) {
+      expect(isDatabaseUnavailable(e)).toBe(true);
+    }
+    expect(isDatabaseUnavailable(new Error('Connection terminated unexpectedly by the user: value=abc'))).toBe(false);
+  });
 
   it('logs the codes, statuses and request ids of a vault failure, never the secret name nor Azure text', async () => {
     const { status, text, body, raw, line } = await fail('/fail/vault', 'req-vault-1');

@@ -54,6 +54,10 @@ export class AllExceptionsFilter implements ExceptionFilter {
       // The router's "Cannot GET /path?query" repeats the request; the client knows what it asked for.
       if (status === HttpStatus.NOT_FOUND && typeof message === 'string' && /^Cannot [A-Z]+ /.test(message)) message = 'no route matches this method and path';
       body = { statusCode: status, error: HttpStatus[status] ?? 'Error', message };
+    } else if (isDatabaseUnavailable(exception)) {
+      // Not a fault of ours or the caller's: the connection was lost or refused (a failover, a restart).
+      body = { statusCode: 503, error: 'SERVICE_UNAVAILABLE', message: 'the database is unavailable: retry later' };
+      void reply.header('Retry-After', '1');
     } else {
       body = { statusCode: 500, error: 'INTERNAL_SERVER_ERROR', message: 'Internal server error' };
     }
@@ -82,4 +86,19 @@ function retryAfterSeconds(e: CredentialVaultError): number | undefined {
 
 function isHealthReport(res: unknown): boolean {
   return typeof res === 'object' && res !== null && 'status' in res && 'details' in res && 'info' in res;
+}
+
+/** PostgreSQL's "connection exception" class (08) and its shutdowns (57P01–57P03, e.g. pg_terminate_backend). */
+const DATABASE_UNAVAILABLE_SQLSTATE = /^(08\d{3}|57P0[1-3])$/;
+/** What the pg driver and Node raise for a connection that is gone or never came. */
+const CONNECTION_ERRNO = new Set(['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH']);
+const CONNECTION_LOST = /^(Connection terminated( unexpectedly| due to connection timeout)?|timeout exceeded when trying to connect)$/;
+
+/** A query that failed because the database could not be reached, not because of the query (TypeORM keeps the driver's error as `driverError`). */
+export function isDatabaseUnavailable(e: unknown): boolean {
+  for (let err = e as { code?: unknown; message?: unknown; driverError?: unknown } | undefined, depth = 0; err && depth < 3; err = err.driverError as typeof err, depth++) {
+    if (typeof err.code === 'string' && (DATABASE_UNAVAILABLE_SQLSTATE.test(err.code) || CONNECTION_ERRNO.has(err.code))) return true;
+    if (typeof err.message === 'string' && CONNECTION_LOST.test(err.message)) return true;
+  }
+  return false;
 }
