@@ -3,14 +3,14 @@ import type { CredentialMetadata, CredentialWithValue } from '@app/credentials';
 import { CREDENTIAL_METADATA_SCHEMA, CREDENTIAL_WITH_VALUE_SCHEMA } from './credential-response.schemas';
 
 /** What Fastify answers for `body` on a route with `schema` as its 200 response. */
-async function served(schema: Record<string, unknown>, body: unknown): Promise<string> {
-  const app = Fastify();
+async function served(schema: Record<string, unknown>, body: unknown, status = 200): Promise<string> {
+  const app = Fastify({ logger: false });
   app.get('/', { schema: { response: { 200: schema } } }, async () => body);
   // Over a socket, as the host answers (light-my-request's inject needs an ESM module jest cannot load here).
   const url = await app.listen({ host: '127.0.0.1', port: 0 });
   try {
     const res = await fetch(url);
-    expect(res.status).toBe(200);
+    expect(res.status).toBe(status);
     return await res.text();
   } finally {
     await app.close();
@@ -43,11 +43,13 @@ function metadata(over: Partial<CredentialMetadata> = {}): CredentialMetadata {
   };
 }
 
+const certificate = { subject: 'CN=client', issuer: 'CN=ca', serialNumber: '0a', fingerprint256: 'AB:CD', validFrom: at('2026-01-01T00:00:00.000Z'), validTo: at('2027-01-01T00:00:00.000Z') };
+
 const awkward = ['', 'a"b\\c', 'line\nbreak\ttab\u0000nul', 'lone \ud800 surrogate', 'emoji 😀 and é', '\u2028\u2029', 'x'.repeat(41), `${'y'.repeat(60)}"`, 'z'.repeat(6000)];
 
 describe('credential response schemas', () => {
   it.each([
-    ['every field set, with a certificate', metadata({ certificate: { subject: 'CN=client', issuer: 'CN=ca', serialNumber: '0a', fingerprint256: 'AB:CD', validFrom: at('2026-01-01T00:00:00.000Z'), validTo: at('2027-01-01T00:00:00.000Z') } })],
+    ['every field set, with a certificate', metadata({ certificate })],
     ['no expiry, never rotated, no tags', metadata({ expiresAt: null, rotatedAt: null, tags: {} })],
     ['awkward tag keys and values', metadata({ tags: Object.fromEntries(awkward.map((s, i) => [`${s}${i}`, s])) })],
     ['dates outside four-digit years and before 1970', metadata({ expiresAt: at('+012345-01-01T00:00:00.000Z'), rotatedAt: at('0099-12-31T23:59:59.999Z'), createdAt: at('1969-07-20T20:17:40.000Z') })],
@@ -63,9 +65,16 @@ describe('credential response schemas', () => {
   });
 
   it('is a whitelist: a property the model does not have never leaves the process', async () => {
-    const leaky = { ...metadata(), internalNote: 'not for clients', certificate: { ...metadata().certificate, pem: 'x' } };
-    expect(JSON.parse(await served(CREDENTIAL_METADATA_SCHEMA, leaky))).not.toHaveProperty('internalNote');
+    const leaky = { ...metadata({ certificate }), internalNote: 'not for clients', certificate: { ...certificate, pem: 'x' } };
+    const answered = JSON.parse(await served(CREDENTIAL_METADATA_SCHEMA, leaky));
+    expect(answered).not.toHaveProperty('internalNote');
+    expect(answered.certificate).toEqual(JSON.parse(JSON.stringify(certificate)));
     const withValue = { value: 'v', metadata: metadata(), debug: 'x' };
     expect(JSON.parse(await served(CREDENTIAL_WITH_VALUE_SCHEMA, withValue))).toEqual({ value: 'v', metadata: JSON.parse(JSON.stringify(metadata())) });
+  });
+
+  it('fails (500) rather than answer without a field the OpenAPI document says is always there', async () => {
+    const { rotatedAt: _dropped, ...incomplete } = metadata();
+    expect(await served(CREDENTIAL_METADATA_SCHEMA, incomplete, 500)).not.toContain('"id"');
   });
 });
