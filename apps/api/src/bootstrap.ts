@@ -9,7 +9,7 @@ import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
 import type { DestinationStream, Logger } from 'pino';
 import { AppModule } from './app.module';
 import { deferBodyParsing } from './http/request-body';
-import { withErrorAnswers } from './http/openapi';
+import { withErrorAnswers, withSuccessSchemas } from './http/openapi';
 import { hostValidationPipe } from './http/strict-input';
 import { keysGrpcOptions } from './keys/grpc/grpc-server';
 import { ShutdownState } from './health/shutdown-state';
@@ -140,7 +140,7 @@ export async function configureApp(app: NestFastifyApplication, config: AppConfi
     .addBearerAuth()
     .addApiKey({ type: 'apiKey', in: 'header', name: 'X-API-Key' }, 'api-key')
     .build();
-  SwaggerModule.setup('docs', app, withErrorAnswers(SwaggerModule.createDocument(app, doc)), { jsonDocumentUrl: 'docs/json' });
+  SwaggerModule.setup('docs', app, withErrorAnswers(withSuccessSchemas(SwaggerModule.createDocument(app, doc))), { jsonDocumentUrl: 'docs/json' });
   // The keys API over gRPC, in the same process and container (guards and filters of its own): off unless GRPC_ENABLED.
   if (config.grpc.enabled) {
     app.connectMicroservice(keysGrpcOptions(config.grpc));

@@ -1,5 +1,5 @@
 import { Controller, Get, HttpCode, Post, Query } from '@nestjs/common';
-import { ApiBearerAuth, ApiOperation, ApiPropertyOptional, ApiSecurity, ApiTags } from '@nestjs/swagger';
+import { ApiBearerAuth, ApiOkResponse, ApiOperation, ApiPropertyOptional, ApiSecurity, ApiTags } from '@nestjs/swagger';
 import { Transform } from 'class-transformer';
 import { IsArray, IsEnum, IsOptional, IsString, Matches, MaxLength } from 'class-validator';
 import type { OperationContext } from '@app/common';
@@ -7,6 +7,7 @@ import { AuditResult, AuditService } from '@app/audit';
 import { RequireScopes } from '../auth/auth.decorators';
 import { OpContext } from '../auth/operation-context.decorator';
 import { Scope } from '../auth/scopes';
+import { bodyOf } from '../http/openapi';
 import { IsDateTime, QueryInt } from '../http/strict-input';
 
 const toList = ({ value }: { value: unknown }) => (typeof value === 'string' ? value.split(',').filter(Boolean) : value);
@@ -69,6 +70,7 @@ export class AuditController {
   @Get()
   @RequireScopes(Scope.AUDIT_READ)
   @ApiOperation({ summary: "Query the caller tenant's audit rows (newest first, cursor-paged)" })
+  @ApiOkResponse({ description: 'one page of rows', schema: bodyOf('AuditPage') })
   query(@OpContext() ctx: OperationContext, @Query() q: AuditQueryDto) {
     return this.audit.query({ ...q, tenantId: ctx.tenantId });
   }
@@ -77,6 +79,7 @@ export class AuditController {
   @HttpCode(200)
   @RequireScopes(Scope.ADMIN)
   @ApiOperation({ summary: "Verify the caller tenant's hash chain; names the first bad row" })
+  @ApiOkResponse({ description: 'the verdict (valid false names the first bad row)', schema: bodyOf('AuditVerification') })
   verify(@OpContext() ctx: OperationContext) {
     return this.audit.verify({ tenantId: ctx.tenantId });
   }

@@ -1,11 +1,12 @@
 import { Body, Controller, Delete, Get, Header, HttpCode, Param, Patch, Post, Query } from '@nestjs/common';
 import { RouteSchema } from '@nestjs/platform-fastify';
-import { ApiBearerAuth, ApiOperation, ApiParam, ApiSecurity, ApiTags } from '@nestjs/swagger';
+import { ApiBearerAuth, ApiCreatedResponse, ApiNoContentResponse, ApiOkResponse, ApiOperation, ApiParam, ApiSecurity, ApiTags } from '@nestjs/swagger';
 import type { OperationContext } from '@app/common';
 import { CredentialsService } from '@app/credentials';
 import { RequireScopes } from '../auth/auth.decorators';
 import { OpContext } from '../auth/operation-context.decorator';
 import { Scope } from '../auth/scopes';
+import { bodyOf } from '../http/openapi';
 import { CredentialIdParam, PositiveIntParam } from '../http/strict-input';
 import { CREDENTIAL_METADATA_SCHEMA, CREDENTIAL_WITH_VALUE_SCHEMA } from './credential-response.schemas';
 import {
@@ -36,6 +37,7 @@ export class CredentialsController {
   @Post()
   @RequireScopes(Scope.CREDENTIALS_WRITE)
   @ApiOperation({ summary: 'Store a new credential (metadata returned, never the value)' })
+  @ApiCreatedResponse({ description: 'stored', schema: bodyOf('CredentialMetadata') })
   store(@OpContext() ctx: OperationContext, @Body() dto: StoreCredentialDto) {
     return this.credentials.store(ctx, dto);
   }
@@ -43,6 +45,7 @@ export class CredentialsController {
   @Get()
   @RequireScopes(Scope.CREDENTIALS_READ)
   @ApiOperation({ summary: 'List credentials (metadata), filtered, cursor-paged' })
+  @ApiOkResponse({ description: 'one page', schema: bodyOf('CredentialPage') })
   list(@OpContext() ctx: OperationContext, @Query() q: ListCredentialsQueryDto) {
     return this.credentials.list(ctx, q);
   }
@@ -50,6 +53,7 @@ export class CredentialsController {
   @Get('expiring')
   @RequireScopes(Scope.CREDENTIALS_READ)
   @ApiOperation({ summary: 'Credentials expiring within `days` (default 30)' })
+  @ApiOkResponse({ description: 'soonest first', schema: bodyOf('CredentialList') })
   async expiring(@OpContext() ctx: OperationContext, @Query() q: ExpiringQueryDto) {
     return { items: await this.credentials.listExpiring(ctx, q.days ?? 30) };
   }
@@ -57,6 +61,7 @@ export class CredentialsController {
   @Get('statistics')
   @RequireScopes(Scope.CREDENTIALS_READ)
   @ApiOperation({ summary: 'Totals by type and integration, expiring within 7 and 30 days' })
+  @ApiOkResponse({ description: 'the totals', schema: bodyOf('CredentialStatistics') })
   statistics(@OpContext() ctx: OperationContext) {
     return this.credentials.statistics(ctx);
   }
@@ -65,6 +70,7 @@ export class CredentialsController {
   @HttpCode(200)
   @RequireScopes(Scope.CREDENTIALS_WRITE)
   @ApiOperation({ summary: 'Delete several credentials; reports which were not found. A malformed id fails the whole batch (400, nothing deleted)' })
+  @ApiOkResponse({ description: 'what was deleted and what was not found', schema: bodyOf('BatchDeleteResult') })
   deleteMany(@OpContext() ctx: OperationContext, @Body() dto: DeleteManyDto) {
     return this.credentials.deleteMany(ctx, dto.ids);
   }
@@ -72,6 +78,7 @@ export class CredentialsController {
   @Get(':id')
   @RequireScopes(Scope.CREDENTIALS_READ)
   @ApiOperation({ summary: 'Metadata of one credential' })
+  @ApiOkResponse({ description: 'the metadata', schema: bodyOf('CredentialMetadata') })
   @RouteSchema({ response: { 200: CREDENTIAL_METADATA_SCHEMA } })
   getMetadata(@OpContext() ctx: OperationContext, @Id() id: string) {
     // From the in-process cache: every change evicts it on every replica, as it evicts cached values.
@@ -85,6 +92,7 @@ export class CredentialsController {
     summary: 'The current value and its metadata (audited)',
     description: 'A revoked credential answers 409 REVOKED; an expired one 409 EXPIRED unless allowExpired=true.',
   })
+  @ApiOkResponse({ description: 'the value and its metadata', schema: bodyOf('CredentialWithValue') })
   @RouteSchema({ response: { 200: CREDENTIAL_WITH_VALUE_SCHEMA } })
   getValue(@OpContext() ctx: OperationContext, @Id() id: string, @Query() q: ReadValueQueryDto) {
     return this.credentials.get(ctx, id, { allowExpired: q.allowExpired === true });
@@ -93,6 +101,7 @@ export class CredentialsController {
   @Get(':id/versions')
   @RequireScopes(Scope.CREDENTIALS_READ)
   @ApiOperation({ summary: 'Versions of a credential (no values)' })
+  @ApiOkResponse({ description: 'every version', schema: bodyOf('CredentialVersionList') })
   async versions(@OpContext() ctx: OperationContext, @Id() id: string) {
     return { items: await this.credentials.listVersions(ctx, id) };
   }
@@ -105,6 +114,7 @@ export class CredentialsController {
     summary: 'The value of one version (audited)',
     description: "A revoked credential answers 409 REVOKED; a version past its own expiry 409 EXPIRED unless allowExpired=true.",
   })
+  @ApiOkResponse({ description: "the version's value, the version and the credential's metadata", schema: bodyOf('CredentialVersionWithValue') })
   getVersion(@OpContext() ctx: OperationContext, @Id() id: string, @PositiveIntParam('version') version: number, @Query() q: ReadValueQueryDto) {
     return this.credentials.getVersion(ctx, id, version, { allowExpired: q.allowExpired === true });
   }
@@ -112,6 +122,7 @@ export class CredentialsController {
   @Patch(':id')
   @RequireScopes(Scope.CREDENTIALS_WRITE)
   @ApiOperation({ summary: 'Update tags, expiry or status (compare-and-set with expectedVersion)' })
+  @ApiOkResponse({ description: 'the metadata after the change', schema: bodyOf('CredentialMetadata') })
   update(@OpContext() ctx: OperationContext, @Id() id: string, @Body() dto: UpdateCredentialDto) {
     return this.credentials.updateMetadata(ctx, id, dto);
   }
@@ -120,6 +131,7 @@ export class CredentialsController {
   @HttpCode(200)
   @RequireScopes(Scope.CREDENTIALS_WRITE)
   @ApiOperation({ summary: 'Write a new value as a new version of the same credential' })
+  @ApiOkResponse({ description: 'the metadata of the new version', schema: bodyOf('CredentialMetadata') })
   rotate(@OpContext() ctx: OperationContext, @Id() id: string, @Body() dto: RotateCredentialDto) {
     return this.credentials.rotate(ctx, id, dto.value, { expectedVersion: dto.expectedVersion, expiresAt: dto.expiresAt });
   }
@@ -128,6 +140,7 @@ export class CredentialsController {
   @HttpCode(200)
   @RequireScopes(Scope.CREDENTIALS_WRITE)
   @ApiOperation({ summary: 'Make an earlier version current again (as a new version)' })
+  @ApiOkResponse({ description: 'the metadata of the new version', schema: bodyOf('CredentialMetadata') })
   rollback(@OpContext() ctx: OperationContext, @Id() id: string, @Body() dto: RollbackCredentialDto) {
     return this.credentials.rollback(ctx, id, dto.version, { expectedVersion: dto.expectedVersion });
   }
@@ -136,6 +149,7 @@ export class CredentialsController {
   @HttpCode(204)
   @RequireScopes(Scope.CREDENTIALS_WRITE)
   @ApiOperation({ summary: 'Delete a credential' })
+  @ApiNoContentResponse({ description: 'deleted' })
   async remove(@OpContext() ctx: OperationContext, @Id() id: string, @Query() q: ExpectedVersionQueryDto): Promise<void> {
     await this.credentials.delete(ctx, id, { expectedVersion: q.expectedVersion });
   }
@@ -151,6 +165,8 @@ export class ConnectionsController {
 
   @Get()
   @RequireScopes(Scope.CREDENTIALS_READ)
+  @ApiOperation({ summary: 'One row per connection: status, earliest expiry, credentials with masked values' })
+  @ApiOkResponse({ description: 'the connections', schema: bodyOf('ConnectionList') })
   async list(@OpContext() ctx: OperationContext) {
     return { items: await this.credentials.listConnections(ctx) };
   }
@@ -159,6 +175,7 @@ export class ConnectionsController {
   @HttpCode(200)
   @RequireScopes(Scope.CREDENTIALS_WRITE)
   @ApiOperation({ summary: 'Delete every credential of one connection' })
+  @ApiOkResponse({ description: 'what was deleted', schema: bodyOf('BatchDeleteResult') })
   remove(@OpContext() ctx: OperationContext, @Param('integrationId') integrationId: string, @Param('connectionId') connectionId: string) {
     return this.credentials.deleteByConnection(ctx, integrationId, connectionId);
   }

@@ -1,4 +1,50 @@
 import type { OpenAPIObject } from '@nestjs/swagger';
+import { AUDIT_RESPONSE_SCHEMAS } from '../audit/audit-response.schemas';
+import { CREDENTIAL_RESPONSE_SCHEMAS } from '../credentials/credential-response.schemas';
+import { KEY_RESPONSE_SCHEMAS } from '../keys/key-response.schemas';
+import { OAUTH_RESPONSE_SCHEMAS } from '../oauth/oauth-response.schemas';
+import { ROTATION_RESPONSE_SCHEMAS } from '../rotation/rotation-response.schemas';
+
+/**
+ * The schema of every success body, by its name under `components.schemas`. Operations point at
+ * them with `@ApiOkResponse({ schema: bodyOf('…') })` (or Created); `withSuccessSchemas` puts them in
+ * the document.
+ */
+export const RESPONSE_SCHEMAS = {
+  ...CREDENTIAL_RESPONSE_SCHEMAS,
+  ...ROTATION_RESPONSE_SCHEMAS,
+  ...AUDIT_RESPONSE_SCHEMAS,
+  ...OAUTH_RESPONSE_SCHEMAS,
+  ...KEY_RESPONSE_SCHEMAS,
+};
+
+export type ResponseSchemaName = keyof typeof RESPONSE_SCHEMAS;
+
+/** A `$ref` to one of the RESPONSE_SCHEMAS. */
+export const bodyOf = (name: ResponseSchemaName) => ({ $ref: `#/components/schemas/${name}` });
+
+/**
+ * Adds RESPONSE_SCHEMAS to the document's components. They are built from each other as plain objects
+ * (Fastify's serializer needs them whole); here a schema nested in another is written as a `$ref` to
+ * its component instead, so each is declared once.
+ */
+export function withSuccessSchemas(document: OpenAPIObject): OpenAPIObject {
+  const names = new Map<unknown, ResponseSchemaName>(Object.entries(RESPONSE_SCHEMAS).map(([name, schema]) => [schema, name as ResponseSchemaName]));
+  const referenced = (node: unknown, top = false): unknown => {
+    if (Array.isArray(node)) return node.map((n) => referenced(n));
+    if (node === null || typeof node !== 'object') return node;
+    const name = names.get(node);
+    if (name && !top) return bodyOf(name);
+    return Object.fromEntries(Object.entries(node).map(([key, value]) => [key, referenced(value)]));
+  };
+  document.components ??= {};
+  const schemas = (document.components.schemas ??= {});
+  for (const [name, schema] of Object.entries(RESPONSE_SCHEMAS)) {
+    if (name in schemas) throw new Error(`OpenAPI: two schemas are named ${name}`);
+    schemas[name] = referenced(schema, true) as never;
+  }
+  return document;
+}
 
 /** The body of every error answer (AllExceptionsFilter, the routing and parser errors): documented once. */
 const ERROR_BODY = {

@@ -1,10 +1,11 @@
 import { Body, Controller, Delete, Get, Header, HttpCode, Param, Patch, Post, Query } from '@nestjs/common';
-import { ApiBearerAuth, ApiOperation, ApiSecurity, ApiTags } from '@nestjs/swagger';
+import { ApiBearerAuth, ApiCreatedResponse, ApiNoContentResponse, ApiOkResponse, ApiOperation, ApiSecurity, ApiTags } from '@nestjs/swagger';
 import type { OperationContext } from '@app/common';
 import { KeysService, type KeyPage, type KeyProperties } from '@app/keys';
 import { RequireScopes } from '../auth/auth.decorators';
 import { OpContext } from '../auth/operation-context.decorator';
 import { Scope } from '../auth/scopes';
+import { bodyOf } from '../http/openapi';
 import {
   CreateKeyDto,
   DecryptDto,
@@ -43,6 +44,7 @@ export class KeysController {
   @Post()
   @RequireScopes(Scope.KEYS_WRITE)
   @ApiOperation({ summary: 'Create a key (RSA 2048/3072/4096 or EC P-256/384/521); answers its public JWK, never private material' })
+  @ApiCreatedResponse({ description: 'the key with its public JWK', schema: bodyOf('Key') })
   create(@OpContext() ctx: OperationContext, @Body() dto: CreateKeyDto) {
     return this.keys.createKey(ctx, dto);
   }
@@ -50,6 +52,7 @@ export class KeysController {
   @Get()
   @RequireScopes(Scope.KEYS_READ)
   @ApiOperation({ summary: 'List the tenant keys (latest versions, properties only), filtered by tags, cursor-paged' })
+  @ApiOkResponse({ description: 'one page', schema: bodyOf('KeyPage') })
   async list(@OpContext() ctx: OperationContext, @Query() q: ListKeysQueryDto) {
     return page(await this.keys.listKeys(ctx, { tags: tagFilter(q.tag), maxPageSize: q.limit, continuationToken: q.cursor }));
   }
@@ -58,6 +61,7 @@ export class KeysController {
   @HttpCode(200)
   @RequireScopes(Scope.KEYS_WRITE)
   @ApiOperation({ summary: 'Restore a key from a backup of this tenant (the name must be free)' })
+  @ApiOkResponse({ description: 'the restored key (latest version)', schema: bodyOf('Key') })
   restore(@OpContext() ctx: OperationContext, @Body() dto: RestoreKeyDto) {
     return this.keys.restoreKey(ctx, dto.backup);
   }
@@ -65,6 +69,7 @@ export class KeysController {
   @Get(':name')
   @RequireScopes(Scope.KEYS_READ)
   @ApiOperation({ summary: 'The latest version of a key with its public JWK' })
+  @ApiOkResponse({ description: 'the key', schema: bodyOf('Key') })
   get(@OpContext() ctx: OperationContext, @Param('name') name: string) {
     return this.keys.getKey(ctx, name);
   }
@@ -72,6 +77,7 @@ export class KeysController {
   @Get(':name/versions')
   @RequireScopes(Scope.KEYS_READ)
   @ApiOperation({ summary: 'Versions of a key (properties only), cursor-paged' })
+  @ApiOkResponse({ description: 'one page', schema: bodyOf('KeyPage') })
   async versions(@OpContext() ctx: OperationContext, @Param('name') name: string, @Query() q: PageQueryDto) {
     return page(await this.keys.listKeyVersions(ctx, name, { maxPageSize: q.limit, continuationToken: q.cursor }));
   }
@@ -79,6 +85,7 @@ export class KeysController {
   @Get(':name/versions/:version')
   @RequireScopes(Scope.KEYS_READ)
   @ApiOperation({ summary: 'One version of a key with its public JWK' })
+  @ApiOkResponse({ description: 'the key version', schema: bodyOf('Key') })
   getVersion(@OpContext() ctx: OperationContext, @Param('name') name: string, @Param('version') version: string) {
     return this.keys.getKey(ctx, name, version);
   }
@@ -86,6 +93,7 @@ export class KeysController {
   @Patch(':name')
   @RequireScopes(Scope.KEYS_WRITE)
   @ApiOperation({ summary: 'Update the latest version: enabled, tags (replaced), dates, key_ops' })
+  @ApiOkResponse({ description: 'the key after the change', schema: bodyOf('Key') })
   update(@OpContext() ctx: OperationContext, @Param('name') name: string, @Body() dto: UpdateKeyDto) {
     return this.keys.updateKeyProperties(ctx, name, dto);
   }
@@ -93,6 +101,7 @@ export class KeysController {
   @Patch(':name/versions/:version')
   @RequireScopes(Scope.KEYS_WRITE)
   @ApiOperation({ summary: 'Update one version: enabled, tags (replaced), dates, key_ops' })
+  @ApiOkResponse({ description: 'the key version after the change', schema: bodyOf('Key') })
   updateVersion(@OpContext() ctx: OperationContext, @Param('name') name: string, @Param('version') version: string, @Body() dto: UpdateKeyDto) {
     return this.keys.updateKeyProperties(ctx, name, { ...dto, version });
   }
@@ -101,6 +110,7 @@ export class KeysController {
   @HttpCode(200)
   @RequireScopes(Scope.KEYS_WRITE)
   @ApiOperation({ summary: 'A new version with the same type, size/curve, operations and tags; earlier versions still decrypt and verify' })
+  @ApiOkResponse({ description: 'the new version', schema: bodyOf('Key') })
   rotate(@OpContext() ctx: OperationContext, @Param('name') name: string) {
     return this.keys.rotateKey(ctx, name);
   }
@@ -109,6 +119,7 @@ export class KeysController {
   @HttpCode(200)
   @RequireScopes(Scope.KEYS_WRITE)
   @ApiOperation({ summary: 'Soft-delete every version (recoverable until purged; the name stays taken until then)' })
+  @ApiOkResponse({ description: 'deleted, and when it is purged', schema: bodyOf('DeletedKey') })
   remove(@OpContext() ctx: OperationContext, @Param('name') name: string) {
     return this.keys.deleteKey(ctx, name);
   }
@@ -118,6 +129,7 @@ export class KeysController {
   @RequireScopes(Scope.KEYS_WRITE)
   @Header('Cache-Control', 'no-store')
   @ApiOperation({ summary: 'An opaque, vault-protected backup of every version (base64url), restorable in this tenant only' })
+  @ApiOkResponse({ description: 'the backup', schema: bodyOf('KeyBackup') })
   async backup(@OpContext() ctx: OperationContext, @Param('name') name: string) {
     return { backup: b64u(await this.keys.backupKey(ctx, name)) };
   }
@@ -126,6 +138,7 @@ export class KeysController {
   @HttpCode(200)
   @RequireScopes(Scope.KEYS_USE)
   @ApiOperation({ summary: 'Sign a digest (SHA-256/384/512 of the data) in the vault' })
+  @ApiOkResponse({ description: 'the signature and the version that made it', schema: bodyOf('KeySignature') })
   async sign(@OpContext() ctx: OperationContext, @Param('name') name: string, @Body() dto: SignDto) {
     const r = await this.keys.sign(ctx, { name, ...dto });
     return { name: r.name, version: r.version, algorithm: r.algorithm, signature: b64u(r.signature) };
@@ -135,6 +148,7 @@ export class KeysController {
   @HttpCode(200)
   @RequireScopes(Scope.KEYS_USE)
   @ApiOperation({ summary: 'Verify a signature over a digest (locally from the public key unless remote=true)' })
+  @ApiOkResponse({ description: 'whether the signature is valid (an invalid one is 200 too)', schema: bodyOf('KeyVerification') })
   verify(@OpContext() ctx: OperationContext, @Param('name') name: string, @Body() dto: VerifyDto) {
     return this.keys.verify(ctx, { name, ...dto });
   }
@@ -143,6 +157,7 @@ export class KeysController {
   @HttpCode(200)
   @RequireScopes(Scope.KEYS_USE)
   @ApiOperation({ summary: 'Encrypt a short plaintext (RSA-OAEP, RSA-OAEP-256)' })
+  @ApiOkResponse({ description: 'the ciphertext and the version to decrypt it with', schema: bodyOf('KeyCiphertext') })
   async encrypt(@OpContext() ctx: OperationContext, @Param('name') name: string, @Body() dto: EncryptDto) {
     const r = await this.keys.encrypt(ctx, { name, ...dto });
     return { name: r.name, version: r.version, algorithm: r.algorithm, ciphertext: b64u(r.ciphertext) };
@@ -153,6 +168,7 @@ export class KeysController {
   @RequireScopes(Scope.KEYS_USE)
   @Header('Cache-Control', 'no-store')
   @ApiOperation({ summary: 'Decrypt with the key version that encrypted (give `version`)' })
+  @ApiOkResponse({ description: 'the plaintext', schema: bodyOf('KeyPlaintext') })
   async decrypt(@OpContext() ctx: OperationContext, @Param('name') name: string, @Body() dto: DecryptDto) {
     const r = await this.keys.decrypt(ctx, { name, ...dto });
     return { name: r.name, version: r.version, algorithm: r.algorithm, plaintext: b64u(r.plaintext) };
@@ -162,6 +178,7 @@ export class KeysController {
   @HttpCode(200)
   @RequireScopes(Scope.KEYS_USE)
   @ApiOperation({ summary: 'Wrap (encrypt) a key, e.g. a data key of an envelope scheme' })
+  @ApiOkResponse({ description: 'the wrapped key and the version to unwrap it with', schema: bodyOf('KeyWrapped') })
   async wrapKey(@OpContext() ctx: OperationContext, @Param('name') name: string, @Body() dto: WrapKeyDto) {
     const r = await this.keys.wrapKey(ctx, { name, ...dto });
     return { name: r.name, version: r.version, algorithm: r.algorithm, wrappedKey: b64u(r.wrappedKey) };
@@ -172,6 +189,7 @@ export class KeysController {
   @RequireScopes(Scope.KEYS_USE)
   @Header('Cache-Control', 'no-store')
   @ApiOperation({ summary: 'Unwrap a key wrapped by this key (give the wrapping `version`)' })
+  @ApiOkResponse({ description: 'the unwrapped key', schema: bodyOf('KeyUnwrapped') })
   async unwrapKey(@OpContext() ctx: OperationContext, @Param('name') name: string, @Body() dto: UnwrapKeyDto) {
     const r = await this.keys.unwrapKey(ctx, { name, ...dto });
     return { name: r.name, version: r.version, algorithm: r.algorithm, key: b64u(r.key) };
@@ -190,6 +208,7 @@ export class DeletedKeysController {
   @HttpCode(200)
   @RequireScopes(Scope.KEYS_WRITE)
   @ApiOperation({ summary: 'Recover a soft-deleted key with every version' })
+  @ApiOkResponse({ description: 'the recovered key', schema: bodyOf('Key') })
   recover(@OpContext() ctx: OperationContext, @Param('name') name: string) {
     return this.keys.recoverKey(ctx, name);
   }
@@ -198,6 +217,7 @@ export class DeletedKeysController {
   @HttpCode(204)
   @RequireScopes(Scope.KEYS_WRITE)
   @ApiOperation({ summary: 'Purge a soft-deleted key for good (refused when the vault has purge protection)' })
+  @ApiNoContentResponse({ description: 'purged' })
   async purge(@OpContext() ctx: OperationContext, @Param('name') name: string): Promise<void> {
     await this.keys.purgeKey(ctx, name);
   }

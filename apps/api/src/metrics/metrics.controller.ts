@@ -1,5 +1,6 @@
 import { Controller, Get, Header, NotFoundException, Inject } from '@nestjs/common';
 import { collectDefaultMetrics, register } from 'prom-client';
+import { ApiOkResponse, ApiOperation } from '@nestjs/swagger';
 import { SkipThrottle } from '@nestjs/throttler';
 import { Public } from '../auth/auth.decorators';
 import { APP_CONFIG, AppConfig } from '../config/app.config';
@@ -20,6 +21,8 @@ export class MetricsController {
 
   @Get()
   @Header('Content-Type', register.contentType)
+  @ApiOperation({ summary: 'Prometheus metrics (text exposition format); 404 when METRICS_ENABLED=false' })
+  @ApiOkResponse({ description: 'the metrics', content: { 'text/plain': { schema: { type: 'string' } } } })
   async scrape(): Promise<string> {
     if (!this.config.metrics.enabled) throw new NotFoundException('Metrics are disabled (METRICS_ENABLED=false)');
     return register.metrics();

@@ -1,5 +1,5 @@
 import { Body, Controller, Get, Header, HttpCode, Param, Post, Query } from '@nestjs/common';
-import { ApiBearerAuth, ApiBody, ApiOperation, ApiProperty, ApiPropertyOptional, ApiSecurity, ApiTags } from '@nestjs/swagger';
+import { ApiBearerAuth, ApiBody, ApiCreatedResponse, ApiOkResponse, ApiOperation, ApiProperty, ApiPropertyOptional, ApiSecurity, ApiTags } from '@nestjs/swagger';
 import { IsOptional, IsString, Matches, MaxLength } from 'class-validator';
 import type { OperationContext } from '@app/common';
 import { IDENTIFIER_PATTERN } from '@app/credentials';
@@ -7,6 +7,7 @@ import { OAuthRefreshService, OAuthTokenResponse } from '@app/oauth-refresh';
 import { RequireScopes } from '../auth/auth.decorators';
 import { OpContext } from '../auth/operation-context.decorator';
 import { Scope } from '../auth/scopes';
+import { bodyOf } from '../http/openapi';
 import { QueryInt } from '../http/strict-input';
 
 /**
@@ -58,6 +59,7 @@ export class OAuthController {
   @RequireScopes(Scope.CREDENTIALS_WRITE)
   @ApiOperation({ summary: 'Store the tokens of a completed authorization (returns credential ids, never tokens)' })
   @ApiBody({ type: TokenResponseDoc })
+  @ApiCreatedResponse({ description: 'the credentials now holding the tokens', schema: bodyOf('OAuthStoredTokens') })
   store(@OpContext() ctx: OperationContext, @Param() p: ConnectionParams, @Body() body: Record<string, unknown>) {
     return this.oauth.storeOAuthCredentials(ctx, p.integrationId, p.connectionId, body as unknown as OAuthTokenResponse);
   }
@@ -66,6 +68,7 @@ export class OAuthController {
   @RequireScopes(Scope.CREDENTIALS_READ_VALUE)
   @Header('Cache-Control', 'no-store')
   @ApiOperation({ summary: 'A valid access token, refreshed first when it is about to expire' })
+  @ApiOkResponse({ description: 'the access token', schema: bodyOf('OAuthAccessToken') })
   accessToken(@OpContext() ctx: OperationContext, @Param() p: ConnectionParams, @Query() q: AccessTokenQueryDto) {
     return this.oauth.getAccessToken(ctx, p.integrationId, p.connectionId, { minValidityMs: q.minValidityMs });
   }
@@ -75,6 +78,7 @@ export class OAuthController {
   @RequireScopes(Scope.CREDENTIALS_READ_VALUE)
   @Header('Cache-Control', 'no-store')
   @ApiOperation({ summary: "Report that the provider answered 401 to the token: forces one refresh, returns the new token" })
+  @ApiOkResponse({ description: 'the new access token', schema: bodyOf('OAuthAccessToken') })
   rejected(@OpContext() ctx: OperationContext, @Param() p: ConnectionParams, @Body() body: TokenRejectedDto) {
     return this.oauth.reportTokenRejected(ctx, p.integrationId, p.connectionId, body.accessToken);
   }

@@ -1,10 +1,11 @@
 import { Body, Controller, Get, Header, Put } from '@nestjs/common';
-import { ApiBearerAuth, ApiOperation, ApiSecurity, ApiTags } from '@nestjs/swagger';
+import { ApiBearerAuth, ApiOkResponse, ApiOperation, ApiSecurity, ApiTags } from '@nestjs/swagger';
 import type { OperationContext } from '@app/common';
 import { NotificationSettingsService } from '@app/rotation';
 import { RequireScopes } from '../auth/auth.decorators';
 import { OpContext } from '../auth/operation-context.decorator';
 import { Scope } from '../auth/scopes';
+import { bodyOf } from '../http/openapi';
 import { UpdateNotificationSettingsDto } from './notifications.dto';
 
 /**
@@ -22,6 +23,7 @@ export class NotificationSettingsController {
   @Get('settings')
   @RequireScopes(Scope.ROTATION_READ)
   @ApiOperation({ summary: "The tenant's notification settings (whether a signing secret is configured, never the secret)" })
+  @ApiOkResponse({ description: 'the settings', schema: bodyOf('NotificationSettings') })
   get(@OpContext() ctx: OperationContext) {
     return this.settings.get(ctx);
   }
@@ -36,6 +38,7 @@ export class NotificationSettingsController {
       'Answers the settings and, only when this call generated a signing secret, `generatedWebhookSecret` (shown once). ' +
       'A private or loopback webhook target is 400 NOTIFICATION_TARGET_FORBIDDEN; a stale expectedRowVersion is 409 NOTIFICATION_SETTINGS_CONFLICT. Audited as notification_settings_change.',
   })
+  @ApiOkResponse({ description: 'the settings after the change (and the generated secret, once)', schema: bodyOf('NotificationSettingsUpdate') })
   async update(@OpContext() ctx: OperationContext, @Body() dto: UpdateNotificationSettingsDto) {
     const out = await this.settings.update(ctx, dto);
     return { ...out.settings, ...(out.generatedWebhookSecret ? { generatedWebhookSecret: out.generatedWebhookSecret } : {}) };

@@ -1,11 +1,12 @@
 import { BadRequestException, Body, Controller, Delete, Get, HttpCode, Post, Put, Query } from '@nestjs/common';
-import { ApiBearerAuth, ApiOperation, ApiSecurity, ApiTags } from '@nestjs/swagger';
+import { ApiBearerAuth, ApiNoContentResponse, ApiOkResponse, ApiOperation, ApiSecurity, ApiTags } from '@nestjs/swagger';
 import type { OperationContext } from '@app/common';
 import { RevocationService, RotationPolicyService, RotationQueries, RotationService, type RevokeTarget } from '@app/rotation';
 import { RequireScopes } from '../auth/auth.decorators';
 import { OpContext } from '../auth/operation-context.decorator';
 import { Scope } from '../auth/scopes';
 import { DaysQueryDto, HistoryQueryDto, ManualRollbackDto, ManualRotateDto, PolicyScopeQueryDto, RevokeDto, SetPolicyDto, UnrevokeDto } from './rotation.dto';
+import { bodyOf } from '../http/openapi';
 import { CredentialIdParam } from '../http/strict-input';
 
 const Id = () => CredentialIdParam();
@@ -31,6 +32,7 @@ export class RotationController {
   @Get('policies')
   @RequireScopes(Scope.ROTATION_READ)
   @ApiOperation({ summary: "The tenant's policy overrides (the defaults per type apply where none is set)" })
+  @ApiOkResponse({ description: 'every override of the tenant', schema: bodyOf('RotationPolicyOverrideList') })
   async listPolicies(@OpContext() ctx: OperationContext) {
     return { items: await this.policies.list(ctx) };
   }
@@ -38,6 +40,7 @@ export class RotationController {
   @Get('policies/scope')
   @RequireScopes(Scope.ROTATION_READ)
   @ApiOperation({ summary: 'The override at one scope (404 when none)' })
+  @ApiOkResponse({ description: 'the override', schema: bodyOf('RotationPolicyOverride') })
   getPolicy(@OpContext() ctx: OperationContext, @Query() q: PolicyScopeQueryDto) {
     return this.policies.get(ctx, q);
   }
@@ -45,6 +48,7 @@ export class RotationController {
   @Put('policies')
   @RequireScopes(Scope.ROTATION_WRITE)
   @ApiOperation({ summary: 'Create or change the override at a scope (null clears a field); audited as policy_change' })
+  @ApiOkResponse({ description: 'the override as stored', schema: bodyOf('RotationPolicyOverride') })
   setPolicy(@OpContext() ctx: OperationContext, @Body() dto: SetPolicyDto) {
     const { expectedVersion, ...input } = dto;
     return this.policies.set(ctx, input, { expectedVersion });
@@ -54,6 +58,7 @@ export class RotationController {
   @HttpCode(204)
   @RequireScopes(Scope.ROTATION_WRITE)
   @ApiOperation({ summary: 'Remove the override at a scope; audited as policy_change' })
+  @ApiNoContentResponse({ description: 'removed' })
   async removePolicy(@OpContext() ctx: OperationContext, @Query() q: PolicyScopeQueryDto): Promise<void> {
     await this.policies.remove(ctx, q);
   }
@@ -61,6 +66,7 @@ export class RotationController {
   @Get('credentials/:id/policy')
   @RequireScopes(Scope.ROTATION_READ)
   @ApiOperation({ summary: 'The effective policy of a credential and, per field, the level that won' })
+  @ApiOkResponse({ description: 'the effective policy', schema: bodyOf('EffectiveRotationPolicy') })
   effectivePolicy(@OpContext() ctx: OperationContext, @Id() id: string) {
     return this.policies.effectivePolicy(ctx, id);
   }
@@ -69,6 +75,7 @@ export class RotationController {
   @HttpCode(200)
   @RequireScopes(Scope.ROTATION_WRITE)
   @ApiOperation({ summary: "Rotate now: the given value, else the integration's handler, else the type's generator (409 NO_ROTATION_HANDLER when none)" })
+  @ApiOkResponse({ description: 'the metadata of the new version, the version it replaced and how the value was obtained', schema: bodyOf('RotatedCredential') })
   async rotate(@OpContext() ctx: OperationContext, @Id() id: string, @Body() dto: ManualRotateDto) {
     const out = await this.rotation.rotate(ctx, id, dto);
     return { ...out.metadata, fromVersion: out.fromVersion, method: out.method };
@@ -78,6 +85,7 @@ export class RotationController {
   @HttpCode(200)
   @RequireScopes(Scope.ROTATION_WRITE)
   @ApiOperation({ summary: 'Make an earlier version current again (as a new version), with a history entry' })
+  @ApiOkResponse({ description: 'the metadata of the new version', schema: bodyOf('CredentialMetadata') })
   rollback(@OpContext() ctx: OperationContext, @Id() id: string, @Body() dto: ManualRollbackDto) {
     return this.rotation.rollback(ctx, id, dto.version, { reason: dto.reason, expectedVersion: dto.expectedVersion });
   }
@@ -85,6 +93,7 @@ export class RotationController {
   @Get('credentials/:id/history')
   @RequireScopes(Scope.ROTATION_READ)
   @ApiOperation({ summary: 'Rotations, rollbacks, revokes and un-revokes of a credential: who, when, why, from which version' })
+  @ApiOkResponse({ description: 'newest first', schema: bodyOf('RotationHistory') })
   async history(@OpContext() ctx: OperationContext, @Id() id: string, @Query() q: HistoryQueryDto) {
     return { items: await this.rotation.historyOf(ctx, id, q.limit ?? 100) };
   }
@@ -96,6 +105,7 @@ export class RotationController {
     summary: 'Emergency revoke of a credential, a connection, an integration or the whole tenant',
     description: 'Reads are refused from the moment this answers (409 REVOKED), Key Vault versions are disabled; audited as critical.',
   })
+  @ApiOkResponse({ description: 'what was revoked, and what to revoke again', schema: bodyOf('RevokeResult') })
   revoke(@OpContext() ctx: OperationContext, @Body() dto: RevokeDto) {
     return this.revocation.revoke(ctx, revokeTarget(dto), { reason: dto.reason, severity: dto.severity });
   }
@@ -104,6 +114,7 @@ export class RotationController {
   @HttpCode(200)
   @RequireScopes(Scope.CREDENTIALS_REVOKE)
   @ApiOperation({ summary: 'Undo a revoke (explicit, audited): Key Vault versions enabled again, then the credential is active' })
+  @ApiOkResponse({ description: 'the metadata, active again', schema: bodyOf('CredentialMetadata') })
   unrevoke(@OpContext() ctx: OperationContext, @Id() id: string, @Body() dto: UnrevokeDto) {
     return this.revocation.unrevoke(ctx, id, { reason: dto.reason });
   }
@@ -111,6 +122,7 @@ export class RotationController {
   @Get('expiries')
   @RequireScopes(Scope.ROTATION_READ)
   @ApiOperation({ summary: 'Credentials expiring within `days` (default 30), expired ones included, soonest first' })
+  @ApiOkResponse({ description: 'soonest first', schema: bodyOf('UpcomingExpiryList') })
   async expiries(@OpContext() ctx: OperationContext, @Query() q: DaysQueryDto) {
     return { items: await this.queries.upcomingExpiries(ctx, q.days ?? 30) };
   }
@@ -118,6 +130,7 @@ export class RotationController {
   @Get('due')
   @RequireScopes(Scope.ROTATION_READ)
   @ApiOperation({ summary: 'Rotations due now or within `days` (default 0), soonest first' })
+  @ApiOkResponse({ description: 'soonest first', schema: bodyOf('DueRotationList') })
   async due(@OpContext() ctx: OperationContext, @Query() q: DaysQueryDto) {
     return { items: await this.queries.dueRotations(ctx, q.days ?? 0) };
   }
