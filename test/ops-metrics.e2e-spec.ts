@@ -1,24 +1,11 @@
-import forge from 'node-forge';
 import { EventEmitter2 } from '@nestjs/event-emitter';
 import { CredentialsService, CredentialType } from '@app/credentials';
 import { OAuthRefreshEvents } from '@app/oauth-refresh';
 import { DATABASE_KINDS } from '@app/testing';
+import { selfSignedCertificate as certificate } from './support/certificates';
 import { startTestHost, TestHost } from './support/host';
 
 const DAY = 86_400_000;
-
-function certificate(notAfter: Date, cn: string): string {
-  const keys = forge.pki.rsa.generateKeyPair(1024);
-  const cert = forge.pki.createCertificate();
-  cert.publicKey = keys.publicKey;
-  cert.serialNumber = '0b';
-  cert.validity.notBefore = new Date(Date.now() - 2 * DAY);
-  cert.validity.notAfter = notAfter;
-  cert.setSubject([{ name: 'commonName', value: cn }]);
-  cert.setIssuer([{ name: 'commonName', value: cn }]);
-  cert.sign(keys.privateKey, forge.md.sha256.create());
-  return forge.pki.certificateToPem(cert);
-}
 
 /** The metrics the alert rules (ops/alerts.yml) use that the libs do not count themselves. */
 describe.each(DATABASE_KINDS)('operations metrics on /metrics (%s)', (kind) => {
