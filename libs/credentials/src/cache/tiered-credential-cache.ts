@@ -1,54 +1,13 @@
 import { randomUUID } from 'node:crypto';
 import { Logger } from '@nestjs/common';
 import { Clock } from '@app/common';
-import { CacheEntryKey, cacheEntryKeyId, decodeCacheValue, encodeCacheValue, jitteredTtl, openCacheEntry, sealCacheEntry } from './cache-entry-cipher';
-import type { CacheKeyring } from './cache-keyring';
+import { CacheEntryKey, jitteredTtl } from './cache-entry-cipher';
 import { CacheLoadOptions, CredentialCache, CredentialCacheHealth, CredentialCacheStats, SharedCacheStats } from './credential-cache';
 import { CacheInvalidationBus, InvalidationMessage, RedisInvalidationBus } from './invalidation-bus';
 import { LruCredentialCache, LruCredentialCacheOptions } from './lru-credential-cache';
-import type { CacheRedisClient } from './redis-connection';
+import { type AcquireReply, RedisTier, type RedisTierOptions } from './redis-tier';
 
-/** The Redis (L2) tier of a TieredCredentialCache. */
-export interface RedisTierOptions {
-  client: CacheRedisClient;
-  keyring: CacheKeyring;
-  /** Every key starts with it (entries `<p>e:{key}`, generations `<p>g:{key}`, locks `<p>l:{key}`). */
-  keyPrefix: string;
-  /** How long a replica may hold the load lock of a key. */
-  lockMs: number;
-  /** How long the others wait for its fill before loading themselves. */
-  waitMs: number;
-  /** How often a waiter looks for the fill. */
-  pollMs: number;
-  /** Bound on each Redis round trip: a slow Redis is an L2 miss, not a slow read. */
-  operationTimeoutMs: number;
-  /** Generation keys (the "an eviction happened" marks) live this long. */
-  generationTtlMs: number;
-}
-
-// One round trip: the entry if any, else the key's generation and, if free, its load lock.
-const ACQUIRE = `
-local v = redis.call('GET', KEYS[1])
-if v then return {'hit', v} end
-local g = redis.call('GET', KEYS[2]) or '0'
-if redis.call('SET', KEYS[3], ARGV[1], 'NX', 'PX', ARGV[2]) then return {'lock', g} end
-return {'wait', g}`;
-// Fill only if no eviction happened since the load started (the generation did not move); free our lock.
-const FILL = `
-local filled = 0
-if (redis.call('GET', KEYS[2]) or '0') == ARGV[1] then redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3]); filled = 1 end
-if ARGV[4] ~= '' and redis.call('GET', KEYS[3]) == ARGV[4] then redis.call('DEL', KEYS[3]) end
-return filled`;
-const RELEASE = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0`;
-// An eviction: bump the generation (in-flight fills are refused) and drop the entry.
-// With the Redis bus, the announcement goes in the same round trip, after the entry is gone (an L1
-// dropped before its L2 entry could be refilled from it).
-const EVICT = `
-redis.call('INCR', KEYS[2])
-redis.call('PEXPIRE', KEYS[2], ARGV[1])
-redis.call('DEL', KEYS[1])
-if ARGV[2] ~= '' then redis.call('PUBLISH', ARGV[2], ARGV[3]) end
-return 1`;
+export type { RedisTierOptions } from './redis-tier';
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
@@ -63,16 +22,6 @@ export interface InvalidationLiveness {
   staleMs: number;
 }
 export const DEFAULT_INVALIDATION_LIVENESS: InvalidationLiveness = { heartbeatMs: 1000, staleMs: 3000 };
-
-function timeout<T>(work: Promise<T>, ms: number): Promise<T> {
-  return new Promise<T>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`redis operation timed out after ${ms} ms`)), ms);
-    work.then(
-      (v) => (clearTimeout(timer), resolve(v)),
-      (e: unknown) => (clearTimeout(timer), reject(e as Error)),
-    );
-  });
-}
 
 /**
  * Two levels, cache-aside: L1 in process (the LRU, with its single-flight and invalidation tokens)
@@ -97,13 +46,12 @@ export class TieredCredentialCache extends CredentialCache {
   private readonly logger = new Logger('CredentialCache');
   readonly instanceId = randomUUID();
   private readonly l1: LruCredentialCache;
+  private readonly l2?: RedisTier;
   /** Evictions that could not reach Redis: sent again when the bus is back (the outbox retries them too). */
   private readonly pending = new Set<string>();
   private readonly listeners = new Set<(message: InvalidationMessage, lagMs: number) => void>();
   private loads = 0;
   private counters = this.zero();
-  private lastL2Error = 0;
-  private lastL2Ok = 0;
   private started = false;
   /** A heartbeat was heard within `staleMs` (and L2 was emptied since the bus last connected). */
   private live = false;
@@ -119,13 +67,14 @@ export class TieredCredentialCache extends CredentialCache {
     private readonly options: LruCredentialCacheOptions,
     clock: Clock,
     private readonly bus: CacheInvalidationBus,
-    private readonly l2?: RedisTierOptions,
+    l2Options?: RedisTierOptions,
     private readonly random: () => number = Math.random,
     private readonly liveness: InvalidationLiveness = DEFAULT_INVALIDATION_LIVENESS,
   ) {
     super();
     this.l1 = new LruCredentialCache(options, clock, random);
-    this.l2Synced = !l2;
+    this.l2 = l2Options ? new RedisTier(l2Options) : undefined;
+    this.l2Synced = !this.l2;
   }
 
   /** Evictions are heard: the bus is connected and a heartbeat came through recently. Otherwise nothing cached is served. */
@@ -152,7 +101,7 @@ export class TieredCredentialCache extends CredentialCache {
       ]);
       clearTimeout(timer);
     }
-    if (this.l2) await this.l2.keyring.current().catch((e: Error) => this.logger.warn(`shared cache key unavailable (${e.name}); L2 skipped until it is`));
+    if (this.l2) await this.l2.options.keyring.current().catch((e: Error) => this.logger.warn(`shared cache key unavailable (${e.name}); L2 skipped until it is`));
   }
 
   async stop(): Promise<void> {
@@ -201,7 +150,7 @@ export class TieredCredentialCache extends CredentialCache {
   invalidatePrefix(prefix: string): void {
     this.l1.invalidatePrefix(prefix);
     void (async () => {
-      if (this.l2) for (const key of await this.scanKeys(prefix)) await this.evictL2(key);
+      if (this.l2) for (const key of await this.l2.keysWithPrefix(prefix)) await this.evictL2(key);
       await this.publish({ o: this.instanceId, p: prefix, t: now() });
     })().catch((e: Error) => this.logger.warn(`could not evict a key prefix everywhere: ${e.name}`));
   }
@@ -209,14 +158,7 @@ export class TieredCredentialCache extends CredentialCache {
   /** Empties L1 and this deployment's L2 entries (other replicas' L1 are left to their TTL or evictions). */
   clear(): void {
     this.l1.clear();
-    void this.clearShared().catch(() => this.counters.l2Errors++);
-  }
-
-  /** Deletes this deployment's L2 entries. */
-  private async clearShared(): Promise<void> {
-    const l2 = this.l2;
-    if (!l2) return;
-    await Promise.all((await this.scanKeys('')).map((k) => l2.client.del(this.entryKey(k))));
+    void this.l2?.clear().catch(() => undefined); // counted by the tier
   }
 
   stats(): CredentialCacheStats {
@@ -230,7 +172,7 @@ export class TieredCredentialCache extends CredentialCache {
         enabled: !!this.l2,
         hits: c.l2Hits,
         misses: c.l2Misses,
-        errors: c.l2Errors,
+        errors: this.l2?.errors ?? 0,
         rejected: c.l2Rejected,
         fills: c.fills,
         fillsRefused: c.fillsRefused,
@@ -247,11 +189,12 @@ export class TieredCredentialCache extends CredentialCache {
     this.l1.resetStats();
     this.loads = 0;
     this.counters = this.zero();
+    if (this.l2) this.l2.errors = 0;
   }
 
   override health(): CredentialCacheHealth {
     // Failing: the last Redis call failed, recently.
-    const l2Down = !!this.l2 && this.lastL2Error > this.lastL2Ok && Date.now() - this.lastL2Error < 10_000;
+    const l2Down = !!this.l2?.failing;
     const status = this.hearing && !l2Down ? 'up' : 'degraded';
     const why = !this.bus.healthy
       ? 'evictions cannot be received: reads bypass the cache'
@@ -290,25 +233,22 @@ export class TieredCredentialCache extends CredentialCache {
     if (!l2) return this.load(loader);
     let sealKey: CacheEntryKey;
     try {
-      sealKey = await timeout(l2.keyring.current(), l2.operationTimeoutMs);
+      sealKey = await l2.sealKey();
     } catch {
-      this.l2Failed();
       return this.load(loader);
     }
     const token = randomUUID();
     let deadline: number | undefined;
     for (;;) {
-      let reply: [string, string];
+      let reply: AcquireReply;
       try {
-        reply = (await timeout(l2.client.eval(ACQUIRE, 3, this.entryKey(key), this.genKey(key), this.lockKey(key), token, String(l2.lockMs)), l2.operationTimeoutMs)) as [string, string];
+        reply = await l2.acquire(key, token);
       } catch {
-        this.l2Failed();
         return this.load(loader);
       }
-      this.lastL2Ok = Date.now();
       const [kind, payload] = reply;
       if (kind === 'hit') {
-        const value = await this.open<T>(key, payload);
+        const value = await l2.open<T>(key, payload);
         if (value !== undefined) {
           this.counters.l2Hits++;
           return value;
@@ -317,55 +257,36 @@ export class TieredCredentialCache extends CredentialCache {
         return this.load(loader);
       }
       if (deadline === undefined) this.counters.l2Misses++;
-      if (kind === 'lock') return this.loadAndFill(key, loader, sealKey, payload, token);
+      if (kind === 'lock') return this.loadAndFill(l2, key, loader, sealKey, payload, token);
       if (deadline === undefined) {
         this.counters.lockWaits++;
-        deadline = Date.now() + l2.waitMs;
+        deadline = Date.now() + l2.options.waitMs;
       } else if (Date.now() >= deadline) {
         // The holder is slow or gone: load ourselves (a fill is still refused after an eviction).
         this.counters.lockTimeouts++;
-        return this.loadAndFill(key, loader, sealKey, payload, '');
+        return this.loadAndFill(l2, key, loader, sealKey, payload, '');
       }
-      await sleep(l2.pollMs);
+      await sleep(l2.options.pollMs);
     }
   }
 
-  private async loadAndFill<T>(key: string, loader: () => Promise<T>, sealKey: CacheEntryKey, generation: string, token: string): Promise<T> {
-    const l2 = this.l2!;
+  private async loadAndFill<T>(l2: RedisTier, key: string, loader: () => Promise<T>, sealKey: CacheEntryKey, generation: string, token: string): Promise<T> {
     let value: T;
     try {
       value = await this.load(loader);
     } catch (e) {
       // Let a waiter try at once instead of waiting out the lock.
-      if (token) await timeout(l2.client.eval(RELEASE, 1, this.lockKey(key), token), l2.operationTimeoutMs).catch(() => this.l2Failed());
+      if (token) await l2.release(key, token);
       throw e;
     }
     try {
-      const sealed = sealCacheEntry(sealKey, key, encodeCacheValue(value));
       const ttl = jitteredTtl(this.options.ttlMs, this.options.jitterRatio, this.random);
-      const filled = await timeout(
-        l2.client.eval(FILL, 3, this.entryKey(key), this.genKey(key), this.lockKey(key), generation, sealed, String(ttl), token),
-        l2.operationTimeoutMs,
-      );
-      this.lastL2Ok = Date.now();
-      if (filled === 1) this.counters.fills++;
+      if (await l2.fill(key, sealKey, value, generation, token, ttl)) this.counters.fills++;
       else this.counters.fillsRefused++;
     } catch {
-      this.l2Failed();
+      // Counted by the tier: the value is served, only not shared.
     }
     return value;
-  }
-
-  private async open<T>(key: string, sealed: string): Promise<T | undefined> {
-    const id = cacheEntryKeyId(sealed);
-    const sealKey = id ? await this.l2!.keyring.version(id) : null;
-    const text = sealKey ? openCacheEntry(sealKey, key, sealed) : null;
-    if (text === null) return undefined;
-    try {
-      return decodeCacheValue<T>(text);
-    } catch {
-      return undefined;
-    }
   }
 
   // ─────────────────────────── evictions ───────────────────────────
@@ -388,14 +309,10 @@ export class TieredCredentialCache extends CredentialCache {
   }
 
   private async evictL2(key: string, channel = '', message?: InvalidationMessage): Promise<void> {
-    const l2 = this.l2;
-    if (!l2) return;
+    if (!this.l2) return;
     try {
-      const announce = message ? JSON.stringify(message) : '';
-      await timeout(l2.client.eval(EVICT, 2, this.entryKey(key), this.genKey(key), String(l2.generationTtlMs), channel, announce), l2.operationTimeoutMs);
-      this.lastL2Ok = Date.now();
+      await this.l2.evict(key, channel, message);
     } catch (e) {
-      this.l2Failed();
       if (message) this.counters.publishErrors++;
       throw e;
     }
@@ -433,7 +350,7 @@ export class TieredCredentialCache extends CredentialCache {
     }
     this.logger.log(`cache invalidations connected (${this.bus.transport})`);
     // A confirmed Redis subscription: the server answers again.
-    if (this.bus.transport === 'redis') this.lastL2Ok = Date.now();
+    if (this.bus.transport === 'redis') this.l2?.answered();
     this.syncShared(); // then a heartbeat: once heard, the evictions that could not be sent are sent (heard())
   }
 
@@ -446,14 +363,13 @@ export class TieredCredentialCache extends CredentialCache {
     if (this.l2Synced) return void this.beat();
     if (this.syncing) return;
     this.syncing = true;
-    void this.clearShared()
+    void (this.l2?.clear() ?? Promise.resolve())
       .then(
         () => {
           this.l2Synced = this.bus.healthy;
           this.beat();
         },
         (e: Error) => {
-          this.l2Failed();
           this.logger.warn(`could not empty the shared cache after connecting (${e.name}): reads bypass the cache until it is`);
         },
       )
@@ -485,46 +401,10 @@ export class TieredCredentialCache extends CredentialCache {
     if (keys.length > 0) this.evictShared(keys).catch(() => undefined);
   }
 
-  // ─────────────────────────── keys ───────────────────────────
-
-  // The hash tag keeps a key's entry, generation and lock in one Redis Cluster slot (one script).
-  private entryKey(key: string): string {
-    return `${this.l2!.keyPrefix}e:{${key}}`;
-  }
-
-  private genKey(key: string): string {
-    return `${this.l2!.keyPrefix}g:{${key}}`;
-  }
-
-  private lockKey(key: string): string {
-    return `${this.l2!.keyPrefix}l:{${key}}`;
-  }
-
-  /** Cache keys with an L2 entry starting with `prefix` (SCAN, never KEYS). */
-  private async scanKeys(prefix: string): Promise<string[]> {
-    const l2 = this.l2!;
-    const head = `${l2.keyPrefix}e:{`;
-    const match = `${escapeGlob(head + prefix)}*`;
-    const keys: string[] = [];
-    let cursor = '0';
-    do {
-      const [next, batch] = await l2.client.scan(cursor, 'MATCH', match, 'COUNT', 500);
-      cursor = next;
-      for (const k of batch) keys.push(k.slice(head.length, -1));
-    } while (cursor !== '0');
-    return keys;
-  }
-
-  private l2Failed(): void {
-    this.counters.l2Errors++;
-    this.lastL2Error = Date.now();
-  }
-
   private zero() {
     return {
       l2Hits: 0,
       l2Misses: 0,
-      l2Errors: 0,
       l2Rejected: 0,
       fills: 0,
       fillsRefused: 0,
@@ -541,8 +421,4 @@ export class TieredCredentialCache extends CredentialCache {
 /** Wall-clock milliseconds with sub-millisecond precision, comparable across processes of one machine. */
 function now(): number {
   return performance.timeOrigin + performance.now();
-}
-
-function escapeGlob(s: string): string {
-  return s.replace(/[*?[\]\\]/g, (c) => `\\${c}`);
 }
