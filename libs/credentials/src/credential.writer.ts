@@ -22,6 +22,7 @@ import { cacheKey, detailsOf, ownerOf, pointerOf, storedCertificate, toMetadata 
 import { assertContext, assertType, assertWriteOptions, errorCode, failureResult, loadLive, UUID } from './internal/guards';
 import { valueHint } from './masking';
 import { credentialSecretName } from './naming/vault-secret-name';
+import { checkHistory, writeHistory } from './internal/store-history';
 import { firstVersionRow, newRow, storeResource, versionRow, type StorePlan, type VersionFacts } from './internal/store-rows';
 import { CredentialRepository } from './persistence/credential.repository';
 import { CredentialVersionRepository, lastRevoked, revokeMark } from './persistence/credential-version.repository';
@@ -33,8 +34,6 @@ import { assertDate, assertIdentifier, assertPositiveInt, assertTags, MAX_VERSIO
 
 /** Attempts of a write without `expectedVersion` that loses a race with another writer. */
 const UNCONDITIONAL_WRITE_ATTEMPTS = 3;
-/** Earlier values a `store` takes in `history` (Key Vault backs up at most 500 versions of a secret). */
-const MAX_STORE_HISTORY = 500;
 const REVOKED_WRITE_MESSAGE = 'The credential is revoked: un-revoke it first (unrevoke, scope credentials:revoke), or rotate it to a new value';
 
 const SETTABLE_STATUSES = new Set<CredentialStatus>([
@@ -92,20 +91,11 @@ export class CredentialWriter {
       assertContext(ctx);
       assertWriteOptions(options);
       const checked = this.checkStore(input);
-      const history = this.checkHistory(input);
+      const history = checkHistory(input, (value) => this.validateValue(input.type, value));
       const existing = await this.rows.findNewest(ctx.tenantId, input.integrationId, input.connectionId, input.type);
       const plan = this.planStore(ctx, input, checked, existing);
       // Every value first (the history's, oldest first, then the current one), then the one commit.
-      const earlier: VersionFacts[] = [];
-      let generation = plan.generation;
-      let inGeneration = 0;
-      for (const h of history) {
-        const version = earlier.length + 1;
-        const written = await this.stores.of(plan.kind).write({ ...plan.valueWrite, version, value: h.value, expiresAt: h.expiresAt, vaultGeneration: generation, versionsInGeneration: inGeneration });
-        if ((written.vaultGeneration ?? generation) !== generation) [generation, inGeneration] = [written.vaultGeneration!, 0];
-        inGeneration++;
-        earlier.push({ version, kind: plan.kind, pointer: written, hint: h.hint, expiresAt: h.expiresAt, certificate: h.certificate, sourceVersion: null });
-      }
+      const { earlier, generation, inGeneration } = await writeHistory(this.stores, plan, history);
       const current = earlier.length + 1;
       const pointer = await this.stores.of(plan.kind).write({ ...plan.valueWrite, version: current, vaultGeneration: generation, versionsInGeneration: inGeneration });
       const row: CredentialEntity = { ...newRow(plan, pointer), currentVersion: current, rotatedAt: earlier.length > 0 ? plan.now : null };
@@ -135,20 +125,6 @@ export class CredentialWriter {
       await this.auditFailure(AuditAction.STORE, ctx, storeResource(input), e, started, { type: input?.type });
       throw e;
     }
-  }
-
-  /** The earlier values of a `store` with `history`, checked as `rotate` checks a value (before anything is written). */
-  private checkHistory(input: StoreCredentialInput): Array<{ value: string; expiresAt: Date | null; hint: string | null; certificate: VersionFacts['certificate'] }> {
-    if (input.history === undefined) return [];
-    if (!Array.isArray(input.history) || input.history.length > MAX_STORE_HISTORY) {
-      throw new CredentialValidationError(`history must be a list of at most ${MAX_STORE_HISTORY} earlier values`, 'history');
-    }
-    return input.history.map((h, i) => {
-      if (h === null || typeof h !== 'object' || typeof h.value !== 'string') throw new CredentialValidationError(`history[${i}] must have a value`, 'history');
-      if (h.expiresAt != null) assertDate(h.expiresAt, `history[${i}].expiresAt`);
-      const validated = this.validateValue(input.type, h.value);
-      return { value: h.value, expiresAt: validated.expiresAt ?? h.expiresAt ?? null, hint: valueHint(input.type, h.value), certificate: storedCertificate(validated.certificate) };
-    });
   }
 
   /** `store`'s checks of its input, before anything is read or written (also `CredentialBatchWriter`'s). */
