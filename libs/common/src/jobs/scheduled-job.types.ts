@@ -57,8 +57,9 @@ export interface ScheduledJobStatus {
   lastError: string | null;
   runs: Record<JobOutcome, number>;
   /**
-   * No run succeeded or was skipped (it ran on another replica) for more than 3 intervals since
-   * the job was scheduled: degraded, not down — the process still serves.
+   * No run succeeded — here, or on any replica as `cv_job_runs` records it — for more than 3 intervals
+   * since the job was scheduled (without that table a skip counts as a run elsewhere): degraded, not
+   * down — the process still serves.
    */
   degraded: boolean;
 }

@@ -11,6 +11,7 @@ import { InProcessLock } from '../lock/in-process-lock';
 import { LOCK_KEYS } from '../lock/lock-keys';
 import { inSpan } from '../telemetry';
 import { ScheduledJobConfigurationError } from './jobs.errors';
+import { JobRunLedger } from './job-run-ledger';
 import { JOB_DEGRADED_AFTER_INTERVALS, JobOutcome, ScheduledJobDefinition, ScheduledJobStatus } from './scheduled-job.types';
 
 interface JobState {
@@ -24,8 +25,11 @@ interface JobState {
   lastOutcome: JobOutcome | null;
   lastDurationMs: number | null;
   lastSuccess: Date | null;
-  /** Last success or skip: the job ran somewhere. Staleness is measured from here. */
+  /** Last success or skip: the job ran somewhere — staleness is measured from here when no replica records its successes (no database). */
   lastGood: Date | null;
+  /** The last success of any replica (`cv_job_runs`), as last read or written here; undefined: not known. */
+  clusterSuccess?: Date | null;
+  ledgerWarned?: boolean;
   lastError: string | null;
   runs: Record<JobOutcome, number>;
 }
@@ -48,6 +52,7 @@ export class ScheduledJobs implements OnModuleDestroy {
   private readonly jobs = new Map<string, JobState>();
   private readonly clock: Clock;
   private lock?: DistributedLock;
+  private runs?: JobRunLedger | null;
 
   constructor(
     @Optional() private readonly registry?: SchedulerRegistry,
@@ -139,7 +144,7 @@ export class ScheduledJobs implements OnModuleDestroy {
     const now = this.clock.nowMs();
     return [...this.jobs.values()]
       .map((s): ScheduledJobStatus => {
-        const since = (s.lastGood ?? s.scheduledAt).getTime();
+        const since = this.staleSince(s);
         return {
           name: s.def.name,
           cron: s.def.cron,
@@ -197,7 +202,39 @@ export class ScheduledJobs implements OnModuleDestroy {
     if (outcome === 'success') state.lastSuccess = state.lastFinish;
     if (outcome !== 'failed') state.lastGood = state.lastFinish;
     if (outcome === 'skipped') this.logger.debug(`The "${def.name}" job is running elsewhere; skipped`);
+    await this.shareOutcome(state, outcome);
     return outcome;
+  }
+
+  /**
+   * Successes go to `cv_job_runs`; a skip reads the last one there. A replica that only ever skips then
+   * turns degraded when no one succeeds — a lock holder that hangs, whoever it is — instead of counting
+   * every skip as "it ran elsewhere". Best effort: without the table the skips count, as before.
+   */
+  private async shareOutcome(state: JobState, outcome: JobOutcome): Promise<void> {
+    const ledger = this.ledger();
+    if (!ledger || outcome === 'failed') return;
+    try {
+      if (outcome === 'success') await ledger.recordSuccess(state.def.name, state.lastFinish as Date);
+      state.clusterSuccess = outcome === 'success' ? state.lastFinish : await ledger.lastSuccess(state.def.name);
+    } catch (e) {
+      state.clusterSuccess = undefined;
+      // Once per job: a host without the table (OUTBOX_ENTITIES / OUTBOX_MIGRATIONS left out) would say it every run.
+      if (!state.ledgerWarned) this.logger.warn(`The "${state.def.name}" job's last success could not be ${outcome === 'success' ? 'recorded' : 'read'} (${describeError(e)}): its skips count as runs elsewhere`);
+      state.ledgerWarned = true;
+    }
+  }
+
+  /** What staleness is measured from: the last success anywhere when known, else the last success or skip here. */
+  private staleSince(s: JobState): number {
+    const known = s.clusterSuccess !== undefined;
+    const last = known ? Math.max(s.lastSuccess?.getTime() ?? 0, s.clusterSuccess?.getTime() ?? 0) : (s.lastGood?.getTime() ?? 0);
+    return Math.max(last, s.scheduledAt.getTime());
+  }
+
+  private ledger(): JobRunLedger | null {
+    if (this.runs === undefined) this.runs = this.dataSource ? JobRunLedger.for(this.dataSource) : null;
+    return this.runs;
   }
 
   /** The host's lock, else one for its DataSource, else an in-process lock (one process, no database). */

@@ -1,3 +1,4 @@
+import { JobRunEntity } from '../jobs/job-run.entity';
 import { OutboxEventEntity } from './outbox-event.entity';
 
 export * from './outbox.types';
@@ -7,5 +8,5 @@ export * from './outbox-dispatcher';
 export * from './migrations';
 export { OutboxEventEntity };
 
-/** Register these with the host's TypeOrmModule.forRoot({ entities }). */
-export const OUTBOX_ENTITIES = [OutboxEventEntity];
+/** The common lib's tables — the outbox, and the scheduled jobs' last successes: register these with the host's TypeOrmModule.forRoot({ entities }). */
+export const OUTBOX_ENTITIES = [OutboxEventEntity, JobRunEntity];
