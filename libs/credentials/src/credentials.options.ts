@@ -44,7 +44,7 @@ export interface RedisCacheStoreOptions {
   type: 'redis';
   /** A command connection (shared with the host's other users is fine). */
   client: CacheRedisClient;
-  /** Returns a NEW connection for SUBSCRIBE (a subscribed connection runs no other command). */
+  /** Returns a NEW connection for SUBSCRIBE (a subscribed connection runs no other command); the lib closes it when the app closes. */
   subscriber: () => CacheRedisSubscriber;
   /** Prefix of every key and channel. @default 'cv:cache:' */
   keyPrefix?: string;

@@ -95,11 +95,18 @@ export class RedisInvalidationBus extends CacheInvalidationBus {
     await withTimeout(this.client.publish(this.channel, JSON.stringify(message)), this.timeoutMs);
   }
 
+  /**
+   * Stops listening and closes the subscriber connection: the bus made it (the host's factory), so no one
+   * else holds it to close. Bounded: with Redis down an UNSUBSCRIBE may never be answered (or queue forever
+   * under `maxRetriesPerRequest: null`), and the app's close must not wait for it.
+   */
   async stop(): Promise<void> {
     this.stopped = true;
     this.setHealthy(false);
-    // The connection is the host's (closed at its shutdown); only stop listening.
-    await this.sub?.unsubscribe(this.channel).catch(() => undefined);
+    const sub = this.sub;
+    if (!sub) return;
+    await withTimeout(sub.unsubscribe(this.channel), this.timeoutMs).catch(() => undefined);
+    sub.disconnect();
   }
 
   private async subscribe(): Promise<void> {

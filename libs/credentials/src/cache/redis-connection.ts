@@ -17,4 +17,6 @@ export interface CacheRedisSubscriber {
   on(event: 'close' | 'ready', listener: () => void): unknown;
   subscribe(...channels: string[]): Promise<unknown>;
   unsubscribe(...channels: string[]): Promise<unknown>;
+  /** Closes the connection at once (the bus made it with the host's factory, so the bus closes it). */
+  disconnect(): void;
 }

@@ -1,0 +1,59 @@
+/**
+ * Integration: the Redis invalidation bus owns the subscriber connection it makes with the host's factory
+ * — the app's close closes it, and a Redis that is down does not hold the close. Real Redis.
+ */
+import { randomBytes } from 'node:crypto';
+import { createServer, type Server } from 'node:net';
+import { Redis } from 'ioredis';
+import { RedisInvalidationBus } from './invalidation-bus';
+
+const REDIS_URL = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
+
+/** ioredis reports a closed connection `end` once its socket has closed. */
+async function closedSoon(r: Redis | undefined): Promise<string | undefined> {
+  for (let i = 0; i < 50 && r?.status !== 'end'; i++) await new Promise((res) => setTimeout(res, 20));
+  return r?.status;
+}
+
+describe('RedisInvalidationBus: its subscriber connection', () => {
+  const opened: Redis[] = [];
+  afterAll(() => opened.forEach((r) => r.disconnect()));
+  const connect = (url: string, options: ConstructorParameters<typeof Redis>[1] = {}) => {
+    const r = new Redis(url, options as never);
+    r.on('error', () => undefined);
+    opened.push(r);
+    return r;
+  };
+
+  it('is closed by stop() (the host never got it to close): an app built on the README snippet can exit', async () => {
+    const client = connect(REDIS_URL, { maxRetriesPerRequest: 1 });
+    await client.ping().catch((e: Error) => {
+      throw new Error(`Redis is required for this test but is not reachable at ${REDIS_URL} (${e.message})`);
+    });
+    let sub: Redis | undefined;
+    const bus = new RedisInvalidationBus(client, () => (sub = client.duplicate()), `cvtest:${randomBytes(4).toString('hex')}:`, 500);
+    await bus.start(() => undefined, () => undefined);
+    expect(bus.healthy).toBe(true);
+    await bus.stop();
+    expect(await closedSoon(sub)).toBe('end');
+  });
+
+  it('stops within its timeout when Redis is down, even with maxRetriesPerRequest: null (its commands queue forever)', async () => {
+    // A port nothing listens on: ioredis keeps reconnecting, and queues every command meanwhile.
+    const probe: Server = createServer();
+    await new Promise<void>((r) => probe.listen(0, '127.0.0.1', r));
+    const port = (probe.address() as { port: number }).port;
+    await new Promise<void>((r) => probe.close(() => r()));
+    const down = `redis://127.0.0.1:${port}`;
+    const client = connect(down, { maxRetriesPerRequest: null });
+    let sub: Redis | undefined;
+    const bus = new RedisInvalidationBus(client, () => (sub = connect(down, { maxRetriesPerRequest: null })), 'cvtest:down:', 300);
+    await bus.start(() => undefined, () => undefined);
+    expect(bus.healthy).toBe(false);
+    const disconnect = jest.spyOn(sub as Redis, 'disconnect');
+    const started = Date.now();
+    await bus.stop();
+    expect(Date.now() - started).toBeLessThan(2000);
+    expect(disconnect).toHaveBeenCalled(); // no reconnection left to keep the process alive
+  });
+});
