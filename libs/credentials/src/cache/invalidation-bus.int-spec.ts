@@ -4,7 +4,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { createServer, type Server } from 'node:net';
-import { Redis } from 'ioredis';
+import { Redis, type RedisOptions } from 'ioredis';
 import { RedisInvalidationBus } from './invalidation-bus';
 
 const REDIS_URL = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
@@ -18,8 +18,8 @@ async function closedSoon(r: Redis | undefined): Promise<string | undefined> {
 describe('RedisInvalidationBus: its subscriber connection', () => {
   const opened: Redis[] = [];
   afterAll(() => opened.forEach((r) => r.disconnect()));
-  const connect = (url: string, options: ConstructorParameters<typeof Redis>[1] = {}) => {
-    const r = new Redis(url, options as never);
+  const connect = (url: string, options: RedisOptions = {}) => {
+    const r = new Redis(url, options);
     r.on('error', () => undefined);
     opened.push(r);
     return r;
