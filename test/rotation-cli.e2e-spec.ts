@@ -62,3 +62,40 @@ describe('cli rotation commands', () => {
     await expect(cli(new RevokeCommand(), { tenant: tenantId, all: true, credential: keyId, reason: 'x' })).rejects.toThrow(/exactly one target/);
   });
 });
+
+/** The CLI beside a running host on the same SQLite file (its documented use): the host's cache hears the CLI's writes. */
+describe('cli revoke beside a running host (SQLite, in-process cache)', () => {
+  let vault: KeyVaultEmulator;
+  let vaultDir: string;
+  let host: TestHost;
+  const ctx = { tenantId: 'cli-beside', actor: { id: 'ops' } };
+
+  beforeAll(async () => {
+    vaultDir = mkdtempSync(join(tmpdir(), 'cv-cli-vault-'));
+    vault = await KeyVaultEmulator.start({ dataDir: vaultDir, port: 0, quiet: true });
+    host = await startTestHost('sqlite', { ...externalVaultEnv(vault), ROTATION_EXPIRY_MONITOR_ENABLED: 'false', ROTATION_CHECK_ENABLED: 'false' });
+  });
+
+  afterAll(async () => {
+    await host?.close();
+    await vault?.stop();
+    rmSync(vaultDir, { recursive: true, force: true });
+  });
+
+  it("stops serving a value the CLI revoked once the CLI's event is delivered, not at the cache's TTL", async () => {
+    const credentials = host.app.get(CredentialsService);
+    const { id } = await credentials.store(ctx, { integrationId: 'github', connectionId: 'beside', type: CredentialType.API_KEY, value: `sk_${'c'.repeat(30)}`, valueStore: ValueStoreKind.VAULT });
+    await credentials.get(ctx, id); // cached in the host
+    const revoked = await runCli(host.env, new RevokeCommand(), { tenant: ctx.tenantId, credential: id, reason: 'leaked' });
+    expect(revoked.result).toMatchObject({ revoked: [id] });
+    // The host's outbox dispatcher delivers the CLI's credential.* event (it polls every 5 s): the entry goes.
+    const deadline = Date.now() + 12_000;
+    let outcome: unknown;
+    while (Date.now() < deadline) {
+      outcome = await credentials.get(ctx, id).then(() => 'served', (e: { code?: number }) => e.code);
+      if (outcome !== 'served') break;
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    expect(outcome).toBe(2009); // REVOKED
+  });
+});

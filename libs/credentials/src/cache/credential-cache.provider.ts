@@ -66,6 +66,8 @@ export const CREDENTIAL_CACHE_PROVIDER: Provider = {
  * committed `credential.*` change is delivered at least once (on whichever replica dispatches), and
  * its handler evicts the entry on every replica and in L2 — so a crash between commit and the
  * writer's fast-path eviction cannot leave a stale entry behind. Idempotent: evicting twice is harmless.
+ * The in-process tier too: another process on the same SQLite file (the CLI: a revoke, a webhook secret
+ * activated) writes events this host's dispatcher delivers, and only they tell this cache.
  */
 @Injectable()
 export class CacheInvalidationRelay implements OnModuleInit, OnModuleDestroy, OnApplicationShutdown {
@@ -78,7 +80,6 @@ export class CacheInvalidationRelay implements OnModuleInit, OnModuleDestroy, On
   ) {}
 
   async onModuleInit(): Promise<void> {
-    if (!(this.cache instanceof TieredCredentialCache)) return;
     const cache = this.cache;
     this.unregister = this.persistence.handlers.register('credential.*', (event: OutboxEvent) => {
       const credentialId = event.payload.credentialId;
@@ -87,7 +88,7 @@ export class CacheInvalidationRelay implements OnModuleInit, OnModuleDestroy, On
       // Throws when Redis / PostgreSQL cannot take it: the outbox delivers the event again later.
       return cache.evictEverywhere(cacheKey(event.tenantId, credentialId));
     });
-    await cache.start();
+    if (cache instanceof TieredCredentialCache) await cache.start();
   }
 
   onModuleDestroy(): void {
