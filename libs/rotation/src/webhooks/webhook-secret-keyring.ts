@@ -121,7 +121,9 @@ export class WebhookSecretKeyring {
 
   /** Reads the values: the current one (refused if revoked/expired), the live ones, a pushed pending one. */
   private async load(ctx: OperationContext, meta: CredentialMetadata, active: WebhookSecretVersionEntity[]): Promise<KeyedSecret[]> {
-    const current = await this.credentials.get(ctx, meta.id);
+    let current: { value: string; metadata: { version: number } } = await this.credentials.get(ctx, meta.id);
+    // A cached value older than the metadata (another process wrote it: its eviction is not delivered yet): the exact version.
+    if (current.metadata.version !== meta.version) current = { value: (await this.credentials.getVersion(ctx, meta.id, meta.version)).value, metadata: { version: meta.version } };
     const out: KeyedSecret[] = [{ value: current.value, version: current.metadata.version, state: WebhookSecretState.CURRENT, liveUntil: null }];
     for (const row of active) {
       if (row.state === WebhookSecretState.LIVE && row.credentialVersion !== null && row.credentialVersion !== current.metadata.version) {
