@@ -260,13 +260,14 @@ describe('npm package (build:package → npm pack)', () => {
 });
 
 describe('README: Embedding the modules in your Nest API', () => {
-  it("shows the outside app's module exactly as the package test builds and runs it", () => {
+  it("shows the outside app's module and error filter exactly as the package test builds and runs them", () => {
     const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
     const start = readme.indexOf('## Embedding the modules in your Nest API');
     expect(start).toBeGreaterThanOrEqual(0);
     const section = readme.slice(start, readme.indexOf('\n## ', start + 1));
     const blocks = [...section.matchAll(/```ts\n([\s\S]*?)```/g)].map((m) => m[1]);
     expect(blocks).toContain(readFileSync(join(APP_TEMPLATE, 'src/app.module.ts'), 'utf8'));
+    expect(blocks).toContain(readFileSync(join(APP_TEMPLATE, 'src/error.filter.ts'), 'utf8'));
   });
 });
 
