@@ -1,10 +1,11 @@
 import { randomBytes } from 'node:crypto';
 import { createTestDatabase, TestDatabase } from '@app/testing';
 import type { Logger } from '@nestjs/common';
-import { DataSource, type QueryRunner } from 'typeorm';
+import { DataSource, type DataSourceOptions } from 'typeorm';
 import { createDistributedLock } from './create-distributed-lock';
 import { InProcessLock } from './in-process-lock';
 import { LockTimeoutError } from './lock.errors';
+import type { LockSession, LockSessions } from './lock-sessions';
 import { PostgresAdvisoryLock } from './postgres-advisory-lock';
 import { TransactionGate } from './transaction-gate';
 
@@ -125,16 +126,17 @@ describe('PostgresAdvisoryLock (two replicas on one PostgreSQL)', () => {
     const name = key('unlock-fails');
     const lock = new PostgresAdvisoryLock(replicaA);
     const logged = jest.spyOn((lock as unknown as { logger: Logger }).logger, 'error').mockImplementation(() => undefined);
-    const connect = (lock as unknown as { connect(): Promise<QueryRunner> }).connect.bind(lock);
-    jest.spyOn(lock as unknown as { connect(): Promise<QueryRunner> }, 'connect').mockImplementation(async () => {
-      const runner = await connect();
-      const query = runner.query.bind(runner);
+    const sessions = (lock as unknown as { sessions: LockSessions }).sessions;
+    const connect = sessions.connect.bind(sessions);
+    jest.spyOn(sessions, 'connect').mockImplementationOnce(async () => {
+      const session = await connect();
+      const query = session.query.bind(session);
       // pg quotes statement values in its messages; this one stands for such a message.
-      runner.query = (async (sql: string, params?: unknown[]) =>
+      session.query = (async (sql: string, params?: unknown[]) =>
         sql.includes('pg_advisory_unlock')
           ? Promise.reject(Object.assign(new Error(`unlock failed for value 'MARKER-a81f'`), { name: 'QueryFailedError', code: '57P01' }))
-          : query(sql, params)) as QueryRunner['query'];
-      return runner;
+          : query(sql, params)) as LockSession['query'];
+      return session;
     });
     await expect(lock.tryRun(name, async () => expect(await holders(name)).toBe(1))).resolves.toEqual({ acquired: true, value: undefined });
     // The server ends the dropped session's backend (and its locks) shortly after the disconnect.
@@ -142,6 +144,24 @@ describe('PostgresAdvisoryLock (two replicas on one PostgreSQL)', () => {
     expect(await holders(name)).toBe(0);
     expect(logged.mock.calls.map((c) => String(c[0]))).toEqual([expect.stringContaining('QueryFailedError(57P01)')]);
     expect(String(logged.mock.calls[0][0])).not.toContain('MARKER-a81f');
+  });
+
+  it("more holders than the DataSource's pool has connections, each querying through that pool, all finish; other queries are not held up", async () => {
+    // A pool of 3: each holder's session once came from it, and the work inside then waited for a connection none gave back.
+    const small = await new DataSource({ ...db.options, extra: { max: 3, connectionTimeoutMillis: 5000 } } as DataSourceOptions).initialize();
+    try {
+      const lock = new PostgresAdvisoryLock(small);
+      const started = Date.now();
+      const held = Array.from({ length: 6 }, (_, i) => lock.tryRun(key(`pool-${i}`), async () => (await small.query('SELECT pg_sleep(0.2), 1 AS one'))[0].one as number));
+      await sleep(50);
+      const other = Date.now();
+      await small.query('SELECT 1');
+      expect(Date.now() - other).toBeLessThan(1000);
+      expect(await Promise.all(held)).toEqual(Array.from({ length: 6 }, () => ({ acquired: true, value: 1 })));
+      expect(Date.now() - started).toBeLessThan(4000);
+    } finally {
+      await small.destroy();
+    }
   });
 
   it('holds the advisory lock only while fn runs, also after many runs and failures', async () => {

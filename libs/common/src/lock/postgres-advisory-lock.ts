@@ -1,9 +1,10 @@
 import { Logger } from '@nestjs/common';
-import type { DataSource, QueryRunner } from 'typeorm';
+import type { DataSource } from 'typeorm';
 import { describeError, sqlState } from '../errors';
 import { advisoryLockKey } from './advisory-lock-key';
 import { DistributedLock, LockRunOptions, TryRunResult, assertLockKey } from './distributed-lock';
 import { KeyedMutex, MutexRelease } from './keyed-mutex';
+import { DEFAULT_LOCK_SESSIONS, LockSession, LockSessions } from './lock-sessions';
 import { ADVISORY_LOCK_NAMESPACES } from './lock-keys';
 import { LockTimeoutError } from './lock.errors';
 
@@ -14,21 +15,23 @@ const LOCK_NOT_AVAILABLE = '55P03';
  * `DistributedLock` across replicas sharing one PostgreSQL database, with session-level advisory
  * locks (`pg_try_advisory_lock` / `pg_advisory_lock` + `pg_advisory_unlock`).
  *
- * Advisory locks belong to a database session, so each held lock pins ONE pooled connection
- * (a dedicated `QueryRunner`) from lock to unlock; `fn` itself uses other pool connections, so the
- * pool needs at least two. Callers in the same process first serialise on an in-process mutex, so
- * a second local caller neither burns a connection nor re-enters the session-level lock (which
- * PostgreSQL would grant again to the same session).
+ * Advisory locks belong to a database session, so each held lock pins ONE session from lock to unlock —
+ * from a small pool of lock sessions beside the DataSource's (`LockSessions`, `maxSessions` per process),
+ * never from the DataSource's own pool, which `fn` uses: holders cannot starve it. Callers in the same
+ * process first serialise on an in-process mutex, so a second local caller neither burns a session nor
+ * re-enters the session-level lock (which PostgreSQL would grant again to the same session).
  */
 export class PostgresAdvisoryLock extends DistributedLock {
   private readonly logger = new Logger(PostgresAdvisoryLock.name);
   private readonly local = new KeyedMutex();
 
   private readonly namespace: string;
+  private readonly sessions: LockSessions;
 
   constructor(
-    private readonly dataSource: DataSource,
+    dataSource: DataSource,
     namespace: string = ADVISORY_LOCK_NAMESPACES.distributedLock,
+    maxSessions: number = DEFAULT_LOCK_SESSIONS,
   ) {
     super();
     if (dataSource.options.type !== 'postgres') {
@@ -38,25 +41,24 @@ export class PostgresAdvisoryLock extends DistributedLock {
     // same server (another deployment, a parallel test file) must not take each other's job locks.
     const schema = (dataSource.options as { schema?: string }).schema;
     this.namespace = schema ? `${namespace}@${schema}` : namespace;
+    this.sessions = LockSessions.for(dataSource, maxSessions);
   }
 
   async tryRun<T>(key: string, fn: () => Promise<T>): Promise<TryRunResult<T>> {
     assertLockKey(key);
     const releaseLocal = this.local.tryAcquire(key);
     if (!releaseLocal) return { acquired: false };
-    let runner: QueryRunner | undefined;
+    let runner: LockSession | undefined;
     try {
-      runner = await this.connect();
-      const rows: Array<{ locked: boolean }> = await runner.query('SELECT pg_try_advisory_lock($1::bigint) AS locked', [
-        this.advisoryId(key),
-      ]);
+      runner = await this.sessions.connect();
+      const { rows } = await runner.query<{ locked: boolean }>('SELECT pg_try_advisory_lock($1::bigint) AS locked', [this.advisoryId(key)]);
       if (!rows[0]?.locked) {
-        await runner.release();
+        runner.release();
         releaseLocal();
         return { acquired: false };
       }
     } catch (e) {
-      if (runner) await runner.release().catch(() => undefined);
+      runner?.release(e instanceof Error ? e : true);
       releaseLocal();
       throw e;
     }
@@ -68,33 +70,34 @@ export class PostgresAdvisoryLock extends DistributedLock {
     assertLockKey(key);
     const deadline = Date.now() + options.timeoutMs;
     const releaseLocal = await this.local.acquire(key, options.timeoutMs);
-    let runner: QueryRunner | undefined;
+    let runner: LockSession | undefined;
     try {
-      runner = await this.connect();
+      runner = await this.sessions.connect();
       // lock_timeout bounds the wait inside PostgreSQL; SET LOCAL scopes it to this short
       // transaction, and a session-level advisory lock outlives the COMMIT (by design of PostgreSQL).
       const remaining = Math.max(1, deadline - Date.now());
-      await runner.startTransaction();
+      await runner.query('BEGIN');
       try {
         await runner.query(`SELECT set_config('lock_timeout', $1, true)`, [`${remaining}ms`]);
         await runner.query('SELECT pg_advisory_lock($1::bigint)', [this.advisoryId(key)]);
-        await runner.commitTransaction();
+        await runner.query('COMMIT');
       } catch (e) {
-        await runner.rollbackTransaction().catch(() => undefined);
+        await runner.query('ROLLBACK').catch(() => undefined);
         if (sqlState(e) === LOCK_NOT_AVAILABLE) {
           throw new LockTimeoutError(key, options.timeoutMs, { cause: e });
         }
         throw e;
       }
     } catch (e) {
-      if (runner) await runner.release().catch(() => undefined);
+      // A lock timeout leaves a clean session; anything else may not: destroyed (its locks go with it).
+      runner?.release(e instanceof LockTimeoutError ? undefined : e instanceof Error ? e : true);
       releaseLocal();
       throw e;
     }
     return this.runHolding(key, runner, releaseLocal, fn);
   }
 
-  private async runHolding<T>(key: string, runner: QueryRunner, releaseLocal: MutexRelease, fn: () => Promise<T>): Promise<T> {
+  private async runHolding<T>(key: string, runner: LockSession, releaseLocal: MutexRelease, fn: () => Promise<T>): Promise<T> {
     try {
       return await fn();
     } finally {
@@ -103,36 +106,17 @@ export class PostgresAdvisoryLock extends DistributedLock {
     }
   }
 
-  private async unlock(key: string, runner: QueryRunner): Promise<void> {
+  private async unlock(key: string, runner: LockSession): Promise<void> {
     try {
-      const rows: Array<{ unlocked: boolean }> = await runner.query('SELECT pg_advisory_unlock($1::bigint) AS unlocked', [
-        this.advisoryId(key),
-      ]);
+      const { rows } = await runner.query<{ unlocked: boolean }>('SELECT pg_advisory_unlock($1::bigint) AS unlocked', [this.advisoryId(key)]);
       if (!rows[0]?.unlocked) this.logger.warn(`Advisory lock "${key}" was not held at unlock (session lost?)`);
-      await runner.release();
+      runner.release();
     } catch (e) {
-      // The session may still hold the lock: never hand it back to the pool. Dropping the
+      // The session may still hold the lock: never hand it back to the pool. Destroying the
       // connection makes PostgreSQL release every lock of that session.
       this.logger.error(`Unlocking advisory lock "${key}" failed; discarding the connection: ${describeError(e)}`);
-      await this.discard(runner, e);
+      runner.release(e instanceof Error ? e : new Error(String(e)));
     }
-  }
-
-  private async discard(runner: QueryRunner, cause: unknown): Promise<void> {
-    // TypeORM's PostgresQueryRunner forwards an error to pg-pool's release(err), which destroys the
-    // client instead of reusing it. The method is not in its public typings, hence the guarded call.
-    const r = runner as unknown as { releasePostgresConnection?: (err: unknown) => Promise<void> };
-    if (typeof r.releasePostgresConnection === 'function') {
-      await r.releasePostgresConnection(cause instanceof Error ? cause : new Error(String(cause)));
-    } else {
-      await runner.release();
-    }
-  }
-
-  private async connect(): Promise<QueryRunner> {
-    const runner = this.dataSource.createQueryRunner('master');
-    await runner.connect();
-    return runner;
   }
 
   /** The bigint PostgreSQL knows this lock by (e.g. to find its holder in `pg_locks`). */
