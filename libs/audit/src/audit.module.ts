@@ -1,6 +1,7 @@
 import { Module } from '@nestjs/common';
 import { TypeOrmModule } from '@nestjs/typeorm';
-import { ScheduledJobsModule, provideLibClock } from '@app/common';
+import { ScheduledJobsModule, provideEntityCheck, provideLibClock } from '@app/common';
+import { AuditConfigurationError } from './errors/audit.errors';
 import { AuditAnchorService } from './anchor/audit-anchor.service';
 import { AuditChainVerifier } from './audit-chain.verifier';
 import { AuditJobsScheduler } from './audit-jobs.scheduler';
@@ -35,6 +36,7 @@ import { CHAIN_WRITER_PROVIDER } from './internal/chain-writer';
       inject: [AUDIT_MODULE_OPTIONS],
     },
     provideLibClock(AUDIT_CLOCK, AUDIT_RESOLVED_OPTIONS),
+    provideEntityCheck(Symbol('AUDIT_SCHEMA_CHECKED'), 'AuditModule', AUDIT_ENTITIES, { entities: 'AUDIT_ENTITIES', migrations: 'AUDIT_MIGRATIONS' }, (m) => new AuditConfigurationError(m)),
     CHAIN_WRITER_PROVIDER,
     AuditRepository,
     AuditWriter,

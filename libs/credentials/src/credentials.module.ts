@@ -1,6 +1,8 @@
 import { Module, type Provider } from '@nestjs/common';
-import { provideLibClock } from '@app/common';
+import { provideEntityCheck, provideLibClock } from '@app/common';
 import { ReadAuditCoalescer } from './audit/read-audit-coalescer';
+import { CREDENTIALS_ENTITIES } from './entities';
+import { CredentialsConfigurationError } from './errors/credential-errors';
 import { CredentialCache } from './cache/credential-cache';
 import { CacheInvalidationRelay, CREDENTIAL_CACHE_PROVIDER } from './cache/credential-cache.provider';
 import { CREDENTIALS_CLOCK, CREDENTIALS_RESOLVED_OPTIONS } from './credentials.constants';
@@ -31,6 +33,9 @@ const repository = (type: new (runner: CredentialsPersistence['runner']) => unkn
   inject: [CredentialsPersistence],
 });
 
+/** Provided once the host's DataSource was checked for the lib's entities. */
+const CREDENTIALS_SCHEMA_CHECKED = Symbol('CREDENTIALS_SCHEMA_CHECKED');
+
 const providers: Provider[] = [
   {
     // Validated once, here: bad options fail bootstrap with a CONFIGURATION error listing every problem.
@@ -39,6 +44,7 @@ const providers: Provider[] = [
     inject: [CREDENTIALS_MODULE_OPTIONS],
   },
   provideLibClock(CREDENTIALS_CLOCK, CREDENTIALS_RESOLVED_OPTIONS),
+  provideEntityCheck(CREDENTIALS_SCHEMA_CHECKED, 'CredentialsModule', CREDENTIALS_ENTITIES, { entities: 'CREDENTIALS_ENTITIES', migrations: 'CREDENTIALS_MIGRATIONS' }, (m) => new CredentialsConfigurationError(m)),
   CREDENTIALS_PERSISTENCE_PROVIDER,
   CREDENTIAL_CACHE_PROVIDER,
   CacheInvalidationRelay,

@@ -1,5 +1,7 @@
 import { Module, type Provider } from '@nestjs/common';
-import { provideLibClock } from '@app/common';
+import { provideEntityCheck, provideLibClock } from '@app/common';
+import { MigrationConfigurationError } from './errors/migration.errors';
+import { MIGRATION_ENTITIES } from './migration.persistence';
 import { MigrationCheckpointRepository } from './checkpoint/migration-checkpoint.repository';
 import { MIGRATION_CLOCK, MIGRATION_RESOLVED_OPTIONS } from './migration.constants';
 import { MIGRATION_MODULE_OPTIONS, MigrationConfigurableModule } from './migration.module-definition';
@@ -15,6 +17,7 @@ const providers: Provider[] = [
     inject: [MIGRATION_MODULE_OPTIONS],
   },
   provideLibClock(MIGRATION_CLOCK, MIGRATION_RESOLVED_OPTIONS),
+  provideEntityCheck(Symbol('MIGRATION_SCHEMA_CHECKED'), 'MigrationModule', MIGRATION_ENTITIES, { entities: 'MIGRATION_ENTITIES', migrations: 'MIGRATION_MIGRATIONS' }, (m) => new MigrationConfigurationError(m)),
   MigrationCheckpointRepository,
   ConnectionMigrator,
   MigrationRunner,

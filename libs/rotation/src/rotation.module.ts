@@ -1,5 +1,5 @@
 import { Module, type Provider } from '@nestjs/common';
-import { DistributedLock, HostPersistence, ScheduledJobsModule, createDistributedLock, hostPersistenceTokens, provideHostPersistence, provideLibClock } from '@app/common';
+import { DistributedLock, HostPersistence, ScheduledJobsModule, createDistributedLock, hostPersistenceTokens, provideEntityCheck, provideHostPersistence, provideLibClock } from '@app/common';
 import { DataSource } from 'typeorm';
 import { RotationConfigurationError } from './errors/rotation.errors';
 import { NOTIFICATION_CLOCK, NOTIFICATION_EXPORTS, NOTIFICATION_OPTIONS, NOTIFICATION_PROVIDERS } from './notifications';
@@ -52,21 +52,9 @@ const providers: Provider[] = [
       { token: DataSource, optional: true },
     ],
   },
-  {
-    // The host's DataSource must know the lib's tables: without them every rotation failed later with a
-    // TypeORM error that named neither (`this.subQuery is not a function`, "No metadata for ...").
-    provide: ROTATION_SCHEMA_CHECKED,
-    useFactory: (dataSource?: DataSource): true => {
-      const missing = dataSource ? ROTATION_ENTITIES.filter((e) => !dataSource.hasMetadata(e)).map((e) => e.name) : [];
-      if (missing.length > 0) {
-        throw new RotationConfigurationError(
-          `RotationModule's tables are not in the host's DataSource (missing: ${missing.join(', ')}): add ROTATION_ENTITIES to its entities and ROTATION_MIGRATIONS to its migrations`,
-        );
-      }
-      return true;
-    },
-    inject: [{ token: DataSource, optional: true }],
-  },
+  // The host's DataSource must know the lib's tables: without them every rotation failed later with a
+  // TypeORM error that named neither (`this.subQuery is not a function`, "No metadata for ...").
+  provideEntityCheck(ROTATION_SCHEMA_CHECKED, 'RotationModule', ROTATION_ENTITIES, { entities: 'ROTATION_ENTITIES', migrations: 'ROTATION_MIGRATIONS' }, (m) => new RotationConfigurationError(m)),
   provideLibClock(ROTATION_CLOCK, ROTATION_RESOLVED_OPTIONS),
   // TransactionRunner, Outbox, OutboxHandlerRegistry through the check: a missing PersistenceModule is our error, not Nest's.
   ...hostPersistenceTokens(RotationPersistence),

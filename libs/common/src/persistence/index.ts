@@ -4,6 +4,7 @@ export * from './column-transformers';
 export * from './persistence.options';
 export * from './persistence.module';
 export * from './host-persistence';
+export { provideEntityCheck } from './entity-check';
 export * from './plain-insert';
 export { initializeWithMigrations } from './migrate-on-start';
 export { SqliteDurableCommit } from './sqlite-durable-commit';

@@ -48,8 +48,12 @@ export class PersistenceConfigurationError extends PersistenceError {
   readonly codeName = 'PERSISTENCE_CONFIGURATION';
   readonly severity = ErrorSeverity.CONFIGURATION;
 
-  constructor(readonly problems: string[]) {
-    super(`Invalid PersistenceModule options — ${problems.join('; ')}`);
+  /** `problems` of the options, or (`what` given) of the host's setup. */
+  constructor(
+    readonly problems: string[],
+    what = 'Invalid PersistenceModule options',
+  ) {
+    super(`${what} — ${problems.join('; ')}`);
   }
 }
 

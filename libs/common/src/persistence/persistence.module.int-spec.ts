@@ -99,6 +99,18 @@ describe.each(DATABASE_KINDS)('PersistenceModule on %s', (kind) => {
     }
   });
 
+  it("fails bootstrap naming OUTBOX_ENTITIES when the host's DataSource lacks the common lib's tables (not at the first write)", async () => {
+    const err = await Test.createTestingModule({
+      imports: [TypeOrmModule.forRoot({ ...db.options, entities: [] } as never), PersistenceModule.forRoot({})],
+    })
+      .compile()
+      .catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(PersistenceConfigurationError);
+    expect((err as Error).message).toBe(
+      "PersistenceModule cannot start — PersistenceModule's tables are not in the host's DataSource (missing: OutboxEventEntity, JobRunEntity): add OUTBOX_ENTITIES to its entities and OUTBOX_MIGRATIONS to its migrations",
+    );
+  });
+
   it('fails bootstrap with one configuration error on bad options', async () => {
     const err = await Test.createTestingModule({
       imports: [

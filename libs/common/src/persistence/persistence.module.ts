@@ -8,6 +8,9 @@ import { OutboxDispatcher } from '../outbox/outbox-dispatcher';
 import { OutboxHandlerRegistry } from '../outbox/outbox-handler-registry';
 import { PersistenceModuleOptions, ResolvedPersistenceOptions, resolvePersistenceOptions } from './persistence.options';
 import { TransactionRunner } from './transaction-runner';
+import { provideEntityCheck } from './entity-check';
+import { PersistenceConfigurationError } from './persistence.errors';
+import { OUTBOX_ENTITIES } from '../outbox';
 
 /** The raw options given to `forRoot` / returned by `forRootAsync`'s factory. */
 export const PERSISTENCE_MODULE_OPTIONS = Symbol('PERSISTENCE_MODULE_OPTIONS');
@@ -28,6 +31,7 @@ const providers: Provider[] = [
     useFactory: (options: PersistenceModuleOptions) => resolvePersistenceOptions(options),
     inject: [PERSISTENCE_MODULE_OPTIONS],
   },
+  provideEntityCheck(Symbol('OUTBOX_SCHEMA_CHECKED'), 'PersistenceModule', OUTBOX_ENTITIES, { entities: 'OUTBOX_ENTITIES', migrations: 'OUTBOX_MIGRATIONS' }, (m) => new PersistenceConfigurationError([m], 'PersistenceModule cannot start')),
   { provide: TransactionRunner, useFactory: (ds: DataSource) => new TransactionRunner(ds), inject: [DataSource] },
   OutboxHandlerRegistry,
   {
