@@ -3,6 +3,7 @@ import type { DataSource } from 'typeorm';
 /** A PostgreSQL session that holds advisory locks (a pg `PoolClient`). */
 export interface LockSession {
   query<R = unknown>(sql: string, params?: unknown[]): Promise<{ rows: R[] }>;
+  on(event: 'error', listener: (e: Error) => void): unknown;
   /** Back to its pool; with an error, destroyed instead (PostgreSQL then releases every lock of the session). */
   release(error?: Error | boolean): void;
 }
@@ -35,6 +36,8 @@ export class LockSessions {
   }
 
   private pool?: PgPool;
+  /** Sessions that have their error listener (a pooled client is handed out many times). */
+  private readonly listening = new WeakSet<LockSession>();
 
   private constructor(
     private readonly dataSource: DataSource,
@@ -42,8 +45,15 @@ export class LockSessions {
   ) {}
 
   /** A session of its own (waits, up to the connection timeout, while `max` are held). */
-  connect(): Promise<LockSession> {
-    return this.poolOf().connect();
+  async connect(): Promise<LockSession> {
+    const session = await this.poolOf().connect();
+    if (!this.listening.has(session)) {
+      // A held session whose connection dies emits 'error' (an unhandled one would crash the process); its
+      // locks are gone with it, which the holder's unlock reports ("was not held at unlock").
+      session.on('error', () => undefined);
+      this.listening.add(session);
+    }
+    return session;
   }
 
   private poolOf(): PgPool {
