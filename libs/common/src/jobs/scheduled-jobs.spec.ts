@@ -64,7 +64,7 @@ describe('ScheduledJobs', () => {
     expect(s.registry.doesExist('cron', 'off')).toBe(false);
     jobs.schedule(def());
     expect(s.registry.getCronJob('test-job').isActive).toBe(true);
-    expect(() => jobs.schedule(def())).toThrow(/already scheduled/);
+    expect(() => jobs.schedule(def())).toThrow(/already scheduled: is the module that schedules it registered twice/);
     expect(() => jobs.schedule(def({ name: 'k', lockKey: 'made-up' as LockKey }))).toThrow(/not in LOCK_KEYS/);
     expect(() => jobs.schedule(def({ name: 'c', cron: 'every day' }))).toThrow(ScheduledJobConfigurationError);
     expect(() => jobs.schedule(def({ name: 'z', timeZone: 'Mars/Olympus' }))).toThrow(ScheduledJobConfigurationError);

@@ -78,7 +78,10 @@ export class ScheduledJobs implements OnModuleDestroy {
       );
     }
     if (this.jobs.has(def.name) || this.registry.doesExist('cron', def.name)) {
-      throw new ScheduledJobConfigurationError(`A job named "${def.name}" is already scheduled: give each job its own name`);
+      // The libs' jobs have fixed names: a second one almost always means a module registered twice.
+      throw new ScheduledJobConfigurationError(
+        `A job named "${def.name}" is already scheduled: is the module that schedules it registered twice (forRoot in two places)? Register each module once; a job of your own needs a name of its own`,
+      );
     }
     if (!REGISTERED_KEYS.has(def.lockKey)) {
       throw new ScheduledJobConfigurationError(`The "${def.name}" job's lock key is not in LOCK_KEYS (libs/common lock-keys.ts)`);
