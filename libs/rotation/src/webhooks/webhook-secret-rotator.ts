@@ -189,8 +189,13 @@ export class WebhookSecretRotator {
   }
 
   private async pendingOf(ctx: OperationContext, meta: CredentialMetadata, rotationId?: string): Promise<WebhookSecretVersionEntity> {
-    const pending = (await this.keyring.enrolled(ctx, meta)).find((r) => r.state === WebhookSecretState.PENDING);
-    if (!pending) throw new WebhookNothingStagedError(meta.id);
+    const rows = await this.keyring.enrolled(ctx, meta);
+    const pending = rows.find((r) => r.state === WebhookSecretState.PENDING);
+    if (!pending) {
+      // Asked again after it went through (a rerun after a kill that came after the commit): say so, not "stage one".
+      const done = rotationId === undefined ? undefined : rows.find((r) => r.id === rotationId && r.credentialVersion !== null);
+      throw new WebhookNothingStagedError(meta.id, done ? `rotation ${rotationId} was already activated (version ${done.credentialVersion})` : undefined);
+    }
     if (rotationId !== undefined && pending.id !== rotationId) throw new WebhookStagedRotationMismatchError(meta.id);
     return pending;
   }

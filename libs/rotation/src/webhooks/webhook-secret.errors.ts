@@ -206,8 +206,11 @@ export class WebhookNothingStagedError extends WebhookSecretError {
   readonly code = WebhookSecretErrorCode.WEBHOOK_NOTHING_STAGED;
   readonly codeName = 'WEBHOOK_NOTHING_STAGED';
   readonly severity = ErrorSeverity.CLIENT;
-  constructor(readonly credentialId: string) {
-    super(`No new secret of credential ${credentialId} is staged: stage one first`);
+  constructor(
+    readonly credentialId: string,
+    why = 'stage one first',
+  ) {
+    super(`No new secret of credential ${credentialId} is staged: ${why}`);
   }
 }
 

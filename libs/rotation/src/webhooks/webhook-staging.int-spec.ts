@@ -98,6 +98,8 @@ describe.each(DATABASE_KINDS)('operator-confirmed webhook secret rotation on %s'
     clock.advance(HOUR + 1000);
     expect(await verifies(target, first)).toBe('refused');
     expect(await codeOf(stack.service.activateConnection(target))).toBe(WebhookSecretErrorCode.WEBHOOK_NOTHING_STAGED);
+    // The same activation again (a rerun after a kill that came after its commit): it says it went through.
+    await expect(stack.service.activateConnection(target, staged.rotationId)).rejects.toThrow(`rotation ${staged.rotationId} was already activated (version 2)`);
 
     const actions = (await stack.ds.query(`SELECT action, actor_id FROM cv_audit_log WHERE resource = '${credential.id}' ORDER BY sequence`)) as Array<{ action: string; actor_id: string }>;
     expect(actions.map((a) => a.action)).toEqual(expect.arrayContaining(['webhook_secret.staged', 'webhook_secret.pushed', 'webhook_secret.rotated']));
