@@ -111,6 +111,23 @@ describe.each(DATABASE_KINDS)('PersistenceModule on %s', (kind) => {
     );
   });
 
+  it('fails bootstrap naming OUTBOX_MIGRATIONS when the tables were never created (migrations not run), not at the first write', async () => {
+    const fresh = await createTestDatabase(kind);
+    try {
+      const err = await Test.createTestingModule({
+        imports: [TypeOrmModule.forRoot({ ...fresh.options, entities: OUTBOX_ENTITIES } as never), PersistenceModule.forRoot({})],
+      })
+        .compile()
+        .catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(PersistenceConfigurationError);
+      expect((err as Error).message).toBe(
+        "PersistenceModule cannot start — PersistenceModule's tables do not exist in the database (cv_outbox, cv_job_runs): run OUTBOX_MIGRATIONS before the app starts (initializeWithMigrations does)",
+      );
+    } finally {
+      await fresh.drop();
+    }
+  });
+
   it('fails bootstrap with one configuration error on bad options', async () => {
     const err = await Test.createTestingModule({
       imports: [
