@@ -128,6 +128,16 @@ describe.each(DATABASE_KINDS)('PersistenceModule on %s', (kind) => {
     }
   });
 
+  it('fails bootstrap when PersistenceModule is registered twice (two outbox dispatchers, each lib getting either)', async () => {
+    const err = await Test.createTestingModule({
+      imports: [typeorm(), PersistenceModule.forRoot({ outbox: { dispatch: true } }), PersistenceModule.forRoot({ outbox: { dispatch: false } })],
+    })
+      .compile()
+      .catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(PersistenceConfigurationError);
+    expect((err as Error).message).toMatch(/^PersistenceModule cannot start — PersistenceModule is registered more than once for one DataSource/);
+  });
+
   it('fails bootstrap with one configuration error on bad options', async () => {
     const err = await Test.createTestingModule({
       imports: [

@@ -1,4 +1,4 @@
-import { DynamicModule, Global, Module, ModuleMetadata, Provider } from '@nestjs/common';
+import { DynamicModule, Global, Injectable, Module, ModuleMetadata, OnModuleDestroy, Optional, Provider } from '@nestjs/common';
 import { EventEmitter2 } from '@nestjs/event-emitter';
 import { DataSource } from 'typeorm';
 import { Clock } from '../clock';
@@ -24,7 +24,35 @@ export interface PersistenceModuleAsyncOptions extends Pick<ModuleMetadata, 'imp
 
 const optional = (token: unknown) => ({ token: token as any, optional: true });
 
+/**
+ * One PersistenceModule per DataSource: a second one (each lib README shows `forRoot`, and copying two of
+ * them registers it twice, with different outbox options) made two outbox dispatchers, each lib getting
+ * whichever Nest resolved first. Released when the app closes.
+ */
+@Injectable()
+class PersistenceRegistration implements OnModuleDestroy {
+  private static readonly claimed = new WeakSet<DataSource>();
+  private readonly dataSource?: DataSource;
+
+  constructor(@Optional() dataSource?: DataSource) {
+    if (!dataSource) return;
+    if (PersistenceRegistration.claimed.has(dataSource)) {
+      throw new PersistenceConfigurationError(
+        ['PersistenceModule is registered more than once for one DataSource: register it once, in the host module (the lib READMEs show it for context)'],
+        'PersistenceModule cannot start',
+      );
+    }
+    PersistenceRegistration.claimed.add(dataSource);
+    this.dataSource = dataSource;
+  }
+
+  onModuleDestroy(): void {
+    if (this.dataSource) PersistenceRegistration.claimed.delete(this.dataSource);
+  }
+}
+
 const providers: Provider[] = [
+  PersistenceRegistration,
   {
     // Validated once, here: bad options fail bootstrap with one error listing every problem.
     provide: PERSISTENCE_RESOLVED_OPTIONS,
