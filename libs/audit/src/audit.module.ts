@@ -1,6 +1,6 @@
 import { Module } from '@nestjs/common';
 import { TypeOrmModule } from '@nestjs/typeorm';
-import { ScheduledJobsModule, provideEntityCheck, provideLibClock } from '@app/common';
+import { ScheduledJobsModule, provideEntityCheck, provideLibClock, provideSingleRegistration } from '@app/common';
 import { AuditConfigurationError } from './errors/audit.errors';
 import { AuditAnchorService } from './anchor/audit-anchor.service';
 import { AuditChainVerifier } from './audit-chain.verifier';
@@ -30,6 +30,7 @@ import { CHAIN_WRITER_PROVIDER } from './internal/chain-writer';
 @Module({
   imports: [TypeOrmModule.forFeature(AUDIT_ENTITIES), ScheduledJobsModule],
   providers: [
+    provideSingleRegistration(Symbol('AUDIT_REGISTERED_ONCE'), () => AuditModule, 'AuditModule', (m) => new AuditConfigurationError(m)),
     {
       provide: AUDIT_RESOLVED_OPTIONS,
       useFactory: (options: AuditModuleOptions) => resolveAuditOptions(options),

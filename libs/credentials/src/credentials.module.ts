@@ -1,5 +1,5 @@
 import { Module, type Provider } from '@nestjs/common';
-import { provideEntityCheck, provideLibClock } from '@app/common';
+import { provideEntityCheck, provideLibClock, provideSingleRegistration } from '@app/common';
 import { ReadAuditCoalescer } from './audit/read-audit-coalescer';
 import { CREDENTIALS_ENTITIES } from './entities';
 import { CredentialsConfigurationError } from './errors/credential-errors';
@@ -37,6 +37,7 @@ const repository = (type: new (runner: CredentialsPersistence['runner']) => unkn
 const CREDENTIALS_SCHEMA_CHECKED = Symbol('CREDENTIALS_SCHEMA_CHECKED');
 
 const providers: Provider[] = [
+  provideSingleRegistration(Symbol('CREDENTIALS_REGISTERED_ONCE'), () => CredentialsModule, 'CredentialsModule', (m) => new CredentialsConfigurationError(m)),
   {
     // Validated once, here: bad options fail bootstrap with a CONFIGURATION error listing every problem.
     provide: CREDENTIALS_RESOLVED_OPTIONS,

@@ -1,4 +1,7 @@
 import { Module, type Provider } from '@nestjs/common';
+import { provideSingleRegistration } from '@app/common';
+import { KeyVaultErrorCode } from './errors/key-vault-error-code';
+import { KeyVaultError } from './errors/key-vault.error';
 import { HealthIndicatorService } from '@nestjs/terminus';
 import type { TokenCredential } from '@azure/identity';
 import { createCryptographyClientFactory, createKeyClient, type CryptographyClientFactory, type KeyVaultKeyClient } from './client/key-client.factory';
@@ -23,6 +26,7 @@ import { KeyVaultMetrics } from './metrics/key-vault.metrics';
 import { KeyVaultResilience } from './resilience/key-vault.resilience';
 
 const providers: Provider[] = [
+  provideSingleRegistration(Symbol('KEY_VAULT_REGISTERED_ONCE'), () => KeyVaultModule, 'KeyVaultModule', (m) => new KeyVaultError(KeyVaultErrorCode.CONFIGURATION, m, { operation: 'configuration' })),
   {
     // Validated once, here: a bad option fails application bootstrap with a CONFIGURATION KeyVaultError.
     provide: KEY_VAULT_RESOLVED_OPTIONS,

@@ -188,6 +188,14 @@ describe('resolveKeyVaultOptions', () => {
     await expect(compile).rejects.toMatchObject({ code: KeyVaultErrorCode.CONFIGURATION, codeName: 'KEY_VAULT_CONFIGURATION' });
   });
 
+  it('fails bootstrap when the app registers it twice (with other options, the first would win silently)', async () => {
+    const registry = new Registry();
+    const twice = Test.createTestingModule({
+      imports: [KeyVaultModule.forRoot({ ...local, metrics: { registry } }), KeyVaultModule.forRoot({ ...local, vaultUrl: 'https://127.0.0.1:9443', metrics: { registry } })],
+    }).compile();
+    await expect(twice).rejects.toMatchObject({ codeName: 'KEY_VAULT_CONFIGURATION', message: expect.stringMatching(/^KeyVaultModule is registered 2 times in this application .*: register it once, in the host module$/) });
+  });
+
   it('builds a working module for valid options (forRoot and forRootAsync)', async () => {
     const registry = new Registry();
     const a = await Test.createTestingModule({ imports: [KeyVaultModule.forRoot({ ...local, metrics: { registry } })] }).compile();

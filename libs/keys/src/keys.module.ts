@@ -1,5 +1,6 @@
 import { Module, type Provider } from '@nestjs/common';
-import { provideLibClock } from '@app/common';
+import { provideLibClock, provideSingleRegistration } from '@app/common';
+import { KeysError, KeysErrorCode } from './errors/keys.errors';
 import { KEYS_CLOCK, KEYS_RESOLVED_OPTIONS } from './keys.constants';
 import { KEYS_MODULE_OPTIONS, KeysConfigurableModule } from './keys.module-definition';
 import { resolveKeysOptions, type KeysModuleOptions } from './keys.options';
@@ -7,6 +8,7 @@ import { KeysService } from './keys.service';
 import { KeysMetrics } from './metrics/keys.metrics';
 
 const providers: Provider[] = [
+  provideSingleRegistration(Symbol('KEYS_REGISTERED_ONCE'), () => KeysModule, 'KeysModule', (m) => new KeysError(KeysErrorCode.KEYS_CONFIGURATION, m)),
   {
     // Validated once, here: bad options fail bootstrap with a KEYS_CONFIGURATION error listing every problem.
     provide: KEYS_RESOLVED_OPTIONS,

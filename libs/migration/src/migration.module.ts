@@ -1,5 +1,5 @@
 import { Module, type Provider } from '@nestjs/common';
-import { provideEntityCheck, provideLibClock } from '@app/common';
+import { provideEntityCheck, provideLibClock, provideSingleRegistration } from '@app/common';
 import { MigrationConfigurationError } from './errors/migration.errors';
 import { MIGRATION_ENTITIES } from './migration.persistence';
 import { MigrationCheckpointRepository } from './checkpoint/migration-checkpoint.repository';
@@ -10,6 +10,7 @@ import { ConnectionMigrator } from './runner/connection-migrator';
 import { MigrationRunner } from './runner/migration.runner';
 
 const providers: Provider[] = [
+  provideSingleRegistration(Symbol('MIGRATION_REGISTERED_ONCE'), () => MigrationModule, 'MigrationModule', (m) => new MigrationConfigurationError(m)),
   {
     // Validated once, here: bad options fail bootstrap with one CONFIGURATION error (8001), never quoting a key.
     provide: MIGRATION_RESOLVED_OPTIONS,

@@ -1,5 +1,5 @@
 import { Module, type Provider } from '@nestjs/common';
-import { DistributedLock, ScheduledJobsModule, createDistributedLock, provideLibClock } from '@app/common';
+import { DistributedLock, ScheduledJobsModule, createDistributedLock, provideLibClock, provideSingleRegistration } from '@app/common';
 import { DataSource } from 'typeorm';
 import { OAuthTokenClient } from './client/oauth-token-client';
 import { Oauth4webapiTokenClient } from './client/oauth4webapi-token-client';
@@ -14,6 +14,7 @@ import { CredentialsTokenStore } from './store/credentials-token-store';
 import { OAuthTokenStore } from './store/oauth-token-store';
 
 const providers: Provider[] = [
+  provideSingleRegistration(Symbol('OAUTH_REFRESH_REGISTERED_ONCE'), () => OAuthRefreshModule, 'OAuthRefreshModule', (m) => new OAuthRefreshConfigurationError(m)),
   {
     // Validated once, here: bad options fail bootstrap with a CONFIGURATION error listing every problem.
     provide: OAUTH_REFRESH_RESOLVED_OPTIONS,

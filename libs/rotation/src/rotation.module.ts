@@ -1,5 +1,5 @@
 import { Module, type Provider } from '@nestjs/common';
-import { DistributedLock, HostPersistence, ScheduledJobsModule, createDistributedLock, hostPersistenceTokens, provideEntityCheck, provideHostPersistence, provideLibClock } from '@app/common';
+import { DistributedLock, HostPersistence, ScheduledJobsModule, createDistributedLock, hostPersistenceTokens, provideEntityCheck, provideHostPersistence, provideLibClock, provideSingleRegistration } from '@app/common';
 import { DataSource } from 'typeorm';
 import { RotationConfigurationError } from './errors/rotation.errors';
 import { NOTIFICATION_CLOCK, NOTIFICATION_EXPORTS, NOTIFICATION_OPTIONS, NOTIFICATION_PROVIDERS } from './notifications';
@@ -34,6 +34,7 @@ class RotationPersistenceCheckModule {}
 const ROTATION_SCHEMA_CHECKED = Symbol('ROTATION_SCHEMA_CHECKED');
 
 const providers: Provider[] = [
+  provideSingleRegistration(Symbol('ROTATION_REGISTERED_ONCE'), () => RotationModule, 'RotationModule', (m) => new RotationConfigurationError(m)),
   {
     // Validated once, here: bad options fail bootstrap with one CONFIGURATION error listing every problem.
     provide: ROTATION_RESOLVED_OPTIONS,

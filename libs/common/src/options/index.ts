@@ -1,2 +1,3 @@
 export * from './resolve-options';
 export * from './option-schemas';
+export * from './single-registration';
