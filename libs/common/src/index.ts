@@ -10,3 +10,4 @@ export * from './jobs';
 export * from './telemetry';
 export * from './persistence/sqlite-wal-checkpointer';
 export * from './text';
+export * from './timeout';

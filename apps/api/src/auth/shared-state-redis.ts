@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { Inject, Injectable, Logger, OnApplicationBootstrap, OnModuleInit, Optional } from '@nestjs/common';
 import type { Redis } from 'ioredis';
-import { describeError } from '@app/common';
+import { describeError, withTimeout } from '@app/common';
 import { registerHostMetrics, sharedStateFallbackCounter } from '../metrics/host-metrics';
 import { HostRedis } from '../redis/host-redis';
 
@@ -110,16 +110,6 @@ export class RedisScript {
       return client.eval(this.source, keys.length, ...keys, ...args);
     }
   }
-}
-
-function withTimeout<T>(work: Promise<T>, ms: number): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(Object.assign(new Error(`no answer within ${ms} ms`), { code: 'ETIMEDOUT' })), ms);
-  });
-  // A late answer or error of the given-up call is dropped.
-  work.catch(() => undefined);
-  return Promise.race([work, timeout]).finally(() => clearTimeout(timer));
 }
 
 /**

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { Logger } from '@nestjs/common';
 import type { DataSource } from 'typeorm';
+import { withTimeout } from '@app/common';
 import type { CacheRedisClient, CacheRedisSubscriber } from './redis-connection';
 
 /** One eviction as it travels between replicas: cache keys (tenant/credential ids), never a value. */
@@ -43,15 +44,6 @@ function parse(text: string): InvalidationMessage | null {
     return null;
   }
 }
-
-const withTimeout = <T>(work: Promise<T>, ms: number): Promise<T> =>
-  new Promise<T>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms`)), ms);
-    work.then(
-      (v) => (clearTimeout(timer), resolve(v)),
-      (e: unknown) => (clearTimeout(timer), reject(e as Error)),
-    );
-  });
 
 /** Redis pub/sub on `<keyPrefix>invalidate`, over a connection of its own (a subscribed connection runs no other command). */
 export class RedisInvalidationBus extends CacheInvalidationBus {

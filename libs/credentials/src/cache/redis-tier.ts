@@ -1,3 +1,4 @@
+import { withTimeout } from '@app/common';
 import { CacheEntryKey, cacheEntryKeyId, decodeCacheValue, encodeCacheValue, openCacheEntry, sealCacheEntry } from './cache-entry-cipher';
 import type { CacheKeyring } from './cache-keyring';
 import type { InvalidationMessage } from './invalidation-bus';
@@ -151,7 +152,7 @@ export class RedisTier {
   /** One bounded round trip, its outcome recorded. */
   private async call<T>(work: Promise<T>): Promise<T> {
     try {
-      const value = await timeout(work, this.options.operationTimeoutMs);
+      const value = await withTimeout(work, this.options.operationTimeoutMs);
       this.lastOk = Date.now();
       return value;
     } catch (e) {
@@ -172,16 +173,6 @@ export class RedisTier {
   private lockKey(key: string): string {
     return `${this.options.keyPrefix}l:{${key}}`;
   }
-}
-
-function timeout<T>(work: Promise<T>, ms: number): Promise<T> {
-  return new Promise<T>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`redis operation timed out after ${ms} ms`)), ms);
-    work.then(
-      (v) => (clearTimeout(timer), resolve(v)),
-      (e: unknown) => (clearTimeout(timer), reject(e as Error)),
-    );
-  });
 }
 
 function escapeGlob(s: string): string {
