@@ -135,7 +135,7 @@ describe.each(DATABASE_KINDS)('PersistenceModule on %s', (kind) => {
       .compile()
       .catch((e: unknown) => e);
     expect(err).toBeInstanceOf(PersistenceConfigurationError);
-    expect((err as Error).message).toMatch(/^PersistenceModule cannot start — PersistenceModule is registered more than once for one DataSource/);
+    expect((err as Error).message).toMatch(/^PersistenceModule cannot start — PersistenceModule is registered 2 times in this application .*: register it once, in the host module$/);
   });
 
   it('fails bootstrap with one configuration error on bad options', async () => {

@@ -1,4 +1,4 @@
-import { DynamicModule, Global, Injectable, Module, ModuleMetadata, OnModuleDestroy, Optional, Provider } from '@nestjs/common';
+import { DynamicModule, Global, Module, ModuleMetadata, Provider } from '@nestjs/common';
 import { EventEmitter2 } from '@nestjs/event-emitter';
 import { DataSource } from 'typeorm';
 import { Clock } from '../clock';
@@ -11,6 +11,7 @@ import { TransactionRunner } from './transaction-runner';
 import { provideEntityCheck } from './entity-check';
 import { PersistenceConfigurationError } from './persistence.errors';
 import { OUTBOX_ENTITIES } from '../outbox';
+import { provideSingleRegistration } from '../options/single-registration';
 
 /** The raw options given to `forRoot` / returned by `forRootAsync`'s factory. */
 export const PERSISTENCE_MODULE_OPTIONS = Symbol('PERSISTENCE_MODULE_OPTIONS');
@@ -24,35 +25,9 @@ export interface PersistenceModuleAsyncOptions extends Pick<ModuleMetadata, 'imp
 
 const optional = (token: unknown) => ({ token: token as any, optional: true });
 
-/**
- * One PersistenceModule per DataSource: a second one (each lib README shows `forRoot`, and copying two of
- * them registers it twice, with different outbox options) made two outbox dispatchers, each lib getting
- * whichever Nest resolved first. Released when the app closes.
- */
-@Injectable()
-class PersistenceRegistration implements OnModuleDestroy {
-  private static readonly claimed = new WeakSet<DataSource>();
-  private readonly dataSource?: DataSource;
-
-  constructor(@Optional() dataSource?: DataSource) {
-    if (!dataSource) return;
-    if (PersistenceRegistration.claimed.has(dataSource)) {
-      throw new PersistenceConfigurationError(
-        ['PersistenceModule is registered more than once for one DataSource: register it once, in the host module (the lib READMEs show it for context)'],
-        'PersistenceModule cannot start',
-      );
-    }
-    PersistenceRegistration.claimed.add(dataSource);
-    this.dataSource = dataSource;
-  }
-
-  onModuleDestroy(): void {
-    if (this.dataSource) PersistenceRegistration.claimed.delete(this.dataSource);
-  }
-}
-
 const providers: Provider[] = [
-  PersistenceRegistration,
+  // Registered twice (each lib README shows it for context), two outbox dispatchers ran with different options.
+  provideSingleRegistration(Symbol('PERSISTENCE_REGISTERED_ONCE'), () => PersistenceModule, 'PersistenceModule', (m) => new PersistenceConfigurationError([m], 'PersistenceModule cannot start')),
   {
     // Validated once, here: bad options fail bootstrap with one error listing every problem.
     provide: PERSISTENCE_RESOLVED_OPTIONS,
