@@ -1,4 +1,3 @@
-import { randomUUID } from 'node:crypto';
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import { AuditAction, AuditEventInput, AuditResult, AuditService } from '@app/audit';
 import { Clock, CommitNotDurableError, CredentialVaultError, describeError, OperationContext, TransactionRunner } from '@app/common';
@@ -23,7 +22,7 @@ import { assertContext, assertType, assertWriteOptions, errorCode, failureResult
 import { valueHint } from './masking';
 import { credentialSecretName } from './naming/vault-secret-name';
 import { checkHistory, writeHistory } from './internal/store-history';
-import { firstVersionRow, newRow, storeResource, versionRow, type StorePlan, type VersionFacts } from './internal/store-rows';
+import { firstVersionRow, newRow, planStore, storeResource, versionRow, type CheckedStore, type StorePlan, type VersionFacts } from './internal/store-rows';
 import { CredentialRepository } from './persistence/credential.repository';
 import { CredentialVersionRepository, lastRevoked, revokeMark } from './persistence/credential-version.repository';
 import { CredentialsPersistence } from './persistence/credentials-persistence';
@@ -128,7 +127,7 @@ export class CredentialWriter {
   }
 
   /** `store`'s checks of its input, before anything is read or written (also `CredentialBatchWriter`'s). */
-  checkStore(input: StoreCredentialInput): { validated: ValidatedValue; kind: ValueStoreKind; tags: Record<string, string> } {
+  checkStore(input: StoreCredentialInput): CheckedStore {
     assertIdentifier(input.integrationId, 'integrationId');
     assertIdentifier(input.connectionId, 'connectionId');
     assertType(input.type);
@@ -143,22 +142,9 @@ export class CredentialWriter {
     return { validated, kind: input.valueStore ?? this.options.valueStores[input.type], tags };
   }
 
-  /** Everything of a new credential but its value pointer; refuses a live one in the slot (also `CredentialBatchWriter`'s). */
-  planStore(ctx: OperationContext, input: StoreCredentialInput, checked: ReturnType<CredentialWriter['checkStore']>, existing: CredentialEntity | null): StorePlan {
-    if (existing && existing.status !== CredentialStatus.DELETED) throw new CredentialAlreadyExistsError(existing.id);
-    // A deleted predecessor's secret names are soft-deleted: start past its generation.
-    const generation = existing ? existing.vaultGeneration + 1 : 0;
-    const now = this.clock.now();
-    if (input.createdAt && input.createdAt.getTime() > now.getTime()) throw new CredentialValidationError('createdAt must not be in the future', 'createdAt');
-    const id = randomUUID();
-    const expiresAt = checked.validated.expiresAt ?? input.expiresAt ?? null;
-    const owner = { tenantId: ctx.tenantId, credentialId: id, integrationId: input.integrationId, connectionId: input.connectionId, type: input.type };
-    return {
-      ctx, input, kind: checked.kind, tags: checked.tags, generation, now, createdAt: input.createdAt ?? now, expiresAt,
-      hint: valueHint(input.type, input.value),
-      certificate: storedCertificate(checked.validated.certificate),
-      valueWrite: { ...owner, version: 1, value: input.value, expiresAt, vaultGeneration: generation, versionsInGeneration: 0 },
-    };
+  /** Everything of a new credential but its value pointer, now; refuses a live one in the slot (also `CredentialBatchWriter`'s). */
+  planStore(ctx: OperationContext, input: StoreCredentialInput, checked: CheckedStore, existing: CredentialEntity | null): StorePlan {
+    return planStore(ctx, input, checked, existing, this.clock.now());
   }
 
   /** See `CredentialsService.validate`. */

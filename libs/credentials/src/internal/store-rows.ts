@@ -5,6 +5,10 @@ import type { StoreCredentialInput } from '../credential.types';
 import type { CredentialVersionEntity } from '../entities/credential-version.entity';
 import type { CredentialEntity, StoredCertificateInfo } from '../entities/credential.entity';
 import type { ValuePointer, ValueWriteRequest } from '../stores/credential-value-store';
+import { CredentialAlreadyExistsError, CredentialValidationError } from '../errors/credential-errors';
+import { valueHint } from '../masking';
+import type { ValidatedValue } from '../validation/credential-value.validator';
+import { storedCertificate } from './credential-view';
 
 /* The rows a write creates, shared by `CredentialWriter` and `CredentialBatchWriter`. */
 
@@ -21,6 +25,30 @@ export interface StorePlan {
   hint: string | null;
   certificate: StoredCertificateInfo | null;
   valueWrite: ValueWriteRequest;
+}
+
+/** `store`'s input once checked: the value validated, the value store chosen, the tags. */
+export interface CheckedStore {
+  validated: ValidatedValue;
+  kind: ValueStoreKind;
+  tags: Record<string, string>;
+}
+
+/** Everything of a new credential but its value pointer; refuses a live one in the slot. */
+export function planStore(ctx: OperationContext, input: StoreCredentialInput, checked: CheckedStore, existing: CredentialEntity | null, now: Date): StorePlan {
+  if (existing && existing.status !== CredentialStatus.DELETED) throw new CredentialAlreadyExistsError(existing.id);
+  // A deleted predecessor's secret names are soft-deleted: start past its generation.
+  const generation = existing ? existing.vaultGeneration + 1 : 0;
+  if (input.createdAt && input.createdAt.getTime() > now.getTime()) throw new CredentialValidationError('createdAt must not be in the future', 'createdAt');
+  const id = randomUUID();
+  const expiresAt = checked.validated.expiresAt ?? input.expiresAt ?? null;
+  const owner = { tenantId: ctx.tenantId, credentialId: id, integrationId: input.integrationId, connectionId: input.connectionId, type: input.type };
+  return {
+    ctx, input, kind: checked.kind, tags: checked.tags, generation, now, createdAt: input.createdAt ?? now, expiresAt,
+    hint: valueHint(input.type, input.value),
+    certificate: storedCertificate(checked.validated.certificate),
+    valueWrite: { ...owner, version: 1, value: input.value, expiresAt, vaultGeneration: generation, versionsInGeneration: 0 },
+  };
 }
 
 /** A version row's own facts. */
