@@ -52,7 +52,6 @@ export class ScheduledJobs implements OnModuleDestroy {
   private readonly jobs = new Map<string, JobState>();
   private readonly clock: Clock;
   private lock?: DistributedLock;
-  private runs?: JobRunLedger | null;
 
   constructor(
     @Optional() private readonly registry?: SchedulerRegistry,
@@ -235,9 +234,9 @@ export class ScheduledJobs implements OnModuleDestroy {
     return Math.max(last, s.scheduledAt.getTime());
   }
 
+  /** One ledger per DataSource (`JobRunLedger.for` keeps it). */
   private ledger(): JobRunLedger | null {
-    if (this.runs === undefined) this.runs = this.dataSource ? JobRunLedger.for(this.dataSource) : null;
-    return this.runs;
+    return this.dataSource ? JobRunLedger.for(this.dataSource) : null;
   }
 
   /** The host's lock, else one for its DataSource, else an in-process lock (one process, no database). */
