@@ -4,9 +4,10 @@ import { join } from 'node:path';
 import { DataSource } from 'typeorm';
 import { AuditService } from '@app/audit';
 import { CredentialsService, CredentialType, ValueStoreKind } from '@app/credentials';
+import { KeyVaultKeysProvider } from '@app/key-vault';
 import { KeyVaultEmulator } from '@app/keyvault-emulator';
 import { DATABASE_KINDS } from '@app/testing';
-import { DataKeyRotateCommand } from '../apps/cli/src/commands/data-key.command';
+import { DataKeyReencryptCommand, DataKeyRewrapCommand, DataKeyRotateCommand } from '../apps/cli/src/commands/data-key.command';
 import { externalVaultEnv, runCli } from './support/cli';
 import { startTestHost } from './support/host';
 
@@ -51,5 +52,129 @@ describe.each(DATABASE_KINDS)('cli data-key:rotate (%s)', (kind) => {
       await vault.stop();
       rmSync(vaultDir, { recursive: true, force: true });
     }
+  });
+});
+
+/** Runs `work` with a host on an external local vault (the CLI cannot use the host's embedded one), then cleans up. */
+async function withExternalVault(kind: (typeof DATABASE_KINDS)[number], extraEnv: Record<string, string>, work: (h: { host: Awaited<ReturnType<typeof startTestHost>>; restart: () => Promise<void> }) => Promise<void>) {
+  const vaultDir = mkdtempSync(join(tmpdir(), 'cv-datakey-'));
+  const vault = await KeyVaultEmulator.start({ dataDir: vaultDir, quiet: true });
+  const env = { ...externalVaultEnv(vault), ROTATION_EXPIRY_MONITOR_ENABLED: 'false', ROTATION_CHECK_ENABLED: 'false', ...extraEnv };
+  // A restarted host keeps the first one's database and files (its env names them); each made its own to clean up.
+  const hosts = [await startTestHost(kind, env)];
+  const h = { host: hosts[0], restart: async () => undefined };
+  h.restart = async () => {
+    await h.host.app.close().catch(() => undefined);
+    h.host = await startTestHost(kind, { ...hosts[0].env });
+    hosts.push(h.host);
+  };
+  try {
+    await work(h);
+  } finally {
+    for (const host of hosts) {
+      await host.app.close().catch(() => undefined);
+      await host.db.drop();
+      rmSync(host.dataDir, { recursive: true, force: true });
+    }
+    await vault.stop();
+    rmSync(vaultDir, { recursive: true, force: true });
+  }
+}
+
+const envelopeKeyVersions = async (ds: DataSource) =>
+  ((await ds.query('SELECT data_key_version FROM cv_envelope_values')) as { data_key_version: string }[]).map((r) => r.data_key_version);
+
+describe.each(DATABASE_KINDS)('cli data-key:reencrypt (%s)', (kind) => {
+  it('moves every envelope value of the tenant to its current data key without reading them over the API, audits counts, prints no value', async () => {
+    await withExternalVault(kind, {}, async (h) => {
+      const ctx = { tenantId: 'dk-re', actor: { id: 'ops' } };
+      const values = ['re-value-aaaaaaaaaaaa-1', 're-value-bbbbbbbbbbbb-2', 're-value-cccccccccccc-3'];
+      const ids: string[] = [];
+      for (const [i, value] of values.entries()) {
+        ids.push((await h.host.app.get(CredentialsService).store(ctx, { integrationId: 'a', connectionId: `c${i}`, type: CredentialType.CUSTOM_SECRET, value, valueStore: ValueStoreKind.ENVELOPE })).id);
+      }
+      await h.host.app.close();
+      const rotated = (await runCli(h.host.env, new DataKeyRotateCommand(), { tenant: ctx.tenantId })).result as { version: string };
+      const out = await runCli(h.host.env, new DataKeyReencryptCommand(), { tenant: ctx.tenantId });
+      expect(out.result).toEqual({ tenantId: ctx.tenantId, reencrypted: 3, alreadyCurrent: 0, failed: [] });
+      expect(out.exitCode).toBeUndefined();
+      for (const v of values) expect(out.text).not.toContain(v);
+      expect((await runCli(h.host.env, new DataKeyReencryptCommand(), { tenant: ctx.tenantId })).result).toMatchObject({ reencrypted: 0, alreadyCurrent: 3, failed: [] });
+
+      await h.restart();
+      // Before any read: every row is under the new version (lazy re-encryption would have needed a read of each).
+      expect(await envelopeKeyVersions(h.host.app.get(DataSource))).toEqual([rotated.version, rotated.version, rotated.version]);
+      for (const [i, id] of ids.entries()) expect((await h.host.app.get(CredentialsService).get(ctx, id)).value).toBe(values[i]);
+      const audit = await h.host.app.get(AuditService).query({ tenantId: ctx.tenantId, action: 'data_key_reencrypt' });
+      expect(audit.items.map((r) => r.details)).toEqual(expect.arrayContaining([{ reencrypted: 3, alreadyCurrent: 0, failed: 0 }, { reencrypted: 0, alreadyCurrent: 3, failed: 0 }]));
+    });
+  });
+});
+
+describe.each(DATABASE_KINDS)('cli data-key:rewrap (%s)', (kind) => {
+  it('re-wraps every data key under the key-encryption key\'s latest version, so the older one can be disabled; dry run counts; audited per tenant', async () => {
+    const kek = `cv-kek-cli-${Date.now().toString(36)}`;
+    await withExternalVault(kind, { ENVELOPE_KEY_ENCRYPTION_KEY: kek }, async (h) => {
+      const vaultKeys = h.host.app.get(KeyVaultKeysProvider);
+      const v1 = (await vaultKeys.createKey(kek, { keyType: 'RSA', keySize: 2048, keyOps: ['wrapKey', 'unwrapKey'] })).properties.version;
+      const stored: Array<{ tenantId: string; id: string; value: string }> = [];
+      for (const tenantId of ['rw-a', 'rw-b']) {
+        const value = `rewrap-value-${tenantId}-0123456789`;
+        const c = await h.host.app.get(CredentialsService).store({ tenantId, actor: { id: 'ops' } }, { integrationId: 'a', connectionId: 'c', type: CredentialType.CUSTOM_SECRET, value, valueStore: ValueStoreKind.ENVELOPE });
+        stored.push({ tenantId, id: c.id, value });
+      }
+      const v2 = (await vaultKeys.rotateKey(kek)).properties.version;
+      await h.host.app.close();
+
+      const dry = await runCli(h.host.env, new DataKeyRewrapCommand(), { dryRun: true });
+      expect(dry.result).toMatchObject({ dryRun: true, keyEncryptionKey: kek, kekVersion: v2, examined: 0, rewrapped: 0, remaining: 2 });
+      const one = await runCli(h.host.env, new DataKeyRewrapCommand(), { tenant: 'rw-a' });
+      expect(one.result).toMatchObject({ kekVersion: v2, examined: 1, rewrapped: 1, rewrappedByTenant: { 'rw-a': 1 }, failed: [], remaining: 0 });
+      const all = await runCli(h.host.env, new DataKeyRewrapCommand(), {});
+      expect(all.result).toMatchObject({ examined: 1, rewrapped: 1, rewrappedByTenant: { 'rw-b': 1 }, failed: [], remaining: 0 });
+      expect(all.exitCode).toBeUndefined();
+      expect(all.text).not.toMatch(/"(key|wrappedKey)"/);
+
+      await h.restart();
+      const rows = (await h.host.app.get(DataSource).query('SELECT tenant_id, kek_version FROM cv_wrapped_data_keys ORDER BY tenant_id')) as { tenant_id: string; kek_version: string }[];
+      expect(rows).toEqual([{ tenant_id: 'rw-a', kek_version: v2 }, { tenant_id: 'rw-b', kek_version: v2 }]);
+      // The proof: with the old version disabled, a process that never unwrapped them reads every value.
+      await h.host.app.get(KeyVaultKeysProvider).updateKeyProperties(kek, v1, { enabled: false });
+      for (const s of stored) expect((await h.host.app.get(CredentialsService).get({ tenantId: s.tenantId, actor: { id: 'ops' } }, s.id)).value).toBe(s.value);
+      const audit = await h.host.app.get(AuditService).query({ tenantId: 'rw-b', action: 'data_key_rewrap' });
+      expect(audit.items.map((r) => r.details)).toEqual([{ kekVersion: v2, rewrapped: 1, failed: 0 }]);
+    });
+  }, 90_000);
+
+  it('a data key its old version can no longer unwrap is reported by tenant and version (exit 1), the run goes on, and a later run finishes it', async () => {
+    const kek = `cv-kek-cli-${Date.now().toString(36)}`;
+    await withExternalVault(kind, { ENVELOPE_KEY_ENCRYPTION_KEY: kek }, async (h) => {
+      const vaultKeys = h.host.app.get(KeyVaultKeysProvider);
+      const v1 = (await vaultKeys.createKey(kek, { keyType: 'RSA', keySize: 2048, keyOps: ['wrapKey', 'unwrapKey'] })).properties.version;
+      await h.host.app.get(CredentialsService).store({ tenantId: 'rw-early', actor: { id: 'ops' } }, { integrationId: 'a', connectionId: 'c', type: CredentialType.CUSTOM_SECRET, value: 'early-value-0123456789', valueStore: ValueStoreKind.ENVELOPE });
+      await vaultKeys.rotateKey(kek);
+      // The operator disables the old version too early.
+      await vaultKeys.updateKeyProperties(kek, v1, { enabled: false });
+      await h.host.app.close();
+
+      const failed = await runCli(h.host.env, new DataKeyRewrapCommand(), {});
+      expect(failed.exitCode).toBe(1);
+      expect(failed.result).toMatchObject({ examined: 1, rewrapped: 0, remaining: 1, failed: [{ tenantId: 'rw-early', kekVersion: v1, error: expect.stringMatching(/^CredentialsConfigurationError/) }] });
+
+      await h.restart();
+      await h.host.app.get(KeyVaultKeysProvider).updateKeyProperties(kek, v1, { enabled: true });
+      await h.host.app.close();
+      const again = await runCli(h.host.env, new DataKeyRewrapCommand(), {});
+      expect(again).toMatchObject({ exitCode: undefined, result: { rewrapped: 1, remaining: 0, failed: [] } });
+      await h.restart();
+      expect((await h.host.app.get(AuditService).query({ tenantId: 'rw-early', action: 'data_key_rewrap' })).items.map((r) => r.result)).toEqual(expect.arrayContaining(['failure', 'success']));
+    });
+  }, 90_000);
+
+  it('without a key-encryption key it refuses with the setting to look at, and changes nothing', async () => {
+    await withExternalVault(kind, {}, async (h) => {
+      await h.host.app.close();
+      await expect(runCli(h.host.env, new DataKeyRewrapCommand(), {})).rejects.toThrow(/envelope\.keyEncryptionKey/);
+    });
   });
 });

@@ -38,7 +38,7 @@ export type { CacheRedisClient, CacheRedisSubscriber } from './cache/redis-conne
 export { CacheInvalidationBus, type InvalidationMessage } from './cache/invalidation-bus';
 export { cacheKeySecretName } from './cache/credential-cache.provider';
 export { ReadAuditCoalescer } from './audit/read-audit-coalescer';
-export { DataKeyService, type DataKey, type KeyEncryptionKeyHealth } from './stores/data-key.service';
+export { DataKeyService, type DataKey, type KeyEncryptionKeyHealth, type RewrapResult } from './stores/data-key.service';
 export { EnvelopeValueStore, type ReencryptResult } from './stores/envelope-value-store';
 export { validateCredentialValue, MAX_VALUE_BYTES, MIN_WEBHOOK_SECRET_BYTES, type CertificateInfo } from './validation/credential-value.validator';
 export { IDENTIFIER_PATTERN, MAX_TAGS } from './validation/identifiers';

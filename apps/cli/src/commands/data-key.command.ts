@@ -1,6 +1,6 @@
 import { Command, CommandRunner, Option } from 'nest-commander';
 import { AuditResult, AuditService } from '@app/audit';
-import { DataKeyService } from '@app/credentials';
+import { DataKeyService, EnvelopeValueStore } from '@app/credentials';
 import { operatorContext, withHostLibs } from './host-libs.context';
 
 /**
@@ -26,5 +26,79 @@ export class DataKeyRotateCommand extends CommandRunner {
   @Option({ flags: '--tenant <tenant>', description: 'the tenant', required: true })
   parseTenant(v: string): string {
     return v;
+  }
+}
+
+/**
+ * `cli data-key:reencrypt --tenant t`: re-encrypts now every envelope value of the tenant still sealed with
+ * an older version of its data key (reads do it lazily otherwise), so that after a `data-key:rotate` the
+ * older versions can be disabled in the vault. Idempotent and safe beside a running host (compare-and-set
+ * per row). Audited (`data_key_reencrypt`, counts only). Prints counts and the credentials that failed —
+ * never a value; exit 1 when any did.
+ */
+@Command({ name: 'data-key:reencrypt', description: "Re-encrypt a tenant's envelope values under its current data key" })
+export class DataKeyReencryptCommand extends CommandRunner {
+  async run(_args: string[], flags: { tenant?: string }): Promise<void> {
+    if (!flags.tenant) throw new Error('--tenant is required');
+    const ctx = operatorContext(flags.tenant);
+    const result = await withHostLibs(async (get) => {
+      const r = await get(EnvelopeValueStore).reencryptAll(ctx.tenantId);
+      await get(AuditService).record({
+        action: 'data_key_reencrypt',
+        context: ctx,
+        resource: get(DataKeyService).nameFor(ctx.tenantId),
+        result: r.failed.length ? AuditResult.FAILURE : AuditResult.SUCCESS,
+        details: { reencrypted: r.reencrypted, alreadyCurrent: r.alreadyCurrent, failed: r.failed.length },
+      });
+      return { tenantId: ctx.tenantId, ...r };
+    });
+    process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
+    if (result.failed.length) process.exitCode = 1;
+  }
+
+  @Option({ flags: '--tenant <tenant>', description: 'the tenant', required: true })
+  parseTenant(v: string): string {
+    return v;
+  }
+}
+
+/**
+ * `cli data-key:rewrap [--tenant t] [--dry-run]`: with `ENVELOPE_KEY_ENCRYPTION_KEY`, re-wraps now every data key
+ * not yet under the key-encryption key's latest version (all tenants, or one) instead of waiting for each
+ * to be unwrapped; when it reports `remaining: 0` the key's older versions can be disabled. `--dry-run` only
+ * counts. Safe beside running replicas. Audited per tenant re-wrapped (`data_key_rewrap`, counts and the
+ * version). Prints counts and the data keys that failed (tenant, version, error class) — never key material;
+ * exit 1 when any failed or remain.
+ */
+@Command({ name: 'data-key:rewrap', description: 'Re-wrap envelope data keys under the latest version of the key-encryption key' })
+export class DataKeyRewrapCommand extends CommandRunner {
+  async run(_args: string[], flags: { tenant?: string; dryRun?: boolean }): Promise<void> {
+    const result = await withHostLibs(async (get) => {
+      const r = await get(DataKeyService).rewrapAll({ tenantId: flags.tenant, dryRun: flags.dryRun });
+      const failedByTenant = new Map<string, number>();
+      for (const f of r.failed) failedByTenant.set(f.tenantId, (failedByTenant.get(f.tenantId) ?? 0) + 1);
+      for (const tenantId of new Set([...Object.keys(r.rewrappedByTenant), ...failedByTenant.keys()])) {
+        await get(AuditService).record({
+          action: 'data_key_rewrap',
+          context: operatorContext(tenantId),
+          resource: r.keyEncryptionKey,
+          result: failedByTenant.has(tenantId) ? AuditResult.FAILURE : AuditResult.SUCCESS,
+          details: { kekVersion: r.kekVersion, rewrapped: r.rewrappedByTenant[tenantId] ?? 0, failed: failedByTenant.get(tenantId) ?? 0 },
+        });
+      }
+      return { dryRun: flags.dryRun === true, ...r };
+    });
+    process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
+    if (result.failed.length || (!result.dryRun && result.remaining > 0)) process.exitCode = 1;
+  }
+
+  @Option({ flags: '--tenant <tenant>', description: 'only this tenant' })
+  parseTenant(v: string): string {
+    return v;
+  }
+
+  @Option({ flags: '--dry-run', description: 'count the data keys a run would re-wrap, change nothing' })
+  parseDryRun(): boolean {
+    return true;
   }
 }

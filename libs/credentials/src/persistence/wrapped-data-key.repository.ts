@@ -1,3 +1,4 @@
+import type { SelectQueryBuilder } from 'typeorm';
 import { TransactionRunner } from '@app/common';
 import { WrappedDataKeyEntity } from '../entities/wrapped-data-key.entity';
 
@@ -33,5 +34,25 @@ export class WrappedDataKeyRepository {
         .execute();
       return (result.affected ?? 0) > 0;
     });
+  }
+
+  /**
+   * Rows not wrapped by `kek` at `kekVersion` (an older version, or another key after `envelope.keyEncryptionKey`
+   * changed), after `afterId` in id order: a forced re-wrap pages through them. `tenantId` narrows to one tenant.
+   */
+  pageNotUnder(kek: { name: string; version: string }, afterId: string, limit: number, tenantId?: string): Promise<WrappedDataKeyEntity[]> {
+    return this.runner.read(() => this.notUnder(kek, tenantId).andWhere('w.id > :afterId', { afterId }).orderBy('w.id', 'ASC').limit(limit).getMany());
+  }
+
+  /** How many rows `pageNotUnder` would go through. */
+  countNotUnder(kek: { name: string; version: string }, tenantId?: string): Promise<number> {
+    return this.runner.read(() => this.notUnder(kek, tenantId).getCount());
+  }
+
+  private notUnder(kek: { name: string; version: string }, tenantId?: string): SelectQueryBuilder<WrappedDataKeyEntity> {
+    const q = this.runner.manager
+      .createQueryBuilder(WrappedDataKeyEntity, 'w')
+      .where('(w.kekName <> :kekName OR w.kekVersion <> :kekVersion)', { kekName: kek.name, kekVersion: kek.version });
+    return tenantId === undefined ? q : q.andWhere('w.tenantId = :tenantId', { tenantId });
   }
 }

@@ -33,6 +33,21 @@ const MAX_CACHED_KEYS = 50_000;
 const KEK_CHECK_TTL_MS = 30_000;
 const KEK_RECHECK_FAILED_MS = 5_000;
 
+/** What `DataKeyService.rewrapAll` did. Names keys by tenant and version only, never key material. */
+export interface RewrapResult {
+  keyEncryptionKey: string;
+  /** The key-encryption key's latest version: every data key re-wrapped was wrapped under it. */
+  kekVersion: string;
+  /** Data keys found under another version (or key) and tried. */
+  examined: number;
+  rewrapped: number;
+  rewrappedByTenant: Record<string, number>;
+  /** Those that could not be re-wrapped (the older version disabled or gone, the vault refusing): the run went on. */
+  failed: { tenantId: string; version: string; kekVersion: string; error: string }[];
+  /** Data keys still not under `kekVersion` at the end (with `dryRun`: how many a run would try). */
+  remaining: number;
+}
+
 /** Whether the key-encryption key can wrap and unwrap data keys now (readiness, metrics). */
 export interface KeyEncryptionKeyHealth {
   /** `envelope.keyEncryptionKey`. */
@@ -258,32 +273,76 @@ export class DataKeyService implements OnApplicationBootstrap {
 
   /** Unwraps a row once per process (single flight), then re-wraps it if the vault key has a newer version. */
   private async openWrapped(row: WrappedDataKeyEntity): Promise<DataKey> {
-    const id = this.wrappedId(row.tenantId, row.version);
-    const hit = this.keys.get(id);
-    const key: DataKey = hit
-      ? { name: WRAPPED_DATA_KEY_NAME, version: row.version, key: hit }
-      : await this.singleFlight(`wrapped:${id}`, async () => {
-          const r = await this.kekCall(() =>
-            (this.vaultKeys as KeyVaultKeysProvider).unwrapKey({ name: row.kekName, version: row.kekVersion }, WRAP_ALGORITHM, new Uint8Array(Buffer.from(row.wrappedKey, 'base64'))),
-          );
-          const raw = Buffer.from(r.unwrappedKey);
-          if (raw.length !== DATA_KEY_BYTES) throw new CredentialIntegrityError(`wrapped data key version ${row.version} is not ${DATA_KEY_BYTES} bytes`);
-          return this.rememberRaw(id, { name: WRAPPED_DATA_KEY_NAME, version: row.version, key: raw });
-        });
+    const key = await this.unwrapRow(row);
     await this.rewrapIfStale(row, key.key).catch((e: Error) => this.logger.warn(`tenant ${row.tenantId}: lazy re-wrap of data key ${row.version} failed: ${e.name}`));
     return key;
   }
 
-  /** Lazy re-wrap after the key-encryption key rotated: compare-and-set on the old vault key version. */
-  private async rewrapIfStale(row: WrappedDataKeyEntity, raw: Buffer): Promise<void> {
-    const latest = await this.kekVersion();
-    if (row.kekName === this.kek && row.kekVersion === latest) return;
+  private async unwrapRow(row: WrappedDataKeyEntity): Promise<DataKey> {
+    const id = this.wrappedId(row.tenantId, row.version);
+    const hit = this.keys.get(id);
+    if (hit) return { name: WRAPPED_DATA_KEY_NAME, version: row.version, key: hit };
+    return this.singleFlight(`wrapped:${id}`, async () => {
+      const r = await this.kekCall(() =>
+        (this.vaultKeys as KeyVaultKeysProvider).unwrapKey({ name: row.kekName, version: row.kekVersion }, WRAP_ALGORITHM, new Uint8Array(Buffer.from(row.wrappedKey, 'base64'))),
+      );
+      const raw = Buffer.from(r.unwrappedKey);
+      if (raw.length !== DATA_KEY_BYTES) throw new CredentialIntegrityError(`wrapped data key version ${row.version} is not ${DATA_KEY_BYTES} bytes`);
+      return this.rememberRaw(id, { name: WRAPPED_DATA_KEY_NAME, version: row.version, key: raw });
+    });
+  }
+
+  /**
+   * Lazy re-wrap after the key-encryption key rotated: compare-and-set on the old vault key version.
+   * True when this call re-wrapped the row; false when it was current, or another process re-wrapped it first.
+   */
+  private async rewrapIfStale(row: WrappedDataKeyEntity, raw: Buffer, latest?: string): Promise<boolean> {
+    latest ??= await this.kekVersion();
+    if (row.kekName === this.kek && row.kekVersion === latest) return false;
     const wrapped = await this.kekCall(() => (this.vaultKeys as KeyVaultKeysProvider).wrapKey({ name: this.kek as string, version: latest }, WRAP_ALGORITHM, raw));
     const next = { kekName: this.kek as string, kekVersion: wrapped.key.version, wrappedKey: Buffer.from(wrapped.wrappedKey).toString('base64'), updatedAt: this.clock.now() };
-    if (await this.wrapped.rewrap(row.id, row.kekVersion, next)) {
-      Object.assign(row, next);
-      this.logger.log(`tenant ${row.tenantId}: data key ${row.version} re-wrapped under the key-encryption key's version ${next.kekVersion}`);
+    if (!(await this.wrapped.rewrap(row.id, row.kekVersion, next))) return false;
+    Object.assign(row, next);
+    this.logger.log(`tenant ${row.tenantId}: data key ${row.version} re-wrapped under the key-encryption key's version ${next.kekVersion}`);
+    return true;
+  }
+
+  /**
+   * Re-wraps now every data key not yet under the key-encryption key's latest version (all tenants, or one),
+   * instead of waiting for each to be unwrapped: after this reports none `remaining`, the key's older versions
+   * (or the previous key, after `envelope.keyEncryptionKey` changed) can be disabled. Pages through the rows,
+   * one at a time; a row that fails is counted and named (tenant, data key version, error class) and the
+   * run goes on; `dryRun` only counts. Safe beside running replicas (compare-and-set on the old version).
+   */
+  async rewrapAll(options: { tenantId?: string; dryRun?: boolean; pageSize?: number } = {}): Promise<RewrapResult> {
+    if (!this.kek) throw new CredentialsConfigurationError('no key-encryption key is configured (envelope.keyEncryptionKey): data keys are vault secrets, nothing to re-wrap');
+    const { tenantId, dryRun = false, pageSize = 100 } = options;
+    // Fresh, not the cached latest: the operator runs this right after rotating the key.
+    const key = await this.kekCall(() => (this.vaultKeys as KeyVaultKeysProvider).getKey(this.kek as string));
+    const kek = { name: this.kek, version: key.properties.version };
+    this.latestKek = { version: kek.version, checkedAt: this.clock.now().getTime() };
+    const result: RewrapResult = { keyEncryptionKey: kek.name, kekVersion: kek.version, examined: 0, rewrapped: 0, failed: [], rewrappedByTenant: {}, remaining: 0 };
+    if (dryRun) return { ...result, remaining: await this.wrapped.countNotUnder(kek, tenantId) };
+    let afterId = '';
+    for (;;) {
+      const rows = await this.wrapped.pageNotUnder(kek, afterId, pageSize, tenantId);
+      if (rows.length === 0) break;
+      for (const row of rows) {
+        result.examined++;
+        try {
+          const { key: raw } = await this.unwrapRow(row);
+          if (await this.rewrapIfStale(row, raw, kek.version)) {
+            result.rewrapped++;
+            result.rewrappedByTenant[row.tenantId] = (result.rewrappedByTenant[row.tenantId] ?? 0) + 1;
+          }
+        } catch (e) {
+          result.failed.push({ tenantId: row.tenantId, version: row.version, kekVersion: row.kekVersion, error: describeError(e) });
+        }
+      }
+      afterId = rows[rows.length - 1].id;
     }
+    result.remaining = await this.wrapped.countNotUnder(kek, tenantId);
+    return result;
   }
 
   /** The latest version of the key-encryption key, re-checked every `envelope.currentKeyRefreshMs`. */

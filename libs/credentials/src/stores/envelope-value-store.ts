@@ -16,6 +16,8 @@ export interface ReencryptResult {
   reencrypted: number;
   /** Rows already under the current version. */
   alreadyCurrent: number;
+  /** Rows that could not be re-encrypted (their key version unreadable, the ciphertext corrupt): the run went on. */
+  failed: { credentialId: string; version: number; error: string }[];
 }
 
 /**
@@ -95,24 +97,30 @@ export class EnvelopeValueStore implements CredentialValueStore {
 
   /**
    * Re-encrypts every ciphertext of the tenant that is not under its current data key (run after
-   * `DataKeyService.rotate`, or let reads do it lazily). Returns counts; never loads all rows at once.
+   * `DataKeyService.rotate`, or let reads do it lazily): once it reports nothing failed, the older key
+   * versions can be disabled. Never loads all rows at once; a row that fails is counted and named (credential,
+   * version, error class) and the run goes on. A tenant without envelope values gets no data key made.
    */
   async reencryptAll(tenantId: string, batchSize = 200): Promise<ReencryptResult> {
-    const current = await this.keys.currentKey(tenantId);
-    const result: ReencryptResult = { reencrypted: 0, alreadyCurrent: 0 };
+    const result: ReencryptResult = { reencrypted: 0, alreadyCurrent: 0, failed: [] };
     let afterId = '';
     for (;;) {
       const rows = await this.values.pageOfTenant(tenantId, afterId, batchSize);
       if (rows.length === 0) break;
+      const current = await this.keys.currentKey(tenantId);
       for (const row of rows) {
         if (row.dataKeyName === current.name && row.dataKeyVersion === current.version) {
           result.alreadyCurrent++;
           continue;
         }
-        const key = await this.keys.keyVersion(row.dataKeyName, row.dataKeyVersion, row.tenantId);
-        const value = decryptEnvelope(key, row, { tenantId: row.tenantId, credentialId: row.credentialId, version: row.version });
-        if (await this.reencryptIfStale(row, value)) result.reencrypted++;
-        else result.alreadyCurrent++;
+        try {
+          const key = await this.keys.keyVersion(row.dataKeyName, row.dataKeyVersion, row.tenantId);
+          const value = decryptEnvelope(key, row, { tenantId: row.tenantId, credentialId: row.credentialId, version: row.version });
+          if (await this.reencryptIfStale(row, value)) result.reencrypted++;
+          else result.alreadyCurrent++;
+        } catch (e) {
+          result.failed.push({ credentialId: row.credentialId, version: row.version, error: describeError(e) });
+        }
       }
       afterId = rows[rows.length - 1].id;
     }
