@@ -96,7 +96,9 @@ describe.each(DATABASE_KINDS)('cli data-key:reencrypt (%s)', (kind) => {
       await h.host.app.close();
       const rotated = (await runCli(h.host.env, new DataKeyRotateCommand(), { tenant: ctx.tenantId })).result as { version: string };
       const out = await runCli(h.host.env, new DataKeyReencryptCommand(), { tenant: ctx.tenantId });
-      expect(out.result).toEqual({ tenantId: ctx.tenantId, reencrypted: 3, alreadyCurrent: 0, failed: [] });
+      // Replicas learn the new version within envelope.currentKeyRefreshMs (1 h in the host): not settled yet, and it says until when.
+      expect(out.result).toEqual({ tenantId: ctx.tenantId, reencrypted: 3, alreadyCurrent: 0, failed: [], settled: false, settlesAt: expect.any(String) });
+      expect(Date.parse(out.result.settlesAt) - Date.now()).toBeGreaterThan(50 * 60_000);
       expect(out.exitCode).toBeUndefined();
       for (const v of values) expect(out.text).not.toContain(v);
       expect((await runCli(h.host.env, new DataKeyReencryptCommand(), { tenant: ctx.tenantId })).result).toMatchObject({ reencrypted: 0, alreadyCurrent: 3, failed: [] });
@@ -127,7 +129,8 @@ describe.each(DATABASE_KINDS)('cli data-key:rewrap (%s)', (kind) => {
       await h.host.app.close();
 
       const dry = await runCli(h.host.env, new DataKeyRewrapCommand(), { dryRun: true });
-      expect(dry.result).toMatchObject({ dryRun: true, keyEncryptionKey: kek, kekVersion: v2, examined: 0, rewrapped: 0, remaining: 2 });
+      expect(dry.result).toMatchObject({ dryRun: true, keyEncryptionKey: kek, kekVersion: v2, examined: 0, rewrapped: 0, remaining: 2, settled: false });
+      expect(Date.parse(dry.result.settlesAt) - Date.now()).toBeGreaterThan(50 * 60_000);
       const one = await runCli(h.host.env, new DataKeyRewrapCommand(), { tenant: 'rw-a' });
       expect(one.result).toMatchObject({ kekVersion: v2, examined: 1, rewrapped: 1, rewrappedByTenant: { 'rw-a': 1 }, failed: [], remaining: 0 });
       const all = await runCli(h.host.env, new DataKeyRewrapCommand(), {});

@@ -17,6 +17,8 @@ export interface DataKey {
   /** Key Vault secret version, or the wrapped key's own version: the key's id recorded with each ciphertext. */
   version: string;
   key: Buffer;
+  /** When this version was made, when known (the vault's createdOn, the wrapped row's createdAt). */
+  createdOn?: Date;
 }
 
 /**
@@ -46,6 +48,13 @@ export interface RewrapResult {
   failed: { tenantId: string; version: string; kekVersion: string; error: string }[];
   /** Data keys still not under `kekVersion` at the end (with `dryRun`: how many a run would try). */
   remaining: number;
+  /**
+   * When every replica will have learnt `kekVersion` (its creation + `envelope.currentKeyRefreshMs`): until then a
+   * replica may still wrap a tenant's new data key under an older version. Disable older versions only after a
+   * run that ends with `remaining: 0` and `settled: true`.
+   */
+  settlesAt: string;
+  settled: boolean;
 }
 
 /** Whether the key-encryption key can wrap and unwrap data keys now (readiness, metrics). */
@@ -138,7 +147,7 @@ export class DataKeyService implements OnApplicationBootstrap {
     return this.singleFlight(`current:${tenantId}`, async () => {
       if (this.kek) {
         const row = await this.wrapped.latestOfTenant(tenantId);
-        const key = row ? await this.openWrapped(row) : await this.createWrapped(tenantId);
+        const key = row ? { ...(await this.openWrapped(row)), createdOn: row.createdAt } : await this.createWrapped(tenantId);
         this.whenCommitted(() => this.current.set(tenantId, { key, checkedAt: this.clock.now().getTime() }));
         return key;
       }
@@ -146,7 +155,7 @@ export class DataKeyService implements OnApplicationBootstrap {
       let key: DataKey;
       try {
         const secret = await this.vault.getSecret(name);
-        key = this.remember(name, secret.properties.version, secret.value);
+        key = { ...this.remember(name, secret.properties.version, secret.value), createdOn: secret.properties.createdOn };
       } catch (e) {
         if (!isKeyVaultError(e, KeyVaultErrorCode.KEY_NOT_FOUND)) throw e;
         key = await this.create(tenantId, name);
@@ -247,6 +256,16 @@ export class DataKeyService implements OnApplicationBootstrap {
     }
   }
 
+  /**
+   * When every replica will have learnt a key version made at `createdOn`: each re-checks the current version every
+   * `envelope.currentKeyRefreshMs`. Unknown creation: counted from now.
+   */
+  settling(createdOn: Date | undefined): { settlesAt: string; settled: boolean } {
+    const now = this.clock.now().getTime();
+    const at = (createdOn?.getTime() ?? now) + this.options.envelope.currentKeyRefreshMs;
+    return { settlesAt: new Date(at).toISOString(), settled: now >= at };
+  }
+
   private wrappedId(tenantId: string, version: string): string {
     return `${WRAPPED_DATA_KEY_NAME}/${tenantId}/${version}`;
   }
@@ -268,7 +287,7 @@ export class DataKeyService implements OnApplicationBootstrap {
       updatedAt: now,
     };
     await this.wrapped.insert(row);
-    return this.rememberRaw(this.wrappedId(tenantId, row.version), { name: WRAPPED_DATA_KEY_NAME, version: row.version, key: raw });
+    return this.rememberRaw(this.wrappedId(tenantId, row.version), { name: WRAPPED_DATA_KEY_NAME, version: row.version, key: raw, createdOn: now });
   }
 
   /** Unwraps a row once per process (single flight), then re-wraps it if the vault key has a newer version. */
@@ -321,7 +340,16 @@ export class DataKeyService implements OnApplicationBootstrap {
     const key = await this.kekCall(() => (this.vaultKeys as KeyVaultKeysProvider).getKey(this.kek as string));
     const kek = { name: this.kek, version: key.properties.version };
     this.latestKek = { version: kek.version, checkedAt: this.clock.now().getTime() };
-    const result: RewrapResult = { keyEncryptionKey: kek.name, kekVersion: kek.version, examined: 0, rewrapped: 0, failed: [], rewrappedByTenant: {}, remaining: 0 };
+    const result: RewrapResult = {
+      keyEncryptionKey: kek.name,
+      kekVersion: kek.version,
+      examined: 0,
+      rewrapped: 0,
+      failed: [],
+      rewrappedByTenant: {},
+      remaining: 0,
+      ...this.settling(key.properties.createdOn),
+    };
     if (dryRun) return { ...result, remaining: await this.wrapped.countNotUnder(kek, tenantId) };
     let afterId = '';
     for (;;) {
@@ -377,7 +405,7 @@ export class DataKeyService implements OnApplicationBootstrap {
       contentType: 'application/octet-stream',
       tags: { 'cv-purpose': 'envelope-data-key', 'cv-tenant': tenantId },
     });
-    return this.remember(name, secret.properties.version, secret.value);
+    return { ...this.remember(name, secret.properties.version, secret.value), createdOn: secret.properties.createdOn ?? this.clock.now() };
   }
 
   private remember(name: string, version: string, encoded: string): DataKey {

@@ -18,6 +18,13 @@ export interface ReencryptResult {
   alreadyCurrent: number;
   /** Rows that could not be re-encrypted (their key version unreadable, the ciphertext corrupt): the run went on. */
   failed: { credentialId: string; version: number; error: string }[];
+  /**
+   * When every replica will have learnt the tenant's current data key (its creation + `envelope.currentKeyRefreshMs`):
+   * until then one may still seal a new value with an older version. Disable older versions only after a run that
+   * ends with nothing failed and `settled: true`. Absent when the tenant has no envelope value.
+   */
+  settlesAt?: string;
+  settled?: boolean;
 }
 
 /**
@@ -108,6 +115,7 @@ export class EnvelopeValueStore implements CredentialValueStore {
       const rows = await this.values.pageOfTenant(tenantId, afterId, batchSize);
       if (rows.length === 0) break;
       const current = await this.keys.currentKey(tenantId);
+      Object.assign(result, this.keys.settling(current.createdOn));
       for (const row of rows) {
         if (row.dataKeyName === current.name && row.dataKeyVersion === current.version) {
           result.alreadyCurrent++;
