@@ -65,7 +65,8 @@ export interface AppConfig {
     integrations: string[];
     vaultSecretPrefix: string;
     /** Envelope store: the vault RSA key that wraps tenants' data keys (unset: data keys are vault secrets). */
-    envelope: { keyEncryptionKey?: string };
+    /** `currentKeyRefreshMs`: ENVELOPE_KEY_REFRESH_MS. */
+    envelope: { currentKeyRefreshMs: number; keyEncryptionKey?: string };
   };
   /** KeysModule: where verify runs by default, whether legacy RSA1_5 is allowed, how long a key's public part and state are trusted. */
   keys: { verify: 'local' | 'remote'; allowRsa1_5: boolean; cacheTtlMs: number };

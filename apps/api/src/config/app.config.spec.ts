@@ -301,9 +301,15 @@ describe('loadAppConfig', () => {
     expect(loadAppConfig({ CACHE_TTL_MS: '1' }).credentials.cacheTtlMs).toBe(1);
   });
 
+  it('ENVELOPE_KEY_REFRESH_MS sets how long a replica trusts the current data key and key-encryption key versions', () => {
+    expect(loadAppConfig({ ENVELOPE_KEY_REFRESH_MS: '60000' }).credentials.envelope.currentKeyRefreshMs).toBe(60_000);
+    expect(problemsOf({ ENVELOPE_KEY_REFRESH_MS: '10' })).toContain('ENVELOPE_KEY_REFRESH_MS');
+    expect(problemsOf({ ENVELOPE_KEY_REFRESH_MS: 'soon' })).toContain('ENVELOPE_KEY_REFRESH_MS');
+  });
+
   it('wraps envelope data keys with a vault key only when ENVELOPE_KEY_ENCRYPTION_KEY names one', () => {
-    expect(loadAppConfig({}).credentials.envelope).toEqual({});
-    expect(loadAppConfig({ ENVELOPE_KEY_ENCRYPTION_KEY: 'cv-kek' }).credentials.envelope).toEqual({ keyEncryptionKey: 'cv-kek' });
+    expect(loadAppConfig({}).credentials.envelope).toEqual({ currentKeyRefreshMs: 3_600_000 });
+    expect(loadAppConfig({ ENVELOPE_KEY_ENCRYPTION_KEY: 'cv-kek' }).credentials.envelope).toEqual({ currentKeyRefreshMs: 3_600_000, keyEncryptionKey: 'cv-kek' });
     expect(problemsOf({ ENVELOPE_KEY_ENCRYPTION_KEY: 'not a key name' })).toContain('ENVELOPE_KEY_ENCRYPTION_KEY: must be a vault key name: 1-127 characters of 0-9, a-z, A-Z and -');
   });
 });

@@ -96,7 +96,7 @@ export function loadAppConfig(env: Record<string, string | undefined>, cwd = pro
       cacheInvalidation: e.CACHE_INVALIDATION,
       integrations: e.CREDENTIALS_INTEGRATIONS,
       vaultSecretPrefix: e.VAULT_SECRET_PREFIX,
-      envelope: e.ENVELOPE_KEY_ENCRYPTION_KEY ? { keyEncryptionKey: e.ENVELOPE_KEY_ENCRYPTION_KEY } : {},
+      envelope: { currentKeyRefreshMs: e.ENVELOPE_KEY_REFRESH_MS, ...(e.ENVELOPE_KEY_ENCRYPTION_KEY ? { keyEncryptionKey: e.ENVELOPE_KEY_ENCRYPTION_KEY } : {}) },
     },
     keys: { verify: e.KEYS_VERIFY, allowRsa1_5: e.KEYS_ALLOW_RSA1_5, cacheTtlMs: e.KEYS_CACHE_TTL_MS },
     audit: {

@@ -117,6 +117,7 @@ export const envSchema = z
     KEYS_VERIFY: z.enum(['local', 'remote'], { error: "must be 'local' or 'remote'" }).default('local'),
     KEYS_ALLOW_RSA1_5: bool(false),
     KEYS_CACHE_TTL_MS: int(60_000, 1, 86_400_000),
+    ENVELOPE_KEY_REFRESH_MS: int(3_600_000, 1_000, 86_400_000),
     ENVELOPE_KEY_ENCRYPTION_KEY: z.string().regex(/^[0-9a-zA-Z-]{1,127}$/, 'must be a vault key name: 1-127 characters of 0-9, a-z, A-Z and -').optional(),
     VAULT_SECRET_PREFIX: z.string().regex(/^[a-z][a-z0-9]{0,15}$/, 'must be 1–16 lowercase letters/digits, starting with a letter').default('cv'),
 
