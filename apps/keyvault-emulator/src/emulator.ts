@@ -283,6 +283,7 @@ export class KeyVaultEmulator {
       // A write is answered once it is on disk: a crash after the answer must not lose it. (Reads and the
       // keys' cryptography change nothing, and never wait for another request's fsync.)
       if (this.changeCount() !== changesBefore) await this.durable();
+      if (fault.responseLatencyMs) await sleep(fault.responseLatencyMs);
       status = result.status;
       send(req, res, result.status, result.body);
     } catch (err) {

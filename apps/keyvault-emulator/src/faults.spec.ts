@@ -40,11 +40,23 @@ describe('FaultInjector', () => {
     expect(f.decide('getSecret')).toEqual({ kind: 'none', latencyMs: 0 });
   });
 
+  it("delays the answer of an operation that runs with phase 'response', never that of a faulted one", () => {
+    const f = new FaultInjector(() => 0, () => 0);
+    f.add({ kind: 'latency', latencyMs: 400, phase: 'response', operations: ['createKey'] });
+    f.add({ kind: 'latency', latencyMs: 100, operations: ['createKey'] });
+    expect(f.decide('createKey')).toEqual({ kind: 'none', latencyMs: 100, responseLatencyMs: 400 });
+    expect(f.decide('getKey')).toEqual({ kind: 'none', latencyMs: 0 });
+    f.add({ kind: 'status', status: 503, operations: ['createKey'] });
+    expect(f.decide('createKey')).toEqual({ kind: 'status', status: 503, retryAfterSeconds: undefined, latencyMs: 100 });
+  });
+
   it('validates specs with messages that say what to fix', () => {
     expect(() => validateFaultSpec({ kind: 'boom' })).toThrow(/kind must be/);
     expect(() => validateFaultSpec({ kind: 'status', status: 404 })).toThrow(/429, 500 or 503/);
     expect(() => validateFaultSpec({ kind: 'latency' })).toThrow(/latencyMs/);
     expect(() => validateFaultSpec({ kind: 'reset', count: 0 })).toThrow(/count/);
+    expect(() => validateFaultSpec({ kind: 'reset', phase: 'response' })).toThrow(/phase/);
+    expect(() => validateFaultSpec({ kind: 'latency', latencyMs: 1, phase: 'later' })).toThrow(/phase/);
     expect(() => validateFaultSpec({ kind: 'reset', operations: 'getSecret' })).toThrow(/operations/);
     expect(validateFaultSpec({ kind: 'reset', rate: 1 })).toEqual({ kind: 'reset', rate: 1 });
   });

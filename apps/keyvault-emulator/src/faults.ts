@@ -7,6 +7,11 @@ export interface FaultSpec {
   retryAfterSeconds?: number;
   /** For kind 'latency'. */
   latencyMs?: number;
+  /**
+   * For kind 'latency': `request` delays the request before the vault acts on it; `response` lets the
+   * operation take effect and delays its answer (a lost answer to a write that happened). @default 'request'
+   */
+  phase?: 'request' | 'response';
   /** Probability 0..1 per matching request (default 1). */
   rate?: number;
   /** Only the next N matching requests. */
@@ -17,10 +22,12 @@ export interface FaultSpec {
   operations?: string[];
 }
 
-export type FaultDecision =
+/** `latencyMs` delays the request, `responseLatencyMs` (when set) the answer of the operation done. */
+export type FaultDecision = (
   | { kind: 'none'; latencyMs: number }
   | { kind: 'status'; status: 429 | 500 | 503; retryAfterSeconds?: number; latencyMs: number }
-  | { kind: 'reset'; latencyMs: number };
+  | { kind: 'reset'; latencyMs: number }
+) & { responseLatencyMs?: number };
 
 interface ActiveFault {
   spec: FaultSpec;
@@ -40,6 +47,9 @@ export function validateFaultSpec(raw: unknown): FaultSpec {
   }
   if (s.kind === 'latency' && (typeof s.latencyMs !== 'number' || !(s.latencyMs >= 0))) {
     throw new TypeError("fault.latencyMs (>= 0) is required for kind 'latency'");
+  }
+  if (s.phase !== undefined && (s.kind !== 'latency' || (s.phase !== 'request' && s.phase !== 'response'))) {
+    throw new TypeError("fault.phase must be 'request' or 'response', for kind 'latency' only");
   }
   const num = (k: string, ok: (n: number) => boolean, what: string) => {
     if (s[k] === undefined) return;
@@ -88,18 +98,23 @@ export class FaultInjector {
   decide(operation: string): FaultDecision {
     this.prune();
     let latencyMs = 0;
+    let responseLatencyMs = 0;
     let outcome: FaultDecision | undefined;
     for (const f of this.faults) {
       if (f.spec.operations && !f.spec.operations.includes(operation)) continue;
       if (outcome && f.spec.kind !== 'latency') continue;
       f.remaining -= 1;
       if (this.random() >= (f.spec.rate ?? 1)) continue;
-      if (f.spec.kind === 'latency') latencyMs += f.spec.latencyMs ?? 0;
+      if (f.spec.kind === 'latency' && f.spec.phase === 'response') responseLatencyMs += f.spec.latencyMs ?? 0;
+      else if (f.spec.kind === 'latency') latencyMs += f.spec.latencyMs ?? 0;
       else if (f.spec.kind === 'reset') outcome = { kind: 'reset', latencyMs: 0 };
       else outcome = { kind: 'status', status: f.spec.status!, retryAfterSeconds: f.spec.retryAfterSeconds, latencyMs: 0 };
     }
     this.prune();
-    return outcome ? { ...outcome, latencyMs } : { kind: 'none', latencyMs };
+    const decision: FaultDecision = outcome ? { ...outcome, latencyMs } : { kind: 'none', latencyMs };
+    // Only an operation that runs has an answer to delay (a status or reset fault answers instead).
+    if (responseLatencyMs > 0 && decision.kind === 'none') decision.responseLatencyMs = responseLatencyMs;
+    return decision;
   }
 
   private prune(): void {
