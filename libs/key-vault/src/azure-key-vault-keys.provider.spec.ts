@@ -61,11 +61,29 @@ const failure = (p: Promise<unknown>) => p.then(() => Promise.reject(new Error('
 describe('AzureKeyVaultKeysProvider', () => {
   it('returns the public JWK only, with type, size and operations', async () => {
     const { keys, keyClient } = await setup();
+    keyClient.getKey.mockRejectedValueOnce(restError(404, 'KeyNotFound', 'x'));
     keyClient.createRsaKey.mockResolvedValue(sdkRsaKey('tenant-key'));
     const key = await keys.createKey('tenant-key', { keyType: 'RSA', keySize: 2048, tags: { team: 'a' } });
     expect(keyClient.createRsaKey).toHaveBeenCalledWith('tenant-key', expect.objectContaining({ keySize: 2048, tags: { team: 'a' } }));
     expect(key.properties).toMatchObject({ name: 'tenant-key', version: VERSION, keyType: 'RSA', keySize: 2048, keyOps: ['sign', 'verify', 'wrapKey'] });
     expect(Object.keys(key.publicKey).sort()).toEqual(['e', 'key_ops', 'kid', 'kty', 'n']);
+  });
+
+  it('never repeats a create the vault answered with a 5xx; nothing new read back: the 5xx stands', async () => {
+    const { keys, keyClient } = await setup();
+    keyClient.getKey.mockRejectedValue(restError(404, 'KeyNotFound', 'x'));
+    keyClient.createRsaKey.mockRejectedValue(restError(500, 'InternalServerError', 'x'));
+    expect((await failure(keys.createKey('tenant-key', { keyType: 'RSA' }))).code).toBe(C.SERVICE_UNAVAILABLE);
+    expect(keyClient.createRsaKey).toHaveBeenCalledTimes(1);
+    expect(keyClient.getKey).toHaveBeenCalledTimes(2); // before, and the read-back
+  });
+
+  it('a create answered with a 5xx that did happen: the version read back is the result', async () => {
+    const { keys, keyClient } = await setup();
+    keyClient.getKey.mockRejectedValueOnce(restError(404, 'KeyNotFound', 'x')).mockResolvedValueOnce(sdkRsaKey('tenant-key'));
+    keyClient.createRsaKey.mockRejectedValue(restError(500, 'InternalServerError', 'x'));
+    expect((await keys.createKey('tenant-key', { keyType: 'RSA' })).properties.version).toBe(VERSION);
+    expect(keyClient.createRsaKey).toHaveBeenCalledTimes(1);
   });
 
   it('refuses bad input before any call (INVALID_REQUEST)', async () => {

@@ -36,7 +36,8 @@ import {
   type VaultSignatureAlgorithm,
 } from './key-vault-keys.provider';
 import type { ListPageOptions, Page } from './key-vault.provider';
-import { KeyVaultResilience } from './resilience/key-vault.resilience';
+import { KeyVaultResilience, type AttemptContext } from './resilience/key-vault.resilience';
+import { absentWhenNotFound, writeNewVersion } from './internal/new-version-write';
 
 /** Cryptography clients kept (one per key version used); the oldest is dropped beyond this. */
 const MAX_CRYPTO_CLIENTS = 2000;
@@ -149,8 +150,8 @@ export class AzureKeyVaultKeysProvider extends KeyVaultKeysProvider {
     if (keyType === 'EC' && options.keySize !== undefined) throw this.invalid('createKey', name, 'an EC key has no keySize (choose a curve)');
     this.checkKeyOps('createKey', name, options.keyOps);
     const common = { keyOps: options.keyOps, tags: options.tags, enabled: options.enabled, expiresOn: options.expiresOn, notBefore: options.notBefore };
-    // A retry after a lost answer may add one more version of the name: harmless, the latest wins.
-    return this.resilience.execute('createKey', name, async ({ signal }) => {
+    // Each Create Key adds a version: never repeated after a lost answer, read back instead.
+    return this.writeNewVersion('createKey', name, async ({ signal }) => {
       const key =
         keyType === 'RSA'
           ? await this.client.createRsaKey(name, { ...common, keySize: options.keySize ?? 2048, abortSignal: signal })
@@ -195,7 +196,7 @@ export class AzureKeyVaultKeysProvider extends KeyVaultKeysProvider {
 
   async rotateKey(name: string): Promise<VaultKey> {
     this.checkName('rotateKey', name);
-    return this.resilience.execute('rotateKey', name, async ({ signal }) => toKey(await this.client.rotateKey(name, { abortSignal: signal }), 'rotateKey'));
+    return this.writeNewVersion('rotateKey', name, async ({ signal }) => toKey(await this.client.rotateKey(name, { abortSignal: signal }), 'rotateKey'));
   }
 
   async deleteKey(name: string): Promise<DeletedVaultKey> {
@@ -292,6 +293,17 @@ export class AzureKeyVaultKeysProvider extends KeyVaultKeysProvider {
     return this.crypto('unwrapKey', key, async (client, abortSignal) => {
       const r = await client.unwrapKey(algorithm, wrappedKey, { abortSignal });
       return { key: refOf(r.keyID, key), unwrappedKey: r.result };
+    });
+  }
+
+  private writeNewVersion(operation: 'createKey' | 'rotateKey', name: string, write: (ctx: AttemptContext) => Promise<VaultKey>): Promise<VaultKey> {
+    return writeNewVersion({
+      operation,
+      name,
+      resilience: this.resilience,
+      latest: () => absentWhenNotFound(this.getKey(name)),
+      versionOf: (key) => key.properties.version,
+      write,
     });
   }
 

@@ -118,7 +118,10 @@ export interface VaultKeyRef {
 export abstract class KeyVaultKeysProvider {
   abstract readonly vaultUrl: string;
 
-  /** Creates a key, or a new version of an existing name. */
+  /**
+   * Creates a key, or a new version of an existing name. Never sent twice: after a lost answer the key is
+   * read back (a new latest version is the result), else OUTCOME_UNKNOWN.
+   */
   abstract createKey(name: string, options: CreateVaultKeyOptions): Promise<VaultKey>;
   /** Latest version when `version` is omitted. */
   abstract getKey(name: string, version?: string): Promise<VaultKey>;
@@ -127,7 +130,7 @@ export abstract class KeyVaultKeysProvider {
   abstract listKeyVersions(name: string, options?: ListPageOptions): Promise<Page<VaultKeyItem>>;
   /** Latest version when `version` is omitted. */
   abstract updateKeyProperties(name: string, version: string | undefined, options: UpdateVaultKeyPropertiesOptions): Promise<VaultKey>;
-  /** A new version with the same type, size/curve, operations and tags (the vault's rotate). */
+  /** A new version with the same type, size/curve, operations and tags (the vault's rotate); a lost answer as createKey. */
   abstract rotateKey(name: string): Promise<VaultKey>;
   /** Soft-deletes every version and waits until the deletion is visible. */
   abstract deleteKey(name: string): Promise<DeletedVaultKey>;

@@ -26,6 +26,8 @@ export enum AuditResult {
   SUCCESS = 'success',
   FAILURE = 'failure',
   DENIED = 'denied',
+  /** The operation got no answer and its effect could not be confirmed: it may or may not have happened. */
+  UNKNOWN = 'unknown',
 }
 
 /** One event to record. Never put a credential value anywhere in it (`details` is sanitised anyway). */

@@ -28,5 +28,10 @@ export enum KeyVaultErrorCode {
   INVALID_RESPONSE = 1016,
   /** 409 ObjectIsBeingDeleted: a delete or purge of the name is still completing; retried, then surfaced. */
   OBJECT_BEING_DELETED = 1017,
+  /**
+   * A write that adds a version (create or rotate a key) got no usable answer and its effect could not be
+   * confirmed by reading the object back: it may or may not have happened. Never retried blindly.
+   */
+  OUTCOME_UNKNOWN = 1018,
   UNKNOWN = 1099,
 }

@@ -4,7 +4,7 @@ import { BrokenCircuitError, BulkheadRejectedError, TaskCancelledError } from 'c
 import { networkError, restError } from '../testing/fake-secret-client';
 import { KeyVaultErrorCode as C } from './key-vault-error-code';
 import { KeyVaultError, isKeyVaultError, type KeyVaultOperation } from './key-vault.error';
-import { parseRetryAfterMs, toKeyVaultError } from './map-key-vault-error';
+import { mayHaveTakenEffect, parseRetryAfterMs, toKeyVaultError } from './map-key-vault-error';
 
 const get = (operation: KeyVaultOperation = 'getSecret') => ({ operation, secretName: 'tenant-a-github' });
 
@@ -159,6 +159,28 @@ describe('toKeyVaultError', () => {
     expect(isKeyVaultError(e, C.CONFLICT)).toBe(false);
     expect(isKeyVaultError(new Error('x'))).toBe(false);
     expect(e.toJSON()).toMatchObject({ code: 1003, codeName: 'KEY_NOT_FOUND', statusCode: 404, azureCode: 'SecretNotFound' });
+  });
+});
+
+describe('mayHaveTakenEffect', () => {
+  const create = (e: unknown) => mayHaveTakenEffect(toKeyVaultError(e, get('createKey')));
+
+  it('is true when no usable answer came back: a timeout, a connection lost after sending, a 5xx, a broken 2xx', () => {
+    expect(mayHaveTakenEffect(new TaskCancelledError('timed out'))).toBe(true);
+    expect(create(new TaskCancelledError('timed out'))).toBe(true);
+    expect(create(networkError('ECONNRESET', 'socket hang up'))).toBe(true);
+    expect(create(restError(500, 'InternalServerError', 'x'))).toBe(true);
+    expect(create(restError(503, 'ServiceUnavailable', 'x'))).toBe(true);
+    expect(mayHaveTakenEffect(new KeyVaultError(C.INVALID_RESPONSE, 'x', { operation: 'createKey' }))).toBe(true);
+  });
+
+  it('is false when the vault refused it or it never left: 429, 4xx, a refused connection, breaker, bulkhead', () => {
+    expect(create(restError(429, 'Throttled', 'x', { 'retry-after': '1' }))).toBe(false);
+    expect(create(restError(409, 'Conflict', 'x'))).toBe(false);
+    expect(create(restError(400, 'BadParameter', 'x'))).toBe(false);
+    expect(create(networkError('ECONNREFUSED', 'connect ECONNREFUSED'))).toBe(false);
+    expect(create(new BrokenCircuitError())).toBe(false);
+    expect(create(new BulkheadRejectedError(1, 1))).toBe(false);
   });
 });
 

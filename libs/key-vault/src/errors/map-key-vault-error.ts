@@ -48,6 +48,9 @@ const NETWORK_CODES = new Set([
 
 const TIMEOUT_CODES = new Set(['ETIMEDOUT', 'ESOCKETTIMEDOUT', 'UND_ERR_CONNECT_TIMEOUT']);
 
+/** Connection failures before a request was written: it never reached the vault. */
+const NOT_SENT_CODES = new Set(['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'ENETDOWN', 'EAI_AGAIN', 'ENOTFOUND', 'UND_ERR_CONNECT_TIMEOUT']);
+
 /** TLS trust failures are configuration problems (wrong CA), never transient. */
 const TLS_CODES = new Set([
   'SELF_SIGNED_CERT_IN_CHAIN',
@@ -204,4 +207,26 @@ export function toKeyVaultError(e: unknown, ctx: ErrorContext): KeyVaultError {
     if (NETWORK_CODES.has(code)) return fail(KeyVaultErrorCode.SERVICE_UNAVAILABLE, code);
   }
   return fail(KeyVaultErrorCode.UNKNOWN, e instanceof Error ? (safeToken(e.name) ?? 'Error') : typeof e);
+}
+
+/**
+ * Whether a failed call may still have taken effect in the vault: no answer (a timeout, a connection lost
+ * after the request went out), a 5xx, or a 2xx answer we could not use. A 429 or 4xx answer, an open
+ * breaker, a full bulkhead and a connection never made prove it did not. For writes that are not
+ * idempotent (a Create Key on an existing name adds a version), only those are retried.
+ */
+export function mayHaveTakenEffect(e: unknown): boolean {
+  if (isCockatielTimeout(e)) return true;
+  if (!(e instanceof KeyVaultError)) return true;
+  const netCode = e.statusCode === undefined ? (e.azureCode ?? errorCodeOf(e.cause)) : undefined;
+  switch (e.code) {
+    case KeyVaultErrorCode.TIMEOUT:
+    case KeyVaultErrorCode.SERVICE_UNAVAILABLE:
+      return netCode === undefined || !NOT_SENT_CODES.has(netCode);
+    case KeyVaultErrorCode.INVALID_RESPONSE:
+    case KeyVaultErrorCode.UNKNOWN:
+      return true;
+    default:
+      return false;
+  }
 }

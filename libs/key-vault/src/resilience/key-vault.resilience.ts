@@ -20,7 +20,7 @@ import { inSpan, SpanKind } from '@app/common';
 import { runInCallContext, type KeyVaultCallContext } from '../client/secret-client.factory';
 import { KeyVaultErrorCode } from '../errors/key-vault-error-code';
 import { KeyVaultError, type KeyVaultOperation } from '../errors/key-vault.error';
-import { isCockatielTimeout, toKeyVaultError } from '../errors/map-key-vault-error';
+import { isCockatielTimeout, mayHaveTakenEffect, toKeyVaultError } from '../errors/map-key-vault-error';
 import type { ResolvedKeyVaultOptions } from '../interfaces/key-vault-module-options.interface';
 import { BreakerStateValue, type KeyVaultMetrics } from '../metrics/key-vault.metrics';
 
@@ -39,6 +39,16 @@ const RETRYABLE = new Set([KeyVaultErrorCode.RATE_LIMITED, KeyVaultErrorCode.TIM
 const BREAKER_FAILURES = new Set([KeyVaultErrorCode.TIMEOUT, KeyVaultErrorCode.SERVICE_UNAVAILABLE]);
 
 type ResilienceOptions = ResolvedKeyVaultOptions['resilience'];
+
+export interface ExecuteOptions {
+  /**
+   * `false` for a write that must not happen twice (a Create or Rotate Key adds a version each time):
+   * retried only after failures that prove it did not take effect (`mayHaveTakenEffect`: 429, 4xx, a
+   * connection never made); the caller resolves any other failure by reading the object back.
+   * @default true
+   */
+  idempotent?: boolean;
+}
 
 /**
  * Exponential backoff with "equal jitter" (half fixed, half random), never shorter than the
@@ -73,7 +83,8 @@ export class RetryAfterBackoff implements IBackoffFactory<IRetryBackoffContext<u
  * - bulkhead: at most `maxConcurrent` calls in flight (a call keeps its slot through its backoff),
  *   `maxQueued` waiting; beyond that BULKHEAD_FULL.
  * - retry: `maxAttempts` attempts in total, only for RATE_LIMITED, SERVICE_UNAVAILABLE (5xx, connection
- *   resets/refusals) and TIMEOUT; never for 4xx answers (400/401/403/404/409) nor CIRCUIT_OPEN.
+ *   resets/refusals) and TIMEOUT; never for 4xx answers (400/401/403/404/409) nor CIRCUIT_OPEN. A write that
+ *   is not idempotent (`{ idempotent: false }`) is retried only when the failure proves it did not happen.
  *   Backoff: jittered exponential from `initialDelayMs` to `maxDelayMs`, at least `Retry-After`; a
  *   `Retry-After` above `maxDelayMs` ends the retries (the error carries `retryAfterMs`).
  * - circuit breaker: `consecutiveFailures` consecutive 5xx/timeout/connection failures open it; open =
@@ -94,6 +105,8 @@ export class KeyVaultResilience {
   private readonly logger = new Logger(KeyVaultResilience.name);
   private readonly bulkheadPolicy: BulkheadPolicy;
   private readonly retryPolicy: RetryPolicy;
+  /** Same budget, for writes that are not idempotent. */
+  private readonly retryUnappliedPolicy: RetryPolicy;
   private readonly breakerPolicy: CircuitBreakerPolicy;
   private readonly timeoutPolicy: TimeoutPolicy;
 
@@ -109,6 +122,10 @@ export class KeyVaultResilience {
     this.bulkheadPolicy = bulkhead(options.bulkhead.maxConcurrent, options.bulkhead.maxQueued);
     this.retryPolicy = retry(
       handleWhen((e) => KeyVaultResilience.isRetryable(e, options.maxDelayMs)),
+      { maxAttempts: options.maxAttempts - 1, backoff: new RetryAfterBackoff(options) },
+    );
+    this.retryUnappliedPolicy = retry(
+      handleWhen((e) => KeyVaultResilience.isRetryable(e, options.maxDelayMs) && !mayHaveTakenEffect(e)),
       { maxAttempts: options.maxAttempts - 1, backoff: new RetryAfterBackoff(options) },
     );
     this.breakerPolicy = circuitBreaker(
@@ -167,12 +184,13 @@ export class KeyVaultResilience {
   }
 
   /** Runs one logical operation through bulkhead, retry, breaker and per-attempt timeout; records metrics. */
-  async execute<T>(operation: KeyVaultOperation, secretName: string | undefined, fn: (ctx: AttemptContext) => Promise<T>): Promise<T> {
+  async execute<T>(operation: KeyVaultOperation, secretName: string | undefined, fn: (ctx: AttemptContext) => Promise<T>, options: ExecuteOptions = {}): Promise<T> {
     // One client span per logical call (retries included); no secret name: names carry tenant ids.
     return inSpan(`keyvault ${operation}`, { kind: SpanKind.CLIENT, attributes: { 'keyvault.operation': operation, 'server.address': this.vaultHost } }, async (span) => {
       let attempts = 0;
       try {
-        return await this.executeWithPolicies(operation, secretName, (ctx) => {
+        const retryPolicy = options.idempotent === false ? this.retryUnappliedPolicy : this.retryPolicy;
+        return await this.executeWithPolicies(operation, secretName, retryPolicy, (ctx) => {
           attempts = ctx.attempt + 1;
           return fn(ctx);
         });
@@ -182,13 +200,18 @@ export class KeyVaultResilience {
     });
   }
 
-  private async executeWithPolicies<T>(operation: KeyVaultOperation, secretName: string | undefined, fn: (ctx: AttemptContext) => Promise<T>): Promise<T> {
+  private async executeWithPolicies<T>(
+    operation: KeyVaultOperation,
+    secretName: string | undefined,
+    retryPolicy: RetryPolicy,
+    fn: (ctx: AttemptContext) => Promise<T>,
+  ): Promise<T> {
     const errorCtx = { operation, secretName, timeoutMs: this.options.timeoutMs };
     const started = performance.now();
     let attempt = 0;
     try {
       const result = await this.bulkheadPolicy.execute(() =>
-        this.retryPolicy.execute(() =>
+        retryPolicy.execute(() =>
           this.breakerPolicy.execute(() =>
             this.timeoutPolicy.execute(async (_ctx, signal) => {
               const n = attempt++;

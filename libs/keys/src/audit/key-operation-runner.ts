@@ -1,5 +1,6 @@
 import { AuditResult, type AuditService } from '@app/audit';
 import { CredentialVaultError, inSpan, type OperationContext } from '@app/common';
+import { isKeyVaultError, KeyVaultErrorCode } from '@app/key-vault';
 import type { KeysMetrics, KeysOperation } from '../metrics/keys.metrics';
 
 /** What an operation tells the audit row and the metrics (never data). */
@@ -50,9 +51,10 @@ export class KeyOperationRunner {
         outcome = await work();
       } catch (e) {
         const durationMs = performance.now() - started;
-        const code = e instanceof CredentialVaultError ? e.code : undefined;
         this.metrics.record({ operation, outcome: e instanceof CredentialVaultError ? e.severity : 'fatal', algorithm: details.algorithm }, durationMs / 1000);
-        await write({ ...base, result: AuditResult.FAILURE, errorCode: code ?? 'UNKNOWN', durationMs, details: { ...details, operation } }).catch(() => undefined);
+        // A change the vault may have made without confirming it is not audited as a failure.
+        const result = isKeyVaultError(e, KeyVaultErrorCode.OUTCOME_UNKNOWN) ? AuditResult.UNKNOWN : AuditResult.FAILURE;
+        await write({ ...base, result, errorCode: e instanceof CredentialVaultError ? e.code : 'UNKNOWN', durationMs, details: { ...details, operation } }).catch(() => undefined);
         throw e;
       }
       const { result, ...facts } = outcome;

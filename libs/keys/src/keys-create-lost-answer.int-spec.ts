@@ -1,0 +1,125 @@
+/**
+ * Integration: a key create (and rotate) whose answer is lost to the client timeout, against the local vault
+ * with the real SDK over HTTPS and the real audit. Key Vault's Create Key on an existing name adds a
+ * version, so a blind retry would leave two; the vault itself counts the versions and the requests.
+ */
+import { randomBytes } from 'node:crypto';
+import { Test, type TestingModule } from '@nestjs/testing';
+import { AuditService } from '@app/audit';
+import type { OperationContext } from '@app/common';
+import { KeyVaultErrorCode, KeyVaultKeysProvider } from '@app/key-vault';
+import { KeyVaultEmulator } from '@app/keyvault-emulator';
+import { createTestDatabase, credentialsStackImports, type TestDatabase } from '@app/testing';
+import { KeysModule, KeysService } from './index';
+import { tenantKeyVaultName } from './naming/tenant-key-name';
+
+const TIMEOUT_MS = 400;
+/** Lets the vault finish (and count) a request whose answer the client stopped waiting for. */
+const settle = () => new Promise((r) => setTimeout(r, TIMEOUT_MS + 100));
+
+describe('KeysService create/rotate when the vault answers after the client timeout', () => {
+  let emu: KeyVaultEmulator;
+  let db: TestDatabase;
+  let moduleRef: TestingModule;
+  let keys: KeysService;
+  let vault: KeyVaultKeysProvider;
+  let audit: AuditService;
+  const ctx: OperationContext = { tenantId: `lost-${randomBytes(3).toString('hex')}`, actor: { id: 'user:alice' } };
+  const versionsOf = async (name: string) => (await vault.listKeyVersions(tenantKeyVaultName(ctx.tenantId, name, 'cv'))).items;
+  const auditRows = async (action: string) => {
+    await audit.flush();
+    return (await audit.query({ tenantId: ctx.tenantId, limit: 100, order: 'asc' })).items.filter((r) => r.action === action);
+  };
+
+  beforeAll(async () => {
+    emu = await KeyVaultEmulator.start({ quiet: true, throttle: false, operationDelayMs: 0 });
+    db = await createTestDatabase('sqlite');
+    moduleRef = await Test.createTestingModule({
+      imports: [
+        ...credentialsStackImports({
+          database: db.options,
+          vault: emu,
+          keyVault: { resilience: { maxAttempts: 3, timeoutMs: TIMEOUT_MS, initialDelayMs: 20, maxDelayMs: 50, pollIntervalMs: 50, breaker: { consecutiveFailures: 100 } } },
+        }),
+        KeysModule.forRoot({}),
+      ],
+    }).compile();
+    await moduleRef.init();
+    keys = moduleRef.get(KeysService);
+    vault = moduleRef.get(KeyVaultKeysProvider);
+    audit = moduleRef.get(AuditService);
+    await keys.createKey(ctx, { name: 'warm', type: 'EC' }); // the client's challenge round trip happens here
+  }, 60_000);
+
+  afterEach(() => emu.clearFaults());
+  afterAll(async () => {
+    await moduleRef?.close();
+    await emu?.stop();
+    await db?.drop();
+  });
+
+  it('a create that took effect but whose answer came too late: one version, returned and audited as a success', async () => {
+    emu.injectFault({ kind: 'latency', phase: 'response', latencyMs: TIMEOUT_MS + 300, operations: ['createKey'] });
+    emu.resetStats();
+    const key = await keys.createKey(ctx, { name: 'slow-answer', type: 'RSA' });
+    await settle();
+
+    const versions = await versionsOf('slow-answer');
+    expect(versions.map((v) => v.version)).toEqual([key.version]);
+    expect(emu.stats().byOperation.createKey).toBe(1);
+    const rows = await auditRows('key.create');
+    expect(rows.filter((r) => r.resource === 'key:slow-answer').map((r) => [r.result, r.details?.keyVersion])).toEqual([['success', key.version]]);
+  });
+
+  it('a create still running in the vault when the client gave up: one version, confirmed once it lands', async () => {
+    // The vault acts on the request only after the client's timeout (as a slow RSA-4096 generation under load).
+    emu.injectFault({ kind: 'latency', latencyMs: TIMEOUT_MS + 100, operations: ['createKey'] });
+    emu.resetStats();
+    const key = await keys.createKey(ctx, { name: 'slow-create', type: 'EC' });
+    await settle();
+
+    expect((await versionsOf('slow-create')).map((v) => v.version)).toEqual([key.version]);
+    expect(emu.stats().byOperation.createKey).toBe(1);
+    const rows = await auditRows('key.create');
+    expect(rows.filter((r) => r.resource === 'key:slow-create').map((r) => r.result)).toEqual(['success']);
+  });
+
+  it('a create never confirmed: OUTCOME_UNKNOWN, audited as unknown (not as a failure), and never a second version', async () => {
+    emu.injectFault({ kind: 'latency', latencyMs: 3 * TIMEOUT_MS, operations: ['createKey'] });
+    emu.resetStats();
+    const error = await keys.createKey(ctx, { name: 'no-answer', type: 'EC' }).then(
+      () => undefined,
+      (e: unknown) => e as { code?: unknown },
+    );
+    expect(error?.code).toBe(KeyVaultErrorCode.OUTCOME_UNKNOWN);
+    await new Promise((r) => setTimeout(r, 3 * TIMEOUT_MS)); // the request lands in the vault meanwhile
+
+    expect(await versionsOf('no-answer')).toHaveLength(1);
+    expect(emu.stats().byOperation.createKey).toBe(1);
+    const rows = await auditRows('key.create');
+    expect(rows.filter((r) => r.resource === 'key:no-answer').map((r) => [r.result, r.errorCode])).toEqual([['unknown', String(KeyVaultErrorCode.OUTCOME_UNKNOWN)]]);
+  });
+
+  it('a rotate whose answer came too late: one new version, the latest, audited as a success', async () => {
+    const created = await keys.createKey(ctx, { name: 'rotated', type: 'EC' });
+    emu.injectFault({ kind: 'latency', phase: 'response', latencyMs: TIMEOUT_MS + 300, operations: ['rotateKey'] });
+    emu.resetStats();
+    const rotated = await keys.rotateKey(ctx, 'rotated');
+    await settle();
+
+    const versions = (await versionsOf('rotated')).map((v) => v.version);
+    expect(versions.sort()).toEqual([created.version, rotated.version].sort());
+    expect(emu.stats().byOperation.rotateKey).toBe(1);
+    expect((await keys.getKey(ctx, 'rotated')).version).toBe(rotated.version);
+    const rows = await auditRows('key.rotate');
+    expect(rows.map((r) => [r.result, r.details?.keyVersion])).toEqual([['success', rotated.version]]);
+  });
+
+  it('still retries a create the vault refused with 429 (it did not take effect)', async () => {
+    emu.injectFault({ kind: 'status', status: 429, retryAfterSeconds: 0, count: 1, operations: ['createKey'] });
+    emu.resetStats();
+    const key = await keys.createKey(ctx, { name: 'throttled', type: 'EC' });
+    expect((await versionsOf('throttled')).map((v) => v.version)).toEqual([key.version]);
+    expect(emu.stats().byOperationAndStatus).toMatchObject({ 'createKey:429': 1, 'createKey:200': 1 });
+  });
+});
