@@ -1,4 +1,5 @@
 import type { DataSource } from 'typeorm';
+import { LockSessionsExhaustedError } from './lock.errors';
 
 /** A PostgreSQL session that holds advisory locks (a pg `PoolClient`). */
 export interface LockSession {
@@ -14,8 +15,11 @@ interface PgPool {
   on(event: 'error', listener: (e: Error) => void): unknown;
 }
 
-/** How many advisory locks one process may hold at once per DataSource (each pins a session). */
+/** How many advisory locks one process may hold at once per DataSource (each pins a session). PersistenceModule's `locks.maxSessions`. */
 export const DEFAULT_LOCK_SESSIONS = 8;
+
+/** How long a holder waits for a free session when the DataSource sets no `connectionTimeoutMillis`. */
+const DEFAULT_SESSION_WAIT_MS = 10_000;
 
 /**
  * The sessions advisory locks are held on: a small pool of its own beside the DataSource's, with the same
@@ -25,35 +29,111 @@ export const DEFAULT_LOCK_SESSIONS = 8;
  * connection none would give back, and every other request of the replica queued behind them.
  * Shared by every lock of a DataSource; idle sessions close after 10 s and keep no process alive;
  * destroying the DataSource ends the pool.
+ *
+ * At most `max` sessions are held at once (PersistenceModule's `locks.maxSessions`); one more holder waits,
+ * first come first served, for one to come free — up to its own wait — and then fails with
+ * `LockSessionsExhaustedError`, which names the setting (pg's own pool would have failed with an untyped
+ * "timeout exceeded when trying to connect", after its connect timeout whatever the caller's).
  */
 export class LockSessions {
   private static readonly pools = new WeakMap<DataSource, LockSessions>();
 
-  static for(dataSource: DataSource, max = DEFAULT_LOCK_SESSIONS): LockSessions {
+  /** The DataSource's lock sessions (sized by `configure`, else `DEFAULT_LOCK_SESSIONS`). */
+  static for(dataSource: DataSource): LockSessions {
     let sessions = LockSessions.pools.get(dataSource);
-    if (!sessions) LockSessions.pools.set(dataSource, (sessions = new LockSessions(dataSource, max)));
+    if (!sessions) LockSessions.pools.set(dataSource, (sessions = new LockSessions(dataSource)));
+    return sessions;
+  }
+
+  /**
+   * Sizes the DataSource's lock sessions, before the first is opened (libs build their locks at start and
+   * take them later). Refused once sessions of another size are open: the pool would not follow.
+   */
+  static configure(dataSource: DataSource, max: number): LockSessions {
+    const sessions = LockSessions.for(dataSource);
+    if (sessions.max === max) return sessions;
+    if (sessions.pool) throw new Error(`lock sessions of this DataSource are already open with a maximum of ${sessions.max}; configure ${max} before the first lock is taken`);
+    sessions.max = max;
     return sessions;
   }
 
   private pool?: PgPool;
+  private max = DEFAULT_LOCK_SESSIONS;
+  /** Sessions handed out and not yet released. */
+  private held = 0;
+  /** Holders waiting for a session, oldest first. */
+  private readonly waiting: Array<() => void> = [];
   /** Sessions that have their error listener (a pooled client is handed out many times). */
   private readonly listening = new WeakSet<LockSession>();
 
-  private constructor(
-    private readonly dataSource: DataSource,
-    private readonly max: number,
-  ) {}
+  private constructor(private readonly dataSource: DataSource) {}
 
-  /** A session of its own (waits, up to the connection timeout, while `max` are held). */
-  async connect(): Promise<LockSession> {
-    const session = await this.poolOf().connect();
+  get maxSessions(): number {
+    return this.max;
+  }
+
+  /**
+   * A session of its own. While `max` are held, waits for one to be released, at most `waitMs` (default:
+   * the DataSource's `connectionTimeoutMillis`, as long as a new connection may take), then throws
+   * `LockSessionsExhaustedError`.
+   */
+  async connect(waitMs?: number): Promise<LockSession> {
+    await this.takeSlot(waitMs ?? this.defaultWaitMs());
+    let session: LockSession;
+    try {
+      session = await this.poolOf().connect();
+    } catch (e) {
+      this.freeSlot();
+      throw e;
+    }
     if (!this.listening.has(session)) {
       // A held session whose connection dies emits 'error' (an unhandled one would crash the process); its
       // locks are gone with it, which the holder's unlock reports ("was not held at unlock").
       session.on('error', () => undefined);
       this.listening.add(session);
     }
-    return session;
+    let released = false;
+    return {
+      query: (sql, params) => session.query(sql, params),
+      on: (event, listener) => session.on(event, listener),
+      release: (error) => {
+        if (released) return;
+        released = true;
+        session.release(error);
+        this.freeSlot();
+      },
+    };
+  }
+
+  private takeSlot(waitMs: number): Promise<void> {
+    if (this.held < this.max) {
+      this.held++;
+      return Promise.resolve();
+    }
+    return new Promise<void>((resolve, reject) => {
+      const grant = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+      const timer = setTimeout(() => {
+        const i = this.waiting.indexOf(grant);
+        if (i >= 0) this.waiting.splice(i, 1);
+        reject(new LockSessionsExhaustedError(this.max, waitMs));
+      }, waitMs);
+      this.waiting.push(grant);
+    });
+  }
+
+  /** A released slot goes to the oldest waiter, else back to the pool. */
+  private freeSlot(): void {
+    const next = this.waiting.shift();
+    if (next) next();
+    else this.held--;
+  }
+
+  private defaultWaitMs(): number {
+    const configured = Number((this.dataSource.driver as unknown as { master?: { options?: { connectionTimeoutMillis?: unknown } } }).master?.options?.connectionTimeoutMillis);
+    return Number.isFinite(configured) && configured > 0 ? configured : DEFAULT_SESSION_WAIT_MS;
   }
 
   private poolOf(): PgPool {

@@ -5,11 +5,14 @@ import { CredentialVaultError, ErrorSeverity } from '../errors';
 export enum LockErrorCode {
   /** `DistributedLock.run()` could not take the lock within `timeoutMs`. */
   LOCK_TIMEOUT = 9001,
+  /** Every advisory-lock session of this process is held (PersistenceModule `locks.maxSessions`) and none came free in time. */
+  LOCK_SESSIONS_EXHAUSTED = 9002,
 }
 
 /** HTTP status of each code, composed by the host; a new code does not compile without one. */
 export const LOCK_ERROR_HTTP_STATUS: Record<LockErrorCode, HttpStatus> = {
   [LockErrorCode.LOCK_TIMEOUT]: HttpStatus.SERVICE_UNAVAILABLE, // busy, not broken: the caller may retry
+  [LockErrorCode.LOCK_SESSIONS_EXHAUSTED]: HttpStatus.SERVICE_UNAVAILABLE, // this replica's lock capacity, not the request
 };
 
 /** Thrown by `DistributedLock.run()` (and `KeyedMutex.acquire()`) when the lock is not obtained in time. */
@@ -24,5 +27,25 @@ export class LockTimeoutError extends CredentialVaultError {
     options?: { cause?: unknown },
   ) {
     super(`Lock "${key}" was not acquired within ${timeoutMs} ms`, options);
+  }
+}
+
+/**
+ * Thrown by `PostgresAdvisoryLock` when this process already holds as many advisory locks as it has lock
+ * sessions (each held lock pins one) and none came free within the caller's wait.
+ */
+export class LockSessionsExhaustedError extends CredentialVaultError {
+  readonly code = LockErrorCode.LOCK_SESSIONS_EXHAUSTED;
+  readonly codeName = 'LOCK_SESSIONS_EXHAUSTED';
+  readonly severity = ErrorSeverity.TRANSIENT;
+
+  constructor(
+    readonly maxSessions: number,
+    readonly waitedMs: number,
+  ) {
+    super(
+      `All ${maxSessions} advisory-lock sessions of this process are held and none came free within ${waitedMs} ms: ` +
+        "raise PersistenceModule's locks.maxSessions (the stock host's DATABASE_LOCK_SESSIONS), within PostgreSQL's max_connections",
+    );
   }
 }

@@ -4,7 +4,7 @@ import { describeError, sqlState } from '../errors';
 import { advisoryLockKey } from './advisory-lock-key';
 import { DistributedLock, LockRunOptions, TryRunResult, assertLockKey } from './distributed-lock';
 import { KeyedMutex, MutexRelease } from './keyed-mutex';
-import { DEFAULT_LOCK_SESSIONS, LockSession, LockSessions } from './lock-sessions';
+import { LockSession, LockSessions } from './lock-sessions';
 import { ADVISORY_LOCK_NAMESPACES } from './lock-keys';
 import { LockTimeoutError } from './lock.errors';
 
@@ -16,7 +16,8 @@ const LOCK_NOT_AVAILABLE = '55P03';
  * locks (`pg_try_advisory_lock` / `pg_advisory_lock` + `pg_advisory_unlock`).
  *
  * Advisory locks belong to a database session, so each held lock pins ONE session from lock to unlock —
- * from a small pool of lock sessions beside the DataSource's (`LockSessions`, `maxSessions` per process),
+ * from a small pool of lock sessions beside the DataSource's (`LockSessions`, `locks.maxSessions` per process:
+ * one more holder waits for a session, then fails with LOCK_SESSIONS_EXHAUSTED),
  * never from the DataSource's own pool, which `fn` uses: holders cannot starve it. Callers in the same
  * process first serialise on an in-process mutex, so a second local caller neither burns a session nor
  * re-enters the session-level lock (which PostgreSQL would grant again to the same session).
@@ -31,7 +32,8 @@ export class PostgresAdvisoryLock extends DistributedLock {
   constructor(
     dataSource: DataSource,
     namespace: string = ADVISORY_LOCK_NAMESPACES.distributedLock,
-    maxSessions: number = DEFAULT_LOCK_SESSIONS,
+    /** Sizes the DataSource's lock sessions (PersistenceModule's `locks.maxSessions` does it for a Nest host). */
+    maxSessions?: number,
   ) {
     super();
     if (dataSource.options.type !== 'postgres') {
@@ -41,7 +43,7 @@ export class PostgresAdvisoryLock extends DistributedLock {
     // same server (another deployment, a parallel test file) must not take each other's job locks.
     const schema = (dataSource.options as { schema?: string }).schema;
     this.namespace = schema ? `${namespace}@${schema}` : namespace;
-    this.sessions = LockSessions.for(dataSource, maxSessions);
+    this.sessions = maxSessions === undefined ? LockSessions.for(dataSource) : LockSessions.configure(dataSource, maxSessions);
   }
 
   async tryRun<T>(key: string, fn: () => Promise<T>): Promise<TryRunResult<T>> {
@@ -72,7 +74,8 @@ export class PostgresAdvisoryLock extends DistributedLock {
     const releaseLocal = await this.local.acquire(key, options.timeoutMs);
     let runner: LockSession | undefined;
     try {
-      runner = await this.sessions.connect();
+      // Waiting for a free session counts against the caller's timeout, too.
+      runner = await this.sessions.connect(Math.max(1, deadline - Date.now()));
       // lock_timeout bounds the wait inside PostgreSQL; SET LOCAL scopes it to this short
       // transaction, and a session-level advisory lock outlives the COMMIT (by design of PostgreSQL).
       const remaining = Math.max(1, deadline - Date.now());

@@ -3,6 +3,7 @@ import { EventEmitter2 } from '@nestjs/event-emitter';
 import { DataSource } from 'typeorm';
 import { Clock } from '../clock';
 import { DistributedLock } from '../lock/distributed-lock';
+import { LockSessions } from '../lock/lock-sessions';
 import { Outbox } from '../outbox/outbox';
 import { OutboxDispatcher } from '../outbox/outbox-dispatcher';
 import { OutboxHandlerRegistry } from '../outbox/outbox-handler-registry';
@@ -24,6 +25,7 @@ export interface PersistenceModuleAsyncOptions extends Pick<ModuleMetadata, 'imp
 }
 
 const optional = (token: unknown) => ({ token: token as any, optional: true });
+const LOCK_SESSIONS_SIZED = Symbol('LOCK_SESSIONS_SIZED');
 
 const providers: Provider[] = [
   // Registered twice (each lib README shows it for context), two outbox dispatchers ran with different options.
@@ -35,6 +37,20 @@ const providers: Provider[] = [
     inject: [PERSISTENCE_MODULE_OPTIONS],
   },
   provideEntityCheck(Symbol('OUTBOX_SCHEMA_CHECKED'), 'PersistenceModule', OUTBOX_ENTITIES, { entities: 'OUTBOX_ENTITIES', migrations: 'OUTBOX_MIGRATIONS' }, (m) => new PersistenceConfigurationError([m], 'PersistenceModule cannot start')),
+  {
+    // Sized at start, before any lock is taken (the locks libs build take their sessions later).
+    provide: LOCK_SESSIONS_SIZED,
+    useFactory: (ds: DataSource, options: ResolvedPersistenceOptions) => {
+      if (ds.options.type !== 'postgres') return true;
+      try {
+        LockSessions.configure(ds, options.locks.maxSessions);
+      } catch (e) {
+        throw new PersistenceConfigurationError([`locks.maxSessions: ${(e as Error).message}`], 'PersistenceModule cannot start');
+      }
+      return true;
+    },
+    inject: [DataSource, PERSISTENCE_RESOLVED_OPTIONS],
+  },
   { provide: TransactionRunner, useFactory: (ds: DataSource) => new TransactionRunner(ds), inject: [DataSource] },
   OutboxHandlerRegistry,
   {

@@ -16,6 +16,7 @@ describe('resolvePersistenceOptions', () => {
         lockRetryMs: 1000,
         maxPayloadBytes: 16_384,
       },
+      locks: { maxSessions: 8 },
     });
     expect(resolvePersistenceOptions({ outbox: { pollIntervalMs: 0, backoff: { maxMs: 2000 } } }).outbox).toMatchObject({
       pollIntervalMs: 0,
@@ -38,6 +39,21 @@ describe('resolvePersistenceOptions', () => {
     const paths = err!.problems.map((p) => p.split(':')[0]);
     expect(paths).toEqual(expect.arrayContaining(['outbox.batchSize', 'outbox.pollIntervalMs', 'outbox.lockKey', 'outbox']));
     expect(err!.message).toContain('outbox.batchSize');
+  });
+
+  it('takes locks.maxSessions 1..100 and refuses anything else, with the other problems in one error', () => {
+    expect(resolvePersistenceOptions({ locks: { maxSessions: 20 } }).locks).toEqual({ maxSessions: 20 });
+    for (const bad of [0, -1, 2.5, 101, '8', null]) {
+      expect(() => resolvePersistenceOptions({ locks: { maxSessions: bad as never } })).toThrow(/locks\.maxSessions/);
+    }
+    const err = (() => {
+      try {
+        resolvePersistenceOptions({ outbox: { batchSize: 0 }, locks: { maxSessions: 0, max: 3 } as never });
+      } catch (e) {
+        return e as PersistenceConfigurationError;
+      }
+    })();
+    expect(err!.problems.map((p) => p.split(':')[0])).toEqual(expect.arrayContaining(['outbox.batchSize', 'locks.maxSessions', 'locks']));
   });
 
   it('checks the backoff bounds against each other once the fields are valid', () => {

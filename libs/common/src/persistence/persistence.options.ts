@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { describeProblems, resolveOptions } from '../options/resolve-options';
 import { whenFieldsParsed } from '../options/option-schemas';
 import { PersistenceConfigurationError } from './persistence.errors';
+import { DEFAULT_LOCK_SESSIONS } from '../lock/lock-sessions';
 
 /** Options of `PersistenceModule.forRoot`. Every field is optional. */
 export interface PersistenceModuleOptions {
@@ -29,6 +30,17 @@ export interface PersistenceModuleOptions {
     /** Largest accepted payload (serialised JSON, bytes). @default 16384 */
     maxPayloadBytes?: number;
   };
+  locks?: {
+    /**
+     * PostgreSQL: how many advisory locks (jobs, the outbox dispatcher, OAuth refreshes, rotations, revokes)
+     * this process may hold at once. Each held lock pins a session of a pool of its own beside the
+     * DataSource's, so this adds to the connections a replica may open. One more holder waits for a free
+     * session (up to its lock timeout, or the DataSource's `connectionTimeoutMillis`), then fails with
+     * LOCK_SESSIONS_EXHAUSTED (9002, HTTP 503). Ignored on SQLite. 1..100.
+     * @default 8
+     */
+    maxSessions?: number;
+  };
 }
 
 export interface ResolvedOutboxOptions {
@@ -45,6 +57,7 @@ export interface ResolvedOutboxOptions {
 
 export interface ResolvedPersistenceOptions {
   outbox: ResolvedOutboxOptions;
+  locks: { maxSessions: number };
 }
 
 const DAY_MS = 86_400_000;
@@ -72,7 +85,9 @@ const outboxSchema = z
     }
   }, whenFieldsParsed('backoff.baseMs', 'backoff.maxMs'));
 
-const schema = z.object({ outbox: outboxSchema.prefault({}) }).strict();
+const locksSchema = z.object({ maxSessions: int(1, 100).default(DEFAULT_LOCK_SESSIONS) }).strict();
+
+const schema = z.object({ outbox: outboxSchema.prefault({}), locks: locksSchema.prefault({}) }).strict();
 
 /** Merges defaults and validates, once. Throws `PersistenceConfigurationError` listing every problem. */
 export function resolvePersistenceOptions(options: PersistenceModuleOptions | undefined): ResolvedPersistenceOptions {
