@@ -11,7 +11,7 @@ import { APP_CONFIG, AppConfig } from './config/app.config';
 import { AppConfigModule } from './config/config.module';
 import { CoreModule } from './core.module';
 import { CredentialsHttpModule } from './credentials/credentials-http.module';
-import { databaseOptions } from './database/database.options';
+import { databaseOptions, persistenceOptions } from './database/database.options';
 import { initializeHostDataSource } from './database/migrate-on-start';
 import { KeysHttpModule } from './keys/keys-http.module';
 import { HealthModule } from './health/health.module';
@@ -42,7 +42,7 @@ export class AppModule {
         EventEmitterModule.forRoot({ wildcard: false, delimiter: '.' }),
         // The transaction runner and the outbox of every lib; this process dispatches, under CoreModule's
         // DistributedLock (one replica at a time) and with its Clock.
-        PersistenceModule.forRoot({ outbox: { dispatch: true } }),
+        PersistenceModule.forRoot(persistenceOptions(config, { dispatch: true })),
         ScheduleModule.forRoot(),
         CoreModule,
         HostRedisModule,

@@ -6,7 +6,7 @@
 export { APP_CONFIG, loadAppConfig } from './config/app.config';
 export { AppConfigModule } from './config/config.module';
 export type { AppConfig } from './config/app-config.types';
-export { databaseOptions } from './database/database.options';
+export { databaseOptions, persistenceOptions } from './database/database.options';
 export { VaultModule } from './vault/vault.module';
 export { AuditAnchorModule } from './audit/audit-anchor.module';
 export { generateApiKey } from './auth/api-keys';

@@ -27,7 +27,15 @@ export interface AppConfig {
         /** WAL checkpoints in a worker thread (`SqliteWalCheckpointer`); opt-in. */
         walWorker: boolean;
       }
-    | { type: 'postgres'; url: string; schema?: string; poolSize: number; connectTimeoutMs: number };
+    | {
+        type: 'postgres';
+        url: string;
+        schema?: string;
+        poolSize: number;
+        connectTimeoutMs: number;
+        /** Advisory locks held at once (each pins a session of the lock pool): PersistenceModule's `locks.maxSessions`. */
+        lockSessions: number;
+      };
   keyVault:
     | { mode: 'embedded'; emulatorDataDir: string; emulatorPort: number; timeoutMs: number; maxAttempts: number; breakerHalfOpenAfterMs: number }
     | {

@@ -1,6 +1,7 @@
 import { DEFAULT_WEBHOOK_SECRETS_OPTIONS, resolveNotificationOptions, resolveWebhookSecretsOptions } from '@app/rotation';
 import type { EmbeddedVault } from '../vault/embedded-vault';
 import { keyVaultOptions } from '../vault/vault.module';
+import { persistenceOptions } from '../database/database.options';
 import { ConfigValidationError, loadAppConfig } from './app.config';
 
 /** The problems of a refused environment, as one text. */
@@ -32,9 +33,19 @@ describe('loadAppConfig', () => {
       AZURE_CLIENT_ID: 'cid',
       METRICS_ENABLED: 'false',
     });
-    expect(cfg.database).toMatchObject({ type: 'postgres', url: 'postgres://u@db:5432/cv', poolSize: 10 });
+    expect(cfg.database).toMatchObject({ type: 'postgres', url: 'postgres://u@db:5432/cv', poolSize: 10, lockSessions: 8 });
     expect(cfg.keyVault).toMatchObject({ mode: 'external', url: 'https://myvault.vault.azure.net', credential: 'managed-identity', clientId: 'cid' });
     expect(cfg.metrics.enabled).toBe(false);
+  });
+
+  it('DATABASE_LOCK_SESSIONS sizes the lock pool (1..100, PostgreSQL only) and reaches PersistenceModule', () => {
+    const pg = { DATABASE_TYPE: 'postgres', DATABASE_URL: 'postgres://u@db:5432/cv' };
+    const cfg = loadAppConfig({ ...pg, DATABASE_LOCK_SESSIONS: '20' });
+    expect(cfg.database).toMatchObject({ lockSessions: 20 });
+    expect(persistenceOptions(cfg, { dispatch: true })).toEqual({ outbox: { dispatch: true }, locks: { maxSessions: 20 } });
+    expect(persistenceOptions(loadAppConfig({}), { dispatch: true })).toEqual({ outbox: { dispatch: true }, locks: {} });
+    for (const bad of ['0', '101', '2.5', 'many']) expect(problemsOf({ ...pg, DATABASE_LOCK_SESSIONS: bad })).toMatch(/- DATABASE_LOCK_SESSIONS: /);
+    expect(problemsOf({ DATABASE_LOCK_SESSIONS: '8' })).toMatch(/DATABASE_LOCK_SESSIONS: applies only with DATABASE_TYPE=postgres/);
   });
 
   it('lists every problem at once, naming the variable and what to fix', () => {

@@ -57,7 +57,14 @@ export function loadAppConfig(env: Record<string, string | undefined>, cwd = pro
     log: { level: e.LOG_LEVEL, requestContext: e.LOG_REQUEST_CONTEXT },
     database:
       e.DATABASE_TYPE === 'postgres'
-        ? { type: 'postgres', url: e.DATABASE_URL!, schema: e.DATABASE_SCHEMA, poolSize: e.DATABASE_POOL_SIZE, connectTimeoutMs: e.DATABASE_CONNECT_TIMEOUT_MS }
+        ? {
+            type: 'postgres',
+            url: e.DATABASE_URL!,
+            schema: e.DATABASE_SCHEMA,
+            poolSize: e.DATABASE_POOL_SIZE,
+            connectTimeoutMs: e.DATABASE_CONNECT_TIMEOUT_MS,
+            lockSessions: e.DATABASE_LOCK_SESSIONS,
+          }
         : { type: 'sqlite', path: abs(e.DATABASE_PATH, cwd), synchronous: e.DATABASE_SQLITE_SYNCHRONOUS, walWorker: e.DATABASE_SQLITE_WAL_WORKER },
     keyVault: e.KEY_VAULT_URL
       ? {

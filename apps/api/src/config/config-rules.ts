@@ -39,7 +39,7 @@ export function crossFieldProblems(env: Record<string, string | undefined>): str
   }
   // A variable of the other backend means the operator believes it is in use: say it is not.
   if (env.DATABASE_TYPE !== 'postgres') {
-    for (const v of ['DATABASE_URL', 'DATABASE_SCHEMA', 'DATABASE_POOL_SIZE', 'DATABASE_CONNECT_TIMEOUT_MS']) {
+    for (const v of ['DATABASE_URL', 'DATABASE_SCHEMA', 'DATABASE_POOL_SIZE', 'DATABASE_CONNECT_TIMEOUT_MS', 'DATABASE_LOCK_SESSIONS']) {
       if (env[v]) problems.push(`${v}: applies only with DATABASE_TYPE=postgres (the database is SQLite now); set DATABASE_TYPE=postgres or unset ${v}`);
     }
   }

@@ -69,6 +69,8 @@ export const envSchema = z
     DATABASE_SCHEMA: z.string().regex(/^[a-z_][a-z0-9_]*$/i, 'must be a plain SQL identifier').optional(),
     DATABASE_POOL_SIZE: int(10, 1, 200),
     DATABASE_CONNECT_TIMEOUT_MS: int(10_000, 100, 600_000),
+    // PostgreSQL: advisory locks held at once per replica, each on a session of a pool of its own (PersistenceModule locks.maxSessions).
+    DATABASE_LOCK_SESSIONS: int(8, 1, 100),
     // PostgreSQL: named statements for the audit's read batches. Off behind a pooler that cannot keep them.
     DATABASE_PREPARED_STATEMENTS: bool(true),
     // FULL: a commit is fsynced before it returns (survives power loss). NORMAL is an explicit opt-in:

@@ -1,11 +1,17 @@
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { DataSourceOptions } from 'typeorm';
+import type { PersistenceModuleOptions } from '@app/common';
 import type { AppConfig } from '../config/app.config';
 import { HOST_ENTITIES, HOST_MIGRATIONS } from './schema';
 
 /** Marks SQLite options whose DataSource gets a WAL checkpoint worker (DATABASE_SQLITE_WAL_WORKER). */
 export const SQLITE_WAL_WORKER = 'cvSqliteWalWorker';
+
+/** PersistenceModule's options of this process: the lock sessions of the configured database, the outbox as given. */
+export function persistenceOptions(config: AppConfig, outbox: PersistenceModuleOptions['outbox']): PersistenceModuleOptions {
+  return { outbox, locks: config.database.type === 'postgres' ? { maxSessions: config.database.lockSessions } : {} };
+}
 
 /**
  * TypeORM options for the configured database. The schema comes from the libs' migrations, run at

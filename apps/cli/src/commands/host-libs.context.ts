@@ -7,7 +7,7 @@ import type { OperationContext } from '@app/common';
 import { PersistenceModule } from '@app/common';
 import { CredentialsModule } from '@app/credentials';
 import { RotationModule } from '@app/rotation';
-import { APP_CONFIG, AppConfigModule, databaseOptions, loadAppConfigResolvingReferences, VaultModule, type AppConfig } from '@app/api-host';
+import { APP_CONFIG, AppConfigModule, databaseOptions, loadAppConfigResolvingReferences, persistenceOptions, VaultModule, type AppConfig } from '@app/api-host';
 
 /**
  * The audit and credentials libs as every command configures them from the host's config: the host's
@@ -34,7 +34,7 @@ export async function withHostLibs<T>(work: (get: <S>(type: Type<S> | Abstract<S
       AppConfigModule.forRoot(config),
       TypeOrmModule.forRootAsync({ inject: [APP_CONFIG], useFactory: databaseOptions }),
       EventEmitterModule.forRoot({ wildcard: false, delimiter: '.' }),
-      PersistenceModule.forRoot({ outbox: { dispatch: false } }),
+      PersistenceModule.forRoot(persistenceOptions(config, { dispatch: false })),
       VaultModule,
       ...commandLibModules(config),
       // The host's webhook options (the overlap window of an activation is the host's), no job scheduled.

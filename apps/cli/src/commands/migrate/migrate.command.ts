@@ -7,7 +7,7 @@ import { Command, CommandRunner, Option } from 'nest-commander';
 import { DataSource } from 'typeorm';
 import { PersistenceModule } from '@app/common';
 import { formatSummaryTable, JsonlLegacySource, MigrationModule, MigrationRunner, SqlLegacySource, type LegacyCredentialSource } from '@app/migration';
-import { APP_CONFIG, AppConfigModule, databaseOptions, loadAppConfig, VaultModule } from '@app/api-host';
+import { APP_CONFIG, AppConfigModule, databaseOptions, loadAppConfig, persistenceOptions, VaultModule } from '@app/api-host';
 import { commandLibModules } from '../host-libs.context';
 import { loadMigrateEnv } from './migrate.config';
 import { ProgressReporter } from './progress-reporter';
@@ -48,7 +48,7 @@ export class MigrateCommand extends CommandRunner {
         TypeOrmModule.forRootAsync({ inject: [APP_CONFIG], useFactory: databaseOptions }),
         EventEmitterModule.forRoot({ wildcard: false, delimiter: '.' }),
         // This process only writes: the host's dispatcher delivers the events.
-        PersistenceModule.forRoot({ outbox: { dispatch: false } }),
+        PersistenceModule.forRoot(persistenceOptions(config, { dispatch: false })),
         VaultModule,
         ...commandLibModules(config),
         MigrationModule.forRoot({ keys: m.keys, batchSize: flags.batchSize, concurrency: { initial: m.concurrency.initial, max: m.concurrency.max } }),
