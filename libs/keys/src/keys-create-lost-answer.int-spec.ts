@@ -14,8 +14,10 @@ import { KeysModule, KeysService } from './index';
 import { tenantKeyVaultName } from './naming/tenant-key-name';
 
 const TIMEOUT_MS = 400;
-/** Lets the vault finish (and count) a request whose answer the client stopped waiting for. */
-const settle = () => new Promise((r) => setTimeout(r, TIMEOUT_MS + 100));
+/** How long the vault holds the answer of a create or rotate it has made (counted from when it made it). */
+const ANSWER_DELAY_MS = TIMEOUT_MS + 300;
+/** Lets the vault send (and count) an answer the client stopped waiting for: the whole delay, and some. */
+const settle = () => new Promise((r) => setTimeout(r, ANSWER_DELAY_MS + 300));
 
 describe('KeysService create/rotate when the vault answers after the client timeout', () => {
   let emu: KeyVaultEmulator;
@@ -59,7 +61,7 @@ describe('KeysService create/rotate when the vault answers after the client time
   });
 
   it('a create that took effect but whose answer came too late: one version, returned and audited as a success', async () => {
-    emu.injectFault({ kind: 'latency', phase: 'response', latencyMs: TIMEOUT_MS + 300, operations: ['createKey'] });
+    emu.injectFault({ kind: 'latency', phase: 'response', latencyMs: ANSWER_DELAY_MS, operations: ['createKey'] });
     emu.resetStats();
     const key = await keys.createKey(ctx, { name: 'slow-answer', type: 'RSA' });
     await settle();
@@ -102,7 +104,7 @@ describe('KeysService create/rotate when the vault answers after the client time
 
   it('a rotate whose answer came too late: one new version, the latest, audited as a success', async () => {
     const created = await keys.createKey(ctx, { name: 'rotated', type: 'EC' });
-    emu.injectFault({ kind: 'latency', phase: 'response', latencyMs: TIMEOUT_MS + 300, operations: ['rotateKey'] });
+    emu.injectFault({ kind: 'latency', phase: 'response', latencyMs: ANSWER_DELAY_MS, operations: ['rotateKey'] });
     emu.resetStats();
     const rotated = await keys.rotateKey(ctx, 'rotated');
     await settle();
