@@ -13,7 +13,7 @@ describe('the CLI process', () => {
   beforeAll(() => (dir = mkdtempSync(join(tmpdir(), 'cv-cli-'))));
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-  const run = (args: string[]) =>
+  const run = (args: string[], until?: RegExp) =>
     new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
       const child = spawn(process.execPath, ['--no-warnings', '--require', writeRequireHook(dir), MAIN, ...args], {
         cwd: ROOT,
@@ -22,7 +22,11 @@ describe('the CLI process', () => {
       });
       let stdout = '';
       let stderr = '';
-      child.stdout.on('data', (d) => (stdout += d));
+      child.stdout.on('data', (d) => {
+        stdout += d;
+        // A long-running command (the emulator): stop it once it printed what the test waits for.
+        if (until?.test(stdout)) child.kill('SIGTERM');
+      });
       child.stderr.on('data', (d) => (stderr += d));
       child.on('exit', (code) => resolve({ code, stdout, stderr }));
     });
@@ -32,5 +36,17 @@ describe('the CLI process', () => {
     expect(r.code).toBe(1);
     expect(r.stderr).toContain("unknown option '--client-secret=…'");
     expect(r.stdout + r.stderr).not.toContain('LEAKMARKER');
+  }, 60_000);
+
+  it('emulator takes the emulator flags the README shows (--port, --data-dir) and --help lists them', async () => {
+    const help = await run(['emulator', '--help']);
+    expect(help.code).toBe(0);
+    expect(help.stdout).toContain('--data-dir <dir>');
+
+    const started = await run(['emulator', '--port', '0', '--data-dir', join(dir, 'emulator')], /Data dir: /);
+    expect(started.stderr).not.toContain('unknown option');
+    expect(started.stdout).toMatch(/Vault URL: https:\/\/127\.0\.0\.1:\d+/);
+    expect(started.stdout).toContain(`Data dir: ${join(dir, 'emulator')}`);
+    expect(started.stdout).toContain('Key Vault emulator stopped.');
   }, 60_000);
 });
