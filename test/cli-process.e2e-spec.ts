@@ -1,5 +1,6 @@
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { writeRequireHook } from './support/swc-require-hook';
@@ -13,11 +14,11 @@ describe('the CLI process', () => {
   beforeAll(() => (dir = mkdtempSync(join(tmpdir(), 'cv-cli-'))));
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-  const run = (args: string[], until?: RegExp) =>
+  const run = (args: string[], until?: RegExp, env: Record<string, string> = {}) =>
     new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
       const child = spawn(process.execPath, ['--no-warnings', '--require', writeRequireHook(dir), MAIN, ...args], {
         cwd: ROOT,
-        env: { ...process.env, NODE_ENV: 'test', DATABASE_PATH: join(dir, 'db.sqlite'), EMULATOR_DATA_DIR: join(dir, 'vault') },
+        env: { ...process.env, NODE_ENV: 'test', DATABASE_PATH: join(dir, 'db.sqlite'), EMULATOR_DATA_DIR: join(dir, 'vault'), ...env },
         stdio: ['ignore', 'pipe', 'pipe'],
       });
       let stdout = '';
@@ -48,5 +49,19 @@ describe('the CLI process', () => {
     expect(started.stdout).toMatch(/Vault URL: https:\/\/127\.0\.0\.1:\d+/);
     expect(started.stdout).toContain(`Data dir: ${join(dir, 'emulator')}`);
     expect(started.stdout).toContain('Key Vault emulator stopped.');
+  }, 60_000);
+
+  it("a command run beside the host (the embedded vault's port taken) says to stop the host, and exits 1", async () => {
+    const taken = createServer();
+    await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve));
+    try {
+      const port = (taken.address() as AddressInfo).port;
+      const r = await run(['policies:list', '--tenant', 'acme'], undefined, { EMULATOR_PORT: String(port) });
+      expect(r.code).toBe(1);
+      expect(r.stderr).toContain(`cannot listen on port ${port} (EMULATOR_PORT)`);
+      expect(r.stderr).toContain('Stop the host before running a CLI command');
+    } finally {
+      taken.close();
+    }
   }, 60_000);
 });

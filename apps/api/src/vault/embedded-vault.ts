@@ -13,11 +13,18 @@ export class EmbeddedVault implements OnApplicationShutdown {
 
   static async start(config: AppConfig): Promise<EmbeddedVault> {
     if (config.keyVault.mode !== 'embedded') return new EmbeddedVault(undefined);
-    const emulator = await KeyVaultEmulator.start({
-      port: config.keyVault.emulatorPort,
-      dataDir: config.keyVault.emulatorDataDir,
-      quiet: config.env === 'test',
-    });
+    let emulator: KeyVaultEmulator;
+    try {
+      emulator = await KeyVaultEmulator.start({
+        port: config.keyVault.emulatorPort,
+        dataDir: config.keyVault.emulatorDataDir,
+        quiet: config.env === 'test',
+      });
+    } catch (e) {
+      // Usually the host already runs this vault (a CLI command started beside it, or a second host): say so.
+      if ((e as NodeJS.ErrnoException).code !== 'EADDRINUSE') throw e;
+      throw new EmbeddedVaultPortInUseError(config.keyVault.emulatorPort, e);
+    }
     new Logger(EmbeddedVault.name).warn(
       `Using the embedded LOCAL Key Vault at ${emulator.vaultUrl} (data in ${emulator.dataDir}). ` +
         'For development and tests only: never put production secrets in it. Set KEY_VAULT_URL to use Azure Key Vault.',
@@ -29,5 +36,20 @@ export class EmbeddedVault implements OnApplicationShutdown {
     if (!this.emulator) return;
     await this.emulator.stop();
     this.logger.log('Embedded local Key Vault stopped');
+  }
+}
+
+/** The embedded vault's port is taken: most often by the running host's own embedded vault. */
+export class EmbeddedVaultPortInUseError extends Error {
+  override readonly name = 'EmbeddedVaultPortInUseError';
+  readonly code = 'EADDRINUSE';
+
+  constructor(port: number, cause: unknown) {
+    super(
+      `The embedded local Key Vault cannot listen on port ${port} (EMULATOR_PORT): it is in use, usually by a running host's ` +
+        'embedded vault. Stop the host before running a CLI command on its data, or set KEY_VAULT_URL (an external vault) ' +
+        'or another EMULATOR_PORT.',
+      { cause },
+    );
   }
 }
