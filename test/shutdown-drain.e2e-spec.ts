@@ -4,6 +4,8 @@ import { createServer, request as httpRequest, Agent } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { generateApiKey } from '../apps/api/src/auth/api-keys';
+import { freePort, GrpcKeysClient } from './support/grpc-keys-client';
 import { writeRequireHook } from './support/swc-require-hook';
 
 const ROOT = join(__dirname, '..');
@@ -41,9 +43,9 @@ describe('the host process: SIGTERM drains then closes (keep-alive clients); its
     rmSync(dir, { recursive: true, force: true });
   });
 
-  it('keeps answering while it drains, with Connection: close and readiness 503, then exits 0', async () => {
-    const hook = writeRequireHook(dir);
-    child = spawn(process.execPath, ['--no-warnings', '--require', hook, MAIN], {
+  /** The host as `npm start` runs it (main.ts), quiet jobs, its files under `dir` with `suffix`. */
+  const startHost = (suffix: string, env: Record<string, string>): ChildProcess =>
+    spawn(process.execPath, ['--no-warnings', '--require', writeRequireHook(dir), MAIN], {
       cwd: ROOT,
       env: {
         ...process.env,
@@ -51,15 +53,18 @@ describe('the host process: SIGTERM drains then closes (keep-alive clients); its
         LOG_LEVEL: 'error',
         PORT: '0',
         EMULATOR_PORT: '0',
-        EMULATOR_DATA_DIR: join(dir, 'vault'),
-        DATABASE_PATH: join(dir, 'db.sqlite'),
-        SHUTDOWN_DRAIN_MS: '1500',
+        EMULATOR_DATA_DIR: join(dir, `vault${suffix}`),
+        DATABASE_PATH: join(dir, `db${suffix}.sqlite`),
         ROTATION_EXPIRY_MONITOR_ENABLED: 'false',
         ROTATION_CHECK_ENABLED: 'false',
         OAUTH_PROACTIVE_ENABLED: 'false',
+        ...env,
       },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
+
+  it('keeps answering while it drains, with Connection: close and readiness 503, then exits 0', async () => {
+    child = startHost('', { SHUTDOWN_DRAIN_MS: '1500' });
     let stdout = '';
     child.stdout!.on('data', (d) => (stdout += d));
     const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
@@ -104,6 +109,41 @@ describe('the host process: SIGTERM drains then closes (keep-alive clients); its
     const lines = stdout.trim().split('\n').map((l) => JSON.parse(l) as { msg: string; level: number; url?: string });
     expect(lines.find((l) => l.msg.startsWith('Credential Vault listening on'))).toMatchObject({ level: 30, url: expect.stringMatching(/^http:/) });
     expect(lines.some((l) => l.msg.startsWith('Draining before shutdown'))).toBe(true);
+  }, 90_000);
+
+  it('with GRPC_ENABLED: says where gRPC listens; calls in flight at SIGTERM and during the drain are answered, then it exits 0', async () => {
+    const grpcPort = await freePort();
+    const user = generateApiKey('drain-keys', 'acme', ['keys:write', 'keys:use']);
+    const grpcHost = startHost('3', { SHUTDOWN_DRAIN_MS: '1000', GRPC_ENABLED: 'true', GRPC_PORT: String(grpcPort), AUTH_API_KEYS: JSON.stringify([user.entry]) });
+    let stdout = '';
+    grpcHost.stdout!.on('data', (d) => (stdout += d));
+    const exited = new Promise<number | null>((resolve) => grpcHost.on('exit', (code) => resolve(code)));
+    const client = new GrpcKeysClient(`127.0.0.1:${grpcPort}`);
+    try {
+      const deadline = Date.now() + 60_000;
+      while (!/Keys gRPC API listening on/.test(stdout) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+      const line = stdout
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l) as { msg: string; level: number; grpcUrl?: string })
+        .find((l) => l.msg.startsWith('Keys gRPC API listening on'));
+      expect(line).toMatchObject({ level: 30, grpcUrl: `127.0.0.1:${grpcPort}` });
+
+      const md = { 'x-api-key': user.key };
+      expect((await client.call('CreateKey', { name: 'drain-ec', key_type: 'EC' }, md)).error).toBeUndefined();
+      // An RSA-4096 key takes the vault a while to make: in flight when the signal arrives.
+      const inFlight = client.call('CreateKey', { name: 'drain-rsa', key_type: 'RSA', key_size: 4096 }, md);
+      await new Promise((r) => setTimeout(r, 50));
+      grpcHost.kill('SIGTERM');
+      await new Promise((r) => setTimeout(r, 300));
+      const duringDrain = await client.call('Sign', { name: 'drain-ec', algorithm: 'ES256', digest: Buffer.alloc(32, 1).toString('base64') }, md);
+      expect(duringDrain.error).toBeUndefined();
+      expect((await inFlight).response).toMatchObject({ name: 'drain-rsa', key_size: 4096 });
+      expect(await exited).toBe(0);
+    } finally {
+      await client.close();
+      if (grpcHost.exitCode === null && grpcHost.signalCode === null) grpcHost.kill('SIGKILL');
+    }
   }, 90_000);
 
   it('a failed start (port in use) is one fatal JSON line with its reason, and exit 1', async () => {

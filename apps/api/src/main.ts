@@ -3,6 +3,7 @@ import { closeGracefullyOnSignals, createApp } from './bootstrap';
 import { ConfigValidationError } from './config/app.config';
 import { loadAppConfigResolvingReferences } from './config/keyvault-references';
 import { startFailureFields } from './http/error-log-fields';
+import { keysGrpcAddress } from './keys/grpc/grpc-server';
 import { lifecycleLog } from './logging/host-logger';
 import { createHostLog } from './logging/logging.options';
 
@@ -26,6 +27,10 @@ async function main(): Promise<void> {
     closeGracefullyOnSignals(app, config);
     const url = await app.getUrl();
     lifecycleLog(log).info({ url }, `Credential Vault listening on ${url}`);
+    if (config.grpc.enabled) {
+      const grpcUrl = keysGrpcAddress(config.grpc);
+      lifecycleLog(log).info({ grpcUrl }, `Keys gRPC API listening on ${grpcUrl}`);
+    }
   } catch (e) {
     lifecycleLog(log).fatal({ err: startFailureFields(e) }, 'Failed to start');
     process.exit(1); // pino writes what it has gathered on exit

@@ -18,6 +18,11 @@ export function protoRoot(from = __dirname): string {
   throw new Error(`gRPC is enabled but proto/${KEYS_PROTO_FILE} was not found above ${from}: ship the proto/ directory with the host`);
 }
 
+/** `host:port` of the keys gRPC server (an IPv6 host in brackets). */
+export function keysGrpcAddress(grpc: { host: string; port: number }): string {
+  return `${grpc.host.includes(':') ? `[${grpc.host}]` : grpc.host}:${grpc.port}`;
+}
+
 /** The gRPC server of the keys API (`app.connectMicroservice`), on `host:port`. */
 export function keysGrpcOptions(grpc: { host: string; port: number }): GrpcOptions {
   const root = protoRoot();
@@ -26,7 +31,7 @@ export function keysGrpcOptions(grpc: { host: string; port: number }): GrpcOptio
     options: {
       package: KEYS_GRPC_PACKAGE,
       protoPath: join(root, KEYS_PROTO_FILE),
-      url: `${grpc.host.includes(':') ? `[${grpc.host}]` : grpc.host}:${grpc.port}`,
+      url: keysGrpcAddress(grpc),
       // Field names as in the .proto (snake_case), enums and 64-bit numbers as strings, unset scalars as their defaults.
       loader: { keepCase: true, longs: String, enums: String, defaults: true, includeDirs: [root] },
       // As the HTTP body limit: no message of this API comes near it (a digest, a ciphertext of ≤ 512 bytes).
