@@ -228,6 +228,9 @@ describe('keys gRPC API', () => {
     const shortDigest = await client.call('Sign', { name: 'enc', algorithm: 'RS256', digest: b64(Buffer.alloc(20)) }, as(user));
     expect(shortDigest.error?.code).toBe(GRPC.INVALID_ARGUMENT);
     expect(errorInfo(shortDigest)).toMatchObject({ reason: 'KEYS_VALIDATION', metadata: { code: '10005' } });
+    // Messages name the proto's fields, not the lib's (maxPageSize).
+    const bigPage = await client.call('ListKeys', { page_size: 30 }, as(user));
+    expect(bigPage.error).toMatchObject({ code: GRPC.INVALID_ARGUMENT, details: 'page_size must be an integer from 1 to 25' });
     const badName = await client.call('GetKey', { name: '../secrets/x' }, as(user));
     expect(badName.error?.code).toBe(GRPC.INVALID_ARGUMENT);
     // As over HTTP: a block longer than RSA-4096's is refused before the vault (it was sent to the vault and audited as a failure).

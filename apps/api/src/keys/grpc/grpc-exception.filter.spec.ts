@@ -23,6 +23,18 @@ describe('GrpcExceptionFilter', () => {
     expect(s.metadata.get(ERROR_ID_TRAILER)).toEqual([]);
   });
 
+  it("names a request's fields as keys.proto does, not as the lib does (page_size, not maxPageSize)", () => {
+    const field = (name: string, message: string) => filter.toStatus(new KeysError(KeysErrorCode.KEYS_VALIDATION, message, name)).details;
+    expect(field('maxPageSize', 'maxPageSize must be an integer from 1 to 25')).toBe('page_size must be an integer from 1 to 25');
+    expect(field('continuationToken', 'continuationToken is not a token of this list')).toBe('page_token is not a token of this list');
+    expect(field('type', "type must be 'RSA' or 'EC'")).toBe("key_type must be 'RSA' or 'EC'");
+    expect(field('keyOps', 'keyOps must be a non-empty list of sign, verify')).toBe('key_ops must be a non-empty list of sign, verify');
+    expect(field('expiresOn', 'expiresOn must be a valid Date')).toBe('expires_at must be a valid Date');
+    // Fields named alike, and errors that are not about a request field, keep their words.
+    expect(field('digest', 'ES256 signs a 32-byte digest (SHA-256 of the data)')).toBe('ES256 signs a 32-byte digest (SHA-256 of the data)');
+    expect(filter.toStatus(new KeysError(KeysErrorCode.KEY_TYPE_MISMATCH, 'RS256 needs an RSA key; this key type is EC')).details).toBe('RS256 needs an RSA key; this key type is EC');
+  });
+
   it('names the vault throttling RESOURCE_EXHAUSTED and a vault timeout DEADLINE_EXCEEDED', () => {
     expect(filter.toStatus(new KeyVaultError(KeyVaultErrorCode.RATE_LIMITED, 'm', { operation: 'getSecret', retryAfterMs: 2000 })).code).toBe(GrpcCode.RESOURCE_EXHAUSTED);
     expect(filter.toStatus(new KeyVaultError(KeyVaultErrorCode.TIMEOUT, 'm', { operation: 'getSecret' })).code).toBe(GrpcCode.DEADLINE_EXCEEDED);

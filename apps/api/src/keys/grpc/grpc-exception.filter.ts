@@ -40,7 +40,7 @@ export class GrpcExceptionFilter implements RpcExceptionFilter<unknown> {
     if (exception instanceof CredentialVaultError) {
       const code = exception.code;
       const retryAfterMs = (exception as { retryAfterMs?: number }).retryAfterMs;
-      d = { code: grpcCodeFor(statusForError(exception), code), message: exception.message, reason: exception.codeName, metadata: { code: String(code) }, retryAfterMs };
+      d = { code: grpcCodeFor(statusForError(exception), code), message: inProtoTerms(exception), reason: exception.codeName, metadata: { code: String(code) }, retryAfterMs };
     } else if (exception instanceof HttpException) {
       const res = exception.getResponse();
       const message = typeof res === 'string' ? res : ((res as { message?: string | string[] }).message ?? exception.message);
@@ -61,6 +61,27 @@ export class GrpcExceptionFilter implements RpcExceptionFilter<unknown> {
     metadata.set(STATUS_DETAILS_TRAILER, encodeRpcStatus(d));
     return { code: d.code, details: d.message, message: d.message, metadata };
   }
+}
+
+/**
+ * The keys lib's request fields that keys.proto spells otherwise: a gRPC client sent `page_size`, and a message
+ * about `maxPageSize` names a field it has never seen.
+ */
+const PROTO_FIELD_NAMES: Readonly<Record<string, string>> = {
+  type: 'key_type',
+  size: 'key_size',
+  keyOps: 'key_ops',
+  expiresOn: 'expires_at',
+  notBefore: 'not_before',
+  maxPageSize: 'page_size',
+  continuationToken: 'page_token',
+};
+const LIB_FIELD_NAME = new RegExp(`\\b(${Object.keys(PROTO_FIELD_NAMES).join('|')})\\b`, 'g');
+
+/** A typed error's message, the fields of a request validation error (one with a `field`) under their proto names. */
+function inProtoTerms(e: CredentialVaultError): string {
+  if (typeof (e as { field?: unknown }).field !== 'string') return e.message;
+  return e.message.replace(LIB_FIELD_NAME, (name) => PROTO_FIELD_NAMES[name]);
 }
 
 /** The called method (`/package.Service/Method`): the handler's third argument is grpc-js' call. */
