@@ -23,10 +23,15 @@ describe('the CLI process', () => {
       });
       let stdout = '';
       let stderr = '';
+      let stopped = false;
       child.stdout.on('data', (d) => {
         stdout += d;
-        // A long-running command (the emulator): stop it once it printed what the test waits for.
-        if (until?.test(stdout)) child.kill('SIGTERM');
+        // A long-running command (the emulator): stop it once it printed what the test waits for — once: a second
+        // SIGTERM while it flushes (a later line matches too) ends it at once, as a second Ctrl-C does.
+        if (!stopped && until?.test(stdout)) {
+          stopped = true;
+          child.kill('SIGTERM');
+        }
       });
       child.stderr.on('data', (d) => (stderr += d));
       child.on('exit', (code) => resolve({ code, stdout, stderr }));
