@@ -296,6 +296,11 @@ describe('loadAppConfig', () => {
     expect(problemsOf({ GRPC_ENABLED: 'on' })).toMatch(/GRPC_ENABLED/);
     expect(problemsOf({ GRPC_PORT: '0' })).toMatch(/GRPC_PORT/);
     expect(problemsOf({ GRPC_ENABLED: 'true', PORT: '50051' })).toContain('GRPC_PORT: must differ from PORT');
+    // The embedded vault's port is taken on loopback too (an external vault frees it; 0 picks a free one).
+    expect(problemsOf({ PORT: '8443' })).toContain('EMULATOR_PORT: must differ from PORT');
+    expect(problemsOf({ GRPC_ENABLED: 'true', GRPC_PORT: '8443' })).toContain('EMULATOR_PORT: must differ from GRPC_PORT');
+    expect(loadAppConfig({ PORT: '8443', KEY_VAULT_URL: 'https://v.vault.azure.net' }).http.port).toBe(8443);
+    expect(loadAppConfig({ PORT: '8443', EMULATOR_PORT: '0' }).http.port).toBe(8443);
     // Off, a clash does not matter: nothing listens there.
     expect(loadAppConfig({ PORT: '50051' }).grpc.enabled).toBe(false);
   });

@@ -84,6 +84,12 @@ export function valueProblems(e: EnvVars): string[] {
   if (e.GRPC_ENABLED && e.GRPC_PORT === e.PORT && (e.GRPC_HOST === e.HOST || anyAddress(e.GRPC_HOST) || anyAddress(e.HOST))) {
     problems.push('GRPC_PORT: must differ from PORT (HTTP and gRPC listen on separate ports)');
   }
+  // The embedded vault (no KEY_VAULT_URL) listens on the loopback address: a port there is the host's too.
+  const onLoopback = (h: string) => anyAddress(h) || h === '127.0.0.1' || h === 'localhost' || h === '::1' || h === '[::1]';
+  if (!e.KEY_VAULT_URL && e.EMULATOR_PORT !== 0) {
+    if (e.PORT === e.EMULATOR_PORT && onLoopback(e.HOST)) problems.push('EMULATOR_PORT: must differ from PORT (the embedded local vault listens beside the HTTP API)');
+    if (e.GRPC_ENABLED && e.GRPC_PORT === e.EMULATOR_PORT && onLoopback(e.GRPC_HOST)) problems.push('EMULATOR_PORT: must differ from GRPC_PORT (the embedded local vault listens beside the gRPC API)');
+  }
   if (e.NOTIFICATIONS_RETRY_BASE_MS > e.NOTIFICATIONS_RETRY_MAX_MS) problems.push('NOTIFICATIONS_RETRY_BASE_MS: must not exceed NOTIFICATIONS_RETRY_MAX_MS');
   for (const v of ['NOTIFICATIONS_WEBHOOK_TIMEOUT_MS', 'SMTP_TIMEOUT_MS'] as const) {
     if (e[v] >= e.NOTIFICATIONS_RETRY_LEASE_MS) problems.push(`NOTIFICATIONS_RETRY_LEASE_MS: must exceed ${v} (an attempt in flight keeps its channel this long)`);
