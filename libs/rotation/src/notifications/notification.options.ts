@@ -106,6 +106,7 @@ export const notificationOptionsSchema = z
         ignoreTLS: z.boolean().default(false),
         auth: z.object({ user: z.string().min(1), pass: z.string().min(1) }).strict().optional(),
         from: z.string().min(3).max(320).optional(),
+        /** Bounds each connection phase and the whole send (connect to the server's last answer). */
         timeoutMs: positiveMs(120_000).default(10_000),
         subjectPrefix: z.string().max(64).default('[Credential Vault]'),
         /** PEM CA to trust for the SMTP server's certificate. */

@@ -20,7 +20,9 @@ import {
   NOTIFICATION_MIGRATIONS,
   NOTIFICATION_OPTIONS,
   NOTIFICATION_PROVIDERS,
+  EmailNotifier,
   NotificationCounters,
+  NotificationDeliveryFailedError,
   NotificationDeliveryRepository,
   NotificationDeliveryPendingError,
   NotificationDeliveryStatus,
@@ -36,7 +38,7 @@ import {
   type Notification,
   type NotificationOptions,
 } from './index';
-import { parseMail, TestSmtpServer, TestWebhookReceiver, waitFor, type ReceivedWebhook } from './testing/receivers';
+import { DrippingSmtpServer, parseMail, TestSmtpServer, TestWebhookReceiver, waitFor, type ReceivedWebhook } from './testing/receivers';
 
 const options = (smtpPort: number): NotificationOptions => ({
   retry: { maxAttempts: 3, baseMs: 1, maxMs: 5 },
@@ -325,6 +327,32 @@ describe.each(DATABASE_KINDS)('notifications on %s', (kind: TestDatabaseKind) =>
     expect((await rowsOf(eventId)).webhook).toMatchObject({ attempts: 2, lastError: 'NotificationDeliveryFailedError(NOTIFICATION_DELIVERY_FAILED)' });
     expect(receiver.on('/flaky')).toHaveLength(2);
     expect(mailsFor(eventId)).toHaveLength(1);
+  });
+
+  it('an SMTP server that drips its answers is cut off at email.timeoutMs, so the send neither outlives its lease nor holds shutdown', async () => {
+    const drip = await DrippingSmtpServer.start();
+    const opts = resolveNotificationOptions({
+      retry: { leaseMs: 1500 },
+      webhook: { timeoutMs: 1000 },
+      email: { enabled: true, host: '127.0.0.1', port: drip.port, ignoreTLS: true, from: 'vault@example.test', timeoutMs: 1000 },
+    });
+    const mailer = new EmailNotifier(opts, app.get(NotificationSettingsRepository));
+    try {
+      const ctx = ctxOf('drip');
+      await setUp(ctx, '/drip');
+      const n = { eventId: randomUUIDv4(), event: 'credential.expired', tenantId: ctx.tenantId, occurredAt: new Date(), subject: 's', summary: 's', action: 'a', facts: {} } as Notification;
+      const started = Date.now();
+      // Past its lease, another attempt would claim the channel and send the same e-mail alongside.
+      const outcome = await Promise.race([rejection(mailer.send(n)), new Promise<string>((r) => setTimeout(() => r('still sending after the lease'), opts.retry.leaseMs + 500))]);
+      expect(outcome).toBeInstanceOf(NotificationDeliveryFailedError);
+      expect(outcome).toMatchObject({ channel: 'email', reason: 'timeout' });
+      expect(Date.now() - started).toBeLessThan(opts.retry.leaseMs);
+      await waitFor(() => drip.open.size === 0, 'the connection closed by the sender', 3000);
+      expect(drip.maxOpen).toBe(1);
+    } finally {
+      mailer.onModuleDestroy();
+      await drip.close();
+    }
   });
 
   it('a tenant without settings: webhook and e-mail are skipped, the bus still notifies; events not in the list or muted notify nobody', async () => {

@@ -25,7 +25,11 @@ export class EmailNotifier implements Notifier, OnModuleDestroy {
   async send(n: Notification): Promise<NotifierOutcome> {
     const recipients = (await this.settings.find(n.tenantId))?.emailRecipients ?? [];
     if (recipients.length === 0) return 'not_configured';
-    const { from, subjectPrefix } = this.options.email;
+    const { from, subjectPrefix, timeoutMs } = this.options.email;
+    // One bound for the whole send, as for webhooks: nodemailer's socketTimeout only bounds silence, so a
+    // server answering a byte at a time held the send past its lease (a second attempt then sent the
+    // same e-mail alongside) and held shutdown, indefinitely. Aborting closes the connection.
+    const deadline = AbortSignal.timeout(timeoutMs);
     try {
       await this.mailer().sendMail({
         from,
@@ -34,9 +38,10 @@ export class EmailNotifier implements Notifier, OnModuleDestroy {
         text: notificationText(n),
         messageId: `<${n.eventId}.notification@credential-vault>`,
         headers: { 'X-Credential-Vault-Event': n.event, 'X-Credential-Vault-Event-Id': n.eventId },
+        signal: deadline,
       });
     } catch (e) {
-      throw new NotificationDeliveryFailedError(this.channel, smtpReason(e), { cause: e });
+      throw new NotificationDeliveryFailedError(this.channel, deadline.aborted ? 'timeout' : smtpReason(e), { cause: e });
     }
     return 'delivered';
   }

@@ -1,5 +1,5 @@
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { createServer as createTcpServer, type AddressInfo, type Server as TcpServer, type Socket } from 'node:net';
 import { SMTPServer } from 'smtp-server';
 
 /** Test-only (not exported by the lib): a real SMTP server on 127.0.0.1 that keeps what it receives. */
@@ -71,8 +71,11 @@ export interface ReceivedWebhook {
 /** Test-only: an HTTP receiver on 127.0.0.1 answering each request with `respond(request, n)` (n: 1-based count on that path). */
 export class TestWebhookReceiver {
   readonly requests: ReceivedWebhook[] = [];
-  /** The status to answer the n-th request on its path with; `null` never answers (a receiver that hangs). */
-  respond: (request: ReceivedWebhook, n: number) => number | null = () => 204;
+  /**
+   * The status to answer the n-th request on its path with; `null` never answers (a receiver that hangs);
+   * `{ status, drip: true }` sends the status, then a body byte every 100 ms that never ends.
+   */
+  respond: (request: ReceivedWebhook, n: number) => number | null | { status: number; drip: true } = () => 204;
   private constructor(
     private readonly server: Server,
     readonly url: string,
@@ -90,6 +93,12 @@ export class TestWebhookReceiver {
         const n = receiver!.requests.filter((r) => r.path === request.path).length;
         const status = receiver!.respond(request, n);
         if (status === null) return;
+        if (typeof status === 'object') {
+          res.writeHead(status.status).flushHeaders();
+          const drip = setInterval(() => res.write('.'), 100);
+          res.on('close', () => clearInterval(drip));
+          return;
+        }
         res.statusCode = status;
         res.end();
       });
@@ -107,6 +116,76 @@ export class TestWebhookReceiver {
     const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
     this.server.closeAllConnections(); // the requests left hanging too
     return closed;
+  }
+}
+
+/**
+ * Test-only: an SMTP server that answers every command at once, but after the message's final dot
+ * only sends `250-` continuation lines, one every `dripMs`, never the last one. Silence never lasts
+ * long enough for an inactivity timeout: only a bound on the whole send ends it.
+ */
+export class DrippingSmtpServer {
+  /** Connections the client has not closed yet. */
+  readonly open = new Set<Socket>();
+  /** Most connections open at once. */
+  maxOpen = 0;
+  private constructor(
+    private readonly server: TcpServer,
+    readonly port: number,
+  ) {}
+
+  static async start(dripMs = 200): Promise<DrippingSmtpServer> {
+    const holder: { smtp?: DrippingSmtpServer } = {};
+    const server = createTcpServer((socket) => {
+      const smtp = holder.smtp!;
+      smtp.open.add(socket);
+      smtp.maxOpen = Math.max(smtp.maxOpen, smtp.open.size);
+      const timers: NodeJS.Timeout[] = [];
+      const gone = () => {
+        smtp.open.delete(socket);
+        timers.forEach(clearInterval);
+      };
+      socket.on('close', gone);
+      socket.on('end', () => socket.end());
+      socket.on('error', gone);
+      const say = (line: string) => void (socket.writable && socket.write(`${line}\r\n`));
+      say('220 drip.example ESMTP');
+      let buffered = '';
+      let inData = false;
+      socket.on('data', (chunk: Buffer) => {
+        buffered += chunk.toString('latin1');
+        for (;;) {
+          if (inData) {
+            const end = buffered.indexOf('\r\n.\r\n');
+            if (end < 0) return;
+            buffered = buffered.slice(end + 5);
+            inData = false;
+            timers.push(setInterval(() => say('250-still queueing'), dripMs));
+            continue;
+          }
+          const eol = buffered.indexOf('\r\n');
+          if (eol < 0) return;
+          const verb = buffered.slice(0, eol).slice(0, 4).toUpperCase();
+          buffered = buffered.slice(eol + 2);
+          if (verb === 'EHLO') say('250-drip.example\r\n250 8BITMIME');
+          else if (verb === 'DATA') {
+            inData = true;
+            say('354 go ahead');
+          } else if (verb === 'QUIT') {
+            say('221 bye');
+            socket.end();
+          } else say('250 ok');
+        }
+      });
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
+    holder.smtp = new DrippingSmtpServer(server, (server.address() as AddressInfo).port);
+    return holder.smtp;
+  }
+
+  close(): Promise<void> {
+    for (const socket of this.open) socket.destroy();
+    return new Promise((resolve) => this.server.close(() => resolve()));
   }
 }
 
