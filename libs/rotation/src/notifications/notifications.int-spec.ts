@@ -329,6 +329,21 @@ describe.each(DATABASE_KINDS)('notifications on %s', (kind: TestDatabaseKind) =>
     expect(mailsFor(eventId)).toHaveLength(1);
   });
 
+  it('a receiver that answers 2xx and then never finishes its body has the notification: delivered once, at its status', async () => {
+    const ctx = ctxOf('slowbody');
+    await setUp(ctx, '/slowbody');
+    const answer = receiver.respond;
+    receiver.respond = (r, n) => (r.path === '/slowbody' ? { status: 200, drip: true } : answer(r, n));
+    try {
+      const eventId = await emit(ctx, 'credential.expired', { credentialId: 'c-s', integrationId: 'aws', connectionId: 'prod', type: 'api_key' });
+      await waitFor(async () => [NotificationDeliveryStatus.DELIVERED, NotificationDeliveryStatus.GIVEN_UP].includes((await rowsOf(eventId)).webhook?.status as NotificationDeliveryStatus), 'the webhook channel to finish', 20_000);
+      expect((await rowsOf(eventId)).webhook).toMatchObject({ status: NotificationDeliveryStatus.DELIVERED, attempts: 1 });
+      expect(receiver.on('/slowbody')).toHaveLength(1);
+    } finally {
+      receiver.respond = answer;
+    }
+  });
+
   it('an SMTP server that drips its answers is cut off at email.timeoutMs, so the send neither outlives its lease nor holds shutdown', async () => {
     const drip = await DrippingSmtpServer.start();
     const opts = resolveNotificationOptions({

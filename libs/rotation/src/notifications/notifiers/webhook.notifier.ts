@@ -87,9 +87,10 @@ export class WebhookNotifier implements Notifier {
           headers: { ...signed, 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), 'user-agent': userAgent },
         },
         (res: IncomingMessage) => {
-          res.resume(); // the receiver's answer is not read, only its status
-          res.on('end', () => done(() => resolve(res.statusCode ?? 0)));
-          res.on('error', () => done(() => resolve(res.statusCode ?? 0)));
+          // Only the status counts, so the body is never read: waiting for its end let a receiver that
+          // answered 2xx and then streamed slowly (or a lot) turn its delivery into a timeout and resends.
+          done(() => resolve(res.statusCode ?? 0));
+          res.destroy();
         },
       );
       // One bound for the whole exchange (connect, send, response), not per socket event.
