@@ -7,6 +7,7 @@ import type { DistributedLock } from '../lock/distributed-lock';
 import { LOCK_KEYS, prefixedLockKey } from '../lock/lock-keys';
 import { outboxBackoffMs, ResolvedOutboxOptions } from '../persistence/persistence.options';
 import { TransactionRunner } from '../persistence/transaction-runner';
+import { withTimeout } from '../timeout';
 import { OutboxEventEntity } from './outbox-event.entity';
 import { OutboxHandlerRegistry } from './outbox-handler-registry';
 import { OutboxNudge } from './outbox';
@@ -36,7 +37,8 @@ export interface OutboxDrainResult {
 /**
  * Delivers outbox events at least once: after a local commit (nudge) and every `pollIntervalMs`, it
  * takes the DistributedLock (one replica at a time), claims due rows oldest first in batches and
- * hands each event to the registered handlers and the EventEmitter2 bus (as the registry maps it). A failure pushes the event
+ * hands each event to the registered handlers and the EventEmitter2 bus (as the registry maps it), each
+ * awaited at most `handlerTimeoutMs`. A failure (a timeout included) pushes the event
  * back with exponential backoff and records only the error's name/code; delivered rows are pruned
  * after `retentionMs`. No ordering guarantee across events (retries reorder them).
  */
@@ -120,6 +122,7 @@ export class OutboxDispatcher extends OutboxNudge implements OnApplicationBootst
       for (;;) {
         const batch = await this.claim();
         for (const row of batch) {
+          if (this.stopping) break; // stop() waits for one event, not the rest of the batch
           if (await this.deliver(row)) result.delivered++;
           else result.failed++;
         }
@@ -199,16 +202,19 @@ export class OutboxDispatcher extends OutboxNudge implements OnApplicationBootst
     });
     let failure: { error: unknown } | undefined;
     // Every handler gets its try even when one fails, so one broken handler does not starve the others.
+    // Each bounded by handlerTimeoutMs: one that hangs would hold every event behind it, the lock and stop().
+    const { handlerTimeoutMs } = this.options;
     for (const handler of this.registry.handlersFor(row.name)) {
       try {
-        await handler(event);
+        await withTimeout(Promise.resolve().then(() => handler(event)), handlerTimeoutMs);
       } catch (e) {
         failure ??= { error: e };
       }
     }
     if (this.events) {
+      const events = this.events;
       try {
-        await this.events.emitAsync(row.name, this.registry.busPayloadFor(event));
+        await withTimeout(Promise.resolve().then(() => events.emitAsync(row.name, this.registry.busPayloadFor(event))), handlerTimeoutMs);
       } catch (e) {
         failure ??= { error: e };
       }

@@ -265,6 +265,33 @@ describe.each(DATABASE_KINDS)('Outbox and OutboxDispatcher on %s', (kind) => {
     expect(delivered).toHaveLength(1);
   });
 
+  it('a handler or bus listener that never settles holds neither the events behind it nor stop(): after handlerTimeoutMs it is a failure, retried', async () => {
+    const outbox = new Outbox(runner, clock);
+    const hung = await runner.run(() => outbox.add({ name: 'slow.hang', payload: {} }));
+    clock.advance(1);
+    const bused = await runner.run(() => outbox.add({ name: 'slow.bus', payload: {} }));
+    clock.advance(1);
+    const next = await runner.run(() => outbox.add({ name: 'fast.next', payload: {} }));
+    const registry = new OutboxHandlerRegistry();
+    const delivered: string[] = [];
+    registry.register('slow.hang', () => new Promise(() => undefined));
+    registry.register('fast.*', (e) => void delivered.push(e.id));
+    const bus = new EventEmitter2();
+    bus.on('slow.bus', () => new Promise(() => undefined));
+    const d = dispatcher(registry, { handlerTimeoutMs: 200 }, bus);
+
+    await expect(Promise.race([d.drain(), sleep(2000).then(() => 'still delivering after 2 s')])).resolves.toMatchObject({ delivered: 1, failed: 2 });
+    expect(delivered).toEqual([next]);
+    const byId = Object.fromEntries((await rows()).map((r) => [r.id, r]));
+    for (const id of [hung, bused]) expect(byId[id]).toMatchObject({ attempts: 1, lastError: 'Error(ETIMEDOUT)', deliveredAt: null });
+
+    // stop() during a hanging delivery returns within about one handler timeout.
+    clock.advance(60_000);
+    d.start();
+    await sleep(20);
+    await expect(Promise.race([d.stop().then(() => 'stopped'), sleep(1500).then(() => 'still stopping after 1.5 s')])).resolves.toBe('stopped');
+  });
+
   it('polls on an interval for events it was not nudged about', async () => {
     const registry = new OutboxHandlerRegistry();
     const delivered: string[] = [];

@@ -15,6 +15,7 @@ describe('resolvePersistenceOptions', () => {
         pruneEveryMs: 600_000,
         lockRetryMs: 1000,
         maxPayloadBytes: 16_384,
+        handlerTimeoutMs: 10_000,
       },
       locks: { maxSessions: 8 },
     });

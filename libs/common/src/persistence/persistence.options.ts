@@ -29,6 +29,13 @@ export interface PersistenceModuleOptions {
     lockRetryMs?: number;
     /** Largest accepted payload (serialised JSON, bytes). @default 16384 */
     maxPayloadBytes?: number;
+    /**
+     * How long one handler (or the bus) may take with one event. One that has not settled by then
+     * counts as a failure (`Error(ETIMEDOUT)`, retried with the backoff) and the dispatcher moves on:
+     * events are delivered one at a time, so a hanging handler held every event behind it, the
+     * dispatcher lock and shutdown, indefinitely. It is not cancelled. @default 10000
+     */
+    handlerTimeoutMs?: number;
   };
   locks?: {
     /**
@@ -53,6 +60,7 @@ export interface ResolvedOutboxOptions {
   lockKey?: string;
   lockRetryMs: number;
   maxPayloadBytes: number;
+  handlerTimeoutMs: number;
 }
 
 export interface ResolvedPersistenceOptions {
@@ -77,6 +85,7 @@ const outboxSchema = z
     lockKey: z.string().min(1).max(200).optional(),
     lockRetryMs: int(10, 3_600_000).default(1000),
     maxPayloadBytes: int(256, 1_048_576).default(16_384),
+    handlerTimeoutMs: int(10, 3_600_000).default(10_000),
   })
   .strict()
   .superRefine((o, ctx) => {
