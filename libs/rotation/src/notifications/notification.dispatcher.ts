@@ -3,7 +3,7 @@ import { Clock, CredentialVaultError, describeError, OutboxHandlerRegistry, type
 import { NotificationCounters } from './notification-counters';
 import { buildNotification } from './notification-message';
 import { NOTIFICATION_CLOCK, NOTIFICATION_RESOLVED_OPTIONS } from './notification.constants';
-import { NotificationDeliveryPendingError } from './notification.errors';
+import { NotificationDeliveryFailedError, NotificationDeliveryPendingError } from './notification.errors';
 import { retryDelayMs, type ResolvedNotificationOptions } from './notification.options';
 import { NotificationDeliveryStatus, type Notification, type Notifier } from './notification.types';
 import { NotifierRegistry } from './notifier.registry';
@@ -136,7 +136,9 @@ export class NotificationDispatcher implements OnModuleInit, OnModuleDestroy {
       const hopeless = e instanceof CredentialVaultError && !e.retryable;
       if (hopeless || attempt >= maxAttempts) return this.giveUp(n, key, error);
       const failedAt = this.clock.now();
-      await this.deliveries.recordFailure(key, failedAt, new Date(failedAt.getTime() + retryDelayMs(this.options.retry, attempt)), error);
+      // A receiver's Retry-After (429, 503) is honoured up to retry.maxMs: retrying sooner only spent the attempts.
+      const asked = e instanceof NotificationDeliveryFailedError ? Math.min(e.retryAfterMs ?? 0, this.options.retry.maxMs) : 0;
+      await this.deliveries.recordFailure(key, failedAt, new Date(failedAt.getTime() + Math.max(asked, retryDelayMs(this.options.retry, attempt))), error);
       this.counters.record(key.channel, 'failed');
       this.logger.warn(`Notification ${n.eventId} (${n.event}) on ${key.channel} failed: attempt ${attempt}/${maxAttempts}, ${error}; retried later`);
       return { channel: key.channel, status: NotificationDeliveryStatus.PENDING, now: true };

@@ -77,10 +77,14 @@ export class NotificationDeliveryFailedError extends NotificationError {
     readonly channel: string,
     /** What failed, without data: `http 503`, `timeout`, an SMTP response code. */
     readonly reason = 'failed',
-    options?: { cause?: unknown },
+    options?: { cause?: unknown; retryAfterMs?: number },
   ) {
     super(`Notification channel "${channel}" failed: ${reason}`, options);
+    this.retryAfterMs = options?.retryAfterMs;
   }
+
+  /** How long the receiver asked to be left alone (its `Retry-After`), when it did. */
+  readonly retryAfterMs?: number;
 }
 
 export class NotificationDeliveryPendingError extends NotificationError {

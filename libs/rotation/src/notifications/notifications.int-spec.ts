@@ -400,6 +400,34 @@ describe.each(DATABASE_KINDS)('notifications on %s', (kind: TestDatabaseKind) =>
     }
   });
 
+  it("a receiver's Retry-After (429, 503) is honoured, up to retry.maxMs, before the next attempt", async () => {
+    const clock = new ManualClock(new Date());
+    const opts = resolveNotificationOptions({ retry: { maxAttempts: 5, baseMs: 1000, maxMs: 600_000 }, bus: { enabled: false }, email: { enabled: false }, webhook: { allowPrivateTargets: true, timeoutMs: 3000 } });
+    const webhook = new WebhookNotifier(opts, clock, app.get(NotificationSettingsRepository), app.get(CredentialsService));
+    const registry = new NotifierRegistry(opts, {} as never, webhook, {} as never);
+    const dispatcher = new NotificationDispatcher(opts, clock, app.get(OutboxHandlerRegistry), registry, deliveries, new NotificationCounters());
+    const ctx = ctxOf('ratelimited');
+    await setUp(ctx, '/ratelimited');
+    const answer = receiver.respond;
+    const asked = ['120', new Date(clock.nowMs() + 7_200_000).toUTCString(), 'soon'];
+    receiver.respond = (r, n) => (r.path === '/ratelimited' ? { status: n === 2 ? 503 : 429, headers: { 'retry-after': asked[n - 1] } } : answer(r, n));
+    try {
+      const ev: OutboxEvent = { id: randomUUIDv4(), name: 'credential.expired', tenantId: ctx.tenantId, payload: { credentialId: 'c-rl' }, createdAt: clock.now(), attempts: 0 };
+      const waitAfter = async () => {
+        expect(await rejection(dispatcher.handle(ev))).toBeInstanceOf(NotificationDeliveryPendingError);
+        return (await rowsOf(ev.id)).webhook.nextAttemptAt.getTime() - clock.nowMs();
+      };
+      expect(await waitAfter()).toBe(120_000); // seconds
+      clock.advance(120_000);
+      expect(await waitAfter()).toBe(600_000); // an HTTP date two hours away, capped at retry.maxMs
+      clock.advance(600_000);
+      expect(await waitAfter()).toBe(4000); // unreadable: the usual backoff
+      expect(receiver.on('/ratelimited')).toHaveLength(3);
+    } finally {
+      receiver.respond = answer;
+    }
+  });
+
   it('a crash after claiming an attempt: nothing is sent before its lease runs out, then it is retried; a spent bound is given up', async () => {
     const clock = new ManualClock(new Date());
     const opts = resolveNotificationOptions({ retry: { maxAttempts: 2, baseMs: 1000, maxMs: 1000, leaseMs: 60_000 }, bus: { enabled: false }, webhook: { enabled: false } });

@@ -60,18 +60,20 @@ export class WebhookNotifier implements Notifier {
     const secret = (await this.credentials.get(systemContext(n.tenantId, NOTIFICATION_SYSTEM_JOB), settings.webhookSecretCredentialId)).value;
     const body = JSON.stringify(notificationWebhookBody(n));
     const headers = standardWebhookHeaders(secret, n.eventId, Math.floor(this.clock.now().getTime() / 1000), body);
-    const status = await this.post(url, body, headers);
-    if (status < 200 || status > 299) throw new NotificationDeliveryFailedError(this.channel, `http ${status}`);
+    const { status, retryAfter } = await this.post(url, body, headers);
+    if (status < 200 || status > 299) {
+      throw new NotificationDeliveryFailedError(this.channel, `http ${status}`, { retryAfterMs: retryAfterMs(retryAfter, this.clock.now().getTime()) });
+    }
     return 'delivered';
   }
 
-  private post(url: URL, body: string, signed: Record<string, string>): Promise<number> {
+  private post(url: URL, body: string, signed: Record<string, string>): Promise<{ status: number; retryAfter?: string }> {
     const { allowPrivateTargets, timeoutMs, userAgent } = this.options.webhook;
     const host = urlHost(url);
     // IP literals never go through `lookup`, so they are checked here.
     if (isIP(host) && !allowPrivateTargets && isPrivateAddress(host)) return Promise.reject(new NotificationTargetForbiddenError());
     const send = url.protocol === 'https:' ? httpsRequest : httpRequest;
-    return new Promise<number>((resolve, reject) => {
+    return new Promise<{ status: number; retryAfter?: string }>((resolve, reject) => {
       let settled = false;
       const done = (fn: () => void) => {
         if (settled) return;
@@ -89,7 +91,7 @@ export class WebhookNotifier implements Notifier {
         (res: IncomingMessage) => {
           // Only the status counts, so the body is never read: waiting for its end let a receiver that
           // answered 2xx and then streamed slowly (or a lot) turn its delivery into a timeout and resends.
-          done(() => resolve(res.statusCode ?? 0));
+          done(() => resolve({ status: res.statusCode ?? 0, retryAfter: res.headers['retry-after'] }));
           res.destroy();
         },
       );
@@ -104,6 +106,13 @@ export class WebhookNotifier implements Notifier {
       req.end(body);
     });
   }
+}
+
+/** A `Retry-After` (seconds, or an HTTP date) as milliseconds from `nowMs`; undefined when absent or unreadable. */
+function retryAfterMs(header: string | undefined, nowMs: number): number | undefined {
+  if (!header) return undefined;
+  const ms = /^\d{1,10}$/.test(header.trim()) ? Number(header.trim()) * 1000 : Date.parse(header) - nowMs;
+  return Number.isFinite(ms) && ms > 0 ? ms : undefined;
 }
 
 /** A network failure's code only (`ECONNREFUSED`), never its message (it quotes the address). */

@@ -73,9 +73,10 @@ export class TestWebhookReceiver {
   readonly requests: ReceivedWebhook[] = [];
   /**
    * The status to answer the n-th request on its path with; `null` never answers (a receiver that hangs);
-   * `{ status, drip: true }` sends the status, then a body byte every 100 ms that never ends.
+   * `{ status, headers }` answers with those headers; with `drip: true` it sends the status, then a body
+   * byte every 100 ms that never ends.
    */
-  respond: (request: ReceivedWebhook, n: number) => number | null | { status: number; drip: true } = () => 204;
+  respond: (request: ReceivedWebhook, n: number) => number | null | { status: number; headers?: Record<string, string>; drip?: true } = () => 204;
   private constructor(
     private readonly server: Server,
     readonly url: string,
@@ -94,7 +95,9 @@ export class TestWebhookReceiver {
         const status = receiver!.respond(request, n);
         if (status === null) return;
         if (typeof status === 'object') {
-          res.writeHead(status.status).flushHeaders();
+          res.writeHead(status.status, status.headers);
+          if (!status.drip) return void res.end();
+          res.flushHeaders();
           const drip = setInterval(() => res.write('.'), 100);
           res.on('close', () => clearInterval(drip));
           return;
