@@ -132,7 +132,8 @@ export class NotificationDispatcher implements OnModuleInit, OnModuleDestroy {
     try {
       outcome = await notifier.send(n);
     } catch (e) {
-      const error = describeError(e);
+      // The reason (`http 503`, `timeout`, `smtp 535`) is data-free by construction, and tells the operator what to fix.
+      const error = (e instanceof NotificationDeliveryFailedError ? `${describeError(e)}: ${e.reason}` : describeError(e)).slice(0, 200); // the column's width
       const hopeless = e instanceof CredentialVaultError && !e.retryable;
       if (hopeless || attempt >= maxAttempts) return this.giveUp(n, key, error);
       const failedAt = this.clock.now();

@@ -289,7 +289,7 @@ describe.each(DATABASE_KINDS)('notifications on %s', (kind: TestDatabaseKind) =>
     const eventId = await emit(ctx, 'credential.revoked', { credentialId: 'c-9', integrationId: 'stripe', connectionId: 'acct-1', type: 'api_key', reason: 'leaked in a ticket', severity: 'critical' });
     await waitFor(async () => (await rowsOf(eventId)).webhook?.status === NotificationDeliveryStatus.GIVEN_UP, 'the webhook to be given up');
     const rows = await rowsOf(eventId);
-    expect(rows.webhook).toMatchObject({ attempts: 3, lastError: 'NotificationDeliveryFailedError(NOTIFICATION_DELIVERY_FAILED)' });
+    expect(rows.webhook).toMatchObject({ attempts: 3, lastError: 'NotificationDeliveryFailedError(NOTIFICATION_DELIVERY_FAILED): http 503' });
     expect(rows.webhook.finishedAt).not.toBeNull();
     expect(rows.email.status).toBe(NotificationDeliveryStatus.DELIVERED);
     expect(rows.bus.status).toBe(NotificationDeliveryStatus.DELIVERED);
@@ -303,7 +303,7 @@ describe.each(DATABASE_KINDS)('notifications on %s', (kind: TestDatabaseKind) =>
     await waitFor(() => outboxDelivered(eventId), 'outbox delivered');
     await new Promise((r) => setTimeout(r, 200));
     expect(receiver.on('/down')).toHaveLength(3);
-    expect(logger.lines.some((l) => l.includes(`Notification ${eventId} (credential.revoked)`) && l.includes('given up'))).toBe(true);
+    expect(logger.lines.some((l) => l.includes(`Notification ${eventId} (credential.revoked)`) && l.includes('given up') && l.includes('http 503'))).toBe(true);
   });
 
   it('a bouncing SMTP recipient is retried, then given up; the webhook and the bus are delivered', async () => {
@@ -313,7 +313,7 @@ describe.each(DATABASE_KINDS)('notifications on %s', (kind: TestDatabaseKind) =>
     const eventId = await emit(ctx, 'credential.expired', { credentialId: 'c-b', integrationId: 'aws', connectionId: 'prod', type: 'api_key' });
     await waitFor(async () => (await rowsOf(eventId)).email?.status === NotificationDeliveryStatus.GIVEN_UP, 'the e-mail to be given up');
     const rows = await rowsOf(eventId);
-    expect(rows.email).toMatchObject({ attempts: 3, lastError: 'NotificationDeliveryFailedError(NOTIFICATION_DELIVERY_FAILED)' });
+    expect(rows.email).toMatchObject({ attempts: 3, lastError: 'NotificationDeliveryFailedError(NOTIFICATION_DELIVERY_FAILED): smtp 550' });
     expect([rows.webhook.status, rows.bus.status]).toEqual(['delivered', 'delivered']);
     expect(receiver.on('/bounce')).toHaveLength(1);
     expect(mailsFor(eventId)).toHaveLength(0);
@@ -324,7 +324,7 @@ describe.each(DATABASE_KINDS)('notifications on %s', (kind: TestDatabaseKind) =>
     await setUp(ctx, '/flaky');
     const eventId = await emit(ctx, 'credential.rotation_due', { credentialId: 'c-3', integrationId: 'slack', connectionId: 'ws-1', type: 'oauth_refresh_token' });
     await waitFor(async () => (await rowsOf(eventId)).webhook?.status === NotificationDeliveryStatus.DELIVERED, 'the webhook delivered');
-    expect((await rowsOf(eventId)).webhook).toMatchObject({ attempts: 2, lastError: 'NotificationDeliveryFailedError(NOTIFICATION_DELIVERY_FAILED)' });
+    expect((await rowsOf(eventId)).webhook).toMatchObject({ attempts: 2, lastError: 'NotificationDeliveryFailedError(NOTIFICATION_DELIVERY_FAILED): http 500' });
     expect(receiver.on('/flaky')).toHaveLength(2);
     expect(mailsFor(eventId)).toHaveLength(1);
   });
