@@ -9,7 +9,7 @@ export type NotificationCounterListener = (channel: string, outcome: Notificatio
 /**
  * In-process counts per channel and outcome, since start: `sent`, `skipped` (channel not set up for
  * the tenant), `failed` (an attempt failed and will be retried), `given_up` (bound reached) and
- * `duplicate` (a redelivered event found the channel done). The host turns them into metrics with
+ * `duplicate` (a redelivered event found every channel done). The host turns them into metrics with
  * `onRecord` (e.g. a prom-client counter `notifications_total{channel,outcome}`).
  */
 @Injectable()

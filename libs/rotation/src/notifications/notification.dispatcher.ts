@@ -82,22 +82,26 @@ export class NotificationDispatcher implements OnModuleInit, OnModuleDestroy {
     const failure = settled.find((s): s is PromiseRejectedResult => s.status === 'rejected');
     // A bookkeeping failure (database) of one channel: the others have finished; the outbox retries.
     if (failure) throw failure.reason;
-    const results = settled.map((s) => (s as PromiseFulfilledResult<ChannelDeliveryResult>).value);
+    const outcomes = settled.map((s) => (s as PromiseFulfilledResult<ChannelDeliveryResult & { redelivered?: true }>).value);
+    // A redelivery only when the event came back with every channel done: the outbox also comes back for
+    // a channel left to retry (or finished in the background), and then the done ones sent nothing twice.
+    if (outcomes.every((o) => o.redelivered)) for (const o of outcomes) this.counters.record(o.channel, 'duplicate');
+    const results = outcomes.map(({ channel, status, now }) => ({ channel, status, now }));
     const pending = results.filter((r) => r.status === NotificationDeliveryStatus.PENDING).map((r) => r.channel);
     if (pending.length > 0) throw new NotificationDeliveryPendingError(pending);
     return results;
   }
 
-  private async deliver(n: Notification, notifier: Notifier): Promise<ChannelDeliveryResult> {
+  private async deliver(n: Notification, notifier: Notifier): Promise<ChannelDeliveryResult & { redelivered?: true }> {
     const key = { eventId: n.eventId, channel: notifier.channel };
     const { maxAttempts } = this.options.retry;
     await this.deliveries.ensure({ ...key, tenantId: n.tenantId, eventName: n.event }, this.clock.now());
     const row = await this.deliveries.find(key);
     if (!row) return { channel: key.channel, status: NotificationDeliveryStatus.PENDING, now: false };
     if (row.status !== NotificationDeliveryStatus.PENDING) {
+      const done = { channel: key.channel, status: row.status as NotificationDeliveryStatus, now: false };
       // The outbox back for an event whose send finished in the background here: not a redelivery.
-      if (!this.finishedInBackground.delete(keyOf(key))) this.counters.record(key.channel, 'duplicate');
-      return { channel: key.channel, status: row.status as NotificationDeliveryStatus, now: false };
+      return this.finishedInBackground.delete(keyOf(key)) ? done : { ...done, redelivered: true };
     }
     const now = this.clock.now();
     // Backing off, or an attempt in flight elsewhere (its lease has not run out).

@@ -286,6 +286,7 @@ describe.each(DATABASE_KINDS)('notifications on %s', (kind: TestDatabaseKind) =>
     const ctx = ctxOf('down');
     await setUp(ctx, '/down');
     const givenUpBefore = counters.get('webhook', 'given_up');
+    const duplicatesBefore = ['bus', 'email'].map((c) => counters.get(c, 'duplicate'));
     const eventId = await emit(ctx, 'credential.revoked', { credentialId: 'c-9', integrationId: 'stripe', connectionId: 'acct-1', type: 'api_key', reason: 'leaked in a ticket', severity: 'critical' });
     await waitFor(async () => (await rowsOf(eventId)).webhook?.status === NotificationDeliveryStatus.GIVEN_UP, 'the webhook to be given up');
     const rows = await rowsOf(eventId);
@@ -303,6 +304,8 @@ describe.each(DATABASE_KINDS)('notifications on %s', (kind: TestDatabaseKind) =>
     await waitFor(() => outboxDelivered(eventId), 'outbox delivered');
     await new Promise((r) => setTimeout(r, 200));
     expect(receiver.on('/down')).toHaveLength(3);
+    // The outbox came back for the webhook's retries, not with a duplicate: the done channels sent nothing twice.
+    expect(['bus', 'email'].map((c) => counters.get(c, 'duplicate'))).toEqual(duplicatesBefore);
     expect(logger.lines.some((l) => l.includes(`Notification ${eventId} (credential.revoked)`) && l.includes('given up') && l.includes('http 503'))).toBe(true);
   });
 
