@@ -51,6 +51,21 @@ describe.each(DATABASE_KINDS)('PersistenceModule on %s', (kind) => {
   const typeorm = () =>
     TypeOrmModule.forRoot({ ...db.options, entities: OUTBOX_ENTITIES, migrations: OUTBOX_MIGRATIONS, migrationsRun: true } as never);
 
+  /**
+   * The error a bootstrap fails with, on a DataSource of the test's own (destroyed after): one TypeOrmModule made
+   * would outlive the failed compile, its pool open and its connection retried after the test's database is gone.
+   */
+  const bootstrapError = async (options: object, ...imports: Array<DynamicModule>): Promise<unknown> => {
+    const ds = await new DataSource({ ...db.options, ...options } as never).initialize();
+    try {
+      return await Test.createTestingModule({ imports: [HostCoreModule.with({ provide: DataSource, useValue: ds }), ...imports] })
+        .compile()
+        .catch((e: unknown) => e);
+    } finally {
+      await ds.destroy();
+    }
+  };
+
   it('wires runner, outbox and dispatcher: an event added by another module reaches handlers and the bus after commit', async () => {
     const moduleRef = await Test.createTestingModule({
       imports: [
@@ -100,11 +115,7 @@ describe.each(DATABASE_KINDS)('PersistenceModule on %s', (kind) => {
   });
 
   it("fails bootstrap naming OUTBOX_ENTITIES when the host's DataSource lacks the common lib's tables (not at the first write)", async () => {
-    const err = await Test.createTestingModule({
-      imports: [TypeOrmModule.forRoot({ ...db.options, entities: [] } as never), PersistenceModule.forRoot({})],
-    })
-      .compile()
-      .catch((e: unknown) => e);
+    const err = await bootstrapError({ entities: [] }, PersistenceModule.forRoot({}));
     expect(err).toBeInstanceOf(PersistenceConfigurationError);
     expect((err as Error).message).toBe(
       "PersistenceModule cannot start — PersistenceModule's tables are not in the host's DataSource (missing: OutboxEventEntity, JobRunEntity): add OUTBOX_ENTITIES to its entities and OUTBOX_MIGRATIONS to its migrations",
@@ -114,11 +125,7 @@ describe.each(DATABASE_KINDS)('PersistenceModule on %s', (kind) => {
   it('fails bootstrap naming OUTBOX_MIGRATIONS when the tables were never created (migrations not run), not at the first write', async () => {
     const fresh = await createTestDatabase(kind);
     try {
-      const err = await Test.createTestingModule({
-        imports: [TypeOrmModule.forRoot({ ...fresh.options, entities: OUTBOX_ENTITIES } as never), PersistenceModule.forRoot({})],
-      })
-        .compile()
-        .catch((e: unknown) => e);
+      const err = await bootstrapError({ ...fresh.options, entities: OUTBOX_ENTITIES }, PersistenceModule.forRoot({}));
       expect(err).toBeInstanceOf(PersistenceConfigurationError);
       expect((err as Error).message).toBe(
         "PersistenceModule cannot start — PersistenceModule's tables do not exist in the database (cv_outbox, cv_job_runs): run OUTBOX_MIGRATIONS before the app starts (initializeWithMigrations does)",
@@ -129,11 +136,11 @@ describe.each(DATABASE_KINDS)('PersistenceModule on %s', (kind) => {
   });
 
   it('fails bootstrap when PersistenceModule is registered twice (two outbox dispatchers, each lib getting either)', async () => {
-    const err = await Test.createTestingModule({
-      imports: [typeorm(), PersistenceModule.forRoot({ outbox: { dispatch: true } }), PersistenceModule.forRoot({ outbox: { dispatch: false } })],
-    })
-      .compile()
-      .catch((e: unknown) => e);
+    const err = await bootstrapError(
+      { entities: OUTBOX_ENTITIES, migrations: OUTBOX_MIGRATIONS, migrationsRun: true },
+      PersistenceModule.forRoot({ outbox: { dispatch: true } }),
+      PersistenceModule.forRoot({ outbox: { dispatch: false } }),
+    );
     expect(err).toBeInstanceOf(PersistenceConfigurationError);
     expect((err as Error).message).toMatch(/^PersistenceModule cannot start — PersistenceModule is registered 2 times in this application .*: register it once, in the host module$/);
   });
