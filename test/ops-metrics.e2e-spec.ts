@@ -1,4 +1,5 @@
 import { EventEmitter2 } from '@nestjs/event-emitter';
+import { DataSource } from 'typeorm';
 import { CredentialsService, CredentialType } from '@app/credentials';
 import { OAuthRefreshEvents } from '@app/oauth-refresh';
 import { DATABASE_KINDS } from '@app/testing';
@@ -12,6 +13,12 @@ describe.each(DATABASE_KINDS)('operations metrics on /metrics (%s)', (kind) => {
   let host: TestHost;
   beforeAll(async () => {
     host = await startTestHost(kind, { ROTATION_EXPIRY_MONITOR_ENABLED: 'false', ROTATION_CHECK_ENABLED: 'false', OAUTH_PROACTIVE_ENABLED: 'false' });
+    // Before any scrape (the backlog is read at most every 15 s): an event added an hour ago whose delivery failed
+    // three times and backs off for another hour, as one a handler keeps failing.
+    await host.app.get(DataSource).query(
+      `INSERT INTO cv_outbox (id, name, tenant_id, payload, created_at, available_at, attempts, last_error) VALUES (${kind === 'postgres' ? '$1, $2, $3, $4, $5, $6, $7, $8' : '?, ?, ?, ?, ?, ?, ?, ?'})`,
+      ['00000000-0000-4000-8000-0000000000aa', 'ops.test-stuck', 'ops-a', '{}', Date.now() - 3_600_000, Date.now() + 3_600_000, 3, 'Error(EHOOK)'],
+    );
   });
   afterAll(() => host?.close());
 
@@ -40,6 +47,12 @@ describe.each(DATABASE_KINDS)('operations metrics on /metrics (%s)', (kind) => {
       ]),
     );
     expect(lines.join('\n')).not.toMatch(/ops-a|ops-b|soon|later|gone/);
+  });
+
+  it('reports the outbox backlog from the database: pending, retrying, and the oldest event\'s age', async () => {
+    expect(await metric('credential_vault_outbox_pending_events')).toEqual(expect.arrayContaining(['credential_vault_outbox_pending_events{state="retrying"} 1']));
+    const [age] = await metric('credential_vault_outbox_oldest_pending_age_seconds');
+    expect(Number(age.split(' ')[1])).toBeGreaterThanOrEqual(3600);
   });
 
   it('exports every OAuth refresh and notification series from 0 (an alert on increase() misses a first increment without a sample before it)', async () => {

@@ -1,12 +1,14 @@
 import { Injectable, Logger, OnModuleInit } from '@nestjs/common';
 import { OnEvent } from '@nestjs/event-emitter';
 import { Counter, Gauge } from 'prom-client';
-import { describeError } from '@app/common';
+import { describeError, Outbox, type OutboxBacklog } from '@app/common';
 import { CredentialExpiryScanner, CredentialStatus, CredentialType, DataKeyService } from '@app/credentials';
 import { OAuthRefreshEvents, type OAuthRefreshedEvent, type OAuthRefreshFailedEvent, type OAuthRefreshTrigger } from '@app/oauth-refresh';
 import { registerHostMetrics } from './host-metrics';
 
 const DAY_MS = 86_400_000;
+/** The outbox backlog is read at most this often (one indexed query; every replica reports the cluster's). */
+const OUTBOX_BACKLOG_TTL_MS = 15_000;
 /** A scrape never scans more often than this: the gauge is for alerting in days, not seconds. */
 const CERT_SCAN_TTL_MS = 60_000;
 /** Certificates past expiry are counted for this long (the expiry monitor's look-back). */
@@ -26,7 +28,8 @@ const REFRESH_TRIGGERS: readonly OAuthRefreshTrigger[] = ['on_demand', 'proactiv
  *   replica that dispatches, so cluster-wide each refresh counts once; no tenant or id label);
  * - client certificates (and their private keys) still active past or near expiry, across every
  *   tenant, from the indexed expiry scan, at most once a minute;
- * - whether the envelope key-encryption key can wrap and unwrap (when one is configured).
+ * - whether the envelope key-encryption key can wrap and unwrap (when one is configured);
+ * - the outbox's undelivered events, cluster-wide (every replica reports the same table), at most every 15 s.
  */
 @Injectable()
 export class OpsMetrics implements OnModuleInit {
@@ -40,10 +43,12 @@ export class OpsMetrics implements OnModuleInit {
   private certScanFailedAt?: number;
   private scanning?: Promise<void>;
   private readonly logger = new Logger(OpsMetrics.name);
+  private backlog?: { at: number; value: OutboxBacklog | null; reading?: Promise<OutboxBacklog | null> };
 
   constructor(
     private readonly scanner: CredentialExpiryScanner,
     private readonly dataKeys: DataKeyService,
+    private readonly outbox: Outbox,
   ) {}
 
   onModuleInit(): void {
@@ -52,6 +57,7 @@ export class OpsMetrics implements OnModuleInit {
     const refreshCertCounts = () => this.refreshCertCounts();
     const certCounts = () => this.certCounts?.counts ?? {};
     const kek = () => this.dataKeys.checkKeyEncryptionKey().catch(() => null);
+    const backlog = () => this.outboxBacklog();
     registerHostMetrics([
       this.refreshes,
       new Gauge({
@@ -75,7 +81,49 @@ export class OpsMetrics implements OnModuleInit {
           if (h && h.status !== 'unknown') this.set({ key: h.keyName }, h.status === 'usable' ? 1 : 0);
         },
       }),
+      // While the database does not answer (readiness says so), both keep their last sample: a 0 would read as "all delivered".
+      new Gauge({
+        name: 'credential_vault_outbox_pending_events',
+        help: 'Outbox events not yet delivered to every handler, cluster-wide (state="retrying": their delivery failed at least once and is backing off)',
+        labelNames: ['state'],
+        registers: [],
+        async collect() {
+          const b = await backlog();
+          if (b) {
+            this.set({ state: 'all' }, b.pending);
+            this.set({ state: 'retrying' }, b.retrying);
+          }
+        },
+      }),
+      new Gauge({
+        name: 'credential_vault_outbox_oldest_pending_age_seconds',
+        help: 'Age of the oldest undelivered outbox event, cluster-wide (0 when none is pending)',
+        registers: [],
+        async collect() {
+          const b = await backlog();
+          if (b) this.set(b.oldestCreatedAt ? Math.max(0, (Date.now() - b.oldestCreatedAt.getTime()) / 1000) : 0);
+        },
+      }),
     ]);
+  }
+
+  /** The outbox backlog, read at most every 15 s (both gauges of one scrape share a read); null when the database did not answer (logged). */
+  private outboxBacklog(): Promise<OutboxBacklog | null> {
+    const cached = this.backlog;
+    if (cached?.reading) return cached.reading;
+    if (cached && Date.now() - cached.at < OUTBOX_BACKLOG_TTL_MS) return Promise.resolve(cached.value);
+    const reading = this.outbox.backlog().then(
+      (value) => value,
+      (e: unknown) => {
+        this.logger.warn(`the outbox backlog could not be read: ${describeError(e)}`);
+        return null;
+      },
+    );
+    this.backlog = { at: cached?.at ?? 0, value: cached?.value ?? null, reading };
+    return reading.then((value) => {
+      this.backlog = { at: Date.now(), value };
+      return value;
+    });
   }
 
   @OnEvent(OAuthRefreshEvents.REFRESHED)

@@ -233,6 +233,22 @@ describe.each(DATABASE_KINDS)('Outbox and OutboxDispatcher on %s', (kind) => {
     expect(okHandler).toHaveBeenCalledTimes(3);
   });
 
+  it('backlog() counts the undelivered events, those backing off, and when the oldest was added', async () => {
+    const outbox = new Outbox(runner, clock);
+    expect(await outbox.backlog()).toEqual({ pending: 0, retrying: 0, oldestCreatedAt: null });
+    await runner.run(() => outbox.add({ name: 'credential.rotated', payload: { credentialId: 'c1' } }));
+    clock.advance(60_000);
+    await runner.run(() => outbox.addMany([{ name: 'credential.rotated', payload: { credentialId: 'c2' } }, { name: 'credential.revoked', payload: { credentialId: 'c3' } }]));
+    const registry = new OutboxHandlerRegistry();
+    registry.register('credential.revoked', () => {
+      throw new Error('receiver down');
+    });
+    await expect(dispatcher(registry).drain()).resolves.toMatchObject({ delivered: 2, failed: 1 });
+    expect(await outbox.backlog()).toEqual({ pending: 1, retrying: 1, oldestCreatedAt: clock.now() });
+    await runner.run(() => outbox.add({ name: 'credential.rotated', payload: { credentialId: 'c4' } }));
+    expect(await outbox.backlog()).toMatchObject({ pending: 2, retrying: 1 });
+  });
+
   it('a started dispatcher delivers after commit without polling, and stop() waits for the batch in flight', async () => {
     const registry = new OutboxHandlerRegistry();
     const release = deferred();

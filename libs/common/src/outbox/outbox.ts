@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { Clock, SystemClock } from '../clock';
 import { OutboxInvalidEventError, OutboxNoTransactionError } from '../persistence/persistence.errors';
 import { TransactionRunner } from '../persistence/transaction-runner';
+import { OutboxEventEntity } from './outbox-event.entity';
 import { insertOutboxRows, type NewOutboxRow } from './outbox-insert';
 import type { OutboxEventInput } from './outbox.types';
 
@@ -11,6 +12,16 @@ export abstract class OutboxNudge {
 }
 
 const DEFAULT_MAX_PAYLOAD_BYTES = 16_384;
+
+/** What the outbox has not delivered yet, across every replica (operators' metrics). */
+export interface OutboxBacklog {
+  /** Events not yet delivered to every handler. */
+  pending: number;
+  /** Of those, events whose delivery has failed at least once (backing off). */
+  retrying: number;
+  /** When the oldest of them was added; null when none is pending. */
+  oldestCreatedAt: Date | null;
+}
 
 /**
  * Writes events into the transactional outbox, in the ambient `TransactionRunner` transaction, so an
@@ -56,6 +67,27 @@ export class Outbox {
       this.runner.afterCommit(() => dispatcher.nudge());
     }
     return rows.map((r) => r.id);
+  }
+
+  /**
+   * The undelivered events (one query on the partial index of pending rows): a backlog that keeps growing, or an
+   * oldest event that keeps ageing, means no replica is delivering or a handler keeps failing.
+   */
+  async backlog(): Promise<OutboxBacklog> {
+    const raw = await this.runner.read(() =>
+      this.runner.manager
+        .createQueryBuilder(OutboxEventEntity, 'o')
+        .select('COUNT(*)', 'pending')
+        .addSelect('SUM(CASE WHEN o.attempts > 0 THEN 1 ELSE 0 END)', 'retrying')
+        .addSelect('MIN(o.createdAt)', 'oldest')
+        .where('o.deliveredAt IS NULL')
+        .getRawOne<{ pending: string | number; retrying: string | number | null; oldest: string | number | null }>(),
+    );
+    return {
+      pending: Number(raw?.pending ?? 0),
+      retrying: Number(raw?.retrying ?? 0),
+      oldestCreatedAt: raw?.oldest === null || raw?.oldest === undefined ? null : new Date(Number(raw.oldest)),
+    };
   }
 
   /** Checks an event; returns its payload as JSON (what the row stores). */
