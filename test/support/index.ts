@@ -3,3 +3,4 @@ export * from './database';
 export * from './oauth-server';
 export * from './stack';
 export * from './swc-require-hook';
+export * from './wiring';

@@ -1,5 +1,7 @@
 import { Module, type Provider } from '@nestjs/common';
-import { provideEntityCheck, provideLibClock, provideSingleRegistration } from '@app/common';
+import { AuditService } from '@app/audit';
+import { provideEntityCheck, provideLibClock, provideSingleRegistration, requireHostModules } from '@app/common';
+import { KeyVaultProvider } from '@app/key-vault';
 import { ReadAuditCoalescer } from './audit/read-audit-coalescer';
 import { CREDENTIALS_ENTITIES } from './entities';
 import { CredentialsConfigurationError } from './errors/credential-errors';
@@ -36,7 +38,18 @@ const repository = (type: new (runner: CredentialsPersistence['runner']) => unkn
 /** Provided once the host's DataSource was checked for the lib's entities. */
 const CREDENTIALS_SCHEMA_CHECKED = Symbol('CREDENTIALS_SCHEMA_CHECKED');
 
+/** KeyVaultModule and AuditModule, checked: a missing or non-global one fails bootstrap with our error, not Nest's. */
+const hostModules = requireHostModules(
+  'CredentialsModule',
+  [
+    { module: 'KeyVaultModule', entry: 'key-vault', tokens: [KeyVaultProvider] },
+    { module: 'AuditModule', entry: 'audit', tokens: [AuditService] },
+  ],
+  (m) => new CredentialsConfigurationError(m),
+);
+
 const providers: Provider[] = [
+  ...hostModules.providers,
   provideSingleRegistration(Symbol('CREDENTIALS_REGISTERED_ONCE'), () => CredentialsModule, 'CredentialsModule', (m) => new CredentialsConfigurationError(m)),
   {
     // Validated once, here: bad options fail bootstrap with a CONFIGURATION error listing every problem.
@@ -86,6 +99,7 @@ const providers: Provider[] = [
  * ```
  */
 @Module({
+  imports: hostModules.imports,
   providers,
   exports: [CredentialsService, CredentialExpiryScanner, CredentialCache, DataKeyService, EnvelopeValueStore, ReadAuditCoalescer],
 })

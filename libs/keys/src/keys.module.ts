@@ -1,5 +1,7 @@
 import { Module, type Provider } from '@nestjs/common';
-import { provideLibClock, provideSingleRegistration } from '@app/common';
+import { AuditService } from '@app/audit';
+import { provideLibClock, provideSingleRegistration, requireHostModules } from '@app/common';
+import { KeyVaultKeysProvider } from '@app/key-vault';
 import { KeysError, KeysErrorCode } from './errors/keys.errors';
 import { KEYS_CLOCK, KEYS_RESOLVED_OPTIONS } from './keys.constants';
 import { KEYS_MODULE_OPTIONS, KeysConfigurableModule } from './keys.module-definition';
@@ -7,7 +9,18 @@ import { resolveKeysOptions, type KeysModuleOptions } from './keys.options';
 import { KeysService } from './keys.service';
 import { KeysMetrics } from './metrics/keys.metrics';
 
+/** KeyVaultModule and AuditModule, checked: a missing or non-global one fails bootstrap with our error, not Nest's. */
+const hostModules = requireHostModules(
+  'KeysModule',
+  [
+    { module: 'KeyVaultModule', entry: 'key-vault', tokens: [KeyVaultKeysProvider] },
+    { module: 'AuditModule', entry: 'audit', tokens: [AuditService] },
+  ],
+  (m) => new KeysError(KeysErrorCode.KEYS_CONFIGURATION, m),
+);
+
 const providers: Provider[] = [
+  ...hostModules.providers,
   provideSingleRegistration(Symbol('KEYS_REGISTERED_ONCE'), () => KeysModule, 'KeysModule', (m) => new KeysError(KeysErrorCode.KEYS_CONFIGURATION, m)),
   {
     // Validated once, here: bad options fail bootstrap with a KEYS_CONFIGURATION error listing every problem.
@@ -33,6 +46,7 @@ const providers: Provider[] = [
  * ```
  */
 @Module({
+  imports: hostModules.imports,
   providers,
   exports: [KeysService, KeysMetrics],
 })

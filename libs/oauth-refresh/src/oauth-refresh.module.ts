@@ -1,5 +1,7 @@
 import { Module, type Provider } from '@nestjs/common';
-import { DistributedLock, ScheduledJobsModule, createDistributedLock, provideLibClock, provideSingleRegistration } from '@app/common';
+import { AuditService } from '@app/audit';
+import { DistributedLock, ScheduledJobsModule, createDistributedLock, provideLibClock, provideSingleRegistration, requireHostModules } from '@app/common';
+import { CredentialExpiryScanner, CredentialsService } from '@app/credentials';
 import { DataSource } from 'typeorm';
 import { OAuthTokenClient } from './client/oauth-token-client';
 import { Oauth4webapiTokenClient } from './client/oauth4webapi-token-client';
@@ -13,7 +15,18 @@ import { OAuthProviderRegistry } from './providers/oauth-provider.registry';
 import { CredentialsTokenStore } from './store/credentials-token-store';
 import { OAuthTokenStore } from './store/oauth-token-store';
 
+/** CredentialsModule and AuditModule, checked: a missing or non-global one fails bootstrap with our error, not Nest's. */
+const hostModules = requireHostModules(
+  'OAuthRefreshModule',
+  [
+    { module: 'CredentialsModule', entry: 'credentials', tokens: [CredentialsService, CredentialExpiryScanner] },
+    { module: 'AuditModule', entry: 'audit', tokens: [AuditService] },
+  ],
+  (m) => new OAuthRefreshConfigurationError(m),
+);
+
 const providers: Provider[] = [
+  ...hostModules.providers,
   provideSingleRegistration(Symbol('OAUTH_REFRESH_REGISTERED_ONCE'), () => OAuthRefreshModule, 'OAuthRefreshModule', (m) => new OAuthRefreshConfigurationError(m)),
   {
     // Validated once, here: bad options fail bootstrap with a CONFIGURATION error listing every problem.
@@ -61,7 +74,7 @@ const providers: Provider[] = [
  * ```
  */
 @Module({
-  imports: [ScheduledJobsModule],
+  imports: [ScheduledJobsModule, ...hostModules.imports],
   providers,
   exports: [OAuthRefreshService, OAuthProviderRegistry, OAuthTokenClient],
 })

@@ -1,9 +1,9 @@
 import { Global, Module } from '@nestjs/common';
 import { Test } from '@nestjs/testing';
 import { AuditService } from '@app/audit';
-import { DistributedLock } from '@app/common';
+import { DistributedLock, Outbox, OutboxHandlerRegistry, TransactionRunner } from '@app/common';
 import { CredentialExpiryScanner, CredentialsService } from '@app/credentials';
-import { CapturingLogger, rejection } from '@app/testing';
+import { CapturingLogger, bootstrapError, globalStubs, rejection } from '@app/testing';
 import { RotationConfigurationError, RotationModule } from './index';
 
 /** Everything else the module needs from a host, as stubs: only the persistence kit is missing. */
@@ -28,5 +28,15 @@ describe('RotationModule wiring', () => {
     expect(err).toBeInstanceOf(RotationConfigurationError);
     expect(err.message).toMatch(/RotationModule needs PersistenceModule\.forRoot\(\) \(the common entry: @app\/common in this repo, @credential-vault\/nest\/common from the package\)/);
     expect(err.message).toMatch(/missing: TransactionRunner, Outbox, OutboxHandlerRegistry/);
+  });
+
+  it('fails bootstrap naming CredentialsModule and isGlobal when the host registered CredentialsModule without isGlobal', async () => {
+    /** `CredentialsModule.forRoot({})` without `isGlobal: true`, as a stub of the same name. */
+    @Module({ providers: [{ provide: CredentialsService, useValue: {} }, { provide: CredentialExpiryScanner, useValue: {} }], exports: [CredentialsService, CredentialExpiryScanner] })
+    class CredentialsModule {}
+    const err = await bootstrapError([globalStubs(AuditService, DistributedLock, TransactionRunner, Outbox, OutboxHandlerRegistry), CredentialsModule, RotationModule.forRoot(jobsOff)]);
+    expect(err).toBeInstanceOf(RotationConfigurationError);
+    expect(err.message).toMatch(/^RotationModule needs CredentialsModule\.forRoot\(\{ \.\.\., isGlobal: true \}\) or CredentialsModule\.forRootAsync\(\{ \.\.\., isGlobal: true \}\) \(the credentials entry: @app\/credentials in this repo, @credential-vault\/nest\/credentials from the package\) in the host/);
+    expect(err.message).toMatch(/\(missing: CredentialsService, CredentialExpiryScanner\); CredentialsModule exports it but is not global/);
   });
 });

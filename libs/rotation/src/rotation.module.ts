@@ -1,5 +1,7 @@
 import { Module, type Provider } from '@nestjs/common';
-import { DistributedLock, HostPersistence, ScheduledJobsModule, createDistributedLock, hostPersistenceTokens, provideEntityCheck, provideHostPersistence, provideLibClock, provideSingleRegistration } from '@app/common';
+import { AuditService } from '@app/audit';
+import { DistributedLock, HostPersistence, ScheduledJobsModule, createDistributedLock, hostPersistenceTokens, provideEntityCheck, provideHostPersistence, provideLibClock, provideSingleRegistration, requireHostModules } from '@app/common';
+import { CredentialExpiryScanner, CredentialsService } from '@app/credentials';
 import { DataSource } from 'typeorm';
 import { RotationConfigurationError } from './errors/rotation.errors';
 import { NOTIFICATION_CLOCK, NOTIFICATION_EXPORTS, NOTIFICATION_OPTIONS, NOTIFICATION_PROVIDERS } from './notifications';
@@ -33,7 +35,18 @@ class RotationPersistenceCheckModule {}
 /** Provided once the host's DataSource was checked for the lib's entities. */
 const ROTATION_SCHEMA_CHECKED = Symbol('ROTATION_SCHEMA_CHECKED');
 
+/** CredentialsModule and AuditModule, checked: a missing or non-global one fails bootstrap with our error, not Nest's. */
+const hostModules = requireHostModules(
+  'RotationModule',
+  [
+    { module: 'CredentialsModule', entry: 'credentials', tokens: [CredentialsService, CredentialExpiryScanner] },
+    { module: 'AuditModule', entry: 'audit', tokens: [AuditService] },
+  ],
+  (m) => new RotationConfigurationError(m),
+);
+
 const providers: Provider[] = [
+  ...hostModules.providers,
   provideSingleRegistration(Symbol('ROTATION_REGISTERED_ONCE'), () => RotationModule, 'RotationModule', (m) => new RotationConfigurationError(m)),
   {
     // Validated once, here: bad options fail bootstrap with one CONFIGURATION error listing every problem.
@@ -93,7 +106,7 @@ const providers: Provider[] = [
  * ```
  */
 @Module({
-  imports: [ScheduledJobsModule, RotationPersistenceCheckModule],
+  imports: [ScheduledJobsModule, RotationPersistenceCheckModule, ...hostModules.imports],
   providers,
   exports: [RotationPolicyService, RotationService, RotationQueries, RevocationService, RotationHandlerRegistry, ExpiryMonitorService, RotationCheckService, ...WEBHOOK_PROVIDERS, ...NOTIFICATION_EXPORTS],
 })

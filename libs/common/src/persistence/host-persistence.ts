@@ -1,4 +1,5 @@
 import type { FactoryProvider, Provider, Type } from '@nestjs/common';
+import { describeMissingHostModule, type HostModuleRequirement } from '../options/host-modules';
 import { Outbox } from '../outbox/outbox';
 import { OutboxHandlerRegistry } from '../outbox/outbox-handler-registry';
 import { TransactionRunner } from './transaction-runner';
@@ -14,6 +15,18 @@ export class HostPersistence {
     readonly handlers: OutboxHandlerRegistry,
   ) {}
 }
+
+/**
+ * PersistenceModule as a `requireHostModules` requirement (@app/common), for a lib whose classes inject
+ * its tokens directly. Global by itself: the host only has to register it.
+ */
+export const PERSISTENCE_HOST_MODULE: HostModuleRequirement = {
+  module: 'PersistenceModule',
+  entry: 'common',
+  register: 'PersistenceModule.forRoot()',
+  note: 'with OUTBOX_ENTITIES and OUTBOX_MIGRATIONS in TypeOrmModule.forRoot',
+  tokens: [TransactionRunner, Outbox, OutboxHandlerRegistry],
+};
 
 const optional = (token: unknown) => ({ token: token as never, optional: true });
 
@@ -33,10 +46,7 @@ export function provideHostPersistence<T extends HostPersistence>(
     useFactory: (runner?: TransactionRunner, outbox?: Outbox, handlers?: OutboxHandlerRegistry) => {
       if (!runner || !outbox || !handlers) {
         const missing = [!runner && 'TransactionRunner', !outbox && 'Outbox', !handlers && 'OutboxHandlerRegistry'].filter(Boolean);
-        throw configurationError(
-          `${moduleName} needs PersistenceModule.forRoot() (the common entry: @app/common in this repo, @credential-vault/nest/common from the package) in the host (missing: ${missing.join(', ')}); ` +
-            'register it once, with OUTBOX_ENTITIES and OUTBOX_MIGRATIONS in TypeOrmModule.forRoot',
-        );
+        throw configurationError(describeMissingHostModule(moduleName, PERSISTENCE_HOST_MODULE, missing as string[]));
       }
       return new provide(runner, outbox, handlers);
     },
