@@ -1,12 +1,14 @@
 import type { FactoryProvider } from '@nestjs/common';
 import { DataSource, type EntityTarget } from 'typeorm';
 import { sqlState } from '../errors';
+import { warnOnMigrationsRun } from './migrate-on-start';
 
 /**
  * Fails bootstrap, with the lib's configuration error, when the host's DataSource does not know the
  * lib's entities, or their tables do not exist (migrations not run): without this the first request
  * failed with TypeORM's "No metadata for …" or the database's "relation … does not exist", naming
  * neither the lib nor what to add. Provided under `token` (eagerly built by Nest, injected by no one).
+ * Also warns about `migrationsRun: true` (`warnOnMigrationsRun`).
  */
 export function provideEntityCheck(
   token: symbol,
@@ -18,6 +20,7 @@ export function provideEntityCheck(
   return {
     provide: token,
     useFactory: async (dataSource?: DataSource): Promise<true> => {
+      if (dataSource) warnOnMigrationsRun(dataSource, moduleName);
       // An uninitialised DataSource has no metadata yet (TypeORM builds it in initialize): nothing to tell.
       if (!dataSource?.isInitialized) return true;
       const missing = entities.filter((e) => !dataSource.hasMetadata(e)).map((e) => e.name);

@@ -1,3 +1,4 @@
+import { Logger } from '@nestjs/common';
 import { DataSource, type DataSourceOptions } from 'typeorm';
 
 /**
@@ -32,4 +33,21 @@ export async function initializeWithMigrations(options: DataSourceOptions): Prom
     await dataSource.destroy().catch(() => undefined);
     throw error;
   }
+}
+
+const warned = new WeakSet<DataSource>();
+
+/**
+ * Warns once per DataSource (at start, from the first lib module that checks it) when the host let TypeORM
+ * run the migrations (`migrationsRun: true`): replicas starting together race on them, which nothing
+ * else would tell the host until two replicas start on an empty database.
+ */
+export function warnOnMigrationsRun(dataSource: DataSource, moduleName: string): void {
+  if (!dataSource.options.migrationsRun || warned.has(dataSource)) return;
+  warned.add(dataSource);
+  new Logger(moduleName).warn(
+    "The DataSource has TypeORM's migrationsRun: true: replicas starting together race on the migrations (the losers fail on a duplicate table). " +
+      'Use initializeWithMigrations (the common entry: @app/common in this repo, @credential-vault/nest/common from the package) as ' +
+      "TypeOrmModule.forRootAsync's dataSourceFactory instead: it applies them once, under a lock on PostgreSQL.",
+  );
 }
