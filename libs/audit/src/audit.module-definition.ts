@@ -16,3 +16,8 @@ export const AUDIT_RESOLVED_OPTIONS = Symbol('AUDIT_RESOLVED_OPTIONS');
 
 /** Internal token: the audit lib's Clock (`provideLibClock`: the `clock` option, else the host's, else the system clock). */
 export const AUDIT_CLOCK = Symbol('AUDIT_CLOCK');
+
+/** For `AuditModule.forRootAsync({ useClass | useExisting })`: `create()` returns the options, as for every lib module. */
+export interface AuditOptionsFactory {
+  create(): AuditModuleOptions | Promise<AuditModuleOptions>;
+}

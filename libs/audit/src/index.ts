@@ -1,5 +1,6 @@
 export { AuditModule } from './audit.module';
 export { AUDIT_MODULE_OPTIONS, AUDIT_OPTIONS_TYPE, AUDIT_ASYNC_OPTIONS_TYPE } from './audit.module-definition';
+export type { AuditOptionsFactory } from './audit.module-definition';
 export type { AuditModuleOptions, ResolvedAuditOptions } from './audit.options';
 export { resolveAuditOptions } from './audit.options';
 export { AuditService } from './audit.service';

@@ -10,3 +10,8 @@ export const {
   .setClassMethodName('forRoot')
   .setExtras({ isGlobal: false }, (definition, extras) => ({ ...definition, global: extras.isGlobal }))
   .build();
+
+/** For `CredentialsModule.forRootAsync({ useClass | useExisting })`: `create()` returns the options, as for every lib module. */
+export interface CredentialsOptionsFactory {
+  create(): CredentialsModuleOptions | Promise<CredentialsModuleOptions>;
+}

@@ -1,5 +1,6 @@
 export { CredentialsModule } from './credentials.module';
 export { CREDENTIALS_MODULE_OPTIONS } from './credentials.module-definition';
+export type { CredentialsOptionsFactory } from './credentials.module-definition';
 export type { CredentialsModuleOptions, CredentialsCacheOptions, CredentialsCacheStore, RedisCacheStoreOptions, CredentialsReadAuditOptions, CredentialsVaultStoreOptions, CredentialsEnvelopeStoreOptions } from './credentials.options';
 export { resolveCredentialsOptions, DEFAULT_VALUE_STORES } from './credentials.options';
 export { CredentialsService } from './credentials.service';

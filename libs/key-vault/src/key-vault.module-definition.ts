@@ -1,5 +1,5 @@
-import { ConfigurableModuleBuilder } from '@nestjs/common';
-import type { KeyVaultModuleOptions } from './interfaces/key-vault-module-options.interface';
+import { ConfigurableModuleBuilder, type Type } from '@nestjs/common';
+import type { KeyVaultModuleOptions, KeyVaultOptionsFactory } from './interfaces/key-vault-module-options.interface';
 
 /** Extras of `forRoot` / `forRootAsync` besides the options themselves. */
 export interface KeyVaultModuleExtras {
@@ -14,7 +14,6 @@ export const {
   ASYNC_OPTIONS_TYPE: KEY_VAULT_ASYNC_OPTIONS_TYPE,
 } = new ConfigurableModuleBuilder<KeyVaultModuleOptions>({ moduleName: 'KeyVault' })
   .setClassMethodName('forRoot')
-  .setFactoryMethodName('createKeyVaultOptions')
   .setExtras<KeyVaultModuleExtras>({ isGlobal: false }, (definition, extras) => ({
     ...definition,
     global: extras.isGlobal ?? false,
@@ -23,5 +22,12 @@ export const {
 
 /** `KeyVaultModule.forRoot()` argument: the options plus `isGlobal`. */
 export type KeyVaultModuleForRootOptions = typeof KEY_VAULT_OPTIONS_TYPE;
-/** `KeyVaultModule.forRootAsync()` argument: useFactory / useClass / useExisting, imports, inject, `isGlobal`. */
-export type KeyVaultModuleAsyncOptions = typeof KEY_VAULT_ASYNC_OPTIONS_TYPE;
+/**
+ * `KeyVaultModule.forRootAsync()` argument: useFactory / useClass / useExisting, imports, inject, `isGlobal`.
+ * A `useClass` / `useExisting` factory implements `KeyVaultOptionsFactory` (`create()`, or the deprecated
+ * `createKeyVaultOptions()`).
+ */
+export type KeyVaultModuleAsyncOptions = Omit<typeof KEY_VAULT_ASYNC_OPTIONS_TYPE, 'useClass' | 'useExisting'> & {
+  useClass?: Type<KeyVaultOptionsFactory>;
+  useExisting?: Type<KeyVaultOptionsFactory>;
+};

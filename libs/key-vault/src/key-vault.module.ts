@@ -1,4 +1,4 @@
-import { Module, type Provider } from '@nestjs/common';
+import { Logger, Module, type DynamicModule, type Provider } from '@nestjs/common';
 import { provideSingleRegistration } from '@app/common';
 import { KeyVaultErrorCode } from './errors/key-vault-error-code';
 import { KeyVaultError } from './errors/key-vault.error';
@@ -10,7 +10,7 @@ import { AzureKeyVaultKeysProvider } from './azure-key-vault-keys.provider';
 import { AzureKeyVaultProvider } from './azure-key-vault.provider';
 import { KeyVaultHealthIndicator } from './health/key-vault.health';
 import { createTokenCredential } from './identity/credential.factory';
-import type { KeyVaultModuleOptions, ResolvedKeyVaultOptions } from './interfaces/key-vault-module-options.interface';
+import type { KeyVaultModuleOptions, KeyVaultOptionsFactory, ResolvedKeyVaultOptions } from './interfaces/key-vault-module-options.interface';
 import {
   KEY_VAULT_CRYPTOGRAPHY_CLIENTS,
   KEY_VAULT_KEY_CLIENT,
@@ -19,7 +19,7 @@ import {
   KEY_VAULT_TOKEN_CREDENTIAL,
 } from './key-vault.internal-constants';
 import { KeyVaultKeysProvider } from './key-vault-keys.provider';
-import { ConfigurableKeyVaultModule, KEY_VAULT_MODULE_OPTIONS } from './key-vault.module-definition';
+import { ConfigurableKeyVaultModule, KEY_VAULT_MODULE_OPTIONS, type KeyVaultModuleAsyncOptions } from './key-vault.module-definition';
 import { resolveKeyVaultOptions } from './key-vault.options';
 import { KeyVaultProvider } from './key-vault.provider';
 import { KeyVaultMetrics } from './metrics/key-vault.metrics';
@@ -86,4 +86,33 @@ const providers: Provider[] = [
   providers,
   exports: [KeyVaultProvider, KeyVaultKeysProvider, KeyVaultHealthIndicator, KeyVaultMetrics],
 })
-export class KeyVaultModule extends ConfigurableKeyVaultModule {}
+export class KeyVaultModule extends ConfigurableKeyVaultModule {
+  /**
+   * As generated, except for an options factory class (`useClass` / `useExisting`): its `create()` is
+   * called, or, for factories written before every lib module's factory method was `create`, its
+   * deprecated `createKeyVaultOptions()`.
+   */
+  static override forRootAsync(options: KeyVaultModuleAsyncOptions): DynamicModule {
+    const { useClass, useExisting, ...rest } = options;
+    const factory = useExisting ?? useClass;
+    if (!factory) return super.forRootAsync(rest);
+    const module = super.forRootAsync({ ...rest, useFactory: optionsFrom, inject: [factory] });
+    return useClass ? { ...module, providers: [...(module.providers ?? []), { provide: useClass, useClass }] } : module;
+  }
+}
+
+/** The options of a `useClass` / `useExisting` factory: `create()`, else the deprecated `createKeyVaultOptions()`. */
+async function optionsFrom(factory: KeyVaultOptionsFactory): Promise<KeyVaultModuleOptions> {
+  if (typeof factory.create === 'function') return factory.create();
+  if (typeof factory.createKeyVaultOptions === 'function') {
+    new Logger('KeyVaultModule').warn(
+      `${factory.constructor.name}.createKeyVaultOptions() is deprecated: name the options factory's method create(), as for every lib module (KeyVaultOptionsFactory)`,
+    );
+    return factory.createKeyVaultOptions();
+  }
+  throw new KeyVaultError(
+    KeyVaultErrorCode.CONFIGURATION,
+    `KeyVaultModule.forRootAsync: the options factory ${factory.constructor.name} (useClass / useExisting) has no create() method`,
+    { operation: 'configuration' },
+  );
+}

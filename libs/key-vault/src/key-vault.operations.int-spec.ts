@@ -194,7 +194,7 @@ describe('KeyVaultModule against the emulator (forRootAsync)', () => {
 
   @Injectable()
   class VaultOptionsFactory implements KeyVaultOptionsFactory {
-    createKeyVaultOptions(): KeyVaultModuleOptions {
+    create(): KeyVaultModuleOptions {
       return optionsFor(vault);
     }
   }

@@ -1,11 +1,13 @@
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Global, Module } from '@nestjs/common';
 import { Test } from '@nestjs/testing';
 import { Registry } from 'prom-client';
 import { KeyVaultErrorCode } from './errors/key-vault-error-code';
 import { KeyVaultError } from './errors/key-vault.error';
-import type { KeyVaultModuleOptions } from './interfaces/key-vault-module-options.interface';
+import { CapturingLogger, rejection } from '@app/testing';
+import type { KeyVaultModuleOptions, KeyVaultOptionsFactory } from './interfaces/key-vault-module-options.interface';
 import { KeyVaultModule } from './key-vault.module';
 import { isLocalHost, resolveKeyVaultOptions } from './key-vault.options';
 import { KeyVaultProvider } from './key-vault.provider';
@@ -206,5 +208,48 @@ describe('resolveKeyVaultOptions', () => {
     expect(b.get(KeyVaultProvider).vaultUrl).toBe('https://localhost:8443');
     // Both modules share the registry: the metrics are registered once, not twice.
     expect((await registry.getMetricsAsJSON()).filter((m) => m.name === 'credential_vault_keyvault_operations_total')).toHaveLength(1);
+  });
+});
+
+describe('KeyVaultModule.forRootAsync with an options factory class', () => {
+  const vaultUrlOf = async (imports: Parameters<typeof Test.createTestingModule>[0]['imports'], logger = new CapturingLogger()) => {
+    const app = await Test.createTestingModule({ imports }).setLogger(logger).compile();
+    try {
+      return app.get(KeyVaultProvider).vaultUrl;
+    } finally {
+      await app.close();
+    }
+  };
+
+  it('calls create(), the method every lib module\'s options factory has (useClass and useExisting)', async () => {
+    class Factory implements KeyVaultOptionsFactory {
+      create(): KeyVaultModuleOptions {
+        return { ...local, vaultUrl: 'https://localhost:42443', metrics: { registry: new Registry() } };
+      }
+    }
+    expect(await vaultUrlOf([KeyVaultModule.forRootAsync({ useClass: Factory })])).toBe('https://localhost:42443');
+    @Global()
+    @Module({ providers: [Factory], exports: [Factory] })
+    class ConfigModule {}
+    expect(await vaultUrlOf([ConfigModule, KeyVaultModule.forRootAsync({ useExisting: Factory })])).toBe('https://localhost:42443');
+  });
+
+  it('still calls the deprecated createKeyVaultOptions() of a factory written for it, with a warning naming create()', async () => {
+    class OldFactory implements KeyVaultOptionsFactory {
+      createKeyVaultOptions(): KeyVaultModuleOptions {
+        return { ...local, vaultUrl: 'https://localhost:42444', metrics: { registry: new Registry() } };
+      }
+    }
+    const logger = new CapturingLogger();
+    expect(await vaultUrlOf([KeyVaultModule.forRootAsync({ useClass: OldFactory, isGlobal: true })], logger)).toBe('https://localhost:42444');
+    expect(logger.lines.filter((l) => l.startsWith('warn '))).toEqual([
+      expect.stringMatching(/^warn OldFactory\.createKeyVaultOptions\(\) is deprecated: name the options factory's method create\(\), as for every lib module/),
+    ]);
+  });
+
+  it('fails bootstrap with the configuration error when the factory has neither method', async () => {
+    class NoFactory {}
+    const err = await rejection(vaultUrlOf([KeyVaultModule.forRootAsync({ useClass: NoFactory as never })]));
+    expect(err).toMatchObject({ codeName: 'KEY_VAULT_CONFIGURATION', message: expect.stringContaining('the options factory NoFactory (useClass / useExisting) has no create() method') });
   });
 });

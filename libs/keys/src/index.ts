@@ -1,5 +1,6 @@
 export { KeysModule } from './keys.module';
 export { KEYS_MODULE_OPTIONS, type KeysModuleForRootOptions, type KeysModuleAsyncOptions } from './keys.module-definition';
+export type { KeysOptionsFactory } from './keys.module-definition';
 export { resolveKeysOptions, type KeysModuleOptions, type ResolvedKeysOptions } from './keys.options';
 export { KeysService } from './keys.service';
 export { KeysMetrics, type KeysOperation, type KeysOperationLabels } from './metrics/keys.metrics';

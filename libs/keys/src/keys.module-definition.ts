@@ -15,3 +15,8 @@ export const {
 export type KeysModuleForRootOptions = typeof KEYS_OPTIONS_TYPE;
 /** `KeysModule.forRootAsync()` argument. */
 export type KeysModuleAsyncOptions = typeof KEYS_ASYNC_OPTIONS_TYPE;
+
+/** For `KeysModule.forRootAsync({ useClass | useExisting })`: `create()` returns the options, as for every lib module. */
+export interface KeysOptionsFactory {
+  create(): KeysModuleOptions | Promise<KeysModuleOptions>;
+}

@@ -1,5 +1,6 @@
 export { MigrationModule } from './migration.module';
 export { MIGRATION_MODULE_OPTIONS, MIGRATION_OPTIONS_TYPE, MIGRATION_ASYNC_OPTIONS_TYPE } from './migration.module-definition';
+export type { MigrationOptionsFactory } from './migration.module-definition';
 export { resolveMigrationOptions, type MigrationModuleOptions, type ResolvedMigrationOptions } from './migration.options';
 export { MigrationEvents, MIGRATION_ACTOR } from './migration.constants';
 export { MIGRATION_ENTITIES, MIGRATION_MIGRATIONS } from './migration.persistence';

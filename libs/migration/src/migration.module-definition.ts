@@ -10,3 +10,8 @@ export const {
   .setClassMethodName('forRoot')
   .setExtras({ isGlobal: false }, (definition, extras) => ({ ...definition, global: extras.isGlobal }))
   .build();
+
+/** For `MigrationModule.forRootAsync({ useClass | useExisting })`: `create()` returns the options, as for every lib module. */
+export interface MigrationOptionsFactory {
+  create(): MigrationModuleOptions | Promise<MigrationModuleOptions>;
+}

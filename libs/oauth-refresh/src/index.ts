@@ -1,5 +1,6 @@
 export { OAuthRefreshModule } from './oauth-refresh.module';
 export { OAUTH_REFRESH_MODULE_OPTIONS, OAUTH_REFRESH_OPTIONS_TYPE, OAUTH_REFRESH_ASYNC_OPTIONS_TYPE } from './oauth-refresh.module-definition';
+export type { OAuthRefreshOptionsFactory } from './oauth-refresh.module-definition';
 export type { OAuthRefreshModuleOptions, OAuthProactiveRefreshOptions, OAuthRetryOptions, ResolvedOAuthRefreshOptions } from './oauth-refresh.options';
 export { resolveOAuthRefreshOptions } from './oauth-refresh.options';
 export { PROACTIVE_REFRESH_LOCK } from './oauth-refresh.constants';

@@ -1,5 +1,6 @@
 export { RotationModule } from './rotation.module';
 export { ROTATION_MODULE_OPTIONS, ROTATION_OPTIONS_TYPE, ROTATION_ASYNC_OPTIONS_TYPE } from './rotation.module-definition';
+export type { RotationOptionsFactory } from './rotation.module-definition';
 export type { RotationModuleOptions, RotationJobOptions, PasswordPolicyOptions, ResolvedRotationOptions } from './rotation.options';
 export { resolveRotationOptions } from './rotation.options';
 export * from './errors/rotation.errors';

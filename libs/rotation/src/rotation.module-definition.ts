@@ -10,3 +10,8 @@ export const {
   .setClassMethodName('forRoot')
   .setExtras({ isGlobal: false }, (definition, extras) => ({ ...definition, global: extras.isGlobal }))
   .build();
+
+/** For `RotationModule.forRootAsync({ useClass | useExisting })`: `create()` returns the options, as for every lib module. */
+export interface RotationOptionsFactory {
+  create(): RotationModuleOptions | Promise<RotationModuleOptions>;
+}

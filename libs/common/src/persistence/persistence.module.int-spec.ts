@@ -9,7 +9,8 @@ import { DistributedLock, InProcessLock } from '../lock';
 import { Outbox, OUTBOX_ENTITIES, OUTBOX_MIGRATIONS, OutboxDispatcher, OutboxHandlerRegistry } from '../outbox';
 import type { OutboxEvent } from '../outbox';
 import { PersistenceConfigurationError } from './persistence.errors';
-import { PersistenceModule } from './persistence.module';
+import { PERSISTENCE_RESOLVED_OPTIONS, PersistenceModule, type PersistenceOptionsFactory } from './persistence.module';
+import type { ResolvedPersistenceOptions } from './persistence.options';
 import { TransactionRunner } from './transaction-runner';
 
 /** A service of "another lib": it only knows the runner and the outbox, never an EntityManager. */
@@ -143,6 +144,25 @@ describe.each(DATABASE_KINDS)('PersistenceModule on %s', (kind) => {
     );
     expect(err).toBeInstanceOf(PersistenceConfigurationError);
     expect((err as Error).message).toMatch(/^PersistenceModule cannot start — PersistenceModule is registered 2 times in this application .*: register it once, in the host module$/);
+  });
+
+  it("forRootAsync with useClass or useExisting: the factory's create() gives the options, as for every lib module", async () => {
+    class Options implements PersistenceOptionsFactory {
+      create() {
+        return { outbox: { dispatch: false, batchSize: 7 } };
+      }
+    }
+    const batchSize = async (imports: DynamicModule[]) => {
+      const app = await Test.createTestingModule({ imports: [typeorm(), ...imports] }).compile();
+      try {
+        return app.get<ResolvedPersistenceOptions>(PERSISTENCE_RESOLVED_OPTIONS).outbox.batchSize;
+      } finally {
+        await app.close();
+      }
+    };
+    expect(await batchSize([PersistenceModule.forRootAsync({ useClass: Options })])).toBe(7);
+    expect(await batchSize([HostCoreModule.with({ provide: Options, useClass: Options }), PersistenceModule.forRootAsync({ useExisting: Options })])).toBe(7);
+    expect(() => PersistenceModule.forRootAsync({})).toThrow(PersistenceConfigurationError);
   });
 
   it('fails bootstrap with one configuration error on bad options', async () => {

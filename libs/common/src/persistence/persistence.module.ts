@@ -1,4 +1,4 @@
-import { DynamicModule, Global, Module, ModuleMetadata, Provider } from '@nestjs/common';
+import { DynamicModule, Global, Module, ModuleMetadata, Provider, Type } from '@nestjs/common';
 import { EventEmitter2 } from '@nestjs/event-emitter';
 import { DataSource } from 'typeorm';
 import { Clock } from '../clock';
@@ -19,9 +19,19 @@ export const PERSISTENCE_MODULE_OPTIONS = Symbol('PERSISTENCE_MODULE_OPTIONS');
 /** The validated options with defaults (`ResolvedPersistenceOptions`). */
 export const PERSISTENCE_RESOLVED_OPTIONS = Symbol('PERSISTENCE_RESOLVED_OPTIONS');
 
+/** For `PersistenceModule.forRootAsync({ useClass | useExisting })`: `create()` returns the options, as for every lib module. */
+export interface PersistenceOptionsFactory {
+  create(): PersistenceModuleOptions | Promise<PersistenceModuleOptions>;
+}
+
+/** One of `useFactory` (with `inject`), `useClass` or `useExisting`, as every lib module's `forRootAsync`. */
 export interface PersistenceModuleAsyncOptions extends Pick<ModuleMetadata, 'imports'> {
   inject?: any[];
-  useFactory: (...args: any[]) => PersistenceModuleOptions | Promise<PersistenceModuleOptions>;
+  useFactory?: (...args: any[]) => PersistenceModuleOptions | Promise<PersistenceModuleOptions>;
+  /** A class of the module's own, built by Nest, whose `create()` returns the options. */
+  useClass?: Type<PersistenceOptionsFactory>;
+  /** A provider the app already has (global, or from `imports`), whose `create()` returns the options. */
+  useExisting?: Type<PersistenceOptionsFactory>;
 }
 
 const optional = (token: unknown) => ({ token: token as any, optional: true });
@@ -96,10 +106,15 @@ export class PersistenceModule {
   }
 
   static forRootAsync(options: PersistenceModuleAsyncOptions): DynamicModule {
+    const factory = options.useExisting ?? options.useClass;
+    let optionsProvider: Provider;
+    if (options.useFactory) optionsProvider = { provide: PERSISTENCE_MODULE_OPTIONS, useFactory: options.useFactory, inject: options.inject ?? [] };
+    else if (factory) optionsProvider = { provide: PERSISTENCE_MODULE_OPTIONS, useFactory: (f: PersistenceOptionsFactory) => f.create(), inject: [factory] };
+    else throw new PersistenceConfigurationError(['forRootAsync needs useFactory, useClass or useExisting'], 'PersistenceModule cannot start');
     return {
       module: PersistenceModule,
       imports: options.imports ?? [],
-      providers: [{ provide: PERSISTENCE_MODULE_OPTIONS, useFactory: options.useFactory, inject: options.inject ?? [] }, ...providers],
+      providers: [optionsProvider, ...(!options.useFactory && options.useClass ? [options.useClass] : []), ...providers],
       exports: exported,
     };
   }

@@ -185,7 +185,16 @@ export interface ResolvedKeyVaultOptions {
   health: { timeoutMs: number; degradedAfterMs: number; probeSecretName?: string };
 }
 
-/** For `KeyVaultModule.forRootAsync({ useClass | useExisting })`. */
+/**
+ * For `KeyVaultModule.forRootAsync({ useClass | useExisting })`: implement `create()`, the method every
+ * lib module's options factory has. Both members are optional only so that factories written for
+ * `createKeyVaultOptions()` still compile; one of them must be there (checked at start).
+ */
 export interface KeyVaultOptionsFactory {
-  createKeyVaultOptions(): KeyVaultModuleOptions | Promise<KeyVaultModuleOptions>;
+  create?(): KeyVaultModuleOptions | Promise<KeyVaultModuleOptions>;
+  /**
+   * @deprecated Name the method `create()`, as for every other lib module. Still called when the factory
+   * has no `create()` (with a warning at start); to be removed in the next major version.
+   */
+  createKeyVaultOptions?(): KeyVaultModuleOptions | Promise<KeyVaultModuleOptions>;
 }
