@@ -1,5 +1,19 @@
 import { ConfigurableModuleBuilder } from '@nestjs/common';
+import { AuditService } from '@app/audit';
+import { requireHostModules } from '@app/common';
+import { KeyVaultProvider } from '@app/key-vault';
+import { CredentialsConfigurationError } from './errors/credential-errors';
 import type { CredentialsModuleOptions } from './credentials.options';
+
+/** KeyVaultModule and AuditModule, checked: a missing or non-global one fails bootstrap with our error, not Nest's. */
+export const CREDENTIALS_HOST_MODULES = requireHostModules(
+  'CredentialsModule',
+  [
+    { module: 'KeyVaultModule', entry: 'key-vault', tokens: [KeyVaultProvider] },
+    { module: 'AuditModule', entry: 'audit', tokens: [AuditService] },
+  ],
+  (m) => new CredentialsConfigurationError(m),
+);
 
 export const {
   ConfigurableModuleClass: CredentialsConfigurableModule,
@@ -8,7 +22,7 @@ export const {
   ASYNC_OPTIONS_TYPE: CREDENTIALS_ASYNC_OPTIONS_TYPE,
 } = new ConfigurableModuleBuilder<CredentialsModuleOptions>({ moduleName: 'Credentials' })
   .setClassMethodName('forRoot')
-  .setExtras({ isGlobal: false }, (definition, extras) => ({ ...definition, global: extras.isGlobal }))
+  .setExtras({ isGlobal: false }, (definition, extras) => CREDENTIALS_HOST_MODULES.into({ ...definition, global: extras.isGlobal }))
   .build();
 
 /** For `CredentialsModule.forRootAsync({ useClass | useExisting })`: `create()` returns the options, as for every lib module. */

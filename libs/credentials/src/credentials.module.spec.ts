@@ -51,6 +51,19 @@ describe('CredentialsModule wiring', () => {
     expect(err.message).toMatch(/\(missing: AuditService\); LocalAuditModule exports it but is not global: only the module importing it sees it$/);
   });
 
+  it("starts with a host module given in forRootAsync's imports (the lib module sees it there, without isGlobal)", async () => {
+    const app = await Test.createTestingModule({
+      imports: [PersistenceStubsModule, globalStubs(KeyVaultProvider), CredentialsModule.forRootAsync({ imports: [LocalAuditModule], useFactory: () => ({}) })],
+    })
+      .setLogger(new CapturingLogger())
+      .compile();
+    try {
+      expect((app.get(ReadAuditCoalescer, { strict: false }) as unknown as { audit: unknown }).audit).toBe(app.select(LocalAuditModule).get(AuditService));
+    } finally {
+      await app.close();
+    }
+  });
+
   it("starts with every host module global: its classes get the host's instances, whose lifecycle hooks run once", async () => {
     class CountingAudit {
       inits = 0;

@@ -1,14 +1,12 @@
 import { Module, type Provider } from '@nestjs/common';
-import { AuditService } from '@app/audit';
-import { provideEntityCheck, provideLibClock, provideSingleRegistration, requireHostModules } from '@app/common';
-import { KeyVaultProvider } from '@app/key-vault';
+import { provideEntityCheck, provideLibClock, provideSingleRegistration } from '@app/common';
 import { ReadAuditCoalescer } from './audit/read-audit-coalescer';
 import { CREDENTIALS_ENTITIES } from './entities';
 import { CredentialsConfigurationError } from './errors/credential-errors';
 import { CredentialCache } from './cache/credential-cache';
 import { CacheInvalidationRelay, CREDENTIAL_CACHE_PROVIDER } from './cache/credential-cache.provider';
 import { CREDENTIALS_CLOCK, CREDENTIALS_RESOLVED_OPTIONS } from './credentials.constants';
-import { CREDENTIALS_MODULE_OPTIONS, CredentialsConfigurableModule } from './credentials.module-definition';
+import { CREDENTIALS_MODULE_OPTIONS, CredentialsConfigurableModule, CREDENTIALS_HOST_MODULES } from './credentials.module-definition';
 import { CredentialsModuleOptions, resolveCredentialsOptions } from './credentials.options';
 import { CredentialExpiryScanner } from './credential-expiry.scanner';
 import { CredentialQueries } from './credential.queries';
@@ -38,18 +36,8 @@ const repository = (type: new (runner: CredentialsPersistence['runner']) => unkn
 /** Provided once the host's DataSource was checked for the lib's entities. */
 const CREDENTIALS_SCHEMA_CHECKED = Symbol('CREDENTIALS_SCHEMA_CHECKED');
 
-/** KeyVaultModule and AuditModule, checked: a missing or non-global one fails bootstrap with our error, not Nest's. */
-const hostModules = requireHostModules(
-  'CredentialsModule',
-  [
-    { module: 'KeyVaultModule', entry: 'key-vault', tokens: [KeyVaultProvider] },
-    { module: 'AuditModule', entry: 'audit', tokens: [AuditService] },
-  ],
-  (m) => new CredentialsConfigurationError(m),
-);
-
 const providers: Provider[] = [
-  ...hostModules.providers,
+  ...CREDENTIALS_HOST_MODULES.providers,
   provideSingleRegistration(Symbol('CREDENTIALS_REGISTERED_ONCE'), () => CredentialsModule, 'CredentialsModule', (m) => new CredentialsConfigurationError(m)),
   {
     // Validated once, here: bad options fail bootstrap with a CONFIGURATION error listing every problem.
@@ -99,7 +87,6 @@ const providers: Provider[] = [
  * ```
  */
 @Module({
-  imports: hostModules.imports,
   providers,
   exports: [CredentialsService, CredentialExpiryScanner, CredentialCache, DataKeyService, EnvelopeValueStore, ReadAuditCoalescer],
 })

@@ -1,5 +1,19 @@
 import { ConfigurableModuleBuilder } from '@nestjs/common';
+import { AuditService } from '@app/audit';
+import { requireHostModules } from '@app/common';
+import { KeyVaultKeysProvider } from '@app/key-vault';
+import { KeysError, KeysErrorCode } from './errors/keys.errors';
 import type { KeysModuleOptions } from './keys.options';
+
+/** KeyVaultModule and AuditModule, checked: a missing or non-global one fails bootstrap with our error, not Nest's. */
+export const KEYS_HOST_MODULES = requireHostModules(
+  'KeysModule',
+  [
+    { module: 'KeyVaultModule', entry: 'key-vault', tokens: [KeyVaultKeysProvider] },
+    { module: 'AuditModule', entry: 'audit', tokens: [AuditService] },
+  ],
+  (m) => new KeysError(KeysErrorCode.KEYS_CONFIGURATION, m),
+);
 
 export const {
   ConfigurableModuleClass: KeysConfigurableModule,
@@ -8,7 +22,7 @@ export const {
   ASYNC_OPTIONS_TYPE: KEYS_ASYNC_OPTIONS_TYPE,
 } = new ConfigurableModuleBuilder<KeysModuleOptions>({ moduleName: 'Keys' })
   .setClassMethodName('forRoot')
-  .setExtras({ isGlobal: false }, (definition, extras) => ({ ...definition, global: extras.isGlobal }))
+  .setExtras({ isGlobal: false }, (definition, extras) => KEYS_HOST_MODULES.into({ ...definition, global: extras.isGlobal }))
   .build();
 
 /** `KeysModule.forRoot()` argument: the options plus `isGlobal`. */

@@ -1,26 +1,14 @@
 import { Module, type Provider } from '@nestjs/common';
-import { AuditService } from '@app/audit';
-import { provideLibClock, provideSingleRegistration, requireHostModules } from '@app/common';
-import { KeyVaultKeysProvider } from '@app/key-vault';
+import { provideLibClock, provideSingleRegistration } from '@app/common';
 import { KeysError, KeysErrorCode } from './errors/keys.errors';
 import { KEYS_CLOCK, KEYS_RESOLVED_OPTIONS } from './keys.constants';
-import { KEYS_MODULE_OPTIONS, KeysConfigurableModule } from './keys.module-definition';
+import { KEYS_MODULE_OPTIONS, KeysConfigurableModule, KEYS_HOST_MODULES } from './keys.module-definition';
 import { resolveKeysOptions, type KeysModuleOptions } from './keys.options';
 import { KeysService } from './keys.service';
 import { KeysMetrics } from './metrics/keys.metrics';
 
-/** KeyVaultModule and AuditModule, checked: a missing or non-global one fails bootstrap with our error, not Nest's. */
-const hostModules = requireHostModules(
-  'KeysModule',
-  [
-    { module: 'KeyVaultModule', entry: 'key-vault', tokens: [KeyVaultKeysProvider] },
-    { module: 'AuditModule', entry: 'audit', tokens: [AuditService] },
-  ],
-  (m) => new KeysError(KeysErrorCode.KEYS_CONFIGURATION, m),
-);
-
 const providers: Provider[] = [
-  ...hostModules.providers,
+  ...KEYS_HOST_MODULES.providers,
   provideSingleRegistration(Symbol('KEYS_REGISTERED_ONCE'), () => KeysModule, 'KeysModule', (m) => new KeysError(KeysErrorCode.KEYS_CONFIGURATION, m)),
   {
     // Validated once, here: bad options fail bootstrap with a KEYS_CONFIGURATION error listing every problem.
@@ -46,7 +34,6 @@ const providers: Provider[] = [
  * ```
  */
 @Module({
-  imports: hostModules.imports,
   providers,
   exports: [KeysService, KeysMetrics],
 })

@@ -1,5 +1,20 @@
 import { ConfigurableModuleBuilder } from '@nestjs/common';
+import { AuditService } from '@app/audit';
+import { PERSISTENCE_HOST_MODULE, requireHostModules } from '@app/common';
+import { CredentialsService } from '@app/credentials';
+import { MigrationConfigurationError } from './errors/migration.errors';
 import type { MigrationModuleOptions } from './migration.options';
+
+/** CredentialsModule, AuditModule and PersistenceModule, checked: a missing or non-global one fails bootstrap with our error, not Nest's. */
+export const MIGRATION_HOST_MODULES = requireHostModules(
+  'MigrationModule',
+  [
+    { module: 'CredentialsModule', entry: 'credentials', tokens: [CredentialsService] },
+    { module: 'AuditModule', entry: 'audit', tokens: [AuditService] },
+    PERSISTENCE_HOST_MODULE,
+  ],
+  (m) => new MigrationConfigurationError(m),
+);
 
 export const {
   ConfigurableModuleClass: MigrationConfigurableModule,
@@ -8,7 +23,7 @@ export const {
   ASYNC_OPTIONS_TYPE: MIGRATION_ASYNC_OPTIONS_TYPE,
 } = new ConfigurableModuleBuilder<MigrationModuleOptions>({ moduleName: 'Migration' })
   .setClassMethodName('forRoot')
-  .setExtras({ isGlobal: false }, (definition, extras) => ({ ...definition, global: extras.isGlobal }))
+  .setExtras({ isGlobal: false }, (definition, extras) => MIGRATION_HOST_MODULES.into({ ...definition, global: extras.isGlobal }))
   .build();
 
 /** For `MigrationModule.forRootAsync({ useClass | useExisting })`: `create()` returns the options, as for every lib module. */

@@ -1,5 +1,19 @@
 import { ConfigurableModuleBuilder } from '@nestjs/common';
+import { AuditService } from '@app/audit';
+import { requireHostModules } from '@app/common';
+import { CredentialExpiryScanner, CredentialsService } from '@app/credentials';
+import { OAuthRefreshConfigurationError } from './errors/oauth-refresh.errors';
 import type { OAuthRefreshModuleOptions } from './oauth-refresh.options';
+
+/** CredentialsModule and AuditModule, checked: a missing or non-global one fails bootstrap with our error, not Nest's. */
+export const OAUTH_REFRESH_HOST_MODULES = requireHostModules(
+  'OAuthRefreshModule',
+  [
+    { module: 'CredentialsModule', entry: 'credentials', tokens: [CredentialsService, CredentialExpiryScanner] },
+    { module: 'AuditModule', entry: 'audit', tokens: [AuditService] },
+  ],
+  (m) => new OAuthRefreshConfigurationError(m),
+);
 
 export const {
   ConfigurableModuleClass: OAuthRefreshConfigurableModule,
@@ -8,7 +22,7 @@ export const {
   ASYNC_OPTIONS_TYPE: OAUTH_REFRESH_ASYNC_OPTIONS_TYPE,
 } = new ConfigurableModuleBuilder<OAuthRefreshModuleOptions>({ moduleName: 'OAuthRefresh' })
   .setClassMethodName('forRoot')
-  .setExtras({ isGlobal: false }, (definition, extras) => ({ ...definition, global: extras.isGlobal }))
+  .setExtras({ isGlobal: false }, (definition, extras) => OAUTH_REFRESH_HOST_MODULES.into({ ...definition, global: extras.isGlobal }))
   .build();
 
 /** For `OAuthRefreshModule.forRootAsync({ useClass | useExisting })`: `create()` returns the options, as for every lib module. */

@@ -1,13 +1,11 @@
 import { Module, type Provider } from '@nestjs/common';
-import { AuditService } from '@app/audit';
-import { DistributedLock, ScheduledJobsModule, createDistributedLock, provideLibClock, provideSingleRegistration, requireHostModules } from '@app/common';
-import { CredentialExpiryScanner, CredentialsService } from '@app/credentials';
+import { DistributedLock, ScheduledJobsModule, createDistributedLock, provideLibClock, provideSingleRegistration } from '@app/common';
 import { DataSource } from 'typeorm';
 import { OAuthTokenClient } from './client/oauth-token-client';
 import { Oauth4webapiTokenClient } from './client/oauth4webapi-token-client';
 import { OAuthRefreshConfigurationError } from './errors/oauth-refresh.errors';
 import { OAUTH_REFRESH_CLOCK, OAUTH_REFRESH_LOCK, OAUTH_REFRESH_RESOLVED_OPTIONS } from './oauth-refresh.constants';
-import { OAUTH_REFRESH_MODULE_OPTIONS, OAuthRefreshConfigurableModule } from './oauth-refresh.module-definition';
+import { OAUTH_REFRESH_MODULE_OPTIONS, OAuthRefreshConfigurableModule, OAUTH_REFRESH_HOST_MODULES } from './oauth-refresh.module-definition';
 import { OAuthRefreshModuleOptions, resolveOAuthRefreshOptions } from './oauth-refresh.options';
 import { OAuthRefreshScheduler } from './oauth-refresh.scheduler';
 import { OAuthRefreshService } from './oauth-refresh.service';
@@ -15,18 +13,8 @@ import { OAuthProviderRegistry } from './providers/oauth-provider.registry';
 import { CredentialsTokenStore } from './store/credentials-token-store';
 import { OAuthTokenStore } from './store/oauth-token-store';
 
-/** CredentialsModule and AuditModule, checked: a missing or non-global one fails bootstrap with our error, not Nest's. */
-const hostModules = requireHostModules(
-  'OAuthRefreshModule',
-  [
-    { module: 'CredentialsModule', entry: 'credentials', tokens: [CredentialsService, CredentialExpiryScanner] },
-    { module: 'AuditModule', entry: 'audit', tokens: [AuditService] },
-  ],
-  (m) => new OAuthRefreshConfigurationError(m),
-);
-
 const providers: Provider[] = [
-  ...hostModules.providers,
+  ...OAUTH_REFRESH_HOST_MODULES.providers,
   provideSingleRegistration(Symbol('OAUTH_REFRESH_REGISTERED_ONCE'), () => OAuthRefreshModule, 'OAuthRefreshModule', (m) => new OAuthRefreshConfigurationError(m)),
   {
     // Validated once, here: bad options fail bootstrap with a CONFIGURATION error listing every problem.
@@ -74,7 +62,7 @@ const providers: Provider[] = [
  * ```
  */
 @Module({
-  imports: [ScheduledJobsModule, ...hostModules.imports],
+  imports: [ScheduledJobsModule],
   providers,
   exports: [OAuthRefreshService, OAuthProviderRegistry, OAuthTokenClient],
 })

@@ -1,5 +1,19 @@
 import { ConfigurableModuleBuilder } from '@nestjs/common';
+import { AuditService } from '@app/audit';
+import { requireHostModules } from '@app/common';
+import { CredentialExpiryScanner, CredentialsService } from '@app/credentials';
+import { RotationConfigurationError } from './errors/rotation.errors';
 import type { RotationModuleOptions } from './rotation.options';
+
+/** CredentialsModule and AuditModule, checked: a missing or non-global one fails bootstrap with our error, not Nest's. */
+export const ROTATION_HOST_MODULES = requireHostModules(
+  'RotationModule',
+  [
+    { module: 'CredentialsModule', entry: 'credentials', tokens: [CredentialsService, CredentialExpiryScanner] },
+    { module: 'AuditModule', entry: 'audit', tokens: [AuditService] },
+  ],
+  (m) => new RotationConfigurationError(m),
+);
 
 export const {
   ConfigurableModuleClass: RotationConfigurableModule,
@@ -8,7 +22,7 @@ export const {
   ASYNC_OPTIONS_TYPE: ROTATION_ASYNC_OPTIONS_TYPE,
 } = new ConfigurableModuleBuilder<RotationModuleOptions>({ moduleName: 'Rotation' })
   .setClassMethodName('forRoot')
-  .setExtras({ isGlobal: false }, (definition, extras) => ({ ...definition, global: extras.isGlobal }))
+  .setExtras({ isGlobal: false }, (definition, extras) => ROTATION_HOST_MODULES.into({ ...definition, global: extras.isGlobal }))
   .build();
 
 /** For `RotationModule.forRootAsync({ useClass | useExisting })`: `create()` returns the options, as for every lib module. */

@@ -1,7 +1,5 @@
 import { Module, type Provider } from '@nestjs/common';
-import { AuditService } from '@app/audit';
-import { DistributedLock, HostPersistence, ScheduledJobsModule, createDistributedLock, hostPersistenceTokens, provideEntityCheck, provideHostPersistence, provideLibClock, provideSingleRegistration, requireHostModules } from '@app/common';
-import { CredentialExpiryScanner, CredentialsService } from '@app/credentials';
+import { DistributedLock, HostPersistence, ScheduledJobsModule, createDistributedLock, hostPersistenceTokens, provideEntityCheck, provideHostPersistence, provideLibClock, provideSingleRegistration } from '@app/common';
 import { DataSource } from 'typeorm';
 import { RotationConfigurationError } from './errors/rotation.errors';
 import { NOTIFICATION_CLOCK, NOTIFICATION_EXPORTS, NOTIFICATION_OPTIONS, NOTIFICATION_PROVIDERS } from './notifications';
@@ -14,7 +12,7 @@ import { RotationScheduler } from './jobs/rotation.scheduler';
 import { RotationPolicyRepository } from './policies/rotation-policy.repository';
 import { RotationPolicyService } from './policies/rotation-policy.service';
 import { ROTATION_CLOCK, ROTATION_LOCK, ROTATION_RESOLVED_OPTIONS } from './rotation.constants';
-import { ROTATION_MODULE_OPTIONS, RotationConfigurableModule } from './rotation.module-definition';
+import { ROTATION_MODULE_OPTIONS, RotationConfigurableModule, ROTATION_HOST_MODULES } from './rotation.module-definition';
 import { RotationModuleOptions, resolveRotationOptions, type ResolvedRotationOptions } from './rotation.options';
 import { RevocationService } from './revoke/revocation.service';
 import { RotationQueries } from './rotation.queries';
@@ -35,18 +33,8 @@ class RotationPersistenceCheckModule {}
 /** Provided once the host's DataSource was checked for the lib's entities. */
 const ROTATION_SCHEMA_CHECKED = Symbol('ROTATION_SCHEMA_CHECKED');
 
-/** CredentialsModule and AuditModule, checked: a missing or non-global one fails bootstrap with our error, not Nest's. */
-const hostModules = requireHostModules(
-  'RotationModule',
-  [
-    { module: 'CredentialsModule', entry: 'credentials', tokens: [CredentialsService, CredentialExpiryScanner] },
-    { module: 'AuditModule', entry: 'audit', tokens: [AuditService] },
-  ],
-  (m) => new RotationConfigurationError(m),
-);
-
 const providers: Provider[] = [
-  ...hostModules.providers,
+  ...ROTATION_HOST_MODULES.providers,
   provideSingleRegistration(Symbol('ROTATION_REGISTERED_ONCE'), () => RotationModule, 'RotationModule', (m) => new RotationConfigurationError(m)),
   {
     // Validated once, here: bad options fail bootstrap with one CONFIGURATION error listing every problem.
@@ -106,7 +94,7 @@ const providers: Provider[] = [
  * ```
  */
 @Module({
-  imports: [ScheduledJobsModule, RotationPersistenceCheckModule, ...hostModules.imports],
+  imports: [ScheduledJobsModule, RotationPersistenceCheckModule],
   providers,
   exports: [RotationPolicyService, RotationService, RotationQueries, RevocationService, RotationHandlerRegistry, ExpiryMonitorService, RotationCheckService, ...WEBHOOK_PROVIDERS, ...NOTIFICATION_EXPORTS],
 })

@@ -15,10 +15,16 @@ export interface HostModuleRequirement {
   note?: string;
 }
 
-/** What `requireHostModules` returns: spread into the lib module's `imports` and `providers`. */
+/** What `requireHostModules` returns. */
 export interface HostModuleCheck {
-  imports: DynamicModule[];
+  /** For the lib module's `providers`: each token, as an alias of the check's lookup. */
   providers: Provider[];
+  /**
+   * For the lib's ConfigurableModuleBuilder transform (`setExtras`): adds the check module to a
+   * registration, importing the registration's own imports (`forRootAsync({ imports })`), which the
+   * lib module sees as well.
+   */
+  into(definition: DynamicModule): DynamicModule;
 }
 
 /**
@@ -31,8 +37,9 @@ export interface HostModuleCheck {
  * Nest builds a module's providers concurrently, so a check beside classes injecting the host's tokens
  * would race Nest's own error. Instead the lib module provides each token itself, as an alias
  * (`useExisting`: Nest runs no lifecycle hook of an alias, so the host's instance gets its hooks once)
- * of an optional lookup in a module of its own that imports nothing: it sees global modules only,
- * as the lib module did. A missing token is then `undefined`, never Nest's error, and the check there throws ours.
+ * of an optional lookup in a module of its own that imports what the registration imports
+ * (`forRootAsync({ imports })`): it sees the global modules and those, as the lib module did. A missing
+ * token is then `undefined`, never Nest's error, and the check there throws ours.
  */
 export function requireHostModules(moduleName: string, requirements: ReadonlyArray<HostModuleRequirement>, configurationError: (message: string) => Error): HostModuleCheck {
   const refs = requirements.flatMap((requirement) => requirement.tokens.map((token) => ({ requirement, token, ref: Symbol(`${moduleName}:host:${token.name}`) })));
@@ -53,16 +60,14 @@ export function requireHostModules(moduleName: string, requirements: ReadonlyArr
   // A class of its own per lib module: Nest tells modules apart by class.
   const name = `${moduleName}HostModulesCheck`;
   const checkModule = { [name]: class {} }[name];
+  // `useExisting` of an optional dependency: undefined when nothing the module sees provides the token.
+  const lookups = refs.map(({ token, ref }) => ({ provide: ref, useExisting: { token, optional: true } }));
   return {
-    imports: [
-      {
-        module: checkModule,
-        // `useExisting` of an optional dependency: undefined when no global module provides the token.
-        providers: [...refs.map(({ token, ref }) => ({ provide: ref, useExisting: { token, optional: true } })), check],
-        exports: refs.map((r) => r.ref),
-      },
-    ],
     providers: refs.map(({ token, ref }) => ({ provide: token, useExisting: ref })),
+    into: (definition) => ({
+      ...definition,
+      imports: [...(definition.imports ?? []), { module: checkModule, imports: definition.imports ?? [], providers: [...lookups, check], exports: refs.map((r) => r.ref) }],
+    }),
   };
 }
 
