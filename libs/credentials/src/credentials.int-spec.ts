@@ -725,7 +725,7 @@ describe.each(DATABASE_KINDS)('CredentialsModule on %s (emulator, real KeyVaultP
       expect(await keyOf(a.id)).toBe(newKey.version);
       expect(await keyOf(b.id)).toBe(oldKey);
 
-      expect(await moduleRef.get(EnvelopeValueStore).reencryptAll(ctxE.tenantId)).toEqual({ reencrypted: 1, alreadyCurrent: 1, failed: [] });
+      expect(await moduleRef.get(EnvelopeValueStore).reencryptAll(ctxE.tenantId)).toEqual({ reencrypted: 1, alreadyCurrent: 1, failed: [], settled: false, settlesAt: expect.any(String) });
       expect(await keyOf(b.id)).toBe(newKey.version);
       cache.clear();
       moduleRef.get(DataKeyService).clear();
