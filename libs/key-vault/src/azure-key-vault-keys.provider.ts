@@ -35,7 +35,7 @@ import {
   type VaultPublicJwk,
   type VaultSignatureAlgorithm,
 } from './key-vault-keys.provider';
-import type { ListPageOptions, Page } from './key-vault.provider';
+import type { KeyVaultCallOptions, ListPageOptions, Page } from './key-vault.provider';
 import { KeyVaultResilience, type AttemptContext } from './resilience/key-vault.resilience';
 import { absentWhenNotFound, writeNewVersion } from './internal/new-version-write';
 
@@ -136,7 +136,7 @@ export class AzureKeyVaultKeysProvider extends KeyVaultKeysProvider {
     this.vaultUrl = options.vaultUrl;
   }
 
-  async createKey(name: string, options: CreateVaultKeyOptions): Promise<VaultKey> {
+  async createKey(name: string, options: CreateVaultKeyOptions, call: KeyVaultCallOptions = {}): Promise<VaultKey> {
     this.checkName('createKey', name);
     const { keyType } = options;
     if (keyType !== 'RSA' && keyType !== 'EC') throw this.invalid('createKey', name, "keyType must be 'RSA' or 'EC'");
@@ -157,29 +157,36 @@ export class AzureKeyVaultKeysProvider extends KeyVaultKeysProvider {
           ? await this.client.createRsaKey(name, { ...common, keySize: options.keySize ?? 2048, abortSignal: signal })
           : await this.client.createEcKey(name, { ...common, curve: options.curve ?? 'P-256', abortSignal: signal });
       return toKey(key, 'createKey');
+    }, call.signal);
+  }
+
+  async getKey(name: string, version?: string, call: KeyVaultCallOptions = {}): Promise<VaultKey> {
+    this.checkName('getKey', name);
+    if (version !== undefined) this.checkVersion('getKey', name, version);
+    return this.resilience.execute('getKey', name, async ({ signal }) => toKey(await this.client.getKey(name, { version, abortSignal: signal }), 'getKey'), {
+      signal: call.signal,
+      abortInFlight: true,
     });
   }
 
-  async getKey(name: string, version?: string): Promise<VaultKey> {
-    this.checkName('getKey', name);
-    if (version !== undefined) this.checkVersion('getKey', name, version);
-    return this.resilience.execute('getKey', name, async ({ signal }) => toKey(await this.client.getKey(name, { version, abortSignal: signal }), 'getKey'));
-  }
-
-  async listKeys(options: ListPageOptions = {}): Promise<Page<VaultKeyItem>> {
+  async listKeys(options: ListPageOptions = {}, call: KeyVaultCallOptions = {}): Promise<Page<VaultKeyItem>> {
     this.checkPage('listKeys', undefined, options, '/keys');
-    return this.resilience.execute('listKeys', undefined, (ctx) => readFirstPage(ctx, this.client.listPropertiesOfKeys({ abortSignal: ctx.signal }), options, toItem));
+    return this.resilience.execute('listKeys', undefined, (ctx) => readFirstPage(ctx, this.client.listPropertiesOfKeys({ abortSignal: ctx.signal }), options, toItem), {
+      signal: call.signal,
+      abortInFlight: true,
+    });
   }
 
-  async listKeyVersions(name: string, options: ListPageOptions = {}): Promise<Page<VaultKeyItem>> {
+  async listKeyVersions(name: string, options: ListPageOptions = {}, call: KeyVaultCallOptions = {}): Promise<Page<VaultKeyItem>> {
     this.checkName('listKeyVersions', name);
     this.checkPage('listKeyVersions', name, options, `/keys/${name}/versions`);
-    return this.resilience.execute('listKeyVersions', name, (ctx) =>
-      readFirstPage(ctx, this.client.listPropertiesOfKeyVersions(name, { abortSignal: ctx.signal }), options, toItem),
-    );
+    return this.resilience.execute('listKeyVersions', name, (ctx) => readFirstPage(ctx, this.client.listPropertiesOfKeyVersions(name, { abortSignal: ctx.signal }), options, toItem), {
+      signal: call.signal,
+      abortInFlight: true,
+    });
   }
 
-  async updateKeyProperties(name: string, version: string | undefined, options: UpdateVaultKeyPropertiesOptions): Promise<VaultKey> {
+  async updateKeyProperties(name: string, version: string | undefined, options: UpdateVaultKeyPropertiesOptions, call: KeyVaultCallOptions = {}): Promise<VaultKey> {
     this.checkName('updateKeyProperties', name);
     if (version !== undefined) this.checkVersion('updateKeyProperties', name, version);
     this.checkKeyOps('updateKeyProperties', name, options.keyOps);
@@ -191,15 +198,16 @@ export class AzureKeyVaultKeysProvider extends KeyVaultKeysProvider {
           : await this.client.updateKeyProperties(name, version, { ...update, abortSignal: signal }),
         'updateKeyProperties',
       ),
+      { signal: call.signal },
     );
   }
 
-  async rotateKey(name: string): Promise<VaultKey> {
+  async rotateKey(name: string, call: KeyVaultCallOptions = {}): Promise<VaultKey> {
     this.checkName('rotateKey', name);
-    return this.writeNewVersion('rotateKey', name, async ({ signal }) => toKey(await this.client.rotateKey(name, { abortSignal: signal }), 'rotateKey'));
+    return this.writeNewVersion('rotateKey', name, async ({ signal }) => toKey(await this.client.rotateKey(name, { abortSignal: signal }), 'rotateKey'), call.signal);
   }
 
-  async deleteKey(name: string): Promise<DeletedVaultKey> {
+  async deleteKey(name: string, call: KeyVaultCallOptions = {}): Promise<DeletedVaultKey> {
     this.checkName('deleteKey', name);
     const intervalInMs = this.options.resilience.pollIntervalMs;
     return this.resilience.execute('deleteKey', name, ({ signal, attempt }) =>
@@ -209,6 +217,7 @@ export class AzureKeyVaultKeysProvider extends KeyVaultKeysProvider {
         async () => toDeleted(await (await this.client.beginDeleteKey(name, { intervalInMs, abortSignal: signal })).pollUntilDone({ abortSignal: signal })),
         async () => toDeleted(await this.client.getDeletedKey(name, { abortSignal: signal })),
       ),
+      { signal: call.signal },
     );
   }
 
@@ -247,68 +256,69 @@ export class AzureKeyVaultKeysProvider extends KeyVaultKeysProvider {
     );
   }
 
-  async sign(key: VaultKeyRef, algorithm: VaultSignatureAlgorithm, digest: Uint8Array): Promise<{ key: VaultKeyRef; signature: Uint8Array }> {
+  async sign(key: VaultKeyRef, algorithm: VaultSignatureAlgorithm, digest: Uint8Array, call: KeyVaultCallOptions = {}): Promise<{ key: VaultKeyRef; signature: Uint8Array }> {
     this.checkDigest('sign', key, algorithm, digest);
-    return this.crypto('sign', key, async (client, abortSignal) => {
+    return this.crypto('sign', key, call, async (client, abortSignal) => {
       const r = await client.sign(algorithm, digest, { abortSignal });
       return { key: refOf(r.keyID, key), signature: r.result };
     });
   }
 
-  async verify(key: VaultKeyRef, algorithm: VaultSignatureAlgorithm, digest: Uint8Array, signature: Uint8Array): Promise<{ key: VaultKeyRef; valid: boolean }> {
+  async verify(key: VaultKeyRef, algorithm: VaultSignatureAlgorithm, digest: Uint8Array, signature: Uint8Array, call: KeyVaultCallOptions = {}): Promise<{ key: VaultKeyRef; valid: boolean }> {
     this.checkDigest('verify', key, algorithm, digest);
     this.checkBytes('verify', key, 'signature', signature);
-    return this.crypto('verify', key, async (client, abortSignal) => {
+    return this.crypto('verify', key, call, async (client, abortSignal) => {
       const r = await client.verify(algorithm, digest, signature, { abortSignal });
       return { key: refOf(r.keyID, key), valid: r.result };
     });
   }
 
-  async encrypt(key: VaultKeyRef, algorithm: VaultEncryptionAlgorithm, plaintext: Uint8Array): Promise<{ key: VaultKeyRef; ciphertext: Uint8Array }> {
+  async encrypt(key: VaultKeyRef, algorithm: VaultEncryptionAlgorithm, plaintext: Uint8Array, call: KeyVaultCallOptions = {}): Promise<{ key: VaultKeyRef; ciphertext: Uint8Array }> {
     this.checkEncryption('encrypt', key, algorithm, 'plaintext', plaintext);
-    return this.crypto('encrypt', key, async (client, abortSignal) => {
+    return this.crypto('encrypt', key, call, async (client, abortSignal) => {
       const r = await client.encrypt({ algorithm, plaintext }, { abortSignal });
       return { key: refOf(r.keyID, key), ciphertext: r.result };
     });
   }
 
-  async decrypt(key: VaultKeyRef, algorithm: VaultEncryptionAlgorithm, ciphertext: Uint8Array): Promise<{ key: VaultKeyRef; plaintext: Uint8Array }> {
+  async decrypt(key: VaultKeyRef, algorithm: VaultEncryptionAlgorithm, ciphertext: Uint8Array, call: KeyVaultCallOptions = {}): Promise<{ key: VaultKeyRef; plaintext: Uint8Array }> {
     this.checkEncryption('decrypt', key, algorithm, 'ciphertext', ciphertext);
-    return this.crypto('decrypt', key, async (client, abortSignal) => {
+    return this.crypto('decrypt', key, call, async (client, abortSignal) => {
       const r = await client.decrypt({ algorithm, ciphertext }, { abortSignal });
       return { key: refOf(r.keyID, key), plaintext: r.result };
     });
   }
 
-  async wrapKey(key: VaultKeyRef, algorithm: VaultEncryptionAlgorithm, keyToWrap: Uint8Array): Promise<{ key: VaultKeyRef; wrappedKey: Uint8Array }> {
+  async wrapKey(key: VaultKeyRef, algorithm: VaultEncryptionAlgorithm, keyToWrap: Uint8Array, call: KeyVaultCallOptions = {}): Promise<{ key: VaultKeyRef; wrappedKey: Uint8Array }> {
     this.checkEncryption('wrapKey', key, algorithm, 'key', keyToWrap);
-    return this.crypto('wrapKey', key, async (client, abortSignal) => {
+    return this.crypto('wrapKey', key, call, async (client, abortSignal) => {
       const r = await client.wrapKey(algorithm, keyToWrap, { abortSignal });
       return { key: refOf(r.keyID, key), wrappedKey: r.result };
     });
   }
 
-  async unwrapKey(key: VaultKeyRef, algorithm: VaultEncryptionAlgorithm, wrappedKey: Uint8Array): Promise<{ key: VaultKeyRef; unwrappedKey: Uint8Array }> {
+  async unwrapKey(key: VaultKeyRef, algorithm: VaultEncryptionAlgorithm, wrappedKey: Uint8Array, call: KeyVaultCallOptions = {}): Promise<{ key: VaultKeyRef; unwrappedKey: Uint8Array }> {
     this.checkEncryption('unwrapKey', key, algorithm, 'wrapped key', wrappedKey);
-    return this.crypto('unwrapKey', key, async (client, abortSignal) => {
+    return this.crypto('unwrapKey', key, call, async (client, abortSignal) => {
       const r = await client.unwrapKey(algorithm, wrappedKey, { abortSignal });
       return { key: refOf(r.keyID, key), unwrappedKey: r.result };
     });
   }
 
-  private writeNewVersion(operation: 'createKey' | 'rotateKey', name: string, write: (ctx: AttemptContext) => Promise<VaultKey>): Promise<VaultKey> {
+  private writeNewVersion(operation: 'createKey' | 'rotateKey', name: string, write: (ctx: AttemptContext) => Promise<VaultKey>, signal: AbortSignal | undefined): Promise<VaultKey> {
     return writeNewVersion({
       operation,
       name,
       resilience: this.resilience,
-      latest: () => absentWhenNotFound(this.getKey(name)),
+      latest: (before) => absentWhenNotFound(this.getKey(name, undefined, { signal: before })),
       versionOf: (key) => key.properties.version,
       write,
+      signal,
     });
   }
 
-  /** One cryptographic call on a key version through the shared resilience. */
-  private crypto<T>(operation: KeyVaultKeyOperationName, key: VaultKeyRef, work: (client: KeyVaultCryptographyClient, signal: AbortSignal) => Promise<T>): Promise<T> {
+  /** One cryptographic call on a key version through the shared resilience; none changes the vault, so the caller's signal aborts it in flight too. */
+  private crypto<T>(operation: KeyVaultKeyOperationName, key: VaultKeyRef, call: KeyVaultCallOptions, work: (client: KeyVaultCryptographyClient, signal: AbortSignal) => Promise<T>): Promise<T> {
     const client = this.cryptographyClient(key);
     return this.resilience.execute(operation, key.name, async ({ signal }) => {
       try {
@@ -319,7 +329,7 @@ export class AzureKeyVaultKeysProvider extends KeyVaultKeysProvider {
         }
         throw e;
       }
-    });
+    }, { signal: call.signal, abortInFlight: true });
   }
 
   private cryptographyClient(key: VaultKeyRef): KeyVaultCryptographyClient {

@@ -228,6 +228,104 @@ describe('AzureKeyVaultProvider (fake SecretClient)', () => {
     await expect(Promise.all([a, b])).resolves.toHaveLength(2);
   });
 
+  describe('callers who left (call.signal)', () => {
+    /** The fake vault answers every request once the gate opens; an aborted request rejects as the SDK does. */
+    const gatedVault = (client: FakeSecretClient, method: 'getSecret' | 'setSecret') => {
+      let open!: () => void;
+      const gate = new Promise<void>((r) => (open = r));
+      const seen: AbortSignal[] = [];
+      (client[method] as jest.Mock).mockImplementation((name: string, ...rest: unknown[]) => {
+        const { abortSignal } = rest[rest.length - 1] as { abortSignal: AbortSignal };
+        seen.push(abortSignal);
+        return new Promise((resolve, reject) => {
+          abortSignal.addEventListener('abort', () => reject(Object.assign(new Error('The operation was aborted.'), { name: 'AbortError' })));
+          void gate.then(() => resolve(sdkSecret(name, 'v')));
+        });
+      });
+      return { open: () => open(), seen };
+    };
+
+    it('a queued read whose caller left leaves the queue at once, is never sent, and frees its queue slot for a live caller', async () => {
+      const { kv, client, metric } = await setup({ resilience: { timeoutMs: 5000, bulkhead: { maxConcurrent: 1, maxQueued: 1 } } });
+      const vault = gatedVault(client, 'getSecret');
+      const running = kv.getSecret('s1');
+      const gone = new AbortController();
+      const queued = failure(kv.getSecret('s2', undefined, { signal: gone.signal }));
+      gone.abort();
+      const e = await queued;
+      expect([e.code, e.sent]).toEqual([C.CANCELLED, false]);
+      // Its queue slot is free again: a live caller queues instead of being refused with BULKHEAD_FULL.
+      const live = kv.getSecret('s3');
+      vault.open();
+      await expect(Promise.all([running, live])).resolves.toHaveLength(2);
+      expect(client.getSecret.mock.calls.map((c) => c[0])).toEqual(['s1', 's3']);
+      expect(await metric('cancelled_total', { operation: 'getSecret', stage: 'not_sent' })).toBe(1);
+      expect(await metric('operations_total', { outcome: 'cancelled' })).toBe(1);
+      expect(await metric('errors_total')).toBe(0);
+    });
+
+    it('after many callers left the queue, the running slot goes on serving the live ones (none stalls)', async () => {
+      const { kv, client } = await setup({ resilience: { timeoutMs: 5000, bulkhead: { maxConcurrent: 1, maxQueued: 10 } } });
+      const vault = gatedVault(client, 'getSecret');
+      const running = kv.getSecret('first');
+      const gone = new AbortController();
+      const dropped = Array.from({ length: 5 }, (_, i) => failure(kv.getSecret(`gone${i}`, undefined, { signal: gone.signal })));
+      const live = kv.getSecret('live');
+      gone.abort();
+      expect((await Promise.all(dropped)).map((e) => e.code)).toEqual(Array(5).fill(C.CANCELLED));
+      vault.open();
+      await expect(Promise.all([running, live])).resolves.toHaveLength(2);
+      expect(client.getSecret.mock.calls.map((c) => c[0])).toEqual(['first', 'live']);
+    });
+
+    it('a read in flight is aborted when its caller leaves: CANCELLED (sent), not retried, never a breaker failure', async () => {
+      const { kv, client, resilience, metric } = await setup({ resilience: { timeoutMs: 5000, maxAttempts: 3 } });
+      const vault = gatedVault(client, 'getSecret');
+      for (let i = 0; i < 4; i++) {
+        const gone = new AbortController();
+        const call = failure(kv.getSecret('s1', undefined, { signal: gone.signal }));
+        await new Promise((r) => setImmediate(r));
+        gone.abort();
+        const e = await call;
+        expect([e.code, e.sent]).toEqual([C.CANCELLED, true]);
+      }
+      expect(vault.seen.every((s) => s.aborted)).toBe(true);
+      expect(client.getSecret).toHaveBeenCalledTimes(4);
+      expect(resilience.breakerState).toBe('closed');
+      expect(await metric('cancelled_total', { stage: 'in_flight' })).toBe(4);
+      expect(await metric('retries_total')).toBe(0);
+    });
+
+    it('a read waiting to retry is dropped when its caller leaves: its slot is free at once and no further attempt is sent', async () => {
+      const { kv, client } = await setup({ resilience: { initialDelayMs: 400, maxAttempts: 3, bulkhead: { maxConcurrent: 1, maxQueued: 0 } } });
+      client.getSecret.mockRejectedValueOnce(restError(503, 'ServiceUnavailable', 'down')).mockResolvedValue(sdkSecret('s1', 'v'));
+      const gone = new AbortController();
+      const call = failure(kv.getSecret('s1', undefined, { signal: gone.signal }));
+      await new Promise((r) => setTimeout(r, 20));
+      gone.abort();
+      expect((await call).code).toBe(C.CANCELLED);
+      // The slot is free (maxQueued 0 would refuse a second call otherwise).
+      await expect(kv.getSecret('s2')).resolves.toMatchObject({ value: 'v' });
+      await new Promise((r) => setTimeout(r, 450));
+      expect(client.getSecret.mock.calls.map((c) => c[0])).toEqual(['s1', 's2']);
+    });
+
+    it('a write already sent is never aborted by its caller leaving; a write still queued is dropped and never sent', async () => {
+      const { kv, client } = await setup({ resilience: { timeoutMs: 5000, bulkhead: { maxConcurrent: 1, maxQueued: 1 } } });
+      const vault = gatedVault(client, 'setSecret');
+      const gone = new AbortController();
+      const sent = kv.setSecret('s1', 'value-1', {}, { signal: gone.signal });
+      const queued = failure(kv.setSecret('s2', 'value-2', {}, { signal: gone.signal }));
+      await new Promise((r) => setImmediate(r));
+      gone.abort();
+      expect(await queued).toMatchObject({ code: C.CANCELLED, sent: false });
+      vault.open();
+      await expect(sent).resolves.toMatchObject({ properties: { name: 's1' } });
+      expect(vault.seen.map((s) => s.aborted)).toEqual([false]);
+      expect(client.setSecret.mock.calls.map((c) => c[0])).toEqual(['s1']);
+    });
+  });
+
   it('refuses invalid names, versions, page sizes and foreign continuation tokens without calling the vault', async () => {
     const { kv, client } = await setup();
     expect((await failure(kv.getSecret('bad_name'))).code).toBe(C.INVALID_REQUEST);
@@ -323,7 +421,7 @@ describe('KeyVaultMetrics', () => {
     const a = new KeyVaultMetrics({ enabled: true, prefix: PREFIX, registry });
     const b = new KeyVaultMetrics({ enabled: true, prefix: PREFIX, registry });
     expect(b.operations).toBe(a.operations);
-    expect(registry.getMetricsAsArray()).toHaveLength(5);
+    expect(registry.getMetricsAsArray()).toHaveLength(6);
   });
 
   it('registers nothing in the given registry when disabled', () => {

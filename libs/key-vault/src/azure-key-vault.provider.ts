@@ -13,6 +13,7 @@ import { KEY_VAULT_RESOLVED_OPTIONS, KEY_VAULT_SECRET_CLIENT } from './key-vault
 import {
   KeyVaultProvider,
   type DeletedSecret,
+  type KeyVaultCallOptions,
   type ListPageOptions,
   type Page,
   type Secret,
@@ -88,7 +89,7 @@ export class AzureKeyVaultProvider extends KeyVaultProvider {
     this.vaultUrl = options.vaultUrl;
   }
 
-  async setSecret(name: string, value: string, options: SetSecretOptions = {}): Promise<Secret> {
+  async setSecret(name: string, value: string, options: SetSecretOptions = {}, call: KeyVaultCallOptions = {}): Promise<Secret> {
     this.checkName('setSecret', name);
     if (typeof value !== 'string') {
       throw this.invalid('setSecret', name, 'the value must be a string');
@@ -107,14 +108,18 @@ export class AzureKeyVaultProvider extends KeyVaultProvider {
         { operation: 'setSecret', secretName: name },
         value,
       ),
+      { signal: call.signal },
     );
   }
 
-  async getSecret(name: string, version?: string): Promise<Secret> {
+  async getSecret(name: string, version?: string, call: KeyVaultCallOptions = {}): Promise<Secret> {
     this.checkName('getSecret', name);
     if (version !== undefined) this.checkVersion('getSecret', name, version);
-    return this.resilience.execute('getSecret', name, async ({ signal }) =>
-      toSecret(await this.client.getSecret(name, { version, abortSignal: signal }), { operation: 'getSecret', secretName: name }),
+    return this.resilience.execute(
+      'getSecret',
+      name,
+      async ({ signal }) => toSecret(await this.client.getSecret(name, { version, abortSignal: signal }), { operation: 'getSecret', secretName: name }),
+      { signal: call.signal, abortInFlight: true },
     );
   }
 

@@ -10,6 +10,7 @@ export {
   type UpdateSecretPropertiesOptions,
   type ListPageOptions,
   type Page,
+  type KeyVaultCallOptions,
 } from './key-vault.provider';
 export {
   KeyVaultKeysProvider,

@@ -1,4 +1,4 @@
-import type { ListPageOptions, Page } from './key-vault.provider';
+import type { KeyVaultCallOptions, ListPageOptions, Page } from './key-vault.provider';
 
 export type VaultKeyType = 'RSA' | 'EC';
 export type VaultRsaKeySize = 2048 | 3072 | 4096;
@@ -113,7 +113,9 @@ export interface VaultKeyRef {
  * Same identity, TLS trust, resilience (one retry / breaker / bulkhead budget per vault, shared with
  * the secrets side), typed errors and metrics as `KeyVaultProvider`. Names are vault key names; it
  * knows nothing about tenants (that is `@app/keys`). Every method throws a `KeyVaultError`; no
- * message carries a plaintext, ciphertext, digest or signature.
+ * message carries a plaintext, ciphertext, digest or signature. The optional last `call.signal` (the caller
+ * left): a call not sent yet is dropped; reads and cryptography in flight are aborted; a write already
+ * sent (create, update, rotate, delete) finishes. Either way the call fails with CANCELLED.
  */
 export abstract class KeyVaultKeysProvider {
   abstract readonly vaultUrl: string;
@@ -122,18 +124,18 @@ export abstract class KeyVaultKeysProvider {
    * Creates a key, or a new version of an existing name. Never sent twice: after a lost answer the key is
    * read back (a new latest version is the result), else OUTCOME_UNKNOWN.
    */
-  abstract createKey(name: string, options: CreateVaultKeyOptions): Promise<VaultKey>;
+  abstract createKey(name: string, options: CreateVaultKeyOptions, call?: KeyVaultCallOptions): Promise<VaultKey>;
   /** Latest version when `version` is omitted. */
-  abstract getKey(name: string, version?: string): Promise<VaultKey>;
+  abstract getKey(name: string, version?: string, call?: KeyVaultCallOptions): Promise<VaultKey>;
   /** One page of keys (latest versions, properties only). */
-  abstract listKeys(options?: ListPageOptions): Promise<Page<VaultKeyItem>>;
-  abstract listKeyVersions(name: string, options?: ListPageOptions): Promise<Page<VaultKeyItem>>;
+  abstract listKeys(options?: ListPageOptions, call?: KeyVaultCallOptions): Promise<Page<VaultKeyItem>>;
+  abstract listKeyVersions(name: string, options?: ListPageOptions, call?: KeyVaultCallOptions): Promise<Page<VaultKeyItem>>;
   /** Latest version when `version` is omitted. */
-  abstract updateKeyProperties(name: string, version: string | undefined, options: UpdateVaultKeyPropertiesOptions): Promise<VaultKey>;
+  abstract updateKeyProperties(name: string, version: string | undefined, options: UpdateVaultKeyPropertiesOptions, call?: KeyVaultCallOptions): Promise<VaultKey>;
   /** A new version with the same type, size/curve, operations and tags (the vault's rotate); a lost answer as createKey. */
-  abstract rotateKey(name: string): Promise<VaultKey>;
+  abstract rotateKey(name: string, call?: KeyVaultCallOptions): Promise<VaultKey>;
   /** Soft-deletes every version and waits until the deletion is visible. */
-  abstract deleteKey(name: string): Promise<DeletedVaultKey>;
+  abstract deleteKey(name: string, call?: KeyVaultCallOptions): Promise<DeletedVaultKey>;
   abstract getDeletedKey(name: string): Promise<DeletedVaultKey>;
   /** Recovers a soft-deleted key and waits until it is usable again. */
   abstract recoverDeletedKey(name: string): Promise<VaultKey>;
@@ -143,11 +145,11 @@ export abstract class KeyVaultKeysProvider {
   abstract restoreKeyBackup(backup: Uint8Array): Promise<VaultKey>;
 
   /** Signs a digest (its length must match the algorithm: 32/48/64 bytes) with that key version. */
-  abstract sign(key: VaultKeyRef, algorithm: VaultSignatureAlgorithm, digest: Uint8Array): Promise<{ key: VaultKeyRef; signature: Uint8Array }>;
+  abstract sign(key: VaultKeyRef, algorithm: VaultSignatureAlgorithm, digest: Uint8Array, call?: KeyVaultCallOptions): Promise<{ key: VaultKeyRef; signature: Uint8Array }>;
   /** Verifies in the vault (a vault transaction; verify locally from the public JWK to save it). */
-  abstract verify(key: VaultKeyRef, algorithm: VaultSignatureAlgorithm, digest: Uint8Array, signature: Uint8Array): Promise<{ key: VaultKeyRef; valid: boolean }>;
-  abstract encrypt(key: VaultKeyRef, algorithm: VaultEncryptionAlgorithm, plaintext: Uint8Array): Promise<{ key: VaultKeyRef; ciphertext: Uint8Array }>;
-  abstract decrypt(key: VaultKeyRef, algorithm: VaultEncryptionAlgorithm, ciphertext: Uint8Array): Promise<{ key: VaultKeyRef; plaintext: Uint8Array }>;
-  abstract wrapKey(key: VaultKeyRef, algorithm: VaultEncryptionAlgorithm, keyToWrap: Uint8Array): Promise<{ key: VaultKeyRef; wrappedKey: Uint8Array }>;
-  abstract unwrapKey(key: VaultKeyRef, algorithm: VaultEncryptionAlgorithm, wrappedKey: Uint8Array): Promise<{ key: VaultKeyRef; unwrappedKey: Uint8Array }>;
+  abstract verify(key: VaultKeyRef, algorithm: VaultSignatureAlgorithm, digest: Uint8Array, signature: Uint8Array, call?: KeyVaultCallOptions): Promise<{ key: VaultKeyRef; valid: boolean }>;
+  abstract encrypt(key: VaultKeyRef, algorithm: VaultEncryptionAlgorithm, plaintext: Uint8Array, call?: KeyVaultCallOptions): Promise<{ key: VaultKeyRef; ciphertext: Uint8Array }>;
+  abstract decrypt(key: VaultKeyRef, algorithm: VaultEncryptionAlgorithm, ciphertext: Uint8Array, call?: KeyVaultCallOptions): Promise<{ key: VaultKeyRef; plaintext: Uint8Array }>;
+  abstract wrapKey(key: VaultKeyRef, algorithm: VaultEncryptionAlgorithm, keyToWrap: Uint8Array, call?: KeyVaultCallOptions): Promise<{ key: VaultKeyRef; wrappedKey: Uint8Array }>;
+  abstract unwrapKey(key: VaultKeyRef, algorithm: VaultEncryptionAlgorithm, wrappedKey: Uint8Array, call?: KeyVaultCallOptions): Promise<{ key: VaultKeyRef; unwrappedKey: Uint8Array }>;
 }

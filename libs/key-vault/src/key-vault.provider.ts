@@ -59,6 +59,17 @@ export interface ListPageOptions {
   continuationToken?: string;
 }
 
+/**
+ * The options of a `KeyVaultProvider` / `KeyVaultKeysProvider` call (an optional last argument).
+ */
+export interface KeyVaultCallOptions {
+  /**
+   * Aborts when the caller has left (e.g. `OperationContext.signal`): a call not sent yet is dropped; a read
+   * in flight is aborted; a write already sent finishes. The call then fails with CANCELLED.
+   */
+  signal?: AbortSignal;
+}
+
 export interface Page<T> {
   items: T[];
   /** Present when more pages follow. */
@@ -69,10 +80,10 @@ export abstract class KeyVaultProvider {
   /** The vault's base URL, e.g. `https://myvault.vault.azure.net`. */
   abstract readonly vaultUrl: string;
 
-  /** Creates a secret, or a new version of an existing one. */
-  abstract setSecret(name: string, value: string, options?: SetSecretOptions): Promise<Secret>;
-  /** Latest version when `version` is omitted. */
-  abstract getSecret(name: string, version?: string): Promise<Secret>;
+  /** Creates a secret, or a new version of an existing one. `call.signal`: dropped while not sent yet; once sent, it finishes. */
+  abstract setSecret(name: string, value: string, options?: SetSecretOptions, call?: KeyVaultCallOptions): Promise<Secret>;
+  /** Latest version when `version` is omitted. `call.signal`: dropped while not sent, aborted in flight (CANCELLED). */
+  abstract getSecret(name: string, version?: string, call?: KeyVaultCallOptions): Promise<Secret>;
   abstract updateSecretProperties(
     name: string,
     version: string,

@@ -33,5 +33,11 @@ export enum KeyVaultErrorCode {
    * confirmed by reading the object back: it may or may not have happened. Never retried blindly.
    */
   OUTCOME_UNKNOWN = 1018,
+  /**
+   * The caller left (HTTP request aborted, gRPC call cancelled or past its deadline) and passed its signal:
+   * the call was dropped before it was sent (queued in the bulkhead, or between retries), or a read in flight
+   * was aborted. Not a vault failure: no retry, no circuit-breaker count. `KeyVaultError.sent` says which.
+   */
+  CANCELLED = 1019,
   UNKNOWN = 1099,
 }

@@ -17,6 +17,7 @@ const HINT: Partial<Record<KeyVaultErrorCode, string>> = {
   [KeyVaultErrorCode.OUTCOME_UNKNOWN]: 'the vault may still have applied it: read the object before repeating the request',
   [KeyVaultErrorCode.CIRCUIT_OPEN]: 'the vault failed repeatedly; calls fail fast until the breaker half-opens',
   [KeyVaultErrorCode.BULKHEAD_FULL]: 'too many concurrent Key Vault calls queued',
+  [KeyVaultErrorCode.CANCELLED]: 'the caller left',
 };
 
 /** An identifier (an Azure error code, a Node error code, an error class name), else undefined: never free text. */

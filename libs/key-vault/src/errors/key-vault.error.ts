@@ -75,6 +75,7 @@ const SEVERITY: Record<KeyVaultErrorCode, ErrorSeverity> = {
   [KeyVaultErrorCode.BULKHEAD_FULL]: ErrorSeverity.TRANSIENT,
   [KeyVaultErrorCode.OBJECT_BEING_DELETED]: ErrorSeverity.TRANSIENT,
   [KeyVaultErrorCode.OUTCOME_UNKNOWN]: ErrorSeverity.TRANSIENT,
+  [KeyVaultErrorCode.CANCELLED]: ErrorSeverity.CLIENT,
   [KeyVaultErrorCode.UNAUTHORIZED]: ErrorSeverity.CONFIGURATION,
   [KeyVaultErrorCode.FORBIDDEN]: ErrorSeverity.CONFIGURATION,
   [KeyVaultErrorCode.CONFIGURATION]: ErrorSeverity.CONFIGURATION,
@@ -112,6 +113,8 @@ export const KEY_VAULT_ERROR_HTTP_STATUS: Record<KeyVaultErrorCode, HttpStatus> 
   [KeyVaultErrorCode.INVALID_RESPONSE]: HttpStatus.BAD_GATEWAY, // the upstream's answer is unusable
   [KeyVaultErrorCode.OBJECT_BEING_DELETED]: HttpStatus.CONFLICT, // the name is in transition: the same request works in a few seconds
   [KeyVaultErrorCode.OUTCOME_UNKNOWN]: HttpStatus.GATEWAY_TIMEOUT, // the upstream did not answer: the client reads the object before repeating
+  // nginx's "499 Client Closed Request": nobody reads it; it keeps logs and metrics from calling the client's leaving a failure of ours.
+  [KeyVaultErrorCode.CANCELLED]: 499 as HttpStatus,
   [KeyVaultErrorCode.UNKNOWN]: HttpStatus.INTERNAL_SERVER_ERROR,
 };
 
@@ -144,6 +147,8 @@ export interface KeyVaultErrorDetails {
   azureCode?: string;
   /** How long the vault asked us to wait (from `Retry-After`), in milliseconds. */
   retryAfterMs?: number;
+  /** CANCELLED only: whether the request had been sent to the vault (a read aborted in flight). */
+  sent?: boolean;
   cause?: unknown;
 }
 
@@ -163,6 +168,8 @@ export class KeyVaultError extends CredentialVaultError {
   readonly statusCode?: number;
   readonly azureCode?: string;
   readonly retryAfterMs?: number;
+  /** CANCELLED only: `true` when the request had reached the vault (a read aborted in flight), `false` when it was never sent. */
+  readonly sent?: boolean;
 
   constructor(code: KeyVaultErrorCode, message: string, details: KeyVaultErrorDetails) {
     super(message, details.cause === undefined ? undefined : { cause: details.cause });
@@ -174,6 +181,7 @@ export class KeyVaultError extends CredentialVaultError {
     this.statusCode = details.statusCode;
     this.azureCode = details.azureCode;
     this.retryAfterMs = details.retryAfterMs;
+    if (details.sent !== undefined) this.sent = details.sent;
   }
 
   override toJSON(): Record<string, unknown> {

@@ -12,11 +12,13 @@ export interface NewVersionWrite<T> {
   operation: KeyVaultOperation;
   name: string;
   resilience: KeyVaultResilience;
-  /** The object's latest version now (its own resilient read), undefined when the name does not exist. */
-  latest: () => Promise<T | undefined>;
+  /** The object's latest version now (its own resilient read), undefined when the name does not exist; `signal` only before the write. */
+  latest: (signal?: AbortSignal) => Promise<T | undefined>;
   versionOf: (object: T) => string;
   /** One attempt of the write. */
   write: (ctx: AttemptContext) => Promise<T>;
+  /** The caller's: drops the write while it is not sent yet; once sent, it and its read-back run to their end. */
+  signal?: AbortSignal;
 }
 
 /**
@@ -29,10 +31,10 @@ export interface NewVersionWrite<T> {
  * is OUTCOME_UNKNOWN — never reported as a failure that may in fact have succeeded.
  */
 export async function writeNewVersion<T>(w: NewVersionWrite<T>): Promise<T> {
-  const before = await w.latest();
+  const before = await w.latest(w.signal);
   const beforeVersion = before === undefined ? undefined : w.versionOf(before);
   try {
-    return await w.resilience.execute(w.operation, w.name, w.write, { idempotent: false });
+    return await w.resilience.execute(w.operation, w.name, w.write, { idempotent: false, signal: w.signal });
   } catch (e) {
     if (!mayHaveTakenEffect(e)) throw e;
     const failure = e as KeyVaultError;

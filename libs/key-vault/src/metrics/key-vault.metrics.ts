@@ -32,8 +32,10 @@ function getOrCreate<M extends Metric<string>>(
  * a secret name (names can identify tenants). Metrics are registered once per registry: several
  * modules (or test modules) sharing a registry share the same series.
  *
- * - `<prefix>operations_total{operation,outcome}` — outcome: `success` or the error severity
- *   (`transient`, `client`, `configuration`, `fatal`)
+ * - `<prefix>operations_total{operation,outcome}` — outcome: `success`, the error severity
+ *   (`transient`, `client`, `configuration`, `fatal`), or `cancelled` (the caller left: not a vault failure)
+ * - `<prefix>cancelled_total{operation,stage}` — calls of callers who left: `not_sent` (dropped from the
+ *   bulkhead queue or between retries: never reached the vault) or `in_flight` (a read aborted)
  * - `<prefix>operation_duration_seconds{operation}` — one logical call, retries and backoff included
  * - `<prefix>errors_total{code}` — code: the `KeyVaultErrorCode` name, e.g. `RATE_LIMITED`
  * - `<prefix>circuit_breaker_state` — 0 closed, 1 half-open, 2 open
@@ -47,6 +49,7 @@ export class KeyVaultMetrics {
   readonly errors: Counter<'code'>;
   readonly breakerState: Gauge;
   readonly retries: Counter<'operation'>;
+  readonly cancelled: Counter<'operation' | 'stage'>;
 
   /**
    * The same figures under OpenTelemetry names (meter `credential-vault.key-vault`): `keyvault.operations`,
@@ -54,7 +57,7 @@ export class KeyVaultMetrics {
    * `keyvault.circuit_breaker.state`. No-ops unless the host registered an OpenTelemetry MeterProvider
    * before the module was created.
    */
-  private readonly otel: { operations: OtelCounter; duration: OtelHistogram; errors: OtelCounter; retries: OtelCounter };
+  private readonly otel: { operations: OtelCounter; duration: OtelHistogram; errors: OtelCounter; retries: OtelCounter; cancelled: OtelCounter };
   private otelBreakerState: BreakerStateValue = BreakerStateValue.CLOSED;
 
   constructor(options: ResolvedKeyVaultOptions['metrics']) {
@@ -64,6 +67,7 @@ export class KeyVaultMetrics {
       duration: meter.createHistogram('keyvault.operation.duration', { unit: 's', description: 'One Key Vault operation, retries and backoff included' }),
       errors: meter.createCounter('keyvault.errors', { description: 'Failed Key Vault operations by error type (stable code name)' }),
       retries: meter.createCounter('keyvault.retries', { description: 'Key Vault attempts retried after a transient failure' }),
+      cancelled: meter.createCounter('keyvault.cancelled', { description: 'Key Vault calls of callers who left, by stage (not_sent, in_flight)' }),
     };
     meter
       .createObservableGauge('keyvault.circuit_breaker.state', { description: 'Circuit breaker: 0 closed, 1 half-open, 2 open' })
@@ -111,6 +115,14 @@ export class KeyVaultMetrics {
         registers,
       }),
     );
+    this.cancelled = getOrCreate(this.registry, `${p}cancelled_total`, Counter, () =>
+      new Counter({
+        name: `${p}cancelled_total`,
+        help: 'Key Vault calls of callers who left: not_sent (dropped before reaching the vault) or in_flight (a read aborted)',
+        labelNames: ['operation', 'stage'] as const,
+        registers,
+      }),
+    );
   }
 
   recordSuccess(operation: string, seconds: number): void {
@@ -121,12 +133,24 @@ export class KeyVaultMetrics {
   }
 
   recordFailure(operation: string, seconds: number, error: KeyVaultError): void {
+    if (error.code === KeyVaultErrorCode.CANCELLED) return this.recordCancelled(operation, seconds, error.sent === true);
     this.operations.inc({ operation, outcome: error.severity });
     this.duration.observe({ operation }, seconds);
     this.errors.inc({ code: error.codeName });
     this.otel.operations.add(1, { 'keyvault.operation': operation, outcome: error.severity });
     this.otel.duration.record(seconds, { 'keyvault.operation': operation, outcome: error.severity });
     this.otel.errors.add(1, { 'keyvault.operation': operation, 'error.type': error.codeName });
+  }
+
+  /** A call of a caller who left: outcome `cancelled`, never an error of the vault (`errors_total` is not touched). */
+  private recordCancelled(operation: string, seconds: number, sent: boolean): void {
+    const stage = sent ? 'in_flight' : 'not_sent';
+    this.operations.inc({ operation, outcome: 'cancelled' });
+    this.duration.observe({ operation }, seconds);
+    this.cancelled.inc({ operation, stage });
+    this.otel.operations.add(1, { 'keyvault.operation': operation, outcome: 'cancelled' });
+    this.otel.duration.record(seconds, { 'keyvault.operation': operation, outcome: 'cancelled' });
+    this.otel.cancelled.add(1, { 'keyvault.operation': operation, stage });
   }
 
   recordRetry(operation: string): void {

@@ -1,13 +1,11 @@
 import { Logger } from '@nestjs/common';
 import {
-  BulkheadPolicy,
   CircuitBreakerPolicy,
   CircuitState,
   ConsecutiveBreaker,
   RetryPolicy,
   TimeoutPolicy,
   TimeoutStrategy,
-  bulkhead,
   circuitBreaker,
   handleWhen,
   retry,
@@ -23,6 +21,8 @@ import { KeyVaultError, type KeyVaultOperation } from '../errors/key-vault.error
 import { isCockatielTimeout, mayHaveTakenEffect, toKeyVaultError } from '../errors/map-key-vault-error';
 import type { ResolvedKeyVaultOptions } from '../interfaces/key-vault-module-options.interface';
 import { BreakerStateValue, type KeyVaultMetrics } from '../metrics/key-vault.metrics';
+import { keyVaultMessage } from '../errors/key-vault-message';
+import { AbortableBulkhead, LeftQueueError } from './abortable-bulkhead';
 
 export type BreakerStateName = 'closed' | 'half-open' | 'open' | 'isolated';
 
@@ -48,6 +48,18 @@ export interface ExecuteOptions {
    * @default true
    */
   idempotent?: boolean;
+  /**
+   * The caller's signal (it aborts when the caller has left). Once aborted, a call not yet sent — queued in
+   * the bulkhead, or (reads) between retries — is dropped with CANCELLED (`sent: false`) and never sent.
+   */
+  signal?: AbortSignal;
+  /**
+   * `true` for a read: the caller's signal also aborts the request in flight (CANCELLED, `sent: true`) and the
+   * call's retries. A write (`false`, the default) is never aborted once sent: it and its retries run to their
+   * end, so the caller's write path (vault write, then metadata commit) always learns the outcome.
+   * @default false
+   */
+  abortInFlight?: boolean;
 }
 
 /**
@@ -103,7 +115,7 @@ export class RetryAfterBackoff implements IBackoffFactory<IRetryBackoffContext<u
  */
 export class KeyVaultResilience {
   private readonly logger = new Logger(KeyVaultResilience.name);
-  private readonly bulkheadPolicy: BulkheadPolicy;
+  private readonly bulkheadPolicy: AbortableBulkhead;
   private readonly retryPolicy: RetryPolicy;
   /** Same budget, for writes that are not idempotent. */
   private readonly retryUnappliedPolicy: RetryPolicy;
@@ -119,7 +131,7 @@ export class KeyVaultResilience {
     vaultUrl?: string,
   ) {
     this.vaultHost = vaultUrl ? new URL(vaultUrl).host : 'unknown';
-    this.bulkheadPolicy = bulkhead(options.bulkhead.maxConcurrent, options.bulkhead.maxQueued);
+    this.bulkheadPolicy = new AbortableBulkhead(options.bulkhead.maxConcurrent, options.bulkhead.maxQueued);
     this.retryPolicy = retry(
       handleWhen((e) => KeyVaultResilience.isRetryable(e, options.maxDelayMs)),
       { maxAttempts: options.maxAttempts - 1, backoff: new RetryAfterBackoff(options) },
@@ -190,7 +202,7 @@ export class KeyVaultResilience {
       let attempts = 0;
       try {
         const retryPolicy = options.idempotent === false ? this.retryUnappliedPolicy : this.retryPolicy;
-        return await this.executeWithPolicies(operation, secretName, retryPolicy, (ctx) => {
+        return await this.executeWithPolicies(operation, secretName, retryPolicy, options, (ctx) => {
           attempts = ctx.attempt + 1;
           return fn(ctx);
         });
@@ -204,32 +216,50 @@ export class KeyVaultResilience {
     operation: KeyVaultOperation,
     secretName: string | undefined,
     retryPolicy: RetryPolicy,
+    { signal: caller, abortInFlight = false }: ExecuteOptions,
     fn: (ctx: AttemptContext) => Promise<T>,
   ): Promise<T> {
     const errorCtx = { operation, secretName, timeoutMs: this.options.timeoutMs };
     const started = performance.now();
+    const cancelled = (sent: boolean, cause?: unknown) =>
+      new KeyVaultError(KeyVaultErrorCode.CANCELLED, keyVaultMessage(operation, KeyVaultErrorCode.CANCELLED, { detail: sent ? 'aborted in flight' : 'dropped before it was sent' }), {
+        operation,
+        secretName,
+        sent,
+        cause,
+      });
     let attempt = 0;
     try {
-      const result = await this.bulkheadPolicy.execute(() =>
-        retryPolicy.execute(() =>
-          this.breakerPolicy.execute(() =>
-            this.timeoutPolicy.execute(async (_ctx, signal) => {
+      const result = await this.bulkheadPolicy.execute(() => {
+        const run = retryPolicy.execute(() => {
+          // Not sent yet: a write only before its first attempt (after that, its retries finish what it began).
+          // Checked outside the breaker, which would count a half-open trial that never ran as a success.
+          if (caller?.aborted && (attempt === 0 || abortInFlight)) throw cancelled(false);
+          return this.breakerPolicy.execute(() =>
+            this.timeoutPolicy.execute(async (_ctx, attemptSignal) => {
               const n = attempt++;
               if (n > 0) this.metrics.recordRetry(operation);
+              // A read's request is cancelled by either signal (CANCELLED: neither retried nor a breaker failure); a
+              // half-open trial is not, as cockatiel would close the breaker on its cancellation.
+              const linked = caller !== undefined && abortInFlight && this.breakerPolicy.state !== CircuitState.HalfOpen;
+              const signal = linked ? AbortSignal.any([attemptSignal, caller]) : attemptSignal;
               const call: KeyVaultCallContext = { signal };
               try {
                 return await runInCallContext(call, () => fn({ signal, attempt: n, call }));
               } catch (e) {
+                if (linked && caller.aborted && !attemptSignal.aborted) throw cancelled(true, e);
                 throw toKeyVaultError(e, errorCtx);
               }
             }),
-          ),
-        ),
-      );
+          );
+        });
+        // A read gives its slot back as soon as its caller leaves, backoff included (the attempt that follows drops itself).
+        return caller && abortInFlight ? untilAborted(run, caller, () => cancelled(attempt > 0)) : run;
+      }, caller);
       this.metrics.recordSuccess(operation, (performance.now() - started) / 1000);
       return result;
     } catch (e) {
-      const error = toKeyVaultError(e, errorCtx);
+      const error = e instanceof LeftQueueError ? cancelled(false, e) : toKeyVaultError(e, errorCtx);
       this.metrics.recordFailure(operation, (performance.now() - started) / 1000, error);
       throw error;
     }
@@ -258,4 +288,17 @@ export class KeyVaultResilience {
       throw toKeyVaultError(e, errorCtx);
     }
   }
+}
+
+/** `work`, or `gone()` as soon as `signal` aborts (`work` then settles unobserved). */
+function untilAborted<T>(work: Promise<T>, signal: AbortSignal, gone: () => Error): Promise<T> {
+  if (signal.aborted) {
+    work.catch(() => undefined);
+    return Promise.reject(gone());
+  }
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(gone());
+    signal.addEventListener('abort', onAbort, { once: true });
+    work.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
+  });
 }

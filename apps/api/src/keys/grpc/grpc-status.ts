@@ -28,10 +28,13 @@ const BY_HTTP_STATUS: Partial<Record<HttpStatus, GrpcCode>> = {
 /**
  * Codes whose gRPC status is not the one of their HTTP status: over HTTP the vault's throttling
  * (1001) and our full bulkhead (1012) are 503 with Retry-After; gRPC names them RESOURCE_EXHAUSTED.
+ * A call dropped because its caller left (1019, HTTP 499) is CANCELLED.
  */
 const BY_ERROR_CODE: Readonly<Record<number, GrpcCode>> = {
   1001: GrpcCode.RESOURCE_EXHAUSTED,
   1012: GrpcCode.RESOURCE_EXHAUSTED,
+  // The caller left (HTTP 499): grpc-js has already answered it (CANCELLED or DEADLINE_EXCEEDED); never an INTERNAL with an errorId.
+  1019: GrpcCode.CANCELLED,
 };
 
 /** The gRPC status code of an error answered over HTTP with `httpStatus` (and the lib code `code`, if any). */
