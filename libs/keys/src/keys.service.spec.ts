@@ -277,4 +277,31 @@ describe('KeysService key cache', () => {
     expect((vault.calls.getKey ?? 0) - before).toBe(1);
     expect(vault.calls.sign).toBe(20);
   });
+
+  it("hands the caller's signal to the vault; a call dropped before it was sent audits nothing, one aborted in the vault is audited as cancelled (never a failure)", async () => {
+    const { keys, vault, audit, metrics } = await setup();
+    await keys.createKey(ctxA, { name: 'left', type: 'RSA' });
+    await keys.getKey(ctxA, 'left');
+    const signals: Array<AbortSignal | undefined> = [];
+    const cancelled = (sent: boolean) => new KeyVaultError(KeyVaultErrorCode.CANCELLED, 'Key Vault sign failed: CANCELLED', { operation: 'sign', sent });
+    const sign = jest.spyOn(vault, 'sign');
+    sign.mockImplementationOnce(async (_k, _a, _d, call) => {
+      signals.push(call?.signal);
+      throw cancelled(false);
+    });
+    sign.mockImplementationOnce(async (_k, _a, _d, call) => {
+      signals.push(call?.signal);
+      throw cancelled(true);
+    });
+    const gone = new AbortController();
+    gone.abort();
+    const ctx: OperationContext = { ...ctxA, signal: gone.signal };
+    const before = audit.events.length;
+    expect(await code(keys.sign(ctx, { name: 'left', algorithm: 'RS256', digest: sha256('x') }))).toBe(KeyVaultErrorCode.CANCELLED);
+    expect(audit.events.length).toBe(before);
+    expect(await code(keys.sign(ctx, { name: 'left', algorithm: 'RS256', digest: sha256('x') }))).toBe(KeyVaultErrorCode.CANCELLED);
+    expect(audit.events.slice(before).map((e) => [e.action, e.result, e.errorCode])).toEqual([['key.sign', 'cancelled', KeyVaultErrorCode.CANCELLED]]);
+    expect(signals).toEqual([gone.signal, gone.signal]);
+    expect(metrics.snapshot()).toEqual(expect.arrayContaining([{ operation: 'sign', outcome: 'cancelled', count: 2 }]));
+  });
 });

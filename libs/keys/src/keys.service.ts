@@ -98,7 +98,7 @@ export class KeysService {
     return this.runner.managed(ctx, 'create', req.name, details, async () => {
       // Key Vault's create adds a version to an existing key (of any type): a taken name is refused
       // instead, as the API says names are unique (not atomic against a concurrent create of the same name).
-      const existing = await this.vault.getKey(this.vaultName(ctx, req.name)).catch((e: unknown) => {
+      const existing = await this.vault.getKey(this.vaultName(ctx, req.name), undefined, { signal: ctx.signal }).catch((e: unknown) => {
         if (isKeyVaultError(e, KeyVaultErrorCode.KEY_NOT_FOUND)) return undefined;
         throw e;
       });
@@ -112,7 +112,7 @@ export class KeysService {
         enabled: req.enabled,
         expiresOn: req.expiresOn,
         notBefore: req.notBefore,
-      });
+      }, { signal: ctx.signal });
       this.cache.remember(key, true);
       return { result: this.details(ctx, key), keyVersion: key.properties.version };
     });
@@ -141,7 +141,7 @@ export class KeysService {
       let vaultToken = cursor.l;
       let skip = cursor.s;
       for (let pages = 0; pages < MAX_VAULT_PAGES_PER_LIST; pages++) {
-        const page = await this.vault.listKeys({ maxPageSize: 25, continuationToken: vaultToken });
+        const page = await this.vault.listKeys({ maxPageSize: 25, continuationToken: vaultToken }, { signal: ctx.signal });
         const matches = page.items.filter(mine);
         const taken = matches.slice(skip, skip + (want - items.length));
         items.push(...taken.map((k) => this.properties(ctx, k)));
@@ -164,11 +164,11 @@ export class KeysService {
     const cursor = decodeKeyPageCursor(request.continuationToken);
     return this.runner.used(ctx, 'list_versions', name, {}, async () => {
       const vaultName = this.vaultName(ctx, name);
-      const page = await this.vault.listKeyVersions(vaultName, { maxPageSize, continuationToken: cursor.l });
+      const page = await this.vault.listKeyVersions(vaultName, { maxPageSize, continuationToken: cursor.l }, { signal: ctx.signal });
       // The key-vault lib refuses a token of another list; nothing but this key's versions is ever answered anyway.
       const own = page.items.filter((k) => k.name.toLowerCase() === vaultName.toLowerCase());
       // The versions of no key: KEY_NOT_FOUND, as a get of it answers (the vault lists nothing, with a 200).
-      if (own.length === 0 && cursor.l === undefined) await this.vault.getKey(vaultName);
+      if (own.length === 0 && cursor.l === undefined) await this.vault.getKey(vaultName, undefined, { signal: ctx.signal });
       return { result: keyPage(own.map((k) => this.properties(ctx, k)), page.continuationToken ? { l: page.continuationToken, s: 0 } : undefined) };
     });
   }
@@ -193,7 +193,7 @@ export class KeysService {
         expiresOn: req.expiresOn,
         notBefore: req.notBefore,
         keyOps: req.keyOps,
-      });
+      }, { signal: ctx.signal });
       this.cache.remember(key, false);
       return { result: this.details(ctx, key), keyVersion: key.properties.version };
     });
@@ -203,7 +203,7 @@ export class KeysService {
   async rotateKey(ctx: OperationContext, name: string): Promise<KeyDetails> {
     checkName(name);
     return this.runner.managed(ctx, 'rotate', name, {}, async () => {
-      const key = await this.vault.rotateKey(this.vaultName(ctx, name));
+      const key = await this.vault.rotateKey(this.vaultName(ctx, name), { signal: ctx.signal });
       this.cache.remember(key, true);
       return { result: this.details(ctx, key), keyVersion: key.properties.version };
     });
@@ -214,7 +214,7 @@ export class KeysService {
     checkName(name);
     return this.runner.managed(ctx, 'delete', name, {}, async () => {
       const vaultName = this.vaultName(ctx, name);
-      const deleted = await this.vault.deleteKey(vaultName);
+      const deleted = await this.vault.deleteKey(vaultName, { signal: ctx.signal });
       this.cache.forget(vaultName);
       return { result: { name: this.tenantName(ctx, deleted.properties.name) ?? name, deletedOn: deleted.deletedOn, scheduledPurgeDate: deleted.scheduledPurgeDate } };
     });
@@ -275,7 +275,7 @@ export class KeysService {
     checkSignature(req.algorithm, req.digest, 'digest');
     return this.runner.used(ctx, 'sign', req.name, { algorithm: req.algorithm }, async () => {
       const key = await this.usable(ctx, req, 'sign', req.algorithm);
-      const r = await this.vault.sign(this.ref(key), req.algorithm, req.digest);
+      const r = await this.vault.sign(this.ref(key), req.algorithm, req.digest, { signal: ctx.signal });
       return { result: { name: req.name, version: r.key.version, algorithm: req.algorithm, signature: r.signature }, keyVersion: r.key.version };
     });
   }
@@ -297,7 +297,7 @@ export class KeysService {
           return { result: { name: req.name, version, algorithm: req.algorithm, valid, verifiedIn: 'local' as const }, keyVersion: version, verifiedIn: 'local' as const };
         }
       }
-      const r = await this.vault.verify(this.ref(key), req.algorithm, req.digest, req.signature);
+      const r = await this.vault.verify(this.ref(key), req.algorithm, req.digest, req.signature, { signal: ctx.signal });
       return { result: { name: req.name, version: r.key.version, algorithm: req.algorithm, valid: r.valid, verifiedIn: 'vault' as const }, keyVersion: r.key.version, verifiedIn: 'vault' as const };
     });
   }
@@ -307,7 +307,7 @@ export class KeysService {
     checkEncryption(req.algorithm, req.plaintext, 'plaintext', this.options.allowRsa1_5);
     return this.runner.used(ctx, 'encrypt', req.name, { algorithm: req.algorithm }, async () => {
       const key = await this.usable(ctx, req, 'encrypt', req.algorithm);
-      const r = await this.vault.encrypt(this.ref(key), req.algorithm, req.plaintext);
+      const r = await this.vault.encrypt(this.ref(key), req.algorithm, req.plaintext, { signal: ctx.signal });
       return { result: { name: req.name, version: r.key.version, algorithm: req.algorithm, ciphertext: r.ciphertext }, keyVersion: r.key.version };
     });
   }
@@ -317,7 +317,7 @@ export class KeysService {
     checkEncryption(req.algorithm, req.ciphertext, 'ciphertext', this.options.allowRsa1_5);
     return this.runner.used(ctx, 'decrypt', req.name, { algorithm: req.algorithm }, async () => {
       const key = await this.usable(ctx, req, 'decrypt', req.algorithm);
-      const r = await this.vault.decrypt(this.ref(key), req.algorithm, req.ciphertext);
+      const r = await this.vault.decrypt(this.ref(key), req.algorithm, req.ciphertext, { signal: ctx.signal });
       return { result: { name: req.name, version: r.key.version, algorithm: req.algorithm, plaintext: r.plaintext }, keyVersion: r.key.version };
     });
   }
@@ -327,7 +327,7 @@ export class KeysService {
     checkEncryption(req.algorithm, req.key, 'key', this.options.allowRsa1_5);
     return this.runner.used(ctx, 'wrap', req.name, { algorithm: req.algorithm }, async () => {
       const key = await this.usable(ctx, req, 'wrapKey', req.algorithm);
-      const r = await this.vault.wrapKey(this.ref(key), req.algorithm, req.key);
+      const r = await this.vault.wrapKey(this.ref(key), req.algorithm, req.key, { signal: ctx.signal });
       return { result: { name: req.name, version: r.key.version, algorithm: req.algorithm, wrappedKey: r.wrappedKey }, keyVersion: r.key.version };
     });
   }
@@ -337,7 +337,7 @@ export class KeysService {
     checkEncryption(req.algorithm, req.wrappedKey, 'wrappedKey', this.options.allowRsa1_5);
     return this.runner.used(ctx, 'unwrap', req.name, { algorithm: req.algorithm }, async () => {
       const key = await this.usable(ctx, req, 'unwrapKey', req.algorithm);
-      const r = await this.vault.unwrapKey(this.ref(key), req.algorithm, req.wrappedKey);
+      const r = await this.vault.unwrapKey(this.ref(key), req.algorithm, req.wrappedKey, { signal: ctx.signal });
       return { result: { name: req.name, version: r.key.version, algorithm: req.algorithm, key: r.unwrappedKey }, keyVersion: r.key.version };
     });
   }
@@ -357,7 +357,10 @@ export class KeysService {
     return tenantKeyNameOf(vaultName, ctx.tenantId, this.options.namePrefix);
   }
 
-  /** The key version to use, from the cache while it is fresh, else from the vault. */
+  /**
+   * The key version to use, from the cache while it is fresh, else from the vault. No caller's signal: one read
+   * serves every caller waiting for that key; the use that follows is dropped if its caller has left.
+   */
   private fetchCached(ctx: OperationContext, selector: KeySelector, refresh = false): Promise<CachedKey> {
     return this.cache.get(this.vaultName(ctx, selector.name), selector.version, refresh);
   }

@@ -28,6 +28,11 @@ export enum AuditResult {
   DENIED = 'denied',
   /** The operation got no answer and its effect could not be confirmed: it may or may not have happened. */
   UNKNOWN = 'unknown',
+  /**
+   * The caller left while the operation's request was in the vault (a read aborted in flight): nothing was
+   * returned to anyone. Not a failure: it counts toward no suspicious-activity threshold.
+   */
+  CANCELLED = 'cancelled',
 }
 
 /** One event to record. Never put a credential value anywhere in it (`details` is sanitised anyway). */

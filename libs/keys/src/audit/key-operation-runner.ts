@@ -15,7 +15,8 @@ export type KeyWork<T> = () => Promise<{ result: T } & UseDetails>;
 
 /**
  * Runs each KeysService operation in a span, measures it and audits it (`key.<operation>`, resource
- * `key:<name>`, its details — never data), failures included; errors pass through unchanged.
+ * `key:<name>`, its details — never data), failures included; errors pass through unchanged. A caller who
+ * left (CANCELLED): no row when no vault request was sent for it, a `cancelled` row when one was aborted.
  */
 export class KeyOperationRunner {
   constructor(
@@ -51,9 +52,12 @@ export class KeyOperationRunner {
         outcome = await work();
       } catch (e) {
         const durationMs = performance.now() - started;
-        this.metrics.record({ operation, outcome: e instanceof CredentialVaultError ? e.severity : 'fatal', algorithm: details.algorithm }, durationMs / 1000);
+        const cancelled = isKeyVaultError(e, KeyVaultErrorCode.CANCELLED);
+        this.metrics.record({ operation, outcome: cancelled ? 'cancelled' : e instanceof CredentialVaultError ? e.severity : 'fatal', algorithm: details.algorithm }, durationMs / 1000);
+        // The caller left: a call never sent is no use of the key (no row); one aborted in the vault is audited as cancelled, never as a failure.
+        if (cancelled && e.sent !== true) throw e;
         // A change the vault may have made without confirming it is not audited as a failure.
-        const result = isKeyVaultError(e, KeyVaultErrorCode.OUTCOME_UNKNOWN) ? AuditResult.UNKNOWN : AuditResult.FAILURE;
+        const result = cancelled ? AuditResult.CANCELLED : isKeyVaultError(e, KeyVaultErrorCode.OUTCOME_UNKNOWN) ? AuditResult.UNKNOWN : AuditResult.FAILURE;
         await write({ ...base, result, errorCode: e instanceof CredentialVaultError ? e.code : 'UNKNOWN', durationMs, details: { ...details, operation } }).catch(() => undefined);
         throw e;
       }

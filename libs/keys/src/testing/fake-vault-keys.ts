@@ -14,6 +14,7 @@ import {
   type VaultKeyRef,
   type VaultPublicJwk,
   type VaultSignatureAlgorithm,
+  type KeyVaultCallOptions,
 } from '@app/key-vault';
 
 interface Version {
@@ -133,7 +134,7 @@ export class FakeVaultKeys extends KeyVaultKeysProvider {
     throw new Error('not in the fake');
   }
 
-  async sign(ref: VaultKeyRef, algorithm: VaultSignatureAlgorithm, digest: Uint8Array): Promise<{ key: VaultKeyRef; signature: Uint8Array }> {
+  async sign(ref: VaultKeyRef, algorithm: VaultSignatureAlgorithm, digest: Uint8Array, _call?: KeyVaultCallOptions): Promise<{ key: VaultKeyRef; signature: Uint8Array }> {
     this.count('sign');
     const v = this.version(ref.name, ref.version);
     if (!algorithm.startsWith('RS')) throw new Error('the fake signs RS* only');

@@ -15,6 +15,9 @@ import { hasScope, Principal, Scope } from '../../auth/scopes';
 interface GrpcCall {
   getPeer?: () => string;
   getPath?: () => string;
+  /** grpc-js' server call: `cancelled` (and the 'cancelled' event) once the client cancelled or the deadline passed. */
+  cancelled?: boolean;
+  once?: (event: 'cancelled', listener: () => void) => unknown;
   /** Set by GrpcAuthGuard. */
   operationContext?: OperationContext;
 }
@@ -68,7 +71,7 @@ export class GrpcAuthGuard implements CanActivate {
     }
     const needed = this.reflector.getAllAndOverride<Scope[]>(REQUIRED_SCOPES, [context.getHandler(), context.getClass()]) ?? [];
     const missing = needed.filter((s) => !hasScope(principal, s));
-    const ctx: OperationContext = { tenantId: principal.tenantId, actor: { id: principal.id, ip, userAgent }, correlationId };
+    const ctx: OperationContext = { tenantId: principal.tenantId, actor: { id: principal.id, ip, userAgent }, correlationId, signal: callSignal(call) };
     if (missing.length > 0) {
       await this.auditRefusal(AuditAction.ACCESS_DENIED, ctx, resource, 'MISSING_SCOPE', { missing });
       throw new ForbiddenException(`missing scope: ${missing.join(', ')}`);
@@ -108,6 +111,19 @@ export class GrpcRateLimitedException extends ThrottlerException {
 export function grpcOperationContext(call: GrpcCall): OperationContext {
   if (!call.operationContext) throw new Error('GrpcAuthGuard did not run for this handler');
   return call.operationContext;
+}
+
+/**
+ * Aborts when the call ends without its answer: the client cancelled it, or its deadline passed (grpc-js then
+ * answers DEADLINE_EXCEEDED itself and emits 'cancelled'). The Key Vault calls it has not sent yet are dropped.
+ * ('cancelled' also follows a sent answer, when nothing is left to drop.)
+ */
+function callSignal(call: GrpcCall): AbortSignal | undefined {
+  if (!call.once) return undefined;
+  const controller = new AbortController();
+  if (call.cancelled) controller.abort();
+  else call.once('cancelled', () => controller.abort());
+  return controller.signal;
 }
 
 /** A metadata entry given once as text; several values are ambiguous and count as none. */
