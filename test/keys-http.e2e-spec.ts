@@ -197,7 +197,10 @@ describe.each(DATABASE_KINDS)('keys HTTP API on %s', (kind) => {
     ['RSA1_5 (legacy, off by default)', 'POST', '/v1/keys/bad-input/encrypt', { algorithm: 'RSA1_5', plaintext: b64u('secret-plaintext') }, /RSA1_5 is refused/, 10001],
     ['a bad tag filter', 'GET', '/v1/keys?tag=novalue', undefined, /name=value/, undefined],
     ['a page size over 25', 'GET', '/v1/keys?limit=26', undefined, /limit must be a decimal integer from 1 to 25/, undefined],
-    ['a forged cursor', 'GET', '/v1/keys?cursor=bm90LWEtY3Vyc29y', undefined, /continuationToken/, 10005],
+    // The query parameter is named as the caller sent it (`cursor`), never the lib's continuationToken.
+    ['a forged cursor', 'GET', '/v1/keys?cursor=bm90LWEtY3Vyc29y', undefined, /^"cursor is not a cursor returned by this list"$/, 10005],
+    ['a cursor carrying another vault list', 'GET', `/v1/keys?cursor=${b64u(JSON.stringify({ l: 'https://evil.example/keys?api-version=7.6', s: 0 }))}`, undefined, /^"cursor is not a cursor returned by this list"$/, 10005],
+    ['a forged cursor of the versions', 'GET', '/v1/keys/bad-input/versions?cursor=bm90LWEtY3Vyc29y', undefined, /^"cursor is not a cursor returned by this list"$/, 10005],
     ['a bad key name in the path', 'GET', '/v1/keys/bad.name', undefined, /key name/, 10005],
   ])('rejects %s with 400, says what is wrong, never echoes data, and changes nothing', async (_name, method, path, body, message, code) => {
     if ((await call(user, 'GET', '/v1/keys/bad-input')).status === 404) await call(user, 'POST', '/v1/keys', { name: 'bad-input', type: 'RSA' });

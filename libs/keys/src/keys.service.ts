@@ -37,7 +37,7 @@ import type {
 } from './keys.types';
 import { KeysMetrics } from './metrics/keys.metrics';
 import { tenantKeyNameOf, tenantKeyScope, tenantKeyVaultName } from './naming/tenant-key-name';
-import { decodeKeyPageCursor, keyPage } from './paging/key-page-cursor';
+import { decodeKeyPageCursor, keyPage, notThisListsToken } from './paging/key-page-cursor';
 import {
   checkCreateKey,
   checkDates,
@@ -53,6 +53,17 @@ import {
   checkUsable,
   checkVersion,
 } from './validation/key-request-checks';
+
+/**
+ * The vault refuses a continuation token it did not issue (another vault or list) before calling anything: a cursor
+ * of ours carrying one is a bad `continuationToken` (the request's field), not an invalid vault request.
+ */
+const foreignToken =
+  (vaultToken: string | undefined) =>
+  (e: unknown): never => {
+    if (vaultToken !== undefined && isKeyVaultError(e, KeyVaultErrorCode.INVALID_REQUEST)) throw notThisListsToken();
+    throw e;
+  };
 
 /** Vault pages one listKeys call reads at most while filtering for the tenant (bounded latency). */
 const MAX_VAULT_PAGES_PER_LIST = 20;
@@ -141,7 +152,7 @@ export class KeysService {
       let vaultToken = cursor.l;
       let skip = cursor.s;
       for (let pages = 0; pages < MAX_VAULT_PAGES_PER_LIST; pages++) {
-        const page = await this.vault.listKeys({ maxPageSize: 25, continuationToken: vaultToken }, { signal: ctx.signal });
+        const page = await this.vault.listKeys({ maxPageSize: 25, continuationToken: vaultToken }, { signal: ctx.signal }).catch(foreignToken(vaultToken));
         const matches = page.items.filter(mine);
         const taken = matches.slice(skip, skip + (want - items.length));
         items.push(...taken.map((k) => this.properties(ctx, k)));
@@ -164,7 +175,7 @@ export class KeysService {
     const cursor = decodeKeyPageCursor(request.continuationToken);
     return this.runner.used(ctx, 'list_versions', name, {}, async () => {
       const vaultName = this.vaultName(ctx, name);
-      const page = await this.vault.listKeyVersions(vaultName, { maxPageSize, continuationToken: cursor.l }, { signal: ctx.signal });
+      const page = await this.vault.listKeyVersions(vaultName, { maxPageSize, continuationToken: cursor.l }, { signal: ctx.signal }).catch(foreignToken(cursor.l));
       // The key-vault lib refuses a token of another list; nothing but this key's versions is ever answered anyway.
       const own = page.items.filter((k) => k.name.toLowerCase() === vaultName.toLowerCase());
       // The versions of no key: KEY_NOT_FOUND, as a get of it answers (the vault lists nothing, with a 200).

@@ -1,7 +1,7 @@
 import { Body, Controller, Delete, Get, Header, HttpCode, Param, Patch, Post, Query } from '@nestjs/common';
 import { ApiBearerAuth, ApiCreatedResponse, ApiNoContentResponse, ApiOkResponse, ApiOperation, ApiSecurity, ApiTags } from '@nestjs/swagger';
 import type { OperationContext } from '@app/common';
-import { KeysService, type KeyPage, type KeyProperties } from '@app/keys';
+import { isKeysError, KeysError, KeysService, type KeyPage, type KeyProperties } from '@app/keys';
 import { RequireScopes } from '../auth/auth.decorators';
 import { OpContext } from '../auth/operation-context.decorator';
 import { Scope } from '../auth/scopes';
@@ -25,6 +25,12 @@ const b64u = (bytes: Uint8Array) => Buffer.from(bytes).toString('base64url');
 
 /** `{ items, nextCursor? }`, the host's paging shape. */
 const page = (p: KeyPage<KeyProperties>) => (p.continuationToken ? { items: p.items, nextCursor: p.continuationToken } : { items: p.items });
+
+/** The lib's paging field is `continuationToken`; an HTTP caller sent `cursor` (as the credentials and audit lists name it). */
+const inQueryTerms = (e: unknown): never => {
+  if (isKeysError(e) && e.field === 'continuationToken') throw new KeysError(e.code, 'cursor is not a cursor returned by this list', 'cursor');
+  throw e;
+};
 
 /** `tag=name=value` query entries → the lib's tag filter. */
 const tagFilter = (tags: string[] | undefined) => (tags ? Object.fromEntries(tags.map((t) => [t.slice(0, t.indexOf('=')), t.slice(t.indexOf('=') + 1)])) : undefined);
@@ -54,7 +60,7 @@ export class KeysController {
   @ApiOperation({ summary: 'List the tenant keys (latest versions, properties only), filtered by tags, cursor-paged' })
   @ApiOkResponse({ description: 'one page', schema: bodyOf('KeyPage') })
   async list(@OpContext() ctx: OperationContext, @Query() q: ListKeysQueryDto) {
-    return page(await this.keys.listKeys(ctx, { tags: tagFilter(q.tag), maxPageSize: q.limit, continuationToken: q.cursor }));
+    return page(await this.keys.listKeys(ctx, { tags: tagFilter(q.tag), maxPageSize: q.limit, continuationToken: q.cursor }).catch(inQueryTerms));
   }
 
   @Post('restore')
@@ -79,7 +85,7 @@ export class KeysController {
   @ApiOperation({ summary: 'Versions of a key (properties only), cursor-paged' })
   @ApiOkResponse({ description: 'one page', schema: bodyOf('KeyPage') })
   async versions(@OpContext() ctx: OperationContext, @Param('name') name: string, @Query() q: PageQueryDto) {
-    return page(await this.keys.listKeyVersions(ctx, name, { maxPageSize: q.limit, continuationToken: q.cursor }));
+    return page(await this.keys.listKeyVersions(ctx, name, { maxPageSize: q.limit, continuationToken: q.cursor }).catch(inQueryTerms));
   }
 
   @Get(':name/versions/:version')

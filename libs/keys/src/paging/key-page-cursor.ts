@@ -22,6 +22,11 @@ export function decodeKeyPageCursor(token: string | undefined): KeyPageCursor {
     if ((c.l !== undefined && typeof c.l !== 'string') || !Number.isInteger(c.s) || (c.s as number) < 0 || (c.s as number) > 25) throw new Error('bad');
     return { l: c.l as string | undefined, s: c.s as number };
   } catch {
-    throw invalid('continuationToken', 'continuationToken is not a token of this list');
+    throw notThisListsToken();
   }
+}
+
+/** A continuation token this list never gave (hosts name the field as their callers sent it: `field` is `continuationToken`). */
+export function notThisListsToken(): Error {
+  return invalid('continuationToken', 'continuationToken is not a token of this list');
 }
