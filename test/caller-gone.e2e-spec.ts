@@ -44,15 +44,17 @@ describe('callers who left (gRPC deadlines, HTTP aborts)', () => {
    * One POST on a connection of its own, closed when it ends or is aborted: the status, or the error's name. (fetch's
    * pool keeps connections it opened for aborted requests, which the host then waits on for `headersTimeout` when closing.)
    */
-  const post = (path: string, body: unknown, signal?: AbortSignal) =>
+  const send = (method: string, path: string, body: unknown, signal?: AbortSignal) =>
     new Promise<number | string>((resolve) => {
-      const req = request(`${host.baseUrl}${path}`, { method: 'POST', agent, signal, headers: { ...as(user), 'content-type': 'application/json' } }, (res) => {
+      const headers = { ...as(user), ...(body === undefined ? {} : { 'content-type': 'application/json' }) };
+      const req = request(`${host.baseUrl}${path}`, { method, agent, signal, headers }, (res) => {
         res.resume();
         res.on('end', () => resolve(res.statusCode ?? 0));
       });
       req.on('error', (e) => resolve(e.name));
-      req.end(JSON.stringify(body));
+      req.end(body === undefined ? undefined : JSON.stringify(body));
     });
+  const post = (path: string, body: unknown, signal?: AbortSignal) => send('POST', path, body, signal);
   const agent = new Agent({ keepAlive: false });
   const metric = async (line: RegExp) =>
     (await (await fetch(`${host.baseUrl}/metrics`)).text())
@@ -134,6 +136,30 @@ describe('callers who left (gRPC deadlines, HTTP aborts)', () => {
     expect(sent).toBeGreaterThanOrEqual(3);
     const rows = await signRows('http-flooded');
     expect(rows.filter((r) => r.result === 'failure')).toEqual([]);
+  }, 60_000);
+
+  it('HTTP: value reads of clients that abort make few vault reads and audit no failure; live readers still get the value', async () => {
+    const value = `v-${randomBytes(12).toString('hex')}`;
+    const created = await http('POST', '/v1/credentials', { integrationId: 'github', connectionId: 'gone.read', type: 'api_key', value });
+    expect(created.status).toBe(201);
+    const { id } = (await created.json()) as { id: string };
+    vault().resetStats();
+    vault().injectFault({ kind: 'latency', latencyMs: SIGN_LATENCY_MS, operations: ['getSecret'] });
+    // A version's value is read from the vault each time (the current value goes through the cache, shared by readers).
+    const path = `/v1/credentials/${id}/versions/1/value`;
+    const flood = Array.from({ length: FLOOD }, () => send('GET', path, undefined, AbortSignal.timeout(DEADLINE_MS)));
+    const live = Array.from({ length: 3 }, () => http('GET', path).then(async (r) => ((await r.json()) as { value?: string }).value));
+    expect((await Promise.all(flood)).filter((s) => s === 'AbortError').length).toBeGreaterThan(FLOOD * 0.9);
+    expect(await Promise.all(live)).toEqual([value, value, value]);
+
+    await new Promise((r) => setTimeout(r, 3 * SIGN_LATENCY_MS + 500));
+    expect(vault().stats().byOperation.getSecret ?? 0).toBeLessThan(USABLE_BOUND);
+    const audit = host.app.get(AuditService);
+    await audit.flush();
+    const reads = (await audit.query({ tenantId: 'gone', limit: 500 })).items.filter((r) => r.resource === id && r.action === 'read');
+    // Every value served has its row; the readers who left have none, or a `cancelled` one: never a failure.
+    expect(reads.filter((r) => r.result === 'success').length).toBeGreaterThanOrEqual(3);
+    expect(reads.filter((r) => r.result !== 'success' && r.result !== 'cancelled')).toEqual([]);
   }, 60_000);
 
   it('HTTP: a write whose client leaves after the vault write still commits: the value is current and its audit row is there', async () => {

@@ -13,7 +13,7 @@ import type { CredentialEntity } from './entities/credential.entity';
 import { CredentialExpiredError, CredentialRevokedError, CredentialVersionNotFoundError } from './errors/credential-errors';
 import { CredentialEventPublisher } from './events/credential-event-publisher';
 import { cacheKey, detailsOf, ownerOf, pointerOf, readDetailsOf, toMetadata, toVersionInfo } from './internal/credential-view';
-import { assertContext, errorCode, failureResult, loadLive } from './internal/guards';
+import { assertContext, errorCode, failureResult, loadLive, neverSent } from './internal/guards';
 import { type PackedRead, packRead, UNPACKED_READS, unpackRead, UnpackedReads } from './internal/packed-read';
 import { CredentialRepository } from './persistence/credential.repository';
 import { CredentialVersionRepository } from './persistence/credential-version.repository';
@@ -77,12 +77,12 @@ export class CredentialReader {
         const key = cacheKey(ctx.tenantId, id);
         read = this.unpacked.get(key, await this.cache.getOrLoad(key, () => this.loadPacked(key, ctx.tenantId, id), STALE_OPTIONS));
       } else {
-        read = await this.loadCurrent(ctx.tenantId, id);
+        read = await this.loadCurrent(ctx.tenantId, id, ctx.signal);
       }
       this.assertServable(read.row, read.row.expiresAt, options);
     } catch (e) {
       if (e instanceof CredentialExpiredError && read) await this.noticeExpired(read.row, ctx);
-      await this.auditRead(ctx, String(id), failureResult(e), started, errorCode(e));
+      if (!neverSent(e)) await this.auditRead(ctx, String(id), failureResult(e), started, errorCode(e));
       throw e;
     }
     await this.auditRead(ctx, read.row.id, AuditResult.SUCCESS, started, undefined, read.auditDetails);
@@ -110,12 +110,12 @@ export class CredentialReader {
         if (e instanceof CredentialExpiredError && v.version === row.currentVersion) await this.noticeExpired(row, ctx);
         throw e;
       }
-      const value = await this.stores.of(v.valueStore).read(ownerOf(row), pointerOf(v));
+      const value = await this.stores.of(v.valueStore).read(ownerOf(row), pointerOf(v), { signal: ctx.signal });
       await this.auditRead(ctx, row.id, AuditResult.SUCCESS, started, undefined, { ...detailsOf(row), version });
       this.events.read(ctx, row, version);
       return { value, version: toVersionInfo(v, row), metadata: toMetadata(row, this.clock.nowMs()) };
     } catch (e) {
-      await this.auditRead(ctx, String(id), failureResult(e), started, errorCode(e), { version });
+      if (!neverSent(e)) await this.auditRead(ctx, String(id), failureResult(e), started, errorCode(e), { version });
       throw e;
     }
   }
@@ -140,13 +140,14 @@ export class CredentialReader {
     return packed;
   }
 
-  private async loadCurrent(tenantId: string, id: string): Promise<CurrentRead> {
+  /** `signal` only when the load is this caller's alone (not a cache load other readers may share). */
+  private async loadCurrent(tenantId: string, id: string, signal?: AbortSignal): Promise<CurrentRead> {
     const row = await loadLive(this.rows, tenantId, id);
     // Never fetch a revoked value: its Key Vault versions are disabled, and the answer must be REVOKED.
     if (row.status === CredentialStatus.REVOKED) throw new CredentialRevokedError(row.id);
     const v = await this.versions.find(tenantId, id, row.currentVersion);
     if (!v) throw new CredentialVersionNotFoundError(id, row.currentVersion);
-    const value = await this.stores.of(v.valueStore).read(ownerOf(row), pointerOf(v));
+    const value = await this.stores.of(v.valueStore).read(ownerOf(row), pointerOf(v), { signal });
     return { value, row, auditDetails: readDetailsOf(row) };
   }
 

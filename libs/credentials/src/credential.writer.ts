@@ -96,7 +96,7 @@ export class CredentialWriter {
       // Every value first (the history's, oldest first, then the current one), then the one commit.
       const { earlier, generation, inGeneration } = await writeHistory(this.stores, plan, history);
       const current = earlier.length + 1;
-      const pointer = await this.stores.of(plan.kind).write({ ...plan.valueWrite, version: current, vaultGeneration: generation, versionsInGeneration: inGeneration });
+      const pointer = await this.stores.of(plan.kind).write({ ...plan.valueWrite, version: current, vaultGeneration: generation, versionsInGeneration: inGeneration, signal: ctx.signal });
       const row: CredentialEntity = { ...newRow(plan, pointer), currentVersion: current, rotatedAt: earlier.length > 0 ? plan.now : null };
       try {
         await this.commit(ctx, started, {
@@ -166,7 +166,8 @@ export class CredentialWriter {
         const expiresAt = validated.expiresAt ?? options.expiresAt ?? null;
         const versionsInGeneration = row.valueStore === ValueStoreKind.VAULT ? await this.versionsInGeneration(row) : 0;
         const owner = ownerOf(row);
-        const pointer = await this.stores.of(row.valueStore).write({ ...owner, version, value, expiresAt, vaultGeneration: row.vaultGeneration, versionsInGeneration });
+        // A value already sent to the vault is committed even if the caller has left (the signal only drops it unsent).
+        const pointer = await this.stores.of(row.valueStore).write({ ...owner, version, value, expiresAt, vaultGeneration: row.vaultGeneration, versionsInGeneration, signal: ctx.signal });
         const now = this.clock.now();
         const hint = valueHint(row.type, value);
         const certificate = storedCertificate(validated.certificate);

@@ -1,5 +1,6 @@
 import { AuditResult } from '@app/audit';
 import { CredentialVaultError, OperationContext } from '@app/common';
+import { isKeyVaultError, KeyVaultErrorCode } from '@app/key-vault';
 import { CREDENTIAL_TYPES, CredentialStatus, CredentialType } from '../credential-type';
 import type { WriteOptions } from '../credential.types';
 import type { CredentialEntity } from '../entities/credential.entity';
@@ -45,8 +46,18 @@ export async function loadLive(rows: CredentialRepository, tenantId: string, id:
 
 /** How a failed operation is audited: refusals are denials, everything else a failure. */
 export function failureResult(e: unknown): AuditResult {
+  // The caller left (a vault call dropped or aborted): not a failure, and no suspicious-activity count.
+  if (isKeyVaultError(e, KeyVaultErrorCode.CANCELLED)) return AuditResult.CANCELLED;
   const denied = e instanceof CredentialNotFoundError || e instanceof CredentialRevokedError || e instanceof CredentialExpiredError;
   return denied ? AuditResult.DENIED : AuditResult.FAILURE;
+}
+
+/**
+ * A read whose caller left before its vault call was sent: no value was read, by anyone, so no row (a read aborted
+ * in the vault gets a `cancelled` one). Every value returned is still audited first.
+ */
+export function neverSent(e: unknown): boolean {
+  return isKeyVaultError(e, KeyVaultErrorCode.CANCELLED) && e.sent !== true;
 }
 
 export function errorCode(e: unknown): string | undefined {

@@ -26,6 +26,13 @@ export interface ValueWriteRequest extends ValueOwner {
   /** Vault store: the credential's current name generation and how many versions it holds. */
   vaultGeneration: number;
   versionsInGeneration: number;
+  /** The caller's (`OperationContext.signal`): a vault write not sent yet is dropped when it aborts; once sent, it finishes. */
+  signal?: AbortSignal;
+}
+
+export interface ValueReadOptions {
+  /** The caller's (`OperationContext.signal`): a vault read not sent yet is dropped, one in flight aborted (CANCELLED). */
+  signal?: AbortSignal;
 }
 
 /**
@@ -35,7 +42,7 @@ export interface ValueWriteRequest extends ValueOwner {
 export interface CredentialValueStore {
   readonly kind: ValueStoreKind;
   write(request: ValueWriteRequest): Promise<ValuePointer>;
-  read(owner: ValueOwner, pointer: ValuePointer): Promise<string>;
+  read(owner: ValueOwner, pointer: ValuePointer, options?: ValueReadOptions): Promise<string>;
   /** Inside the delete transaction (the ambient `TransactionRunner` one): discard values held in the database. */
   discardInTransaction(owner: ValueOwner): Promise<void>;
   /** After the delete committed: discard external values (best effort; the metadata is already gone). */

@@ -6,7 +6,7 @@ import { CREDENTIALS_RESOLVED_OPTIONS } from '../credentials.constants';
 import type { ResolvedCredentialsOptions } from '../credentials.options';
 import { CredentialValueMissingError } from '../errors/credential-errors';
 import { MAX_GENERATION, credentialSecretName } from '../naming/vault-secret-name';
-import type { CredentialValueStore, ValueOwner, ValuePointer, ValueWriteRequest } from './credential-value-store';
+import type { CredentialValueStore, ValueOwner, ValuePointer, ValueReadOptions, ValueWriteRequest } from './credential-value-store';
 
 /** The last instant the Azure SDK can send (2^31 - 1 seconds after the epoch: 2038-01-19T03:14:07Z). */
 const MAX_SDK_DATE_MS = 2_147_483_647_000;
@@ -59,7 +59,7 @@ export class VaultValueStore implements CredentialValueStore {
           // 32-bit seconds (`getTime() / 1000 | 0`), so a later date (long-lived certificates) would wrap
           // to before 1970: leave it off rather than record a wrong one.
           expiresOn: request.expiresAt && request.expiresAt.getTime() <= MAX_SDK_DATE_MS ? request.expiresAt : undefined,
-        });
+        }, { signal: request.signal });
         return { vaultSecretName: name, vaultSecretVersion: secret.properties.version, vaultGeneration: generation };
       } catch (e) {
         if (isKeyVaultError(e, KeyVaultErrorCode.DELETED_BUT_RECOVERABLE) && skips < MAX_DELETED_GENERATION_SKIPS && generation < MAX_GENERATION) {
@@ -72,12 +72,12 @@ export class VaultValueStore implements CredentialValueStore {
     }
   }
 
-  async read(owner: ValueOwner, pointer: ValuePointer): Promise<string> {
+  async read(owner: ValueOwner, pointer: ValuePointer, options: ValueReadOptions = {}): Promise<string> {
     if (!pointer.vaultSecretName || !pointer.vaultSecretVersion) {
       throw new CredentialValueMissingError(`credential ${owner.credentialId}: version has no vault pointer`);
     }
     try {
-      const secret = await this.vault.getSecret(pointer.vaultSecretName, pointer.vaultSecretVersion);
+      const secret = await this.vault.getSecret(pointer.vaultSecretName, pointer.vaultSecretVersion, { signal: options.signal });
       return secret.value;
     } catch (e) {
       if (isKeyVaultError(e, KeyVaultErrorCode.KEY_NOT_FOUND)) {
