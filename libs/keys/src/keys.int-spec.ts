@@ -167,13 +167,14 @@ describe.each(DATABASE_KINDS)('KeysModule on %s (local vault, real SDK, real aud
     }
     expect((await keys.listKeys(ctxB)).items).toEqual([]);
     expect((await keys.getKey(ctxA, 'rsa-2048')).enabled).toBe(true);
-    // A cursor forged to page A's versions, every deleted key, or the secrets is refused before any vault call.
+    // A cursor forged to page A's versions, every deleted key, or the secrets is refused before any vault call, as a bad
+    // continuationToken of this list (KEYS_VALIDATION, field continuationToken: hosts name it as their callers sent it).
     const forge = (l: string) => Buffer.from(JSON.stringify({ l, s: 0 }), 'utf8').toString('base64url');
     const aVersions = `${emu.vaultUrl}/keys/${tenantKeyScope(ctxA.tenantId, 'cv')}rsa-2048/versions?api-version=7.6&maxresults=25`;
     const listed = emu.stats().byOperation.listKeyVersions ?? 0;
     for (const l of [aVersions, `${emu.vaultUrl}/deletedkeys?api-version=7.6`, `${emu.vaultUrl}/secrets?api-version=7.6`]) {
-      expect(await codeOf(keys.listKeyVersions(ctxB, 'anything', { continuationToken: forge(l) }))).toBe(KeyVaultErrorCode.INVALID_REQUEST);
-      expect(await codeOf(keys.listKeys(ctxB, { continuationToken: forge(l) }))).toBe(KeyVaultErrorCode.INVALID_REQUEST);
+      expect(await codeOf(keys.listKeyVersions(ctxB, 'anything', { continuationToken: forge(l) }))).toBe(KeysErrorCode.KEYS_VALIDATION);
+      expect(await codeOf(keys.listKeys(ctxB, { continuationToken: forge(l) }))).toBe(KeysErrorCode.KEYS_VALIDATION);
     }
     expect(emu.stats().byOperation.listKeyVersions ?? 0).toBe(listed);
   });
