@@ -310,6 +310,24 @@ describe('AzureKeyVaultProvider (fake SecretClient)', () => {
       expect(client.getSecret.mock.calls.map((c) => c[0])).toEqual(['s1', 's2']);
     });
 
+    it("a half-open trial is not aborted by its caller leaving: the caller gets CANCELLED, the vault's answer still closes the breaker", async () => {
+      const { kv, client, resilience } = await setup({ resilience: { maxAttempts: 1, timeoutMs: 5000 } });
+      client.getSecret.mockRejectedValue(restError(503, 'ServiceUnavailable', 'down'));
+      for (let i = 0; i < 3; i++) await failure(kv.getSecret('s1'));
+      expect(resilience.breakerState).toBe('open');
+      await new Promise((r) => setTimeout(r, 250));
+      const vault = gatedVault(client, 'getSecret');
+      const gone = new AbortController();
+      const trial = failure(kv.getSecret('s1', undefined, { signal: gone.signal }));
+      await new Promise((r) => setImmediate(r));
+      gone.abort();
+      expect((await trial).code).toBe(C.CANCELLED);
+      expect(vault.seen.map((s) => s.aborted)).toEqual([false]);
+      vault.open();
+      for (let i = 0; i < 20 && resilience.breakerState !== 'closed'; i++) await new Promise((r) => setTimeout(r, 10));
+      expect(resilience.breakerState).toBe('closed');
+    });
+
     it('a write already sent is never aborted by its caller leaving; a write still queued is dropped and never sent', async () => {
       const { kv, client } = await setup({ resilience: { timeoutMs: 5000, bulkhead: { maxConcurrent: 1, maxQueued: 1 } } });
       const vault = gatedVault(client, 'setSecret');

@@ -240,8 +240,9 @@ export class KeyVaultResilience {
               const n = attempt++;
               if (n > 0) this.metrics.recordRetry(operation);
               // A read's request is cancelled by either signal (CANCELLED: neither retried nor a breaker failure); a
-              // half-open trial is not, as cockatiel would close the breaker on its cancellation.
-              const linked = caller !== undefined && abortInFlight && this.breakerPolicy.state !== CircuitState.HalfOpen;
+              // half-open trial is not, as cockatiel would close the breaker on its cancellation. (cockatiel runs the
+              // trial before it records the half-open state: any state but closed here means this is the trial.)
+              const linked = caller !== undefined && abortInFlight && this.breakerPolicy.state === CircuitState.Closed;
               const signal = linked ? AbortSignal.any([attemptSignal, caller]) : attemptSignal;
               const call: KeyVaultCallContext = { signal };
               try {
