@@ -94,7 +94,7 @@ export class DataKeyService implements OnApplicationBootstrap {
   private readonly keys = new Map<string, Buffer>();
   private readonly current = new Map<string, { key: DataKey; checkedAt: number }>();
   private readonly inflight = new Map<string, Promise<DataKey>>();
-  private latestKek?: { version: string; checkedAt: number };
+  private latestKek?: { version: string; createdOn?: Date; checkedAt: number };
   private kekHealth?: KeyEncryptionKeyHealth;
   private kekChecking?: Promise<KeyEncryptionKeyHealth>;
   private readonly runner: TransactionRunner;
@@ -337,9 +337,8 @@ export class DataKeyService implements OnApplicationBootstrap {
     if (!this.kek) throw new CredentialsConfigurationError('no key-encryption key is configured (envelope.keyEncryptionKey): data keys are vault secrets, nothing to re-wrap');
     const { tenantId, dryRun = false, pageSize = 100 } = options;
     // Fresh, not the cached latest: the operator runs this right after rotating the key.
-    const key = await this.kekCall(() => (this.vaultKeys as KeyVaultKeysProvider).getKey(this.kek as string));
-    const kek = { name: this.kek, version: key.properties.version };
-    this.latestKek = { version: kek.version, checkedAt: this.clock.now().getTime() };
+    const latest = await this.latestKekVersion({ fresh: true });
+    const kek = { name: this.kek, version: latest.version };
     const result: RewrapResult = {
       keyEncryptionKey: kek.name,
       kekVersion: kek.version,
@@ -348,7 +347,7 @@ export class DataKeyService implements OnApplicationBootstrap {
       failed: [],
       rewrappedByTenant: {},
       remaining: 0,
-      ...this.settling(key.properties.createdOn),
+      ...this.settling(latest.createdOn),
     };
     if (dryRun) return { ...result, remaining: await this.wrapped.countNotUnder(kek, tenantId) };
     let afterId = '';
@@ -375,11 +374,16 @@ export class DataKeyService implements OnApplicationBootstrap {
 
   /** The latest version of the key-encryption key, re-checked every `envelope.currentKeyRefreshMs`. */
   private async kekVersion(): Promise<string> {
+    return (await this.latestKekVersion()).version;
+  }
+
+  /** The key-encryption key's latest version and its creation: cached for `currentKeyRefreshMs`, or read now (`fresh`). */
+  private async latestKekVersion({ fresh = false } = {}): Promise<{ version: string; createdOn?: Date }> {
     const now = this.clock.now().getTime();
-    if (this.latestKek && now - this.latestKek.checkedAt < this.options.envelope.currentKeyRefreshMs) return this.latestKek.version;
-    const key = await this.kekCall(() => (this.vaultKeys as KeyVaultKeysProvider).getKey(this.kek as string));
-    this.latestKek = { version: key.properties.version, checkedAt: now };
-    return key.properties.version;
+    if (!fresh && this.latestKek && now - this.latestKek.checkedAt < this.options.envelope.currentKeyRefreshMs) return this.latestKek;
+    const { properties: p } = await this.kekCall(() => (this.vaultKeys as KeyVaultKeysProvider).getKey(this.kek as string));
+    this.latestKek = { version: p.version, createdOn: p.createdOn, checkedAt: now };
+    return this.latestKek;
   }
 
   /**
