@@ -1,7 +1,7 @@
 import { Injectable, Logger, OnModuleInit } from '@nestjs/common';
 import { OnEvent } from '@nestjs/event-emitter';
 import { Counter, Gauge } from 'prom-client';
-import { describeError, Outbox, type OutboxBacklog } from '@app/common';
+import { describeError, Outbox } from '@app/common';
 import { CredentialExpiryScanner, CredentialStatus, CredentialType, DataKeyService } from '@app/credentials';
 import { OAuthRefreshEvents, type OAuthRefreshedEvent, type OAuthRefreshFailedEvent, type OAuthRefreshTrigger } from '@app/oauth-refresh';
 import { registerHostMetrics } from './host-metrics';
@@ -39,11 +39,7 @@ export class OpsMetrics implements OnModuleInit {
     labelNames: ['outcome', 'trigger'],
     registers: [],
   });
-  private certCounts?: { at: number; counts: Record<string, number> };
-  private certScanFailedAt?: number;
-  private scanning?: Promise<void>;
   private readonly logger = new Logger(OpsMetrics.name);
-  private backlog?: { at: number; value: OutboxBacklog | null; reading?: Promise<OutboxBacklog | null> };
 
   constructor(
     private readonly scanner: CredentialExpiryScanner,
@@ -54,10 +50,14 @@ export class OpsMetrics implements OnModuleInit {
   onModuleInit(): void {
     // Every series from 0: an alert on increase() needs a sample before the first increment, or it misses it.
     for (const outcome of REFRESH_OUTCOMES) for (const trigger of REFRESH_TRIGGERS) this.refreshes.inc({ outcome, trigger }, 0);
-    const refreshCertCounts = () => this.refreshCertCounts();
-    const certCounts = () => this.certCounts?.counts ?? {};
+    const certCounts = throttledRead(CERT_SCAN_TTL_MS, () => this.scanCertificates(), (e) =>
+      this.logger.warn(`Client certificate expiry scan failed, keeping the last counts: ${describeError(e)}`),
+    );
     const kek = () => this.dataKeys.checkKeyEncryptionKey().catch(() => null);
-    const backlog = () => this.outboxBacklog();
+    // Both gauges of one scrape share a read.
+    const backlog = throttledRead(OUTBOX_BACKLOG_TTL_MS, () => this.outbox.backlog(), (e) =>
+      this.logger.warn(`the outbox backlog could not be read, keeping the last samples: ${describeError(e)}`),
+    );
     registerHostMetrics([
       this.refreshes,
       new Gauge({
@@ -66,8 +66,7 @@ export class OpsMetrics implements OnModuleInit {
         labelNames: ['window'],
         registers: [],
         async collect() {
-          await refreshCertCounts();
-          for (const [window, n] of Object.entries(certCounts())) this.set({ window }, n);
+          for (const [window, n] of Object.entries((await certCounts()) ?? {})) this.set({ window }, n);
         },
       }),
       new Gauge({
@@ -107,25 +106,6 @@ export class OpsMetrics implements OnModuleInit {
     ]);
   }
 
-  /** The outbox backlog, read at most every 15 s (both gauges of one scrape share a read); null when the database did not answer (logged). */
-  private outboxBacklog(): Promise<OutboxBacklog | null> {
-    const cached = this.backlog;
-    if (cached?.reading) return cached.reading;
-    if (cached && Date.now() - cached.at < OUTBOX_BACKLOG_TTL_MS) return Promise.resolve(cached.value);
-    const reading = this.outbox.backlog().then(
-      (value) => value,
-      (e: unknown) => {
-        this.logger.warn(`the outbox backlog could not be read: ${describeError(e)}`);
-        return null;
-      },
-    );
-    this.backlog = { at: cached?.at ?? 0, value: cached?.value ?? null, reading };
-    return reading.then((value) => {
-      this.backlog = { at: Date.now(), value };
-      return value;
-    });
-  }
-
   @OnEvent(OAuthRefreshEvents.REFRESHED)
   onRefreshed(event: OAuthRefreshedEvent): void {
     this.refreshes.inc({ outcome: 'refreshed', trigger: event.trigger });
@@ -138,24 +118,11 @@ export class OpsMetrics implements OnModuleInit {
   }
 
   /**
-   * The counts at most CERT_SCAN_TTL_MS old. A failed scan (the database down) keeps the last counts and is
-   * tried again a TTL later: a scrape must not fail, or every series (the database alerts' too) vanishes.
+   * Counts by window, scanned at most every CERT_SCAN_TTL_MS (`throttledRead`). A failed scan (the database down)
+   * keeps the last counts and is tried again a TTL later: a scrape must not fail, or every series (the database
+   * alerts' too) vanishes.
    */
-  private async refreshCertCounts(): Promise<void> {
-    const now = Date.now();
-    if (this.certCounts && now - this.certCounts.at < CERT_SCAN_TTL_MS) return;
-    if (this.certScanFailedAt !== undefined && now - this.certScanFailedAt < CERT_SCAN_TTL_MS) return;
-    this.scanning ??= this.scanCertificates()
-      .then(() => (this.certScanFailedAt = undefined))
-      .catch((e: unknown) => {
-        this.certScanFailedAt = now;
-        this.logger.warn(`Client certificate expiry scan failed, keeping the last counts: ${describeError(e)}`);
-      })
-      .finally(() => (this.scanning = undefined));
-    await this.scanning;
-  }
-
-  private async scanCertificates(): Promise<void> {
+  private async scanCertificates(): Promise<Record<string, number>> {
     const now = Date.now();
     const counts: Record<string, number> = Object.fromEntries(CERT_WINDOWS.map((w) => [w.window, 0]));
     // From 30 days back (as the expiry monitor looks back), soonest first, so the scan stops at the widest
@@ -177,6 +144,34 @@ export class OpsMetrics implements OnModuleInit {
       const last = page[page.length - 1];
       after = { expiresAt: last.expiresAt, id: last.id };
     }
-    this.certCounts = { at: now, counts };
+    return counts;
   }
+}
+
+/**
+ * A read for scrapes, made at most every `ttlMs` (counted from its start; scrapes meanwhile share it). A failed read
+ * is reported to `onError` and not retried before `ttlMs` either. Returns what the last read gave: undefined before
+ * the first and while the last one failed — a gauge left unset then keeps its last sample.
+ */
+function throttledRead<T>(ttlMs: number, read: () => Promise<T>, onError: (e: unknown) => void): () => Promise<T | undefined> {
+  let last: T | undefined;
+  let readAt = -Infinity;
+  let reading: Promise<void> | undefined;
+  return async () => {
+    const now = Date.now();
+    if (!reading && now - readAt >= ttlMs) {
+      readAt = now;
+      reading = read()
+        .then(
+          (v) => void (last = v),
+          (e: unknown) => {
+            last = undefined;
+            onError(e);
+          },
+        )
+        .finally(() => (reading = undefined));
+    }
+    await reading;
+    return last;
+  };
 }
