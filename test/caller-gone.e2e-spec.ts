@@ -110,12 +110,14 @@ describe('callers who left (gRPC deadlines, HTTP aborts)', () => {
     expect(await metric(/^credential_vault_keyvault_cancelled_total\{operation="sign"/)).toBeGreaterThan(FLOOD / 2);
     expect(await metric(/^credential_vault_keyvault_errors_total\{code="(CANCELLED|TIMEOUT|SERVICE_UNAVAILABLE|BULKHEAD_FULL|UNKNOWN)"\}/)).toBe(0);
     // Audit: a use per answered call; a call whose attempt had started is `cancelled`; one never started has no row.
+    // (How many started depends on the machine: on a loaded one every handler may run before its deadline.)
     const rows = await signRows('flooded');
     expect(new Set(rows.map((r) => r.result))).toEqual(new Set(['success', 'cancelled']));
     const answered = rows.filter((r) => r.result === 'success').length;
     expect(answered).toBeGreaterThanOrEqual(served.length + 1);
     expect(answered).toBeLessThanOrEqual(sent + 1);
-    expect(rows.length).toBeLessThan(FLOOD + served.length + 1);
+    // At most one row per call (the first sign, the flood, the live ones).
+    expect(rows.length).toBeLessThanOrEqual(1 + FLOOD + served.length);
   }, 60_000);
 
   it('HTTP: clients that abort make few vault calls; live clients still succeed', async () => {

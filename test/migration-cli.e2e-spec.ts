@@ -50,7 +50,7 @@ describe('cli migrate (real process, kill -9, resume)', () => {
     child.stdout!.on('data', (d) => (stdout += d));
     child.stderr!.on('data', (d) => (stderr += d));
     const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }>((resolve) =>
-      child.on('exit', (code, signal) => resolve({ code, signal, stdout, stderr })),
+      child.on('close', (code, signal) => resolve({ code, signal, stdout, stderr })),
     );
     return { child, exited };
   };

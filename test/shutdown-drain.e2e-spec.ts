@@ -67,7 +67,7 @@ describe('the host process: SIGTERM drains then closes (keep-alive clients); its
     child = startHost('', { SHUTDOWN_DRAIN_MS: '1500' });
     let stdout = '';
     child.stdout!.on('data', (d) => (stdout += d));
-    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+    const exited = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
     const deadline = Date.now() + 60_000;
     while (!/listening on (http:\/\/[^\s"]+)/.test(stdout) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
     const base = /listening on (http:\/\/[^\s"]+)/.exec(stdout)![1].replace('[::1]', '127.0.0.1');
@@ -117,7 +117,7 @@ describe('the host process: SIGTERM drains then closes (keep-alive clients); its
     const grpcHost = startHost('3', { SHUTDOWN_DRAIN_MS: '1000', GRPC_ENABLED: 'true', GRPC_PORT: String(grpcPort), AUTH_API_KEYS: JSON.stringify([user.entry]) });
     let stdout = '';
     grpcHost.stdout!.on('data', (d) => (stdout += d));
-    const exited = new Promise<number | null>((resolve) => grpcHost.on('exit', (code) => resolve(code)));
+    const exited = new Promise<number | null>((resolve) => grpcHost.on('close', (code) => resolve(code)));
     const client = new GrpcKeysClient(`127.0.0.1:${grpcPort}`);
     try {
       const deadline = Date.now() + 60_000;

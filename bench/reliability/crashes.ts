@@ -100,7 +100,7 @@ export async function crashes(p: Profile, o: { kinds?: readonly Kind[] } = {}): 
         let out = '';
         child.stdout!.on('data', (d) => (out += d));
         child.stderr!.on('data', (d) => (out += d));
-        const exited = new Promise<{ code: number | null; signal: string | null; out: string }>((r) => child.on('exit', (code, signal) => r({ code, signal, out })));
+        const exited = new Promise<{ code: number | null; signal: string | null; out: string }>((r) => child.on('close', (code, signal) => r({ code, signal, out })));
         return { child, exited };
       };
       const migrate = () => run('migrate', '--source', 'sql', '--batch-size', '10');

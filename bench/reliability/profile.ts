@@ -25,8 +25,8 @@ export interface Profile {
   /** Two replicas on PostgreSQL share a Redis that goes away for `outageMs` under load, then comes back. */
   redisLoss: { workers: number; credentials: number; beforeMs: number; outageMs: number; afterMs: number };
   /**
-   * The run is cut into `windows` (the first is warm-up). p99 stability: the last window's p99 within 20% of
-   * the second's, or within `p99FloorMs` when that is wider (the noise floor of a shared machine).
+   * The run is cut into `windows` (the first is warm-up). p99 stability: the p99 of each of the last two windows at
+   * most 20% above the second's, or `p99FloorMs` above when that is wider (the noise floor of a shared machine).
    */
   soak: { durationMs: number; ratePerSec: number; credentials: number; p99FloorMs: number; windows: number; databases: Db[] };
 }
@@ -43,7 +43,8 @@ export const PROFILES: Record<ProfileName, Profile> = {
     redisLoss: { workers: 6, credentials: 24, beforeMs: 3_000, outageMs: 8_000, afterMs: 5_000 },
     // p99 floor 2.5 s: beside the other test files a 5-s window's p99 is its second-slowest request, and on this
     // VM kind (CI ~1.5x slower than before) three of six rehearsals saw one 1.1-2.2 s stall there (the soak alone
-    // never did). It still fails on latency that keeps growing; `npm run reliability` (medium, full) keeps 10 ms.
+    // never did); CI once saw a 5.2 s one. Growth must hold in the last two windows (one stall reaches one window), so
+    // latency that keeps growing still fails; `npm run reliability` (medium, full) keeps 10 ms.
     soak: { durationMs: 20_000, ratePerSec: 25, credentials: 50, p99FloorMs: 2_500, windows: 4, databases: ['sqlite'] },
   },
   // What fits in ~15 minutes on this shared 2-vCPU machine (host boots alone take 10–30 s under load).

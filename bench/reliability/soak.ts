@@ -34,7 +34,7 @@ export async function soak(p: Profile): Promise<PartResult> {
     return {
       part: 'Soak',
       profile: p.name,
-      method: `The host runs as its own process (\`node apps/api/src/main.js\`; per database in turn: SQLite, or PostgreSQL with Redis as cache L2, eviction bus and shared state; the local vault over HTTPS as an external vault, default cache). After ${p.soak.credentials} credentials are stored (vault and envelope), an open-loop client sends ${ratePerSec} requests/s on schedule — 80% value reads, 10% rotations, 5% metadata reads, 5% list pages — for ${durationMs / 1000} s; the host's RSS is read from /proc every second. The run is cut into ${windows} windows of ${durationMs / windows / 1000} s: the first is warm-up; RSS growth is the median RSS of the last window against the second's; p99 stability compares the last window's p99 latency with the second's (within 20%, or ${p99FloorMs} ms when 20% of the p99 is less: below that the band is inside the scheduling noise of a shared 2-vCPU machine; the CI profile, 20 s beside other test files, uses four windows and 2.5 s: one stall of a co-running file reaches a 5-s window's p99). With two databases the bounded figures are the worse one's. The rate is one this shared machine keeps up with: "at most N in flight" below shows the host kept pace.`,
+      method: `The host runs as its own process (\`node apps/api/src/main.js\`; per database in turn: SQLite, or PostgreSQL with Redis as cache L2, eviction bus and shared state; the local vault over HTTPS as an external vault, default cache). After ${p.soak.credentials} credentials are stored (vault and envelope), an open-loop client sends ${ratePerSec} requests/s on schedule — 80% value reads, 10% rotations, 5% metadata reads, 5% list pages — for ${durationMs / 1000} s; the host's RSS is read from /proc every second. The run is cut into ${windows} windows of ${durationMs / windows / 1000} s: the first is warm-up; RSS growth is the median RSS of the last window against the second's; p99 stability: the p99 latency of each of the last two windows may exceed the second window's by at most 20%, or ${p99FloorMs} ms when 20% of the p99 is less (below that the band is inside the scheduling noise of a shared 2-vCPU machine; the CI profile, 20 s beside other test files, uses four windows and 2.5 s); the figure is the smaller excess of the two, so growth that persists fails and one stall of a co-running process, which reaches one window's p99, does not. With two databases the bounded figures are the worse one's. The rate is one this shared machine keeps up with: "at most N in flight" below shows the host kept pace.`,
       ran: runs.map((r) => r.ran).join(' · '),
       figures: [
         info('requests', runs.reduce((a, r) => a + r.requests, 0)),
@@ -45,9 +45,10 @@ export async function soak(p: Profile): Promise<PartResult> {
         info('RSS after warm-up', round(worstRss.rssAfterWarmup / 2 ** 20, 1), 'MiB'),
         bounded('RSS growth after warm-up', round(worstRss.rssGrowth * 100, 1), '≤', 10, '%'),
         info('p99 second window', round(worstP99.p99Second, 2), 'ms'),
+        info('p99 window before last', round(worstP99.p99BeforeLast, 2), 'ms'),
         info('p99 last window', round(worstP99.p99Last, 2), 'ms'),
-        bounded('p99 change beyond the band (last vs second window)', round(worstP99.p99BeyondBand, 2), '=', 0, 'ms'),
-        info('p99 change', round(worstP99.p99Change * 100, 1), '%'),
+        bounded('p99 growth beyond the band (last two windows vs second)', round(worstP99.p99BeyondBand, 2), '=', 0, 'ms'),
+        info('p99 change (last vs second window)', round(worstP99.p99Change * 100, 1), '%'),
       ],
       examples: examples.list,
       durationS: Math.round((performance.now() - started) / 1000),
@@ -148,9 +149,13 @@ async function soakOn(p: Profile, db: Db, dir: string, build: HostBuild, vault: 
         99,
       );
     const p99Second = p99Of(win, 2 * win);
+    const p99BeforeLast = p99Of(durationMs - 2 * win, durationMs - win);
     const p99Last = p99Of(durationMs - win, durationMs);
-    const p99Change = Math.abs(p99Last - p99Second) / p99Second;
+    const p99Change = (p99Last - p99Second) / p99Second;
     const p99Bound = Math.max(0.2 * p99Second, p99FloorMs);
+    // Growth, and only when it holds in both of the last two windows: latency that keeps growing (a leak, a
+    // table scan getting longer) raises both; one stall of a co-running process raises one window's p99 only.
+    const beyond = (p99: number) => Math.max(0, p99 - p99Second - p99Bound);
     const rssIn = (from: number, to: number) => median(rss.filter((r) => r.at >= from && r.at < to).map((r) => r.bytes));
     const rssAfterWarmup = rssIn(win, 2 * win);
     const rssEnd = rssIn(durationMs - win, durationMs + 1000);
@@ -164,8 +169,9 @@ async function soakOn(p: Profile, db: Db, dir: string, build: HostBuild, vault: 
       p99Second,
       p99Last,
       p99Change,
-      p99BeyondBand: Math.max(0, Math.abs(p99Last - p99Second) - p99Bound),
-      ran: `${database.label}: ${samples.length} requests in ${round(runS, 1)} s at ${ratePerSec}/s on ${ids.length} credentials; at most ${maxInFlight} in flight; RSS ${round(rssAfterWarmup / 2 ** 20, 1)} MiB after warm-up → ${round(rssEnd / 2 ** 20, 1)} MiB at the end; p99 ${round(p99Second, 1)} ms (second window) vs ${round(p99Last, 1)} ms (last)`,
+      p99BeyondBand: Math.min(beyond(p99Last), beyond(p99BeforeLast)),
+      p99BeforeLast,
+      ran: `${database.label}: ${samples.length} requests in ${round(runS, 1)} s at ${ratePerSec}/s on ${ids.length} credentials; at most ${maxInFlight} in flight; RSS ${round(rssAfterWarmup / 2 ** 20, 1)} MiB after warm-up → ${round(rssEnd / 2 ** 20, 1)} MiB at the end; p99 ${round(p99Second, 1)} ms (second window) vs ${round(p99BeforeLast, 1)} / ${round(p99Last, 1)} ms (last two)`,
     };
   } finally {
     await host?.stop();
