@@ -2,8 +2,9 @@
 // with proto-loader loading the repo's .proto. Usage: node grpc-keys-client.mjs <host:port> <protoRoot>
 // Reads one JSON call per stdin line — {id, method, request, metadata, deadlineMs} — and answers one
 // JSON line per call: {id, response} or {id, error: {code, details, trailers, status}}, where `status`
-// is the google.rpc.Status decoded from `grpc-status-details-bin` (details unpacked). Bytes fields go
-// both ways as base64 strings.
+// is the google.rpc.Status decoded from `grpc-status-details-bin` (details unpacked), plus the answer's
+// `headers` (initial metadata) and `trailers` (text entries), also on success. Bytes fields go both ways
+// as base64 strings.
 import { Buffer } from 'node:buffer';
 import path from 'node:path';
 import process from 'node:process';
@@ -56,11 +57,20 @@ function describeError(err) {
   return { code: err.code, details: err.details, trailers, status };
 }
 
+/** A metadata's text entries (binary ones left out). */
+const plain = (m) => Object.fromEntries(Object.entries(m ? m.getMap() : {}).filter(([, v]) => typeof v === 'string'));
+
 readline.createInterface({ input: process.stdin }).on('line', (line) => {
   const { id, method, request, metadata, deadlineMs } = JSON.parse(line);
   const md = new grpc.Metadata();
   for (const [k, v] of Object.entries(metadata ?? {})) md.add(k, v);
-  client[method](toRequest(request), md, { deadline: Date.now() + (deadlineMs ?? 20_000) }, (err, response) => {
-    process.stdout.write(`${err ? toJson({ id, error: describeError(err) }) : toJson({ id, response })}\n`);
+  // The answer is written on 'status', which grpc-js emits after the callback: the response (or error), the
+  // initial metadata the server sent (none for an error answered alone) and the trailers.
+  let outcome;
+  let headers = {};
+  const call = client[method](toRequest(request), md, { deadline: Date.now() + (deadlineMs ?? 20_000) }, (err, response) => {
+    outcome = err ? { error: describeError(err) } : { response };
   });
+  call.on('metadata', (m) => (headers = plain(m)));
+  call.on('status', (s) => process.stdout.write(`${toJson({ id, ...outcome, headers, trailers: plain(s.metadata) })}\n`));
 }).on('close', () => client.close());

@@ -14,6 +14,10 @@ export interface GrpcReply<T = any> {
     /** The google.rpc.Status of `grpc-status-details-bin`, its details unpacked (`type` + fields). */
     status?: { code: number; message: string; details: ({ type: string } & Record<string, any>)[] };
   };
+  /** The answer's initial metadata (text entries; none when an error is answered alone). */
+  headers?: Record<string, string>;
+  /** The answer's trailing metadata (text entries), also on success. */
+  trailers?: Record<string, string>;
 }
 
 /**

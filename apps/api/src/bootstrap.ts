@@ -11,6 +11,7 @@ import { AppModule } from './app.module';
 import { deferBodyParsing } from './http/request-body';
 import { withErrorAnswers, withSuccessSchemas } from './http/openapi';
 import { hostValidationPipe } from './http/strict-input';
+import { observeGrpcCalls } from './keys/grpc/grpc-call-observer';
 import { keysGrpcOptions } from './keys/grpc/grpc-server';
 import { ShutdownState } from './health/shutdown-state';
 import { HOST_LOG, HostLogger, lifecycleLog } from './logging/host-logger';
@@ -142,8 +143,9 @@ export async function configureApp(app: NestFastifyApplication, config: AppConfi
     .build();
   SwaggerModule.setup('docs', app, withErrorAnswers(withSuccessSchemas(SwaggerModule.createDocument(app, doc))), { jsonDocumentUrl: 'docs/json' });
   // The keys API over gRPC, in the same process and container (guards and filters of its own): off unless GRPC_ENABLED.
+  // Each call gets what each HTTP request gets above: a request id, an access line, a server span when tracing.
   if (config.grpc.enabled) {
-    app.connectMicroservice(keysGrpcOptions(config.grpc));
+    app.connectMicroservice(keysGrpcOptions(config.grpc, [observeGrpcCalls(app.get(HOST_LOG), { trace: telemetryOf(app) !== null })]));
     await app.startAllMicroservices();
   }
   await app.listen(config.http.port, config.http.host);

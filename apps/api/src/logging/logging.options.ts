@@ -62,14 +62,18 @@ function censor(node: unknown, depth: number): unknown {
   return out;
 }
 
+/** A request id: `given` (a caller's `x-request-id`) when it is well-formed, otherwise a new UUID. HTTP and gRPC share the rule. */
+export function requestIdOf(given: unknown): string {
+  return typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID();
+}
+
 /**
  * Correlation id: the caller's X-Request-Id when it is well-formed, otherwise a new UUID. Fastify
  * calls this once per request (its `genReqId`), so the log lines, the error bodies and the
  * `x-request-id` response header all carry the same id.
  */
 export function requestIdFor(req: Pick<IncomingMessage, 'headers'>): string {
-  const given = req.headers['x-request-id'];
-  const id = typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID();
+  const id = requestIdOf(req.headers['x-request-id']);
   (req as { id?: string }).id = id;
   return id;
 }

@@ -2,14 +2,15 @@ import { CanActivate, ExecutionContext, ForbiddenException, Inject, Injectable, 
 import { ModuleRef, Reflector } from '@nestjs/core';
 import { ThrottlerException, ThrottlerStorage } from '@nestjs/throttler';
 import type { Metadata } from '@grpc/grpc-js';
-import { randomUUID } from 'node:crypto';
 import { AuditAction, AuditResult, AuditService } from '@app/audit';
 import { describeError, type OperationContext } from '@app/common';
 import { REQUIRED_SCOPES } from '../../auth/auth.decorators';
 import { failedAuthenticationKey, UNAUTHENTICATED_TENANT } from '../../auth/auth.guard';
 import { AuthenticationFailed, AuthService } from '../../auth/auth.service';
 import { APP_CONFIG, AppConfig } from '../../config/app.config';
+import { requestIdOf } from '../../logging/logging.options';
 import { hasScope, Principal, Scope } from '../../auth/scopes';
+import { grpcCallRecord, REQUEST_ID_METADATA } from './grpc-call-observer';
 
 /** What a gRPC handler gets as its third argument (grpc-js' server call), as far as we read it. */
 interface GrpcCall {
@@ -22,7 +23,6 @@ interface GrpcCall {
   operationContext?: OperationContext;
 }
 
-const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 const logger = new Logger('GrpcAuthGuard');
 const RATE_WINDOW_MS = 60_000;
 
@@ -54,8 +54,9 @@ export class GrpcAuthGuard implements CanActivate {
     };
     const userAgent = single(metadata, 'user-agent')?.slice(0, 256);
     const ip = peerAddress(call.getPeer?.());
-    const given = single(metadata, 'x-request-id');
-    const correlationId = given && REQUEST_ID.test(given) ? given : randomUUID();
+    // The call's request id (observeGrpcCalls chose it, and sends it back): the audit rows' correlation id.
+    const record = grpcCallRecord(metadata);
+    const correlationId = record?.requestId ?? requestIdOf(single(metadata, REQUEST_ID_METADATA));
     const resource = `gRPC ${call.getPath?.() ?? context.getHandler().name}`.slice(0, 256);
     let principal: Principal;
     try {
@@ -69,6 +70,8 @@ export class GrpcAuthGuard implements CanActivate {
       await this.auditRefusal(AuditAction.AUTH_FAILURE, { tenantId: UNAUTHENTICATED_TENANT, actor, correlationId }, resource, 'UNAUTHENTICATED');
       throw new UnauthorizedException(e.message);
     }
+    // The call's access line names who called.
+    if (record) record.principal = { tenantId: principal.tenantId, actorId: principal.id };
     const needed = this.reflector.getAllAndOverride<Scope[]>(REQUIRED_SCOPES, [context.getHandler(), context.getClass()]) ?? [];
     const missing = needed.filter((s) => !hasScope(principal, s));
     const ctx: OperationContext = { tenantId: principal.tenantId, actor: { id: principal.id, ip, userAgent }, correlationId, signal: callSignal(call) };

@@ -1,5 +1,5 @@
-import { BadRequestException, Logger } from '@nestjs/common';
-import { status as GrpcCode } from '@grpc/grpc-js';
+import { BadRequestException, Logger, type ArgumentsHost } from '@nestjs/common';
+import { Metadata, status as GrpcCode } from '@grpc/grpc-js';
 import { RestError, createHttpHeaders, createPipelineRequest } from '@azure/core-rest-pipeline';
 import { CredentialValueMissingError } from '@app/credentials';
 import { KeyVaultError, KeyVaultErrorCode } from '@app/key-vault';
@@ -7,8 +7,9 @@ import { KeysError, KeysErrorCode } from '@app/keys';
 import { loadAppConfig } from '../../config/app.config';
 import { HostLogger } from '../../logging/host-logger';
 import { createHostLog } from '../../logging/logging.options';
-import { ERROR_CODE_TRAILER, ERROR_ID_TRAILER, GrpcExceptionFilter } from './grpc-exception.filter';
-import { STATUS_DETAILS_TRAILER } from './grpc-status';
+import { recordGrpcCall } from './grpc-call-observer';
+import { GrpcExceptionFilter } from './grpc-exception.filter';
+import { ERROR_CODE_TRAILER, ERROR_ID_TRAILER, STATUS_DETAILS_TRAILER } from './grpc-status';
 
 describe('GrpcExceptionFilter', () => {
   const filter = new GrpcExceptionFilter();
@@ -89,6 +90,15 @@ describe('GrpcExceptionFilter: the INTERNAL log line', () => {
     });
     return new CredentialValueMissingError(`secret ${SECRET_NAME} is missing from the vault`, { cause: notFound });
   }
+
+  it("names the call's method and request id, as its access line does", () => {
+    const metadata = new Metadata();
+    metadata.set('x-request-id', 'req-filter-1');
+    recordGrpcCall(metadata);
+    const host = { getArgByIndex: (i: number) => (i === 1 ? metadata : { getPath: () => '/credential_vault.keys.v1.KeysService/Sign' }) } as unknown as ArgumentsHost;
+    new GrpcExceptionFilter().toStatus(new Error('boom'), host);
+    expect(JSON.parse(lines[0])).toMatchObject({ level: 50, requestId: 'req-filter-1', method: '/credential_vault.keys.v1.KeysService/Sign' });
+  });
 
   it('describes every error of the chain by its fields: codes and statuses, never a message', () => {
     const s = new GrpcExceptionFilter().toStatus(missingValue());

@@ -5,12 +5,8 @@ import { Observable, throwError } from 'rxjs';
 import { CredentialVaultError } from '@app/common';
 import { errorLogFields } from '../../http/error-log-fields';
 import { statusForError } from '../../http/error-status';
-import { encodeRpcStatus, grpcCodeFor, STATUS_DETAILS_TRAILER, StatusDetails } from './grpc-status';
-
-/** Trailing metadata with the stable numeric code, for clients that do not decode `grpc-status-details-bin`. */
-export const ERROR_CODE_TRAILER = 'cv-error-code';
-/** On INTERNAL answers: the id of the log line that has the cause (the client never sees internals). */
-export const ERROR_ID_TRAILER = 'cv-error-id';
+import { grpcCallRecord } from './grpc-call-observer';
+import { encodeRpcStatus, ERROR_CODE_TRAILER, ERROR_ID_TRAILER, grpcCodeFor, STATUS_DETAILS_TRAILER, StatusDetails } from './grpc-status';
 
 /** What grpc-js sends as the call's status (`code`, `details`, trailers). */
 export interface GrpcErrorStatus {
@@ -56,7 +52,7 @@ export class GrpcExceptionFilter implements RpcExceptionFilter<unknown> {
       const errorId = randomUUID();
       d.metadata.errorId = errorId;
       metadata.set(ERROR_ID_TRAILER, errorId);
-      this.logger.error({ errorId, method: methodOf(host), err: errorLogFields(exception) }, `gRPC call failed (errorId ${errorId})`);
+      this.logger.error({ errorId, requestId: requestIdOf(host), method: methodOf(host), err: errorLogFields(exception) }, `gRPC call failed (errorId ${errorId})`);
     }
     metadata.set(STATUS_DETAILS_TRAILER, encodeRpcStatus(d));
     return { code: d.code, details: d.message, message: d.message, metadata };
@@ -82,6 +78,12 @@ const LIB_FIELD_NAME = new RegExp(`\\b(${Object.keys(PROTO_FIELD_NAMES).join('|'
 function inProtoTerms(e: CredentialVaultError): string {
   if (typeof (e as { field?: unknown }).field !== 'string') return e.message;
   return e.message.replace(LIB_FIELD_NAME, (name) => PROTO_FIELD_NAMES[name]);
+}
+
+/** The call's request id (its access line's `req.id`): the handler's second argument is the request metadata. */
+function requestIdOf(host?: ArgumentsHost): string | undefined {
+  const metadata = host?.getArgByIndex(1) as Metadata | undefined;
+  return metadata instanceof Metadata ? grpcCallRecord(metadata)?.requestId : undefined;
 }
 
 /** The called method (`/package.Service/Method`): the handler's third argument is grpc-js' call. */

@@ -1,5 +1,6 @@
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
+import type { ServerInterceptor } from '@grpc/grpc-js';
 import { type GrpcOptions, Transport } from '@nestjs/microservices';
 
 /** The proto package and service name of the keys API (proto/credential_vault/keys/v1/keys.proto). */
@@ -23,8 +24,8 @@ export function keysGrpcAddress(grpc: { host: string; port: number }): string {
   return `${grpc.host.includes(':') ? `[${grpc.host}]` : grpc.host}:${grpc.port}`;
 }
 
-/** The gRPC server of the keys API (`app.connectMicroservice`), on `host:port`. */
-export function keysGrpcOptions(grpc: { host: string; port: number }): GrpcOptions {
+/** The gRPC server of the keys API (`app.connectMicroservice`), on `host:port`, with grpc-js server `interceptors` (first runs first). */
+export function keysGrpcOptions(grpc: { host: string; port: number }, interceptors: ServerInterceptor[] = []): GrpcOptions {
   const root = protoRoot();
   return {
     transport: Transport.GRPC,
@@ -38,6 +39,8 @@ export function keysGrpcOptions(grpc: { host: string; port: number }): GrpcOptio
       maxReceiveMessageLength: 256 * 1024,
       // Finish calls in flight on shutdown (the HTTP side has SHUTDOWN_TIMEOUT_MS as the backstop).
       gracefulShutdown: true,
+      // Passed to grpc-js' Server as they are (Nest hands its channel options to the Server constructor).
+      channelOptions: { interceptors },
     },
   };
 }

@@ -45,6 +45,11 @@ export function grpcCodeFor(httpStatus: number, code?: number): GrpcCode {
 
 /** `google.rpc.ErrorInfo.domain` of every error we send. */
 export const ERROR_DOMAIN = 'credential-vault';
+/** Trailing metadata with the stable numeric code, for clients that do not decode `grpc-status-details-bin`. */
+export const ERROR_CODE_TRAILER = 'cv-error-code';
+/** On INTERNAL answers: the id of the log line that has the cause (the client never sees internals). */
+export const ERROR_ID_TRAILER = 'cv-error-id';
+
 /** The binary trailer gRPC clients read status details from (`google.rpc.Status`). */
 export const STATUS_DETAILS_TRAILER = 'grpc-status-details-bin';
 

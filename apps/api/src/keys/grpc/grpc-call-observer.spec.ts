@@ -1,0 +1,122 @@
+import { Metadata, status as GrpcCode, type ServerInterceptingCallInterface, type ServerMethodDefinition } from '@grpc/grpc-js';
+import { pino } from 'pino';
+import { grpcCallRecord, observeGrpcCalls } from './grpc-call-observer';
+
+type Listener = Parameters<ServerInterceptingCallInterface['start']>[0];
+type Status = Parameters<ServerInterceptingCallInterface['sendStatus']>[0];
+
+const PATH = '/credential_vault.keys.v1.KeysService/Sign';
+
+/**
+ * The call grpc-js hands its first interceptor, as far as the observer uses it: it records what is sent, and the
+ * test plays grpc-js' part (metadata arriving, the client cancelling, grpc-js answering by itself).
+ */
+function baseCall(deadline: number) {
+  const sent: Status[] = [];
+  let listener: Listener | undefined;
+  const call = {
+    start: (l: Listener) => void (listener = l),
+    sendMetadata: () => undefined,
+    sendMessage: (_m: unknown, cb: () => void) => cb(),
+    sendStatus: (s: Status) => void sent.push(s),
+    startRead: () => undefined,
+    getPeer: () => 'ipv4:127.0.0.1:5000',
+    getDeadline: () => deadline,
+    getHost: () => 'localhost',
+  } as unknown as ServerInterceptingCallInterface;
+  return { call, sent, listener: () => listener! };
+}
+
+function observe(deadline = Infinity) {
+  const lines: Record<string, any>[] = [];
+  const log = pino({ level: 'info' }, { write: (l: string) => void lines.push(JSON.parse(l)) });
+  const base = baseCall(deadline);
+  const intercepting = observeGrpcCalls(log, { trace: false })({ path: PATH } as ServerMethodDefinition<unknown, unknown>, base.call);
+  const received: Metadata[] = [];
+  intercepting.start({ onReceiveMetadata: (m) => void received.push(m), onReceiveMessage: () => undefined, onReceiveHalfClose: () => undefined, onCancel: () => undefined });
+  const arrive = (entries: [string, string][] = []) => {
+    const metadata = new Metadata();
+    for (const [k, v] of entries) metadata.add(k, v);
+    base.listener().onReceiveMetadata(metadata);
+    return received[0];
+  };
+  return { lines, base, intercepting, arrive };
+}
+
+describe('observeGrpcCalls', () => {
+  it('logs a call the client cancelled once, as CANCELLED; a status the handler sends later adds no line', () => {
+    const { lines, base, intercepting, arrive } = observe();
+    const metadata = arrive([['x-request-id', 'kept-1']]);
+    grpcCallRecord(metadata)!.principal = { tenantId: 'acme', actorId: 'api-key:acme' };
+    base.listener().onCancel();
+    intercepting.sendStatus({ code: GrpcCode.OK, details: 'OK', metadata: null });
+    expect(lines).toEqual([
+      expect.objectContaining({ level: 30, msg: 'gRPC call cancelled', req: { id: 'kept-1', method: PATH }, res: { grpcStatus: 'CANCELLED' }, tenantId: 'acme', actorId: 'api-key:acme' }),
+    ]);
+  });
+
+  it("takes a cancellation just before its deadline for the caller's deadline (DEADLINE_EXCEEDED), one before that for a cancel", () => {
+    const T0 = 1_767_225_600_000;
+    jest.useFakeTimers({ now: T0, doNotFake: ['nextTick', 'setImmediate'] });
+    try {
+      // [deadline after arrival, cancelled after, status]: the last quarter of the call's time, at most 250 ms.
+      const cases = [
+        [1_000, 900, 'DEADLINE_EXCEEDED'],
+        [1_000, 500, 'CANCELLED'],
+        [60_000, 59_800, 'DEADLINE_EXCEEDED'],
+        [60_000, 59_000, 'CANCELLED'],
+      ] as const;
+      const seen = cases.map(([deadline, cancelledAfter]) => {
+        jest.setSystemTime(T0);
+        const o = observe(T0 + deadline);
+        o.arrive();
+        jest.setSystemTime(T0 + cancelledAfter);
+        o.base.listener().onCancel();
+        return o.lines.map((l) => l.res.grpcStatus);
+      });
+      expect(seen).toEqual(cases.map(([, , status]) => [status]));
+    } finally {
+      jest.useRealTimers();
+    }
+  });
+
+  it('sees the statuses grpc-js sends by itself, and adds the request id to their trailers', () => {
+    const { lines, base, arrive } = observe();
+    const metadata = arrive([['x-request-id', 'own-1']]);
+    // What grpc-js does with an undecodable message: a status on the call it made, no responder asked.
+    base.call.sendStatus({ code: GrpcCode.INTERNAL, details: 'Error deserializing request', metadata: null });
+    base.listener().onCancel();
+    expect(base.sent).toHaveLength(1);
+    expect(base.sent[0].metadata?.get('x-request-id')).toEqual(['own-1']);
+    expect(metadata.get('x-request-id')).toEqual(['own-1']);
+    expect(lines).toEqual([expect.objectContaining({ level: 50, msg: 'gRPC call errored', req: { id: 'own-1', method: PATH }, res: { grpcStatus: 'INTERNAL' } })]);
+  });
+
+  it('sends the id in the initial metadata of an answer, not again in its OK trailers; an error keeps its trailers and gets the id', () => {
+    const ok = observe();
+    ok.arrive([['x-request-id', 'ok-1']]);
+    const headers = new Metadata();
+    ok.intercepting.sendMetadata(headers);
+    ok.intercepting.sendStatus({ code: GrpcCode.OK, details: 'OK', metadata: null });
+    expect(headers.get('x-request-id')).toEqual(['ok-1']);
+    expect(ok.base.sent[0].metadata).toBeNull();
+
+    const failed = observe();
+    failed.arrive([['x-request-id', 'err-1']]);
+    const trailers = new Metadata();
+    trailers.set('cv-error-code', '1003');
+    failed.intercepting.sendStatus({ code: GrpcCode.NOT_FOUND, details: 'not found', metadata: trailers });
+    expect(failed.base.sent[0].metadata?.getMap()).toEqual({ 'cv-error-code': '1003', 'x-request-id': 'err-1' });
+    expect(failed.lines).toEqual([expect.objectContaining({ level: 40, msg: 'gRPC call completed', res: { grpcStatus: 'NOT_FOUND', errorCode: 1003 } })]);
+  });
+
+  it('replaces a malformed or repeated x-request-id with a new UUID, in the metadata the handler reads', () => {
+    for (const entries of [[['x-request-id', 'bad id']], [['x-request-id', 'a'], ['x-request-id', 'b']]] as [string, string][][]) {
+      const { arrive } = observe();
+      const metadata = arrive(entries);
+      const [id] = metadata.get('x-request-id');
+      expect(id).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+      expect(grpcCallRecord(metadata)?.requestId).toBe(id);
+    }
+  });
+});

@@ -1,0 +1,185 @@
+import { randomUUID } from 'node:crypto';
+import { Metadata, ServerInterceptingCall, status as GrpcCode, type Responder, type ServerInterceptingCallInterface, type ServerInterceptor } from '@grpc/grpc-js';
+import { context, propagation, ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, type Context, type Span, type TextMapGetter, type Tracer } from '@opentelemetry/api';
+import type { Level, Logger } from 'pino';
+import { TRACER_NAME } from '@app/common';
+import { requestIdOf } from '../../logging/logging.options';
+import { ERROR_CODE_TRAILER } from './grpc-status';
+
+/** The metadata key of the request id, both ways (as HTTP's `X-Request-Id` header). */
+export const REQUEST_ID_METADATA = 'x-request-id';
+
+type GrpcStatus = Parameters<ServerInterceptingCallInterface['sendStatus']>[0];
+
+/** What the host knows of a call being served, found by the call's request metadata (a handler's second argument). */
+export interface GrpcCallRecord {
+  /** The caller's well-formed `x-request-id`, else a new UUID: sent back, logged, and the audit rows' correlation id. */
+  readonly requestId: string;
+  /** Set by GrpcAuthGuard once the caller is authenticated. */
+  principal?: { tenantId: string; actorId: string };
+}
+
+const records = new WeakMap<Metadata, GrpcCallRecord>();
+
+/**
+ * Starts the record of the call whose request metadata this is: its request id is the caller's `x-request-id` when
+ * it is well-formed and given once, else a new UUID, and is written back into the metadata the handler reads.
+ */
+export function recordGrpcCall(metadata: Metadata): GrpcCallRecord {
+  const given = metadata.get(REQUEST_ID_METADATA);
+  const record = { requestId: requestIdOf(given.length === 1 ? given[0] : undefined) };
+  metadata.set(REQUEST_ID_METADATA, record.requestId);
+  records.set(metadata, record);
+  return record;
+}
+
+/** The record of the call whose request metadata this is (undefined when no observer saw the call: unit tests). */
+export function grpcCallRecord(metadata: Metadata): GrpcCallRecord | undefined {
+  return records.get(metadata);
+}
+
+/**
+ * What HTTP requests get from the host's Fastify hooks, for gRPC calls, as a grpc-js server interceptor:
+ * - a request id per call — the caller's `x-request-id` metadata when well-formed (HTTP's rule), else a new UUID —,
+ *   put back into the request metadata (GrpcAuthGuard makes it the OperationContext's correlation id) and sent
+ *   back in the initial metadata, and in the trailers of an error;
+ * - with `options.trace` (the host's telemetry is on), a SERVER span per call, parent taken from the metadata's
+ *   `traceparent`, the handler running inside it; attributes `rpc.system`/`rpc.service`/`rpc.method`/`rpc.grpc.status_code`;
+ * - one access line per call when its status is sent (or the caller cancels): `req` {id, method: the full method
+ *   path}, `res` {grpcStatus, errorCode}, `responseTime` (ms), `tenantId`/`actorId` once authenticated, the span's
+ *   ids. Never a message or a metadata value other than the request id.
+ * It must be the server's first interceptor: it then also sees the statuses grpc-js sends by itself (deadline
+ * passed, a message over the size limit or not decodable), which no responder is asked about.
+ */
+export function observeGrpcCalls(log: Logger, options: { trace: boolean }): ServerInterceptor {
+  const tracer = options.trace ? trace.getTracer(TRACER_NAME) : undefined;
+  return (method, call) => new ObservedCall(method.path, call, log, tracer).interceptingCall;
+}
+
+/** Codes that are the server's failure, not the caller's: logged at `error` (as HTTP's 5xx). */
+const SERVER_FAILURES = new Set<GrpcCode>([GrpcCode.UNKNOWN, GrpcCode.INTERNAL, GrpcCode.UNIMPLEMENTED, GrpcCode.UNAVAILABLE, GrpcCode.DATA_LOSS]);
+/** OpenTelemetry's gRPC server convention: these codes (and no others) make the span an error. */
+const SPAN_ERRORS = new Set<GrpcCode>([...SERVER_FAILURES, GrpcCode.DEADLINE_EXCEEDED]);
+
+/** How much earlier than ours a caller's deadline may pass (see ObservedCall.deadlinePassed). */
+const DEADLINE_SKEW_MS = 250;
+
+/** `traceparent`/`tracestate`/`baggage` read from request metadata. */
+const METADATA_GETTER: TextMapGetter<Metadata> = {
+  keys: (metadata) => Object.keys(metadata.getMap()),
+  get: (metadata, key) => {
+    const values = metadata.get(key).filter((v): v is string => typeof v === 'string');
+    return values.length === 0 ? undefined : values;
+  },
+};
+
+class ObservedCall {
+  readonly interceptingCall: ServerInterceptingCall;
+  private readonly started = performance.now();
+  private readonly arrivedAt = Date.now();
+  private record?: GrpcCallRecord;
+  private span?: Span;
+  private spanContext?: Context;
+  private headersSent = false;
+  private ended = false;
+
+  constructor(
+    private readonly path: string,
+    private readonly call: ServerInterceptingCallInterface,
+    private readonly log: Logger,
+    private readonly tracer: Tracer | undefined,
+  ) {
+    // grpc-js' own statuses go straight to the call it made (this one, when first): they are seen here.
+    const sendStatus = call.sendStatus.bind(call);
+    call.sendStatus = (status) => sendStatus(this.finish(status));
+    const responder: Responder = {
+      start: (next) =>
+        next({
+          onReceiveMetadata: (metadata, nextMetadata) => {
+            this.begin(metadata);
+            this.inSpan(() => nextMetadata(metadata));
+          },
+          onReceiveMessage: (message, nextMessage) => this.inSpan(() => nextMessage(message)),
+          // A unary handler is started here: it runs inside the call's span.
+          onReceiveHalfClose: (nextHalfClose) => this.inSpan(nextHalfClose),
+          // After a status too; without one, the caller cancelled (or its connection dropped).
+          onCancel: () => this.end(this.deadlinePassed() ? GrpcCode.DEADLINE_EXCEEDED : GrpcCode.CANCELLED),
+        }),
+      sendMetadata: (metadata, next) => {
+        this.headersSent = true;
+        metadata.set(REQUEST_ID_METADATA, this.requestId());
+        next(metadata);
+      },
+    };
+    this.interceptingCall = new ServerInterceptingCall(call, responder);
+  }
+
+  private begin(metadata: Metadata): void {
+    this.record = recordGrpcCall(metadata);
+    if (!this.tracer) return;
+    const parent = propagation.extract(ROOT_CONTEXT, metadata, METADATA_GETTER);
+    const [service, rpcMethod] = this.path.slice(1).split('/');
+    this.span = this.tracer.startSpan(
+      this.path.slice(1),
+      { kind: SpanKind.SERVER, attributes: { 'rpc.system': 'grpc', 'rpc.service': service, 'rpc.method': rpcMethod } },
+      parent,
+    );
+    this.spanContext = trace.setSpan(parent, this.span);
+  }
+
+  /**
+   * Whether a cancellation is the caller's deadline: a grpc-js client cancels the call when its deadline passes,
+   * which may reach us just before our copy of it passes (ours started when the call arrived, theirs when it was
+   * sent). So: less than a quarter of the call's time, and at most DEADLINE_SKEW_MS, was left.
+   */
+  private deadlinePassed(): boolean {
+    const deadline = this.call.getDeadline();
+    const at = deadline instanceof Date ? deadline.getTime() : deadline;
+    if (!Number.isFinite(at)) return false;
+    return at - Date.now() <= Math.min(DEADLINE_SKEW_MS, (at - this.arrivedAt) / 4);
+  }
+
+  private inSpan(work: () => void): void {
+    if (this.spanContext) context.with(this.spanContext, work);
+    else work();
+  }
+
+  private requestId(): string {
+    // A call cancelled before its metadata was read still gets an id for its line.
+    this.record ??= { requestId: randomUUID() };
+    return this.record.requestId;
+  }
+
+  /** The status as sent: the request id added to the trailers of an error (and of an answer without headers). */
+  private finish(status: GrpcStatus): GrpcStatus {
+    if (this.ended) return status;
+    const errorCode = Number(status.metadata?.get(ERROR_CODE_TRAILER)[0]);
+    this.end(status.code, Number.isInteger(errorCode) ? errorCode : undefined);
+    if (status.code === GrpcCode.OK && this.headersSent) return status;
+    const metadata = status.metadata?.clone() ?? new Metadata();
+    metadata.set(REQUEST_ID_METADATA, this.requestId());
+    return { ...status, metadata };
+  }
+
+  private end(code: GrpcCode, errorCode?: number): void {
+    if (this.ended) return;
+    this.ended = true;
+    const span = this.span;
+    if (span) {
+      span.setAttribute('rpc.grpc.status_code', code);
+      if (SPAN_ERRORS.has(code)) span.setStatus({ code: SpanStatusCode.ERROR });
+      span.end();
+    }
+    const level: Level = code === GrpcCode.OK || code === GrpcCode.CANCELLED ? 'info' : SERVER_FAILURES.has(code) ? 'error' : 'warn';
+    if (!this.log.isLevelEnabled(level)) return;
+    const line: Record<string, unknown> = {
+      req: { id: this.requestId(), method: this.path },
+      res: errorCode === undefined ? { grpcStatus: GrpcCode[code] } : { grpcStatus: GrpcCode[code], errorCode },
+      responseTime: Math.round((performance.now() - this.started) * 10) / 10,
+    };
+    const principal = this.record?.principal;
+    if (principal) Object.assign(line, principal);
+    if (span) Object.assign(line, { trace_id: span.spanContext().traceId, span_id: span.spanContext().spanId });
+    this.log[level](line, code === GrpcCode.CANCELLED ? 'gRPC call cancelled' : level === 'error' ? 'gRPC call errored' : 'gRPC call completed');
+  }
+}

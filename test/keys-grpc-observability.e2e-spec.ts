@@ -1,0 +1,215 @@
+import { createHash } from 'node:crypto';
+import { AuditService } from '@app/audit';
+import { AggregationTemporality, InMemoryMetricExporter, PeriodicExportingMetricReader } from '@opentelemetry/sdk-metrics';
+import { InMemorySpanExporter, SimpleSpanProcessor, type ReadableSpan } from '@opentelemetry/sdk-trace-base';
+import { generateApiKey } from '../apps/api/src/auth/api-keys';
+import { UNAUTHENTICATED_TENANT } from '../apps/api/src/auth/auth.guard';
+import { EmbeddedVault } from '../apps/api/src/vault/embedded-vault';
+import { GrpcKeysClient, type GrpcReply } from './support/grpc-keys-client';
+import { startTestHost, TestHost } from './support/host';
+
+/** Ports of this spec (fixed ones of the range kept for it: GRPC_PORT has no "any free port"). */
+const HTTP_PORT = 45_410;
+const GRPC_PORT = 45_411;
+const GRPC = { OK: 0, DEADLINE_EXCEEDED: 4, NOT_FOUND: 5, RESOURCE_EXHAUSTED: 8, UNAVAILABLE: 14, UNAUTHENTICATED: 16 };
+const SERVICE = 'credential_vault.keys.v1.KeysService';
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+const TRACE_ID = '0af7651916cd43dd8448eb211c80319c';
+const PARENT_SPAN = 'b7ad6b7169203331';
+
+const b64 = (b: Buffer) => b.toString('base64');
+const sha256 = (s: string) => createHash('sha256').update(s).digest();
+
+/** A gRPC call's access line, as an operator reads it. */
+interface AccessLine {
+  level: number;
+  msg: string;
+  req: { id: string; method: string };
+  res: { grpcStatus: string; errorCode?: number };
+  responseTime: number;
+  tenantId?: string;
+  actorId?: string;
+  trace_id?: string;
+  span_id?: string;
+}
+
+/**
+ * gRPC calls are as observable as HTTP requests: one access line per call, a request id per call (the caller's
+ * `x-request-id` when well-formed) sent back in the answer's metadata and carried by the call's audit rows, and a
+ * server span per call. A real grpc-js client in another process, a host on SQLite with its local vault.
+ */
+describe('keys gRPC API: access log, request ids and spans', () => {
+  let host: TestHost;
+  let client: GrpcKeysClient;
+  const spans = new InMemorySpanExporter();
+  const user = generateApiKey('obs-user', 'obs', ['keys:read', 'keys:write', 'keys:use']);
+  const as = (k: { key: string }, extra: Record<string, string> = {}) => ({ 'x-api-key': k.key, ...extra });
+  const audit = () => host.app.get(AuditService);
+  const vault = () => host.app.get(EmbeddedVault).emulator!;
+
+  /** The access lines written for request id `id`. */
+  const accessLines = (id: string): AccessLine[] =>
+    host.logs
+      .map((l) => JSON.parse(l) as Partial<AccessLine>)
+      .filter((l): l is AccessLine => l.req?.id === id && typeof l.msg === 'string' && l.msg.startsWith('gRPC call')) as AccessLine[];
+  /** Waits until `id` has a line (the line of a call answered by grpc-js itself may follow the client's answer). */
+  const waitForLine = async (id: string): Promise<AccessLine[]> => {
+    for (let i = 0; i < 100 && accessLines(id).length === 0; i++) await new Promise((r) => setTimeout(r, 50));
+    return accessLines(id);
+  };
+  /** The id the answer carried: initial metadata on success, trailers on an error. */
+  const returnedId = (reply: GrpcReply) => reply.headers?.['x-request-id'] ?? reply.error?.trailers['x-request-id'];
+  const rowsOf = async (tenantId: string, correlationId: string) => {
+    await audit().flush();
+    return (await audit().query({ tenantId, correlationId, limit: 10 })).items;
+  };
+
+  beforeAll(async () => {
+    host = await startTestHost(
+      'sqlite',
+      {
+        AUTH_API_KEYS: JSON.stringify([user.entry]),
+        LOG_LEVEL: 'info',
+        KEY_VAULT_MAX_ATTEMPTS: '1',
+        PORT: String(HTTP_PORT),
+        GRPC_ENABLED: 'true',
+        GRPC_PORT: String(GRPC_PORT),
+        ROTATION_EXPIRY_MONITOR_ENABLED: 'false',
+        ROTATION_CHECK_ENABLED: 'false',
+      },
+      {
+        telemetry: {
+          spanProcessor: new SimpleSpanProcessor(spans),
+          metricReader: new PeriodicExportingMetricReader({ exporter: new InMemoryMetricExporter(AggregationTemporality.CUMULATIVE), exportIntervalMillis: 3_600_000 }),
+        },
+      },
+    );
+    client = new GrpcKeysClient(`127.0.0.1:${GRPC_PORT}`);
+    expect((await client.call('CreateKey', { name: 'obs', key_type: 'EC', curve: 'P-256' }, as(user))).error).toBeUndefined();
+  }, 60_000);
+
+  afterAll(async () => {
+    await client?.close();
+    await host?.close();
+  });
+
+  it('writes one line per call — method, status name, duration, tenant and actor, request id — and never the key or the payload', async () => {
+    const digest = sha256('access-line');
+    const signed = await client.call('Sign', { name: 'obs', algorithm: 'ES256', digest: b64(digest) }, as(user, { 'x-request-id': 'obs-sign-1' }));
+    expect(signed.error).toBeUndefined();
+    const missing = await client.call('GetKey', { name: 'never-created' }, as(user, { 'x-request-id': 'obs-missing-1' }));
+    expect(missing.error?.code).toBe(GRPC.NOT_FOUND);
+    const forged = `${user.key.slice(0, -4)}AAAA`;
+    const refused = await client.call('ListKeys', {}, { 'x-api-key': forged, 'x-request-id': 'obs-unauth-1' });
+    expect(refused.error?.code).toBe(GRPC.UNAUTHENTICATED);
+    // Refused by grpc-js itself before any handler (over the 256 KiB message limit): still one line.
+    const tooLarge = await client.call('Encrypt', { name: 'obs', algorithm: 'RSA-OAEP-256', plaintext: b64(Buffer.alloc(300 * 1024, 7)) }, as(user, { 'x-request-id': 'obs-large-1' }));
+    expect(tooLarge.error?.code).toBe(GRPC.RESOURCE_EXHAUSTED);
+
+    const [sign] = accessLines('obs-sign-1');
+    expect(accessLines('obs-sign-1')).toHaveLength(1);
+    expect(sign).toMatchObject({
+      level: 30,
+      msg: 'gRPC call completed',
+      req: { id: 'obs-sign-1', method: `/${SERVICE}/Sign` },
+      res: { grpcStatus: 'OK' },
+      tenantId: 'obs',
+      actorId: 'api-key:obs-user',
+    });
+    expect(sign.responseTime).toBeGreaterThanOrEqual(0);
+    expect(accessLines('obs-missing-1')).toEqual([
+      expect.objectContaining({ level: 40, req: { id: 'obs-missing-1', method: `/${SERVICE}/GetKey` }, res: { grpcStatus: 'NOT_FOUND', errorCode: 1003 }, tenantId: 'obs' }),
+    ]);
+    const [unauth] = accessLines('obs-unauth-1');
+    expect(accessLines('obs-unauth-1')).toHaveLength(1);
+    expect(unauth).toMatchObject({ level: 40, req: { method: `/${SERVICE}/ListKeys` }, res: { grpcStatus: 'UNAUTHENTICATED' } });
+    expect(unauth.tenantId).toBeUndefined();
+    expect(unauth.actorId).toBeUndefined();
+    expect(await waitForLine('obs-large-1')).toEqual([expect.objectContaining({ level: 40, res: { grpcStatus: 'RESOURCE_EXHAUSTED' } })]);
+
+    const logs = host.logs.join('\n');
+    for (const secret of [user.key, forged, b64(digest), digest.toString('hex'), signed.response.signature as string]) expect(logs).not.toContain(secret);
+  });
+
+  it("sends the request id back — the caller's when well-formed, else a new one — and the call's audit rows carry it", async () => {
+    const sign = (requestId?: string) =>
+      client.call('Sign', { name: 'obs', algorithm: 'ES256', digest: b64(sha256('ids')) }, as(user, requestId === undefined ? {} : { 'x-request-id': requestId }));
+
+    const kept = await sign('client-chosen.id:42');
+    expect(kept.error).toBeUndefined();
+    expect(kept.headers?.['x-request-id']).toBe('client-chosen.id:42');
+    expect((await rowsOf('obs', 'client-chosen.id:42')).map((r) => r.action)).toEqual(['key.sign']);
+
+    for (const invalid of [undefined, 'has spaces and "quotes"', 'x'.repeat(129)]) {
+      const reply = await sign(invalid);
+      const id = returnedId(reply)!;
+      expect(id).toMatch(UUID);
+      expect(accessLines(id)).toHaveLength(1);
+      expect((await rowsOf('obs', id)).map((r) => r.action)).toEqual(['key.sign']);
+    }
+    expect(host.logs.join('\n')).not.toContain('has spaces');
+
+    // Errors carry it in the trailers: a lib error, and a refusal whose audit row has it too.
+    const missing = await client.call('GetKey', { name: 'never-created' }, as(user, { 'x-request-id': 'obs-err-7' }));
+    expect(missing.error?.trailers['x-request-id']).toBe('obs-err-7');
+    const refused = await client.call('ListKeys', {}, { 'x-api-key': 'cvk_obsguess_xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx' });
+    const refusedId = refused.error?.trailers['x-request-id'];
+    expect(refusedId).toMatch(UUID);
+    expect((await rowsOf(UNAUTHENTICATED_TENANT, refusedId!)).map((r) => r.action)).toEqual(['auth_failure']);
+  });
+
+  it("traces each call as a server span under the caller's traceparent, with the key operation inside it", async () => {
+    const traceparent = `00-${TRACE_ID}-${PARENT_SPAN}-01`;
+    const digest = sha256('traced');
+    const signed = await client.call('Sign', { name: 'obs', algorithm: 'ES256', digest: b64(digest) }, as(user, { traceparent, 'x-request-id': 'obs-trace-1' }));
+    expect(signed.error).toBeUndefined();
+
+    const ofTrace = spans.getFinishedSpans().filter((s) => s.spanContext().traceId === TRACE_ID);
+    const server = ofTrace.find((s) => s.kind === 1 /* SERVER */)!;
+    expect(server.name).toBe(`${SERVICE}/Sign`);
+    expect(server.attributes).toEqual({ 'rpc.system': 'grpc', 'rpc.service': SERVICE, 'rpc.method': 'Sign', 'rpc.grpc.status_code': GRPC.OK });
+    expect(server.parentSpanContext?.spanId).toBe(PARENT_SPAN);
+    expect(server.status.code).toBe(0 /* UNSET */);
+    const childrenOf = (parent: ReadableSpan): ReadableSpan[] => {
+      const direct = ofTrace.filter((s) => s.parentSpanContext?.spanId === parent.spanContext().spanId);
+      return [...direct, ...direct.flatMap(childrenOf)];
+    };
+    expect(childrenOf(server).map((s) => s.name)).toContain('keys sign');
+    // The access line names the span.
+    expect(accessLines('obs-trace-1')).toEqual([expect.objectContaining({ trace_id: TRACE_ID, span_id: server.spanContext().spanId })]);
+
+    // A server-side failure marks the span as an error and logs at error.
+    vault().injectFault({ kind: 'status', status: 503, count: 1, operations: ['sign'] });
+    const down = await client.call('Sign', { name: 'obs', algorithm: 'ES256', digest: b64(digest) }, as(user, { traceparent, 'x-request-id': 'obs-trace-2' }));
+    vault().clearFaults();
+    expect(down.error?.code).toBe(GRPC.UNAVAILABLE);
+    const [line] = accessLines('obs-trace-2');
+    expect(line).toMatchObject({ level: 50, msg: 'gRPC call errored', res: { grpcStatus: 'UNAVAILABLE', errorCode: 1006 } });
+    const failed = spans.getFinishedSpans().find((s) => s.spanContext().spanId === line.span_id)!;
+    expect(failed.attributes['rpc.grpc.status_code']).toBe(GRPC.UNAVAILABLE);
+    expect(failed.status.code).toBe(2 /* ERROR */);
+
+    const everything = JSON.stringify(spans.getFinishedSpans().map((s) => ({ name: s.name, attributes: s.attributes, events: s.events })));
+    for (const secret of [user.key, b64(digest), digest.toString('hex')]) expect(everything).not.toContain(secret);
+  });
+
+  it('logs a call whose deadline passed once, as DEADLINE_EXCEEDED, though its handler finishes later', async () => {
+    // The vault answers the sign after 3 s; the caller gives up after 1 s.
+    const vaultAnswersAt = Date.now() + 3_000;
+    vault().injectFault({ kind: 'latency', latencyMs: 3_000, count: 1, operations: ['sign'] });
+    const late = await client.call('Sign', { name: 'obs', algorithm: 'ES256', digest: b64(sha256('late')) }, as(user, { 'x-request-id': 'obs-late-1' }), 1_000);
+    expect(late.error?.code).toBe(GRPC.DEADLINE_EXCEEDED);
+    expect(await waitForLine('obs-late-1')).toEqual([expect.objectContaining({ req: { id: 'obs-late-1', method: `/${SERVICE}/Sign` }, res: { grpcStatus: 'DEADLINE_EXCEEDED' } })]);
+    // The handler ends when its vault call is aborted or answered (its audit row is written then): no second line.
+    let rows: unknown[] = [];
+    for (let i = 0; i < 100 && rows.length === 0; i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      rows = await rowsOf('obs', 'obs-late-1');
+    }
+    vault().clearFaults();
+    expect(rows).toHaveLength(1);
+    // Until the vault has answered the aborted request too (its delay is not cancelled).
+    await new Promise((r) => setTimeout(r, Math.max(0, vaultAnswersAt - Date.now()) + 200));
+    expect(accessLines('obs-late-1')).toHaveLength(1);
+  });
+});
