@@ -1,6 +1,7 @@
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { freePort } from './support/grpc-keys-client';
 import { startTestHost, TestHost } from './support/host';
 
 const root = join(__dirname, '..');
@@ -11,7 +12,8 @@ describe('operations: alert rules and the metrics reference', () => {
   let host: TestHost;
   let served: Set<string>;
   beforeAll(async () => {
-    host = await startTestHost('sqlite');
+    // gRPC on: its request metrics are served only then.
+    host = await startTestHost('sqlite', { GRPC_ENABLED: 'true', GRPC_PORT: String(await freePort()) });
     const text = await (await fetch(`${host.baseUrl}/metrics`)).text();
     served = new Set([...text.matchAll(/^# TYPE (\S+) /gm)].map((m) => m[1]));
   });

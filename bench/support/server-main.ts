@@ -112,7 +112,7 @@ async function fillCache(cache: CredentialCache, credentials: CredentialsService
 }
 
 /** Settings a bench may compare with their defaults (e.g. `DATABASE_SQLITE_WRITE_WORKER=false`): passed to the host when set. */
-const PASSED_THROUGH = ['DATABASE_SQLITE_SYNCHRONOUS', 'DATABASE_SQLITE_WRITE_WORKER', 'DATABASE_SQLITE_WAL_WORKER'];
+const PASSED_THROUGH = ['DATABASE_SQLITE_SYNCHRONOUS', 'DATABASE_SQLITE_WRITE_WORKER', 'DATABASE_SQLITE_WAL_WORKER', 'METRICS_ENABLED'];
 
 function passedThrough(): Record<string, string> {
   return Object.fromEntries(PASSED_THROUGH.flatMap((k) => (process.env[k] ? [[k, process.env[k]!]] : [])));
@@ -129,6 +129,7 @@ async function startHost(spec: ServerSpec): Promise<Started> {
     HOST: '127.0.0.1',
     LOG_LEVEL: spec.logLevel ?? 'info',
     ...database,
+    METRICS_ENABLED: 'true',
     ...passedThrough(),
     KEY_VAULT_URL: spec.vaultUrl,
     KEY_VAULT_CREDENTIAL: 'static',
@@ -144,7 +145,6 @@ async function startHost(spec: ServerSpec): Promise<Started> {
     ROTATION_EXPIRY_MONITOR_ENABLED: 'false',
     ROTATION_CHECK_ENABLED: 'false',
     WEBHOOK_SECRET_ROTATION_ENABLED: 'false',
-    METRICS_ENABLED: 'true',
     ...(spec.cacheMaxEntries ? { CACHE_MAX_ENTRIES: String(spec.cacheMaxEntries) } : {}),
   });
   const app = spec.kind === 'host' ? await createApp(config) : await hostWithoutAudit(config);

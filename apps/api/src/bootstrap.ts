@@ -17,6 +17,7 @@ import { ShutdownState } from './health/shutdown-state';
 import { HOST_LOG, HostLogger, lifecycleLog } from './logging/host-logger';
 import { createHostLog, requestIdFor } from './logging/logging.options';
 import { logRequests } from './logging/request-log';
+import { countHttpRequests, grpcCallMetrics } from './metrics/request-metrics';
 import type { AppConfig } from './config/app.config';
 import { HostTelemetry, type TelemetryOverrides } from './telemetry/host-telemetry';
 
@@ -122,6 +123,7 @@ export async function configureApp(app: NestFastifyApplication, config: AppConfi
   const fastify = app.getHttpAdapter().getInstance();
   if (telemetryOf(app)) HostTelemetry.instrumentFastify(fastify);
   logRequests(fastify, app.get(HOST_LOG), { requestContext: config.log.requestContext });
+  if (config.metrics.enabled) countHttpRequests(fastify);
   const shutdown = app.get(ShutdownState);
   fastify.addHook('onRequest', (req, reply, done) => {
     void reply.header('x-request-id', req.id);
@@ -145,7 +147,8 @@ export async function configureApp(app: NestFastifyApplication, config: AppConfi
   // The keys API over gRPC, in the same process and container (guards and filters of its own): off unless GRPC_ENABLED.
   // Each call gets what each HTTP request gets above: a request id, an access line, a server span when tracing.
   if (config.grpc.enabled) {
-    app.connectMicroservice(keysGrpcOptions(config.grpc, [observeGrpcCalls(app.get(HOST_LOG), { trace: telemetryOf(app) !== null })]));
+    const observe = observeGrpcCalls(app.get(HOST_LOG), { trace: telemetryOf(app) !== null, count: config.metrics.enabled ? grpcCallMetrics() : undefined });
+    app.connectMicroservice(keysGrpcOptions(config.grpc, [observe]));
     await app.startAllMicroservices();
   }
   await app.listen(config.http.port, config.http.host);

@@ -51,10 +51,13 @@ export function grpcCallRecord(metadata: Metadata): GrpcCallRecord | undefined {
  * It must be the server's first interceptor: it then also sees the statuses grpc-js sends by itself (deadline
  * passed, a message over the size limit or not decodable), which no responder is asked about.
  */
-export function observeGrpcCalls(log: Logger, options: { trace: boolean }): ServerInterceptor {
+export function observeGrpcCalls(log: Logger, options: { trace: boolean; count?: GrpcCallCounter }): ServerInterceptor {
   const tracer = options.trace ? trace.getTracer(TRACER_NAME) : undefined;
-  return (method, call) => new ObservedCall(method.path, call, log, tracer).interceptingCall;
+  return (method, call) => new ObservedCall(method.path, call, log, tracer, options.count).interceptingCall;
 }
+
+/** Counts a call once it ended: its full method path, its status code's name, its duration. */
+export type GrpcCallCounter = (method: string, code: string, seconds: number) => void;
 
 /** Codes that are the server's failure, not the caller's: logged at `error` (as HTTP's 5xx). */
 const SERVER_FAILURES = new Set<GrpcCode>([GrpcCode.UNKNOWN, GrpcCode.INTERNAL, GrpcCode.UNIMPLEMENTED, GrpcCode.UNAVAILABLE, GrpcCode.DATA_LOSS]);
@@ -88,6 +91,7 @@ class ObservedCall {
     private readonly call: ServerInterceptingCallInterface,
     private readonly log: Logger,
     private readonly tracer: Tracer | undefined,
+    private readonly count: GrpcCallCounter | undefined,
   ) {
     // grpc-js' own statuses go straight to the call it made (this one, when first): they are seen here.
     const sendStatus = call.sendStatus.bind(call);
@@ -170,12 +174,14 @@ class ObservedCall {
       if (SPAN_ERRORS.has(code)) span.setStatus({ code: SpanStatusCode.ERROR });
       span.end();
     }
+    const elapsedMs = performance.now() - this.started;
+    this.count?.(this.path, GrpcCode[code], elapsedMs / 1000);
     const level: Level = code === GrpcCode.OK || code === GrpcCode.CANCELLED ? 'info' : SERVER_FAILURES.has(code) ? 'error' : 'warn';
     if (!this.log.isLevelEnabled(level)) return;
     const line: Record<string, unknown> = {
       req: { id: this.requestId(), method: this.path },
       res: errorCode === undefined ? { grpcStatus: GrpcCode[code] } : { grpcStatus: GrpcCode[code], errorCode },
-      responseTime: Math.round((performance.now() - this.started) * 10) / 10,
+      responseTime: Math.round(elapsedMs * 10) / 10,
     };
     const principal = this.record?.principal;
     if (principal) Object.assign(line, principal);
