@@ -60,8 +60,10 @@ describe.each(DATABASE_KINDS)('operations metrics on /metrics (%s)', (kind) => {
     expect(refreshes).toEqual(expect.arrayContaining(['credential_vault_oauth_refreshes_total{outcome="failed_reauth",trigger="proactive"} 0']));
     expect(refreshes).toHaveLength(12);
     const notifications = await metric('credential_vault_notifications_total');
-    expect(notifications).toEqual(expect.arrayContaining(['credential_vault_notifications_total{channel="webhook",outcome="given_up"} 0']));
-    expect(notifications).toHaveLength(15);
+    expect(notifications).toEqual(
+      expect.arrayContaining(['credential_vault_notifications_total{channel="webhook",outcome="given_up"} 0', 'credential_vault_notifications_total{channel="email",outcome="refused"} 0']),
+    );
+    expect(notifications).toHaveLength(18); // 3 channels × sent, skipped, failed, given_up, refused, duplicate
   });
 
   it('counts OAuth refreshes by outcome from the lib events', async () => {

@@ -262,7 +262,7 @@ describe.each(DATABASE_KINDS)('rotation notifications HTTP API on %s', (kind) =>
     expect(text).toContain('# TYPE credential_vault_notifications_total counter');
     expect(Number(sent.exec(text)?.[1])).toBeGreaterThanOrEqual(1);
     const lines = text.split('\n').filter((l) => l.startsWith('credential_vault_notifications_total{'));
-    for (const line of lines) expect(line).toMatch(/^credential_vault_notifications_total\{channel="[a-z_-]+",outcome="(sent|skipped|failed|given_up|duplicate)"\} \d+$/);
+    for (const line of lines) expect(line).toMatch(/^credential_vault_notifications_total\{channel="[a-z_-]+",outcome="(sent|skipped|failed|given_up|refused|duplicate)"\} \d+$/);
     expect(text).not.toMatch(/acme|globex/);
   });
 

@@ -41,7 +41,7 @@ export class RotationMetrics implements OnModuleInit, OnModuleDestroy {
     const expiry = this.expiry;
     const notifications = new Counter({
       name: 'credential_vault_notifications_total',
-      help: 'Notification attempts by channel (bus, webhook, email) and outcome: sent, skipped (channel not set up for the tenant), failed (will be retried), given_up, duplicate (a redelivered event found the channel done)',
+      help: 'Notification attempts by channel (bus, webhook, email) and outcome: sent, skipped (channel not set up for the tenant), failed (will be retried), given_up (retries exhausted), refused (given up at once: a permanent refusal such as an SMTP 5xx or an HTTP 4xx), duplicate (a redelivered event found the channel done)',
       labelNames: ['channel', 'outcome'],
       registers: [],
     });

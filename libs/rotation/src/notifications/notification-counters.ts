@@ -1,15 +1,16 @@
 import { Injectable } from '@nestjs/common';
 
 /** What happened to one (event, channel) attempt. */
-export const NOTIFICATION_OUTCOMES = ['sent', 'skipped', 'failed', 'given_up', 'duplicate'] as const;
+export const NOTIFICATION_OUTCOMES = ['sent', 'skipped', 'failed', 'given_up', 'refused', 'duplicate'] as const;
 export type NotificationOutcome = (typeof NOTIFICATION_OUTCOMES)[number];
 
 export type NotificationCounterListener = (channel: string, outcome: NotificationOutcome) => void;
 
 /**
  * In-process counts per channel and outcome, since start: `sent`, `skipped` (channel not set up for
- * the tenant), `failed` (an attempt failed and will be retried), `given_up` (bound reached) and
- * `duplicate` (a redelivered event found every channel done). The host turns them into metrics with
+ * the tenant), `failed` (an attempt failed and will be retried), `given_up` (bound reached),
+ * `refused` (given up at once: a permanent refusal that retrying cannot fix, such as an SMTP 550 or an
+ * HTTP 404) and `duplicate` (a redelivered event found every channel done). The host turns them into metrics with
  * `onRecord` (e.g. a prom-client counter `notifications_total{channel,outcome}`).
  */
 @Injectable()

@@ -30,7 +30,8 @@ export interface ChannelDeliveryResult {
  * - a failed channel stays pending with a backoff and this handler throws
  *   `NotificationDeliveryPendingError`, so the outbox redelivers the event later — the channels already
  *   done are skipped, the others are not blocked;
- * - after `retry.maxAttempts` attempts (or at once for an error that cannot succeed) it is given up.
+ * - after `retry.maxAttempts` attempts it is given up (`given_up`); at once, for an error that cannot
+ *   succeed by retrying (a permanent refusal: SMTP 5xx, HTTP 4xx but 408/429, a redirect, an SSRF refusal; `refused`).
  *
  * Sending is at least once per channel: a crash between a send and its row update sends again on the
  * next attempt, which is why `webhook-id` and the e-mail Message-ID are the event id.
@@ -138,8 +139,9 @@ export class NotificationDispatcher implements OnModuleInit, OnModuleDestroy {
     } catch (e) {
       // The reason (`http 503`, `timeout`, `smtp 535`) is data-free by construction, and tells the operator what to fix.
       const error = (e instanceof NotificationDeliveryFailedError ? `${describeError(e)}: ${e.reason}` : describeError(e)).slice(0, 200); // the column's width
-      const hopeless = e instanceof CredentialVaultError && !e.retryable;
-      if (hopeless || attempt >= maxAttempts) return this.giveUp(n, key, error);
+      // A permanent refusal (a receiver's 4xx, an SMTP 5xx, an SSRF refusal): retrying only delays the give-up and hammers the receiver.
+      if (e instanceof CredentialVaultError && !e.retryable) return this.giveUp(n, key, error, 'refused');
+      if (attempt >= maxAttempts) return this.giveUp(n, key, error);
       const failedAt = this.clock.now();
       // A receiver's Retry-After (429, 503) is honoured up to retry.maxMs: retrying sooner only spent the attempts.
       const asked = e instanceof NotificationDeliveryFailedError ? Math.min(e.retryAfterMs ?? 0, this.options.retry.maxMs) : 0;
@@ -162,10 +164,12 @@ export class NotificationDispatcher implements OnModuleInit, OnModuleDestroy {
       .finally(() => (this.pruning = undefined));
   }
 
-  private async giveUp(n: Notification, key: { eventId: string; channel: string }, error: string): Promise<ChannelDeliveryResult> {
+  /** Final: `given_up` when the attempts ran out, `refused` when the failure was permanent (same row state, told apart in the counts and the log). */
+  private async giveUp(n: Notification, key: { eventId: string; channel: string }, error: string, outcome: 'given_up' | 'refused' = 'given_up'): Promise<ChannelDeliveryResult> {
     await this.deliveries.finish(key, NotificationDeliveryStatus.GIVEN_UP, this.clock.now(), error);
-    this.counters.record(key.channel, 'given_up');
-    this.logger.error(`Notification ${n.eventId} (${n.event}) for tenant ${n.tenantId} on ${key.channel} given up: ${error}`);
+    this.counters.record(key.channel, outcome);
+    const why = outcome === 'refused' ? 'refused permanently, not retried' : `retries exhausted (${this.options.retry.maxAttempts} attempts)`;
+    this.logger.error(`Notification ${n.eventId} (${n.event}) for tenant ${n.tenantId} on ${key.channel} given up, ${why}: ${error}`);
     return { channel: key.channel, status: NotificationDeliveryStatus.GIVEN_UP, now: true };
   }
 }

@@ -9,7 +9,7 @@ export enum NotificationErrorCode {
   NOTIFICATION_SETTINGS_INVALID = 3202,
   /** A webhook target that is not allowed: not http(s), or private/loopback (SSRF guard). */
   NOTIFICATION_TARGET_FORBIDDEN = 3203,
-  /** One channel failed to deliver (non-2xx, timeout, SMTP error). Retried with backoff, then given up. */
+  /** One channel failed to deliver (non-2xx, timeout, SMTP error). Retried with backoff, then given up; a permanent refusal is given up at once. */
   NOTIFICATION_DELIVERY_FAILED = 3204,
   /** Some channel of an event is still to be retried: the outbox delivers the event again later. */
   NOTIFICATION_DELIVERY_PENDING = 3205,
@@ -72,19 +72,27 @@ export class NotificationTargetForbiddenError extends NotificationError {
 export class NotificationDeliveryFailedError extends NotificationError {
   readonly code = NotificationErrorCode.NOTIFICATION_DELIVERY_FAILED;
   readonly codeName = 'NOTIFICATION_DELIVERY_FAILED';
-  readonly severity = ErrorSeverity.TRANSIENT;
+  /** Transient (retried with backoff) unless `permanent`: then a configuration problem, given up at once. */
+  readonly severity: ErrorSeverity;
   constructor(
     readonly channel: string,
     /** What failed, without data: `http 503`, `timeout`, an SMTP response code. */
     readonly reason = 'failed',
-    options?: { cause?: unknown; retryAfterMs?: number },
+    options?: { cause?: unknown; retryAfterMs?: number; permanent?: boolean },
   ) {
     super(`Notification channel "${channel}" failed: ${reason}`, options);
     this.retryAfterMs = options?.retryAfterMs;
+    this.permanent = options?.permanent === true;
+    this.severity = this.permanent ? ErrorSeverity.CONFIGURATION : ErrorSeverity.TRANSIENT;
   }
 
   /** How long the receiver asked to be left alone (its `Retry-After`), when it did. */
   readonly retryAfterMs?: number;
+  /**
+   * The receiver refused for good (an SMTP 5xx reply, an HTTP 4xx other than 408/429, a redirect):
+   * the same send fails the same way until someone changes the settings, so it is not retried.
+   */
+  readonly permanent: boolean;
 }
 
 export class NotificationDeliveryPendingError extends NotificationError {

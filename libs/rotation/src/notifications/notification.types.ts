@@ -62,6 +62,6 @@ export enum NotificationDeliveryStatus {
   DELIVERED = 'delivered',
   /** The tenant has nothing configured for the channel. */
   SKIPPED = 'skipped',
-  /** Failed `retry.maxAttempts` times. */
+  /** Failed `retry.maxAttempts` times, or refused for good at once (an SMTP 5xx, an HTTP 4xx but 408/429, a redirect). */
   GIVEN_UP = 'given_up',
 }

@@ -309,17 +309,64 @@ describe.each(DATABASE_KINDS)('notifications on %s', (kind: TestDatabaseKind) =>
     expect(logger.lines.some((l) => l.includes(`Notification ${eventId} (credential.revoked)`) && l.includes('given up') && l.includes('http 503'))).toBe(true);
   });
 
-  it('a bouncing SMTP recipient is retried, then given up; the webhook and the bus are delivered', async () => {
+  it('an SMTP server refusing the recipient for good (550) gives the e-mail up at once, counted as refused and logged once; the webhook and the bus are delivered', async () => {
     const ctx = ctxOf('bounce');
     const r = await settings.update(ctx, { webhookUrl: `${receiver.url}/bounce`, emailRecipients: ['nobody@reject.example'] });
     secrets.add(r.generatedWebhookSecret!);
+    const before = { refused: counters.get('email', 'refused'), givenUp: counters.get('email', 'given_up'), failed: counters.get('email', 'failed') };
     const eventId = await emit(ctx, 'credential.expired', { credentialId: 'c-b', integrationId: 'aws', connectionId: 'prod', type: 'api_key' });
     await waitFor(async () => (await rowsOf(eventId)).email?.status === NotificationDeliveryStatus.GIVEN_UP, 'the e-mail to be given up');
+    await waitFor(() => outboxDelivered(eventId), 'outbox delivered');
     const rows = await rowsOf(eventId);
-    expect(rows.email).toMatchObject({ attempts: 3, lastError: 'NotificationDeliveryFailedError(NOTIFICATION_DELIVERY_FAILED): smtp 550' });
+    // The same final state as after the attempts ran out, after one attempt.
+    expect(rows.email).toMatchObject({ attempts: 1, lastError: 'NotificationDeliveryFailedError(NOTIFICATION_DELIVERY_FAILED): smtp 550' });
     expect([rows.webhook.status, rows.bus.status]).toEqual(['delivered', 'delivered']);
     expect(receiver.on('/bounce')).toHaveLength(1);
     expect(mailsFor(eventId)).toHaveLength(0);
+    expect({ refused: counters.get('email', 'refused'), givenUp: counters.get('email', 'given_up'), failed: counters.get('email', 'failed') }).toEqual({ ...before, refused: before.refused + 1 });
+    const logged = logger.lines.filter((l) => l.includes(`Notification ${eventId} `) && l.includes(' on email '));
+    expect(logged).toEqual([expect.stringMatching(/^error .*given up, refused permanently, not retried: NotificationDeliveryFailedError\(NOTIFICATION_DELIVERY_FAILED\): smtp 550\b/)]);
+  });
+
+  it('a webhook refused for good (404, 410, 401, a redirect) is given up at once; 408 and 429 are retried, and so is an SMTP 4xx (greylisting)', async () => {
+    const answer = receiver.respond;
+    const refusals: Record<string, number | { status: number; headers: Record<string, string> }> = {
+      '/refused-404': 404,
+      '/refused-410': 410,
+      '/refused-401': 401,
+      '/refused-301': { status: 301, headers: { location: 'http://127.0.0.1:9/elsewhere' } },
+    };
+    receiver.respond = (req, n) => refusals[req.path] ?? (req.path === '/later-408' || req.path === '/later-429' ? (n === 1 ? Number(req.path.slice(-3)) : 204) : answer(req, n));
+    const refusedBefore = counters.get('webhook', 'refused');
+    const givenUpBefore = counters.get('webhook', 'given_up');
+    try {
+      const sent = async (path: string, emailRecipients: string[] = []) => {
+        const ctx = ctxOf(path.slice(1));
+        const r = await settings.update(ctx, { webhookUrl: `${receiver.url}${path}`, emailRecipients });
+        secrets.add(r.generatedWebhookSecret!);
+        return emit(ctx, 'credential.revoked', { credentialId: `c${path.replace(/\W/g, '-')}`, integrationId: 'stripe', connectionId: 'acct', type: 'api_key', reason: 'leak' });
+      };
+      const refused = await Promise.all(Object.keys(refusals).map(async (path) => [path, await sent(path)] as const));
+      const later = await Promise.all(['/later-408', '/later-429'].map(async (path) => [path, await sent(path)] as const));
+      const greylisted = await sent('/greylisted', [`ops-${run}@greylist.example`]);
+      for (const [path, eventId] of refused) {
+        await waitFor(() => outboxDelivered(eventId), `the event of ${path} delivered`);
+        expect((await rowsOf(eventId)).webhook).toMatchObject({ status: 'given_up', attempts: 1, lastError: `NotificationDeliveryFailedError(NOTIFICATION_DELIVERY_FAILED): http ${path.slice(-3)}` });
+        expect(receiver.on(path)).toHaveLength(1);
+      }
+      expect(counters.get('webhook', 'refused')).toBe(refusedBefore + 4);
+      expect(counters.get('webhook', 'given_up')).toBe(givenUpBefore);
+      for (const [path, eventId] of later) {
+        await waitFor(() => outboxDelivered(eventId), `the event of ${path} delivered`);
+        expect((await rowsOf(eventId)).webhook).toMatchObject({ status: 'delivered', attempts: 2, lastError: `NotificationDeliveryFailedError(NOTIFICATION_DELIVERY_FAILED): http ${path.slice(-3)}` });
+        expect(receiver.on(path)).toHaveLength(2);
+      }
+      await waitFor(() => outboxDelivered(greylisted), 'the greylisted e-mail delivered');
+      expect((await rowsOf(greylisted)).email).toMatchObject({ status: 'delivered', attempts: 2, lastError: 'NotificationDeliveryFailedError(NOTIFICATION_DELIVERY_FAILED): smtp 451' });
+      expect(mailsFor(greylisted)).toHaveLength(1);
+    } finally {
+      receiver.respond = answer;
+    }
   });
 
   it('a receiver that fails once gets the event on the next attempt', async () => {

@@ -41,7 +41,8 @@ export class EmailNotifier implements Notifier, OnModuleDestroy {
         signal: deadline,
       });
     } catch (e) {
-      throw new NotificationDeliveryFailedError(this.channel, deadline.aborted ? 'timeout' : smtpReason(e), { cause: e });
+      const timedOut = deadline.aborted;
+      throw new NotificationDeliveryFailedError(this.channel, timedOut ? 'timeout' : smtpReason(e), { cause: e, permanent: !timedOut && isPermanentSmtpReply(e) });
     }
     return 'delivered';
   }
@@ -69,6 +70,15 @@ export class EmailNotifier implements Notifier, OnModuleDestroy {
     });
     return this.transport;
   }
+}
+
+/**
+ * A 5xx reply is the server's permanent refusal (RFC 5321 4.2.1: do not repeat the same command): a
+ * mailbox that does not exist (550), a failed login (535), a message refused. 4xx replies are temporary.
+ */
+function isPermanentSmtpReply(e: unknown): boolean {
+  const code = (e as { responseCode?: unknown })?.responseCode;
+  return typeof code === 'number' && code >= 500 && code <= 599;
 }
 
 /** The SMTP response code or error code, never the server's text (it may quote addresses or data). */

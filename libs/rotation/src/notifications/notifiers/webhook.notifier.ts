@@ -37,8 +37,9 @@ export function notificationWebhookBody(n: Notification): NotificationWebhookBod
 /**
  * POSTs each notification to the tenant's webhook URL, signed per Standard Webhooks with the tenant's
  * `webhook_secret` credential (`webhook-id` = the event id, so receivers can de-duplicate a resend).
- * 2xx = delivered; anything else, a redirect included, is a failure. The SSRF guard refuses private
- * targets unless `webhook.allowPrivateTargets`.
+ * 2xx = delivered; anything else, a redirect included, is a failure: a redirect or a 4xx other than
+ * 408/429 is a permanent refusal (given up at once), the rest is retried. The SSRF guard refuses
+ * private targets unless `webhook.allowPrivateTargets`.
  */
 @Injectable()
 export class WebhookNotifier implements Notifier {
@@ -62,7 +63,10 @@ export class WebhookNotifier implements Notifier {
     const headers = standardWebhookHeaders(secret, n.eventId, Math.floor(this.clock.now().getTime() / 1000), body);
     const { status, retryAfter } = await this.post(url, body, headers);
     if (status < 200 || status > 299) {
-      throw new NotificationDeliveryFailedError(this.channel, `http ${status}`, { retryAfterMs: retryAfterMs(retryAfter, this.clock.now().getTime()) });
+      throw new NotificationDeliveryFailedError(this.channel, `http ${status}`, {
+        retryAfterMs: retryAfterMs(retryAfter, this.clock.now().getTime()),
+        permanent: isPermanentRefusal(status),
+      });
     }
     return 'delivered';
   }
@@ -106,6 +110,15 @@ export class WebhookNotifier implements Notifier {
       req.end(body);
     });
   }
+}
+
+/**
+ * A status that the same request will get again: a redirect (never followed — it would POST the signed
+ * body to a target the SSRF check never saw) or a 4xx other than 408 (Request Timeout) and 429 (Too Many
+ * Requests). 5xx and the rest are the receiver's passing trouble.
+ */
+function isPermanentRefusal(status: number): boolean {
+  return (status >= 300 && status <= 399) || (status >= 400 && status <= 499 && status !== 408 && status !== 429);
 }
 
 /** A `Retry-After` (seconds, or an HTTP date) as milliseconds from `nowMs`; undefined when absent or unreadable. */

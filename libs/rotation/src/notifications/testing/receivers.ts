@@ -12,13 +12,19 @@ export class TestSmtpServer {
 
   static async start(): Promise<TestSmtpServer> {
     const messages: TestSmtpServer['messages'] = [];
+    const greylisted = new Set<string>();
     const server = new SMTPServer({
       authOptional: true,
       disabledCommands: ['STARTTLS', 'AUTH'],
       logger: false,
-      // A mailbox under reject.example answers 550, like a bouncing address.
+      // A mailbox under reject.example answers 550, like a bouncing address; one under greylist.example
+      // answers 451 (try again later) the first time it is named, like a greylisting server.
       onRcptTo(address, _session, callback) {
         if (address.address.endsWith('@reject.example')) return callback(Object.assign(new Error('mailbox unavailable'), { responseCode: 550 }));
+        if (address.address.endsWith('@greylist.example') && !greylisted.has(address.address)) {
+          greylisted.add(address.address);
+          return callback(Object.assign(new Error('greylisted, try again later'), { responseCode: 451 }));
+        }
         callback();
       },
       onData(stream, session, callback) {
