@@ -11,7 +11,7 @@ import { withTimeout } from '../timeout';
 import { OutboxEventEntity } from './outbox-event.entity';
 import { OutboxHandlerRegistry } from './outbox-handler-registry';
 import { OutboxNudge } from './outbox';
-import type { OutboxEvent, OutboxPayload } from './outbox.types';
+import { isOutboxDeferral, type OutboxEvent, type OutboxPayload } from './outbox.types';
 
 export interface OutboxDispatcherDeps {
   runner: TransactionRunner;
@@ -39,8 +39,9 @@ export interface OutboxDrainResult {
  * takes the DistributedLock (one replica at a time), claims due rows oldest first in batches and
  * hands each event to the registered handlers and the EventEmitter2 bus (as the registry maps it), each
  * awaited at most `handlerTimeoutMs`. A failure (a timeout included) pushes the event
- * back with exponential backoff and records only the error's name/code; delivered rows are pruned
- * after `retentionMs`. No ordering guarantee across events (retries reorder them).
+ * back with exponential backoff and records only the error's name/code; a handler's `OutboxDeferral`
+ * pushes it back to when that handler asked, quietly. Delivered rows are pruned after `retentionMs`.
+ * No ordering guarantee across events (retries reorder them).
  */
 export class OutboxDispatcher extends OutboxNudge implements OnApplicationBootstrap, OnModuleDestroy {
   private readonly logger = new Logger(OutboxDispatcher.name);
@@ -200,7 +201,7 @@ export class OutboxDispatcher extends OutboxNudge implements OnApplicationBootst
       createdAt: row.createdAt,
       attempts: row.attempts,
     });
-    let failure: { error: unknown } | undefined;
+    const failures: unknown[] = [];
     // Every handler gets its try even when one fails, so one broken handler does not starve the others.
     // Each bounded by handlerTimeoutMs: one that hangs would hold every event behind it, the lock and stop().
     const { handlerTimeoutMs } = this.options;
@@ -208,7 +209,7 @@ export class OutboxDispatcher extends OutboxNudge implements OnApplicationBootst
       try {
         await withTimeout(Promise.resolve().then(() => handler(event)), handlerTimeoutMs);
       } catch (e) {
-        failure ??= { error: e };
+        failures.push(e);
       }
     }
     if (this.events) {
@@ -216,22 +217,37 @@ export class OutboxDispatcher extends OutboxNudge implements OnApplicationBootst
       try {
         await withTimeout(Promise.resolve().then(() => events.emitAsync(row.name, this.registry.busPayloadFor(event))), handlerTimeoutMs);
       } catch (e) {
-        failure ??= { error: e };
+        failures.push(e);
       }
     }
     const now = this.clock.nowMs();
     // Writes go through run(): on SQLite an ungated write would land in another caller's open transaction.
-    if (!failure) {
+    if (failures.length === 0) {
       await this.runner.run(() => this.runner.manager.update(OutboxEventEntity, { id: row.id }, { deliveredAt: new Date(now) }));
       return true;
     }
     const attempts = row.attempts + 1;
-    const lastError = describeError(failure.error);
-    const delay = outboxBackoffMs(attempts, this.options.backoff, this.random);
-    this.logger.warn(`Outbox event ${row.id} (${row.name}) failed delivery #${attempts}: ${lastError}; retry in ${delay} ms`);
+    const backoff = outboxBackoffMs(attempts, this.options.backoff, this.random);
+    // Back when the first handler can make progress: a deferral when it asked, any other failure after the backoff.
+    const delay = Math.min(...failures.map((e) => (isOutboxDeferral(e) ? deferredMs(e, backoff) : backoff)));
+    const failed = failures.find((e) => !isOutboxDeferral(e));
+    const lastError = describeError(failed ?? failures[0]);
+    if (failed !== undefined) this.logger.warn(`Outbox event ${row.id} (${row.name}) failed delivery #${attempts}: ${lastError}; retry in ${delay} ms`);
+    // Expected: the handler waits out a step of its own, and logs its own failures.
+    else this.logger.debug(`Outbox event ${row.id} (${row.name}) deferred by its handler (#${attempts}: ${lastError}); redelivered in ${delay} ms`);
     await this.runner.run(() =>
       this.runner.manager.update(OutboxEventEntity, { id: row.id }, { attempts, availableAt: new Date(now + delay), lastError }),
     );
     return false;
   }
+}
+
+/** A day: a handler asking for longer (a bug, a clock jump) still sees its event again within one. */
+const MAX_DEFERRAL_MS = 86_400_000;
+
+/** How long a deferral asks to wait: its `retryAfterMs` (1 ms .. a day), else the usual backoff. */
+function deferredMs(deferral: { retryAfterMs?: number }, backoff: number): number {
+  const asked = deferral.retryAfterMs;
+  if (typeof asked !== 'number' || !Number.isFinite(asked)) return backoff;
+  return Math.min(MAX_DEFERRAL_MS, Math.max(1, Math.ceil(asked)));
 }

@@ -1,5 +1,6 @@
+import { Logger } from '@nestjs/common';
 import { EventEmitter2 } from '@nestjs/event-emitter';
-import { createTestDatabase, DATABASE_KINDS, TestDatabase } from '@app/testing';
+import { CapturingLogger, createTestDatabase, DATABASE_KINDS, TestDatabase } from '@app/testing';
 import { DataSource } from 'typeorm';
 import { ManualClock } from '../clock';
 import { createDistributedLock } from '../lock/create-distributed-lock';
@@ -231,6 +232,55 @@ describe.each(DATABASE_KINDS)('Outbox and OutboxDispatcher on %s', (kind) => {
     ]);
     // At least once: the healthy handler saw every attempt and must de-duplicate on event.id.
     expect(okHandler).toHaveBeenCalledTimes(3);
+  });
+
+  it('a handler deferring an event (OutboxDeferral) has it back when it asked, not before, logged at debug; a failure beside it keeps the backoff and its warning', async () => {
+    const logger = new CapturingLogger();
+    Logger.overrideLogger(logger);
+    try {
+      const outbox = new Outbox(runner, clock);
+      const id = await runner.run(() => outbox.add({ name: 'notify.later', payload: {} }));
+      const registry = new OutboxHandlerRegistry();
+      const calls: number[] = [];
+      // A channel in a 10-minute backoff: nothing to do before then, and its own failure is reported by the handler.
+      const later = (retryAfterMs?: number) => Object.assign(new Error('channel backing off'), { outboxDeferred: true as const, retryAfterMs });
+      const answers: Array<Error | undefined> = [later(600_000), later(), undefined];
+      registry.register('notify.later', (e) => {
+        calls.push(e.attempts);
+        const answer = answers.shift();
+        if (answer) throw answer;
+      });
+      const d = dispatcher(registry);
+
+      await expect(d.drain()).resolves.toMatchObject({ delivered: 0, failed: 1 });
+      let [row] = await rows();
+      expect(row).toMatchObject({ attempts: 1, lastError: 'Error', deliveredAt: null });
+      expect(row.availableAt.getTime() - clock.nowMs()).toBe(600_000);
+      clock.advance(599_999);
+      await expect(d.drain()).resolves.toMatchObject({ delivered: 0, failed: 0 });
+      expect(calls).toEqual([0]);
+      // Due: redelivered. A deferral that names no time waits the usual backoff (attempts 2: 1500 ms).
+      clock.advance(1);
+      await expect(d.drain()).resolves.toMatchObject({ delivered: 0, failed: 1 });
+      [row] = await rows();
+      expect(row.availableAt.getTime() - clock.nowMs()).toBe(1500);
+      clock.advance(1500);
+      await expect(d.drain()).resolves.toMatchObject({ delivered: 1, failed: 0 });
+      expect(calls).toEqual([0, 1, 2]);
+      expect(logger.lines.filter((l) => l.includes(id)).map((l) => l.split(' ')[0])).toEqual(['debug', 'debug']);
+
+      // Beside a handler that failed, the event comes back after the backoff (the sooner), and that failure is warned about.
+      const both = await runner.run(() => outbox.add({ name: 'notify.both', payload: {} }));
+      registry.register('notify.both', () => Promise.reject(later(600_000)));
+      registry.register('notify.both', () => Promise.reject(Object.assign(new Error('receiver down'), { code: 'EDOWN' })));
+      await expect(d.drain()).resolves.toMatchObject({ delivered: 0, failed: 1 });
+      row = (await rows()).find((r) => r.id === both)!;
+      expect(row).toMatchObject({ attempts: 1, lastError: 'Error(EDOWN)' });
+      expect(row.availableAt.getTime() - clock.nowMs()).toBe(750);
+      expect(logger.lines.filter((l) => l.includes(both))).toEqual([expect.stringMatching(/^warn Outbox event \S+ \(notify\.both\) failed delivery #1: Error\(EDOWN\); retry in 750 ms/)]);
+    } finally {
+      Logger.overrideLogger(new Logger());
+    }
   });
 
   it('backlog() counts the undelivered events, those backing off, and when the oldest was added', async () => {

@@ -25,7 +25,7 @@ export interface OutboxEvent {
   readonly tenantId: string | null;
   readonly payload: OutboxPayload;
   readonly createdAt: Date;
-  /** Failed deliveries before this one (0 on the first delivery). */
+  /** Failed (or deferred) deliveries before this one (0 on the first delivery). */
   readonly attempts: number;
 }
 
@@ -35,3 +35,21 @@ export interface OutboxEvent {
  * idempotent on `event.id`.
  */
 export type OutboxHandler = (event: OutboxEvent) => unknown;
+
+/**
+ * What a handler throws when the event is not done yet by design rather than broken: a step it waits
+ * out on its own schedule (a notification channel in its backoff, a send finishing in the background).
+ * The dispatcher keeps the event (at least once holds) and redelivers it after `retryAfterMs` when
+ * given — the handler knows when it can make progress, and an earlier redelivery would find nothing to
+ * do — else after its usual backoff; it logs the deferral at debug, not as a warning (the handler
+ * reports its own failures). Any error class may carry these fields; `isOutboxDeferral` recognises it.
+ */
+export interface OutboxDeferral {
+  readonly outboxDeferred: true;
+  /** Come back no sooner than this (ms from now); absent: the dispatcher's backoff. */
+  readonly retryAfterMs?: number;
+}
+
+export function isOutboxDeferral(e: unknown): e is OutboxDeferral {
+  return typeof e === 'object' && e !== null && (e as { outboxDeferred?: unknown }).outboxDeferred === true;
+}

@@ -17,6 +17,9 @@ export interface ChannelDeliveryResult {
   now: boolean;
 }
 
+/** Inside a pass: a pending channel's next attempt, in ms from now, when known (not while a send of it runs here). */
+type ChannelOutcome = ChannelDeliveryResult & { redelivered?: true; dueInMs?: number };
+
 /**
  * The outbox handler of notifications. Each notifiable event fans out to every channel in parallel;
  * `cv_notification_deliveries` holds one row per (event id, channel):
@@ -28,8 +31,9 @@ export interface ChannelDeliveryResult {
  *   row records the outcome) and the channel counts as pending, so a hanging receiver holds the
  *   outbox (one event at a time) for that long, not for its timeout;
  * - a failed channel stays pending with a backoff and this handler throws
- *   `NotificationDeliveryPendingError`, so the outbox redelivers the event later — the channels already
- *   done are skipped, the others are not blocked;
+ *   `NotificationDeliveryPendingError`, an `OutboxDeferral`: the outbox redelivers the event when the
+ *   first pending channel is due (earlier it would find nothing to do), quietly — each failure is
+ *   logged here, once. The channels already done are skipped, the others are not blocked;
  * - after `retry.maxAttempts` attempts it is given up (`given_up`); at once, for an error that cannot
  *   succeed by retrying (a permanent refusal: SMTP 5xx, HTTP 4xx but 408/429, a redirect, an SSRF refusal; `refused`).
  *
@@ -45,6 +49,8 @@ export class NotificationDispatcher implements OnModuleInit, OnModuleDestroy {
   /** Sends that outlived `sendWaitMs`, finishing in the background. */
   private readonly background = new Set<Promise<unknown>>();
   private readonly finishedInBackground = new Set<string>();
+  /** Channels whose send is running in the background here: their lease says nothing about when they finish. */
+  private readonly sendingInBackground = new Set<string>();
 
   constructor(
     @Inject(NOTIFICATION_RESOLVED_OPTIONS) private readonly options: ResolvedNotificationOptions,
@@ -83,17 +89,21 @@ export class NotificationDispatcher implements OnModuleInit, OnModuleDestroy {
     const failure = settled.find((s): s is PromiseRejectedResult => s.status === 'rejected');
     // A bookkeeping failure (database) of one channel: the others have finished; the outbox retries.
     if (failure) throw failure.reason;
-    const outcomes = settled.map((s) => (s as PromiseFulfilledResult<ChannelDeliveryResult & { redelivered?: true }>).value);
+    const outcomes = settled.map((s) => (s as PromiseFulfilledResult<ChannelOutcome>).value);
     // A redelivery only when the event came back with every channel done: the outbox also comes back for
     // a channel left to retry (or finished in the background), and then the done ones sent nothing twice.
     if (outcomes.every((o) => o.redelivered)) for (const o of outcomes) this.counters.record(o.channel, 'duplicate');
-    const results = outcomes.map(({ channel, status, now }) => ({ channel, status, now }));
-    const pending = results.filter((r) => r.status === NotificationDeliveryStatus.PENDING).map((r) => r.channel);
-    if (pending.length > 0) throw new NotificationDeliveryPendingError(pending);
-    return results;
+    const pending = outcomes.filter((o) => o.status === NotificationDeliveryStatus.PENDING);
+    if (pending.length > 0) {
+      // Due when the first channel is; unknown (the outbox's own backoff) while a send still runs here.
+      const due = pending.map((o) => o.dueInMs);
+      const retryAfterMs = due.every((ms): ms is number => ms !== undefined) ? Math.max(0, Math.min(...due)) : undefined;
+      throw new NotificationDeliveryPendingError(pending.map((o) => o.channel), retryAfterMs);
+    }
+    return outcomes.map(({ channel, status, now }) => ({ channel, status, now }));
   }
 
-  private async deliver(n: Notification, notifier: Notifier): Promise<ChannelDeliveryResult & { redelivered?: true }> {
+  private async deliver(n: Notification, notifier: Notifier): Promise<ChannelOutcome> {
     const key = { eventId: n.eventId, channel: notifier.channel };
     const { maxAttempts } = this.options.retry;
     await this.deliveries.ensure({ ...key, tenantId: n.tenantId, eventName: n.event }, this.clock.now());
@@ -105,8 +115,11 @@ export class NotificationDispatcher implements OnModuleInit, OnModuleDestroy {
       return this.finishedInBackground.delete(keyOf(key)) ? done : { ...done, redelivered: true };
     }
     const now = this.clock.now();
-    // Backing off, or an attempt in flight elsewhere (its lease has not run out).
-    if (row.nextAttemptAt.getTime() > now.getTime()) return { channel: key.channel, status: NotificationDeliveryStatus.PENDING, now: false };
+    // Backing off, or an attempt in flight elsewhere (its lease has not run out: the retry of a crashed attempt).
+    if (row.nextAttemptAt.getTime() > now.getTime()) {
+      const dueInMs = this.sendingInBackground.has(keyOf(key)) ? undefined : row.nextAttemptAt.getTime() - now.getTime();
+      return { channel: key.channel, status: NotificationDeliveryStatus.PENDING, now: false, dueInMs };
+    }
     if (row.attempts >= maxAttempts) {
       // The last attempt was claimed but never reported back before its lease ran out (a crash): the bound is spent.
       return this.giveUp(n, key, row.lastError ?? 'interrupted');
@@ -120,18 +133,22 @@ export class NotificationDispatcher implements OnModuleInit, OnModuleDestroy {
     const done = await settledWithin(attempt$, this.options.sendWaitMs);
     if (done) return done.result();
     // Still sending: it finishes (and records itself) in the background; the outbox comes back for the event.
+    this.sendingInBackground.add(keyOf(key));
     const background = attempt$.then(
       (r) => void (r.status !== NotificationDeliveryStatus.PENDING && this.finishedInBackground.add(keyOf(key))),
       (e: unknown) => this.logger.error(`Notification ${n.eventId} (${n.event}) on ${key.channel}: recording the attempt failed: ${describeError(e)}`),
     );
     this.background.add(background);
-    void background.finally(() => this.background.delete(background));
+    void background.finally(() => {
+      this.background.delete(background);
+      this.sendingInBackground.delete(keyOf(key));
+    });
     if (this.finishedInBackground.size > 10_000) this.finishedInBackground.clear(); // only spares a misleading `duplicate` count
     return { channel: key.channel, status: NotificationDeliveryStatus.PENDING, now: true };
   }
 
   /** One claimed attempt: send, then record what happened (delivered, skipped, failed with a backoff, given up). */
-  private async attempt(n: Notification, notifier: Notifier, key: { eventId: string; channel: string }, attempt: number): Promise<ChannelDeliveryResult> {
+  private async attempt(n: Notification, notifier: Notifier, key: { eventId: string; channel: string }, attempt: number): Promise<ChannelOutcome> {
     const { maxAttempts } = this.options.retry;
     let outcome: Awaited<ReturnType<Notifier['send']>>;
     try {
@@ -145,10 +162,11 @@ export class NotificationDispatcher implements OnModuleInit, OnModuleDestroy {
       const failedAt = this.clock.now();
       // A receiver's Retry-After (429, 503) is honoured up to retry.maxMs: retrying sooner only spent the attempts.
       const asked = e instanceof NotificationDeliveryFailedError ? Math.min(e.retryAfterMs ?? 0, this.options.retry.maxMs) : 0;
-      await this.deliveries.recordFailure(key, failedAt, new Date(failedAt.getTime() + Math.max(asked, retryDelayMs(this.options.retry, attempt))), error);
+      const waitMs = Math.max(asked, retryDelayMs(this.options.retry, attempt));
+      await this.deliveries.recordFailure(key, failedAt, new Date(failedAt.getTime() + waitMs), error);
       this.counters.record(key.channel, 'failed');
-      this.logger.warn(`Notification ${n.eventId} (${n.event}) on ${key.channel} failed: attempt ${attempt}/${maxAttempts}, ${error}; retried later`);
-      return { channel: key.channel, status: NotificationDeliveryStatus.PENDING, now: true };
+      this.logger.warn(`Notification ${n.eventId} (${n.event}) on ${key.channel} failed: attempt ${attempt}/${maxAttempts}, ${error}; retry in ${waitMs} ms`);
+      return { channel: key.channel, status: NotificationDeliveryStatus.PENDING, now: true, dueInMs: waitMs };
     }
     const status = outcome === 'delivered' ? NotificationDeliveryStatus.DELIVERED : NotificationDeliveryStatus.SKIPPED;
     await this.deliveries.finish(key, status, this.clock.now());

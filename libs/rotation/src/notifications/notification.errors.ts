@@ -1,5 +1,5 @@
 import { HttpStatus } from '@nestjs/common';
-import { CredentialVaultError, ErrorSeverity } from '@app/common';
+import { CredentialVaultError, ErrorSeverity, type OutboxDeferral } from '@app/common';
 
 /** Stable error codes of the rotation lib's notifications (3200..3299 of the rotation block). Never renumber. */
 export enum NotificationErrorCode {
@@ -95,11 +95,21 @@ export class NotificationDeliveryFailedError extends NotificationError {
   readonly permanent: boolean;
 }
 
-export class NotificationDeliveryPendingError extends NotificationError {
+/**
+ * Not a failure of the outbox delivery: channels wait out their own backoff (or a send still running).
+ * An `OutboxDeferral`, so the outbox redelivers the event when the first of them is due (`retryAfterMs`),
+ * or after its own backoff when that is unknown, without a warning (each channel failure was logged once).
+ */
+export class NotificationDeliveryPendingError extends NotificationError implements OutboxDeferral {
   readonly code = NotificationErrorCode.NOTIFICATION_DELIVERY_PENDING;
   readonly codeName = 'NOTIFICATION_DELIVERY_PENDING';
   readonly severity = ErrorSeverity.TRANSIENT;
-  constructor(readonly channels: string[] = []) {
+  readonly outboxDeferred = true as const;
+  constructor(
+    readonly channels: string[] = [],
+    /** When the first pending channel is due again, in ms from now; undefined when some channel's attempt is in flight here. */
+    readonly retryAfterMs?: number,
+  ) {
     super(`Notification channels still to retry: ${channels.join(', ') || '(none)'}`);
   }
 }

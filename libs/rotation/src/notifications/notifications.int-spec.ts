@@ -306,6 +306,15 @@ describe.each(DATABASE_KINDS)('notifications on %s', (kind: TestDatabaseKind) =>
     expect(receiver.on('/down')).toHaveLength(3);
     // The outbox came back for the webhook's retries, not with a duplicate: the done channels sent nothing twice.
     expect(['bus', 'email'].map((c) => counters.get(c, 'duplicate'))).toEqual(duplicatesBefore);
+    // It came back once per retry, when the channel was due (the channel's wait is the outbox's), and left the
+    // warnings to the channel: one per failed attempt, none for the redeliveries (a wait is no failure).
+    expect((await app.get(DataSource).query(`SELECT attempts FROM cv_outbox WHERE id = ${param}`, [eventId]))[0].attempts).toBe(2);
+    const logged = logger.lines.filter((l) => l.includes(eventId) && /^(warn|error) /.test(l));
+    expect(logged).toEqual([
+      expect.stringMatching(/^warn Notification \S+ \(credential\.revoked\) on webhook failed: attempt 1\/3, .*http 503; retry in \d+ ms/),
+      expect.stringMatching(/^warn Notification \S+ \(credential\.revoked\) on webhook failed: attempt 2\/3, .*http 503; retry in \d+ ms/),
+      expect.stringMatching(/^error Notification \S+ \(credential\.revoked\) for tenant \S+ on webhook given up, retries exhausted/),
+    ]);
     expect(logger.lines.some((l) => l.includes(`Notification ${eventId} (credential.revoked)`) && l.includes('given up') && l.includes('http 503'))).toBe(true);
   });
 
@@ -464,8 +473,16 @@ describe.each(DATABASE_KINDS)('notifications on %s', (kind: TestDatabaseKind) =>
     try {
       const ev: OutboxEvent = { id: randomUUIDv4(), name: 'credential.expired', tenantId: ctx.tenantId, payload: { credentialId: 'c-rl' }, createdAt: clock.now(), attempts: 0 };
       const waitAfter = async () => {
-        expect(await rejection(dispatcher.handle(ev))).toBeInstanceOf(NotificationDeliveryPendingError);
-        return (await rowsOf(ev.id)).webhook.nextAttemptAt.getTime() - clock.nowMs();
+        const pending = await rejection(dispatcher.handle(ev));
+        expect(pending).toBeInstanceOf(NotificationDeliveryPendingError);
+        const wait = (await rowsOf(ev.id)).webhook.nextAttemptAt.getTime() - clock.nowMs();
+        // The outbox is asked to come back exactly then: sooner it would find nothing to do.
+        expect(pending).toMatchObject({ outboxDeferred: true, retryAfterMs: wait });
+        // Asked again meanwhile (a redelivery, another replica): nothing sent, the same remaining wait.
+        clock.advance(1000);
+        expect(await rejection(dispatcher.handle(ev))).toMatchObject({ retryAfterMs: wait - 1000 });
+        clock.advance(-1000);
+        return wait;
       };
       expect(await waitAfter()).toBe(120_000); // seconds
       clock.advance(120_000);
@@ -475,6 +492,29 @@ describe.each(DATABASE_KINDS)('notifications on %s', (kind: TestDatabaseKind) =>
       expect(receiver.on('/ratelimited')).toHaveLength(3);
     } finally {
       receiver.respond = answer;
+    }
+  });
+
+  it('a send still running in the background defers the event without a due time (its lease says nothing of when it ends); then it is due again', async () => {
+    const clock = new ManualClock(new Date());
+    const opts = resolveNotificationOptions({ sendWaitMs: 20, retry: { maxAttempts: 3, baseMs: 1000, maxMs: 1000 }, bus: { enabled: false }, webhook: { enabled: false } });
+    const registry = new NotifierRegistry(opts, {} as never, {} as never, {} as never);
+    let release!: (outcome: 'delivered') => void;
+    const sends: string[] = [];
+    registry.register({ channel: 'slowpoke', send: (n) => (sends.push(n.eventId), new Promise((r) => (release = r))) });
+    const dispatcher = new NotificationDispatcher(opts, clock, app.get(OutboxHandlerRegistry), registry, deliveries, new NotificationCounters());
+    const ev: OutboxEvent = { id: randomUUIDv4(), name: 'credential.expired', tenantId: ctxOf('slowpoke').tenantId, payload: { credentialId: 'c-sp' }, createdAt: clock.now(), attempts: 0 };
+    try {
+      expect(await rejection(dispatcher.handle(ev))).toMatchObject({ channels: ['slowpoke'], retryAfterMs: undefined });
+      // Redelivered while it still sends: not parked until its lease (60 s) runs out.
+      expect(await rejection(dispatcher.handle(ev))).toMatchObject({ channels: ['slowpoke'], retryAfterMs: undefined });
+      release('delivered');
+      await waitFor(async () => (await rowsOf(ev.id)).slowpoke?.status === NotificationDeliveryStatus.DELIVERED, 'the background send recorded');
+      expect((await dispatcher.handle(ev)).map((r) => [r.channel, r.status, r.now])).toEqual([['slowpoke', 'delivered', false]]);
+      expect(sends).toEqual([ev.id]);
+    } finally {
+      release?.('delivered');
+      await dispatcher.onModuleDestroy();
     }
   });
 
