@@ -1,8 +1,20 @@
 import { Module, type Provider } from '@nestjs/common';
-import { DistributedLock, HostPersistence, ScheduledJobsModule, createDistributedLock, hostPersistenceTokens, provideEntityCheck, provideHostPersistence, provideLibClock, provideSingleRegistration } from '@app/common';
+import {
+  DistributedLock,
+  HostPersistence,
+  PERSISTENCE_RESOLVED_OPTIONS,
+  ScheduledJobsModule,
+  createDistributedLock,
+  hostPersistenceTokens,
+  provideEntityCheck,
+  provideHostPersistence,
+  provideLibClock,
+  provideSingleRegistration,
+  type ResolvedPersistenceOptions,
+} from '@app/common';
 import { DataSource } from 'typeorm';
 import { RotationConfigurationError } from './errors/rotation.errors';
-import { NOTIFICATION_CLOCK, NOTIFICATION_EXPORTS, NOTIFICATION_OPTIONS, NOTIFICATION_PROVIDERS } from './notifications';
+import { NOTIFICATION_CLOCK, NOTIFICATION_EXPORTS, NOTIFICATION_OPTIONS, NOTIFICATION_PROVIDERS, notificationHostOptions } from './notifications';
 import { RotationHandlerRegistry } from './handlers/rotation-handler.registry';
 import { RotationHistoryRepository } from './history/rotation-history.repository';
 import { ExpiryMonitorService } from './jobs/expiry-monitor.service';
@@ -37,10 +49,11 @@ const providers: Provider[] = [
   ...ROTATION_HOST_MODULES.providers,
   provideSingleRegistration(Symbol('ROTATION_REGISTERED_ONCE'), () => RotationModule, 'RotationModule', (m) => new RotationConfigurationError(m)),
   {
-    // Validated once, here: bad options fail bootstrap with one CONFIGURATION error listing every problem.
+    // Validated once, here: bad options fail bootstrap with one CONFIGURATION error listing every problem,
+    // those against the host's outbox included (when this process dispatches it).
     provide: ROTATION_RESOLVED_OPTIONS,
-    useFactory: (options: RotationModuleOptions) => resolveRotationOptions(options),
-    inject: [ROTATION_MODULE_OPTIONS],
+    useFactory: (options: RotationModuleOptions, persistence?: ResolvedPersistenceOptions) => resolveRotationOptions(options, notificationHostOptions(persistence)),
+    inject: [ROTATION_MODULE_OPTIONS, { token: PERSISTENCE_RESOLVED_OPTIONS, optional: true }],
   },
   {
     provide: ROTATION_LOCK,

@@ -87,6 +87,20 @@ describe('resolveRotationOptions', () => {
     expect(message).not.toContain('every day');
   });
 
+  it("checks the notifications' sendWaitMs against the host's outbox handlerTimeoutMs in the same pass", () => {
+    let error: unknown;
+    try {
+      resolveRotationOptions({ rotationCheck: { batchSize: 0 }, notifications: { sendWaitMs: 30_000 } }, { outboxHandlerTimeoutMs: 10_000 });
+    } catch (e) {
+      error = e;
+    }
+    expect(error).toBeInstanceOf(RotationConfigurationError);
+    expect((error as Error).message).toContain('rotationCheck.batchSize: must be an integer in 1..1000');
+    expect((error as Error).message).toMatch(/notifications\.sendWaitMs: must be at least 1000 ms less than the outbox's handlerTimeoutMs/);
+    expect(resolveRotationOptions({ notifications: { sendWaitMs: 9000 } }, { outboxHandlerTimeoutMs: 10_000 }).notifications.sendWaitMs).toBe(9000);
+    expect(resolveRotationOptions({ notifications: { sendWaitMs: 30_000 } }).notifications.sendWaitMs).toBe(30_000); // no host outbox known
+  });
+
   it('resolves valid webhooks and notifications options as their own parts do (defaults included)', () => {
     const webhooks = { overlapMs: 1000, job: { enabled: false } };
     const notifications = { enabled: false, retry: { maxAttempts: 2 }, email: { enabled: true, host: 'smtp.example.test', from: 'vault@example.test' } };

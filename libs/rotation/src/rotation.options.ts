@@ -1,10 +1,10 @@
-import { Clock, clockOptionSchema, cronExpressionSchema, describeProblems, resolveOptions, timeZoneSchema } from '@app/common';
+import { Clock, clockOptionSchema, cronExpressionSchema, describeProblems, resolveOptions, timeZoneSchema, whenFieldsParsed } from '@app/common';
 import { CREDENTIAL_TYPES, type CredentialType } from '@app/credentials';
 import { z } from 'zod';
 import { RotationConfigurationError } from './errors/rotation.errors';
 import type { RotationHandlerRegistration } from './handlers/rotation-handler';
 import { DEFAULT_ROTATION_POLICIES, ROTATION_MODES, type PolicyValues } from './policies/rotation-policy.types';
-import { notificationOptionsSchema, type NotificationOptions, type ResolvedNotificationOptions } from './notifications/notification.options';
+import { checkSendWait, notificationOptionsSchema, type NotificationHostOptions, type NotificationOptions, type ResolvedNotificationOptions } from './notifications/notification.options';
 import { webhookSecretsOptionsSchema, type ResolvedWebhookSecretsOptions, type WebhookSecretsOptions } from './webhooks/webhook-secrets.options';
 
 /** A scheduled job of the lib. */
@@ -131,10 +131,13 @@ const schema = z.object({
   clock: clockOptionSchema().optional(),
 }).strict();
 
-/** Merges defaults and validates once; the error lists every problem and how to fix it. */
-export function resolveRotationOptions(options: RotationModuleOptions = {}): ResolvedRotationOptions {
+/**
+ * Merges defaults and validates once; the error lists every problem and how to fix it. With `host` (the
+ * host's dispatching outbox), the notifications' `sendWaitMs` is checked against it in the same pass.
+ */
+export function resolveRotationOptions(options: RotationModuleOptions = {}, host?: NotificationHostOptions): ResolvedRotationOptions {
   const o = resolveOptions(
-    schema,
+    host ? schema.superRefine((r, ctx) => checkSendWait(r.notifications, host, ctx, ['notifications']), whenFieldsParsed('notifications.enabled', 'notifications.sendWaitMs')) : schema,
     options,
     (problems) => new RotationConfigurationError(`Invalid RotationModule options:\n  - ${describeProblems(problems).join('\n  - ')}`),
   );

@@ -54,6 +54,11 @@ export interface AppConfig {
         /** How long the circuit breaker stays open before one trial call (KeyVaultBreakerOptions.halfOpenAfterMs). */
         breakerHalfOpenAfterMs: number;
       };
+  /**
+   * The outbox dispatcher (PersistenceModule `outbox`): how long it waits for one handler with one event
+   * before counting a failure and moving on (the handler is not cancelled).
+   */
+  outbox: { handlerTimeoutMs: number };
   metrics: { enabled: boolean };
   /** OpenTelemetry traces and metrics over OTLP/HTTP; absent: off (the libs' instrumentation is a no-op). */
   telemetry?: { endpoint: string; serviceName: string; metricIntervalMs: number };

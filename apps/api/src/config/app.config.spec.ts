@@ -1,4 +1,5 @@
-import { DEFAULT_WEBHOOK_SECRETS_OPTIONS, resolveNotificationOptions, resolveWebhookSecretsOptions } from '@app/rotation';
+import { resolvePersistenceOptions } from '@app/common';
+import { DEFAULT_WEBHOOK_SECRETS_OPTIONS, notificationHostOptions, resolveNotificationOptions, resolveWebhookSecretsOptions } from '@app/rotation';
 import type { EmbeddedVault } from '../vault/embedded-vault';
 import { keyVaultOptions } from '../vault/vault.module';
 import { persistenceOptions } from '../database/database.options';
@@ -42,10 +43,27 @@ describe('loadAppConfig', () => {
     const pg = { DATABASE_TYPE: 'postgres', DATABASE_URL: 'postgres://u@db:5432/cv' };
     const cfg = loadAppConfig({ ...pg, DATABASE_LOCK_SESSIONS: '20' });
     expect(cfg.database).toMatchObject({ lockSessions: 20 });
-    expect(persistenceOptions(cfg, { dispatch: true })).toEqual({ outbox: { dispatch: true }, locks: { maxSessions: 20 } });
-    expect(persistenceOptions(loadAppConfig({}), { dispatch: true })).toEqual({ outbox: { dispatch: true }, locks: {} });
+    expect(persistenceOptions(cfg, { dispatch: true })).toEqual({ outbox: { dispatch: true, handlerTimeoutMs: 10_000 }, locks: { maxSessions: 20 } });
+    expect(persistenceOptions(loadAppConfig({}), { dispatch: true })).toEqual({ outbox: { dispatch: true, handlerTimeoutMs: 10_000 }, locks: {} });
     for (const bad of ['0', '101', '2.5', 'many']) expect(problemsOf({ ...pg, DATABASE_LOCK_SESSIONS: bad })).toMatch(/- DATABASE_LOCK_SESSIONS: /);
     expect(problemsOf({ DATABASE_LOCK_SESSIONS: '8' })).toMatch(/DATABASE_LOCK_SESSIONS: applies only with DATABASE_TYPE=postgres/);
+  });
+
+  it('OUTBOX_HANDLER_TIMEOUT_MS bounds each outbox handler (1 s..10 min) and reaches PersistenceModule; with notifications on it leaves room for their send wait', () => {
+    const cfg = loadAppConfig({ OUTBOX_HANDLER_TIMEOUT_MS: '30000' });
+    expect(cfg.outbox).toEqual({ handlerTimeoutMs: 30_000 });
+    expect(resolvePersistenceOptions(persistenceOptions(cfg, { dispatch: true })).outbox).toMatchObject({ dispatch: true, handlerTimeoutMs: 30_000 });
+    for (const bad of ['999', '600001', '1.5', '10s']) expect(problemsOf({ OUTBOX_HANDLER_TIMEOUT_MS: bad })).toMatch(/- OUTBOX_HANDLER_TIMEOUT_MS: /);
+    // Listed with the other rules' problems; accepted when notifications are off (no send wait inside the handler).
+    const msg = problemsOf({ OUTBOX_HANDLER_TIMEOUT_MS: '1500', NOTIFICATIONS_RETRY_BASE_MS: '90000', NOTIFICATIONS_RETRY_MAX_MS: '60000' });
+    expect(msg).toMatch(/- NOTIFICATIONS_RETRY_BASE_MS: must not exceed/);
+    expect(msg).toMatch(/- OUTBOX_HANDLER_TIMEOUT_MS: must be at least 2000 while NOTIFICATIONS_ENABLED/);
+    expect(loadAppConfig({ OUTBOX_HANDLER_TIMEOUT_MS: '1500', NOTIFICATIONS_ENABLED: 'false' }).outbox.handlerTimeoutMs).toBe(1500);
+    // What the host accepts, RotationModule accepts against the same outbox at start.
+    const least = loadAppConfig({ OUTBOX_HANDLER_TIMEOUT_MS: '2000' });
+    const outbox = notificationHostOptions(resolvePersistenceOptions(persistenceOptions(least, { dispatch: true })));
+    expect(() => resolveNotificationOptions(least.rotation.notifications, outbox)).not.toThrow();
+    expect(() => resolveNotificationOptions(least.rotation.notifications, { outboxHandlerTimeoutMs: 1999 })).toThrow(/sendWaitMs/);
   });
 
   it('lists every problem at once, naming the variable and what to fix', () => {

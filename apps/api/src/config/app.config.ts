@@ -90,6 +90,7 @@ export function loadAppConfig(env: Record<string, string | undefined>, cwd = pro
           maxAttempts: e.KEY_VAULT_MAX_ATTEMPTS,
           breakerHalfOpenAfterMs: e.KEY_VAULT_BREAKER_HALF_OPEN_AFTER_MS,
         },
+    outbox: { handlerTimeoutMs: e.OUTBOX_HANDLER_TIMEOUT_MS },
     metrics: { enabled: e.METRICS_ENABLED },
     telemetry: e.OTEL_EXPORTER_OTLP_ENDPOINT
       ? { endpoint: e.OTEL_EXPORTER_OTLP_ENDPOINT.replace(/\/+$/, ''), serviceName: e.OTEL_SERVICE_NAME, metricIntervalMs: e.OTEL_METRIC_EXPORT_INTERVAL }

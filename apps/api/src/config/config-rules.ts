@@ -1,3 +1,4 @@
+import { DEFAULT_NOTIFICATION_SEND_WAIT_MS, NOTIFICATION_SEND_WAIT_HEADROOM_MS } from '@app/rotation';
 import { CONFIG_VARIABLES, type EnvVars } from './env-schema';
 
 /*
@@ -93,6 +94,14 @@ export function valueProblems(e: EnvVars): string[] {
   if (e.NOTIFICATIONS_RETRY_BASE_MS > e.NOTIFICATIONS_RETRY_MAX_MS) problems.push('NOTIFICATIONS_RETRY_BASE_MS: must not exceed NOTIFICATIONS_RETRY_MAX_MS');
   for (const v of ['NOTIFICATIONS_WEBHOOK_TIMEOUT_MS', 'SMTP_TIMEOUT_MS'] as const) {
     if (e[v] >= e.NOTIFICATIONS_RETRY_LEASE_MS) problems.push(`NOTIFICATIONS_RETRY_LEASE_MS: must exceed ${v} (an attempt in flight keeps its channel this long)`);
+  }
+  // The notification handler waits up to its send wait (the lib's default: no variable sets it) after its
+  // bookkeeping, inside the outbox's bound on the whole handler (RotationModule refuses it at start too).
+  const leastHandlerTimeout = DEFAULT_NOTIFICATION_SEND_WAIT_MS + NOTIFICATION_SEND_WAIT_HEADROOM_MS;
+  if (e.NOTIFICATIONS_ENABLED && e.OUTBOX_HANDLER_TIMEOUT_MS < leastHandlerTimeout) {
+    problems.push(
+      `OUTBOX_HANDLER_TIMEOUT_MS: must be at least ${leastHandlerTimeout} while NOTIFICATIONS_ENABLED (the notification handler waits up to ${DEFAULT_NOTIFICATION_SEND_WAIT_MS} ms for a send, after ${NOTIFICATION_SEND_WAIT_HEADROOM_MS} ms kept for its bookkeeping)`,
+    );
   }
   if (e.SMTP_SECURE && e.SMTP_IGNORE_TLS) problems.push('SMTP_IGNORE_TLS: cannot be combined with SMTP_SECURE (TLS from the first byte)');
   if (e.SMTP_REQUIRE_TLS && e.SMTP_IGNORE_TLS) problems.push('SMTP_IGNORE_TLS: cannot be combined with SMTP_REQUIRE_TLS');

@@ -81,6 +81,8 @@ export const envSchema = z
     DATABASE_SQLITE_WAL_WORKER: bool(false),
     // The audit's read batches written by a worker thread on its own connection (off the event loop).
     DATABASE_SQLITE_WRITE_WORKER: bool(true),
+    // How long the outbox dispatcher waits for one handler with one event (PersistenceModule outbox.handlerTimeoutMs).
+    OUTBOX_HANDLER_TIMEOUT_MS: int(10_000, 1_000, 600_000),
 
     KEY_VAULT_URL: z.string().url().optional(),
     KEY_VAULT_CREDENTIAL: z.enum(credentialTypes).optional(),

@@ -8,9 +8,12 @@ import { HOST_ENTITIES, HOST_MIGRATIONS } from './schema';
 /** Marks SQLite options whose DataSource gets a WAL checkpoint worker (DATABASE_SQLITE_WAL_WORKER). */
 export const SQLITE_WAL_WORKER = 'cvSqliteWalWorker';
 
-/** PersistenceModule's options of this process: the lock sessions of the configured database, the outbox as given. */
+/** PersistenceModule's options of this process: the lock sessions of the configured database, the configured handler timeout, the rest of the outbox as given. */
 export function persistenceOptions(config: AppConfig, outbox: PersistenceModuleOptions['outbox']): PersistenceModuleOptions {
-  return { outbox, locks: config.database.type === 'postgres' ? { maxSessions: config.database.lockSessions } : {} };
+  return {
+    outbox: { handlerTimeoutMs: config.outbox.handlerTimeoutMs, ...outbox },
+    locks: config.database.type === 'postgres' ? { maxSessions: config.database.lockSessions } : {},
+  };
 }
 
 /**

@@ -37,8 +37,12 @@ export {
   NotificationChannels,
   notificationOptionsSchema,
   resolveNotificationOptions,
+  notificationHostOptions,
+  DEFAULT_NOTIFICATION_SEND_WAIT_MS,
+  NOTIFICATION_SEND_WAIT_HEADROOM_MS,
   retryDelayMs,
   type NotificationEventName,
+  type NotificationHostOptions,
   type NotificationOptions,
   type ResolvedNotificationOptions,
 } from './notification.options';

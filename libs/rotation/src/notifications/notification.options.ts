@@ -1,4 +1,4 @@
-import { describeProblems, resolveOptions, whenFieldsParsed } from '@app/common';
+import { describeProblems, resolveOptions, whenFieldsParsed, type ResolvedPersistenceOptions } from '@app/common';
 import { z } from 'zod';
 import { NotificationConfigurationError } from './notification.errors';
 
@@ -24,6 +24,14 @@ export const NOTIFICATION_EVENT_NAMES = Object.values(NotificationEvents) as [No
 export const NotificationChannels = { BUS: 'bus', WEBHOOK: 'webhook', EMAIL: 'email' } as const;
 
 const positiveMs = (max: number) => z.number().int().min(1).max(max);
+
+/** `sendWaitMs` by default. */
+export const DEFAULT_NOTIFICATION_SEND_WAIT_MS = 1000;
+/**
+ * What the notification handler needs of the outbox's `handlerTimeoutMs` beyond `sendWaitMs`: its
+ * delivery rows are inserted, read and claimed before the wait starts (behind other writers on SQLite).
+ */
+export const NOTIFICATION_SEND_WAIT_HEADROOM_MS = 1000;
 
 /**
  * The `notifications` key of RotationModule's options. Defaults: every event above notifies, the bus
@@ -70,9 +78,11 @@ export const notificationOptionsSchema = z
      * How long the outbox's delivery of an event waits for a channel's send. A send still running then
      * finishes in the background (its delivery row records the outcome) and the outbox comes back for the
      * event later: one tenant's slow or hanging receiver must not hold up the events queued behind it
-     * (the outbox delivers one event at a time), other tenants' included.
+     * (the outbox delivers one event at a time), other tenants' included. At least
+     * `NOTIFICATION_SEND_WAIT_HEADROOM_MS` less than the dispatching outbox's `handlerTimeoutMs`, which
+     * bounds the whole handler (checked when the host's PersistenceModule is known).
      */
-    sendWaitMs: z.number().int().min(0).max(120_000).default(1000),
+    sendWaitMs: z.number().int().min(0).max(120_000).default(DEFAULT_NOTIFICATION_SEND_WAIT_MS),
     pruneEveryMs: z.number().int().min(1000).max(30 * 86_400_000).default(600_000),
     bus: z
       .object({
@@ -133,9 +143,40 @@ export type NotificationOptions = z.input<typeof notificationOptionsSchema>;
 /** After defaults. */
 export type ResolvedNotificationOptions = z.output<typeof notificationOptionsSchema>;
 
-/** Validates once, at bootstrap; one `NotificationConfigurationError` (3201) lists every problem, never a value. */
-export function resolveNotificationOptions(input?: NotificationOptions): ResolvedNotificationOptions {
-  return resolveOptions(notificationOptionsSchema, input ?? {}, (problems) => new NotificationConfigurationError(describeProblems(problems)));
+/** What the notification options are checked against in the host: its dispatching outbox (PersistenceModule). */
+export interface NotificationHostOptions {
+  /** The outbox's `handlerTimeoutMs` when this process dispatches; undefined skips the check. */
+  outboxHandlerTimeoutMs?: number;
+}
+
+/** From the host's PersistenceModule options: only a process that dispatches the outbox runs the handler. */
+export function notificationHostOptions(persistence?: ResolvedPersistenceOptions): NotificationHostOptions | undefined {
+  return persistence?.outbox.dispatch ? { outboxHandlerTimeoutMs: persistence.outbox.handlerTimeoutMs } : undefined;
+}
+
+/**
+ * `sendWaitMs` against the outbox's `handlerTimeoutMs`: the outbox stops waiting for the handler then
+ * (not cancelling it), records an ETIMEDOUT failure with a warning and redelivers after its backoff. A
+ * wait that can run into that bound never takes effect: every slow send becomes an outbox failure, and
+ * the handler's late result is lost (its redelivery then counts the finished channel as a `duplicate`).
+ */
+export function checkSendWait(o: { enabled: boolean; sendWaitMs: number }, host: NotificationHostOptions | undefined, ctx: z.core.$RefinementCtx, path: PropertyKey[]): void {
+  const limit = host?.outboxHandlerTimeoutMs;
+  if (!o.enabled || limit === undefined || o.sendWaitMs + NOTIFICATION_SEND_WAIT_HEADROOM_MS <= limit) return;
+  ctx.addIssue({
+    code: 'custom',
+    path: [...path, 'sendWaitMs'],
+    message: `must be at least ${NOTIFICATION_SEND_WAIT_HEADROOM_MS} ms less than the outbox's handlerTimeoutMs (PersistenceModule), which bounds the whole notification handler: a longer wait never takes effect, each slow send times out in the outbox instead`,
+  });
+}
+
+/**
+ * Validates once, at bootstrap; one `NotificationConfigurationError` (3201) lists every problem, never a
+ * value. With `host`, also against the host's outbox (`checkSendWait`).
+ */
+export function resolveNotificationOptions(input?: NotificationOptions, host?: NotificationHostOptions): ResolvedNotificationOptions {
+  const schema = host ? notificationOptionsSchema.superRefine((o, ctx) => checkSendWait(o, host, ctx, []), whenFieldsParsed('enabled', 'sendWaitMs')) : notificationOptionsSchema;
+  return resolveOptions(schema, input ?? {}, (problems) => new NotificationConfigurationError(describeProblems(problems)));
 }
 
 /** Least wait before attempt `attempt + 1` of a failed channel. */

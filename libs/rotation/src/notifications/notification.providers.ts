@@ -1,9 +1,9 @@
 import type { Provider } from '@nestjs/common';
-import { Clock, libClock, TransactionRunner } from '@app/common';
+import { Clock, libClock, PERSISTENCE_RESOLVED_OPTIONS, TransactionRunner, type ResolvedPersistenceOptions } from '@app/common';
 import { NotificationCounters } from './notification-counters';
 import { NOTIFICATION_CLOCK, NOTIFICATION_OPTIONS, NOTIFICATION_RESOLVED_OPTIONS } from './notification.constants';
 import { NotificationDispatcher } from './notification.dispatcher';
-import { resolveNotificationOptions, type NotificationOptions } from './notification.options';
+import { notificationHostOptions, resolveNotificationOptions, type NotificationOptions } from './notification.options';
 import { NotifierRegistry } from './notifier.registry';
 import { EmailNotifier } from './notifiers/email.notifier';
 import { EventBusNotifier } from './notifiers/event-bus.notifier';
@@ -20,10 +20,10 @@ import { NotificationSettingsService } from './settings/notification-settings.se
  */
 export const NOTIFICATION_PROVIDERS: Provider[] = [
   {
-    // Validated once, at bootstrap (idempotent, so resolved options may be passed again).
+    // Validated once, at bootstrap (idempotent, so resolved options may be passed again), against the host's outbox too.
     provide: NOTIFICATION_RESOLVED_OPTIONS,
-    useFactory: (options?: NotificationOptions) => resolveNotificationOptions(options),
-    inject: [{ token: NOTIFICATION_OPTIONS, optional: true }],
+    useFactory: (options?: NotificationOptions, persistence?: ResolvedPersistenceOptions) => resolveNotificationOptions(options, notificationHostOptions(persistence)),
+    inject: [{ token: NOTIFICATION_OPTIONS, optional: true }, { token: PERSISTENCE_RESOLVED_OPTIONS, optional: true }],
   },
   {
     provide: NOTIFICATION_CLOCK,

@@ -1,9 +1,9 @@
 import { createHmac, randomBytes } from 'node:crypto';
-import type { OutboxEvent } from '@app/common';
+import { resolvePersistenceOptions, type OutboxEvent } from '@app/common';
 import { Webhook } from 'standardwebhooks';
 import { buildNotification, notificationText } from './notification-message';
 import { NotificationConfigurationError, NotificationSettingsInvalidError, NotificationTargetForbiddenError } from './notification.errors';
-import { NOTIFICATION_EVENT_NAMES, resolveNotificationOptions, retryDelayMs } from './notification.options';
+import { NOTIFICATION_EVENT_NAMES, notificationHostOptions, resolveNotificationOptions, retryDelayMs } from './notification.options';
 import { assertPublicTarget, isPrivateAddress, parseWebhookUrl } from './notifiers/ssrf-guard';
 import { standardWebhookHeaders } from './notifiers/standard-webhook-signature';
 
@@ -31,6 +31,28 @@ describe('notification options', () => {
     expect(o.mutedTypes).toEqual({ 'credential.rotated': ['oauth_access_token', 'oauth_refresh_token'] });
     expect(resolveNotificationOptions({ mutedTypes: {} }).mutedTypes).toEqual({});
     expect([1, 2, 3, 10].map((a) => retryDelayMs(o.retry, a))).toEqual([30_000, 60_000, 120_000, 3_600_000]);
+  });
+
+  it("refuses a sendWaitMs the dispatching outbox's handlerTimeoutMs cannot hold (with its headroom), in the one error", () => {
+    const outbox = { outboxHandlerTimeoutMs: 10_000 };
+    expect(resolveNotificationOptions({ sendWaitMs: 9000 }, outbox).sendWaitMs).toBe(9000);
+    expect(resolveNotificationOptions({}, { outboxHandlerTimeoutMs: 2000 }).sendWaitMs).toBe(1000);
+    let error: unknown;
+    try {
+      resolveNotificationOptions({ sendWaitMs: 10_000, retry: { maxAttempts: 0 } }, outbox);
+    } catch (e) {
+      error = e;
+    }
+    expect(error).toBeInstanceOf(NotificationConfigurationError);
+    expect((error as NotificationConfigurationError).problems).toEqual([
+      expect.stringMatching(/^retry\.maxAttempts: /),
+      expect.stringMatching(/^sendWaitMs: must be at least 1000 ms less than the outbox's handlerTimeoutMs \(PersistenceModule\)/),
+    ]);
+    expect(() => resolveNotificationOptions({}, { outboxHandlerTimeoutMs: 1999 })).toThrow(/sendWaitMs: must be at least 1000 ms less/);
+    // Nothing to check without notifications, or in a process that does not dispatch the outbox.
+    expect(resolveNotificationOptions({ enabled: false, sendWaitMs: 60_000 }, outbox).sendWaitMs).toBe(60_000);
+    expect(notificationHostOptions(resolvePersistenceOptions({ outbox: { dispatch: false } }))).toBeUndefined();
+    expect(notificationHostOptions(resolvePersistenceOptions({ outbox: { handlerTimeoutMs: 4000 } }))).toEqual({ outboxHandlerTimeoutMs: 4000 });
   });
 
   it('lists every problem in one error, without the values (the SMTP password stays out)', () => {
