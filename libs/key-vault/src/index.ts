@@ -55,6 +55,7 @@ export type {
   KeyVaultHealthOptions,
 } from './interfaces/key-vault-module-options.interface';
 export { KeyVaultErrorCode } from './errors/key-vault-error-code';
+export { callerLeftError, type CallerLeftStage } from './errors/caller-left';
 export { KeyVaultError, isKeyVaultError, KEY_VAULT_ERROR_HTTP_STATUS, type KeyVaultOperation, type KeyVaultKeyOperationName } from './errors/key-vault.error';
 export { KeyVaultHealthIndicator } from './health/key-vault.health';
 export { KeyVaultMetrics, BreakerStateValue } from './metrics/key-vault.metrics';

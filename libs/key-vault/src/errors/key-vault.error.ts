@@ -147,7 +147,7 @@ export interface KeyVaultErrorDetails {
   azureCode?: string;
   /** How long the vault asked us to wait (from `Retry-After`), in milliseconds. */
   retryAfterMs?: number;
-  /** CANCELLED only: whether the request had been sent to the vault (a read aborted in flight). */
+  /** CANCELLED only: whether the request had been sent to the vault (a read aborted in flight, or a shared read the caller left). */
   sent?: boolean;
   cause?: unknown;
 }
@@ -168,7 +168,10 @@ export class KeyVaultError extends CredentialVaultError {
   readonly statusCode?: number;
   readonly azureCode?: string;
   readonly retryAfterMs?: number;
-  /** CANCELLED only: `true` when the request had reached the vault (a read aborted in flight), `false` when it was never sent. */
+  /**
+   * CANCELLED only: `true` when the request had reached the vault (a read aborted in flight) or the caller left a read
+   * shared with others that had begun for it, `false` when it was never sent (`callerLeftError`'s stages).
+   */
   readonly sent?: boolean;
 
   constructor(code: KeyVaultErrorCode, message: string, details: KeyVaultErrorDetails) {

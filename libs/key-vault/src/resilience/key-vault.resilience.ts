@@ -16,12 +16,12 @@ import {
 } from 'cockatiel';
 import { inSpan, SpanKind } from '@app/common';
 import { runInCallContext, type KeyVaultCallContext } from '../client/secret-client.factory';
+import { callerLeftError } from '../errors/caller-left';
 import { KeyVaultErrorCode } from '../errors/key-vault-error-code';
 import { KeyVaultError, type KeyVaultOperation } from '../errors/key-vault.error';
 import { isCockatielTimeout, mayHaveTakenEffect, toKeyVaultError } from '../errors/map-key-vault-error';
 import type { ResolvedKeyVaultOptions } from '../interfaces/key-vault-module-options.interface';
 import { BreakerStateValue, type KeyVaultMetrics } from '../metrics/key-vault.metrics';
-import { keyVaultMessage } from '../errors/key-vault-message';
 import { AbortableBulkhead, LeftQueueError } from './abortable-bulkhead';
 
 export type BreakerStateName = 'closed' | 'half-open' | 'open' | 'isolated';
@@ -221,13 +221,7 @@ export class KeyVaultResilience {
   ): Promise<T> {
     const errorCtx = { operation, secretName, timeoutMs: this.options.timeoutMs };
     const started = performance.now();
-    const cancelled = (sent: boolean, cause?: unknown) =>
-      new KeyVaultError(KeyVaultErrorCode.CANCELLED, keyVaultMessage(operation, KeyVaultErrorCode.CANCELLED, { detail: sent ? 'aborted in flight' : 'dropped before it was sent' }), {
-        operation,
-        secretName,
-        sent,
-        cause,
-      });
+    const cancelled = (sent: boolean, cause?: unknown) => callerLeftError(operation, sent ? 'in_flight' : 'not_sent', { secretName, cause });
     let attempt = 0;
     try {
       const result = await this.bulkheadPolicy.execute(() => {
