@@ -11,3 +11,4 @@ export * from './telemetry';
 export * from './persistence/sqlite-wal-checkpointer';
 export * from './text';
 export * from './timeout';
+export * from './shared-loads';
