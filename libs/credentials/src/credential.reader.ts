@@ -35,7 +35,8 @@ interface CurrentRead {
 const STALE_OPTIONS = { isServeStaleError };
 
 /**
- * Reads values: the current one through the cache (single-flight misses, bounded serve-stale for
+ * Reads values: the current one through the cache (single-flight misses — a reader who leaves stops
+ * waiting, and the shared load is aborted once every reader of it has left —, bounded serve-stale for
  * transient value-store errors) and older versions uncached. Every read is audited and refused when
  * the credential is revoked, or expired unless the caller opts in — cache hits included. The first
  * read refused because an `active` credential's expiry passed stores the `expired` status and raises
@@ -75,7 +76,7 @@ export class CredentialReader {
     try {
       if (this.options.cache.enabled) {
         const key = cacheKey(ctx.tenantId, id);
-        read = this.unpacked.get(key, await this.cache.getOrLoad(key, () => this.loadPacked(key, ctx.tenantId, id), STALE_OPTIONS));
+        read = this.unpacked.get(key, await this.cache.getOrLoad(key, (signal) => this.loadPacked(key, ctx.tenantId, id, signal), STALE_OPTIONS, ctx));
       } else {
         read = await this.loadCurrent(ctx.tenantId, id, ctx.signal);
       }
@@ -133,14 +134,17 @@ export class CredentialReader {
   }
 
   /** What the cache keeps: the read packed; it is also remembered unpacked, as the first read uses it. */
-  private async loadPacked(key: string, tenantId: string, id: string): Promise<PackedRead> {
-    const read = await this.loadCurrent(tenantId, id);
+  private async loadPacked(key: string, tenantId: string, id: string, signal?: AbortSignal): Promise<PackedRead> {
+    const read = await this.loadCurrent(tenantId, id, signal);
     const packed = packRead(read.value, read.row);
     this.unpacked.remember(key, packed, read);
     return packed;
   }
 
-  /** `signal` only when the load is this caller's alone (not a cache load other readers may share). */
+  /**
+   * `signal`: the caller's, when the load is its alone; the cache load's, when readers share it (aborted only once
+   * every one of them has left); none for a read no caller waits on.
+   */
   private async loadCurrent(tenantId: string, id: string, signal?: AbortSignal): Promise<CurrentRead> {
     const row = await loadLive(this.rows, tenantId, id);
     // Never fetch a revoked value: its Key Vault versions are disabled, and the answer must be REVOKED.

@@ -46,6 +46,20 @@ export interface CacheLoadOptions {
   isServeStaleError?: (error: unknown) => boolean;
 }
 
+/**
+ * Loads a missing entry. `signal` is the load's: for a load shared by several callers it aborts only once every one of
+ * them has left (then the result is not kept); for a load that is one caller's own, that caller's signal.
+ */
+export type CacheLoader<T> = (signal?: AbortSignal) => Promise<T>;
+
+/**
+ * Who waits for a read: its `signal` aborts when the caller leaves (`OperationContext` is one). Read only on a miss:
+ * the host makes the signal when first asked, and a hit never asks.
+ */
+export interface CacheCaller {
+  readonly signal?: AbortSignal;
+}
+
 /** What a health check reports: `degraded` while a shared tier or the fan-out is unavailable. */
 export interface CredentialCacheHealth {
   tier: 'memory' | 'redis';
@@ -58,12 +72,15 @@ export interface CredentialCacheHealth {
  * A read-through cache of credential reads, keyed by tenant + credential. An abstract class so it is
  * also the DI token: the in-process LRU or the two-level (L1 + Redis L2) cache is bound by the module.
  *
- * Implementations must: coalesce concurrent misses of one key into one load (single-flight); never
+ * Implementations must: coalesce concurrent misses of one key into one load (single-flight); let each
+ * caller who leaves (`caller.signal`) stop waiting at once, rejected with CANCELLED (`callerLeftError`,
+ * stage `shared`), and abort the shared load (its loader's signal) only once every caller waiting for it
+ * has left — a caller who comes after that starts a fresh load, and a cancelled load is never kept; never
  * store the result of a load that started before an `invalidate` of the same key; hold values in
  * process memory only (or encrypted, for a shared tier).
  */
 export abstract class CredentialCache {
-  abstract getOrLoad<T>(key: string, loader: () => Promise<T>, options?: CacheLoadOptions): Promise<T>;
+  abstract getOrLoad<T>(key: string, loader: CacheLoader<T>, options?: CacheLoadOptions, caller?: CacheCaller): Promise<T>;
   /**
    * A credential's metadata row under the key of its value entry, kept in process only (never in a
    * shared tier), with the same single-flight and TTL, and dropped with that entry by `invalidate`,

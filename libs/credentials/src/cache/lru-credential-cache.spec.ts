@@ -1,5 +1,6 @@
 import { Test } from '@nestjs/testing';
 import { Clock, ManualClock } from '@app/common';
+import { isKeyVaultError, KeyVaultErrorCode } from '@app/key-vault';
 import { CredentialCache } from './credential-cache';
 import { SLAB_BYTES } from './byte-arena';
 import { LruCredentialCache } from './lru-credential-cache';
@@ -157,6 +158,59 @@ describe('LruCredentialCache', () => {
     cache.invalidate('k');
     clock.advance(2000);
     await expect(cache.getOrLoad('k', async () => Promise.reject(new Unavailable()), opts)).rejects.toBeInstanceOf(Unavailable);
+  });
+
+  describe('readers who leave a shared load', () => {
+    const cancelled = (e: unknown) => isKeyVaultError(e, KeyVaultErrorCode.CANCELLED) && e.sent === true;
+    /** A load the test ends by hand, recording the signal it was given. */
+    const manual = () => {
+      const calls: Array<{ signal?: AbortSignal; resolve: (v: string) => void }> = [];
+      const loader = jest.fn((signal?: AbortSignal) => new Promise<string>((resolve) => calls.push({ signal, resolve })));
+      return { loader, calls };
+    };
+
+    it('one who leaves is refused at once (CANCELLED); the others get the value, loaded once and cached', async () => {
+      const { cache } = await build();
+      const { loader, calls } = manual();
+      const leaving = new AbortController();
+      const gone = cache.getOrLoad('k', loader, {}, { signal: leaving.signal });
+      const staying = cache.getOrLoad('k', loader, {}, { signal: new AbortController().signal });
+      leaving.abort();
+      expect(cancelled(await gone.catch((e: unknown) => e))).toBe(true);
+      expect(calls[0].signal?.aborted).toBe(false);
+      calls[0].resolve('v');
+      expect(await staying).toBe('v');
+      expect(await cache.getOrLoad('k', loader)).toBe('v');
+      expect(loader).toHaveBeenCalledTimes(1);
+    });
+
+    it('once all have left the load is aborted and its late result not kept; a reader after them loads afresh', async () => {
+      const { cache } = await build();
+      const { loader, calls } = manual();
+      const readers = [new AbortController(), new AbortController()];
+      const waits = readers.map((r) => cache.getOrLoad('k', loader, {}, { signal: r.signal }));
+      readers.forEach((r) => r.abort());
+      expect((await Promise.allSettled(waits)).map((r) => r.status === 'rejected' && cancelled(r.reason))).toEqual([true, true]);
+      expect(calls[0].signal?.aborted).toBe(true);
+
+      const late = cache.getOrLoad('k', loader, {}, { signal: new AbortController().signal });
+      expect(loader).toHaveBeenCalledTimes(2);
+      calls[0].resolve('abandoned'); // a load that did not stop on its signal
+      calls[1].resolve('fresh');
+      expect(await late).toBe('fresh');
+      expect(await cache.getOrLoad('k', loader)).toBe('fresh');
+    });
+
+    it("reads the caller's signal on a miss only (the host makes it when first asked)", async () => {
+      const { cache } = await build();
+      await cache.getOrLoad('k', async () => 'v');
+      const caller = {
+        get signal(): AbortSignal {
+          throw new Error('asked on a hit');
+        },
+      };
+      expect(await cache.getOrLoad('k', async () => 'w', {}, caller)).toBe('v');
+    });
   });
 
   it('evicts the least recently used entry beyond maxEntries', async () => {

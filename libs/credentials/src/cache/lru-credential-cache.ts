@@ -1,7 +1,8 @@
-import { Clock } from '@app/common';
+import { Clock, SharedLoad, SharedLoads } from '@app/common';
+import { callerLeftError } from '@app/key-vault';
 import { ByteArena, grownTo } from './byte-arena';
 import { jitteredTtl } from './cache-entry-cipher';
-import { CacheLoadOptions, CredentialCache, CredentialCacheStats } from './credential-cache';
+import { CacheCaller, CacheLoadOptions, CacheLoader, CredentialCache, CredentialCacheStats } from './credential-cache';
 
 export interface LruCredentialCacheOptions {
   /** Base time-to-live of an entry. */
@@ -32,8 +33,8 @@ const NONE = -1;
 const HANDED_OUT = 1024;
 
 /**
- * In-process LRU with jittered TTL, single-flight loads, invalidation that wins over in-flight loads, and
- * bounded serve-stale.
+ * In-process LRU with jittered TTL, single-flight loads that callers may leave (`SharedLoads`: aborted once every
+ * caller has left, never kept then), invalidation that wins over in-flight loads, and bounded serve-stale.
  *
  * Its entries are slots: a Map from key to slot number, the recency list and expiries in typed arrays, and
  * an ArrayBuffer value (a packed read) copied into a `ByteArena` — no JS object per entry. A cached
@@ -55,8 +56,8 @@ export class LruCredentialCache extends CredentialCache {
   private freeSlot = NONE;
   private readonly arena = new ByteArena();
   private readonly handedOut = new Map<string, ArrayBuffer>();
-  /** One load per key; `valid` turns false when the key is invalidated while the load runs. */
-  private readonly inflight = new Map<string, { promise: Promise<unknown>; token: { valid: boolean } }>();
+  /** One load per key; detached (`current` false) when the key is invalidated while it runs, or all its callers left. */
+  private readonly inflight = new SharedLoads<unknown>(() => callerLeftError('getSecret', 'shared'));
   private counters = { hits: 0, misses: 0, loads: 0, coalesced: 0, staleServed: 0, invalidations: 0, evictions: 0 };
   /** Metadata rows (`getOrLoadRow`): a sibling with its own counters and bound, evicted with the values. */
   private rows?: LruCredentialCache;
@@ -71,14 +72,14 @@ export class LruCredentialCache extends CredentialCache {
     super();
   }
 
-  getOrLoad<T>(key: string, loader: () => Promise<T>, options: CacheLoadOptions = {}): Promise<T> {
+  getOrLoad<T>(key: string, loader: CacheLoader<T>, options: CacheLoadOptions = {}, caller?: CacheCaller): Promise<T> {
     const slot = this.index.get(key);
     if (slot !== undefined && this.expires[slot] > this.clock.now().getTime()) {
       this.counters.hits++;
       this.touch(slot);
       return Promise.resolve(this.valueAt(key, slot) as T);
     }
-    return this.miss(key, loader, options);
+    return this.miss(key, loader, options, caller);
   }
 
   override getOrLoadRow<T>(key: string, loader: () => Promise<T>): Promise<T> {
@@ -90,39 +91,33 @@ export class LruCredentialCache extends CredentialCache {
     return this.rows.getOrLoad(key, loader);
   }
 
-  private miss<T>(key: string, loader: () => Promise<T>, options: CacheLoadOptions): Promise<T> {
+  /** The caller's signal is read here only: a hit never asks for it (the host makes it when first asked). */
+  private miss<T>(key: string, loader: CacheLoader<T>, options: CacheLoadOptions, caller?: CacheCaller): Promise<T> {
     this.counters.misses++;
-    const running = this.inflight.get(key);
-    if (running) {
-      this.counters.coalesced++;
-      return running.promise as Promise<T>;
-    }
-    const token = { valid: true };
-    const promise = (async () => {
-      this.counters.loads++;
-      try {
-        const value = await loader();
-        if (token.valid) this.put(key, value);
-        return value;
-      } catch (error) {
-        const stale = this.index.get(key);
-        if (
-          token.valid &&
-          stale !== undefined &&
-          this.options.maxStaleMs > 0 &&
-          this.clock.now().getTime() - this.expires[stale] <= this.options.maxStaleMs &&
-          (options.isServeStaleError?.(error) ?? false)
-        ) {
-          this.counters.staleServed++;
-          return this.valueAt(key, stale) as T;
-        }
-        throw error;
-      } finally {
-        if (this.inflight.get(key)?.token === token) this.inflight.delete(key);
+    if (this.inflight.has(key)) this.counters.coalesced++;
+    return this.inflight.join(key, (flight) => this.load(key, loader, options, flight), caller?.signal) as Promise<T>;
+  }
+
+  private async load<T>(key: string, loader: CacheLoader<T>, options: CacheLoadOptions, flight: SharedLoad): Promise<T> {
+    this.counters.loads++;
+    try {
+      const value = await loader(flight.signal);
+      if (flight.current) this.put(key, value);
+      return value;
+    } catch (error) {
+      const stale = this.index.get(key);
+      if (
+        flight.current &&
+        stale !== undefined &&
+        this.options.maxStaleMs > 0 &&
+        this.clock.now().getTime() - this.expires[stale] <= this.options.maxStaleMs &&
+        (options.isServeStaleError?.(error) ?? false)
+      ) {
+        this.counters.staleServed++;
+        return this.valueAt(key, stale) as T;
       }
-    })();
-    this.inflight.set(key, { promise, token });
-    return promise;
+      throw error;
+    }
   }
 
   override onDrop(listener: (key: string | null) => void): void {
@@ -153,8 +148,7 @@ export class LruCredentialCache extends CredentialCache {
     this.older = new Int32Array(0);
     this.newer = new Int32Array(0);
     this.oldest = this.newest = this.freeSlot = NONE;
-    for (const running of this.inflight.values()) running.token.valid = false;
-    this.inflight.clear();
+    this.inflight.forgetAll();
     this.rows?.clear();
     this.dropped(null);
   }
@@ -175,11 +169,7 @@ export class LruCredentialCache extends CredentialCache {
     const slot = this.index.get(key);
     if (slot !== undefined) this.remove(key, slot);
     this.dropped(key);
-    const running = this.inflight.get(key);
-    if (running) {
-      running.token.valid = false;
-      this.inflight.delete(key);
-    }
+    this.inflight.forget(key);
   }
 
   private put(key: string, value: unknown): void {

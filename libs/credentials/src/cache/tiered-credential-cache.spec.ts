@@ -125,6 +125,27 @@ describe('TieredCredentialCache (L1 + invalidation bus, no L2)', () => {
     expect(await after).toBe('written');
   });
 
+  it("a loader gets L1's shared load's signal (aborted once all readers left), or, while degraded, the reader's own", async () => {
+    const { bus, cache } = await build();
+    const signals: Array<AbortSignal | undefined> = [];
+    const loader = (signal?: AbortSignal) => {
+      signals.push(signal);
+      return new Promise<string>(() => undefined);
+    };
+    const readers = [new AbortController(), new AbortController()];
+    const waits = readers.map((r) => cache.getOrLoad('t/a', loader, {}, { signal: r.signal }).catch(() => 'left'));
+    readers[0].abort();
+    expect(signals[0]?.aborted).toBe(false);
+    readers[1].abort();
+    expect(await Promise.all(waits)).toEqual(['left', 'left']);
+    expect(signals[0]?.aborted).toBe(true);
+
+    bus.setHealthy(false);
+    const own = new AbortController();
+    void cache.getOrLoad('t/b', loader, {}, { signal: own.signal });
+    expect(signals[1]).toBe(own.signal);
+  });
+
   it('a load in flight when the bus drops never fills L1', async () => {
     const { bus, cache } = await build();
     let release!: (v: string) => void;

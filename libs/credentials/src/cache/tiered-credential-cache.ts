@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { Logger } from '@nestjs/common';
 import { Clock } from '@app/common';
 import { CacheEntryKey, jitteredTtl } from './cache-entry-cipher';
-import { CacheLoadOptions, CredentialCache, CredentialCacheHealth, CredentialCacheStats, SharedCacheStats } from './credential-cache';
+import { CacheCaller, CacheLoader, CacheLoadOptions, CredentialCache, CredentialCacheHealth, CredentialCacheStats, SharedCacheStats } from './credential-cache';
 import { CacheInvalidationBus, InvalidationMessage, RedisInvalidationBus } from './invalidation-bus';
 import { LruCredentialCache, LruCredentialCacheOptions } from './lru-credential-cache';
 import { type AcquireReply, RedisTier, type RedisTierOptions } from './redis-tier';
@@ -116,9 +116,9 @@ export class TieredCredentialCache extends CredentialCache {
     return () => this.listeners.delete(listener);
   }
 
-  getOrLoad<T>(key: string, loader: () => Promise<T>, options: CacheLoadOptions = {}): Promise<T> {
-    if (!this.hearing) return this.degraded(key, loader);
-    return this.l1.getOrLoad(key, () => this.loadShared(key, loader), options);
+  getOrLoad<T>(key: string, loader: CacheLoader<T>, options: CacheLoadOptions = {}, caller?: CacheCaller): Promise<T> {
+    if (!this.hearing) return this.degraded(key, loader, caller);
+    return this.l1.getOrLoad(key, (signal) => this.loadShared(key, loader, signal), options, caller);
   }
 
   /** Rows live in L1 only (evicted with the values there); while evictions cannot be heard, never cached. */
@@ -218,24 +218,26 @@ export class TieredCredentialCache extends CredentialCache {
   // ─────────────────────────── reads ───────────────────────────
 
   /** Unheard evictions: no sharing of a load in flight (see the class comment); the vault's bulkhead bounds the burst. */
-  private degraded<T>(_key: string, loader: () => Promise<T>): Promise<T> {
+  private degraded<T>(_key: string, loader: CacheLoader<T>, caller?: CacheCaller): Promise<T> {
     this.counters.degradedReads++;
-    return this.load(loader);
+    // The caller's own load: its own signal.
+    return this.load(loader, caller?.signal);
   }
 
-  private load<T>(loader: () => Promise<T>): Promise<T> {
+  private load<T>(loader: CacheLoader<T>, signal: AbortSignal | undefined): Promise<T> {
     this.loads++;
-    return loader();
+    return loader(signal);
   }
 
-  private async loadShared<T>(key: string, loader: () => Promise<T>): Promise<T> {
+  /** `signal`: L1's shared load's, aborted once all its callers left (then it stops waiting for another replica's fill too). */
+  private async loadShared<T>(key: string, loader: CacheLoader<T>, signal?: AbortSignal): Promise<T> {
     const l2 = this.l2;
-    if (!l2) return this.load(loader);
+    if (!l2) return this.load(loader, signal);
     let sealKey: CacheEntryKey;
     try {
       sealKey = await l2.sealKey();
     } catch {
-      return this.load(loader);
+      return this.load(loader, signal);
     }
     const token = randomUUID();
     let deadline: number | undefined;
@@ -244,7 +246,7 @@ export class TieredCredentialCache extends CredentialCache {
       try {
         reply = await l2.acquire(key, token);
       } catch {
-        return this.load(loader);
+        return this.load(loader, signal);
       }
       const [kind, payload] = reply;
       if (kind === 'hit') {
@@ -254,26 +256,27 @@ export class TieredCredentialCache extends CredentialCache {
           return value;
         }
         this.counters.l2Rejected++;
-        return this.load(loader);
+        return this.load(loader, signal);
       }
       if (deadline === undefined) this.counters.l2Misses++;
-      if (kind === 'lock') return this.loadAndFill(l2, key, loader, sealKey, payload, token);
+      if (kind === 'lock') return this.loadAndFill(l2, key, loader, signal, sealKey, payload, token);
       if (deadline === undefined) {
         this.counters.lockWaits++;
         deadline = Date.now() + l2.options.waitMs;
       } else if (Date.now() >= deadline) {
         // The holder is slow or gone: load ourselves (a fill is still refused after an eviction).
         this.counters.lockTimeouts++;
-        return this.loadAndFill(l2, key, loader, sealKey, payload, '');
+        return this.loadAndFill(l2, key, loader, signal, sealKey, payload, '');
       }
       await sleep(l2.options.pollMs);
+      signal?.throwIfAborted();
     }
   }
 
-  private async loadAndFill<T>(l2: RedisTier, key: string, loader: () => Promise<T>, sealKey: CacheEntryKey, generation: string, token: string): Promise<T> {
+  private async loadAndFill<T>(l2: RedisTier, key: string, loader: CacheLoader<T>, signal: AbortSignal | undefined, sealKey: CacheEntryKey, generation: string, token: string): Promise<T> {
     let value: T;
     try {
-      value = await this.load(loader);
+      value = await this.load(loader, signal);
     } catch (e) {
       // Let a waiter try at once instead of waiting out the lock.
       if (token) await l2.release(key, token);

@@ -31,7 +31,7 @@ export interface ValueWriteRequest extends ValueOwner {
 }
 
 export interface ValueReadOptions {
-  /** The caller's (`OperationContext.signal`): a vault read not sent yet is dropped, one in flight aborted (CANCELLED). */
+  /** The caller's (`OperationContext.signal`), or a cache load's shared by readers (aborted once all left): a vault read not sent yet is dropped, one in flight aborted (CANCELLED). */
   signal?: AbortSignal;
 }
 
