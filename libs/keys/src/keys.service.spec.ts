@@ -304,4 +304,48 @@ describe('KeysService key cache', () => {
     expect(signals).toEqual([gone.signal, gone.signal]);
     expect(metrics.snapshot()).toEqual(expect.arrayContaining([{ operation: 'sign', outcome: 'cancelled', count: 2 }]));
   });
+
+  it('a caller who leaves a shared cold lookup stops waiting (CANCELLED, audited as cancelled); the lookup is aborted only when all have left', async () => {
+    const { keys, vault, audit } = await setup();
+    await keys.createKey(ctxA, { name: 'shared', type: 'RSA' });
+    keys.clearCache();
+    // The vault's lookups wait for the test; each records its signal.
+    const lookups: Array<{ signal?: AbortSignal; release: () => void }> = [];
+    const getKey = vault.getKey.bind(vault);
+    jest.spyOn(vault, 'getKey').mockImplementation(async (name, version, call) => {
+      await new Promise<void>((release) => lookups.push({ signal: call?.signal, release }));
+      return getKey(name, version);
+    });
+    const use = (signal: AbortSignal) => keys.sign({ ...ctxA, signal }, { name: 'shared', algorithm: 'RS256', digest: sha256('x') });
+    const callers = [new AbortController(), new AbortController(), new AbortController()];
+    const before = audit.events.length;
+    const [first, second, staying] = callers.map((c) => use(c.signal));
+    await new Promise((r) => setImmediate(r));
+    expect(lookups).toHaveLength(1);
+
+    callers[0].abort();
+    expect(await code(first)).toBe(KeyVaultErrorCode.CANCELLED);
+    expect(lookups[0].signal?.aborted).toBe(false);
+    lookups[0].release();
+    expect(await staying).toMatchObject({ name: 'shared', algorithm: 'RS256' });
+    expect(await second).toMatchObject({ name: 'shared' });
+    const rows = audit.events.slice(before).map((e) => [e.action, e.result]);
+    expect(rows).toEqual(expect.arrayContaining([['key.sign', 'cancelled'], ['key.sign', 'success']]));
+    expect(rows.filter(([, result]) => result !== 'success' && result !== 'cancelled')).toEqual([]);
+
+    // Cold again; every caller leaves: the lookup is aborted, and a caller after them looks the key up afresh.
+    keys.clearCache();
+    const leaving = [new AbortController(), new AbortController()];
+    const gone = leaving.map((c) => use(c.signal));
+    await new Promise((r) => setImmediate(r));
+    leaving.forEach((c) => c.abort());
+    expect(await Promise.all(gone.map(code))).toEqual([KeyVaultErrorCode.CANCELLED, KeyVaultErrorCode.CANCELLED]);
+    expect(lookups[1].signal?.aborted).toBe(true);
+    const late = use(new AbortController().signal);
+    await new Promise((r) => setImmediate(r));
+    expect(lookups).toHaveLength(3);
+    lookups[2].release();
+    expect(await late).toMatchObject({ name: 'shared' });
+    lookups[1].release();
+  });
 });

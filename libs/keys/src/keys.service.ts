@@ -369,11 +369,11 @@ export class KeysService {
   }
 
   /**
-   * The key version to use, from the cache while it is fresh, else from the vault. No caller's signal: one read
-   * serves every caller waiting for that key; the use that follows is dropped if its caller has left.
+   * The key version to use, from the cache while it is fresh, else from the vault: one read shared by every caller
+   * waiting for that key, which a caller who leaves stops waiting for (CANCELLED), aborted once all have left.
    */
   private fetchCached(ctx: OperationContext, selector: KeySelector, refresh = false): Promise<CachedKey> {
-    return this.cache.get(this.vaultName(ctx, selector.name), selector.version, refresh);
+    return this.cache.get(this.vaultName(ctx, selector.name), selector.version, refresh, ctx);
   }
 
   /** The key, checked for this use (`checkUsable`): nothing reaches the vault when one check fails. */

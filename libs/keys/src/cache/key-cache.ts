@@ -1,6 +1,6 @@
 import type { KeyObject } from 'node:crypto';
-import type { Clock } from '@app/common';
-import type { KeyVaultKeysProvider, VaultKey } from '@app/key-vault';
+import { type Clock, SharedLoads } from '@app/common';
+import { callerLeftError, type KeyVaultKeysProvider, type VaultKey } from '@app/key-vault';
 import type { ResolvedKeysOptions } from '../keys.options';
 
 export interface CachedKey {
@@ -12,12 +12,13 @@ export interface CachedKey {
 
 /**
  * Key versions (and which one is the latest) by vault name, fresh for `keyCacheTtlMs`, at most
- * `maxCachedKeys` (the oldest entry goes first). Concurrent cold lookups of one key share one vault call.
+ * `maxCachedKeys` (the oldest entry goes first). Concurrent cold lookups of one key share one vault call
+ * (`SharedLoads`): a caller who leaves stops waiting (CANCELLED), and the call is aborted once all have left.
  */
 export class KeyCache {
   private readonly cache = new Map<string, CachedKey>();
   private readonly latest = new Map<string, { version: string; at: number }>();
-  private readonly inflight = new Map<string, Promise<CachedKey>>();
+  private readonly inflight = new SharedLoads<CachedKey>(() => callerLeftError('getKey', 'shared'));
 
   constructor(
     private readonly vault: KeyVaultKeysProvider,
@@ -25,8 +26,11 @@ export class KeyCache {
     private readonly options: ResolvedKeysOptions,
   ) {}
 
-  /** The key version (the latest when `version` is omitted), from the cache while it is fresh unless `refresh`, else from the vault. */
-  async get(vaultName: string, version: string | undefined, refresh = false): Promise<CachedKey> {
+  /**
+   * The key version (the latest when `version` is omitted), from the cache while it is fresh unless `refresh`, else
+   * from the vault. `caller.signal` is read on a miss only (the host makes it when first asked).
+   */
+  async get(vaultName: string, version: string | undefined, refresh = false, caller?: { readonly signal?: AbortSignal }): Promise<CachedKey> {
     const id = vaultName.toLowerCase();
     const now = this.clock.now().getTime();
     const fresh = (at: number) => !refresh && now - at < this.options.keyCacheTtlMs;
@@ -40,15 +44,7 @@ export class KeyCache {
       if (hit && fresh(hit.at)) return hit;
     }
     const flight = `${id}/${(version ?? '').toLowerCase()}/${refresh}`;
-    let pending = this.inflight.get(flight);
-    if (!pending) {
-      pending = this.vault
-        .getKey(vaultName, version)
-        .then((key) => this.remember(key, isLatest))
-        .finally(() => this.inflight.delete(flight));
-      this.inflight.set(flight, pending);
-    }
-    return pending;
+    return this.inflight.join(flight, async ({ signal }) => this.remember(await this.vault.getKey(vaultName, version, { signal }), isLatest), caller?.signal);
   }
 
   remember(key: VaultKey, isLatest: boolean): CachedKey {

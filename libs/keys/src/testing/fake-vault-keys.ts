@@ -75,7 +75,7 @@ export class FakeVaultKeys extends KeyVaultKeysProvider {
     return key;
   }
 
-  async getKey(name: string, version?: string): Promise<VaultKey> {
+  async getKey(name: string, version?: string, _call?: KeyVaultCallOptions): Promise<VaultKey> {
     this.count('getKey');
     return this.version(name, version).key;
   }
