@@ -1,8 +1,8 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { Agent, request } from 'node:http';
 import { AuditService } from '@app/audit';
 import { generateApiKey } from '../apps/api/src/auth/api-keys';
 import { EmbeddedVault } from '../apps/api/src/vault/embedded-vault';
+import { LeavingCallers, metricSum } from './support/caller-gone';
 import { GrpcKeysClient } from './support/grpc-keys-client';
 import { startTestHost, TestHost } from './support/host';
 
@@ -40,27 +40,10 @@ describe('callers who left (gRPC deadlines, HTTP aborts)', () => {
       headers: { ...as(user), ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
       body: body === undefined ? undefined : JSON.stringify(body),
     });
-  /**
-   * One POST on a connection of its own, closed when it ends or is aborted: the status, or the error's name. (fetch's
-   * pool keeps connections it opened for aborted requests, which the host then waits on for `headersTimeout` when closing.)
-   */
-  const send = (method: string, path: string, body: unknown, signal?: AbortSignal) =>
-    new Promise<number | string>((resolve) => {
-      const headers = { ...as(user), ...(body === undefined ? {} : { 'content-type': 'application/json' }) };
-      const req = request(`${host.baseUrl}${path}`, { method, agent, signal, headers }, (res) => {
-        res.resume();
-        res.on('end', () => resolve(res.statusCode ?? 0));
-      });
-      req.on('error', (e) => resolve(e.name));
-      req.end(body === undefined ? undefined : JSON.stringify(body));
-    });
+  let callers: LeavingCallers;
+  const send = (method: string, path: string, body: unknown, signal?: AbortSignal) => callers.send(method, path, body, signal);
   const post = (path: string, body: unknown, signal?: AbortSignal) => send('POST', path, body, signal);
-  const agent = new Agent({ keepAlive: false });
-  const metric = async (line: RegExp) =>
-    (await (await fetch(`${host.baseUrl}/metrics`)).text())
-      .split('\n')
-      .filter((l) => line.test(l))
-      .reduce((sum, l) => sum + Number(l.slice(l.lastIndexOf(' ') + 1)), 0);
+  const metric = (line: RegExp) => metricSum(host.baseUrl, line);
   const signRows = async (name: string) => {
     const audit = host.app.get(AuditService);
     await audit.flush();
@@ -76,11 +59,12 @@ describe('callers who left (gRPC deadlines, HTTP aborts)', () => {
       GRPC_PORT: String(GRPC_PORT),
     });
     client = new GrpcKeysClient(`127.0.0.1:${GRPC_PORT}`);
+    callers = new LeavingCallers(host.baseUrl, as(user));
   }, 60_000);
 
   afterAll(async () => {
     vault()?.clearFaults();
-    agent.destroy();
+    callers?.close();
     await client?.close();
     await host?.close();
   });
