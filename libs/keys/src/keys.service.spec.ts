@@ -348,4 +348,28 @@ describe('KeysService key cache', () => {
     expect(await late).toMatchObject({ name: 'shared' });
     lookups[1].release();
   });
+
+  it('a lookup in flight while the key is deleted is not cached: the next use looks the key up again', async () => {
+    const { keys, vault } = await setup();
+    await keys.createKey(ctxA, { name: 'doomed', type: 'RSA' });
+    keys.clearCache();
+    const getKey = vault.getKey.bind(vault);
+    let release!: () => void;
+    const spy = jest.spyOn(vault, 'getKey').mockImplementationOnce(async (name, version) => {
+      const key = await getKey(name, version); // read before the delete lands
+      await new Promise<void>((r) => (release = r));
+      return key;
+    });
+    const sign = () => keys.sign(ctxA, { name: 'doomed', algorithm: 'RS256', digest: sha256('x') });
+    const inFlight = sign();
+    await new Promise((r) => setImmediate(r));
+    await keys.deleteKey(ctxA, 'doomed');
+    release();
+    await inFlight.catch(() => undefined); // its sign reaches a vault where the key is gone
+    spy.mockRestore();
+    // Deleted: the next use looks the key up (the vault says it is gone) instead of using the one read before the delete.
+    const before = vault.calls.getKey ?? 0;
+    expect(await code(sign())).toBe(KeyVaultErrorCode.KEY_NOT_FOUND);
+    expect((vault.calls.getKey ?? 0) - before).toBe(1);
+  });
 });

@@ -44,7 +44,15 @@ export class KeyCache {
       if (hit && fresh(hit.at)) return hit;
     }
     const flight = `${id}/${(version ?? '').toLowerCase()}/${refresh}`;
-    return this.inflight.join(flight, async ({ signal }) => this.remember(await this.vault.getKey(vaultName, version, { signal }), isLatest), caller?.signal);
+    return this.inflight.join(
+      flight,
+      async (load) => {
+        const key = await this.vault.getKey(vaultName, version, { signal: load.signal });
+        // Detached by `forget` meanwhile (the key was deleted or changed): answer it, but do not cache it again.
+        return load.current ? this.remember(key, isLatest) : { key, at: this.clock.now().getTime() };
+      },
+      caller?.signal,
+    );
   }
 
   remember(key: VaultKey, isLatest: boolean): CachedKey {
@@ -58,14 +66,17 @@ export class KeyCache {
     return entry;
   }
 
+  /** Drops the key's versions, and detaches lookups of it in flight: what they bring back may predate the change. */
   forget(vaultName: string): void {
     const prefix = `${vaultName.toLowerCase()}/`;
     for (const id of this.cache.keys()) if (id.startsWith(prefix)) this.cache.delete(id);
+    for (const flight of [...this.inflight.keys()]) if (flight.startsWith(prefix)) this.inflight.forget(flight);
     this.latest.delete(vaultName.toLowerCase());
   }
 
   clear(): void {
     this.cache.clear();
     this.latest.clear();
+    this.inflight.forgetAll();
   }
 }
