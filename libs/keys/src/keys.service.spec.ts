@@ -1,5 +1,7 @@
 import { createHash, createPublicKey, verify as nodeVerify } from 'node:crypto';
 import { Test } from '@nestjs/testing';
+import { SpanStatusCode, trace } from '@opentelemetry/api';
+import { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor } from '@opentelemetry/sdk-trace-base';
 import { AuditService, type AuditEventInput } from '@app/audit';
 import { ManualClock, type OperationContext } from '@app/common';
 import { KeyVaultError, KeyVaultErrorCode, KeyVaultKeysProvider, isKeyVaultError } from '@app/key-vault';
@@ -371,5 +373,28 @@ describe('KeysService key cache', () => {
     const before = vault.calls.getKey ?? 0;
     expect(await code(sign())).toBe(KeyVaultErrorCode.KEY_NOT_FOUND);
     expect((vault.calls.getKey ?? 0) - before).toBe(1);
+  });
+
+  it('a caller who left ends its span UNSET, marked cancelled with the stage (not an error); a failure still ends ERROR', async () => {
+    const spans = new InMemorySpanExporter();
+    trace.setGlobalTracerProvider(new BasicTracerProvider({ spanProcessors: [new SimpleSpanProcessor(spans)] }));
+    try {
+      const { keys, vault } = await setup();
+      await keys.createKey(ctxA, { name: 'left', type: 'RSA' });
+      const sign = jest.spyOn(vault, 'sign');
+      for (const sent of [false, true]) {
+        sign.mockRejectedValueOnce(new KeyVaultError(KeyVaultErrorCode.CANCELLED, 'Key Vault sign failed: CANCELLED', { operation: 'sign', sent }));
+      }
+      sign.mockRejectedValueOnce(new KeyVaultError(KeyVaultErrorCode.SERVICE_UNAVAILABLE, 'Key Vault sign failed: SERVICE_UNAVAILABLE', { operation: 'sign' }));
+      for (let i = 0; i < 3; i++) await code(keys.sign(ctxA, { name: 'left', algorithm: 'RS256', digest: sha256('x') }));
+      const signs = spans.getFinishedSpans().filter((s) => s.name === 'keys sign');
+      expect(signs.map((s) => [s.status.code, s.attributes['keys.cancelled'], s.attributes['error.type'] === undefined])).toEqual([
+        [SpanStatusCode.UNSET, 'not_sent', true],
+        [SpanStatusCode.UNSET, 'in_flight', true],
+        [SpanStatusCode.ERROR, undefined, false],
+      ]);
+    } finally {
+      trace.disable();
+    }
   });
 });

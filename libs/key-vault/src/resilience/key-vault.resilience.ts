@@ -14,6 +14,7 @@ import {
   type IBackoffFactory,
   type IRetryBackoffContext,
 } from 'cockatiel';
+import type { Attributes } from '@opentelemetry/api';
 import { inSpan, SpanKind } from '@app/common';
 import { runInCallContext, type KeyVaultCallContext } from '../client/secret-client.factory';
 import { callerLeftError } from '../errors/caller-left';
@@ -198,7 +199,8 @@ export class KeyVaultResilience {
   /** Runs one logical operation through bulkhead, retry, breaker and per-attempt timeout; records metrics. */
   async execute<T>(operation: KeyVaultOperation, secretName: string | undefined, fn: (ctx: AttemptContext) => Promise<T>, options: ExecuteOptions = {}): Promise<T> {
     // One client span per logical call (retries included); no secret name: names carry tenant ids.
-    return inSpan(`keyvault ${operation}`, { kind: SpanKind.CLIENT, attributes: { 'keyvault.operation': operation, 'server.address': this.vaultHost } }, async (span) => {
+    const spanOptions = { kind: SpanKind.CLIENT, attributes: { 'keyvault.operation': operation, 'server.address': this.vaultHost }, notAnError: cancelledSpanAttributes };
+    return inSpan(`keyvault ${operation}`, spanOptions, async (span) => {
       let attempts = 0;
       try {
         const retryPolicy = options.idempotent === false ? this.retryUnappliedPolicy : this.retryPolicy;
@@ -283,6 +285,11 @@ export class KeyVaultResilience {
       throw toKeyVaultError(e, errorCtx);
     }
   }
+}
+
+/** A caller who left is no failure of the vault: the span says so as the metrics do (`cancelled_total{stage}`), not ERROR. */
+function cancelledSpanAttributes(e: unknown): Attributes | undefined {
+  return e instanceof KeyVaultError && e.code === KeyVaultErrorCode.CANCELLED ? { 'keyvault.cancelled': e.sent === true ? 'in_flight' : 'not_sent' } : undefined;
 }
 
 /** `work`, or `gone()` as soon as `signal` aborts (`work` then settles unobserved). */

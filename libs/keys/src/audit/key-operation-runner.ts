@@ -44,7 +44,9 @@ export class KeyOperationRunner {
   ): Promise<T> {
     const attributes: Record<string, string> = { 'keys.operation': operation, 'tenant.id': ctx.tenantId };
     if (details.algorithm) attributes['keys.algorithm'] = details.algorithm;
-    return inSpan(`keys ${operation}`, { attributes }, async (span) => {
+    // A caller who left ends the span UNSET, marked as the vault call's is, as the metrics count it (outcome cancelled).
+    const notAnError = (e: unknown) => (isKeyVaultError(e, KeyVaultErrorCode.CANCELLED) ? { 'keys.cancelled': e.sent === true ? 'in_flight' : 'not_sent' } : undefined);
+    return inSpan(`keys ${operation}`, { attributes, notAnError }, async (span) => {
       const started = performance.now();
       const base = { action: `key.${operation}`, context: ctx, resource: `key:${name}` };
       let outcome: ({ result: T } & UseDetails) | undefined;
