@@ -57,7 +57,8 @@ interface Change {
 
 /**
  * Every write. The crash-safe sequence: (1) the value goes to its store first — a new Key Vault secret
- * version or envelope row, not servable yet; (2) ONE `runner.run` transaction: the metadata rows (the
+ * version (this write's own, even after a lost answer: the key-vault lib reads it back rather than write
+ * it twice) or envelope row, not servable yet; (2) ONE `runner.run` transaction: the metadata rows (the
  * compare-and-set on `row_version` moves the current-version pointer), the audit row and the outbox
  * row of the domain event; (3) after commit, the local cache entry is invalidated. A failure before
  * the commit leaves the previous value current; the orphan value version is never referenced, and a

@@ -80,7 +80,44 @@ describe('AzureKeyVaultProvider (fake SecretClient)', () => {
       value: 'v',
       properties: expect.objectContaining({ name: 'a-b', version: 'a'.repeat(32), enabled: true, tags: { t: '1' }, contentType: 'text/plain' }),
     });
-    expect(client.setSecret).toHaveBeenCalledWith('a-b', 'v', expect.objectContaining({ contentType: 'text/plain', tags: { t: '1' }, abortSignal: expect.any(AbortSignal) }));
+    expect(client.setSecret).toHaveBeenCalledWith(
+      'a-b',
+      'v',
+      expect.objectContaining({ contentType: 'text/plain', tags: { t: '1', 'cv-write-id': expect.any(String) }, abortSignal: expect.any(AbortSignal) }),
+    );
+  });
+
+  it("setSecret marks each call's version with its own write id, which callers never see nor set", async () => {
+    const { kv, client } = await setup();
+    client.setSecret.mockImplementation(async (name: string, value: string, o: { tags?: Record<string, string> }) => ({ ...sdkSecret(name, value), properties: { ...sdkProperties(name), tags: o.tags } }));
+    const a = await kv.setSecret('s1', 'v', { tags: { t: '1' } });
+    await kv.setSecret('s1', 'v');
+    const sent = client.setSecret.mock.calls.map((c) => (c[2] as { tags: Record<string, string> }).tags['cv-write-id']);
+    expect(new Set(sent).size).toBe(2);
+    expect(a.properties.tags).toEqual({ t: '1' });
+    const reserved = await failure(kv.setSecret('s1', 'v', { tags: { 'cv-write-id': 'mine' } }));
+    expect(reserved.code).toBe(C.INVALID_REQUEST);
+    // No room left for it (Key Vault allows 15 tags): the caller's tags are sent as they are.
+    const full = Object.fromEntries(Array.from({ length: 15 }, (_, i) => [`t${i}`, 'x']));
+    await kv.setSecret('s1', 'v', { tags: full });
+    expect((client.setSecret.mock.calls[2][2] as { tags: Record<string, string> }).tags).toEqual(full);
+  });
+
+  it("after a 5xx, reads back before re-sending: its own version is the result; one it cannot read (403) is sent again", async () => {
+    const { kv, client } = await setup({ resilience: { maxAttempts: 3 } });
+    let stored: Record<string, string> = {};
+    client.setSecret.mockImplementationOnce(async (_n: string, _v: string, o: { tags: Record<string, string> }) => {
+      stored = o.tags;
+      throw restError(503, 'ServiceUnavailable', 'x');
+    });
+    client.getSecret.mockImplementationOnce(async (name: string) => ({ ...sdkSecret(name, 'v'), properties: { ...sdkProperties(name), tags: stored } }));
+    await expect(kv.setSecret('s1', 'v', { tags: { t: '1' } })).resolves.toMatchObject({ value: 'v', properties: { tags: { t: '1' } } });
+    expect(client.setSecret).toHaveBeenCalledTimes(1);
+
+    client.setSecret.mockRejectedValueOnce(restError(503, 'ServiceUnavailable', 'x')).mockResolvedValueOnce(sdkSecret('s1', 'v'));
+    client.getSecret.mockRejectedValueOnce(restError(403, 'Forbidden', 'no get permission'));
+    await expect(kv.setSecret('s1', 'v')).resolves.toMatchObject({ value: 'v' });
+    expect(client.setSecret).toHaveBeenCalledTimes(3);
   });
 
   it('refuses a getSecret answer without a value (INVALID_RESPONSE, not retried) instead of serving an empty secret', async () => {

@@ -1,4 +1,5 @@
-import { Inject, Injectable } from '@nestjs/common';
+import { randomUUID, timingSafeEqual } from 'node:crypto';
+import { Inject, Injectable, Logger } from '@nestjs/common';
 import type {
   DeletedSecret as SdkDeletedSecret,
   KeyVaultSecret as SdkSecret,
@@ -21,13 +22,35 @@ import {
   type SetSecretOptions,
   type UpdateSecretPropertiesOptions,
 } from './key-vault.provider';
+import { confirmBeforeResend } from './internal/confirm-before-resend';
 import { deleteConfirmingRetries, nonEmptyBackup, purgeToleratingRetries } from './internal/operation-helpers';
+import { toKeyVaultError } from './errors/map-key-vault-error';
 import { MAX_PAGE_SIZE, OBJECT_NAME, OBJECT_VERSION, pageOptionsProblem, readFirstPage } from './internal/paging';
 import type { AttemptContext } from './resilience/key-vault.resilience';
 import { KeyVaultResilience } from './resilience/key-vault.resilience';
 
 const SECRET_NAME = OBJECT_NAME;
 const SECRET_VERSION = OBJECT_VERSION;
+
+/**
+ * The tag setSecret adds to each version it writes (a random id per call), so that after a lost answer it
+ * recognises its own version when reading the secret back. Reserved: callers never set it, nor see it.
+ */
+const WRITE_MARKER_TAG = 'cv-write-id';
+/** Key Vault's limit of tags per secret version. */
+const MAX_TAGS = 15;
+
+function callerTags(tags: Record<string, string> | undefined): Record<string, string> {
+  const { [WRITE_MARKER_TAG]: _marker, ...rest } = tags ?? {};
+  return rest;
+}
+
+function sameText(a: string | undefined, b: string): boolean {
+  if (a === undefined) return false;
+  const x = Buffer.from(a, 'utf8');
+  const y = Buffer.from(b, 'utf8');
+  return x.length === y.length && timingSafeEqual(x, y);
+}
 
 function toProperties(p: SdkSecretProperties): SecretProperties {
   return {
@@ -36,7 +59,7 @@ function toProperties(p: SdkSecretProperties): SecretProperties {
     id: p.id ?? '',
     enabled: p.enabled ?? true,
     contentType: p.contentType,
-    tags: { ...(p.tags ?? {}) },
+    tags: callerTags(p.tags),
     createdOn: p.createdOn,
     updatedOn: p.updatedOn,
     expiresOn: p.expiresOn,
@@ -79,6 +102,7 @@ function toDeleted(d: SdkDeletedSecret): DeletedSecret {
 @Injectable()
 export class AzureKeyVaultProvider extends KeyVaultProvider {
   readonly vaultUrl: string;
+  private readonly logger = new Logger(AzureKeyVaultProvider.name);
 
   constructor(
     @Inject(KEY_VAULT_SECRET_CLIENT) private readonly client: KeyVaultSecretClient,
@@ -94,22 +118,30 @@ export class AzureKeyVaultProvider extends KeyVaultProvider {
     if (typeof value !== 'string') {
       throw this.invalid('setSecret', name, 'the value must be a string');
     }
-    // A retry after a lost response may add one more (identical) version: versions are immutable and harmless.
-    return this.resilience.execute('setSecret', name, async ({ signal }) =>
-      toSecret(
-        await this.client.setSecret(name, value, {
-          contentType: options.contentType,
-          tags: options.tags,
-          enabled: options.enabled,
-          expiresOn: options.expiresOn,
-          notBefore: options.notBefore,
-          abortSignal: signal,
-        }),
-        { operation: 'setSecret', secretName: name },
-        value,
-      ),
-      { signal: call.signal },
-    );
+    if (options.tags !== undefined && Object.hasOwn(options.tags, WRITE_MARKER_TAG)) {
+      throw this.invalid('setSecret', name, `the tag ${WRITE_MARKER_TAG} is reserved`);
+    }
+    // Each Set Secret adds a version. After an attempt whose answer may have been lost, the latest version is
+    // read back before sending again: carrying this call's marker and value, it is the result (no second,
+    // phantom version). A call that sets all 15 tags itself leaves no room for the marker: re-sent unchecked.
+    const marker = Object.keys(options.tags ?? {}).length < MAX_TAGS ? randomUUID() : undefined;
+    const tags = marker === undefined ? options.tags : { ...options.tags, [WRITE_MARKER_TAG]: marker };
+    const attempt = async ({ signal }: AttemptContext, earlierMayHaveLanded: boolean) => {
+      if (earlierMayHaveLanded && marker !== undefined) {
+        const landed = await this.latestIfWrittenBy(name, marker, value, signal);
+        if (landed) return landed;
+      }
+      const secret = await this.client.setSecret(name, value, {
+        contentType: options.contentType,
+        tags,
+        enabled: options.enabled,
+        expiresOn: options.expiresOn,
+        notBefore: options.notBefore,
+        abortSignal: signal,
+      });
+      return toSecret(secret, { operation: 'setSecret', secretName: name }, value);
+    };
+    return this.resilience.execute('setSecret', name, confirmBeforeResend('setSecret', name, attempt), { signal: call.signal });
   }
 
   async getSecret(name: string, version?: string, call: KeyVaultCallOptions = {}): Promise<Secret> {
@@ -234,6 +266,25 @@ export class AzureKeyVaultProvider extends KeyVaultProvider {
     return this.resilience.execute('restoreSecretBackup', undefined, async ({ signal }) =>
       toProperties(await this.client.restoreSecretBackup(backup, { abortSignal: signal })),
     );
+  }
+
+  /**
+   * The latest version when an earlier attempt of this setSecret wrote it (its marker, and its value —
+   * compared here, never logged); undefined when it did not land (yet) or cannot be read (disabled, or an
+   * identity allowed to set but not to get): then the value is sent again, as without the check.
+   */
+  private async latestIfWrittenBy(name: string, marker: string, value: string, signal: AbortSignal): Promise<Secret | undefined> {
+    let latest: SdkSecret;
+    try {
+      latest = await this.client.getSecret(name, { abortSignal: signal });
+    } catch (e) {
+      const error = toKeyVaultError(e, { operation: 'setSecret', secretName: name });
+      if (error.code === KeyVaultErrorCode.KEY_NOT_FOUND || error.code === KeyVaultErrorCode.DISABLED || error.code === KeyVaultErrorCode.FORBIDDEN) return undefined;
+      throw e;
+    }
+    if (latest.properties.tags?.[WRITE_MARKER_TAG] !== marker || !sameText(latest.value, value)) return undefined;
+    this.logger.warn('Key Vault setSecret: an earlier attempt stored the value but its answer was lost; its version, read back, is the result (not stored twice)');
+    return toSecret(latest, { operation: 'setSecret', secretName: name });
   }
 
   private firstPage<S, T>(

@@ -80,7 +80,11 @@ export abstract class KeyVaultProvider {
   /** The vault's base URL, e.g. `https://myvault.vault.azure.net`. */
   abstract readonly vaultUrl: string;
 
-  /** Creates a secret, or a new version of an existing one. `call.signal`: dropped while not sent yet; once sent, it finishes. */
+  /**
+   * Creates a secret, or a new version of an existing one. `call.signal`: dropped while not sent yet; once sent, it
+   * finishes. After a lost answer the latest version is read back before sending again: one this call wrote (its
+   * `cv-write-id` tag, a reserved name) is the result, so a lost answer adds no second version.
+   */
   abstract setSecret(name: string, value: string, options?: SetSecretOptions, call?: KeyVaultCallOptions): Promise<Secret>;
   /** Latest version when `version` is omitted. `call.signal`: dropped while not sent, aborted in flight (CANCELLED). */
   abstract getSecret(name: string, version?: string, call?: KeyVaultCallOptions): Promise<Secret>;

@@ -1,0 +1,76 @@
+/**
+ * Integration: secret writes whose answer is lost (the vault stored the value, its answer came after the
+ * client's timeout), with the real SDK over HTTPS against the local vault. Each Set Secret adds a version, so
+ * a blind retry would leave a second, phantom one; the vault itself counts the requests and the versions.
+ */
+import { Logger } from '@nestjs/common';
+import { Test, type TestingModule } from '@nestjs/testing';
+import { KeyVaultEmulator } from '@app/keyvault-emulator';
+import { emulatorKeyVaultOptions } from '@app/testing';
+import { KeyVaultModule, KeyVaultProvider } from './index';
+
+const TIMEOUT_MS = 400;
+/** How long the vault holds the answer of an operation it has done (counted from when it did it). */
+const ANSWER_DELAY_MS = TIMEOUT_MS + 300;
+/** Lets the vault send (and count) an answer the client stopped waiting for. */
+const settle = () => new Promise((r) => setTimeout(r, ANSWER_DELAY_MS + 300));
+
+describe('Key Vault writes whose answer is lost (emulator, real SDK)', () => {
+  let emu: KeyVaultEmulator;
+  let moduleRef: TestingModule;
+  let kv: KeyVaultProvider;
+  const versionsOf = async (name: string) => {
+    const out: string[] = [];
+    for await (const v of kv.listAllSecretVersions(name)) out.push(v.version);
+    return out;
+  };
+
+  beforeAll(async () => {
+    emu = await KeyVaultEmulator.start({ quiet: true, throttle: false, operationDelayMs: 0 });
+    const resilience = { maxAttempts: 3, timeoutMs: TIMEOUT_MS, initialDelayMs: 20, maxDelayMs: 50, breaker: { consecutiveFailures: 100 } };
+    moduleRef = await Test.createTestingModule({ imports: [KeyVaultModule.forRoot(emulatorKeyVaultOptions(emu, { resilience }))] }).compile();
+    kv = moduleRef.get(KeyVaultProvider);
+    await kv.setSecret('warm', 'w'); // the client's challenge round trip happens here, not in the measured calls
+  }, 60_000);
+
+  afterEach(() => emu.clearFaults());
+  afterAll(async () => {
+    await moduleRef?.close();
+    await emu?.stop();
+  });
+
+  describe('setSecret', () => {
+    it('a set that took effect but whose answer came too late is not stored twice: one version, the one answered', async () => {
+      const value = 'sk_live_lost_answer_0123456789';
+      const warn = jest.spyOn(Logger.prototype, 'warn');
+      emu.injectFault({ kind: 'latency', phase: 'response', latencyMs: ANSWER_DELAY_MS, count: 1, operations: ['setSecret'] });
+      emu.resetStats();
+      const secret = await kv.setSecret('lost-set', value, { tags: { team: 'a' }, contentType: 'text/plain' });
+      await settle();
+
+      expect(await versionsOf('lost-set')).toEqual([secret.properties.version]);
+      expect(emu.stats().byOperation.setSecret).toBe(1);
+      expect(secret.value).toBe(value);
+      expect(secret.properties.tags).toEqual({ team: 'a' }); // the lib's own marker is not the caller's business
+      expect((await kv.getSecret('lost-set')).properties.tags).toEqual({ team: 'a' });
+      expect(JSON.stringify(warn.mock.calls)).not.toContain(value);
+      warn.mockRestore();
+    });
+
+    it('a set the vault answered with a 5xx before storing it is sent again: one version', async () => {
+      emu.injectFault({ kind: 'status', status: 500, count: 1, operations: ['setSecret'] });
+      emu.resetStats();
+      const secret = await kv.setSecret('failed-set', 'v1');
+      expect(await versionsOf('failed-set')).toEqual([secret.properties.version]);
+      expect(emu.stats().byOperationAndStatus).toMatchObject({ 'setSecret:500': 1, 'setSecret:200': 1 });
+    });
+
+    it('never takes an earlier version holding the same value for its own (the write path would reference, or discard, it)', async () => {
+      const earlier = await kv.setSecret('same-value', 'unchanged');
+      emu.injectFault({ kind: 'status', status: 500, count: 1, operations: ['setSecret'] });
+      const again = await kv.setSecret('same-value', 'unchanged');
+      expect(again.properties.version).not.toBe(earlier.properties.version);
+      expect((await versionsOf('same-value')).sort()).toEqual([earlier.properties.version, again.properties.version].sort());
+    });
+  });
+});
