@@ -27,7 +27,7 @@ function sdkRsaKey(name: string): SdkKey {
 }
 
 async function setup() {
-  const keyClient = { createRsaKey: jest.fn(), createEcKey: jest.fn(), getKey: jest.fn(), purgeDeletedKey: jest.fn() } as unknown as jest.Mocked<KeyVaultKeyClient>;
+  const keyClient = { createRsaKey: jest.fn(), createEcKey: jest.fn(), getKey: jest.fn(), purgeDeletedKey: jest.fn(), restoreKeyBackup: jest.fn() } as unknown as jest.Mocked<KeyVaultKeyClient>;
   const crypto = { sign: jest.fn(), verify: jest.fn(), encrypt: jest.fn(), decrypt: jest.fn(), wrapKey: jest.fn(), unwrapKey: jest.fn() } as jest.Mocked<KeyVaultCryptographyClient>;
   const built: string[] = [];
   const factory: CryptographyClientFactory = (keyId) => {
@@ -67,6 +67,40 @@ describe('AzureKeyVaultKeysProvider', () => {
     expect(keyClient.createRsaKey).toHaveBeenCalledWith('tenant-key', expect.objectContaining({ keySize: 2048, tags: { team: 'a' } }));
     expect(key.properties).toMatchObject({ name: 'tenant-key', version: VERSION, keyType: 'RSA', keySize: 2048, keyOps: ['sign', 'verify', 'wrapKey'] });
     expect(Object.keys(key.publicKey).sort()).toEqual(['e', 'key_ops', 'kid', 'kty', 'n']);
+  });
+
+  describe('restoreKeyBackup: a 409 after an attempt that may have landed', () => {
+    const blob = new Uint8Array([1, 2, 3]);
+    const exists = () => restError(409, 'Conflict', 'Key tenant-key already exists in this vault');
+
+    it('a 409 on the first attempt is a conflict, read nothing', async () => {
+      const { keys, keyClient } = await setup();
+      keyClient.restoreKeyBackup.mockRejectedValue(exists());
+      expect((await failure(keys.restoreKeyBackup(blob, ref))).code).toBe(C.CONFLICT);
+      expect(keyClient.getKey).not.toHaveBeenCalled();
+    });
+
+    it('a 409 after a 429 (which proves the first did nothing) is a conflict too', async () => {
+      const { keys, keyClient } = await setup();
+      keyClient.restoreKeyBackup.mockRejectedValueOnce(restError(429, 'Throttled', 'x', { 'retry-after': '0' })).mockRejectedValueOnce(exists());
+      expect((await failure(keys.restoreKeyBackup(blob, ref))).code).toBe(C.CONFLICT);
+      expect(keyClient.getKey).not.toHaveBeenCalled();
+    });
+
+    it("after a 5xx: the key holding the backup's version is the restore (its latest version the answer); a key without it cannot be told", async () => {
+      const { keys, keyClient } = await setup();
+      keyClient.restoreKeyBackup.mockRejectedValueOnce(restError(503, 'ServiceUnavailable', 'x')).mockRejectedValueOnce(exists());
+      keyClient.getKey.mockResolvedValue(sdkRsaKey('tenant-key'));
+      expect((await keys.restoreKeyBackup(blob, ref)).properties.version).toBe(VERSION);
+      expect(keyClient.getKey.mock.calls.map((c) => [c[0], c[1]?.version])).toEqual([
+        ['tenant-key', VERSION],
+        ['tenant-key', undefined],
+      ]);
+
+      keyClient.restoreKeyBackup.mockRejectedValueOnce(restError(503, 'ServiceUnavailable', 'x')).mockRejectedValueOnce(exists());
+      keyClient.getKey.mockRejectedValueOnce(restError(404, 'KeyNotFound', 'x'));
+      expect((await failure(keys.restoreKeyBackup(blob, ref))).code).toBe(C.OUTCOME_UNKNOWN);
+    });
   });
 
   it('never repeats a create the vault answered with a 5xx; nothing new read back: the 5xx stands', async () => {

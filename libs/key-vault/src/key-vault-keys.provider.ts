@@ -142,7 +142,13 @@ export abstract class KeyVaultKeysProvider {
   abstract purgeDeletedKey(name: string): Promise<void>;
   /** Opaque, vault-protected blob of every version of the key. */
   abstract backupKey(name: string): Promise<Uint8Array>;
-  abstract restoreKeyBackup(backup: Uint8Array): Promise<VaultKey>;
+  /**
+   * Restores every version of a `backupKey` blob under its name (which must not exist, not even soft-deleted); the
+   * latest version is the answer. `expected`: the backup's key name and one version it holds (e.g. recorded when
+   * it was made). After a lost answer a retry is refused with 409 (the key exists): that key holding
+   * `expected.version` is the result; without `expected`, or without that version, OUTCOME_UNKNOWN — not CONFLICT.
+   */
+  abstract restoreKeyBackup(backup: Uint8Array, expected?: VaultKeyRef): Promise<VaultKey>;
 
   /** Signs a digest (its length must match the algorithm: 32/48/64 bytes) with that key version. */
   abstract sign(key: VaultKeyRef, algorithm: VaultSignatureAlgorithm, digest: Uint8Array, call?: KeyVaultCallOptions): Promise<{ key: VaultKeyRef; signature: Uint8Array }>;

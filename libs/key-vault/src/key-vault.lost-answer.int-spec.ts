@@ -1,24 +1,30 @@
 /**
- * Integration: secret writes whose answer is lost (the vault stored the value, its answer came after the
- * client's timeout), with the real SDK over HTTPS against the local vault. Each Set Secret adds a version, so
- * a blind retry would leave a second, phantom one; the vault itself counts the requests and the versions.
+ * Integration: writes whose answer is lost (the vault did it, its answer came after the client's timeout),
+ * with the real SDK over HTTPS against the local vault; the vault itself counts the requests and the versions.
+ * Each Set Secret adds a version, so a blind retry would leave a second, phantom one; a restore's retry is
+ * refused because the key now exists, though the restore happened.
  */
 import { Logger } from '@nestjs/common';
 import { Test, type TestingModule } from '@nestjs/testing';
 import { KeyVaultEmulator } from '@app/keyvault-emulator';
-import { emulatorKeyVaultOptions } from '@app/testing';
-import { KeyVaultModule, KeyVaultProvider } from './index';
+import { emulatorKeyVaultOptions, rejection } from '@app/testing';
+import { KeyVaultErrorCode as C, KeyVaultKeysProvider, KeyVaultModule, KeyVaultProvider, type KeyVaultError } from './index';
 
 const TIMEOUT_MS = 400;
 /** How long the vault holds the answer of an operation it has done (counted from when it did it). */
 const ANSWER_DELAY_MS = TIMEOUT_MS + 300;
 /** Lets the vault send (and count) an answer the client stopped waiting for. */
 const settle = () => new Promise((r) => setTimeout(r, ANSWER_DELAY_MS + 300));
+const failure = (p: Promise<unknown>) => rejection(p) as Promise<KeyVaultError>;
 
 describe('Key Vault writes whose answer is lost (emulator, real SDK)', () => {
   let emu: KeyVaultEmulator;
+  let source: KeyVaultEmulator;
   let moduleRef: TestingModule;
+  let sourceRef: TestingModule;
   let kv: KeyVaultProvider;
+  let keys: KeyVaultKeysProvider;
+  let sourceKeys: KeyVaultKeysProvider;
   const versionsOf = async (name: string) => {
     const out: string[] = [];
     for await (const v of kv.listAllSecretVersions(name)) out.push(v.version);
@@ -27,16 +33,24 @@ describe('Key Vault writes whose answer is lost (emulator, real SDK)', () => {
 
   beforeAll(async () => {
     emu = await KeyVaultEmulator.start({ quiet: true, throttle: false, operationDelayMs: 0 });
+    source = await KeyVaultEmulator.start({ quiet: true, throttle: false, operationDelayMs: 0 });
     const resilience = { maxAttempts: 3, timeoutMs: TIMEOUT_MS, initialDelayMs: 20, maxDelayMs: 50, breaker: { consecutiveFailures: 100 } };
     moduleRef = await Test.createTestingModule({ imports: [KeyVaultModule.forRoot(emulatorKeyVaultOptions(emu, { resilience }))] }).compile();
+    sourceRef = await Test.createTestingModule({ imports: [KeyVaultModule.forRoot(emulatorKeyVaultOptions(source))] }).compile();
     kv = moduleRef.get(KeyVaultProvider);
-    await kv.setSecret('warm', 'w'); // the client's challenge round trip happens here, not in the measured calls
+    keys = moduleRef.get(KeyVaultKeysProvider);
+    sourceKeys = sourceRef.get(KeyVaultKeysProvider);
+    // The clients' challenge round trips happen here, not in the measured calls.
+    await kv.setSecret('warm', 'w');
+    await keys.createKey('warm-key', { keyType: 'EC' });
   }, 60_000);
 
   afterEach(() => emu.clearFaults());
   afterAll(async () => {
     await moduleRef?.close();
+    await sourceRef?.close();
     await emu?.stop();
+    await source?.stop();
   });
 
   describe('setSecret', () => {
@@ -71,6 +85,43 @@ describe('Key Vault writes whose answer is lost (emulator, real SDK)', () => {
       const again = await kv.setSecret('same-value', 'unchanged');
       expect(again.properties.version).not.toBe(earlier.properties.version);
       expect((await versionsOf('same-value')).sort()).toEqual([earlier.properties.version, again.properties.version].sort());
+    });
+  });
+
+  describe('restoreKeyBackup', () => {
+    /** A key made in another vault (two versions) and its backup, restored here as into a new vault. */
+    async function backupOf(name: string) {
+      await sourceKeys.createKey(name, { keyType: 'EC' });
+      const latest = await sourceKeys.rotateKey(name);
+      return { blob: await sourceKeys.backupKey(name), ref: { name, version: latest.properties.version } };
+    }
+
+    it('a restore that took effect but whose answer came too late: its retry is refused (the key exists), the key read back is the answer', async () => {
+      const { blob, ref } = await backupOf('lost-restore');
+      emu.injectFault({ kind: 'latency', phase: 'response', latencyMs: ANSWER_DELAY_MS, count: 1, operations: ['restoreKey'] });
+      emu.resetStats();
+      const restored = await keys.restoreKeyBackup(blob, ref);
+      await settle();
+
+      expect([restored.properties.name, restored.properties.version]).toEqual([ref.name, ref.version]);
+      expect((await keys.listKeyVersions(ref.name)).items).toHaveLength(2);
+      expect(emu.stats().byOperationAndStatus).toMatchObject({ 'restoreKey:200': 1, 'restoreKey:409': 1 });
+    });
+
+    it('without a version of the backup to compare, the refused retry cannot be told from a conflict: OUTCOME_UNKNOWN, not CONFLICT', async () => {
+      const { blob, ref } = await backupOf('lost-restore-unknown');
+      emu.injectFault({ kind: 'latency', phase: 'response', latencyMs: ANSWER_DELAY_MS, count: 1, operations: ['restoreKey'] });
+      expect((await failure(keys.restoreKeyBackup(blob))).code).toBe(C.OUTCOME_UNKNOWN);
+      await settle();
+      expect((await keys.getKey(ref.name)).properties.version).toBe(ref.version); // it did happen
+    });
+
+    it('a restore over a key that was there before is still a conflict', async () => {
+      const { blob, ref } = await backupOf('restored-twice');
+      await keys.restoreKeyBackup(blob, ref);
+      emu.resetStats();
+      expect((await failure(keys.restoreKeyBackup(blob, ref))).code).toBe(C.CONFLICT);
+      expect(emu.stats().byOperationAndStatus).toEqual({ 'restoreKey:409': 1 });
     });
   });
 });

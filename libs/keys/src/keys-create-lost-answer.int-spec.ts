@@ -1,7 +1,8 @@
 /**
- * Integration: a key create (and rotate) whose answer is lost to the client timeout, against the local vault
- * with the real SDK over HTTPS and the real audit. Key Vault's Create Key on an existing name adds a
- * version, so a blind retry would leave two; the vault itself counts the versions and the requests.
+ * Integration: a key create (and rotate, and restore) whose answer is lost to the client timeout, against the
+ * local vault with the real SDK over HTTPS and the real audit. Key Vault's Create Key on an existing name adds a
+ * version, so a blind retry would leave two; a restore's retry is refused as the key exists. The vault itself
+ * counts the versions and the requests.
  */
 import { randomBytes } from 'node:crypto';
 import { Test, type TestingModule } from '@nestjs/testing';
@@ -19,7 +20,7 @@ const ANSWER_DELAY_MS = TIMEOUT_MS + 300;
 /** Lets the vault send (and count) an answer the client stopped waiting for: the whole delay, and some. */
 const settle = () => new Promise((r) => setTimeout(r, ANSWER_DELAY_MS + 300));
 
-describe('KeysService create/rotate when the vault answers after the client timeout', () => {
+describe('KeysService create/rotate/restore when the vault answers after the client timeout', () => {
   let emu: KeyVaultEmulator;
   let db: TestDatabase;
   let moduleRef: TestingModule;
@@ -115,6 +116,24 @@ describe('KeysService create/rotate when the vault answers after the client time
     expect((await keys.getKey(ctx, 'rotated')).version).toBe(rotated.version);
     const rows = await auditRows('key.rotate');
     expect(rows.map((r) => [r.result, r.details?.keyVersion])).toEqual([['success', rotated.version]]);
+  });
+
+  it('a restore that took effect but whose answer came too late: restored, the answer the key read back, audited as a success', async () => {
+    await keys.createKey(ctx, { name: 'restored', type: 'EC' });
+    const latest = await keys.rotateKey(ctx, 'restored');
+    const backup = await keys.backupKey(ctx, 'restored');
+    await keys.deleteKey(ctx, 'restored');
+    await keys.purgeKey(ctx, 'restored');
+    emu.injectFault({ kind: 'latency', phase: 'response', latencyMs: ANSWER_DELAY_MS, count: 1, operations: ['restoreKey'] });
+    emu.resetStats();
+    const restored = await keys.restoreKey(ctx, backup);
+    await settle();
+
+    expect([restored.name, restored.version]).toEqual(['restored', latest.version]);
+    expect(await versionsOf('restored')).toHaveLength(2);
+    expect(emu.stats().byOperationAndStatus).toMatchObject({ 'restoreKey:200': 1, 'restoreKey:409': 1 });
+    const rows = await auditRows('key.restore');
+    expect(rows.map((r) => [r.result, r.details?.keyVersion])).toEqual([['success', latest.version]]);
   });
 
   it('still retries a create the vault refused with 429 (it did not take effect)', async () => {

@@ -10,6 +10,7 @@ import { KeysModule } from './keys.module';
 import type { KeysModuleOptions } from './keys.options';
 import { KeysService } from './keys.service';
 import { KeysMetrics } from './metrics/keys.metrics';
+import { tenantKeyVaultName } from './naming/tenant-key-name';
 import { FakeVaultKeys } from './testing/fake-vault-keys';
 
 class RecordingAudit {
@@ -250,6 +251,23 @@ describe('KeysService (fake vault)', () => {
     const blob = await keys.backupKey(ctxA, 'b');
     expect(await code(keys.restoreKey(ctxB, blob))).toBe(KeysErrorCode.INVALID_KEY_BACKUP);
     expect(await code(keys.restoreKey(ctxA, new Uint8Array([1, 2, 3])))).toBe(KeysErrorCode.INVALID_KEY_BACKUP);
+  });
+
+  it('a backup names a version it holds, handed to the vault on restore to confirm a lost answer; an older backup without one still restores', async () => {
+    const { keys, vault } = await setup();
+    const created = await keys.createKey(ctxA, { name: 'b', type: 'RSA' });
+    const vaultName = tenantKeyVaultName(ctxA.tenantId, 'b', 'cv');
+    vault.backupKey = async () => new Uint8Array([1, 2, 3]);
+    const restore = jest.spyOn(vault, 'restoreKeyBackup').mockImplementation(async () => vault.getKey(vaultName));
+    const blob = await keys.backupKey(ctxA, 'b');
+    await keys.restoreKey(ctxA, blob);
+    expect(restore.mock.calls[0][1]).toEqual({ name: vaultName, version: created.version });
+
+    const { version: _v, ...older } = JSON.parse(Buffer.from(blob).toString('utf8')) as Record<string, unknown>;
+    await keys.restoreKey(ctxA, new Uint8Array(Buffer.from(JSON.stringify(older))));
+    expect(restore.mock.calls[1][1]).toBeUndefined();
+    const forged = new Uint8Array(Buffer.from(JSON.stringify({ ...older, version: '../x' })));
+    expect(await code(keys.restoreKey(ctxA, forged))).toBe(KeysErrorCode.INVALID_KEY_BACKUP);
   });
 
   it('vault failures keep the gateway codes', async () => {

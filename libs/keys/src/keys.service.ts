@@ -259,16 +259,19 @@ export class KeysService {
     checkName(name);
     return this.runner.managed(ctx, 'backup', name, {}, async () => {
       const vaultName = this.vaultName(ctx, name);
-      return { result: sealKeyBackup(vaultName, await this.vault.backupKey(vaultName)) };
+      // A version listed before the backup is in it (versions are never removed): the restore can confirm itself by it.
+      const [known] = (await this.vault.listKeyVersions(vaultName, { maxPageSize: 1 }, { signal: ctx.signal })).items;
+      return { result: sealKeyBackup(vaultName, await this.vault.backupKey(vaultName), known?.version) };
     });
   }
 
   /** Restores a `backupKey` blob of this tenant (the name must not exist, not even soft-deleted). */
   async restoreKey(ctx: OperationContext, backup: Uint8Array): Promise<KeyDetails> {
-    const { vaultName, blob } = openKeyBackup(backup, (v) => this.tenantName(ctx, v));
+    const { vaultName, blob, version } = openKeyBackup(backup, (v) => this.tenantName(ctx, v));
     const name = this.tenantName(ctx, vaultName) as string;
     return this.runner.managed(ctx, 'restore', name, {}, async () => {
-      const key = await this.vault.restoreKeyBackup(blob);
+      // With the version it holds, a restore whose answer is lost is confirmed by reading the key (else OUTCOME_UNKNOWN).
+      const key = await this.vault.restoreKeyBackup(blob, version === undefined ? undefined : { name: vaultName, version });
       if (key.properties.name.toLowerCase() !== vaultName.toLowerCase()) {
         // The header was edited to claim this tenant's scope: undo the restore, refuse the blob.
         await this.vault.deleteKey(key.properties.name).then((d) => this.vault.purgeDeletedKey(d.properties.name)).catch(() => undefined);

@@ -130,7 +130,7 @@ export class FakeVaultKeys extends KeyVaultKeysProvider {
   backupKey(): Promise<Uint8Array> {
     throw new Error('not in the fake');
   }
-  restoreKeyBackup(): Promise<VaultKey> {
+  restoreKeyBackup(_backup: Uint8Array, _expected?: VaultKeyRef): Promise<VaultKey> {
     throw new Error('not in the fake');
   }
 
