@@ -1,6 +1,10 @@
 import { createServer, connect, type Server, type Socket } from 'node:net';
 import type { AddressInfo } from 'node:net';
-import { POSTGRES_URL } from '@app/testing';
+import { randomBytes } from 'node:crypto';
+import { AUDIT_RETENTION_JOB } from '@app/audit';
+import { ScheduledJobs } from '@app/common';
+import { POSTGRES_URL, startStallProxy, type StallProxy } from '@app/testing';
+import { generateApiKey } from '../../apps/api/src/auth/api-keys';
 import { startTestHost, type TestHost } from '../support/host';
 
 /**
@@ -74,4 +78,112 @@ describe('the host when PostgreSQL stalls and comes back', () => {
     }
     expect(status).toBe(200);
   }, 60_000);
+});
+
+/**
+ * PostgreSQL stalls on the connections already open too (a hung or stopped server, a stalled proxy or pooler, a
+ * path that drops packets while the peer's kernel still ACKs, so TCP keepalive never trips), then answers again
+ * on new connections only — the stalled ones stay wedged. Before: value reads and metadata reads hung for as
+ * long as the stall, readiness stayed 503 for good (the pool's slots held by queries that never ended), and the
+ * retention job stayed "running".
+ * Bounds are generous: the machine is shared; the host's own deadline here is 4 s.
+ */
+describe('the host when PostgreSQL stalls on established connections', () => {
+  let host: TestHost;
+  let proxy: StallProxy;
+  const admin = generateApiKey('stall-admin', 'acme', ['admin']);
+  const WAIT_MS = 30_000;
+
+  beforeAll(async () => {
+    proxy = await startStallProxy(POSTGRES_URL);
+    host = await startTestHost('postgres', {
+      DATABASE_URL: proxy.url,
+      DATABASE_POOL_SIZE: '4',
+      DATABASE_CONNECT_TIMEOUT_MS: '1000',
+      DATABASE_QUERY_TIMEOUT_MS: '4000',
+      DATABASE_STATEMENT_TIMEOUT_MS: '3000',
+      DATABASE_IDLE_IN_TRANSACTION_TIMEOUT_MS: '5000',
+      AUTH_API_KEYS: JSON.stringify([admin.entry]),
+      CREDENTIALS_INTEGRATIONS: 'github',
+      ROTATION_EXPIRY_MONITOR_ENABLED: 'false',
+      ROTATION_CHECK_ENABLED: 'false',
+      OAUTH_PROACTIVE_ENABLED: 'false',
+      AUDIT_ANCHOR_ENABLED: 'false',
+      // Scheduled, never due during the test: run by hand.
+      AUDIT_RETENTION_CRON: '0 3 1 1 *',
+    });
+  }, 60_000);
+
+  afterAll(async () => {
+    proxy?.resume();
+    await host?.close();
+    await proxy?.close();
+  });
+
+  /** An answer, or `hung` when none came within WAIT_MS. */
+  const call = async (method: string, path: string, body?: unknown) => {
+    try {
+      const res = await fetch(`${host.baseUrl}${path}`, {
+        method,
+        headers: { 'x-api-key': admin.key, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
+        body: body === undefined ? undefined : JSON.stringify(body),
+        signal: AbortSignal.timeout(WAIT_MS),
+      });
+      const text = await res.text();
+      return { status: res.status as number | 'hung', body: text ? JSON.parse(text) : undefined };
+    } catch {
+      return { status: 'hung' as const, body: undefined };
+    }
+  };
+  const create = (connectionId: string) =>
+    call('POST', '/v1/credentials', { integrationId: 'github', connectionId, type: 'api_key', value: `sk_${randomBytes(12).toString('hex')}` });
+  const within = <T>(work: Promise<T>) => {
+    let timer: NodeJS.Timeout | undefined;
+    return Promise.race([work, new Promise<'hung'>((r) => (timer = setTimeout(() => r('hung'), WAIT_MS)))]).finally(() => clearTimeout(timer));
+  };
+  const until = async (check: () => Promise<boolean>, ms: number) => {
+    const deadline = Date.now() + ms;
+    while (!(await check()) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 500));
+    return check();
+  };
+  it('ends every request with a 503 (never hangs), and is whole again once PostgreSQL answers on new connections', async () => {
+    const a = await create('a');
+    expect(a.status).toBe(201);
+    const id = a.body.id as string;
+    expect((await call('GET', `/v1/credentials/${id}/value`)).status).toBe(200);
+    expect((await call('GET', '/health/ready')).status).toBe(200);
+
+    proxy.stall();
+    const jobs = host.app.get(ScheduledJobs);
+    const [read, metadata, created, rotated, ready, job] = await Promise.all([
+      call('GET', `/v1/credentials/${id}/value`),
+      call('GET', `/v1/credentials/${id}`),
+      create('b'),
+      call('POST', `/v1/credentials/${id}/rotate`, { value: `sk_${randomBytes(12).toString('hex')}`, expectedVersion: a.body.rowVersion }),
+      call('GET', '/health/ready'),
+      within(jobs.runNow(AUDIT_RETENTION_JOB)),
+    ]);
+    // A typed 503 each (the value read: the audit log cannot take its row, fail-closed), not a request left hanging.
+    expect({ read: read.status, metadata: metadata.status, created: created.status, rotated: rotated.status, ready: ready.status }).toEqual({
+      read: 503,
+      metadata: 503,
+      created: 503,
+      rotated: 503,
+      ready: 503,
+    });
+    // From the cache, the audit row cannot be written; with the cache degraded (no heartbeat heard), the row cannot be read.
+    expect(['AUDIT_UNAVAILABLE', 'DATABASE_UNRESPONSIVE']).toContain(read.body.codeName);
+    expect(metadata.body.codeName).toBe('DATABASE_UNRESPONSIVE');
+    expect(job).toBe('failed');
+    expect((await call('GET', '/health/live')).status).toBe(200);
+
+    proxy.passNew();
+    expect(await until(async () => (await call('GET', '/health/ready')).status === 200, WAIT_MS)).toBe(true);
+    expect((await call('GET', `/v1/credentials/${id}/value`)).status).toBe(200);
+    const c = await create('c');
+    expect(c.status).toBe(201);
+    const meta = await call('GET', `/v1/credentials/${id}`);
+    expect((await call('POST', `/v1/credentials/${id}/rotate`, { value: `sk_${randomBytes(12).toString('hex')}`, expectedVersion: meta.body.rowVersion })).status).toBe(200);
+    expect(await within(jobs.runNow(AUDIT_RETENTION_JOB))).toBe('success');
+  }, 180_000);
 });

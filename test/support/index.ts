@@ -4,3 +4,4 @@ export * from './oauth-server';
 export * from './stack';
 export * from './swc-require-hook';
 export * from './wiring';
+export * from './stall-proxy';

@@ -1,6 +1,6 @@
 import { Inject, Injectable, Logger, Optional } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
-import { Clock, DistributedLock, LOCK_KEYS, createDistributedLock, describeError } from '@app/common';
+import { Clock, DistributedLock, LOCK_KEYS, createDistributedLock, describeError, withoutStatementTimeouts } from '@app/common';
 import { DataSource, EntityManager } from 'typeorm';
 import { AuditAnchorService } from './anchor/audit-anchor.service';
 import { AUDIT_SYSTEM_ACTOR } from './audit.constants';
@@ -55,6 +55,9 @@ export class AuditRetentionService {
   }
 
   /**
+   * Its transactions run without the host's statement timeout and query deadline (`withoutStatementTimeouts`):
+   * the first run over a large log finds and deletes millions of rows of a chain in one statement.
+   *
    * Deletes, per chain, the longest prefix of rows all older than `olderThan`, and appends a
    * `retention_checkpoint` row holding the last pruned sequence and hash, from which `verify` starts.
    * With an `AuditAnchorStore`, the checkpoint is appended and anchored (with `prunedThrough`) before
@@ -75,7 +78,7 @@ export class AuditRetentionService {
         try {
           deleted += this.anchoring.enabled
             ? await this.pruneAnchored(tenantId, cutoff, olderThan)
-            : ((await this.chains.inOwnTransaction([tenantId], (m) => this.pruneChain(m, tenantId, cutoff, olderThan, true)))?.count ?? 0);
+            : ((await this.chains.inOwnTransaction([tenantId], (m) => withoutStatementTimeouts(m, () => this.pruneChain(m, tenantId, cutoff, olderThan, true))))?.count ?? 0);
         } finally {
           this.writer.forgetHeads([tenantId]);
         }
@@ -87,10 +90,12 @@ export class AuditRetentionService {
 
   /** Checkpoint (committed), then its anchor, then the delete: a crash in between leaves rows, never a hole. */
   private async pruneAnchored(tenantId: string, cutoff: number, olderThan: Date): Promise<number> {
-    const planned = await this.chains.inOwnTransaction([tenantId], async (m) => {
-      const pruned = await this.pruneChain(m, tenantId, cutoff, olderThan, false);
-      return pruned && { ...pruned, checkpoint: (await this.rows.head(tenantId, m))! };
-    });
+    const planned = await this.chains.inOwnTransaction([tenantId], (m) =>
+      withoutStatementTimeouts(m, async () => {
+        const pruned = await this.pruneChain(m, tenantId, cutoff, olderThan, false);
+        return pruned && { ...pruned, checkpoint: (await this.rows.head(tenantId, m))! };
+      }),
+    );
     if (!planned) return 0;
     try {
       await this.anchoring.anchorCheckpoint(tenantId, planned.checkpoint, planned.through);
@@ -99,7 +104,7 @@ export class AuditRetentionService {
       return 0;
     }
     this.writer.forgetHeads([tenantId]);
-    return (await this.chains.inOwnTransaction([tenantId], (m) => this.rows.deleteThrough(tenantId, planned.through, m))) ?? planned.count;
+    return (await this.chains.inOwnTransaction([tenantId], (m) => withoutStatementTimeouts(m, () => this.rows.deleteThrough(tenantId, planned.through, m)))) ?? planned.count;
   }
 
   /**

@@ -20,6 +20,8 @@ export interface HarnessOptions {
   lock?: boolean;
   /** Provide this global AuditAnchorStore, as a host would. */
   anchors?: AuditAnchorStore;
+  /** Merged into the DataSource's driver options (`extra`), e.g. a host's PostgreSQL timeouts. */
+  extra?: Record<string, unknown>;
 }
 
 export interface AuditHarness {
@@ -42,7 +44,14 @@ export async function startAudit(db: TestDatabase, options: AuditModuleOptions =
   // Track the DataSource so a failed start (bad options, missing scheduler) does not leak it.
   const created: Array<Promise<DataSource>> = [];
   const typeorm = TypeOrmModule.forRootAsync({
-    useFactory: () => ({ ...db.options, entities: AUDIT_ENTITIES, migrations: AUDIT_MIGRATIONS, migrationsRun: true, retryAttempts: 0 }),
+    useFactory: () => ({
+      ...db.options,
+      ...(h.extra ? { extra: { ...(db.options as { extra?: object }).extra, ...h.extra } } : {}),
+      entities: AUDIT_ENTITIES,
+      migrations: AUDIT_MIGRATIONS,
+      migrationsRun: true,
+      retryAttempts: 0,
+    }),
     dataSourceFactory: (o) => {
       const ds = new DataSource(o!).initialize();
       created.push(ds);

@@ -35,6 +35,10 @@ export interface AppConfig {
         connectTimeoutMs: number;
         /** Advisory locks held at once (each pins a session of the lock pool): PersistenceModule's `locks.maxSessions`. */
         lockSessions: number;
+        /** Client-side query deadline, statement_timeout, idle_in_transaction_session_timeout (ms, 0 = off): `postgresTimeoutOptions`. */
+        queryTimeoutMs: number;
+        statementTimeoutMs: number;
+        idleInTransactionTimeoutMs: number;
       };
   keyVault:
     | { mode: 'embedded'; emulatorDataDir: string; emulatorPort: number; timeoutMs: number; maxAttempts: number; breakerHalfOpenAfterMs: number }

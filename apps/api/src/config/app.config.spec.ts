@@ -2,7 +2,7 @@ import { resolvePersistenceOptions } from '@app/common';
 import { DEFAULT_WEBHOOK_SECRETS_OPTIONS, notificationHostOptions, resolveNotificationOptions, resolveWebhookSecretsOptions } from '@app/rotation';
 import type { EmbeddedVault } from '../vault/embedded-vault';
 import { keyVaultOptions } from '../vault/vault.module';
-import { persistenceOptions } from '../database/database.options';
+import { databaseOptions, persistenceOptions } from '../database/database.options';
 import { ConfigValidationError, loadAppConfig } from './app.config';
 
 /** The problems of a refused environment, as one text. */
@@ -64,6 +64,24 @@ describe('loadAppConfig', () => {
     const outbox = notificationHostOptions(resolvePersistenceOptions(persistenceOptions(least, { dispatch: true })));
     expect(() => resolveNotificationOptions(least.rotation.notifications, outbox)).not.toThrow();
     expect(() => resolveNotificationOptions(least.rotation.notifications, { outboxHandlerTimeoutMs: 1999 })).toThrow(/sendWaitMs/);
+  });
+
+  it('bounds PostgreSQL work by default (40 s query deadline, 30 s statement timeout, 60 s idle in a transaction); each variable checked, 0 turns it off', () => {
+    const pg = { DATABASE_TYPE: 'postgres', DATABASE_URL: 'postgres://u@db:5432/cv' };
+    expect(loadAppConfig(pg).database).toMatchObject({ queryTimeoutMs: 40_000, statementTimeoutMs: 30_000, idleInTransactionTimeoutMs: 60_000 });
+    const extra = (env: Record<string, string>) => (databaseOptions(loadAppConfig({ ...pg, ...env })) as { extra: Record<string, unknown> }).extra;
+    expect(extra({})).toMatchObject({ statement_timeout: 30_000, idle_in_transaction_session_timeout: 60_000, Client: expect.any(Function) });
+    const off = extra({ DATABASE_QUERY_TIMEOUT_MS: '0', DATABASE_STATEMENT_TIMEOUT_MS: '0', DATABASE_IDLE_IN_TRANSACTION_TIMEOUT_MS: '0' });
+    expect(off).not.toHaveProperty('statement_timeout');
+    expect(off).not.toHaveProperty('idle_in_transaction_session_timeout');
+    expect(off).not.toHaveProperty('Client');
+    // One error listing every problem.
+    const problems = problemsOf({ ...pg, DATABASE_QUERY_TIMEOUT_MS: '20000', DATABASE_STATEMENT_TIMEOUT_MS: '50', DATABASE_IDLE_IN_TRANSACTION_TIMEOUT_MS: 'soon' });
+    expect(problems).toMatch(/- DATABASE_STATEMENT_TIMEOUT_MS: must be 0 \(off\) or at least 100/);
+    expect(problems).toMatch(/- DATABASE_IDLE_IN_TRANSACTION_TIMEOUT_MS: must be a whole number/);
+    expect(problemsOf({ ...pg, DATABASE_QUERY_TIMEOUT_MS: '30000' })).toMatch(/- DATABASE_QUERY_TIMEOUT_MS: must exceed DATABASE_STATEMENT_TIMEOUT_MS/);
+    expect(loadAppConfig({ ...pg, DATABASE_QUERY_TIMEOUT_MS: '30000', DATABASE_STATEMENT_TIMEOUT_MS: '0' }).database).toMatchObject({ queryTimeoutMs: 30_000, statementTimeoutMs: 0 });
+    expect(problemsOf({ DATABASE_STATEMENT_TIMEOUT_MS: '1000' })).toMatch(/DATABASE_STATEMENT_TIMEOUT_MS: applies only with DATABASE_TYPE=postgres/);
   });
 
   it('lists every problem at once, naming the variable and what to fix', () => {

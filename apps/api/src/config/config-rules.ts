@@ -40,7 +40,17 @@ export function crossFieldProblems(env: Record<string, string | undefined>): str
   }
   // A variable of the other backend means the operator believes it is in use: say it is not.
   if (env.DATABASE_TYPE !== 'postgres') {
-    for (const v of ['DATABASE_URL', 'DATABASE_SCHEMA', 'DATABASE_POOL_SIZE', 'DATABASE_CONNECT_TIMEOUT_MS', 'DATABASE_LOCK_SESSIONS']) {
+    const postgresOnly = [
+      'DATABASE_URL',
+      'DATABASE_SCHEMA',
+      'DATABASE_POOL_SIZE',
+      'DATABASE_CONNECT_TIMEOUT_MS',
+      'DATABASE_LOCK_SESSIONS',
+      'DATABASE_QUERY_TIMEOUT_MS',
+      'DATABASE_STATEMENT_TIMEOUT_MS',
+      'DATABASE_IDLE_IN_TRANSACTION_TIMEOUT_MS',
+    ];
+    for (const v of postgresOnly) {
       if (env[v]) problems.push(`${v}: applies only with DATABASE_TYPE=postgres (the database is SQLite now); set DATABASE_TYPE=postgres or unset ${v}`);
     }
   }
@@ -90,6 +100,10 @@ export function valueProblems(e: EnvVars): string[] {
   if (!e.KEY_VAULT_URL && e.EMULATOR_PORT !== 0) {
     if (e.PORT === e.EMULATOR_PORT && onLoopback(e.HOST)) problems.push('EMULATOR_PORT: must differ from PORT (the embedded local vault listens beside the HTTP API)');
     if (e.GRPC_ENABLED && e.GRPC_PORT === e.EMULATOR_PORT && onLoopback(e.GRPC_HOST)) problems.push('EMULATOR_PORT: must differ from GRPC_PORT (the embedded local vault listens beside the gRPC API)');
+  }
+  // The server cancels a slow statement with a clean error and keeps the connection; the client's deadline is for a server that does not answer at all.
+  if (e.DATABASE_QUERY_TIMEOUT_MS > 0 && e.DATABASE_STATEMENT_TIMEOUT_MS > 0 && e.DATABASE_QUERY_TIMEOUT_MS <= e.DATABASE_STATEMENT_TIMEOUT_MS) {
+    problems.push('DATABASE_QUERY_TIMEOUT_MS: must exceed DATABASE_STATEMENT_TIMEOUT_MS (or set either to 0)');
   }
   if (e.NOTIFICATIONS_RETRY_BASE_MS > e.NOTIFICATIONS_RETRY_MAX_MS) problems.push('NOTIFICATIONS_RETRY_BASE_MS: must not exceed NOTIFICATIONS_RETRY_MAX_MS');
   for (const v of ['NOTIFICATIONS_WEBHOOK_TIMEOUT_MS', 'SMTP_TIMEOUT_MS'] as const) {

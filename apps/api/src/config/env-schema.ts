@@ -22,6 +22,9 @@ const int = (def: number, min: number, max: number) =>
     .optional()
     .transform((v) => v ?? def);
 
+/** A duration in ms where 0 turns the bound off; below 100 ms every query would fail. */
+const msOrOff = (def: number, max: number) => int(def, 0, max).refine((v) => v === 0 || v >= 100, 'must be 0 (off) or at least 100');
+
 const cron = (def: string) => cronExpressionSchema('must be a cron expression with 5 or 6 fields, e.g. "30 3 * * *"').default(def);
 
 /** A variable holding a JSON array (unset = empty); a parse error says `message`, items are validated by `item`. */
@@ -69,6 +72,12 @@ export const envSchema = z
     DATABASE_SCHEMA: z.string().regex(/^[a-z_][a-z0-9_]*$/i, 'must be a plain SQL identifier').optional(),
     DATABASE_POOL_SIZE: int(10, 1, 200),
     DATABASE_CONNECT_TIMEOUT_MS: int(10_000, 100, 600_000),
+    // PostgreSQL, 0 = off. A query with no answer this long closes its connection (client side; above the statement timeout).
+    DATABASE_QUERY_TIMEOUT_MS: msOrOff(40_000, 3_600_000),
+    // PostgreSQL's statement_timeout on every connection: a statement running or waiting for a lock this long is cancelled.
+    DATABASE_STATEMENT_TIMEOUT_MS: msOrOff(30_000, 3_600_000),
+    // PostgreSQL's idle_in_transaction_session_timeout: a session idle inside a transaction this long is ended (its locks released).
+    DATABASE_IDLE_IN_TRANSACTION_TIMEOUT_MS: msOrOff(60_000, 86_400_000),
     // PostgreSQL: advisory locks held at once per replica, each on a session of a pool of its own (PersistenceModule locks.maxSessions).
     DATABASE_LOCK_SESSIONS: int(8, 1, 100),
     // PostgreSQL: named statements for the audit's read batches. Off behind a pooler that cannot keep them.

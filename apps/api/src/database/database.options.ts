@@ -1,7 +1,8 @@
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
+import { Client } from 'pg';
 import type { DataSourceOptions } from 'typeorm';
-import type { PersistenceModuleOptions } from '@app/common';
+import { postgresTimeoutOptions, type PersistenceModuleOptions } from '@app/common';
 import type { AppConfig } from '../config/app.config';
 import { HOST_ENTITIES, HOST_MIGRATIONS } from './schema';
 
@@ -45,7 +46,7 @@ export function databaseOptions(config: AppConfig): DataSourceOptions {
       },
     };
   }
-  const { url, schema, poolSize, connectTimeoutMs } = config.database;
+  const { url, schema, poolSize, connectTimeoutMs, queryTimeoutMs, statementTimeoutMs, idleInTransactionTimeoutMs } = config.database;
   return {
     ...common,
     type: 'postgres',
@@ -60,6 +61,10 @@ export function databaseOptions(config: AppConfig): DataSourceOptions {
       // Dead peers of established connections are found by TCP keepalive (the OS's probes) and dropped.
       keepAlive: true,
       keepAliveInitialDelayMillis: 10_000,
+      // A peer that stalls while its kernel still ACKs (a hung server, a stalled proxy or pooler) never trips
+      // keepalive: a query unanswered past its deadline closes its connection (a typed 503, the slot freed), and
+      // PostgreSQL bounds statements and lock waits, and ends transactions left idle (their locks with them).
+      ...postgresTimeoutOptions(Client, { queryTimeoutMs, statementTimeoutMs, idleInTransactionTimeoutMs }),
       ...(schema ? { options: `-c search_path=${schema}` } : {}),
     },
   };

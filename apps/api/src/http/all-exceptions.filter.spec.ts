@@ -3,6 +3,7 @@ import { APP_FILTER, NestFactory } from '@nestjs/core';
 import type { NestFastifyApplication } from '@nestjs/platform-fastify';
 import { RestError, createHttpHeaders, createPipelineRequest } from '@azure/core-rest-pipeline';
 import { QueryFailedError } from 'typeorm';
+import { DatabaseUnresponsiveError } from '@app/common';
 import { CredentialValueMissingError } from '@app/credentials';
 import { KeyVaultError, KeyVaultErrorCode } from '@app/key-vault';
 import { HOST_APP_OPTIONS, hostAdapter } from '../bootstrap';
@@ -64,6 +65,18 @@ class FailingController {
   @Get('db')
   db(): never {
     throw new QueryFailedError('SELECT 1', [], Object.assign(new Error('terminating connection due to administrator command'), { code: '57P01' }));
+  }
+
+  /** A query PostgreSQL never answered: the host's deadline closed its connection (the typed error under TypeORM's). */
+  @Get('db-unresponsive')
+  dbUnresponsive(): never {
+    throw new QueryFailedError('SELECT 1', [], new DatabaseUnresponsiveError(40_000));
+  }
+
+  /** PostgreSQL cancelled a statement past its statement timeout (or a lock wait past lock_timeout). */
+  @Get('db-timeout')
+  dbTimeout(): never {
+    throw new QueryFailedError('SELECT 1', [], Object.assign(new Error('canceling statement due to statement timeout'), { code: '57014' }));
   }
 
   /** A query the database refused for itself: still ours to fix. */
@@ -128,6 +141,16 @@ describe('AllExceptionsFilter: the 5xx log line', () => {
       expect(isDatabaseUnavailable(e)).toBe(true);
     }
     expect(isDatabaseUnavailable(new Error('Connection terminated unexpectedly by the user: value=abc'))).toBe(false);
+  });
+
+  it('answers 503 with its stable code when PostgreSQL did not answer within the deadline, and 503 when it cancelled a statement past its timeout', async () => {
+    const unresponsive = await fetch(`${baseUrl}/fail/db-unresponsive`);
+    expect(unresponsive.status).toBe(503);
+    expect(unresponsive.headers.get('retry-after')).toBe('1');
+    expect(await unresponsive.json()).toMatchObject({ statusCode: 503, code: 6007, codeName: 'DATABASE_UNRESPONSIVE', errorId: expect.any(String) });
+    const cancelled = await fetch(`${baseUrl}/fail/db-timeout`);
+    expect(cancelled.status).toBe(503);
+    expect(cancelled.headers.get('retry-after')).toBe('1');
   });
 
   it('logs the codes, statuses and request ids of a vault failure, never the secret name nor Azure text', async () => {

@@ -31,6 +31,9 @@ export class AllExceptionsFilter implements ExceptionFilter {
     const request = ctx.getRequest<FastifyRequest>();
     const requestId = String(request?.id ?? '');
     let body: ErrorBody;
+    // A typed error raised under the database driver (a query past its deadline: DATABASE_UNRESPONSIVE) reaches
+    // us wrapped in TypeORM's QueryFailedError: answer with its code, as if thrown directly.
+    exception = typedDriverError(exception) ?? exception;
 
     if (exception instanceof CredentialVaultError) {
       const status = statusForError(exception);
@@ -88,8 +91,12 @@ function isHealthReport(res: unknown): boolean {
   return typeof res === 'object' && res !== null && 'status' in res && 'details' in res && 'info' in res;
 }
 
-/** PostgreSQL's "connection exception" class (08) and its shutdowns (57P01–57P03, e.g. pg_terminate_backend). */
-const DATABASE_UNAVAILABLE_SQLSTATE = /^(08\d{3}|57P0[1-3])$/;
+/**
+ * PostgreSQL's "connection exception" class (08), its shutdowns (57P01–57P03, e.g. pg_terminate_backend), and
+ * a statement it cancelled because it ran or waited for a lock too long (57014: DATABASE_STATEMENT_TIMEOUT_MS,
+ * 55P03: a lock_timeout): the database is busy or stalled, not the request wrong.
+ */
+const DATABASE_UNAVAILABLE_SQLSTATE = /^(08\d{3}|57P0[1-3]|57014|55P03)$/;
 /** What the pg driver and Node raise for a connection that is gone or never came. */
 const CONNECTION_ERRNO = new Set(['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH']);
 const CONNECTION_LOST = /^(Connection terminated( unexpectedly| due to connection timeout)?|timeout exceeded when trying to connect)$/;
@@ -101,4 +108,11 @@ export function isDatabaseUnavailable(e: unknown): boolean {
     if (typeof err.message === 'string' && CONNECTION_LOST.test(err.message)) return true;
   }
   return false;
+}
+
+/** The typed error a driver failure carries (TypeORM keeps the driver's error as `driverError`), if any. */
+function typedDriverError(e: unknown): CredentialVaultError | undefined {
+  if (e instanceof CredentialVaultError) return undefined;
+  const driverError = (e as { driverError?: unknown } | null | undefined)?.driverError;
+  return driverError instanceof CredentialVaultError ? driverError : undefined;
 }

@@ -9,6 +9,12 @@ export interface LockSession {
   release(error?: Error | boolean): void;
 }
 
+/** A session handed out by `LockSessions`. */
+export interface HeldLockSession extends LockSession {
+  /** The node-postgres client underneath (for `withLongQueries`). */
+  readonly client: unknown;
+}
+
 interface PgPool {
   connect(): Promise<LockSession>;
   end(): Promise<void>;
@@ -77,7 +83,7 @@ export class LockSessions {
    * the DataSource's `connectionTimeoutMillis`, as long as a new connection may take), then throws
    * `LockSessionsExhaustedError`.
    */
-  async connect(waitMs?: number): Promise<LockSession> {
+  async connect(waitMs?: number): Promise<HeldLockSession> {
     await this.takeSlot(waitMs ?? this.defaultWaitMs());
     let session: LockSession;
     try {
@@ -94,6 +100,7 @@ export class LockSessions {
     }
     let released = false;
     return {
+      client: session,
       query: (sql, params) => session.query(sql, params),
       on: (event, listener) => session.on(event, listener),
       release: (error) => {

@@ -4,7 +4,8 @@ import { describeError, sqlState } from '../errors';
 import { advisoryLockKey } from './advisory-lock-key';
 import { DistributedLock, LockRunOptions, TryRunResult, assertLockKey } from './distributed-lock';
 import { KeyedMutex, MutexRelease } from './keyed-mutex';
-import { LockSession, LockSessions } from './lock-sessions';
+import { withLongQueries } from '../persistence/postgres-timeouts';
+import { HeldLockSession, LockSession, LockSessions } from './lock-sessions';
 import { ADVISORY_LOCK_NAMESPACES } from './lock-keys';
 import { LockTimeoutError } from './lock.errors';
 
@@ -72,17 +73,19 @@ export class PostgresAdvisoryLock extends DistributedLock {
     assertLockKey(key);
     const deadline = Date.now() + options.timeoutMs;
     const releaseLocal = await this.local.acquire(key, options.timeoutMs);
-    let runner: LockSession | undefined;
+    let runner: HeldLockSession | undefined;
     try {
       // Waiting for a free session counts against the caller's timeout, too.
       runner = await this.sessions.connect(Math.max(1, deadline - Date.now()));
       // lock_timeout bounds the wait inside PostgreSQL; SET LOCAL scopes it to this short
       // transaction, and a session-level advisory lock outlives the COMMIT (by design of PostgreSQL).
+      // The wait may be longer than the host's statement timeout and query deadline: lock_timeout is its bound.
       const remaining = Math.max(1, deadline - Date.now());
       await runner.query('BEGIN');
       try {
-        await runner.query(`SELECT set_config('lock_timeout', $1, true)`, [`${remaining}ms`]);
-        await runner.query('SELECT pg_advisory_lock($1::bigint)', [this.advisoryId(key)]);
+        await runner.query(`SELECT set_config('lock_timeout', $1, true), set_config('statement_timeout', '0', true)`, [`${remaining}ms`]);
+        const session = runner;
+        await withLongQueries(session.client, remaining, () => session.query('SELECT pg_advisory_lock($1::bigint)', [this.advisoryId(key)]));
         await runner.query('COMMIT');
       } catch (e) {
         await runner.query('ROLLBACK').catch(() => undefined);

@@ -6,6 +6,7 @@ export * from './persistence.module';
 export * from './host-persistence';
 export { provideEntityCheck } from './entity-check';
 export * from './plain-insert';
+export * from './postgres-timeouts';
 export { initializeWithMigrations } from './migrate-on-start';
 export { SqliteDurableCommit } from './sqlite-durable-commit';
 export { SqliteWriteWorker } from './sqlite-write-worker';

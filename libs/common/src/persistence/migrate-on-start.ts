@@ -1,5 +1,6 @@
 import { Logger } from '@nestjs/common';
-import { DataSource, type DataSourceOptions } from 'typeorm';
+import { DataSource, MigrationExecutor, type DataSourceOptions } from 'typeorm';
+import { withLongQueries } from './postgres-timeouts';
 
 /**
  * A DataSource factory for `TypeOrmModule.forRootAsync({ dataSourceFactory })`: connects, then applies the
@@ -18,12 +19,21 @@ export async function initializeWithMigrations(options: DataSourceOptions): Prom
       return dataSource;
     }
     const runner = dataSource.createQueryRunner();
-    await runner.connect();
+    const client = await runner.connect();
     // One lock per schema (each test file, or each tenant database, has its own).
     const lock = "hashtext('credential-vault:migrations:' || current_schema())";
     try {
-      await runner.query(`SELECT pg_advisory_lock(${lock})`);
-      await dataSource.runMigrations({ transaction: 'all' });
+      // Waiting for another replica's migrations, and a migration itself (an index built on a large table), take
+      // as long as they take: no statement timeout and no query deadline on this session, which runs both.
+      await runner.query('SET statement_timeout = 0');
+      await withLongQueries(client, Number.POSITIVE_INFINITY, async () => {
+        await runner.query(`SELECT pg_advisory_lock(${lock})`);
+        const migrations = new MigrationExecutor(dataSource, runner);
+        migrations.transaction = 'all';
+        await migrations.executePendingMigrations();
+      });
+      // Back to the pool as it came (after a failure the DataSource is destroyed below, this session with it).
+      await runner.query('RESET statement_timeout');
     } finally {
       await runner.query(`SELECT pg_advisory_unlock(${lock})`).catch(() => undefined);
       await runner.release();

@@ -18,6 +18,8 @@ export enum PersistenceErrorCode {
   NAMED_STATEMENT_REFUSED = 6005,
   /** A transaction of the SQLite write worker failed (rolled back whole), or the worker is gone. */
   SQLITE_WORKER_WRITE = 6006,
+  /** PostgreSQL did not answer a query within the client-side deadline: the connection was closed. */
+  DATABASE_UNRESPONSIVE = 6007,
   /** `Outbox.add` was called outside a `TransactionRunner.run`. */
   OUTBOX_NO_TRANSACTION = 6101,
   /** The outbox event is malformed (empty name, payload not a JSON object, too large). */
@@ -25,8 +27,9 @@ export enum PersistenceErrorCode {
 }
 
 /**
- * HTTP status of each code, composed by the host; a new code does not compile without one. Every one
- * is our own fault (libs, not HTTP clients, call the runner and the outbox), hence 500.
+ * HTTP status of each code, composed by the host; a new code does not compile without one. All but one
+ * are our own fault (libs, not HTTP clients, call the runner and the outbox), hence 500; a database that
+ * does not answer is 503 (retry later).
  */
 export const PERSISTENCE_ERROR_HTTP_STATUS: Record<PersistenceErrorCode, HttpStatus> = {
   [PersistenceErrorCode.CONFIGURATION]: HttpStatus.INTERNAL_SERVER_ERROR,
@@ -35,6 +38,7 @@ export const PERSISTENCE_ERROR_HTTP_STATUS: Record<PersistenceErrorCode, HttpSta
   [PersistenceErrorCode.COMMIT_NOT_DURABLE]: HttpStatus.INTERNAL_SERVER_ERROR,
   [PersistenceErrorCode.NAMED_STATEMENT_REFUSED]: HttpStatus.INTERNAL_SERVER_ERROR,
   [PersistenceErrorCode.SQLITE_WORKER_WRITE]: HttpStatus.INTERNAL_SERVER_ERROR,
+  [PersistenceErrorCode.DATABASE_UNRESPONSIVE]: HttpStatus.SERVICE_UNAVAILABLE,
   [PersistenceErrorCode.OUTBOX_NO_TRANSACTION]: HttpStatus.INTERNAL_SERVER_ERROR,
   [PersistenceErrorCode.OUTBOX_INVALID_EVENT]: HttpStatus.INTERNAL_SERVER_ERROR,
 };
@@ -134,6 +138,23 @@ export class SqliteWorkerWriteError extends PersistenceError {
     options?: { cause?: unknown },
   ) {
     super(message, options);
+  }
+}
+
+/**
+ * A PostgreSQL query got no answer within the client-side deadline (`postgresTimeoutOptions`' `queryTimeoutMs`):
+ * the server or the path to it stalls. Its connection was closed, so the pool slot is free and PostgreSQL rolls
+ * back that session's open transaction once it hears; whether a COMMIT already sent took effect is unknown.
+ */
+export class DatabaseUnresponsiveError extends PersistenceError {
+  readonly code = PersistenceErrorCode.DATABASE_UNRESPONSIVE;
+  readonly codeName = 'DATABASE_UNRESPONSIVE';
+  readonly severity = ErrorSeverity.TRANSIENT;
+  /** The host answers 503 with `Retry-After: 1`. */
+  readonly retryAfterMs = 1000;
+
+  constructor(readonly timeoutMs: number) {
+    super(`PostgreSQL did not answer a query within ${timeoutMs} ms; its connection was closed`);
   }
 }
 

@@ -1,0 +1,130 @@
+/**
+ * Integration (real PostgreSQL, through a TCP proxy that can stall): the bounds `postgresTimeoutOptions` puts on
+ * a DataSource, and the long work that must still run under them (migrations, a long advisory-lock wait, work
+ * inside `withoutStatementTimeouts`).
+ */
+import { randomBytes } from 'node:crypto';
+import { Client } from 'pg';
+import { DataSource, type DataSourceOptions, type MigrationInterface, type QueryRunner } from 'typeorm';
+import { createTestDatabase, startStallProxy, type StallProxy, type TestDatabase } from '@app/testing';
+import { sqlState } from '../errors';
+import { createDistributedLock } from '../lock/create-distributed-lock';
+import { initializeWithMigrations } from './migrate-on-start';
+import { DatabaseUnresponsiveError, PersistenceErrorCode } from './persistence.errors';
+import { postgresTimeoutOptions, withoutStatementTimeouts, type PostgresTimeouts } from './postgres-timeouts';
+
+const TIMEOUTS: PostgresTimeouts = { queryTimeoutMs: 1500, statementTimeoutMs: 1000, idleInTransactionTimeoutMs: 2000 };
+
+describe('postgresTimeoutOptions (PostgreSQL)', () => {
+  let db: TestDatabase;
+  let proxy: StallProxy;
+  const sources: DataSource[] = [];
+
+  beforeAll(async () => {
+    db = await createTestDatabase('postgres');
+    proxy = await startStallProxy((db.options as { url: string }).url);
+  });
+  afterEach(async () => {
+    proxy.resume();
+    await Promise.all(sources.splice(0).map((s) => s.destroy().catch(() => undefined)));
+  });
+  afterAll(async () => {
+    await proxy?.close();
+    await db?.drop();
+  });
+
+  const options = (extra: object = {}, more: Partial<DataSourceOptions> = {}): DataSourceOptions =>
+    ({
+      ...db.options,
+      url: proxy.url,
+      ...more,
+      extra: { ...(db.options as { extra?: object }).extra, max: 2, connectionTimeoutMillis: 1000, ...postgresTimeoutOptions(Client, TIMEOUTS), ...extra },
+    }) as DataSourceOptions;
+  const open = async (o: DataSourceOptions = options()) => {
+    const ds = await new DataSource(o).initialize();
+    sources.push(ds);
+    return ds;
+  };
+  const failure = (work: Promise<unknown>) => work.then(() => undefined, (e: unknown) => e as { driverError?: unknown; code?: unknown });
+
+  it('a query PostgreSQL never answers fails with DATABASE_UNRESPONSIVE after the deadline, and its pool slot serves again', async () => {
+    const ds = await open();
+    await ds.query('SELECT 1');
+    proxy.stall();
+    const started = Date.now();
+    const e = await failure(ds.query('SELECT 1'));
+    expect(e?.driverError).toBeInstanceOf(DatabaseUnresponsiveError);
+    expect(e?.code).toBe(PersistenceErrorCode.DATABASE_UNRESPONSIVE);
+    expect(Date.now() - started).toBeLessThan(15_000);
+    // The stalled connections stay stalled; new ones answer. Both slots come back (one connection was closed,
+    // the other one is idle and stalled: its first query fails the same way).
+    proxy.passNew();
+    const answers: unknown[] = [];
+    for (let i = 0; i < 3; i++) answers.push(await ds.query('SELECT 1 AS one').then(() => 'ok', (x: unknown) => (x as { code?: unknown }).code));
+    expect(answers.every((a) => a === 'ok' || a === PersistenceErrorCode.DATABASE_UNRESPONSIVE)).toBe(true);
+    expect(answers.at(-1)).toBe('ok');
+  }, 60_000);
+
+  it('PostgreSQL cancels a statement past its statement timeout itself (57014), and the connection serves on', async () => {
+    const ds = await open(options({ max: 1 }));
+    const e = await failure(ds.query('SELECT pg_sleep(3)'));
+    expect(sqlState(e)).toBe('57014');
+    expect(await ds.query('SELECT 1 AS one')).toEqual([{ one: 1 }]);
+  }, 30_000);
+
+  it('ends a transaction left idle past its timeout (its locks with it)', async () => {
+    const ds = await open();
+    const runner = ds.createQueryRunner();
+    await runner.startTransaction();
+    const key = Number.parseInt(randomBytes(4).toString('hex'), 16);
+    await runner.query('SELECT pg_advisory_xact_lock($1)', [key]);
+    await new Promise((r) => setTimeout(r, TIMEOUTS.idleInTransactionTimeoutMs + 1500));
+    await expect(runner.query('SELECT 1')).rejects.toThrow();
+    await runner.release();
+    expect(await ds.query('SELECT pg_try_advisory_xact_lock($1) AS got', [key])).toEqual([{ got: true }]);
+  }, 30_000);
+
+  it('work inside withoutStatementTimeouts runs past both bounds (audit retention on a large log)', async () => {
+    const ds = await open();
+    const [row] = await ds.transaction((m) => withoutStatementTimeouts(m, () => m.query('SELECT pg_sleep(2.5), 1 AS done')));
+    expect(row.done).toBe(1);
+    // Only inside that transaction.
+    expect(sqlState(await failure(ds.query('SELECT pg_sleep(3)')))).toBe('57014');
+  }, 30_000);
+
+  it('an advisory-lock wait longer than both bounds ends when the lock comes free (its own lock_timeout bounds it)', async () => {
+    const ds = await open();
+    // Two locks (as two replicas would be): one process' callers would queue in process, not in PostgreSQL.
+    const [holder, waiter] = [createDistributedLock(ds), createDistributedLock(ds)];
+    const key = `job-${randomBytes(4).toString('hex')}`;
+    let release!: () => void;
+    const holding = new Promise<void>((r) => (release = r));
+    let held!: () => void;
+    const isHeld = new Promise<void>((r) => (held = r));
+    const first = holder.tryRun(key, async () => {
+      held();
+      await holding;
+    });
+    await isHeld;
+    setTimeout(release, 3000);
+    await expect(waiter.run(key, async () => 'second', { timeoutMs: 20_000 })).resolves.toBe('second');
+    await first;
+  }, 30_000);
+
+  it('migrations run past both bounds', async () => {
+    class SlowMigration1700000000001 implements MigrationInterface {
+      name = 'SlowMigration1700000000001';
+      async up(q: QueryRunner): Promise<void> {
+        // An index built on a large table takes longer than any request may.
+        await q.query('CREATE TABLE slow_migration_marker (id int)');
+        await q.query('SELECT pg_sleep(2.5)');
+      }
+      async down(): Promise<void> {}
+    }
+    const ds = await initializeWithMigrations(options({}, { migrations: [SlowMigration1700000000001], migrationsTableName: 'cv_migrations' }));
+    sources.push(ds);
+    expect(await ds.query(`SELECT count(*)::int AS n FROM slow_migration_marker`)).toEqual([{ n: 0 }]);
+    // The session that ran them is back in the pool with its statement timeout.
+    expect(sqlState(await failure(ds.query('SELECT pg_sleep(3)')))).toBe('57014');
+  }, 30_000);
+});
