@@ -84,8 +84,8 @@ describe('the host when PostgreSQL stalls and comes back', () => {
  * PostgreSQL stalls on the connections already open too (a hung or stopped server, a stalled proxy or pooler, a
  * path that drops packets while the peer's kernel still ACKs, so TCP keepalive never trips), then answers again
  * on new connections only — the stalled ones stay wedged. Before: value reads and metadata reads hung for as
- * long as the stall, readiness stayed 503 for good (the pool's slots held by queries that never ended), and the
- * retention job stayed "running".
+ * long as the stall, readiness stayed 503 for good (the pool's slots held by queries that never ended), the
+ * retention job stayed "running", and the cache stopped serving for good (its LISTEN connection never noticed).
  * Bounds are generous: the machine is shared; the host's own deadline here is 4 s.
  */
 describe('the host when PostgreSQL stalls on established connections', () => {
@@ -185,5 +185,7 @@ describe('the host when PostgreSQL stalls on established connections', () => {
     const meta = await call('GET', `/v1/credentials/${id}`);
     expect((await call('POST', `/v1/credentials/${id}/rotate`, { value: `sk_${randomBytes(12).toString('hex')}`, expectedVersion: meta.body.rowVersion })).status).toBe(200);
     expect(await within(jobs.runNow(AUDIT_RETENTION_JOB))).toBe('success');
+    // The cache hears evictions again (its LISTEN connection was one of the stalled ones).
+    expect(await until(async () => (await call('GET', '/health/ready')).body?.details?.cache?.status === 'up', WAIT_MS)).toBe(true);
   }, 180_000);
 });

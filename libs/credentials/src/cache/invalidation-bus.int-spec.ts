@@ -1,11 +1,14 @@
 /**
  * Integration: the Redis invalidation bus owns the subscriber connection it makes with the host's factory
- * — the app's close closes it, and a Redis that is down does not hold the close. Real Redis.
+ * — the app's close closes it, and a Redis that is down does not hold the close. Real Redis. The PostgreSQL
+ * bus finds a LISTEN connection that stalled. Real PostgreSQL behind a proxy that can stall.
  */
 import { randomBytes } from 'node:crypto';
 import { createServer, type Server } from 'node:net';
 import { Redis, type RedisOptions } from 'ioredis';
-import { RedisInvalidationBus } from './invalidation-bus';
+import { DataSource, type DataSourceOptions } from 'typeorm';
+import { createTestDatabase, startStallProxy, type StallProxy, type TestDatabase } from '@app/testing';
+import { PostgresInvalidationBus, RedisInvalidationBus } from './invalidation-bus';
 
 const REDIS_URL = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
 
@@ -56,4 +59,39 @@ describe('RedisInvalidationBus: its subscriber connection', () => {
     expect(Date.now() - started).toBeLessThan(2000);
     expect(disconnect).toHaveBeenCalled(); // no reconnection left to keep the process alive
   });
+});
+
+describe('PostgresInvalidationBus: its LISTEN connection', () => {
+  let db: TestDatabase;
+  let proxy: StallProxy;
+  let ds: DataSource | undefined;
+  let bus: PostgresInvalidationBus | undefined;
+  beforeAll(async () => {
+    db = await createTestDatabase('postgres');
+    proxy = await startStallProxy((db.options as { url: string }).url);
+  });
+  afterAll(async () => {
+    proxy?.resume();
+    await bus?.stop();
+    await ds?.destroy();
+    await proxy?.close();
+    await db?.drop();
+  });
+
+  it('is opened again when it stalls without closing (TCP keepalive never notices): evictions are heard again', async () => {
+    ds = await new DataSource({ ...db.options, url: proxy.url, extra: { ...(db.options as { extra?: object }).extra, connectionTimeoutMillis: 1000 } } as DataSourceOptions).initialize();
+    bus = new PostgresInvalidationBus(ds, `t${randomBytes(4).toString('hex')}:`, 1000);
+    const heard: string[] = [];
+    await bus.start((m) => heard.push(m.o), () => undefined);
+    expect(bus.healthy).toBe(true);
+
+    proxy.stall();
+    proxy.passNew(); // PostgreSQL answers on new connections; the LISTEN one stays wedged
+    const deadline = Date.now() + 30_000;
+    while (!heard.includes('after') && Date.now() < deadline) {
+      await bus.publish({ o: 'after', t: Date.now() }).catch(() => undefined);
+      await new Promise((r) => setTimeout(r, 500));
+    }
+    expect(heard).toContain('after');
+  }, 60_000);
 });

@@ -128,9 +128,17 @@ interface PgListenClient {
   release(error?: Error | boolean): void;
 }
 
+/** How often the LISTEN connection must answer a query (see PostgresInvalidationBus). */
+export const LISTEN_CHECK_MS = 5000;
+
 /**
  * PostgreSQL LISTEN/NOTIFY, for deployments without Redis: one pooled connection held for LISTEN on a
  * channel named after the schema (a deployment), NOTIFY through the DataSource.
+ *
+ * The LISTEN connection runs no query of its own, so nothing would notice it stalled (a hung server, a stalled
+ * proxy, a path that drops packets while TCP keepalive is still ACKed): notifications stop, the cache stops
+ * serving, and it stayed so after PostgreSQL answered again on new connections. Every `LISTEN_CHECK_MS` it
+ * must answer a `SELECT 1` within its wait, else it is closed and LISTEN starts again on a new one.
  */
 export class PostgresInvalidationBus extends CacheInvalidationBus {
   readonly transport = 'postgres' as const;
@@ -140,6 +148,7 @@ export class PostgresInvalidationBus extends CacheInvalidationBus {
   private state = false;
   private stopped = false;
   private retry?: NodeJS.Timeout;
+  private check?: NodeJS.Timeout;
   private onMessage: InvalidationListener = () => undefined;
   private onHealth: HealthListener = () => undefined;
 
@@ -171,6 +180,7 @@ export class PostgresInvalidationBus extends CacheInvalidationBus {
   async stop(): Promise<void> {
     this.stopped = true;
     clearTimeout(this.retry);
+    clearTimeout(this.check);
     this.setHealthy(false);
     const client = this.client;
     this.client = undefined;
@@ -194,15 +204,33 @@ export class PostgresInvalidationBus extends CacheInvalidationBus {
       const lost = (e?: Error) => this.lost(client!, e);
       client.on('error', lost);
       client.on('end', lost);
-      await client.query(`LISTEN "${this.channel}"`);
+      await withTimeout(client.query(`LISTEN "${this.channel}"`), Math.max(this.timeoutMs, 2000));
       this.client = client;
       this.setHealthy(true);
+      this.scheduleCheck(client);
     } catch (e) {
       if (client) client.release(e as Error);
       this.logger.warn(`LISTEN for cache invalidations failed (${(e as Error).name}); reads bypass the cache until it works`);
       this.setHealthy(false);
       this.scheduleReconnect();
     }
+  }
+
+  private scheduleCheck(client: PgListenClient): void {
+    this.check = setTimeout(() => void this.checkAnswers(client), LISTEN_CHECK_MS);
+    this.check.unref();
+  }
+
+  private async checkAnswers(client: PgListenClient): Promise<void> {
+    if (this.stopped || this.client !== client) return;
+    try {
+      await withTimeout(client.query('SELECT 1'), Math.max(this.timeoutMs, 2000));
+    } catch (e) {
+      this.logger.warn(`the LISTEN connection for cache invalidations did not answer (${(e as NodeJS.ErrnoException).code ?? (e as Error).name}); listening again on a new one`);
+      this.lost(client, e instanceof Error ? e : new Error(String(e)));
+      return;
+    }
+    if (this.client === client) this.scheduleCheck(client);
   }
 
   private lost(client: PgListenClient, e?: Error): void {
