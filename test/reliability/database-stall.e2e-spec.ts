@@ -1,8 +1,11 @@
 import { createServer, connect, type Server, type Socket } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { randomBytes } from 'node:crypto';
+import { getDataSourceToken } from '@nestjs/typeorm';
+import { Client } from 'pg';
+import type { DataSource } from 'typeorm';
 import { AUDIT_RETENTION_JOB } from '@app/audit';
-import { ScheduledJobs } from '@app/common';
+import { OutboxDispatcher, ScheduledJobs, createDistributedLock } from '@app/common';
 import { POSTGRES_URL, startStallProxy, type StallProxy } from '@app/testing';
 import { generateApiKey } from '../../apps/api/src/auth/api-keys';
 import { startTestHost, type TestHost } from '../support/host';
@@ -85,7 +88,8 @@ describe('the host when PostgreSQL stalls and comes back', () => {
  * path that drops packets while the peer's kernel still ACKs, so TCP keepalive never trips), then answers again
  * on new connections only — the stalled ones stay wedged. Before: value reads and metadata reads hung for as
  * long as the stall, readiness stayed 503 for good (the pool's slots held by queries that never ended), the
- * retention job stayed "running", and the cache stopped serving for good (its LISTEN connection never noticed).
+ * retention job stayed "running", the cache stopped serving for good (its LISTEN connection never noticed), and a
+ * lock held when the stall began stayed held by the server's orphaned session: the outbox stopped cluster-wide.
  * Bounds are generous: the machine is shared; the host's own deadline here is 4 s.
  */
 describe('the host when PostgreSQL stalls on established connections', () => {
@@ -146,6 +150,16 @@ describe('the host when PostgreSQL stalls on established connections', () => {
     while (!(await check()) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 500));
     return check();
   };
+  const schemaSql = async <R>(sql: string, params: unknown[] = []): Promise<R[]> => {
+    const c = new Client({ connectionString: POSTGRES_URL });
+    await c.connect();
+    try {
+      return (await c.query(sql.replaceAll('$schema', `"${host.env.DATABASE_SCHEMA}"`), params)).rows as R[];
+    } finally {
+      await c.end();
+    }
+  };
+
   it('ends every request with a 503 (never hangs), and is whole again once PostgreSQL answers on new connections', async () => {
     const a = await create('a');
     expect(a.status).toBe(201);
@@ -187,5 +201,41 @@ describe('the host when PostgreSQL stalls on established connections', () => {
     expect(await within(jobs.runNow(AUDIT_RETENTION_JOB))).toBe('success');
     // The cache hears evictions again (its LISTEN connection was one of the stalled ones).
     expect(await until(async () => (await call('GET', '/health/ready')).body?.details?.cache?.status === 'up', WAIT_MS)).toBe(true);
+    // The outbox delivers what was written after the stall.
+    expect(
+      await until(async () => (await schemaSql<{ n: string }>('SELECT count(*) AS n FROM $schema.cv_outbox WHERE delivered_at IS NULL'))[0].n === '0', WAIT_MS),
+    ).toBe(true);
+  }, 180_000);
+
+  it('a lock held when the stall began is released: the outbox delivers again', async () => {
+    proxy.resume();
+    expect(await until(async () => (await call('GET', '/health/ready')).status === 200, WAIT_MS)).toBe(true);
+    // Hold the outbox dispatcher's lock (on the host's own lock sessions) while PostgreSQL stalls.
+    const dataSource = host.app.get<DataSource>(getDataSourceToken(), { strict: false });
+    const lockKey = host.app.get(OutboxDispatcher, { strict: false }).lockKey;
+    const lock = createDistributedLock(dataSource);
+    let release: (() => void) | undefined;
+    let held: Promise<unknown> = Promise.resolve();
+    // The dispatcher itself may hold it for a moment.
+    for (const deadline = Date.now() + WAIT_MS; !release && Date.now() < deadline; ) {
+      held = lock.tryRun(lockKey, () => new Promise<void>((r) => (release = r)));
+      await Promise.race([held, new Promise((r) => setTimeout(r, 500))]);
+    }
+    expect(release).toBeDefined();
+
+    proxy.stall();
+    release!();
+    // Its unlock never gets an answer: the host gives up on that session...
+    expect(await within(held)).toEqual({ acquired: true });
+    proxy.passNew();
+    // ...and PostgreSQL, which never heard, would keep the lock for that orphaned session.
+    const d = await create('d');
+    expect(d.status).toBe(201);
+    expect(
+      await until(
+        async () => (await schemaSql<{ n: string }>(`SELECT count(*) AS n FROM $schema.cv_outbox WHERE delivered_at IS NULL`))[0].n === '0',
+        60_000,
+      ),
+    ).toBe(true);
   }, 180_000);
 });

@@ -7,9 +7,11 @@ import { randomBytes } from 'node:crypto';
 import { Test } from '@nestjs/testing';
 import { getDataSourceToken, TypeOrmModule } from '@nestjs/typeorm';
 import { DataSource, type DataSourceOptions } from 'typeorm';
-import { createTestDatabase, TestDatabase } from '@app/testing';
+import { Client } from 'pg';
+import { createTestDatabase, startStallProxy, TestDatabase } from '@app/testing';
 import { OUTBOX_ENTITIES, OUTBOX_MIGRATIONS } from '../outbox';
 import { PersistenceModule } from '../persistence/persistence.module';
+import { postgresTimeoutOptions } from '../persistence/postgres-timeouts';
 import { createDistributedLock } from './create-distributed-lock';
 import type { DistributedLock } from './distributed-lock';
 import { LockErrorCode, LockSessionsExhaustedError } from './lock.errors';
@@ -126,4 +128,39 @@ describe('Advisory-lock sessions (PostgreSQL)', () => {
       await app.close();
     }
   });
+
+  it('a session lost while holding a lock (PostgreSQL stalled; the server never heard of the close) is ended once PostgreSQL answers: another replica takes the lock', async () => {
+    const proxy = await startStallProxy((db.options as { url: string }).url);
+    const timeouts = postgresTimeoutOptions(Client, { queryTimeoutMs: 1500, statementTimeoutMs: 1000, idleInTransactionTimeoutMs: 2000 });
+    // Replica A reaches PostgreSQL through the proxy, replica B directly.
+    const a = await new DataSource({ ...db.options, url: proxy.url, extra: { ...(db.options as { extra?: object }).extra, connectionTimeoutMillis: 1000, ...timeouts } } as DataSourceOptions).initialize();
+    const b = await new DataSource({ ...db.options } as DataSourceOptions).initialize();
+    try {
+      const k = key('job');
+      const held = gate();
+      const release = gate();
+      const holding = createDistributedLock(a).tryRun(k, async () => {
+        held.open();
+        await release.opened;
+      });
+      await held.opened;
+      proxy.stall();
+      release.open();
+      // A's unlock gets no answer: A closes that session. PostgreSQL, behind the stalled proxy, keeps it and its lock.
+      await expect(holding).resolves.toEqual({ acquired: true, value: undefined });
+      proxy.passNew();
+      const other = createDistributedLock(b);
+      let acquired = false;
+      for (const deadline = Date.now() + 30_000; !acquired && Date.now() < deadline; ) {
+        acquired = (await other.tryRun(k, async () => undefined)).acquired;
+        if (!acquired) await new Promise((r) => setTimeout(r, 500));
+      }
+      expect(acquired).toBe(true);
+    } finally {
+      proxy.resume();
+      await a.destroy();
+      await b.destroy();
+      await proxy.close();
+    }
+  }, 60_000);
 });

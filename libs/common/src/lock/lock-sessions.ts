@@ -1,4 +1,6 @@
+import { Logger } from '@nestjs/common';
 import type { DataSource } from 'typeorm';
+import { describeError } from '../errors';
 import { LockSessionsExhaustedError } from './lock.errors';
 
 /** A PostgreSQL session that holds advisory locks (a pg `PoolClient`). */
@@ -20,6 +22,24 @@ interface PgPool {
   end(): Promise<void>;
   on(event: 'error', listener: (e: Error) => void): unknown;
 }
+
+interface PgClient {
+  connect(): Promise<unknown>;
+  query<R = unknown>(sql: string, params?: unknown[]): Promise<{ rows: R[] }>;
+  end(): Promise<void>;
+  on(event: 'error', listener: (e: Error) => void): unknown;
+}
+
+/** A session's PostgreSQL backend: its process id and start (µs since the epoch), which a reused pid never shares. */
+interface Backend {
+  pid: number;
+  started: string;
+}
+
+/** Waits between attempts to end a lost session's backend (the last one repeats); about 10 minutes in all. */
+const END_BACKEND_DELAYS_MS = [1000, 2000, 4000, 8000, 15_000, 30_000];
+const END_BACKEND_ATTEMPTS = 25;
+const END_BACKEND_QUERY_TIMEOUT_MS = 10_000;
 
 /** How many advisory locks one process may hold at once per DataSource (each pins a session). PersistenceModule's `locks.maxSessions`. */
 export const DEFAULT_LOCK_SESSIONS = 8;
@@ -43,6 +63,9 @@ const DEFAULT_SESSION_WAIT_MS = 10_000;
  */
 export class LockSessions {
   private static readonly pools = new WeakMap<DataSource, LockSessions>();
+  private readonly logger = new Logger('LockSessions');
+  /** Each pooled session's backend, learnt when it is first handed out. */
+  private readonly backends = new WeakMap<LockSession, Backend>();
 
   /** The DataSource's lock sessions (sized by `configure`, else `DEFAULT_LOCK_SESSIONS`). */
   static for(dataSource: DataSource): LockSessions {
@@ -98,6 +121,20 @@ export class LockSessions {
       session.on('error', () => undefined);
       this.listening.add(session);
     }
+    let backend = this.backends.get(session);
+    if (!backend) {
+      try {
+        const { rows } = await session.query<Backend>(
+          'SELECT pid, (extract(epoch FROM backend_start) * 1000000)::bigint::text AS started FROM pg_stat_activity WHERE pid = pg_backend_pid()',
+        );
+        backend = rows[0];
+        if (backend) this.backends.set(session, backend);
+      } catch (e) {
+        session.release(e instanceof Error ? e : true);
+        this.freeSlot();
+        throw e;
+      }
+    }
     let released = false;
     return {
       client: session,
@@ -108,8 +145,59 @@ export class LockSessions {
         released = true;
         session.release(error);
         this.freeSlot();
+        // Destroyed because it failed (its unlock, typically): PostgreSQL may not know, and may keep its locks.
+        if (error && backend) this.endBackend(backend, 0);
       },
     };
+  }
+
+  /**
+   * A session closed because it failed may live on in PostgreSQL with its advisory locks when the server never
+   * heard of the close: a hung server, or a stalled proxy or network path that still ACKs, keeps that backend's
+   * socket open until the server's own TCP keepalive gives up (hours), and meanwhile every replica's job, or the
+   * outbox dispatcher, finds its lock taken. Its backend is ended from a new connection once PostgreSQL answers
+   * (retried for about 10 minutes), matched by process id and start time, so a reused pid is never ended; a
+   * backend already gone is a no-op. Best effort: failures are logged, never thrown.
+   */
+  private endBackend(backend: Backend, attempt: number): void {
+    const delay = END_BACKEND_DELAYS_MS[Math.min(attempt, END_BACKEND_DELAYS_MS.length - 1)];
+    const timer = setTimeout(() => {
+      if (!this.pool) return; // the DataSource was destroyed
+      void this.terminate(backend).then(
+        (ended) => {
+          if (ended) this.logger.warn(`Ended PostgreSQL backend ${backend.pid}: a lock session lost by this process, still holding its advisory locks`);
+        },
+        (e) => {
+          if (attempt + 1 < END_BACKEND_ATTEMPTS) return this.endBackend(backend, attempt + 1);
+          this.logger.error(
+            `Could not end PostgreSQL backend ${backend.pid} of a lost lock session (${describeError(e)}): if it still holds advisory locks, ` +
+              "end it (pg_terminate_backend; pg_locks shows them with locktype 'advisory')",
+          );
+        },
+      );
+    }, delay);
+    timer.unref();
+  }
+
+  private async terminate(backend: Backend): Promise<boolean> {
+    const driver = this.dataSource.driver as unknown as { postgres: { Client: new (options: object) => PgClient }; master: { options: Record<string, unknown> } };
+    // A plain client, bounded by node-postgres' own query_timeout: it is ended right after its one query.
+    const client = new driver.postgres.Client({
+      ...driver.master.options,
+      application_name: lockApplicationName(driver.master.options.application_name),
+      query_timeout: END_BACKEND_QUERY_TIMEOUT_MS,
+    });
+    client.on('error', () => undefined);
+    try {
+      await client.connect();
+      const { rows } = await client.query<{ ended: boolean }>(
+        'SELECT pg_terminate_backend(pid) AS ended FROM pg_stat_activity WHERE pid = $1 AND (extract(epoch FROM backend_start) * 1000000)::bigint::text = $2',
+        [backend.pid, backend.started],
+      );
+      return rows[0]?.ended === true;
+    } finally {
+      await client.end().catch(() => undefined);
+    }
   }
 
   private takeSlot(waitMs: number): Promise<void> {
