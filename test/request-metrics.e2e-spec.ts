@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { generateApiKey } from '../apps/api/src/auth/api-keys';
 import { freePort, GrpcKeysClient } from './support/grpc-keys-client';
@@ -58,6 +59,10 @@ describe('HTTP and gRPC request metrics on /metrics', () => {
     expect(sample(durations, `credential_vault_http_request_duration_seconds_count{method="GET",route="${value}"}`)).toBe(5);
     expect(sample(durations, `credential_vault_http_request_duration_seconds_bucket{le="+Inf",method="GET",route="${value}"}`)).toBe(5);
     expect(sample(durations, `credential_vault_http_request_duration_seconds_sum{method="GET",route="${value}"}`)).toBeGreaterThan(0);
+
+    // Prometheus's own tool reads these series without a problem, lint included (needs promtool: apt-get install prometheus).
+    const ours = (await (await fetch(`${host.baseUrl}/metrics`)).text()).split('\n').filter((l) => /credential_vault_(http|grpc)_request/.test(l));
+    expect(() => execFileSync('promtool', ['check', 'metrics'], { input: `${ours.join('\n')}\n`, stdio: 'pipe' })).not.toThrow();
 
     const all = [...counts, ...durations].join('\n');
     expect(all).not.toContain(id);
