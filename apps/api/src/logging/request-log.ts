@@ -1,6 +1,7 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { pino, type Level, type Logger } from 'pino';
+import { onRequestEnd } from '../http/request-end';
 import { requestTraceLogFields } from '../telemetry/host-telemetry';
 import { redactQuery } from './logging.options';
 
@@ -11,9 +12,6 @@ import { redactQuery } from './logging.options';
  * promise hooks on for every promise in the process (~10% of a warm read's CPU, measured).
  */
 const currentRequest = new AsyncLocalStorage<FastifyRequest>();
-
-/** Requests whose line was written when the client went away (a later 'finish' or 'error' writes no second one). */
-const aborted = new WeakSet<FastifyRequest>();
 
 /** The request fields of a log line: id, method and path — query values never (they may carry tokens). */
 export function requestLogFields(req: Pick<FastifyRequest, 'id' | 'method' | 'url'>): { id: string; method: string; url: string } {
@@ -36,15 +34,7 @@ export function currentRequestLogFields(): { id: string; method: string; url: st
 export function logRequests(fastify: FastifyInstance, log: Logger, { requestContext = false }: { requestContext?: boolean } = {}): void {
   const writeLine = requestLineWriter(log);
   if (requestContext) fastify.addHook('onRequest', (req, _reply, done) => currentRequest.run(req, done));
-  fastify.addHook('onResponse', (req, reply, done) => {
-    if (!aborted.has(req)) writeLine(req, reply.statusCode, Math.round(reply.elapsedTime * 10) / 10);
-    done();
-  });
-  fastify.addHook('onRequestAbort', (req, done) => {
-    aborted.add(req);
-    writeLine(req, 0, undefined);
-    done();
-  });
+  onRequestEnd(fastify, (req, statusCode, elapsedMs) => writeLine(req, statusCode, elapsedMs === undefined ? undefined : Math.round(elapsedMs * 10) / 10));
 }
 
 type RequestLineWriter = (req: FastifyRequest, statusCode: number, responseTime: number | undefined) => void;

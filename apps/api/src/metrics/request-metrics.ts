@@ -1,5 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import type { Metric } from 'prom-client';
+import { onRequestEnd } from '../http/request-end';
 import { registerHostMetrics } from './host-metrics';
 
 /** Seconds: a cached value read takes a few ms, a vault write a few hundred, a request past 10 s has gone wrong. */
@@ -100,17 +101,14 @@ export function countHttpRequests(fastify: FastifyInstance): void {
     { name: 'credential_vault_http_requests_total', help: 'HTTP requests answered, by method, route pattern and status code (aborted: the client left first)' },
     { name: 'credential_vault_http_request_duration_seconds', help: 'HTTP request duration, from its arrival to the answer sent, by method and route pattern' },
   );
-  const method = (m: string) => (METHODS.has(m) ? m : 'other');
-  const aborted = new WeakSet<object>();
-  fastify.addHook('onResponse', (req, reply, done) => {
-    if (!aborted.has(req)) series.record(method(req.method), req.routeOptions?.url ?? 'unmatched', String(reply.statusCode), reply.elapsedTime / 1000);
-    done();
-  });
-  fastify.addHook('onRequestAbort', (req, done) => {
-    aborted.add(req);
-    series.record(method(req.method), req.routeOptions?.url ?? 'unmatched', 'aborted', undefined);
-    done();
-  });
+  onRequestEnd(fastify, (req, statusCode, elapsedMs) =>
+    series.record(
+      METHODS.has(req.method) ? req.method : 'other',
+      req.routeOptions?.url ?? 'unmatched',
+      statusCode === 0 ? 'aborted' : String(statusCode),
+      elapsedMs === undefined ? undefined : elapsedMs / 1000,
+    ),
+  );
 }
 
 /**
