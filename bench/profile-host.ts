@@ -8,7 +8,10 @@
  * under the same conditions.
  *
  *   npm run build && node dist/bench/profile-host.js [--route value|metadata|live|bare] [--seconds 10]
- *     [--connections 32] [--database sqlite|postgres] [--top 30] [--audit real|noop] [--profile false] [--out DIR]
+ *     [--connections 32] [--database sqlite|postgres] [--top 30] [--audit real|noop] [--profile false|alloc] [--out DIR]
+ *
+ * `--profile alloc` samples allocations instead of CPU time (also of objects the GC has collected since):
+ * bytes allocated per request by function and area, for when the garbage collector's share is what to cut.
  */
 import 'reflect-metadata';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -36,6 +39,46 @@ export function areaOf(url: string, fn: string): string {
   if (url.startsWith('node:')) return url.replace(/^node:(internal\/)?/, 'node:').split('/').slice(0, 2).join('/');
   const ours = /(apps\/[^/]+\/src\/[^/]+|libs\/[^/]+\/src\/[^/]+|bench\/[^/]+)/.exec(url);
   return ours ? ours[1] : url;
+}
+
+interface HeapNode {
+  callFrame: { functionName: string; url: string; lineNumber: number };
+  selfSize: number;
+  id: number;
+  children: HeapNode[];
+}
+
+/** Bytes allocated per request of a sampling heap profile, by area and by allocating function, largest first. */
+export function summariseAllocations(
+  path: string,
+  requests: number,
+  top: number,
+): { bytesPerRequest: number; byArea: Array<[string, number]>; byFunction: Array<[string, number]> } {
+  const p = JSON.parse(readFileSync(path, 'utf8')) as { head: HeapNode; samples: Array<{ size: number; nodeId: number }> };
+  const nodes = new Map<number, HeapNode>();
+  const walk = (n: HeapNode) => {
+    nodes.set(n.id, n);
+    n.children.forEach(walk);
+  };
+  walk(p.head);
+  const area = new Map<string, number>();
+  const fn = new Map<string, number>();
+  let total = 0;
+  for (const { size, nodeId } of p.samples) {
+    const n = nodes.get(nodeId);
+    if (!n) continue;
+    total += size;
+    const a = areaOf(n.callFrame.url, n.callFrame.functionName);
+    area.set(a, (area.get(a) ?? 0) + size);
+    const f = `${n.callFrame.functionName || '(anonymous)'} ${n.callFrame.url.split('/').slice(-2).join('/')}:${n.callFrame.lineNumber + 1}`;
+    fn.set(f, (fn.get(f) ?? 0) + size);
+  }
+  const perRequest = (m: Map<string, number>) =>
+    [...m.entries()]
+      .sort((a, b) => b[1] - a[1])
+      .slice(0, top)
+      .map(([k, v]) => [k, Math.round(v / requests)] as [string, number]);
+  return { bytesPerRequest: Math.round(total / requests), byArea: perRequest(area), byFunction: perRequest(fn) };
 }
 
 /** Self-time shares of one profile: by function and by area, largest first. */
@@ -99,7 +142,8 @@ async function main(): Promise<void> {
     const load = { url: host.url(route), headers: host.ready.headers, connections: Number(values.connections) };
     await autocannon({ ...load, durationS: 2 }); // warm-up: JIT, cache, connections
     const profile = values.profile !== 'false';
-    if (profile) await host.profileStart();
+    const alloc = values.profile === 'alloc';
+    if (profile) await host.profileStart(alloc ? 'alloc' : 'cpu');
     const cpu0 = await host.cpuUs();
     const r = await autocannon({ ...load, durationS: Number(values.seconds) });
     const cpuUsPerRequest = Math.round((await host.cpuUs()) - cpu0) / r.ops;
@@ -108,9 +152,19 @@ async function main(): Promise<void> {
       process.stdout.write(`${JSON.stringify({ route, database: values.database, audit: values.audit, ...r, cpuUsPerRequest: Math.round(cpuUsPerRequest) })}\n`);
       return;
     }
-    const file = join(outDir, 'host.cpuprofile');
+    const file = join(outDir, alloc ? 'host.heapprofile' : 'host.cpuprofile');
     await host.profileStop(file);
     await host.stop();
+    if (alloc) {
+      const a = summariseAllocations(file, r.ops, Number(values.top));
+      const head = { route, database: values.database, audit: values.audit, ...r, cpuUsPerRequest: Math.round(cpuUsPerRequest) };
+      process.stdout.write(`${JSON.stringify({ ...head, profile: file, bytesPerRequest: a.bytesPerRequest })}\n`);
+      process.stdout.write(`\nbytes allocated per request by area:\n`);
+      for (const [k, v] of a.byArea) process.stdout.write(`  ${String(v).padStart(7)}  ${k}\n`);
+      process.stdout.write(`\nbytes allocated per request by function:\n`);
+      for (const [k, v] of a.byFunction) process.stdout.write(`  ${String(v).padStart(7)}  ${k}\n`);
+      return;
+    }
     const s = summariseProfile(file, Number(values.top));
     process.stdout.write(`${JSON.stringify({ route, database: values.database, audit: values.audit, ...r, cpuUsPerRequest: Math.round(cpuUsPerRequest), profile: file, totalMs: s.totalMs })}\n`);
     process.stdout.write(`\nself time by area (% of all samples, idle included):\n`);

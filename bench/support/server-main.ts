@@ -200,7 +200,8 @@ async function main(): Promise<void> {
   const spec = JSON.parse(process.argv[2]) as ServerSpec;
   const server = spec.kind === 'bare-fastify' ? await startBare(spec) : await startHost(spec);
   let profiler: Session | null = null;
-  process.on('message', (m: string | { profileStart?: true; profileStop?: string }) => {
+  let allocations = false;
+  process.on('message', (m: string | { profileStart?: true | 'alloc'; profileStop?: string }) => {
     if (m === 'cpu') {
       process.send!({ cpu: process.cpuUsage() });
       return;
@@ -217,6 +218,19 @@ async function main(): Promise<void> {
     if (typeof m === 'object' && m.profileStart) {
       profiler = new Session();
       profiler.connect();
+      allocations = m.profileStart === 'alloc';
+      if (allocations) {
+        // Every allocation sampled, also of objects the young generation's GC collected soon after: what
+        // makes the GC work per request, not what stays alive.
+        void profiler
+          .post('HeapProfiler.startSampling', {
+            samplingInterval: 1024,
+            includeObjectsCollectedByMajorGC: true,
+            includeObjectsCollectedByMinorGC: true,
+          })
+          .then(() => process.send!('profiling'));
+        return;
+      }
       void profiler
         .post('Profiler.enable')
         .then(() => profiler!.post('Profiler.setSamplingInterval', { interval: 200 }))
@@ -226,7 +240,8 @@ async function main(): Promise<void> {
     }
     if (typeof m === 'object' && m.profileStop) {
       const path = m.profileStop;
-      void profiler!.post('Profiler.stop').then(({ profile }) => {
+      const stopped = allocations ? profiler!.post('HeapProfiler.stopSampling') : profiler!.post('Profiler.stop');
+      void stopped.then(({ profile }) => {
         writeFileSync(path, JSON.stringify(profile));
         profiler!.disconnect();
         process.send!('profiled');

@@ -56,12 +56,15 @@ export class ServerProcess {
     return this.ready.base + p;
   }
 
-  /** Starts the CPU profiler inside the server (so start-up and warm-up stay out of the profile). */
-  profileStart(): Promise<void> {
-    return this.request({ profileStart: true }, 'profiling');
+  /**
+   * Starts the CPU profiler inside the server (so start-up and warm-up stay out of the profile), or with
+   * `alloc` V8's sampling heap profiler, counting what is allocated (collected or not).
+   */
+  profileStart(kind: 'cpu' | 'alloc' = 'cpu'): Promise<void> {
+    return this.request({ profileStart: kind === 'alloc' ? 'alloc' : true }, 'profiling');
   }
 
-  /** Stops the profiler and writes the `.cpuprofile` to `path`. */
+  /** Stops the profiler and writes the `.cpuprofile` (or `.heapprofile`) to `path`. */
   profileStop(path: string): Promise<void> {
     return this.request({ profileStop: path }, 'profiled');
   }
