@@ -71,6 +71,8 @@ describe('keys gRPC API: access log, request ids and spans', () => {
         AUTH_API_KEYS: JSON.stringify([user.entry]),
         LOG_LEVEL: 'info',
         KEY_VAULT_MAX_ATTEMPTS: '1',
+        // Our own bound on a vault call, well below the callers' deadlines here (the test client's default is 20 s).
+        KEY_VAULT_TIMEOUT_MS: '3000',
         PORT: String(HTTP_PORT),
         GRPC_ENABLED: 'true',
         GRPC_PORT: String(GRPC_PORT),
@@ -193,13 +195,32 @@ describe('keys gRPC API: access log, request ids and spans', () => {
     for (const secret of [user.key, b64(digest), digest.toString('hex')]) expect(everything).not.toContain(secret);
   });
 
+  it('logs our own vault call timing out (DEADLINE_EXCEEDED, 504 over HTTP) at error, as HTTP logs the 504', async () => {
+    // The vault answers the sign after 6 s; our vault call gives up after 3 s (KEY_VAULT_TIMEOUT_MS), the caller would wait 20 s.
+    const vaultAnswersAt = Date.now() + 6_000;
+    vault().injectFault({ kind: 'latency', latencyMs: 6_000, count: 1, operations: ['sign'] });
+    const slow = await client.call('Sign', { name: 'obs', algorithm: 'ES256', digest: b64(sha256('slow vault')) }, as(user, { 'x-request-id': 'obs-slow-1' }));
+    vault().clearFaults();
+    expect(slow.error?.code).toBe(GRPC.DEADLINE_EXCEEDED);
+    const errorCode = Number(slow.error?.trailers['cv-error-code']);
+    expect([1005, 1018]).toContain(errorCode); // TIMEOUT, or OUTCOME_UNKNOWN: both 504
+    expect(accessLines('obs-slow-1')).toEqual([
+      expect.objectContaining({ level: 50, msg: 'gRPC call errored', req: { id: 'obs-slow-1', method: `/${SERVICE}/Sign` }, res: { grpcStatus: 'DEADLINE_EXCEEDED', errorCode } }),
+    ]);
+    // The emulator's delay is not cancelled: let it answer before the next test's fault.
+    await new Promise((r) => setTimeout(r, Math.max(0, vaultAnswersAt - Date.now()) + 200));
+  });
+
   it('logs a call whose deadline passed once, as DEADLINE_EXCEEDED, though its handler finishes later', async () => {
     // The vault answers the sign after 3 s; the caller gives up after 1 s.
     const vaultAnswersAt = Date.now() + 3_000;
     vault().injectFault({ kind: 'latency', latencyMs: 3_000, count: 1, operations: ['sign'] });
     const late = await client.call('Sign', { name: 'obs', algorithm: 'ES256', digest: b64(sha256('late')) }, as(user, { 'x-request-id': 'obs-late-1' }), 1_000);
     expect(late.error?.code).toBe(GRPC.DEADLINE_EXCEEDED);
-    expect(await waitForLine('obs-late-1')).toEqual([expect.objectContaining({ req: { id: 'obs-late-1', method: `/${SERVICE}/Sign` }, res: { grpcStatus: 'DEADLINE_EXCEEDED' } })]);
+    // The caller's own deadline: its outcome, not our failure (warn, as a 4xx over HTTP).
+    expect(await waitForLine('obs-late-1')).toEqual([
+      expect.objectContaining({ level: 40, msg: 'gRPC call completed', req: { id: 'obs-late-1', method: `/${SERVICE}/Sign` }, res: { grpcStatus: 'DEADLINE_EXCEEDED' } }),
+    ]);
     // The handler ends when its vault call is aborted or answered (its audit row is written then): no second line.
     let rows: unknown[] = [];
     for (let i = 0; i < 100 && rows.length === 0; i++) {

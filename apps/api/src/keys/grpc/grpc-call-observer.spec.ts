@@ -110,6 +110,27 @@ describe('observeGrpcCalls', () => {
     expect(failed.lines).toEqual([expect.objectContaining({ level: 40, msg: 'gRPC call completed', res: { grpcStatus: 'NOT_FOUND', errorCode: 1003 } })]);
   });
 
+  it("logs a failure of ours at error as HTTP does (our vault call timing out: DEADLINE_EXCEEDED here, 504 there), the caller's own deadline and bad input at warn", () => {
+    const levelOf = (code: GrpcCode, errorCode?: string, own = false) => {
+      const o = observe();
+      o.arrive();
+      const trailers = new Metadata();
+      if (errorCode !== undefined) trailers.set('cv-error-code', errorCode);
+      // grpc-js' own statuses (the caller's deadline) reach the call it made, not the interceptor's.
+      (own ? o.base.call : o.intercepting).sendStatus({ code, details: '', metadata: errorCode === undefined ? null : trailers });
+      return o.lines.map((l) => [l.level, l.msg]);
+    };
+    const errored = [[50, 'gRPC call errored']];
+    const completed = [[40, 'gRPC call completed']];
+    expect(levelOf(GrpcCode.DEADLINE_EXCEEDED, '1005')).toEqual(errored); // KeyVault TIMEOUT, 504
+    expect(levelOf(GrpcCode.DEADLINE_EXCEEDED, '1018')).toEqual(errored); // OUTCOME_UNKNOWN, 504
+    expect(levelOf(GrpcCode.RESOURCE_EXHAUSTED, '1012')).toEqual(errored); // our bulkhead full, 503
+    expect(levelOf(GrpcCode.DEADLINE_EXCEEDED, undefined, true)).toEqual(completed); // the caller's deadline passed
+    expect(levelOf(GrpcCode.INVALID_ARGUMENT, '1004')).toEqual(completed); // INVALID_REQUEST, 400
+    expect(levelOf(GrpcCode.RESOURCE_EXHAUSTED)).toEqual(completed); // rate limited (429), no typed code
+    expect(levelOf(GrpcCode.UNAVAILABLE)).toEqual(errored);
+  });
+
   it('replaces a malformed or repeated x-request-id with a new UUID, in the metadata the handler reads', () => {
     for (const entries of [[['x-request-id', 'bad id']], [['x-request-id', 'a'], ['x-request-id', 'b']]] as [string, string][][]) {
       const { arrive } = observe();

@@ -3,6 +3,7 @@ import { Metadata, ServerInterceptingCall, status as GrpcCode, type Responder, t
 import { context, propagation, ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, type Context, type Span, type TextMapGetter, type Tracer } from '@opentelemetry/api';
 import type { Level, Logger } from 'pino';
 import { TRACER_NAME } from '@app/common';
+import { httpStatusForCode } from '../../http/error-status';
 import { requestIdOf } from '../../logging/logging.options';
 import { ERROR_CODE_TRAILER } from './grpc-status';
 
@@ -59,8 +60,21 @@ export function observeGrpcCalls(log: Logger, options: { trace: boolean; count?:
 /** Counts a call once it ended: its full method path, its status code's name, its duration. */
 export type GrpcCallCounter = (method: string, code: string, seconds: number) => void;
 
-/** Codes that are the server's failure, not the caller's: logged at `error` (as HTTP's 5xx). */
+/** Codes that are the server's failure, not the caller's: logged at `error` (as HTTP's 5xx) when no typed error says otherwise. */
 const SERVER_FAILURES = new Set<GrpcCode>([GrpcCode.UNKNOWN, GrpcCode.INTERNAL, GrpcCode.UNIMPLEMENTED, GrpcCode.UNAVAILABLE, GrpcCode.DATA_LOSS]);
+
+/**
+ * The level of a call's line, as the same outcome's over HTTP. A typed error (its `cv-error-code`) takes the level of
+ * its HTTP status: our own vault call timing out is DEADLINE_EXCEEDED here and 504 there, so `error` both ways, and the
+ * vault's throttling or a full bulkhead (RESOURCE_EXHAUSTED here, 503 there) too. Without one the code decides:
+ * DEADLINE_EXCEEDED is then the caller's own deadline (grpc-js answers it), `warn` as a 4xx.
+ */
+function grpcCallLevel(code: GrpcCode, errorCode?: number): Level {
+  if (code === GrpcCode.OK || code === GrpcCode.CANCELLED) return 'info';
+  const httpStatus = errorCode === undefined ? undefined : httpStatusForCode(errorCode);
+  if (httpStatus !== undefined) return httpStatus >= 500 ? 'error' : httpStatus >= 400 ? 'warn' : 'info';
+  return SERVER_FAILURES.has(code) ? 'error' : 'warn';
+}
 /** OpenTelemetry's gRPC server convention: these codes (and no others) make the span an error. */
 const SPAN_ERRORS = new Set<GrpcCode>([...SERVER_FAILURES, GrpcCode.DEADLINE_EXCEEDED]);
 
@@ -176,7 +190,7 @@ class ObservedCall {
     }
     const elapsedMs = performance.now() - this.started;
     this.count?.(this.path, GrpcCode[code], elapsedMs / 1000);
-    const level: Level = code === GrpcCode.OK || code === GrpcCode.CANCELLED ? 'info' : SERVER_FAILURES.has(code) ? 'error' : 'warn';
+    const level = grpcCallLevel(code, errorCode);
     if (!this.log.isLevelEnabled(level)) return;
     const line: Record<string, unknown> = {
       req: { id: this.requestId(), method: this.path },
