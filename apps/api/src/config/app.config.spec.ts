@@ -57,7 +57,7 @@ describe('loadAppConfig', () => {
     // Listed with the other rules' problems; accepted when notifications are off (no send wait inside the handler).
     const msg = problemsOf({ OUTBOX_HANDLER_TIMEOUT_MS: '1500', NOTIFICATIONS_RETRY_BASE_MS: '90000', NOTIFICATIONS_RETRY_MAX_MS: '60000' });
     expect(msg).toMatch(/- NOTIFICATIONS_RETRY_BASE_MS: must not exceed/);
-    expect(msg).toMatch(/- OUTBOX_HANDLER_TIMEOUT_MS: must be at least 2000 while NOTIFICATIONS_ENABLED/);
+    expect(msg).toMatch(/- NOTIFICATIONS_SEND_WAIT_MS: must be at least 1000 less than OUTBOX_HANDLER_TIMEOUT_MS while NOTIFICATIONS_ENABLED/);
     expect(loadAppConfig({ OUTBOX_HANDLER_TIMEOUT_MS: '1500', NOTIFICATIONS_ENABLED: 'false' }).outbox.handlerTimeoutMs).toBe(1500);
     // What the host accepts, RotationModule accepts against the same outbox at start.
     const least = loadAppConfig({ OUTBOX_HANDLER_TIMEOUT_MS: '2000' });
@@ -82,6 +82,27 @@ describe('loadAppConfig', () => {
     expect(problemsOf({ ...pg, DATABASE_QUERY_TIMEOUT_MS: '30000' })).toMatch(/- DATABASE_QUERY_TIMEOUT_MS: must exceed DATABASE_STATEMENT_TIMEOUT_MS/);
     expect(loadAppConfig({ ...pg, DATABASE_QUERY_TIMEOUT_MS: '30000', DATABASE_STATEMENT_TIMEOUT_MS: '0' }).database).toMatchObject({ queryTimeoutMs: 30_000, statementTimeoutMs: 0 });
     expect(problemsOf({ DATABASE_STATEMENT_TIMEOUT_MS: '1000' })).toMatch(/DATABASE_STATEMENT_TIMEOUT_MS: applies only with DATABASE_TYPE=postgres/);
+  });
+
+  it('NOTIFICATIONS_SEND_WAIT_MS sets how long the notification handler waits for a send (0..120000), inside OUTBOX_HANDLER_TIMEOUT_MS less 1 s', () => {
+    expect(loadAppConfig({}).rotation.notifications.sendWaitMs).toBe(1000);
+    const cfg = loadAppConfig({ NOTIFICATIONS_SEND_WAIT_MS: '4000' });
+    expect(resolveNotificationOptions(cfg.rotation.notifications).sendWaitMs).toBe(4000);
+    expect(loadAppConfig({ NOTIFICATIONS_SEND_WAIT_MS: '0' }).rotation.notifications.sendWaitMs).toBe(0);
+    for (const bad of ['120001', '-1', '1.5', '2s']) expect(problemsOf({ NOTIFICATIONS_SEND_WAIT_MS: bad })).toMatch(/- NOTIFICATIONS_SEND_WAIT_MS: /);
+    // Its rule with the outbox's bound is listed with every other problem, and names no value.
+    const msg = problemsOf({ NOTIFICATIONS_SEND_WAIT_MS: '9500', NOTIFICATIONS_RETRY_BASE_MS: '90000', NOTIFICATIONS_RETRY_MAX_MS: '60000', NOTIFICATION_SEND_WAIT_MS: '500' });
+    expect(msg).toMatch(/- NOTIFICATIONS_SEND_WAIT_MS: must be at least 1000 less than OUTBOX_HANDLER_TIMEOUT_MS while NOTIFICATIONS_ENABLED/);
+    expect(msg).toMatch(/- NOTIFICATIONS_RETRY_BASE_MS: must not exceed/);
+    expect(msg).toMatch(/- NOTIFICATION_SEND_WAIT_MS: is not a variable of this host; did you mean NOTIFICATIONS_SEND_WAIT_MS\?/);
+    expect(msg).not.toContain('9500');
+    // Raising the outbox's bound, or turning notifications off, makes it valid.
+    expect(loadAppConfig({ NOTIFICATIONS_SEND_WAIT_MS: '9500', NOTIFICATIONS_ENABLED: 'false' }).rotation.notifications.sendWaitMs).toBe(9500);
+    const raised = loadAppConfig({ NOTIFICATIONS_SEND_WAIT_MS: '9500', OUTBOX_HANDLER_TIMEOUT_MS: '10500' });
+    // What the host accepts, RotationModule accepts against the same outbox at start; one ms more it refuses.
+    const outbox = notificationHostOptions(resolvePersistenceOptions(persistenceOptions(raised, { dispatch: true })));
+    expect(resolveNotificationOptions(raised.rotation.notifications, outbox).sendWaitMs).toBe(9500);
+    expect(problemsOf({ NOTIFICATIONS_SEND_WAIT_MS: '9501', OUTBOX_HANDLER_TIMEOUT_MS: '10500' })).toMatch(/- NOTIFICATIONS_SEND_WAIT_MS: must be at least 1000 less/);
   });
 
   it('lists every problem at once, naming the variable and what to fix', () => {

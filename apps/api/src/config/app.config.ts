@@ -139,6 +139,7 @@ export function loadAppConfig(env: Record<string, string | undefined>, cwd = pro
         enabled: e.NOTIFICATIONS_ENABLED,
         retry: { maxAttempts: e.NOTIFICATIONS_RETRY_MAX_ATTEMPTS, baseMs: e.NOTIFICATIONS_RETRY_BASE_MS, maxMs: e.NOTIFICATIONS_RETRY_MAX_MS, leaseMs: e.NOTIFICATIONS_RETRY_LEASE_MS },
         retentionMs: e.NOTIFICATIONS_RETENTION_DAYS * 86_400_000,
+        sendWaitMs: e.NOTIFICATIONS_SEND_WAIT_MS,
         webhook: { enabled: e.NOTIFICATIONS_WEBHOOK_ENABLED, timeoutMs: e.NOTIFICATIONS_WEBHOOK_TIMEOUT_MS, allowPrivateTargets: e.NOTIFICATIONS_WEBHOOK_ALLOW_PRIVATE_TARGETS },
         email: e.SMTP_HOST
           ? {

@@ -109,12 +109,11 @@ export function valueProblems(e: EnvVars): string[] {
   for (const v of ['NOTIFICATIONS_WEBHOOK_TIMEOUT_MS', 'SMTP_TIMEOUT_MS'] as const) {
     if (e[v] >= e.NOTIFICATIONS_RETRY_LEASE_MS) problems.push(`NOTIFICATIONS_RETRY_LEASE_MS: must exceed ${v} (an attempt in flight keeps its channel this long)`);
   }
-  // The notification handler waits up to its send wait (the lib's default: no variable sets it) after its
-  // bookkeeping, inside the outbox's bound on the whole handler (RotationModule refuses it at start too).
-  const leastHandlerTimeout = DEFAULT_NOTIFICATION_SEND_WAIT_MS + NOTIFICATION_SEND_WAIT_HEADROOM_MS;
-  if (e.NOTIFICATIONS_ENABLED && e.OUTBOX_HANDLER_TIMEOUT_MS < leastHandlerTimeout) {
+  // The notification handler waits up to its send wait after its bookkeeping, inside the outbox's bound on the
+  // whole handler (RotationModule refuses it at start too, as sendWaitMs).
+  if (e.NOTIFICATIONS_ENABLED && e.NOTIFICATIONS_SEND_WAIT_MS + NOTIFICATION_SEND_WAIT_HEADROOM_MS > e.OUTBOX_HANDLER_TIMEOUT_MS) {
     problems.push(
-      `OUTBOX_HANDLER_TIMEOUT_MS: must be at least ${leastHandlerTimeout} while NOTIFICATIONS_ENABLED (the notification handler waits up to ${DEFAULT_NOTIFICATION_SEND_WAIT_MS} ms for a send, after ${NOTIFICATION_SEND_WAIT_HEADROOM_MS} ms kept for its bookkeeping)`,
+      `NOTIFICATIONS_SEND_WAIT_MS: must be at least ${NOTIFICATION_SEND_WAIT_HEADROOM_MS} less than OUTBOX_HANDLER_TIMEOUT_MS while NOTIFICATIONS_ENABLED (the outbox bounds the whole notification handler, which keeps ${NOTIFICATION_SEND_WAIT_HEADROOM_MS} ms for its bookkeeping: a longer wait never takes effect); lower it (default ${DEFAULT_NOTIFICATION_SEND_WAIT_MS}) or raise OUTBOX_HANDLER_TIMEOUT_MS`,
     );
   }
   if (e.SMTP_SECURE && e.SMTP_IGNORE_TLS) problems.push('SMTP_IGNORE_TLS: cannot be combined with SMTP_SECURE (TLS from the first byte)');

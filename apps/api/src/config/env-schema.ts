@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { cronExpressionSchema } from '@app/common';
+import { DEFAULT_NOTIFICATION_SEND_WAIT_MS } from '@app/rotation';
 import { apiKeyEntrySchema } from '../auth/api-keys';
 
 /*
@@ -160,6 +161,7 @@ export const envSchema = z
     NOTIFICATIONS_RETRY_MAX_MS: int(3_600_000, 1, 86_400_000),
     NOTIFICATIONS_RETRY_LEASE_MS: int(60_000, 1000, 86_400_000),
     NOTIFICATIONS_RETENTION_DAYS: int(30, 1, 3650),
+    NOTIFICATIONS_SEND_WAIT_MS: int(DEFAULT_NOTIFICATION_SEND_WAIT_MS, 0, 120_000),
     SMTP_HOST: z.string().regex(/^[A-Za-z0-9.:[\]-]{1,255}$/, 'must be a host name or an IP address').optional(),
     SMTP_PORT: int(587, 1, 65535),
     SMTP_SECURE: bool(false),
