@@ -11,7 +11,7 @@ import { startTestHost, TestHost } from './support/host';
 /** Ports of this spec (fixed ones of the range kept for it: GRPC_PORT has no "any free port"). */
 const HTTP_PORT = 45_410;
 const GRPC_PORT = 45_411;
-const GRPC = { OK: 0, DEADLINE_EXCEEDED: 4, NOT_FOUND: 5, RESOURCE_EXHAUSTED: 8, UNAVAILABLE: 14, UNAUTHENTICATED: 16 };
+const GRPC = { OK: 0, DEADLINE_EXCEEDED: 4, UNIMPLEMENTED: 12, NOT_FOUND: 5, RESOURCE_EXHAUSTED: 8, UNAVAILABLE: 14, UNAUTHENTICATED: 16 };
 const SERVICE = 'credential_vault.keys.v1.KeysService';
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 const TRACE_ID = '0af7651916cd43dd8448eb211c80319c';
@@ -131,6 +131,28 @@ describe('keys gRPC API: access log, request ids and spans', () => {
 
     const logs = host.logs.join('\n');
     for (const secret of [user.key, forged, b64(digest), digest.toString('hex'), signed.response.signature as string]) expect(logs).not.toContain(secret);
+  });
+
+  it('has no line, span or metric for a method the server does not serve: grpc-js answers UNIMPLEMENTED before any interceptor (OPERATIONS documents it)', async () => {
+    // A path the client chose: were it ever observed, it must not become a metric label or reach the log as it is.
+    const unknown = `/${SERVICE}/DropEverything`;
+    const otherService = '/credential_vault.admin.v1.Admin/Purge';
+    const spansBefore = spans.getFinishedSpans().length;
+    for (const path of [unknown, otherService]) {
+      const reply = await client.call(path, {}, as(user, { 'x-request-id': 'obs-unknown-1' }));
+      expect(reply.error).toMatchObject({ code: GRPC.UNIMPLEMENTED });
+      // No request id comes back either: nothing of ours saw the call.
+      expect(reply.error?.trailers['x-request-id']).toBeUndefined();
+    }
+    // A served call after them: its line is written after any line of theirs would have been.
+    await client.call('GetKey', { name: 'obs' }, as(user, { 'x-request-id': 'obs-after-unknown' }));
+    expect(await waitForLine('obs-after-unknown')).toHaveLength(1);
+    expect(accessLines('obs-unknown-1')).toEqual([]);
+    expect(host.logs.join('\n')).not.toMatch(/DropEverything|admin\.v1/);
+    expect(spans.getFinishedSpans().slice(spansBefore).map((s) => s.name)).not.toContainEqual(expect.stringMatching(/DropEverything|Admin/));
+    const metrics = await (await fetch(`${host.baseUrl}/metrics`)).text();
+    expect(metrics).toMatch(/^credential_vault_grpc_requests_total\{/m);
+    expect(metrics).not.toMatch(/DropEverything|admin\.v1|code="UNIMPLEMENTED"/);
   });
 
   it("sends the request id back — the caller's when well-formed, else a new one — and the call's audit rows carry it", async () => {

@@ -1,6 +1,6 @@
 // A gRPC client of the keys API in a process of its own, as any Node user would write it: grpc-js
 // with proto-loader loading the repo's .proto. Usage: node grpc-keys-client.mjs <host:port> <protoRoot>
-// Reads one JSON call per stdin line — {id, method, request, metadata, deadlineMs} — and answers one
+// Reads one JSON call per stdin line — {id, method (a KeysService method, or any full path), request, metadata, deadlineMs} — and answers one
 // JSON line per call: {id, response} or {id, error: {code, details, trailers, status}}, where `status`
 // is the google.rpc.Status decoded from `grpc-status-details-bin` (details unpacked), plus the answer's
 // `headers` (initial metadata) and `trailers` (text entries), also on success. Bytes fields go both ways
@@ -68,7 +68,11 @@ readline.createInterface({ input: process.stdin }).on('line', (line) => {
   // initial metadata the server sent (none for an error answered alone) and the trailers.
   let outcome;
   let headers = {};
-  const call = client[method](toRequest(request), md, { deadline: Date.now() + (deadlineMs ?? 20_000) }, (err, response) => {
+  // A full path (`/pkg.Service/Method`) is called as it is, whatever the server serves: an empty message, the answer's byte count.
+  const invoke = method.startsWith('/')
+    ? (req, m, options, cb) => client.makeUnaryRequest(method, () => Buffer.alloc(0), (b) => ({ bytes: b.length }), req, m, options, cb)
+    : client[method].bind(client);
+  const call = invoke(toRequest(request), md, { deadline: Date.now() + (deadlineMs ?? 20_000) }, (err, response) => {
     outcome = err ? { error: describeError(err) } : { response };
   });
   call.on('metadata', (m) => (headers = plain(m)));

@@ -50,7 +50,8 @@ export function grpcCallRecord(metadata: Metadata): GrpcCallRecord | undefined {
  *   path}, `res` {grpcStatus, errorCode}, `responseTime` (ms), `tenantId`/`actorId` once authenticated, the span's
  *   ids. Never a message or a metadata value other than the request id.
  * It must be the server's first interceptor: it then also sees the statuses grpc-js sends by itself (deadline
- * passed, a message over the size limit or not decodable), which no responder is asked about.
+ * passed, a message over the size limit or not decodable), which no responder is asked about. Not the UNIMPLEMENTED
+ * of a path no handler serves: grpc-js answers it before it builds any interceptor chain (docs/OPERATIONS.md, Logs).
  */
 export function observeGrpcCalls(log: Logger, options: { trace: boolean; count?: GrpcCallCounter }): ServerInterceptor {
   const tracer = options.trace ? trace.getTracer(TRACER_NAME) : undefined;
