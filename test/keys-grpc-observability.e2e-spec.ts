@@ -217,7 +217,17 @@ describe('keys gRPC API: access log, request ids and spans', () => {
     for (const secret of [user.key, b64(digest), digest.toString('hex')]) expect(everything).not.toContain(secret);
   });
 
-  it('logs our own vault call timing out (DEADLINE_EXCEEDED, 504 over HTTP) at error, as HTTP logs the 504', async () => {
+  /** Sign calls counted with this status code and fault (0 when there is no such series). */
+  async function signCalls(code: string, fault: string): Promise<number> {
+    const metrics = await (await fetch(`${host.baseUrl}/metrics`)).text();
+    const line = metrics
+      .split('\n')
+      .find((l) => l.startsWith('credential_vault_grpc_requests_total{') && [`method="/${SERVICE}/Sign"`, `code="${code}"`, `fault="${fault}"`].every((label) => l.includes(label)));
+    return line ? Number(line.split(' ').pop()) : 0;
+  }
+
+  it('logs our own vault call timing out (DEADLINE_EXCEEDED, 504 over HTTP) at error, as HTTP logs the 504, and counts it a server fault', async () => {
+    const serverFaults = await signCalls('DEADLINE_EXCEEDED', 'server');
     // The vault answers the sign after 6 s; our vault call gives up after 3 s (KEY_VAULT_TIMEOUT_MS), the caller would wait 20 s.
     const vaultAnswersAt = Date.now() + 6_000;
     vault().injectFault({ kind: 'latency', latencyMs: 6_000, count: 1, operations: ['sign'] });
@@ -229,11 +239,14 @@ describe('keys gRPC API: access log, request ids and spans', () => {
     expect(accessLines('obs-slow-1')).toEqual([
       expect.objectContaining({ level: 50, msg: 'gRPC call errored', req: { id: 'obs-slow-1', method: `/${SERVICE}/Sign` }, res: { grpcStatus: 'DEADLINE_EXCEEDED', errorCode } }),
     ]);
+    // The alert on server faults sees it (CredentialVaultGrpcErrors).
+    expect(await signCalls('DEADLINE_EXCEEDED', 'server')).toBe(serverFaults + 1);
     // The emulator's delay is not cancelled: let it answer before the next test's fault.
     await new Promise((r) => setTimeout(r, Math.max(0, vaultAnswersAt - Date.now()) + 200));
   });
 
-  it('logs a call whose deadline passed once, as DEADLINE_EXCEEDED, though its handler finishes later', async () => {
+  it("logs a call whose deadline passed once, as DEADLINE_EXCEEDED, though its handler finishes later, and counts it the caller's", async () => {
+    const before = { client: await signCalls('DEADLINE_EXCEEDED', 'client'), server: await signCalls('DEADLINE_EXCEEDED', 'server') };
     // The vault answers the sign after 3 s; the caller gives up after 1 s.
     const vaultAnswersAt = Date.now() + 3_000;
     vault().injectFault({ kind: 'latency', latencyMs: 3_000, count: 1, operations: ['sign'] });
@@ -254,5 +267,7 @@ describe('keys gRPC API: access log, request ids and spans', () => {
     // Until the vault has answered the aborted request too (its delay is not cancelled).
     await new Promise((r) => setTimeout(r, Math.max(0, vaultAnswersAt - Date.now()) + 200));
     expect(accessLines('obs-late-1')).toHaveLength(1);
+    // Counted once, as the caller's outcome: not in the alert on server faults.
+    expect({ client: await signCalls('DEADLINE_EXCEEDED', 'client'), server: await signCalls('DEADLINE_EXCEEDED', 'server') }).toEqual({ client: before.client + 1, server: before.server });
   });
 });

@@ -70,16 +70,16 @@ describe('HTTP and gRPC request metrics on /metrics', () => {
     expect(all).not.toContain('metrics-t');
   });
 
-  it('counts gRPC calls by method and status code name, and times them', async () => {
+  it('counts gRPC calls by method, status code name and fault, and times them', async () => {
     expect((await client.call('CreateKey', { name: 'metered', key_type: 'EC' }, as)).error).toBeUndefined();
     expect((await client.call('CreateKey', { name: 'metered-2', key_type: 'NOPE' }, as)).error?.code).toBe(3); // INVALID_ARGUMENT
     expect((await client.call('CreateKey', { name: 'metered-3', key_type: 'EC' }, {})).error?.code).toBe(16); // UNAUTHENTICATED
 
     const method = '/credential_vault.keys.v1.KeysService/CreateKey';
     const counts = await scrape('credential_vault_grpc_requests_total');
-    expect(sample(counts, `credential_vault_grpc_requests_total{method="${method}",code="OK"}`)).toBe(1);
-    expect(sample(counts, `credential_vault_grpc_requests_total{method="${method}",code="INVALID_ARGUMENT"}`)).toBe(1);
-    expect(sample(counts, `credential_vault_grpc_requests_total{method="${method}",code="UNAUTHENTICATED"}`)).toBe(1);
+    expect(sample(counts, `credential_vault_grpc_requests_total{method="${method}",code="OK",fault="none"}`)).toBe(1);
+    expect(sample(counts, `credential_vault_grpc_requests_total{method="${method}",code="INVALID_ARGUMENT",fault="client"}`)).toBe(1);
+    expect(sample(counts, `credential_vault_grpc_requests_total{method="${method}",code="UNAUTHENTICATED",fault="client"}`)).toBe(1);
     const durations = await scrape('credential_vault_grpc_request_duration_seconds');
     expect(sample(durations, `credential_vault_grpc_request_duration_seconds_count{method="${method}"}`)).toBe(3);
     expect([...counts, ...durations].join('\n')).not.toMatch(/metered|metrics-t/);

@@ -26,7 +26,8 @@ class RequestSeries {
 
   constructor(
     private readonly target: [string, string],
-    private readonly outcomeLabel: string,
+    /** The outcome's label, or labels: an outcome is then their values joined by NUL (split once, for a new series). */
+    private readonly outcomeLabels: string[],
     counter: Described,
     histogram: Described,
   ) {
@@ -38,7 +39,7 @@ class RequestSeries {
     const target = `${a}\u0000${b}`;
     const countKey = `${target}\u0000${outcome}`;
     let c = this.counts.get(countKey);
-    if (!c) this.counts.set(countKey, (c = { labels: { ...this.labelsOf(a, b), [this.outcomeLabel]: outcome }, n: 0 }));
+    if (!c) this.counts.set(countKey, (c = { labels: { ...this.labelsOf(a, b), ...this.outcomeOf(outcome) }, n: 0 }));
     c.n++;
     if (seconds === undefined) return;
     let t = this.times.get(target);
@@ -51,6 +52,11 @@ class RequestSeries {
         break;
       }
     }
+  }
+
+  private outcomeOf(outcome: string): Labels {
+    const values = outcome.split('\u0000');
+    return Object.fromEntries(this.outcomeLabels.map((label, i) => [label, values[i] ?? '']));
   }
 
   private labelsOf(a: string, b: string): Labels {
@@ -97,7 +103,7 @@ class RequestSeries {
 export function countHttpRequests(fastify: FastifyInstance): void {
   const series = new RequestSeries(
     ['method', 'route'],
-    'status',
+    ['status'],
     { name: 'credential_vault_http_requests_total', help: 'HTTP requests answered, by method, route pattern and status code (aborted: the client left first)' },
     { name: 'credential_vault_http_request_duration_seconds', help: 'HTTP request duration, from its arrival to the answer sent, by method and route pattern' },
   );
@@ -112,17 +118,21 @@ export function countHttpRequests(fastify: FastifyInstance): void {
 }
 
 /**
- * gRPC call metrics, the HTTP ones' counterpart: `credential_vault_grpc_requests_total{method, code}` (the
- * status code's name: `OK`, `INVALID_ARGUMENT`, `DEADLINE_EXCEEDED`, …) and
- * `credential_vault_grpc_request_duration_seconds{method}`. The method is the call's full path; only methods the
- * server serves reach it (grpc-js answers unknown ones itself).
+ * gRPC call metrics, the HTTP ones' counterpart: `credential_vault_grpc_requests_total{method, code, fault}` (the
+ * status code's name: `OK`, `INVALID_ARGUMENT`, `DEADLINE_EXCEEDED`, …; and whose failure it was: `server`,
+ * `client` or `none`, as HTTP's 5xx and 4xx — one gRPC code can be either: DEADLINE_EXCEEDED is the caller's own
+ * deadline, or our vault call timing out) and `credential_vault_grpc_request_duration_seconds{method}`. The method
+ * is the call's full path; only methods the server serves reach it (grpc-js answers unknown ones itself).
  */
-export function grpcCallMetrics(): (method: string, code: string, seconds: number) => void {
+export function grpcCallMetrics(): (method: string, code: string, fault: GrpcFault, seconds: number) => void {
   const series = new RequestSeries(
     ['method', ''],
-    'code',
-    { name: 'credential_vault_grpc_requests_total', help: 'gRPC calls answered, by full method path and status code name' },
+    ['code', 'fault'],
+    { name: 'credential_vault_grpc_requests_total', help: 'gRPC calls answered, by full method path, status code name and fault (server, client or none)' },
     { name: 'credential_vault_grpc_request_duration_seconds', help: 'gRPC call duration, from its arrival to its status, by full method path' },
   );
-  return (method, code, seconds) => series.record(method, '', code, seconds);
+  return (method, code, fault, seconds) => series.record(method, '', `${code}\u0000${fault}`, seconds);
 }
+
+/** Whose failure a gRPC call's status is: the server's (HTTP's 5xx), the caller's (4xx), or none (OK, cancelled). */
+export type GrpcFault = 'server' | 'client' | 'none';

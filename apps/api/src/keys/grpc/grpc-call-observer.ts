@@ -58,8 +58,8 @@ export function observeGrpcCalls(log: Logger, options: { trace: boolean; count?:
   return (method, call) => new ObservedCall(method.path, call, log, tracer, options.count).interceptingCall;
 }
 
-/** Counts a call once it ended: its full method path, its status code's name, its duration. */
-export type GrpcCallCounter = (method: string, code: string, seconds: number) => void;
+/** Counts a call once it ended: its full method path, its status code's name, whose failure it was, its duration. */
+export type GrpcCallCounter = (method: string, code: string, fault: 'server' | 'client' | 'none', seconds: number) => void;
 
 /** Codes that are the server's failure, not the caller's: logged at `error` (as HTTP's 5xx) when no typed error says otherwise. */
 const SERVER_FAILURES = new Set<GrpcCode>([GrpcCode.UNKNOWN, GrpcCode.INTERNAL, GrpcCode.UNIMPLEMENTED, GrpcCode.UNAVAILABLE, GrpcCode.DATA_LOSS]);
@@ -190,8 +190,9 @@ class ObservedCall {
       span.end();
     }
     const elapsedMs = performance.now() - this.started;
-    this.count?.(this.path, GrpcCode[code], elapsedMs / 1000);
     const level = grpcCallLevel(code, errorCode);
+    // The metric's fault says what the line's level says: an alert on server faults sees our vault timing out, not callers' deadlines.
+    this.count?.(this.path, GrpcCode[code], level === 'error' ? 'server' : level === 'warn' ? 'client' : 'none', elapsedMs / 1000);
     if (!this.log.isLevelEnabled(level)) return;
     const line: Record<string, unknown> = {
       req: { id: this.requestId(), method: this.path },
