@@ -8,7 +8,7 @@ describe('resolveCredentialsOptions', () => {
   it('applies the documented defaults; the clock is left to the Clock rule', () => {
     const r = resolveCredentialsOptions();
     expect(r).toMatchObject({
-      cache: { enabled: true, ttlMs: 300_000, jitterRatio: 0.2, maxEntries: 10_000, maxStaleMs: 0 },
+      cache: { enabled: true, ttlMs: 300_000, jitterRatio: 0.2, maxEntries: 10_000, maxStaleMs: 0, heartbeat: { intervalMs: 1000, lostAfterMs: 3000 } },
       readAudit: { coalesceWindowMs: 1000, maxPendingKeys: 10_000 },
       vault: { namePrefix: 'cv', maxVersionsPerGeneration: 450 },
       envelope: { currentKeyRefreshMs: 3_600_000, reencryptOnRead: true },
@@ -98,6 +98,29 @@ describe('resolveCredentialsOptions', () => {
     expect(() => resolveCredentialsOptions({ cache: { store: { type: 'disk' } as never } })).toThrow(/cache.store/);
     expect(() => resolveCredentialsOptions({ cache: { invalidation: 'gossip' as never } })).toThrow(/cache.invalidation: must be 'auto', 'redis', 'postgres' or 'none'/);
   });
+  it('takes the heartbeat of the invalidation fan-out: 1 s / lost after 3 s by default; the threshold at least 3 intervals, within bounds', () => {
+    expect(resolveCredentialsOptions().cache.heartbeat).toEqual({ intervalMs: 1000, lostAfterMs: 3000 });
+    expect(resolveCredentialsOptions({ cache: { heartbeat: { lostAfterMs: 30_000 } } }).cache.heartbeat).toEqual({ intervalMs: 1000, lostAfterMs: 30_000 });
+    expect(resolveCredentialsOptions({ cache: { heartbeat: { intervalMs: 200, lostAfterMs: 600 } } }).cache.heartbeat).toEqual({ intervalMs: 200, lostAfterMs: 600 });
+    const problemsOf = (heartbeat: object) => {
+      try {
+        resolveCredentialsOptions({ cache: { ttlMs: 0, heartbeat } });
+      } catch (e) {
+        return (e as Error).message;
+      }
+      return '';
+    };
+    // One late heartbeat must not drop the cache: the threshold is checked against the interval, with the other problems.
+    expect(problemsOf({ intervalMs: 2000 })).toMatch(/cache\.ttlMs[\s\S]*cache\.heartbeat\.lostAfterMs: must be at least 3 × heartbeat\.intervalMs/);
+    expect(problemsOf({ intervalMs: 1000, lostAfterMs: 2999 })).toContain('cache.heartbeat.lostAfterMs: must be at least 3 × heartbeat.intervalMs');
+    const bounds = problemsOf({ intervalMs: 50, lostAfterMs: 30_001 });
+    expect(bounds).toContain('cache.heartbeat.intervalMs: must be an integer of milliseconds in 100..10000');
+    expect(bounds).toContain('cache.heartbeat.lostAfterMs: must be an integer of milliseconds in 300..30000');
+    expect(bounds).not.toContain('at least 3 ×'); // nothing to compare while a field is wrong itself
+    expect(problemsOf({ intervalMs: 1000.5, lostAfterMs: 'long' })).toMatch(/heartbeat\.intervalMs: must be an integer[\s\S]*heartbeat\.lostAfterMs: must be an integer/);
+    expect(problemsOf({ lostAfter: 5000 })).toMatch(/cache\.heartbeat: Unrecognized key: "lostAfter"/);
+  });
+
   it('refuses a misspelt key, at the root and in nested options, and names it', () => {
     let err: unknown;
     try {

@@ -1,6 +1,7 @@
 import { Clock, clockOptionSchema, describeProblems, resolveOptions, whenFieldsParsed } from '@app/common';
 import { z } from 'zod';
 import { CREDENTIAL_TYPES, CredentialType, ValueStoreKind } from './credential-type';
+import { DEFAULT_INVALIDATION_LIVENESS, HEARTBEAT_LIMITS, type InvalidationLiveness } from './cache/invalidation-liveness';
 import type { CacheRedisClient, CacheRedisSubscriber } from './cache/redis-connection';
 import { CredentialsConfigurationError } from './errors/credential-errors';
 import { NAME_PREFIX_PATTERN } from './naming/vault-secret-name';
@@ -37,6 +38,16 @@ export interface CredentialsCacheOptions {
    * redis with the redis store, else postgres on a PostgreSQL DataSource, else none. @default 'auto'
    */
   invalidation?: 'auto' | 'redis' | 'postgres' | 'none';
+  /**
+   * Only with fan-out (a redis store, or invalidation over redis/postgres): every replica publishes a
+   * heartbeat every `intervalMs` (100..10000); one that has heard none for `lostAfterMs` (at least 3
+   * intervals, at most 30000) drops its in-process entries and reads uncached until one is heard again —
+   * it may have missed an eviction. A longer threshold rides out a slow database or Redis without dropping,
+   * but is also how long a partitioned replica may serve a value changed elsewhere, and how long a revoke
+   * whose eviction could not be announced waits before it returns (`lostAfterMs` + `intervalMs`).
+   * @default { intervalMs: 1000, lostAfterMs: 3000 }
+   */
+  heartbeat?: Partial<InvalidationLiveness>;
 }
 
 /** The Redis tier: the host's connections (the lib opens none itself). */
@@ -68,6 +79,7 @@ export interface ResolvedCredentialsCacheOptions {
   maxStaleMs: number;
   store: { type: 'memory' } | Required<RedisCacheStoreOptions>;
   invalidation: 'auto' | 'redis' | 'postgres' | 'none';
+  heartbeat: InvalidationLiveness;
 }
 
 /** Options of read auditing. */
@@ -168,6 +180,10 @@ export const DEFAULT_VALUE_STORES: Readonly<Record<CredentialType, ValueStoreKin
 
 const number = (message: string) => z.number({ error: message });
 const positiveInt = (message: string) => number(message).int(message).positive(message);
+const msInRange = (min: number, max: number) => {
+  const message = `must be an integer of milliseconds in ${min}..${max}`;
+  return number(message).int(message).min(min, message).max(max, message);
+};
 const KINDS: readonly unknown[] = [ValueStoreKind.VAULT, ValueStoreKind.ENVELOPE];
 
 const schema = z
@@ -215,6 +231,21 @@ const schema = z
           )
           .default({ type: 'memory' }),
         invalidation: z.enum(['auto', 'redis', 'postgres', 'none'], { error: "must be 'auto', 'redis', 'postgres' or 'none'" }).default('auto'),
+        heartbeat: z
+          .object({
+            intervalMs: msInRange(HEARTBEAT_LIMITS.minIntervalMs, HEARTBEAT_LIMITS.maxIntervalMs).default(DEFAULT_INVALIDATION_LIVENESS.intervalMs),
+            lostAfterMs: msInRange(HEARTBEAT_LIMITS.minIntervalMs * HEARTBEAT_LIMITS.minLostAfterIntervals, HEARTBEAT_LIMITS.maxLostAfterMs).default(
+              DEFAULT_INVALIDATION_LIVENESS.lostAfterMs,
+            ),
+          })
+          .strict()
+          .superRefine((h, ctx) => {
+            // One late or lost heartbeat must not drop the cache.
+            if (h.lostAfterMs < HEARTBEAT_LIMITS.minLostAfterIntervals * h.intervalMs) {
+              ctx.addIssue({ code: 'custom', path: ['lostAfterMs'], message: `must be at least ${HEARTBEAT_LIMITS.minLostAfterIntervals} × heartbeat.intervalMs` });
+            }
+          }, whenFieldsParsed('intervalMs', 'lostAfterMs'))
+          .prefault({}),
       })
       .strict()
       .superRefine((c, ctx) => {

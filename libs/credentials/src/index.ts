@@ -35,6 +35,7 @@ export { CredentialCache, type CredentialCacheStats, type CacheLoadOptions } fro
 export { LruCredentialCache, type LruCredentialCacheOptions } from './cache/lru-credential-cache';
 export type { CredentialCacheHealth, SharedCacheStats } from './cache/credential-cache';
 export { TieredCredentialCache, type RedisTierOptions } from './cache/tiered-credential-cache';
+export { DEFAULT_INVALIDATION_LIVENESS, HEARTBEAT_LIMITS, type InvalidationLiveness } from './cache/invalidation-liveness';
 export type { CacheRedisClient, CacheRedisSubscriber } from './cache/redis-connection';
 export { CacheInvalidationBus, type InvalidationMessage } from './cache/invalidation-bus';
 export { cacheKeySecretName } from './cache/credential-cache.provider';

@@ -56,7 +56,7 @@ export const CREDENTIAL_CACHE_PROVIDER: Provider = {
             generationTtlMs: Math.max(GENERATION_TTL_MS, 2 * options.cache.ttlMs),
           }
         : undefined;
-    return new TieredCredentialCache(options.cache, clock, bus, l2);
+    return new TieredCredentialCache(options.cache, clock, bus, l2, Math.random, options.cache.heartbeat);
   },
   inject: [CREDENTIALS_RESOLVED_OPTIONS, CREDENTIALS_CLOCK, CredentialsPersistence, KeyVaultProvider],
 };

@@ -173,9 +173,9 @@ describe('TieredCredentialCache (L1 + invalidation bus, no L2)', () => {
     expect(cache.health().details.pendingEvictions).toBe(0);
   });
 
-  it('a bus that stays "connected" but delivers nothing (a partition, a paused Redis): after staleMs nothing cached is served, until a heartbeat is heard again', async () => {
+  it('a bus that stays "connected" but delivers nothing (a partition, a paused Redis): after lostAfterMs nothing cached is served, until a heartbeat is heard again', async () => {
     const bus = new FakeBus();
-    const cache = new TieredCredentialCache({ ttlMs: 60_000, jitterRatio: 0, maxEntries: 100, maxStaleMs: 0 }, new ManualClock(), bus, undefined, Math.random, { heartbeatMs: 10, staleMs: 50 });
+    const cache = new TieredCredentialCache({ ttlMs: 60_000, jitterRatio: 0, maxEntries: 100, maxStaleMs: 0 }, new ManualClock(), bus, undefined, Math.random, { intervalMs: 10, lostAfterMs: 50 });
     await cache.start();
     try {
       let n = 0;

@@ -4,24 +4,13 @@ import { Clock } from '@app/common';
 import { CacheEntryKey, jitteredTtl } from './cache-entry-cipher';
 import { CacheCaller, CacheLoader, CacheLoadOptions, CredentialCache, CredentialCacheHealth, CredentialCacheStats, SharedCacheStats } from './credential-cache';
 import { CacheInvalidationBus, InvalidationMessage, RedisInvalidationBus } from './invalidation-bus';
+import { DEFAULT_INVALIDATION_LIVENESS, type InvalidationLiveness } from './invalidation-liveness';
 import { LruCredentialCache, LruCredentialCacheOptions } from './lru-credential-cache';
 import { type AcquireReply, RedisTier, type RedisTierOptions } from './redis-tier';
 
 export type { RedisTierOptions } from './redis-tier';
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
-
-/**
- * How this replica knows it still hears evictions. A connection can die without a word (a network
- * partition drops packets, a paused Redis answers nothing) and keep reporting itself connected for as
- * long as TCP does (hours): each replica publishes a heartbeat every `heartbeatMs` and stops serving
- * from its cache once it has heard none — its own or another's — for `staleMs`.
- */
-export interface InvalidationLiveness {
-  heartbeatMs: number;
-  staleMs: number;
-}
-export const DEFAULT_INVALIDATION_LIVENESS: InvalidationLiveness = { heartbeatMs: 1000, staleMs: 3000 };
 
 /**
  * Two levels, cache-aside: L1 in process (the LRU, with its single-flight and invalidation tokens)
@@ -33,8 +22,8 @@ export const DEFAULT_INVALIDATION_LIVENESS: InvalidationLiveness = { heartbeatMs
  *   fills; the other replicas poll for the fill (bounded) and load themselves if the holder dies.
  * - A load that started before an eviction never fills: not L1 (the LRU's token), not L2 (the fill
  *   is refused when the key's generation moved).
- * - Every replica publishes a heartbeat on the bus every `liveness.heartbeatMs`; one that has heard
- *   none for `liveness.staleMs` (a partition or a paused Redis, which leave the connection "up"), or
+ * - Every replica publishes a heartbeat on the bus every `liveness.intervalMs`; one that has heard
+ *   none for `liveness.lostAfterMs` (a partition or a paused Redis, which leave the connection "up"), or
  *   whose bus is not connected, cannot rely on hearing evictions. Each time the bus connects (and at
  *   start) this deployment's L2 entries are deleted first: Redis may have come back with old ones.
  * - While evictions cannot be heard this replica serves nothing cached
@@ -53,7 +42,7 @@ export class TieredCredentialCache extends CredentialCache {
   private loads = 0;
   private counters = this.zero();
   private started = false;
-  /** A heartbeat was heard within `staleMs` (and L2 was emptied since the bus last connected). */
+  /** A heartbeat was heard within `lostAfterMs` (and L2 was emptied since the bus last connected). */
   private live = false;
   private heardAt = 0;
   /** L2 holds nothing from before the bus last (re)connected (see onBusHealth). */
@@ -90,14 +79,14 @@ export class TieredCredentialCache extends CredentialCache {
       (m) => this.receive(m),
       (healthy) => this.onBusHealth(healthy),
     );
-    this.heartbeat = setInterval(() => this.beat(), this.liveness.heartbeatMs);
+    this.heartbeat = setInterval(() => this.beat(), this.liveness.intervalMs);
     this.heartbeat.unref();
     // Ready to cache once its first heartbeat is back (bounded: until then reads just bypass the cache).
     if (this.bus.healthy && !this.live) {
       let timer: NodeJS.Timeout | undefined;
       await Promise.race([
         new Promise<void>((resolve) => this.liveWaiters.push(resolve)),
-        new Promise<void>((resolve) => (timer = setTimeout(resolve, this.liveness.staleMs))),
+        new Promise<void>((resolve) => (timer = setTimeout(resolve, this.liveness.lostAfterMs))),
       ]);
       clearTimeout(timer);
     }
@@ -142,9 +131,9 @@ export class TieredCredentialCache extends CredentialCache {
     await this.evictShared([key]);
   }
 
-  /** A replica that did not hear it has gone degraded by now: it heard no heartbeat either, for `staleMs`. */
+  /** A replica that did not hear it has gone degraded by now: it heard no heartbeat either, for `lostAfterMs`. */
   override async outlastUnheardEviction(): Promise<void> {
-    await sleep(this.liveness.staleMs + this.liveness.heartbeatMs);
+    await sleep(this.liveness.lostAfterMs + this.liveness.intervalMs);
   }
 
   invalidatePrefix(prefix: string): void {
@@ -199,7 +188,7 @@ export class TieredCredentialCache extends CredentialCache {
     const why = !this.bus.healthy
       ? 'evictions cannot be received: reads bypass the cache'
       : !this.live
-        ? `no invalidation heartbeat heard within ${this.liveness.staleMs} ms: reads bypass the cache`
+        ? `no invalidation heartbeat heard within ${this.liveness.lostAfterMs} ms: reads bypass the cache`
         : 'the shared cache tier is failing: reads skip it';
     return {
       tier: this.l2 ? 'redis' : 'memory',
@@ -379,18 +368,18 @@ export class TieredCredentialCache extends CredentialCache {
       .finally(() => (this.syncing = false));
   }
 
-  /** A heartbeat out, and the liveness check: nothing heard for `staleMs` stops serving from the cache. */
+  /** A heartbeat out, and the liveness check: nothing heard for `lostAfterMs` stops serving from the cache. */
   private beat(): void {
     if (this.bus.healthy) {
       if (!this.l2Synced) this.syncShared(); // the last attempt to empty L2 failed: again
       else void this.bus.publish({ o: this.instanceId, t: now() }).catch(() => undefined);
     }
-    if (this.live && Date.now() - this.heardAt > this.liveness.staleMs) {
+    if (this.live && Date.now() - this.heardAt > this.liveness.lostAfterMs) {
       this.live = false;
       this.l1.clear();
       // Evictions sent meanwhile may not have reached Redis either: L2 is emptied before serving again.
       this.l2Synced = !this.l2;
-      this.logger.warn(`no cache invalidation heartbeat heard for ${this.liveness.staleMs} ms: reads bypass the cache until one is`);
+      this.logger.warn(`no cache invalidation heartbeat heard for ${this.liveness.lostAfterMs} ms: reads bypass the cache until one is`);
     }
   }
 
