@@ -79,6 +79,8 @@ export interface AppConfig {
     cacheTier: 'memory' | 'redis';
     /** How evictions reach the other replicas; `auto`: Redis with the redis tier, else PostgreSQL NOTIFY on PostgreSQL, else none. */
     cacheInvalidation: 'auto' | 'redis' | 'postgres' | 'none';
+    /** The fan-out's heartbeat: sent every `intervalMs`; none heard for `lostAfterMs` drops this replica's cache (CACHE_HEARTBEAT_*). */
+    cacheHeartbeat: { intervalMs: number; lostAfterMs: number };
     integrations: string[];
     vaultSecretPrefix: string;
     /** Envelope store: the vault RSA key that wraps tenants' data keys (unset: data keys are vault secrets). */

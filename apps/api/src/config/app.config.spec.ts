@@ -346,6 +346,22 @@ describe('loadAppConfig', () => {
     expect(problemsOf({ REDIS_URL: 'redis://127.0.0.1:6379', CACHE_INVALIDATION: 'none' })).toContain('CACHE_INVALIDATION: none cannot be used with the redis cache tier');
   });
 
+  it('sets the cache heartbeat (1 s, lost after 3 s by default): bounded, the threshold at least 3 intervals, and only where evictions fan out', () => {
+    const pg = { DATABASE_TYPE: 'postgres', DATABASE_URL: 'postgres://u@db/cv' };
+    expect(loadAppConfig(pg).credentials.cacheHeartbeat).toEqual({ intervalMs: 1000, lostAfterMs: 3000 });
+    expect(loadAppConfig({ ...pg, CACHE_HEARTBEAT_LOST_AFTER_MS: '15000' }).credentials.cacheHeartbeat).toEqual({ intervalMs: 1000, lostAfterMs: 15_000 });
+    expect(loadAppConfig({ REDIS_URL: 'redis://127.0.0.1:6379', CACHE_HEARTBEAT_INTERVAL_MS: '500', CACHE_HEARTBEAT_LOST_AFTER_MS: '1500' }).credentials.cacheHeartbeat).toEqual({
+      intervalMs: 500,
+      lostAfterMs: 1500,
+    });
+    expect(problemsOf({ ...pg, CACHE_HEARTBEAT_INTERVAL_MS: '2000' })).toContain('CACHE_HEARTBEAT_LOST_AFTER_MS: must be at least 3 × CACHE_HEARTBEAT_INTERVAL_MS');
+    expect(problemsOf({ ...pg, CACHE_HEARTBEAT_INTERVAL_MS: '50' })).toMatch(/CACHE_HEARTBEAT_INTERVAL_MS/);
+    expect(problemsOf({ ...pg, CACHE_HEARTBEAT_LOST_AFTER_MS: '60000' })).toMatch(/CACHE_HEARTBEAT_LOST_AFTER_MS/);
+    // One process on SQLite (or fan-out off) has no heartbeat: the variable would do nothing.
+    expect(problemsOf({ CACHE_HEARTBEAT_LOST_AFTER_MS: '10000' })).toContain('CACHE_HEARTBEAT_LOST_AFTER_MS: applies only when cache evictions fan out');
+    expect(problemsOf({ ...pg, CACHE_INVALIDATION: 'none', CACHE_HEARTBEAT_INTERVAL_MS: '500' })).toContain('CACHE_HEARTBEAT_INTERVAL_MS: applies only when cache evictions fan out');
+  });
+
   it('keeps gRPC off unless GRPC_ENABLED; on, it listens on GRPC_HOST:GRPC_PORT (loopback:50051 by default), never on the HTTP port', () => {
     expect(loadAppConfig({}).grpc).toEqual({ enabled: false, host: '127.0.0.1', port: 50051 });
     expect(loadAppConfig({ GRPC_ENABLED: 'true' }).grpc).toEqual({ enabled: true, host: '127.0.0.1', port: 50051 });

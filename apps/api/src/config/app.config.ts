@@ -105,6 +105,7 @@ export function loadAppConfig(env: Record<string, string | undefined>, cwd = pro
       cacheMaxEntries: e.CACHE_MAX_ENTRIES,
       cacheTier: e.CACHE_TIER ?? (e.REDIS_URL ? 'redis' : 'memory'),
       cacheInvalidation: e.CACHE_INVALIDATION,
+      cacheHeartbeat: { intervalMs: e.CACHE_HEARTBEAT_INTERVAL_MS, lostAfterMs: e.CACHE_HEARTBEAT_LOST_AFTER_MS },
       integrations: e.CREDENTIALS_INTEGRATIONS,
       vaultSecretPrefix: e.VAULT_SECRET_PREFIX,
       envelope: { currentKeyRefreshMs: e.ENVELOPE_KEY_REFRESH_MS, ...(e.ENVELOPE_KEY_ENCRYPTION_KEY ? { keyEncryptionKey: e.ENVELOPE_KEY_ENCRYPTION_KEY } : {}) },

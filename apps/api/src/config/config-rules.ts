@@ -1,3 +1,4 @@
+import { HEARTBEAT_LIMITS } from '@app/credentials';
 import { DEFAULT_NOTIFICATION_SEND_WAIT_MS, NOTIFICATION_SEND_WAIT_HEADROOM_MS } from '@app/rotation';
 import { CONFIG_VARIABLES, type EnvVars } from './env-schema';
 
@@ -84,6 +85,11 @@ export function crossFieldProblems(env: Record<string, string | undefined>): str
     if (env[v] && !env.SMTP_HOST) problems.push(`${v}: is set but SMTP_HOST is not (e-mail notifications need SMTP_HOST)`);
   }
   if (!!env.SMTP_USER !== !!env.SMTP_PASSWORD) problems.push('SMTP_USER and SMTP_PASSWORD: set both or neither');
+  // The heartbeat belongs to the eviction fan-out; a single process without it has none.
+  const fanOut = env.CACHE_INVALIDATION === 'redis' || env.CACHE_INVALIDATION === 'postgres' || (env.CACHE_INVALIDATION !== 'none' && (!!env.REDIS_URL || env.DATABASE_TYPE === 'postgres'));
+  for (const v of ['CACHE_HEARTBEAT_INTERVAL_MS', 'CACHE_HEARTBEAT_LOST_AFTER_MS']) {
+    if (env[v] && !fanOut) problems.push(`${v}: applies only when cache evictions fan out to other replicas (REDIS_URL or DATABASE_TYPE=postgres, CACHE_INVALIDATION not none); unset ${v}`);
+  }
   return problems;
 }
 
@@ -123,6 +129,9 @@ export function valueProblems(e: EnvVars): string[] {
   if (e.CACHE_INVALIDATION === 'redis' && tier !== 'redis') problems.push('CACHE_INVALIDATION: redis needs the redis cache tier (REDIS_URL, CACHE_TIER unset or redis)');
   if (e.CACHE_INVALIDATION === 'postgres' && e.DATABASE_TYPE !== 'postgres') problems.push('CACHE_INVALIDATION: postgres needs DATABASE_TYPE=postgres');
   if (e.CACHE_INVALIDATION === 'none' && tier === 'redis') problems.push('CACHE_INVALIDATION: none cannot be used with the redis cache tier (replicas would serve evicted entries)');
+  if (e.CACHE_HEARTBEAT_LOST_AFTER_MS < HEARTBEAT_LIMITS.minLostAfterIntervals * e.CACHE_HEARTBEAT_INTERVAL_MS) {
+    problems.push(`CACHE_HEARTBEAT_LOST_AFTER_MS: must be at least ${HEARTBEAT_LIMITS.minLostAfterIntervals} × CACHE_HEARTBEAT_INTERVAL_MS (one late heartbeat must not drop the cache)`);
+  }
   return problems;
 }
 

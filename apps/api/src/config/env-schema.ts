@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { cronExpressionSchema } from '@app/common';
+import { DEFAULT_INVALIDATION_LIVENESS, HEARTBEAT_LIMITS } from '@app/credentials';
 import { DEFAULT_NOTIFICATION_SEND_WAIT_MS } from '@app/rotation';
 import { apiKeyEntrySchema } from '../auth/api-keys';
 
@@ -124,6 +125,13 @@ export const envSchema = z
     CACHE_MAX_ENTRIES: int(10_000, 1, 10_000_000),
     CACHE_TIER: z.enum(['memory', 'redis'], { error: "must be 'memory' or 'redis'" }).optional(),
     CACHE_INVALIDATION: z.enum(['auto', 'redis', 'postgres', 'none'], { error: "must be 'auto', 'redis', 'postgres' or 'none'" }).default('auto'),
+    // The fan-out's heartbeat (CredentialsModule cache.heartbeat, same bounds); the threshold ≥ 3 intervals is a rule between the two.
+    CACHE_HEARTBEAT_INTERVAL_MS: int(DEFAULT_INVALIDATION_LIVENESS.intervalMs, HEARTBEAT_LIMITS.minIntervalMs, HEARTBEAT_LIMITS.maxIntervalMs),
+    CACHE_HEARTBEAT_LOST_AFTER_MS: int(
+      DEFAULT_INVALIDATION_LIVENESS.lostAfterMs,
+      HEARTBEAT_LIMITS.minIntervalMs * HEARTBEAT_LIMITS.minLostAfterIntervals,
+      HEARTBEAT_LIMITS.maxLostAfterMs,
+    ),
     CREDENTIALS_INTEGRATIONS: z
       .string()
       .default('')

@@ -37,6 +37,7 @@ import { ConnectionsController, CredentialsController } from './credentials.cont
               ? { type: 'redis', client: redis.client, subscriber: () => redis.subscriber('cache-invalidation'), keyPrefix: `${redis.keyPrefix}cache:` }
               : { type: 'memory' },
           invalidation: c.credentials.cacheInvalidation,
+          heartbeat: c.credentials.cacheHeartbeat,
         },
         integrations: c.credentials.integrations,
         vault: { namePrefix: c.credentials.vaultSecretPrefix },
