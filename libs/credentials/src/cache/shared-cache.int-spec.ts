@@ -123,6 +123,13 @@ class CuttableProxy {
   }
 }
 
+/** The default heartbeat, given explicitly to the replicas of the tests that assert its bound (the drop itself). */
+const DEFAULT_HEARTBEAT = { intervalMs: 1000, lostAfterMs: 3000 };
+
+/**
+ * One replica. Its heartbeat is lost only after 30 s unless the test gives one: most tests here assert what the
+ * cache serves, and a heartbeat late on a loaded machine would drop it under them.
+ */
 async function app(db: TestDatabase, emu: KeyVaultEmulator, cache: CredentialsModuleOptions['cache']): Promise<TestingModule> {
   const m = await Test.createTestingModule({
     imports: credentialsStackImports({
@@ -131,7 +138,7 @@ async function app(db: TestDatabase, emu: KeyVaultEmulator, cache: CredentialsMo
       // Quick redelivery: one test waits for the outbox to carry an eviction its writer could not send.
       persistence: { outbox: { pollIntervalMs: 200, backoff: { baseMs: 100, maxMs: 500 } } },
       keyVault: { resilience: { maxAttempts: 1, pollIntervalMs: 20 } },
-      credentials: { cache: { ttlMs: 60_000, ...cache } },
+      credentials: { cache: { ttlMs: 60_000, heartbeat: { lostAfterMs: 30_000 }, ...cache } },
     }),
   })
     .setLogger(logger)
@@ -368,7 +375,10 @@ describe.each(DATABASE_KINDS)('shared credential cache on %s (real Redis, local 
   it('a replica whose link to Redis silently stops carrying anything (a partition: no close) stops serving from its cache within the heartbeat bound', async () => {
     const proxy = new CuttableProxy();
     await proxy.start();
-    const d = await app(db, emu, { store: { type: 'redis', client: redisAt(`redis://127.0.0.1:${proxy.port}`), subscriber: () => redisAt(`redis://127.0.0.1:${proxy.port}`), keyPrefix: PREFIX, operationTimeoutMs: 500 } });
+    const d = await app(db, emu, {
+      store: { type: 'redis', client: redisAt(`redis://127.0.0.1:${proxy.port}`), subscriber: () => redisAt(`redis://127.0.0.1:${proxy.port}`), keyPrefix: PREFIX, operationTimeoutMs: 500 },
+      heartbeat: DEFAULT_HEARTBEAT,
+    });
     try {
       const dCache = d.get(CredentialCache) as TieredCredentialCache;
       const dSvc = d.get(CredentialsService);
@@ -396,7 +406,8 @@ describe.each(DATABASE_KINDS)('shared credential cache on %s (real Redis, local 
     const proxy = new CuttableProxy();
     await proxy.start();
     const viaProxy = () => ({ type: 'redis' as const, client: redisAt(`redis://127.0.0.1:${proxy.port}`), subscriber: () => redisAt(`redis://127.0.0.1:${proxy.port}`), keyPrefix: PREFIX, operationTimeoutMs: 300 });
-    const [a, d] = [await app(db, emu, { store: viaProxy() }), await app(db, emu, { store: viaProxy() })];
+    // The revoke waits out the heartbeat bound: D's, which is A's.
+    const [a, d] = [await app(db, emu, { store: viaProxy(), heartbeat: DEFAULT_HEARTBEAT }), await app(db, emu, { store: viaProxy(), heartbeat: DEFAULT_HEARTBEAT })];
     try {
       const id = (await a.get(CredentialsService).store(ctx, { integrationId: 'stripe', connectionId: `c_${randomBytes(4).toString('hex')}`, type: CredentialType.API_KEY, value: secret() })).id;
       for (const m of [a, d]) await eventually(() => expect((m.get(CredentialCache) as TieredCredentialCache).health().status).toBe('up'), 5000);
