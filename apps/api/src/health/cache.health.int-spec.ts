@@ -4,7 +4,7 @@
  * never a skip, when it is down.
  */
 import { randomBytes } from 'node:crypto';
-import { CredentialCache, CredentialsService, CredentialType } from '@app/credentials';
+import { CredentialCache, CredentialsService, CredentialType, type InvalidationLiveness } from '@app/credentials';
 import { DATABASE_KINDS, REDIS_URL } from '@app/testing';
 import { Redis } from 'ioredis';
 import { startTestHost, type TestHost } from '../../../../test/support/host';
@@ -22,7 +22,8 @@ describe.each(DATABASE_KINDS)('host cache wiring on %s', (kind) => {
     await redis.ping().catch((e: Error) => {
       throw new Error(`Redis is required for this test but is not reachable at ${REDIS_URL} (${e.message})`);
     });
-    host = await startTestHost(kind, { REDIS_URL, REDIS_KEY_PREFIX: prefix });
+    // A long heartbeat threshold: these tests read the wiring, and a heartbeat late on a loaded machine would drop the cache.
+    host = await startTestHost(kind, { REDIS_URL, REDIS_KEY_PREFIX: prefix, CACHE_HEARTBEAT_INTERVAL_MS: '500', CACHE_HEARTBEAT_LOST_AFTER_MS: '30000' });
   });
 
   afterAll(async () => {
@@ -53,5 +54,26 @@ describe.each(DATABASE_KINDS)('host cache wiring on %s', (kind) => {
       expect(`${k} ${v}`).not.toContain(value);
     }
     expect(host.app.get(CredentialCache).stats().shared?.l2).toMatchObject({ enabled: true, fills: 1 });
+  });
+
+  it('takes the heartbeat from CACHE_HEARTBEAT_*, and counts a cache dropped by a lost connection on /metrics, by reason', async () => {
+    const cache = host.app.get(CredentialCache);
+    // The lib's own view (no public accessor): what the host passed.
+    const internals = cache as unknown as { liveness: InvalidationLiveness; bus: { sub: { disconnect(reconnect: boolean): void } } };
+    expect(internals.liveness).toEqual({ intervalMs: 500, lostAfterMs: 30_000 });
+    const lostTotal = async (reason: string) => {
+      const text = await (await fetch(`${host.baseUrl}/metrics`)).text();
+      const sample = new RegExp(`^credential_vault_cache_fanout_lost_total\\{reason="${reason}"\\} (\\d+)$`, 'm').exec(text);
+      if (!sample) throw new Error(`no credential_vault_cache_fanout_lost_total{reason="${reason}"} on /metrics`);
+      return Number(sample[1]);
+    };
+    const before = { disconnected: await lostTotal('disconnected'), heartbeat: await lostTotal('heartbeat') };
+    // The subscription's connection drops (a Redis failover, a network blip) and comes back by itself.
+    internals.bus.sub.disconnect(true);
+    for (const deadline = Date.now() + 10_000; cache.health().status !== 'up' || (await lostTotal('disconnected')) === before.disconnected; await new Promise((r) => setTimeout(r, 50))) {
+      if (Date.now() > deadline) throw new Error(`not counted and back within 10 s: ${JSON.stringify(cache.health())}`);
+    }
+    expect(await lostTotal('disconnected')).toBe(before.disconnected + 1);
+    expect(await lostTotal('heartbeat')).toBe(before.heartbeat);
   });
 });

@@ -21,6 +21,23 @@ function mirroredCounter(name: string, help: string, read: () => number): Metric
   });
 }
 
+/** Lib counters by one label (`read`: label value → count), published like `mirroredCounter`, each label on its own. */
+function mirroredLabelledCounter(name: string, help: string, label: string, read: () => Record<string, number>): Metric {
+  const seen = new Map<string, number>();
+  return new Counter({
+    name,
+    help,
+    labelNames: [label],
+    registers: [],
+    collect() {
+      for (const [value, n] of Object.entries(read())) {
+        this.inc({ [label]: value }, Math.max(0, n - (seen.get(value) ?? 0)));
+        seen.set(value, n);
+      }
+    },
+  });
+}
+
 function gauge(name: string, help: string, read: () => number): Metric {
   return new Gauge({
     name,
@@ -65,6 +82,12 @@ export class HostMetrics implements OnModuleInit {
       mirroredCounter(`${PREFIX}cache_evictions_published_total`, 'Evictions this replica announced to the others', () => shared()?.invalidation.published ?? 0),
       mirroredCounter(`${PREFIX}cache_evictions_received_total`, 'Evictions this replica received from the others', () => shared()?.invalidation.received ?? 0),
       mirroredCounter(`${PREFIX}cache_eviction_publish_errors_total`, 'Evictions that could not be announced (the outbox sends them again)', () => shared()?.invalidation.publishErrors ?? 0),
+      mirroredLabelledCounter(
+        `${PREFIX}cache_fanout_lost_total`,
+        'Times this replica stopped hearing evictions and dropped its cached entries, by reason: disconnected (the connection closed) or heartbeat (none heard within CACHE_HEARTBEAT_LOST_AFTER_MS)',
+        'reason',
+        () => shared()?.invalidation.lost ?? { disconnected: 0, heartbeat: 0 },
+      ),
       gauge(`${PREFIX}cache_fanout_healthy`, '1 while this replica receives evictions (or has no fan-out), 0 while it cannot (its reads bypass the cache)', () =>
         shared()?.invalidation.healthy === false ? 0 : 1,
       ),
@@ -97,17 +120,10 @@ export function registerHostMetrics(metrics: Metric[]): void {
  * only label is the component.
  */
 export function sharedStateFallbackCounter(read: () => Record<string, number>): Metric {
-  const seen = new Map<string, number>();
-  return new Counter({
-    name: `${PREFIX}shared_state_fallbacks_total`,
-    help: 'Rate-limit, suspicious-activity and OAuth-cooldown calls answered per process because Redis could not answer',
-    labelNames: ['component'],
-    registers: [],
-    collect() {
-      for (const [component, n] of Object.entries(read())) {
-        this.inc({ component }, Math.max(0, n - (seen.get(component) ?? 0)));
-        seen.set(component, n);
-      }
-    },
-  });
+  return mirroredLabelledCounter(
+    `${PREFIX}shared_state_fallbacks_total`,
+    'Rate-limit, suspicious-activity and OAuth-cooldown calls answered per process because Redis could not answer',
+    'component',
+    read,
+  );
 }

@@ -5,7 +5,19 @@ export interface SharedCacheStats {
   l2: { enabled: boolean; hits: number; misses: number; errors: number; rejected: number; fills: number; fillsRefused: number; lockWaits: number; lockTimeouts: number };
   /** Reads served straight from the loader because invalidations could not be received (no L1, no L2). */
   degradedReads: number;
-  invalidation: { transport: 'redis' | 'postgres'; healthy: boolean; published: number; received: number; publishErrors: number };
+  /**
+   * `lost`: how many times this replica stopped hearing evictions and dropped its in-process entries (reads then
+   * bypass the cache until it hears again), by reason — the bus connection closed, or it stayed open but no
+   * heartbeat was heard within `cache.heartbeat.lostAfterMs`.
+   */
+  invalidation: {
+    transport: 'redis' | 'postgres';
+    healthy: boolean;
+    published: number;
+    received: number;
+    publishErrors: number;
+    lost: { disconnected: number; heartbeat: number };
+  };
 }
 
 /** Counters of one cache instance. `loads` counts value-store fetches made through the cache. */

@@ -202,6 +202,45 @@ describe('TieredCredentialCache (L1 + invalidation bus, no L2)', () => {
     }
   });
 
+  it('a dropped cache is counted by reason and logged: the heartbeat lost (silent how long, against which threshold), heard again, the connection lost', async () => {
+    const bus = new FakeBus();
+    const cache = new TieredCredentialCache({ ttlMs: 60_000, jitterRatio: 0, maxEntries: 100, maxStaleMs: 0 }, new ManualClock(), bus, undefined, Math.random, { intervalMs: 10, lostAfterMs: 50 });
+    const warn = jest.spyOn(Logger.prototype, 'warn').mockImplementation(() => undefined);
+    const log = jest.spyOn(Logger.prototype, 'log').mockImplementation(() => undefined);
+    const until = async (check: () => boolean) => {
+      for (const deadline = Date.now() + 5000; !check(); await new Promise((r) => setTimeout(r, 5))) if (Date.now() > deadline) throw new Error('not in 5 s');
+    };
+    const lost = () => cache.stats().shared!.invalidation.lost;
+    try {
+      await cache.start();
+      await cache.getOrLoad('t/a', async () => 'v1');
+      await cache.getOrLoad('t/b', async () => 'v1');
+      expect(lost()).toEqual({ disconnected: 0, heartbeat: 0 });
+
+      bus.deaf = true;
+      await until(() => lost().heartbeat === 1);
+      const dropped = warn.mock.calls.map(([m]) => String(m)).find((m) => m.startsWith('no cache invalidation heartbeat heard for'));
+      expect(dropped).toMatch(/^no cache invalidation heartbeat heard for \d+ ms \(lost after 50 ms\): 2 cached entries dropped, reads bypass the cache until one is heard$/);
+      expect(Number(/for (\d+) ms/.exec(dropped!)![1])).toBeGreaterThan(50);
+
+      bus.deaf = false;
+      await until(() => cache.health().status === 'up');
+      expect(log.mock.calls.map(([m]) => String(m))).toContainEqual(expect.stringMatching(/^cache invalidation heartbeat heard again, \d+ ms after the last one: serving from the cache again$/));
+      expect(lost()).toEqual({ disconnected: 0, heartbeat: 1 });
+
+      bus.setHealthy(false);
+      expect(lost()).toEqual({ disconnected: 1, heartbeat: 1 });
+      expect(warn).toHaveBeenLastCalledWith('cache invalidations cannot be received (connection lost): cached entries dropped, reads bypass the cache until they can');
+      // A lost connection is not also a lost heartbeat, and coming back from it is the connection's own line.
+      await new Promise((r) => setTimeout(r, 100));
+      expect(lost().heartbeat).toBe(1);
+    } finally {
+      await cache.stop();
+      warn.mockRestore();
+      log.mockRestore();
+    }
+  });
+
   it('a clean stop is not reported as an outage (no "cannot be received" warning)', async () => {
     const { bus, cache } = await build();
     const warn = jest.spyOn(Logger.prototype, 'warn').mockImplementation(() => undefined);

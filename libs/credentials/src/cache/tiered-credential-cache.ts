@@ -45,6 +45,8 @@ export class TieredCredentialCache extends CredentialCache {
   /** A heartbeat was heard within `lostAfterMs` (and L2 was emptied since the bus last connected). */
   private live = false;
   private heardAt = 0;
+  /** The last heartbeat heard before this replica stopped hearing them (the cache dropped): logged when one is heard again. */
+  private lostSince?: number;
   /** L2 holds nothing from before the bus last (re)connected (see onBusHealth). */
   private l2Synced: boolean;
   private syncing = false;
@@ -169,7 +171,14 @@ export class TieredCredentialCache extends CredentialCache {
         lockTimeouts: c.lockTimeouts,
       },
       degradedReads: c.degradedReads,
-      invalidation: { transport: this.bus.transport, healthy: this.hearing, published: c.published, received: c.received, publishErrors: c.publishErrors },
+      invalidation: {
+        transport: this.bus.transport,
+        healthy: this.hearing,
+        published: c.published,
+        received: c.received,
+        publishErrors: c.publishErrors,
+        lost: { disconnected: c.lostDisconnected, heartbeat: c.lostHeartbeat },
+      },
     };
     return { ...l1, hits, misses, loads: this.loads, hitRate: hits + misses === 0 ? 0 : hits / (hits + misses), shared };
   }
@@ -337,7 +346,11 @@ export class TieredCredentialCache extends CredentialCache {
     this.live = false;
     if (!healthy) {
       this.l2Synced = !this.l2;
-      if (!this.stopping) this.logger.warn('cache invalidations cannot be received: reads bypass the cache until they can');
+      this.lostSince = undefined; // no longer a heartbeat matter: the connection itself is gone
+      if (!this.stopping) {
+        this.counters.lostDisconnected++;
+        this.logger.warn('cache invalidations cannot be received (connection lost): cached entries dropped, reads bypass the cache until they can');
+      }
       return;
     }
     this.logger.log(`cache invalidations connected (${this.bus.transport})`);
@@ -374,12 +387,18 @@ export class TieredCredentialCache extends CredentialCache {
       if (!this.l2Synced) this.syncShared(); // the last attempt to empty L2 failed: again
       else void this.bus.publish({ o: this.instanceId, t: now() }).catch(() => undefined);
     }
-    if (this.live && Date.now() - this.heardAt > this.liveness.lostAfterMs) {
+    const silentMs = Date.now() - this.heardAt;
+    if (this.live && silentMs > this.liveness.lostAfterMs) {
       this.live = false;
+      const entries = this.l1.stats().size;
       this.l1.clear();
       // Evictions sent meanwhile may not have reached Redis either: L2 is emptied before serving again.
       this.l2Synced = !this.l2;
-      this.logger.warn(`no cache invalidation heartbeat heard for ${this.liveness.lostAfterMs} ms: reads bypass the cache until one is`);
+      this.lostSince = this.heardAt;
+      this.counters.lostHeartbeat++;
+      this.logger.warn(
+        `no cache invalidation heartbeat heard for ${Math.round(silentMs)} ms (lost after ${this.liveness.lostAfterMs} ms): ${entries} cached entries dropped, reads bypass the cache until one is heard`,
+      );
     }
   }
 
@@ -388,6 +407,11 @@ export class TieredCredentialCache extends CredentialCache {
     if (this.live || !this.bus.healthy || !this.l2Synced) return;
     this.live = true;
     this.l1.clear();
+    if (this.lostSince !== undefined) {
+      // How long the silence lasted tells a slow bus (just past the threshold) from an outage.
+      this.logger.log(`cache invalidation heartbeat heard again, ${Math.round(this.heardAt - this.lostSince)} ms after the last one: serving from the cache again`);
+      this.lostSince = undefined;
+    }
     for (const resolve of this.liveWaiters.splice(0)) resolve();
     const keys = [...this.pending];
     if (keys.length > 0) this.evictShared(keys).catch(() => undefined);
@@ -406,6 +430,8 @@ export class TieredCredentialCache extends CredentialCache {
       published: 0,
       received: 0,
       publishErrors: 0,
+      lostDisconnected: 0,
+      lostHeartbeat: 0,
     };
   }
 }
