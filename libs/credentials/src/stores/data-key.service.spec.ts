@@ -1,10 +1,13 @@
+import { randomBytes } from 'node:crypto';
 import { ManualClock } from '@app/common';
-import type { KeyVaultProvider } from '@app/key-vault';
+import { callerLeftError, KeyVaultErrorCode, type KeyVaultCallOptions, type KeyVaultKeysProvider, type KeyVaultProvider } from '@app/key-vault';
+import { rejection } from '@app/testing';
 import { resolveCredentialsOptions } from '../credentials.options';
+import type { WrappedDataKeyEntity } from '../entities/wrapped-data-key.entity';
 import { CredentialErrorCode, CredentialIntegrityError } from '../errors/credential-errors';
 import type { CredentialsPersistence } from '../persistence/credentials-persistence';
 import type { WrappedDataKeyRepository } from '../persistence/wrapped-data-key.repository';
-import { DataKeyService } from './data-key.service';
+import { DataKeyService, WRAPPED_DATA_KEY_NAME } from './data-key.service';
 
 const TENANT = 'acmecorpeu';
 const SECRET_VERSION = '0f3c9a7e5d1b42c8a6e4f2d0b8c6a4e2';
@@ -27,5 +30,103 @@ describe('DataKeyService: a data key secret that is not a key', () => {
     expect(secretName).toContain(TENANT); // what must not leak
     expect((err as Error).message).not.toContain(TENANT);
     expect((err as Error).message).not.toContain(secretName);
+  });
+});
+
+describe('DataKeyService: callers who leave a shared data-key load', () => {
+  const KEY = randomBytes(32);
+  /** Vault calls held until the test answers them; each rejects CANCELLED once its signal aborts, as the gateway does. */
+  const held = () => {
+    const calls: Array<{ signal?: AbortSignal; answer: () => void }> = [];
+    const call = <T>(value: T, signal?: AbortSignal) =>
+      new Promise<T>((resolve, reject) => {
+        calls.push({ signal, answer: () => resolve(value) });
+        signal?.addEventListener('abort', () => reject(callerLeftError('getSecret', 'in_flight')), { once: true });
+      });
+    return { calls, call };
+  };
+  type Vault = ReturnType<typeof held>;
+  const persistence = { runner: { inTransaction: () => false } } as unknown as CredentialsPersistence;
+  const clock = new ManualClock(new Date('2026-01-01T00:00:00Z'));
+  const tick = () => new Promise((r) => setImmediate(r));
+  const leaving = () => new AbortController();
+
+  /** Two callers share the load; one leaves, the other is answered; then both of a second load leave and a third starts afresh. */
+  async function leaveAndStay(read: (signal: AbortSignal | undefined) => Promise<Buffer>, vault: Vault) {
+    const [a, b] = [leaving(), leaving()];
+    const stays = read(b.signal);
+    const leaves = read(a.signal);
+    await tick();
+    expect(vault.calls).toHaveLength(1);
+    a.abort();
+    // The caller who left is answered at once, while the vault call is still unanswered and kept for the other.
+    expect(await rejection(leaves)).toMatchObject({ code: KeyVaultErrorCode.CANCELLED, sent: true });
+    expect(vault.calls[0].signal?.aborted).toBe(false);
+    vault.calls[0].answer();
+    expect((await stays).equals(KEY)).toBe(true);
+  }
+
+  async function allLeave(read: (signal: AbortSignal | undefined) => Promise<Buffer>, vault: Vault) {
+    const [a, b] = [leaving(), leaving()];
+    const first = [read(a.signal), read(b.signal)];
+    await tick();
+    expect(vault.calls).toHaveLength(1);
+    a.abort();
+    expect(vault.calls[0].signal?.aborted).toBe(false);
+    b.abort();
+    // Nobody waits any more: the vault call is aborted, and a caller who comes now gets a load of its own.
+    expect(vault.calls[0].signal?.aborted).toBe(true);
+    for (const p of first) expect(await rejection(p)).toMatchObject({ code: KeyVaultErrorCode.CANCELLED });
+    const later = read(undefined);
+    await tick();
+    expect(vault.calls).toHaveLength(2);
+    vault.calls[1].answer();
+    expect((await later).equals(KEY)).toBe(true);
+  }
+
+  /** Keys kept as vault secrets: the shared call is the secret's read. */
+  const secretKeys = () => {
+    const vault = held();
+    const getSecret = (_name: string, version: string | undefined, call?: KeyVaultCallOptions) =>
+      vault.call({ value: KEY.toString('base64'), properties: { version: version ?? SECRET_VERSION } }, call?.signal);
+    const service = new DataKeyService(persistence, { getSecret } as unknown as KeyVaultProvider, clock, resolveCredentialsOptions({}), {} as WrappedDataKeyRepository);
+    return { vault, service, version: (signal?: AbortSignal) => service.keyVersion(service.nameFor(TENANT), SECRET_VERSION, TENANT, { signal }) };
+  };
+  /** Keys wrapped by a vault key: the shared call is the unwrap. */
+  const wrappedKeys = () => {
+    const KEK = 'cv-kek';
+    const row = { id: 'r1', tenantId: TENANT, version: 'a1b2', kekName: KEK, kekVersion: 'k1', wrappedKey: Buffer.from('wrapped').toString('base64') } as WrappedDataKeyEntity;
+    const vault = held();
+    const vaultKeys = {
+      getKey: async () => ({ properties: { name: KEK, version: 'k1' } }),
+      unwrapKey: (key: { name: string; version: string }, _alg: string, _wrapped: Uint8Array, call?: KeyVaultCallOptions) => vault.call({ key, unwrappedKey: new Uint8Array(KEY) }, call?.signal),
+    } as unknown as KeyVaultKeysProvider;
+    const wrapped = { find: async () => row, latestOfTenant: async () => row } as unknown as WrappedDataKeyRepository;
+    const service = new DataKeyService(persistence, {} as KeyVaultProvider, clock, resolveCredentialsOptions({ envelope: { keyEncryptionKey: KEK } }), wrapped, vaultKeys);
+    return { vault, service, version: (signal?: AbortSignal) => service.keyVersion(WRAPPED_DATA_KEY_NAME, row.version, TENANT, { signal }) };
+  };
+
+  describe.each([
+    ['a key kept as a vault secret', secretKeys],
+    ['a key wrapped by a vault key (CANCELLED, never a configuration error)', wrappedKeys],
+  ])('%s', (_kind, setup: () => { vault: Vault; service: DataKeyService; version: (signal?: AbortSignal) => Promise<Buffer> }) => {
+    it('a caller who leaves stops waiting at once (CANCELLED); the vault call goes on for the one still waiting', async () => {
+      const { vault, version } = setup();
+      await leaveAndStay(version, vault);
+    });
+
+    it('the vault call is aborted once every caller has left, and a later caller starts a fresh one', async () => {
+      const { vault, version } = setup();
+      await allLeave(version, vault);
+    });
+
+    it('the current key too', async () => {
+      const { vault, service } = setup();
+      const current = async (signal?: AbortSignal) => (await service.currentKey(TENANT, { signal })).key;
+      await leaveAndStay(current, vault);
+      service.clear();
+      vault.calls.splice(0);
+      await allLeave(current, vault);
+    });
   });
 });

@@ -1,7 +1,7 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import { Inject, Injectable, Logger, OnApplicationBootstrap, Optional } from '@nestjs/common';
-import { Clock, describeError, TransactionRunner } from '@app/common';
-import { KeyVaultErrorCode, KeyVaultKeysProvider, KeyVaultProvider, isKeyVaultError } from '@app/key-vault';
+import { Clock, describeError, SharedLoads, TransactionRunner } from '@app/common';
+import { callerLeftError, KeyVaultErrorCode, KeyVaultKeysProvider, KeyVaultProvider, isKeyVaultError, type KeyVaultCallOptions } from '@app/key-vault';
 import { CREDENTIALS_CLOCK, CREDENTIALS_RESOLVED_OPTIONS } from '../credentials.constants';
 import type { ResolvedCredentialsOptions } from '../credentials.options';
 import type { WrappedDataKeyEntity } from '../entities/wrapped-data-key.entity';
@@ -80,7 +80,10 @@ export interface KeyEncryptionKeyHealth {
  * RSA key (unwrapped in the vault once per process, re-wrapped lazily after the vault key rotates).
  * Secret-stored keys keep working in both modes. A key version is
  * fetched once and kept in memory (versions are immutable); the *current* version per tenant is
- * re-checked every `envelope.currentKeyRefreshMs`. Concurrent fetches of one key share one vault call.
+ * re-checked every `envelope.currentKeyRefreshMs`. Concurrent fetches of one key share one vault call
+ * (`SharedLoads`): each caller waits with its own signal and leaves at once (CANCELLED); the vault read or unwrap is
+ * aborted only once every caller has left, and a later caller then starts afresh. A new data key's vault write is
+ * dropped only while not sent (a sent one finishes); a wrapped key's row is inserted only after its wrap answered.
  * Two replicas creating a tenant's first key at once just make two versions: every ciphertext names
  * the version it used, so both stay readable.
  *
@@ -93,7 +96,9 @@ export class DataKeyService implements OnApplicationBootstrap {
   private readonly logger = new Logger(DataKeyService.name);
   private readonly keys = new Map<string, Buffer>();
   private readonly current = new Map<string, { key: DataKey; checkedAt: number }>();
-  private readonly inflight = new Map<string, Promise<DataKey>>();
+  /** Loads of keys kept as vault secrets (read, or created on first use), and of wrapped keys (unwrapped). */
+  private readonly secretLoads = new SharedLoads<DataKey>(() => callerLeftError('getSecret', 'shared'));
+  private readonly wrappedLoads = new SharedLoads<DataKey>(() => callerLeftError('unwrapKey', 'shared'));
   private latestKek?: { version: string; createdOn?: Date; checkedAt: number };
   private kekHealth?: KeyEncryptionKeyHealth;
   private kekChecking?: Promise<KeyEncryptionKeyHealth>;
@@ -138,47 +143,52 @@ export class DataKeyService implements OnApplicationBootstrap {
     return dataKeySecretName(tenantId, this.options.vault.namePrefix);
   }
 
-  /** The key new ciphertexts of this tenant are written with (created on first use). */
-  async currentKey(tenantId: string): Promise<DataKey> {
+  /**
+   * The key new ciphertexts of this tenant are written with (created on first use). `call.signal`: the caller's
+   * (`OperationContext.signal`); when it aborts the caller stops waiting (CANCELLED), see the class.
+   */
+  async currentKey(tenantId: string, call: KeyVaultCallOptions = {}): Promise<DataKey> {
     const cached = this.current.get(tenantId);
     if (cached && this.clock.now().getTime() - cached.checkedAt < this.options.envelope.currentKeyRefreshMs) {
       return cached.key;
     }
-    return this.singleFlight(`current:${tenantId}`, async () => {
-      if (this.kek) {
+    if (this.kek) {
+      return this.share(this.wrappedLoads, `current:${tenantId}`, call.signal, async (load) => {
         const row = await this.wrapped.latestOfTenant(tenantId);
-        const key = row ? { ...(await this.openWrapped(row)), createdOn: row.createdAt } : await this.createWrapped(tenantId);
-        this.whenCommitted(() => this.current.set(tenantId, { key, checkedAt: this.clock.now().getTime() }));
+        const key = row ? { ...(await this.openWrapped(row, load.signal)), createdOn: row.createdAt } : await this.createWrapped(tenantId, load.signal);
+        if (load.current) this.whenCommitted(() => this.current.set(tenantId, { key, checkedAt: this.clock.now().getTime() }));
         return key;
-      }
+      });
+    }
+    return this.share(this.secretLoads, `current:${tenantId}`, call.signal, async (load) => {
       const name = this.nameFor(tenantId);
       let key: DataKey;
       try {
-        const secret = await this.vault.getSecret(name);
+        const secret = await this.vault.getSecret(name, undefined, { signal: load.signal });
         key = { ...this.remember(name, secret.properties.version, secret.value), createdOn: secret.properties.createdOn };
       } catch (e) {
         if (!isKeyVaultError(e, KeyVaultErrorCode.KEY_NOT_FOUND)) throw e;
-        key = await this.create(tenantId, name);
+        key = await this.create(tenantId, name, load.signal);
       }
-      this.current.set(tenantId, { key, checkedAt: this.clock.now().getTime() });
+      if (load.current) this.current.set(tenantId, { key, checkedAt: this.clock.now().getTime() });
       return key;
     });
   }
 
-  /** A specific key version (for decryption); `tenantId` locates a wrapped key. */
-  async keyVersion(name: string, version: string, tenantId?: string): Promise<Buffer> {
+  /** A specific key version (for decryption); `tenantId` locates a wrapped key. `call.signal`: as for `currentKey`. */
+  async keyVersion(name: string, version: string, tenantId?: string, call: KeyVaultCallOptions = {}): Promise<Buffer> {
     if (name === WRAPPED_DATA_KEY_NAME) {
       if (tenantId === undefined) throw new CredentialIntegrityError('a wrapped data key is looked up by tenant');
       const hit = this.keys.get(this.wrappedId(tenantId, version));
       if (hit) return hit;
       const row = await this.wrapped.find(tenantId, version);
       if (!row) throw new CredentialIntegrityError(`wrapped data key version ${version} of the tenant is missing`);
-      return (await this.openWrapped(row)).key;
+      return (await this.openWrapped(row, call.signal)).key;
     }
     const hit = this.keys.get(`${name}/${version}`);
     if (hit) return hit;
-    const key = await this.singleFlight(`version:${name}/${version}`, async () => {
-      const secret = await this.vault.getSecret(name, version);
+    const key = await this.share(this.secretLoads, `version:${name}/${version}`, call.signal, async (load) => {
+      const secret = await this.vault.getSecret(name, version, { signal: load.signal });
       return this.remember(name, version, secret.value);
     });
     return key.key;
@@ -196,6 +206,8 @@ export class DataKeyService implements OnApplicationBootstrap {
   clear(): void {
     this.keys.clear();
     this.current.clear();
+    this.secretLoads.forgetAll();
+    this.wrappedLoads.forgetAll();
     this.latestKek = undefined;
     this.kekHealth = undefined;
   }
@@ -271,10 +283,11 @@ export class DataKeyService implements OnApplicationBootstrap {
   }
 
   /** A new data key, wrapped in the vault by the latest version of the key-encryption key, stored as a row. */
-  private async createWrapped(tenantId: string): Promise<DataKey> {
+  private async createWrapped(tenantId: string, signal?: AbortSignal): Promise<DataKey> {
     const raw = generateDataKey();
-    const kek = await this.kekVersion();
-    const wrapped = await this.kekCall(() => (this.vaultKeys as KeyVaultKeysProvider).wrapKey({ name: this.kek as string, version: kek }, WRAP_ALGORITHM, raw));
+    const kek = await this.kekVersion(signal);
+    // The wrap changes nothing in the vault, so it may be aborted; the row is written only once it answered.
+    const wrapped = await this.kekCall(() => (this.vaultKeys as KeyVaultKeysProvider).wrapKey({ name: this.kek as string, version: kek }, WRAP_ALGORITHM, raw, { signal }));
     const now = this.clock.now();
     const row: WrappedDataKeyEntity = {
       id: randomUUID(),
@@ -291,19 +304,21 @@ export class DataKeyService implements OnApplicationBootstrap {
   }
 
   /** Unwraps a row once per process (single flight), then re-wraps it if the vault key has a newer version. */
-  private async openWrapped(row: WrappedDataKeyEntity): Promise<DataKey> {
-    const key = await this.unwrapRow(row);
+  private async openWrapped(row: WrappedDataKeyEntity, signal?: AbortSignal): Promise<DataKey> {
+    const key = await this.unwrapRow(row, signal);
     await this.rewrapIfStale(row, key.key).catch((e: Error) => this.logger.warn(`tenant ${row.tenantId}: lazy re-wrap of data key ${row.version} failed: ${e.name}`));
     return key;
   }
 
-  private async unwrapRow(row: WrappedDataKeyEntity): Promise<DataKey> {
+  private async unwrapRow(row: WrappedDataKeyEntity, signal?: AbortSignal): Promise<DataKey> {
     const id = this.wrappedId(row.tenantId, row.version);
     const hit = this.keys.get(id);
     if (hit) return { name: WRAPPED_DATA_KEY_NAME, version: row.version, key: hit };
-    return this.singleFlight(`wrapped:${id}`, async () => {
+    return this.share(this.wrappedLoads, `wrapped:${id}`, signal, async (load) => {
       const r = await this.kekCall(() =>
-        (this.vaultKeys as KeyVaultKeysProvider).unwrapKey({ name: row.kekName, version: row.kekVersion }, WRAP_ALGORITHM, new Uint8Array(Buffer.from(row.wrappedKey, 'base64'))),
+        (this.vaultKeys as KeyVaultKeysProvider).unwrapKey({ name: row.kekName, version: row.kekVersion }, WRAP_ALGORITHM, new Uint8Array(Buffer.from(row.wrappedKey, 'base64')), {
+          signal: load.signal,
+        }),
       );
       const raw = Buffer.from(r.unwrappedKey);
       if (raw.length !== DATA_KEY_BYTES) throw new CredentialIntegrityError(`wrapped data key version ${row.version} is not ${DATA_KEY_BYTES} bytes`);
@@ -373,15 +388,15 @@ export class DataKeyService implements OnApplicationBootstrap {
   }
 
   /** The latest version of the key-encryption key, re-checked every `envelope.currentKeyRefreshMs`. */
-  private async kekVersion(): Promise<string> {
-    return (await this.latestKekVersion()).version;
+  private async kekVersion(signal?: AbortSignal): Promise<string> {
+    return (await this.latestKekVersion({ signal })).version;
   }
 
   /** The key-encryption key's latest version and its creation: cached for `currentKeyRefreshMs`, or read now (`fresh`). */
-  private async latestKekVersion({ fresh = false } = {}): Promise<{ version: string; createdOn?: Date }> {
+  private async latestKekVersion({ fresh = false, signal }: { fresh?: boolean; signal?: AbortSignal } = {}): Promise<{ version: string; createdOn?: Date }> {
     const now = this.clock.now().getTime();
     if (!fresh && this.latestKek && now - this.latestKek.checkedAt < this.options.envelope.currentKeyRefreshMs) return this.latestKek;
-    const { properties: p } = await this.kekCall(() => (this.vaultKeys as KeyVaultKeysProvider).getKey(this.kek as string));
+    const { properties: p } = await this.kekCall(() => (this.vaultKeys as KeyVaultKeysProvider).getKey(this.kek as string, undefined, { signal }));
     this.latestKek = { version: p.version, createdOn: p.createdOn, checkedAt: now };
     return this.latestKek;
   }
@@ -390,25 +405,29 @@ export class DataKeyService implements OnApplicationBootstrap {
    * A call with the key-encryption key. A refusal that will not pass by itself (the key or its version
    * missing or disabled, no permission, an operation it does not allow) is the deployment's problem, not
    * the caller's: a configuration error (HTTP 500), not the vault's 404 / 403, which read as the caller's
-   * credential being missing or forbidden. Transient failures (throttling, outage) stay as they are.
+   * credential being missing or forbidden. Transient failures (throttling, outage) and a caller who left
+   * (CANCELLED) stay as they are.
    */
   private async kekCall<T>(work: () => Promise<T>): Promise<T> {
     try {
       return await work();
     } catch (e) {
-      if (isKeyVaultError(e) && !e.retryable) {
+      if (isKeyVaultError(e) && !e.retryable && e.code !== KeyVaultErrorCode.CANCELLED) {
         throw new CredentialsConfigurationError(`the key-encryption key (envelope.keyEncryptionKey) cannot be used: ${e.codeName}`, { cause: e });
       }
       throw e;
     }
   }
 
-  private async create(tenantId: string, name: string): Promise<DataKey> {
+  /** `signal`: the write is dropped while not sent (nobody needs the key then), never once sent (the provider's rule). */
+  private async create(tenantId: string, name: string, signal?: AbortSignal): Promise<DataKey> {
     const raw = generateDataKey();
-    const secret = await this.vault.setSecret(name, raw.toString('base64'), {
-      contentType: 'application/octet-stream',
-      tags: { 'cv-purpose': 'envelope-data-key', 'cv-tenant': tenantId },
-    });
+    const secret = await this.vault.setSecret(
+      name,
+      raw.toString('base64'),
+      { contentType: 'application/octet-stream', tags: { 'cv-purpose': 'envelope-data-key', 'cv-tenant': tenantId } },
+      { signal },
+    );
     return { ...this.remember(name, secret.properties.version, secret.value), createdOn: secret.properties.createdOn ?? this.clock.now() };
   }
 
@@ -435,13 +454,13 @@ export class DataKeyService implements OnApplicationBootstrap {
     else fn();
   }
 
-  /** Shares one fetch between concurrent callers — not one made inside a transaction, which may roll back. */
-  private singleFlight(id: string, work: () => Promise<DataKey>): Promise<DataKey> {
-    if (this.runner.inTransaction()) return work();
-    const running = this.inflight.get(id);
-    if (running) return running;
-    const p = work().finally(() => this.inflight.delete(id));
-    this.inflight.set(id, p);
-    return p;
+  /**
+   * Shares one fetch between concurrent callers, each leaving when its `signal` aborts — not one made inside a
+   * transaction, which may roll back: that is the caller's own, on its own signal. `load.current` is false once it
+   * is nobody's (all left, or `clear`): what it learns of the current key is then not kept.
+   */
+  private share(loads: SharedLoads<DataKey>, id: string, signal: AbortSignal | undefined, work: (load: { signal?: AbortSignal; current: boolean }) => Promise<DataKey>): Promise<DataKey> {
+    if (this.runner.inTransaction()) return work({ signal, current: true });
+    return loads.join(id, work, signal);
   }
 }

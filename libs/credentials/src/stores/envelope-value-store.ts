@@ -8,7 +8,7 @@ import { decryptEnvelope, encryptEnvelope } from '../crypto/envelope-cipher';
 import { EnvelopeValueEntity } from '../entities/envelope-value.entity';
 import { CredentialValueMissingError } from '../errors/credential-errors';
 import { EnvelopeValueRepository } from '../persistence/envelope-value.repository';
-import type { CredentialValueStore, ValueOwner, ValuePointer, ValueWriteRequest } from './credential-value-store';
+import type { CredentialValueStore, ValueOwner, ValuePointer, ValueReadOptions, ValueWriteRequest } from './credential-value-store';
 import { DataKeyService } from './data-key.service';
 
 export interface ReencryptResult {
@@ -45,7 +45,8 @@ export class EnvelopeValueStore implements CredentialValueStore {
   ) {}
 
   async write(request: ValueWriteRequest): Promise<ValuePointer> {
-    const key = await this.keys.currentKey(request.tenantId);
+    // The caller's signal: a data key still loading is left at once when it aborts (nothing written yet).
+    const key = await this.keys.currentKey(request.tenantId, { signal: request.signal });
     const sealed = encryptEnvelope(key.key, request.value, {
       tenantId: request.tenantId,
       credentialId: request.credentialId,
@@ -69,7 +70,7 @@ export class EnvelopeValueStore implements CredentialValueStore {
     return { envelopeValueId: row.id };
   }
 
-  async read(owner: ValueOwner, pointer: ValuePointer): Promise<string> {
+  async read(owner: ValueOwner, pointer: ValuePointer, options: ValueReadOptions = {}): Promise<string> {
     const row = pointer.envelopeValueId ? await this.values.find(owner.tenantId, pointer.envelopeValueId) : null;
     if (!row || row.credentialId !== owner.credentialId) {
       throw new CredentialValueMissingError(`credential ${owner.credentialId}: envelope value is missing`);
@@ -77,8 +78,8 @@ export class EnvelopeValueStore implements CredentialValueStore {
     // Ask for the tenant's current key first: it is normally the one this row uses, so a cold
     // process makes ONE vault call per tenant (the latest version), not one for the row's version
     // plus one to learn the current version.
-    if (this.options.envelope.reencryptOnRead) await this.keys.currentKey(row.tenantId);
-    const key = await this.keys.keyVersion(row.dataKeyName, row.dataKeyVersion, row.tenantId);
+    if (this.options.envelope.reencryptOnRead) await this.keys.currentKey(row.tenantId, options);
+    const key = await this.keys.keyVersion(row.dataKeyName, row.dataKeyVersion, row.tenantId, options);
     const value = decryptEnvelope(key, row, { tenantId: row.tenantId, credentialId: row.credentialId, version: row.version });
     if (this.options.envelope.reencryptOnRead) {
       await this.reencryptIfStale(row, value).catch((e: Error) =>
