@@ -38,8 +38,7 @@ import {
 import type { KeyVaultCallOptions, ListPageOptions, Page } from './key-vault.provider';
 import { KeyVaultResilience, type AttemptContext } from './resilience/key-vault.resilience';
 import { absentWhenNotFound, writeNewVersion } from './internal/new-version-write';
-import { confirmBeforeResend } from './internal/confirm-before-resend';
-import { toKeyVaultError } from './errors/map-key-vault-error';
+import { confirmedRestore } from './internal/confirmed-restore';
 
 /** Cryptography clients kept (one per key version used); the oldest is dropped beyond this. */
 const MAX_CRYPTO_CLIENTS = 2000;
@@ -255,16 +254,19 @@ export class AzureKeyVaultKeysProvider extends KeyVaultKeysProvider {
   async restoreKeyBackup(backup: Uint8Array, expected?: VaultKeyRef): Promise<VaultKey> {
     if (!(backup instanceof Uint8Array) || backup.length === 0) throw this.invalid('restoreKeyBackup', undefined, 'the backup must be a non-empty Uint8Array');
     if (expected !== undefined) this.checkRef('restoreKeyBackup', expected);
-    const name = expected?.name;
     // A retry after a lost answer finds the key it restored (409): told by reading the key back, never a conflict.
-    return this.resilience.execute('restoreKeyBackup', name, confirmBeforeResend('restoreKeyBackup', name, async ({ signal }, earlierMayHaveLanded) => {
-      try {
-        return toKey(await this.client.restoreKeyBackup(backup, { abortSignal: signal }), 'restoreKeyBackup');
-      } catch (e) {
-        if (!earlierMayHaveLanded || toKeyVaultError(e, { operation: 'restoreKeyBackup', secretName: name }).code !== KeyVaultErrorCode.CONFLICT) throw e;
-        return this.restoredEarlier(expected, e, signal);
-      }
-    }));
+    return this.resilience.execute(
+      'restoreKeyBackup',
+      expected?.name,
+      confirmedRestore({
+        operation: 'restoreKeyBackup',
+        kind: 'key',
+        expected,
+        logger: this.logger,
+        restore: async (signal) => toKey(await this.client.restoreKeyBackup(backup, { abortSignal: signal }), 'restoreKeyBackup'),
+        read: async (name, version, signal) => toKey(await this.client.getKey(name, { version, abortSignal: signal }), 'restoreKeyBackup'),
+      }),
+    );
   }
 
   async sign(key: VaultKeyRef, algorithm: VaultSignatureAlgorithm, digest: Uint8Array, call: KeyVaultCallOptions = {}): Promise<{ key: VaultKeyRef; signature: Uint8Array }> {
@@ -326,33 +328,6 @@ export class AzureKeyVaultKeysProvider extends KeyVaultKeysProvider {
       write,
       signal,
     });
-  }
-
-  /**
-   * An earlier attempt's restore may have landed (its answer lost) and this one was refused because the key
-   * exists: it is that restore when the key holds the backup's version (version ids are the vault's, random,
-   * and a restore keeps them), and the key's latest version is the answer. Otherwise (no version to compare,
-   * or the key of that name does not hold it) it cannot be told: OUTCOME_UNKNOWN, never CONFLICT.
-   */
-  private async restoredEarlier(expected: VaultKeyRef | undefined, conflict: unknown, signal: AbortSignal): Promise<VaultKey> {
-    const unknown = (detail: string) =>
-      new KeyVaultError(KeyVaultErrorCode.OUTCOME_UNKNOWN, keyVaultMessage('restoreKeyBackup', KeyVaultErrorCode.OUTCOME_UNKNOWN, { detail }), {
-        operation: 'restoreKeyBackup',
-        secretName: expected?.name,
-        cause: conflict,
-      });
-    if (expected === undefined) throw unknown('an earlier attempt may have restored it (the retry found the key), and no version of the backup was given to check');
-    try {
-      await this.client.getKey(expected.name, { version: expected.version, abortSignal: signal });
-    } catch (e) {
-      const code = toKeyVaultError(e, { operation: 'restoreKeyBackup', secretName: expected.name }).code;
-      if (code === KeyVaultErrorCode.KEY_NOT_FOUND || code === KeyVaultErrorCode.FORBIDDEN || code === KeyVaultErrorCode.DISABLED) {
-        throw unknown("an earlier attempt may have restored it (the retry found a key), and the key of that name does not show the backup's version");
-      }
-      throw e;
-    }
-    this.logger.warn("Key Vault restoreKeyBackup: an earlier attempt's answer was lost; the key read back holds the backup's version, so it is the result");
-    return toKey(await this.client.getKey(expected.name, { abortSignal: signal }), 'restoreKeyBackup');
   }
 
   /** One cryptographic call on a key version through the shared resilience; none changes the vault, so the caller's signal aborts it in flight too. */

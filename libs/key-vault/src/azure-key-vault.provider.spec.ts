@@ -441,6 +441,59 @@ describe('AzureKeyVaultProvider (fake SecretClient)', () => {
     expect((await failure(kv.restoreSecretBackup(new Uint8Array()))).code).toBe(C.INVALID_REQUEST);
   });
 
+  describe('restoreSecretBackup: a 409 after an attempt that may have landed', () => {
+    const blob = new Uint8Array([1, 2, 3]);
+    const BACKED_UP = 'b'.repeat(32);
+    const LATEST = 'c'.repeat(32);
+    const ref = { name: 'tenant-secret', version: BACKED_UP };
+    const exists = () => restError(409, 'Conflict', 'Secret tenant-secret already exists in this vault');
+    const versionOf = (name: string, version: string) => ({ name, value: 'never-returned', properties: sdkProperties(name, version) });
+
+    it('a 409 on the first attempt, or after a 429 (which proves the first did nothing), is a conflict, read nothing', async () => {
+      const { kv, client } = await setup();
+      client.restoreSecretBackup.mockRejectedValueOnce(exists());
+      expect((await failure(kv.restoreSecretBackup(blob, ref))).code).toBe(C.CONFLICT);
+      client.restoreSecretBackup.mockRejectedValueOnce(restError(429, 'Throttled', 'x', { 'retry-after': '0' })).mockRejectedValueOnce(exists());
+      expect((await failure(kv.restoreSecretBackup(blob, ref))).code).toBe(C.CONFLICT);
+      expect(client.getSecret).not.toHaveBeenCalled();
+    });
+
+    it("after a 5xx: the secret holding the backup's version is the restore, its latest version's properties the answer (no value)", async () => {
+      const { kv, client } = await setup();
+      client.restoreSecretBackup.mockRejectedValueOnce(restError(503, 'ServiceUnavailable', 'x')).mockRejectedValueOnce(exists());
+      client.getSecret.mockImplementation(async (name: string, o?: { version?: string }) => versionOf(name, o?.version ?? LATEST));
+      const restored = await kv.restoreSecretBackup(blob, ref);
+      expect([restored.name, restored.version]).toEqual([ref.name, LATEST]);
+      expect(JSON.stringify(restored)).not.toContain('never-returned');
+      expect(client.getSecret.mock.calls.map((c) => [c[0], (c[1] as { version?: string } | undefined)?.version])).toEqual([
+        [ref.name, BACKED_UP],
+        [ref.name, undefined],
+      ]);
+    });
+
+    it('after a 5xx, cannot be told — OUTCOME_UNKNOWN, never CONFLICT — without a version to compare, or when the secret does not hold it, or a version is disabled', async () => {
+      const { kv, client } = await setup({ resilience: { breaker: { consecutiveFailures: 100 } } }); // three lost answers in a row
+      const lostThenExists = () => client.restoreSecretBackup.mockRejectedValueOnce(restError(503, 'ServiceUnavailable', 'x')).mockRejectedValueOnce(exists());
+      lostThenExists();
+      expect((await failure(kv.restoreSecretBackup(blob))).code).toBe(C.OUTCOME_UNKNOWN);
+      expect(client.getSecret).not.toHaveBeenCalled();
+
+      lostThenExists();
+      client.getSecret.mockRejectedValueOnce(restError(404, 'SecretNotFound', 'x'));
+      expect((await failure(kv.restoreSecretBackup(blob, ref))).code).toBe(C.OUTCOME_UNKNOWN);
+
+      lostThenExists();
+      client.getSecret.mockResolvedValueOnce(versionOf(ref.name, BACKED_UP)).mockRejectedValueOnce(restError(403, 'Forbidden', 'Operation get is not allowed on a disabled secret.'));
+      expect((await failure(kv.restoreSecretBackup(blob, ref))).code).toBe(C.OUTCOME_UNKNOWN);
+    });
+
+    it('refuses an expected version that is not a secret reference', async () => {
+      const { kv, client } = await setup();
+      expect((await failure(kv.restoreSecretBackup(blob, { name: 'tenant-secret', version: '../x' }))).code).toBe(C.INVALID_REQUEST);
+      expect(client.restoreSecretBackup).not.toHaveBeenCalled();
+    });
+  });
+
   it('records a duration per operation and no secret names in any label', async () => {
     const { kv, client, registry } = await setup();
     client.getSecret.mockResolvedValue(sdkSecret('tenant-acme-stripe', 'v'));

@@ -19,10 +19,12 @@ import {
   type Page,
   type Secret,
   type SecretProperties,
+  type SecretVersionRef,
   type SetSecretOptions,
   type UpdateSecretPropertiesOptions,
 } from './key-vault.provider';
 import { confirmBeforeResend } from './internal/confirm-before-resend';
+import { confirmedRestore } from './internal/confirmed-restore';
 import { deleteConfirmingRetries, nonEmptyBackup, purgeToleratingRetries } from './internal/operation-helpers';
 import { toKeyVaultError } from './errors/map-key-vault-error';
 import { MAX_PAGE_SIZE, OBJECT_NAME, OBJECT_VERSION, pageOptionsProblem, readFirstPage } from './internal/paging';
@@ -259,12 +261,27 @@ export class AzureKeyVaultProvider extends KeyVaultProvider {
     return this.resilience.execute('backupSecret', name, async ({ signal }) => nonEmptyBackup(await this.client.backupSecret(name, { abortSignal: signal }), 'backupSecret', name));
   }
 
-  async restoreSecretBackup(backup: Uint8Array): Promise<SecretProperties> {
+  async restoreSecretBackup(backup: Uint8Array, expected?: SecretVersionRef): Promise<SecretProperties> {
     if (!(backup instanceof Uint8Array) || backup.length === 0) {
       throw this.invalid('restoreSecretBackup', undefined, 'the backup must be a non-empty Uint8Array');
     }
-    return this.resilience.execute('restoreSecretBackup', undefined, async ({ signal }) =>
-      toProperties(await this.client.restoreSecretBackup(backup, { abortSignal: signal })),
+    if (expected !== undefined) {
+      this.checkName('restoreSecretBackup', expected.name);
+      this.checkVersion('restoreSecretBackup', expected.name, expected.version);
+    }
+    // A retry after a lost answer finds the secret it restored (409): told by reading the secret back, never a conflict.
+    return this.resilience.execute(
+      'restoreSecretBackup',
+      expected?.name,
+      confirmedRestore({
+        operation: 'restoreSecretBackup',
+        kind: 'secret',
+        expected,
+        logger: this.logger,
+        restore: async (signal) => toProperties(await this.client.restoreSecretBackup(backup, { abortSignal: signal })),
+        // The value read with it is dropped at once: only the properties are the answer.
+        read: async (name, version, signal) => toProperties((await this.client.getSecret(name, { version, abortSignal: signal })).properties),
+      }),
     );
   }
 

@@ -11,6 +11,7 @@ export {
   type ListPageOptions,
   type Page,
   type KeyVaultCallOptions,
+  type SecretVersionRef,
 } from './key-vault.provider';
 export {
   KeyVaultKeysProvider,

@@ -2,7 +2,7 @@
  * Integration: writes whose answer is lost (the vault did it, its answer came after the client's timeout),
  * with the real SDK over HTTPS against the local vault; the vault itself counts the requests and the versions.
  * Each Set Secret adds a version, so a blind retry would leave a second, phantom one; a restore's retry is
- * refused because the key now exists, though the restore happened.
+ * refused because the key (or secret) now exists, though the restore happened.
  */
 import { Logger } from '@nestjs/common';
 import { Test, type TestingModule } from '@nestjs/testing';
@@ -25,6 +25,7 @@ describe('Key Vault writes whose answer is lost (emulator, real SDK)', () => {
   let kv: KeyVaultProvider;
   let keys: KeyVaultKeysProvider;
   let sourceKeys: KeyVaultKeysProvider;
+  let sourceKv: KeyVaultProvider;
   const versionsOf = async (name: string) => {
     const out: string[] = [];
     for await (const v of kv.listAllSecretVersions(name)) out.push(v.version);
@@ -40,6 +41,7 @@ describe('Key Vault writes whose answer is lost (emulator, real SDK)', () => {
     kv = moduleRef.get(KeyVaultProvider);
     keys = moduleRef.get(KeyVaultKeysProvider);
     sourceKeys = sourceRef.get(KeyVaultKeysProvider);
+    sourceKv = sourceRef.get(KeyVaultProvider);
     // The clients' challenge round trips happen here, not in the measured calls.
     await kv.setSecret('warm', 'w');
     await keys.createKey('warm-key', { keyType: 'EC' });
@@ -122,6 +124,43 @@ describe('Key Vault writes whose answer is lost (emulator, real SDK)', () => {
       emu.resetStats();
       expect((await failure(keys.restoreKeyBackup(blob, ref))).code).toBe(C.CONFLICT);
       expect(emu.stats().byOperationAndStatus).toEqual({ 'restoreKey:409': 1 });
+    });
+  });
+
+  describe('restoreSecretBackup', () => {
+    /** A secret made in another vault (two versions) and its backup, restored here as into a new vault. */
+    async function backupOf(name: string) {
+      await sourceKv.setSecret(name, 'first');
+      const latest = await sourceKv.setSecret(name, 'second');
+      return { blob: await sourceKv.backupSecret(name), ref: { name, version: latest.properties.version } };
+    }
+
+    it('a restore that took effect but whose answer came too late: its retry is refused (the secret exists), the secret read back is the answer', async () => {
+      const { blob, ref } = await backupOf('lost-secret-restore');
+      emu.injectFault({ kind: 'latency', phase: 'response', latencyMs: ANSWER_DELAY_MS, count: 1, operations: ['restoreSecret'] });
+      emu.resetStats();
+      const restored = await kv.restoreSecretBackup(blob, ref);
+      await settle();
+
+      expect([restored.name, restored.version]).toEqual([ref.name, ref.version]);
+      expect(await versionsOf(ref.name)).toHaveLength(2);
+      expect(emu.stats().byOperationAndStatus).toMatchObject({ 'restoreSecret:200': 1, 'restoreSecret:409': 1 });
+    });
+
+    it('without a version of the backup to compare, the refused retry cannot be told from a conflict: OUTCOME_UNKNOWN, not CONFLICT', async () => {
+      const { blob, ref } = await backupOf('lost-secret-restore-unknown');
+      emu.injectFault({ kind: 'latency', phase: 'response', latencyMs: ANSWER_DELAY_MS, count: 1, operations: ['restoreSecret'] });
+      expect((await failure(kv.restoreSecretBackup(blob))).code).toBe(C.OUTCOME_UNKNOWN);
+      await settle();
+      expect((await kv.getSecret(ref.name)).properties.version).toBe(ref.version); // it did happen
+    });
+
+    it('a restore over a secret that was there before is still a conflict', async () => {
+      const { blob, ref } = await backupOf('secret-restored-twice');
+      await kv.restoreSecretBackup(blob, ref);
+      emu.resetStats();
+      expect((await failure(kv.restoreSecretBackup(blob, ref))).code).toBe(C.CONFLICT);
+      expect(emu.stats().byOperationAndStatus).toEqual({ 'restoreSecret:409': 1 });
     });
   });
 });

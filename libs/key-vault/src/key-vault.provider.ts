@@ -59,6 +59,12 @@ export interface ListPageOptions {
   continuationToken?: string;
 }
 
+/** One version of a secret, by name. */
+export interface SecretVersionRef {
+  name: string;
+  version: string;
+}
+
 /**
  * The options of a `KeyVaultProvider` / `KeyVaultKeysProvider` call (an optional last argument).
  */
@@ -112,5 +118,12 @@ export abstract class KeyVaultProvider {
 
   /** Opaque, vault-encrypted blob of every version of the secret. Fails beyond 500 versions. */
   abstract backupSecret(name: string): Promise<Uint8Array>;
-  abstract restoreSecretBackup(backup: Uint8Array): Promise<SecretProperties>;
+  /**
+   * Restores every version of a `backupSecret` blob under its name (which must not exist, not even soft-deleted); the
+   * latest version's properties are the answer. `expected`: the backup's secret name and one version it holds (e.g.
+   * recorded when it was made). After a lost answer a retry is refused with 409 (the secret exists): that secret
+   * holding `expected.version` is the result; without `expected`, without that version, or when a version to read is
+   * disabled, OUTCOME_UNKNOWN — not CONFLICT.
+   */
+  abstract restoreSecretBackup(backup: Uint8Array, expected?: SecretVersionRef): Promise<SecretProperties>;
 }

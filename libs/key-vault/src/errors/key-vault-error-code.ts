@@ -29,8 +29,8 @@ export enum KeyVaultErrorCode {
   /** 409 ObjectIsBeingDeleted: a delete or purge of the name is still completing; retried, then surfaced. */
   OBJECT_BEING_DELETED = 1017,
   /**
-   * A write that must not happen twice (create or rotate a key; restore a key backup, whose retry found the
-   * key) got no usable answer and its effect could not be confirmed by reading the object back: it may or may
+   * A write that must not happen twice (create or rotate a key; restore a key or secret backup, whose retry
+   * found the object) got no usable answer and its effect could not be confirmed by reading the object back: it may or may
    * not have happened. Never retried blindly.
    */
   OUTCOME_UNKNOWN = 1018,
