@@ -270,6 +270,21 @@ describe('KeysService (fake vault)', () => {
     expect(await code(keys.restoreKey(ctxA, forged))).toBe(KeysErrorCode.INVALID_KEY_BACKUP);
   });
 
+  it("a backup's header names a version the vault lists, never the key cache's: a key another replica replaced (deleted, purged, made again) is named by a version the backup holds", async () => {
+    const { keys, vault } = await setup();
+    const first = await keys.createKey(ctxA, { name: 'b', type: 'RSA' }); // this replica's cache: `first` is the latest
+    const vaultName = tenantKeyVaultName(ctxA.tenantId, 'b', 'cv');
+    // Another replica (or an operator) replaces the key: nothing tells this replica's cache.
+    await vault.deleteKey(vaultName);
+    await vault.purgeDeletedKey();
+    const again = await vault.createKey(vaultName, { keyType: 'RSA' });
+    vault.backupKey = async () => new Uint8Array([1, 2, 3]); // the blob of what the vault holds now: `again` only
+
+    const header = JSON.parse(Buffer.from(await keys.backupKey(ctxA, 'b')).toString('utf8')) as { version?: string };
+    expect(header.version).toBe(again.properties.version);
+    expect(header.version).not.toBe(first.version);
+  });
+
   it('vault failures keep the gateway codes', async () => {
     const { keys } = await setup();
     const e = await keys.getKey(ctxA, 'nope').catch((x: unknown) => x);

@@ -260,6 +260,8 @@ export class KeysService {
     return this.runner.managed(ctx, 'backup', name, {}, async () => {
       const vaultName = this.vaultName(ctx, name);
       // A version listed before the backup is in it (versions are never removed): the restore can confirm itself by it.
+      // Not the key cache's: it is not told when another replica replaces the key (purge, create or restore), and a
+      // header naming a version the blob lacks turns a confirmable lost-answer restore into OUTCOME_UNKNOWN.
       const [known] = (await this.vault.listKeyVersions(vaultName, { maxPageSize: 1 }, { signal: ctx.signal })).items;
       return { result: sealKeyBackup(vaultName, await this.vault.backupKey(vaultName), known?.version) };
     });
