@@ -8,7 +8,9 @@ import { createServer, type Server } from 'node:net';
 import { Redis, type RedisOptions } from 'ioredis';
 import { DataSource, type DataSourceOptions } from 'typeorm';
 import { createTestDatabase, startStallProxy, type StallProxy, type TestDatabase } from '@app/testing';
+import { ManualClock } from '@app/common';
 import { PostgresInvalidationBus, RedisInvalidationBus } from './invalidation-bus';
+import { TieredCredentialCache } from './tiered-credential-cache';
 
 const REDIS_URL = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
 
@@ -94,4 +96,42 @@ describe('PostgresInvalidationBus: its LISTEN connection', () => {
     }
     expect(heard).toContain('after');
   }, 60_000);
+});
+
+describe('PostgresInvalidationBus: heartbeats while the pool is busy', () => {
+  let db: TestDatabase;
+  let ds: DataSource | undefined;
+  let cache: TieredCredentialCache | undefined;
+  beforeAll(async () => {
+    db = await createTestDatabase('postgres');
+  });
+  afterAll(async () => {
+    await cache?.stop();
+    await ds?.destroy();
+    await db?.drop();
+  });
+
+  it("keeps serving from the cache while every pooled connection is busy longer than the heartbeat's threshold: the heartbeat goes over the LISTEN connection, which is what it vouches for", async () => {
+    // A pool of 2 beside the LISTEN connection's own; heartbeats every 100 ms, the cache dropped after 600 ms without one.
+    ds = await new DataSource({ ...db.options, extra: { ...(db.options as { extra?: object }).extra, max: 3 } } as DataSourceOptions).initialize();
+    const bus = new PostgresInvalidationBus(ds, `t${randomBytes(4).toString('hex')}:`, 1000);
+    cache = new TieredCredentialCache({ ttlMs: 60_000, jitterRatio: 0, maxEntries: 100, maxStaleMs: 0 }, new ManualClock(), bus, undefined, Math.random, { intervalMs: 100, lostAfterMs: 600 });
+    await cache.start();
+    expect(cache.hearing).toBe(true);
+    let loads = 0;
+    const read = () => cache!.getOrLoad('k', async () => ({ value: `v${++loads}` }));
+    expect(await read()).toEqual({ value: 'v1' });
+
+    // Requests hold both pooled connections for 2.5 s (a saturated pool: anything else queues for one).
+    const busy = Promise.all([ds.query('SELECT pg_sleep(2.5)'), ds.query('SELECT pg_sleep(2.5)')]);
+    await new Promise((r) => setTimeout(r, 2_000));
+    expect(cache.stats().shared?.invalidation.lost).toEqual({ disconnected: 0, heartbeat: 0 });
+    expect(await read()).toEqual({ value: 'v1' }); // still the cached value: no drop, no vault read
+    await busy;
+
+    // An eviction announced by another replica is still heard (the heartbeat did not stand in for it).
+    await ds.query('SELECT pg_notify($1, $2)', [bus.channel, JSON.stringify({ o: 'other', k: ['k'], t: Date.now() })]);
+    for (let i = 0; i < 50 && cache.stats().shared?.invalidation.received === 0; i++) await new Promise((r) => setTimeout(r, 100));
+    expect(await read()).toEqual({ value: 'v2' });
+  }, 30_000);
 });

@@ -30,6 +30,10 @@ export abstract class CacheInvalidationBus {
   abstract readonly healthy: boolean;
   abstract start(onMessage: InvalidationListener, onHealth: HealthListener): Promise<void>;
   abstract publish(message: InvalidationMessage): Promise<void>;
+  /** A heartbeat (a message with neither keys nor prefix): what proves that this replica hears what is published now. */
+  heartbeat(message: InvalidationMessage): Promise<void> {
+    return this.publish(message);
+  }
   abstract stop(): Promise<void>;
 }
 
@@ -133,7 +137,7 @@ export const LISTEN_CHECK_MS = 5000;
 
 /**
  * PostgreSQL LISTEN/NOTIFY, for deployments without Redis: one pooled connection held for LISTEN on a
- * channel named after the schema (a deployment), NOTIFY through the DataSource.
+ * channel named after the schema (a deployment), NOTIFY through the DataSource (heartbeats: on the LISTEN connection).
  *
  * The LISTEN connection runs no query of its own, so nothing would notice it stalled (a hung server, a stalled
  * proxy, a path that drops packets while TCP keepalive is still ACKed): notifications stop, the cache stops
@@ -175,6 +179,17 @@ export class PostgresInvalidationBus extends CacheInvalidationBus {
 
   async publish(message: InvalidationMessage): Promise<void> {
     await withTimeout(this.dataSource.query('SELECT pg_notify($1, $2)', [this.channel, JSON.stringify(message)]), this.timeoutMs);
+  }
+
+  /**
+   * Sent on the LISTEN connection, not through the pool: the heartbeat vouches for that connection (hearing our own,
+   * we have heard everything committed before it), and a pool saturated by requests must not hold it back — under
+   * load every replica would otherwise drop its cache at once and send its reads to the vault.
+   */
+  override async heartbeat(message: InvalidationMessage): Promise<void> {
+    const client = this.client;
+    if (!client) throw new Error('not listening for cache invalidations');
+    await withTimeout(client.query('SELECT pg_notify($1, $2)', [this.channel, JSON.stringify(message)]), this.timeoutMs);
   }
 
   async stop(): Promise<void> {

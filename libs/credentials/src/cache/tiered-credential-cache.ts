@@ -385,7 +385,7 @@ export class TieredCredentialCache extends CredentialCache {
   private beat(): void {
     if (this.bus.healthy) {
       if (!this.l2Synced) this.syncShared(); // the last attempt to empty L2 failed: again
-      else void this.bus.publish({ o: this.instanceId, t: now() }).catch(() => undefined);
+      else void this.bus.heartbeat({ o: this.instanceId, t: now() }).catch(() => undefined);
     }
     const silentMs = Date.now() - this.heardAt;
     if (this.live && silentMs > this.liveness.lostAfterMs) {
