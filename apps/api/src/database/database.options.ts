@@ -1,8 +1,8 @@
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { Client } from 'pg';
+import pg, { Client } from 'pg';
 import type { DataSourceOptions } from 'typeorm';
-import { postgresTimeoutOptions, type PersistenceModuleOptions } from '@app/common';
+import { postgresDriver, postgresTimeoutOptions, type PersistenceModuleOptions } from '@app/common';
 import type { AppConfig } from '../config/app.config';
 import { HOST_ENTITIES, HOST_MIGRATIONS } from './schema';
 
@@ -50,6 +50,8 @@ export function databaseOptions(config: AppConfig): DataSourceOptions {
   return {
     ...common,
     type: 'postgres',
+    // A request that waits in vain for a free connection of a full pool gets 503 DATABASE_POOL_EXHAUSTED naming DATABASE_POOL_SIZE.
+    driver: postgresDriver(pg),
     url,
     schema,
     extra: {

@@ -20,6 +20,8 @@ export enum PersistenceErrorCode {
   SQLITE_WORKER_WRITE = 6006,
   /** PostgreSQL did not answer a query within the client-side deadline: the connection was closed. */
   DATABASE_UNRESPONSIVE = 6007,
+  /** Every connection of the PostgreSQL pool was busy and none came free within the pool's connect timeout. */
+  DATABASE_POOL_EXHAUSTED = 6008,
   /** `Outbox.add` was called outside a `TransactionRunner.run`. */
   OUTBOX_NO_TRANSACTION = 6101,
   /** The outbox event is malformed (empty name, payload not a JSON object, too large). */
@@ -29,7 +31,7 @@ export enum PersistenceErrorCode {
 /**
  * HTTP status of each code, composed by the host; a new code does not compile without one. All but one
  * are our own fault (libs, not HTTP clients, call the runner and the outbox), hence 500; a database that
- * does not answer is 503 (retry later).
+ * does not answer, or no free connection to it, is 503 (retry later).
  */
 export const PERSISTENCE_ERROR_HTTP_STATUS: Record<PersistenceErrorCode, HttpStatus> = {
   [PersistenceErrorCode.CONFIGURATION]: HttpStatus.INTERNAL_SERVER_ERROR,
@@ -39,6 +41,7 @@ export const PERSISTENCE_ERROR_HTTP_STATUS: Record<PersistenceErrorCode, HttpSta
   [PersistenceErrorCode.NAMED_STATEMENT_REFUSED]: HttpStatus.INTERNAL_SERVER_ERROR,
   [PersistenceErrorCode.SQLITE_WORKER_WRITE]: HttpStatus.INTERNAL_SERVER_ERROR,
   [PersistenceErrorCode.DATABASE_UNRESPONSIVE]: HttpStatus.SERVICE_UNAVAILABLE,
+  [PersistenceErrorCode.DATABASE_POOL_EXHAUSTED]: HttpStatus.SERVICE_UNAVAILABLE, // this replica's capacity, not the request
   [PersistenceErrorCode.OUTBOX_NO_TRANSACTION]: HttpStatus.INTERNAL_SERVER_ERROR,
   [PersistenceErrorCode.OUTBOX_INVALID_EVENT]: HttpStatus.INTERNAL_SERVER_ERROR,
 };
@@ -155,6 +158,32 @@ export class DatabaseUnresponsiveError extends PersistenceError {
 
   constructor(readonly timeoutMs: number) {
     super(`PostgreSQL did not answer a query within ${timeoutMs} ms; its connection was closed`);
+  }
+}
+
+/**
+ * Every connection of the DataSource's PostgreSQL pool was open and busy, and none came free within the pool's
+ * `connectionTimeoutMillis` (`postgresDriver`): more concurrent database work than the pool holds, or queries
+ * that hold their connections long (slow, or stalled: those end with DATABASE_UNRESPONSIVE).
+ */
+export class DatabasePoolExhaustedError extends PersistenceError {
+  readonly code = PersistenceErrorCode.DATABASE_POOL_EXHAUSTED;
+  readonly codeName = 'DATABASE_POOL_EXHAUSTED';
+  readonly severity = ErrorSeverity.TRANSIENT;
+  /** The host answers 503 with `Retry-After: 1`. */
+  readonly retryAfterMs = 1000;
+
+  constructor(
+    readonly poolSize: number,
+    readonly waitedMs: number,
+    options?: { cause?: unknown },
+  ) {
+    super(
+      `All ${poolSize} connections of the PostgreSQL pool were busy and none came free within ${waitedMs} ms: ` +
+        "raise the pool's size (the DataSource's extra.max; the stock host's DATABASE_POOL_SIZE) within PostgreSQL's max_connections, " +
+        'or find the slow queries holding them',
+      options,
+    );
   }
 }
 

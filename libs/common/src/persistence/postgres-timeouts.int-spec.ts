@@ -1,16 +1,17 @@
 /**
  * Integration (real PostgreSQL, through a TCP proxy that can stall): the bounds `postgresTimeoutOptions` puts on
  * a DataSource, and the long work that must still run under them (migrations, a long advisory-lock wait, work
- * inside `withoutStatementTimeouts`).
+ * inside `withoutStatementTimeouts`); and `postgresDriver`'s typed error for a full pool.
  */
 import { randomBytes } from 'node:crypto';
-import { Client } from 'pg';
+import pg, { Client } from 'pg';
 import { DataSource, type DataSourceOptions, type MigrationInterface, type QueryRunner } from 'typeorm';
 import { createTestDatabase, startStallProxy, type StallProxy, type TestDatabase } from '@app/testing';
 import { sqlState } from '../errors';
 import { createDistributedLock } from '../lock/create-distributed-lock';
 import { initializeWithMigrations } from './migrate-on-start';
-import { DatabaseUnresponsiveError, PersistenceErrorCode } from './persistence.errors';
+import { DatabasePoolExhaustedError, DatabaseUnresponsiveError, PersistenceErrorCode } from './persistence.errors';
+import { postgresDriver } from './postgres-pool';
 import { postgresTimeoutOptions, withoutStatementTimeouts, type PostgresTimeouts } from './postgres-timeouts';
 
 const TIMEOUTS: PostgresTimeouts = { queryTimeoutMs: 1500, statementTimeoutMs: 1000, idleInTransactionTimeoutMs: 2000 };
@@ -127,4 +128,41 @@ describe('postgresTimeoutOptions (PostgreSQL)', () => {
     // The session that ran them is back in the pool with its statement timeout.
     expect(sqlState(await failure(ds.query('SELECT pg_sleep(3)')))).toBe('57014');
   }, 30_000);
+
+  // A caller who waited in vain for a connection: was the pool full of busy connections, or of ones being opened?
+  describe('postgresDriver', () => {
+    const withDriver = () => open(options({}, { driver: postgresDriver(pg) } as Partial<DataSourceOptions>));
+
+    it('a caller who waited for a connection while every one was busy gets DATABASE_POOL_EXHAUSTED; the pool serves once one is free', async () => {
+      const ds = await withDriver();
+      const held: QueryRunner[] = [ds.createQueryRunner(), ds.createQueryRunner()];
+      for (const r of held) await r.connect();
+      try {
+        const e = await failure(ds.query('SELECT 1'));
+        expect(e).toBeInstanceOf(DatabasePoolExhaustedError);
+        expect(e).toMatchObject({ code: PersistenceErrorCode.DATABASE_POOL_EXHAUSTED, poolSize: 2, waitedMs: 1000 });
+        // The pool's own query (no query runner) goes the same way.
+        const pool = (ds.driver as unknown as { master: { query(sql: string): Promise<unknown> } }).master;
+        expect(await failure(pool.query('SELECT 1'))).toBeInstanceOf(DatabasePoolExhaustedError);
+      } finally {
+        await held[0].release();
+      }
+      await expect(ds.query('SELECT 1 AS one')).resolves.toEqual([{ one: 1 }]);
+      await held[1].release();
+    }, 30_000);
+
+    it('a caller who waited while a connection was still being opened (the database does not answer) keeps pg error: a larger pool would not help', async () => {
+      const ds = await withDriver();
+      proxy.stall();
+      // A takes the one open connection (stalled); B opens the second, which never answers; C waits in the queue.
+      const pool = (ds.driver as unknown as { master: { idleCount: number; waitingCount: number } }).master;
+      void failure(ds.query('SELECT 1'));
+      while (pool.idleCount > 0 || pool.waitingCount > 0) await new Promise((r) => setTimeout(r, 5));
+      const b = failure(ds.query('SELECT 1'));
+      const c = await failure(ds.query('SELECT 1'));
+      expect(c).not.toBeInstanceOf(DatabasePoolExhaustedError);
+      expect(c).toMatchObject({ message: 'timeout exceeded when trying to connect' });
+      expect(await b).toMatchObject({ message: 'Connection terminated due to connection timeout' });
+    }, 30_000);
+  });
 });
