@@ -1,6 +1,6 @@
 import { Inject, Injectable, Logger, Optional } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
-import { Clock, DistributedLock, LOCK_KEYS, createDistributedLock, describeError, withoutStatementTimeouts } from '@app/common';
+import { Clock, DatabaseUnresponsiveError, DistributedLock, LOCK_KEYS, createDistributedLock, describeError, sqlState, withStatementTimeout } from '@app/common';
 import { DataSource, EntityManager } from 'typeorm';
 import { AuditAnchorService } from './anchor/audit-anchor.service';
 import { AUDIT_SYSTEM_ACTOR } from './audit.constants';
@@ -8,7 +8,7 @@ import { AUDIT_CLOCK, AUDIT_RESOLVED_OPTIONS } from './audit.module-definition';
 import type { ResolvedAuditOptions } from './audit.options';
 import { AuditRepository } from './audit.repository';
 import { AuditWriter } from './audit.writer';
-import { AuditQueryError } from './errors/audit.errors';
+import { AuditQueryError, AuditRetentionTimeoutError } from './errors/audit.errors';
 import { AuditAction, AuditResult } from './interfaces/audit-event.interface';
 import { ChainWriter, withMaintenance } from './internal/chain-writer';
 import type { PreparedEvent } from './internal/prepare-event';
@@ -55,8 +55,8 @@ export class AuditRetentionService {
   }
 
   /**
-   * Its transactions run without the host's statement timeout and query deadline (`withoutStatementTimeouts`):
-   * the first run over a large log finds and deletes millions of rows of a chain in one statement.
+   * Its transactions run under a bound of their own, not the host's statement timeout and query deadline
+   * (`inBoundedTransaction`): the first run over a large log finds and deletes millions of rows of a chain in one statement.
    *
    * Deletes, per chain, the longest prefix of rows all older than `olderThan`, and appends a
    * `retention_checkpoint` row holding the last pruned sequence and hash, from which `verify` starts.
@@ -78,7 +78,7 @@ export class AuditRetentionService {
         try {
           deleted += this.anchoring.enabled
             ? await this.pruneAnchored(tenantId, cutoff, olderThan)
-            : ((await this.chains.inOwnTransaction([tenantId], (m) => withoutStatementTimeouts(m, () => this.pruneChain(m, tenantId, cutoff, olderThan, true))))?.count ?? 0);
+            : ((await this.inBoundedTransaction(tenantId, (m) => this.pruneChain(m, tenantId, cutoff, olderThan, true)))?.count ?? 0);
         } finally {
           this.writer.forgetHeads([tenantId]);
         }
@@ -90,12 +90,10 @@ export class AuditRetentionService {
 
   /** Checkpoint (committed), then its anchor, then the delete: a crash in between leaves rows, never a hole. */
   private async pruneAnchored(tenantId: string, cutoff: number, olderThan: Date): Promise<number> {
-    const planned = await this.chains.inOwnTransaction([tenantId], (m) =>
-      withoutStatementTimeouts(m, async () => {
-        const pruned = await this.pruneChain(m, tenantId, cutoff, olderThan, false);
-        return pruned && { ...pruned, checkpoint: (await this.rows.head(tenantId, m))! };
-      }),
-    );
+    const planned = await this.inBoundedTransaction(tenantId, async (m) => {
+      const pruned = await this.pruneChain(m, tenantId, cutoff, olderThan, false);
+      return pruned && { ...pruned, checkpoint: (await this.rows.head(tenantId, m))! };
+    });
     if (!planned) return 0;
     try {
       await this.anchoring.anchorCheckpoint(tenantId, planned.checkpoint, planned.through);
@@ -104,7 +102,24 @@ export class AuditRetentionService {
       return 0;
     }
     this.writer.forgetHeads([tenantId]);
-    return (await this.chains.inOwnTransaction([tenantId], (m) => withoutStatementTimeouts(m, () => this.rows.deleteThrough(tenantId, planned.through, m)))) ?? planned.count;
+    return (await this.inBoundedTransaction(tenantId, (m) => this.rows.deleteThrough(tenantId, planned.through, m))) ?? planned.count;
+  }
+
+  /**
+   * One transaction on a chain, each statement bounded by `retention.statementTimeoutMs` (PostgreSQL): a server that
+   * is alive cancels a statement past it, and one unanswered that long plus the query deadline (a stalled server or
+   * path) closes its connection. Either fails the run with `AuditRetentionTimeoutError`, and the rollback leaves the
+   * chain as it was; the lock and the job are free for the next run.
+   */
+  private async inBoundedTransaction<T>(tenantId: string, work: (m: EntityManager) => Promise<T>): Promise<T> {
+    const timeoutMs = this.options.retention.statementTimeoutMs;
+    try {
+      return await this.chains.inOwnTransaction([tenantId], (m) => withStatementTimeout(m, timeoutMs, () => work(m)));
+    } catch (e) {
+      const driverError = (e as { driverError?: unknown } | null)?.driverError ?? e;
+      if (driverError instanceof DatabaseUnresponsiveError || sqlState(e) === '57014') throw new AuditRetentionTimeoutError(timeoutMs, { cause: e });
+      throw e;
+    }
   }
 
   /**

@@ -8,7 +8,7 @@ describe('resolveAuditOptions', () => {
       readBuffer: { maxSize: 1000, flushIntervalMs: 1000, batchSize: 200 },
       preparedStatements: true,
       sqliteWriteWorker: true,
-      retention: { enabled: true, days: 90, cron: '0 3 * * *', timeZone: 'UTC' },
+      retention: { enabled: true, days: 90, cron: '0 3 * * *', timeZone: 'UTC', statementTimeoutMs: 1_800_000 },
       anchor: { enabled: false, cron: '*/5 * * * *', timeZone: 'UTC' },
       suspicious: { enabled: true, failureThreshold: 5, windowMs: 600_000, distinctReadsThreshold: 100, distinctReadsWindowMs: 600_000 },
     });
@@ -36,5 +36,6 @@ describe('resolveAuditOptions', () => {
     expect(() => resolveAuditOptions({ anchor: { enabled: true, timeZone: 'Mars/Olympus' } })).toThrow(/anchor\.timeZone/);
     expect(() => resolveAuditOptions({ anchor: { cron: 'hourly' } })).toThrow(/anchor\.cron: is not a valid cron expression/);
     expect(() => resolveAuditOptions({ preparedStatements: 'no' as never, retention: { days: 0 } })).toThrow(/preparedStatements[\s\S]*retention\.days/);
+    expect(() => resolveAuditOptions({ retention: { statementTimeoutMs: 999 } })).toThrow(/retention\.statementTimeoutMs: must be 0 \(no bound\) or 1000\.\.86400000/);
   });
 });

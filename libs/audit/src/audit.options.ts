@@ -49,6 +49,15 @@ export interface AuditModuleOptions {
     cron?: string;
     /** IANA time zone for `cron`. @default 'UTC' */
     timeZone?: string;
+    /**
+     * PostgreSQL: the bound on each statement of a run, which the host's statement timeout and query deadline do
+     * not cover (a first run over a large log deletes millions of rows in one statement). PostgreSQL cancels a
+     * statement past it, and one unanswered this long plus the connection's query deadline (a stalled server or
+     * path) closes its connection: the run fails with `AuditRetentionTimeoutError`, that chain keeps its rows and
+     * the next run carries on. 0: no bound (a stall then holds the run until TCP keepalive ends it). 0 or
+     * 1000..86400000. @default 1800000 (30 minutes)
+     */
+    statementTimeoutMs?: number;
   };
   /**
    * Anchoring of chain heads outside the database (needs an `AuditAnchorStore` provider and
@@ -93,7 +102,7 @@ export interface ResolvedAuditOptions {
   readBuffer: { maxSize: number; flushIntervalMs: number; batchSize: number };
   preparedStatements: boolean;
   sqliteWriteWorker: boolean;
-  retention: { enabled: boolean; days: number; cron: string; timeZone: string };
+  retention: { enabled: boolean; days: number; cron: string; timeZone: string; statementTimeoutMs: number };
   anchor: { enabled: boolean; cron: string; timeZone: string };
   suspicious: {
     enabled: boolean;
@@ -106,6 +115,8 @@ export interface ResolvedAuditOptions {
 }
 
 const int = (min: number, max: number) => z.number().int().min(min).max(max);
+/** Generous: a first run deleting tens of millions of rows in one statement fits; a stalled one still ends. */
+const DEFAULT_RETENTION_STATEMENT_TIMEOUT_MS = 1_800_000;
 const cron = (byDefault: string) => cronExpressionSchema().default(byDefault);
 
 const schema = z
@@ -127,9 +138,14 @@ const schema = z
         days: int(1, 36_500).default(90),
         cron: cron('0 3 * * *'),
         timeZone: timeZoneSchema().default('UTC'),
+        statementTimeoutMs: z
+          .number()
+          .int()
+          .refine((ms) => ms === 0 || (ms >= 1000 && ms <= 86_400_000), 'must be 0 (no bound) or 1000..86400000')
+          .default(DEFAULT_RETENTION_STATEMENT_TIMEOUT_MS),
       })
       .strict()
-      .default({ enabled: true, days: 90, cron: '0 3 * * *', timeZone: 'UTC' }),
+      .default({ enabled: true, days: 90, cron: '0 3 * * *', timeZone: 'UTC', statementTimeoutMs: DEFAULT_RETENTION_STATEMENT_TIMEOUT_MS }),
     anchor: z
       .object({
         enabled: z.boolean().default(false),

@@ -22,6 +22,8 @@ export interface HarnessOptions {
   anchors?: AuditAnchorStore;
   /** Merged into the DataSource's driver options (`extra`), e.g. a host's PostgreSQL timeouts. */
   extra?: Record<string, unknown>;
+  /** Another address of the same database (e.g. a proxy that can stall). */
+  url?: string;
 }
 
 export interface AuditHarness {
@@ -46,6 +48,7 @@ export async function startAudit(db: TestDatabase, options: AuditModuleOptions =
   const typeorm = TypeOrmModule.forRootAsync({
     useFactory: () => ({
       ...db.options,
+      ...(h.url ? { url: h.url } : {}),
       ...(h.extra ? { extra: { ...(db.options as { extra?: object }).extra, ...h.extra } } : {}),
       entities: AUDIT_ENTITIES,
       migrations: AUDIT_MIGRATIONS,

@@ -15,6 +15,8 @@ export enum AuditErrorCode {
   CONFIGURATION = 5005,
   /** A chain's anchor could not be read from the AuditAnchorStore, so the chain cannot be vouched for. */
   ANCHOR_UNAVAILABLE = 5006,
+  /** A retention statement was cancelled past `retention.statementTimeoutMs`, or PostgreSQL stopped answering it. */
+  RETENTION_TIMEOUT = 5007,
 }
 
 /** HTTP status of each code, composed by the host; a new code does not compile without one. */
@@ -25,6 +27,7 @@ export const AUDIT_ERROR_HTTP_STATUS: Record<AuditErrorCode, HttpStatus> = {
   [AuditErrorCode.INVALID_QUERY]: HttpStatus.BAD_REQUEST,
   [AuditErrorCode.CONFIGURATION]: HttpStatus.INTERNAL_SERVER_ERROR,
   [AuditErrorCode.ANCHOR_UNAVAILABLE]: HttpStatus.SERVICE_UNAVAILABLE, // verify cannot vouch for the chain
+  [AuditErrorCode.RETENTION_TIMEOUT]: HttpStatus.SERVICE_UNAVAILABLE, // the database was slow or stalled; the next run carries on
 };
 
 export abstract class AuditError extends CredentialVaultError {
@@ -65,4 +68,28 @@ export class AuditAnchorUnavailableError extends AuditError {
   readonly code = AuditErrorCode.ANCHOR_UNAVAILABLE;
   readonly codeName = 'AUDIT_ANCHOR_UNAVAILABLE';
   readonly severity = ErrorSeverity.TRANSIENT;
+}
+
+/**
+ * An audit retention run stopped: PostgreSQL cancelled one of its statements past `retention.statementTimeoutMs`,
+ * or did not answer one (its connection was closed: DATABASE_UNRESPONSIVE, the `cause`). The chain being pruned keeps
+ * the rows that step would have deleted (unless its COMMIT went unanswered after taking effect); the next run
+ * carries on from there.
+ */
+export class AuditRetentionTimeoutError extends AuditError {
+  readonly code = AuditErrorCode.RETENTION_TIMEOUT;
+  readonly codeName = 'AUDIT_RETENTION_TIMEOUT';
+  readonly severity = ErrorSeverity.TRANSIENT;
+
+  constructor(
+    readonly statementTimeoutMs: number,
+    options?: { cause?: unknown },
+  ) {
+    super(
+      `Audit retention stopped: PostgreSQL cancelled one of its statements${statementTimeoutMs > 0 ? ` after ${statementTimeoutMs} ms` : ''}, or did not answer it and its ` +
+        "connection was closed. Rows not deleted yet stay for the next run; if the database answers and a run needs longer, raise AuditModule's " +
+        'retention.statementTimeoutMs (the stock host\'s AUDIT_RETENTION_STATEMENT_TIMEOUT_MS)',
+      options,
+    );
+  }
 }

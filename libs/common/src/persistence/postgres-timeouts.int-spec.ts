@@ -1,7 +1,7 @@
 /**
  * Integration (real PostgreSQL, through a TCP proxy that can stall): the bounds `postgresTimeoutOptions` puts on
  * a DataSource, and the long work that must still run under them (migrations, a long advisory-lock wait, work
- * inside `withoutStatementTimeouts`); and `postgresDriver`'s typed error for a full pool.
+ * inside `withStatementTimeout`); and `postgresDriver`'s typed error for a full pool.
  */
 import { randomBytes } from 'node:crypto';
 import pg, { Client } from 'pg';
@@ -12,7 +12,7 @@ import { createDistributedLock } from '../lock/create-distributed-lock';
 import { initializeWithMigrations } from './migrate-on-start';
 import { DatabasePoolExhaustedError, DatabaseUnresponsiveError, PersistenceErrorCode } from './persistence.errors';
 import { postgresDriver } from './postgres-pool';
-import { postgresTimeoutOptions, withoutStatementTimeouts, type PostgresTimeouts } from './postgres-timeouts';
+import { postgresTimeoutOptions, withStatementTimeout, type PostgresTimeouts } from './postgres-timeouts';
 
 const TIMEOUTS: PostgresTimeouts = { queryTimeoutMs: 1500, statementTimeoutMs: 1000, idleInTransactionTimeoutMs: 2000 };
 
@@ -85,12 +85,35 @@ describe('postgresTimeoutOptions (PostgreSQL)', () => {
     expect(await ds.query('SELECT pg_try_advisory_xact_lock($1) AS got', [key])).toEqual([{ got: true }]);
   }, 30_000);
 
-  it('work inside withoutStatementTimeouts runs past both bounds (audit retention on a large log)', async () => {
+  it('work inside withStatementTimeout runs past both bounds, up to its own (audit retention on a large log)', async () => {
     const ds = await open();
-    const [row] = await ds.transaction((m) => withoutStatementTimeouts(m, () => m.query('SELECT pg_sleep(2.5), 1 AS done')));
+    const [row] = await ds.transaction((m) => withStatementTimeout(m, 4000, () => m.query('SELECT pg_sleep(2.5), 1 AS done')));
     expect(row.done).toBe(1);
+    // Past its own bound, PostgreSQL cancels it.
+    expect(sqlState(await failure(ds.transaction((m) => withStatementTimeout(m, 2000, () => m.query('SELECT pg_sleep(3)')))))).toBe('57014');
+    // 0: no bound at all.
+    const [unbounded] = await ds.transaction((m) => withStatementTimeout(m, 0, () => m.query('SELECT pg_sleep(2.5), 1 AS done')));
+    expect(unbounded.done).toBe(1);
     // Only inside that transaction.
     expect(sqlState(await failure(ds.query('SELECT pg_sleep(3)')))).toBe('57014');
+  }, 30_000);
+
+  it('work inside withStatementTimeout that PostgreSQL stops answering fails with DATABASE_UNRESPONSIVE after its bound plus the deadline, and frees its connection', async () => {
+    const ds = await open(options({ max: 1 }));
+    const e = await failure(
+      ds.transaction(async (m) => {
+        await m.query('SELECT 1');
+        return withStatementTimeout(m, 2000, () => {
+          proxy.stall();
+          return m.query('SELECT 1');
+        });
+      }),
+    );
+    expect((e as { driverError?: unknown })?.driverError).toBeInstanceOf(DatabaseUnresponsiveError);
+    expect(e).toMatchObject({ driverError: { timeoutMs: 2000 + TIMEOUTS.queryTimeoutMs } });
+    // The one slot serves on a new connection.
+    proxy.passNew();
+    expect(await ds.query('SELECT 1 AS one')).toEqual([{ one: 1 }]);
   }, 30_000);
 
   it('an advisory-lock wait longer than both bounds ends when the lock comes free (its own lock_timeout bounds it)', async () => {

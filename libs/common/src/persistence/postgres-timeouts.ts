@@ -104,16 +104,19 @@ export async function withLongQueries<T>(client: unknown, extraMs: number, work:
 }
 
 /**
- * Runs `work` inside `manager`'s transaction with neither the server's `statement_timeout` (`SET LOCAL`, so it
- * ends with the transaction) nor the client's query deadline: for work that is long by nature and runs rarely
- * (audit retention deleting a large prefix of a chain). A stall during it is then bounded only by TCP keepalive:
- * keep such work off request paths. No-op on other databases. Throws when `manager` is not in a transaction.
+ * Runs `work` inside `manager`'s transaction under bounds of its own, for work that is long by nature and runs
+ * rarely (audit retention deleting a large prefix of a chain): PostgreSQL cancels a statement after `timeoutMs`
+ * (`SET LOCAL statement_timeout`, so it ends with the transaction: 57014), and a query unanswered for `timeoutMs`
+ * plus the connection's own deadline closes its connection (`DatabaseUnresponsiveError`) — above the server's
+ * bound, so a server that is alive cancels first. `timeoutMs` 0 lifts both: a stall is then bounded only by TCP
+ * keepalive. No-op on other databases. Throws when `manager` is not in a transaction.
  */
-export async function withoutStatementTimeouts<T>(manager: EntityManager, work: () => Promise<T>): Promise<T> {
+export async function withStatementTimeout<T>(manager: EntityManager, timeoutMs: number, work: () => Promise<T>): Promise<T> {
   if (manager.connection.options.type !== 'postgres') return work();
   const runner = manager.queryRunner;
-  if (!runner?.isTransactionActive) throw new Error('withoutStatementTimeouts needs a transaction: SET LOCAL would not outlive its statement');
+  if (!runner?.isTransactionActive) throw new Error('withStatementTimeout needs a transaction: SET LOCAL would not outlive its statement');
+  if (!Number.isInteger(timeoutMs) || timeoutMs < 0) throw new Error(`withStatementTimeout: timeoutMs must be an integer ≥ 0, got ${timeoutMs}`);
   const client = await runner.connect();
-  await manager.query('SET LOCAL statement_timeout = 0');
-  return withLongQueries(client, Number.POSITIVE_INFINITY, work);
+  await manager.query(`SET LOCAL statement_timeout = ${timeoutMs}`);
+  return withLongQueries(client, timeoutMs > 0 ? timeoutMs : Number.POSITIVE_INFINITY, work);
 }
