@@ -1,4 +1,5 @@
 import { resolvePersistenceOptions } from '@app/common';
+import { resolveAuditOptions } from '@app/audit';
 import { DEFAULT_WEBHOOK_SECRETS_OPTIONS, notificationHostOptions, resolveNotificationOptions, resolveWebhookSecretsOptions } from '@app/rotation';
 import type { EmbeddedVault } from '../vault/embedded-vault';
 import { keyVaultOptions } from '../vault/vault.module';
@@ -103,6 +104,14 @@ describe('loadAppConfig', () => {
     const outbox = notificationHostOptions(resolvePersistenceOptions(persistenceOptions(raised, { dispatch: true })));
     expect(resolveNotificationOptions(raised.rotation.notifications, outbox).sendWaitMs).toBe(9500);
     expect(problemsOf({ NOTIFICATIONS_SEND_WAIT_MS: '9501', OUTBOX_HANDLER_TIMEOUT_MS: '10500' })).toMatch(/- NOTIFICATIONS_SEND_WAIT_MS: must be at least 1000 less/);
+  });
+
+  it('bounds each audit retention statement by 30 min by default (0: no bound), into AuditModule options', () => {
+    const pg = { DATABASE_TYPE: 'postgres', DATABASE_URL: 'postgres://u@db:5432/cv' };
+    expect(loadAppConfig(pg).audit.retention.statementTimeoutMs).toBe(1_800_000);
+    expect(resolveAuditOptions(loadAppConfig({ ...pg, AUDIT_RETENTION_STATEMENT_TIMEOUT_MS: '0' }).audit).retention.statementTimeoutMs).toBe(0);
+    expect(problemsOf({ ...pg, AUDIT_RETENTION_STATEMENT_TIMEOUT_MS: '500' })).toMatch(/- AUDIT_RETENTION_STATEMENT_TIMEOUT_MS: must be 0 \(no bound\) or at least 1000/);
+    expect(problemsOf({ AUDIT_RETENTION_STATEMENT_TIMEOUT_MS: '60000' })).toMatch(/AUDIT_RETENTION_STATEMENT_TIMEOUT_MS: applies only with DATABASE_TYPE=postgres/);
   });
 
   it('lists every problem at once, naming the variable and what to fix', () => {

@@ -115,7 +115,7 @@ export function loadAppConfig(env: Record<string, string | undefined>, cwd = pro
       failClosed: e.AUDIT_FAIL_CLOSED,
       preparedStatements: e.DATABASE_PREPARED_STATEMENTS,
       sqliteWriteWorker: e.DATABASE_SQLITE_WRITE_WORKER,
-      retention: { enabled: e.AUDIT_RETENTION_ENABLED, days: e.AUDIT_RETENTION_DAYS, cron: e.AUDIT_RETENTION_CRON },
+      retention: { enabled: e.AUDIT_RETENTION_ENABLED, days: e.AUDIT_RETENTION_DAYS, cron: e.AUDIT_RETENTION_CRON, statementTimeoutMs: e.AUDIT_RETENTION_STATEMENT_TIMEOUT_MS },
       anchor: { enabled: e.AUDIT_ANCHOR_ENABLED, cron: e.AUDIT_ANCHOR_CRON },
     },
     rateLimit: { perMinute: e.RATE_LIMIT_PER_MINUTE },

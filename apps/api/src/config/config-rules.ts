@@ -50,6 +50,7 @@ export function crossFieldProblems(env: Record<string, string | undefined>): str
       'DATABASE_QUERY_TIMEOUT_MS',
       'DATABASE_STATEMENT_TIMEOUT_MS',
       'DATABASE_IDLE_IN_TRANSACTION_TIMEOUT_MS',
+      'AUDIT_RETENTION_STATEMENT_TIMEOUT_MS',
     ];
     for (const v of postgresOnly) {
       if (env[v]) problems.push(`${v}: applies only with DATABASE_TYPE=postgres (the database is SQLite now); set DATABASE_TYPE=postgres or unset ${v}`);

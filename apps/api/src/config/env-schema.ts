@@ -147,6 +147,9 @@ export const envSchema = z
     AUDIT_RETENTION_ENABLED: bool(true),
     AUDIT_RETENTION_DAYS: int(90, 1, 36_500),
     AUDIT_RETENTION_CRON: cron('0 3 * * *'),
+    // PostgreSQL, 0 = no bound: each retention statement is cancelled past this (its connection closed past this plus
+    // DATABASE_QUERY_TIMEOUT_MS when unanswered). Generous: a first run deletes millions of rows in one statement.
+    AUDIT_RETENTION_STATEMENT_TIMEOUT_MS: int(1_800_000, 0, 86_400_000).refine((v) => v === 0 || v >= 1000, 'must be 0 (no bound) or at least 1000'),
     AUDIT_ANCHOR_ENABLED: bool(true),
     AUDIT_ANCHOR_CRON: cron('*/5 * * * *'),
     RATE_LIMIT_PER_MINUTE: int(600, 1, 1_000_000),
