@@ -11,6 +11,7 @@ import { Client } from 'pg';
 import { createTestDatabase, startStallProxy, TestDatabase } from '@app/testing';
 import { OUTBOX_ENTITIES, OUTBOX_MIGRATIONS } from '../outbox';
 import { PersistenceModule } from '../persistence/persistence.module';
+import { postgresPoolStats } from '../persistence/postgres-pool';
 import { postgresTimeoutOptions } from '../persistence/postgres-timeouts';
 import { createDistributedLock } from './create-distributed-lock';
 import type { DistributedLock } from './distributed-lock';
@@ -96,6 +97,32 @@ describe('Advisory-lock sessions (PostgreSQL)', () => {
       release.open();
       await ds.destroy();
     }
+  });
+
+  it('postgresPoolStats shows the sessions as a pool: held ones busy, a holder waiting, its LOCK_SESSIONS_EXHAUSTED counted; idle once released', async () => {
+    const ds = await new DataSource({ ...db.options } as DataSourceOptions).initialize();
+    const release = gate();
+    const locks = () => postgresPoolStats(ds).find((p) => p.pool === 'locks');
+    try {
+      expect(locks()).toEqual({ pool: 'locks', max: DEFAULT_LOCK_SESSIONS, busy: 0, idle: 0, waiting: 0, exhausted: 0 });
+      const lock = createDistributedLock(ds);
+      const runs = await holdMany(lock, DEFAULT_LOCK_SESSIONS, release.opened);
+      expect(locks()).toMatchObject({ busy: DEFAULT_LOCK_SESSIONS, idle: 0, waiting: 0 });
+      let settled = false;
+      const refused = lock.run(key('ninth'), async () => 'ran', { timeoutMs: 1000 }).catch((e: unknown) => e).finally(() => (settled = true));
+      while (!settled && locks()!.waiting === 0) await new Promise((r) => setTimeout(r, 5));
+      expect(locks()).toMatchObject({ waiting: 1, exhausted: 0 });
+      expect(await refused).toBeInstanceOf(LockSessionsExhaustedError);
+      expect(locks()).toMatchObject({ busy: DEFAULT_LOCK_SESSIONS, waiting: 0, exhausted: 1 });
+      release.open();
+      await Promise.all(runs);
+      expect(locks()).toMatchObject({ busy: 0, idle: DEFAULT_LOCK_SESSIONS, waiting: 0, exhausted: 1 });
+    } finally {
+      release.open();
+      await ds.destroy();
+    }
+    // A DataSource no longer open has no pool to show.
+    expect(postgresPoolStats(ds)).toEqual([]);
   });
 
   it("PersistenceModule's locks.maxSessions sizes the pool: that many holders at once, one more is refused", async () => {

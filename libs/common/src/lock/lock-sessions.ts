@@ -18,6 +18,8 @@ export interface HeldLockSession extends LockSession {
 }
 
 interface PgPool {
+  readonly totalCount: number;
+  readonly idleCount: number;
   connect(): Promise<LockSession>;
   end(): Promise<void>;
   on(event: 'error', listener: (e: Error) => void): unknown;
@@ -94,11 +96,24 @@ export class LockSessions {
   private readonly waiting: Array<() => void> = [];
   /** Sessions that have their error listener (a pooled client is handed out many times). */
   private readonly listening = new WeakSet<LockSession>();
+  /** Holders whose wait ended in `LockSessionsExhaustedError`. */
+  private exhausted = 0;
 
   private constructor(private readonly dataSource: DataSource) {}
 
   get maxSessions(): number {
     return this.max;
+  }
+
+  /**
+   * The sessions as a pool's gauges, for metrics (read at scrape time, nothing counted per lock): connections
+   * open (held, or being opened, vs idle), holders waiting for a session, and waits that ended in
+   * `LockSessionsExhaustedError`. No connection is open before the first lock is taken.
+   */
+  stats(): { max: number; busy: number; idle: number; waiting: number; exhausted: number } {
+    const total = this.pool?.totalCount ?? 0;
+    const idle = this.pool?.idleCount ?? 0;
+    return { max: this.max, busy: total - idle, idle, waiting: this.waiting.length, exhausted: this.exhausted };
   }
 
   /**
@@ -213,6 +228,7 @@ export class LockSessions {
       const timer = setTimeout(() => {
         const i = this.waiting.indexOf(grant);
         if (i >= 0) this.waiting.splice(i, 1);
+        this.exhausted++;
         reject(new LockSessionsExhaustedError(this.max, waitMs));
       }, waitMs);
       this.waiting.push(grant);
