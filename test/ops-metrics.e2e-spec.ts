@@ -81,6 +81,20 @@ describe.each(DATABASE_KINDS)('operations metrics on /metrics (%s)', (kind) => {
       ]),
     );
   });
+
+  // The pools' behaviour under load is test/reliability/database-pool-exhausted.e2e-spec.ts's.
+  it(kind === 'postgres' ? 'shows the main and lock-session PostgreSQL pools' : 'has no database pool series on SQLite (the families, without samples)', async () => {
+    const samples = (await metric('credential_vault_database_pool_')).map((l) => l.slice(0, l.lastIndexOf(' ')));
+    const families = (await metric('# TYPE credential_vault_database_pool_')).map((l) => l.split(' ')[2]);
+    expect(families.sort()).toEqual(['connections', 'exhausted_total', 'max_connections', 'waiting'].map((f) => `credential_vault_database_pool_${f}`));
+    if (kind === 'sqlite') return expect(samples).toEqual([]);
+    const pools = ['main', 'locks'];
+    expect(samples.sort()).toEqual(
+      pools.flatMap((pool) => [`connections{pool="${pool}",state="busy"}`, `connections{pool="${pool}",state="idle"}`, `exhausted_total{pool="${pool}"}`, `max_connections{pool="${pool}"}`, `waiting{pool="${pool}"}`])
+        .map((s) => `credential_vault_database_pool_${s}`)
+        .sort(),
+    );
+  });
 });
 
 describe('/metrics switched off (METRICS_ENABLED=false)', () => {

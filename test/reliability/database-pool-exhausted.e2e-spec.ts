@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { getDataSourceToken } from '@nestjs/typeorm';
 import type { DataSource, QueryRunner } from 'typeorm';
@@ -39,11 +40,8 @@ describe('the host when every PostgreSQL pool connection is busy', () => {
     return { status: res.status, retryAfter: res.headers.get('retry-after'), body: (await res.json()) as Record<string, unknown> };
   };
 
-  it('answers 503 DATABASE_POOL_EXHAUSTED naming DATABASE_POOL_SIZE, logged once without the value, and serves again once connections come free', async () => {
-    const created = await call('POST', '/v1/credentials', { integrationId: 'github', connectionId: 'pool', type: 'api_key', value });
-    expect(created.status).toBe(201);
-
-    // Take every connection of the pool (the cache's LISTEN connection, without Redis, holds one of them).
+  /** Takes every connection of the host's pool (the cache's LISTEN connection, without Redis, holds one of them). */
+  const holdEveryConnection = async () => {
     const dataSource = host.app.get<DataSource>(getDataSourceToken(), { strict: false });
     const pool = (dataSource.driver as unknown as { master: { totalCount: number; idleCount: number; options: { max: number } } }).master;
     const held: QueryRunner[] = [];
@@ -53,11 +51,18 @@ describe('the host when every PostgreSQL pool connection is busy', () => {
       held.push(runner);
     }
     let released = false;
-    const release = async () => {
+    return async () => {
       if (released) return;
       released = true;
       await Promise.all(held.map((r) => r.release()));
     };
+  };
+
+  it('answers 503 DATABASE_POOL_EXHAUSTED naming DATABASE_POOL_SIZE, logged once without the value, and serves again once connections come free', async () => {
+    const created = await call('POST', '/v1/credentials', { integrationId: 'github', connectionId: 'pool', type: 'api_key', value });
+    expect(created.status).toBe(201);
+
+    const release = await holdEveryConnection();
     try {
       const before = host.logs.length;
       const busy = await call('GET', '/v1/credentials');
@@ -79,5 +84,57 @@ describe('the host when every PostgreSQL pool connection is busy', () => {
     expect(list.body.items).toEqual([expect.objectContaining({ id: created.body.id })]);
     expect((await call('GET', `/v1/credentials/${String(created.body.id)}/value`)).body.value).toBe(value);
     expect((await call('GET', '/health/ready')).status).toBe(200);
+  }, 60_000);
+
+  /** The pool families' samples on /metrics (`name{labels}` → value), and the text promtool reads. */
+  const scrapePool = async () => {
+    const text = await (await fetch(`${host.baseUrl}/metrics`)).text();
+    const lines = text.split('\n').filter((l) => /^(# (HELP|TYPE) )?credential_vault_database_pool_/.test(l));
+    const samples = new Map(lines.filter((l) => !l.startsWith('#')).map((l) => [l.slice(0, l.lastIndexOf(' ')), Number(l.slice(l.lastIndexOf(' ') + 1))]));
+    return { text: `${lines.join('\n')}\n`, get: (series: string) => samples.get(`credential_vault_database_pool_${series}`) };
+  };
+
+  it('shows the pool on /metrics: every connection busy, a caller waiting, its DATABASE_POOL_EXHAUSTED counted; back once released', async () => {
+    // This scrape also makes the outbox and certificate gauges read the database, not again for 15 s: a scrape below
+    // does not wait for a connection itself.
+    const before = await scrapePool();
+    expect(before.get('max_connections{pool="main"}')).toBe(3);
+    expect(before.get('waiting{pool="main"}')).toBe(0);
+    const exhausted = before.get('exhausted_total{pool="main"}')!;
+    expect(exhausted).toEqual(expect.any(Number));
+    // The advisory-lock sessions are a pool of their own (DATABASE_LOCK_SESSIONS, 8 by default).
+    expect(before.get('max_connections{pool="locks"}')).toBe(8);
+    expect(before.get('waiting{pool="locks"}')).toBe(0);
+    expect(before.get('exhausted_total{pool="locks"}')).toBe(0);
+    // Prometheus's own tool reads these series without a problem, lint included.
+    expect(() => execFileSync('promtool', ['check', 'metrics'], { input: before.text, stdio: 'pipe' })).not.toThrow();
+
+    const release = await holdEveryConnection();
+    try {
+      const full = await scrapePool();
+      expect([full.get('connections{pool="main",state="busy"}'), full.get('connections{pool="main",state="idle"}')]).toEqual([3, 0]);
+
+      let settled = false;
+      const busy = call('GET', '/v1/credentials').finally(() => (settled = true));
+      let waiting = await scrapePool();
+      // Until the request queues for a connection (it waits DATABASE_CONNECT_TIMEOUT_MS there).
+      while (!settled && waiting.get('waiting{pool="main"}') === 0) waiting = await scrapePool();
+      expect(waiting.get('waiting{pool="main"}')).toBe(1);
+      expect(waiting.get('exhausted_total{pool="main"}')).toBe(exhausted);
+
+      expect((await busy).body.codeName).toBe('DATABASE_POOL_EXHAUSTED');
+      const after = await scrapePool();
+      expect(after.get('waiting{pool="main"}')).toBe(0);
+      expect(after.get('exhausted_total{pool="main"}')).toBe(exhausted + 1);
+    } finally {
+      await release();
+    }
+
+    const released = await scrapePool();
+    expect(released.get('connections{pool="main",state="busy"}')).toBeLessThan(3);
+    expect(released.get('connections{pool="main",state="idle"}')).toBeGreaterThan(0);
+    expect(released.get('waiting{pool="main"}')).toBe(0);
+    expect(released.get('exhausted_total{pool="main"}')).toBe(exhausted + 1);
+    expect((await call('GET', '/v1/credentials')).status).toBe(200);
   }, 60_000);
 });

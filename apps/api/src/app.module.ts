@@ -17,6 +17,7 @@ import { KeysHttpModule } from './keys/keys-http.module';
 import { HealthModule } from './health/health.module';
 import { AllExceptionsFilter } from './http/all-exceptions.filter';
 import { HostLoggingModule } from './logging/host-logger';
+import { DatabasePoolMetrics } from './metrics/database-pool-metrics';
 import { JobMetrics } from './metrics/job-metrics';
 import { MetricsController } from './metrics/metrics.controller';
 import { OpsMetrics } from './metrics/ops-metrics';
@@ -59,6 +60,7 @@ export class AppModule {
       providers: [
         JobMetrics,
         OpsMetrics,
+        DatabasePoolMetrics,
         { provide: HostTelemetry, useValue: options.telemetry ?? null },
         TelemetryLifecycle,
         { provide: APP_FILTER, useClass: AllExceptionsFilter },

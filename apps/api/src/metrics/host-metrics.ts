@@ -22,7 +22,7 @@ function mirroredCounter(name: string, help: string, read: () => number): Metric
 }
 
 /** Lib counters by one label (`read`: label value → count), published like `mirroredCounter`, each label on its own. */
-function mirroredLabelledCounter(name: string, help: string, label: string, read: () => Record<string, number>): Metric {
+export function mirroredLabelledCounter(name: string, help: string, label: string, read: () => Record<string, number>): Metric {
   const seen = new Map<string, number>();
   return new Counter({
     name,
