@@ -149,6 +149,8 @@ export class PostgresInvalidationBus extends CacheInvalidationBus {
   private readonly logger = new Logger('CredentialCache');
   readonly channel: string;
   private client?: PgListenClient;
+  /** The last query sent on the LISTEN connection: the next waits for it (node-postgres deprecates queued queries). */
+  private tail: Promise<unknown> = Promise.resolve();
   private state = false;
   private stopped = false;
   private retry?: NodeJS.Timeout;
@@ -189,7 +191,17 @@ export class PostgresInvalidationBus extends CacheInvalidationBus {
   override async heartbeat(message: InvalidationMessage): Promise<void> {
     const client = this.client;
     if (!client) throw new Error('not listening for cache invalidations');
-    await withTimeout(client.query('SELECT pg_notify($1, $2)', [this.channel, JSON.stringify(message)]), this.timeoutMs);
+    await withTimeout(this.onListenConnection(client, 'SELECT pg_notify($1, $2)', [this.channel, JSON.stringify(message)]), this.timeoutMs);
+  }
+
+  /** One query at a time on the LISTEN connection (heartbeats and the answer check share it). */
+  private onListenConnection(client: PgListenClient, sql: string, params?: unknown[]): Promise<unknown> {
+    const run = this.tail.then(
+      () => client.query(sql, params),
+      () => client.query(sql, params),
+    );
+    this.tail = run.catch(() => undefined);
+    return run;
   }
 
   async stop(): Promise<void> {
@@ -221,6 +233,7 @@ export class PostgresInvalidationBus extends CacheInvalidationBus {
       client.on('end', lost);
       await withTimeout(client.query(`LISTEN "${this.channel}"`), Math.max(this.timeoutMs, 2000));
       this.client = client;
+      this.tail = Promise.resolve();
       this.setHealthy(true);
       this.scheduleCheck(client);
     } catch (e) {
@@ -239,7 +252,7 @@ export class PostgresInvalidationBus extends CacheInvalidationBus {
   private async checkAnswers(client: PgListenClient): Promise<void> {
     if (this.stopped || this.client !== client) return;
     try {
-      await withTimeout(client.query('SELECT 1'), Math.max(this.timeoutMs, 2000));
+      await withTimeout(this.onListenConnection(client, 'SELECT 1'), Math.max(this.timeoutMs, 2000));
     } catch (e) {
       this.logger.warn(`the LISTEN connection for cache invalidations did not answer (${(e as NodeJS.ErrnoException).code ?? (e as Error).name}); listening again on a new one`);
       this.lost(client, e instanceof Error ? e : new Error(String(e)));
