@@ -1,6 +1,7 @@
 // A gRPC client of the keys API in a process of its own, as any Node user would write it: grpc-js
 // with proto-loader loading the repo's .proto. Usage: node grpc-keys-client.mjs <host:port> <protoRoot>
-// Reads one JSON call per stdin line — {id, method (a KeysService method, or any full path), request, metadata, deadlineMs} — and answers one
+// Reads one JSON call per stdin line — {id, method (a KeysService method, or any full path), request, metadata, deadlineMs,
+// raw (with a full path: the message's bytes as base64, sent as they are)} — and answers one
 // JSON line per call: {id, response} or {id, error: {code, details, trailers, status}}, where `status`
 // is the google.rpc.Status decoded from `grpc-status-details-bin` (details unpacked), plus the answer's
 // `headers` (initial metadata) and `trailers` (text entries), also on success. Bytes fields go both ways
@@ -61,16 +62,18 @@ function describeError(err) {
 const plain = (m) => Object.fromEntries(Object.entries(m ? m.getMap() : {}).filter(([, v]) => typeof v === 'string'));
 
 readline.createInterface({ input: process.stdin }).on('line', (line) => {
-  const { id, method, request, metadata, deadlineMs } = JSON.parse(line);
+  const { id, method, request, metadata, deadlineMs, raw } = JSON.parse(line);
   const md = new grpc.Metadata();
   for (const [k, v] of Object.entries(metadata ?? {})) md.add(k, v);
   // The answer is written on 'status', which grpc-js emits after the callback: the response (or error), the
   // initial metadata the server sent (none for an error answered alone) and the trailers.
   let outcome;
   let headers = {};
-  // A full path (`/pkg.Service/Method`) is called as it is, whatever the server serves: an empty message, the answer's byte count.
+  // A full path (`/pkg.Service/Method`) is called as it is, whatever the server serves: an empty message (or the `raw`
+  // bytes, whether or not they are a protobuf message), the answer's byte count.
+  const message = raw === undefined ? Buffer.alloc(0) : Buffer.from(raw, 'base64');
   const invoke = method.startsWith('/')
-    ? (req, m, options, cb) => client.makeUnaryRequest(method, () => Buffer.alloc(0), (b) => ({ bytes: b.length }), req, m, options, cb)
+    ? (req, m, options, cb) => client.makeUnaryRequest(method, () => message, (b) => ({ bytes: b.length }), req, m, options, cb)
     : client[method].bind(client);
   const call = invoke(toRequest(request), md, { deadline: Date.now() + (deadlineMs ?? 20_000) }, (err, response) => {
     outcome = err ? { error: describeError(err) } : { response };

@@ -45,10 +45,19 @@ export class GrpcKeysClient {
   }
 
   call<T = any>(method: string, request: Record<string, unknown>, metadata: Record<string, string> = {}, deadlineMs?: number): Promise<GrpcReply<T>> {
+    return this.send({ method, request, metadata, deadlineMs });
+  }
+
+  /** Calls `path` (`/pkg.Service/Method`) with `message` as the request's bytes, protobuf or not. */
+  callRaw(path: string, message: Buffer, metadata: Record<string, string> = {}): Promise<GrpcReply<{ bytes: number }>> {
+    return this.send({ method: path, request: {}, metadata, raw: message.toString('base64') });
+  }
+
+  private send<T>(call: Record<string, unknown>): Promise<GrpcReply<T>> {
     const id = this.nextId++;
     return new Promise((resolve) => {
       this.pending.set(id, resolve);
-      this.child.stdin.write(`${JSON.stringify({ id, method, request, metadata, deadlineMs })}\n`);
+      this.child.stdin.write(`${JSON.stringify({ id, ...call })}\n`);
     });
   }
 
