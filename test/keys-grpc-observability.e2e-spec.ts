@@ -11,7 +11,7 @@ import { startTestHost, TestHost } from './support/host';
 /** Ports of this spec (fixed ones of the range kept for it: GRPC_PORT has no "any free port"). */
 const HTTP_PORT = 45_410;
 const GRPC_PORT = 45_411;
-const GRPC = { OK: 0, DEADLINE_EXCEEDED: 4, UNIMPLEMENTED: 12, NOT_FOUND: 5, RESOURCE_EXHAUSTED: 8, UNAVAILABLE: 14, UNAUTHENTICATED: 16 };
+const GRPC = { OK: 0, INVALID_ARGUMENT: 3, DEADLINE_EXCEEDED: 4, UNIMPLEMENTED: 12, NOT_FOUND: 5, RESOURCE_EXHAUSTED: 8, UNAVAILABLE: 14, UNAUTHENTICATED: 16 };
 const SERVICE = 'credential_vault.keys.v1.KeysService';
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 const TRACE_ID = '0af7651916cd43dd8448eb211c80319c';
@@ -243,6 +243,34 @@ describe('keys gRPC API: access log, request ids and spans', () => {
     expect(await signCalls('DEADLINE_EXCEEDED', 'server')).toBe(serverFaults + 1);
     // The emulator's delay is not cancelled: let it answer before the next test's fault.
     await new Promise((r) => setTimeout(r, Math.max(0, vaultAnswersAt - Date.now()) + 200));
+  });
+
+  it("answers a message that does not decode INVALID_ARGUMENT (10005) once the caller is authenticated, logs it at warn and counts it the caller's, never its bytes", async () => {
+    const sign = `/${SERVICE}/Sign`;
+    // Field 15 (no field of SignRequest) with wire type 7, which does not exist: protobuf refuses the message at its
+    // first byte. (protobufjs reads a known field by its type whatever the wire type says.) The rest must reach no log.
+    const marker = 'cvk_undecodable_9f3a';
+    const garbage = Buffer.concat([Buffer.from([0x7f]), Buffer.from(marker)]);
+    const before = { client: await signCalls('INVALID_ARGUMENT', 'client'), server: await signCalls('INTERNAL', 'server') };
+
+    const refused = await client.callRaw(sign, garbage, as(user, { 'x-request-id': 'obs-garbage-1' }));
+    expect(refused.error).toMatchObject({ code: GRPC.INVALID_ARGUMENT, details: expect.stringContaining('SignRequest'), trailers: { 'cv-error-code': '10005', 'x-request-id': 'obs-garbage-1' } });
+    expect(refused.error?.status?.details[0]).toMatchObject({ reason: 'KEYS_VALIDATION', metadata: { code: '10005' } });
+    expect(await waitForLine('obs-garbage-1')).toEqual([
+      expect.objectContaining({ level: 40, msg: 'gRPC call completed', req: { id: 'obs-garbage-1', method: sign }, res: { grpcStatus: 'INVALID_ARGUMENT', errorCode: 10005 }, tenantId: 'obs' }),
+    ]);
+    // The caller's fault, as HTTP's 400 for a body that is not JSON: not in the alert on server faults.
+    expect({ client: await signCalls('INVALID_ARGUMENT', 'client'), server: await signCalls('INTERNAL', 'server') }).toEqual({ client: before.client + 1, server: before.server });
+    // Nothing was done with the key: no audit row.
+    expect(await rowsOf('obs', 'obs-garbage-1')).toEqual([]);
+
+    // Authentication comes first: a stranger's garbage is refused as a stranger, and audited as such.
+    const stranger = await client.callRaw(sign, garbage, { 'x-api-key': `${user.key.slice(0, -4)}AAAA`, 'x-request-id': 'obs-garbage-2' });
+    expect(stranger.error?.code).toBe(GRPC.UNAUTHENTICATED);
+    expect((await rowsOf(UNAUTHENTICATED_TENANT, 'obs-garbage-2')).map((r) => r.action)).toEqual(['auth_failure']);
+
+    const logs = host.logs.join('\n');
+    for (const bytes of [marker, b64(garbage), garbage.toString('hex')]) expect(logs).not.toContain(bytes);
   });
 
   it("logs a call whose deadline passed once, as DEADLINE_EXCEEDED, though its handler finishes later, and counts it the caller's", async () => {

@@ -83,8 +83,8 @@ describe('observeGrpcCalls', () => {
   it('sees the statuses grpc-js sends by itself, and adds the request id to their trailers', () => {
     const { lines, base, arrive } = observe();
     const metadata = arrive([['x-request-id', 'own-1']]);
-    // What grpc-js does with an undecodable message: a status on the call it made, no responder asked.
-    base.call.sendStatus({ code: GrpcCode.INTERNAL, details: 'Error deserializing request', metadata: null });
+    // What grpc-js does with a message that does not decompress: a status on the call it made, no responder asked.
+    base.call.sendStatus({ code: GrpcCode.INTERNAL, details: 'Failed to decompress message', metadata: null });
     base.listener().onCancel();
     expect(base.sent).toHaveLength(1);
     expect(base.sent[0].metadata?.get('x-request-id')).toEqual(['own-1']);

@@ -50,7 +50,7 @@ export function grpcCallRecord(metadata: Metadata): GrpcCallRecord | undefined {
  *   path}, `res` {grpcStatus, errorCode}, `responseTime` (ms), `tenantId`/`actorId` once authenticated, the span's
  *   ids. Never a message or a metadata value other than the request id.
  * It must be the server's first interceptor: it then also sees the statuses grpc-js sends by itself (deadline
- * passed, a message over the size limit or not decodable), which no responder is asked about. Not the UNIMPLEMENTED
+ * passed, a message over the size limit or that does not decompress), which no responder is asked about. Not the UNIMPLEMENTED
  * of a path no handler serves: grpc-js answers it before it builds any interceptor chain (docs/OPERATIONS.md, Logs).
  */
 export function observeGrpcCalls(log: Logger, options: { trace: boolean; count?: GrpcCallCounter }): ServerInterceptor {

@@ -24,8 +24,10 @@ describe('keys gRPC server options', () => {
   it('listens on GRPC_HOST:GRPC_PORT (IPv6 literals bracketed) with the keys package', () => {
     expect(keysGrpcOptions({ host: '127.0.0.1', port: 50051 })).toMatchObject({
       transport: Transport.GRPC,
-      options: { package: 'credential_vault.keys.v1', url: '127.0.0.1:50051', protoPath: join(repo, 'proto/credential_vault/keys/v1/keys.proto') },
+      options: { package: 'credential_vault.keys.v1', url: '127.0.0.1:50051' },
     });
+    // keys.proto, as the server loads it (Nest is handed the definition, not the file).
+    expect(Object.keys(keysGrpcOptions({ host: '127.0.0.1', port: 50051 }).options.packageDefinition ?? {})).toContain('credential_vault.keys.v1.KeysService');
     expect(keysGrpcOptions({ host: '::1', port: 6000 }).options.url).toBe('[::1]:6000');
   });
 });

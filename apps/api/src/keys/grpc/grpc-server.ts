@@ -1,7 +1,9 @@
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import type { ServerInterceptor } from '@grpc/grpc-js';
+import { loadSync, type PackageDefinition } from '@grpc/proto-loader';
 import { type GrpcOptions, Transport } from '@nestjs/microservices';
+import { markUndecodableRequests } from './undecodable-request';
 
 /** The proto package and service name of the keys API (proto/credential_vault/keys/v1/keys.proto). */
 export const KEYS_GRPC_PACKAGE = 'credential_vault.keys.v1';
@@ -24,17 +26,24 @@ export function keysGrpcAddress(grpc: { host: string; port: number }): string {
   return `${grpc.host.includes(':') ? `[${grpc.host}]` : grpc.host}:${grpc.port}`;
 }
 
+/**
+ * keys.proto loaded as the server serves it: field names as in the .proto (snake_case), enums and 64-bit numbers as
+ * strings, unset scalars as their defaults; a request that does not decode reaches its handler as an UndecodableRequest.
+ */
+export function keysPackageDefinition(root = protoRoot()): PackageDefinition {
+  const definition = loadSync(join(root, KEYS_PROTO_FILE), { keepCase: true, longs: String, enums: String, defaults: true, includeDirs: [root] });
+  return markUndecodableRequests(definition);
+}
+
 /** The gRPC server of the keys API (`app.connectMicroservice`), on `host:port`, with grpc-js server `interceptors` (first runs first). */
 export function keysGrpcOptions(grpc: { host: string; port: number }, interceptors: ServerInterceptor[] = []): GrpcOptions {
-  const root = protoRoot();
   return {
     transport: Transport.GRPC,
     options: {
       package: KEYS_GRPC_PACKAGE,
-      protoPath: join(root, KEYS_PROTO_FILE),
+      // Loaded here rather than by Nest (protoPath): Nest takes a package definition as given, deserializers included.
+      packageDefinition: keysPackageDefinition(),
       url: keysGrpcAddress(grpc),
-      // Field names as in the .proto (snake_case), enums and 64-bit numbers as strings, unset scalars as their defaults.
-      loader: { keepCase: true, longs: String, enums: String, defaults: true, includeDirs: [root] },
       // As the HTTP body limit: no message of this API comes near it (a digest, a ciphertext of ≤ 512 bytes).
       maxReceiveMessageLength: 256 * 1024,
       // Finish calls in flight on shutdown (the HTTP side has SHUTDOWN_TIMEOUT_MS as the backstop).

@@ -1,4 +1,4 @@
-import { BadRequestException, Controller, UseFilters, UseGuards } from '@nestjs/common';
+import { BadRequestException, Controller, UseFilters, UseGuards, UseInterceptors } from '@nestjs/common';
 import { GrpcMethod } from '@nestjs/microservices';
 import type { Metadata } from '@grpc/grpc-js';
 import { KeysService, type CreateKeyRequest, type EncryptionAlgorithm, type KeyDetails, type KeyProperties, type SignatureAlgorithm } from '@app/keys';
@@ -7,6 +7,7 @@ import { Scope } from '../../auth/scopes';
 import { GrpcAuthGuard, grpcOperationContext } from './grpc-auth.guard';
 import { GrpcExceptionFilter } from './grpc-exception.filter';
 import { KEYS_GRPC_SERVICE } from './grpc-server';
+import { RejectUndecodableRequests } from './undecodable-request';
 
 /** `google.protobuf.Timestamp` as proto-loader gives it (longs as strings) and takes it. */
 interface Timestamp {
@@ -70,11 +71,13 @@ function key(k: KeyDetails) {
 /**
  * The keys API over gRPC (proto/credential_vault/keys/v1/keys.proto): the eight operations, each a
  * translation of the message into a KeysService call and back. Auth, scopes and the tenant come from
- * GrpcAuthGuard (the call's metadata); errors become gRPC statuses in GrpcExceptionFilter. Requests
- * are passed on as given: KeysService validates them (names, algorithms, digest sizes, key state).
+ * GrpcAuthGuard (the call's metadata); errors become gRPC statuses in GrpcExceptionFilter. A message that
+ * did not decode is refused after the guard (RejectUndecodableRequests); the others are passed on as given:
+ * KeysService validates them (names, algorithms, digest sizes, key state).
  */
 @Controller()
 @UseGuards(GrpcAuthGuard)
+@UseInterceptors(RejectUndecodableRequests)
 @UseFilters(GrpcExceptionFilter)
 export class KeysGrpcController {
   constructor(private readonly keys: KeysService) {}
