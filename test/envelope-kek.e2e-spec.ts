@@ -6,6 +6,16 @@ import { KeyVaultErrorCode, KeyVaultKeysProvider, KeyVaultProvider, isKeyVaultEr
 import { generateApiKey } from '../apps/api/src/auth/api-keys';
 import { startTestHost, TestHost } from './support/host';
 
+/** /metrics once it shows `line`: a scrape waits at most 500 ms for the key check, a slower one serves the next scrape. */
+async function metricsShowing(host: TestHost, line: string | RegExp): Promise<string> {
+  const shows = (text: string) => (typeof line === 'string' ? text.includes(line) : line.test(text));
+  let text = '';
+  for (const deadline = Date.now() + 10_000; Date.now() < deadline && !shows(text); await new Promise((r) => setTimeout(r, 200))) {
+    text = await (await fetch(`${host.baseUrl}/metrics`)).text();
+  }
+  return text;
+}
+
 /**
  * ENVELOPE_KEY_ENCRYPTION_KEY: the stock host wraps tenants' envelope data keys with a vault RSA key
  * instead of keeping them as readable vault secrets (the credentials lib's `envelope.keyEncryptionKey`).
@@ -52,7 +62,7 @@ describe('host: envelope data keys wrapped by ENVELOPE_KEY_ENCRYPTION_KEY', () =
     host.app.get(DataKeyService).clear(); // the verdict from before the key was created stands for 5 s
     const body = (await (await fetch(`${host.baseUrl}/health/ready`)).json()) as { status: string; details: Record<string, { status: string; keyName?: string; verdict?: string }> };
     expect(body.details.envelopeKek).toMatchObject({ status: 'up', keyName: kek, verdict: 'usable' });
-    expect(await (await fetch(`${host.baseUrl}/metrics`)).text()).toContain(`credential_vault_envelope_kek_usable{key="${kek}"} 1`);
+    expect(await metricsShowing(host, `credential_vault_envelope_kek_usable{key="${kek}"} 1`)).toContain(`credential_vault_envelope_kek_usable{key="${kek}"} 1`);
   });
 });
 
@@ -86,7 +96,8 @@ describe('host: an envelope key-encryption key that cannot be used is the server
     expect(ready.status).toBe(200); // degraded, not down: every replica has the same problem
     const body = (await ready.json()) as { status: string; details: Record<string, { status: string; verdict?: string; message?: string }> };
     expect(body.details.envelopeKek).toMatchObject({ status: 'degraded', verdict: 'unusable', message: expect.stringContaining('the vault answered KEY_NOT_FOUND') });
-    expect(await (await fetch(`${host.baseUrl}/metrics`)).text()).toMatch(/^credential_vault_envelope_kek_usable\{key="cv-missing-kek-[0-9a-f]+"\} 0$/m);
+    const unusable = /^credential_vault_envelope_kek_usable\{key="cv-missing-kek-[0-9a-f]+"\} 0$/m;
+    expect(await metricsShowing(host, unusable)).toMatch(unusable);
     expect(host.logs.join('\n')).toMatch(/the key-encryption key cv-missing-kek-[0-9a-f]+ cannot be used: the vault answered KEY_NOT_FOUND/);
   });
 });

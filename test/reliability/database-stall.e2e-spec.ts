@@ -241,4 +241,19 @@ describe('the host when PostgreSQL stalls on established connections', () => {
       ),
     ).toBe(true);
   }, 180_000);
+  it('answers /metrics at once while PostgreSQL stalls (its database-backed gauges keep their last samples): a scrape that timed out would drop every series, the alerts on them with it', async () => {
+    proxy.resume();
+    expect(await until(async () => (await call('GET', '/health/ready')).status === 200, WAIT_MS)).toBe(true);
+    proxy.stall();
+    const started = Date.now();
+    const scrape = await fetch(`${host.baseUrl}/metrics`, { signal: AbortSignal.timeout(WAIT_MS) });
+    const text = await scrape.text();
+    const elapsedMs = Date.now() - started;
+    proxy.resume();
+    expect(scrape.status).toBe(200);
+    expect(text).toMatch(/^credential_vault_database_pool_connections\{pool="main",state="busy"\} /m);
+    // The outbox backlog and certificate gauges read the database; their reads go on for the next scrape. Without the
+    // bound the scrape waited for them: the query deadline here (4 s), 40 s by default.
+    expect(elapsedMs).toBeLessThan(2_500);
+  }, 120_000);
 });

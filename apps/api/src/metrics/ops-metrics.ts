@@ -11,6 +11,12 @@ const DAY_MS = 86_400_000;
 const OUTBOX_BACKLOG_TTL_MS = 15_000;
 /** A scrape never scans more often than this: the gauge is for alerting in days, not seconds. */
 const CERT_SCAN_TTL_MS = 60_000;
+/**
+ * The longest a scrape waits for a read in flight (the database's, the vault's): past it, the last samples. A
+ * scrape held by a stalled database (its query deadline: 40 s) would time out at Prometheus and drop every series,
+ * the database alerts' and the pool's with them. The read goes on, for the next scrape.
+ */
+const SCRAPE_WAIT_MS = 500;
 /** Certificates past expiry are counted for this long (the expiry monitor's look-back). */
 const EXPIRED_CERT_LOOKBACK_DAYS = 30;
 const CERT_WINDOWS = [
@@ -53,7 +59,8 @@ export class OpsMetrics implements OnModuleInit {
     const certCounts = throttledRead(CERT_SCAN_TTL_MS, () => this.scanCertificates(), (e) =>
       this.logger.warn(`Client certificate expiry scan failed, keeping the last counts: ${describeError(e)}`),
     );
-    const kek = () => this.dataKeys.checkKeyEncryptionKey().catch(() => null);
+    // Every scrape checks it again (the service keeps its own answer), waiting at most SCRAPE_WAIT_MS.
+    const kek = throttledRead(0, () => this.dataKeys.checkKeyEncryptionKey(), () => undefined);
     // Both gauges of one scrape share a read.
     const backlog = throttledRead(OUTBOX_BACKLOG_TTL_MS, () => this.outbox.backlog(), (e) =>
       this.logger.warn(`the outbox backlog could not be read, keeping the last samples: ${describeError(e)}`),
@@ -151,7 +158,8 @@ export class OpsMetrics implements OnModuleInit {
 /**
  * A read for scrapes, made at most every `ttlMs` (counted from its start; scrapes meanwhile share it). A failed read
  * is reported to `onError` and not retried before `ttlMs` either. Returns what the last read gave: undefined before
- * the first and while the last one failed — a gauge left unset then keeps its last sample.
+ * the first and while the last one failed — a gauge left unset then keeps its last sample. A scrape waits for a read
+ * in flight at most SCRAPE_WAIT_MS, then takes what the one before gave.
  */
 function throttledRead<T>(ttlMs: number, read: () => Promise<T>, onError: (e: unknown) => void): () => Promise<T | undefined> {
   let last: T | undefined;
@@ -171,7 +179,9 @@ function throttledRead<T>(ttlMs: number, read: () => Promise<T>, onError: (e: un
         )
         .finally(() => (reading = undefined));
     }
-    await reading;
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([reading, new Promise<void>((resolve) => (timer = setTimeout(resolve, SCRAPE_WAIT_MS)))]);
+    clearTimeout(timer);
     return last;
   };
 }
