@@ -369,6 +369,8 @@ describe('loadAppConfig', () => {
     // One process on SQLite (or fan-out off) has no heartbeat: the variable would do nothing.
     expect(problemsOf({ CACHE_HEARTBEAT_LOST_AFTER_MS: '10000' })).toContain('CACHE_HEARTBEAT_LOST_AFTER_MS: applies only when cache evictions fan out');
     expect(problemsOf({ ...pg, CACHE_INVALIDATION: 'none', CACHE_HEARTBEAT_INTERVAL_MS: '500' })).toContain('CACHE_HEARTBEAT_INTERVAL_MS: applies only when cache evictions fan out');
+    // Redis for rate limits only (the memory tier on SQLite): nothing fans evictions out either.
+    expect(problemsOf({ REDIS_URL: 'redis://127.0.0.1:6379', CACHE_TIER: 'memory', CACHE_HEARTBEAT_INTERVAL_MS: '500' })).toContain('CACHE_HEARTBEAT_INTERVAL_MS: applies only when cache evictions fan out');
   });
 
   it('keeps gRPC off unless GRPC_ENABLED; on, it listens on GRPC_HOST:GRPC_PORT (loopback:50051 by default), never on the HTTP port', () => {

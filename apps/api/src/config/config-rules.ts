@@ -87,7 +87,9 @@ export function crossFieldProblems(env: Record<string, string | undefined>): str
   }
   if (!!env.SMTP_USER !== !!env.SMTP_PASSWORD) problems.push('SMTP_USER and SMTP_PASSWORD: set both or neither');
   // The heartbeat belongs to the eviction fan-out; a single process without it has none.
-  const fanOut = env.CACHE_INVALIDATION === 'redis' || env.CACHE_INVALIDATION === 'postgres' || (env.CACHE_INVALIDATION !== 'none' && (!!env.REDIS_URL || env.DATABASE_TYPE === 'postgres'));
+  // As `auto` resolves: redis with the redis tier (REDIS_URL, CACHE_TIER unset or redis), else postgres on PostgreSQL.
+  const redisTier = (env.CACHE_TIER ?? (env.REDIS_URL ? 'redis' : 'memory')) === 'redis';
+  const fanOut = env.CACHE_INVALIDATION === 'redis' || env.CACHE_INVALIDATION === 'postgres' || (env.CACHE_INVALIDATION !== 'none' && (redisTier || env.DATABASE_TYPE === 'postgres'));
   for (const v of ['CACHE_HEARTBEAT_INTERVAL_MS', 'CACHE_HEARTBEAT_LOST_AFTER_MS']) {
     if (env[v] && !fanOut) problems.push(`${v}: applies only when cache evictions fan out to other replicas (REDIS_URL or DATABASE_TYPE=postgres, CACHE_INVALIDATION not none); unset ${v}`);
   }
