@@ -107,6 +107,8 @@ export class NotificationDispatcher implements OnModuleInit, OnModuleDestroy {
     const key = { eventId: n.eventId, channel: notifier.channel };
     const { maxAttempts } = this.options.retry;
     await this.deliveries.ensure({ ...key, tenantId: n.tenantId, eventName: n.event }, this.clock.now());
+    // Asked before the read: a send that ends in the background while the row is read leaves that row showing its lease.
+    const wasSending = this.sendingInBackground.has(keyOf(key));
     const row = await this.deliveries.find(key);
     if (!row) return { channel: key.channel, status: NotificationDeliveryStatus.PENDING, now: false };
     if (row.status !== NotificationDeliveryStatus.PENDING) {
@@ -117,7 +119,7 @@ export class NotificationDispatcher implements OnModuleInit, OnModuleDestroy {
     const now = this.clock.now();
     // Backing off, or an attempt in flight elsewhere (its lease has not run out: the retry of a crashed attempt).
     if (row.nextAttemptAt.getTime() > now.getTime()) {
-      const dueInMs = this.sendingInBackground.has(keyOf(key)) ? undefined : row.nextAttemptAt.getTime() - now.getTime();
+      const dueInMs = wasSending || this.sendingInBackground.has(keyOf(key)) ? undefined : row.nextAttemptAt.getTime() - now.getTime();
       return { channel: key.channel, status: NotificationDeliveryStatus.PENDING, now: false, dueInMs };
     }
     if (row.attempts >= maxAttempts) {

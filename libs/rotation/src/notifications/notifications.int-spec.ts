@@ -282,6 +282,44 @@ describe.each(DATABASE_KINDS)('notifications on %s', (kind: TestDatabaseKind) =>
     for (const id of hanging) await waitFor(() => outboxDelivered(id), 'the slow tenant delivered once its receiver answers');
   });
 
+  it('a send that ends in the background while the outbox reads its row is retried at once, not after the lease that row still showed', async () => {
+    const ctx = ctxOf('lapse');
+    await setUp(ctx, '/lapse');
+    receiver.respond = (r, n) => (r.path.startsWith('/lapse') && n === 1 ? null : r.path.startsWith('/down') ? 503 : r.path.startsWith('/flaky') && n === 1 ? 500 : 204);
+    // The outbox's read of the webhook row, made while the first send hangs in the background, answers only after that
+    // send has timed out (3 s) and recorded its failure: the row it read still shows the attempt's lease (60 s).
+    const find = deliveries.find.bind(deliveries);
+    const recordFailure = deliveries.recordFailure.bind(deliveries);
+    let recorded!: () => void;
+    const failureRecorded = new Promise<void>((r) => (recorded = r));
+    let held = false;
+    const restore = () => Object.assign(deliveries, { find, recordFailure });
+    Object.assign(deliveries, {
+      recordFailure: async (...args: Parameters<typeof recordFailure>) => {
+        await recordFailure(...args);
+        if (args[0].channel === 'webhook') recorded();
+      },
+      find: async (key: Parameters<typeof find>[0]) => {
+        const row = await find(key);
+        if (held || key.channel !== 'webhook' || receiver.on('/lapse').length !== 1 || row?.attempts !== 1) return row;
+        held = true;
+        await failureRecorded;
+        await new Promise((r) => setTimeout(r, 50)); // the background send's bookkeeping is over
+        return row;
+      },
+    });
+    try {
+      const eventId = await emit(ctx, 'credential.revoked', { credentialId: 'c-l', integrationId: 'stripe', connectionId: 'lapse', type: 'api_key', reason: 'leak', severity: 'critical' });
+      await waitFor(() => held, 'a read held across the background send');
+      await failureRecorded;
+      // Retried within the outbox's own backoff (10–50 ms here), not deferred to the lease's end.
+      await waitFor(() => outboxDelivered(eventId), 'the retried webhook delivered', 10_000);
+      expect(receiver.on('/lapse')).toHaveLength(2);
+    } finally {
+      restore();
+    }
+  });
+
   it('a failing receiver is retried with backoff, then given up and recorded; e-mail and bus are not held back', async () => {
     const ctx = ctxOf('down');
     await setUp(ctx, '/down');
