@@ -1,6 +1,6 @@
 import { isAbsolute, resolve } from 'node:path';
 import type { AppConfig } from './app-config.types';
-import { crossFieldProblems, valueProblems } from './config-rules';
+import { cacheTierOf, crossFieldProblems, valueProblems } from './config-rules';
 import { envSchema } from './env-schema';
 import { OAuthRefreshConfigurationError, resolveOAuthRefreshOptions, resolveProviderConfig, type OAuthProviderConfig } from '@app/oauth-refresh';
 
@@ -103,7 +103,7 @@ export function loadAppConfig(env: Record<string, string | undefined>, cwd = pro
       cacheTtlMs: e.CACHE_TTL_MS,
       cacheMaxStaleMs: e.CACHE_MAX_STALE_MS,
       cacheMaxEntries: e.CACHE_MAX_ENTRIES,
-      cacheTier: e.CACHE_TIER ?? (e.REDIS_URL ? 'redis' : 'memory'),
+      cacheTier: cacheTierOf(e),
       cacheInvalidation: e.CACHE_INVALIDATION,
       cacheHeartbeat: { intervalMs: e.CACHE_HEARTBEAT_INTERVAL_MS, lostAfterMs: e.CACHE_HEARTBEAT_LOST_AFTER_MS },
       integrations: e.CREDENTIALS_INTEGRATIONS,

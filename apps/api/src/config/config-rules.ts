@@ -30,6 +30,11 @@ function devVaultSwitchProblems(env: Record<string, string | undefined>): string
   return problems;
 }
 
+/** The credential cache's tier: CACHE_TIER, else redis when REDIS_URL is set. */
+export function cacheTierOf<T extends string>(e: { CACHE_TIER?: T; REDIS_URL?: string }): T | 'redis' | 'memory' {
+  return e.CACHE_TIER ?? (e.REDIS_URL ? 'redis' : 'memory');
+}
+
 /**
  * Rules across variables. They look only at presence, so they run even when other variables fail to
  * parse: the operator sees every problem at once.
@@ -88,7 +93,7 @@ export function crossFieldProblems(env: Record<string, string | undefined>): str
   if (!!env.SMTP_USER !== !!env.SMTP_PASSWORD) problems.push('SMTP_USER and SMTP_PASSWORD: set both or neither');
   // The heartbeat belongs to the eviction fan-out; a single process without it has none.
   // As `auto` resolves: redis with the redis tier (REDIS_URL, CACHE_TIER unset or redis), else postgres on PostgreSQL.
-  const redisTier = (env.CACHE_TIER ?? (env.REDIS_URL ? 'redis' : 'memory')) === 'redis';
+  const redisTier = cacheTierOf(env) === 'redis';
   const fanOut = env.CACHE_INVALIDATION === 'redis' || env.CACHE_INVALIDATION === 'postgres' || (env.CACHE_INVALIDATION !== 'none' && (redisTier || env.DATABASE_TYPE === 'postgres'));
   for (const v of ['CACHE_HEARTBEAT_INTERVAL_MS', 'CACHE_HEARTBEAT_LOST_AFTER_MS']) {
     if (env[v] && !fanOut) problems.push(`${v}: applies only when cache evictions fan out to other replicas (REDIS_URL or DATABASE_TYPE=postgres, CACHE_INVALIDATION not none); unset ${v}`);
@@ -128,7 +133,7 @@ export function valueProblems(e: EnvVars): string[] {
   if (e.SMTP_SECURE && e.SMTP_IGNORE_TLS) problems.push('SMTP_IGNORE_TLS: cannot be combined with SMTP_SECURE (TLS from the first byte)');
   if (e.SMTP_REQUIRE_TLS && e.SMTP_IGNORE_TLS) problems.push('SMTP_IGNORE_TLS: cannot be combined with SMTP_REQUIRE_TLS');
   if (e.CACHE_TIER === 'redis' && !e.REDIS_URL) problems.push('CACHE_TIER: redis needs REDIS_URL');
-  const tier = e.CACHE_TIER ?? (e.REDIS_URL ? 'redis' : 'memory');
+  const tier = cacheTierOf(e);
   if (e.CACHE_INVALIDATION === 'redis' && tier !== 'redis') problems.push('CACHE_INVALIDATION: redis needs the redis cache tier (REDIS_URL, CACHE_TIER unset or redis)');
   if (e.CACHE_INVALIDATION === 'postgres' && e.DATABASE_TYPE !== 'postgres') problems.push('CACHE_INVALIDATION: postgres needs DATABASE_TYPE=postgres');
   if (e.CACHE_INVALIDATION === 'none' && tier === 'redis') problems.push('CACHE_INVALIDATION: none cannot be used with the redis cache tier (replicas would serve evicted entries)');
