@@ -196,10 +196,8 @@ export class PostgresInvalidationBus extends CacheInvalidationBus {
 
   /** One query at a time on the LISTEN connection (heartbeats and the answer check share it). */
   private onListenConnection(client: PgListenClient, sql: string, params?: unknown[]): Promise<unknown> {
-    const run = this.tail.then(
-      () => client.query(sql, params),
-      () => client.query(sql, params),
-    );
+    const send = () => client.query(sql, params);
+    const run = this.tail.then(send, send);
     this.tail = run.catch(() => undefined);
     return run;
   }
