@@ -1,6 +1,6 @@
 import type { DataSource } from 'typeorm';
 import { LockSessions } from '../lock/lock-sessions';
-import { DatabasePoolExhaustedError } from './persistence.errors';
+import { DatabasePoolExhaustedError, DatabaseUnresponsiveError, PersistenceErrorCode } from './persistence.errors';
 
 /**
  * pg-pool's error for a caller that waited `connectionTimeoutMillis` in its queue: the pool was full, of busy
@@ -10,6 +10,9 @@ const POOL_WAIT_TIMEOUT = 'timeout exceeded when trying to connect';
 
 /** pg-pool's size when none is set. */
 const PG_POOL_DEFAULT_MAX = 10;
+
+/** How long the liveness check of an idle connection may wait when the pool sets no `connectionTimeoutMillis`. */
+const DEFAULT_CHECK_WAIT_MS = 10_000;
 
 type Callback = (err: Error | undefined, client?: unknown, done?: unknown) => void;
 
@@ -24,21 +27,56 @@ interface PgPoolLike {
 }
 interface PgEventClient {
   once(event: 'end', listener: () => void): unknown;
+  on(event: 'error', listener: (e: unknown) => void): unknown;
+  removeListener(event: 'error', listener: (e: unknown) => void): unknown;
+  query(sql: string): Promise<unknown>;
+  /** node-postgres' protocol connection (absent from pg-native clients, which are left unchecked). */
+  connection?: {
+    on(event: 'readyForQuery' | 'error', listener: (e?: unknown) => void): unknown;
+    stream?: { destroy(error?: Error): void };
+  };
 }
 type PgPoolClass = new (...args: never[]) => PgPoolLike;
+type Release = (error?: Error) => void;
+
+export interface PostgresDriverOptions {
+  /**
+   * A connection not heard from for this long is checked with a round trip (`SELECT 1`, which may wait the pool's
+   * `connectionTimeoutMillis`) before it is handed out, and closed instead when it does not answer: a stall that
+   * no query met can leave an idle connection on a dead path. Busy pools never wait this long between uses, so
+   * their checkouts cost nothing. 0: no check (connections are still closed after a stall was seen).
+   * @default 5000
+   */
+  idleCheckMs?: number;
+}
 
 /**
  * The node-postgres module (`import pg from 'pg'`) as a TypeORM postgres DataSource's `driver` option: the same
- * module, with a pool whose caller that waited in vain for a free connection while every connection was open and
- * busy fails with `DatabasePoolExhaustedError` (6008 `DATABASE_POOL_EXHAUSTED`), which names the setting to
- * raise, instead of pg's untyped "timeout exceeded when trying to connect". A wait that timed out while some
- * connections were still being opened keeps pg's error (the database is slow to accept: a pool size does not help).
- * The advisory-lock sessions (`LockSessions`) build their pool from the same module; they never queue in it.
+ * module, with a pool
+ * - whose caller that waited in vain for a free connection while every connection was open and busy fails with
+ *   `DatabasePoolExhaustedError` (6008 `DATABASE_POOL_EXHAUSTED`), which names the setting to raise, instead of
+ *   pg's untyped "timeout exceeded when trying to connect". A wait that timed out while some connections were still
+ *   being opened keeps pg's error (the database is slow to accept: a pool size does not help);
+ * - that hands out no connection that sat idle through a stall. PostgreSQL may answer again on new connections
+ *   only while the path the open ones took stays dead (a NAT or load-balancer flow lost and silently dropped, a
+ *   pooler stuck on its server connection, a hung backend): an idle socket tells nothing, and the first query
+ *   on it would wait for the query deadline (`postgresTimeoutOptions`) and fail. Once a query of any pool of this
+ *   driver met its deadline, or a liveness check went unanswered, every connection not heard from since is closed
+ *   when taken and another one given; a connection idle past `idleCheckMs` is checked first.
+ * The advisory-lock sessions (`LockSessions`) build their pool from the same module (so a stall seen on either
+ * pool closes the other's idle connections too); they never queue in it.
  */
-export function postgresDriver<T extends { Pool: PgPoolClass }>(pg: T): T {
+export function postgresDriver<T extends { Pool: PgPoolClass }>(pg: T, options: PostgresDriverOptions = {}): T {
+  const idleCheckMs = options.idleCheckMs ?? 5000;
+  /** When a query of this driver's pools last went unanswered (0: never); connections not heard from since are suspect. */
+  let stallSeenAt = 0;
+  const stallSeen = () => (stallSeenAt = Date.now());
+
   class Pool extends pg.Pool {
     /** Connections open (connected and not ended), busy or idle. */
     private readonly open = new Set<PgEventClient>();
+    /** When each connection last finished a query (or connected). */
+    private readonly heardAt = new WeakMap<PgEventClient, number>();
     /** Callers given DatabasePoolExhaustedError (`postgresPoolStats`). */
     exhaustedCount = 0;
 
@@ -47,14 +85,65 @@ export function postgresDriver<T extends { Pool: PgPoolClass }>(pg: T): T {
       this.on('connect', (client) => {
         this.open.add(client);
         client.once('end', () => this.open.delete(client));
+        const connection = client.connection;
+        if (!connection) return;
+        this.heardAt.set(client, Date.now());
+        connection.on('readyForQuery', () => this.heardAt.set(client, Date.now()));
+        connection.on('error', (e) => {
+          if ((e as { code?: unknown } | undefined)?.code === PersistenceErrorCode.DATABASE_UNRESPONSIVE) stallSeen();
+        });
       });
     }
 
     override connect(callback?: Callback): unknown {
-      if (typeof callback === 'function') return super.connect((err, client, done) => callback(err && (this.typed(err) as Error), client, done));
-      return (super.connect() as Promise<unknown>).catch((e: unknown) => {
-        throw this.typed(e);
+      if (typeof callback === 'function') return this.checkout(callback);
+      return new Promise((resolve, reject) => this.checkout((err, client) => (err ? reject(err) : resolve(client))));
+    }
+
+    /** A connection of the pool that is not suspect of sitting idle through a stall. */
+    private checkout(callback: Callback): void {
+      super.connect((err, c, done) => {
+        if (err) return callback(this.typed(err) as Error);
+        const client = c as PgEventClient;
+        const heardAt = this.heardAt.get(client);
+        if (heardAt === undefined || (heardAt >= stallSeenAt && (idleCheckMs <= 0 || Date.now() - heardAt < idleCheckMs))) return callback(undefined, client, done);
+        if (heardAt < stallSeenAt) {
+          this.evict(client, done as Release);
+          return this.checkout(callback);
+        }
+        void this.answers(client).then((alive) => {
+          if (alive) return callback(undefined, client, done);
+          stallSeen();
+          this.evict(client, done as Release);
+          this.checkout(callback);
+        });
       });
+    }
+
+    /** One round trip on an idle connection, within the time a new connection may take. */
+    private async answers(client: PgEventClient): Promise<boolean> {
+      const configured = Number(this.options.connectionTimeoutMillis);
+      const waitMs = configured > 0 ? configured : DEFAULT_CHECK_WAIT_MS;
+      // Nobody else listens while the pool holds it: an error of this connection must not crash the process.
+      const ignore = () => undefined;
+      client.on('error', ignore);
+      const timer = setTimeout(() => client.connection?.stream?.destroy(new DatabaseUnresponsiveError(waitMs)), waitMs);
+      try {
+        await client.query('SELECT 1');
+        client.removeListener('error', ignore);
+        return true;
+      } catch {
+        return false;
+      } finally {
+        clearTimeout(timer);
+      }
+    }
+
+    /** Out of the pool, its socket closed at once: a path that may be dead gets no goodbye to wait for. */
+    private evict(client: PgEventClient, release: Release): void {
+      client.on('error', () => undefined);
+      release(new Error('PostgreSQL connection not heard from since a stall: closed'));
+      client.connection?.stream?.destroy();
     }
 
     private typed(e: unknown): unknown {

@@ -1,7 +1,8 @@
 /**
  * Integration (real PostgreSQL, through a TCP proxy that can stall): the bounds `postgresTimeoutOptions` puts on
  * a DataSource, and the long work that must still run under them (migrations, a long advisory-lock wait, work
- * inside `withStatementTimeout`); and `postgresDriver`'s typed error for a full pool.
+ * inside `withStatementTimeout`); and `postgresDriver`'s typed error for a full pool, and its pools' refusal to hand out a
+ * connection that sat idle through a stall.
  */
 import { randomBytes } from 'node:crypto';
 import pg, { Client } from 'pg';
@@ -186,6 +187,51 @@ describe('postgresTimeoutOptions (PostgreSQL)', () => {
       expect(c).not.toBeInstanceOf(DatabasePoolExhaustedError);
       expect(c).toMatchObject({ message: 'timeout exceeded when trying to connect' });
       expect(await b).toMatchObject({ message: 'Connection terminated due to connection timeout' });
+    }, 30_000);
+
+    // PostgreSQL stalled and answers again on new connections only (the path the open ones took is still dead: a
+    // lost NAT or load-balancer flow, a pooler stuck on its server connection). A connection that sat idle through it
+    // must not be handed out: its first query would wait for the deadline and fail.
+    const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+    const lockKey = () => `job-${randomBytes(4).toString('hex')}`;
+
+    it("after a query met its deadline, the connections not heard from since (the pool's and the lock sessions') are closed when taken: the next queries and locks go through at once", async () => {
+      const ds = await withDriver();
+      // Both connections of the pool open and idle, and a lock session idle beside them.
+      await Promise.all([ds.query('SELECT pg_sleep(0.1)'), ds.query('SELECT pg_sleep(0.1)')]);
+      const lock = createDistributedLock(ds);
+      expect(await lock.tryRun(lockKey(), async () => 'held')).toEqual({ acquired: true, value: 'held' });
+
+      proxy.stall();
+      expect(await failure(ds.query('SELECT 1'))).toMatchObject({ code: PersistenceErrorCode.DATABASE_UNRESPONSIVE });
+      proxy.passNew();
+      // The pool's other connection and the lock session sat idle through the stall: each is replaced, not tried.
+      const started = Date.now();
+      expect(await ds.query('SELECT 1 AS one')).toEqual([{ one: 1 }]);
+      expect(await ds.query('SELECT 1 AS one')).toEqual([{ one: 1 }]);
+      expect(await lock.tryRun(lockKey(), async () => 'again')).toEqual({ acquired: true, value: 'again' });
+      expect(Date.now() - started).toBeLessThan(TIMEOUTS.queryTimeoutMs);
+    }, 30_000);
+
+    it('a connection idle past idleCheckMs is checked before it is handed out: a live one serves on, one a stall nobody noticed left dead is replaced', async () => {
+      const ds = await open(options({}, { driver: postgresDriver(pg, { idleCheckMs: 300 }) } as Partial<DataSourceOptions>));
+      const [first] = await ds.query('SELECT pg_backend_pid() AS pid');
+      await sleep(500);
+      expect(await ds.query('SELECT pg_backend_pid() AS pid')).toEqual([first]);
+
+      await Promise.all([ds.query('SELECT pg_sleep(0.1)'), ds.query('SELECT pg_sleep(0.1)')]);
+      // No query during the stall: no deadline tells the pool anything.
+      proxy.stall();
+      await sleep(200);
+      proxy.passNew();
+      await sleep(500);
+      // The check of the first connection taken gets no answer within the connect timeout (1 s): it is closed. That
+      // showed a stall, so the other one, not heard from since, is closed without a check of its own (one failed
+      // check per stall, not one per connection), and a new connection serves.
+      const started = Date.now();
+      expect(await ds.query('SELECT 1 AS one')).toEqual([{ one: 1 }]);
+      expect(Date.now() - started).toBeLessThan(1800);
+      expect(await Promise.all([ds.query('SELECT 1 AS one'), ds.query('SELECT 1 AS one')])).toEqual([[{ one: 1 }], [{ one: 1 }]]);
     }, 30_000);
   });
 });
