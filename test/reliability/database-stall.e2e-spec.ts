@@ -229,10 +229,9 @@ describe('the host when PostgreSQL stalls on established connections', () => {
     expect(await within(held)).toEqual({ acquired: true });
     proxy.passNew();
     // ...and PostgreSQL, which never heard, would keep the lock for that orphaned session.
-    // A pooled connection left idle when the stall began is wedged too: the request that takes it gets 503
-    // DATABASE_UNRESPONSIVE once its query deadline passes (the connection is closed then), the next one a new connection.
-    let d = await create('d0');
-    for (let i = 1; i <= 10 && d.status === 503 && d.body?.codeName === 'DATABASE_UNRESPONSIVE'; i++) d = await create(`d${i}`);
+    // The pooled connections left idle when the stall began are wedged too (their path still stalled): the unlock that
+    // met its deadline showed the stall, so they are closed when taken, and the first write after it goes through.
+    const d = await create('d');
     expect(d.status).toBe(201);
     expect(
       await until(
