@@ -16,6 +16,7 @@ describe.each(DATABASE_KINDS)('hardened HTTP API on %s', (kind) => {
   const key = generateApiKey('acme-app', 'acme', ['credentials:read', 'credentials:read-value', 'credentials:write']);
   const auditor = generateApiKey('acme-audit', 'acme', ['audit:read']);
   const revoker = generateApiKey('acme-revoker', 'acme', ['credentials:revoke']);
+  const keyAdmin = generateApiKey('acme-keys', 'acme', ['keys:read', 'keys:write']);
 
   interface Answer {
     status: number;
@@ -49,7 +50,7 @@ describe.each(DATABASE_KINDS)('hardened HTTP API on %s', (kind) => {
   };
 
   beforeAll(async () => {
-    host = await startTestHost(kind, { AUTH_API_KEYS: JSON.stringify([key.entry, auditor.entry, revoker.entry]), OAUTH_PROACTIVE_ENABLED: 'false', LOG_LEVEL: 'debug' });
+    host = await startTestHost(kind, { AUTH_API_KEYS: JSON.stringify([key.entry, auditor.entry, revoker.entry, keyAdmin.entry]), OAUTH_PROACTIVE_ENABLED: 'false', LOG_LEVEL: 'debug' });
     base = host.baseUrl;
     // A provider whose token endpoint nobody listens on: storing tokens never calls it; a forced refresh would fail (503).
     host.app.get(OAuthProviderRegistry).register({ integrationId: 'prov', tokenEndpoint: 'http://127.0.0.1:9/token', clientId: 'client', clientSecret: { credentialId: randomUUID(), tenantId: 'system' }, allowInsecureRequests: true });
@@ -351,6 +352,37 @@ describe.each(DATABASE_KINDS)('hardened HTTP API on %s', (kind) => {
     expect(revoked.status).toBe(200);
     expect((await send('GET', `/v1/credentials/${id}`)).body.status).toBe('revoked');
     expect((await json('POST', '/v1/credentials/delete-batch', { ids: [upper] })).body).toEqual({ deleted: [id], notFound: [] });
+  });
+
+  it('13. a tag named like a member of every object (toString, valueOf, …) is stored, not silently dropped; constructor and prototype are 400', async () => {
+    // class-transformer skipped keys an object inherits a method for, and Nest's ValidationPipe deletes
+    // `constructor` and `prototype` keys at any depth: a 201/200 answered without those tags.
+    const tags = { toString: 't', valueOf: 'v', hasOwnProperty: 'h', __defineGetter__: 'g', isPrototypeOf: 'i', plain: 'p' };
+    const created = await json('POST', '/v1/credentials', { integrationId: 'github', connectionId: `c-${randomBytes(4).toString('hex')}`, type: 'api_key', value: secret(), tags });
+    expect(created.status).toBe(201);
+    expect(created.body.tags).toEqual(tags);
+    const id = created.body.id as string;
+    expect((await send('GET', `/v1/credentials/${id}`)).body.tags).toEqual(tags);
+    const replaced = { toLocaleString: 'l', propertyIsEnumerable: 'e' };
+    expect((await json('PATCH', `/v1/credentials/${id}`, { tags: replaced })).body.tags).toEqual(replaced);
+    expect((await send('GET', `/v1/credentials/${id}`)).body.tags).toEqual(replaced);
+
+    const name = `tags-${randomBytes(3).toString('hex')}`;
+    const keyJson = (method: string, path: string, body: unknown) => send(method, path, { body: JSON.stringify(body), contentType: 'application/json', apiKey: keyAdmin.key });
+    const keyCreated = await keyJson('POST', '/v1/keys', { name, type: 'EC', curve: 'P-256', tags });
+    expect(keyCreated.status).toBe(201);
+    expect(keyCreated.body.tags).toEqual(tags);
+    expect((await send('GET', `/v1/keys/${name}`, { apiKey: keyAdmin.key })).body.tags).toEqual(tags);
+    expect((await keyJson('PATCH', `/v1/keys/${name}`, { tags: replaced })).body.tags).toEqual(replaced);
+
+    for (const forbidden of ['constructor', 'prototype']) {
+      const r = await refusedWithoutWrites(400, () => json('PATCH', `/v1/credentials/${id}`, { tags: { [forbidden]: 'x', plain: 'p' } }));
+      expect(r.body.message).toMatch(/forbidden key/);
+      await refusedWithoutWrites(400, () => json('POST', '/v1/credentials', { integrationId: 'github', connectionId: 'c-forbidden', type: 'api_key', value: secret(), tags: { [forbidden]: 'x' } }));
+      expect((await keyJson('PATCH', `/v1/keys/${name}`, { tags: { [forbidden]: 'x' } })).status).toBe(400);
+    }
+    expect((await send('GET', `/v1/credentials/${id}`)).body.tags).toEqual(replaced);
+    expect((await send('GET', `/v1/keys/${name}`, { apiKey: keyAdmin.key })).body.tags).toEqual(replaced);
   });
 
   it('9. a batch delete with one malformed id is 400 and deletes nothing; unknown well-formed ids are reported', async () => {

@@ -1,7 +1,7 @@
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
-import { ArrayMaxSize, ArrayMinSize, IsArray, IsEnum, IsIn, IsInt, IsObject, IsOptional, IsString, IsUUID, Matches, MaxLength, Min, MinLength, ValidateIf } from 'class-validator';
+import { ArrayMaxSize, ArrayMinSize, IsArray, IsEnum, IsIn, IsInt, IsOptional, IsString, IsUUID, Matches, MaxLength, Min, MinLength, ValidateIf } from 'class-validator';
 import { CredentialStatus, CredentialType, IDENTIFIER_PATTERN, MAX_TAGS, ValueStoreKind } from '@app/credentials';
-import { IsDateTime, LowerCaseUuid, QueryBoolean, QueryInt } from '../http/strict-input';
+import { IsDateTime, IsJsonObject, LowerCaseUuid, QueryBoolean, QueryInt } from '../http/strict-input';
 
 const ID_MESSAGE = '$property must be 1–128 characters of letters, digits and . _ : @ -';
 /** Key Vault's limit is 25 KB; the lib checks bytes exactly, this only stops absurd bodies early. */
@@ -35,7 +35,7 @@ export class StoreCredentialDto {
 
   @ApiPropertyOptional({ ...TAGS_SCHEMA, description: 'At most 15 tags; never values' })
   @IsOptional()
-  @IsObject()
+  @IsJsonObject()
   tags?: Record<string, string>;
 
   @ApiPropertyOptional({ enum: ValueStoreKind })
@@ -94,7 +94,7 @@ const SETTABLE_STATUSES = [CredentialStatus.ACTIVE, CredentialStatus.EXPIRED, Cr
 export class UpdateCredentialDto extends ExpectedVersionDto {
   @ApiPropertyOptional({ ...TAGS_SCHEMA, description: 'Replaces every tag (at most 15)' })
   @IsOptional()
-  @IsObject()
+  @IsJsonObject()
   tags?: Record<string, string>;
 
   @ApiPropertyOptional({ type: String, format: 'date-time', nullable: true })

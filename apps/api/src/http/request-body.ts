@@ -70,7 +70,7 @@ export function parseBody(body: DeferredBody): Record<string, unknown> | undefin
   try {
     parsed = JSON.parse(text, refusePrototypeKeys);
   } catch (e) {
-    throw new BadRequestException(e instanceof ForbiddenKey ? 'request body contains a forbidden key (__proto__ or constructor.prototype)' : 'request body is not valid JSON');
+    throw new BadRequestException(e instanceof ForbiddenKey ? 'request body contains a forbidden key (__proto__, constructor or prototype)' : 'request body is not valid JSON');
   }
   if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) throw new BadRequestException('request body must be a JSON object');
   return parsed as Record<string, unknown>;
@@ -78,8 +78,9 @@ export function parseBody(body: DeferredBody): Record<string, unknown> | undefin
 
 class ForbiddenKey extends Error {}
 
+/** Refused rather than dropped: Nest's ValidationPipe deletes `constructor` and `prototype` keys at any depth, so a tag so named vanished from a 201. */
 function refusePrototypeKeys(key: string, value: unknown): unknown {
-  if (key === '__proto__' || (key === 'constructor' && value !== null && typeof value === 'object' && 'prototype' in value)) throw new ForbiddenKey();
+  if (key === '__proto__' || key === 'constructor' || key === 'prototype') throw new ForbiddenKey();
   return value;
 }
 

@@ -1,6 +1,6 @@
 import { applyDecorators, ArgumentMetadata, BadRequestException, createParamDecorator, ExecutionContext, Param, ParseUUIDPipe, Type, ValidationError, ValidationPipe } from '@nestjs/common';
 import { plainToInstance, Transform } from 'class-transformer';
-import { getMetadataStorage, IsBoolean, IsDate, IsInt, Max, Min, validateSync } from 'class-validator';
+import { getMetadataStorage, IsBoolean, IsDate, IsInt, IsObject, Max, Min, validateSync } from 'class-validator';
 
 // Only what the OpenAPI document says is accepted: RFC 3339 date-times as strings, integers as
 // decimal digits (query strings, path segments) or JSON integers (bodies). No `0x10`, `1e3`, `true`
@@ -35,6 +35,18 @@ export function IsDateTime(options: { nullable?: boolean } = {}) {
   return applyDecorators(
     Transform(({ value }) => (value === null && options.nullable ? null : value === undefined ? undefined : parseDateTime(value))),
     IsDate({ message }),
+  );
+}
+
+/**
+ * A JSON object field (tags) taken exactly as sent. class-transformer copies an untyped object key by key
+ * and skips every key an object inherits a method for (`constructor`, `toString`, `valueOf`, …): such a
+ * tag was dropped from a write that answered 201.
+ */
+export function IsJsonObject() {
+  return applyDecorators(
+    Transform(({ obj, key }) => (obj as Record<string, unknown>)[key]),
+    IsObject(),
   );
 }
 

@@ -1,8 +1,8 @@
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
 import { applyDecorators } from '@nestjs/common';
 import { Transform } from 'class-transformer';
-import { ArrayMaxSize, IsArray, IsBoolean, IsIn, IsObject, IsOptional, IsString, Matches, MaxLength, ValidateBy } from 'class-validator';
-import { IsDateTime, QueryInt } from '../http/strict-input';
+import { ArrayMaxSize, IsArray, IsBoolean, IsIn, IsOptional, IsString, Matches, MaxLength, ValidateBy } from 'class-validator';
+import { IsDateTime, IsJsonObject, QueryInt } from '../http/strict-input';
 
 // Accepted spellings are the JOSE/Key Vault ones; the lib decides what a given key allows (and
 // refuses RSA1_5 unless enabled) — these lists only turn a typo into a 400 that names the field.
@@ -44,7 +44,7 @@ export class UpdateKeyDto {
 
   @ApiPropertyOptional({ ...TAGS_DOC, description: 'At most 15 tags, never secrets; an update replaces every tag' })
   @IsOptional()
-  @IsObject()
+  @IsJsonObject()
   tags?: Record<string, string>;
 
   @ApiPropertyOptional({ type: String, format: 'date-time' })
