@@ -385,6 +385,25 @@ describe.each(DATABASE_KINDS)('hardened HTTP API on %s', (kind) => {
     expect((await send('GET', `/v1/keys/${name}`, { apiKey: keyAdmin.key })).body.tags).toEqual(replaced);
   });
 
+  it('14. a body that repeats a member name in one object is 400 (which one counts is up to each parser), never the last one silently', async () => {
+    const { id, rowVersion } = await store();
+    const first = secret();
+    const second = secret();
+    const create = (members: string) => send('POST', '/v1/credentials', { body: `{"integrationId":"github","connectionId":"dup","type":"api_key",${members}}`, contentType: 'application/json' });
+    for (const members of [`"value":"${first}","value":"${second}"`, `"value":"${first}","v\\u0061lue":"${second}"`, `"value":"${first}","tags":{"a":"1","b":"2","a":"3"}`]) {
+      const r = await refusedWithoutWrites(400, () => create(members));
+      expect(r.body.message).toBe('request body repeats a member name within one object');
+      expect(r.text).not.toContain(first);
+      expect(r.text).not.toContain(second);
+    }
+    // A compare-and-set that a proxy reads as one version and the host as another.
+    const patch = `{"tags":{"k":"v"},"expectedVersion":${rowVersion},"expectedVersion":${rowVersion + 5}}`;
+    await refusedWithoutWrites(400, () => send('PATCH', `/v1/credentials/${id}`, { body: patch, contentType: 'application/json' }));
+    // The same name in different objects, or as a value, is no repeat.
+    const ok = await create(`"value":"value","tags":{"value":"integrationId","type":"x"}`);
+    expect(ok.status).toBe(201);
+  });
+
   it('9. a batch delete with one malformed id is 400 and deletes nothing; unknown well-formed ids are reported', async () => {
     const { id } = await store();
     const r = await refusedWithoutWrites(400, () => json('POST', '/v1/credentials/delete-batch', { ids: [id, 'not-a-uuid'] }));

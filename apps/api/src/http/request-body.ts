@@ -65,13 +65,17 @@ export function parseBody(body: DeferredBody): Record<string, unknown> | undefin
   } catch {
     throw new BadRequestException('request body is not valid UTF-8');
   }
-  if (jsonDepth(text) > MAX_JSON_DEPTH) throw new BadRequestException(`request body nests deeper than ${MAX_JSON_DEPTH} levels`);
+  const shape = scanJson(text);
+  if (shape.depth > MAX_JSON_DEPTH) throw new BadRequestException(`request body nests deeper than ${MAX_JSON_DEPTH} levels`);
   let parsed: unknown;
   try {
     parsed = JSON.parse(text, refusePrototypeKeys);
   } catch (e) {
     throw new BadRequestException(e instanceof ForbiddenKey ? 'request body contains a forbidden key (__proto__, constructor or prototype)' : 'request body is not valid JSON');
   }
+  // JSON.parse keeps the last of two members of one name, other parsers (a proxy, a WAF, the client's own
+  // checks) the first: `"value"` or `"expectedVersion"` given twice would mean one thing here and another there.
+  if (shape.repeatedName) throw new BadRequestException('request body repeats a member name within one object');
   if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) throw new BadRequestException('request body must be a JSON object');
   return parsed as Record<string, unknown>;
 }
@@ -84,21 +88,56 @@ function refusePrototypeKeys(key: string, value: unknown): unknown {
   return value;
 }
 
-/** The deepest nesting of arrays and objects in `text`, counted without recursion (brackets inside strings do not count). */
-export function jsonDepth(text: string): number {
+/**
+ * The deepest nesting of arrays and objects in `text`, and whether an object names a member twice, in one
+ * pass without recursion (brackets and quotes inside strings do not count). Meaningful for valid JSON only.
+ */
+export function scanJson(text: string): { depth: number; repeatedName: boolean } {
+  // Per open container: the member names seen so far of an object, undefined for an array.
+  const open: (Set<string> | undefined)[] = [];
   let depth = 0;
-  let max = 0;
-  let inString = false;
+  let repeatedName = false;
+  // The last token was `{`, `[` or `,`: a string that starts here inside an object is a member name.
+  let nameMayFollow = false;
   for (let i = 0; i < text.length; i++) {
     const c = text.charCodeAt(i);
-    if (inString) {
-      if (c === 0x5c) i++; // backslash: skip the escaped character
-      else if (c === 0x22) inString = false;
-    } else if (c === 0x22) inString = true;
-    else if (c === 0x7b || c === 0x5b) max = Math.max(max, ++depth);
-    else if (c === 0x7d || c === 0x5d) depth--;
+    if (c === 0x22) {
+      const start = i + 1;
+      let escaped = false;
+      for (i = start; i < text.length; i++) {
+        const d = text.charCodeAt(i);
+        if (d === 0x5c) {
+          escaped = true;
+          i++; // skip the escaped character
+        } else if (d === 0x22) break;
+      }
+      const names = open[open.length - 1];
+      if (nameMayFollow && names !== undefined) {
+        const name = escaped ? unescapeJsonString(text.slice(start, i)) : text.slice(start, i);
+        if (names.has(name)) repeatedName = true;
+        names.add(name);
+      }
+      nameMayFollow = false;
+    } else if (c === 0x7b || c === 0x5b) {
+      open.push(c === 0x7b ? new Set() : undefined);
+      depth = Math.max(depth, open.length);
+      nameMayFollow = true;
+    } else if (c === 0x2c) nameMayFollow = true;
+    else if (c !== 0x20 && c !== 0x09 && c !== 0x0a && c !== 0x0d) {
+      if (c === 0x7d || c === 0x5d) open.pop();
+      nameMayFollow = false;
+    }
   }
-  return max;
+  return { depth, repeatedName };
+}
+
+/** `"v\u0061lue"` and `"value"` name the same member. An escape JSON.parse would refuse is left as written (the body is refused anyway). */
+function unescapeJsonString(raw: string): string {
+  try {
+    return JSON.parse(`"${raw}"`) as string;
+  } catch {
+    return raw;
+  }
 }
 
 /** What a route declares it takes besides its path: query names (or any, for a query DTO) and whether a body. */
