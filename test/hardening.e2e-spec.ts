@@ -404,6 +404,16 @@ describe.each(DATABASE_KINDS)('hardened HTTP API on %s', (kind) => {
     expect(ok.status).toBe(201);
   });
 
+  it('15. a list route refuses a query parameter it does not declare, named as a query parameter — constructor, prototype and __proto__ too (they were ignored)', async () => {
+    for (const q of ['bogus=1', 'constructor=1', 'prototype=1', '__proto__=1', 'limit=5&constructor=1']) {
+      const r = await refusedWithoutWrites(400, () => send('GET', `/v1/credentials?${q}`));
+      expect(r.body.message).toEqual(['the query has a parameter that is not accepted']);
+    }
+    const typo = await refusedWithoutWrites(400, () => send('GET', '/v1/credentials/expiring?dayz=1'));
+    expect(typo.body.message).toEqual(['the query has a parameter that is not accepted (did you mean days?)']);
+    expect((await send('GET', '/v1/credentials?limit=5')).status).toBe(200);
+  });
+
   it('9. a batch delete with one malformed id is 400 and deletes nothing; unknown well-formed ids are reported', async () => {
     const { id } = await store();
     const r = await refusedWithoutWrites(400, () => json('POST', '/v1/credentials/delete-batch', { ids: [id, 'not-a-uuid'] }));

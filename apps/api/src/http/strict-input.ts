@@ -106,6 +106,11 @@ class HostValidationPipe extends ValidationPipe {
 
   override async transform(value: unknown, metadata: ArgumentMetadata): Promise<unknown> {
     const type = metadata.metatype as Type<unknown> | undefined;
+    if (metadata.type === 'query' && metadata.data === undefined && type) {
+      queryDtos.add(type);
+      // Nest deletes these keys before the whitelist looks: refused here, as any undeclared parameter is, not ignored.
+      if (value !== null && typeof value === 'object' && PROTOTYPE_KEYS.some((k) => Object.hasOwn(value, k))) throw new BadRequestException([UNKNOWN_QUERY_PARAMETER]);
+    }
     if (metadata.type === 'query' && type && isEmptyObject(value) && this.toValidate(metadata)) {
       let accepts = this.acceptsEmpty.get(type);
       if (accepts === undefined) {
@@ -119,6 +124,11 @@ class HostValidationPipe extends ValidationPipe {
     return super.transform(value, metadata);
   }
 }
+
+/** DTO classes a whole query string is read into: an unknown field of theirs is a query parameter, not a body property. */
+const queryDtos = new WeakSet<object>();
+const PROTOTYPE_KEYS = ['__proto__', 'constructor', 'prototype'];
+const UNKNOWN_QUERY_PARAMETER = 'the query has a parameter that is not accepted';
 
 function isEmptyObject(value: unknown): boolean {
   if (value === null || typeof value !== 'object') return false;
@@ -134,7 +144,8 @@ export function validationMessages(errors: ValidationError[]): string[] {
       // An unknown property's name may itself be data (a pasted secret): it is never repeated. A near
       // miss of a declared field is answered with the declared name, which is public.
       const guess = closestField(e.property, declaredFields(e.target));
-      out.push(`the body has a property that is not accepted${guess ? ` (did you mean ${guess}?)` : ''}`);
+      const unknown = e.target && queryDtos.has(e.target.constructor) ? UNKNOWN_QUERY_PARAMETER : 'the body has a property that is not accepted';
+      out.push(`${unknown}${guess ? ` (did you mean ${guess}?)` : ''}`);
     }
     for (const [name, message] of Object.entries(constraints)) if (name !== 'whitelistValidation') out.push(message);
   }
