@@ -3,6 +3,7 @@ import { AuditService } from '@app/audit';
 import { OAuthProviderRegistry } from '@app/oauth-refresh';
 import { DATABASE_KINDS } from '@app/testing';
 import { generateApiKey } from '../apps/api/src/auth/api-keys';
+import { UNAUTHENTICATED_TENANT } from '../apps/api/src/auth/auth.guard';
 import { startTestHost, TestHost } from './support/host';
 import { stateSnapshot } from './support/state-snapshot';
 
@@ -412,6 +413,28 @@ describe.each(DATABASE_KINDS)('hardened HTTP API on %s', (kind) => {
     const typo = await refusedWithoutWrites(400, () => send('GET', '/v1/credentials/expiring?dayz=1'));
     expect(typo.body.message).toEqual(['the query has a parameter that is not accepted (did you mean days?)']);
     expect((await send('GET', '/v1/credentials?limit=5')).status).toBe(200);
+  });
+
+  it('16. a refused request is audited with its route pattern, never its path: a token pasted into the path stays out of the audit log', async () => {
+    const pasted = `ghp_${randomBytes(16).toString('hex')}`;
+    const audit = host.app.get(AuditService);
+    const rowsOf = async (tenantId: string, requestId: unknown) => {
+      await audit.flush();
+      return (await audit.query({ tenantId, correlationId: String(requestId), limit: 10 })).items;
+    };
+    // Unauthenticated (401) and authenticated without the scope (403): both refused before the id is validated.
+    const anonymous = await send('GET', `/v1/credentials/${pasted}/value`, { apiKey: 'cvk_nobody_invalid' });
+    expect(anonymous.status).toBe(401);
+    const denied = await send('GET', `/v1/credentials/${pasted}/versions/1/value`, { apiKey: auditor.key });
+    expect(denied.status).toBe(403);
+    const rows = [...(await rowsOf(UNAUTHENTICATED_TENANT, anonymous.body.requestId)), ...(await rowsOf('acme', denied.body.requestId))];
+    // (Earlier refusals in this file may add a suspicious_activity row to the same request.)
+    const refusals = rows.filter((r) => r.action === 'auth_failure' || r.action === 'access_denied');
+    expect(refusals.map((r) => [r.action, r.resource])).toEqual([
+      ['auth_failure', 'GET /v1/credentials/:id/value'],
+      ['access_denied', 'GET /v1/credentials/:id/versions/:version/value'],
+    ]);
+    expect(JSON.stringify(rows)).not.toContain(pasted);
   });
 
   it('9. a batch delete with one malformed id is 400 and deletes nothing; unknown well-formed ids are reported', async () => {

@@ -8,7 +8,7 @@ const entry = object<AuditLogEntryView>({
   occurredAt: instant,
   action: { ...text, description: 'e.g. store, read, rotate, revoke, policy_change, key.sign' },
   tenantId: text,
-  resource: { ...text, description: 'a credential id, a secret or key name' },
+  resource: { ...text, description: 'a credential id, a secret or key name; for a refused request its method and route pattern (GET /v1/credentials/:id/value)' },
   actorId: text,
   actorIp: nullable(text),
   userAgent: nullable(text),

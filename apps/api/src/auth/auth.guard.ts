@@ -5,6 +5,7 @@ import { InjectThrottlerOptions, InjectThrottlerStorage, ThrottlerException, typ
 import { THROTTLER_BLOCK_DURATION, THROTTLER_LIMIT, THROTTLER_SKIP, THROTTLER_TTL } from '@nestjs/throttler/dist/throttler.constants';
 import { AuditAction, AuditResult, AuditService } from '@app/audit';
 import { describeError, type OperationContext } from '@app/common';
+import { routePattern } from '../http/route-pattern';
 import { declaredInput, DeferredBody, parseBody, RAW_BODY_ROUTE, refuseUndeclaredInput, type DeclaredInput } from '../http/request-body';
 import { AuthenticationFailed, AuthService } from './auth.service';
 import { FixedWindowThrottlerStorage } from './fixed-window-throttler.storage';
@@ -21,6 +22,7 @@ interface Req {
   id?: string;
   method?: string;
   url?: string;
+  routeOptions?: { url?: string };
   body?: unknown;
 }
 
@@ -202,7 +204,8 @@ export class AuthGuard implements CanActivate {
       await this.audit.recordRead({
         action,
         context: { ...who, actor: { ...who.actor, ip: req.ip, userAgent: req.headers['user-agent']?.slice(0, 256) }, correlationId: req.id },
-        resource: `${req.method ?? ''} ${(req.url ?? '').split('?')[0]}`.slice(0, 256),
+        // The route's pattern, not the path: the audit log is never edited, and a path segment is whatever the client sent.
+        resource: `${req.method ?? ''} ${routePattern(req)}`,
         result: AuditResult.DENIED,
         errorCode,
         details,

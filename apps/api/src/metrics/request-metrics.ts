@@ -1,6 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import type { Metric } from 'prom-client';
 import { onRequestEnd } from '../http/request-end';
+import { routePattern } from '../http/route-pattern';
 import { registerHostMetrics } from './host-metrics';
 
 /** Seconds: a cached value read takes a few ms, a vault write a few hundred, a request past 10 s has gone wrong. */
@@ -110,7 +111,7 @@ export function countHttpRequests(fastify: FastifyInstance): void {
   onRequestEnd(fastify, (req, statusCode, elapsedMs) =>
     series.record(
       METHODS.has(req.method) ? req.method : 'other',
-      req.routeOptions?.url ?? 'unmatched',
+      routePattern(req),
       statusCode === 0 ? 'aborted' : String(statusCode),
       elapsedMs === undefined ? undefined : elapsedMs / 1000,
     ),
