@@ -437,6 +437,71 @@ describe.each(DATABASE_KINDS)('hardened HTTP API on %s', (kind) => {
     expect(JSON.stringify(rows)).not.toContain(pasted);
   });
 
+  it('17. a list cursor the server did not write is 400 with the invalid-cursor error, never another page', async () => {
+    const b64u = (v: unknown) => Buffer.from(typeof v === 'string' ? v : JSON.stringify(v), 'utf8').toString('base64url');
+    const unb64u = (c: string): unknown => JSON.parse(Buffer.from(c, 'base64url').toString('utf8'));
+    const beyondDates = 8_640_000_000_000_001; // one ms past the last instant a JavaScript Date holds
+    /** Each forged cursor's answer: status, error code and whether the message speaks of the cursor. Writes nothing. */
+    const answers = async (path: string, apiKey: string, forged: Record<string, string>) => {
+      const out: Record<string, unknown> = {};
+      for (const [name, cursor] of Object.entries(forged)) {
+        const before = await stateSnapshot(host.app);
+        const r = await send('GET', `${path}${path.includes('?') ? '&' : '?'}cursor=${encodeURIComponent(cursor)}`, { apiKey });
+        out[name] = [r.status, r.body.code, /cursor/i.test(JSON.stringify(r.body.message))];
+        expect(await stateSnapshot(host.app)).toEqual(before);
+      }
+      return out;
+    };
+    const refusedAll = (forged: Record<string, string>, code: number) => Object.fromEntries(Object.keys(forged).map((name) => [name, [400, code, true]]));
+
+    // Credentials: [createdAt, id].
+    const integrationId = `cursor-${randomBytes(3).toString('hex')}`;
+    for (let i = 0; i < 3; i++) await store({ integrationId });
+    const list = `/v1/credentials?integrationId=${integrationId}&limit=1`;
+    const first = await send('GET', list);
+    const next = first.body.nextCursor as string;
+    const [createdAt, id] = unb64u(next) as [number, string];
+    const second = await send('GET', `${list}&cursor=${encodeURIComponent(next)}`);
+    expect(second.status).toBe(200);
+    expect((second.body.items as Array<{ id: string }>)[0].id).not.toBe(id);
+    const badCode = (await send('GET', `${list}&cursor=bm90LWEtY3Vyc29y`)).body.code as number;
+    const credentialCursors = {
+      'a trailing element': b64u([createdAt, id, 'extra']),
+      'an upper-case id': b64u([createdAt, id.toUpperCase()]),
+      'a date past Date': b64u([beyondDates, id]),
+      'spaced JSON': b64u(`[ ${createdAt}, "${id}" ]`),
+      'a trailing =': `${next}=`,
+      'a character outside base64url': `${next}!`,
+    };
+    const credentials = await answers(list, key.key, credentialCursors);
+
+    // The audit trail: by sequence (a tenant's chain), and by (occurredAt, id) over a time range.
+    const audit = '/v1/audit?limit=1';
+    const byTime = '/v1/audit?limit=1&from=2000-01-01T00:00:00Z';
+    const seqCursor = (await send('GET', audit, { apiKey: auditor.key })).body.nextCursor as string;
+    const timeCursor = (await send('GET', byTime, { apiKey: auditor.key })).body.nextCursor as string;
+    const [, , sequence] = unb64u(seqCursor) as [string, string, number];
+    const [, , occurredAt, rowId] = unb64u(timeCursor) as [string, string, number, string];
+    const seqCursors = { 'sequence 0': b64u(['d', 's', 0]), 'a negative sequence': b64u(['d', 's', -sequence]), 'sequence as 5.0': b64u(`["d","s",${sequence}.0]`), 'a trailing =': `${seqCursor}=` };
+    const bySequence = await answers(audit, auditor.key, seqCursors);
+    const timeCursors = {
+      'an upper-case id': b64u(['d', 't', occurredAt, rowId.toUpperCase()]),
+      'a date past Date': b64u(['d', 't', beyondDates, rowId]),
+      'an id that is no UUID': b64u(['d', 't', occurredAt, 'not-a-row-id']),
+    };
+    const byInstant = await answers(byTime, auditor.key, timeCursors);
+
+    // Keys: { l: the vault's continuation, s: matches of its page already answered }.
+    const keyCursors = { 'an extra member': b64u({ s: 0, x: 1 }), 'spaced JSON': b64u('{ "s": 0 }'), 'a trailing =': `${b64u({ s: 0 })}=` };
+    const keys = await answers('/v1/keys', keyAdmin.key, keyCursors);
+    expect({ credentials, bySequence, byInstant, keys }).toEqual({
+      credentials: refusedAll(credentialCursors, badCode),
+      bySequence: refusedAll(seqCursors, 5004),
+      byInstant: refusedAll(timeCursors, 5004),
+      keys: refusedAll(keyCursors, 10005),
+    });
+  });
+
   it('9. a batch delete with one malformed id is 400 and deletes nothing; unknown well-formed ids are reported', async () => {
     const { id } = await store();
     const r = await refusedWithoutWrites(400, () => json('POST', '/v1/credentials/delete-batch', { ids: [id, 'not-a-uuid'] }));

@@ -12,3 +12,4 @@ export * from './persistence/sqlite-wal-checkpointer';
 export * from './text';
 export * from './timeout';
 export * from './shared-loads';
+export * from './page-cursor';

@@ -1,5 +1,5 @@
 import { Inject, Injectable } from '@nestjs/common';
-import { Clock, OperationContext } from '@app/common';
+import { Clock, isCursorInstant, isCursorUuid, OperationContext, readPageCursor, writePageCursor } from '@app/common';
 import { CredentialCache } from './cache/credential-cache';
 import { ConnectionStatus, CredentialStatus } from './credential-type';
 import type {
@@ -16,7 +16,7 @@ import type { ResolvedCredentialsOptions } from './credentials.options';
 import type { CredentialEntity } from './entities/credential.entity';
 import { CredentialValidationError } from './errors/credential-errors';
 import { cacheKey, effectiveStatus, toMetadata, toMetadataOfFresh, toVersionInfo } from './internal/credential-view';
-import { assertContext, assertType, loadLive, UUID } from './internal/guards';
+import { assertContext, assertType, loadLive } from './internal/guards';
 import { type PackedRead, packRow, UNPACKED_READS, UnpackedReads, unpackRow } from './internal/packed-read';
 import { maskFromHint } from './masking';
 import { CredentialRepository } from './persistence/credential.repository';
@@ -165,16 +165,13 @@ export class CredentialQueries {
 }
 
 function encodeCursor(createdAt: number, id: string): string {
-  return Buffer.from(JSON.stringify([createdAt, id]), 'utf8').toString('base64url');
+  return writePageCursor([createdAt, id]);
 }
 
 function decodeCursor(cursor: string): { createdAt: number; id: string } {
-  try {
-    const [createdAt, id] = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')) as [unknown, unknown];
-    // An epoch-ms BIGINT: a fraction or an out-of-range number is no cursor of ours (PostgreSQL would refuse it: a 500).
-    if (Number.isSafeInteger(createdAt) && (createdAt as number) >= 0 && typeof id === 'string' && UUID.test(id)) return { createdAt: createdAt as number, id };
-  } catch {
-    // fall through
-  }
+  const v = readPageCursor(cursor);
+  // Exactly what encodeCursor writes: an upper-case id sorts before its row in SQLite (the row again on the
+  // next page), an instant no Date holds gave an empty page, and PostgreSQL refuses a fraction (a 500).
+  if (Array.isArray(v) && v.length === 2 && isCursorInstant(v[0]) && isCursorUuid(v[1])) return { createdAt: v[0], id: v[1] };
   throw new CredentialValidationError('cursor is not a cursor returned by list()', 'cursor');
 }

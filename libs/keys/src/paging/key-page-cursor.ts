@@ -1,3 +1,4 @@
+import { readPageCursor, writePageCursor } from '@app/common';
 import type { KeyPage, KeyProperties } from '../keys.types';
 import { invalid } from '../validation/key-request-checks';
 
@@ -11,19 +12,20 @@ export interface KeyPageCursor {
 }
 
 export function keyPage(items: KeyProperties[], next: KeyPageCursor | undefined): KeyPage<KeyProperties> {
-  return next ? { items, continuationToken: Buffer.from(JSON.stringify(next), 'utf8').toString('base64url') } : { items };
+  return next ? { items, continuationToken: writePageCursor({ l: next.l, s: next.s }) } : { items };
 }
 
 export function decodeKeyPageCursor(token: string | undefined): KeyPageCursor {
   if (token === undefined) return { s: 0 };
-  try {
-    if (typeof token !== 'string' || token.length > 4096) throw new Error('bad');
-    const c = JSON.parse(Buffer.from(token, 'base64url').toString('utf8')) as { l?: unknown; s?: unknown };
-    if ((c.l !== undefined && typeof c.l !== 'string') || !Number.isInteger(c.s) || (c.s as number) < 0 || (c.s as number) > 25) throw new Error('bad');
-    return { l: c.l as string | undefined, s: c.s as number };
-  } catch {
-    throw notThisListsToken();
+  const c = typeof token !== 'string' || token.length > 4096 ? undefined : readPageCursor(token);
+  // Only what keyPage writes: `s` and, when there is one, `l` — no other member.
+  if (typeof c === 'object' && c !== null && !Array.isArray(c)) {
+    const { l, s, ...rest } = c as { l?: unknown; s?: unknown };
+    if ((l === undefined || typeof l === 'string') && Number.isInteger(s) && (s as number) >= 0 && (s as number) <= 25 && Object.keys(rest).length === 0) {
+      return { l, s: s as number };
+    }
   }
+  throw notThisListsToken();
 }
 
 /** A continuation token this list never gave (hosts name the field as their callers sent it: `field` is `continuationToken`). */
