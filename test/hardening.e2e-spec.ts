@@ -502,6 +502,33 @@ describe.each(DATABASE_KINDS)('hardened HTTP API on %s', (kind) => {
     });
   });
 
+  it('18. a query string whose percent-encoding is not UTF-8 (or malformed) is 400 on every route, never a silently different value', async () => {
+    const { id } = await store({ integrationId: 'utf8q' });
+    const message = 'the request URL is not valid (its query string: malformed percent-encoding, or bytes that are not UTF-8)';
+    const answers: Record<string, unknown> = {};
+    for (const [path, apiKey] of [
+      ['/v1/keys?tag=%FF', keyAdmin.key],
+      ['/v1/keys?tag=env=%C3%28', keyAdmin.key],
+      ['/v1/credentials?integrationId=utf8q%FF', key.key],
+      ['/v1/credentials?%FF=1', key.key],
+      ['/v1/audit?resource=%ED%A0%80', auditor.key], // an encoded lone surrogate
+      ['/v1/credentials/expiring?days=1%', key.key],
+      [`/v1/credentials/${id}?x=%E2%82`, key.key],
+      ['/v1/credentials?integrationId=%FF', 'cvk_nobody_invalid'], // refused before authentication
+      ['/nope?q=%FF', key.key],
+    ] as const) {
+      const before = await stateSnapshot(host.app);
+      const r = await send('GET', path, { apiKey });
+      answers[path] = { status: r.status, message: r.body.message, requestId: typeof r.body.requestId };
+      expect(await stateSnapshot(host.app)).toEqual(before);
+    }
+    expect(answers).toEqual(Object.fromEntries(Object.keys(answers).map((path) => [path, { status: 400, message, requestId: 'string' }])));
+    // Well-formed UTF-8, percent-encoded, is read as such.
+    const decoded = await send('GET', '/v1/credentials?integrationId=%75tf8q');
+    expect((decoded.body.items as Array<{ id: string }>).map((c) => c.id)).toEqual([id]);
+    expect((await send('GET', '/v1/keys?tag=env%3D%C3%A9t%C3%A9', { apiKey: keyAdmin.key })).status).toBe(200);
+  });
+
   it('9. a batch delete with one malformed id is 400 and deletes nothing; unknown well-formed ids are reported', async () => {
     const { id } = await store();
     const r = await refusedWithoutWrites(400, () => json('POST', '/v1/credentials/delete-batch', { ids: [id, 'not-a-uuid'] }));

@@ -231,8 +231,8 @@ export async function badInput(p: Profile, o: BadInputOptions = {}): Promise<Par
           totals.fiveXx++;
           examples.add(`5xx: ${where}`);
         }
-        // Refused before authentication, doing no work: a URL the router cannot match (bad percent-encoding,
-        // an over-long segment) and a body over the limit (413 from its length, never read).
+        // Refused before authentication, doing no work: a URL the router cannot match or that does not decode
+        // (bad percent-encoding in the path or query, an over-long segment) and a body over the limit (413 from its length, never read).
         const routingError = res.status === 414 || res.status === 413 || (res.status === 400 && text.includes('the request URL is not valid'));
         if (req.secured && req.auth !== 'valid' && res.status !== 401 && !routingError) {
           totals.notUnauthorized++;

@@ -10,6 +10,7 @@ import type { DestinationStream, Logger } from 'pino';
 import { AppModule } from './app.module';
 import { deferBodyParsing } from './http/request-body';
 import { withErrorAnswers, withSuccessSchemas } from './http/openapi';
+import { queryDecodes, UNDECODABLE_QUERY } from './http/query-string';
 import { hostValidationPipe } from './http/strict-input';
 import { observeGrpcCalls } from './keys/grpc/grpc-call-observer';
 import { keysGrpcOptions } from './keys/grpc/grpc-server';
@@ -98,6 +99,11 @@ function routingError(error: FastifyError, request: FastifyRequest, reply: Fasti
       : status === 414
         ? 'a path segment is longer than the router accepts'
         : 'the request could not be routed';
+  answerBeforeNest(request, reply, status, message);
+}
+
+/** An answer in the host's error shape for a request refused before Nest sees it (so its exception filter cannot). */
+function answerBeforeNest(request: FastifyRequest, reply: FastifyReply, status: number, message: string): void {
   void reply
     .status(status)
     .header('x-request-id', request.id)
@@ -131,6 +137,8 @@ export async function configureApp(app: NestFastifyApplication, config: AppConfi
     void reply.header('x-content-type-options', 'nosniff');
     // Draining (SIGTERM): the client leaves this connection after the answer, instead of reusing it as it closes.
     if (shutdown.draining) void reply.header('connection', 'close');
+    // Before routing's query is used anywhere (every route, matched or not); the answer ends the request.
+    if (!queryDecodes(req.url)) return answerBeforeNest(req, reply, HttpStatus.BAD_REQUEST, UNDECODABLE_QUERY);
     done();
   });
   // Bodies are read here and parsed only after authentication (AuthGuard, the global guard): HOST_APP_OPTIONS turns Nest's parsers off.
