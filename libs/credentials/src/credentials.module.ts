@@ -23,6 +23,7 @@ import { EnvelopeValueRepository } from './persistence/envelope-value.repository
 import { WrappedDataKeyRepository } from './persistence/wrapped-data-key.repository';
 import { DataKeyService } from './stores/data-key.service';
 import { EnvelopeValueStore } from './stores/envelope-value-store';
+import { KeyEncryptionKeyHealthCheck } from './stores/key-encryption-key-health-check';
 import { ValueStores } from './stores/value-stores';
 import { VaultValueStore } from './stores/vault-value-store';
 
@@ -55,6 +56,7 @@ const providers: Provider[] = [
   repository(EnvelopeValueRepository),
   repository(WrappedDataKeyRepository),
   ReadAuditCoalescer,
+  KeyEncryptionKeyHealthCheck,
   DataKeyService,
   VaultValueStore,
   EnvelopeValueStore,
@@ -88,6 +90,6 @@ const providers: Provider[] = [
  */
 @Module({
   providers,
-  exports: [CredentialsService, CredentialExpiryScanner, CredentialCache, DataKeyService, EnvelopeValueStore, ReadAuditCoalescer],
+  exports: [CredentialsService, CredentialExpiryScanner, CredentialCache, DataKeyService, KeyEncryptionKeyHealthCheck, EnvelopeValueStore, ReadAuditCoalescer],
 })
 export class CredentialsModule extends CredentialsConfigurableModule {}

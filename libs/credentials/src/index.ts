@@ -40,7 +40,8 @@ export type { CacheRedisClient, CacheRedisSubscriber } from './cache/redis-conne
 export { CacheInvalidationBus, type InvalidationMessage } from './cache/invalidation-bus';
 export { cacheKeySecretName } from './cache/credential-cache.provider';
 export { ReadAuditCoalescer } from './audit/read-audit-coalescer';
-export { DataKeyService, type DataKey, type KeyEncryptionKeyHealth, type RewrapResult } from './stores/data-key.service';
+export { DataKeyService, type DataKey, type RewrapResult } from './stores/data-key.service';
+export { KeyEncryptionKeyHealthCheck, type KeyEncryptionKeyHealth } from './stores/key-encryption-key-health-check';
 export { EnvelopeValueStore, type ReencryptResult } from './stores/envelope-value-store';
 export { validateCredentialValue, MAX_VALUE_BYTES, MIN_WEBHOOK_SECRET_BYTES, type CertificateInfo } from './validation/credential-value.validator';
 export { IDENTIFIER_PATTERN, MAX_TAGS } from './validation/identifiers';

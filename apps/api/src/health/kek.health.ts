@@ -1,6 +1,6 @@
 import { Injectable } from '@nestjs/common';
 import { HealthIndicatorService } from '@nestjs/terminus';
-import { DataKeyService } from '@app/credentials';
+import { KeyEncryptionKeyHealthCheck } from '@app/credentials';
 
 /**
  * The envelope key-encryption key (`ENVELOPE_KEY_ENCRYPTION_KEY`) in readiness, when one is configured.
@@ -12,16 +12,16 @@ import { DataKeyService } from '@app/credentials';
 export class KekHealthIndicator {
   constructor(
     private readonly health: HealthIndicatorService,
-    private readonly dataKeys: DataKeyService,
+    private readonly kek: KeyEncryptionKeyHealthCheck,
   ) {}
 
   /** Readiness asks only when a key-encryption key is configured. */
   get configured(): boolean {
-    return this.dataKeys.keyEncryptionKey !== undefined;
+    return this.kek.keyEncryptionKey !== undefined;
   }
 
   async isHealthy(key = 'envelopeKek') {
-    const h = await this.dataKeys.checkKeyEncryptionKey();
+    const h = await this.kek.checkKeyEncryptionKey();
     const check = this.health.check(key);
     if (!h) return check.up({ configured: false });
     const details = { keyName: h.keyName, verdict: h.status, ...(h.version ? { version: h.version } : {}), checkedAt: h.checkedAt.toISOString() };

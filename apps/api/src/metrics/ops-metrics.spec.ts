@@ -1,10 +1,10 @@
 import { register } from 'prom-client';
 import type { Outbox, OutboxBacklog } from '@app/common';
-import type { CredentialExpiryScanner, DataKeyService, KeyEncryptionKeyHealth } from '@app/credentials';
+import type { CredentialExpiryScanner, KeyEncryptionKeyHealth, KeyEncryptionKeyHealthCheck } from '@app/credentials';
 import { OpsMetrics } from './ops-metrics';
 
 const DAY = 86_400_000;
-const noKek = { checkKeyEncryptionKey: async () => null } as unknown as DataKeyService;
+const noKek = { checkKeyEncryptionKey: async () => null } as unknown as KeyEncryptionKeyHealthCheck;
 const emptyOutbox = { backlog: async (): Promise<OutboxBacklog> => ({ pending: 0, retrying: 0, oldestCreatedAt: null }) } as unknown as Outbox;
 
 describe('OpsMetrics: the client certificate gauge', () => {
@@ -48,7 +48,7 @@ describe('OpsMetrics: the envelope key-encryption key gauge', () => {
   it('is 1 while the key works, 0 while it cannot be used, keeps its last sample while the vault does not answer, and has none without a key', async () => {
     const scanner = { scanExpiringAcrossTenants: async () => [] } as unknown as CredentialExpiryScanner;
     let health: KeyEncryptionKeyHealth | null = null;
-    new OpsMetrics(scanner, { checkKeyEncryptionKey: async () => health } as unknown as DataKeyService, emptyOutbox).onModuleInit();
+    new OpsMetrics(scanner, { checkKeyEncryptionKey: async () => health } as unknown as KeyEncryptionKeyHealthCheck, emptyOutbox).onModuleInit();
     const samples = async () => (await register.metrics()).split('\n').filter((l) => l.startsWith('credential_vault_envelope_kek_usable'));
     expect(await samples()).toEqual([]);
     const at = new Date();

@@ -2,7 +2,7 @@ import { Injectable, Logger, OnModuleInit } from '@nestjs/common';
 import { OnEvent } from '@nestjs/event-emitter';
 import { Counter, Gauge } from 'prom-client';
 import { describeError, Outbox } from '@app/common';
-import { CredentialExpiryScanner, CredentialStatus, CredentialType, DataKeyService } from '@app/credentials';
+import { CredentialExpiryScanner, CredentialStatus, CredentialType, KeyEncryptionKeyHealthCheck } from '@app/credentials';
 import { OAuthRefreshEvents, type OAuthRefreshedEvent, type OAuthRefreshFailedEvent, type OAuthRefreshTrigger } from '@app/oauth-refresh';
 import { registerHostMetrics } from './host-metrics';
 
@@ -49,7 +49,7 @@ export class OpsMetrics implements OnModuleInit {
 
   constructor(
     private readonly scanner: CredentialExpiryScanner,
-    private readonly dataKeys: DataKeyService,
+    private readonly kekHealth: KeyEncryptionKeyHealthCheck,
     private readonly outbox: Outbox,
   ) {}
 
@@ -60,7 +60,7 @@ export class OpsMetrics implements OnModuleInit {
       this.logger.warn(`Client certificate expiry scan failed, keeping the last counts: ${describeError(e)}`),
     );
     // Every scrape checks it again (the service keeps its own answer), waiting at most SCRAPE_WAIT_MS.
-    const kek = throttledRead(0, () => this.dataKeys.checkKeyEncryptionKey(), () => undefined);
+    const kek = throttledRead(0, () => this.kekHealth.checkKeyEncryptionKey(), () => undefined);
     // Both gauges of one scrape share a read.
     const backlog = throttledRead(OUTBOX_BACKLOG_TTL_MS, () => this.outbox.backlog(), (e) =>
       this.logger.warn(`the outbox backlog could not be read, keeping the last samples: ${describeError(e)}`),

@@ -2,6 +2,8 @@ import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
 import { CredentialIntegrityError } from '../errors/credential-errors';
 
 export const DATA_KEY_BYTES = 32;
+/** How data keys are wrapped by the vault key (`envelope.keyEncryptionKey`). */
+export const WRAP_ALGORITHM = 'RSA-OAEP-256';
 const IV_BYTES = 12;
 const TAG_BYTES = 16;
 /** Format marker inside the AAD so a future scheme cannot be confused with this one. */

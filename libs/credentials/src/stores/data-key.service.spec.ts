@@ -8,6 +8,7 @@ import { CredentialErrorCode, CredentialIntegrityError } from '../errors/credent
 import type { CredentialsPersistence } from '../persistence/credentials-persistence';
 import type { WrappedDataKeyRepository } from '../persistence/wrapped-data-key.repository';
 import { DataKeyService, WRAPPED_DATA_KEY_NAME } from './data-key.service';
+import { KeyEncryptionKeyHealthCheck } from './key-encryption-key-health-check';
 
 const TENANT = 'acmecorpeu';
 const SECRET_VERSION = '0f3c9a7e5d1b42c8a6e4f2d0b8c6a4e2';
@@ -16,7 +17,9 @@ describe('DataKeyService: a data key secret that is not a key', () => {
   /** The vault holds 5 bytes where a 32-byte data key should be (edited out of band, or another secret). */
   const vault = { getSecret: async () => ({ value: Buffer.from('short').toString('base64'), properties: { version: SECRET_VERSION } }) } as unknown as KeyVaultProvider;
   const persistence = { runner: { inTransaction: () => false } } as unknown as CredentialsPersistence;
-  const service = new DataKeyService(persistence, vault, new ManualClock(new Date('2026-01-01T00:00:00Z')), resolveCredentialsOptions({}), {} as WrappedDataKeyRepository);
+  const clock = new ManualClock(new Date('2026-01-01T00:00:00Z'));
+  const options = resolveCredentialsOptions({});
+  const service = new DataKeyService(persistence, vault, clock, options, {} as WrappedDataKeyRepository, new KeyEncryptionKeyHealthCheck(clock, options));
   const secretName = service.nameFor(TENANT);
 
   it.each([
@@ -89,7 +92,8 @@ describe('DataKeyService: callers who leave a shared data-key load', () => {
     const vault = held();
     const getSecret = (_name: string, version: string | undefined, call?: KeyVaultCallOptions) =>
       vault.call({ value: KEY.toString('base64'), properties: { version: version ?? SECRET_VERSION } }, call?.signal);
-    const service = new DataKeyService(persistence, { getSecret } as unknown as KeyVaultProvider, clock, resolveCredentialsOptions({}), {} as WrappedDataKeyRepository);
+    const options = resolveCredentialsOptions({});
+    const service = new DataKeyService(persistence, { getSecret } as unknown as KeyVaultProvider, clock, options, {} as WrappedDataKeyRepository, new KeyEncryptionKeyHealthCheck(clock, options));
     return { vault, service, version: (signal?: AbortSignal) => service.keyVersion(service.nameFor(TENANT), SECRET_VERSION, TENANT, { signal }) };
   };
   /** Keys wrapped by a vault key: the shared call is the unwrap. */
@@ -102,7 +106,8 @@ describe('DataKeyService: callers who leave a shared data-key load', () => {
       unwrapKey: (key: { name: string; version: string }, _alg: string, _wrapped: Uint8Array, call?: KeyVaultCallOptions) => vault.call({ key, unwrappedKey: new Uint8Array(KEY) }, call?.signal),
     } as unknown as KeyVaultKeysProvider;
     const wrapped = { find: async () => row, latestOfTenant: async () => row } as unknown as WrappedDataKeyRepository;
-    const service = new DataKeyService(persistence, {} as KeyVaultProvider, clock, resolveCredentialsOptions({ envelope: { keyEncryptionKey: KEK } }), wrapped, vaultKeys);
+    const options = resolveCredentialsOptions({ envelope: { keyEncryptionKey: KEK } });
+    const service = new DataKeyService(persistence, {} as KeyVaultProvider, clock, options, wrapped, new KeyEncryptionKeyHealthCheck(clock, options, vaultKeys), vaultKeys);
     return { vault, service, version: (signal?: AbortSignal) => service.keyVersion(WRAPPED_DATA_KEY_NAME, row.version, TENANT, { signal }) };
   };
 

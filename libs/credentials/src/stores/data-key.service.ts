@@ -1,5 +1,5 @@
 import { randomBytes, randomUUID } from 'node:crypto';
-import { Inject, Injectable, Logger, OnApplicationBootstrap, Optional } from '@nestjs/common';
+import { Inject, Injectable, Logger, Optional } from '@nestjs/common';
 import { Clock, describeError, SharedLoads, TransactionRunner } from '@app/common';
 import { callerLeftError, KeyVaultErrorCode, KeyVaultKeysProvider, KeyVaultProvider, isKeyVaultError, type KeyVaultCallOptions } from '@app/key-vault';
 import { CREDENTIALS_CLOCK, CREDENTIALS_RESOLVED_OPTIONS } from '../credentials.constants';
@@ -8,8 +8,9 @@ import type { WrappedDataKeyEntity } from '../entities/wrapped-data-key.entity';
 import { CredentialIntegrityError, CredentialsConfigurationError } from '../errors/credential-errors';
 import { CredentialsPersistence } from '../persistence/credentials-persistence';
 import { WrappedDataKeyRepository } from '../persistence/wrapped-data-key.repository';
-import { DATA_KEY_BYTES, generateDataKey } from '../crypto/envelope-cipher';
+import { DATA_KEY_BYTES, generateDataKey, WRAP_ALGORITHM } from '../crypto/envelope-cipher';
 import { dataKeySecretName } from '../naming/vault-secret-name';
+import { KeyEncryptionKeyHealthCheck } from './key-encryption-key-health-check';
 
 export interface DataKey {
   /** Key Vault secret name holding the key, or `WRAPPED_DATA_KEY_NAME` for a key wrapped by a vault key. */
@@ -26,14 +27,9 @@ export interface DataKey {
  * cv_wrapped_data_keys). ':' cannot occur in a vault secret name, so the two kinds never collide.
  */
 export const WRAPPED_DATA_KEY_NAME = 'cv:wrapped';
-/** How data keys are wrapped by the vault key. */
-const WRAP_ALGORITHM = 'RSA-OAEP-256';
 
 /** Bound on cached key versions (each is 32 bytes; tenants × versions). */
 const MAX_CACHED_KEYS = 50_000;
-/** How long a check of the key-encryption key stands (readiness and scrapes ask often; each check is 3 vault calls); a failed one, less. */
-const KEK_CHECK_TTL_MS = 30_000;
-const KEK_RECHECK_FAILED_MS = 5_000;
 
 /** What `DataKeyService.rewrapAll` did. Names keys by tenant and version only, never key material. */
 export interface RewrapResult {
@@ -57,23 +53,6 @@ export interface RewrapResult {
   settled: boolean;
 }
 
-/** Whether the key-encryption key can wrap and unwrap data keys now (readiness, metrics). */
-export interface KeyEncryptionKeyHealth {
-  /** `envelope.keyEncryptionKey`. */
-  keyName: string;
-  /**
-   * `usable`: its latest version wrapped and unwrapped a test key; `unusable`: a refusal that will not pass by
-   * itself (missing, disabled, expired, not yet valid, not RSA, an operation not permitted, no permission);
-   * `unknown`: the vault did not answer (throttled, down: the vault's own health says so).
-   */
-  status: 'usable' | 'unusable' | 'unknown';
-  /** The latest version, when the vault answered with it. */
-  version?: string;
-  /** Why it is not usable (names the key's state or the vault's error code, never key material). */
-  problem?: string;
-  checkedAt: Date;
-}
-
 /**
  * Per-tenant AES-256 data keys: each a Key Vault secret (base64 of 32 random bytes), or — with
  * `envelope.keyEncryptionKey` — a row of cv_wrapped_data_keys holding the key wrapped by that vault
@@ -92,7 +71,7 @@ export interface KeyEncryptionKeyHealth {
  * commit: if it rolls back, the key's row goes with every value sealed with it in that transaction.
  */
 @Injectable()
-export class DataKeyService implements OnApplicationBootstrap {
+export class DataKeyService {
   private readonly logger = new Logger(DataKeyService.name);
   private readonly keys = new Map<string, Buffer>();
   private readonly current = new Map<string, { key: DataKey; checkedAt: number }>();
@@ -100,8 +79,6 @@ export class DataKeyService implements OnApplicationBootstrap {
   private readonly secretLoads = new SharedLoads<DataKey>(() => callerLeftError('getSecret', 'shared'));
   private readonly wrappedLoads = new SharedLoads<DataKey>(() => callerLeftError('unwrapKey', 'shared'));
   private latestKek?: { version: string; createdOn?: Date; checkedAt: number };
-  private kekHealth?: KeyEncryptionKeyHealth;
-  private kekChecking?: Promise<KeyEncryptionKeyHealth>;
   private readonly runner: TransactionRunner;
 
   constructor(
@@ -110,24 +87,13 @@ export class DataKeyService implements OnApplicationBootstrap {
     @Inject(CREDENTIALS_CLOCK) private readonly clock: Clock,
     @Inject(CREDENTIALS_RESOLVED_OPTIONS) private readonly options: ResolvedCredentialsOptions,
     private readonly wrapped: WrappedDataKeyRepository,
+    private readonly kekHealth: KeyEncryptionKeyHealthCheck,
     @Optional() private readonly vaultKeys?: KeyVaultKeysProvider,
   ) {
     this.runner = persistence.runner;
     if (options.envelope.keyEncryptionKey && !vaultKeys) {
       throw new CredentialsConfigurationError('envelope.keyEncryptionKey needs KeyVaultKeysProvider (KeyVaultModule.forRoot with isGlobal: true)');
     }
-  }
-
-  /** Says at start, in the log, when the key-encryption key cannot be used (not awaited: the vault may still be coming up). */
-  onApplicationBootstrap(): void {
-    if (!this.kek) return;
-    void this.checkKeyEncryptionKey().then(
-      (h) => {
-        if (h?.status === 'unusable') this.logger.error(`the key-encryption key ${h.keyName} cannot be used: ${h.problem}. New envelope data keys, and data keys this process has not unwrapped yet, fail until it can`);
-        else if (h?.status === 'unknown') this.logger.warn(`the key-encryption key ${h.keyName} could not be checked (${h.problem}); readiness checks it again`);
-      },
-      (e: unknown) => this.logger.warn(`the key-encryption key could not be checked: ${describeError(e)}`),
-    );
   }
 
   /** The vault key wrapping data keys (`envelope.keyEncryptionKey`), when configured. */
@@ -202,70 +168,14 @@ export class DataKeyService implements OnApplicationBootstrap {
     return key;
   }
 
-  /** Forget cached keys (tests, or after an operator replaced keys out of band). */
+  /** Forget cached keys and the key-encryption key's last verdict (tests, or after an operator replaced keys out of band). */
   clear(): void {
     this.keys.clear();
     this.current.clear();
     this.secretLoads.forgetAll();
     this.wrappedLoads.forgetAll();
     this.latestKek = undefined;
-    this.kekHealth = undefined;
-  }
-
-  /**
-   * Whether the key-encryption key works, checked at most every 30 s (5 s while it does not; concurrent callers share a check):
-   * its latest version exists, is enabled and in its validity period, permits wrapKey and unwrapKey, and
-   * wraps and unwraps a throwaway key. Null without `envelope.keyEncryptionKey`. A key that cannot be used
-   * fails every new envelope data key and every unwrap this process has not cached: a deployment problem
-   * that writes would otherwise reveal only as 500s.
-   */
-  async checkKeyEncryptionKey(): Promise<KeyEncryptionKeyHealth | null> {
-    if (!this.kek) return null;
-    const last = this.kekHealth;
-    if (last && this.clock.now().getTime() - last.checkedAt.getTime() < (last.status === 'usable' ? KEK_CHECK_TTL_MS : KEK_RECHECK_FAILED_MS)) return last;
-    this.kekChecking ??= this.probeKek()
-      .then((h) => (this.kekHealth = h))
-      .finally(() => (this.kekChecking = undefined));
-    return this.kekChecking;
-  }
-
-  private async probeKek(): Promise<KeyEncryptionKeyHealth> {
-    const keyName = this.kek as string;
-    const vaultKeys = this.vaultKeys as KeyVaultKeysProvider;
-    const verdict = (status: KeyEncryptionKeyHealth['status'], version?: string, problem?: string): KeyEncryptionKeyHealth => ({
-      keyName,
-      status,
-      ...(version ? { version } : {}),
-      ...(problem ? { problem } : {}),
-      checkedAt: this.clock.now(),
-    });
-    let version: string | undefined;
-    try {
-      const { properties: p } = await vaultKeys.getKey(keyName);
-      version = p.version;
-      const now = this.clock.now().getTime();
-      const problem = !p.enabled
-        ? 'its latest version is disabled'
-        : p.expiresOn && p.expiresOn.getTime() <= now
-          ? `its latest version expired on ${p.expiresOn.toISOString()}`
-          : p.notBefore && p.notBefore.getTime() > now
-            ? `its latest version is not valid before ${p.notBefore.toISOString()}`
-            : !p.keyType.startsWith('RSA')
-              ? `its key type is ${p.keyType}; wrapping data keys (${WRAP_ALGORITHM}) needs RSA`
-              : !(['wrapKey', 'unwrapKey'] as const).every((op) => p.keyOps.includes(op))
-                ? `its operations (${p.keyOps.join(', ') || 'none'}) do not include wrapKey and unwrapKey`
-                : undefined;
-      if (problem) return verdict('unusable', version, problem);
-      const probe = generateDataKey();
-      const ref = { name: keyName, version: p.version };
-      const { wrappedKey } = await vaultKeys.wrapKey(ref, WRAP_ALGORITHM, probe);
-      const { unwrappedKey } = await vaultKeys.unwrapKey(ref, WRAP_ALGORITHM, wrappedKey);
-      if (!Buffer.from(unwrappedKey).equals(probe)) return verdict('unusable', version, 'a key it wrapped did not unwrap to the same bytes');
-      return verdict('usable', version);
-    } catch (e) {
-      if (!isKeyVaultError(e)) throw e;
-      return verdict(e.retryable ? 'unknown' : 'unusable', version, `the vault answered ${e.codeName}`);
-    }
+    this.kekHealth.clear();
   }
 
   /**

@@ -10,7 +10,7 @@ import { KeyVaultKeysProvider, KeyVaultProvider } from '@app/key-vault';
 import { KeyVaultEmulator } from '@app/keyvault-emulator';
 import { createTestDatabase, credentialsStackImports, DATABASE_KINDS, type TestDatabase } from '@app/testing';
 import { DataSource } from 'typeorm';
-import { CredentialCache, CredentialsService, CredentialType, DataKeyService, dataKeySecretName, type CredentialsModuleOptions } from '../index';
+import { CredentialCache, CredentialsService, CredentialType, DataKeyService, dataKeySecretName, KeyEncryptionKeyHealthCheck, type CredentialsModuleOptions } from '../index';
 import { WRAPPED_DATA_KEY_NAME } from './data-key.service';
 
 describe.each(DATABASE_KINDS)('envelope data keys wrapped by a vault key on %s', (kind) => {
@@ -135,13 +135,13 @@ describe.each(DATABASE_KINDS)('envelope data keys wrapped by a vault key on %s',
     expect(await Promise.all([alone, b, c].map(async (cred) => (await svc.get(tenant, cred.id)).value))).toEqual(values);
   }, 60_000);
   it('checkKeyEncryptionKey says whether the key can wrap and unwrap now, and why not: missing, disabled, wrong operations, not RSA', async () => {
-    expect(await (await start({})).get(DataKeyService).checkKeyEncryptionKey()).toBeNull();
+    expect(await (await start({})).get(KeyEncryptionKeyHealthCheck).checkKeyEncryptionKey()).toBeNull();
     const name = `${kek}-health`;
-    const keys = (await start({ envelope: { keyEncryptionKey: name } })).get(DataKeyService);
+    const health = (await start({ envelope: { keyEncryptionKey: name } })).get(KeyEncryptionKeyHealthCheck);
     const vaultKeys = (app as TestingModule).get(KeyVaultKeysProvider);
     const check = async () => {
-      keys.clear(); // a verdict stands for a while: each step asks afresh
-      return keys.checkKeyEncryptionKey();
+      health.clear(); // a verdict stands for a while: each step asks afresh
+      return health.checkKeyEncryptionKey();
     };
     expect(await check()).toMatchObject({ keyName: name, status: 'unusable', problem: 'the vault answered KEY_NOT_FOUND' });
 
@@ -151,7 +151,7 @@ describe.each(DATABASE_KINDS)('envelope data keys wrapped by a vault key on %s',
     expect(usable?.problem).toBeUndefined();
     // Within its time the verdict is not asked of the vault again, and concurrent callers share one check.
     await vaultKeys.updateKeyProperties(name, undefined, { enabled: false });
-    expect(await keys.checkKeyEncryptionKey()).toBe(usable);
+    expect(await health.checkKeyEncryptionKey()).toBe(usable);
     expect(await check()).toMatchObject({ status: 'unusable', problem: 'its latest version is disabled' });
 
     await vaultKeys.updateKeyProperties(name, undefined, { enabled: true, keyOps: ['sign', 'verify'] });
@@ -159,7 +159,7 @@ describe.each(DATABASE_KINDS)('envelope data keys wrapped by a vault key on %s',
 
     const ec = `${name}-ec`;
     await vaultKeys.createKey(ec, { keyType: 'EC', curve: 'P-256' });
-    const ecKeys = (await start({ envelope: { keyEncryptionKey: ec } })).get(DataKeyService);
-    expect(await ecKeys.checkKeyEncryptionKey()).toMatchObject({ status: 'unusable', problem: expect.stringMatching(/^its key type is EC; wrapping data keys \(RSA-OAEP-256\) needs RSA$/) });
+    const ecHealth = (await start({ envelope: { keyEncryptionKey: ec } })).get(KeyEncryptionKeyHealthCheck);
+    expect(await ecHealth.checkKeyEncryptionKey()).toMatchObject({ status: 'unusable', problem: expect.stringMatching(/^its key type is EC; wrapping data keys \(RSA-OAEP-256\) needs RSA$/) });
   }, 60_000);
 });
