@@ -13,7 +13,7 @@ import { KeyVaultModule, KeyVaultProvider } from '@app/key-vault';
 import { sealBundle } from '../apps/api/src/backup/backup-bundle';
 import { BackupCommand, RestoreCommand } from '../apps/cli/src/commands/backup.command';
 import { externalVaultEnv, runCli } from './support/cli';
-import { startTestHost, TestHost } from './support/host';
+import { startTestHost, TestHost, ROTATION_JOBS_OFF } from './support/host';
 
 const tenantId = 'backup-t1';
 const ctx = { tenantId, actor: { id: 'ops' } };
@@ -26,8 +26,7 @@ async function instance(kind: (typeof DATABASE_KINDS)[number]): Promise<{ host: 
   const vault = await KeyVaultEmulator.start({ dataDir: vaultDir, quiet: true, operationDelayMs: 0 }); // a credential delete soft-deletes its secret
   const host = await startTestHost(kind, {
     ...externalVaultEnv(vault),
-    ROTATION_EXPIRY_MONITOR_ENABLED: 'false',
-    ROTATION_CHECK_ENABLED: 'false',
+    ...ROTATION_JOBS_OFF,
     OAUTH_PROACTIVE_ENABLED: 'false',
   });
   return { host, vault, vaultDir };

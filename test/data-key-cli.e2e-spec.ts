@@ -9,7 +9,7 @@ import { KeyVaultEmulator } from '@app/keyvault-emulator';
 import { DATABASE_KINDS } from '@app/testing';
 import { DataKeyReencryptCommand, DataKeyRewrapCommand, DataKeyRotateCommand } from '../apps/cli/src/commands/data-key.command';
 import { externalVaultEnv, runCli } from './support/cli';
-import { startTestHost } from './support/host';
+import { startTestHost, ROTATION_JOBS_OFF } from './support/host';
 
 describe.each(DATABASE_KINDS)('cli data-key:rotate (%s)', (kind) => {
   it('seals new envelope values with the new key version, keeps old ones readable, audits, prints no key', async () => {
@@ -17,8 +17,7 @@ describe.each(DATABASE_KINDS)('cli data-key:rotate (%s)', (kind) => {
     const vault = await KeyVaultEmulator.start({ dataDir: vaultDir, quiet: true });
     const env = {
       ...externalVaultEnv(vault),
-      ROTATION_EXPIRY_MONITOR_ENABLED: 'false',
-      ROTATION_CHECK_ENABLED: 'false',
+      ...ROTATION_JOBS_OFF,
     };
     const ctx = { tenantId: 'dk-tenant', actor: { id: 'ops' } };
     let host = await startTestHost(kind, env);
@@ -59,7 +58,7 @@ describe.each(DATABASE_KINDS)('cli data-key:rotate (%s)', (kind) => {
 async function withExternalVault(kind: (typeof DATABASE_KINDS)[number], extraEnv: Record<string, string>, work: (h: { host: Awaited<ReturnType<typeof startTestHost>>; restart: () => Promise<void> }) => Promise<void>) {
   const vaultDir = mkdtempSync(join(tmpdir(), 'cv-datakey-'));
   const vault = await KeyVaultEmulator.start({ dataDir: vaultDir, quiet: true });
-  const env = { ...externalVaultEnv(vault), ROTATION_EXPIRY_MONITOR_ENABLED: 'false', ROTATION_CHECK_ENABLED: 'false', ...extraEnv };
+  const env = { ...externalVaultEnv(vault), ...ROTATION_JOBS_OFF, ...extraEnv };
   // A restarted host keeps the first one's database and files (its env names them); each made its own to clean up.
   const hosts = [await startTestHost(kind, env)];
   const h = { host: hosts[0], restart: async () => undefined };

@@ -6,7 +6,7 @@ import { generateApiKey } from '../apps/api/src/auth/api-keys';
 import { UNAUTHENTICATED_TENANT } from '../apps/api/src/auth/auth.guard';
 import { EmbeddedVault } from '../apps/api/src/vault/embedded-vault';
 import { GrpcKeysClient, type GrpcReply } from './support/grpc-keys-client';
-import { startTestHost, TestHost } from './support/host';
+import { startTestHost, TestHost, ROTATION_JOBS_OFF } from './support/host';
 
 /** Ports of this spec (fixed ones of the range kept for it: GRPC_PORT has no "any free port"). */
 const HTTP_PORT = 45_410;
@@ -76,8 +76,7 @@ describe('keys gRPC API: access log, request ids and spans', () => {
         PORT: String(HTTP_PORT),
         GRPC_ENABLED: 'true',
         GRPC_PORT: String(GRPC_PORT),
-        ROTATION_EXPIRY_MONITOR_ENABLED: 'false',
-        ROTATION_CHECK_ENABLED: 'false',
+        ...ROTATION_JOBS_OFF,
       },
       {
         telemetry: {

@@ -7,7 +7,7 @@ import { TestOAuthServer } from '@app/testing';
 import { Webhook } from 'standardwebhooks';
 import { generateApiKey } from '../apps/api/src/auth/api-keys';
 import { selfSignedCertificate } from './support/certificates';
-import { startTestHost, TestHost } from './support/host';
+import { startTestHost, TestHost, ROTATION_JOBS_OFF } from './support/host';
 
 // ajv-formats (a devDependency) brings the Ajv 8 it is built for; the top-level `ajv` is eslint's 6.x. Load the one ajv-formats resolves.
 // eslint-disable-next-line @typescript-eslint/no-require-imports
@@ -106,8 +106,7 @@ describe('the OpenAPI document describes every success answer (SQLite, local vau
     host = await startTestHost('sqlite', {
       AUTH_API_KEYS: JSON.stringify([admin.entry]),
       OAUTH_PROACTIVE_ENABLED: 'false',
-      ROTATION_EXPIRY_MONITOR_ENABLED: 'false',
-      ROTATION_CHECK_ENABLED: 'false',
+      ...ROTATION_JOBS_OFF,
       WEBHOOK_SECRET_ROTATION_ENABLED: 'false',
       NOTIFICATIONS_WEBHOOK_ENABLED: 'false',
       NOTIFICATIONS_WEBHOOK_ALLOW_PRIVATE_TARGETS: 'true',

@@ -4,7 +4,7 @@ import { CredentialsService, CredentialType } from '@app/credentials';
 import { OAuthRefreshEvents } from '@app/oauth-refresh';
 import { DATABASE_KINDS } from '@app/testing';
 import { selfSignedCertificate as certificate } from './support/certificates';
-import { startTestHost, TestHost } from './support/host';
+import { startTestHost, TestHost, ROTATION_JOBS_OFF } from './support/host';
 
 const DAY = 86_400_000;
 
@@ -12,7 +12,7 @@ const DAY = 86_400_000;
 describe.each(DATABASE_KINDS)('operations metrics on /metrics (%s)', (kind) => {
   let host: TestHost;
   beforeAll(async () => {
-    host = await startTestHost(kind, { ROTATION_EXPIRY_MONITOR_ENABLED: 'false', ROTATION_CHECK_ENABLED: 'false', OAUTH_PROACTIVE_ENABLED: 'false' });
+    host = await startTestHost(kind, { ...ROTATION_JOBS_OFF, OAUTH_PROACTIVE_ENABLED: 'false' });
     // Before any scrape (the backlog is read at most every 15 s): an event added an hour ago whose delivery failed
     // three times and backs off for another hour, as one a handler keeps failing.
     await host.app.get(DataSource).query(
@@ -107,7 +107,7 @@ describe.each(DATABASE_KINDS)('operations metrics on /metrics (%s)', (kind) => {
 
 describe('/metrics switched off (METRICS_ENABLED=false)', () => {
   it('answers 404 in the API error format, not a 500 (every scraper would alert on it)', async () => {
-    const host = await startTestHost('sqlite', { METRICS_ENABLED: 'false', ROTATION_EXPIRY_MONITOR_ENABLED: 'false', ROTATION_CHECK_ENABLED: 'false', OAUTH_PROACTIVE_ENABLED: 'false' });
+    const host = await startTestHost('sqlite', { METRICS_ENABLED: 'false', ...ROTATION_JOBS_OFF, OAUTH_PROACTIVE_ENABLED: 'false' });
     try {
       const res = await fetch(`${host.baseUrl}/metrics`);
       expect(res.status).toBe(404);

@@ -7,7 +7,7 @@ import { RotationPolicyService } from '@app/rotation';
 import type { CommandRunner } from 'nest-commander';
 import { PoliciesListCommand, RevokeCommand, RotateCommand, RotationCheckCommand } from '../apps/cli/src/commands/rotation.command';
 import { externalVaultEnv, runCli } from './support/cli';
-import { startTestHost, TestHost } from './support/host';
+import { startTestHost, TestHost, ROTATION_JOBS_OFF } from './support/host';
 
 /** The rotation CLI commands with the host's environment and an external vault. */
 describe('cli rotation commands', () => {
@@ -26,8 +26,7 @@ describe('cli rotation commands', () => {
     vault = await KeyVaultEmulator.start({ dataDir: vaultDir, port: 0, quiet: true });
     host = await startTestHost('sqlite', {
       ...externalVaultEnv(vault),
-      ROTATION_EXPIRY_MONITOR_ENABLED: 'false',
-      ROTATION_CHECK_ENABLED: 'false',
+      ...ROTATION_JOBS_OFF,
     });
     const credentials = host.app.get(CredentialsService);
     keyId = (await credentials.store(ctx, { integrationId: 'github', connectionId: 'main', type: CredentialType.API_KEY, value: `sk_${'a'.repeat(30)}`, valueStore: ValueStoreKind.VAULT })).id;
@@ -73,7 +72,7 @@ describe('cli revoke beside a running host (SQLite, in-process cache)', () => {
   beforeAll(async () => {
     vaultDir = mkdtempSync(join(tmpdir(), 'cv-cli-vault-'));
     vault = await KeyVaultEmulator.start({ dataDir: vaultDir, port: 0, quiet: true });
-    host = await startTestHost('sqlite', { ...externalVaultEnv(vault), ROTATION_EXPIRY_MONITOR_ENABLED: 'false', ROTATION_CHECK_ENABLED: 'false' });
+    host = await startTestHost('sqlite', { ...externalVaultEnv(vault), ...ROTATION_JOBS_OFF });
   });
 
   afterAll(async () => {

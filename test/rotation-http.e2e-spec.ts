@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { ExpiryMonitorService } from '@app/rotation';
 import { DATABASE_KINDS } from '@app/testing';
 import { generateApiKey } from '../apps/api/src/auth/api-keys';
-import { startTestHost, TestHost } from './support/host';
+import { startTestHost, TestHost, ROTATION_JOBS_OFF } from './support/host';
 
 /** The tenant-scoped rotation API through real HTTP, a real database and the local vault. */
 describe.each(DATABASE_KINDS)('rotation HTTP API on %s', (kind) => {
@@ -38,8 +38,7 @@ describe.each(DATABASE_KINDS)('rotation HTTP API on %s', (kind) => {
   beforeAll(async () => {
     host = await startTestHost(kind, {
       AUTH_API_KEYS: JSON.stringify([writer.entry, rotator.entry, responder.entry, other.entry]),
-      ROTATION_EXPIRY_MONITOR_ENABLED: 'false',
-      ROTATION_CHECK_ENABLED: 'false',
+      ...ROTATION_JOBS_OFF,
       LOG_LEVEL: 'debug',
     });
     base = host.baseUrl;

@@ -3,7 +3,7 @@ import { WebhookSecretUpdaterRegistry, type WebhookSecretUpdate } from '@app/rot
 import { DATABASE_KINDS } from '@app/testing';
 import { Webhook } from 'standardwebhooks';
 import { generateApiKey } from '../apps/api/src/auth/api-keys';
-import { startTestHost, TestHost } from './support/host';
+import { startTestHost, TestHost, ROTATION_JOBS_OFF } from './support/host';
 
 /**
  * Notification settings over real HTTP (issue #12), on both databases: tenant-scoped, compare-and-set,
@@ -49,8 +49,7 @@ describe.each(DATABASE_KINDS)('rotation notifications HTTP API on %s', (kind) =>
   beforeAll(async () => {
     host = await startTestHost(kind, {
       AUTH_API_KEYS: JSON.stringify([reader.entry, rotator.entry, writer.entry, other.entry]),
-      ROTATION_EXPIRY_MONITOR_ENABLED: 'false',
-      ROTATION_CHECK_ENABLED: 'false',
+      ...ROTATION_JOBS_OFF,
       NOTIFICATIONS_WEBHOOK_ENABLED: 'false',
       LOG_LEVEL: 'debug',
     });

@@ -6,7 +6,7 @@ import { DATABASE_KINDS } from '@app/testing';
 import { Webhook } from 'standardwebhooks';
 import { DataSource } from 'typeorm';
 import { generateApiKey } from '../apps/api/src/auth/api-keys';
-import { startTestHost, TestHost } from './support/host';
+import { startTestHost, TestHost, ROTATION_JOBS_OFF } from './support/host';
 
 const MINUTE = 60_000;
 const DAY = 86_400_000;
@@ -74,8 +74,7 @@ describe.each(DATABASE_KINDS)('operator-confirmed webhook secret rotation over H
   beforeAll(async () => {
     host = await startTestHost(kind, {
       AUTH_API_KEYS: JSON.stringify([reader.entry, rotator.entry, other.entry]),
-      ROTATION_EXPIRY_MONITOR_ENABLED: 'false',
-      ROTATION_CHECK_ENABLED: 'false',
+      ...ROTATION_JOBS_OFF,
       WEBHOOK_SECRET_ROTATION_ENABLED: 'false', // run by the test, on the host's own job
       WEBHOOK_SECRET_OVERLAP_MS: String(30 * MINUTE),
       WEBHOOK_SECRET_STAGED_TTL_MS: String(10 * MINUTE),

@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { generateApiKey } from '../apps/api/src/auth/api-keys';
 import { freePort, GrpcKeysClient } from './support/grpc-keys-client';
+import { ROTATION_JOBS_OFF } from './support/host';
 import { writeRequireHook } from './support/swc-require-hook';
 
 const ROOT = join(__dirname, '..');
@@ -55,8 +56,7 @@ describe('the host process: SIGTERM drains then closes (keep-alive clients); its
         EMULATOR_PORT: '0',
         EMULATOR_DATA_DIR: join(dir, `vault${suffix}`),
         DATABASE_PATH: join(dir, `db${suffix}.sqlite`),
-        ROTATION_EXPIRY_MONITOR_ENABLED: 'false',
-        ROTATION_CHECK_ENABLED: 'false',
+        ...ROTATION_JOBS_OFF,
         OAUTH_PROACTIVE_ENABLED: 'false',
         ...env,
       },

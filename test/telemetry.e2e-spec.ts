@@ -5,7 +5,7 @@ import { AggregationTemporality, InMemoryMetricExporter, PeriodicExportingMetric
 import { InMemorySpanExporter, SimpleSpanProcessor, type ReadableSpan } from '@opentelemetry/sdk-trace-base';
 import { DATABASE_KINDS } from '@app/testing';
 import { generateApiKey } from '../apps/api/src/auth/api-keys';
-import { startTestHost, TestHost } from './support/host';
+import { startTestHost, TestHost, ROTATION_JOBS_OFF } from './support/host';
 
 const VALUE = 'sk_live_telemetry_should_never_show_0123';
 const TRACE_ID = '4bf92f3577b34da6a3ce929d0e0e4736';
@@ -27,7 +27,7 @@ describe.each(DATABASE_KINDS)('OpenTelemetry (%s, in-memory exporters)', (kind) 
   beforeAll(async () => {
     host = await startTestHost(
       kind,
-      { ...AUTH, LOG_LEVEL: 'info', ROTATION_EXPIRY_MONITOR_ENABLED: 'false', ROTATION_CHECK_ENABLED: 'false' },
+      { ...AUTH, LOG_LEVEL: 'info', ...ROTATION_JOBS_OFF },
       { telemetry: { spanProcessor: new SimpleSpanProcessor(spans), metricReader: reader } },
     );
   });

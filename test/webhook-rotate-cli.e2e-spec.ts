@@ -8,7 +8,7 @@ import { createApp } from '../apps/api/src/bootstrap';
 import { loadAppConfig } from '../apps/api/src/config/app.config';
 import { WebhookRotateCommand } from '../apps/cli/src/commands/rotation.command';
 import { externalVaultEnv, runCli } from './support/cli';
-import { startTestHost, TestHost } from './support/host';
+import { startTestHost, TestHost, ROTATION_JOBS_OFF } from './support/host';
 
 /** `cli webhook:rotate` with the host's environment and an external vault. */
 describe('cli webhook:rotate', () => {
@@ -26,8 +26,7 @@ describe('cli webhook:rotate', () => {
     vault = await KeyVaultEmulator.start({ dataDir: vaultDir, port: 0, quiet: true });
     host = await startTestHost('sqlite', {
       ...externalVaultEnv(vault),
-      ROTATION_EXPIRY_MONITOR_ENABLED: 'false',
-      ROTATION_CHECK_ENABLED: 'false',
+      ...ROTATION_JOBS_OFF,
     });
     const created = await host.app.get(WebhookSecretsService).create({ tenantId, actor: { id: 'ops' } }, { integrationId: 'stripe', connectionId: 'main' });
     first = created.secret;

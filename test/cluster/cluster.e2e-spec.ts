@@ -5,6 +5,7 @@ import { createTestDatabase, POSTGRES_URL, REDIS_URL, TestDatabase, TestOAuthSer
 import Redis from 'ioredis';
 import { Client } from 'pg';
 import { generateApiKey } from '../../apps/api/src/auth/api-keys';
+import { ROTATION_JOBS_OFF } from '../support/host';
 import { buildHost, HostBuild, Replica, startReplica } from './replicas';
 
 /**
@@ -127,8 +128,7 @@ describe('cluster: three host processes on one PostgreSQL, Redis and vault', () 
     const setup = await startReplica(build, 'setup', {
       ...hostEnv('setup'),
       REDIS_URL: '',
-      ROTATION_EXPIRY_MONITOR_ENABLED: 'false',
-      ROTATION_CHECK_ENABLED: 'false',
+      ...ROTATION_JOBS_OFF,
     });
     let clientSecretId: string;
     try {

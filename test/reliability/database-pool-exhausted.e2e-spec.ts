@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { getDataSourceToken } from '@nestjs/typeorm';
 import type { DataSource, QueryRunner } from 'typeorm';
 import { generateApiKey } from '../../apps/api/src/auth/api-keys';
-import { startTestHost, type TestHost } from '../support/host';
+import { startTestHost, type TestHost, ROTATION_JOBS_OFF } from '../support/host';
 
 /**
  * Every connection of the host's PostgreSQL pool is busy (held here, as long transactions or slow queries would
@@ -21,8 +21,7 @@ describe('the host when every PostgreSQL pool connection is busy', () => {
       DATABASE_CONNECT_TIMEOUT_MS: '1000',
       AUTH_API_KEYS: JSON.stringify([admin.entry]),
       CREDENTIALS_INTEGRATIONS: 'github',
-      ROTATION_EXPIRY_MONITOR_ENABLED: 'false',
-      ROTATION_CHECK_ENABLED: 'false',
+      ...ROTATION_JOBS_OFF,
       OAUTH_PROACTIVE_ENABLED: 'false',
       AUDIT_ANCHOR_ENABLED: 'false',
       AUDIT_RETENTION_ENABLED: 'false',

@@ -8,7 +8,7 @@ import { AUDIT_RETENTION_JOB } from '@app/audit';
 import { OutboxDispatcher, ScheduledJobs, createDistributedLock } from '@app/common';
 import { POSTGRES_URL, startStallProxy, type StallProxy } from '@app/testing';
 import { generateApiKey } from '../../apps/api/src/auth/api-keys';
-import { startTestHost, type TestHost } from '../support/host';
+import { startTestHost, type TestHost, ROTATION_JOBS_OFF } from '../support/host';
 
 /**
  * PostgreSQL stalls (it accepts connections and never answers: a hung server, a half-open network),
@@ -45,8 +45,7 @@ describe('the host when PostgreSQL stalls and comes back', () => {
       DATABASE_URL: url.toString(),
       DATABASE_POOL_SIZE: '4',
       DATABASE_CONNECT_TIMEOUT_MS: '1000',
-      ROTATION_EXPIRY_MONITOR_ENABLED: 'false',
-      ROTATION_CHECK_ENABLED: 'false',
+      ...ROTATION_JOBS_OFF,
       OAUTH_PROACTIVE_ENABLED: 'false',
       AUDIT_ANCHOR_ENABLED: 'false',
       AUDIT_RETENTION_ENABLED: 'false',
@@ -109,8 +108,7 @@ describe('the host when PostgreSQL stalls on established connections', () => {
       DATABASE_IDLE_IN_TRANSACTION_TIMEOUT_MS: '5000',
       AUTH_API_KEYS: JSON.stringify([admin.entry]),
       CREDENTIALS_INTEGRATIONS: 'github',
-      ROTATION_EXPIRY_MONITOR_ENABLED: 'false',
-      ROTATION_CHECK_ENABLED: 'false',
+      ...ROTATION_JOBS_OFF,
       OAUTH_PROACTIVE_ENABLED: 'false',
       AUDIT_ANCHOR_ENABLED: 'false',
       // Scheduled, never due during the test: run by hand.

@@ -6,6 +6,9 @@ import { createApp } from '../../apps/api/src/bootstrap';
 import { loadAppConfig } from '../../apps/api/src/config/app.config';
 import { createTestDatabase, POSTGRES_URL, TestDatabase, TestDatabaseKind } from './database';
 
+/** Tests switch the rotation lib's scheduled jobs off, so that no run on the host's schedule expires, rotates or announces credentials under them. */
+export const ROTATION_JOBS_OFF: Readonly<Record<string, string>> = Object.freeze({ ROTATION_EXPIRY_MONITOR_ENABLED: 'false', ROTATION_CHECK_ENABLED: 'false' });
+
 const logs: string[] = [];
 const logDestination = { write: (line: string) => void logs.push(line) };
 
