@@ -28,5 +28,7 @@ describe('MigrationModule options', () => {
   it('refuses mapping names that are not plain identifiers', () => {
     expect(() => resolveLegacyMapping({ table: 'x; DROP TABLE y', fields: { api_key: 'k"ey' } })).toThrow(MigrationConfigurationError);
     expect(() => resolveLegacyMapping({ fields: {} })).toThrow(/mapping.fields/);
+    // A mapping is not the module's options: the message says which it is.
+    expect(() => resolveLegacyMapping({ fields: {} })).toThrow(/^Invalid legacy mapping — mapping\.fields: /);
   });
 });

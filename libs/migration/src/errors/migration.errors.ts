@@ -37,9 +37,13 @@ export class MigrationConfigurationError extends MigrationError {
   readonly codeName = 'MIGRATION_CONFIGURATION';
   readonly severity = ErrorSeverity.CONFIGURATION;
   readonly problems: OptionsProblem[];
-  constructor(problems: OptionsProblem[] | string) {
-    const list = typeof problems === 'string' ? [{ path: '(options)', message: problems }] : problems;
-    super(`Invalid MigrationModule options — ${describeProblems(list).join('; ')}`);
+  /**
+   * A list of problems of `subject` (the module's options, or a legacy mapping), or one whole sentence
+   * from the module's start-up checks (a host module or the tables missing), which is no options problem.
+   */
+  constructor(problems: OptionsProblem[] | string, subject = 'MigrationModule options') {
+    const list = typeof problems === 'string' ? [{ path: '(module)', message: problems }] : problems;
+    super(typeof problems === 'string' ? problems : `Invalid ${subject} — ${describeProblems(list).join('; ')}`);
     this.problems = list;
   }
 }

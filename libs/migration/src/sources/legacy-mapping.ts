@@ -65,7 +65,7 @@ export function resolveLegacyMapping(m: LegacyMapping = {}): ResolvedLegacyMappi
     if (!CREDENTIAL_TYPES.includes(type as CredentialType)) problems.push({ path: `mapping.fields.${type}`, message: 'is not a credential type' });
     else if (typeof column !== 'string' || !IDENT.test(column)) problems.push({ path: `mapping.fields.${type}`, message: 'must be a plain SQL identifier' });
   }
-  if (problems.length) throw new MigrationConfigurationError(problems);
+  if (problems.length) throw new MigrationConfigurationError(problems, 'legacy mapping');
   return r;
 }
 
