@@ -164,15 +164,28 @@ describe('KeyVaultModule against the emulator (forRoot)', () => {
     expect(tooBig.message).not.toContain('xxxxxxxx');
   });
 
-  it('trusts the emulator CA only when configured: without it the TLS failure is a CONFIGURATION error', async () => {
-    const { tls: _tls, ...noCa } = optionsFor(vault);
-    const other = await Test.createTestingModule({ imports: [KeyVaultModule.forRoot(noCa)] }).compile();
+  /** The error of a first call through a module built with `options`. */
+  async function firstCallError(options: KeyVaultModuleOptions): Promise<KeyVaultError> {
+    const other = await Test.createTestingModule({ imports: [KeyVaultModule.forRoot(options)] }).compile();
     try {
-      const e = await failure(other.get(KeyVaultProvider).getSecret('crud-a'));
-      expect(e.code).toBe(C.CONFIGURATION);
+      return await failure(other.get(KeyVaultProvider).getSecret('crud-a'));
     } finally {
       await other.close();
     }
+  }
+
+  it('trusts the emulator CA only when configured: without it the TLS failure is a CONFIGURATION error naming the option', async () => {
+    const { tls: _tls, ...noCa } = optionsFor(vault);
+    const e = await firstCallError(noCa);
+    expect(e.code).toBe(C.CONFIGURATION);
+    expect(e.message).toContain('pass its CA in the KeyVaultModule option tls.caCertPath or tls.caCertPem');
+  });
+
+  it("without disableChallengeResourceVerification the emulator's challenge is a CONFIGURATION error naming that option", async () => {
+    const { disableChallengeResourceVerification: _skip, ...strict } = optionsFor(vault);
+    const e = await firstCallError(strict);
+    expect(e.code).toBe(C.CONFIGURATION);
+    expect(e.message).toContain('for a local vault set the KeyVaultModule option disableChallengeResourceVerification: true');
   });
 });
 

@@ -73,6 +73,18 @@ describe('toKeyVaultError', () => {
     expect(e.message).not.toContain('tenant-a-github');
   });
 
+  // These surface at the first vault call, far from the options that caused them: the message names the option to set.
+  it.each([
+    ['an untrusted certificate (SDK network error)', () => networkError('UNABLE_TO_VERIFY_LEAF_SIGNATURE', 'unable to verify the first certificate'), /not trusted; for a local vault, pass its CA in the KeyVaultModule option tls\.caCertPath or tls\.caCertPem/],
+    ['an untrusted certificate (plain Node error)', () => Object.assign(new Error('self-signed certificate in certificate chain'), { code: 'SELF_SIGNED_CERT_IN_CHAIN' }), /tls\.caCertPath or tls\.caCertPem/],
+    ['an expired certificate', () => networkError('CERT_HAS_EXPIRED', 'certificate has expired'), /the vault's certificate has expired\)$/],
+    ['a challenge for another resource', () => new Error("The challenge resource 'vault.azure.net' does not match the requested domain."), /for a local vault set the KeyVaultModule option disableChallengeResourceVerification: true/],
+  ])('%s: the CONFIGURATION message says what to set', (_label, error, remedy) => {
+    const e = toKeyVaultError(error(), get('setSecret'));
+    expect(e.code).toBe(C.CONFIGURATION);
+    expect(e.message).toMatch(remedy);
+  });
+
   // Every message built by the map, for a secret (its name carries the tenant id) and a key (a tenant hash).
   const withMarker = (status: number, code: string, text: string, headers?: Record<string, string>) => restError(status, code, `${text} ${MARKER} ${TENANT}-github`, headers);
   const failures: [string, () => unknown][] = [

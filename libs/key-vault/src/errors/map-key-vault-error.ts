@@ -62,6 +62,21 @@ const TLS_CODES = new Set([
   'CERT_UNTRUSTED',
 ]);
 
+/**
+ * What to do about a TLS failure, named by the lib's options: the error surfaces at the first vault call,
+ * often in an embedding app's test, far from the options that caused it.
+ */
+function tlsDetail(code: string): string {
+  if (code === 'CERT_HAS_EXPIRED') return `TLS ${code}: the vault's certificate has expired`;
+  if (code === 'ERR_TLS_CERT_ALTNAME_INVALID') return `TLS ${code}: the vault's certificate does not name the vaultUrl host`;
+  return `TLS ${code}: the vault's certificate is not trusted; for a local vault, pass its CA in the KeyVaultModule option tls.caCertPath or tls.caCertPem (the stock host's KEY_VAULT_CA_CERT_PATH)`;
+}
+
+/** The challenge names another resource than the vaultUrl host: what the emulator's and a custom domain's do. */
+const CHALLENGE_MISMATCH =
+  "the vault's authentication challenge does not match the vaultUrl host; for a local vault set the KeyVaultModule option " +
+  "disableChallengeResourceVerification: true (the stock host's KEY_VAULT_DISABLE_CHALLENGE_RESOURCE_VERIFICATION), for Azure use the vault's own URL (https://<name>.vault.azure.net)";
+
 const BACKUP_OPERATIONS: ReadonlySet<KeyVaultOperation> = new Set<KeyVaultOperation>(['backupSecret', 'restoreSecretBackup', 'backupKey', 'restoreKeyBackup']);
 
 /** The service's text, read to classify a failure only: it never reaches the message. */
@@ -117,12 +132,12 @@ function fromRestError(e: RestErrorLike, ctx: ErrorContext): KeyVaultError {
   const msg = serviceText(e);
   const base = { operation: ctx.operation, secretName: ctx.secretName, statusCode: status, azureCode, cause: e };
   const detail = status === undefined ? (azureCode ?? 'no response') : `HTTP ${status}${azureCode ? ` ${azureCode}` : ''}`;
-  const make = (code: KeyVaultErrorCode, extra: { retryAfterMs?: number } = {}) =>
-    new KeyVaultError(code, keyVaultMessage(ctx.operation, code, { detail, retryAfterMs: extra.retryAfterMs }), { ...base, ...extra });
+  const make = (code: KeyVaultErrorCode, extra: { retryAfterMs?: number } = {}, why = detail) =>
+    new KeyVaultError(code, keyVaultMessage(ctx.operation, code, { detail: why, retryAfterMs: extra.retryAfterMs }), { ...base, ...extra });
 
   if (status === undefined) {
     const netCode = azureCode ?? '';
-    if (TLS_CODES.has(netCode)) return make(KeyVaultErrorCode.CONFIGURATION);
+    if (TLS_CODES.has(netCode)) return make(KeyVaultErrorCode.CONFIGURATION, {}, tlsDetail(netCode));
     if (TIMEOUT_CODES.has(netCode)) return make(KeyVaultErrorCode.TIMEOUT);
     if (NETWORK_CODES.has(netCode) || /socket hang up|ECONNRESET|ECONNREFUSED/i.test(msg)) {
       return make(KeyVaultErrorCode.SERVICE_UNAVAILABLE);
@@ -198,11 +213,11 @@ export function toKeyVaultError(e: unknown, ctx: ErrorContext): KeyVaultError {
   // The identity's own text stays in `cause` (the logs): it can quote tenant and client ids.
   if (e instanceof Error && IDENTITY_ERROR_NAMES.has(e.name)) return fail(KeyVaultErrorCode.UNAUTHORIZED, e.name);
   if (e instanceof Error && /challenge resource .* does not match|challenge contains invalid scope/i.test(e.message)) {
-    return fail(KeyVaultErrorCode.CONFIGURATION, "the vault's authentication challenge does not match the vault URL");
+    return fail(KeyVaultErrorCode.CONFIGURATION, CHALLENGE_MISMATCH);
   }
   const code = errorCodeOf(e);
   if (code !== undefined) {
-    if (TLS_CODES.has(code)) return fail(KeyVaultErrorCode.CONFIGURATION, `TLS ${code}`);
+    if (TLS_CODES.has(code)) return fail(KeyVaultErrorCode.CONFIGURATION, tlsDetail(code));
     if (TIMEOUT_CODES.has(code)) return fail(KeyVaultErrorCode.TIMEOUT, code);
     if (NETWORK_CODES.has(code)) return fail(KeyVaultErrorCode.SERVICE_UNAVAILABLE, code);
   }
