@@ -206,7 +206,7 @@ describe('npm package (build:package → npm pack)', () => {
       expect(existsSync(join(app, 'node_modules', 'ioredis'))).toBe(false);
     });
 
-    it("passes its own test: migrations, a credential through the local vault, an OAuth refresh", async () => {
+    it("passes its own test: migrations, a credential through the local vault, its audit anchored there, an OAuth refresh", async () => {
       const tokens = await idp.authorize('openid');
       idp.resetCounters();
       const schema = (db.options as { schema: string }).schema;
@@ -225,7 +225,7 @@ describe('npm package (build:package → npm pack)', () => {
         throw new Error(`the app's own test failed:\n${e.stdout ?? ''}\n${e.stderr ?? e.message}`);
       });
       const output = `${result.stdout}\n${result.stderr}`;
-      expect(output).toMatch(/Tests:\s+3 passed, 3 total/);
+      expect(output).toMatch(/Tests:\s+4 passed, 4 total/);
       // The refresh reached this OAuth server: exactly one refresh grant.
       expect(idp.refreshCalls).toBe(1);
     }, 240_000); // its tsc + jest, on a loaded CI machine

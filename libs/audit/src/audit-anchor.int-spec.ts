@@ -260,7 +260,10 @@ describe.each(DATABASE_KINDS)('audit anchoring on %s', (kind) => {
 });
 
 describe('audit anchoring misconfigured', () => {
-  it('refuses to start when anchoring is enabled without an AuditAnchorStore', async () => {
-    await expect(startAuditOn('sqlite', { anchor: { enabled: true } }, { schedule: true })).rejects.toThrow(/AuditAnchorStore/);
+  it('refuses to start when anchoring is enabled without an AuditAnchorStore, naming the packaged Key Vault one', async () => {
+    // An embedding app has no host store to provide: the error points at the one the package ships.
+    await expect(startAuditOn('sqlite', { anchor: { enabled: true } }, { schedule: true })).rejects.toThrow(
+      /no AuditAnchorStore is provided: provide one globally \(e\.g\. KeyVaultAuditAnchorStore from the credentials entry\)/,
+    );
   });
 });

@@ -29,7 +29,7 @@ export class AuditJobsScheduler implements OnApplicationBootstrap, OnModuleDestr
     const { retention, anchor } = this.options;
     if (anchor.enabled && !this.store) {
       throw new AuditConfigurationError(
-        "Audit anchoring is enabled but no AuditAnchorStore is provided: provide one globally (e.g. the host's Key Vault store), " +
+        "Audit anchoring is enabled but no AuditAnchorStore is provided: provide one globally (e.g. KeyVaultAuditAnchorStore from the credentials entry), " +
           'or set AuditModule option anchor.enabled = false',
       );
     }

@@ -40,6 +40,7 @@ export type { CacheRedisClient, CacheRedisSubscriber } from './cache/redis-conne
 export { CacheInvalidationBus, type InvalidationMessage } from './cache/invalidation-bus';
 export { cacheKeySecretName } from './cache/credential-cache.provider';
 export { ReadAuditCoalescer } from './audit/read-audit-coalescer';
+export { KeyVaultAuditAnchorStore, auditAnchorSecretName } from './audit/key-vault-audit-anchor.store';
 export { DataKeyService, type DataKey, type RewrapResult } from './stores/data-key.service';
 export { KeyEncryptionKeyHealthCheck, type KeyEncryptionKeyHealth } from './stores/key-encryption-key-health-check';
 export { EnvelopeValueStore, type ReencryptResult } from './stores/envelope-value-store';

@@ -1,8 +1,8 @@
 import { Global, Module } from '@nestjs/common';
 import { AuditAnchorStore } from '@app/audit';
+import { KeyVaultAuditAnchorStore } from '@app/credentials';
 import { KeyVaultProvider } from '@app/key-vault';
 import { APP_CONFIG, AppConfig } from '../config/app.config';
-import { KeyVaultAuditAnchorStore } from './key-vault-audit-anchor.store';
 
 /**
  * Anchors the audit chains in Key Vault. Global because the audit lib looks `AuditAnchorStore` up

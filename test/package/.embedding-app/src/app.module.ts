@@ -4,7 +4,7 @@ import { EventEmitterModule } from '@nestjs/event-emitter';
 import { ScheduleModule } from '@nestjs/schedule';
 import { getDataSourceToken, TypeOrmModule } from '@nestjs/typeorm';
 import type { DataSource } from 'typeorm';
-import { AUDIT_ENTITIES, AUDIT_MIGRATIONS, AuditModule } from '@credential-vault/nest/audit';
+import { AUDIT_ENTITIES, AUDIT_MIGRATIONS, AuditAnchorStore, AuditModule } from '@credential-vault/nest/audit';
 import {
   createDistributedLock,
   DistributedLock,
@@ -14,8 +14,8 @@ import {
   PersistenceModule,
   ScheduledJobsModule,
 } from '@credential-vault/nest/common';
-import { CREDENTIALS_ENTITIES, CREDENTIALS_MIGRATIONS, CredentialsModule } from '@credential-vault/nest/credentials';
-import { KeyVaultModule } from '@credential-vault/nest/key-vault';
+import { CREDENTIALS_ENTITIES, CREDENTIALS_MIGRATIONS, CredentialsModule, KeyVaultAuditAnchorStore } from '@credential-vault/nest/credentials';
+import { KeyVaultModule, KeyVaultProvider } from '@credential-vault/nest/key-vault';
 import { OAuthRefreshModule } from '@credential-vault/nest/oauth-refresh';
 
 /** One lock per job / OAuth refresh across replicas (PostgreSQL advisory locks). */
@@ -26,6 +26,14 @@ import { OAuthRefreshModule } from '@credential-vault/nest/oauth-refresh';
   exports: [DistributedLock],
 })
 export class LockModule {}
+
+/** Each tenant's audit chain head copied to Key Vault, so verify() notices rows rewritten or cut off in the database. */
+@Global()
+@Module({
+  providers: [{ provide: AuditAnchorStore, inject: [KeyVaultProvider], useFactory: (kv: KeyVaultProvider) => new KeyVaultAuditAnchorStore(kv) }],
+  exports: [AuditAnchorStore],
+})
+export class AuditAnchorModule {}
 
 @Module({
   imports: [
@@ -60,7 +68,8 @@ export class LockModule {}
         };
       },
     }),
-    AuditModule.forRootAsync({ isGlobal: true, useFactory: () => ({}) }),
+    AuditAnchorModule,
+    AuditModule.forRootAsync({ isGlobal: true, useFactory: () => ({ anchor: { enabled: true } }) }),
     CredentialsModule.forRootAsync({
       isGlobal: true,
       inject: [ConfigService],

@@ -2,8 +2,9 @@ import 'reflect-metadata';
 import { Test, type TestingModule } from '@nestjs/testing';
 import { getDataSourceToken } from '@nestjs/typeorm';
 import type { DataSource } from 'typeorm';
+import { AuditAnchorService, AuditService } from '@credential-vault/nest/audit';
 import type { OperationContext } from '@credential-vault/nest/common';
-import { CredentialEntity, CredentialsService, CredentialType } from '@credential-vault/nest/credentials';
+import { auditAnchorSecretName, CredentialEntity, CredentialsService, CredentialType } from '@credential-vault/nest/credentials';
 import { emulatorSecretClient, KeyVaultEmulator } from '@credential-vault/nest/keyvault-emulator';
 import { OAuthProviderRegistry, OAuthRefreshService } from '@credential-vault/nest/oauth-refresh';
 import { AppModule } from '../src/app.module';
@@ -48,6 +49,14 @@ describe('an app embedding @credential-vault/nest', () => {
     const rows = await app.get<DataSource>(getDataSourceToken()).getRepository(CredentialEntity).find();
     expect(rows.map((r) => r.id)).toContain(stored.id);
     expect(JSON.stringify(rows)).not.toContain('sk_test_scratch_0123456789');
+  });
+
+  it("anchors the tenant's audit chain in the vault, and verify checks the chain against it", async () => {
+    // The cron job's run, now (the store is the package's Key Vault one).
+    await app.get(AuditAnchorService).runOnce();
+    const anchor = JSON.parse((await emulatorSecretClient(vault).getSecret(auditAnchorSecretName('acme'))).value ?? '{}') as { tenantId?: string; sequence?: number };
+    expect(anchor).toMatchObject({ tenantId: 'acme', sequence: expect.any(Number) });
+    expect(await app.get(AuditService).verify({ tenantId: 'acme' })).toMatchObject({ valid: true, anchorsChecked: 1 });
   });
 
   it('refreshes an OAuth access token at the OAuth server', async () => {

@@ -1,17 +1,21 @@
 /**
- * Integration: the Key Vault anchor store, resolved through the host's global AuditAnchorModule,
- * against the local Key Vault emulator over real HTTPS.
+ * Integration: the Key Vault anchor store, provided globally as an embedding app does (the provider its
+ * JSDoc shows), against the local Key Vault emulator over real HTTPS.
  */
-import type { Logger } from '@nestjs/common';
+import { Global, Module, type Logger } from '@nestjs/common';
 import { Test, type TestingModule } from '@nestjs/testing';
 import { AuditAnchorStore, type AuditAnchor } from '@app/audit';
 import { KeyVaultModule, KeyVaultProvider } from '@app/key-vault';
 import { KeyVaultEmulator } from '@app/keyvault-emulator';
 import { emulatorKeyVaultOptions } from '@app/testing';
-import { loadAppConfig } from '../config/app.config';
-import { AppConfigModule } from '../config/config.module';
-import { AuditAnchorModule } from './audit-anchor.module';
 import { AuditAnchorStoreError, auditAnchorSecretName, KeyVaultAuditAnchorStore } from './key-vault-audit-anchor.store';
+
+@Global()
+@Module({
+  providers: [{ provide: AuditAnchorStore, inject: [KeyVaultProvider], useFactory: (kv: KeyVaultProvider) => new KeyVaultAuditAnchorStore(kv) }],
+  exports: [AuditAnchorStore],
+})
+class AnchorStoreModule {}
 
 const hash = (c: string) => c.repeat(64);
 const anchor = (tenantId: string, sequence: number, h = hash('a'), at = '2026-12-01T10:00:00.000Z'): AuditAnchor => ({
@@ -34,12 +38,11 @@ describe('KeyVaultAuditAnchorStore against the local Key Vault', () => {
     vault = await KeyVaultEmulator.start({ quiet: true, throttle: false, operationDelayMs: 0 }); // deletes, recovers and purges anchors
     moduleRef = await Test.createTestingModule({
       imports: [
-        AppConfigModule.forRoot(loadAppConfig({})),
         KeyVaultModule.forRoot({
           ...emulatorKeyVaultOptions(vault, { resilience: { initialDelayMs: 20, maxDelayMs: 500, pollIntervalMs: 50 } }),
           isGlobal: true,
         }),
-        AuditAnchorModule,
+        AnchorStoreModule,
       ],
     }).compile();
     store = moduleRef.get(AuditAnchorStore);
@@ -194,7 +197,7 @@ describe('KeyVaultAuditAnchorStore against the local Key Vault', () => {
     await expect(store.read('disabled')).rejects.toMatchObject({ codeName: 'DISABLED' });
   });
 
-  it('keeps deployments with another VAULT_SECRET_PREFIX apart in a shared vault', async () => {
+  it('keeps deployments with another name prefix apart in a shared vault', async () => {
     const staging = new KeyVaultAuditAnchorStore(kv, 'stg');
     await staging.write(anchor('acme', 100));
     expect(auditAnchorSecretName('acme', 'stg')).toMatch(/^stg-audit-anchor-/);

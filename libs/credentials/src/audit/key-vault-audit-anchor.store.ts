@@ -26,9 +26,9 @@ export class AuditAnchorStoreError extends Error {
 /**
  * Name of a tenant's anchor secret: `<prefix>-audit-anchor-<first 40 hex of sha256(tenantId)>`.
  * Hashed because tenant ids may hold characters Key Vault names refuse; 160 bits make a collision
- * practically impossible, and `read` checks the tenant id stored inside anyway. The prefix is the
- * credentials' `VAULT_SECRET_PREFIX`, so deployments sharing a vault keep apart ("-audit-" never
- * begins a credential or data-key name, which continue the prefix with "--", "-h-" or "-k").
+ * practically impossible, and `read` checks the tenant id stored inside anyway. The prefix is this lib's
+ * `vault.namePrefix` (the stock host's `VAULT_SECRET_PREFIX`), so deployments sharing a vault keep apart
+ * ("-audit-" never begins a credential or data-key name, which continue the prefix with "--", "-h-" or "-k").
  */
 export function auditAnchorSecretName(tenantId: string, prefix = 'cv'): string {
   return `${prefix}-audit-anchor-${createHash('sha256').update(tenantId, 'utf8').digest('hex').slice(0, 40)}`;
@@ -36,7 +36,9 @@ export function auditAnchorSecretName(tenantId: string, prefix = 'cv'): string {
 
 /**
  * `AuditAnchorStore` over Key Vault: one secret per tenant, each anchor a new version (the vault
- * keeps the history, and who may change anchors is governed apart from the database).
+ * keeps the history, and who may change anchors is governed apart from the database). Here, beside the
+ * credential secrets whose naming it keeps clear of, so an embedding app provides it as the stock host does
+ * (`{ provide: AuditAnchorStore, inject: [KeyVaultProvider], useFactory: (kv) => new KeyVaultAuditAnchorStore(kv) }`, global).
  *
  * A soft-deleted anchor is not "no anchor": `read` fails with `AuditAnchorStoreError` until an
  * operator recovers the secret (to verify against it) or purges it (to start afresh) — writing a
