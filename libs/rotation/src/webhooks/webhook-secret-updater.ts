@@ -32,7 +32,7 @@ export interface WebhookSecretUpdater {
   update(update: WebhookSecretUpdate): Promise<void>;
 }
 
-/** The updaters, per integration id; the module owner registers them from options, hosts at runtime. */
+/** The updaters, per integration id, registered at runtime (there is no option for them: an updater usually needs the app's own providers). */
 @Injectable()
 export class WebhookSecretUpdaterRegistry {
   private readonly updaters = new Map<string, WebhookSecretUpdater>();
