@@ -18,7 +18,7 @@ import {
 import { CredentialChangeEventName, CredentialEventPublisher } from './events/credential-event-publisher';
 import { CredentialEvents } from './events/credential-events';
 import { cacheKey, detailsOf, ownerOf, pointerOf, storedCertificate, toMetadata } from './internal/credential-view';
-import { assertContext, assertType, assertWriteOptions, errorCode, failureResult, loadLive, UUID } from './internal/guards';
+import { assertContext, assertType, assertWriteOptions, errorCode, failureResult, loadLive, recordableId, UUID } from './internal/guards';
 import { valueHint } from './masking';
 import { credentialSecretName } from './naming/vault-secret-name';
 import { checkHistory, writeHistory } from './internal/store-history';
@@ -414,7 +414,7 @@ export class CredentialWriter {
       assertContext(ctx);
       return await work(started);
     } catch (e) {
-      await this.auditFailure(action, ctx, String(id), e, started);
+      await this.auditFailure(action, ctx, recordableId(id), e, started);
       throw e;
     }
   }

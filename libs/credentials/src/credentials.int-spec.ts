@@ -892,6 +892,34 @@ describe.each(DATABASE_KINDS)('CredentialsModule on %s (emulator, real KeyVaultP
       expect(denied.items.map((e) => [e.action, e.result])).toEqual([['read', 'denied']]);
     });
 
+    it('an id that is no credential id (a route parameter passed through) is not found, and neither the error nor the audit repeats it', async () => {
+      const ctxI: OperationContext = { tenantId: `bad-ids-${run}`, actor: { id: 'user:app' } };
+      const pasted = `sk_live_pasted_${run}`; // what a user put in the id field
+      for (const call of [
+        () => service.get(ctxI, pasted),
+        () => service.getVersion(ctxI, pasted, 1),
+        () => service.rotate(ctxI, pasted, secret()),
+        () => service.updateMetadata(ctxI, pasted, { tags: {} }),
+        () => service.delete(ctxI, pasted),
+      ]) {
+        const err = await rejection(call());
+        expect(err).toBeInstanceOf(CredentialNotFoundError);
+        expect(err.message).toBe('Credential (not a credential id) not found');
+      }
+      await moduleRef.get(ReadAuditCoalescer).flush();
+      await audit.flush();
+      const rows = (await audit.query({ tenantId: ctxI.tenantId, order: 'asc', limit: 100 })).items;
+      // (Five denials of one actor also raise a suspicious_activity row, checked below for the text too.)
+      expect(rows.filter((r) => r.action !== 'suspicious_activity').map((r) => [r.action, r.result, r.resource])).toEqual([
+        ['read', 'denied', '(not a credential id)'],
+        ['read', 'denied', '(not a credential id)'],
+        ['rotate', 'denied', '(not a credential id)'],
+        ['update_metadata', 'denied', '(not a credential id)'],
+        ['delete', 'denied', '(not a credential id)'],
+      ]);
+      expect(JSON.stringify(rows)).not.toContain(pasted);
+    });
+
     it('leaves exactly the expected audit rows over a whole lifecycle, failures included', async () => {
       const ctxL: OperationContext = { tenantId: `lifecycle-${run}`, actor: { id: 'user:lc' }, correlationId: 'corr-1' };
       const meta = await service.store(ctxL, { integrationId: 'audited', connectionId: 'life', type: CredentialType.API_KEY, value: secret() });

@@ -17,6 +17,17 @@ import { assertIdentifier, assertPositiveInt } from '../validation/identifiers';
 
 export const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
+/** What errors and audit rows say for an id that is no credential id (the caller's text is never repeated). */
+export const NOT_A_CREDENTIAL_ID = '(not a credential id)';
+
+/**
+ * `id` as errors and audit rows may name it: itself when it is a credential id, else a fixed marker. An app
+ * that passes its route parameter straight through may pass anything, a pasted secret included.
+ */
+export function recordableId(id: unknown): string {
+  return typeof id === 'string' && UUID.test(id) ? id : NOT_A_CREDENTIAL_ID;
+}
+
 export function assertContext(ctx: OperationContext): void {
   if (!ctx || typeof ctx !== 'object') throw new CredentialValidationError('an OperationContext is required', 'ctx');
   assertIdentifier(ctx.tenantId, 'tenantId');
@@ -38,7 +49,7 @@ export function assertWriteOptions(options: WriteOptions): void {
 
 /** The tenant's live row, else CredentialNotFoundError — the same for a missing id, a deleted one and another tenant's. */
 export async function loadLive(rows: CredentialRepository, tenantId: string, id: string): Promise<CredentialEntity> {
-  if (typeof id !== 'string' || !UUID.test(id)) throw new CredentialNotFoundError(String(id).slice(0, 64));
+  if (typeof id !== 'string' || !UUID.test(id)) throw new CredentialNotFoundError(NOT_A_CREDENTIAL_ID);
   const row = await rows.findById(tenantId, id);
   if (!row || row.status === CredentialStatus.DELETED) throw new CredentialNotFoundError(id);
   return row;
