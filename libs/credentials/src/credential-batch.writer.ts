@@ -10,7 +10,7 @@ import { CredentialEventPublisher } from './events/credential-event-publisher';
 import { CredentialEvents } from './events/credential-events';
 import { toMetadata } from './internal/credential-view';
 import { assertContext, errorCode, failureResult } from './internal/guards';
-import { firstVersionRow, newRow, storeResource, type StorePlan } from './internal/store-rows';
+import { firstVersionRow, newRow, storeFailureDetails, storeResource, type StorePlan } from './internal/store-rows';
 import { CredentialRepository, newestKey } from './persistence/credential.repository';
 import { CredentialVersionRepository } from './persistence/credential-version.repository';
 import { CredentialsPersistence } from './persistence/credentials-persistence';
@@ -162,7 +162,7 @@ export class CredentialBatchWriter {
   private async auditFailures(failed: { ctx?: OperationContext; input?: StoreCredentialInput; error: unknown }[], started: number): Promise<void> {
     const events = failed.flatMap(({ ctx, input, error }): AuditEventInput[] =>
       ctx && typeof ctx.tenantId === 'string' && ctx.actor
-        ? [{ action: AuditAction.STORE, context: ctx, resource: storeResource(input), result: failureResult(error), errorCode: errorCode(error), durationMs: Date.now() - started, details: { type: input?.type } }]
+        ? [{ action: AuditAction.STORE, context: ctx, resource: storeResource(input), result: failureResult(error), errorCode: errorCode(error), durationMs: Date.now() - started, details: storeFailureDetails(input) }]
         : [],
     );
     try {

@@ -22,7 +22,7 @@ import { assertContext, assertType, assertWriteOptions, errorCode, failureResult
 import { valueHint } from './masking';
 import { credentialSecretName } from './naming/vault-secret-name';
 import { checkHistory, writeHistory } from './internal/store-history';
-import { firstVersionRow, newRow, planStore, storeResource, versionRow, type CheckedStore, type StorePlan, type VersionFacts } from './internal/store-rows';
+import { firstVersionRow, newRow, planStore, storeFailureDetails, storeResource, versionRow, type CheckedStore, type StorePlan, type VersionFacts } from './internal/store-rows';
 import { CredentialRepository } from './persistence/credential.repository';
 import { CredentialVersionRepository, lastRevoked, revokeMark } from './persistence/credential-version.repository';
 import { CredentialsPersistence } from './persistence/credentials-persistence';
@@ -122,7 +122,7 @@ export class CredentialWriter {
       this.logger.log(`stored credential ${row.id} (tenant ${ctx.tenantId}, ${input.type}, ${plan.kind})`);
       return toMetadata(row, this.clock.nowMs());
     } catch (e) {
-      await this.auditFailure(AuditAction.STORE, ctx, storeResource(input), e, started, { type: input?.type });
+      await this.auditFailure(AuditAction.STORE, ctx, storeResource(input), e, started, storeFailureDetails(input));
       throw e;
     }
   }

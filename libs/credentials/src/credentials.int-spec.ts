@@ -906,6 +906,12 @@ describe.each(DATABASE_KINDS)('CredentialsModule on %s (emulator, real KeyVaultP
         expect(err).toBeInstanceOf(CredentialNotFoundError);
         expect(err.message).toBe('Credential (not a credential id) not found');
       }
+      // The same text in the names of a store (with a space: no identifier) or as its type is refused, and not audited either.
+      const store = { integrationId: `${pasted} x`, connectionId: 'c', type: pasted as CredentialType, value: secret() };
+      expect(await rejection(service.store(ctxI, store))).toBeInstanceOf(CredentialValidationError);
+      expect(await rejection(service.store(ctxI, { ...store, integrationId: 'ok', connectionId: `${pasted} x` }))).toBeInstanceOf(CredentialValidationError);
+      const [batch] = await service.storeMany([{ ctx: ctxI, input: store }]);
+      expect('error' in batch && batch.error).toBeInstanceOf(CredentialValidationError);
       await moduleRef.get(ReadAuditCoalescer).flush();
       await audit.flush();
       const rows = (await audit.query({ tenantId: ctxI.tenantId, order: 'asc', limit: 100 })).items;
@@ -916,7 +922,11 @@ describe.each(DATABASE_KINDS)('CredentialsModule on %s (emulator, real KeyVaultP
         ['rotate', 'denied', '(not a credential id)'],
         ['update_metadata', 'denied', '(not a credential id)'],
         ['delete', 'denied', '(not a credential id)'],
+        ['store', 'failure', 'connection:(invalid)/c'],
+        ['store', 'failure', 'connection:ok/(invalid)'],
+        ['store', 'failure', 'connection:(invalid)/c'],
       ]);
+      expect(rows.filter((r) => r.action === 'store').map((r) => r.details)).toEqual([{ type: '(invalid)' }, { type: '(invalid)' }, { type: '(invalid)' }]);
       expect(JSON.stringify(rows)).not.toContain(pasted);
     });
 

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { OperationContext } from '@app/common';
-import { CredentialStatus, ValueStoreKind } from '../credential-type';
+import { CREDENTIAL_TYPES, CredentialStatus, type CredentialType, ValueStoreKind } from '../credential-type';
 import type { StoreCredentialInput } from '../credential.types';
 import type { CredentialVersionEntity } from '../entities/credential-version.entity';
 import type { CredentialEntity, StoredCertificateInfo } from '../entities/credential.entity';
@@ -8,6 +8,7 @@ import type { ValuePointer, ValueWriteRequest } from '../stores/credential-value
 import { CredentialAlreadyExistsError, CredentialValidationError } from '../errors/credential-errors';
 import { valueHint } from '../masking';
 import type { ValidatedValue } from '../validation/credential-value.validator';
+import { IDENTIFIER_PATTERN } from '../validation/identifiers';
 import { storedCertificate } from './credential-view';
 
 /* The rows a write creates, shared by `CredentialWriter` and `CredentialBatchWriter`. */
@@ -88,10 +89,19 @@ export function newRow(p: StorePlan, pointer: ValuePointer): CredentialEntity {
   };
 }
 
-/** What `store` needs of its caller's name for the failure's audit row. */
+/** A refused store's input as its audit row names it: what passed validation, else `(invalid)` — never the caller's text. */
 export function storeResource(input: StoreCredentialInput | undefined): string {
-  return `connection:${String(input?.integrationId)}/${String(input?.connectionId)}`;
+  const part = (v: unknown) => (typeof v === 'string' && IDENTIFIER_PATTERN.test(v) ? v : INVALID);
+  return `connection:${part(input?.integrationId)}/${part(input?.connectionId)}`;
 }
+
+/** The details of a refused store's audit row (its type, when it is one). */
+export function storeFailureDetails(input: StoreCredentialInput | undefined): { type: string | undefined } {
+  const type: unknown = input?.type;
+  return { type: type === undefined ? undefined : CREDENTIAL_TYPES.includes(type as CredentialType) ? (type as string) : INVALID };
+}
+
+const INVALID = '(invalid)';
 
 export function firstVersionRow(row: CredentialEntity, p: StorePlan, pointer: ValuePointer): CredentialVersionEntity {
   return versionRow(row, { version: 1, kind: p.kind, pointer, hint: p.hint, expiresAt: p.expiresAt, certificate: p.certificate, sourceVersion: null }, p.ctx, p.createdAt);
