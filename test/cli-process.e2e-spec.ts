@@ -55,6 +55,7 @@ describe('the CLI process', () => {
     expect(started.stdout).toMatch(/Vault URL: https:\/\/127\.0\.0\.1:\d+/);
     expect(started.stdout).toContain(`Data dir: ${join(dir, 'emulator')}`);
     expect(started.stdout).toContain('Key Vault emulator stopped.');
+    expect(started.code).toBe(0); // null: killed by the signal instead of stopping on it
   }, 60_000);
 
   it("a command run beside the host (the embedded vault's port taken) says to stop the host, and exits 1", async () => {

@@ -117,6 +117,27 @@ function exportCaCert(path: string, pem: string): void {
 }
 
 /**
+ * The first SIGINT or SIGTERM. Only the first: a second one while the store flushes meets Node's default
+ * action and ends the process at once, as a second Ctrl-C does.
+ */
+function firstSignal(): { received: Promise<NodeJS.Signals>; cancel: () => void } {
+  let cancel = () => {};
+  const received = new Promise<NodeJS.Signals>((resolve) => {
+    const once = (signal: NodeJS.Signals) => {
+      cancel();
+      resolve(signal);
+    };
+    cancel = () => {
+      process.off('SIGINT', once);
+      process.off('SIGTERM', once);
+    };
+    process.on('SIGINT', once);
+    process.on('SIGTERM', once);
+  });
+  return { received, cancel };
+}
+
+/**
  * Runs the emulator as a foreground process with the given flags (`npm run emulator -- ...`,
  * `cli emulator ...`): prints the banner, the vault URL and the CA path, and resolves once a
  * SIGINT/SIGTERM has stopped it (store flushed). Bad flags print the help and set exit code 2.
@@ -135,25 +156,23 @@ export async function runEmulatorCli(argv: string[]): Promise<void> {
     return;
   }
   const { caExportPath, ...emulatorOptions } = options;
-  const emulator = await KeyVaultEmulator.start(emulatorOptions);
-  if (caExportPath) exportCaCert(caExportPath, emulator.caCertPem);
+  // Listening before anything is printed (the banner too): a supervisor signals once it has read a line, and a
+  // SIGTERM that came first would meet Node's default action (killed at once: store not flushed, no 'stopped').
+  const signal = firstSignal();
+  let emulator: KeyVaultEmulator;
+  try {
+    emulator = await KeyVaultEmulator.start(emulatorOptions);
+    if (caExportPath) exportCaCert(caExportPath, emulator.caCertPem);
+  } catch (err) {
+    signal.cancel();
+    throw err;
+  }
   console.log(`Vault URL: ${emulator.vaultUrl}`);
   console.log(`CA certificate: ${emulator.caCertPath}   (SecretClient option tlsOptions: { ca }, or NODE_EXTRA_CA_CERTS)`);
   if (caExportPath) console.log(`CA certificate exported to: ${caExportPath}`);
   console.log(`Data dir: ${emulator.dataDir}`);
-  await new Promise<void>((resolve, reject) => {
-    let stopping = false;
-    const shutdown = (signal: NodeJS.Signals) => {
-      if (stopping) return;
-      stopping = true;
-      console.log(`\n${signal} received, stopping (flushing the store)...`);
-      process.off('SIGINT', shutdown);
-      process.off('SIGTERM', shutdown);
-      emulator.stop().then(resolve, reject);
-    };
-    process.on('SIGINT', shutdown);
-    process.on('SIGTERM', shutdown);
-  });
+  console.log(`\n${await signal.received} received, stopping (flushing the store)...`);
+  await emulator.stop();
   console.log('Key Vault emulator stopped.');
 }
 
