@@ -2,6 +2,8 @@
  * Integration: the real Azure SDK over real HTTPS against the local Key Vault emulator, through
  * KeyVaultModule registered with forRoot and forRootAsync.
  */
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { Injectable, Module } from '@nestjs/common';
 import { Test, type TestingModule } from '@nestjs/testing';
 import { KeyVaultEmulator } from '@app/keyvault-emulator';
@@ -186,6 +188,21 @@ describe('KeyVaultModule against the emulator (forRoot)', () => {
     const e = await firstCallError(strict);
     expect(e.code).toBe(C.CONFIGURATION);
     expect(e.message).toContain('for a local vault set the KeyVaultModule option disableChallengeResourceVerification: true');
+  });
+
+  it('an https:// vaultUrl on a plain-HTTP port fails at once as CONFIGURATION naming vaultUrl, not as an outage to retry', async () => {
+    let connections = 0;
+    const plain = createServer((_req, res) => res.end('{}')).on('connection', () => connections++);
+    await new Promise<void>((resolve) => plain.listen(0, '127.0.0.1', resolve));
+    try {
+      const e = await firstCallError({ ...optionsFor(vault), vaultUrl: `https://127.0.0.1:${(plain.address() as AddressInfo).port}` });
+      expect(e.code).toBe(C.CONFIGURATION);
+      expect(e.message).toContain("vaultUrl (the stock host's KEY_VAULT_URL) must be the vault's https:// address");
+      expect(e.message).not.toContain('retry');
+      expect(connections).toBe(1); // not retried: maxAttempts is 4
+    } finally {
+      plain.close();
+    }
   });
 });
 

@@ -91,7 +91,7 @@ describe('resolveKeyVaultOptions', () => {
   });
 
   it('requires https, a bare origin, and normalises a trailing slash', () => {
-    expect(configError({ ...azure, vaultUrl: 'http://myvault.vault.azure.net' }).message).toContain('must use https://');
+    expect(configError({ ...azure, vaultUrl: 'http://myvault.vault.azure.net' }).message).toContain('must be an https:// URL');
     expect(configError({ ...azure, vaultUrl: 'https://myvault.vault.azure.net/prefix' }).message).toContain(
       'with no credentials, path, query or fragment',
     );
@@ -99,8 +99,18 @@ describe('resolveKeyVaultOptions', () => {
     expect(resolveKeyVaultOptions({ ...azure, vaultUrl: 'https://myvault.vault.azure.net/' }).vaultUrl).toBe(
       'https://myvault.vault.azure.net',
     );
-    expect(resolveKeyVaultOptions({ ...local, vaultUrl: 'http://127.0.0.1:8080' }).vaultUrl).toBe('http://127.0.0.1:8080');
   });
+
+  // No Key Vault, Azure's or the local one, speaks plain HTTP: an http:// URL to the local vault failed at the first call
+  // as SERVICE_UNAVAILABLE, 'retry later' (its TLS port hung up on the plain request).
+  it.each(['http://127.0.0.1:8443', 'http://localhost:8443', 'http://[::1]:8443', 'HTTP://myvault.vault.azure.net'])(
+    'refuses %s at start, for a local vault too, with every other problem in the same error',
+    (vaultUrl) => {
+      const e = configError({ ...local, vaultUrl, resilience: { maxAttempts: 99 } });
+      expect(e.message).toContain('vaultUrl: vaultUrl must be an https:// URL');
+      expect(e.message).toContain('resilience.maxAttempts');
+    },
+  );
 
   describe('local-only development switches', () => {
     it.each([
@@ -150,7 +160,7 @@ describe('resolveKeyVaultOptions', () => {
     // A bad nested value does not hide the URL check.
     const both = configError({ ...azure, vaultUrl: 'http://myvault.vault.azure.net', resilience: 'fast' }).message;
     expect(both).toContain('resilience:');
-    expect(both).toContain('vaultUrl: vaultUrl must use https://');
+    expect(both).toContain('vaultUrl: vaultUrl must be an https:// URL');
   });
 
   it('never echoes the vaultUrl (it may hold credentials)', () => {

@@ -90,9 +90,8 @@ function parseUrl(v: string): URL | undefined {
 function vaultUrlProblem(v: string): string | undefined {
   const url = parseUrl(v);
   if (!url) return 'vaultUrl is not a URL (expected https://<name>.vault.azure.net/)';
-  if (url.protocol !== 'https:' && !(url.protocol === 'http:' && isLocalHost(url.hostname))) {
-    return 'vaultUrl must use https:// (http:// is accepted only for a local vault: localhost, 127.0.0.0/8, ::1)';
-  }
+  // The local vault is HTTPS too: over http:// the SDK's first call met a TLS port and failed as 'retry later'.
+  if (url.protocol !== 'https:') return 'vaultUrl must be an https:// URL: Key Vault, Azure\'s and the local one, speaks only HTTPS';
   if ((url.pathname !== '/' && url.pathname !== '') || url.search || url.hash || url.username || url.password) {
     return "vaultUrl must be the vault's base URL, https://<name>.vault.azure.net/, with no credentials, path, query or fragment (secret ids break otherwise)";
   }

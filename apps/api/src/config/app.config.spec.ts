@@ -175,6 +175,13 @@ describe('loadAppConfig', () => {
     }
   });
 
+  it('refuses an http:// KEY_VAULT_URL at start (no Key Vault speaks plain HTTP), without repeating it', () => {
+    const msg = problemsOf({ KEY_VAULT_URL: 'http://127.0.0.1:8443', PORT: 'x' });
+    expect(msg).toContain('KEY_VAULT_URL: must be an https:// URL');
+    expect(msg).toContain('PORT');
+    expect(msg).not.toContain('127.0.0.1:8443');
+  });
+
   it('refuses the embedded development vault in production', () => {
     expect(() => loadAppConfig({ NODE_ENV: 'production' })).toThrow(/KEY_VAULT_URL: is required in production/);
   });

@@ -95,7 +95,8 @@ export const envSchema = z
     // How long the outbox dispatcher waits for one handler with one event (PersistenceModule outbox.handlerTimeoutMs).
     OUTBOX_HANDLER_TIMEOUT_MS: int(10_000, 1_000, 600_000),
 
-    KEY_VAULT_URL: z.string().url().optional(),
+    // The SDK cannot use an http:// vault (its first call met a TLS port: 'retry later'); the local vault is HTTPS too.
+    KEY_VAULT_URL: z.string().url().regex(/^https:\/\//i, "must be an https:// URL (Key Vault, Azure's and the local one, speaks only HTTPS)").optional(),
     KEY_VAULT_CREDENTIAL: z.enum(credentialTypes).optional(),
     AZURE_TENANT_ID: z.string().optional(),
     AZURE_CLIENT_ID: z.string().optional(),

@@ -92,7 +92,6 @@ export const keyVaultCallContextPolicy: PipelinePolicy = {
  *   retry layer, so attempts never multiply.
  * - `tlsOptions.ca`: trust the local vault's CA for this client only (validated: local vaults only).
  *   The SDK's node HTTP client creates one keep-alive https.Agent per tlsOptions object.
- * - `allowInsecureConnection` only for an http:// local vault.
  */
 /**
  * A client's first request goes alone; the others wait until it has an answer (or failed). The SDK's
@@ -125,7 +124,7 @@ export function createSecretClient(options: ResolvedKeyVaultOptions, credential:
 /**
  * Options every client of the vault gets (SecretClient, KeyClient, CryptographyClient): the SDK's
  * retry off, the local vault's CA for these clients only, the challenge-resource switch, the
- * call-context policy, and http:// only for a local vault.
+ * call-context policy. No http://: the options refuse it (no Key Vault speaks plain HTTP).
  */
 export function vaultClientOptions(options: ResolvedKeyVaultOptions): SecretClientOptions & { disableChallengeResourceVerification?: boolean } {
   const clientOptions: SecretClientOptions = {
@@ -138,6 +137,5 @@ export function vaultClientOptions(options: ResolvedKeyVaultOptions): SecretClie
     ],
   };
   if (options.caCertPem) clientOptions.tlsOptions = { ca: options.caCertPem };
-  if (options.isLocalVault && options.vaultUrl.startsWith('http:')) clientOptions.allowInsecureConnection = true;
   return clientOptions;
 }

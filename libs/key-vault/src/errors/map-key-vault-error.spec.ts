@@ -78,6 +78,9 @@ describe('toKeyVaultError', () => {
     ['an untrusted certificate (SDK network error)', () => networkError('UNABLE_TO_VERIFY_LEAF_SIGNATURE', 'unable to verify the first certificate'), /not trusted; for a local vault, pass its CA in the KeyVaultModule option tls\.caCertPath or tls\.caCertPem/],
     ['an untrusted certificate (plain Node error)', () => Object.assign(new Error('self-signed certificate in certificate chain'), { code: 'SELF_SIGNED_CERT_IN_CHAIN' }), /tls\.caCertPath or tls\.caCertPem/],
     ['an expired certificate', () => networkError('CERT_HAS_EXPIRED', 'certificate has expired'), /the vault's certificate has expired\)$/],
+    // An https:// vaultUrl on a plain-HTTP server or port: its 'HTTP/1.1 400' is no TLS record. Not transient: no 'retry later'.
+    ['a plain-HTTP server (SDK network error)', () => networkError('EPROTO', 'write EPROTO 80:error:0A00010B:SSL routines:ssl3_get_record:wrong version number'), /the vault did not answer in TLS: vaultUrl \(the stock host's KEY_VAULT_URL\) must be the vault's https:\/\/ address, not a plain-HTTP server or port\)$/],
+    ['a plain-HTTP server (newer OpenSSL)', () => Object.assign(new Error('SSL routines::packet length too long'), { code: 'ERR_SSL_PACKET_LENGTH_TOO_LONG' }), /did not answer in TLS: vaultUrl/],
     ['a challenge for another resource', () => new Error("The challenge resource 'vault.azure.net' does not match the requested domain."), /for a local vault set the KeyVaultModule option disableChallengeResourceVerification: true/],
   ])('%s: the CONFIGURATION message says what to set', (_label, error, remedy) => {
     const e = toKeyVaultError(error(), get('setSecret'));

@@ -72,6 +72,18 @@ function tlsDetail(code: string): string {
   return `TLS ${code}: the vault's certificate is not trusted; for a local vault, pass its CA in the KeyVaultModule option tls.caCertPath or tls.caCertPem (the stock host's KEY_VAULT_CA_CERT_PATH)`;
 }
 
+/**
+ * An https:// vaultUrl on a server or port that speaks plain HTTP: its answer is no TLS record. OpenSSL names
+ * that by its text only (EPROTO), or by an ERR_SSL_* code in newer Node versions.
+ */
+function isPlainHttpAnswer(code: string | undefined, text: string): boolean {
+  if (code === 'ERR_SSL_WRONG_VERSION_NUMBER' || code === 'ERR_SSL_PACKET_LENGTH_TOO_LONG') return true;
+  return code === 'EPROTO' && /wrong version number|packet length too long/i.test(text);
+}
+
+const NOT_TLS =
+  "the vault did not answer in TLS: vaultUrl (the stock host's KEY_VAULT_URL) must be the vault's https:// address, not a plain-HTTP server or port";
+
 /** The challenge names another resource than the vaultUrl host: what the emulator's and a custom domain's do. */
 const CHALLENGE_MISMATCH =
   "the vault's authentication challenge does not match the vaultUrl host; for a local vault set the KeyVaultModule option " +
@@ -138,6 +150,7 @@ function fromRestError(e: RestErrorLike, ctx: ErrorContext): KeyVaultError {
   if (status === undefined) {
     const netCode = azureCode ?? '';
     if (TLS_CODES.has(netCode)) return make(KeyVaultErrorCode.CONFIGURATION, {}, tlsDetail(netCode));
+    if (isPlainHttpAnswer(netCode, msg)) return make(KeyVaultErrorCode.CONFIGURATION, {}, `${netCode}: ${NOT_TLS}`);
     if (TIMEOUT_CODES.has(netCode)) return make(KeyVaultErrorCode.TIMEOUT);
     if (NETWORK_CODES.has(netCode) || /socket hang up|ECONNRESET|ECONNREFUSED/i.test(msg)) {
       return make(KeyVaultErrorCode.SERVICE_UNAVAILABLE);
@@ -196,7 +209,7 @@ function fromRestError(e: RestErrorLike, ctx: ErrorContext): KeyVaultError {
  * | 409 ObjectIsDeletedButRecoverable / ObjectIsBeingDeleted / other 409 | DELETED_BUT_RECOVERABLE / OBJECT_BEING_DELETED / CONFLICT |
  * | 5xx, ECONNRESET, ECONNREFUSED, socket hang up | SERVICE_UNAVAILABLE |
  * | 408, ETIMEDOUT, aborts, cockatiel timeouts | TIMEOUT |
- * | untrusted TLS certificate, challenge resource mismatch | CONFIGURATION |
+ * | untrusted TLS certificate, a plain-HTTP answer to TLS, challenge resource mismatch | CONFIGURATION |
  * | open circuit breaker / full bulkhead | CIRCUIT_OPEN / BULKHEAD_FULL |
  */
 export function toKeyVaultError(e: unknown, ctx: ErrorContext): KeyVaultError {
@@ -218,6 +231,7 @@ export function toKeyVaultError(e: unknown, ctx: ErrorContext): KeyVaultError {
   const code = errorCodeOf(e);
   if (code !== undefined) {
     if (TLS_CODES.has(code)) return fail(KeyVaultErrorCode.CONFIGURATION, tlsDetail(code));
+    if (isPlainHttpAnswer(code, e instanceof Error ? e.message : '')) return fail(KeyVaultErrorCode.CONFIGURATION, `${code}: ${NOT_TLS}`);
     if (TIMEOUT_CODES.has(code)) return fail(KeyVaultErrorCode.TIMEOUT, code);
     if (NETWORK_CODES.has(code)) return fail(KeyVaultErrorCode.SERVICE_UNAVAILABLE, code);
   }

@@ -146,7 +146,7 @@ export interface KeyVaultHealthOptions {
 export interface KeyVaultModuleOptions {
   /**
    * The vault's base URL, e.g. `https://myvault.vault.azure.net` — no path, query or fragment.
-   * Must be https, except for a local vault (localhost, 127.0.0.0/8, ::1).
+   * Always https, the local vault (the emulator) too: no Key Vault speaks plain HTTP.
    */
   vaultUrl: string;
   /** How to authenticate to the vault. */
