@@ -29,6 +29,7 @@ export {
   CredentialsConfigurationError,
   CredentialRevokedError,
   CredentialExpiredError,
+  AuditAnchorStoreError,
 } from './errors/credential-errors';
 export { CredentialEvents, type CredentialEvent, type CredentialEventName } from './events/credential-events';
 export { CredentialCache, type CredentialCacheStats, type CacheLoadOptions } from './cache/credential-cache';

@@ -4,11 +4,13 @@
  */
 import { Global, Module, type Logger } from '@nestjs/common';
 import { Test, type TestingModule } from '@nestjs/testing';
-import { AuditAnchorStore, type AuditAnchor } from '@app/audit';
+import { CredentialVaultError, ErrorSeverity } from '@app/common';
+import { AuditAnchorStore, AuditService, type AuditAnchor } from '@app/audit';
 import { KeyVaultModule, KeyVaultProvider } from '@app/key-vault';
 import { KeyVaultEmulator } from '@app/keyvault-emulator';
-import { emulatorKeyVaultOptions } from '@app/testing';
-import { AuditAnchorStoreError, auditAnchorSecretName, KeyVaultAuditAnchorStore } from './key-vault-audit-anchor.store';
+import { createTestDatabase, credentialsStackImports, emulatorKeyVaultOptions, type TestDatabase } from '@app/testing';
+// The lib's public entry: an embedding app branches on the error by its class or its stable code.
+import { AuditAnchorStoreError, auditAnchorSecretName, CREDENTIAL_ERROR_HTTP_STATUS, CredentialErrorCode, KeyVaultAuditAnchorStore } from '../index';
 
 @Global()
 @Module({
@@ -27,6 +29,14 @@ const anchor = (tenantId: string, sequence: number, h = hash('a'), at = '2026-12
 
 /** What `p` rejects with (a resolved value fails the `toBeInstanceOf` checks below). */
 const rejection = (p: Promise<unknown>) => p.then((v) => v as Error, (e: Error) => e);
+
+/** A typed error with its stable code, like every other error of the libs: never retried, a 500 if it reaches HTTP. */
+function expectUnusableAnchor(e: unknown): void {
+  expect(e).toBeInstanceOf(AuditAnchorStoreError);
+  expect(e).toBeInstanceOf(CredentialVaultError);
+  expect(e).toMatchObject({ code: 2011, codeName: 'AUDIT_ANCHOR_UNUSABLE', severity: ErrorSeverity.FATAL, retryable: false });
+  expect(CREDENTIAL_ERROR_HTTP_STATUS[CredentialErrorCode.AUDIT_ANCHOR_UNUSABLE]).toBe(500);
+}
 
 describe('KeyVaultAuditAnchorStore against the local Key Vault', () => {
   let vault: KeyVaultEmulator;
@@ -145,7 +155,7 @@ describe('KeyVaultAuditAnchorStore against the local Key Vault', () => {
       await kv.setSecret(name, value, { tags: { purpose: 'cv-audit-anchor', tenantId: 'corrupt' } });
       let e: Error | undefined;
       const logged = await warnings(async () => void (e = await rejection(store.read('corrupt'))));
-      expect(e).toBeInstanceOf(AuditAnchorStoreError);
+      expectUnusableAnchor(e);
       // The message reaches API clients (verify): the secret's name (a hash of the tenant id) stays in the log.
       expect(e!.message).toMatch(/^The audit anchor of tenant corrupt .*the anchor is corrupt$/);
       expect(e!.message).toMatch(why);
@@ -156,6 +166,7 @@ describe('KeyVaultAuditAnchorStore against the local Key Vault', () => {
   });
 
   it('refuses to write an invalid anchor', async () => {
+    expectUnusableAnchor(await rejection(store.write(anchor('bad', 1, 'not-a-hash'))));
     await expect(store.write(anchor('bad', 1, 'not-a-hash'))).rejects.toThrow(/hash must be 64 lowercase hex/);
     await expect(store.write(anchor('bad', 1.5))).rejects.toThrow(/sequence/);
     await expect(store.write(anchor('x'.repeat(129), 1))).rejects.toThrow(/tenantId/);
@@ -169,12 +180,12 @@ describe('KeyVaultAuditAnchorStore against the local Key Vault', () => {
 
     let onRead: Error | undefined;
     const logged = await warnings(async () => void (onRead = await rejection(store.read('deleted'))));
-    expect(onRead).toBeInstanceOf(AuditAnchorStoreError);
+    expectUnusableAnchor(onRead);
     expect(onRead!.message).toMatch(/anchor of tenant deleted was deleted on \d{4}-.*recover it .* or purge it/);
     expect(onRead!.message).not.toContain(name);
     expect(logged).toEqual([expect.stringMatching(new RegExp(`"${name}" was deleted on \\d{4}-.*soft-deleted`))]);
     const onWrite = await rejection(store.write(anchor('deleted', 13)));
-    expect(onWrite).toBeInstanceOf(AuditAnchorStoreError);
+    expectUnusableAnchor(onWrite);
     expect(onWrite.message).toMatch(/was deleted/);
     expect(onWrite.message).not.toContain(name);
     expect(await store.tenants()).not.toContain('deleted');
@@ -204,5 +215,33 @@ describe('KeyVaultAuditAnchorStore against the local Key Vault', () => {
     expect((await staging.read('acme'))?.sequence).toBe(100);
     expect((await store.read('acme'))?.sequence).toBe(7);
     expect(await staging.tenants()).toEqual(['acme']);
+  });
+});
+
+describe('AuditService.verify over the Key Vault anchor store', () => {
+  let vault: KeyVaultEmulator;
+  let db: TestDatabase;
+  let moduleRef: TestingModule;
+
+  beforeAll(async () => {
+    vault = await KeyVaultEmulator.start({ quiet: true, throttle: false, operationDelayMs: 0 });
+    db = await createTestDatabase('sqlite');
+    moduleRef = await Test.createTestingModule({ imports: [...credentialsStackImports({ database: db.options, vault }), AnchorStoreModule] }).compile();
+  });
+  afterAll(async () => {
+    await moduleRef?.close();
+    await vault?.stop();
+    await db?.drop();
+  });
+
+  it("refuses to vouch for a chain whose anchor was deleted, naming the store error's stable code but not its secret", async () => {
+    const store = moduleRef.get(AuditAnchorStore);
+    await store.write(anchor('gone', 5));
+    await moduleRef.get(KeyVaultProvider).deleteSecret(auditAnchorSecretName('gone'));
+
+    const refused = await rejection(moduleRef.get(AuditService).verify({ tenantId: 'gone' }));
+    expect(refused).toMatchObject({ codeName: 'AUDIT_ANCHOR_UNAVAILABLE' });
+    expect(refused.message).toBe('The anchor of tenant gone could not be read, so its chain cannot be verified: AuditAnchorStoreError(AUDIT_ANCHOR_UNUSABLE)');
+    expectUnusableAnchor(refused.cause);
   });
 });

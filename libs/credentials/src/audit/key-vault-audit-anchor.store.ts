@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { Logger } from '@nestjs/common';
 import { AuditAnchor, AuditAnchorStore } from '@app/audit';
 import { isKeyVaultError, KeyVaultErrorCode, KeyVaultProvider, type DeletedSecret } from '@app/key-vault';
+import { AuditAnchorStoreError } from '../errors/credential-errors';
 
 /** Tag value that marks an anchor secret (`purpose` tag). */
 export const AUDIT_ANCHOR_PURPOSE = 'cv-audit-anchor';
@@ -10,18 +11,6 @@ const CONTENT_TYPE = 'application/json';
 const HASH = /^[0-9a-f]{64}$/;
 /** Tenant ids of the host are at most 128 characters; a Key Vault tag value holds 256. */
 const MAX_TENANT_ID = 128;
-
-/**
- * An anchor that cannot be used: unreadable, malformed, or deleted. Verification must not pass over it.
- * Its message never names the anchor's secret (it reaches API clients through verify); the store's
- * warning log line does, for the operator who has to recover or repair it.
- */
-export class AuditAnchorStoreError extends Error {
-  constructor(message: string, options?: { cause?: unknown }) {
-    super(message, options);
-    this.name = 'AuditAnchorStoreError';
-  }
-}
 
 /**
  * Name of a tenant's anchor secret: `<prefix>-audit-anchor-<first 40 hex of sha256(tenantId)>`.

@@ -23,6 +23,8 @@ export enum CredentialErrorCode {
   REVOKED = 2009,
   /** The credential (or the requested version) is past its expiry; pass `allowExpired` to read it anyway. */
   EXPIRED = 2010,
+  /** An audit anchor in Key Vault that cannot be used (corrupt, soft-deleted) or refused for writing (`KeyVaultAuditAnchorStore`). */
+  AUDIT_ANCHOR_UNUSABLE = 2011,
 }
 
 /** HTTP status of each code, composed by the host; a new code does not compile without one. */
@@ -37,6 +39,7 @@ export const CREDENTIAL_ERROR_HTTP_STATUS: Record<CredentialErrorCode, HttpStatu
   [CredentialErrorCode.CONFIGURATION]: HttpStatus.INTERNAL_SERVER_ERROR,
   [CredentialErrorCode.REVOKED]: HttpStatus.CONFLICT, // the credential exists but its value is not served
   [CredentialErrorCode.EXPIRED]: HttpStatus.CONFLICT, // not served unless the caller opts in (allowExpired)
+  [CredentialErrorCode.AUDIT_ANCHOR_UNUSABLE]: HttpStatus.INTERNAL_SERVER_ERROR, // our anchor is broken; verify wraps it as AUDIT_ANCHOR_UNAVAILABLE
 };
 
 export abstract class CredentialError extends CredentialVaultError {
@@ -149,4 +152,16 @@ export class CredentialExpiredError extends CredentialError {
       `Credential ${credentialId} expired${expiredAt ? ` at ${expiredAt.toISOString()}` : ''}; its value is not served unless the caller opts in with allowExpired`,
     );
   }
+}
+
+/**
+ * An audit anchor that cannot be used: unreadable, malformed, or deleted (or, on write, invalid). Verification
+ * must not pass over it. Its message never names the anchor's secret (it reaches API clients through verify);
+ * the store's warning log line does, for the operator who has to recover or repair it.
+ */
+export class AuditAnchorStoreError extends CredentialError {
+  readonly code = CredentialErrorCode.AUDIT_ANCHOR_UNUSABLE;
+  readonly codeName = 'AUDIT_ANCHOR_UNUSABLE';
+  // Not transient: retrying reads the same broken anchor until an operator recovers, purges or repairs it.
+  readonly severity = ErrorSeverity.FATAL;
 }
