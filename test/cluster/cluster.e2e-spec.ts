@@ -6,7 +6,7 @@ import Redis from 'ioredis';
 import { Client } from 'pg';
 import { generateApiKey } from '../../apps/api/src/auth/api-keys';
 import { ROTATION_JOBS_OFF } from '../support/host';
-import { buildHost, HostBuild, Replica, startReplica } from './replicas';
+import { buildHost, deploymentEnv, HostBuild, Replica, startReplica } from './replicas';
 
 /**
  * Scale-out, proven with real processes: three host processes (`node`, not three apps in one) on one
@@ -87,17 +87,8 @@ describe('cluster: three host processes on one PostgreSQL, Redis and vault', () 
     LOG_LEVEL: 'warn',
     SHUTDOWN_TIMEOUT_MS: '5000',
     SHUTDOWN_DRAIN_MS: '0', // stopped by the test, not by a load balancer: no drain (test/shutdown-drain.e2e-spec.ts has it)
-    DATABASE_TYPE: 'postgres',
     // application_name tells which replica holds a job's advisory lock (pg_stat_activity).
-    DATABASE_URL: `${POSTGRES_URL}${POSTGRES_URL.includes('?') ? '&' : '?'}application_name=cv-cluster-${name}`,
-    DATABASE_SCHEMA: schema(),
-    // The local vault as an external one: the real SDK over HTTPS, its CA, a static credential.
-    KEY_VAULT_URL: vault!.vaultUrl,
-    KEY_VAULT_CREDENTIAL: 'static',
-    KEY_VAULT_CA_CERT_PATH: vault!.caCertPath,
-    KEY_VAULT_DISABLE_CHALLENGE_RESOURCE_VERIFICATION: 'true',
-    REDIS_URL,
-    REDIS_KEY_PREFIX: prefix,
+    ...deploymentEnv({ appName: `cv-cluster-${name}`, schema: schema(), vault: vault!, redisKeyPrefix: prefix }),
     // The bursts below count vault reads: a heartbeat late on a loaded machine must not drop a replica's cache under them.
     CACHE_HEARTBEAT_LOST_AFTER_MS: '30000',
     AUTH_API_KEYS: JSON.stringify(Object.values(keys).map((k) => k.entry)),

@@ -3,6 +3,7 @@ import { mkdirSync, mkdtempSync, rmSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
+import { POSTGRES_URL, REDIS_URL } from '@app/testing';
 
 /**
  * Real host processes for the cluster spec: the reference host compiled once with swc (as
@@ -42,6 +43,25 @@ export async function buildHost(): Promise<HostBuild> {
     throw e;
   }
   return { mainJs: join(dir, 'apps/api/src/main.js'), remove: () => rmSync(dir, { recursive: true, force: true }) };
+}
+
+/**
+ * The variables every replica of one test deployment shares: PostgreSQL (`schema`, with `application_name`
+ * = `appName`, which tells which replica holds an advisory lock in pg_stat_activity), Redis under one key
+ * prefix, and the local vault as an external one — the real SDK over HTTPS, its CA, a static credential.
+ */
+export function deploymentEnv(o: { appName: string; schema: string; vault: { vaultUrl: string; caCertPath: string }; redisKeyPrefix: string }): Record<string, string> {
+  return {
+    DATABASE_TYPE: 'postgres',
+    DATABASE_URL: `${POSTGRES_URL}${POSTGRES_URL.includes('?') ? '&' : '?'}application_name=${o.appName}`,
+    DATABASE_SCHEMA: o.schema,
+    KEY_VAULT_URL: o.vault.vaultUrl,
+    KEY_VAULT_CREDENTIAL: 'static',
+    KEY_VAULT_CA_CERT_PATH: o.vault.caCertPath,
+    KEY_VAULT_DISABLE_CHALLENGE_RESOURCE_VERIFICATION: 'true',
+    REDIS_URL,
+    REDIS_KEY_PREFIX: o.redisKeyPrefix,
+  };
 }
 
 export interface Replica {

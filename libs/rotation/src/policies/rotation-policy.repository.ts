@@ -39,9 +39,12 @@ export class RotationPolicyRepository {
     );
   }
 
-  insert(row: RotationPolicyEntity): Promise<void> {
+  /** Inserts a new override; false (nothing written) when a concurrent writer created the scope's override first. */
+  insert(row: RotationPolicyEntity): Promise<boolean> {
     return this.runner.run(async () => {
-      await this.runner.manager.insert(RotationPolicyEntity, row);
+      // ON CONFLICT DO NOTHING: the scope's unique violation would abort the whole PostgreSQL transaction (a 500).
+      await this.runner.manager.createQueryBuilder().insert().into(RotationPolicyEntity).values(row).orIgnore().execute();
+      return this.runner.manager.existsBy(RotationPolicyEntity, { id: row.id });
     });
   }
 

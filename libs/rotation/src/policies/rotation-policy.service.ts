@@ -78,11 +78,8 @@ export class RotationPolicyService {
         updatedBy: ctx.actor.id,
         rowVersion: (before?.rowVersion ?? 0) + 1,
       };
-      if (before) {
-        if (!(await this.rows.compareAndSet(before, next))) throw new RotationPolicyConflictError('the policy changed meanwhile; read it again');
-      } else {
-        await this.rows.insert(next);
-      }
+      // Lost to a concurrent writer of the scope (another replica, say), whether it updated or created the override.
+      if (!(await (before ? this.rows.compareAndSet(before, next) : this.rows.insert(next)))) throw new RotationPolicyConflictError('the policy changed meanwhile; read it again');
       await this.changed(ctx, before ? 'updated' : 'created', next, before ?? undefined);
       return toOverride(next);
     });

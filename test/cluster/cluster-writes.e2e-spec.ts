@@ -1,0 +1,128 @@
+import { randomBytes } from 'node:crypto';
+import { KeyVaultEmulator } from '@app/keyvault-emulator';
+import { createTestDatabase, POSTGRES_URL, TestDatabase } from '@app/testing';
+import { Client } from 'pg';
+import { generateApiKey } from '../../apps/api/src/auth/api-keys';
+import { buildHost, deploymentEnv, HostBuild, Replica, startReplica } from './replicas';
+
+/**
+ * Concurrent writes of one thing through different replicas, as clients behind a load balancer make
+ * them: three host processes on one PostgreSQL schema, one Redis and one local vault, each request of
+ * a race sent to another replica at the same moment. What cluster.e2e-spec.ts does not cover: the
+ * compare-and-set answers and what every replica serves right after the race.
+ */
+jest.setTimeout(180_000);
+
+type Answer = { status: number; body: Record<string, unknown> & { code?: number }; text: string };
+
+describe('cluster: concurrent writes through three replicas', () => {
+  let build: HostBuild | undefined;
+  let vault: KeyVaultEmulator | undefined;
+  let db: TestDatabase | undefined;
+  let pg: Client | undefined;
+  const replicas: Replica[] = [];
+  const apiKey = generateApiKey('writes-app', 'acme', ['credentials:read', 'credentials:read-value', 'credentials:write', 'rotation:read', 'rotation:write']);
+  const schema = () => (db!.options as { schema: string }).schema;
+
+  const call = async (r: Replica, method: string, path: string, body?: unknown): Promise<Answer> => {
+    const res = await fetch(`${r.url}${path}`, {
+      method,
+      headers: { 'x-api-key': apiKey.key, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
+      body: body === undefined ? undefined : JSON.stringify(body),
+      signal: AbortSignal.timeout(20_000),
+    });
+    const text = await res.text();
+    return { status: res.status, body: text ? JSON.parse(text) : {}, text };
+  };
+  /** One request per replica, all sent at once; `body(i)` is replica i's. */
+  const race = (method: string, path: (i: number) => string, body: (i: number) => unknown) =>
+    Promise.all(replicas.map((r, i) => call(r, method, path(i), body(i))));
+  /** The answers' statuses and codes, sorted: `['200', '409:2003', '409:2003']`. */
+  const outcomes = (answers: Answer[]) => answers.map((a) => (a.body.code ? `${a.status}:${a.body.code}` : String(a.status))).sort();
+  const value = (tag: string) => `${tag}_${randomBytes(12).toString('hex')}`;
+  /** The values a replica served, read after read, until it serves `expected` (or 1 s has passed). */
+  const readUntil = async (r: Replica, id: string, expected: string) => {
+    const served: string[] = [];
+    for (const deadline = Date.now() + 1000; served[served.length - 1] !== expected && Date.now() < deadline; ) {
+      served.push(String((await call(r, 'GET', `/v1/credentials/${id}/value`)).body.value));
+    }
+    return served;
+  };
+
+  beforeAll(async () => {
+    [build, vault, db] = await Promise.all([buildHost(), KeyVaultEmulator.start({ quiet: true, throttle: false }), createTestDatabase('postgres')]);
+    pg = new Client({ connectionString: POSTGRES_URL });
+    await pg.connect();
+    const prefix = `cvw:${randomBytes(4).toString('hex')}:`;
+    const env = (name: string): Record<string, string> => ({
+      NODE_ENV: 'test',
+      HOST: '127.0.0.1',
+      PORT: '0',
+      LOG_LEVEL: 'warn',
+      SHUTDOWN_DRAIN_MS: '0',
+      ...deploymentEnv({ appName: `cv-writes-${name}`, schema: schema(), vault: vault!, redisKeyPrefix: prefix }),
+      AUTH_API_KEYS: JSON.stringify([apiKey.entry]),
+      RATE_LIMIT_PER_MINUTE: '1000000',
+      AUDIT_ANCHOR_ENABLED: 'false',
+      AUDIT_RETENTION_ENABLED: 'false',
+      OAUTH_PROACTIVE_ENABLED: 'false',
+      ROTATION_EXPIRY_MONITOR_ENABLED: 'false',
+      ROTATION_CHECK_ENABLED: 'false',
+      WEBHOOK_SECRET_ROTATION_ENABLED: 'false',
+    });
+    // The first one migrates the schema; the two others then start together.
+    replicas.push(await startReplica(build, 'a', env('a')));
+    replicas.push(...(await Promise.all(['b', 'c'].map((n) => startReplica(build!, n, env(n))))));
+  });
+
+  afterAll(async () => {
+    for (const r of replicas) process.stdout.write(`[cluster-writes] ${r.name} last output:\n${r.output.slice(-10).map((l) => l.slice(0, 400)).join('\n')}\n`);
+    await Promise.allSettled(replicas.map((r) => r.stop()));
+    await pg?.end().catch(() => undefined);
+    await Promise.allSettled([vault?.stop(), db?.drop()]);
+    build?.remove();
+  });
+
+  it('rotates and PATCHes of one credential with one expectedVersion: one wins, the others 409 CONFLICT, every replica serves the winner at once', async () => {
+    for (let round = 0; round < 3; round++) {
+      const stored = await call(replicas[0], 'POST', '/v1/credentials', { integrationId: 'cas', connectionId: `c${round}`, type: 'api_key', valueStore: 'vault', value: value('v1') });
+      expect(stored.status).toBe(201);
+      const id = stored.body.id as string;
+      // Every replica has version 1 cached (value and metadata): the race's winner must replace it everywhere.
+      for (const r of replicas) {
+        expect((await call(r, 'GET', `/v1/credentials/${id}/value`)).status).toBe(200);
+        expect((await call(r, 'GET', `/v1/credentials/${id}`)).status).toBe(200);
+      }
+      const values = replicas.map(() => value('v2'));
+      const rotated = await race('POST', () => `/v1/credentials/${id}/rotate`, (i) => ({ value: values[i], expectedVersion: stored.body.rowVersion }));
+      expect(outcomes(rotated)).toEqual(['200', '409:2003', '409:2003']);
+      const winner = values[rotated.findIndex((a) => a.status === 200)];
+      // Each replica serves the winner's value — at once, or within the fan-out's bound (README: the first read on
+      // another replica may race the eviction) — and never a loser's: a refused write left nothing servable.
+      const served = await Promise.all(replicas.map((r) => readUntil(r, id, winner)));
+      expect(served.flat().filter((v) => v !== winner && values.includes(v))).toEqual([]);
+      expect(served.map((reads) => reads[reads.length - 1])).toEqual(replicas.map(() => winner));
+
+      const rowVersion = rotated.find((a) => a.status === 200)!.body.rowVersion as number;
+      const patched = await race('PATCH', () => `/v1/credentials/${id}`, (i) => ({ tags: { by: `replica-${i}` }, expectedVersion: rowVersion }));
+      expect(outcomes(patched)).toEqual(['200', '409:2003', '409:2003']);
+      const tags = patched.find((a) => a.status === 200)!.body.tags;
+      const metadata = await Promise.all(replicas.map((r) => call(r, 'GET', `/v1/credentials/${id}`)));
+      expect(metadata.map((a) => [a.body.rowVersion, a.body.tags])).toEqual(replicas.map(() => [rowVersion + 1, tags]));
+    }
+  });
+
+  it('a rotation policy created at once through three replicas: one creates it, the others get 409 POLICY_CONFLICT and write nothing', async () => {
+    for (let round = 0; round < 3; round++) {
+      // With expectedVersion 0 ("must not exist yet") and without: a writer that lost the race is a conflict (rotation README).
+      const body = (i: number) => ({ level: 'integration', target: `race-${round}`, rotateAfterDays: 10 + i, ...(round === 0 ? { expectedVersion: 0 } : {}) });
+      const created = await race('PUT', () => '/v1/rotation/policies', body);
+      expect(outcomes(created)).toEqual(['200', '409:3009', '409:3009']);
+      const stored = await call(replicas[0], 'GET', `/v1/rotation/policies/scope?level=integration&target=race-${round}`);
+      expect([stored.body.rowVersion, stored.body.rotateAfterDays]).toEqual([1, created.find((a) => a.status === 200)!.body.rotateAfterDays]);
+    }
+    // One audit row per policy created, none for the refused writes.
+    const audited = await pg!.query(`SELECT count(*)::int AS n FROM "${schema()}".cv_audit_log WHERE action = 'policy_change' AND result = 'success'`);
+    expect(audited.rows[0].n).toBe(3);
+  });
+});
