@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { KeyVaultEmulator } from '@app/keyvault-emulator';
+import { emulatorSecretClient, KeyVaultEmulator } from '@app/keyvault-emulator';
 import { createTestDatabase, POSTGRES_URL, TestDatabase } from '@app/testing';
 import { Client } from 'pg';
 import { generateApiKey } from '../../apps/api/src/auth/api-keys';
@@ -109,6 +109,30 @@ describe('cluster: concurrent writes through three replicas', () => {
       const tags = patched.find((a) => a.status === 200)!.body.tags;
       const metadata = await Promise.all(replicas.map((r) => call(r, 'GET', `/v1/credentials/${id}`)));
       expect(metadata.map((a) => [a.body.rowVersion, a.body.tags])).toEqual(replicas.map(() => [rowVersion + 1, tags]));
+    }
+  });
+
+  it('one credential stored at once through three replicas: one 201, two 409 ALREADY_EXISTS, and the refused values are left nowhere servable', async () => {
+    const secrets = emulatorSecretClient(vault!);
+    for (const [round, valueStore] of ['envelope', 'vault', 'vault'].entries()) {
+      const values = replicas.map(() => value('slot'));
+      const stored = await race('POST', () => '/v1/credentials', (i) => ({ integrationId: 'slot', connectionId: `s${round}`, type: 'api_key', valueStore, value: values[i] }));
+      expect(outcomes(stored)).toEqual(['201', '409:2004', '409:2004']);
+      const winner = stored.findIndex((a) => a.status === 201);
+      if (valueStore === 'vault') {
+        // The losers wrote to the same Key Vault secret (its name comes from tenant, integration, connection and type):
+        // every version still enabled there must be the winner's, or a refused value outlives even a revoke of the credential.
+        const { rows } = await pg!.query(`SELECT vault_secret_name AS name FROM "${schema()}".cv_credential_versions WHERE credential_id = $1`, [stored[winner].body.id]);
+        const enabled: (string | undefined)[] = [];
+        for await (const p of secrets.listPropertiesOfSecretVersions(rows[0].name)) if (p.enabled) enabled.push((await secrets.getSecret(p.name, { version: p.version })).value);
+        expect(enabled).toEqual([values[winner]]);
+      } else {
+        // The losers' envelope ciphertexts (under credential ids that were never committed): none left behind.
+        const orphans = await pg!.query(
+          `SELECT count(*)::int AS n FROM "${schema()}".cv_envelope_values e WHERE NOT EXISTS (SELECT 1 FROM "${schema()}".cv_credentials c WHERE c.id = e.credential_id)`,
+        );
+        expect(orphans.rows[0].n).toBe(0);
+      }
     }
   });
 

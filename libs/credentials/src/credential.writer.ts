@@ -114,6 +114,10 @@ export class CredentialWriter {
           return true;
         });
       } catch (e) {
+        // Not committed: the values this store wrote are no one's (a concurrent store's winner writes to the same vault secret).
+        if (!(e instanceof CommitNotDurableError)) {
+          for (const facts of [...earlier, { kind: plan.kind, pointer }]) await this.discardWritten({ written: { kind: facts.kind, owner: plan.valueWrite, pointer: facts.pointer } });
+        }
         // Lost a race with a concurrent store of the same (integration, connection, type)?
         const winner = await this.rows.findLive(ctx.tenantId, input.integrationId, input.connectionId, input.type);
         if (winner && winner.id !== row.id) throw new CredentialAlreadyExistsError(winner.id);
@@ -397,7 +401,7 @@ export class CredentialWriter {
   }
 
   /** Best effort: an undiscarded value is an orphan, as after a crash (never served). */
-  private async discardWritten(change: Change): Promise<void> {
+  private async discardWritten(change: Pick<Change, 'written'>): Promise<void> {
     if (!change.written) return;
     const { kind, owner, pointer } = change.written;
     try {
