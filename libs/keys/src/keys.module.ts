@@ -1,7 +1,8 @@
 import { Module, type Provider } from '@nestjs/common';
-import { provideLibClock, provideSingleRegistration } from '@app/common';
+import { createDistributedLock, DistributedLock, provideLibClock, provideSingleRegistration } from '@app/common';
+import { DataSource } from 'typeorm';
 import { KeysError, KeysErrorCode } from './errors/keys.errors';
-import { KEYS_CLOCK, KEYS_RESOLVED_OPTIONS } from './keys.constants';
+import { KEYS_CLOCK, KEYS_LOCK, KEYS_RESOLVED_OPTIONS } from './keys.constants';
 import { KEYS_MODULE_OPTIONS, KeysConfigurableModule, KEYS_HOST_MODULES } from './keys.module-definition';
 import { resolveKeysOptions, type KeysModuleOptions } from './keys.options';
 import { KeysService } from './keys.service';
@@ -17,6 +18,15 @@ const providers: Provider[] = [
     inject: [KEYS_MODULE_OPTIONS],
   },
   provideLibClock(KEYS_CLOCK, KEYS_RESOLVED_OPTIONS),
+  {
+    // Creates of one name exclusive across replicas; a host with neither (a unit test) creates unlocked.
+    provide: KEYS_LOCK,
+    useFactory: (lock?: DistributedLock, dataSource?: DataSource): DistributedLock | null => lock ?? (dataSource ? createDistributedLock(dataSource) : null),
+    inject: [
+      { token: DistributedLock, optional: true },
+      { token: DataSource, optional: true },
+    ],
+  },
   KeysMetrics,
   KeysService,
 ];

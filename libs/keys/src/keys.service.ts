@@ -1,13 +1,13 @@
-import { Inject, Injectable } from '@nestjs/common';
+import { Inject, Injectable, Optional } from '@nestjs/common';
 import { AuditService } from '@app/audit';
-import { Clock, type OperationContext } from '@app/common';
+import { Clock, DistributedLock, prefixedLockKey, type OperationContext } from '@app/common';
 import { isKeyVaultError, KeyVaultErrorCode, KeyVaultKeysProvider, type VaultKey, type VaultKeyItem } from '@app/key-vault';
 import { KeysError, KeysErrorCode } from './errors/keys.errors';
 import { KeyOperationRunner } from './audit/key-operation-runner';
 import { openKeyBackup, sealKeyBackup, notThisTenantsBackup } from './backup/key-backup-envelope';
 import { KeyCache, type CachedKey } from './cache/key-cache';
 import { publicKeyOf, verifyDigestLocally } from './crypto/local-verify';
-import { KEYS_CLOCK, KEYS_RESOLVED_OPTIONS } from './keys.constants';
+import { KEYS_CLOCK, KEYS_LOCK, KEYS_RESOLVED_OPTIONS } from './keys.constants';
 import type { ResolvedKeysOptions } from './keys.options';
 import type {
   CreateKeyRequest,
@@ -65,6 +65,9 @@ const foreignToken =
     throw e;
   };
 
+/** How long a create waits for a concurrent create of the same name (one vault create and its retries). */
+const CREATE_LOCK_TIMEOUT_MS = 60_000;
+
 /** Vault pages one listKeys call reads at most while filtering for the tenant (bounded latency). */
 const MAX_VAULT_PAGES_PER_LIST = 20;
 
@@ -95,6 +98,7 @@ export class KeysService {
     metrics: KeysMetrics,
     @Inject(KEYS_CLOCK) private readonly clock: Clock,
     @Inject(KEYS_RESOLVED_OPTIONS) private readonly options: ResolvedKeysOptions,
+    @Optional() @Inject(KEYS_LOCK) private readonly lock?: DistributedLock | null,
   ) {
     this.cache = new KeyCache(vault, clock, options);
     this.runner = new KeyOperationRunner(audit, metrics);
@@ -106,15 +110,15 @@ export class KeysService {
     const req = request ?? ({} as CreateKeyRequest);
     const keyOps = checkCreateKey(req);
     const details = { keyType: req.type, keySize: req.type === 'RSA' ? (req.size ?? 2048) : undefined, curve: req.type === 'EC' ? (req.curve ?? 'P-256') : undefined };
-    return this.runner.managed(ctx, 'create', req.name, details, async () => {
-      // Key Vault's create adds a version to an existing key (of any type): a taken name is refused
-      // instead, as the API says names are unique (not atomic against a concurrent create of the same name).
-      const existing = await this.vault.getKey(this.vaultName(ctx, req.name), undefined, { signal: ctx.signal }).catch((e: unknown) => {
+    return this.runner.managed(ctx, 'create', req.name, details, () => this.exclusiveCreate(this.vaultName(ctx, req.name), async (vaultName) => {
+      // Key Vault's create adds a version to an existing key (of any type): a taken name is refused instead, as the
+      // API says names are unique — under the name's lock, so that of creates racing on several replicas one wins.
+      const existing = await this.vault.getKey(vaultName, undefined, { signal: ctx.signal }).catch((e: unknown) => {
         if (isKeyVaultError(e, KeyVaultErrorCode.KEY_NOT_FOUND)) return undefined;
         throw e;
       });
       if (existing) throw new KeysError(KeysErrorCode.KEY_ALREADY_EXISTS, 'a key of that name exists: rotate it for a new version, or choose another name', 'name');
-      const key = await this.vault.createKey(this.vaultName(ctx, req.name), {
+      const key = await this.vault.createKey(vaultName, {
         keyType: req.type,
         keySize: details.keySize as CreateKeyRequest['size'],
         curve: details.curve as CreateKeyRequest['curve'],
@@ -126,7 +130,13 @@ export class KeysService {
       }, { signal: ctx.signal });
       this.cache.remember(key, true);
       return { result: this.details(ctx, key), keyVersion: key.properties.version };
-    });
+    }));
+  }
+
+  /** Runs `fn` holding the create lock of one vault key name (across replicas), when the host gave the lib a lock. */
+  private exclusiveCreate<T>(vaultName: string, fn: (vaultName: string) => Promise<T>): Promise<T> {
+    if (!this.lock) return fn(vaultName);
+    return this.lock.run(prefixedLockKey('keyCreate', vaultName.toLowerCase()), () => fn(vaultName), { timeoutMs: CREATE_LOCK_TIMEOUT_MS });
   }
 
   /** A key version with its public key (the latest when `version` is omitted). */

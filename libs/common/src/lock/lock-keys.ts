@@ -31,6 +31,8 @@ export const LOCK_KEY_PREFIXES = {
   outboxDispatcherInSchema: 'cv-outbox-dispatcher:',
   /** One rotation of a credential at a time across replicas (manual, automatic, webhook, revoke): + the credential id. */
   credentialRotation: 'rotation:',
+  /** One create of a Key Vault key name at a time across replicas (the vault's create of a taken name adds a version): + the vault key name. */
+  keyCreate: 'key-create:',
 } as const;
 
 export type LockKeyPrefixName = keyof typeof LOCK_KEY_PREFIXES;
