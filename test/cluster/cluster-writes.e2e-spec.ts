@@ -69,6 +69,9 @@ describe('cluster: concurrent writes through three replicas', () => {
       ROTATION_EXPIRY_MONITOR_ENABLED: 'false',
       ROTATION_CHECK_ENABLED: 'false',
       WEBHOOK_SECRET_ROTATION_ENABLED: 'false',
+      // Notification settings name a webhook on loopback; nothing is sent to it.
+      NOTIFICATIONS_WEBHOOK_ENABLED: 'false',
+      NOTIFICATIONS_WEBHOOK_ALLOW_PRIVATE_TARGETS: 'true',
     });
     // The first one migrates the schema; the two others then start together.
     replicas.push(await startReplica(build, 'a', env('a')));
@@ -146,6 +149,20 @@ describe('cluster: concurrent writes through three replicas', () => {
       expect((versions.body.items as { version: string }[]).map((v) => v.version)).toEqual([winner.version]);
       expect((await call(replicas[(round + 1) % 3], 'GET', `/v1/keys/race-${round}`)).body.publicKey).toEqual(winner.publicKey);
     }
+  });
+
+  it("a tenant's first notification settings with a generated signing secret, at once through three replicas: one after the other, never a 500", async () => {
+    const settings = '/v1/rotation/notifications/settings';
+    // expectedRowVersion 0, "none yet": one creates them (and their signing credential), the others are refused before writing.
+    const first = await race('PUT', () => settings, (i) => ({ webhookUrl: `http://127.0.0.1:9/hook-${i}`, generateWebhookSecret: true, expectedRowVersion: 0 }));
+    expect(outcomes(first)).toEqual(['200', '409:3207', '409:3207']);
+    // Without it each update applies in turn, each rotating the one signing credential to the secret it generated.
+    const again = await race('PUT', () => settings, () => ({ generateWebhookSecret: true }));
+    expect(outcomes(again)).toEqual(['200', '200', '200']);
+    const last = again.map((a) => a.body).reduce((a, b) => ((a.rowVersion as number) > (b.rowVersion as number) ? a : b));
+    expect(last.rowVersion).toBe(4);
+    const signing = await call(replicas[2], 'GET', `/v1/credentials/${last.webhookSecretCredentialId as string}/value`);
+    expect([signing.body.value, (signing.body.metadata as { version: number }).version]).toEqual([last.generatedWebhookSecret, 4]);
   });
 
   it('a rotation policy created at once through three replicas: one creates it, the others get 409 POLICY_CONFLICT and write nothing', async () => {

@@ -45,10 +45,12 @@ export function prefixedLockKey(family: LockKeyPrefixName, suffix: string): stri
 
 /**
  * Namespaces `advisoryLockKey` hashes names under. `DistributedLock` keys (both tables above) live
- * in `distributedLock`; the audit chain's transaction-level locks (one per tenant) in `auditChain`,
- * so a tenant id can never hash onto a job's lock.
+ * in `distributedLock`; the transaction-level locks of one tenant's audit chain in `auditChain`, of its
+ * notification settings in `notificationSettings`, so a tenant id can never hash onto a job's lock.
  */
 export const ADVISORY_LOCK_NAMESPACES = {
   distributedLock: 'cv-lock',
   auditChain: 'cv-audit-chain',
+  /** A tenant's notification settings update (rotation lib), one at a time, its first included. */
+  notificationSettings: 'cv-notification-settings',
 } as const;

@@ -1,4 +1,4 @@
-import { TransactionRunner } from '@app/common';
+import { ADVISORY_LOCK_NAMESPACES, advisoryLockKey, TransactionRunner } from '@app/common';
 import { NotificationSettingsEntity } from './notification.entities';
 
 /** Every SQL access to `cv_notification_settings`, on the host's TransactionRunner. */
@@ -10,11 +10,15 @@ export class NotificationSettingsRepository {
   }
 
   /**
-   * The row, locked until the caller's transaction ends (inside `runner.run`): on PostgreSQL `FOR UPDATE`, so a
-   * concurrent update waits and then reads the committed row; a SQLite transaction already excludes every other.
+   * The row, locked until the caller's transaction ends (inside `runner.run`): on PostgreSQL the tenant's
+   * transaction-level advisory lock — also when there is no row yet, which `FOR UPDATE` cannot lock: a tenant's
+   * first updates on several replicas would each store the signing credential, and the losers' unique violation
+   * aborted their transactions (500) — then `FOR UPDATE`; so a concurrent update waits and then reads the committed
+   * row. A SQLite transaction already excludes every other.
    */
-  findForUpdate(tenantId: string): Promise<NotificationSettingsEntity | null> {
+  async findForUpdate(tenantId: string): Promise<NotificationSettingsEntity | null> {
     const postgres = this.runner.manager.connection.options.type === 'postgres';
+    if (postgres) await this.runner.manager.query('SELECT pg_advisory_xact_lock($1::bigint)', [advisoryLockKey(tenantId, ADVISORY_LOCK_NAMESPACES.notificationSettings)]);
     return this.runner.manager.findOne(NotificationSettingsEntity, { where: { tenantId }, ...(postgres ? { lock: { mode: 'pessimistic_write' as const } } : {}) });
   }
 
