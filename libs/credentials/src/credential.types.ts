@@ -244,6 +244,8 @@ export interface LiveCredentialRef {
   connectionId: string;
   type: CredentialType;
   version: number;
+  /** The compare-and-set counter at the scan: pass it as `expectedVersion` to act only on the credential as scanned. */
+  rowVersion: number;
   status: CredentialStatus;
   expiresAt: Date | null;
   /** Last rotation, else creation. */

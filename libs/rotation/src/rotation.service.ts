@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { Inject, Injectable, Logger, Optional } from '@nestjs/common';
 import { AuditAction, AuditResult, AuditService } from '@app/audit';
 import { Clock, DistributedLock, Outbox, TransactionRunner, prefixedLockKey, type OperationContext } from '@app/common';
-import { CredentialsService, CredentialType, type CredentialMetadata } from '@app/credentials';
+import { CredentialConflictError, CredentialsService, CredentialType, type CredentialMetadata } from '@app/credentials';
 import { NoRotationHandlerError, RotationFailedError, RotationInProgressError, RotationValidationError } from './errors/rotation.errors';
 import type { MintedValue } from './handlers/rotation-handler';
 import { RotationHandlerRegistry } from './handlers/rotation-handler.registry';
@@ -77,6 +77,10 @@ export class RotationService {
     }
     return this.exclusive(credentialId, async () => {
       const before = await this.credentials.getMetadata(ctx, credentialId);
+      // A stale expectedVersion is refused before a value is minted: a handler may already change it at the provider.
+      if (options.expectedVersion !== undefined && options.expectedVersion !== before.rowVersion) {
+        throw new CredentialConflictError(credentialId, options.expectedVersion, before.rowVersion);
+      }
       const { minted, method } = await this.newValue(before, options, reason ?? 'manual');
       // The history row commits in the rotate's own transaction, which opens only after the value is in
       // the vault: a transaction wrapped around the call would stay open across the vault write.

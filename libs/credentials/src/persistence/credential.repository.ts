@@ -335,6 +335,7 @@ export class CredentialRepository {
       connectionId: r.connectionId,
       type: r.type,
       version: r.currentVersion,
+      rowVersion: r.rowVersion,
       status: r.status,
       expiresAt: r.expiresAt,
       changedAt: r.rotatedAt ?? r.createdAt,

@@ -1,6 +1,6 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
-import { Clock, DistributedLock, LOCK_KEYS, Outbox, TransactionRunner, systemContext } from '@app/common';
-import { CredentialExpiryScanner, CredentialsService, CredentialStatus, CredentialType, type LiveCredentialRef } from '@app/credentials';
+import { Clock, DistributedLock, LOCK_KEYS, Outbox, TransactionRunner, systemContext, type OperationContext } from '@app/common';
+import { CredentialConflictError, CredentialExpiryScanner, CredentialsService, CredentialStatus, CredentialType, type LiveCredentialRef } from '@app/credentials';
 import type { RotationPolicyEntity } from '../entities/rotation-policy.entity';
 import { RotationPolicyService } from '../policies/rotation-policy.service';
 import { ROTATION_CHECK_ACTOR, ROTATION_CLOCK, ROTATION_LOCK, ROTATION_RESOLVED_OPTIONS } from '../rotation.constants';
@@ -79,6 +79,25 @@ export class RotationCheckService {
     return out;
   }
 
+  /**
+   * Rotates the credential as the scan saw it (compare-and-set on its rowVersion): one a client or another
+   * replica rotated since is not due any more (false, nothing done) — rotating it again would replace the value
+   * just set. Changed otherwise (its tags, say), it is rotated as it is now.
+   */
+  private async rotateAsScanned(ctx: OperationContext, ref: LiveCredentialRef): Promise<boolean> {
+    const reason = 'scheduled: rotate-after of the policy passed';
+    try {
+      await this.rotation.rotate(ctx, ref.id, { reason, expectedVersion: ref.rowVersion });
+      return true;
+    } catch (e) {
+      if (!(e instanceof CredentialConflictError)) throw e;
+      const now = await this.credentials.getMetadata(ctx, ref.id);
+      if (now.version !== ref.version || now.status !== CredentialStatus.ACTIVE) return false;
+      await this.rotation.rotate(ctx, ref.id, { reason, expectedVersion: now.rowVersion });
+      return true;
+    }
+  }
+
   private async check(ref: LiveCredentialRef, now: Date, overrides: RotationPolicyEntity[], out: RotationCheckResult): Promise<void> {
     const policy = await this.policies.resolve({ id: ref.id, tenantId: ref.tenantId, integrationId: ref.integrationId, type: ref.type }, overrides);
     if (policy.rotateAfterDays <= 0) return;
@@ -88,8 +107,7 @@ export class RotationCheckService {
     const ctx = systemContext(ref.tenantId, ROTATION_CHECK_ACTOR);
     if (policy.rotation === 'automatic' && this.rotation.canMint(ref) && out.rotated < this.options.rotationCheck.maxRotationsPerRun) {
       try {
-        await this.rotation.rotate(ctx, ref.id, { reason: 'scheduled: rotate-after of the policy passed' });
-        out.rotated++;
+        if (await this.rotateAsScanned(ctx, ref)) out.rotated++;
       } catch (e) {
         out.failed++;
         await this.rotation.reportFailure(ctx, await this.credentials.getMetadata(ctx, ref.id), e);
