@@ -21,7 +21,7 @@ describe('cluster: concurrent writes through three replicas', () => {
   let db: TestDatabase | undefined;
   let pg: Client | undefined;
   const replicas: Replica[] = [];
-  const apiKey = generateApiKey('writes-app', 'acme', ['credentials:read', 'credentials:read-value', 'credentials:write', 'rotation:read', 'rotation:write', 'keys:read', 'keys:write']);
+  const apiKey = generateApiKey('writes-app', 'acme', ['credentials:read', 'credentials:read-value', 'credentials:write', 'rotation:read', 'rotation:write', 'keys:read', 'keys:write', 'credentials:revoke']);
   const schema = () => (db!.options as { schema: string }).schema;
 
   const call = async (r: Replica, method: string, path: string, body?: unknown): Promise<Answer> => {
@@ -204,6 +204,31 @@ describe('cluster: concurrent writes through three replicas', () => {
     const versions = await pg!.query(`SELECT id, current_version FROM "${schema()}".cv_credentials WHERE id = ANY($1)`, [ids]);
     expect(versions.rows.filter((r: { current_version: number }) => r.current_version !== 2)).toEqual([]);
     for (const [id, v] of mine) expect((await call(replicas[2], 'GET', `/v1/credentials/${id}/value`)).body.value).toBe(v);
+  });
+
+  it('an unrevoke and a rotate of one revoked credential through two replicas at once: the vault agrees with what was answered', async () => {
+    const secrets = emulatorSecretClient(vault!);
+    const answers: number[] = [];
+    for (let round = 0; round < 6; round++) {
+      const stored = await call(replicas[0], 'POST', '/v1/credentials', { integrationId: 'unrevoke', connectionId: `u${round}`, type: 'api_key', valueStore: 'vault', value: value('leaked') });
+      const id = stored.body.id as string;
+      expect((await call(replicas[0], 'POST', '/v1/rotation/revoke', { credentialId: id, reason: 'leaked' })).status).toBe(200);
+      const [unrevoked, rotated] = await Promise.all([
+        call(replicas[1], 'POST', `/v1/rotation/credentials/${id}/unrevoke`, { reason: 'false alarm' }),
+        new Promise((r) => setTimeout(r, round * 5)).then(() => call(replicas[2], 'POST', `/v1/credentials/${id}/rotate`, { value: value('new') })),
+      ]);
+      expect(rotated.status).toBe(200);
+      // Whichever came first: an unrevoke that answered 200 lifted the revoke (version 1 served again); one that
+      // found the credential rotated answers 409 NOT_REVOKED and version 1 stays withdrawn — in the vault too.
+      expect([200, 409]).toContain(unrevoked.status);
+      answers.push(unrevoked.status);
+      const v1 = await call(replicas[0], 'GET', `/v1/credentials/${id}/versions/1/value`);
+      expect(v1.status).toBe(unrevoked.status === 200 ? 200 : 409);
+      const { rows } = await pg!.query(`SELECT vault_secret_name AS name, vault_secret_version AS version FROM "${schema()}".cv_credential_versions WHERE credential_id = $1 AND version = 1`, [id]);
+      const enabled = await secrets.getSecret(rows[0].name, { version: rows[0].version }).then(() => true, () => false);
+      expect({ unrevoke: unrevoked.body.code ?? unrevoked.status, v1VaultEnabled: enabled }).toEqual(unrevoked.status === 200 ? { unrevoke: 200, v1VaultEnabled: true } : { unrevoke: 3007, v1VaultEnabled: false });
+    }
+    process.stdout.write(`[cluster-writes] unrevoke raced with a rotate: ${answers.filter((a) => a === 200).length} lifted first, ${answers.filter((a) => a === 409).length} found it rotated\n`);
   });
 
   it('a rotation policy created at once through three replicas: one creates it, the others get 409 POLICY_CONFLICT and write nothing', async () => {

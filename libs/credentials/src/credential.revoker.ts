@@ -6,10 +6,14 @@ import { CredentialStatus } from './credential-type';
 import { CREDENTIALS_CLOCK } from './credentials.constants';
 import type { CommitOptions, CredentialMetadata, RevokeValueResult } from './credential.types';
 import { CredentialWriter } from './credential.writer';
+import { CredentialConflictError } from './errors/credential-errors';
 import { cacheKey, toMetadata } from './internal/credential-view';
 import { assertContext, loadLive } from './internal/guards';
 import { CredentialRepository } from './persistence/credential.repository';
 import { CredentialVersionRepository, lastRevoked } from './persistence/credential-version.repository';
+
+/** Attempts of an unrevoke whose status change met a concurrent write of the credential. */
+const UNREVOKE_ATTEMPTS = 3;
 
 /**
  * Emergency revoke of one credential's value: the status becomes `revoked` first (reads are refused
@@ -42,22 +46,43 @@ export class CredentialRevoker {
     return { metadata, vaultVersions };
   }
 
-  /** `options.inCommit` runs in the status change's transaction (not when there was nothing to lift). */
+  /**
+   * `options.inCommit` runs in the status change's transaction (not when there was nothing to lift). The status
+   * change is a compare-and-set on the revoked row: a write that got there first — a rotation on another replica,
+   * which makes the credential active and leaves its revoke's versions withdrawn — is not overwritten, and the
+   * vault versions enabled for the lift are disabled again.
+   */
   async unrevoke(ctx: OperationContext, id: string, options: CommitOptions<RevokeValueResult> = {}): Promise<RevokeValueResult> {
     assertContext(ctx);
-    const row = await loadLive(this.rows, ctx.tenantId, id);
-    // Not revoked (never, or rotated since): nothing to lift; the versions of an earlier revoke stay withdrawn.
-    if (row.status !== CredentialStatus.REVOKED) return { metadata: toMetadata(row, this.clock.nowMs()), vaultVersions: 0 };
-    // The vault first, outside any transaction; the status change commits only once it is done.
-    const vaultVersions = await this.setVaultVersionsEnabled(ctx, id, true);
-    const inCommit = options.inCommit;
-    const metadata: CredentialMetadata = await this.writer.updateMetadata(
-      ctx,
-      id,
-      { status: CredentialStatus.ACTIVE, ...(inCommit ? { inCommit: (m: CredentialMetadata) => inCommit({ metadata: m, vaultVersions }) } : {}) },
-      { revoke: true },
-    );
-    return { metadata, vaultVersions };
+    let enabled = false;
+    for (let attempt = 1; ; attempt++) {
+      const row = await loadLive(this.rows, ctx.tenantId, id);
+      // Not revoked (never, or rotated since): nothing to lift; the versions of an earlier revoke stay withdrawn.
+      if (row.status !== CredentialStatus.REVOKED) {
+        if (enabled) await this.setVaultVersionsEnabled(ctx, id, false);
+        return { metadata: toMetadata(row, this.clock.nowMs()), vaultVersions: 0 };
+      }
+      // The vault first, outside any transaction; the status change commits only once it is done.
+      const vaultVersions = await this.setVaultVersionsEnabled(ctx, id, true);
+      enabled = true;
+      const inCommit = options.inCommit;
+      try {
+        const metadata: CredentialMetadata = await this.writer.updateMetadata(
+          ctx,
+          id,
+          {
+            status: CredentialStatus.ACTIVE,
+            expectedVersion: row.rowVersion,
+            ...(inCommit ? { inCommit: (m: CredentialMetadata) => inCommit({ metadata: m, vaultVersions }) } : {}),
+          },
+          { revoke: true },
+        );
+        return { metadata, vaultVersions };
+      } catch (e) {
+        // Changed meanwhile: look again (still revoked: lift it; no longer: put the vault back).
+        if (!(e instanceof CredentialConflictError) || attempt >= UNREVOKE_ATTEMPTS) throw e;
+      }
+    }
   }
 
   private async setVaultVersionsEnabled(ctx: OperationContext, id: string, enabled: boolean): Promise<number> {

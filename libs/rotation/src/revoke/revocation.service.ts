@@ -87,13 +87,17 @@ export class RevocationService {
         if (before.status !== CredentialStatus.REVOKED) throw new CredentialNotRevokedError(credentialId);
         // The vault versions are enabled first (a vault failure leaves the credential revoked: the safe side),
         // then the status, audit, outbox and history rows commit in one transaction.
+        let lifted = false;
         const { metadata } = await this.credentials.unrevoke(ctx, credentialId, {
           inCommit: async ({ metadata: m, vaultVersions }) => {
+            lifted = true;
             await this.audit.record({ action: 'unrevoke', context: ctx, resource: credentialId, result: AuditResult.SUCCESS, details: { reason, vaultVersions, critical: true } });
             await this.outbox.add({ name: RotationEvents.UNREVOKED, tenantId: ctx.tenantId, payload: { ...this.payload(ctx, m), reason } });
             await this.rotation.record(ctx, { credentialId, action: 'unrevoke', method: 'unrevoke', fromVersion: m.version, toVersion: m.version, reason });
           },
         });
+        // A rotation outside this lock (the credentials route, another replica) made it active first: nothing was lifted.
+        if (!lifted) throw new CredentialNotRevokedError(credentialId);
         return metadata;
       },
       { timeoutMs: REVOKE_LOCK_TIMEOUT_MS },
