@@ -94,11 +94,21 @@ describe.each(DATABASE_KINDS)('operations metrics on /metrics (%s)', (kind) => {
   it(kind === 'postgres' ? 'shows the main and lock-session PostgreSQL pools' : 'has no database pool series on SQLite (the families, without samples)', async () => {
     const samples = (await metric('credential_vault_database_pool_')).map((l) => l.slice(0, l.lastIndexOf(' ')));
     const families = (await metric('# TYPE credential_vault_database_pool_')).map((l) => l.split(' ')[2]);
-    expect(families.sort()).toEqual(['connections', 'exhausted_total', 'max_connections', 'waiting'].map((f) => `credential_vault_database_pool_${f}`));
+    expect(families.sort()).toEqual(['connections', 'connections_replaced_total', 'exhausted_total', 'max_connections', 'waiting'].map((f) => `credential_vault_database_pool_${f}`));
     if (kind === 'sqlite') return expect(samples).toEqual([]);
     const pools = ['main', 'locks'];
     expect(samples.sort()).toEqual(
-      pools.flatMap((pool) => [`connections{pool="${pool}",state="busy"}`, `connections{pool="${pool}",state="idle"}`, `exhausted_total{pool="${pool}"}`, `max_connections{pool="${pool}"}`, `waiting{pool="${pool}"}`])
+      pools
+        .flatMap((pool) => [
+          `connections{pool="${pool}",state="busy"}`,
+          `connections{pool="${pool}",state="idle"}`,
+          // From 0, for an alert on increase().
+          `connections_replaced_total{pool="${pool}",reason="stall"}`,
+          `connections_replaced_total{pool="${pool}",reason="idle_check"}`,
+          `exhausted_total{pool="${pool}"}`,
+          `max_connections{pool="${pool}"}`,
+          `waiting{pool="${pool}"}`,
+        ])
         .map((s) => `credential_vault_database_pool_${s}`)
         .sort(),
     );

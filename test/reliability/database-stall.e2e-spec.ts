@@ -148,6 +148,13 @@ describe('the host when PostgreSQL stalls on established connections', () => {
     while (!(await check()) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 500));
     return check();
   };
+  /** `credential_vault_database_pool_connections_replaced_total` on /metrics, summed over both pools, by reason. */
+  const replaced = async () => {
+    const text = await (await fetch(`${host.baseUrl}/metrics`, { signal: AbortSignal.timeout(WAIT_MS) })).text();
+    const sum = (reason: string) =>
+      [...text.matchAll(new RegExp(`^credential_vault_database_pool_connections_replaced_total\\{pool="(?:main|locks)",reason="${reason}"\\} (\\d+)$`, 'gm'))].reduce((n, m) => n + Number(m[1]), 0);
+    return { stall: sum('stall'), idle_check: sum('idle_check') };
+  };
   const schemaSql = async <R>(sql: string, params: unknown[] = []): Promise<R[]> => {
     const c = new Client({ connectionString: POSTGRES_URL });
     await c.connect();
@@ -221,6 +228,7 @@ describe('the host when PostgreSQL stalls on established connections', () => {
     }
     expect(release).toBeDefined();
 
+    const replacedBefore = await replaced();
     proxy.stall();
     release!();
     // Its unlock never gets an answer: the host gives up on that session...
@@ -231,6 +239,9 @@ describe('the host when PostgreSQL stalls on established connections', () => {
     // met its deadline showed the stall, so they are closed when taken, and the first write after it goes through.
     const d = await create('d');
     expect(d.status).toBe(201);
+    // Operators see it: the connections closed when taken are counted.
+    const replacedAfter = await replaced();
+    expect(replacedAfter.stall).toBeGreaterThan(replacedBefore.stall);
     expect(
       await until(
         async () => (await schemaSql<{ n: string }>(`SELECT count(*) AS n FROM $schema.cv_outbox WHERE delivered_at IS NULL`))[0].n === '0',

@@ -3,14 +3,14 @@ import { InjectDataSource } from '@nestjs/typeorm';
 import { Gauge } from 'prom-client';
 import type { DataSource } from 'typeorm';
 import { postgresPoolStats, type PostgresPoolStats } from '@app/common';
-import { mirroredLabelledCounter, registerHostMetrics } from './host-metrics';
+import { mirroredCounterBy, mirroredLabelledCounter, registerHostMetrics } from './host-metrics';
 
 const PREFIX = 'credential_vault_database_pool_';
 
 /**
  * The PostgreSQL pools of the host's DataSource on /metrics, read from the pools at scrape time (nothing is counted
  * per request): `pool="main"` (every query) and `pool="locks"` (advisory-lock sessions). The only labels are the
- * pool and a connection's state. On SQLite there is no pool: the families are served without samples.
+ * pool, a connection's state and why a connection was replaced. On SQLite there is no pool: the families are served without samples.
  */
 @Injectable()
 export class DatabasePoolMetrics implements OnModuleInit {
@@ -31,6 +31,12 @@ export class DatabasePoolMetrics implements OnModuleInit {
         'Waits for a connection that ran out with every connection of the pool busy: 503 DATABASE_POOL_EXHAUSTED (pool="main") or LOCK_SESSIONS_EXHAUSTED (pool="locks")',
         'pool',
         () => Object.fromEntries(stats().flatMap((p) => (p.exhausted === undefined ? [] : [[p.pool, p.exhausted]]))),
+      ),
+      mirroredCounterBy(
+        `${PREFIX}connections_replaced_total`,
+        'PostgreSQL connections closed when taken, another one given, because they sat idle through a stall: reason="stall" (not heard from since a query met its deadline) or "idle_check" (idle 5 s or more, its SELECT 1 went unanswered)',
+        ['pool', 'reason'],
+        () => stats().flatMap((p) => Object.entries(p.replaced ?? {}).map(([reason, n]): [Record<string, string>, number] => [{ pool: p.pool, reason }, n])),
       ),
     ]);
   }

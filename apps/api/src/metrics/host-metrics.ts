@@ -21,21 +21,27 @@ function mirroredCounter(name: string, help: string, read: () => number): Metric
   });
 }
 
-/** Lib counters by one label (`read`: label value → count), published like `mirroredCounter`, each label on its own. */
-export function mirroredLabelledCounter(name: string, help: string, label: string, read: () => Record<string, number>): Metric {
+/** Lib counters by labels (`read`: each series' labels and count), published like `mirroredCounter`, each series on its own. */
+export function mirroredCounterBy(name: string, help: string, labelNames: string[], read: () => Array<[Record<string, string>, number]>): Metric {
   const seen = new Map<string, number>();
   return new Counter({
     name,
     help,
-    labelNames: [label],
+    labelNames,
     registers: [],
     collect() {
-      for (const [value, n] of Object.entries(read())) {
-        this.inc({ [label]: value }, Math.max(0, n - (seen.get(value) ?? 0)));
-        seen.set(value, n);
+      for (const [labels, n] of read()) {
+        const series = JSON.stringify(labelNames.map((l) => labels[l]));
+        this.inc(labels, Math.max(0, n - (seen.get(series) ?? 0)));
+        seen.set(series, n);
       }
     },
   });
+}
+
+/** Lib counters by one label (`read`: label value → count), published like `mirroredCounter`, each label on its own. */
+export function mirroredLabelledCounter(name: string, help: string, label: string, read: () => Record<string, number>): Metric {
+  return mirroredCounterBy(name, help, [label], () => Object.entries(read()).map(([value, n]) => [{ [label]: value }, n]));
 }
 
 function gauge(name: string, help: string, read: () => number): Metric {

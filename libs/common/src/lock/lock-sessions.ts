@@ -20,6 +20,8 @@ export interface HeldLockSession extends LockSession {
 interface PgPool {
   readonly totalCount: number;
   readonly idleCount: number;
+  /** Connections closed when taken, by reason (a pool of `postgresDriver`). */
+  readonly replacedCount?: Readonly<Record<string, number>>;
   connect(): Promise<LockSession>;
   end(): Promise<void>;
   on(event: 'error', listener: (e: Error) => void): unknown;
@@ -108,12 +110,14 @@ export class LockSessions {
   /**
    * The sessions as a pool's gauges, for metrics (read at scrape time, nothing counted per lock): connections
    * open (held, or being opened, vs idle), holders waiting for a session, and waits that ended in
-   * `LockSessionsExhaustedError`. No connection is open before the first lock is taken.
+   * `LockSessionsExhaustedError`. No connection is open before the first lock is taken. `replaced`: what the pool
+   * counts of the sessions it closed when taken, when it counts them (`postgresDriver`'s pools do).
    */
-  stats(): { max: number; busy: number; idle: number; waiting: number; exhausted: number } {
+  stats(): { max: number; busy: number; idle: number; waiting: number; exhausted: number; replaced?: Record<string, number> } {
     const total = this.pool?.totalCount ?? 0;
     const idle = this.pool?.idleCount ?? 0;
-    return { max: this.max, busy: total - idle, idle, waiting: this.waiting.length, exhausted: this.exhausted };
+    const replaced = this.pool?.replacedCount;
+    return { max: this.max, busy: total - idle, idle, waiting: this.waiting.length, exhausted: this.exhausted, ...(replaced && { replaced: { ...replaced } }) };
   }
 
   /**

@@ -7,7 +7,7 @@ export * from './host-persistence';
 export { provideEntityCheck } from './entity-check';
 export * from './plain-insert';
 export * from './postgres-timeouts';
-export { postgresDriver, postgresPoolStats, type PostgresDriverOptions, type PostgresPoolStats } from './postgres-pool';
+export { postgresDriver, postgresPoolStats, type PostgresConnectionsReplaced, type PostgresDriverOptions, type PostgresPoolStats } from './postgres-pool';
 export { initializeWithMigrations } from './migrate-on-start';
 export { SqliteDurableCommit } from './sqlite-durable-commit';
 export { SqliteWriteWorker } from './sqlite-write-worker';

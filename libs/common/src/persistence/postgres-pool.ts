@@ -39,6 +39,16 @@ interface PgEventClient {
 type PgPoolClass = new (...args: never[]) => PgPoolLike;
 type Release = (error?: Error) => void;
 
+/**
+ * Connections a pool of `postgresDriver` closed instead of handing them out, by why: `stall`, not heard from since a
+ * query of the driver met its deadline (or a liveness check went unanswered); `idle_check`, idle `idleCheckMs` or more
+ * and its `SELECT 1` went unanswered.
+ */
+export interface PostgresConnectionsReplaced {
+  stall: number;
+  idle_check: number;
+}
+
 export interface PostgresDriverOptions {
   /**
    * A connection not heard from for this long is checked with a round trip (`SELECT 1`, which may wait the pool's
@@ -79,6 +89,8 @@ export function postgresDriver<T extends { Pool: PgPoolClass }>(pg: T, options: 
     private readonly heardAt = new WeakMap<PgEventClient, number>();
     /** Callers given DatabasePoolExhaustedError (`postgresPoolStats`). */
     exhaustedCount = 0;
+    /** Connections closed when taken (`postgresPoolStats`). */
+    readonly replacedCount: PostgresConnectionsReplaced = { stall: 0, idle_check: 0 };
 
     constructor(...args: never[]) {
       super(...args);
@@ -108,13 +120,13 @@ export function postgresDriver<T extends { Pool: PgPoolClass }>(pg: T, options: 
         const heardAt = this.heardAt.get(client);
         if (heardAt === undefined || (heardAt >= stallSeenAt && (idleCheckMs <= 0 || Date.now() - heardAt < idleCheckMs))) return callback(undefined, client, done);
         if (heardAt < stallSeenAt) {
-          this.evict(client, done as Release);
+          this.evict(client, done as Release, 'stall');
           return this.checkout(callback);
         }
         void this.answers(client).then((alive) => {
           if (alive) return callback(undefined, client, done);
           stallSeen();
-          this.evict(client, done as Release);
+          this.evict(client, done as Release, 'idle_check');
           this.checkout(callback);
         });
       });
@@ -140,7 +152,8 @@ export function postgresDriver<T extends { Pool: PgPoolClass }>(pg: T, options: 
     }
 
     /** Out of the pool, its socket closed at once: a path that may be dead gets no goodbye to wait for. */
-    private evict(client: PgEventClient, release: Release): void {
+    private evict(client: PgEventClient, release: Release, reason: keyof PostgresConnectionsReplaced): void {
+      this.replacedCount[reason]++;
       client.on('error', () => undefined);
       release(new Error('PostgreSQL connection not heard from since a stall: closed'));
       client.connection?.stream?.destroy();
@@ -174,16 +187,31 @@ export interface PostgresPoolStats {
    * since the pool was made; undefined for a main pool not built by `postgresDriver` (it cannot tell).
    */
   readonly exhausted: number | undefined;
+  /**
+   * Connections closed when taken, instead of being handed out, since the pool was made: they sat idle through a
+   * stall (`PostgresConnectionsReplaced`). Undefined for pools not built by `postgresDriver`.
+   */
+  readonly replaced: PostgresConnectionsReplaced | undefined;
 }
 
 /** The pools of an initialized PostgreSQL DataSource, main then locks; none for another database (SQLite). */
 export function postgresPoolStats(dataSource: DataSource): PostgresPoolStats[] {
   if (dataSource.options.type !== 'postgres' || !dataSource.isInitialized) return [];
-  const main = (dataSource.driver as unknown as { master?: PgPoolLike & { exhaustedCount?: number } }).master;
+  const main = (dataSource.driver as unknown as { master?: PgPoolLike & { exhaustedCount?: number; replacedCount?: PostgresConnectionsReplaced } }).master;
   if (!main) return [];
   const idle = main.idleCount;
+  const { replaced: locksReplaced, ...locks } = LockSessions.for(dataSource).stats();
   return [
-    { pool: 'main', max: main.options.max ?? PG_POOL_DEFAULT_MAX, busy: main.totalCount - idle, idle, waiting: main.waitingCount, exhausted: main.exhaustedCount },
-    { pool: 'locks', ...LockSessions.for(dataSource).stats() },
+    {
+      pool: 'main',
+      max: main.options.max ?? PG_POOL_DEFAULT_MAX,
+      busy: main.totalCount - idle,
+      idle,
+      waiting: main.waitingCount,
+      exhausted: main.exhaustedCount,
+      replaced: main.replacedCount && { ...main.replacedCount },
+    },
+    // The lock sessions' pool is of the same driver module, opened with the first lock: none replaced before.
+    { pool: 'locks', ...locks, replaced: main.replacedCount && { stall: 0, idle_check: 0, ...locksReplaced } },
   ];
 }
