@@ -206,7 +206,7 @@ describe('npm package (build:package → npm pack)', () => {
       expect(existsSync(join(app, 'node_modules', 'ioredis'))).toBe(false);
     });
 
-    it("passes its own test: migrations, a credential through the local vault, its audit anchored there, an OAuth refresh", async () => {
+    it("passes its own test: migrations, a credential through the local vault (and its controller, a caller who left dropped), its audit anchored there, an OAuth refresh", async () => {
       const tokens = await idp.authorize('openid');
       idp.resetCounters();
       const schema = (db.options as { schema: string }).schema;
@@ -225,7 +225,7 @@ describe('npm package (build:package → npm pack)', () => {
         throw new Error(`the app's own test failed:\n${e.stdout ?? ''}\n${e.stderr ?? e.message}`);
       });
       const output = `${result.stdout}\n${result.stderr}`;
-      expect(output).toMatch(/Tests:\s+4 passed, 4 total/);
+      expect(output).toMatch(/Tests:\s+5 passed, 5 total/);
       // The refresh reached this OAuth server: exactly one refresh grant.
       expect(idp.refreshCalls).toBe(1);
     }, 240_000); // its tsc + jest, on a loaded CI machine
@@ -260,7 +260,7 @@ describe('npm package (build:package → npm pack)', () => {
 });
 
 describe('README: Embedding the modules in your Nest API', () => {
-  it("shows the outside app's module and error filter exactly as the package test builds and runs them", () => {
+  it("shows the outside app's module, error filter and controller exactly as the package test builds and runs them", () => {
     const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
     const start = readme.indexOf('## Embedding the modules in your Nest API');
     expect(start).toBeGreaterThanOrEqual(0);
@@ -268,6 +268,7 @@ describe('README: Embedding the modules in your Nest API', () => {
     const blocks = [...section.matchAll(/```ts\n([\s\S]*?)```/g)].map((m) => m[1]);
     expect(blocks).toContain(readFileSync(join(APP_TEMPLATE, 'src/app.module.ts'), 'utf8'));
     expect(blocks).toContain(readFileSync(join(APP_TEMPLATE, 'src/error.filter.ts'), 'utf8'));
+    expect(blocks).toContain(readFileSync(join(APP_TEMPLATE, 'src/connections.controller.ts'), 'utf8'));
   });
 });
 

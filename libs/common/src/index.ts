@@ -1,6 +1,7 @@
 export * from './errors';
 export * from './error-code-ranges';
 export * from './context';
+export * from './caller-signal';
 export * from './clock';
 export * from './lock';
 export * from './persistence';

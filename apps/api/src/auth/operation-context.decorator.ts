@@ -1,7 +1,6 @@
 import { createParamDecorator, ExecutionContext } from '@nestjs/common';
 import type { ServerResponse } from 'node:http';
-import type { OperationContext } from '@app/common';
-import { callerSignal } from '../http/caller-signal';
+import { withCallerSignal, type OperationContext } from '@app/common';
 import type { Principal } from './scopes';
 
 /**
@@ -13,14 +12,8 @@ export const OpContext = createParamDecorator((_: unknown, ctx: ExecutionContext
   const req = ctx.switchToHttp().getRequest<{ principal: Principal; ip?: string; id?: string; headers: Record<string, string> }>();
   const ua = req.headers['user-agent'];
   const res = ctx.switchToHttp().getResponse<{ raw?: ServerResponse } | undefined>()?.raw;
-  // Made when first asked (a vault call about to be sent), not on every request: a cached read never asks.
-  let signal: AbortSignal | undefined;
-  return {
-    tenantId: req.principal.tenantId,
-    actor: { id: req.principal.id, ip: req.ip, userAgent: ua ? ua.slice(0, 256) : undefined },
-    correlationId: req.id,
-    get signal() {
-      return (signal ??= res ? callerSignal(res) : undefined);
-    },
-  };
+  return withCallerSignal(
+    { tenantId: req.principal.tenantId, actor: { id: req.principal.id, ip: req.ip, userAgent: ua ? ua.slice(0, 256) : undefined }, correlationId: req.id },
+    res,
+  );
 });

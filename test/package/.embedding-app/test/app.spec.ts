@@ -1,4 +1,6 @@
 import 'reflect-metadata';
+import { createServer, request, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { Test, type TestingModule } from '@nestjs/testing';
 import { getDataSourceToken } from '@nestjs/typeorm';
 import type { DataSource } from 'typeorm';
@@ -8,6 +10,7 @@ import { auditAnchorSecretName, CredentialEntity, CredentialsService, Credential
 import { emulatorSecretClient, KeyVaultEmulator } from '@credential-vault/nest/keyvault-emulator';
 import { OAuthProviderRegistry, OAuthRefreshService } from '@credential-vault/nest/oauth-refresh';
 import { AppModule } from '../src/app.module';
+import { ConnectionsController } from '../src/connections.controller';
 
 // This app's own test, run from its own directory by `npm test`: the local vault from the package's
 // test entry, PostgreSQL and an OAuth server from the environment (DATABASE_URL, DATABASE_SCHEMA, OAUTH_*).
@@ -57,6 +60,46 @@ describe('an app embedding @credential-vault/nest', () => {
     const anchor = JSON.parse((await emulatorSecretClient(vault).getSecret(auditAnchorSecretName('acme'))).value ?? '{}') as { tenantId?: string; sequence?: number };
     expect(anchor).toMatchObject({ tenantId: 'acme', sequence: expect.any(Number) });
     expect(await app.get(AuditService).verify({ tenantId: 'acme' })).toMatchObject({ valid: true, anchorsChecked: 1 });
+  });
+
+  it("reads through its controller's context (withCallerSignal): served to a client that stays, dropped for one that left", async () => {
+    const credentials = app.get(CredentialsService);
+    const stored = await credentials.store(ctx, { integrationId: 'stripe', connectionId: 'acct-2', type: CredentialType.API_KEY, value: 'sk_test_caller_0123456789' });
+    const controller = new ConnectionsController(credentials);
+    const check = (res: ServerResponse) => controller.check(stored.id, { user: { tenantId: 'acme', id: 'user:alice' } }, res);
+    // A real HTTP server (Express's res is a Node ServerResponse) whose route is the controller's.
+    let arrived!: (res: ServerResponse) => void;
+    const server = createServer((_, res) => arrived(res));
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const send = () => {
+      const exchange = new Promise<ServerResponse>((resolve) => (arrived = resolve));
+      const client = request({ port: (server.address() as AddressInfo).port, host: '127.0.0.1', path: '/', agent: false });
+      client.on('error', () => undefined);
+      const answer = new Promise<string>((resolve) =>
+        client.on('response', (res) => {
+          let body = '';
+          res.setEncoding('utf8').on('data', (c: string) => (body += c)).on('end', () => resolve(body));
+        }),
+      );
+      client.end();
+      return { exchange, answer, leave: () => client.destroy() };
+    };
+    try {
+      // The client left before the route read the credential (not cached yet): the vault read is never sent.
+      const gone = send();
+      const res = await gone.exchange;
+      gone.leave();
+      await new Promise((r) => res.once('close', r));
+      expect(await check(res).catch((e: unknown) => e)).toMatchObject({ code: 1019, codeName: 'CANCELLED' });
+      // A client that stays is served.
+      const stays = send();
+      const served = await stays.exchange;
+      served.end(JSON.stringify(await check(served)));
+      expect(JSON.parse(await stays.answer)).toEqual({ integrationId: 'stripe', connectionId: 'acct-2', maskedValue: '***789' });
+    } finally {
+      server.closeAllConnections();
+      await new Promise((r) => server.close(r));
+    }
   });
 
   it('refreshes an OAuth access token at the OAuth server', async () => {
