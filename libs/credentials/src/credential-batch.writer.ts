@@ -1,6 +1,6 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import { AuditAction, AuditEventInput, AuditService } from '@app/audit';
-import { Clock, describeError, OperationContext, TransactionRunner } from '@app/common';
+import { Clock, CommitNotDurableError, describeError, OperationContext, TransactionRunner } from '@app/common';
 import type { CredentialMetadata, StoreCredentialInput } from './credential.types';
 import { CredentialWriter } from './credential.writer';
 import { CREDENTIALS_CLOCK } from './credentials.constants';
@@ -74,8 +74,8 @@ export class CredentialBatchWriter {
    * rows for the whole batch, the value writes concurrently (through `options.valueWrite`), then ONE
    * transaction for every item whose value was written — the metadata and version rows in multi-row
    * inserts, the STORE audit rows in one `recordMany` (one chain-head read per tenant), their outbox
-   * events, and `options.inCommit`. If that transaction fails, nothing of the batch is committed (its
-   * values are orphan versions, never referenced, as after a crash) and the error is thrown.
+   * events, and `options.inCommit`. If that transaction fails, nothing of the batch is committed, its
+   * values are discarded as `store` discards a lost write's (best effort: else orphans, as after a crash), and the error is thrown.
    */
   async storeMany(items: StoreManyItem[], options: StoreManyOptions = {}): Promise<StoreManyResult[]> {
     const started = Date.now();
@@ -149,6 +149,11 @@ export class CredentialBatchWriter {
       }
     } catch (e) {
       failures.push(...written.map((w) => ({ i: w.i, error: e })));
+      // Not committed (say an item lost its slot to a concurrent store, whose winner writes to the same vault secret):
+      // the batch's values are no one's, so none is left enabled or as ciphertext.
+      if (!(e instanceof CommitNotDurableError)) {
+        await Promise.all(written.map((w) => valueWrite(() => this.writer.discardWritten({ written: { kind: w.plan.kind, owner: w.plan.valueWrite, pointer: w.pointer } }))));
+      }
       throw e;
     } finally {
       await this.auditFailures(failures.map((f) => ({ ctx: items[f.i]?.ctx, input: items[f.i]?.input, error: f.error })), started);

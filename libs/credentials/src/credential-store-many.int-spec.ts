@@ -6,7 +6,7 @@ import { randomBytes } from 'node:crypto';
 import { Test, type TestingModule } from '@nestjs/testing';
 import { AuditAction, AuditService } from '@app/audit';
 import type { OperationContext } from '@app/common';
-import { KeyVaultEmulator } from '@app/keyvault-emulator';
+import { emulatorSecretClient, KeyVaultEmulator } from '@app/keyvault-emulator';
 import { createTestDatabase, credentialsStackImports, DATABASE_KINDS, type TestDatabase } from '@app/testing';
 import { DataSource } from 'typeorm';
 import {
@@ -129,7 +129,7 @@ describe.each(DATABASE_KINDS)('CredentialsService.storeMany / verifyValue on %s'
       }),
     ).rejects.toThrow();
     for (const table of ['cv_credentials', 'cv_credential_versions']) expect(await rowsOf(ctx.tenantId, table)).toBe(1);
-    // The failed batches' envelope values are orphans (written before the transaction), never referenced.
+    // The failed batches' envelope values (written before the transaction) are discarded: only the racer's is referenced.
     expect(await count('SELECT COUNT(*) AS n FROM cv_envelope_values e JOIN cv_credential_versions v ON v.envelope_value_id = e.id WHERE e.tenant_id = ?', [ctx.tenantId])).toBe(1);
     expect(await storeRows(ctx.tenantId)).toBe(1);
     expect(await count(`SELECT COUNT(*) AS n FROM cv_outbox WHERE tenant_id = ?`, [ctx.tenantId])).toBe(1);
@@ -138,6 +138,31 @@ describe.each(DATABASE_KINDS)('CredentialsService.storeMany / verifyValue on %s'
     const again = await service.storeMany(items);
     expect(again.map((r) => (r.credential ? 'ok' : (r.error as Error).constructor.name))).toEqual(['ok', 'ok', 'ok', 'CredentialAlreadyExistsError', 'ok', 'ok']);
     expect(await rowsOf(ctx.tenantId, 'cv_credentials')).toBe(6);
+  });
+
+  it('a batch that lost a slot to a concurrent store leaves none of its values live: no enabled vault version, no ciphertext', async () => {
+    const ctx: OperationContext = { tenantId: `many-l-${run}`, actor: { id: 'user:importer' } };
+    const items = [item(ctx, 'lost', CredentialType.API_KEY, ValueStoreKind.VAULT), item(ctx, 'lost', CredentialType.OAUTH_ACCESS_TOKEN, ValueStoreKind.ENVELOPE), item(ctx, 'free')];
+    const batchValues = new Set(items.map((i) => i.input.value));
+    // Concurrent stores (another replica) take the first two slots after the batch's existence check, before its own
+    // value writes: the batch's vault version is then the latest of the slot's one secret, which the winner also uses.
+    let racers: Promise<unknown> | undefined;
+    const race = () => (racers ??= (async () => {
+      for (const i of items.slice(0, 2)) await service.store(ctx, { ...i.input, value: secret() });
+    })());
+    await expect(service.storeMany(items, { valueWrite: async (write) => (await race(), write()) })).rejects.toThrow();
+    expect(await rowsOf(ctx.tenantId, 'cv_credentials')).toBe(2);
+
+    const secrets = emulatorSecretClient(emu);
+    const enabled: string[] = [];
+    for await (const s of secrets.listPropertiesOfSecrets()) {
+      for await (const v of secrets.listPropertiesOfSecretVersions(s.name)) {
+        if (v.enabled) enabled.push((await secrets.getSecret(v.name, { version: v.version })).value ?? '');
+      }
+    }
+    expect(enabled.filter((v) => batchValues.has(v))).toEqual([]);
+    const orphans = `SELECT COUNT(*) AS n FROM cv_envelope_values e WHERE e.tenant_id = ? AND NOT EXISTS (SELECT 1 FROM cv_credentials c WHERE c.id = e.credential_id)`;
+    expect(await count(orphans, [ctx.tenantId])).toBe(0);
   });
 
   it('refuses a batch that is not an array, and an item twice in one batch', async () => {

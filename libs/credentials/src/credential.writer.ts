@@ -400,8 +400,8 @@ export class CredentialWriter {
     });
   }
 
-  /** Best effort: an undiscarded value is an orphan, as after a crash (never served). */
-  private async discardWritten(change: Pick<Change, 'written'>): Promise<void> {
+  /** Best effort: an undiscarded value is an orphan, as after a crash (never served). Also `CredentialBatchWriter`'s. */
+  async discardWritten(change: Pick<Change, 'written'>): Promise<void> {
     if (!change.written) return;
     const { kind, owner, pointer } = change.written;
     try {
