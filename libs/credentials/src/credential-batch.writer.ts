@@ -40,8 +40,9 @@ export interface StoreManyOptions {
   inCommit?: (results: StoreManyResult[]) => Promise<AuditEventInput[] | void>;
   /**
    * Items with the same key commit together: when the value write of one fails, the others of its key
-   * stay out of the transaction (their values orphan versions, as after a crash) with its error — e.g.
-   * the fields of one migrated connection. @default every item on its own
+   * stay out of the transaction with its error, their written values discarded (through `valueWrite`;
+   * best effort, else orphans as after a crash) — e.g. the fields of one migrated connection.
+   * @default every item on its own
    */
   together?: (index: number) => string;
 }
@@ -111,6 +112,10 @@ export class CredentialBatchWriter {
     }
     const valueWrite = options.valueWrite ?? ((write) => write());
     let written: { i: number; plan: StorePlan; pointer: ValuePointer; row: CredentialEntity }[] = [];
+    // Best effort (else an orphan, as after a crash): a rejecting `valueWrite` (the caller's limiter) must not fail the batch.
+    const discard = (ws: typeof written) =>
+      Promise.all(ws.map((w) => valueWrite(() => this.writer.discardWritten({ written: { kind: w.plan.kind, owner: w.plan.valueWrite, pointer: w.pointer } }))
+        .catch((e) => this.logger.warn(`could not discard a value storeMany wrote: ${describeError(e)}`))));
     const writeFailed = new Map<string, unknown>();
     const writeValue = async ([i, plan]: [number, StorePlan]) => {
       try {
@@ -126,8 +131,11 @@ export class CredentialBatchWriter {
     await Promise.all([...plans].map(writeValue));
     if (writeFailed.size) {
       const key = (i: number) => options.together!(i);
-      for (const w of written) if (writeFailed.has(key(w.i))) failures.push({ i: w.i, error: writeFailed.get(key(w.i)) });
+      const dropped = written.filter((w) => writeFailed.has(key(w.i)));
+      for (const w of dropped) failures.push({ i: w.i, error: writeFailed.get(key(w.i)) });
       written = written.filter((w) => !writeFailed.has(key(w.i)));
+      // Never committed, whatever the transaction does: discarded as a failed batch's values are.
+      await discard(dropped);
     }
     written.sort((a, b) => a.i - b.i);
     try {
@@ -152,7 +160,7 @@ export class CredentialBatchWriter {
       // Not committed (say an item lost its slot to a concurrent store, whose winner writes to the same vault secret):
       // the batch's values are no one's, so none is left enabled or as ciphertext.
       if (!(e instanceof CommitNotDurableError)) {
-        await Promise.all(written.map((w) => valueWrite(() => this.writer.discardWritten({ written: { kind: w.plan.kind, owner: w.plan.valueWrite, pointer: w.pointer } }))));
+        await discard(written);
       }
       throw e;
     } finally {

@@ -152,7 +152,36 @@ describe.each(DATABASE_KINDS)('CredentialsService.storeMany / verifyValue on %s'
     })());
     await expect(service.storeMany(items, { valueWrite: async (write) => (await race(), write()) })).rejects.toThrow();
     expect(await rowsOf(ctx.tenantId, 'cv_credentials')).toBe(2);
+    expect(await enabledIn(batchValues)).toEqual([]);
+    expect(await count(orphans, [ctx.tenantId])).toBe(0);
+  });
 
+  it('the group-mates `together` drops after a failed value write leave none of their values live; the rest commits', async () => {
+    const ctx: OperationContext = { tenantId: `many-t-${run}`, actor: { id: 'user:importer' } };
+    // Connection g1: a Key Vault field, the field whose write fails, an envelope field. Connection g2 commits.
+    const items = [
+      item(ctx, 'g1', CredentialType.API_KEY, ValueStoreKind.VAULT),
+      item(ctx, 'g1', CredentialType.CUSTOM_SECRET),
+      item(ctx, 'g1', CredentialType.OAUTH_ACCESS_TOKEN, ValueStoreKind.ENVELOPE),
+      item(ctx, 'g2'),
+    ];
+    const dropped = new Set([items[0], items[2]].map((i) => i.input.value));
+    // The value writes start in item order: the second one (item 1's) fails without writing.
+    let calls = 0;
+    const results = await service.storeMany(items, {
+      together: (i) => items[i].input.connectionId,
+      valueWrite: async (write) => (++calls === 2 ? Promise.reject(new Error('vault unavailable')) : write()),
+    });
+    expect(results.map((r) => (r.credential ? 'ok' : (r.error as Error).message))).toEqual(['vault unavailable', 'vault unavailable', 'vault unavailable', 'ok']);
+    expect(await rowsOf(ctx.tenantId, 'cv_credentials')).toBe(1);
+    expect(await enabledIn(dropped)).toEqual([]);
+    expect(await count(orphans, [ctx.tenantId])).toBe(0);
+    expect((await service.get(ctx, results[3].credential!.id)).value).toBe(items[3].input.value);
+  });
+
+  const orphans = `SELECT COUNT(*) AS n FROM cv_envelope_values e WHERE e.tenant_id = ? AND NOT EXISTS (SELECT 1 FROM cv_credentials c WHERE c.id = e.credential_id)`;
+  /** Those of `values` that are the value of an enabled version in the vault. */
+  const enabledIn = async (values: Set<string>) => {
     const secrets = emulatorSecretClient(emu);
     const enabled: string[] = [];
     for await (const s of secrets.listPropertiesOfSecrets()) {
@@ -160,10 +189,8 @@ describe.each(DATABASE_KINDS)('CredentialsService.storeMany / verifyValue on %s'
         if (v.enabled) enabled.push((await secrets.getSecret(v.name, { version: v.version })).value ?? '');
       }
     }
-    expect(enabled.filter((v) => batchValues.has(v))).toEqual([]);
-    const orphans = `SELECT COUNT(*) AS n FROM cv_envelope_values e WHERE e.tenant_id = ? AND NOT EXISTS (SELECT 1 FROM cv_credentials c WHERE c.id = e.credential_id)`;
-    expect(await count(orphans, [ctx.tenantId])).toBe(0);
-  });
+    return enabled.filter((v) => values.has(v));
+  };
 
   it('refuses a batch that is not an array, and an item twice in one batch', async () => {
     await expect(service.storeMany('nope' as never)).rejects.toBeInstanceOf(CredentialValidationError);
