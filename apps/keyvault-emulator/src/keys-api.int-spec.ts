@@ -258,6 +258,8 @@ describe('Key Vault emulator: keys API through the official KeyClient and Crypto
         ['k', { kty: 'EC', crv: 'P-192' }],
         ['k', { kty: 'RSA', key_ops: ['launch'] }],
         ['k', { kty: 'RSA', tags: { a: 1 } }],
+        ['k', { kty: 'EC', tags: { a: 'v'.repeat(257) } }],
+        ['k', { kty: 'EC', tags: { ['t'.repeat(257)]: 'v' } }],
         ['bad_name', { kty: 'RSA' }],
       ];
       for (const [name, body] of cases) {

@@ -171,12 +171,16 @@ describe('Key Vault emulator: secrets API through the official SecretClient', ()
     const tags16 = Object.fromEntries(Array.from({ length: 16 }, (_, i) => [`t${i}`, 'v']));
     const manyTags = await restError(client.setSecret('tags', 'x', { tags: tags16 }));
     expect([manyTags.statusCode, manyTags.code]).toEqual([400, 'BadParameter']);
-    const tags15 = Object.fromEntries(Array.from({ length: 15 }, (_, i) => [`t${i}`, 'v'.repeat(512)]));
+    const tags15 = Object.fromEntries(Array.from({ length: 15 }, (_, i) => [`t${i}`.padEnd(256, 'k'), 'v'.repeat(256)]));
     await expect(client.setSecret('tags', 'x', { tags: tags15 })).resolves.toBeDefined();
-    const longTag = await restError(client.setSecret('tags', 'x', { tags: { k: 'v'.repeat(513) } }));
+    // Azure: "up to 15 tags, each of which can have a 256 character name and a 256 character value".
+    const longTag = await restError(client.setSecret('tags', 'x', { tags: { k: 'v'.repeat(257) } }));
     expect([longTag.statusCode, longTag.code]).toEqual([400, 'BadParameter']);
-    const longName = await restError(client.setSecret('tags', 'x', { tags: { ['k'.repeat(513)]: 'v' } }));
+    const longName = await restError(client.setSecret('tags', 'x', { tags: { ['k'.repeat(257)]: 'v' } }));
     expect([longName.statusCode, longName.code]).toEqual([400, 'BadParameter']);
+    const longUpdate = await restError(client.updateSecretProperties('tags', (await client.getSecret('tags')).properties.version!, { tags: { k: 'v'.repeat(257) } }));
+    expect([longUpdate.statusCode, longUpdate.code]).toEqual([400, 'BadParameter']);
+    expect(Object.keys((await client.getSecret('tags')).properties.tags ?? {})).toHaveLength(15);
 
     await expect(client.setSecret('ct', 'x', { contentType: 'c'.repeat(255) })).resolves.toBeDefined();
     const longCt = await restError(client.setSecret('ct', 'x', { contentType: 'c'.repeat(256) }));

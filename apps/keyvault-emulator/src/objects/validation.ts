@@ -2,9 +2,10 @@ import { errors } from '../errors';
 
 /** Key Vault object names (secrets and keys): 1-127 characters of `0-9a-zA-Z-`. */
 export const OBJECT_NAME_PATTERN = /^[0-9a-zA-Z-]{1,127}$/;
+/** Azure: up to 15 tags per object version, each a 256-character name and a 256-character value. */
 export const MAX_TAGS = 15;
-export const MAX_TAG_NAME_LENGTH = 512;
-export const MAX_TAG_VALUE_LENGTH = 512;
+export const MAX_TAG_NAME_LENGTH = 256;
+export const MAX_TAG_VALUE_LENGTH = 256;
 /** Key Vault refuses to back up an object with more than this many versions. */
 export const MAX_BACKUP_VERSIONS = 500;
 export const VERSION_PATTERN = /^[0-9a-f]{32}$/;
