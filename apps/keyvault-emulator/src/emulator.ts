@@ -277,9 +277,13 @@ export class KeyVaultEmulator {
       const body = parseJsonObject(raw);
       const request = { name: route.name, version: route.version, query: url.searchParams, apiVersion, body, origin: originOf(req.headers.host) };
       const changesBefore = this.changeCount();
-      const result = isKeyOperation(route.operation)
-        ? await this.apis.keys.handle({ ...request, operation: route.operation })
-        : this.apis.secrets.handle({ ...request, operation: route.operation });
+      // An emptyPage fault: what Azure sometimes answers a list request, no items and a nextLink to the same place.
+      const result =
+        fault.kind === 'emptyPage'
+          ? { status: 200, body: { value: [], nextLink: `${request.origin ?? this.vaultUrl}${url.pathname}${url.search}` } }
+          : isKeyOperation(route.operation)
+            ? await this.apis.keys.handle({ ...request, operation: route.operation })
+            : this.apis.secrets.handle({ ...request, operation: route.operation });
       // A write is answered once it is on disk: a crash after the answer must not lose it. (Reads and the
       // keys' cryptography change nothing, and never wait for another request's fsync.)
       if (this.changeCount() !== changesBefore) await this.durable();

@@ -1,6 +1,12 @@
+import { LIST_OPERATIONS } from './http/router';
+
 /** A fault to inject into matching requests (see KeyVaultEmulator.injectFault). */
 export interface FaultSpec {
-  kind: 'status' | 'latency' | 'reset';
+  /**
+   * `emptyPage` (list operations only): the page answers no items and a `nextLink` to the same place, as Azure
+   * sometimes does — a client must follow nextLink until it is null, never stop at an empty or short page.
+   */
+  kind: 'status' | 'latency' | 'reset' | 'emptyPage';
   /** For kind 'status'. */
   status?: 429 | 500 | 503;
   /** Retry-After for 429/503 (default 1). */
@@ -27,6 +33,7 @@ export type FaultDecision = (
   | { kind: 'none'; latencyMs: number }
   | { kind: 'status'; status: 429 | 500 | 503; retryAfterSeconds?: number; latencyMs: number }
   | { kind: 'reset'; latencyMs: number }
+  | { kind: 'emptyPage'; latencyMs: number }
 ) & { responseLatencyMs?: number };
 
 interface ActiveFault {
@@ -39,8 +46,8 @@ interface ActiveFault {
 export function validateFaultSpec(raw: unknown): FaultSpec {
   if (!raw || typeof raw !== 'object') throw new TypeError('A fault spec must be an object');
   const s = raw as Record<string, unknown>;
-  if (s.kind !== 'status' && s.kind !== 'latency' && s.kind !== 'reset') {
-    throw new TypeError(`fault.kind must be 'status', 'latency' or 'reset' (got ${JSON.stringify(s.kind)})`);
+  if (s.kind !== 'status' && s.kind !== 'latency' && s.kind !== 'reset' && s.kind !== 'emptyPage') {
+    throw new TypeError(`fault.kind must be 'status', 'latency', 'reset' or 'emptyPage' (got ${JSON.stringify(s.kind)})`);
   }
   if (s.kind === 'status' && s.status !== 429 && s.status !== 500 && s.status !== 503) {
     throw new TypeError(`fault.status must be 429, 500 or 503 for kind 'status' (got ${JSON.stringify(s.status)})`);
@@ -61,6 +68,9 @@ export function validateFaultSpec(raw: unknown): FaultSpec {
   num('retryAfterSeconds', (n) => Number.isInteger(n) && n >= 0, 'a non-negative integer');
   if (s.operations !== undefined && (!Array.isArray(s.operations) || s.operations.some((o) => typeof o !== 'string'))) {
     throw new TypeError('fault.operations must be an array of operation names');
+  }
+  if (s.kind === 'emptyPage' && (s.operations as string[] | undefined)?.some((o) => !(LIST_OPERATIONS as readonly string[]).includes(o))) {
+    throw new TypeError(`fault.operations of kind 'emptyPage' must be list operations (${LIST_OPERATIONS.join(', ')})`);
   }
   return s as unknown as FaultSpec;
 }
@@ -102,12 +112,14 @@ export class FaultInjector {
     let outcome: FaultDecision | undefined;
     for (const f of this.faults) {
       if (f.spec.operations && !f.spec.operations.includes(operation)) continue;
+      if (f.spec.kind === 'emptyPage' && !(LIST_OPERATIONS as readonly string[]).includes(operation)) continue;
       if (outcome && f.spec.kind !== 'latency') continue;
       f.remaining -= 1;
       if (this.random() >= (f.spec.rate ?? 1)) continue;
       if (f.spec.kind === 'latency' && f.spec.phase === 'response') responseLatencyMs += f.spec.latencyMs ?? 0;
       else if (f.spec.kind === 'latency') latencyMs += f.spec.latencyMs ?? 0;
       else if (f.spec.kind === 'reset') outcome = { kind: 'reset', latencyMs: 0 };
+      else if (f.spec.kind === 'emptyPage') outcome = { kind: 'emptyPage', latencyMs: 0 };
       else outcome = { kind: 'status', status: f.spec.status!, retryAfterSeconds: f.spec.retryAfterSeconds, latencyMs: 0 };
     }
     this.prune();

@@ -170,6 +170,19 @@ describe('Key Vault emulator: fault injection', () => {
     expect((await client.setSecret('target', 'value')).value).toBe('value');
   });
 
+  it('emptyPage: a list page with no items and a nextLink to the same place, as Azure sometimes answers; following it lists everything', async () => {
+    const client = emulatorSecretClient(emu, { maxRetries: 0 });
+    emu.injectFault({ kind: 'emptyPage', count: 2 }); // list operations only: the get below is not affected
+    expect((await client.getSecret('target')).value).toBe('value');
+    const first = await rawRequest(emu, 'GET', `/secrets?${API}&maxresults=5`);
+    expect([first.status, first.json]).toEqual([200, { value: [], nextLink: `${emu.vaultUrl}/secrets?${API}&maxresults=5` }]);
+    const pages: string[][] = [];
+    for await (const page of client.listPropertiesOfSecrets().byPage()) pages.push(page.map((p) => p.name));
+    expect(pages).toEqual([[], ['target']]);
+    expect(emu.stats().byOperationAndStatus).toMatchObject({ 'listSecrets:200': 3, 'getSecret:200': 1 });
+    expect(() => emu.injectFault({ kind: 'emptyPage', operations: ['getSecret'] })).toThrow(/list operations/);
+  });
+
   it('adds latency', async () => {
     const client = emulatorSecretClient(emu, { maxRetries: 0 });
     await client.getSecret('target');

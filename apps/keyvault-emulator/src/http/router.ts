@@ -16,6 +16,9 @@ export type OperationName =
 
 export type SecretOperationName = Exclude<OperationName, KeyOperationName>;
 
+/** The operations answering a page of items and a `nextLink`. */
+export const LIST_OPERATIONS = ['listSecrets', 'listSecretVersions', 'listDeletedSecrets', 'listKeys', 'listKeyVersions', 'listDeletedKeys'] as const satisfies readonly OperationName[];
+
 /** Keys operations (stats names and FaultSpec.operations). */
 export type KeyOperationName = (typeof KEY_OPERATION_NAMES)[number];
 
