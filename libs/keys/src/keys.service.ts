@@ -272,9 +272,24 @@ export class KeysService {
       // A version listed before the backup is in it (versions are never removed): the restore can confirm itself by it.
       // Not the key cache's: it is not told when another replica replaces the key (purge, create or restore), and a
       // header naming a version the blob lacks turns a confirmable lost-answer restore into OUTCOME_UNKNOWN.
-      const [known] = (await this.vault.listKeyVersions(vaultName, { maxPageSize: 1 }, { signal: ctx.signal })).items;
-      return { result: sealKeyBackup(vaultName, await this.vault.backupKey(vaultName), known?.version) };
+      const known = await this.anyVersion(ctx, vaultName);
+      return { result: sealKeyBackup(vaultName, await this.vault.backupKey(vaultName), known) };
     });
+  }
+
+  /**
+   * One version the vault lists for the key (undefined: none). A page may be empty with a nextLink — Azure answers so at
+   * times — so the list is followed, for a bounded number of pages, until it shows one.
+   */
+  private async anyVersion(ctx: OperationContext, vaultName: string): Promise<string | undefined> {
+    let continuationToken: string | undefined;
+    for (let pages = 0; pages < MAX_VAULT_PAGES_PER_LIST; pages++) {
+      const page = await this.vault.listKeyVersions(vaultName, { maxPageSize: 1, continuationToken }, { signal: ctx.signal });
+      if (page.items.length > 0) return page.items[0].version;
+      continuationToken = page.continuationToken;
+      if (!continuationToken) return undefined;
+    }
+    return undefined;
   }
 
   /** Restores a `backupKey` blob of this tenant (the name must not exist, not even soft-deleted). */
