@@ -64,8 +64,8 @@ export class KeyVaultEmulator {
     private readonly apis: { secrets: SecretsApi; keys: KeysApi },
     private readonly sockets: Set<Socket>,
     private readonly authenticator: Authenticator,
-    /** Azure's two budgets for a vault: secret writes (Set Secret), and every other transaction. */
-    private readonly throttle: { other: SlidingWindowLimiter; createSecret: SlidingWindowLimiter } | undefined,
+    /** Azure's budgets for a vault: secret writes (Set Secret), key creates, and every other transaction. */
+    private readonly throttle: { other: SlidingWindowLimiter; createSecret: SlidingWindowLimiter; createKey: SlidingWindowLimiter } | undefined,
     private readonly faults: FaultInjector,
     private readonly statsCollector: StatsCollector,
     private readonly ownsDataDir: boolean,
@@ -109,7 +109,11 @@ export class KeyVaultEmulator {
       }
       const authenticator = new Authenticator(o.auth);
       const throttle = o.throttle
-        ? { other: new SlidingWindowLimiter(o.throttle.limit, o.throttle.windowMs), createSecret: new SlidingWindowLimiter(o.throttle.createSecretLimit, o.throttle.windowMs) }
+        ? {
+            other: new SlidingWindowLimiter(o.throttle.limit, o.throttle.windowMs),
+            createSecret: new SlidingWindowLimiter(o.throttle.createSecretLimit, o.throttle.windowMs),
+            createKey: new SlidingWindowLimiter(o.throttle.createKeyLimit, o.throttle.windowMs),
+          }
         : undefined;
       const faults = new FaultInjector();
       const stats = new StatsCollector();
@@ -240,7 +244,12 @@ export class KeyVaultEmulator {
 
     // 2. Throttling (per vault; a refused request does not count, as in Azure).
     if (this.throttle) {
-      const t = (operation === 'setSecret' ? this.throttle.createSecret : this.throttle.other).take();
+      const t =
+        operation === 'setSecret'
+          ? this.throttle.createSecret.take()
+          : operation === 'createKey'
+            ? this.throttle.createKey.take(isHsmCreate(raw) ? 2 : 1) // Azure: 10 HSM or 20 software key creates per 10 s
+            : this.throttle.other.take();
       if (!t.ok) {
         this.statsCollector.record(operation, 429);
         sendError(req, res, errors.throttled(t.retryAfterSeconds));
@@ -346,4 +355,14 @@ export class KeyVaultEmulator {
  */
 function originOf(host: string | undefined): string | undefined {
   return host && /^[A-Za-z0-9.-]+(:\d{1,5})?$|^\[[0-9A-Fa-f:.]+\](:\d{1,5})?$/.test(host) ? `https://${host}` : undefined;
+}
+
+/** Whether a Create Key body asks for an HSM key (unreadable bodies count as software keys; they fail with 400 later). */
+function isHsmCreate(raw: Buffer): boolean {
+  try {
+    const kty = (JSON.parse(raw.toString('utf8')) as { kty?: unknown } | null)?.kty;
+    return typeof kty === 'string' && kty.endsWith('-HSM');
+  } catch {
+    return false;
+  }
 }

@@ -345,7 +345,7 @@ describe('Key Vault emulator: keys API through the official KeyClient and Crypto
 });
 
 describe('Key Vault emulator: keys share the vault with secrets', () => {
-  it('one throttling window counts secrets and keys operations together (Set Secret has a budget of its own)', async () => {
+  it('one throttling window counts secrets and keys operations together (Set Secret and Create Key have budgets of their own)', async () => {
     const emu = await KeyVaultEmulator.start({ quiet: true, throttle: { limit: 4, windowMs: 60_000 }, operationDelayMs: 0 });
     try {
       const keys = emulatorKeyClient(emu, { maxRetries: 0 });
@@ -355,6 +355,7 @@ describe('Key Vault emulator: keys share the vault with secrets', () => {
       await keys.getKey('k1');
       await secrets.getSecret('s1');
       await keys.getKey('k1');
+      await secrets.getSecret('s1');
       const err = await restError(keys.getKey('k1'));
       expect([err.statusCode, err.code]).toEqual([429, 'Throttled']);
       expect(Number(err.response!.headers.get('retry-after'))).toBeGreaterThan(50);

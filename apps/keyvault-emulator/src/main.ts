@@ -22,6 +22,9 @@ Usage: npm run emulator -- [options]
   --throttle-create-secret-limit <n>
                                 Set Secret requests per window (default 300, as Azure, or
                                 --throttle-limit when lower)
+  --throttle-create-key-limit <n>
+                                Create Key requests per window, an HSM key counting twice (default 20,
+                                as Azure, or --throttle-limit when lower)
   --throttle-window-ms <n>      throttle window (default 10000)
   --no-throttle                 disable throttling
   --auth <any|static|jwt>       accepted bearer tokens (default any)
@@ -60,6 +63,7 @@ export function parseCli(argv: string[]): EmulatorCliOptions | 'help' {
       'operation-delay-ms': { type: 'string' },
       'throttle-limit': { type: 'string' },
       'throttle-create-secret-limit': { type: 'string' },
+      'throttle-create-key-limit': { type: 'string' },
       'throttle-window-ms': { type: 'string' },
       'no-throttle': { type: 'boolean' },
       auth: { type: 'string' },
@@ -101,6 +105,7 @@ export function parseCli(argv: string[]): EmulatorCliOptions | 'help' {
           limit: num('throttle-limit', values['throttle-limit']) ?? DEFAULT_THROTTLE.limit,
           windowMs: num('throttle-window-ms', values['throttle-window-ms']) ?? DEFAULT_THROTTLE.windowMs,
           createSecretLimit: num('throttle-create-secret-limit', values['throttle-create-secret-limit']),
+          createKeyLimit: num('throttle-create-key-limit', values['throttle-create-key-limit']),
         },
     auth,
     quiet: values.quiet ?? false,

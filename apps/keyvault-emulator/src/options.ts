@@ -21,11 +21,12 @@ export interface KeyVaultEmulatorOptions {
   operationDelayMs?: number;
   /**
    * Per-vault throttling, as Azure states it per 10 s: at most `createSecretLimit` secret writes (Set Secret: a
-   * new secret or a new version) and `limit` other transactions in any `windowMs` (sliding windows), or false to
-   * disable. @default { limit: 4000, windowMs: 10000, createSecretLimit: 300 } (a `limit` given alone: createSecretLimit
-   * min(300, limit))
+   * new secret or a new version), `createKeyLimit` Create Key requests (an HSM key counts twice) and `limit` other
+   * transactions in any `windowMs` (sliding windows), or false to disable.
+   * @default { limit: 4000, windowMs: 10000, createSecretLimit: 300, createKeyLimit: 20 } (a `limit` given alone:
+   * createSecretLimit min(300, limit), createKeyLimit min(20, limit))
    */
-  throttle?: { limit: number; windowMs: number; createSecretLimit?: number } | false;
+  throttle?: { limit: number; windowMs: number; createSecretLimit?: number; createKeyLimit?: number } | false;
   /** Which bearer tokens are accepted. @default { mode: 'any' } */
   auth?: AuthOptions;
   /** Suppress the "not for production" banner (tests). @default false */
@@ -41,8 +42,8 @@ export const DEFAULT_TENANT_ID = '00000000-0000-4000-8000-00000000e001';
  */
 export const DEFAULT_OPERATION_DELAY_MS = 1000;
 
-/** Azure Key Vault's per-vault limits for secrets, per 10 s: 300 Set Secret, 4,000 other transactions. */
-export const DEFAULT_THROTTLE = { limit: 4000, windowMs: 10_000, createSecretLimit: 300 } as const;
+/** Azure Key Vault's per-vault limits per 10 s: 300 Set Secret, 20 Create Key (software; HSM 10), 4,000 other transactions. */
+export const DEFAULT_THROTTLE = { limit: 4000, windowMs: 10_000, createSecretLimit: 300, createKeyLimit: 20 } as const;
 
 export interface ResolvedOptions {
   host: string;
@@ -52,7 +53,7 @@ export interface ResolvedOptions {
   softDeleteRetentionDays: number;
   purgeProtection: boolean;
   operationDelayMs: number;
-  throttle: { limit: number; windowMs: number; createSecretLimit: number } | false;
+  throttle: { limit: number; windowMs: number; createSecretLimit: number; createKeyLimit: number } | false;
   auth: AuthOptions;
   quiet: boolean;
 }
@@ -67,13 +68,17 @@ export function resolveOptions(o: KeyVaultEmulatorOptions = {}): ResolvedOptions
     softDeleteRetentionDays: o.softDeleteRetentionDays ?? 90,
     purgeProtection: o.purgeProtection ?? false,
     operationDelayMs: o.operationDelayMs ?? DEFAULT_OPERATION_DELAY_MS,
-    // A given limit without createSecretLimit: Azure's 300, or the limit itself when it is lower.
+    // A given limit without createSecretLimit / createKeyLimit: Azure's 300 / 20, or the limit itself when it is lower.
     throttle:
       o.throttle === undefined
         ? { ...DEFAULT_THROTTLE }
         : o.throttle === false
           ? false
-          : { ...o.throttle, createSecretLimit: o.throttle.createSecretLimit ?? Math.min(DEFAULT_THROTTLE.createSecretLimit, o.throttle.limit) },
+          : {
+              ...o.throttle,
+              createSecretLimit: o.throttle.createSecretLimit ?? Math.min(DEFAULT_THROTTLE.createSecretLimit, o.throttle.limit),
+              createKeyLimit: o.throttle.createKeyLimit ?? Math.min(DEFAULT_THROTTLE.createKeyLimit, o.throttle.limit),
+            },
     auth: o.auth ?? { mode: 'any' },
     quiet: o.quiet ?? false,
   };
@@ -87,9 +92,10 @@ export function resolveOptions(o: KeyVaultEmulatorOptions = {}): ResolvedOptions
   if (!Number.isFinite(r.operationDelayMs) || r.operationDelayMs < 0) fail(`operationDelayMs must be >= 0 (got ${r.operationDelayMs})`);
   if (!/^[0-9a-zA-Z.-]+$/.test(r.tenantId)) fail(`tenantId must be a GUID or domain (got ${JSON.stringify(r.tenantId)})`);
   if (r.throttle !== false) {
-    const { limit, windowMs, createSecretLimit } = r.throttle;
+    const { limit, windowMs, createSecretLimit, createKeyLimit } = r.throttle;
     if (!Number.isInteger(limit) || limit < 1) fail(`throttle.limit must be a positive integer (got ${limit})`);
     if (!Number.isInteger(createSecretLimit) || createSecretLimit < 1) fail(`throttle.createSecretLimit must be a positive integer (got ${createSecretLimit})`);
+    if (!Number.isInteger(createKeyLimit) || createKeyLimit < 1) fail(`throttle.createKeyLimit must be a positive integer (got ${createKeyLimit})`);
     if (!Number.isFinite(windowMs) || windowMs < 1) fail(`throttle.windowMs must be a positive number (got ${windowMs})`);
   }
   try {

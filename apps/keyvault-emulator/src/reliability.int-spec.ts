@@ -45,7 +45,7 @@ describe('Key Vault emulator: throttling', () => {
   });
 
   it("limits Set Secret on a budget of its own, as Azure (300 per 10 s against 4,000 for everything else)", async () => {
-    expect(resolveOptions({}).throttle).toEqual({ limit: 4000, windowMs: 10_000, createSecretLimit: 300 });
+    expect(resolveOptions({}).throttle).toEqual({ limit: 4000, windowMs: 10_000, createSecretLimit: 300, createKeyLimit: 20 });
     const vault = await KeyVaultEmulator.start({ quiet: true, throttle: { limit: 50, windowMs: 60_000, createSecretLimit: 3 } });
     try {
       for (const name of ['a', 'b', 'a']) expect((await rawRequest(vault, 'PUT', `/secrets/${name}?${API}`, { body: { value: 'x' } })).status).toBe(200);
@@ -60,6 +60,31 @@ describe('Key Vault emulator: throttling', () => {
       expect((await rawRequest(vault, 'GET', `/secrets/c?${API}`)).status).toBe(404);
     } finally {
       await vault.stop();
+    }
+  });
+
+  it('limits Create Key as Azure does by default: 20 software keys per 10 s, or 10 HSM keys (weighted, on one budget)', async () => {
+    const vault = await KeyVaultEmulator.start({ quiet: true, operationDelayMs: 0 }); // Azure's limits
+    try {
+      const create = (name: string, kty = 'EC') => rawRequest(vault, 'POST', `/keys/${name}/create?${API}`, { body: { kty } });
+      for (let i = 0; i < 20; i++) expect((await create(`soft-${i}`)).status).toBe(200);
+      const refused = await create('soft-20');
+      expect([refused.status, refused.json.error.code]).toEqual([429, 'Throttled']);
+      expect(Number(refused.headers['retry-after'])).toBeGreaterThanOrEqual(9);
+      // Using the keys is on the budget of every other transaction.
+      expect((await rawRequest(vault, 'GET', `/keys/soft-0?${API}`)).status).toBe(200);
+      expect((await rawRequest(vault, 'GET', `/keys/soft-20?${API}`)).status).toBe(404);
+    } finally {
+      await vault.stop();
+    }
+    const hsm = await KeyVaultEmulator.start({ quiet: true, operationDelayMs: 0 });
+    try {
+      const create = (name: string) => rawRequest(hsm, 'POST', `/keys/${name}/create?${API}`, { body: { kty: 'EC-HSM' } });
+      for (let i = 0; i < 10; i++) expect((await create(`hsm-${i}`)).status).toBe(200);
+      expect((await create('hsm-10')).status).toBe(429);
+      expect(hsm.stats().byOperationAndStatus).toMatchObject({ 'createKey:200': 10, 'createKey:429': 1 });
+    } finally {
+      await hsm.stop();
     }
   });
 

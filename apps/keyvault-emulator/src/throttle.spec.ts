@@ -32,6 +32,26 @@ describe('SlidingWindowLimiter', () => {
     expect(ok).toBe(4000);
   });
 
+  it('counts a weighted request as that many transactions (an HSM key create weighs two of the 20 per 10 s)', () => {
+    let now = 0;
+    const limiter = new SlidingWindowLimiter(20, 10_000, () => now);
+    for (let i = 0; i < 10; i++) expect(limiter.take(2).ok).toBe(true);
+    expect(limiter.take(1)).toEqual({ ok: false, retryAfterSeconds: 10 });
+    now = 10_000;
+    for (let i = 0; i < 19; i++) {
+      now += 1;
+      expect(limiter.take().ok).toBe(true);
+    }
+    // One slot left (the last admission at 0 has left): a weight of 2 also waits for the one at 10,001.
+    expect(limiter.take(2)).toEqual({ ok: false, retryAfterSeconds: 10 });
+    expect(limiter.take(1).ok).toBe(true);
+    now = 20_001;
+    expect(limiter.take(2)).toEqual({ ok: false, retryAfterSeconds: 1 }); // the second (10,002) has not left yet
+    now = 20_002;
+    expect(limiter.take(2).ok).toBe(true);
+    expect(limiter.take(99)).toEqual({ ok: false, retryAfterSeconds: 10 }); // clamped to the limit: the whole window must free
+  });
+
   it('never admits more than `limit` in any window, for bursts and steady streams, and wastes no slot', () => {
     const rnd = lcg(42);
     for (const { limit, windowMs, ratePerMs } of [

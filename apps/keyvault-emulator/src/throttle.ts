@@ -27,19 +27,22 @@ export class SlidingWindowLimiter {
     this.admitted = new Float64Array(limit);
   }
 
-  /** Admits one request, or tells the whole seconds (>= 1) until the oldest admission leaves the window. */
-  take(): ThrottleDecision {
+  /**
+   * Admits one request counting `weight` transactions (Azure weighs some, e.g. an HSM key create as two software ones;
+   * clamped to `limit`), or tells the whole seconds (>= 1) until enough admissions have left the window.
+   */
+  take(weight = 1): ThrottleDecision {
+    const w = Math.min(Math.max(1, Math.trunc(weight)), this.limit);
     const t = this.now();
-    if (this.count < this.limit) {
-      this.admitted[(this.oldest + this.count++) % this.limit] = t;
-      return { ok: true };
+    // The admissions that must leave the window first: those beyond the free slots, oldest first.
+    const leaving = this.count + w - this.limit;
+    if (leaving > 0) {
+      const freeAt = this.admitted[(this.oldest + leaving - 1) % this.limit] + this.windowMs;
+      if (t < freeAt) return { ok: false, retryAfterSeconds: Math.max(1, Math.ceil((freeAt - t) / 1000)) };
+      this.oldest = (this.oldest + leaving) % this.limit;
+      this.count -= leaving;
     }
-    const freeAt = this.admitted[this.oldest] + this.windowMs;
-    if (t >= freeAt) {
-      this.admitted[this.oldest] = t;
-      this.oldest = (this.oldest + 1) % this.limit;
-      return { ok: true };
-    }
-    return { ok: false, retryAfterSeconds: Math.max(1, Math.ceil((freeAt - t) / 1000)) };
+    for (let i = 0; i < w; i++) this.admitted[(this.oldest + this.count++) % this.limit] = t;
+    return { ok: true };
   }
 }
