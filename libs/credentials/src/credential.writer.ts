@@ -3,7 +3,7 @@ import { AuditAction, AuditEventInput, AuditResult, AuditService } from '@app/au
 import { Clock, CommitNotDurableError, CredentialVaultError, describeError, OperationContext, TransactionRunner } from '@app/common';
 import { CredentialCache } from './cache/credential-cache';
 import { CredentialStatus, CredentialType, ValueStoreKind } from './credential-type';
-import type { BatchDeleteResult, CommitOptions, CredentialMetadata, InCommit, RotateOptions, StoreCredentialInput, UpdateMetadataInput, WriteOptions } from './credential.types';
+import type { CommitOptions, CredentialMetadata, InCommit, RotateOptions, StoreCredentialInput, UpdateMetadataInput, WriteOptions } from './credential.types';
 import { CREDENTIALS_CLOCK, CREDENTIALS_RESOLVED_OPTIONS } from './credentials.constants';
 import type { ResolvedCredentialsOptions } from './credentials.options';
 import { CredentialEntity } from './entities/credential.entity';
@@ -18,7 +18,7 @@ import {
 import { CredentialChangeEventName, CredentialEventPublisher } from './events/credential-event-publisher';
 import { CredentialEvents } from './events/credential-events';
 import { cacheKey, detailsOf, ownerOf, pointerOf, storedCertificate, toMetadata } from './internal/credential-view';
-import { assertContext, assertType, assertWriteOptions, errorCode, failureResult, loadLive, recordableId, UUID } from './internal/guards';
+import { assertContext, assertType, assertWriteOptions, errorCode, failureResult, loadLive, recordableId } from './internal/guards';
 import { valueHint } from './masking';
 import { credentialSecretName } from './naming/vault-secret-name';
 import { checkHistory, writeHistory } from './internal/store-history';
@@ -312,34 +312,6 @@ export class CredentialWriter {
       const versions = await this.versions.list(ctx.tenantId, id);
       await this.stores.of(before.valueStore).discardAfterCommit(ownerOf(before), versions.map(pointerOf));
     });
-  }
-
-  /** See `CredentialsService.deleteByConnection`. */
-  async deleteByConnection(ctx: OperationContext, integrationId: string, connectionId: string): Promise<BatchDeleteResult> {
-    assertContext(ctx);
-    assertIdentifier(integrationId, 'integrationId');
-    assertIdentifier(connectionId, 'connectionId');
-    return this.deleteMany(ctx, await this.rows.liveIdsOfConnection(ctx.tenantId, integrationId, connectionId));
-  }
-
-  /** See `CredentialsService.deleteMany`. */
-  async deleteMany(ctx: OperationContext, ids: string[]): Promise<BatchDeleteResult> {
-    assertContext(ctx);
-    if (!Array.isArray(ids) || ids.length > 1000) throw new CredentialValidationError('ids must be an array of at most 1000 ids', 'ids');
-    // The whole batch is checked before the first delete: a malformed id fails it and deletes nothing.
-    const bad = ids.findIndex((id) => typeof id !== 'string' || !UUID.test(id));
-    if (bad >= 0) throw new CredentialValidationError(`ids[${bad}] is not a credential id (a UUID); nothing was deleted`, 'ids');
-    const result: BatchDeleteResult = { deleted: [], notFound: [] };
-    for (const id of new Set(ids)) {
-      try {
-        await this.delete(ctx, id);
-        result.deleted.push(id);
-      } catch (e) {
-        if (e instanceof CredentialNotFoundError) result.notFound.push(id);
-        else throw e;
-      }
-    }
-    return result;
   }
 
   /**

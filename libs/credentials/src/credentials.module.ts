@@ -14,6 +14,7 @@ import { CredentialReader } from './credential.reader';
 import { CredentialRevoker } from './credential.revoker';
 import { CredentialWriter } from './credential.writer';
 import { CredentialBatchWriter } from './credential-batch.writer';
+import { CredentialBatchDeleter } from './credential-batch.deleter';
 import { CredentialsService } from './credentials.service';
 import { CredentialEventPublisher } from './events/credential-event-publisher';
 import { CredentialRepository } from './persistence/credential.repository';
@@ -64,6 +65,7 @@ const providers: Provider[] = [
   CredentialEventPublisher,
   CredentialWriter,
   CredentialBatchWriter,
+  CredentialBatchDeleter,
   CredentialReader,
   CredentialQueries,
   CredentialRevoker,

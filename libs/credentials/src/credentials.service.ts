@@ -23,6 +23,7 @@ import type {
   UpdateMetadataInput,
   WriteOptions,
 } from './credential.types';
+import { CredentialBatchDeleter } from './credential-batch.deleter';
 import { CredentialBatchWriter, type StoreManyItem, type StoreManyOptions, type StoreManyResult } from './credential-batch.writer';
 import { CredentialWriter } from './credential.writer';
 
@@ -32,9 +33,10 @@ import { CredentialWriter } from './credential.writer';
  * credential is reported exactly like a missing one (CredentialNotFoundError).
  *
  * A facade, so callers depend on one service: writes are `CredentialWriter`'s (crash-safe sequence:
- * value store → one transaction {metadata rows, audit row, outbox row} → cache invalidation), value
- * reads `CredentialReader`'s, metadata reads `CredentialQueries`'. The cross-tenant expiry scan of
- * system jobs is `CredentialExpiryScanner`, deliberately not here.
+ * value store → one transaction {metadata rows, audit row, outbox row} → cache invalidation), batches
+ * `CredentialBatchWriter`'s and `CredentialBatchDeleter`'s, value reads `CredentialReader`'s, metadata
+ * reads `CredentialQueries`'. The cross-tenant expiry scan of system jobs is `CredentialExpiryScanner`,
+ * deliberately not here.
  */
 @Injectable()
 export class CredentialsService {
@@ -44,6 +46,7 @@ export class CredentialsService {
     private readonly queries: CredentialQueries,
     private readonly revoker: CredentialRevoker,
     private readonly batchWriter: CredentialBatchWriter,
+    private readonly batchDeleter: CredentialBatchDeleter,
   ) {}
 
   // ───────────────────────────── writes ─────────────────────────────
@@ -101,12 +104,12 @@ export class CredentialsService {
 
   /** Deletes every live credential of one connection (e.g. the user disconnected it). */
   deleteByConnection(ctx: OperationContext, integrationId: string, connectionId: string): Promise<BatchDeleteResult> {
-    return this.writer.deleteByConnection(ctx, integrationId, connectionId);
+    return this.batchDeleter.deleteByConnection(ctx, integrationId, connectionId);
   }
 
   /** Deletes each id; unknown ids (or another tenant's) are reported in `notFound`, not thrown. */
   deleteMany(ctx: OperationContext, ids: string[]): Promise<BatchDeleteResult> {
-    return this.writer.deleteMany(ctx, ids);
+    return this.batchDeleter.deleteMany(ctx, ids);
   }
 
   /**
