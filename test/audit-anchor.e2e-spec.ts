@@ -2,6 +2,8 @@ import { randomBytes } from 'node:crypto';
 import { getDataSourceToken } from '@nestjs/typeorm';
 import type { DataSource } from 'typeorm';
 import { AuditAnchorService, AuditAnchorStore, AuditLogEntry, AuditService } from '@app/audit';
+import { auditAnchorSecretName } from '@app/credentials';
+import { KeyVaultProvider } from '@app/key-vault';
 import { DATABASE_KINDS } from '@app/testing';
 import { generateApiKey } from '../apps/api/src/auth/api-keys';
 import { startTestHost, TestHost } from './support/host';
@@ -14,11 +16,12 @@ describe.each(DATABASE_KINDS)('audit anchoring in the reference host on %s', (ki
   let host: TestHost;
   const tenantId = 'anchored';
   const root = generateApiKey('anchored-root', tenantId, ['admin']);
+  const damagedRoot = generateApiKey('damaged-root', 'damaged', ['admin']);
 
-  const call = async (method: string, path: string, body?: unknown) => {
+  const call = async (method: string, path: string, body?: unknown, key = root.key) => {
     const res = await fetch(`${host.baseUrl}${path}`, {
       method,
-      headers: { 'x-api-key': root.key, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
+      headers: { 'x-api-key': key, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
       body: body === undefined ? undefined : JSON.stringify(body),
     });
     const text = await res.text();
@@ -26,7 +29,7 @@ describe.each(DATABASE_KINDS)('audit anchoring in the reference host on %s', (ki
   };
 
   beforeAll(async () => {
-    host = await startTestHost(kind, { AUTH_API_KEYS: JSON.stringify([root.entry]), CREDENTIALS_INTEGRATIONS: 'github' });
+    host = await startTestHost(kind, { AUTH_API_KEYS: JSON.stringify([root.entry, damagedRoot.entry]), CREDENTIALS_INTEGRATIONS: 'github' });
   });
   afterAll(async () => {
     await host?.close();
@@ -85,5 +88,15 @@ describe.each(DATABASE_KINDS)('audit anchoring in the reference host on %s', (ki
     const metrics = await (await fetch(`${host.baseUrl}/metrics`)).text();
     expect(metrics).toMatch(/^credential_vault_audit_broken_chains_total 3$/m);
     expect(metrics).toMatch(/^credential_vault_audit_anchors_written_total [1-9]\d*$/m);
+  });
+
+  it('answers verify with 500 AUDIT_ANCHOR_DAMAGED, not a 503 to retry, when the tenant\'s anchor secret was deleted', async () => {
+    const { app } = host;
+    await app.get(AuditAnchorStore).write({ tenantId: 'damaged', sequence: 1, hash: 'a'.repeat(64), anchoredAt: new Date() });
+    await app.get(KeyVaultProvider).deleteSecret(auditAnchorSecretName('damaged'));
+    const refused = await call('POST', '/v1/audit/verify', undefined, damagedRoot.key);
+    expect(refused.status).toBe(500);
+    expect(refused.body).toMatchObject({ statusCode: 500, code: 5008, codeName: 'AUDIT_ANCHOR_DAMAGED' });
+    expect(JSON.stringify(refused.body)).not.toContain(auditAnchorSecretName('damaged'));
   });
 });

@@ -5,7 +5,7 @@ import type { EntityManager } from 'typeorm';
 import { AuditAnchor, AuditAnchorStore } from './anchor/audit-anchor.store';
 import { AUDIT_CHAIN_BROKEN_EVENT } from './audit.constants';
 import { AuditRepository } from './audit.repository';
-import { AuditAnchorUnavailableError } from './errors/audit.errors';
+import { AuditAnchorDamagedError, AuditAnchorUnavailableError } from './errors/audit.errors';
 import { AuditChainBrokenEvent, AuditVerifyFailureReason, AuditVerifyResult } from './interfaces/audit-event.interface';
 import type { ChainRow } from './internal/audit-row';
 import { GENESIS_HASH, canonicalJson, computeEntryHash } from './internal/canonical';
@@ -153,8 +153,9 @@ export class AuditChainVerifier {
     try {
       return await this.anchors.read(tenantId);
     } catch (e) {
-      throw new AuditAnchorUnavailableError(`The anchor of tenant ${tenantId} could not be read, so its chain cannot be verified: ${describeError(e)}`, {
-        cause: e,
+      throw anchorStoreFailure(this.anchors, e, {
+        unavailable: `The anchor of tenant ${tenantId} could not be read, so its chain cannot be verified`,
+        damaged: `The anchor of tenant ${tenantId} cannot be used, so its chain cannot be verified until an operator repairs the anchor`,
       });
     }
   }
@@ -167,10 +168,23 @@ export class AuditChainVerifier {
     try {
       withAnchors = await this.anchors.tenants();
     } catch (e) {
-      throw new AuditAnchorUnavailableError(`The anchored tenants could not be listed, so the log cannot be verified: ${describeError(e)}`, { cause: e });
+      throw anchorStoreFailure(this.anchors, e, {
+        unavailable: 'The anchored tenants could not be listed, so the log cannot be verified',
+        damaged: 'An anchor of the store cannot be used, so the log cannot be verified until an operator repairs it',
+      });
     }
     return [...new Set([...tenants, ...withAnchors])].sort();
   }
+}
+
+/**
+ * What verify answers for a failure of the anchor store: an anchor the store found unusable (deleted, corrupt —
+ * its `isUnusable`) is damage no retry mends, perhaps tampering (`AuditAnchorDamagedError`); anything else, that
+ * the store could not be asked now. Only the failure's class and code are repeated: its text may name a secret.
+ */
+function anchorStoreFailure(store: AuditAnchorStore, e: unknown, say: { unavailable: string; damaged: string }): AuditAnchorDamagedError | AuditAnchorUnavailableError {
+  if (store.isUnusable(e)) return new AuditAnchorDamagedError(`${say.damaged}: ${describeError(e)}`, { cause: e });
+  return new AuditAnchorUnavailableError(`${say.unavailable}: ${describeError(e)}`, { cause: e });
 }
 
 /**

@@ -27,4 +27,14 @@ export abstract class AuditAnchorStore {
   abstract read(tenantId: string): Promise<AuditAnchor | null>;
   /** Every tenant that has an anchor (so a chain deleted outright is still noticed). */
   abstract tenants(): Promise<string[]>;
+
+  /**
+   * Whether `error`, from `read` or `tenants`, means the store answered and an anchor it holds cannot be used —
+   * deleted (but not gone without a trace), corrupt, disabled — rather than that the store could not be asked now.
+   * `verify` answers the first with `AuditAnchorDamagedError` (5008: no retry mends it, and it may be tampering),
+   * anything else with `AuditAnchorUnavailableError` (5006, transient). By default no failure is.
+   */
+  isUnusable(_error: unknown): boolean {
+    return false;
+  }
 }

@@ -13,10 +13,12 @@ export enum AuditErrorCode {
   INVALID_QUERY = 5004,
   /** AuditModule options are invalid. */
   CONFIGURATION = 5005,
-  /** A chain's anchor could not be read from the AuditAnchorStore, so the chain cannot be vouched for. */
+  /** A chain's anchor could not be read from the AuditAnchorStore (down, throttled, slow), so the chain cannot be vouched for now. */
   ANCHOR_UNAVAILABLE = 5006,
   /** A retention statement was cancelled past `retention.statementTimeoutMs`, or PostgreSQL stopped answering it. */
   RETENTION_TIMEOUT = 5007,
+  /** The AuditAnchorStore answered, but a chain's anchor cannot be used (deleted, corrupt, disabled): not transient, maybe tampering. */
+  ANCHOR_DAMAGED = 5008,
 }
 
 /** HTTP status of each code, composed by the host; a new code does not compile without one. */
@@ -28,6 +30,7 @@ export const AUDIT_ERROR_HTTP_STATUS: Record<AuditErrorCode, HttpStatus> = {
   [AuditErrorCode.CONFIGURATION]: HttpStatus.INTERNAL_SERVER_ERROR,
   [AuditErrorCode.ANCHOR_UNAVAILABLE]: HttpStatus.SERVICE_UNAVAILABLE, // verify cannot vouch for the chain
   [AuditErrorCode.RETENTION_TIMEOUT]: HttpStatus.SERVICE_UNAVAILABLE, // the database was slow or stalled; the next run carries on
+  [AuditErrorCode.ANCHOR_DAMAGED]: HttpStatus.INTERNAL_SERVER_ERROR, // our anchor is broken: no retry helps until an operator repairs it
 };
 
 export abstract class AuditError extends CredentialVaultError {
@@ -64,10 +67,23 @@ export class AuditConfigurationError extends AuditError {
   readonly severity = ErrorSeverity.CONFIGURATION;
 }
 
+/** The anchor store could not be asked (down, throttled, slow): verifying again later may succeed. */
 export class AuditAnchorUnavailableError extends AuditError {
   readonly code = AuditErrorCode.ANCHOR_UNAVAILABLE;
   readonly codeName = 'AUDIT_ANCHOR_UNAVAILABLE';
   readonly severity = ErrorSeverity.TRANSIENT;
+}
+
+/**
+ * The anchor store answered, and a chain's anchor cannot be used: deleted, corrupt or disabled (the store's
+ * `isUnusable`; the Key Vault store's `AUDIT_ANCHOR_UNUSABLE`, 2011, is the `cause`). Verifying again finds the same
+ * until an operator recovers, repairs or purges the anchor, and a deleted or rewritten anchor may be tampering: it is
+ * never answered as a passing outage.
+ */
+export class AuditAnchorDamagedError extends AuditError {
+  readonly code = AuditErrorCode.ANCHOR_DAMAGED;
+  readonly codeName = 'AUDIT_ANCHOR_DAMAGED';
+  readonly severity = ErrorSeverity.FATAL;
 }
 
 /**

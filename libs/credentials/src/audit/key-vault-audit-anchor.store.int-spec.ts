@@ -5,7 +5,7 @@
 import { Global, Module, type Logger } from '@nestjs/common';
 import { Test, type TestingModule } from '@nestjs/testing';
 import { CredentialVaultError, ErrorSeverity } from '@app/common';
-import { AuditAnchorStore, AuditService, type AuditAnchor } from '@app/audit';
+import { AUDIT_ERROR_HTTP_STATUS, AuditAnchorDamagedError, AuditAnchorStore, AuditAnchorUnavailableError, AuditErrorCode, AuditService, type AuditAnchor } from '@app/audit';
 import { KeyVaultModule, KeyVaultProvider } from '@app/key-vault';
 import { KeyVaultEmulator } from '@app/keyvault-emulator';
 import { createTestDatabase, credentialsStackImports, emulatorKeyVaultOptions, type TestDatabase } from '@app/testing';
@@ -222,26 +222,80 @@ describe('AuditService.verify over the Key Vault anchor store', () => {
   let vault: KeyVaultEmulator;
   let db: TestDatabase;
   let moduleRef: TestingModule;
+  let store: AuditAnchorStore;
+  let kv: KeyVaultProvider;
+  let audit: AuditService;
 
   beforeAll(async () => {
     vault = await KeyVaultEmulator.start({ quiet: true, throttle: false, operationDelayMs: 0 });
     db = await createTestDatabase('sqlite');
-    moduleRef = await Test.createTestingModule({ imports: [...credentialsStackImports({ database: db.options, vault }), AnchorStoreModule] }).compile();
+    moduleRef = await Test.createTestingModule({
+      imports: [...credentialsStackImports({ database: db.options, vault, keyVault: { resilience: { maxAttempts: 1 } } }), AnchorStoreModule],
+    }).compile();
+    store = moduleRef.get(AuditAnchorStore);
+    kv = moduleRef.get(KeyVaultProvider);
+    audit = moduleRef.get(AuditService);
   });
+  afterEach(() => vault.clearFaults());
   afterAll(async () => {
     await moduleRef?.close();
     await vault?.stop();
     await db?.drop();
   });
 
-  it("refuses to vouch for a chain whose anchor was deleted, naming the store error's stable code but not its secret", async () => {
-    const store = moduleRef.get(AuditAnchorStore);
-    await store.write(anchor('gone', 5));
-    await moduleRef.get(KeyVaultProvider).deleteSecret(auditAnchorSecretName('gone'));
+  /**
+   * Retrying will not help, and the anchor may have been tampered with: a typed error of the audit lib that is not
+   * transient (not the 503 of a store that is down), naming the store error's stable code but not its secret.
+   */
+  function expectDamagedAnchor(refused: Error, tenantId: string): void {
+    expect(refused).toBeInstanceOf(AuditAnchorDamagedError);
+    expect(refused).toMatchObject({ code: 5008, codeName: 'AUDIT_ANCHOR_DAMAGED', severity: ErrorSeverity.FATAL, retryable: false });
+    expect(AUDIT_ERROR_HTTP_STATUS[AuditErrorCode.ANCHOR_DAMAGED]).toBe(500);
+    expect(refused.message).toContain(`anchor of tenant ${tenantId}`);
+    expect(refused.message).toContain('AuditAnchorStoreError(AUDIT_ANCHOR_UNUSABLE)');
+    expect(refused.message).not.toContain(auditAnchorSecretName(tenantId));
+    expectUnusableAnchor(refused.cause);
+  }
 
-    const refused = await rejection(moduleRef.get(AuditService).verify({ tenantId: 'gone' }));
-    expect(refused).toMatchObject({ codeName: 'AUDIT_ANCHOR_UNAVAILABLE' });
-    expect(refused.message).toBe('The anchor of tenant gone could not be read, so its chain cannot be verified: AuditAnchorStoreError(AUDIT_ANCHOR_UNUSABLE)');
+  it('refuses to vouch for a chain whose anchor was deleted, as damage an operator must repair, not as a store that is down', async () => {
+    await store.write(anchor('gone', 5));
+    await kv.deleteSecret(auditAnchorSecretName('gone'));
+    expectDamagedAnchor(await rejection(audit.verify({ tenantId: 'gone' })), 'gone');
+  });
+
+  it('refuses to vouch for a chain whose anchor holds garbage, as damage an operator must repair', async () => {
+    await store.write(anchor('garbled', 5));
+    await kv.setSecret(auditAnchorSecretName('garbled'), 'not an anchor {', { tags: { purpose: 'cv-audit-anchor', tenantId: 'garbled' } });
+    expectDamagedAnchor(await rejection(audit.verify({ tenantId: 'garbled' })), 'garbled');
+  });
+
+  it('refuses to vouch for a chain whose anchor was disabled, as damage', async () => {
+    await store.write(anchor('switched-off', 5));
+    const { properties } = await kv.getSecret(auditAnchorSecretName('switched-off'));
+    await kv.updateSecretProperties(properties.name, properties.version, { enabled: false });
+    const refused = await rejection(audit.verify({ tenantId: 'switched-off' }));
+    expect(refused).toBeInstanceOf(AuditAnchorDamagedError);
+    expect(refused).toMatchObject({ code: 5008, retryable: false, cause: expect.objectContaining({ codeName: 'DISABLED' }) });
+  });
+
+  it('still answers a store that is down (the vault answering 503) as transient: retrying later may succeed', async () => {
+    vault.injectFault({ kind: 'status', status: 503, operations: ['getSecret'] });
+    const refused = await rejection(audit.verify({ tenantId: 'later' }));
+    expect(refused).toBeInstanceOf(AuditAnchorUnavailableError);
+    expect(refused).toMatchObject({ code: 5006, codeName: 'AUDIT_ANCHOR_UNAVAILABLE', severity: ErrorSeverity.TRANSIENT, retryable: true });
+    expect(AUDIT_ERROR_HTTP_STATUS[AuditErrorCode.ANCHOR_UNAVAILABLE]).toBe(503);
+    vault.clearFaults();
+    // Once the vault answers again, so does verify (this tenant was never anchored).
+    await expect(audit.verify({ tenantId: 'later' })).resolves.toMatchObject({ valid: true, anchorsChecked: 0 });
+  });
+
+  it('refuses to verify the whole log when an anchor it lists is garbage, as damage', async () => {
+    // A tag that does not match its name makes the listing read the tenant from the value.
+    await kv.setSecret(auditAnchorSecretName('mangled'), '[]', { tags: { purpose: 'cv-audit-anchor', tenantId: 'someone-else' } });
+    const refused = await rejection(audit.verify());
+    expect(refused).toBeInstanceOf(AuditAnchorDamagedError);
+    expect(refused).toMatchObject({ code: 5008, retryable: false });
+    expect(refused.message).not.toContain(auditAnchorSecretName('mangled'));
     expectUnusableAnchor(refused.cause);
   });
 });

@@ -107,6 +107,11 @@ export class KeyVaultAuditAnchorStore extends AuditAnchorStore {
     return [...tenants];
   }
 
+  /** A soft-deleted or corrupt anchor (this store's own error), or a disabled one (the vault refuses to read it). */
+  override isUnusable(error: unknown): boolean {
+    return error instanceof AuditAnchorStoreError || isKeyVaultError(error, KeyVaultErrorCode.DISABLED);
+  }
+
   /** The soft-deleted secret, or undefined when there is none (or we may not look: then we say so). */
   private async deletedSecret(name: string): Promise<DeletedSecret | undefined> {
     try {

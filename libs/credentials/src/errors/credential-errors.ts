@@ -39,7 +39,7 @@ export const CREDENTIAL_ERROR_HTTP_STATUS: Record<CredentialErrorCode, HttpStatu
   [CredentialErrorCode.CONFIGURATION]: HttpStatus.INTERNAL_SERVER_ERROR,
   [CredentialErrorCode.REVOKED]: HttpStatus.CONFLICT, // the credential exists but its value is not served
   [CredentialErrorCode.EXPIRED]: HttpStatus.CONFLICT, // not served unless the caller opts in (allowExpired)
-  [CredentialErrorCode.AUDIT_ANCHOR_UNUSABLE]: HttpStatus.INTERNAL_SERVER_ERROR, // our anchor is broken; verify wraps it as AUDIT_ANCHOR_UNAVAILABLE
+  [CredentialErrorCode.AUDIT_ANCHOR_UNUSABLE]: HttpStatus.INTERNAL_SERVER_ERROR, // our anchor is broken; verify answers it as AUDIT_ANCHOR_DAMAGED
 };
 
 export abstract class CredentialError extends CredentialVaultError {
