@@ -1,6 +1,7 @@
 import { Logger } from '@nestjs/common';
 import type { DataSource } from 'typeorm';
 import { describeError } from '../errors';
+import { POSTGRES_POOL_NAME } from '../persistence/postgres-pool-name';
 import { LockSessionsExhaustedError } from './lock.errors';
 
 /** A PostgreSQL session that holds advisory locks (a pg `PoolClient`). */
@@ -256,7 +257,14 @@ export class LockSessions {
     // The DataSource's own driver module and pool settings (host, credentials, TLS, timeouts): nothing to configure twice.
     const driver = this.dataSource.driver as unknown as { postgres: { Pool: new (options: object) => PgPool }; master: { options: Record<string, unknown> } };
     const base = driver.master.options;
-    const pool = new driver.postgres.Pool({ ...base, max: this.max, idleTimeoutMillis: 10_000, allowExitOnIdle: true, application_name: lockApplicationName(base.application_name) });
+    const pool = new driver.postgres.Pool({
+      ...base,
+      max: this.max,
+      idleTimeoutMillis: 10_000,
+      allowExitOnIdle: true,
+      application_name: lockApplicationName(base.application_name),
+      [POSTGRES_POOL_NAME]: 'locks',
+    });
     // An idle session that dies (a restart, pg_terminate_backend) must not crash the process.
     pool.on('error', () => undefined);
     this.pool = pool;

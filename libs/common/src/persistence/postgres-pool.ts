@@ -1,5 +1,7 @@
+import { Logger } from '@nestjs/common';
 import type { DataSource } from 'typeorm';
 import { LockSessions } from '../lock/lock-sessions';
+import { POSTGRES_POOL_NAME } from './postgres-pool-name';
 import { DatabasePoolExhaustedError, DatabaseUnresponsiveError, PersistenceErrorCode } from './persistence.errors';
 
 /**
@@ -14,6 +16,8 @@ const PG_POOL_DEFAULT_MAX = 10;
 /** How long the liveness check of an idle connection may wait when the pool sets no `connectionTimeoutMillis`. */
 const DEFAULT_CHECK_WAIT_MS = 10_000;
 
+const logger = new Logger('PostgresPool');
+
 type Callback = (err: Error | undefined, client?: unknown, done?: unknown) => void;
 
 /** The pg-pool surface used here (no import of `pg`: it is an optional peer of the libs). */
@@ -23,6 +27,7 @@ interface PgPoolLike {
   readonly waitingCount: number;
   readonly options: { max?: number; connectionTimeoutMillis?: number };
   connect(callback?: Callback): unknown;
+  end(...args: unknown[]): unknown;
   on(event: string, listener: (client: PgEventClient) => void): unknown;
 }
 interface PgEventClient {
@@ -58,6 +63,13 @@ export interface PostgresDriverOptions {
    * @default 5000
    */
   idleCheckMs?: number;
+  /**
+   * Connections replaced are logged as one warning per pool for each this long (from the first one), with how many
+   * and why: a stall closes every idle connection as it is taken, and that is one event, not one line per connection.
+   * A pool that ends logs what it has not logged yet.
+   * @default 10000
+   */
+  replacedLogWindowMs?: number;
 }
 
 /**
@@ -78,6 +90,7 @@ export interface PostgresDriverOptions {
  */
 export function postgresDriver<T extends { Pool: PgPoolClass }>(pg: T, options: PostgresDriverOptions = {}): T {
   const idleCheckMs = options.idleCheckMs ?? 5000;
+  const replacedLogWindowMs = options.replacedLogWindowMs ?? 10_000;
   /** When a query of this driver's pools last went unanswered (0: never); connections not heard from since are suspect. */
   let stallSeenAt = 0;
   const stallSeen = () => (stallSeenAt = Date.now());
@@ -91,9 +104,14 @@ export function postgresDriver<T extends { Pool: PgPoolClass }>(pg: T, options: 
     exhaustedCount = 0;
     /** Connections closed when taken (`postgresPoolStats`). */
     readonly replacedCount: PostgresConnectionsReplaced = { stall: 0, idle_check: 0 };
+    /** `main`, or the name given in the pool's options (`POSTGRES_POOL_NAME`). */
+    private readonly poolName: string;
+    /** Connections replaced since the last log line, and when that line is due. */
+    private unlogged?: { replaced: PostgresConnectionsReplaced; timer: ReturnType<typeof setTimeout> };
 
     constructor(...args: never[]) {
       super(...args);
+      this.poolName = (args[0] as { [POSTGRES_POOL_NAME]?: string } | undefined)?.[POSTGRES_POOL_NAME] ?? 'main';
       this.on('connect', (client) => {
         this.open.add(client);
         client.once('end', () => this.open.delete(client));
@@ -154,9 +172,38 @@ export function postgresDriver<T extends { Pool: PgPoolClass }>(pg: T, options: 
     /** Out of the pool, its socket closed at once: a path that may be dead gets no goodbye to wait for. */
     private evict(client: PgEventClient, release: Release, reason: keyof PostgresConnectionsReplaced): void {
       this.replacedCount[reason]++;
+      this.noteReplaced(reason);
       client.on('error', () => undefined);
       release(new Error('PostgreSQL connection not heard from since a stall: closed'));
       client.connection?.stream?.destroy();
+    }
+
+    override end(...args: unknown[]): unknown {
+      this.logReplaced();
+      return super.end(...args);
+    }
+
+    /** Counts a replacement toward the pool's next log line, due `replacedLogWindowMs` after the first one it holds. */
+    private noteReplaced(reason: keyof PostgresConnectionsReplaced): void {
+      if (!this.unlogged) {
+        const timer = setTimeout(() => this.logReplaced(), replacedLogWindowMs);
+        timer.unref?.();
+        this.unlogged = { replaced: { stall: 0, idle_check: 0 }, timer };
+      }
+      this.unlogged.replaced[reason]++;
+    }
+
+    /** One line for the replacements not logged yet: the pool, how many, and why — never a query. */
+    private logReplaced(): void {
+      const pending = this.unlogged;
+      if (!pending) return;
+      this.unlogged = undefined;
+      clearTimeout(pending.timer);
+      const { stall, idle_check } = pending.replaced;
+      logger.warn(
+        `PostgreSQL pool ${this.poolName} replaced ${stall + idle_check} connection(s) that sat idle through a stall (stall: ${stall}, idle_check: ${idle_check}): ` +
+          'closed when taken, new ones opened',
+      );
     }
 
     private typed(e: unknown): unknown {

@@ -5,6 +5,7 @@
  * connection that sat idle through a stall.
  */
 import { randomBytes } from 'node:crypto';
+import { Logger } from '@nestjs/common';
 import pg, { Client } from 'pg';
 import { DataSource, type DataSourceOptions, type MigrationInterface, type QueryRunner } from 'typeorm';
 import { createTestDatabase, startStallProxy, type StallProxy, type TestDatabase } from '@app/testing';
@@ -243,6 +244,60 @@ describe('postgresTimeoutOptions (PostgreSQL)', () => {
       expect(await Promise.all([ds.query('SELECT 1 AS one'), ds.query('SELECT 1 AS one')])).toEqual([[{ one: 1 }], [{ one: 1 }]]);
       // No lock was taken: the lock sessions' pool is not open, and counts nothing.
       expect(replaced(ds)).toEqual({ main: { stall: 1, idle_check: 1 }, locks: { stall: 0, idle_check: 0 } });
+    }, 30_000);
+
+    /** The driver's warn lines, and a promise of the first `count` of them. */
+    function poolWarnings(count: number): { lines: string[]; arrived: Promise<string[]> } {
+      const lines: string[] = [];
+      let arrive!: (l: string[]) => void;
+      const arrived = new Promise<string[]>((resolve) => (arrive = resolve));
+      jest.spyOn(Logger.prototype, 'warn').mockImplementation(function (this: Logger, message: unknown) {
+        if ((this as unknown as { context?: string }).context !== 'PostgresPool') return;
+        lines.push(String(message));
+        if (lines.length === count) arrive([...lines]);
+      });
+      return { lines, arrived };
+    }
+    const line = (pool: string, stall: number, idleCheck: number) =>
+      `PostgreSQL pool ${pool} replaced ${stall + idleCheck} connection(s) that sat idle through a stall (stall: ${stall}, idle_check: ${idleCheck}): closed when taken, new ones opened`;
+
+    /** 8 connections of the main pool and a lock session sit idle through a stall that one query met; then all are taken again. */
+    async function stallWithEightIdle(ds: DataSource): Promise<void> {
+      await Promise.all(Array.from({ length: 8 }, () => ds.query('SELECT pg_sleep(0.1)')));
+      const lock = createDistributedLock(ds);
+      expect(await lock.tryRun(lockKey(), async () => 'held')).toMatchObject({ acquired: true });
+      proxy.stall();
+      expect(await failure(ds.query('SELECT 1 AS marker_query_text'))).toMatchObject({ code: PersistenceErrorCode.DATABASE_UNRESPONSIVE });
+      proxy.passNew();
+      await Promise.all(Array.from({ length: 8 }, () => ds.query('SELECT 1 AS marker_query_text')));
+      expect(await lock.tryRun(lockKey(), async () => 'again')).toMatchObject({ acquired: true });
+      expect(replaced(ds)).toEqual({ main: { stall: 7, idle_check: 0 }, locks: { stall: 1, idle_check: 0 } });
+    }
+
+    it('a stall that replaces many connections is one warn line per pool, with how many and why, never one per connection nor a query', async () => {
+      const warned = poolWarnings(2);
+      try {
+        const ds = await open(options({ max: 8 }, { driver: postgresDriver(pg, { replacedLogWindowMs: 1000 }) } as Partial<DataSourceOptions>));
+        await stallWithEightIdle(ds);
+        expect((await warned.arrived).sort()).toEqual([line('locks', 1, 0), line('main', 7, 0)]);
+        expect(warned.lines.join('\n')).not.toMatch(/marker_query_text|SELECT/);
+      } finally {
+        jest.restoreAllMocks();
+      }
+    }, 30_000);
+
+    it('a pool that ends logs the replacements it has not logged yet', async () => {
+      const warned = poolWarnings(2);
+      try {
+        const ds = await open(options({ max: 8 }, { driver: postgresDriver(pg) } as Partial<DataSourceOptions>));
+        await stallWithEightIdle(ds);
+        // The default window (10 s) has not closed: nothing yet.
+        expect(warned.lines).toEqual([]);
+        await ds.destroy();
+        expect([...warned.lines].sort()).toEqual([line('locks', 1, 0), line('main', 7, 0)]);
+      } finally {
+        jest.restoreAllMocks();
+      }
     }, 30_000);
   });
 });
