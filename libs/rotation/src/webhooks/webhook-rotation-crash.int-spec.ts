@@ -161,4 +161,17 @@ describe('webhook-secret-rotation job with two app instances on one PostgreSQL',
     expect(h.updater.calls.length).toBe(before + 1);
     expect((await b.credentials.getMetadata(ctx(), credential.id)).version).toBe(2);
   });
+
+  it('one stage per credential across replicas: the concurrent loser answers ALREADY_STAGED with the winner\'s rotation', async () => {
+    for (let round = 0; round < 3; round++) {
+      // `manual` has no updater: an operator stages by hand, on whichever replica the balancer picks.
+      const { credential } = await a.service.create(ctx(), { integrationId: 'manual', connectionId: `staged-${round}` });
+      const answers = await Promise.allSettled([a.rotator.stage(ctx(), credential.id), b.rotator.stage(ctx(), credential.id)]);
+      const staged = answers.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
+      const refused = answers.flatMap((r) => (r.status === 'rejected' ? [r.reason as { codeName?: string; rotationId?: string }] : []));
+      expect(staged).toHaveLength(1);
+      expect(refused.map((e) => [e.codeName, e.rotationId])).toEqual([['WEBHOOK_SECRET_ALREADY_STAGED', staged[0].rotationId]]);
+      expect((await b.versionRows(credential.id)).filter((r) => r.state === WebhookSecretState.PENDING).map((r) => r.id)).toEqual([staged[0].rotationId]);
+    }
+  });
 });

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import { AuditResult, AuditService } from '@app/audit';
-import { Clock, DistributedLock, describeError, Outbox, prefixedLockKey, TransactionRunner, type OperationContext } from '@app/common';
+import { Clock, DistributedLock, describeError, LockTimeoutError, Outbox, prefixedLockKey, TransactionRunner, type OperationContext } from '@app/common';
 import { CredentialErrorCode, CredentialRevokedError, CredentialsService, CredentialStatus, CredentialType, ValueStoreKind, type CredentialMetadata } from '@app/credentials';
 import { WebhookSecretState, type WebhookSecretVersionEntity } from './persistence/webhook-secret-version.entity';
 import { WebhookSecretVersionRepository } from './persistence/webhook-secret-version.repository';
@@ -28,6 +28,9 @@ import {
   WebhookAuditActions,
   WebhookSecretEvents,
 } from './webhook-secrets.tokens';
+
+/** How long a stage waits for another rotation step of the same credential before answering IN_PROGRESS. */
+const STAGE_LOCK_WAIT_MS = 10_000;
 
 export interface WebhookRotationResult {
   credentialId: string;
@@ -119,7 +122,9 @@ export class WebhookSecretRotator {
 
   /** Operator step 1: a new secret, pending and already accepted by verification; returned once. */
   stage(ctx: OperationContext, credentialId: string): Promise<StagedWebhookSecret> {
-    return this.locked(credentialId, async () => {
+    // Waits for a rotation in flight: once a concurrent stage commits, the answer is ALREADY_STAGED naming
+    // it (what a later stage gets), not IN_PROGRESS, which would send the client back to stage again.
+    return this.lockedWaiting(credentialId, async () => {
       const meta = await this.rotatable(ctx, credentialId);
       const pending = (await this.keyring.enrolled(ctx, meta)).find((r) => r.state === WebhookSecretState.PENDING);
       if (pending) throw new WebhookSecretAlreadyStagedError(meta.id, pending.id);
@@ -178,6 +183,17 @@ export class WebhookSecretRotator {
     const result = await this.lock.tryRun(prefixedLockKey('credentialRotation', credentialId), work);
     if (!result.acquired) throw new WebhookRotationInProgressError(credentialId);
     return result.value;
+  }
+
+  /** As `locked`, but waits up to STAGE_LOCK_WAIT_MS for the holder (a stage takes well under a second). */
+  private async lockedWaiting<T>(credentialId: string, work: () => Promise<T>): Promise<T> {
+    try {
+      return await this.lock.run(prefixedLockKey('credentialRotation', credentialId), work, { timeoutMs: STAGE_LOCK_WAIT_MS });
+    } catch (e) {
+      // Still held (an automatic rotation's push to a slow provider): a rotation is in progress indeed.
+      if (e instanceof LockTimeoutError) throw new WebhookRotationInProgressError(credentialId);
+      throw e;
+    }
   }
 
   private async rotatable(ctx: OperationContext, credentialId: string): Promise<CredentialMetadata> {

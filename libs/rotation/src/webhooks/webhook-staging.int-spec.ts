@@ -108,6 +108,19 @@ describe.each(DATABASE_KINDS)('operator-confirmed webhook secret rotation on %s'
     expect(await stack.persistedText()).not.toContain(first);
   });
 
+  it('two stages of one webhook at once: one stages, the other answers ALREADY_STAGED naming it — as a second stage after it would', async () => {
+    for (let round = 0; round < 3; round++) {
+      const target = newTarget();
+      const { credential } = await stack.service.create(ctx, target);
+      const answers = await Promise.allSettled([stack.service.stageConnection(target), stack.service.stageConnection(target)]);
+      const staged = answers.flatMap((a) => (a.status === 'fulfilled' ? [a.value] : []));
+      const refused = answers.flatMap((a) => (a.status === 'rejected' ? [a.reason as { code?: number; rotationId?: string }] : []));
+      expect(staged).toHaveLength(1);
+      expect(refused.map((e) => [e.code, e.rotationId])).toEqual([[WebhookSecretErrorCode.WEBHOOK_SECRET_ALREADY_STAGED, staged[0].rotationId]]);
+      expect((await stack.versionRows(credential.id)).filter((r) => r.state === WebhookSecretState.PENDING).map((r) => r.id)).toEqual([staged[0].rotationId]);
+    }
+  });
+
   it('discard: the staged secret stops verifying, its value is deleted, the current one stays', async () => {
     const target = newTarget();
     const { credential, secret: first } = await stack.service.create(ctx, target);
