@@ -75,7 +75,8 @@ export class CredentialRevoker {
             expectedVersion: row.rowVersion,
             ...(inCommit ? { inCommit: (m: CredentialMetadata) => inCommit({ metadata: m, vaultVersions }) } : {}),
           },
-          { revoke: true },
+          // A lost compare-and-set is looked at again below, not a failed metadata update: unaudited, unless it is the last.
+          { revoke: true, conflictRetried: attempt < UNREVOKE_ATTEMPTS },
         );
         return { metadata, vaultVersions };
       } catch (e) {

@@ -253,7 +253,7 @@ export class CredentialWriter {
   }
 
   /** See `CredentialsService.updateMetadata`. */
-  async updateMetadata(ctx: OperationContext, id: string, input: UpdateMetadataInput, lift: { revoke?: boolean } = {}): Promise<CredentialMetadata> {
+  async updateMetadata(ctx: OperationContext, id: string, input: UpdateMetadataInput, lift: { revoke?: boolean; conflictRetried?: boolean } = {}): Promise<CredentialMetadata> {
     return this.audited(AuditAction.UPDATE_METADATA, ctx, id, async (started) => {
       assertWriteOptions(input);
       if (input.tags !== undefined) assertTags(input.tags);
@@ -292,7 +292,7 @@ export class CredentialWriter {
         return { next, alsoWrite, audit: { action: AuditAction.UPDATE_METADATA, details: { changed, status: next.status } }, event: { name: CredentialEvents.METADATA_UPDATED } };
       });
       return toMetadata(next, this.clock.nowMs());
-    });
+    }, lift.conflictRetried);
   }
 
   /** See `CredentialsService.delete`. */
@@ -383,14 +383,14 @@ export class CredentialWriter {
     }
   }
 
-  /** Runs a write on an existing credential; a failure is audited (best effort) and rethrown. */
-  private async audited<T>(action: AuditAction, ctx: OperationContext, id: string, work: (started: number) => Promise<T>): Promise<T> {
+  /** Runs a write on an existing credential; a failure is audited (best effort) and rethrown, a conflict `conflictRetried` is not. */
+  private async audited<T>(action: AuditAction, ctx: OperationContext, id: string, work: (started: number) => Promise<T>, conflictRetried = false): Promise<T> {
     const started = Date.now();
     try {
       assertContext(ctx);
       return await work(started);
     } catch (e) {
-      await this.auditFailure(action, ctx, recordableId(id), e, started);
+      if (!(conflictRetried && e instanceof CredentialConflictError)) await this.auditFailure(action, ctx, recordableId(id), e, started);
       throw e;
     }
   }

@@ -148,6 +148,36 @@ describe.each(DATABASE_KINDS)('emergency revoke on %s', (kind: TestDatabaseKind)
     await expect(s.revocation.revoke(tenant(), { credentialId: c1.id }, { reason: 'other tenant' })).rejects.toMatchObject({ code: 2002 });
   });
 
+  it('a refused un-revoke — lost to a rotation, or of a credential not revoked — audits one `unrevoke` failure: 3007:NOT_REVOKED, what it answered', async () => {
+    const ctx = tenant();
+    const cred = await store(ctx, ValueStoreKind.VAULT);
+    await s.revocation.revoke(ctx, { credentialId: cred.id }, { reason: 'suspected leak' });
+    // A rotation (the credentials route, another replica: outside the rotation lock) commits while the
+    // un-revoke is re-enabling the vault versions, before its status change.
+    const enable = kv.updateSecretProperties.bind(kv);
+    const spy = jest.spyOn(kv, 'updateSecretProperties').mockImplementationOnce(async (...args) => {
+      await s.credentials.rotate(ctx, cred.id, secret());
+      return enable(...args);
+    });
+    const refusals = async () =>
+      (await s.dataSource.getRepository(AuditLogEntry).find({ where: { tenantId: ctx.tenantId, resource: cred.id }, order: { sequence: 'ASC' } }))
+        .filter((r) => r.result !== 'success')
+        .map((r) => [r.action, r.result, r.errorCode, JSON.stringify(r.details).includes('"critical":true')]);
+    try {
+      await expect(s.revocation.unrevoke(ctx, cred.id, { reason: 'false alarm' })).rejects.toMatchObject({ code: 3007 });
+    } finally {
+      spy.mockRestore();
+    }
+    expect(await refusals()).toEqual([['unrevoke', 'failure', '3007:NOT_REVOKED', true]]);
+    expect((await s.credentials.getMetadata(ctx, cred.id)).version).toBe(2);
+    // The same answer without a race (asked again, the credential active): the same row.
+    await expect(s.revocation.unrevoke(ctx, cred.id, { reason: 'again' })).rejects.toMatchObject({ code: 3007 });
+    expect(await refusals()).toEqual([
+      ['unrevoke', 'failure', '3007:NOT_REVOKED', true],
+      ['unrevoke', 'failure', '3007:NOT_REVOKED', true],
+    ]);
+  });
+
   it('un-revoke re-enables the vault versions before its transaction: a slow vault holds up no other write', async () => {
     const ctx = tenant();
     const cred = await store(ctx, ValueStoreKind.VAULT);

@@ -1,6 +1,6 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import { AuditAction, AuditResult, AuditService } from '@app/audit';
-import { Clock, DistributedLock, Outbox, TransactionRunner, prefixedLockKey, type OperationContext } from '@app/common';
+import { Clock, describeError, DistributedLock, Outbox, TransactionRunner, prefixedLockKey, type OperationContext } from '@app/common';
 import { CredentialsService, CredentialStatus, type CredentialMetadata } from '@app/credentials';
 import { CredentialNotRevokedError, NothingToRevokeError, RotationValidationError } from '../errors/rotation.errors';
 import { assertContext, assertCredentialId, assertIdentifier, assertReason } from '../internal/validation';
@@ -84,7 +84,7 @@ export class RevocationService {
       prefixedLockKey('credentialRotation', credentialId),
       async () => {
         const before = await this.credentials.getMetadata(ctx, credentialId);
-        if (before.status !== CredentialStatus.REVOKED) throw new CredentialNotRevokedError(credentialId);
+        if (before.status !== CredentialStatus.REVOKED) return this.refuseUnrevoke(ctx, credentialId, reason, before.status);
         // The vault versions are enabled first (a vault failure leaves the credential revoked: the safe side),
         // then the status, audit, outbox and history rows commit in one transaction.
         let lifted = false;
@@ -97,11 +97,24 @@ export class RevocationService {
           },
         });
         // A rotation outside this lock (the credentials route, another replica) made it active first: nothing was lifted.
-        if (!lifted) throw new CredentialNotRevokedError(credentialId);
+        if (!lifted) return this.refuseUnrevoke(ctx, credentialId, reason, metadata.status);
         return metadata;
       },
       { timeoutMs: REVOKE_LOCK_TIMEOUT_MS },
     );
+  }
+
+  /**
+   * NOT_REVOKED, audited as what was asked (`unrevoke`, failure, the code answered) whether the credential was
+   * active before or a rotation got there first: the trail does not depend on the timing. Best effort, as the
+   * credentials lib's failure rows: the refusal stands if its row cannot be written.
+   */
+  private async refuseUnrevoke(ctx: OperationContext, credentialId: string, reason: string, status: CredentialStatus): Promise<never> {
+    const refused = new CredentialNotRevokedError(credentialId);
+    await this.audit
+      .record({ action: 'unrevoke', context: ctx, resource: credentialId, result: AuditResult.FAILURE, errorCode: `${refused.code}:${refused.codeName}`, details: { reason, status, critical: true } })
+      .catch((e: unknown) => this.logger.warn(`could not audit a refused unrevoke of credential ${credentialId}: ${describeError(e)}`));
+    throw refused;
   }
 
   private async revokeOne(ctx: OperationContext, meta: CredentialMetadata, reason: string, severity: RevokeSeverity, out: RevokeResult): Promise<void> {
