@@ -15,6 +15,7 @@ import { SharedStateRedis } from '../apps/api/src/auth/shared-state-redis';
 import { createApp } from '../apps/api/src/bootstrap';
 import { loadAppConfig } from '../apps/api/src/config/app.config';
 import { HostRedis } from '../apps/api/src/redis/host-redis';
+import { RedisPrefixGuard } from '../apps/api/src/redis/redis-prefix-guard';
 import { EmbeddedVault } from '../apps/api/src/vault/embedded-vault';
 import { REDIS_URL } from './support/database';
 import { startTestHost, TestHost } from './support/host';
@@ -330,6 +331,33 @@ describe('cluster-wide limits and counters (two replicas, PostgreSQL, one Redis)
       const until = Date.now() + 3000;
       while (shared.fallbacks.suspicious_activity === 0 && Date.now() < until) await new Promise((r) => setTimeout(r, 50));
       expect(shared.fallbacks.suspicious_activity).toBeGreaterThan(0);
+    });
+  });
+
+  describe('a replica with another REDIS_KEY_PREFIX on the same database and vault', () => {
+    const otherPrefix = `cvt-other-${randomBytes(4).toString('hex')}:`;
+    let c: Replica;
+
+    beforeAll(async () => {
+      c = await startReplica(a, { REDIS_KEY_PREFIX: otherPrefix });
+    });
+
+    afterAll(async () => {
+      await c?.app.close();
+      await deleteKeys(redis, otherPrefix);
+    });
+
+    it('is kept out of the balancer (readiness 503); the replicas already serving stay in, degraded, and the metric counts it', async () => {
+      // It would neither hear their cache evictions nor be heard: stale values after every write elsewhere.
+      const newcomer = await fetch(`${c.baseUrl}/health/ready`);
+      expect(newcomer.status).toBe(503);
+      expect(JSON.stringify(await newcomer.json())).toContain(prefix);
+      await a.app.get(RedisPrefixGuard).beat(); // their next heartbeat
+      const established = await fetch(`${a.baseUrl}/health/ready`);
+      expect(established.status).toBe(200);
+      expect(((await established.json()) as { details: Record<string, unknown> }).details.redisPrefix).toMatchObject({ status: 'degraded', prefix, otherPrefixes: [otherPrefix] });
+      // (One metrics registry in this process: the newest app's gauge, the newcomer's, is the one served.)
+      expect(await (await fetch(`${c.baseUrl}/metrics`)).text()).toMatch(/^credential_vault_redis_prefix_conflicts 1$/m);
     });
   });
 

@@ -68,7 +68,7 @@ export interface AppConfig {
   telemetry?: { endpoint: string; serviceName: string; metricIntervalMs: number };
   /**
    * Shared state across replicas (cache tier, invalidation fan-out, cluster-wide limits). Unset: every
-   * such thing is per process, as on one machine. Every key the host writes starts with `keyPrefix`.
+   * such thing is per process, as on one machine. Every key the host writes starts with `keyPrefix` but one (RedisPrefixGuard).
    */
   redis?: { url: string; keyPrefix: string };
   credentials: {

@@ -7,6 +7,7 @@ import { AuditHealthIndicator } from './audit.health';
 import { CacheHealthIndicator } from './cache.health';
 import { JobsHealthIndicator } from './jobs.health';
 import { KekHealthIndicator } from './kek.health';
+import { RedisPrefixHealthIndicator } from './redis-prefix.health';
 import { ShutdownState } from './shutdown-state';
 
 /**
@@ -25,6 +26,7 @@ export class HealthController {
     private readonly jobs: JobsHealthIndicator,
     private readonly cache: CacheHealthIndicator,
     private readonly kek: KekHealthIndicator,
+    private readonly redisPrefix: RedisPrefixHealthIndicator,
     private readonly shutdown: ShutdownState,
   ) {}
 
@@ -45,6 +47,7 @@ export class HealthController {
       () => this.jobs.isHealthy('jobs'),
       () => this.cache.isHealthy('cache'),
       ...(this.kek.configured ? [() => this.kek.isHealthy('envelopeKek')] : []),
+      ...(this.redisPrefix.enabled ? [() => this.redisPrefix.isHealthy('redisPrefix')] : []),
     ]);
   }
 }

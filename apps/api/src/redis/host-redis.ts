@@ -6,7 +6,7 @@ import { APP_CONFIG, AppConfig } from '../config/app.config';
  * The host's Redis connections, when `REDIS_URL` is set (`enabled` false otherwise: everything that
  * could share state through Redis then stays per process). One command connection shared by every
  * user; subscribers take their own with `subscriber()` (a subscribed ioredis connection can run no
- * other command). Every key must start with `keyPrefix`. All connections close at shutdown.
+ * other command). Every key must start with `keyPrefix` (but RedisPrefixGuard's, which checks the prefix). All connections close at shutdown.
  */
 @Injectable()
 export class HostRedis implements OnApplicationShutdown {
