@@ -183,7 +183,7 @@ export class AuditChainVerifier {
  * the store could not be asked now. Only the failure's class and code are repeated: its text may name a secret.
  */
 function anchorStoreFailure(store: AuditAnchorStore, e: unknown, say: { unavailable: string; damaged: string }): AuditAnchorDamagedError | AuditAnchorUnavailableError {
-  if (store.isUnusable(e)) return new AuditAnchorDamagedError(`${say.damaged}: ${describeError(e)}`, { cause: e });
+  if (store.isUnusable?.(e) === true) return new AuditAnchorDamagedError(`${say.damaged}: ${describeError(e)}`, { cause: e });
   return new AuditAnchorUnavailableError(`${say.unavailable}: ${describeError(e)}`, { cause: e });
 }
 

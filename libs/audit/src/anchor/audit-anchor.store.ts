@@ -32,9 +32,8 @@ export abstract class AuditAnchorStore {
    * Whether `error`, from `read` or `tenants`, means the store answered and an anchor it holds cannot be used —
    * deleted (but not gone without a trace), corrupt, disabled — rather than that the store could not be asked now.
    * `verify` answers the first with `AuditAnchorDamagedError` (5008: no retry mends it, and it may be tampering),
-   * anything else with `AuditAnchorUnavailableError` (5006, transient). By default no failure is.
+   * anything else with `AuditAnchorUnavailableError` (5006, transient). Optional (a store written before it, or
+   * one that `implements` this class, still compiles): without it no failure is.
    */
-  isUnusable(_error: unknown): boolean {
-    return false;
-  }
+  isUnusable?(error: unknown): boolean;
 }
