@@ -12,21 +12,25 @@ const libImportPatterns = [
 const apps = readdirSync(new URL('./apps', import.meta.url), { withFileTypes: true })
   .filter((d) => d.isDirectory())
   .map((d) => d.name);
+const crossAppPatterns = (app) => [
+  ...libImportPatterns,
+  {
+    regex: `^(\\.\\./)+(apps/)?(${apps.filter((a) => a !== app).join('|')})/src(/|$)`,
+    message: "Import another app only through its public entry alias (@app/api-host, @app/keyvault-emulator), not a relative path into it.",
+  },
+];
+// The host's routes take input through its own @Body/@Query/@Param (the ValidationPipe is their pipe, not a global one).
+const hostInputPaths = [
+  {
+    name: '@nestjs/common',
+    importNames: ['Body', 'Query', 'Param'],
+    message: "Use @Body/@Query/@Param from apps/api/src/http/validated-params: Nest's own are not validated in the host.",
+  },
+];
 const crossAppRules = apps.map((app) => ({
   files: [`apps/${app}/**/*.ts`],
   rules: {
-    'no-restricted-imports': [
-      'error',
-      {
-        patterns: [
-          ...libImportPatterns,
-          {
-            regex: `^(\\.\\./)+(apps/)?(${apps.filter((a) => a !== app).join('|')})/src(/|$)`,
-            message: "Import another app only through its public entry alias (@app/api-host, @app/keyvault-emulator), not a relative path into it.",
-          },
-        ],
-      },
-    ],
+    'no-restricted-imports': ['error', { patterns: crossAppPatterns(app), ...(app === 'api' ? { paths: hostInputPaths } : {}) }],
   },
 }));
 
@@ -44,6 +48,10 @@ export default tseslint.config(
     },
   },
   ...crossAppRules,
+  {
+    files: ['apps/api/src/http/validated-params.ts'],
+    rules: { 'no-restricted-imports': ['error', { patterns: crossAppPatterns('api') }] },
+  },
   {
     // The host depends on the libs, never the other way round.
     files: ['libs/**/*.ts'],

@@ -1,8 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import { STATUS_CODES } from 'node:http';
 import type { Duplex } from 'node:stream';
-import { HttpStatus } from '@nestjs/common';
-import { NestFactory } from '@nestjs/core';
+import { HttpStatus, type Type } from '@nestjs/common';
+import { ModulesContainer, NestFactory } from '@nestjs/core';
 import { FastifyAdapter, NestFastifyApplication } from '@nestjs/platform-fastify';
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
@@ -11,7 +11,7 @@ import { AppModule } from './app.module';
 import { deferBodyParsing } from './http/request-body';
 import { withErrorAnswers, withSuccessSchemas } from './http/openapi';
 import { queryDecodes, UNDECODABLE_QUERY } from './http/query-string';
-import { hostValidationPipe } from './http/strict-input';
+import { assertValidatedInput } from './http/validated-params';
 import { observeGrpcCalls } from './keys/grpc/grpc-call-observer';
 import { keysGrpcOptions } from './keys/grpc/grpc-server';
 import { ShutdownState } from './health/shutdown-state';
@@ -143,7 +143,8 @@ export async function configureApp(app: NestFastifyApplication, config: AppConfi
   });
   // Bodies are read here and parsed only after authentication (AuthGuard, the global guard): HOST_APP_OPTIONS turns Nest's parsers off.
   deferBodyParsing(app.getHttpAdapter().getInstance());
-  app.useGlobalPipes(hostValidationPipe());
+  // Validation is each input parameter's own pipe, not a global one (http/validated-params.ts): checked here for every route.
+  assertValidatedInput([...app.get(ModulesContainer).values()].flatMap((m) => [...m.controllers.values()].map((c) => c.metatype as Type<unknown>)));
   const doc = new DocumentBuilder()
     .setTitle('Credential Vault')
     .setDescription('Multi-tenant integration credentials in Azure Key Vault')

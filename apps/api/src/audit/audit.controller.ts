@@ -1,4 +1,4 @@
-import { Controller, Get, HttpCode, Post, Query } from '@nestjs/common';
+import { Controller, Get, HttpCode, Post } from '@nestjs/common';
 import { ApiBearerAuth, ApiOkResponse, ApiOperation, ApiPropertyOptional, ApiSecurity, ApiTags } from '@nestjs/swagger';
 import { Transform } from 'class-transformer';
 import { IsArray, IsEnum, IsOptional, IsString, Matches, MaxLength } from 'class-validator';
@@ -9,6 +9,7 @@ import { OpContext } from '../auth/operation-context.decorator';
 import { Scope } from '../auth/scopes';
 import { bodyOf } from '../http/openapi';
 import { IsDateTime, QueryInt } from '../http/strict-input';
+import { Query } from '../http/validated-params';
 
 const toList = ({ value }: { value: unknown }) => (typeof value === 'string' ? value.split(',').filter(Boolean) : value);
 

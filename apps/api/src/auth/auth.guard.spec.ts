@@ -1,10 +1,11 @@
-import { Body, ForbiddenException, HttpException, Logger, Query, UnauthorizedException } from '@nestjs/common';
+import { ForbiddenException, HttpException, Logger, UnauthorizedException } from '@nestjs/common';
 import { Reflector } from '@nestjs/core';
 import { ExecutionContextHost } from '@nestjs/core/helpers/execution-context-host';
 import { SkipThrottle, Throttle, ThrottlerException, type ThrottlerStorage } from '@nestjs/throttler';
 import type { AuditService } from '@app/audit';
 import { loadAppConfig } from '../config/app.config';
 import { DeferredBody, RawBodyRoute } from '../http/request-body';
+import { Body, Query } from '../http/validated-params';
 import { generateApiKey } from './api-keys';
 import { Public, RequireScopes } from './auth.decorators';
 import { AuthGuard, UNAUTHENTICATED_TENANT } from './auth.guard';

@@ -1,4 +1,4 @@
-import { applyDecorators, ArgumentMetadata, BadRequestException, createParamDecorator, ExecutionContext, Param, ParseUUIDPipe, Type, ValidationError, ValidationPipe } from '@nestjs/common';
+import { applyDecorators, ArgumentMetadata, BadRequestException, createParamDecorator, ExecutionContext, Type, ValidationError, ValidationPipe } from '@nestjs/common';
 import { plainToInstance, Transform } from 'class-transformer';
 import { getMetadataStorage, IsBoolean, IsDate, IsInt, IsObject, Max, Min, validateSync } from 'class-validator';
 
@@ -178,9 +178,6 @@ function editDistance(a: string, b: string): number {
 /** UUIDs are case-insensitive (RFC 9562); ids are stored lower case: an upper-case id named nothing (a revoke of it answered 404). */
 const lowerCase = (value: unknown): unknown =>
   typeof value === 'string' ? value.toLowerCase() : Array.isArray(value) ? value.map((v: unknown) => (typeof v === 'string' ? v.toLowerCase() : v)) : value;
-
-/** A credential id path segment: a UUID v4, in any case, as stored (lower case). */
-export const CredentialIdParam = (name = 'id') => Param(name, new ParseUUIDPipe({ version: '4' }), { transform: (v: string) => v.toLowerCase() });
 
 /** A UUID body field (or list of them) taken in any case, as stored (lower case). Before `@IsUUID`. */
 export const LowerCaseUuid = () => Transform(({ value }) => lowerCase(value));

@@ -1,4 +1,4 @@
-import { Body, Controller, Delete, Get, Header, HttpCode, Param, Patch, Post, Query } from '@nestjs/common';
+import { Controller, Delete, Get, Header, HttpCode, Patch, Post } from '@nestjs/common';
 import { ApiBearerAuth, ApiCreatedResponse, ApiNoContentResponse, ApiOkResponse, ApiOperation, ApiSecurity, ApiTags } from '@nestjs/swagger';
 import type { OperationContext } from '@app/common';
 import { isKeysError, KeysError, KeysService, type KeyPage, type KeyProperties } from '@app/keys';
@@ -19,6 +19,7 @@ import {
   VerifyDto,
   WrapKeyDto,
 } from './keys.dto';
+import { Body, Param, Query } from '../http/validated-params';
 
 /** Bytes leave as base64url (RFC 4648 §5, no padding), as they came in. */
 const b64u = (bytes: Uint8Array) => Buffer.from(bytes).toString('base64url');

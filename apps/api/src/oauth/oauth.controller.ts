@@ -1,4 +1,4 @@
-import { Body, Controller, Get, Header, HttpCode, Param, Post, Query } from '@nestjs/common';
+import { Controller, Get, Header, HttpCode, Post } from '@nestjs/common';
 import { ApiBearerAuth, ApiBody, ApiCreatedResponse, ApiOkResponse, ApiOperation, ApiProperty, ApiPropertyOptional, ApiSecurity, ApiTags } from '@nestjs/swagger';
 import { IsOptional, IsString, Matches, MaxLength } from 'class-validator';
 import type { OperationContext } from '@app/common';
@@ -9,6 +9,7 @@ import { OpContext } from '../auth/operation-context.decorator';
 import { Scope } from '../auth/scopes';
 import { bodyOf } from '../http/openapi';
 import { QueryInt } from '../http/strict-input';
+import { Body, Param, Query } from '../http/validated-params';
 
 /**
  * A token endpoint's response after the code grant (RFC 6749 §5.1), for the OpenAPI document only:

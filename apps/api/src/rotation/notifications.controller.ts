@@ -1,4 +1,4 @@
-import { Body, Controller, Get, Header, Put } from '@nestjs/common';
+import { Controller, Get, Header, Put } from '@nestjs/common';
 import { ApiBearerAuth, ApiOkResponse, ApiOperation, ApiSecurity, ApiTags } from '@nestjs/swagger';
 import type { OperationContext } from '@app/common';
 import { NotificationSettingsService } from '@app/rotation';
@@ -7,6 +7,7 @@ import { OpContext } from '../auth/operation-context.decorator';
 import { Scope } from '../auth/scopes';
 import { bodyOf } from '../http/openapi';
 import { UpdateNotificationSettingsDto } from './notifications.dto';
+import { Body } from '../http/validated-params';
 
 /**
  * The tenant's notification settings: outbound webhook URL, its signing secret, e-mail recipients.

@@ -1,4 +1,4 @@
-import { BadRequestException, Body, Controller, Delete, Get, HttpCode, Post, Put, Query } from '@nestjs/common';
+import { BadRequestException, Controller, Delete, Get, HttpCode, Post, Put } from '@nestjs/common';
 import { ApiBearerAuth, ApiNoContentResponse, ApiOkResponse, ApiOperation, ApiSecurity, ApiTags } from '@nestjs/swagger';
 import type { OperationContext } from '@app/common';
 import { RevocationService, RotationPolicyService, RotationQueries, RotationService, type RevokeTarget } from '@app/rotation';
@@ -7,7 +7,7 @@ import { OpContext } from '../auth/operation-context.decorator';
 import { Scope } from '../auth/scopes';
 import { DaysQueryDto, HistoryQueryDto, ManualRollbackDto, ManualRotateDto, PolicyScopeQueryDto, RevokeDto, SetPolicyDto, UnrevokeDto } from './rotation.dto';
 import { bodyOf } from '../http/openapi';
-import { CredentialIdParam } from '../http/strict-input';
+import { Body, CredentialIdParam, Query } from '../http/validated-params';
 
 const Id = () => CredentialIdParam();
 

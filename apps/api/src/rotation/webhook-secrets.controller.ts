@@ -1,4 +1,4 @@
-import { Body, Controller, Get, Header, Headers, HttpCode, Param, Post } from '@nestjs/common';
+import { Controller, Get, Header, Headers, HttpCode, Post } from '@nestjs/common';
 import { ApiBearerAuth, ApiBody, ApiConsumes, ApiCreatedResponse, ApiHeader, ApiOkResponse, ApiOperation, ApiSecurity, ApiTags } from '@nestjs/swagger';
 import type { OperationContext } from '@app/common';
 import { WebhookSecretKeyring, WebhookSecretsService, type IncomingWebhookHeaders, type WebhookTarget } from '@app/rotation';
@@ -8,6 +8,7 @@ import { Scope } from '../auth/scopes';
 import { bodyOf } from '../http/openapi';
 import { RawBody, RawBodyRoute } from '../http/request-body';
 import { CreateWebhookSecretDto, StagedWebhookSecretDto, WebhookConnectionParamsDto } from './webhook-secrets.dto';
+import { Body, Param } from '../http/validated-params';
 
 /**
  * A connection's Standard Webhooks secret: create (the value is answered once), rotate (two-phase:

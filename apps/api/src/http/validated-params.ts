@@ -1,0 +1,85 @@
+import { BadRequestException, Body as NestBody, createParamDecorator, ExecutionContext, Param as NestParam, Query as NestQuery, type PipeTransform, type Type } from '@nestjs/common';
+import { PATH_METADATA, ROUTE_ARGS_METADATA } from '@nestjs/common/constants';
+import { ApiParam } from '@nestjs/swagger';
+import { hostValidationPipe } from './strict-input';
+
+// The host's input parameters. Nest's `@Body()`, `@Query()` and `@Param()` with the host's ValidationPipe as
+// their first pipe, in place of a global pipe: Nest runs a global pipe on every parameter, the custom ones
+// (`@OpContext()`, a credential id) included, each through a chain of five promises; a handler whose
+// parameters have no pipe gets them without one (on the value read, two chains of three; profiled).
+// Controllers import these, not Nest's (an ESLint rule), and the host refuses to start with a body, query or
+// path parameter that does not go through the pipe (assertValidatedInput).
+
+const VALIDATE = hostValidationPipe();
+
+/** Nest's `@Body()`, validated by the host's ValidationPipe. */
+export const Body = (property?: string, ...pipes: PipeTransform[]): ParameterDecorator =>
+  property === undefined ? NestBody(VALIDATE, ...pipes) : NestBody(property, VALIDATE, ...pipes);
+
+/** Nest's `@Query()`, validated by the host's ValidationPipe. */
+export const Query = (property?: string, ...pipes: PipeTransform[]): ParameterDecorator =>
+  property === undefined ? NestQuery(VALIDATE, ...pipes) : NestQuery(property, VALIDATE, ...pipes);
+
+/** Nest's `@Param()`, validated by the host's ValidationPipe. */
+export const Param = (property?: string, ...pipes: PipeTransform[]): ParameterDecorator =>
+  property === undefined ? NestParam(VALIDATE, ...pipes) : NestParam(property, VALIDATE, ...pipes);
+
+const UUID_V4 = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/i;
+
+const credentialId = createParamDecorator((name: string, ctx: ExecutionContext): string => {
+  const raw = ctx.switchToHttp().getRequest<{ params: Record<string, string | undefined> }>().params[name];
+  // The answer ParseUUIDPipe gave, which this replaces: never the caller's text.
+  if (typeof raw !== 'string' || !UUID_V4.test(raw)) throw new BadRequestException('Validation failed (uuid v 4 is expected)');
+  // UUIDs are case-insensitive (RFC 9562); ids are stored lower case: an upper-case id named nothing.
+  return raw.toLowerCase();
+});
+
+/**
+ * A credential id path segment: a UUID v4, in any case, as stored (lower case). Checked as it is read, with
+ * no pipe (see above); documented in OpenAPI as the `@Param()` it replaces was.
+ */
+export const CredentialIdParam =
+  (name = 'id'): ParameterDecorator =>
+  (target, key, index) => {
+    credentialId(name)(target, key, index);
+    const descriptor = key === undefined ? undefined : Object.getOwnPropertyDescriptor(target, key);
+    if (descriptor) ApiParam({ name, required: true, schema: { type: 'string', format: 'uuid' } })(target, key!, descriptor);
+  };
+
+// Nest's parameter kinds (RouteParamtypes) whose value comes from the request as sent.
+const REQUEST_INPUT_KINDS = new Map([
+  [3, 'body'],
+  [4, 'query'],
+  [5, 'path parameter'],
+  [8, 'file'],
+  [9, 'files'],
+  [12, 'raw body'],
+  [14, 'cookies'],
+  [15, 'signed cookies'],
+]);
+
+/** `Controller.method: kind` for each body, query or path parameter of these controllers' handlers that the host's ValidationPipe does not check first. */
+export function unvalidatedInput(controllers: Iterable<Type<unknown>>): string[] {
+  const out: string[] = [];
+  for (const controller of controllers) {
+    for (const method of Object.getOwnPropertyNames(controller.prototype)) {
+      // HTTP routes only (a gRPC handler's payload is checked by its own pipes).
+      const handler: unknown = Object.getOwnPropertyDescriptor(controller.prototype, method)?.value;
+      if (typeof handler !== 'function' || Reflect.getMetadata(PATH_METADATA, handler) === undefined) continue;
+      const args = (Reflect.getMetadata(ROUTE_ARGS_METADATA, controller, method) ?? {}) as Record<string, { pipes?: unknown[] }>;
+      for (const [key, arg] of Object.entries(args)) {
+        const kind = REQUEST_INPUT_KINDS.get(Number(key.split(':')[0]));
+        if (kind && arg.pipes?.[0] !== VALIDATE) out.push(`${controller.name}.${method}: ${kind}`);
+      }
+    }
+  }
+  return out;
+}
+
+/** Refuses to start a host whose routes take input the ValidationPipe never sees (a controller importing Nest's `@Body()`). */
+export function assertValidatedInput(controllers: Iterable<Type<unknown>>): void {
+  const missing = unvalidatedInput(controllers);
+  if (missing.length > 0) {
+    throw new Error(`Route input not validated (use @Body/@Query/@Param from http/validated-params, not @nestjs/common):\n  - ${missing.join('\n  - ')}`);
+  }
+}
