@@ -84,6 +84,24 @@ describe('logging options', () => {
     }
   });
 
+  it('writes lines gathered as bytes intact, multi-byte characters included', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'cv-log-'));
+    const file = join(dir, 'out.log');
+    const dest = hostStdout(file);
+    const logger = createHostLog(loadAppConfig({ LOG_LEVEL: 'info' }), dest);
+    try {
+      await new Promise<void>((r) => (dest as unknown as FileStream).once('ready', r));
+      const messages = ['naïve café', '€ 5 — 😀', 'x'.repeat(STDOUT_BATCH_BYTES)];
+      for (const m of messages) logger.info(m);
+      const deadline = Date.now() + STDOUT_FLUSH_MS * 10;
+      while (readFileSync(file, 'utf8').split('\n').length < 4 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+      expect(readFileSync(file, 'utf8').trim().split('\n').map((l) => JSON.parse(l).msg)).toEqual(messages);
+    } finally {
+      (dest as unknown as FileStream).destroy();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('writes a batch as soon as STDOUT_BATCH_BYTES are gathered', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'cv-log-'));
     const file = join(dir, 'out.log');
