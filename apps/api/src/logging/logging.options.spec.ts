@@ -62,62 +62,56 @@ describe('logging options', () => {
     expect(requestIdFor({ headers: {} })).toMatch(/^[0-9a-f-]{36}$/);
   });
 
-  it('gathers stdout lines into batched writes, each written within STDOUT_FLUSH_MS and redacted', async () => {
+  /** `body` with a host stdout writing to a fresh file (read with `read()`), ready to take lines; cleaned up after. */
+  async function withStdoutFile(body: (dest: ReturnType<typeof hostStdout>, read: () => string) => Promise<void>): Promise<void> {
     const dir = mkdtempSync(join(tmpdir(), 'cv-log-'));
     const file = join(dir, 'out.log');
     const dest = hostStdout(file);
-    const logger = createHostLog(loadAppConfig({ LOG_LEVEL: 'info' }), dest);
     try {
       await new Promise<void>((r) => (dest as unknown as FileStream).once('ready', r));
+      await body(dest, () => readFileSync(file, 'utf8'));
+    } finally {
+      (dest as unknown as FileStream).destroy();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }
+
+  /** Waits (at most ten flush periods) until `read()` holds `lines` lines. */
+  async function untilLines(read: () => string, lines: number): Promise<void> {
+    const deadline = Date.now() + STDOUT_FLUSH_MS * 10;
+    while (read().split('\n').length <= lines && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+  }
+
+  it('gathers stdout lines into batched writes, each written within STDOUT_FLUSH_MS and redacted', () =>
+    withStdoutFile(async (dest, read) => {
+      const logger = createHostLog(loadAppConfig({ LOG_LEVEL: 'info' }), dest);
       logger.info({ value: 'stored-secret' }, 'one');
       logger.info('two');
       // Gathered, not written per line: nothing is in the file yet.
-      expect(readFileSync(file, 'utf8')).toBe('');
-      const deadline = Date.now() + STDOUT_FLUSH_MS * 10;
-      while (readFileSync(file, 'utf8').split('\n').length < 3 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
-      const lines = readFileSync(file, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+      expect(read()).toBe('');
+      await untilLines(read, 2);
+      const lines = read().trim().split('\n').map((l) => JSON.parse(l));
       expect(lines.map((l) => l.msg)).toEqual(['one', 'two']);
       expect(lines[0].value).toBe(REDACTED);
-    } finally {
-      (dest as unknown as FileStream).destroy();
-      rmSync(dir, { recursive: true, force: true });
-    }
-  });
+    }));
 
-  it('writes lines gathered as bytes intact, multi-byte characters included', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'cv-log-'));
-    const file = join(dir, 'out.log');
-    const dest = hostStdout(file);
-    const logger = createHostLog(loadAppConfig({ LOG_LEVEL: 'info' }), dest);
-    try {
-      await new Promise<void>((r) => (dest as unknown as FileStream).once('ready', r));
+  it('writes lines gathered as bytes intact, multi-byte characters included', () =>
+    withStdoutFile(async (dest, read) => {
+      const logger = createHostLog(loadAppConfig({ LOG_LEVEL: 'info' }), dest);
       const messages = ['naïve café', '€ 5 — 😀', 'x'.repeat(STDOUT_BATCH_BYTES)];
       for (const m of messages) logger.info(m);
-      const deadline = Date.now() + STDOUT_FLUSH_MS * 10;
-      while (readFileSync(file, 'utf8').split('\n').length < 4 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
-      expect(readFileSync(file, 'utf8').trim().split('\n').map((l) => JSON.parse(l).msg)).toEqual(messages);
-    } finally {
-      (dest as unknown as FileStream).destroy();
-      rmSync(dir, { recursive: true, force: true });
-    }
-  });
+      await untilLines(read, messages.length);
+      expect(read().trim().split('\n').map((l) => JSON.parse(l).msg)).toEqual(messages);
+    }));
 
-  it('writes a batch as soon as STDOUT_BATCH_BYTES are gathered', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'cv-log-'));
-    const file = join(dir, 'out.log');
-    const dest = hostStdout(file);
-    try {
-      await new Promise<void>((r) => (dest as unknown as FileStream).once('ready', r));
+  it('writes a batch as soon as STDOUT_BATCH_BYTES are gathered', () =>
+    withStdoutFile(async (dest, read) => {
       const line = `${JSON.stringify({ msg: 'x'.repeat(100) })}\n`;
       for (let written = 0; written <= STDOUT_BATCH_BYTES; written += line.length) dest.write(line);
       // Well before the periodic flush: the full batch went out on its own.
       await new Promise((r) => setTimeout(r, STDOUT_FLUSH_MS / 4));
-      expect(readFileSync(file, 'utf8').length).toBeGreaterThan(STDOUT_BATCH_BYTES);
-    } finally {
-      (dest as unknown as FileStream).destroy();
-      rmSync(dir, { recursive: true, force: true });
-    }
-  });
+      expect(read().length).toBeGreaterThan(STDOUT_BATCH_BYTES);
+    }));
 
   it('logs request URLs without query values (tokens sometimes travel there)', () => {
     expect(redactQuery('/cb?code=secret-code&state=s1')).toBe('/cb?code=[REDACTED]&state=[REDACTED]');
