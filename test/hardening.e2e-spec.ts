@@ -279,14 +279,14 @@ describe.each(DATABASE_KINDS)('hardened HTTP API on %s', (kind) => {
       expect((await send('DELETE', `/v1/credentials/${id}?expectedVersion=${rowVersion + 1}`)).status).toBe(204);
     });
 
-    it('HEAD is not an implicit twin of GET: on a value route it reads nothing and audits nothing (404)', async () => {
+    it('HEAD is not an implicit twin of GET: on a value route it reads nothing and audits nothing (405, Allow: GET)', async () => {
       const { id } = await store();
       const audit = host.app.get(AuditService);
       await audit.flush();
       const reads = async () => (await audit.query({ tenantId: 'acme', resource: id, action: ['read'], limit: 100 })).items.length;
       const before = await reads();
       for (const path of [`/v1/credentials/${id}/value`, `/v1/credentials/${id}/versions/1/value`, '/v1/oauth/connections/prov/c1/access-token']) {
-        expect((await send('HEAD', path)).status).toBe(404);
+        expect((await send('HEAD', path)).status).toBe(405);
       }
       await audit.flush();
       expect(await reads()).toBe(before);

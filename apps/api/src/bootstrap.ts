@@ -11,6 +11,7 @@ import { AppModule } from './app.module';
 import { deferBodyParsing } from './http/request-body';
 import { withErrorAnswers, withSuccessSchemas } from './http/openapi';
 import { queryDecodes, UNDECODABLE_QUERY } from './http/query-string';
+import { RouteTable } from './http/route-table';
 import { assertValidatedInput } from './http/validated-params';
 import { observeGrpcCalls } from './keys/grpc/grpc-call-observer';
 import { keysGrpcOptions } from './keys/grpc/grpc-server';
@@ -102,6 +103,8 @@ function routingError(error: FastifyError, request: FastifyRequest, reply: Fasti
   answerBeforeNest(request, reply, status, message);
 }
 
+const METHOD_NOT_ALLOWED = 'this path does not take this method: the Allow header names the ones it takes';
+
 /** An answer in the host's error shape for a request refused before Nest sees it (so its exception filter cannot). */
 function answerBeforeNest(request: FastifyRequest, reply: FastifyReply, status: number, message: string): void {
   void reply
@@ -127,6 +130,8 @@ function telemetryOf(app: NestFastifyApplication): HostTelemetry | null {
 export async function configureApp(app: NestFastifyApplication, config: AppConfig): Promise<NestFastifyApplication> {
   app.useLogger(app.get(HostLogger));
   const fastify = app.getHttpAdapter().getInstance();
+  // Before any route is registered (Nest registers its routes in listen's init): it hears of every one.
+  const routes = new RouteTable(fastify);
   if (telemetryOf(app)) HostTelemetry.instrumentFastify(fastify);
   logRequests(fastify, app.get(HOST_LOG), { requestContext: config.log.requestContext });
   if (config.metrics.enabled) countHttpRequests(fastify);
@@ -139,6 +144,12 @@ export async function configureApp(app: NestFastifyApplication, config: AppConfi
     if (shutdown.draining) void reply.header('connection', 'close');
     // Before routing's query is used anywhere (every route, matched or not); the answer ends the request.
     if (!queryDecodes(req.url)) return answerBeforeNest(req, reply, HttpStatus.BAD_REQUEST, UNDECODABLE_QUERY);
+    // A known path asked with a method it does not take. Before authentication, as a 404 is: it tells only what
+    // the route table (public: /docs/json) says, costs no credential check, and leaves no audit row.
+    if (req.is404) {
+      const allow = routes.allowedMethods(req.url);
+      if (allow) return answerBeforeNest(req, reply.header('allow', allow), HttpStatus.METHOD_NOT_ALLOWED, METHOD_NOT_ALLOWED);
+    }
     done();
   });
   // Bodies are read here and parsed only after authentication (AuthGuard, the global guard): HOST_APP_OPTIONS turns Nest's parsers off.

@@ -1,0 +1,101 @@
+import { randomBytes } from 'node:crypto';
+import { AuditService } from '@app/audit';
+import { generateApiKey } from '../apps/api/src/auth/api-keys';
+import { UNAUTHENTICATED_TENANT } from '../apps/api/src/auth/auth.guard';
+import { startTestHost, TestHost } from './support/host';
+import { stateSnapshot } from './support/state-snapshot';
+
+/**
+ * What the host's HTTP surface answers for requests beside its routes: a wrong method on a known path (405 with
+ * Allow). One host on SQLite, over real HTTP.
+ */
+describe('the HTTP surface: methods', () => {
+  let host: TestHost;
+  const key = generateApiKey('surface-app', 'surface', ['credentials:read', 'credentials:read-value', 'credentials:write']);
+
+  const send = async (method: string, path: string, apiKey: string | null = key.key) => {
+    const res = await fetch(`${host.baseUrl}${path}`, { method, headers: apiKey === null ? {} : { 'x-api-key': apiKey } });
+    const text = await res.text();
+    return { status: res.status, headers: res.headers, text, body: (text ? JSON.parse(text) : {}) as Record<string, unknown> };
+  };
+  const store = async (): Promise<string> => {
+    const res = await fetch(`${host.baseUrl}/v1/credentials`, {
+      method: 'POST',
+      headers: { 'x-api-key': key.key, 'content-type': 'application/json' },
+      body: JSON.stringify({ integrationId: 'github', connectionId: `c-${randomBytes(4).toString('hex')}`, type: 'api_key', value: `SECRET-${randomBytes(12).toString('hex')}` }),
+    });
+    expect(res.status).toBe(201);
+    return ((await res.json()) as { id: string }).id;
+  };
+  /** The audit rows a request wrote (its request id is their correlation id), in the tenant's chain and the unauthenticated one. */
+  const auditRowsOf = async (requestId: unknown) => {
+    const audit = host.app.get(AuditService);
+    await audit.flush();
+    const rows = [];
+    for (const tenantId of ['surface', UNAUTHENTICATED_TENANT]) rows.push(...(await audit.query({ tenantId, correlationId: String(requestId), limit: 10 })).items);
+    return rows;
+  };
+
+  beforeAll(async () => {
+    host = await startTestHost('sqlite', { AUTH_API_KEYS: JSON.stringify([key.entry]), OAUTH_PROACTIVE_ENABLED: 'false', LOG_LEVEL: 'debug' });
+  });
+  afterAll(async () => {
+    await host?.close();
+  });
+
+  describe('a wrong method on a known path is 405 with Allow; an unknown path stays 404', () => {
+    it('answers 405 in the error shape, naming the methods the path takes, and changes nothing', async () => {
+      const id = await store();
+      const answers: Record<string, unknown> = {};
+      for (const [method, path] of [
+        ['DELETE', `/v1/credentials/${id}/value`],
+        ['POST', `/v1/credentials/${id}`],
+        ['PUT', '/v1/credentials'],
+        ['OPTIONS', '/v1/credentials'],
+        ['PUT', '/health/live'],
+        ['POST', '/metrics'],
+      ]) {
+        const before = await stateSnapshot(host.app);
+        const r = await send(method, path);
+        expect(r.body).toEqual({ statusCode: 405, error: 'METHOD_NOT_ALLOWED', message: expect.stringContaining('Allow header'), requestId: r.headers.get('x-request-id') });
+        expect(r.headers.get('x-content-type-options')).toBe('nosniff');
+        expect(await stateSnapshot(host.app)).toEqual(before);
+        answers[`${method} ${path.replace(id, ':id')}`] = [r.status, r.headers.get('allow')];
+      }
+      expect(answers).toEqual({
+        'DELETE /v1/credentials/:id/value': [405, 'GET'],
+        'POST /v1/credentials/:id': [405, 'GET, PATCH, DELETE'],
+        'PUT /v1/credentials': [405, 'GET, POST'],
+        'OPTIONS /v1/credentials': [405, 'GET, POST'],
+        'PUT /health/live': [405, 'GET'],
+        'POST /metrics': [405, 'GET'],
+      });
+      // The credential is untouched and still served.
+      expect((await send('GET', `/v1/credentials/${id}/value`)).status).toBe(200);
+    });
+
+    it('a path no route has is 404 whatever the method, without Allow', async () => {
+      for (const [method, path] of [
+        ['GET', '/nope'],
+        ['DELETE', '/v1/credentialz/abc'],
+        ['POST', '/v1/credentials/a/b/c/d'],
+        ['GET', '/health'],
+      ]) {
+        const r = await send(method, path);
+        expect({ path, status: r.status, allow: r.headers.get('allow'), message: r.body.message }).toEqual({ path, status: 404, allow: null, message: 'no route matches this method and path' });
+      }
+    });
+
+    it('is answered before authentication (the route table is public: /docs/json), audits nothing and never echoes the path', async () => {
+      const pasted = `ghp_${randomBytes(16).toString('hex')}`;
+      const anonymous = await send('DELETE', `/v1/credentials/${pasted}/value`, null);
+      const badKey = await send('PUT', `/v1/credentials/${pasted}/versions/1/value`, 'cvk_nobody_invalid');
+      expect([anonymous.status, anonymous.headers.get('allow'), badKey.status, badKey.headers.get('allow')]).toEqual([405, 'GET', 405, 'GET']);
+      expect(anonymous.text + badKey.text).not.toContain(pasted);
+      expect([...(await auditRowsOf(anonymous.body.requestId)), ...(await auditRowsOf(badKey.body.requestId))]).toEqual([]);
+      // The document the Allow header agrees with.
+      const doc = (await (await fetch(`${host.baseUrl}/docs/json`)).json()) as { paths: Record<string, object> };
+      expect(Object.keys(doc.paths['/v1/credentials/{id}/value'])).toEqual(['get']);
+    });
+  });
+});
