@@ -2,12 +2,13 @@ import { randomBytes } from 'node:crypto';
 import { AuditService } from '@app/audit';
 import { generateApiKey } from '../apps/api/src/auth/api-keys';
 import { UNAUTHENTICATED_TENANT } from '../apps/api/src/auth/auth.guard';
+import { ShutdownState } from '../apps/api/src/health/shutdown-state';
 import { startTestHost, TestHost } from './support/host';
 import { stateSnapshot } from './support/state-snapshot';
 
 /**
  * What the host's HTTP surface answers for requests beside its routes: a wrong method on a known path (405 with
- * Allow). One host on SQLite, over real HTTP.
+ * Allow), HEAD (the probes and the scrape only). One host on SQLite, over real HTTP.
  */
 describe('the HTTP surface: methods', () => {
   let host: TestHost;
@@ -16,7 +17,8 @@ describe('the HTTP surface: methods', () => {
   const send = async (method: string, path: string, apiKey: string | null = key.key) => {
     const res = await fetch(`${host.baseUrl}${path}`, { method, headers: apiKey === null ? {} : { 'x-api-key': apiKey } });
     const text = await res.text();
-    return { status: res.status, headers: res.headers, text, body: (text ? JSON.parse(text) : {}) as Record<string, unknown> };
+    const json = text && res.headers.get('content-type')?.startsWith('application/json');
+    return { status: res.status, headers: res.headers, text, body: (json ? JSON.parse(text) : {}) as Record<string, unknown> };
   };
   const store = async (): Promise<string> => {
     const res = await fetch(`${host.baseUrl}/v1/credentials`, {
@@ -67,8 +69,8 @@ describe('the HTTP surface: methods', () => {
         'POST /v1/credentials/:id': [405, 'GET, PATCH, DELETE'],
         'PUT /v1/credentials': [405, 'GET, POST'],
         'OPTIONS /v1/credentials': [405, 'GET, POST'],
-        'PUT /health/live': [405, 'GET'],
-        'POST /metrics': [405, 'GET'],
+        'PUT /health/live': [405, 'GET, HEAD'],
+        'POST /metrics': [405, 'GET, HEAD'],
       });
       // The credential is untouched and still served.
       expect((await send('GET', `/v1/credentials/${id}/value`)).status).toBe(200);
@@ -96,6 +98,47 @@ describe('the HTTP surface: methods', () => {
       // The document the Allow header agrees with.
       const doc = (await (await fetch(`${host.baseUrl}/docs/json`)).json()) as { paths: Record<string, object> };
       expect(Object.keys(doc.paths['/v1/credentials/{id}/value'])).toEqual(['get']);
+    });
+  });
+
+  describe('HEAD', () => {
+    it('on the probes and the scrape: the status and headers GET answers, no body', async () => {
+      for (const path of ['/health/live', '/health/ready', '/metrics']) {
+        const get = await send('GET', path, null);
+        const head = await send('HEAD', path, null);
+        expect({ path, status: head.status, text: head.text, type: head.headers.get('content-type') }).toEqual({ path, status: get.status, text: '', type: get.headers.get('content-type') });
+        expect(get.status).toBe(200);
+        expect(get.text).not.toBe('');
+      }
+      // A replica that is draining: readiness is 503 for HEAD as for GET, so a HEAD-checking balancer takes it out too.
+      const draining = jest.spyOn(host.app.get(ShutdownState), 'draining', 'get').mockReturnValue(true);
+      try {
+        expect([(await send('GET', '/health/ready', null)).status, (await send('HEAD', '/health/ready', null)).status]).toEqual([503, 503]);
+      } finally {
+        draining.mockRestore();
+      }
+    });
+
+    it('anywhere else is 405 (Allow without HEAD): a value route reads nothing and audits nothing', async () => {
+      const id = await store();
+      const audit = host.app.get(AuditService);
+      const reads = async () => {
+        await audit.flush();
+        return (await audit.query({ tenantId: 'surface', resource: id, action: ['read'], limit: 100 })).items.length;
+      };
+      const before = await reads();
+      const answers: Record<string, unknown> = {};
+      for (const path of [`/v1/credentials/${id}/value`, `/v1/credentials/${id}/versions/1/value`, `/v1/credentials/${id}`, '/v1/oauth/connections/prov/c1/access-token']) {
+        const r = await send('HEAD', path);
+        answers[path.replace(id, ':id')] = [r.status, r.headers.get('allow')];
+      }
+      expect(answers).toEqual({
+        '/v1/credentials/:id/value': [405, 'GET'],
+        '/v1/credentials/:id/versions/1/value': [405, 'GET'],
+        '/v1/credentials/:id': [405, 'GET, PATCH, DELETE'],
+        '/v1/oauth/connections/prov/c1/access-token': [405, 'GET'],
+      });
+      expect(await reads()).toBe(before);
     });
   });
 });

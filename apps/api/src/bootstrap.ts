@@ -61,6 +61,7 @@ export function hostAdapter(): FastifyAdapter {
     forceCloseConnections: 'idle',
     // No implicit HEAD twin of every GET: HEAD on a value route ran the read (vault call, audit row
     // "read/success") without delivering the value, and on the access-token route it could refresh a token.
+    // The probes' and the scrape's GET routes answer HEAD too (configureApp's RouteTable).
     exposeHeadRoutes: false,
     genReqId: requestIdFor,
     frameworkErrors: routingError,
@@ -130,8 +131,9 @@ function telemetryOf(app: NestFastifyApplication): HostTelemetry | null {
 export async function configureApp(app: NestFastifyApplication, config: AppConfig): Promise<NestFastifyApplication> {
   app.useLogger(app.get(HostLogger));
   const fastify = app.getHttpAdapter().getInstance();
-  // Before any route is registered (Nest registers its routes in listen's init): it hears of every one.
-  const routes = new RouteTable(fastify);
+  // Before any route is registered (Nest registers its routes in listen's init): it hears of every one. HEAD is
+  // answered by the probes and the scrape only, which read no credential (docs/OPERATIONS.md, Probes).
+  const routes = new RouteTable(fastify, { headToo: ['/health/live', '/health/ready', '/metrics'] });
   if (telemetryOf(app)) HostTelemetry.instrumentFastify(fastify);
   logRequests(fastify, app.get(HOST_LOG), { requestContext: config.log.requestContext });
   if (config.metrics.enabled) countHttpRequests(fastify);

@@ -12,13 +12,17 @@ const noop = (): void => undefined;
  * router of the same kind (find-my-way, Fastify's own) with Fastify's matching options, filled from the `onRoute` hook,
  * so it matches a path exactly as Fastify would. It is asked only for a request Fastify routed nowhere, never on a
  * routed one. Create it before the routes are registered (before `app.init()`/`listen`).
+ *
+ * `headToo`: GET routes that also answer HEAD (the same handler; Node sends no body). The host turns Fastify's HEAD
+ * twin of every GET off (`exposeHeadRoutes: false`: on a value route it read and audited a value it never
+ * delivered); probes that check with HEAD get the routes named here.
  */
 export class RouteTable {
   private readonly router: FindMyWay.Instance<FindMyWay.HTTPVersion.V1>;
   /** Every method some route has, in Allow order. */
   private methods: FindMyWay.HTTPMethod[] = [];
 
-  constructor(fastify: FastifyInstance) {
+  constructor(fastify: FastifyInstance, { headToo = [] }: { headToo?: readonly string[] } = {}) {
     const c = { ...fastify.initialConfig, ...fastify.initialConfig.routerOptions };
     this.router = FindMyWay({
       caseSensitive: c.caseSensitive,
@@ -29,10 +33,16 @@ export class RouteTable {
       useSemicolonDelimiter: c.useSemicolonDelimiter,
     } as FindMyWay.Config<FindMyWay.HTTPVersion.V1>);
     fastify.addHook('onRoute', (route) => {
+      if (route.method === 'GET' && headToo.includes(route.url)) route.method = ['GET', 'HEAD'];
       for (const method of ([] as string[]).concat(route.method) as FindMyWay.HTTPMethod[]) {
         if (!this.router.hasRoute(method, route.url)) this.router.on(method, route.url, noop);
         if (!this.methods.includes(method)) this.methods = [...this.methods, method].sort((a, b) => rank(a) - rank(b));
       }
+    });
+    // A table made after the routes were registered heard of none of them: fail the start rather than answer HEAD 405.
+    fastify.addHook('onReady', (done) => {
+      const missed = headToo.find((url) => fastify.hasRoute({ method: 'GET', url }) && !fastify.hasRoute({ method: 'HEAD', url }));
+      done(missed === undefined ? undefined : new Error(`RouteTable was created after the route GET ${missed} was registered`));
     });
   }
 
