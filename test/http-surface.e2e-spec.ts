@@ -8,7 +8,8 @@ import { stateSnapshot } from './support/state-snapshot';
 
 /**
  * What the host's HTTP surface answers for requests beside its routes: a wrong method on a known path (405 with
- * Allow), HEAD (the probes and the scrape only). One host on SQLite, over real HTTP.
+ * Allow), HEAD (the probes and the scrape only); and what its request log keeps of a path. One host on SQLite, over
+ * real HTTP.
  */
 describe('the HTTP surface: methods', () => {
   let host: TestHost;
@@ -139,6 +140,45 @@ describe('the HTTP surface: methods', () => {
         '/v1/oauth/connections/prov/c1/access-token': [405, 'GET'],
       });
       expect(await reads()).toBe(before);
+    });
+  });
+
+  describe('the request log', () => {
+    /** The access line of the request answered with `requestId`, once written. */
+    const accessLine = async (requestId: string | null) => {
+      const line = await host.logLine((l) => l.includes(`"id":${JSON.stringify(requestId)}`) && l.includes('"res":'));
+      return JSON.parse(line) as { req: { method: string; url: string }; res: { statusCode: number } };
+    };
+
+    it('names the route and the parameters that passed validation, never a token pasted into the path', async () => {
+      const pasted = `ghp_${randomBytes(18).toString('hex')}`;
+      const id = await store();
+      const lines: Array<[number, string, string]> = [];
+      for (const [method, path, apiKey] of [
+        ['GET', `/v1/credentials/${pasted}/value`, key.key], // fails the id's check: 400
+        ['GET', `/v1/credentials/${pasted}/value`, null], // refused before validation: 401
+        ['GET', `/v1/credentials/${id}/versions/${pasted}/value`, key.key],
+        ['GET', `/v1/credentials/${id}/value?allowExpired=${pasted}`, key.key],
+        ['DELETE', `/v1/connections/github/${pasted}`, key.key], // an identifier-shaped token passes its check: not shown either
+        ['DELETE', `/v1/credentials/${pasted}/value`, key.key], // 405
+        ['GET', `/v1/credentialz/${pasted}`, key.key], // 404
+        ['GET', `/v1/credentials/${id}/versions/1/value`, key.key],
+      ] as const) {
+        const r = await send(method, path, apiKey);
+        const line = await accessLine(r.headers.get('x-request-id'));
+        lines.push([line.res.statusCode, line.req.method, line.req.url.replace(id, ':ID')]);
+      }
+      expect(lines).toEqual([
+        [400, 'GET', '/v1/credentials/:id/value'],
+        [401, 'GET', '/v1/credentials/:id/value'],
+        [400, 'GET', '/v1/credentials/:ID/versions/:version/value'],
+        [400, 'GET', '/v1/credentials/:ID/value?allowExpired=[REDACTED]'],
+        [200, 'DELETE', '/v1/connections/:integrationId/:connectionId'],
+        [405, 'DELETE', 'unmatched'],
+        [404, 'GET', 'unmatched'],
+        [200, 'GET', '/v1/credentials/:ID/versions/1/value'],
+      ]);
+      expect(host.logs.join('\n')).not.toContain(pasted);
     });
   });
 });

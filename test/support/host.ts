@@ -10,7 +10,28 @@ import { createTestDatabase, POSTGRES_URL, TestDatabase, TestDatabaseKind } from
 export const ROTATION_JOBS_OFF: Readonly<Record<string, string>> = Object.freeze({ ROTATION_EXPIRY_MONITOR_ENABLED: 'false', ROTATION_CHECK_ENABLED: 'false' });
 
 const logs: string[] = [];
-const logDestination = { write: (line: string) => void logs.push(line) };
+/** Called with each line as it is written (TestHost.logLine's waits). */
+const logListeners = new Set<(line: string) => void>();
+const logDestination = {
+  write: (line: string) => {
+    logs.push(line);
+    for (const listener of logListeners) listener(line);
+  },
+};
+
+/** The first line logged so far, or the first logged later, that `match` accepts. */
+function logLine(match: (line: string) => boolean): Promise<string> {
+  const found = logs.find(match);
+  if (found !== undefined) return Promise.resolve(found);
+  return new Promise((resolve) => {
+    const listener = (line: string) => {
+      if (!match(line)) return;
+      logListeners.delete(listener);
+      resolve(line);
+    };
+    logListeners.add(listener);
+  });
+}
 
 export interface TestHost {
   app: NestFastifyApplication;
@@ -25,6 +46,11 @@ export interface TestHost {
    * errors). Every host of one file writes to the same destination, so they share the list.
    */
   logs: string[];
+  /**
+   * Resolves with the first line (already logged, or when it is) that `match` accepts: a request's access line is
+   * written when its answer has been sent, which may be after the client has it.
+   */
+  logLine(match: (line: string) => boolean): Promise<string>;
   close(): Promise<void>;
 }
 
@@ -67,6 +93,7 @@ export async function startTestHost(
     dataDir,
     env,
     logs,
+    logLine,
     close: async () => {
       await app.close();
       await db.drop();

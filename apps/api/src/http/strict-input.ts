@@ -75,10 +75,15 @@ export function QueryBoolean() {
  */
 export const PositiveIntParam = createParamDecorator((name: string, ctx: ExecutionContext): number => {
   const raw = ctx.switchToHttp().getRequest<{ params: Record<string, string> }>().params[name];
-  const n = parseDecimalInt(raw);
-  if (!Number.isSafeInteger(n) || n < 1) throw new BadRequestException(`${name} must be a positive decimal integer`);
-  return n;
+  if (!isPositiveIntParam(raw)) throw new BadRequestException(`${name} must be a positive decimal integer`);
+  return parseDecimalInt(raw);
 });
+
+/** Whether a path segment passes PositiveIntParam. */
+export function isPositiveIntParam(raw: unknown): boolean {
+  const n = parseDecimalInt(raw);
+  return Number.isSafeInteger(n) && n >= 1;
+}
 
 /**
  * The host's ValidationPipe: unknown fields are an error (a typo in `expiresAt` must not store a

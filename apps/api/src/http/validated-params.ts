@@ -26,10 +26,15 @@ export const Param = (property?: string, ...pipes: PipeTransform[]): ParameterDe
 
 const UUID_V4 = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/i;
 
+/** Whether a path segment is a credential id CredentialIdParam takes (the same check). */
+export function isCredentialIdParam(raw: unknown): raw is string {
+  return typeof raw === 'string' && UUID_V4.test(raw);
+}
+
 const credentialId = createParamDecorator((name: string, ctx: ExecutionContext): string => {
   const raw = ctx.switchToHttp().getRequest<{ params: Record<string, string | undefined> }>().params[name];
   // The answer ParseUUIDPipe gave, which this replaces: never the caller's text.
-  if (typeof raw !== 'string' || !UUID_V4.test(raw)) throw new BadRequestException('Validation failed (uuid v 4 is expected)');
+  if (!isCredentialIdParam(raw)) throw new BadRequestException('Validation failed (uuid v 4 is expected)');
   // UUIDs are case-insensitive (RFC 9562); ids are stored lower case: an upper-case id named nothing.
   return raw.toLowerCase();
 });

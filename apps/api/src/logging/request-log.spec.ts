@@ -2,7 +2,7 @@ import type { FastifyRequest } from 'fastify';
 import { pino, type LoggerOptions } from 'pino';
 import { loadAppConfig } from '../config/app.config';
 import { hostLogOptions } from './logging.options';
-import { requestLineWriter } from './request-log';
+import { requestLineWriter, requestLogFields } from './request-log';
 
 /** The request line written by hand must read exactly as pino would write the same line. */
 describe('requestLineWriter', () => {
@@ -15,7 +15,8 @@ describe('requestLineWriter', () => {
     const log = pino({ ...hostLogOptions(config), ...fixedTime, ...extra }, { write: (l: string) => void lines.push(l) });
     return { log, lines };
   };
-  const request = (id: string, url: string, method = 'GET') => ({ id, url, method }) as unknown as FastifyRequest;
+  // Each as routed by a route whose pattern is its path (no parameters).
+  const request = (id: string, url: string, method = 'GET') => ({ id, url, method, routeOptions: { url: url.split('?')[0] }, params: {} }) as unknown as FastifyRequest;
   const pinoLine = (extra: LoggerOptions, level: 'info' | 'warn' | 'error', fields: object, msg: string) => {
     const { log, lines } = logger(extra);
     log[level](fields, msg);
@@ -96,5 +97,45 @@ describe('requestLineWriter', () => {
     requestLineWriter(log)(request('r-8', '/v1/credentials'), 404, 1);
     expect(lines).toEqual([pinoLine(extra, 'warn', { req: { id: 'r-8', method: 'GET', url: '/v1/credentials' }, res: { statusCode: 404 }, responseTime: 1 }, 'request completed')]);
     expect(lines[0]).toContain('"severity":"WARN"');
+  });
+});
+
+describe('requestLogFields', () => {
+  const id = '4f1c2b7e-9a3d-4c1e-8b2a-0d9e6f5a4b3c';
+  const pasted = 'ghp_0123456789abcdefABCDEF0123456789abcd';
+  const routed = (url: string, pattern: string | undefined, params: Record<string, string> = {}) =>
+    requestLogFields({ id: 'r', method: 'GET', url, routeOptions: pattern === undefined ? undefined : { url: pattern }, params } as unknown as FastifyRequest).url;
+
+  it('writes the route pattern with the path parameters that pass their check, and the query without values', () => {
+    expect(routed(`/v1/credentials/${id}/value`, '/v1/credentials/:id/value', { id })).toBe(`/v1/credentials/${id}/value`);
+    expect(routed(`/v1/credentials/${id.toUpperCase()}/versions/12/value?allowExpired=true`, '/v1/credentials/:id/versions/:version/value', { id: id.toUpperCase(), version: '12' })).toBe(
+      `/v1/credentials/${id.toUpperCase()}/versions/12/value?allowExpired=[REDACTED]`,
+    );
+    expect(routed('/v1/credentials/statistics', '/v1/credentials/statistics')).toBe('/v1/credentials/statistics');
+    // The path as routed, not as sent: percent-encoding decoded, an absolute-form target's scheme and host left out.
+    expect(routed(`/v1/credentials/%34${id.slice(1)}/value`, '/v1/credentials/:id/value', { id })).toBe(`/v1/credentials/${id}/value`);
+    expect(routed(`http://example.test/v1/credentials/${id}/value`, '/v1/credentials/:id/value', { id })).toBe(`/v1/credentials/${id}/value`);
+  });
+
+  it('never writes a parameter that failed its check, one that has none, or the path of a request no route took', () => {
+    const lines = [
+      routed(`/v1/credentials/${pasted}/value`, '/v1/credentials/:id/value', { id: pasted }),
+      routed(`/v1/credentials/${id}/versions/${pasted}/value`, '/v1/credentials/:id/versions/:version/value', { id, version: pasted }),
+      routed(`/v1/credentials/${id}/versions/0x1/value`, '/v1/credentials/:id/versions/:version/value', { id, version: '0x1' }),
+      routed(`/v1/connections/github/${pasted}`, '/v1/connections/:integrationId/:connectionId', { integrationId: 'github', connectionId: pasted }),
+      routed(`/v1/keys/${pasted}`, '/v1/keys/:name', { name: pasted }),
+      routed(`/v1/credentialz/${pasted}?q=${pasted}`, undefined),
+      // Text the router ignores (after `#`) is never taken along.
+      routed(`/v1/credentials/${id}/value#${pasted}`, '/v1/credentials/:id/value', { id }),
+    ];
+    expect(lines).toEqual([
+      '/v1/credentials/:id/value',
+      `/v1/credentials/${id}/versions/:version/value`,
+      `/v1/credentials/${id}/versions/:version/value`,
+      '/v1/connections/:integrationId/:connectionId',
+      '/v1/keys/:name',
+      'unmatched?q=[REDACTED]',
+      `/v1/credentials/${id}/value`,
+    ]);
   });
 });

@@ -2,6 +2,7 @@ import { AsyncLocalStorage } from 'node:async_hooks';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { pino, type Level, type Logger } from 'pino';
 import { onRequestEnd } from '../http/request-end';
+import { loggablePath } from '../http/route-pattern';
 import { requestTraceLogFields } from '../telemetry/host-telemetry';
 import { redactQuery } from './logging.options';
 
@@ -13,9 +14,15 @@ import { redactQuery } from './logging.options';
  */
 const currentRequest = new AsyncLocalStorage<FastifyRequest>();
 
-/** The request fields of a log line: id, method and path — query values never (they may carry tokens). */
-export function requestLogFields(req: Pick<FastifyRequest, 'id' | 'method' | 'url'>): { id: string; method: string; url: string } {
-  return { id: String(req.id), method: req.method, url: redactQuery(req.url) };
+/**
+ * The request fields of a log line: id, method and `url` — the route pattern with only the path parameters that passed
+ * validation (loggablePath), then the query with its values redacted. Never caller text a route refused (a token
+ * pasted as `:id`), nor query values (they may carry tokens).
+ */
+export function requestLogFields(req: Pick<FastifyRequest, 'id' | 'method' | 'url' | 'routeOptions' | 'params'>): { id: string; method: string; url: string } {
+  const q = req.url.indexOf('?');
+  const path = loggablePath(req);
+  return { id: String(req.id), method: req.method, url: q < 0 ? path : redactQuery(path + req.url.slice(q)) };
 }
 
 /** The request fields of the request being served, if any. */
@@ -26,7 +33,7 @@ export function currentRequestLogFields(): { id: string; method: string; url: st
 
 /**
  * One log line per request, written from Fastify's own hooks when the response is sent (or the client
- * leaves first): `req` {id, method, url without query values}, `res` {statusCode}, `responseTime` (ms),
+ * leaves first): `req` {id, method, url: route pattern and validated path parameters, query without values}, `res` {statusCode}, `responseTime` (ms),
  * the request span's `trace_id`/`span_id` when tracing. Levels: 5xx error, 4xx warn, else info; health
  * probes and metric scrapes only when they fail. A line the logger would drop is never built.
  * `requestContext`: Nest's own lines written during a request carry its `req` too (see `currentRequest`).
