@@ -150,7 +150,7 @@ describe('the HTTP surface: methods', () => {
       return JSON.parse(line) as { req: { method: string; url: string }; res: { statusCode: number } };
     };
 
-    it('names the route and the parameters that passed validation, never a token pasted into the path', async () => {
+    it('names the route, the parameters that passed validation and the query names routes take, never a token pasted into the path or the query', async () => {
       const pasted = `ghp_${randomBytes(18).toString('hex')}`;
       const id = await store();
       const lines: Array<[number, string, string]> = [];
@@ -159,6 +159,8 @@ describe('the HTTP surface: methods', () => {
         ['GET', `/v1/credentials/${pasted}/value`, null], // refused before validation: 401
         ['GET', `/v1/credentials/${id}/versions/${pasted}/value`, key.key],
         ['GET', `/v1/credentials/${id}/value?allowExpired=${pasted}`, key.key],
+        ['GET', `/v1/credentials/${id}/value?${pasted}&allowExpired=true`, key.key], // a token pasted as a bare name: 400, its name not shown
+        ['GET', `/v1/credentials?limit=5&${pasted}=1`, null], // 401, before the route's own check
         ['DELETE', `/v1/connections/github/${pasted}`, key.key], // an identifier-shaped token passes its check: not shown either
         ['DELETE', `/v1/credentials/${pasted}/value`, key.key], // 405
         ['GET', `/v1/credentialz/${pasted}`, key.key], // 404
@@ -173,6 +175,8 @@ describe('the HTTP surface: methods', () => {
         [401, 'GET', '/v1/credentials/:id/value'],
         [400, 'GET', '/v1/credentials/:ID/versions/:version/value'],
         [400, 'GET', '/v1/credentials/:ID/value?allowExpired=[REDACTED]'],
+        [400, 'GET', '/v1/credentials/:ID/value?[UNDECLARED]=[REDACTED]&allowExpired=[REDACTED]'],
+        [401, 'GET', '/v1/credentials?limit=[REDACTED]&[UNDECLARED]=[REDACTED]'],
         [200, 'DELETE', '/v1/connections/:integrationId/:connectionId'],
         [405, 'DELETE', 'unmatched'],
         [404, 'GET', 'unmatched'],

@@ -12,7 +12,7 @@ import { deferBodyParsing } from './http/request-body';
 import { withErrorAnswers, withSuccessSchemas } from './http/openapi';
 import { queryDecodes, UNDECODABLE_QUERY } from './http/query-string';
 import { RouteTable } from './http/route-table';
-import { assertValidatedInput } from './http/validated-params';
+import { assertValidatedInput, declaredQueryNames } from './http/validated-params';
 import { observeGrpcCalls } from './keys/grpc/grpc-call-observer';
 import { keysGrpcOptions } from './keys/grpc/grpc-server';
 import { ShutdownState } from './health/shutdown-state';
@@ -131,11 +131,12 @@ function telemetryOf(app: NestFastifyApplication): HostTelemetry | null {
 export async function configureApp(app: NestFastifyApplication, config: AppConfig): Promise<NestFastifyApplication> {
   app.useLogger(app.get(HostLogger));
   const fastify = app.getHttpAdapter().getInstance();
+  const controllers = [...app.get(ModulesContainer).values()].flatMap((m) => [...m.controllers.values()].map((c) => c.metatype as Type<unknown>));
   // Before any route is registered (Nest registers its routes in listen's init): it hears of every one. HEAD is
   // answered by the probes and the scrape only, which read no credential (docs/OPERATIONS.md, Probes).
   const routes = new RouteTable(fastify, { headToo: ['/health/live', '/health/ready', '/metrics'] });
   if (telemetryOf(app)) HostTelemetry.instrumentFastify(fastify);
-  logRequests(fastify, app.get(HOST_LOG), { requestContext: config.log.requestContext });
+  logRequests(fastify, app.get(HOST_LOG), { requestContext: config.log.requestContext, queryNames: declaredQueryNames(controllers) });
   if (config.metrics.enabled) countHttpRequests(fastify);
   const shutdown = app.get(ShutdownState);
   fastify.addHook('onRequest', (req, reply, done) => {
@@ -157,7 +158,7 @@ export async function configureApp(app: NestFastifyApplication, config: AppConfi
   // Bodies are read here and parsed only after authentication (AuthGuard, the global guard): HOST_APP_OPTIONS turns Nest's parsers off.
   deferBodyParsing(app.getHttpAdapter().getInstance());
   // Validation is each input parameter's own pipe, not a global one (http/validated-params.ts): checked here for every route.
-  assertValidatedInput([...app.get(ModulesContainer).values()].flatMap((m) => [...m.controllers.values()].map((c) => c.metatype as Type<unknown>)));
+  assertValidatedInput(controllers);
   const doc = new DocumentBuilder()
     .setTitle('Credential Vault')
     .setDescription('Multi-tenant integration credentials in Azure Key Vault')

@@ -4,9 +4,12 @@ import { BadRequestException, Body as NestBody, Controller, Get, Post, Query as 
 import { ROUTE_ARGS_METADATA } from '@nestjs/common/constants';
 import { DECORATORS } from '@nestjs/swagger';
 import { ExecutionContextHost } from '@nestjs/core/helpers/execution-context-host';
-import { assertValidatedInput, Body, CredentialIdParam, Param, Query, unvalidatedInput } from './validated-params';
+import { IsBoolean, IsOptional } from 'class-validator';
+import { assertValidatedInput, Body, CredentialIdParam, declaredQueryNames, Param, Query, unvalidatedInput } from './validated-params';
 
 class ReadDto {
+  @IsOptional()
+  @IsBoolean()
   allowExpired?: boolean;
 }
 
@@ -61,6 +64,10 @@ describe('the host input parameters', () => {
       expect(e).toBeInstanceOf(BadRequestException);
       expect((e as BadRequestException).message).toBe('Validation failed (uuid v 4 is expected)');
     }
+  });
+
+  it("collects the query names the routes take: a DTO's fields and named parameters", () => {
+    expect([...declaredQueryNames([OursController])].sort()).toEqual(['allowExpired', 'x']);
   });
 
   it('documents the credential id as a path parameter in OpenAPI', () => {

@@ -1,6 +1,7 @@
 import { BadRequestException, Body as NestBody, createParamDecorator, ExecutionContext, Param as NestParam, Query as NestQuery, type PipeTransform, type Type } from '@nestjs/common';
 import { PATH_METADATA, ROUTE_ARGS_METADATA } from '@nestjs/common/constants';
 import { ApiParam } from '@nestjs/swagger';
+import { getMetadataStorage } from 'class-validator';
 import { hostValidationPipe } from './strict-input';
 
 // The host's input parameters. Nest's `@Body()`, `@Query()` and `@Param()` with the host's ValidationPipe as
@@ -52,6 +53,7 @@ export const CredentialIdParam =
   };
 
 // Nest's parameter kinds (RouteParamtypes) whose value comes from the request as sent.
+const QUERY_KIND = 4;
 const REQUEST_INPUT_KINDS = new Map([
   [3, 'body'],
   [4, 'query'],
@@ -63,19 +65,42 @@ const REQUEST_INPUT_KINDS = new Map([
   [15, 'signed cookies'],
 ]);
 
-/** `Controller.method: kind` for each body, query or path parameter of these controllers' handlers that the host's ValidationPipe does not check first. */
-export function unvalidatedInput(controllers: Iterable<Type<unknown>>): string[] {
-  const out: string[] = [];
+/** The HTTP route handlers of these controllers, each with its parameters' metadata (Nest's ROUTE_ARGS_METADATA). */
+function* routeHandlers(controllers: Iterable<Type<unknown>>): Generator<{ controller: Type<unknown>; method: string; args: Record<string, { index: number; data?: unknown; pipes?: unknown[] }> }> {
   for (const controller of controllers) {
     for (const method of Object.getOwnPropertyNames(controller.prototype)) {
       // HTTP routes only (a gRPC handler's payload is checked by its own pipes).
       const handler: unknown = Object.getOwnPropertyDescriptor(controller.prototype, method)?.value;
       if (typeof handler !== 'function' || Reflect.getMetadata(PATH_METADATA, handler) === undefined) continue;
-      const args = (Reflect.getMetadata(ROUTE_ARGS_METADATA, controller, method) ?? {}) as Record<string, { pipes?: unknown[] }>;
-      for (const [key, arg] of Object.entries(args)) {
-        const kind = REQUEST_INPUT_KINDS.get(Number(key.split(':')[0]));
-        if (kind && arg.pipes?.[0] !== VALIDATE) out.push(`${controller.name}.${method}: ${kind}`);
+      yield { controller, method, args: Reflect.getMetadata(ROUTE_ARGS_METADATA, controller, method) ?? {} };
+    }
+  }
+}
+
+/** Every query parameter name a route of these controllers declares: `@Query('name')`, or a field of a `@Query()` DTO. */
+export function declaredQueryNames(controllers: Iterable<Type<unknown>>): Set<string> {
+  const names = new Set<string>();
+  for (const { controller, method, args } of routeHandlers(controllers)) {
+    for (const [key, arg] of Object.entries(args)) {
+      if (Number(key.split(':')[0]) !== QUERY_KIND) continue;
+      if (typeof arg.data === 'string') {
+        names.add(arg.data);
+        continue;
       }
+      const dto = (Reflect.getMetadata('design:paramtypes', controller.prototype, method) as Array<Type<unknown>> | undefined)?.[arg.index];
+      if (dto) for (const m of getMetadataStorage().getTargetValidationMetadatas(dto, '', true, false)) names.add(m.propertyName);
+    }
+  }
+  return names;
+}
+
+/** `Controller.method: kind` for each body, query or path parameter of these controllers' handlers that the host's ValidationPipe does not check first. */
+export function unvalidatedInput(controllers: Iterable<Type<unknown>>): string[] {
+  const out: string[] = [];
+  for (const { controller, method, args } of routeHandlers(controllers)) {
+    for (const [key, arg] of Object.entries(args)) {
+      const kind = REQUEST_INPUT_KINDS.get(Number(key.split(':')[0]));
+      if (kind && arg.pipes?.[0] !== VALIDATE) out.push(`${controller.name}.${method}: ${kind}`);
     }
   }
   return out;

@@ -115,6 +115,8 @@ describe('logging options', () => {
 
   it('logs request URLs without query values (tokens sometimes travel there)', () => {
     expect(redactQuery('/cb?code=secret-code&state=s1')).toBe('/cb?code=[REDACTED]&state=[REDACTED]');
+    // Given the names routes take, any other name is not shown either (a token pasted as a bare name).
+    expect(redactQuery('/cb?code=c&ghp_0123abcd&state=s&sk_live_9', new Set(['code', 'state']))).toBe('/cb?code=[REDACTED]&[UNDECLARED]=[REDACTED]&state=[REDACTED]');
   });
 
   /** The host's request log hooks on a bare Fastify instance, writing their lines to memory. */

@@ -121,11 +121,18 @@ export function createHostLog(config: AppConfig, destination?: DestinationStream
   return pino(hostLogOptions(config), destination ?? hostStdout());
 }
 
-/** Query strings may carry tokens (`?access_token=`): keep the path, drop the values. */
-export function redactQuery(url: string): string {
+/** What a query parameter name no route declares is logged as. */
+export const UNDECLARED_QUERY_NAME = '[UNDECLARED]';
+
+/**
+ * Query strings may carry tokens (`?access_token=`): keep the path, drop the values. With `declared`, a name not in
+ * it is dropped too (a token pasted as a bare `?ghp_…` is a name): only names some route takes are shown.
+ */
+export function redactQuery(url: string, declared?: ReadonlySet<string>): string {
   const q = url.indexOf('?');
   if (q < 0) return url;
   const params = new URLSearchParams(url.slice(q + 1));
-  const keys = [...new Set(params.keys())];
-  return `${url.slice(0, q)}?${keys.map((k) => `${k}=[REDACTED]`).join('&')}`;
+  const keys = new Set<string>();
+  for (const k of params.keys()) keys.add(declared === undefined || declared.has(k) ? k : UNDECLARED_QUERY_NAME);
+  return `${url.slice(0, q)}?${[...keys].map((k) => `${k}=[REDACTED]`).join('&')}`;
 }

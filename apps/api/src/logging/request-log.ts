@@ -22,8 +22,11 @@ const currentRequest = new AsyncLocalStorage<FastifyRequest>();
 export function requestLogFields(req: Pick<FastifyRequest, 'id' | 'method' | 'url' | 'routeOptions' | 'params'>): { id: string; method: string; url: string } {
   const q = req.url.indexOf('?');
   const path = loggablePath(req);
-  return { id: String(req.id), method: req.method, url: q < 0 ? path : redactQuery(path + req.url.slice(q)) };
+  return { id: String(req.id), method: req.method, url: q < 0 ? path : redactQuery(path + req.url.slice(q), shownQueryNames) };
 }
+
+/** The query parameter names a line shows (`logRequests`' `queryNames`: the names the host's routes declare); unset, every name. */
+let shownQueryNames: ReadonlySet<string> | undefined;
 
 /** The request fields of the request being served, if any. */
 export function currentRequestLogFields(): { id: string; method: string; url: string } | undefined {
@@ -37,8 +40,10 @@ export function currentRequestLogFields(): { id: string; method: string; url: st
  * the request span's `trace_id`/`span_id` when tracing. Levels: 5xx error, 4xx warn, else info; health
  * probes and metric scrapes only when they fail. A line the logger would drop is never built.
  * `requestContext`: Nest's own lines written during a request carry its `req` too (see `currentRequest`).
+ * `queryNames`: the query parameter names a line may show; any other shows as `[UNDECLARED]` (see redactQuery).
  */
-export function logRequests(fastify: FastifyInstance, log: Logger, { requestContext = false }: { requestContext?: boolean } = {}): void {
+export function logRequests(fastify: FastifyInstance, log: Logger, { requestContext = false, queryNames }: { requestContext?: boolean; queryNames?: ReadonlySet<string> } = {}): void {
+  if (queryNames) shownQueryNames = queryNames;
   const writeLine = requestLineWriter(log);
   if (requestContext) fastify.addHook('onRequest', (req, _reply, done) => currentRequest.run(req, done));
   onRequestEnd(fastify, (req, statusCode, elapsedMs) => writeLine(req, statusCode, elapsedMs === undefined ? undefined : Math.round(elapsedMs * 10) / 10));
