@@ -6,12 +6,13 @@ import { generateApiKey } from '../apps/api/src/auth/api-keys';
 import { UNAUTHENTICATED_TENANT } from '../apps/api/src/auth/auth.guard';
 import { EmbeddedVault } from '../apps/api/src/vault/embedded-vault';
 import { GrpcKeysClient, type GrpcReply } from './support/grpc-keys-client';
+import { rawGrpcCall } from './support/raw-grpc-call';
 import { startTestHost, TestHost, ROTATION_JOBS_OFF } from './support/host';
 
 /** Ports of this spec (fixed ones of the range kept for it: GRPC_PORT has no "any free port"). */
 const HTTP_PORT = 45_410;
 const GRPC_PORT = 45_411;
-const GRPC = { OK: 0, INVALID_ARGUMENT: 3, DEADLINE_EXCEEDED: 4, UNIMPLEMENTED: 12, NOT_FOUND: 5, RESOURCE_EXHAUSTED: 8, UNAVAILABLE: 14, UNAUTHENTICATED: 16 };
+const GRPC = { OK: 0, INVALID_ARGUMENT: 3, DEADLINE_EXCEEDED: 4, UNIMPLEMENTED: 12, INTERNAL: 13, NOT_FOUND: 5, RESOURCE_EXHAUSTED: 8, UNAVAILABLE: 14, UNAUTHENTICATED: 16 };
 const SERVICE = 'credential_vault.keys.v1.KeysService';
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 const TRACE_ID = '0af7651916cd43dd8448eb211c80319c';
@@ -216,14 +217,16 @@ describe('keys gRPC API: access log, request ids and spans', () => {
     for (const secret of [user.key, b64(digest), digest.toString('hex')]) expect(everything).not.toContain(secret);
   });
 
-  /** Sign calls counted with this status code and fault (0 when there is no such series). */
-  async function signCalls(code: string, fault: string): Promise<number> {
+  /** Calls of `method` (a full path, or a label value) counted with this status code and fault (0 when there is no such series). */
+  async function grpcCalls(method: string, code: string, fault: string): Promise<number> {
     const metrics = await (await fetch(`${host.baseUrl}/metrics`)).text();
     const line = metrics
       .split('\n')
-      .find((l) => l.startsWith('credential_vault_grpc_requests_total{') && [`method="/${SERVICE}/Sign"`, `code="${code}"`, `fault="${fault}"`].every((label) => l.includes(label)));
+      .find((l) => l.startsWith('credential_vault_grpc_requests_total{') && [`method="${method}"`, `code="${code}"`, `fault="${fault}"`].every((label) => l.includes(label)));
     return line ? Number(line.split(' ').pop()) : 0;
   }
+  /** Sign calls counted with this status code and fault. */
+  const signCalls = (code: string, fault: string) => grpcCalls(`/${SERVICE}/Sign`, code, fault);
 
   it('logs our own vault call timing out (DEADLINE_EXCEEDED, 504 over HTTP) at error, as HTTP logs the 504, and counts it a server fault', async () => {
     const serverFaults = await signCalls('DEADLINE_EXCEEDED', 'server');
@@ -270,6 +273,38 @@ describe('keys gRPC API: access log, request ids and spans', () => {
 
     const logs = host.logs.join('\n');
     for (const bytes of [marker, b64(garbage), garbage.toString('hex')]) expect(logs).not.toContain(bytes);
+  });
+
+  it("answers a message that does not decompress INTERNAL and a compression it lacks UNIMPLEMENTED, as gRPC servers do, and logs and counts both the caller's fault", async () => {
+    const sign = `/${SERVICE}/Sign`;
+    const address = `127.0.0.1:${GRPC_PORT}`;
+    const marker = 'cvk_compressed_7c2d';
+    const counts = async () => ({
+      client: [await signCalls('INTERNAL', 'client'), await signCalls('UNIMPLEMENTED', 'client')],
+      server: [await signCalls('INTERNAL', 'server'), await signCalls('UNIMPLEMENTED', 'server')],
+    });
+    const before = await counts();
+
+    // gzip's magic number and then bytes no inflater takes: grpc-js refuses the message before any handler runs.
+    const corrupt = Buffer.concat([Buffer.from([0x1f, 0x8b, 0x08, 0x00, 0xff, 0xff]), Buffer.from(marker)]);
+    const gzip = await rawGrpcCall(address, sign, { compressed: true, bytes: corrupt }, { 'grpc-encoding': 'gzip', ...as(user, { 'x-request-id': 'obs-gzip-1' }) });
+    // gRPC's status codes document (statuscodes.md): "could not decompress, but compression algorithm supported" is INTERNAL.
+    expect(gzip).toMatchObject({ code: GRPC.INTERNAL, details: 'Failed to decompress message', metadata: { 'x-request-id': 'obs-gzip-1' } });
+    const br = await rawGrpcCall(address, sign, { compressed: true, bytes: Buffer.from(marker) }, { 'grpc-encoding': 'br', ...as(user, { 'x-request-id': 'obs-br-1' }) });
+    // gRPC's compression spec: UNIMPLEMENTED, with the encodings the server accepts in `grpc-accept-encoding`.
+    expect(br).toMatchObject({ code: GRPC.UNIMPLEMENTED, metadata: { 'x-request-id': 'obs-br-1', 'grpc-accept-encoding': 'identity,deflate,gzip' } });
+
+    // The caller's fault (as HTTP's 400 for a body it cannot read): warn, and not in the alert on server faults.
+    expect(await waitForLine('obs-gzip-1')).toEqual([
+      expect.objectContaining({ level: 40, msg: 'gRPC call completed', req: { id: 'obs-gzip-1', method: sign }, res: { grpcStatus: 'INTERNAL' } }),
+    ]);
+    expect(await waitForLine('obs-br-1')).toEqual([
+      expect.objectContaining({ level: 40, msg: 'gRPC call completed', req: { id: 'obs-br-1', method: sign }, res: { grpcStatus: 'UNIMPLEMENTED' } }),
+    ]);
+    expect(await counts()).toEqual({ client: [before.client[0] + 1, before.client[1] + 1], server: before.server });
+    // Refused before authentication: nothing audited, no byte of the message logged.
+    expect(await rowsOf('obs', 'obs-gzip-1')).toEqual([]);
+    expect(host.logs.join('\n')).not.toContain(marker);
   });
 
   it("logs a call whose deadline passed once, as DEADLINE_EXCEEDED, though its handler finishes later, and counts it the caller's", async () => {

@@ -89,7 +89,28 @@ describe('observeGrpcCalls', () => {
     expect(base.sent).toHaveLength(1);
     expect(base.sent[0].metadata?.get('x-request-id')).toEqual(['own-1']);
     expect(metadata.get('x-request-id')).toEqual(['own-1']);
-    expect(lines).toEqual([expect.objectContaining({ level: 50, msg: 'gRPC call errored', req: { id: 'own-1', method: PATH }, res: { grpcStatus: 'INTERNAL' } })]);
+    // The caller sent it: the caller's fault, at warn (gRPC's INTERNAL is kept on the wire, as every gRPC server answers it).
+    expect(lines).toEqual([expect.objectContaining({ level: 40, msg: 'gRPC call completed', req: { id: 'own-1', method: PATH }, res: { grpcStatus: 'INTERNAL' } })]);
+  });
+
+  it("counts grpc-js' answers to what the caller sent wrong as client faults, its other INTERNALs as server faults", () => {
+    const faultOf = (status: Omit<Status, 'metadata'>) => {
+      const counted: string[] = [];
+      const lines: Record<string, any>[] = [];
+      const log = pino({ level: 'info' }, { write: (l: string) => void lines.push(JSON.parse(l)) });
+      const base = baseCall(Infinity);
+      observeGrpcCalls(log, { trace: false, count: (_m, code, fault) => void counted.push(`${code} ${fault}`) })({ path: PATH } as ServerMethodDefinition<unknown, unknown>, base.call);
+      base.call.sendStatus({ ...status, metadata: null });
+      return { counted, level: lines[0]?.level, sent: base.sent[0] };
+    };
+    expect(faultOf({ code: GrpcCode.INTERNAL, details: 'Failed to decompress message' })).toMatchObject({ counted: ['INTERNAL client'], level: 40 });
+    const unsupported = faultOf({ code: GrpcCode.UNIMPLEMENTED, details: 'Received message compressed with unsupported encoding "br"' });
+    expect(unsupported).toMatchObject({ counted: ['UNIMPLEMENTED client'], level: 40 });
+    // gRPC's compression spec: the answer names the encodings the server accepts.
+    expect(unsupported.sent.metadata?.get('grpc-accept-encoding')).toEqual(['identity,deflate,gzip']);
+    expect(faultOf({ code: GrpcCode.INTERNAL, details: 'Invalid grpc-timeout value "soon"' })).toMatchObject({ counted: ['INTERNAL client'], level: 40 });
+    // A response grpc-js could not serialise or write is ours.
+    expect(faultOf({ code: GrpcCode.INTERNAL, details: 'Error serializing response' })).toMatchObject({ counted: ['INTERNAL server'], level: 50 });
   });
 
   it('sends the id in the initial metadata of an answer, not again in its OK trailers; an error keeps its trailers and gets the id', () => {

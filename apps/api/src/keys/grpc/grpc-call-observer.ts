@@ -50,7 +50,7 @@ export function grpcCallRecord(metadata: Metadata): GrpcCallRecord | undefined {
  *   path}, `res` {grpcStatus, errorCode}, `responseTime` (ms), `tenantId`/`actorId` once authenticated, the span's
  *   ids. Never a message or a metadata value other than the request id.
  * It must be the server's first interceptor: it then also sees the statuses grpc-js sends by itself (deadline
- * passed, a message over the size limit or that does not decompress), which no responder is asked about. Not the UNIMPLEMENTED
+ * passed, a message over the size limit or that does not decompress — the caller's fault, see callersFault —), which no responder is asked about. Not the UNIMPLEMENTED
  * of a path no handler serves: grpc-js answers it before it builds any interceptor chain (docs/OPERATIONS.md, Logs).
  */
 export function observeGrpcCalls(log: Logger, options: { trace: boolean; count?: GrpcCallCounter }): ServerInterceptor {
@@ -75,6 +75,20 @@ function grpcCallLevel(code: GrpcCode, errorCode?: number): Level {
   const httpStatus = errorCode === undefined ? undefined : httpStatusForCode(errorCode);
   if (httpStatus !== undefined) return httpStatus >= 500 ? 'error' : httpStatus >= 400 ? 'warn' : 'info';
   return SERVER_FAILURES.has(code) ? 'error' : 'warn';
+}
+
+/** What grpc-js advertises it decompresses (its default response headers): sent with its refusal of any other. */
+const ACCEPTED_ENCODINGS = 'identity,deflate,gzip';
+
+/**
+ * grpc-js' own answers (grpc-js 1.14, by their fixed texts) to what the caller sent wrong: a message that does not
+ * decompress (INTERNAL), one compressed with an encoding it lacks (UNIMPLEMENTED), a `grpc-timeout` it cannot read
+ * (INTERNAL). The codes are gRPC's own (its status codes document; every gRPC server answers them so) and stay on the
+ * wire; the fault is the caller's, as HTTP's 400 for a body it cannot read: logged at `warn`, counted `client`.
+ */
+function callersFault(code: GrpcCode, details: string): boolean {
+  if (code === GrpcCode.INTERNAL) return details === 'Failed to decompress message' || details.startsWith('Invalid grpc-timeout value');
+  return code === GrpcCode.UNIMPLEMENTED && details.startsWith('Received message compressed with unsupported encoding');
 }
 /** OpenTelemetry's gRPC server convention: these codes (and no others) make the span an error. */
 const SPAN_ERRORS = new Set<GrpcCode>([...SERVER_FAILURES, GrpcCode.DEADLINE_EXCEEDED]);
@@ -169,18 +183,25 @@ class ObservedCall {
     return this.record.requestId;
   }
 
-  /** The status as sent: the request id added to the trailers of an error (and of an answer without headers). */
+  /**
+   * The status as sent: the request id added to the trailers of an error (and of an answer without headers), and to a
+   * refused compression the encodings accepted, as gRPC's compression spec asks.
+   */
   private finish(status: GrpcStatus): GrpcStatus {
     if (this.ended) return status;
-    const errorCode = Number(status.metadata?.get(ERROR_CODE_TRAILER)[0]);
-    this.end(status.code, Number.isInteger(errorCode) ? errorCode : undefined);
+    const given = Number(status.metadata?.get(ERROR_CODE_TRAILER)[0]);
+    const errorCode = Number.isInteger(given) ? given : undefined;
+    // Only an untyped INTERNAL or UNIMPLEMENTED (rare) has its text read.
+    const callers = errorCode === undefined && SERVER_FAILURES.has(status.code) && callersFault(status.code, status.details ?? '');
+    this.end(status.code, errorCode, callers);
     if (status.code === GrpcCode.OK && this.headersSent) return status;
     const metadata = status.metadata?.clone() ?? new Metadata();
     metadata.set(REQUEST_ID_METADATA, this.requestId());
+    if (callers && status.code === GrpcCode.UNIMPLEMENTED) metadata.set('grpc-accept-encoding', ACCEPTED_ENCODINGS);
     return { ...status, metadata };
   }
 
-  private end(code: GrpcCode, errorCode?: number): void {
+  private end(code: GrpcCode, errorCode?: number, byCaller = false): void {
     if (this.ended) return;
     this.ended = true;
     const span = this.span;
@@ -190,7 +211,7 @@ class ObservedCall {
       span.end();
     }
     const elapsedMs = performance.now() - this.started;
-    const level = grpcCallLevel(code, errorCode);
+    const level = byCaller ? 'warn' : grpcCallLevel(code, errorCode);
     // The metric's fault says what the line's level says: an alert on server faults sees our vault timing out, not callers' deadlines.
     this.count?.(this.path, GrpcCode[code], level === 'error' ? 'server' : level === 'warn' ? 'client' : 'none', elapsedMs / 1000);
     if (!this.log.isLevelEnabled(level)) return;
