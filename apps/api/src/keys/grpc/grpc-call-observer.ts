@@ -191,8 +191,8 @@ class ObservedCall {
     if (this.ended) return status;
     const given = Number(status.metadata?.get(ERROR_CODE_TRAILER)[0]);
     const errorCode = Number.isInteger(given) ? given : undefined;
-    // Only an untyped INTERNAL or UNIMPLEMENTED (rare) has its text read.
-    const callers = errorCode === undefined && SERVER_FAILURES.has(status.code) && callersFault(status.code, status.details ?? '');
+    // An OK answer costs one comparison more; only an untyped INTERNAL or UNIMPLEMENTED (rare) has its text read.
+    const callers = status.code !== GrpcCode.OK && errorCode === undefined && callersFault(status.code, status.details ?? '');
     this.end(status.code, errorCode, callers);
     if (status.code === GrpcCode.OK && this.headersSent) return status;
     const metadata = status.metadata?.clone() ?? new Metadata();
