@@ -133,26 +133,41 @@ describe('keys gRPC API: access log, request ids and spans', () => {
     for (const secret of [user.key, forged, b64(digest), digest.toString('hex'), signed.response.signature as string]) expect(logs).not.toContain(secret);
   });
 
-  it('has no line, span or metric for a method the server does not serve: grpc-js answers UNIMPLEMENTED before any interceptor (OPERATIONS documents it)', async () => {
-    // A path the client chose: were it ever observed, it must not become a metric label or reach the log as it is.
+  it('logs a call to a method the server does not serve at warn and counts it under method="unknown", never under the path the caller chose', async () => {
     const unknown = `/${SERVICE}/DropEverything`;
     const otherService = '/credential_vault.admin.v1.Admin/Purge';
+    const long = `/${SERVICE}/${'Z'.repeat(300)}`;
+    const before = { unknown: await grpcCalls('unknown', 'UNIMPLEMENTED', 'client'), server: await grpcCalls('unknown', 'UNIMPLEMENTED', 'server') };
     const spansBefore = spans.getFinishedSpans().length;
-    for (const path of [unknown, otherService]) {
+    const ids: string[] = [];
+    for (const path of [unknown, otherService, long]) {
       const reply = await client.call(path, {}, as(user, { 'x-request-id': 'obs-unknown-1' }));
       expect(reply.error).toMatchObject({ code: GRPC.UNIMPLEMENTED });
-      // No request id comes back either: nothing of ours saw the call.
-      expect(reply.error?.trailers['x-request-id']).toBeUndefined();
+      // grpc-js answers before any header is read: a new request id, sent back, names the line.
+      const id = reply.error!.trailers['x-request-id'];
+      expect(id).toMatch(UUID);
+      ids.push(id);
     }
-    // A served call after them: its line is written after any line of theirs would have been.
-    await client.call('GetKey', { name: 'obs' }, as(user, { 'x-request-id': 'obs-after-unknown' }));
-    expect(await waitForLine('obs-after-unknown')).toHaveLength(1);
+
+    // One line each, the path cut short; HTTP's 404 for a route no one serves is a warn too.
+    expect(ids.map((id) => accessLines(id))).toEqual([
+      [expect.objectContaining({ level: 40, msg: 'gRPC call completed', req: { id: ids[0], method: unknown }, res: { grpcStatus: 'UNIMPLEMENTED' } })],
+      [expect.objectContaining({ level: 40, req: { id: ids[1], method: otherService }, res: { grpcStatus: 'UNIMPLEMENTED' } })],
+      [expect.objectContaining({ level: 40, req: { id: ids[2], method: `${long.slice(0, 128)}…` } })],
+    ]);
     expect(accessLines('obs-unknown-1')).toEqual([]);
-    expect(host.logs.join('\n')).not.toMatch(/DropEverything|admin\.v1/);
-    expect(spans.getFinishedSpans().slice(spansBefore).map((s) => s.name)).not.toContainEqual(expect.stringMatching(/DropEverything|Admin/));
+    expect(host.logs.join('\n')).not.toContain('Z'.repeat(129));
+    // Counted under one bounded label, the caller's fault: no label holds a path the caller chose.
+    expect(await grpcCalls('unknown', 'UNIMPLEMENTED', 'client')).toBe(before.unknown + 3);
+    expect(await grpcCalls('unknown', 'UNIMPLEMENTED', 'server')).toBe(before.server);
     const metrics = await (await fetch(`${host.baseUrl}/metrics`)).text();
-    expect(metrics).toMatch(/^credential_vault_grpc_requests_total\{/m);
-    expect(metrics).not.toMatch(/DropEverything|admin\.v1|code="UNIMPLEMENTED"/);
+    expect(metrics).not.toMatch(/method="[^"]*(DropEverything|admin\.v1|ZZZ)/);
+    // No span: nothing of the call ran.
+    expect(spans.getFinishedSpans().slice(spansBefore).map((s) => s.name)).not.toContainEqual(expect.stringMatching(/DropEverything|Admin|ZZZ/));
+
+    // A served call still has its own line, method and request id.
+    await client.call('GetKey', { name: 'obs' }, as(user, { 'x-request-id': 'obs-after-unknown' }));
+    expect(await waitForLine('obs-after-unknown')).toEqual([expect.objectContaining({ req: { id: 'obs-after-unknown', method: `/${SERVICE}/GetKey` } })]);
   });
 
   it("sends the request id back — the caller's when well-formed, else a new one — and the call's audit rows carry it", async () => {

@@ -13,7 +13,7 @@ import { withErrorAnswers, withSuccessSchemas } from './http/openapi';
 import { queryDecodes, UNDECODABLE_QUERY } from './http/query-string';
 import { RouteTable } from './http/route-table';
 import { assertValidatedInput, declaredQueryNames } from './http/validated-params';
-import { observeGrpcCalls } from './keys/grpc/grpc-call-observer';
+import { observeGrpcCalls, observeUnknownMethods } from './keys/grpc/grpc-call-observer';
 import { keysGrpcOptions } from './keys/grpc/grpc-server';
 import { ShutdownState } from './health/shutdown-state';
 import { HOST_LOG, HostLogger, lifecycleLog } from './logging/host-logger';
@@ -170,8 +170,10 @@ export async function configureApp(app: NestFastifyApplication, config: AppConfi
   // The keys API over gRPC, in the same process and container (guards and filters of its own): off unless GRPC_ENABLED.
   // Each call gets what each HTTP request gets above: a request id, an access line, a server span when tracing.
   if (config.grpc.enabled) {
-    const observe = observeGrpcCalls(app.get(HOST_LOG), { trace: telemetryOf(app) !== null, count: config.metrics.enabled ? grpcCallMetrics() : undefined });
-    app.connectMicroservice(keysGrpcOptions(config.grpc, [observe]));
+    const count = config.metrics.enabled ? grpcCallMetrics() : undefined;
+    const observe = observeGrpcCalls(app.get(HOST_LOG), { trace: telemetryOf(app) !== null, count });
+    // Calls to a path no one serves never reach an interceptor: observed where grpc-js answers them.
+    app.connectMicroservice(keysGrpcOptions(config.grpc, [observe], (server) => observeUnknownMethods(server, app.get(HOST_LOG), count)));
     await app.startAllMicroservices();
   }
   await app.listen(config.http.port, config.http.host);

@@ -123,9 +123,10 @@ export function countHttpRequests(fastify: FastifyInstance): void {
  * status code's name: `OK`, `INVALID_ARGUMENT`, `DEADLINE_EXCEEDED`, …; and whose failure it was: `server`,
  * `client` or `none`, as HTTP's 5xx and 4xx — one gRPC code can be either: DEADLINE_EXCEEDED is the caller's own
  * deadline, or our vault call timing out) and `credential_vault_grpc_request_duration_seconds{method}`. The method
- * is the call's full path; only methods the server serves reach it (grpc-js answers unknown ones itself).
+ * is the call's full path, or `unknown` for any path the server does not serve (counted, no duration): never a
+ * label value the caller chose.
  */
-export function grpcCallMetrics(): (method: string, code: string, fault: GrpcFault, seconds: number) => void {
+export function grpcCallMetrics(): (method: string, code: string, fault: GrpcFault, seconds: number | undefined) => void {
   const series = new RequestSeries(
     ['method', ''],
     ['code', 'fault'],

@@ -1,6 +1,6 @@
-import { Metadata, status as GrpcCode, type ServerInterceptingCallInterface, type ServerMethodDefinition } from '@grpc/grpc-js';
+import { Metadata, status as GrpcCode, type Server, type ServerInterceptingCallInterface, type ServerMethodDefinition } from '@grpc/grpc-js';
 import { pino } from 'pino';
-import { grpcCallRecord, observeGrpcCalls } from './grpc-call-observer';
+import { grpcCallRecord, observeGrpcCalls, observeUnknownMethods } from './grpc-call-observer';
 
 type Listener = Parameters<ServerInterceptingCallInterface['start']>[0];
 type Status = Parameters<ServerInterceptingCallInterface['sendStatus']>[0];
@@ -160,5 +160,25 @@ describe('observeGrpcCalls', () => {
       expect(id).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
       expect(grpcCallRecord(metadata)?.requestId).toBe(id);
     }
+  });
+
+  it('observes only the UNIMPLEMENTED grpc-js answers an unknown path with, and says at start when this grpc-js gives no way to', () => {
+    const lines: Record<string, any>[] = [];
+    const log = pino({ level: 'info' }, { write: (l: string) => void lines.push(JSON.parse(l)) });
+    const answered: { code?: number; metadata?: Metadata }[] = [];
+    const server = { _respondWithError: (status: { code?: number; metadata?: Metadata }) => void answered.push(status) };
+    const counted: unknown[][] = [];
+    observeUnknownMethods(server as unknown as Server, log, (...call) => void counted.push(call));
+    const respond = (status: object) => (server._respondWithError as (s: object, stream: unknown) => void)(status, {});
+
+    respond({ code: GrpcCode.INTERNAL, details: 'something else' });
+    expect({ answered, counted, lines }).toEqual({ answered: [{ code: GrpcCode.INTERNAL, details: 'something else' }], counted: [], lines: [] });
+    respond({ code: GrpcCode.UNIMPLEMENTED, details: 'The server does not implement the method /a.B/C' });
+    expect(counted).toEqual([['unknown', 'UNIMPLEMENTED', 'client', undefined]]);
+    expect(lines).toEqual([expect.objectContaining({ level: 40, req: { id: answered[1].metadata?.get('x-request-id')[0], method: '/a.B/C' }, res: { grpcStatus: 'UNIMPLEMENTED' } })]);
+
+    lines.length = 0;
+    observeUnknownMethods({} as Server, log);
+    expect(lines).toEqual([expect.objectContaining({ level: 40, msg: expect.stringMatching(/unknown gRPC methods are not observed/) })]);
   });
 });

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { Metadata, ServerInterceptingCall, status as GrpcCode, type Responder, type ServerInterceptingCallInterface, type ServerInterceptor } from '@grpc/grpc-js';
+import { Metadata, ServerInterceptingCall, status as GrpcCode, type Responder, type Server, type ServerInterceptingCallInterface, type ServerInterceptor } from '@grpc/grpc-js';
 import { context, propagation, ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, type Context, type Span, type TextMapGetter, type Tracer } from '@opentelemetry/api';
 import type { Level, Logger } from 'pino';
 import { TRACER_NAME } from '@app/common';
@@ -51,15 +51,54 @@ export function grpcCallRecord(metadata: Metadata): GrpcCallRecord | undefined {
  *   ids. Never a message or a metadata value other than the request id.
  * It must be the server's first interceptor: it then also sees the statuses grpc-js sends by itself (deadline
  * passed, a message over the size limit or that does not decompress — the caller's fault, see callersFault —), which no responder is asked about. Not the UNIMPLEMENTED
- * of a path no handler serves: grpc-js answers it before it builds any interceptor chain (docs/OPERATIONS.md, Logs).
+ * of a path no handler serves: grpc-js answers it before it builds any interceptor chain (observeUnknownMethods).
  */
 export function observeGrpcCalls(log: Logger, options: { trace: boolean; count?: GrpcCallCounter }): ServerInterceptor {
   const tracer = options.trace ? trace.getTracer(TRACER_NAME) : undefined;
   return (method, call) => new ObservedCall(method.path, call, log, tracer, options.count).interceptingCall;
 }
 
-/** Counts a call once it ended: its full method path, its status code's name, whose failure it was, its duration. */
-export type GrpcCallCounter = (method: string, code: string, fault: 'server' | 'client' | 'none', seconds: number) => void;
+/**
+ * Counts a call once it ended: its full method path (`unknown` for a path the server does not serve), its status code's
+ * name, whose failure it was, its duration (none for an unknown method: grpc-js answers it at once, unseen till then).
+ */
+export type GrpcCallCounter = (method: string, code: string, fault: 'server' | 'client' | 'none', seconds: number | undefined) => void;
+
+/** The method label of every call to a path the server does not serve: the path is the caller's text, unbounded. */
+export const UNKNOWN_METHOD = 'unknown';
+/** How much of an unknown path its line keeps. */
+const UNKNOWN_PATH_CHARS = 128;
+const UNKNOWN_PATH_PREFIX = 'The server does not implement the method ';
+
+/**
+ * Gives a call to a path the server does not serve what a served one gets but its span: one access line at `warn`
+ * (`req.method` the path, cut to 128 characters; a new request id, also sent back in the trailers: the caller's is
+ * not at hand) and a count under the method `unknown`, code UNIMPLEMENTED, fault `client` — HTTP's 404. grpc-js
+ * (1.14) answers such a path before it builds any interceptor chain, through its Server's `_respondWithError`, which
+ * it calls for nothing else: wrapped here, it costs a served call nothing. It is not public API: without it the host
+ * says so once at start, and test/keys-grpc-observability.e2e-spec.ts fails.
+ */
+export function observeUnknownMethods(server: Server, log: Logger, count?: GrpcCallCounter): void {
+  type Answer = (this: Server, status: { code?: GrpcCode; details?: string; metadata?: Metadata }, ...rest: unknown[]) => void;
+  const target = server as unknown as { _respondWithError?: Answer };
+  const answer = target._respondWithError;
+  if (typeof answer !== 'function') {
+    log.warn('Calls to unknown gRPC methods are not observed: this grpc-js has no Server#_respondWithError');
+    return;
+  }
+  target._respondWithError = function (status, ...rest) {
+    if (status.code !== GrpcCode.UNIMPLEMENTED) return answer.call(this, status, ...rest);
+    const requestId = randomUUID();
+    const metadata = status.metadata?.clone() ?? new Metadata();
+    metadata.set(REQUEST_ID_METADATA, requestId);
+    count?.(UNKNOWN_METHOD, 'UNIMPLEMENTED', 'client', undefined);
+    const details = status.details ?? '';
+    const path = details.startsWith(UNKNOWN_PATH_PREFIX) ? details.slice(UNKNOWN_PATH_PREFIX.length) : UNKNOWN_METHOD;
+    const method = path.length > UNKNOWN_PATH_CHARS ? `${path.slice(0, UNKNOWN_PATH_CHARS)}…` : path;
+    log.warn({ req: { id: requestId, method }, res: { grpcStatus: 'UNIMPLEMENTED' } }, 'gRPC call completed');
+    return answer.call(this, { ...status, metadata }, ...rest);
+  };
+}
 
 /** Codes that are the server's failure, not the caller's: logged at `error` (as HTTP's 5xx) when no typed error says otherwise. */
 const SERVER_FAILURES = new Set<GrpcCode>([GrpcCode.UNKNOWN, GrpcCode.INTERNAL, GrpcCode.UNIMPLEMENTED, GrpcCode.UNAVAILABLE, GrpcCode.DATA_LOSS]);

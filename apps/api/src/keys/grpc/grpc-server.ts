@@ -1,6 +1,6 @@
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import type { ServerInterceptor } from '@grpc/grpc-js';
+import type { Server, ServerInterceptor } from '@grpc/grpc-js';
 import { loadSync, type PackageDefinition } from '@grpc/proto-loader';
 import { type GrpcOptions, Transport } from '@nestjs/microservices';
 import { markUndecodableRequests } from './undecodable-request';
@@ -35,8 +35,11 @@ export function keysPackageDefinition(root = protoRoot()): PackageDefinition {
   return markUndecodableRequests(definition);
 }
 
-/** The gRPC server of the keys API (`app.connectMicroservice`), on `host:port`, with grpc-js server `interceptors` (first runs first). */
-export function keysGrpcOptions(grpc: { host: string; port: number }, interceptors: ServerInterceptor[] = []): GrpcOptions {
+/**
+ * The gRPC server of the keys API (`app.connectMicroservice`), on `host:port`, with grpc-js server `interceptors` (first
+ * runs first); `onServer` is handed grpc-js' Server once bound, before any service is added to it.
+ */
+export function keysGrpcOptions(grpc: { host: string; port: number }, interceptors: ServerInterceptor[] = [], onServer?: (server: Server) => void): GrpcOptions {
   return {
     transport: Transport.GRPC,
     options: {
@@ -50,6 +53,8 @@ export function keysGrpcOptions(grpc: { host: string; port: number }, intercepto
       gracefulShutdown: true,
       // Passed to grpc-js' Server as they are (Nest hands its channel options to the Server constructor).
       channelOptions: { interceptors },
+      // Nest's one hook with grpc-js' Server: called as it loads the definition, after binding, before adding the service.
+      onLoadPackageDefinition: onServer && ((_definition: unknown, server: Server) => onServer(server)),
     },
   };
 }
