@@ -133,7 +133,7 @@ describe('keys gRPC API: access log, request ids and spans', () => {
     for (const secret of [user.key, forged, b64(digest), digest.toString('hex'), signed.response.signature as string]) expect(logs).not.toContain(secret);
   });
 
-  it('logs a call to a method the server does not serve at warn and counts it under method="unknown", never under the path the caller chose', async () => {
+  it('logs a call to a method the server does not serve at warn and counts it, both under method="unknown", never the path the caller chose', async () => {
     const unknown = `/${SERVICE}/DropEverything`;
     const otherService = '/credential_vault.admin.v1.Admin/Purge';
     const long = `/${SERVICE}/${'Z'.repeat(300)}`;
@@ -149,14 +149,11 @@ describe('keys gRPC API: access log, request ids and spans', () => {
       ids.push(id);
     }
 
-    // One line each, the path cut short; HTTP's 404 for a route no one serves is a warn too.
-    expect(ids.map((id) => accessLines(id))).toEqual([
-      [expect.objectContaining({ level: 40, msg: 'gRPC call completed', req: { id: ids[0], method: unknown }, res: { grpcStatus: 'UNIMPLEMENTED' } })],
-      [expect.objectContaining({ level: 40, req: { id: ids[1], method: otherService }, res: { grpcStatus: 'UNIMPLEMENTED' } })],
-      [expect.objectContaining({ level: 40, req: { id: ids[2], method: `${long.slice(0, 128)}…` } })],
-    ]);
+    // One line each, naming no path the caller chose (HTTP logs `unmatched`); HTTP's 404 for a route no one serves is a warn too.
+    const line = (id: string) => [expect.objectContaining({ level: 40, msg: 'gRPC call completed', req: { id, method: 'unknown' }, res: { grpcStatus: 'UNIMPLEMENTED' } })];
+    expect(ids.map((id) => accessLines(id))).toEqual(ids.map(line));
     expect(accessLines('obs-unknown-1')).toEqual([]);
-    expect(host.logs.join('\n')).not.toContain('Z'.repeat(129));
+    expect(host.logs.join('\n')).not.toMatch(/DropEverything|admin\.v1|ZZZ/);
     // Counted under one bounded label, the caller's fault: no label holds a path the caller chose.
     expect(await grpcCalls('unknown', 'UNIMPLEMENTED', 'client')).toBe(before.unknown + 3);
     expect(await grpcCalls('unknown', 'UNIMPLEMENTED', 'server')).toBe(before.server);

@@ -175,7 +175,7 @@ describe('observeGrpcCalls', () => {
     expect({ answered, counted, lines }).toEqual({ answered: [{ code: GrpcCode.INTERNAL, details: 'something else' }], counted: [], lines: [] });
     respond({ code: GrpcCode.UNIMPLEMENTED, details: 'The server does not implement the method /a.B/C' });
     expect(counted).toEqual([['unknown', 'UNIMPLEMENTED', 'client', undefined]]);
-    expect(lines).toEqual([expect.objectContaining({ level: 40, req: { id: answered[1].metadata?.get('x-request-id')[0], method: '/a.B/C' }, res: { grpcStatus: 'UNIMPLEMENTED' } })]);
+    expect(lines).toEqual([expect.objectContaining({ level: 40, req: { id: answered[1].metadata?.get('x-request-id')[0], method: 'unknown' }, res: { grpcStatus: 'UNIMPLEMENTED' } })]);
 
     lines.length = 0;
     observeUnknownMethods({} as Server, log);

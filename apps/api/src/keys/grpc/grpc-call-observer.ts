@@ -66,14 +66,11 @@ export type GrpcCallCounter = (method: string, code: string, fault: 'server' | '
 
 /** The method label of every call to a path the server does not serve: the path is the caller's text, unbounded. */
 export const UNKNOWN_METHOD = 'unknown';
-/** How much of an unknown path its line keeps. */
-const UNKNOWN_PATH_CHARS = 128;
-const UNKNOWN_PATH_PREFIX = 'The server does not implement the method ';
 
 /**
  * Gives a call to a path the server does not serve what a served one gets but its span: one access line at `warn`
- * (`req.method` the path, cut to 128 characters; a new request id, also sent back in the trailers: the caller's is
- * not at hand) and a count under the method `unknown`, code UNIMPLEMENTED, fault `client` — HTTP's 404. grpc-js
+ * (`req.method` `unknown`, as HTTP logs `unmatched`: never a path the caller chose, which may hold anything; a new
+ * request id, also sent back in the trailers: the caller's is not at hand) and a count under the method `unknown`, code UNIMPLEMENTED, fault `client` — HTTP's 404. grpc-js
  * (1.14) answers such a path before it builds any interceptor chain, through its Server's `_respondWithError`, which
  * it calls for nothing else: wrapped here, it costs a served call nothing. It is not public API: without it the host
  * says so once at start, and test/keys-grpc-observability.e2e-spec.ts fails.
@@ -92,10 +89,7 @@ export function observeUnknownMethods(server: Server, log: Logger, count?: GrpcC
     const metadata = status.metadata?.clone() ?? new Metadata();
     metadata.set(REQUEST_ID_METADATA, requestId);
     count?.(UNKNOWN_METHOD, 'UNIMPLEMENTED', 'client', undefined);
-    const details = status.details ?? '';
-    const path = details.startsWith(UNKNOWN_PATH_PREFIX) ? details.slice(UNKNOWN_PATH_PREFIX.length) : UNKNOWN_METHOD;
-    const method = path.length > UNKNOWN_PATH_CHARS ? `${path.slice(0, UNKNOWN_PATH_CHARS)}…` : path;
-    log.warn({ req: { id: requestId, method }, res: { grpcStatus: 'UNIMPLEMENTED' } }, 'gRPC call completed');
+    log.warn({ req: { id: requestId, method: UNKNOWN_METHOD }, res: { grpcStatus: 'UNIMPLEMENTED' } }, 'gRPC call completed');
     return answer.call(this, { ...status, metadata }, ...rest);
   };
 }
