@@ -65,7 +65,7 @@ export class KeyVaultEmulator {
     private readonly sockets: Set<Socket>,
     private readonly authenticator: Authenticator,
     /** Azure's budgets for a vault: secret writes (Set Secret), key creates, and every other transaction. */
-    private readonly throttle: { other: SlidingWindowLimiter; createSecret: SlidingWindowLimiter; createKey: SlidingWindowLimiter } | undefined,
+    private throttle: ThrottleBudgets | undefined,
     private readonly faults: FaultInjector,
     private readonly statsCollector: StatsCollector,
     private readonly ownsDataDir: boolean,
@@ -108,13 +108,7 @@ export class KeyVaultEmulator {
         p.attach();
       }
       const authenticator = new Authenticator(o.auth);
-      const throttle = o.throttle
-        ? {
-            other: new SlidingWindowLimiter(o.throttle.limit, o.throttle.windowMs),
-            createSecret: new SlidingWindowLimiter(o.throttle.createSecretLimit, o.throttle.windowMs),
-            createKey: new SlidingWindowLimiter(o.throttle.createKeyLimit, o.throttle.windowMs),
-          }
-        : undefined;
+      const throttle = budgetsOf(o.throttle);
       const faults = new FaultInjector();
       const stats = new StatsCollector();
 
@@ -169,6 +163,14 @@ export class KeyVaultEmulator {
 
   clearFaults(): void {
     this.faults.clear();
+  }
+
+  /**
+   * Replaces the throttling budgets, as the `throttle` option gives them (`false`: none), their windows starting
+   * afresh: e.g. for a test's set-up that makes more keys than Azure lets a vault create in 10 s.
+   */
+  setThrottle(throttle: KeyVaultEmulatorOptions['throttle']): void {
+    this.throttle = budgetsOf(resolveOptions({ throttle }).throttle);
   }
 
   stats(): EmulatorStats {
@@ -365,4 +367,20 @@ function isHsmCreate(raw: Buffer): boolean {
   } catch {
     return false;
   }
+}
+
+/** Azure's budgets for a vault: secret writes (Set Secret), key creates, and every other transaction. */
+interface ThrottleBudgets {
+  other: SlidingWindowLimiter;
+  createSecret: SlidingWindowLimiter;
+  createKey: SlidingWindowLimiter;
+}
+
+function budgetsOf(t: ResolvedOptions['throttle']): ThrottleBudgets | undefined {
+  if (!t) return undefined;
+  return {
+    other: new SlidingWindowLimiter(t.limit, t.windowMs),
+    createSecret: new SlidingWindowLimiter(t.createSecretLimit, t.windowMs),
+    createKey: new SlidingWindowLimiter(t.createKeyLimit, t.windowMs),
+  };
 }

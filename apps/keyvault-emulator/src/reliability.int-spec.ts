@@ -74,6 +74,14 @@ describe('Key Vault emulator: throttling', () => {
       // Using the keys is on the budget of every other transaction.
       expect((await rawRequest(vault, 'GET', `/keys/soft-0?${API}`)).status).toBe(200);
       expect((await rawRequest(vault, 'GET', `/keys/soft-20?${API}`)).status).toBe(404);
+      // Budgets can be replaced while it runs (a test's set-up making many keys), and given back.
+      vault.setThrottle(false);
+      for (let i = 20; i < 45; i++) expect((await create(`soft-${i}`)).status).toBe(200);
+      vault.setThrottle({ limit: 4000, windowMs: 10_000, createKeyLimit: 2 });
+      expect((await create('soft-45')).status).toBe(200);
+      expect((await create('soft-46')).status).toBe(200);
+      expect((await create('soft-47')).status).toBe(429);
+      expect(() => vault.setThrottle({ limit: 0, windowMs: 10_000 })).toThrow(TypeError);
     } finally {
       await vault.stop();
     }
