@@ -5,83 +5,33 @@
  * ManualClock shared by CredentialsModule and OAuthRefreshModule; the OAuth server runs on real time.
  */
 import { randomBytes } from 'node:crypto';
-import { Logger, type LoggerService } from '@nestjs/common';
-import { EventEmitter2 } from '@nestjs/event-emitter';
-import { ScheduleModule, SchedulerRegistry } from '@nestjs/schedule';
-import { Test, type TestingModule } from '@nestjs/testing';
-import { AuditResult, AuditService } from '@app/audit';
+import { Logger } from '@nestjs/common';
+import { SchedulerRegistry } from '@nestjs/schedule';
+import { AuditResult } from '@app/audit';
 import { ManualClock, type OperationContext } from '@app/common';
 import {
   ConnectionStatus,
   CredentialExpiryScanner,
-  CredentialsService,
   CredentialStatus,
   CredentialType,
   CredentialValidationError,
   ValueStoreKind,
 } from '@app/credentials';
 import { KeyVaultEmulator } from '@app/keyvault-emulator';
-import { CapturingLogger, createTestDatabase, credentialsStackImports, DATABASE_KINDS, rejection, TestOAuthServer, type TestDatabase, type TestDatabaseKind } from '@app/testing';
+import { CapturingLogger, createTestDatabase, DATABASE_KINDS, rejection, TestOAuthServer, type TestDatabase, type TestDatabaseKind } from '@app/testing';
 import type { TokenEndpointResponse } from 'oauth4webapi';
+import { buildStack, type Stack } from './oauth-refresh-stack.testing';
 import {
   OAuthProviderRegistry,
   OAuthReauthRequiredError,
   OAuthRefreshEvents,
   OAuthRefreshFailedError,
-  OAuthRefreshModule,
-  OAuthRefreshService,
   type OAuthRefreshFailedEvent,
   type OAuthRefreshModuleOptions,
 } from './index';
 
 const MIN = 60_000;
 const SYSTEM_TENANT = 'system';
-
-interface Stack {
-  moduleRef: TestingModule;
-  oauth: OAuthRefreshService;
-  credentials: CredentialsService;
-  audit: AuditService;
-  events: Array<{ name: string; payload: unknown }>;
-}
-
-/** One "replica": its own Nest app, credential cache, lock instance and DB pool, on a shared database. */
-async function buildStack(
-  db: TestDatabase,
-  emu: KeyVaultEmulator,
-  clock: ManualClock,
-  logger: LoggerService,
-  oauthOptions: OAuthRefreshModuleOptions,
-  style: 'forRoot' | 'forRootAsync' = 'forRoot',
-): Promise<Stack> {
-  const moduleRef = await Test.createTestingModule({
-    imports: [
-      ...credentialsStackImports({
-        database: db.options,
-        vault: emu,
-        keyVault: { resilience: { maxAttempts: 1, pollIntervalMs: 20, breaker: { consecutiveFailures: 1000 } } },
-        credentials: { clock, isGlobal: true },
-      }),
-      ScheduleModule.forRoot(),
-      style === 'forRoot'
-        ? OAuthRefreshModule.forRoot({ clock, ...oauthOptions })
-        : OAuthRefreshModule.forRootAsync({ useFactory: async () => ({ clock, ...oauthOptions }) }),
-    ],
-  })
-    .setLogger(logger)
-    .compile();
-  await moduleRef.init();
-  const events: Stack['events'] = [];
-  const emitter = moduleRef.get(EventEmitter2);
-  for (const name of Object.values(OAuthRefreshEvents)) emitter.on(name, (payload: unknown) => events.push({ name, payload }));
-  return {
-    moduleRef,
-    oauth: moduleRef.get(OAuthRefreshService),
-    credentials: moduleRef.get(CredentialsService),
-    audit: moduleRef.get(AuditService),
-    events,
-  };
-}
 
 describe.each(DATABASE_KINDS)('OAuthRefreshModule on %s with a real OAuth server', (kind: TestDatabaseKind) => {
   let emu: KeyVaultEmulator;

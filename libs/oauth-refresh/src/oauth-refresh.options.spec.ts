@@ -20,6 +20,7 @@ describe('resolveOAuthRefreshOptions', () => {
     expect(resolveOAuthRefreshOptions()).toMatchObject({
       refreshAheadMs: 300_000,
       defaultExpiresInSeconds: 3600,
+      lateAnswerMs: 60_000,
       failureCooldownMs: 30_000,
       retry: { maxAttempts: 3 },
       proactive: { enabled: true, jobName: 'oauth-proactive-refresh', concurrency: 4, batchSize: 100 },

@@ -44,6 +44,12 @@ export interface OAuthRefreshModuleOptions {
   defaultExpiresInSeconds?: number;
   /** Default timeout of one token-endpoint request. @default 10000 */
   requestTimeoutMs?: number;
+  /**
+   * How long a refresh request that timed out is still awaited afterwards, holding the connection's
+   * lock (the caller is answered at the timeout): a provider that answers late may have rotated the
+   * refresh token, and its answer holds the only live one. 0: abandoned at the timeout. @default 60000
+   */
+  lateAnswerMs?: number;
   /** Retries with exponential backoff inside one refresh. */
   retry?: OAuthRetryOptions;
   /**
@@ -70,6 +76,7 @@ export interface ResolvedOAuthRefreshOptions {
   refreshAheadMs: number;
   defaultExpiresInSeconds: number;
   requestTimeoutMs: number;
+  lateAnswerMs: number;
   retry: Required<OAuthRetryOptions>;
   failureCooldownMs: number;
   maxFailureCooldownMs: number;
@@ -95,6 +102,7 @@ const schema = z
     refreshAheadMs: ms(0).default(300_000),
     defaultExpiresInSeconds: ms(1).default(3600),
     requestTimeoutMs: ms(1).default(10_000),
+    lateAnswerMs: ms(0).default(60_000),
     retry: z
       .object({ maxAttempts: int(1, 10).default(3), initialDelayMs: ms(0).default(250), maxDelayMs: ms(0).default(5000) })
       .strict()

@@ -10,7 +10,7 @@ import type { ResolvedOAuthProvider } from './providers/oauth-provider.config';
 import { OAuthProviderRegistry } from './providers/oauth-provider.registry';
 import { ProactiveRefreshResult, ProactiveRefreshRunner } from './refresh/proactive-refresh-runner';
 import { isRetryableRefreshFailure, RefreshFailureHandler } from './refresh/refresh-failure-handler';
-import { AccessTokenResult, connectionKey, describeRefreshError, lockName, RefreshDeps, RefreshReason, requireUsable, sameSecret, serveToken } from './refresh/refresh-support';
+import { AccessTokenResult, answerHoldingLock, connectionKey, describeRefreshError, lockName, RefreshDeps, RefreshReason, requireUsable, sameSecret, serveToken } from './refresh/refresh-support';
 import { RotatedRefreshTokens } from './refresh/rotated-refresh-tokens';
 import { TokenRefresher } from './refresh/token-refresher';
 import { RefreshCooldownGate } from './refresh/refresh-cooldown-gate';
@@ -212,9 +212,9 @@ export class OAuthRefreshService {
             retryAfter: cooling,
           });
         }
-        return this.lock.run(lockName(key), () => this.refresher.refreshHoldingLock({ ctx, provider, connectionId, key, seen, reason, needed }), {
-          timeoutMs: this.options.lockTimeoutMs,
-        });
+        return answerHoldingLock(this.lock, lockName(key), this.options.lockTimeoutMs, (keepLock) =>
+          this.refresher.refreshHoldingLock({ ctx, provider, connectionId, key, seen, reason, needed, keepLock }),
+        );
       })
       .catch((e: unknown) => {
         if (e instanceof LockTimeoutError) {

@@ -42,6 +42,10 @@ export class TokenEndpointFailure extends Error {
  * a fake; the real one is `Oauth4webapiTokenClient`.
  */
 export abstract class OAuthTokenClient {
-  /** One refresh-token grant request. Throws TokenEndpointFailure. */
-  abstract refresh(provider: ResolvedOAuthProvider, refreshToken: string, clientSecret: string | undefined): Promise<OAuthTokenSet>;
+  /**
+   * One refresh-token grant request. Throws TokenEndpointFailure. With `signal`, the request lives until
+   * it aborts (the caller bounds it, beyond `provider.requestTimeoutMs`: a late answer is still wanted);
+   * without one, the client's own timeout is `provider.requestTimeoutMs`.
+   */
+  abstract refresh(provider: ResolvedOAuthProvider, refreshToken: string, clientSecret: string | undefined, options?: { signal?: AbortSignal }): Promise<OAuthTokenSet>;
 }

@@ -14,11 +14,11 @@ export class Oauth4webapiTokenClient extends OAuthTokenClient {
   private readonly logger = new Logger(Oauth4webapiTokenClient.name);
   private readonly servers = new Map<string, Promise<oauth.AuthorizationServer>>();
 
-  async refresh(provider: ResolvedOAuthProvider, refreshToken: string, clientSecret: string | undefined): Promise<OAuthTokenSet> {
+  async refresh(provider: ResolvedOAuthProvider, refreshToken: string, clientSecret: string | undefined, call: { signal?: AbortSignal } = {}): Promise<OAuthTokenSet> {
     const as = await this.authorizationServer(provider);
     const client: oauth.Client = { client_id: provider.clientId };
     const options: oauth.TokenEndpointRequestOptions = {
-      signal: AbortSignal.timeout(provider.requestTimeoutMs),
+      signal: call.signal ?? AbortSignal.timeout(provider.requestTimeoutMs),
       ...(provider.scopes.length ? { additionalParameters: { scope: provider.scopes.join(' ') } } : {}),
       ...(provider.allowInsecureRequests ? { [oauth.allowInsecureRequests]: true } : {}),
     };
@@ -130,7 +130,7 @@ function classify(e: unknown, provider: ResolvedOAuthProvider, response?: Respon
   }
   const err = e as { name?: string; message?: string; cause?: { code?: string } };
   if (err?.name === 'TimeoutError' || err?.name === 'AbortError') {
-    return new TokenEndpointFailure('transient', `${where} did not answer within ${provider.requestTimeoutMs} ms`);
+    return new TokenEndpointFailure('transient', `${where} did not answer in time`);
   }
   if (e instanceof TypeError) {
     // fetch's TypeError: its cause (undici's) has the system error code; its message is not ours.

@@ -100,6 +100,26 @@ export async function persistToken(deps: RefreshDeps, ctx: OperationContext, tok
   return undefined;
 }
 
+/**
+ * Runs `work` under the lock and answers with its outcome as soon as it has one, while the lock stays
+ * held until every promise `work` handed to `keepLock` settled (a late token-endpoint answer being stored).
+ */
+export function answerHoldingLock<T>(lock: DistributedLock, name: string, timeoutMs: number, work: (keepLock: (p: Promise<unknown>) => void) => Promise<T>): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    lock
+      .run(
+        name,
+        async () => {
+          const held: Promise<unknown>[] = [];
+          await work((p) => held.push(p)).then(resolve, reject);
+          await Promise.allSettled(held);
+        },
+        { timeoutMs },
+      )
+      .catch(reject); // the lock itself failed (LockTimeoutError): `work` never ran
+  });
+}
+
 /** Audit of one refresh; an audit failure is logged, never thrown over a refresh that happened. */
 export async function auditRefresh(
   deps: RefreshDeps,

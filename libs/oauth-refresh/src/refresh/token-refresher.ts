@@ -5,7 +5,7 @@ import { OAuthReauthRequiredError, OAuthRefreshFailedError } from '../errors/oau
 import { OAuthRefreshedEvent, OAuthRefreshEvents } from '../events/oauth-refresh.events';
 import type { ResolvedOAuthProvider } from '../providers/oauth-provider.config';
 import { remainingMs, retryDelayMs } from '../refresh-policy';
-import type { StoredToken } from '../store/oauth-token-store';
+import type { ConnectionTokens, StoredToken } from '../store/oauth-token-store';
 import { accessWrite, refreshWrite, validateTokenSet } from '../token/token-response';
 import { RefreshFailureHandler } from './refresh-failure-handler';
 import {
@@ -22,7 +22,7 @@ import {
   serveToken,
   sleep,
 } from './refresh-support';
-import { Connection, RotatedRefreshTokens } from './rotated-refresh-tokens';
+import { Connection, LiveRefreshToken, RotatedRefreshTokens } from './rotated-refresh-tokens';
 
 /** One refresh of one connection. */
 export interface RefreshRequest {
@@ -35,6 +35,32 @@ export interface RefreshRequest {
   reason: RefreshReason;
   /** Validity (ms) the caller needs; a token with more is served without a refresh. */
   needed: number;
+  /** Keeps the connection's lock held until `work` settles, after the caller was answered. */
+  keepLock: (work: Promise<unknown>) => void;
+}
+
+/** What a refresh knows between its token-endpoint call and storing the answer. */
+interface Exchange {
+  r: RefreshRequest;
+  connection: Connection;
+  fresh: ConnectionTokens;
+  access: StoredToken;
+  refresh: StoredToken;
+  live: LiveRefreshToken;
+  started: number;
+}
+
+/** A token-endpoint request past its timeout, still running: `failure` is what the caller is told now. */
+class LateAnswer extends Error {
+  constructor(
+    readonly answer: Promise<OAuthTokenSet>,
+    readonly failure: TokenEndpointFailure,
+    readonly attempts: number,
+  ) {
+    super('the token endpoint did not answer in time');
+    this.name = 'LateAnswer';
+    Object.assign(failure, { attempts });
+  }
 }
 
 /**
@@ -65,16 +91,29 @@ export class TokenRefresher {
     // A rotated refresh token that could not be written over the stored one is the live one (the stored one is spent).
     const live = await this.rotated.live(connection, fresh, refresh);
     const secret = provider.clientSecret ? await store.readClientSecret(ctx, provider.clientSecret) : undefined;
+    const step: Exchange = { r, connection, fresh, access, refresh, live, started };
     let tokens: OAuthTokenSet;
     let attempts = 0;
     try {
       ({ tokens, attempts } = await this.callWithRetries(provider, live.value, secret));
     } catch (e) {
+      if (e instanceof LateAnswer) {
+        // The caller is answered now; the lock stays held until the answer came and was stored.
+        r.keepLock(this.completeLate(step, e));
+        throw await this.failures.handle({ ctx, provider, connectionId, key, access, refresh, reason, error: e.failure, started });
+      }
       if (live.unsaved && e instanceof TokenEndpointFailure && e.kind === 'invalid_grant') await this.rotated.discard(connection, fresh.pendingRefresh);
       throw await this.failures.handle({ ctx, provider, connectionId, key, access, refresh, reason, error: e, started });
     }
+    return this.complete(step, tokens, attempts);
+  }
 
-    const now = clock.now();
+  /** Stores what the provider answered: the rotated refresh token first (the old one is spent), then the access token. */
+  private async complete(step: Exchange, tokens: OAuthTokenSet, attempts: number): Promise<AccessTokenResult> {
+    const { r, connection, fresh, access, refresh, live, started } = step;
+    const { ctx, provider, connectionId } = r;
+    const store = this.deps.store;
+    const now = this.deps.clock.now();
     const nextRefreshToken = tokens.refreshToken ?? (live.unsaved ? live.value : undefined);
     const rotated = nextRefreshToken !== undefined && (live.unsaved || !sameSecret(nextRefreshToken, live.value));
     let newRefresh = refresh;
@@ -95,7 +134,7 @@ export class TokenRefresher {
     // 2) Then the access token.
     const newAccess = await persistToken(this.deps, ctx, access, accessWrite(provider, tokens, now), provider.integrationId, connectionId);
     if (!newAccess) return serveCurrent(store, ctx, provider.integrationId, connectionId);
-    await this.deps.cooldowns.clear(key);
+    await this.deps.cooldowns.clear(connection.key);
     await this.reportSuccess(r, newAccess, newRefresh, rotated, attempts, started, now);
     return {
       accessToken: tokens.accessToken,
@@ -106,14 +145,32 @@ export class TokenRefresher {
     };
   }
 
+  /**
+   * A request that timed out may still be processed by the provider, rotating the refresh token: its
+   * late answer is stored like a timely one (while the lock is held, so nobody presents the spent token).
+   */
+  private async completeLate(step: Exchange, late: LateAnswer): Promise<void> {
+    const { connectionId, ctx, provider } = step.r;
+    try {
+      const tokens = await late.answer;
+      validateTokenSet(tokens);
+      await this.complete(step, tokens, late.attempts);
+      this.deps.logger.warn(`the token endpoint of "${provider.integrationId}" answered connection ${connectionId} (tenant ${ctx.tenantId}) after its timeout; its tokens were stored`);
+    } catch (e) {
+      this.deps.logger.warn(`the late answer of the token endpoint of "${provider.integrationId}" for connection ${connectionId} (tenant ${ctx.tenantId}) was not stored: ${describeRefreshError(e)}`);
+    }
+  }
+
   private async callWithRetries(provider: ResolvedOAuthProvider, refreshToken: string, secret: string | undefined): Promise<{ tokens: OAuthTokenSet; attempts: number }> {
     const { maxAttempts } = this.deps.options.retry;
     for (let attempt = 1; ; attempt++) {
       try {
-        const tokens = await this.deps.client.refresh(provider, refreshToken, secret);
+        const tokens = await this.callOnce(provider, refreshToken, secret, attempt);
         validateTokenSet(tokens);
         return { tokens, attempts: attempt };
       } catch (e) {
+        // Not retried: the provider may be processing the request, and a second one re-sends a token it may have spent.
+        if (e instanceof LateAnswer) throw e;
         const transient = e instanceof TokenEndpointFailure && e.kind === 'transient';
         // A provider asking for more patience than a request can wait is not asked again now (the cooldown honours it).
         const tooLong = transient && (e.details.retryAfterMs ?? 0) > this.deps.options.retry.maxDelayMs;
@@ -123,6 +180,20 @@ export class TokenRefresher {
         await sleep(delay);
       }
     }
+  }
+
+  /** One request, answered within `requestTimeoutMs`, else a LateAnswer holding the request, which lives `lateAnswerMs` longer. */
+  private callOnce(provider: ResolvedOAuthProvider, refreshToken: string, secret: string | undefined, attempt: number): Promise<OAuthTokenSet> {
+    const lateAnswerMs = this.deps.options.lateAnswerMs;
+    const answer = this.deps.client.refresh(provider, refreshToken, secret, { signal: AbortSignal.timeout(provider.requestTimeoutMs + lateAnswerMs) });
+    if (lateAnswerMs === 0) return answer;
+    return new Promise<OAuthTokenSet>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        const failure = new TokenEndpointFailure('transient', `the token endpoint did not answer within ${provider.requestTimeoutMs} ms`);
+        reject(new LateAnswer(answer, failure, attempt));
+      }, provider.requestTimeoutMs);
+      answer.then(resolve, reject).finally(() => clearTimeout(timer));
+    });
   }
 
   private async reportSuccess(r: RefreshRequest, newAccess: StoredToken, newRefresh: StoredToken, rotated: boolean, attempts: number, started: number, now: Date): Promise<void> {

@@ -1,0 +1,129 @@
+/**
+ * Integration: faults of a real OAuth server's token endpoint (oidc-provider, rotating refresh tokens)
+ * as a user of OAuthRefreshService meets them, on SQLite with the local vault: what the caller gets,
+ * and what state the connection is left in — above all, that the live refresh token is never lost.
+ */
+import { Logger } from '@nestjs/common';
+import { EventEmitter2 } from '@nestjs/event-emitter';
+import { ManualClock, type OperationContext } from '@app/common';
+import { CredentialsService, CredentialStatus, CredentialType } from '@app/credentials';
+import { KeyVaultEmulator } from '@app/keyvault-emulator';
+import { CapturingLogger, createTestDatabase, TestOAuthServer, type TestDatabase } from '@app/testing';
+import { OAuthProviderRegistry, OAuthRefreshEvents, OAuthRefreshService } from '../index';
+import { buildStack, type Stack } from '../oauth-refresh-stack.testing';
+
+const MIN = 60_000;
+/** The provider's timeout here; the slow token endpoint answers well after it. */
+const TIMEOUT_MS = 300;
+
+describe('OAuthRefreshService against a faulty real token endpoint (SQLite)', () => {
+  let emu: KeyVaultEmulator;
+  let db: TestDatabase;
+  let server: TestOAuthServer;
+  let stack: Stack;
+  let oauth: OAuthRefreshService;
+  let credentials: CredentialsService;
+  let events: EventEmitter2;
+  const clock = new ManualClock(new Date());
+  const logger = new CapturingLogger();
+  const ctx: OperationContext = { tenantId: 'faults', actor: { id: 'user:alice' } };
+  /** Every token the server issued here: none may show up in a log line. */
+  const issued = new Set<string>();
+  let seq = 0;
+
+  beforeAll(async () => {
+    Logger.overrideLogger(logger);
+    emu = await KeyVaultEmulator.start({ quiet: true, throttle: false });
+    db = await createTestDatabase('sqlite');
+    server = await TestOAuthServer.start();
+    stack = await buildStack(db, emu, clock, logger, { retry: { maxAttempts: 3, initialDelayMs: 5, maxDelayMs: 20 }, proactive: { enabled: false } });
+    ({ oauth, credentials } = stack);
+    events = stack.moduleRef.get(EventEmitter2);
+    const secret = await credentials.store(
+      { tenantId: 'system', actor: { id: 'system:setup' } },
+      { integrationId: 'idp', connectionId: 'oauth-client', type: CredentialType.CUSTOM_SECRET, value: server.clientSecret },
+    );
+    stack.moduleRef.get(OAuthProviderRegistry).register({
+      integrationId: 'idp',
+      issuer: server.issuer,
+      clientId: server.clientId,
+      clientSecret: { tenantId: 'system', credentialId: secret.id },
+      allowInsecureRequests: true,
+      requestTimeoutMs: TIMEOUT_MS,
+    });
+  });
+
+  afterAll(async () => {
+    await stack?.moduleRef.close();
+    await server?.close();
+    await emu?.stop();
+    await db?.drop();
+    Logger.overrideLogger(new Logger());
+  });
+
+  beforeEach(() => {
+    server.clearFault();
+    server.setTokenEndpointDelay(0);
+    clock.set(new Date());
+    server.resetCounters();
+  });
+
+  const connect = async () => {
+    const connectionId = `conn-${++seq}`;
+    const initial = await server.authorize();
+    issued.add(initial.access_token).add(initial.refresh_token!);
+    const stored = await oauth.storeOAuthCredentials(ctx, 'idp', connectionId, initial);
+    return { connectionId, initial, stored };
+  };
+  const enterWindow = (expiresAt: Date) => clock.set(new Date(expiresAt.getTime() - 2 * MIN));
+  /** The next event `name` of this connection, or a rejection after `ms`. */
+  const nextEvent = (name: string, connectionId: string, ms = 10_000) =>
+    new Promise<Record<string, unknown>>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        events.off(name, listener);
+        reject(new Error(`no ${name} for ${connectionId} within ${ms} ms`));
+      }, ms);
+      const listener = (payload: Record<string, unknown>) => {
+        if (payload.connectionId !== connectionId) return;
+        clearTimeout(timer);
+        events.off(name, listener);
+        resolve(payload);
+      };
+      events.on(name, listener);
+    });
+
+  it('a token endpoint answering after the timeout: the caller keeps the old token, the late answer (rotated refresh token) is stored, the spent token is never re-sent', async () => {
+    const { connectionId, initial, stored } = await connect();
+    server.setTokenEndpointDelay(TIMEOUT_MS + 400);
+    enterWindow(stored.expiresAt);
+    const late = nextEvent(OAuthRefreshEvents.REFRESHED, connectionId);
+
+    // The caller is answered at the timeout with the still-valid token.
+    const got = await oauth.getAccessToken(ctx, 'idp', connectionId);
+    expect(got).toMatchObject({ accessToken: initial.access_token, version: 1 });
+    // Meanwhile a 401 report does not send the refresh token the provider is spending right now.
+    await expect(oauth.reportTokenRejected(ctx, 'idp', connectionId)).rejects.toMatchObject({ code: 4003, retryable: true });
+
+    expect(await late).toMatchObject({ refreshTokenRotated: true, version: 2 });
+    expect(server.refreshCalls).toBe(1);
+    const refresh = await credentials.get(ctx, stored.refreshTokenCredentialId!);
+    issued.add(refresh.value);
+    expect(refresh.metadata).toMatchObject({ version: 2, status: CredentialStatus.ACTIVE });
+    expect(refresh.value).not.toBe(initial.refresh_token);
+
+    // The stored token is the live one: the next refresh works at the provider.
+    server.setTokenEndpointDelay(0);
+    const lateAccess = await oauth.getAccessToken(ctx, 'idp', connectionId);
+    issued.add(lateAccess.accessToken);
+    enterWindow(lateAccess.expiresAt!);
+    const next = await oauth.reportTokenRejected(ctx, 'idp', connectionId);
+    issued.add(next.accessToken);
+    expect(next.version).toBe(3);
+    expect(server.tokenCalls.filter((c) => c.grantType === 'refresh_token').map((c) => c.status)).toEqual([200, 200]);
+  });
+
+  it('never puts a token in a log line', () => {
+    expect(issued.size).toBeGreaterThanOrEqual(2);
+    for (const t of issued) for (const line of logger.lines) expect(line.includes(t)).toBe(false);
+  });
+});
