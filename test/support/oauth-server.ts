@@ -13,7 +13,7 @@ import type Provider from 'oidc-provider';
  * authorization-code flow with PKCE over real HTTP and returns the token response.
  *
  * Test controls: count token-endpoint calls, make the token endpoint fail (HTTP status or a dropped
- * connection), switch refresh-token rotation (rotate / reuse / omit from the response), change the
+ * connection), switch refresh-token rotation (rotate / reuse / omit from the response), edit its answers, change the
  * access-token lifetime, and revoke every grant (→ `invalid_grant` on the next refresh).
  */
 
@@ -61,6 +61,7 @@ export class TestOAuthServer {
   private refreshMode: RefreshTokenMode;
   private fault: TokenEndpointFault | undefined;
   private delayMs: number;
+  private rewrite: ((body: Record<string, unknown>) => void) | undefined;
   private readonly grantIds = new Set<string>();
 
   private constructor(
@@ -158,6 +159,11 @@ export class TestOAuthServer {
     this.delayMs = ms;
   }
 
+  /** Edits the body of every successful refresh-grant answer (after the grant was processed) until `clearFault()`. */
+  rewriteRefreshResponses(edit: (body: Record<string, unknown>) => void): void {
+    this.rewrite = edit;
+  }
+
   /** Makes every token-endpoint request fail until `clearFault()`. */
   failTokenEndpoint(fault: TokenEndpointFault): void {
     this.fault = fault;
@@ -165,6 +171,7 @@ export class TestOAuthServer {
 
   clearFault(): void {
     this.fault = undefined;
+    this.rewrite = undefined;
   }
 
   /** Destroys every grant issued so far: their refresh tokens now get `invalid_grant`. */
@@ -301,6 +308,7 @@ export class TestOAuthServer {
     if (this.refreshMode === 'omit' && call.grantType === 'refresh_token' && body && typeof body === 'object') {
       delete body.refresh_token;
     }
+    if (this.rewrite && call.grantType === 'refresh_token' && ctx.status === 200 && body && typeof body === 'object') this.rewrite(body);
   }
 }
 

@@ -122,6 +122,40 @@ describe('OAuthRefreshService against a faulty real token endpoint (SQLite)', ()
     expect(server.tokenCalls.filter((c) => c.grantType === 'refresh_token').map((c) => c.status)).toEqual([200, 200]);
   });
 
+  it.each([
+    ['expires_in: 0', { expires_in: 0 }],
+    ['expires_in: 1e20 (no date)', { expires_in: 1e20 }],
+  ])('a refresh answer with %s: a typed provider error (502), and the rotated refresh token it carried is kept', async (_name, edit) => {
+    const { connectionId, initial, stored } = await connect();
+    server.rewriteRefreshResponses((body) => Object.assign(body, edit));
+    clock.set(new Date(stored.expiresAt.getTime() + MIN)); // expired: nothing old to serve instead
+    await expect(oauth.getAccessToken(ctx, 'idp', connectionId)).rejects.toMatchObject({ code: 4004, codeName: 'INVALID_TOKEN_RESPONSE' });
+    expect(server.refreshCalls).toBe(1);
+
+    // The provider rotated: the next refresh (a sane answer) presents the new refresh token, not the spent one.
+    server.clearFault();
+    clock.set(new Date(clock.now().getTime() + MIN)); // past the failure's cooldown
+    const next = await oauth.reportTokenRejected(ctx, 'idp', connectionId);
+    issued.add(next.accessToken);
+    expect(next.accessToken).not.toBe(initial.access_token);
+    expect(server.tokenCalls.filter((c) => c.grantType === 'refresh_token').map((c) => c.status)).toEqual([200, 200]);
+    const refresh = await credentials.getMetadata(ctx, stored.refreshTokenCredentialId!);
+    expect(refresh.status).toBe(CredentialStatus.ACTIVE);
+  });
+
+  it('a refresh_token_expires_in too large to be a date is no expiry: the refresh succeeds and the rotated refresh token is stored', async () => {
+    const { connectionId, initial, stored } = await connect();
+    server.rewriteRefreshResponses((body) => Object.assign(body, { refresh_token_expires_in: 1e20 }));
+    enterWindow(stored.expiresAt);
+    const got = await oauth.getAccessToken(ctx, 'idp', connectionId);
+    issued.add(got.accessToken);
+    expect(got.version).toBe(2);
+    const refresh = await credentials.get(ctx, stored.refreshTokenCredentialId!);
+    issued.add(refresh.value);
+    expect(refresh.metadata).toMatchObject({ version: 2, expiresAt: null, status: CredentialStatus.ACTIVE });
+    expect(refresh.value).not.toBe(initial.refresh_token);
+  });
+
   it('never puts a token in a log line', () => {
     expect(issued.size).toBeGreaterThanOrEqual(2);
     for (const t of issued) for (const line of logger.lines) expect(line.includes(t)).toBe(false);

@@ -96,6 +96,9 @@ export class TokenRefresher {
     let attempts = 0;
     try {
       ({ tokens, attempts } = await this.callWithRetries(provider, live.value, secret));
+      await this.validateKeepingRotated(step, tokens).catch((e: unknown) => {
+        throw Object.assign(e as object, { attempts });
+      });
     } catch (e) {
       if (e instanceof LateAnswer) {
         // The caller is answered now; the lock stays held until the answer came and was stored.
@@ -153,11 +156,32 @@ export class TokenRefresher {
     const { connectionId, ctx, provider } = step.r;
     try {
       const tokens = await late.answer;
-      validateTokenSet(tokens);
+      await this.validateKeepingRotated(step, tokens);
       await this.complete(step, tokens, late.attempts);
       this.deps.logger.warn(`the token endpoint of "${provider.integrationId}" answered connection ${connectionId} (tenant ${ctx.tenantId}) after its timeout; its tokens were stored`);
     } catch (e) {
       this.deps.logger.warn(`the late answer of the token endpoint of "${provider.integrationId}" for connection ${connectionId} (tenant ${ctx.tenantId}) was not stored: ${describeRefreshError(e)}`);
+    }
+  }
+
+  /**
+   * A 200 the lib cannot use (no access token, no usable expires_in) may still carry a rotated refresh
+   * token, the only live one now: it is kept before the answer is refused (OAuthInvalidTokenResponseError).
+   */
+  private async validateKeepingRotated(step: Exchange, tokens: OAuthTokenSet): Promise<void> {
+    try {
+      validateTokenSet(tokens);
+      return;
+    } catch (invalid) {
+      const rotated = typeof tokens?.refreshToken === 'string' && tokens.refreshToken.length > 0 ? tokens.refreshToken : undefined;
+      if (rotated !== undefined && (step.live.unsaved || !sameSecret(rotated, step.live.value))) {
+        try {
+          await this.rotated.keep(step.connection, step.fresh, step.refresh, refreshWrite({ ...tokens, refreshToken: rotated }, this.deps.clock.now()));
+        } catch (e) {
+          this.deps.logger.error(`could not keep the rotated refresh token of an invalid answer for connection ${step.r.connectionId}: ${describeRefreshError(e)}`);
+        }
+      }
+      throw invalid;
     }
   }
 
@@ -166,7 +190,6 @@ export class TokenRefresher {
     for (let attempt = 1; ; attempt++) {
       try {
         const tokens = await this.callOnce(provider, refreshToken, secret, attempt);
-        validateTokenSet(tokens);
         return { tokens, attempts: attempt };
       } catch (e) {
         // Not retried: the provider may be processing the request, and a second one re-sends a token it may have spent.

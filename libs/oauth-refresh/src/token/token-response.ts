@@ -63,7 +63,8 @@ export function validateTokenSet(t: OAuthTokenSet): void {
   if (!t || typeof t.accessToken !== 'string' || t.accessToken.length === 0) {
     throw new OAuthInvalidTokenResponseError('the token endpoint returned no access_token');
   }
-  if (t.expiresIn !== undefined && !(Number.isFinite(t.expiresIn) && t.expiresIn > 0)) {
+  // 0 is no lifetime, and beyond a century is no date (the access token could not be stored).
+  if (t.expiresIn !== undefined && !(Number.isFinite(t.expiresIn) && t.expiresIn > 0 && t.expiresIn <= MAX_LIFETIME_SECONDS)) {
     throw new OAuthInvalidTokenResponseError('the token endpoint returned an invalid expires_in');
   }
 }
@@ -76,10 +77,12 @@ export function accessWrite(provider: ResolvedOAuthProvider, tokens: OAuthTokenS
   return { value: tokens.accessToken, expiresAt: new Date(now.getTime() + seconds * 1000), tags };
 }
 
-/** The refresh-token write of a token set that carries one. */
+/**
+ * The refresh-token write of a token set that carries one. A `refresh_token_expires_in` that is no
+ * lifetime (≤ 0, over a century) is ignored: the token is kept without an expiry rather than refused.
+ */
 export function refreshWrite(tokens: OAuthTokenSet & { refreshToken: string }, now: Date): TokenWrite {
-  return {
-    value: tokens.refreshToken,
-    expiresAt: tokens.refreshTokenExpiresIn !== undefined ? new Date(now.getTime() + tokens.refreshTokenExpiresIn * 1000) : null,
-  };
+  const seconds = tokens.refreshTokenExpiresIn;
+  const dated = seconds !== undefined && Number.isFinite(seconds) && seconds > 0 && seconds <= MAX_LIFETIME_SECONDS;
+  return { value: tokens.refreshToken, expiresAt: dated ? new Date(now.getTime() + seconds * 1000) : null };
 }
