@@ -20,9 +20,8 @@ import {
 import { KeyVaultEmulator } from '@app/keyvault-emulator';
 import { CapturingLogger, createTestDatabase, DATABASE_KINDS, rejection, TestOAuthServer, type TestDatabase, type TestDatabaseKind } from '@app/testing';
 import type { TokenEndpointResponse } from 'oauth4webapi';
-import { buildStack, type Stack } from './oauth-refresh-stack.testing';
+import { buildStack, registerTestProvider, closeTestStack, type Stack } from './oauth-refresh-stack.testing';
 import {
-  OAuthProviderRegistry,
   OAuthReauthRequiredError,
   OAuthRefreshEvents,
   OAuthRefreshFailedError,
@@ -86,27 +85,10 @@ describe.each(DATABASE_KINDS)('OAuthRefreshModule on %s with a real OAuth server
     );
     // The client secret lives in the vault as a credential of the system tenant; the provider
     // configuration only references it.
-    const secretMeta = await stack.credentials.store(
-      { tenantId: SYSTEM_TENANT, actor: { id: 'system:setup' } },
-      { integrationId: 'acme-idp', connectionId: 'oauth-client', type: CredentialType.CUSTOM_SECRET, value: server.clientSecret },
-    );
-    clientSecretId = secretMeta.id;
-    stack.moduleRef.get(OAuthProviderRegistry).register({
-      integrationId: 'acme-idp',
-      issuer: server.issuer,
-      clientId: server.clientId,
-      clientSecret: { tenantId: SYSTEM_TENANT, credentialId: secretMeta.id },
-      allowInsecureRequests: true,
-    });
+    clientSecretId = await registerTestProvider(stack, server, 'acme-idp');
   });
 
-  afterAll(async () => {
-    await stack?.moduleRef.close();
-    await server?.close();
-    await emu?.stop();
-    await db?.drop();
-    Logger.overrideLogger(new Logger());
-  });
+  afterAll(() => closeTestStack({ stack, server, emu, db }));
 
   beforeEach(() => {
     server.clearFault();

@@ -6,11 +6,11 @@
 import { Logger } from '@nestjs/common';
 import { EventEmitter2 } from '@nestjs/event-emitter';
 import { ManualClock, type OperationContext } from '@app/common';
-import { CredentialsService, CredentialStatus, CredentialType } from '@app/credentials';
+import { CredentialsService, CredentialStatus } from '@app/credentials';
 import { KeyVaultEmulator } from '@app/keyvault-emulator';
 import { CapturingLogger, createTestDatabase, TestOAuthServer, type TestDatabase } from '@app/testing';
-import { OAuthProviderRegistry, OAuthRefreshEvents, OAuthRefreshService } from '../index';
-import { buildStack, type Stack } from '../oauth-refresh-stack.testing';
+import { OAuthRefreshEvents, OAuthRefreshService } from '../index';
+import { buildStack, registerTestProvider, closeTestStack, type Stack } from '../oauth-refresh-stack.testing';
 
 const MIN = 60_000;
 /** The provider's timeout here; the slow token endpoint answers well after it. */
@@ -39,27 +39,10 @@ describe('OAuthRefreshService against a faulty real token endpoint (SQLite)', ()
     stack = await buildStack(db, emu, clock, logger, { retry: { maxAttempts: 3, initialDelayMs: 5, maxDelayMs: 20 }, proactive: { enabled: false } });
     ({ oauth, credentials } = stack);
     events = stack.moduleRef.get(EventEmitter2);
-    const secret = await credentials.store(
-      { tenantId: 'system', actor: { id: 'system:setup' } },
-      { integrationId: 'idp', connectionId: 'oauth-client', type: CredentialType.CUSTOM_SECRET, value: server.clientSecret },
-    );
-    stack.moduleRef.get(OAuthProviderRegistry).register({
-      integrationId: 'idp',
-      issuer: server.issuer,
-      clientId: server.clientId,
-      clientSecret: { tenantId: 'system', credentialId: secret.id },
-      allowInsecureRequests: true,
-      requestTimeoutMs: TIMEOUT_MS,
-    });
+    await registerTestProvider(stack, server, 'idp', { requestTimeoutMs: TIMEOUT_MS });
   });
 
-  afterAll(async () => {
-    await stack?.moduleRef.close();
-    await server?.close();
-    await emu?.stop();
-    await db?.drop();
-    Logger.overrideLogger(new Logger());
-  });
+  afterAll(() => closeTestStack({ stack, server, emu, db }));
 
   beforeEach(() => {
     server.clearFault();
