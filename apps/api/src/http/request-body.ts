@@ -1,5 +1,6 @@
 import { BadRequestException, createParamDecorator, ExecutionContext, SetMetadata, UnsupportedMediaTypeException } from '@nestjs/common';
 import { ROUTE_ARGS_METADATA } from '@nestjs/common/constants';
+import { RouteParamtypes } from '@nestjs/common/enums/route-paramtypes.enum';
 import type { FastifyInstance } from 'fastify';
 
 /** Deeper JSON than this is refused: no body of ours nests past 3 levels, and deep nesting overflows recursive code downstream. */
@@ -147,9 +148,6 @@ export interface DeclaredInput {
   body: boolean;
 }
 
-// Nest's parameter kinds in ROUTE_ARGS_METADATA keys (`<kind>:<index>`): RouteParamtypes.BODY, .QUERY.
-const BODY_PARAM = 3;
-const QUERY_PARAM = 4;
 
 /**
  * Read once per route from Nest's parameter metadata (`@Query()`, `@Query('name')`, `@Body()`). A route
@@ -163,8 +161,8 @@ export function declaredInput(controller: object, handler: { name: string }): De
   let body = false;
   for (const [key, arg] of Object.entries(args)) {
     const kind = Number(key.split(':')[0]);
-    if (kind === BODY_PARAM) body = true;
-    if (kind === QUERY_PARAM) {
+    if (kind === RouteParamtypes.BODY) body = true;
+    if (kind === RouteParamtypes.QUERY) {
       if (typeof arg.data === 'string') names.add(arg.data);
       else anyQuery = true;
     }

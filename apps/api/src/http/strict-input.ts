@@ -148,7 +148,7 @@ export function validationMessages(errors: ValidationError[]): string[] {
     if (constraints.whitelistValidation !== undefined) {
       // An unknown property's name may itself be data (a pasted secret): it is never repeated. A near
       // miss of a declared field is answered with the declared name, which is public.
-      const guess = closestField(e.property, declaredFields(e.target));
+      const guess = closestField(e.property, e.target ? declaredFields(e.target.constructor as Type<unknown>) : []);
       const unknown = e.target && queryDtos.has(e.target.constructor) ? UNKNOWN_QUERY_PARAMETER : 'the body has a property that is not accepted';
       out.push(`${unknown}${guess ? ` (did you mean ${guess}?)` : ''}`);
     }
@@ -157,9 +157,9 @@ export function validationMessages(errors: ValidationError[]): string[] {
   return out.length > 0 ? [...new Set(out)] : ['invalid request'];
 }
 
-function declaredFields(target: object | undefined): string[] {
-  if (!target) return [];
-  const metadata = getMetadataStorage().getTargetValidationMetadatas(target.constructor, '', true, false);
+/** The fields a DTO class declares (its class-validator metadata). */
+export function declaredFields(dto: Type<unknown>): string[] {
+  const metadata = getMetadataStorage().getTargetValidationMetadatas(dto, '', true, false);
   return [...new Set(metadata.map((m) => m.propertyName))];
 }
 

@@ -1,8 +1,8 @@
 import { BadRequestException, Body as NestBody, createParamDecorator, ExecutionContext, Param as NestParam, Query as NestQuery, type PipeTransform, type Type } from '@nestjs/common';
 import { PATH_METADATA, ROUTE_ARGS_METADATA } from '@nestjs/common/constants';
+import { RouteParamtypes } from '@nestjs/common/enums/route-paramtypes.enum';
 import { ApiParam } from '@nestjs/swagger';
-import { getMetadataStorage } from 'class-validator';
-import { hostValidationPipe } from './strict-input';
+import { declaredFields, hostValidationPipe } from './strict-input';
 
 // The host's input parameters. Nest's `@Body()`, `@Query()` and `@Param()` with the host's ValidationPipe as
 // their first pipe, in place of a global pipe: Nest runs a global pipe on every parameter, the custom ones
@@ -52,17 +52,16 @@ export const CredentialIdParam =
     if (descriptor) ApiParam({ name, required: true, schema: { type: 'string', format: 'uuid' } })(target, key!, descriptor);
   };
 
-// Nest's parameter kinds (RouteParamtypes) whose value comes from the request as sent.
-const QUERY_KIND = 4;
-const REQUEST_INPUT_KINDS = new Map([
-  [3, 'body'],
-  [4, 'query'],
-  [5, 'path parameter'],
-  [8, 'file'],
-  [9, 'files'],
-  [12, 'raw body'],
-  [14, 'cookies'],
-  [15, 'signed cookies'],
+// Nest's parameter kinds whose value comes from the request as sent.
+const REQUEST_INPUT_KINDS = new Map<number, string>([
+  [RouteParamtypes.BODY, 'body'],
+  [RouteParamtypes.QUERY, 'query'],
+  [RouteParamtypes.PARAM, 'path parameter'],
+  [RouteParamtypes.FILE, 'file'],
+  [RouteParamtypes.FILES, 'files'],
+  [RouteParamtypes.RAW_BODY, 'raw body'],
+  [RouteParamtypes.COOKIES, 'cookies'],
+  [RouteParamtypes.SIGNED_COOKIES, 'signed cookies'],
 ]);
 
 /** The HTTP route handlers of these controllers, each with its parameters' metadata (Nest's ROUTE_ARGS_METADATA). */
@@ -82,13 +81,13 @@ export function declaredQueryNames(controllers: Iterable<Type<unknown>>): Set<st
   const names = new Set<string>();
   for (const { controller, method, args } of routeHandlers(controllers)) {
     for (const [key, arg] of Object.entries(args)) {
-      if (Number(key.split(':')[0]) !== QUERY_KIND) continue;
+      if (Number(key.split(':')[0]) !== RouteParamtypes.QUERY) continue;
       if (typeof arg.data === 'string') {
         names.add(arg.data);
         continue;
       }
       const dto = (Reflect.getMetadata('design:paramtypes', controller.prototype, method) as Array<Type<unknown>> | undefined)?.[arg.index];
-      if (dto) for (const m of getMetadataStorage().getTargetValidationMetadatas(dto, '', true, false)) names.add(m.propertyName);
+      if (dto) for (const field of declaredFields(dto)) names.add(field);
     }
   }
   return names;
