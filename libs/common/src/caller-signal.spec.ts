@@ -90,6 +90,10 @@ describe('callerSignal / withCallerSignal', () => {
     await aborted(signal);
     expect(ctx.signal?.aborted).toBe(true);
 
+    // The response stays inside: a copy or a serialisation of the context (a log line) carries only its fields.
+    expect(JSON.parse(JSON.stringify(ctx))).toEqual({ tenantId: 'acme', actor: { id: 'user:alice' }, correlationId: 'req-1' });
+    expect(Object.keys({ ...ctx }).sort()).toEqual(['actor', 'correlationId', 'tenantId']);
+
     // Not an HTTP call: no signal.
     expect(withCallerSignal({ tenantId: 'acme', actor: { id: 'system:job' } }, undefined).signal).toBeUndefined();
   });
