@@ -1,0 +1,105 @@
+/**
+ * Two builds of the host side by side: each checkout's own host process on one local vault, loaded in turn in
+ * short bursts (A B, B A, A B…), so the machine's drift — a VM's neighbours, frequency, another job — falls on
+ * both alike. Prints, per build, the server CPU µs per request and the req/s of each burst, and the median of
+ * the per-pair ratios B/A. Not a figure: it tells whether a change (or a commit range) moved the host's cost,
+ * where successive single runs differ by ±10–40% on this VM.
+ *
+ *   npm run build (in each checkout) && node dist/bench/ab-hosts.js <checkout A> <checkout B>
+ *     [--route value|metadata|live] [--pairs 12] [--seconds 2] [--database sqlite|postgres]
+ *
+ * A checkout is a directory with its own `dist/` (a `git worktree` or clone, built). Its host starts from its own
+ * `dist/bench/support/server-main.js`, so both sides run their own code with this checkout's load generator.
+ */
+import 'reflect-metadata';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import { generateApiKey } from '../apps/api/src/auth/api-keys';
+import { autocannon } from './support/autocannon';
+import { BENCH_POSTGRES_URL, dropSchema, freshSchema } from './support/postgres';
+import type { ServerProcess as ServerProcessType, ServerSpec } from './support/server-process';
+import { VaultProcess } from './support/vault-process';
+
+export function median(values: readonly number[]): number {
+  const s = [...values].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+}
+
+const round3 = (x: number): number => Math.round(x * 1000) / 1000;
+
+/** B's figure over A's, pair by pair, rounded to 3 places. */
+export function pairRatios(a: readonly number[], b: readonly number[]): number[] {
+  return a.map((x, i) => round3(b[i] / x));
+}
+
+async function main(): Promise<void> {
+  const { values, positionals } = parseArgs({
+    allowPositionals: true,
+    options: {
+      route: { type: 'string', default: 'value' },
+      pairs: { type: 'string', default: '12' },
+      seconds: { type: 'string', default: '2' },
+      database: { type: 'string', default: 'sqlite' },
+    },
+  });
+  if (positionals.length !== 2) throw new Error('usage: ab-hosts <checkout A> <checkout B> [--route value|metadata|live] [--pairs N] [--seconds S] [--database sqlite|postgres]');
+  const route = values.route as 'value' | 'metadata' | 'live';
+  const seconds = Number(values.seconds);
+  const checkouts = positionals.map((p) => resolve(p));
+  const outDir = join(tmpdir(), `cv-ab-${Date.now()}`);
+  mkdirSync(outDir, { recursive: true });
+  const vault = await VaultProcess.start({ dataDir: join(outDir, 'vault'), throttle: { limit: 1_000_000, windowMs: 1000 } });
+  const caCertPath = join(outDir, 'ca.pem');
+  writeFileSync(caCertPath, vault.caCertPem);
+  const key = generateApiKey('bench', 'bench', ['admin']);
+  const schemas: string[] = [];
+  const hosts: ServerProcessType[] = [];
+  try {
+    for (const [i, dir] of checkouts.entries()) {
+      // eslint-disable-next-line @typescript-eslint/no-require-imports -- the other checkout's own module, chosen at run time
+      const { ServerProcess } = require(join(dir, 'dist/bench/support/server-process.js')) as { ServerProcess: typeof ServerProcessType };
+      const schema = values.database === 'postgres' ? await freshSchema(`bench_ab_${i}_${process.pid}`) : undefined;
+      if (schema) schemas.push(schema);
+      const spec: ServerSpec = {
+        kind: 'host',
+        vaultUrl: vault.vaultUrl,
+        caCertPath,
+        apiKeyEntry: JSON.stringify(key.entry),
+        apiKey: key.key,
+        database: schema ? { type: 'postgres', url: BENCH_POSTGRES_URL, schema } : { type: 'sqlite' },
+      };
+      hosts.push(await ServerProcess.start(spec));
+    }
+    const load = (h: ServerProcessType, durationS: number) => autocannon({ url: h.url(route), headers: h.ready.headers, connections: 32, durationS });
+    for (const h of hosts) await load(h, 3); // warm-up: JIT, cache, connections
+    const cpu: number[][] = [[], []];
+    const rps: number[][] = [[], []];
+    for (let p = 0; p < Number(values.pairs); p++) {
+      for (const i of p % 2 ? [1, 0] : [0, 1]) {
+        const c0 = await hosts[i].cpuUs();
+        const r = await load(hosts[i], seconds);
+        cpu[i].push(Math.round(((await hosts[i].cpuUs()) - c0) / r.ops * 10) / 10);
+        rps[i].push(Math.round(r.ops / seconds));
+      }
+    }
+    for (const [i, dir] of checkouts.entries()) {
+      process.stdout.write(`${JSON.stringify({ checkout: dir, route, database: values.database, cpuUsPerRequest: median(cpu[i]), reqPerSec: median(rps[i]), cpuRuns: cpu[i], rpsRuns: rps[i] })}\n`);
+    }
+    const cpuRatios = pairRatios(cpu[0], cpu[1]);
+    const rpsRatios = pairRatios(rps[0], rps[1]);
+    process.stdout.write(`${JSON.stringify({ cpuRatioBA: round3(median(cpuRatios)), reqPerSecRatioBA: round3(median(rpsRatios)), cpuRatios, rpsRatios })}\n`);
+  } finally {
+    for (const h of hosts) await h.stop();
+    await vault.stop();
+    for (const s of schemas) await dropSchema(s);
+  }
+}
+
+if (require.main === module) {
+  main().catch((e) => {
+    console.error(e);
+    process.exit(1);
+  });
+}
