@@ -3,16 +3,19 @@ export interface SharedCacheStats {
   l1: { hits: number; misses: number };
   /** Redis tier: `hits` decrypted and served; `rejected` entries that failed to decrypt (another key, tampered: a miss). */
   l2: { enabled: boolean; hits: number; misses: number; errors: number; rejected: number; fills: number; fillsRefused: number; lockWaits: number; lockTimeouts: number };
-  /** Reads served straight from the loader because invalidations could not be received (no L1, no L2). */
+  /** Reads served straight from the loader because invalidations could not be received, or not from every replica (no L1, no L2). */
   degradedReads: number;
   /**
    * `lost`: how many times this replica stopped hearing evictions and dropped its in-process entries (reads then
    * bypass the cache until it hears again), by reason — the bus connection closed, or it stayed open but no
-   * heartbeat was heard within `cache.heartbeat.lostAfterMs`.
+   * heartbeat was heard within `cache.heartbeat.lostAfterMs`. `healthy`: this replica hears its fan-out (its
+   * reads may still bypass the cache: `unheardReplicas`).
    */
   invalidation: {
     transport: 'redis' | 'postgres';
     healthy: boolean;
+    /** Why some replicas cannot be heard (`setUnheardReplicas`), while they cannot: reads bypass the cache. */
+    unheardReplicas?: string;
     published: number;
     received: number;
     publishErrors: number;
@@ -135,6 +138,16 @@ export abstract class CredentialCache {
   outlastUnheardEviction(): Promise<void> {
     return Promise.resolve();
   }
+
+  /**
+   * Tells the cache that some replicas of the deployment announce their evictions where it cannot hear them (the
+   * host: another `REDIS_KEY_PREFIX` live on the same database and vault) — `reason` says so, for the log and health
+   * — or, with `undefined`, that every replica is heard again. Meanwhile nothing cached is served: every read goes
+   * to the store, as while the fan-out is down, and the in-process entries are dropped; when it ends, a shared tier
+   * is emptied (it may hold values changed on the unheard side) before anything is cached again. This default, for
+   * a cache that hears no other replica anyway (the in-process LRU), ignores it.
+   */
+  setUnheardReplicas(_reason: string | undefined): void {}
 
   health(): CredentialCacheHealth {
     return { tier: 'memory', invalidation: 'none', status: 'up', details: {} };

@@ -442,6 +442,26 @@ describe.each(DATABASE_KINDS)('shared credential cache on %s (real Redis, local 
       await fresh.close();
     }
   });
+
+  it('while some replicas cannot be heard (another key prefix) reads go to the store; after, L2 is emptied before it serves again', async () => {
+    const id = await store();
+    await svc(0).get(ctx, id); // fills L1 and L2
+    const raw = redisAt();
+    const [entryKey] = (await redisDump()).map(([k]) => k).filter((k) => k.startsWith(`${PREFIX}e:`) && k.includes(id));
+    const old = await raw.get(entryKey);
+    expect(old).toBeTruthy();
+    cacheOf(0).setUnheardReplicas('REDIS_KEY_PREFIX "other:" is live for this deployment');
+    // Revoked on a replica this one cannot hear: its eviction reaches neither this L1 nor this L2 (the entry stays).
+    await svc(0).revoke(ctx, id);
+    await raw.set(entryKey, old!);
+    await expect(svc(0).get(ctx, id)).rejects.toBeInstanceOf(CredentialRevokedError);
+    expect(cacheOf(0).health()).toMatchObject({ status: 'degraded', details: { unheardReplicas: expect.stringContaining('other:') } });
+
+    cacheOf(0).setUnheardReplicas(undefined);
+    await eventually(() => expect(cacheOf(0).health().status).toBe('up'), 5000);
+    expect(await raw.get(entryKey)).toBeNull();
+    await expect(svc(0).get(ctx, id)).rejects.toBeInstanceOf(CredentialRevokedError);
+  });
 });
 
 describe('invalidation over PostgreSQL LISTEN/NOTIFY (no Redis)', () => {

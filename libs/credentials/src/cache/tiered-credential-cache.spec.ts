@@ -253,6 +253,45 @@ describe('TieredCredentialCache (L1 + invalidation bus, no L2)', () => {
     }
   });
 
+  it('while some replicas cannot be heard (setUnheardReplicas) nothing cached is served, and it says so once when it starts and ends', async () => {
+    const { cache } = await build();
+    const warn = jest.spyOn(Logger.prototype, 'warn').mockImplementation(() => undefined);
+    const log = jest.spyOn(Logger.prototype, 'log').mockImplementation(() => undefined);
+    try {
+      let n = 0;
+      const loader = jest.fn(async () => `v${++n}`);
+      const dropped: Array<string | null> = [];
+      cache.onDrop((key) => dropped.push(key));
+      expect(await cache.getOrLoad('t/a', loader)).toBe('v1');
+      expect(await cache.getOrLoadRow('t/a', async () => 'r1')).toBe('r1');
+      dropped.length = 0;
+
+      cache.setUnheardReplicas('another prefix is live');
+      expect(new Set(dropped)).toEqual(new Set([null])); // the unpacked reads forget the values too
+      expect(await cache.getOrLoad('t/a', loader)).toBe('v2');
+      expect(await cache.getOrLoad('t/a', loader)).toBe('v3');
+      expect(await cache.getOrLoadRow('t/a', async () => 'r2')).toBe('r2');
+      cache.setUnheardReplicas('another prefix is live');
+      cache.setUnheardReplicas('two other prefixes are live');
+      expect(cache.stats().shared).toMatchObject({ degradedReads: 2, invalidation: { healthy: true, unheardReplicas: 'two other prefixes are live' } });
+      expect(cache.health()).toMatchObject({ status: 'degraded', details: { message: 'two other prefixes are live: reads bypass the cache' } });
+      expect(warn.mock.calls.map(([m]) => String(m))).toEqual(['another prefix is live: 1 cached entries dropped, reads bypass the cache until every replica is heard']);
+
+      cache.setUnheardReplicas(undefined);
+      cache.setUnheardReplicas(undefined);
+      for (const until = Date.now() + 5000; cache.health().status !== 'up' && Date.now() < until; ) await new Promise((r) => setTimeout(r, 5));
+      expect(cache.health().status).toBe('up');
+      expect(await cache.getOrLoad('t/a', loader)).toBe('v4');
+      expect(await cache.getOrLoad('t/a', loader)).toBe('v4');
+      expect(log.mock.calls.map(([m]) => String(m)).filter((m) => m.startsWith('every replica'))).toEqual(['every replica is heard again: the cache serves again once a heartbeat is heard']);
+      expect(cache.stats().shared!.invalidation).not.toHaveProperty('unheardReplicas');
+    } finally {
+      warn.mockRestore();
+      log.mockRestore();
+      await cache.stop();
+    }
+  });
+
   it('metadata rows: kept in L1 only, dropped by an announced eviction, never cached while the bus is down', async () => {
     const { bus, cache } = await build();
     const read = (v: string) => cache.getOrLoadRow('t/a', async () => v);

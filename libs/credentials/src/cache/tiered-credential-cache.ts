@@ -52,6 +52,8 @@ export class TieredCredentialCache extends CredentialCache {
   private syncing = false;
   private stopping = false;
   private heartbeat?: NodeJS.Timeout;
+  /** Why some replicas of the deployment cannot be heard (`setUnheardReplicas`): nothing cached is served meanwhile. */
+  private unheard?: string;
   private readonly liveWaiters: Array<() => void> = [];
 
   constructor(
@@ -68,9 +70,12 @@ export class TieredCredentialCache extends CredentialCache {
     this.l2Synced = !this.l2;
   }
 
-  /** Evictions are heard: the bus is connected and a heartbeat came through recently. Otherwise nothing cached is served. */
+  /**
+   * Evictions are heard: the bus is connected, a heartbeat came through recently, and no replica is known to
+   * announce its evictions elsewhere. Otherwise nothing cached is served.
+   */
   get hearing(): boolean {
-    return this.bus.healthy && this.live;
+    return this.bus.healthy && this.live && this.unheard === undefined;
   }
 
   /** Connects the bus (not fatal: until it works, reads bypass the cache) and warms the cache key. */
@@ -138,6 +143,26 @@ export class TieredCredentialCache extends CredentialCache {
     await sleep(this.liveness.lostAfterMs + this.liveness.intervalMs);
   }
 
+  /**
+   * Starting: L1 is dropped and reads bypass the cache. Ending: as after a lost heartbeat — L2 (which the unheard
+   * replicas' changes never reached) is emptied, then a heartbeat is awaited, then L1 is emptied and serves again.
+   */
+  override setUnheardReplicas(reason: string | undefined): void {
+    const was = this.unheard;
+    this.unheard = reason;
+    if (reason !== undefined) {
+      const entries = this.l1.stats().size;
+      this.l1.clear();
+      if (was === undefined) this.logger.warn(`${reason}: ${entries} cached entries dropped, reads bypass the cache until every replica is heard`);
+      return;
+    }
+    if (was === undefined) return;
+    this.live = false;
+    this.l2Synced = !this.l2;
+    this.logger.log(`every replica is heard again: the cache serves again once ${this.l2 ? 'the shared tier is emptied and ' : ''}a heartbeat is heard`);
+    if (this.bus.healthy) this.syncShared();
+  }
+
   invalidatePrefix(prefix: string): void {
     this.l1.invalidatePrefix(prefix);
     void (async () => {
@@ -173,7 +198,8 @@ export class TieredCredentialCache extends CredentialCache {
       degradedReads: c.degradedReads,
       invalidation: {
         transport: this.bus.transport,
-        healthy: this.hearing,
+        healthy: this.bus.healthy && this.live,
+        ...(this.unheard !== undefined ? { unheardReplicas: this.unheard } : {}),
         published: c.published,
         received: c.received,
         publishErrors: c.publishErrors,
@@ -196,7 +222,9 @@ export class TieredCredentialCache extends CredentialCache {
     const status = this.hearing && !l2Down ? 'up' : 'degraded';
     const why = !this.bus.healthy
       ? 'evictions cannot be received: reads bypass the cache'
-      : !this.live
+      : this.unheard !== undefined
+        ? `${this.unheard}: reads bypass the cache`
+        : !this.live
         ? `no invalidation heartbeat heard within ${this.liveness.lostAfterMs} ms: reads bypass the cache`
         : 'the shared cache tier is failing: reads skip it';
     return {
@@ -206,6 +234,7 @@ export class TieredCredentialCache extends CredentialCache {
       details: {
         invalidationConnected: this.bus.healthy,
         invalidationHeard: this.live,
+        ...(this.unheard !== undefined ? { unheardReplicas: this.unheard } : {}),
         ...(this.l2 ? { l2: l2Down ? 'failing' : 'up' } : {}),
         pendingEvictions: this.pending.size,
         ...(status === 'degraded' ? { message: why } : {}),
