@@ -7,7 +7,7 @@ import type { NestFastifyApplication } from '@nestjs/platform-fastify';
 import { EventEmitter2 } from '@nestjs/event-emitter';
 import { Redis } from 'ioredis';
 import { AUDIT_SUSPICIOUS_ACTIVITY_EVENT, AuditAction, AuditService, SuspiciousActivityEvent } from '@app/audit';
-import { CredentialsService, CredentialType } from '@app/credentials';
+import { CredentialCache, CredentialsService, CredentialType } from '@app/credentials';
 import { OAuthProviderRegistry } from '@app/oauth-refresh';
 import { TestOAuthServer } from '@app/testing';
 import { generateApiKey } from '../apps/api/src/auth/api-keys';
@@ -160,6 +160,16 @@ describe('cluster-wide limits and counters (two replicas, PostgreSQL, one Redis)
   });
 
   const get = (base: string, path: string, apiKey = key.key) => fetch(`${base}${path}`, { headers: { 'x-api-key': apiKey } });
+  /** As the OAuth client (values and writes), JSON both ways. */
+  const call = async (base: string, method: string, path: string, body?: unknown) => {
+    const res = await fetch(`${base}${path}`, {
+      method,
+      headers: { 'x-api-key': oauthClient.key, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    const text = await res.text();
+    return { status: res.status, body: text ? JSON.parse(text) : undefined };
+  };
 
   describe('API rate limit', () => {
     it('is shared: N requests spread over both replicas, then the next one is refused on either', async () => {
@@ -235,15 +245,6 @@ describe('cluster-wide limits and counters (two replicas, PostgreSQL, one Redis)
 
   describe('OAuth refresh cooldowns', () => {
     let idp: TestOAuthServer;
-    const call = async (base: string, method: string, path: string, body?: unknown) => {
-      const res = await fetch(`${base}${path}`, {
-        method,
-        headers: { 'x-api-key': oauthClient.key, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
-        body: body === undefined ? undefined : JSON.stringify(body),
-      });
-      const text = await res.text();
-      return { status: res.status, body: text ? JSON.parse(text) : undefined };
-    };
 
     beforeAll(async () => {
       idp = await TestOAuthServer.start();
@@ -337,13 +338,14 @@ describe('cluster-wide limits and counters (two replicas, PostgreSQL, one Redis)
   describe('a replica with another REDIS_KEY_PREFIX on the same database and vault', () => {
     const otherPrefix = `cvt-other-${randomBytes(4).toString('hex')}:`;
     let c: Replica;
+    let cClosed = false;
 
     beforeAll(async () => {
       c = await startReplica(a, { REDIS_KEY_PREFIX: otherPrefix });
     });
 
     afterAll(async () => {
-      await c?.app.close();
+      if (!cClosed) await c?.app.close();
       await deleteKeys(redis, otherPrefix);
     });
 
@@ -358,6 +360,51 @@ describe('cluster-wide limits and counters (two replicas, PostgreSQL, one Redis)
       expect(((await established.json()) as { details: Record<string, unknown> }).details.redisPrefix).toMatchObject({ status: 'degraded', prefix, otherPrefixes: [otherPrefix] });
       // (One metrics registry in this process: the newest app's gauge, the newcomer's, is the one served.)
       expect(await (await fetch(`${c.baseUrl}/metrics`)).text()).toMatch(/^credential_vault_redis_prefix_conflicts 1$/m);
+    });
+
+    it('while it lasts, neither side serves a value from its cache: a rotate or revoke on one side is seen at once on the other', async () => {
+      await a.app.get(RedisPrefixGuard).beat(); // A's next heartbeat: it knows of C
+      const v1 = `v1-${randomBytes(8).toString('hex')}`;
+      const v2 = `v2-${randomBytes(8).toString('hex')}`;
+      const created = await call(a.baseUrl, 'POST', '/v1/credentials', { integrationId: 'github', connectionId: `prefix-conflict-${randomBytes(4).toString('hex')}`, type: 'api_key', value: v1 });
+      expect(created.status).toBe(201);
+      const id = created.body.id as string;
+      // Each side reads it twice: were it caching, the second read would be a hit.
+      for (const r of [a, c]) for (let i = 0; i < 2; i++) expect((await call(r.baseUrl, 'GET', `/v1/credentials/${id}/value`)).body.value).toBe(v1);
+
+      // Rotated on C: C evicts under its own prefix only, and A reads the new value anyway.
+      expect((await call(c.baseUrl, 'POST', `/v1/credentials/${id}/rotate`, { value: v2 })).status).toBe(200);
+      await new Promise((r) => setTimeout(r, 300)); // the outbox delivered the event (on C: its eviction stays under C's prefix)
+      expect((await call(a.baseUrl, 'GET', `/v1/credentials/${id}/value`)).body.value).toBe(v2);
+      expect((await call(c.baseUrl, 'GET', `/v1/credentials/${id}/value`)).body.value).toBe(v2);
+
+      // Revoked on A: C refuses it at once.
+      const meta = await call(a.baseUrl, 'GET', `/v1/credentials/${id}`);
+      expect((await call(a.baseUrl, 'PATCH', `/v1/credentials/${id}`, { status: 'revoked', expectedVersion: meta.body.rowVersion })).status).toBe(200);
+      await new Promise((r) => setTimeout(r, 300));
+      const onC = await call(c.baseUrl, 'GET', `/v1/credentials/${id}/value`);
+      expect(onC.status).toBeGreaterThanOrEqual(400);
+      expect(JSON.stringify(onC.body)).not.toContain(v2);
+
+      // Neither side's cache took anything meanwhile; each says why.
+      for (const r of [a.app, c.app]) {
+        expect(r.get(CredentialCache).health()).toMatchObject({ status: 'degraded', details: { message: expect.stringContaining('REDIS_KEY_PREFIX') } });
+      }
+
+      // C goes (its record is dropped rather than waited out): A caches again, from an emptied shared tier.
+      await c.app.close();
+      cClosed = true;
+      const guard = a.app.get(RedisPrefixGuard);
+      await redis.hdel(`credential-vault:deployment:${guard.identity}`, otherPrefix);
+      await guard.beat();
+      const cache = a.app.get(CredentialCache);
+      for (const until = Date.now() + 5000; cache.health().status !== 'up' && Date.now() < until; ) await new Promise((r) => setTimeout(r, 50));
+      expect(cache.health().status).toBe('up');
+      const again = await call(a.baseUrl, 'POST', '/v1/credentials', { integrationId: 'github', connectionId: `prefix-conflict-${randomBytes(4).toString('hex')}`, type: 'api_key', value: v1 });
+      await call(a.baseUrl, 'GET', `/v1/credentials/${again.body.id}/value`);
+      const hits = cache.stats().hits;
+      expect((await call(a.baseUrl, 'GET', `/v1/credentials/${again.body.id}/value`)).body.value).toBe(v1);
+      expect(cache.stats().hits).toBe(hits + 1);
     });
   });
 

@@ -84,7 +84,7 @@ export class HostMetrics implements OnModuleInit {
       mirroredCounter(`${PREFIX}cache_l2_misses_total`, 'Reads that missed the shared Redis tier', () => shared()?.l2.misses ?? 0),
       mirroredCounter(`${PREFIX}cache_l2_errors_total`, 'Shared-tier calls that failed (treated as misses)', () => shared()?.l2.errors ?? 0),
       mirroredCounter(`${PREFIX}cache_l2_rejected_total`, 'Shared-tier entries that failed to decrypt or verify (another key, tampered): misses', () => shared()?.l2.rejected ?? 0),
-      mirroredCounter(`${PREFIX}cache_degraded_reads_total`, 'Reads sent to the value store uncached because evictions could not be received', () => shared()?.degradedReads ?? 0),
+      mirroredCounter(`${PREFIX}cache_degraded_reads_total`, 'Reads sent to the value store uncached because evictions could not be received (or not from every replica: another REDIS_KEY_PREFIX)', () => shared()?.degradedReads ?? 0),
       mirroredCounter(`${PREFIX}cache_evictions_published_total`, 'Evictions this replica announced to the others', () => shared()?.invalidation.published ?? 0),
       mirroredCounter(`${PREFIX}cache_evictions_received_total`, 'Evictions this replica received from the others', () => shared()?.invalidation.received ?? 0),
       mirroredCounter(`${PREFIX}cache_eviction_publish_errors_total`, 'Evictions that could not be announced (the outbox sends them again)', () => shared()?.invalidation.publishErrors ?? 0),

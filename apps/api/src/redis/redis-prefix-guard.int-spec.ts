@@ -80,6 +80,37 @@ describe('RedisPrefixGuard (real Redis)', () => {
     expect([a.guard.status().role, b.guard.status().role]).toEqual(['established', 'established']);
   });
 
+  it('tells the credential cache when another prefix is live and when none is, once each; a heartbeat that fails lifts nothing', async () => {
+    const identity = `test-${run}-6`;
+    const told: Array<string | undefined> = [];
+    const cache = { setUnheardReplicas: (reason: string | undefined) => void told.push(reason) };
+    const redis = new HostRedis(loadAppConfig({ REDIS_URL, REDIS_KEY_PREFIX: `${run}-a:` }));
+    connections.push(redis);
+    const a = new RedisPrefixGuard(redis, identity, { intervalMs }, cache);
+    const b = replica('b', identity);
+    await a.beat();
+    expect(told).toEqual([]);
+    await b.guard.beat();
+    await a.beat();
+    await a.beat();
+    expect(told).toEqual([`REDIS_KEY_PREFIX "${run}-b:" is live for this deployment beside "${run}-a:": its cache evictions are not heard here`]);
+
+    // Redis stops answering this replica past the prefixes' lifetime: readiness forgets the conflict, the cache stays fenced.
+    const evals = jest.spyOn(redis.client, 'eval').mockRejectedValue(new Error('ECONNRESET'));
+    await new Promise((r) => setTimeout(r, 4 * intervalMs));
+    await a.beat();
+    expect(a.status().role).toBe('alone');
+    expect(told).toHaveLength(1);
+    evals.mockRestore();
+
+    // B is gone (its record expires): the next heartbeat that answers lifts it.
+    for (const until = Date.now() + 5000; told.length < 2 && Date.now() < until; ) {
+      await new Promise((r) => setTimeout(r, intervalMs));
+      await a.beat();
+    }
+    expect(told).toEqual([expect.any(String), undefined]);
+  });
+
   it('another deployment (another database or vault) may use another prefix on the same Redis', async () => {
     const a = replica('a', `test-${run}-2`);
     const b = replica('b', `test-${run}-3`);

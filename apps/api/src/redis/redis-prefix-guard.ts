@@ -4,6 +4,7 @@ import { resolve } from 'node:path';
 import { Logger, Module, OnApplicationBootstrap, OnModuleDestroy, OnModuleInit } from '@nestjs/common';
 import { Gauge } from 'prom-client';
 import { describeError, withTimeout } from '@app/common';
+import { CredentialCache } from '@app/credentials';
 import { APP_CONFIG, type AppConfig } from '../config/app.config';
 import { registerHostMetrics } from '../metrics/host-metrics';
 import { EmbeddedVault } from '../vault/embedded-vault';
@@ -62,9 +63,11 @@ return { since, others }
 
 /**
  * Replicas of one deployment (one database and one vault) with different `REDIS_KEY_PREFIX` values share
- * no cache evictions: each serves values the others changed or revoked. Every replica records its prefix
+ * no cache evictions: each would serve values the others changed or revoked. Every replica records its prefix
  * under a fixed key named by a hash of the deployment's identity (database location and vault URL, never
- * a credential) on a heartbeat, and learns the other live prefixes there — never on a request's path.
+ * a credential) on a heartbeat, and learns the other live prefixes there — never on a request's path. While
+ * it knows of another, it tells the credential cache, which then serves nothing cached (every read goes to
+ * the store); only a heartbeat that answers again lifts that (fail closed while Redis does not answer).
  */
 export class RedisPrefixGuard implements OnModuleInit, OnApplicationBootstrap, OnModuleDestroy {
   private readonly logger = new Logger('RedisPrefix');
@@ -74,12 +77,16 @@ export class RedisPrefixGuard implements OnModuleInit, OnApplicationBootstrap, O
   private lastSuccess = 0;
   private failing = false;
   private wasReady = false;
+  /** What the cache was last told (`setUnheardReplicas`). */
+  private unheard?: string;
 
   constructor(
     private readonly redis: HostRedis,
     /** `deploymentIdentity(config, vaultUrl)`. */
     readonly identity: string,
     options: RedisPrefixGuardOptions = {},
+    /** The credential cache to stop serving from while another prefix is live (absent: only readiness, log and metric). */
+    private readonly cache?: Pick<CredentialCache, 'setUnheardReplicas'>,
   ) {
     this.intervalMs = options.intervalMs ?? 10_000;
     this.state = { prefix: redis.keyPrefix, otherPrefixes: [], role: 'alone', checkedAt: null };
@@ -132,6 +139,7 @@ export class RedisPrefixGuard implements OnModuleInit, OnApplicationBootstrap, O
       const role = others.length === 0 ? 'alone' : others.some(first) && !this.wasReady ? 'newcomer' : 'established';
       this.wasReady ||= role !== 'newcomer';
       this.report({ prefix: this.redis.keyPrefix, otherPrefixes: others.map((o) => o.prefix).sort(), role, checkedAt: new Date() });
+      this.tellCache();
       this.lastSuccess = Date.now();
       this.failing = false;
     } catch (e) {
@@ -140,6 +148,15 @@ export class RedisPrefixGuard implements OnModuleInit, OnApplicationBootstrap, O
       // Not heard for longer than a prefix lives: what was seen is no longer known.
       if (Date.now() - this.lastSuccess > 3 * this.intervalMs) this.report({ ...this.state, otherPrefixes: [], role: 'alone' });
     }
+  }
+
+  /** From a heartbeat that answered only: one that failed leaves the cache as it was (readiness forgets, the cache does not). */
+  private tellCache(): void {
+    const others = this.state.otherPrefixes;
+    const reason = others.length === 0 ? undefined : `REDIS_KEY_PREFIX "${others.join('", "')}" is live for this deployment beside "${this.state.prefix}": its cache evictions are not heard here`;
+    if (reason === this.unheard) return;
+    this.unheard = reason;
+    this.cache?.setUnheardReplicas(reason);
   }
 
   private report(next: RedisPrefixStatus): void {
@@ -181,9 +198,9 @@ export function deploymentIdentity(config: AppConfig, vaultUrl: string): string 
   providers: [
     {
       provide: RedisPrefixGuard,
-      inject: [HostRedis, APP_CONFIG, EmbeddedVault, { token: REDIS_PREFIX_GUARD_OPTIONS, optional: true }],
-      useFactory: (redis: HostRedis, config: AppConfig, embedded: EmbeddedVault, options?: RedisPrefixGuardOptions) =>
-        new RedisPrefixGuard(redis, deploymentIdentity(config, config.keyVault.mode === 'embedded' ? embedded.emulator!.vaultUrl : config.keyVault.url), options),
+      inject: [HostRedis, APP_CONFIG, EmbeddedVault, { token: REDIS_PREFIX_GUARD_OPTIONS, optional: true }, { token: CredentialCache, optional: true }],
+      useFactory: (redis: HostRedis, config: AppConfig, embedded: EmbeddedVault, options?: RedisPrefixGuardOptions, cache?: CredentialCache) =>
+        new RedisPrefixGuard(redis, deploymentIdentity(config, config.keyVault.mode === 'embedded' ? embedded.emulator!.vaultUrl : config.keyVault.url), options, cache),
     },
   ],
   exports: [RedisPrefixGuard],
