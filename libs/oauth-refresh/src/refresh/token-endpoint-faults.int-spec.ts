@@ -59,15 +59,15 @@ describe('OAuthRefreshService against a faulty real token endpoint (SQLite)', ()
     return { connectionId, initial, stored };
   };
   const enterWindow = (expiresAt: Date) => clock.set(new Date(expiresAt.getTime() - 2 * MIN));
-  /** The next event `name` of this connection, or a rejection after `ms`. */
-  const nextEvent = (name: string, connectionId: string, ms = 10_000) =>
+  /** The next event `name` of this connection (that `where` accepts), or a rejection after `ms`. */
+  const nextEvent = (name: string, connectionId: string, ms = 10_000, where: (payload: Record<string, unknown>) => boolean = () => true) =>
     new Promise<Record<string, unknown>>((resolve, reject) => {
       const timer = setTimeout(() => {
         events.off(name, listener);
         reject(new Error(`no ${name} for ${connectionId} within ${ms} ms`));
       }, ms);
       const listener = (payload: Record<string, unknown>) => {
-        if (payload.connectionId !== connectionId) return;
+        if (payload.connectionId !== connectionId || !where(payload)) return;
         clearTimeout(timer);
         events.off(name, listener);
         resolve(payload);
@@ -103,6 +103,25 @@ describe('OAuthRefreshService against a faulty real token endpoint (SQLite)', ()
     issued.add(next.accessToken);
     expect(next.version).toBe(3);
     expect(server.tokenCalls.filter((c) => c.grantType === 'refresh_token').map((c) => c.status)).toEqual([200, 200]);
+  });
+
+  it('a late invalid_grant (the refresh token died meanwhile): the connection needs re-authorisation, as after a timely one', async () => {
+    const { connectionId, initial, stored } = await connect();
+    await server.revokeGrantOf(initial.refresh_token!);
+    server.setTokenEndpointDelay(TIMEOUT_MS + 400);
+    enterWindow(stored.expiresAt);
+    const reauth = nextEvent(OAuthRefreshEvents.REFRESH_FAILED, connectionId, 5000, (p) => p.reauthRequired === true);
+
+    // Answered at the timeout with the still-valid token; the provider's invalid_grant comes later.
+    expect(await oauth.getAccessToken(ctx, 'idp', connectionId)).toMatchObject({ accessToken: initial.access_token, version: 1 });
+    expect(await reauth).toMatchObject({ reauthRequired: true, errorCode: '4002:REAUTH_REQUIRED', oauthError: 'invalid_grant', retryable: false });
+    for (const id of [stored.accessTokenCredentialId, stored.refreshTokenCredentialId!]) expect((await credentials.getMetadata(ctx, id)).status).toBe(CredentialStatus.NEEDS_REAUTH);
+
+    // Every later call says so, without asking the provider again.
+    server.setTokenEndpointDelay(0);
+    await expect(oauth.getAccessToken(ctx, 'idp', connectionId)).rejects.toMatchObject({ code: 4002, codeName: 'REAUTH_REQUIRED' });
+    await expect(oauth.reportTokenRejected(ctx, 'idp', connectionId)).rejects.toMatchObject({ code: 4002 });
+    expect(server.refreshCalls).toBe(1);
   });
 
   it.each([

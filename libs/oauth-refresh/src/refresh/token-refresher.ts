@@ -105,10 +105,16 @@ export class TokenRefresher {
         r.keepLock(this.completeLate(step, e));
         throw await this.failures.handle({ ctx, provider, connectionId, key, access, refresh, reason, error: e.failure, started });
       }
-      if (live.unsaved && e instanceof TokenEndpointFailure && e.kind === 'invalid_grant') await this.rotated.discard(connection, fresh.pendingRefresh);
-      throw await this.failures.handle({ ctx, provider, connectionId, key, access, refresh, reason, error: e, started });
+      throw await this.fail(step, e);
     }
     return this.complete(step, tokens, attempts);
+  }
+
+  /** A failed exchange: an invalid_grant also drops a rotated token kept only as pending (it is dead too). Returns the error to throw. */
+  private async fail(step: Exchange, e: unknown) {
+    const { r, connection, fresh, access, refresh, live, started } = step;
+    if (live.unsaved && e instanceof TokenEndpointFailure && e.kind === 'invalid_grant') await this.rotated.discard(connection, fresh.pendingRefresh);
+    return this.failures.handle({ ctx: r.ctx, provider: r.provider, connectionId: r.connectionId, key: r.key, access, refresh, reason: r.reason, error: e, started });
   }
 
   /** Stores what the provider answered: the rotated refresh token first (the old one is spent), then the access token. */
@@ -151,11 +157,21 @@ export class TokenRefresher {
   /**
    * A request that timed out may still be processed by the provider, rotating the refresh token: its
    * late answer is stored like a timely one (while the lock is held, so nobody presents the spent token).
+   * A late `invalid_grant` is handled like a timely one too: the refresh token is dead either way.
    */
   private async completeLate(step: Exchange, late: LateAnswer): Promise<void> {
     const { connectionId, ctx, provider } = step.r;
     try {
-      const tokens = await late.answer;
+      let tokens: OAuthTokenSet;
+      try {
+        tokens = await late.answer;
+      } catch (e) {
+        if (!(e instanceof TokenEndpointFailure && e.kind === 'invalid_grant')) throw e;
+        Object.assign(e, { attempts: late.attempts });
+        this.deps.logger.warn(`the token endpoint of "${provider.integrationId}" refused the refresh token of connection ${connectionId} (tenant ${ctx.tenantId}) after its timeout (invalid_grant)`);
+        await this.fail(step, e); // logged, emitted and audited there
+        return;
+      }
       await this.validateKeepingRotated(step, tokens);
       await this.complete(step, tokens, late.attempts);
       this.deps.logger.warn(`the token endpoint of "${provider.integrationId}" answered connection ${connectionId} (tenant ${ctx.tenantId}) after its timeout; its tokens were stored`);
