@@ -400,6 +400,7 @@ describe('OAuthRefreshModule: two replicas on one PostgreSQL', () => {
   let server: TestOAuthServer;
   let a: Stack;
   let b: Stack;
+  let opts: OAuthRefreshModuleOptions;
   const clock = new ManualClock(new Date());
   const logger = new CapturingLogger();
   const ctx: OperationContext = { tenantId: `replicas_${randomBytes(3).toString('hex')}`, actor: { id: 'user:bob' } };
@@ -415,6 +416,8 @@ describe('OAuthRefreshModule: two replicas on one PostgreSQL', () => {
         clientSecret: { tenantId: SYSTEM_TENANT, credentialId: secretId },
         allowInsecureRequests: true,
       },
+      // The same provider with a short timeout: its answers can be made late.
+      { integrationId: 'acme-slow', tokenEndpoint: `${server.issuer}/token`, clientId: server.clientId, clientAuthMethod: 'client_secret_post', clientSecret: { tenantId: SYSTEM_TENANT, credentialId: secretId }, allowInsecureRequests: true, requestTimeoutMs: 300 },
     ],
     proactive: { enabled: true, cronTime: '0 0 0 1 1 *', batchSize: 2, concurrency: 2 },
   });
@@ -437,7 +440,7 @@ describe('OAuthRefreshModule: two replicas on one PostgreSQL', () => {
       { integrationId: 'acme-idp', connectionId: 'oauth-client', type: CredentialType.CUSTOM_SECRET, value: server.clientSecret },
     );
     await boot.moduleRef.close();
-    const opts = options(secret.id);
+    opts = options(secret.id);
     a = await buildStack(db, emu, clock, logger, opts);
     b = await buildStack(db, emu, clock, logger, opts, 'forRootAsync');
   });
@@ -479,6 +482,39 @@ describe('OAuthRefreshModule: two replicas on one PostgreSQL', () => {
     const next = await b.oauth.getAccessToken(ctx, 'acme-idp', connectionId);
     expect(next.version).toBe(3);
     expect(server.refreshCalls).toBe(2);
+  });
+
+  it('while one replica awaits a late answer, a refresh on another never presents the same refresh token: it gives up at lockTimeoutMs, retryable', async () => {
+    // A third replica that waits 1 s for a connection's lock (and, as without a shared cooldown store, knows no cooldown of A's).
+    const c = await buildStack(db, emu, clock, logger, { ...opts, proactive: { enabled: false }, lockTimeoutMs: 1000 });
+    try {
+      const connectionId = `r-${++seq}`;
+      const initial = await server.authorize();
+      const stored = await a.oauth.storeOAuthCredentials(ctx, 'acme-slow', connectionId, initial);
+      clock.set(new Date(stored.expiresAt.getTime() - 2 * MIN));
+      server.setTokenEndpointDelay(300 + 2500);
+      expect((await a.oauth.getAccessToken(ctx, 'acme-slow', connectionId)).accessToken).toBe(initial.access_token);
+
+      const t0 = Date.now();
+      await expect(c.oauth.reportTokenRejected(ctx, 'acme-slow', connectionId)).rejects.toMatchObject({
+        code: 4003,
+        retryable: true,
+        message: expect.stringContaining('may be awaiting a late answer'),
+      });
+      expect(Date.now() - t0).toBeGreaterThanOrEqual(900);
+      expect(server.refreshCalls).toBe(1);
+
+      // A stores the late answer; C then serves it (the rejected token is replaced) and refreshes with the rotated refresh token.
+      const stored2 = () => a.events.some((e) => e.name === OAuthRefreshEvents.REFRESHED && (e.payload as { connectionId: string }).connectionId === connectionId);
+      for (const until = Date.now() + 10_000; !stored2() && Date.now() < until; ) await new Promise((r) => setTimeout(r, 20));
+      expect(stored2()).toBe(true);
+      server.setTokenEndpointDelay(0);
+      expect((await c.oauth.reportTokenRejected(ctx, 'acme-slow', connectionId, initial.access_token)).version).toBe(2);
+      expect((await c.oauth.reportTokenRejected(ctx, 'acme-slow', connectionId)).version).toBe(3);
+      expect(server.tokenCalls.filter((t) => t.grantType === 'refresh_token').map((t) => t.status)).toEqual([200, 200]);
+    } finally {
+      await c.moduleRef.close();
+    }
   });
 
   it('the proactive job registers a named cron job and runs on one replica at a time', async () => {

@@ -47,7 +47,8 @@ export interface OAuthRefreshModuleOptions {
   /**
    * How long a refresh request that timed out is still awaited afterwards, holding the connection's
    * lock (the caller is answered at the timeout): a provider that answers late may have rotated the
-   * refresh token, and its answer holds the only live one. 0: abandoned at the timeout. @default 60000
+   * refresh token, and its answer holds the only live one. 0: abandoned at the timeout. The timeout's cooldown
+   * lasts at least this long (the late answer ends it). @default 60000
    */
   lateAnswerMs?: number;
   /** Retries with exponential backoff inside one refresh. */
@@ -61,7 +62,11 @@ export interface OAuthRefreshModuleOptions {
   failureCooldownMs?: number;
   /** Upper bound of the growing cooldown. @default 600000 (10 minutes) */
   maxFailureCooldownMs?: number;
-  /** How long a refresh waits for the cross-replica lock of its connection. @default 30000 */
+  /**
+   * How long a refresh waits for the cross-replica lock of its connection; then it fails with a retryable
+   * OAuthRefreshFailedError without calling the provider. May be shorter than a holder awaiting a late answer
+   * (`requestTimeoutMs` + `lateAnswerMs`): the lock has no lease, a waiter never presents the token it spends. @default 30000
+   */
   lockTimeoutMs?: number;
   proactive?: OAuthProactiveRefreshOptions;
   /**

@@ -219,7 +219,7 @@ export class OAuthRefreshService {
       .catch((e: unknown) => {
         if (e instanceof LockTimeoutError) {
           throw new OAuthRefreshFailedError(
-            `another replica has been refreshing this connection for over ${this.options.lockTimeoutMs} ms`,
+            `another refresh of this connection (on this replica or another; it may be awaiting a late answer of the token endpoint) has held its lock for over ${this.options.lockTimeoutMs} ms`,
             { integrationId: provider.integrationId, connectionId, transient: true },
             { cause: e },
           );

@@ -105,6 +105,32 @@ describe('OAuthRefreshService against a faulty real token endpoint (SQLite)', ()
     expect(server.tokenCalls.filter((c) => c.grantType === 'refresh_token').map((c) => c.status)).toEqual([200, 200]);
   });
 
+  it('while a late answer may still come, callers are answered at once (the still-valid token, or a retryable error) rather than queue on the held lock', async () => {
+    const { connectionId, initial, stored } = await connect();
+    server.setTokenEndpointDelay(TIMEOUT_MS + 1500);
+    enterWindow(stored.expiresAt);
+    const timedOutAt = clock.now().getTime();
+    const late = nextEvent(OAuthRefreshEvents.REFRESHED, connectionId);
+    expect(await oauth.getAccessToken(ctx, 'idp', connectionId)).toMatchObject({ accessToken: initial.access_token, version: 1 });
+
+    // Past the usual failure cooldown (30 s) but within lateAnswerMs (60 s): still nobody waits for the lock.
+    clock.set(new Date(timedOutAt + 31_000));
+    const t0 = Date.now();
+    const forced = await oauth.reportTokenRejected(ctx, 'idp', connectionId).catch((e: unknown) => e);
+    expect(Date.now() - t0).toBeLessThan(TIMEOUT_MS);
+    expect(forced).toMatchObject({ code: 4003, retryable: true });
+    expect((forced as { details: { retryAfter: Date } }).details.retryAfter.getTime()).toBeGreaterThanOrEqual(timedOutAt + 60_000);
+    expect(await oauth.getAccessToken(ctx, 'idp', connectionId)).toMatchObject({ accessToken: initial.access_token, version: 1 });
+
+    // The late answer is stored and ends the cooldown: the next forced refresh presents the rotated token at once.
+    expect(await late).toMatchObject({ refreshTokenRotated: true, version: 2 });
+    server.setTokenEndpointDelay(0);
+    const next = await oauth.reportTokenRejected(ctx, 'idp', connectionId);
+    issued.add(next.accessToken);
+    expect(next.version).toBe(3);
+    expect(server.tokenCalls.filter((c) => c.grantType === 'refresh_token').map((c) => c.status)).toEqual([200, 200]);
+  });
+
   it('a late invalid_grant (the refresh token died meanwhile): the connection needs re-authorisation, as after a timely one', async () => {
     const { connectionId, initial, stored } = await connect();
     await server.revokeGrantOf(initial.refresh_token!);

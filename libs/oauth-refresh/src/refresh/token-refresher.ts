@@ -221,14 +221,19 @@ export class TokenRefresher {
     }
   }
 
-  /** One request, answered within `requestTimeoutMs`, else a LateAnswer holding the request, which lives `lateAnswerMs` longer. */
+  /**
+   * One request, answered within `requestTimeoutMs`, else a LateAnswer holding the request, which lives `lateAnswerMs` longer.
+   * Its failure asks for a cooldown of at least `lateAnswerMs`: until the answer came (which ends it) or can no longer come,
+   * callers are answered at once (the still-valid token, or REFRESH_FAILED with `retryAfter`) instead of queueing on the
+   * lock the refresh keeps held — up to `lockTimeoutMs`, to learn the same.
+   */
   private callOnce(provider: ResolvedOAuthProvider, refreshToken: string, secret: string | undefined, attempt: number): Promise<OAuthTokenSet> {
     const lateAnswerMs = this.deps.options.lateAnswerMs;
     const answer = this.deps.client.refresh(provider, refreshToken, secret, { signal: AbortSignal.timeout(provider.requestTimeoutMs + lateAnswerMs) });
     if (lateAnswerMs === 0) return answer;
     return new Promise<OAuthTokenSet>((resolve, reject) => {
       const timer = setTimeout(() => {
-        const failure = new TokenEndpointFailure('transient', `the token endpoint did not answer within ${provider.requestTimeoutMs} ms`);
+        const failure = new TokenEndpointFailure('transient', `the token endpoint did not answer within ${provider.requestTimeoutMs} ms`, { retryAfterMs: lateAnswerMs });
         reject(new LateAnswer(answer, failure, attempt));
       }, provider.requestTimeoutMs);
       answer.then(resolve, reject).finally(() => clearTimeout(timer));
