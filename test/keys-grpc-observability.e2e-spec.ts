@@ -167,6 +167,30 @@ describe('keys gRPC API: access log, request ids and spans', () => {
     expect(await waitForLine('obs-after-unknown')).toEqual([expect.objectContaining({ req: { id: 'obs-after-unknown', method: `/${SERVICE}/GetKey` } })]);
   });
 
+  it('logs and counts a request that is not gRPC at all (its content-type: HTTP 415 from grpc-js), the caller\'s fault, with a request id sent back', async () => {
+    const before = { client: await grpcCalls('unknown', 'HTTP_415', 'client'), server: await grpcCalls('unknown', 'HTTP_415', 'server') };
+    const marker = 'cvk_not_grpc_5e1a';
+    const answers = [];
+    for (const type of ['application/json', 'text/plain', 'application/x-protobuf']) {
+      const frame = { compressed: false, bytes: Buffer.from(`{"name":"${marker}"}`) };
+      answers.push(await rawGrpcCall(`127.0.0.1:${GRPC_PORT}`, `/${SERVICE}/Sign`, frame, { 'content-type': type, ...as(user, { 'x-request-id': 'obs-415-1' }) }));
+    }
+    expect(answers.map((a) => a.httpStatus)).toEqual([415, 415, 415]);
+    // grpc-js answers when the HTTP/2 stream opens, before the metadata is read: a new request id, sent back, names the line.
+    const ids = answers.map((a) => a.metadata['x-request-id']);
+    for (const id of ids) expect(id).toMatch(UUID);
+    expect(ids.map((id) => accessLines(id))).toEqual(
+      ids.map((id) => [expect.objectContaining({ level: 40, msg: 'gRPC call completed', req: { id, method: 'unknown' }, res: { httpStatus: 415 } })]),
+    );
+    expect(accessLines('obs-415-1')).toEqual([]);
+    // One bounded label set, the caller's fault (not in the alert on server faults).
+    expect({ client: await grpcCalls('unknown', 'HTTP_415', 'client'), server: await grpcCalls('unknown', 'HTTP_415', 'server') }).toEqual({ client: before.client + 3, server: before.server });
+    const logs = host.logs.join('\n');
+    for (const secret of [user.key, marker]) expect(logs).not.toContain(secret);
+    // Nothing was served, nothing audited.
+    expect(await rowsOf('obs', 'obs-415-1')).toEqual([]);
+  });
+
   it("sends the request id back — the caller's when well-formed, else a new one — and the call's audit rows carry it", async () => {
     const sign = (requestId?: string) =>
       client.call('Sign', { name: 'obs', algorithm: 'ES256', digest: b64(sha256('ids')) }, as(user, requestId === undefined ? {} : { 'x-request-id': requestId }));

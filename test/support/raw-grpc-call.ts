@@ -2,6 +2,9 @@ import { connect, constants } from 'node:http2';
 
 /** How a raw call ended: the gRPC status and every header or trailer of the answer but the pseudo-headers. */
 export interface RawGrpcAnswer {
+  /** The HTTP/2 `:status` (200 for every gRPC answer; grpc-js answers 415 itself to a request that is not gRPC). */
+  httpStatus: number;
+  /** NaN when the answer has no `grpc-status`. */
   code: number;
   details: string;
   metadata: Record<string, string>;
@@ -9,7 +12,8 @@ export interface RawGrpcAnswer {
 
 /**
  * One unary gRPC call written by hand over HTTP/2, for what no gRPC client sends: a message flagged compressed whose
- * bytes are not, a `grpc-encoding` the server does not support. `frame.compressed` sets the message's flag byte.
+ * bytes are not, a `grpc-encoding` the server does not support, a `content-type` that is not gRPC's. `frame.compressed`
+ * sets the message's flag byte.
  */
 export async function rawGrpcCall(
   address: string,
@@ -31,7 +35,9 @@ export async function rawGrpcCall(
     prefix.writeUInt32BE(frame.bytes.length, 1);
     stream.end(Buffer.concat([prefix, frame.bytes]));
     const received: Record<string, string> = {};
+    let httpStatus = 0;
     const keep = (h: Record<string, unknown>) => {
+      if (h[constants.HTTP2_HEADER_STATUS] !== undefined) httpStatus = Number(h[constants.HTTP2_HEADER_STATUS]);
       for (const [k, v] of Object.entries(h)) if (!k.startsWith(':')) received[k] = String(v);
     };
     stream.on('response', keep);
@@ -42,7 +48,7 @@ export async function rawGrpcCall(
       stream.once('error', reject);
     });
     const { 'grpc-status': code, 'grpc-message': details = '', ...metadata } = received;
-    return { code: Number(code), details: decodeURIComponent(details), metadata };
+    return { httpStatus, code: Number(code), details: decodeURIComponent(details), metadata };
   } finally {
     session.close();
   }

@@ -5,6 +5,7 @@ import { HttpStatus, type Type } from '@nestjs/common';
 import { ModulesContainer, NestFactory } from '@nestjs/core';
 import { FastifyAdapter, NestFastifyApplication } from '@nestjs/platform-fastify';
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
+import type { Server } from '@grpc/grpc-js';
 import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
 import type { DestinationStream, Logger } from 'pino';
 import { AppModule } from './app.module';
@@ -13,7 +14,7 @@ import { withErrorAnswers, withSuccessSchemas } from './http/openapi';
 import { queryDecodes, UNDECODABLE_QUERY } from './http/query-string';
 import { RouteTable } from './http/route-table';
 import { assertValidatedInput, declaredQueryNames } from './http/validated-params';
-import { observeGrpcCalls, observeUnknownMethods } from './keys/grpc/grpc-call-observer';
+import { observeGrpcCalls, observeNonGrpcRequests, observeUnknownMethods } from './keys/grpc/grpc-call-observer';
 import { keysGrpcOptions } from './keys/grpc/grpc-server';
 import { ShutdownState } from './health/shutdown-state';
 import { HOST_LOG, HostLogger, lifecycleLog } from './logging/host-logger';
@@ -172,8 +173,12 @@ export async function configureApp(app: NestFastifyApplication, config: AppConfi
   if (config.grpc.enabled) {
     const count = config.metrics.enabled ? grpcCallMetrics() : undefined;
     const observe = observeGrpcCalls(app.get(HOST_LOG), { trace: telemetryOf(app) !== null, count });
-    // Calls to a path no one serves never reach an interceptor: observed where grpc-js answers them.
-    app.connectMicroservice(keysGrpcOptions(config.grpc, [observe], (server) => observeUnknownMethods(server, app.get(HOST_LOG), count)));
+    // Calls to a path no one serves, and requests that are not gRPC, never reach an interceptor: observed where grpc-js answers them.
+    const observeUnserved = (server: Server) => {
+      observeUnknownMethods(server, app.get(HOST_LOG), count);
+      observeNonGrpcRequests(server, app.get(HOST_LOG), count);
+    };
+    app.connectMicroservice(keysGrpcOptions(config.grpc, [observe], observeUnserved));
     await app.startAllMicroservices();
   }
   await app.listen(config.http.port, config.http.host);

@@ -88,10 +88,52 @@ export function observeUnknownMethods(server: Server, log: Logger, count?: GrpcC
     const requestId = randomUUID();
     const metadata = status.metadata?.clone() ?? new Metadata();
     metadata.set(REQUEST_ID_METADATA, requestId);
-    count?.(UNKNOWN_METHOD, 'UNIMPLEMENTED', 'client', undefined);
-    log.warn({ req: { id: requestId, method: UNKNOWN_METHOD }, res: { grpcStatus: 'UNIMPLEMENTED' } }, 'gRPC call completed');
+    unservedCall(log, count, requestId, 'UNIMPLEMENTED', { grpcStatus: 'UNIMPLEMENTED' });
     return answer.call(this, { ...status, metadata }, ...rest);
   };
+}
+
+/** The metric's code of a request refused as not gRPC at all: it has no gRPC status, only HTTP's. */
+export const NOT_GRPC_CODE = 'HTTP_415';
+
+/**
+ * Gives a request that is not gRPC at all — its `content-type` is not `application/grpc…`, which grpc-js (1.14) answers
+ * HTTP 415 with no gRPC status, before any metadata is read or interceptor built — what an unknown method's call gets
+ * (observeUnknownMethods): one access line at `warn` (`req.method` `unknown`, `res.httpStatus` 415), a new request id
+ * sent back in the 415's headers, a count under method `unknown`, code NOT_GRPC_CODE, fault `client` (HTTP's own 415).
+ * grpc-js decides this in its Server's `_verifyContentType`, wrapped here: a served call costs one string test more
+ * (grpc-js' own test, repeated); a refused one is told by grpc-js' answer (`false`), not by that test. Not public API:
+ * without it the host says so once at start, and test/keys-grpc-observability.e2e-spec.ts fails.
+ */
+export function observeNonGrpcRequests(server: Server, log: Logger, count?: GrpcCallCounter): void {
+  type Stream = { respond(headers: Record<string, unknown>, options?: unknown): void };
+  type Verify = (this: Server, stream: Stream, headers: Record<string, unknown>) => boolean;
+  const target = server as unknown as { _verifyContentType?: Verify };
+  const verify = target._verifyContentType;
+  if (typeof verify !== 'function') {
+    log.warn('Requests that are not gRPC are not observed: this grpc-js has no Server#_verifyContentType');
+    return;
+  }
+  target._verifyContentType = function (stream, headers) {
+    const type = headers['content-type'];
+    if (typeof type === 'string' && type.startsWith('application/grpc')) return verify.call(this, stream, headers);
+    const requestId = randomUUID();
+    const respond = stream.respond;
+    stream.respond = (answer, options) => respond.call(stream, { ...answer, [REQUEST_ID_METADATA]: requestId }, options);
+    try {
+      const accepted = verify.call(this, stream, headers);
+      if (!accepted) unservedCall(log, count, requestId, NOT_GRPC_CODE, { httpStatus: 415 });
+      return accepted;
+    } finally {
+      stream.respond = respond;
+    }
+  };
+}
+
+/** The line and count of a request grpc-js answered before any interceptor saw it (so no span and no duration): the caller's fault. */
+function unservedCall(log: Logger, count: GrpcCallCounter | undefined, requestId: string, code: string, res: Record<string, unknown>): void {
+  count?.(UNKNOWN_METHOD, code, 'client', undefined);
+  log.warn({ req: { id: requestId, method: UNKNOWN_METHOD }, res }, 'gRPC call completed');
 }
 
 /** Codes that are the server's failure, not the caller's: logged at `error` (as HTTP's 5xx) when no typed error says otherwise. */
