@@ -120,6 +120,19 @@ describe('the HTTP surface: methods', () => {
       }
     });
 
+    it('on the OpenAPI document and its UI: what GET answers, no body (a client checking the document with HEAD got 404)', async () => {
+      const answers: Record<string, unknown> = {};
+      for (const path of ['/docs/json', '/docs-yaml', '/docs', '/docs/swagger-ui-init.js']) {
+        const get = await send('GET', path, null);
+        const head = await send('HEAD', path, null);
+        expect(get.status).toBe(200);
+        answers[path] = [head.status, head.text, head.headers.get('content-type')];
+        expect(answers[path]).toEqual([200, '', get.headers.get('content-type')]);
+      }
+      // The UI's static files answered HEAD already (their plugin's own routes).
+      expect((await send('HEAD', '/docs/swagger-ui.css', null)).status).toBe(200);
+    });
+
     it('anywhere else is 405 (Allow without HEAD): a value route reads nothing and audits nothing', async () => {
       const id = await store();
       const audit = host.app.get(AuditService);

@@ -62,7 +62,7 @@ export function hostAdapter(): FastifyAdapter {
     forceCloseConnections: 'idle',
     // No implicit HEAD twin of every GET: HEAD on a value route ran the read (vault call, audit row
     // "read/success") without delivering the value, and on the access-token route it could refresh a token.
-    // The probes' and the scrape's GET routes answer HEAD too (configureApp's RouteTable).
+    // The probes', the scrape's and the OpenAPI document's GET routes answer HEAD too (configureApp's RouteTable).
     exposeHeadRoutes: false,
     genReqId: requestIdFor,
     frameworkErrors: routingError,
@@ -125,6 +125,14 @@ function telemetryOf(app: NestFastifyApplication): HostTelemetry | null {
   }
 }
 
+/** Where the OpenAPI UI is served; its document is at `/docs/json` (and `/docs-yaml`, SwaggerModule's default). */
+const OPENAPI_UI = 'docs';
+/**
+ * The GET routes SwaggerModule adds for the document and the UI's page, which answer HEAD too (the UI's static files
+ * answer it already: their plugin's routes). Not `/docs/LICENSE`, which SwaggerModule answers 404.
+ */
+const OPENAPI_ROUTES = [`/${OPENAPI_UI}`, `/${OPENAPI_UI}/`, `/${OPENAPI_UI}/index.html`, `/${OPENAPI_UI}/json`, `/${OPENAPI_UI}-yaml`, `/${OPENAPI_UI}/swagger-ui-init.js`];
+
 /**
  * Everything `createApp` does to a created application — logger, request-id header, validation,
  * OpenAPI, `Connection: close` while draining — then listens (signals are main.ts's: `closeGracefullyOnSignals`). Benchmarks use it on a host built with provider overrides.
@@ -134,8 +142,8 @@ export async function configureApp(app: NestFastifyApplication, config: AppConfi
   const fastify = app.getHttpAdapter().getInstance();
   const controllers = [...app.get(ModulesContainer).values()].flatMap((m) => [...m.controllers.values()].map((c) => c.metatype as Type<unknown>));
   // Before any route is registered (Nest registers its routes in listen's init): it hears of every one. HEAD is
-  // answered by the probes and the scrape only, which read no credential (docs/OPERATIONS.md, Probes).
-  const routes = new RouteTable(fastify, { headToo: ['/health/live', '/health/ready', '/metrics'] });
+  // answered by the probes, the scrape and the OpenAPI document and UI only, which read no credential (docs/OPERATIONS.md, Probes).
+  const routes = new RouteTable(fastify, { headToo: ['/health/live', '/health/ready', '/metrics', ...OPENAPI_ROUTES] });
   if (telemetryOf(app)) HostTelemetry.instrumentFastify(fastify);
   logRequests(fastify, app.get(HOST_LOG), { requestContext: config.log.requestContext, queryNames: declaredQueryNames(controllers) });
   if (config.metrics.enabled) countHttpRequests(fastify);
@@ -167,7 +175,7 @@ export async function configureApp(app: NestFastifyApplication, config: AppConfi
     .addBearerAuth()
     .addApiKey({ type: 'apiKey', in: 'header', name: 'X-API-Key' }, 'api-key')
     .build();
-  SwaggerModule.setup('docs', app, withErrorAnswers(withSuccessSchemas(SwaggerModule.createDocument(app, doc))), { jsonDocumentUrl: 'docs/json' });
+  SwaggerModule.setup(OPENAPI_UI, app, withErrorAnswers(withSuccessSchemas(SwaggerModule.createDocument(app, doc))), { jsonDocumentUrl: `${OPENAPI_UI}/json` });
   // The keys API over gRPC, in the same process and container (guards and filters of its own): off unless GRPC_ENABLED.
   // Each call gets what each HTTP request gets above: a request id, an access line, a server span when tracing.
   if (config.grpc.enabled) {

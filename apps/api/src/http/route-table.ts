@@ -15,7 +15,7 @@ const noop = (): void => undefined;
  *
  * `headToo`: GET routes that also answer HEAD (the same handler; Node sends no body). The host turns Fastify's HEAD
  * twin of every GET off (`exposeHeadRoutes: false`: on a value route it read and audited a value it never
- * delivered); probes that check with HEAD get the routes named here.
+ * delivered); probes and clients that check with HEAD get the routes named here.
  */
 export class RouteTable {
   private readonly router: FindMyWay.Instance<FindMyWay.HTTPVersion.V1>;
