@@ -194,6 +194,18 @@ describe('cluster-wide limits and counters (two replicas, PostgreSQL, one Redis)
       expect((await get(a.baseUrl, '/v1/credentials', other.key)).status).toBe(200);
       expect((await get(b.baseUrl, '/v1/credentials', other.key)).status).toBe(200);
     });
+
+    it("counts an anonymous prober's 404s and 405s across both replicas, with its failed authentications, in Redis", async () => {
+      const probe = (base: string, method: string, path: string) => fetch(`${base}${path}`, { method }).then((r) => r.status);
+      const statuses: number[] = [];
+      for (let i = 0; i < limit; i++) statuses.push(await probe(i % 2 === 0 ? a.baseUrl : b.baseUrl, i % 3 === 0 ? 'PUT' : 'GET', i % 3 === 0 ? '/v1/credentials' : `/scan-${i}`));
+      expect(statuses).toEqual(Array.from({ length: limit }, (_, i) => (i % 3 === 0 ? 405 : 404)));
+      // Past the cluster's count, on either replica, for a probe and for a key guess alike.
+      expect([await probe(a.baseUrl, 'GET', '/scan-x'), await probe(b.baseUrl, 'DELETE', '/v1/credentials')]).toEqual([429, 429]);
+      expect((await get(b.baseUrl, '/v1/credentials', 'cvk_nobody_invalid')).status).toBe(429);
+      // A known client from the same IP is served.
+      expect((await get(a.baseUrl, '/v1/credentials', other.key)).status).toBe(200);
+    });
   });
 
   describe('suspicious-activity counters', () => {

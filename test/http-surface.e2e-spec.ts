@@ -199,3 +199,72 @@ describe('the HTTP surface: methods', () => {
     });
   });
 });
+
+/**
+ * Requests no route serves (404) and known paths asked with a method they do not take (405) are rate limited, so that
+ * scanning paths is throttled as guessing keys is — without locking out a known client that hits a wrong URL. One host on
+ * SQLite with RATE_LIMIT_PER_MINUTE=5, over real HTTP; every request comes from 127.0.0.1.
+ */
+describe('the HTTP surface: unmatched requests are rate limited', () => {
+  let host: TestHost;
+  const reader = generateApiKey('probe-reader', 'probe', ['credentials:read']);
+  const scanner = generateApiKey('probe-scanner', 'probe', ['credentials:read']);
+
+  const send = async (method: string, path: string, apiKey: string | null) => {
+    const res = await fetch(`${host.baseUrl}${path}`, { method, headers: apiKey === null ? {} : { 'x-api-key': apiKey } });
+    const text = await res.text();
+    return { status: res.status, headers: res.headers, body: (text ? JSON.parse(text) : {}) as Record<string, unknown> };
+  };
+  const unauthenticatedRows = async () => {
+    const audit = host.app.get(AuditService);
+    await audit.flush();
+    return (await audit.query({ tenantId: UNAUTHENTICATED_TENANT, limit: 100 })).items.length;
+  };
+
+  beforeAll(async () => {
+    host = await startTestHost('sqlite', { AUTH_API_KEYS: JSON.stringify([reader.entry, scanner.entry]), RATE_LIMIT_PER_MINUTE: '5', OAUTH_PROACTIVE_ENABLED: 'false' });
+  });
+  afterAll(async () => {
+    await host?.close();
+  });
+
+  it('an anonymous prober: its 404s and 405s count per IP with its failed authentications, past the limit 429; a known client on that IP is not locked out', async () => {
+    const rowsBefore = await unauthenticatedRows();
+    const answers: number[] = [];
+    const probes: Array<[string, string, string | null]> = [
+      ['GET', '/.env', null],
+      ['GET', '/admin/login', 'cvk_nobody_invalid'],
+      ['DELETE', '/v1/credentials', null],
+      ['PUT', '/health/live', 'cvk_nobody_invalid'],
+      ['GET', '/v1/credentialz', null],
+      ['GET', '/wp-login.php', null],
+      ['OPTIONS', '/v1/credentials', null],
+    ];
+    let refused;
+    for (const [method, path, apiKey] of probes) {
+      const r = await send(method, path, apiKey);
+      answers.push(r.status);
+      if (r.status === 429) refused = r;
+    }
+    expect(answers).toEqual([404, 404, 405, 405, 404, 429, 429]);
+    expect(refused!.body).toEqual({ statusCode: 429, error: 'TOO_MANY_REQUESTS', message: expect.any(String), requestId: refused!.headers.get('x-request-id') });
+    expect(Number(refused!.headers.get('retry-after'))).toBeGreaterThanOrEqual(59);
+    // One counter with the failed authentications: guessing a key on a real route is past the limit too.
+    expect((await send('GET', '/v1/credentials', 'cvk_nobody_invalid')).status).toBe(429);
+    // Probes are never audited (nor is a refusal past the limit).
+    expect(await unauthenticatedRows()).toBe(rowsBefore);
+    // A known client on the same IP is served, and its own wrong URL is a 404, not the prober's 429; public routes answer.
+    expect((await send('GET', '/v1/credentials', reader.key)).status).toBe(200);
+    expect((await send('GET', '/v1/credentialz', reader.key)).status).toBe(404);
+    expect((await send('GET', '/health/live', null)).status).toBe(200);
+  });
+
+  it('a known client that scans is limited as itself (its own count of unmatched requests), and its routes keep answering', async () => {
+    const answers: number[] = [];
+    for (let i = 0; i < 7; i++) answers.push((await send(i % 2 ? 'PUT' : 'GET', i % 2 ? '/v1/credentials' : `/v1/scan-${i}`, scanner.key)).status);
+    expect(answers).toEqual([404, 405, 404, 405, 404, 429, 429]);
+    expect((await send('GET', '/v1/credentials', scanner.key)).status).toBe(200);
+    // Another known client is not affected.
+    expect((await send('GET', '/v1/credentialz', reader.key)).status).toBe(404);
+  });
+});

@@ -8,7 +8,9 @@ import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import type { Server } from '@grpc/grpc-js';
 import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
 import type { DestinationStream, Logger } from 'pino';
+import { ThrottlerException } from '@nestjs/throttler';
 import { AppModule } from './app.module';
+import { AuthGuard } from './auth/auth.guard';
 import { deferBodyParsing } from './http/request-body';
 import { withErrorAnswers, withSuccessSchemas } from './http/openapi';
 import { queryDecodes, UNDECODABLE_QUERY } from './http/query-string';
@@ -148,6 +150,7 @@ export async function configureApp(app: NestFastifyApplication, config: AppConfi
   logRequests(fastify, app.get(HOST_LOG), { requestContext: config.log.requestContext, queryNames: declaredQueryNames(controllers) });
   if (config.metrics.enabled) countHttpRequests(fastify);
   const shutdown = app.get(ShutdownState);
+  const guard = app.get(AuthGuard);
   fastify.addHook('onRequest', (req, reply, done) => {
     void reply.header('x-request-id', req.id);
     // Every answer is JSON (or the docs page): a browser must not guess another type from a body that echoes input.
@@ -156,14 +159,25 @@ export async function configureApp(app: NestFastifyApplication, config: AppConfi
     if (shutdown.draining) void reply.header('connection', 'close');
     // Before routing's query is used anywhere (every route, matched or not); the answer ends the request.
     if (!queryDecodes(req.url)) return answerBeforeNest(req, reply, HttpStatus.BAD_REQUEST, UNDECODABLE_QUERY);
-    // A known path asked with a method it does not take. Before authentication, as a 404 is: it tells only what
-    // the route table (public: /docs/json) says, costs no credential check, and leaves no audit row.
-    if (req.is404) {
-      const allow = routes.allowedMethods(req.url);
-      if (allow) return answerBeforeNest(req, reply.header('allow', allow), HttpStatus.METHOD_NOT_ALLOWED, METHOD_NOT_ALLOWED);
-    }
+    if (req.is404) return void answerUnmatched(req, reply, done);
     done();
   });
+  /**
+   * A path no route serves (404, Nest's not-found handler answers), or a known path asked with a method it does not
+   * take (405 here, with Allow: it tells only what the route table, public at /docs/json, says). Either is counted
+   * first, so scanning is throttled: past the limit 429 (AuthGuard.countUnmatched says whose count). Never audited.
+   */
+  const answerUnmatched = async (req: FastifyRequest, reply: FastifyReply, done: (e?: Error) => void): Promise<void> => {
+    try {
+      await guard.countUnmatched(req, reply);
+    } catch (e) {
+      if (e instanceof ThrottlerException) return answerBeforeNest(req, reply, HttpStatus.TOO_MANY_REQUESTS, e.message);
+      return done(e instanceof Error ? e : new Error(String(e)));
+    }
+    const allow = routes.allowedMethods(req.url);
+    if (allow) return answerBeforeNest(req, reply.header('allow', allow), HttpStatus.METHOD_NOT_ALLOWED, METHOD_NOT_ALLOWED);
+    done();
+  };
   // Bodies are read here and parsed only after authentication (AuthGuard, the global guard): HOST_APP_OPTIONS turns Nest's parsers off.
   deferBodyParsing(app.getHttpAdapter().getInstance());
   // Validation is each input parameter's own pipe, not a global one (http/validated-params.ts): checked here for every route.

@@ -80,6 +80,8 @@ export class AuthGuard implements CanActivate {
    * to see every such denial.)
    */
   private readonly failedAuthenticationLimits: RouteLimit[];
+  /** What an authenticated client's requests that no route serves count against: every configured limit, per client, as one route. */
+  private readonly unmatchedLimits: RouteLimit[];
 
   constructor(
     private readonly auth: AuthService,
@@ -97,6 +99,25 @@ export class AuthGuard implements CanActivate {
     }));
     this.localStorage = storage instanceof FixedWindowThrottlerStorage ? storage : undefined;
     this.failedAuthenticationLimits = this.throttlers.map((t) => routeLimit(t, failedAuthenticationKey(t.name, ''), t.limit, t.ttl, t.blockDuration ?? t.ttl));
+    this.unmatchedLimits = this.throttlers.map((t) => routeLimit(t, `unmatched-${t.name}-`, t.limit, t.ttl, t.blockDuration ?? t.ttl));
+  }
+
+  /**
+   * Counts a request no route serves (404) or a known path asked with a method it does not take (405), so that
+   * scanning paths is throttled as guessing keys is; the host's routing hook calls it, a routed request never does.
+   * Without valid credentials, one hit on the IP's failed-authentication counter (one budget for probing paths and
+   * keys; past it 429 for both). With them, one hit on the client's own counter of unmatched requests, as if they were
+   * one route: a known client that hits a wrong URL is not taken for a prober, and does not spend its IP's budget (its
+   * neighbours behind one NAT). Never audited. Rejects with a ThrottlerException past the limit (Retry-After set).
+   */
+  async countUnmatched(req: { headers: Record<string, string | string[] | undefined>; ip?: string }, reply: Reply): Promise<void> {
+    let principal: Principal | undefined;
+    try {
+      principal = await this.auth.authenticate(req.headers);
+    } catch (e) {
+      if (!(e instanceof AuthenticationFailed)) throw e;
+    }
+    await (principal ? this.count(this.unmatchedLimits, principal.id, reply) : this.count(this.failedAuthenticationLimits, req.ip ?? '', reply));
   }
 
   // The request path awaits only what can be asynchronous: the authentication and a shared (Redis) counter.

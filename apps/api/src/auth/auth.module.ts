@@ -23,8 +23,10 @@ import { SharedStateRedis } from './shared-state-redis';
   ],
   providers: [
     AuthService,
-    // The one global guard: authentication, scopes, the rate limit per client, then body parsing.
-    { provide: APP_GUARD, useClass: AuthGuard },
+    // The one global guard: authentication, scopes, the rate limit per client, then body parsing. Also a provider of
+    // its own: the host's routing hook counts the requests no route serves with it (AuthGuard.countUnmatched).
+    AuthGuard,
+    { provide: APP_GUARD, useExisting: AuthGuard },
   ],
   exports: [AuthService],
 })
