@@ -1,3 +1,4 @@
+import { connect } from 'node:net';
 import { randomBytes } from 'node:crypto';
 import { AuditService } from '@app/audit';
 import { generateApiKey } from '../apps/api/src/auth/api-keys';
@@ -196,6 +197,24 @@ describe('the HTTP surface: methods', () => {
         [200, 'GET', '/v1/credentials/:ID/versions/1/value'],
       ]);
       expect(host.logs.join('\n')).not.toContain(pasted);
+    });
+
+    it('a client that leaves in the middle of its body is an aborted request, not a server failure: no error line, no "database unavailable"', async () => {
+      const requestId = `half-body-${randomBytes(4).toString('hex')}`;
+      const { port } = new URL(host.baseUrl);
+      const socket = connect(Number(port), '127.0.0.1');
+      await new Promise((resolve) => socket.once('connect', resolve));
+      socket.write(
+        `POST /v1/credentials HTTP/1.1\r\nhost: 127.0.0.1\r\nx-api-key: ${key.key}\r\nx-request-id: ${requestId}\r\ncontent-type: application/json\r\ncontent-length: 1000\r\n\r\n{"integrationId":`,
+      );
+      await new Promise((r) => setTimeout(r, 200));
+      socket.destroy();
+      const line = JSON.parse(await host.logLine((l) => l.includes(`"id":"${requestId}"`) && l.includes('"res":'))) as { msg: string; res: { statusCode: number } };
+      expect([line.msg, line.res.statusCode]).toEqual(['request aborted', 0]);
+      // Whatever the host does with the body that never arrived, it is not an error of the server's.
+      await new Promise((r) => setTimeout(r, 300));
+      const errors = host.logs.filter((l) => l.includes(requestId) && (JSON.parse(l) as { level: number }).level >= 50);
+      expect(errors).toEqual([]);
     });
   });
 });

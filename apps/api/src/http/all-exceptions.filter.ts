@@ -57,6 +57,10 @@ export class AllExceptionsFilter implements ExceptionFilter {
       // The router's "Cannot GET /path?query" repeats the request; the client knows what it asked for.
       if (status === HttpStatus.NOT_FOUND && typeof message === 'string' && /^Cannot [A-Z]+ /.test(message)) message = 'no route matches this method and path';
       body = { statusCode: status, error: HttpStatus[status] ?? 'Error', message };
+    } else if (isClientGone(exception, request)) {
+      // The client left before its body arrived whole (Node's "aborted" on the request stream): its request, not our
+      // failure, and its access line already says `request aborted`. Answered for form's sake; no one reads it.
+      body = { statusCode: 400, error: 'BAD_REQUEST', message: 'the request body did not arrive whole' };
     } else if (isDatabaseUnavailable(exception)) {
       // Not a fault of ours or the caller's: the connection was lost or refused (a failover, a restart).
       body = { statusCode: 503, error: 'SERVICE_UNAVAILABLE', message: 'the database is unavailable: retry later' };
@@ -108,6 +112,15 @@ export function isDatabaseUnavailable(e: unknown): boolean {
     if (typeof err.message === 'string' && CONNECTION_LOST.test(err.message)) return true;
   }
   return false;
+}
+
+/**
+ * Node's error for a request whose client left while its body was being read (`ECONNRESET` "aborted", raised by the
+ * request stream), on a request whose socket is gone. A database connection reset says "read ECONNRESET" instead.
+ */
+function isClientGone(e: unknown, request: FastifyRequest | undefined): boolean {
+  const err = e as { code?: unknown; message?: unknown } | null | undefined;
+  return err?.code === 'ECONNRESET' && err.message === 'aborted' && request?.raw?.destroyed === true;
 }
 
 /** The typed error a driver failure carries (TypeORM keeps the driver's error as `driverError`), if any. */
