@@ -7,9 +7,10 @@ import { generateApiKey } from '../apps/api/src/auth/api-keys';
 import { UNAUTHENTICATED_TENANT } from '../apps/api/src/auth/auth.guard';
 import { EmbeddedVault } from '../apps/api/src/vault/embedded-vault';
 import { freePort, GrpcKeysClient, type GrpcReply } from './support/grpc-keys-client';
+import { rawGrpcCall } from './support/raw-grpc-call';
 import { startTestHost, TestHost } from './support/host';
 
-const GRPC = { OK: 0, INVALID_ARGUMENT: 3, NOT_FOUND: 5, PERMISSION_DENIED: 7, RESOURCE_EXHAUSTED: 8, UNAVAILABLE: 14, UNAUTHENTICATED: 16 };
+const GRPC = { OK: 0, INVALID_ARGUMENT: 3, NOT_FOUND: 5, PERMISSION_DENIED: 7, RESOURCE_EXHAUSTED: 8, UNIMPLEMENTED: 12, UNAVAILABLE: 14, UNAUTHENTICATED: 16 };
 const RATE_LIMIT = 40;
 const b64 = (b: Buffer | string) => Buffer.from(b).toString('base64');
 const sha256 = (s: string) => createHash('sha256').update(s).digest();
@@ -279,5 +280,51 @@ describe('keys gRPC API switched off', () => {
     }
     // The host itself is up.
     expect((await fetch(`${host.baseUrl}/health/live`)).status).toBe(200);
+  });
+});
+
+/**
+ * A scan of the gRPC port — unknown methods, requests that are not gRPC — counts as HTTP's 404s and 405s do: per IP, with
+ * the failed authentications, so past RATE_LIMIT_PER_MINUTE it is refused (RESOURCE_EXHAUSTED; HTTP 429 for a request
+ * that is not gRPC) while known clients from that IP are served. A host on SQLite with a limit of 4.
+ */
+describe('keys gRPC API: scans are rate limited', () => {
+  let host: TestHost;
+  let client: GrpcKeysClient;
+  let address: string;
+  const user = generateApiKey('scan-keys', 'scan', ['keys:read']);
+  const LIMIT = 4;
+  const as = (k: { key: string }) => ({ 'x-api-key': k.key });
+
+  beforeAll(async () => {
+    const port = await freePort();
+    host = await startTestHost('sqlite', { AUTH_API_KEYS: JSON.stringify([user.entry]), RATE_LIMIT_PER_MINUTE: String(LIMIT), GRPC_ENABLED: 'true', GRPC_PORT: String(port) });
+    address = `127.0.0.1:${port}`;
+    client = new GrpcKeysClient(address);
+  });
+  afterAll(async () => {
+    await client?.close();
+    await host?.close();
+  });
+
+  it('counts unknown methods and requests that are not gRPC per IP with failed authentications; past the limit they are refused, known clients are not', async () => {
+    const notGrpc = () => rawGrpcCall(address, '/credential_vault.keys.v1.KeysService/ListKeys', { compressed: false, bytes: Buffer.alloc(0) }, { 'content-type': 'application/json' });
+    const answers: Array<number | string> = [];
+    answers.push((await client.call('/credential_vault.keys.v1.KeysService/DropAll', {}, {})).error!.code);
+    answers.push(`http ${(await notGrpc()).httpStatus}`);
+    answers.push((await client.call('/admin.v1.Admin/Purge', {}, as(user))).error!.code);
+    answers.push((await client.call('ListKeys', {}, { 'x-api-key': 'cvk_scanguess_invalid' })).error!.code);
+    // Past the limit: an unknown method, a request that is not gRPC and a key guess alike.
+    const over = await client.call('/credential_vault.keys.v1.KeysService/DropAll', {}, {});
+    answers.push(over.error!.code);
+    answers.push(`http ${(await notGrpc()).httpStatus}`);
+    answers.push((await client.call('ListKeys', {}, { 'x-api-key': 'cvk_scanguess_invalid' })).error!.code);
+    expect(answers).toEqual([GRPC.UNIMPLEMENTED, 'http 415', GRPC.UNIMPLEMENTED, GRPC.UNAUTHENTICATED, GRPC.RESOURCE_EXHAUSTED, 'http 429', GRPC.RESOURCE_EXHAUSTED]);
+    // As the guard's refusal: a RetryInfo says when to come back, the request id is sent back.
+    const retry = over.error?.status?.details?.find((d: { type: string }) => d.type === 'type.googleapis.com/google.rpc.RetryInfo') as { retry_delay: { seconds: number } } | undefined;
+    expect(retry?.retry_delay.seconds).toBeGreaterThan(0);
+    expect(over.error?.trailers['x-request-id']).toMatch(/^[0-9a-f-]{36}$/);
+    // A known client from the same address is served.
+    expect((await client.call('ListKeys', {}, as(user))).error).toBeUndefined();
   });
 });

@@ -196,9 +196,11 @@ export async function configureApp(app: NestFastifyApplication, config: AppConfi
     const count = config.metrics.enabled ? grpcCallMetrics() : undefined;
     const observe = observeGrpcCalls(app.get(HOST_LOG), { trace: telemetryOf(app) !== null, count });
     // Calls to a path no one serves, and requests that are not gRPC, never reach an interceptor: observed where grpc-js answers them.
+    // Both count as a scan from their address, as HTTP's 404s and 405s do (AuthGuard.countGrpcScan).
     const observeUnserved = (server: Server) => {
-      observeUnknownMethods(server, app.get(HOST_LOG), count);
-      observeNonGrpcRequests(server, app.get(HOST_LOG), count);
+      const limit = (ip: string) => guard.countGrpcScan(ip);
+      observeUnknownMethods(server, app.get(HOST_LOG), count, limit);
+      observeNonGrpcRequests(server, app.get(HOST_LOG), count, limit);
     };
     app.connectMicroservice(keysGrpcOptions(config.grpc, [observe], observeUnserved));
     await app.startAllMicroservices();

@@ -166,6 +166,20 @@ export class AuthGuard implements CanActivate {
     })();
   }
 
+  /**
+   * One hit of a scan of the gRPC port from `ip` — a call to a method the server does not serve, a request that is not
+   * gRPC — on the IP's failed-authentication counter, as countUnmatched counts HTTP's 404s and 405s without credentials
+   * (grpc-js answers these before any metadata is read: the credentials are not at hand). Resolves with the seconds
+   * until the block ends when past the limit, else undefined.
+   */
+  async countGrpcScan(ip: string): Promise<number | undefined> {
+    for (const limit of this.failedAuthenticationLimits) {
+      const hit = await this.storage.increment(limit.keyPrefix + ip, limit.ttl, limit.limit, limit.blockDuration, limit.name);
+      if (hit.isBlocked) return Math.max(1, hit.timeToBlockExpire);
+    }
+    return undefined;
+  }
+
   private async refuseAuthentication(req: Req, e: unknown): Promise<never> {
     if (!(e instanceof AuthenticationFailed)) throw e;
     await this.auditRefusal(req, AuditAction.AUTH_FAILURE, { tenantId: UNAUTHENTICATED_TENANT, actor: claimedActor(req) }, 'UNAUTHENTICATED');

@@ -5,7 +5,7 @@ import type { Level, Logger } from 'pino';
 import { TRACER_NAME } from '@app/common';
 import { httpStatusForCode } from '../../http/error-status';
 import { requestIdOf } from '../../logging/logging.options';
-import { ERROR_CODE_TRAILER } from './grpc-status';
+import { encodeRpcStatus, ERROR_CODE_TRAILER, STATUS_DETAILS_TRAILER } from './grpc-status';
 
 /** The metadata key of the request id, both ways (as HTTP's `X-Request-Id` header). */
 export const REQUEST_ID_METADATA = 'x-request-id';
@@ -68,29 +68,67 @@ export type GrpcCallCounter = (method: string, code: string, fault: 'server' | '
 export const UNKNOWN_METHOD = 'unknown';
 
 /**
+ * Counts one scan request — a call to a method the server does not serve, a request that is not gRPC — from a peer
+ * address; resolves with the seconds until the address may scan again when it is past the limit, else undefined.
+ */
+export type GrpcScanLimiter = (ip: string) => Promise<number | undefined>;
+
+/** The HTTP/2 stream of a request grpc-js answers by itself, as far as it is used here. */
+interface RawStream {
+  readonly destroyed: boolean;
+  readonly session?: { readonly socket?: { readonly remoteAddress?: string } };
+  respond(headers: Record<string, unknown>, options?: unknown): void;
+}
+
+/**
  * Gives a call to a path the server does not serve what a served one gets but its span: one access line at `warn`
  * (`req.method` `unknown`, as HTTP logs `unmatched`: never a path the caller chose, which may hold anything; a new
- * request id, also sent back in the trailers: the caller's is not at hand) and a count under the method `unknown`, code UNIMPLEMENTED, fault `client` — HTTP's 404. grpc-js
+ * request id, also sent back in the trailers: the caller's is not at hand) and a count under the method `unknown`, code UNIMPLEMENTED, fault `client` — HTTP's 404.
+ * With `limit`, it is first counted as a scan from its peer's address (HTTP counts its 404s so): past the limit it is
+ * answered RESOURCE_EXHAUSTED with a RetryInfo, as the guard's rate limit is. grpc-js
  * (1.14) answers such a path before it builds any interceptor chain, through its Server's `_respondWithError`, which
  * it calls for nothing else: wrapped here, it costs a served call nothing. It is not public API: without it the host
  * says so once at start, and test/keys-grpc-observability.e2e-spec.ts fails.
  */
-export function observeUnknownMethods(server: Server, log: Logger, count?: GrpcCallCounter): void {
-  type Answer = (this: Server, status: { code?: GrpcCode; details?: string; metadata?: Metadata }, ...rest: unknown[]) => void;
+export function observeUnknownMethods(server: Server, log: Logger, count?: GrpcCallCounter, limit?: GrpcScanLimiter): void {
+  type Answer = (this: Server, status: { code?: GrpcCode; details?: string; metadata?: Metadata }, stream: RawStream, ...rest: unknown[]) => void;
   const target = server as unknown as { _respondWithError?: Answer };
   const answer = target._respondWithError;
   if (typeof answer !== 'function') {
     log.warn('Calls to unknown gRPC methods are not observed: this grpc-js has no Server#_respondWithError');
     return;
   }
-  target._respondWithError = function (status, ...rest) {
-    if (status.code !== GrpcCode.UNIMPLEMENTED) return answer.call(this, status, ...rest);
+  target._respondWithError = function (status, stream, ...rest) {
+    if (status.code !== GrpcCode.UNIMPLEMENTED) return answer.call(this, status, stream, ...rest);
     const requestId = randomUUID();
     const metadata = status.metadata?.clone() ?? new Metadata();
     metadata.set(REQUEST_ID_METADATA, requestId);
-    unservedCall(log, count, requestId, 'UNIMPLEMENTED', { grpcStatus: 'UNIMPLEMENTED' });
-    return answer.call(this, { ...status, metadata }, ...rest);
+    const send = (retryAfterS: number | undefined) => {
+      if (retryAfterS === undefined) {
+        unservedCall(log, count, requestId, 'UNIMPLEMENTED', { grpcStatus: 'UNIMPLEMENTED' });
+        return answer.call(this, { ...status, metadata }, stream, ...rest);
+      }
+      unservedCall(log, count, requestId, 'RESOURCE_EXHAUSTED', { grpcStatus: 'RESOURCE_EXHAUSTED' });
+      metadata.set(STATUS_DETAILS_TRAILER, encodeRpcStatus({ ...SCAN_REFUSED, metadata: {}, retryAfterMs: retryAfterS * 1000 }));
+      return answer.call(this, { code: SCAN_REFUSED.code, details: SCAN_REFUSED.message, metadata }, stream, ...rest);
+    };
+    if (!limit) return send(undefined);
+    void scanLimited(limit, stream).then((retryAfterS) => {
+      if (!stream.destroyed) send(retryAfterS);
+    });
   };
+}
+
+/** What a scan past the limit is answered (RESOURCE_EXHAUSTED, as the guard's rate limit). */
+const SCAN_REFUSED = { code: GrpcCode.RESOURCE_EXHAUSTED, message: 'too many requests from this address: RATE_LIMIT_PER_MINUTE', reason: 'RESOURCE_EXHAUSTED' } as const;
+
+/** The limiter's answer for the stream's peer; a limiter that fails lets the request through (it is answered a refusal anyway). */
+async function scanLimited(limit: GrpcScanLimiter, stream: RawStream): Promise<number | undefined> {
+  try {
+    return await limit(stream.session?.socket?.remoteAddress ?? '');
+  } catch {
+    return undefined;
+  }
 }
 
 /** The metric's code of a request refused as not gRPC at all: it has no gRPC status, only HTTP's. */
@@ -101,13 +139,13 @@ export const NOT_GRPC_CODE = 'HTTP_415';
  * HTTP 415 with no gRPC status, before any metadata is read or interceptor built — what an unknown method's call gets
  * (observeUnknownMethods): one access line at `warn` (`req.method` `unknown`, `res.httpStatus` 415), a new request id
  * sent back in the 415's headers, a count under method `unknown`, code NOT_GRPC_CODE, fault `client` (HTTP's own 415).
- * grpc-js decides this in its Server's `_verifyContentType`, wrapped here: a served call costs one string test more
- * (grpc-js' own test, repeated); a refused one is told by grpc-js' answer (`false`), not by that test. Not public API:
- * without it the host says so once at start, and test/keys-grpc-observability.e2e-spec.ts fails.
+ * With `limit`, it is counted as a scan first: past the limit it is answered HTTP 429 with `retry-after` instead (code
+ * `HTTP_429`). grpc-js decides this in its Server's `_verifyContentType`, replaced here by the same test (a served call
+ * costs nothing more), whose refusal is answered here: grpc-js takes `false` as "answered". Not public API: without it
+ * the host says so once at start, and test/keys-grpc-observability.e2e-spec.ts fails.
  */
-export function observeNonGrpcRequests(server: Server, log: Logger, count?: GrpcCallCounter): void {
-  type Stream = { respond(headers: Record<string, unknown>, options?: unknown): void };
-  type Verify = (this: Server, stream: Stream, headers: Record<string, unknown>) => boolean;
+export function observeNonGrpcRequests(server: Server, log: Logger, count?: GrpcCallCounter, limit?: GrpcScanLimiter): void {
+  type Verify = (this: Server, stream: RawStream, headers: Record<string, unknown>) => boolean;
   const target = server as unknown as { _verifyContentType?: Verify };
   const verify = target._verifyContentType;
   if (typeof verify !== 'function') {
@@ -118,15 +156,18 @@ export function observeNonGrpcRequests(server: Server, log: Logger, count?: Grpc
     const type = headers['content-type'];
     if (typeof type === 'string' && type.startsWith('application/grpc')) return verify.call(this, stream, headers);
     const requestId = randomUUID();
-    const respond = stream.respond;
-    stream.respond = (answer, options) => respond.call(stream, { ...answer, [REQUEST_ID_METADATA]: requestId }, options);
-    try {
-      const accepted = verify.call(this, stream, headers);
-      if (!accepted) unservedCall(log, count, requestId, NOT_GRPC_CODE, { httpStatus: 415 });
-      return accepted;
-    } finally {
-      stream.respond = respond;
-    }
+    const send = (retryAfterS: number | undefined) => {
+      const status = retryAfterS === undefined ? 415 : 429;
+      unservedCall(log, count, requestId, retryAfterS === undefined ? NOT_GRPC_CODE : 'HTTP_429', { httpStatus: status });
+      const retry = retryAfterS === undefined ? {} : { 'retry-after': String(retryAfterS) };
+      stream.respond({ ':status': status, [REQUEST_ID_METADATA]: requestId, ...retry }, { endStream: true });
+    };
+    if (!limit) send(undefined);
+    else
+      void scanLimited(limit, stream).then((retryAfterS) => {
+        if (!stream.destroyed) send(retryAfterS);
+      });
+    return false;
   };
 }
 
