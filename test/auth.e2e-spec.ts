@@ -67,6 +67,10 @@ describe('host authentication and rate limiting (SQLite)', () => {
     // A token of another tenant sees none of acme's credentials.
     const globex = await get('/v1/credentials', { authorization: `Bearer ${await sign({ tenant_id: 'globex', scope: 'credentials:read' })}` });
     expect(((await globex.json()) as { items: unknown[] }).items).toEqual([]);
+    // One credential per request (RFC 6750 §2): an API key and a bearer token together are refused, both valid here.
+    const both = await get('/v1/credentials', { 'x-api-key': apiKey.key, authorization: `Bearer ${await sign({ tenant_id: 'globex', scope: 'credentials:read' })}` });
+    expect(both.status).toBe(401);
+    expect(((await both.json()) as { message: string }).message).toMatch(/X-API-Key or Authorization: Bearer, not both/);
   });
 
   it('limits each client separately and answers 429 past the limit', async () => {

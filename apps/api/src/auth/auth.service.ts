@@ -48,7 +48,10 @@ export class AuthService implements OnModuleInit {
 
   async authenticate(headers: Record<string, string | string[] | undefined>): Promise<Principal> {
     const apiKey = headers['x-api-key'];
+    const authz = headers.authorization;
     if (typeof apiKey === 'string' && apiKey) {
+      // One credential per request (RFC 6750 §2): with two, which one acts would be the host's silent choice.
+      if (typeof authz === 'string' && BEARER.test(authz)) throw new AuthenticationFailed('send one credential: X-API-Key or Authorization: Bearer, not both');
       const entry = this.apiKeys.verify(apiKey);
       if (!entry) throw new AuthenticationFailed('invalid API key');
       let principal = this.apiKeyPrincipals.get(entry);
@@ -58,11 +61,10 @@ export class AuthService implements OnModuleInit {
       }
       return principal;
     }
-    const authz = headers.authorization;
-    if (typeof authz === 'string' && /^Bearer\s+/i.test(authz)) {
+    if (typeof authz === 'string' && BEARER.test(authz)) {
       if (!this.jwt) throw new AuthenticationFailed('bearer tokens are not accepted: no JWT issuer is configured');
       try {
-        const t = await this.jwt.verify(authz.replace(/^Bearer\s+/i, '').trim());
+        const t = await this.jwt.verify(authz.replace(BEARER, '').trim());
         return { id: `jwt:${t.subject}`, tenantId: t.tenantId, scopes: new Set(t.scopes), method: 'jwt' };
       } catch (e) {
         throw new AuthenticationFailed(`invalid bearer token: ${bearerFailure(e)}`);
@@ -71,6 +73,8 @@ export class AuthService implements OnModuleInit {
     throw new AuthenticationFailed('missing credentials: send X-API-Key or Authorization: Bearer <JWT>');
   }
 }
+
+const BEARER = /^Bearer\s+/i;
 
 /** Fixed reasons per `jose` error code: a client learns why its token was refused, in our words. */
 const JOSE_REASONS: Record<string, string> = {
