@@ -1,9 +1,6 @@
 import { randomBytes } from 'node:crypto';
-import { writeFileSync } from 'node:fs';
 import { createServer, Server, Socket } from 'node:net';
 import type { AddressInfo } from 'node:net';
-import { join } from 'node:path';
-import type { NestFastifyApplication } from '@nestjs/platform-fastify';
 import { EventEmitter2 } from '@nestjs/event-emitter';
 import { Redis } from 'ioredis';
 import { AUDIT_SUSPICIOUS_ACTIVITY_EVENT, AuditAction, AuditService, SuspiciousActivityEvent } from '@app/audit';
@@ -12,13 +9,11 @@ import { OAuthProviderRegistry } from '@app/oauth-refresh';
 import { TestOAuthServer } from '@app/testing';
 import { generateApiKey } from '../apps/api/src/auth/api-keys';
 import { SharedStateRedis } from '../apps/api/src/auth/shared-state-redis';
-import { createApp } from '../apps/api/src/bootstrap';
-import { loadAppConfig } from '../apps/api/src/config/app.config';
 import { HostRedis } from '../apps/api/src/redis/host-redis';
 import { RedisPrefixGuard } from '../apps/api/src/redis/redis-prefix-guard';
-import { EmbeddedVault } from '../apps/api/src/vault/embedded-vault';
 import { REDIS_URL } from './support/database';
-import { startTestHost, TestHost } from './support/host';
+import type { TestHost } from './support/host';
+import { deleteRedisKeys, jsonCaller, Replica, ReplicaPair, startReplica, startReplicaPair, stopReplicaPair } from './support/replica';
 
 /**
  * Cluster-wide limits and counters: two replicas of the host (two Nest apps in this process) on one
@@ -27,51 +22,6 @@ import { startTestHost, TestHost } from './support/host';
  * stops answering. PostgreSQL only: several replicas need a shared database (SQLite is the
  * single-process default). Redis being down is a failure here, never a skip.
  */
-
-interface Replica {
-  app: NestFastifyApplication;
-  baseUrl: string;
-}
-
-/** A second replica of `first`: same database, Key Vault (the first one's local vault over HTTPS) and Redis. */
-async function startReplica(first: TestHost, extraEnv: Record<string, string> = {}): Promise<Replica> {
-  const vault = first.app.get(EmbeddedVault).emulator!;
-  const caPath = join(first.dataDir, 'vault-ca.pem');
-  writeFileSync(caPath, vault.caCertPem);
-  const app = await createApp(
-    loadAppConfig({
-      ...first.env,
-      KEY_VAULT_URL: vault.vaultUrl,
-      KEY_VAULT_CREDENTIAL: 'static',
-      KEY_VAULT_CA_CERT_PATH: caPath,
-      KEY_VAULT_DISABLE_CHALLENGE_RESOURCE_VERIFICATION: 'true',
-      ...extraEnv,
-    }),
-  );
-  return { app, baseUrl: (await app.getUrl()).replace('[::1]', '127.0.0.1') };
-}
-
-/** Fails the suite (no skip) when Redis is not there. */
-async function requireRedis(): Promise<Redis> {
-  const redis = new Redis(REDIS_URL, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
-  try {
-    await redis.connect();
-    await redis.ping();
-  } catch (e) {
-    redis.disconnect();
-    throw new Error(`Redis is required for this test but is not reachable at ${REDIS_URL} (${(e as Error).message}). Start it (see README "Running the tests").`);
-  }
-  return redis;
-}
-
-async function deleteKeys(redis: Redis, prefix: string): Promise<void> {
-  let cursor = '0';
-  do {
-    const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000);
-    if (keys.length) await redis.del(...keys);
-    cursor = next;
-  } while (cursor !== '0');
-}
 
 /** A TCP proxy in front of Redis that can be made to stop answering (a hung Redis, not a refused connection). */
 class StallableRedisProxy {
@@ -139,37 +89,21 @@ describe('cluster-wide limits and counters (two replicas, PostgreSQL, one Redis)
   let b: Replica;
 
   beforeAll(async () => {
-    redis = await requireRedis();
-    a = await startTestHost('postgres', {
-      REDIS_URL,
-      REDIS_KEY_PREFIX: prefix,
-      AUTH_API_KEYS: JSON.stringify([key.entry, other.entry, prober.entry, oauthClient.entry]),
-      RATE_LIMIT_PER_MINUTE: String(limit),
-      OAUTH_PROACTIVE_ENABLED: 'false',
-    });
-    b = await startReplica(a);
+    ({ a, b, redis } = (await startReplicaPair(
+      {
+        AUTH_API_KEYS: JSON.stringify([key.entry, other.entry, prober.entry, oauthClient.entry]),
+        RATE_LIMIT_PER_MINUTE: String(limit),
+        OAUTH_PROACTIVE_ENABLED: 'false',
+      },
+      prefix,
+    )) as Required<ReplicaPair>);
   });
 
-  afterAll(async () => {
-    await b?.app.close();
-    await a?.close();
-    if (redis) {
-      await deleteKeys(redis, prefix);
-      redis.disconnect();
-    }
-  });
+  afterAll(() => stopReplicaPair({ a, b, redis }, prefix));
 
   const get = (base: string, path: string, apiKey = key.key) => fetch(`${base}${path}`, { headers: { 'x-api-key': apiKey } });
   /** As the OAuth client (values and writes), JSON both ways. */
-  const call = async (base: string, method: string, path: string, body?: unknown) => {
-    const res = await fetch(`${base}${path}`, {
-      method,
-      headers: { 'x-api-key': oauthClient.key, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
-      body: body === undefined ? undefined : JSON.stringify(body),
-    });
-    const text = await res.text();
-    return { status: res.status, body: text ? JSON.parse(text) : undefined };
-  };
+  const call = jsonCaller(oauthClient.key);
 
   describe('API rate limit', () => {
     it('is shared: N requests spread over both replicas, then the next one is refused on either', async () => {
@@ -358,7 +292,7 @@ describe('cluster-wide limits and counters (two replicas, PostgreSQL, one Redis)
 
     afterAll(async () => {
       if (!cClosed) await c?.app.close();
-      await deleteKeys(redis, otherPrefix);
+      await deleteRedisKeys(redis, otherPrefix);
     });
 
     it('is kept out of the balancer (readiness 503); the replicas already serving stay in, degraded, and the metric counts it', async () => {
