@@ -32,7 +32,7 @@ export {
   AuditAnchorStoreError,
 } from './errors/credential-errors';
 export { CredentialEvents, type CredentialEvent, type CredentialEventName } from './events/credential-events';
-export { CredentialCache, type CredentialCacheStats, type CacheLoadOptions } from './cache/credential-cache';
+export { CredentialCache, type CredentialCacheStats, type CacheLoadOptions, type ReplicaEvictions } from './cache/credential-cache';
 export { LruCredentialCache, type LruCredentialCacheOptions } from './cache/lru-credential-cache';
 export type { CredentialCacheHealth, SharedCacheStats } from './cache/credential-cache';
 export { TieredCredentialCache, type RedisTierOptions } from './cache/tiered-credential-cache';

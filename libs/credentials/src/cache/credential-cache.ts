@@ -84,6 +84,28 @@ export interface CredentialCacheHealth {
 }
 
 /**
+ * The credential cache's eviction fan-out, lent to another cache of the process whose entries other replicas change
+ * (the keys lib's key cache, wired by the host): the same bus, heartbeats and "not hearing" state. Its announcements
+ * travel in a `scope` of their own and never touch the credential cache.
+ */
+export interface ReplicaEvictions {
+  /**
+   * Synchronous and cheap (read before each cached use): a number that stays the same for as long as this replica
+   * hears every replica's evictions without a gap, `undefined` while it may miss some (the fan-out is disconnected, no
+   * heartbeat heard within `lostAfterMs`, or `setUnheardReplicas`). An entry cached under one number may be trusted
+   * only while that number is still the current one: a gap, even one that has ended, changes it.
+   */
+  heardGeneration(): number | undefined;
+  /**
+   * Tells every other replica to drop `keys` of `scope`; resolves once published, rejects when it could not be
+   * (they are then sent again once this replica hears the fan-out again).
+   */
+  announce(scope: string, keys: readonly string[]): Promise<void>;
+  /** Calls `listener` with the keys of `scope` other replicas announce; returns what stops it. */
+  listen(scope: string, listener: (keys: readonly string[]) => void): () => void;
+}
+
+/**
  * A read-through cache of credential reads, keyed by tenant + credential. An abstract class so it is
  * also the DI token: the in-process LRU or the two-level (L1 + Redis L2) cache is bound by the module.
  *
@@ -148,6 +170,15 @@ export abstract class CredentialCache {
    * a cache that hears no other replica anyway (the in-process LRU), ignores it.
    */
   setUnheardReplicas(_reason: string | undefined): void {}
+
+  /**
+   * The eviction fan-out for another cache of the process (`ReplicaEvictions`), or `undefined` when this cache has
+   * none (the in-process LRU: one process, or no fan-out configured) — that other cache then hears nothing from other
+   * replicas and relies on its own TTL.
+   */
+  replicaEvictions(): ReplicaEvictions | undefined {
+    return undefined;
+  }
 
   health(): CredentialCacheHealth {
     return { tier: 'memory', invalidation: 'none', status: 'up', details: {} };

@@ -12,6 +12,11 @@ export interface InvalidationMessage {
   k?: string[];
   /** A key prefix to drop (a tenant). */
   p?: string;
+  /**
+   * Whose keys `k` are: absent, the credential cache's; else another cache of the replicas that shares the fan-out
+   * (`CredentialCache.replicaEvictions`, e.g. `keys`: the keys lib's key cache). Never applied to the credential cache.
+   */
+  s?: string;
   /** When it was published (epoch ms, fractional): receivers measure propagation with it. */
   t: number;
 }
@@ -43,6 +48,7 @@ function parse(text: string): InvalidationMessage | null {
     if (typeof m?.o !== 'string' || typeof m.t !== 'number') return null;
     if (m.k !== undefined && !(Array.isArray(m.k) && m.k.every((k) => typeof k === 'string'))) return null;
     if (m.p !== undefined && typeof m.p !== 'string') return null;
+    if (m.s !== undefined && typeof m.s !== 'string') return null;
     return m;
   } catch {
     return null;

@@ -292,6 +292,48 @@ describe('TieredCredentialCache (L1 + invalidation bus, no L2)', () => {
     }
   });
 
+  it("lends its fan-out to another cache (replicaEvictions): that cache's announcements in a scope of their own, never the credential cache's, and one generation per period of hearing", async () => {
+    const { bus, cache } = await build();
+    const evictions = cache.replicaEvictions();
+    const heard: Array<readonly string[]> = [];
+    const stop = evictions.listen('keys', (keys) => heard.push(keys));
+    await cache.getOrLoad('t/a', async () => 'v1');
+    const first = evictions.heardGeneration();
+    expect(first).toEqual(expect.any(Number));
+
+    bus.deliver({ s: 'keys', k: ['t/a'] }); // another cache's key that happens to look like a credential's: not evicted
+    bus.deliver({ s: 'other', k: ['x'] });
+    expect(heard).toEqual([['t/a']]);
+    expect(await cache.getOrLoad('t/a', async () => 'v2')).toBe('v1');
+    expect(cache.stats().shared!.invalidation.received).toBe(0);
+
+    await evictions.announce('keys', ['k1']);
+    expect(bus.published).toEqual([expect.objectContaining({ o: cache.instanceId, s: 'keys', k: ['k1'] })]);
+    expect(heard).toHaveLength(1); // its own announcement is not handed back
+    expect(evictions.heardGeneration()).toBe(first);
+
+    // A gap in hearing: no generation meanwhile, a new one after it, even though the bus is back.
+    bus.failPublish = true;
+    await expect(evictions.announce('keys', ['k2'])).rejects.toThrow('bus down');
+    bus.setHealthy(false);
+    expect(evictions.heardGeneration()).toBeUndefined();
+    bus.failPublish = false;
+    bus.setHealthy(true);
+    await new Promise((r) => setImmediate(r));
+    const second = evictions.heardGeneration();
+    expect(second).toEqual(expect.any(Number));
+    expect(second).not.toBe(first);
+    // The announcement that could not be sent went once the bus was heard again.
+    expect(bus.published.filter((m) => m.s === 'keys').map((m) => m.k)).toEqual([['k1'], ['k2']]);
+    cache.setUnheardReplicas('another prefix is live');
+    expect(evictions.heardGeneration()).toBeUndefined();
+
+    stop();
+    bus.deliver({ s: 'keys', k: ['k3'] });
+    expect(heard).toHaveLength(1);
+    await cache.stop();
+  });
+
   it('metadata rows: kept in L1 only, dropped by an announced eviction, never cached while the bus is down', async () => {
     const { bus, cache } = await build();
     const read = (v: string) => cache.getOrLoadRow('t/a', async () => v);

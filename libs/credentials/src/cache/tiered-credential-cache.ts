@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { Logger } from '@nestjs/common';
 import { Clock } from '@app/common';
 import { CacheEntryKey, jitteredTtl } from './cache-entry-cipher';
-import { CacheCaller, CacheLoader, CacheLoadOptions, CredentialCache, CredentialCacheHealth, CredentialCacheStats, SharedCacheStats } from './credential-cache';
+import { CacheCaller, CacheLoader, CacheLoadOptions, CredentialCache, CredentialCacheHealth, CredentialCacheStats, type ReplicaEvictions, SharedCacheStats } from './credential-cache';
 import { CacheInvalidationBus, InvalidationMessage, RedisInvalidationBus } from './invalidation-bus';
 import { DEFAULT_INVALIDATION_LIVENESS, type InvalidationLiveness } from './invalidation-liveness';
 import { LruCredentialCache, LruCredentialCacheOptions } from './lru-credential-cache';
@@ -55,6 +55,21 @@ export class TieredCredentialCache extends CredentialCache {
   /** Why some replicas of the deployment cannot be heard (`setUnheardReplicas`): nothing cached is served meanwhile. */
   private unheard?: string;
   private readonly liveWaiters: Array<() => void> = [];
+  /** Counts the periods of hearing: a new one begins each time a heartbeat is heard after a gap (`heardGeneration`). */
+  private hearingPeriod = 0;
+  /** Other caches' listeners (`replicaEvictions`), by scope. */
+  private readonly scopeListeners = new Map<string, Set<(keys: readonly string[]) => void>>();
+  /** Other caches' announcements that could not be published: sent again once a heartbeat is heard. */
+  private readonly pendingScoped = new Map<string, Set<string>>();
+  private readonly lent: ReplicaEvictions = {
+    heardGeneration: () => (this.hearing ? this.hearingPeriod : undefined),
+    announce: (scope, keys) => this.announce(scope, keys),
+    listen: (scope, listener) => {
+      const set = this.scopeListeners.get(scope) ?? new Set();
+      this.scopeListeners.set(scope, set.add(listener));
+      return () => void set.delete(listener);
+    },
+  };
 
   constructor(
     private readonly options: LruCredentialCacheOptions,
@@ -104,6 +119,11 @@ export class TieredCredentialCache extends CredentialCache {
     clearInterval(this.heartbeat);
     this.stopping = true; // the bus reports itself down as it stops: not an outage to warn about
     await this.bus.stop();
+  }
+
+  /** The same bus, heartbeats and hearing state, for another cache of the process (the host lends it to the keys lib). */
+  override replicaEvictions(): ReplicaEvictions {
+    return this.lent;
   }
 
   /** Observes evictions received from other replicas, with their propagation lag (benches, metrics). */
@@ -358,8 +378,24 @@ export class TieredCredentialCache extends CredentialCache {
     }
   }
 
+  /** Published as is (not through L2, not counted as the credential cache's): another cache's keys. */
+  private async announce(scope: string, keys: readonly string[]): Promise<void> {
+    try {
+      await this.bus.publish({ o: this.instanceId, s: scope, k: [...keys], t: now() });
+    } catch (e) {
+      const pending = this.pendingScoped.get(scope) ?? new Set<string>();
+      for (const key of keys) pending.add(key);
+      this.pendingScoped.set(scope, pending);
+      throw e;
+    }
+  }
+
   private receive(message: InvalidationMessage): void {
     this.heard();
+    if (message.s !== undefined) {
+      if (message.o !== this.instanceId) for (const listener of this.scopeListeners.get(message.s) ?? []) listener(message.k ?? []);
+      return;
+    }
     // Our own announcements (we evicted locally already) and heartbeats (keys of neither kind) drop nothing.
     if (message.o === this.instanceId || (message.k === undefined && message.p === undefined)) return;
     this.counters.received++;
@@ -435,6 +471,7 @@ export class TieredCredentialCache extends CredentialCache {
     this.heardAt = Date.now();
     if (this.live || !this.bus.healthy || !this.l2Synced) return;
     this.live = true;
+    this.hearingPeriod++;
     this.l1.clear();
     if (this.lostSince !== undefined) {
       // How long the silence lasted tells a slow bus (just past the threshold) from an outage.
@@ -444,6 +481,10 @@ export class TieredCredentialCache extends CredentialCache {
     for (const resolve of this.liveWaiters.splice(0)) resolve();
     const keys = [...this.pending];
     if (keys.length > 0) this.evictShared(keys).catch(() => undefined);
+    for (const [scope, pending] of [...this.pendingScoped]) {
+      this.pendingScoped.delete(scope);
+      this.announce(scope, [...pending]).catch(() => undefined);
+    }
   }
 
   private zero() {
