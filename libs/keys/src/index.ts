@@ -3,6 +3,7 @@ export { KEYS_MODULE_OPTIONS, type KeysModuleForRootOptions, type KeysModuleAsyn
 export type { KeysOptionsFactory } from './keys.module-definition';
 export { resolveKeysOptions, type KeysModuleOptions, type ResolvedKeysOptions } from './keys.options';
 export { KeysService } from './keys.service';
+export { KeyChangeFanOut } from './cache/key-change-fan-out';
 export { KeysMetrics, type KeysOperation, type KeysOperationLabels } from './metrics/keys.metrics';
 export { KeysErrorCode, KEYS_ERROR_HTTP_STATUS, KeysError, isKeysError } from './errors/keys.errors';
 export { verifyDigestLocally, publicKeyOf } from './crypto/local-verify';

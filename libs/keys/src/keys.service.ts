@@ -1,4 +1,4 @@
-import { Inject, Injectable, Optional } from '@nestjs/common';
+import { Inject, Injectable, Logger, type OnModuleDestroy, Optional } from '@nestjs/common';
 import { AuditService } from '@app/audit';
 import { Clock, DistributedLock, prefixedLockKey, type OperationContext } from '@app/common';
 import { isKeyVaultError, KeyVaultErrorCode, KeyVaultKeysProvider, type VaultKey, type VaultKeyItem } from '@app/key-vault';
@@ -6,6 +6,7 @@ import { KeysError, KeysErrorCode } from './errors/keys.errors';
 import { KeyOperationRunner } from './audit/key-operation-runner';
 import { openKeyBackup, sealKeyBackup, notThisTenantsBackup } from './backup/key-backup-envelope';
 import { KeyCache, type CachedKey } from './cache/key-cache';
+import { KeyChangeFanOut } from './cache/key-change-fan-out';
 import { publicKeyOf, verifyDigestLocally } from './crypto/local-verify';
 import { KEYS_CLOCK, KEYS_LOCK, KEYS_RESOLVED_OPTIONS } from './keys.constants';
 import type { ResolvedKeysOptions } from './keys.options';
@@ -85,10 +86,13 @@ const MAX_VAULT_PAGES_PER_LIST = 20;
  *   cryptographic call the cached key (`cache/key-cache.ts`) is checked too (enabled, dates, key_ops,
  *   algorithm fits the key type and curve), so a refused request costs no vault transaction; verify
  *   runs locally from the public key by default (RSA; EC verifies in the vault).
+ * - Other replicas: every change is announced through the optional `KeyChangeFanOut` (the host binds it), which also
+ *   drops here what other replicas change, and says when nothing cached may be trusted (`cache/key-cache.ts`).
  * - Vault failures surface as the gateway's `KeyVaultError` (1001..1016); the lib's own as `KeysError`.
  */
 @Injectable()
-export class KeysService {
+export class KeysService implements OnModuleDestroy {
+  private readonly logger = new Logger('KeysService');
   private readonly cache: KeyCache;
   private readonly runner: KeyOperationRunner;
 
@@ -99,9 +103,14 @@ export class KeysService {
     @Inject(KEYS_CLOCK) private readonly clock: Clock,
     @Inject(KEYS_RESOLVED_OPTIONS) private readonly options: ResolvedKeysOptions,
     @Optional() @Inject(KEYS_LOCK) private readonly lock?: DistributedLock | null,
+    @Optional() @Inject(KeyChangeFanOut) private readonly fanOut?: KeyChangeFanOut | null,
   ) {
-    this.cache = new KeyCache(vault, clock, options);
+    this.cache = new KeyCache(vault, clock, options, fanOut);
     this.runner = new KeyOperationRunner(audit, metrics);
+  }
+
+  onModuleDestroy(): void {
+    this.cache.close();
   }
 
   // ---- management --------------------------------------------------------------------------
@@ -129,6 +138,7 @@ export class KeysService {
         notBefore: req.notBefore,
       }, { signal: ctx.signal });
       this.cache.remember(key, true);
+      await this.announce(vaultName);
       return { result: this.details(ctx, key), keyVersion: key.properties.version };
     }));
   }
@@ -208,7 +218,8 @@ export class KeysService {
         const { key: current } = await this.fetchCached(ctx, { name, version: req.version });
         checkKeyOps(req.keyOps, current.publicKey.kty === 'EC' ? 'EC' : 'RSA');
       }
-      const key = await this.vault.updateKeyProperties(this.vaultName(ctx, name), req.version, {
+      const vaultName = this.vaultName(ctx, name);
+      const key = await this.vault.updateKeyProperties(vaultName, req.version, {
         enabled: req.enabled,
         tags: req.tags,
         expiresOn: req.expiresOn,
@@ -216,6 +227,7 @@ export class KeysService {
         keyOps: req.keyOps,
       }, { signal: ctx.signal });
       this.cache.remember(key, false);
+      await this.announce(vaultName);
       return { result: this.details(ctx, key), keyVersion: key.properties.version };
     });
   }
@@ -224,8 +236,10 @@ export class KeysService {
   async rotateKey(ctx: OperationContext, name: string): Promise<KeyDetails> {
     checkName(name);
     return this.runner.managed(ctx, 'rotate', name, {}, async () => {
-      const key = await this.vault.rotateKey(this.vaultName(ctx, name), { signal: ctx.signal });
+      const vaultName = this.vaultName(ctx, name);
+      const key = await this.vault.rotateKey(vaultName, { signal: ctx.signal });
       this.cache.remember(key, true);
+      await this.announce(vaultName);
       return { result: this.details(ctx, key), keyVersion: key.properties.version };
     });
   }
@@ -237,6 +251,7 @@ export class KeysService {
       const vaultName = this.vaultName(ctx, name);
       const deleted = await this.vault.deleteKey(vaultName, { signal: ctx.signal });
       this.cache.forget(vaultName);
+      await this.announce(vaultName);
       return { result: { name: this.tenantName(ctx, deleted.properties.name) ?? name, deletedOn: deleted.deletedOn, scheduledPurgeDate: deleted.scheduledPurgeDate } };
     });
   }
@@ -244,8 +259,10 @@ export class KeysService {
   async recoverKey(ctx: OperationContext, name: string): Promise<KeyDetails> {
     checkName(name);
     return this.runner.managed(ctx, 'recover', name, {}, async () => {
-      const key = await this.vault.recoverDeletedKey(this.vaultName(ctx, name));
+      const vaultName = this.vaultName(ctx, name);
+      const key = await this.vault.recoverDeletedKey(vaultName);
       this.cache.remember(key, true);
+      await this.announce(vaultName);
       return { result: this.details(ctx, key), keyVersion: key.properties.version };
     });
   }
@@ -257,6 +274,7 @@ export class KeysService {
       const vaultName = this.vaultName(ctx, name);
       await this.vault.purgeDeletedKey(vaultName);
       this.cache.forget(vaultName);
+      await this.announce(vaultName);
       return { result: undefined };
     });
   }
@@ -270,8 +288,8 @@ export class KeysService {
     return this.runner.managed(ctx, 'backup', name, {}, async () => {
       const vaultName = this.vaultName(ctx, name);
       // A version listed before the backup is in it (versions are never removed): the restore can confirm itself by it.
-      // Not the key cache's: it is not told when another replica replaces the key (purge, create or restore), and a
-      // header naming a version the blob lacks turns a confirmable lost-answer restore into OUTCOME_UNKNOWN.
+      // Not the key cache's: it hears of another replica replacing the key (purge, create or restore) only through a
+      // KeyChangeFanOut, and late or never without one (or from outside KeysService); a header naming a version the blob lacks turns a confirmable lost-answer restore into OUTCOME_UNKNOWN.
       const known = await this.anyVersion(ctx, vaultName);
       return { result: sealKeyBackup(vaultName, await this.vault.backupKey(vaultName), known) };
     });
@@ -305,6 +323,7 @@ export class KeysService {
         throw notThisTenantsBackup();
       }
       this.cache.remember(key, true);
+      await this.announce(vaultName);
       return { result: this.details(ctx, key), keyVersion: key.properties.version };
     });
   }
@@ -380,6 +399,20 @@ export class KeysService {
       const key = await this.usable(ctx, req, 'unwrapKey', req.algorithm);
       const r = await this.vault.unwrapKey(this.ref(key), req.algorithm, req.wrappedKey, { signal: ctx.signal });
       return { result: { name: req.name, version: r.key.version, algorithm: req.algorithm, key: r.unwrappedKey }, keyVersion: r.key.version };
+    });
+  }
+
+  /**
+   * After a change of the key in the vault (this replica's cache already holds the answer, or forgot the key): every
+   * other replica drops it, through the fan-out when the host bound one. One that could not be sent is not the
+   * change's failure (the vault has it): it is logged, the fan-out sends it again once it is heard again, and until
+   * then other replicas may use their copy for up to `keyCacheTtlMs`.
+   */
+  private async announce(vaultName: string): Promise<void> {
+    if (!this.fanOut) return;
+    await this.fanOut.announce([vaultName]).catch((e: unknown) => {
+      const why = (e as NodeJS.ErrnoException)?.code ?? (e as Error)?.name ?? 'error';
+      this.logger.warn(`a key change could not be announced to the other replicas (${why}): they may use their cached copy for up to keyCacheTtlMs (${this.options.keyCacheTtlMs} ms)`);
     });
   }
 

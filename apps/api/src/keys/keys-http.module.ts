@@ -3,6 +3,7 @@ import { KeysModule } from '@app/keys';
 import { AuthModule } from '../auth/auth.module';
 import { APP_CONFIG, AppConfig } from '../config/app.config';
 import { KeysGrpcController } from './grpc/keys-grpc.controller';
+import { KeyChangeFanOutModule } from './key-change-fan-out.provider';
 import { GrpcAuthGuard } from './grpc/grpc-auth.guard';
 import { DeletedKeysController, KeysController } from './keys.controller';
 
@@ -14,6 +15,8 @@ import { DeletedKeysController, KeysController } from './keys.controller';
   imports: [
     AuthModule,
     KeysModule.forRootAsync({
+      // Key changes reach the other replicas' key caches through the credentials cache's fan-out.
+      imports: [KeyChangeFanOutModule],
       inject: [APP_CONFIG],
       useFactory: (c: AppConfig) => ({
         // Vault key names share the secrets' prefix: `<prefix>-key-<tenant hash>-<name>`.
