@@ -3,12 +3,10 @@ import { AuditService } from '@app/audit';
 import { generateApiKey } from '../apps/api/src/auth/api-keys';
 import { EmbeddedVault } from '../apps/api/src/vault/embedded-vault';
 import { LeavingCallers, metricSum } from './support/caller-gone';
-import { GrpcKeysClient } from './support/grpc-keys-client';
+import { freePort, GrpcKeysClient } from './support/grpc-keys-client';
 import { startTestHost, TestHost } from './support/host';
 
 const GRPC = { OK: 0, CANCELLED: 1, DEADLINE_EXCEEDED: 4 };
-/** gRPC port of this spec (a fixed one of the range kept for it: GRPC_PORT has no "any free port"). */
-const GRPC_PORT = 45_311;
 /** Callers who leave early, against a vault answering each sign in SIGN_LATENCY_MS; the bulkhead runs 64 at a time. */
 const FLOOD = 400;
 const SIGN_LATENCY_MS = 250;
@@ -51,14 +49,16 @@ describe('callers who left (gRPC deadlines, HTTP aborts)', () => {
   };
 
   beforeAll(async () => {
+    // Not a fixed port: one in the ephemeral range may be held by any outgoing connection of the machine.
+    const grpcPort = await freePort();
     host = await startTestHost('sqlite', {
       AUTH_API_KEYS: JSON.stringify([user.entry]),
       RATE_LIMIT_PER_MINUTE: '100000',
       KEY_VAULT_MAX_ATTEMPTS: '1',
       GRPC_ENABLED: 'true',
-      GRPC_PORT: String(GRPC_PORT),
+      GRPC_PORT: String(grpcPort),
     });
-    client = new GrpcKeysClient(`127.0.0.1:${GRPC_PORT}`);
+    client = new GrpcKeysClient(`127.0.0.1:${grpcPort}`);
     callers = new LeavingCallers(host.baseUrl, as(user));
   }, 60_000);
 

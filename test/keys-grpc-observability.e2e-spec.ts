@@ -5,13 +5,10 @@ import { InMemorySpanExporter, SimpleSpanProcessor, type ReadableSpan } from '@o
 import { generateApiKey } from '../apps/api/src/auth/api-keys';
 import { UNAUTHENTICATED_TENANT } from '../apps/api/src/auth/auth.guard';
 import { EmbeddedVault } from '../apps/api/src/vault/embedded-vault';
-import { GrpcKeysClient, type GrpcReply } from './support/grpc-keys-client';
+import { freePort, GrpcKeysClient, type GrpcReply } from './support/grpc-keys-client';
 import { rawGrpcCall } from './support/raw-grpc-call';
 import { startTestHost, TestHost, ROTATION_JOBS_OFF } from './support/host';
 
-/** Ports of this spec (fixed ones of the range kept for it: GRPC_PORT has no "any free port"). */
-const HTTP_PORT = 45_410;
-const GRPC_PORT = 45_411;
 const GRPC = { OK: 0, INVALID_ARGUMENT: 3, DEADLINE_EXCEEDED: 4, UNIMPLEMENTED: 12, INTERNAL: 13, NOT_FOUND: 5, RESOURCE_EXHAUSTED: 8, UNAVAILABLE: 14, UNAUTHENTICATED: 16 };
 const SERVICE = 'credential_vault.keys.v1.KeysService';
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
@@ -42,6 +39,7 @@ interface AccessLine {
 describe('keys gRPC API: access log, request ids and spans', () => {
   let host: TestHost;
   let client: GrpcKeysClient;
+  let grpcPort: number;
   const spans = new InMemorySpanExporter();
   const user = generateApiKey('obs-user', 'obs', ['keys:read', 'keys:write', 'keys:use']);
   const as = (k: { key: string }, extra: Record<string, string> = {}) => ({ 'x-api-key': k.key, ...extra });
@@ -66,6 +64,9 @@ describe('keys gRPC API: access log, request ids and spans', () => {
   };
 
   beforeAll(async () => {
+    // A port the kernel just handed out: a fixed one (it was 45411) lies in the ephemeral range, where any
+    // outgoing connection of the machine may hold it (EADDRINUSE seen in CI).
+    grpcPort = await freePort();
     host = await startTestHost(
       'sqlite',
       {
@@ -74,9 +75,8 @@ describe('keys gRPC API: access log, request ids and spans', () => {
         KEY_VAULT_MAX_ATTEMPTS: '1',
         // Our own bound on a vault call, well below the callers' deadlines here (the test client's default is 20 s).
         KEY_VAULT_TIMEOUT_MS: '3000',
-        PORT: String(HTTP_PORT),
         GRPC_ENABLED: 'true',
-        GRPC_PORT: String(GRPC_PORT),
+        GRPC_PORT: String(grpcPort),
         ...ROTATION_JOBS_OFF,
       },
       {
@@ -86,7 +86,7 @@ describe('keys gRPC API: access log, request ids and spans', () => {
         },
       },
     );
-    client = new GrpcKeysClient(`127.0.0.1:${GRPC_PORT}`);
+    client = new GrpcKeysClient(`127.0.0.1:${grpcPort}`);
     expect((await client.call('CreateKey', { name: 'obs', key_type: 'EC', curve: 'P-256' }, as(user))).error).toBeUndefined();
   }, 60_000);
 
@@ -173,7 +173,7 @@ describe('keys gRPC API: access log, request ids and spans', () => {
     const answers = [];
     for (const type of ['application/json', 'text/plain', 'application/x-protobuf']) {
       const frame = { compressed: false, bytes: Buffer.from(`{"name":"${marker}"}`) };
-      answers.push(await rawGrpcCall(`127.0.0.1:${GRPC_PORT}`, `/${SERVICE}/Sign`, frame, { 'content-type': type, ...as(user, { 'x-request-id': 'obs-415-1' }) }));
+      answers.push(await rawGrpcCall(`127.0.0.1:${grpcPort}`, `/${SERVICE}/Sign`, frame, { 'content-type': type, ...as(user, { 'x-request-id': 'obs-415-1' }) }));
     }
     expect(answers.map((a) => a.httpStatus)).toEqual([415, 415, 415]);
     // grpc-js answers when the HTTP/2 stream opens, before the metadata is read: a new request id, sent back, names the line.
@@ -313,7 +313,7 @@ describe('keys gRPC API: access log, request ids and spans', () => {
 
   it("answers a message that does not decompress INTERNAL and a compression it lacks UNIMPLEMENTED, as gRPC servers do, and logs and counts both the caller's fault", async () => {
     const sign = `/${SERVICE}/Sign`;
-    const address = `127.0.0.1:${GRPC_PORT}`;
+    const address = `127.0.0.1:${grpcPort}`;
     const marker = 'cvk_compressed_7c2d';
     const counts = async () => ({
       client: [await signCalls('INTERNAL', 'client'), await signCalls('UNIMPLEMENTED', 'client')],
