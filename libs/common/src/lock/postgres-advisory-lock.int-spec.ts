@@ -55,12 +55,17 @@ describe('PostgresAdvisoryLock (two replicas on one PostgreSQL)', () => {
     const k = key('cron');
     for (let round = 0; round < 5; round++) {
       const runs: string[] = [];
+      // The winner holds the lock until the other replica has tried (a fixed 50 ms let a replica slowed by a loaded
+      // machine try only after the winner had finished, and rightly run too). Both running would wait out the 5 s.
+      const otherTried = deferred();
       const job = (name: string) => async () => {
         runs.push(name);
-        await sleep(50);
+        await Promise.race([otherTried.promise, sleep(5000)]);
         return name;
       };
-      const [a, b] = await Promise.all([lockA.tryRun(k, job('A')), lockB.tryRun(k, job('B'))]);
+      const tries = [lockA.tryRun(k, job('A')), lockB.tryRun(k, job('B'))];
+      void Promise.race(tries).then(otherTried.resolve, otherTried.resolve);
+      const [a, b] = await Promise.all(tries);
       expect(runs).toHaveLength(1);
       expect([a.acquired, b.acquired].filter(Boolean)).toHaveLength(1);
       const winner = a.acquired ? a : b;
