@@ -1,4 +1,5 @@
 export * from './capture';
+export * from './crash-child';
 export * from './database';
 export * from './oauth-server';
 export * from './stack';

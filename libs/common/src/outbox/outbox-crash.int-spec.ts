@@ -1,8 +1,7 @@
-import { ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createTestDatabase, DATABASE_KINDS, TestDatabase, writeRequireHook } from '@app/testing';
+import { createTestDatabase, DATABASE_KINDS, killHard, startCrashChild, TestDatabase, writeRequireHook, type CrashChild } from '@app/testing';
 import { DataSource } from 'typeorm';
 import { resolvePersistenceOptions } from '../persistence/persistence.options';
 import { TransactionRunner } from '../persistence/transaction-runner';
@@ -13,39 +12,9 @@ import { OutboxHandlerRegistry } from './outbox-handler-registry';
 
 const CHILD = join(__dirname, '..', 'testing', 'outbox-crash.child.ts');
 
-/** Starts the child and resolves with the first `<prefix> <value>` line it prints; rejects if it exits first. */
-function startChild(hook: string, mode: string, db: TestDatabase, prefix: string): { child: ChildProcess; line: Promise<string> } {
-  const child = spawn(process.execPath, ['--no-warnings', '--require', hook, CHILD, mode], {
-    cwd: join(__dirname, '..', '..', '..', '..'),
-    env: { ...process.env, CV_TEST_DS: JSON.stringify(db.options) },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let stderr = '';
-  child.stderr!.on('data', (d) => (stderr += d));
-  const line = new Promise<string>((resolve, reject) => {
-    let out = '';
-    const timer = setTimeout(() => reject(new Error(`child ${mode} printed no ${prefix} in time; stderr: ${stderr}`)), 45_000);
-    child.stdout!.on('data', (d) => {
-      out += d;
-      const match = out.match(new RegExp(`^${prefix} (\\S+)$`, 'm'));
-      if (match) {
-        clearTimeout(timer);
-        resolve(match[1]);
-      }
-    });
-    child.on('exit', (code, signal) => {
-      clearTimeout(timer);
-      reject(new Error(`child ${mode} exited (${code ?? signal}) before ${prefix}; stderr: ${stderr}`));
-    });
-  });
-  return { child, line };
-}
-
-function killHard(child: ChildProcess): Promise<NodeJS.Signals | null> {
-  return new Promise((resolve) => {
-    child.once('exit', (_code, signal) => resolve(signal));
-    child.kill('SIGKILL');
-  });
+/** Starts the child in `mode`; `line` resolves with the value of its first `<prefix> <value>` line. */
+function startChild(hook: string, mode: string, db: TestDatabase, prefix: string): CrashChild {
+  return startCrashChild(hook, CHILD, prefix, { args: [mode], env: { CV_TEST_DS: JSON.stringify(db.options) }, timeoutMs: 45_000 });
 }
 
 describe.each(DATABASE_KINDS)('Outbox crash safety on %s', (kind) => {

@@ -4,49 +4,23 @@
  * push and hangs; the parent kills it with SIGKILL. A fresh app on the same database still serves
  * the previous secret, accepts the pushed one, and its job completes the rotation with that value.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ManualClock, type OperationContext } from '@app/common';
 import { KeyVaultEmulator } from '@app/keyvault-emulator';
-import { createTestDatabase, DATABASE_KINDS, type TestDatabase, writeRequireHook } from '@app/testing';
+import { createTestDatabase, DATABASE_KINDS, killHard, startCrashChild, type TestDatabase, writeRequireHook } from '@app/testing';
 import { Webhook } from 'standardwebhooks';
 import { WebhookSecretState } from './persistence/webhook-secret-version.entity';
 import { RecordingUpdater, startWebhookStack, type WebhookStack } from './testing/webhook-stack';
 
-const ROOT = join(__dirname, '..', '..', '..', '..');
 const CHILD = join(__dirname, 'testing', 'webhook-crash.child.ts');
 /** The child loads only the stack helper of the test support (the rest starts the OAuth test server). */
 const STACK_ONLY = { '@app/testing': ['test/support/stack.ts'] };
 function startChild(hook: string, env: Record<string, string>): { child: ChildProcess; pushed: Promise<string> } {
-  const child = spawn(process.execPath, ['--no-warnings', '--require', hook, CHILD], { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-  let stderr = '';
-  child.stderr!.on('data', (d) => (stderr += d));
-  const pushed = new Promise<string>((resolve, reject) => {
-    let out = '';
-    const timer = setTimeout(() => reject(new Error(`the child printed no PUSHED in time; stderr: ${stderr}`)), 60_000);
-    child.stdout!.on('data', (d) => {
-      out += d;
-      const match = out.match(/^PUSHED (\S+)$/m);
-      if (match) {
-        clearTimeout(timer);
-        resolve(match[1]);
-      }
-    });
-    child.on('exit', (code, signal) => {
-      clearTimeout(timer);
-      reject(new Error(`the child exited (${code ?? signal}) before PUSHED; stderr: ${stderr}`));
-    });
-  });
-  return { child, pushed };
-}
-
-function killHard(child: ChildProcess): Promise<NodeJS.Signals | null> {
-  return new Promise((resolve) => {
-    child.once('exit', (_code, signal) => resolve(signal));
-    child.kill('SIGKILL');
-  });
+  const { child, line } = startCrashChild(hook, CHILD, 'PUSHED', { env });
+  return { child, pushed: line };
 }
 
 describe.each(DATABASE_KINDS)('webhook rotation killed between push and promotion on %s', (kind) => {
