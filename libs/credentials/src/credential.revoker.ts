@@ -2,15 +2,17 @@ import { Inject, Injectable } from '@nestjs/common';
 import { Clock, type OperationContext } from '@app/common';
 import { KeyVaultProvider } from '@app/key-vault';
 import { CredentialCache } from './cache/credential-cache';
-import { CredentialStatus } from './credential-type';
+import { CredentialStatus, ValueStoreKind } from './credential-type';
 import { CREDENTIALS_CLOCK } from './credentials.constants';
 import type { CommitOptions, CredentialMetadata, RevokeValueResult } from './credential.types';
+import type { CredentialEntity } from './entities/credential.entity';
 import { CredentialWriter } from './credential.writer';
 import { CredentialConflictError } from './errors/credential-errors';
-import { cacheKey, toMetadata } from './internal/credential-view';
+import { cacheKey, ownerOf, toMetadata } from './internal/credential-view';
 import { assertContext, loadLive } from './internal/guards';
 import { CredentialRepository } from './persistence/credential.repository';
 import { CredentialVersionRepository, lastRevoked } from './persistence/credential-version.repository';
+import { CREDENTIAL_TAG, VaultValueStore } from './stores/vault-value-store';
 
 /** Attempts of an unrevoke whose status change met a concurrent write of the credential. */
 const UNREVOKE_ATTEMPTS = 3;
@@ -21,6 +23,8 @@ const UNREVOKE_ATTEMPTS = 3;
  * version the credential ever wrote is disabled, so the value is not readable at the vault either.
  * Envelope values need no more than the status. The versions revoked are marked (`revokedAt`, in the
  * status change's transaction) and never served again, even after a rotation made the credential active.
+ * Revoke also disables the versions no metadata references — orphans of writes that crashed between the vault write
+ * and the commit — found by listing the credential's secrets: no version of a revoked credential stays enabled.
  * Un-revoke of a revoked credential re-enables the versions its last revoke withdrew, then makes it
  * active; of any other credential it does nothing. Both are idempotent: a failure half way is finished
  * by calling again.
@@ -32,6 +36,7 @@ export class CredentialRevoker {
     private readonly rows: CredentialRepository,
     private readonly versions: CredentialVersionRepository,
     private readonly keyVault: KeyVaultProvider,
+    private readonly vaultStore: VaultValueStore,
     private readonly cache: CredentialCache,
     @Inject(CREDENTIALS_CLOCK) private readonly clock: Clock,
   ) {}
@@ -42,7 +47,7 @@ export class CredentialRevoker {
     // Already revoked (a retry after a vault failure, or the caller set the status in its transaction): only the vault is left.
     const metadata =
       row.status === CredentialStatus.REVOKED ? toMetadata(row, this.clock.nowMs()) : await this.writer.updateMetadata(ctx, id, { status: CredentialStatus.REVOKED });
-    const vaultVersions = await this.setVaultVersionsEnabled(ctx, id, false);
+    const vaultVersions = await this.setVaultVersionsEnabled(ctx, id, false, row);
     return { metadata, vaultVersions };
   }
 
@@ -86,15 +91,25 @@ export class CredentialRevoker {
     }
   }
 
-  private async setVaultVersionsEnabled(ctx: OperationContext, id: string, enabled: boolean): Promise<number> {
+  /** `revoking`: the credential's row (revoke); then every other enabled version of its secrets is disabled too. */
+  private async setVaultVersionsEnabled(ctx: OperationContext, id: string, enabled: boolean, revoking?: CredentialEntity): Promise<number> {
     const seen = new Set<string>();
+    const rows = await this.versions.list(ctx.tenantId, id);
     // The versions of the last revoke (an earlier revoke's stay disabled), as the metadata marks them.
-    for (const v of lastRevoked(await this.versions.list(ctx.tenantId, id))) {
+    for (const v of lastRevoked(rows)) {
       if (!v.vaultSecretName || !v.vaultSecretVersion) continue;
       const key = `${v.vaultSecretName}/${v.vaultSecretVersion}`;
       if (seen.has(key)) continue; // a rollback re-points at a version written before
       seen.add(key);
       await this.keyVault.updateSecretProperties(v.vaultSecretName, v.vaultSecretVersion, { enabled });
+    }
+    // Revoke: the versions no row references (a write that crashed between its vault write and its commit, or whose
+    // discard failed) hold values too. Un-revoke never re-enables them: no metadata would ever serve them.
+    if (revoking?.valueStore === ValueStoreKind.VAULT) {
+      for (const name of this.vaultStore.secretNamesOf(ownerOf(revoking), revoking.vaultGeneration, rows.map((r) => r.vaultSecretName))) {
+        const disabled = await this.vaultStore.disableVersions(name, (v) => v.tags[CREDENTIAL_TAG] === id && !seen.has(`${name}/${v.version}`));
+        for (const v of disabled) seen.add(`${name}/${v.version}`);
+      }
     }
     // Everywhere, before returning (the status change's own eviction already ran; this one follows the vault change).
     // Not announced (Redis unreachable from here): wait until replicas that cannot hear it have stopped serving

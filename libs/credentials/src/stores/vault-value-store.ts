@@ -1,6 +1,6 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import { describeError } from '@app/common';
-import { KeyVaultErrorCode, KeyVaultProvider, isKeyVaultError } from '@app/key-vault';
+import { KeyVaultErrorCode, KeyVaultProvider, isKeyVaultError, type SecretProperties } from '@app/key-vault';
 import { CredentialType, ValueStoreKind } from '../credential-type';
 import { CREDENTIALS_RESOLVED_OPTIONS } from '../credentials.constants';
 import type { ResolvedCredentialsOptions } from '../credentials.options';
@@ -13,6 +13,9 @@ const MAX_SDK_DATE_MS = 2_147_483_647_000;
 
 /** How many soft-deleted generation names a store() skips before giving up. */
 const MAX_DELETED_GENERATION_SKIPS = 50;
+
+/** The tag naming the credential a version was written for (set by `write`, with the other `cv-*` tags). */
+export const CREDENTIAL_TAG = 'cv-credential';
 
 const PEM_TYPES = new Set([CredentialType.CLIENT_CERTIFICATE, CredentialType.CLIENT_PRIVATE_KEY]);
 
@@ -52,7 +55,7 @@ export class VaultValueStore implements CredentialValueStore {
             'cv-integration': request.integrationId,
             'cv-connection': request.connectionId,
             'cv-type': request.type,
-            'cv-credential': request.credentialId,
+            [CREDENTIAL_TAG]: request.credentialId,
             'cv-version': String(request.version),
           },
           // Informational only (Key Vault does not enforce it); the service enforces expiry. The SDK sends
@@ -96,6 +99,33 @@ export class VaultValueStore implements CredentialValueStore {
     if (pointer.vaultSecretName && pointer.vaultSecretVersion) {
       await this.vault.updateSecretProperties(pointer.vaultSecretName, pointer.vaultSecretVersion, { enabled: false });
     }
+  }
+
+  /**
+   * The secret names the credential's values may be in: those its version rows name, its current generation's, and the
+   * next one's (a write that rolled over and crashed before committing left its version there).
+   */
+  secretNamesOf(owner: ValueOwner, generation: number, recorded: Iterable<string | null | undefined>): string[] {
+    const names = new Set<string>();
+    for (const n of recorded) if (n) names.add(n);
+    for (const g of [generation, generation + 1]) if (g <= MAX_GENERATION) names.add(credentialSecretName(owner, g, this.options.vault.namePrefix));
+    return [...names];
+  }
+
+  /**
+   * Disables every enabled version of the secret `name` that this store wrote (it carries the `cv-credential` tag) and
+   * `pick` chooses; the versions are listed across all pages (`nextLink`, empty pages included; each call through the
+   * key-vault lib's resilience, which honours 429 Retry-After). Versions are never deleted (Key Vault cannot delete
+   * one): disabled, a version is never served, and stays in the secret's history and backups. Returns the versions
+   * disabled. A name the vault does not know has no versions.
+   */
+  async disableVersions(name: string, pick: (version: SecretProperties) => boolean): Promise<SecretProperties[]> {
+    const chosen: SecretProperties[] = [];
+    for await (const v of this.vault.listAllSecretVersions(name)) {
+      if (v.enabled && v.tags[CREDENTIAL_TAG] !== undefined && pick(v)) chosen.push(v);
+    }
+    for (const v of chosen) await this.vault.updateSecretProperties(name, v.version, { enabled: false });
+    return chosen;
   }
 
   async discardInTransaction(_owner: ValueOwner): Promise<void> {
