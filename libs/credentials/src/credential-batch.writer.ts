@@ -16,6 +16,7 @@ import { CredentialVersionRepository } from './persistence/credential-version.re
 import { CredentialsPersistence } from './persistence/credentials-persistence';
 import type { ValuePointer } from './stores/credential-value-store';
 import { ValueStores } from './stores/value-stores';
+import { assertValueCommitInTime, valueWriteStart } from './internal/value-commit-deadline';
 
 /** Most credentials `storeMany` takes in one call. */
 export const MAX_STORE_MANY = 1000;
@@ -111,7 +112,7 @@ export class CredentialBatchWriter {
       }
     }
     const valueWrite = options.valueWrite ?? ((write) => write());
-    let written: { i: number; plan: StorePlan; pointer: ValuePointer; row: CredentialEntity }[] = [];
+    let written: { i: number; plan: StorePlan; pointer: ValuePointer; row: CredentialEntity; since: number }[] = [];
     // Best effort (else an orphan, as after a crash): a rejecting `valueWrite` (the caller's limiter) must not fail the batch.
     const discard = (ws: typeof written) =>
       Promise.all(ws.map((w) => valueWrite(() => this.writer.discardWritten({ written: { kind: w.plan.kind, owner: w.plan.valueWrite, pointer: w.pointer } }))
@@ -119,8 +120,12 @@ export class CredentialBatchWriter {
     const writeFailed = new Map<string, unknown>();
     const writeValue = async ([i, plan]: [number, StorePlan]) => {
       try {
-        const pointer = await valueWrite(() => this.stores.of(plan.kind).write(plan.valueWrite));
-        written.push({ i, plan, pointer, row: newRow(plan, pointer) });
+        let since = 0;
+        const pointer = await valueWrite(() => {
+          since = valueWriteStart(); // after the caller's limiter let it through: the vault call starts now
+          return this.stores.of(plan.kind).write(plan.valueWrite);
+        });
+        written.push({ i, plan, pointer, row: newRow(plan, pointer), since });
       } catch (error) {
         failures.push({ i, error });
         if (options.together) writeFailed.set(options.together(i), error);
@@ -153,6 +158,9 @@ export class CredentialBatchWriter {
             ...written.map((w) => this.writer.auditEvent(AuditAction.STORE, items[w.i].ctx, w.row, started, { version: 1, valueStore: w.plan.kind })),
             ...callers,
           ]);
+          // The batch's oldest value must still be within the write deadline (see VALUE_COMMIT_DEADLINE_MS).
+          const oldest = written.reduce<(typeof written)[number] | undefined>((a, w) => (a === undefined || w.since < a.since ? w : a), undefined);
+          if (oldest) assertValueCommitInTime(oldest.since, oldest.row.id);
         });
       }
     } catch (e) {

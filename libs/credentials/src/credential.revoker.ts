@@ -107,7 +107,8 @@ export class CredentialRevoker {
     // discard failed) hold values too. Un-revoke never re-enables them: no metadata would ever serve them.
     if (revoking?.valueStore === ValueStoreKind.VAULT) {
       for (const name of this.vaultStore.secretNamesOf(ownerOf(revoking), revoking.vaultGeneration, rows.map((r) => r.vaultSecretName))) {
-        const disabled = await this.vaultStore.disableVersions(name, (v) => v.tags[CREDENTIAL_TAG] === id && !seen.has(`${name}/${v.version}`));
+        const disabled = (await this.vaultStore.enabledVersions(name)).filter((v) => v.tags[CREDENTIAL_TAG] === id && !seen.has(`${name}/${v.version}`));
+        await this.vaultStore.disable(name, disabled);
         for (const v of disabled) seen.add(`${name}/${v.version}`);
       }
     }

@@ -20,6 +20,7 @@ import { CredentialEvents } from './events/credential-events';
 import { cacheKey, detailsOf, ownerOf, pointerOf, storedCertificate, toMetadata } from './internal/credential-view';
 import { assertContext, assertType, assertWriteOptions, errorCode, failureResult, loadLive, recordableId } from './internal/guards';
 import { valueHint } from './masking';
+import { assertValueCommitInTime, valueWriteStart } from './internal/value-commit-deadline';
 import { credentialSecretName } from './naming/vault-secret-name';
 import { checkHistory, writeHistory } from './internal/store-history';
 import { firstVersionRow, newRow, planStore, storeFailureDetails, storeResource, versionRow, type CheckedStore, type StorePlan, type VersionFacts } from './internal/store-rows';
@@ -94,6 +95,7 @@ export class CredentialWriter {
       const history = checkHistory(input, (value) => this.validateValue(input.type, value));
       const existing = await this.rows.findNewest(ctx.tenantId, input.integrationId, input.connectionId, input.type);
       const plan = this.planStore(ctx, input, checked, existing);
+      const since = valueWriteStart();
       // Every value first (the history's, oldest first, then the current one), then the one commit.
       const { earlier, generation, inGeneration } = await writeHistory(this.stores, plan, history);
       const current = earlier.length + 1;
@@ -112,7 +114,7 @@ export class CredentialWriter {
         }, async () => {
           await this.rows.insert(row);
           return true;
-        });
+        }, since);
       } catch (e) {
         // Not committed: the values this store wrote are no one's (a concurrent store's winner writes to the same vault secret).
         if (!(e instanceof CommitNotDurableError)) {
@@ -332,10 +334,11 @@ export class CredentialWriter {
       if (options.expectedVersion !== undefined && options.expectedVersion !== row.rowVersion) {
         throw new CredentialConflictError(row.id, options.expectedVersion, row.rowVersion);
       }
+      const since = valueWriteStart();
       const change: Change = { ...(await build(row)), inCommit: options.inCommit };
       let committed: boolean;
       try {
-        committed = await this.commit(ctx, started, change, () => this.rows.compareAndSet(row, change.next));
+        committed = await this.commit(ctx, started, change, () => this.rows.compareAndSet(row, change.next), change.written ? since : undefined);
       } catch (e) {
         // Committed, only not known durable: the value is current now, never discarded.
         if (!(e instanceof CommitNotDurableError)) await this.discardWritten(change);
@@ -352,9 +355,10 @@ export class CredentialWriter {
   /**
    * The one transaction of a write: the metadata row (`writeRow`; false = lost the compare-and-set,
    * nothing written), the other rows, the audit row and the outbox row; after commit the cache entry
-   * is invalidated (a load started before that can never repopulate it).
+   * is invalidated (a load started before that can never repopulate it). `valueSince`: when the write's value write
+   * started; the transaction refuses to commit past `VALUE_COMMIT_DEADLINE_MS` after it (checked last, before COMMIT).
    */
-  private commit(ctx: OperationContext, started: number, change: Change, writeRow: () => Promise<boolean>): Promise<boolean> {
+  private commit(ctx: OperationContext, started: number, change: Change, writeRow: () => Promise<boolean>, valueSince?: number): Promise<boolean> {
     const { next } = change;
     return this.runner.run(async () => {
       if (!(await writeRow())) return false;
@@ -368,6 +372,7 @@ export class CredentialWriter {
       if (change.event.name !== CredentialEvents.STORED) {
         this.runner.afterCommit(() => this.cache.evictEverywhere(cacheKey(next.tenantId, next.id)).catch(() => undefined));
       }
+      assertValueCommitInTime(valueSince, next.id);
       return true;
     });
   }

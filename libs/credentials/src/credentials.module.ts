@@ -1,11 +1,12 @@
 import { Module, type Provider } from '@nestjs/common';
-import { provideEntityCheck, provideLibClock, provideSingleRegistration } from '@app/common';
+import { createDistributedLock, DistributedLock, provideEntityCheck, provideLibClock, provideSingleRegistration, ScheduledJobsModule } from '@app/common';
+import { DataSource } from 'typeorm';
 import { ReadAuditCoalescer } from './audit/read-audit-coalescer';
 import { CREDENTIALS_ENTITIES } from './entities';
 import { CredentialsConfigurationError } from './errors/credential-errors';
 import { CredentialCache } from './cache/credential-cache';
 import { CacheInvalidationRelay, CREDENTIAL_CACHE_PROVIDER } from './cache/credential-cache.provider';
-import { CREDENTIALS_CLOCK, CREDENTIALS_RESOLVED_OPTIONS } from './credentials.constants';
+import { CREDENTIALS_CLOCK, CREDENTIALS_LOCK, CREDENTIALS_RESOLVED_OPTIONS } from './credentials.constants';
 import { CREDENTIALS_MODULE_OPTIONS, CredentialsConfigurableModule, CREDENTIALS_HOST_MODULES } from './credentials.module-definition';
 import { CredentialsModuleOptions, resolveCredentialsOptions } from './credentials.options';
 import { CredentialExpiryScanner } from './credential-expiry.scanner';
@@ -27,6 +28,8 @@ import { EnvelopeValueStore } from './stores/envelope-value-store';
 import { KeyEncryptionKeyHealthCheck } from './stores/key-encryption-key-health-check';
 import { ValueStores } from './stores/value-stores';
 import { VaultValueStore } from './stores/vault-value-store';
+import { CredentialOrphanVersions } from './orphans/orphan-versions.service';
+import { OrphanVersionsScheduler } from './orphans/orphan-versions.scheduler';
 
 /** A repository built on the host's TransactionRunner (checked by CREDENTIALS_PERSISTENCE_PROVIDER). */
 const repository = (type: new (runner: CredentialsPersistence['runner']) => unknown): Provider => ({
@@ -48,6 +51,16 @@ const providers: Provider[] = [
     inject: [CREDENTIALS_MODULE_OPTIONS],
   },
   provideLibClock(CREDENTIALS_CLOCK, CREDENTIALS_RESOLVED_OPTIONS),
+  {
+    // The orphan-versions job's: the host's DistributedLock, else one on its DataSource; null without either (the job
+    // then refuses to run, naming what is missing — not here, so that the host module checks speak first).
+    provide: CREDENTIALS_LOCK,
+    useFactory: (lock?: DistributedLock, dataSource?: DataSource): DistributedLock | null => lock ?? (dataSource ? createDistributedLock(dataSource) : null),
+    inject: [
+      { token: DistributedLock, optional: true },
+      { token: DataSource, optional: true },
+    ],
+  },
   provideEntityCheck(CREDENTIALS_SCHEMA_CHECKED, 'CredentialsModule', CREDENTIALS_ENTITIES, { entities: 'CREDENTIALS_ENTITIES', migrations: 'CREDENTIALS_MIGRATIONS' }, (m) => new CredentialsConfigurationError(m)),
   CREDENTIALS_PERSISTENCE_PROVIDER,
   CREDENTIAL_CACHE_PROVIDER,
@@ -71,6 +84,8 @@ const providers: Provider[] = [
   CredentialRevoker,
   CredentialExpiryScanner,
   CredentialsService,
+  CredentialOrphanVersions,
+  OrphanVersionsScheduler,
 ];
 
 /**
@@ -82,7 +97,8 @@ const providers: Provider[] = [
  * ...OUTBOX_ENTITIES], migrations: [...CREDENTIALS_MIGRATIONS, ...AUDIT_MIGRATIONS, ...OUTBOX_MIGRATIONS] })`,
  * `PersistenceModule.forRoot()` (@app/common: the transaction runner and the outbox; without it bootstrap fails
  * with a CredentialsConfigurationError saying so), `KeyVaultModule.forRoot({ ..., isGlobal: true })`,
- * `AuditModule.forRoot({ ..., isGlobal: true })` and, for domain events on the bus, `EventEmitterModule.forRoot()`.
+ * `AuditModule.forRoot({ ..., isGlobal: true })` and, for domain events on the bus, `EventEmitterModule.forRoot()`;
+ * with `orphanVersions.enabled`, `ScheduleModule.forRoot()`.
  *
  * ```ts
  * CredentialsModule.forRoot({ cache: { ttlMs: 300_000, maxStaleMs: 60_000 } })
@@ -91,7 +107,8 @@ const providers: Provider[] = [
  * ```
  */
 @Module({
+  imports: [ScheduledJobsModule],
   providers,
-  exports: [CredentialsService, CredentialExpiryScanner, CredentialCache, DataKeyService, KeyEncryptionKeyHealthCheck, EnvelopeValueStore, ReadAuditCoalescer],
+  exports: [CredentialsService, CredentialExpiryScanner, CredentialOrphanVersions, CredentialCache, DataKeyService, KeyEncryptionKeyHealthCheck, EnvelopeValueStore, ReadAuditCoalescer],
 })
 export class CredentialsModule extends CredentialsConfigurableModule {}

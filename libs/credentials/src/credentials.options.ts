@@ -1,9 +1,10 @@
-import { Clock, clockOptionSchema, describeProblems, resolveOptions, whenFieldsParsed } from '@app/common';
+import { Clock, clockOptionSchema, cronExpressionSchema, describeProblems, resolveOptions, timeZoneSchema, whenFieldsParsed } from '@app/common';
 import { z } from 'zod';
 import { CREDENTIAL_TYPES, CredentialType, ValueStoreKind } from './credential-type';
 import { DEFAULT_INVALIDATION_LIVENESS, HEARTBEAT_LIMITS, type InvalidationLiveness } from './cache/invalidation-liveness';
 import type { CacheRedisClient, CacheRedisSubscriber } from './cache/redis-connection';
 import { CredentialsConfigurationError } from './errors/credential-errors';
+import { MIN_ORPHAN_GRACE_MS } from './internal/value-commit-deadline';
 import { NAME_PREFIX_PATTERN } from './naming/vault-secret-name';
 import { IDENTIFIER_PATTERN } from './validation/identifiers';
 
@@ -129,6 +130,29 @@ export interface CredentialsEnvelopeStoreOptions {
   keyEncryptionKey?: string;
 }
 
+/**
+ * The `orphan-versions` job: disables the Key Vault secret versions this lib wrote that no metadata references (a
+ * write that crashed between its vault write and its commit, or whose discard failed) once they are older than
+ * `graceMs`. A write commits within `VALUE_COMMIT_DEADLINE_MS` of starting its vault write or not at all, so a version
+ * a live write (on any replica) is about to commit is never that old. Versions are disabled, never deleted.
+ */
+export interface CredentialsOrphanVersionsOptions {
+  /** Schedule the job (needs ScheduleModule.forRoot() in the host). `runOnce()` works either way. @default false */
+  enabled?: boolean;
+  /** @default '0 *\/10 * * * *' (every 10 minutes) */
+  cron?: string;
+  /** IANA time zone of `cron`. @default 'UTC' */
+  timeZone?: string;
+  /**
+   * How old (by the vault's `createdOn`, against this lib's clock) an unreferenced version must be to be disabled.
+   * At least 30 minutes: three times the write deadline (10 minutes), the rest a margin for clocks that disagree.
+   * @default 86400000 (24 h)
+   */
+  graceMs?: number;
+  /** Secrets one run looks at (each one list call, plus one per 25 versions); the next run goes on from there. @default 200 */
+  maxSecretsPerRun?: number;
+}
+
 export interface CredentialsModuleOptions {
   /**
    * Value store per credential type; types not listed use the default: OAUTH_ACCESS_TOKEN →
@@ -140,6 +164,7 @@ export interface CredentialsModuleOptions {
   readAudit?: CredentialsReadAuditOptions;
   vault?: CredentialsVaultStoreOptions;
   envelope?: CredentialsEnvelopeStoreOptions;
+  orphanVersions?: CredentialsOrphanVersionsOptions;
   /** Minimum entropy of a webhook secret, in bytes (Standard Webhooks: 24). @default 24 */
   minWebhookSecretBytes?: number;
   /**
@@ -166,6 +191,7 @@ export interface ResolvedCredentialsOptions {
   readAudit: Required<CredentialsReadAuditOptions>;
   vault: Required<CredentialsVaultStoreOptions>;
   envelope: Required<Omit<CredentialsEnvelopeStoreOptions, 'keyEncryptionKey'>> & Pick<CredentialsEnvelopeStoreOptions, 'keyEncryptionKey'>;
+  orphanVersions: Required<CredentialsOrphanVersionsOptions>;
   minWebhookSecretBytes: number;
   integrations: string[];
   defaultPageSize: number;
@@ -284,6 +310,19 @@ const schema = z
           .string({ error: 'must be a vault key name: 1-127 characters of 0-9, a-z, A-Z and -' })
           .regex(/^[0-9a-zA-Z-]{1,127}$/, 'must be a vault key name: 1-127 characters of 0-9, a-z, A-Z and -')
           .optional(),
+      })
+      .strict()
+      .prefault({}),
+    orphanVersions: z
+      .object({
+        enabled: z.boolean({ error: 'must be a boolean' }).default(false),
+        cron: cronExpressionSchema().default('0 */10 * * * *'),
+        timeZone: timeZoneSchema().default('UTC'),
+        graceMs: number(`must be an integer ≥ ${MIN_ORPHAN_GRACE_MS} ms (30 minutes)`)
+          .int(`must be an integer ≥ ${MIN_ORPHAN_GRACE_MS} ms (30 minutes)`)
+          .min(MIN_ORPHAN_GRACE_MS, `must be an integer ≥ ${MIN_ORPHAN_GRACE_MS} ms (30 minutes)`)
+          .default(86_400_000),
+        maxSecretsPerRun: number('must be an integer in 1..10000').int('must be an integer in 1..10000').min(1, 'must be an integer in 1..10000').max(10_000, 'must be an integer in 1..10000').default(200),
       })
       .strict()
       .prefault({}),

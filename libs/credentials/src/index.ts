@@ -1,7 +1,7 @@
 export { CredentialsModule } from './credentials.module';
 export { CREDENTIALS_MODULE_OPTIONS } from './credentials.module-definition';
 export type { CredentialsOptionsFactory } from './credentials.module-definition';
-export type { CredentialsModuleOptions, CredentialsCacheOptions, CredentialsCacheStore, RedisCacheStoreOptions, CredentialsReadAuditOptions, CredentialsVaultStoreOptions, CredentialsEnvelopeStoreOptions } from './credentials.options';
+export type { CredentialsModuleOptions, CredentialsCacheOptions, CredentialsCacheStore, RedisCacheStoreOptions, CredentialsReadAuditOptions, CredentialsVaultStoreOptions, CredentialsEnvelopeStoreOptions, CredentialsOrphanVersionsOptions } from './credentials.options';
 export { resolveCredentialsOptions, DEFAULT_VALUE_STORES } from './credentials.options';
 export { CredentialsService } from './credentials.service';
 export { MAX_STORE_MANY, type StoreManyItem, type StoreManyOptions, type StoreManyResult } from './credential-batch.writer';
@@ -29,6 +29,7 @@ export {
   CredentialsConfigurationError,
   CredentialRevokedError,
   CredentialExpiredError,
+  CredentialWriteTooSlowError,
   AuditAnchorStoreError,
 } from './errors/credential-errors';
 export { CredentialEvents, type CredentialEvent, type CredentialEventName } from './events/credential-events';
@@ -51,3 +52,5 @@ export { maskValue, MASK_MIN_VALUE_LENGTH } from './masking';
 export { credentialSecretName, dataKeySecretName, KEY_VAULT_NAME_PATTERN } from './naming/vault-secret-name';
 export { CREDENTIALS_ENTITIES, CredentialEntity, CredentialVersionEntity, EnvelopeValueEntity } from './entities';
 export { CREDENTIALS_MIGRATIONS } from './migrations';
+export { CredentialOrphanVersions, ORPHAN_VERSIONS_JOB, ORPHAN_VERSIONS_AUDIT_ACTION, type OrphanVersionsResult } from './orphans/orphan-versions.service';
+export { VALUE_COMMIT_DEADLINE_MS, MIN_ORPHAN_GRACE_MS } from './internal/value-commit-deadline';

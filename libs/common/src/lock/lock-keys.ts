@@ -16,6 +16,8 @@ export const LOCK_KEYS = {
   rotationExpiryMonitor: 'rotation-expiry-monitor',
   /** The rotation lib's `rotation-check` job. */
   rotationCheck: 'rotation-check',
+  /** The credentials lib's `credential-orphan-versions` job (`CredentialOrphanVersions.runOnce`). */
+  credentialOrphanVersions: 'credential-orphan-versions',
   /** The rotation lib's `webhook-secret-rotation` job. */
   rotationWebhookSecrets: 'rotation-webhook-secrets',
 } as const;

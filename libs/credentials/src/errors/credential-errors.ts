@@ -25,6 +25,8 @@ export enum CredentialErrorCode {
   EXPIRED = 2010,
   /** An audit anchor in Key Vault that cannot be used (corrupt, soft-deleted) or refused for writing (`KeyVaultAuditAnchorStore`). */
   AUDIT_ANCHOR_UNUSABLE = 2011,
+  /** The write took longer than its deadline between its value write and its commit: nothing committed, its value discarded. Retry. */
+  WRITE_TOO_SLOW = 2012,
 }
 
 /** HTTP status of each code, composed by the host; a new code does not compile without one. */
@@ -40,6 +42,7 @@ export const CREDENTIAL_ERROR_HTTP_STATUS: Record<CredentialErrorCode, HttpStatu
   [CredentialErrorCode.REVOKED]: HttpStatus.CONFLICT, // the credential exists but its value is not served
   [CredentialErrorCode.EXPIRED]: HttpStatus.CONFLICT, // not served unless the caller opts in (allowExpired)
   [CredentialErrorCode.AUDIT_ANCHOR_UNUSABLE]: HttpStatus.INTERNAL_SERVER_ERROR, // our anchor is broken; verify answers it as AUDIT_ANCHOR_DAMAGED
+  [CredentialErrorCode.WRITE_TOO_SLOW]: HttpStatus.SERVICE_UNAVAILABLE, // transient (a stalled database): retry
 };
 
 export abstract class CredentialError extends CredentialVaultError {
@@ -164,4 +167,21 @@ export class AuditAnchorStoreError extends CredentialError {
   readonly codeName = 'AUDIT_ANCHOR_UNUSABLE';
   // Not transient: retrying reads the same broken anchor until an operator recovers, purges or repairs it.
   readonly severity = ErrorSeverity.FATAL;
+}
+
+/**
+ * A write whose commit came later than `VALUE_COMMIT_DEADLINE_MS` after its value write (a stalled database, say): it
+ * is rolled back and its value discarded, so the orphan-versions job can never disable a value that commits later.
+ */
+export class CredentialWriteTooSlowError extends CredentialError {
+  readonly code = CredentialErrorCode.WRITE_TOO_SLOW;
+  readonly codeName = 'WRITE_TOO_SLOW';
+  readonly severity = ErrorSeverity.TRANSIENT;
+  constructor(
+    readonly credentialId: string,
+    readonly elapsedMs: number,
+    readonly deadlineMs: number,
+  ) {
+    super(`The write of credential ${credentialId} reached its commit ${elapsedMs} ms after its value write (deadline ${deadlineMs} ms): nothing was committed; retry`);
+  }
 }

@@ -66,6 +66,27 @@ export class CredentialVersionRepository {
         .getCount(),
     );
   }
+
+  /**
+   * The vault versions (`name/version`, the name lower-cased: Key Vault names are case-insensitive) the version rows of
+   * `credentialId` reference, whatever its tenant or status: for the orphan-versions job, which knows a version's
+   * credential by its tag only.
+   */
+  async vaultPointersOf(credentialId: string): Promise<Set<string>> {
+    const rows = await this.runner.read(() =>
+      this.runner.manager
+        .createQueryBuilder(CredentialVersionEntity, 'v')
+        .select(['v.vaultSecretName', 'v.vaultSecretVersion'])
+        .where('v.credentialId = :id AND v.vaultSecretName IS NOT NULL', { id: credentialId })
+        .getMany(),
+    );
+    return new Set(rows.map((r) => vaultPointerKey(r.vaultSecretName ?? '', r.vaultSecretVersion ?? '')));
+  }
+}
+
+/** How `vaultPointersOf` names a version. */
+export function vaultPointerKey(name: string, version: string): string {
+  return `${name.toLowerCase()}/${version.toLowerCase()}`;
 }
 
 /**

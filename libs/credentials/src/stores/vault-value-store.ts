@@ -113,19 +113,22 @@ export class VaultValueStore implements CredentialValueStore {
   }
 
   /**
-   * Disables every enabled version of the secret `name` that this store wrote (it carries the `cv-credential` tag) and
-   * `pick` chooses; the versions are listed across all pages (`nextLink`, empty pages included; each call through the
-   * key-vault lib's resilience, which honours 429 Retry-After). Versions are never deleted (Key Vault cannot delete
-   * one): disabled, a version is never served, and stays in the secret's history and backups. Returns the versions
-   * disabled. A name the vault does not know has no versions.
+   * The enabled versions of the secret `name` that this store wrote (they carry the `cv-credential` tag), listed across
+   * all pages (`nextLink`, empty pages included; each call through the key-vault lib's resilience, which honours 429
+   * Retry-After). A name the vault does not know has none.
    */
-  async disableVersions(name: string, pick: (version: SecretProperties) => boolean): Promise<SecretProperties[]> {
-    const chosen: SecretProperties[] = [];
-    for await (const v of this.vault.listAllSecretVersions(name)) {
-      if (v.enabled && v.tags[CREDENTIAL_TAG] !== undefined && pick(v)) chosen.push(v);
-    }
-    for (const v of chosen) await this.vault.updateSecretProperties(name, v.version, { enabled: false });
-    return chosen;
+  async enabledVersions(name: string): Promise<SecretProperties[]> {
+    const out: SecretProperties[] = [];
+    for await (const v of this.vault.listAllSecretVersions(name)) if (v.enabled && v.tags[CREDENTIAL_TAG] !== undefined) out.push(v);
+    return out;
+  }
+
+  /**
+   * Disables these versions of the secret `name`, one call each. Never a delete (Key Vault cannot delete a version):
+   * disabled, a version is never served, and stays in the secret's history and backups.
+   */
+  async disable(name: string, versions: readonly SecretProperties[]): Promise<void> {
+    for (const v of versions) await this.vault.updateSecretProperties(name, v.version, { enabled: false });
   }
 
   async discardInTransaction(_owner: ValueOwner): Promise<void> {
