@@ -30,7 +30,7 @@ describe.each(DATABASE_KINDS)('reference host on %s', (kind) => {
     expect(body.info.audit).toMatchObject({ status: 'up', bufferDepth: expect.any(Number) });
     expect(body.info.jobs).toEqual({
       status: 'up',
-      scheduled: ['audit-anchor', 'audit-retention', 'oauth-proactive-refresh', 'rotation-check', 'rotation-expiry-monitor', 'webhook-secret-rotation'],
+      scheduled: ['audit-anchor', 'audit-retention', 'credential-orphan-versions', 'oauth-proactive-refresh', 'rotation-check', 'rotation-expiry-monitor', 'webhook-secret-rotation'],
     });
   });
 

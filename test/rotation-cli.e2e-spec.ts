@@ -5,6 +5,7 @@ import { CredentialsService, CredentialType, ValueStoreKind } from '@app/credent
 import { KeyVaultEmulator } from '@app/keyvault-emulator';
 import { RotationPolicyService } from '@app/rotation';
 import type { CommandRunner } from 'nest-commander';
+import { OrphanVersionsCommand } from '../apps/cli/src/commands/orphan-versions.command';
 import { PoliciesListCommand, RevokeCommand, RotateCommand, RotationCheckCommand } from '../apps/cli/src/commands/rotation.command';
 import { externalVaultEnv, runCli } from './support/cli';
 import { startTestHost, TestHost, ROTATION_JOBS_OFF } from './support/host';
@@ -48,6 +49,11 @@ describe('cli rotation commands', () => {
 
     const check = await cli(new RotationCheckCommand(), {});
     expect(check.result).toMatchObject({ expiryMonitor: { acquired: true }, rotationCheck: { acquired: true } });
+    // The orphan-versions job once, with the host's grace period: a whole pass over the vault's few secrets, no orphan old enough.
+    const orphans = await cli(new OrphanVersionsCommand(), { runs: 5 });
+    expect(orphans.exitCode).not.toBe(1);
+    expect(orphans.result).toEqual([{ acquired: true, secrets: expect.any(Number), disabled: 0, failed: 0, passComplete: true }]);
+    expect(orphans.result[0].secrets).toBeGreaterThanOrEqual(1);
 
     const rotated = await cli(new RotateCommand(), { tenant: tenantId, credential: keyId, reason: 'ticket-7' });
     expect(rotated.result).toEqual({ credentialId: keyId, fromVersion: 1, version: 2, method: 'generator' });

@@ -6,7 +6,8 @@ import { DataKeyReencryptCommand, DataKeyRewrapCommand, DataKeyRotateCommand } f
 import { EmulatorCommand } from './commands/emulator.command';
 import { MigrateCommand } from './commands/migrate/migrate.command';
 import { SeedLegacyCommand } from './commands/migrate/seed-legacy.command';
+import { OrphanVersionsCommand } from './commands/orphan-versions.command';
 import { PoliciesListCommand, RevokeCommand, RotateCommand, RotationCheckCommand, WebhookRotateCommand } from './commands/rotation.command';
 
-@Module({ providers: [ApiKeyCreateCommand, AuditVerifyCommand, BackupCommand, RestoreCommand, DataKeyRotateCommand, DataKeyReencryptCommand, DataKeyRewrapCommand, EmulatorCommand, MigrateCommand, SeedLegacyCommand, RotationCheckCommand, PoliciesListCommand, RotateCommand, RevokeCommand, WebhookRotateCommand] })
+@Module({ providers: [ApiKeyCreateCommand, AuditVerifyCommand, BackupCommand, RestoreCommand, DataKeyRotateCommand, DataKeyReencryptCommand, DataKeyRewrapCommand, EmulatorCommand, MigrateCommand, SeedLegacyCommand, RotationCheckCommand, OrphanVersionsCommand, PoliciesListCommand, RotateCommand, RevokeCommand, WebhookRotateCommand] })
 export class CliModule {}

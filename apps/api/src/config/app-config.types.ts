@@ -86,6 +86,8 @@ export interface AppConfig {
     /** Envelope store: the vault RSA key that wraps tenants' data keys (unset: data keys are vault secrets). */
     /** `currentKeyRefreshMs`: ENVELOPE_KEY_REFRESH_MS. */
     envelope: { currentKeyRefreshMs: number; keyEncryptionKey?: string };
+    /** The orphan-versions job (CREDENTIALS_ORPHAN_VERSIONS_*): CredentialsModule `orphanVersions`. */
+    orphanVersions: { enabled: boolean; cron: string; graceMs: number; maxSecretsPerRun: number };
   };
   /** KeysModule: where verify runs by default, whether legacy RSA1_5 is allowed, how long a key's public part and state are trusted. */
   keys: { verify: 'local' | 'remote'; allowRsa1_5: boolean; cacheTtlMs: number };

@@ -109,6 +109,12 @@ export function loadAppConfig(env: Record<string, string | undefined>, cwd = pro
       integrations: e.CREDENTIALS_INTEGRATIONS,
       vaultSecretPrefix: e.VAULT_SECRET_PREFIX,
       envelope: { currentKeyRefreshMs: e.ENVELOPE_KEY_REFRESH_MS, ...(e.ENVELOPE_KEY_ENCRYPTION_KEY ? { keyEncryptionKey: e.ENVELOPE_KEY_ENCRYPTION_KEY } : {}) },
+      orphanVersions: {
+        enabled: e.CREDENTIALS_ORPHAN_VERSIONS_ENABLED,
+        cron: e.CREDENTIALS_ORPHAN_VERSIONS_CRON,
+        graceMs: e.CREDENTIALS_ORPHAN_VERSIONS_GRACE_MS,
+        maxSecretsPerRun: e.CREDENTIALS_ORPHAN_VERSIONS_MAX_SECRETS,
+      },
     },
     keys: { verify: e.KEYS_VERIFY, allowRsa1_5: e.KEYS_ALLOW_RSA1_5, cacheTtlMs: e.KEYS_CACHE_TTL_MS },
     audit: {

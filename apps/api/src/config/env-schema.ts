@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { cronExpressionSchema } from '@app/common';
-import { DEFAULT_INVALIDATION_LIVENESS, HEARTBEAT_LIMITS } from '@app/credentials';
+import { DEFAULT_INVALIDATION_LIVENESS, HEARTBEAT_LIMITS, MIN_ORPHAN_GRACE_MS } from '@app/credentials';
 import { DEFAULT_NOTIFICATION_SEND_WAIT_MS } from '@app/rotation';
 import { apiKeyEntrySchema } from '../auth/api-keys';
 
@@ -142,6 +142,11 @@ export const envSchema = z
     KEYS_CACHE_TTL_MS: int(60_000, 1, 86_400_000),
     ENVELOPE_KEY_REFRESH_MS: int(3_600_000, 1_000, 86_400_000),
     ENVELOPE_KEY_ENCRYPTION_KEY: z.string().regex(/^[0-9a-zA-Z-]{1,127}$/, 'must be a vault key name: 1-127 characters of 0-9, a-z, A-Z and -').optional(),
+    // The credentials lib's orphan-versions job (CredentialsModule orphanVersions): the grace period's floor is the lib's.
+    CREDENTIALS_ORPHAN_VERSIONS_ENABLED: bool(true),
+    CREDENTIALS_ORPHAN_VERSIONS_CRON: cron('*/10 * * * *'),
+    CREDENTIALS_ORPHAN_VERSIONS_GRACE_MS: int(86_400_000, MIN_ORPHAN_GRACE_MS, 30 * 86_400_000),
+    CREDENTIALS_ORPHAN_VERSIONS_MAX_SECRETS: int(200, 1, 10_000),
     VAULT_SECRET_PREFIX: z.string().regex(/^[a-z][a-z0-9]{0,15}$/, 'must be 1–16 lowercase letters/digits, starting with a letter').default('cv'),
 
     AUDIT_FAIL_CLOSED: bool(true),

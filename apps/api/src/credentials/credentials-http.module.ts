@@ -42,6 +42,7 @@ import { ConnectionsController, CredentialsController } from './credentials.cont
         integrations: c.credentials.integrations,
         vault: { namePrefix: c.credentials.vaultSecretPrefix },
         envelope: c.credentials.envelope,
+        orphanVersions: c.credentials.orphanVersions,
         // Over HTTP every value read is its own audit row: no folding, even when a caller repeats its
         // X-Request-Id (and no per-request fold bookkeeping for reads that would never fold anyway).
         readAudit: { coalesceWindowMs: 0 },

@@ -1,7 +1,7 @@
 import { Injectable, OnModuleInit } from '@nestjs/common';
 import { Counter, Gauge, Metric, register } from 'prom-client';
 import { AuditService } from '@app/audit';
-import { CredentialCache } from '@app/credentials';
+import { CredentialCache, CredentialOrphanVersions } from '@app/credentials';
 
 const PREFIX = 'credential_vault_';
 
@@ -64,6 +64,7 @@ export class HostMetrics implements OnModuleInit {
   constructor(
     private readonly cache: CredentialCache,
     private readonly audit: AuditService,
+    private readonly orphans: CredentialOrphanVersions,
   ) {}
 
   onModuleInit(): void {
@@ -106,6 +107,11 @@ export class HostMetrics implements OnModuleInit {
       mirroredCounter(`${PREFIX}audit_broken_chains_total`, 'Broken audit chains found by verify or the anchoring job (tampering)', () => audit().brokenChains),
       mirroredCounter(`${PREFIX}audit_anchors_written_total`, 'Audit chain heads anchored in the anchor store', () => audit().anchorsWritten),
       mirroredCounter(`${PREFIX}audit_anchor_failures_total`, 'Audit chains the anchoring job could not anchor (store failures)', () => audit().anchorFailures),
+      mirroredCounter(
+        `${PREFIX}orphan_versions_disabled_total`,
+        'Key Vault secret versions no metadata references (orphans of writes that crashed before their commit) the orphan-versions job disabled in this process',
+        () => this.orphans.disabledTotal(),
+      ),
     ];
     registerHostMetrics(metrics);
   }

@@ -16,7 +16,14 @@ import { APP_CONFIG, AppConfigModule, databaseOptions, loadAppConfigResolvingRef
 export function commandLibModules(config: AppConfig) {
   return [
     AuditModule.forRoot({ failClosed: config.audit.failClosed, preparedStatements: config.audit.preparedStatements, sqliteWriteWorker: config.audit.sqliteWriteWorker, retention: { enabled: false }, anchor: { enabled: false }, isGlobal: true }),
-    CredentialsModule.forRoot({ isGlobal: true, integrations: config.credentials.integrations, vault: { namePrefix: config.credentials.vaultSecretPrefix }, envelope: config.credentials.envelope }),
+    CredentialsModule.forRoot({
+      isGlobal: true,
+      integrations: config.credentials.integrations,
+      vault: { namePrefix: config.credentials.vaultSecretPrefix },
+      envelope: config.credentials.envelope,
+      // The host's grace period and bound (`credentials:orphan-versions` runs it once), never scheduled here.
+      orphanVersions: { ...config.credentials.orphanVersions, enabled: false },
+    }),
   ];
 }
 
