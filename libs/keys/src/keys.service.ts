@@ -1,4 +1,4 @@
-import { Inject, Injectable, Logger, type OnModuleDestroy, Optional } from '@nestjs/common';
+import { Inject, Injectable, type OnModuleDestroy, Optional } from '@nestjs/common';
 import { AuditService } from '@app/audit';
 import { Clock, DistributedLock, prefixedLockKey, type OperationContext } from '@app/common';
 import { isKeyVaultError, KeyVaultErrorCode, KeyVaultKeysProvider, type VaultKey, type VaultKeyItem } from '@app/key-vault';
@@ -86,13 +86,12 @@ const MAX_VAULT_PAGES_PER_LIST = 20;
  *   cryptographic call the cached key (`cache/key-cache.ts`) is checked too (enabled, dates, key_ops,
  *   algorithm fits the key type and curve), so a refused request costs no vault transaction; verify
  *   runs locally from the public key by default (RSA; EC verifies in the vault).
- * - Other replicas: every change is announced through the optional `KeyChangeFanOut` (the host binds it), which also
+ * - Other replicas: the key cache announces every change through the optional `KeyChangeFanOut` (the host binds it), which also
  *   drops here what other replicas change, and says when nothing cached may be trusted (`cache/key-cache.ts`).
  * - Vault failures surface as the gateway's `KeyVaultError` (1001..1016); the lib's own as `KeysError`.
  */
 @Injectable()
 export class KeysService implements OnModuleDestroy {
-  private readonly logger = new Logger('KeysService');
   private readonly cache: KeyCache;
   private readonly runner: KeyOperationRunner;
 
@@ -137,8 +136,7 @@ export class KeysService implements OnModuleDestroy {
         expiresOn: req.expiresOn,
         notBefore: req.notBefore,
       }, { signal: ctx.signal });
-      this.cache.remember(key, true);
-      await this.announce(vaultName);
+      await this.cache.rememberChanged(vaultName, key, true);
       return { result: this.details(ctx, key), keyVersion: key.properties.version };
     }));
   }
@@ -226,8 +224,7 @@ export class KeysService implements OnModuleDestroy {
         notBefore: req.notBefore,
         keyOps: req.keyOps,
       }, { signal: ctx.signal });
-      this.cache.remember(key, false);
-      await this.announce(vaultName);
+      await this.cache.rememberChanged(vaultName, key, false);
       return { result: this.details(ctx, key), keyVersion: key.properties.version };
     });
   }
@@ -238,8 +235,7 @@ export class KeysService implements OnModuleDestroy {
     return this.runner.managed(ctx, 'rotate', name, {}, async () => {
       const vaultName = this.vaultName(ctx, name);
       const key = await this.vault.rotateKey(vaultName, { signal: ctx.signal });
-      this.cache.remember(key, true);
-      await this.announce(vaultName);
+      await this.cache.rememberChanged(vaultName, key, true);
       return { result: this.details(ctx, key), keyVersion: key.properties.version };
     });
   }
@@ -250,8 +246,7 @@ export class KeysService implements OnModuleDestroy {
     return this.runner.managed(ctx, 'delete', name, {}, async () => {
       const vaultName = this.vaultName(ctx, name);
       const deleted = await this.vault.deleteKey(vaultName, { signal: ctx.signal });
-      this.cache.forget(vaultName);
-      await this.announce(vaultName);
+      await this.cache.forgetChanged(vaultName);
       return { result: { name: this.tenantName(ctx, deleted.properties.name) ?? name, deletedOn: deleted.deletedOn, scheduledPurgeDate: deleted.scheduledPurgeDate } };
     });
   }
@@ -261,8 +256,7 @@ export class KeysService implements OnModuleDestroy {
     return this.runner.managed(ctx, 'recover', name, {}, async () => {
       const vaultName = this.vaultName(ctx, name);
       const key = await this.vault.recoverDeletedKey(vaultName);
-      this.cache.remember(key, true);
-      await this.announce(vaultName);
+      await this.cache.rememberChanged(vaultName, key, true);
       return { result: this.details(ctx, key), keyVersion: key.properties.version };
     });
   }
@@ -273,8 +267,7 @@ export class KeysService implements OnModuleDestroy {
     await this.runner.managed(ctx, 'purge', name, {}, async () => {
       const vaultName = this.vaultName(ctx, name);
       await this.vault.purgeDeletedKey(vaultName);
-      this.cache.forget(vaultName);
-      await this.announce(vaultName);
+      await this.cache.forgetChanged(vaultName);
       return { result: undefined };
     });
   }
@@ -322,8 +315,7 @@ export class KeysService implements OnModuleDestroy {
         await this.vault.deleteKey(key.properties.name).then((d) => this.vault.purgeDeletedKey(d.properties.name)).catch(() => undefined);
         throw notThisTenantsBackup();
       }
-      this.cache.remember(key, true);
-      await this.announce(vaultName);
+      await this.cache.rememberChanged(vaultName, key, true);
       return { result: this.details(ctx, key), keyVersion: key.properties.version };
     });
   }
@@ -399,20 +391,6 @@ export class KeysService implements OnModuleDestroy {
       const key = await this.usable(ctx, req, 'unwrapKey', req.algorithm);
       const r = await this.vault.unwrapKey(this.ref(key), req.algorithm, req.wrappedKey, { signal: ctx.signal });
       return { result: { name: req.name, version: r.key.version, algorithm: req.algorithm, key: r.unwrappedKey }, keyVersion: r.key.version };
-    });
-  }
-
-  /**
-   * After a change of the key in the vault (this replica's cache already holds the answer, or forgot the key): every
-   * other replica drops it, through the fan-out when the host bound one. One that could not be sent is not the
-   * change's failure (the vault has it): it is logged, the fan-out sends it again once it is heard again, and until
-   * then other replicas may use their copy for up to `keyCacheTtlMs`.
-   */
-  private async announce(vaultName: string): Promise<void> {
-    if (!this.fanOut) return;
-    await this.fanOut.announce([vaultName]).catch((e: unknown) => {
-      const why = (e as NodeJS.ErrnoException)?.code ?? (e as Error)?.name ?? 'error';
-      this.logger.warn(`a key change could not be announced to the other replicas (${why}): they may use their cached copy for up to keyCacheTtlMs (${this.options.keyCacheTtlMs} ms)`);
     });
   }
 

@@ -1,4 +1,5 @@
 import type { KeyObject } from 'node:crypto';
+import { Logger } from '@nestjs/common';
 import { type Clock, SharedLoads } from '@app/common';
 import { callerLeftError, type KeyVaultKeysProvider, type VaultKey } from '@app/key-vault';
 import type { ResolvedKeysOptions } from '../keys.options';
@@ -24,6 +25,7 @@ export interface CachedKey {
  * it is read again.
  */
 export class KeyCache {
+  private readonly logger = new Logger('KeyCache');
   private readonly cache = new Map<string, CachedKey>();
   private readonly latest = new Map<string, { version: string; at: number; generation?: number }>();
   private readonly inflight = new SharedLoads<CachedKey>(() => callerLeftError('getKey', 'shared'));
@@ -96,6 +98,31 @@ export class KeyCache {
     this.cache.set(id, entry);
     if (isLatest) this.latest.set(vaultName, { version: key.properties.version, at: now, generation });
     return entry;
+  }
+
+  /** After this replica changed the key in the vault: caches the vault's answer, then tells the other replicas (`announce`). */
+  async rememberChanged(vaultName: string, key: VaultKey, isLatest: boolean): Promise<void> {
+    this.remember(key, isLatest);
+    await this.announce(vaultName);
+  }
+
+  /** After this replica deleted or purged the key in the vault: forgets it, then tells the other replicas (`announce`). */
+  async forgetChanged(vaultName: string): Promise<void> {
+    this.forget(vaultName);
+    await this.announce(vaultName);
+  }
+
+  /**
+   * Every other replica drops the key, through the fan-out when the host bound one. One that could not be sent is not the
+   * change's failure (the vault has it): it is logged, the fan-out sends it again once it is heard again, and until
+   * then other replicas may use their copy for up to `keyCacheTtlMs`.
+   */
+  private async announce(vaultName: string): Promise<void> {
+    if (!this.fanOut) return;
+    await this.fanOut.announce([vaultName]).catch((e: unknown) => {
+      const why = (e as NodeJS.ErrnoException)?.code ?? (e as Error)?.name ?? 'error';
+      this.logger.warn(`a key change could not be announced to the other replicas (${why}): they may use their cached copy for up to keyCacheTtlMs (${this.options.keyCacheTtlMs} ms)`);
+    });
   }
 
   /** Drops the key's versions, and detaches lookups of it in flight: what they bring back may predate the change. */
