@@ -3,6 +3,7 @@ import { Logger } from '@nestjs/common';
 import { Clock } from '@app/common';
 import { CacheEntryKey, jitteredTtl } from './cache-entry-cipher';
 import { CacheCaller, CacheLoader, CacheLoadOptions, CredentialCache, CredentialCacheHealth, CredentialCacheStats, type ReplicaEvictions, SharedCacheStats } from './credential-cache';
+import { LentEvictions } from './lent-evictions';
 import { CacheInvalidationBus, InvalidationMessage, RedisInvalidationBus } from './invalidation-bus';
 import { DEFAULT_INVALIDATION_LIVENESS, type InvalidationLiveness } from './invalidation-liveness';
 import { LruCredentialCache, LruCredentialCacheOptions } from './lru-credential-cache';
@@ -57,19 +58,8 @@ export class TieredCredentialCache extends CredentialCache {
   private readonly liveWaiters: Array<() => void> = [];
   /** Counts the periods of hearing: a new one begins each time a heartbeat is heard after a gap (`heardGeneration`). */
   private hearingPeriod = 0;
-  /** Other caches' listeners (`replicaEvictions`), by scope. */
-  private readonly scopeListeners = new Map<string, Set<(keys: readonly string[]) => void>>();
-  /** Other caches' announcements that could not be published: sent again once a heartbeat is heard. */
-  private readonly pendingScoped = new Map<string, Set<string>>();
-  private readonly lent: ReplicaEvictions = {
-    heardGeneration: () => (this.hearing ? this.hearingPeriod : undefined),
-    announce: (scope, keys) => this.announce(scope, keys),
-    listen: (scope, listener) => {
-      const set = this.scopeListeners.get(scope) ?? new Set();
-      this.scopeListeners.set(scope, set.add(listener));
-      return () => void set.delete(listener);
-    },
-  };
+  /** The fan-out lent to another cache of the process (`replicaEvictions`). */
+  private readonly lent: LentEvictions;
 
   constructor(
     private readonly options: LruCredentialCacheOptions,
@@ -83,6 +73,7 @@ export class TieredCredentialCache extends CredentialCache {
     this.l1 = new LruCredentialCache(options, clock, random);
     this.l2 = l2Options ? new RedisTier(l2Options) : undefined;
     this.l2Synced = !this.l2;
+    this.lent = new LentEvictions(bus, this.instanceId, () => (this.hearing ? this.hearingPeriod : undefined), now);
   }
 
   /**
@@ -378,24 +369,9 @@ export class TieredCredentialCache extends CredentialCache {
     }
   }
 
-  /** Published as is (not through L2, not counted as the credential cache's): another cache's keys. */
-  private async announce(scope: string, keys: readonly string[]): Promise<void> {
-    try {
-      await this.bus.publish({ o: this.instanceId, s: scope, k: [...keys], t: now() });
-    } catch (e) {
-      const pending = this.pendingScoped.get(scope) ?? new Set<string>();
-      for (const key of keys) pending.add(key);
-      this.pendingScoped.set(scope, pending);
-      throw e;
-    }
-  }
-
   private receive(message: InvalidationMessage): void {
     this.heard();
-    if (message.s !== undefined) {
-      if (message.o !== this.instanceId) for (const listener of this.scopeListeners.get(message.s) ?? []) listener(message.k ?? []);
-      return;
-    }
+    if (this.lent.receive(message)) return;
     // Our own announcements (we evicted locally already) and heartbeats (keys of neither kind) drop nothing.
     if (message.o === this.instanceId || (message.k === undefined && message.p === undefined)) return;
     this.counters.received++;
@@ -481,10 +457,7 @@ export class TieredCredentialCache extends CredentialCache {
     for (const resolve of this.liveWaiters.splice(0)) resolve();
     const keys = [...this.pending];
     if (keys.length > 0) this.evictShared(keys).catch(() => undefined);
-    for (const [scope, pending] of [...this.pendingScoped]) {
-      this.pendingScoped.delete(scope);
-      this.announce(scope, [...pending]).catch(() => undefined);
-    }
+    this.lent.resend();
   }
 
   private zero() {
