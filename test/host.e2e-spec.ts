@@ -91,9 +91,11 @@ describe.each(DATABASE_KINDS)('reference host on %s', (kind) => {
     expect(line).toMatchObject({ level: 50, service: 'credential-vault', req: { url: '/health/ready' }, res: { statusCode: 503 } });
   });
 
-  it('is live', async () => {
+  it('is live, in the shape of a terminus health check and never cached', async () => {
     const res = await fetch(`${base}/health/live`);
     expect(res.status).toBe(200);
+    expect(res.headers.get('cache-control')).toBe('no-cache, no-store, must-revalidate');
+    expect(await res.json()).toEqual({ status: 'ok', info: {}, error: {}, details: {} });
   });
 
   it('serves Prometheus metrics including the Key Vault operations the readiness probe made', async () => {
