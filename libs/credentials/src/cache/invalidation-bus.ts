@@ -21,6 +21,11 @@ export interface InvalidationMessage {
   t: number;
 }
 
+/** A message's `t`: wall-clock milliseconds with sub-millisecond precision, comparable across processes of one machine. */
+export function publishedAt(): number {
+  return performance.timeOrigin + performance.now();
+}
+
 export type InvalidationListener = (message: InvalidationMessage) => void;
 /** `true` once messages are received; `false` while they may be missed (the cache then stops caching). */
 export type HealthListener = (healthy: boolean) => void;

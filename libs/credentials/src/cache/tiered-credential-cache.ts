@@ -3,8 +3,9 @@ import { Logger } from '@nestjs/common';
 import { Clock } from '@app/common';
 import { CacheEntryKey, jitteredTtl } from './cache-entry-cipher';
 import { CacheCaller, CacheLoader, CacheLoadOptions, CredentialCache, CredentialCacheHealth, CredentialCacheStats, type ReplicaEvictions, SharedCacheStats } from './credential-cache';
+import { EvictionHearing } from './eviction-hearing';
 import { LentEvictions } from './lent-evictions';
-import { CacheInvalidationBus, InvalidationMessage, RedisInvalidationBus } from './invalidation-bus';
+import { CacheInvalidationBus, InvalidationMessage, publishedAt as now, RedisInvalidationBus } from './invalidation-bus';
 import { DEFAULT_INVALIDATION_LIVENESS, type InvalidationLiveness } from './invalidation-liveness';
 import { LruCredentialCache, LruCredentialCacheOptions } from './lru-credential-cache';
 import { type AcquireReply, RedisTier, type RedisTierOptions } from './redis-tier';
@@ -27,6 +28,7 @@ const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
  *   none for `liveness.lostAfterMs` (a partition or a paused Redis, which leave the connection "up"), or
  *   whose bus is not connected, cannot rely on hearing evictions. Each time the bus connects (and at
  *   start) this deployment's L2 entries are deleted first: Redis may have come back with old ones.
+ *   That state machine, with `setUnheardReplicas`, is `EvictionHearing` (eviction-hearing.ts).
  * - While evictions cannot be heard this replica serves nothing cached
  *   (every read loads for itself, counted as degraded — no single-flight: a load that started before
  *   another replica's write could answer a read that began after it was acknowledged) and empties L1
@@ -43,21 +45,8 @@ export class TieredCredentialCache extends CredentialCache {
   private loads = 0;
   private counters = this.zero();
   private started = false;
-  /** A heartbeat was heard within `lostAfterMs` (and L2 was emptied since the bus last connected). */
-  private live = false;
-  private heardAt = 0;
-  /** The last heartbeat heard before this replica stopped hearing them (the cache dropped): logged when one is heard again. */
-  private lostSince?: number;
-  /** L2 holds nothing from before the bus last (re)connected (see onBusHealth). */
-  private l2Synced: boolean;
-  private syncing = false;
-  private stopping = false;
-  private heartbeat?: NodeJS.Timeout;
-  /** Why some replicas of the deployment cannot be heard (`setUnheardReplicas`): nothing cached is served meanwhile. */
-  private unheard?: string;
-  private readonly liveWaiters: Array<() => void> = [];
-  /** Counts the periods of hearing: a new one begins each time a heartbeat is heard after a gap (`heardGeneration`). */
-  private hearingPeriod = 0;
+  /** Whether evictions are heard: until they are, nothing cached is served. */
+  private readonly hearingState: EvictionHearing;
   /** The fan-out lent to another cache of the process (`replicaEvictions`). */
   private readonly lent: LentEvictions;
 
@@ -71,17 +60,26 @@ export class TieredCredentialCache extends CredentialCache {
   ) {
     super();
     this.l1 = new LruCredentialCache(options, clock, random);
-    this.l2 = l2Options ? new RedisTier(l2Options) : undefined;
-    this.l2Synced = !this.l2;
-    this.lent = new LentEvictions(bus, this.instanceId, () => (this.hearing ? this.hearingPeriod : undefined), now);
+    const l2 = (this.l2 = l2Options ? new RedisTier(l2Options) : undefined);
+    this.hearingState = new EvictionHearing(bus, this.instanceId, liveness, {
+      dropLocal: () => {
+        const entries = this.l1.stats().size;
+        this.l1.clear();
+        return entries;
+      },
+      emptyShared: l2 && (() => l2.clear()),
+      resumed: () => {
+        const keys = [...this.pending];
+        if (keys.length > 0) this.evictShared(keys).catch(() => undefined);
+        this.lent.resend();
+      },
+    });
+    this.lent = new LentEvictions(bus, this.instanceId, () => this.hearingState.generation(), now);
   }
 
-  /**
-   * Evictions are heard: the bus is connected, a heartbeat came through recently, and no replica is known to
-   * announce its evictions elsewhere. Otherwise nothing cached is served.
-   */
+  /** Evictions are heard (`EvictionHearing.hearing`): otherwise nothing cached is served. */
   get hearing(): boolean {
-    return this.bus.healthy && this.live && this.unheard === undefined;
+    return this.hearingState.hearing;
   }
 
   /** Connects the bus (not fatal: until it works, reads bypass the cache) and warms the cache key. */
@@ -92,23 +90,12 @@ export class TieredCredentialCache extends CredentialCache {
       (m) => this.receive(m),
       (healthy) => this.onBusHealth(healthy),
     );
-    this.heartbeat = setInterval(() => this.beat(), this.liveness.intervalMs);
-    this.heartbeat.unref();
-    // Ready to cache once its first heartbeat is back (bounded: until then reads just bypass the cache).
-    if (this.bus.healthy && !this.live) {
-      let timer: NodeJS.Timeout | undefined;
-      await Promise.race([
-        new Promise<void>((resolve) => this.liveWaiters.push(resolve)),
-        new Promise<void>((resolve) => (timer = setTimeout(resolve, this.liveness.lostAfterMs))),
-      ]);
-      clearTimeout(timer);
-    }
+    await this.hearingState.start();
     if (this.l2) await this.l2.options.keyring.current().catch((e: Error) => this.logger.warn(`shared cache key unavailable (${e.name}); L2 skipped until it is`));
   }
 
   async stop(): Promise<void> {
-    clearInterval(this.heartbeat);
-    this.stopping = true; // the bus reports itself down as it stops: not an outage to warn about
+    this.hearingState.stop();
     await this.bus.stop();
   }
 
@@ -154,24 +141,9 @@ export class TieredCredentialCache extends CredentialCache {
     await sleep(this.liveness.lostAfterMs + this.liveness.intervalMs);
   }
 
-  /**
-   * Starting: L1 is dropped and reads bypass the cache. Ending: as after a lost heartbeat — L2 (which the unheard
-   * replicas' changes never reached) is emptied, then a heartbeat is awaited, then L1 is emptied and serves again.
-   */
+  /** See `EvictionHearing.setUnheardReplicas`. */
   override setUnheardReplicas(reason: string | undefined): void {
-    const was = this.unheard;
-    this.unheard = reason;
-    if (reason !== undefined) {
-      const entries = this.l1.stats().size;
-      this.l1.clear();
-      if (was === undefined) this.logger.warn(`${reason}: ${entries} cached entries dropped, reads bypass the cache until every replica is heard`);
-      return;
-    }
-    if (was === undefined) return;
-    this.live = false;
-    this.l2Synced = !this.l2;
-    this.logger.log(`every replica is heard again: the cache serves again once ${this.l2 ? 'the shared tier is emptied and ' : ''}a heartbeat is heard`);
-    if (this.bus.healthy) this.syncShared();
+    this.hearingState.setUnheardReplicas(reason);
   }
 
   invalidatePrefix(prefix: string): void {
@@ -191,6 +163,7 @@ export class TieredCredentialCache extends CredentialCache {
   stats(): CredentialCacheStats {
     const l1 = this.l1.stats();
     const c = this.counters;
+    const unheard = this.hearingState.unheardReplicas;
     const hits = l1.hits + c.l2Hits;
     const misses = l1.misses - c.l2Hits + c.degradedReads;
     const shared: SharedCacheStats = {
@@ -209,12 +182,12 @@ export class TieredCredentialCache extends CredentialCache {
       degradedReads: c.degradedReads,
       invalidation: {
         transport: this.bus.transport,
-        healthy: this.bus.healthy && this.live,
-        ...(this.unheard !== undefined ? { unheardReplicas: this.unheard } : {}),
+        healthy: this.bus.healthy && this.hearingState.live,
+        ...(unheard !== undefined ? { unheardReplicas: unheard } : {}),
         published: c.published,
         received: c.received,
         publishErrors: c.publishErrors,
-        lost: { disconnected: c.lostDisconnected, heartbeat: c.lostHeartbeat },
+        lost: { ...this.hearingState.lost },
       },
     };
     return { ...l1, hits, misses, loads: this.loads, hitRate: hits + misses === 0 ? 0 : hits / (hits + misses), shared };
@@ -224,6 +197,7 @@ export class TieredCredentialCache extends CredentialCache {
     this.l1.resetStats();
     this.loads = 0;
     this.counters = this.zero();
+    this.hearingState.resetStats();
     if (this.l2) this.l2.errors = 0;
   }
 
@@ -231,21 +205,16 @@ export class TieredCredentialCache extends CredentialCache {
     // Failing: the last Redis call failed, recently.
     const l2Down = !!this.l2?.failing;
     const status = this.hearing && !l2Down ? 'up' : 'degraded';
-    const why = !this.bus.healthy
-      ? 'evictions cannot be received: reads bypass the cache'
-      : this.unheard !== undefined
-        ? `${this.unheard}: reads bypass the cache`
-        : !this.live
-        ? `no invalidation heartbeat heard within ${this.liveness.lostAfterMs} ms: reads bypass the cache`
-        : 'the shared cache tier is failing: reads skip it';
+    const why = this.hearingState.whyNotHearing() ?? 'the shared cache tier is failing: reads skip it';
+    const unheard = this.hearingState.unheardReplicas;
     return {
       tier: this.l2 ? 'redis' : 'memory',
       invalidation: this.bus.transport,
       status,
       details: {
         invalidationConnected: this.bus.healthy,
-        invalidationHeard: this.live,
-        ...(this.unheard !== undefined ? { unheardReplicas: this.unheard } : {}),
+        invalidationHeard: this.hearingState.live,
+        ...(unheard !== undefined ? { unheardReplicas: unheard } : {}),
         ...(this.l2 ? { l2: l2Down ? 'failing' : 'up' } : {}),
         pendingEvictions: this.pending.size,
         ...(status === 'degraded' ? { message: why } : {}),
@@ -370,7 +339,7 @@ export class TieredCredentialCache extends CredentialCache {
   }
 
   private receive(message: InvalidationMessage): void {
-    this.heard();
+    this.hearingState.heard();
     if (this.lent.receive(message)) return;
     // Our own announcements (we evicted locally already) and heartbeats (keys of neither kind) drop nothing.
     if (message.o === this.instanceId || (message.k === undefined && message.p === undefined)) return;
@@ -382,82 +351,9 @@ export class TieredCredentialCache extends CredentialCache {
   }
 
   private onBusHealth(healthy: boolean): void {
-    // Either way L1 may now hold what a missed eviction should have removed.
-    this.l1.clear();
-    this.live = false;
-    if (!healthy) {
-      this.l2Synced = !this.l2;
-      this.lostSince = undefined; // no longer a heartbeat matter: the connection itself is gone
-      if (!this.stopping) {
-        this.counters.lostDisconnected++;
-        this.logger.warn('cache invalidations cannot be received (connection lost): cached entries dropped, reads bypass the cache until they can');
-      }
-      return;
-    }
-    this.logger.log(`cache invalidations connected (${this.bus.transport})`);
-    // A confirmed Redis subscription: the server answers again.
-    if (this.bus.transport === 'redis') this.l2?.answered();
-    this.syncShared(); // then a heartbeat: once heard, the evictions that could not be sent are sent (heard())
-  }
-
-  /**
-   * A Redis that restarted with its data (AOF, RDB, a failover) may hold entries evicted while this
-   * replica could not reach it: they are deleted before any is served again (also at start: a replica
-   * cannot know what happened before it). Until then, and until a heartbeat is heard, nothing cached.
-   */
-  private syncShared(): void {
-    if (this.l2Synced) return void this.beat();
-    if (this.syncing) return;
-    this.syncing = true;
-    void (this.l2?.clear() ?? Promise.resolve())
-      .then(
-        () => {
-          this.l2Synced = this.bus.healthy;
-          this.beat();
-        },
-        (e: Error) => {
-          this.logger.warn(`could not empty the shared cache after connecting (${e.name}): reads bypass the cache until it is`);
-        },
-      )
-      .finally(() => (this.syncing = false));
-  }
-
-  /** A heartbeat out, and the liveness check: nothing heard for `lostAfterMs` stops serving from the cache. */
-  private beat(): void {
-    if (this.bus.healthy) {
-      if (!this.l2Synced) this.syncShared(); // the last attempt to empty L2 failed: again
-      else void this.bus.heartbeat({ o: this.instanceId, t: now() }).catch(() => undefined);
-    }
-    const silentMs = Date.now() - this.heardAt;
-    if (this.live && silentMs > this.liveness.lostAfterMs) {
-      this.live = false;
-      const entries = this.l1.stats().size;
-      this.l1.clear();
-      // Evictions sent meanwhile may not have reached Redis either: L2 is emptied before serving again.
-      this.l2Synced = !this.l2;
-      this.lostSince = this.heardAt;
-      this.counters.lostHeartbeat++;
-      this.logger.warn(
-        `no cache invalidation heartbeat heard for ${Math.round(silentMs)} ms (lost after ${this.liveness.lostAfterMs} ms): ${entries} cached entries dropped, reads bypass the cache until one is heard`,
-      );
-    }
-  }
-
-  private heard(): void {
-    this.heardAt = Date.now();
-    if (this.live || !this.bus.healthy || !this.l2Synced) return;
-    this.live = true;
-    this.hearingPeriod++;
-    this.l1.clear();
-    if (this.lostSince !== undefined) {
-      // How long the silence lasted tells a slow bus (just past the threshold) from an outage.
-      this.logger.log(`cache invalidation heartbeat heard again, ${Math.round(this.heardAt - this.lostSince)} ms after the last one: serving from the cache again`);
-      this.lostSince = undefined;
-    }
-    for (const resolve of this.liveWaiters.splice(0)) resolve();
-    const keys = [...this.pending];
-    if (keys.length > 0) this.evictShared(keys).catch(() => undefined);
-    this.lent.resend();
+    // A confirmed Redis subscription: the server answers again (before the shared tier is emptied).
+    if (healthy && this.bus.transport === 'redis') this.l2?.answered();
+    this.hearingState.busHealth(healthy);
   }
 
   private zero() {
@@ -473,13 +369,6 @@ export class TieredCredentialCache extends CredentialCache {
       published: 0,
       received: 0,
       publishErrors: 0,
-      lostDisconnected: 0,
-      lostHeartbeat: 0,
     };
   }
-}
-
-/** Wall-clock milliseconds with sub-millisecond precision, comparable across processes of one machine. */
-function now(): number {
-  return performance.timeOrigin + performance.now();
 }
