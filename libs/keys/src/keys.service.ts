@@ -7,7 +7,7 @@ import { KeyOperationRunner } from './audit/key-operation-runner';
 import { openKeyBackup, sealKeyBackup, notThisTenantsBackup } from './backup/key-backup-envelope';
 import { KeyCache, type CachedKey } from './cache/key-cache';
 import { KeyChangeFanOut } from './cache/key-change-fan-out';
-import { publicKeyOf, verifyDigestLocally } from './crypto/local-verify';
+import { KeyCryptography } from './crypto/key-cryptography';
 import { KEYS_CLOCK, KEYS_LOCK, KEYS_RESOLVED_OPTIONS } from './keys.constants';
 import type { ResolvedKeysOptions } from './keys.options';
 import type {
@@ -17,9 +17,7 @@ import type {
   DeletedKeyDetails,
   EncryptRequest,
   EncryptResult,
-  EncryptionAlgorithm,
   KeyDetails,
-  KeyOperation,
   KeyPage,
   KeyPageRequest,
   KeyProperties,
@@ -27,7 +25,6 @@ import type {
   ListKeysRequest,
   SignRequest,
   SignResult,
-  SignatureAlgorithm,
   UnwrapKeyRequest,
   UnwrapKeyResult,
   UpdateKeyRequest,
@@ -43,15 +40,10 @@ import {
   checkCreateKey,
   checkDates,
   checkEnabled,
-  checkEncryption,
   checkKeyOps,
   checkName,
   checkPageSize,
-  checkSelector,
-  checkSignature,
-  checkSignatureBytes,
   checkTags,
-  checkUsable,
   checkVersion,
 } from './validation/key-request-checks';
 
@@ -83,8 +75,8 @@ const MAX_VAULT_PAGES_PER_LIST = 20;
  *   management through `record` (fails the call when the row cannot be written), uses and reads
  *   through the buffered `recordRead`.
  * - Requests are checked before any vault call (`validation/key-request-checks.ts`); before a
- *   cryptographic call the cached key (`cache/key-cache.ts`) is checked too (enabled, dates, key_ops,
- *   algorithm fits the key type and curve), so a refused request costs no vault transaction; verify
+ *   cryptographic call (`crypto/key-cryptography.ts`) the cached key (`cache/key-cache.ts`) is checked too (enabled,
+ *   dates, key_ops, algorithm fits the key type and curve), so a refused request costs no vault transaction; verify
  *   runs locally from the public key by default (RSA; EC verifies in the vault).
  * - Other replicas: the key cache announces every change through the optional `KeyChangeFanOut` (the host binds it), which also
  *   drops here what other replicas change, and says when nothing cached may be trusted (`cache/key-cache.ts`).
@@ -94,18 +86,20 @@ const MAX_VAULT_PAGES_PER_LIST = 20;
 export class KeysService implements OnModuleDestroy {
   private readonly cache: KeyCache;
   private readonly runner: KeyOperationRunner;
+  private readonly crypto: KeyCryptography;
 
   constructor(
     private readonly vault: KeyVaultKeysProvider,
     audit: AuditService,
     metrics: KeysMetrics,
-    @Inject(KEYS_CLOCK) private readonly clock: Clock,
+    @Inject(KEYS_CLOCK) clock: Clock,
     @Inject(KEYS_RESOLVED_OPTIONS) private readonly options: ResolvedKeysOptions,
     @Optional() @Inject(KEYS_LOCK) private readonly lock?: DistributedLock | null,
     @Optional() @Inject(KeyChangeFanOut) private readonly fanOut?: KeyChangeFanOut | null,
   ) {
     this.cache = new KeyCache(vault, clock, options, fanOut);
     this.runner = new KeyOperationRunner(audit, metrics);
+    this.crypto = new KeyCryptography(vault, this.runner, clock, options, (ctx, selector) => this.fetchCached(ctx, selector));
   }
 
   onModuleDestroy(): void {
@@ -320,78 +314,31 @@ export class KeysService implements OnModuleDestroy {
     });
   }
 
-  // ---- cryptography ------------------------------------------------------------------------
+  // ---- cryptography (crypto/key-cryptography.ts) ---------------------------------------------
 
-  async sign(ctx: OperationContext, request: SignRequest): Promise<SignResult> {
-    const req = checkSelector(request);
-    checkSignature(req.algorithm, req.digest, 'digest');
-    return this.runner.used(ctx, 'sign', req.name, { algorithm: req.algorithm }, async () => {
-      const key = await this.usable(ctx, req, 'sign', req.algorithm);
-      const r = await this.vault.sign(this.ref(key), req.algorithm, req.digest, { signal: ctx.signal });
-      return { result: { name: req.name, version: r.key.version, algorithm: req.algorithm, signature: r.signature }, keyVersion: r.key.version };
-    });
+  sign(ctx: OperationContext, request: SignRequest): Promise<SignResult> {
+    return this.crypto.sign(ctx, request);
   }
 
   /** Verifies a signature over a digest; locally from the public key unless `remote` (or the `verify` option) says otherwise. */
-  async verify(ctx: OperationContext, request: VerifyRequest): Promise<VerifyResult> {
-    const req = checkSelector(request);
-    checkSignature(req.algorithm, req.digest, 'digest');
-    checkSignatureBytes(req.signature);
-    const remote = req.remote ?? this.options.verify === 'remote';
-    return this.runner.used<VerifyResult>(ctx, 'verify', req.name, { algorithm: req.algorithm }, async () => {
-      const key = await this.usable(ctx, req, 'verify', req.algorithm);
-      const version = key.key.properties.version;
-      if (!remote) {
-        key.publicKey ??= publicKeyOf(key.key.publicKey);
-        const ec = this.options.verifyEcLocally ? { jwk: key.key.publicKey } : undefined;
-        const valid = verifyDigestLocally(key.publicKey, req.algorithm, req.digest, req.signature, ec);
-        if (valid !== undefined) {
-          return { result: { name: req.name, version, algorithm: req.algorithm, valid, verifiedIn: 'local' as const }, keyVersion: version, verifiedIn: 'local' as const };
-        }
-      }
-      const r = await this.vault.verify(this.ref(key), req.algorithm, req.digest, req.signature, { signal: ctx.signal });
-      return { result: { name: req.name, version: r.key.version, algorithm: req.algorithm, valid: r.valid, verifiedIn: 'vault' as const }, keyVersion: r.key.version, verifiedIn: 'vault' as const };
-    });
+  verify(ctx: OperationContext, request: VerifyRequest): Promise<VerifyResult> {
+    return this.crypto.verify(ctx, request);
   }
 
-  async encrypt(ctx: OperationContext, request: EncryptRequest): Promise<EncryptResult> {
-    const req = checkSelector(request);
-    checkEncryption(req.algorithm, req.plaintext, 'plaintext', this.options.allowRsa1_5);
-    return this.runner.used(ctx, 'encrypt', req.name, { algorithm: req.algorithm }, async () => {
-      const key = await this.usable(ctx, req, 'encrypt', req.algorithm);
-      const r = await this.vault.encrypt(this.ref(key), req.algorithm, req.plaintext, { signal: ctx.signal });
-      return { result: { name: req.name, version: r.key.version, algorithm: req.algorithm, ciphertext: r.ciphertext }, keyVersion: r.key.version };
-    });
+  encrypt(ctx: OperationContext, request: EncryptRequest): Promise<EncryptResult> {
+    return this.crypto.encrypt(ctx, request);
   }
 
-  async decrypt(ctx: OperationContext, request: DecryptRequest): Promise<DecryptResult> {
-    const req = checkSelector(request);
-    checkEncryption(req.algorithm, req.ciphertext, 'ciphertext', this.options.allowRsa1_5);
-    return this.runner.used(ctx, 'decrypt', req.name, { algorithm: req.algorithm }, async () => {
-      const key = await this.usable(ctx, req, 'decrypt', req.algorithm);
-      const r = await this.vault.decrypt(this.ref(key), req.algorithm, req.ciphertext, { signal: ctx.signal });
-      return { result: { name: req.name, version: r.key.version, algorithm: req.algorithm, plaintext: r.plaintext }, keyVersion: r.key.version };
-    });
+  decrypt(ctx: OperationContext, request: DecryptRequest): Promise<DecryptResult> {
+    return this.crypto.decrypt(ctx, request);
   }
 
-  async wrapKey(ctx: OperationContext, request: WrapKeyRequest): Promise<WrapKeyResult> {
-    const req = checkSelector(request);
-    checkEncryption(req.algorithm, req.key, 'key', this.options.allowRsa1_5);
-    return this.runner.used(ctx, 'wrap', req.name, { algorithm: req.algorithm }, async () => {
-      const key = await this.usable(ctx, req, 'wrapKey', req.algorithm);
-      const r = await this.vault.wrapKey(this.ref(key), req.algorithm, req.key, { signal: ctx.signal });
-      return { result: { name: req.name, version: r.key.version, algorithm: req.algorithm, wrappedKey: r.wrappedKey }, keyVersion: r.key.version };
-    });
+  wrapKey(ctx: OperationContext, request: WrapKeyRequest): Promise<WrapKeyResult> {
+    return this.crypto.wrapKey(ctx, request);
   }
 
-  async unwrapKey(ctx: OperationContext, request: UnwrapKeyRequest): Promise<UnwrapKeyResult> {
-    const req = checkSelector(request);
-    checkEncryption(req.algorithm, req.wrappedKey, 'wrappedKey', this.options.allowRsa1_5);
-    return this.runner.used(ctx, 'unwrap', req.name, { algorithm: req.algorithm }, async () => {
-      const key = await this.usable(ctx, req, 'unwrapKey', req.algorithm);
-      const r = await this.vault.unwrapKey(this.ref(key), req.algorithm, req.wrappedKey, { signal: ctx.signal });
-      return { result: { name: req.name, version: r.key.version, algorithm: req.algorithm, key: r.unwrappedKey }, keyVersion: r.key.version };
-    });
+  unwrapKey(ctx: OperationContext, request: UnwrapKeyRequest): Promise<UnwrapKeyResult> {
+    return this.crypto.unwrapKey(ctx, request);
   }
 
   /** Forget every cached key (tests, or after keys were changed out of band). */
@@ -415,17 +362,6 @@ export class KeysService implements OnModuleDestroy {
    */
   private fetchCached(ctx: OperationContext, selector: KeySelector, refresh = false): Promise<CachedKey> {
     return this.cache.get(this.vaultName(ctx, selector.name), selector.version, refresh, ctx);
-  }
-
-  /** The key, checked for this use (`checkUsable`): nothing reaches the vault when one check fails. */
-  private async usable(ctx: OperationContext, selector: KeySelector, op: KeyOperation, algorithm: SignatureAlgorithm | EncryptionAlgorithm): Promise<CachedKey> {
-    const entry = await this.fetchCached(ctx, selector);
-    checkUsable(entry.key, op, algorithm, this.clock.now().getTime());
-    return entry;
-  }
-
-  private ref(entry: CachedKey): { name: string; version: string } {
-    return { name: entry.key.properties.name, version: entry.key.properties.version };
   }
 
   private details(ctx: OperationContext, key: VaultKey): KeyDetails {
