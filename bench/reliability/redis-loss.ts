@@ -139,7 +139,7 @@ export async function redisLoss(p: Profile): Promise<PartResult> {
       Promise.all(
         replicas.map(async (r) => {
           const res = await fetch(`${r.url}/health/ready`);
-          const body = (await res.json()) as { details?: { cache?: { status?: string; redis?: string; invalidationConnected?: boolean } } };
+          const body = (await res.json()) as { details?: { cache?: { status?: string; redis?: string; invalidationConnected?: boolean; invalidationHeard?: boolean } } };
           return { status: res.status, cache: body.details?.cache };
         }),
       );
@@ -220,7 +220,9 @@ export async function redisLoss(p: Profile): Promise<PartResult> {
     let readyAfter = await ready();
     while (!recovered && performance.now() - upAt < 60_000) {
       readyAfter = await ready();
-      recovered = readyAfter.every((r) => r.status === 200 && r.cache?.redis === 'up' && r.cache?.invalidationConnected === true);
+      // Back means serving from the cache again: subscribed, the shared tier emptied and a heartbeat heard (until
+      // then reads rightly bypass the cache, and a slow machine takes longer to get there).
+      recovered = readyAfter.every((r) => r.status === 200 && r.cache?.status === 'up' && r.cache?.redis === 'up' && r.cache?.invalidationHeard === true);
       if (!recovered) await sleep(250);
     }
     const recoverS = (performance.now() - upAt) / 1000;
