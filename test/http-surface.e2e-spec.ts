@@ -228,6 +228,7 @@ describe('the HTTP surface: unmatched requests are rate limited', () => {
   let host: TestHost;
   const reader = generateApiKey('probe-reader', 'probe', ['credentials:read']);
   const scanner = generateApiKey('probe-scanner', 'probe', ['credentials:read']);
+  const docsScanner = generateApiKey('probe-docs-scanner', 'probe', ['credentials:read']);
 
   const send = async (method: string, path: string, apiKey: string | null) => {
     const res = await fetch(`${host.baseUrl}${path}`, { method, headers: apiKey === null ? {} : { 'x-api-key': apiKey } });
@@ -241,7 +242,7 @@ describe('the HTTP surface: unmatched requests are rate limited', () => {
   };
 
   beforeAll(async () => {
-    host = await startTestHost('sqlite', { AUTH_API_KEYS: JSON.stringify([reader.entry, scanner.entry]), RATE_LIMIT_PER_MINUTE: '5', OAUTH_PROACTIVE_ENABLED: 'false' });
+    host = await startTestHost('sqlite', { AUTH_API_KEYS: JSON.stringify([reader.entry, scanner.entry, docsScanner.entry]), RATE_LIMIT_PER_MINUTE: '5', OAUTH_PROACTIVE_ENABLED: 'false' });
   });
   afterAll(async () => {
     await host?.close();
@@ -285,5 +286,16 @@ describe('the HTTP surface: unmatched requests are rate limited', () => {
     expect((await send('GET', '/v1/credentials', scanner.key)).status).toBe(200);
     // Another known client is not affected.
     expect((await send('GET', '/v1/credentialz', reader.key)).status).toBe(404);
+  });
+
+  it('a file the OpenAPI UI does not have is a 404 counted as the others (its static route matched the path), past the limit 429', async () => {
+    const answers: number[] = [];
+    for (let i = 0; i < 7; i++) answers.push((await send(i % 2 ? 'HEAD' : 'GET', `/docs/scan-${i}.php`, docsScanner.key)).status);
+    expect(answers).toEqual([404, 404, 404, 404, 404, 429, 429]);
+    const refused = await send('GET', '/docs/scan-7.php', docsScanner.key);
+    expect(refused.body).toEqual({ statusCode: 429, error: 'TOO_MANY_REQUESTS', message: expect.any(String), requestId: refused.headers.get('x-request-id') });
+    expect(Number(refused.headers.get('retry-after'))).toBeGreaterThanOrEqual(59);
+    // The UI's real files still answer another client.
+    expect((await fetch(`${host.baseUrl}/docs/swagger-ui.css`, { headers: { 'x-api-key': reader.key } })).status).toBe(200);
   });
 });

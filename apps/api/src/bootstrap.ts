@@ -115,7 +115,12 @@ function answerBeforeNest(request: FastifyRequest, reply: FastifyReply, status: 
     .status(status)
     .header('x-request-id', request.id)
     .header('x-content-type-options', 'nosniff')
-    .send({ statusCode: status, error: HttpStatus[status] ?? 'Error', message, requestId: String(request.id) });
+    .send(errorAnswer(request, status, message));
+}
+
+/** The error shape of every answer (AllExceptionsFilter's too). */
+function errorAnswer(request: FastifyRequest, status: number, message: string): Record<string, unknown> {
+  return { statusCode: status, error: HttpStatus[status] ?? 'Error', message, requestId: String(request.id) };
 }
 
 /** The host's telemetry, when it was started (a host compiled from a testing module may not provide it). */
@@ -167,7 +172,9 @@ export async function configureApp(app: NestFastifyApplication, config: AppConfi
    * take (405 here, with Allow: it tells only what the route table, public at /docs/json, says). Either is counted
    * first, so scanning is throttled: past the limit 429 (AuthGuard.countUnmatched says whose count). Never audited.
    */
+  const counted = new WeakSet<FastifyRequest>();
   const answerUnmatched = async (req: FastifyRequest, reply: FastifyReply, done: (e?: Error) => void): Promise<void> => {
+    counted.add(req);
     try {
       await guard.countUnmatched(req, reply);
     } catch (e) {
@@ -178,6 +185,19 @@ export async function configureApp(app: NestFastifyApplication, config: AppConfi
     if (allow) return answerBeforeNest(req, reply.header('allow', allow), HttpStatus.METHOD_NOT_ALLOWED, METHOD_NOT_ALLOWED);
     done();
   };
+  // The UI's static files answer their own 404s (their route, `/docs/*`, matched; the answer then comes from the
+  // not-found handler): counted as the others, once, past the limit 429.
+  fastify.addHook('onSend', async (req, reply, payload) => {
+    if (reply.statusCode !== 404 || counted.has(req) || !req.url.startsWith(`/${OPENAPI_UI}/`)) return payload;
+    try {
+      await guard.countUnmatched(req, reply);
+      return payload;
+    } catch (e) {
+      if (!(e instanceof ThrottlerException)) throw e;
+      void reply.status(HttpStatus.TOO_MANY_REQUESTS).header('content-type', 'application/json; charset=utf-8');
+      return JSON.stringify(errorAnswer(req, HttpStatus.TOO_MANY_REQUESTS, e.message));
+    }
+  });
   // Bodies are read here and parsed only after authentication (AuthGuard, the global guard): HOST_APP_OPTIONS turns Nest's parsers off.
   deferBodyParsing(app.getHttpAdapter().getInstance());
   // Validation is each input parameter's own pipe, not a global one (http/validated-params.ts): checked here for every route.
