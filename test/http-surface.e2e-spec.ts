@@ -296,6 +296,8 @@ describe('the HTTP surface: unmatched requests are rate limited', () => {
     expect(refused.body).toEqual({ statusCode: 429, error: 'TOO_MANY_REQUESTS', message: expect.any(String), requestId: refused.headers.get('x-request-id') });
     expect(Number(refused.headers.get('retry-after'))).toBeGreaterThanOrEqual(59);
     // The UI's real files still answer another client.
-    expect((await fetch(`${host.baseUrl}/docs/swagger-ui.css`, { headers: { 'x-api-key': reader.key } })).status).toBe(200);
+    const css = await fetch(`${host.baseUrl}/docs/swagger-ui.css`, { headers: { 'x-api-key': reader.key } });
+    expect(css.status).toBe(200);
+    expect(await css.text()).toContain('.swagger-ui');
   });
 });

@@ -4,7 +4,7 @@ import type { Duplex } from 'node:stream';
 import { HttpStatus, type Type } from '@nestjs/common';
 import { ModulesContainer, NestFactory } from '@nestjs/core';
 import { FastifyAdapter, NestFastifyApplication } from '@nestjs/platform-fastify';
-import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Server } from '@grpc/grpc-js';
 import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
 import type { DestinationStream, Logger } from 'pino';
@@ -115,12 +115,7 @@ function answerBeforeNest(request: FastifyRequest, reply: FastifyReply, status: 
     .status(status)
     .header('x-request-id', request.id)
     .header('x-content-type-options', 'nosniff')
-    .send(errorAnswer(request, status, message));
-}
-
-/** The error shape of every answer (AllExceptionsFilter's too). */
-function errorAnswer(request: FastifyRequest, status: number, message: string): Record<string, unknown> {
-  return { statusCode: status, error: HttpStatus[status] ?? 'Error', message, requestId: String(request.id) };
+    .send({ statusCode: status, error: HttpStatus[status] ?? 'Error', message, requestId: String(request.id) });
 }
 
 /** The host's telemetry, when it was started (a host compiled from a testing module may not provide it). */
@@ -172,31 +167,34 @@ export async function configureApp(app: NestFastifyApplication, config: AppConfi
    * take (405 here, with Allow: it tells only what the route table, public at /docs/json, says). Either is counted
    * first, so scanning is throttled: past the limit 429 (AuthGuard.countUnmatched says whose count). Never audited.
    */
-  const counted = new WeakSet<FastifyRequest>();
-  const answerUnmatched = async (req: FastifyRequest, reply: FastifyReply, done: (e?: Error) => void): Promise<void> => {
-    counted.add(req);
+  const answerUnmatched = (req: FastifyRequest, reply: FastifyReply, done: (e?: Error) => void): Promise<void> =>
+    countUnmatched(req, reply, done, () => {
+      const allow = routes.allowedMethods(req.url);
+      if (allow) return answerBeforeNest(req, reply.header('allow', allow), HttpStatus.METHOD_NOT_ALLOWED, METHOD_NOT_ALLOWED);
+      done();
+    });
+  const countUnmatched = async (req: FastifyRequest, reply: FastifyReply, fail: (e: Error) => void, then: () => void): Promise<void> => {
     try {
       await guard.countUnmatched(req, reply);
     } catch (e) {
       if (e instanceof ThrottlerException) return answerBeforeNest(req, reply, HttpStatus.TOO_MANY_REQUESTS, e.message);
-      return done(e instanceof Error ? e : new Error(String(e)));
+      return fail(e instanceof Error ? e : new Error(String(e)));
     }
-    const allow = routes.allowedMethods(req.url);
-    if (allow) return answerBeforeNest(req, reply.header('allow', allow), HttpStatus.METHOD_NOT_ALLOWED, METHOD_NOT_ALLOWED);
-    done();
+    then();
   };
-  // The UI's static files answer their own 404s (their route, `/docs/*`, matched; the answer then comes from the
-  // not-found handler): counted as the others, once, past the limit 429.
-  fastify.addHook('onSend', async (req, reply, payload) => {
-    if (reply.statusCode !== 404 || counted.has(req) || !req.url.startsWith(`/${OPENAPI_UI}/`)) return payload;
-    try {
-      await guard.countUnmatched(req, reply);
-      return payload;
-    } catch (e) {
-      if (!(e instanceof ThrottlerException)) throw e;
-      void reply.status(HttpStatus.TOO_MANY_REQUESTS).header('content-type', 'application/json; charset=utf-8');
-      return JSON.stringify(errorAnswer(req, HttpStatus.TOO_MANY_REQUESTS, e.message));
-    }
+  // A file the OpenAPI UI lacks: its static route (`/docs/*`) matched, so the hook above did not count it, and the
+  // plugin hands it to the not-found handler. Counted there the same way; only that route's requests pay for it.
+  fastify.addHook('onRoute', (route) => {
+    if (!route.url.startsWith(`/${OPENAPI_UI}/`) || !route.url.endsWith('*')) return;
+    const serve = route.handler;
+    route.handler = function (this: FastifyInstance, req: FastifyRequest, reply: FastifyReply) {
+      const notFound = reply.callNotFound.bind(reply);
+      reply.callNotFound = () => {
+        void countUnmatched(req, reply, (e) => void reply.send(e), notFound);
+        return reply;
+      };
+      return serve.call(this, req, reply);
+    };
   });
   // Bodies are read here and parsed only after authentication (AuthGuard, the global guard): HOST_APP_OPTIONS turns Nest's parsers off.
   deferBodyParsing(app.getHttpAdapter().getInstance());
