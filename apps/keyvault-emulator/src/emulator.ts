@@ -7,6 +7,7 @@ import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Authenticator, bearerToken, challengeHeader } from './auth';
 import { ensureTlsMaterial } from './certs';
+import { AccessDenials, DenySpec, validateDenySpec } from './denials';
 import { errors, KeyVaultHttpError } from './errors';
 import { FaultInjector, FaultSpec, validateFaultSpec } from './faults';
 import { assertApiVersion } from './http/api-version';
@@ -67,6 +68,7 @@ export class KeyVaultEmulator {
     /** Azure's budgets for a vault: secret writes (Set Secret), key creates, and every other transaction. */
     private throttle: ThrottleBudgets | undefined,
     private readonly faults: FaultInjector,
+    private readonly denials: AccessDenials,
     private readonly statsCollector: StatsCollector,
     private readonly ownsDataDir: boolean,
     init: { vaultUrl: string; port: number; caCertPem: string; caCertPath: string; dataDir: string },
@@ -110,6 +112,7 @@ export class KeyVaultEmulator {
       const authenticator = new Authenticator(o.auth);
       const throttle = budgetsOf(o.throttle);
       const faults = new FaultInjector();
+      const denials = new AccessDenials({ tenantId: o.tenantId, vaultName: storeOptions.vaultName });
       const stats = new StatsCollector();
 
       const ready: { emulator?: KeyVaultEmulator } = {};
@@ -140,7 +143,7 @@ export class KeyVaultEmulator {
       const port = (server.address() as AddressInfo).port;
       const vaultUrl = `https://${urlHost(o.host)}:${port}`;
       const apis = { secrets: new SecretsApi(stores.secrets, vaultUrl), keys: new KeysApi(stores.keys, vaultUrl) };
-      const emulator = new KeyVaultEmulator(o, server, stores, persistence, apis, sockets, authenticator, throttle, faults, stats, ownsDataDir, {
+      const emulator = new KeyVaultEmulator(o, server, stores, persistence, apis, sockets, authenticator, throttle, faults, denials, stats, ownsDataDir, {
         vaultUrl,
         port,
         caCertPem: tls.caCertPem,
@@ -163,6 +166,18 @@ export class KeyVaultEmulator {
 
   clearFaults(): void {
     this.faults.clear();
+  }
+
+  /**
+   * Refuses operations from now on with Azure's 403 for a caller without the permission (RBAC or access policy),
+   * until clearDenials or reset: for tests of what a client does when its identity lacks a role.
+   */
+  deny(spec: DenySpec): void {
+    this.denials.add(validateDenySpec(spec));
+  }
+
+  clearDenials(): void {
+    this.denials.clear();
   }
 
   /**
@@ -259,7 +274,15 @@ export class KeyVaultEmulator {
       }
     }
 
-    // 3. Injected faults.
+    // 3. Authorization: a denied request has passed the throttle and counts, as every answer but a 429 does in Azure.
+    const denied = this.denials.check(operation, route.kind === 'op' ? route.name : undefined);
+    if (denied) {
+      this.statsCollector.record(operation, denied.status);
+      sendError(req, res, denied);
+      return;
+    }
+
+    // 4. Injected faults.
     const fault = this.faults.decide(operation);
     if (fault.latencyMs > 0) await sleep(fault.latencyMs);
     if (fault.kind === 'reset') {
@@ -279,7 +302,7 @@ export class KeyVaultEmulator {
       return;
     }
 
-    // 4. The operation itself.
+    // 5. The operation itself.
     let status: number;
     try {
       const apiVersion = assertApiVersion(url.searchParams.get('api-version'));
@@ -321,12 +344,17 @@ export class KeyVaultEmulator {
     }
     const bad = (message: string) => send(req, res, 400, { error: { code: 'BadParameter', message } });
     if (path === '/_emulator/health' && method === 'GET') {
-      return send(req, res, 200, { status: 'ok', vaultUrl: this.vaultUrl, secrets: this.stores.secrets.size, keys: this.stores.keys.size, activeFaults: this.faults.active });
+      return send(req, res, 200, { status: 'ok', vaultUrl: this.vaultUrl, secrets: this.stores.secrets.size, keys: this.stores.keys.size, activeFaults: this.faults.active, activeDenials: this.denials.active });
     }
     if (path === '/_emulator/stats' && method === 'GET') return send(req, res, 200, this.stats());
     if (path === '/_emulator/reset' && method === 'POST') {
       this.clearFaults();
+      this.clearDenials();
       this.resetStats();
+      return send(req, res, 204);
+    }
+    if (path === '/_emulator/denials' && method === 'DELETE') {
+      this.clearDenials();
       return send(req, res, 204);
     }
     if (path === '/_emulator/faults' && method === 'DELETE') {
@@ -346,6 +374,14 @@ export class KeyVaultEmulator {
         return bad((err as Error).message);
       }
       return send(req, res, 201, { activeFaults: this.faults.active });
+    }
+    if (path === '/_emulator/denials' && method === 'POST') {
+      try {
+        this.deny(JSON.parse(raw.toString('utf8')) as DenySpec);
+      } catch (err) {
+        return bad(err instanceof SyntaxError ? 'The body must be a JSON DenySpec.' : (err as Error).message);
+      }
+      return send(req, res, 201, { activeDenials: this.denials.active });
     }
     return send(req, res, 404, { error: { code: 'NotFound', message: `No admin endpoint ${method} ${url.pathname}` } });
   }
