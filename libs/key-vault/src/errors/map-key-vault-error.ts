@@ -118,6 +118,9 @@ export function parseRetryAfterMs(
   return Math.max(0, at - now);
 }
 
+/** Inner codes of a 403 for a permission the identity lacks (RBAC, access policy; `AccessDenied` in older answers). */
+const PERMISSION_DENIED = new Set(['ForbiddenByRbac', 'ForbiddenByPolicy', 'AccessDenied']);
+
 /** The subset of `RestError` (@azure/core-rest-pipeline) we read. */
 interface RestErrorLike extends Error {
   statusCode?: number;
@@ -167,7 +170,9 @@ function fromRestError(e: RestErrorLike, ctx: ErrorContext): KeyVaultError {
     case status === 401:
       return make(KeyVaultErrorCode.UNAUTHORIZED);
     case status === 403:
-      if (/disabled/i.test(msg) || /disabled/i.test(azureCode ?? '')) return make(KeyVaultErrorCode.DISABLED);
+      // The inner code first: Azure's RBAC message quotes the resource's path, whose name may say "disabled".
+      if (innerCode !== undefined && PERMISSION_DENIED.has(innerCode)) return make(KeyVaultErrorCode.FORBIDDEN);
+      if (/disabled/i.test(msg) || /disabled/i.test(azureCode ?? '') || /disabled/i.test(innerCode ?? '')) return make(KeyVaultErrorCode.DISABLED);
       if (isPurge && /purge protection/i.test(msg)) {
         return make(KeyVaultErrorCode.PURGE_PROTECTED);
       }
