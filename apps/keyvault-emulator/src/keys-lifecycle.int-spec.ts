@@ -99,7 +99,30 @@ describe('Key Vault emulator: keys lifecycle through the official KeyClient', ()
     });
   });
 
-  describe('rotation policy (kept, not acted on)', () => {
+  describe('rotation policy (kept; applied by rotate, never triggered on its own)', () => {
+    it("gives a rotated version the policy's expiryTime from its creation, and none without one", async () => {
+      await keys.createRsaKey('expiring');
+      const plain = await keys.rotateKey('expiring');
+      expect(plain.properties.expiresOn).toBeUndefined();
+
+      await keys.updateKeyRotationPolicy('expiring', { expiresIn: 'P90D', lifetimeActions: [{ action: 'Rotate', timeAfterCreate: 'P60D' }] });
+      const before = Date.now();
+      const rotated = await keys.rotateKey('expiring');
+      const days = (rotated.properties.expiresOn!.getTime() - rotated.properties.createdOn!.getTime()) / 86_400_000;
+      expect(days).toBe(90);
+      expect(rotated.properties.expiresOn!.getTime()).toBeGreaterThanOrEqual(before + 90 * 86_400_000 - 1000);
+      expect((await keys.getKey('expiring')).properties.expiresOn).toEqual(rotated.properties.expiresOn);
+      // The policy does not touch earlier versions.
+      expect((await keys.getKey('expiring', { version: plain.properties.version! })).properties.expiresOn).toBeUndefined();
+
+      const bad = await rawRequest(emu, 'PUT', `/keys/expiring/rotationpolicy?${API}`, {
+        body: { attributes: { expiryTime: 'P90D' }, lifetimeActions: [{ trigger: { timeAfterCreate: 'P85D' }, action: { type: 'Rotate' } }] },
+      });
+      expect([bad.status, bad.json.error.code]).toEqual([400, 'BadParameter']);
+      expect(bad.json.error.message).toMatch(/7 days before "attributes.expiryTime"/);
+    });
+
+
     it('sets, reads and replaces a key rotation policy; an unknown key answers 404; a key without one reports the default', async () => {
       const key = await keys.createRsaKey('with-policy');
       const initial = await keys.getKeyRotationPolicy('with-policy');

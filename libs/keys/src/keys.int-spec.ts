@@ -8,7 +8,7 @@ import { Test, type TestingModule } from '@nestjs/testing';
 import { AuditService } from '@app/audit';
 import type { OperationContext } from '@app/common';
 import { KeyVaultErrorCode, KeyVaultHealthIndicator } from '@app/key-vault';
-import { KeyVaultEmulator } from '@app/keyvault-emulator';
+import { emulatorKeyClient, KeyVaultEmulator } from '@app/keyvault-emulator';
 import { createTestDatabase, credentialsStackImports, DATABASE_KINDS, type TestDatabase } from '@app/testing';
 import { KeysErrorCode, KeysModule, KeysService, type PublicJwk, type SignatureAlgorithm } from './index';
 import { tenantKeyScope } from './naming/tenant-key-name';
@@ -190,6 +190,26 @@ describe.each(DATABASE_KINDS)('KeysModule on %s (local vault, real SDK, real aud
     // Nor the vault's own text ("A key with (name/id) <vault name> was not found ...") nor the tenant hash.
     const hash = tenantKeyScope(ctxB.tenantId, 'cv').split('-')[2];
     for (const e of failures) for (const leak of [name, ctxB.tenantId, hash, 'not found']) expect(JSON.stringify({ m: e?.message, j: e })).not.toContain(leak);
+  });
+
+  it("reports the expiry the vault's rotation policy gives a rotated version; a denied permission is FORBIDDEN, tried once", async () => {
+    const ctxC: OperationContext = { tenantId: `initech-${run}`, actor: { id: 'user:carol' } }; // its keys listed by no other test
+    await keys.createKey(ctxC, { name: 'with-policy', type: 'RSA' });
+    // A policy set outside the service (portal, IaC): the vault applies its expiryTime to each rotated version.
+    await emulatorKeyClient(emu).updateKeyRotationPolicy(`${tenantKeyScope(ctxC.tenantId, 'cv')}with-policy`, { expiresIn: 'P30D' });
+    const rotated = await keys.rotateKey(ctxC, 'with-policy');
+    expect((rotated.expiresOn!.getTime() - rotated.createdOn!.getTime()) / 86_400_000).toBe(30);
+    expect((await keys.getKey(ctxC, 'with-policy')).expiresOn).toEqual(rotated.expiresOn);
+
+    emu.deny({ operations: ['sign'] });
+    try {
+      const before = vaultCalls('sign');
+      const e = (await keys.sign(ctxC, { name: 'with-policy', algorithm: 'RS256', digest: new Uint8Array(32) }).catch((err: unknown) => err)) as { code: number; message: string };
+      expect([e.code, e.message]).toEqual([KeyVaultErrorCode.FORBIDDEN, "Key Vault sign failed: FORBIDDEN (HTTP 403 Forbidden; the host's identity lacks this permission (access policy or RBAC role))"]);
+      expect(vaultCalls('sign') - before).toBe(1);
+    } finally {
+      emu.clearDenials();
+    }
   });
 
   it('manages keys: tags, paging, versions, update, rotate, delete / recover / purge, backup / restore', async () => {

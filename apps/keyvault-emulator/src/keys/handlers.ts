@@ -43,11 +43,7 @@ export class KeysApi {
       }
       case 'rotateKey': {
         const current = this.store.get(name).version;
-        const found = this.store.create(
-          name,
-          { kty: current.kty, keyOps: current.keyOps, tags: current.tags, attributes: {} },
-          await generateKey(shapeOf(current)),
-        );
+        const found = this.store.rotate(name, current, await generateKey(shapeOf(current)));
         return ok(this.bundle(found.record, found.version));
       }
       case 'getKeyRotationPolicy': {

@@ -1,5 +1,6 @@
 import { KeyVaultHttpError } from '../errors';
 import { KeyStore } from './store';
+import { addIsoDuration } from './durations';
 import { parseCreateKey, parseRotationPolicy } from './validation';
 
 const material = { publicJwk: { crv: 'P-256', x: 'x', y: 'y' }, privateKey: 'never rendered' };
@@ -64,6 +65,13 @@ describe('key request validation', () => {
     }
   });
 
+  it('adds ISO 8601 durations as the calendar counts them', () => {
+    const at = Date.UTC(2026, 0, 31, 12);
+    expect(new Date(addIsoDuration(at, 'P90D')).toISOString()).toBe('2026-05-01T12:00:00.000Z');
+    expect(new Date(addIsoDuration(at, 'P1Y2M1W')).toISOString()).toBe('2027-04-07T12:00:00.000Z'); // 31 March 2027, then a week
+    expect(new Date(addIsoDuration(at, 'PT48H30M')).toISOString()).toBe('2026-02-02T12:30:00.000Z');
+  });
+
   it("refuses rotation policies outside Key Vault's limits, with the limit named", () => {
     const rotate = (trigger: Record<string, string>) => [{ trigger, action: { type: 'Rotate' } }];
     const message = (body: Record<string, unknown>) => {
@@ -86,5 +94,8 @@ describe('key request validation', () => {
     expect(message({ lifetimeActions: rotate({ timeBeforeExpiry: 'P30D' }) })).toMatch(/needs "attributes.expiryTime"/);
     expect(message({ attributes: { expiryTime: 'P28D' }, lifetimeActions: rotate({ timeBeforeExpiry: 'P22D' }) })).toMatch(/7 days after creation/);
     expect(message({ lifetimeActions: [{ trigger: { timeAfterCreate: 'P30D' }, action: { type: 'Notify' } }] })).toMatch(/Notify action takes timeBeforeExpiry only/);
+    // A rotation after creation must also come at least 7 days before the new version expires.
+    expect(message({ attributes: { expiryTime: 'P90D' }, lifetimeActions: rotate({ timeAfterCreate: 'P83D' }) })).toBe('accepted');
+    expect(message({ attributes: { expiryTime: 'P90D' }, lifetimeActions: rotate({ timeAfterCreate: 'P84D' }) })).toMatch(/at least 7 days before "attributes.expiryTime"/);
   });
 });

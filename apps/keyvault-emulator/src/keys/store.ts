@@ -1,6 +1,7 @@
 import { errors } from '../errors';
 import { Found as FoundOf, ObjectStoreOptions, UpdateInput, VaultObjectStore } from '../objects/store';
 import { GeneratedKey } from './crypto';
+import { addIsoDuration } from './durations';
 import { KeyOperation, KeyRecord, KeyType, KeyVersionRecord, RotationPolicyRecord } from './model';
 
 export type Found = FoundOf<KeyVersionRecord>;
@@ -36,6 +37,16 @@ export class KeyStore extends VaultObjectStore<KeyVersionRecord> {
     return super.update(name, version, input, (v) => {
       if (input.keyOps !== undefined) v.keyOps = [...input.keyOps];
     });
+  }
+
+  /**
+   * A new version like the current one (type, key_ops, tags) with new material; as in Azure, it expires the policy's
+   * `expiryTime` after its creation when the policy has one, else never.
+   */
+  rotate(name: string, current: KeyVersionRecord, material: GeneratedKey): Found {
+    const expiryTime = (this.active(name) as KeyRecord).rotationPolicy?.expiryTime;
+    const exp = expiryTime ? Math.floor(addIsoDuration(this.now(), expiryTime) / 1000) : undefined;
+    return this.create(name, { kty: current.kty, keyOps: current.keyOps, tags: current.tags, attributes: exp === undefined ? {} : { exp } }, material);
   }
 
   /** The key's rotation policy (undefined until one is set); 404 for an unknown key. */

@@ -3,6 +3,7 @@ import { assertTags, parseAttributes } from '../objects/validation';
 import { ENCRYPTION_ALGORITHMS, EncryptionAlgorithm, KeyShape, RSA_KEY_SIZES, SIGNATURE_ALGORITHMS, SignatureAlgorithm } from './crypto';
 import { CURVES, Curve } from './ecdsa';
 import { isRsa, KEY_OPERATIONS, KEY_TYPES, KeyOperation, KeyType, RotationPolicyRecord } from './model';
+import { durationDays, ISO_DURATION } from './durations';
 import { CreateKeyInput, UpdateKeyInput } from './store';
 
 /** Azure's defaults when `key_ops` is omitted (as recorded from the service). */
@@ -84,20 +85,10 @@ export function encryptionAlgorithm(body: Record<string, unknown>): EncryptionAl
   return body.alg;
 }
 
-const ISO_DURATION = /^P(?!$)(?:(\d+)Y)?(?:(\d+)M)?(?:(\d+)W)?(?:(\d+)D)?(?:T(?=\d)(?:(\d+)H)?(?:(\d+)M)?(?:(\d+)S)?)?$/;
-
-/** An ISO 8601 duration in days (a month as 30, a year as 365: what the limits below compare), or undefined. */
-function durationDays(s: string): number | undefined {
-  const m = ISO_DURATION.exec(s);
-  if (!m) return undefined;
-  const [y, mo, w, d, h, mi, sec] = m.slice(1).map((x) => Number(x ?? 0));
-  return y * 365 + mo * 30 + w * 7 + d + h / 24 + mi / 1440 + sec / 86_400;
-}
-
 /**
  * The body of PUT /keys/{name}/rotationpolicy: lifetime actions (Rotate / Notify, one ISO 8601 trigger each) and an
  * expiry, with Key Vault's limits (how-to-configure-key-rotation; the REST spec): a new version's expiry at least
- * 28 days; a trigger at least 7 days, and a rotation before expiry at least 7 days after creation; `timeAfterCreate`
+ * 28 days; a trigger at least 7 days, and a rotation at least 7 days after creation and 7 days before expiry; `timeAfterCreate`
  * only for Rotate; a trigger before expiry only with an expiry.
  */
 export function parseRotationPolicy(body: Record<string, unknown>): Pick<RotationPolicyRecord, 'lifetimeActions' | 'expiryTime'> {
@@ -123,6 +114,7 @@ export function parseRotationPolicy(body: Record<string, unknown>): Pick<Rotatio
     const days = durationDays(triggers[0] as string)!;
     if (days < 7) throw bad('a trigger must be at least 7 days (P7D)');
     if (timeAfterCreate && type === 'notify') throw bad('a Notify action takes timeBeforeExpiry only');
+    if (timeAfterCreate && expiryDays !== undefined && expiryDays - days < 7) throw bad('timeAfterCreate must come at least 7 days before "attributes.expiryTime"');
     if (timeBeforeExpiry) {
       if (expiryDays === undefined) throw bad('timeBeforeExpiry needs "attributes.expiryTime"');
       if (expiryDays - days < 7) throw bad('timeBeforeExpiry must leave at least 7 days after creation');
