@@ -22,7 +22,7 @@ import { SecretsApi } from './secrets/handlers';
 import { SecretVersionRecord } from './secrets/model';
 import { SecretStore } from './secrets/store';
 import { EmulatorStats, StatsCollector } from './stats';
-import { SlidingWindowLimiter } from './throttle';
+import { chargeOf, ThrottleBudgets } from './throttle-budgets';
 
 const ADMIN_PREFIX = '/_emulator/';
 const PURGE_SWEEP_MS = 60_000;
@@ -65,7 +65,7 @@ export class KeyVaultEmulator {
     private readonly apis: { secrets: SecretsApi; keys: KeysApi },
     private readonly sockets: Set<Socket>,
     private readonly authenticator: Authenticator,
-    /** Azure's budgets for a vault: secret writes (Set Secret), key creates, and every other transaction. */
+    /** Azure's budgets for a vault: secret writes (Set Secret), key creates, and every other transaction (weighted). */
     private throttle: ThrottleBudgets | undefined,
     private readonly faults: FaultInjector,
     private readonly denials: AccessDenials,
@@ -110,7 +110,7 @@ export class KeyVaultEmulator {
         p.attach();
       }
       const authenticator = new Authenticator(o.auth);
-      const throttle = budgetsOf(o.throttle);
+      const throttle = ThrottleBudgets.of(o.throttle);
       const faults = new FaultInjector();
       const denials = new AccessDenials({ tenantId: o.tenantId, vaultName: storeOptions.vaultName });
       const stats = new StatsCollector();
@@ -185,7 +185,7 @@ export class KeyVaultEmulator {
    * afresh: e.g. for a test's set-up that makes more keys than Azure lets a vault create in 10 s.
    */
   setThrottle(throttle: KeyVaultEmulatorOptions['throttle']): void {
-    this.throttle = budgetsOf(resolveOptions({ throttle }).throttle);
+    this.throttle = ThrottleBudgets.of(resolveOptions({ throttle }).throttle);
   }
 
   stats(): EmulatorStats {
@@ -261,12 +261,9 @@ export class KeyVaultEmulator {
 
     // 2. Throttling (per vault; a refused request does not count, as in Azure).
     if (this.throttle) {
-      const t =
-        operation === 'setSecret'
-          ? this.throttle.createSecret.take()
-          : operation === 'createKey'
-            ? this.throttle.createKey.take(isHsmCreate(raw) ? 2 : 1) // Azure: 10 HSM or 20 software key creates per 10 s
-            : this.throttle.other.take();
+      const name = route.kind === 'op' ? route.name : undefined;
+      const keyOf = () => (name === undefined ? undefined : this.stores.keys.addressedVersion(name, route.kind === 'op' ? route.version : undefined));
+      const t = this.throttle.take(chargeOf(operation, raw, keyOf, route.kind === 'op' && isKeyOperation(route.operation)));
       if (!t.ok) {
         this.statsCollector.record(operation, 429);
         sendError(req, res, errors.throttled(t.retryAfterSeconds));
@@ -393,30 +390,4 @@ export class KeyVaultEmulator {
  */
 function originOf(host: string | undefined): string | undefined {
   return host && /^[A-Za-z0-9.-]+(:\d{1,5})?$|^\[[0-9A-Fa-f:.]+\](:\d{1,5})?$/.test(host) ? `https://${host}` : undefined;
-}
-
-/** Whether a Create Key body asks for an HSM key (unreadable bodies count as software keys; they fail with 400 later). */
-function isHsmCreate(raw: Buffer): boolean {
-  try {
-    const kty = (JSON.parse(raw.toString('utf8')) as { kty?: unknown } | null)?.kty;
-    return typeof kty === 'string' && kty.endsWith('-HSM');
-  } catch {
-    return false;
-  }
-}
-
-/** Azure's budgets for a vault: secret writes (Set Secret), key creates, and every other transaction. */
-interface ThrottleBudgets {
-  other: SlidingWindowLimiter;
-  createSecret: SlidingWindowLimiter;
-  createKey: SlidingWindowLimiter;
-}
-
-function budgetsOf(t: ResolvedOptions['throttle']): ThrottleBudgets | undefined {
-  if (!t) return undefined;
-  return {
-    other: new SlidingWindowLimiter(t.limit, t.windowMs),
-    createSecret: new SlidingWindowLimiter(t.createSecretLimit, t.windowMs),
-    createKey: new SlidingWindowLimiter(t.createKeyLimit, t.windowMs),
-  };
 }

@@ -18,7 +18,8 @@ Usage: npm run emulator -- [options]
   --retention-days <7..90>      soft-delete retention (default 90)
   --purge-protection            forbid purging deleted secrets
   --operation-delay-ms <n>      how long a delete/recover stays pending, as in Azure (default 1000; 0 = at once)
-  --throttle-limit <n>          transactions per window, Set Secret aside (default 4000)
+  --throttle-limit <n>          transactions per window, Set Secret and Create Key aside; a key's
+                                operations weigh by its type, RSA-4096 as 8 (default 4000)
   --throttle-create-secret-limit <n>
                                 Set Secret requests per window (default 300, as Azure, or
                                 --throttle-limit when lower)

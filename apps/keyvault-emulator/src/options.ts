@@ -22,7 +22,8 @@ export interface KeyVaultEmulatorOptions {
   /**
    * Per-vault throttling, as Azure states it per 10 s: at most `createSecretLimit` secret writes (Set Secret: a
    * new secret or a new version), `createKeyLimit` Create Key requests (an HSM key counts twice) and `limit` other
-   * transactions in any `windowMs` (sliding windows), or false to disable.
+   * transactions (an operation on a key weighing by its type, see throttle-budgets) in any `windowMs` (sliding
+   * windows), or false to disable.
    * @default { limit: 4000, windowMs: 10000, createSecretLimit: 300, createKeyLimit: 20 } (a `limit` given alone:
    * createSecretLimit min(300, limit), createKeyLimit min(20, limit))
    */

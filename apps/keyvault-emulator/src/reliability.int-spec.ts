@@ -96,6 +96,37 @@ describe('Key Vault emulator: throttling', () => {
     }
   });
 
+  it('weighs key operations by key type and size, as Azure does, on the budget shared with secrets', async () => {
+    const vault = await KeyVaultEmulator.start({ quiet: true, throttle: false, operationDelayMs: 0 });
+    try {
+      const create = (name: string, body: Record<string, unknown>) => rawRequest(vault, 'POST', `/keys/${name}/create?${API}`, { body });
+      for (const [name, body] of [['rsa4096', { kty: 'RSA', key_size: 4096 }], ['rsa3072hsm', { kty: 'RSA-HSM', key_size: 3072 }], ['ec', { kty: 'EC' }]] as const) {
+        expect((await create(name, body)).status).toBe(200);
+      }
+      const sign = (name: string) => rawRequest(vault, 'POST', `/keys/${name}//sign?${API}`, { body: { alg: name === 'ec' ? 'ES256' : 'RS256', value: Buffer.alloc(32).toString('base64url') } });
+      // 40 units in the window: an RSA-4096 software key's operation counts 8 (Azure: 500 of them per 10 s against 4,000).
+      vault.setThrottle({ limit: 40, windowMs: 60_000 });
+      for (let i = 0; i < 5; i++) expect((await rawRequest(vault, 'GET', `/keys/rsa4096?${API}`)).status).toBe(200);
+      expect((await sign('rsa4096')).status).toBe(429);
+      expect((await sign('ec')).status).toBe(429); // the sum is enforced: nothing is left
+      expect((await rawRequest(vault, 'GET', `/secrets/none?${API}`)).status).toBe(429);
+
+      // An RSA-3072 HSM key's counts 8 too (Azure: 500 per 10 s), an EC software key's 1.
+      vault.setThrottle({ limit: 40, windowMs: 60_000 });
+      for (let i = 0; i < 4; i++) expect((await sign('rsa3072hsm')).status).toBe(200);
+      for (let i = 0; i < 8; i++) expect((await sign('ec')).status).toBe(200);
+      expect((await sign('ec')).status).toBe(429);
+      // Lists and unknown keys count 1, as secrets do.
+      vault.setThrottle({ limit: 3, windowMs: 60_000 });
+      expect((await rawRequest(vault, 'GET', `/keys?${API}`)).status).toBe(200);
+      expect((await rawRequest(vault, 'GET', `/keys/nope?${API}`)).status).toBe(404);
+      expect((await rawRequest(vault, 'GET', `/keys/ec?${API}`)).status).toBe(200);
+      expect((await rawRequest(vault, 'GET', `/keys/ec?${API}`)).status).toBe(429);
+    } finally {
+      await vault.stop();
+    }
+  });
+
   it('returns Azure\'s throttling body and a Retry-After that says when the oldest request leaves the window', async () => {
     const slow = await KeyVaultEmulator.start({ quiet: true, throttle: { limit: 2, windowMs: 60_000 } });
     try {

@@ -49,6 +49,15 @@ export class KeyStore extends VaultObjectStore<KeyVersionRecord> {
     return this.create(name, { kty: current.kty, keyOps: current.keyOps, tags: current.tags, attributes: exp === undefined ? {} : { exp } }, material);
   }
 
+  /** The version a request addresses (an empty version is the current one), or undefined: for the throttle's weight. */
+  addressedVersion(name: string, version: string | undefined): KeyVersionRecord | undefined {
+    try {
+      return this.get(name, version || undefined).version;
+    } catch {
+      return undefined;
+    }
+  }
+
   /** The key's rotation policy (undefined until one is set); 404 for an unknown key. */
   rotationPolicy(name: string): { record: KeyRecord; policy?: RotationPolicyRecord } {
     const record: KeyRecord = this.active(name);
