@@ -259,11 +259,13 @@ export class KeyVaultEmulator {
       return;
     }
 
-    // 2. Throttling (per vault; a refused request does not count, as in Azure).
-    if (this.throttle) {
+    // 2. Throttling (per vault, and per subscription when it has one; a refused request does not count, as in Azure).
+    const subscription = this.options.subscription?.budgets;
+    if (this.throttle || subscription) {
       const name = route.kind === 'op' ? route.name : undefined;
       const keyOf = () => (name === undefined ? undefined : this.stores.keys.addressedVersion(name, route.kind === 'op' ? route.version : undefined));
-      const t = this.throttle.take(chargeOf(operation, raw, keyOf, route.kind === 'op' && isKeyOperation(route.operation)));
+      const charge = chargeOf(operation, raw, keyOf, route.kind === 'op' && isKeyOperation(route.operation));
+      const t = ThrottleBudgets.take(charge, [this.throttle, subscription]);
       if (!t.ok) {
         this.statsCollector.record(operation, 429);
         sendError(req, res, errors.throttled(t.retryAfterSeconds));

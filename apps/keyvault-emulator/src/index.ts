@@ -3,6 +3,7 @@ export type { KeyVaultEmulatorOptions } from './options';
 export { DEFAULT_OPERATION_DELAY_MS, DEFAULT_TENANT_ID } from './options';
 export type { FaultSpec } from './faults';
 export type { DenySpec } from './denials';
+export { EmulatorSubscription } from './subscription';
 export type { EmulatorStats } from './stats';
 export type { AuthOptions } from './auth';
 export type { OperationName } from './http/router';

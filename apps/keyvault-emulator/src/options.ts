@@ -1,4 +1,5 @@
 import { AuthOptions, validateAuthOptions } from './auth';
+import type { EmulatorSubscription } from './subscription';
 
 export interface KeyVaultEmulatorOptions {
   /** Interface to listen on. @default '127.0.0.1' */
@@ -28,6 +29,11 @@ export interface KeyVaultEmulatorOptions {
    * createSecretLimit min(300, limit), createKeyLimit min(20, limit))
    */
   throttle?: { limit: number; windowMs: number; createSecretLimit?: number; createKeyLimit?: number } | false;
+  /**
+   * The subscription this vault belongs to, shared with other vaults of the process: their requests together stay
+   * within five times a vault's limits, as Azure's subscription-wide limit. @default none (this vault alone)
+   */
+  subscription?: EmulatorSubscription;
   /** Which bearer tokens are accepted. @default { mode: 'any' } */
   auth?: AuthOptions;
   /** Suppress the "not for production" banner (tests). @default false */
@@ -55,6 +61,7 @@ export interface ResolvedOptions {
   purgeProtection: boolean;
   operationDelayMs: number;
   throttle: { limit: number; windowMs: number; createSecretLimit: number; createKeyLimit: number } | false;
+  subscription?: EmulatorSubscription;
   auth: AuthOptions;
   quiet: boolean;
 }
@@ -80,6 +87,7 @@ export function resolveOptions(o: KeyVaultEmulatorOptions = {}): ResolvedOptions
               createSecretLimit: o.throttle.createSecretLimit ?? Math.min(DEFAULT_THROTTLE.createSecretLimit, o.throttle.limit),
               createKeyLimit: o.throttle.createKeyLimit ?? Math.min(DEFAULT_THROTTLE.createKeyLimit, o.throttle.limit),
             },
+    subscription: o.subscription,
     auth: o.auth ?? { mode: 'any' },
     quiet: o.quiet ?? false,
   };
@@ -99,6 +107,7 @@ export function resolveOptions(o: KeyVaultEmulatorOptions = {}): ResolvedOptions
     if (!Number.isInteger(createKeyLimit) || createKeyLimit < 1) fail(`throttle.createKeyLimit must be a positive integer (got ${createKeyLimit})`);
     if (!Number.isFinite(windowMs) || windowMs < 1) fail(`throttle.windowMs must be a positive number (got ${windowMs})`);
   }
+  if (r.subscription !== undefined && typeof (r.subscription as { budgets?: unknown }).budgets !== 'object') fail('subscription must be an EmulatorSubscription');
   try {
     validateAuthOptions(r.auth);
   } catch (err) {

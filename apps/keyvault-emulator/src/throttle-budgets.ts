@@ -1,8 +1,7 @@
-import { ThrottleDecision, SlidingWindowLimiter } from './throttle';
+import { SlidingWindowLimiter, ThrottleDecision } from './throttle';
 import { OperationName } from './http/router';
 import { keySizeOf } from './keys/crypto';
-import { isRsa } from './keys/model';
-import { KeyVersionRecord } from './keys/model';
+import { isRsa, KeyVersionRecord } from './keys/model';
 import { ResolvedOptions } from './options';
 
 /** Key operations that address no single key (lists, deleted keys, restore): they weigh 1, as a secret operation. */
@@ -74,7 +73,15 @@ export class ThrottleBudgets {
     });
   }
 
-  take(charge: ThrottleCharge): ThrottleDecision {
-    return this.limiters[charge.budget].take(charge.weight);
+  /**
+   * Admits a request on every given set of budgets (a vault's and its subscription's) or on none: a refused request
+   * counts nowhere, as Azure documents; the Retry-After is the longest wait among them.
+   */
+  static take(charge: ThrottleCharge, budgets: ReadonlyArray<ThrottleBudgets | undefined>): ThrottleDecision {
+    const limiters = budgets.filter((b) => b !== undefined).map((b) => b.limiters[charge.budget]);
+    const waitMs = Math.max(0, ...limiters.map((l) => l.waitMs(charge.weight)));
+    if (waitMs > 0) return { ok: false, retryAfterSeconds: Math.max(1, Math.ceil(waitMs / 1000)) };
+    for (const l of limiters) l.admit(charge.weight);
+    return { ok: true };
   }
 }

@@ -32,17 +32,34 @@ export class SlidingWindowLimiter {
    * clamped to `limit`), or tells the whole seconds (>= 1) until enough admissions have left the window.
    */
   take(weight = 1): ThrottleDecision {
-    const w = Math.min(Math.max(1, Math.trunc(weight)), this.limit);
-    const t = this.now();
+    const waitMs = this.waitMs(weight);
+    if (waitMs > 0) return { ok: false, retryAfterSeconds: Math.max(1, Math.ceil(waitMs / 1000)) };
+    this.admit(weight);
+    return { ok: true };
+  }
+
+  /** Milliseconds until a request of `weight` would be admitted; 0: now. Records nothing. */
+  waitMs(weight = 1): number {
+    const leaving = this.count + this.clamp(weight) - this.limit;
+    if (leaving <= 0) return 0;
     // The admissions that must leave the window first: those beyond the free slots, oldest first.
+    const freeAt = this.admitted[(this.oldest + leaving - 1) % this.limit] + this.windowMs;
+    return Math.max(0, freeAt - this.now());
+  }
+
+  /** Records a request of `weight` as admitted now: call it only once waitMs is 0 (several budgets admit together). */
+  admit(weight = 1): void {
+    const w = this.clamp(weight);
+    const t = this.now();
     const leaving = this.count + w - this.limit;
     if (leaving > 0) {
-      const freeAt = this.admitted[(this.oldest + leaving - 1) % this.limit] + this.windowMs;
-      if (t < freeAt) return { ok: false, retryAfterSeconds: Math.max(1, Math.ceil((freeAt - t) / 1000)) };
       this.oldest = (this.oldest + leaving) % this.limit;
       this.count -= leaving;
     }
     for (let i = 0; i < w; i++) this.admitted[(this.oldest + this.count++) % this.limit] = t;
-    return { ok: true };
+  }
+
+  private clamp(weight: number): number {
+    return Math.min(Math.max(1, Math.trunc(weight)), this.limit);
   }
 }
