@@ -1,7 +1,7 @@
 import { ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer, request as httpRequest, Agent } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { connect, type AddressInfo, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { generateApiKey } from '../apps/api/src/auth/api-keys';
@@ -22,6 +22,27 @@ function get(agent: Agent, url: string): Promise<{ status?: number; connection?:
     req.on('error', (e: NodeJS.ErrnoException) => resolve({ error: e.code ?? e.message }));
     req.end();
   });
+}
+
+/** A raw connection to the host: what it has received, and whether the host has closed it. */
+function openRaw(base: string): { socket: Socket; received: () => string; closedAt: () => number | undefined } {
+  const url = new URL(base);
+  const socket = connect(Number(url.port), url.hostname);
+  let received = '';
+  let closedAt: number | undefined;
+  socket.setEncoding('utf8');
+  socket.on('data', (d: string) => (received += d));
+  socket.on('end', () => (closedAt ??= Date.now()));
+  socket.on('close', () => (closedAt ??= Date.now()));
+  socket.on('error', () => undefined);
+  return { socket, received: () => received, closedAt: () => closedAt };
+}
+
+/** Polls `check` every 20 ms until it is true or `ms` have passed. */
+async function waitFor(check: () => boolean, ms: number): Promise<boolean> {
+  const deadline = Date.now() + ms;
+  while (!check() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+  return check();
 }
 
 /**
@@ -109,6 +130,47 @@ describe('the host process: SIGTERM drains then closes (keep-alive clients); its
     const lines = stdout.trim().split('\n').map((l) => JSON.parse(l) as { msg: string; level: number; url?: string });
     expect(lines.find((l) => l.msg.startsWith('Credential Vault listening on'))).toMatchObject({ level: 30, url: expect.stringMatching(/^http:/) });
     expect(lines.some((l) => l.msg.startsWith('Draining before shutdown'))).toBe(true);
+  }, 90_000);
+
+  it('closes connections kept alive idle, and those of requests in flight, while it drains and still listens', async () => {
+    const drainMs = 2500;
+    const host = startHost('4', { SHUTDOWN_DRAIN_MS: String(drainMs) });
+    let stdout = '';
+    host.stdout!.on('data', (d) => (stdout += d));
+    const exited = new Promise<number | null>((resolve) => host.on('close', (code) => resolve(code)));
+    try {
+      expect(await waitFor(() => /listening on (http:\/\/[^\s"]+)/.test(stdout), 60_000)).toBe(true);
+      const base = /listening on (http:\/\/[^\s"]+)/.exec(stdout)![1].replace('[::1]', '127.0.0.1');
+      // A client's kept-alive connection, idle after one answer (a pool that sends now and then).
+      const idle = openRaw(base);
+      idle.socket.write('GET /health/live HTTP/1.1\r\nHost: cv\r\n\r\n');
+      expect(await waitFor(() => /\r\n\r\n\{/.test(idle.received()), 5000)).toBe(true);
+      expect(idle.received()).toMatch(/^HTTP\/1\.1 200/);
+      expect(idle.received()).not.toMatch(/connection: close/i);
+      // A request in flight when the signal comes: its headers are in, its body not yet.
+      const inFlight = openRaw(base);
+      inFlight.socket.write('POST /v1/credentials HTTP/1.1\r\nHost: cv\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n');
+      await new Promise((r) => setTimeout(r, 200));
+      expect(inFlight.received()).toBe('');
+
+      const signalled = Date.now();
+      host.kill('SIGTERM');
+      // The idle connection is closed early in the drain, while the replica still listens: the client's next request
+      // opens a new connection (served, or sent elsewhere) instead of meeting the close on this one (a reset, or a bare 503).
+      expect(await waitFor(() => idle.closedAt() !== undefined, drainMs - 1000)).toBe(true);
+      expect(idle.closedAt()! - signalled).toBeLessThan(drainMs - 1000);
+      // The request in flight is answered with Connection: close, and its connection closed after the answer.
+      inFlight.socket.write('{}');
+      expect(await waitFor(() => inFlight.closedAt() !== undefined, drainMs - 1000)).toBe(true);
+      expect(inFlight.received()).toMatch(/^HTTP\/1\.1 401/);
+      expect(inFlight.received()).toMatch(/\r\nconnection: close\r\n/i);
+      expect(inFlight.closedAt()! - signalled).toBeLessThan(drainMs);
+      // Still listening then: a new connection is served.
+      expect((await get(new Agent(), `${base}/health/live`)).status).toBe(200);
+      expect(await exited).toBe(0);
+    } finally {
+      if (host.exitCode === null && host.signalCode === null) host.kill('SIGKILL');
+    }
   }, 90_000);
 
   it('with GRPC_ENABLED: says where gRPC listens; calls in flight at SIGTERM and during the drain are answered, then it exits 0', async () => {

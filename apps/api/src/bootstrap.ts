@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { STATUS_CODES } from 'node:http';
+import { STATUS_CODES, type Server as HttpServer } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { HttpStatus, type Type } from '@nestjs/common';
 import { ModulesContainer, NestFactory } from '@nestjs/core';
@@ -11,6 +11,7 @@ import type { DestinationStream, Logger } from 'pino';
 import { ThrottlerException } from '@nestjs/throttler';
 import { AppModule } from './app.module';
 import { AuthGuard } from './auth/auth.guard';
+import { IdleConnections, SILENT_IN_DRAIN_MS } from './http/idle-connections';
 import { deferBodyParsing } from './http/request-body';
 import { withErrorAnswers, withSuccessSchemas } from './http/openapi';
 import { queryDecodes, UNDECODABLE_QUERY } from './http/query-string';
@@ -150,12 +151,14 @@ export async function configureApp(app: NestFastifyApplication, config: AppConfi
   logRequests(fastify, app.get(HOST_LOG), { requestContext: config.log.requestContext, queryNames: declaredQueryNames(controllers) });
   if (config.metrics.enabled) countHttpRequests(fastify);
   const shutdown = app.get(ShutdownState);
+  shutdown.connections = new IdleConnections(app.getHttpServer() as HttpServer);
   const guard = app.get(AuthGuard);
   fastify.addHook('onRequest', (req, reply, done) => {
     void reply.header('x-request-id', req.id);
     // Every answer is JSON (or the docs page): a browser must not guess another type from a body that echoes input.
     void reply.header('x-content-type-options', 'nosniff');
     // Draining (SIGTERM): the client leaves this connection after the answer, instead of reusing it as it closes.
+    // (Requests that came before the signal: IdleConnections.closeAfterAnswers.)
     if (shutdown.draining) void reply.header('connection', 'close');
     // Before routing's query is used anywhere (every route, matched or not); the answer ends the request.
     if (!queryDecodes(req.url)) return answerBeforeNest(req, reply, HttpStatus.BAD_REQUEST, UNDECODABLE_QUERY);
@@ -230,7 +233,8 @@ export async function configureApp(app: NestFastifyApplication, config: AppConfi
 /**
  * The process's signal handling (main.ts; instead of Nest's shutdown hooks, which close at once). On
  * SIGTERM the replica first drains for `drainMs`: readiness answers 503 so the load balancer stops
- * routing here, every answer carries `Connection: close`, requests are still served. Then it closes
+ * routing here, every answer carries `Connection: close`, requests are still served, and kept-alive
+ * connections silent for the drain's first second (at most half of it) are closed. Then it closes
  * (requests in flight finish; the modules' hooks flush the audit and stop the jobs) and exits 0.
  * SIGINT (Ctrl-C in a terminal) closes without draining. `shutdownTimeoutMs` after the close began,
  * the process exits 1 whatever is still pending; further signals meanwhile are ignored.
@@ -241,9 +245,13 @@ export function closeGracefullyOnSignals(app: NestFastifyApplication, config: Ap
   const close = async (signal: NodeJS.Signals, drainMs: number): Promise<void> => {
     if (closing) return;
     closing = true;
-    app.get(ShutdownState).startDraining();
+    const shutdown = app.get(ShutdownState);
+    shutdown.startDraining();
+    shutdown.connections?.closeAfterAnswers();
     if (drainMs > 0) {
       log.info({ signal, drainMs }, 'Draining before shutdown: readiness answers 503, connections are closed after each answer');
+      // Kept-alive connections that stay silent are closed while this replica still listens (IdleConnections).
+      void shutdown.connections?.closeSilent(Math.min(SILENT_IN_DRAIN_MS, drainMs / 2));
       await new Promise((resolve) => setTimeout(resolve, drainMs));
     }
     setTimeout(() => process.exit(1), config.http.shutdownTimeoutMs).unref();

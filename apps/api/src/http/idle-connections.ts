@@ -1,0 +1,56 @@
+import type { Server, ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
+
+/** How long a kept-alive connection must stay silent in the drain before it is closed (at most half the drain). */
+export const SILENT_IN_DRAIN_MS = 1000;
+
+/**
+ * The HTTP server's open connections, so that the drain can close those kept alive that stay silent. Answers in
+ * the drain carry `Connection: close`, but a client that sends nothing during it keeps its connection until the
+ * close, and its next request then meets a reset (after it was sent: a POST's fate unknown) or Fastify's bare 503.
+ * Closed early in the drain, while the replica still listens, its next request opens a new connection instead.
+ *
+ * Not Node's `closeIdleConnections()` at once: a busy client's connection is idle between an answer and its next
+ * request, and closing it then resets that request; one silent for `quietMs` has no request on its way.
+ */
+export class IdleConnections {
+  private readonly open = new Set<Socket>();
+
+  constructor(server: Server) {
+    server.on('connection', (socket: Socket) => {
+      this.open.add(socket);
+      socket.once('close', () => this.open.delete(socket));
+    });
+  }
+
+  /**
+   * The requests in flight when the drain begins (answered after it: `Connection: close` is set on the requests that
+   * come during it) are answered with `Connection: close` too, unless their answer has begun: that connection then
+   * stays silent, and `closeSilent` closes it.
+   */
+  closeAfterAnswers(): void {
+    for (const socket of this.open) {
+      const answer = answerOf(socket);
+      if (answer && !answer.headersSent) answer.setHeader('connection', 'close');
+    }
+  }
+
+  /** Waits `quietMs`, then closes the connections open before it that read nothing meanwhile and have no answer pending. */
+  async closeSilent(quietMs: number): Promise<number> {
+    const before = new Map([...this.open].map((socket) => [socket, socket.bytesRead]));
+    await new Promise((resolve) => setTimeout(resolve, quietMs));
+    let closed = 0;
+    for (const [socket, bytesRead] of before) {
+      // A request whose handler is still working is silent too, and must be answered.
+      if (socket.destroyed || socket.bytesRead !== bytesRead || answerOf(socket)) continue;
+      socket.destroy();
+      closed++;
+    }
+    return closed;
+  }
+}
+
+/** The answer a connection is busy with, if any: Node's `_httpMessage`, which its own `closeIdleConnections` checks. */
+function answerOf(socket: Socket): ServerResponse | undefined {
+  return (socket as Socket & { _httpMessage?: ServerResponse | null })._httpMessage ?? undefined;
+}
