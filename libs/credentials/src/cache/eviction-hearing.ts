@@ -23,8 +23,8 @@ export class EvictionHearing {
   /** A heartbeat was heard within `lostAfterMs` (and the shared tier was emptied since the bus last connected). */
   private heardLately = false;
   private heardAt = 0;
-  /** The last heartbeat heard before this replica stopped hearing them (the cache dropped): logged when one is heard again. */
-  private lostSince?: number;
+  /** The last heartbeat heard before this replica stopped hearing them (the cache dropped), or its start if it heard none: logged when one is heard. */
+  private lostSince?: { at: number; since: 'the last one' | 'start' };
   /** The shared tier holds nothing from before the bus last (re)connected (see `busHealth`). */
   private sharedSynced: boolean;
   private syncing = false;
@@ -83,12 +83,18 @@ export class EvictionHearing {
     this.heartbeat.unref();
     // Ready to cache once its first heartbeat is back (bounded: until then reads just bypass the cache).
     if (this.bus.healthy && !this.heardLately) {
+      const startedAt = Date.now();
       let timer: NodeJS.Timeout | undefined;
       await Promise.race([
         new Promise<void>((resolve) => this.liveWaiters.push(resolve)),
         new Promise<void>((resolve) => (timer = setTimeout(resolve, this.liveness.lostAfterMs))),
       ]);
       clearTimeout(timer);
+      // Never heard, so beat() has no drop to log: without this line nothing says why every read goes to the store.
+      if (!this.heardLately && this.bus.healthy) {
+        this.lostSince = { at: startedAt, since: 'start' };
+        this.logger.warn(`no cache invalidation heartbeat heard within ${this.liveness.lostAfterMs} ms of start: reads bypass the cache until one is heard`);
+      }
     }
   }
 
@@ -148,7 +154,7 @@ export class EvictionHearing {
     this.tiers.dropLocal();
     if (this.lostSince !== undefined) {
       // How long the silence lasted tells a slow bus (just past the threshold) from an outage.
-      this.logger.log(`cache invalidation heartbeat heard again, ${Math.round(this.heardAt - this.lostSince)} ms after the last one: serving from the cache again`);
+      this.logger.log(`cache invalidation heartbeat heard again, ${Math.round(this.heardAt - this.lostSince.at)} ms after ${this.lostSince.since}: serving from the cache again`);
       this.lostSince = undefined;
     }
     for (const resolve of this.liveWaiters.splice(0)) resolve();
@@ -189,7 +195,7 @@ export class EvictionHearing {
       const entries = this.tiers.dropLocal();
       // Evictions sent meanwhile may not have reached Redis either: L2 is emptied before serving again.
       this.sharedSynced = !this.tiers.emptyShared;
-      this.lostSince = this.heardAt;
+      this.lostSince = { at: this.heardAt, since: 'the last one' };
       this.lost.heartbeat++;
       this.logger.warn(
         `no cache invalidation heartbeat heard for ${Math.round(silentMs)} ms (lost after ${this.liveness.lostAfterMs} ms): ${entries} cached entries dropped, reads bypass the cache until one is heard`,
