@@ -3,6 +3,7 @@ import type { DataSource } from 'typeorm';
 import { LockSessions } from '../lock/lock-sessions';
 import { POSTGRES_POOL_NAME } from './postgres-pool-name';
 import { DatabasePoolExhaustedError, DatabaseUnresponsiveError, PersistenceErrorCode } from './persistence.errors';
+import { awaitingAnswerSince } from './postgres-timeouts';
 
 /**
  * pg-pool's error for a caller that waited `connectionTimeoutMillis` in its queue: the pool was full, of busy
@@ -35,11 +36,19 @@ interface PgEventClient {
   on(event: 'error', listener: (e: unknown) => void): unknown;
   removeListener(event: 'error', listener: (e: unknown) => void): unknown;
   query(sql: string): Promise<unknown>;
+  /** The backend's pid (BackendKeyData); a pooler in between gives one of its own. */
+  processID?: number | null;
   /** node-postgres' protocol connection (absent from pg-native clients, which are left unchecked). */
   connection?: {
     on(event: 'readyForQuery' | 'error', listener: (e?: unknown) => void): unknown;
     stream?: { destroy(error?: Error): void };
   };
+}
+interface PgProbeClient {
+  connect(): Promise<unknown>;
+  query(sql: string, values: unknown[]): Promise<{ rows: Array<{ state: string | null }> }>;
+  end(): Promise<void>;
+  on(event: 'error', listener: (e: unknown) => void): unknown;
 }
 type PgPoolClass = new (...args: never[]) => PgPoolLike;
 type Release = (error?: Error) => void;
@@ -70,6 +79,15 @@ export interface PostgresDriverOptions {
    * @default 10000
    */
   replacedLogWindowMs?: number;
+  /**
+   * A query of a connection (of `postgresTimeoutOptions`) unanswered this long is asked after, from a new connection:
+   * when PostgreSQL shows that backend idle — not working on it — the query never reached it or its answer was lost
+   * on a dead path, and the connection is closed at once (`DatabaseUnresponsiveError`, a stall seen) instead of at the
+   * query deadline. Slow queries and lock waits show `active` and are left to the deadline; so is anything the check
+   * cannot tell (no answer, a pooler's own pid). 0: no check.
+   * @default 5000
+   */
+  probeAfterMs?: number;
 }
 
 /**
@@ -91,6 +109,7 @@ export interface PostgresDriverOptions {
 export function postgresDriver<T extends { Pool: PgPoolClass }>(pg: T, options: PostgresDriverOptions = {}): T {
   const idleCheckMs = options.idleCheckMs ?? 5000;
   const replacedLogWindowMs = options.replacedLogWindowMs ?? 10_000;
+  const probeAfterMs = options.probeAfterMs ?? 5000;
   /** When a query of this driver's pools last went unanswered (0: never); connections not heard from since are suspect. */
   let stallSeenAt = 0;
   const stallSeen = () => (stallSeenAt = Date.now());
@@ -108,12 +127,19 @@ export function postgresDriver<T extends { Pool: PgPoolClass }>(pg: T, options: 
     private readonly poolName: string;
     /** Connections replaced since the last log line, and when that line is due. */
     private unlogged?: { replaced: PostgresConnectionsReplaced; timer: ReturnType<typeof setTimeout> };
+    /** Looks for queries unanswered past `probeAfterMs` (see `probeUnanswered`); each is asked after once. */
+    private probes?: ReturnType<typeof setInterval>;
+    private readonly probed = new WeakMap<PgEventClient, number>();
 
     constructor(...args: never[]) {
       super(...args);
       this.poolName = (args[0] as { [POSTGRES_POOL_NAME]?: string } | undefined)?.[POSTGRES_POOL_NAME] ?? 'main';
       this.on('connect', (client) => {
         this.open.add(client);
+        if (probeAfterMs > 0 && !this.probes) {
+          this.probes = setInterval(() => this.probeUnanswered(), Math.min(1000, probeAfterMs / 2));
+          this.probes.unref?.();
+        }
         client.once('end', () => this.open.delete(client));
         const connection = client.connection;
         if (!connection) return;
@@ -152,8 +178,7 @@ export function postgresDriver<T extends { Pool: PgPoolClass }>(pg: T, options: 
 
     /** One round trip on an idle connection, within the time a new connection may take. */
     private async answers(client: PgEventClient): Promise<boolean> {
-      const configured = Number(this.options.connectionTimeoutMillis);
-      const waitMs = configured > 0 ? configured : DEFAULT_CHECK_WAIT_MS;
+      const waitMs = this.checkWaitMs();
       // Nobody else listens while the pool holds it: an error of this connection must not crash the process.
       const ignore = () => undefined;
       client.on('error', ignore);
@@ -169,6 +194,12 @@ export function postgresDriver<T extends { Pool: PgPoolClass }>(pg: T, options: 
       }
     }
 
+    /** How long a check may wait: the time a new connection may take. */
+    private checkWaitMs(): number {
+      const configured = Number(this.options.connectionTimeoutMillis);
+      return configured > 0 ? configured : DEFAULT_CHECK_WAIT_MS;
+    }
+
     /** Out of the pool, its socket closed at once: a path that may be dead gets no goodbye to wait for. */
     private evict(client: PgEventClient, release: Release, reason: keyof PostgresConnectionsReplaced): void {
       this.replacedCount[reason]++;
@@ -178,7 +209,41 @@ export function postgresDriver<T extends { Pool: PgPoolClass }>(pg: T, options: 
       client.connection?.stream?.destroy();
     }
 
+    /**
+     * A query unanswered past `probeAfterMs` while PostgreSQL shows its backend idle (in a transaction or not) will never
+     * be answered: closed now. Asked again after the next I/O, so that an answer already on its way is read first.
+     */
+    private probeUnanswered(): void {
+      for (const client of this.open) {
+        const since = awaitingAnswerSince(client);
+        if (since === undefined || Date.now() - since < probeAfterMs || this.probed.get(client) === since || !client.processID) continue;
+        this.probed.set(client, since);
+        void this.backendIdle(client.processID).then(async (idle) => {
+          if (!idle) return;
+          await new Promise((resolve) => setTimeout(() => setImmediate(resolve), 100));
+          if (awaitingAnswerSince(client) === since) client.connection?.stream?.destroy(new DatabaseUnresponsiveError(Date.now() - since));
+        });
+      }
+    }
+
+    /** Whether PostgreSQL shows backend `pid` of our role idle; false when it cannot tell (no row, no answer). */
+    private async backendIdle(pid: number): Promise<boolean> {
+      // pg-pool's Client class, made with the pool's options as its own connections are (bounds included).
+      const probe = new (this as unknown as { Client: new (options: unknown) => PgProbeClient }).Client({ ...this.options, connectionTimeoutMillis: this.checkWaitMs() });
+      probe.on('error', () => undefined);
+      try {
+        await probe.connect();
+        const { rows } = await probe.query('SELECT state FROM pg_stat_activity WHERE pid = $1 AND usename = current_user', [pid]);
+        return rows.length === 1 && rows[0].state?.startsWith('idle') === true;
+      } catch {
+        return false;
+      } finally {
+        void probe.end().catch(() => undefined);
+      }
+    }
+
     override end(...args: unknown[]): unknown {
+      clearInterval(this.probes);
       this.logReplaced();
       return super.end(...args);
     }

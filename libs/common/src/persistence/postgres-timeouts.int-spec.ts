@@ -246,6 +246,43 @@ describe('postgresTimeoutOptions (PostgreSQL)', () => {
       expect(replaced(ds)).toEqual({ main: { stall: 1, idle_check: 1 }, locks: { stall: 0, idle_check: 0 } });
     }, 30_000);
 
+    // A path lost for a moment while PostgreSQL answers new connections (a NAT or load-balancer flow dropped): the
+    // connections used just before it are idle under idleCheckMs, so they are handed out unchecked.
+    const LONG_DEADLINE: PostgresTimeouts = { queryTimeoutMs: 8000, statementTimeoutMs: 6000, idleInTransactionTimeoutMs: 10_000 };
+    const withProbe = () =>
+      open(options({ max: 4, connectionTimeoutMillis: 4000, ...postgresTimeoutOptions(Client, LONG_DEADLINE) }, { driver: postgresDriver(pg, { probeAfterMs: 500 }) } as Partial<DataSourceOptions>));
+
+    it('queries sent on connections a brief path loss left dead fail once PostgreSQL shows it is not working on them, not at the query deadline; the pool serves on', async () => {
+      const ds = await withProbe();
+      await Promise.all(Array.from({ length: 4 }, () => ds.query('SELECT pg_sleep(0.1)')));
+      proxy.stall();
+      await sleep(100);
+      proxy.passNew();
+      const started = Date.now();
+      const outcomes = await Promise.all(Array.from({ length: 6 }, () => ds.query('SELECT 1 AS one').then(() => 'ok', (e: { code?: unknown }) => e.code)));
+      // Before: the four waited the whole deadline (8 s) and the two behind them found the pool full.
+      expect(Date.now() - started).toBeLessThan(3000);
+      expect(outcomes.filter((o) => o !== 'ok' && o !== PersistenceErrorCode.DATABASE_UNRESPONSIVE)).toEqual([]);
+      expect(outcomes.filter((o) => o === 'ok').length).toBeGreaterThanOrEqual(2);
+      expect(await Promise.all(Array.from({ length: 4 }, () => ds.query('SELECT 1 AS one')))).toEqual(Array.from({ length: 4 }, () => [{ one: 1 }]));
+    }, 30_000);
+
+    it('a query PostgreSQL is still working on, and a transaction its caller leaves idle, are not taken for a dead path', async () => {
+      const ds = await withProbe();
+      expect(await ds.query('SELECT pg_sleep(1.5), 1 AS one')).toEqual([{ pg_sleep: '', one: 1 }]);
+      const runner = ds.createQueryRunner();
+      await runner.connect();
+      try {
+        await runner.startTransaction();
+        await runner.query('SELECT 1');
+        await sleep(1500); // the caller works elsewhere: no query outstanding, the session idle in its transaction
+        expect(await runner.query('SELECT 2 AS two')).toEqual([{ two: 2 }]);
+        await runner.commitTransaction();
+      } finally {
+        await runner.release();
+      }
+    }, 30_000);
+
     /** The driver's warn lines, and a promise of the first `count` of them. */
     function poolWarnings(count: number): { lines: string[]; arrived: Promise<string[]> } {
       const lines: string[] = [];

@@ -35,8 +35,20 @@ type PgClientClass = new (...args: never[]) => PgClientLike;
 const ALLOWANCE = Symbol.for('credential-vault.postgres.queryAllowanceMs');
 /** Marks clients built by `postgresTimeoutOptions`. */
 const DEADLINE = Symbol.for('credential-vault.postgres.queryDeadlineMs');
+/** Queries sent and not answered yet, and since when the first of them has been the one PostgreSQL should be answering. */
+const PENDING = Symbol.for('credential-vault.postgres.pendingQueries');
+const SINCE = Symbol.for('credential-vault.postgres.pendingSince');
 
-type DeadlineClient = PgClientLike & { [ALLOWANCE]?: number; [DEADLINE]?: number };
+type DeadlineClient = PgClientLike & { [ALLOWANCE]?: number; [DEADLINE]?: number; [PENDING]?: number; [SINCE]?: number };
+
+/**
+ * Since when (epoch ms) a client of `postgresTimeoutOptions` has waited for the answer to its current query; undefined
+ * when it waits for none (or was not built by it; cursors and streams are not counted). `postgresDriver` probes it.
+ */
+export function awaitingAnswerSince(client: unknown): number | undefined {
+  const c = client as DeadlineClient;
+  return c[PENDING] ? c[SINCE] : undefined;
+}
 
 /**
  * `extra` options for a TypeORM postgres DataSource (node-postgres pool options): the server-side timeouts as
@@ -64,7 +76,14 @@ function clientWithQueryDeadline(Base: PgClientClass, deadlineMs: number): PgCli
       const config = args[0] as { submit?: unknown } | null | undefined;
       if (!Number.isFinite(ms) || (typeof config === 'object' && config !== null && typeof config.submit === 'function')) return super.query(...args);
       const timer = setTimeout(() => self.connection?.stream?.destroy(new DatabaseUnresponsiveError(ms)), ms);
-      const done = () => clearTimeout(timer);
+      // node-postgres answers a client's queries in order: when one ends, the next one queued is the one awaited.
+      if (!self[PENDING]) self[SINCE] = Date.now();
+      self[PENDING] = (self[PENDING] ?? 0) + 1;
+      const done = () => {
+        clearTimeout(timer);
+        self[PENDING] = Math.max(0, (self[PENDING] ?? 1) - 1);
+        self[SINCE] = Date.now();
+      };
       const last = args.length - 1;
       if (typeof args[last] === 'function') {
         const callback = args[last] as (...r: unknown[]) => void;
