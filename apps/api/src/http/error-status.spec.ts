@@ -1,3 +1,5 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import * as common from '@app/common';
 import { CredentialVaultError, ERROR_CODE_RANGES, ErrorSeverity, LockErrorCode, PersistenceErrorCode, ScheduledJobErrorCode, enumCodes, errorCodeRangeOf, type ErrorCodeRangeName } from '@app/common';
 import * as keyVault from '@app/key-vault';
@@ -147,5 +149,39 @@ describe('error catalog', () => {
     const enumerated = Object.values(CODE_ENUMS).flatMap((e) => enumCodes(e));
     expect(enumerated.filter((code) => !thrown.has(code))).toEqual([]);
     expect(errors.filter((e) => httpStatusForCode(e.code) === undefined).map((e) => `${e.name} ${e.code}`)).toEqual([]);
+  });
+});
+
+const ROOT = join(__dirname, '../../../..');
+const ERROR_TABLE_DOCS = ['README.md', ...['key-vault', 'credentials', 'rotation', 'oauth-refresh', 'audit', 'common', 'migration', 'keys'].map((l) => `libs/${l}/README.md`)];
+
+/** Rows `code codeName status` of a doc's error tables: those headed `| code | name | HTTP |` (or `codeName`). */
+function documentedErrorRows(doc: string): string[] {
+  const rows: string[] = [];
+  let inTable = false;
+  for (const line of readFileSync(join(ROOT, doc), 'utf8').split('\n')) {
+    if (/^\| code \| (name|codeName) \| HTTP \|/.test(line)) inTable = true;
+    else if (!line.startsWith('|')) inTable = false;
+    const row = inTable && /^\| (\d+) \| `?([A-Z0-9_]+)`? \| (\d{3}) \|/.exec(line);
+    if (row) rows.push(`${row[1]} ${row[2]} ${row[3]}`);
+  }
+  return rows;
+}
+
+describe('error tables in the docs (what clients and operators look codes up in)', () => {
+  let actual: string[];
+  beforeAll(() => {
+    actual = [...new Map(everyExportedError().map((e) => [e.code, `${e.code} ${e.codeName} ${httpStatusForCode(e.code)}`])).values()];
+  });
+
+  it('README "Error codes" lists every code once, with its codeName and HTTP status', () => {
+    const readme = readFileSync(join(ROOT, 'README.md'), 'utf8').split(/^### Error codes$/m)[1]?.split(/^#{2,3} /m)[0] ?? '';
+    const documented = [...readme.matchAll(/^\| (\d+) \| `([A-Z0-9_]+)` \| (\d{3}) \|/gm)].map((m) => `${m[1]} ${m[2]} ${m[3]}`);
+    expect(actual.filter((r) => !documented.includes(r))).toEqual([]);
+    expect(documented.sort()).toEqual([...actual].sort());
+  });
+
+  it.each(ERROR_TABLE_DOCS)('%s: every row of its error tables says what the code does', (doc) => {
+    expect(documentedErrorRows(doc).filter((r) => !actual.includes(r))).toEqual([]);
   });
 });
