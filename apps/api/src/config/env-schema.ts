@@ -6,7 +6,7 @@ import { apiKeyEntrySchema } from '../auth/api-keys';
 
 /*
  * Every environment variable the host reads, with its type, bounds and default. Every variable, its
- * default and its meaning is listed in the README's configuration reference; keep the two in step.
+ * default and its meaning is listed in the README's configuration reference (env-docs.spec.ts holds the two in step).
  */
 const bool = (def: boolean) =>
   z
