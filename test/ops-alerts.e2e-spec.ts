@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { freePort } from './support/grpc-keys-client';
 import { startTestHost, TestHost } from './support/host';
@@ -11,11 +11,13 @@ const promtool = (...args: string[]) => execFileSync('promtool', args, { cwd: jo
 describe('operations: alert rules and the metrics reference', () => {
   let host: TestHost;
   let served: Set<string>;
+  let jobs: Set<string>;
   beforeAll(async () => {
     // gRPC on: its request metrics are served only then.
     host = await startTestHost('sqlite', { GRPC_ENABLED: 'true', GRPC_PORT: String(await freePort()) });
     const text = await (await fetch(`${host.baseUrl}/metrics`)).text();
     served = new Set([...text.matchAll(/^# TYPE (\S+) /gm)].map((m) => m[1]));
+    jobs = new Set([...text.matchAll(/scheduled_job="([^"]+)"/g)].map((m) => m[1]));
   });
   afterAll(() => host?.close());
 
@@ -43,5 +45,18 @@ describe('operations: alert rules and the metrics reference', () => {
     const ours = [...served].filter((n) => n.startsWith('credential_vault_') && !/^credential_vault_(process|nodejs)_/.test(n));
     expect(ours.length).toBeGreaterThan(20);
     expect(ours.filter((n) => !doc.includes(`\`${n}\``))).toEqual([]);
+  });
+
+  it('the docs name no metric the host does not serve (a histogram by its family name)', () => {
+    const docs = ['README.md', 'docs/OPERATIONS.md', 'docs/ARCHITECTURE.md', 'docs/SECURITY.md', 'docs/RELIABILITY.md', ...readdirSync(join(root, 'libs')).map((l) => `libs/${l}/README.md`)];
+    const named = docs.flatMap((d) => [...readFileSync(join(root, d), 'utf8').matchAll(/`(credential_vault_[a-z0-9_]*[a-z0-9])[`{]/g)].map((m) => `${d}: ${m[1]}`));
+    expect(named.length).toBeGreaterThan(50);
+    expect(named.filter((n) => !served.has(n.split(': ')[1]))).toEqual([]);
+  });
+
+  it('docs/OPERATIONS.md names every scheduled job the host runs (the `scheduled_job` label)', () => {
+    const doc = readFileSync(join(root, 'docs/OPERATIONS.md'), 'utf8');
+    expect(jobs.size).toBeGreaterThan(5);
+    expect([...jobs].filter((j) => !doc.includes(`\`${j}\``))).toEqual([]);
   });
 });
