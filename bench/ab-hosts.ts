@@ -10,6 +10,9 @@
  *
  * A checkout is a directory with its own `dist/` (a `git worktree` or clone, built). Its host starts from its own
  * `dist/bench/support/server-main.js`, so both sides run their own code with this checkout's load generator.
+ *
+ * `--b-audit noop`: B is its checkout's host with a no-op audit (give one checkout twice): the audit's overhead
+ * measured in pairs, where http-read's rounds of 5 s one after the other spread over tens of points on this VM.
  */
 import 'reflect-metadata';
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -42,9 +45,11 @@ async function main(): Promise<void> {
       pairs: { type: 'string', default: '12' },
       seconds: { type: 'string', default: '2' },
       database: { type: 'string', default: 'sqlite' },
+      'b-audit': { type: 'string', default: 'real' },
     },
   });
-  if (positionals.length !== 2) throw new Error('usage: ab-hosts <checkout A> <checkout B> [--route value|metadata|live] [--pairs N] [--seconds S] [--database sqlite|postgres]');
+  if (positionals.length !== 2) throw new Error('usage: ab-hosts <checkout A> <checkout B> [--route value|metadata|live] [--pairs N] [--seconds S] [--database sqlite|postgres] [--b-audit real|noop]');
+  if (values['b-audit'] !== 'real' && values['b-audit'] !== 'noop') throw new Error('--b-audit is real or noop');
   const route = values.route as 'value' | 'metadata' | 'live';
   const seconds = Number(values.seconds);
   const checkouts = positionals.map((p) => resolve(p));
@@ -63,7 +68,7 @@ async function main(): Promise<void> {
       const schema = values.database === 'postgres' ? await freshSchema(`bench_ab_${i}_${process.pid}`) : undefined;
       if (schema) schemas.push(schema);
       const spec: ServerSpec = {
-        kind: 'host',
+        kind: i === 1 && values['b-audit'] === 'noop' ? 'host-noop-audit' : 'host',
         vaultUrl: vault.vaultUrl,
         caCertPath,
         apiKeyEntry: JSON.stringify(key.entry),
