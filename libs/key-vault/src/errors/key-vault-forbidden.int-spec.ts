@@ -6,7 +6,7 @@
 import { Test, type TestingModule } from '@nestjs/testing';
 import { KeyVaultEmulator } from '@app/keyvault-emulator';
 import { emulatorKeyVaultOptions } from '@app/testing';
-import { KEY_VAULT_ERROR_HTTP_STATUS, KeyVaultErrorCode as C, KeyVaultKeysProvider, KeyVaultModule, KeyVaultProvider, type KeyVaultError } from '../index';
+import { KEY_VAULT_ERROR_HTTP_STATUS, KeyVaultErrorCode as C, KeyVaultHealthIndicator, KeyVaultKeysProvider, KeyVaultModule, KeyVaultProvider, type KeyVaultError } from '../index';
 
 const failure = (p: Promise<unknown>): Promise<KeyVaultError> =>
   p.then(
@@ -63,5 +63,29 @@ describe('KeyVaultError on a denied permission (403) against the local vault', (
     const e = await failure(keys.getKey('cv-k-disabled-signer'));
     expect(e.code).toBe(C.FORBIDDEN);
     expect(vault.stats().byOperationAndStatus).toEqual({ 'getKey:403': 1 });
+  });
+
+  it.each([
+    ['the vault list', undefined, 'listSecrets'],
+    // A probe secret whose read is denied is no 404 or disabled secret: the identity cannot read what it serves.
+    ['a probe secret', 'cv-disabled-probe', 'getSecret'],
+  ] as const)('readiness through %s: down, FORBIDDEN, with the permission named, the probe tried once', async (_what, probeSecretName, operation) => {
+    const ref = await Test.createTestingModule({
+      imports: [KeyVaultModule.forRoot(emulatorKeyVaultOptions(vault, { health: { timeoutMs: 2000, ...(probeSecretName ? { probeSecretName } : {}) } }))],
+    }).compile();
+    try {
+      const health = ref.get(KeyVaultHealthIndicator);
+      expect((await health.isHealthy()).keyVault.status).toBe('up');
+      vault.deny({ operations: [operation] });
+      vault.resetStats();
+      const down = (await health.isHealthy()).keyVault;
+      expect(down).toMatchObject({ status: 'down', code: 'FORBIDDEN', message: expect.stringContaining('lacks this permission') });
+      expect(JSON.stringify(down)).not.toContain('Caller');
+      expect(vault.stats().byOperationAndStatus).toEqual({ [`${operation}:403`]: 1 });
+      vault.clearDenials();
+      expect((await health.isHealthy()).keyVault.status).toBe('up'); // FORBIDDEN is no breaker failure that outlives the grant
+    } finally {
+      await ref.close();
+    }
   });
 });
