@@ -93,8 +93,8 @@ export class RotatedRefreshTokens {
       try {
         return await persistToken(this.deps, c.ctx, refresh, write, c.integrationId, c.connectionId);
       } catch (e) {
-        // A refused value (validation) fails the same way again; storage trouble may pass.
-        const permanent = e instanceof CredentialVaultError && e.severity === ErrorSeverity.CLIENT;
+        // A refused value (validation) or a permission the host lacks fails the same way again; storage trouble may pass.
+        const permanent = e instanceof CredentialVaultError && (e.severity === ErrorSeverity.CLIENT || e.severity === ErrorSeverity.CONFIGURATION);
         if (permanent || attempt >= ROTATED_TOKEN_WRITE_ATTEMPTS) throw e;
         this.deps.logger.warn(
           `could not store the rotated refresh token of connection ${c.connectionId} (tenant ${c.ctx.tenantId}), attempt ${attempt}/${ROTATED_TOKEN_WRITE_ATTEMPTS}: ${describeRefreshError(e)}`,
