@@ -15,6 +15,8 @@ export enum MigrationErrorCode {
   VERIFICATION = 8005,
   /** A live credential with the same (tenant, integration, connection, type) holds another value. */
   CONFLICT = 8006,
+  /** The vault refused a write for a permission or identity the host lacks: the run stopped (resumable). */
+  VAULT_REFUSED = 8007,
 }
 
 /** HTTP status of each code, composed by the host; a new code does not compile without one. */
@@ -25,6 +27,7 @@ export const MIGRATION_ERROR_HTTP_STATUS: Record<MigrationErrorCode, HttpStatus>
   [MigrationErrorCode.LEGACY_AUTH_TAG]: HttpStatus.UNPROCESSABLE_ENTITY,
   [MigrationErrorCode.VERIFICATION]: HttpStatus.INTERNAL_SERVER_ERROR,
   [MigrationErrorCode.CONFLICT]: HttpStatus.CONFLICT,
+  [MigrationErrorCode.VAULT_REFUSED]: HttpStatus.BAD_GATEWAY, // our identity's permissions, as the vault's own FORBIDDEN
 };
 
 /** Messages never hold a value, a key or ciphertext: they reach reports, logs and events. */
@@ -87,5 +90,21 @@ export class MigrationConflictError extends MigrationError {
   readonly severity = ErrorSeverity.CLIENT;
   constructor(readonly credentialId: string) {
     super('a live credential of this connection and type already holds a different value');
+  }
+}
+
+/**
+ * The vault refused a write for a reason every further write shares (FORBIDDEN, UNAUTHORIZED): the run stops
+ * after the writes in flight instead of failing every connection. Nothing is marked; the next run resumes.
+ */
+export class MigrationVaultRefusedError extends MigrationError {
+  readonly code = MigrationErrorCode.VAULT_REFUSED;
+  readonly codeName = 'MIGRATION_VAULT_REFUSED';
+  readonly severity = ErrorSeverity.CONFIGURATION;
+  constructor(vaultCode: string, readonly migrated: number, options: { cause: unknown }) {
+    super(
+      `the vault refused a write (${vaultCode}: the host's identity lacks the permission to set secrets); the run stopped after ${migrated} connection(s) migrated, which the next run skips — grant the permission and run again`,
+      options,
+    );
   }
 }

@@ -1,7 +1,9 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import { randomUUID } from 'node:crypto';
 import { Outbox, TransactionRunner, type OutboxPayload } from '@app/common';
+import type { KeyVaultError } from '@app/key-vault';
 import { MigrationCheckpointRepository } from '../checkpoint/migration-checkpoint.repository';
+import { MigrationVaultRefusedError } from '../errors/migration.errors';
 import { MIGRATION_RESOLVED_OPTIONS, MigrationEvents } from '../migration.constants';
 import type { ResolvedMigrationOptions } from '../migration.options';
 import type { LegacyConnectionRow, LegacyCredentialSource, LegacyFilter } from '../sources/legacy-source';
@@ -22,6 +24,8 @@ interface Run {
   clearing: Set<Promise<void>>;
   lastEvent: number;
   counts: () => OutboxPayload;
+  /** The first write the vault refused for a permission: every further one would fail alike, so the run stops. */
+  refusal?: KeyVaultError;
 }
 
 /**
@@ -92,7 +96,7 @@ export class MigrationRunner {
         };
         await Promise.all(
           Array.from({ length: groupsInFlight(this.options) }, async () => {
-            while (await feed.waitForItems(free)) {
+            while (!run.refusal && (await feed.waitForItems(free))) {
               const items = feed.take(size, claim);
               try {
                 await this.group(items, run);
@@ -103,6 +107,10 @@ export class MigrationRunner {
             }
           }),
         );
+        if (run.refusal) {
+          feed.stop();
+          throw new MigrationVaultRefusedError(run.refusal.codeName, s.successfulMigrations, { cause: run.refusal });
+        }
       }
       await feeding;
       feed.result();
@@ -111,6 +119,7 @@ export class MigrationRunner {
       feed.stop();
       await Promise.allSettled(run.clearing);
       if (!dryRun) await this.event(MigrationEvents.FAILED, { ...counts(), error: String((e as { codeName?: string }).codeName ?? (e as Error).name) }).catch(() => undefined);
+      if (e instanceof MigrationVaultRefusedError) this.logger.error(`migration ${runId} stopped: ${e.message}`);
       throw e;
     }
     const t = limiter.snapshot();
@@ -164,6 +173,7 @@ export class MigrationRunner {
       for (const item of items) await this.group([item], run);
       return;
     }
+    run.refusal ??= results.find((r) => r.vaultRefusal)?.vaultRefusal;
     for (const r of results) {
       if (r.stored && run.deleteAfter) {
         const stored = r.stored;
