@@ -1,3 +1,5 @@
+import { errorCodeRangeOf } from './error-code-ranges';
+
 /** How bad an error is for the caller: retry later, fix the request, or page someone. */
 export enum ErrorSeverity {
   /** Transient: retrying later may succeed (throttling, timeouts, outages). */
@@ -31,6 +33,15 @@ export abstract class CredentialVaultError extends Error {
   toJSON(): Record<string, unknown> {
     return { name: this.name, code: this.code, codeName: this.codeName, message: this.message, severity: this.severity };
   }
+}
+
+/**
+ * A vault call refused for a reason every further call shares — the host's identity lacks a permission or is not
+ * accepted (Key Vault's FORBIDDEN, UNAUTHORIZED, CONFIGURATION): a run stops calling the vault rather than failing
+ * item after item, and an operator must act.
+ */
+export function isVaultRefusal(e: unknown): e is CredentialVaultError {
+  return e instanceof CredentialVaultError && e.severity === ErrorSeverity.CONFIGURATION && errorCodeRangeOf(e.code) === 'keyVault';
 }
 
 /** The SQLSTATE of a database error: node-postgres' own, or the one TypeORM's `QueryFailedError` wraps. */

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { Inject, Injectable, Logger, Optional } from '@nestjs/common';
 import { AuditAction, AuditResult, AuditService } from '@app/audit';
-import { Clock, DistributedLock, Outbox, TransactionRunner, prefixedLockKey, type OperationContext } from '@app/common';
+import { Clock, DistributedLock, isVaultRefusal, Outbox, TransactionRunner, prefixedLockKey, type OperationContext } from '@app/common';
 import { CredentialConflictError, CredentialsService, CredentialType, type CredentialMetadata } from '@app/credentials';
 import { NoRotationHandlerError, RotationFailedError, RotationInProgressError, RotationValidationError } from './errors/rotation.errors';
 import type { MintedValue } from './handlers/rotation-handler';
@@ -154,7 +154,12 @@ export class RotationService {
       await this.outbox.add({
         name: RotationEvents.ROTATION_FAILED,
         tenantId: meta.tenantId,
-        payload: { credentialId: meta.id, tenantId: meta.tenantId, integrationId: meta.integrationId, connectionId: meta.connectionId, type: meta.type, version: meta.version, error: (error as Error)?.name ?? 'Error', action: 'Check the rotation handler of the integration; the previous value stays current and the next run retries.' },
+        payload: {
+          credentialId: meta.id, tenantId: meta.tenantId, integrationId: meta.integrationId, connectionId: meta.connectionId, type: meta.type, version: meta.version, error: (error as Error)?.name ?? 'Error',
+          action: isVaultRefusal(error)
+            ? "Grant the host's Key Vault identity the permission it lacks (access policy or RBAC role); the previous value stays current and the next run retries."
+            : 'Check the rotation handler of the integration; the previous value stays current and the next run retries.',
+        },
       });
     });
   }

@@ -1,8 +1,8 @@
 import { Inject, Injectable } from '@nestjs/common';
-import { ErrorSeverity, TransactionRunner, type Clock, type OperationContext } from '@app/common';
+import { isVaultRefusal, TransactionRunner, type CredentialVaultError, type Clock, type OperationContext } from '@app/common';
 import { AuditAction, AuditResult, AuditService, type AuditEventInput } from '@app/audit';
 import { CredentialAlreadyExistsError, CredentialType, CredentialsService, IDENTIFIER_PATTERN, type StoreCredentialInput, type StoreManyItem } from '@app/credentials';
-import { isKeyVaultError, KeyVaultErrorCode, type KeyVaultError } from '@app/key-vault';
+import { isKeyVaultError, KeyVaultErrorCode } from '@app/key-vault';
 import { MigrationCheckpointRepository } from '../checkpoint/migration-checkpoint.repository';
 import { LegacyFormatError, MigrationConflictError, MigrationVerificationError } from '../errors/migration.errors';
 import { decryptLegacyField } from '../legacy/legacy-cipher';
@@ -32,7 +32,7 @@ export interface GroupResult {
   /** Set when the connection migrated: what `deleteAfterMigration` verifies and clears. */
   stored?: StoredConnection;
   /** A value write the vault refused for a reason every other write shares (a permission, the identity). */
-  vaultRefusal?: KeyVaultError;
+  vaultRefusal?: CredentialVaultError;
 }
 
 /** One field of a group: its credential id (stored now, or `resumed` from an earlier run), or its problem. */
@@ -126,7 +126,7 @@ export class ConnectionMigrator {
         );
         out = conns.map((c, ci) => ({
           ...this.outcomeOf(c.row, settled.filter((_, k) => fields[k].ci === ci)),
-          vaultRefusal: results.map((r) => r.error).find((e, k): e is KeyVaultError => fields[k].ci === ci && isVaultRefusal(e)),
+          vaultRefusal: results.map((r) => r.error).find((e, k): e is CredentialVaultError => fields[k].ci === ci && isVaultRefusal(e)),
         }));
         const migrated = out.filter((o) => o.stored);
         const now = this.clock.now();
@@ -274,11 +274,6 @@ function migrationContext(tenantId: string, runId: string): OperationContext {
 }
 
 /** A report entry: the error's code name and message (typed errors never quote a value). */
-/** FORBIDDEN, UNAUTHORIZED, a vault misconfiguration: an operator must act before any write can succeed. */
-function isVaultRefusal(e: unknown): e is KeyVaultError {
-  return isKeyVaultError(e) && e.severity === ErrorSeverity.CONFIGURATION;
-}
-
 export function entry(row: LegacyConnectionRow, field: string | null, e: unknown): MigrationErrorEntry {
   const err = (e ?? {}) as { codeName?: string; code?: unknown; name?: string; message?: string };
   const typed = typeof err.codeName === 'string';

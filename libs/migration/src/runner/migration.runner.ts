@@ -1,7 +1,6 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import { randomUUID } from 'node:crypto';
-import { Outbox, TransactionRunner, type OutboxPayload } from '@app/common';
-import type { KeyVaultError } from '@app/key-vault';
+import { Outbox, TransactionRunner, type CredentialVaultError, type OutboxPayload } from '@app/common';
 import { MigrationCheckpointRepository } from '../checkpoint/migration-checkpoint.repository';
 import { MigrationVaultRefusedError } from '../errors/migration.errors';
 import { MIGRATION_RESOLVED_OPTIONS, MigrationEvents } from '../migration.constants';
@@ -25,7 +24,7 @@ interface Run {
   lastEvent: number;
   counts: () => OutboxPayload;
   /** The first write the vault refused for a permission: every further one would fail alike, so the run stops. */
-  refusal?: KeyVaultError;
+  refusal?: CredentialVaultError;
 }
 
 /**

@@ -1,5 +1,5 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
-import { Clock, DistributedLock, LOCK_KEYS, Outbox, TransactionRunner, systemContext, type OperationContext } from '@app/common';
+import { Clock, DistributedLock, isVaultRefusal, LOCK_KEYS, Outbox, TransactionRunner, systemContext, type CredentialVaultError, type OperationContext } from '@app/common';
 import { CredentialConflictError, CredentialExpiryScanner, CredentialsService, CredentialStatus, CredentialType, type LiveCredentialRef } from '@app/credentials';
 import type { RotationPolicyEntity } from '../entities/rotation-policy.entity';
 import { RotationPolicyService } from '../policies/rotation-policy.service';
@@ -19,6 +19,14 @@ export interface RotationCheckResult {
   notified: number;
   rotated: number;
   failed: number;
+  /** Automatic rotations due but not tried: the vault refused this run's first one for a permission (next run). */
+  deferred: number;
+}
+
+/** A run's result, and the write the vault refused for a permission (every further one would be refused alike). */
+interface CheckRun {
+  out: RotationCheckResult;
+  refusal?: CredentialVaultError;
 }
 
 /**
@@ -48,13 +56,14 @@ export class RotationCheckService {
   /** One run, under `LOCK_KEYS.rotationCheck`: exclusive across replicas whoever calls it. */
   async runOnce(): Promise<RotationCheckResult> {
     const result = await this.lock.tryRun(LOCK_KEYS.rotationCheck, () => this.work());
-    if (!result.acquired) return { acquired: false, scanned: 0, due: 0, notified: 0, rotated: 0, failed: 0 };
+    if (!result.acquired) return { acquired: false, scanned: 0, due: 0, notified: 0, rotated: 0, failed: 0, deferred: 0 };
     return result.value;
   }
 
   private async work(): Promise<RotationCheckResult> {
     const now = this.clock.now();
-    const out: RotationCheckResult = { acquired: true, scanned: 0, due: 0, notified: 0, rotated: 0, failed: 0 };
+    const out: RotationCheckResult = { acquired: true, scanned: 0, due: 0, notified: 0, rotated: 0, failed: 0, deferred: 0 };
+    const run: CheckRun = { out };
     const overrides = new Map<string, RotationPolicyEntity[]>();
     const { batchSize } = this.options.rotationCheck;
     let afterId: string | undefined;
@@ -66,7 +75,7 @@ export class RotationCheckService {
         if (ref.type === CredentialType.OAUTH_ACCESS_TOKEN || ref.type === CredentialType.WEBHOOK_SECRET) continue;
         try {
           if (!overrides.has(ref.tenantId)) overrides.set(ref.tenantId, await this.policies.tenantOverrides(ref.tenantId));
-          await this.check(ref, now, overrides.get(ref.tenantId)!, out);
+          await this.check(ref, now, overrides.get(ref.tenantId)!, run);
         } catch (e) {
           out.failed++;
           this.logger.warn(`rotation check of credential ${ref.id} (tenant ${ref.tenantId}) failed: ${(e as Error).name}`);
@@ -74,6 +83,11 @@ export class RotationCheckService {
       }
       if (page.length < batchSize) break;
       afterId = page[page.length - 1].id;
+    }
+    if (run.refusal) {
+      this.logger.error(
+        `rotation check: the vault refused a rotation's write (${run.refusal.codeName}: the host's identity lacks a permission); ${out.deferred} more automatic rotation(s) due are left for the next run`,
+      );
     }
     if (out.due) this.logger.log(`rotation check: ${out.due} due, ${out.rotated} rotated, ${out.notified} notified, ${out.failed} failed`);
     return out;
@@ -98,7 +112,8 @@ export class RotationCheckService {
     }
   }
 
-  private async check(ref: LiveCredentialRef, now: Date, overrides: RotationPolicyEntity[], out: RotationCheckResult): Promise<void> {
+  private async check(ref: LiveCredentialRef, now: Date, overrides: RotationPolicyEntity[], run: CheckRun): Promise<void> {
+    const { out } = run;
     const policy = await this.policies.resolve({ id: ref.id, tenantId: ref.tenantId, integrationId: ref.integrationId, type: ref.type }, overrides);
     if (policy.rotateAfterDays <= 0) return;
     const dueAt = new Date(ref.changedAt.getTime() + policy.rotateAfterDays * DAY_MS);
@@ -106,10 +121,16 @@ export class RotationCheckService {
     out.due++;
     const ctx = systemContext(ref.tenantId, ROTATION_CHECK_ACTOR);
     if (policy.rotation === 'automatic' && this.rotation.canMint(ref) && out.rotated < this.options.rotationCheck.maxRotationsPerRun) {
+      // Minting goes first (a handler may change the value at the provider): none once the vault refuses writes.
+      if (run.refusal) {
+        out.deferred++;
+        return;
+      }
       try {
         if (await this.rotateAsScanned(ctx, ref)) out.rotated++;
       } catch (e) {
         out.failed++;
+        if (isVaultRefusal(e)) run.refusal = e;
         await this.rotation.reportFailure(ctx, await this.credentials.getMetadata(ctx, ref.id), e);
       }
       return;

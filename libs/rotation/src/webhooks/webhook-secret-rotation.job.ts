@@ -1,6 +1,6 @@
 import { Inject, Injectable, Logger, Optional, type OnModuleInit } from '@nestjs/common';
 import { AuditResult, AuditService } from '@app/audit';
-import { Clock, describeError, DistributedLock, LOCK_KEYS, Outbox, ScheduledJobs, systemContext, TransactionRunner, type OperationContext } from '@app/common';
+import { Clock, describeError, DistributedLock, isVaultRefusal, LOCK_KEYS, Outbox, ScheduledJobs, systemContext, TransactionRunner, type CredentialVaultError, type OperationContext } from '@app/common';
 import { CredentialErrorCode, CredentialsService, CredentialType } from '@app/credentials';
 import { RotationNoticeRepository } from '../jobs/rotation-notice.repository';
 import { WebhookSecretState, type WebhookSecretVersionEntity } from './persistence/webhook-secret-version.entity';
@@ -43,6 +43,13 @@ export interface WebhookRotationRunSummary {
   orphaned: number;
   /** Revoked credentials (never rotated: that would make them active again). */
   revoked: number;
+  /** Rotations due or pending not tried: the vault refused this run's first write for a permission (next run). */
+  deferred: number;
+}
+
+/** The write the vault refused for a permission in this run: every further one would be refused alike. */
+interface RunState {
+  refusal?: CredentialVaultError;
 }
 
 const PAGE = 200;
@@ -110,7 +117,9 @@ export class WebhookSecretRotationJob implements OnModuleInit {
       discarded: 0,
       orphaned: 0,
       revoked: 0,
+      deferred: 0,
     };
+    const state: RunState = {};
     let budget = this.options.job.maxPerRun;
     const tried = new Set<string>(); // a failed resume is not retried again by the due scan of the same run
     for (const row of await this.rows.pending(budget)) {
@@ -122,7 +131,11 @@ export class WebhookSecretRotationJob implements OnModuleInit {
         summary[outcome]++;
         continue;
       }
-      const outcome = await this.attempt(row);
+      if (state.refusal) {
+        summary.deferred++;
+        continue;
+      }
+      const outcome = await this.attempt(row, state);
       if (outcome === 'rotated') summary.resumed++;
       else if (outcome !== 'not_due') summary[outcome]++;
     }
@@ -141,14 +154,24 @@ export class WebhookSecretRotationJob implements OnModuleInit {
           continue;
         }
         budget--;
-        const outcome = await this.attempt(row, row.currentSince ?? now);
+        if (state.refusal) {
+          summary.deferred++;
+          continue;
+        }
+        const outcome = await this.attempt(row, state, row.currentSince ?? now);
         if (outcome !== 'not_due') summary[outcome]++;
       }
       if (page.length < PAGE) break;
       const last = page[page.length - 1];
       after = { currentSinceMs: last.currentSince?.getTime() ?? 0, id: last.id };
     }
-    if (summary.failed) this.logger.warn(`webhook-secret-rotation: ${summary.failed} failed`);
+    const otherFailures = summary.failed - (state.refusal ? 1 : 0);
+    if (otherFailures) this.logger.warn(`webhook-secret-rotation: ${otherFailures} failed`);
+    if (state.refusal) {
+      this.logger.error(
+        `webhook-secret-rotation: the vault refused a write (${state.refusal.codeName}: the host's identity lacks a permission); ${summary.deferred} more rotation(s) due are left for the next run`,
+      );
+    }
     if (summary.dueNotified || summary.discarded) {
       this.logger.log(`webhook-secret-rotation: ${summary.dueNotified} due without an updater (notified), ${summary.discarded} staged secrets discarded unactivated`);
     }
@@ -217,7 +240,7 @@ export class WebhookSecretRotationJob implements OnModuleInit {
   }
 
   /** One rotation; failures are recorded by the rotator and logged here by name and code only. */
-  private async attempt(row: WebhookSecretVersionEntity, ifCurrentSince?: Date): Promise<'rotated' | 'not_due' | 'failed' | 'orphaned' | 'revoked'> {
+  private async attempt(row: WebhookSecretVersionEntity, state: RunState, ifCurrentSince?: Date): Promise<'rotated' | 'not_due' | 'failed' | 'orphaned' | 'revoked'> {
     const ctx = systemContext(row.tenantId, WEBHOOK_ROTATION_JOB);
     try {
       return (await this.rotator.rotate(ctx, row.credentialId, { ifCurrentSince })).outcome;
@@ -227,6 +250,10 @@ export class WebhookSecretRotationJob implements OnModuleInit {
         return 'orphaned';
       }
       if ((e as { code?: unknown }).code === CredentialErrorCode.REVOKED) return 'revoked';
+      if (isVaultRefusal(e)) {
+        state.refusal = e; // logged once for the run, by work()
+        return 'failed';
+      }
       this.logger.warn(`webhook-secret-rotation: credential ${row.credentialId}: ${describeError(e)}`);
       return 'failed';
     }
