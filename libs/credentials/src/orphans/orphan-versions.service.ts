@@ -1,7 +1,7 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import { metrics as otelMetrics, type Counter } from '@opentelemetry/api';
 import { AuditResult, AuditService } from '@app/audit';
-import { Clock, describeError, DistributedLock, LOCK_KEYS, systemContext } from '@app/common';
+import { Clock, describeError, DistributedLock, isVaultRefusal, LOCK_KEYS, systemContext } from '@app/common';
 import { KeyVaultProvider, type SecretProperties } from '@app/key-vault';
 import { CredentialsConfigurationError } from '../errors/credential-errors';
 import { CREDENTIALS_CLOCK, CREDENTIALS_LOCK, CREDENTIALS_RESOLVED_OPTIONS } from '../credentials.constants';
@@ -101,6 +101,8 @@ export class CredentialOrphanVersions {
           try {
             out.disabled += await this.sweep(secret.name, createdBefore);
           } catch (e) {
+            // A permission the host lacks refuses every secret alike: the run fails once, not with a warning per secret.
+            if (isVaultRefusal(e)) throw e;
             out.failed++;
             this.logger.warn(`orphan versions: the check of a credential secret failed (looked at again next pass): ${describeError(e)}`);
           }
