@@ -1,5 +1,5 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
-import { Clock, DistributedLock, isVaultRefusal, LOCK_KEYS, Outbox, TransactionRunner, systemContext, type CredentialVaultError, type OperationContext } from '@app/common';
+import { Clock, DistributedLock, isVaultRefusal, LOCK_KEYS, Outbox, TransactionRunner, systemContext, type OperationContext } from '@app/common';
 import { CredentialConflictError, CredentialExpiryScanner, CredentialsService, CredentialStatus, CredentialType, type LiveCredentialRef } from '@app/credentials';
 import type { RotationPolicyEntity } from '../entities/rotation-policy.entity';
 import { RotationPolicyService } from '../policies/rotation-policy.service';
@@ -9,6 +9,7 @@ import type { ResolvedRotationOptions } from '../rotation.options';
 import { RotationService } from '../rotation.service';
 import { DAY_MS, noticePayload } from './expiry-monitor.service';
 import { RotationNoticeRepository } from './rotation-notice.repository';
+import { VaultRefusals } from './vault-refusals';
 
 export interface RotationCheckResult {
   acquired: boolean;
@@ -19,14 +20,14 @@ export interface RotationCheckResult {
   notified: number;
   rotated: number;
   failed: number;
-  /** Automatic rotations due but not tried: the vault refused this run's first one for a permission (next run). */
+  /** Automatic rotations due but not tried: the vault refused this run's writes for a permission (`VaultRefusals`; next run). */
   deferred: number;
 }
 
-/** A run's result, and the write the vault refused for a permission (every further one would be refused alike). */
+/** A run's result, and the writes the vault refused it for a permission. */
 interface CheckRun {
   out: RotationCheckResult;
-  refusal?: CredentialVaultError;
+  refusals: VaultRefusals;
 }
 
 /**
@@ -63,7 +64,7 @@ export class RotationCheckService {
   private async work(): Promise<RotationCheckResult> {
     const now = this.clock.now();
     const out: RotationCheckResult = { acquired: true, scanned: 0, due: 0, notified: 0, rotated: 0, failed: 0, deferred: 0 };
-    const run: CheckRun = { out };
+    const run: CheckRun = { out, refusals: new VaultRefusals() };
     const overrides = new Map<string, RotationPolicyEntity[]>();
     const { batchSize } = this.options.rotationCheck;
     let afterId: string | undefined;
@@ -84,10 +85,10 @@ export class RotationCheckService {
       if (page.length < batchSize) break;
       afterId = page[page.length - 1].id;
     }
-    if (run.refusal) {
-      this.logger.error(
-        `rotation check: the vault refused a rotation's write (${run.refusal.codeName}: the host's identity lacks a permission); ${out.deferred} more automatic rotation(s) due are left for the next run`,
-      );
+    const { refusals } = run;
+    if (refusals.last) {
+      const rest = refusals.stopped ? `; ${out.deferred} more automatic rotation(s) due are left for the next run` : '';
+      this.logger.error(`rotation check: the vault refused ${refusals.count} rotation write(s) (${refusals.last.codeName}: the host's identity lacks a permission)${rest}`);
     }
     if (out.due) this.logger.log(`rotation check: ${out.due} due, ${out.rotated} rotated, ${out.notified} notified, ${out.failed} failed`);
     return out;
@@ -122,15 +123,18 @@ export class RotationCheckService {
     const ctx = systemContext(ref.tenantId, ROTATION_CHECK_ACTOR);
     if (policy.rotation === 'automatic' && this.rotation.canMint(ref) && out.rotated < this.options.rotationCheck.maxRotationsPerRun) {
       // Minting goes first (a handler may change the value at the provider): none once the vault refuses writes.
-      if (run.refusal) {
+      if (run.refusals.stopped) {
         out.deferred++;
         return;
       }
       try {
-        if (await this.rotateAsScanned(ctx, ref)) out.rotated++;
+        if (await this.rotateAsScanned(ctx, ref)) {
+          out.rotated++;
+          run.refusals.succeeded();
+        }
       } catch (e) {
         out.failed++;
-        if (isVaultRefusal(e)) run.refusal = e;
+        if (isVaultRefusal(e)) run.refusals.refused(e);
         await this.rotation.reportFailure(ctx, await this.credentials.getMetadata(ctx, ref.id), e);
       }
       return;

@@ -38,7 +38,7 @@ describe('rotation jobs while the vault denies a permission (sqlite)', () => {
     Logger.overrideLogger(new Logger());
   });
 
-  it('rotation check: one refused write, recorded and logged once at error with FORBIDDEN; the rest wait for the next run', async () => {
+  it('rotation check: three refused writes in a row stop the run, each recorded, logged once at error with FORBIDDEN; the rest wait for the next run', async () => {
     clock.set(T0);
     await s.policies.set(ctx, { level: 'tenant', rotation: 'automatic' });
     const due: CredentialMetadata[] = [];
@@ -50,28 +50,49 @@ describe('rotation jobs while the vault denies a permission (sqlite)', () => {
     logger.lines.length = 0;
 
     const r = await s.check.runOnce();
-    expect(r).toMatchObject({ acquired: true, due: 5, rotated: 0, failed: 1, deferred: 4 });
-    expect(emu.stats().byOperationAndStatus['setSecret:403']).toBe(1);
+    expect(r).toMatchObject({ acquired: true, due: 5, rotated: 0, failed: 3, deferred: 2 });
+    expect(emu.stats().byOperationAndStatus['setSecret:403']).toBe(3);
     for (const [i, m] of due.entries()) {
       expect((await s.credentials.getMetadata(ctx, m.id)).version).toBe(1);
       expect((await s.credentials.get(ctx, m.id)).value).toBe(values[i]);
     }
     const rows = (await s.moduleRef.get(AuditService).query({ tenantId: ctx.tenantId, action: 'rotate', result: AuditResult.FAILURE })).items;
-    // One credential tried: the refused write's row and the job's `automatic` one, both with the vault's code.
-    expect(new Set(rows.map((row) => row.resource)).size).toBe(1);
-    expect(rows.map((row) => String(row.errorCode).split(':')[0])).toEqual(['1010', '1010']);
+    // Three credentials tried: each the refused write's row and the job's `automatic` one, both with the vault's code.
+    expect(new Set(rows.map((row) => row.resource)).size).toBe(3);
+    expect(rows.map((row) => String(row.errorCode).split(':')[0])).toEqual(Array(6).fill('1010'));
     const failed = await outboxEvents(s.dataSource, 'credential.rotation_failed', ctx.tenantId);
-    expect(failed).toHaveLength(1);
+    expect(failed).toHaveLength(3);
     expect(String(failed[0].action)).toMatch(/permission/);
     const errors = logger.lines.filter((l) => l.startsWith('error '));
     expect(errors).toHaveLength(1);
     expect(errors[0]).toMatch(/FORBIDDEN/);
-    expect(errors[0]).toMatch(/4 .*next run/);
+    expect(errors[0]).toMatch(/refused 3 .*; 2 more .*next run/);
     for (const v of values) for (const l of logger.lines) expect(l).not.toContain(v);
 
     // Granted: the next run rotates them all.
     emu.clearDenials();
     expect(await s.check.runOnce()).toMatchObject({ rotated: 5, failed: 0, deferred: 0 });
+  });
+
+  it('rotation check: one secret denied on its own scope holds back no other rotation', async () => {
+    clock.set(T0);
+    const tenant: OperationContext = { ...ctx, tenantId: `${ctx.tenantId}_s` };
+    await s.policies.set(tenant, { level: 'tenant', rotation: 'automatic' });
+    const due: CredentialMetadata[] = [];
+    for (let i = 0; i < 5; i++) due.push(await s.credentials.store(tenant, { integrationId: 'acme', connectionId: `s${i}`, type: CredentialType.API_KEY, value: `k-${randomBytes(12).toString('hex')}` }));
+    // A role assignment missing on one secret: the first one the run meets (it scans in id order).
+    const [denied] = [...due].sort((a, b) => (a.id < b.id ? -1 : 1));
+    const rows = (await s.dataSource.query(`SELECT vault_secret_name AS name FROM cv_credential_versions WHERE credential_id = '${denied.id}'`)) as Array<{ name: string }>;
+    clock.set(new Date(T0.getTime() + 91 * DAY));
+    emu.deny({ operations: ['setSecret'], names: rows.map((row) => row.name) });
+    logger.lines.length = 0;
+
+    expect(await s.check.runOnce()).toMatchObject({ due: 5, rotated: 4, failed: 1, deferred: 0 });
+    expect((await s.credentials.getMetadata(tenant, denied.id)).version).toBe(1);
+    const errors = logger.lines.filter((l) => l.startsWith('error '));
+    expect(errors).toHaveLength(1);
+    expect(errors[0]).toMatch(/refused 1 .*FORBIDDEN/);
+    expect(errors[0]).not.toMatch(/next run/);
   });
 
   it('expiry monitor: needs no vault call, so a denied vault changes nothing of its work', async () => {
@@ -111,7 +132,7 @@ describe('webhook-secret rotation job while the vault denies a permission (sqlit
     await db?.drop();
   });
 
-  it('one refused write, one error line with FORBIDDEN; the rest are neither pushed nor tried; all rotate once granted', async () => {
+  it('three refused writes in a row, one error line with FORBIDDEN; the rest are neither pushed nor tried; all rotate once granted', async () => {
     const created = [];
     for (let i = 0; i < 4; i++) created.push(await stack.service.create(ctx, { integrationId: 'stripe', connectionId: `acct-${i}` }));
     // A rotation before the denial: the tenant's envelope data key (where staged values go) exists, as in a live vault.
@@ -124,20 +145,21 @@ describe('webhook-secret rotation job while the vault denies a permission (sqlit
     const versions = await Promise.all(created.map(async (c) => (await stack.credentials.getMetadata(ctx, c.credential.id)).version));
 
     const r = await stack.job.runOnce();
-    expect(r).toMatchObject({ acquired: true, rotated: 0, failed: 1, deferred: 3 });
-    expect(emu.stats().byOperationAndStatus['setSecret:403']).toBe(1);
-    // Only the tried one reached the provider (phase 2; its promote was refused: it stays pending, staged in the
-    // envelope store, and verifies meanwhile); no other provider gets a secret the vault cannot make current.
-    expect(updater.calls.length).toBe(pushesBefore + 1);
+    expect(r).toMatchObject({ acquired: true, rotated: 0, failed: 3, deferred: 1 });
+    expect(emu.stats().byOperationAndStatus['setSecret:403']).toBe(3);
+    // Only the tried ones reached their provider (phase 2; each promote was refused: it stays pending, staged in the
+    // envelope store, and verifies meanwhile); the last provider gets no secret the vault cannot make current.
+    expect(updater.calls.length).toBe(pushesBefore + 3);
     for (const [i, c] of created.entries()) expect((await stack.credentials.getMetadata(ctx, c.credential.id)).version).toBe(versions[i]);
-    const lines = logger.lines.filter((l) => /^(warn|error) /.test(l));
+    // The job's own lines (three failures by its actor also trip the audit's suspicious-activity warning, as they should).
+    const lines = logger.lines.filter((l) => /^(warn|error) /.test(l) && l.endsWith('WebhookSecretRotationJob'));
     expect(lines).toHaveLength(1);
-    expect(lines[0]).toMatch(/^error .*FORBIDDEN.*3 .*next run/);
+    expect(lines[0]).toMatch(/^error .*refused 3 .*FORBIDDEN.*; 1 more .*next run/);
     const text = await stack.persistedText();
     expect(text).toContain('1010');
     for (const c of created) expect(text).not.toContain(c.secret);
 
     emu.clearDenials();
-    expect(await stack.job.runOnce()).toMatchObject({ resumed: 1, rotated: 3, failed: 0, deferred: 0 });
+    expect(await stack.job.runOnce()).toMatchObject({ resumed: 3, rotated: 1, failed: 0, deferred: 0 });
   });
 });

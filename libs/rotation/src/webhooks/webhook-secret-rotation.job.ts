@@ -1,8 +1,9 @@
 import { Inject, Injectable, Logger, Optional, type OnModuleInit } from '@nestjs/common';
 import { AuditResult, AuditService } from '@app/audit';
-import { Clock, describeError, DistributedLock, isVaultRefusal, LOCK_KEYS, Outbox, ScheduledJobs, systemContext, TransactionRunner, type CredentialVaultError, type OperationContext } from '@app/common';
+import { Clock, describeError, DistributedLock, isVaultRefusal, LOCK_KEYS, Outbox, ScheduledJobs, systemContext, TransactionRunner, type OperationContext } from '@app/common';
 import { CredentialErrorCode, CredentialsService, CredentialType } from '@app/credentials';
 import { RotationNoticeRepository } from '../jobs/rotation-notice.repository';
+import { VaultRefusals } from '../jobs/vault-refusals';
 import { WebhookSecretState, type WebhookSecretVersionEntity } from './persistence/webhook-secret-version.entity';
 import { WebhookSecretVersionRepository } from './persistence/webhook-secret-version.repository';
 import { WebhookSecretKeyring } from './webhook-secret-keyring';
@@ -43,13 +44,13 @@ export interface WebhookRotationRunSummary {
   orphaned: number;
   /** Revoked credentials (never rotated: that would make them active again). */
   revoked: number;
-  /** Rotations due or pending not tried: the vault refused this run's first write for a permission (next run). */
+  /** Rotations due or pending not tried: the vault refused this run's writes for a permission (`VaultRefusals`; next run). */
   deferred: number;
 }
 
-/** The write the vault refused for a permission in this run: every further one would be refused alike. */
+/** The writes the vault refused this run for a permission. */
 interface RunState {
-  refusal?: CredentialVaultError;
+  refusals: VaultRefusals;
 }
 
 const PAGE = 200;
@@ -119,7 +120,7 @@ export class WebhookSecretRotationJob implements OnModuleInit {
       revoked: 0,
       deferred: 0,
     };
-    const state: RunState = {};
+    const state: RunState = { refusals: new VaultRefusals() };
     let budget = this.options.job.maxPerRun;
     const tried = new Set<string>(); // a failed resume is not retried again by the due scan of the same run
     for (const row of await this.rows.pending(budget)) {
@@ -131,7 +132,7 @@ export class WebhookSecretRotationJob implements OnModuleInit {
         summary[outcome]++;
         continue;
       }
-      if (state.refusal) {
+      if (state.refusals.stopped) {
         summary.deferred++;
         continue;
       }
@@ -154,7 +155,7 @@ export class WebhookSecretRotationJob implements OnModuleInit {
           continue;
         }
         budget--;
-        if (state.refusal) {
+        if (state.refusals.stopped) {
           summary.deferred++;
           continue;
         }
@@ -165,12 +166,12 @@ export class WebhookSecretRotationJob implements OnModuleInit {
       const last = page[page.length - 1];
       after = { currentSinceMs: last.currentSince?.getTime() ?? 0, id: last.id };
     }
-    const otherFailures = summary.failed - (state.refusal ? 1 : 0);
+    const { refusals } = state;
+    const otherFailures = summary.failed - refusals.count;
     if (otherFailures) this.logger.warn(`webhook-secret-rotation: ${otherFailures} failed`);
-    if (state.refusal) {
-      this.logger.error(
-        `webhook-secret-rotation: the vault refused a write (${state.refusal.codeName}: the host's identity lacks a permission); ${summary.deferred} more rotation(s) due are left for the next run`,
-      );
+    if (refusals.last) {
+      const rest = refusals.stopped ? `; ${summary.deferred} more rotation(s) due are left for the next run` : '';
+      this.logger.error(`webhook-secret-rotation: the vault refused ${refusals.count} write(s) (${refusals.last.codeName}: the host's identity lacks a permission)${rest}`);
     }
     if (summary.dueNotified || summary.discarded) {
       this.logger.log(`webhook-secret-rotation: ${summary.dueNotified} due without an updater (notified), ${summary.discarded} staged secrets discarded unactivated`);
@@ -243,7 +244,9 @@ export class WebhookSecretRotationJob implements OnModuleInit {
   private async attempt(row: WebhookSecretVersionEntity, state: RunState, ifCurrentSince?: Date): Promise<'rotated' | 'not_due' | 'failed' | 'orphaned' | 'revoked'> {
     const ctx = systemContext(row.tenantId, WEBHOOK_ROTATION_JOB);
     try {
-      return (await this.rotator.rotate(ctx, row.credentialId, { ifCurrentSince })).outcome;
+      const { outcome } = await this.rotator.rotate(ctx, row.credentialId, { ifCurrentSince });
+      if (outcome === 'rotated') state.refusals.succeeded();
+      return outcome;
     } catch (e) {
       if ((e as { code?: unknown }).code === CredentialErrorCode.NOT_FOUND) {
         await this.forget(ctx, row.credentialId);
@@ -251,7 +254,7 @@ export class WebhookSecretRotationJob implements OnModuleInit {
       }
       if ((e as { code?: unknown }).code === CredentialErrorCode.REVOKED) return 'revoked';
       if (isVaultRefusal(e)) {
-        state.refusal = e; // logged once for the run, by work()
+        state.refusals.refused(e); // logged once for the run, by work()
         return 'failed';
       }
       this.logger.warn(`webhook-secret-rotation: credential ${row.credentialId}: ${describeError(e)}`);
