@@ -6,6 +6,7 @@ import { CredentialStatus, ValueStoreKind } from './credential-type';
 import { CREDENTIALS_CLOCK } from './credentials.constants';
 import type { CommitOptions, CredentialMetadata, RevokeValueResult } from './credential.types';
 import type { CredentialEntity } from './entities/credential.entity';
+import type { CredentialVersionEntity } from './entities/credential-version.entity';
 import { CredentialWriter } from './credential.writer';
 import { CredentialConflictError } from './errors/credential-errors';
 import { cacheKey, ownerOf, toMetadata } from './internal/credential-view';
@@ -16,6 +17,8 @@ import { CREDENTIAL_TAG, VaultValueStore } from './stores/vault-value-store';
 
 /** Attempts of an unrevoke whose status change met a concurrent write of the credential. */
 const UNREVOKE_ATTEMPTS = 3;
+/** Looks at the row a revoke takes while writes of the credential keep committing (a status change, or the vault and a fence). */
+const REVOKE_PASSES = 10;
 
 /**
  * Emergency revoke of one credential's value: the status becomes `revoked` first (reads are refused
@@ -25,6 +28,8 @@ const UNREVOKE_ATTEMPTS = 3;
  * status change's transaction) and never served again, even after a rotation made the credential active.
  * Revoke also disables the versions no metadata references — orphans of writes that crashed between the vault write
  * and the commit — found by listing the credential's secrets: no version of a revoked credential stays enabled.
+ * A write in flight meanwhile may hold such a version: the revoke ends with a fence (row_version moved by
+ * compare-and-set), so that write commits nothing; one that committed first (a rotation, active again) is revoked too.
  * Un-revoke of a revoked credential re-enables the versions its last revoke withdrew, then makes it
  * active; of any other credential it does nothing. Both are idempotent: a failure half way is finished
  * by calling again.
@@ -43,12 +48,31 @@ export class CredentialRevoker {
 
   async revoke(ctx: OperationContext, id: string): Promise<RevokeValueResult> {
     assertContext(ctx);
-    const row = await loadLive(this.rows, ctx.tenantId, id);
-    // Already revoked (a retry after a vault failure, or the caller set the status in its transaction): only the vault is left.
-    const metadata =
-      row.status === CredentialStatus.REVOKED ? toMetadata(row, this.clock.nowMs()) : await this.writer.updateMetadata(ctx, id, { status: CredentialStatus.REVOKED });
-    const vaultVersions = await this.setVaultVersionsEnabled(ctx, id, false, row);
-    return { metadata, vaultVersions };
+    const seen = new Set<string>();
+    let fencedAt: number | undefined; // the row_version of the last fence lost
+    for (let pass = 1; ; pass++) {
+      const row = await loadLive(this.rows, ctx.tenantId, id);
+      if (pass > REVOKE_PASSES) {
+        // Writes kept committing: the vault may hold a disabled current value; calling again finishes the revoke.
+        throw new CredentialConflictError(id, fencedAt ?? row.rowVersion, row.rowVersion);
+      }
+      // Not revoked (yet, or a write made it active since the last look): the status first, then look again.
+      if (row.status !== CredentialStatus.REVOKED) {
+        await this.writer.updateMetadata(ctx, id, { status: CredentialStatus.REVOKED });
+        continue;
+      }
+      // The fence: row_version moves only if nothing committed since `row` was read. Every write that read the row
+      // before it (one whose value the listing may have disabled) then loses its compare-and-set and commits nothing;
+      // a write that committed meanwhile (a rotation: active again) is revoked too, on the next pass.
+      const fenced: CredentialEntity = { ...row, rowVersion: row.rowVersion + 1 };
+      const fence = () => this.rows.compareAndSet(row, fenced);
+      await this.disableVaultVersions(ctx, id, row, seen);
+      if (await fence()) {
+        await this.evictEverywhere(ctx, id);
+        return { metadata: toMetadata(fenced, this.clock.nowMs()), vaultVersions: seen.size };
+      }
+      fencedAt = row.rowVersion;
+    }
   }
 
   /**
@@ -91,11 +115,30 @@ export class CredentialRevoker {
     }
   }
 
-  /** `revoking`: the credential's row (revoke); then every other enabled version of its secrets is disabled too. */
-  private async setVaultVersionsEnabled(ctx: OperationContext, id: string, enabled: boolean, revoking?: CredentialEntity): Promise<number> {
+  /** Un-revoke: the versions of the last revoke, enabled or disabled again; then the cache entry everywhere. */
+  private async setVaultVersionsEnabled(ctx: OperationContext, id: string, enabled: boolean): Promise<number> {
     const seen = new Set<string>();
+    await this.setLastRevoked(await this.versions.list(ctx.tenantId, id), enabled, seen);
+    await this.evictEverywhere(ctx, id);
+    return seen.size;
+  }
+
+  /** Revoke: the versions its metadata marks, then every other enabled version of its secrets (`seen`: those done). */
+  private async disableVaultVersions(ctx: OperationContext, id: string, row: CredentialEntity, seen: Set<string>): Promise<void> {
     const rows = await this.versions.list(ctx.tenantId, id);
-    // The versions of the last revoke (an earlier revoke's stay disabled), as the metadata marks them.
+    await this.setLastRevoked(rows, false, seen);
+    // The versions no row references (a write that crashed between its vault write and its commit, or whose
+    // discard failed) hold values too. Un-revoke never re-enables them: no metadata would ever serve them.
+    if (row.valueStore !== ValueStoreKind.VAULT) return;
+    for (const name of this.vaultStore.secretNamesOf(ownerOf(row), row.vaultGeneration, rows.map((r) => r.vaultSecretName))) {
+      const disabled = (await this.vaultStore.enabledVersions(name)).filter((v) => v.tags[CREDENTIAL_TAG] === id && !seen.has(`${name}/${v.version}`));
+      await this.vaultStore.disable(name, disabled);
+      for (const v of disabled) seen.add(`${name}/${v.version}`);
+    }
+  }
+
+  /** The versions of the last revoke (an earlier revoke's stay disabled), as the metadata marks them. */
+  private async setLastRevoked(rows: CredentialVersionEntity[], enabled: boolean, seen: Set<string>): Promise<void> {
     for (const v of lastRevoked(rows)) {
       if (!v.vaultSecretName || !v.vaultSecretVersion) continue;
       const key = `${v.vaultSecretName}/${v.vaultSecretVersion}`;
@@ -103,18 +146,14 @@ export class CredentialRevoker {
       seen.add(key);
       await this.keyVault.updateSecretProperties(v.vaultSecretName, v.vaultSecretVersion, { enabled });
     }
-    // Revoke: the versions no row references (a write that crashed between its vault write and its commit, or whose
-    // discard failed) hold values too. Un-revoke never re-enables them: no metadata would ever serve them.
-    if (revoking?.valueStore === ValueStoreKind.VAULT) {
-      for (const name of this.vaultStore.secretNamesOf(ownerOf(revoking), revoking.vaultGeneration, rows.map((r) => r.vaultSecretName))) {
-        const disabled = (await this.vaultStore.enabledVersions(name)).filter((v) => v.tags[CREDENTIAL_TAG] === id && !seen.has(`${name}/${v.version}`));
-        await this.vaultStore.disable(name, disabled);
-        for (const v of disabled) seen.add(`${name}/${v.version}`);
-      }
-    }
-    // Everywhere, before returning (the status change's own eviction already ran; this one follows the vault change).
-    // Not announced (Redis unreachable from here): wait until replicas that cannot hear it have stopped serving
-    // from their caches; one that can hear Redis gets it from the outbox event's handler.
+  }
+
+  /**
+   * Everywhere, before returning (the status change's own eviction already ran; this one follows the vault change).
+   * Not announced (Redis unreachable from here): wait until replicas that cannot hear it have stopped serving
+   * from their caches; one that can hear Redis gets it from the outbox event's handler.
+   */
+  private async evictEverywhere(ctx: OperationContext, id: string): Promise<void> {
     const entry = cacheKey(ctx.tenantId, id);
     await this.cache.evictEverywhere(entry).catch(async () => {
       this.cache.invalidate(entry);
@@ -122,6 +161,5 @@ export class CredentialRevoker {
       // A short outage may be over by now, before any replica noticed it: announce it again.
       await this.cache.evictEverywhere(entry).catch(() => undefined);
     });
-    return seen.size;
   }
 }
