@@ -66,7 +66,13 @@ export class CredentialRevoker {
       // a write that committed meanwhile (a rotation: active again) is revoked too, on the next pass.
       const fenced: CredentialEntity = { ...row, rowVersion: row.rowVersion + 1 };
       const fence = () => this.rows.compareAndSet(row, fenced);
-      await this.disableVaultVersions(ctx, id, row, seen);
+      try {
+        await this.disableVaultVersions(ctx, id, row, seen);
+      } catch (e) {
+        // Half done (calling again finishes it): still, no write in flight commits a version this pass disabled.
+        await fence().catch(() => undefined);
+        throw e;
+      }
       if (await fence()) {
         await this.evictEverywhere(ctx, id);
         return { metadata: toMetadata(fenced, this.clock.nowMs()), vaultVersions: seen.size };

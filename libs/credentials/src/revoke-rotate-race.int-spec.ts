@@ -145,4 +145,32 @@ describe.each(DATABASE_KINDS)('revoke racing a rotation on %s', (kind) => {
       expect(((await settle(a.getVersion(ctx, id, 1))) as { error?: unknown }).error).toBeInstanceOf(CredentialRevokedError);
     }
   });
+
+  it('a revoke whose vault step fails half way still fences out the rotation whose value it disabled', async () => {
+    const { id, name } = await store('vault-fails');
+    const nextGeneration = credentialSecretName({ tenantId: ctx.tenantId, integrationId: 'race', connectionId: 'vault-fails', type: CredentialType.API_KEY }, 1);
+    const revokeHeld = holdNext(aStore, 'enabledVersions', 'before');
+    const revoking = settle(a.revoke(ctx, id));
+    await revokeHeld.reached;
+    const rotateHeld = holdNext(bStore, 'write', 'after');
+    const next = secret();
+    const rotating = settle(b.rotate(ctx, id, next));
+    await rotateHeld.reached;
+    // The revoke disables the rotation's version (listed first), then the vault refuses to list the next generation's.
+    emu.deny({ operations: ['listSecretVersions'], names: [nextGeneration] });
+    try {
+      revokeHeld.release();
+      expect((await revoking) as { error?: unknown }).toMatchObject({ error: expect.objectContaining({ codeName: 'FORBIDDEN' }) });
+    } finally {
+      emu.clearDenials();
+    }
+    rotateHeld.release();
+    expect(await rotating).toMatchObject({ value: { status: CredentialStatus.ACTIVE } });
+    // Its first attempt lost to the fence; the retry's value is current, enabled and served.
+    const read = await readError(id);
+    expect(read.error).toBeUndefined();
+    expect(read.value?.value).toBe(next);
+    expect(await enabledVersions(name)).toHaveLength(1);
+  });
+
 });
