@@ -96,7 +96,8 @@ describe.each(DATABASE_KINDS)('revoke racing a rotation on %s', (kind) => {
     const revokeHeld = holdNext(aStore, 'enabledVersions', 'before');
     const revoking = settle(a.revoke(ctx, id));
     await revokeHeld.reached; // revoked in the metadata, nothing disabled in the vault yet
-    const rotated = await b.rotate(ctx, id, secret()); // a revoked credential may be rotated: it becomes active
+    const rotatedValue = secret();
+    const rotated = await b.rotate(ctx, id, rotatedValue); // a revoked credential may be rotated: it becomes active
     expect(rotated).toMatchObject({ version: 2, status: CredentialStatus.ACTIVE });
     revokeHeld.release();
     expect(await revoking).toMatchObject({ value: { metadata: { status: CredentialStatus.REVOKED } } });
@@ -106,6 +107,11 @@ describe.each(DATABASE_KINDS)('revoke racing a rotation on %s', (kind) => {
     expect(await enabledVersions(name)).toEqual([]);
     expect((await readError(id)).error).toBeInstanceOf(CredentialRevokedError);
     expect((await a.listVersions(ctx, id)).map((v) => [v.version, v.revokedAt !== null])).toEqual([[2, true], [1, true]]);
+    // Un-revoke lifts the last revoke: the rotation's value is served again; the value revoked before it stays withdrawn.
+    await a.unrevoke(ctx, id);
+    expect((await a.get(ctx, id)).value).toBe(rotatedValue);
+    expect(await enabledVersions(name)).toHaveLength(1);
+    expect(((await settle(a.getVersion(ctx, id, 1))) as { error?: unknown }).error).toBeInstanceOf(CredentialRevokedError);
   });
 
   it.each([
