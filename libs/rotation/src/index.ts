@@ -12,6 +12,7 @@ export { RotationEvents, type RotationEventName, type CredentialNoticePayload } 
 export { RotationPolicyService } from './policies/rotation-policy.service';
 export { resolvePolicy, type PolicySubject } from './policies/policy-resolution';
 export { RotationService, type RotateCredentialOptions, type RotationOutcome } from './rotation.service';
+export { PENDING_ROTATION_CONNECTION_PREFIX, type PendingRotation } from './pending/pending-rotation-values';
 export { RotationQueries, type UpcomingExpiry, type DueRotation } from './rotation.queries';
 export { RotationHandlerRegistry } from './handlers/rotation-handler.registry';
 export { generateApiKey, generatePassword, type ValueGenerator } from './handlers/value-generators';

@@ -28,6 +28,7 @@ import { ROTATION_MODULE_OPTIONS, RotationConfigurableModule, ROTATION_HOST_MODU
 import { RotationModuleOptions, resolveRotationOptions, type ResolvedRotationOptions } from './rotation.options';
 import { RevocationService } from './revoke/revocation.service';
 import { RotationQueries } from './rotation.queries';
+import { PendingRotationValues } from './pending/pending-rotation-values';
 import { RotationService } from './rotation.service';
 import { WEBHOOK_PROVIDERS } from './webhooks';
 import { ROTATION_ENTITIES } from './rotation.schema';
@@ -79,6 +80,7 @@ const providers: Provider[] = [
   RotationHistoryRepository,
   RotationHandlerRegistry,
   RotationService,
+  PendingRotationValues,
   RotationQueries,
   RevocationService,
   ExpiryMonitorService,

@@ -7,6 +7,7 @@ import { NoRotationHandlerError, RotationFailedError, RotationInProgressError, R
 import type { MintedValue } from './handlers/rotation-handler';
 import { RotationHandlerRegistry } from './handlers/rotation-handler.registry';
 import { RotationHistoryRepository } from './history/rotation-history.repository';
+import { PendingRotationValues, type PendingRotation } from './pending/pending-rotation-values';
 import type { RotationHistoryEntry } from './history/rotation-history';
 import { assertContext, assertCredentialId, assertReason } from './internal/validation';
 import { ROTATION_CLOCK, ROTATION_LOCK } from './rotation.constants';
@@ -51,6 +52,7 @@ export class RotationService {
     private readonly audit: AuditService,
     @Inject(ROTATION_LOCK) private readonly lock: DistributedLock,
     @Inject(ROTATION_CLOCK) private readonly clock: Clock,
+    private readonly pending: PendingRotationValues,
     @Optional() private readonly webhooks?: WebhookSecretsService,
   ) {}
 
@@ -81,18 +83,37 @@ export class RotationService {
       if (options.expectedVersion !== undefined && options.expectedVersion !== before.rowVersion) {
         throw new CredentialConflictError(credentialId, options.expectedVersion, before.rowVersion);
       }
-      const { minted, method } = await this.newValue(before, options, reason ?? 'manual');
-      // The history row commits in the rotate's own transaction, which opens only after the value is in
-      // the vault: a transaction wrapped around the call would stay open across the vault write.
-      const metadata = await this.credentials.rotate(ctx, credentialId, minted.value, {
-        expectedVersion: options.expectedVersion,
-        expiresAt: minted.expiresAt !== undefined ? minted.expiresAt : options.expiresAt,
-        inCommit: (next) => this.record(ctx, { credentialId, action: 'rotate', method, fromVersion: before.version, toVersion: next.version, reason }),
-      });
+      const pending = await this.pending.find(ctx, before);
+      // A value a handler minted earlier whose write failed: the provider may hold it as live, so it is written, not minted anew.
+      const kept = pending && options.value === undefined ? await this.pending.take(ctx, before, pending) : undefined;
+      const { minted, method } = kept ? { minted: kept, method: 'handler' as const } : await this.newValue(before, options, reason ?? 'manual');
+      let metadata: CredentialMetadata;
+      try {
+        // The history row commits in the rotate's own transaction, which opens only after the value is in
+        // the vault: a transaction wrapped around the call would stay open across the vault write.
+        metadata = await this.credentials.rotate(ctx, credentialId, minted.value, {
+          expectedVersion: options.expectedVersion,
+          expiresAt: minted.expiresAt !== undefined ? minted.expiresAt : options.expiresAt,
+          inCommit: (next) => this.record(ctx, { credentialId, action: 'rotate', method, fromVersion: before.version, toVersion: next.version, reason }),
+        });
+      } catch (e) {
+        if (method === 'handler' && !kept) await this.pending.keepAfterFailure(ctx, before, minted, e);
+        throw e;
+      }
+      if (pending) await this.pending.drop(ctx, pending); // written now, or superseded by a given value
       this.rotations++;
       this.logger.log(`rotated credential ${credentialId} (tenant ${ctx.tenantId}) to version ${metadata.version} (${method})`);
       return { metadata, fromVersion: before.version, method };
     });
+  }
+
+  /** The credential's pending rotation value (a minted value whose write failed), if any: references only. */
+  async pendingRotation(ctx: OperationContext, credentialId: string): Promise<PendingRotation | null> {
+    assertContext(ctx);
+    assertCredentialId(credentialId);
+    const meta = await this.credentials.getMetadata(ctx, credentialId);
+    const pending = await this.pending.find(ctx, meta);
+    return pending ? this.pending.toReport(meta, pending) : null;
   }
 
   private async rotateWebhookSecret(ctx: OperationContext, before: CredentialMetadata, reason: string | null): Promise<RotationOutcome> {

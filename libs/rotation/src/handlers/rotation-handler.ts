@@ -24,7 +24,8 @@ export interface MintedValue {
  * Mints a new value at the provider (e.g. calls its API to create a new key). Registered per
  * integration or per credential type; an integration's handler wins over a type's. A handler must
  * be idempotent enough to be called again after a crash: until the lib writes the new version, the
- * previous value stays current.
+ * previous value stays current. A minted value whose vault write fails is kept (envelope-encrypted) and
+ * written by the next rotation, which then does not call the handler.
  */
 export interface RotationHandler {
   mint(request: RotationRequest): Promise<MintedValue>;

@@ -1,0 +1,82 @@
+import { Injectable, Logger } from '@nestjs/common';
+import { CredentialVaultError, describeError, ErrorSeverity, type OperationContext } from '@app/common';
+import { CredentialNotFoundError, CredentialsService, CredentialStatus, CredentialType, ValueStoreKind, type CredentialMetadata } from '@app/credentials';
+import type { MintedValue } from '../handlers/rotation-handler';
+
+/** Pseudo connection of a credential's pending rotation value (one per credential), and its tags (metadata only). */
+export const PENDING_ROTATION_CONNECTION_PREFIX = 'rotation-pending.';
+const TAGS = { FOR: 'cv.rotation.minted-for', BASED_ON: 'cv.rotation.minted-based-on', EXPIRES_AT: 'cv.rotation.minted-expires-at' } as const;
+
+/** What an operator sees of a pending rotation value: references only. */
+export interface PendingRotation {
+  credentialId: string;
+  /** The `custom_secret` credential (envelope store) holding the value. */
+  pendingCredentialId: string;
+  /** The version the value was minted to replace; it is written only while this is still the current one. */
+  basedOnVersion: number;
+  since: Date;
+}
+
+/**
+ * A value a RotationHandler minted whose vault write then failed. The provider may already hold it as live, so it
+ * is kept — envelope-encrypted, as a `custom_secret` of the same integration, connection
+ * `rotation-pending.<credential id>` — and the next rotation writes it instead of minting again (the oauth-refresh
+ * lib keeps a rotated refresh token the same way). Callers hold the credential's rotation lock.
+ */
+@Injectable()
+export class PendingRotationValues {
+  private readonly logger = new Logger(PendingRotationValues.name);
+
+  constructor(private readonly credentials: CredentialsService) {}
+
+  async find(ctx: OperationContext, meta: Pick<CredentialMetadata, 'id' | 'integrationId'>): Promise<CredentialMetadata | undefined> {
+    const page = await this.credentials.list(ctx, { integrationId: meta.integrationId, connectionId: connectionOf(meta.id), type: CredentialType.CUSTOM_SECRET, limit: 5 });
+    return page.items.find((m) => m.tags[TAGS.FOR] === meta.id);
+  }
+
+  /** The kept value when it still replaces the current version; a stale or revoked one is dropped. */
+  async take(ctx: OperationContext, meta: CredentialMetadata, pending: CredentialMetadata): Promise<MintedValue | undefined> {
+    if (Number(pending.tags[TAGS.BASED_ON]) !== meta.version || pending.status === CredentialStatus.REVOKED) {
+      await this.drop(ctx, pending);
+      return undefined;
+    }
+    // A read that fails (the data key's vault unreachable) fails the rotation: minting again would lose this value.
+    const { value } = await this.credentials.get(ctx, pending.id);
+    const expires = pending.tags[TAGS.EXPIRES_AT];
+    return { value, ...(expires === undefined ? {} : { expiresAt: expires === 'null' ? null : new Date(expires) }) };
+  }
+
+  /**
+   * Keeps a minted value after its write failed, unless the failure says the write itself was wrong (a CLIENT
+   * error: a conflict, a value the vault rejects), which the same value would meet again.
+   */
+  async keepAfterFailure(ctx: OperationContext, meta: CredentialMetadata, minted: MintedValue, error: unknown): Promise<void> {
+    if (error instanceof CredentialVaultError && error.severity === ErrorSeverity.CLIENT) return;
+    const where = `credential ${meta.id} (tenant ${ctx.tenantId})`;
+    try {
+      const tags: Record<string, string> = { [TAGS.FOR]: meta.id, [TAGS.BASED_ON]: String(meta.version) };
+      if (minted.expiresAt !== undefined) tags[TAGS.EXPIRES_AT] = minted.expiresAt === null ? 'null' : minted.expiresAt.toISOString();
+      const kept = await this.credentials.store(ctx, { integrationId: meta.integrationId, connectionId: connectionOf(meta.id), type: CredentialType.CUSTOM_SECRET, value: minted.value, tags, valueStore: ValueStoreKind.ENVELOPE });
+      this.logger.error(`the write of ${where}'s rotated value failed (${describeError(error)}); the value its handler minted is kept as its pending rotation value (credential ${kept.id}) and written by the next attempt`);
+    } catch (e) {
+      this.logger.error(`the write of ${where}'s rotated value failed (${describeError(error)}) and keeping it failed too (${describeError(e)}): the value its handler minted is lost, the provider may hold it`);
+    }
+  }
+
+  /** Best effort: a leftover is stale (its version check fails) and dropped by the next rotation. */
+  async drop(ctx: OperationContext, pending: CredentialMetadata): Promise<void> {
+    try {
+      await this.credentials.delete(ctx, pending.id, { expectedVersion: pending.rowVersion });
+    } catch (e) {
+      if (!(e instanceof CredentialNotFoundError)) this.logger.warn(`could not delete the pending rotation value ${pending.id}: ${describeError(e)}`);
+    }
+  }
+
+  toReport(meta: Pick<CredentialMetadata, 'id'>, pending: CredentialMetadata): PendingRotation {
+    return { credentialId: meta.id, pendingCredentialId: pending.id, basedOnVersion: Number(pending.tags[TAGS.BASED_ON]), since: pending.createdAt };
+  }
+}
+
+function connectionOf(credentialId: string): string {
+  return `${PENDING_ROTATION_CONNECTION_PREFIX}${credentialId}`;
+}
