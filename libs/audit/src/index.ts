@@ -4,6 +4,7 @@ export type { AuditOptionsFactory } from './audit.module-definition';
 export type { AuditModuleOptions, ResolvedAuditOptions } from './audit.options';
 export { resolveAuditOptions } from './audit.options';
 export { AuditService } from './audit.service';
+export { auditErrorCode, UNEXPECTED_ERROR_CODE } from './audit-error-code';
 export { AuditRetentionService } from './audit-retention.service';
 export type { RetentionRunResult } from './audit-retention.service';
 export { AuditJobsScheduler } from './audit-jobs.scheduler';

@@ -1,5 +1,5 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
-import { AuditAction, AuditEventInput, AuditService } from '@app/audit';
+import { AuditAction, auditErrorCode, AuditEventInput, AuditService } from '@app/audit';
 import { Clock, CommitNotDurableError, describeError, OperationContext, TransactionRunner } from '@app/common';
 import type { CredentialMetadata, StoreCredentialInput } from './credential.types';
 import { CredentialWriter } from './credential.writer';
@@ -9,7 +9,7 @@ import { CredentialValidationError } from './errors/credential-errors';
 import { CredentialEventPublisher } from './events/credential-event-publisher';
 import { CredentialEvents } from './events/credential-events';
 import { toMetadata } from './internal/credential-view';
-import { assertContext, errorCode, failureResult } from './internal/guards';
+import { assertContext, failureResult } from './internal/guards';
 import { firstVersionRow, newRow, storeFailureDetails, storeResource, type StorePlan } from './internal/store-rows';
 import { CredentialRepository, newestKey } from './persistence/credential.repository';
 import { CredentialVersionRepository } from './persistence/credential-version.repository';
@@ -183,7 +183,7 @@ export class CredentialBatchWriter {
   private async auditFailures(failed: { ctx?: OperationContext; input?: StoreCredentialInput; error: unknown }[], started: number): Promise<void> {
     const events = failed.flatMap(({ ctx, input, error }): AuditEventInput[] =>
       ctx && typeof ctx.tenantId === 'string' && ctx.actor
-        ? [{ action: AuditAction.STORE, context: ctx, resource: storeResource(input), result: failureResult(error), errorCode: errorCode(error), durationMs: Date.now() - started, details: storeFailureDetails(input) }]
+        ? [{ action: AuditAction.STORE, context: ctx, resource: storeResource(input), result: failureResult(error), errorCode: auditErrorCode(error), durationMs: Date.now() - started, details: storeFailureDetails(input) }]
         : [],
     );
     try {

@@ -1,6 +1,6 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { Inject, Injectable, Logger } from '@nestjs/common';
-import { AuditAction, AuditEventInput, AuditResult, AuditService } from '@app/audit';
+import { AuditAction, auditErrorCode, AuditEventInput, AuditResult, AuditService } from '@app/audit';
 import { Clock, CredentialVaultError, describeError, OperationContext } from '@app/common';
 import { ReadAuditCoalescer } from './audit/read-audit-coalescer';
 import { CredentialCache } from './cache/credential-cache';
@@ -13,7 +13,7 @@ import type { CredentialEntity } from './entities/credential.entity';
 import { CredentialExpiredError, CredentialRevokedError, CredentialVersionNotFoundError } from './errors/credential-errors';
 import { CredentialEventPublisher } from './events/credential-event-publisher';
 import { cacheKey, detailsOf, ownerOf, pointerOf, readDetailsOf, toMetadata, toVersionInfo } from './internal/credential-view';
-import { assertContext, errorCode, failureResult, loadLive, neverSent, recordableId } from './internal/guards';
+import { assertContext, failureResult, loadLive, neverSent, recordableId } from './internal/guards';
 import { type PackedRead, packRead, UNPACKED_READS, unpackRead, UnpackedReads } from './internal/packed-read';
 import { CredentialRepository } from './persistence/credential.repository';
 import { CredentialVersionRepository } from './persistence/credential-version.repository';
@@ -83,7 +83,7 @@ export class CredentialReader {
       this.assertServable(read.row, read.row.expiresAt, options);
     } catch (e) {
       if (e instanceof CredentialExpiredError && read) await this.noticeExpired(read.row, ctx);
-      if (!neverSent(e)) await this.auditRead(ctx, recordableId(id), failureResult(e), started, errorCode(e));
+      if (!neverSent(e)) await this.auditRead(ctx, recordableId(id), failureResult(e), started, auditErrorCode(e));
       throw e;
     }
     await this.auditRead(ctx, read.row.id, AuditResult.SUCCESS, started, undefined, read.auditDetails);
@@ -116,7 +116,7 @@ export class CredentialReader {
       this.events.read(ctx, row, version);
       return { value, version: toVersionInfo(v, row), metadata: toMetadata(row, this.clock.nowMs()) };
     } catch (e) {
-      if (!neverSent(e)) await this.auditRead(ctx, recordableId(id), failureResult(e), started, errorCode(e), { version });
+      if (!neverSent(e)) await this.auditRead(ctx, recordableId(id), failureResult(e), started, auditErrorCode(e), { version });
       throw e;
     }
   }

@@ -1,5 +1,5 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
-import { AuditAction, AuditEventInput, AuditResult, AuditService } from '@app/audit';
+import { AuditAction, auditErrorCode, AuditEventInput, AuditResult, AuditService } from '@app/audit';
 import { Clock, CommitNotDurableError, CredentialVaultError, describeError, OperationContext, TransactionRunner } from '@app/common';
 import { CredentialCache } from './cache/credential-cache';
 import { CredentialStatus, CredentialType, ValueStoreKind } from './credential-type';
@@ -18,7 +18,7 @@ import {
 import { CredentialChangeEventName, CredentialEventPublisher } from './events/credential-event-publisher';
 import { CredentialEvents } from './events/credential-events';
 import { cacheKey, detailsOf, ownerOf, pointerOf, storedCertificate, toMetadata } from './internal/credential-view';
-import { assertContext, assertType, assertWriteOptions, errorCode, failureResult, loadLive, recordableId } from './internal/guards';
+import { assertContext, assertType, assertWriteOptions, failureResult, loadLive, recordableId } from './internal/guards';
 import { valueHint } from './masking';
 import { assertValueCommitInTime, valueWriteStart } from './internal/value-commit-deadline';
 import { credentialSecretName } from './naming/vault-secret-name';
@@ -422,7 +422,7 @@ export class CredentialWriter {
   private async auditFailure(action: AuditAction, ctx: OperationContext, resource: string, error: unknown, started: number, details?: Record<string, unknown>): Promise<void> {
     if (!ctx || typeof ctx.tenantId !== 'string' || !ctx.actor) return;
     try {
-      await this.audit.record({ action, context: ctx, resource, result: failureResult(error), errorCode: errorCode(error), durationMs: Date.now() - started, details });
+      await this.audit.record({ action, context: ctx, resource, result: failureResult(error), errorCode: auditErrorCode(error), durationMs: Date.now() - started, details });
     } catch (e) {
       this.logger.warn(`could not audit a failed ${action}: ${describeError(e)}`);
     }

@@ -236,7 +236,7 @@ describe('KeysService (fake vault)', () => {
       ['key.sign', 'key:gone', 'failure', 'RS256'],
     ]);
     expect(audit.events[1].details).toMatchObject({ keyVersion: s.version, operation: 'sign' });
-    expect(audit.events[5].errorCode).toBe(KeyVaultErrorCode.KEY_NOT_FOUND);
+    expect(audit.events[5].errorCode).toBe('1003:KEY_NOT_FOUND');
     const text = JSON.stringify(audit.events);
     for (const secret of [digest, s.signature, plaintext, e.ciphertext]) {
       const b = Buffer.from(secret);
@@ -335,7 +335,7 @@ describe('KeysService key cache', () => {
     expect(await code(keys.sign(ctx, { name: 'left', algorithm: 'RS256', digest: sha256('x') }))).toBe(KeyVaultErrorCode.CANCELLED);
     expect(audit.events.length).toBe(before);
     expect(await code(keys.sign(ctx, { name: 'left', algorithm: 'RS256', digest: sha256('x') }))).toBe(KeyVaultErrorCode.CANCELLED);
-    expect(audit.events.slice(before).map((e) => [e.action, e.result, e.errorCode])).toEqual([['key.sign', 'cancelled', KeyVaultErrorCode.CANCELLED]]);
+    expect(audit.events.slice(before).map((e) => [e.action, e.result, e.errorCode])).toEqual([['key.sign', 'cancelled', '1019:CANCELLED']]);
     expect(signals).toEqual([gone.signal, gone.signal]);
     expect(metrics.snapshot()).toEqual(expect.arrayContaining([{ operation: 'sign', outcome: 'cancelled', count: 2 }]));
   });

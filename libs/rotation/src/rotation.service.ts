@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { Inject, Injectable, Logger, Optional } from '@nestjs/common';
-import { AuditAction, AuditResult, AuditService } from '@app/audit';
+import { AuditAction, auditErrorCode, AuditResult, AuditService } from '@app/audit';
 import { Clock, DistributedLock, isVaultRefusal, Outbox, TransactionRunner, prefixedLockKey, type OperationContext } from '@app/common';
 import { CredentialConflictError, CredentialsService, CredentialType, type CredentialMetadata } from '@app/credentials';
 import { NoRotationHandlerError, RotationFailedError, RotationInProgressError, RotationValidationError } from './errors/rotation.errors';
@@ -169,9 +169,8 @@ export class RotationService {
 
   /** An automatic rotation that failed: audited and announced, the previous value stays current. */
   async reportFailure(ctx: OperationContext, meta: CredentialMetadata, error: unknown): Promise<void> {
-    const code = (error as { code?: unknown }).code;
     await this.runner.run(async () => {
-      await this.audit.record({ action: AuditAction.ROTATE, context: ctx, resource: meta.id, result: AuditResult.FAILURE, errorCode: typeof code === 'number' || typeof code === 'string' ? code : undefined, details: { automatic: true, version: meta.version } });
+      await this.audit.record({ action: AuditAction.ROTATE, context: ctx, resource: meta.id, result: AuditResult.FAILURE, errorCode: auditErrorCode(error), details: { automatic: true, version: meta.version } });
       await this.outbox.add({
         name: RotationEvents.ROTATION_FAILED,
         tenantId: meta.tenantId,

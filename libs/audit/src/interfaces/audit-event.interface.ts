@@ -43,7 +43,7 @@ export interface AuditEventInput {
   /** What was acted on: a credential id or a secret name. */
   resource: string;
   result: AuditResult;
-  /** Error code (stable code or code name) when `result` is not success. */
+  /** When `result` is not success: `auditErrorCode(error)` — `<code>:<codeName>`, or a name alone with no typed error (README). */
   errorCode?: string | number;
   durationMs?: number;
   /** Extra, non-secret facts. Keys that look like values (token, password, secret...) are stripped. */

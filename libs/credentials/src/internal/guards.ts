@@ -1,5 +1,5 @@
 import { AuditResult } from '@app/audit';
-import { CredentialVaultError, OperationContext } from '@app/common';
+import { OperationContext } from '@app/common';
 import { isKeyVaultError, KeyVaultErrorCode } from '@app/key-vault';
 import { CREDENTIAL_TYPES, CredentialStatus, CredentialType } from '../credential-type';
 import type { WriteOptions } from '../credential.types';
@@ -69,8 +69,4 @@ export function failureResult(e: unknown): AuditResult {
  */
 export function neverSent(e: unknown): boolean {
   return isKeyVaultError(e, KeyVaultErrorCode.CANCELLED) && e.sent !== true;
-}
-
-export function errorCode(e: unknown): string | undefined {
-  return e instanceof CredentialVaultError ? `${e.code}:${e.codeName}` : 'UNEXPECTED';
 }

@@ -1,4 +1,4 @@
-import { AuditResult, type AuditService } from '@app/audit';
+import { auditErrorCode, AuditResult, type AuditService } from '@app/audit';
 import { CredentialVaultError, inSpan, type OperationContext } from '@app/common';
 import { isKeyVaultError, KeyVaultErrorCode } from '@app/key-vault';
 import type { KeysMetrics, KeysOperation } from '../metrics/keys.metrics';
@@ -60,7 +60,7 @@ export class KeyOperationRunner {
         if (cancelled && e.sent !== true) throw e;
         // A change the vault may have made without confirming it is not audited as a failure.
         const result = cancelled ? AuditResult.CANCELLED : isKeyVaultError(e, KeyVaultErrorCode.OUTCOME_UNKNOWN) ? AuditResult.UNKNOWN : AuditResult.FAILURE;
-        await write({ ...base, result, errorCode: e instanceof CredentialVaultError ? e.code : 'UNKNOWN', durationMs, details: { ...details, operation } }).catch(() => undefined);
+        await write({ ...base, result, errorCode: auditErrorCode(e), durationMs, details: { ...details, operation } }).catch(() => undefined);
         throw e;
       }
       const { result, ...facts } = outcome;

@@ -1,4 +1,4 @@
-import { AuditResult } from '@app/audit';
+import { auditErrorCode, AuditResult } from '@app/audit';
 import type { CredentialVaultError, OperationContext } from '@app/common';
 import { TokenEndpointFailure } from '../client/oauth-token-client';
 import { reportedOAuthError } from '../client/oauth-error-code';
@@ -71,7 +71,7 @@ export class RefreshFailureHandler {
       refreshCredentialId: refresh.credentialId,
       reauthRequired: reauth,
       retryable: error.retryable,
-      errorCode: `${error.code}:${error.codeName}`,
+      errorCode: auditErrorCode(error),
       ...provenance,
       consecutiveFailures,
       ...(retryAfter ? { retryAfter } : {}),
@@ -79,7 +79,7 @@ export class RefreshFailureHandler {
       correlationId: ctx.correlationId,
       occurredAt: now,
     });
-    await auditRefresh(this.deps, ctx, access.credentialId, AuditResult.FAILURE, f.started, `${error.code}:${error.codeName}`, {
+    await auditRefresh(this.deps, ctx, access.credentialId, AuditResult.FAILURE, f.started, auditErrorCode(error), {
       integrationId: provider.integrationId,
       connectionId,
       trigger: reason.trigger,

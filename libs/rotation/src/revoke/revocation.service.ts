@@ -1,5 +1,5 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
-import { AuditAction, AuditResult, AuditService } from '@app/audit';
+import { AuditAction, auditErrorCode, AuditResult, AuditService } from '@app/audit';
 import { Clock, describeError, DistributedLock, Outbox, TransactionRunner, prefixedLockKey, type OperationContext } from '@app/common';
 import { CredentialsService, CredentialStatus, type CredentialMetadata } from '@app/credentials';
 import { CredentialNotRevokedError, NothingToRevokeError, RotationValidationError } from '../errors/rotation.errors';
@@ -112,7 +112,7 @@ export class RevocationService {
   private async refuseUnrevoke(ctx: OperationContext, credentialId: string, reason: string, status: CredentialStatus): Promise<never> {
     const refused = new CredentialNotRevokedError(credentialId);
     await this.audit
-      .record({ action: 'unrevoke', context: ctx, resource: credentialId, result: AuditResult.FAILURE, errorCode: `${refused.code}:${refused.codeName}`, details: { reason, status, critical: true } })
+      .record({ action: 'unrevoke', context: ctx, resource: credentialId, result: AuditResult.FAILURE, errorCode: auditErrorCode(refused), details: { reason, status, critical: true } })
       .catch((e: unknown) => this.logger.warn(`could not audit a refused unrevoke of credential ${credentialId}: ${describeError(e)}`));
     throw refused;
   }

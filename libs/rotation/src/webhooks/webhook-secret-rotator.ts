@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { Inject, Injectable, Logger } from '@nestjs/common';
-import { AuditResult, AuditService } from '@app/audit';
+import { auditErrorCode, AuditResult, AuditService } from '@app/audit';
 import { Clock, DistributedLock, describeError, LockTimeoutError, Outbox, prefixedLockKey, TransactionRunner, type OperationContext } from '@app/common';
 import { CredentialErrorCode, CredentialRevokedError, CredentialsService, CredentialStatus, CredentialType, ValueStoreKind, type CredentialMetadata } from '@app/credentials';
 import { WebhookSecretState, type WebhookSecretVersionEntity } from './persistence/webhook-secret-version.entity';
@@ -380,7 +380,7 @@ export class WebhookSecretRotator {
     // Best effort: the caller rethrows the original error, which this must not mask.
     await this.runner.run(async () => {
       await this.rows.transition(pending.id, WebhookSecretState.PENDING, { attempts, lastError: error, updatedAt: this.clock.now() });
-      await this.record(ctx, WebhookAuditActions.PUSH_FAILED, meta.id, AuditResult.FAILURE, { rotationId: pending.id, step, attempts }, error);
+      await this.record(ctx, WebhookAuditActions.PUSH_FAILED, meta.id, AuditResult.FAILURE, { rotationId: pending.id, step, attempts }, auditErrorCode(e));
       await this.outbox.add({
         name: WebhookSecretEvents.ROTATION_FAILED,
         tenantId: meta.tenantId,
