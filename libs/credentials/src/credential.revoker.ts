@@ -46,7 +46,11 @@ export class CredentialRevoker {
     @Inject(CREDENTIALS_CLOCK) private readonly clock: Clock,
   ) {}
 
-  async revoke(ctx: OperationContext, id: string): Promise<RevokeValueResult> {
+  /**
+   * `options.inCommit` runs in the transaction of each status change to `revoked` this revoke makes: none when the
+   * credential was revoked already, one more each time a write (a rotation) made it active again meanwhile.
+   */
+  async revoke(ctx: OperationContext, id: string, options: CommitOptions = {}): Promise<RevokeValueResult> {
     assertContext(ctx);
     const seen = new Set<string>();
     let fencedAt: number | undefined; // the row_version of the last fence lost
@@ -58,7 +62,7 @@ export class CredentialRevoker {
       }
       // Not revoked (yet, or a write made it active since the last look): the status first, then look again.
       if (row.status !== CredentialStatus.REVOKED) {
-        await this.writer.updateMetadata(ctx, id, { status: CredentialStatus.REVOKED });
+        await this.writer.updateMetadata(ctx, id, { status: CredentialStatus.REVOKED, inCommit: options.inCommit });
         continue;
       }
       // The fence: row_version moves only if nothing committed since `row` was read. Every write that read the row

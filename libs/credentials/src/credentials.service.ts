@@ -115,10 +115,12 @@ export class CredentialsService {
   /**
    * Emergency revoke of the value: status `revoked` (every read refused from the moment this returns,
    * cache hits included), then every Key Vault secret version of the credential disabled. Audited and
-   * announced as a metadata update; callers with a reason (the rotation lib) audit the revoke itself.
+   * announced as a metadata update; callers with a reason (the rotation lib) audit the revoke itself, in
+   * `options.inCommit`: it runs in each status change to `revoked` this call makes — also a second one, when a
+   * rotation made the credential active again during the revoke.
    */
-  revoke(ctx: OperationContext, id: string): Promise<RevokeValueResult> {
-    return this.revoker.revoke(ctx, id);
+  revoke(ctx: OperationContext, id: string, options: CommitOptions = {}): Promise<RevokeValueResult> {
+    return this.revoker.revoke(ctx, id, options);
   }
 
   /** Undoes `revoke`: the Key Vault versions are enabled again, then the credential is active. */

@@ -178,6 +178,46 @@ describe.each(DATABASE_KINDS)('emergency revoke on %s', (kind: TestDatabaseKind)
     ]);
   });
 
+  it('a rotation that made the credential active during the revoke is revoked again, and recorded as a revoke: audit row, event, history', async () => {
+    const ctx = tenant();
+    const cred = await store(ctx, ValueStoreKind.VAULT);
+    // The rotation (the credentials route, another replica: outside the rotation lock) commits after the revoke's
+    // status change, while it disables the vault versions: the revoke must change the status a second time.
+    const disable = kv.updateSecretProperties.bind(kv);
+    const rotatedValue = secret();
+    const spy = jest.spyOn(kv, 'updateSecretProperties').mockImplementationOnce(async (...args) => {
+      await s.credentials.rotate(ctx, cred.id, rotatedValue);
+      return disable(...args);
+    });
+    try {
+      await s.revocation.revoke(ctx, { credentialId: cred.id }, { reason: 'leaked in a log', severity: 'high' });
+    } finally {
+      spy.mockRestore();
+    }
+    expect(await s.credentials.getMetadata(ctx, cred.id)).toMatchObject({ status: 'revoked', version: 2 });
+    await expect(s.credentials.get(ctx, cred.id)).rejects.toMatchObject({ code: 2009 });
+
+    // An auditor sees two revokes by the same operator for the same reason, the second naming the rotation's version
+    // and why it came; an event consumer gets a `credential.revoked` for each version that was live.
+    const revokes = await s.dataSource.getRepository(AuditLogEntry).find({ where: { tenantId: ctx.tenantId, action: 'revoke' }, order: { sequence: 'ASC' } });
+    expect(revokes.map((r) => [r.actorId, r.result, r.details])).toEqual([
+      ['user:alice', 'success', { reason: 'leaked in a log', severity: 'high', critical: true, version: 1 }],
+      ['user:alice', 'success', { reason: 'leaked in a log', severity: 'high', critical: true, version: 2, again: true, cause: 'rotated_during_revoke', revokedVersion: 1 }],
+    ]);
+    const events = await outboxEvents(s.dataSource, 'credential.revoked', ctx.tenantId);
+    expect(events.map((e) => [e.version, e.reason, e.severity, e.actorId, e.again ?? false]).sort()).toEqual([
+      [1, 'leaked in a log', 'high', 'user:alice', false],
+      [2, 'leaked in a log', 'high', 'user:alice', true],
+    ]);
+    const history = await s.rotation.historyOf(ctx, cred.id);
+    expect(history.filter((h) => h.action === 'revoke').map((h) => [h.toVersion, h.reason, h.actor]).sort()).toEqual([
+      [1, 'leaked in a log', 'user:alice'],
+      [2, 'leaked in a log', 'user:alice'],
+    ]);
+    const persisted = JSON.stringify([revokes, events, history]);
+    expect(persisted).not.toContain(rotatedValue);
+  });
+
   it('un-revoke re-enables the vault versions before its transaction: a slow vault holds up no other write', async () => {
     const ctx = tenant();
     const cred = await store(ctx, ValueStoreKind.VAULT);

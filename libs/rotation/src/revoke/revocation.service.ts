@@ -122,20 +122,34 @@ export class RevocationService {
     if (current.status !== CredentialStatus.REVOKED) {
       await this.runner.run(async () => {
         await this.credentials.updateMetadata(ctx, meta.id, { status: CredentialStatus.REVOKED });
-        await this.audit.record({ action: AuditAction.REVOKE, context: ctx, resource: meta.id, result: AuditResult.SUCCESS, details: { reason, severity, critical: true, version: current.version } });
-        await this.outbox.add({ name: RotationEvents.REVOKED, tenantId: ctx.tenantId, payload: { ...this.payload(ctx, current), reason, severity } });
-        await this.rotation.record(ctx, { credentialId: meta.id, action: 'revoke', method: 'revoke', fromVersion: current.version, toVersion: current.version, reason, severity });
+        await this.recordRevoke(ctx, current, reason, severity);
       });
       this.revocations++;
     }
     out.revoked.push(meta.id);
     try {
-      const { vaultVersions } = await this.credentials.revoke(ctx, meta.id);
+      // A rotation outside the lock (the credentials route, another replica) that made it active again is revoked a
+      // second time, in its own status change: recorded as a revoke as well — by whom, why, which version, and that
+      // it came again — not only as the metadata update.
+      const again = (m: CredentialMetadata) => this.recordRevoke(ctx, m, reason, severity, current.version);
+      const { vaultVersions } = await this.credentials.revoke(ctx, meta.id, { inCommit: again });
       out.vaultVersionsDisabled += vaultVersions;
     } catch (e) {
       out.vaultFailures.push(meta.id);
       this.logger.error(`credential ${meta.id} (tenant ${ctx.tenantId}) is revoked but its Key Vault versions are not all disabled yet: ${(e as Error).name}`);
     }
+  }
+
+  /**
+   * The audit row, `credential.revoked` event and history row of one status change to revoked. `revokedVersion`: the
+   * version the first one revoked, when this one came again (a rotation made it active: a version past it).
+   */
+  private async recordRevoke(ctx: OperationContext, m: CredentialMetadata, reason: string, severity: RevokeSeverity, revokedVersion?: number): Promise<void> {
+    const repeat: Record<string, string | boolean | number> =
+      revokedVersion === undefined ? {} : { again: true, cause: m.version > revokedVersion ? 'rotated_during_revoke' : 'active_again_during_revoke', revokedVersion };
+    await this.audit.record({ action: AuditAction.REVOKE, context: ctx, resource: m.id, result: AuditResult.SUCCESS, details: { reason, severity, critical: true, version: m.version, ...repeat } });
+    await this.outbox.add({ name: RotationEvents.REVOKED, tenantId: ctx.tenantId, payload: { ...this.payload(ctx, m), reason, severity, ...repeat } });
+    await this.rotation.record(ctx, { credentialId: m.id, action: 'revoke', method: 'revoke', fromVersion: m.version, toVersion: m.version, reason, severity });
   }
 
   private async resolve(ctx: OperationContext, target: RevokeTarget): Promise<CredentialMetadata[]> {
