@@ -28,6 +28,8 @@ export function buildNotification(event: OutboxEvent): Notification | null {
     previousVersion: int(p.previousVersion ?? p.fromVersion),
     reason: text(p.reason),
     severity: id(p.severity),
+    cause: id(p.cause),
+    revokedVersion: int(p.revokedVersion),
     errorCode: code(p.errorCode ?? p.error),
     step: id(p.step),
     attempts: int(p.attempts),
@@ -104,8 +106,8 @@ function wording(name: NotificationEventName, f: NotificationFacts): { subject: 
       };
     case NotificationEvents.REVOKED:
       return {
-        subject: `${type} for ${target} was revoked${f.severity ? ` (${f.severity})` : ''}`,
-        happened: `Revoked${f.reason ? ` (reason: ${f.reason})` : ''}:`,
+        subject: `${type} for ${target} was revoked${f.cause ? ' again' : ''}${f.severity ? ` (${f.severity})` : ''}`,
+        happened: `Revoked${revokedAgain(f)}${f.reason ? ` (reason: ${f.reason})` : ''}:`,
         action: 'Reads of it are refused. Replace it at the provider and store a new one, or un-revoke it if this was a mistake.',
       };
     case NotificationEvents.UNREVOKED:
@@ -156,4 +158,11 @@ function text(v: unknown): string | undefined {
   // eslint-disable-next-line no-control-regex
   const clean = v.replace(/[\u0000-\u001f\u007f-\u009f]+/g, ' ').trim();
   return clean ? clean.slice(0, 200) : undefined;
+}
+
+/** A revoke that came again (the payload's `cause`): what made the credential active during the first one. */
+function revokedAgain(f: NotificationFacts): string {
+  if (!f.cause) return '';
+  const during = f.revokedVersion === undefined ? 'during the revoke' : `during the revoke of version ${f.revokedVersion}`;
+  return f.cause === 'rotated_during_revoke' ? ` again — a rotation made version ${f.version ?? '?'} active ${during}` : ` again — it was made active ${during}`;
 }

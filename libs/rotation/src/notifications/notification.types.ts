@@ -20,6 +20,9 @@ export interface NotificationFacts {
   /** Revoke / un-revoke / failure reason as given by the operator or job (shortened). */
   reason?: string;
   severity?: string;
+  /** A revoke that came again: why (`rotated_during_revoke`), and the version the first one revoked. */
+  cause?: string;
+  revokedVersion?: number;
   /** A failure's stable code (never its message). */
   errorCode?: string;
   /** Which step of a webhook-secret rotation failed, and after how many attempts. */

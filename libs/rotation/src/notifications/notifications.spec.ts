@@ -106,6 +106,16 @@ describe('buildNotification', () => {
     expect(buildNotification(event('credential.rotation_failed', { credentialId: 'c', type: 'api_key', error: 'RotationHandlerError' }))!.subject).toBe('Automatic rotation of api_key for c failed');
   });
 
+  it('says when a revoke came again for a rotation that made the credential active during it', () => {
+    const base = { credentialId: 'c', integrationId: 'gh', connectionId: 'k', type: 'api_key', reason: 'leaked', severity: 'high', actorId: 'user:ops' };
+    const first = buildNotification(event('credential.revoked', { ...base, version: 1 }))!;
+    expect([first.subject, first.summary]).toEqual(['api_key for gh/k was revoked (high)', 'Revoked (reason: leaked): Credential c (api_key) of integration "gh" connection "k".']);
+    const again = buildNotification(event('credential.revoked', { ...base, version: 2, again: true, cause: 'rotated_during_revoke', revokedVersion: 1 }))!;
+    expect(again.subject).toBe('api_key for gh/k was revoked again (high)');
+    expect(again.summary).toBe('Revoked again — a rotation made version 2 active during the revoke of version 1 (reason: leaked): Credential c (api_key) of integration "gh" connection "k".');
+    expect(again.facts).toMatchObject({ version: 2, cause: 'rotated_during_revoke', revokedVersion: 1, actorId: 'user:ops' });
+  });
+
   it('drops malformed ids rather than forwarding them', () => {
     const n = buildNotification(event('credential.revoked', { credentialId: 'has space', integrationId: 'x'.repeat(200), reason: 'r'.repeat(500) }))!;
     expect(n.facts.credentialId).toBeUndefined();
