@@ -39,6 +39,8 @@ export interface AppConfig {
         queryTimeoutMs: number;
         statementTimeoutMs: number;
         idleInTransactionTimeoutMs: number;
+        /** A query unanswered this long is asked after in pg_stat_activity (ms, 0 = off): `postgresDriver`'s `probeAfterMs`. */
+        probeAfterMs: number;
       };
   keyVault:
     | { mode: 'embedded'; emulatorDataDir: string; emulatorPort: number; timeoutMs: number; maxAttempts: number; breakerHalfOpenAfterMs: number }

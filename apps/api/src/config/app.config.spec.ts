@@ -69,7 +69,9 @@ describe('loadAppConfig', () => {
 
   it('bounds PostgreSQL work by default (40 s query deadline, 30 s statement timeout, 60 s idle in a transaction); each variable checked, 0 turns it off', () => {
     const pg = { DATABASE_TYPE: 'postgres', DATABASE_URL: 'postgres://u@db:5432/cv' };
-    expect(loadAppConfig(pg).database).toMatchObject({ queryTimeoutMs: 40_000, statementTimeoutMs: 30_000, idleInTransactionTimeoutMs: 60_000 });
+    expect(loadAppConfig(pg).database).toMatchObject({ queryTimeoutMs: 40_000, statementTimeoutMs: 30_000, idleInTransactionTimeoutMs: 60_000, probeAfterMs: 5_000 });
+    expect(loadAppConfig({ ...pg, DATABASE_PROBE_AFTER_MS: '0' }).database).toMatchObject({ probeAfterMs: 0 });
+    expect(problemsOf({ ...pg, DATABASE_PROBE_AFTER_MS: '50' })).toMatch(/- DATABASE_PROBE_AFTER_MS: must be 0 \(off\) or at least 100/);
     const extra = (env: Record<string, string>) => (databaseOptions(loadAppConfig({ ...pg, ...env })) as { extra: Record<string, unknown> }).extra;
     expect(extra({})).toMatchObject({ statement_timeout: 30_000, idle_in_transaction_session_timeout: 60_000, Client: expect.any(Function) });
     const off = extra({ DATABASE_QUERY_TIMEOUT_MS: '0', DATABASE_STATEMENT_TIMEOUT_MS: '0', DATABASE_IDLE_IN_TRANSACTION_TIMEOUT_MS: '0' });

@@ -67,6 +67,7 @@ export function loadAppConfig(env: Record<string, string | undefined>, cwd = pro
             queryTimeoutMs: e.DATABASE_QUERY_TIMEOUT_MS,
             statementTimeoutMs: e.DATABASE_STATEMENT_TIMEOUT_MS,
             idleInTransactionTimeoutMs: e.DATABASE_IDLE_IN_TRANSACTION_TIMEOUT_MS,
+            probeAfterMs: e.DATABASE_PROBE_AFTER_MS,
           }
         : { type: 'sqlite', path: abs(e.DATABASE_PATH, cwd), synchronous: e.DATABASE_SQLITE_SYNCHRONOUS, walWorker: e.DATABASE_SQLITE_WAL_WORKER },
     keyVault: e.KEY_VAULT_URL

@@ -80,6 +80,8 @@ export const envSchema = z
     DATABASE_STATEMENT_TIMEOUT_MS: msOrOff(30_000, 3_600_000),
     // PostgreSQL's idle_in_transaction_session_timeout: a session idle inside a transaction this long is ended (its locks released).
     DATABASE_IDLE_IN_TRANSACTION_TIMEOUT_MS: msOrOff(60_000, 86_400_000),
+    // PostgreSQL, 0 = off: a query unanswered this long is asked after from a new connection (postgresDriver's probeAfterMs).
+    DATABASE_PROBE_AFTER_MS: msOrOff(5_000, 3_600_000),
     // PostgreSQL: advisory locks held at once per replica, each on a session of a pool of its own (PersistenceModule locks.maxSessions).
     DATABASE_LOCK_SESSIONS: int(8, 1, 100),
     // PostgreSQL: named statements for the audit's read batches. Off behind a pooler that cannot keep them.

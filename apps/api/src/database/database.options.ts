@@ -46,12 +46,12 @@ export function databaseOptions(config: AppConfig): DataSourceOptions {
       },
     };
   }
-  const { url, schema, poolSize, connectTimeoutMs, queryTimeoutMs, statementTimeoutMs, idleInTransactionTimeoutMs } = config.database;
+  const { url, schema, poolSize, connectTimeoutMs, queryTimeoutMs, statementTimeoutMs, idleInTransactionTimeoutMs, probeAfterMs } = config.database;
   return {
     ...common,
     type: 'postgres',
     // A request that waits in vain for a free connection of a full pool gets 503 DATABASE_POOL_EXHAUSTED naming DATABASE_POOL_SIZE.
-    driver: postgresDriver(pg),
+    driver: postgresDriver(pg, { probeAfterMs }),
     url,
     schema,
     extra: {
