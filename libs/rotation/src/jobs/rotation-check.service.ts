@@ -85,11 +85,8 @@ export class RotationCheckService {
       if (page.length < batchSize) break;
       afterId = page[page.length - 1].id;
     }
-    const { refusals } = run;
-    if (refusals.last) {
-      const rest = refusals.stopped ? `; ${out.deferred} more automatic rotation(s) due are left for the next run` : '';
-      this.logger.error(`rotation check: the vault refused ${refusals.count} rotation write(s) (${refusals.last.codeName}: the host's identity lacks a permission)${rest}`);
-    }
+    const refused = run.refusals.describe('rotation check', 'rotation write(s)', 'automatic rotation(s)', out.deferred);
+    if (refused) this.logger.error(refused);
     if (out.due) this.logger.log(`rotation check: ${out.due} due, ${out.rotated} rotated, ${out.notified} notified, ${out.failed} failed`);
     return out;
   }

@@ -29,4 +29,14 @@ export class VaultRefusals {
   succeeded(): void {
     this.inARow = 0;
   }
+
+  /**
+   * The run's one error line (name and code only), or undefined when nothing was refused: `writes` and `rotations`
+   * name what the job writes and rotates, `deferred` the rotations left for the next run once it stopped.
+   */
+  describe(job: string, writes: string, rotations: string, deferred: number): string | undefined {
+    if (!this.last) return undefined;
+    const rest = this.stopped ? `; ${deferred} more ${rotations} due are left for the next run` : '';
+    return `${job}: the vault refused ${this.count} ${writes} (${this.last.codeName}: the host's identity lacks a permission)${rest}`;
+  }
 }

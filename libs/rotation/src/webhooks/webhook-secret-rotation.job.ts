@@ -166,13 +166,10 @@ export class WebhookSecretRotationJob implements OnModuleInit {
       const last = page[page.length - 1];
       after = { currentSinceMs: last.currentSince?.getTime() ?? 0, id: last.id };
     }
-    const { refusals } = state;
-    const otherFailures = summary.failed - refusals.count;
+    const otherFailures = summary.failed - state.refusals.count;
     if (otherFailures) this.logger.warn(`webhook-secret-rotation: ${otherFailures} failed`);
-    if (refusals.last) {
-      const rest = refusals.stopped ? `; ${summary.deferred} more rotation(s) due are left for the next run` : '';
-      this.logger.error(`webhook-secret-rotation: the vault refused ${refusals.count} write(s) (${refusals.last.codeName}: the host's identity lacks a permission)${rest}`);
-    }
+    const refused = state.refusals.describe('webhook-secret-rotation', 'write(s)', 'rotation(s)', summary.deferred);
+    if (refused) this.logger.error(refused);
     if (summary.dueNotified || summary.discarded) {
       this.logger.log(`webhook-secret-rotation: ${summary.dueNotified} due without an updater (notified), ${summary.discarded} staged secrets discarded unactivated`);
     }
