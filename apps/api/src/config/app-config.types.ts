@@ -82,6 +82,7 @@ export interface AppConfig {
     /** How evictions reach the other replicas; `auto`: Redis with the redis tier, else PostgreSQL NOTIFY on PostgreSQL, else none. */
     cacheInvalidation: 'auto' | 'redis' | 'postgres' | 'none';
     /** The fan-out's heartbeat: sent every `intervalMs`; none heard for `lostAfterMs` drops this replica's cache (CACHE_HEARTBEAT_*). */
+    cacheRedisTimeoutMs: number;
     cacheHeartbeat: { intervalMs: number; lostAfterMs: number };
     integrations: string[];
     vaultSecretPrefix: string;

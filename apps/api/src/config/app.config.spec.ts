@@ -382,6 +382,16 @@ describe('loadAppConfig', () => {
     expect(problemsOf({ REDIS_URL: 'redis://127.0.0.1:6379', CACHE_TIER: 'memory', CACHE_HEARTBEAT_INTERVAL_MS: '500' })).toContain('CACHE_HEARTBEAT_INTERVAL_MS: applies only when cache evictions fan out');
   });
 
+  it('bounds each call of the redis cache tier (500 ms by default), only where that tier is used', () => {
+    const redis = { REDIS_URL: 'redis://127.0.0.1:6379' };
+    expect(loadAppConfig(redis).credentials.cacheRedisTimeoutMs).toBe(500);
+    expect(loadAppConfig({ ...redis, CACHE_REDIS_TIMEOUT_MS: '2000' }).credentials.cacheRedisTimeoutMs).toBe(2000);
+    expect(problemsOf({ ...redis, CACHE_REDIS_TIMEOUT_MS: '5' })).toMatch(/CACHE_REDIS_TIMEOUT_MS/);
+    expect(problemsOf({ ...redis, CACHE_REDIS_TIMEOUT_MS: 'soon' })).toMatch(/CACHE_REDIS_TIMEOUT_MS/);
+    expect(problemsOf({ CACHE_REDIS_TIMEOUT_MS: '2000' })).toContain('CACHE_REDIS_TIMEOUT_MS: applies only to the redis cache tier');
+    expect(problemsOf({ ...redis, CACHE_TIER: 'memory', CACHE_REDIS_TIMEOUT_MS: '2000' })).toContain('CACHE_REDIS_TIMEOUT_MS: applies only to the redis cache tier');
+  });
+
   it('keeps gRPC off unless GRPC_ENABLED; on, it listens on GRPC_HOST:GRPC_PORT (loopback:50051 by default), never on the HTTP port', () => {
     expect(loadAppConfig({}).grpc).toEqual({ enabled: false, host: '127.0.0.1', port: 50051 });
     expect(loadAppConfig({ GRPC_ENABLED: 'true' }).grpc).toEqual({ enabled: true, host: '127.0.0.1', port: 50051 });

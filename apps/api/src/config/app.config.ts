@@ -106,6 +106,7 @@ export function loadAppConfig(env: Record<string, string | undefined>, cwd = pro
       cacheMaxEntries: e.CACHE_MAX_ENTRIES,
       cacheTier: cacheTierOf(e),
       cacheInvalidation: e.CACHE_INVALIDATION,
+      cacheRedisTimeoutMs: e.CACHE_REDIS_TIMEOUT_MS,
       cacheHeartbeat: { intervalMs: e.CACHE_HEARTBEAT_INTERVAL_MS, lostAfterMs: e.CACHE_HEARTBEAT_LOST_AFTER_MS },
       integrations: e.CREDENTIALS_INTEGRATIONS,
       vaultSecretPrefix: e.VAULT_SECRET_PREFIX,

@@ -98,6 +98,7 @@ export function crossFieldProblems(env: Record<string, string | undefined>): str
   for (const v of ['CACHE_HEARTBEAT_INTERVAL_MS', 'CACHE_HEARTBEAT_LOST_AFTER_MS']) {
     if (env[v] && !fanOut) problems.push(`${v}: applies only when cache evictions fan out to other replicas (REDIS_URL or DATABASE_TYPE=postgres, CACHE_INVALIDATION not none); unset ${v}`);
   }
+  if (env.CACHE_REDIS_TIMEOUT_MS && !redisTier) problems.push('CACHE_REDIS_TIMEOUT_MS: applies only to the redis cache tier (REDIS_URL, CACHE_TIER not memory); unset CACHE_REDIS_TIMEOUT_MS');
   return problems;
 }
 

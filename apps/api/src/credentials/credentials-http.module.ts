@@ -34,7 +34,7 @@ import { ConnectionsController, CredentialsController } from './credentials.cont
           // The shared tier uses the host's connections: its command connection and one subscriber of its own.
           store:
             c.credentials.cacheTier === 'redis'
-              ? { type: 'redis', client: redis.client, subscriber: () => redis.subscriber('cache-invalidation'), keyPrefix: `${redis.keyPrefix}cache:` }
+              ? { type: 'redis', client: redis.client, subscriber: () => redis.subscriber('cache-invalidation'), keyPrefix: `${redis.keyPrefix}cache:`, operationTimeoutMs: c.credentials.cacheRedisTimeoutMs }
               : { type: 'memory' },
           invalidation: c.credentials.cacheInvalidation,
           heartbeat: c.credentials.cacheHeartbeat,

@@ -22,8 +22,9 @@ describe.each(DATABASE_KINDS)('host cache wiring on %s', (kind) => {
     await redis.ping().catch((e: Error) => {
       throw new Error(`Redis is required for this test but is not reachable at ${REDIS_URL} (${e.message})`);
     });
-    // A long heartbeat threshold: these tests read the wiring, and a heartbeat late on a loaded machine would drop the cache.
-    host = await startTestHost(kind, { REDIS_URL, REDIS_KEY_PREFIX: prefix, CACHE_HEARTBEAT_INTERVAL_MS: '500', CACHE_HEARTBEAT_LOST_AFTER_MS: '30000' });
+    // A long heartbeat threshold and Redis call bound: these tests read the wiring, and on a loaded machine a late
+    // heartbeat would drop the cache, a Redis call past its bound would serve that read uncached (no L2 fill).
+    host = await startTestHost(kind, { REDIS_URL, REDIS_KEY_PREFIX: prefix, CACHE_HEARTBEAT_INTERVAL_MS: '500', CACHE_HEARTBEAT_LOST_AFTER_MS: '30000', CACHE_REDIS_TIMEOUT_MS: '5000' });
   });
 
   afterAll(async () => {
@@ -56,11 +57,12 @@ describe.each(DATABASE_KINDS)('host cache wiring on %s', (kind) => {
     expect(host.app.get(CredentialCache).stats().shared?.l2).toMatchObject({ enabled: true, fills: 1 });
   });
 
-  it('takes the heartbeat from CACHE_HEARTBEAT_*, and counts a cache dropped by a lost connection on /metrics, by reason', async () => {
+  it('takes the heartbeat from CACHE_HEARTBEAT_* and the Redis call bound from CACHE_REDIS_TIMEOUT_MS, and counts a cache dropped by a lost connection on /metrics, by reason', async () => {
     const cache = host.app.get(CredentialCache);
     // The lib's own view (no public accessor): what the host passed.
     const internals = cache as unknown as { liveness: InvalidationLiveness; bus: { sub: { disconnect(reconnect: boolean): void } } };
     expect(internals.liveness).toEqual({ intervalMs: 500, lostAfterMs: 30_000 });
+    expect((cache as unknown as { l2: { options: { operationTimeoutMs: number } } }).l2.options.operationTimeoutMs).toBe(5000);
     const lostTotal = async (reason: string) => {
       const text = await (await fetch(`${host.baseUrl}/metrics`)).text();
       const sample = new RegExp(`^credential_vault_cache_fanout_lost_total\\{reason="${reason}"\\} (\\d+)$`, 'm').exec(text);

@@ -334,6 +334,31 @@ describe.each(DATABASE_KINDS)('shared credential cache on %s (real Redis, local 
     expect(cacheOf(1).stats().shared!.l2.lockWaits + cacheOf(2).stats().shared!.l2.lockWaits).toBeGreaterThanOrEqual(2);
   });
 
+  it('a replica whose lock request timed out frees the lock it may have taken: the others need not wait for a fill that never comes', async () => {
+    const proxy = new CuttableProxy();
+    await proxy.start();
+    const d = await app(db, emu, { store: { ...redisStore(redisAt(`redis://127.0.0.1:${proxy.port}`)), subscriber: () => redisAt(`redis://127.0.0.1:${proxy.port}`), operationTimeoutMs: 300 } });
+    const dCache = d.get(CredentialCache) as TieredCredentialCache;
+    const key = `${ctx.tenantId}/slow-${randomBytes(3).toString('hex')}`;
+    const lockKey = `${PREFIX}l:{${key}}`;
+    try {
+      await eventually(() => expect(dCache.health().status).toBe('up'));
+      proxy.stall(); // D's lock request reaches Redis only after D gave up on it (a slow Redis, a loaded replica)
+      expect(await dCache.getOrLoad(key, async () => 'loaded by D')).toBe('loaded by D');
+      expect(dCache.stats().shared!.l2).toMatchObject({ fills: 0, errors: expect.any(Number) });
+      proxy.resume(); // now Redis runs it: the lock is taken in D's name
+      // Without the release, the lock stays for lockMs (15 s here) and every other replica's read of the key waits that long.
+      await eventually(async () => expect(await redisAt().exists(lockKey)).toBe(0), 2000);
+      const waitsBefore = cacheOf(0).stats().shared!.l2.lockWaits;
+      expect(await cacheOf(0).getOrLoad(key, async () => 'loaded by A')).toBe('loaded by A');
+      expect(cacheOf(0).stats().shared!.l2.lockWaits).toBe(waitsBefore);
+    } finally {
+      proxy.resume();
+      await d.close();
+      await proxy.stop();
+    }
+  });
+
   it('a replica that loses Redis bypasses its cache (degraded, counted) and never serves what an eviction it missed removed', async () => {
     const proxy = new CuttableProxy();
     await proxy.start();

@@ -253,6 +253,9 @@ export class TieredCredentialCache extends CredentialCache {
       try {
         reply = await l2.acquire(key, token);
       } catch {
+        // A timed-out call may still have run and taken the lock: free it (queued behind it on the same
+        // connection), or the other replicas wait up to waitMs for a fill this load will never make.
+        void l2.release(key, token);
         return this.load(loader, signal);
       }
       const [kind, payload] = reply;
