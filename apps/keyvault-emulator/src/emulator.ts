@@ -7,14 +7,17 @@ import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Authenticator, bearerToken, challengeHeader } from './auth';
 import { ensureTlsMaterial } from './certs';
+import { VaultClock } from './clock';
 import { AccessDenials, DenySpec, validateDenySpec } from './denials';
 import { errors, KeyVaultHttpError } from './errors';
+import { VaultEvent, VaultEvents } from './events';
 import { FaultInjector, FaultSpec, validateFaultSpec } from './faults';
 import { assertApiVersion } from './http/api-version';
 import { parseJsonObject, readBody, send, sendError } from './http/io';
 import { isKeyOperation, matchRoute } from './http/router';
 import { KeyVaultEmulatorOptions, ResolvedOptions, resolveOptions } from './options';
 import { KeysApi } from './keys/handlers';
+import { KeyLifetimeActions, LifetimeActionsReport } from './keys/lifetime-actions';
 import { KeyVersionRecord } from './keys/model';
 import { KeyStore } from './keys/store';
 import { KEY_FIELDS, SECRET_FIELDS, StorePersistence, ValueCipher } from './persistence';
@@ -55,6 +58,9 @@ export class KeyVaultEmulator {
   readonly dataDir: string;
 
   private readonly sweepTimer: NodeJS.Timeout;
+  private readonly lifetimeTimer?: NodeJS.Timeout;
+  /** The lifetime-action checks, one after another (the timer's and those asked for). */
+  private lifetimeRuns: Promise<unknown> = Promise.resolve();
   private stopping?: Promise<void>;
 
   private constructor(
@@ -71,6 +77,8 @@ export class KeyVaultEmulator {
     private readonly denials: AccessDenials,
     private readonly statsCollector: StatsCollector,
     private readonly ownsDataDir: boolean,
+    /** The vault's clock, and what it applies on its own as time passes: rotation policies (and the events they record). */
+    private readonly lifetime: { clock: VaultClock; actions: KeyLifetimeActions; events: VaultEvents },
     init: { vaultUrl: string; port: number; caCertPem: string; caCertPath: string; dataDir: string },
   ) {
     this.vaultUrl = init.vaultUrl;
@@ -83,6 +91,12 @@ export class KeyVaultEmulator {
       this.stores.keys.purgeExpired();
     }, PURGE_SWEEP_MS);
     this.sweepTimer.unref();
+    if (options.lifetimeActionsCheckMs > 0) {
+      this.lifetimeTimer = setInterval(() => {
+        this.runLifetimeActions().catch((err: unknown) => console.error('[keyvault-emulator] applying rotation policies failed:', (err as Error).message));
+      }, options.lifetimeActionsCheckMs);
+      this.lifetimeTimer.unref();
+    }
   }
 
   static async start(options: KeyVaultEmulatorOptions = {}): Promise<KeyVaultEmulator> {
@@ -92,7 +106,9 @@ export class KeyVaultEmulator {
     mkdirSync(dataDir, { recursive: true, mode: 0o700 });
     try {
       const tls = ensureTlsMaterial(dataDir, o.host);
+      const clock = new VaultClock(o.now);
       const storeOptions = {
+        now: () => clock.now(),
         softDeleteRetentionDays: o.softDeleteRetentionDays,
         purgeProtection: o.purgeProtection,
         operationDelayMs: o.operationDelayMs,
@@ -143,7 +159,9 @@ export class KeyVaultEmulator {
       const port = (server.address() as AddressInfo).port;
       const vaultUrl = `https://${urlHost(o.host)}:${port}`;
       const apis = { secrets: new SecretsApi(stores.secrets, vaultUrl), keys: new KeysApi(stores.keys, vaultUrl) };
-      const emulator = new KeyVaultEmulator(o, server, stores, persistence, apis, sockets, authenticator, throttle, faults, denials, stats, ownsDataDir, {
+      const events = new VaultEvents();
+      const lifetime = { clock, events, actions: new KeyLifetimeActions(stores.keys, events, vaultUrl, () => clock.now()) };
+      const emulator = new KeyVaultEmulator(o, server, stores, persistence, apis, sockets, authenticator, throttle, faults, denials, stats, ownsDataDir, lifetime, {
         vaultUrl,
         port,
         caCertPem: tls.caCertPem,
@@ -188,6 +206,45 @@ export class KeyVaultEmulator {
     this.throttle = ThrottleBudgets.of(resolveOptions({ throttle }).throttle);
   }
 
+  /** The vault's time: the `now` option's (else the system's), plus what `advanceTime` added. */
+  now(): Date {
+    return new Date(this.lifetime.clock.now());
+  }
+
+  /**
+   * Moves the vault's clock `ms` forward (a non-negative integer), then applies what became due meanwhile, as Key Vault
+   * would have: a test sees a 30-day rotation policy act without waiting 30 days. Several due dates skipped at once
+   * act once, at the new time.
+   */
+  async advanceTime(ms: number): Promise<LifetimeActionsReport> {
+    this.lifetime.clock.advance(ms);
+    return this.runLifetimeActions();
+  }
+
+  /**
+   * Applies the keys' rotation policies now (the vault also does every `lifetimeActionsCheckMs`): a due Rotate creates a
+   * new version as a rotate call does, a due Notify records a KeyNearExpiry event (`events()`). On disk once it returns.
+   */
+  runLifetimeActions(): Promise<LifetimeActionsReport> {
+    const run = this.lifetimeRuns.then(async () => {
+      if (this.stopping) return { rotated: [], notified: [] };
+      const report = await this.lifetime.actions.run();
+      await this.durable();
+      return report;
+    });
+    this.lifetimeRuns = run.catch(() => undefined);
+    return run;
+  }
+
+  /** What the vault would have published to Event Grid (KeyNearExpiry), oldest first. */
+  events(): VaultEvent[] {
+    return this.lifetime.events.all();
+  }
+
+  clearEvents(): void {
+    this.lifetime.events.clear();
+  }
+
   stats(): EmulatorStats {
     return this.statsCollector.snapshot();
   }
@@ -213,6 +270,8 @@ export class KeyVaultEmulator {
   stop(): Promise<void> {
     this.stopping ??= (async () => {
       clearInterval(this.sweepTimer);
+      clearInterval(this.lifetimeTimer);
+      await this.lifetimeRuns;
       const closed = new Promise<void>((r) => this.server.close(() => r()));
       for (const s of this.sockets) s.destroy();
       this.server.closeAllConnections?.();
@@ -350,6 +409,25 @@ export class KeyVaultEmulator {
       this.clearFaults();
       this.clearDenials();
       this.resetStats();
+      this.clearEvents();
+      return send(req, res, 204);
+    }
+    if (path === '/_emulator/time' && method === 'GET') return send(req, res, 200, { now: this.now().toISOString(), offsetMs: this.lifetime.clock.offset });
+    if (path === '/_emulator/time' && method === 'POST') {
+      let advanceMs: unknown;
+      try {
+        advanceMs = (JSON.parse(raw.toString('utf8')) as { advanceMs?: unknown } | null)?.advanceMs;
+      } catch {
+        return bad('The body must be JSON: {"advanceMs": <non-negative integer>}.');
+      }
+      if (typeof advanceMs !== 'number' || !Number.isSafeInteger(advanceMs) || advanceMs < 0) return bad('"advanceMs" must be a non-negative integer of milliseconds.');
+      const report = await this.advanceTime(advanceMs);
+      return send(req, res, 200, { now: this.now().toISOString(), ...report });
+    }
+    if (path === '/_emulator/lifetime-actions' && method === 'POST') return send(req, res, 200, await this.runLifetimeActions());
+    if (path === '/_emulator/events' && method === 'GET') return send(req, res, 200, { events: this.events() });
+    if (path === '/_emulator/events' && method === 'DELETE') {
+      this.clearEvents();
       return send(req, res, 204);
     }
     if (path === '/_emulator/denials' && method === 'DELETE') {

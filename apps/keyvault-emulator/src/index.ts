@@ -1,6 +1,8 @@
 export { KeyVaultEmulator } from './emulator';
 export type { KeyVaultEmulatorOptions } from './options';
-export { DEFAULT_OPERATION_DELAY_MS, DEFAULT_TENANT_ID } from './options';
+export { DEFAULT_LIFETIME_ACTIONS_CHECK_MS, DEFAULT_OPERATION_DELAY_MS, DEFAULT_TENANT_ID } from './options';
+export type { VaultEvent } from './events';
+export type { LifetimeActionsReport } from './keys/lifetime-actions';
 export type { FaultSpec } from './faults';
 export type { DenySpec } from './denials';
 export { EmulatorSubscription } from './subscription';

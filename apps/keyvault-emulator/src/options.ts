@@ -38,7 +38,20 @@ export interface KeyVaultEmulatorOptions {
   auth?: AuthOptions;
   /** Suppress the "not for production" banner (tests). @default false */
   quiet?: boolean;
+  /**
+   * The vault's time source in epoch ms (what `created`, expiry, soft-delete retention and rotation policies go by);
+   * `advanceTime` moves the vault's clock forward from it. @default Date.now
+   */
+  now?: () => number;
+  /**
+   * How often the vault applies due rotation-policy actions on its own (auto-rotation, near-expiry notification), in
+   * ms; 0: only when asked (`runLifetimeActions`, `advanceTime`, the admin API). @default DEFAULT_LIFETIME_ACTIONS_CHECK_MS (60000)
+   */
+  lifetimeActionsCheckMs?: number;
 }
+
+/** How often a vault applies due rotation-policy actions by itself (Azure states no latency; see the README). */
+export const DEFAULT_LIFETIME_ACTIONS_CHECK_MS = 60_000;
 
 export const DEFAULT_TENANT_ID = '00000000-0000-4000-8000-00000000e001';
 
@@ -64,6 +77,8 @@ export interface ResolvedOptions {
   subscription?: EmulatorSubscription;
   auth: AuthOptions;
   quiet: boolean;
+  now?: () => number;
+  lifetimeActionsCheckMs: number;
 }
 
 /** Merges defaults and validates once, with messages that say what to fix. */
@@ -90,6 +105,8 @@ export function resolveOptions(o: KeyVaultEmulatorOptions = {}): ResolvedOptions
     subscription: o.subscription,
     auth: o.auth ?? { mode: 'any' },
     quiet: o.quiet ?? false,
+    now: o.now,
+    lifetimeActionsCheckMs: o.lifetimeActionsCheckMs ?? DEFAULT_LIFETIME_ACTIONS_CHECK_MS,
   };
   const fail = (msg: string): never => {
     throw new TypeError(`KeyVaultEmulator: ${msg}`);
@@ -99,6 +116,10 @@ export function resolveOptions(o: KeyVaultEmulatorOptions = {}): ResolvedOptions
     fail(`softDeleteRetentionDays must be an integer 7..90 like Azure (got ${r.softDeleteRetentionDays})`);
   }
   if (!Number.isFinite(r.operationDelayMs) || r.operationDelayMs < 0) fail(`operationDelayMs must be >= 0 (got ${r.operationDelayMs})`);
+  if (r.now !== undefined && typeof r.now !== 'function') fail('now must be a function returning epoch milliseconds');
+  if (!Number.isInteger(r.lifetimeActionsCheckMs) || r.lifetimeActionsCheckMs < 0) {
+    fail(`lifetimeActionsCheckMs must be an integer >= 0 (0: only on demand; got ${r.lifetimeActionsCheckMs})`);
+  }
   if (!/^[0-9a-zA-Z.-]+$/.test(r.tenantId)) fail(`tenantId must be a GUID or domain (got ${JSON.stringify(r.tenantId)})`);
   if (r.throttle !== false) {
     const { limit, windowMs, createSecretLimit, createKeyLimit } = r.throttle;

@@ -10,11 +10,11 @@ export function durationDays(s: string): number | undefined {
 }
 
 /**
- * `at` (ms) plus an ISO 8601 duration as the calendar counts it (P1M from 31 January is 3 March, as Date does);
- * for a duration `parseRotationPolicy` accepted.
+ * `at` (ms) plus (`sign` -1: minus) an ISO 8601 duration as the calendar counts it (P1M from 31 January is 3 March, as
+ * Date does); for a duration `parseRotationPolicy` accepted.
  */
-export function addIsoDuration(at: number, duration: string): number {
-  const [y, mo, w, d, h, mi, sec] = ISO_DURATION.exec(duration)!.slice(1).map((x) => Number(x ?? 0));
+export function addIsoDuration(at: number, duration: string, sign: 1 | -1 = 1): number {
+  const [y, mo, w, d, h, mi, sec] = ISO_DURATION.exec(duration)!.slice(1).map((x) => sign * Number(x ?? 0));
   const t = new Date(at);
   t.setUTCFullYear(t.getUTCFullYear() + y, t.getUTCMonth() + mo, t.getUTCDate() + w * 7 + d);
   return t.getTime() + ((h * 60 + mi) * 60 + sec) * 1000;

@@ -6,7 +6,7 @@ import { ApiRequest as Request, ApiResponse, baseAttributes, deletedFields, next
 import { assertObjectName } from '../objects/validation';
 import { decodeKeyBackup, encodeKeyBackup } from './backup';
 import { decrypt, encrypt, generateKey, shapeOf, signDigest, verifyDigest } from './crypto';
-import { KeyRecord, KeyVersionRecord, RotationPolicyRecord } from './model';
+import { DEFAULT_LIFETIME_ACTIONS, KeyRecord, KeyVersionRecord, RotationPolicyRecord } from './model';
 import { KeyStore, UseCheck } from './store';
 import { base64urlProperty, encryptionAlgorithm, parseCreateKey, parseRotationPolicy, parseUpdateKey, signatureAlgorithm } from './validation';
 
@@ -153,7 +153,7 @@ export class KeysApi {
     if (policy) Object.assign(attributes, { created: policy.created, updated: policy.updated });
     return {
       id: `${this.vaultUrl}/keys/${record.name}/rotationpolicy`,
-      lifetimeActions: policy?.lifetimeActions ?? [{ trigger: { timeBeforeExpiry: 'P30D' }, action: { type: 'Notify' } }],
+      lifetimeActions: policy?.lifetimeActions ?? DEFAULT_LIFETIME_ACTIONS,
       attributes,
     };
   }

@@ -25,7 +25,7 @@ export interface KeyVersionRecord extends VersionBase {
   privateKey: string;
 }
 
-/** A key's rotation policy as stored (the emulator keeps it; it does not rotate on schedule). */
+/** A key's rotation policy as stored; the vault applies its lifetime actions on its clock (`lifetime-actions.ts`). */
 export interface RotationPolicyRecord {
   lifetimeActions: Array<{ trigger: { timeAfterCreate?: string; timeBeforeExpiry?: string }; action: { type: 'Rotate' | 'Notify' } }>;
   expiryTime?: string;
@@ -33,6 +33,13 @@ export interface RotationPolicyRecord {
   updated: number;
 }
 
-export type KeyRecord = ObjectRecord<KeyVersionRecord> & { rotationPolicy?: RotationPolicyRecord };
+/** What a key without a policy does, as Azure reports it (and as `GET .../rotationpolicy` shows): notify 30 days before expiry. */
+export const DEFAULT_LIFETIME_ACTIONS: RotationPolicyRecord['lifetimeActions'] = [{ trigger: { timeBeforeExpiry: 'P30D' }, action: { type: 'Notify' } }];
+
+export type KeyRecord = ObjectRecord<KeyVersionRecord> & {
+  rotationPolicy?: RotationPolicyRecord;
+  /** The version a near-expiry notification was recorded for (so each version is notified once); persisted. */
+  nearExpiryNotified?: string;
+};
 
 export const isRsa = (kty: KeyType) => kty === 'RSA' || kty === 'RSA-HSM';

@@ -72,6 +72,13 @@ export class KeyStore extends VaultObjectStore<KeyVersionRecord> {
     return { record, policy: record.rotationPolicy };
   }
 
+  /** Records that the near-expiry notification of `version` (the current one) was sent, so it is sent once. */
+  markNearExpiryNotified(name: string, version: string): void {
+    const record: KeyRecord = this.active(name);
+    record.nearExpiryNotified = version;
+    this.changed(record.name);
+  }
+
   /**
    * The version a crypto operation uses: 404 if unknown, 403 if disabled, not permitted by its
    * key_ops, or (encrypt, sign, wrapKey only, as in Azure) outside its nbf..exp window.
