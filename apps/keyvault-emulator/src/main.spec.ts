@@ -27,6 +27,7 @@ describe('emulator CLI flags', () => {
     expect(parseCli(['--no-throttle', '--auth', 'static', '--token', 'abc'])).toMatchObject({ throttle: false, auth: { mode: 'static', token: 'abc' } });
     expect(parseCli(['--throttle-create-secret-limit', '5'])).toMatchObject({ throttle: { limit: 4000, windowMs: 10_000, createSecretLimit: 5 } });
     expect(parseCli(['--throttle-create-key-limit', '7'])).toMatchObject({ throttle: { limit: 4000, windowMs: 10_000, createKeyLimit: 7 } });
+    expect(parseCli(['--lifetime-actions-check-ms', '0'])).toMatchObject({ lifetimeActionsCheckMs: 0 });
     expect(parseCli(['--help'])).toBe('help');
   });
 

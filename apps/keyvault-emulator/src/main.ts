@@ -18,6 +18,10 @@ Usage: npm run emulator -- [options]
   --retention-days <7..90>      soft-delete retention (default 90)
   --purge-protection            forbid purging deleted secrets
   --operation-delay-ms <n>      how long a delete/recover stays pending, as in Azure (default 1000; 0 = at once)
+  --lifetime-actions-check-ms <n>
+                                how often the vault applies due rotation-policy actions by itself
+                                (auto-rotation, near-expiry events) (default 60000; 0 = only when asked
+                                through POST /_emulator/lifetime-actions or /_emulator/time)
   --throttle-limit <n>          transactions per window, Set Secret and Create Key aside; a key's
                                 operations weigh by its type, RSA-4096 as 8 (default 4000)
   --throttle-create-secret-limit <n>
@@ -62,6 +66,7 @@ export function parseCli(argv: string[]): EmulatorCliOptions | 'help' {
       'retention-days': { type: 'string' },
       'purge-protection': { type: 'boolean' },
       'operation-delay-ms': { type: 'string' },
+      'lifetime-actions-check-ms': { type: 'string' },
       'throttle-limit': { type: 'string' },
       'throttle-create-secret-limit': { type: 'string' },
       'throttle-create-key-limit': { type: 'string' },
@@ -100,6 +105,7 @@ export function parseCli(argv: string[]): EmulatorCliOptions | 'help' {
     softDeleteRetentionDays: num('retention-days', values['retention-days']),
     purgeProtection: values['purge-protection'] ?? false,
     operationDelayMs: num('operation-delay-ms', values['operation-delay-ms']),
+    lifetimeActionsCheckMs: num('lifetime-actions-check-ms', values['lifetime-actions-check-ms']),
     throttle: values['no-throttle']
       ? false
       : {
