@@ -121,6 +121,22 @@ describe('Key Vault emulator: rotation policies act (auto-rotation, near-expiry 
 });
 
 describe('Key Vault emulator: an injected clock, and rotation policies of a persisted vault', () => {
+  it('acts by itself every lifetimeActionsCheckMs, without being asked', async () => {
+    let t = Date.now();
+    const emu = await KeyVaultEmulator.start({ quiet: true, throttle: false, lifetimeActionsCheckMs: 50, now: () => t });
+    try {
+      const client = emulatorKeyClient(emu, { maxRetries: 0 });
+      await client.createEcKey('by-itself');
+      await client.updateKeyRotationPolicy('by-itself', { lifetimeActions: [{ action: 'Rotate', timeAfterCreate: 'P7D' }] });
+      t += 7 * DAY;
+      const deadline = Date.now() + 5_000;
+      while ((await versionsOf(client, 'by-itself')).length < 2 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+      expect(await versionsOf(client, 'by-itself')).toHaveLength(2);
+    } finally {
+      await emu.stop();
+    }
+  });
+
   it('takes its time from `now`; a restarted vault keeps its policies and acts on them; rotated versions survive a restart', async () => {
     const dataDir = mkdtempSync(join(tmpdir(), 'kv-lifetime-'));
     let t = Date.parse('2026-03-01T00:00:00Z');
