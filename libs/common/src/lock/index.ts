@@ -7,3 +7,5 @@ export * from './advisory-lock-key';
 export * from './lock-keys';
 export * from './create-distributed-lock';
 export * from './transaction-gate';
+export * from './lock-leases';
+export { LockLeaseEntity } from './lock-lease.entity';

@@ -1,4 +1,5 @@
 import { JobRunEntity } from '../jobs/job-run.entity';
+import { LockLeaseEntity } from '../lock/lock-lease.entity';
 import { OutboxEventEntity } from './outbox-event.entity';
 
 export * from './outbox.types';
@@ -8,5 +9,5 @@ export * from './outbox-dispatcher';
 export * from './migrations';
 export { OutboxEventEntity };
 
-/** The common lib's tables — the outbox, and the scheduled jobs' last successes: register these with the host's TypeOrmModule.forRoot({ entities }). */
-export const OUTBOX_ENTITIES = [OutboxEventEntity, JobRunEntity];
+/** The common lib's tables — the outbox, the scheduled jobs' last successes, and the locks' leases: register these with the host's TypeOrmModule.forRoot({ entities }). */
+export const OUTBOX_ENTITIES = [OutboxEventEntity, JobRunEntity, LockLeaseEntity];

@@ -119,7 +119,7 @@ describe.each(DATABASE_KINDS)('PersistenceModule on %s', (kind) => {
     const err = await bootstrapError({ entities: [] }, PersistenceModule.forRoot({}));
     expect(err).toBeInstanceOf(PersistenceConfigurationError);
     expect((err as Error).message).toBe(
-      "PersistenceModule cannot start — PersistenceModule's tables are not in the host's DataSource (missing: OutboxEventEntity, JobRunEntity): add OUTBOX_ENTITIES to its entities and OUTBOX_MIGRATIONS to its migrations",
+      "PersistenceModule cannot start — PersistenceModule's tables are not in the host's DataSource (missing: OutboxEventEntity, JobRunEntity, LockLeaseEntity): add OUTBOX_ENTITIES to its entities and OUTBOX_MIGRATIONS to its migrations",
     );
   });
 
@@ -129,7 +129,7 @@ describe.each(DATABASE_KINDS)('PersistenceModule on %s', (kind) => {
       const err = await bootstrapError({ ...fresh.options, entities: OUTBOX_ENTITIES }, PersistenceModule.forRoot({}));
       expect(err).toBeInstanceOf(PersistenceConfigurationError);
       expect((err as Error).message).toBe(
-        "PersistenceModule cannot start — PersistenceModule's tables do not exist in the database (cv_outbox, cv_job_runs): run OUTBOX_MIGRATIONS before the app starts (initializeWithMigrations does)",
+        "PersistenceModule cannot start — PersistenceModule's tables do not exist in the database (cv_outbox, cv_job_runs, cv_lock_leases): run OUTBOX_MIGRATIONS before the app starts (initializeWithMigrations does)",
       );
     } finally {
       await fresh.drop();

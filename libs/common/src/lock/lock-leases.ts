@@ -1,0 +1,59 @@
+import { createHash } from 'node:crypto';
+import type { DataSource } from 'typeorm';
+import { TransactionRunner } from '../persistence/transaction-runner';
+import { LockLeaseEntity } from './lock-lease.entity';
+
+/** What `LockLeases.claim` found: the lease is ours now, or another holder's until `expiresAt`. */
+export type LeaseClaim = { claimed: true; expiresAt: Date } | { claimed: false; holder: string; expiresAt: Date };
+
+/**
+ * Durable leases in `cv_lock_leases`, shared by every replica of a DataSource: "work `name` is in
+ * progress by `holder` until `expiresAt`". A compare-and-set in the database, so it outlives what an
+ * advisory lock does not — the lock's session (a lost connection, `pg_terminate_backend`): a replica
+ * that gets the lock after such a loss still sees the lease. A lease nobody releases (its holder crashed)
+ * ends at its expiry by itself. Times are the callers' clocks: replicas' clocks must agree within the
+ * margin the caller adds. Names longer than the column are stored hashed; no value is ever stored.
+ * Through a TransactionRunner: on SQLite's one connection a bare query could land inside another
+ * caller's open transaction.
+ */
+export class LockLeases {
+  private static readonly leases = new WeakMap<DataSource, LockLeases>();
+
+  static for(dataSource: DataSource): LockLeases {
+    let leases = LockLeases.leases.get(dataSource);
+    if (!leases) LockLeases.leases.set(dataSource, (leases = new LockLeases(new TransactionRunner(dataSource))));
+    return leases;
+  }
+
+  private constructor(private readonly runner: TransactionRunner) {}
+
+  /**
+   * Takes lease `name` for `holder` until `expiresAt` — only if nobody holds it, or its lease expired by `now`
+   * (a holder claiming again extends its own). Otherwise reports the current holder and its expiry.
+   */
+  async claim(name: string, holder: string, expiresAt: Date, now: Date): Promise<LeaseClaim> {
+    const key = leaseKey(name);
+    const row = await this.runner.run(async () => {
+      const repo = this.runner.manager.getRepository(LockLeaseEntity);
+      await repo
+        .createQueryBuilder()
+        .update()
+        .set({ holder, expiresAt })
+        .where('name = :key AND (expires_at <= :now OR holder = :holder)', { key, now: now.getTime(), holder })
+        .execute();
+      await repo.createQueryBuilder().insert().values({ name: key, holder, expiresAt }).orIgnore().execute();
+      return repo.findOneOrFail({ where: { name: key } });
+    });
+    return row.holder === holder ? { claimed: true, expiresAt: row.expiresAt } : { claimed: false, holder: row.holder, expiresAt: row.expiresAt };
+  }
+
+  /** Ends `holder`'s lease `name`; a lease another holder took meanwhile (after ours expired) is left alone. */
+  async release(name: string, holder: string): Promise<void> {
+    await this.runner.run(() => this.runner.manager.getRepository(LockLeaseEntity).delete({ name: leaseKey(name), holder }));
+  }
+}
+
+/** The stored name: as given when it fits the column, else its SHA-256 (a name is not secret, only possibly long). */
+function leaseKey(name: string): string {
+  return name.length <= 255 ? name : `sha256:${createHash('sha256').update(name, 'utf8').digest('hex')}`;
+}
