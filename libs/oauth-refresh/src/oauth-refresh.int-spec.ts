@@ -6,6 +6,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { Logger } from '@nestjs/common';
+import { Client } from 'pg';
 import { SchedulerRegistry } from '@nestjs/schedule';
 import { AuditResult } from '@app/audit';
 import { ManualClock, type OperationContext } from '@app/common';
@@ -18,7 +19,7 @@ import {
   ValueStoreKind,
 } from '@app/credentials';
 import { KeyVaultEmulator } from '@app/keyvault-emulator';
-import { CapturingLogger, createTestDatabase, DATABASE_KINDS, rejection, TestOAuthServer, type TestDatabase, type TestDatabaseKind } from '@app/testing';
+import { CapturingLogger, createTestDatabase, DATABASE_KINDS, POSTGRES_URL, rejection, TestOAuthServer, type TestDatabase, type TestDatabaseKind } from '@app/testing';
 import type { TokenEndpointResponse } from 'oauth4webapi';
 import { buildStack, registerTestProvider, closeTestStack, type Stack } from './oauth-refresh-stack.testing';
 import {
@@ -514,6 +515,50 @@ describe('OAuthRefreshModule: two replicas on one PostgreSQL', () => {
       expect(server.tokenCalls.filter((t) => t.grantType === 'refresh_token').map((t) => t.status)).toEqual([200, 200]);
     } finally {
       await c.moduleRef.close();
+    }
+  });
+
+  it("a replica whose lock session dies while it awaits the token endpoint: another replica never presents the same refresh token (the lease), and both serve the late answer", async () => {
+    // A's lock sessions are named, so the test can end them as a lost connection or an operator would.
+    const appName = `cv-lease-a-${randomBytes(3).toString('hex')}`;
+    const extra = { ...(db.options as { extra?: object }).extra, application_name: appName };
+    const dbA: TestDatabase = { ...db, options: { ...db.options, extra } as TestDatabase['options'] };
+    const replicaA = await buildStack(dbA, emu, clock, logger, { ...opts, proactive: { enabled: false } });
+    const admin = new Client({ connectionString: POSTGRES_URL });
+    await admin.connect();
+    try {
+      const connectionId = `r-${++seq}`;
+      const initial = await server.authorize();
+      const stored = await replicaA.oauth.storeOAuthCredentials(ctx, 'acme-slow', connectionId, initial);
+      clock.set(new Date(stored.expiresAt.getTime() - 2 * MIN));
+      server.setTokenEndpointDelay(300 + 2000);
+      // A presents the refresh token; the provider answers late, A awaits it holding the connection's lock.
+      expect((await replicaA.oauth.getAccessToken(ctx, 'acme-slow', connectionId)).accessToken).toBe(initial.access_token);
+      const ended = await admin.query(
+        `SELECT pg_terminate_backend(a.pid) AS ended FROM pg_stat_activity a WHERE a.application_name = $1 AND EXISTS (SELECT 1 FROM pg_locks l WHERE l.pid = a.pid AND l.locktype = 'advisory' AND l.granted)`,
+        [`${appName} (locks)`],
+      );
+      expect(ended.rows.length).toBe(1);
+      // PostgreSQL freed A's advisory lock: B gets it at once. It must not present the refresh token A spent.
+      expect((await b.oauth.getAccessToken(ctx, 'acme-slow', connectionId)).accessToken).toBe(initial.access_token);
+      await expect(b.oauth.reportTokenRejected(ctx, 'acme-slow', connectionId)).rejects.toMatchObject({ code: 4003, retryable: true });
+
+      const refreshed = () => replicaA.events.some((e) => e.name === OAuthRefreshEvents.REFRESHED && (e.payload as { connectionId: string }).connectionId === connectionId);
+      for (const until = Date.now() + 10_000; !refreshed() && Date.now() < until; ) await new Promise((r) => setTimeout(r, 20));
+      await new Promise((r) => setTimeout(r, 300)); // anything B may have sent has been answered by now
+      expect(server.tokenCalls.filter((t) => t.grantType === 'refresh_token').map((t) => t.status)).toEqual([200]);
+      expect(refreshed()).toBe(true);
+      const viaA = await replicaA.oauth.getAccessToken(ctx, 'acme-slow', connectionId);
+      const viaB = await b.oauth.getAccessToken(ctx, 'acme-slow', connectionId);
+      expect(viaA.version).toBe(2);
+      expect(viaB.accessToken).toBe(viaA.accessToken);
+      expect(viaA.accessToken).not.toBe(initial.access_token);
+      // The grant is alive: the next refresh (from B, with the rotated refresh token) works.
+      server.setTokenEndpointDelay(0);
+      expect((await b.oauth.reportTokenRejected(ctx, 'acme-slow', connectionId)).version).toBe(3);
+    } finally {
+      await admin.end();
+      await replicaA.moduleRef.close();
     }
   });
 

@@ -1,10 +1,10 @@
 import { Module, type Provider } from '@nestjs/common';
-import { DistributedLock, ScheduledJobsModule, createDistributedLock, provideLibClock, provideSingleRegistration } from '@app/common';
+import { DistributedLock, LockLeases, ScheduledJobsModule, createDistributedLock, provideLibClock, provideSingleRegistration } from '@app/common';
 import { DataSource } from 'typeorm';
 import { OAuthTokenClient } from './client/oauth-token-client';
 import { Oauth4webapiTokenClient } from './client/oauth4webapi-token-client';
 import { OAuthRefreshConfigurationError } from './errors/oauth-refresh.errors';
-import { OAUTH_REFRESH_CLOCK, OAUTH_REFRESH_LOCK, OAUTH_REFRESH_RESOLVED_OPTIONS } from './oauth-refresh.constants';
+import { OAUTH_REFRESH_CLOCK, OAUTH_REFRESH_LEASES, OAUTH_REFRESH_LOCK, OAUTH_REFRESH_RESOLVED_OPTIONS } from './oauth-refresh.constants';
 import { OAUTH_REFRESH_MODULE_OPTIONS, OAuthRefreshConfigurableModule, OAUTH_REFRESH_HOST_MODULES } from './oauth-refresh.module-definition';
 import { OAuthRefreshModuleOptions, resolveOAuthRefreshOptions } from './oauth-refresh.options';
 import { OAuthRefreshScheduler } from './oauth-refresh.scheduler';
@@ -33,6 +33,12 @@ const providers: Provider[] = [
       { token: DistributedLock, optional: true },
       { token: DataSource, optional: true },
     ],
+  },
+  {
+    // The refresh-in-flight leases: in the host's database (cv_lock_leases, OUTBOX_MIGRATIONS); none without a DataSource.
+    provide: OAUTH_REFRESH_LEASES,
+    useFactory: (dataSource?: DataSource): LockLeases | null => (dataSource ? LockLeases.for(dataSource) : null),
+    inject: [{ token: DataSource, optional: true }],
   },
   provideLibClock(OAUTH_REFRESH_CLOCK, OAUTH_REFRESH_RESOLVED_OPTIONS),
   { provide: OAuthTokenStore, useClass: CredentialsTokenStore },

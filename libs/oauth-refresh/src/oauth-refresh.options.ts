@@ -46,7 +46,7 @@ export interface OAuthRefreshModuleOptions {
   requestTimeoutMs?: number;
   /**
    * How long a refresh request that timed out is still awaited afterwards, holding the connection's
-   * lock (the caller is answered at the timeout): a provider that answers late may have rotated the
+   * lock and refresh lease (the caller is answered at the timeout): a provider that answers late may have rotated the
    * refresh token, and its answer holds the only live one. 0: abandoned at the timeout. The timeout's cooldown
    * lasts at least this long (the late answer ends it). @default 60000
    */
@@ -65,7 +65,9 @@ export interface OAuthRefreshModuleOptions {
   /**
    * How long a refresh waits for the cross-replica lock of its connection; then it fails with a retryable
    * OAuthRefreshFailedError without calling the provider. May be shorter than a holder awaiting a late answer
-   * (`requestTimeoutMs` + `lateAnswerMs`): the lock has no lease, a waiter never presents the token it spends. @default 30000
+   * (`requestTimeoutMs` + `lateAnswerMs`): a waiter never presents the token that holder spends. The lock is only
+   * the fast path: it is lost with its database session, and the guard is the connection's refresh-in-flight
+   * lease (`cv_lock_leases`, held until the answer is stored; see the README, *Refresh*). @default 30000
    */
   lockTimeoutMs?: number;
   proactive?: OAuthProactiveRefreshOptions;

@@ -1,16 +1,17 @@
 import { Inject, Injectable, Logger, Optional } from '@nestjs/common';
 import { EventEmitter2 } from '@nestjs/event-emitter';
 import { AuditService } from '@app/audit';
-import { Clock, DistributedLock, LockTimeoutError, OperationContext } from '@app/common';
+import { Clock, DistributedLock, LockLeases, LockTimeoutError, OperationContext } from '@app/common';
 import { OAuthTokenClient } from './client/oauth-token-client';
 import { OAuthAccessTokenExpiredError, OAuthReauthRequiredError, OAuthRefreshFailedError, OAuthRefreshValidationError } from './errors/oauth-refresh.errors';
-import { OAUTH_REFRESH_CLOCK, OAUTH_REFRESH_LOCK, OAUTH_REFRESH_RESOLVED_OPTIONS } from './oauth-refresh.constants';
+import { OAUTH_REFRESH_CLOCK, OAUTH_REFRESH_LEASES, OAUTH_REFRESH_LOCK, OAUTH_REFRESH_RESOLVED_OPTIONS } from './oauth-refresh.constants';
 import type { ResolvedOAuthRefreshOptions } from './oauth-refresh.options';
 import type { ResolvedOAuthProvider } from './providers/oauth-provider.config';
 import { OAuthProviderRegistry } from './providers/oauth-provider.registry';
 import { ProactiveRefreshResult, ProactiveRefreshRunner } from './refresh/proactive-refresh-runner';
 import { isRetryableRefreshFailure, RefreshFailureHandler } from './refresh/refresh-failure-handler';
 import { AccessTokenResult, answerHoldingLock, connectionKey, describeRefreshError, lockName, RefreshDeps, RefreshReason, requireUsable, sameSecret, serveToken } from './refresh/refresh-support';
+import { RefreshLeases } from './refresh/refresh-leases';
 import { RotatedRefreshTokens } from './refresh/rotated-refresh-tokens';
 import { TokenRefresher } from './refresh/token-refresher';
 import { RefreshCooldownGate } from './refresh/refresh-cooldown-gate';
@@ -43,7 +44,9 @@ export interface GetAccessTokenOptions {
  *   else refreshes first. Concurrent callers of one connection share ONE refresh (single-flight);
  *   replicas serialise on a `DistributedLock` per connection and, once holding it, re-read the
  *   metadata from the database: if another replica refreshed meanwhile (version changed), its
- *   token is used without calling the provider.
+ *   token is used without calling the provider. The lock is the fast path: the guard against
+ *   presenting a refresh token twice is the connection's refresh-in-flight lease (`RefreshLeases`),
+ *   which outlives a lock lost with its database session.
  * - A new refresh token is made durable (compare-and-set, else a pending refresh token) BEFORE the
  *   new access token is stored or served; a response without one keeps the stored one.
  * - `invalid_grant` marks the connection `needs_reauth` (event + audit) and every later call fails
@@ -73,12 +76,14 @@ export class OAuthRefreshService {
     @Optional() events?: EventEmitter2,
     /** Shared cooldowns from the host (e.g. Redis); in process without one. */
     @Optional() sharedCooldowns?: OAuthRefreshCooldowns,
+    /** Refresh-in-flight leases in the database (none without a DataSource). */
+    @Optional() @Inject(OAUTH_REFRESH_LEASES) leases?: LockLeases | null,
   ) {
     this.cooldowns = new RefreshCooldownGate(sharedCooldowns, { baseMs: options.failureCooldownMs, maxMs: options.maxFailureCooldownMs }, this.logger);
     // The parts are plain classes built here, so the service's providers (and tests' modules) stay as they were.
-    const deps: RefreshDeps = { registry, store, client, audit, lock, clock, options, events, logger: this.logger, cooldowns: this.cooldowns };
+    const deps: RefreshDeps = { registry, store, client, audit, lock, leases: leases ?? undefined, clock, options, events, logger: this.logger, cooldowns: this.cooldowns };
     this.rotated = new RotatedRefreshTokens(deps);
-    this.refresher = new TokenRefresher(deps, this.rotated, new RefreshFailureHandler(deps));
+    this.refresher = new TokenRefresher(deps, this.rotated, new RefreshFailureHandler(deps), new RefreshLeases(deps));
     this.proactive = new ProactiveRefreshRunner(deps, (...args) => this.refresh(...args));
   }
 

@@ -2,7 +2,7 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import type { Logger } from '@nestjs/common';
 import type { EventEmitter2 } from '@nestjs/event-emitter';
 import { AuditAction, AuditResult, AuditService } from '@app/audit';
-import { describeError, type Clock, type DistributedLock, type OperationContext } from '@app/common';
+import { describeError, type Clock, type DistributedLock, type LockLeases, type OperationContext } from '@app/common';
 import { type OAuthTokenClient, TokenEndpointFailure } from '../client/oauth-token-client';
 import { reportedOAuthError } from '../client/oauth-error-code';
 import { OAuthConnectionNotFoundError, OAuthReauthRequiredError, OAuthRefreshFailedError } from '../errors/oauth-refresh.errors';
@@ -32,6 +32,8 @@ export interface RefreshDeps {
   readonly client: OAuthTokenClient;
   readonly audit: AuditService;
   readonly lock: DistributedLock;
+  /** Refresh-in-flight leases in the database (`RefreshLeases`); absent without a DataSource. */
+  readonly leases?: LockLeases;
   readonly clock: Clock;
   readonly options: ResolvedOAuthRefreshOptions;
   readonly events?: EventEmitter2;

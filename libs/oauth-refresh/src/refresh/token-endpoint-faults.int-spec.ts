@@ -5,7 +5,8 @@
  */
 import { Logger } from '@nestjs/common';
 import { EventEmitter2 } from '@nestjs/event-emitter';
-import { ManualClock, type OperationContext } from '@app/common';
+import { LockLeases, ManualClock, type OperationContext } from '@app/common';
+import { DataSource } from 'typeorm';
 import { CredentialsService, CredentialStatus } from '@app/credentials';
 import { KeyVaultEmulator } from '@app/keyvault-emulator';
 import { CapturingLogger, createTestDatabase, TestOAuthServer, type TestDatabase } from '@app/testing';
@@ -182,6 +183,30 @@ describe('OAuthRefreshService against a faulty real token endpoint (SQLite)', ()
     issued.add(refresh.value);
     expect(refresh.metadata).toMatchObject({ version: 2, expiresAt: null, status: CredentialStatus.ACTIVE });
     expect(refresh.value).not.toBe(initial.refresh_token);
+  });
+
+  it("a refresh-in-flight lease left by a holder that crashed: nobody presents the refresh token until it lapses, then the refresh goes on; a refresh ends its own lease", async () => {
+    const { connectionId, initial, stored } = await connect();
+    const leases = LockLeases.for(stack.moduleRef.get(DataSource));
+    const name = `oauth-refresh:${JSON.stringify([ctx.tenantId, 'idp', connectionId])}`;
+    // A replica took the lease, presented the refresh token and died (its answer lost with it).
+    const lapses = new Date(Date.now() + 1500);
+    expect(await leases.claim(name, 'crashed-replica', lapses, new Date())).toMatchObject({ claimed: true });
+    enterWindow(stored.expiresAt);
+
+    expect(await oauth.getAccessToken(ctx, 'idp', connectionId)).toMatchObject({ accessToken: initial.access_token, version: 1 });
+    const refused = await oauth.reportTokenRejected(ctx, 'idp', connectionId).catch((e: unknown) => e);
+    expect(refused).toMatchObject({ code: 4003, retryable: true, retryAfter: lapses });
+    expect(server.refreshCalls).toBe(0);
+
+    await new Promise((r) => setTimeout(r, lapses.getTime() - Date.now() + 50));
+    const next = await oauth.reportTokenRejected(ctx, 'idp', connectionId);
+    issued.add(next.accessToken);
+    expect(next.version).toBe(2);
+    expect(server.refreshCalls).toBe(1);
+    // The refresh ended its lease: anyone may take it now.
+    expect(await leases.claim(name, 'someone', new Date(Date.now() + 60_000), new Date())).toMatchObject({ claimed: true });
+    await leases.release(name, 'someone');
   });
 
   it('never puts a token in a log line', () => {

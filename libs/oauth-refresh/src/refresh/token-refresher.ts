@@ -8,6 +8,7 @@ import { remainingMs, retryDelayMs } from '../refresh-policy';
 import type { ConnectionTokens, StoredToken } from '../store/oauth-token-store';
 import { accessWrite, refreshWrite, validateTokenSet } from '../token/token-response';
 import { RefreshFailureHandler } from './refresh-failure-handler';
+import type { RefreshLeases } from './refresh-leases';
 import {
   AccessTokenResult,
   auditRefresh,
@@ -64,8 +65,8 @@ class LateAnswer extends Error {
 }
 
 /**
- * The refresh itself, run while holding the connection's lock: re-read (fencing), the token-endpoint
- * call with retries, the rotated refresh token made durable BEFORE the new access token is written
+ * The refresh itself, run while holding the connection's lock: re-read (fencing), the connection's
+ * refresh-in-flight lease (`RefreshLeases`), the token-endpoint call with retries, the rotated refresh token made durable BEFORE the new access token is written
  * or served, then the success event and audit row. Failures go to the RefreshFailureHandler.
  */
 export class TokenRefresher {
@@ -73,6 +74,7 @@ export class TokenRefresher {
     private readonly deps: RefreshDeps,
     private readonly rotated: RotatedRefreshTokens,
     private readonly failures: RefreshFailureHandler,
+    private readonly leases: RefreshLeases,
   ) {}
 
   async refreshHoldingLock(r: RefreshRequest): Promise<AccessTokenResult> {
@@ -92,22 +94,30 @@ export class TokenRefresher {
     const live = await this.rotated.live(connection, fresh, refresh);
     const secret = provider.clientSecret ? await store.readClientSecret(ctx, provider.clientSecret) : undefined;
     const step: Exchange = { r, connection, fresh, access, refresh, live, started };
-    let tokens: OAuthTokenSet;
-    let attempts = 0;
+    // The real guard, the lock being only the fast path (it is lost with its session): no other request in flight.
+    const lease = await this.leases.claim(provider, connectionId, key);
+    let releasedLater = false;
     try {
-      ({ tokens, attempts } = await this.callWithRetries(provider, live.value, secret));
-      await this.validateKeepingRotated(step, tokens).catch((e: unknown) => {
-        throw Object.assign(e as object, { attempts });
-      });
-    } catch (e) {
-      if (e instanceof LateAnswer) {
-        // The caller is answered now; the lock stays held until the answer came and was stored.
-        r.keepLock(this.completeLate(step, e));
-        throw await this.failures.handle({ ctx, provider, connectionId, key, access, refresh, reason, error: e.failure, started });
+      let tokens: OAuthTokenSet;
+      let attempts = 0;
+      try {
+        ({ tokens, attempts } = await this.callWithRetries(provider, live.value, secret));
+        await this.validateKeepingRotated(step, tokens).catch((e: unknown) => {
+          throw Object.assign(e as object, { attempts });
+        });
+      } catch (e) {
+        if (e instanceof LateAnswer) {
+          // The caller is answered now; the lock and the lease stay held until the answer came and was stored.
+          releasedLater = true;
+          r.keepLock(this.completeLate(step, e).finally(() => lease.release()));
+          throw await this.failures.handle({ ctx, provider, connectionId, key, access, refresh, reason, error: e.failure, started });
+        }
+        throw await this.fail(step, e);
       }
-      throw await this.fail(step, e);
+      return await this.complete(step, tokens, attempts);
+    } finally {
+      if (!releasedLater) await lease.release();
     }
-    return this.complete(step, tokens, attempts);
   }
 
   /** A failed exchange: an invalid_grant also drops a rotated token kept only as pending (it is dead too). Returns the error to throw. */

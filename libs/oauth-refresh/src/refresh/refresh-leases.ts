@@ -1,0 +1,65 @@
+import { randomUUID } from 'node:crypto';
+import { OAuthRefreshFailedError } from '../errors/oauth-refresh.errors';
+import type { ResolvedOAuthProvider } from '../providers/oauth-provider.config';
+import { describeRefreshError, lockName, RefreshDeps } from './refresh-support';
+
+/**
+ * Time a lease outlives the longest exchange it covers: storing the answer, and the replicas' clocks
+ * disagreeing (a lease's expiry is written by one replica and compared by another).
+ */
+export const LEASE_MARGIN_MS = 30_000;
+
+/** A lease this refresh holds: ended once its answer is stored or the refresh failed (never throws). */
+export interface HeldRefreshLease {
+  release(): Promise<void>;
+}
+
+const NO_LEASE: HeldRefreshLease = { release: () => Promise.resolve() };
+
+/**
+ * The refresh-in-flight lease of a connection (`cv_lock_leases`, through `LockLeases` of libs/common): the real
+ * guard against presenting one refresh token twice. The connection's advisory lock is only the fast path:
+ * PostgreSQL frees it when its session dies (a lost connection, `pg_terminate_backend`) while its holder still
+ * awaits the token endpoint, and the next holder must then not present the token the first one may have spent.
+ *
+ * Taken, compare-and-set, right before the token endpoint is called, for everything that call may take
+ * (retries, a late answer) plus `LEASE_MARGIN_MS`; ended when the answer is stored or the refresh failed. A
+ * holder that crashed leaves it to expire. Without a DataSource (a host's own DistributedLock) there is none.
+ */
+export class RefreshLeases {
+  constructor(private readonly deps: RefreshDeps) {}
+
+  /** How long a lease lasts for `provider`: every attempt timing out, the delays between them, a late answer, the margin. */
+  durationMs(provider: ResolvedOAuthProvider): number {
+    const { retry, lateAnswerMs } = this.deps.options;
+    return retry.maxAttempts * provider.requestTimeoutMs + (retry.maxAttempts - 1) * retry.maxDelayMs + lateAnswerMs + LEASE_MARGIN_MS;
+  }
+
+  /**
+   * Takes the connection's lease, or throws a retryable OAuthRefreshFailedError (as a lock timeout does,
+   * `retryAfter` the lease's expiry) when another refresh holds it: its request may have spent the refresh token.
+   */
+  async claim(provider: ResolvedOAuthProvider, connectionId: string, key: string): Promise<HeldRefreshLease> {
+    const leases = this.deps.leases;
+    if (!leases) return NO_LEASE;
+    const name = lockName(key);
+    const holder = randomUUID();
+    const now = new Date();
+    const claim = await leases.claim(name, holder, new Date(now.getTime() + this.durationMs(provider)), now);
+    if (!claim.claimed) {
+      throw new OAuthRefreshFailedError(
+        `another refresh of this connection (on this replica or another) is awaiting the token endpoint until ${claim.expiresAt.toISOString()} at the latest; its refresh token is not presented twice`,
+        { integrationId: provider.integrationId, connectionId, transient: true, retryAfter: claim.expiresAt },
+      );
+    }
+    return {
+      release: async () => {
+        try {
+          await leases.release(name, holder);
+        } catch (e) {
+          this.deps.logger.warn(`could not end the refresh lease of connection ${connectionId} (integration ${provider.integrationId}); it ends at its expiry: ${describeRefreshError(e)}`);
+        }
+      },
+    };
+  }
+}
