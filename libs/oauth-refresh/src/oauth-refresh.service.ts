@@ -63,6 +63,7 @@ export class OAuthRefreshService {
   private readonly cooldowns: RefreshCooldownGate;
   private readonly rotated: RotatedRefreshTokens;
   private readonly refresher: TokenRefresher;
+  private readonly leases: RefreshLeases;
   private readonly proactive: ProactiveRefreshRunner;
 
   constructor(
@@ -83,7 +84,8 @@ export class OAuthRefreshService {
     // The parts are plain classes built here, so the service's providers (and tests' modules) stay as they were.
     const deps: RefreshDeps = { registry, store, client, audit, lock, leases: leases ?? undefined, clock, options, events, logger: this.logger, cooldowns: this.cooldowns };
     this.rotated = new RotatedRefreshTokens(deps);
-    this.refresher = new TokenRefresher(deps, this.rotated, new RefreshFailureHandler(deps), new RefreshLeases(deps));
+    this.leases = new RefreshLeases(deps);
+    this.refresher = new TokenRefresher(deps, this.rotated, new RefreshFailureHandler(deps), this.leases);
     this.proactive = new ProactiveRefreshRunner(deps, (...args) => this.refresh(...args));
   }
 
@@ -103,10 +105,13 @@ export class OAuthRefreshService {
     const key = connectionKey(ctx.tenantId, integrationId, connectionId);
     const saved = await this.lock.run(
       lockName(key),
-      () => {
+      async () => {
         const now = this.clock.now();
         const refresh = tokens.refreshToken !== undefined ? refreshWrite({ ...tokens, refreshToken: tokens.refreshToken }, now) : undefined;
-        return this.store.save(ctx, integrationId, connectionId, accessWrite(provider, tokens, now), refresh);
+        const written = await this.store.save(ctx, integrationId, connectionId, accessWrite(provider, tokens, now), refresh);
+        // A refresh in flight (its holder's lock lost, or crashed) spends a refresh token no longer stored: its lease guards nothing now.
+        if (refresh) await this.leases.clear(key);
+        return written;
       },
       { timeoutMs: this.options.lockTimeoutMs },
     );

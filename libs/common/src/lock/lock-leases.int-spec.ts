@@ -59,6 +59,16 @@ describe.each(DATABASE_KINDS)('LockLeases (%s)', (kind) => {
     expect(await leases.claim(n, 'holder-c', at(70_000), at(2000))).toEqual({ claimed: true, expiresAt: at(70_000) });
   });
 
+  it('clear ends a lease whoever holds it, and only that one', async () => {
+    const n = name();
+    const kept = name();
+    await leases.claim(n, 'holder-a', at(60_000), t0);
+    await leases.claim(kept, 'holder-a', at(60_000), t0);
+    await leases.clear(n);
+    expect(await leases.claim(n, 'holder-b', at(60_000), t0)).toEqual({ claimed: true, expiresAt: at(60_000) });
+    expect(await leases.claim(kept, 'holder-b', at(60_000), t0)).toMatchObject({ claimed: false, holder: 'holder-a' });
+  });
+
   it('a name longer than the column is kept hashed, still one lease per name', async () => {
     const long = `oauth-refresh:${'x'.repeat(400)}`;
     expect((await leases.claim(long, 'holder-a', at(60_000), t0)).claimed).toBe(true);

@@ -47,6 +47,11 @@ export class LockLeases {
     return row.holder === holder ? { claimed: true, expiresAt: row.expiresAt } : { claimed: false, holder: row.holder, expiresAt: row.expiresAt };
   }
 
+  /** Ends lease `name` whoever holds it: for when what it guards is gone (its holder's work can no longer matter). */
+  async clear(name: string): Promise<void> {
+    await this.runner.run(() => this.runner.manager.getRepository(LockLeaseEntity).delete({ name: leaseKey(name) }));
+  }
+
   /** Ends `holder`'s lease `name`; a lease another holder took meanwhile (after ours expired) is left alone. */
   async release(name: string, holder: string): Promise<void> {
     await this.runner.run(() => this.runner.manager.getRepository(LockLeaseEntity).delete({ name: leaseKey(name), holder }));

@@ -62,4 +62,16 @@ export class RefreshLeases {
       },
     };
   }
+
+  /**
+   * Ends the connection's lease whoever holds it: new tokens with a new refresh token were stored, so a request in
+   * flight spends one no longer stored (its answer loses the compare-and-set) and the next refresh may go at once.
+   */
+  async clear(key: string): Promise<void> {
+    try {
+      await this.deps.leases?.clear(lockName(key));
+    } catch (e) {
+      this.deps.logger.warn(`could not end the refresh lease of a connection whose tokens were replaced; it ends at its expiry: ${describeRefreshError(e)}`);
+    }
+  }
 }

@@ -209,6 +209,22 @@ describe('OAuthRefreshService against a faulty real token endpoint (SQLite)', ()
     await leases.release(name, 'someone');
   });
 
+  it('new tokens stored (a reconnect) end a lease left on the connection: the next refresh presents the new refresh token at once', async () => {
+    const { connectionId } = await connect();
+    const leases = LockLeases.for(stack.moduleRef.get(DataSource));
+    const name = `oauth-refresh:${JSON.stringify([ctx.tenantId, 'idp', connectionId])}`;
+    expect(await leases.claim(name, 'crashed-replica', new Date(Date.now() + 60_000), new Date())).toMatchObject({ claimed: true });
+    await expect(oauth.reportTokenRejected(ctx, 'idp', connectionId)).rejects.toMatchObject({ code: 4003, retryable: true });
+
+    const again = await server.authorize();
+    issued.add(again.access_token).add(again.refresh_token!);
+    await oauth.storeOAuthCredentials(ctx, 'idp', connectionId, again);
+    const next = await oauth.reportTokenRejected(ctx, 'idp', connectionId);
+    issued.add(next.accessToken);
+    expect(next.version).toBe(3);
+    expect(server.tokenCalls.filter((c) => c.grantType === 'refresh_token').map((c) => c.status)).toEqual([200]);
+  });
+
   it('never puts a token in a log line', () => {
     expect(issued.size).toBeGreaterThanOrEqual(2);
     for (const t of issued) for (const line of logger.lines) expect(line.includes(t)).toBe(false);
