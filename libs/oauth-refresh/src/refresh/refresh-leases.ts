@@ -44,6 +44,7 @@ export class RefreshLeases {
     if (!leases) return NO_LEASE;
     const name = lockName(key);
     const holder = randomUUID();
+    // Real time, not the lib's Clock: the lease covers real timers (requestTimeoutMs, lateAnswerMs), not token expiry.
     const now = new Date();
     const claim = await leases.claim(name, holder, new Date(now.getTime() + this.durationMs(provider)), now);
     if (!claim.claimed) {
