@@ -28,6 +28,7 @@ import { ROTATION_MODULE_OPTIONS, RotationConfigurableModule, ROTATION_HOST_MODU
 import { RotationModuleOptions, resolveRotationOptions, type ResolvedRotationOptions } from './rotation.options';
 import { RevocationService } from './revoke/revocation.service';
 import { RotationQueries } from './rotation.queries';
+import { PendingRotationCleanup } from './pending/pending-rotation-cleanup';
 import { PendingRotationValues } from './pending/pending-rotation-values';
 import { RotationService } from './rotation.service';
 import { WEBHOOK_PROVIDERS } from './webhooks';
@@ -81,6 +82,7 @@ const providers: Provider[] = [
   RotationHandlerRegistry,
   RotationService,
   PendingRotationValues,
+  PendingRotationCleanup,
   RotationQueries,
   RevocationService,
   ExpiryMonitorService,

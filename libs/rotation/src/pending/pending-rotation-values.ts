@@ -65,10 +65,15 @@ export class PendingRotationValues {
 
   /** Best effort: a leftover is stale (its version check fails) and dropped by the next rotation. */
   async drop(ctx: OperationContext, pending: CredentialMetadata): Promise<void> {
+    await this.discard(ctx, pending).catch((e: unknown) => this.logger.warn(`could not delete the pending rotation value ${pending.id}: ${describeError(e)}`));
+  }
+
+  /** Deletes it (value and metadata); gone already is done. Other failures throw. */
+  async discard(ctx: OperationContext, pending: CredentialMetadata): Promise<void> {
     try {
       await this.credentials.delete(ctx, pending.id, { expectedVersion: pending.rowVersion });
     } catch (e) {
-      if (!(e instanceof CredentialNotFoundError)) this.logger.warn(`could not delete the pending rotation value ${pending.id}: ${describeError(e)}`);
+      if (!(e instanceof CredentialNotFoundError)) throw e;
     }
   }
 

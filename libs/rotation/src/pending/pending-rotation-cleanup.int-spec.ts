@@ -1,0 +1,108 @@
+/**
+ * Integration (real SDK, local vault, SQLite and PostgreSQL): a credential's pending rotation value — a minted value
+ * kept after the vault refused its write — does not outlive the credential. Deleting the credential, or revoking it
+ * (RevocationService, or PATCH status through CredentialsService), deletes the pending credential and its ciphertext
+ * once the change's outbox event is dispatched, audited by `system:rotation`.
+ */
+import { randomBytes } from 'node:crypto';
+import { Logger } from '@nestjs/common';
+import { AuditLogEntry } from '@app/audit';
+import { ManualClock, OutboxDispatcher, type OperationContext } from '@app/common';
+import { CredentialEntity, CredentialStatus, CredentialType, EnvelopeValueEntity, ValueStoreKind, type CredentialMetadata } from '@app/credentials';
+import { KeyVaultEmulator } from '@app/keyvault-emulator';
+import { CapturingLogger, createTestDatabase, DATABASE_KINDS, type TestDatabase, type TestDatabaseKind } from '@app/testing';
+import { buildRotationStack, type RotationStack } from '../rotation-stack.testing';
+
+describe.each(DATABASE_KINDS)('a pending rotation value when its credential goes (%s)', (kind: TestDatabaseKind) => {
+  let emu: KeyVaultEmulator;
+  let db: TestDatabase;
+  let s: RotationStack;
+  const clock = new ManualClock(new Date());
+  const run = randomBytes(3).toString('hex');
+  let seq = 0;
+  const minted: string[] = [];
+  const handler = {
+    mint: async () => {
+      const value = `pk_${randomBytes(16).toString('hex')}`;
+      minted.push(value);
+      return { value };
+    },
+  };
+
+  beforeAll(async () => {
+    Logger.overrideLogger(new CapturingLogger());
+    emu = await KeyVaultEmulator.start({ quiet: true, throttle: false });
+    db = await createTestDatabase(kind);
+    s = await buildRotationStack(db, emu, clock, { handlers: [{ integrationId: 'acme', handler }] });
+  });
+  afterEach(() => emu.clearDenials());
+  afterAll(async () => {
+    await s?.moduleRef.close();
+    await db?.drop();
+    await emu?.stop();
+    Logger.overrideLogger(new Logger());
+  });
+
+  /** A credential whose handler-minted value the vault refused to write: kept as its pending rotation value. */
+  async function withPendingValue(): Promise<{ ctx: OperationContext; cred: CredentialMetadata; pendingId: string; value: string }> {
+    const ctx: OperationContext = { tenantId: `pend_${run}_${++seq}`, actor: { id: 'user:alice' }, correlationId: `corr-${run}-${seq}` };
+    // The tenant's envelope data key exists already, as in a live vault.
+    await s.credentials.store(ctx, { integrationId: 'other', connectionId: 'e', type: CredentialType.CUSTOM_SECRET, value: 'x'.repeat(20), valueStore: ValueStoreKind.ENVELOPE });
+    const cred = await s.credentials.store(ctx, { integrationId: 'acme', connectionId: `c${seq}`, type: CredentialType.API_KEY, value: `k-${randomBytes(12).toString('hex')}` });
+    emu.deny({ operations: ['setSecret'] });
+    await expect(s.rotation.rotate(ctx, cred.id, { reason: 'manual' })).rejects.toMatchObject({ code: 1010 });
+    emu.clearDenials();
+    const pending = await s.rotation.pendingRotation(ctx, cred.id);
+    expect(pending).toMatchObject({ credentialId: cred.id });
+    expect((await s.credentials.get(ctx, pending!.pendingCredentialId)).value).toBe(minted[minted.length - 1]);
+    return { ctx, cred, pendingId: pending!.pendingCredentialId, value: minted[minted.length - 1] };
+  }
+
+  async function dispatch(): Promise<void> {
+    await s.moduleRef.get(OutboxDispatcher).drain();
+  }
+
+  /** The pending credential is deleted (metadata), its ciphertext gone, the delete audited by the cleanup. */
+  async function expectGone(ctx: OperationContext, pendingId: string, value: string): Promise<void> {
+    await expect(s.credentials.getMetadata(ctx, pendingId)).rejects.toMatchObject({ code: 2002 });
+    const row = await s.dataSource.getRepository(CredentialEntity).findOneByOrFail({ id: pendingId });
+    expect(row.status).toBe(CredentialStatus.DELETED);
+    expect(await s.dataSource.getRepository(EnvelopeValueEntity).countBy({ credentialId: pendingId })).toBe(0);
+    const audit = await s.dataSource.getRepository(AuditLogEntry).find({ where: { tenantId: ctx.tenantId, resource: pendingId, action: 'delete' } });
+    expect(audit).toEqual([expect.objectContaining({ actorId: 'system:rotation', result: 'success', correlationId: ctx.correlationId })]);
+    expect(JSON.stringify(await s.dataSource.getRepository(AuditLogEntry).find({ where: { tenantId: ctx.tenantId } }))).not.toContain(value);
+  }
+
+  it('deleting the credential deletes its pending rotation value', async () => {
+    const { ctx, cred, pendingId, value } = await withPendingValue();
+    await s.credentials.delete(ctx, cred.id);
+    await dispatch();
+    await expectGone(ctx, pendingId, value);
+  });
+
+  it('revoking the credential deletes its pending rotation value', async () => {
+    const { ctx, cred, pendingId, value } = await withPendingValue();
+    await s.revocation.revoke(ctx, { credentialId: cred.id }, { reason: 'leaked' });
+    await dispatch();
+    expect(await s.rotation.pendingRotation(ctx, cred.id)).toBeNull();
+    await expectGone(ctx, pendingId, value);
+  });
+
+  it("revoking the credential's integration (which revokes the pending credential too) deletes it", async () => {
+    const { ctx, cred, pendingId, value } = await withPendingValue();
+    expect((await s.revocation.revoke(ctx, { integrationId: 'acme' }, { reason: 'leaked' })).revoked).toEqual(expect.arrayContaining([cred.id, pendingId]));
+    await dispatch();
+    expect(await s.rotation.pendingRotation(ctx, cred.id)).toBeNull();
+    await expectGone(ctx, pendingId, value);
+  });
+
+  it('revoking it through a status change (PATCH) deletes it too; any other metadata change leaves it', async () => {
+    const { ctx, cred, pendingId, value } = await withPendingValue();
+    await s.credentials.updateMetadata(ctx, cred.id, { tags: { team: 'a' } });
+    await dispatch();
+    expect(await s.rotation.pendingRotation(ctx, cred.id)).toMatchObject({ pendingCredentialId: pendingId });
+    await s.credentials.updateMetadata(ctx, cred.id, { status: CredentialStatus.REVOKED });
+    await dispatch();
+    await expectGone(ctx, pendingId, value);
+  });
+});
