@@ -207,6 +207,7 @@ describe('the OpenAPI document describes every success answer (SQLite, local vau
     const history = await call('get', '/v1/rotation/credentials/{id}/history', 200, { params: { id: revoked.id } });
     expect(history.items.map((h: Json) => h.action)).toEqual(['unrevoke', 'revoke']);
     await call('get', '/v1/rotation/credentials/{id}/history', 200, { params: { id: rotated.id } });
+    expect((await call('get', '/v1/rotation/credentials/{id}/pending', 200, { params: { id: rotated.id } })).pendingRotation).toBeNull();
 
     const expiries = await call('get', '/v1/rotation/expiries', 200, { query: { days: '30' } });
     expect(expiries.items.map((e: Json) => e.credential.id)).toContain(expiring.id);

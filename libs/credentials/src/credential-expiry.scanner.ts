@@ -3,7 +3,7 @@ import { AuditService } from '@app/audit';
 import type { Clock } from '@app/common';
 import { CredentialCache } from './cache/credential-cache';
 import { CredentialExpiryTransition, type ExpiryTransitionResult } from './credential-expiry.transition';
-import { CredentialStatus } from './credential-type';
+import { CREDENTIAL_TYPES, CredentialStatus, type CredentialType } from './credential-type';
 import type { ExpiringCredentialRef, ExpiringScanQuery, LiveCredentialRef, LiveScanQuery } from './credential.types';
 import { CREDENTIALS_CLOCK } from './credentials.constants';
 import { CredentialValidationError } from './errors/credential-errors';
@@ -70,5 +70,12 @@ export class CredentialExpiryScanner {
       throw new CredentialValidationError('changedBefore must be a valid Date', 'changedBefore');
     }
     return this.rows.scanLive({ statuses: query.statuses ?? [CredentialStatus.ACTIVE], changedBeforeMs: query.changedBefore?.getTime(), limit, afterId: query.afterId });
+  }
+
+  /** How many credentials of every tenant, not deleted, of `type` have a connection id starting with `connectionIdPrefix` (for metrics). */
+  async countLiveAcrossTenants(query: { type: CredentialType; connectionIdPrefix: string }): Promise<number> {
+    if (!CREDENTIAL_TYPES.includes(query?.type)) throw new CredentialValidationError(`type must be one of ${CREDENTIAL_TYPES.join(', ')}`, 'type');
+    if (typeof query.connectionIdPrefix !== 'string' || query.connectionIdPrefix.length === 0) throw new CredentialValidationError('connectionIdPrefix must be a non-empty string', 'connectionIdPrefix');
+    return this.rows.countLiveByConnectionPrefix(query.type, query.connectionIdPrefix);
   }
 }

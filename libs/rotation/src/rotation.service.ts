@@ -116,6 +116,11 @@ export class RotationService {
     return pending ? this.pending.toReport(meta, pending) : null;
   }
 
+  /** Pending rotation values of every tenant (metrics; no tenant owns the count). */
+  pendingRotationCount(): Promise<number> {
+    return this.pending.countAcrossTenants();
+  }
+
   private async rotateWebhookSecret(ctx: OperationContext, before: CredentialMetadata, reason: string | null): Promise<RotationOutcome> {
     const result = await this.webhooks!.rotate(ctx, before.id);
     const metadata = await this.credentials.getMetadata(ctx, before.id);

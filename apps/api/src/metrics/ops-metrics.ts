@@ -161,7 +161,7 @@ export class OpsMetrics implements OnModuleInit {
  * the first and while the last one failed — a gauge left unset then keeps its last sample. A scrape waits for a read
  * in flight at most SCRAPE_WAIT_MS, then takes what the one before gave.
  */
-function throttledRead<T>(ttlMs: number, read: () => Promise<T>, onError: (e: unknown) => void): () => Promise<T | undefined> {
+export function throttledRead<T>(ttlMs: number, read: () => Promise<T>, onError: (e: unknown) => void): () => Promise<T | undefined> {
   let last: T | undefined;
   let readAt = -Infinity;
   let reading: Promise<void> | undefined;

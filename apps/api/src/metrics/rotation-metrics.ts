@@ -1,16 +1,23 @@
-import { Injectable, OnModuleDestroy, OnModuleInit } from '@nestjs/common';
+import { Injectable, Logger, OnModuleDestroy, OnModuleInit } from '@nestjs/common';
 import { Counter, Gauge } from 'prom-client';
 import { ExpiryMonitorService, NOTIFICATION_OUTCOMES, NotificationChannels, NotificationCounters, RevocationService, RotationService } from '@app/rotation';
+import { describeError } from '@app/common';
 import { registerHostMetrics } from './host-metrics';
+import { throttledRead } from './ops-metrics';
+
+/** Pending rotation values are counted (one query over every tenant's credentials) at most this often. */
+const PENDING_ROTATION_COUNT_TTL_MS = 60_000;
 
 /**
  * The rotation lib on /metrics, read at scrape time: rotations and revocations done by this process,
  * and credentials by expiry window as the last expiry-monitor run on this replica counted them (job
  * success and staleness are the `credential_vault_job_*` metrics); notification attempts per channel
- * and outcome, counted as NotificationCounters records them. No label carries a tenant, an id or a value.
+ * and outcome, counted as NotificationCounters records them; pending rotation values of every tenant, counted at
+ * most once a minute. No label carries a tenant, an id or a value.
  */
 @Injectable()
 export class RotationMetrics implements OnModuleInit, OnModuleDestroy {
+  private readonly logger = new Logger(RotationMetrics.name);
   private stopNotifications?: () => void;
 
   constructor(
@@ -39,6 +46,9 @@ export class RotationMetrics implements OnModuleInit, OnModuleDestroy {
       });
     };
     const expiry = this.expiry;
+    const pending = throttledRead(PENDING_ROTATION_COUNT_TTL_MS, () => this.rotation.pendingRotationCount(), (e) =>
+      this.logger.warn(`pending rotation values could not be counted, keeping the last sample: ${describeError(e)}`),
+    );
     const notifications = new Counter({
       name: 'credential_vault_notifications_total',
       help: 'Notification attempts by channel (bus, webhook, email) and outcome: sent, skipped (channel not set up for the tenant), failed (will be retried), given_up (retries exhausted), refused (given up at once: a permanent refusal such as an SMTP 5xx or an HTTP 4xx), duplicate (a redelivered event found the channel done)',
@@ -62,6 +72,15 @@ export class RotationMetrics implements OnModuleInit, OnModuleDestroy {
           this.reset();
           const w = expiry.windows();
           if (w) for (const [window, n] of Object.entries(w)) this.set({ window }, n);
+        },
+      }),
+      new Gauge({
+        name: 'credential_vault_rotation_pending_values',
+        help: 'Pending rotation values, all tenants: values a rotation handler minted whose vault write failed, kept envelope-encrypted until the next rotation writes them (or their credential is deleted or revoked)',
+        registers: [],
+        async collect() {
+          const n = await pending();
+          if (n !== undefined) this.set(n);
         },
       }),
     ]);

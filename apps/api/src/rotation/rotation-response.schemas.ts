@@ -8,6 +8,7 @@ import {
   type DueRotation,
   type EffectivePolicy,
   type NotificationSettingsView,
+  type PendingRotation,
   type PolicySource,
   type RevokeResult,
   type RotationHistoryEntry,
@@ -88,6 +89,13 @@ const upcomingExpiry = object<UpcomingExpiry>({ credential: CREDENTIAL_METADATA_
 
 const dueRotation = object<DueRotation>({ credential: CREDENTIAL_METADATA_SCHEMA, dueAt: instant, rotateAfterDays: integer, rotation: rotationMode });
 
+const pendingRotation = object<PendingRotation>({
+  credentialId: text,
+  pendingCredentialId: { ...text, description: 'the custom_secret credential (envelope store) holding the value' },
+  basedOnVersion: { ...integer, description: 'the version the value replaces: written only while it is still current' },
+  since: instant,
+});
+
 const notificationSettings = object<NotificationSettingsView>({
   tenantId: text,
   webhookUrl: nullable(text),
@@ -126,6 +134,10 @@ export const ROTATION_RESPONSE_SCHEMAS = {
     revoked: { ...arrayOf(text), description: 'credentials revoked (or finished) by this call' },
     vaultVersionsDisabled: integer,
     vaultFailures: { ...arrayOf(text), description: 'revoked, but not every Key Vault version could be disabled yet: call again' },
+  }),
+  PendingRotationState: object<Answer<RotationController['pendingRotation']>>({
+    credentialId: text,
+    pendingRotation: { ...nullable(pendingRotation), description: 'null: none' },
   }),
   UpcomingExpiry: upcomingExpiry,
   UpcomingExpiryList: itemsOf(upcomingExpiry),

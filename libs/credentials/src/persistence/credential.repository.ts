@@ -320,6 +320,21 @@ export class CredentialRepository {
     return rows.map((r) => ({ ...r, expiresAt: new Date(Number(r.expiresAt)) }));
   }
 
+  /** Credentials of every tenant not deleted, of `type`, whose connection id starts with `connectionIdPrefix`. */
+  async countLiveByConnectionPrefix(type: CredentialType, connectionIdPrefix: string): Promise<number> {
+    const row = await this.runner.read(() =>
+      this.runner.manager
+        .createQueryBuilder(CredentialEntity, 'c')
+        .select('COUNT(*)', 'n')
+        .where('c.status <> :deleted', { deleted: CredentialStatus.DELETED })
+        .andWhere('c.type = :type', { type })
+        // SUBSTR, not LIKE: the prefix is matched as it is, whatever characters it holds.
+        .andWhere('SUBSTR(c.connectionId, 1, :len) = :prefix', { len: connectionIdPrefix.length, prefix: connectionIdPrefix })
+        .getRawOne<{ n: string | number }>(),
+    );
+    return Number(row?.n ?? 0);
+  }
+
   /** Live credentials of every tenant by id (keyset), optionally last changed before `changedBeforeMs`. */
   async scanLive(f: { statuses: CredentialStatus[]; changedBeforeMs?: number; limit: number; afterId?: string }): Promise<LiveCredentialRef[]> {
     const rows = await this.runner.read(() => {

@@ -2,7 +2,7 @@
  * Integration (real SDK, local vault, SQLite and PostgreSQL): a credential's pending rotation value — a minted value
  * kept after the vault refused its write — does not outlive the credential. Deleting the credential, or revoking it
  * (RevocationService, or PATCH status through CredentialsService), deletes the pending credential and its ciphertext
- * once the change's outbox event is dispatched, audited by `system:rotation`.
+ * once the change's outbox event is dispatched, audited by `system:rotation` (the row names the credential).
  */
 import { randomBytes } from 'node:crypto';
 import { Logger } from '@nestjs/common';
@@ -45,7 +45,7 @@ describe.each(DATABASE_KINDS)('a pending rotation value when its credential goes
 
   /** A credential whose handler-minted value the vault refused to write: kept as its pending rotation value. */
   async function withPendingValue(): Promise<{ ctx: OperationContext; cred: CredentialMetadata; pendingId: string; value: string }> {
-    const ctx: OperationContext = { tenantId: `pend_${run}_${++seq}`, actor: { id: 'user:alice' }, correlationId: `corr-${run}-${seq}` };
+    const ctx: OperationContext = { tenantId: `pend_${run}_${++seq}`, actor: { id: 'user:alice' } };
     // The tenant's envelope data key exists already, as in a live vault.
     await s.credentials.store(ctx, { integrationId: 'other', connectionId: 'e', type: CredentialType.CUSTOM_SECRET, value: 'x'.repeat(20), valueStore: ValueStoreKind.ENVELOPE });
     const cred = await s.credentials.store(ctx, { integrationId: 'acme', connectionId: `c${seq}`, type: CredentialType.API_KEY, value: `k-${randomBytes(12).toString('hex')}` });
@@ -63,21 +63,25 @@ describe.each(DATABASE_KINDS)('a pending rotation value when its credential goes
   }
 
   /** The pending credential is deleted (metadata), its ciphertext gone, the delete audited by the cleanup. */
-  async function expectGone(ctx: OperationContext, pendingId: string, value: string): Promise<void> {
+  async function expectGone(ctx: OperationContext, cred: CredentialMetadata, pendingId: string, value: string): Promise<void> {
     await expect(s.credentials.getMetadata(ctx, pendingId)).rejects.toMatchObject({ code: 2002 });
     const row = await s.dataSource.getRepository(CredentialEntity).findOneByOrFail({ id: pendingId });
     expect(row.status).toBe(CredentialStatus.DELETED);
     expect(await s.dataSource.getRepository(EnvelopeValueEntity).countBy({ credentialId: pendingId })).toBe(0);
     const audit = await s.dataSource.getRepository(AuditLogEntry).find({ where: { tenantId: ctx.tenantId, resource: pendingId, action: 'delete' } });
-    expect(audit).toEqual([expect.objectContaining({ actorId: 'system:rotation', result: 'success', correlationId: ctx.correlationId })]);
+    // The trail says whose pending value it was: its connection names the credential.
+    expect(audit).toEqual([expect.objectContaining({ actorId: 'system:rotation', result: 'success', details: expect.objectContaining({ connectionId: `rotation-pending.${cred.id}` }) })]);
     expect(JSON.stringify(await s.dataSource.getRepository(AuditLogEntry).find({ where: { tenantId: ctx.tenantId } }))).not.toContain(value);
   }
 
-  it('deleting the credential deletes its pending rotation value', async () => {
+  it('deleting the credential deletes its pending rotation value (and the count over every tenant drops)', async () => {
+    const before = await s.rotation.pendingRotationCount();
     const { ctx, cred, pendingId, value } = await withPendingValue();
+    expect(await s.rotation.pendingRotationCount()).toBe(before + 1);
     await s.credentials.delete(ctx, cred.id);
     await dispatch();
-    await expectGone(ctx, pendingId, value);
+    await expectGone(ctx, cred, pendingId, value);
+    expect(await s.rotation.pendingRotationCount()).toBe(before);
   });
 
   it('revoking the credential deletes its pending rotation value', async () => {
@@ -85,7 +89,7 @@ describe.each(DATABASE_KINDS)('a pending rotation value when its credential goes
     await s.revocation.revoke(ctx, { credentialId: cred.id }, { reason: 'leaked' });
     await dispatch();
     expect(await s.rotation.pendingRotation(ctx, cred.id)).toBeNull();
-    await expectGone(ctx, pendingId, value);
+    await expectGone(ctx, cred, pendingId, value);
   });
 
   it("revoking the credential's integration (which revokes the pending credential too) deletes it", async () => {
@@ -93,7 +97,7 @@ describe.each(DATABASE_KINDS)('a pending rotation value when its credential goes
     expect((await s.revocation.revoke(ctx, { integrationId: 'acme' }, { reason: 'leaked' })).revoked).toEqual(expect.arrayContaining([cred.id, pendingId]));
     await dispatch();
     expect(await s.rotation.pendingRotation(ctx, cred.id)).toBeNull();
-    await expectGone(ctx, pendingId, value);
+    await expectGone(ctx, cred, pendingId, value);
   });
 
   it('revoking it through a status change (PATCH) deletes it too; any other metadata change leaves it', async () => {
@@ -103,6 +107,6 @@ describe.each(DATABASE_KINDS)('a pending rotation value when its credential goes
     expect(await s.rotation.pendingRotation(ctx, cred.id)).toMatchObject({ pendingCredentialId: pendingId });
     await s.credentials.updateMetadata(ctx, cred.id, { status: CredentialStatus.REVOKED });
     await dispatch();
-    await expectGone(ctx, pendingId, value);
+    await expectGone(ctx, cred, pendingId, value);
   });
 });

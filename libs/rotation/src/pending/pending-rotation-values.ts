@@ -1,6 +1,6 @@
 import { Injectable, Logger } from '@nestjs/common';
 import { CredentialVaultError, describeError, ErrorSeverity, type OperationContext } from '@app/common';
-import { CredentialNotFoundError, CredentialsService, CredentialStatus, CredentialType, ValueStoreKind, type CredentialMetadata } from '@app/credentials';
+import { CredentialExpiryScanner, CredentialNotFoundError, CredentialsService, CredentialStatus, CredentialType, ValueStoreKind, type CredentialMetadata } from '@app/credentials';
 import type { MintedValue } from '../handlers/rotation-handler';
 
 /** Pseudo connection of a credential's pending rotation value (one per credential), and its tags (metadata only). */
@@ -27,7 +27,15 @@ export interface PendingRotation {
 export class PendingRotationValues {
   private readonly logger = new Logger(PendingRotationValues.name);
 
-  constructor(private readonly credentials: CredentialsService) {}
+  constructor(
+    private readonly credentials: CredentialsService,
+    private readonly scanner: CredentialExpiryScanner,
+  ) {}
+
+  /** Pending rotation values of every tenant (for metrics): one count query. */
+  countAcrossTenants(): Promise<number> {
+    return this.scanner.countLiveAcrossTenants({ type: CredentialType.CUSTOM_SECRET, connectionIdPrefix: PENDING_ROTATION_CONNECTION_PREFIX });
+  }
 
   async find(ctx: OperationContext, meta: Pick<CredentialMetadata, 'id' | 'integrationId'>): Promise<CredentialMetadata | undefined> {
     const page = await this.credentials.list(ctx, { integrationId: meta.integrationId, connectionId: connectionOf(meta.id), type: CredentialType.CUSTOM_SECRET, limit: 5 });
