@@ -1,6 +1,6 @@
 import { Injectable } from '@nestjs/common';
-import { AuditResult, AuditService } from '@app/audit';
-import { describeError, type OperationContext } from '@app/common';
+import { auditErrorCode, AuditResult, AuditService } from '@app/audit';
+import type { OperationContext } from '@app/common';
 import {
   CredentialsService,
   CredentialStatus,
@@ -93,7 +93,7 @@ export class TenantBackupService {
         if (policy) payload.policies.push(policy);
       }
     } catch (error) {
-      await this.record(ctx, 'tenant_backup', AuditResult.FAILURE, { durationMs: Date.now() - started, error: describeError(error) });
+      await this.record(ctx, 'tenant_backup', AuditResult.FAILURE, { durationMs: Date.now() - started }, error);
       throw error;
     }
     await this.record(ctx, 'tenant_backup', AuditResult.SUCCESS, {
@@ -169,7 +169,7 @@ export class TenantBackupService {
       }
       await this.restorePolicies(ctx, payload.policies, idByRef, options.dryRun, report);
     } catch (error) {
-      if (!options.dryRun) await this.record(ctx, 'tenant_restore', AuditResult.FAILURE, { durationMs: Date.now() - started, error: describeError(error) });
+      if (!options.dryRun) await this.record(ctx, 'tenant_restore', AuditResult.FAILURE, { durationMs: Date.now() - started }, error);
       throw error;
     }
     if (!options.dryRun) {
@@ -257,7 +257,8 @@ export class TenantBackupService {
     }
   }
 
-  private async record(ctx: OperationContext, action: string, result: AuditResult, details: Record<string, unknown>): Promise<void> {
-    await this.audit.record({ action, context: ctx, resource: `tenant:${ctx.tenantId}`, result, details });
+  /** A failure's row carries `errorCode` (`<code>:<codeName>`, as every writer's), never the error's text. */
+  private async record(ctx: OperationContext, action: string, result: AuditResult, details: Record<string, unknown>, error?: unknown): Promise<void> {
+    await this.audit.record({ action, context: ctx, resource: `tenant:${ctx.tenantId}`, result, ...(error === undefined ? {} : { errorCode: auditErrorCode(error) }), details });
   }
 }

@@ -1,0 +1,60 @@
+import { randomBytes } from 'node:crypto';
+import { AuditService } from '@app/audit';
+import { CredentialsService, CredentialType, ValueStoreKind } from '@app/credentials';
+import { RotationPolicyService } from '@app/rotation';
+import { TenantBackupService, type BackupPayload } from '../apps/api/src/backup/tenant-backup.service';
+import { EmbeddedVault } from '../apps/api/src/vault/embedded-vault';
+import { startTestHost, TestHost, ROTATION_JOBS_OFF } from './support/host';
+
+/**
+ * A tenant backup or restore that fails leaves a failure audit row with the one errorCode format of every writer
+ * (`<code>:<codeName>`), and no text of the error: its message may quote what it was doing.
+ */
+describe('tenant backup and restore failures in the audit log (SQLite, local vault)', () => {
+  let host: TestHost;
+  let service: TenantBackupService;
+  const vault = () => host.app.get(EmbeddedVault).emulator!;
+  const rows = async (tenantId: string, action: string) => (await host.app.get(AuditService).query({ tenantId, action })).items;
+
+  beforeAll(async () => {
+    host = await startTestHost('sqlite', { ...ROTATION_JOBS_OFF, OAUTH_PROACTIVE_ENABLED: 'false' });
+    service = new TenantBackupService(host.app.get(CredentialsService), host.app.get(RotationPolicyService), host.app.get(AuditService));
+  });
+  afterEach(() => vault()?.clearDenials());
+  afterAll(async () => {
+    await host?.close();
+  });
+
+  it('a restore the vault refuses: failure row with errorCode 1010:FORBIDDEN, no message', async () => {
+    const ctx = { tenantId: `bk-r-${randomBytes(3).toString('hex')}`, actor: { id: 'ops' } };
+    const value = `sk_live_${randomBytes(18).toString('hex')}`;
+    const now = new Date().toISOString();
+    const payload: BackupPayload = {
+      credentials: [
+        { integrationId: 'github', connectionId: 'ci', type: CredentialType.API_KEY, valueStore: ValueStoreKind.VAULT, status: 'active', tags: {}, expiresAt: null, createdAt: now, currentVersion: 1, versions: [{ version: 1, value, expiresAt: null, createdAt: now }] },
+      ] as BackupPayload['credentials'],
+      skipped: [],
+      policies: [],
+    };
+    vault().deny({ operations: ['setSecret'] });
+    const error = await service.restore(ctx, payload, { dryRun: false }).catch((e: Error) => e);
+    expect(error).toMatchObject({ code: 1010, codeName: 'FORBIDDEN' });
+    const [row] = await rows(ctx.tenantId, 'tenant_restore');
+    expect(row).toMatchObject({ result: 'failure', errorCode: '1010:FORBIDDEN' });
+    const stored = JSON.stringify(row);
+    for (const leak of [(error as Error).message, value]) expect(stored).not.toContain(leak);
+  });
+
+  it('a backup the vault refuses to read: failure row with errorCode 1010:FORBIDDEN, no message', async () => {
+    const ctx = { tenantId: `bk-b-${randomBytes(3).toString('hex')}`, actor: { id: 'ops' } };
+    const value = `sk_live_${randomBytes(18).toString('hex')}`;
+    await host.app.get(CredentialsService).store(ctx, { integrationId: 'github', connectionId: 'ci', type: CredentialType.API_KEY, value });
+    vault().deny({ operations: ['getSecret'] });
+    const error = await service.backup(ctx).catch((e: Error) => e);
+    expect(error).toMatchObject({ code: 1010, codeName: 'FORBIDDEN' });
+    const [row] = await rows(ctx.tenantId, 'tenant_backup');
+    expect(row).toMatchObject({ result: 'failure', errorCode: '1010:FORBIDDEN' });
+    const stored = JSON.stringify(row);
+    for (const leak of [(error as Error).message, value]) expect(stored).not.toContain(leak);
+  });
+});
