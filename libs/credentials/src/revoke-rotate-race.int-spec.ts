@@ -179,4 +179,27 @@ describe.each(DATABASE_KINDS)('revoke racing a rotation on %s', (kind) => {
     expect(await enabledVersions(name)).toHaveLength(1);
   });
 
+  it('writes that keep committing during the revoke: CONFLICT after 10 passes, the credential stays revoked, revoking again completes', async () => {
+    const { id, name } = await store('never-fenced');
+    // Every pass, between the revoke's look at the row and its fence, another replica commits a metadata change.
+    let commits = 0;
+    const spy = jest.spyOn(aStore, 'enabledVersions').mockImplementation(async (secretName: string) => {
+      if (secretName === name) await b.updateMetadata(ctx, id, { tags: { write: String(++commits) } }); // once a pass
+      return VaultValueStore.prototype.enabledVersions.call(aStore, secretName);
+    });
+    const outcome = (await settle(a.revoke(ctx, id))) as { error?: unknown };
+    spy.mockRestore();
+    expect(outcome.error).toBeInstanceOf(CredentialConflictError);
+    expect(outcome.error).toMatchObject({ code: 2003, codeName: 'CONFLICT', credentialId: id });
+    // Bounded: the status change, then nine fences lost (one write each), and no more.
+    expect(commits).toBe(9);
+    // Revoked all along: refused, and its value disabled at the vault.
+    expect((await a.getMetadata(ctx, id)).status).toBe(CredentialStatus.REVOKED);
+    expect((await readError(id)).error).toBeInstanceOf(CredentialRevokedError);
+    expect(await enabledVersions(name)).toEqual([]);
+    // Calling again finishes it: the fence holds once nothing commits in between.
+    const rowVersion = (await a.getMetadata(ctx, id)).rowVersion;
+    expect(await a.revoke(ctx, id)).toMatchObject({ metadata: { status: CredentialStatus.REVOKED, rowVersion: rowVersion + 1 } });
+    expect(await enabledVersions(name)).toEqual([]);
+  });
 });
