@@ -1,9 +1,10 @@
-import { Injectable, Logger, OnModuleInit } from '@nestjs/common';
+import { Injectable, Logger, OnModuleInit, Optional } from '@nestjs/common';
 import { OnEvent } from '@nestjs/event-emitter';
 import { Counter, Gauge } from 'prom-client';
 import { describeError, Outbox } from '@app/common';
 import { CredentialExpiryScanner, CredentialStatus, CredentialType, KeyEncryptionKeyHealthCheck } from '@app/credentials';
 import { OAuthRefreshEvents, type OAuthRefreshedEvent, type OAuthRefreshFailedEvent, type OAuthRefreshTrigger } from '@app/oauth-refresh';
+import { DataSource } from 'typeorm';
 import { registerHostMetrics } from './host-metrics';
 
 const DAY_MS = 86_400_000;
@@ -51,18 +52,20 @@ export class OpsMetrics implements OnModuleInit {
     private readonly scanner: CredentialExpiryScanner,
     private readonly kekHealth: KeyEncryptionKeyHealthCheck,
     private readonly outbox: Outbox,
+    @Optional() private readonly dataSource?: DataSource,
   ) {}
 
   onModuleInit(): void {
     // Every series from 0: an alert on increase() needs a sample before the first increment, or it misses it.
     for (const outcome of REFRESH_OUTCOMES) for (const trigger of REFRESH_TRIGGERS) this.refreshes.inc({ outcome, trigger }, 0);
-    const certCounts = throttledRead(CERT_SCAN_TTL_MS, () => this.scanCertificates(), (e) =>
+    const inTurn = scrapeDatabaseReads(this.dataSource ?? this);
+    const certCounts = throttledRead(CERT_SCAN_TTL_MS, inTurn(() => this.scanCertificates()), (e) =>
       this.logger.warn(`Client certificate expiry scan failed, keeping the last counts: ${describeError(e)}`),
     );
     // Every scrape checks it again (the service keeps its own answer), waiting at most SCRAPE_WAIT_MS.
     const kek = throttledRead(0, () => this.kekHealth.checkKeyEncryptionKey(), () => undefined);
     // Both gauges of one scrape share a read.
-    const backlog = throttledRead(OUTBOX_BACKLOG_TTL_MS, () => this.outbox.backlog(), (e) =>
+    const backlog = throttledRead(OUTBOX_BACKLOG_TTL_MS, inTurn(() => this.outbox.backlog()), (e) =>
       this.logger.warn(`the outbox backlog could not be read, keeping the last samples: ${describeError(e)}`),
     );
     registerHostMetrics([
@@ -153,6 +156,25 @@ export class OpsMetrics implements OnModuleInit {
     }
     return counts;
   }
+}
+
+const databaseReadQueues = new WeakMap<object, { tail: Promise<unknown> }>();
+
+/**
+ * Wraps the scrape reads of one database (`database`: its DataSource) so they run one after another: a scrape takes at
+ * most one pool connection, so on a small pool it neither queues for a connection behind itself nor shows as a waiter
+ * in credential_vault_database_pool_waiting (the certificate scan, the outbox backlog and the pending rotation count
+ * would otherwise take three at once).
+ */
+export function scrapeDatabaseReads(database: object): <T>(read: () => Promise<T>) => () => Promise<T> {
+  let queue = databaseReadQueues.get(database);
+  if (!queue) databaseReadQueues.set(database, (queue = { tail: Promise.resolve() }));
+  const q = queue;
+  return (read) => () => {
+    const run = q.tail.then(read, read);
+    q.tail = run.catch(() => undefined);
+    return run;
+  };
 }
 
 /**

@@ -1,9 +1,10 @@
-import { Injectable, Logger, OnModuleDestroy, OnModuleInit } from '@nestjs/common';
+import { Injectable, Logger, OnModuleDestroy, OnModuleInit, Optional } from '@nestjs/common';
 import { Counter, Gauge } from 'prom-client';
 import { ExpiryMonitorService, NOTIFICATION_OUTCOMES, NotificationChannels, NotificationCounters, RevocationService, RotationService } from '@app/rotation';
 import { describeError } from '@app/common';
+import { DataSource } from 'typeorm';
 import { registerHostMetrics } from './host-metrics';
-import { throttledRead } from './ops-metrics';
+import { scrapeDatabaseReads, throttledRead } from './ops-metrics';
 
 /** Pending rotation values are counted (one query over every tenant's credentials) at most this often. */
 const PENDING_ROTATION_COUNT_TTL_MS = 60_000;
@@ -25,6 +26,7 @@ export class RotationMetrics implements OnModuleInit, OnModuleDestroy {
     private readonly revocation: RevocationService,
     private readonly expiry: ExpiryMonitorService,
     private readonly notifications: NotificationCounters,
+    @Optional() private readonly dataSource?: DataSource,
   ) {}
 
   onModuleDestroy(): void {
@@ -46,7 +48,7 @@ export class RotationMetrics implements OnModuleInit, OnModuleDestroy {
       });
     };
     const expiry = this.expiry;
-    const pending = throttledRead(PENDING_ROTATION_COUNT_TTL_MS, () => this.rotation.pendingRotationCount(), (e) =>
+    const pending = throttledRead(PENDING_ROTATION_COUNT_TTL_MS, scrapeDatabaseReads(this.dataSource ?? this)(() => this.rotation.pendingRotationCount()), (e) =>
       this.logger.warn(`pending rotation values could not be counted, keeping the last sample: ${describeError(e)}`),
     );
     const notifications = new Counter({
