@@ -87,6 +87,9 @@ export class RotationService {
       // A value a handler minted earlier whose write failed: the provider may hold it as live, so it is written, not minted anew.
       const kept = pending && options.value === undefined ? await this.pending.take(ctx, before, pending) : undefined;
       const { minted, method } = kept ? { minted: kept, method: 'handler' as const } : await this.newValue(before, options, reason ?? 'manual');
+      // Crash-safe: a freshly minted value is durable before its write and dropped after the commit (one envelope
+      // write and delete per handler rotation), so neither a crash nor a failed write in between loses it.
+      const keeping = method === 'handler' && !kept ? await this.pending.keep(ctx, before, minted) : undefined;
       let metadata: CredentialMetadata;
       try {
         // The history row commits in the rotate's own transaction, which opens only after the value is in
@@ -97,17 +100,18 @@ export class RotationService {
           inCommit: (next) => this.record(ctx, { credentialId, action: 'rotate', method, fromVersion: before.version, toVersion: next.version, reason }),
         });
       } catch (e) {
-        if (method === 'handler' && !kept) await this.pending.keepAfterFailure(ctx, before, minted, e);
+        if (method === 'handler' && !kept) await this.pending.afterFailedWrite(ctx, before, keeping, e);
         throw e;
       }
       if (pending) await this.pending.drop(ctx, pending); // written now, or superseded by a given value
+      if (keeping) await this.pending.drop(ctx, keeping); // a leftover (a crash before this) is stale: dropped next time
       this.rotations++;
       this.logger.log(`rotated credential ${credentialId} (tenant ${ctx.tenantId}) to version ${metadata.version} (${method})`);
       return { metadata, fromVersion: before.version, method };
     });
   }
 
-  /** The credential's pending rotation value (a minted value whose write failed), if any: references only. */
+  /** The credential's pending rotation value (a minted value not yet committed: its write failed, or a crash), if any: references only. */
   async pendingRotation(ctx: OperationContext, credentialId: string): Promise<PendingRotation | null> {
     assertContext(ctx);
     assertCredentialId(credentialId);

@@ -78,7 +78,7 @@ export class RotationMetrics implements OnModuleInit, OnModuleDestroy {
       }),
       new Gauge({
         name: 'credential_vault_rotation_pending_values',
-        help: 'Pending rotation values, all tenants: values a rotation handler minted whose vault write failed, kept envelope-encrypted until the next rotation writes them (or their credential is deleted or revoked)',
+        help: 'Pending rotation values, all tenants: values a rotation handler minted whose vault write failed (or whose process died before the commit), kept envelope-encrypted until the next rotation writes them (or their credential is deleted or revoked)',
         registers: [],
         async collect() {
           const n = await pending();

@@ -100,7 +100,7 @@ export class RotationController {
 
   @Get('credentials/:id/pending')
   @RequireScopes(Scope.ROTATION_READ)
-  @ApiOperation({ summary: "The credential's pending rotation value, if any: a value its handler minted whose vault write failed, written by the next rotation (references only, never the value)" })
+  @ApiOperation({ summary: "The credential's pending rotation value, if any: a value its handler minted whose vault write failed or whose process died before the commit, written by the next rotation (references only, never the value)" })
   @ApiOkResponse({ description: 'pendingRotation: null when there is none', schema: bodyOf('PendingRotationState') })
   async pendingRotation(@OpContext() ctx: OperationContext, @Id() id: string) {
     return { credentialId: id, pendingRotation: await this.rotation.pendingRotation(ctx, id) };

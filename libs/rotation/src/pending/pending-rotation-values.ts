@@ -18,10 +18,11 @@ export interface PendingRotation {
 }
 
 /**
- * A value a RotationHandler minted whose vault write then failed. The provider may already hold it as live, so it
- * is kept — envelope-encrypted, as a `custom_secret` of the same integration, connection
- * `rotation-pending.<credential id>` — and the next rotation writes it instead of minting again (the oauth-refresh
- * lib keeps a rotated refresh token the same way). Callers hold the credential's rotation lock.
+ * A value a RotationHandler minted. The provider may hold it as live from the mint on, so it is kept before its vault
+ * write — envelope-encrypted, as a `custom_secret` of the same integration, connection `rotation-pending.<credential
+ * id>` — and dropped once the new version is committed: a crash or a failed write in between leaves it, and the next
+ * rotation writes it instead of minting again (the crash-safe write sequence: durable first, then the write, then the
+ * clean-up; the oauth-refresh lib keeps a rotated refresh token the same way). Callers hold the credential's rotation lock.
  */
 @Injectable()
 export class PendingRotationValues {
@@ -55,20 +56,34 @@ export class PendingRotationValues {
   }
 
   /**
-   * Keeps a minted value after its write failed, unless the failure says the write itself was wrong (a CLIENT
-   * error: a conflict, a value the vault rejects), which the same value would meet again.
+   * Keeps a freshly minted value, before its write. A failure to keep it (the tenant has no envelope data key yet and
+   * the vault refuses creating one, say) is logged and the rotation goes on without it, as before: the value is then
+   * lost if the process dies or the write fails before the commit.
    */
-  async keepAfterFailure(ctx: OperationContext, meta: CredentialMetadata, minted: MintedValue, error: unknown): Promise<void> {
-    if (error instanceof CredentialVaultError && error.severity === ErrorSeverity.CLIENT) return;
-    const where = `credential ${meta.id} (tenant ${ctx.tenantId})`;
+  async keep(ctx: OperationContext, meta: CredentialMetadata, minted: MintedValue): Promise<CredentialMetadata | undefined> {
     try {
       const tags: Record<string, string> = { [TAGS.FOR]: meta.id, [TAGS.BASED_ON]: String(meta.version) };
       if (minted.expiresAt !== undefined) tags[TAGS.EXPIRES_AT] = minted.expiresAt === null ? 'null' : minted.expiresAt.toISOString();
-      const kept = await this.credentials.store(ctx, { integrationId: meta.integrationId, connectionId: connectionOf(meta.id), type: CredentialType.CUSTOM_SECRET, value: minted.value, tags, valueStore: ValueStoreKind.ENVELOPE });
-      this.logger.error(`the write of ${where}'s rotated value failed (${describeError(error)}); the value its handler minted is kept as its pending rotation value (credential ${kept.id}) and written by the next attempt`);
+      return await this.credentials.store(ctx, { integrationId: meta.integrationId, connectionId: connectionOf(meta.id), type: CredentialType.CUSTOM_SECRET, value: minted.value, tags, valueStore: ValueStoreKind.ENVELOPE });
     } catch (e) {
-      this.logger.error(`the write of ${where}'s rotated value failed (${describeError(error)}) and keeping it failed too (${describeError(e)}): the value its handler minted is lost, the provider may hold it`);
+      this.logger.warn(`could not keep the value the handler of ${whereOf(ctx, meta)} minted as its pending rotation value (${describeError(e)}); writing it without: a crash or a failed write before the commit loses it`);
+      return undefined;
     }
+  }
+
+  /**
+   * After the write of a kept value failed: it stays for the next rotation, unless the failure says the write itself
+   * was wrong (a CLIENT error: a conflict, a value the vault rejects, the credential gone), which the same value would
+   * meet again — then it is dropped.
+   */
+  async afterFailedWrite(ctx: OperationContext, meta: CredentialMetadata, kept: CredentialMetadata | undefined, error: unknown): Promise<void> {
+    if (error instanceof CredentialVaultError && error.severity === ErrorSeverity.CLIENT) {
+      if (kept) await this.drop(ctx, kept);
+      return;
+    }
+    const failed = `the write of ${whereOf(ctx, meta)}'s rotated value failed (${describeError(error)})`;
+    if (kept) this.logger.error(`${failed}; the value its handler minted is kept as its pending rotation value (credential ${kept.id}) and written by the next attempt`);
+    else this.logger.error(`${failed} and the value its handler minted was not kept: it is lost, the provider may hold it`);
   }
 
   /** Best effort: a leftover is stale (its version check fails) and dropped by the next rotation. */
@@ -88,6 +103,10 @@ export class PendingRotationValues {
   toReport(meta: Pick<CredentialMetadata, 'id'>, pending: CredentialMetadata): PendingRotation {
     return { credentialId: meta.id, pendingCredentialId: pending.id, basedOnVersion: Number(pending.tags[TAGS.BASED_ON]), since: pending.createdAt };
   }
+}
+
+function whereOf(ctx: OperationContext, meta: Pick<CredentialMetadata, 'id'>): string {
+  return `credential ${meta.id} (tenant ${ctx.tenantId})`;
 }
 
 function connectionOf(credentialId: string): string {
