@@ -84,12 +84,13 @@ export class RotationService {
         throw new CredentialConflictError(credentialId, options.expectedVersion, before.rowVersion);
       }
       const pending = await this.pending.find(ctx, before);
-      // A value a handler minted earlier whose write failed: the provider may hold it as live, so it is written, not minted anew.
+      // A value a handler minted earlier, not committed (its write failed, or the process died): the provider may hold it as live, so it is written, not minted anew.
       const kept = pending && options.value === undefined ? await this.pending.take(ctx, before, pending) : undefined;
       const { minted, method } = kept ? { minted: kept, method: 'handler' as const } : await this.newValue(before, options, reason ?? 'manual');
       // Crash-safe: a freshly minted value is durable before its write and dropped after the commit (one envelope
       // write and delete per handler rotation), so neither a crash nor a failed write in between loses it.
       const keeping = method === 'handler' && !kept ? await this.pending.keep(ctx, before, minted) : undefined;
+      if (keeping) await this.pending.discardIfGone(ctx, before, keeping); // deleted or revoked meanwhile: nothing written
       let metadata: CredentialMetadata;
       try {
         // The history row commits in the rotate's own transaction, which opens only after the value is in

@@ -2,7 +2,9 @@
  * Integration (real SDK, local vault, SQLite and PostgreSQL): a credential's pending rotation value — a minted value
  * kept after the vault refused its write — does not outlive the credential. Deleting the credential, or revoking it
  * (RevocationService, or PATCH status through CredentialsService), deletes the pending credential and its ciphertext
- * once the change's outbox event is dispatched, audited by `system:rotation` (the row names the credential).
+ * once the change's outbox event is dispatched, audited by `system:rotation` (the row names the credential). A delete or
+ * revoke whose event is handled while a rotation mints (before it keeps the minted value) leaves no pending value
+ * either, and the rotation writes nothing.
  */
 import { randomBytes } from 'node:crypto';
 import { Logger } from '@nestjs/common';
@@ -21,10 +23,15 @@ describe.each(DATABASE_KINDS)('a pending rotation value when its credential goes
   const run = randomBytes(3).toString('hex');
   let seq = 0;
   const minted: string[] = [];
+  /** Runs inside the next mint: after the rotation loaded the credential, before it keeps the minted value. */
+  let duringMint: (() => Promise<void>) | undefined;
   const handler = {
     mint: async () => {
       const value = `pk_${randomBytes(16).toString('hex')}`;
       minted.push(value);
+      const hook = duringMint;
+      duringMint = undefined;
+      await hook?.();
       return { value };
     },
   };
@@ -108,5 +115,47 @@ describe.each(DATABASE_KINDS)('a pending rotation value when its credential goes
     await s.credentials.updateMetadata(ctx, cred.id, { status: CredentialStatus.REVOKED });
     await dispatch();
     await expectGone(ctx, cred, pendingId, value);
+  });
+
+  /** Pending rotation values of the credential that are not deleted, and their ciphertexts: none is the goal. */
+  async function pendingLeft(credentialId: string): Promise<{ live: number; ciphertexts: number }> {
+    const rows = await s.dataSource.getRepository(CredentialEntity).findBy({ connectionId: `rotation-pending.${credentialId}` });
+    const ciphertexts = await Promise.all(rows.map((r) => s.dataSource.getRepository(EnvelopeValueEntity).countBy({ credentialId: r.id })));
+    return { live: rows.filter((r) => r.status !== CredentialStatus.DELETED).length, ciphertexts: ciphertexts.reduce((a, b) => a + b, 0) };
+  }
+
+  /** A credential of a fresh tenant whose envelope data key exists (as in a live vault). */
+  async function fresh(): Promise<{ ctx: OperationContext; cred: CredentialMetadata }> {
+    const ctx: OperationContext = { tenantId: `pend_${run}_${++seq}`, actor: { id: 'user:alice' } };
+    await s.credentials.store(ctx, { integrationId: 'other', connectionId: 'e', type: CredentialType.CUSTOM_SECRET, value: 'x'.repeat(20), valueStore: ValueStoreKind.ENVELOPE });
+    const cred = await s.credentials.store(ctx, { integrationId: 'acme', connectionId: `c${seq}`, type: CredentialType.API_KEY, value: `k-${randomBytes(12).toString('hex')}` });
+    return { ctx, cred };
+  }
+
+  it('a credential deleted while its rotation mints (its event handled before the value is kept) keeps no pending value', async () => {
+    const { ctx, cred } = await fresh();
+    duringMint = async () => {
+      await s.credentials.delete(ctx, cred.id);
+      await dispatch(); // the cleanup runs now, before the minted value is kept: it finds nothing to delete
+    };
+    await expect(s.rotation.rotate(ctx, cred.id, { reason: 'manual' })).rejects.toMatchObject({ code: 2002 });
+    expect(duringMint).toBeUndefined();
+    await dispatch();
+    expect(await pendingLeft(cred.id)).toEqual({ live: 0, ciphertexts: 0 });
+  });
+
+  it('a credential revoked (PATCH status) while its rotation mints is neither rotated nor left a pending value', async () => {
+    const { ctx, cred } = await fresh();
+    duringMint = async () => {
+      await s.credentials.updateMetadata(ctx, cred.id, { status: CredentialStatus.REVOKED });
+      await dispatch();
+    };
+    await expect(s.rotation.rotate(ctx, cred.id, { reason: 'manual' })).rejects.toMatchObject({ code: 2009 });
+    expect(duringMint).toBeUndefined();
+    await dispatch();
+    expect(await pendingLeft(cred.id)).toEqual({ live: 0, ciphertexts: 0 });
+    // No rotation written: still revoked, still version 1, no history row.
+    expect(await s.credentials.getMetadata(ctx, cred.id)).toMatchObject({ status: CredentialStatus.REVOKED, version: 1 });
+    expect((await s.rotation.historyOf(ctx, cred.id)).filter((h) => h.action === 'rotate')).toEqual([]);
   });
 });

@@ -1,6 +1,6 @@
 import { Injectable, Logger } from '@nestjs/common';
 import { CredentialVaultError, describeError, ErrorSeverity, type OperationContext } from '@app/common';
-import { CredentialExpiryScanner, CredentialNotFoundError, CredentialsService, CredentialStatus, CredentialType, ValueStoreKind, type CredentialMetadata } from '@app/credentials';
+import { CredentialExpiryScanner, CredentialNotFoundError, CredentialRevokedError, CredentialsService, CredentialStatus, CredentialType, ValueStoreKind, type CredentialMetadata } from '@app/credentials';
 import type { MintedValue } from '../handlers/rotation-handler';
 
 /** Pseudo connection of a credential's pending rotation value (one per credential), and its tags (metadata only). */
@@ -69,6 +69,27 @@ export class PendingRotationValues {
       this.logger.warn(`could not keep the value the handler of ${whereOf(ctx, meta)} minted as its pending rotation value (${describeError(e)}); writing it without: a crash or a failed write before the commit loses it`);
       return undefined;
     }
+  }
+
+  /**
+   * Re-checks the credential once its minted value is kept: deleted, or revoked since the rotation loaded it (`meta`),
+   * the kept value is deleted and the rotation refused (CredentialNotFoundError, CredentialRevokedError) — writing it
+   * would make a revoked credential active again. The change's outbox event may have been handled before the keep
+   * committed (PendingRotationCleanup then found nothing); a change committed after the keep finds it there.
+   */
+  async discardIfGone(ctx: OperationContext, meta: CredentialMetadata, kept: CredentialMetadata): Promise<void> {
+    let refusal: Error;
+    try {
+      const now = await this.credentials.getMetadata(ctx, meta.id);
+      if (now.status !== CredentialStatus.REVOKED || meta.status === CredentialStatus.REVOKED) return;
+      refusal = new CredentialRevokedError(meta.id);
+    } catch (e) {
+      if (!(e instanceof CredentialNotFoundError)) throw e;
+      refusal = e;
+    }
+    await this.discard(ctx, kept);
+    this.logger.warn(`${whereOf(ctx, meta)} was ${refusal instanceof CredentialNotFoundError ? 'deleted' : 'revoked'} during its rotation: the value its handler minted is discarded, nothing written`);
+    throw refusal;
   }
 
   /**
