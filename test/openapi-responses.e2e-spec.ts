@@ -147,6 +147,14 @@ describe('the OpenAPI document describes every success answer (SQLite, local vau
     expect(lacking).toEqual([]);
   });
 
+  it('declares every path parameter of every operation (a generated client or the UI can fill in the path)', () => {
+    const undeclared = operations().flatMap(({ method, path, op }) => {
+      const declared = new Set(((op as { parameters?: { in: string; name: string; required?: boolean }[] }).parameters ?? []).filter((p) => p.in === 'path' && p.required).map((p) => p.name));
+      return [...path.matchAll(/\{(\w+)\}/g)].map((m) => m[1]).filter((name) => !declared.has(name)).map((name) => `${method} ${path}: ${name}`);
+    });
+    expect(undeclared).toEqual([]);
+  });
+
   it('credentials and connections', async () => {
     const expiresAt = new Date(Date.now() + 10 * DAY).toISOString();
     const store = (connectionId: string, extra: Json = {}) =>

@@ -40,10 +40,13 @@ export class AccessTokenQueryDto {
   minValidityMs?: number;
 }
 
+/** The OAuth connection a route acts on (path); declared in the OpenAPI document, so a generated client can fill them in. */
 class ConnectionParams {
+  @ApiProperty({ description: 'The integration (a provider registered in OAUTH_PROVIDERS, e.g. github)' })
   @Matches(IDENTIFIER_PATTERN, { message: '$property must be 1–128 characters of letters, digits and . _ : @ -' })
   integrationId: string;
 
+  @ApiProperty({ description: 'The connection of that integration (e.g. the user or account that authorized)' })
   @Matches(IDENTIFIER_PATTERN, { message: '$property must be 1–128 characters of letters, digits and . _ : @ -' })
   connectionId: string;
 }
