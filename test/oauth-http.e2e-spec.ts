@@ -91,6 +91,12 @@ describe('OAuth connections over HTTP (PostgreSQL, local vault, oidc-provider)',
     const r = await call('GET', '/v1/oauth/connections/nobody/c1/access-token');
     expect(r.status).toBe(404);
     expect(r.body.code).toBe(4001);
+    // The message says what to do over HTTP: the host's variable, not only the lib's module option.
+    expect(r.body.message).toContain('OAUTH_PROVIDERS');
+    // A provider but no stored tokens: the message names the route that stores them.
+    const none = await call('GET', '/v1/oauth/connections/idp/never-connected/access-token');
+    expect({ status: none.status, code: none.body.code }).toEqual({ status: 404, code: 4005 });
+    expect(none.body.message).toContain('POST /v1/oauth/connections/{integrationId}/{connectionId}/tokens');
     expect((await call('GET', '/v1/oauth/connections/bad%20id/c1/access-token')).status).toBe(400);
     const noToken = await call('POST', '/v1/oauth/connections/idp/c2/tokens', { token_type: 'Bearer' });
     expect(noToken.status).toBe(400);

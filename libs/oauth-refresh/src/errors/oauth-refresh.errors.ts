@@ -43,7 +43,9 @@ export class OAuthProviderNotRegisteredError extends OAuthRefreshError {
   readonly severity = ErrorSeverity.CONFIGURATION;
   constructor(readonly integrationId: string) {
     // Messages name no ids: they reach HTTP clients, and ids come from the request (the fields keep them).
-    super('No OAuth provider is registered for this integration (module option "providers" or OAuthProviderRegistry.register())');
+    super(
+      'No OAuth provider is registered for this integration: register one (the reference host: OAUTH_PROVIDERS; an app: the module option "providers" or OAuthProviderRegistry.register())',
+    );
   }
 }
 
@@ -102,7 +104,9 @@ export class OAuthConnectionNotFoundError extends OAuthRefreshError {
     readonly integrationId: string,
     readonly connectionId: string,
   ) {
-    super('No OAuth access token is stored for this connection (call storeOAuthCredentials first)');
+    super(
+      'No OAuth access token is stored for this connection: store the tokens of its completed authorization first (over HTTP: POST /v1/oauth/connections/{integrationId}/{connectionId}/tokens; in code: storeOAuthCredentials)',
+    );
   }
 }
 
