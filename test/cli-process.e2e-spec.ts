@@ -67,6 +67,9 @@ describe('the CLI process', () => {
       expect(r.code).toBe(1);
       expect(r.stderr).toContain(`cannot listen on port ${port} (EMULATOR_PORT)`);
       expect(r.stderr).toContain('Stop the host before running a CLI command');
+      // That sentence is the whole answer: no Nest exception-handler dump with a stack trace around it.
+      expect(r.stderr).not.toContain('ExceptionHandler');
+      expect(r.stderr).not.toMatch(/^\s+at /m);
     } finally {
       taken.close();
     }

@@ -4,6 +4,7 @@ import { TypeOrmModule } from '@nestjs/typeorm';
 import { Command, CommandRunner, Option } from 'nest-commander';
 import { AuditModule, AuditService } from '@app/audit';
 import { APP_CONFIG, AppConfigModule, AuditAnchorModule, databaseOptions, loadAppConfigResolvingReferences, VaultModule } from '@app/api-host';
+import { COMMAND_CONTEXT_OPTIONS } from '../cli-output';
 
 /**
  * `cli audit:verify [--tenant t]`: walks the audit hash chains in the host's database (same
@@ -30,7 +31,7 @@ export class AuditVerifyCommand extends CommandRunner {
     })
     class VerifyModule {}
 
-    const ctx = await NestFactory.createApplicationContext(VerifyModule, { logger: ['error'] });
+    const ctx = await NestFactory.createApplicationContext(VerifyModule, COMMAND_CONTEXT_OPTIONS);
     try {
       const result = await ctx.get(AuditService).verify({ tenantId: flags.tenant });
       process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);

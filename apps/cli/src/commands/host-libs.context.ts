@@ -8,6 +8,7 @@ import { PersistenceModule } from '@app/common';
 import { CredentialsModule } from '@app/credentials';
 import { RotationModule } from '@app/rotation';
 import { APP_CONFIG, AppConfigModule, databaseOptions, loadAppConfigResolvingReferences, persistenceOptions, VaultModule, type AppConfig } from '@app/api-host';
+import { COMMAND_CONTEXT_OPTIONS } from '../cli-output';
 
 /**
  * The audit and credentials libs as every command configures them from the host's config: the host's
@@ -55,7 +56,7 @@ export async function withHostLibs<T>(work: (get: <S>(type: Type<S> | Abstract<S
   })
   class HostLibsCliModule {}
 
-  const app = await NestFactory.createApplicationContext(HostLibsCliModule, { logger: ['error'] });
+  const app = await NestFactory.createApplicationContext(HostLibsCliModule, COMMAND_CONTEXT_OPTIONS);
   try {
     return await work((type) => app.get(type));
   } finally {

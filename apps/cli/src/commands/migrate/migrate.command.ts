@@ -11,6 +11,7 @@ import { APP_CONFIG, AppConfigModule, databaseOptions, loadAppConfig, persistenc
 import { commandLibModules } from '../host-libs.context';
 import { loadMigrateEnv } from './migrate.config';
 import { ProgressReporter } from './progress-reporter';
+import { COMMAND_CONTEXT_OPTIONS } from '../../cli-output';
 
 export interface MigrateFlags {
   source?: 'sql' | 'jsonl';
@@ -66,7 +67,7 @@ export class MigrateCommand extends CommandRunner {
       legacy = new JsonlLegacySource(flags.file!, m.mapping);
     }
 
-    const ctx = await NestFactory.createApplicationContext(MigrateModule, { logger: ['error'] });
+    const ctx = await NestFactory.createApplicationContext(MigrateModule, COMMAND_CONTEXT_OPTIONS);
     const progress = new ProgressReporter();
     try {
       progress.start(await legacy.count({ tenantId: flags.tenant, integrationId: flags.integration }));
