@@ -62,7 +62,7 @@ describe('the host input parameters', () => {
         }
       })();
       expect(e).toBeInstanceOf(BadRequestException);
-      expect((e as BadRequestException).message).toBe('Validation failed (uuid v 4 is expected)');
+      expect((e as BadRequestException).message).toBe('the id in the path must be a credential id (a UUID, as GET /v1/credentials lists them)');
     }
   });
 

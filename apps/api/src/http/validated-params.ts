@@ -34,8 +34,8 @@ export function isCredentialIdParam(raw: unknown): raw is string {
 
 const credentialId = createParamDecorator((name: string, ctx: ExecutionContext): string => {
   const raw = ctx.switchToHttp().getRequest<{ params: Record<string, string | undefined> }>().params[name];
-  // The answer ParseUUIDPipe gave, which this replaces: never the caller's text.
-  if (!isCredentialIdParam(raw)) throw new BadRequestException('Validation failed (uuid v 4 is expected)');
+  // Names the segment and what it takes (ParseUUIDPipe's "Validation failed (uuid v 4 is expected)" did neither): never the caller's text.
+  if (!isCredentialIdParam(raw)) throw new BadRequestException(`the ${name} in the path must be a credential id (a UUID, as GET /v1/credentials lists them)`);
   // UUIDs are case-insensitive (RFC 9562); ids are stored lower case: an upper-case id named nothing.
   return raw.toLowerCase();
 });
