@@ -1,5 +1,5 @@
 import { ArgumentMetadata, BadRequestException } from '@nestjs/common';
-import { IsOptional, IsString } from 'class-validator';
+import { IsOptional, IsString, Length } from 'class-validator';
 import { hostValidationPipe, QueryBoolean } from './strict-input';
 
 class OptionalQuery {
@@ -11,6 +11,16 @@ class OptionalQuery {
 class RequiredQuery {
   @IsString()
   name: string;
+}
+
+class StoreBody {
+  @IsString()
+  @Length(1, 100)
+  value: string;
+
+  @IsOptional()
+  @IsString()
+  note?: string;
 }
 
 /** The host's ValidationPipe, including its shortcut for an empty query string. */
@@ -39,4 +49,17 @@ describe('hostValidationPipe', () => {
   it('does not take the shortcut for an empty body', async () => {
     await expect(pipe.transform({}, { type: 'body', metatype: RequiredQuery, data: undefined })).rejects.toBeInstanceOf(BadRequestException);
   });
+
+  it('answers a required field left out with "<field> is required", not every rule a value would have to pass', async () => {
+    const refusal = (body: unknown) =>
+      pipe.transform(body, { type: 'body', metatype: StoreBody, data: undefined }).then(
+        () => undefined,
+        (e: BadRequestException) => (e.getResponse() as { message: string[] }).message,
+      );
+    expect(await refusal({ note: 'n' })).toEqual(['value is required']);
+    // A value sent but wrong keeps its rules' messages (null is sent, not left out).
+    expect(await refusal({ value: '' })).toEqual(['value must be longer than or equal to 1 characters']);
+    expect(await refusal({ value: null })).toEqual(expect.arrayContaining(['value must be a string']));
+  });
 });
+

@@ -152,7 +152,11 @@ export function validationMessages(errors: ValidationError[]): string[] {
       const unknown = e.target && queryDtos.has(e.target.constructor) ? UNKNOWN_QUERY_PARAMETER : 'the body has a property that is not accepted';
       out.push(`${unknown}${guess ? ` (did you mean ${guess}?)` : ''}`);
     }
-    for (const [name, message] of Object.entries(constraints)) if (name !== 'whitelistValidation') out.push(message);
+    const rules = Object.entries(constraints).filter(([name]) => name !== 'whitelistValidation');
+    // A required field left out: one message saying so, rather than every rule a value would have to pass.
+    const leftOut = constraints.whitelistValidation === undefined && e.target !== undefined && (e.target as Record<string, unknown>)[e.property] === undefined;
+    if (leftOut && rules.length > 0) out.push(`${e.property} is required`);
+    else for (const [, message] of rules) out.push(message);
   }
   return out.length > 0 ? [...new Set(out)] : ['invalid request'];
 }
