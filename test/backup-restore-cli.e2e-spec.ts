@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { AuditService } from '@app/audit';
 import { CredentialsService, CredentialStatus, CredentialType, ValueStoreKind } from '@app/credentials';
 import { KeyVaultEmulator } from '@app/keyvault-emulator';
-import { RotationPolicyService } from '@app/rotation';
+import { RotationPolicyService, WebhookSecretsService } from '@app/rotation';
 import { DATABASE_KINDS, emulatorKeyVaultOptions } from '@app/testing';
 import type { CommandRunner } from 'nest-commander';
 import { Test } from '@nestjs/testing';
@@ -230,4 +230,24 @@ describe.each(DATABASE_KINDS)('cli backup / restore (%s, real SDK, two instances
     writeFileSync(forged, sealBundle({ ...header, key: { source: 'key-vault', secretName: name, secretVersion: secret.properties.version! } }, { credentials: [], policies: [] }, chosen));
     await expect(cli(a.host, new RestoreCommand(), { in: forged })).rejects.toThrow(/is not a backup key/);
   });
+
+  it('leaves a staged webhook secret out (skipped, with why): restored without its rotation it would be a phantom connection nothing deletes', async () => {
+    const host = await startTestHost(kind, { ...a.host.env });
+    try {
+      const webhooks = host.app.get(WebhookSecretsService);
+      const target = { tenantId, integrationId: 'shop', connectionId: 'store-1', context: ctx };
+      await webhooks.create(ctx, { integrationId: 'shop', connectionId: 'store-1' });
+      await webhooks.stageConnection(target);
+    } finally {
+      await host.app.close();
+    }
+    const out = join(work, `staged-${kind}.cvbak`);
+    const backup = await cli(a.host, new BackupCommand(), { tenant: tenantId, out, keyFile });
+    const skipped = backup.result.skipped as Array<{ integrationId: string; connectionId: string; reason: string }>;
+    expect(skipped).toContainEqual(expect.objectContaining({ integrationId: 'shop', connectionId: expect.stringMatching(/^whsec-pending\./), reason: expect.stringContaining('staged webhook secret') }));
+    const dry = await cli(b.host, new RestoreCommand(), { in: out, keyFile, dryRun: true });
+    expect(JSON.stringify(dry.result)).toContain('store-1'); // the webhook secret itself is kept
+    expect(JSON.stringify(dry.result)).not.toContain('whsec-pending');
+  });
 });
+

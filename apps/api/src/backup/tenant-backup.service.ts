@@ -8,7 +8,7 @@ import {
   ValueStoreKind,
   type CredentialMetadata,
 } from '@app/credentials';
-import { RotationPolicyService, type PolicyLevel, type RotationMode, type RotationPolicyOverride } from '@app/rotation';
+import { RotationPolicyService, WEBHOOK_STAGING_TAG, type PolicyLevel, type RotationMode, type RotationPolicyOverride } from '@app/rotation';
 
 /** One credential in a backup: metadata and every version's value, oldest first. */
 export interface BackupCredential {
@@ -37,7 +37,7 @@ export interface BackupPolicy {
 
 export interface BackupPayload {
   credentials: BackupCredential[];
-  /** Left out, with why (revoked values stay disabled: a backup must not bring them back). */
+  /** Left out, with why (revoked values stay disabled: a backup must not bring them back; a staged webhook secret's rotation is not kept). */
   skipped: { integrationId: string; connectionId: string; type: CredentialType; reason: string }[];
   policies: BackupPolicy[];
 }
@@ -84,6 +84,12 @@ export class TenantBackupService {
         byId.set(meta.id, meta);
         if (meta.status === CredentialStatus.REVOKED) {
           payload.skipped.push({ integrationId: meta.integrationId, connectionId: meta.connectionId, type: meta.type, reason: 'revoked' });
+          continue;
+        }
+        if (meta.tags[WEBHOOK_STAGING_TAG] !== undefined) {
+          // The value of a staged (or pending) webhook secret rotation, whose state is not in the bundle: restored alone
+          // it would be a connection (`whsec-pending.<rotation id>`) nothing ever activates or deletes.
+          payload.skipped.push({ integrationId: meta.integrationId, connectionId: meta.connectionId, type: meta.type, reason: 'staged webhook secret (stage it again after a restore)' });
           continue;
         }
         payload.credentials.push(await this.backupOne(ctx, meta));

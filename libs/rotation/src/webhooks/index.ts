@@ -94,6 +94,7 @@ export {
   WEBHOOK_ROTATION_DUE_POLICY,
   WEBHOOK_ROTATION_JOB,
   WEBHOOK_ROTATION_DUE_NOTICE,
+  WEBHOOK_STAGING_TAG,
   WebhookSecretEvents,
   WebhookAuditActions,
   type WebhookRotationDuePolicy,
