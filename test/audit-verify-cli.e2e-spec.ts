@@ -60,4 +60,22 @@ describe('cli audit:verify', () => {
     expect(exitCode).toBe(1);
     expect(result).toMatchObject({ valid: false, firstBad: { tenantId, sequence: 4, reason: 'truncated' } });
   });
+
+  it('with the embedded local vault: verifies the chains, and says the anchors were not checked and where they are, without assuming a running host', async () => {
+    const embedded = Object.fromEntries(Object.entries(host.env).filter(([name]) => !name.startsWith('KEY_VAULT_')));
+    const said: string[] = [];
+    const warn = jest.spyOn(process.stderr, 'write').mockImplementation((chunk) => (said.push(String(chunk)), true));
+    try {
+      const { result } = await runCli(embedded, new AuditVerifyCommand(), {});
+      expect(result).toMatchObject({ anchorsChecked: 0 });
+    } finally {
+      warn.mockRestore();
+    }
+    const text = said.join('');
+    expect(text).toContain('Anchors not checked');
+    expect(text).toContain('POST /v1/audit/verify');
+    expect(text).toContain('KEY_VAULT_URL');
+    expect(text).not.toContain('belongs to the running host');
+  });
 });
+

@@ -18,7 +18,10 @@ export class AuditVerifyCommand extends CommandRunner {
     const config = await loadAppConfigResolvingReferences(process.env);
     const anchors = config.keyVault.mode === 'external' ? [VaultModule, AuditAnchorModule] : [];
     if (!anchors.length) {
-      process.stderr.write('Anchors not checked: the embedded vault belongs to the running host (use POST /v1/audit/verify there).\n');
+      // It does not start the embedded vault (so that it runs beside the host, which holds that vault), whether or not a host runs now.
+      process.stderr.write(
+        'Anchors not checked: audit:verify does not start the embedded local vault. Check them with POST /v1/audit/verify on the host, or run this with KEY_VAULT_URL (an external vault).\n',
+      );
     }
 
     @Module({
