@@ -169,6 +169,11 @@ describe.each(DATABASE_KINDS)('credentials HTTP API on %s', (kind) => {
       cursor = r.body.nextCursor;
     } while (cursor);
     expect(seen.sort()).toEqual(['p0', 'p1', 'p2', 'p3', 'p4']);
+    // A cursor the server did not write: 400, and the message says where a cursor comes from and what to do.
+    const forged = await call(reader.key, 'GET', '/v1/credentials?integrationId=paging&limit=2&cursor=bm90LWEtY3Vyc29y');
+    expect({ status: forged.status, code: forged.body.code }).toEqual({ status: 400, code: 2001 });
+    expect(forged.body.message).toContain('nextCursor');
+    expect(forged.body.message).not.toContain('list()');
     const stats = await call(reader.key, 'GET', '/v1/credentials/statistics');
     expect(stats.body.byIntegration.paging).toBe(5);
   });

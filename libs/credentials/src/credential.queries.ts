@@ -173,5 +173,5 @@ function decodeCursor(cursor: string): { createdAt: number; id: string } {
   // Exactly what encodeCursor writes: an upper-case id sorts before its row in SQLite (the row again on the
   // next page), an instant no Date holds gave an empty page, and PostgreSQL refuses a fraction (a 500).
   if (Array.isArray(v) && v.length === 2 && isCursorInstant(v[0]) && isCursorUuid(v[1])) return { createdAt: v[0], id: v[1] };
-  throw new CredentialValidationError('cursor is not a cursor returned by list()', 'cursor');
+  throw new CredentialValidationError('cursor is not one a list answered as nextCursor: pass nextCursor back unchanged, or leave cursor out for the first page', 'cursor');
 }
