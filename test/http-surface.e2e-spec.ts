@@ -157,6 +157,21 @@ describe('the HTTP surface: methods', () => {
     });
   });
 
+  describe('the OpenAPI UI', () => {
+    it('loads with every asset from /docs, /docs/ and /docs/index.html (index.html pointed its assets at /docs/docs/…, 404)', async () => {
+      const pages: Record<string, unknown> = {};
+      for (const path of ['/docs', '/docs/', '/docs/index.html']) {
+        const page = await fetch(`${host.baseUrl}${path}`);
+        const html = await page.text();
+        const assets = [...html.matchAll(/(?:href|src)="([^"]+)"/g)].map((m) => new URL(m[1], page.url).pathname);
+        const statuses = await Promise.all(assets.map(async (a) => [a, (await fetch(`${host.baseUrl}${a}`)).status]));
+        pages[path] = [page.status, page.headers.get('content-type'), statuses.length, statuses.filter(([, status]) => status !== 200)];
+      }
+      const loaded = [200, 'text/html', 6, []];
+      expect(pages).toEqual({ '/docs': loaded, '/docs/': loaded, '/docs/index.html': loaded });
+    });
+  });
+
   describe('the request log', () => {
     /** The access line of the request answered with `requestId`, once written. */
     const accessLine = async (requestId: string | null) => {

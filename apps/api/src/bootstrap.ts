@@ -199,6 +199,11 @@ export async function configureApp(app: NestFastifyApplication, config: AppConfi
       return serve.call(this, req, reply);
     };
   });
+  // SwaggerModule serves `/docs/index.html` the page of `/docs`, whose asset paths (`./docs/…`) resolve beside
+  // index.html to /docs/docs/… (404s, counted as unmatched). It is sent to `/docs/`, whose asset paths resolve.
+  fastify.addHook('onRoute', (route) => {
+    if (route.url === `/${OPENAPI_UI}/index.html`) route.handler = (_req: FastifyRequest, reply: FastifyReply) => reply.redirect('./', 301);
+  });
   // Bodies are read here and parsed only after authentication (AuthGuard, the global guard): HOST_APP_OPTIONS turns Nest's parsers off.
   deferBodyParsing(app.getHttpAdapter().getInstance());
   // Validation is each input parameter's own pipe, not a global one (http/validated-params.ts): checked here for every route.
