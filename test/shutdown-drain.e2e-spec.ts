@@ -208,27 +208,32 @@ describe('the host process: SIGTERM drains then closes (keep-alive clients); its
     }
   }, 90_000);
 
-  it('a failed start (port in use) is one fatal JSON line with its reason, and exit 1', async () => {
+  // One line each: Nest's exception-handler dump (with its stack) and its listen error came first, repeating the cause.
+  it.each([
+    ['the HTTP port (PORT)', 'PORT', 'address already in use'],
+    ["the embedded vault's port (EMULATOR_PORT)", 'EMULATOR_PORT', 'cannot listen on port'],
+  ])('a failed start (%s in use) is one error line, fatal, with its reason, and exit 1', async (_what, variable, reason) => {
     const taken = createServer();
     await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve));
-    const port = (taken.address() as AddressInfo).port;
+    const port = String((taken.address() as AddressInfo).port);
     try {
       const failed = spawn(process.execPath, ['--no-warnings', '--require', writeRequireHook(dir), MAIN], {
         cwd: ROOT,
-        env: { ...process.env, NODE_ENV: 'test', PORT: String(port), EMULATOR_PORT: '0', EMULATOR_DATA_DIR: join(dir, 'vault2'), DATABASE_PATH: join(dir, 'db2.sqlite') },
+        env: { ...process.env, NODE_ENV: 'test', PORT: '0', EMULATOR_PORT: '0', [variable]: port, EMULATOR_DATA_DIR: join(dir, `vault-${variable}`), DATABASE_PATH: join(dir, `db-${variable}.sqlite`) },
         stdio: ['ignore', 'pipe', 'pipe'],
       });
       let out = '';
       let err = '';
       failed.stdout!.on('data', (d) => (out += d));
       failed.stderr!.on('data', (d) => (err += d));
-      const code = await new Promise<number | null>((resolve) => failed.on('exit', (c) => resolve(c)));
+      // 'close', not 'exit': 'exit' may come before the last output was read from the pipes.
+      const code = await new Promise<number | null>((resolve) => failed.on('close', (c) => resolve(c)));
       expect(code).toBe(1);
       // Nest's own lines (no colours, no plain text) and the failure: all JSON on stdout; nothing on stderr.
       const lines = out.trim().split('\n').map((l) => JSON.parse(l) as { level: number; msg: string; err?: Record<string, unknown> });
-      expect(lines.some((l) => l.msg === 'Nest application successfully started')).toBe(true);
-      expect(lines.filter((l) => l.level === 60)).toEqual([
-        expect.objectContaining({ msg: 'Failed to start', err: expect.objectContaining({ code: 'EADDRINUSE', reason: expect.stringContaining('address already in use') }) }),
+      if (variable === 'PORT') expect(lines.some((l) => l.msg === 'Nest application successfully started')).toBe(true);
+      expect(lines.filter((l) => l.level >= 50)).toEqual([
+        expect.objectContaining({ level: 60, msg: 'Failed to start', err: expect.objectContaining({ code: 'EADDRINUSE', reason: expect.stringContaining(reason) }) }),
       ]);
       expect(err).toBe('');
     } finally {

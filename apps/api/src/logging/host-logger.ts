@@ -32,6 +32,7 @@ export class HostLogger implements LoggerService {
     this.write('warn', message, params);
   }
   error(message: unknown, ...params: unknown[]): void {
+    if (RETHROWN_BY_NEST.has(params.at(-1))) return;
     this.write('error', message, params);
   }
   fatal(message: unknown, ...params: unknown[]): void {
@@ -67,6 +68,13 @@ export class HostLogger implements LoggerService {
     }
   }
 }
+
+/**
+ * Nest's error lines about an error it then throws on to its caller (the host's `abortOnError: false`): the exception
+ * zone's dump of a failed start (`ExceptionHandler`, with the stack) and a failed listen or `getUrl` (`NestApplication`).
+ * The caller has the error — main.ts logs a failed start once, as `Failed to start` —: they would only repeat it first.
+ */
+const RETHROWN_BY_NEST = new Set<unknown>(['ExceptionHandler', 'NestApplication']);
 
 const MESSAGE_WITHHELD = 'error with a stack (message withheld: it may quote data; see err)';
 
