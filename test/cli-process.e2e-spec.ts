@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -37,6 +37,29 @@ describe('the CLI process', () => {
       // 'close', not 'exit': 'exit' may come before the last output was read from the pipes (seen on a loaded CI).
       child.on('close', (code) => resolve({ code, stdout, stderr }));
     });
+
+  // The one test that runs the CLI through npm and its build (the others run main.ts directly).
+  it("run the way the README says, stdout is the command's output alone: it pipes into jq (npm's banner went first)", async () => {
+    const documented = /^## CLI\n\n`(npm run [^`]*)<command>`/m.exec(readFileSync(join(ROOT, 'README.md'), 'utf8'))?.[1];
+    expect(documented).toMatch(/ cli -- $/);
+    const r = await new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
+      const child = spawn('sh', ['-c', `${documented}audit:verify`], {
+        cwd: ROOT,
+        env: { ...process.env, NODE_ENV: 'test', DATABASE_PATH: join(dir, 'npm-run.sqlite'), EMULATOR_DATA_DIR: join(dir, 'npm-run-vault') },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      let stdout = '';
+      let stderr = '';
+      child.stdout.on('data', (d) => (stdout += d));
+      child.stderr.on('data', (d) => (stderr += d));
+      child.on('close', (code) => resolve({ code, stdout, stderr }));
+    });
+    expect(r.code).toBe(0);
+    expect(JSON.parse(r.stdout)).toEqual({ valid: true, checked: 0, chains: 0, anchorsChecked: 0 });
+    // stderr is the command's own: its note on the anchors, not the build's summary.
+    expect(r.stderr).toContain('Anchors not checked');
+    expect(r.stderr).not.toContain('compiled');
+  }, 120_000);
 
   it('an unknown option exits 1 naming the option, never the value given with it (it may be a secret)', async () => {
     const r = await run(['audit:verify', '--client-secret=LEAKMARKER-cli-7f3a']);

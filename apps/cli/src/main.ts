@@ -5,7 +5,7 @@ import { withoutOptionValues } from './cli-output';
 
 const HELP_CODES = new Set(['commander.helpDisplayed', 'commander.help', 'commander.version']);
 
-/** Operator commands: `npm run cli -- <command> --help`. */
+/** Operator commands: `npm run -s cli -- <command> --help`. */
 async function main(): Promise<void> {
   await CommandFactory.run(CliModule, {
     logger: ['warn', 'error'],
