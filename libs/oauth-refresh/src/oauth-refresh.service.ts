@@ -230,7 +230,7 @@ export class OAuthRefreshService {
         if (e instanceof LockTimeoutError) {
           throw new OAuthRefreshFailedError(
             `another refresh of this connection (on this replica or another; it may be awaiting a late answer of the token endpoint) has held its lock for over ${this.options.lockTimeoutMs} ms`,
-            { integrationId: provider.integrationId, connectionId, transient: true },
+            { integrationId: provider.integrationId, connectionId, transient: true, inFlight: true },
             { cause: e },
           );
         }

@@ -72,6 +72,9 @@ export class OAuthReauthRequiredError extends OAuthRefreshError {
  * A refresh failed. `retryable` (severity transient) for network errors, timeouts, 5xx and 429;
  * configuration severity when the provider rejected the client or the request (invalid_client...).
  * `retryAfter` is when this replica will try the provider again (the per-connection cooldown).
+ * `details.inFlight`: this refresh did not run because another refresh of the connection is in progress (it holds
+ * the connection's refresh-in-flight lease, or its lock past `lockTimeoutMs`) — retryable, and no failure of the
+ * connection (no cooldown, event or audit row).
  */
 export class OAuthRefreshFailedError extends OAuthRefreshError {
   readonly code = OAuthRefreshErrorCode.REFRESH_FAILED;
@@ -79,7 +82,7 @@ export class OAuthRefreshFailedError extends OAuthRefreshError {
   readonly severity: ErrorSeverity;
   constructor(
     message: string,
-    readonly details: { integrationId: string; connectionId: string; transient: boolean; status?: number; oauthError?: string; retryAfter?: Date },
+    readonly details: { integrationId: string; connectionId: string; transient: boolean; status?: number; oauthError?: string; retryAfter?: Date; inFlight?: boolean },
     options?: { cause?: unknown },
   ) {
     super(message, options);

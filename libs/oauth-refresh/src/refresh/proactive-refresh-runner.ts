@@ -1,4 +1,5 @@
 import { systemContext, type OperationContext } from '@app/common';
+import { OAuthRefreshFailedError } from '../errors/oauth-refresh.errors';
 import { PROACTIVE_REFRESH_LOCK } from '../oauth-refresh.constants';
 import type { ResolvedOAuthProvider } from '../providers/oauth-provider.config';
 import { effectiveRefreshWindowMs, remainingMs } from '../refresh-policy';
@@ -12,6 +13,11 @@ export interface ProactiveRefreshResult {
   refreshed: number;
   /** Already fresh (refreshed elsewhere), unregistered integration, or cooling down. */
   skipped: number;
+  /**
+   * Left to another refresh of the connection, in progress on this replica or another (it holds the connection's
+   * refresh-in-flight lease, or its lock past `lockTimeoutMs`): not a failure, a later run refreshes it if needed.
+   */
+  inFlight: number;
   failed: number;
 }
 
@@ -34,14 +40,14 @@ export class ProactiveRefreshRunner {
     const r = await this.deps.lock.tryRun(PROACTIVE_REFRESH_LOCK, () => this.runHoldingLock());
     if (!r.acquired) {
       this.deps.logger.debug('proactive refresh is running elsewhere; skipped');
-      return { acquired: false, scanned: 0, refreshed: 0, skipped: 0, failed: 0 };
+      return { acquired: false, scanned: 0, refreshed: 0, skipped: 0, inFlight: 0, failed: 0 };
     }
     return r.value;
   }
 
   private async runHoldingLock(): Promise<ProactiveRefreshResult> {
     const { batchSize, concurrency, maxPerRun } = this.deps.options.proactive;
-    const result: ProactiveRefreshResult = { acquired: true, scanned: 0, refreshed: 0, skipped: 0, failed: 0 };
+    const result: ProactiveRefreshResult = { acquired: true, scanned: 0, refreshed: 0, skipped: 0, inFlight: 0, failed: 0 };
     const horizon = new Date(this.deps.clock.now().getTime() + this.deps.registry.maxRefreshAheadMs());
     let cursor: DuePageCursor | undefined;
     while (result.scanned < maxPerRun) {
@@ -57,12 +63,13 @@ export class ProactiveRefreshRunner {
       if (page.length < batchSize) break;
     }
     if (result.scanned > 0) {
-      this.deps.logger.log(`proactive refresh: ${result.refreshed} refreshed, ${result.skipped} skipped, ${result.failed} failed of ${result.scanned}`);
+      const inFlight = result.inFlight > 0 ? `, ${result.inFlight} in flight elsewhere` : '';
+      this.deps.logger.log(`proactive refresh: ${result.refreshed} refreshed, ${result.skipped} skipped${inFlight}, ${result.failed} failed of ${result.scanned}`);
     }
     return result;
   }
 
-  private async one(tenantId: string, integrationId: string, connectionId: string): Promise<'refreshed' | 'skipped' | 'failed'> {
+  private async one(tenantId: string, integrationId: string, connectionId: string): Promise<'refreshed' | 'skipped' | 'inFlight' | 'failed'> {
     const provider = this.deps.registry.find(tenantId, integrationId);
     if (!provider) return 'skipped';
     const ctx = systemContext(tenantId, PROACTIVE_REFRESH_LOCK);
@@ -77,6 +84,11 @@ export class ProactiveRefreshRunner {
       const r = await this.refresh(ctx, provider, connectionId, access, { trigger: 'proactive', forced: false }, needed);
       return r.version !== before ? 'refreshed' : 'skipped';
     } catch (e) {
+      // Another refresh of the connection holds its lease or lock: nothing failed, it is being refreshed.
+      if (e instanceof OAuthRefreshFailedError && e.details.inFlight) {
+        this.deps.logger.debug(`proactive refresh of connection ${connectionId} (tenant ${tenantId}, integration ${integrationId}) left to another refresh in flight: ${describeRefreshError(e)}`);
+        return 'inFlight';
+      }
       this.deps.logger.warn(`proactive refresh of connection ${connectionId} (tenant ${tenantId}, integration ${integrationId}) failed: ${describeRefreshError(e)}`);
       return 'failed';
     }

@@ -50,7 +50,7 @@ export class RefreshLeases {
     if (!claim.claimed) {
       throw new OAuthRefreshFailedError(
         `another refresh of this connection (on this replica or another) is awaiting the token endpoint until ${claim.expiresAt.toISOString()} at the latest; its refresh token is not presented twice`,
-        { integrationId: provider.integrationId, connectionId, transient: true, retryAfter: claim.expiresAt },
+        { integrationId: provider.integrationId, connectionId, transient: true, retryAfter: claim.expiresAt, inFlight: true },
       );
     }
     return {
