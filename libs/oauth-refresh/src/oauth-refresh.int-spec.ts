@@ -518,14 +518,41 @@ describe('OAuthRefreshModule: two replicas on one PostgreSQL', () => {
     }
   });
 
-  it("a replica whose lock session dies while it awaits the token endpoint: another replica never presents the same refresh token (the lease), and both serve the late answer", async () => {
-    // A's lock sessions are named, so the test can end them as a lost connection or an operator would.
+  /**
+   * A replica whose lock sessions are named, so the test can end them as a lost connection or an operator would:
+   * `endLockSession()` terminates the one holding an advisory lock (PostgreSQL frees the lock, the replica goes on).
+   */
+  const replicaLosingItsLock = async () => {
     const appName = `cv-lease-a-${randomBytes(3).toString('hex')}`;
     const extra = { ...(db.options as { extra?: object }).extra, application_name: appName };
     const dbA: TestDatabase = { ...db, options: { ...db.options, extra } as TestDatabase['options'] };
-    const replicaA = await buildStack(dbA, emu, clock, logger, { ...opts, proactive: { enabled: false } });
+    const replica = await buildStack(dbA, emu, clock, logger, { ...opts, proactive: { enabled: false } });
     const admin = new Client({ connectionString: POSTGRES_URL });
     await admin.connect();
+    return {
+      replica,
+      endLockSession: async () => {
+        const ended = await admin.query(
+          `SELECT pg_terminate_backend(a.pid) AS ended FROM pg_stat_activity a WHERE a.application_name = $1 AND EXISTS (SELECT 1 FROM pg_locks l WHERE l.pid = a.pid AND l.locktype = 'advisory' AND l.granted)`,
+          [`${appName} (locks)`],
+        );
+        expect(ended.rows.length).toBe(1);
+      },
+      close: async () => {
+        await admin.end();
+        await replica.moduleRef.close();
+      },
+    };
+  };
+  /** Waits until `stack` emitted event `name` for the connection (10 s at most). */
+  const emitted = async (stack: Stack, name: string, connectionId: string) => {
+    const seen = () => stack.events.some((e) => e.name === name && (e.payload as { connectionId: string }).connectionId === connectionId);
+    for (const until = Date.now() + 10_000; !seen() && Date.now() < until; ) await new Promise((r) => setTimeout(r, 20));
+    return seen();
+  };
+
+  it("a replica whose lock session dies while it awaits the token endpoint: another replica never presents the same refresh token (the lease), and both serve the late answer", async () => {
+    const { replica: replicaA, endLockSession, close } = await replicaLosingItsLock();
     try {
       const connectionId = `r-${++seq}`;
       const initial = await server.authorize();
@@ -534,20 +561,15 @@ describe('OAuthRefreshModule: two replicas on one PostgreSQL', () => {
       server.setTokenEndpointDelay(300 + 2000);
       // A presents the refresh token; the provider answers late, A awaits it holding the connection's lock.
       expect((await replicaA.oauth.getAccessToken(ctx, 'acme-slow', connectionId)).accessToken).toBe(initial.access_token);
-      const ended = await admin.query(
-        `SELECT pg_terminate_backend(a.pid) AS ended FROM pg_stat_activity a WHERE a.application_name = $1 AND EXISTS (SELECT 1 FROM pg_locks l WHERE l.pid = a.pid AND l.locktype = 'advisory' AND l.granted)`,
-        [`${appName} (locks)`],
-      );
-      expect(ended.rows.length).toBe(1);
+      await endLockSession();
       // PostgreSQL freed A's advisory lock: B gets it at once. It must not present the refresh token A spent.
       expect((await b.oauth.getAccessToken(ctx, 'acme-slow', connectionId)).accessToken).toBe(initial.access_token);
       await expect(b.oauth.reportTokenRejected(ctx, 'acme-slow', connectionId)).rejects.toMatchObject({ code: 4003, retryable: true });
 
-      const refreshed = () => replicaA.events.some((e) => e.name === OAuthRefreshEvents.REFRESHED && (e.payload as { connectionId: string }).connectionId === connectionId);
-      for (const until = Date.now() + 10_000; !refreshed() && Date.now() < until; ) await new Promise((r) => setTimeout(r, 20));
+      const refreshed = await emitted(replicaA, OAuthRefreshEvents.REFRESHED, connectionId);
       await new Promise((r) => setTimeout(r, 300)); // anything B may have sent has been answered by now
       expect(server.tokenCalls.filter((t) => t.grantType === 'refresh_token').map((t) => t.status)).toEqual([200]);
-      expect(refreshed()).toBe(true);
+      expect(refreshed).toBe(true);
       const viaA = await replicaA.oauth.getAccessToken(ctx, 'acme-slow', connectionId);
       const viaB = await b.oauth.getAccessToken(ctx, 'acme-slow', connectionId);
       expect(viaA.version).toBe(2);
@@ -557,8 +579,45 @@ describe('OAuthRefreshModule: two replicas on one PostgreSQL', () => {
       server.setTokenEndpointDelay(0);
       expect((await b.oauth.reportTokenRejected(ctx, 'acme-slow', connectionId)).version).toBe(3);
     } finally {
-      await admin.end();
-      await replicaA.moduleRef.close();
+      await close();
+    }
+  });
+
+  it('a reconnect while a refresh whose lock session died still awaits its answer: the late answer does not overwrite the new tokens, and they refresh', async () => {
+    const { replica: replicaA, endLockSession, close } = await replicaLosingItsLock();
+    try {
+      const connectionId = `r-${++seq}`;
+      const initial = await server.authorize();
+      const stored = await replicaA.oauth.storeOAuthCredentials(ctx, 'acme-slow', connectionId, initial);
+      const again = await server.authorize(); // the user's next authorization (its code exchanged before the token endpoint slows down)
+      clock.set(new Date(stored.expiresAt.getTime() - 2 * MIN));
+      server.setTokenEndpointDelay(300 + 1500);
+      expect((await replicaA.oauth.getAccessToken(ctx, 'acme-slow', connectionId)).accessToken).toBe(initial.access_token);
+      await endLockSession();
+
+      // The user connects again meanwhile (through B, which gets the freed lock at once and ends A's lease).
+      const reconnected = await b.oauth.storeOAuthCredentials(ctx, 'acme-slow', connectionId, again);
+      expect(reconnected.refreshTokenCredentialId).toBe(stored.refreshTokenCredentialId);
+
+      // A's answer comes (the provider rotated the old grant's refresh token) and finds the tokens replaced.
+      const answered = () => server.tokenCalls.some((t) => t.grantType === 'refresh_token' && t.status === 200);
+      for (const until = Date.now() + 10_000; !answered() && Date.now() < until; ) await new Promise((r) => setTimeout(r, 20));
+      expect(answered()).toBe(true);
+      await new Promise((r) => setTimeout(r, 500)); // A stores (or not) what it got
+      expect(replicaA.events.filter((e) => e.name === OAuthRefreshEvents.REFRESHED && (e.payload as { connectionId: string }).connectionId === connectionId)).toEqual([]);
+      const refresh = await b.credentials.get(ctx, stored.refreshTokenCredentialId!);
+      expect(refresh.value).toBe(again.refresh_token);
+      expect(refresh.metadata.version).toBe(2);
+      const access = await b.credentials.get(ctx, stored.accessTokenCredentialId);
+      expect(access.value).toBe(again.access_token);
+      for (const replica of [replicaA, b]) expect(await replica.oauth.getAccessToken(ctx, 'acme-slow', connectionId)).toMatchObject({ accessToken: again.access_token, version: 2 });
+
+      // The reconnect's refresh token is the live one: a refresh presents it at once (no lease left) and works.
+      server.setTokenEndpointDelay(0);
+      expect((await b.oauth.reportTokenRejected(ctx, 'acme-slow', connectionId, again.access_token)).version).toBe(3);
+      expect(server.tokenCalls.filter((t) => t.grantType === 'refresh_token').map((t) => t.status)).toEqual([200, 200]);
+    } finally {
+      await close();
     }
   });
 
