@@ -9,7 +9,8 @@ import { Logger } from '@nestjs/common';
 import { Client } from 'pg';
 import { SchedulerRegistry } from '@nestjs/schedule';
 import { AuditResult } from '@app/audit';
-import { ManualClock, type OperationContext } from '@app/common';
+import { LockLeases, ManualClock, type OperationContext } from '@app/common';
+import { DataSource } from 'typeorm';
 import {
   ConnectionStatus,
   CredentialExpiryScanner,
@@ -617,6 +618,39 @@ describe('OAuthRefreshModule: two replicas on one PostgreSQL', () => {
       expect((await b.oauth.reportTokenRejected(ctx, 'acme-slow', connectionId, again.access_token)).version).toBe(3);
       expect(server.tokenCalls.filter((t) => t.grantType === 'refresh_token').map((t) => t.status)).toEqual([200, 200]);
     } finally {
+      await close();
+    }
+  });
+
+  it("a replica that read the connection before the lost-lock holder stored its answer and ended its lease: it does not present the spent refresh token once the lease is free", async () => {
+    const { replica: replicaA, endLockSession, close } = await replicaLosingItsLock();
+    const leasesB = LockLeases.for(b.moduleRef.get(DataSource));
+    const claim = jest.spyOn(leasesB, 'claim');
+    try {
+      const connectionId = `r-${++seq}`;
+      const initial = await server.authorize();
+      const stored = await replicaA.oauth.storeOAuthCredentials(ctx, 'acme-slow', connectionId, initial);
+      clock.set(new Date(stored.expiresAt.getTime() - 2 * MIN));
+      server.setTokenEndpointDelay(300 + 1000);
+      expect((await replicaA.oauth.getAccessToken(ctx, 'acme-slow', connectionId)).accessToken).toBe(initial.access_token);
+      await endLockSession();
+      const refreshed = () => replicaA.events.some((e) => e.name === OAuthRefreshEvents.REFRESHED && (e.payload as { connectionId: string }).connectionId === connectionId);
+      // B holds the freed lock and has read the connection (version 1); A's late answer is stored and its lease ended before B claims it.
+      const real = claim.getMockImplementation() ?? LockLeases.prototype.claim;
+      claim.mockImplementationOnce(async function (this: LockLeases, ...args) {
+        for (const until = Date.now() + 10_000; !refreshed() && Date.now() < until; ) await new Promise((r) => setTimeout(r, 20));
+        await new Promise((r) => setTimeout(r, 200)); // A's lease ended after its answer was stored
+        return real.apply(leasesB, args);
+      });
+      const viaB = await b.oauth.reportTokenRejected(ctx, 'acme-slow', connectionId).catch((e: unknown) => e);
+      expect(refreshed()).toBe(true);
+      // The refresh token A spent was presented once, by A; B serves what A stored (or asks to retry), the grant stays alive.
+      expect(server.tokenCalls.filter((t) => t.grantType === 'refresh_token').map((t) => t.status)).toEqual([200]);
+      const viaA = await replicaA.oauth.getAccessToken(ctx, 'acme-slow', connectionId);
+      expect(viaA.version).toBe(2);
+      expect(viaB).toMatchObject({ accessToken: viaA.accessToken, version: 2 });
+    } finally {
+      claim.mockRestore();
       await close();
     }
   });

@@ -79,25 +79,25 @@ export class TokenRefresher {
 
   async refreshHoldingLock(r: RefreshRequest): Promise<AccessTokenResult> {
     const { ctx, provider, connectionId, key, reason } = r;
-    const { store, clock } = this.deps;
+    const store = this.deps.store;
     // Fencing: the metadata may have moved while we waited for the lock.
-    const fresh = await store.load(ctx, provider.integrationId, connectionId);
-    const access = requireUsable(fresh, provider.integrationId, connectionId);
-    if (access.version !== r.seen.version) return serveToken(store, ctx, access);
-    if (!reason.forced && remainingMs(access, clock.now()) > r.needed) return serveToken(store, ctx, access);
-    const refresh = fresh.refresh;
-    if (!refresh) throw new OAuthReauthRequiredError(provider.integrationId, connectionId, 'no refresh token is stored');
-
-    const started = Date.now();
-    const connection: Connection = { ctx, integrationId: provider.integrationId, connectionId, key };
-    // A rotated refresh token that could not be written over the stored one is the live one (the stored one is spent).
-    const live = await this.rotated.live(connection, fresh, refresh);
-    const secret = provider.clientSecret ? await store.readClientSecret(ctx, provider.clientSecret) : undefined;
-    const step: Exchange = { r, connection, fresh, access, refresh, live, started };
+    const first = await this.fence(r);
+    if ('served' in first) return first.served;
     // The real guard, the lock being only the fast path (it is lost with its session): no other request in flight.
     const lease = await this.leases.claim(provider, connectionId, key);
     let releasedLater = false;
     try {
+      // Read again holding the lease: a holder whose lock was lost may have stored its answer (the refresh token read
+      // above is spent then) and ended its lease between the read above and the claim.
+      const fenced = await this.fence(r);
+      if ('served' in fenced) return fenced.served;
+      const { fresh, access, refresh } = fenced;
+      const started = Date.now();
+      const connection: Connection = { ctx, integrationId: provider.integrationId, connectionId, key };
+      // A rotated refresh token that could not be written over the stored one is the live one (the stored one is spent).
+      const live = await this.rotated.live(connection, fresh, refresh);
+      const secret = provider.clientSecret ? await store.readClientSecret(ctx, provider.clientSecret) : undefined;
+      const step: Exchange = { r, connection, fresh, access, refresh, live, started };
       let tokens: OAuthTokenSet;
       let attempts = 0;
       try {
@@ -118,6 +118,19 @@ export class TokenRefresher {
     } finally {
       if (!releasedLater) await lease.release();
     }
+  }
+
+  /** The connection as stored now: its token served when it moved or no longer needs a refresh, else what the refresh starts from. */
+  private async fence(r: RefreshRequest): Promise<{ served: AccessTokenResult } | { fresh: ConnectionTokens; access: StoredToken; refresh: StoredToken }> {
+    const { ctx, provider, connectionId, reason } = r;
+    const { store, clock } = this.deps;
+    const fresh = await store.load(ctx, provider.integrationId, connectionId);
+    const access = requireUsable(fresh, provider.integrationId, connectionId);
+    if (access.version !== r.seen.version) return { served: await serveToken(store, ctx, access) };
+    if (!reason.forced && remainingMs(access, clock.now()) > r.needed) return { served: await serveToken(store, ctx, access) };
+    const refresh = fresh.refresh;
+    if (!refresh) throw new OAuthReauthRequiredError(provider.integrationId, connectionId, 'no refresh token is stored');
+    return { fresh, access, refresh };
   }
 
   /** A failed exchange: an invalid_grant also drops a rotated token kept only as pending (it is dead too). Returns the error to throw. */
