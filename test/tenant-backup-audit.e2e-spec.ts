@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { AuditService } from '@app/audit';
 import { CredentialsService, CredentialType, ValueStoreKind } from '@app/credentials';
-import { RotationPolicyService } from '@app/rotation';
+import { PENDING_ROTATION_CONNECTION_PREFIX, RotationHandlerRegistry, RotationPolicyService, RotationService } from '@app/rotation';
 import { TenantBackupService, type BackupPayload } from '../apps/api/src/backup/tenant-backup.service';
 import { EmbeddedVault } from '../apps/api/src/vault/embedded-vault';
 import { startTestHost, TestHost, ROTATION_JOBS_OFF } from './support/host';
@@ -56,5 +56,28 @@ describe('tenant backup and restore failures in the audit log (SQLite, local vau
     expect(row).toMatchObject({ result: 'failure', errorCode: '1010:FORBIDDEN' });
     const stored = JSON.stringify(row);
     for (const leak of [(error as Error).message, value]) expect(stored).not.toContain(leak);
+  });
+
+  it("a pending rotation value (minted, its write refused) is left out, with why: restored it would name a credential id the restore does not give, and nothing would ever write or delete it", async () => {
+    const ctx = { tenantId: `bk-p-${randomBytes(3).toString('hex')}`, actor: { id: 'ops' } };
+    const mintedValue = `pk_${randomBytes(16).toString('hex')}`;
+    const off = host.app.get(RotationHandlerRegistry).register({ integrationId: 'acme', handler: { mint: () => Promise.resolve({ value: mintedValue }) } });
+    try {
+      const credentials = host.app.get(CredentialsService);
+      // The tenant's envelope data key exists (as in a live vault), so the minted value can be kept.
+      await credentials.store(ctx, { integrationId: 'other', connectionId: 'e', type: CredentialType.CUSTOM_SECRET, value: 'x'.repeat(20), valueStore: ValueStoreKind.ENVELOPE });
+      const cred = await credentials.store(ctx, { integrationId: 'acme', connectionId: 'c1', type: CredentialType.API_KEY, value: `k-${randomBytes(12).toString('hex')}` });
+      vault().deny({ operations: ['setSecret'] });
+      await expect(host.app.get(RotationService).rotate(ctx, cred.id)).rejects.toMatchObject({ codeName: 'FORBIDDEN' });
+      vault().clearDenials();
+      expect(await host.app.get(RotationService).pendingRotation(ctx, cred.id)).toMatchObject({ credentialId: cred.id });
+
+      const payload = await service.backup(ctx);
+      expect(payload.credentials.map((c) => c.connectionId).sort()).toEqual(['c1', 'e']);
+      expect(payload.skipped).toEqual([expect.objectContaining({ integrationId: 'acme', connectionId: `${PENDING_ROTATION_CONNECTION_PREFIX}${cred.id}`, reason: expect.stringContaining('pending rotation value') })]);
+      expect(JSON.stringify(payload)).not.toContain(mintedValue);
+    } finally {
+      off();
+    }
   });
 });

@@ -8,7 +8,7 @@ import {
   ValueStoreKind,
   type CredentialMetadata,
 } from '@app/credentials';
-import { RotationPolicyService, WEBHOOK_STAGING_TAG, type PolicyLevel, type RotationMode, type RotationPolicyOverride } from '@app/rotation';
+import { PENDING_ROTATION_CONNECTION_PREFIX, RotationPolicyService, WEBHOOK_STAGING_TAG, type PolicyLevel, type RotationMode, type RotationPolicyOverride } from '@app/rotation';
 
 /** One credential in a backup: metadata and every version's value, oldest first. */
 export interface BackupCredential {
@@ -37,7 +37,7 @@ export interface BackupPolicy {
 
 export interface BackupPayload {
   credentials: BackupCredential[];
-  /** Left out, with why (revoked values stay disabled: a backup must not bring them back; a staged webhook secret's rotation is not kept). */
+  /** Left out, with why (revoked values stay disabled: a backup must not bring them back; a staged webhook secret's rotation is not kept; nor a pending rotation value's credential id). */
   skipped: { integrationId: string; connectionId: string; type: CredentialType; reason: string }[];
   policies: BackupPolicy[];
 }
@@ -90,6 +90,12 @@ export class TenantBackupService {
           // The value of a staged (or pending) webhook secret rotation, whose state is not in the bundle: restored alone
           // it would be a connection (`whsec-pending.<rotation id>`) nothing ever activates or deletes.
           payload.skipped.push({ integrationId: meta.integrationId, connectionId: meta.connectionId, type: meta.type, reason: 'staged webhook secret (stage it again after a restore)' });
+          continue;
+        }
+        if (meta.type === CredentialType.CUSTOM_SECRET && meta.connectionId.startsWith(PENDING_ROTATION_CONNECTION_PREFIX)) {
+          // A minted value whose rotation did not commit, named by its credential's id: a restore gives that credential
+          // a new id, so restored it would be a value no rotation writes and no delete or revoke ever removes.
+          payload.skipped.push({ integrationId: meta.integrationId, connectionId: meta.connectionId, type: meta.type, reason: 'pending rotation value (its rotation did not commit: rotate the credential after a restore)' });
           continue;
         }
         payload.credentials.push(await this.backupOne(ctx, meta));
