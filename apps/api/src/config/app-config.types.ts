@@ -81,8 +81,9 @@ export interface AppConfig {
     cacheTier: 'memory' | 'redis';
     /** How evictions reach the other replicas; `auto`: Redis with the redis tier, else PostgreSQL NOTIFY on PostgreSQL, else none. */
     cacheInvalidation: 'auto' | 'redis' | 'postgres' | 'none';
-    /** The fan-out's heartbeat: sent every `intervalMs`; none heard for `lostAfterMs` drops this replica's cache (CACHE_HEARTBEAT_*). */
+    /** How long each call of the redis cache tier may take; past it, that read loads from the vault (CACHE_REDIS_TIMEOUT_MS). */
     cacheRedisTimeoutMs: number;
+    /** The fan-out's heartbeat: sent every `intervalMs`; none heard for `lostAfterMs` drops this replica's cache (CACHE_HEARTBEAT_*). */
     cacheHeartbeat: { intervalMs: number; lostAfterMs: number };
     integrations: string[];
     vaultSecretPrefix: string;

@@ -128,9 +128,9 @@ export const envSchema = z
     CACHE_MAX_ENTRIES: int(10_000, 1, 10_000_000),
     CACHE_TIER: z.enum(['memory', 'redis'], { error: "must be 'memory' or 'redis'" }).optional(),
     CACHE_INVALIDATION: z.enum(['auto', 'redis', 'postgres', 'none'], { error: "must be 'auto', 'redis', 'postgres' or 'none'" }).default('auto'),
-    // The fan-out's heartbeat (CredentialsModule cache.heartbeat, same bounds); the threshold ≥ 3 intervals is a rule between the two.
     // Each call of the shared tier (CredentialsModule cache.store.operationTimeoutMs); past it, that read loads from the vault.
     CACHE_REDIS_TIMEOUT_MS: int(500, 10, 60_000),
+    // The fan-out's heartbeat (CredentialsModule cache.heartbeat, same bounds); the threshold ≥ 3 intervals is a rule between the two.
     CACHE_HEARTBEAT_INTERVAL_MS: int(DEFAULT_INVALIDATION_LIVENESS.intervalMs, HEARTBEAT_LIMITS.minIntervalMs, HEARTBEAT_LIMITS.maxIntervalMs),
     CACHE_HEARTBEAT_LOST_AFTER_MS: int(
       DEFAULT_INVALIDATION_LIVENESS.lostAfterMs,
