@@ -83,6 +83,8 @@ export class TokenRefresher {
     // Fencing: the metadata may have moved while we waited for the lock.
     const first = await this.fence(r);
     if ('served' in first) return first.served;
+    // Read before the lease is taken: a slow vault read does not eat into it.
+    const secret = provider.clientSecret ? await store.readClientSecret(ctx, provider.clientSecret) : undefined;
     // The real guard, the lock being only the fast path (it is lost with its session): no other request in flight.
     const lease = await this.leases.claim(provider, connectionId, key);
     let releasedLater = false;
@@ -96,7 +98,6 @@ export class TokenRefresher {
       const connection: Connection = { ctx, integrationId: provider.integrationId, connectionId, key };
       // A rotated refresh token that could not be written over the stored one is the live one (the stored one is spent).
       const live = await this.rotated.live(connection, fresh, refresh);
-      const secret = provider.clientSecret ? await store.readClientSecret(ctx, provider.clientSecret) : undefined;
       const step: Exchange = { r, connection, fresh, access, refresh, live, started };
       let tokens: OAuthTokenSet;
       let attempts = 0;
