@@ -2,6 +2,7 @@ import { Inject, Injectable } from '@nestjs/common';
 import { Clock, type OperationContext } from '@app/common';
 import { CredentialsService, CredentialStatus, CredentialType, type CredentialMetadata } from '@app/credentials';
 import { RotationValidationError } from './errors/rotation.errors';
+import { isPseudoCredential } from './internal/pseudo-credentials';
 import { assertContext } from './internal/validation';
 import { DAY_MS } from './jobs/expiry-monitor.service';
 import { RotationPolicyService } from './policies/rotation-policy.service';
@@ -40,7 +41,7 @@ export class RotationQueries {
     const overrides = await this.policies.tenantOverrides(ctx.tenantId);
     const out: UpcomingExpiry[] = [];
     for (const c of await this.credentials.listExpiring(ctx, days, 1000)) {
-      if (!c.expiresAt) continue;
+      if (!c.expiresAt || isPseudoCredential(c)) continue;
       const policy = await this.policies.resolve({ id: c.id, tenantId: c.tenantId, integrationId: c.integrationId, type: c.type }, overrides);
       out.push({ credential: c, daysLeft: Math.floor(((c.expiresAt.getTime() - now) / DAY_MS) * 100) / 100, warnBeforeDays: policy.warnBeforeDays });
     }
@@ -58,7 +59,7 @@ export class RotationQueries {
     do {
       const page = await this.credentials.list(ctx, { status: CredentialStatus.ACTIVE, limit: 200, cursor });
       for (const c of page.items) {
-        if (c.type === CredentialType.OAUTH_ACCESS_TOKEN) continue;
+        if (c.type === CredentialType.OAUTH_ACCESS_TOKEN || isPseudoCredential(c)) continue;
         const policy = await this.policies.resolve({ id: c.id, tenantId: c.tenantId, integrationId: c.integrationId, type: c.type }, overrides);
         if (policy.rotateAfterDays <= 0) continue;
         const dueAt = new Date((c.rotatedAt ?? c.createdAt).getTime() + policy.rotateAfterDays * DAY_MS);

@@ -1,0 +1,97 @@
+/**
+ * Integration (real SDK, local vault, SQLite): the lib's internal pseudo credentials — a handler's pending rotation
+ * value (`rotation-pending.<credential id>`) and a staged webhook secret (`whsec-pending.<rotation id>`), both
+ * `custom_secret`s of the integration — are not credentials of the tenant's. A tenant policy rotating every type
+ * automatically must not make the rotation check mint a value for one (a live key at the provider nobody owns), nor
+ * raise rotation_due / expiring notices about them, nor list them as due.
+ */
+import { randomBytes } from 'node:crypto';
+import { Logger } from '@nestjs/common';
+import { ManualClock, type OperationContext } from '@app/common';
+import { CredentialType, ValueStoreKind } from '@app/credentials';
+import { KeyVaultEmulator } from '@app/keyvault-emulator';
+import { CapturingLogger, createTestDatabase, type TestDatabase } from '@app/testing';
+import type { RotationRequest } from '../handlers/rotation-handler';
+import { PENDING_ROTATION_CONNECTION_PREFIX } from '../pending/pending-rotation-values';
+import { RotationQueries } from '../rotation.queries';
+import { buildRotationStack, DAY, outboxEvents, type RotationStack } from '../rotation-stack.testing';
+import { WEBHOOK_STAGING_CONNECTION_PREFIX } from '../webhooks/webhook-secrets.tokens';
+
+const T0 = new Date('2026-03-01T00:00:00Z');
+
+describe('pseudo credentials and the rotation jobs (sqlite)', () => {
+  let emu: KeyVaultEmulator;
+  let db: TestDatabase;
+  let s: RotationStack;
+  const clock = new ManualClock(T0);
+  const minted: RotationRequest[] = [];
+  const handler = {
+    mint: async (request: RotationRequest) => {
+      minted.push(request);
+      return { value: `pk_${randomBytes(16).toString('hex')}` };
+    },
+  };
+  const secret = () => `k-${randomBytes(12).toString('hex')}`;
+  const tenant = (): OperationContext => ({ tenantId: `pseudo_${randomBytes(3).toString('hex')}`, actor: { id: 'user:alice' } });
+
+  beforeAll(async () => {
+    Logger.overrideLogger(new CapturingLogger());
+    emu = await KeyVaultEmulator.start({ quiet: true, throttle: false });
+    db = await createTestDatabase('sqlite');
+    s = await buildRotationStack(db, emu, clock, { handlers: [{ integrationId: 'acme', handler }] });
+  });
+  afterEach(() => emu.clearDenials());
+  afterAll(async () => {
+    await s?.moduleRef.close();
+    await db?.drop();
+    await emu?.stop();
+    Logger.overrideLogger(new Logger());
+  });
+
+  it('an automatic rotation check never mints for a pending rotation value or a staged webhook secret', async () => {
+    clock.set(T0);
+    const ctx = tenant();
+    await s.policies.set(ctx, { level: 'tenant', rotation: 'automatic', rotateAfterDays: 30 });
+    await s.credentials.store(ctx, { integrationId: 'other', connectionId: 'e', type: CredentialType.CUSTOM_SECRET, value: secret(), valueStore: ValueStoreKind.ENVELOPE });
+    const cred = await s.credentials.store(ctx, { integrationId: 'acme', connectionId: 'c1', type: CredentialType.API_KEY, value: secret() });
+    // The vault refuses the write: the minted value is kept as the pending rotation value (a pseudo credential).
+    emu.deny({ operations: ['setSecret'] });
+    await expect(s.rotation.rotate(ctx, cred.id, { reason: 'manual' })).rejects.toMatchObject({ code: 1010 });
+    emu.clearDenials();
+    const pending = await s.rotation.pendingRotation(ctx, cred.id);
+    expect(pending).toMatchObject({ credentialId: cred.id });
+    const staged = await s.credentials.store(ctx, { integrationId: 'acme', connectionId: `${WEBHOOK_STAGING_CONNECTION_PREFIX}${randomBytes(4).toString('hex')}`, type: CredentialType.CUSTOM_SECRET, value: secret(), valueStore: ValueStoreKind.ENVELOPE });
+    // The credential itself is rotated by a client later: it is not due when the pseudo credentials are.
+    clock.set(new Date(T0.getTime() + 20 * DAY));
+    await s.credentials.rotate(ctx, cred.id, secret());
+    clock.set(new Date(T0.getTime() + 31 * DAY));
+    const before = minted.length;
+
+    const result = await s.check.runOnce();
+    expect(minted.slice(before).map((r) => r.connectionId)).toEqual([]);
+    expect(result).toMatchObject({ rotated: 0, failed: 0 });
+    expect((await s.credentials.getMetadata(ctx, pending!.pendingCredentialId)).version).toBe(1);
+    expect((await s.credentials.getMetadata(ctx, staged.id)).version).toBe(1);
+    const due = await s.moduleRef.get(RotationQueries).dueRotations(ctx);
+    expect(due.map((d) => d.credential.connectionId).filter((c) => c.startsWith(PENDING_ROTATION_CONNECTION_PREFIX) || c.startsWith(WEBHOOK_STAGING_CONNECTION_PREFIX))).toEqual([]);
+  });
+
+  it('raises no rotation_due or expiring notice about a pseudo credential', async () => {
+    clock.set(T0);
+    const ctx = tenant();
+    await s.policies.set(ctx, { level: 'tenant', rotation: 'manual', rotateAfterDays: 30, warnBeforeDays: 30 });
+    const pseudo = [
+      await s.credentials.store(ctx, { integrationId: 'acme', connectionId: `${PENDING_ROTATION_CONNECTION_PREFIX}${randomBytes(4).toString('hex')}`, type: CredentialType.CUSTOM_SECRET, value: secret(), valueStore: ValueStoreKind.ENVELOPE }),
+      await s.credentials.store(ctx, { integrationId: 'acme', connectionId: `${WEBHOOK_STAGING_CONNECTION_PREFIX}${randomBytes(4).toString('hex')}`, type: CredentialType.CUSTOM_SECRET, value: secret(), valueStore: ValueStoreKind.ENVELOPE }),
+    ];
+    // An expiry set on them (PATCH) is still not the tenant's business to be warned about.
+    for (const p of pseudo) await s.credentials.updateMetadata(ctx, p.id, { expiresAt: new Date(T0.getTime() + 40 * DAY) });
+    clock.set(new Date(T0.getTime() + 31 * DAY));
+    await s.check.runOnce();
+    await s.expiry.runOnce();
+    expect(await outboxEvents(s.dataSource, 'credential.rotation_due', ctx.tenantId)).toEqual([]);
+    expect(await outboxEvents(s.dataSource, 'credential.expiring', ctx.tenantId)).toEqual([]);
+    expect(await s.moduleRef.get(RotationQueries).dueRotations(ctx)).toEqual([]);
+    expect(await s.moduleRef.get(RotationQueries).upcomingExpiries(ctx)).toEqual([]);
+  });
+});
