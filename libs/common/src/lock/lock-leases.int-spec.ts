@@ -2,9 +2,10 @@
  * Integration: LockLeases on real SQLite and PostgreSQL — the compare-and-set a refresh relies on when
  * the advisory lock it held was lost with its session: one holder at a time, until it ends it or it expires.
  */
-import type { DataSource } from 'typeorm';
+import { InsertQueryBuilder, type DataSource } from 'typeorm';
 import { createTestDatabase, DATABASE_KINDS, type TestDatabase } from '@app/testing';
 import { openTestDataSource } from '../testing/persistence-test-db';
+import { LockLeaseEntity } from './lock-lease.entity';
 import { LockLeases } from './lock-leases';
 
 describe.each(DATABASE_KINDS)('LockLeases (%s)', (kind) => {
@@ -74,5 +75,49 @@ describe.each(DATABASE_KINDS)('LockLeases (%s)', (kind) => {
     expect((await leases.claim(long, 'holder-a', at(60_000), t0)).claimed).toBe(true);
     expect(await leases.claim(long, 'holder-b', at(60_000), t0)).toMatchObject({ claimed: false, holder: 'holder-a' });
     expect((await leases.claim(`${long}y`, 'holder-b', at(60_000), t0)).claimed).toBe(true);
+  });
+
+  it("a lease cleared between the claim's insert (ignored: it was held) and its read is free: the claim takes it, no untyped error", async () => {
+    const n = name();
+    await leases.claim(n, 'holder-a', at(60_000), t0);
+    // Forces the ordering: the holder's lease ends (another replica's clear, committed) right after the claim's INSERT-or-ignore.
+    const insert = InsertQueryBuilder.prototype.execute;
+    let cleared = false;
+    const spy = jest.spyOn(InsertQueryBuilder.prototype, 'execute').mockImplementation(async function (this: InsertQueryBuilder<object>) {
+      const result = await insert.call(this);
+      if (!cleared) {
+        cleared = true;
+        await other.getRepository(LockLeaseEntity).delete({ name: n });
+      }
+      return result;
+    });
+    try {
+      expect(await leases.claim(n, 'holder-b', at(70_000), at(1000))).toEqual({ claimed: true, expiresAt: at(70_000) });
+    } finally {
+      spy.mockRestore();
+    }
+    expect(cleared).toBe(true);
+    expect(await leases.claim(n, 'holder-a', at(80_000), at(2000))).toMatchObject({ claimed: false, holder: 'holder-b' });
+  });
+
+  it('a lease ended after every INSERT of a claim: taken once the claim inserts its own row, else reported busy (LOCK_TIMEOUT), never an untyped error', async () => {
+    const n = name();
+    await leases.claim(n, 'holder-a', at(60_000), t0);
+    const insert = InsertQueryBuilder.prototype.execute;
+    // Every INSERT is followed by an end of the lease (a pathological churn of claims and clears).
+    const spy = jest.spyOn(InsertQueryBuilder.prototype, 'execute').mockImplementation(async function (this: InsertQueryBuilder<object>) {
+      const result = await insert.call(this);
+      await other.getRepository(LockLeaseEntity).delete({ name: n });
+      return result;
+    });
+    try {
+      const claim = leases.claim(n, 'holder-b', at(70_000), at(1000));
+      // On PostgreSQL the retry's INSERT is the claim's own row, which another session cannot delete before it commits:
+      // the claim holds. On SQLite's one connection the delete lands inside the claim every time: it gives up, typed.
+      if (kind === 'postgres') expect(await claim).toEqual({ claimed: true, expiresAt: at(70_000) });
+      else await expect(claim).rejects.toMatchObject({ code: 9001, codeName: 'LOCK_TIMEOUT' });
+    } finally {
+      spy.mockRestore();
+    }
   });
 });

@@ -2,6 +2,10 @@ import { createHash } from 'node:crypto';
 import type { DataSource } from 'typeorm';
 import { TransactionRunner } from '../persistence/transaction-runner';
 import { LockLeaseEntity } from './lock-lease.entity';
+import { LockTimeoutError } from './lock.errors';
+
+/** Rounds of a claim (update, insert-or-ignore, read) before a lease that keeps vanishing is reported busy. */
+const CLAIM_ATTEMPTS = 3;
 
 /** What `LockLeases.claim` found: the lease is ours now, or another holder's until `expiresAt`. */
 export type LeaseClaim = { claimed: true; expiresAt: Date } | { claimed: false; holder: string; expiresAt: Date };
@@ -29,20 +33,27 @@ export class LockLeases {
 
   /**
    * Takes lease `name` for `holder` until `expiresAt` — only if nobody holds it, or its lease expired by `now`
-   * (a holder claiming again extends its own). Otherwise reports the current holder and its expiry.
+   * (a holder claiming again extends its own). Otherwise reports the current holder and its expiry. A lease ended
+   * (clear, release) during the claim is free and claimed; LockTimeoutError only if it vanished on every attempt.
    */
   async claim(name: string, holder: string, expiresAt: Date, now: Date): Promise<LeaseClaim> {
     const key = leaseKey(name);
     const row = await this.runner.run(async () => {
       const repo = this.runner.manager.getRepository(LockLeaseEntity);
-      await repo
-        .createQueryBuilder()
-        .update()
-        .set({ holder, expiresAt })
-        .where('name = :key AND (expires_at <= :now OR holder = :holder)', { key, now: now.getTime(), holder })
-        .execute();
-      await repo.createQueryBuilder().insert().values({ name: key, holder, expiresAt }).orIgnore().execute();
-      return repo.findOneOrFail({ where: { name: key } });
+      for (let attempt = 1; ; attempt++) {
+        await repo
+          .createQueryBuilder()
+          .update()
+          .set({ holder, expiresAt })
+          .where('name = :key AND (expires_at <= :now OR holder = :holder)', { key, now: now.getTime(), holder })
+          .execute();
+        await repo.createQueryBuilder().insert().values({ name: key, holder, expiresAt }).orIgnore().execute();
+        const found = await repo.findOne({ where: { name: key } });
+        if (found) return found;
+        // A clear or release committed between the INSERT (ignored: the lease was held) and the read: it is free now,
+        // claimed again. Only an end after every attempt (leases ended as fast as claimed) gives up, as a busy lock.
+        if (attempt === CLAIM_ATTEMPTS) throw new LockTimeoutError(name, 0);
+      }
     });
     return row.holder === holder ? { claimed: true, expiresAt: row.expiresAt } : { claimed: false, holder: row.holder, expiresAt: row.expiresAt };
   }
