@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { DataSource } from 'typeorm';
 import { KeyVaultEmulator } from '@app/keyvault-emulator';
+import { LEASE_TTL_MS } from '@app/oauth-refresh';
 import { legacySeedKind, legacySeedRows, seedLegacyTable } from '@app/migration';
 import { Webhook } from 'standardwebhooks';
 import { startReplica, type Replica } from '../../test/cluster/replicas';
@@ -67,6 +68,7 @@ export async function crashes(p: Profile, o: { kinds?: readonly Kind[] } = {}): 
     oauthBroken: 0,
     oauthReauth: 0,
     oauthInFlight: 0,
+    oauthLeaseWaits: 0,
     oauthReauthOutsideWindow: 0,
     oauthTokenUnknown: 0,
     oauthReauthNotFailFast: 0,
@@ -308,7 +310,14 @@ export async function crashes(p: Profile, o: { kinds?: readonly Kind[] } = {}): 
             counts.oauthTokenUnknown++;
             examples.add(`after a ${kind} crash: OAuth connection ${conn} serves ${held.status === 200 ? 'an access token neither held nor issued by the interrupted refresh' : `${held.status} ${held.text.slice(0, 120)}`}`);
           }
-          const r = await c('POST', `/v1/oauth/connections/idp/${conn}/token-rejected`, {});
+          let r = await c('POST', `/v1/oauth/connections/idp/${conn}/token-rejected`, {});
+          // The killed process's refresh-in-flight lease: no longer renewed, it lapses within LEASE_TTL_MS (its request
+          // may have been answered; presenting the token before would be as risky). Waited out once, then a refresh.
+          for (const until = Date.now() + LEASE_TTL_MS + 5_000; r.status === 503 && /awaiting the token endpoint/.test(r.text) && Date.now() < until; ) {
+            counts.oauthLeaseWaits++;
+            await sleep(1000);
+            r = await c('POST', `/v1/oauth/connections/idp/${conn}/token-rejected`, {});
+          }
           if (r.status === 200) {
             Object.assign(o, { token: r.body.accessToken, inFlight: false });
           } else if (r.status === 409 && r.body?.codeName === 'REAUTH_REQUIRED') {
@@ -457,6 +466,7 @@ export async function crashes(p: Profile, o: { kinds?: readonly Kind[] } = {}): 
         bounded('OAuth connections failing otherwise than re-authorisation after a crash', counts.oauthBroken, '=', 0),
         bounded('OAuth access tokens served after a crash that the client never got nor the interrupted refresh issued', counts.oauthTokenUnknown, '=', 0),
         info('OAuth refreshes unanswered at a kill', counts.oauthInFlight),
+        info('seconds an OAuth refresh after a crash waited for the killed process\'s refresh lease to lapse (summed)', counts.oauthLeaseWaits),
         info('OAuth connections needing re-authorisation after a crash (refresh token rotated at the provider, kill before it was stored)', counts.oauthReauth),
         bounded('OAuth re-authorisations of a connection whose refresh was answered or not running at the kill', counts.oauthReauthOutsideWindow, '=', 0),
         bounded('spent refresh tokens not failing fast (second call not 409 REAUTH_REQUIRED, or the provider called)', counts.oauthReauthNotFailFast, '=', 0),

@@ -7,6 +7,7 @@ export { PROACTIVE_REFRESH_LOCK } from './oauth-refresh.constants';
 export { OAuthRefreshService, type StoredOAuthCredentials, type GetAccessTokenOptions } from './oauth-refresh.service';
 export { OAUTH_TAGS, type OAuthTokenResponse } from './token/token-response';
 export type { AccessTokenResult } from './refresh/refresh-support';
+export { LEASE_TTL_MS } from './refresh/refresh-leases';
 export type { ProactiveRefreshResult } from './refresh/proactive-refresh-runner';
 export { OAuthRefreshScheduler } from './oauth-refresh.scheduler';
 export { OAuthProviderRegistry, resolveProviderConfig } from './providers/oauth-provider.registry';

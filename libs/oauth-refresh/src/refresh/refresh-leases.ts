@@ -9,6 +9,14 @@ import { describeRefreshError, lockName, RefreshDeps } from './refresh-support';
  */
 export const LEASE_MARGIN_MS = 30_000;
 
+/**
+ * A held lease's expiry is this far ahead, renewed every RENEW_EVERY_MS while its holder lives (up to `durationMs`):
+ * a crashed holder's lease lapses within it, not after the whole exchange could have lasted (a restarted replica
+ * refreshes its connections again within seconds). Replicas' clocks must agree within it.
+ */
+export const LEASE_TTL_MS = 20_000;
+const RENEW_EVERY_MS = 5_000;
+
 /** A lease this refresh holds: ended once its answer is stored or the refresh failed (never throws). */
 export interface HeldRefreshLease {
   release(): Promise<void>;
@@ -46,15 +54,31 @@ export class RefreshLeases {
     const holder = randomUUID();
     // Real time, not the lib's Clock: the lease covers real timers (requestTimeoutMs, lateAnswerMs), not token expiry.
     const now = new Date();
-    const claim = await leases.claim(name, holder, new Date(now.getTime() + this.durationMs(provider)), now);
+    const until = now.getTime() + this.durationMs(provider);
+    const expiry = (at: number) => new Date(Math.min(until, at + LEASE_TTL_MS));
+    const claim = await leases.claim(name, holder, expiry(now.getTime()), now);
     if (!claim.claimed) {
       throw new OAuthRefreshFailedError(
         `another refresh of this connection (on this replica or another) is awaiting the token endpoint until ${claim.expiresAt.toISOString()} at the latest; its refresh token is not presented twice`,
         { integrationId: provider.integrationId, connectionId, transient: true, retryAfter: claim.expiresAt, inFlight: true },
       );
     }
+    // Renewed while this process lives and the exchange may still be under way; a renewal that fails or finds the lease
+    // taken is logged (the lease then lapses: another replica may present the token this refresh may still spend).
+    let renewing: Promise<unknown> = Promise.resolve();
+    const renewal = setInterval(() => {
+      const at = Date.now();
+      if (at >= until) return clearInterval(renewal);
+      renewing = leases.claim(name, holder, expiry(at), new Date(at)).then(
+        (c) => c.claimed || this.deps.logger.warn(`the refresh lease of connection ${connectionId} (integration ${provider.integrationId}) was taken by another holder while this refresh may still be awaiting the token endpoint`),
+        (e: unknown) => this.deps.logger.warn(`could not renew the refresh lease of connection ${connectionId} (integration ${provider.integrationId}); it lapses within ${LEASE_TTL_MS} ms: ${describeRefreshError(e)}`),
+      );
+    }, RENEW_EVERY_MS);
+    renewal.unref();
     return {
       release: async () => {
+        clearInterval(renewal);
+        await renewing; // a renewal landing after the release would take the lease again
         try {
           await leases.release(name, holder);
         } catch (e) {
