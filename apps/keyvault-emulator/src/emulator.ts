@@ -13,6 +13,7 @@ import { errors, KeyVaultHttpError } from './errors';
 import { VaultEvent, VaultEvents } from './events';
 import { FaultInjector, FaultSpec, validateFaultSpec } from './faults';
 import { assertApiVersion } from './http/api-version';
+import { handleAdminRequest } from './http/admin';
 import { parseJsonObject, readBody, send, sendError } from './http/io';
 import { isKeyOperation, matchRoute } from './http/router';
 import { KeyVaultEmulatorOptions, ResolvedOptions, resolveOptions } from './options';
@@ -390,77 +391,33 @@ export class KeyVaultEmulator {
     this.statsCollector.record(operation, status);
   }
 
-  private async handleAdmin(req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
-    const method = (req.method ?? 'GET').toUpperCase();
-    const path = url.pathname.replace(/\/+$/, '');
-    let raw: Buffer;
-    try {
-      raw = await readBody(req);
-    } catch {
-      res.destroy();
-      return;
-    }
-    const bad = (message: string) => send(req, res, 400, { error: { code: 'BadParameter', message } });
-    if (path === '/_emulator/health' && method === 'GET') {
-      return send(req, res, 200, { status: 'ok', vaultUrl: this.vaultUrl, secrets: this.stores.secrets.size, keys: this.stores.keys.size, activeFaults: this.faults.active, activeDenials: this.denials.active });
-    }
-    if (path === '/_emulator/stats' && method === 'GET') return send(req, res, 200, this.stats());
-    if (path === '/_emulator/reset' && method === 'POST') {
-      this.clearFaults();
-      this.clearDenials();
-      this.resetStats();
-      this.clearEvents();
-      return send(req, res, 204);
-    }
-    if (path === '/_emulator/time' && method === 'GET') return send(req, res, 200, { now: this.now().toISOString(), offsetMs: this.lifetime.clock.offset });
-    if (path === '/_emulator/time' && method === 'POST') {
-      let advanceMs: unknown;
-      try {
-        advanceMs = (JSON.parse(raw.toString('utf8')) as { advanceMs?: unknown } | null)?.advanceMs;
-      } catch {
-        return bad('The body must be JSON: {"advanceMs": <non-negative integer>}.');
-      }
-      if (typeof advanceMs !== 'number' || !Number.isSafeInteger(advanceMs) || advanceMs < 0) return bad('"advanceMs" must be a non-negative integer of milliseconds.');
-      const report = await this.advanceTime(advanceMs);
-      return send(req, res, 200, { now: this.now().toISOString(), ...report });
-    }
-    if (path === '/_emulator/lifetime-actions' && method === 'POST') return send(req, res, 200, await this.runLifetimeActions());
-    if (path === '/_emulator/events' && method === 'GET') return send(req, res, 200, { events: this.events() });
-    if (path === '/_emulator/events' && method === 'DELETE') {
-      this.clearEvents();
-      return send(req, res, 204);
-    }
-    if (path === '/_emulator/denials' && method === 'DELETE') {
-      this.clearDenials();
-      return send(req, res, 204);
-    }
-    if (path === '/_emulator/faults' && method === 'DELETE') {
-      this.clearFaults();
-      return send(req, res, 204);
-    }
-    if (path === '/_emulator/faults' && method === 'POST') {
-      let spec: unknown;
-      try {
-        spec = JSON.parse(raw.toString('utf8'));
-      } catch {
-        return bad('The body must be a JSON FaultSpec.');
-      }
-      try {
-        this.injectFault(spec as FaultSpec);
-      } catch (err) {
-        return bad((err as Error).message);
-      }
-      return send(req, res, 201, { activeFaults: this.faults.active });
-    }
-    if (path === '/_emulator/denials' && method === 'POST') {
-      try {
-        this.deny(JSON.parse(raw.toString('utf8')) as DenySpec);
-      } catch (err) {
-        return bad(err instanceof SyntaxError ? 'The body must be a JSON DenySpec.' : (err as Error).message);
-      }
-      return send(req, res, 201, { activeDenials: this.denials.active });
-    }
-    return send(req, res, 404, { error: { code: 'NotFound', message: `No admin endpoint ${method} ${url.pathname}` } });
+  /** The test controls under `/_emulator/` (http/admin.ts): this vault's own, with its counts. */
+  private handleAdmin(req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
+    return handleAdminRequest(req, res, url, {
+      health: () => ({ status: 'ok', vaultUrl: this.vaultUrl, secrets: this.stores.secrets.size, keys: this.stores.keys.size, activeFaults: this.faults.active, activeDenials: this.denials.active }),
+      time: () => ({ now: this.now().toISOString(), offsetMs: this.lifetime.clock.offset }),
+      stats: () => this.stats(),
+      reset: () => {
+        this.clearFaults();
+        this.clearDenials();
+        this.resetStats();
+        this.clearEvents();
+      },
+      advanceTime: (ms) => this.advanceTime(ms),
+      runLifetimeActions: () => this.runLifetimeActions(),
+      events: () => this.events(),
+      clearEvents: () => this.clearEvents(),
+      injectFault: (spec) => {
+        this.injectFault(spec);
+        return this.faults.active;
+      },
+      clearFaults: () => this.clearFaults(),
+      deny: (spec) => {
+        this.deny(spec);
+        return this.denials.active;
+      },
+      clearDenials: () => this.clearDenials(),
+    });
   }
 }
 
