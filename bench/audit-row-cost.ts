@@ -4,8 +4,8 @@
  * `synchronous = FULL`) on a connection of its own to a file made by the audit migrations, after a seed of
  * `--seed` rows. Varies the rows per commit (the read buffer's batches: about half the concurrent reads),
  * how many credentials the reads spread over (each credential is its own spot in the (tenant, resource)
- * index), and the index set: `all` (the migrations') or `chain` (only the primary key and the chain's
- * unique index, the four query indexes dropped). Not a figure: the numbers decide what an audit row may
+ * index), and the index set (`INDEX_SETS`): `all` (the migrations'), `chain` (only the primary key and the chain's
+ * unique index, the four query indexes dropped), one query index dropped, or the action index partial. Not a figure: the numbers decide what an audit row may
  * cost, e.g. which query indexes the log keeps (docs/BENCHMARKS.md, "Ninth round").
  *
  * `--databases postgres`: the same rows as the writer's optimistic append sends them — one autocommit
@@ -15,7 +15,7 @@
  * advance.
  *
  *   npm run build && node dist/bench/audit-row-cost.js [--databases sqlite,postgres] [--batches 1500]
- *     [--rows 8,16,32,64] [--resources 1,1000] [--indexes all,chain] [--seed 50000]
+ *     [--rows 8,16,32,64] [--resources 1,1000] [--indexes all,chain,no-time,…] [--seed 50000]
  */
 import 'reflect-metadata';
 import { randomBytes, randomUUID } from 'node:crypto';
@@ -76,7 +76,7 @@ function rowMaker(resources: number): () => Row {
       tenantId: 'tenant-bench',
       sequence: ++sequence,
       occurredAt: now,
-      action: 'credential.read',
+      action: 'read', // AuditAction.READ, as a value read records it
       resource: credentials[Math.floor(Math.random() * resources)],
       actorId: 'api-key:bench',
       actorIp: '127.0.0.1',
@@ -97,7 +97,27 @@ function rowMaker(resources: number): () => Row {
 interface Variant {
   rows: number;
   resources: number;
-  indexes: 'all' | 'chain';
+  indexes: IndexSet;
+}
+
+/**
+ * `all`: the migrations'; `chain`: the four query indexes dropped; `no-<time|resource|actor|action>`: that one
+ * dropped; `action-partial`: the action index without the value reads' rows (`WHERE action <> 'read'`).
+ */
+const INDEX_SETS = ['all', 'chain', 'no-time', 'no-resource', 'no-actor', 'no-action', 'action-partial'] as const;
+type IndexSet = (typeof INDEX_SETS)[number];
+
+/** The statements that turn the migrations' indexes into `set` (`q` quotes an index name with its schema). */
+function indexChanges(set: IndexSet, q: (name: string) => string): string[] {
+  if (set === 'all') return [];
+  if (set === 'chain') return QUERY_INDEXES.map((n) => `DROP INDEX ${q(n)}`);
+  if (set === 'action-partial') {
+    const n = 'IDX_cv_audit_log_tenant_action_seq';
+    return [`DROP INDEX ${q(n)}`, `CREATE INDEX "${n}" ON ${q('cv_audit_log')} ("tenant_id", "action", "sequence", "occurred_at") WHERE "action" <> 'read'`];
+  }
+  const n = QUERY_INDEXES.find((i) => i.includes(`_tenant_${set.slice(3)}`));
+  if (!n) throw new Error(`no index for ${set}`);
+  return [`DROP INDEX ${q(n)}`];
 }
 
 /** Commit times and CPU of `batches` timed commits, as one JSON object. */
@@ -144,7 +164,7 @@ async function measureSqlite(v: Variant, batches: number, seed: number): Promise
   const Database = require('better-sqlite3') as new (file: string, options: { fileMustExist: boolean }) => SqliteDatabase;
   const db = new Database(file, { fileMustExist: true });
   try {
-    if (v.indexes === 'chain') for (const name of QUERY_INDEXES) db.exec(`DROP INDEX "${name}"`);
+    for (const sql of indexChanges(v.indexes, (n) => `"${n}"`)) db.exec(sql);
     const next = rowMaker(v.resources);
     const statementsOf = (rows: Row[]): SqliteStatement[] => plainInsertSqliteStatements(ds, AuditLogEntry, rows, (r) => r);
     // Prepared once per text and kept, as the worker does.
@@ -207,7 +227,7 @@ async function measurePostgres(v: Variant, batches: number, seed: number): Promi
     extra: { max: 1 },
   }).initialize();
   try {
-    if (v.indexes === 'chain') for (const name of QUERY_INDEXES) await ds.query(`DROP INDEX "${schema}"."${name}"`);
+    for (const sql of indexChanges(v.indexes, (n) => `"${schema}"."${n}"`)) await ds.query(sql);
     const next = rowMaker(v.resources);
     const insert = (rows: Row[], locks: boolean) =>
       insertPlainRows(ds.manager, AuditLogEntry, rows, (r) => r, locks ? { postgresLocks: { keys: ['4242'], prepared: true } } : {});
@@ -246,8 +266,8 @@ async function main(): Promise<void> {
   });
   const list = (s: string) => s.split(',').map((x) => x.trim());
   const indexes = list(values.indexes);
-  const unknown = indexes.filter((i) => i !== 'all' && i !== 'chain');
-  if (unknown.length) throw new Error(`--indexes takes all and/or chain, not ${unknown.join(', ')}`);
+  const unknown = indexes.filter((i) => !(INDEX_SETS as readonly string[]).includes(i));
+  if (unknown.length) throw new Error(`--indexes takes ${INDEX_SETS.join(', ')}, not ${unknown.join(', ')}`);
   const databases = list(values.databases);
   const unknownDb = databases.filter((d) => d !== 'sqlite' && d !== 'postgres');
   if (unknownDb.length) throw new Error(`--databases takes sqlite and/or postgres, not ${unknownDb.join(', ')}`);
