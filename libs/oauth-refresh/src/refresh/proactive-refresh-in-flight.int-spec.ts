@@ -5,12 +5,12 @@
  * or audited as a failed refresh. On SQLite with the local vault and a real OAuth server.
  */
 import { Logger } from '@nestjs/common';
-import { DataSource } from 'typeorm';
+import { DataSource, InsertQueryBuilder } from 'typeorm';
 import { AuditAction, AuditResult } from '@app/audit';
-import { DistributedLock, LockLeases, ManualClock, type OperationContext } from '@app/common';
+import { DistributedLock, LockLeaseEntity, LockLeases, ManualClock, type OperationContext } from '@app/common';
 import { KeyVaultEmulator } from '@app/keyvault-emulator';
 import { CapturingLogger, createTestDatabase, TestOAuthServer, type TestDatabase } from '@app/testing';
-import { OAuthRefreshEvents, OAuthRefreshService } from '../index';
+import { OAuthRefreshErrorCode, OAuthRefreshEvents, OAuthRefreshService } from '../index';
 import { OAUTH_REFRESH_LOCK } from '../oauth-refresh.constants';
 import { buildStack, closeTestStack, registerTestProvider, type Stack } from '../oauth-refresh-stack.testing';
 
@@ -94,5 +94,43 @@ describe('the proactive refresh job and a refresh in flight elsewhere (SQLite)',
     await holder;
     expect(await oauth.refreshExpiringTokens()).toMatchObject({ scanned: 1, refreshed: 1, failed: 0 });
     expect(server.refreshCalls).toBe(1);
+  });
+
+  it("a lease ended as fast as it is claimed (the claim gives up with LOCK_TIMEOUT): the caller is told 4003 retryable, in flight, retry shortly; the job counts it in flight", async () => {
+    const { connectionId, stored, lockName } = await connect();
+    const ds = stack.moduleRef.get(DataSource);
+    await LockLeases.for(ds).claim(lockName, 'churning-replica', new Date(Date.now() + 60_000), new Date());
+    // Every INSERT of the lease is followed by an end of it (another replica's clear; on SQLite's one connection it
+    // lands inside the claim every time): the claim gives up after its rounds, typed LOCK_TIMEOUT (lock-leases.int-spec).
+    const insert = InsertQueryBuilder.prototype.execute;
+    const spy = jest.spyOn(InsertQueryBuilder.prototype, 'execute').mockImplementation(async function (this: InsertQueryBuilder<object>) {
+      const result = await insert.call(this);
+      if (this.expressionMap.mainAlias?.target === LockLeaseEntity) await ds.getRepository(LockLeaseEntity).delete({ name: lockName });
+      return result;
+    });
+    const since = logger.lines.length;
+    try {
+      // Expired: nothing to serve meanwhile, the caller gets the refresh's answer.
+      clock.set(new Date(stored.expiresAt.getTime() + 1000));
+      const before = Date.now();
+      const error = await oauth.getAccessToken(ctx, 'idp', connectionId).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      expect(error).toMatchObject({ code: OAuthRefreshErrorCode.REFRESH_FAILED, retryable: true, details: { inFlight: true } });
+      // Told what happened (the lease), not that a lock was held for lockTimeoutMs.
+      expect((error as Error).message).toMatch(/refresh lease/);
+      const retryAfter = (error as { retryAfter?: Date }).retryAfter;
+      expect(retryAfter).toBeInstanceOf(Date);
+      expect(retryAfter!.getTime() - before).toBeGreaterThan(0);
+      expect(retryAfter!.getTime() - before).toBeLessThanOrEqual(5000);
+
+      clock.set(new Date(stored.expiresAt.getTime() - 2 * MIN));
+      expect(await oauth.refreshExpiringTokens()).toMatchObject({ scanned: 1, refreshed: 0, inFlight: 1, failed: 0 });
+    } finally {
+      spy.mockRestore();
+    }
+    expect(server.refreshCalls).toBe(0);
+    expect(await failureSigns(connectionId, since)).toEqual(noFailure);
   });
 });

@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { LockTimeoutError, type LeaseClaim } from '@app/common';
 import { OAuthRefreshFailedError } from '../errors/oauth-refresh.errors';
 import type { ResolvedOAuthProvider } from '../providers/oauth-provider.config';
 import { describeRefreshError, lockName, RefreshDeps } from './refresh-support';
@@ -16,6 +17,12 @@ export const LEASE_MARGIN_MS = 30_000;
  */
 export const LEASE_TTL_MS = 20_000;
 const RENEW_EVERY_MS = 5_000;
+
+/**
+ * `retryAfter` when the lease was ended by others as fast as it was claimed (LockLeases' LOCK_TIMEOUT): other
+ * refreshes are storing answers and ending it right now, so the next attempt soon finds the connection settled.
+ */
+export const LEASE_CHURN_RETRY_MS = 1_000;
 
 /** A lease this refresh holds: ended once its answer is stored or the refresh failed (never throws). */
 export interface HeldRefreshLease {
@@ -56,7 +63,18 @@ export class RefreshLeases {
     const now = new Date();
     const until = now.getTime() + this.durationMs(provider);
     const expiry = (at: number) => new Date(Math.min(until, at + LEASE_TTL_MS));
-    const claim = await leases.claim(name, holder, expiry(now.getTime()), now);
+    let claim: LeaseClaim;
+    try {
+      claim = await leases.claim(name, holder, expiry(now.getTime()), now);
+    } catch (e) {
+      if (!(e instanceof LockTimeoutError)) throw e;
+      // Busy, like a held lease: answered as one (4003 in flight), not as the lock wait's LOCK_TIMEOUT the facade maps.
+      throw new OAuthRefreshFailedError(
+        `the refresh lease of this connection was ended by other refreshes (on this replica or another) as fast as it was claimed; retry shortly`,
+        { integrationId: provider.integrationId, connectionId, transient: true, retryAfter: new Date(now.getTime() + LEASE_CHURN_RETRY_MS), inFlight: true },
+        { cause: e },
+      );
+    }
     if (!claim.claimed) {
       throw new OAuthRefreshFailedError(
         `another refresh of this connection (on this replica or another) is awaiting the token endpoint until ${claim.expiresAt.toISOString()} at the latest; its refresh token is not presented twice`,
