@@ -4,7 +4,8 @@
  * (RevocationService, or PATCH status through CredentialsService), deletes the pending credential and its ciphertext
  * once the change's outbox event is dispatched, audited by `system:rotation` (the row names the credential). A delete or
  * revoke whose event is handled while a rotation mints (before it keeps the minted value) leaves no pending value
- * either, and the rotation writes nothing.
+ * either, and the rotation writes nothing. One deleted before the rotation starts is refused before the mint; one
+ * revoked before it is rotated to the minted value (a rotate to a new value is the remedy for a leak, README).
  */
 import { randomBytes } from 'node:crypto';
 import { Logger } from '@nestjs/common';
@@ -157,5 +158,28 @@ describe.each(DATABASE_KINDS)('a pending rotation value when its credential goes
     // No rotation written: still revoked, still version 1, no history row.
     expect(await s.credentials.getMetadata(ctx, cred.id)).toMatchObject({ status: CredentialStatus.REVOKED, version: 1 });
     expect((await s.rotation.historyOf(ctx, cred.id)).filter((h) => h.action === 'rotate')).toEqual([]);
+  });
+
+  it('a credential deleted before its rotation starts: refused NOT_FOUND before any mint, nothing kept', async () => {
+    const { ctx, cred } = await fresh();
+    await s.credentials.delete(ctx, cred.id);
+    const mints = minted.length;
+    await expect(s.rotation.rotate(ctx, cred.id, { reason: 'manual' })).rejects.toMatchObject({ code: 2002 });
+    expect(minted.length).toBe(mints);
+    await dispatch();
+    expect(await pendingLeft(cred.id)).toEqual({ live: 0, ciphertexts: 0 });
+  });
+
+  it('a credential revoked before its rotation starts is rotated to a minted value (the remedy for a leak): one mint, written, nothing kept', async () => {
+    const { ctx, cred } = await fresh();
+    await s.revocation.revoke(ctx, { credentialId: cred.id }, { reason: 'leaked' });
+    await dispatch();
+    const mints = minted.length;
+    // Not refused before the mint: the minted value is the credential's current one (owned), not a stray key.
+    await expect(s.rotation.rotate(ctx, cred.id, { reason: 'replace the leaked value' })).resolves.toMatchObject({ method: 'handler', metadata: { status: CredentialStatus.ACTIVE, version: 2 } });
+    expect(minted.length).toBe(mints + 1);
+    expect((await s.credentials.get(ctx, cred.id)).value).toBe(minted[minted.length - 1]);
+    await dispatch();
+    expect(await pendingLeft(cred.id)).toEqual({ live: 0, ciphertexts: 0 });
   });
 });
