@@ -75,7 +75,8 @@ export class CredentialExpiryScanner {
   /** How many credentials of every tenant, not deleted, of `type` have a connection id starting with `connectionIdPrefix` (for metrics). */
   async countLiveAcrossTenants(query: { type: CredentialType; connectionIdPrefix: string }): Promise<number> {
     if (!CREDENTIAL_TYPES.includes(query?.type)) throw new CredentialValidationError(`type must be one of ${CREDENTIAL_TYPES.join(', ')}`, 'type');
-    if (typeof query.connectionIdPrefix !== 'string' || query.connectionIdPrefix.length === 0) throw new CredentialValidationError('connectionIdPrefix must be a non-empty string', 'connectionIdPrefix');
+    // As a connection id is (any prefix of one is too): the count's index range relies on its ASCII characters.
+    assertIdentifier(query.connectionIdPrefix, 'connectionIdPrefix');
     return this.rows.countLiveByConnectionPrefix(query.type, query.connectionIdPrefix);
   }
 }

@@ -26,6 +26,8 @@ export interface StoredCertificateInfo extends Omit<CertificateInfo, 'validFrom'
 // (expires_at, id); on PostgreSQL with INCLUDE columns (migration 1870000000000), which TypeORM cannot declare
 // and would drop: the migrations own this index.
 @Index('IDX_cv_credentials_expires_id', { synchronize: false })
+// (type, connection_id) of live rows, collated "C" on PostgreSQL (migration 1920000000000): owned by the migrations too.
+@Index('IDX_cv_credentials_type_connection', { synchronize: false })
 export class CredentialEntity {
   @PrimaryColumn({ type: 'varchar', length: 36 })
   id: string;

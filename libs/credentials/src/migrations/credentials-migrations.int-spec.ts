@@ -1,5 +1,10 @@
+import type { DataSource } from 'typeorm';
 import { DATABASE_KINDS, useMigrationDatabase } from '@app/testing';
 import { CREDENTIALS_ENTITIES, CREDENTIALS_MIGRATIONS } from '@app/credentials';
+import { CredentialTypeConnectionIndex1920000000000, CredentialVersionRevokedAt1880000000000 } from './index';
+
+/** The lib's migrations before `migration` (`through`: and it). */
+const upTo = (migration: (typeof CREDENTIALS_MIGRATIONS)[number], through = false) => CREDENTIALS_MIGRATIONS.slice(0, CREDENTIALS_MIGRATIONS.indexOf(migration) + (through ? 1 : 0));
 
 // The per-version revoke mark, as an operator upgrading meets it: on tables with rows, a credential revoked
 // before the upgrade has its versions marked (so a later rotation cannot serve them again); undone cleanly.
@@ -17,7 +22,7 @@ describe.each(DATABASE_KINDS)('CredentialVersionRevokedAt on %s', (kind) => {
   const ACTIVE = '00000000-0000-4000-8000-000000000002';
 
   it('marks the versions of credentials revoked before the upgrade, leaves the others, and is undone', async () => {
-    const before = await migrate(CREDENTIALS_MIGRATIONS.slice(0, -1));
+    const before = await migrate(upTo(CredentialVersionRevokedAt1880000000000));
     for (const [id, status] of [[REVOKED, 'revoked'], [ACTIVE, 'active']]) {
       await before.query(credential(id, status));
       for (const n of [1, 2]) await before.query(version(id, n));
@@ -25,7 +30,7 @@ describe.each(DATABASE_KINDS)('CredentialVersionRevokedAt on %s', (kind) => {
     await before.destroy();
 
     const started = Date.now();
-    const after = await migrate(CREDENTIALS_MIGRATIONS);
+    const after = await migrate(upTo(CredentialVersionRevokedAt1880000000000, true));
     const rows = (await after.query(`SELECT credential_id AS id, version, revoked_at AS at FROM ${table('cv_credential_versions')} ORDER BY credential_id, version`)) as Array<{ id: string; version: number; at: string | number | null }>;
     expect(rows.map((r) => [r.id, Number(r.version), r.at === null ? null : Number(r.at) >= started])).toEqual([
       [REVOKED, 1, true],
@@ -44,5 +49,39 @@ describe.each(DATABASE_KINDS)('CredentialVersionRevokedAt on %s', (kind) => {
       : ((await after.query(`PRAGMA table_info("cv_credential_versions")`)) as Array<{ name: string }>);
     expect(columns.map((c) => c.name)).not.toContain('revoked_at');
     expect(Number((await after.query(`SELECT COUNT(*) AS n FROM ${table('cv_credential_versions')}`))[0].n)).toBe(2);
+  });
+});
+
+// The live (type, connection_id) index, as an operator upgrading meets it: built on a table with rows (deleted ones left
+// out of it), collated "C" on PostgreSQL, used by a prefix count; undone cleanly.
+describe.each(DATABASE_KINDS)('CredentialTypeConnectionIndex on %s', (kind) => {
+  const bed = useMigrationDatabase(kind);
+  const migrate = (migrations: typeof CREDENTIALS_MIGRATIONS) => bed.migrate(CREDENTIALS_ENTITIES, migrations);
+  const { schema, table } = bed;
+  const credential = (id: string, connectionId: string, status: string) =>
+    `INSERT INTO ${table('cv_credentials')} (id, tenant_id, integration_id, connection_id, type, value_store, current_version, status, tags, row_version, created_at, updated_at, created_by, updated_by) ` +
+    `VALUES ('${id}', 't1', 'acme', '${connectionId}', 'custom_secret', 'envelope', 1, '${status}', '{}', 1, 1000, 1000, 'u', 'u')`;
+  const definition = async (ds: DataSource): Promise<string | undefined> => {
+    const rows = (await (kind === 'postgres'
+      ? ds.query(`SELECT indexdef AS def FROM pg_indexes WHERE tablename = 'cv_credentials' AND indexname = 'IDX_cv_credentials_type_connection' AND schemaname = $1`, [schema()])
+      : ds.query(`SELECT sql AS def FROM sqlite_master WHERE type = 'index' AND name = 'IDX_cv_credentials_type_connection'`))) as Array<{ def: string }>;
+    return rows[0]?.def.replace(/"/g, '');
+  };
+
+  it('is built on a table with rows, serves a prefix count, and is undone', async () => {
+    const before = await migrate(upTo(CredentialTypeConnectionIndex1920000000000));
+    await before.query(credential('00000000-0000-4000-8000-000000000001', 'rotation-pending.a', 'active'));
+    await before.query(credential('00000000-0000-4000-8000-000000000002', 'rotation-pending.b', 'deleted'));
+    await before.query(credential('00000000-0000-4000-8000-000000000003', 'conn-1', 'active'));
+    await before.destroy();
+
+    const after = await migrate(CREDENTIALS_MIGRATIONS);
+    expect(await definition(after)).toMatch(kind === 'postgres' ? /\(type, connection_id COLLATE C\) WHERE \(\(status\)::text <> 'deleted'::text\)$/ : /\(type, connection_id\) WHERE status <> 'deleted'$/);
+    const count = `SELECT COUNT(*) AS n FROM ${table('cv_credentials')} WHERE status <> 'deleted' AND type = 'custom_secret' AND connection_id${kind === 'postgres' ? ' COLLATE "C"' : ''} >= 'rotation-pending.' AND connection_id${kind === 'postgres' ? ' COLLATE "C"' : ''} < 'rotation-pending/'`;
+    expect(Number((await after.query(count))[0].n)).toBe(1);
+
+    await after.undoLastMigration();
+    expect(await definition(after)).toBeUndefined();
+    expect(Number((await after.query(`SELECT COUNT(*) AS n FROM ${table('cv_credentials')}`))[0].n)).toBe(3);
   });
 });

@@ -1,8 +1,10 @@
+import { randomUUID } from 'node:crypto';
 import { TransactionRunner } from '@app/common';
 import { createTestDatabase, DATABASE_KINDS, TestDatabase } from '@app/testing';
 import { DataSource } from 'typeorm';
 import { at, BASE_MS, credentialRow, openRepositoryDataSource, sleep, tenant } from '../../test/repository-fixtures';
 import { CredentialStatus, CredentialType } from '../credential-type';
+import { CredentialEntity } from '../entities';
 import { CredentialRepository } from './credential.repository';
 
 const DAY = 86_400_000;
@@ -23,6 +25,17 @@ describe.each(DATABASE_KINDS)('CredentialRepository on %s', (kind) => {
     if (ds?.isInitialized) await ds.destroy();
     await db?.drop();
   });
+
+  /** The SELECTs `work` ran, with their parameters. */
+  const selects = async (work: () => Promise<unknown>): Promise<Array<[string, unknown[]]>> => {
+    const logged = jest.spyOn(ds.logger, 'logQuery');
+    try {
+      await work();
+      return logged.mock.calls.filter(([q]) => /^\s*SELECT/i.test(q)).map(([q, p]) => [q, (p ?? []) as unknown[]]);
+    } finally {
+      logged.mockRestore();
+    }
+  };
 
   it('inserts and reads rows back with every field; other tenants see nothing', async () => {
     const t = tenant();
@@ -175,6 +188,40 @@ describe.each(DATABASE_KINDS)('CredentialRepository on %s', (kind) => {
     expect((await scan({ statuses: [CredentialStatus.REVOKED] })).map((s) => s.id)).toEqual([r.id]);
   });
 
+  it('counts the live rows of a type by connection-id prefix (every tenant) from an index range, not a scan of every credential', async () => {
+    // Unique to this run: the count spans every tenant of the database.
+    const prefix = `${tenant('pend')}.`;
+    const [t1, t2] = [tenant('count'), tenant('count')];
+    const pending = (t: string, over: Partial<Parameters<typeof credentialRow>[1]> = {}) =>
+      credentialRow(t, { type: CredentialType.CUSTOM_SECRET, connectionId: `${prefix}${randomUUID()}`, ...over });
+    const counted = [pending(t1), pending(t1, { integrationId: 'acme' }), pending(t2)];
+    const notCounted = [
+      pending(t1, { status: CredentialStatus.DELETED }),
+      pending(t2, { type: CredentialType.API_KEY }),
+      pending(t2, { connectionId: prefix.slice(0, -1) }), // the prefix without its last character
+      pending(t2, { connectionId: `${prefix.slice(0, -1)}/x` }), // the next character up
+      pending(t2, { connectionId: prefix.toUpperCase() + 'x' }),
+    ];
+    // Many other credentials: a scan of the table (or of an index over all of it) reads them all.
+    const others = Array.from({ length: 3000 }, (_, i) => credentialRow(tenant('bulk'), { connectionId: `conn-${i}`, type: i % 2 ? CredentialType.CUSTOM_SECRET : CredentialType.API_KEY }));
+    await repo.insertMany([...counted, ...notCounted, ...others]);
+    if (kind === 'postgres') await ds.query(`ANALYZE ${ds.getMetadata(CredentialEntity).tablePath}`);
+
+    const statements = await selects(async () => expect(await repo.countLiveByConnectionPrefix(CredentialType.CUSTOM_SECRET, prefix)).toBe(3));
+    expect(statements).toHaveLength(1);
+    const [[sql, params]] = statements;
+    if (kind === 'sqlite') {
+      const plan = ((await ds.query(`EXPLAIN QUERY PLAN ${sql}`, params)) as Array<{ detail: string }>).map((p) => p.detail).join(' | ');
+      expect(plan).toMatch(/^SEARCH c USING (COVERING )?INDEX IDX_cv_credentials_type_connection \(type=\? AND connection_id>\? AND connection_id<\?\)$/);
+    } else {
+      const [row] = (await ds.query(`EXPLAIN (ANALYZE, FORMAT JSON) ${sql}`, params)) as Array<{ 'QUERY PLAN': Array<{ Plan: PlanNode }> }>;
+      const scans = planNodes(row['QUERY PLAN'][0].Plan).filter((n) => /Scan/.test(n['Node Type']));
+      expect(scans.map((n) => [n['Node Type'], n['Index Name']])).toEqual([[expect.stringMatching(/^Index (Only )?Scan$/), 'IDX_cv_credentials_type_connection']]);
+      // The index range holds the counted rows only: the deleted one and the other tenants' credentials are not in it.
+      expect(scans[0]['Actual Rows']).toBe(3);
+    }
+  });
+
   it('findById reads on the current connection after the DataSource reconnects, and as another caller while a transaction is open', async () => {
     const t = tenant('reconnect');
     const row = credentialRow(t, { tags: { env: 'prod' } });
@@ -198,3 +245,15 @@ describe.each(DATABASE_KINDS)('CredentialRepository on %s', (kind) => {
     expect(await repo.findById(t, row.id)).toEqual(next);
   });
 });
+
+interface PlanNode {
+  'Node Type': string;
+  'Index Name'?: string;
+  'Actual Rows'?: number;
+  Plans?: PlanNode[];
+}
+
+/** Every node of a plan tree, depth first. */
+function planNodes(n: PlanNode): PlanNode[] {
+  return [n, ...(n.Plans ?? []).flatMap(planNodes)];
+}

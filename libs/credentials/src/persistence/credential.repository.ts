@@ -322,14 +322,17 @@ export class CredentialRepository {
 
   /** Credentials of every tenant not deleted, of `type`, whose connection id starts with `connectionIdPrefix`. */
   async countLiveByConnectionPrefix(type: CredentialType, connectionIdPrefix: string): Promise<number> {
+    const column = this.runner.dataSource.driver.options.type === 'postgres' ? 'c.connectionId COLLATE "C"' : 'c.connectionId';
     const row = await this.runner.read(() =>
       this.runner.manager
         .createQueryBuilder(CredentialEntity, 'c')
         .select('COUNT(*)', 'n')
-        .where('c.status <> :deleted', { deleted: CredentialStatus.DELETED })
+        // The literal, as in the partial index IDX_cv_credentials_type_connection's predicate: SQLite uses that index
+        // only for a query whose WHERE has the same term.
+        .where(`c.status <> '${CredentialStatus.DELETED}'`)
         .andWhere('c.type = :type', { type })
-        // SUBSTR, not LIKE: the prefix is matched as it is, whatever characters it holds.
-        .andWhere('SUBSTR(c.connectionId, 1, :len) = :prefix', { len: connectionIdPrefix.length, prefix: connectionIdPrefix })
+        // A range of that index: exact for a prefix in byte order, which the index keeps (PostgreSQL: collation "C").
+        .andWhere(`${column} >= :from AND ${column} < :to`, { from: connectionIdPrefix, to: nextInByteOrder(connectionIdPrefix) })
         .getRawOne<{ n: string | number }>(),
     );
     return Number(row?.n ?? 0);
@@ -384,4 +387,9 @@ export class CredentialRepository {
       .where('c.tenantId = :tenantId', { tenantId })
       .andWhere('c.status <> :deletedStatus', { deletedStatus: CredentialStatus.DELETED });
   }
+}
+
+/** The least string above every string that starts with `prefix`, in byte order: its last character, one up (ASCII: the identifier pattern). */
+function nextInByteOrder(prefix: string): string {
+  return prefix.slice(0, -1) + String.fromCharCode(prefix.charCodeAt(prefix.length - 1) + 1);
 }
