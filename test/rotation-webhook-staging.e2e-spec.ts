@@ -25,6 +25,7 @@ describe.each(DATABASE_KINDS)('operator-confirmed webhook secret rotation over H
   const reader = generateApiKey('acme-reader', 'acme', ['rotation:read']);
   const rotator = generateApiKey('acme-rotator', 'acme', ['rotation:read', 'rotation:write']);
   const other = generateApiKey('globex', 'globex', ['admin']);
+  const lister = generateApiKey('acme-lister', 'acme', ['credentials:read']);
   const secrets: string[] = [];
   const payload = '{"type":"invoice.paid","id":"evt_1"}';
 
@@ -73,7 +74,7 @@ describe.each(DATABASE_KINDS)('operator-confirmed webhook secret rotation over H
 
   beforeAll(async () => {
     host = await startTestHost(kind, {
-      AUTH_API_KEYS: JSON.stringify([reader.entry, rotator.entry, other.entry]),
+      AUTH_API_KEYS: JSON.stringify([reader.entry, rotator.entry, other.entry, lister.entry]),
       ...ROTATION_JOBS_OFF,
       WEBHOOK_SECRET_ROTATION_ENABLED: 'false', // run by the test, on the host's own job
       WEBHOOK_SECRET_OVERLAP_MS: String(30 * MINUTE),
@@ -147,6 +148,39 @@ describe.each(DATABASE_KINDS)('operator-confirmed webhook secret rotation over H
     const rows = await audit.query({ tenantId: 'acme', resource: id });
     const steps = rows.items.filter((r) => r.action.startsWith('webhook_secret.')).map((r) => [r.action, r.actorId]);
     expect(steps).toEqual(expect.arrayContaining([['webhook_secret.staged', 'api-key:acme-rotator'], ['webhook_secret.rotated', 'api-key:acme-rotator']]));
+  });
+
+  it("a staged secret is not one of the tenant's credentials in its lists (GET /v1/credentials, /v1/connections, statistics) unless includeInternal=true; read by id", async () => {
+    const INTEGRATION = 'acme-lists';
+    const HOOKS = `/v1/rotation/webhooks/${INTEGRATION}/main`;
+    const { id } = await create(HOOKS);
+    const staged = await stage(HOOKS);
+    const stagedConnection = `whsec-pending.${staged.body.rotationId}`;
+    const listed = async (query: string) => {
+      const page = await call(lister.key, 'GET', `/v1/credentials?integrationId=${INTEGRATION}${query}`);
+      expect(page.status).toBe(200);
+      return page.body.items.map((c: { id: string; connectionId: string }) => c.connectionId);
+    };
+    expect(await listed('')).toEqual(['main']);
+    expect(await listed('&limit=1')).toEqual(['main']);
+    expect(await listed('&includeInternal=true')).toEqual(['main', stagedConnection]);
+    expect(await listed('&includeInternal=false')).toEqual(['main']);
+    expect((await call(lister.key, 'GET', '/v1/credentials?includeInternal=yes')).status).toBe(400);
+
+    const connections = async (query: string) =>
+      (await call(lister.key, 'GET', `/v1/connections${query}`)).body.items.filter((c: { integrationId: string }) => c.integrationId === INTEGRATION).map((c: { connectionId: string }) => c.connectionId);
+    expect(await connections('')).toEqual(['main']);
+    expect(await connections('?includeInternal=true')).toEqual(['main', stagedConnection]);
+    const statistics = async (query: string) => (await call(lister.key, 'GET', `/v1/credentials/statistics${query}`)).body.byIntegration[INTEGRATION];
+    expect(await statistics('')).toBe(1);
+    expect(await statistics('?includeInternal=true')).toBe(2);
+    expect((await call(lister.key, 'GET', '/v1/credentials/expiring?days=30&includeInternal=true')).status).toBe(200);
+
+    const all = await call(lister.key, 'GET', `/v1/credentials?integrationId=${INTEGRATION}&includeInternal=true`);
+    const stagedId = all.body.items.find((c: { connectionId: string }) => c.connectionId === stagedConnection).id as string;
+    expect((await call(lister.key, 'GET', `/v1/credentials/${stagedId}`)).body).toMatchObject({ connectionId: stagedConnection, type: 'custom_secret' });
+    expect(all.body.items.map((c: { id: string }) => c.id)).toContain(id);
+    expect((await call(rotator.key, 'POST', `${HOOKS}/secret/discard`, { rotationId: staged.body.rotationId })).status).toBe(200);
   });
 
   it('discard: the staged secret stops verifying; a staged secret left unactivated is refused (410) and discarded', async () => {

@@ -8,6 +8,7 @@ import type {
   CredentialPage,
   CredentialStatistics,
   CredentialVersionInfo,
+  InternalCredentialsOption,
   ListCredentialsQuery,
   MetadataReadOptions,
 } from './credential.types';
@@ -85,6 +86,7 @@ export class CredentialQueries {
     if (query.status !== undefined && !Object.values(CredentialStatus).includes(query.status)) {
       throw new CredentialValidationError(`status must be one of ${Object.values(CredentialStatus).join(', ')}`, 'status');
     }
+    const includeInternal = assertIncludeInternal(query);
     const cursor = query.cursor !== undefined ? decodeCursor(query.cursor) : undefined;
     const now = this.clock.nowMs();
     const rows = await this.rows.page(ctx.tenantId, {
@@ -94,6 +96,7 @@ export class CredentialQueries {
       expiringBeforeMs: query.expiringBefore ? query.expiringBefore.getTime() : undefined,
       status: query.status || undefined,
       after: cursor ? { createdAtMs: cursor.createdAt, id: cursor.id } : undefined,
+      includeInternal,
       nowMs: now,
       limit: limit + 1,
     });
@@ -106,27 +109,29 @@ export class CredentialQueries {
   }
 
   /** See `CredentialsService.listExpiring`. */
-  async listExpiring(ctx: OperationContext, days: number, limit = 500): Promise<CredentialMetadata[]> {
+  async listExpiring(ctx: OperationContext, days: number, limit = 500, options: InternalCredentialsOption = {}): Promise<CredentialMetadata[]> {
     assertContext(ctx);
+    const includeInternal = assertIncludeInternal(options);
     if (typeof days !== 'number' || !Number.isFinite(days) || days < 0) throw new CredentialValidationError('days must be a number ≥ 0', 'days');
     if (!Number.isInteger(limit) || limit < 1 || limit > 10_000) throw new CredentialValidationError('limit must be an integer in 1..10000', 'limit');
     const now = this.clock.nowMs();
-    const rows = await this.rows.expiring(ctx.tenantId, now + days * DAY_MS, limit);
+    const rows = await this.rows.expiring(ctx.tenantId, now + days * DAY_MS, limit, includeInternal);
     return rows.map((r) => toMetadataOfFresh(r, now));
   }
 
   /** See `CredentialsService.statistics`. */
-  async statistics(ctx: OperationContext): Promise<CredentialStatistics> {
+  async statistics(ctx: OperationContext, options: InternalCredentialsOption = {}): Promise<CredentialStatistics> {
     assertContext(ctx);
-    return this.rows.statistics(ctx.tenantId, this.clock.now().getTime());
+    const includeInternal = assertIncludeInternal(options);
+    return this.rows.statistics(ctx.tenantId, this.clock.now().getTime(), includeInternal);
   }
 
   /** See `CredentialsService.listConnections`. */
-  async listConnections(ctx: OperationContext, options: { integrations?: string[] } = {}): Promise<ConnectionView[]> {
+  async listConnections(ctx: OperationContext, options: { integrations?: string[] } & InternalCredentialsOption = {}): Promise<ConnectionView[]> {
     assertContext(ctx);
     const known = options.integrations ?? this.options.integrations;
     known.forEach((i) => assertIdentifier(i, 'integrations'));
-    const rows = await this.rows.connectionRows(ctx.tenantId);
+    const rows = await this.rows.connectionRows(ctx.tenantId, assertIncludeInternal(options));
     const groups = new Map<string, CredentialEntity[]>();
     for (const r of rows) {
       const k = JSON.stringify([r.integrationId, r.connectionId]);
@@ -162,6 +167,11 @@ export class CredentialQueries {
     }
     return views.sort((a, b) => a.integrationId.localeCompare(b.integrationId) || (a.connectionId ?? '').localeCompare(b.connectionId ?? ''));
   }
+}
+
+function assertIncludeInternal({ includeInternal }: InternalCredentialsOption): boolean {
+  if (includeInternal !== undefined && typeof includeInternal !== 'boolean') throw new CredentialValidationError('includeInternal must be true or false', 'includeInternal');
+  return includeInternal === true;
 }
 
 function encodeCursor(createdAt: number, id: string): string {

@@ -135,7 +135,17 @@ export interface UpdateMetadataInput extends WriteOptions {
   status?: CredentialStatus.ACTIVE | CredentialStatus.EXPIRED | CredentialStatus.NEEDS_REAUTH | CredentialStatus.REVOKED;
 }
 
-export interface ListCredentialsQuery {
+/** Whether a tenant-facing list shows the libs' internal credentials too (`isInternalCredential`). */
+export interface InternalCredentialsOption {
+  /**
+   * Include the internal credentials the libs built on this one keep among the tenant's (`custom_secret`s of
+   * connections `rotation-pending.…`, `whsec-pending.…`): for operators and those libs. They are read by id either way.
+   * @default false
+   */
+  includeInternal?: boolean;
+}
+
+export interface ListCredentialsQuery extends InternalCredentialsOption {
   integrationId?: string;
   connectionId?: string;
   type?: CredentialType;

@@ -474,6 +474,52 @@ describe.each(DATABASE_KINDS)('CredentialsModule on %s (emulator, real KeyVaultP
       expect(emu.stats().byOperation.listSecrets ?? 0).toBe(0);
     });
 
+    it("leaves the libs' internal credentials (rotation-pending.*, whsec-pending.*) out of lists, expiring, statistics and connections unless asked; full pages", async () => {
+      const ctxI: OperationContext = { tenantId: `internal-${run}`, actor: { id: 'user:i' } };
+      const now = clock.now().getTime();
+      const mk = async (connectionId: string, type = CredentialType.API_KEY) => {
+        clock.advance(1);
+        return service.store(ctxI, { integrationId: 'acme', connectionId, type, value: secret(), expiresAt: new Date(now + 3 * DAY) });
+      };
+      // The tenant's own rows with internal rows between them, so that a filter after the query would shorten pages.
+      const a = await mk('c1');
+      const pending = await mk(`rotation-pending.${a.id}`, CredentialType.CUSTOM_SECRET);
+      const staged = await mk('whsec-pending.r1', CredentialType.CUSTOM_SECRET);
+      const b = await mk('c2', CredentialType.CUSTOM_SECRET);
+      const staged2 = await mk('whsec-pending.r2', CredentialType.CUSTOM_SECRET);
+      // Only a custom_secret under a reserved prefix is internal.
+      const c = await mk('whsec-pending.r3');
+      const ids = (items: { id: string }[]) => items.map((i) => i.id);
+
+      const paged = async (query: { includeInternal?: boolean }) => {
+        const pages: string[][] = [];
+        let cursor: string | undefined;
+        do {
+          const page = await service.list(ctxI, { ...query, limit: 2, cursor });
+          pages.push(ids(page.items));
+          cursor = page.nextCursor;
+        } while (cursor);
+        return pages;
+      };
+      expect(await paged({})).toEqual([[a.id, b.id], [c.id]]);
+      expect((await paged({ includeInternal: true })).flat()).toEqual([a.id, pending.id, staged.id, b.id, staged2.id, c.id]);
+      expect(ids((await service.list(ctxI, { type: CredentialType.CUSTOM_SECRET })).items)).toEqual([b.id]);
+      expect(ids((await service.list(ctxI, { connectionId: 'whsec-pending.r1', includeInternal: true })).items)).toEqual([staged.id]);
+
+      expect(ids(await service.listExpiring(ctxI, 30)).sort()).toEqual([a.id, b.id, c.id].sort()); // one expiry: by id
+      expect(ids(await service.listExpiring(ctxI, 30, 500, { includeInternal: true })).sort()).toEqual([a.id, pending.id, staged.id, b.id, staged2.id, c.id].sort());
+
+      expect(await service.statistics(ctxI)).toMatchObject({ total: 3, byType: { api_key: 2, custom_secret: 1 }, expiringWithin7Days: 3 });
+      expect(await service.statistics(ctxI, { includeInternal: true })).toMatchObject({ total: 6, byType: { api_key: 2, custom_secret: 4 }, expiringWithin7Days: 6 });
+
+      const connections = async (includeInternal?: boolean) => (await service.listConnections(ctxI, { integrations: [], includeInternal })).map((v) => v.connectionId);
+      expect(await connections()).toEqual(['c1', 'c2', 'whsec-pending.r3']);
+      expect(await connections(true)).toEqual(['c1', 'c2', `rotation-pending.${a.id}`, 'whsec-pending.r1', 'whsec-pending.r2', 'whsec-pending.r3']);
+      // Read by id as any other (their ids are listed by the rotation lib).
+      expect((await service.getMetadata(ctxI, staged.id)).connectionId).toBe('whsec-pending.r1');
+      expect(await rejection(service.list(ctxI, { includeInternal: 'yes' as never }))).toBeInstanceOf(CredentialValidationError);
+    });
+
     it('scans expiring credentials across tenants for system jobs, soonest first, keyset-paged', async () => {
       const far = new Date(clock.now().getTime() + 10_000 * DAY);
       const t1: OperationContext = { tenantId: `scan-a-${run}`, actor: { id: 'user:a' } };

@@ -14,6 +14,7 @@ import type {
   CredentialVersionInfo,
   CredentialVersionWithValue,
   CredentialWithValue,
+  InternalCredentialsOption,
   ListCredentialsQuery,
   MetadataReadOptions,
   ReadOptions,
@@ -166,22 +167,25 @@ export class CredentialsService {
     return this.queries.listVersions(ctx, id);
   }
 
-  /** Live credentials of the tenant, oldest first, filtered, in pages (keyset cursor). */
+  /**
+   * Live credentials of the tenant, oldest first, filtered, in pages (keyset cursor). The libs' internal credentials
+   * (`isInternalCredential`) only with `includeInternal`.
+   */
   list(ctx: OperationContext, query: ListCredentialsQuery = {}): Promise<CredentialPage> {
     return this.queries.list(ctx, query);
   }
 
   /**
    * Live credentials (active, expired or needing re-auth) whose expiry is within `days` from now —
-   * including already expired ones — soonest first.
+   * including already expired ones — soonest first. Internal credentials only with `includeInternal`.
    */
-  listExpiring(ctx: OperationContext, days: number, limit = 500): Promise<CredentialMetadata[]> {
-    return this.queries.listExpiring(ctx, days, limit);
+  listExpiring(ctx: OperationContext, days: number, limit = 500, options: InternalCredentialsOption = {}): Promise<CredentialMetadata[]> {
+    return this.queries.listExpiring(ctx, days, limit, options);
   }
 
-  /** Counts from indexed SQL (GROUP BY on cv_credentials) — never by listing the vault. */
-  statistics(ctx: OperationContext): Promise<CredentialStatistics> {
-    return this.queries.statistics(ctx);
+  /** Counts from indexed SQL (GROUP BY on cv_credentials) — never by listing the vault. Internal credentials only with `includeInternal`. */
+  statistics(ctx: OperationContext, options: InternalCredentialsOption = {}): Promise<CredentialStatistics> {
+    return this.queries.statistics(ctx, options);
   }
 
   /**
@@ -190,9 +194,10 @@ export class CredentialsService {
    * `not_configured`. Reads metadata only — masks come from the stored ≤ 3-character hint.
    *
    * Status of a connection: revoked if any credential is revoked; else needs_reauth if any needs it;
-   * else expired if every credential is expired; else connected.
+   * else expired if every credential is expired; else connected. Internal credentials (and so their connections)
+   * only with `includeInternal`.
    */
-  listConnections(ctx: OperationContext, options: { integrations?: string[] } = {}): Promise<ConnectionView[]> {
+  listConnections(ctx: OperationContext, options: { integrations?: string[] } & InternalCredentialsOption = {}): Promise<ConnectionView[]> {
     return this.queries.listConnections(ctx, options);
   }
 }

@@ -2,7 +2,6 @@ import { Inject, Injectable } from '@nestjs/common';
 import { Clock, type OperationContext } from '@app/common';
 import { CredentialsService, CredentialStatus, CredentialType, type CredentialMetadata } from '@app/credentials';
 import { RotationValidationError } from './errors/rotation.errors';
-import { isPseudoCredential } from './internal/pseudo-credentials';
 import { assertContext } from './internal/validation';
 import { DAY_MS } from './jobs/expiry-monitor.service';
 import { RotationPolicyService } from './policies/rotation-policy.service';
@@ -40,8 +39,9 @@ export class RotationQueries {
     const now = this.clock.nowMs();
     const overrides = await this.policies.tenantOverrides(ctx.tenantId);
     const out: UpcomingExpiry[] = [];
+    // The libs' internal credentials (pending rotation values, staged webhook secrets) are not listed: not the tenant's.
     for (const c of await this.credentials.listExpiring(ctx, days, 1000)) {
-      if (!c.expiresAt || isPseudoCredential(c)) continue;
+      if (!c.expiresAt) continue;
       const policy = await this.policies.resolve({ id: c.id, tenantId: c.tenantId, integrationId: c.integrationId, type: c.type }, overrides);
       out.push({ credential: c, daysLeft: Math.floor(((c.expiresAt.getTime() - now) / DAY_MS) * 100) / 100, warnBeforeDays: policy.warnBeforeDays });
     }
@@ -59,7 +59,7 @@ export class RotationQueries {
     do {
       const page = await this.credentials.list(ctx, { status: CredentialStatus.ACTIVE, limit: 200, cursor });
       for (const c of page.items) {
-        if (c.type === CredentialType.OAUTH_ACCESS_TOKEN || isPseudoCredential(c)) continue;
+        if (c.type === CredentialType.OAUTH_ACCESS_TOKEN) continue;
         const policy = await this.policies.resolve({ id: c.id, tenantId: c.tenantId, integrationId: c.integrationId, type: c.type }, overrides);
         if (policy.rotateAfterDays <= 0) continue;
         const dueAt = new Date((c.rotatedAt ?? c.createdAt).getTime() + policy.rotateAfterDays * DAY_MS);

@@ -121,7 +121,8 @@ export class TenantBackupService {
   private async listAll(ctx: OperationContext): Promise<CredentialMetadata[]> {
     const all: CredentialMetadata[] = [];
     for (let cursor: string | undefined, first = true; first || cursor; first = false) {
-      const page = await this.credentials.list(ctx, { limit: 200, cursor });
+      // Internal credentials too, to report them as skipped.
+      const page = await this.credentials.list(ctx, { limit: 200, cursor, includeInternal: true });
       cursor = page.nextCursor;
       all.push(...page.items);
     }

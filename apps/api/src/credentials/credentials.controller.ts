@@ -15,6 +15,7 @@ import {
   ExpectedVersionQueryDto,
   ReadValueQueryDto,
   ExpiringQueryDto,
+  IncludeInternalQueryDto,
   ListCredentialsQueryDto,
   RollbackCredentialDto,
   RotateCredentialDto,
@@ -56,15 +57,15 @@ export class CredentialsController {
   @ApiOperation({ summary: 'Credentials expiring within `days` (default 30)' })
   @ApiOkResponse({ description: 'soonest first', schema: bodyOf('CredentialList') })
   async expiring(@OpContext() ctx: OperationContext, @Query() q: ExpiringQueryDto) {
-    return { items: await this.credentials.listExpiring(ctx, q.days ?? 30) };
+    return { items: await this.credentials.listExpiring(ctx, q.days ?? 30, undefined, { includeInternal: q.includeInternal }) };
   }
 
   @Get('statistics')
   @RequireScopes(Scope.CREDENTIALS_READ)
   @ApiOperation({ summary: 'Totals by type and integration, expiring within 7 and 30 days' })
   @ApiOkResponse({ description: 'the totals', schema: bodyOf('CredentialStatistics') })
-  statistics(@OpContext() ctx: OperationContext) {
-    return this.credentials.statistics(ctx);
+  statistics(@OpContext() ctx: OperationContext, @Query() q: IncludeInternalQueryDto) {
+    return this.credentials.statistics(ctx, { includeInternal: q.includeInternal });
   }
 
   @Post('delete-batch')
@@ -168,8 +169,8 @@ export class ConnectionsController {
   @RequireScopes(Scope.CREDENTIALS_READ)
   @ApiOperation({ summary: 'One row per connection: status, earliest expiry, credentials with masked values' })
   @ApiOkResponse({ description: 'the connections', schema: bodyOf('ConnectionList') })
-  async list(@OpContext() ctx: OperationContext) {
-    return { items: await this.credentials.listConnections(ctx) };
+  async list(@OpContext() ctx: OperationContext, @Query() q: IncludeInternalQueryDto) {
+    return { items: await this.credentials.listConnections(ctx, { includeInternal: q.includeInternal }) };
   }
 
   @Delete(':integrationId/:connectionId')

@@ -109,7 +109,20 @@ export class UpdateCredentialDto extends ExpectedVersionDto {
   status?: CredentialStatus.ACTIVE | CredentialStatus.EXPIRED | CredentialStatus.NEEDS_REAUTH | CredentialStatus.REVOKED;
 }
 
-export class ListCredentialsQueryDto {
+/** `…?includeInternal=true`: the lists of a tenant's credentials show the libs' internal ones too. */
+export class IncludeInternalQueryDto {
+  @ApiPropertyOptional({
+    type: 'boolean',
+    default: false,
+    description:
+      "Also the internal credentials the host keeps among the tenant's (custom_secret of a connection `rotation-pending.…`: a pending rotation value; `whsec-pending.…`: a staged webhook secret). Readable by id either way",
+  })
+  @IsOptional()
+  @QueryBoolean()
+  includeInternal?: boolean;
+}
+
+export class ListCredentialsQueryDto extends IncludeInternalQueryDto {
   @ApiPropertyOptional()
   @IsOptional()
   @Matches(IDENTIFIER_PATTERN, { message: ID_MESSAGE })
@@ -148,7 +161,7 @@ export class ListCredentialsQueryDto {
   cursor?: string;
 }
 
-export class ExpiringQueryDto {
+export class ExpiringQueryDto extends IncludeInternalQueryDto {
   @ApiPropertyOptional({ type: 'integer', default: 30, minimum: 0, maximum: 3650 })
   @IsOptional()
   @QueryInt(0, 3650)

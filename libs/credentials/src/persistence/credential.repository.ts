@@ -3,6 +3,7 @@ import type { SelectQueryBuilder } from 'typeorm';
 import { CredentialStatus, type CredentialType } from '../credential-type';
 import type { CredentialStatistics, ExpiringCredentialRef, LiveCredentialRef } from '../credential.types';
 import { CredentialEntity } from '../entities/credential.entity';
+import { INTERNAL_CREDENTIAL_TYPE, INTERNAL_PREFIX_LIST } from '../internal-credentials';
 import { insertRows } from './plain-insert';
 import { CREDENTIAL_COLUMNS, credentialFromRow, type CredentialRow } from './credential-row';
 
@@ -19,6 +20,8 @@ export interface CredentialPageFilter {
   expiringBeforeMs?: number;
   /** Keyset cursor: rows strictly after this (createdAt, id). */
   after?: { createdAtMs: number; id: string };
+  /** Internal credentials too (internal-credentials.ts); left out otherwise. */
+  includeInternal?: boolean;
   /** "Now" for the effective status (epoch ms). */
   nowMs: number;
   limit: number;
@@ -63,6 +66,17 @@ interface PgPool {
   query<R>(sql: string, params: unknown[]): Promise<{ rows: R[] }>;
 }
 
+/**
+ * A predicate true for a row that is NOT an internal credential (internal-credentials.ts), over the given columns,
+ * with its parameters (`param(i)` writes the i-th placeholder). In SQL, so a keyset page is never cut short by rows
+ * filtered after its LIMIT. SUBSTR, not LIKE: a prefix is matched as it is.
+ */
+function notInternal(typeColumn: string, connectionColumn: string, param: (i: number) => string): { sql: string; params: string[] } {
+  const prefixes = INTERNAL_PREFIX_LIST.map((p, i) => `SUBSTR(${connectionColumn}, 1, ${p.length}) <> ${param(i + 1)}`);
+  return { sql: `(${typeColumn} <> ${param(0)} OR (${prefixes.join(' AND ')}))`, params: [INTERNAL_CREDENTIAL_TYPE, ...INTERNAL_PREFIX_LIST] };
+}
+const NOT_INTERNAL_RAW = notInternal('"type"', '"connection_id"', () => '?');
+
 /** Statuses `expiring` lists: live, and not revoked. */
 const EXPIRING_STATUSES = [CredentialStatus.ACTIVE, CredentialStatus.EXPIRED, CredentialStatus.NEEDS_REAUTH];
 
@@ -72,7 +86,6 @@ const EXPIRING_STATUSES = [CredentialStatus.ACTIVE, CredentialStatus.EXPIRED, Cr
  */
 class HotSql {
   readonly byId: string;
-  readonly expiring: string;
   private readonly statements = new Map<string, string>();
 
   constructor(
@@ -80,9 +93,6 @@ class HotSql {
     private readonly postgres: boolean,
   ) {
     this.byId = this.dialect(`${select} WHERE "id" = ? AND "tenant_id" = ?`);
-    this.expiring = this.dialect(
-      `${select} WHERE "tenant_id" = ? AND "status" IN (?, ?, ?) AND "expires_at" IS NOT NULL AND "expires_at" <= ? ORDER BY "expires_at" ASC, "id" ASC LIMIT ?`,
-    );
   }
 
   /** A statement of the hot reads' filters (a bounded set of fixed predicates); `limited`: a last `?` is its LIMIT. */
@@ -232,6 +242,7 @@ export class CredentialRepository {
     if (f.integrationId) and('"integration_id" = ?', f.integrationId);
     if (f.connectionId) and('"connection_id" = ?', f.connectionId);
     if (f.type) and('"type" = ?', f.type);
+    if (!f.includeInternal) and(NOT_INTERNAL_RAW.sql, ...NOT_INTERNAL_RAW.params);
     if (f.expiringBeforeMs !== undefined) and('"expires_at" <= ?', f.expiringBeforeMs);
     if (f.status === CredentialStatus.EXPIRED) {
       and('("status" = ? OR ("status" = ? AND "expires_at" IS NOT NULL AND "expires_at" <= ?))', CredentialStatus.EXPIRED, CredentialStatus.ACTIVE, f.nowMs);
@@ -246,22 +257,37 @@ export class CredentialRepository {
     return rows.map(credentialFromRow);
   }
 
-  /** Live rows (active, expired, needing re-auth) with `expiresAt` ≤ `horizonMs`, soonest first. */
-  async expiring(tenantId: string, horizonMs: number, limit: number): Promise<CredentialEntity[]> {
-    const rows = await this.rawRows(this.sql().expiring, [tenantId, ...EXPIRING_STATUSES, horizonMs, limit]);
+  /** Live rows (active, expired, needing re-auth) with `expiresAt` ≤ `horizonMs`, soonest first; internal ones only when asked. */
+  async expiring(tenantId: string, horizonMs: number, limit: number, includeInternal = false): Promise<CredentialEntity[]> {
+    const where = ['"tenant_id" = ?', '"status" IN (?, ?, ?)', '"expires_at" IS NOT NULL', '"expires_at" <= ?'];
+    const params: unknown[] = [tenantId, ...EXPIRING_STATUSES, horizonMs];
+    if (!includeInternal) {
+      where.push(NOT_INTERNAL_RAW.sql);
+      params.push(...NOT_INTERNAL_RAW.params);
+    }
+    const rows = await this.rawRows(this.sql().where(where, '"expires_at" ASC, "id" ASC'), [...params, limit]);
     return rows.map(credentialFromRow);
   }
 
-  /** Every live row of the tenant, by (integration, connection, type): the connections screen. */
-  async connectionRows(tenantId: string): Promise<CredentialEntity[]> {
-    const sql = this.sql().where(['"tenant_id" = ?', '"status" <> ?'], '"integration_id" ASC, "connection_id" ASC, "type" ASC', false);
-    const rows = await this.rawRows(sql, [tenantId, CredentialStatus.DELETED]);
+  /** Every live row of the tenant, by (integration, connection, type): the connections screen; internal ones only when asked. */
+  async connectionRows(tenantId: string, includeInternal = false): Promise<CredentialEntity[]> {
+    const where = ['"tenant_id" = ?', '"status" <> ?'];
+    const params: unknown[] = [tenantId, CredentialStatus.DELETED];
+    if (!includeInternal) {
+      where.push(NOT_INTERNAL_RAW.sql);
+      params.push(...NOT_INTERNAL_RAW.params);
+    }
+    const rows = await this.rawRows(this.sql().where(where, '"integration_id" ASC, "connection_id" ASC, "type" ASC', false), params);
     return rows.map(credentialFromRow);
   }
 
-  /** Counts of the tenant's live credentials from GROUP BYs on the indexed table. */
-  async statistics(tenantId: string, nowMs: number): Promise<CredentialStatistics> {
-    const base = () => this.live(tenantId);
+  /** Counts of the tenant's live credentials from GROUP BYs on the indexed table; internal ones only when asked. */
+  async statistics(tenantId: string, nowMs: number, includeInternal = false): Promise<CredentialStatistics> {
+    const notInternalQb = notInternal('c.type', 'c.connectionId', (i) => `:internal${i}`);
+    const base = () => {
+      const qb = this.live(tenantId);
+      return includeInternal ? qb : qb.andWhere(notInternalQb.sql, Object.fromEntries(notInternalQb.params.map((v, i) => [`internal${i}`, v])));
+    };
     const [byType, byIntegration, byStatus, expiry] = await this.runner.read(() =>
       Promise.all([
         base().select('c.type', 'key').addSelect('COUNT(*)', 'n').groupBy('c.type').getRawMany<Counted>(),

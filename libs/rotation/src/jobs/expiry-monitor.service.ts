@@ -1,8 +1,7 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import { Clock, DistributedLock, LOCK_KEYS, Outbox, TransactionRunner, systemContext } from '@app/common';
-import { CredentialExpiryScanner, CredentialsService, CredentialStatus, type CredentialMetadata, type ExpiringCredentialRef } from '@app/credentials';
+import { CredentialExpiryScanner, CredentialsService, CredentialStatus, isInternalCredential, type CredentialMetadata, type ExpiringCredentialRef } from '@app/credentials';
 import type { RotationPolicyEntity } from '../entities/rotation-policy.entity';
-import { isPseudoCredential } from '../internal/pseudo-credentials';
 import { RotationPolicyService } from '../policies/rotation-policy.service';
 import { EXPIRY_MONITOR_ACTOR, ROTATION_CLOCK, ROTATION_LOCK, ROTATION_RESOLVED_OPTIONS } from '../rotation.constants';
 import { RotationEvents, type CredentialNoticePayload } from '../rotation.events';
@@ -84,7 +83,7 @@ export class ExpiryMonitorService {
         after,
       });
       for (const ref of page) {
-        if (isPseudoCredential(ref)) continue; // the lib's own (a pending rotation value, a staged webhook secret)
+        if (isInternalCredential(ref)) continue; // the lib's own (a pending rotation value, a staged webhook secret)
         out.scanned++;
         countWindow(out.windows, ref.expiresAt.getTime() - now.getTime());
         try {

@@ -1,8 +1,7 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import { Clock, DistributedLock, isVaultRefusal, LOCK_KEYS, Outbox, TransactionRunner, systemContext, type OperationContext } from '@app/common';
-import { CredentialConflictError, CredentialExpiryScanner, CredentialsService, CredentialStatus, CredentialType, type LiveCredentialRef } from '@app/credentials';
+import { CredentialConflictError, CredentialExpiryScanner, CredentialsService, CredentialStatus, CredentialType, isInternalCredential, type LiveCredentialRef } from '@app/credentials';
 import type { RotationPolicyEntity } from '../entities/rotation-policy.entity';
-import { isPseudoCredential } from '../internal/pseudo-credentials';
 import { RotationPolicyService } from '../policies/rotation-policy.service';
 import { ROTATION_CHECK_ACTOR, ROTATION_CLOCK, ROTATION_LOCK, ROTATION_RESOLVED_OPTIONS } from '../rotation.constants';
 import { RotationEvents } from '../rotation.events';
@@ -37,7 +36,7 @@ interface CheckRun {
  * version (dedupe row + event in one transaction); automatic ones are rotated through RotationService
  * (a handler, else a generator; with neither they are reported like manual ones). Webhook secrets are
  * left to the webhook-secret-rotation job (two-phase, with an overlap), OAuth access tokens to refresh, the lib's
- * pseudo credentials (pending rotation values, staged webhook secrets: `isPseudoCredential`) to their owners.
+ * pseudo credentials (pending rotation values, staged webhook secrets: `isInternalCredential`) to their owners.
  */
 @Injectable()
 export class RotationCheckService {
@@ -75,7 +74,7 @@ export class RotationCheckService {
       const page = await this.scanner.scanLiveAcrossTenants({ statuses: [CredentialStatus.ACTIVE], changedBefore: new Date(now.getTime() - DAY_MS), limit: batchSize, afterId });
       for (const ref of page) {
         out.scanned++;
-        if (ref.type === CredentialType.OAUTH_ACCESS_TOKEN || ref.type === CredentialType.WEBHOOK_SECRET || isPseudoCredential(ref)) continue;
+        if (ref.type === CredentialType.OAUTH_ACCESS_TOKEN || ref.type === CredentialType.WEBHOOK_SECRET || isInternalCredential(ref)) continue;
         try {
           if (!overrides.has(ref.tenantId)) overrides.set(ref.tenantId, await this.policies.tenantOverrides(ref.tenantId));
           await this.check(ref, now, overrides.get(ref.tenantId)!, run);

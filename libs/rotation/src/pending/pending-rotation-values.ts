@@ -1,10 +1,10 @@
 import { Injectable, Logger } from '@nestjs/common';
 import { CredentialVaultError, describeError, ErrorSeverity, type OperationContext } from '@app/common';
-import { CredentialExpiryScanner, CredentialNotFoundError, CredentialRevokedError, CredentialsService, CredentialStatus, CredentialType, ValueStoreKind, type CredentialMetadata } from '@app/credentials';
+import { CredentialExpiryScanner, CredentialNotFoundError, CredentialRevokedError, CredentialsService, CredentialStatus, CredentialType, INTERNAL_CONNECTION_PREFIXES, ValueStoreKind, type CredentialMetadata } from '@app/credentials';
 import type { MintedValue } from '../handlers/rotation-handler';
 
 /** Pseudo connection of a credential's pending rotation value (one per credential), and its tags (metadata only). */
-export const PENDING_ROTATION_CONNECTION_PREFIX = 'rotation-pending.';
+export const PENDING_ROTATION_CONNECTION_PREFIX = INTERNAL_CONNECTION_PREFIXES.pendingRotationValue;
 const TAGS = { FOR: 'cv.rotation.minted-for', BASED_ON: 'cv.rotation.minted-based-on', EXPIRES_AT: 'cv.rotation.minted-expires-at' } as const;
 
 /** What an operator sees of a pending rotation value: references only. */
@@ -39,7 +39,7 @@ export class PendingRotationValues {
   }
 
   async find(ctx: OperationContext, meta: Pick<CredentialMetadata, 'id' | 'integrationId'>): Promise<CredentialMetadata | undefined> {
-    const page = await this.credentials.list(ctx, { integrationId: meta.integrationId, connectionId: connectionOf(meta.id), type: CredentialType.CUSTOM_SECRET, limit: 5 });
+    const page = await this.credentials.list(ctx, { integrationId: meta.integrationId, connectionId: connectionOf(meta.id), type: CredentialType.CUSTOM_SECRET, includeInternal: true, limit: 5 });
     return page.items.find((m) => m.tags[TAGS.FOR] === meta.id);
   }
 

@@ -170,7 +170,8 @@ export class RevocationService {
     const out: CredentialMetadata[] = [];
     let cursor: string | undefined;
     do {
-      const page = await this.credentials.list(ctx, { ...filter, limit: 200, cursor });
+      // Internal credentials too: a pending rotation value or a staged secret is a live value at the provider as well.
+      const page = await this.credentials.list(ctx, { ...filter, includeInternal: true, limit: 200, cursor });
       // A tenant-wide revoke leaves the notifications' own signing secret: revoked, it would silence the
       // very `credential.revoked` notices of this revoke (the webhook could not be signed). Named, it is revoked.
       out.push(...(filter.integrationId === undefined ? page.items.filter((m) => !isNotificationSigningSecret(m)) : page.items));

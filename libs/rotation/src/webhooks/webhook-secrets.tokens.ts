@@ -1,3 +1,5 @@
+import { INTERNAL_CONNECTION_PREFIXES } from '@app/credentials';
+
 /**
  * Tokens the webhook-secret part injects. RotationModule provides them: the resolved `webhooks`
  * options, and aliases of its Clock and DistributedLock (so the whole lib shares one of each).
@@ -10,7 +12,7 @@ export const WEBHOOK_ROTATION_DUE_POLICY = Symbol('rotation:webhooks:due-policy'
 
 /** Job name, actor of the work it does, and the pseudo connection ids of staging credentials. */
 export const WEBHOOK_ROTATION_JOB = 'webhook-secret-rotation';
-export const WEBHOOK_STAGING_CONNECTION_PREFIX = 'whsec-pending.';
+export const WEBHOOK_STAGING_CONNECTION_PREFIX = INTERNAL_CONNECTION_PREFIXES.stagedWebhookSecret;
 export const WEBHOOK_STAGING_TAG = 'cv.rotation.pending-for';
 
 /** Outbox events (ids and metadata only). */
