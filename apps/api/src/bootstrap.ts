@@ -20,7 +20,7 @@ import { assertValidatedInput, declaredQueryNames } from './http/validated-param
 import { observeGrpcCalls, observeNonGrpcRequests, observeUnknownMethods } from './keys/grpc/grpc-call-observer';
 import { keysGrpcOptions } from './keys/grpc/grpc-server';
 import { ShutdownState } from './health/shutdown-state';
-import { HOST_LOG, HostLogger, lifecycleLog } from './logging/host-logger';
+import { HOST_LOG, holdStartErrorLines, HostLogger, lifecycleLog } from './logging/host-logger';
 import { createHostLog, requestIdFor } from './logging/logging.options';
 import { logRequests } from './logging/request-log';
 import { countHttpRequests, grpcCallMetrics } from './metrics/request-metrics';
@@ -36,14 +36,19 @@ export async function createApp(
   const telemetry = HostTelemetry.start(config, options.telemetry);
   // The root logger before Nest: its own start-up lines (and a failed start) are JSON lines like the rest.
   const log = options.log ?? createHostLog(config, options.logDestination);
+  // Nest's own lines about the error a failed start throws here are dropped: the caller reports it (main.ts, once).
+  const startLines = holdStartErrorLines(log);
   try {
     const app = await NestFactory.create<NestFastifyApplication>(AppModule.forRoot(config, { log, telemetry }), hostAdapter(), {
       ...HOST_APP_OPTIONS,
       bufferLogs: false,
       logger: new HostLogger(log),
     });
-    return await configureApp(app, config);
+    const started = await configureApp(app, config);
+    startLines.release();
+    return started;
   } catch (error) {
+    startLines.release(error);
     await telemetry?.shutdown();
     throw error;
   }

@@ -2,7 +2,7 @@ import { createConnection } from 'node:net';
 import { Injectable, Logger, Module, OnModuleDestroy } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { loadAppConfig } from '../config/app.config';
-import { HostLogger } from './host-logger';
+import { holdStartErrorLines, HostLogger } from './host-logger';
 import { createHostLog } from './logging.options';
 
 const MARKER = 'cv-hl-MARKER-4f2a';
@@ -35,8 +35,8 @@ class QuietModule {}
 /** Nest's own calls reach the HostLogger as they do in the host (app.useLogger), written to memory. */
 function hostLogger() {
   const lines: Record<string, any>[] = [];
-  const host = new HostLogger(createHostLog(loadAppConfig({ NODE_ENV: 'test', LOG_LEVEL: 'info' }), { write: (l: string) => void lines.push(JSON.parse(l)) }));
-  return { host, lines };
+  const root = createHostLog(loadAppConfig({ NODE_ENV: 'test', LOG_LEVEL: 'info' }), { write: (l: string) => void lines.push(JSON.parse(l)) });
+  return { host: new HostLogger(root), lines, root };
 }
 
 /** One frame of this file: the stack's code locations are kept. */
@@ -119,5 +119,48 @@ describe('HostLogger', () => {
       [50, 'TypeOrmModule', 'Unable to connect to the database. Retrying (1)...'],
     ]);
     expect(lines.filter((l) => l.err !== undefined)).toEqual([]);
+  });
+
+  it("writes the error lines of Nest's ExceptionHandler and NestApplication outside a start: only a failed start's own are left to its caller", () => {
+    const { host, lines } = hostLogger();
+    Logger.overrideLogger(host);
+    new Logger('ExceptionHandler').error(new QueryFailedError(`duplicate key value (tenant)=(${MARKER})`));
+    new Logger('NestApplication').error('Error: a later failure Nest reports here');
+    expect(lines.map((l) => [l.level, l.context])).toEqual([
+      [50, 'ExceptionHandler'],
+      [50, 'NestApplication'],
+    ]);
+    expect(lines[0]).toMatchObject({ err: { name: 'QueryFailedError', stack: OUR_FRAME } });
+    expect(JSON.stringify(lines)).not.toContain(MARKER);
+  });
+
+  it('while the host starts, drops the lines about the error the start fails with (its caller logs it once) and writes every other', () => {
+    const { host, lines, root } = hostLogger();
+    Logger.overrideLogger(host);
+    const failure = Object.assign(new Error('listen EADDRINUSE: address already in use 127.0.0.1:3000'), { code: 'EADDRINUSE' });
+    const hold = holdStartErrorLines(root);
+    // What Nest logs of a failed start: the exception zone's dump of the error, and listen's `e.toString()`.
+    new Logger('ExceptionHandler').error(failure);
+    new Logger('NestApplication').error(failure.toString());
+    // Error lines of those contexts about something else, and a line of another context.
+    new Logger('ExceptionHandler').error(new TypeError('another error'));
+    new Logger('NestApplication').error('Error: another failure');
+    new Logger('RouterExplorer').log('Mapped {/v1/credentials, GET} route');
+    hold.release(failure);
+    new Logger('NestApplication').error(failure.toString()); // after the start: written
+    expect(lines.map((l) => [l.level, l.context, l.err?.name ?? l.msg])).toEqual([
+      [30, 'RouterExplorer', 'Mapped {/v1/credentials, GET} route'],
+      [50, 'ExceptionHandler', 'TypeError'],
+      [50, 'NestApplication', 'Error: another failure'],
+      [50, 'NestApplication', failure.toString()],
+    ]);
+
+    // A start that succeeds writes whatever it held.
+    lines.length = 0;
+    const started = holdStartErrorLines(root);
+    new Logger('NestApplication').error('Error: something Nest reported during a good start');
+    expect(lines).toEqual([]);
+    started.release();
+    expect(lines.map((l) => [l.context, l.msg])).toEqual([['NestApplication', 'Error: something Nest reported during a good start']]);
   });
 });

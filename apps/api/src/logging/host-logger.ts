@@ -32,8 +32,9 @@ export class HostLogger implements LoggerService {
     this.write('warn', message, params);
   }
   error(message: unknown, ...params: unknown[]): void {
-    if (RETHROWN_BY_NEST.has(params.at(-1))) return;
-    this.write('error', message, params);
+    const held = RETHROWN_BY_NEST.has(params.at(-1)) ? startHolds.get(this.root) : undefined;
+    if (held) held.push({ about: message, write: () => this.write('error', message, params) });
+    else this.write('error', message, params);
   }
   fatal(message: unknown, ...params: unknown[]): void {
     this.write('fatal', message, params);
@@ -70,11 +71,41 @@ export class HostLogger implements LoggerService {
 }
 
 /**
- * Nest's error lines about an error it then throws on to its caller (the host's `abortOnError: false`): the exception
- * zone's dump of a failed start (`ExceptionHandler`, with the stack) and a failed listen or `getUrl` (`NestApplication`).
- * The caller has the error — main.ts logs a failed start once, as `Failed to start` —: they would only repeat it first.
+ * Contexts of Nest's error lines about an error it then throws on to its caller (the host's `abortOnError: false`): the
+ * exception zone's dump of a failed start (`ExceptionHandler`, the error itself) and a failed listen
+ * (`NestApplication`, the error's `toString()`). Held while the host starts (`holdStartErrorLines`).
  */
 const RETHROWN_BY_NEST = new Set<unknown>(['ExceptionHandler', 'NestApplication']);
+
+interface HeldLine {
+  about: unknown;
+  write: () => void;
+}
+
+/** The lines held per root log while `createApp` starts a host on it (every HostLogger of a host shares its root). */
+const startHolds = new WeakMap<Logger, HeldLine[]>();
+
+/**
+ * Holds the `ExceptionHandler` and `NestApplication` error lines of the host logging to `root` until its start ends:
+ * `release(failure)` drops those about `failure` — the error the start throws to its caller, which logs it once
+ * (main.ts: `Failed to start`), so they would only repeat it first with a stack — and writes every other;
+ * `release()` after a start that succeeded writes them all. Outside a start those lines are written as they come.
+ */
+export function holdStartErrorLines(root: Logger): { release(failure?: unknown): void } {
+  const held: HeldLine[] = [];
+  startHolds.set(root, held);
+  return {
+    release(failure?: unknown) {
+      if (startHolds.get(root) === held) startHolds.delete(root);
+      for (const line of held) if (failure === undefined || !isAbout(line.about, failure)) line.write();
+    },
+  };
+}
+
+/** Whether a held line is Nest's report of `failure`: the error itself, or its `toString()` (listen's line). */
+function isAbout(message: unknown, failure: unknown): boolean {
+  return message === failure || (typeof message === 'string' && failure instanceof Error && message === String(failure));
+}
 
 const MESSAGE_WITHHELD = 'error with a stack (message withheld: it may quote data; see err)';
 
