@@ -4,19 +4,14 @@
  * part's two-phase rotation — each with its history row.
  */
 import { randomBytes } from 'node:crypto';
-import { Logger } from '@nestjs/common';
 import { ManualClock, type OperationContext } from '@app/common';
 import { CredentialType } from '@app/credentials';
-import { KeyVaultEmulator } from '@app/keyvault-emulator';
-import { CapturingLogger, createTestDatabase, DATABASE_KINDS, type TestDatabase, type TestDatabaseKind } from '@app/testing';
+import { DATABASE_KINDS, type TestDatabaseKind } from '@app/testing';
 import { RotationHandlerRegistry } from './handlers/rotation-handler.registry';
-import { buildRotationStack, type RotationStack } from './rotation-stack.testing';
+import { useRotationStack } from './rotation-stack.testing';
 import { WebhookSecretUpdaterRegistry } from './webhooks/webhook-secret-updater';
 
 describe.each(DATABASE_KINDS)('RotationService on %s', (kind: TestDatabaseKind) => {
-  let emu: KeyVaultEmulator;
-  let db: TestDatabase;
-  let s: RotationStack;
   const clock = new ManualClock(new Date());
   const run = randomBytes(3).toString('hex');
   const ctx: OperationContext = { tenantId: `svc_${run}`, actor: { id: 'user:bob' } };
@@ -24,18 +19,7 @@ describe.each(DATABASE_KINDS)('RotationService on %s', (kind: TestDatabaseKind) 
   const store = (type: CredentialType, value: string, integrationId = 'acme') =>
     s.credentials.store(ctx, { integrationId, connectionId: `c${++seq}`, type, value });
 
-  beforeAll(async () => {
-    Logger.overrideLogger(new CapturingLogger());
-    emu = await KeyVaultEmulator.start({ quiet: true, throttle: false });
-    db = await createTestDatabase(kind);
-    s = await buildRotationStack(db, emu, clock);
-  });
-
-  afterAll(async () => {
-    await s?.moduleRef.close();
-    await db?.drop();
-    await emu?.stop();
-  });
+  const s = useRotationStack(kind, { clock });
 
   it('a failing handler writes nothing; without handler or generator the caller must give the value', async () => {
     const cred = await store(CredentialType.CUSTOM_SECRET, 'v-' + randomBytes(16).toString('hex'), `h-${run}`);
@@ -86,7 +70,7 @@ describe.each(DATABASE_KINDS)('RotationService on %s', (kind: TestDatabaseKind) 
   it('holds no transaction across the vault write: a slow vault delays the rotation, not the other writes of the process', async () => {
     const a = await store(CredentialType.API_KEY, 'k-' + randomBytes(16).toString('hex'));
     const b = await store(CredentialType.API_KEY, 'k-' + randomBytes(16).toString('hex'));
-    emu.injectFault({ kind: 'latency', latencyMs: 1500, operations: ['setSecret'], count: 1 });
+    s.emu.injectFault({ kind: 'latency', latencyMs: 1500, operations: ['setSecret'], count: 1 });
     const rotating = s.rotation.rotate(ctx, a.id, { value: 'k-' + randomBytes(16).toString('hex'), reason: 'slow vault' });
     await new Promise((r) => setTimeout(r, 300));
     const started = Date.now();

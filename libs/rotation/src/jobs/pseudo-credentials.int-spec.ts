@@ -6,23 +6,17 @@
  * raise rotation_due / expiring notices about them, nor list them as due.
  */
 import { randomBytes } from 'node:crypto';
-import { Logger } from '@nestjs/common';
 import { ManualClock, type OperationContext } from '@app/common';
 import { CredentialType, ValueStoreKind } from '@app/credentials';
-import { KeyVaultEmulator } from '@app/keyvault-emulator';
-import { CapturingLogger, createTestDatabase, type TestDatabase } from '@app/testing';
 import type { RotationRequest } from '../handlers/rotation-handler';
 import { PENDING_ROTATION_CONNECTION_PREFIX } from '../pending/pending-rotation-values';
 import { RotationQueries } from '../rotation.queries';
-import { buildRotationStack, DAY, outboxEvents, type RotationStack } from '../rotation-stack.testing';
+import { DAY, keepPendingValue, outboxEvents, useRotationStack, withEnvelopeDataKey } from '../rotation-stack.testing';
 import { WEBHOOK_STAGING_CONNECTION_PREFIX } from '../webhooks/webhook-secrets.tokens';
 
 const T0 = new Date('2026-03-01T00:00:00Z');
 
 describe('pseudo credentials and the rotation jobs (sqlite)', () => {
-  let emu: KeyVaultEmulator;
-  let db: TestDatabase;
-  let s: RotationStack;
   const clock = new ManualClock(T0);
   const minted: RotationRequest[] = [];
   const handler = {
@@ -34,32 +28,16 @@ describe('pseudo credentials and the rotation jobs (sqlite)', () => {
   const secret = () => `k-${randomBytes(12).toString('hex')}`;
   const tenant = (): OperationContext => ({ tenantId: `pseudo_${randomBytes(3).toString('hex')}`, actor: { id: 'user:alice' } });
 
-  beforeAll(async () => {
-    Logger.overrideLogger(new CapturingLogger());
-    emu = await KeyVaultEmulator.start({ quiet: true, throttle: false });
-    db = await createTestDatabase('sqlite');
-    s = await buildRotationStack(db, emu, clock, { handlers: [{ integrationId: 'acme', handler }] });
-  });
-  afterEach(() => emu.clearDenials());
-  afterAll(async () => {
-    await s?.moduleRef.close();
-    await db?.drop();
-    await emu?.stop();
-    Logger.overrideLogger(new Logger());
-  });
+  const s = useRotationStack('sqlite', { clock, module: { handlers: [{ integrationId: 'acme', handler }] } });
 
   it('an automatic rotation check never mints for a pending rotation value or a staged webhook secret', async () => {
     clock.set(T0);
     const ctx = tenant();
     await s.policies.set(ctx, { level: 'tenant', rotation: 'automatic', rotateAfterDays: 30 });
-    await s.credentials.store(ctx, { integrationId: 'other', connectionId: 'e', type: CredentialType.CUSTOM_SECRET, value: secret(), valueStore: ValueStoreKind.ENVELOPE });
+    await withEnvelopeDataKey(s, ctx);
     const cred = await s.credentials.store(ctx, { integrationId: 'acme', connectionId: 'c1', type: CredentialType.API_KEY, value: secret() });
     // The vault refuses the write: the minted value is kept as the pending rotation value (a pseudo credential).
-    emu.deny({ operations: ['setSecret'] });
-    await expect(s.rotation.rotate(ctx, cred.id, { reason: 'manual' })).rejects.toMatchObject({ code: 1010 });
-    emu.clearDenials();
-    const pending = await s.rotation.pendingRotation(ctx, cred.id);
-    expect(pending).toMatchObject({ credentialId: cred.id });
+    const pending = await keepPendingValue(s, ctx, cred.id);
     const staged = await s.credentials.store(ctx, { integrationId: 'acme', connectionId: `${WEBHOOK_STAGING_CONNECTION_PREFIX}${randomBytes(4).toString('hex')}`, type: CredentialType.CUSTOM_SECRET, value: secret(), valueStore: ValueStoreKind.ENVELOPE });
     // The credential itself is rotated by a client later: it is not due when the pseudo credentials are.
     clock.set(new Date(T0.getTime() + 20 * DAY));
@@ -70,7 +48,7 @@ describe('pseudo credentials and the rotation jobs (sqlite)', () => {
     const result = await s.check.runOnce();
     expect(minted.slice(before).map((r) => r.connectionId)).toEqual([]);
     expect(result).toMatchObject({ rotated: 0, failed: 0 });
-    expect((await s.credentials.getMetadata(ctx, pending!.pendingCredentialId)).version).toBe(1);
+    expect((await s.credentials.getMetadata(ctx, pending.pendingCredentialId)).version).toBe(1);
     expect((await s.credentials.getMetadata(ctx, staged.id)).version).toBe(1);
     const due = await s.moduleRef.get(RotationQueries).dueRotations(ctx);
     expect(due.map((d) => d.credential.connectionId).filter((c) => c.startsWith(PENDING_ROTATION_CONNECTION_PREFIX) || c.startsWith(WEBHOOK_STAGING_CONNECTION_PREFIX))).toEqual([]);

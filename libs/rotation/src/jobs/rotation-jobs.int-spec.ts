@@ -5,14 +5,12 @@
  * replicas on one PostgreSQL raise each notice exactly once.
  */
 import { randomBytes } from 'node:crypto';
-import { Logger } from '@nestjs/common';
 import { ManualClock, ScheduledJobs, type OperationContext } from '@app/common';
 import { CredentialEntity, CredentialStatus, CredentialType, type CredentialMetadata } from '@app/credentials';
-import { KeyVaultEmulator } from '@app/keyvault-emulator';
-import { CapturingLogger, createTestDatabase, DATABASE_KINDS, type TestDatabase, type TestDatabaseKind } from '@app/testing';
+import { DATABASE_KINDS, type TestDatabaseKind } from '@app/testing';
 import { RotationHandlerRegistry } from '../handlers/rotation-handler.registry';
 import { RotationNoticeRepository } from './rotation-notice.repository';
-import { buildRotationStack, DAY, outboxEvents, type RotationStack } from '../rotation-stack.testing';
+import { DAY, outboxEvents, useRotationStack } from '../rotation-stack.testing';
 
 const T0 = new Date('2026-03-01T00:00:00Z');
 const HOUR = 3_600_000;
@@ -31,9 +29,6 @@ async function acquired<T extends { acquired: boolean }>(run: () => Promise<T>):
 }
 
 describe.each(DATABASE_KINDS)('rotation jobs on %s', (kind: TestDatabaseKind) => {
-  let emu: KeyVaultEmulator;
-  let db: TestDatabase;
-  let s: RotationStack;
   const clock = new ManualClock(T0);
   const run = randomBytes(3).toString('hex');
   let seq = 0;
@@ -43,18 +38,7 @@ describe.each(DATABASE_KINDS)('rotation jobs on %s', (kind: TestDatabaseKind) =>
   const secret = () => 'k-' + randomBytes(18).toString('hex');
   const thresholds = async (ctx: OperationContext) => (await outboxEvents(s.dataSource, 'credential.expiring', ctx.tenantId)).map((p) => p.thresholdDays);
 
-  beforeAll(async () => {
-    Logger.overrideLogger(new CapturingLogger());
-    emu = await KeyVaultEmulator.start({ quiet: true, throttle: false });
-    db = await createTestDatabase(kind);
-    s = await buildRotationStack(db, emu, clock);
-  });
-
-  afterAll(async () => {
-    await s?.moduleRef.close();
-    await db?.drop();
-    await emu?.stop();
-  });
+  const s = useRotationStack(kind, { clock });
 
   describe('expiry monitor', () => {
     it('raises each threshold once per credential, limited by the policy, then marks it expired once', async () => {
@@ -220,27 +204,10 @@ describe.each(DATABASE_KINDS)('rotation jobs on %s', (kind: TestDatabaseKind) =>
 });
 
 describe('rotation jobs: two replicas on one PostgreSQL', () => {
-  let emu: KeyVaultEmulator;
-  let db: TestDatabase;
-  let a: RotationStack;
-  let b: RotationStack;
   const clock = new ManualClock(T0);
   const ctx: OperationContext = { tenantId: `two_${randomBytes(3).toString('hex')}`, actor: { id: 'user:alice' } };
-
-  beforeAll(async () => {
-    Logger.overrideLogger(new CapturingLogger());
-    emu = await KeyVaultEmulator.start({ quiet: true, throttle: false });
-    db = await createTestDatabase('postgres');
-    a = await buildRotationStack(db, emu, clock);
-    b = await buildRotationStack(db, emu, clock);
-  });
-
-  afterAll(async () => {
-    await a?.moduleRef.close();
-    await b?.moduleRef.close();
-    await db?.drop();
-    await emu?.stop();
-  });
+  const replicas = useRotationStack('postgres', { clock, replicas: 2 });
+  const [a, b] = [replicas.replica(0), replicas.replica(1)];
 
   it('raises every notice exactly once when both run the jobs at the same time', async () => {
     const expiresAt = new Date(T0.getTime() + 20 * DAY);
@@ -266,26 +233,11 @@ describe('rotation jobs: two replicas on one PostgreSQL', () => {
 });
 
 describe('rotation jobs scheduled on two replicas of one PostgreSQL', () => {
-  let emu: KeyVaultEmulator;
-  let db: TestDatabase;
-  const stacks: RotationStack[] = [];
   const clock = new ManualClock(T0);
   const ctx: OperationContext = { tenantId: `cron_${randomBytes(3).toString('hex')}`, actor: { id: 'user:alice' } };
-
-  beforeAll(async () => {
-    Logger.overrideLogger(new CapturingLogger());
-    emu = await KeyVaultEmulator.start({ quiet: true, throttle: false });
-    db = await createTestDatabase('postgres');
-    // Both replicas schedule both jobs every second: the locks, not the schedule, keep them apart.
-    const jobs = { expiryMonitor: { enabled: true, cronTime: '* * * * * *' }, rotationCheck: { enabled: true, cronTime: '* * * * * *' } };
-    for (let i = 0; i < 2; i++) stacks.push(await buildRotationStack(db, emu, clock, jobs));
-  });
-
-  afterAll(async () => {
-    for (const s of stacks) await s.moduleRef.close();
-    await db?.drop();
-    await emu?.stop();
-  });
+  // Both replicas schedule both jobs every second: the locks, not the schedule, keep them apart.
+  const jobs = { expiryMonitor: { enabled: true, cronTime: '* * * * * *' }, rotationCheck: { enabled: true, cronTime: '* * * * * *' } };
+  const { stacks } = useRotationStack('postgres', { clock, replicas: 2, module: jobs });
 
   it('raises every notice exactly once while both replicas run the jobs on their cron', async () => {
     const expiresAt = new Date(T0.getTime() + 80 * DAY);

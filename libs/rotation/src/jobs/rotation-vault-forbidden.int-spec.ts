@@ -5,38 +5,22 @@
  * FORBIDDEN, the rest left for the next run, every previous value current. The expiry monitor needs no vault at all.
  */
 import { randomBytes } from 'node:crypto';
-import { Logger } from '@nestjs/common';
 import { AuditResult, AuditService } from '@app/audit';
 import { ManualClock, type OperationContext } from '@app/common';
 import { CredentialStatus, CredentialType, type CredentialMetadata } from '@app/credentials';
 import { KeyVaultEmulator } from '@app/keyvault-emulator';
 import { CapturingLogger, createTestDatabase, type TestDatabase } from '@app/testing';
-import { buildRotationStack, DAY, outboxEvents, type RotationStack } from '../rotation-stack.testing';
+import { DAY, outboxEvents, useRotationStack } from '../rotation-stack.testing';
 import { RecordingUpdater, startWebhookStack, type WebhookStack } from '../webhooks/testing/webhook-stack';
 
 const T0 = new Date('2026-03-01T00:00:00Z');
 
 describe('rotation jobs while the vault denies a permission (sqlite)', () => {
-  let emu: KeyVaultEmulator;
-  let db: TestDatabase;
-  let s: RotationStack;
   const clock = new ManualClock(T0);
   const logger = new CapturingLogger();
   const ctx: OperationContext = { tenantId: `deny_${randomBytes(3).toString('hex')}`, actor: { id: 'user:alice' } };
 
-  beforeAll(async () => {
-    emu = await KeyVaultEmulator.start({ quiet: true, throttle: false });
-    db = await createTestDatabase('sqlite');
-    s = await buildRotationStack(db, emu, clock);
-    Logger.overrideLogger(logger); // after compile: the testing module installs its own logger
-  });
-  afterEach(() => emu.clearDenials());
-  afterAll(async () => {
-    await s?.moduleRef.close();
-    await db?.drop();
-    await emu?.stop();
-    Logger.overrideLogger(new Logger());
-  });
+  const s = useRotationStack('sqlite', { clock, logger });
 
   it('rotation check: three refused writes in a row stop the run, each recorded, logged once at error with FORBIDDEN; the rest wait for the next run', async () => {
     clock.set(T0);
@@ -45,13 +29,13 @@ describe('rotation jobs while the vault denies a permission (sqlite)', () => {
     for (let i = 0; i < 5; i++) due.push(await s.credentials.store(ctx, { integrationId: 'acme', connectionId: `c${i}`, type: CredentialType.API_KEY, value: `k-${randomBytes(12).toString('hex')}` }));
     const values = await Promise.all(due.map(async (m) => (await s.credentials.get(ctx, m.id)).value));
     clock.set(new Date(T0.getTime() + 91 * DAY));
-    emu.deny({ operations: ['setSecret'] });
-    emu.resetStats();
+    s.emu.deny({ operations: ['setSecret'] });
+    s.emu.resetStats();
     logger.lines.length = 0;
 
     const r = await s.check.runOnce();
     expect(r).toMatchObject({ acquired: true, due: 5, rotated: 0, failed: 3, deferred: 2 });
-    expect(emu.stats().byOperationAndStatus['setSecret:403']).toBe(3);
+    expect(s.emu.stats().byOperationAndStatus['setSecret:403']).toBe(3);
     for (const [i, m] of due.entries()) {
       expect((await s.credentials.getMetadata(ctx, m.id)).version).toBe(1);
       expect((await s.credentials.get(ctx, m.id)).value).toBe(values[i]);
@@ -71,7 +55,7 @@ describe('rotation jobs while the vault denies a permission (sqlite)', () => {
     for (const v of values) for (const l of logger.lines) expect(l).not.toContain(v);
 
     // Granted: the next run rotates them all.
-    emu.clearDenials();
+    s.emu.clearDenials();
     expect(await s.check.runOnce()).toMatchObject({ rotated: 5, failed: 0, deferred: 0 });
   });
 
@@ -85,7 +69,7 @@ describe('rotation jobs while the vault denies a permission (sqlite)', () => {
     const [denied] = [...due].sort((a, b) => (a.id < b.id ? -1 : 1));
     const rows = (await s.dataSource.query(`SELECT vault_secret_name AS name FROM cv_credential_versions WHERE credential_id = '${denied.id}'`)) as Array<{ name: string }>;
     clock.set(new Date(T0.getTime() + 91 * DAY));
-    emu.deny({ operations: ['setSecret'], names: rows.map((row) => row.name) });
+    s.emu.deny({ operations: ['setSecret'], names: rows.map((row) => row.name) });
     logger.lines.length = 0;
 
     expect(await s.check.runOnce()).toMatchObject({ due: 5, rotated: 4, failed: 1, deferred: 0 });
@@ -100,13 +84,13 @@ describe('rotation jobs while the vault denies a permission (sqlite)', () => {
     clock.set(T0);
     const expiring = await s.credentials.store(ctx, { integrationId: 'acme', connectionId: 'exp', type: CredentialType.API_KEY, value: `k-${randomBytes(12).toString('hex')}`, expiresAt: new Date(T0.getTime() + 2 * DAY) });
     clock.set(new Date(T0.getTime() + 3 * DAY));
-    emu.deny({ operations: ['getSecret', 'setSecret', 'listSecrets', 'listSecretVersions', 'updateSecret'] });
-    emu.resetStats();
+    s.emu.deny({ operations: ['getSecret', 'setSecret', 'listSecrets', 'listSecretVersions', 'updateSecret'] });
+    s.emu.resetStats();
     const r = await s.expiry.runOnce();
     expect(r).toMatchObject({ acquired: true, failed: 0 });
     expect(r.expired).toBeGreaterThanOrEqual(1);
     expect((await s.credentials.getMetadata(ctx, expiring.id)).status).toBe(CredentialStatus.EXPIRED);
-    expect(emu.stats().total).toBe(0);
+    expect(s.emu.stats().total).toBe(0);
   });
 });
 

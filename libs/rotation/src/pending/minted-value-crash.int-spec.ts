@@ -10,12 +10,10 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Logger } from '@nestjs/common';
 import { ManualClock, type OperationContext } from '@app/common';
 import { CredentialType } from '@app/credentials';
-import { KeyVaultEmulator } from '@app/keyvault-emulator';
-import { CapturingLogger, createTestDatabase, DATABASE_KINDS, killHard, startCrashChild, writeRequireHook, type TestDatabase } from '@app/testing';
-import { buildRotationStack, type RotationStack } from '../rotation-stack.testing';
+import { DATABASE_KINDS, killHard, startCrashChild, writeRequireHook } from '@app/testing';
+import { buildRotationStack, useRotationStack, type RotationStack } from '../rotation-stack.testing';
 
 const CHILD = join(__dirname, 'testing', 'minted-value-crash.child.ts');
 /** The child loads only the stack helper of the test support (the rest starts the OAuth test server). */
@@ -24,8 +22,6 @@ const STACK_ONLY = { '@app/testing': ['test/support/stack.ts'] };
 jest.setTimeout(120_000);
 
 describe.each(DATABASE_KINDS)('a handler rotation killed between the mint and the commit on %s', (kind) => {
-  let emu: KeyVaultEmulator;
-  let db: TestDatabase;
   let dir: string;
   let hook: string;
   let s: RotationStack | undefined;
@@ -42,10 +38,9 @@ describe.each(DATABASE_KINDS)('a handler rotation killed between the mint and th
     },
   };
 
-  beforeAll(async () => {
-    Logger.overrideLogger(new CapturingLogger());
-    emu = await KeyVaultEmulator.start({ quiet: true, throttle: false });
-    db = await createTestDatabase(kind);
+  // Each test builds its own stacks on the shared vault and database, around the child it kills.
+  const env = useRotationStack(kind, { clock, replicas: 0 });
+  beforeAll(() => {
     dir = mkdtempSync(join(tmpdir(), 'cv-mint-kill-'));
     hook = writeRequireHook(dir, STACK_ONLY);
   });
@@ -54,16 +49,12 @@ describe.each(DATABASE_KINDS)('a handler rotation killed between the mint and th
     s = undefined;
     minted.length = 0;
   });
-  afterAll(async () => {
-    await emu?.stop();
-    await db?.drop();
-    rmSync(dir, { recursive: true, force: true });
-    Logger.overrideLogger(new Logger());
-  });
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
   /** A credential of a fresh tenant (no envelope data key yet), then a child that rotates it and dies at `crashAt`. */
   async function crashedRotation(crashAt: 'write' | 'commit'): Promise<{ ctx: OperationContext; id: string; old: string; value: string; stoppedAt: string }> {
     const ctx: OperationContext = { tenantId: `mintkill_${run}_${++seq}`, actor: { id: 'user:ops' } };
+    const { db, emu } = env;
     const setup = await buildRotationStack(db, emu, clock);
     const old = `k-${randomBytes(12).toString('hex')}`;
     const { id } = await setup.credentials.store(ctx, { integrationId: 'acme', connectionId: `c${seq}`, type: CredentialType.API_KEY, value: old });

@@ -8,18 +8,13 @@
  * revoked before it is rotated to the minted value (a rotate to a new value is the remedy for a leak, README).
  */
 import { randomBytes } from 'node:crypto';
-import { Logger } from '@nestjs/common';
 import { AuditLogEntry } from '@app/audit';
 import { ManualClock, OutboxDispatcher, type OperationContext } from '@app/common';
-import { CredentialEntity, CredentialStatus, CredentialType, EnvelopeValueEntity, ValueStoreKind, type CredentialMetadata } from '@app/credentials';
-import { KeyVaultEmulator } from '@app/keyvault-emulator';
-import { CapturingLogger, createTestDatabase, DATABASE_KINDS, type TestDatabase, type TestDatabaseKind } from '@app/testing';
-import { buildRotationStack, type RotationStack } from '../rotation-stack.testing';
+import { CredentialEntity, CredentialStatus, CredentialType, EnvelopeValueEntity, type CredentialMetadata } from '@app/credentials';
+import { DATABASE_KINDS, type TestDatabaseKind } from '@app/testing';
+import { keepPendingValue, useRotationStack, withEnvelopeDataKey } from '../rotation-stack.testing';
 
 describe.each(DATABASE_KINDS)('a pending rotation value when its credential goes (%s)', (kind: TestDatabaseKind) => {
-  let emu: KeyVaultEmulator;
-  let db: TestDatabase;
-  let s: RotationStack;
   const clock = new ManualClock(new Date());
   const run = randomBytes(3).toString('hex');
   let seq = 0;
@@ -37,33 +32,22 @@ describe.each(DATABASE_KINDS)('a pending rotation value when its credential goes
     },
   };
 
-  beforeAll(async () => {
-    Logger.overrideLogger(new CapturingLogger());
-    emu = await KeyVaultEmulator.start({ quiet: true, throttle: false });
-    db = await createTestDatabase(kind);
-    s = await buildRotationStack(db, emu, clock, { handlers: [{ integrationId: 'acme', handler }] });
-  });
-  afterEach(() => emu.clearDenials());
-  afterAll(async () => {
-    await s?.moduleRef.close();
-    await db?.drop();
-    await emu?.stop();
-    Logger.overrideLogger(new Logger());
-  });
+  const s = useRotationStack(kind, { clock, module: { handlers: [{ integrationId: 'acme', handler }] } });
+
+  /** A credential of a fresh tenant whose envelope data key exists (as in a live vault). */
+  async function fresh(): Promise<{ ctx: OperationContext; cred: CredentialMetadata }> {
+    const ctx: OperationContext = { tenantId: `pend_${run}_${++seq}`, actor: { id: 'user:alice' } };
+    await withEnvelopeDataKey(s, ctx);
+    const cred = await s.credentials.store(ctx, { integrationId: 'acme', connectionId: `c${seq}`, type: CredentialType.API_KEY, value: `k-${randomBytes(12).toString('hex')}` });
+    return { ctx, cred };
+  }
 
   /** A credential whose handler-minted value the vault refused to write: kept as its pending rotation value. */
   async function withPendingValue(): Promise<{ ctx: OperationContext; cred: CredentialMetadata; pendingId: string; value: string }> {
-    const ctx: OperationContext = { tenantId: `pend_${run}_${++seq}`, actor: { id: 'user:alice' } };
-    // The tenant's envelope data key exists already, as in a live vault.
-    await s.credentials.store(ctx, { integrationId: 'other', connectionId: 'e', type: CredentialType.CUSTOM_SECRET, value: 'x'.repeat(20), valueStore: ValueStoreKind.ENVELOPE });
-    const cred = await s.credentials.store(ctx, { integrationId: 'acme', connectionId: `c${seq}`, type: CredentialType.API_KEY, value: `k-${randomBytes(12).toString('hex')}` });
-    emu.deny({ operations: ['setSecret'] });
-    await expect(s.rotation.rotate(ctx, cred.id, { reason: 'manual' })).rejects.toMatchObject({ code: 1010 });
-    emu.clearDenials();
-    const pending = await s.rotation.pendingRotation(ctx, cred.id);
-    expect(pending).toMatchObject({ credentialId: cred.id });
-    expect((await s.credentials.get(ctx, pending!.pendingCredentialId)).value).toBe(minted[minted.length - 1]);
-    return { ctx, cred, pendingId: pending!.pendingCredentialId, value: minted[minted.length - 1] };
+    const { ctx, cred } = await fresh();
+    const pending = await keepPendingValue(s, ctx, cred.id);
+    expect((await s.credentials.get(ctx, pending.pendingCredentialId)).value).toBe(minted[minted.length - 1]);
+    return { ctx, cred, pendingId: pending.pendingCredentialId, value: minted[minted.length - 1] };
   }
 
   async function dispatch(): Promise<void> {
@@ -123,14 +107,6 @@ describe.each(DATABASE_KINDS)('a pending rotation value when its credential goes
     const rows = await s.dataSource.getRepository(CredentialEntity).findBy({ connectionId: `rotation-pending.${credentialId}` });
     const ciphertexts = await Promise.all(rows.map((r) => s.dataSource.getRepository(EnvelopeValueEntity).countBy({ credentialId: r.id })));
     return { live: rows.filter((r) => r.status !== CredentialStatus.DELETED).length, ciphertexts: ciphertexts.reduce((a, b) => a + b, 0) };
-  }
-
-  /** A credential of a fresh tenant whose envelope data key exists (as in a live vault). */
-  async function fresh(): Promise<{ ctx: OperationContext; cred: CredentialMetadata }> {
-    const ctx: OperationContext = { tenantId: `pend_${run}_${++seq}`, actor: { id: 'user:alice' } };
-    await s.credentials.store(ctx, { integrationId: 'other', connectionId: 'e', type: CredentialType.CUSTOM_SECRET, value: 'x'.repeat(20), valueStore: ValueStoreKind.ENVELOPE });
-    const cred = await s.credentials.store(ctx, { integrationId: 'acme', connectionId: `c${seq}`, type: CredentialType.API_KEY, value: `k-${randomBytes(12).toString('hex')}` });
-    return { ctx, cred };
   }
 
   it('a credential deleted while its rotation mints (its event handled before the value is kept) keeps no pending value', async () => {

@@ -3,18 +3,13 @@
  * overrides per tenant, integration (and type) and credential, audited changes with outbox events.
  */
 import { randomBytes } from 'node:crypto';
-import { Logger } from '@nestjs/common';
 import { AuditLogEntry } from '@app/audit';
 import { ManualClock, type OperationContext } from '@app/common';
 import { CredentialType, type CredentialMetadata } from '@app/credentials';
-import { KeyVaultEmulator } from '@app/keyvault-emulator';
-import { CapturingLogger, createTestDatabase, DATABASE_KINDS, type TestDatabase, type TestDatabaseKind } from '@app/testing';
-import { buildRotationStack, outboxEvents, type RotationStack } from '../rotation-stack.testing';
+import { DATABASE_KINDS, type TestDatabaseKind } from '@app/testing';
+import { outboxEvents, useRotationStack } from '../rotation-stack.testing';
 
 describe.each(DATABASE_KINDS)('RotationModule on %s', (kind: TestDatabaseKind) => {
-  let emu: KeyVaultEmulator;
-  let db: TestDatabase;
-  let s: RotationStack;
   const clock = new ManualClock(new Date('2026-01-01T00:00:00Z'));
   const run = randomBytes(3).toString('hex');
   const ctx: OperationContext = { tenantId: `rot_${run}`, actor: { id: 'user:alice' } };
@@ -22,18 +17,7 @@ describe.each(DATABASE_KINDS)('RotationModule on %s', (kind: TestDatabaseKind) =
   const store = (type: CredentialType, value: string, extra: { integrationId?: string; expiresAt?: Date; valueStore?: never } = {}): Promise<CredentialMetadata> =>
     s.credentials.store(ctx, { integrationId: extra.integrationId ?? 'acme', connectionId: `c${++seq}`, type, value, expiresAt: extra.expiresAt });
 
-  beforeAll(async () => {
-    Logger.overrideLogger(new CapturingLogger());
-    emu = await KeyVaultEmulator.start({ quiet: true, throttle: false });
-    db = await createTestDatabase(kind);
-    s = await buildRotationStack(db, emu, clock, {}, kind === 'sqlite' ? 'forRoot' : 'forRootAsync');
-  });
-
-  afterAll(async () => {
-    await s?.moduleRef.close();
-    await db?.drop();
-    await emu?.stop();
-  });
+  const s = useRotationStack(kind, { clock, style: kind === 'sqlite' ? 'forRoot' : 'forRootAsync' });
 
   describe('policies', () => {
     it('resolves each field most specific first and says which level won; every change is audited with an event', async () => {

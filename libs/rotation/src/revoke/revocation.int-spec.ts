@@ -5,20 +5,15 @@
  * un-revoke is explicit and audited and makes the value readable again.
  */
 import { randomBytes } from 'node:crypto';
-import { Logger } from '@nestjs/common';
 import { AuditLogEntry } from '@app/audit';
 import { ManualClock, type OperationContext } from '@app/common';
 import { CredentialType, CredentialVersionEntity, ValueStoreKind, type CredentialMetadata } from '@app/credentials';
 import { KeyVaultProvider } from '@app/key-vault';
-import { KeyVaultEmulator } from '@app/keyvault-emulator';
-import { CapturingLogger, createTestDatabase, DATABASE_KINDS, type TestDatabase, type TestDatabaseKind } from '@app/testing';
-import { buildRotationStack, outboxEvents, type RotationStack } from '../rotation-stack.testing';
+import { DATABASE_KINDS, type TestDatabaseKind } from '@app/testing';
+import { outboxEvents, useRotationStack } from '../rotation-stack.testing';
 import { NOTIFICATION_WEBHOOK_SECRET_CONNECTION, NOTIFICATION_WEBHOOK_SECRET_INTEGRATION } from '../notifications/notification.constants';
 
 describe.each(DATABASE_KINDS)('emergency revoke on %s', (kind: TestDatabaseKind) => {
-  let emu: KeyVaultEmulator;
-  let db: TestDatabase;
-  let s: RotationStack;
   let kv: KeyVaultProvider;
   const clock = new ManualClock(new Date());
   const run = randomBytes(3).toString('hex');
@@ -30,18 +25,9 @@ describe.each(DATABASE_KINDS)('emergency revoke on %s', (kind: TestDatabaseKind)
   const vaultVersions = async (id: string) =>
     (await s.dataSource.getRepository(CredentialVersionEntity).find({ where: { credentialId: id } })).filter((v) => v.vaultSecretName).map((v) => [v.vaultSecretName!, v.vaultSecretVersion!] as const);
 
-  beforeAll(async () => {
-    Logger.overrideLogger(new CapturingLogger());
-    emu = await KeyVaultEmulator.start({ quiet: true, throttle: false });
-    db = await createTestDatabase(kind);
-    s = await buildRotationStack(db, emu, clock);
+  const s = useRotationStack(kind, { clock });
+  beforeAll(() => {
     kv = s.moduleRef.get(KeyVaultProvider);
-  });
-
-  afterAll(async () => {
-    await s?.moduleRef.close();
-    await db?.drop();
-    await emu?.stop();
   });
 
   it('refuses the first read after revoke() returns (cache hit included) and disables every vault version; un-revoke restores both', async () => {
@@ -223,7 +209,7 @@ describe.each(DATABASE_KINDS)('emergency revoke on %s', (kind: TestDatabaseKind)
     const cred = await store(ctx, ValueStoreKind.VAULT);
     const other = await store(ctx, ValueStoreKind.VAULT);
     await s.revocation.revoke(ctx, { credentialId: cred.id }, { reason: 'suspected leak' });
-    emu.injectFault({ kind: 'latency', latencyMs: 1500, operations: ['updateSecret'], count: 1 });
+    s.emu.injectFault({ kind: 'latency', latencyMs: 1500, operations: ['updateSecret'], count: 1 });
     const lifting = s.revocation.unrevoke(ctx, cred.id, { reason: 'false alarm' });
     await new Promise((r) => setTimeout(r, 300));
     const started = Date.now();
