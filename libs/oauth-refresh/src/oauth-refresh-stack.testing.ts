@@ -6,8 +6,8 @@ import { Test, type TestingModule } from '@nestjs/testing';
 import { AuditService } from '@app/audit';
 import type { ManualClock } from '@app/common';
 import { CredentialsService } from '@app/credentials';
-import type { KeyVaultEmulator } from '@app/keyvault-emulator';
-import { credentialsStackImports, type TestDatabase, type TestOAuthServer } from '@app/testing';
+import { KeyVaultEmulator } from '@app/keyvault-emulator';
+import { createTestDatabase, credentialsStackImports, TestOAuthServer, type CapturingLogger, type TestDatabase, type TestDatabaseKind, type TestOAuthServerOptions } from '@app/testing';
 import { OAuthProviderRegistry, OAuthRefreshEvents, OAuthRefreshModule, OAuthRefreshService, type OAuthProviderConfig, type OAuthRefreshModuleOptions } from './index';
 import { CredentialType } from '@app/credentials';
 
@@ -84,4 +84,57 @@ export async function closeTestStack(parts: { stack?: Stack; server?: TestOAuthS
   await parts.emu?.stop();
   await parts.db?.drop();
   Logger.overrideLogger(new Logger());
+}
+
+export interface UseOAuthStackOptions {
+  clock: ManualClock;
+  /** Nest's logger from the start, and the app's: the spec reads its lines. */
+  logger: CapturingLogger;
+  server?: TestOAuthServerOptions;
+  /** The module's options; a function where they name the server (its issuer). */
+  oauth: OAuthRefreshModuleOptions | ((server: TestOAuthServer) => OAuthRefreshModuleOptions);
+  style?: 'forRoot' | 'forRootAsync';
+  /** The provider registered for the server once the app runs (see registerTestProvider). */
+  provider: { integrationId: string; extra?: Partial<OAuthProviderConfig> };
+}
+
+/** The app's stack, with the vault, database and OAuth server it runs on. */
+export interface OAuthStackHandle extends Stack {
+  readonly emu: KeyVaultEmulator;
+  readonly db: TestDatabase;
+  readonly server: TestOAuthServer;
+  /** The id of the provider's client-secret credential (system tenant). */
+  readonly clientSecretId: string;
+}
+
+/**
+ * The lifecycle of an OAuth refresh int-spec: a local vault, a fresh database of `kind`, a real OAuth server and one
+ * app with the server registered as `provider`, in `beforeAll`; vault denials cleared after each test; all closed (and
+ * Nest's logger restored) after the last one. What it returns reads through to what `beforeAll` built.
+ */
+export function useOAuthStack(kind: TestDatabaseKind, options: UseOAuthStackOptions): OAuthStackHandle {
+  const { clock, logger, style = 'forRoot', provider } = options;
+  const parts: { stack?: Stack; server?: TestOAuthServer; emu?: KeyVaultEmulator; db?: TestDatabase; clientSecretId?: string } = {};
+  beforeAll(async () => {
+    Logger.overrideLogger(logger);
+    parts.emu = await KeyVaultEmulator.start({ quiet: true, throttle: false });
+    parts.db = await createTestDatabase(kind);
+    const server = (parts.server = await TestOAuthServer.start(options.server));
+    const oauth = typeof options.oauth === 'function' ? options.oauth(server) : options.oauth;
+    parts.stack = await buildStack(parts.db, parts.emu, clock, logger, oauth, style);
+    parts.clientSecretId = await registerTestProvider(parts.stack, server, provider.integrationId, provider.extra);
+  });
+  afterEach(() => parts.emu?.clearDenials());
+  afterAll(() => closeTestStack(parts));
+  const built = <K extends keyof typeof parts>(key: K): NonNullable<(typeof parts)[K]> => {
+    const part = parts[key];
+    if (part === undefined) throw new Error(`useOAuthStack: no ${key} outside the tests (or beforeAll failed)`);
+    return part as NonNullable<(typeof parts)[K]>;
+  };
+  const handle = {} as OAuthStackHandle;
+  for (const key of ['moduleRef', 'oauth', 'credentials', 'audit', 'events'] as const satisfies ReadonlyArray<keyof Stack>) {
+    Object.defineProperty(handle, key, { enumerable: true, get: () => built('stack')[key] });
+  }
+  for (const key of ['emu', 'db', 'server', 'clientSecretId'] as const) Object.defineProperty(handle, key, { enumerable: true, get: () => built(key) });
+  return handle;
 }

@@ -22,7 +22,7 @@ import {
 import { KeyVaultEmulator } from '@app/keyvault-emulator';
 import { CapturingLogger, createTestDatabase, DATABASE_KINDS, POSTGRES_URL, rejection, TestOAuthServer, type TestDatabase, type TestDatabaseKind } from '@app/testing';
 import type { TokenEndpointResponse } from 'oauth4webapi';
-import { buildStack, registerTestProvider, closeTestStack, type Stack } from './oauth-refresh-stack.testing';
+import { buildStack, useOAuthStack, type Stack } from './oauth-refresh-stack.testing';
 import {
   OAuthReauthRequiredError,
   OAuthRefreshEvents,
@@ -35,18 +35,13 @@ const MIN = 60_000;
 const SYSTEM_TENANT = 'system';
 
 describe.each(DATABASE_KINDS)('OAuthRefreshModule on %s with a real OAuth server', (kind: TestDatabaseKind) => {
-  let emu: KeyVaultEmulator;
-  let db: TestDatabase;
-  let server: TestOAuthServer;
-  let stack: Stack;
-  let clock: ManualClock;
+  const clock = new ManualClock(new Date());
   const logger = new CapturingLogger();
   /** Every token the server issued to this suite: none may show up in logs, events, metadata or audit. */
   const tokens = new Set<string>();
   const run = randomBytes(3).toString('hex');
   const ctx: OperationContext = { tenantId: `acme_${run}`, actor: { id: 'user:alice' }, correlationId: 'corr-oauth' };
   let connectionSeq = 0;
-  let clientSecretId: string;
 
   const remember = (t: TokenEndpointResponse) => {
     tokens.add(t.access_token);
@@ -56,7 +51,7 @@ describe.each(DATABASE_KINDS)('OAuthRefreshModule on %s with a real OAuth server
   /** A new connection with tokens from a real authorization-code grant. */
   const connect = async (integrationId = 'acme-idp') => {
     const connectionId = `conn-${++connectionSeq}`;
-    const t = remember(await server.authorize());
+    const t = remember(await stack.server.authorize());
     const stored = await stack.oauth.storeOAuthCredentials(ctx, integrationId, connectionId, t);
     return { connectionId, initial: t, stored };
   };
@@ -64,40 +59,32 @@ describe.each(DATABASE_KINDS)('OAuthRefreshModule on %s with a real OAuth server
   const enterWindow = (expiresAt: Date) => clock.set(new Date(expiresAt.getTime() - 2 * MIN));
   const refreshValue = async (id: string) => (await stack.credentials.get(ctx, id)).value;
 
-  beforeAll(async () => {
-    Logger.overrideLogger(logger);
-    emu = await KeyVaultEmulator.start({ quiet: true, throttle: false });
-    db = await createTestDatabase(kind);
-    server = await TestOAuthServer.start({ accessTokenTtlSeconds: 3600 });
-    clock = new ManualClock(new Date());
-    stack = await buildStack(
-      db,
-      emu,
-      clock,
-      logger,
-      {
-        providers: [
-          // discovery by issuer, secret as a system credential (registered below, before use)
-          { integrationId: 'acme-idp', issuer: server.issuer, clientId: server.clientId, clientSecret: { tenantId: SYSTEM_TENANT, credentialId: '00000000-0000-4000-8000-000000000000' }, allowInsecureRequests: true },
-        ],
-        retry: { maxAttempts: 2, initialDelayMs: 5, maxDelayMs: 20 },
-        proactive: { enabled: false },
-      },
-      kind === 'sqlite' ? 'forRoot' : 'forRootAsync',
-    );
-    // The client secret lives in the vault as a credential of the system tenant; the provider
-    // configuration only references it.
-    clientSecretId = await registerTestProvider(stack, server, 'acme-idp');
+  // The clock reads the time the suite starts, not the time describe.each collected it.
+  beforeAll(() => clock.set(new Date()));
+  const stack = useOAuthStack(kind, {
+    clock,
+    logger,
+    server: { accessTokenTtlSeconds: 3600 },
+    oauth: (server) => ({
+      providers: [
+        // discovery by issuer, secret as a system credential (registered below, before use)
+        { integrationId: 'acme-idp', issuer: server.issuer, clientId: server.clientId, clientSecret: { tenantId: SYSTEM_TENANT, credentialId: '00000000-0000-4000-8000-000000000000' }, allowInsecureRequests: true },
+      ],
+      retry: { maxAttempts: 2, initialDelayMs: 5, maxDelayMs: 20 },
+      proactive: { enabled: false },
+    }),
+    style: kind === 'sqlite' ? 'forRoot' : 'forRootAsync',
+    // The client secret lives in the vault as a credential of the system tenant; the provider configuration only
+    // references it.
+    provider: { integrationId: 'acme-idp' },
   });
 
-  afterAll(() => closeTestStack({ stack, server, emu, db }));
-
   beforeEach(() => {
-    server.clearFault();
-    server.setRefreshTokenMode('rotate');
-    server.setTokenEndpointDelay(0);
+    stack.server.clearFault();
+    stack.server.setRefreshTokenMode('rotate');
+    stack.server.setTokenEndpointDelay(0);
     clock.set(new Date());
-    server.resetCounters();
+    stack.server.resetCounters();
   });
 
   it('stores the tokens of a real code grant and serves the access token without contacting the provider', async () => {
@@ -107,7 +94,7 @@ describe.each(DATABASE_KINDS)('OAuthRefreshModule on %s with a real OAuth server
 
     const got = await stack.oauth.getAccessToken(ctx, 'acme-idp', connectionId);
     expect(got).toMatchObject({ accessToken: initial.access_token, credentialId: stored.accessTokenCredentialId, version: 1, tokenType: 'bearer' });
-    expect(server.refreshCalls).toBe(0);
+    expect(stack.server.refreshCalls).toBe(0);
 
     const meta = await stack.credentials.getMetadata(ctx, stored.accessTokenCredentialId);
     expect(meta).toMatchObject({ type: CredentialType.OAUTH_ACCESS_TOKEN, tags: { 'oauth.scope': 'openid', 'oauth.token_type': 'bearer' } });
@@ -122,11 +109,11 @@ describe.each(DATABASE_KINDS)('OAuthRefreshModule on %s with a real OAuth server
 
     const got = await stack.oauth.getAccessToken(ctx, 'acme-idp', connectionId);
     tokens.add(got.accessToken);
-    expect(server.refreshCalls).toBe(1);
+    expect(stack.server.refreshCalls).toBe(1);
     expect(got.accessToken).not.toBe(initial.access_token);
     expect(got.version).toBe(2);
     expect(got.expiresAt!.getTime()).toBe(clock.now().getTime() + 3600_000);
-    expect(await server.isAccessTokenActive(got.accessToken)).toBe(true);
+    expect(await stack.server.isAccessTokenActive(got.accessToken)).toBe(true);
 
     const newRefresh = await refreshValue(stored.refreshTokenCredentialId!);
     tokens.add(newRefresh);
@@ -134,18 +121,18 @@ describe.each(DATABASE_KINDS)('OAuthRefreshModule on %s with a real OAuth server
     expect((await stack.credentials.getMetadata(ctx, stored.refreshTokenCredentialId!)).version).toBe(2);
     // Served again from storage: no second call.
     expect((await stack.oauth.getAccessToken(ctx, 'acme-idp', connectionId)).accessToken).toBe(got.accessToken);
-    expect(server.refreshCalls).toBe(1);
+    expect(stack.server.refreshCalls).toBe(1);
     // The server rejects the spent refresh token (reuse detection).
-    await expect(server.refreshDirect(initial.refresh_token!)).rejects.toMatchObject({ error: 'invalid_grant' });
+    await expect(stack.server.refreshDirect(initial.refresh_token!)).rejects.toMatchObject({ error: 'invalid_grant' });
   });
 
   it('500 concurrent getAccessToken calls on an expiring token make exactly one token-endpoint call', async () => {
     const { connectionId, stored } = await connect();
     enterWindow(stored.expiresAt);
-    server.setTokenEndpointDelay(50);
+    stack.server.setTokenEndpointDelay(50);
 
     const results = await Promise.all(Array.from({ length: 500 }, () => stack.oauth.getAccessToken(ctx, 'acme-idp', connectionId)));
-    expect(server.refreshCalls).toBe(1);
+    expect(stack.server.refreshCalls).toBe(1);
     const distinct = new Set(results.map((r) => r.accessToken));
     expect(distinct.size).toBe(1);
     expect(results.every((r) => r.version === 2)).toBe(true);
@@ -155,22 +142,22 @@ describe.each(DATABASE_KINDS)('OAuthRefreshModule on %s with a real OAuth server
   it('keeps serving the old token while the provider is down, then fails with a clear retryable error after expiry', async () => {
     const { connectionId, initial, stored } = await connect();
     enterWindow(stored.expiresAt);
-    server.failTokenEndpoint({ kind: 'status', status: 503 });
+    stack.server.failTokenEndpoint({ kind: 'status', status: 503 });
 
     const first = await stack.oauth.getAccessToken(ctx, 'acme-idp', connectionId);
     expect(first.accessToken).toBe(initial.access_token);
-    expect(server.refreshCalls).toBe(2); // maxAttempts, with backoff
+    expect(stack.server.refreshCalls).toBe(2); // maxAttempts, with backoff
     // Inside the 30 s cooldown: served from storage, the provider is left alone.
     const second = await stack.oauth.getAccessToken(ctx, 'acme-idp', connectionId);
     expect(second.accessToken).toBe(initial.access_token);
-    expect(server.refreshCalls).toBe(2);
+    expect(stack.server.refreshCalls).toBe(2);
 
-    server.failTokenEndpoint({ kind: 'drop' });
+    stack.server.failTokenEndpoint({ kind: 'drop' });
     clock.set(new Date(stored.expiresAt.getTime() + 1000));
     const err = await rejection(stack.oauth.getAccessToken(ctx, 'acme-idp', connectionId));
     expect(err).toBeInstanceOf(OAuthRefreshFailedError);
     expect(err).toMatchObject({ codeName: 'REFRESH_FAILED', code: 4003, retryable: true });
-    expect(server.refreshCalls).toBe(4);
+    expect(stack.server.refreshCalls).toBe(4);
 
     const failed = stack.events.filter((e) => e.name === OAuthRefreshEvents.REFRESH_FAILED).map((e) => e.payload as OAuthRefreshFailedEvent);
     expect(failed.filter((f) => f.connectionId === connectionId)).toEqual([
@@ -179,23 +166,23 @@ describe.each(DATABASE_KINDS)('OAuthRefreshModule on %s with a real OAuth server
     ]);
 
     // The provider is back: after the (doubled) cooldown the next call refreshes.
-    server.clearFault();
+    stack.server.clearFault();
     clock.advance(61_000);
     const recovered = await stack.oauth.getAccessToken(ctx, 'acme-idp', connectionId);
     tokens.add(recovered.accessToken);
     expect(recovered.version).toBe(2);
-    expect(server.refreshCalls).toBe(5);
+    expect(stack.server.refreshCalls).toBe(5);
   });
 
   it('invalid_grant marks the connection needs_reauth with an event and an audit row, then fails fast until new tokens are stored', async () => {
     const { connectionId, initial, stored } = await connect();
-    await server.revokeGrantOf(initial.refresh_token!);
+    await stack.server.revokeGrantOf(initial.refresh_token!);
     enterWindow(stored.expiresAt);
 
     const err = await rejection(stack.oauth.getAccessToken(ctx, 'acme-idp', connectionId));
     expect(err).toBeInstanceOf(OAuthReauthRequiredError);
     expect(err).toMatchObject({ code: 4002, codeName: 'REAUTH_REQUIRED', retryable: false });
-    expect(server.refreshCalls).toBe(1); // invalid_grant is not retried
+    expect(stack.server.refreshCalls).toBe(1); // invalid_grant is not retried
 
     expect((await stack.credentials.getMetadata(ctx, stored.refreshTokenCredentialId!)).status).toBe(CredentialStatus.NEEDS_REAUTH);
     const view = (await stack.credentials.listConnections(ctx)).find((c) => c.connectionId === connectionId);
@@ -211,10 +198,10 @@ describe.each(DATABASE_KINDS)('OAuthRefreshModule on %s with a real OAuth server
     // No retry storm: every later call fails fast without reaching the server, even on 401 reports.
     for (let i = 0; i < 5; i++) await expect(stack.oauth.getAccessToken(ctx, 'acme-idp', connectionId)).rejects.toBeInstanceOf(OAuthReauthRequiredError);
     await expect(stack.oauth.reportTokenRejected(ctx, 'acme-idp', connectionId)).rejects.toBeInstanceOf(OAuthReauthRequiredError);
-    expect(server.refreshCalls).toBe(1);
+    expect(stack.server.refreshCalls).toBe(1);
 
     // The user reconnects: new tokens clear the state.
-    const again = remember(await server.authorize());
+    const again = remember(await stack.server.authorize());
     const restored = await stack.oauth.storeOAuthCredentials(ctx, 'acme-idp', connectionId, again);
     expect(restored.accessTokenCredentialId).toBe(stored.accessTokenCredentialId);
     expect((await stack.oauth.getAccessToken(ctx, 'acme-idp', connectionId)).accessToken).toBe(again.access_token);
@@ -223,12 +210,12 @@ describe.each(DATABASE_KINDS)('OAuthRefreshModule on %s with a real OAuth server
 
   it('a refresh response without refresh_token keeps the stored refresh token (never wiped)', async () => {
     const { connectionId, initial, stored } = await connect();
-    server.setRefreshTokenMode('omit');
+    stack.server.setRefreshTokenMode('omit');
     enterWindow(stored.expiresAt);
 
     const got = await stack.oauth.getAccessToken(ctx, 'acme-idp', connectionId);
     tokens.add(got.accessToken);
-    expect(server.refreshCalls).toBe(1);
+    expect(stack.server.refreshCalls).toBe(1);
     expect(got.version).toBe(2);
     const kept = await stack.credentials.get(ctx, stored.refreshTokenCredentialId!);
     expect(kept.value).toBe(initial.refresh_token);
@@ -239,14 +226,14 @@ describe.each(DATABASE_KINDS)('OAuthRefreshModule on %s with a real OAuth server
     const next = await stack.oauth.getAccessToken(ctx, 'acme-idp', connectionId);
     tokens.add(next.accessToken);
     expect(next.version).toBe(3);
-    expect(server.refreshCalls).toBe(2);
+    expect(stack.server.refreshCalls).toBe(2);
   });
 
   it('reportTokenRejected forces exactly one refresh, and does nothing once the rejected token is replaced', async () => {
     const { connectionId, initial } = await connect();
 
     const reports = await Promise.all(Array.from({ length: 20 }, () => stack.oauth.reportTokenRejected(ctx, 'acme-idp', connectionId, initial.access_token)));
-    expect(server.refreshCalls).toBe(1);
+    expect(stack.server.refreshCalls).toBe(1);
     const fresh = reports[0];
     tokens.add(fresh.accessToken);
     expect(fresh.accessToken).not.toBe(initial.access_token);
@@ -255,7 +242,7 @@ describe.each(DATABASE_KINDS)('OAuthRefreshModule on %s with a real OAuth server
     // A late report of the old token: already replaced, nothing to do.
     const late = await stack.oauth.reportTokenRejected(ctx, 'acme-idp', connectionId, initial.access_token);
     expect(late.accessToken).toBe(fresh.accessToken);
-    expect(server.refreshCalls).toBe(1);
+    expect(stack.server.refreshCalls).toBe(1);
     // getAccessToken serves the new one (no stale cache).
     expect((await stack.oauth.getAccessToken(ctx, 'acme-idp', connectionId)).accessToken).toBe(fresh.accessToken);
   });
@@ -267,7 +254,7 @@ describe.each(DATABASE_KINDS)('OAuthRefreshModule on %s with a real OAuth server
     clock.set(new Date(conns[0].stored.expiresAt.getTime() - 2 * MIN));
     // This one is not entering its window (expires in 30 minutes): the job must leave it alone.
     await stack.credentials.updateMetadata(ctx, fresh.stored.accessTokenCredentialId, { expiresAt: new Date(clock.now().getTime() + 30 * MIN) });
-    server.resetCounters();
+    stack.server.resetCounters();
 
     const result = await stack.oauth.refreshExpiringTokens();
     expect(result.acquired).toBe(true);
@@ -280,12 +267,12 @@ describe.each(DATABASE_KINDS)('OAuthRefreshModule on %s with a real OAuth server
     // Connections of earlier tests that sit in the window are handled too (one whose grant the
     // server revoked on refresh-token reuse fails); each gets exactly one token-endpoint call.
     expect(result.refreshed).toBeGreaterThanOrEqual(5);
-    expect(server.refreshCalls).toBe(result.refreshed + result.failed);
+    expect(stack.server.refreshCalls).toBe(result.refreshed + result.failed);
 
-    server.resetCounters();
+    stack.server.resetCounters();
     const second = await stack.oauth.refreshExpiringTokens();
     expect(second.refreshed).toBe(0);
-    expect(server.refreshCalls).toBe(0);
+    expect(stack.server.refreshCalls).toBe(0);
     // proactive.enabled = false in this suite: no cron job was registered.
     expect(stack.moduleRef.get(SchedulerRegistry).doesExist('cron', 'oauth-proactive-refresh')).toBe(false);
   });
@@ -321,27 +308,27 @@ describe.each(DATABASE_KINDS)('OAuthRefreshModule on %s with a real OAuth server
   it('a rotated refresh token the vault refuses survives a crash: a fresh app on the same database refreshes without re-authorisation', async () => {
     const appOptions: OAuthRefreshModuleOptions = {
       providers: [
-        { integrationId: 'acme-idp', issuer: server.issuer, clientId: server.clientId, clientSecret: { tenantId: SYSTEM_TENANT, credentialId: clientSecretId }, allowInsecureRequests: true },
+        { integrationId: 'acme-idp', issuer: stack.server.issuer, clientId: stack.server.clientId, clientSecret: { tenantId: SYSTEM_TENANT, credentialId: stack.clientSecretId }, allowInsecureRequests: true },
       ],
       retry: { maxAttempts: 2, initialDelayMs: 5, maxDelayMs: 20 },
       proactive: { enabled: false },
     };
-    const doomed = await buildStack(db, emu, clock, logger, appOptions);
+    const doomed = await buildStack(stack.db, stack.emu, clock, logger, appOptions);
     let fresh: Stack | undefined;
     try {
       const connectionId = `conn-${++connectionSeq}`;
-      const initial = remember(await server.authorize());
+      const initial = remember(await stack.server.authorize());
       const stored = await doomed.oauth.storeOAuthCredentials(ctx, 'acme-idp', connectionId, initial);
       const refreshId = stored.refreshTokenCredentialId!;
       const pendingOf = async (s: Stack) =>
         (await s.credentials.list(ctx, { connectionId, type: CredentialType.CUSTOM_SECRET })).items.filter((m) => m.tags['oauth.pending_refresh_for'] === refreshId);
 
       // The vault refuses every write: the refresh-token rotation fails (retried), the access token (envelope) does not.
-      emu.injectFault({ kind: 'status', status: 503, retryAfterSeconds: 0, operations: ['setSecret'] });
+      stack.emu.injectFault({ kind: 'status', status: 503, retryAfterSeconds: 0, operations: ['setSecret'] });
       enterWindow(stored.expiresAt);
       const got = await doomed.oauth.getAccessToken(ctx, 'acme-idp', connectionId);
       tokens.add(got.accessToken);
-      expect(server.refreshCalls).toBe(1);
+      expect(stack.server.refreshCalls).toBe(1);
       expect(got.version).toBe(2);
       // The stored refresh token is the spent one; the provider's new one is the pending credential, envelope-encrypted.
       expect((await stack.credentials.get(ctx, refreshId)).value).toBe(initial.refresh_token);
@@ -352,23 +339,23 @@ describe.each(DATABASE_KINDS)('OAuthRefreshModule on %s with a real OAuth server
       expect(rotated).not.toBe(initial.refresh_token);
 
       // "Crash": the doomed app is never used again; a new app (no memory of it) takes over while the vault still refuses writes.
-      fresh = await buildStack(db, emu, clock, logger, appOptions);
+      fresh = await buildStack(stack.db, stack.emu, clock, logger, appOptions);
       enterWindow(got.expiresAt!);
       const next = await fresh.oauth.getAccessToken(ctx, 'acme-idp', connectionId);
       tokens.add(next.accessToken);
       expect(next.version).toBe(3);
-      expect(server.refreshCalls).toBe(2); // the pending token worked: no invalid_grant
+      expect(stack.server.refreshCalls).toBe(2); // the pending token worked: no invalid_grant
       const [pendingAgain] = await pendingOf(fresh);
       expect(pendingAgain.version).toBe(2); // the newer rotation replaced it, still based on version 1
       tokens.add((await stack.credentials.get(ctx, pendingAgain.id)).value);
 
       // The vault is back: the next refresh writes the rotated token over the refresh token and drops the pending one.
-      emu.clearFaults();
+      stack.emu.clearFaults();
       enterWindow(next.expiresAt!);
       const last = await fresh.oauth.getAccessToken(ctx, 'acme-idp', connectionId);
       tokens.add(last.accessToken);
       expect(last.version).toBe(4);
-      expect(server.refreshCalls).toBe(3);
+      expect(stack.server.refreshCalls).toBe(3);
       const refreshed = await stack.credentials.get(ctx, refreshId);
       tokens.add(refreshed.value);
       expect(refreshed.metadata).toMatchObject({ version: 2, status: CredentialStatus.ACTIVE });
@@ -376,7 +363,7 @@ describe.each(DATABASE_KINDS)('OAuthRefreshModule on %s with a real OAuth server
       expect((await stack.credentials.listConnections(ctx)).find((c) => c.connectionId === connectionId)?.status).toBe(ConnectionStatus.CONNECTED);
       expect([...doomed.events, ...fresh.events].filter((e) => e.name === OAuthRefreshEvents.REFRESH_FAILED)).toEqual([]);
     } finally {
-      emu.clearFaults();
+      stack.emu.clearFaults();
       await fresh?.moduleRef.close();
       await doomed.moduleRef.close();
     }

@@ -4,49 +4,32 @@
  * `lockTimeoutMs`. Nothing failed: the connection is left to that refresh, not counted, cooled down, logged, emitted
  * or audited as a failed refresh. On SQLite with the local vault and a real OAuth server.
  */
-import { Logger } from '@nestjs/common';
 import { DataSource, InsertQueryBuilder } from 'typeorm';
 import { AuditAction, AuditResult } from '@app/audit';
 import { DistributedLock, LockLeaseEntity, LockLeases, ManualClock, type OperationContext } from '@app/common';
-import { KeyVaultEmulator } from '@app/keyvault-emulator';
-import { CapturingLogger, createTestDatabase, TestOAuthServer, type TestDatabase } from '@app/testing';
-import { OAuthRefreshErrorCode, OAuthRefreshEvents, OAuthRefreshService } from '../index';
+import { CapturingLogger } from '@app/testing';
+import { OAuthRefreshErrorCode, OAuthRefreshEvents } from '../index';
 import { OAUTH_REFRESH_LOCK } from '../oauth-refresh.constants';
-import { buildStack, closeTestStack, registerTestProvider, type Stack } from '../oauth-refresh-stack.testing';
+import { useOAuthStack } from '../oauth-refresh-stack.testing';
 
 const MIN = 60_000;
 
 describe('the proactive refresh job and a refresh in flight elsewhere (SQLite)', () => {
-  let emu: KeyVaultEmulator;
-  let db: TestDatabase;
-  let server: TestOAuthServer;
-  let stack: Stack;
-  let oauth: OAuthRefreshService;
   const clock = new ManualClock(new Date());
   const logger = new CapturingLogger();
   const ctx: OperationContext = { tenantId: 'inflight', actor: { id: 'user:alice' } };
   let seq = 0;
 
-  beforeAll(async () => {
-    Logger.overrideLogger(logger);
-    emu = await KeyVaultEmulator.start({ quiet: true, throttle: false });
-    db = await createTestDatabase('sqlite');
-    server = await TestOAuthServer.start();
-    stack = await buildStack(db, emu, clock, logger, { lockTimeoutMs: 300, proactive: { enabled: false } });
-    oauth = stack.oauth;
-    await registerTestProvider(stack, server, 'idp');
-  });
-
-  afterAll(() => closeTestStack({ stack, server, emu, db }));
+  const stack = useOAuthStack('sqlite', { clock, logger, oauth: { lockTimeoutMs: 300, proactive: { enabled: false } }, provider: { integrationId: 'idp' } });
 
   beforeEach(() => {
     clock.set(new Date());
-    server.resetCounters();
+    stack.server.resetCounters();
   });
 
   const connect = async () => {
     const connectionId = `conn-${++seq}`;
-    const stored = await oauth.storeOAuthCredentials(ctx, 'idp', connectionId, await server.authorize());
+    const stored = await stack.oauth.storeOAuthCredentials(ctx, 'idp', connectionId, await stack.server.authorize());
     // Only this connection is inside its refresh window (the others were refreshed, or connected later).
     clock.set(new Date(stored.expiresAt.getTime() - 2 * MIN));
     return { connectionId, stored, lockName: `oauth-refresh:${JSON.stringify([ctx.tenantId, 'idp', connectionId])}` };
@@ -66,15 +49,15 @@ describe('the proactive refresh job and a refresh in flight elsewhere (SQLite)',
     expect(await leases.claim(lockName, 'crashed-replica', lapses, new Date())).toMatchObject({ claimed: true });
     const since = logger.lines.length;
 
-    expect(await oauth.refreshExpiringTokens()).toMatchObject({ scanned: 1, refreshed: 0, inFlight: 1, failed: 0 });
-    expect(server.refreshCalls).toBe(0);
+    expect(await stack.oauth.refreshExpiringTokens()).toMatchObject({ scanned: 1, refreshed: 0, inFlight: 1, failed: 0 });
+    expect(stack.server.refreshCalls).toBe(0);
     expect(await failureSigns(connectionId, since)).toEqual(noFailure);
     expect(logger.lines.slice(since).some((l) => l.startsWith('log') && l.includes('1 in flight elsewhere'))).toBe(true);
 
     // No cooldown was started: the first run after the lease lapsed refreshes the connection.
     await new Promise((r) => setTimeout(r, lapses.getTime() - Date.now() + 50));
-    expect(await oauth.refreshExpiringTokens()).toMatchObject({ scanned: 1, refreshed: 1, inFlight: 0, failed: 0 });
-    expect(server.refreshCalls).toBe(1);
+    expect(await stack.oauth.refreshExpiringTokens()).toMatchObject({ scanned: 1, refreshed: 1, inFlight: 0, failed: 0 });
+    expect(stack.server.refreshCalls).toBe(1);
   });
 
   it("a connection whose lock another refresh holds past lockTimeoutMs: left to it the same way, and refreshed by the next run", async () => {
@@ -87,13 +70,13 @@ describe('the proactive refresh job and a refresh in flight elsewhere (SQLite)',
     await holding;
     const since = logger.lines.length;
 
-    expect(await oauth.refreshExpiringTokens()).toMatchObject({ scanned: 1, refreshed: 0, inFlight: 1, failed: 0 });
+    expect(await stack.oauth.refreshExpiringTokens()).toMatchObject({ scanned: 1, refreshed: 0, inFlight: 1, failed: 0 });
     expect(await failureSigns(connectionId, since)).toEqual(noFailure);
 
     release();
     await holder;
-    expect(await oauth.refreshExpiringTokens()).toMatchObject({ scanned: 1, refreshed: 1, failed: 0 });
-    expect(server.refreshCalls).toBe(1);
+    expect(await stack.oauth.refreshExpiringTokens()).toMatchObject({ scanned: 1, refreshed: 1, failed: 0 });
+    expect(stack.server.refreshCalls).toBe(1);
   });
 
   it("a lease ended as fast as it is claimed (the claim gives up with LOCK_TIMEOUT): the caller is told 4003 retryable, in flight, retry shortly; the job counts it in flight", async () => {
@@ -113,7 +96,7 @@ describe('the proactive refresh job and a refresh in flight elsewhere (SQLite)',
       // Expired: nothing to serve meanwhile, the caller gets the refresh's answer.
       clock.set(new Date(stored.expiresAt.getTime() + 1000));
       const before = Date.now();
-      const error = await oauth.getAccessToken(ctx, 'idp', connectionId).then(
+      const error = await stack.oauth.getAccessToken(ctx, 'idp', connectionId).then(
         () => undefined,
         (e: unknown) => e,
       );
@@ -126,11 +109,11 @@ describe('the proactive refresh job and a refresh in flight elsewhere (SQLite)',
       expect(retryAfter!.getTime() - before).toBeLessThanOrEqual(5000);
 
       clock.set(new Date(stored.expiresAt.getTime() - 2 * MIN));
-      expect(await oauth.refreshExpiringTokens()).toMatchObject({ scanned: 1, refreshed: 0, inFlight: 1, failed: 0 });
+      expect(await stack.oauth.refreshExpiringTokens()).toMatchObject({ scanned: 1, refreshed: 0, inFlight: 1, failed: 0 });
     } finally {
       spy.mockRestore();
     }
-    expect(server.refreshCalls).toBe(0);
+    expect(stack.server.refreshCalls).toBe(0);
     expect(await failureSigns(connectionId, since)).toEqual(noFailure);
   });
 });

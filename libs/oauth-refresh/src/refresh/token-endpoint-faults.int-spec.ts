@@ -3,27 +3,19 @@
  * as a user of OAuthRefreshService meets them, on SQLite with the local vault: what the caller gets,
  * and what state the connection is left in — above all, that the live refresh token is never lost.
  */
-import { Logger } from '@nestjs/common';
 import { EventEmitter2 } from '@nestjs/event-emitter';
 import { LockLeases, ManualClock, type OperationContext } from '@app/common';
 import { DataSource } from 'typeorm';
-import { CredentialsService, CredentialStatus } from '@app/credentials';
-import { KeyVaultEmulator } from '@app/keyvault-emulator';
-import { CapturingLogger, createTestDatabase, TestOAuthServer, type TestDatabase } from '@app/testing';
-import { OAuthRefreshEvents, OAuthRefreshService } from '../index';
-import { buildStack, registerTestProvider, closeTestStack, type Stack } from '../oauth-refresh-stack.testing';
+import { CredentialStatus } from '@app/credentials';
+import { CapturingLogger } from '@app/testing';
+import { OAuthRefreshEvents } from '../index';
+import { useOAuthStack } from '../oauth-refresh-stack.testing';
 
 const MIN = 60_000;
 /** The provider's timeout here; the slow token endpoint answers well after it. */
 const TIMEOUT_MS = 300;
 
 describe('OAuthRefreshService against a faulty real token endpoint (SQLite)', () => {
-  let emu: KeyVaultEmulator;
-  let db: TestDatabase;
-  let server: TestOAuthServer;
-  let stack: Stack;
-  let oauth: OAuthRefreshService;
-  let credentials: CredentialsService;
   let events: EventEmitter2;
   const clock = new ManualClock(new Date());
   const logger = new CapturingLogger();
@@ -32,31 +24,28 @@ describe('OAuthRefreshService against a faulty real token endpoint (SQLite)', ()
   const issued = new Set<string>();
   let seq = 0;
 
-  beforeAll(async () => {
-    Logger.overrideLogger(logger);
-    emu = await KeyVaultEmulator.start({ quiet: true, throttle: false });
-    db = await createTestDatabase('sqlite');
-    server = await TestOAuthServer.start();
-    stack = await buildStack(db, emu, clock, logger, { retry: { maxAttempts: 3, initialDelayMs: 5, maxDelayMs: 20 }, proactive: { enabled: false } });
-    ({ oauth, credentials } = stack);
+  const stack = useOAuthStack('sqlite', {
+    clock,
+    logger,
+    oauth: { retry: { maxAttempts: 3, initialDelayMs: 5, maxDelayMs: 20 }, proactive: { enabled: false } },
+    provider: { integrationId: 'idp', extra: { requestTimeoutMs: TIMEOUT_MS } },
+  });
+  beforeAll(() => {
     events = stack.moduleRef.get(EventEmitter2);
-    await registerTestProvider(stack, server, 'idp', { requestTimeoutMs: TIMEOUT_MS });
   });
 
-  afterAll(() => closeTestStack({ stack, server, emu, db }));
-
   beforeEach(() => {
-    server.clearFault();
-    server.setTokenEndpointDelay(0);
+    stack.server.clearFault();
+    stack.server.setTokenEndpointDelay(0);
     clock.set(new Date());
-    server.resetCounters();
+    stack.server.resetCounters();
   });
 
   const connect = async () => {
     const connectionId = `conn-${++seq}`;
-    const initial = await server.authorize();
+    const initial = await stack.server.authorize();
     issued.add(initial.access_token).add(initial.refresh_token!);
-    const stored = await oauth.storeOAuthCredentials(ctx, 'idp', connectionId, initial);
+    const stored = await stack.oauth.storeOAuthCredentials(ctx, 'idp', connectionId, initial);
     return { connectionId, initial, stored };
   };
   const enterWindow = (expiresAt: Date) => clock.set(new Date(expiresAt.getTime() - 2 * MIN));
@@ -78,77 +67,77 @@ describe('OAuthRefreshService against a faulty real token endpoint (SQLite)', ()
 
   it('a token endpoint answering after the timeout: the caller keeps the old token, the late answer (rotated refresh token) is stored, the spent token is never re-sent', async () => {
     const { connectionId, initial, stored } = await connect();
-    server.setTokenEndpointDelay(TIMEOUT_MS + 400);
+    stack.server.setTokenEndpointDelay(TIMEOUT_MS + 400);
     enterWindow(stored.expiresAt);
     const late = nextEvent(OAuthRefreshEvents.REFRESHED, connectionId);
 
     // The caller is answered at the timeout with the still-valid token.
-    const got = await oauth.getAccessToken(ctx, 'idp', connectionId);
+    const got = await stack.oauth.getAccessToken(ctx, 'idp', connectionId);
     expect(got).toMatchObject({ accessToken: initial.access_token, version: 1 });
     // Meanwhile a 401 report does not send the refresh token the provider is spending right now.
-    await expect(oauth.reportTokenRejected(ctx, 'idp', connectionId)).rejects.toMatchObject({ code: 4003, retryable: true });
+    await expect(stack.oauth.reportTokenRejected(ctx, 'idp', connectionId)).rejects.toMatchObject({ code: 4003, retryable: true });
 
     expect(await late).toMatchObject({ refreshTokenRotated: true, version: 2 });
-    expect(server.refreshCalls).toBe(1);
-    const refresh = await credentials.get(ctx, stored.refreshTokenCredentialId!);
+    expect(stack.server.refreshCalls).toBe(1);
+    const refresh = await stack.credentials.get(ctx, stored.refreshTokenCredentialId!);
     issued.add(refresh.value);
     expect(refresh.metadata).toMatchObject({ version: 2, status: CredentialStatus.ACTIVE });
     expect(refresh.value).not.toBe(initial.refresh_token);
 
     // The stored token is the live one: the next refresh works at the provider.
-    server.setTokenEndpointDelay(0);
-    const lateAccess = await oauth.getAccessToken(ctx, 'idp', connectionId);
+    stack.server.setTokenEndpointDelay(0);
+    const lateAccess = await stack.oauth.getAccessToken(ctx, 'idp', connectionId);
     issued.add(lateAccess.accessToken);
     enterWindow(lateAccess.expiresAt!);
-    const next = await oauth.reportTokenRejected(ctx, 'idp', connectionId);
+    const next = await stack.oauth.reportTokenRejected(ctx, 'idp', connectionId);
     issued.add(next.accessToken);
     expect(next.version).toBe(3);
-    expect(server.tokenCalls.filter((c) => c.grantType === 'refresh_token').map((c) => c.status)).toEqual([200, 200]);
+    expect(stack.server.tokenCalls.filter((c) => c.grantType === 'refresh_token').map((c) => c.status)).toEqual([200, 200]);
   });
 
   it('while a late answer may still come, callers are answered at once (the still-valid token, or a retryable error) rather than queue on the held lock', async () => {
     const { connectionId, initial, stored } = await connect();
-    server.setTokenEndpointDelay(TIMEOUT_MS + 1500);
+    stack.server.setTokenEndpointDelay(TIMEOUT_MS + 1500);
     enterWindow(stored.expiresAt);
     const timedOutAt = clock.now().getTime();
     const late = nextEvent(OAuthRefreshEvents.REFRESHED, connectionId);
-    expect(await oauth.getAccessToken(ctx, 'idp', connectionId)).toMatchObject({ accessToken: initial.access_token, version: 1 });
+    expect(await stack.oauth.getAccessToken(ctx, 'idp', connectionId)).toMatchObject({ accessToken: initial.access_token, version: 1 });
 
     // Past the usual failure cooldown (30 s) but within lateAnswerMs (60 s): still nobody waits for the lock.
     clock.set(new Date(timedOutAt + 31_000));
     const t0 = Date.now();
-    const forced = await oauth.reportTokenRejected(ctx, 'idp', connectionId).catch((e: unknown) => e);
+    const forced = await stack.oauth.reportTokenRejected(ctx, 'idp', connectionId).catch((e: unknown) => e);
     expect(Date.now() - t0).toBeLessThan(TIMEOUT_MS);
     expect(forced).toMatchObject({ code: 4003, retryable: true });
     expect((forced as { details: { retryAfter: Date } }).details.retryAfter.getTime()).toBeGreaterThanOrEqual(timedOutAt + 60_000);
-    expect(await oauth.getAccessToken(ctx, 'idp', connectionId)).toMatchObject({ accessToken: initial.access_token, version: 1 });
+    expect(await stack.oauth.getAccessToken(ctx, 'idp', connectionId)).toMatchObject({ accessToken: initial.access_token, version: 1 });
 
     // The late answer is stored and ends the cooldown: the next forced refresh presents the rotated token at once.
     expect(await late).toMatchObject({ refreshTokenRotated: true, version: 2 });
-    server.setTokenEndpointDelay(0);
-    const next = await oauth.reportTokenRejected(ctx, 'idp', connectionId);
+    stack.server.setTokenEndpointDelay(0);
+    const next = await stack.oauth.reportTokenRejected(ctx, 'idp', connectionId);
     issued.add(next.accessToken);
     expect(next.version).toBe(3);
-    expect(server.tokenCalls.filter((c) => c.grantType === 'refresh_token').map((c) => c.status)).toEqual([200, 200]);
+    expect(stack.server.tokenCalls.filter((c) => c.grantType === 'refresh_token').map((c) => c.status)).toEqual([200, 200]);
   });
 
   it('a late invalid_grant (the refresh token died meanwhile): the connection needs re-authorisation, as after a timely one', async () => {
     const { connectionId, initial, stored } = await connect();
-    await server.revokeGrantOf(initial.refresh_token!);
-    server.setTokenEndpointDelay(TIMEOUT_MS + 400);
+    await stack.server.revokeGrantOf(initial.refresh_token!);
+    stack.server.setTokenEndpointDelay(TIMEOUT_MS + 400);
     enterWindow(stored.expiresAt);
     const reauth = nextEvent(OAuthRefreshEvents.REFRESH_FAILED, connectionId, 5000, (p) => p.reauthRequired === true);
 
     // Answered at the timeout with the still-valid token; the provider's invalid_grant comes later.
-    expect(await oauth.getAccessToken(ctx, 'idp', connectionId)).toMatchObject({ accessToken: initial.access_token, version: 1 });
+    expect(await stack.oauth.getAccessToken(ctx, 'idp', connectionId)).toMatchObject({ accessToken: initial.access_token, version: 1 });
     expect(await reauth).toMatchObject({ reauthRequired: true, errorCode: '4002:REAUTH_REQUIRED', oauthError: 'invalid_grant', retryable: false });
-    for (const id of [stored.accessTokenCredentialId, stored.refreshTokenCredentialId!]) expect((await credentials.getMetadata(ctx, id)).status).toBe(CredentialStatus.NEEDS_REAUTH);
+    for (const id of [stored.accessTokenCredentialId, stored.refreshTokenCredentialId!]) expect((await stack.credentials.getMetadata(ctx, id)).status).toBe(CredentialStatus.NEEDS_REAUTH);
 
     // Every later call says so, without asking the provider again.
-    server.setTokenEndpointDelay(0);
-    await expect(oauth.getAccessToken(ctx, 'idp', connectionId)).rejects.toMatchObject({ code: 4002, codeName: 'REAUTH_REQUIRED' });
-    await expect(oauth.reportTokenRejected(ctx, 'idp', connectionId)).rejects.toMatchObject({ code: 4002 });
-    expect(server.refreshCalls).toBe(1);
+    stack.server.setTokenEndpointDelay(0);
+    await expect(stack.oauth.getAccessToken(ctx, 'idp', connectionId)).rejects.toMatchObject({ code: 4002, codeName: 'REAUTH_REQUIRED' });
+    await expect(stack.oauth.reportTokenRejected(ctx, 'idp', connectionId)).rejects.toMatchObject({ code: 4002 });
+    expect(stack.server.refreshCalls).toBe(1);
   });
 
   it.each([
@@ -156,30 +145,30 @@ describe('OAuthRefreshService against a faulty real token endpoint (SQLite)', ()
     ['expires_in: 1e20 (no date)', { expires_in: 1e20 }],
   ])('a refresh answer with %s: a typed provider error (502), and the rotated refresh token it carried is kept', async (_name, edit) => {
     const { connectionId, initial, stored } = await connect();
-    server.rewriteRefreshResponses((body) => Object.assign(body, edit));
+    stack.server.rewriteRefreshResponses((body) => Object.assign(body, edit));
     clock.set(new Date(stored.expiresAt.getTime() + MIN)); // expired: nothing old to serve instead
-    await expect(oauth.getAccessToken(ctx, 'idp', connectionId)).rejects.toMatchObject({ code: 4004, codeName: 'INVALID_TOKEN_RESPONSE' });
-    expect(server.refreshCalls).toBe(1);
+    await expect(stack.oauth.getAccessToken(ctx, 'idp', connectionId)).rejects.toMatchObject({ code: 4004, codeName: 'INVALID_TOKEN_RESPONSE' });
+    expect(stack.server.refreshCalls).toBe(1);
 
     // The provider rotated: the next refresh (a sane answer) presents the new refresh token, not the spent one.
-    server.clearFault();
+    stack.server.clearFault();
     clock.set(new Date(clock.now().getTime() + MIN)); // past the failure's cooldown
-    const next = await oauth.reportTokenRejected(ctx, 'idp', connectionId);
+    const next = await stack.oauth.reportTokenRejected(ctx, 'idp', connectionId);
     issued.add(next.accessToken);
     expect(next.accessToken).not.toBe(initial.access_token);
-    expect(server.tokenCalls.filter((c) => c.grantType === 'refresh_token').map((c) => c.status)).toEqual([200, 200]);
-    const refresh = await credentials.getMetadata(ctx, stored.refreshTokenCredentialId!);
+    expect(stack.server.tokenCalls.filter((c) => c.grantType === 'refresh_token').map((c) => c.status)).toEqual([200, 200]);
+    const refresh = await stack.credentials.getMetadata(ctx, stored.refreshTokenCredentialId!);
     expect(refresh.status).toBe(CredentialStatus.ACTIVE);
   });
 
   it('a refresh_token_expires_in too large to be a date is no expiry: the refresh succeeds and the rotated refresh token is stored', async () => {
     const { connectionId, initial, stored } = await connect();
-    server.rewriteRefreshResponses((body) => Object.assign(body, { refresh_token_expires_in: 1e20 }));
+    stack.server.rewriteRefreshResponses((body) => Object.assign(body, { refresh_token_expires_in: 1e20 }));
     enterWindow(stored.expiresAt);
-    const got = await oauth.getAccessToken(ctx, 'idp', connectionId);
+    const got = await stack.oauth.getAccessToken(ctx, 'idp', connectionId);
     issued.add(got.accessToken);
     expect(got.version).toBe(2);
-    const refresh = await credentials.get(ctx, stored.refreshTokenCredentialId!);
+    const refresh = await stack.credentials.get(ctx, stored.refreshTokenCredentialId!);
     issued.add(refresh.value);
     expect(refresh.metadata).toMatchObject({ version: 2, expiresAt: null, status: CredentialStatus.ACTIVE });
     expect(refresh.value).not.toBe(initial.refresh_token);
@@ -194,16 +183,16 @@ describe('OAuthRefreshService against a faulty real token endpoint (SQLite)', ()
     expect(await leases.claim(name, 'crashed-replica', lapses, new Date())).toMatchObject({ claimed: true });
     enterWindow(stored.expiresAt);
 
-    expect(await oauth.getAccessToken(ctx, 'idp', connectionId)).toMatchObject({ accessToken: initial.access_token, version: 1 });
-    const refused = await oauth.reportTokenRejected(ctx, 'idp', connectionId).catch((e: unknown) => e);
+    expect(await stack.oauth.getAccessToken(ctx, 'idp', connectionId)).toMatchObject({ accessToken: initial.access_token, version: 1 });
+    const refused = await stack.oauth.reportTokenRejected(ctx, 'idp', connectionId).catch((e: unknown) => e);
     expect(refused).toMatchObject({ code: 4003, retryable: true, retryAfter: lapses });
-    expect(server.refreshCalls).toBe(0);
+    expect(stack.server.refreshCalls).toBe(0);
 
     await new Promise((r) => setTimeout(r, lapses.getTime() - Date.now() + 50));
-    const next = await oauth.reportTokenRejected(ctx, 'idp', connectionId);
+    const next = await stack.oauth.reportTokenRejected(ctx, 'idp', connectionId);
     issued.add(next.accessToken);
     expect(next.version).toBe(2);
-    expect(server.refreshCalls).toBe(1);
+    expect(stack.server.refreshCalls).toBe(1);
     // The refresh ended its lease: anyone may take it now.
     expect(await leases.claim(name, 'someone', new Date(Date.now() + 60_000), new Date())).toMatchObject({ claimed: true });
     await leases.release(name, 'someone');
@@ -214,15 +203,15 @@ describe('OAuthRefreshService against a faulty real token endpoint (SQLite)', ()
     const leases = LockLeases.for(stack.moduleRef.get(DataSource));
     const name = `oauth-refresh:${JSON.stringify([ctx.tenantId, 'idp', connectionId])}`;
     expect(await leases.claim(name, 'crashed-replica', new Date(Date.now() + 60_000), new Date())).toMatchObject({ claimed: true });
-    await expect(oauth.reportTokenRejected(ctx, 'idp', connectionId)).rejects.toMatchObject({ code: 4003, retryable: true });
+    await expect(stack.oauth.reportTokenRejected(ctx, 'idp', connectionId)).rejects.toMatchObject({ code: 4003, retryable: true });
 
-    const again = await server.authorize();
+    const again = await stack.server.authorize();
     issued.add(again.access_token).add(again.refresh_token!);
-    await oauth.storeOAuthCredentials(ctx, 'idp', connectionId, again);
-    const next = await oauth.reportTokenRejected(ctx, 'idp', connectionId);
+    await stack.oauth.storeOAuthCredentials(ctx, 'idp', connectionId, again);
+    const next = await stack.oauth.reportTokenRejected(ctx, 'idp', connectionId);
     issued.add(next.accessToken);
     expect(next.version).toBe(3);
-    expect(server.tokenCalls.filter((c) => c.grantType === 'refresh_token').map((c) => c.status)).toEqual([200]);
+    expect(stack.server.tokenCalls.filter((c) => c.grantType === 'refresh_token').map((c) => c.status)).toEqual([200]);
   });
 
   it('never puts a token in a log line', () => {

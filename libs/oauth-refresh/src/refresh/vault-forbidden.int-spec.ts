@@ -6,53 +6,44 @@
  * a failure audit row — and never the token.
  */
 import { randomBytes } from 'node:crypto';
-import { Logger } from '@nestjs/common';
 import { AuditResult } from '@app/audit';
 import { ManualClock, type OperationContext } from '@app/common';
 import { CredentialType, ValueStoreKind } from '@app/credentials';
-import { KeyVaultEmulator } from '@app/keyvault-emulator';
-import { CapturingLogger, createTestDatabase, TestOAuthServer, type TestDatabase } from '@app/testing';
-import { buildStack, closeTestStack, registerTestProvider, type Stack } from '../oauth-refresh-stack.testing';
+import { CapturingLogger } from '@app/testing';
+import { useOAuthStack } from '../oauth-refresh-stack.testing';
 
 const MIN = 60_000;
 
 describe('OAuthRefreshModule when the vault denies storing a rotated refresh token (sqlite)', () => {
-  let emu: KeyVaultEmulator;
-  let db: TestDatabase;
-  let server: TestOAuthServer;
-  let stack: Stack;
   const clock = new ManualClock(new Date());
   const logger = new CapturingLogger();
   const ctx: OperationContext = { tenantId: `acme_${randomBytes(3).toString('hex')}`, actor: { id: 'user:alice' } };
 
-  beforeAll(async () => {
-    Logger.overrideLogger(logger);
-    emu = await KeyVaultEmulator.start({ quiet: true, throttle: false });
-    db = await createTestDatabase('sqlite');
-    server = await TestOAuthServer.start({ accessTokenTtlSeconds: 3600 });
-    stack = await buildStack(db, emu, clock, logger, { providers: [], retry: { maxAttempts: 2, initialDelayMs: 5, maxDelayMs: 20 }, proactive: { enabled: false } });
-    await registerTestProvider(stack, server, 'acme-idp');
+  const stack = useOAuthStack('sqlite', {
+    clock,
+    logger,
+    server: { accessTokenTtlSeconds: 3600 },
+    oauth: { providers: [], retry: { maxAttempts: 2, initialDelayMs: 5, maxDelayMs: 20 }, proactive: { enabled: false } },
+    provider: { integrationId: 'acme-idp' },
   });
-  afterEach(() => emu.clearDenials());
-  afterAll(() => closeTestStack({ stack, server, emu, db }));
 
   it('keeps the new token pending (envelope), tries the denied write once, logs FORBIDDEN at error and audits it; never the token', async () => {
-    server.setRefreshTokenMode('rotate');
-    const initial = await server.authorize();
+    stack.server.setRefreshTokenMode('rotate');
+    const initial = await stack.server.authorize();
     const stored = await stack.oauth.storeOAuthCredentials(ctx, 'acme-idp', 'conn-denied', initial);
     const refreshId = stored.refreshTokenCredentialId!;
-    emu.deny({ operations: ['setSecret'] });
-    emu.resetStats();
+    stack.emu.deny({ operations: ['setSecret'] });
+    stack.emu.resetStats();
     logger.lines.length = 0;
-    server.resetCounters();
+    stack.server.resetCounters();
 
     clock.set(new Date(stored.expiresAt.getTime() - 2 * MIN));
     const got = await stack.oauth.getAccessToken(ctx, 'acme-idp', 'conn-denied');
-    expect(server.refreshCalls).toBe(1);
+    expect(stack.server.refreshCalls).toBe(1);
     expect(got.version).toBe(2); // the access token (envelope) is stored and served
 
     // A missing permission does not pass by itself: the write is tried once, not retried with backoff.
-    expect(emu.stats().byOperationAndStatus['setSecret:403']).toBe(1);
+    expect(stack.emu.stats().byOperationAndStatus['setSecret:403']).toBe(1);
     const pending = (await stack.credentials.list(ctx, { connectionId: 'conn-denied', type: CredentialType.CUSTOM_SECRET })).items.filter(
       (m) => m.tags['oauth.pending_refresh_for'] === refreshId,
     );
@@ -72,10 +63,10 @@ describe('OAuthRefreshModule when the vault denies storing a rotated refresh tok
     for (const t of [rotated, initial.refresh_token!, got.accessToken]) for (const h of haystacks) expect(h.includes(t)).toBe(false);
 
     // Granted again: the next refresh presents the pending token (no invalid_grant) and writes it over the refresh token.
-    emu.clearDenials();
+    stack.emu.clearDenials();
     clock.set(new Date(got.expiresAt!.getTime() - 2 * MIN));
     await stack.oauth.getAccessToken(ctx, 'acme-idp', 'conn-denied');
-    expect(server.refreshCalls).toBe(2);
+    expect(stack.server.refreshCalls).toBe(2);
     expect((await stack.credentials.getMetadata(ctx, refreshId)).version).toBe(2);
   });
 });
