@@ -18,6 +18,7 @@ describe.each(DATABASE_KINDS)('hardened HTTP API on %s', (kind) => {
   const auditor = generateApiKey('acme-audit', 'acme', ['audit:read']);
   const revoker = generateApiKey('acme-revoker', 'acme', ['credentials:revoke']);
   const keyAdmin = generateApiKey('acme-keys', 'acme', ['keys:read', 'keys:write']);
+  const rotationAdmin = generateApiKey('acme-rotation', 'acme', ['rotation:read', 'rotation:write']);
 
   interface Answer {
     status: number;
@@ -51,7 +52,7 @@ describe.each(DATABASE_KINDS)('hardened HTTP API on %s', (kind) => {
   };
 
   beforeAll(async () => {
-    host = await startTestHost(kind, { AUTH_API_KEYS: JSON.stringify([key.entry, auditor.entry, revoker.entry, keyAdmin.entry]), OAUTH_PROACTIVE_ENABLED: 'false', LOG_LEVEL: 'debug' });
+    host = await startTestHost(kind, { AUTH_API_KEYS: JSON.stringify([key.entry, auditor.entry, revoker.entry, keyAdmin.entry, rotationAdmin.entry]), OAUTH_PROACTIVE_ENABLED: 'false', LOG_LEVEL: 'debug' });
     base = host.baseUrl;
     // A provider whose token endpoint nobody listens on: storing tokens never calls it; a forced refresh would fail (503).
     host.app.get(OAuthProviderRegistry).register({ integrationId: 'prov', tokenEndpoint: 'http://127.0.0.1:9/token', clientId: 'client', clientSecret: { credentialId: randomUUID(), tenantId: 'system' }, allowInsecureRequests: true });
@@ -240,6 +241,27 @@ describe.each(DATABASE_KINDS)('hardened HTTP API on %s', (kind) => {
       for (const q of ['0x1', '1e0', '', ' 1', '+1', '1.0']) {
         await refusedWithoutWrites(400, () => send('DELETE', `/v1/credentials/${id}?expectedVersion=${encodeURIComponent(q)}`));
       }
+    });
+
+    it('a JSON integer past 2^53 − 1 is 400 naming its range, never rounded to another number (…993 was taken as …992)', async () => {
+      const { id } = await store();
+      const rotator = { apiKey: rotationAdmin.key, contentType: 'application/json' };
+      for (const big of ['9007199254740993', '1e23']) {
+        for (const [method, path, body, init] of [
+          ['POST', `/v1/credentials/${id}/rotate`, `{"value":"${secret()}","expectedVersion":${big}}`, {}],
+          ['PATCH', `/v1/credentials/${id}`, `{"tags":{},"expectedVersion":${big}}`, {}],
+          ['POST', `/v1/credentials/${id}/rollback`, `{"version":${big}}`, {}],
+          ['POST', `/v1/rotation/credentials/${id}/rotate`, `{"value":"${secret()}","expectedVersion":${big}}`, rotator],
+          ['POST', `/v1/rotation/credentials/${id}/rollback`, `{"version":${big}}`, rotator],
+          ['PUT', '/v1/rotation/policies', `{"level":"tenant","rotateAfterDays":5,"expectedVersion":${big}}`, rotator],
+          ['PUT', '/v1/rotation/notifications/settings', `{"emailRecipients":[],"expectedRowVersion":${big}}`, rotator],
+        ] as const) {
+          const r = await refusedWithoutWrites(400, () => send(method, path, { body, contentType: 'application/json', ...init }));
+          expect(r.body.message).toEqual([expect.stringMatching(/^(expectedVersion|version|expectedRowVersion) must be an integer from [01] to 9007199254740991 \(a JSON number\)$/)]);
+        }
+      }
+      // The largest exact one is still a version like any other: the compare-and-set answers, it does not refuse.
+      expect((await send('PATCH', `/v1/credentials/${id}`, { body: '{"tags":{},"expectedVersion":9007199254740991}', contentType: 'application/json' })).status).toBe(409);
     });
 
     it.each([

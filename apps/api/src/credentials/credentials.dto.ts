@@ -1,7 +1,7 @@
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
-import { ArrayMaxSize, ArrayMinSize, IsArray, IsEnum, IsIn, IsInt, IsOptional, IsString, IsUUID, Matches, MaxLength, Min, MinLength, ValidateIf } from 'class-validator';
+import { ArrayMaxSize, ArrayMinSize, IsArray, IsEnum, IsIn, IsOptional, IsString, IsUUID, Matches, MaxLength, MinLength, ValidateIf } from 'class-validator';
 import { CredentialStatus, CredentialType, IDENTIFIER_PATTERN, MAX_TAGS, ValueStoreKind } from '@app/credentials';
-import { IsDateTime, IsJsonObject, LowerCaseUuid, QueryBoolean, QueryInt } from '../http/strict-input';
+import { BodyInt, IsDateTime, IsJsonObject, LowerCaseUuid, QueryBoolean, QueryInt } from '../http/strict-input';
 
 const ID_MESSAGE = '$property must be 1–128 characters of letters, digits and . _ : @ -';
 /** Key Vault's limit is 25 KB; the lib checks bytes exactly, this only stops absurd bodies early. */
@@ -45,10 +45,9 @@ export class StoreCredentialDto {
 }
 
 export class ExpectedVersionDto {
-  @ApiPropertyOptional({ type: 'integer', minimum: 1, description: 'Compare-and-set: the rowVersion you last read' })
+  @ApiPropertyOptional({ type: 'integer', minimum: 1, maximum: Number.MAX_SAFE_INTEGER, description: 'Compare-and-set: the rowVersion you last read' })
   @IsOptional()
-  @IsInt({ message: 'expectedVersion must be an integer (a JSON number)' })
-  @Min(1)
+  @BodyInt(1)
   expectedVersion?: number;
 }
 
@@ -83,9 +82,8 @@ export class RotateCredentialDto extends ExpectedVersionDto {
 }
 
 export class RollbackCredentialDto extends ExpectedVersionDto {
-  @ApiProperty({ type: 'integer', minimum: 1, description: 'The version whose value becomes current again (as a new version)' })
-  @IsInt()
-  @Min(1)
+  @ApiProperty({ type: 'integer', minimum: 1, maximum: Number.MAX_SAFE_INTEGER, description: 'The version whose value becomes current again (as a new version)' })
+  @BodyInt(1)
   version: number;
 }
 

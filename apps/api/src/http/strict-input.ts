@@ -61,6 +61,15 @@ export function QueryInt(min: number, max: number) {
   );
 }
 
+/**
+ * An integer in a JSON body: a JSON number, no larger than 2^53 − 1. JSON.parse rounds a larger one to the nearest
+ * double (9007199254740993 became …992), so it would be taken as another number than the one sent.
+ */
+export function BodyInt(min: number) {
+  const message = `$property must be an integer from ${min} to ${Number.MAX_SAFE_INTEGER} (a JSON number)`;
+  return applyDecorators(IsInt({ message }), Min(min, { message }), Max(Number.MAX_SAFE_INTEGER, { message }));
+}
+
 /** A boolean in a query string: `true` or `false`. */
 export function QueryBoolean() {
   return applyDecorators(

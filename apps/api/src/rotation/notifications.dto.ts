@@ -1,6 +1,7 @@
 import { ApiPropertyOptional } from '@nestjs/swagger';
-import { ArrayMaxSize, IsArray, IsBoolean, IsInt, IsOptional, IsString, MaxLength, Min, MinLength, ValidateIf } from 'class-validator';
+import { ArrayMaxSize, IsArray, IsBoolean, IsOptional, IsString, MaxLength, MinLength, ValidateIf } from 'class-validator';
 import { MAX_EMAIL_RECIPIENTS } from '@app/rotation';
+import { BodyInt } from '../http/strict-input';
 
 /**
  * A change to the tenant's notification settings. Only the shape is checked here; the rotation lib
@@ -36,9 +37,8 @@ export class UpdateNotificationSettingsDto {
   @MaxLength(254, { each: true, message: 'an e-mail address is at most 254 characters' })
   emailRecipients?: string[];
 
-  @ApiPropertyOptional({ type: 'integer', minimum: 0, description: 'Compare-and-set: the rowVersion you last read (0: never set)' })
+  @ApiPropertyOptional({ type: 'integer', minimum: 0, maximum: Number.MAX_SAFE_INTEGER, description: 'Compare-and-set: the rowVersion you last read (0: never set)' })
   @IsOptional()
-  @IsInt({ message: 'expectedRowVersion must be an integer (a JSON number)' })
-  @Min(0, { message: 'expectedRowVersion must be an integer (a JSON number)' })
+  @BodyInt(0)
   expectedRowVersion?: number;
 }

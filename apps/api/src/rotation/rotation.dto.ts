@@ -3,7 +3,7 @@ import { IsBoolean, IsEnum, IsIn, IsInt, IsOptional, IsString, IsUUID, Matches, 
 import { CredentialType, IDENTIFIER_PATTERN } from '@app/credentials';
 import { POLICY_LEVELS, REVOKE_SEVERITIES, ROTATION_MODES, type PolicyLevel, type RevokeSeverity, type RotationMode } from '@app/rotation';
 import { ExpectedVersionDto } from '../credentials/credentials.dto';
-import { IsDateTime, LowerCaseUuid, QueryInt } from '../http/strict-input';
+import { BodyInt, IsDateTime, LowerCaseUuid, QueryInt } from '../http/strict-input';
 
 const ID_MESSAGE = '$property must be 1–128 characters of letters, digits and . _ : @ -';
 const DAYS_MESSAGE = '$property must be an integer number of days from 0 to 3650 (0: never), or null to inherit';
@@ -50,10 +50,9 @@ export class SetPolicyDto extends PolicyScopeQueryDto {
   @IsIn(ROTATION_MODES as string[], { message: `rotation must be one of: ${ROTATION_MODES.join(', ')}, or null` })
   rotation?: RotationMode | null;
 
-  @ApiPropertyOptional({ type: 'integer', minimum: 0, description: 'Compare-and-set: the policy rowVersion you last read (0: must not exist yet)' })
+  @ApiPropertyOptional({ type: 'integer', minimum: 0, maximum: Number.MAX_SAFE_INTEGER, description: 'Compare-and-set: the policy rowVersion you last read (0: must not exist yet)' })
   @IsOptional()
-  @IsInt({ message: 'expectedVersion must be an integer (a JSON number)' })
-  @Min(0)
+  @BodyInt(0)
   expectedVersion?: number;
 }
 
@@ -80,9 +79,8 @@ export class ManualRotateDto extends ExpectedVersionDto {
 }
 
 export class ManualRollbackDto extends ExpectedVersionDto {
-  @ApiProperty({ type: 'integer', minimum: 1, description: 'The version whose value becomes current again (as a new version)' })
-  @IsInt()
-  @Min(1)
+  @ApiProperty({ type: 'integer', minimum: 1, maximum: Number.MAX_SAFE_INTEGER, description: 'The version whose value becomes current again (as a new version)' })
+  @BodyInt(1)
   version: number;
 
   @ApiPropertyOptional({ maxLength: 500 })
