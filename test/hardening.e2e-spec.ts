@@ -367,6 +367,15 @@ describe.each(DATABASE_KINDS)('hardened HTTP API on %s', (kind) => {
     for (const r of answers) expect(r.headers.get('x-content-type-options')).toBe('nosniff');
   });
 
+  it('19. the OpenAPI UI (the one HTML page) cannot be framed by another site: a click there is the reader\'s own', async () => {
+    for (const path of ['/docs', '/docs/']) {
+      const res = await fetch(`${base}${path}`);
+      expect({ path, status: res.status, type: res.headers.get('content-type') }).toEqual({ path, status: 200, type: expect.stringContaining('text/html') });
+      expect(res.headers.get('x-frame-options')).toBe('DENY');
+      expect(res.headers.get('content-security-policy')).toBe("frame-ancestors 'none'");
+    }
+  });
+
   it('10. a credential id in upper case names the same credential (UUIDs are case-insensitive): read, revoke, delete', async () => {
     const { id } = await store();
     const upper = id.toUpperCase();

@@ -162,6 +162,8 @@ export async function configureApp(app: NestFastifyApplication, config: AppConfi
     void reply.header('x-request-id', req.id);
     // Every answer is JSON (or the docs page): a browser must not guess another type from a body that echoes input.
     void reply.header('x-content-type-options', 'nosniff');
+    // The OpenAPI UI is the one HTML page (it takes an API key): no other site may frame it under a decoy (clickjacking).
+    if (req.url.startsWith(`/${OPENAPI_UI}`)) void reply.header('x-frame-options', 'DENY').header('content-security-policy', "frame-ancestors 'none'");
     // Draining (SIGTERM): the client leaves this connection after the answer, instead of reusing it as it closes.
     // (Requests that came before the signal: IdleConnections.closeAfterAnswers.)
     if (shutdown.draining) void reply.header('connection', 'close');
