@@ -1,4 +1,5 @@
 import { randomBytes, randomUUID } from 'node:crypto';
+import { request } from 'node:http';
 import { AuditService } from '@app/audit';
 import { OAuthProviderRegistry } from '@app/oauth-refresh';
 import { DATABASE_KINDS } from '@app/testing';
@@ -374,6 +375,31 @@ describe.each(DATABASE_KINDS)('hardened HTTP API on %s', (kind) => {
       expect(res.headers.get('x-frame-options')).toBe('DENY');
       expect(res.headers.get('content-security-policy')).toBe("frame-ancestors 'none'");
     }
+  });
+
+  it('20. a GET with a body is 400, like any body a route does not declare: it was never read (a filter sent there listed every credential)', async () => {
+    const { id } = await store({ integrationId: 'get-body' });
+    /** node:http, not fetch: fetch refuses to send a GET with a body. Framed by Content-Length unless chunked is asked for. */
+    const get = (path: string, body: string, headers: Record<string, string> = {}) =>
+      new Promise<Answer>((resolve, reject) => {
+        const framing = headers['transfer-encoding'] ? {} : { 'content-length': String(Buffer.byteLength(body)) };
+        const req = request(`${base}${path}`, { method: 'GET', headers: { 'x-api-key': key.key, 'content-type': 'application/json', ...framing, ...headers } }, (res) => {
+          let text = '';
+          res.setEncoding('utf8').on('data', (c: string) => (text += c)).on('end', () => resolve({ status: res.statusCode ?? 0, text, body: JSON.parse(text) as Answer['body'] }));
+        });
+        req.on('error', reject);
+        req.end(body);
+      });
+    for (const [path, body, headers] of [
+      ['/v1/credentials', JSON.stringify({ integrationId: 'none-such' }), {}],
+      [`/v1/credentials/${id}/value`, JSON.stringify({ allowExpired: true }), {}],
+      ['/v1/credentials', '{"integrationId":"none-such"}', { 'transfer-encoding': 'chunked' }],
+    ] as const) {
+      const r = await refusedWithoutWrites(400, () => get(path, body, headers));
+      expect(r.body.message).toBe('this route takes no request body');
+    }
+    // Without a body it is served as before.
+    expect((await get('/v1/credentials?integrationId=get-body', '')).status).toBe(200);
   });
 
   it('10. a credential id in upper case names the same credential (UUIDs are case-insensitive): read, revoke, delete', async () => {

@@ -1,6 +1,7 @@
 import { BadRequestException, createParamDecorator, ExecutionContext, SetMetadata, UnsupportedMediaTypeException } from '@nestjs/common';
 import { ROUTE_ARGS_METADATA } from '@nestjs/common/constants';
 import { RouteParamtypes } from '@nestjs/common/enums/route-paramtypes.enum';
+import type { IncomingHttpHeaders } from 'node:http';
 import type { FastifyInstance } from 'fastify';
 
 /** Deeper JSON than this is refused: no body of ours nests past 3 levels, and deep nesting overflows recursive code downstream. */
@@ -171,7 +172,7 @@ export function declaredInput(controller: object, handler: { name: string }): De
 }
 
 /** 400 for a query parameter or a body the route does not declare. Never names the parameter (it comes from the request). */
-export function refuseUndeclaredInput(req: { query?: unknown; body?: unknown }, declared: DeclaredInput, rawBody: boolean): void {
+export function refuseUndeclaredInput(req: { query?: unknown; body?: unknown; headers: IncomingHttpHeaders }, declared: DeclaredInput, rawBody: boolean): void {
   if (declared.query !== 'any' && req.query && typeof req.query === 'object') {
     for (const name of Object.keys(req.query)) {
       if (!declared.query.has(name)) {
@@ -179,7 +180,19 @@ export function refuseUndeclaredInput(req: { query?: unknown; body?: unknown }, 
       }
     }
   }
-  if (!declared.body && !rawBody && req.body instanceof DeferredBody && !isEmptyBody(req.body.raw)) throw new BadRequestException('this route takes no request body');
+  if (declared.body || rawBody) return;
+  if (req.body instanceof DeferredBody ? !isEmptyBody(req.body.raw) : req.body === undefined && carriesContent(req.headers)) {
+    throw new BadRequestException('this route takes no request body');
+  }
+}
+
+/**
+ * Content framed by the headers. Fastify never reads the body of a GET (nor hands it to a parser), so it is seen
+ * only here: a filter sent there was ignored and the whole list answered.
+ */
+function carriesContent(headers: IncomingHttpHeaders): boolean {
+  const length = headers['content-length'];
+  return headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0');
 }
 
 /** No bytes, or an empty JSON object (what many clients send with every POST): nothing a route could ignore. */
