@@ -10,10 +10,10 @@ import { declaredInput, DeferredBody, parseBody, RAW_BODY_ROUTE, refuseUndeclare
 import { AuthenticationFailed, AuthService } from './auth.service';
 import { FixedWindowThrottlerStorage } from './fixed-window-throttler.storage';
 import { IS_PUBLIC, REQUIRED_SCOPES } from './auth.decorators';
-import { hasScope, Principal, Scope } from './scopes';
+import { hasScope, Principal, Scope, UNAUTHENTICATED_TENANT } from './scopes';
 
 /** Audit chain for requests whose tenant is unknown because authentication failed. */
-export const UNAUTHENTICATED_TENANT = '_unauthenticated';
+export { UNAUTHENTICATED_TENANT };
 
 interface Req {
   headers: Record<string, string>;

@@ -154,6 +154,19 @@ describe('AuthService', () => {
       expect(await refusal(await sign(claims, { sub }))).toBe(`invalid bearer token: token has no "${claim}" claim`);
     });
 
+    // The chain of refused authentications holds every tenant's failures (addresses, user agents, claimed key ids):
+    // a token naming it as its tenant read that chain and wrote into it. A tenant the libs refuse failed later, as 400.
+    it.each([
+      ['names the chain of refused requests', '_unauthenticated'],
+      ['is not an identifier', '../acme'],
+      ['is longer than 128 characters', 'a'.repeat(129)],
+    ])('refuses, as 401, a tenant claim that %s', async (_case, tenant) => {
+      const { sign, refusal } = await bearerAuth();
+      expect(await refusal(await sign({ tenant_id: tenant, scope: 'admin' }))).toBe(
+        'invalid bearer token: the "tenant_id" claim is not a tenant id (1–128 letters, digits and . _ : @ -; not _unauthenticated)',
+      );
+    });
+
     it("keeps each missing claim's words whatever the verifier's message says, and trusts no untyped error's text", async () => {
       const failing = (e: Error) => ({ verify: () => Promise.reject(e) });
       const reworded = (code: JwtClaimErrorCode, claim: string) => Object.assign(new JwtClaimError(code, claim), { message: 'MARKER reworded' });
@@ -194,6 +207,12 @@ describe('AuthService', () => {
         expect(message).not.toContain(marker);
       }
     });
+  });
+
+  it('refuses an API key of the tenant _unauthenticated (the chain of refused requests), in the configuration and the CLI', () => {
+    const { entry } = generateApiKey('k', 'acme', ['audit:read']);
+    expect(() => loadAppConfig({ AUTH_API_KEYS: JSON.stringify([{ ...entry, tenant: '_unauthenticated' }]) })).toThrow(/AUTH_API_KEYS.*_unauthenticated is reserved/s);
+    expect(() => generateApiKey('k', '_unauthenticated', ['audit:read'])).toThrow(/_unauthenticated is reserved/);
   });
 
   it('rejects malformed AUTH_API_KEYS with a message that says what to fix', () => {

@@ -4,7 +4,7 @@ import { dirname } from 'node:path';
 import { APP_CONFIG, AppConfig } from '../config/app.config';
 import { ApiKeyEntry, ApiKeyVerifier, generateApiKey, sha256Hex } from './api-keys';
 import { JwtClaimError, JwtClaimErrorCode, JwtVerifier } from './jwt-verifier';
-import { Principal, Scope } from './scopes';
+import { CALLER_TENANT_RULE, Principal, Scope } from './scopes';
 
 export class AuthenticationFailed extends Error {}
 
@@ -98,6 +98,7 @@ const CLAIM_NAME = /^[A-Za-z][A-Za-z0-9_:.-]{0,63}$/;
 const OWN_CLAIM_REASONS: Record<JwtClaimErrorCode, (claim: string) => string> = {
   [JwtClaimErrorCode.MISSING]: (claim) => `token has no "${claim}" claim`,
   [JwtClaimErrorCode.INVALID]: (claim) => `token has no "${claim}" claim`,
+  [JwtClaimErrorCode.NOT_A_TENANT]: (claim) => `the "${claim}" claim is not a tenant id (${CALLER_TENANT_RULE})`,
 };
 
 /**

@@ -1,4 +1,5 @@
 import { createRemoteJWKSet, JWTPayload, jwtVerify, JWTVerifyGetKey } from 'jose';
+import { isCallerTenant } from './scopes';
 
 export interface JwtAuthConfig {
   issuer: string;
@@ -24,6 +25,8 @@ export enum JwtClaimErrorCode {
   MISSING = 'JWT_CLAIM_MISSING',
   /** The claim is present but unusable: empty, or not a string. */
   INVALID = 'JWT_CLAIM_INVALID',
+  /** The tenant claim is a string but no tenant a caller may be (not an identifier, or the reserved `_unauthenticated`). */
+  NOT_A_TENANT = 'JWT_CLAIM_NOT_A_TENANT',
 }
 
 /**
@@ -35,7 +38,13 @@ export class JwtClaimError extends Error {
     readonly code: JwtClaimErrorCode,
     readonly claim: string,
   ) {
-    super(code === JwtClaimErrorCode.MISSING ? `the token lacks the "${claim}" claim` : `the token's "${claim}" claim is empty or not a string`);
+    super(
+      code === JwtClaimErrorCode.MISSING
+        ? `the token lacks the "${claim}" claim`
+        : code === JwtClaimErrorCode.INVALID
+          ? `the token's "${claim}" claim is empty or not a string`
+          : `the token's "${claim}" claim is not a tenant id`,
+    );
     this.name = 'JwtClaimError';
   }
 }
@@ -58,6 +67,7 @@ export class JwtVerifier {
     const tenant = payload[this.config.tenantClaim];
     if (tenant === undefined) throw new JwtClaimError(JwtClaimErrorCode.MISSING, this.config.tenantClaim);
     if (typeof tenant !== 'string' || tenant.length === 0) throw new JwtClaimError(JwtClaimErrorCode.INVALID, this.config.tenantClaim);
+    if (!isCallerTenant(tenant)) throw new JwtClaimError(JwtClaimErrorCode.NOT_A_TENANT, this.config.tenantClaim);
     // jose checks `sub` only when asked for one subject, and not its type: RFC 7519 makes it a string
     // (a number would become the principal "jwt:123"). An empty one is refused like a missing one.
     const sub: unknown = payload.sub;

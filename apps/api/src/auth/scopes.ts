@@ -24,6 +24,16 @@ export enum Scope {
 
 export const ALL_SCOPES = Object.values(Scope) as string[];
 
+/** The tenant of the audit chain of refused authentications: every tenant's failures, so never a caller's own. */
+export const UNAUTHENTICATED_TENANT = '_unauthenticated';
+const TENANT_ID = /^[A-Za-z0-9._:@-]{1,128}$/;
+/** What a principal's tenant (API key entry, JWT claim) must be: an identifier the libs take, and not a reserved one. */
+export const CALLER_TENANT_RULE = '1–128 letters, digits and . _ : @ -; not _unauthenticated';
+
+export function isCallerTenant(tenant: string): boolean {
+  return TENANT_ID.test(tenant) && tenant !== UNAUTHENTICATED_TENANT;
+}
+
 /** The authenticated caller of one request. Services get tenant + actor from it, never from the body. */
 export interface Principal {
   /** `jwt:<sub>` or `api-key:<id>`. */
