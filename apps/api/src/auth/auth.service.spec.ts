@@ -38,15 +38,15 @@ async function setup() {
   const jwk = { ...(await exportJWK(publicKey)), kid: 'k1', alg: 'ES256' };
   const verifier = new JwtVerifier(cfg, createLocalJWKSet({ keys: [jwk] }));
   const forged = (await generateKeyPair('ES256')).privateKey;
-  /** `sub: null` signs a token without a subject. */
-  const sign = (claims: Record<string, unknown>, opts: { iss?: string; aud?: string; exp?: string; forge?: boolean; sub?: string | null } = {}) =>
-    new SignJWT(opts.sub === null ? claims : { sub: opts.sub ?? 'user-1', ...claims })
+  /** `sub: null` signs a token without a subject, `exp: null` one without an expiry. */
+  const sign = (claims: Record<string, unknown>, opts: { iss?: string; aud?: string; exp?: string | null; forge?: boolean; sub?: string | null } = {}) => {
+    const jwt = new SignJWT(opts.sub === null ? claims : { sub: opts.sub ?? 'user-1', ...claims })
       .setProtectedHeader({ alg: 'ES256', kid: 'k1' })
       .setIssuer(opts.iss ?? cfg.issuer)
       .setAudience(opts.aud ?? cfg.audience)
-      .setIssuedAt()
-      .setExpirationTime(opts.exp ?? '5m')
-      .sign(opts.forge ? forged : privateKey);
+      .setIssuedAt();
+    return (opts.exp === null ? jwt : jwt.setExpirationTime(opts.exp ?? '5m')).sign(opts.forge ? forged : privateKey);
+  };
   return { verifier, sign };
 }
 
@@ -139,6 +139,11 @@ describe('AuthService', () => {
       expect(await refusal(await sign({ tenant_id: 'a' }, { iss: 'https://evil' }))).toBe('invalid bearer token: the "iss" claim is not accepted');
       expect(await refusal('not-a-jwt')).toBe('invalid bearer token: the token is malformed');
       expect(await refusal(await sign({}))).toBe('invalid bearer token: token has no "tenant_id" claim');
+    });
+
+    it('refuses a token without an expiry: leaked, it would act for its tenant forever (it was accepted)', async () => {
+      const { sign, refusal } = await bearerAuth();
+      expect(await refusal(await sign({ tenant_id: 'acme', scope: 'admin' }, { exp: null }))).toBe('invalid bearer token: the "exp" claim is missing');
     });
 
     // The 401 bodies clients have always had; decided by the error's type and fields, not its text.

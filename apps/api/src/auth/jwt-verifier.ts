@@ -49,7 +49,7 @@ export class JwtClaimError extends Error {
   }
 }
 
-/** Verifies bearer JWTs: signature against the issuer's JWKS (cached by jose), issuer, audience, expiry. */
+/** Verifies bearer JWTs: signature against the issuer's JWKS (cached by jose), issuer, audience, expiry (required). */
 export class JwtVerifier {
   private readonly jwks: JWTVerifyGetKey;
 
@@ -63,6 +63,8 @@ export class JwtVerifier {
       audience: this.config.audience,
       algorithms: this.config.algorithms,
       clockTolerance: 30,
+      // jose checks `exp` only when present: a token without one, once leaked, would never stop working.
+      requiredClaims: ['exp'],
     });
     const tenant = payload[this.config.tenantClaim];
     if (tenant === undefined) throw new JwtClaimError(JwtClaimErrorCode.MISSING, this.config.tenantClaim);
