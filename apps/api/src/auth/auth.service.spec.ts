@@ -141,6 +141,15 @@ describe('AuthService', () => {
       expect(await refusal(await sign({}))).toBe('invalid bearer token: token has no "tenant_id" claim');
     });
 
+    // The principal `jwt:<sub>` is the actor id of every audit row, at most 256 characters in every lib: a longer one
+    // authenticated, then failed as a 400 from inside the libs — after POST /v1/keys had created the key, unaudited.
+    it('refuses, as 401, a subject longer than 252 characters; 252 is the actor jwt:<sub> of 256', async () => {
+      const { sign, refusal, auth } = await bearerAuth();
+      expect(await refusal(await sign({ tenant_id: 'acme' }, { sub: 'x'.repeat(253) }))).toBe('invalid bearer token: the "sub" claim is longer than 252 characters');
+      const longest = await auth.authenticate({ authorization: `Bearer ${await sign({ tenant_id: 'acme' }, { sub: 'x'.repeat(252) })}` });
+      expect(longest.id).toHaveLength(256);
+    });
+
     it('refuses a token without an expiry: leaked, it would act for its tenant forever (it was accepted)', async () => {
       const { sign, refusal } = await bearerAuth();
       expect(await refusal(await sign({ tenant_id: 'acme', scope: 'admin' }, { exp: null }))).toBe('invalid bearer token: the "exp" claim is missing');

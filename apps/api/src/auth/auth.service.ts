@@ -3,7 +3,7 @@ import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'n
 import { dirname } from 'node:path';
 import { APP_CONFIG, AppConfig } from '../config/app.config';
 import { ApiKeyEntry, ApiKeyVerifier, generateApiKey, sha256Hex } from './api-keys';
-import { JwtClaimError, JwtClaimErrorCode, JwtVerifier } from './jwt-verifier';
+import { JwtClaimError, JwtClaimErrorCode, JwtVerifier, MAX_SUBJECT_LENGTH } from './jwt-verifier';
 import { CALLER_TENANT_RULE, Principal, Scope } from './scopes';
 
 export class AuthenticationFailed extends Error {}
@@ -99,6 +99,7 @@ const OWN_CLAIM_REASONS: Record<JwtClaimErrorCode, (claim: string) => string> = 
   [JwtClaimErrorCode.MISSING]: (claim) => `token has no "${claim}" claim`,
   [JwtClaimErrorCode.INVALID]: (claim) => `token has no "${claim}" claim`,
   [JwtClaimErrorCode.NOT_A_TENANT]: (claim) => `the "${claim}" claim is not a tenant id (${CALLER_TENANT_RULE})`,
+  [JwtClaimErrorCode.TOO_LONG]: (claim) => `the "${claim}" claim is longer than ${MAX_SUBJECT_LENGTH} characters`,
 };
 
 /**

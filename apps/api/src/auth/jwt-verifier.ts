@@ -27,7 +27,12 @@ export enum JwtClaimErrorCode {
   INVALID = 'JWT_CLAIM_INVALID',
   /** The tenant claim is a string but no tenant a caller may be (not an identifier, or the reserved `_unauthenticated`). */
   NOT_A_TENANT = 'JWT_CLAIM_NOT_A_TENANT',
+  /** The subject is longer than MAX_SUBJECT_LENGTH. */
+  TOO_LONG = 'JWT_CLAIM_TOO_LONG',
 }
+
+/** The principal `jwt:<sub>` is the actor id of the audit rows and the libs' contexts, which take at most 256 characters. */
+export const MAX_SUBJECT_LENGTH = 256 - 'jwt:'.length;
 
 /**
  * A token jose accepted lacks a claim we need. `claim` is the claim's name, from our configuration;
@@ -43,7 +48,9 @@ export class JwtClaimError extends Error {
         ? `the token lacks the "${claim}" claim`
         : code === JwtClaimErrorCode.INVALID
           ? `the token's "${claim}" claim is empty or not a string`
-          : `the token's "${claim}" claim is not a tenant id`,
+          : code === JwtClaimErrorCode.TOO_LONG
+            ? `the token's "${claim}" claim is longer than ${MAX_SUBJECT_LENGTH} characters`
+            : `the token's "${claim}" claim is not a tenant id`,
     );
     this.name = 'JwtClaimError';
   }
@@ -74,6 +81,7 @@ export class JwtVerifier {
     // (a number would become the principal "jwt:123"). An empty one is refused like a missing one.
     const sub: unknown = payload.sub;
     if (typeof sub !== 'string' || sub.length === 0) throw new JwtClaimError(sub === undefined ? JwtClaimErrorCode.MISSING : JwtClaimErrorCode.INVALID, 'sub');
+    if (sub.length > MAX_SUBJECT_LENGTH) throw new JwtClaimError(JwtClaimErrorCode.TOO_LONG, 'sub');
     return { subject: sub, tenantId: tenant, scopes: scopesOf(payload, this.config.scopeClaim) };
   }
 }
