@@ -130,6 +130,15 @@ describe('KeysService (fake vault)', () => {
       [keys.createKey(ctxA, { name: 'x', type: 'RSA', notBefore: new Date('1901-12-13T20:45:51Z'), expiresOn: new Date('2030-01-01T00:00:00Z') }), KeysErrorCode.KEYS_VALIDATION],
     ];
     for (const [p, expected] of cases) expect(await code(p)).toBe(expected);
+    // A context the audit refuses (one call at a time: they reached the vault): the key was created, then the call failed at its audit row.
+    for (const call of [
+      () => keys.createKey({ ...ctxA, actor: { id: 'x'.repeat(257) } }, { name: 'x', type: 'RSA' }),
+      () => keys.createKey({ ...ctxA, actor: { id: '' } }, { name: 'x', type: 'RSA' }),
+      () => keys.deleteKey({ ...ctxA, tenantId: '' }, 'rsa'),
+      () => keys.sign({ ...ctxA, tenantId: 'a'.repeat(129) }, { name: 'rsa', algorithm: 'RS256', digest: new Uint8Array(32) }),
+    ]) {
+      expect(await code(call())).toBe(KeysErrorCode.KEYS_VALIDATION);
+    }
     expect(JSON.stringify(vault.calls)).toBe(calls);
     // Checks against the (cached) key: no crypto call reaches the vault.
     expect(await code(keys.sign(ctxA, { name: 'ec', algorithm: 'RS256', digest: new Uint8Array(32) }))).toBe(KeysErrorCode.KEY_TYPE_MISMATCH);

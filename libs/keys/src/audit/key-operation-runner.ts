@@ -2,6 +2,7 @@ import { auditErrorCode, AuditResult, type AuditService } from '@app/audit';
 import { CredentialVaultError, inSpan, type OperationContext } from '@app/common';
 import { isKeyVaultError, KeyVaultErrorCode } from '@app/key-vault';
 import type { KeysMetrics, KeysOperation } from '../metrics/keys.metrics';
+import { checkContext } from '../validation/key-request-checks';
 
 /** What an operation tells the audit row and the metrics (never data). */
 export interface UseDetails {
@@ -42,6 +43,11 @@ export class KeyOperationRunner {
     work: KeyWork<T>,
     write: (event: Parameters<AuditService['record']>[0]) => Promise<void>,
   ): Promise<T> {
+    try {
+      checkContext(ctx);
+    } catch (e) {
+      return Promise.reject(e as Error);
+    }
     const attributes: Record<string, string> = { 'keys.operation': operation, 'tenant.id': ctx.tenantId };
     if (details.algorithm) attributes['keys.algorithm'] = details.algorithm;
     // A caller who left ends the span UNSET, marked as the vault call's is, as the metrics count it (outcome cancelled).

@@ -1,4 +1,4 @@
-import { isWellFormedUnicode } from '@app/common';
+import { isWellFormedUnicode, type OperationContext } from '@app/common';
 import {
   DIGEST_BYTES,
   VAULT_EC_CURVES,
@@ -36,6 +36,19 @@ const ES_CURVE: Record<string, string> = { ES256: 'P-256', ES384: 'P-384', ES512
 
 export function invalid(field: string, message: string): KeysError {
   return new KeysError(KeysErrorCode.KEYS_VALIDATION, message, field);
+}
+
+/**
+ * The caller's context as the audit takes it (tenant 1-128 characters, actor id 1-256). Checked before any vault
+ * call: a key was created (or deleted) in the vault first and the call then failed at its audit row, unaudited.
+ */
+export function checkContext(ctx: OperationContext): void {
+  if (!ctx || typeof ctx.tenantId !== 'string' || ctx.tenantId.length === 0 || ctx.tenantId.length > 128) {
+    throw invalid('ctx.tenantId', 'ctx.tenantId must be a non-empty string of at most 128 characters');
+  }
+  if (!ctx.actor || typeof ctx.actor.id !== 'string' || ctx.actor.id.length === 0 || ctx.actor.id.length > 256) {
+    throw invalid('ctx.actor', 'ctx.actor.id must be a non-empty string of at most 256 characters');
+  }
 }
 
 export function checkName(name: unknown): asserts name is string {
