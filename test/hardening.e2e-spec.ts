@@ -402,6 +402,17 @@ describe.each(DATABASE_KINDS)('hardened HTTP API on %s', (kind) => {
     expect((await get('/v1/credentials?integrationId=get-body', '')).status).toBe(200);
   });
 
+  it('21. a key restore takes the 1 MiB backup its schema allows (a 10-version RSA-4096 key backs up to 76 KB): a forged one is 400, not 413 at 256 KiB', async () => {
+    const restore = (bytes: number) =>
+      send('POST', '/v1/keys/restore', { body: JSON.stringify({ backup: randomBytes(bytes).toString('base64url') }), contentType: 'application/json', apiKey: keyAdmin.key });
+    for (const bytes of [300 * 1024, 1024 * 1024]) {
+      const r = await refusedWithoutWrites(400, () => restore(bytes));
+      expect(r.body.codeName).toBe('INVALID_KEY_BACKUP');
+    }
+    // Past what the schema allows the body is still bounded.
+    expect((await restore(2 * 1024 * 1024)).status).toBe(413);
+  });
+
   it('10. a credential id in upper case names the same credential (UUIDs are case-insensitive): read, revoke, delete', async () => {
     const { id } = await store();
     const upper = id.toUpperCase();

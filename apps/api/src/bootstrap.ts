@@ -19,6 +19,7 @@ import { RouteTable } from './http/route-table';
 import { assertValidatedInput, declaredQueryNames } from './http/validated-params';
 import { observeGrpcCalls, observeNonGrpcRequests, observeUnknownMethods } from './keys/grpc/grpc-call-observer';
 import { keysGrpcOptions } from './keys/grpc/grpc-server';
+import { KEY_RESTORE_BODY_LIMIT } from './keys/keys.dto';
 import { ShutdownState } from './health/shutdown-state';
 import { HOST_LOG, holdStartErrorLines, HostLogger, lifecycleLog } from './logging/host-logger';
 import { createHostLog, requestIdFor } from './logging/logging.options';
@@ -133,6 +134,8 @@ function telemetryOf(app: NestFastifyApplication): HostTelemetry | null {
   }
 }
 
+/** KeysController's restore, the one route whose body may pass the default bodyLimit. */
+const KEY_RESTORE_ROUTE = '/v1/keys/restore';
 /** Where the OpenAPI UI is served; its document is at `/docs/json` (and `/docs-yaml`, SwaggerModule's default). */
 const OPENAPI_UI = 'docs';
 /**
@@ -209,6 +212,8 @@ export async function configureApp(app: NestFastifyApplication, config: AppConfi
   // SwaggerModule serves `/docs/index.html` the page of `/docs`, whose asset paths (`./docs/…`) resolve beside
   // index.html to /docs/docs/… (404s, counted as unmatched). It is sent to `/docs/`, whose asset paths resolve.
   fastify.addHook('onRoute', (route) => {
+    // A key's backup grows with its versions (76 KB at 10 of RSA-4096): past 256 KiB, one this host made could not be restored.
+    if (route.url === KEY_RESTORE_ROUTE) route.bodyLimit = KEY_RESTORE_BODY_LIMIT;
     if (route.url === `/${OPENAPI_UI}/index.html`) route.handler = (_req: FastifyRequest, reply: FastifyReply) => reply.redirect('./', 301);
   });
   // Bodies are read here and parsed only after authentication (AuthGuard, the global guard): HOST_APP_OPTIONS turns Nest's parsers off.

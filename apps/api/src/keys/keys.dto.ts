@@ -175,7 +175,12 @@ export class UnwrapKeyDto extends EncryptionAlgorithmDto {
   wrappedKey: Buffer;
 }
 
+/** The largest key backup a restore takes: some 130 versions of an RSA-4096 key (about 7.5 KB each). */
+export const MAX_KEY_BACKUP_BYTES = 1024 * 1024;
+/** Its request body: the backup in base64url, in a JSON object (1 KiB for the rest), over the host's 256 KiB default. */
+export const KEY_RESTORE_BODY_LIMIT = Math.ceil((MAX_KEY_BACKUP_BYTES * 4) / 3) + 1024;
+
 export class RestoreKeyDto {
-  @IsBase64Url(1024 * 1024, 'A backup from POST /v1/keys/{name}/backup of this tenant')
+  @IsBase64Url(MAX_KEY_BACKUP_BYTES, 'A backup from POST /v1/keys/{name}/backup of this tenant')
   backup: Buffer;
 }
