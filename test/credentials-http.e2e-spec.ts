@@ -141,6 +141,24 @@ describe.each(DATABASE_KINDS)('credentials HTTP API on %s', (kind) => {
     expect(after.body.total).toBe(before.body.total);
   });
 
+  it("refuses a connection id reserved for the host's internal credentials (rotation-pending.*, whsec-pending.*) with 400, storing nothing", async () => {
+    const target = await call(admin.key, 'POST', '/v1/credentials', { integrationId: 'github', connectionId: 'reserved-target', type: 'api_key', value: secretValue() });
+    expect(target.status).toBe(201);
+    const before = await call(admin.key, 'GET', '/v1/credentials/statistics?includeInternal=true');
+    for (const [connectionId, type] of [
+      [`rotation-pending.${target.body.id}`, 'custom_secret'],
+      ['whsec-pending.r1', 'custom_secret'],
+      ['whsec-pending.r1', 'api_key'],
+    ]) {
+      // Tagged as the rotation lib tags a pending value: it would be written as the target's next value.
+      const r = await call(admin.key, 'POST', '/v1/credentials', { integrationId: 'github', connectionId, type, value: secretValue(), tags: { 'cv.rotation.minted-for': target.body.id, 'cv.rotation.minted-based-on': '1' } });
+      expect({ status: r.status, code: r.body.code }).toEqual({ status: 400, code: 2001 });
+      expect(r.body.message).toMatch(/connectionId must not start with rotation-pending\. or whsec-pending\.: reserved/);
+      expect((await call(admin.key, 'GET', `/v1/credentials?connectionId=${connectionId}&includeInternal=true`)).body.items).toEqual([]);
+    }
+    expect((await call(admin.key, 'GET', '/v1/credentials/statistics?includeInternal=true')).body.total).toBe(before.body.total);
+  });
+
   it('rejects a malformed credential id with 400', async () => {
     expect((await call(admin.key, 'GET', '/v1/credentials/not-a-uuid')).status).toBe(400);
   });

@@ -100,6 +100,10 @@ describe('OAuth connections over HTTP (PostgreSQL, local vault, oidc-provider)',
     expect((await call('GET', '/v1/oauth/connections/bad%20id/c1/access-token')).status).toBe(400);
     const noToken = await call('POST', '/v1/oauth/connections/idp/c2/tokens', { token_type: 'Bearer' });
     expect(noToken.status).toBe(400);
+    // A connection id reserved for the host's internal credentials: refused, nothing stored.
+    const reserved = await call('POST', '/v1/oauth/connections/idp/whsec-pending.x/tokens', await idp.authorize('openid'));
+    expect({ status: reserved.status, code: reserved.body.code }).toEqual({ status: 400, code: 2001 });
+    expect((await call('GET', '/v1/credentials?connectionId=whsec-pending.x&includeInternal=true')).body.items).toEqual([]);
   });
 
   it('refuses OAUTH_PROVIDERS that is not JSON, and a provider holding a plaintext client secret, at start', () => {

@@ -181,6 +181,10 @@ describe.each(DATABASE_KINDS)('operator-confirmed webhook secret rotation over H
     expect((await call(lister.key, 'GET', `/v1/credentials/${stagedId}`)).body).toMatchObject({ connectionId: stagedConnection, type: 'custom_secret' });
     expect(all.body.items.map((c: { id: string }) => c.id)).toContain(id);
     expect((await call(rotator.key, 'POST', `${HOOKS}/secret/discard`, { rotationId: staged.body.rotationId })).status).toBe(200);
+    // A connection id under the staging prefix is the host's: no webhook secret of a tenant's is created there.
+    const reserved = await call(rotator.key, 'POST', `/v1/rotation/webhooks/${INTEGRATION}/${stagedConnection}/secret`, {});
+    expect({ status: reserved.status, code: reserved.body.code }).toEqual({ status: 400, code: 2001 });
+    expect((await call(lister.key, 'GET', `/v1/credentials?integrationId=${INTEGRATION}&includeInternal=true`)).body.items.map((c: { connectionId: string }) => c.connectionId)).toEqual(['main']);
   });
 
   it('discard: the staged secret stops verifying; a staged secret left unactivated is refused (410) and discarded', async () => {

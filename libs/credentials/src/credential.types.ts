@@ -93,6 +93,15 @@ export interface CommitOptions<T = CredentialMetadata> {
   inCommit?: InCommit<T>;
 }
 
+export interface StoreOptions extends CommitOptions {
+  /**
+   * The write is one of the internal credentials of a lib built on this one (the Rotation lib's pending rotation
+   * values and staged webhook secrets): only then may `connectionId` start with a reserved prefix
+   * (`INTERNAL_CONNECTION_PREFIXES`). Never set it from a tenant's input.
+   */
+  internal?: boolean;
+}
+
 export interface WriteOptions extends CommitOptions {
   /**
    * Compare-and-set: the `rowVersion` the caller last read. A different current row version fails

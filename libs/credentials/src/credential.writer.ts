@@ -3,7 +3,7 @@ import { AuditAction, auditErrorCode, AuditEventInput, AuditResult, AuditService
 import { Clock, CommitNotDurableError, CredentialVaultError, describeError, OperationContext, TransactionRunner } from '@app/common';
 import { CredentialCache } from './cache/credential-cache';
 import { CredentialStatus, CredentialType, ValueStoreKind } from './credential-type';
-import type { CommitOptions, CredentialMetadata, InCommit, RotateOptions, StoreCredentialInput, UpdateMetadataInput, WriteOptions } from './credential.types';
+import type { CredentialMetadata, InCommit, RotateOptions, StoreCredentialInput, StoreOptions, UpdateMetadataInput, WriteOptions } from './credential.types';
 import { CREDENTIALS_CLOCK, CREDENTIALS_RESOLVED_OPTIONS } from './credentials.constants';
 import type { ResolvedCredentialsOptions } from './credentials.options';
 import { CredentialEntity } from './entities/credential.entity';
@@ -17,6 +17,7 @@ import {
 } from './errors/credential-errors';
 import { CredentialChangeEventName, CredentialEventPublisher } from './events/credential-event-publisher';
 import { CredentialEvents } from './events/credential-events';
+import { isReservedConnectionId, RESERVED_CONNECTION_MESSAGE } from './internal-credentials';
 import { cacheKey, detailsOf, ownerOf, pointerOf, storedCertificate, toMetadata } from './internal/credential-view';
 import { assertContext, assertType, assertWriteOptions, failureResult, loadLive, recordableId } from './internal/guards';
 import { valueHint } from './masking';
@@ -86,12 +87,13 @@ export class CredentialWriter {
   }
 
   /** See `CredentialsService.store`. */
-  async store(ctx: OperationContext, input: StoreCredentialInput, options: CommitOptions = {}): Promise<CredentialMetadata> {
+  async store(ctx: OperationContext, input: StoreCredentialInput, options: StoreOptions = {}): Promise<CredentialMetadata> {
     const started = Date.now();
     try {
       assertContext(ctx);
       assertWriteOptions(options);
-      const checked = this.checkStore(input);
+      if (options.internal !== undefined && typeof options.internal !== 'boolean') throw new CredentialValidationError('internal must be true or false', 'internal');
+      const checked = this.checkStore(input, options.internal === true);
       const history = checkHistory(input, (value) => this.validateValue(input.type, value));
       const existing = await this.rows.findNewest(ctx.tenantId, input.integrationId, input.connectionId, input.type);
       const plan = this.planStore(ctx, input, checked, existing);
@@ -133,10 +135,11 @@ export class CredentialWriter {
     }
   }
 
-  /** `store`'s checks of its input, before anything is read or written (also `CredentialBatchWriter`'s). */
-  checkStore(input: StoreCredentialInput): CheckedStore {
+  /** `store`'s checks of its input, before anything is read or written (also `CredentialBatchWriter`'s, never `internal`). */
+  checkStore(input: StoreCredentialInput, internal = false): CheckedStore {
     assertIdentifier(input.integrationId, 'integrationId');
     assertIdentifier(input.connectionId, 'connectionId');
+    if (!internal && isReservedConnectionId(input.connectionId)) throw new CredentialValidationError(RESERVED_CONNECTION_MESSAGE, 'connectionId');
     assertType(input.type);
     const tags = input.tags ?? {};
     assertTags(tags);

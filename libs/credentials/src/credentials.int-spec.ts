@@ -269,6 +269,32 @@ describe.each(DATABASE_KINDS)('CredentialsModule on %s (emulator, real KeyVaultP
       expect(setSecretCalls()).toBe(setsBefore);
       expect(await countRows('cv_credentials')).toBe(rowsBefore);
     });
+
+    it("refuses a connection id reserved for the libs' internal credentials (rotation-pending.*, whsec-pending.*) unless the write says internal, in store and storeMany, writing nothing", async () => {
+      const setsBefore = setSecretCalls();
+      const rowsBefore = await countRows('cv_credentials');
+      const { id: target } = await service.store(ctxA, { integrationId: 'reserved', connectionId: 'main', type: CredentialType.API_KEY, value: secret() });
+      for (const [connectionId, type] of [
+        [`rotation-pending.${target}`, CredentialType.CUSTOM_SECRET],
+        ['whsec-pending.r1', CredentialType.CUSTOM_SECRET],
+        ['whsec-pending.r1', CredentialType.API_KEY],
+      ] as const) {
+        const input = { integrationId: 'reserved', connectionId, type, value: secret(), tags: { 'cv.rotation.minted-for': target, 'cv.rotation.minted-based-on': '1' } };
+        const refused = await rejection(service.store(ctxA, input));
+        expect(refused).toBeInstanceOf(CredentialValidationError);
+        expect(refused).toMatchObject({ field: 'connectionId', message: expect.stringContaining('reserved') });
+        expect((refused as Error).message).not.toContain(connectionId);
+        expect(await rejection(service.store(ctxA, input, { internal: 'yes' as never }))).toBeInstanceOf(CredentialValidationError);
+        const [many] = await service.storeMany([{ ctx: ctxA, input }]);
+        expect(many.error).toBeInstanceOf(CredentialValidationError);
+      }
+      expect(setSecretCalls()).toBe(setsBefore + 1);
+      expect(await countRows('cv_credentials')).toBe(rowsBefore + 1);
+      expect((await service.list(ctxA, { integrationId: 'reserved', includeInternal: true })).items.map((c) => c.id)).toEqual([target]);
+      // The libs built on this one write theirs saying so.
+      const pending = await service.store(ctxA, { integrationId: 'reserved', connectionId: `rotation-pending.${target}`, type: CredentialType.CUSTOM_SECRET, value: secret() }, { internal: true });
+      expect(pending.connectionId).toBe(`rotation-pending.${target}`);
+    });
   });
 
   describe('rotate, versions, rollback, compare-and-set', () => {
@@ -477,9 +503,10 @@ describe.each(DATABASE_KINDS)('CredentialsModule on %s (emulator, real KeyVaultP
     it("leaves the libs' internal credentials (rotation-pending.*, whsec-pending.*) out of lists, expiring, statistics and connections unless asked; full pages", async () => {
       const ctxI: OperationContext = { tenantId: `internal-${run}`, actor: { id: 'user:i' } };
       const now = clock.now().getTime();
+      // Under a reserved prefix as the libs write them (`internal`); the api_key one stands for a row from before the guard.
       const mk = async (connectionId: string, type = CredentialType.API_KEY) => {
         clock.advance(1);
-        return service.store(ctxI, { integrationId: 'acme', connectionId, type, value: secret(), expiresAt: new Date(now + 3 * DAY) });
+        return service.store(ctxI, { integrationId: 'acme', connectionId, type, value: secret(), expiresAt: new Date(now + 3 * DAY) }, { internal: connectionId.includes('-pending.') });
       };
       // The tenant's own rows with internal rows between them, so that a filter after the query would shorten pages.
       const a = await mk('c1');

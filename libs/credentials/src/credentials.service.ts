@@ -21,6 +21,7 @@ import type {
   RevokeValueResult,
   RotateOptions,
   StoreCredentialInput,
+  StoreOptions,
   UpdateMetadataInput,
   WriteOptions,
 } from './credential.types';
@@ -52,8 +53,11 @@ export class CredentialsService {
 
   // ───────────────────────────── writes ─────────────────────────────
 
-  /** Stores a new credential (version 1). Fails with ALREADY_EXISTS when a live one has the same (integration, connection, type). */
-  store(ctx: OperationContext, input: StoreCredentialInput, options: CommitOptions = {}): Promise<CredentialMetadata> {
+  /**
+   * Stores a new credential (version 1). Fails with ALREADY_EXISTS when a live one has the same (integration, connection,
+   * type), with VALIDATION when `connectionId` is reserved (`isReservedConnectionId`) and the write is not `internal`.
+   */
+  store(ctx: OperationContext, input: StoreCredentialInput, options: StoreOptions = {}): Promise<CredentialMetadata> {
     return this.writer.store(ctx, input, options);
   }
 
@@ -62,7 +66,8 @@ export class CredentialsService {
    * transaction: the values are written first (concurrently, each through `options.valueWrite`), then
    * every metadata, version, audit and outbox row of the batch — and `options.inCommit`'s rows —
    * commit together. Per item, in order: `{ credential }` or `{ error }` (store's typed errors, e.g.
-   * ALREADY_EXISTS). Throws, having committed nothing of the batch, when that transaction fails.
+   * ALREADY_EXISTS; VALIDATION for a reserved `connectionId`: no batch writes internal credentials). Throws, having
+   * committed nothing of the batch, when that transaction fails.
    */
   storeMany(items: StoreManyItem[], options: StoreManyOptions = {}): Promise<StoreManyResult[]> {
     return this.batchWriter.storeMany(items, options);

@@ -18,10 +18,22 @@ export const INTERNAL_CREDENTIAL_TYPE = CredentialType.CUSTOM_SECRET;
 export const INTERNAL_PREFIX_LIST: readonly string[] = Object.values(INTERNAL_CONNECTION_PREFIXES);
 
 /**
+ * Whether a connection id is under a reserved prefix. Only a write that says it is internal (`StoreOptions.internal`)
+ * stores a credential under one, of any type: a tenant's row there would be hidden from its lists, and could pass for
+ * one of the libs' own (a pending rotation value the next rotation writes as the credential's value).
+ */
+export function isReservedConnectionId(connectionId: string): boolean {
+  return INTERNAL_PREFIX_LIST.some((p) => connectionId.startsWith(p));
+}
+
+/** Why a store under a reserved connection id is refused (never repeats the id: it came from the caller). */
+export const RESERVED_CONNECTION_MESSAGE = `connectionId must not start with ${INTERNAL_PREFIX_LIST.join(' or ')}: reserved for the credentials the libs keep themselves`;
+
+/**
  * Whether a credential is one of the libs' internal ones, not one of the tenant's: `list`, `listExpiring`,
  * `statistics` and `listConnections` leave them out unless asked (`includeInternal`); they are read by id as any other.
  */
 export function isInternalCredential(c: { type: CredentialType; connectionId: string }): boolean {
-  return c.type === INTERNAL_CREDENTIAL_TYPE && INTERNAL_PREFIX_LIST.some((p) => c.connectionId.startsWith(p));
+  return c.type === INTERNAL_CREDENTIAL_TYPE && isReservedConnectionId(c.connectionId);
 }
 

@@ -157,6 +157,20 @@ describe.each(DATABASE_KINDS)('MigrationRunner (checkpoints on %s, legacy SQLite
     expect(await count(`SELECT COUNT(*) AS n FROM cv_credentials WHERE tenant_id = 'dates' AND expires_at = ${Date.parse('2030-02-28T12:00:00.000Z')}`)).toBe(1);
   });
 
+  it("a legacy connection id reserved for the libs' internal credentials fails its connection (RESERVED_CONNECTION_ID), nothing stored", async () => {
+    const reserved = legacySeedRows({ count: 3, keys, tenants: ['reserved'], apiKeysOnly: true });
+    reserved[0].connection_id = 'rotation-pending.00000000-0000-4000-8000-000000000001';
+    reserved[1].connection_id = 'whsec-pending.r1';
+    await seedLegacyTable(legacy.db, reserved, 'legacy_reserved');
+    const s = await runner.run(new SqlLegacySource(legacy.db, { table: 'legacy_reserved' }));
+    expect(s).toMatchObject({ successfulMigrations: 1, failedMigrations: 2 });
+    expect(s.errors.map((e) => [e.legacyId, e.field, e.code, e.reason])).toEqual([
+      [String(reserved[0].id), null, 'RESERVED_CONNECTION_ID', expect.stringMatching(/^connectionId must not start with rotation-pending\. or whsec-pending\.: reserved/)],
+      [String(reserved[1].id), null, 'RESERVED_CONNECTION_ID', expect.stringMatching(/^connectionId must not start with/)],
+    ]);
+    expect(await count(`SELECT COUNT(*) AS n FROM cv_credentials WHERE tenant_id = 'reserved'`)).toBe(1);
+  });
+
   it('deleteAfterMigration with duplicates and conflicts among concurrent groups: exact totals, no spurious failure', async () => {
     // A duplicate is settled inside its group's transaction while other groups read values back to clear
     // them: neither may wait on the other (on SQLite that was a cycle through the transaction gate).

@@ -14,7 +14,7 @@ export class StoreCredentialDto {
   @Matches(IDENTIFIER_PATTERN, { message: ID_MESSAGE })
   integrationId: string;
 
-  @ApiProperty({ example: 'org_acme.main', pattern: IDENTIFIER_PATTERN.source })
+  @ApiProperty({ example: 'org_acme.main', pattern: IDENTIFIER_PATTERN.source, description: 'Not starting with `rotation-pending.` or `whsec-pending.` (reserved for the internal credentials the host keeps: 400 `VALIDATION`)' })
   @Matches(IDENTIFIER_PATTERN, { message: ID_MESSAGE })
   connectionId: string;
 

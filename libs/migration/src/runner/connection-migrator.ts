@@ -1,7 +1,7 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { isVaultRefusal, TransactionRunner, type CredentialVaultError, type Clock, type OperationContext } from '@app/common';
 import { AuditAction, AuditResult, AuditService, type AuditEventInput } from '@app/audit';
-import { CredentialAlreadyExistsError, CredentialType, CredentialsService, IDENTIFIER_PATTERN, type StoreCredentialInput, type StoreManyItem } from '@app/credentials';
+import { CredentialAlreadyExistsError, CredentialType, CredentialsService, IDENTIFIER_PATTERN, isReservedConnectionId, RESERVED_CONNECTION_MESSAGE, type StoreCredentialInput, type StoreManyItem } from '@app/credentials';
 import { isKeyVaultError, KeyVaultErrorCode } from '@app/key-vault';
 import { MigrationCheckpointRepository } from '../checkpoint/migration-checkpoint.repository';
 import { LegacyFormatError, MigrationConflictError, MigrationVerificationError } from '../errors/migration.errors';
@@ -75,6 +75,11 @@ export class ConnectionMigrator {
     const fail = (field: string | null, e: unknown) => errors.push(entry(row, field, e));
     for (const key of ['tenantId', 'integrationId', 'connectionId'] as const) {
       if (!IDENTIFIER_PATTERN.test(row[key])) fail(null, { codeName: 'INVALID_IDENTIFIER', message: `${key} is missing or not an identifier (${IDENTIFIER_PATTERN.source})` });
+    }
+    // The store would refuse each field alike: the connection fails as a whole, once, its fields not decrypted.
+    if (isReservedConnectionId(row.connectionId)) {
+      fail(null, { codeName: 'RESERVED_CONNECTION_ID', message: RESERVED_CONNECTION_MESSAGE });
+      return { fields: [], errors };
     }
     const badDates = (['createdAt', 'expiresAt'] as const).filter((key) => row[key] && Number.isNaN(row[key].getTime()));
     for (const key of badDates) fail(null, new LegacyFormatError(`${key} is not a date (ISO 8601 text or epoch milliseconds)`));

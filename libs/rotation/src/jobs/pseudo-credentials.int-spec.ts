@@ -38,7 +38,7 @@ describe('pseudo credentials and the rotation jobs (sqlite)', () => {
     const cred = await s.credentials.store(ctx, { integrationId: 'acme', connectionId: 'c1', type: CredentialType.API_KEY, value: secret() });
     // The vault refuses the write: the minted value is kept as the pending rotation value (a pseudo credential).
     const pending = await keepPendingValue(s, ctx, cred.id);
-    const staged = await s.credentials.store(ctx, { integrationId: 'acme', connectionId: `${WEBHOOK_STAGING_CONNECTION_PREFIX}${randomBytes(4).toString('hex')}`, type: CredentialType.CUSTOM_SECRET, value: secret(), valueStore: ValueStoreKind.ENVELOPE });
+    const staged = await s.credentials.store(ctx, { integrationId: 'acme', connectionId: `${WEBHOOK_STAGING_CONNECTION_PREFIX}${randomBytes(4).toString('hex')}`, type: CredentialType.CUSTOM_SECRET, value: secret(), valueStore: ValueStoreKind.ENVELOPE }, { internal: true });
     // The credential itself is rotated by a client later: it is not due when the pseudo credentials are.
     clock.set(new Date(T0.getTime() + 20 * DAY));
     await s.credentials.rotate(ctx, cred.id, secret());
@@ -59,8 +59,8 @@ describe('pseudo credentials and the rotation jobs (sqlite)', () => {
     const ctx = tenant();
     await s.policies.set(ctx, { level: 'tenant', rotation: 'manual', rotateAfterDays: 30, warnBeforeDays: 30 });
     const pseudo = [
-      await s.credentials.store(ctx, { integrationId: 'acme', connectionId: `${PENDING_ROTATION_CONNECTION_PREFIX}${randomBytes(4).toString('hex')}`, type: CredentialType.CUSTOM_SECRET, value: secret(), valueStore: ValueStoreKind.ENVELOPE }),
-      await s.credentials.store(ctx, { integrationId: 'acme', connectionId: `${WEBHOOK_STAGING_CONNECTION_PREFIX}${randomBytes(4).toString('hex')}`, type: CredentialType.CUSTOM_SECRET, value: secret(), valueStore: ValueStoreKind.ENVELOPE }),
+      await s.credentials.store(ctx, { integrationId: 'acme', connectionId: `${PENDING_ROTATION_CONNECTION_PREFIX}${randomBytes(4).toString('hex')}`, type: CredentialType.CUSTOM_SECRET, value: secret(), valueStore: ValueStoreKind.ENVELOPE }, { internal: true }),
+      await s.credentials.store(ctx, { integrationId: 'acme', connectionId: `${WEBHOOK_STAGING_CONNECTION_PREFIX}${randomBytes(4).toString('hex')}`, type: CredentialType.CUSTOM_SECRET, value: secret(), valueStore: ValueStoreKind.ENVELOPE }, { internal: true }),
     ];
     // An expiry set on them (PATCH) is still not the tenant's business to be warned about.
     for (const p of pseudo) await s.credentials.updateMetadata(ctx, p.id, { expiresAt: new Date(T0.getTime() + 40 * DAY) });

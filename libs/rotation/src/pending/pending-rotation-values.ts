@@ -64,7 +64,7 @@ export class PendingRotationValues {
     try {
       const tags: Record<string, string> = { [TAGS.FOR]: meta.id, [TAGS.BASED_ON]: String(meta.version) };
       if (minted.expiresAt !== undefined) tags[TAGS.EXPIRES_AT] = minted.expiresAt === null ? 'null' : minted.expiresAt.toISOString();
-      return await this.credentials.store(ctx, { integrationId: meta.integrationId, connectionId: connectionOf(meta.id), type: CredentialType.CUSTOM_SECRET, value: minted.value, tags, valueStore: ValueStoreKind.ENVELOPE });
+      return await this.credentials.store(ctx, { integrationId: meta.integrationId, connectionId: connectionOf(meta.id), type: CredentialType.CUSTOM_SECRET, value: minted.value, tags, valueStore: ValueStoreKind.ENVELOPE }, { internal: true });
     } catch (e) {
       this.logger.warn(`could not keep the value the handler of ${whereOf(ctx, meta)} minted as its pending rotation value (${describeError(e)}); writing it without: a crash or a failed write before the commit loses it`);
       return undefined;

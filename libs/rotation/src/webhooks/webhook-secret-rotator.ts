@@ -291,6 +291,7 @@ export class WebhookSecretRotator {
         valueStore: ValueStoreKind.ENVELOPE,
       },
       {
+        internal: true, // under the reserved staging prefix
         inCommit: async (staging) => {
           const now = this.clock.now();
           row = {
