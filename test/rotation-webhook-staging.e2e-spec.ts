@@ -165,6 +165,9 @@ describe.each(DATABASE_KINDS)('operator-confirmed webhook secret rotation over H
     expect(await listed('&limit=1')).toEqual(['main']);
     expect(await listed('&includeInternal=true')).toEqual(['main', stagedConnection]);
     expect(await listed('&includeInternal=false')).toEqual(['main']);
+    // Naming the staged connection asks for it.
+    expect(await listed(`&connectionId=${stagedConnection}`)).toEqual([stagedConnection]);
+    expect(await listed(`&connectionId=${stagedConnection}&includeInternal=false`)).toEqual([]);
     expect((await call(lister.key, 'GET', '/v1/credentials?includeInternal=yes')).status).toBe(400);
 
     const connections = async (query: string) =>

@@ -18,6 +18,7 @@ import type { CredentialEntity } from './entities/credential.entity';
 import { CredentialValidationError } from './errors/credential-errors';
 import { cacheKey, effectiveStatus, toMetadata, toMetadataOfFresh, toVersionInfo } from './internal/credential-view';
 import { assertContext, assertType, loadLive } from './internal/guards';
+import { isReservedConnectionId } from './internal-credentials';
 import { type PackedRead, packRow, UNPACKED_READS, UnpackedReads, unpackRow } from './internal/packed-read';
 import { maskFromHint } from './masking';
 import { CredentialRepository } from './persistence/credential.repository';
@@ -86,7 +87,8 @@ export class CredentialQueries {
     if (query.status !== undefined && !Object.values(CredentialStatus).includes(query.status)) {
       throw new CredentialValidationError(`status must be one of ${Object.values(CredentialStatus).join(', ')}`, 'status');
     }
-    const includeInternal = assertIncludeInternal(query);
+    // Naming an internal connection is asking for it: unless told `includeInternal: false`.
+    const includeInternal = assertIncludeInternal(query) || (query.includeInternal === undefined && query.connectionId !== undefined && isReservedConnectionId(query.connectionId));
     const cursor = query.cursor !== undefined ? decodeCursor(query.cursor) : undefined;
     const now = this.clock.nowMs();
     const rows = await this.rows.page(ctx.tenantId, {

@@ -156,6 +156,7 @@ export interface InternalCredentialsOption {
 
 export interface ListCredentialsQuery extends InternalCredentialsOption {
   integrationId?: string;
+  /** Exactly this connection. A reserved one (`isReservedConnectionId`) implies `includeInternal` unless it is `false`. */
   connectionId?: string;
   type?: CredentialType;
   /** Effective status (an active credential past its expiry counts as `expired`). Deleted never listed. */

@@ -532,6 +532,10 @@ describe.each(DATABASE_KINDS)('CredentialsModule on %s (emulator, real KeyVaultP
       expect((await paged({ includeInternal: true })).flat()).toEqual([a.id, pending.id, staged.id, b.id, staged2.id, c.id]);
       expect(ids((await service.list(ctxI, { type: CredentialType.CUSTOM_SECRET })).items)).toEqual([b.id]);
       expect(ids((await service.list(ctxI, { connectionId: 'whsec-pending.r1', includeInternal: true })).items)).toEqual([staged.id]);
+      // Naming an internal connection asks for it; an explicit includeInternal: false still leaves it out.
+      expect(ids((await service.list(ctxI, { connectionId: 'whsec-pending.r1' })).items)).toEqual([staged.id]);
+      expect(ids((await service.list(ctxI, { connectionId: `rotation-pending.${a.id}`, type: CredentialType.CUSTOM_SECRET })).items)).toEqual([pending.id]);
+      expect(ids((await service.list(ctxI, { connectionId: 'whsec-pending.r1', includeInternal: false })).items)).toEqual([]);
 
       expect(ids(await service.listExpiring(ctxI, 30)).sort()).toEqual([a.id, b.id, c.id].sort()); // one expiry: by id
       expect(ids(await service.listExpiring(ctxI, 30, 500, { includeInternal: true })).sort()).toEqual([a.id, pending.id, staged.id, b.id, staged2.id, c.id].sort());

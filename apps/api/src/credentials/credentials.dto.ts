@@ -126,7 +126,7 @@ export class ListCredentialsQueryDto extends IncludeInternalQueryDto {
   @Matches(IDENTIFIER_PATTERN, { message: ID_MESSAGE })
   integrationId?: string;
 
-  @ApiPropertyOptional()
+  @ApiPropertyOptional({ description: 'Exactly this connection. An internal one (`rotation-pending.…`, `whsec-pending.…`) is listed without `includeInternal=true`, unless `includeInternal=false`' })
   @IsOptional()
   @Matches(IDENTIFIER_PATTERN, { message: ID_MESSAGE })
   connectionId?: string;
