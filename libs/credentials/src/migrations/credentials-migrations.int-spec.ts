@@ -84,4 +84,40 @@ describe.each(DATABASE_KINDS)('CredentialTypeConnectionIndex on %s', (kind) => {
     expect(await definition(after)).toBeUndefined();
     expect(Number((await after.query(`SELECT COUNT(*) AS n FROM ${table('cv_credentials')}`))[0].n)).toBe(3);
   });
+
+  // What OPERATIONS.md tells an operator of a large PostgreSQL table to do first (SQLite: a plain CREATE INDEX, same name).
+  const prebuild = (ds: DataSource) =>
+    ds.query(
+      kind === 'postgres'
+        ? `CREATE INDEX CONCURRENTLY "IDX_cv_credentials_type_connection" ON ${table('cv_credentials')} ("type", "connection_id" COLLATE "C") WHERE "status" <> 'deleted'`
+        : `CREATE INDEX "IDX_cv_credentials_type_connection" ON ${table('cv_credentials')} ("type", "connection_id") WHERE "status" <> 'deleted'`,
+    );
+
+  it('keeps the index an operator built beforehand under its name', async () => {
+    const before = await migrate(upTo(CredentialTypeConnectionIndex1920000000000));
+    await before.query(credential('00000000-0000-4000-8000-000000000001', 'rotation-pending.a', 'active'));
+    await prebuild(before);
+    const built = await definition(before);
+    await before.destroy();
+
+    const after = await migrate(CREDENTIALS_MIGRATIONS); // ran: it throws when a migration fails
+    expect(built).toBeDefined();
+    expect(await definition(after)).toBe(built);
+  });
+
+  if (kind === 'postgres') {
+    it('rebuilds an index a failed CREATE INDEX CONCURRENTLY left invalid', async () => {
+      const before = await migrate(upTo(CredentialTypeConnectionIndex1920000000000));
+      await prebuild(before);
+      // What a CONCURRENTLY build that failed (cancelled, a deadlock) leaves: the index, marked invalid, never used.
+      const valid = (ds: DataSource) => ds.query(`SELECT indisvalid AS valid FROM pg_index WHERE indexrelid = to_regclass($1)`, [`"${schema()}"."IDX_cv_credentials_type_connection"`]);
+      await before.query(`UPDATE pg_index SET indisvalid = false WHERE indexrelid = to_regclass($1)`, [`"${schema()}"."IDX_cv_credentials_type_connection"`]);
+      expect(await valid(before)).toEqual([{ valid: false }]);
+      await before.destroy();
+
+      const after = await migrate(CREDENTIALS_MIGRATIONS);
+      expect(await valid(after)).toEqual([{ valid: true }]);
+      expect(await definition(after)).toMatch(/\(type, connection_id COLLATE C\) WHERE/);
+    });
+  }
 });
