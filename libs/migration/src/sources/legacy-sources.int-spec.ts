@@ -1,6 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { createTestDatabase, type TestDatabase } from '@app/testing';
+import { DataSource } from 'typeorm';
 import { CredentialType } from '@app/credentials';
 import { LegacySourceError } from '../errors/migration.errors';
 import { legacyJsonl, legacySeedRows, seedLegacyTable, type LegacySeedRow } from '../legacy/legacy-seed';
@@ -74,5 +76,52 @@ describe('legacy sources', () => {
 
   it('reports a missing table as a SOURCE error naming no row', async () => {
     await expect(new SqlLegacySource(legacy.db, { table: 'missing' }).count({})).rejects.toMatchObject({ codeName: 'LEGACY_SOURCE' });
+  });
+});
+
+/**
+ * A mapping that names a column the legacy table lacks (the defaults `created_at` / `expires_at` of a table
+ * that has no dates): the error names the column and the mapping option to set, never a row.
+ */
+describe.each(['sqlite', 'postgres'] as const)('a legacy table the mapping does not fit (%s)', (kind) => {
+  let db: TestDatabase;
+  let legacy: DataSource;
+
+  beforeAll(async () => {
+    db = await createTestDatabase(kind);
+    legacy = await new DataSource(db.options).initialize();
+    await legacy.query('CREATE TABLE integrations (id INTEGER PRIMARY KEY, org_id TEXT, provider TEXT, account TEXT, api_key_enc TEXT)');
+    await legacy.query("INSERT INTO integrations VALUES (1, 'acme', 'sendgrid', 'acct-1', 'SG.row-value-never-quoted')");
+  });
+
+  afterAll(async () => {
+    if (legacy?.isInitialized) await legacy.destroy();
+    await db?.drop();
+  });
+
+  const mapping = { table: 'integrations', tenantColumn: 'org_id', integrationColumn: 'provider', connectionColumn: 'account', fields: { api_key: 'api_key_enc' } };
+
+  it('names the default date columns it lacks and the options that change them', async () => {
+    const source = new SqlLegacySource(legacy, mapping);
+    expect(await source.count({})).toBe(1);
+    const err = (await source.page({}, undefined, 10).catch((e: unknown) => e)) as LegacySourceError;
+    expect(err).toBeInstanceOf(LegacySourceError);
+    expect(err.message).toMatch(/integrations has no column created_at \(mapping\.createdAtColumn\), expires_at \(mapping\.expiresAtColumn\)/);
+    expect(err.message).toMatch(/null when the table has none/);
+    expect(err.message).not.toContain('SG.row-value');
+    // Set as the message says, the same table reads.
+    const fitted = new SqlLegacySource(legacy, { ...mapping, createdAtColumn: null, expiresAtColumn: null });
+    expect(await fitted.page({}, undefined, 10)).toMatchObject([{ legacyId: '1', tenantId: 'acme', createdAt: null, expiresAt: null }]);
+  });
+
+  it('names a missing table and a missing field column', async () => {
+    await expect(new SqlLegacySource(legacy, { ...mapping, table: 'missing' }).count({})).rejects.toMatchObject({
+      codeName: 'LEGACY_SOURCE',
+      message: expect.stringMatching(/the legacy table missing does not exist \(mapping\.table\)/),
+    });
+    const err = (await new SqlLegacySource(legacy, { ...mapping, createdAtColumn: null, expiresAtColumn: null, fields: { api_key: 'api_key', oauth_access_token: 'token_enc' } })
+      .page({}, undefined, 10)
+      .catch((e: unknown) => e)) as LegacySourceError;
+    expect(err.message).toMatch(/no column api_key \(mapping\.fields\.api_key\), token_enc \(mapping\.fields\.oauth_access_token\)/);
   });
 });

@@ -82,8 +82,38 @@ export class SqlLegacySource implements LegacyCredentialSource {
     try {
       return (await this.db.query(sql, params)) as T[];
     } catch (e) {
-      // The driver's message may quote a row; name and code only.
-      throw new LegacySourceError(`the legacy database query failed (${(e as { code?: string }).code ?? (e as Error).name})`, { cause: e });
+      // The driver's message may quote a row; name and code only — or, when the mapping does not fit the table, what to set.
+      const misfit = await this.mappingMisfit().catch(() => undefined);
+      throw new LegacySourceError(misfit ?? `the legacy database query failed (${(e as { code?: string }).code ?? (e as Error).name})`, { cause: e });
+    }
+  }
+
+  /** After a failed query: the table or the columns of the mapping the database lacks, with the option naming each (schema only, no row read). */
+  private async mappingMisfit(): Promise<string | undefined> {
+    const m = this.m;
+    const runner = this.db.createQueryRunner();
+    try {
+      if (!(await runner.hasTable(m.table))) return `the legacy table ${m.table} does not exist (mapping.table)`;
+      const named: [string, string | null][] = [
+        ['idColumn', m.idColumn],
+        ['tenantColumn', m.tenantColumn],
+        ['integrationColumn', m.integrationColumn],
+        ['connectionColumn', m.connectionColumn],
+        ['createdAtColumn', m.createdAtColumn],
+        ['expiresAtColumn', m.expiresAtColumn],
+        ...Object.entries(m.fields).map(([type, col]): [string, string] => [`fields.${type}`, col!]),
+      ];
+      const missing: string[] = [];
+      for (const [option, column] of named) {
+        if (column && !(await runner.hasColumn(m.table, column))) missing.push(`${column} (mapping.${option})`);
+      }
+      if (!missing.length) return undefined;
+      return (
+        `the legacy table ${m.table} has no column ${missing.join(', ')}: name its columns in the mapping ` +
+        `(createdAtColumn / expiresAtColumn default to created_at / expires_at: null when the table has none)`
+      );
+    } finally {
+      await runner.release();
     }
   }
 }
