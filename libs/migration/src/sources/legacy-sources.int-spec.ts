@@ -117,11 +117,21 @@ describe.each(['sqlite', 'postgres'] as const)('a legacy table the mapping does 
   it('names a missing table and a missing field column', async () => {
     await expect(new SqlLegacySource(legacy, { ...mapping, table: 'missing' }).count({})).rejects.toMatchObject({
       codeName: 'LEGACY_SOURCE',
-      message: expect.stringMatching(/the legacy table missing does not exist \(mapping\.table\)/),
+      message: expect.stringMatching(/the legacy table missing cannot be read \(\w+\): does it exist\? \(mapping\.table\)/),
     });
     const err = (await new SqlLegacySource(legacy, { ...mapping, createdAtColumn: null, expiresAtColumn: null, fields: { api_key: 'api_key', oauth_access_token: 'token_enc' } })
       .page({}, undefined, 10)
       .catch((e: unknown) => e)) as LegacySourceError;
     expect(err.message).toMatch(/no column api_key \(mapping\.fields\.api_key\), token_enc \(mapping\.fields\.oauth_access_token\)/);
+  });
+
+  it("resolves the table as its queries do (the connection's search_path), whatever the DataSource's schema option", async () => {
+    // An app's DataSource whose `schema` option is not where the legacy table is (TypeORM's hasTable looks there).
+    const other = await new DataSource({ ...db.options, ...(kind === 'postgres' ? { schema: 'public' } : {}) } as typeof db.options).initialize();
+    try {
+      await expect(new SqlLegacySource(other, mapping).page({}, undefined, 10)).rejects.toThrow(/integrations has no column created_at \(mapping\.createdAtColumn\)/);
+    } finally {
+      await other.destroy();
+    }
   });
 });

@@ -88,32 +88,34 @@ export class SqlLegacySource implements LegacyCredentialSource {
     }
   }
 
-  /** After a failed query: the table or the columns of the mapping the database lacks, with the option naming each (schema only, no row read). */
+  /**
+   * After a failed query: the table or the columns of the mapping the database lacks, with the option naming each.
+   * Probed with queries that read no row and resolve names as the failed one did (the connection's search_path, not
+   * the DataSource's `schema` option, which TypeORM's hasTable would use).
+   */
   private async mappingMisfit(): Promise<string | undefined> {
     const m = this.m;
-    const runner = this.db.createQueryRunner();
-    try {
-      if (!(await runner.hasTable(m.table))) return `the legacy table ${m.table} does not exist (mapping.table)`;
-      const named: [string, string | null][] = [
-        ['idColumn', m.idColumn],
-        ['tenantColumn', m.tenantColumn],
-        ['integrationColumn', m.integrationColumn],
-        ['connectionColumn', m.connectionColumn],
-        ['createdAtColumn', m.createdAtColumn],
-        ['expiresAtColumn', m.expiresAtColumn],
-        ...Object.entries(m.fields).map(([type, col]): [string, string] => [`fields.${type}`, col!]),
-      ];
-      const missing: string[] = [];
-      for (const [option, column] of named) {
-        if (column && !(await runner.hasColumn(m.table, column))) missing.push(`${column} (mapping.${option})`);
-      }
-      if (!missing.length) return undefined;
-      return (
-        `the legacy table ${m.table} has no column ${missing.join(', ')}: name its columns in the mapping ` +
-        `(createdAtColumn / expiresAtColumn default to created_at / expires_at: null when the table has none)`
-      );
-    } finally {
-      await runner.release();
+    const from = `FROM ${this.q(m.table)} WHERE 1 = 0`;
+    const fails = (sql: string) => this.db.query(sql).then(() => undefined, (e: unknown) => e ?? new Error('query failed'));
+    const tableError = await fails(`SELECT 1 ${from}`);
+    if (tableError) return `the legacy table ${m.table} cannot be read (${(tableError as { code?: string }).code ?? (tableError as Error).name}): does it exist? (mapping.table)`;
+    const named: [string, string | null][] = [
+      ['idColumn', m.idColumn],
+      ['tenantColumn', m.tenantColumn],
+      ['integrationColumn', m.integrationColumn],
+      ['connectionColumn', m.connectionColumn],
+      ['createdAtColumn', m.createdAtColumn],
+      ['expiresAtColumn', m.expiresAtColumn],
+      ...Object.entries(m.fields).map(([type, col]): [string, string] => [`fields.${type}`, col!]),
+    ];
+    const missing: string[] = [];
+    for (const [option, column] of named) {
+      if (column && (await fails(`SELECT ${this.q(column)} ${from}`))) missing.push(`${column} (mapping.${option})`);
     }
+    if (!missing.length) return undefined;
+    return (
+      `the legacy table ${m.table} has no column ${missing.join(', ')}: name its columns in the mapping ` +
+      `(createdAtColumn / expiresAtColumn default to created_at / expires_at: null when the table has none)`
+    );
   }
 }
