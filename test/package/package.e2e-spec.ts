@@ -206,7 +206,7 @@ describe('npm package (build:package → npm pack)', () => {
       expect(existsSync(join(app, 'node_modules', 'ioredis'))).toBe(false);
     });
 
-    it("passes its own test: migrations, a credential through the local vault (and its controller, a caller who left dropped), its audit anchored there, an OAuth refresh", async () => {
+    it("passes its own tests: migrations, a credential through the local vault (and its controller, a caller who left dropped), its audit anchored there, an OAuth refresh; Rotation, Migration and Keys", async () => {
       const tokens = await idp.authorize('openid');
       idp.resetCounters();
       const schema = (db.options as { schema: string }).schema;
@@ -225,7 +225,7 @@ describe('npm package (build:package → npm pack)', () => {
         throw new Error(`the app's own test failed:\n${e.stdout ?? ''}\n${e.stderr ?? e.message}`);
       });
       const output = `${result.stdout}\n${result.stderr}`;
-      expect(output).toMatch(/Tests:\s+5 passed, 5 total/);
+      expect(output).toMatch(/Tests:\s+9 passed, 9 total/);
       // The refresh reached this OAuth server: exactly one refresh grant.
       expect(idp.refreshCalls).toBe(1);
     }, 240_000); // its tsc + jest, on a loaded CI machine

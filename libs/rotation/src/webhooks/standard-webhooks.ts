@@ -31,11 +31,12 @@ const TIMESTAMP = /^\d{1,15}$/;
 
 export type WebhookBody = string | Uint8Array;
 
-export interface WebhookHeaders {
+/** The headers of a signed message. A type, not an interface: it is then an `IncomingWebhookHeaders` too, so verify takes what sign gave. */
+export type WebhookHeaders = {
   'webhook-id': string;
   'webhook-timestamp': string;
   'webhook-signature': string;
-}
+};
 
 /** Incoming headers: any case, a value or a list of values (Node's IncomingHttpHeaders fits). */
 export type IncomingWebhookHeaders = Readonly<Record<string, string | readonly string[] | undefined>>;
