@@ -150,6 +150,31 @@ describe('AuthService', () => {
       expect(longest.id).toHaveLength(256);
     });
 
+    // The subject is the audit actor operators read in logs and audit exports: a newline forges a second line, ESC a
+    // terminal sequence, U+202E reverses what follows. Such tokens authenticated and were audited as sent.
+    it.each([
+      ['a newline', 'alice\nactor=jwt:admin'],
+      ['an ESC sequence', 'alice\u001b[2K'],
+      ['NUL', 'alice\u0000'],
+      ['DEL', 'alice\u007f'],
+      ['a C1 control', 'alice\u0085'],
+      ['a right-to-left override', 'alice\u202egnp.exe'],
+      ['a bidi isolate', '\u2066alice'],
+      ['a zero-width space', 'ali\u200bce'],
+      ['a line separator', 'alice\u2028bob'],
+    ])('refuses, as 401, a subject with %s', async (_what, sub) => {
+      const { sign, refusal } = await bearerAuth();
+      expect(await refusal(await sign({ tenant_id: 'acme' }, { sub }))).toBe('invalid bearer token: the "sub" claim contains control or format characters');
+    });
+
+    it('accepts a subject of any visible text (non-Latin letters, spaces, punctuation), and refuses a tenant claim with controls', async () => {
+      const { sign, refusal, auth } = await bearerAuth();
+      for (const sub of ['José Ñúñez', '用户-42', 'user@example.com', 'auth0|5f7c8ec7c33c6c004bbafe82', 'عبد الله']) {
+        expect((await auth.authenticate({ authorization: `Bearer ${await sign({ tenant_id: 'acme' }, { sub })}` })).id).toBe(`jwt:${sub}`);
+      }
+      expect(await refusal(await sign({ tenant_id: 'acme\nother' }))).toMatch(/^invalid bearer token: the "tenant_id" claim is not a tenant id/);
+    });
+
     it('refuses a token without an expiry: leaked, it would act for its tenant forever (it was accepted)', async () => {
       const { sign, refusal } = await bearerAuth();
       expect(await refusal(await sign({ tenant_id: 'acme', scope: 'admin' }, { exp: null }))).toBe('invalid bearer token: the "exp" claim is missing');

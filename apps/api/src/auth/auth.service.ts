@@ -100,6 +100,7 @@ const OWN_CLAIM_REASONS: Record<JwtClaimErrorCode, (claim: string) => string> = 
   [JwtClaimErrorCode.INVALID]: (claim) => `token has no "${claim}" claim`,
   [JwtClaimErrorCode.NOT_A_TENANT]: (claim) => `the "${claim}" claim is not a tenant id (${CALLER_TENANT_RULE})`,
   [JwtClaimErrorCode.TOO_LONG]: (claim) => `the "${claim}" claim is longer than ${MAX_SUBJECT_LENGTH} characters`,
+  [JwtClaimErrorCode.NOT_PRINTABLE]: (claim) => `the "${claim}" claim contains control or format characters`,
 };
 
 /**

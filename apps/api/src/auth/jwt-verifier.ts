@@ -29,10 +29,18 @@ export enum JwtClaimErrorCode {
   NOT_A_TENANT = 'JWT_CLAIM_NOT_A_TENANT',
   /** The subject is longer than MAX_SUBJECT_LENGTH. */
   TOO_LONG = 'JWT_CLAIM_TOO_LONG',
+  /** The subject holds control or format characters (MAX_SUBJECT_LENGTH's sibling: what the actor id may hold). */
+  NOT_PRINTABLE = 'JWT_CLAIM_NOT_PRINTABLE',
 }
 
 /** The principal `jwt:<sub>` is the actor id of the audit rows and the libs' contexts, which take at most 256 characters. */
 export const MAX_SUBJECT_LENGTH = 256 - 'jwt:'.length;
+/**
+ * Controls (C0, DEL, C1), format characters (bidi overrides and isolates, zero-width), line/paragraph separators and
+ * lone surrogates: in the actor id operators read in logs and audit exports they forge lines, run terminal sequences
+ * or reverse the text.
+ */
+const UNPRINTABLE_SUBJECT = /[\p{Cc}\p{Cf}\p{Zl}\p{Zp}\p{Cs}]/u;
 
 /**
  * A token jose accepted lacks a claim we need. `claim` is the claim's name, from our configuration;
@@ -50,7 +58,9 @@ export class JwtClaimError extends Error {
           ? `the token's "${claim}" claim is empty or not a string`
           : code === JwtClaimErrorCode.TOO_LONG
             ? `the token's "${claim}" claim is longer than ${MAX_SUBJECT_LENGTH} characters`
-            : `the token's "${claim}" claim is not a tenant id`,
+            : code === JwtClaimErrorCode.NOT_PRINTABLE
+              ? `the token's "${claim}" claim contains control or format characters`
+              : `the token's "${claim}" claim is not a tenant id`,
     );
     this.name = 'JwtClaimError';
   }
@@ -82,6 +92,7 @@ export class JwtVerifier {
     const sub: unknown = payload.sub;
     if (typeof sub !== 'string' || sub.length === 0) throw new JwtClaimError(sub === undefined ? JwtClaimErrorCode.MISSING : JwtClaimErrorCode.INVALID, 'sub');
     if (sub.length > MAX_SUBJECT_LENGTH) throw new JwtClaimError(JwtClaimErrorCode.TOO_LONG, 'sub');
+    if (UNPRINTABLE_SUBJECT.test(sub)) throw new JwtClaimError(JwtClaimErrorCode.NOT_PRINTABLE, 'sub');
     return { subject: sub, tenantId: tenant, scopes: scopesOf(payload, this.config.scopeClaim) };
   }
 }
