@@ -20,6 +20,7 @@ describe.each(DATABASE_KINDS)('hardened HTTP API on %s', (kind) => {
   const revoker = generateApiKey('acme-revoker', 'acme', ['credentials:revoke']);
   const keyAdmin = generateApiKey('acme-keys', 'acme', ['keys:read', 'keys:write']);
   const rotationAdmin = generateApiKey('acme-rotation', 'acme', ['rotation:read', 'rotation:write']);
+  const otherTenant = generateApiKey('globex-app', 'globex', ['credentials:read', 'credentials:write', 'audit:read']);
 
   interface Answer {
     status: number;
@@ -53,7 +54,7 @@ describe.each(DATABASE_KINDS)('hardened HTTP API on %s', (kind) => {
   };
 
   beforeAll(async () => {
-    host = await startTestHost(kind, { AUTH_API_KEYS: JSON.stringify([key.entry, auditor.entry, revoker.entry, keyAdmin.entry, rotationAdmin.entry]), OAUTH_PROACTIVE_ENABLED: 'false', LOG_LEVEL: 'debug' });
+    host = await startTestHost(kind, { AUTH_API_KEYS: JSON.stringify([key.entry, auditor.entry, revoker.entry, keyAdmin.entry, rotationAdmin.entry, otherTenant.entry]), OAUTH_PROACTIVE_ENABLED: 'false', LOG_LEVEL: 'debug' });
     base = host.baseUrl;
     // A provider whose token endpoint nobody listens on: storing tokens never calls it; a forced refresh would fail (503).
     host.app.get(OAuthProviderRegistry).register({ integrationId: 'prov', tokenEndpoint: 'http://127.0.0.1:9/token', clientId: 'client', clientSecret: { credentialId: randomUUID(), tenantId: 'system' }, allowInsecureRequests: true });
@@ -568,6 +569,39 @@ describe.each(DATABASE_KINDS)('hardened HTTP API on %s', (kind) => {
       byInstant: refusedAll(timeCursors, 5004),
       keys: refusedAll(keyCursors, 10005),
     });
+  });
+
+  // An edited cursor that is well formed (another position, another tenant's cursor) is not refused: it only says where
+  // to resume. The tenant and the filters come from the caller and the query, never from the cursor.
+  it('17b. a well-formed cursor, edited or another tenant\'s, pages only the caller\'s own tenant and filters', async () => {
+    const b64u = (v: unknown) => Buffer.from(JSON.stringify(v), 'utf8').toString('base64url');
+    type Page = { items: Array<Record<string, unknown>>; nextCursor?: string };
+    const page = async (apiKey: string, path: string) => {
+      const r = await send('GET', path, { apiKey });
+      expect(r.status).toBe(200);
+      return r.body as unknown as Page;
+    };
+    const integrationId = `xt-${randomBytes(3).toString('hex')}`;
+    const storeAs = async (apiKey: string, connectionId: string, integration = integrationId) => {
+      const r = await send('POST', '/v1/credentials', { apiKey, contentType: 'application/json', body: JSON.stringify({ integrationId: integration, connectionId, type: 'api_key', value: secret() }) });
+      expect(r.status).toBe(201);
+      return r.body.id as string;
+    };
+    const mine = [await storeAs(key.key, 'a1'), await storeAs(key.key, 'a2')];
+    await storeAs(key.key, 'a3', `${integrationId}-else`);
+    for (const c of ['o1', 'o2', 'o3']) await storeAs(otherTenant.key, c);
+    const list = `/v1/credentials?integrationId=${integrationId}&limit=5`;
+    // The other tenant's cursor, and a cursor edited to the start of time: the caller's own matching rows only.
+    const theirCursor = (await page(otherTenant.key, `/v1/credentials?integrationId=${integrationId}&limit=1`)).nextCursor as string;
+    expect((await page(key.key, `${list}&cursor=${encodeURIComponent(theirCursor)}`)).items.map((c) => c.id).filter((id) => !mine.includes(id as string))).toEqual([]);
+    expect((await page(key.key, `${list}&cursor=${encodeURIComponent(b64u([0, '00000000-0000-0000-0000-000000000000']))}`)).items.map((c) => c.id)).toEqual(mine);
+    // The audit trail: another tenant's chain position, or a sequence edited past every row, reads the caller's rows.
+    const theirAuditCursor = (await page(otherTenant.key, '/v1/audit?limit=1')).nextCursor as string;
+    for (const cursor of [theirAuditCursor, b64u(['d', 's', Number.MAX_SAFE_INTEGER])]) {
+      const rows = (await page(auditor.key, `/v1/audit?limit=50&cursor=${encodeURIComponent(cursor)}`)).items;
+      expect(rows.length).toBeGreaterThan(0);
+      expect(new Set(rows.map((row) => row.tenantId))).toEqual(new Set(['acme']));
+    }
   });
 
   it('18. a query string whose percent-encoding is not UTF-8 (or malformed) is 400 on every route, never a silently different value', async () => {
