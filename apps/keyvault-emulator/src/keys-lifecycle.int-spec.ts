@@ -184,6 +184,23 @@ describe('Key Vault emulator: keys lifecycle through the official KeyClient', ()
       expect(rawList.json.value[0]).toMatchObject({ recoveryId: expect.stringContaining('/deletedkeys/'), kid: expect.stringContaining('/keys/') });
     });
 
+    // Recorded service answers (azure-sdk-for-js keyvault-keys recordings, "fails if one tries to recover a
+    // non-existing deleted key"): 404 KeyNotFound with the not-found message of a live key's GET, not the
+    // "Deleted Key not found" of GET /deletedkeys. A live key has no deleted object either: the same answer, and it
+    // stays live and unchanged.
+    it('answers POST /deletedkeys/{name}/recover of a live key, or of a name never used, 404 KeyNotFound as the service does', async () => {
+      const live = await keys.createEcKey('live-not-deleted');
+      const notFound = (name: string) => ({
+        status: 404,
+        json: { error: { code: 'KeyNotFound', message: `A key with (name/id) ${name} was not found in this key vault. If you recently deleted this key you may be able to recover it using the correct recovery command. For help resolving this issue, please see https://go.microsoft.com/fwlink/?linkid=2125182` } },
+      });
+      for (const name of ['live-not-deleted', 'never-created']) {
+        const r = await rawRequest(emu, 'POST', `/deletedkeys/${name}/recover?${API}`);
+        expect({ status: r.status, json: r.json }).toEqual(notFound(name));
+      }
+      expect((await keys.getKey('live-not-deleted')).id).toBe(live.id);
+    });
+
     it('recovers through the poller (GET /keys/{name}/ until 200) with its versions and key material', async () => {
       const v1 = await keys.createRsaKey('to-recover');
       const v2 = await keys.rotateKey('to-recover');

@@ -47,6 +47,20 @@ describe('Key Vault emulator: soft delete, recover, purge, backup and restore', 
       expect(raw.json.value).toBeUndefined();
     });
 
+    // As recorded from the service (azure-sdk-for-js keyvault-secrets recordings, "can recover a deleted secret
+    // (non existing)"): 404 SecretNotFound with the not-found message of GET /secrets; a live secret stays as it was.
+    it('answers POST /deletedsecrets/{name}/recover of a live secret, or of a name never used, 404 SecretNotFound as the service does', async () => {
+      const live = await client.setSecret('live-not-deleted', 'kept');
+      for (const name of ['live-not-deleted', 'never-created']) {
+        const r = await rawRequest(emu, 'POST', `/deletedsecrets/${name}/recover?${API}`);
+        expect({ status: r.status, json: r.json }).toEqual({
+          status: 404,
+          json: { error: { code: 'SecretNotFound', message: `A secret with (name/id) ${name} was not found in this key vault. If you recently deleted this secret you may be able to recover it using the correct recovery command. For help resolving this issue, please see https://go.microsoft.com/fwlink/?linkid=2125182` } },
+        });
+      }
+      expect((await client.getSecret('live-not-deleted')).properties.version).toBe(live.properties.version);
+    });
+
     it('lists deleted secrets and recovers one through the recover poller (GET /secrets/{name}/ until 200)', async () => {
       await client.setSecret('to-recover', 'precious');
       await (await client.beginDeleteSecret('to-recover', { intervalInMs: 50 })).pollUntilDone();

@@ -159,6 +159,9 @@ export class VaultObjectStore<V extends VersionBase> {
   }
 
   recover(name: string): ObjectRecord<V> {
+    // The service answers a name with no deleted object (live, or never used) with the not-found of a GET of the
+    // object, not GET /deleted…'s "Deleted Key not found" (recorded answers of the SDKs' recover tests).
+    if (this.lookup(name)?.state !== 'deleted') throw errors.notFound(this.kind, name);
     const record = this.getDeleted(name);
     record.state = 'active';
     delete record.deletedDate;
