@@ -151,6 +151,17 @@ describe.each(DATABASE_KINDS)('keys HTTP API on %s', (kind) => {
     }
   });
 
+  // It answered 200 with the key: the SDK's recover poller reads the key first and stops there when it is live.
+  it('answers a recover of a key that is not deleted 404, as for a key that never existed, and leaves it as it was', async () => {
+    const created = await call(manager, 'POST', '/v1/keys', { name: 'live-one', type: 'EC' });
+    expect(created.status).toBe(201);
+    const live = await call(manager, 'POST', '/v1/deleted-keys/live-one/recover');
+    const never = await call(manager, 'POST', '/v1/deleted-keys/never-made/recover');
+    expect([live.status, live.body.code]).toEqual([404, never.body.code]);
+    expect(live.body.message).toMatch(/not deleted/);
+    expect((await call(reader, 'GET', '/v1/keys/live-one')).body).toMatchObject({ name: 'live-one', version: created.body.version, enabled: true });
+  });
+
   it("answers another tenant's key exactly like a missing one, on every route, and changes nothing", async () => {
     await call(user, 'POST', '/v1/keys', { name: 'acme-private', type: 'RSA' });
     const backup = (await call(user, 'POST', '/v1/keys/acme-private/backup')).body.backup as string;

@@ -10,7 +10,7 @@ import { KeyVaultErrorCode } from './errors/key-vault-error-code';
 import { KeyVaultError, type KeyVaultKeyOperationName } from './errors/key-vault.error';
 import { keyVaultMessage } from './errors/key-vault-message';
 import type { ResolvedKeyVaultOptions } from './interfaces/key-vault-module-options.interface';
-import { deleteConfirmingRetries, nonEmptyBackup, purgeToleratingRetries } from './internal/operation-helpers';
+import { assertRecoverSent, deleteConfirmingRetries, nonEmptyBackup, purgeToleratingRetries } from './internal/operation-helpers';
 import { OBJECT_NAME, OBJECT_VERSION, pageOptionsProblem, readFirstPage } from './internal/paging';
 import { KEY_VAULT_CRYPTOGRAPHY_CLIENTS, KEY_VAULT_KEY_CLIENT, KEY_VAULT_RESOLVED_OPTIONS } from './key-vault.internal-constants';
 import {
@@ -231,9 +231,10 @@ export class AzureKeyVaultKeysProvider extends KeyVaultKeysProvider {
   async recoverDeletedKey(name: string): Promise<VaultKey> {
     this.checkName('recoverDeletedKey', name);
     const intervalInMs = this.options.resilience.pollIntervalMs;
-    return this.resilience.execute('recoverDeletedKey', name, async ({ signal }) => {
+    return this.resilience.execute('recoverDeletedKey', name, async ({ signal, attempt }) => {
       const poller = await this.client.beginRecoverDeletedKey(name, { intervalInMs, abortSignal: signal });
       await poller.pollUntilDone({ abortSignal: signal });
+      assertRecoverSent('recoverDeletedKey', attempt, poller, name);
       // The poller's result is the deleted-key record; the live key carries the public part.
       return toKey(await this.client.getKey(name, { abortSignal: signal }), 'recoverDeletedKey');
     });

@@ -25,7 +25,7 @@ import {
 } from './key-vault.provider';
 import { confirmBeforeResend } from './internal/confirm-before-resend';
 import { confirmedRestore } from './internal/confirmed-restore';
-import { deleteConfirmingRetries, nonEmptyBackup, purgeToleratingRetries } from './internal/operation-helpers';
+import { assertRecoverSent, deleteConfirmingRetries, nonEmptyBackup, purgeToleratingRetries } from './internal/operation-helpers';
 import { toKeyVaultError } from './errors/map-key-vault-error';
 import { MAX_PAGE_SIZE, OBJECT_NAME, OBJECT_VERSION, pageOptionsProblem, readFirstPage } from './internal/paging';
 import type { AttemptContext } from './resilience/key-vault.resilience';
@@ -241,11 +241,13 @@ export class AzureKeyVaultProvider extends KeyVaultProvider {
   async recoverDeletedSecret(name: string): Promise<SecretProperties> {
     this.checkName('recoverDeletedSecret', name);
     const intervalInMs = this.options.resilience.pollIntervalMs;
-    // The SDK's recover poller first reads the secret and stops if it is already live, so a retry
-    // after a lost answer is harmless.
-    return this.resilience.execute('recoverDeletedSecret', name, async ({ signal }) => {
+    // The SDK's recover poller first reads the secret and stops if it is already live: a retry after a lost
+    // answer is harmless, and a first attempt that finds it live is refused (assertRecoverSent).
+    return this.resilience.execute('recoverDeletedSecret', name, async ({ signal, attempt }) => {
       const poller = await this.client.beginRecoverDeletedSecret(name, { intervalInMs, abortSignal: signal });
-      return toProperties(await poller.pollUntilDone({ abortSignal: signal }));
+      const recovered = await poller.pollUntilDone({ abortSignal: signal });
+      assertRecoverSent('recoverDeletedSecret', attempt, poller, name);
+      return toProperties(recovered);
     });
   }
 

@@ -163,4 +163,32 @@ describe('Key Vault writes whose answer is lost (emulator, real SDK)', () => {
       expect(emu.stats().byOperationAndStatus).toEqual({ 'restoreSecret:409': 1 });
     });
   });
+
+  // The SDK's recover pollers read the object first and stop, without sending the recover, when it is live: a
+  // recover of a live key answered as done (200 through the host) though nothing was deleted. Only a retry may
+  // take a live object as done — an earlier attempt's recover whose answer was lost.
+  describe('recoverDeletedKey / recoverDeletedSecret', () => {
+    it('of a live key or secret is KEY_NOT_FOUND, as the vault answers a recover of a name with no deleted object', async () => {
+      await keys.createKey('live-key', { keyType: 'EC' });
+      await kv.setSecret('live-secret', 'kept');
+      const key = await failure(keys.recoverDeletedKey('live-key'));
+      const secret = await failure(kv.recoverDeletedSecret('live-secret'));
+      expect([key.code, key.operation, key.message]).toEqual([C.KEY_NOT_FOUND, 'recoverDeletedKey', expect.stringMatching(/not deleted/)]);
+      expect([secret.code, secret.operation, secret.message]).toEqual([C.KEY_NOT_FOUND, 'recoverDeletedSecret', expect.stringMatching(/not deleted/)]);
+      expect((await kv.getSecret('live-secret')).value).toBe('kept');
+    });
+
+    it('whose answer was lost is done on the retry, which finds the object live', async () => {
+      const created = await keys.createKey('lost-recover', { keyType: 'EC' });
+      await keys.deleteKey('lost-recover');
+      await kv.setSecret('lost-recover-s', 'v1');
+      await kv.deleteSecret('lost-recover-s');
+      emu.injectFault({ kind: 'latency', phase: 'response', latencyMs: ANSWER_DELAY_MS, count: 2, operations: ['recoverDeletedKey', 'recoverDeletedSecret'] });
+      emu.resetStats();
+      expect((await keys.recoverDeletedKey('lost-recover')).properties.version).toBe(created.properties.version);
+      expect((await kv.recoverDeletedSecret('lost-recover-s')).name).toBe('lost-recover-s');
+      await settle();
+      expect(emu.stats().byOperationAndStatus).toMatchObject({ 'recoverDeletedKey:200': 1, 'recoverDeletedSecret:200': 1 });
+    });
+  });
 });

@@ -34,6 +34,18 @@ export async function purgeToleratingRetries(operation: KeyVaultOperation, attem
   }
 }
 
+/**
+ * The SDK's recover pollers read the object first and stop there, without sending the recover, when it is live:
+ * a recover of a live object would answer as done though nothing was deleted. On a first attempt that is
+ * KEY_NOT_FOUND, as the vault answers a recover of a name with no deleted object; a retry finding the object
+ * live is an earlier attempt's recover whose answer was lost, and done.
+ */
+export function assertRecoverSent(operation: 'recoverDeletedSecret' | 'recoverDeletedKey', attempt: number, poller: { getOperationState(): { isStarted?: boolean } }, name: string): void {
+  if (attempt > 0 || poller.getOperationState().isStarted) return;
+  const detail = `the ${operation === 'recoverDeletedKey' ? 'key' : 'secret'} is not deleted`;
+  throw new KeyVaultError(KeyVaultErrorCode.KEY_NOT_FOUND, keyVaultMessage(operation, KeyVaultErrorCode.KEY_NOT_FOUND, { detail }), { operation, secretName: name });
+}
+
 /** A backup answer must carry a blob: an empty one is a failed backup, never an empty object. */
 export function nonEmptyBackup(blob: Uint8Array | undefined, operation: 'backupSecret' | 'backupKey', name: string): Uint8Array {
   if (blob && blob.length > 0) return blob;
