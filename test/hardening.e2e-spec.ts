@@ -631,6 +631,20 @@ describe.each(DATABASE_KINDS)('hardened HTTP API on %s', (kind) => {
     expect((await send('GET', '/v1/keys?tag=env%3D%C3%A9t%C3%A9', { apiKey: keyAdmin.key })).status).toBe(200);
   });
 
+  it('18b. a single-valued query parameter given twice is 400 saying so, once; a list parameter may repeat', async () => {
+    const repeated = { 'audit?resource=a&resource=b': 'resource', 'audit?limit=1&limit=2': 'limit', 'credentials?status=active&status=disabled': 'status', 'keys?limit=1&limit=2': 'limit' };
+    const callerOf = (path: string) => (path.startsWith('audit') ? auditor.key : path.startsWith('keys') ? keyAdmin.key : key.key);
+    const answers = await Promise.all(
+      Object.keys(repeated).map(async (path) => {
+        const r = await send('GET', `/v1/${path}`, { apiKey: callerOf(path) });
+        return [path, [r.status, r.body.message]];
+      }),
+    );
+    expect(Object.fromEntries(answers)).toEqual(Object.fromEntries(Object.entries(repeated).map(([path, name]) => [path, [400, [`${name} may be given once`]]])));
+    expect((await send('GET', '/v1/audit?action=read&action=rotate', { apiKey: auditor.key })).status).toBe(200);
+    expect((await send('GET', '/v1/keys?tag=env=a&tag=team=b', { apiKey: keyAdmin.key })).status).toBe(200);
+  });
+
   it('9. a batch delete with one malformed id is 400 and deletes nothing; unknown well-formed ids are reported', async () => {
     const { id } = await store();
     const r = await refusedWithoutWrites(400, () => json('POST', '/v1/credentials/delete-batch', { ids: [id, 'not-a-uuid'] }));

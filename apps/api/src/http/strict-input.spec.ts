@@ -1,11 +1,30 @@
 import { ArgumentMetadata, BadRequestException } from '@nestjs/common';
-import { IsOptional, IsString, Length } from 'class-validator';
-import { hostValidationPipe, QueryBoolean } from './strict-input';
+import { Transform } from 'class-transformer';
+import { IsArray, IsOptional, IsString, Length, MaxLength } from 'class-validator';
+import { hostValidationPipe, QueryBoolean, QueryInt } from './strict-input';
 
 class OptionalQuery {
   @IsOptional()
   @QueryBoolean()
   allowExpired?: boolean;
+}
+
+/** As the audit query: single-valued text and integer parameters, and a list a repeated parameter adds to. */
+class FilterQuery {
+  @IsOptional()
+  @IsString()
+  @MaxLength(256)
+  resource?: string;
+
+  @IsOptional()
+  @QueryInt(1, 500)
+  limit?: number;
+
+  @IsOptional()
+  @Transform(({ value }: { value: unknown }) => (typeof value === 'string' ? value.split(',') : value))
+  @IsArray()
+  @IsString({ each: true })
+  action?: string[];
 }
 
 class RequiredQuery {
@@ -44,6 +63,22 @@ describe('hostValidationPipe', () => {
     expect(await pipe.transform({ allowExpired: 'true' }, query(OptionalQuery))).toEqual({ allowExpired: true });
     await expect(pipe.transform({ allowExpired: 'yes' }, query(OptionalQuery))).rejects.toBeInstanceOf(BadRequestException);
     await expect(pipe.transform({ other: '1' }, query(OptionalQuery))).rejects.toBeInstanceOf(BadRequestException);
+  });
+
+  // `?resource=a&resource=b` is parsed as an array: it was answered with every rule a string fails ('resource must be
+  // a string', 'resource must be shorter than…'), which says nothing of what was wrong.
+  it('answers a single-valued query parameter given twice with one message naming it; a list parameter may repeat', async () => {
+    const refusal = (q: Record<string, unknown>) =>
+      pipe.transform(q, query(FilterQuery)).then(
+        () => undefined,
+        (e: BadRequestException) => (e.getResponse() as { message: string[] }).message,
+      );
+    expect(await refusal({ resource: ['a', 'b'] })).toEqual(['resource may be given once']);
+    expect(await refusal({ limit: ['1', '2'], resource: 'a' })).toEqual(['limit may be given once']);
+    expect(await refusal({ resource: ['a', 'b'], limit: ['1', '2'] })).toEqual(['resource may be given once', 'limit may be given once']);
+    expect(await pipe.transform({ action: ['read', 'rotate'], resource: 'a' }, query(FilterQuery))).toEqual({ action: ['read', 'rotate'], resource: 'a' });
+    // An undeclared parameter, repeated, is still only "not accepted" (its name is never repeated).
+    expect(await refusal({ secretish: ['a', 'b'] })).toEqual(['the query has a parameter that is not accepted']);
   });
 
   it('does not take the shortcut for an empty body', async () => {

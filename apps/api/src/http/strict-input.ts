@@ -124,6 +124,10 @@ class HostValidationPipe extends ValidationPipe {
       queryDtos.add(type);
       // Nest deletes these keys before the whitelist looks: refused here, as any undeclared parameter is, not ignored.
       if (value !== null && typeof value === 'object' && PROTOTYPE_KEYS.some((k) => Object.hasOwn(value, k))) throw new BadRequestException([UNKNOWN_QUERY_PARAMETER]);
+      // A repeated parameter arrives as an array: for one that takes a single value, its rules' messages ('must be a
+      // string', 'must be shorter than…') would not say what is wrong. Declared names only: they are public.
+      const repeated = repeatedSingleValued(type, value);
+      if (repeated.length > 0) throw new BadRequestException(repeated.map((name) => `${name} may be given once`));
     }
     if (metadata.type === 'query' && type && isEmptyObject(value) && this.toValidate(metadata)) {
       let accepts = this.acceptsEmpty.get(type);
@@ -143,6 +147,21 @@ class HostValidationPipe extends ValidationPipe {
 const queryDtos = new WeakSet<object>();
 const PROTOTYPE_KEYS = ['__proto__', 'constructor', 'prototype'];
 const UNKNOWN_QUERY_PARAMETER = 'the query has a parameter that is not accepted';
+
+/** Per query DTO: its declared fields that take one value (no `@IsArray()`, no rule with `each`). */
+const singleValuedFields = new WeakMap<Type<unknown>, ReadonlySet<string>>();
+
+function repeatedSingleValued(dto: Type<unknown>, query: unknown): string[] {
+  if (query === null || typeof query !== 'object') return [];
+  let single = singleValuedFields.get(dto);
+  if (single === undefined) {
+    const metadata = getMetadataStorage().getTargetValidationMetadatas(dto, '', true, false);
+    const lists = new Set(metadata.filter((m) => m.each === true || m.name === 'isArray').map((m) => m.propertyName));
+    single = new Set(metadata.map((m) => m.propertyName).filter((name) => !lists.has(name)));
+    singleValuedFields.set(dto, single);
+  }
+  return Object.keys(query).filter((name) => single.has(name) && Array.isArray((query as Record<string, unknown>)[name]));
+}
 
 function isEmptyObject(value: unknown): boolean {
   if (value === null || typeof value !== 'object') return false;
