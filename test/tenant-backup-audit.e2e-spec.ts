@@ -58,6 +58,32 @@ describe('tenant backup and restore failures in the audit log (SQLite, local vau
     for (const leak of [(error as Error).message, value]) expect(stored).not.toContain(leak);
   });
 
+  // A bundle made before connection ids under rotation-pending. / whsec-pending. were reserved may hold a tenant's own
+  // credential there. The store refuses it now: the restore threw 400 half way (what came before it written, the rest
+  // not), after a dry run that had promised a create.
+  it('a credential under a reserved connection id in a bundle is a conflict, with why, in the dry run and the restore; the rest is restored', async () => {
+    const ctx = { tenantId: `bk-x-${randomBytes(3).toString('hex')}`, actor: { id: 'ops' } };
+    const now = new Date().toISOString();
+    const one = (connectionId: string, value: string) => ({
+      integrationId: 'github', connectionId, type: CredentialType.API_KEY, valueStore: ValueStoreKind.ENVELOPE, status: 'active', tags: {}, expiresAt: null, createdAt: now, currentVersion: 1,
+      versions: [{ version: 1, value, expiresAt: null, createdAt: now, sourceVersion: null }],
+    });
+    const payload = {
+      credentials: [one('ci', `k-${randomBytes(12).toString('hex')}`), one('rotation-pending.ci', `k-${randomBytes(12).toString('hex')}`), one('deploy', `k-${randomBytes(12).toString('hex')}`)],
+      skipped: [],
+      policies: [],
+    } as unknown as BackupPayload;
+    const reserved = { connectionId: 'rotation-pending.ci', action: 'conflict', versions: 0, reason: expect.stringContaining('reserved') };
+    const dry = await service.restore(ctx, payload, { dryRun: true });
+    expect(dry.credentials).toEqual({ create: 2, append: 0, unchanged: 0, conflict: 1 });
+    expect(dry.items[1]).toMatchObject(reserved);
+    const done = await service.restore(ctx, payload, { dryRun: false });
+    expect(done.credentials).toEqual({ create: 2, append: 0, unchanged: 0, conflict: 1 });
+    expect(done.items[1]).toMatchObject(reserved);
+    const here = await host.app.get(CredentialsService).list(ctx, { includeInternal: true });
+    expect(here.items.map((c) => c.connectionId).sort()).toEqual(['ci', 'deploy']);
+  });
+
   it("a pending rotation value (minted, its write refused) is left out, with why: restored it would name a credential id the restore does not give, and nothing would ever write or delete it", async () => {
     const ctx = { tenantId: `bk-p-${randomBytes(3).toString('hex')}`, actor: { id: 'ops' } };
     const mintedValue = `pk_${randomBytes(16).toString('hex')}`;

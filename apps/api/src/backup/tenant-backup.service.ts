@@ -5,6 +5,7 @@ import {
   CredentialsService,
   CredentialStatus,
   CredentialType,
+  isReservedConnectionId,
   ValueStoreKind,
   type CredentialMetadata,
 } from '@app/credentials';
@@ -201,6 +202,8 @@ export class TenantBackupService {
   ): Promise<{ action: RestoreAction; versions: number; reason?: string; id?: string }> {
     const versions = [...c.versions].sort((a, b) => a.version - b.version);
     if (!current) {
+      // A bundle from before these ids were reserved: the store refuses them, which would stop the restore half way.
+      if (isReservedConnectionId(c.connectionId)) return { action: 'conflict', versions: 0, reason: 'its connection id is reserved for the internal credentials of the libs (rotation-pending., whsec-pending.): store it under another' };
       if (dryRun) return { action: 'create', versions: versions.length };
       // Every version in one commit: a restore interrupted here leaves the credential absent, never at an
       // earlier version of the backup (which the source had replaced).
