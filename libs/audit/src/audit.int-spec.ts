@@ -70,6 +70,17 @@ describe.each(DATABASE_KINDS)('AuditService on %s', (kind) => {
     await expect(h.audit.verify({ tenantId: t })).resolves.toMatchObject({ valid: true, checked: 2 });
   });
 
+  it('finds those rows by the text as it was given: a filter holding NUL or a lone surrogate is read as they were stored (it was a database error on PostgreSQL)', async () => {
+    const t = tenant();
+    const odd = 'cred-\u0000-\ud800-end';
+    await h.audit.record(event(t, { resource: odd, context: { tenantId: t, actor: { id: 'u\u0000' }, correlationId: 'req-\u0000' } }));
+    await h.audit.record(event(t, { resource: 'cred-plain' }));
+    await h.audit.flush();
+    for (const filter of [{ resource: odd }, { actorId: 'u\u0000' }, { correlationId: 'req-\u0000' }]) {
+      expect((await h.audit.query({ tenantId: t, ...filter })).items.map((i) => i.resource)).toEqual(['cred-\uFFFD-\uFFFD-end']);
+    }
+  });
+
   it('writes in the caller transaction: a rollback leaves neither the change nor its audit row', async () => {
     const t = tenant();
     await expect(
@@ -286,6 +297,7 @@ describe.each(DATABASE_KINDS)('AuditService on %s', (kind) => {
       await expect(h.audit.query({ tenantId: t1, cursor: nextCursor, order: 'asc' })).rejects.toBeInstanceOf(AuditQueryError);
       await expect(h.audit.query({ cursor: 'not-a-cursor' })).rejects.toMatchObject({ code: 5004 });
     });
+
   });
 
   it('detects repeated failures by one actor: emits one event and writes one suspicious_activity row per window', async () => {

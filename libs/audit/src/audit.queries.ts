@@ -4,6 +4,7 @@ import { AuditQueryError } from './errors/audit.errors';
 import { AuditQuery, AuditQueryPage } from './interfaces/audit-event.interface';
 import { decodeCursor, encodeCursor } from './internal/cursor';
 import { toView } from './internal/entry-view';
+import { storable } from './internal/sanitize-details';
 
 const MAX_LIMIT = 500;
 
@@ -56,7 +57,8 @@ export class AuditQueries {
 function text(field: string, value: unknown): string | undefined {
   if (value === undefined) return undefined;
   if (typeof value !== 'string' || !value) throw new AuditQueryError(`${field} must be a non-empty string`);
-  return value;
+  // As rows were stored (NUL and lone surrogates as U+FFFD): PostgreSQL cannot even compare a NUL.
+  return storable(value);
 }
 
 function list(field: 'action' | 'result', value: string | string[] | undefined): string[] | undefined {
