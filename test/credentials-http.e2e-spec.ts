@@ -1,6 +1,7 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import { getDataSourceToken } from '@nestjs/typeorm';
 import type { DataSource } from 'typeorm';
+import { CredentialsService, CredentialType } from '@app/credentials';
 import { DATABASE_KINDS } from '@app/testing';
 import { generateApiKey } from '../apps/api/src/auth/api-keys';
 import { startTestHost, TestHost } from './support/host';
@@ -157,6 +158,29 @@ describe.each(DATABASE_KINDS)('credentials HTTP API on %s', (kind) => {
       expect((await call(admin.key, 'GET', `/v1/credentials?connectionId=${connectionId}&includeInternal=true`)).body.items).toEqual([]);
     }
     expect((await call(admin.key, 'GET', '/v1/credentials/statistics?includeInternal=true')).body.total).toBe(before.body.total);
+  });
+
+  it("refuses a change of an internal credential (PATCH tags/expiry, rotate, rollback) with 400, changing nothing; delete is still the tenant's", async () => {
+    const target = await call(admin.key, 'POST', '/v1/credentials', { integrationId: 'github', connectionId: 'pending-target', type: 'api_key', value: secretValue() });
+    const tags = { 'cv.rotation.minted-for': target.body.id, 'cv.rotation.minted-based-on': '1' };
+    // Written as the Rotation lib keeps a pending rotation value.
+    const pending = await host.app
+      .get(CredentialsService)
+      .store({ tenantId: 'acme', actor: { id: 'system:rotation' } }, { integrationId: 'github', connectionId: `rotation-pending.${target.body.id}`, type: CredentialType.CUSTOM_SECRET, value: secretValue(), tags }, { internal: true });
+    const path = `/v1/credentials/${pending.id}`;
+    for (const [method, suffix, body] of [
+      ['PATCH', '', { tags: { ...tags, 'cv.rotation.minted-based-on': '2' } }],
+      ['PATCH', '', { expiresAt: '2099-01-01T00:00:00.000Z' }],
+      ['POST', '/rotate', { value: secretValue() }],
+      ['POST', '/rollback', { version: 1 }],
+    ] as const) {
+      const r = await call(admin.key, method, `${path}${suffix}`, body);
+      expect({ status: r.status, code: r.body.code }).toEqual({ status: 400, code: 2001 });
+      expect(r.body.message).toMatch(/reserved for the credentials the libs keep themselves: it can only be deleted or revoked/);
+    }
+    expect((await call(admin.key, 'GET', path)).body).toMatchObject({ rowVersion: pending.rowVersion, version: 1, tags, expiresAt: null });
+    expect((await call(admin.key, 'DELETE', path)).status).toBe(204);
+    expect((await call(admin.key, 'GET', path)).status).toBe(404);
   });
 
   it('rejects a malformed credential id with 400', async () => {

@@ -10,7 +10,7 @@ import type { CredentialVersionEntity } from './entities/credential-version.enti
 import { CredentialWriter } from './credential.writer';
 import { CredentialConflictError } from './errors/credential-errors';
 import { cacheKey, ownerOf, toMetadata } from './internal/credential-view';
-import { assertContext, loadLive } from './internal/guards';
+import { assertChangeable, assertContext, loadLive } from './internal/guards';
 import { CredentialRepository } from './persistence/credential.repository';
 import { CredentialVersionRepository, lastRevoked } from './persistence/credential-version.repository';
 import { CREDENTIAL_TAG, VaultValueStore } from './stores/vault-value-store';
@@ -96,6 +96,8 @@ export class CredentialRevoker {
     let enabled = false;
     for (let attempt = 1; ; attempt++) {
       const row = await loadLive(this.rows, ctx.tenantId, id);
+      // Before the vault: an internal row's revoke is not lifted (its status change would be refused after the vault's).
+      assertChangeable(row);
       // Not revoked (never, or rotated since): nothing to lift; the versions of an earlier revoke stay withdrawn.
       if (row.status !== CredentialStatus.REVOKED) {
         if (enabled) await this.setVaultVersionsEnabled(ctx, id, false);

@@ -19,7 +19,7 @@ import { CredentialChangeEventName, CredentialEventPublisher } from './events/cr
 import { CredentialEvents } from './events/credential-events';
 import { isReservedConnectionId, RESERVED_CONNECTION_MESSAGE } from './internal-credentials';
 import { cacheKey, detailsOf, ownerOf, pointerOf, storedCertificate, toMetadata } from './internal/credential-view';
-import { assertContext, assertType, assertWriteOptions, failureResult, loadLive, recordableId } from './internal/guards';
+import { assertChangeable, assertContext, assertType, assertWriteOptions, failureResult, loadLive, recordableId } from './internal/guards';
 import { valueHint } from './masking';
 import { assertValueCommitInTime, valueWriteStart } from './internal/value-commit-deadline';
 import { credentialSecretName } from './naming/vault-secret-name';
@@ -171,6 +171,7 @@ export class CredentialWriter {
       assertWriteOptions(options);
       if (options.expiresAt != null) assertDate(options.expiresAt, 'expiresAt');
       const { next } = await this.mutate(ctx, id, options, started, async (row) => {
+        assertChangeable(row);
         const validated = this.validateValue(row.type, value);
         const version = row.currentVersion + 1;
         const expiresAt = validated.expiresAt ?? options.expiresAt ?? null;
@@ -214,6 +215,7 @@ export class CredentialWriter {
       assertPositiveInt(toVersion, 'toVersion');
       if (toVersion > MAX_VERSION_NUMBER) throw new CredentialVersionNotFoundError(id, toVersion);
       const { next } = await this.mutate(ctx, id, options, started, async (row) => {
+        assertChangeable(row);
         // A revoked credential's value was withdrawn on purpose (a leak): only un-revoke lifts that.
         if (row.status === CredentialStatus.REVOKED) throw new CredentialRevokedError(id, REVOKED_WRITE_MESSAGE);
         const target = await this.versions.find(ctx.tenantId, id, toVersion);
@@ -268,7 +270,9 @@ export class CredentialWriter {
       }
       const changed = (['tags', 'expiresAt', 'status'] as const).filter((k) => input[k] !== undefined);
       if (changed.length === 0) throw new CredentialValidationError('nothing to update: give tags, expiresAt or status', 'input');
+      const revokeOnly = changed.length === 1 && input.status === CredentialStatus.REVOKED;
       const { next } = await this.mutate(ctx, id, input, started, async (row) => {
+        if (!revokeOnly) assertChangeable(row);
         // Lifting a revoke is `unrevoke` (CredentialRevoker: it re-enables the vault versions a revoke disabled).
         if (row.status === CredentialStatus.REVOKED && input.status !== undefined && input.status !== CredentialStatus.REVOKED && !lift.revoke) {
           throw new CredentialRevokedError(id, REVOKED_WRITE_MESSAGE);

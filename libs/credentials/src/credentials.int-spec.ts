@@ -295,6 +295,40 @@ describe.each(DATABASE_KINDS)('CredentialsModule on %s (emulator, real KeyVaultP
       const pending = await service.store(ctxA, { integrationId: 'reserved', connectionId: `rotation-pending.${target}`, type: CredentialType.CUSTOM_SECRET, value: secret() }, { internal: true });
       expect(pending.connectionId).toBe(`rotation-pending.${target}`);
     });
+
+    it("refuses every change of an internal credential but delete and revoke (tags, expiry, status, rotate, rollback, unrevoke), changing nothing", async () => {
+      const { id: target } = await service.store(ctxA, { integrationId: 'reserved-edit', connectionId: 'main', type: CredentialType.API_KEY, value: secret() });
+      const tags = { 'cv.rotation.minted-for': target, 'cv.rotation.minted-based-on': '1' };
+      const value = secret();
+      const pending = await service.store(ctxA, { integrationId: 'reserved-edit', connectionId: `rotation-pending.${target}`, type: CredentialType.CUSTOM_SECRET, value, tags }, { internal: true });
+      const setsBefore = setSecretCalls();
+      const versionsBefore = await countRows('cv_credential_versions');
+      const expectRefused = async (change: Promise<unknown>) => {
+        const refused = await rejection(change);
+        expect(refused).toBeInstanceOf(CredentialValidationError);
+        expect(refused).toMatchObject({ code: 2001, field: 'connectionId', message: expect.stringContaining('reserved') });
+        expect((refused as Error).message).not.toContain(pending.connectionId);
+      };
+      // A forged tag is what PendingRotationValues trusts: the version it was minted for.
+      await expectRefused(service.updateMetadata(ctxA, pending.id, { tags: { ...tags, 'cv.rotation.minted-based-on': '7' } }));
+      await expectRefused(service.updateMetadata(ctxA, pending.id, { expiresAt: new Date(clock.now().getTime() + DAY) }));
+      await expectRefused(service.updateMetadata(ctxA, pending.id, { status: CredentialStatus.NEEDS_REAUTH }));
+      await expectRefused(service.updateMetadata(ctxA, pending.id, { status: CredentialStatus.REVOKED, tags: {} }));
+      await expectRefused(service.rotate(ctxA, pending.id, secret()));
+      await expectRefused(service.rollback(ctxA, pending.id, 1));
+      const after = await service.getMetadata(ctxA, pending.id);
+      expect(after).toMatchObject({ rowVersion: pending.rowVersion, version: 1, tags, status: CredentialStatus.ACTIVE, expiresAt: pending.expiresAt });
+      expect((await service.get(ctxA, pending.id)).value).toBe(value);
+      expect(setSecretCalls()).toBe(setsBefore);
+      expect(await countRows('cv_credential_versions')).toBe(versionsBefore);
+      // Revoke (a status change to revoked alone, or `revoke`) and delete are still the tenant's to make; un-revoke is not.
+      expect((await service.updateMetadata(ctxA, pending.id, { status: CredentialStatus.REVOKED })).status).toBe(CredentialStatus.REVOKED);
+      await service.revoke(ctxA, pending.id);
+      await expectRefused(service.unrevoke(ctxA, pending.id));
+      expect((await service.getMetadata(ctxA, pending.id)).status).toBe(CredentialStatus.REVOKED);
+      await service.delete(ctxA, pending.id);
+      await expect(service.getMetadata(ctxA, pending.id)).rejects.toBeInstanceOf(CredentialNotFoundError);
+    });
   });
 
   describe('rotate, versions, rollback, compare-and-set', () => {

@@ -30,6 +30,13 @@ export function isReservedConnectionId(connectionId: string): boolean {
 export const RESERVED_CONNECTION_MESSAGE = `connectionId must not start with ${INTERNAL_PREFIX_LIST.join(' or ')}: reserved for the credentials the libs keep themselves`;
 
 /**
+ * Why a change of a credential under a reserved connection id is refused. Such a row is one of the libs' own (or a
+ * tenant's from before the reservation): its tags are what those libs trust (a pending value's `cv.rotation.minted-for`),
+ * so only a delete or a revoke of it is anyone else's to make.
+ */
+export const RESERVED_CREDENTIAL_CHANGE_MESSAGE = `the credential's connectionId starts with ${INTERNAL_PREFIX_LIST.join(' or ')}, reserved for the credentials the libs keep themselves: it can only be deleted or revoked`;
+
+/**
  * Whether a credential is one of the libs' internal ones, not one of the tenant's: `list`, `listExpiring`,
  * `statistics` and `listConnections` leave them out unless asked (`includeInternal`); they are read by id as any other.
  */

@@ -10,6 +10,7 @@ import {
   CredentialRevokedError,
   CredentialValidationError,
 } from '../errors/credential-errors';
+import { isReservedConnectionId, RESERVED_CREDENTIAL_CHANGE_MESSAGE } from '../internal-credentials';
 import type { CredentialRepository } from '../persistence/credential.repository';
 import { assertIdentifier, assertPositiveInt } from '../validation/identifiers';
 
@@ -45,6 +46,14 @@ export function assertType(type: unknown): asserts type is CredentialType {
 export function assertWriteOptions(options: WriteOptions): void {
   if (options?.expectedVersion !== undefined) assertPositiveInt(options.expectedVersion, 'expectedVersion');
   if (options?.inCommit !== undefined && typeof options.inCommit !== 'function') throw new CredentialValidationError('inCommit must be a function', 'inCommit');
+}
+
+/**
+ * Refuses a change (rotate, rollback, tags, expiry, a status other than revoked, un-revoke) of a row under a reserved
+ * connection id, before anything is written. No lib changes its internal rows but by delete and revoke, which stay open.
+ */
+export function assertChangeable(row: Pick<CredentialEntity, 'connectionId'>): void {
+  if (isReservedConnectionId(row.connectionId)) throw new CredentialValidationError(RESERVED_CREDENTIAL_CHANGE_MESSAGE, 'connectionId');
 }
 
 /** The tenant's live row, else CredentialNotFoundError — the same for a missing id, a deleted one and another tenant's. */

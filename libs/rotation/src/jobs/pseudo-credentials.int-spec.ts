@@ -58,12 +58,11 @@ describe('pseudo credentials and the rotation jobs (sqlite)', () => {
     clock.set(T0);
     const ctx = tenant();
     await s.policies.set(ctx, { level: 'tenant', rotation: 'manual', rotateAfterDays: 30, warnBeforeDays: 30 });
-    const pseudo = [
-      await s.credentials.store(ctx, { integrationId: 'acme', connectionId: `${PENDING_ROTATION_CONNECTION_PREFIX}${randomBytes(4).toString('hex')}`, type: CredentialType.CUSTOM_SECRET, value: secret(), valueStore: ValueStoreKind.ENVELOPE }, { internal: true }),
-      await s.credentials.store(ctx, { integrationId: 'acme', connectionId: `${WEBHOOK_STAGING_CONNECTION_PREFIX}${randomBytes(4).toString('hex')}`, type: CredentialType.CUSTOM_SECRET, value: secret(), valueStore: ValueStoreKind.ENVELOPE }, { internal: true }),
-    ];
-    // An expiry set on them (PATCH) is still not the tenant's business to be warned about.
-    for (const p of pseudo) await s.credentials.updateMetadata(ctx, p.id, { expiresAt: new Date(T0.getTime() + 40 * DAY) });
+    // An expiry on them (set before such a change was refused, say) is still not the tenant's business to be warned about.
+    const expiresAt = new Date(T0.getTime() + 40 * DAY);
+    for (const prefix of [PENDING_ROTATION_CONNECTION_PREFIX, WEBHOOK_STAGING_CONNECTION_PREFIX]) {
+      await s.credentials.store(ctx, { integrationId: 'acme', connectionId: `${prefix}${randomBytes(4).toString('hex')}`, type: CredentialType.CUSTOM_SECRET, value: secret(), valueStore: ValueStoreKind.ENVELOPE, expiresAt }, { internal: true });
+    }
     clock.set(new Date(T0.getTime() + 31 * DAY));
     await s.check.runOnce();
     await s.expiry.runOnce();
