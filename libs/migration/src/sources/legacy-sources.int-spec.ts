@@ -117,12 +117,20 @@ describe.each(['sqlite', 'postgres'] as const)('a legacy table the mapping does 
   it('names a missing table and a missing field column', async () => {
     await expect(new SqlLegacySource(legacy, { ...mapping, table: 'missing' }).count({})).rejects.toMatchObject({
       codeName: 'LEGACY_SOURCE',
-      message: expect.stringMatching(/the legacy table missing cannot be read \(\w+\): does it exist\? \(mapping\.table\)/),
+      message: expect.stringMatching(/the legacy table missing cannot be read \(\w+\): does it exist, and is the database reachable\? \(mapping\.table\)/),
     });
     const err = (await new SqlLegacySource(legacy, { ...mapping, createdAtColumn: null, expiresAtColumn: null, fields: { api_key: 'api_key', oauth_access_token: 'token_enc' } })
       .page({}, undefined, 10)
       .catch((e: unknown) => e)) as LegacySourceError;
     expect(err.message).toMatch(/no column api_key \(mapping\.fields\.api_key\), token_enc \(mapping\.fields\.oauth_access_token\)/);
+  });
+
+  it('a lost connection fails the diagnosing queries too: the message asks whether the database is reachable, not only whether the table exists', async () => {
+    const lost = await new DataSource(db.options).initialize();
+    await lost.destroy();
+    const err = (await new SqlLegacySource(lost, mapping).count({}).catch((e: unknown) => e)) as LegacySourceError;
+    expect(err).toBeInstanceOf(LegacySourceError);
+    expect(err.message).toMatch(/^the legacy table integrations cannot be read \(\w+\): does it exist, and is the database reachable\?/);
   });
 
   it("resolves the table as its queries do (the connection's search_path), whatever the DataSource's schema option", async () => {

@@ -98,7 +98,8 @@ export class SqlLegacySource implements LegacyCredentialSource {
     const from = `FROM ${this.q(m.table)} WHERE 1 = 0`;
     const fails = (sql: string) => this.db.query(sql).then(() => undefined, (e: unknown) => e ?? new Error('query failed'));
     const tableError = await fails(`SELECT 1 ${from}`);
-    if (tableError) return `the legacy table ${m.table} cannot be read (${(tableError as { code?: string }).code ?? (tableError as Error).name}): does it exist? (mapping.table)`;
+    // A lost connection fails this probe too: the message cannot tell a missing table from an unreachable database.
+    if (tableError) return `the legacy table ${m.table} cannot be read (${(tableError as { code?: string }).code ?? (tableError as Error).name}): does it exist, and is the database reachable? (mapping.table)`;
     const named: [string, string | null][] = [
       ['idColumn', m.idColumn],
       ['tenantColumn', m.tenantColumn],
