@@ -72,3 +72,23 @@ describe('pseudo credentials and the rotation jobs (sqlite)', () => {
     expect(await s.moduleRef.get(RotationQueries).upcomingExpiries(ctx)).toEqual([]);
   });
 });
+
+describe('pseudo credentials and a rotation asked for by id (sqlite)', () => {
+  let mints = 0;
+  const handler = { mint: async () => ((mints += 1), { value: `pk_${randomBytes(16).toString('hex')}` }) };
+  const s = useRotationStack('sqlite', { clock: new ManualClock(T0), module: { handlers: [{ integrationId: 'acme', handler }] } });
+
+  it("refuses to rotate one (any integration's handler would mint a live key nobody owns) before anything is minted or written", async () => {
+    const ctx: OperationContext = { tenantId: `pseudo_${randomBytes(3).toString('hex')}`, actor: { id: 'user:alice' } };
+    await withEnvelopeDataKey(s, ctx);
+    const cred = await s.credentials.store(ctx, { integrationId: 'acme', connectionId: 'c1', type: CredentialType.API_KEY, value: `k-${randomBytes(12).toString('hex')}` });
+    const pending = await keepPendingValue(s, ctx, cred.id);
+    const staged = await s.credentials.store(ctx, { integrationId: 'acme', connectionId: `${WEBHOOK_STAGING_CONNECTION_PREFIX}${randomBytes(4).toString('hex')}`, type: CredentialType.CUSTOM_SECRET, value: 'whsec_x', valueStore: ValueStoreKind.ENVELOPE }, { internal: true });
+    const before = mints;
+    for (const id of [pending.pendingCredentialId, staged.id]) {
+      await expect(s.rotation.rotate(ctx, id)).rejects.toMatchObject({ code: 2001, field: 'connectionId' });
+      expect((await s.credentials.getMetadata(ctx, id)).version).toBe(1);
+    }
+    expect(mints - before).toBe(0);
+  });
+});
