@@ -162,6 +162,17 @@ describe.each(DATABASE_KINDS)('notifications on %s', (kind: TestDatabaseKind) =>
     expect((await settings.get(ctx)).rowVersion).toBe(2);
   });
 
+  it('an e-mail recipient holding a control character (NUL, C0, DEL, C1) or a lone surrogate is refused and nothing is stored; accented and astral ones are kept', async () => {
+    const ctx = ctxOf('settings-email-text');
+    await settings.update(ctx, { emailRecipients: ['ops@example.test'] });
+    for (const bad of ['a\u0000b@example.test', '\u0000@example.test', 'a\u0001@example.test', 'a\u007f@example.test', 'a\u0085@example.test', 'a\ud800@example.test', '\udc00x@example.test']) {
+      expect({ bad, error: await rejection(settings.update(ctx, { emailRecipients: ['sec@example.test', bad] })) }).toEqual({ bad, error: expect.any(NotificationSettingsInvalidError) });
+    }
+    expect(await settings.get(ctx)).toMatchObject({ emailRecipients: ['ops@example.test'], rowVersion: 1 });
+    const kept = await settings.update(ctx, { emailRecipients: ['zoë@example.test', '\u{1F600}ops@example.test'] });
+    expect(kept.settings.emailRecipients).toEqual(['zoë@example.test', '\u{1F600}ops@example.test']);
+  });
+
   it('concurrent updates: a stale one writes nothing (no secret rotated), unconditional ones apply one after another', async () => {
     const ctx = ctxOf('settings-race');
     const first = await settings.update(ctx, { webhookUrl: `${receiver.url}/settings-race` });
