@@ -247,6 +247,16 @@ describe.each(DATABASE_KINDS)('OAuthRefreshModule on %s with a real OAuth server
     expect((await stack.oauth.getAccessToken(ctx, 'acme-idp', connectionId)).accessToken).toBe(fresh.accessToken);
   });
 
+  it('reportTokenRejected with a rejected token that is not a string (null from a JSON body) is a validation error: no refresh, the token is still served', async () => {
+    const { connectionId, initial } = await connect();
+    for (const notAToken of [null, 42, { token: initial.access_token }]) {
+      const e = await rejection(stack.oauth.reportTokenRejected(ctx, 'acme-idp', connectionId, notAToken as unknown as string));
+      expect({ notAToken, e }).toEqual({ notAToken, e: expect.objectContaining({ codeName: 'OAUTH_REFRESH_VALIDATION', field: 'rejectedAccessToken' }) });
+    }
+    expect(stack.server.refreshCalls).toBe(0);
+    expect((await stack.oauth.getAccessToken(ctx, 'acme-idp', connectionId)).accessToken).toBe(initial.access_token);
+  });
+
   it('the proactive job refreshes every token entering its window in one run, and nothing else', async () => {
     // Fresh connections only: expire everything older first so they are not in the window.
     const conns = await Promise.all(Array.from({ length: 5 }, () => connect()));

@@ -155,6 +155,10 @@ export class OAuthRefreshService {
    */
   async reportTokenRejected(ctx: OperationContext, integrationId: string, connectionId: string, rejectedAccessToken?: string): Promise<AccessTokenResult> {
     this.assertArgs(ctx, integrationId, connectionId);
+    // Checked before any work: null (a JSON body's `"accessToken": null`) reached the hash as a TypeError, a 500.
+    if (rejectedAccessToken !== undefined && typeof rejectedAccessToken !== 'string') {
+      throw new OAuthRefreshValidationError('rejectedAccessToken must be the access token as a string, or left out', 'rejectedAccessToken');
+    }
     const provider = this.registry.get(ctx.tenantId, integrationId);
     const tokens = await this.loadShared(ctx, integrationId, connectionId);
     const access = requireUsable(tokens, integrationId, connectionId);
