@@ -10,7 +10,7 @@ import { bounded, Examples, info, type PartResult } from './report';
 
 /**
  * Bad input: generated requests (fast-check) over every route of the running host's OpenAPI document —
- * malformed ids, query values, bodies, content types and credentials, plus the shapes a client gets
+ * malformed ids, query values, bodies, headers, content types and credentials, plus the shapes a client gets
  * wrong in practice (huge bodies, bad cursors, oversized batches, stale expectedVersion, malformed
  * certificates). The host must never answer 5xx, answer every 4xx in the documented shape without
  * repeating input, and change nothing (state tables and vault contents compared around each refusal).
@@ -25,6 +25,8 @@ export interface FuzzRequest {
   body?: Buffer;
   contentType?: string;
   auth: 'valid' | 'none' | 'invalid';
+  /** Headers besides the API key and content type. */
+  headers?: Record<string, string>;
   secured: boolean;
   /** Which generator made it (for the per-kind counts). */
   kind: string;
@@ -35,6 +37,16 @@ export interface Existing {
   ids: string[];
 }
 
+/**
+ * The fuzz host's OAuth provider and its seeded connection: without a provider every OAuth route answers 404 before
+ * reading its body. Its client secret is no stored credential and its token endpoint a closed port, so a forced
+ * refresh fails in the host (a 4xx) and never leaves the machine.
+ */
+const OAUTH_INTEGRATION = 'fuzz';
+const OAUTH_CONNECTION = 'c-oauth';
+const oauthProviders = (tenantId: string) =>
+  JSON.stringify([{ integrationId: OAUTH_INTEGRATION, tokenEndpoint: 'http://127.0.0.1:9/token', clientId: 'fuzz', clientSecret: { credentialId: randomUUID(), tenantId }, allowInsecureRequests: true }]);
+
 // ───────────────────────────── generators ─────────────────────────────
 
 /** encodeURIComponent throws on a lone surrogate: send U+FFFD there (raw bad escapes come from `badEscape`). */
@@ -42,7 +54,12 @@ const encode = (s: string) => encodeURIComponent(s.replace(/[\uD800-\uDFFF]/gu, 
 /** Percent escapes that are not UTF-8 or not escapes at all. */
 const badEscape = fc.constantFrom('%FF', '%E0%A4%A', '%', '%zz', '%C0%AF', '%00').map((e) => `${e}${MARK}`);
 
-/** Any text, marked: a lone surrogate, NUL and control characters and astral characters included. */
+/** Text that looks harmless and is not: BOM, bidi override, zero-width joiners, line separators, combining and decomposed forms, noncharacters, astral, NEL, case-mapping traps. */
+const oddUnicode = fc.constantFrom('\uFEFF', '\u202E', '\u200B\u200D', '\u2028', '\u2029', 'e\u0301', '\uFFFF', '\uFFFE', '\u{10FFFF}', '\u{1F600}', '\u0085', '\u00A0', '\u0130', 'ß', '\u0000\u{1F600}');
+/** Longer than a column: one past each varchar limit of the schemas (128, 256, 512, 2048) and beyond, ASCII, 2-byte, astral or NUL. */
+const longText = fc.tuple(fc.constantFrom(129, 257, 513, 2049, 9000), fc.constantFrom('a', 'é', '\u{1F600}', '\u0000')).map(([n, c]) => c.repeat(n));
+
+/** Any text, marked: a lone surrogate, NUL and control characters, astral and odd characters, over-long strings included. */
 const anyText = fc
   .tuple(
     fc.oneof(
@@ -50,15 +67,20 @@ const anyText = fc
       fc.string({ unit: 'binary', maxLength: 12 }),
       fc.string({ unit: fc.integer({ min: 0xd800, max: 0xdfff }).map((c) => String.fromCharCode(c)), maxLength: 3 }),
       fc.constantFrom('\u0000', '%00', '../', '0x10', '1e3', '-1', ' ', '\n', '__proto__', 'constructor'),
+      fc.array(oddUnicode, { minLength: 1, maxLength: 3 }).map((a) => a.join('')),
+      longText,
     ),
     fc.boolean(),
   )
   .map(([s, before]) => (before ? `${MARK}${s}` : `${s}${MARK}`));
 
+/** Integers past what a column holds: int4 and uint32 bounds, the largest safe integer (the DTOs' maximum). */
+const wideInts = [2 ** 31, -(2 ** 31) - 1, 2 ** 32, 2 ** 32 + 1, Number.MAX_SAFE_INTEGER];
+
 /** Values a documented field may be sent with: wrong types, edge numbers, odd dates and strings. */
 const fieldValue = fc.oneof(
   anyText,
-  fc.constantFrom(true, false, null, 0, -1, 1.5, 1e308, -0, 2 ** 53, -(2 ** 63), '', '2030-01-01T00:00:00Z', '2030-02-30T00:00:00Z', 'api_key', 'revoked', 'vault'),
+  fc.constantFrom(true, false, null, 0, -1, 1.5, 1e308, -0, 2 ** 53, -(2 ** 63), ...wideInts, '', '2030-01-01T00:00:00Z', '2030-02-30T00:00:00Z', 'api_key', 'revoked', 'vault'),
   fc.array(anyText, { maxLength: 3 }),
   fc.dictionary(anyText, anyText, { maxKeys: 3 }),
   fc.integer(),
@@ -67,7 +89,7 @@ const fieldValue = fc.oneof(
 const pathSegment = (name: string, existing: Existing) => {
   const malformed = fc.oneof(anyText.map(encode), badEscape);
   if (name === 'id') return fc.oneof(fc.constantFrom(...existing.ids), fc.constant(randomUUID()), malformed, fc.constantFrom('not-a-uuid', '00000000-0000-0000-0000-000000000000', randomUUID().toUpperCase()));
-  if (name === 'version') return fc.oneof(fc.constantFrom('1', '2', '0', '-1', '0x1', '1e0', '99999999999999999999', '1.0', '9007199254740993'), malformed);
+  if (name === 'version') return fc.oneof(fc.constantFrom('1', '2', '0', '-1', '0x1', '1e0', '99999999999999999999', '1.0', '9007199254740993', ...wideInts.map(String)), malformed);
   return fc.oneof(fc.constantFrom('fuzz', 'github', 'c-api_key', 'a'.repeat(129), 'a'.repeat(5000)), malformed);
 };
 
@@ -89,11 +111,25 @@ const queryString = (names: string[]) =>
     .array(
       fc.tuple(
         fc.oneof(fc.constantFrom(...(names.length ? names : ['limit'])), anyText.map(encode)),
-        fc.oneof(anyText.map(encode), badEscape, badCursor, fc.constantFrom('', '0x10', '1e1', '-1', '-9999999999', '99999999999999999999', 'true', '1', '2030-01-01T00%3A00%3A00Z%00')),
+        fc.oneof(anyText.map(encode), badEscape, badCursor, fc.constantFrom('', '0x10', '1e1', '-1', '-9999999999', '99999999999999999999', 'true', '1', '2030-01-01T00%3A00%3A00Z%00', ...wideInts.map(String))),
       ),
       { maxLength: 3 },
     )
     .map((pairs) => (pairs.length ? `?${pairs.map(([k, v]) => `${k}=${v}`).join('&')}` : ''));
+
+/**
+ * Headers the host reads (request id, trace context, user agent — kept in audit rows —, the webhook signature trio,
+ * content encoding) with values fetch can send: Latin-1 (no NUL, CR, LF; fetch refuses those), over-long (past
+ * 16 KB too), numbers out of range. A marked value also carries a `/`, so no x-request-id is well-formed (the
+ * host echoes a well-formed one by design).
+ */
+const HEADER_NAMES = ['user-agent', 'x-request-id', 'traceparent', 'tracestate', 'baggage', 'webhook-id', 'webhook-timestamp', 'webhook-signature', 'content-encoding', 'accept', 'accept-encoding', 'x-forwarded-for'];
+const latin1 = fc.string({ unit: fc.integer({ min: 0x20, max: 0xff }).filter((c) => c !== 0x7f).map((c) => String.fromCharCode(c)), maxLength: 16 });
+const headerValue = fc.oneof(
+  fc.oneof(latin1, fc.constantFrom('v1,', `v1,${'A'.repeat(4000)}`, 'é'.repeat(600), 'x'.repeat(9000), 'x'.repeat(17_000))).map((v) => `${MARK}/${v}`),
+  fc.constantFrom('99999999999999999999', '-1', '0', '2147483648', '1e3', 'gzip', 'br', 'deflate', 'identity', '00-00000000000000000000000000000000-0000000000000000-00', '*/*;q=2'),
+);
+const headerSet = fc.array(fc.tuple(fc.constantFrom(...HEADER_NAMES), headerValue), { maxLength: 2 }).map((pairs) => Object.fromEntries(pairs));
 
 type Payload = { body: Buffer | undefined; contentType: string | undefined; kind: string };
 const json = (v: unknown, kind: string): Payload => ({ body: Buffer.from(JSON.stringify(v) ?? 'null'), contentType: 'application/json', kind });
@@ -110,8 +146,12 @@ const malformedPem = fc.oneof(
   ),
 );
 
+/** Explicit nulls in documented fields: `@IsOptional()` lets null through to the service as if it were a value. */
+const nulls = (fields: string[]) => fc.subarray(fields, { minLength: 1 }).map((keys) => Object.fromEntries(keys.map((k) => [k, null])));
+
 const bodyArbitrary = (fields: string[]) =>
   fc.oneof(
+    nulls(fields.length ? fields : ['value']).map((v) => json(v, 'nulls')),
     // documented fields with wrong values, and unknown fields
     fc
       .tuple(fc.subarray(fields.length ? fields : ['value']), fc.array(fieldValue, { minLength: 8, maxLength: 8 }), fc.dictionary(anyText, fieldValue, { maxKeys: 2 }))
@@ -135,7 +175,7 @@ function targeted(existing: Existing): fc.Arbitrary<FuzzRequest> {
   const req = (method: string, path: string, p: Payload): FuzzRequest => ({ method, path, body: p.body, contentType: p.contentType, auth: 'valid', secured: true, kind: p.kind });
   return fc.oneof(
     // stale expectedVersion: every seeded credential is at row version ≥ 2
-    fc.tuple(id, fc.constantFrom('rotate', 'patch', 'rollback', 'delete'), fc.constantFrom(1, 0, -1)).map(([i, op, v]) =>
+    fc.tuple(id, fc.constantFrom('rotate', 'patch', 'rollback', 'delete'), fc.constantFrom(1, 0, -1, ...wideInts)).map(([i, op, v]) =>
       op === 'rotate'
         ? req('POST', `/v1/credentials/${i}/rotate`, json({ value: `${MARK}-stale`, expectedVersion: v }, 'stale-version'))
         : op === 'patch'
@@ -157,6 +197,18 @@ function targeted(existing: Existing): fc.Arbitrary<FuzzRequest> {
     // bad cursors and numbers on the list routes
     fc.tuple(badCursor, fc.constantFrom('/v1/credentials', '/v1/audit')).map(([c, p]) => req('GET', `${p}?cursor=${c}`, { body: undefined, contentType: undefined, kind: 'bad-cursor' })),
     fc.constantFrom('-1', '0', '501', '1e2', '99999999999999999999', '1.5').map((n) => req('GET', `/v1/credentials?limit=${n}`, { body: undefined, contentType: undefined, kind: 'bad-number' })),
+    // the seeded OAuth connection: a token response or a rejected-token report with wrong values
+    fc
+      .tuple(
+        fc.constantFrom('tokens', 'token-rejected'),
+        fc.oneof(
+          fc.record({ access_token: fieldValue, refresh_token: fieldValue, expires_in: fieldValue, token_type: fieldValue, scope: fieldValue }, { requiredKeys: [] }),
+          fc.record({ accessToken: fieldValue }),
+          fc.dictionary(anyText, fieldValue, { maxKeys: 3 }),
+          nulls(['access_token', 'refresh_token', 'expires_in', 'token_type', 'scope', 'accessToken']),
+        ),
+      )
+      .map(([route, body]) => req('POST', `/v1/oauth/connections/${OAUTH_INTEGRATION}/${OAUTH_CONNECTION}/${route}`, json(body, 'oauth'))),
   );
 }
 
@@ -168,13 +220,15 @@ export function requestArbitrary(operations: Operation[], existing: Existing): f
         query: queryString(op.query),
         payload: op.method === 'GET' ? fc.constant<Payload>({ body: undefined, contentType: undefined, kind: 'query' }) : bodyArbitrary(op.bodyFields),
         auth: fc.constantFrom<FuzzRequest['auth']>('valid', 'valid', 'valid', 'valid', 'none', 'invalid'),
+        headers: headerSet,
       })
-      .map(({ segments, query, payload, auth }) => ({
+      .map(({ segments, query, payload, auth, headers }) => ({
         method: op.method,
         path: `${fillPath(op, segments as string[])}${query}`,
         body: payload.body,
         contentType: payload.contentType,
         auth,
+        headers,
         secured: op.secured,
         kind: payload.kind,
       })),
@@ -198,7 +252,7 @@ export async function badInput(p: Profile, o: BadInputOptions = {}): Promise<Par
   const perDb = Math.ceil(p.badInput.requests / p.badInput.databases.length);
   for (const kind of p.badInput.databases) {
     const key = tenantKey('fuzz-admin', 'acme');
-    const host = await startTestHost(kind, { AUTH_API_KEYS: JSON.stringify([key.entry]), ...QUIET_HOST_ENV });
+    const host = await startTestHost(kind, { AUTH_API_KEYS: JSON.stringify([key.entry]), OAUTH_PROVIDERS: oauthProviders('acme'), ...QUIET_HOST_ENV });
     try {
       const call = apiClient(host.baseUrl, key.key);
       const operations = await fetchOperations(host.baseUrl);
@@ -212,6 +266,9 @@ export async function badInput(p: Profile, o: BadInputOptions = {}): Promise<Par
         if (rotated.status !== 200) throw new Error(`seeding: ${rotated.status} ${rotated.text}`);
         existing.ids.push(res.body.id as string);
       }
+      const tokens = { access_token: `at-${randomBytes(16).toString('hex')}`, refresh_token: `rt-${randomBytes(16).toString('hex')}`, expires_in: 3600, token_type: 'Bearer' };
+      const oauth = await call('POST', `/v1/oauth/connections/${OAUTH_INTEGRATION}/${OAUTH_CONNECTION}/tokens`, tokens);
+      if (oauth.status !== 201) throw new Error(`seeding: ${oauth.status} ${oauth.text}`);
       const hit = new Set<string>();
       const samples = fc.sample(requestArbitrary(operations, existing), { numRuns: perDb, seed: seed + (kind === 'postgres' ? 1 : 0) });
       for (const req of samples) {
@@ -220,20 +277,22 @@ export async function badInput(p: Profile, o: BadInputOptions = {}): Promise<Par
         const op = operations.find((o) => o.method === req.method && new RegExp(`^${o.path.replace(/\{\w+\}/g, '[^/]*')}(\\?|$)`).test(req.path));
         if (op) hit.add(`${op.method} ${op.path}`);
         const before = await stateSnapshot(host.app);
-        const headers: Record<string, string> = {};
+        const headers: Record<string, string> = { ...req.headers };
         if (req.auth === 'valid') headers['x-api-key'] = key.key;
         if (req.auth === 'invalid') headers['x-api-key'] = `cvk_${MARK}_x`;
         if (req.contentType !== undefined) headers['content-type'] = req.contentType;
         const res = await fetch(`${host.baseUrl}${req.path}`, { method: req.method, headers, body: req.body, signal: AbortSignal.timeout(30_000) });
         const text = await res.text();
-        const where = `${kind} ${req.kind} ${req.method} ${req.path.slice(0, 120)} → ${res.status} ${text.slice(0, 160)}`;
+        const shownHeaders = Object.entries(req.headers ?? {}).map(([k, v]) => `${k}: ${v.slice(0, 40)}`).join(', ');
+        const where = `${kind} ${req.kind} ${req.method} ${req.path.slice(0, 120)}${shownHeaders ? ` [${shownHeaders}]` : ''} → ${res.status} ${text.slice(0, 160)}`;
         if (res.status >= 500) {
           totals.fiveXx++;
           examples.add(`5xx: ${where}`);
         }
         // Refused before authentication, doing no work: a URL the router cannot match or that does not decode
-        // (bad percent-encoding in the path or query, an over-long segment) and a body over the limit (413 from its length, never read).
-        const routingError = res.status === 414 || res.status === 413 || (res.status === 400 && text.includes('the request URL is not valid'));
+        // (bad percent-encoding in the path or query, an over-long segment), a body over the limit (413 from its length, never read)
+        // and a request line and headers over 16 KB (431 from Node's parser: no header was read).
+        const routingError = res.status === 414 || res.status === 413 || res.status === 431 || (res.status === 400 && text.includes('the request URL is not valid'));
         if (req.secured && req.auth !== 'valid' && res.status !== 401 && !routingError) {
           totals.notUnauthorized++;
           examples.add(`not 401 without valid credentials: ${where}`);
@@ -270,7 +329,7 @@ export async function badInput(p: Profile, o: BadInputOptions = {}): Promise<Par
     part: 'Bad input',
     profile: p.name,
     method:
-      'fast-check generates requests over every route of the running host\'s OpenAPI document (so routes added later are covered): malformed path ids (bad escapes, lone surrogates, NUL, over-long), query values and cursors, bodies with wrong types, missing and extra fields, any JSON, nesting up to 20,000 levels, bodies over the 256 KB limit and values over 25 KB, bytes that are not JSON or UTF-8, other content types, no or a forged API key; plus well-formed requests a client gets wrong: stale `expectedVersion` on rotate/patch/rollback/delete, delete batches over 500 ids or with one bad id, malformed PEM certificates and keys, bad `limit`s. Each refused request is bracketed by a snapshot of the state tables (every row) and of the vault (every secret version): they must be equal. Every generated string carries a marker that no response or log line may repeat.',
+      'fast-check generates requests over every route of the running host\'s OpenAPI document (so routes added later are covered): malformed path ids (bad escapes, lone surrogates, NUL, over-long), query values and cursors, bodies with wrong types, explicit nulls, missing and extra fields, strings past each column\'s length, BOM / bidi / zero-width / noncharacters, integers past int4 and up to 2^53 − 1, any JSON, nesting up to 20,000 levels, bodies over the 256 KB limit and values over 25 KB, bytes that are not JSON or UTF-8, other content types, no or a forged API key, odd, over-long or out-of-range values of the headers the host reads (request id, trace context, user agent, webhook signature, content encoding); plus well-formed requests a client gets wrong: stale `expectedVersion` on rotate/patch/rollback/delete, delete batches over 500 ids or with one bad id, malformed PEM certificates and keys, bad `limit`s, token responses and rejected-token reports with wrong values on a seeded OAuth connection (the host registers a provider, so the OAuth routes read their bodies). Each refused request is bracketed by a snapshot of the state tables (every row) and of the vault (every secret version): they must be equal. Every generated string carries a marker that no response or log line may repeat.',
     ran: `${totals.requests} requests (seed ${seed}) over ${totals.routes} routes on ${p.badInput.databases.join(' and ')} (a host per database, SQLite file / PostgreSQL schema, its own local vault); by generator: ${Object.entries(kinds).map(([k, n]) => `${k} ${n}`).join(', ')}.`,
     figures: [
       info('requests', totals.requests),
