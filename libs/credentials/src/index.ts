@@ -15,7 +15,7 @@ export {
   ValueStoreKind,
 } from './credential-type';
 export type * from './credential.types';
-export { INTERNAL_CONNECTION_PREFIXES, INTERNAL_CREDENTIAL_TYPE, isInternalCredential, isReservedConnectionId, RESERVED_CONNECTION_MESSAGE } from './internal-credentials';
+export { assertChangeableCredential, INTERNAL_CONNECTION_PREFIXES, INTERNAL_CREDENTIAL_TYPE, isInternalCredential, isReservedConnectionId, RESERVED_CONNECTION_MESSAGE } from './internal-credentials';
 export {
   CredentialErrorCode,
   CREDENTIAL_ERROR_HTTP_STATUS,

@@ -1,4 +1,5 @@
 import { CredentialType } from './credential-type';
+import { CredentialValidationError } from './errors/credential-errors';
 
 /**
  * Connection id prefixes reserved for the libs built on this one, which keep values of their own among a tenant's
@@ -44,3 +45,11 @@ export function isInternalCredential(c: { type: CredentialType; connectionId: st
   return c.type === INTERNAL_CREDENTIAL_TYPE && isReservedConnectionId(c.connectionId);
 }
 
+/**
+ * Refuses a change (rotate, rollback, tags, expiry, a status other than revoked, un-revoke) of a credential under a
+ * reserved connection id, before anything is written — and before a rotation handler mints (the Rotation lib). No lib
+ * changes its internal rows but by delete and revoke, which stay open.
+ */
+export function assertChangeableCredential(c: { connectionId: string }): void {
+  if (isReservedConnectionId(c.connectionId)) throw new CredentialValidationError(RESERVED_CREDENTIAL_CHANGE_MESSAGE, 'connectionId');
+}

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { Inject, Injectable, Logger, Optional } from '@nestjs/common';
 import { AuditAction, auditErrorCode, AuditResult, AuditService } from '@app/audit';
 import { Clock, DistributedLock, isVaultRefusal, Outbox, TransactionRunner, prefixedLockKey, type OperationContext } from '@app/common';
-import { CredentialConflictError, CredentialsService, CredentialType, CredentialValidationError, isReservedConnectionId, RESERVED_CONNECTION_MESSAGE, type CredentialMetadata } from '@app/credentials';
+import { assertChangeableCredential, CredentialConflictError, CredentialsService, CredentialType, type CredentialMetadata } from '@app/credentials';
 import { NoRotationHandlerError, RotationFailedError, RotationInProgressError, RotationValidationError } from './errors/rotation.errors';
 import type { MintedValue } from './handlers/rotation-handler';
 import { RotationHandlerRegistry } from './handlers/rotation-handler.registry';
@@ -81,7 +81,7 @@ export class RotationService {
       const before = await this.credentials.getMetadata(ctx, credentialId);
       // The lib's own rows (a pending value, a staged webhook secret) take no rotation: the Credentials lib would refuse
       // the write, but only after a handler minted a value (a live key at the provider nobody owns).
-      if (isReservedConnectionId(before.connectionId)) throw new CredentialValidationError(RESERVED_CONNECTION_MESSAGE, 'connectionId');
+      assertChangeableCredential(before);
       // A stale expectedVersion is refused before a value is minted: a handler may already change it at the provider.
       if (options.expectedVersion !== undefined && options.expectedVersion !== before.rowVersion) {
         throw new CredentialConflictError(credentialId, options.expectedVersion, before.rowVersion);

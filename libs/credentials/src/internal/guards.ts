@@ -10,7 +10,6 @@ import {
   CredentialRevokedError,
   CredentialValidationError,
 } from '../errors/credential-errors';
-import { isReservedConnectionId, RESERVED_CREDENTIAL_CHANGE_MESSAGE } from '../internal-credentials';
 import type { CredentialRepository } from '../persistence/credential.repository';
 import { assertIdentifier, assertPositiveInt } from '../validation/identifiers';
 
@@ -48,13 +47,8 @@ export function assertWriteOptions(options: WriteOptions): void {
   if (options?.inCommit !== undefined && typeof options.inCommit !== 'function') throw new CredentialValidationError('inCommit must be a function', 'inCommit');
 }
 
-/**
- * Refuses a change (rotate, rollback, tags, expiry, a status other than revoked, un-revoke) of a row under a reserved
- * connection id, before anything is written. No lib changes its internal rows but by delete and revoke, which stay open.
- */
-export function assertChangeable(row: Pick<CredentialEntity, 'connectionId'>): void {
-  if (isReservedConnectionId(row.connectionId)) throw new CredentialValidationError(RESERVED_CREDENTIAL_CHANGE_MESSAGE, 'connectionId');
-}
+// Refuses a change of a row under a reserved connection id (internal-credentials.ts); the Rotation lib calls it too.
+export { assertChangeableCredential as assertChangeable } from '../internal-credentials';
 
 /** The tenant's live row, else CredentialNotFoundError — the same for a missing id, a deleted one and another tenant's. */
 export async function loadLive(rows: CredentialRepository, tenantId: string, id: string): Promise<CredentialEntity> {
