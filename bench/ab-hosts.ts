@@ -6,13 +6,18 @@
  * where successive single runs differ by ±10–40% on this VM.
  *
  *   npm run build (in each checkout) && node dist/bench/ab-hosts.js <checkout A> <checkout B>
- *     [--route value|metadata|live] [--pairs 12] [--seconds 2] [--database sqlite|postgres]
+ *     [--route value|metadata|live] [--pairs 12] [--seconds 2] [--database sqlite|postgres] [--b-audit noop]
+ *     [--b-audit-indexes chain]
  *
  * A checkout is a directory with its own `dist/` (a `git worktree` or clone, built). Its host starts from its own
  * `dist/bench/support/server-main.js`, so both sides run their own code with this checkout's load generator.
  *
  * `--b-audit noop`: B is its checkout's host with a no-op audit (give one checkout twice): the audit's overhead
  * measured in pairs, where http-read's rounds of 5 s one after the other spread over tens of points on this VM.
+ *
+ * `--b-audit-indexes chain|no-resource|…` (bench/support/audit-index-sets): B's host, once migrated, has the audit
+ * table's query indexes changed so — what a choice of query indexes would give over HTTP (BENCHMARKS, "Twelfth
+ * round"). With `--b-audit noop` it applies to A's host instead (B then has no audit table to change).
  */
 import 'reflect-metadata';
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -20,6 +25,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { generateApiKey } from '../apps/api/src/auth/api-keys';
+import { INDEX_SETS, isIndexSet } from './support/audit-index-sets';
 import { autocannon } from './support/autocannon';
 import { BENCH_POSTGRES_URL, dropSchema, freshSchema } from './support/postgres';
 import type { ServerProcess as ServerProcessType, ServerSpec } from './support/server-process';
@@ -46,10 +52,14 @@ async function main(): Promise<void> {
       seconds: { type: 'string', default: '2' },
       database: { type: 'string', default: 'sqlite' },
       'b-audit': { type: 'string', default: 'real' },
+      'b-audit-indexes': { type: 'string', default: 'all' },
     },
   });
-  if (positionals.length !== 2) throw new Error('usage: ab-hosts <checkout A> <checkout B> [--route value|metadata|live] [--pairs N] [--seconds S] [--database sqlite|postgres] [--b-audit real|noop]');
+  if (positionals.length !== 2) throw new Error('usage: ab-hosts <checkout A> <checkout B> [--route value|metadata|live] [--pairs N] [--seconds S] [--database sqlite|postgres] [--b-audit real|noop] [--b-audit-indexes all|chain|no-…]');
   if (values['b-audit'] !== 'real' && values['b-audit'] !== 'noop') throw new Error('--b-audit is real or noop');
+  const auditIndexes = values['b-audit-indexes'];
+  if (!isIndexSet(auditIndexes)) throw new Error(`--b-audit-indexes takes ${INDEX_SETS.join(', ')}`);
+  const changedHost = values['b-audit'] === 'noop' ? 0 : 1;
   const route = values.route as 'value' | 'metadata' | 'live';
   const seconds = Number(values.seconds);
   const checkouts = positionals.map((p) => resolve(p));
@@ -74,6 +84,7 @@ async function main(): Promise<void> {
         apiKeyEntry: JSON.stringify(key.entry),
         apiKey: key.key,
         database: schema ? { type: 'postgres', url: BENCH_POSTGRES_URL, schema } : { type: 'sqlite' },
+        ...(i === changedHost ? { auditIndexes } : {}),
       };
       hosts.push(await ServerProcess.start(spec));
     }

@@ -26,6 +26,7 @@ import { parseArgs } from 'node:util';
 import { DataSource } from 'typeorm';
 import { AUDIT_ENTITIES, AUDIT_MIGRATIONS, AuditLogEntry } from '@app/audit';
 import { insertPlainRows, plainInsertSqliteStatements, type SqliteStatement, type StoredRow } from '@app/common';
+import { INDEX_SETS, type IndexSet, indexChanges, isIndexSet } from './support/audit-index-sets';
 import { machineLine, median, percentile, round } from './support/measure';
 import { BENCH_POSTGRES_URL, dropSchema, freshSchema } from './support/postgres';
 
@@ -42,14 +43,6 @@ interface SqliteDatabase {
 
 /** Commits whose WAL frames are counted (before the timed ones). */
 const FRAME_SAMPLE = 40;
-
-/** The migrations' query indexes: what `--indexes chain` drops. */
-const QUERY_INDEXES = [
-  'IDX_cv_audit_log_tenant_time',
-  'IDX_cv_audit_log_tenant_resource_seq',
-  'IDX_cv_audit_log_tenant_actor_seq',
-  'IDX_cv_audit_log_tenant_action_seq',
-];
 
 type Row = StoredRow<AuditLogEntry>;
 
@@ -98,26 +91,6 @@ interface Variant {
   rows: number;
   resources: number;
   indexes: IndexSet;
-}
-
-/**
- * `all`: the migrations'; `chain`: the four query indexes dropped; `no-<time|resource|actor|action>`: that one
- * dropped; `action-partial`: the action index without the value reads' rows (`WHERE action <> 'read'`).
- */
-const INDEX_SETS = ['all', 'chain', 'no-time', 'no-resource', 'no-actor', 'no-action', 'action-partial'] as const;
-type IndexSet = (typeof INDEX_SETS)[number];
-
-/** The statements that turn the migrations' indexes into `set` (`q` quotes an index name with its schema). */
-function indexChanges(set: IndexSet, q: (name: string) => string): string[] {
-  if (set === 'all') return [];
-  if (set === 'chain') return QUERY_INDEXES.map((n) => `DROP INDEX ${q(n)}`);
-  if (set === 'action-partial') {
-    const n = 'IDX_cv_audit_log_tenant_action_seq';
-    return [`DROP INDEX ${q(n)}`, `CREATE INDEX "${n}" ON ${q('cv_audit_log')} ("tenant_id", "action", "sequence", "occurred_at") WHERE "action" <> 'read'`];
-  }
-  const n = QUERY_INDEXES.find((i) => i.includes(`_tenant_${set.slice(3)}`));
-  if (!n) throw new Error(`no index for ${set}`);
-  return [`DROP INDEX ${q(n)}`];
 }
 
 /** Commit times and CPU of `batches` timed commits, as one JSON object. */
@@ -266,7 +239,7 @@ async function main(): Promise<void> {
   });
   const list = (s: string) => s.split(',').map((x) => x.trim());
   const indexes = list(values.indexes);
-  const unknown = indexes.filter((i) => !(INDEX_SETS as readonly string[]).includes(i));
+  const unknown = indexes.filter((i) => !isIndexSet(i));
   if (unknown.length) throw new Error(`--indexes takes ${INDEX_SETS.join(', ')}, not ${unknown.join(', ')}`);
   const databases = list(values.databases);
   const unknownDb = databases.filter((d) => d !== 'sqlite' && d !== 'postgres');

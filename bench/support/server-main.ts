@@ -10,11 +10,13 @@ import { join } from 'node:path';
 import Fastify from 'fastify';
 import type { NestFastifyApplication } from '@nestjs/platform-fastify';
 import { Test } from '@nestjs/testing';
+import { DataSource } from 'typeorm';
 import { AuditService } from '@app/audit';
 import { CredentialCache, CredentialsService, CredentialType, MAX_STORE_MANY, ReadAuditCoalescer } from '@app/credentials';
 import { AppModule } from '../../apps/api/src/app.module';
 import { configureApp, createApp, HOST_APP_OPTIONS, hostAdapter } from '../../apps/api/src/bootstrap';
 import { AppConfig, loadAppConfig } from '../../apps/api/src/config/app.config';
+import { indexChanges } from './audit-index-sets';
 import { noopAudit, noopReadAudit } from './noop-audit';
 import type { ServerReady, ServerSpec } from './server-process';
 
@@ -148,6 +150,12 @@ async function startHost(spec: ServerSpec): Promise<Started> {
     ...(spec.cacheMaxEntries ? { CACHE_MAX_ENTRIES: String(spec.cacheMaxEntries) } : {}),
   });
   const app = spec.kind === 'host' ? await createApp(config) : await hostWithoutAudit(config);
+  if (spec.kind === 'host' && spec.auditIndexes && spec.auditIndexes !== 'all') {
+    // After the migrations, on the host's own DataSource (the SQLite write worker sees the new schema).
+    const ds = app.get(DataSource, { strict: false });
+    const q = (n: string) => (db.type === 'postgres' ? `"${db.schema}"."${n}"` : `"${n}"`);
+    for (const sql of indexChanges(spec.auditIndexes, q)) await ds.query(sql);
+  }
   const base = (await app.getUrl()).replace('[::1]', '127.0.0.1').replace('localhost', '127.0.0.1');
   const headers = { 'x-api-key': spec.apiKey! };
   const res = await fetch(`${base}/v1/credentials`, {

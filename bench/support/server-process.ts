@@ -2,6 +2,7 @@ import { fork, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { IndexSet } from './audit-index-sets';
 import type { CacheFill } from './server-main';
 
 /**
@@ -25,6 +26,8 @@ export interface ServerSpec {
   valueBytes?: number;
   /** The host's CACHE_MAX_ENTRIES (for the cache memory figure). */
   cacheMaxEntries?: number;
+  /** The audit table's query indexes once the host has migrated (`audit-index-sets`). @default 'all' */
+  auditIndexes?: IndexSet;
 }
 
 /** What a started server serves: GET paths ready to load, and the headers they need. */
