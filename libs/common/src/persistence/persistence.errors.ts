@@ -22,6 +22,8 @@ export enum PersistenceErrorCode {
   DATABASE_UNRESPONSIVE = 6007,
   /** Every connection of the PostgreSQL pool was busy and none came free within the pool's connect timeout. */
   DATABASE_POOL_EXHAUSTED = 6008,
+  /** The transaction's PostgreSQL session ended before it committed (terminated, failed over, reset): nothing of it was written. */
+  DATABASE_CONNECTION_LOST = 6009,
   /** `Outbox.add` was called outside a `TransactionRunner.run`. */
   OUTBOX_NO_TRANSACTION = 6101,
   /** The outbox event is malformed (empty name, payload not a JSON object, too large). */
@@ -42,6 +44,7 @@ export const PERSISTENCE_ERROR_HTTP_STATUS: Record<PersistenceErrorCode, HttpSta
   [PersistenceErrorCode.SQLITE_WORKER_WRITE]: HttpStatus.INTERNAL_SERVER_ERROR,
   [PersistenceErrorCode.DATABASE_UNRESPONSIVE]: HttpStatus.SERVICE_UNAVAILABLE,
   [PersistenceErrorCode.DATABASE_POOL_EXHAUSTED]: HttpStatus.SERVICE_UNAVAILABLE, // this replica's capacity, not the request
+  [PersistenceErrorCode.DATABASE_CONNECTION_LOST]: HttpStatus.SERVICE_UNAVAILABLE,
   [PersistenceErrorCode.OUTBOX_NO_TRANSACTION]: HttpStatus.INTERNAL_SERVER_ERROR,
   [PersistenceErrorCode.OUTBOX_INVALID_EVENT]: HttpStatus.INTERNAL_SERVER_ERROR,
 };
@@ -184,6 +187,22 @@ export class DatabasePoolExhaustedError extends PersistenceError {
         'or find the slow queries holding them',
       options,
     );
+  }
+}
+
+/**
+ * The session of a transaction ended before its COMMIT (pg_terminate_backend, a failover, a reset connection):
+ * PostgreSQL rolled it back, so nothing of it was written. TypeORM only says its query runner was released.
+ */
+export class DatabaseConnectionLostError extends PersistenceError {
+  readonly code = PersistenceErrorCode.DATABASE_CONNECTION_LOST;
+  readonly codeName = 'DATABASE_CONNECTION_LOST';
+  readonly severity = ErrorSeverity.TRANSIENT;
+  /** The host answers 503 with `Retry-After: 1`: the pool opens a new session for the retry. */
+  readonly retryAfterMs = 1000;
+
+  constructor(options?: { cause?: unknown }) {
+    super('The database connection was lost before the transaction committed; nothing of it was written: retry', options);
   }
 }
 

@@ -2,7 +2,7 @@ import type { Logger } from '@nestjs/common';
 import { createTestDatabase, DATABASE_KINDS, TestDatabase } from '@app/testing';
 import { DataSource, EntityManager } from 'typeorm';
 import { countRows, deferred, openTestDataSource, params } from '../testing/persistence-test-db';
-import { TransactionRollbackOnlyError, WriteInReadError } from './persistence.errors';
+import { DatabaseConnectionLostError, PERSISTENCE_ERROR_HTTP_STATUS, TransactionRollbackOnlyError, WriteInReadError } from './persistence.errors';
 import { TransactionRunner } from './transaction-runner';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -213,5 +213,51 @@ describe.each(DATABASE_KINDS)('TransactionRunner on %s', (kind) => {
     } finally {
       await other.destroy();
     }
+  });
+});
+
+describe('TransactionRunner on postgres when the session is terminated mid-transaction', () => {
+  let db: TestDatabase;
+  let ds: DataSource;
+  let runner: TransactionRunner;
+
+  beforeAll(async () => {
+    db = await createTestDatabase('postgres');
+    ds = await openTestDataSource(db.options);
+    runner = new TransactionRunner(ds);
+  });
+
+  afterAll(async () => {
+    await ds?.destroy();
+    await db?.drop();
+  });
+
+  /** What an operator's pg_terminate_backend (or a failover) does to the transaction's session; resolves once the driver saw it. */
+  const terminateOwnSession = async () => {
+    const pid = (await runner.manager.query('SELECT pg_backend_pid() AS pid'))[0].pid as number;
+    await ds.query('SELECT pg_terminate_backend($1)', [pid]);
+    const released = () => (runner.manager.queryRunner as unknown as { isReleased: boolean }).isReleased;
+    for (let i = 0; i < 100 && !released(); i++) await sleep(20);
+    expect(released()).toBe(true);
+  };
+
+  it.each([
+    ['the work then resolves (the commit finds the session gone)', false],
+    ['the work then queries again', true],
+  ])('fails with DATABASE_CONNECTION_LOST (503), nothing written, when %s', async (_, queryAfter) => {
+    const run = runner.run(async () => {
+      await runner.manager.query(`INSERT INTO cv_test_items (id, label) VALUES ($1, $2)`, [`lost-${queryAfter}`, 'x']);
+      await terminateOwnSession();
+      if (queryAfter) await runner.manager.query('SELECT 1');
+    });
+    const error = await run.catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(DatabaseConnectionLostError);
+    expect(error).toMatchObject({ code: 6009, codeName: 'DATABASE_CONNECTION_LOST', retryAfterMs: 1000 });
+    expect(PERSISTENCE_ERROR_HTTP_STATUS[(error as DatabaseConnectionLostError).code]).toBe(503);
+    expect(await countRows(ds, 'cv_test_items')).toBe(0);
+    // The pool replaced the session: the next transaction commits.
+    await runner.run(() => runner.manager.query(`INSERT INTO cv_test_items (id, label) VALUES ($1, $2)`, [`after-${queryAfter}`, 'x']));
+    expect(await countRows(ds, 'cv_test_items')).toBe(1);
+    await ds.query('DELETE FROM cv_test_items');
   });
 });

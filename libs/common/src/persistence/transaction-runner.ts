@@ -1,10 +1,15 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { Injectable, Logger } from '@nestjs/common';
-import { DataSource, EntityManager } from 'typeorm';
+import { DataSource, EntityManager, QueryRunnerAlreadyReleasedError, QueryRunnerProviderAlreadyReleasedError } from 'typeorm';
 import { describeError } from '../errors';
 import { TransactionGate } from '../lock/transaction-gate';
 import { inSpan } from '../telemetry';
-import { CommitNotDurableError, TransactionRollbackOnlyError, WriteInReadError } from './persistence.errors';
+import { CommitNotDurableError, DatabaseConnectionLostError, TransactionRollbackOnlyError, WriteInReadError } from './persistence.errors';
+
+/** What TypeORM throws for a query on a runner it released (here: because its connection failed mid-transaction). */
+function isReleasedRunnerError(e: unknown): boolean {
+  return e instanceof QueryRunnerAlreadyReleasedError || e instanceof QueryRunnerProviderAlreadyReleasedError;
+}
 
 /** A callback run once after the outermost transaction commits. */
 export type AfterCommitCallback = () => unknown;
@@ -91,19 +96,31 @@ export class TransactionRunner {
   private async runNew<T>(work: () => Promise<T>): Promise<T> {
     const tx: TransactionScope = { kind: 'transaction', manager: this.dataSource.manager, afterCommit: [], closed: false };
     let result: T;
+    let committing = false;
     try {
       result = await this.scoped(tx, () =>
         this.gate.transaction(async (manager) => {
           tx.manager = manager;
-          const value = await this.storage.run(tx, work);
+          let value: T;
+          try {
+            value = await this.storage.run(tx, work);
+          } catch (e) {
+            // TypeORM releases the session's runner when its connection fails (pg_terminate_backend, a failover):
+            // every later query says only "already released". Before our COMMIT, PostgreSQL rolled it all back.
+            if (manager.queryRunner?.isReleased && isReleasedRunnerError(e)) throw new DatabaseConnectionLostError({ cause: e });
+            throw e;
+          }
           // Thrown inside the callback so that TypeORM rolls back instead of committing.
           if (tx.failure) throw new TransactionRollbackOnlyError({ cause: tx.failure.cause });
+          committing = true;
           return value;
         }),
       );
     } catch (e) {
       // Committed and visible, only not known durable: what depends on the commit (a cache invalidation) still runs.
       if (e instanceof CommitNotDurableError) await this.runCallbacks(tx.afterCommit);
+      // The session was lost after the work, before COMMIT could be sent: not committed.
+      if (committing && isReleasedRunnerError(e)) throw new DatabaseConnectionLostError({ cause: e });
       throw e;
     }
     await this.runCallbacks(tx.afterCommit);
