@@ -5,3 +5,12 @@
 export function isWellFormedUnicode(text: string): boolean {
   return !/[\uD800-\uDFFF]/u.test(text);
 }
+
+/**
+ * True when `text` holds a C0 control character (NUL, tab, line breaks, ESC, …) or DEL: the rule of every
+ * single-line text field (values of one-line types, reasons, tag values). PostgreSQL text cannot even hold NUL.
+ */
+export function hasControlCharacter(text: string): boolean {
+  // eslint-disable-next-line no-control-regex
+  return /[\u0000-\u001f\u007f]/.test(text);
+}

@@ -483,6 +483,33 @@ describe.each(DATABASE_KINDS)('CredentialsModule on %s (emulator, real KeyVaultP
       expect(await rejection(service.updateMetadata(ctxA, meta.id, {}))).toBeInstanceOf(CredentialValidationError);
     });
 
+    it('refuses a tag value holding NUL, another control character or a lone surrogate (store and update) naming the tag, writing nothing; other Unicode is kept', async () => {
+      const meta = await service.store(ctxA, { integrationId: 'tag-text', connectionId: 'c', type: CredentialType.API_KEY, value: secret(), tags: { team: 'core' } });
+      const setsBefore = setSecretCalls();
+      const rowsBefore = await countRows('cv_credentials');
+      for (const bad of ['a\u0000b', '\u0000', 'line\nbreak', 'tab\there', 'esc\u001b[0m', 'del\u007f', 'lone\ud800', '\udc00x']) {
+        const tags = { team: 'core', note: bad };
+        for (const write of [
+          () => service.store(ctxA, { integrationId: 'tag-text', connectionId: 'other', type: CredentialType.API_KEY, value: secret(), tags }),
+          () => service.updateMetadata(ctxA, meta.id, { tags }),
+        ]) {
+          const error = await rejection(write());
+          expect({ bad, error, field: (error as CredentialValidationError).field, message: (error as Error).message }).toEqual({
+            bad,
+            error: expect.any(CredentialValidationError),
+            field: 'tags',
+            message: expect.stringContaining('tag #2'),
+          });
+        }
+      }
+      expect(setSecretCalls()).toBe(setsBefore);
+      expect(await countRows('cv_credentials')).toBe(rowsBefore);
+      expect((await service.get(ctxA, meta.id)).metadata).toMatchObject({ tags: { team: 'core' }, rowVersion: meta.rowVersion });
+      const kept = { team: 'zoë – ünïcode \u{1F600}', space: 'two words' };
+      expect((await service.updateMetadata(ctxA, meta.id, { tags: kept })).tags).toEqual(kept);
+      expect((await service.get(ctxA, meta.id)).metadata.tags).toEqual(kept);
+    });
+
     it('lists with filters and cursor paging; listExpiring and statistics come from SQL', async () => {
       const now = clock.now().getTime();
       const mk = (integrationId: string, connectionId: string, type: CredentialType, expiresAt?: Date) =>

@@ -6,7 +6,7 @@ import { BodyInt, IsDateTime, IsJsonObject, LowerCaseUuid, QueryBoolean, QueryIn
 const ID_MESSAGE = '$property must be 1–128 characters of letters, digits and . _ : @ -';
 /** Key Vault's limit is 25 KB; the lib checks bytes exactly, this only stops absurd bodies early. */
 const MAX_VALUE_CHARS = 25_600;
-/** Tags as the lib takes them: at most MAX_TAGS, keys per TAG_KEY_PATTERN, values of at most 512 characters. */
+/** Tags as the lib takes them: at most MAX_TAGS, keys per TAG_KEY_PATTERN, values of at most 512 characters, one line (no control character). */
 const TAGS_SCHEMA = { type: 'object', maxProperties: MAX_TAGS, additionalProperties: { type: 'string', maxLength: 512 } } as const;
 
 export class StoreCredentialDto {
@@ -33,7 +33,7 @@ export class StoreCredentialDto {
   @IsDateTime()
   expiresAt?: Date;
 
-  @ApiPropertyOptional({ ...TAGS_SCHEMA, description: 'At most 15 tags; never values' })
+  @ApiPropertyOptional({ ...TAGS_SCHEMA, description: 'At most 15 tags; never values. A tag value is one line of text: no control character (NUL, tab, line breaks, DEL)' })
   @IsOptional()
   @IsJsonObject()
   tags?: Record<string, string>;
@@ -90,7 +90,7 @@ export class RollbackCredentialDto extends ExpectedVersionDto {
 const SETTABLE_STATUSES = [CredentialStatus.ACTIVE, CredentialStatus.EXPIRED, CredentialStatus.NEEDS_REAUTH, CredentialStatus.REVOKED];
 
 export class UpdateCredentialDto extends ExpectedVersionDto {
-  @ApiPropertyOptional({ ...TAGS_SCHEMA, description: 'Replaces every tag (at most 15)' })
+  @ApiPropertyOptional({ ...TAGS_SCHEMA, description: 'Replaces every tag (at most 15). A tag value is one line of text: no control character (NUL, tab, line breaks, DEL)' })
   @IsOptional()
   @IsJsonObject()
   tags?: Record<string, string>;

@@ -1,5 +1,5 @@
 import { X509Certificate, createPrivateKey } from 'node:crypto';
-import { isWellFormedUnicode } from '@app/common';
+import { hasControlCharacter, isWellFormedUnicode } from '@app/common';
 import { CredentialType } from '../credential-type';
 import { CredentialValidationError } from '../errors/credential-errors';
 
@@ -64,8 +64,7 @@ export function validateCredentialValue(
     if (value !== value.trim()) {
       throw new CredentialValidationError(`a ${type} must not have leading or trailing whitespace`, 'value');
     }
-    // eslint-disable-next-line no-control-regex
-    if (/[\u0000-\u001f\u007f]/.test(value)) {
+    if (hasControlCharacter(value)) {
       throw new CredentialValidationError(`a ${type} must be a single line without control characters`, 'value');
     }
   }

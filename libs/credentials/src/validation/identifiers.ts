@@ -1,5 +1,5 @@
 import { CredentialValidationError } from '../errors/credential-errors';
-import { isWellFormedUnicode } from '@app/common';
+import { hasControlCharacter, isWellFormedUnicode } from '@app/common';
 
 /**
  * Tenant, integration and connection ids: 1–128 characters of letters (case-sensitive), digits and
@@ -23,7 +23,7 @@ export function assertIdentifier(value: unknown, field: string): asserts value i
   }
 }
 
-/** Tags are metadata (never values): at most 15, keys per TAG_KEY_PATTERN, values ≤ 512 characters. */
+/** Tags are metadata (never values): at most 15, keys per TAG_KEY_PATTERN, values ≤ 512 characters of one line (no control character, no lone surrogate). */
 export function assertTags(tags: unknown, field = 'tags'): asserts tags is Record<string, string> {
   if (tags === null || typeof tags !== 'object' || Array.isArray(tags)) {
     throw new CredentialValidationError(`${field} must be an object of string values`, field);
@@ -37,8 +37,9 @@ export function assertTags(tags: unknown, field = 'tags'): asserts tags is Recor
     if (!TAG_KEY_PATTERN.test(k)) {
       throw new CredentialValidationError(`the key of tag #${i + 1} must match ${TAG_KEY_PATTERN.source}`, field);
     }
-    if (typeof v !== 'string' || v.length > TAG_VALUE_MAX_LENGTH || !isWellFormedUnicode(v)) {
-      throw new CredentialValidationError(`the value of tag #${i + 1} must be well-formed text of at most ${TAG_VALUE_MAX_LENGTH} characters`, field);
+    // One line of text: a control character (NUL above all, which PostgreSQL cannot store) is refused as the value rule refuses it.
+    if (typeof v !== 'string' || v.length > TAG_VALUE_MAX_LENGTH || !isWellFormedUnicode(v) || hasControlCharacter(v)) {
+      throw new CredentialValidationError(`the value of tag #${i + 1} must be well-formed text of at most ${TAG_VALUE_MAX_LENGTH} characters without control characters`, field);
     }
   });
 }

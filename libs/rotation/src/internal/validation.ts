@@ -1,4 +1,4 @@
-import type { OperationContext } from '@app/common';
+import { hasControlCharacter, isWellFormedUnicode, type OperationContext } from '@app/common';
 import { CREDENTIAL_TYPES, IDENTIFIER_PATTERN, type CredentialType } from '@app/credentials';
 import { RotationValidationError } from '../errors/rotation.errors';
 import { POLICY_LEVELS, ROTATION_MODES, type PolicyScope } from '../policies/rotation-policy.types';
@@ -60,8 +60,7 @@ export function assertReason(value: unknown, required: boolean): string | null {
     if (required) throw new RotationValidationError('reason is required', 'reason');
     return null;
   }
-  // eslint-disable-next-line no-control-regex
-  if (typeof value !== 'string' || value.length > 500 || /[\u0000-\u001f\u007f]/.test(value) || /[\uD800-\uDFFF]/.test(value.replace(/[\uD800-\uDBFF][\uDC00-\uDFFF]/g, ""))) {
+  if (typeof value !== 'string' || value.length > 500 || hasControlCharacter(value) || !isWellFormedUnicode(value)) {
     throw new RotationValidationError('reason must be text of at most 500 characters without control characters', 'reason');
   }
   return value;
