@@ -229,6 +229,15 @@ describe.each(DATABASE_KINDS)('hardened HTTP API on %s', (kind) => {
     await refusedWithoutWrites(400, () => json('PATCH', `/v1/credentials/${id}`, { tags: { env: 'p\ud800' } }));
   });
 
+  it('5b. a tag value holding NUL or another control character is 400 naming the tag by position (PostgreSQL cannot store NUL), writing nothing', async () => {
+    const { id } = await store({ tags: { env: 'prod' } });
+    for (const bad of ['p\u0000', 'two\nlines', 'del\u007f']) {
+      const stored = await refusedWithoutWrites(400, () => json('POST', '/v1/credentials', { integrationId: 'x', connectionId: 'y', type: 'api_key', value: secret(), tags: { env: 'prod', note: bad } }));
+      const patched = await refusedWithoutWrites(400, () => json('PATCH', `/v1/credentials/${id}`, { tags: { note: bad } }));
+      for (const r of [stored, patched]) expect({ bad, code: r.body.codeName, message: r.body.message }).toEqual({ bad, code: 'VALIDATION', message: expect.stringContaining('tag #') });
+    }
+  });
+
   describe('6. only what the OpenAPI document says is accepted', () => {
     it.each([true, 123, -1, '2030-01-01T00:00:00Z\u0000', '2030-02-30T00:00:00Z', '2030-01-01', 'tomorrow', ''])('expiresAt %p on store → 400', async (expiresAt) => {
       await refusedWithoutWrites(400, () => json('POST', '/v1/credentials', { integrationId: 'x', connectionId: 'y', type: 'api_key', value: 'value-123456', expiresAt }));
