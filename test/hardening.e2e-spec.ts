@@ -275,6 +275,44 @@ describe.each(DATABASE_KINDS)('hardened HTTP API on %s', (kind) => {
       expect((await send('PATCH', `/v1/credentials/${id}`, { body: '{"tags":{},"expectedVersion":9007199254740991}', contentType: 'application/json' })).status).toBe(409);
     });
 
+    it('an explicit null in a field the OpenAPI document does not mark nullable is 400 naming the field, writing nothing; where it is nullable, null keeps its meaning', async () => {
+      const { id, rowVersion } = await store({ tags: { team: 'core' } });
+      const as = (apiKey: string) => ({ apiKey, contentType: 'application/json' });
+      const mine = as(key.key);
+      const rotator = as(rotationAdmin.key);
+      const cases: Array<[string, string, Record<string, unknown>, { apiKey: string; contentType: string }, string]> = [
+        ['POST', '/v1/credentials', { integrationId: 'github', connectionId: 'c-null', type: 'api_key', value: secret(), tags: null }, mine, 'tags'],
+        ['POST', '/v1/credentials', { integrationId: 'github', connectionId: 'c-null', type: 'api_key', value: secret(), expiresAt: null }, mine, 'expiresAt'],
+        ['POST', '/v1/credentials', { integrationId: 'github', connectionId: 'c-null', type: 'api_key', value: secret(), valueStore: null }, mine, 'valueStore'],
+        ['POST', '/v1/credentials', { integrationId: 'github', connectionId: 'c-null', type: 'api_key', value: null }, mine, 'value'],
+        ['PATCH', `/v1/credentials/${id}`, { tags: null }, mine, 'tags'],
+        ['PATCH', `/v1/credentials/${id}`, { status: null }, mine, 'status'],
+        // A null compare-and-set taken as absent wrote unconditionally.
+        ['PATCH', `/v1/credentials/${id}`, { tags: { team: 'ops' }, expectedVersion: null }, mine, 'expectedVersion'],
+        ['POST', `/v1/credentials/${id}/rotate`, { value: secret(), expectedVersion: null }, mine, 'expectedVersion'],
+        ['POST', `/v1/rotation/credentials/${id}/rotate`, { value: null }, rotator, 'value'],
+        ['POST', `/v1/rotation/credentials/${id}/rotate`, { value: secret(), reason: null }, rotator, 'reason'],
+        ['POST', `/v1/rotation/credentials/${id}/rollback`, { version: 1, reason: null }, rotator, 'reason'],
+        ['PUT', '/v1/rotation/policies', { level: 'tenant', rotateAfterDays: 30, expectedVersion: null }, rotator, 'expectedVersion'],
+        ['PUT', '/v1/rotation/policies', { level: 'tenant', target: null, rotateAfterDays: 30 }, rotator, 'target'],
+        ['POST', '/v1/rotation/revoke', { credentialId: id, tenant: null, reason: 'leak' }, as(revoker.key), 'tenant'],
+        ['POST', '/v1/rotation/revoke', { credentialId: id, reason: 'leak', severity: null }, as(revoker.key), 'severity'],
+        ['PUT', '/v1/rotation/notifications/settings', { emailRecipients: null }, rotator, 'emailRecipients'],
+        ['PUT', '/v1/rotation/notifications/settings', { emailRecipients: [], generateWebhookSecret: null }, rotator, 'generateWebhookSecret'],
+        ['POST', '/v1/keys', { name: `k-null-${kind}`, type: 'EC', tags: null }, as(keyAdmin.key), 'tags'],
+        ['POST', '/v1/oauth/connections/prov/c1/token-rejected', { accessToken: null }, mine, 'accessToken'],
+      ];
+      for (const [method, path, body, init, field] of cases) {
+        const r = await refusedWithoutWrites(400, () => send(method, path, { body: JSON.stringify(body), ...init }));
+        expect({ method, path, field, message: r.body.message }).toEqual({ method, path, field, message: expect.arrayContaining([expect.stringMatching(new RegExp(`^${field} must not be null`))]) });
+      }
+      // Documented nulls: an expiry cleared, a policy field inherited, the webhook removed.
+      const cleared = await json('PATCH', `/v1/credentials/${id}`, { expiresAt: null, expectedVersion: rowVersion });
+      expect({ status: cleared.status, expiresAt: cleared.body.expiresAt ?? null }).toEqual({ status: 200, expiresAt: null });
+      expect((await send('PUT', '/v1/rotation/policies', { body: JSON.stringify({ level: 'tenant', rotateAfterDays: null, warnBeforeDays: 7, rotation: null }), ...rotator })).status).toBe(200);
+      expect((await send('PUT', '/v1/rotation/notifications/settings', { body: JSON.stringify({ webhookUrl: null }), ...rotator })).status).toBe(200);
+    });
+
     it.each([
       '/v1/credentials?limit=0x10',
       '/v1/credentials?limit=',

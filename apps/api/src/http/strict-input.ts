@@ -1,4 +1,5 @@
 import { applyDecorators, ArgumentMetadata, BadRequestException, createParamDecorator, ExecutionContext, Type, ValidationError, ValidationPipe } from '@nestjs/common';
+import { DECORATORS } from '@nestjs/swagger';
 import { plainToInstance, Transform } from 'class-transformer';
 import { getMetadataStorage, IsBoolean, IsDate, IsInt, IsObject, Max, Min, validateSync } from 'class-validator';
 
@@ -129,6 +130,10 @@ class HostValidationPipe extends ValidationPipe {
       const repeated = repeatedSingleValued(type, value);
       if (repeated.length > 0) throw new BadRequestException(repeated.map((name) => `${name} may be given once`));
     }
+    if (metadata.type === 'body' && type && this.toValidate(metadata)) {
+      const nulls = refusedNulls(type, value);
+      if (nulls.length > 0) throw new BadRequestException(nulls);
+    }
     if (metadata.type === 'query' && type && isEmptyObject(value) && this.toValidate(metadata)) {
       let accepts = this.acceptsEmpty.get(type);
       if (accepts === undefined) {
@@ -141,6 +146,25 @@ class HostValidationPipe extends ValidationPipe {
     }
     return super.transform(value, metadata);
   }
+}
+
+/**
+ * One rule for every body: an explicit `null` is taken only where the OpenAPI document says the field is
+ * `nullable` (and means what that field documents: clear, inherit, remove). Elsewhere it is 400 naming the field —
+ * class-validator's `@IsOptional()` lets null through as if absent, so it reached the services, which took it
+ * as absent (a revoke's `tenant`), as a value (a policy's `expectedVersion`), or answered each in its own words.
+ * Only declared fields: an undeclared one is refused, unnamed, by the whitelist.
+ */
+function refusedNulls(dto: Type<unknown>, body: unknown): string[] {
+  if (body === null || typeof body !== 'object' || Array.isArray(body)) return [];
+  const out: string[] = [];
+  for (const name of declaredFields(dto)) {
+    if (!Object.hasOwn(body, name) || (body as Record<string, unknown>)[name] !== null) continue;
+    const doc = Reflect.getMetadata(DECORATORS.API_MODEL_PROPERTIES, dto.prototype as object, name) as { nullable?: boolean; required?: boolean } | undefined;
+    if (doc?.nullable === true) continue;
+    out.push(doc?.required === false ? `${name} must not be null (leave it out instead)` : `${name} must not be null`);
+  }
+  return out;
 }
 
 /** DTO classes a whole query string is read into: an unknown field of theirs is a query parameter, not a body property. */
