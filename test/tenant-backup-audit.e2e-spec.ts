@@ -84,6 +84,36 @@ describe('tenant backup and restore failures in the audit log (SQLite, local vau
     expect(here.items.map((c) => c.connectionId).sort()).toEqual(['ci', 'deploy']);
   });
 
+  // Tag values with control characters were stored before they were refused: a bundle made then holds them. The store
+  // refuses them now, after a credential's versions were written (a create's tags, an append's updateMetadata).
+  it('a credential whose tags the store refuses now is a conflict, with why, in the dry run and the restore — created or appended, nothing of it written; the rest is restored', async () => {
+    const ctx = { tenantId: `bk-t-${randomBytes(3).toString('hex')}`, actor: { id: 'ops' } };
+    const now = new Date().toISOString();
+    const credentials = host.app.get(CredentialsService);
+    const first = `k-${randomBytes(12).toString('hex')}`;
+    const deploy = await credentials.store(ctx, { integrationId: 'github', connectionId: 'deploy', type: CredentialType.API_KEY, value: first });
+    const version = (version: number, value: string) => ({ version, value, expiresAt: null, createdAt: now, sourceVersion: null });
+    const one = (connectionId: string, tags: Record<string, string>, versions = [version(1, `k-${randomBytes(12).toString('hex')}`)]) => ({
+      integrationId: 'github', connectionId, type: CredentialType.API_KEY, valueStore: ValueStoreKind.ENVELOPE, status: 'active', tags, expiresAt: null, createdAt: now, currentVersion: versions.length, versions,
+    });
+    const bad = { team: 'core', note: 'line\nbreak\u0000' };
+    const payload = {
+      credentials: [one('ci', { team: 'core' }), one('notes', bad), one('deploy', bad, [version(1, first), version(2, `k-${randomBytes(12).toString('hex')}`)])],
+      skipped: [],
+      policies: [],
+    } as unknown as BackupPayload;
+    const refused = (connectionId: string) => ({ connectionId, action: 'conflict', versions: 0, reason: expect.stringContaining('tag #2') });
+    for (const dryRun of [true, false]) {
+      const report = await service.restore(ctx, payload, { dryRun });
+      expect(report.credentials).toEqual({ create: 1, append: 0, unchanged: 0, conflict: 2 });
+      expect(report.items.slice(1)).toEqual([expect.objectContaining(refused('notes')), expect.objectContaining(refused('deploy'))]);
+      expect(JSON.stringify(report)).not.toContain('line');
+    }
+    const here = await credentials.list(ctx);
+    expect(here.items.map((c) => c.connectionId).sort()).toEqual(['ci', 'deploy']);
+    expect(await credentials.get(ctx, deploy.id)).toMatchObject({ value: first, metadata: { version: 1, tags: {} } });
+  });
+
   it("a pending rotation value (minted, its write refused) is left out, with why: restored it would name a credential id the restore does not give, and nothing would ever write or delete it", async () => {
     const ctx = { tenantId: `bk-p-${randomBytes(3).toString('hex')}`, actor: { id: 'ops' } };
     const mintedValue = `pk_${randomBytes(16).toString('hex')}`;

@@ -2,7 +2,9 @@ import { Injectable } from '@nestjs/common';
 import { auditErrorCode, AuditResult, AuditService } from '@app/audit';
 import type { OperationContext } from '@app/common';
 import {
+  assertCredentialTags,
   CredentialsService,
+  CredentialValidationError,
   CredentialStatus,
   CredentialType,
   isReservedConnectionId,
@@ -201,6 +203,10 @@ export class TenantBackupService {
     dryRun: boolean,
   ): Promise<{ action: RestoreAction; versions: number; reason?: string; id?: string }> {
     const versions = [...c.versions].sort((a, b) => a.version - b.version);
+    // A bundle from before a tag rule was tightened (no control characters): the store would refuse the tags after
+    // the versions were written, stopping the restore half way, after a dry run that had promised a create or an append.
+    const tagsRefused = refusedTags(c.tags ?? {});
+    if (tagsRefused) return { action: 'conflict', versions: 0, reason: tagsRefused, ...(current ? { id: current.id } : {}) };
     if (!current) {
       // A bundle from before these ids were reserved: the store refuses them, which would stop the restore half way.
       if (isReservedConnectionId(c.connectionId)) return { action: 'conflict', versions: 0, reason: 'its connection id is reserved for the internal credentials of the libs (rotation-pending., whsec-pending.): store it under another' };
@@ -276,5 +282,16 @@ export class TenantBackupService {
   /** A failure's row carries `errorCode` (`<code>:<codeName>`, as every writer's), never the error's text. */
   private async record(ctx: OperationContext, action: string, result: AuditResult, details: Record<string, unknown>, error?: unknown): Promise<void> {
     await this.audit.record({ action, context: ctx, resource: `tenant:${ctx.tenantId}`, result, ...(error === undefined ? {} : { errorCode: auditErrorCode(error) }), details });
+  }
+}
+
+/** Why the store would refuse a bundle's tags today (the message names a tag by position, never its key or value), or undefined. */
+function refusedTags(tags: unknown): string | undefined {
+  try {
+    assertCredentialTags(tags);
+    return undefined;
+  } catch (e) {
+    if (e instanceof CredentialValidationError) return `its tags are refused: ${e.message}`;
+    throw e;
   }
 }
