@@ -1,4 +1,5 @@
 import { Inject, Injectable } from '@nestjs/common';
+import { AuditAction } from '@app/audit';
 import { Clock, type OperationContext } from '@app/common';
 import { KeyVaultProvider } from '@app/key-vault';
 import { CredentialCache } from './cache/credential-cache';
@@ -10,7 +11,7 @@ import type { CredentialVersionEntity } from './entities/credential-version.enti
 import { CredentialWriter } from './credential.writer';
 import { CredentialConflictError } from './errors/credential-errors';
 import { cacheKey, ownerOf, toMetadata } from './internal/credential-view';
-import { assertChangeable, assertContext, loadLive } from './internal/guards';
+import { assertChangeable, loadLive } from './internal/guards';
 import { CredentialRepository } from './persistence/credential.repository';
 import { CredentialVersionRepository, lastRevoked } from './persistence/credential-version.repository';
 import { CREDENTIAL_TAG, VaultValueStore } from './stores/vault-value-store';
@@ -51,7 +52,11 @@ export class CredentialRevoker {
    * credential was revoked already, one more each time a write (a rotation) made it active again meanwhile.
    */
   async revoke(ctx: OperationContext, id: string, options: CommitOptions = {}): Promise<RevokeValueResult> {
-    assertContext(ctx);
+    // A failure is audited as the revoke's, unless its status change (an audited metadata update) wrote the row.
+    return this.writer.audited(AuditAction.REVOKE, ctx, id, () => this.revokeOnce(ctx, id, options));
+  }
+
+  private async revokeOnce(ctx: OperationContext, id: string, options: CommitOptions): Promise<RevokeValueResult> {
     const seen = new Set<string>();
     let fencedAt: number | undefined; // the row_version of the last fence lost
     for (let pass = 1; ; pass++) {
@@ -92,7 +97,11 @@ export class CredentialRevoker {
    * vault versions enabled for the lift are disabled again.
    */
   async unrevoke(ctx: OperationContext, id: string, options: CommitOptions<RevokeValueResult> = {}): Promise<RevokeValueResult> {
-    assertContext(ctx);
+    // A refusal (an internal row, not found) or a vault failure is audited as the un-revoke's, as a rotate's would be.
+    return this.writer.audited(AuditAction.UNREVOKE, ctx, id, () => this.unrevokeOnce(ctx, id, options));
+  }
+
+  private async unrevokeOnce(ctx: OperationContext, id: string, options: CommitOptions<RevokeValueResult>): Promise<RevokeValueResult> {
     let enabled = false;
     for (let attempt = 1; ; attempt++) {
       const row = await loadLive(this.rows, ctx.tenantId, id);

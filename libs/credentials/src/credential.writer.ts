@@ -1,5 +1,5 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
-import { AuditAction, auditErrorCode, AuditEventInput, AuditResult, AuditService } from '@app/audit';
+import { AuditAction, type AuditActionName, auditErrorCode, AuditEventInput, AuditResult, AuditService } from '@app/audit';
 import { Clock, CommitNotDurableError, CredentialVaultError, describeError, OperationContext, TransactionRunner } from '@app/common';
 import { CredentialCache } from './cache/credential-cache';
 import { CredentialStatus, CredentialType, ValueStoreKind } from './credential-type';
@@ -32,6 +32,9 @@ import { ValueStores } from './stores/value-stores';
 import type { ValueOwner, ValuePointer } from './stores/credential-value-store';
 import { ValidatedValue, validateCredentialValue } from './validation/credential-value.validator';
 import { assertDate, assertIdentifier, assertPositiveInt, assertTags, MAX_VERSION_NUMBER } from './validation/identifiers';
+
+/** The errors `audited` wrote a failure row for, so that an enclosing `audited` does not write a second. */
+const auditedFailures = new WeakSet<object>();
 
 /** Attempts of a write without `expectedVersion` that loses a race with another writer. */
 const UNCONDITIONAL_WRITE_ATTEMPTS = 3;
@@ -395,14 +398,21 @@ export class CredentialWriter {
     }
   }
 
-  /** Runs a write on an existing credential; a failure is audited (best effort) and rethrown, a conflict `conflictRetried` is not. */
-  private async audited<T>(action: AuditAction, ctx: OperationContext, id: string, work: (started: number) => Promise<T>, conflictRetried = false): Promise<T> {
+  /**
+   * Runs a change of an existing credential (also `CredentialRevoker`'s revoke and un-revoke); a failure is audited
+   * (best effort) and rethrown, a conflict `conflictRetried` is not. A failure a nested change already audited (the
+   * revoke's status change) is not audited again: one row per refusal, naming the change that refused it.
+   */
+  async audited<T>(action: AuditActionName, ctx: OperationContext, id: string, work: (started: number) => Promise<T>, conflictRetried = false): Promise<T> {
     const started = Date.now();
     try {
       assertContext(ctx);
       return await work(started);
     } catch (e) {
-      if (!(conflictRetried && e instanceof CredentialConflictError)) await this.auditFailure(action, ctx, recordableId(id), e, started);
+      if (!(conflictRetried && e instanceof CredentialConflictError) && !auditedFailures.has(e as object)) {
+        await this.auditFailure(action, ctx, recordableId(id), e, started);
+        if (typeof e === 'object' && e !== null) auditedFailures.add(e);
+      }
       throw e;
     }
   }
@@ -426,7 +436,7 @@ export class CredentialWriter {
     return { action, context: ctx, resource: row.id, result: AuditResult.SUCCESS, durationMs: Date.now() - started, details: { ...detailsOf(row), ...details } };
   }
 
-  private async auditFailure(action: AuditAction, ctx: OperationContext, resource: string, error: unknown, started: number, details?: Record<string, unknown>): Promise<void> {
+  private async auditFailure(action: AuditActionName, ctx: OperationContext, resource: string, error: unknown, started: number, details?: Record<string, unknown>): Promise<void> {
     if (!ctx || typeof ctx.tenantId !== 'string' || !ctx.actor) return;
     try {
       await this.audit.record({ action, context: ctx, resource, result: failureResult(error), errorCode: auditErrorCode(error), durationMs: Date.now() - started, details });

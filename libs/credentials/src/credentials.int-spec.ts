@@ -328,6 +328,40 @@ describe.each(DATABASE_KINDS)('CredentialsModule on %s (emulator, real KeyVaultP
       expect((await service.getMetadata(ctxA, pending.id)).status).toBe(CredentialStatus.REVOKED);
       await service.delete(ctxA, pending.id);
       await expect(service.getMetadata(ctxA, pending.id)).rejects.toBeInstanceOf(CredentialNotFoundError);
+      // Every refusal is in the trail as the change asked for, with its code, in order — the un-revoke's too.
+      await audit.flush();
+      const rows = (await audit.query({ tenantId: ctxA.tenantId, resource: pending.id, order: 'asc', limit: 100 })).items.filter((r) => !['read', 'suspicious_activity'].includes(r.action));
+      expect(rows.map((r) => [r.action, r.result, r.errorCode ?? null])).toEqual([
+        ['store', 'success', null],
+        ...Array.from({ length: 4 }, () => ['update_metadata', 'failure', '2001:VALIDATION']),
+        ['rotate', 'failure', '2001:VALIDATION'],
+        ['rollback', 'failure', '2001:VALIDATION'],
+        ['update_metadata', 'success', null],
+        ['unrevoke', 'failure', '2001:VALIDATION'],
+        ['delete', 'success', null],
+      ]);
+      expect(rows.every((r) => r.actorId === ctxA.actor.id)).toBe(true);
+      expect(JSON.stringify(rows)).not.toContain(value);
+    });
+
+    it('audits a revoke or un-revoke refused for a credential it cannot find, as rotate and delete are (denied, the id only if it is one)', async () => {
+      const ctxR: OperationContext = { tenantId: `revoke-refused-${run}`, actor: { id: 'user:rr' } };
+      const other = await service.store(ctxA, { integrationId: 'revoke-refused', connectionId: 'c', type: CredentialType.API_KEY, value: secret() });
+      const pasted = `pasted-${secret()}`;
+      for (const id of [other.id, pasted]) {
+        expect(await rejection(service.revoke(ctxR, id))).toBeInstanceOf(CredentialNotFoundError);
+        expect(await rejection(service.unrevoke(ctxR, id))).toBeInstanceOf(CredentialNotFoundError);
+      }
+      await audit.flush();
+      const rows = (await audit.query({ tenantId: ctxR.tenantId, order: 'asc', limit: 100 })).items.filter((r) => r.action !== 'suspicious_activity');
+      expect(rows.map((r) => [r.action, r.result, r.errorCode ?? null, r.resource])).toEqual([
+        ['revoke', 'denied', '2002:NOT_FOUND', other.id],
+        ['unrevoke', 'denied', '2002:NOT_FOUND', other.id],
+        ['revoke', 'denied', '2002:NOT_FOUND', '(not a credential id)'],
+        ['unrevoke', 'denied', '2002:NOT_FOUND', '(not a credential id)'],
+      ]);
+      expect(JSON.stringify(rows)).not.toContain(pasted);
+      expect((await service.getMetadata(ctxA, other.id)).status).toBe(CredentialStatus.ACTIVE);
     });
   });
 

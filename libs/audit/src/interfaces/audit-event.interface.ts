@@ -8,6 +8,7 @@ export enum AuditAction {
   REFRESH = 'refresh',
   DELETE = 'delete',
   REVOKE = 'revoke',
+  UNREVOKE = 'unrevoke',
   RESTORE = 'restore',
   ROLLBACK = 'rollback',
   MIGRATE = 'migrate',

@@ -91,7 +91,7 @@ export class RevocationService {
         const { metadata } = await this.credentials.unrevoke(ctx, credentialId, {
           inCommit: async ({ metadata: m, vaultVersions }) => {
             lifted = true;
-            await this.audit.record({ action: 'unrevoke', context: ctx, resource: credentialId, result: AuditResult.SUCCESS, details: { reason, vaultVersions, critical: true } });
+            await this.audit.record({ action: AuditAction.UNREVOKE, context: ctx, resource: credentialId, result: AuditResult.SUCCESS, details: { reason, vaultVersions, critical: true } });
             await this.outbox.add({ name: RotationEvents.UNREVOKED, tenantId: ctx.tenantId, payload: { ...this.payload(ctx, m), reason } });
             await this.rotation.record(ctx, { credentialId, action: 'unrevoke', method: 'unrevoke', fromVersion: m.version, toVersion: m.version, reason });
           },
@@ -112,7 +112,7 @@ export class RevocationService {
   private async refuseUnrevoke(ctx: OperationContext, credentialId: string, reason: string, status: CredentialStatus): Promise<never> {
     const refused = new CredentialNotRevokedError(credentialId);
     await this.audit
-      .record({ action: 'unrevoke', context: ctx, resource: credentialId, result: AuditResult.FAILURE, errorCode: auditErrorCode(refused), details: { reason, status, critical: true } })
+      .record({ action: AuditAction.UNREVOKE, context: ctx, resource: credentialId, result: AuditResult.FAILURE, errorCode: auditErrorCode(refused), details: { reason, status, critical: true } })
       .catch((e: unknown) => this.logger.warn(`could not audit a refused unrevoke of credential ${credentialId}: ${describeError(e)}`));
     throw refused;
   }
