@@ -5,6 +5,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { ManualClock, type OperationContext } from '@app/common';
+import { AuditService } from '@app/audit';
 import { CredentialType } from '@app/credentials';
 import { DATABASE_KINDS, type TestDatabaseKind } from '@app/testing';
 import { RotationHandlerRegistry } from './handlers/rotation-handler.registry';
@@ -35,6 +36,35 @@ describe.each(DATABASE_KINDS)('RotationService on %s', (kind: TestDatabaseKind) 
     const given = await s.rotation.rotate(ctx, cred.id, { value: 'v-' + randomBytes(16).toString('hex'), reason: 'ticket-9' });
     expect(given).toMatchObject({ method: 'given', fromVersion: 1, metadata: { version: 2 } });
     expect(await s.rotation.historyOf(ctx, cred.id)).toEqual([expect.objectContaining({ action: 'rotate', method: 'given', reason: 'ticket-9', actor: 'user:bob' })]);
+  });
+
+  it('audits each rotation refused before the Credentials lib writes (internal row, stale expectedVersion, no handler, a failing handler) as a rotate failure with its code', async () => {
+    const ctxR: OperationContext = { tenantId: `refused_${run}`, actor: { id: 'user:carol' } };
+    const value = () => 'v-' + randomBytes(16).toString('hex');
+    const cred = await s.credentials.store(ctxR, { integrationId: `r-${run}`, connectionId: 'main', type: CredentialType.CUSTOM_SECRET, value: value() });
+    const internal = await s.credentials.store(ctxR, { integrationId: `r-${run}`, connectionId: `rotation-pending.${cred.id}`, type: CredentialType.CUSTOM_SECRET, value: value() }, { internal: true });
+    await expect(s.rotation.rotate(ctxR, internal.id, { value: value() })).rejects.toMatchObject({ code: 2001, field: 'connectionId' });
+    await expect(s.rotation.rotate(ctxR, cred.id, { value: value(), expectedVersion: cred.rowVersion + 1 })).rejects.toMatchObject({ code: 2003 });
+    await expect(s.rotation.rotate(ctxR, cred.id)).rejects.toMatchObject({ code: 3004 });
+    const off = s.moduleRef.get(RotationHandlerRegistry).register({ integrationId: `r-${run}`, handler: { mint: () => Promise.reject(new Error('429')) } });
+    try {
+      await expect(s.rotation.rotate(ctxR, cred.id, { reason: 'ticket-7' })).rejects.toMatchObject({ code: 3005 });
+    } finally {
+      off();
+    }
+    // A refusal of the Credentials lib's own write (a rollback to the current version) is its row alone, not two.
+    await expect(s.rotation.rollback(ctxR, cred.id, 1)).rejects.toMatchObject({ code: 2001 });
+    const rows = (await s.moduleRef.get(AuditService).query({ tenantId: ctxR.tenantId, order: 'asc', limit: 100 })).items.filter((r) => !['store', 'suspicious_activity'].includes(r.action));
+    expect(rows.map((r) => [r.action, r.result, r.errorCode ?? null, r.resource])).toEqual([
+      ['rotate', 'failure', '2001:VALIDATION', internal.id],
+      ['rotate', 'failure', '2003:CONFLICT', cred.id],
+      ['rotate', 'failure', '3004:NO_ROTATION_HANDLER', cred.id],
+      ['rotate', 'failure', '3005:ROTATION_FAILED', cred.id],
+      ['rollback', 'failure', '2001:VALIDATION', cred.id],
+    ]);
+    expect(rows.every((r) => r.actorId === 'user:carol')).toBe(true);
+    expect((await s.credentials.getMetadata(ctxR, cred.id)).version).toBe(1);
+    expect((await s.credentials.getMetadata(ctxR, internal.id)).version).toBe(1);
   });
 
   it('runs one rotation of a credential at a time', async () => {

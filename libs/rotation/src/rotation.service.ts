@@ -9,6 +9,7 @@ import { RotationHandlerRegistry } from './handlers/rotation-handler.registry';
 import { RotationHistoryRepository } from './history/rotation-history.repository';
 import { PendingRotationValues, type PendingRotation } from './pending/pending-rotation-values';
 import type { RotationHistoryEntry } from './history/rotation-history';
+import { auditRefusal } from './internal/audit-failure';
 import { assertContext, assertCredentialId, assertReason } from './internal/validation';
 import { ROTATION_CLOCK, ROTATION_LOCK } from './rotation.constants';
 import { RotationEvents } from './rotation.events';
@@ -79,21 +80,11 @@ export class RotationService {
     }
     return this.exclusive(credentialId, async () => {
       const before = await this.credentials.getMetadata(ctx, credentialId);
-      // The lib's own rows (a pending value, a staged webhook secret) take no rotation: the Credentials lib would refuse
-      // the write, but only after a handler minted a value (a live key at the provider nobody owns).
-      assertChangeableCredential(before);
-      // A stale expectedVersion is refused before a value is minted: a handler may already change it at the provider.
-      if (options.expectedVersion !== undefined && options.expectedVersion !== before.rowVersion) {
-        throw new CredentialConflictError(credentialId, options.expectedVersion, before.rowVersion);
-      }
-      const pending = await this.pending.find(ctx, before);
-      // A value a handler minted earlier, not committed (its write failed, or the process died): the provider may hold it as live, so it is written, not minted anew.
-      const kept = pending && options.value === undefined ? await this.pending.take(ctx, before, pending) : undefined;
-      const { minted, method } = kept ? { minted: kept, method: 'handler' as const } : await this.newValue(before, options, reason ?? 'manual');
-      // Crash-safe: a freshly minted value is durable before its write and dropped after the commit (one envelope
-      // write and delete per handler rotation), so neither a crash nor a failed write in between loses it.
-      const keeping = method === 'handler' && !kept ? await this.pending.keep(ctx, before, minted) : undefined;
-      if (keeping) await this.pending.discardIfGone(ctx, before, keeping); // deleted or revoked meanwhile: nothing written
+      // Refused or failed before the Credentials lib's write (which audits its own): the trail still shows the rotate.
+      const { pending, kept, minted, method, keeping } = await this.prepare(ctx, before, options, reason).catch(async (e: unknown) => {
+        await auditRefusal(this.audit, this.logger, { action: AuditAction.ROTATE, ctx, credentialId, error: e, details: { version: before.version } });
+        throw e;
+      });
       let metadata: CredentialMetadata;
       try {
         // The history row commits in the rotate's own transaction, which opens only after the value is in
@@ -113,6 +104,26 @@ export class RotationService {
       this.logger.log(`rotated credential ${credentialId} (tenant ${ctx.tenantId}) to version ${metadata.version} (${method})`);
       return { metadata, fromVersion: before.version, method };
     });
+  }
+
+  /** Everything of a rotation before its write: the refusals, then the value (given, kept from before, or minted and kept). */
+  private async prepare(ctx: OperationContext, before: CredentialMetadata, options: RotateCredentialOptions, reason: string | null) {
+    // The lib's own rows (a pending value, a staged webhook secret) take no rotation: the Credentials lib would refuse
+    // the write, but only after a handler minted a value (a live key at the provider nobody owns).
+    assertChangeableCredential(before);
+    // A stale expectedVersion is refused before a value is minted: a handler may already change it at the provider.
+    if (options.expectedVersion !== undefined && options.expectedVersion !== before.rowVersion) {
+      throw new CredentialConflictError(before.id, options.expectedVersion, before.rowVersion);
+    }
+    const pending = await this.pending.find(ctx, before);
+    // A value a handler minted earlier, not committed (its write failed, or the process died): the provider may hold it as live, so it is written, not minted anew.
+    const kept = pending && options.value === undefined ? await this.pending.take(ctx, before, pending) : undefined;
+    const { minted, method } = kept ? { minted: kept, method: 'handler' as const } : await this.newValue(before, options, reason ?? 'manual');
+    // Crash-safe: a freshly minted value is durable before its write and dropped after the commit (one envelope
+    // write and delete per handler rotation), so neither a crash nor a failed write in between loses it.
+    const keeping = method === 'handler' && !kept ? await this.pending.keep(ctx, before, minted) : undefined;
+    if (keeping) await this.pending.discardIfGone(ctx, before, keeping); // deleted or revoked meanwhile: nothing written
+    return { pending, kept, minted, method, keeping };
   }
 
   /** The credential's pending rotation value (a minted value not yet committed: its write failed, or a crash), if any: references only. */

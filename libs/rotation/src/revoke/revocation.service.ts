@@ -1,8 +1,9 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
-import { AuditAction, auditErrorCode, AuditResult, AuditService } from '@app/audit';
-import { Clock, describeError, DistributedLock, Outbox, TransactionRunner, prefixedLockKey, type OperationContext } from '@app/common';
+import { AuditAction, AuditResult, AuditService } from '@app/audit';
+import { Clock, DistributedLock, Outbox, TransactionRunner, prefixedLockKey, type OperationContext } from '@app/common';
 import { CredentialsService, CredentialStatus, type CredentialMetadata } from '@app/credentials';
 import { CredentialNotRevokedError, NothingToRevokeError, RotationValidationError } from '../errors/rotation.errors';
+import { auditRefusal } from '../internal/audit-failure';
 import { assertContext, assertCredentialId, assertIdentifier, assertReason } from '../internal/validation';
 import { ROTATION_CLOCK, ROTATION_LOCK } from '../rotation.constants';
 import { RotationEvents } from '../rotation.events';
@@ -111,9 +112,7 @@ export class RevocationService {
    */
   private async refuseUnrevoke(ctx: OperationContext, credentialId: string, reason: string, status: CredentialStatus): Promise<never> {
     const refused = new CredentialNotRevokedError(credentialId);
-    await this.audit
-      .record({ action: AuditAction.UNREVOKE, context: ctx, resource: credentialId, result: AuditResult.FAILURE, errorCode: auditErrorCode(refused), details: { reason, status, critical: true } })
-      .catch((e: unknown) => this.logger.warn(`could not audit a refused unrevoke of credential ${credentialId}: ${describeError(e)}`));
+    await auditRefusal(this.audit, this.logger, { action: AuditAction.UNREVOKE, ctx, credentialId, error: refused, details: { reason, status, critical: true } });
     throw refused;
   }
 

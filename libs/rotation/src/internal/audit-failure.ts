@@ -1,0 +1,24 @@
+import type { Logger } from '@nestjs/common';
+import { type AuditActionName, auditErrorCode, AuditResult, type AuditService } from '@app/audit';
+import { describeError, type OperationContext } from '@app/common';
+
+/** A change of a credential this lib refused, or could not make, before (or instead of) the Credentials lib's write. */
+export interface RefusedChange {
+  action: AuditActionName;
+  ctx: OperationContext;
+  credentialId: string;
+  error: unknown;
+  details?: Record<string, unknown>;
+}
+
+/**
+ * Its failure row (the error's code, never a value), best effort as the Credentials lib's failure rows: the refusal
+ * stands if its row cannot be written. Not for a failure of the Credentials lib's own write, which audits itself.
+ */
+export async function auditRefusal(audit: AuditService, logger: Logger, r: RefusedChange): Promise<void> {
+  try {
+    await audit.record({ action: r.action, context: r.ctx, resource: r.credentialId, result: AuditResult.FAILURE, errorCode: auditErrorCode(r.error), details: r.details });
+  } catch (e) {
+    logger.warn(`could not audit a refused ${r.action} of credential ${r.credentialId}: ${describeError(e)}`);
+  }
+}
