@@ -164,6 +164,20 @@ describe.each(DATABASE_KINDS)('emergency revoke on %s', (kind: TestDatabaseKind)
     ]);
   });
 
+  it("an un-revoke of an internal row (a pending rotation value) is refused before the vault, in the trail as one `unrevoke` failure: 2001:VALIDATION", async () => {
+    const ctx = tenant();
+    const cred = await store(ctx, ValueStoreKind.VAULT);
+    const pending = await s.credentials.store(ctx, { integrationId: 'acme', connectionId: `rotation-pending.${cred.id}`, type: CredentialType.CUSTOM_SECRET, value: secret() }, { internal: true });
+    await s.revocation.revoke(ctx, { credentialId: pending.id }, { reason: 'suspected leak' });
+    await expect(s.revocation.unrevoke(ctx, pending.id, { reason: 'false alarm' })).rejects.toMatchObject({ code: 2001, field: 'connectionId' });
+    expect((await s.credentials.getMetadata(ctx, pending.id)).status).toBe('revoked');
+    const rows = await s.dataSource.getRepository(AuditLogEntry).find({ where: { tenantId: ctx.tenantId, resource: pending.id }, order: { sequence: 'ASC' } });
+    expect(rows.filter((r) => ['revoke', 'unrevoke'].includes(r.action)).map((r) => [r.action, r.result, r.errorCode])).toEqual([
+      ['revoke', 'success', null],
+      ['unrevoke', 'failure', '2001:VALIDATION'],
+    ]);
+  });
+
   it('a rotation that made the credential active during the revoke is revoked again, and recorded as a revoke: audit row, event, history', async () => {
     const ctx = tenant();
     const cred = await store(ctx, ValueStoreKind.VAULT);
