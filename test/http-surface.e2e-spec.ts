@@ -164,7 +164,15 @@ describe('the HTTP surface: methods', () => {
         const page = await fetch(`${host.baseUrl}${path}`);
         const html = await page.text();
         const assets = [...html.matchAll(/(?:href|src)="([^"]+)"/g)].map((m) => new URL(m[1], page.url).pathname);
-        const statuses = await Promise.all(assets.map(async (a) => [a, (await fetch(`${host.baseUrl}${a}`)).status]));
+        // Each asset read to its end: the host's close waits for answers still being written, and an unread 1.5 MB
+        // bundle stays half-written until the garbage collector frees its response (afterAll's close passed 60 s).
+        const statuses = await Promise.all(
+          assets.map(async (a) => {
+            const res = await fetch(`${host.baseUrl}${a}`);
+            await res.arrayBuffer();
+            return [a, res.status];
+          }),
+        );
         pages[path] = [page.status, page.headers.get('content-type'), statuses.length, statuses.filter(([, status]) => status !== 200)];
       }
       const loaded = [200, 'text/html', 6, []];
