@@ -27,8 +27,10 @@ export interface Profile {
   /**
    * The run is cut into `windows` (the first is warm-up). p99 stability: the p99 of each of the last two windows at
    * most 20% above the second's, or `p99FloorMs` above when that is wider (the noise floor of a shared machine).
+   * Every request due within the duration is sent, at most `maxLagMs` after its time (the sender's event loop stalls
+   * on a busy machine and catches up; a longer gap is a pause in the load, not a rate held).
    */
-  soak: { durationMs: number; ratePerSec: number; credentials: number; p99FloorMs: number; windows: number; databases: Db[] };
+  soak: { durationMs: number; ratePerSec: number; credentials: number; p99FloorMs: number; windows: number; maxLagMs: number; databases: Db[] };
 }
 
 export const PROFILES: Record<ProfileName, Profile> = {
@@ -44,8 +46,9 @@ export const PROFILES: Record<ProfileName, Profile> = {
     // p99 floor 2.5 s: beside the other test files a 5-s window's p99 is its second-slowest request, and on this
     // VM kind (CI ~1.5x slower than before) three of six rehearsals saw one 1.1-2.2 s stall there (the soak alone
     // never did); CI once saw a 5.2 s one. Growth must hold in the last two windows (one stall reaches one window), so
-    // latency that keeps growing still fails; `npm run reliability` (medium, full) keeps 10 ms.
-    soak: { durationMs: 20_000, ratePerSec: 25, credentials: 50, p99FloorMs: 2_500, windows: 4, databases: ['sqlite'] },
+    // latency that keeps growing still fails; `npm run reliability` (medium, full) keeps 10 ms. The sender's lag: < 100 ms
+    // beside a CPU hog; CI once saw it stall about 1 s near the end (the old count check failed: 474 of ≥ 475).
+    soak: { durationMs: 20_000, ratePerSec: 25, credentials: 50, p99FloorMs: 2_500, windows: 4, maxLagMs: 2_500, databases: ['sqlite'] },
   },
   // What fits in ~15 minutes on this shared 2-vCPU machine (host boots alone take 10–30 s under load).
   medium: {
@@ -56,7 +59,7 @@ export const PROFILES: Record<ProfileName, Profile> = {
     isolation: { requests: 500 },
     hygiene: { credentials: 40, databases: ['sqlite', 'postgres'] },
     redisLoss: { workers: 16, credentials: 64, beforeMs: 10_000, outageMs: 30_000, afterMs: 20_000 },
-    soak: { durationMs: 120_000, ratePerSec: 50, credentials: 200, p99FloorMs: 10, windows: 10, databases: ['sqlite', 'postgres'] },
+    soak: { durationMs: 120_000, ratePerSec: 50, credentials: 200, p99FloorMs: 10, windows: 10, maxLagMs: 2_500, databases: ['sqlite', 'postgres'] },
   },
   full: {
     name: 'full',
@@ -66,7 +69,7 @@ export const PROFILES: Record<ProfileName, Profile> = {
     isolation: { requests: 3_000 },
     hygiene: { credentials: 300, databases: ['sqlite', 'postgres'] },
     redisLoss: { workers: 32, credentials: 128, beforeMs: 30_000, outageMs: 120_000, afterMs: 60_000 },
-    soak: { durationMs: 600_000, ratePerSec: 50, credentials: 500, p99FloorMs: 10, windows: 10, databases: ['sqlite', 'postgres'] },
+    soak: { durationMs: 600_000, ratePerSec: 50, credentials: 500, p99FloorMs: 10, windows: 10, maxLagMs: 2_500, databases: ['sqlite', 'postgres'] },
   },
 };
 
