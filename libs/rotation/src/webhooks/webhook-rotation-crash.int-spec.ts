@@ -5,13 +5,15 @@
  * secret exactly once.
  */
 import { randomUUID } from 'node:crypto';
-import { ManualClock, type OperationContext } from '@app/common';
+import { AuditLogEntry } from '@app/audit';
+import { ADVISORY_LOCK_NAMESPACES, advisoryLockKey, ManualClock, type OperationContext, OutboxEventEntity, prefixedLockKey } from '@app/common';
 import { CredentialsService } from '@app/credentials';
 import { KeyVaultEmulator } from '@app/keyvault-emulator';
 import { createTestDatabase, DATABASE_KINDS, rejection, type TestDatabase, type TestDatabaseKind } from '@app/testing';
 import { Webhook } from 'standardwebhooks';
 import { WebhookSecretState } from './persistence/webhook-secret-version.entity';
 import { WebhookRotationInProgressError } from './webhook-secret.errors';
+import type { WebhookRotationResult } from './webhook-secret-rotator';
 import { WebhookSecretStates } from './webhook-secret-states';
 import { RecordingUpdater, startWebhookStack, type WebhookStack } from './testing/webhook-stack';
 
@@ -161,6 +163,71 @@ describe('webhook-secret-rotation job with two app instances on one PostgreSQL',
     expect(h.updater.calls.length).toBe(before + 1);
     expect((await b.credentials.getMetadata(ctx(), credential.id)).version).toBe(2);
   });
+
+  // A lost connection frees an advisory lock while its holder goes on: b resumes and completes the same rotation,
+  // before a's promotion starts or while it runs (between its metadata read and its commit).
+  it.each(['before', 'while'] as const)(
+    'a push that outlives its lost lock session, the rotation completed on the other replica %s the promotion: it answers that rotation and changes nothing',
+    async (when) => {
+      const { credential, secret: oldSecret } = await a.service.create(ctx(), { integrationId: 'slow-provider', connectionId: `lost-lock-${when}` });
+      let release = () => undefined as void;
+      const held = new Promise<void>((r) => (release = r));
+      let reached = () => undefined as void;
+      const onProvider = new Promise<void>((r) => (reached = r));
+      const unregisterA = a.updaters.register('slow-provider', { update: async () => (reached(), held) });
+      const unregisterB = b.updaters.register('slow-provider', { update: async () => undefined });
+      try {
+        const onA = a.service.rotate(ctx(), credential.id);
+        await onProvider;
+        // a's lock session ends (a failover, pg_terminate_backend) while its provider call goes on: PostgreSQL frees the lock.
+        const schema = (h.db.options as { schema?: string }).schema;
+        const key = BigInt.asUintN(64, BigInt(advisoryLockKey(prefixedLockKey('credentialRotation', credential.id), `${ADVISORY_LOCK_NAMESPACES.distributedLock}@${schema}`)));
+        const holders = (what: string) =>
+          a.ds.query(`SELECT ${what} FROM pg_locks WHERE locktype = 'advisory' AND granted AND classid = $1 AND objid = $2 AND objsubid = 1`, [
+            (key >> 32n).toString(),
+            (key & 0xffffffffn).toString(),
+          ]) as Promise<unknown[]>;
+        expect(await holders('pg_terminate_backend(pid) AS ended')).toEqual([{ ended: true }]);
+        while ((await holders('pid')).length > 0) await new Promise((r) => setTimeout(r, 10)); // the backend exits asynchronously
+        let onB: Promise<WebhookRotationResult>;
+        if (when === 'before') {
+          onB = Promise.resolve(await b.service.rotate(ctx(), credential.id));
+        } else {
+          // a's next metadata read is its promotion's: b completes the rotation right then.
+          const getMetadata = a.credentials.getMetadata.bind(a.credentials);
+          let done: Promise<WebhookRotationResult> | undefined;
+          jest.spyOn(a.credentials, 'getMetadata').mockImplementationOnce(async (...args) => {
+            done = b.service.rotate(ctx(), credential.id);
+            await done;
+            return getMetadata(...args);
+          });
+          onB = (async () => (await onA, done as Promise<WebhookRotationResult>))();
+        }
+        release();
+        const [fromA, fromB] = await Promise.all([onA, onB]);
+        expect(fromB).toMatchObject({ outcome: 'rotated', version: 2, resumed: true });
+        expect(fromA).toMatchObject({ outcome: 'rotated', rotationId: fromB.rotationId, version: 2, previousVersion: 1 });
+        expect((await b.credentials.getMetadata(ctx(), credential.id)).version).toBe(2);
+        expect((await b.versionRows(credential.id)).map((r) => [r.state, r.credentialVersion])).toEqual([
+          [WebhookSecretState.LIVE, 1],
+          [WebhookSecretState.CURRENT, 2],
+        ]);
+        const t = { tenantId: h.tenantId, integrationId: 'slow-provider', connectionId: `lost-lock-${when}` };
+        expect((await b.service.verifyWebhook(t, body, referenceSigned(h.clock, oldSecret))).version).toBe(1);
+        // No failure reported for a rotation that succeeded: no rotation_failed event (its notification), no failed push
+        // audited; only a's refused credential write when it had begun (rolled back, audited by the credentials lib).
+        const events = (await a.ds.getRepository(OutboxEventEntity).find()).filter((e) => JSON.stringify(e.payload).includes(credential.id)).map((e) => e.name);
+        expect(events.filter((n) => n.startsWith('webhook_secret.'))).toEqual(['webhook_secret.rotated']);
+        const failures = (await a.ds.getRepository(AuditLogEntry).find()).filter((r) => r.resource.includes(credential.id) && r.result !== 'success');
+        expect(failures.map((r) => [r.action, r.errorCode])).toEqual(when === 'before' ? [] : [['rotate', '3122:WEBHOOK_ROTATION_IN_PROGRESS']]);
+      } finally {
+        release();
+        unregisterA();
+        unregisterB();
+        jest.restoreAllMocks();
+      }
+    },
+  );
 
   it('one stage per credential across replicas: the concurrent loser answers ALREADY_STAGED with the winner\'s rotation', async () => {
     for (let round = 0; round < 3; round++) {

@@ -339,6 +339,8 @@ export class WebhookSecretRotator {
   /** Step 3: the new current version and every row change, in one transaction. */
   private async promote(ctx: OperationContext, meta: CredentialMetadata, pending: WebhookSecretVersionEntity, value: string, resumed: boolean): Promise<WebhookRotationResult> {
     try {
+      const elsewhere = await this.promotedElsewhere(meta, pending.id);
+      if (elsewhere) return elsewhere; // before writing the value to the vault a second time
       const fresh = await this.credentials.getMetadata(ctx, meta.id);
       const now = this.clock.now();
       let result: WebhookRotationResult | undefined;
@@ -351,13 +353,15 @@ export class WebhookSecretRotator {
           const active = await this.rows.active(meta.id);
           const current = active.find((r) => r.state === WebhookSecretState.CURRENT);
           const { liveUntil: previousLiveUntil, retired } = current ? await this.states.demote(current, active, now) : { liveUntil: now, retired: [] };
-          await this.rows.transition(pending.id, WebhookSecretState.PENDING, {
+          const promoted = await this.rows.transition(pending.id, WebhookSecretState.PENDING, {
             state: WebhookSecretState.CURRENT,
             credentialVersion: rotated.version,
             currentSince: now,
             stagingCredentialId: null,
             updatedAt: now,
           });
+          // No longer pending: another process changed this rotation after this one lost its lock session.
+          if (!promoted) throw new WebhookRotationInProgressError(meta.id);
           await this.credentials.delete(ctx, pending.stagingCredentialId as string);
           const facts = { rotationId: pending.id, version: rotated.version, previousVersion: fresh.version, previousLiveUntil: previousLiveUntil.toISOString(), retiredVersions: retired, resumed };
           await this.record(ctx, WebhookAuditActions.ROTATED, meta.id, AuditResult.SUCCESS, facts);
@@ -368,9 +372,25 @@ export class WebhookSecretRotator {
       });
       return result as WebhookRotationResult;
     } catch (e) {
+      // Best effort: a database that is gone must not mask the original error.
+      const elsewhere = await this.promotedElsewhere(meta, pending.id).catch(() => null);
+      if (elsewhere) return elsewhere;
       await this.recordFailure(ctx, meta, pending, 'promote', e);
       throw e;
     }
+  }
+
+  /**
+   * This rotation, when another process promoted it already: a push that outlived its lock session (a lost
+   * connection frees an advisory lock) while another replica resumed and completed the same rotation. Its
+   * answer is that promotion's, and nothing is written again — no second version, no failure reported.
+   */
+  private async promotedElsewhere(meta: CredentialMetadata, rotationId: string): Promise<WebhookRotationResult | null> {
+    const rows = await this.rows.history(meta.id);
+    const row = rows.find((r) => r.id === rotationId);
+    if (!row || row.state === WebhookSecretState.PENDING || row.credentialVersion === null) return null;
+    const previous = rows.find((r) => r.credentialVersion === meta.version);
+    return { credentialId: meta.id, outcome: 'rotated', rotationId, version: row.credentialVersion, previousVersion: meta.version, previousLiveUntil: previous?.liveUntil ?? undefined, resumed: true };
   }
 
   /** A failed step: attempts + error name/code on the pending row, an audit row and a rotation_failed event. */
