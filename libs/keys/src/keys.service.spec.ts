@@ -148,6 +148,26 @@ describe('KeysService (fake vault)', () => {
     expect(vault.calls.encrypt ?? 0).toBe(0);
   });
 
+  it('a tag value holding a control character (NUL, line breaks, ESC, DEL) is refused on create and update, naming the tag by position, before any vault call', async () => {
+    const { keys, vault } = await setup();
+    await keys.createKey(ctxA, { name: 'rsa', type: 'RSA', tags: { team: 'core' } });
+    const calls = JSON.stringify(vault.calls);
+    const refusal = (p: Promise<unknown>) => p.then(() => 'resolved', (e: unknown) => (isKeysError(e) ? { code: e.code, field: e.field, message: e.message } : e));
+    for (const bad of ['a\u0000b', 'two\nlines', 'cr\r', 'tab\t', 'esc\u001b[0m', 'del\u007f']) {
+      const expected = { code: KeysErrorCode.KEYS_VALIDATION, field: 'tags', message: expect.stringMatching(/^the value of tag #2 .*control characters/) };
+      expect({ bad, r: await refusal(keys.createKey(ctxA, { name: 'x', type: 'RSA', tags: { team: 'core', note: bad } })) }).toEqual({ bad, r: expected });
+      expect({ bad, r: await refusal(keys.updateKeyProperties(ctxA, 'rsa', { tags: { team: 'core', note: bad } })) }).toEqual({ bad, r: expected });
+    }
+    expect(JSON.stringify(vault.calls)).toBe(calls);
+    expect((await keys.getKey(ctxA, 'rsa')).tags).toEqual({ team: 'core' });
+    // One line of any other text is kept: spaces, accents, astral characters.
+    const kept = { note: 'Zoë\u2019s key 🔑 — two words' };
+    expect((await keys.updateKeyProperties(ctxA, 'rsa', { tags: kept })).tags).toEqual(kept);
+    // A list filter writes nothing: it still finds a key tagged so before the rule (or in the vault directly), to fix it.
+    await vault.createKey(tenantKeyVaultName(ctxA.tenantId, 'legacy', 'cv'), { keyType: 'EC', tags: { note: 'two\nlines' } });
+    expect((await keys.listKeys(ctxA, { tags: { note: 'two\nlines' } })).items.map((k) => k.name)).toEqual(['legacy']);
+  });
+
   it('RSA1_5 works once allowed; encrypt/decrypt and wrap/unwrap round-trip', async () => {
     const { keys } = await setup({ allowRsa1_5: true });
     await keys.createKey(ctxA, { name: 'enc', type: 'RSA' });

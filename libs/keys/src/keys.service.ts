@@ -154,7 +154,7 @@ export class KeysService implements OnModuleDestroy {
   /** The tenant's keys (latest versions), optionally only those carrying every given tag. */
   async listKeys(ctx: OperationContext, request: ListKeysRequest = {}): Promise<KeyPage<KeyProperties>> {
     const want = checkPageSize(request, this.options.defaultPageSize);
-    if (request.tags !== undefined) checkTags(request.tags);
+    if (request.tags !== undefined) checkTags(request.tags, 'filter');
     const cursor = decodeKeyPageCursor(request.continuationToken);
     const wanted = Object.entries(request.tags ?? {});
     return this.runner.used(ctx, 'list', '*', {}, async () => {

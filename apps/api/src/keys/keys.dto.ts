@@ -42,7 +42,7 @@ export class UpdateKeyDto {
   @IsBoolean()
   enabled?: boolean;
 
-  @ApiPropertyOptional({ ...TAGS_DOC, description: 'At most 15 tags, never secrets; an update replaces every tag' })
+  @ApiPropertyOptional({ ...TAGS_DOC, description: 'At most 15 tags, never secrets; an update replaces every tag. A tag value is one line of text: no control character (NUL, tab, line breaks, ESC, DEL)' })
   @IsOptional()
   @IsJsonObject()
   tags?: Record<string, string>;

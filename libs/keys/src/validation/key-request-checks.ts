@@ -1,4 +1,4 @@
-import { isWellFormedUnicode, type OperationContext } from '@app/common';
+import { hasControlCharacter, isWellFormedUnicode, type OperationContext } from '@app/common';
 import {
   DIGEST_BYTES,
   VAULT_EC_CURVES,
@@ -126,15 +126,20 @@ export function checkKeyOps(keyOps: unknown, type?: 'RSA' | 'EC'): void {
   }
 }
 
-export function checkTags(tags: unknown): void {
+/**
+ * A key's tags; `filter` for a list's tag filter, which writes nothing and so also takes a control character: it
+ * still finds a key tagged so before the rule (or in the vault directly), to fix it.
+ */
+export function checkTags(tags: unknown, use: 'stored' | 'filter' = 'stored'): void {
   if (tags === undefined) return;
   if (tags === null || typeof tags !== 'object' || Array.isArray(tags)) throw invalid('tags', 'tags must be an object of string values');
   const entries = Object.entries(tags as Record<string, unknown>);
   if (entries.length > MAX_TAGS) throw invalid('tags', `at most ${MAX_TAGS} tags are allowed`);
   entries.forEach(([k, v], i) => {
     if (!TAG_KEY.test(k)) throw invalid('tags', `the key of tag #${i + 1} must match ${TAG_KEY.source}`);
-    if (typeof v !== 'string' || v.length > MAX_TAG_VALUE || !isWellFormedUnicode(v)) {
-      throw invalid('tags', `the value of tag #${i + 1} must be well-formed text of at most ${MAX_TAG_VALUE} characters`);
+    // One line of text, as a credential's tag value: a line break or ESC in a tag shown by a portal or CLI can forge output.
+    if (typeof v !== 'string' || v.length > MAX_TAG_VALUE || !isWellFormedUnicode(v) || (use === 'stored' && hasControlCharacter(v))) {
+      throw invalid('tags', `the value of tag #${i + 1} must be well-formed text of at most ${MAX_TAG_VALUE} characters${use === 'stored' ? ' without control characters' : ''}`);
     }
   });
 }
