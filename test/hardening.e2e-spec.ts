@@ -313,6 +313,24 @@ describe.each(DATABASE_KINDS)('hardened HTTP API on %s', (kind) => {
       expect((await send('PUT', '/v1/rotation/notifications/settings', { body: JSON.stringify({ webhookUrl: null }), ...rotator })).status).toBe(200);
     });
 
+    it('a null inside a list or a tag map is 400 naming the field and the position, writing nothing (their items are never nullable)', async () => {
+      const { id } = await store({ tags: { team: 'core' } });
+      const as = (apiKey: string) => ({ apiKey, contentType: 'application/json' });
+      const cases: Array<[string, string, Record<string, unknown>, { apiKey: string; contentType: string }, string]> = [
+        ['POST', '/v1/credentials', { integrationId: 'github', connectionId: 'c-null', type: 'api_key', value: secret(), tags: { team: 'core', env: null } }, as(key.key), 'tags #2'],
+        ['PATCH', `/v1/credentials/${id}`, { tags: { team: null } }, as(key.key), 'tags #1'],
+        ['POST', '/v1/credentials/delete-batch', { ids: [id, null] }, as(key.key), 'ids #2'],
+        // 'an e-mail address is at most 254 characters' before, for a null.
+        ['PUT', '/v1/rotation/notifications/settings', { emailRecipients: ['ops@example.com', null] }, as(rotationAdmin.key), 'emailRecipients #2'],
+        ['POST', '/v1/keys', { name: `k-null-${kind}`, type: 'EC', keyOps: ['sign', null] }, as(keyAdmin.key), 'keyOps #2'],
+        ['PATCH', '/v1/keys/nokey', { tags: { t: null } }, as(keyAdmin.key), 'tags #1'],
+      ];
+      for (const [method, path, body, init, field] of cases) {
+        const r = await refusedWithoutWrites(400, () => send(method, path, { body: JSON.stringify(body), ...init }));
+        expect({ method, path, message: r.body.message }).toEqual({ method, path, message: [`${field} must not be null`] });
+      }
+    });
+
     it.each([
       '/v1/credentials?limit=0x10',
       '/v1/credentials?limit=',

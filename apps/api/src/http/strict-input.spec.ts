@@ -1,7 +1,7 @@
 import { ArgumentMetadata, BadRequestException } from '@nestjs/common';
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
 import { Transform } from 'class-transformer';
-import { IsArray, IsOptional, IsString, Length, MaxLength, ValidateIf } from 'class-validator';
+import { IsArray, IsObject, IsOptional, IsString, Length, MaxLength, ValidateIf } from 'class-validator';
 import { hostValidationPipe, QueryBoolean, QueryInt } from './strict-input';
 
 class OptionalQuery {
@@ -55,6 +55,24 @@ class PatchBody {
   @ValidateIf((_, v) => v !== null)
   @IsString()
   label?: string | null;
+}
+
+/** A list and a map (as tags), and a list whose document lets its items be null. */
+class ListsBody {
+  @ApiPropertyOptional({ type: [String] })
+  @IsOptional()
+  @IsArray()
+  emails?: string[];
+
+  @ApiPropertyOptional({ type: 'object', additionalProperties: { type: 'string' } })
+  @IsOptional()
+  @IsObject()
+  tags?: Record<string, string>;
+
+  @ApiPropertyOptional({ type: 'array', isArray: true, items: { type: 'string', nullable: true } })
+  @IsOptional()
+  @IsArray()
+  holes?: (string | null)[];
 }
 
 class NamedPatchBody extends PatchBody {
@@ -131,6 +149,9 @@ describe('hostValidationPipe', () => {
     expect(await pipe.transform({ name: 'n', label: null }, body(NamedPatchBody))).toEqual({ name: 'n', label: null });
     // An undeclared field is refused unnamed, null or not.
     expect(await refusal({ secretish: null })).toEqual(['the body has a property that is not accepted']);
+    // One level down: a null item of a list or value of a map is named by position (never by its key), unless its items are nullable.
+    expect(await refusal({ emails: ['a@example.com', null], tags: { env: null } }, ListsBody)).toEqual(['emails #2 must not be null', 'tags #1 must not be null']);
+    expect(await pipe.transform({ emails: [], tags: { env: 'prod' }, holes: ['a', null] }, body(ListsBody))).toEqual({ emails: [], tags: { env: 'prod' }, holes: ['a', null] });
   });
 });
 

@@ -159,12 +159,38 @@ function refusedNulls(dto: Type<unknown>, body: unknown): string[] {
   if (body === null || typeof body !== 'object' || Array.isArray(body)) return [];
   const out: string[] = [];
   for (const name of declaredFields(dto)) {
-    if (!Object.hasOwn(body, name) || (body as Record<string, unknown>)[name] !== null) continue;
-    const doc = Reflect.getMetadata(DECORATORS.API_MODEL_PROPERTIES, dto.prototype as object, name) as { nullable?: boolean; required?: boolean } | undefined;
-    if (doc?.nullable === true) continue;
-    out.push(doc?.required === false ? `${name} must not be null (leave it out instead)` : `${name} must not be null`);
+    if (!Object.hasOwn(body, name)) continue;
+    const value = (body as Record<string, unknown>)[name];
+    const doc = Reflect.getMetadata(DECORATORS.API_MODEL_PROPERTIES, dto.prototype as object, name) as PropertyDoc | undefined;
+    if (value === null) {
+      if (doc?.nullable === true) continue;
+      out.push(doc?.required === false ? `${name} must not be null (leave it out instead)` : `${name} must not be null`);
+    } else {
+      const at = nullItem(doc, value);
+      if (at !== undefined) out.push(`${name} #${at} must not be null`);
+    }
   }
   return out;
+}
+
+type PropertyDoc = { nullable?: boolean; required?: boolean; isArray?: boolean; items?: { nullable?: boolean }; additionalProperties?: unknown };
+
+/**
+ * The position (from 1) of the first null item of a documented list, or value of a documented map (tags), unless the
+ * document says its items are nullable: the rule one level down, where each field's own check answered in its words
+ * ('an e-mail address is at most 254 characters'). Positions only: a map's keys may be request data.
+ */
+function nullItem(doc: PropertyDoc | undefined, value: unknown): number | undefined {
+  let items: unknown[] | undefined;
+  if (doc?.isArray === true && Array.isArray(value)) {
+    if (doc.items?.nullable === true) return undefined;
+    items = value;
+  } else if (doc?.additionalProperties !== null && typeof doc?.additionalProperties === 'object' && value !== null && typeof value === 'object' && !Array.isArray(value)) {
+    if ((doc.additionalProperties as { nullable?: boolean }).nullable === true) return undefined;
+    items = Object.values(value);
+  }
+  const i = items?.indexOf(null) ?? -1;
+  return i >= 0 ? i + 1 : undefined;
 }
 
 /** DTO classes a whole query string is read into: an unknown field of theirs is a query parameter, not a body property. */
