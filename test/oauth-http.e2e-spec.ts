@@ -87,6 +87,22 @@ describe('OAuth connections over HTTP (PostgreSQL, local vault, oidc-provider)',
     expect(listed.text).not.toContain(fresh);
   });
 
+  it("a token response's null refresh_token / expires_in / refresh_token_expires_in is taken as absent, as the OpenAPI document says (nullable); a null elsewhere is 400, nothing stored", async () => {
+    const doc = (await (await fetch(`${base}/docs/json`)).json()) as { components: { schemas: Record<string, { properties: Record<string, { nullable?: boolean }> }> } };
+    const nullable = Object.entries(doc.components.schemas.TokenResponseDoc.properties)
+      .filter(([, p]) => p.nullable === true)
+      .map(([name]) => name);
+    expect(nullable.sort()).toEqual(['expires_in', 'refresh_token', 'refresh_token_expires_in']);
+    // What the host forwards from a provider that sends null for what it does not give.
+    const stored = await call('POST', '/v1/oauth/connections/idp/nulls/tokens', { access_token: 'at-nulls', refresh_token: null, expires_in: null, refresh_token_expires_in: null, token_type: 'Bearer' });
+    expect({ status: stored.status, refresh: stored.body.refreshTokenCredentialId }).toEqual({ status: 201, refresh: undefined });
+    for (const field of ['access_token', 'scope', 'token_type']) {
+      const refused = await call('POST', '/v1/oauth/connections/idp/nulls-refused/tokens', { access_token: 'at-refused', [field]: null });
+      expect({ field, status: refused.status, code: refused.body.codeName }).toEqual({ field, status: 400, code: 'OAUTH_REFRESH_VALIDATION' });
+    }
+    expect((await call('GET', '/v1/oauth/connections/idp/nulls-refused/access-token')).status).toBe(404);
+  });
+
   it('answers an integration without a provider with 404 and a stable code, and bad ids with 400', async () => {
     const r = await call('GET', '/v1/oauth/connections/nobody/c1/access-token');
     expect(r.status).toBe(404);

@@ -14,13 +14,15 @@ import { Body, Param, Query } from '../http/validated-params';
 /**
  * A token endpoint's response after the code grant (RFC 6749 §5.1), for the OpenAPI document only:
  * providers add their own fields, so the body is not run through the strict global DTO validation;
- * the OAuth lib validates what it uses and stores nothing else.
+ * the OAuth lib validates what it uses and stores nothing else. It takes null as absent where a provider
+ * may send it for what it does not give (no refresh token, no lifetime): those fields say `nullable`, as
+ * the host's rule for explicit nulls has it.
  */
 export class TokenResponseDoc {
   @ApiProperty() access_token: string;
-  @ApiPropertyOptional() refresh_token?: string;
-  @ApiPropertyOptional({ description: 'Seconds' }) expires_in?: number;
-  @ApiPropertyOptional() refresh_token_expires_in?: number;
+  @ApiPropertyOptional({ type: String, nullable: true, description: 'null or absent: the stored refresh token is kept' }) refresh_token?: string | null;
+  @ApiPropertyOptional({ type: Number, nullable: true, description: "Seconds; null or absent: the provider's default lifetime" }) expires_in?: number | null;
+  @ApiPropertyOptional({ type: Number, nullable: true, description: 'Seconds; null or absent: the refresh token is kept without an expiry' }) refresh_token_expires_in?: number | null;
   @ApiPropertyOptional() scope?: string;
   @ApiPropertyOptional() token_type?: string;
 }
