@@ -4,7 +4,7 @@ import fc from 'fast-check';
 import { startTestHost } from '../../test/support/host';
 import { stateSnapshot } from '../../test/support/state-snapshot';
 import { apiClient, isErrorShape, QUIET_HOST_ENV, tenantKey } from './http';
-import { fetchOperations, fillPath, type Operation } from './openapi';
+import { fetchOperations, fillPath, undocumentedNull, type Operation, type PropertySchema } from './openapi';
 import type { Profile } from './profile';
 import { bounded, Examples, info, type PartResult } from './report';
 
@@ -146,12 +146,26 @@ const malformedPem = fc.oneof(
   ),
 );
 
-/** Explicit nulls in documented fields: `@IsOptional()` lets null through to the service as if it were a value. */
-const nulls = (fields: string[]) => fc.subarray(fields, { minLength: 1 }).map((keys) => Object.fromEntries(keys.map((k) => [k, null])));
+/**
+ * Explicit nulls in documented fields (`@IsOptional()` lets null through to the service as if it were a value) and,
+ * in a list or map field, as one of its items.
+ */
+const nulls = (fields: string[], schema: Record<string, PropertySchema> = {}, maxLength?: number) =>
+  fc.subarray(fields, { minLength: 1, maxLength }).chain((keys) =>
+    fc.tuple(...keys.map(() => fc.boolean())).map((inside) =>
+      Object.fromEntries(
+        keys.map((k, i) => {
+          const s = schema[k];
+          if (!inside[i] || !s) return [k, null];
+          return [k, s.type === 'array' ? [`${MARK}`, null] : typeof s.additionalProperties === 'object' ? { a: `${MARK}`, b: null } : null];
+        }),
+      ),
+    ),
+  );
 
-const bodyArbitrary = (fields: string[]) =>
+const bodyArbitrary = (fields: string[], schema: Record<string, PropertySchema>) =>
   fc.oneof(
-    nulls(fields.length ? fields : ['value']).map((v) => json(v, 'nulls')),
+    nulls(fields.length ? fields : ['value'], schema).map((v) => json(v, 'nulls')),
     // documented fields with wrong values, and unknown fields
     fc
       .tuple(fc.subarray(fields.length ? fields : ['value']), fc.array(fieldValue, { minLength: 8, maxLength: 8 }), fc.dictionary(anyText, fieldValue, { maxKeys: 2 }))
@@ -212,13 +226,29 @@ function targeted(existing: Existing): fc.Arbitrary<FuzzRequest> {
   );
 }
 
+/**
+ * Valid bodies of routes with optional fields, which the null generator sets fields of to null (routes without one get
+ * only nulls, which their required fields refuse anyway). No marker: a valid request may be logged. No revoke: it
+ * would end the seeded credentials' use for the rest of the run.
+ */
+const VALID_BODIES: Record<string, Record<string, unknown>> = {
+  'POST /v1/credentials': { integrationId: 'fuzz', connectionId: 'c-nulls', type: 'api_key', value: 'value-nulls-0123' },
+  'PATCH /v1/credentials/{id}': { tags: { team: 'core' } },
+  'POST /v1/credentials/{id}/rotate': { value: 'value-nulls-4567' },
+  'POST /v1/rotation/credentials/{id}/rotate': { value: 'value-nulls-89ab', reason: 'fuzz' },
+  'POST /v1/rotation/credentials/{id}/rollback': { version: 1, reason: 'fuzz' },
+  'PUT /v1/rotation/policies': { level: 'tenant', rotateAfterDays: 30 },
+  'PUT /v1/rotation/notifications/settings': { emailRecipients: ['ops@example.com'] },
+  'POST /v1/oauth/connections/{integrationId}/{connectionId}/tokens': { access_token: 'at-nulls', expires_in: 3600, token_type: 'Bearer' },
+};
+
 export function requestArbitrary(operations: Operation[], existing: Existing): fc.Arbitrary<FuzzRequest> {
   const generic = fc.constantFrom(...operations).chain((op) =>
     fc
       .record({
         segments: fc.tuple(...op.pathParams.map((n) => pathSegment(n, existing))),
         query: queryString(op.query),
-        payload: op.method === 'GET' ? fc.constant<Payload>({ body: undefined, contentType: undefined, kind: 'query' }) : bodyArbitrary(op.bodyFields),
+        payload: op.method === 'GET' ? fc.constant<Payload>({ body: undefined, contentType: undefined, kind: 'query' }) : bodyArbitrary(op.bodyFields, op.bodySchema),
         auth: fc.constantFrom<FuzzRequest['auth']>('valid', 'valid', 'valid', 'valid', 'none', 'invalid'),
         headers: headerSet,
       })
@@ -233,7 +263,33 @@ export function requestArbitrary(operations: Operation[], existing: Existing): f
         kind: payload.kind,
       })),
   );
-  return fc.oneof({ arbitrary: generic, weight: 4 }, { arbitrary: targeted(existing), weight: 1 });
+  // Nulls in an otherwise valid request (a well-formed path, an existing credential, a valid body where one is listed
+  // below): the null is then the only thing wrong, so a route that takes it answers 2xx — the oracle's finding.
+  const withBody = operations.filter((op) => op.method !== 'GET' && op.bodyFields.length > 0);
+  const wellFormed = (name: string) => (name === 'id' ? fc.constantFrom(...existing.ids) : fc.constant(name === 'version' ? '1' : name === 'connectionId' ? OAUTH_CONNECTION : OAUTH_INTEGRATION));
+  const valid = withBody.filter((op) => VALID_BODIES[`${op.method} ${op.path}`]);
+  const route = valid.length ? fc.oneof({ arbitrary: fc.constantFrom(...valid), weight: 3 }, { arbitrary: fc.constantFrom(...withBody), weight: 1 }) : fc.constantFrom(...withBody);
+  // One null at a time: with a valid body, it is all that is wrong.
+  const nullsOnRoutes = route.chain((op) =>
+    fc.tuple(fc.tuple(...op.pathParams.map(wellFormed)), nulls(op.bodyFields, op.bodySchema, 1)).map(
+      ([segments, body]): FuzzRequest => ({
+        method: op.method,
+        path: fillPath(op, segments as string[]),
+        ...json({ ...VALID_BODIES[`${op.method} ${op.path}`], ...body }, 'nulls-on-route'),
+        auth: 'valid',
+        secured: op.secured,
+      }),
+    ),
+  );
+  return fc.oneof({ arbitrary: generic, weight: 4 }, { arbitrary: targeted(existing), weight: 1 }, { arbitrary: nullsOnRoutes, weight: 1 });
+}
+
+function parseJson(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined;
+  }
 }
 
 // ───────────────────────────── the part ─────────────────────────────
@@ -247,7 +303,7 @@ export async function badInput(p: Profile, o: BadInputOptions = {}): Promise<Par
   const started = performance.now();
   const seed = o.seed ?? (Date.now() ^ 0x5eed) >>> 0;
   const examples = new Examples();
-  const totals = { requests: 0, fiveXx: 0, badShape: 0, echoes: 0, writesOnRefusal: 0, notUnauthorized: 0, routes: 0, routesHit: 0, logEchoes: 0, refused: 0 };
+  const totals = { requests: 0, fiveXx: 0, badShape: 0, echoes: 0, writesOnRefusal: 0, notUnauthorized: 0, routes: 0, routesHit: 0, logEchoes: 0, refused: 0, nullsTaken: 0 };
   const kinds: Record<string, number> = {};
   const perDb = Math.ceil(p.badInput.requests / p.badInput.databases.length);
   for (const kind of p.badInput.databases) {
@@ -274,7 +330,11 @@ export async function badInput(p: Profile, o: BadInputOptions = {}): Promise<Par
       for (const req of samples) {
         totals.requests++;
         kinds[req.kind] = (kinds[req.kind] ?? 0) + 1;
-        const op = operations.find((o) => o.method === req.method && new RegExp(`^${o.path.replace(/\{\w+\}/g, '[^/]*')}(\\?|$)`).test(req.path));
+        // A literal path first: /v1/credentials/delete-batch is not /v1/credentials/{id}.
+        const bare = req.path.split('?')[0];
+        const op =
+          operations.find((o) => o.method === req.method && o.path === bare) ??
+          operations.find((o) => o.method === req.method && new RegExp(`^${o.path.replace(/\{\w+\}/g, '[^/]*')}(\\?|$)`).test(req.path));
         if (op) hit.add(`${op.method} ${op.path}`);
         const before = await stateSnapshot(host.app);
         const headers: Record<string, string> = { ...req.headers };
@@ -297,15 +357,17 @@ export async function badInput(p: Profile, o: BadInputOptions = {}): Promise<Par
           totals.notUnauthorized++;
           examples.add(`not 401 without valid credentials: ${where}`);
         }
-        if (res.status < 400) continue;
-        totals.refused++;
-        let body: unknown;
-        try {
-          body = JSON.parse(text);
-        } catch {
-          body = undefined;
+        if (res.status < 400) {
+          // Accepted: a null where the document does not say `nullable` must have been refused (400), not taken.
+          const field = op && req.contentType === 'application/json' && req.body ? undocumentedNull(op, parseJson(req.body.toString())) : undefined;
+          if (field !== undefined) {
+            totals.nullsTaken++;
+            examples.add(`a null in ${field}, not documented nullable, was taken: ${where}`);
+          }
+          continue;
         }
-        if (!isErrorShape(res.status, body)) {
+        totals.refused++;
+        if (!isErrorShape(res.status, parseJson(text))) {
           totals.badShape++;
           examples.add(`error body not in the documented shape: ${where}`);
         }
@@ -329,7 +391,7 @@ export async function badInput(p: Profile, o: BadInputOptions = {}): Promise<Par
     part: 'Bad input',
     profile: p.name,
     method:
-      'fast-check generates requests over every route of the running host\'s OpenAPI document (so routes added later are covered): malformed path ids (bad escapes, lone surrogates, NUL, over-long), query values and cursors, bodies with wrong types, explicit nulls, missing and extra fields, strings past each column\'s length, BOM / bidi / zero-width / noncharacters, integers past int4 and up to 2^53 − 1, any JSON, nesting up to 20,000 levels, bodies over the 256 KB limit and values over 25 KB, bytes that are not JSON or UTF-8, other content types, no or a forged API key, odd, over-long or out-of-range values of the headers the host reads (request id, trace context, user agent, webhook signature, content encoding); plus well-formed requests a client gets wrong: stale `expectedVersion` on rotate/patch/rollback/delete, delete batches over 500 ids or with one bad id, malformed PEM certificates and keys, bad `limit`s, token responses and rejected-token reports with wrong values on a seeded OAuth connection (the host registers a provider, so the OAuth routes read their bodies). Each refused request is bracketed by a snapshot of the state tables (every row) and of the vault (every secret version): they must be equal. Every generated string carries a marker that no response or log line may repeat.',
+      'fast-check generates requests over every route of the running host\'s OpenAPI document (so routes added later are covered): malformed path ids (bad escapes, lone surrogates, NUL, over-long), query values and cursors, bodies with wrong types, explicit nulls (in a field, a list or a map), missing and extra fields, strings past each column\'s length, BOM / bidi / zero-width / noncharacters, integers past int4 and up to 2^53 − 1, any JSON, nesting up to 20,000 levels, bodies over the 256 KB limit and values over 25 KB, bytes that are not JSON or UTF-8, other content types, no or a forged API key, odd, over-long or out-of-range values of the headers the host reads (request id, trace context, user agent, webhook signature, content encoding); plus well-formed requests a client gets wrong: stale `expectedVersion` on rotate/patch/rollback/delete, delete batches over 500 ids or with one bad id, malformed PEM certificates and keys, bad `limit`s, token responses and rejected-token reports with wrong values on a seeded OAuth connection (the host registers a provider, so the OAuth routes read their bodies). A request taken (2xx) with a null where the OpenAPI document does not say `nullable` is a finding. Each refused request is bracketed by a snapshot of the state tables (every row) and of the vault (every secret version): they must be equal. Every generated string carries a marker that no response or log line may repeat.',
     ran: `${totals.requests} requests (seed ${seed}) over ${totals.routes} routes on ${p.badInput.databases.join(' and ')} (a host per database, SQLite file / PostgreSQL schema, its own local vault); by generator: ${Object.entries(kinds).map(([k, n]) => `${k} ${n}`).join(', ')}.`,
     figures: [
       info('requests', totals.requests),
@@ -339,6 +401,7 @@ export async function badInput(p: Profile, o: BadInputOptions = {}): Promise<Par
       bounded('4xx not in the documented shape', totals.badShape, '=', 0),
       bounded('secured route answered without valid credentials', totals.notUnauthorized, '=', 0),
       bounded('refused requests that changed state', totals.writesOnRefusal, '=', 0),
+      bounded('explicit nulls taken where the document does not say nullable', totals.nullsTaken, '=', 0),
       bounded('responses or log lines repeating input', totals.echoes + totals.logEchoes, '=', 0),
     ],
     examples: [...examples.list, ...(examples.list.length ? [`replay with seed ${seed}`] : [])],

@@ -4,7 +4,15 @@ export interface OpenApiDoc {
     string,
     Record<string, { parameters?: { name: string; in: string }[]; security?: unknown[]; requestBody?: { content?: Record<string, { schema?: { $ref?: string } }> } }>
   >;
-  components?: { schemas?: Record<string, { properties?: Record<string, unknown>; required?: string[] }> };
+  components?: { schemas?: Record<string, { properties?: Record<string, PropertySchema>; required?: string[] }> };
+}
+
+/** What the generator and the null oracle read of a body property. */
+export interface PropertySchema {
+  type?: string;
+  nullable?: boolean;
+  items?: { nullable?: boolean };
+  additionalProperties?: unknown;
 }
 
 export interface Operation {
@@ -16,6 +24,8 @@ export interface Operation {
   query: string[];
   /** Documented body fields, if the operation takes a body. */
   bodyFields: string[];
+  /** Their schemas, by name (whether null is documented, for the field or its items). */
+  bodySchema: Record<string, PropertySchema>;
   /** Declares a security requirement (everything but health, metrics and docs). */
   secured: boolean;
 }
@@ -38,6 +48,7 @@ export function listOperations(doc: OpenApiDoc): Operation[] {
         pathParams: [...path.matchAll(/\{(\w+)\}/g)].map((m) => m[1]),
         query: (op.parameters ?? []).filter((p) => p.in === 'query').map((p) => p.name),
         bodyFields: Object.keys(schema?.properties ?? {}),
+        bodySchema: schema?.properties ?? {},
         secured: (op.security ?? []).length > 0,
       });
     }
@@ -50,4 +61,22 @@ export function fillPath(op: Operation, values: string[]): string {
   let path = op.path;
   op.pathParams.forEach((n, i) => (path = path.replace(`{${n}}`, values[i])));
   return path;
+}
+
+/**
+ * The first documented body field of `body` holding a null the document does not allow — the field itself not
+ * `nullable`, or an item of a list or value of a map whose items are not — as the host's rule reads the same
+ * document; undefined when there is none.
+ */
+export function undocumentedNull(op: Operation, body: unknown): string | undefined {
+  if (body === null || typeof body !== 'object' || Array.isArray(body)) return undefined;
+  for (const [name, schema] of Object.entries(op.bodySchema)) {
+    if (!Object.hasOwn(body, name)) continue;
+    const v = (body as Record<string, unknown>)[name];
+    if (v === null && schema.nullable !== true) return name;
+    const list = schema.type === 'array' && Array.isArray(v) && schema.items?.nullable !== true;
+    const map = typeof schema.additionalProperties === 'object' && (schema.additionalProperties as { nullable?: boolean } | null)?.nullable !== true && v !== null && typeof v === 'object' && !Array.isArray(v);
+    if ((list || map) && Object.values(v as object).includes(null)) return `${name} (an item)`;
+  }
+  return undefined;
 }
