@@ -1,8 +1,9 @@
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { KeyVaultEmulator } from '@app/keyvault-emulator';
 import { writeRequireHook } from './support/swc-require-hook';
 
 const ROOT = join(__dirname, '..');
@@ -95,6 +96,27 @@ describe('the CLI process', () => {
       expect(r.stderr).not.toMatch(/^\s+at /m);
     } finally {
       taken.close();
+    }
+  }, 60_000);
+
+  // The port error's old advice, "or another EMULATOR_PORT", started a second vault on the host's data: the CLI's
+  // writes went to a store the host's vault never reads (the host then answered 500 for the rotated credential) and
+  // the two rewrote each other's files.
+  it("a command on the data dir of a vault another process runs (another EMULATOR_PORT) refuses, writing nothing", async () => {
+    const vaultDir = join(dir, 'shared-vault');
+    const running = await KeyVaultEmulator.start({ port: 0, dataDir: vaultDir, quiet: true });
+    try {
+      const journal = join(vaultDir, 'secrets.json.journal');
+      const before = existsSync(journal) ? readFileSync(journal) : undefined;
+      const r = await run(['data-key:rotate', '--tenant', 'acme'], undefined, { EMULATOR_PORT: '0', EMULATOR_DATA_DIR: vaultDir });
+      expect(r.code).toBe(1);
+      expect(r.stderr).toContain(`${vaultDir} is in use by the local Key Vault of process ${process.pid}`);
+      expect(r.stderr).toContain('Stop the host before running a CLI command');
+      expect(r.stderr).not.toMatch(/^\s+at /m);
+      expect(r.stdout).toBe('');
+      expect(existsSync(journal) ? readFileSync(journal) : undefined).toEqual(before);
+    } finally {
+      await running.stop();
     }
   }, 60_000);
 });

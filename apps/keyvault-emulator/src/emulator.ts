@@ -8,6 +8,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { Authenticator, bearerToken, challengeHeader } from './auth';
 import { ensureTlsMaterial } from './certs';
 import { VaultClock } from './clock';
+import { DataDirLock } from './data-dir-lock';
 import { AccessDenials, DenySpec, validateDenySpec } from './denials';
 import { errors, KeyVaultHttpError } from './errors';
 import { VaultEvent, VaultEvents } from './events';
@@ -63,6 +64,7 @@ export class KeyVaultEmulator {
   /** The lifetime-action checks, one after another (the timer's and those asked for). */
   private lifetimeRuns: Promise<unknown> = Promise.resolve();
   private stopping?: Promise<void>;
+  private readonly lock?: DataDirLock;
 
   private constructor(
     private readonly options: ResolvedOptions,
@@ -80,13 +82,14 @@ export class KeyVaultEmulator {
     private readonly ownsDataDir: boolean,
     /** The vault's clock, and what it applies on its own as time passes: rotation policies (and the events they record). */
     private readonly lifetime: { clock: VaultClock; actions: KeyLifetimeActions; events: VaultEvents },
-    init: { vaultUrl: string; port: number; caCertPem: string; caCertPath: string; dataDir: string },
+    init: { vaultUrl: string; port: number; caCertPem: string; caCertPath: string; dataDir: string; lock?: DataDirLock },
   ) {
     this.vaultUrl = init.vaultUrl;
     this.port = init.port;
     this.caCertPem = init.caCertPem;
     this.caCertPath = init.caCertPath;
     this.dataDir = init.dataDir;
+    this.lock = init.lock;
     this.sweepTimer = setInterval(() => {
       this.stores.secrets.purgeExpired();
       this.stores.keys.purgeExpired();
@@ -105,6 +108,8 @@ export class KeyVaultEmulator {
     const ownsDataDir = o.dataDir === undefined;
     const dataDir = ownsDataDir ? mkdtempSync(join(tmpdir(), 'kv-emulator-')) : resolve(o.dataDir!);
     mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+    // A temp dir is this vault's alone; a given one may be a running host's.
+    const lock = ownsDataDir ? undefined : DataDirLock.acquire(dataDir);
     try {
       const tls = ensureTlsMaterial(dataDir, o.host);
       const clock = new VaultClock(o.now);
@@ -168,11 +173,13 @@ export class KeyVaultEmulator {
         caCertPem: tls.caCertPem,
         caCertPath: tls.caCertPath,
         dataDir,
+        lock,
       });
       ready.emulator = emulator;
       if (!o.quiet) console.warn(`${BANNER}Key Vault emulator listening at ${vaultUrl} (CA: ${tls.caCertPath})\n`);
       return emulator;
     } catch (err) {
+      lock?.release();
       if (ownsDataDir) rmSync(dataDir, { recursive: true, force: true });
       throw err;
     }
@@ -278,6 +285,7 @@ export class KeyVaultEmulator {
       this.server.closeAllConnections?.();
       await closed;
       await Promise.all([this.persistence.secrets.close(), this.persistence.keys.close()]);
+      this.lock?.release();
       if (this.ownsDataDir) rmSync(this.dataDir, { recursive: true, force: true });
     })();
     return this.stopping;

@@ -1,4 +1,5 @@
 export { KeyVaultEmulator } from './emulator';
+export { EmulatorDataDirInUseError } from './data-dir-lock';
 export type { KeyVaultEmulatorOptions } from './options';
 export { DEFAULT_LIFETIME_ACTIONS_CHECK_MS, DEFAULT_OPERATION_DELAY_MS, DEFAULT_TENANT_ID } from './options';
 export type { VaultEvent } from './events';

@@ -47,8 +47,8 @@ export class EmbeddedVaultPortInUseError extends Error {
   constructor(port: number, cause: unknown) {
     super(
       `The embedded local Key Vault cannot listen on port ${port} (EMULATOR_PORT): it is in use, usually by a running host's ` +
-        'embedded vault. Stop the host before running a CLI command on its data, or set KEY_VAULT_URL (an external vault) ' +
-        'or another EMULATOR_PORT.',
+        'embedded vault. Stop the host before running a CLI command on its data, or set KEY_VAULT_URL (an external vault). ' +
+        'Another EMULATOR_PORT is no way round it while the host runs: its vault would use the same data dir.',
       { cause },
     );
   }
