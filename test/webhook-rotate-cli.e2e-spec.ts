@@ -70,7 +70,10 @@ describe('cli webhook:rotate', () => {
     const secret = staged.result.secret as string;
     expect(secret).toMatch(/^whsec_[A-Za-z0-9+/]{43}=$/);
     expect(staged.result).toMatchObject({ credentialId, replacesVersion: 2 });
-    expect(staged.result.next).toContain(String(staged.result.rotationId));
+    // The command it names runs as printed: all the flags --activate needs, not only --rotation.
+    expect(staged.result.next).toContain(
+      `\`npm run -s cli -- webhook:rotate --tenant ${tenantId} --integration stripe --connection main --activate --rotation ${String(staged.result.rotationId)}\``,
+    );
     await expect(cli({ ...where, stage: true })).rejects.toMatchObject({ codeName: 'WEBHOOK_SECRET_ALREADY_STAGED' });
 
     const activated = await cli({ ...where, activate: true, rotation: staged.result.rotationId });

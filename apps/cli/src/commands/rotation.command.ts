@@ -143,6 +143,11 @@ interface WebhookRotateFlags {
   rotation?: string;
 }
 
+/** An argument as a POSIX shell reads it back: bare when plain, else single-quoted (ids may hold any character). */
+function shellWord(arg: string): string {
+  return /^[A-Za-z0-9._:@/=+-]+$/.test(arg) ? arg : `'${arg.replace(/'/g, `'\\''`)}'`;
+}
+
 /**
  * `cli webhook:rotate --tenant t --integration i --connection c [--stage | --activate | --discard] [--rotation id]`.
  *
@@ -166,7 +171,9 @@ export class WebhookRotateCommand extends CommandRunner {
         const webhooks = get(WebhookSecretsService);
         if (modes[0] === 'stage') {
           const staged = await webhooks.stageConnection(target);
-          return { ...staged, next: 'Install `secret` in the provider, then run webhook:rotate --activate --rotation ' + staged.rotationId + '. It is not shown again.' };
+          // The whole command: --activate needs the connection's three flags too, not only the rotation id.
+          const activate = ['webhook:rotate', '--tenant', target.tenantId, '--integration', target.integrationId, '--connection', target.connectionId, '--activate', '--rotation', staged.rotationId];
+          return { ...staged, next: `Install \`secret\` in the provider, then run \`npm run -s cli -- ${activate.map(shellWord).join(' ')}\`. It is not shown again.` };
         }
         if (modes[0] === 'activate') return webhooks.activateConnection(target, flags.rotation);
         if (modes[0] === 'discard') return webhooks.discardConnection(target, flags.rotation);
