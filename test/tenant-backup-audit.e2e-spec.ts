@@ -45,6 +45,18 @@ describe('tenant backup and restore failures in the audit log (SQLite, local vau
     for (const leak of [(error as Error).message, value]) expect(stored).not.toContain(leak);
   });
 
+  // Its count was written as `credentials`, a key the audit lib drops as one that may hold a secret.
+  it("a backup's success row counts the credentials, skipped rows and policies it holds", async () => {
+    const ctx = { tenantId: `bk-s-${randomBytes(3).toString('hex')}`, actor: { id: 'ops' } };
+    const credentials = host.app.get(CredentialsService);
+    for (const connectionId of ['ci', 'deploy']) await credentials.store(ctx, { integrationId: 'github', connectionId, type: CredentialType.API_KEY, value: `k-${randomBytes(12).toString('hex')}` });
+    const payload = await service.backup(ctx);
+    expect(payload.credentials).toHaveLength(2);
+    const [row] = await rows(ctx.tenantId, 'tenant_backup');
+    expect(row).toMatchObject({ result: 'success', details: { credentialCount: 2, skipped: 0, policies: 0 } });
+    expect(row.details).not.toHaveProperty('_redacted');
+  });
+
   it('a backup the vault refuses to read: failure row with errorCode 1010:FORBIDDEN, no message', async () => {
     const ctx = { tenantId: `bk-b-${randomBytes(3).toString('hex')}`, actor: { id: 'ops' } };
     const value = `sk_live_${randomBytes(18).toString('hex')}`;

@@ -113,7 +113,8 @@ export class TenantBackupService {
     }
     await this.record(ctx, 'tenant_backup', AuditResult.SUCCESS, {
       durationMs: Date.now() - started,
-      credentials: payload.credentials.length,
+      // Not `credentials`: the audit lib drops that key as one that may hold a secret.
+      credentialCount: payload.credentials.length,
       skipped: payload.skipped.length,
       policies: payload.policies.length,
     });
