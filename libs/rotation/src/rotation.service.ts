@@ -67,7 +67,11 @@ export class RotationService {
     return !!(this.registry.handlerFor(meta.integrationId, meta.type) ?? this.registry.generatorFor(meta.type));
   }
 
-  async rotate(ctx: OperationContext, credentialId: string, options: RotateCredentialOptions = {}): Promise<RotationOutcome> {
+  /**
+   * `conflictRetried` (this lib's rotation check): a stale `expectedVersion` is the caller's own guard, which it handles
+   * (rotates as the credential is now, or not at all), so it is not audited as a refused rotation.
+   */
+  async rotate(ctx: OperationContext, credentialId: string, options: RotateCredentialOptions = {}, { conflictRetried = false } = {}): Promise<RotationOutcome> {
     assertContext(ctx);
     assertCredentialId(credentialId);
     const reason = assertReason(options.reason, false);
@@ -82,6 +86,7 @@ export class RotationService {
       const before = await this.credentials.getMetadata(ctx, credentialId);
       // Refused or failed before the Credentials lib's write (which audits its own): the trail still shows the rotate.
       const { pending, kept, minted, method, keeping } = await this.prepare(ctx, before, options, reason).catch(async (e: unknown) => {
+        if (conflictRetried && e instanceof CredentialConflictError) throw e;
         await auditRefusal(this.audit, this.logger, { action: AuditAction.ROTATE, ctx, credentialId, error: e, details: { version: before.version } });
         throw e;
       });

@@ -100,7 +100,7 @@ export class RotationCheckService {
   private async rotateAsScanned(ctx: OperationContext, ref: LiveCredentialRef): Promise<boolean> {
     const reason = 'scheduled: rotate-after of the policy passed';
     try {
-      await this.rotation.rotate(ctx, ref.id, { reason, expectedVersion: ref.rowVersion });
+      await this.rotation.rotate(ctx, ref.id, { reason, expectedVersion: ref.rowVersion }, { conflictRetried: true });
       return true;
     } catch (e) {
       if (!(e instanceof CredentialConflictError)) throw e;

@@ -5,6 +5,7 @@
  * replicas on one PostgreSQL raise each notice exactly once.
  */
 import { randomBytes } from 'node:crypto';
+import { AuditService } from '@app/audit';
 import { ManualClock, ScheduledJobs, type OperationContext } from '@app/common';
 import { CredentialEntity, CredentialStatus, CredentialType, type CredentialMetadata } from '@app/credentials';
 import { DATABASE_KINDS, type TestDatabaseKind } from '@app/testing';
@@ -199,6 +200,29 @@ describe.each(DATABASE_KINDS)('rotation jobs on %s', (kind: TestDatabaseKind) =>
       } finally {
         off.forEach((f) => f());
       }
+    });
+
+    it('a credential changed between the scan and its rotation (its tags) is rotated as it is now, with no failure in the audit trail', async () => {
+      clock.set(T0);
+      const ctx = tenant();
+      await s.policies.set(ctx, { level: 'tenant', rotation: 'automatic' });
+      const key = await store(ctx, CredentialType.API_KEY, secret());
+      // The change lands right after the scan read the credential: the job's compare-and-set on the scanned rowVersion loses.
+      const rotate = s.rotation.rotate.bind(s.rotation);
+      jest.spyOn(s.rotation, 'rotate').mockImplementationOnce(async (...args) => {
+        await s.credentials.updateMetadata(ctx, key.id, { tags: { team: 'core' } });
+        return rotate(...args);
+      });
+      try {
+        clock.set(new Date(T0.getTime() + 91 * DAY));
+        expect(await acquired(() => s.check.runOnce())).toMatchObject({ rotated: 1, failed: 0 });
+      } finally {
+        jest.restoreAllMocks();
+      }
+      expect(await s.credentials.getMetadata(ctx, key.id)).toMatchObject({ version: 2, tags: { team: 'core' } });
+      // The lost compare-and-set is the job's own retry, not a refused rotation: only the rotation is in the trail.
+      const rows = (await s.moduleRef.get(AuditService).query({ tenantId: ctx.tenantId, action: 'rotate', order: 'asc', limit: 100 })).items;
+      expect(rows.map((r) => [r.result, r.errorCode ?? null, r.actorId])).toEqual([['success', null, 'system:rotation-check']]);
     });
   });
 });
