@@ -151,7 +151,6 @@ describe.each(DATABASE_KINDS)('keys HTTP API on %s', (kind) => {
     }
   });
 
-  // It answered 200 with the key: the SDK's recover poller reads the key first and stops there when it is live.
   it('a tag value holding a control character (NUL, line breaks, ESC, DEL) is 400 naming the tag by position, on create and update, changing nothing', async () => {
     expect((await call(manager, 'POST', '/v1/keys', { name: 'tagged', type: 'EC', tags: { team: 'core' } })).status).toBe(201);
     for (const bad of ['a\u0000b', 'two\nlines', 'cr\r', 'esc\u001b[2J', 'del\u007f']) {
@@ -172,6 +171,7 @@ describe.each(DATABASE_KINDS)('keys HTTP API on %s', (kind) => {
     expect((await call(reader, 'GET', '/v1/keys?tag=note=two%0Alines')).status).toBe(200);
   });
 
+  // It answered 200 with the key: the SDK's recover poller reads the key first and stops there when it is live.
   it('answers a recover of a key that is not deleted 404, as for a key that never existed, and leaves it as it was', async () => {
     const created = await call(manager, 'POST', '/v1/keys', { name: 'live-one', type: 'EC' });
     expect(created.status).toBe(201);
