@@ -16,7 +16,6 @@ describe('soak at a fixed rate', () => {
     // The load really ran at its rate for the whole duration: every request due by the sender's clock within it
     // was sent and answered (the lag behind schedule is a bound above), and that is rate × duration.
     const { ratePerSec, durationMs } = PROFILES.short.soak;
-    expect(figure(r, 'requests scheduled')).toBe((ratePerSec * durationMs) / 1000);
-    expect(figure(r, 'requests')).toBe(figure(r, 'requests scheduled'));
+    expect(figure(r, 'requests')).toBe((ratePerSec * durationMs) / 1000);
   });
 });
