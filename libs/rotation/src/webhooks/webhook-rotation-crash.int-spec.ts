@@ -122,6 +122,19 @@ describe('webhook-secret-rotation job with two app instances on one PostgreSQL',
     b = await h.start();
   });
 
+  /** The rotation lock's session of `credentialId` ends (a failover, pg_terminate_backend) while its holder goes on: PostgreSQL frees the lock. */
+  async function endLockSession(credentialId: string): Promise<void> {
+    const schema = (h.db.options as { schema?: string }).schema;
+    const key = BigInt.asUintN(64, BigInt(advisoryLockKey(prefixedLockKey('credentialRotation', credentialId), `${ADVISORY_LOCK_NAMESPACES.distributedLock}@${schema}`)));
+    const holders = (what: string) =>
+      a.ds.query(`SELECT ${what} FROM pg_locks WHERE locktype = 'advisory' AND granted AND classid = $1 AND objid = $2 AND objsubid = 1`, [
+        (key >> 32n).toString(),
+        (key & 0xffffffffn).toString(),
+      ]) as Promise<unknown[]>;
+    expect(await holders('pg_terminate_backend(pid) AS ended')).toEqual([{ ended: true }]);
+    while ((await holders('pid')).length > 0) await new Promise((r) => setTimeout(r, 10)); // the backend exits asynchronously
+  }
+
   it('rotates only the due secrets, each once; a second run rotates nothing; replicas see the new secret', async () => {
     const t0 = h.clock.now();
     const due1 = await a.service.create(ctx(), { integrationId: 'stripe', connectionId: 'due-1' });
@@ -179,16 +192,7 @@ describe('webhook-secret-rotation job with two app instances on one PostgreSQL',
       try {
         const onA = a.service.rotate(ctx(), credential.id);
         await onProvider;
-        // a's lock session ends (a failover, pg_terminate_backend) while its provider call goes on: PostgreSQL frees the lock.
-        const schema = (h.db.options as { schema?: string }).schema;
-        const key = BigInt.asUintN(64, BigInt(advisoryLockKey(prefixedLockKey('credentialRotation', credential.id), `${ADVISORY_LOCK_NAMESPACES.distributedLock}@${schema}`)));
-        const holders = (what: string) =>
-          a.ds.query(`SELECT ${what} FROM pg_locks WHERE locktype = 'advisory' AND granted AND classid = $1 AND objid = $2 AND objsubid = 1`, [
-            (key >> 32n).toString(),
-            (key & 0xffffffffn).toString(),
-          ]) as Promise<unknown[]>;
-        expect(await holders('pg_terminate_backend(pid) AS ended')).toEqual([{ ended: true }]);
-        while ((await holders('pid')).length > 0) await new Promise((r) => setTimeout(r, 10)); // the backend exits asynchronously
+        await endLockSession(credential.id);
         let onB: Promise<WebhookRotationResult>;
         if (when === 'before') {
           onB = Promise.resolve(await b.service.rotate(ctx(), credential.id));
@@ -228,6 +232,58 @@ describe('webhook-secret-rotation job with two app instances on one PostgreSQL',
       }
     },
   );
+
+  // The same, but b also completes a later rotation before a's delayed push lands: the provider then holds an
+  // older secret than the current one, and signs with it — webhooks fail verification once its overlap ends.
+  it('a push that outlives its lost lock session and lands after a later rotation: the provider ends up with the current secret; audited', async () => {
+    const connectionId = 'lost-lock-superseded';
+    const { credential } = await a.service.create(ctx(), { integrationId: 'slow-provider', connectionId });
+    const provider = { secret: '' }; // the one secret the provider signs with: the last one installed
+    let release = () => undefined as void;
+    const held = new Promise<void>((r) => (release = r));
+    let reached = () => undefined as void;
+    const onProvider = new Promise<void>((r) => (reached = r));
+    const pushedByA: string[] = [];
+    const unregisterA = a.updaters.register('slow-provider', {
+      update: async ({ newSecret, rotationId }) => {
+        pushedByA.push(rotationId);
+        reached();
+        await held; // a slow provider call: it lands when released
+        provider.secret = newSecret;
+      },
+    });
+    const unregisterB = b.updaters.register('slow-provider', { update: async ({ newSecret }) => void (provider.secret = newSecret) });
+    try {
+      const onA = a.service.rotate(ctx(), credential.id);
+      await onProvider;
+      await endLockSession(credential.id);
+      const resumed = await b.service.rotate(ctx(), credential.id);
+      const later = await b.service.rotate(ctx(), credential.id);
+      expect([resumed.version, later.version]).toEqual([2, 3]);
+      release();
+      const fromA = await onA;
+      expect(fromA).toMatchObject({ outcome: 'rotated', rotationId: resumed.rotationId, version: 2 });
+
+      const current = await b.credentials.get(ctx(), credential.id);
+      expect(current.metadata.version).toBe(3);
+      // What a receiver cares about: the provider signs with the current secret, which verifies past every overlap.
+      expect(provider.secret).toBe(current.value);
+      expect(pushedByA).toEqual([resumed.rotationId, later.rotationId]); // the repair: a retry of the current rotation's push
+      const t = { tenantId: h.tenantId, integrationId: 'slow-provider', connectionId };
+      expect((await b.service.verifyWebhook(t, body, referenceSigned(h.clock, provider.secret))).version).toBe(3);
+      // The operator learns that a stale push landed, which rotation it was, and that the current secret was pushed again.
+      const rows = (await a.ds.getRepository(AuditLogEntry).find()).filter((r) => r.resource.includes(credential.id));
+      const superseded = rows.filter((r) => r.action === 'webhook_secret.push_superseded');
+      expect(superseded.map((r) => [r.result, r.errorCode, r.details])).toEqual([
+        ['failure', 'PUSH_SUPERSEDED', expect.objectContaining({ rotationId: resumed.rotationId, currentRotationId: later.rotationId, repaired: true })],
+      ]);
+      expect(JSON.stringify(rows)).not.toContain(current.value);
+    } finally {
+      release();
+      unregisterA();
+      unregisterB();
+    }
+  });
 
   it('one stage per credential across replicas: the concurrent loser answers ALREADY_STAGED with the winner\'s rotation', async () => {
     for (let round = 0; round < 3; round++) {

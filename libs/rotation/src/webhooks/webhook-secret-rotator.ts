@@ -116,8 +116,14 @@ export class WebhookSecretRotator {
   ) {}
 
   /** Rotates (or completes a pending rotation of) a webhook secret. See the class comment. */
-  rotate(ctx: OperationContext, credentialId: string, options: WebhookRotateOptions = {}): Promise<WebhookRotationResult> {
-    return this.locked(credentialId, () => this.rotateLocked(ctx, credentialId, options));
+  async rotate(ctx: OperationContext, credentialId: string, options: WebhookRotateOptions = {}): Promise<WebhookRotationResult> {
+    let stale: WebhookSecretVersionEntity | undefined;
+    try {
+      return await this.locked(credentialId, () => this.rotateLocked(ctx, credentialId, options, (row) => (stale = row)));
+    } finally {
+      // After the lock callback: the repair takes the lock again (this process still held it until then).
+      if (stale) await this.repairStalePush(ctx, credentialId, stale);
+    }
   }
 
   /** Operator step 1: a new secret, pending and already accepted by verification; returned once. */
@@ -233,7 +239,12 @@ export class WebhookSecretRotator {
     });
   }
 
-  private async rotateLocked(ctx: OperationContext, credentialId: string, options: WebhookRotateOptions): Promise<WebhookRotationResult> {
+  private async rotateLocked(
+    ctx: OperationContext,
+    credentialId: string,
+    options: WebhookRotateOptions,
+    onStalePush: (row: WebhookSecretVersionEntity) => void,
+  ): Promise<WebhookRotationResult> {
     const meta = await this.rotatable(ctx, credentialId);
     const updater = this.updaters.get(meta.integrationId); // before any write: no updater, no pending row
     const active = await this.keyring.enrolled(ctx, meta);
@@ -251,7 +262,75 @@ export class WebhookSecretRotator {
       value = (await this.credentials.get(ctx, pending.stagingCredentialId as string)).value;
     }
     await this.push(ctx, meta, pending, updater, value as string);
+    const stale = await this.supersededRow(meta.id, pending.id);
+    if (stale) {
+      // Promoted (or discarded) and then superseded elsewhere while this push was in flight: never promoted here.
+      onStalePush(stale);
+      const elsewhere = await this.promotedElsewhere(meta, pending.id);
+      if (elsewhere) return elsewhere;
+      throw new WebhookRotationInProgressError(meta.id);
+    }
     return this.promote(ctx, meta, pending, value as string, resumed);
+  }
+
+  /**
+   * This rotation's row when, after its push, it is neither pending nor current: another process went on with the
+   * credential after this one lost its lock session (a lost connection frees an advisory lock while its holder's
+   * provider call goes on) — it completed this rotation and a later one, or discarded it. The value just pushed is
+   * then not the current secret, and the provider, which keeps the last one installed, may now sign with it.
+   */
+  private async supersededRow(credentialId: string, rotationId: string): Promise<WebhookSecretVersionEntity | null> {
+    const row = (await this.rows.history(credentialId)).find((r) => r.id === rotationId);
+    return row && row.state !== WebhookSecretState.PENDING && row.state !== WebhookSecretState.CURRENT ? row : null;
+  }
+
+  /**
+   * After a superseded push (see `supersededRow`), under the lock again: the current secret is pushed again — a retry
+   * of the current rotation's own push, with its rotationId — unless a rotation is pending, whose own push (resumed by
+   * the job) installs a newer one. Audited either way (`push_superseded`); a repair that failed also raises
+   * `webhook_secret.rotation_failed` (step `repair`): the provider may sign with a secret that stops verifying when its
+   * overlap ends. Best effort: never throws (the caller answers its rotation).
+   */
+  private async repairStalePush(ctx: OperationContext, credentialId: string, stale: WebhookSecretVersionEntity): Promise<void> {
+    const facts: Record<string, unknown> = { rotationId: stale.id, state: stale.state, repaired: false };
+    let failure: unknown;
+    try {
+      await this.lockedWaiting(credentialId, async () => {
+        const meta = await this.rotatable(ctx, credentialId);
+        const active = await this.rows.active(meta.id);
+        const pending = active.find((r) => r.state === WebhookSecretState.PENDING);
+        const current = active.find((r) => r.state === WebhookSecretState.CURRENT);
+        facts.currentRotationId = current?.id;
+        if (pending) facts.pendingRotationId = pending.id;
+        if (pending || !current || current.credentialVersion === null) return;
+        const value = (await this.credentials.get(ctx, meta.id)).value;
+        await this.updaters.get(meta.integrationId).update({
+          context: ctx,
+          credentialId: meta.id,
+          integrationId: meta.integrationId,
+          connectionId: meta.connectionId,
+          newSecret: value,
+          rotationId: current.id,
+          // What the current rotation's own push said: a promotion moves the version up by one.
+          replacesVersion: current.credentialVersion - 1,
+        });
+        facts.repaired = true;
+      });
+    } catch (e) {
+      failure = e;
+      facts.repairError = auditErrorCode(e);
+    }
+    await this.runner
+      .run(async () => {
+        await this.record(ctx, WebhookAuditActions.PUSH_SUPERSEDED, credentialId, AuditResult.FAILURE, facts, 'PUSH_SUPERSEDED');
+        if (failure === undefined) return;
+        await this.outbox.add({
+          name: WebhookSecretEvents.ROTATION_FAILED,
+          tenantId: stale.tenantId,
+          payload: { credentialId, integrationId: stale.integrationId, connectionId: stale.connectionId, rotationId: stale.id, step: 'repair', error: describeError(failure) },
+        });
+      })
+      .catch((e: unknown) => this.logger.warn(`Could not record the superseded push of webhook rotation ${stale.id}: ${describeError(e)}`));
   }
 
   /**

@@ -36,6 +36,8 @@ export const WebhookAuditActions = {
   DISCARDED: 'webhook_secret.staged_discarded',
   PUSHED: 'webhook_secret.pushed',
   PUSH_FAILED: 'webhook_secret.push_failed',
+  /** A push landed after its rotation was superseded elsewhere (it outlived its lock session); the current secret is pushed again. */
+  PUSH_SUPERSEDED: 'webhook_secret.push_superseded',
   ROTATED: 'webhook_secret.rotated',
   RETIRED: 'webhook_secret.retired',
 } as const;
