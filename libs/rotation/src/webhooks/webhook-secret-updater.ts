@@ -15,7 +15,10 @@ export interface WebhookSecretUpdate {
    * idempotent (e.g. as an Idempotency-Key).
    */
   rotationId: string;
-  /** The credential version being replaced (the current one). */
+  /**
+   * The credential version being replaced (the current one). Grows with every rotation of the credential (a repair
+   * push repeats the current rotation's): a push with a lower one than the last pushed is stale (see the contract).
+   */
   replacesVersion: number;
 }
 
@@ -27,6 +30,10 @@ export interface WebhookSecretUpdate {
  * the overlap window ends — verification here accepts both meanwhile. Throwing leaves the previous
  * secret current; the rotation is retried by the next job run. Its error is recorded by name and
  * code only, so it may carry provider details but must not carry the secret.
+ *
+ * The rotation lock does not fence this call: a push that outlives its lost lock session may land after a
+ * later rotation's. The rotator then pushes the current secret again (same rotationId as that rotation), but
+ * an updater that can should refuse a push whose `replacesVersion` is below the last one it installed.
  */
 export interface WebhookSecretUpdater {
   update(update: WebhookSecretUpdate): Promise<void>;
