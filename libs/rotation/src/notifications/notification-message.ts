@@ -133,7 +133,11 @@ function wording(name: NotificationEventName, f: NotificationFacts): { subject: 
       return {
         subject: `Webhook secret rotation failed for ${target}`,
         happened: `Webhook secret rotation failed${f.step ? ` at step ${f.step}` : ''}${f.errorCode ? ` (${f.errorCode})` : ''}${f.attempts !== undefined ? ` after ${f.attempts} attempt(s)` : ''}:`,
-        action: 'The current secret stays current and the job retries. If it keeps failing, check the integration’s secret updater.',
+        action:
+          f.step === 'repair'
+            ? // A push that outlived its lock landed after a later rotation, and pushing the current secret again failed: nothing retries it.
+              'The provider may sign with an older secret, which stops verifying when its overlap window ends: check which secret it uses, and rotate again (or install the current one) if it is not the current one.'
+            : 'The current secret stays current and the job retries. If it keeps failing, check the integration’s secret updater.',
       };
   }
 }

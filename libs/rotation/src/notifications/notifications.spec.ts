@@ -106,6 +106,13 @@ describe('buildNotification', () => {
     expect(buildNotification(event('credential.rotation_failed', { credentialId: 'c', type: 'api_key', error: 'RotationHandlerError' }))!.subject).toBe('Automatic rotation of api_key for c failed');
   });
 
+  it('tells the operator to check the provider when a superseded push could not be repaired (the job does not retry it)', () => {
+    const failed = buildNotification(event('webhook_secret.rotation_failed', { credentialId: 'c', integrationId: 'gh', connectionId: 'app', rotationId: 'r', step: 'repair', error: 'Error' }))!;
+    expect(failed.summary).toBe('Webhook secret rotation failed at step repair (Error): Credential c of integration "gh" connection "app".');
+    expect(failed.action).toContain('older secret');
+    expect(failed.action).not.toContain('the job retries');
+  });
+
   it('says when a revoke came again for a rotation that made the credential active during it', () => {
     const base = { credentialId: 'c', integrationId: 'gh', connectionId: 'k', type: 'api_key', reason: 'leaked', severity: 'high', actorId: 'user:ops' };
     const first = buildNotification(event('credential.revoked', { ...base, version: 1 }))!;

@@ -235,8 +235,8 @@ describe('webhook-secret-rotation job with two app instances on one PostgreSQL',
 
   // The same, but b also completes a later rotation before a's delayed push lands: the provider then holds an
   // older secret than the current one, and signs with it — webhooks fail verification once its overlap ends.
-  it('a push that outlives its lost lock session and lands after a later rotation: the provider ends up with the current secret; audited', async () => {
-    const connectionId = 'lost-lock-superseded';
+  it.each(['succeeds', 'fails'] as const)('a push that outlives its lost lock session and lands after a later rotation: the current secret is pushed again (it %s); audited', async (repair) => {
+    const connectionId = `lost-lock-superseded-${repair}`;
     const { credential } = await a.service.create(ctx(), { integrationId: 'slow-provider', connectionId });
     const provider = { secret: '' }; // the one secret the provider signs with: the last one installed
     let release = () => undefined as void;
@@ -249,6 +249,7 @@ describe('webhook-secret-rotation job with two app instances on one PostgreSQL',
         pushedByA.push(rotationId);
         reached();
         await held; // a slow provider call: it lands when released
+        if (repair === 'fails' && pushedByA.length > 1) throw new Error('provider answered 503');
         provider.secret = newSecret;
       },
     });
@@ -266,18 +267,19 @@ describe('webhook-secret-rotation job with two app instances on one PostgreSQL',
 
       const current = await b.credentials.get(ctx(), credential.id);
       expect(current.metadata.version).toBe(3);
-      // What a receiver cares about: the provider signs with the current secret, which verifies past every overlap.
-      expect(provider.secret).toBe(current.value);
       expect(pushedByA).toEqual([resumed.rotationId, later.rotationId]); // the repair: a retry of the current rotation's push
       const t = { tenantId: h.tenantId, integrationId: 'slow-provider', connectionId };
-      expect((await b.service.verifyWebhook(t, body, referenceSigned(h.clock, provider.secret))).version).toBe(3);
-      // The operator learns that a stale push landed, which rotation it was, and that the current secret was pushed again.
+      // What a receiver cares about: the provider signs with the current secret, which verifies past every overlap;
+      // when the repair failed it still holds version 2's, and the operator is told (a rotation_failed notification).
+      expect((await b.service.verifyWebhook(t, body, referenceSigned(h.clock, provider.secret))).version).toBe(repair === 'succeeds' ? 3 : 2);
       const rows = (await a.ds.getRepository(AuditLogEntry).find()).filter((r) => r.resource.includes(credential.id));
       const superseded = rows.filter((r) => r.action === 'webhook_secret.push_superseded');
       expect(superseded.map((r) => [r.result, r.errorCode, r.details])).toEqual([
-        ['failure', 'PUSH_SUPERSEDED', expect.objectContaining({ rotationId: resumed.rotationId, currentRotationId: later.rotationId, repaired: true })],
+        ['failure', 'PUSH_SUPERSEDED', expect.objectContaining({ rotationId: resumed.rotationId, currentRotationId: later.rotationId, repaired: repair === 'succeeds' })],
       ]);
-      expect(JSON.stringify(rows)).not.toContain(current.value);
+      const events = (await a.ds.getRepository(OutboxEventEntity).find()).filter((e) => JSON.stringify(e.payload).includes(credential.id));
+      expect(events.filter((e) => e.name === 'webhook_secret.rotation_failed').map((e) => (e.payload as { step?: string }).step)).toEqual(repair === 'succeeds' ? [] : ['repair']);
+      expect(JSON.stringify([rows, events])).not.toContain(current.value);
     } finally {
       release();
       unregisterA();
