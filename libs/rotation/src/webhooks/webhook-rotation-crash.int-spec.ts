@@ -287,6 +287,46 @@ describe('webhook-secret-rotation job with two app instances on one PostgreSQL',
     }
   });
 
+  // The lock session ends before a's push starts (a stalls on its read of the staging value, before or after the read
+  // itself), and b completes a's rotation and a later one.
+  it.each(['before', 'after'] as const)('a rotation whose lock session ended before its push, superseded meanwhile (stalled %s its staging read): it pushes nothing and answers the rotation b completed', async (when) => {
+    const connectionId = `lost-lock-before-push-${when}`;
+    const { credential } = await a.service.create(ctx(), { integrationId: 'slow-provider', connectionId });
+    const provider = { secret: '' };
+    const pushedByA: string[] = [];
+    const unregisterA = a.updaters.register('slow-provider', { update: async ({ newSecret, rotationId }) => void (pushedByA.push(rotationId), (provider.secret = newSecret)) });
+    const unregisterB = b.updaters.register('slow-provider', { update: async ({ newSecret }) => void (provider.secret = newSecret) });
+    let release = () => undefined as void;
+    const held = new Promise<void>((r) => (release = r));
+    let reached = () => undefined as void;
+    const onRead = new Promise<void>((r) => (reached = r));
+    // a's first read after its prepare commit is the staging value's, right before its push: it stalls there.
+    const get = a.credentials.get.bind(a.credentials);
+    jest.spyOn(a.credentials, 'get').mockImplementationOnce(async (...args) => {
+      const read = when === 'after' ? await get(...args) : undefined;
+      reached();
+      await held;
+      return read ?? get(...args);
+    });
+    try {
+      const onA = a.service.rotate(ctx(), credential.id);
+      await onRead;
+      await endLockSession(credential.id);
+      const resumed = await b.service.rotate(ctx(), credential.id);
+      const later = await b.service.rotate(ctx(), credential.id);
+      release();
+      expect(await onA).toMatchObject({ outcome: 'rotated', rotationId: resumed.rotationId, version: 2 });
+      expect(later.version).toBe(3);
+      expect(pushedByA).toEqual([]);
+      expect(provider.secret).toBe((await b.credentials.get(ctx(), credential.id)).value);
+    } finally {
+      release();
+      unregisterA();
+      unregisterB();
+      jest.restoreAllMocks();
+    }
+  });
+
   it('one stage per credential across replicas: the concurrent loser answers ALREADY_STAGED with the winner\'s rotation', async () => {
     for (let round = 0; round < 3; round++) {
       // `manual` has no updater: an operator stages by hand, on whichever replica the balancer picks.

@@ -258,19 +258,39 @@ export class WebhookSecretRotator {
     const resumed = pending !== undefined;
     if (!pending) {
       pending = await this.prepare(ctx, meta, generateWebhookSecret(), 'automatic');
-      // Push what the store holds: a crash from here on resumes with this same value.
-      value = (await this.credentials.get(ctx, pending.stagingCredentialId as string)).value;
+      try {
+        // Push what the store holds: a crash from here on resumes with this same value.
+        value = (await this.credentials.get(ctx, pending.stagingCredentialId as string)).value;
+      } catch (e) {
+        // Gone with its promotion by another process (see movedOn): never a 404 naming the internal staging id.
+        if ((e as { code?: unknown }).code === CredentialErrorCode.NOT_FOUND && (await this.rowOf(meta.id, pending.id))?.state !== WebhookSecretState.PENDING) {
+          return this.movedOn(meta, pending.id);
+        }
+        throw e;
+      }
     }
-    await this.push(ctx, meta, pending, updater, value as string);
+    if (!(await this.push(ctx, meta, pending, updater, value as string))) return this.movedOn(meta, pending.id);
     const stale = await this.supersededRow(meta.id, pending.id);
     if (stale) {
       // Promoted (or discarded) and then superseded elsewhere while this push was in flight: never promoted here.
       onStalePush(stale);
-      const elsewhere = await this.promotedElsewhere(meta, pending.id);
-      if (elsewhere) return elsewhere;
-      throw new WebhookRotationInProgressError(meta.id);
+      return this.movedOn(meta, pending.id);
     }
     return this.promote(ctx, meta, pending, value as string, resumed);
+  }
+
+  /**
+   * The answer of a rotation that another process went on with after this one lost its lock session (a lost
+   * connection frees an advisory lock while its holder goes on): that promotion, else (discarded) IN_PROGRESS.
+   */
+  private async movedOn(meta: CredentialMetadata, rotationId: string): Promise<WebhookRotationResult> {
+    const elsewhere = await this.promotedElsewhere(meta, rotationId);
+    if (elsewhere) return elsewhere;
+    throw new WebhookRotationInProgressError(meta.id);
+  }
+
+  private async rowOf(credentialId: string, rotationId: string): Promise<WebhookSecretVersionEntity | undefined> {
+    return (await this.rows.history(credentialId)).find((r) => r.id === rotationId);
   }
 
   /**
@@ -280,7 +300,7 @@ export class WebhookSecretRotator {
    * then not the current secret, and the provider, which keeps the last one installed, may now sign with it.
    */
   private async supersededRow(credentialId: string, rotationId: string): Promise<WebhookSecretVersionEntity | null> {
-    const row = (await this.rows.history(credentialId)).find((r) => r.id === rotationId);
+    const row = await this.rowOf(credentialId, rotationId);
     return row && row.state !== WebhookSecretState.PENDING && row.state !== WebhookSecretState.CURRENT ? row : null;
   }
 
@@ -391,13 +411,16 @@ export class WebhookSecretRotator {
     return row as WebhookSecretVersionEntity;
   }
 
-  /** Step 2: install the value at the provider; a failure is recorded and rethrown as UPDATE_FAILED. */
-  private async push(ctx: OperationContext, meta: CredentialMetadata, pending: WebhookSecretVersionEntity, updater: WebhookSecretUpdater, value: string): Promise<void> {
-    if (!pending.pushStartedAt) {
-      const now = this.clock.now();
-      await this.rows.transition(pending.id, WebhookSecretState.PENDING, { pushStartedAt: now, updatedAt: now });
-      this.keyring.invalidate(meta.id);
-    }
+  /**
+   * Step 2: install the value at the provider; a failure is recorded and rethrown as UPDATE_FAILED. False, and
+   * nothing pushed, when the row is no longer pending (see movedOn): the value may no longer be the newest.
+   */
+  private async push(ctx: OperationContext, meta: CredentialMetadata, pending: WebhookSecretVersionEntity, updater: WebhookSecretUpdater, value: string): Promise<boolean> {
+    const now = this.clock.now();
+    // A compare-and-set on the state also when the push had started: it narrows, never closes, the window of a push
+    // that outlives its lock (supersededRow and repairStalePush deal with one that lands late).
+    if (!(await this.rows.transition(pending.id, WebhookSecretState.PENDING, { ...(pending.pushStartedAt ? {} : { pushStartedAt: now }), updatedAt: now }))) return false;
+    if (!pending.pushStartedAt) this.keyring.invalidate(meta.id);
     try {
       await updater.update({
         context: ctx,
@@ -413,6 +436,7 @@ export class WebhookSecretRotator {
       throw new WebhookSecretUpdateFailedError(meta.id, { cause: e });
     }
     await this.record(ctx, WebhookAuditActions.PUSHED, meta.id, AuditResult.SUCCESS, { rotationId: pending.id, attempt: pending.attempts + 1 });
+    return true;
   }
 
   /** Step 3: the new current version and every row change, in one transaction. */
