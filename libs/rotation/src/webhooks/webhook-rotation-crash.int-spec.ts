@@ -135,6 +135,16 @@ describe('webhook-secret-rotation job with two app instances on one PostgreSQL',
     while ((await holders('pid')).length > 0) await new Promise((r) => setTimeout(r, 10)); // the backend exits asynchronously
   }
 
+  /** a's rotation stalls (until `stalled` resolves), its lock session ends, and b completes that rotation and a later one. */
+  async function supersededWhileStalled(credentialId: string, stalled: Promise<void>) {
+    const onA = a.service.rotate(ctx(), credentialId);
+    await stalled;
+    await endLockSession(credentialId);
+    const resumed = await b.service.rotate(ctx(), credentialId);
+    const later = await b.service.rotate(ctx(), credentialId);
+    return { onA, resumed, later };
+  }
+
   it('rotates only the due secrets, each once; a second run rotates nothing; replicas see the new secret', async () => {
     const t0 = h.clock.now();
     const due1 = await a.service.create(ctx(), { integrationId: 'stripe', connectionId: 'due-1' });
@@ -255,11 +265,7 @@ describe('webhook-secret-rotation job with two app instances on one PostgreSQL',
     });
     const unregisterB = b.updaters.register('slow-provider', { update: async ({ newSecret }) => void (provider.secret = newSecret) });
     try {
-      const onA = a.service.rotate(ctx(), credential.id);
-      await onProvider;
-      await endLockSession(credential.id);
-      const resumed = await b.service.rotate(ctx(), credential.id);
-      const later = await b.service.rotate(ctx(), credential.id);
+      const { onA, resumed, later } = await supersededWhileStalled(credential.id, onProvider);
       expect([resumed.version, later.version]).toEqual([2, 3]);
       release();
       const fromA = await onA;
@@ -309,11 +315,7 @@ describe('webhook-secret-rotation job with two app instances on one PostgreSQL',
       return read ?? get(...args);
     });
     try {
-      const onA = a.service.rotate(ctx(), credential.id);
-      await onRead;
-      await endLockSession(credential.id);
-      const resumed = await b.service.rotate(ctx(), credential.id);
-      const later = await b.service.rotate(ctx(), credential.id);
+      const { onA, resumed, later } = await supersededWhileStalled(credential.id, onRead);
       release();
       expect(await onA).toMatchObject({ outcome: 'rotated', rotationId: resumed.rotationId, version: 2 });
       expect(later.version).toBe(3);
