@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { getDataSourceToken } from '@nestjs/typeorm';
 import type { DataSource, QueryRunner } from 'typeorm';
 import { generateApiKey } from '../../apps/api/src/auth/api-keys';
-import { startTestHost, type TestHost, ROTATION_JOBS_OFF } from '../support/host';
+import { callHost, startTestHost, type TestHost, ROTATION_JOBS_OFF } from '../support/host';
 
 /**
  * Every connection of the host's PostgreSQL pool is busy (held here, as long transactions or slow queries would
@@ -29,15 +29,7 @@ describe('the host when every PostgreSQL pool connection is busy', () => {
   }, 60_000);
   afterAll(() => host?.close());
 
-  const call = async (method: string, path: string, body?: unknown) => {
-    const res = await fetch(`${host.baseUrl}${path}`, {
-      method,
-      headers: { 'x-api-key': admin.key, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
-      body: body === undefined ? undefined : JSON.stringify(body),
-      signal: AbortSignal.timeout(30_000),
-    });
-    return { status: res.status, retryAfter: res.headers.get('retry-after'), body: (await res.json()) as Record<string, unknown> };
-  };
+  const call = (method: string, path: string, body?: unknown) => callHost(host, admin.key, method, path, body);
 
   /** Takes every connection of the host's pool (the cache's LISTEN connection, without Redis, holds one of them). */
   const holdEveryConnection = async () => {

@@ -101,3 +101,24 @@ export async function startTestHost(
     },
   };
 }
+
+export interface HostAnswer {
+  status: number;
+  retryAfter: string | null;
+  /** The body as sent (to check what it must not hold). */
+  text: string;
+  /** The body parsed; `{}` when empty. */
+  body: Record<string, unknown>;
+}
+
+/** One request to the host's HTTP API with an API key (a JSON body when given), answered within 30 s. */
+export async function callHost(host: Pick<TestHost, 'baseUrl'>, apiKey: string, method: string, path: string, body?: unknown): Promise<HostAnswer> {
+  const res = await fetch(`${host.baseUrl}${path}`, {
+    method,
+    headers: { 'x-api-key': apiKey, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
+    body: body === undefined ? undefined : JSON.stringify(body),
+    signal: AbortSignal.timeout(30_000),
+  });
+  const text = await res.text();
+  return { status: res.status, retryAfter: res.headers.get('retry-after'), text, body: (text ? JSON.parse(text) : {}) as Record<string, unknown> };
+}

@@ -135,7 +135,13 @@ describe('AllExceptionsFilter: the 5xx log line', () => {
     const lost = await fetch(`${baseUrl}/fail/db`);
     expect(lost.status).toBe(503);
     expect(lost.headers.get('retry-after')).toBe('1');
-    expect(await lost.json()).toMatchObject({ statusCode: 503, error: 'SERVICE_UNAVAILABLE', message: 'the database is unavailable: retry later', errorId: expect.any(String) });
+    expect(await lost.json()).toMatchObject({
+      statusCode: 503,
+      code: 6009,
+      codeName: 'DATABASE_CONNECTION_LOST',
+      message: 'The database connection was lost while a query ran: retry',
+      errorId: expect.any(String),
+    });
     expect((await fetch(`${baseUrl}/fail/sql`)).status).toBe(500);
     for (const e of [Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:5432'), { code: 'ECONNREFUSED' }), new Error('Connection terminated unexpectedly'), { driverError: { code: '08006' } }]) {
       expect(isDatabaseUnavailable(e)).toBe(true);

@@ -1,7 +1,7 @@
 import { ArgumentsHost, Catch, ExceptionFilter, HttpException, HttpStatus, Logger } from '@nestjs/common';
 import { randomUUID } from 'node:crypto';
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import { CredentialVaultError } from '@app/common';
+import { CredentialVaultError, DatabaseConnectionLostError } from '@app/common';
 import { errorLogFields } from './error-log-fields';
 import { statusForError } from './error-status';
 
@@ -31,9 +31,7 @@ export class AllExceptionsFilter implements ExceptionFilter {
     const request = ctx.getRequest<FastifyRequest>();
     const requestId = String(request?.id ?? '');
     let body: ErrorBody;
-    // A typed error raised under the database driver (a query past its deadline: DATABASE_UNRESPONSIVE) reaches
-    // us wrapped in TypeORM's QueryFailedError: answer with its code, as if thrown directly.
-    exception = typedDriverError(exception) ?? exception;
+    exception = typedDatabaseError(exception) ?? exception;
 
     if (exception instanceof CredentialVaultError) {
       const status = statusForError(exception);
@@ -123,9 +121,26 @@ function isClientGone(e: unknown, request: FastifyRequest | undefined): boolean 
   return err?.code === 'ECONNRESET' && err.message === 'aborted' && request?.raw?.destroyed === true;
 }
 
-/** The typed error a driver failure carries (TypeORM keeps the driver's error as `driverError`), if any. */
-function typedDriverError(e: unknown): CredentialVaultError | undefined {
+/** PostgreSQL ended the session (57P01–57P03: pg_terminate_backend, a shutdown, a failover), or the socket broke. */
+const SESSION_ENDED_SQLSTATE = /^(08\d{3}|57P0[1-3])$/;
+const SESSION_ENDED_ERRNO = new Set(['ECONNRESET', 'EPIPE']);
+const SESSION_ENDED = /^Connection terminated( unexpectedly)?$/;
+
+/**
+ * The typed error for a driver failure, if it has one: the typed error raised under the driver (a query past its
+ * deadline: DATABASE_UNRESPONSIVE, wrapped in TypeORM's QueryFailedError), or DATABASE_CONNECTION_LOST for a query
+ * whose session ended while it ran — a client switches on the code to retry. Other unavailability (refused
+ * connections, statement or lock timeouts) stays the untyped 503 of isDatabaseUnavailable.
+ */
+function typedDatabaseError(e: unknown): CredentialVaultError | undefined {
   if (e instanceof CredentialVaultError) return undefined;
   const driverError = (e as { driverError?: unknown } | null | undefined)?.driverError;
-  return driverError instanceof CredentialVaultError ? driverError : undefined;
+  if (driverError instanceof CredentialVaultError) return driverError;
+  for (let err = e as { code?: unknown; message?: unknown; driverError?: unknown } | undefined, depth = 0; err && depth < 3; err = err.driverError as typeof err, depth++) {
+    const ended =
+      (typeof err.code === 'string' && (SESSION_ENDED_SQLSTATE.test(err.code) || SESSION_ENDED_ERRNO.has(err.code))) ||
+      (typeof err.message === 'string' && SESSION_ENDED.test(err.message));
+    if (ended) return new DatabaseConnectionLostError({ cause: e, during: 'query' });
+  }
+  return undefined;
 }

@@ -193,6 +193,8 @@ export class DatabasePoolExhaustedError extends PersistenceError {
 /**
  * The session of a transaction ended before its COMMIT (pg_terminate_backend, a failover, a reset connection):
  * PostgreSQL rolled it back, so nothing of it was written. TypeORM only says its query runner was released.
+ * `during: 'query'`: the session of a query outside any transaction ended while it ran (PostgreSQL's 57P01
+ * "terminating connection…", a reset socket); that statement was not done, one before it of the same request may be.
  */
 export class DatabaseConnectionLostError extends PersistenceError {
   readonly code = PersistenceErrorCode.DATABASE_CONNECTION_LOST;
@@ -201,8 +203,13 @@ export class DatabaseConnectionLostError extends PersistenceError {
   /** The host answers 503 with `Retry-After: 1`: the pool opens a new session for the retry. */
   readonly retryAfterMs = 1000;
 
-  constructor(options?: { cause?: unknown }) {
-    super('The database connection was lost before the transaction committed; nothing of it was written: retry', options);
+  constructor(options?: { cause?: unknown; during?: 'transaction' | 'query' }) {
+    super(
+      options?.during === 'query'
+        ? 'The database connection was lost while a query ran: retry'
+        : 'The database connection was lost before the transaction committed; nothing of it was written: retry',
+      { cause: options?.cause },
+    );
   }
 }
 
