@@ -132,7 +132,7 @@ const SESSION_ENDED = /^Connection terminated( unexpectedly)?$/;
  * whose session ended while it ran — a client switches on the code to retry. Other unavailability (refused
  * connections, statement or lock timeouts) stays the untyped 503 of isDatabaseUnavailable.
  */
-function typedDatabaseError(e: unknown): CredentialVaultError | undefined {
+export function typedDatabaseError(e: unknown): CredentialVaultError | undefined {
   if (e instanceof CredentialVaultError) return undefined;
   const driverError = (e as { driverError?: unknown } | null | undefined)?.driverError;
   if (driverError instanceof CredentialVaultError) return driverError;

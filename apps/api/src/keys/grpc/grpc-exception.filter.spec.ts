@@ -1,6 +1,8 @@
 import { BadRequestException, Logger, type ArgumentsHost } from '@nestjs/common';
 import { Metadata, status as GrpcCode } from '@grpc/grpc-js';
 import { RestError, createHttpHeaders, createPipelineRequest } from '@azure/core-rest-pipeline';
+import { QueryFailedError } from 'typeorm';
+import { DatabaseUnresponsiveError } from '@app/common';
 import { CredentialValueMissingError } from '@app/credentials';
 import { KeyVaultError, KeyVaultErrorCode } from '@app/key-vault';
 import { KeysError, KeysErrorCode } from '@app/keys';
@@ -39,6 +41,19 @@ describe('GrpcExceptionFilter', () => {
   it('names the vault throttling RESOURCE_EXHAUSTED and a vault timeout DEADLINE_EXCEEDED', () => {
     expect(filter.toStatus(new KeyVaultError(KeyVaultErrorCode.RATE_LIMITED, 'm', { operation: 'getSecret', retryAfterMs: 2000 })).code).toBe(GrpcCode.RESOURCE_EXHAUSTED);
     expect(filter.toStatus(new KeyVaultError(KeyVaultErrorCode.TIMEOUT, 'm', { operation: 'getSecret' })).code).toBe(GrpcCode.DEADLINE_EXCEEDED);
+  });
+
+  it('answers a database failure UNAVAILABLE with its code (a lost session, a deadline), as the HTTP side answers 503, never INTERNAL', () => {
+    const terminated = Object.assign(new Error('terminating connection due to administrator command'), { code: '57P01', severity: 'FATAL' });
+    const lost = filter.toStatus(new QueryFailedError('SELECT pg_advisory_lock($1::bigint)', [1], terminated));
+    expect(lost).toMatchObject({ code: GrpcCode.UNAVAILABLE, details: 'The database connection was lost while a query ran: retry' });
+    expect(lost.metadata.get(ERROR_CODE_TRAILER)).toEqual(['6009']);
+    expect(filter.toStatus(terminated).metadata.get(ERROR_CODE_TRAILER)).toEqual(['6009']);
+    const unresponsive = filter.toStatus(new QueryFailedError('SELECT 1', [], new DatabaseUnresponsiveError(40_000)));
+    expect(unresponsive.metadata.get(ERROR_CODE_TRAILER)).toEqual(['6007']);
+    const refused = filter.toStatus(Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:5432'), { code: 'ECONNREFUSED' }));
+    expect(refused).toMatchObject({ code: GrpcCode.UNAVAILABLE, details: 'the database is unavailable: retry later' });
+    expect(refused.metadata.get(ERROR_ID_TRAILER)).toEqual([]);
   });
 
   it('joins validation messages of a transport error, without a numeric code', () => {

@@ -3,6 +3,7 @@ import { Metadata, status as GrpcCode } from '@grpc/grpc-js';
 import { randomUUID } from 'node:crypto';
 import { Observable, throwError } from 'rxjs';
 import { CredentialVaultError } from '@app/common';
+import { isDatabaseUnavailable, typedDatabaseError } from '../../http/all-exceptions.filter';
 import { errorLogFields } from '../../http/error-log-fields';
 import { statusForError } from '../../http/error-status';
 import { grpcCallRecord } from './grpc-call-observer';
@@ -33,6 +34,8 @@ export class GrpcExceptionFilter implements RpcExceptionFilter<unknown> {
 
   toStatus(exception: unknown, host?: ArgumentsHost): GrpcErrorStatus {
     let d: StatusDetails;
+    // A database failure answers as over HTTP: its typed code (a lost session, a deadline), else UNAVAILABLE.
+    exception = typedDatabaseError(exception) ?? exception;
     if (exception instanceof CredentialVaultError) {
       const code = exception.code;
       const retryAfterMs = (exception as { retryAfterMs?: number }).retryAfterMs;
@@ -43,6 +46,8 @@ export class GrpcExceptionFilter implements RpcExceptionFilter<unknown> {
       const code = grpcCodeFor(exception.getStatus());
       const retryAfterMs = (exception as { retryAfterMs?: unknown }).retryAfterMs; // GrpcRateLimitedException's
       d = { code, message: Array.isArray(message) ? message.join('; ') : message, reason: GrpcCode[code], metadata: {}, retryAfterMs: typeof retryAfterMs === 'number' ? retryAfterMs : undefined };
+    } else if (isDatabaseUnavailable(exception)) {
+      d = { code: GrpcCode.UNAVAILABLE, message: 'the database is unavailable: retry later', reason: 'UNAVAILABLE', metadata: {}, retryAfterMs: 1000 };
     } else {
       d = { code: GrpcCode.INTERNAL, message: 'Internal server error', reason: 'INTERNAL', metadata: {} };
     }
