@@ -107,6 +107,14 @@ describe('the host when PostgreSQL ends the session of a query outside a transac
     });
   }, 120_000);
 
+  it("refuses a key read whose audit row's session ends (fail-closed) with Retry-After, and reads keys again within seconds", async () => {
+    expect((await call('POST', '/v1/keys', { name: 'signer', type: 'EC' })).status).toBe(201);
+    // The key comes from the vault: the read's first query is its buffered audit row's insert.
+    const { ended, result } = await terminatedInFlight(() => call('GET', '/v1/keys/signer'));
+    expect({ ended, status: result.status, retryAfter: result.retryAfter, codeName: result.body.codeName }).toEqual({ ended: 1, status: 503, retryAfter: '1', codeName: 'AUDIT_UNAVAILABLE' });
+    expect(await until(async () => (await call('GET', '/v1/keys/signer')).status === 200, 5000)).toBe(true);
+  }, 60_000);
+
   it('fails a scheduled scan whose session ends (the next run succeeds), and readiness recovers by itself', async () => {
     const jobs = host.app.get(ScheduledJobs);
     const { ended, result } = await terminatedInFlight(() => jobs.runNow(AUDIT_RETENTION_JOB));

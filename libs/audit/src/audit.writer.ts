@@ -425,6 +425,8 @@ export class AuditWriter {
   private unavailable(): AuditUnavailableError {
     return new AuditUnavailableError('Audit log writes are failing; reads are refused until they recover (failClosed)', {
       cause: this.failing,
+      // The interval flush tries the buffered rows again then: one lost session (a failover) is over by the next.
+      retryAfterMs: this.options.readBuffer.flushIntervalMs,
     });
   }
 

@@ -53,6 +53,13 @@ export class AuditUnavailableError extends AuditError {
   readonly code = AuditErrorCode.UNAVAILABLE;
   readonly codeName = 'AUDIT_UNAVAILABLE';
   readonly severity = ErrorSeverity.TRANSIENT;
+  /** When the writer tries its buffered rows again (the host's Retry-After); absent when it does not say. */
+  readonly retryAfterMs?: number;
+
+  constructor(message: string, options?: { cause?: unknown; retryAfterMs?: number }) {
+    super(message, { cause: options?.cause });
+    this.retryAfterMs = options?.retryAfterMs;
+  }
 }
 
 export class AuditQueryError extends AuditError {
