@@ -31,7 +31,8 @@ export class AllExceptionsFilter implements ExceptionFilter {
     const request = ctx.getRequest<FastifyRequest>();
     const requestId = String(request?.id ?? '');
     let body: ErrorBody;
-    exception = typedDatabaseError(exception) ?? exception;
+    // Not for a client that left mid-body: Node's "aborted" is an ECONNRESET too, but of the request's own socket.
+    if (!isClientGone(exception, request)) exception = typedDatabaseError(exception) ?? exception;
 
     if (exception instanceof CredentialVaultError) {
       const status = statusForError(exception);
