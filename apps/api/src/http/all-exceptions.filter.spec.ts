@@ -67,6 +67,12 @@ class FailingController {
     throw new QueryFailedError('SELECT 1', [], Object.assign(new Error('terminating connection due to administrator command'), { code: '57P01' }));
   }
 
+  /** PostgreSQL refused a new session (it is starting up, in recovery or shutting down): no session was lost. */
+  @Get('db-starting')
+  dbStarting(): never {
+    throw Object.assign(new Error('the database system is starting up'), { code: '57P03' });
+  }
+
   /** A query PostgreSQL never answered: the host's deadline closed its connection (the typed error under TypeORM's). */
   @Get('db-unresponsive')
   dbUnresponsive(): never {
@@ -143,6 +149,10 @@ describe('AllExceptionsFilter: the 5xx log line', () => {
       errorId: expect.any(String),
     });
     expect((await fetch(`${baseUrl}/fail/sql`)).status).toBe(500);
+    // A refused connection is not a lost one: the untyped 503 (the commit that added 6009 keeps it for refusals).
+    const refused = await fetch(`${baseUrl}/fail/db-starting`);
+    expect([refused.status, refused.headers.get('retry-after')]).toEqual([503, '1']);
+    expect(await refused.json()).toMatchObject({ message: 'the database is unavailable: retry later' });
     for (const e of [Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:5432'), { code: 'ECONNREFUSED' }), new Error('Connection terminated unexpectedly'), { driverError: { code: '08006' } }]) {
       expect(isDatabaseUnavailable(e)).toBe(true);
     }

@@ -122,8 +122,12 @@ function isClientGone(e: unknown, request: FastifyRequest | undefined): boolean 
   return err?.code === 'ECONNRESET' && err.message === 'aborted' && request?.raw?.destroyed === true;
 }
 
-/** PostgreSQL ended the session (57P01–57P03: pg_terminate_backend, a shutdown, a failover), or the socket broke. */
-const SESSION_ENDED_SQLSTATE = /^(08\d{3}|57P0[1-3])$/;
+/**
+ * PostgreSQL ended the session (57P01/57P02: pg_terminate_backend, a shutdown, a crash; 08000/08003/08006/08007: the
+ * connection failed), or the socket broke. Not a session it refused to open (57P03 starting up or in recovery,
+ * 08001, 08004): nothing was lost, it stays the untyped 503 of isDatabaseUnavailable.
+ */
+const SESSION_ENDED_SQLSTATE = /^(0800[0367]|57P0[12])$/;
 const SESSION_ENDED_ERRNO = new Set(['ECONNRESET', 'EPIPE']);
 const SESSION_ENDED = /^Connection terminated( unexpectedly)?$/;
 
