@@ -329,6 +329,56 @@ describe('webhook-secret-rotation job with two app instances on one PostgreSQL',
     }
   });
 
+  // The same for a resumed rotation (its first push failed): a stalls on its read of the pending staging value, its
+  // lock session ends, and b resumes that rotation and completes it (deleting the staging value).
+  it('a resumed rotation whose lock session ended before its staging read, completed meanwhile by b: it answers that rotation, abandons nothing and starts no other', async () => {
+    const connectionId = 'lost-lock-resumed';
+    const { credential } = await a.service.create(ctx(), { integrationId: 'slow-provider', connectionId });
+    const provider = { secret: '' };
+    const pushedByA: string[] = [];
+    const unregisterA = a.updaters.register('slow-provider', {
+      update: async ({ newSecret, rotationId }) => {
+        pushedByA.push(rotationId);
+        if (pushedByA.length === 1) throw new Error('provider answered 503');
+        provider.secret = newSecret;
+      },
+    });
+    const unregisterB = b.updaters.register('slow-provider', { update: async ({ newSecret }) => void (provider.secret = newSecret) });
+    let release = () => undefined as void;
+    const held = new Promise<void>((r) => (release = r));
+    let reached = () => undefined as void;
+    const onRead = new Promise<void>((r) => (reached = r));
+    try {
+      expect(await rejection(a.service.rotate(ctx(), credential.id))).toMatchObject({ codeName: 'WEBHOOK_UPDATE_FAILED' });
+      const [pending] = (await a.versionRows(credential.id)).filter((r) => r.state === WebhookSecretState.PENDING);
+      const get = a.credentials.get.bind(a.credentials);
+      jest.spyOn(a.credentials, 'get').mockImplementation(async (c, id, options) => {
+        if (id === pending.stagingCredentialId) {
+          reached();
+          await held;
+        }
+        return get(c, id, options);
+      });
+      const onA = a.service.rotate(ctx(), credential.id);
+      await onRead;
+      await endLockSession(credential.id);
+      const resumed = await b.service.rotate(ctx(), credential.id);
+      expect(resumed).toMatchObject({ outcome: 'rotated', rotationId: pending.id, version: 2 });
+      release();
+      expect(await onA).toMatchObject({ outcome: 'rotated', rotationId: pending.id, version: 2 });
+      expect(pushedByA).toEqual([pending.id]); // its failed first push only
+      expect((await b.credentials.getMetadata(ctx(), credential.id)).version).toBe(2);
+      expect(provider.secret).toBe((await b.credentials.get(ctx(), credential.id)).value);
+      const rows = (await a.ds.getRepository(AuditLogEntry).find()).filter((r) => r.resource.includes(credential.id) && r.action.startsWith('webhook_secret.'));
+      expect(rows.filter((r) => r.errorCode === 'STAGING_CREDENTIAL_MISSING')).toEqual([]);
+    } finally {
+      release();
+      unregisterA();
+      unregisterB();
+      jest.restoreAllMocks();
+    }
+  });
+
   it('one stage per credential across replicas: the concurrent loser answers ALREADY_STAGED with the winner\'s rotation', async () => {
     for (let round = 0; round < 3; round++) {
       // `manual` has no updater: an operator stages by hand, on whichever replica the balancer picks.

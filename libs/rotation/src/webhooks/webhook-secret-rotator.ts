@@ -154,8 +154,12 @@ export class WebhookSecretRotator {
         await this.discardRow(ctx, meta, pending, 'STAGED_EXPIRED');
         throw new WebhookStagedSecretExpiredError(meta.id, pending.id);
       }
-      const value = await this.stagedValue(ctx, meta, pending);
+      const value = await this.stagedValue(ctx, meta, pending).catch(async (e: unknown) => {
+        if (await this.goneElsewhere(e, meta.id, pending.id)) return this.movedOn(meta, pending.id);
+        throw e;
+      });
       if (value === null) throw new WebhookNothingStagedError(meta.id);
+      if (typeof value !== 'string') return value;
       if (!pending.pushStartedAt) {
         // An automatic rotation whose push never started, installed by hand: accepted from now on.
         await this.rows.transition(pending.id, WebhookSecretState.PENDING, { pushStartedAt: this.clock.now(), updatedAt: this.clock.now() });
@@ -253,7 +257,15 @@ export class WebhookSecretRotator {
     if (!pending && options.ifCurrentSince && current?.currentSince && current.currentSince.getTime() > options.ifCurrentSince.getTime()) {
       return { credentialId, outcome: 'not_due', version: current.credentialVersion ?? meta.version };
     }
-    let value = pending ? await this.stagedValue(ctx, meta, pending) : null;
+    let value: string | null = null;
+    if (pending) {
+      try {
+        value = await this.stagedValue(ctx, meta, pending);
+      } catch (e) {
+        if (await this.goneElsewhere(e, meta.id, pending.id)) return this.movedOn(meta, pending.id);
+        throw e;
+      }
+    }
     if (value === null) pending = undefined;
     const resumed = pending !== undefined;
     if (!pending) {
@@ -262,10 +274,7 @@ export class WebhookSecretRotator {
         // Push what the store holds: a crash from here on resumes with this same value.
         value = (await this.credentials.get(ctx, pending.stagingCredentialId as string)).value;
       } catch (e) {
-        // Gone with its promotion by another process (see movedOn): never a 404 naming the internal staging id.
-        if ((e as { code?: unknown }).code === CredentialErrorCode.NOT_FOUND && (await this.rowOf(meta.id, pending.id))?.state !== WebhookSecretState.PENDING) {
-          return this.movedOn(meta, pending.id);
-        }
+        if (await this.goneElsewhere(e, meta.id, pending.id)) return this.movedOn(meta, pending.id);
         throw e;
       }
     }
@@ -287,6 +296,14 @@ export class WebhookSecretRotator {
     const elsewhere = await this.promotedElsewhere(meta, rotationId);
     if (elsewhere) return elsewhere;
     throw new WebhookRotationInProgressError(meta.id);
+  }
+
+  /**
+   * A staging read's NOT_FOUND for a row no longer pending: its value went with its promotion (or discard) by another
+   * process (see movedOn) — never a 404 naming the internal staging id, nor a row to abandon.
+   */
+  private async goneElsewhere(e: unknown, credentialId: string, rotationId: string): Promise<boolean> {
+    return (e as { code?: unknown }).code === CredentialErrorCode.NOT_FOUND && (await this.rowOf(credentialId, rotationId))?.state !== WebhookSecretState.PENDING;
   }
 
   private async rowOf(credentialId: string, rotationId: string): Promise<WebhookSecretVersionEntity | undefined> {
@@ -355,17 +372,20 @@ export class WebhookSecretRotator {
 
   /**
    * The value of a pending rotation, or null when its staging credential is gone (deleted by hand):
-   * that value cannot be pushed again, so the row is abandoned (retired) and a new rotation starts.
+   * that value cannot be pushed again, so the row is abandoned (retired) and a new rotation starts. The read's error
+   * when the row is no longer pending: promoted or discarded by another process (see goneElsewhere), not abandoned here.
    */
   private async stagedValue(ctx: OperationContext, meta: CredentialMetadata, pending: WebhookSecretVersionEntity): Promise<string | null> {
     try {
       return (await this.credentials.get(ctx, pending.stagingCredentialId as string)).value;
     } catch (e) {
       if ((e as { code?: unknown }).code !== CredentialErrorCode.NOT_FOUND) throw e;
-      await this.runner.run(async () => {
-        await this.rows.transition(pending.id, WebhookSecretState.PENDING, { state: WebhookSecretState.RETIRED, lastError: 'STAGING_CREDENTIAL_MISSING', updatedAt: this.clock.now() });
+      const abandoned = await this.runner.run(async () => {
+        if (!(await this.rows.transition(pending.id, WebhookSecretState.PENDING, { state: WebhookSecretState.RETIRED, lastError: 'STAGING_CREDENTIAL_MISSING', updatedAt: this.clock.now() }))) return false;
         await this.record(ctx, WebhookAuditActions.PUSH_FAILED, meta.id, AuditResult.FAILURE, { rotationId: pending.id, step: 'resume', abandoned: true }, 'STAGING_CREDENTIAL_MISSING');
+        return true;
       });
+      if (!abandoned) throw e;
       return null;
     }
   }
