@@ -340,7 +340,8 @@ export class WebhookSecretRotator {
         facts.currentRotationId = current?.id;
         if (pending) facts.pendingRotationId = pending.id;
         if (pending || !current || current.credentialVersion === null) return;
-        const value = (await this.credentials.get(ctx, meta.id)).value;
+        // The current rotation's own version, not whatever the cache serves as current (a late invalidation notice).
+        const value = (await this.credentials.getVersion(ctx, meta.id, current.credentialVersion)).value;
         await this.updaters.get(meta.integrationId).update({
           context: ctx,
           credentialId: meta.id,
