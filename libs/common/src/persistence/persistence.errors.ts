@@ -194,7 +194,8 @@ export class DatabasePoolExhaustedError extends PersistenceError {
  * The session of a transaction ended before its COMMIT (pg_terminate_backend, a failover, a reset connection):
  * PostgreSQL rolled it back, so nothing of it was written. TypeORM only says its query runner was released.
  * `during: 'query'`: the session of a query outside any transaction ended while it ran (PostgreSQL's 57P01
- * "terminating connection…", a reset socket); that statement was not done, one before it of the same request may be.
+ * "terminating connection…", a reset socket). A terminated statement was not done; after a reset socket an autocommit
+ * statement may have committed unseen, and one before it of the same request may be done: hence no "nothing written".
  */
 export class DatabaseConnectionLostError extends PersistenceError {
   readonly code = PersistenceErrorCode.DATABASE_CONNECTION_LOST;
