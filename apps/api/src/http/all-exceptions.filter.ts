@@ -104,13 +104,22 @@ const DATABASE_UNAVAILABLE_SQLSTATE = /^(08\d{3}|57P0[1-3]|57014|55P03)$/;
 const CONNECTION_ERRNO = new Set(['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH']);
 const CONNECTION_LOST = /^(Connection terminated( unexpectedly| due to connection timeout)?|timeout exceeded when trying to connect)$/;
 
-/** A query that failed because the database could not be reached, not because of the query (TypeORM keeps the driver's error as `driverError`). */
-export function isDatabaseUnavailable(e: unknown): boolean {
-  for (let err = e as { code?: unknown; message?: unknown; driverError?: unknown } | undefined, depth = 0; err && depth < 3; err = err.driverError as typeof err, depth++) {
-    if (typeof err.code === 'string' && (DATABASE_UNAVAILABLE_SQLSTATE.test(err.code) || CONNECTION_ERRNO.has(err.code))) return true;
-    if (typeof err.message === 'string' && CONNECTION_LOST.test(err.message)) return true;
+type DriverLayer = { code?: unknown; message?: unknown; driverError?: unknown };
+
+/** Whether `e`, or a driver error it wraps (TypeORM keeps it as `driverError`; three layers at most), passes `test`. */
+function anyDriverLayer(e: unknown, test: (code: string | undefined, message: string | undefined) => boolean): boolean {
+  for (let err = e as DriverLayer | undefined, depth = 0; err && depth < 3; err = err.driverError as DriverLayer | undefined, depth++) {
+    if (test(typeof err.code === 'string' ? err.code : undefined, typeof err.message === 'string' ? err.message : undefined)) return true;
   }
   return false;
+}
+
+/** A query that failed because the database could not be reached, not because of the query. */
+export function isDatabaseUnavailable(e: unknown): boolean {
+  return anyDriverLayer(
+    e,
+    (code, message) => (code !== undefined && (DATABASE_UNAVAILABLE_SQLSTATE.test(code) || CONNECTION_ERRNO.has(code))) || (message !== undefined && CONNECTION_LOST.test(message)),
+  );
 }
 
 /**
@@ -141,11 +150,9 @@ export function typedDatabaseError(e: unknown): CredentialVaultError | undefined
   if (e instanceof CredentialVaultError) return undefined;
   const driverError = (e as { driverError?: unknown } | null | undefined)?.driverError;
   if (driverError instanceof CredentialVaultError) return driverError;
-  for (let err = e as { code?: unknown; message?: unknown; driverError?: unknown } | undefined, depth = 0; err && depth < 3; err = err.driverError as typeof err, depth++) {
-    const ended =
-      (typeof err.code === 'string' && (SESSION_ENDED_SQLSTATE.test(err.code) || SESSION_ENDED_ERRNO.has(err.code))) ||
-      (typeof err.message === 'string' && SESSION_ENDED.test(err.message));
-    if (ended) return new DatabaseConnectionLostError({ cause: e, during: 'query' });
-  }
-  return undefined;
+  const ended = anyDriverLayer(
+    e,
+    (code, message) => (code !== undefined && (SESSION_ENDED_SQLSTATE.test(code) || SESSION_ENDED_ERRNO.has(code))) || (message !== undefined && SESSION_ENDED.test(message)),
+  );
+  return ended ? new DatabaseConnectionLostError({ cause: e, during: 'query' }) : undefined;
 }
