@@ -307,7 +307,7 @@ export class WebhookSecretRotator {
   }
 
   private async rowOf(credentialId: string, rotationId: string): Promise<WebhookSecretVersionEntity | undefined> {
-    return (await this.rows.history(credentialId)).find((r) => r.id === rotationId);
+    return (await this.rows.byId(credentialId, rotationId)) ?? undefined;
   }
 
   /**

@@ -26,6 +26,11 @@ export class WebhookSecretVersionRepository {
     return this.runner.read(() => this.runner.manager.find(WebhookSecretVersionEntity, { where: { credentialId }, order: { createdAt: 'DESC', id: 'ASC' } }));
   }
 
+  /** One rotation's row of a credential, or null. */
+  byId(credentialId: string, id: string): Promise<WebhookSecretVersionEntity | null> {
+    return this.runner.read(() => this.runner.manager.findOneBy(WebhookSecretVersionEntity, { id, credentialId }));
+  }
+
   insert(row: WebhookSecretVersionEntity): Promise<void> {
     return this.runner.run(async () => {
       await this.runner.manager.insert(WebhookSecretVersionEntity, row);
