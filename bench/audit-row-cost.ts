@@ -4,9 +4,12 @@
  * `synchronous = FULL`) on a connection of its own to a file made by the audit migrations, after a seed of
  * `--seed` rows. Varies the rows per commit (the read buffer's batches: about half the concurrent reads),
  * how many credentials the reads spread over (each credential is its own spot in the (tenant, resource)
- * index), and the index set (`INDEX_SETS`): `all` (the migrations'), `chain` (only the primary key and the chain's
- * unique index, the four query indexes dropped), one query index dropped, or the action index partial. Not a figure: the numbers decide what an audit row may
- * cost, e.g. which query indexes the log keeps (docs/BENCHMARKS.md, "Ninth round").
+ * index), and the index set (`INDEX_SETS`): `all` (the migrations': on SQLite the four query indexes partial, rows
+ * inserted pending and caught up as the host does — `AUDIT_CATCH_UP_CHUNK_SQL` after every `AUDIT_CATCH_UP_CHUNK_ROWS`
+ * rows, timed with the commit that triggers it), `inline` (SQLite: the four on every commit, as before the catch-up),
+ * `chain` (only the primary key and the chain's unique index, the four query indexes dropped), one query index
+ * dropped, or the action index partial. Not a figure: the numbers decide what an audit row may cost, e.g. which query
+ * indexes the log keeps and how (docs/BENCHMARKS.md, "Ninth round", "Thirteenth round").
  *
  * `--databases postgres`: the same rows as the writer's optimistic append sends them — one autocommit
  * INSERT per batch taking an advisory lock, as a named statement (`insertPlainRows` with `postgresLocks`) —
@@ -24,7 +27,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { DataSource } from 'typeorm';
-import { AUDIT_ENTITIES, AUDIT_MIGRATIONS, AuditLogEntry } from '@app/audit';
+import { AUDIT_CATCH_UP_CHUNK_ROWS, AUDIT_CATCH_UP_CHUNK_SQL, AUDIT_ENTITIES, AUDIT_MIGRATIONS, AuditLogEntry } from '@app/audit';
 import { insertPlainRows, plainInsertSqliteStatements, type SqliteStatement, type StoredRow } from '@app/common';
 import { INDEX_SETS, type IndexSet, indexChanges, isIndexSet } from './support/audit-index-sets';
 import { machineLine, median, percentile, round } from './support/measure';
@@ -57,7 +60,7 @@ function uuidV7(ms: number): string {
 }
 
 /** Rows as a value read stores them: one tenant, one API key, `resources` credentials drawn at random. */
-function rowMaker(resources: number): () => Row {
+function rowMaker(resources: number, queryPending: 1 | null): () => Row {
   const credentials = Array.from({ length: resources }, () => `credential:${randomUUID()}`);
   let sequence = 0;
   let previousHash = '0'.repeat(64);
@@ -81,6 +84,7 @@ function rowMaker(resources: number): () => Row {
       details: '{"cache":"hit"}',
       previousHash,
       hash,
+      queryPending,
     };
     previousHash = hash;
     return row;
@@ -137,36 +141,47 @@ async function measureSqlite(v: Variant, batches: number, seed: number): Promise
   const Database = require('better-sqlite3') as new (file: string, options: { fileMustExist: boolean }) => SqliteDatabase;
   const db = new Database(file, { fileMustExist: true });
   try {
-    for (const sql of indexChanges(v.indexes, (n) => `"${n}"`)) db.exec(sql);
-    const next = rowMaker(v.resources);
+    for (const sql of indexChanges(v.indexes, (n) => `"${n}"`, 'sqlite')) db.exec(sql);
+    // Rows pending for the query indexes, as the host inserts them; but for `inline`, caught up as the host does.
+    const next = rowMaker(v.resources, 1);
+    const catchUp = v.indexes !== 'inline';
     const statementsOf = (rows: Row[]): SqliteStatement[] => plainInsertSqliteStatements(ds, AuditLogEntry, rows, (r) => r);
     // Prepared once per text and kept, as the worker does.
     const prepared = new Map<string, SqliteStatementHandle>();
     const statement = (sql: string) => prepared.get(sql) ?? prepared.set(sql, db.prepare(sql)).get(sql)!;
-    const run = (statements: SqliteStatement[]) => {
+    let pending = 0;
+    const run = (statements: SqliteStatement[], rows = 0) => {
       statement('BEGIN IMMEDIATE').run();
       for (const s of statements) statement(s.sql).run(s.params);
       statement('COMMIT').run();
+      // The host's background catch-up (its own transaction on the worker's connection), in the commit's time.
+      if (catchUp && (pending += rows) >= AUDIT_CATCH_UP_CHUNK_ROWS) {
+        pending = 0;
+        run([{ sql: AUDIT_CATCH_UP_CHUNK_SQL, params: [AUDIT_CATCH_UP_CHUNK_ROWS] }]);
+      }
     };
     // The seed: a log that is not empty (deeper B-trees), written fast — not measured.
     db.pragma('synchronous = OFF');
     for (let done = 0; done < seed; done += 500) run(statementsOf(Array.from({ length: 500 }, next)));
+    if (catchUp) db.exec(`UPDATE "cv_audit_log" SET "query_pending" = NULL WHERE "query_pending" = 1`);
     db.pragma('wal_checkpoint(TRUNCATE)');
     db.pragma('synchronous = FULL');
     // Rows made and statements built before the clock starts: only the database's work is timed.
     const batchOf = () => statementsOf(Array.from({ length: v.rows }, next));
-    // Pages written per commit: a few commits with the auto-checkpoint off, counted in the WAL's growth.
+    // Pages written per commit: a few commits with the auto-checkpoint off, counted in the WAL's growth (with
+    // the catch-ups' share: whole chunks of them).
+    const frameSample = Math.max(FRAME_SAMPLE, Math.ceil((4 * AUDIT_CATCH_UP_CHUNK_ROWS) / v.rows));
     const pageSize = Number(db.pragma('page_size', { simple: true }));
     const autocheckpoint = Number(db.pragma('wal_autocheckpoint', { simple: true }));
     db.pragma('wal_autocheckpoint = 0');
     const walBefore = statSync(`${file}-wal`).size;
-    for (let i = 0; i < FRAME_SAMPLE; i++) run(batchOf());
-    const framesPerCommit = (statSync(`${file}-wal`).size - walBefore) / (pageSize + 24) / FRAME_SAMPLE;
+    for (let i = 0; i < frameSample; i++) run(batchOf(), v.rows);
+    const framesPerCommit = (statSync(`${file}-wal`).size - walBefore) / (pageSize + 24) / frameSample;
     db.pragma('wal_checkpoint(TRUNCATE)');
     db.pragma(`wal_autocheckpoint = ${autocheckpoint}`);
     const work = Array.from({ length: batches }, batchOf);
     const cpu0 = process.cpuUsage();
-    const { times, wallMs } = await timed(work, run);
+    const { times, wallMs } = await timed(work, (statements) => run(statements, v.rows));
     const cpu = process.cpuUsage(cpu0);
     return summary('sqlite', v, times, wallMs, cpu.user + cpu.system, {
       systemShare: round(cpu.system / (cpu.user + cpu.system), 2),
@@ -200,8 +215,8 @@ async function measurePostgres(v: Variant, batches: number, seed: number): Promi
     extra: { max: 1 },
   }).initialize();
   try {
-    for (const sql of indexChanges(v.indexes, (n) => `"${schema}"."${n}"`)) await ds.query(sql);
-    const next = rowMaker(v.resources);
+    for (const sql of indexChanges(v.indexes, (n) => `"${schema}"."${n}"`, 'postgres')) await ds.query(sql);
+    const next = rowMaker(v.resources, null);
     const insert = (rows: Row[], locks: boolean) =>
       insertPlainRows(ds.manager, AuditLogEntry, rows, (r) => r, locks ? { postgresLocks: { keys: ['4242'], prepared: true } } : {});
     for (let done = 0; done < seed; done += 500) await insert(Array.from({ length: 500 }, next), false);

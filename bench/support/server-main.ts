@@ -154,7 +154,7 @@ async function startHost(spec: ServerSpec): Promise<Started> {
     // After the migrations, on the host's own DataSource (the SQLite write worker sees the new schema).
     const ds = app.get(DataSource, { strict: false });
     const q = (n: string) => (db.type === 'postgres' ? `"${db.schema}"."${n}"` : `"${n}"`);
-    for (const sql of indexChanges(spec.auditIndexes, q)) await ds.query(sql);
+    for (const sql of indexChanges(spec.auditIndexes, q, db.type === 'postgres' ? 'postgres' : 'sqlite')) await ds.query(sql);
   }
   const base = (await app.getUrl()).replace('[::1]', '127.0.0.1').replace('localhost', '127.0.0.1');
   const headers = { 'x-api-key': spec.apiKey! };

@@ -97,3 +97,17 @@ export function useMigrationDatabase(kind: TestDatabaseKind) {
     },
   };
 }
+
+/**
+ * The SQL and parameters of every SELECT (and WITH) `work` sends on `ds`, from its logger: for tests that look at
+ * a query's plan (`EXPLAIN`) or its shape.
+ */
+export async function loggedSelects(ds: DataSource, work: () => Promise<unknown>): Promise<Array<[string, unknown[]]>> {
+  const logged = jest.spyOn(ds.logger, 'logQuery');
+  try {
+    await work();
+    return logged.mock.calls.filter(([q]) => /^\s*(SELECT|WITH)/i.test(q)).map(([q, p]) => [q, (p ?? []) as unknown[]]);
+  } finally {
+    logged.mockRestore();
+  }
+}

@@ -1,8 +1,8 @@
 import { ManualClock } from '@app/common';
-import { DATABASE_KINDS } from '@app/testing';
+import { DATABASE_KINDS, loggedSelects } from '@app/testing';
 import { DataSource } from 'typeorm';
 import { AuditAction, AuditResult, computeEntryHash } from '@app/audit';
-import { AuditRepository } from './audit.repository';
+import { AuditRepository, type AuditRowFilter } from './audit.repository';
 import { canonicalJson } from './internal/canonical';
 import { linkRows } from './internal/chain-link';
 import { PreparedEvent, prepareEvent } from './internal/prepare-event';
@@ -40,16 +40,17 @@ describe.each(DATABASE_KINDS)('AuditRepository on %s', (kind) => {
       return rows.map((r) => r.row);
     });
 
-  /** The SQL and parameters of every SELECT `work` sends, from the DataSource's logger. */
-  const selects = async (work: () => Promise<unknown>): Promise<Array<[string, unknown[]]>> => {
-    const logged = jest.spyOn(ds.logger, 'logQuery');
-    try {
-      await work();
-      return logged.mock.calls.filter(([q]) => /^\s*(SELECT|WITH)/i.test(q)).map(([q, p]) => [q, (p ?? []) as unknown[]]);
-    } finally {
-      logged.mockRestore();
-    }
+  /**
+   * `find` as `AuditQueries` runs it: on SQLite the pending rows into the query indexes first, then a find that
+   * may use them (query-index-catch-up.ts); the rows appended here are all pending until then.
+   */
+  const find = async (filter: AuditRowFilter) => {
+    await repo.catchUpQueryIndexes();
+    return repo.find(filter, { indexedOnly: repo.queryIndexesDeferred });
   };
+
+  /** The SQL and parameters of every SELECT `work` sends. */
+  const selects = (work: () => Promise<unknown>) => loggedSelects(ds, work);
 
   it('inserts batches larger than one statement, and reads back every field as hashed', async () => {
     const t = tenant();
@@ -133,7 +134,7 @@ describe.each(DATABASE_KINDS)('AuditRepository on %s', (kind) => {
       await append(u, [at(u, DAY), at(u, DAY + 10)]);
     });
     const seqs = async (f: Partial<Parameters<AuditRepository['find']>[0]>) =>
-      (await repo.find({ order: 'asc', by: 'seq', limit: 100, tenantId: t, ...f })).map((r) => r.sequence);
+      (await find({ order: 'asc', by: 'seq', limit: 100, tenantId: t, ...f })).map((r) => r.sequence);
 
     it('filters by every field, in chain order either way', async () => {
       expect(await seqs({})).toEqual([1, 2, 3, 4]);
@@ -153,7 +154,7 @@ describe.each(DATABASE_KINDS)('AuditRepository on %s', (kind) => {
 
     it('orders across tenants by time then id, and continues after a (time, id) position', async () => {
       const both = async (order: 'asc' | 'desc', after?: { occurredAtMs: number; id: string }) =>
-        (await repo.find({ order, by: 'time', limit: 100, fromMs: day, after: after && { order, by: 'time', ...after } })).filter(
+        (await find({ order, by: 'time', limit: 100, fromMs: day, after: after && { order, by: 'time', ...after } })).filter(
           (r) => r.tenantId === t || r.tenantId === u,
         );
       const asc = await both('asc');
@@ -184,14 +185,14 @@ describe.each(DATABASE_KINDS)('AuditRepository on %s', (kind) => {
     });
 
     it('pages a hot credential newest first and on from a cursor, bounded in time', async () => {
-      const hot = (await repo.find({ tenantId: t, resource: 'cred-hot', order: 'asc', by: 'seq', limit: 500 })).map((r) => r.sequence);
+      const hot = (await find({ tenantId: t, resource: 'cred-hot', order: 'asc', by: 'seq', limit: 500 })).map((r) => r.sequence);
       expect(hot).toHaveLength(180);
-      const first = await repo.find({ tenantId: t, resource: 'cred-hot', order: 'desc', by: 'seq', limit: 50 });
+      const first = await find({ tenantId: t, resource: 'cred-hot', order: 'desc', by: 'seq', limit: 50 });
       expect(first.map((r) => r.sequence)).toEqual(hot.slice(-50).reverse());
-      const next = await repo.find({ tenantId: t, resource: 'cred-hot', order: 'desc', by: 'seq', limit: 50, after: { order: 'desc', by: 'seq', sequence: first[49].sequence } });
+      const next = await find({ tenantId: t, resource: 'cred-hot', order: 'desc', by: 'seq', limit: 50, after: { order: 'desc', by: 'seq', sequence: first[49].sequence } });
       expect(next.map((r) => r.sequence)).toEqual(hot.slice(-100, -50).reverse());
       const from = Date.UTC(2026, 0, 1) + DAY * 3 + 100;
-      const bounded = await repo.find({ tenantId: t, actorId: 'bob', fromMs: from, toMs: from + 40, order: 'asc', by: 'seq', limit: 500 });
+      const bounded = await find({ tenantId: t, actorId: 'bob', fromMs: from, toMs: from + 40, order: 'asc', by: 'seq', limit: 500 });
       expect(bounded.map((r) => r.occurredAt.getTime() - from)).toEqual([3, 7, 11, 15, 19, 23, 27, 31, 35, 39]);
     });
 
@@ -207,7 +208,7 @@ describe.each(DATABASE_KINDS)('AuditRepository on %s', (kind) => {
       // The statement `find` itself runs.
       const filters = { resource: 'cred-hot', actorId: 'user-1', actions: [AuditAction.READ] } as const;
       for (const [field, [index]] of Object.entries(FILTER_INDEXES)) {
-        const [[sql, params]] = await selects(() => repo.find({ tenantId: t, [field]: filters[field as keyof typeof filters], order: 'desc', by: 'seq', limit: 50 }));
+        const [[sql, params]] = await selects(() => find({ tenantId: t, [field]: filters[field as keyof typeof filters], order: 'desc', by: 'seq', limit: 50 }));
         const plan = (await sqlitePlan(ds, sql, params)).join(' | ');
         expect(plan).toContain(`USING INDEX ${index}`);
         expect(plan).not.toMatch(/TEMP B-TREE/);
@@ -240,7 +241,7 @@ describe.each(DATABASE_KINDS)('AuditRepository on %s', (kind) => {
       const ids: string[] = [];
       let after: { occurredAtMs: number; id: string } | undefined;
       for (;;) {
-        const got = await repo.find({ order, by: 'time', limit, fromMs, toMs, after: after && { order, by: 'time', ...after } });
+        const got = await find({ order, by: 'time', limit, fromMs, toMs, after: after && { order, by: 'time', ...after } });
         ids.push(...got.filter((r) => r.tenantId === v || r.tenantId === w).map((r) => r.id));
         if (got.length < limit) return ids;
         const last = got[got.length - 1];
@@ -365,11 +366,11 @@ describe.each(DATABASE_KINDS)('AuditRepository on %s', (kind) => {
       const [from, to] = [base + 100 * 60_000, base + 160 * 60_000];
       for (const order of ['desc', 'asc'] as const) {
         const statements = await selects(async () => {
-          const first = await repo.find({ tenantId: t, fromMs: from, toMs: to, order, by: 'time', limit: 21 });
+          const first = await find({ tenantId: t, fromMs: from, toMs: to, order, by: 'time', limit: 21 });
           expect(first.map((r) => r.sequence)).toEqual(order === 'desc' ? range(160, 140) : range(101, 121));
           const last = first[first.length - 1];
           const after = { order, by: 'time', occurredAtMs: last.occurredAt.getTime(), id: last.id } as const;
-          const next = await repo.find({ tenantId: t, fromMs: from, toMs: to, order, by: 'time', limit: 21, after });
+          const next = await find({ tenantId: t, fromMs: from, toMs: to, order, by: 'time', limit: 21, after });
           expect(next.map((r) => r.sequence)).toEqual(order === 'desc' ? range(139, 119) : range(122, 142));
         });
         expect(statements).toHaveLength(2);

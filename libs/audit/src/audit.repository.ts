@@ -6,6 +6,7 @@ import { AuditLogEntry } from './entities/audit-log-entry.entity';
 import { AuditAction } from './interfaces/audit-event.interface';
 import { AuditRawRow, ChainRow, chainPageSql, chainRowFromRaw } from './internal/audit-row';
 import type { CursorPosition } from './internal/cursor';
+import { INDEXED_ROWS, catchUpAll, queryIndexesDeferred } from './internal/query-index-catch-up';
 import { InsertableRow, insertAuditRows } from './internal/row-insert';
 import { uuidV7Floor } from './internal/uuid-v7';
 
@@ -112,7 +113,17 @@ export interface AuditRowFilter {
  */
 @Injectable()
 export class AuditRepository {
-  constructor(@InjectDataSource() private readonly dataSource: DataSource) {}
+  /** SQLite: the query indexes hold only rows caught up (internal/query-index-catch-up.ts). */
+  readonly queryIndexesDeferred: boolean;
+
+  constructor(@InjectDataSource() private readonly dataSource: DataSource) {
+    this.queryIndexesDeferred = queryIndexesDeferred(dataSource);
+  }
+
+  /** SQLite: every pending row into the query indexes (in `m`'s transaction, or as one statement). */
+  catchUpQueryIndexes(m: EntityManager = this.dataSource.manager): Promise<void> {
+    return this.queryIndexesDeferred ? catchUpAll(m) : Promise.resolve();
+  }
 
   /**
    * The chain's newest row, or null for an empty chain: plain SQL on the (tenant, sequence) index,
@@ -154,9 +165,13 @@ export class AuditRepository {
     return rows.map((r) => r.tenantId);
   }
 
-  /** Rows matching `f`, in its order, at most `f.limit`. */
-  find(f: AuditRowFilter): Promise<AuditLogEntry[]> {
+  /**
+   * Rows matching `f`, in its order, at most `f.limit`. `indexedOnly` (SQLite, right after
+   * `catchUpQueryIndexes` with no append in between): lets SQLite use its partial query indexes.
+   */
+  find(f: AuditRowFilter, { indexedOnly = false }: { indexedOnly?: boolean } = {}): Promise<AuditLogEntry[]> {
     const qb = this.dataSource.getRepository(AuditLogEntry).createQueryBuilder('a');
+    if (indexedOnly) qb.where(INDEXED_ROWS);
     for (const field of ['tenantId', 'resource', 'actorId', 'correlationId'] as const) {
       if (f[field] !== undefined) qb.andWhere(`a.${field} = :${field}`, { [field]: f[field] });
     }
@@ -212,11 +227,21 @@ export class AuditRepository {
     return m.getRepository(AuditLogEntry).findOne({ select: { id: true, sequence: true, hash: true }, where: { tenantId, hash } });
   }
 
-  /** The chain's latest retention checkpoint. */
+  /**
+   * The chain's latest retention checkpoint, by the (tenant, action) index. `m` holds the chain's lock; on
+   * SQLite the pending rows go into the query indexes first, in its transaction.
+   */
   async latestCheckpoint(tenantId: string, m: EntityManager): Promise<Checkpoint | undefined> {
-    const cp = await m
-      .getRepository(AuditLogEntry)
-      .findOne({ where: { tenantId, action: AuditAction.RETENTION_CHECKPOINT }, order: { sequence: 'DESC' } });
+    const qb = m.getRepository(AuditLogEntry).createQueryBuilder('a');
+    if (this.queryIndexesDeferred) {
+      await catchUpAll(m);
+      qb.where(INDEXED_ROWS);
+    }
+    const cp = await qb
+      .andWhere('a.tenantId = :tenantId AND a.action = :action', { tenantId, action: AuditAction.RETENTION_CHECKPOINT })
+      .orderBy('a.sequence', 'DESC')
+      .limit(1)
+      .getOne();
     return cp ? { id: cp.id, sequence: cp.sequence, details: (cp.details ?? {}) as Partial<CheckpointDetails> } : undefined;
   }
 

@@ -11,11 +11,12 @@ import { AuditLogEntry } from './entities/audit-log-entry.entity';
 import { AuditUnavailableError, AuditWriteError } from './errors/audit.errors';
 import { AuditEventInput, AuditLogEntryView, AuditStats } from './interfaces/audit-event.interface';
 import { linkRows } from './internal/chain-link';
-import { ChainWriter, chainLockKeys, isChainCollision } from './internal/chain-writer';
+import { ChainWriter, chainLockKeys, exclusiveOfSharedConnection, isChainCollision } from './internal/chain-writer';
 import { toView } from './internal/entry-view';
 import { ChainHeadCache } from './internal/head-cache';
 import { OffLoopAppender } from './internal/off-loop-appender';
 import { PreparedEvent, groupByTenant, prepareEvent } from './internal/prepare-event';
+import { CATCH_UP_ALL_SQL, CATCH_UP_CHUNK_SQL, QueryIndexCatchUp, queryIndexesDeferred } from './internal/query-index-catch-up';
 import { ReadBuffer } from './internal/read-buffer';
 import { SharedSuspiciousActivityDetector, SuspiciousActivityDetector } from './internal/suspicious-activity.detector';
 import { SuspiciousActivityReporter } from './internal/suspicious-activity.reporter';
@@ -51,6 +52,8 @@ export class AuditWriter {
   private heads?: ChainHeadCache;
   /** SQLite file database: read batches are written by a worker thread on its own connection (`sqliteWriteWorker`). */
   private offLoop?: OffLoopAppender;
+  /** SQLite: moves appended rows into the query indexes in the background (internal/query-index-catch-up.ts). */
+  private catchUp?: QueryIndexCatchUp;
   private timer?: NodeJS.Timeout;
   private flushTail: Promise<void> = Promise.resolve();
   /** PostgreSQL: read batches as a named statement (`preparedStatements`, until a pooler refuses one). */
@@ -118,6 +121,11 @@ export class AuditWriter {
     if (this.options.sqliteWriteWorker && this.dataSource.options.type === 'better-sqlite3') {
       this.offLoop ??= new OffLoopAppender(this.dataSource, this.chains, this.logger, () => (this.heads ??= ChainHeadCache.for(this.dataSource)));
     }
+    if (queryIndexesDeferred(this.dataSource)) {
+      this.catchUp ??= new QueryIndexCatchUp((rows) => this.catchUpChunk(rows), this.logger);
+      // All the rows a crash left pending (a chunk takes only as many as were appended since the last one).
+      this.catchUp.kick(null);
+    }
     this.timer = setInterval(() => {
       if (this.buffer.depth > 0) this.kick();
     }, this.options.readBuffer.flushIntervalMs);
@@ -140,7 +148,19 @@ export class AuditWriter {
     }
     // Shared suspicious-activity counters may still raise an alert, whose row is then pending too.
     while (this.pending.size > 0) await Promise.allSettled([...this.pending]);
+    await this.catchUp?.idle();
     await this.offLoop?.stop();
+  }
+
+  /**
+   * One background chunk of the query-index catch-up (`rows` pending rows, null: all of them): on the write worker
+   * when it runs, else on the main connection.
+   */
+  private catchUpChunk(rows: number | null): Promise<void> {
+    return exclusiveOfSharedConnection(this.chains, async () => {
+      const statement = rows === null ? { sql: CATCH_UP_ALL_SQL, params: [] } : { sql: CATCH_UP_CHUNK_SQL, params: [rows] };
+      if (!(await this.offLoop?.transaction([statement]))) await this.dataSource.query(statement.sql, statement.params);
+    });
   }
 
   /** See `AuditService.record`. */
@@ -255,6 +275,7 @@ export class AuditWriter {
   async append(m: EntityManager, tenantId: string, events: PreparedEvent[], head?: ChainHead | null): Promise<AuditLogEntry[]> {
     const rows = linkRows(events, head === undefined ? await this.rows.head(tenantId, m) : head);
     await this.rows.insert(rows, m);
+    this.catchUp?.noteAppended(rows.length);
     return rows.map((r) => r.row);
   }
 
@@ -263,6 +284,7 @@ export class AuditWriter {
     const heads = await this.rows.heads(tenantIds, m);
     const rows = tenantIds.flatMap((t) => linkRows(byTenant.get(t)!, heads.get(t) ?? null));
     await this.rows.insert(rows, m);
+    this.catchUp?.noteAppended(rows.length);
     return rows.map((r) => r.row);
   }
 
@@ -387,7 +409,12 @@ export class AuditWriter {
   private async writeBatch(byTenant: Map<string, PreparedEvent[]>): Promise<void> {
     const tenantIds = [...byTenant.keys()];
     if (this.offLoop?.running) {
-      if (await this.offLoop.append(this.heads!, byTenant, tenantIds)) return;
+      if (await this.offLoop.append(this.heads!, byTenant, tenantIds)) {
+        let rows = 0;
+        for (const events of byTenant.values()) rows += events.length;
+        this.catchUp?.noteAppended(rows);
+        return;
+      }
     } else if (this.chains.optimisticAppend) {
       const cached = this.heads?.lookup(tenantIds);
       if (cached) {

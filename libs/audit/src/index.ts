@@ -13,6 +13,8 @@ export type { AuditAnchor } from './anchor/audit-anchor.store';
 export { AuditAnchorService } from './anchor/audit-anchor.service';
 export { AUDIT_ENTITIES, AUDIT_MIGRATIONS } from './audit.persistence';
 export { AuditLogEntry, AUDIT_TABLE } from './entities/audit-log-entry.entity';
+// What SQLite's background catch-up of the query indexes runs (benches price it: bench/audit-row-cost.ts).
+export { CATCH_UP_CHUNK_ROWS as AUDIT_CATCH_UP_CHUNK_ROWS, CATCH_UP_CHUNK_SQL as AUDIT_CATCH_UP_CHUNK_SQL } from './internal/query-index-catch-up';
 export { AUDIT_SUSPICIOUS_ACTIVITY_EVENT, AUDIT_CHAIN_BROKEN_EVENT, AUDIT_RETENTION_JOB, AUDIT_ANCHOR_JOB, AUDIT_SYSTEM_ACTOR } from './audit.constants';
 export * from './interfaces/audit-event.interface';
 export * from './errors/audit.errors';

@@ -51,7 +51,7 @@ export function chainPageSql(ds: DataSource): string {
     const e = (n: string) => ds.driver.escape(n);
     const col = (p: keyof AuditLogEntry) => e(meta.findColumnWithPropertyName(p)!.databaseName);
     const table = meta.tablePath.split('.').map(e).join('.');
-    const select = meta.columns.map((c) => `${e(c.databaseName)} AS "${c.propertyName}"`).join(', ');
+    const select = meta.columns.filter((c) => c.isSelect).map((c) => `${e(c.databaseName)} AS "${c.propertyName}"`).join(', ');
     const [p1, p2, p3] = ds.options.type === 'postgres' ? ['$1', '$2', '$3'] : ['?', '?', '?'];
     sql = `SELECT ${select} FROM ${table} WHERE ${col('tenantId')} = ${p1} AND ${col('sequence')} > ${p2} ORDER BY ${col('sequence')} ASC LIMIT ${p3}`;
     pageStatements.set(ds, sql);

@@ -1,5 +1,5 @@
 import type { Logger } from '@nestjs/common';
-import { SqliteWriteWorker, describeError } from '@app/common';
+import { SqliteWriteWorker, describeError, type SqliteStatement } from '@app/common';
 import type { DataSource } from 'typeorm';
 import { linkRows } from './chain-link';
 import { ChainWriter, exclusiveOfSharedConnection, isChainCollision } from './chain-writer';
@@ -70,6 +70,17 @@ export class OffLoopAppender {
       heads.remember(rows.map((r) => r.row), cached.versions);
       return true;
     });
+  }
+
+  /**
+   * Runs `statements` in one transaction of the worker; false (nothing run) when it does not run. The caller
+   * holds `exclusiveOfSharedConnection`, as `append` does.
+   */
+  async transaction(statements: SqliteStatement[]): Promise<boolean> {
+    const worker = this.worker;
+    if (!worker?.running) return false;
+    await worker.transaction(statements);
+    return true;
   }
 
   /** Once started, lets the worker finish what it was given and ends it. */

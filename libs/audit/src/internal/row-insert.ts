@@ -1,6 +1,7 @@
 import { insertPlainRows, plainInsertSqliteStatements, type PlainInsertOptions, type SqliteStatement, type StoredRow } from '@app/common';
 import type { DataSource, EntityManager } from 'typeorm';
 import { AuditLogEntry } from '../entities/audit-log-entry.entity';
+import { queryIndexesDeferred } from './query-index-catch-up';
 
 /** A row ready to insert, with its details already in their stored (canonical JSON) form. */
 export interface InsertableRow {
@@ -8,8 +9,11 @@ export interface InsertableRow {
   detailsJson: string | null;
 }
 
-/** The values the entity's transformers would store: epoch ms, the canonical JSON already hashed. */
-const stored = ({ row: r, detailsJson }: InsertableRow): StoredRow<AuditLogEntry> => ({
+/**
+ * The values the entity's transformers would store: epoch ms, the canonical JSON already hashed; on SQLite
+ * the row pending for the query indexes (`queryPending`, see query-index-catch-up.ts).
+ */
+const stored = ({ row: r, detailsJson }: InsertableRow, queryPending: 1 | null): StoredRow<AuditLogEntry> => ({
   id: r.id,
   tenantId: r.tenantId,
   sequence: r.sequence,
@@ -26,7 +30,10 @@ const stored = ({ row: r, detailsJson }: InsertableRow): StoredRow<AuditLogEntry
   details: detailsJson,
   previousHash: r.previousHash,
   hash: r.hash,
+  queryPending,
 });
+const storedPending = (r: InsertableRow) => stored(r, 1);
+const storedIndexed = (r: InsertableRow) => stored(r, null);
 
 /**
  * Inserts audit rows with plain SQL (`insertPlainRows`): audit rows are the one write that happens
@@ -38,10 +45,10 @@ const stored = ({ row: r, detailsJson }: InsertableRow): StoredRow<AuditLogEntry
  * path — chunks committed before a colliding chunk would be written twice.
  */
 export function insertAuditRows(m: EntityManager, rows: InsertableRow[], options?: PlainInsertOptions): Promise<void> {
-  return insertPlainRows(m, AuditLogEntry, rows, stored, options);
+  return insertPlainRows(m, AuditLogEntry, rows, queryIndexesDeferred(m.connection) ? storedPending : storedIndexed, options);
 }
 
 /** SQLite: the statements `insertAuditRows` would run, for the write worker's connection (one transaction). */
 export function auditRowSqliteStatements(ds: DataSource, rows: InsertableRow[]): SqliteStatement[] {
-  return plainInsertSqliteStatements(ds, AuditLogEntry, rows, stored);
+  return plainInsertSqliteStatements(ds, AuditLogEntry, rows, storedPending);
 }

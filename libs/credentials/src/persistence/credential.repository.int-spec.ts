@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { TransactionRunner } from '@app/common';
-import { createTestDatabase, DATABASE_KINDS, TestDatabase } from '@app/testing';
+import { createTestDatabase, DATABASE_KINDS, loggedSelects, TestDatabase } from '@app/testing';
 import { DataSource } from 'typeorm';
 import { at, BASE_MS, credentialRow, openRepositoryDataSource, sleep, tenant } from '../../test/repository-fixtures';
 import { CredentialStatus, CredentialType } from '../credential-type';
@@ -26,16 +26,8 @@ describe.each(DATABASE_KINDS)('CredentialRepository on %s', (kind) => {
     await db?.drop();
   });
 
-  /** The SELECTs `work` ran, with their parameters. */
-  const selects = async (work: () => Promise<unknown>): Promise<Array<[string, unknown[]]>> => {
-    const logged = jest.spyOn(ds.logger, 'logQuery');
-    try {
-      await work();
-      return logged.mock.calls.filter(([q]) => /^\s*SELECT/i.test(q)).map(([q, p]) => [q, (p ?? []) as unknown[]]);
-    } finally {
-      logged.mockRestore();
-    }
-  };
+  /** The SQL and parameters of every SELECT `work` sends. */
+  const selects = (work: () => Promise<unknown>) => loggedSelects(ds, work);
 
   it('inserts and reads rows back with every field; other tenants see nothing', async () => {
     const t = tenant();
