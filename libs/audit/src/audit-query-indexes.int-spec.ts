@@ -73,6 +73,22 @@ describe('the SQLite query indexes caught up without a query', () => {
     }
   });
 
+  // A batch of more rows than a chunk (readBuffer.batchSize up to 1,000, recordMany) or rows appended while a chunk
+  // runs: the chunks go on until fewer than one chunk's worth is pending, rather than the rest piling up for the
+  // next query (which catches them all up in one statement, holding every append meanwhile).
+  it('in the background, chunk after chunk, when more than a chunk is appended at once', async () => {
+    const h = await startAudit(db, { ...options, readBuffer: { batchSize: 1000, maxSize: 5000, flushIntervalMs: 3_600_000 } });
+    try {
+      const t = tenant('big');
+      for (let round = 0; round < 3; round++) {
+        await Promise.all(Array.from({ length: 1000 }, (_, i) => h.audit.recordRead(event(t, { resource: `cred-${i}` }))));
+      }
+      expect(await eventually(() => pending(h.ds, t), (p) => p < CATCH_UP_CHUNK_ROWS)).toBeLessThan(CATCH_UP_CHUNK_ROWS);
+    } finally {
+      await h.close();
+    }
+  });
+
   it('at start, every row a crash left pending (more than a chunk)', async () => {
     const t = tenant('crash');
     const n = 50 * Math.ceil((CATCH_UP_CHUNK_ROWS + 1) / 50); // batches of 50, more than a chunk

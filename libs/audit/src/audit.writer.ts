@@ -148,7 +148,8 @@ export class AuditWriter {
     }
     // Shared suspicious-activity counters may still raise an alert, whose row is then pending too.
     while (this.pending.size > 0) await Promise.allSettled([...this.pending]);
-    await this.catchUp?.idle();
+    // No chunk after this one: the worker stops next, and the DataSource after us (the next start or query takes the rest).
+    await this.catchUp?.stop();
     await this.offLoop?.stop();
   }
 

@@ -45,12 +45,16 @@ export const CATCH_UP_CHUNK_ROWS = 256;
 /**
  * Keeps the pending rows few while nobody queries: after every `CATCH_UP_CHUNK_ROWS` appended rows, one
  * chunk in a transaction of its own — on the write worker when it runs (off the event loop), else on the
- * main connection — never two at once. A failed chunk is logged and left: the next one, or the next query,
- * takes its rows.
+ * main connection — never two at once. While more than a chunk's worth is pending (a batch larger than a
+ * chunk, rows appended while one ran), the next chunk follows as soon as one ends, each in a transaction of its
+ * own (appends commit in between). A failed chunk is logged and left: the next one, or the next query, takes
+ * its rows. None starts once stopped.
  */
 export class QueryIndexCatchUp {
+  /** Rows appended and not yet counted against a chunk. */
   private appended = 0;
   private running?: Promise<void>;
+  private stopped = false;
 
   constructor(
     /** Moves up to `rows` pending rows (null: every one) into the query indexes, in a transaction of its own. */
@@ -66,15 +70,20 @@ export class QueryIndexCatchUp {
 
   /** Starts a chunk of `rows` unless one runs (null at start: every row a crash left pending). */
   kick(rows: number | null = CATCH_UP_CHUNK_ROWS): void {
-    if (this.running) return;
-    this.appended = 0;
+    if (this.running || this.stopped) return;
+    // What this chunk does not take stays counted (a chunk takes at most `rows`).
+    this.appended = rows === null ? 0 : Math.max(0, this.appended - rows);
     this.running = this.runChunk(rows)
       .catch((e: unknown) => this.logger.warn(`Catching up the audit query indexes failed (${describeError(e)}); the next query does`))
-      .finally(() => (this.running = undefined));
+      .finally(() => {
+        this.running = undefined;
+        if (this.appended >= CATCH_UP_CHUNK_ROWS) this.kick();
+      });
   }
 
-  /** Waits for the chunk in flight (shutdown). */
-  async idle(): Promise<void> {
+  /** Starts no more chunks and waits for the one in flight (shutdown). */
+  async stop(): Promise<void> {
+    this.stopped = true;
     await this.running;
   }
 }
