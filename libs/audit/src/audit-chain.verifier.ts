@@ -9,7 +9,7 @@ import { AuditAnchorDamagedError, AuditAnchorUnavailableError } from './errors/a
 import { AuditChainBrokenEvent, AuditVerifyFailureReason, AuditVerifyResult } from './interfaces/audit-event.interface';
 import type { ChainRow } from './internal/audit-row';
 import { GENESIS_HASH, canonicalJson, computeEntryHash } from './internal/canonical';
-import { ChainWriter } from './internal/chain-writer';
+import { ChainWriter, exclusiveOfSharedConnection } from './internal/chain-writer';
 
 export type BadRow = NonNullable<AuditVerifyResult['firstBad']>;
 
@@ -77,7 +77,7 @@ export class AuditChainVerifier {
     const last = await this.rows.head(tenantId, m);
     if (!last || last.sequence < anchor.sequence) return { id: last?.id ?? '', sequence: anchor.sequence, tenantId, reason: 'truncated' };
     // The anchored row was pruned; when the latest checkpoint pruned exactly through it, it carries its hash.
-    const cp = await this.rows.latestCheckpoint(tenantId, m);
+    const cp = await this.latestCheckpoint(tenantId, m);
     if (cp && cp.details.prunedThroughSequence === anchor.sequence && cp.details.prunedThroughHash !== anchor.hash) {
       return { id: cp.id, sequence: cp.sequence, tenantId, reason: 'anchor_mismatch' };
     }
@@ -99,6 +99,16 @@ export class AuditChainVerifier {
     }
   }
 
+  /**
+   * SQLite: the pending rows into the query indexes first — a write, so under the shared connection's gate like an
+   * append (not inside another lib's open transaction, not beside the write worker's); the caller holds the
+   * maintenance mutex (`consistentRead`, `readDuringMaintenance`), so no checkpoint is written after it.
+   */
+  private async latestCheckpoint(tenantId: string, m: EntityManager) {
+    if (this.rows.queryIndexesDeferred) await exclusiveOfSharedConnection(this.chains, () => this.rows.catchUpQueryIndexes());
+    return this.rows.latestCheckpoint(tenantId, m);
+  }
+
   private async verifyChain(m: EntityManager, tenantId: string): Promise<Pick<AuditVerifyResult, 'checked' | 'firstBad'>> {
     const firstSequence = await this.rows.firstSequence(tenantId, m);
     if (firstSequence === undefined) return { checked: 0 };
@@ -106,7 +116,7 @@ export class AuditChainVerifier {
     let expectedPrev = GENESIS_HASH;
     if (firstSequence !== 1) {
       // A pruned chain starts right after the point recorded by the latest retention checkpoint.
-      const d = (await this.rows.latestCheckpoint(tenantId, m))?.details;
+      const d = (await this.latestCheckpoint(tenantId, m))?.details;
       if (d && Number.isSafeInteger(d.prunedThroughSequence) && typeof d.prunedThroughHash === 'string') {
         expectedSeq = d.prunedThroughSequence! + 1;
         expectedPrev = d.prunedThroughHash;

@@ -1,7 +1,8 @@
 import { AuditAction } from '@app/audit';
+import { TransactionGate } from '@app/common';
 import { createTestDatabase, DATABASE_KINDS, loggedSelects, TestDatabase } from '@app/testing';
 import { DataSource } from 'typeorm';
-import { AuditHarness, event, eventually, exec, startAudit, tenant } from '../test/harness';
+import { AuditHarness, event, eventually, exec, sleep, startAudit, tenant } from '../test/harness';
 import { CATCH_UP_CHUNK_ROWS } from './internal/query-index-catch-up';
 
 /** Rows of `t` not yet in SQLite's query indexes (query-index-catch-up.ts); PostgreSQL never has any. */
@@ -89,6 +90,38 @@ describe('the SQLite query indexes caught up without a query', () => {
     }
   });
 
+  // Verify reads a pruned chain's retention checkpoint through the (tenant, action) index, so the pending rows go
+  // into it first — a write, which must wait for the shared connection like every other (TransactionGate): not
+  // join another lib's open transaction (and go with its rollback), nor overlap a write worker's transaction.
+  it('by verify of a pruned chain, outside any other transaction on the shared connection', async () => {
+    const h = await startAudit(db, options);
+    try {
+      const t = tenant('vfy');
+      for (let i = 0; i < 3; i++) await h.audit.record(event(t));
+      await h.audit.prune(new Date(Date.now() + 60_000));
+      await h.audit.record(event(t));
+      expect(await pending(h.ds, t)).toBeGreaterThan(0); // the checkpoint and the row after it
+
+      let release!: () => void;
+      const held = new Promise<void>((r) => (release = r));
+      const other = TransactionGate.for(h.ds)
+        .transaction(async (m) => {
+          await m.query('SELECT 1');
+          await held;
+          throw new Error('rolled back');
+        })
+        .catch(() => undefined);
+      const verified = h.audit.verify({ tenantId: t });
+      await sleep(50);
+      release();
+      await other;
+      await expect(verified).resolves.toMatchObject({ valid: true, checked: 2 });
+      expect(await pending(h.ds, t)).toBe(0);
+    } finally {
+      await h.close();
+    }
+  });
+
   it('at start, every row a crash left pending (more than a chunk)', async () => {
     const t = tenant('crash');
     const n = 50 * Math.ceil((CATCH_UP_CHUNK_ROWS + 1) / 50); // batches of 50, more than a chunk
@@ -106,3 +139,4 @@ describe('the SQLite query indexes caught up without a query', () => {
     }
   });
 });
+

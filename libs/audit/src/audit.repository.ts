@@ -228,15 +228,13 @@ export class AuditRepository {
   }
 
   /**
-   * The chain's latest retention checkpoint, by the (tenant, action) index. `m` holds the chain's lock; on
-   * SQLite the pending rows go into the query indexes first, in its transaction.
+   * The chain's latest retention checkpoint, by the (tenant, action) index. SQLite: only rows in the query
+   * indexes, so `catchUpQueryIndexes` (under the shared connection's gate) first, with no checkpoint written
+   * in between (the caller holds the maintenance mutex, as verify does: retention writes them under it).
    */
   async latestCheckpoint(tenantId: string, m: EntityManager): Promise<Checkpoint | undefined> {
     const qb = m.getRepository(AuditLogEntry).createQueryBuilder('a');
-    if (this.queryIndexesDeferred) {
-      await catchUpAll(m);
-      qb.where(INDEXED_ROWS);
-    }
+    if (this.queryIndexesDeferred) qb.where(INDEXED_ROWS);
     const cp = await qb
       .andWhere('a.tenantId = :tenantId AND a.action = :action', { tenantId, action: AuditAction.RETENTION_CHECKPOINT })
       .orderBy('a.sequence', 'DESC')

@@ -13,7 +13,7 @@ import { AUDIT_TABLE } from '../entities/audit-log-entry.entity';
  *
  * A query must see every row committed before it: it first clears the flag of every pending row (while no append
  * commits) and then queries with `query_pending IS NULL`, which lets SQLite use the partial indexes
- * (`AuditQueries`; retention's checkpoint lookup in its own transaction). A crash loses nothing: a row whose flag was not cleared stays pending until the next catch-up.
+ * (`AuditQueries`; verify's checkpoint lookup, under the same gate). A crash loses nothing: a row whose flag was not cleared stays pending until the next catch-up.
  *
  * PostgreSQL keeps plain indexes (an UPDATE there writes a new row version and an entry in every index):
  * the column exists there only for the entity's sake and stays NULL. Rows from before the column are NULL too:
