@@ -67,6 +67,16 @@ class FailingController {
     throw new QueryFailedError('SELECT 1', [], Object.assign(new Error('terminating connection due to administrator command'), { code: '57P01' }));
   }
 
+  /**
+   * A query given to a pg client whose connection had already failed (reset, ended by PostgreSQL while idle in a
+   * transaction, a protocol error): pg refuses it unsent, as TypeORM reports it when the error event came between its
+   * released check and the query.
+   */
+  @Get('db-not-queryable')
+  dbNotQueryable(): never {
+    throw new QueryFailedError('SELECT 1', [], new Error('Client has encountered a connection error and is not queryable'));
+  }
+
   /** PostgreSQL refused a new session (it is starting up, in recovery or shutting down): no session was lost. */
   @Get('db-starting')
   dbStarting(): never {
@@ -149,11 +159,15 @@ describe('AllExceptionsFilter: the 5xx log line', () => {
       errorId: expect.any(String),
     });
     expect((await fetch(`${baseUrl}/fail/sql`)).status).toBe(500);
+    // The session was lost before this query was sent: the same code, so a client retries (on a new connection).
+    const unsent = await fetch(`${baseUrl}/fail/db-not-queryable`);
+    expect([unsent.status, unsent.headers.get('retry-after')]).toEqual([503, '1']);
+    expect(await unsent.json()).toMatchObject({ code: 6009, codeName: 'DATABASE_CONNECTION_LOST' });
     // A refused connection is not a lost one: the untyped 503 (the commit that added 6009 keeps it for refusals).
     const refused = await fetch(`${baseUrl}/fail/db-starting`);
     expect([refused.status, refused.headers.get('retry-after')]).toEqual([503, '1']);
     expect(await refused.json()).toMatchObject({ message: 'the database is unavailable: retry later' });
-    for (const e of [Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:5432'), { code: 'ECONNREFUSED' }), new Error('Connection terminated unexpectedly'), { driverError: { code: '08006' } }]) {
+    for (const e of [Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:5432'), { code: 'ECONNREFUSED' }), new Error('Connection terminated unexpectedly'), { driverError: { code: '08006' } }, new Error('Client has encountered a connection error and is not queryable')]) {
       expect(isDatabaseUnavailable(e)).toBe(true);
     }
     expect(isDatabaseUnavailable(new Error('Connection terminated unexpectedly by the user: value=abc'))).toBe(false);
