@@ -1,6 +1,7 @@
 import { Command, CommandRunner, Option } from 'nest-commander';
 import { AuditResult, AuditService } from '@app/audit';
-import { DataKeyService, EnvelopeValueStore } from '@app/credentials';
+import type { AppConfig } from '@app/api-host';
+import { CredentialsConfigurationError, DataKeyService, EnvelopeValueStore } from '@app/credentials';
 import { operatorContext, withHostLibs } from './host-libs.context';
 
 /**
@@ -70,6 +71,13 @@ export class DataKeyReencryptCommand extends CommandRunner {
  * version). Prints counts and the data keys that failed (tenant, version, error class) — never key material;
  * exit 1 when any failed or remain.
  */
+/** The lib refuses too, naming its option (`envelope.keyEncryptionKey`); an operator sets the host's variable. */
+function requireKeyEncryptionKey(config: AppConfig): void {
+  if (!config.credentials.envelope.keyEncryptionKey) {
+    throw new CredentialsConfigurationError('no key-encryption key is configured (ENVELOPE_KEY_ENCRYPTION_KEY is not set): data keys are vault secrets, nothing to re-wrap');
+  }
+}
+
 @Command({ name: 'data-key:rewrap', description: 'Re-wrap envelope data keys under the latest version of the key-encryption key' })
 export class DataKeyRewrapCommand extends CommandRunner {
   async run(_args: string[], flags: { tenant?: string; dryRun?: boolean }): Promise<void> {
@@ -87,7 +95,7 @@ export class DataKeyRewrapCommand extends CommandRunner {
         });
       }
       return { dryRun: flags.dryRun === true, ...r };
-    });
+    }, { requires: requireKeyEncryptionKey });
     process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
     if (result.failed.length || (!result.dryRun && result.remaining > 0)) process.exitCode = 1;
   }

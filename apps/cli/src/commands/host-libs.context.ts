@@ -34,8 +34,12 @@ export function commandLibModules(config: AppConfig) {
  * not dispatched (the host's dispatcher delivers them): commands call the services once. Needs an
  * external vault (KEY_VAULT_URL) while the host runs: the embedded one belongs to the running host.
  */
-export async function withHostLibs<T>(work: (get: <S>(type: Type<S> | Abstract<S>) => S) => Promise<T>, options: { providers?: Provider[] } = {}): Promise<T> {
+export async function withHostLibs<T>(
+  work: (get: <S>(type: Type<S> | Abstract<S>) => S) => Promise<T>,
+  options: { providers?: Provider[]; /** Throws when the host's config cannot run the command: before any database or vault is opened. */ requires?: (config: AppConfig) => void } = {},
+): Promise<T> {
   const config = await loadAppConfigResolvingReferences(process.env);
+  options.requires?.(config);
 
   @Module({
     imports: [
