@@ -99,6 +99,32 @@ describe('the CLI process', () => {
     }
   }, 60_000);
 
+  // Nest's TypeORM module retried a connection 9 times, 3 s apart, each time logging "Unable to connect to the
+  // database. Retrying (n)..." with a stack: ~30 s of noise before the command failed. A command tries once.
+  it('a command whose database cannot be reached fails at once with one line naming what it tried, never the password', async () => {
+    const closed = createServer();
+    await new Promise<void>((resolve) => closed.listen(0, '127.0.0.1', resolve));
+    const port = (closed.address() as AddressInfo).port;
+    await new Promise<void>((resolve) => closed.close(() => resolve()));
+    const db = { DATABASE_TYPE: 'postgres', DATABASE_URL: `postgres://cv:LEAKMARKER-db-2e9b@127.0.0.1:${port}/cv`, EMULATOR_PORT: '0' };
+    // What starting the CLI costs here (compiling it, loading every command), so the bound below is on the attempt alone.
+    let started = Date.now();
+    expect((await run(['audit:verify', '--help'])).code).toBe(0);
+    const startup = Date.now() - started;
+    // audit:verify opens its own context; policies:list the host's libs (and the embedded vault) with withHostLibs.
+    for (const args of [['audit:verify'], ['policies:list', '--tenant', 'acme']]) {
+      started = Date.now();
+      const r = await run(args, undefined, db);
+      const took = Date.now() - started;
+      expect(r.code).toBe(1);
+      expect(r.stderr).toContain(`cannot connect to the postgres database at 127.0.0.1:${port} (DATABASE_URL): connect ECONNREFUSED`);
+      expect(r.stderr).not.toContain('Retrying');
+      expect(r.stderr).not.toMatch(/^\s+at /m);
+      expect(r.stdout + r.stderr).not.toContain('LEAKMARKER');
+      expect(took - startup).toBeLessThan(5_000);
+    }
+  }, 120_000);
+
   // The port error's old advice, "or another EMULATOR_PORT", started a second vault on the host's data: the CLI's
   // writes went to a store the host's vault never reads (the host then answered 500 for the rotated credential) and
   // the two rewrote each other's files.

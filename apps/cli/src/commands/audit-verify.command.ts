@@ -1,10 +1,10 @@
 import { Module } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
-import { TypeOrmModule } from '@nestjs/typeorm';
 import { Command, CommandRunner, Option } from 'nest-commander';
 import { AuditModule, AuditService } from '@app/audit';
-import { APP_CONFIG, AppConfigModule, AuditAnchorModule, databaseOptions, loadAppConfigResolvingReferences, VaultModule } from '@app/api-host';
+import { AppConfigModule, AuditAnchorModule, loadAppConfigResolvingReferences, VaultModule } from '@app/api-host';
 import { COMMAND_CONTEXT_OPTIONS } from '../cli-output';
+import { commandDatabaseModule } from './command-database';
 
 /**
  * `cli audit:verify [--tenant t]`: walks the audit hash chains in the host's database (same
@@ -27,7 +27,7 @@ export class AuditVerifyCommand extends CommandRunner {
     @Module({
       imports: [
         AppConfigModule.forRoot(config),
-        TypeOrmModule.forRootAsync({ inject: [APP_CONFIG], useFactory: databaseOptions }),
+        commandDatabaseModule(),
         ...anchors,
         AuditModule.forRoot({ retention: { enabled: false } }),
       ],

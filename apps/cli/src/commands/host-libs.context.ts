@@ -1,14 +1,14 @@
 import { Module, type Abstract, type Provider, type Type } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { EventEmitterModule } from '@nestjs/event-emitter';
-import { TypeOrmModule } from '@nestjs/typeorm';
 import { AuditModule } from '@app/audit';
 import type { OperationContext } from '@app/common';
 import { PersistenceModule } from '@app/common';
 import { CredentialsModule } from '@app/credentials';
 import { RotationModule } from '@app/rotation';
-import { APP_CONFIG, AppConfigModule, databaseOptions, loadAppConfigResolvingReferences, persistenceOptions, VaultModule, type AppConfig } from '@app/api-host';
+import { AppConfigModule, loadAppConfigResolvingReferences, persistenceOptions, VaultModule, type AppConfig } from '@app/api-host';
 import { COMMAND_CONTEXT_OPTIONS } from '../cli-output';
+import { commandDatabaseModule } from './command-database';
 
 /**
  * The audit and credentials libs as every command configures them from the host's config: the host's
@@ -44,7 +44,7 @@ export async function withHostLibs<T>(
   @Module({
     imports: [
       AppConfigModule.forRoot(config),
-      TypeOrmModule.forRootAsync({ inject: [APP_CONFIG], useFactory: databaseOptions }),
+      commandDatabaseModule(),
       EventEmitterModule.forRoot({ wildcard: false, delimiter: '.' }),
       PersistenceModule.forRoot(persistenceOptions(config, { dispatch: false })),
       VaultModule,

@@ -1,13 +1,13 @@
 import { Module } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { EventEmitterModule } from '@nestjs/event-emitter';
-import { TypeOrmModule } from '@nestjs/typeorm';
 import { writeFileSync } from 'node:fs';
 import { Command, CommandRunner, Option } from 'nest-commander';
 import { DataSource } from 'typeorm';
 import { PersistenceModule } from '@app/common';
 import { formatSummaryTable, JsonlLegacySource, MigrationModule, MigrationRunner, SqlLegacySource, type LegacyCredentialSource } from '@app/migration';
-import { APP_CONFIG, AppConfigModule, databaseOptions, loadAppConfig, persistenceOptions, VaultModule } from '@app/api-host';
+import { AppConfigModule, loadAppConfig, persistenceOptions, VaultModule } from '@app/api-host';
+import { commandDatabaseModule } from '../command-database';
 import { commandLibModules } from '../host-libs.context';
 import { loadMigrateEnv } from './migrate.config';
 import { ProgressReporter } from './progress-reporter';
@@ -46,7 +46,7 @@ export class MigrateCommand extends CommandRunner {
     @Module({
       imports: [
         AppConfigModule.forRoot(config),
-        TypeOrmModule.forRootAsync({ inject: [APP_CONFIG], useFactory: databaseOptions }),
+        commandDatabaseModule(),
         EventEmitterModule.forRoot({ wildcard: false, delimiter: '.' }),
         // This process only writes: the host's dispatcher delivers the events.
         PersistenceModule.forRoot(persistenceOptions(config, { dispatch: false })),
