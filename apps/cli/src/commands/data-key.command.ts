@@ -63,6 +63,13 @@ export class DataKeyReencryptCommand extends CommandRunner {
   }
 }
 
+/** The lib refuses too, naming its option (`envelope.keyEncryptionKey`); an operator sets the host's variable. */
+function requireKeyEncryptionKey(config: AppConfig): void {
+  if (!config.credentials.envelope.keyEncryptionKey) {
+    throw new CredentialsConfigurationError('no key-encryption key is configured (ENVELOPE_KEY_ENCRYPTION_KEY is not set): data keys are vault secrets, nothing to re-wrap');
+  }
+}
+
 /**
  * `cli data-key:rewrap [--tenant t] [--dry-run]`: with `ENVELOPE_KEY_ENCRYPTION_KEY`, re-wraps now every data key
  * not yet under the key-encryption key's latest version (all tenants, or one) instead of waiting for each
@@ -71,13 +78,6 @@ export class DataKeyReencryptCommand extends CommandRunner {
  * version). Prints counts and the data keys that failed (tenant, version, error class) — never key material;
  * exit 1 when any failed or remain.
  */
-/** The lib refuses too, naming its option (`envelope.keyEncryptionKey`); an operator sets the host's variable. */
-function requireKeyEncryptionKey(config: AppConfig): void {
-  if (!config.credentials.envelope.keyEncryptionKey) {
-    throw new CredentialsConfigurationError('no key-encryption key is configured (ENVELOPE_KEY_ENCRYPTION_KEY is not set): data keys are vault secrets, nothing to re-wrap');
-  }
-}
-
 @Command({ name: 'data-key:rewrap', description: 'Re-wrap envelope data keys under the latest version of the key-encryption key' })
 export class DataKeyRewrapCommand extends CommandRunner {
   async run(_args: string[], flags: { tenant?: string; dryRun?: boolean }): Promise<void> {
