@@ -1,4 +1,7 @@
-import { Injectable } from '@nestjs/common';
+import { Injectable, Optional } from '@nestjs/common';
+import { TransactionRunner } from '@app/common';
+import { DataSource } from 'typeorm';
+import { InjectDataSource } from '@nestjs/typeorm';
 import { AuditRepository, AuditRowFilter } from './audit.repository';
 import type { AuditLogEntry } from './entities/audit-log-entry.entity';
 import { AuditQueryError } from './errors/audit.errors';
@@ -13,10 +16,17 @@ const MAX_LIMIT = 500;
 /** Reads the log: validates a filter, pages it with an opaque cursor. */
 @Injectable()
 export class AuditQueries {
+  private readonly runner: TransactionRunner;
+
   constructor(
     private readonly rows: AuditRepository,
     private readonly chains: ChainWriter,
-  ) {}
+    @InjectDataSource() dataSource: DataSource,
+    @Optional() runner?: TransactionRunner,
+  ) {
+    // As the writer: a runner of our own still sees the ambient transactions of the DataSource.
+    this.runner = runner ?? new TransactionRunner(dataSource);
+  }
 
   /** See `AuditService.query`. */
   async query(filter: AuditQuery = {}): Promise<AuditQueryPage> {
@@ -65,9 +75,14 @@ export class AuditQueries {
    * The query itself does not hold up the appends (a slow one would hold every audited read). PostgreSQL: as is.
    */
   private async find(criteria: AuditRowFilter): Promise<AuditLogEntry[]> {
-    if (!this.rows.queryIndexesDeferred) return this.rows.find(criteria);
-    await exclusiveOfSharedConnection(this.chains, () => this.rows.catchUpQueryIndexes());
-    return this.rows.find(criteria, { indexedOnly: true });
+    // In a transaction of the caller's (`runner.run`) the query reads in it, on either database: its own rows too.
+    const m = this.runner.manager;
+    if (!this.rows.queryIndexesDeferred) return this.rows.find(criteria, { m });
+    // There, on SQLite, the caller holds the gate: the catch-up joins its transaction (rolled back with it, the rows
+    // are pending again); waiting for the gate would wait for that very transaction.
+    if (this.runner.inTransaction()) await this.rows.catchUpQueryIndexes(m);
+    else await exclusiveOfSharedConnection(this.chains, () => this.rows.catchUpQueryIndexes());
+    return this.rows.find(criteria, { indexedOnly: true, m });
   }
 }
 

@@ -166,11 +166,11 @@ export class AuditRepository {
   }
 
   /**
-   * Rows matching `f`, in its order, at most `f.limit`. `indexedOnly` (SQLite, right after
+   * Rows matching `f`, in its order, at most `f.limit`, read with `m` (a caller's transaction). `indexedOnly` (SQLite, right after
    * `catchUpQueryIndexes` with no append in between): lets SQLite use its partial query indexes.
    */
-  find(f: AuditRowFilter, { indexedOnly = false }: { indexedOnly?: boolean } = {}): Promise<AuditLogEntry[]> {
-    const qb = this.dataSource.getRepository(AuditLogEntry).createQueryBuilder('a');
+  find(f: AuditRowFilter, { indexedOnly = false, m = this.dataSource.manager }: { indexedOnly?: boolean; m?: EntityManager } = {}): Promise<AuditLogEntry[]> {
+    const qb = m.getRepository(AuditLogEntry).createQueryBuilder('a');
     if (indexedOnly) qb.where(INDEXED_ROWS);
     for (const field of ['tenantId', 'resource', 'actorId', 'correlationId'] as const) {
       if (f[field] !== undefined) qb.andWhere(`a.${field} = :${field}`, { [field]: f[field] });
