@@ -9,6 +9,21 @@ const QUERY_INDEXES = ['IDX_cv_audit_log_tenant_time', ...BY_SEQUENCE];
 const through = (name: string) => AUDIT_MIGRATIONS.slice(0, AUDIT_MIGRATIONS.findIndex((m) => m.name === name) + 1);
 const CHAIN_ORDER = through('AuditQueryIndexesInChainOrder1890000000000');
 
+/** Index name → its definition as the database tells it (quotes dropped, whitespace collapsed). */
+async function indexesOf(kind: string, ds: DataSource, schema: string): Promise<Map<string, string>> {
+  const rows = (await (kind === 'postgres'
+    ? ds.query(`SELECT indexname AS name, indexdef AS def FROM pg_indexes WHERE tablename = 'cv_audit_log' AND schemaname = $1`, [schema])
+    : ds.query(`SELECT name, sql AS def FROM sqlite_master WHERE type = 'index' AND tbl_name = 'cv_audit_log'`))) as Array<{ name: string; def: string | null }>;
+  return new Map(rows.map((r) => [r.name, (r.def ?? '').replace(/"/g, '').replace(/\s+/g, ' ').trim()]));
+}
+
+/** One audit row, as a log being upgraded has them. */
+const insertOneRow = (ds: DataSource, table: string) =>
+  ds.query(
+    `INSERT INTO ${table} (id, tenant_id, sequence, occurred_at, action, resource, actor_id, result, previous_hash, hash) ` +
+      `VALUES ('0190a000-0000-7000-8000-000000000001', 't1', 1, 1000, 'read', 'cred-1', 'user-1', 'success', '${'0'.repeat(64)}', '${'a'.repeat(64)}')`,
+  );
+
 // The filter indexes' move to chain order, as an operator meets it: on a log that already has rows, with an
 // index built beforehand (CONCURRENTLY, on PostgreSQL), and undone.
 describe.each(DATABASE_KINDS)('AuditQueryIndexesInChainOrder on %s', (kind) => {
@@ -16,20 +31,11 @@ describe.each(DATABASE_KINDS)('AuditQueryIndexesInChainOrder on %s', (kind) => {
   const migrate = (migrations: typeof AUDIT_MIGRATIONS) => bed.migrate(AUDIT_ENTITIES, migrations);
   const schema = bed.schema;
   const table = () => bed.table('cv_audit_log');
-  /** Index name → its definition as the database tells it. */
-  const indexes = async (ds: DataSource): Promise<Map<string, string>> => {
-    const rows = (await (kind === 'postgres'
-      ? ds.query(`SELECT indexname AS name, indexdef AS def FROM pg_indexes WHERE tablename = 'cv_audit_log' AND schemaname = $1`, [schema()])
-      : ds.query(`SELECT name, sql AS def FROM sqlite_master WHERE type = 'index' AND tbl_name = 'cv_audit_log'`))) as Array<{ name: string; def: string | null }>;
-    return new Map(rows.map((r) => [r.name, (r.def ?? '').replace(/"/g, '')]));
-  };
+  const indexes = (ds: DataSource) => indexesOf(kind, ds, schema());
 
   it('replaces the time-ordered filter indexes on a log with rows, keeps one built beforehand, and is undone', async () => {
     const before = await migrate(CHAIN_ORDER.slice(0, -1));
-    await before.query(
-      `INSERT INTO ${table()} (id, tenant_id, sequence, occurred_at, action, resource, actor_id, result, previous_hash, hash) ` +
-        `VALUES ('0190a000-0000-7000-8000-000000000001', 't1', 1, 1000, 'read', 'cred-1', 'user-1', 'success', '${'0'.repeat(64)}', '${'a'.repeat(64)}')`,
-    );
+    await insertOneRow(before, table());
     expect([...(await indexes(before)).keys()]).toEqual(expect.arrayContaining(BY_TIME));
     // What OPERATIONS.md tells an operator of a large PostgreSQL log to do first (plain CREATE INDEX here: same result).
     await before.query(`CREATE INDEX "IDX_cv_audit_log_tenant_actor_seq" ON ${table()} ("tenant_id", "actor_id", "sequence", "occurred_at")`);
@@ -59,19 +65,11 @@ describe.each(DATABASE_KINDS)('AuditQueryIndexesInChainOrder on %s', (kind) => {
 describe.each(DATABASE_KINDS)('AuditQueryIndexesOffTheCommit on %s', (kind) => {
   const bed = useMigrationDatabase(kind);
   const table = () => bed.table('cv_audit_log');
-  const indexes = async (ds: DataSource): Promise<Map<string, string>> => {
-    const rows = (await (kind === 'postgres'
-      ? ds.query(`SELECT indexname AS name, indexdef AS def FROM pg_indexes WHERE tablename = 'cv_audit_log' AND schemaname = $1`, [bed.schema()])
-      : ds.query(`SELECT name, sql AS def FROM sqlite_master WHERE type = 'index' AND tbl_name = 'cv_audit_log'`))) as Array<{ name: string; def: string | null }>;
-    return new Map(rows.map((r) => [r.name, (r.def ?? '').replace(/"/g, '').replace(/\s+/g, ' ').trim()]));
-  };
+  const indexes = (ds: DataSource) => indexesOf(kind, ds, bed.schema());
 
   it('makes the four query indexes partial on SQLite (PostgreSQL: only the column), keeps the rows indexed, and is undone', async () => {
     const before = await bed.migrate(AUDIT_ENTITIES, AUDIT_MIGRATIONS.slice(0, -1));
-    await before.query(
-      `INSERT INTO ${table()} (id, tenant_id, sequence, occurred_at, action, resource, actor_id, result, previous_hash, hash) ` +
-        `VALUES ('0190a000-0000-7000-8000-000000000001', 't1', 1, 1000, 'read', 'cred-1', 'user-1', 'success', '${'0'.repeat(64)}', '${'a'.repeat(64)}')`,
-    );
+    await insertOneRow(before, table());
     const old = await indexes(before);
     await before.destroy();
 
