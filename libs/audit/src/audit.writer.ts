@@ -11,12 +11,12 @@ import { AuditLogEntry } from './entities/audit-log-entry.entity';
 import { AuditUnavailableError, AuditWriteError } from './errors/audit.errors';
 import { AuditEventInput, AuditLogEntryView, AuditStats } from './interfaces/audit-event.interface';
 import { linkRows } from './internal/chain-link';
-import { ChainWriter, chainLockKeys, exclusiveOfSharedConnection, isChainCollision } from './internal/chain-writer';
+import { ChainWriter, chainLockKeys, isChainCollision } from './internal/chain-writer';
 import { toView } from './internal/entry-view';
 import { ChainHeadCache } from './internal/head-cache';
 import { OffLoopAppender } from './internal/off-loop-appender';
 import { PreparedEvent, groupByTenant, prepareEvent } from './internal/prepare-event';
-import { CATCH_UP_ALL_SQL, CATCH_UP_CHUNK_SQL, QueryIndexCatchUp, queryIndexesDeferred } from './internal/query-index-catch-up';
+import { QueryIndexCatchUp, queryIndexesDeferred } from './internal/query-index-catch-up';
 import { ReadBuffer } from './internal/read-buffer';
 import { SharedSuspiciousActivityDetector, SuspiciousActivityDetector } from './internal/suspicious-activity.detector';
 import { SuspiciousActivityReporter } from './internal/suspicious-activity.reporter';
@@ -122,7 +122,7 @@ export class AuditWriter {
       this.offLoop ??= new OffLoopAppender(this.dataSource, this.chains, this.logger, () => (this.heads ??= ChainHeadCache.for(this.dataSource)));
     }
     if (queryIndexesDeferred(this.dataSource)) {
-      this.catchUp ??= new QueryIndexCatchUp((rows) => this.catchUpChunk(rows), this.logger);
+      this.catchUp ??= QueryIndexCatchUp.onConnection(this.dataSource, this.chains, () => this.offLoop, this.logger);
       // All the rows a crash left pending (a chunk takes only as many as were appended since the last one).
       this.catchUp.kick(null);
     }
@@ -151,17 +151,6 @@ export class AuditWriter {
     // No chunk after this one: the worker stops next, and the DataSource after us (the next start or query takes the rest).
     await this.catchUp?.stop();
     await this.offLoop?.stop();
-  }
-
-  /**
-   * One background chunk of the query-index catch-up (`rows` pending rows, null: all of them): on the write worker
-   * when it runs, else on the main connection.
-   */
-  private catchUpChunk(rows: number | null): Promise<void> {
-    return exclusiveOfSharedConnection(this.chains, async () => {
-      const statement = rows === null ? { sql: CATCH_UP_ALL_SQL, params: [] } : { sql: CATCH_UP_CHUNK_SQL, params: [rows] };
-      if (!(await this.offLoop?.transaction([statement]))) await this.dataSource.query(statement.sql, statement.params);
-    });
   }
 
   /** See `AuditService.record`. */

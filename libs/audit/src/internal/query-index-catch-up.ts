@@ -2,6 +2,8 @@ import type { Logger } from '@nestjs/common';
 import { describeError } from '@app/common';
 import type { DataSource, EntityManager } from 'typeorm';
 import { AUDIT_TABLE } from '../entities/audit-log-entry.entity';
+import { type ChainWriter, exclusiveOfSharedConnection } from './chain-writer';
+import type { OffLoopAppender } from './off-loop-appender';
 
 /**
  * SQLite: the four query indexes (tenant + time | resource | actor | action) are kept off the request's
@@ -55,6 +57,19 @@ export class QueryIndexCatchUp {
   private appended = 0;
   private running?: Promise<void>;
   private stopped = false;
+
+  /**
+   * The writer's: each chunk under the shared connection's gate (no append commits meanwhile), on the write worker
+   * when it runs (`offLoop()`), else on the main connection.
+   */
+  static onConnection(dataSource: DataSource, chains: ChainWriter, offLoop: () => OffLoopAppender | undefined, logger: Logger): QueryIndexCatchUp {
+    const chunk = (rows: number | null) =>
+      exclusiveOfSharedConnection(chains, async () => {
+        const statement = rows === null ? { sql: CATCH_UP_ALL_SQL, params: [] } : { sql: CATCH_UP_CHUNK_SQL, params: [rows] };
+        if (!(await offLoop()?.transaction([statement]))) await dataSource.query(statement.sql, statement.params);
+      });
+    return new QueryIndexCatchUp(chunk, logger);
+  }
 
   constructor(
     /** Moves up to `rows` pending rows (null: every one) into the query indexes, in a transaction of its own. */
