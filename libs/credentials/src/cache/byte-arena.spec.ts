@@ -140,7 +140,9 @@ describe('ByteArena', () => {
       await new Promise((resolve) => setTimeout(resolve, 10));
     }
     expect(pool.stats()).toEqual({ reservedBytes: 3 * SLAB_BYTES, freeSlabs: 3 });
-  });
+    // Each forced gc() is a full collection of this jest worker's whole heap: ~50 ms alone, but in CI, with the
+    // worker's heap grown by earlier files and the two cores shared, 20 of them took over jest's 5 s default.
+  }, 30_000);
 
   it('zeroes the bytes of a record when it is dropped: freed, replaced, moved by compaction, cleared', () => {
     const pool = new SlabPool(SLAB_BYTES);
