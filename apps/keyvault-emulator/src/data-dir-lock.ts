@@ -25,6 +25,10 @@ export class EmulatorDataDirInUseError extends Error {
  * One vault process per data dir: each keeps the store in memory and rewrites its files, so a second one (the CLI
  * started with another EMULATOR_PORT beside a running host) would lose writes both ways. A pid file, taken over when
  * its process is gone (killed); vaults of one process (tests restarting one in place) are not told apart.
+ *
+ * The file also names the process's start (Linux: boot id and start time from /proc), so a file left by a killed
+ * vault whose pid another process now has — after a reboot, or pids wrapping — is taken over too, instead of
+ * refusing the start until an operator deletes it. Where /proc is not there, a live pid is trusted as before.
  */
 export class DataDirLock {
   private constructor(private readonly path: string | undefined) {}
@@ -33,30 +37,62 @@ export class DataDirLock {
     const path = join(dataDir, LOCK_FILE);
     for (let attempt = 0; ; attempt++) {
       try {
-        writeFileSync(path, `${process.pid}\n`, { flag: 'wx', mode: 0o600 });
+        writeFileSync(path, `${[process.pid, processStart(process.pid) ?? ''].join(' ').trim()}\n`, { flag: 'wx', mode: 0o600 });
         return new DataDirLock(path);
       } catch (err) {
         if ((err as NodeJS.ErrnoException).code !== 'EEXIST' || attempt > 0) throw err;
       }
-      const pid = readPid(path);
+      const holder = readHolder(path);
+      const pid = holder?.pid;
       if (pid === process.pid) return new DataDirLock(undefined);
-      if (pid !== undefined && isAlive(pid)) throw new EmulatorDataDirInUseError(dataDir, pid);
+      if (pid !== undefined && isAlive(pid) && !isReused(holder!)) throw new EmulatorDataDirInUseError(dataDir, pid);
       rmSync(path, { force: true }); // left by a process that is gone
     }
   }
 
   release(): void {
-    if (this.path && readPid(this.path) === process.pid) rmSync(this.path, { force: true });
+    if (this.path && readHolder(this.path)?.pid === process.pid) rmSync(this.path, { force: true });
   }
 }
 
-function readPid(path: string): number | undefined {
+/** What a pid file says: the pid, and the process's start when it was written where /proc tells it. */
+interface Holder {
+  pid: number;
+  start?: string;
+}
+
+function readHolder(path: string): Holder | undefined {
   try {
-    const pid = Number(readFileSync(path, 'utf8').trim());
-    return Number.isSafeInteger(pid) && pid > 0 ? pid : undefined;
+    const [first, ...rest] = readFileSync(path, 'utf8').trim().split(' ');
+    const pid = Number(first);
+    if (!Number.isSafeInteger(pid) || pid <= 0) return undefined;
+    return rest.length ? { pid, start: rest.join(' ') } : { pid };
   } catch {
     return undefined;
   }
+}
+
+/**
+ * A process's start, unique across reboots and pid reuse: the boot's id and the start time in clock ticks since
+ * boot (field 22 of /proc/<pid>/stat, counted after the command name, which may hold spaces and parentheses).
+ * Undefined without /proc (not Linux) or once the process is gone.
+ */
+export function processStart(pid: number): string | undefined {
+  try {
+    const bootId = readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim();
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const startTicks = stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
+    return bootId && /^\d+$/.test(startTicks ?? '') ? `${bootId}:${startTicks}` : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The live process with the file's pid is not the one that wrote it (known only when both starts are). */
+function isReused(holder: Holder): boolean {
+  if (holder.start === undefined) return false;
+  const now = processStart(holder.pid);
+  return now !== undefined && now !== holder.start;
 }
 
 function isAlive(pid: number): boolean {
