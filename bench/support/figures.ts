@@ -54,10 +54,26 @@ export function parseFigure(line: string): Figure | null {
   }
 }
 
+/**
+ * A figure's (or section's) name for a run over `credentials` credentials (`--credentials N`): unchanged for one;
+ * else the count joins the name's closing parenthesis ("value read (sqlite)" → "value read (sqlite, 1000
+ * credentials)") or a new one, so the figures of a spread run never take the one-credential rows' names.
+ */
+export function withCredentials(name: string, credentials: number): string {
+  if (credentials === 1) return name;
+  return name.endsWith(')') ? `${name.slice(0, -1)}, ${credentials} credentials)` : `${name} (${credentials} credentials)`;
+}
+
+/** The credential count a figure's name says (`withCredentials`), 1 when it says none. */
+export function credentialsOf(name: string): number {
+  const n = /[(,] ?(\d+) credentials\)$/.exec(name)?.[1];
+  return n ? Number(n) : 1;
+}
+
 const SUMMARY = '## Summary';
 
-/** The rows of the summary table in `doc`, as written, with their bench. */
-function summaryRows(doc: string): Array<{ bench: string; text: string }> {
+/** The rows of the summary table in `doc`, as written, with their bench and figure. */
+function summaryRows(doc: string): Array<{ bench: string; figure: string; text: string }> {
   const start = doc.indexOf(`${SUMMARY}\n`);
   if (start < 0) return [];
   const end = doc.indexOf('\n## ', start + SUMMARY.length);
@@ -65,7 +81,10 @@ function summaryRows(doc: string): Array<{ bench: string; text: string }> {
     .slice(start, end < 0 ? undefined : end)
     .split('\n')
     .filter((l) => l.startsWith('| ') && !l.startsWith('| bench ') && !l.startsWith('|---'))
-    .map((text) => ({ bench: text.slice(2).split(' | ')[0], text }));
+    .map((text) => {
+      const [bench, figure = ''] = text.slice(2).split(' | ');
+      return { bench, figure, text };
+    });
 }
 const docPath = () => join(__dirname, '..', '..', '..', 'docs', 'BENCHMARKS.md');
 
@@ -81,26 +100,33 @@ export function summaryFigures(doc = existsSync(docPath()) ? readFileSync(docPat
 }
 
 /**
- * Writes the summary table (figure, target, now, met) as the first section of docs/BENCHMARKS.md:
- * `fresh` figures replace every row of their bench; rows of benches not run stay as they were.
+ * Writes the summary table (figure, target, now, met) as the first section of docs/BENCHMARKS.md (`summaryDoc`).
  */
 export function writeSummary(fresh: Figure[], note: string): void {
   const path = docPath();
-  let doc = existsSync(path) ? readFileSync(path, 'utf8') : '# Benchmarks\n\nResults of the benchmarks under `bench/`. Each section is written by its benchmark.\n\n';
-  const ran = new Set(fresh.map((f) => f.bench));
+  writeFileSync(path, summaryDoc(existsSync(path) ? readFileSync(path, 'utf8') : '', fresh, note));
+}
+
+/**
+ * `doc` with its summary table rewritten: `fresh` figures replace every row of their bench and credential count
+ * (`credentialsOf`: a run with `--credentials 1000` replaces only the rows that say 1000 credentials); rows of
+ * benches (or counts) not run stay as they were.
+ */
+export function summaryDoc(doc: string, fresh: Figure[], note: string): string {
+  doc ||= '# Benchmarks\n\nResults of the benchmarks under `bench/`. Each section is written by its benchmark.\n\n';
+  const runOf = (bench: string, name: string) => `${bench}\n${credentialsOf(name)}`;
+  const ran = new Set(fresh.map((f) => runOf(f.bench, f.figure)));
   const line = (f: Figure) =>
     `| ${f.bench} | ${f.figure} | ${f.target ?? '—'} | ${f.value}${f.ratio !== null ? ` (ratio ${f.ratio})` : ''} | ${f.met === null ? '—' : f.met ? 'yes' : 'no'} | ${f.baseline ?? '—'} |`;
   // Rows of benches not run stay exactly as written (some carry more than a number, e.g. `403 (100.7%)`).
-  const kept = summaryRows(doc).filter((r) => !ran.has(r.bench)).map((r) => r.text);
+  const kept = summaryRows(doc).filter((r) => !ran.has(runOf(r.bench, r.figure))).map((r) => r.text);
   const rows = [...kept, ...fresh.map(line)];
   const section = `${SUMMARY}\n\n${note.trim()}\n\n| bench | figure | target | now | met | baseline |\n|---|---|---|---|---|---|\n${rows.join('\n')}\n`;
   const start = doc.indexOf(`${SUMMARY}\n`);
   if (start >= 0) {
     const after = doc.indexOf('\n## ', start + SUMMARY.length);
-    doc = doc.slice(0, start) + section + (after >= 0 ? `\n${doc.slice(after + 1)}` : '');
-  } else {
-    const first = doc.indexOf('\n## ');
-    doc = first >= 0 ? `${doc.slice(0, first + 1)}${section}\n${doc.slice(first + 1)}` : `${doc.replace(/\n*$/, '\n\n')}${section}`;
+    return doc.slice(0, start) + section + (after >= 0 ? `\n${doc.slice(after + 1)}` : '');
   }
-  writeFileSync(path, doc);
+  const first = doc.indexOf('\n## ');
+  return first >= 0 ? `${doc.slice(0, first + 1)}${section}\n${doc.slice(first + 1)}` : `${doc.replace(/\n*$/, '\n\n')}${section}`;
 }
