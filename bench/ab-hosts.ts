@@ -7,7 +7,7 @@
  *
  *   npm run build (in each checkout) && node dist/bench/ab-hosts.js <checkout A> <checkout B>
  *     [--route value|metadata|live] [--pairs 12] [--seconds 2] [--database sqlite|postgres] [--b-audit noop]
- *     [--b-audit-indexes chain]
+ *     [--b-audit-indexes chain] [--credentials 1]
  *
  * A checkout is a directory with its own `dist/` (a `git worktree` or clone, built). Its host starts from its own
  * `dist/bench/support/server-main.js`, so both sides run their own code with this checkout's load generator.
@@ -18,6 +18,11 @@
  * `--b-audit-indexes chain|no-resource|…` (bench/support/audit-index-sets): B's host, once migrated, has the audit
  * table's query indexes changed so — what a choice of query indexes would give over HTTP (BENCHMARKS, "Twelfth
  * round"). With `--b-audit noop` it applies to A's host instead (B then has no audit table to change).
+ *
+ * `--credentials N` (default 1): each host gets N credentials in the bench's tenant (its own and N − 1 stored
+ * through its API, bench/support/spread-reads) and the route's reads (value or metadata) go round-robin over them — what
+ * reads spread over many credentials cost (their audit rows' catch-up into the query indexes), where one credential
+ * hides it. Per build the p99 latency of each burst is printed beside its req/s.
  */
 import 'reflect-metadata';
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -27,6 +32,7 @@ import { parseArgs } from 'node:util';
 import { generateApiKey } from '../apps/api/src/auth/api-keys';
 import { INDEX_SETS, isIndexSet } from './support/audit-index-sets';
 import { autocannon } from './support/autocannon';
+import { parseCredentials, spreadOver } from './support/spread-reads';
 import { BENCH_POSTGRES_URL, dropSchema, freshSchema } from './support/postgres';
 import type { ServerProcess as ServerProcessType, ServerSpec } from './support/server-process';
 import { VaultProcess } from './support/vault-process';
@@ -53,12 +59,14 @@ async function main(): Promise<void> {
       database: { type: 'string', default: 'sqlite' },
       'b-audit': { type: 'string', default: 'real' },
       'b-audit-indexes': { type: 'string', default: 'all' },
+      credentials: { type: 'string', default: '1' },
     },
   });
-  if (positionals.length !== 2) throw new Error('usage: ab-hosts <checkout A> <checkout B> [--route value|metadata|live] [--pairs N] [--seconds S] [--database sqlite|postgres] [--b-audit real|noop] [--b-audit-indexes all|chain|no-…]');
+  if (positionals.length !== 2) throw new Error('usage: ab-hosts <checkout A> <checkout B> [--route value|metadata|live] [--pairs N] [--seconds S] [--database sqlite|postgres] [--b-audit real|noop] [--b-audit-indexes all|chain|no-…] [--credentials N]');
   if (values['b-audit'] !== 'real' && values['b-audit'] !== 'noop') throw new Error('--b-audit is real or noop');
   const auditIndexes = values['b-audit-indexes'];
   if (!isIndexSet(auditIndexes)) throw new Error(`--b-audit-indexes takes ${INDEX_SETS.join(', ')}`);
+  const credentials = parseCredentials(values.credentials);
   const changedHost = values['b-audit'] === 'noop' ? 0 : 1;
   const route = values.route as 'value' | 'metadata' | 'live';
   const seconds = Number(values.seconds);
@@ -88,21 +96,27 @@ async function main(): Promise<void> {
       };
       hosts.push(await ServerProcess.start(spec));
     }
-    const load = (h: ServerProcessType, durationS: number) => autocannon({ url: h.url(route), headers: h.ready.headers, connections: 32, durationS });
+    // Per host, the route's paths over its credentials (`--credentials`; none for one): both hosts seeded at once
+    // (each 16 stores in flight), before any load.
+    const paths = await Promise.all(hosts.map(async (h) => (route === 'live' ? undefined : (await spreadOver(h.ready, [route], credentials))?.get(route))));
+    const load = (i: number, durationS: number) => autocannon({ url: hosts[i].url(route), paths: paths[i], headers: hosts[i].ready.headers, connections: 32, durationS });
     // Warm-up: JIT, cache, connections, the database (bursts after a 3 s warm-up still rose by half).
-    for (const h of hosts) await load(h, 6);
+    for (const i of hosts.keys()) await load(i, 6);
     const cpu: number[][] = [[], []];
     const rps: number[][] = [[], []];
+    const p99: number[][] = [[], []];
     for (let p = 0; p < Number(values.pairs); p++) {
       for (const i of p % 2 ? [1, 0] : [0, 1]) {
         const c0 = await hosts[i].cpuUs();
-        const r = await load(hosts[i], seconds);
+        const r = await load(i, seconds);
         cpu[i].push(Math.round(((await hosts[i].cpuUs()) - c0) / r.ops * 10) / 10);
         rps[i].push(Math.round(r.ops / seconds));
+        p99[i].push(r.p99Ms);
       }
     }
     for (const [i, dir] of checkouts.entries()) {
-      process.stdout.write(`${JSON.stringify({ checkout: dir, route, database: values.database, cpuUsPerRequest: median(cpu[i]), reqPerSec: median(rps[i]), cpuRuns: cpu[i], rpsRuns: rps[i] })}\n`);
+      const spread = credentials > 1 ? { credentials } : {};
+      process.stdout.write(`${JSON.stringify({ checkout: dir, route, database: values.database, ...spread, cpuUsPerRequest: median(cpu[i]), reqPerSec: median(rps[i]), p99Ms: median(p99[i]), cpuRuns: cpu[i], rpsRuns: rps[i], p99Runs: p99[i] })}\n`);
     }
     const cpuRatios = pairRatios(cpu[0], cpu[1]);
     const rpsRatios = pairRatios(rps[0], rps[1]);

@@ -13,8 +13,14 @@
  * route) and its CPU use are reported, so a reader can tell which side saturated.
  * Prints one JSON line per figure and writes "## HTTP read path" in docs/BENCHMARKS.md.
  *
+ * `--credentials N` (default 1): each host (and no-op twin) gets N credentials in the bench's tenant — its own and
+ * N − 1 stored through its API (bench/support/spread-reads) — and the value and metadata reads go round-robin over
+ * them: reads spread over many credentials, whose audit rows' catch-up into the query indexes one credential hides.
+ * For N > 1 every figure and row name says "N credentials" (e.g. "(sqlite, 1000 credentials)") and the section is
+ * "## HTTP read path (N credentials)", so such a run never replaces the one-credential rows.
+ *
  *   npm run bench -- http-read [--seconds 5] [--connections 32] [--rounds 3] [--pairs 16] [--pair-seconds 2]
- *     [--databases sqlite,postgres] [--no-write]
+ *     [--databases sqlite,postgres] [--credentials 1] [--no-write]
  */
 import 'reflect-metadata';
 import { writeFileSync } from 'node:fs';
@@ -22,10 +28,11 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { generateApiKey } from '../apps/api/src/auth/api-keys';
 import { autocannon, CannonResult } from './support/autocannon';
-import { emitFigure, figure, Figure } from './support/figures';
+import { emitFigure, figure, Figure, withCredentials } from './support/figures';
 import { machineLine, median, medianRun, percent, percentile, today, writeBenchmarkSection } from './support/measure';
 import { BENCH_POSTGRES_URL, dropSchema, freshSchema } from './support/postgres';
 import { scratchDir, ServerKind, ServerProcess } from './support/server-process';
+import { parseCredentials, spreadOver } from './support/spread-reads';
 import { VaultProcess } from './support/vault-process';
 
 const BENCH = 'http-read';
@@ -46,6 +53,7 @@ async function main(): Promise<void> {
       pairs: { type: 'string', default: '16' },
       'pair-seconds': { type: 'string', default: '2' },
       databases: { type: 'string', default: 'sqlite,postgres' },
+      credentials: { type: 'string', default: '1' },
       'no-write': { type: 'boolean' },
     },
   });
@@ -57,6 +65,13 @@ async function main(): Promise<void> {
   if (!(pairs >= 1) || !(pairSeconds > 0)) throw new Error('--pairs takes a count ≥ 1, --pair-seconds a duration > 0');
   const databases = values.databases!.split(',').filter(Boolean) as Array<'sqlite' | 'postgres'>;
   if (databases.some((d) => d !== 'sqlite' && d !== 'postgres')) throw new Error('--databases takes sqlite and/or postgres');
+  const credentials = parseCredentials(values.credentials);
+  // Every figure, row and section name of a spread run says its count; unchanged for one credential.
+  const named = (name: string) => withCredentials(name, credentials);
+  const valueRead = (db: string) => named(`value read (${db})`);
+  const noopRead = (db: string) => named(`value read, no-op audit (${db})`);
+  const metadataRead = named(`metadata read (${databases[0]})`);
+  const live = named('/health/live');
 
   const scratch = scratchDir('cv-bench-http-');
   const vault = await VaultProcess.start({ dataDir: join(scratch.dir, 'vault'), throttle: { limit: 1_000_000, windowMs: 1000 } });
@@ -65,6 +80,8 @@ async function main(): Promise<void> {
   const key = generateApiKey('bench', 'bench', ['admin']);
   const servers: ServerProcess[] = [];
   const schemas: string[] = [];
+  // Per host, the value and metadata paths over its credentials (`--credentials` > 1).
+  const spreadPaths = new Map<ServerProcess, Map<'value' | 'metadata', string[]>>();
   const start = async (kind: ServerKind, db: 'sqlite' | 'postgres' = 'sqlite') => {
     const schema = db === 'postgres' ? await freshSchema(`bench_http_${kind.replace(/\W/g, '_')}_${process.pid}`) : undefined;
     if (schema) schemas.push(schema);
@@ -84,21 +101,29 @@ async function main(): Promise<void> {
     const bare = await start('bare-fastify');
     const hosts = new Map<string, { host: ServerProcess; noop: ServerProcess }>();
     for (const db of databases) hosts.set(db, { host: await start('host', db), noop: await start('host-noop-audit', db) });
+    // `--credentials`: every host seeded at once (each 16 stores in flight), before any load.
+    await Promise.all(
+      [...hosts.values()].flatMap((h) => [h.host, h.noop]).map(async (s) => {
+        const spread = await spreadOver(s.ready, ['value', 'metadata'], credentials);
+        if (spread) spreadPaths.set(s, spread);
+      }),
+    );
     const main = hosts.get(databases[0])!;
     const targets: Target[] = [
       { name: 'bare Fastify route', server: bare, path: 'bare' },
-      { name: `value read (${databases[0]})`, server: main.host, path: 'value' },
-      { name: `metadata read (${databases[0]})`, server: main.host, path: 'metadata' },
-      { name: `/health/live`, server: main.host, path: 'live' },
+      { name: valueRead(databases[0]), server: main.host, path: 'value' },
+      { name: metadataRead, server: main.host, path: 'metadata' },
+      { name: live, server: main.host, path: 'live' },
       ...[...hosts].flatMap(([db, h]) => [
-        ...(db === databases[0] ? [] : [{ name: `value read (${db})`, server: h.host, path: 'value' as const }]),
-        { name: `value read, no-op audit (${db})`, server: h.noop, path: 'value' as const },
+        ...(db === databases[0] ? [] : [{ name: valueRead(db), server: h.host, path: 'value' as const }]),
+        { name: noopRead(db), server: h.noop, path: 'value' as const },
       ]),
     ];
     // Value reads answered 2xx per server: each must have its own audit row (checked after the rounds).
     const valueReadsServed = new Map<ServerProcess, number>();
     const load = async (t: Target, seconds = durationS, pipelining = 1) => {
-      const res = await autocannon({ url: t.server.url(t.path), headers: t.server.ready.headers, connections, durationS: seconds, pipelining });
+      const paths = t.path === 'value' || t.path === 'metadata' ? spreadPaths.get(t.server)?.get(t.path) : undefined;
+      const res = await autocannon({ url: t.server.url(t.path), paths, headers: t.server.ready.headers, connections, durationS: seconds, pipelining });
       if (t.path === 'value') valueReadsServed.set(t.server, (valueReadsServed.get(t.server) ?? 0) + res.ops - res.non2xx);
       return res;
     };
@@ -123,15 +148,20 @@ async function main(): Promise<void> {
     // The audit overhead: each host and its no-op twin in alternating bursts right after each other.
     const pairRatios = new Map<string, number[]>();
     for (const [db, h] of hosts) {
-      const real: Target = { name: `value read (${db})`, server: h.host, path: 'value' };
-      const noop: Target = { name: `value read, no-op audit (${db})`, server: h.noop, path: 'value' };
+      const real: Target = { name: valueRead(db), server: h.host, path: 'value' };
+      const noop: Target = { name: noopRead(db), server: h.noop, path: 'value' };
       const ratios: number[] = [];
+      const p99 = new Map<Target, number[]>([[real, []], [noop, []]]);
       for (let p = 0; p < pairs; p++) {
         const got = new Map<Target, number>();
-        for (const t of p % 2 ? [noop, real] : [real, noop]) got.set(t, (await load(t, pairSeconds)).opsPerSec);
+        for (const t of p % 2 ? [noop, real] : [real, noop]) {
+          const res = await load(t, pairSeconds);
+          got.set(t, res.opsPerSec);
+          p99.get(t)!.push(res.p99Ms);
+        }
         ratios.push(got.get(real)! / got.get(noop)!);
       }
-      process.stderr.write(`pairs (${db}): value read / no-op ${ratios.map((r) => r.toFixed(3)).join(' ')}\n`);
+      process.stderr.write(`pairs ${named(`(${db})`)}: value read / no-op ${ratios.map((r) => r.toFixed(3)).join(' ')}; p99 ms ${p99.get(real)!.join(' ')} / ${p99.get(noop)!.join(' ')}\n`);
       pairRatios.set(db, ratios);
     }
     // Not a figure, a precondition of every figure: a value read served without its audit row would be a
@@ -158,18 +188,18 @@ async function main(): Promise<void> {
       return { ...f, ratio: Math.round(pairedRatio(name, bareName) * 1000) / 1000, met: pairedRatio(name, bareName) >= limit };
     };
     const figures: Figure[] = [
-      ratioFigure(`value read (${databases[0]})`, `warm value read req/s vs bare Fastify (${databases[0]})`, 0.3),
-      figure(BENCH, `warm value read p99 ms at ${connections} connections (${databases[0]})`, mid(`value read (${databases[0]})`).p99Ms, null, { on: 'value', op: '<=', limit: 10, unit: 'ms' }),
-      ratioFigure(`metadata read (${databases[0]})`, `metadata read req/s vs bare Fastify (${databases[0]})`, 0.3),
-      ratioFigure('/health/live', '/health/live req/s vs bare Fastify', 0.6),
+      ratioFigure(valueRead(databases[0]), named(`warm value read req/s vs bare Fastify (${databases[0]})`), 0.3),
+      figure(BENCH, named(`warm value read p99 ms at ${connections} connections (${databases[0]})`), mid(valueRead(databases[0])).p99Ms, null, { on: 'value', op: '<=', limit: 10, unit: 'ms' }),
+      ratioFigure(metadataRead, named(`metadata read req/s vs bare Fastify (${databases[0]})`), 0.3),
+      ratioFigure(live, named('/health/live req/s vs bare Fastify'), 0.6),
       ...databases.map((db) => {
         const perPair = pairRatios.get(db)!.map((r) => (1 - r) * 100).sort((a, b) => a - b);
-        const perRound = roundRatios(`value read (${db})`, `value read, no-op audit (${db})`).map((r) => (1 - r) * 100);
+        const perRound = roundRatios(valueRead(db), noopRead(db)).map((r) => (1 - r) * 100);
         const overhead = percent(1 - median(pairRatios.get(db)!));
-        const f = figure(BENCH, `audit overhead on the HTTP value read, % of throughput (${db})`, overhead, null, { on: 'value', op: '<=', limit: 10, unit: '%' });
+        const f = figure(BENCH, named(`audit overhead on the HTTP value read, % of throughput (${db})`), overhead, null, { on: 'value', op: '<=', limit: 10, unit: '%' });
         const q = (p: number) => percentile(perPair, p).toFixed(1);
-        overheadSpread.set(f.figure, `${pairs} pairs: ${spread(perPair, 1)}%, middle half ${q(25)} to ${q(75)}%; the rounds' median ${percent(1 - pairedRatio(`value read (${db})`, `value read, no-op audit (${db})`))}% (${spread(perRound, 1)}%)`);
-        return { ...f, baseline: mid(`value read, no-op audit (${db})`).opsPerSec };
+        overheadSpread.set(f.figure, `${pairs} pairs: ${spread(perPair, 1)}%, middle half ${q(25)} to ${q(75)}%; the rounds' median ${percent(1 - pairedRatio(valueRead(db), noopRead(db)))}% (${spread(perRound, 1)}%)`);
+        return { ...f, baseline: mid(noopRead(db)).opsPerSec };
       }),
     ];
     for (const f of figures) emitFigure(f);
@@ -183,9 +213,15 @@ async function main(): Promise<void> {
         const rounds = t.name === bareName ? '—' : spread(roundRatios(t.name, bareName), 3);
         return `| ${t.name} | ${m.opsPerSec} | ${ratio} | ${rounds} | ${m.p50Ms} | ${m.p99Ms} | ${cpuUs(t.name)} | ${m.clientCpuPct}% | ${m.errors} |`;
       };
+      const spreadText =
+        credentials === 1
+          ? `The reads name one credential; \`--credentials N\` stores N in the bench's tenant (through \`POST /v1/credentials\`)
+and spreads the value and metadata reads over them round-robin, written as a section and figures of their own ("N credentials").`
+          : `The value and metadata reads go round-robin over ${credentials} credentials of the bench's tenant in each host (its
+own and ${credentials - 1} stored through \`POST /v1/credentials\`; one cursor for all connections).`;
       writeBenchmarkSection(
-        'HTTP read path',
-        `Measured ${today()} with \`npm run bench -- http-read\` (bench/http-read.bench.ts). Machine: ${machineLine()}.
+        named('HTTP read path'),
+        `Measured ${today()} with \`npm run bench -- http-read${credentials === 1 ? '' : ` --credentials ${credentials}`}\` (bench/http-read.bench.ts). Machine: ${machineLine()}.
 
 Method: every server is its own Node process — a bare Fastify route answering a JSON object of the value read's
 size, the reference host (metadata and audit log on ${databases.join(' and on ')}), and the same host with a no-op
@@ -193,7 +229,7 @@ audit — the local vault is another process (HTTPS, throttling off), and autoca
 connections, ${durationS} s per run. The host's value route does API-key authentication, rate limiting (counting
 every request), the request log at \`info\` (written to /dev/null), the tenant check, the in-process cache and one
 hash-chained audit row per request (each request has its own correlation id, nothing folds), committed before the value
-is sent (group commit: the reads of one event-loop turn share a transaction). Each target is warmed
+is sent (group commit: the reads of one event-loop turn share a transaction). ${spreadText} Each target is warmed
 for 2 s; then ${rounds} rounds interleave the targets. Rows are the median round; ratios are medians of the
 per-round ratios against the bare route of the same round, and each round's ratio is given as a range. The audit
 overhead is 1 − the median ratio of ${pairs} alternating pairs of ${pairSeconds} s bursts run after the rounds (host then

@@ -1,9 +1,16 @@
 import { execFile } from 'node:child_process';
 import { LoadResult } from './measure';
+import { roundRobin } from './spread-reads';
 
 /** One timed autocannon run against `url` (GET), in its own process. */
 export interface CannonLoad {
   url: string;
+  /**
+   * GET paths on `url`'s origin to request in turn instead of `url`'s own (`--credentials N`): one cursor shared
+   * by every connection, so the requests in flight name different paths; the cost per request does not grow with
+   * the count. Not with `pipelining` > 1. Absent (or one path): `url` alone.
+   */
+  paths?: readonly string[];
   headers?: Record<string, string>;
   connections: number;
   durationS: number;
@@ -24,11 +31,30 @@ export interface CannonResult extends LoadResult {
  */
 export function autocannon(load: CannonLoad): Promise<CannonResult> {
   return new Promise((resolve, reject) => {
-    execFile(process.execPath, [__filename, JSON.stringify(load)], { maxBuffer: 16 << 20 }, (err, stdout, stderr) => {
+    // The load goes over stdin: thousands of paths would pass an argument's size limit (128 KiB on Linux).
+    const child = execFile(process.execPath, [__filename], { maxBuffer: 16 << 20 }, (err, stdout, stderr) => {
       if (err) return reject(new Error(`autocannon failed: ${err.message}\n${stderr}`));
       resolve(JSON.parse(stdout.trim().split('\n').pop()!) as CannonResult);
     });
+    child.stdin!.end(JSON.stringify(load));
   });
+}
+
+/**
+ * autocannon's `requests` for `paths`: one request whose path each build takes from a shared round-robin cursor
+ * (autocannon builds every listed request for every connection up front, which would grow with the count).
+ */
+export function spreadRequests(paths: readonly string[]): Array<{ method: 'GET'; setupRequest: (r: { path: string }) => { path: string } }> {
+  const next = roundRobin(paths);
+  return [
+    {
+      method: 'GET',
+      setupRequest: (r) => {
+        r.path = next();
+        return r;
+      },
+    },
+  ];
 }
 
 async function child(load: CannonLoad): Promise<void> {
@@ -42,7 +68,8 @@ async function child(load: CannonLoad): Promise<void> {
   }>;
   const cpu0 = process.cpuUsage();
   const t0 = process.hrtime.bigint();
-  const r = await run({ url: load.url, headers: load.headers, connections: load.connections, duration: load.durationS, pipelining: load.pipelining ?? 1 });
+  const spread = load.paths && load.paths.length > 1 ? { requests: spreadRequests(load.paths) } : {};
+  const r = await run({ url: load.url, headers: load.headers, connections: load.connections, duration: load.durationS, pipelining: load.pipelining ?? 1, ...spread });
   const cpu = process.cpuUsage(cpu0);
   const wallUs = Number(process.hrtime.bigint() - t0) / 1000;
   const result: CannonResult = {
@@ -59,9 +86,17 @@ async function child(load: CannonLoad): Promise<void> {
   process.stdout.write(`${JSON.stringify(result)}\n`);
 }
 
+async function stdinText(): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const c of process.stdin) chunks.push(c as Buffer);
+  return Buffer.concat(chunks).toString('utf8');
+}
+
 if (require.main === module) {
-  child(JSON.parse(process.argv[2]) as CannonLoad).catch((e) => {
-    console.error(e);
-    process.exit(1);
-  });
+  stdinText()
+    .then((text) => child(JSON.parse(text) as CannonLoad))
+    .catch((e) => {
+      console.error(e);
+      process.exit(1);
+    });
 }

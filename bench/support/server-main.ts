@@ -19,6 +19,7 @@ import { AppConfig, loadAppConfig } from '../../apps/api/src/config/app.config';
 import { indexChanges } from './audit-index-sets';
 import { noopAudit, noopReadAudit } from './noop-audit';
 import type { ServerReady, ServerSpec } from './server-process';
+import { benchValue } from './spread-reads';
 
 /** The reference host with a no-op audit in place of the real one: same app, same configuration. */
 async function hostWithoutAudit(config: AppConfig): Promise<NestFastifyApplication> {
@@ -30,8 +31,6 @@ async function hostWithoutAudit(config: AppConfig): Promise<NestFastifyApplicati
     .compile();
   return configureApp(moduleRef.createNestApplication<NestFastifyApplication>(hostAdapter(), HOST_APP_OPTIONS), config);
 }
-
-const valueOf = (bytes: number) => `bench-${'v'.repeat(Math.max(0, bytes - 6))}`;
 
 interface Started {
   ready: ServerReady;
@@ -161,7 +160,7 @@ async function startHost(spec: ServerSpec): Promise<Started> {
   const res = await fetch(`${base}/v1/credentials`, {
     method: 'POST',
     headers: { ...headers, 'content-type': 'application/json' },
-    body: JSON.stringify({ integrationId: 'bench', connectionId: 'c1', type: 'api_key', value: valueOf(spec.valueBytes ?? 56) }),
+    body: JSON.stringify({ integrationId: 'bench', connectionId: 'c1', type: 'api_key', value: benchValue(spec.valueBytes ?? 56) }),
   });
   if (res.status !== 201) throw new Error(`storing the bench credential: ${res.status} ${await res.text()}`);
   const { id } = (await res.json()) as { id: string };
@@ -196,7 +195,7 @@ async function startBare(spec: ServerSpec): Promise<Started> {
     type: 'api_key',
     version: 1,
     status: 'active',
-    value: valueOf(spec.valueBytes ?? 56),
+    value: benchValue(spec.valueBytes ?? 56),
   };
   app.get('/bare', async () => body);
   app.get('/health/live', async () => ({ status: 'ok' }));
