@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -15,7 +15,7 @@ describe('the CLI process', () => {
   beforeAll(() => (dir = mkdtempSync(join(tmpdir(), 'cv-cli-'))));
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-  const run = (args: string[], until?: RegExp, env: Record<string, string> = {}) =>
+  const run = (args: string[], until?: RegExp, env: Record<string, string> = {}, killAfterMs?: number) =>
     new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
       const child = spawn(process.execPath, ['--no-warnings', '--require', writeRequireHook(dir), MAIN, ...args], {
         cwd: ROOT,
@@ -35,6 +35,9 @@ describe('the CLI process', () => {
         }
       });
       child.stderr.on('data', (d) => (stderr += d));
+      // A command that hangs (blocked in a synchronous call): killed, so the test fails instead of waiting forever.
+      const kill = killAfterMs === undefined ? undefined : setTimeout(() => child.kill('SIGKILL'), killAfterMs);
+      child.on('close', () => clearTimeout(kill));
       // 'close', not 'exit': 'exit' may come before the last output was read from the pipes (seen on a loaded CI).
       child.on('close', (code) => resolve({ code, stdout, stderr }));
     });
@@ -123,6 +126,25 @@ describe('the CLI process', () => {
       expect(r.stdout + r.stderr).not.toContain('LEAKMARKER');
       expect(took - startup).toBeLessThan(5_000);
     }
+  }, 120_000);
+
+  // Node's recursive mkdirSync printed a bare `EEXIST: file already exists, mkdir '/etc/hostname'` for a file in the
+  // way, and under /proc (every mkdir answered ENOENT) made the existing parent and retried the child forever.
+  it('a DATABASE_PATH whose directory is a file, or cannot be created, fails at once with one line naming the variable', async () => {
+    const file = join(dir, 'a-file');
+    writeFileSync(file, 'not a directory');
+    const cases = [
+      [join(file, 'db.sqlite'), `cannot use the SQLite database file ${join(file, 'db.sqlite')} (DATABASE_PATH): ${file} is a file, not a directory`],
+      [join(file, 'deeper', 'db.sqlite'), `cannot use the SQLite database file ${join(file, 'deeper', 'db.sqlite')} (DATABASE_PATH): ${file} is a file, not a directory`],
+      ['/proc/cv-no-such-dir/db.sqlite', 'cannot use the SQLite database file /proc/cv-no-such-dir/db.sqlite (DATABASE_PATH): cannot create the directory /proc/cv-no-such-dir (ENOENT'],
+    ];
+    for (const [path, line] of cases) {
+      const r = await run(['audit:verify'], undefined, { DATABASE_PATH: path }, 30_000);
+      expect([r.code, r.stderr]).toEqual([1, expect.stringContaining(line)]);
+      expect(r.stderr).not.toContain('mkdir');
+      expect(r.stderr).not.toMatch(/^\s+at /m);
+    }
+    expect(existsSync('/proc/cv-no-such-dir')).toBe(false);
   }, 120_000);
 
   // The port error's old advice, "or another EMULATOR_PORT", started a second vault on the host's data: the CLI's

@@ -1,9 +1,8 @@
-import { mkdirSync } from 'node:fs';
-import { dirname } from 'node:path';
 import pg, { Client } from 'pg';
 import type { DataSourceOptions } from 'typeorm';
 import { postgresDriver, postgresTimeoutOptions, type PersistenceModuleOptions } from '@app/common';
 import type { AppConfig } from '../config/app.config';
+import { ensureDatabaseDirectory } from './database-directory';
 import { HOST_ENTITIES, HOST_MIGRATIONS } from './schema';
 
 /** Marks SQLite options whose DataSource gets a WAL checkpoint worker (DATABASE_SQLITE_WAL_WORKER). */
@@ -31,7 +30,7 @@ export function databaseOptions(config: AppConfig): DataSourceOptions {
     logging: false,
   } as const;
   if (config.database.type === 'sqlite') {
-    mkdirSync(dirname(config.database.path), { recursive: true });
+    ensureDatabaseDirectory(config.database.path);
     const synchronous = config.database.synchronous === 'normal' ? 'NORMAL' : 'FULL';
     return {
       ...common,

@@ -1,8 +1,9 @@
-import { mkdtempSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { DataSource } from 'typeorm';
 import { loadAppConfig } from '../config/app.config';
+import { DatabasePathError } from './database-directory';
 import { databaseOptions } from './database.options';
 import { initializeHostDataSource } from './migrate-on-start';
 
@@ -69,5 +70,23 @@ describe('the host DataSource on an SQLite file', () => {
     dataSource = await initializeHostDataSource(databaseOptions(loadAppConfig({ DATABASE_PATH: path, DATABASE_SQLITE_SYNCHRONOUS: 'normal' })));
     expect(await dataSource.query('PRAGMA synchronous')).toEqual([{ synchronous: 1 }]);
     expect(() => loadAppConfig({ DATABASE_SQLITE_SYNCHRONOUS: 'off' })).toThrow(/DATABASE_SQLITE_SYNCHRONOUS/);
+  });
+
+  it("creates DATABASE_PATH's missing directories, and refuses one line naming the variable when a file is in the way or a directory cannot be made", () => {
+    databaseOptions(loadAppConfig({ DATABASE_PATH: join(dir, 'a', 'b', 'vault.sqlite') }));
+    expect(statSync(join(dir, 'a', 'b')).isDirectory()).toBe(true);
+
+    const file = join(dir, 'a-file');
+    writeFileSync(file, '');
+    for (const under of [join(file, 'vault.sqlite'), join(file, 'c', 'vault.sqlite')]) {
+      expect(() => databaseOptions(loadAppConfig({ DATABASE_PATH: under }))).toThrow(
+        new DatabasePathError(under, `${file} is a file, not a directory`),
+      );
+    }
+    // procfs answers ENOENT to every mkdir: Node's recursive mkdirSync made /proc and retried the child forever.
+    expect(() => databaseOptions(loadAppConfig({ DATABASE_PATH: '/proc/cv-no-such-dir/vault.sqlite' }))).toThrow(
+      'cannot use the SQLite database file /proc/cv-no-such-dir/vault.sqlite (DATABASE_PATH): cannot create the directory /proc/cv-no-such-dir (ENOENT: no such file or directory, although /proc exists: that file system takes no new directories)',
+    );
+    expect(existsSync('/proc/cv-no-such-dir')).toBe(false);
   });
 });
