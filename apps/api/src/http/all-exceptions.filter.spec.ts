@@ -2,6 +2,7 @@ import { Controller, Get, Module } from '@nestjs/common';
 import { APP_FILTER, NestFactory } from '@nestjs/core';
 import type { NestFastifyApplication } from '@nestjs/platform-fastify';
 import { RestError, createHttpHeaders, createPipelineRequest } from '@azure/core-rest-pipeline';
+import pg from 'pg';
 import { QueryFailedError } from 'typeorm';
 import { DatabaseUnresponsiveError } from '@app/common';
 import { CredentialValueMissingError } from '@app/credentials';
@@ -75,6 +76,22 @@ class FailingController {
   @Get('db-not-queryable')
   dbNotQueryable(): never {
     throw new QueryFailedError('SELECT 1', [], new Error('Client has encountered a connection error and is not queryable'));
+  }
+
+  /**
+   * A query given to a pg client our side had ended (the DataSource destroyed at shutdown while the query was on its
+   * way): pg's own refusal, from a real client, as TypeORM reports it.
+   */
+  @Get('db-client-closed')
+  async dbClientClosed(): Promise<never> {
+    const client = new pg.Client();
+    await client.end();
+    try {
+      await client.query('SELECT 1');
+    } catch (e) {
+      throw new QueryFailedError('SELECT 1', [], e as Error);
+    }
+    throw new Error('pg sent a query on a client that was ended');
   }
 
   /** PostgreSQL refused a new session (it is starting up, in recovery or shutting down): no session was lost. */
@@ -163,11 +180,15 @@ describe('AllExceptionsFilter: the 5xx log line', () => {
     const unsent = await fetch(`${baseUrl}/fail/db-not-queryable`);
     expect([unsent.status, unsent.headers.get('retry-after')]).toEqual([503, '1']);
     expect(await unsent.json()).toMatchObject({ code: 6009, codeName: 'DATABASE_CONNECTION_LOST' });
+    // Our own client, ended while the query was on its way (shutdown): refused unsent, the same code.
+    const closed = await fetch(`${baseUrl}/fail/db-client-closed`);
+    expect([closed.status, closed.headers.get('retry-after')]).toEqual([503, '1']);
+    expect(await closed.json()).toMatchObject({ code: 6009, codeName: 'DATABASE_CONNECTION_LOST' });
     // A refused connection is not a lost one: the untyped 503 (the commit that added 6009 keeps it for refusals).
     const refused = await fetch(`${baseUrl}/fail/db-starting`);
     expect([refused.status, refused.headers.get('retry-after')]).toEqual([503, '1']);
     expect(await refused.json()).toMatchObject({ message: 'the database is unavailable: retry later' });
-    for (const e of [Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:5432'), { code: 'ECONNREFUSED' }), new Error('Connection terminated unexpectedly'), { driverError: { code: '08006' } }, new Error('Client has encountered a connection error and is not queryable')]) {
+    for (const e of [Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:5432'), { code: 'ECONNREFUSED' }), new Error('Connection terminated unexpectedly'), { driverError: { code: '08006' } }, new Error('Client has encountered a connection error and is not queryable'), new Error('Client was closed and is not queryable')]) {
       expect(isDatabaseUnavailable(e)).toBe(true);
     }
     expect(isDatabaseUnavailable(new Error('Connection terminated unexpectedly by the user: value=abc'))).toBe(false);

@@ -102,7 +102,7 @@ function isHealthReport(res: unknown): boolean {
 const DATABASE_UNAVAILABLE_SQLSTATE = /^(08\d{3}|57P0[1-3]|57014|55P03)$/;
 /** What the pg driver and Node raise for a connection that is gone or never came. */
 const CONNECTION_ERRNO = new Set(['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH']);
-const CONNECTION_LOST = /^(Connection terminated( unexpectedly| due to connection timeout)?|timeout exceeded when trying to connect|Client has encountered a connection error and is not queryable)$/;
+const CONNECTION_LOST = /^(Connection terminated( unexpectedly| due to connection timeout)?|timeout exceeded when trying to connect|Client (has encountered a connection error|was closed) and is not queryable)$/;
 
 type DriverLayer = { code?: unknown; message?: unknown; driverError?: unknown };
 
@@ -138,10 +138,13 @@ function isClientGone(e: unknown, request: FastifyRequest | undefined): boolean 
  * pg's "…is not queryable": the client's connection had failed before (reset, ended while idle in a transaction, a
  * protocol error) and pg refused this query unsent; PostgreSQL rolled back an open transaction of that session, and
  * the pool drops the client when it is released, so a retry gets a new one.
+ * pg's "Client was closed and is not queryable": our side had ended that client (the DataSource destroyed at shutdown
+ * while a query of a request or job was on its way to it) and pg refused the query unsent — the session is ending as
+ * "Connection terminated" ends one, and a retry belongs on another replica or a new session: the same 503.
  */
 const SESSION_ENDED_SQLSTATE = /^(0800[0367]|57P0[12])$/;
 const SESSION_ENDED_ERRNO = new Set(['ECONNRESET', 'EPIPE']);
-const SESSION_ENDED = /^(Connection terminated( unexpectedly)?|Client has encountered a connection error and is not queryable)$/;
+const SESSION_ENDED = /^(Connection terminated( unexpectedly)?|Client (has encountered a connection error|was closed) and is not queryable)$/;
 
 /**
  * The typed error for a driver failure, if it has one: the typed error raised under the driver (a query past its
