@@ -55,28 +55,42 @@ describe.each(DATABASE_KINDS)('MigrationRunner (checkpoints on %s, legacy SQLite
     rmSync(vaultDir, { recursive: true, force: true });
   });
 
-  it('a dry run decrypts and validates everything, reports the totals and writes nothing', async () => {
-    const s = await runner.run(new SqlLegacySource(legacy.db), { dryRun: true });
-    const e = expectedTotals({ count: COUNT, anomalies: true });
-    // Duplicates are only found against the vault: a dry run counts both copies as migratable.
-    expect(s).toMatchObject({ dryRun: true, totalConnections: COUNT, failedMigrations: e.failedMigrations - COUNT / 100, skipped: 0 });
+  /** What two runs must agree on: totals and each connection's problems (which copy of a duplicate lands first may differ). */
+  const comparable = (s: MigrationSummary) => ({
+    totals: [s.totalConnections, s.successfulMigrations, s.failedMigrations, s.skipped, s.totalCredentialsMigrated],
+    codes: s.errors.map((e) => `${e.code}: ${e.reason}`).sort(),
+  });
+  let dry: MigrationSummary;
+
+  it('a dry run reports what the run will — totals, each problem, duplicates and conflicts among the legacy rows — and writes nothing', async () => {
+    vault.resetStats();
+    dry = await runner.run(new SqlLegacySource(legacy.db), { dryRun: true });
+    expect(dry).toMatchObject({ dryRun: true, ...expectedTotals({ count: COUNT, anomalies: true }) });
+    const codesOf = (slot: number) => new Set(dry.errors.filter((e) => Number(e.legacyId) % 100 === slot + 1).map((e) => e.code));
+    // Row 10 repeats row 4's connection and value, row 12 row 1's connection with another value.
+    expect([codesOf(4), codesOf(10)]).toEqual([new Set(), new Set(['DUPLICATE'])]);
+    expect([codesOf(1), codesOf(12)]).toEqual([new Set(), new Set(['MIGRATION_CONFLICT'])]);
+    for (const e of dry.errors.filter((x) => x.code === 'DUPLICATE')) expect(e.reason).toBe(`the connection was already migrated from legacy row ${Number(e.legacyId) - 6} with the same value`);
     expect(await count('SELECT COUNT(*) AS n FROM cv_credentials')).toBe(0);
     expect(await count('SELECT COUNT(*) AS n FROM cv_migration_checkpoints')).toBe(0);
     expect(await count('SELECT COUNT(*) AS n FROM cv_outbox')).toBe(0);
-    noValueIn(s);
+    expect(await count('SELECT COUNT(*) AS n FROM cv_audit_log')).toBe(0);
+    expect(vault.stats().total).toBe(0);
+    noValueIn(dry);
   });
 
   it('filters a run by tenant and integration', async () => {
     const s = await runner.run(new SqlLegacySource(legacy.db), { dryRun: true, tenantId: 't2', integrationId: 'stripe' });
     expect(s.totalConnections).toBe(rows.filter((r) => r.tenant_id === 't2' && r.integration_id === 'stripe').length);
     expect(s.totalConnections).toBeGreaterThan(0);
-    expect(s.successfulMigrations + s.failedMigrations).toBe(s.totalConnections);
+    expect(s.successfulMigrations + s.failedMigrations + s.skipped).toBe(s.totalConnections);
     expect(s.errors.every((e) => e.tenantId === 't2' && e.integrationId === 'stripe')).toBe(true);
   });
 
   it('migrates the rest with exact totals and reports each problem by connection and field, never a value', async () => {
     const s = await runner.run(new SqlLegacySource(legacy.db), { batchSize: 25 });
     expect(s).toMatchObject(expectedTotals({ count: COUNT, anomalies: true }));
+    expect(comparable(s)).toEqual(comparable(dry));
     expect(s.rowsByKeyIndex['1']).toBe(COUNT / 100);
     const codesOf = (slot: number) => new Set(s.errors.filter((e) => Number(e.legacyId) % 100 === slot + 1).map((e) => e.code));
     expect(codesOf(5)).toEqual(new Set(['LEGACY_AUTH_TAG']));
@@ -110,8 +124,11 @@ describe.each(DATABASE_KINDS)('MigrationRunner (checkpoints on %s, legacy SQLite
   it('a re-run skips every checkpointed connection and writes no credential', async () => {
     const before = await count('SELECT COUNT(*) AS n FROM cv_credentials');
     const e = expectedTotals({ count: COUNT, anomalies: true });
+    // The dry run reads the checkpoints as the run does.
+    const dryAgain = await runner.run(new SqlLegacySource(legacy.db), { dryRun: true });
     const s = await runner.run(new SqlLegacySource(legacy.db));
     expect(s).toMatchObject({ successfulMigrations: 0, totalCredentialsMigrated: 0, failedMigrations: e.failedMigrations, skipped: e.successfulMigrations + e.skipped });
+    expect(comparable(dryAgain)).toEqual(comparable(s));
     expect(await count('SELECT COUNT(*) AS n FROM cv_credentials')).toBe(before);
   });
 
@@ -128,6 +145,38 @@ describe.each(DATABASE_KINDS)('MigrationRunner (checkpoints on %s, legacy SQLite
     const s = await runner.run(source);
     expect(s).toMatchObject({ totalConnections: 6, successfulMigrations: 6, failedMigrations: 0, skipped: 0, totalCredentialsMigrated: 6, errors: [] });
     expect(await count(`SELECT COUNT(*) AS n FROM cv_credentials WHERE tenant_id = 'resume'`)).toBe(6);
+  });
+
+  it('a dry run compares with the live credentials as the run does: ours (resumed), DUPLICATE, MIGRATION_CONFLICT — reading only', async () => {
+    const dryRows = legacySeedRows({ count: 4, keys, apiKeysOnly: true, tenants: ['dry'] });
+    await seedLegacyTable(legacy.db, dryRows, 'legacy_dry');
+    const source = new SqlLegacySource(legacy.db, { table: 'legacy_dry' });
+    const credentials = app.get(CredentialsService);
+    const ctx = { tenantId: 'dry', actor: { id: 'system:migration' } };
+    const valueOf = (r: LegacySeedRow) => decryptLegacyField(r.api_key!, keys).value;
+    const slotOf = (r: LegacySeedRow) => ({ integrationId: r.integration_id, connectionId: r.connection_id, type: CredentialType.API_KEY });
+    // Row 1's slot holds another value; row 2's the same value, stored by hand; row 3's the same, stored by this row before a crash.
+    await credentials.store(ctx, { ...slotOf(dryRows[0]), value: 'sk_other_value_0123456789' });
+    await credentials.store(ctx, { ...slotOf(dryRows[1]), value: valueOf(dryRows[1]) });
+    await credentials.store(ctx, { ...slotOf(dryRows[2]), value: valueOf(dryRows[2]), tags: { [MIGRATION_TAGS.source]: source.name, [MIGRATION_TAGS.legacyId]: '3' } });
+    const rowsNow = async () => [await count('SELECT COUNT(*) AS n FROM cv_credentials'), await count('SELECT COUNT(*) AS n FROM cv_audit_log'), await count('SELECT COUNT(*) AS n FROM cv_outbox'), await count('SELECT COUNT(*) AS n FROM cv_migration_checkpoints')];
+    const before = await rowsNow();
+
+    vault.resetStats();
+    const dryRun = await runner.run(source, { dryRun: true });
+    expect(dryRun).toMatchObject({ totalConnections: 4, successfulMigrations: 2, failedMigrations: 1, skipped: 1, totalCredentialsMigrated: 2 });
+    expect(dryRun.errors.map((e) => [e.legacyId, e.field, e.code, e.reason])).toEqual([
+      ['1', 'api_key', 'MIGRATION_CONFLICT', 'a live credential of this connection and type already holds a different value'],
+      ['2', 'api_key', 'DUPLICATE', 'the connection was already migrated from legacy row (not a migration) with the same value'],
+    ]);
+    // Three values compared (read from the vault), nothing written anywhere.
+    expect(vault.stats().byOperation).toEqual({ getSecret: 3 });
+    expect(await rowsNow()).toEqual(before);
+    noValueIn(dryRun);
+
+    const real = await runner.run(source);
+    expect(comparable(real)).toEqual(comparable(dryRun));
+    expect(real.errors).toEqual(dryRun.errors);
   });
 
   it('deleteAfterMigration clears the legacy fields only after reading the values back', async () => {

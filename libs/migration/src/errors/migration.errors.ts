@@ -88,7 +88,8 @@ export class MigrationConflictError extends MigrationError {
   readonly code = MigrationErrorCode.CONFLICT;
   readonly codeName = 'MIGRATION_CONFLICT';
   readonly severity = ErrorSeverity.CLIENT;
-  constructor(readonly credentialId: string) {
+  /** `credentialId`: the live credential; null in a dry run, where an earlier legacy row's field would hold the slot. */
+  constructor(readonly credentialId: string | null) {
     super('a live credential of this connection and type already holds a different value');
   }
 }

@@ -1,7 +1,8 @@
+import { createHash, timingSafeEqual } from 'node:crypto';
 import { Inject, Injectable } from '@nestjs/common';
 import { isVaultRefusal, TransactionRunner, type CredentialVaultError, type Clock, type OperationContext } from '@app/common';
 import { AuditAction, AuditResult, AuditService, type AuditEventInput } from '@app/audit';
-import { CredentialAlreadyExistsError, CredentialType, CredentialsService, IDENTIFIER_PATTERN, isReservedConnectionId, RESERVED_CONNECTION_MESSAGE, type StoreCredentialInput, type StoreManyItem } from '@app/credentials';
+import { CREDENTIAL_TYPES, CredentialAlreadyExistsError, CredentialType, CredentialsService, type CredentialMetadata, IDENTIFIER_PATTERN, isReservedConnectionId, RESERVED_CONNECTION_MESSAGE, type StoreCredentialInput, type StoreManyItem } from '@app/credentials';
 import { isKeyVaultError, KeyVaultErrorCode } from '@app/key-vault';
 import { MigrationCheckpointRepository } from '../checkpoint/migration-checkpoint.repository';
 import { LegacyFormatError, MigrationConflictError, MigrationVerificationError } from '../errors/migration.errors';
@@ -42,6 +43,14 @@ interface FieldResult {
   resumed?: boolean;
   duplicateOf?: string;
   error?: MigrationErrorEntry;
+  /** A dry run's field that would be stored. */
+  wouldStore?: boolean;
+}
+
+/** A field a dry run would have stored, by (tenant, integration, connection, type): its legacy row and value digest. */
+export interface WouldStore {
+  legacyId: string;
+  digest: Buffer;
 }
 
 /**
@@ -159,14 +168,15 @@ export class ConnectionMigrator {
   /** One connection's outcome from its fields' results (in field order). */
   private outcomeOf(row: LegacyConnectionRow, results: FieldResult[]): GroupResult {
     const errors = results.flatMap((r) => (r.error ? [r.error] : []));
-    const done = results.filter((r): r is FieldResult & { id: string } => !r.error && r.id !== undefined && r.duplicateOf === undefined);
+    const done = results.filter((r) => !r.error && (r.id !== undefined || r.wouldStore) && r.duplicateOf === undefined);
     const keyIndex = results.length ? Math.max(...results.map((r) => r.field.keyIndex)) : null;
     const failed = errors.some((e) => e.code !== 'DUPLICATE');
     if (failed) return { outcome: { status: 'failed', credentials: done.length, keyIndex, errors } };
     if (!done.length) return { outcome: { status: 'skipped', credentials: 0, keyIndex, errors } };
     return {
       outcome: { status: 'migrated', credentials: done.length, keyIndex, errors },
-      stored: { row, pairs: done.map((d) => ({ field: d.field, id: d.id, resumed: d.resumed ?? false })) },
+      // A dry run's fields have no id: nothing was stored, so nothing is verified or cleared after it.
+      stored: done.every((d) => d.id !== undefined) ? { row, pairs: done.map((d) => ({ field: d.field, id: d.id!, resumed: d.resumed ?? false })) } : undefined,
     };
   }
 
@@ -228,13 +238,52 @@ export class ConnectionMigrator {
     // Inside the group's transaction: no AIMD permit. Waiting for one here could wait on calls that hold
     // permits while they wait for this very transaction (on SQLite, its gate): a cycle broken only by the
     // gate's timeout, after which statements nest in this transaction. Settles are rare (re-runs, duplicates).
-    const check = await this.credentials.verifyValue(ctx, existingId, field.value);
-    if (!check.matches) throw new MigrationConflictError(existingId);
-    const owner = check.metadata.tags[MIGRATION_TAGS.legacyId];
-    const sameSource = check.metadata.tags[MIGRATION_TAGS.source] === source.name.slice(0, 512);
-    if (sameSource && owner === row.legacyId.slice(0, 512)) return { id: existingId, resumed: true };
-    const duplicateOf = owner ?? '(not a migration)';
-    return { error: entry(row, field.column, { codeName: 'DUPLICATE', message: `the connection was already migrated from legacy row ${duplicateOf} with the same value` }), duplicateOf };
+    return settled(row, source, field, existingId, await this.credentials.verifyValue(ctx, existingId, field.value));
+  }
+
+  /**
+   * A dry run's look at a group: what `migrateGroup` would report, reading only. Per field, the live credential of
+   * its (connection, type) is compared as `settleExisting` does (a vault read under the limit: no transaction is
+   * open); without one, `wouldStore` — the fields this run would have stored so far, by slot, as digests — stands
+   * for what an earlier legacy row of the same connection would have stored: an equal value is a DUPLICATE of that
+   * row, another a CONFLICT. Otherwise the field would be stored, and is noted there.
+   */
+  async checkGroup(conns: GroupConnection[], source: LegacyCredentialSource, limiter: AimdLimiter, runId: string, wouldStore: Map<string, WouldStore>): Promise<GroupResult[]> {
+    return Promise.all(
+      conns.map(async ({ row, fields }) => {
+        const ctx = migrationContext(row.tenantId, runId);
+        let live: CredentialMetadata[];
+        try {
+          live = (await this.credentials.list(ctx, { integrationId: row.integrationId, connectionId: row.connectionId, limit: CREDENTIAL_TYPES.length })).items;
+        } catch (e) {
+          return { outcome: { status: 'failed' as const, credentials: 0, keyIndex: null, errors: [entry(row, null, e)] } };
+        }
+        const results: FieldResult[] = [];
+        for (const field of fields) {
+          try {
+            const existing = live.find((c) => c.type === field.type);
+            if (existing) {
+              results.push({ field, ...settled(row, source, field, existing.id, await this.withBudget(limiter, () => this.credentials.verifyValue(ctx, existing.id, field.value))) });
+              continue;
+            }
+            const slot = JSON.stringify([row.tenantId, row.integrationId, row.connectionId, field.type]);
+            const digest = createHash('sha256').update(field.value, 'utf8').digest();
+            const earlier = wouldStore.get(slot);
+            if (!earlier) {
+              wouldStore.set(slot, { legacyId: row.legacyId, digest });
+              results.push({ field, wouldStore: true });
+            } else if (!timingSafeEqual(earlier.digest, digest)) {
+              throw new MigrationConflictError(null);
+            } else {
+              results.push({ field, error: duplicateEntry(row, field, earlier.legacyId), duplicateOf: earlier.legacyId });
+            }
+          } catch (e) {
+            results.push({ field, error: entry(row, field.column, e) });
+          }
+        }
+        return this.outcomeOf(row, results);
+      }),
+    );
   }
 
   /**
@@ -292,4 +341,21 @@ export function entry(row: LegacyConnectionRow, field: string | null, e: unknown
     // Untyped errors (drivers, the SDK) may quote data: their name only.
     reason: typed ? String(err.message ?? '') : `unexpected ${err.name ?? 'error'}`,
   };
+}
+
+/**
+ * An existing live credential of the field's slot, compared: equal and tagged with this source and legacy row = ours
+ * (resumed); equal from another row = DUPLICATE; different = CONFLICT.
+ */
+function settled(row: LegacyConnectionRow, source: LegacyCredentialSource, field: DecryptedField, existingId: string, check: { matches: boolean; metadata: CredentialMetadata }): Omit<FieldResult, 'field'> {
+  if (!check.matches) throw new MigrationConflictError(existingId);
+  const owner = check.metadata.tags[MIGRATION_TAGS.legacyId];
+  const sameSource = check.metadata.tags[MIGRATION_TAGS.source] === source.name.slice(0, 512);
+  if (sameSource && owner === row.legacyId.slice(0, 512)) return { id: existingId, resumed: true };
+  const duplicateOf = owner ?? '(not a migration)';
+  return { error: duplicateEntry(row, field, duplicateOf), duplicateOf };
+}
+
+function duplicateEntry(row: LegacyConnectionRow, field: DecryptedField, duplicateOf: string): MigrationErrorEntry {
+  return entry(row, field.column, { codeName: 'DUPLICATE', message: `the connection was already migrated from legacy row ${duplicateOf} with the same value` });
 }

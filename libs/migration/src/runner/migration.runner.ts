@@ -7,7 +7,7 @@ import { MIGRATION_RESOLVED_OPTIONS, MigrationEvents } from '../migration.consta
 import type { ResolvedMigrationOptions } from '../migration.options';
 import type { LegacyConnectionRow, LegacyCredentialSource, LegacyFilter } from '../sources/legacy-source';
 import { AimdLimiter } from './aimd-limiter';
-import { ConnectionMigrator, entry, type GroupResult } from './connection-migrator';
+import { ConnectionMigrator, entry, type GroupResult, type WouldStore } from './connection-migrator';
 import { LegacyFeed, type FeedItem } from './legacy-feed';
 import type { ConnectionOutcome, MigrationRunOptions, MigrationSummary } from './migration.types';
 
@@ -25,6 +25,8 @@ interface Run {
   counts: () => OutboxPayload;
   /** The first write the vault refused for a permission: every further one would fail alike, so the run stops. */
   refusal?: CredentialVaultError;
+  /** A dry run: the fields it would have stored so far (`ConnectionMigrator.checkGroup`); undefined in a real run. */
+  wouldStore?: Map<string, WouldStore>;
 }
 
 /**
@@ -74,42 +76,44 @@ export class MigrationRunner {
       s.errors.push(...out.errors);
       o.onProgress?.(counts());
     };
-    const run: Run = { runId, source, limiter, deleteAfter: !!o.deleteAfterMigration, record, clearing: new Set(), lastEvent: Date.now(), counts };
+    const run: Run = {
+      runId, source, limiter, deleteAfter: !!o.deleteAfterMigration && !dryRun, record, clearing: new Set(), lastEvent: Date.now(), counts,
+      wouldStore: dryRun ? new Map() : undefined,
+    };
 
-    const feed = new LegacyFeed(source, filter, batchSize, this.migrator, (ids) => (dryRun ? Promise.resolve(new Map()) : this.checkpoints.find(source.name, ids)), {
+    // A dry run reads the checkpoints too: what an earlier run migrated, the real run would skip.
+    const feed = new LegacyFeed(source, filter, batchSize, this.migrator, (ids) => this.checkpoints.find(source.name, ids), {
       highWater: Math.max((groupsInFlight(this.options) + 1) * this.options.group.maxConnections, batchSize),
-      onReady: (item) => this.settleWithoutVault(item, run, dryRun),
+      onReady: (item) => this.settleWithoutVault(item, run),
     });
     try {
       // Started outside any transaction: its checkpoint reads must never join a group's.
       const feeding = this.runner.detached(() => feed.start());
-      if (!dryRun) {
-        const size = this.options.group.maxConnections;
-        const inFlight = new Set<string>();
-        // Two legacy rows of one connection never run in two transactions at once.
-        const free = (item: FeedItem) => !inFlight.has(connectionKey(item.row));
-        const claim = (item: FeedItem) => {
-          if (!free(item)) return false;
-          inFlight.add(connectionKey(item.row));
-          return true;
-        };
-        await Promise.all(
-          Array.from({ length: groupsInFlight(this.options) }, async () => {
-            while (!run.refusal && (await feed.waitForItems(free))) {
-              const items = feed.take(size, claim);
-              try {
-                await this.group(items, run);
-              } finally {
-                for (const i of items) inFlight.delete(connectionKey(i.row));
-                feed.nudge();
-              }
+      const size = this.options.group.maxConnections;
+      const inFlight = new Set<string>();
+      // Two legacy rows of one connection never run in two transactions (a dry run: two checks) at once.
+      const free = (item: FeedItem) => !inFlight.has(connectionKey(item.row));
+      const claim = (item: FeedItem) => {
+        if (!free(item)) return false;
+        inFlight.add(connectionKey(item.row));
+        return true;
+      };
+      await Promise.all(
+        Array.from({ length: groupsInFlight(this.options) }, async () => {
+          while (!run.refusal && (await feed.waitForItems(free))) {
+            const items = feed.take(size, claim);
+            try {
+              await this.group(items, run);
+            } finally {
+              for (const i of items) inFlight.delete(connectionKey(i.row));
+              feed.nudge();
             }
-          }),
-        );
-        if (run.refusal) {
-          feed.stop();
-          throw new MigrationVaultRefusedError(run.refusal.codeName, s.successfulMigrations, { cause: run.refusal });
-        }
+          }
+        }),
+      );
+      if (run.refusal) {
+        feed.stop();
+        throw new MigrationVaultRefusedError(run.refusal.codeName, s.successfulMigrations, { cause: run.refusal });
       }
       await feeding;
       feed.result();
@@ -130,10 +134,10 @@ export class MigrationRunner {
   }
 
   /**
-   * Rows that need no vault write (already checkpointed, undecryptable, or a dry run) are settled by
-   * the feed at once; it returns false for rows that a group must migrate.
+   * Rows that need no vault write (already checkpointed, undecryptable) are settled by the feed at once; it returns
+   * false for rows that a group must migrate — or, in a dry run, check against the live credentials.
    */
-  private settleWithoutVault(item: FeedItem, run: Run, dryRun: boolean): boolean {
+  private settleWithoutVault(item: FeedItem, run: Run): boolean {
     const { row, checkpoint, fields, errors } = item;
     if (checkpoint) {
       if (run.deleteAfter && checkpoint.status === 'migrated' && !errors.length && fields.length) {
@@ -147,10 +151,6 @@ export class MigrationRunner {
       run.record({ status: 'failed', credentials: 0, keyIndex: null, errors });
       return true;
     }
-    if (dryRun) {
-      run.record({ status: 'migrated', credentials: fields.length, keyIndex: Math.max(...fields.map((f) => f.keyIndex)), errors: [] });
-      return true;
-    }
     return false;
   }
 
@@ -162,7 +162,9 @@ export class MigrationRunner {
   private async group(items: FeedItem[], run: Run): Promise<void> {
     let results: GroupResult[];
     try {
-      results = await this.migrator.migrateGroup(items, run.source, run.limiter, run.runId);
+      results = run.wouldStore
+        ? await this.migrator.checkGroup(items, run.source, run.limiter, run.runId, run.wouldStore)
+        : await this.migrator.migrateGroup(items, run.source, run.limiter, run.runId);
     } catch (e) {
       if (items.length === 1) {
         run.record({ status: 'failed', credentials: 0, keyIndex: null, errors: [entry(items[0].row, null, e)] });
@@ -181,7 +183,7 @@ export class MigrationRunner {
         ));
       } else run.record(r.outcome);
     }
-    if (Date.now() - run.lastEvent >= PROGRESS_EVENT_EVERY_MS) {
+    if (!run.wouldStore && Date.now() - run.lastEvent >= PROGRESS_EVENT_EVERY_MS) {
       run.lastEvent = Date.now();
       await this.event(MigrationEvents.PROGRESS, run.counts());
     }

@@ -3,7 +3,11 @@ import type { LegacyFilter } from '../sources/legacy-source';
 
 /** Options of one run (`MigrationRunner.run`). */
 export interface MigrationRunOptions extends LegacyFilter {
-  /** Decrypt and validate only; write nothing (no credential, checkpoint, audit row or event). */
+  /**
+   * Report what the run would, writing nothing (no credential, vault secret, checkpoint, audit row or event): rows are
+   * decrypted and validated, checkpoints read, and each field compared with the live credential of its slot (a vault
+   * read) or with an earlier legacy row's, for the run's DUPLICATE and MIGRATION_CONFLICT.
+   */
   dryRun?: boolean;
   /** Connections per source page and per progress step. @default the module's `batchSize` (10) */
   batchSize?: number;

@@ -101,7 +101,7 @@ export class MigrateCommand extends CommandRunner {
     return v;
   }
 
-  @Option({ flags: '--dry-run', description: 'decrypt and validate only; write nothing' })
+  @Option({ flags: '--dry-run', description: 'decrypt, validate and compare with what is stored (reads only): the report of the run, nothing written' })
   parseDryRun(): boolean {
     return true;
   }
