@@ -1,5 +1,5 @@
 import { MigrationInterface, QueryRunner } from 'typeorm';
-import { postgresSchema } from './postgres-schema';
+import { postgresSchema } from '@app/common';
 
 /**
  * PostgreSQL only: the cross-tenant expiry scan's index carries every column the scan reads

@@ -1,5 +1,5 @@
 import { MigrationInterface, QueryRunner, TableColumn } from 'typeorm';
-import { postgresSchema } from './postgres-schema';
+import { postgresSchema } from '@app/common';
 
 /**
  * `cv_credential_versions.revoked_at`: a revoke marks every version it withdrew, so a later rotation

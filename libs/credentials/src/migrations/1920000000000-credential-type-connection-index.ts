@@ -1,5 +1,5 @@
 import { MigrationInterface, QueryRunner } from 'typeorm';
-import { postgresSchema } from './postgres-schema';
+import { postgresSchema } from '@app/common';
 
 const INDEX = '"IDX_cv_credentials_type_connection"';
 
