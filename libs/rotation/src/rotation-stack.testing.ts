@@ -2,7 +2,7 @@
 import { Logger } from '@nestjs/common';
 import { ScheduleModule } from '@nestjs/schedule';
 import { Test, type TestingModule } from '@nestjs/testing';
-import { ManualClock, OutboxEventEntity, type OperationContext } from '@app/common';
+import { ADVISORY_LOCK_NAMESPACES, advisoryLockKey, ManualClock, OutboxEventEntity, prefixedLockKey, type OperationContext } from '@app/common';
 import { CredentialsService, CredentialType, ValueStoreKind } from '@app/credentials';
 import { KeyVaultEmulator } from '@app/keyvault-emulator';
 import { CapturingLogger, createTestDatabase, credentialsStackImports, type TestDatabase, type TestDatabaseKind } from '@app/testing';
@@ -142,4 +142,20 @@ export async function keepPendingValue(s: Pick<RotationStackHandle, 'emu' | 'rot
   const pending = await s.rotation.pendingRotation(ctx, credentialId);
   expect(pending).toMatchObject({ credentialId });
   return pending!;
+}
+
+/**
+ * PostgreSQL: the session holding `credentialId`'s rotation lock ends (a failover, pg_terminate_backend) while its
+ * holder goes on, so the lock is free for another replica. Resolves once the server let it go.
+ */
+export async function endRotationLockSession(ds: DataSource, credentialId: string): Promise<void> {
+  const schema = (ds.options as { schema?: string }).schema;
+  const key = BigInt.asUintN(64, BigInt(advisoryLockKey(prefixedLockKey('credentialRotation', credentialId), `${ADVISORY_LOCK_NAMESPACES.distributedLock}@${schema}`)));
+  const holders = (what: string) =>
+    ds.query(`SELECT ${what} FROM pg_locks WHERE locktype = 'advisory' AND granted AND classid = $1 AND objid = $2 AND objsubid = 1`, [
+      (key >> 32n).toString(),
+      (key & 0xffffffffn).toString(),
+    ]) as Promise<unknown[]>;
+  expect(await holders('pg_terminate_backend(pid) AS ended')).toEqual([{ ended: true }]);
+  while ((await holders('pid')).length > 0) await new Promise((r) => setTimeout(r, 10)); // the backend exits asynchronously
 }

@@ -1,9 +1,13 @@
 import { epochMsDate } from '@app/common';
 import { Column, Entity, Index, PrimaryColumn } from 'typeorm';
 
-/** One rotation, rollback, revoke or un-revoke of a credential: who, when, why, from which version. Never a value. */
+/**
+ * One rotation, rollback, revoke or un-revoke of a credential: who, when, why, from which version. Never a value.
+ * One row per rotation or rollback (each makes a new version): a second recording of one is skipped on insert.
+ */
 @Entity({ name: 'cv_rotation_history' })
 @Index('IDX_cv_rotation_history_credential', ['tenantId', 'credentialId', 'createdAt'])
+@Index('UQ_cv_rotation_history_rotation', ['credentialId', 'action', 'toVersion'], { unique: true, where: `"action" IN ('rotate', 'rollback')` })
 export class RotationHistoryEntity {
   @PrimaryColumn({ type: 'varchar', length: 36 })
   id: string;

@@ -7,9 +7,13 @@ import { RotationHistoryEntity } from '../entities/rotation-history.entity';
 export class RotationHistoryRepository {
   constructor(private readonly runner: TransactionRunner) {}
 
+  /**
+   * ON CONFLICT DO NOTHING: a rotation or rollback already recorded (another replica answering the same webhook
+   * promotion, a retry) keeps its one row (UQ_cv_rotation_history_rotation), and a PostgreSQL transaction is not aborted.
+   */
   async insert(row: RotationHistoryEntity): Promise<void> {
     await this.runner.run(async () => {
-      await this.runner.manager.insert(RotationHistoryEntity, row);
+      await this.runner.manager.createQueryBuilder().insert().into(RotationHistoryEntity).values(row).orIgnore().execute();
     });
   }
 

@@ -6,11 +6,12 @@
  */
 import { randomUUID } from 'node:crypto';
 import { AuditLogEntry } from '@app/audit';
-import { ADVISORY_LOCK_NAMESPACES, advisoryLockKey, ManualClock, type OperationContext, OutboxEventEntity, prefixedLockKey } from '@app/common';
+import { ManualClock, type OperationContext, OutboxEventEntity } from '@app/common';
 import { CredentialsService } from '@app/credentials';
 import { KeyVaultEmulator } from '@app/keyvault-emulator';
 import { createTestDatabase, DATABASE_KINDS, rejection, type TestDatabase, type TestDatabaseKind } from '@app/testing';
 import { Webhook } from 'standardwebhooks';
+import { endRotationLockSession } from '../rotation-stack.testing';
 import { WebhookSecretState } from './persistence/webhook-secret-version.entity';
 import { WebhookRotationInProgressError } from './webhook-secret.errors';
 import type { WebhookRotationResult } from './webhook-secret-rotator';
@@ -122,18 +123,8 @@ describe('webhook-secret-rotation job with two app instances on one PostgreSQL',
     b = await h.start();
   });
 
-  /** The rotation lock's session of `credentialId` ends (a failover, pg_terminate_backend) while its holder goes on: PostgreSQL frees the lock. */
-  async function endLockSession(credentialId: string): Promise<void> {
-    const schema = (h.db.options as { schema?: string }).schema;
-    const key = BigInt.asUintN(64, BigInt(advisoryLockKey(prefixedLockKey('credentialRotation', credentialId), `${ADVISORY_LOCK_NAMESPACES.distributedLock}@${schema}`)));
-    const holders = (what: string) =>
-      a.ds.query(`SELECT ${what} FROM pg_locks WHERE locktype = 'advisory' AND granted AND classid = $1 AND objid = $2 AND objsubid = 1`, [
-        (key >> 32n).toString(),
-        (key & 0xffffffffn).toString(),
-      ]) as Promise<unknown[]>;
-    expect(await holders('pg_terminate_backend(pid) AS ended')).toEqual([{ ended: true }]);
-    while ((await holders('pid')).length > 0) await new Promise((r) => setTimeout(r, 10)); // the backend exits asynchronously
-  }
+  /** The rotation lock's session of `credentialId` ends (a failover, pg_terminate_backend) while its holder goes on. */
+  const endLockSession = (credentialId: string) => endRotationLockSession(a.ds, credentialId);
 
   /** a's rotation stalls (until `stalled` resolves), its lock session ends, and b completes that rotation and a later one. */
   async function supersededWhileStalled(credentialId: string, stalled: Promise<void>) {
