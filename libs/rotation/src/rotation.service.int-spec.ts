@@ -3,7 +3,7 @@
  * no handler, one rotation per credential at a time, and webhook secrets handed to the webhooks
  * part's two-phase rotation — each with its history row.
  */
-import { randomBytes } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import { ManualClock, type OperationContext } from '@app/common';
 import { AuditService } from '@app/audit';
 import { CredentialType } from '@app/credentials';
@@ -67,20 +67,51 @@ describe.each(DATABASE_KINDS)('RotationService on %s', (kind: TestDatabaseKind) 
     expect((await s.credentials.getMetadata(ctxR, internal.id)).version).toBe(1);
   });
 
-  it('runs one rotation of a credential at a time', async () => {
-    const cred = await store(CredentialType.API_KEY, 'k-' + randomBytes(16).toString('hex'), `slow-${run}`);
+  it('runs one rotation of a credential at a time: a refused rotation or rollback is audited, for the caller\'s credential only', async () => {
+    const ctxL: OperationContext = { tenantId: `locked_${run}`, actor: { id: 'user:dan' } };
+    const ctxO: OperationContext = { tenantId: `other_${run}`, actor: { id: 'user:eve' } };
+    const cred = await s.credentials.store(ctxL, { integrationId: `slow-${run}`, connectionId: 'c', type: CredentialType.API_KEY, value: 'k-' + randomBytes(16).toString('hex') });
     let release!: () => void;
     const gate = new Promise<void>((r) => (release = r));
     const off = s.moduleRef.get(RotationHandlerRegistry).register({ integrationId: `slow-${run}`, handler: { mint: async () => (await gate, { value: 'k-' + randomBytes(16).toString('hex') }) } });
     try {
-      const first = s.rotation.rotate(ctx, cred.id);
+      const first = s.rotation.rotate(ctxL, cred.id);
       await new Promise((r) => setTimeout(r, 50));
-      await expect(s.rotation.rotate(ctx, cred.id)).rejects.toMatchObject({ code: 3006 });
+      await expect(s.rotation.rotate(ctxL, cred.id, { value: 'k-' + randomBytes(16).toString('hex') })).rejects.toMatchObject({ code: 3006 });
+      await expect(s.rotation.rollback(ctxL, cred.id, 1)).rejects.toMatchObject({ code: 3006 });
+      // Another tenant's rotation of that id is refused as any id it does not have: not found, not "in progress".
+      await expect(s.rotation.rotate(ctxO, cred.id, { value: 'k-' + randomBytes(16).toString('hex') })).rejects.toMatchObject({ code: 2002 });
       release();
       await expect(first).resolves.toMatchObject({ method: 'handler', metadata: { version: 2 } });
     } finally {
       off();
     }
+    const audit = s.moduleRef.get(AuditService);
+    const trail = async (c: OperationContext) =>
+      (await audit.query({ tenantId: c.tenantId, order: 'asc', limit: 100 })).items.filter((r) => r.resource === cred.id && r.result !== 'success').map((r) => [r.action, r.result, r.errorCode ?? null, r.details?.version ?? null, r.actorId]);
+    expect(await trail(ctxL)).toEqual([
+      ['rotate', 'failure', '3006:ROTATION_IN_PROGRESS', 1, 'user:dan'],
+      ['rollback', 'failure', '3006:ROTATION_IN_PROGRESS', 1, 'user:dan'],
+    ]);
+    expect(await trail(ctxO)).toEqual([['rotate', 'denied', '2002:NOT_FOUND', null, 'user:eve']]);
+  });
+
+  it('audits a rotation or rollback of an id the tenant does not have as the Credentials lib audits other changes of one (denied, NOT_FOUND)', async () => {
+    const ctxU: OperationContext = { tenantId: `unknown_${run}`, actor: { id: 'user:fay' } };
+    const missing = randomUUID();
+    const deleted = await s.credentials.store(ctxU, { integrationId: `u-${run}`, connectionId: 'gone', type: CredentialType.WEBHOOK_SECRET, value: `whsec_${randomBytes(32).toString('base64')}` });
+    await s.credentials.delete(ctxU, deleted.id);
+    const given = 'k-' + randomBytes(16).toString('hex');
+    await expect(s.rotation.rotate(ctxU, missing, { value: given })).rejects.toMatchObject({ code: 2002 });
+    await expect(s.rotation.rotate(ctxU, deleted.id)).rejects.toMatchObject({ code: 2002 }); // a webhook secret's way
+    await expect(s.rotation.rollback(ctxU, missing, 1)).rejects.toMatchObject({ code: 2002 });
+    const rows = (await s.moduleRef.get(AuditService).query({ tenantId: ctxU.tenantId, order: 'asc', limit: 100 })).items.filter((r) => !['store', 'delete', 'suspicious_activity'].includes(r.action));
+    expect(rows.map((r) => [r.action, r.result, r.errorCode ?? null, r.resource])).toEqual([
+      ['rotate', 'denied', '2002:NOT_FOUND', missing],
+      ['rotate', 'denied', '2002:NOT_FOUND', deleted.id],
+      ['rollback', 'denied', '2002:NOT_FOUND', missing],
+    ]);
+    expect(JSON.stringify(rows)).not.toContain(given);
   });
 
   it('hands a webhook secret to the two-phase rotation of the webhooks part', async () => {

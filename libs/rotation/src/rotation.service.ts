@@ -1,8 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import { Inject, Injectable, Logger, Optional } from '@nestjs/common';
-import { AuditAction, auditErrorCode, AuditResult, AuditService } from '@app/audit';
+import { AuditAction, type AuditActionName, auditErrorCode, AuditResult, AuditService } from '@app/audit';
 import { Clock, DistributedLock, isVaultRefusal, Outbox, TransactionRunner, prefixedLockKey, type OperationContext } from '@app/common';
-import { assertChangeableCredential, CredentialConflictError, CredentialsService, CredentialType, type CredentialMetadata } from '@app/credentials';
+import { assertChangeableCredential, CredentialConflictError, CredentialNotFoundError, CredentialsService, CredentialType, type CredentialMetadata } from '@app/credentials';
 import { NoRotationHandlerError, RotationFailedError, RotationInProgressError, RotationValidationError } from './errors/rotation.errors';
 import type { MintedValue } from './handlers/rotation-handler';
 import { RotationHandlerRegistry } from './handlers/rotation-handler.registry';
@@ -77,13 +77,13 @@ export class RotationService {
     const reason = assertReason(options.reason, false);
     if (options.value !== undefined && typeof options.value !== 'string') throw new RotationValidationError('value must be a string', 'value');
     if (options.value === undefined && this.webhooks) {
-      const meta = await this.credentials.getMetadata(ctx, credentialId);
+      const meta = await this.load(ctx, AuditAction.ROTATE, credentialId);
       // A webhook secret without a given value rotates in two phases (pushed to the provider, old one
       // live for the overlap window); the webhooks part takes the same per-credential lock itself.
       if (meta.type === CredentialType.WEBHOOK_SECRET) return this.rotateWebhookSecret(ctx, meta, reason);
     }
-    return this.exclusive(credentialId, async () => {
-      const before = await this.credentials.getMetadata(ctx, credentialId);
+    return this.exclusive(ctx, AuditAction.ROTATE, credentialId, async () => {
+      const before = await this.load(ctx, AuditAction.ROTATE, credentialId);
       // Refused or failed before the Credentials lib's write (which audits its own): the trail still shows the rotate.
       const { pending, kept, minted, method, keeping } = await this.prepare(ctx, before, options, reason).catch(async (e: unknown) => {
         if (conflictRetried && e instanceof CredentialConflictError) throw e;
@@ -158,8 +158,8 @@ export class RotationService {
     assertContext(ctx);
     assertCredentialId(credentialId);
     const reason = assertReason(options.reason, false);
-    return this.exclusive(credentialId, async () => {
-      const before = await this.credentials.getMetadata(ctx, credentialId);
+    return this.exclusive(ctx, AuditAction.ROLLBACK, credentialId, async () => {
+      const before = await this.load(ctx, AuditAction.ROLLBACK, credentialId);
       return this.credentials.rollback(ctx, credentialId, toVersion, {
         expectedVersion: options.expectedVersion,
         inCommit: (next) => this.record(ctx, { credentialId, action: 'rollback', method: 'rollback', fromVersion: before.version, toVersion: next.version, reason }),
@@ -230,9 +230,30 @@ export class RotationService {
     throw new NoRotationHandlerError(meta.id, meta.integrationId, meta.type);
   }
 
-  private async exclusive<T>(credentialId: string, work: () => Promise<T>): Promise<T> {
+  /**
+   * The credential a rotation or rollback changes. An id the caller's tenant does not have is refused as the
+   * Credentials lib refuses a change of one: audited (denied, NOT_FOUND), not only answered.
+   */
+  private async load(ctx: OperationContext, action: AuditActionName, credentialId: string): Promise<CredentialMetadata> {
+    try {
+      return await this.credentials.getMetadata(ctx, credentialId);
+    } catch (e) {
+      if (e instanceof CredentialNotFoundError) await auditRefusal(this.audit, this.logger, { action, ctx, credentialId, error: e });
+      throw e;
+    }
+  }
+
+  /**
+   * One rotation or rollback of a credential at a time, across replicas. A refused one is audited as any refused
+   * change. The lock is keyed by the id alone: an id the caller's tenant does not have is NOT_FOUND, not a hint that
+   * another tenant's credential is being rotated.
+   */
+  private async exclusive<T>(ctx: OperationContext, action: AuditActionName, credentialId: string, work: () => Promise<T>): Promise<T> {
     const result = await this.lock.tryRun(prefixedLockKey('credentialRotation', credentialId), work);
-    if (!result.acquired) throw new RotationInProgressError(credentialId);
-    return result.value;
+    if (result.acquired) return result.value;
+    const meta = await this.load(ctx, action, credentialId);
+    const refused = new RotationInProgressError(credentialId);
+    await auditRefusal(this.audit, this.logger, { action, ctx, credentialId, error: refused, details: { version: meta.version } });
+    throw refused;
   }
 }

@@ -1,6 +1,7 @@
 import type { Logger } from '@nestjs/common';
 import { type AuditActionName, auditErrorCode, AuditResult, type AuditService } from '@app/audit';
 import { describeError, type OperationContext } from '@app/common';
+import { CredentialExpiredError, CredentialNotFoundError, CredentialRevokedError } from '@app/credentials';
 
 /** A change of a credential this lib refused, or could not make, before (or instead of) the Credentials lib's write. */
 export interface RefusedChange {
@@ -17,8 +18,14 @@ export interface RefusedChange {
  */
 export async function auditRefusal(audit: AuditService, logger: Logger, r: RefusedChange): Promise<void> {
   try {
-    await audit.record({ action: r.action, context: r.ctx, resource: r.credentialId, result: AuditResult.FAILURE, errorCode: auditErrorCode(r.error), details: r.details });
+    await audit.record({ action: r.action, context: r.ctx, resource: r.credentialId, result: refusalResult(r.error), errorCode: auditErrorCode(r.error), details: r.details });
   } catch (e) {
     logger.warn(`could not audit a refused ${r.action} of credential ${r.credentialId}: ${describeError(e)}`);
   }
+}
+
+/** `denied` for a credential the caller may not change as it is (missing, revoked, expired), as the Credentials lib's rows say. */
+function refusalResult(error: unknown): AuditResult {
+  const denied = error instanceof CredentialNotFoundError || error instanceof CredentialRevokedError || error instanceof CredentialExpiredError;
+  return denied ? AuditResult.DENIED : AuditResult.FAILURE;
 }
