@@ -45,6 +45,16 @@ describe('DataDirLock (emulator.pid)', () => {
     }
   });
 
+  it('rewrites a file naming its own pid but another start (a vault of the same pid before a restart): the next process must see it live', () => {
+    const [bootId, ticks] = processStart(process.pid)!.split(':');
+    writeFileSync(pidFile(), `${process.pid} ${bootId}:${Number(ticks) - 1}\n`);
+    const lock = DataDirLock.acquire(dir);
+    // Kept as it was, the stale start would tell the next process this pid was reused: it would take the dir over.
+    expect(readFileSync(pidFile(), 'utf8')).toBe(`${process.pid} ${processStart(process.pid)}\n`);
+    lock.release();
+    expect(() => readFileSync(pidFile())).toThrow(/ENOENT/);
+  });
+
   it('takes over a file whose process is gone', () => {
     writeFileSync(pidFile(), `2147483646 ${processStart(process.pid)}\n`);
     DataDirLock.acquire(dir).release();

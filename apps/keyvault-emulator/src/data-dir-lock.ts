@@ -44,7 +44,9 @@ export class DataDirLock {
       }
       const holder = readHolder(path);
       const pid = holder?.pid;
-      if (pid === process.pid) return new DataDirLock(undefined);
+      // Ours (vaults of one process share it) — unless it names another start: a vault that had our pid before a
+      // restart (containers reuse pids). Kept, its start would read as a reused pid to the next process, which would take over.
+      if (pid === process.pid && !isReused(holder!)) return new DataDirLock(undefined);
       if (pid !== undefined && isAlive(pid) && !isReused(holder!)) throw new EmulatorDataDirInUseError(dataDir, pid);
       rmSync(path, { force: true }); // left by a process that is gone
     }
