@@ -46,6 +46,15 @@ export interface StoreManyOptions {
    * @default every item on its own
    */
   together?: (index: number) => string;
+  /**
+   * Runs once the batch is checked and planned, before any value is written and outside any transaction, with the
+   * items that cannot be stored (`store`'s typed errors, e.g. `CredentialAlreadyExistsError`) — only when there are
+   * any. It returns the `together` keys to withhold, each with its reason: the other items of such a key are neither
+   * written nor committed and come back with that reason as their error. They are not audited as failed stores (the
+   * caller chose not to store them and reports why). Needs `together`; a rejection fails the batch, nothing written.
+   * E.g. a migrated connection with one field in conflict stores none of its fields.
+   */
+  withhold?: (refused: { index: number; error: unknown }[]) => Promise<Map<string, unknown>>;
 }
 
 /**
@@ -84,6 +93,7 @@ export class CredentialBatchWriter {
     if (!Array.isArray(items) || items.length > MAX_STORE_MANY) {
       throw new CredentialValidationError(`items must be an array of at most ${MAX_STORE_MANY} items`, 'items');
     }
+    if (options.withhold && !options.together) throw new CredentialValidationError('withhold needs together (the keys it withholds)', 'withhold');
     const results: StoreManyResult[] = items.map(() => ({ error: undefined as unknown }));
     const failures: { i: number; error: unknown }[] = [];
     const checked = items.map(({ ctx, input }, i) => {
@@ -111,6 +121,7 @@ export class CredentialBatchWriter {
         failures.push({ i, error });
       }
     }
+    if (options.withhold && failures.length) await this.withhold(plans, failures, results, options);
     const valueWrite = options.valueWrite ?? ((write) => write());
     let written: { i: number; plan: StorePlan; pointer: ValuePointer; row: CredentialEntity; since: number }[] = [];
     // Best effort (else an orphan, as after a crash): a rejecting `valueWrite` (the caller's limiter) must not fail the batch.
@@ -177,6 +188,17 @@ export class CredentialBatchWriter {
     for (const f of failures) results[f.i] = { error: f.error };
     if (written.length) this.logger.log(`stored ${written.length} credential(s) in one transaction`);
     return results;
+  }
+
+  /** `options.withhold`: the planned items of the keys it names leave the batch, with its reason as their result. */
+  private async withhold(plans: Map<number, StorePlan>, failures: { i: number; error: unknown }[], results: StoreManyResult[], options: StoreManyOptions): Promise<void> {
+    const withheld = await options.withhold!(failures.map((f) => ({ index: f.i, error: f.error })));
+    for (const i of [...plans.keys()]) {
+      const key = options.together!(i);
+      if (!withheld.has(key)) continue;
+      plans.delete(i);
+      results[i] = { error: withheld.get(key) };
+    }
   }
 
   /** `auditFailure` of each item `storeMany` could not store (best effort, one batch of rows). */

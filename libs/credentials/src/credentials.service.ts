@@ -66,7 +66,8 @@ export class CredentialsService {
    * transaction: the values are written first (concurrently, each through `options.valueWrite`), then
    * every metadata, version, audit and outbox row of the batch — and `options.inCommit`'s rows —
    * commit together. Per item, in order: `{ credential }` or `{ error }` (store's typed errors, e.g.
-   * ALREADY_EXISTS; VALIDATION for a reserved `connectionId`: no batch writes internal credentials). Throws, having
+   * ALREADY_EXISTS; VALIDATION for a reserved `connectionId`: no batch writes internal credentials; `options.withhold`'s
+   * reason for the items it withheld before the value writes). Throws, having
    * committed nothing of the batch, when that transaction fails.
    */
   storeMany(items: StoreManyItem[], options: StoreManyOptions = {}): Promise<StoreManyResult[]> {

@@ -6,7 +6,7 @@ import { credentialSecretName, CredentialsService, CredentialType } from '@app/c
 import { KeyVaultProvider } from '@app/key-vault';
 import { KeyVaultEmulator } from '@app/keyvault-emulator';
 import { createTestDatabase, DATABASE_KINDS, type TestDatabase } from '@app/testing';
-import { decryptLegacyField } from './legacy/legacy-cipher';
+import { decryptLegacyField, encryptLegacyField } from './legacy/legacy-cipher';
 import { legacySeedKind, legacySeedRows, seedLegacyTable } from './legacy/legacy-seed';
 import { MIGRATION_ACTOR } from './migration.constants';
 import { MigrationRunner } from './runner/migration.runner';
@@ -75,6 +75,76 @@ describe.each(DATABASE_KINDS)('a migration resumed after a connection failed par
     expect(await migrateRows()).toBe(expected);
     expect(await credentialsWithOneMigrateRow()).toBe(expected);
     expect(await app.get(AuditService).verify({ tenantId: tenant })).toMatchObject({ valid: true });
+  }, 60_000);
+
+  it('a connection with one field in conflict and another new commits neither; once the operator resolves it, a re-run stores both once, each with one MIGRATE row', async () => {
+    const t = `${tenant}-c`;
+    const rows = legacySeedRows({ count: 3, keys, tenants: [t] }); // row 1: OAuth access + refresh token; 2: API key; 3: basic pair
+    await seedLegacyTable(legacy.db, rows, 'legacy_conflict');
+    const source = new SqlLegacySource(legacy.db, { table: 'legacy_conflict' });
+    const svc = app.get(CredentialsService);
+    const ctx = { tenantId: t, actor: { id: 'user:operator' } };
+    const slot = (type: CredentialType) => ({ integrationId: rows[0].integration_id, connectionId: rows[0].connection_id, type });
+    // The refresh token's slot already holds another value; the access token's is free.
+    const other = await svc.store(ctx, { ...slot(CredentialType.OAUTH_REFRESH_TOKEN), value: `1//${randomBytes(24).toString('hex')}` });
+    const live = () => count(`SELECT COUNT(*) AS n FROM cv_credentials WHERE tenant_id = '${t}' AND status <> 'deleted'`);
+    const migrateRowsOf = () => count(`SELECT COUNT(*) AS n FROM cv_audit_log WHERE tenant_id = '${t}' AND action = 'migrate'`);
+    const checkpointOf = (legacyId: string) => count(`SELECT COUNT(*) AS n FROM cv_migration_checkpoints WHERE source = '${source.name}' AND legacy_id = '${legacyId}'`);
+    // Every credential the migration stored (tagged with its legacy row) has exactly one MIGRATE row.
+    const migratedWithoutOneMigrateRow = () =>
+      count(`SELECT COUNT(*) AS n FROM cv_credentials c WHERE c.tenant_id = '${t}' AND c.status <> 'deleted' AND c.id <> '${other.id}' AND (SELECT COUNT(*) FROM cv_audit_log a WHERE a.tenant_id = c.tenant_id AND a.action = 'migrate' AND a.resource = c.id) <> 1`);
+
+    const dry = await app.get(MigrationRunner).run(source, { dryRun: true });
+    const first = await app.get(MigrationRunner).run(source);
+    expect(first).toMatchObject({ totalConnections: 3, successfulMigrations: 2, failedMigrations: 1, totalCredentialsMigrated: 3 });
+    expect(first.errors).toEqual(dry.errors);
+    expect(first.errors.map((e) => [e.legacyId, e.field, e.code])).toEqual([['1', 'refresh_token', 'MIGRATION_CONFLICT']]);
+    // Nothing of row 1 committed: no access token without its MIGRATE row and checkpoint.
+    expect((await svc.list(ctx, { integrationId: rows[0].integration_id, connectionId: rows[0].connection_id })).items.map((c) => c.id)).toEqual([other.id]);
+    expect(await live()).toBe(1 + 3);
+    expect(await migrateRowsOf()).toBe(3);
+    expect(await checkpointOf('1')).toBe(0);
+    expect(await migratedWithoutOneMigrateRow()).toBe(0);
+
+    // The operator resolves the conflict (the slot's credential deleted), then runs again.
+    await svc.delete(ctx, other.id);
+    const second = await app.get(MigrationRunner).run(source);
+    expect(second).toMatchObject({ successfulMigrations: 1, failedMigrations: 0, skipped: 2, totalCredentialsMigrated: 2, errors: [] });
+    expect(await live()).toBe(5);
+    expect(await migrateRowsOf()).toBe(5);
+    expect(await migratedWithoutOneMigrateRow()).toBe(0);
+    expect(await checkpointOf('1')).toBe(1);
+    // Stored by this run, not found from an earlier one.
+    const resumed = await app.get(DataSource).query(`SELECT details FROM cv_audit_log WHERE tenant_id = '${t}' AND action = 'migrate'`);
+    expect(resumed.map((r: { details: unknown }) => (typeof r.details === 'string' ? JSON.parse(r.details) : r.details).resumed)).toEqual([false, false, false, false, false]);
+    const served = await svc.list(ctx, { integrationId: rows[0].integration_id, connectionId: rows[0].connection_id });
+    const values = await Promise.all(served.items.map(async (c) => [c.type, (await svc.get(ctx, c.id)).value]));
+    expect(Object.fromEntries(values)).toEqual({
+      [CredentialType.OAUTH_ACCESS_TOKEN]: decryptLegacyField(rows[0].access_token!, keys).value,
+      [CredentialType.OAUTH_REFRESH_TOKEN]: decryptLegacyField(rows[0].refresh_token!, keys).value,
+    });
+
+    const third = await app.get(MigrationRunner).run(source);
+    expect(third).toMatchObject({ successfulMigrations: 0, skipped: 3, totalCredentialsMigrated: 0, errors: [] });
+    expect(await live()).toBe(5);
+    expect(await app.get(AuditService).verify({ tenantId: t })).toMatchObject({ valid: true });
+  }, 60_000);
+
+  it('a dry run foresees that a connection failed by a conflict stores none of its fields: a later legacy row of it stores its own value', async () => {
+    const t = `${tenant}-d`;
+    const rows = legacySeedRows({ count: 2, keys, tenants: [t] });
+    // Row 2 repeats row 1's connection with another access token only; row 1's refresh token slot holds another value.
+    Object.assign(rows[1], { tenant_id: rows[0].tenant_id, integration_id: rows[0].integration_id, connection_id: rows[0].connection_id, api_key: null, access_token: encryptLegacyField(`ya29.${randomBytes(24).toString('hex')}`, keys[0], 'hex') });
+    await seedLegacyTable(legacy.db, rows, 'legacy_conflict_later');
+    const source = new SqlLegacySource(legacy.db, { table: 'legacy_conflict_later' });
+    const ctx = { tenantId: t, actor: { id: 'user:operator' } };
+    await app.get(CredentialsService).store(ctx, { integrationId: rows[0].integration_id, connectionId: rows[0].connection_id, type: CredentialType.OAUTH_REFRESH_TOKEN, value: `1//${randomBytes(24).toString('hex')}` });
+
+    const dry = await app.get(MigrationRunner).run(source, { dryRun: true });
+    const real = await app.get(MigrationRunner).run(source);
+    expect(real).toMatchObject({ successfulMigrations: 1, failedMigrations: 1, totalCredentialsMigrated: 1 });
+    expect(real.errors.map((e) => [e.legacyId, e.field, e.code])).toEqual([['1', 'refresh_token', 'MIGRATION_CONFLICT']]);
+    expect(dry).toMatchObject({ successfulMigrations: 1, failedMigrations: 1, totalCredentialsMigrated: 1, errors: real.errors });
   }, 60_000);
 
   it('a kill after the value writes and before the commit (vault versions, no rows): the resume stores every value once and serves the legacy one', async () => {

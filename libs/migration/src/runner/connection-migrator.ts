@@ -121,23 +121,45 @@ export class ConnectionMigrator {
     const fields = conns.flatMap((c, ci) => c.fields.map((field) => ({ ci, field, ctx: migrationContext(c.row.tenantId, runId) })));
     const items: StoreManyItem[] = fields.map(({ ci, field, ctx }) => ({ ctx, input: this.storeInput(conns[ci].row, source, field) }));
     let out: GroupResult[] | undefined;
+    // Fields the store refused (a re-run, a duplicate legacy row: ALREADY_EXISTS), settled before any value is written.
+    const refused = new Map<number, FieldResult>();
+    // Connections with a field that failed there (a CONFLICT): none of their fields is written or committed.
+    const withheld = new Set<number>();
     await this.credentials.storeMany(items, {
       valueWrite: (write) => this.withBudget(limiter, write),
       // A connection whose value write failed commits none of its fields (no credential without its MIGRATE row).
       together: (k) => String(fields[k].ci),
-      inCommit: async (results) => {
-        // A field that exists already (a re-run, a duplicate legacy row) is settled by comparing values.
-        const settled = await Promise.all(
-          results.map(async (r, k): Promise<FieldResult> => {
+      // A connection with a field in conflict stores none either: a new field committed beside it would have no
+      // MIGRATE row nor checkpoint (the connection failed); a re-run once the operator resolved it stores them all.
+      withhold: async (failures) => {
+        await Promise.all(
+          failures.map(async ({ index: k, error }) => {
             const { ci, field, ctx } = fields[k];
             try {
-              if (r.credential) return { field, id: r.credential.id, resumed: false };
-              return { field, ...(await this.settleExisting(ctx, conns[ci].row, source, field, r.error)) };
+              refused.set(k, { field, ...(await this.settleExisting(ctx, conns[ci].row, source, field, error, limiter)) });
             } catch (e) {
-              return { field, error: entry(conns[ci].row, field.column, e) };
+              refused.set(k, { field, error: entry(conns[ci].row, field.column, e) });
             }
           }),
         );
+        const reasons = new Map<string, unknown>();
+        for (const [k, r] of refused) {
+          if (!r.error || r.error.code === 'DUPLICATE') continue;
+          withheld.add(fields[k].ci);
+          reasons.set(String(fields[k].ci), r.error);
+        }
+        return reasons;
+      },
+      inCommit: async (results) => {
+        const settled = results.map((r, k): FieldResult => {
+          const { ci, field } = fields[k];
+          const early = refused.get(k);
+          if (early) return early;
+          if (r.credential) return { field, id: r.credential.id, resumed: false };
+          // Withheld for another field's failure: neither stored nor at fault.
+          if (withheld.has(ci)) return { field };
+          return { field, error: entry(conns[ci].row, field.column, r.error) };
+        });
         out = conns.map((c, ci) => ({
           ...this.outcomeOf(c.row, settled.filter((_, k) => fields[k].ci === ci)),
           vaultRefusal: results.map((r) => r.error).find((e, k): e is CredentialVaultError => fields[k].ci === ci && isVaultRefusal(e)),
@@ -232,13 +254,11 @@ export class ConnectionMigrator {
    * the MIGRATE row covers it) — equal and tagged with this legacy row = ours, resumed; equal from
    * another row = a duplicate; different = CONFLICT. Any other error is the field's failure.
    */
-  private async settleExisting(ctx: OperationContext, row: LegacyConnectionRow, source: LegacyCredentialSource, field: DecryptedField, error: unknown): Promise<Omit<FieldResult, 'field'>> {
+  private async settleExisting(ctx: OperationContext, row: LegacyConnectionRow, source: LegacyCredentialSource, field: DecryptedField, error: unknown, limiter: AimdLimiter): Promise<Omit<FieldResult, 'field'>> {
     if (!(error instanceof CredentialAlreadyExistsError)) throw error;
     const existingId = error.existingId;
-    // Inside the group's transaction: no AIMD permit. Waiting for one here could wait on calls that hold
-    // permits while they wait for this very transaction (on SQLite, its gate): a cycle broken only by the
-    // gate's timeout, after which statements nest in this transaction. Settles are rare (re-runs, duplicates).
-    return settled(row, source, field, existingId, await this.credentials.verifyValue(ctx, existingId, field.value));
+    // Before the group's transaction (storeMany's `withhold`), so under the AIMD limit: no transaction waits on it.
+    return settled(row, source, field, existingId, await this.withBudget(limiter, () => this.credentials.verifyValue(ctx, existingId, field.value)));
   }
 
   /**
@@ -259,6 +279,8 @@ export class ConnectionMigrator {
           return { outcome: { status: 'failed' as const, credentials: 0, keyIndex: null, errors: [entry(row, null, e)] } };
         }
         const results: FieldResult[] = [];
+        // Noted only if the connection would migrate: the run stores no field of a connection that fails.
+        const noted: [string, WouldStore][] = [];
         for (const field of fields) {
           try {
             const existing = live.find((c) => c.type === field.type);
@@ -270,7 +292,7 @@ export class ConnectionMigrator {
             const digest = createHash('sha256').update(field.value, 'utf8').digest();
             const earlier = wouldStore.get(slot);
             if (!earlier) {
-              wouldStore.set(slot, { legacyId: row.legacyId, digest });
+              noted.push([slot, { legacyId: row.legacyId, digest }]);
               results.push({ field, wouldStore: true });
             } else if (!timingSafeEqual(earlier.digest, digest)) {
               throw new MigrationConflictError(null);
@@ -281,7 +303,9 @@ export class ConnectionMigrator {
             results.push({ field, error: entry(row, field.column, e) });
           }
         }
-        return this.outcomeOf(row, results);
+        const result = this.outcomeOf(row, results);
+        if (result.outcome.status !== 'failed') for (const [slot, would] of noted) wouldStore.set(slot, would);
+        return result;
       }),
     );
   }
