@@ -1,14 +1,11 @@
 import { randomBytes } from 'node:crypto';
-import { Test, type TestingModule } from '@nestjs/testing';
 import { DataSource } from 'typeorm';
-import { KeyVaultEmulator } from '@app/keyvault-emulator';
-import { createTestDatabase, rejection, type TestDatabase } from '@app/testing';
+import { rejection } from '@app/testing';
 import { legacySeedRows, seedLegacyTable } from './legacy/legacy-seed';
 import { MigrationErrorCode, MigrationVaultRefusedError } from './errors/migration.errors';
 import { MigrationRunner } from './runner/migration.runner';
 import { SqlLegacySource } from './sources/sql-legacy-source';
-import { openLegacySqlite } from './testing/legacy-fixture';
-import { migrationStackImports } from './testing/migration-stack';
+import { migrationStackImports, useMigrationStack } from './testing/migration-stack';
 
 /**
  * Integration: the host's vault identity lacks `set` (403 FORBIDDEN) — every further write would fail the same way.
@@ -19,48 +16,31 @@ describe('a migration whose vault writes are denied (sqlite)', () => {
   const COUNT = 300;
   const keys = [randomBytes(32)];
   const tenant = `deny-${randomBytes(3).toString('hex')}`;
-  let vault: KeyVaultEmulator;
-  let db: TestDatabase;
-  let legacy: Awaited<ReturnType<typeof openLegacySqlite>>;
-  let app: TestingModule;
+  const stack = useMigrationStack(
+    'sqlite',
+    ({ db, vault }) => migrationStackImports({ database: db.options, vault }, { keys: keys.map((k) => k.toString('hex')), concurrency: { initial: 4, max: 4 }, group: { maxConnections: 10 } }),
+    (legacy) => seedLegacyTable(legacy, legacySeedRows({ count: COUNT, keys, tenants: [tenant] })),
+  );
 
-  beforeAll(async () => {
-    vault = await KeyVaultEmulator.start({ quiet: true, throttle: false });
-    db = await createTestDatabase('sqlite');
-    legacy = await openLegacySqlite();
-    await seedLegacyTable(legacy.db, legacySeedRows({ count: COUNT, keys, tenants: [tenant] }));
-    app = await Test.createTestingModule({
-      imports: migrationStackImports({ database: db.options, vault }, { keys: keys.map((k) => k.toString('hex')), concurrency: { initial: 4, max: 4 }, group: { maxConnections: 10 } }),
-    }).compile();
-    await app.init();
-  });
-
-  afterAll(async () => {
-    await app?.close();
-    await legacy?.dispose();
-    await db?.drop();
-    await vault?.stop();
-  });
-
-  const count = async (sql: string) => Number((await app.get(DataSource).query(sql))[0].n);
+  const count = async (sql: string) => Number((await stack.app.get(DataSource).query(sql))[0].n);
 
   it('stops early with MIGRATION_VAULT_REFUSED, changes nothing, and resumes completely once the permission is granted', async () => {
-    const source = new SqlLegacySource(legacy.db);
-    vault.deny({ operations: ['setSecret'] });
-    vault.resetStats();
-    const e = (await rejection(app.get(MigrationRunner).run(source))) as MigrationVaultRefusedError;
+    const source = new SqlLegacySource(stack.legacy.db);
+    stack.vault.deny({ operations: ['setSecret'] });
+    stack.vault.resetStats();
+    const e = (await rejection(stack.app.get(MigrationRunner).run(source))) as MigrationVaultRefusedError;
     expect(e).toBeInstanceOf(MigrationVaultRefusedError);
     expect(e.code).toBe(MigrationErrorCode.VAULT_REFUSED);
     expect(e.message).toMatch(/FORBIDDEN/);
     expect(e.message).toMatch(/permission/);
     expect(e.message).not.toContain(tenant);
     // Only the writes already in flight when the first 403 came back: not one per connection.
-    expect(vault.stats().byOperationAndStatus['setSecret:403']).toBeLessThanOrEqual(60);
+    expect(stack.vault.stats().byOperationAndStatus['setSecret:403']).toBeLessThanOrEqual(60);
     expect(await count(`SELECT COUNT(*) AS n FROM cv_credentials WHERE tenant_id = '${tenant}'`)).toBe(0);
     expect(await count(`SELECT COUNT(*) AS n FROM cv_migration_checkpoints`)).toBe(0);
 
-    vault.clearDenials();
-    const resumed = await app.get(MigrationRunner).run(source);
+    stack.vault.clearDenials();
+    const resumed = await stack.app.get(MigrationRunner).run(source);
     expect(resumed).toMatchObject({ totalConnections: COUNT, successfulMigrations: COUNT, failedMigrations: 0, skipped: 0, errors: [] });
   }, 60_000);
 });
