@@ -125,10 +125,11 @@ export class CredentialReader {
    * See `CredentialsService.verifyValue`: the current value compared with `expected` inside the lib
    * (digests, constant time), never returned. Not audited, not cached, no event: for a caller whose own
    * audit row covers the check (the migration's MIGRATE row). Expired values are compared too.
+   * `readOnly`: no lazy re-wrap or re-encryption on the way (`ValueReadOptions.readOnly`).
    */
-  async verifyValue(ctx: OperationContext, id: string, expected: string): Promise<{ matches: boolean; metadata: CredentialMetadata }> {
+  async verifyValue(ctx: OperationContext, id: string, expected: string, options: { readOnly?: boolean } = {}): Promise<{ matches: boolean; metadata: CredentialMetadata }> {
     assertContext(ctx);
-    const read = await this.loadCurrent(ctx.tenantId, id);
+    const read = await this.loadCurrent(ctx.tenantId, id, undefined, options.readOnly === true);
     const digest = (v: string) => createHash('sha256').update(v, 'utf8').digest();
     return { matches: typeof expected === 'string' && timingSafeEqual(digest(read.value), digest(expected)), metadata: toMetadata(read.row, this.clock.nowMs()) };
   }
@@ -145,13 +146,13 @@ export class CredentialReader {
    * `signal`: the caller's, when the load is its alone; the cache load's, when readers share it (aborted only once
    * every one of them has left); none for a read no caller waits on.
    */
-  private async loadCurrent(tenantId: string, id: string, signal?: AbortSignal): Promise<CurrentRead> {
+  private async loadCurrent(tenantId: string, id: string, signal?: AbortSignal, readOnly = false): Promise<CurrentRead> {
     const row = await loadLive(this.rows, tenantId, id);
     // Never fetch a revoked value: its Key Vault versions are disabled, and the answer must be REVOKED.
     if (row.status === CredentialStatus.REVOKED) throw new CredentialRevokedError(row.id);
     const v = await this.versions.find(tenantId, id, row.currentVersion);
     if (!v) throw new CredentialVersionNotFoundError(id, row.currentVersion);
-    const value = await this.stores.of(v.valueStore).read(ownerOf(row), pointerOf(v), { signal });
+    const value = await this.stores.of(v.valueStore).read(ownerOf(row), pointerOf(v), { signal, readOnly });
     return { value, row, auditDetails: readDetailsOf(row) };
   }
 

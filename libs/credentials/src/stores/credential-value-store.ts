@@ -33,6 +33,11 @@ export interface ValueWriteRequest extends ValueOwner {
 export interface ValueReadOptions {
   /** The caller's (`OperationContext.signal`), or a cache load's shared by readers (aborted once all left): a vault read not sent yet is dropped, one in flight aborted (CANCELLED). */
   signal?: AbortSignal;
+  /**
+   * Write nothing on the way: no lazy upkeep (an envelope value's data key re-wrapped after the vault key rotated, the
+   * value re-encrypted under the tenant's current data key), for a caller that promised to write nothing (a dry run).
+   */
+  readOnly?: boolean;
 }
 
 /**

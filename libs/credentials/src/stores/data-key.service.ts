@@ -79,6 +79,8 @@ export class DataKeyService {
   private readonly secretLoads = new SharedLoads<DataKey>(() => callerLeftError('getSecret', 'shared'));
   private readonly wrappedLoads = new SharedLoads<DataKey>(() => callerLeftError('unwrapKey', 'shared'));
   private latestKek?: { version: string; createdOn?: Date; checkedAt: number };
+  /** Wrapped keys unwrapped by a read-only call, so not re-wrapped: the next other use of each tries (`keyVersion`). */
+  private readonly rewrapSkipped = new Set<string>();
   private readonly runner: TransactionRunner;
 
   constructor(
@@ -141,15 +143,19 @@ export class DataKeyService {
     });
   }
 
-  /** A specific key version (for decryption); `tenantId` locates a wrapped key. `call.signal`: as for `currentKey`. */
-  async keyVersion(name: string, version: string, tenantId?: string, call: KeyVaultCallOptions = {}): Promise<Buffer> {
+  /**
+   * A specific key version (for decryption); `tenantId` locates a wrapped key. `call.signal`: as for `currentKey`.
+   * `call.readOnly`: a wrapped key is not re-wrapped after the vault key rotated (nothing written).
+   */
+  async keyVersion(name: string, version: string, tenantId?: string, call: KeyVaultCallOptions & { readOnly?: boolean } = {}): Promise<Buffer> {
     if (name === WRAPPED_DATA_KEY_NAME) {
       if (tenantId === undefined) throw new CredentialIntegrityError('a wrapped data key is looked up by tenant');
-      const hit = this.keys.get(this.wrappedId(tenantId, version));
-      if (hit) return hit;
+      const id = this.wrappedId(tenantId, version);
+      const hit = this.keys.get(id);
+      if (hit && (call.readOnly || !this.rewrapSkipped.has(id))) return hit;
       const row = await this.wrapped.find(tenantId, version);
       if (!row) throw new CredentialIntegrityError(`wrapped data key version ${version} of the tenant is missing`);
-      return (await this.openWrapped(row, call.signal)).key;
+      return (await this.openWrapped(row, call.signal, call.readOnly)).key;
     }
     const hit = this.keys.get(`${name}/${version}`);
     if (hit) return hit;
@@ -175,6 +181,7 @@ export class DataKeyService {
     this.secretLoads.forgetAll();
     this.wrappedLoads.forgetAll();
     this.latestKek = undefined;
+    this.rewrapSkipped.clear();
     this.kekHealth.clear();
   }
 
@@ -213,9 +220,15 @@ export class DataKeyService {
     return this.rememberRaw(this.wrappedId(tenantId, row.version), { name: WRAPPED_DATA_KEY_NAME, version: row.version, key: raw, createdOn: now });
   }
 
-  /** Unwraps a row once per process (single flight), then re-wraps it if the vault key has a newer version. */
-  private async openWrapped(row: WrappedDataKeyEntity, signal?: AbortSignal): Promise<DataKey> {
+  /** Unwraps a row once per process (single flight), then re-wraps it if the vault key has a newer version (not `readOnly`). */
+  private async openWrapped(row: WrappedDataKeyEntity, signal?: AbortSignal, readOnly = false): Promise<DataKey> {
     const key = await this.unwrapRow(row, signal);
+    const id = this.wrappedId(row.tenantId, row.version);
+    if (readOnly) {
+      this.rewrapSkipped.add(id);
+      return key;
+    }
+    this.rewrapSkipped.delete(id);
     await this.rewrapIfStale(row, key.key).catch((e: Error) => this.logger.warn(`tenant ${row.tenantId}: lazy re-wrap of data key ${row.version} failed: ${e.name}`));
     return key;
   }

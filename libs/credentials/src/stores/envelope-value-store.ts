@@ -78,10 +78,12 @@ export class EnvelopeValueStore implements CredentialValueStore {
     // Ask for the tenant's current key first: it is normally the one this row uses, so a cold
     // process makes ONE vault call per tenant (the latest version), not one for the row's version
     // plus one to learn the current version.
-    if (this.options.envelope.reencryptOnRead) await this.keys.currentKey(row.tenantId, options);
+    // Read-only: the current key is not needed (no re-encryption), and loading it may create or re-wrap one.
+    const reencrypt = this.options.envelope.reencryptOnRead && !options.readOnly;
+    if (reencrypt) await this.keys.currentKey(row.tenantId, options);
     const key = await this.keys.keyVersion(row.dataKeyName, row.dataKeyVersion, row.tenantId, options);
     const value = decryptEnvelope(key, row, { tenantId: row.tenantId, credentialId: row.credentialId, version: row.version });
-    if (this.options.envelope.reencryptOnRead) {
+    if (reencrypt) {
       await this.reencryptIfStale(row, value).catch((e: Error) =>
         // The error's class and code only: a data key's name (in integrity errors) carries the tenant.
         this.logger.warn(`credential ${owner.credentialId}: lazy re-encryption failed: ${describeError(e)}`),

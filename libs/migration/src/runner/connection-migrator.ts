@@ -258,13 +258,21 @@ export class ConnectionMigrator {
     if (!(error instanceof CredentialAlreadyExistsError)) throw error;
     const existingId = error.existingId;
     // Before the group's transaction (storeMany's `withhold`), so under the AIMD limit: no transaction waits on it.
-    return settled(row, source, field, existingId, await this.withBudget(limiter, () => this.credentials.verifyValue(ctx, existingId, field.value)));
+    return this.compareLive(ctx, row, source, field, existingId, limiter, false);
+  }
+
+  /**
+   * The field compared with the live credential `existingId` (`settled`), a vault read under the AIMD limit.
+   * `readOnly` (a dry run): the read writes nothing either (no lazy re-wrap or re-encryption of an envelope value).
+   */
+  private async compareLive(ctx: OperationContext, row: LegacyConnectionRow, source: LegacyCredentialSource, field: DecryptedField, existingId: string, limiter: AimdLimiter, readOnly: boolean): Promise<Omit<FieldResult, 'field'>> {
+    return settled(row, source, field, existingId, await this.withBudget(limiter, () => this.credentials.verifyValue(ctx, existingId, field.value, { readOnly })));
   }
 
   /**
    * A dry run's look at a group: what `migrateGroup` would report, reading only. Per field, the live credential of
    * its (connection, type) is compared as `settleExisting` does (a vault read under the limit: no transaction is
-   * open); without one, `wouldStore` — the fields this run would have stored so far, by slot, as digests — stands
+   * open), read-only (an envelope value's data key is not re-wrapped, nor the value re-encrypted); without one, `wouldStore` — the fields this run would have stored so far, by slot, as digests — stands
    * for what an earlier legacy row of the same connection would have stored: an equal value is a DUPLICATE of that
    * row, another a CONFLICT. Otherwise the field would be stored, and is noted there.
    */
@@ -285,7 +293,7 @@ export class ConnectionMigrator {
           try {
             const existing = live.find((c) => c.type === field.type);
             if (existing) {
-              results.push({ field, ...settled(row, source, field, existing.id, await this.withBudget(limiter, () => this.credentials.verifyValue(ctx, existing.id, field.value))) });
+              results.push({ field, ...(await this.compareLive(ctx, row, source, field, existing.id, limiter, true)) });
               continue;
             }
             const slot = JSON.stringify([row.tenantId, row.integrationId, row.connectionId, field.type]);
