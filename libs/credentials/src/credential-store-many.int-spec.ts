@@ -179,6 +179,33 @@ describe.each(DATABASE_KINDS)('CredentialsService.storeMany / verifyValue on %s'
     expect((await service.get(ctx, results[3].credential!.id)).value).toBe(items[3].input.value);
   });
 
+  it('`withhold` sees the refused items before any value write and keeps the mates of the keys it names out: not written, not committed, not audited', async () => {
+    const ctx: OperationContext = { tenantId: `many-w-${run}`, actor: { id: 'user:importer' } };
+    const taken = await service.store(ctx, item(ctx, 'w1', CredentialType.API_KEY).input);
+    // Connection w1: its API key's slot is taken, its access token is new. Connection w2 commits.
+    const items = [item(ctx, 'w1', CredentialType.API_KEY), item(ctx, 'w1', CredentialType.OAUTH_ACCESS_TOKEN), item(ctx, 'w2')];
+    const reason = new Error('withheld by the caller');
+    let writes = 0;
+    let seen: { index: number; error: unknown }[] = [];
+    const results = await service.storeMany(items, {
+      together: (i) => items[i].input.connectionId,
+      valueWrite: (write) => (writes++, write()),
+      withhold: async (refused) => {
+        seen = refused;
+        return new Map([['w1', reason]]);
+      },
+    });
+    expect(seen.map((r) => [r.index, (r.error as CredentialAlreadyExistsError).existingId])).toEqual([[0, taken.id]]);
+    expect(results[0].error).toBeInstanceOf(CredentialAlreadyExistsError);
+    expect(results[1].error).toBe(reason);
+    expect(results[2].credential).toBeDefined();
+    expect(writes).toBe(1); // w2's only
+    expect(await rowsOf(ctx.tenantId, 'cv_credentials')).toBe(2);
+    // The refused store is audited as before; the withheld one is not a failed store.
+    expect(await count(`SELECT COUNT(*) AS n FROM cv_audit_log WHERE tenant_id = ? AND action = ? AND result <> 'success'`, [ctx.tenantId, AuditAction.STORE])).toBe(1);
+    await expect(service.storeMany(items, { withhold: async () => new Map() })).rejects.toBeInstanceOf(CredentialValidationError);
+  });
+
   const orphans = `SELECT COUNT(*) AS n FROM cv_envelope_values e WHERE e.tenant_id = ? AND NOT EXISTS (SELECT 1 FROM cv_credentials c WHERE c.id = e.credential_id)`;
   /** Those of `values` that are the value of an enabled version in the vault. */
   const enabledIn = async (values: Set<string>) => {
