@@ -105,6 +105,7 @@ export {
   WebhookSecretRotator,
   type WebhookRotationResult,
   type WebhookRotateOptions,
+  type WebhookRotationCaller,
   type StagedWebhookSecret,
   type WebhookDiscardResult,
 } from './webhook-secret-rotator';

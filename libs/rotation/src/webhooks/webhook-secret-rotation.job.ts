@@ -216,7 +216,7 @@ export class WebhookSecretRotationJob implements OnModuleInit {
   private async discardStale(row: WebhookSecretVersionEntity): Promise<'discarded' | 'failed' | 'orphaned'> {
     const ctx = systemContext(row.tenantId, WEBHOOK_ROTATION_JOB);
     try {
-      await this.rotator.discard(ctx, row.credentialId, row.id, 'STAGED_EXPIRED');
+      await this.rotator.discard(ctx, row.credentialId, row.id, 'STAGED_EXPIRED', 'job');
       return 'discarded';
     } catch (e) {
       if ((e as { code?: unknown }).code === CredentialErrorCode.NOT_FOUND) {
@@ -241,7 +241,7 @@ export class WebhookSecretRotationJob implements OnModuleInit {
   private async attempt(row: WebhookSecretVersionEntity, state: RunState, ifCurrentSince?: Date): Promise<'rotated' | 'not_due' | 'failed' | 'orphaned' | 'revoked'> {
     const ctx = systemContext(row.tenantId, WEBHOOK_ROTATION_JOB);
     try {
-      const { outcome } = await this.rotator.rotate(ctx, row.credentialId, { ifCurrentSince });
+      const { outcome } = await this.rotator.rotate(ctx, row.credentialId, { ifCurrentSince }, 'job');
       if (outcome === 'rotated') state.refusals.succeeded();
       return outcome;
     } catch (e) {

@@ -1,8 +1,9 @@
 import { randomUUID } from 'node:crypto';
 import { Inject, Injectable, Logger } from '@nestjs/common';
-import { auditErrorCode, AuditResult, AuditService } from '@app/audit';
+import { AuditAction, type AuditActionName, auditErrorCode, AuditResult, AuditService } from '@app/audit';
 import { Clock, DistributedLock, describeError, LockTimeoutError, Outbox, prefixedLockKey, TransactionRunner, type OperationContext } from '@app/common';
-import { CredentialErrorCode, CredentialRevokedError, CredentialsService, CredentialStatus, CredentialType, ValueStoreKind, type CredentialMetadata } from '@app/credentials';
+import { CredentialErrorCode, CredentialNotFoundError, CredentialRevokedError, CredentialsService, CredentialStatus, CredentialType, ValueStoreKind, type CredentialMetadata } from '@app/credentials';
+import { auditRefusal } from '../internal/audit-failure';
 import { WebhookSecretState, type WebhookSecretVersionEntity } from './persistence/webhook-secret-version.entity';
 import { WebhookSecretVersionRepository } from './persistence/webhook-secret-version.repository';
 import { generateWebhookSecret } from './standard-webhooks';
@@ -73,6 +74,19 @@ export interface WebhookRotateOptions {
 }
 
 /**
+ * Who asks for a rotation step. A caller's id its tenant does not have is a refused change, audited (denied,
+ * NOT_FOUND) as the Credentials lib audits a change of one; the job's is a deleted credential whose rows it then
+ * forgets — bookkeeping, not audited (a tenant deleting many would otherwise trip the job actor's failure counters).
+ */
+export type WebhookRotationCaller = 'caller' | 'job';
+
+/** The change a refusal is audited as, and for whom. */
+interface Asked {
+  action: AuditActionName;
+  by: WebhookRotationCaller;
+}
+
+/**
  * The two-phase rotation, one per credential at a time across replicas (`credentialRotation` lock).
  *
  * Crash safety — each step is durable before the next starts, and a failure anywhere leaves the old
@@ -116,10 +130,11 @@ export class WebhookSecretRotator {
   ) {}
 
   /** Rotates (or completes a pending rotation of) a webhook secret. See the class comment. */
-  async rotate(ctx: OperationContext, credentialId: string, options: WebhookRotateOptions = {}): Promise<WebhookRotationResult> {
+  async rotate(ctx: OperationContext, credentialId: string, options: WebhookRotateOptions = {}, by: WebhookRotationCaller = 'caller'): Promise<WebhookRotationResult> {
+    const asked: Asked = { action: AuditAction.ROTATE, by };
     let stale: WebhookSecretVersionEntity | undefined;
     try {
-      return await this.locked(credentialId, () => this.rotateLocked(ctx, credentialId, options, (row) => (stale = row)));
+      return await this.locked(ctx, asked, credentialId, () => this.rotateLocked(ctx, asked, credentialId, options, (row) => (stale = row)));
     } finally {
       // After the lock callback: the repair takes the lock again (this process still held it until then).
       if (stale) await this.repairStalePush(ctx, credentialId, stale);
@@ -130,8 +145,9 @@ export class WebhookSecretRotator {
   stage(ctx: OperationContext, credentialId: string): Promise<StagedWebhookSecret> {
     // Waits for a rotation in flight: once a concurrent stage commits, the answer is ALREADY_STAGED naming
     // it (what a later stage gets), not IN_PROGRESS, which would send the client back to stage again.
-    return this.lockedWaiting(credentialId, async () => {
-      const meta = await this.rotatable(ctx, credentialId);
+    const asked: Asked = { action: WebhookAuditActions.STAGED, by: 'caller' };
+    return this.lockedWaiting(credentialId, { ctx, asked }, async () => {
+      const meta = await this.rotatable(ctx, credentialId, asked);
       const pending = (await this.keyring.enrolled(ctx, meta)).find((r) => r.state === WebhookSecretState.PENDING);
       if (pending) throw new WebhookSecretAlreadyStagedError(meta.id, pending.id);
       const secret = generateWebhookSecret();
@@ -147,8 +163,10 @@ export class WebhookSecretRotator {
    * the previous one verifies through the overlap window. A stale one is discarded instead.
    */
   activate(ctx: OperationContext, credentialId: string, rotationId?: string): Promise<WebhookRotationResult> {
-    return this.locked(credentialId, async () => {
-      const meta = await this.rotatable(ctx, credentialId);
+    // Its promotion is a rotation of the credential (the Credentials lib's `rotate` row): a refusal is one too.
+    const asked: Asked = { action: AuditAction.ROTATE, by: 'caller' };
+    return this.locked(ctx, asked, credentialId, async () => {
+      const meta = await this.rotatable(ctx, credentialId, asked);
       const pending = await this.pendingOf(ctx, meta, rotationId);
       if (this.stale(pending, meta.integrationId)) {
         await this.discardRow(ctx, meta, pending, 'STAGED_EXPIRED');
@@ -170,9 +188,16 @@ export class WebhookSecretRotator {
   }
 
   /** Discards the staged (or pending) secret: retired, its value deleted, the current one stays. */
-  discard(ctx: OperationContext, credentialId: string, rotationId?: string, reason: 'DISCARDED' | 'STAGED_EXPIRED' = 'DISCARDED'): Promise<WebhookDiscardResult> {
-    return this.locked(credentialId, async () => {
-      const meta = await this.credentials.getMetadata(ctx, credentialId);
+  discard(
+    ctx: OperationContext,
+    credentialId: string,
+    rotationId?: string,
+    reason: 'DISCARDED' | 'STAGED_EXPIRED' = 'DISCARDED',
+    by: WebhookRotationCaller = 'caller',
+  ): Promise<WebhookDiscardResult> {
+    const asked: Asked = { action: WebhookAuditActions.DISCARDED, by };
+    return this.locked(ctx, asked, credentialId, async () => {
+      const meta = await this.load(ctx, credentialId, asked);
       if (meta.type !== CredentialType.WEBHOOK_SECRET) throw new NotAWebhookSecretError(credentialId);
       const pending = await this.pendingOf(ctx, meta, rotationId);
       await this.discardRow(ctx, meta, pending, reason);
@@ -189,25 +214,51 @@ export class WebhookSecretRotator {
     return row.createdAt.getTime() + this.options.stagedTtlMs <= this.clock.now().getTime();
   }
 
-  private async locked<T>(credentialId: string, work: () => Promise<T>): Promise<T> {
+  private async locked<T>(ctx: OperationContext, asked: Asked, credentialId: string, work: () => Promise<T>): Promise<T> {
     const result = await this.lock.tryRun(prefixedLockKey('credentialRotation', credentialId), work);
-    if (!result.acquired) throw new WebhookRotationInProgressError(credentialId);
+    if (!result.acquired) throw await this.inProgress(ctx, asked, credentialId);
     return result.value;
   }
 
-  /** As `locked`, but waits up to STAGE_LOCK_WAIT_MS for the holder (a stage takes well under a second). */
-  private async lockedWaiting<T>(credentialId: string, work: () => Promise<T>): Promise<T> {
+  /**
+   * As `locked`, but waits up to STAGE_LOCK_WAIT_MS for the holder (a stage takes well under a second). Without
+   * `refusal` (the repair of a superseded push, audited as that), a lock still held is not audited here.
+   */
+  private async lockedWaiting<T>(credentialId: string, refusal: { ctx: OperationContext; asked: Asked } | null, work: () => Promise<T>): Promise<T> {
     try {
       return await this.lock.run(prefixedLockKey('credentialRotation', credentialId), work, { timeoutMs: STAGE_LOCK_WAIT_MS });
     } catch (e) {
       // Still held (an automatic rotation's push to a slow provider): a rotation is in progress indeed.
-      if (e instanceof LockTimeoutError) throw new WebhookRotationInProgressError(credentialId);
+      if (!(e instanceof LockTimeoutError)) throw e;
+      throw refusal ? await this.inProgress(refusal.ctx, refusal.asked, credentialId) : new WebhookRotationInProgressError(credentialId);
+    }
+  }
+
+  /**
+   * The refusal of a step while another holds the credential's lock, audited once here (failure, 3122,
+   * `details.version`). The lock is keyed by the id alone: an id the caller's tenant does not have is NOT_FOUND
+   * (see `load`), never IN_PROGRESS, which would tell that it exists and rotates. Only a refusal before the step
+   * began: the same code from a promotion refused inside the credential's write is the Credentials lib's row.
+   */
+  private async inProgress(ctx: OperationContext, asked: Asked, credentialId: string): Promise<WebhookRotationInProgressError> {
+    const meta = await this.load(ctx, credentialId, asked);
+    const refused = new WebhookRotationInProgressError(credentialId);
+    await auditRefusal(this.audit, this.logger, { action: asked.action, ctx, credentialId, error: refused, details: { version: meta.version } });
+    return refused;
+  }
+
+  /** The credential a step changes; a caller's unknown id is audited (see WebhookRotationCaller). */
+  private async load(ctx: OperationContext, credentialId: string, asked?: Asked): Promise<CredentialMetadata> {
+    try {
+      return await this.credentials.getMetadata(ctx, credentialId);
+    } catch (e) {
+      if (asked?.by === 'caller' && e instanceof CredentialNotFoundError) await auditRefusal(this.audit, this.logger, { action: asked.action, ctx, credentialId, error: e });
       throw e;
     }
   }
 
-  private async rotatable(ctx: OperationContext, credentialId: string): Promise<CredentialMetadata> {
-    const meta = await this.credentials.getMetadata(ctx, credentialId);
+  private async rotatable(ctx: OperationContext, credentialId: string, asked?: Asked): Promise<CredentialMetadata> {
+    const meta = await this.load(ctx, credentialId, asked);
     if (meta.type !== CredentialType.WEBHOOK_SECRET) throw new NotAWebhookSecretError(credentialId);
     // CredentialsService.rotate makes a credential active again: a rotation must never un-revoke.
     if (meta.status === CredentialStatus.REVOKED) throw new CredentialRevokedError(credentialId);
@@ -245,11 +296,12 @@ export class WebhookSecretRotator {
 
   private async rotateLocked(
     ctx: OperationContext,
+    asked: Asked,
     credentialId: string,
     options: WebhookRotateOptions,
     onStalePush: (row: WebhookSecretVersionEntity) => void,
   ): Promise<WebhookRotationResult> {
-    const meta = await this.rotatable(ctx, credentialId);
+    const meta = await this.rotatable(ctx, credentialId, asked);
     const updater = this.updaters.get(meta.integrationId); // before any write: no updater, no pending row
     const active = await this.keyring.enrolled(ctx, meta);
     let pending = active.find((r) => r.state === WebhookSecretState.PENDING);
@@ -332,7 +384,7 @@ export class WebhookSecretRotator {
     const facts: Record<string, unknown> = { rotationId: stale.id, state: stale.state, repaired: false };
     let failure: unknown;
     try {
-      await this.lockedWaiting(credentialId, async () => {
+      await this.lockedWaiting(credentialId, null, async () => {
         const meta = await this.rotatable(ctx, credentialId);
         const active = await this.rows.active(meta.id);
         const pending = active.find((r) => r.state === WebhookSecretState.PENDING);

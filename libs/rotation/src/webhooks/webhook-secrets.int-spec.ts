@@ -5,6 +5,7 @@
  * signed with a real-time timestamp; our verification runs on the ManualClock.
  */
 import { randomUUID } from 'node:crypto';
+import { AuditService } from '@app/audit';
 import { ManualClock, type OperationContext } from '@app/common';
 import { CredentialType } from '@app/credentials';
 import { KeyVaultEmulator } from '@app/keyvault-emulator';
@@ -216,6 +217,56 @@ describe.each(DATABASE_KINDS)('webhook secrets on %s', (kind) => {
     expect(await stack.job.runOnce()).toMatchObject({ acquired: true, orphaned: 1 });
     expect((await stack.versionRows(credential.id)).map((r) => r.state)).toEqual([WebhookSecretState.RETIRED, WebhookSecretState.RETIRED]);
     expect(await codeOf(stack.credentials.getMetadata(ctx, staging))).toBe(2002);
+  });
+
+  it('a step refused because another holds the lock is audited once (failure, 3122); another tenant is answered and audited NOT_FOUND', async () => {
+    const ctxL: OperationContext = { tenantId: `locked-${randomUUID().slice(0, 8)}`, actor: { id: 'user:dan' } };
+    const ctxO: OperationContext = { tenantId: `other-${randomUUID().slice(0, 8)}`, actor: { id: 'user:eve' } };
+    const target = { tenantId: ctxL.tenantId, integrationId: `slow-${++seq}`, connectionId: 'c', context: ctxL };
+    const { credential } = await stack.service.create(ctxL, target);
+    let release = () => undefined as void;
+    const held = new Promise<void>((r) => (release = r));
+    let reached = () => undefined as void;
+    const onProvider = new Promise<void>((r) => (reached = r));
+    const off = stack.updaters.register(target.integrationId, { update: async () => (reached(), held) });
+    try {
+      const first = stack.service.rotate(ctxL, credential.id);
+      await onProvider; // holds the credential's lock
+      const staged = rejection(stack.service.stageConnection(target)); // waits for the lock, then refused
+      expect(await codeOf(stack.service.rotate(ctxL, credential.id))).toBe(WebhookSecretErrorCode.WEBHOOK_ROTATION_IN_PROGRESS);
+      expect(await codeOf(stack.service.activateConnection(target))).toBe(WebhookSecretErrorCode.WEBHOOK_ROTATION_IN_PROGRESS);
+      expect(await codeOf(stack.service.discardConnection(target))).toBe(WebhookSecretErrorCode.WEBHOOK_ROTATION_IN_PROGRESS);
+      // Another tenant's rotation of that id: not found, as any id it does not have — not "in progress".
+      expect(await codeOf(stack.service.rotate(ctxO, credential.id))).toBe(2002);
+      expect(((await staged) as { code?: number }).code).toBe(WebhookSecretErrorCode.WEBHOOK_ROTATION_IN_PROGRESS);
+      release();
+      await expect(first).resolves.toMatchObject({ outcome: 'rotated', version: 2 });
+    } finally {
+      release();
+      off();
+    }
+    const audit = stack.moduleRef.get(AuditService);
+    const trail = async (c: OperationContext) =>
+      (await audit.query({ tenantId: c.tenantId, order: 'asc', limit: 100 })).items
+        .filter((r) => r.resource === credential.id && r.result !== 'success')
+        .map((r) => [r.action, r.result, r.errorCode ?? null, r.details?.version ?? null, r.actorId]);
+    const inProgress = (action: string) => [action, 'failure', '3122:WEBHOOK_ROTATION_IN_PROGRESS', 1, 'user:dan'];
+    expect(await trail(ctxL)).toEqual([inProgress('rotate'), inProgress('rotate'), inProgress('webhook_secret.staged_discarded'), inProgress('webhook_secret.staged')]);
+    expect(await trail(ctxO)).toEqual([['rotate', 'denied', '2002:NOT_FOUND', null, 'user:eve']]);
+  }, 30_000);
+
+  it("an id the caller's tenant does not have is audited denied (NOT_FOUND); the job's deleted credential is not", async () => {
+    const ctxU: OperationContext = { tenantId: `unknown-${randomUUID().slice(0, 8)}`, actor: { id: 'user:fay' } };
+    const missing = randomUUID();
+    expect(await codeOf(stack.service.rotate(ctxU, missing))).toBe(2002);
+    const target = { tenantId: ctxU.tenantId, integrationId: 'stripe', connectionId: 'gone', context: ctxU };
+    const { credential } = await stack.service.create(ctxU, target);
+    updater.failNext = 1;
+    await rejection(stack.service.rotate(ctxU, credential.id)); // a pending row the job finds
+    await stack.credentials.delete(ctxU, credential.id);
+    expect(await stack.job.runOnce()).toMatchObject({ acquired: true, orphaned: 1 });
+    const rows = (await stack.moduleRef.get(AuditService).query({ tenantId: ctxU.tenantId, order: 'asc', limit: 100 })).items.filter((r) => r.result === 'denied');
+    expect(rows.map((r) => [r.action, r.errorCode ?? null, r.resource, r.actorId])).toEqual([['rotate', '2002:NOT_FOUND', missing, 'user:fay']]);
   });
 
   it('an integration without an updater: refused before anything is written', async () => {
