@@ -4,6 +4,10 @@ import { WebhookSecretVersionEntity } from './persistence/webhook-secret-version
 import { WebhookSecretVersionRepository } from './persistence/webhook-secret-version.repository';
 import { WebhookSecretKeyring } from './webhook-secret-keyring';
 import { WebhookSecretRotationJob } from './webhook-secret-rotation.job';
+import { WebhookLostLockRecovery } from './webhook-lost-lock-recovery';
+import { WebhookRotationLock } from './webhook-rotation-lock';
+import { WebhookRotationRecorder } from './webhook-rotation-recorder';
+import { WebhookRotationSteps } from './webhook-rotation-steps';
 import { WebhookSecretRotator } from './webhook-secret-rotator';
 import { WebhookSecretStates } from './webhook-secret-states';
 import { WebhookSecretUpdaterRegistry } from './webhook-secret-updater';
@@ -16,6 +20,11 @@ export const WEBHOOK_CORE_PROVIDERS: Provider[] = [
   WebhookSecretStates,
   WebhookSecretKeyring,
   WebhookSecretUpdaterRegistry,
+  // The rotator's collaborators (internal: not exported from this index).
+  WebhookRotationLock,
+  WebhookRotationRecorder,
+  WebhookRotationSteps,
+  WebhookLostLockRecovery,
   WebhookSecretRotator,
   WebhookSecretsService,
   WebhookSecretRotationJob,

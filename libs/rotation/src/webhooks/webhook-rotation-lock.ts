@@ -1,0 +1,91 @@
+import { Inject, Injectable, Logger } from '@nestjs/common';
+import { type AuditActionName, AuditService } from '@app/audit';
+import { DistributedLock, LockTimeoutError, prefixedLockKey, type OperationContext } from '@app/common';
+import { CredentialNotFoundError, CredentialRevokedError, CredentialsService, CredentialStatus, CredentialType, type CredentialMetadata } from '@app/credentials';
+import { auditRefusal } from '../internal/audit-failure';
+import { NotAWebhookSecretError, WebhookRotationInProgressError } from './webhook-secret.errors';
+import { WEBHOOK_SECRETS_LOCK } from './webhook-secrets.tokens';
+
+/** How long a stage waits for another rotation step of the same credential before answering IN_PROGRESS. */
+const STAGE_LOCK_WAIT_MS = 10_000;
+
+/**
+ * Who asks for a rotation step. A caller's id its tenant does not have is a refused change, audited (denied,
+ * NOT_FOUND) as the Credentials lib audits a change of one; the job's is a deleted credential whose rows it then
+ * forgets — bookkeeping, not audited (a tenant deleting many would otherwise trip the job actor's failure counters).
+ */
+export type WebhookRotationCaller = 'caller' | 'job';
+
+/** The change a refusal is audited as, and for whom. */
+export interface RotationAsk {
+  action: AuditActionName;
+  by: WebhookRotationCaller;
+}
+
+/**
+ * One rotation step of a credential at a time across replicas (`credentialRotation` lock, shared with the
+ * RotationService), and the credential a step works on; a refused step is audited as any refused change.
+ */
+@Injectable()
+export class WebhookRotationLock {
+  // The rotation's log lines keep one context.
+  private readonly logger = new Logger('WebhookSecretRotator');
+
+  constructor(
+    private readonly credentials: CredentialsService,
+    private readonly audit: AuditService,
+    @Inject(WEBHOOK_SECRETS_LOCK) private readonly lock: DistributedLock,
+  ) {}
+
+  async locked<T>(ctx: OperationContext, asked: RotationAsk, credentialId: string, work: () => Promise<T>): Promise<T> {
+    const result = await this.lock.tryRun(prefixedLockKey('credentialRotation', credentialId), work);
+    if (!result.acquired) throw await this.inProgress(ctx, asked, credentialId);
+    return result.value;
+  }
+
+  /**
+   * As `locked`, but waits up to STAGE_LOCK_WAIT_MS for the holder (a stage takes well under a second). Without
+   * `refusal` (the repair of a superseded push, audited as that), a lock still held is not audited here.
+   */
+  async lockedWaiting<T>(credentialId: string, refusal: { ctx: OperationContext; asked: RotationAsk } | null, work: () => Promise<T>): Promise<T> {
+    try {
+      return await this.lock.run(prefixedLockKey('credentialRotation', credentialId), work, { timeoutMs: STAGE_LOCK_WAIT_MS });
+    } catch (e) {
+      // Still held (an automatic rotation's push to a slow provider): a rotation is in progress indeed.
+      if (!(e instanceof LockTimeoutError)) throw e;
+      throw refusal ? await this.inProgress(refusal.ctx, refusal.asked, credentialId) : new WebhookRotationInProgressError(credentialId);
+    }
+  }
+
+  /** The credential a step changes; a caller's unknown id is audited (see WebhookRotationCaller). */
+  async load(ctx: OperationContext, credentialId: string, asked?: RotationAsk): Promise<CredentialMetadata> {
+    try {
+      return await this.credentials.getMetadata(ctx, credentialId);
+    } catch (e) {
+      if (asked?.by === 'caller' && e instanceof CredentialNotFoundError) await auditRefusal(this.audit, this.logger, { action: asked.action, ctx, credentialId, error: e });
+      throw e;
+    }
+  }
+
+  /** A webhook secret that may rotate. */
+  async rotatable(ctx: OperationContext, credentialId: string, asked?: RotationAsk): Promise<CredentialMetadata> {
+    const meta = await this.load(ctx, credentialId, asked);
+    if (meta.type !== CredentialType.WEBHOOK_SECRET) throw new NotAWebhookSecretError(credentialId);
+    // CredentialsService.rotate makes a credential active again: a rotation must never un-revoke.
+    if (meta.status === CredentialStatus.REVOKED) throw new CredentialRevokedError(credentialId);
+    return meta;
+  }
+
+  /**
+   * The refusal of a step while another holds the credential's lock, audited once here (failure, 3122,
+   * `details.version`). The lock is keyed by the id alone: an id the caller's tenant does not have is NOT_FOUND
+   * (see `load`), never IN_PROGRESS, which would tell that it exists and rotates. Only a refusal before the step
+   * began: the same code from a promotion refused inside the credential's write is the Credentials lib's row.
+   */
+  private async inProgress(ctx: OperationContext, asked: RotationAsk, credentialId: string): Promise<WebhookRotationInProgressError> {
+    const meta = await this.load(ctx, credentialId, asked);
+    const refused = new WebhookRotationInProgressError(credentialId);
+    await auditRefusal(this.audit, this.logger, { action: asked.action, ctx, credentialId, error: refused, details: { version: meta.version } });
+    return refused;
+  }
+}
