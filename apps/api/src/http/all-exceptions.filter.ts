@@ -1,7 +1,7 @@
 import { ArgumentsHost, Catch, ExceptionFilter, HttpException, HttpStatus, Logger } from '@nestjs/common';
 import { randomUUID } from 'node:crypto';
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import { CredentialVaultError, DatabaseConnectionLostError } from '@app/common';
+import { CredentialVaultError, DatabaseConnectionLostError, isSessionEnded } from '@app/common';
 import { errorLogFields } from './error-log-fields';
 import { statusForError } from './error-status';
 
@@ -132,33 +132,14 @@ function isClientGone(e: unknown, request: FastifyRequest | undefined): boolean 
 }
 
 /**
- * PostgreSQL ended the session (57P01/57P02: pg_terminate_backend, a shutdown, a crash; 08000/08003/08006/08007: the
- * connection failed), or the socket broke. Not a session it refused to open (57P03 starting up or in recovery,
- * 08001, 08004): nothing was lost, it stays the untyped 503 of isDatabaseUnavailable.
- * pg's "…is not queryable": the client's connection had failed before (reset, ended while idle in a transaction, a
- * protocol error) and pg refused this query unsent; PostgreSQL rolled back an open transaction of that session, and
- * the pool drops the client when it is released, so a retry gets a new one.
- * pg's "Client was closed and is not queryable": our side had ended that client (the DataSource destroyed at shutdown
- * while a query of a request or job was on its way to it) and pg refused the query unsent — the session is ending as
- * "Connection terminated" ends one, and a retry belongs on another replica or a new session: the same 503.
- */
-const SESSION_ENDED_SQLSTATE = /^(0800[0367]|57P0[12])$/;
-const SESSION_ENDED_ERRNO = new Set(['ECONNRESET', 'EPIPE']);
-const SESSION_ENDED = /^(Connection terminated( unexpectedly)?|Client (has encountered a connection error|was closed) and is not queryable)$/;
-
-/**
  * The typed error for a driver failure, if it has one: the typed error raised under the driver (a query past its
  * deadline: DATABASE_UNRESPONSIVE, wrapped in TypeORM's QueryFailedError), or DATABASE_CONNECTION_LOST for a query
- * whose session ended while it ran — a client switches on the code to retry. Other unavailability (refused
+ * whose session ended while it ran (`isSessionEnded`) — a client switches on the code to retry. Other unavailability (refused
  * connections, statement or lock timeouts) stays the untyped 503 of isDatabaseUnavailable.
  */
 export function typedDatabaseError(e: unknown): CredentialVaultError | undefined {
   if (e instanceof CredentialVaultError) return undefined;
   const driverError = (e as { driverError?: unknown } | null | undefined)?.driverError;
   if (driverError instanceof CredentialVaultError) return driverError;
-  const ended = anyDriverLayer(
-    e,
-    (code, message) => (code !== undefined && (SESSION_ENDED_SQLSTATE.test(code) || SESSION_ENDED_ERRNO.has(code))) || (message !== undefined && SESSION_ENDED.test(message)),
-  );
-  return ended ? new DatabaseConnectionLostError({ cause: e, during: 'query' }) : undefined;
+  return isSessionEnded(e) ? new DatabaseConnectionLostError({ cause: e, during: 'query' }) : undefined;
 }

@@ -13,3 +13,4 @@ export { postgresSchema } from './postgres-schema';
 export { SqliteDurableCommit } from './sqlite-durable-commit';
 export { SqliteWriteWorker } from './sqlite-write-worker';
 export type { SqliteStatement } from './sqlite-write-worker';
+export { isSessionEnded } from './session-ended';
