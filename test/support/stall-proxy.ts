@@ -14,6 +14,12 @@ export interface StallProxy {
   passNew(): void;
   /** Every stalled connection forwards again, what waited included (a resumed server or proxy). */
   resume(): void;
+  /**
+   * One-shot: the next chunk going `direction` (`request`: to PostgreSQL, `reply`: back to the client) whose bytes
+   * match `pattern` is not forwarded and its connection is cut both ways — a socket that breaks before the server
+   * got a statement, or after it ran it (an autocommit statement then committed) but before its answer arrived.
+   */
+  cutNext(direction: 'request' | 'reply', pattern: RegExp): void;
   /** The server-side ports of the proxy's connections that are open (PostgreSQL's `client_port`). */
   serverPorts(): number[];
   close(): Promise<void>;
@@ -23,12 +29,22 @@ export async function startStallProxy(target: string): Promise<StallProxy> {
   const to = new URL(target);
   const pairs = new Set<{ client: Socket; server: Socket; stalled: boolean }>();
   let stallNew = false;
+  let cut: { direction: 'request' | 'reply'; pattern: RegExp } | undefined;
   const proxy: Server = createServer((client) => {
     const server = connect(Number(to.port || 5432), to.hostname);
     const pair = { client, server, stalled: stallNew };
     pairs.add(pair);
     const link = (from: Socket, into: Socket) => {
-      from.on('data', (chunk) => into.write(chunk));
+      const direction = from === client ? 'request' : 'reply';
+      from.on('data', (chunk: Buffer) => {
+        if (cut?.direction === direction && cut.pattern.test(chunk.toString('latin1'))) {
+          cut = undefined;
+          client.destroy();
+          server.destroy();
+          return;
+        }
+        into.write(chunk);
+      });
       from.on('end', () => into.end());
       from.on('error', () => into.destroy());
       from.on('close', () => {
@@ -65,6 +81,9 @@ export async function startStallProxy(target: string): Promise<StallProxy> {
         p.client.resume();
         p.server.resume();
       }
+    },
+    cutNext: (direction, pattern) => {
+      cut = { direction, pattern };
     },
     serverPorts: () => [...pairs].map((p) => p.server.localPort).filter((port): port is number => port !== undefined),
     close: async () => {

@@ -134,6 +134,11 @@ export class AuditRepository {
     return r ? toHead(r) : null;
   }
 
+  /** Whether the row with this id is in the log (its primary key), read in `m`'s transaction. */
+  async exists(id: string, m: EntityManager): Promise<boolean> {
+    return (await m.getRepository(AuditLogEntry).count({ where: { id } })) > 0;
+  }
+
   /**
    * The newest row of each chain among `tenantIds` (an empty chain has no entry), by bound-parameter
    * SQL on the (tenant, sequence) index: one statement for all of them on PostgreSQL, one cached

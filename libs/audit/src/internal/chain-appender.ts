@@ -1,5 +1,5 @@
 import type { Logger } from '@nestjs/common';
-import { NamedStatementRefusedError, type TransactionRunner } from '@app/common';
+import { NamedStatementRefusedError, isSessionEnded, type TransactionRunner } from '@app/common';
 import type { DataSource, EntityManager } from 'typeorm';
 import type { ResolvedAuditOptions } from '../audit.options';
 import type { AuditRepository, ChainHead } from '../audit.repository';
@@ -90,9 +90,16 @@ export class ChainAppender {
    * taking the chains' locks and inserting rows linked to those heads, without a head read. Had another writer appended meanwhile,
    * the (tenant, sequence) unique index rejects the whole statement and the batch goes the locked way
    * (lock, head read, insert, commit), which refreshes the cache. SQLite with the write worker: `OffLoopAppender.append`.
+   *
+   * The session of the optimistic statement may end while it runs (terminated, a reset socket): an autocommit
+   * INSERT whose answer was lost may have committed. The locked way then first looks for the batch's first row
+   * (one statement: all of its rows or none) under the chains' locks, which that statement held until it ended —
+   * found, the batch is done; else it is appended. Neither twice nor refused for a session another can replace.
+   * A locked attempt whose session ends is settled so once more; a second loss fails the batch (the failing state).
    */
   async writeBatch(byTenant: Map<string, PreparedEvent[]>): Promise<void> {
     const tenantIds = [...byTenant.keys()];
+    let lostWith: string | undefined;
     if (this.offLoop?.running) {
       if (await this.offLoop.append(this.heads!, byTenant, tenantIds)) {
         let rows = 0;
@@ -114,19 +121,34 @@ export class ChainAppender {
         } catch (e) {
           this.heads!.forget(tenantIds);
           if (e instanceof NamedStatementRefusedError) this.stopPreparing(e);
+          else if (isSessionEnded(e)) lostWith = rows[0].row.id;
           else if (!isChainCollision(e)) throw e;
         }
       }
     }
     const versions = this.heads?.versions(tenantIds);
-    const rows = await this.chains.inOwnTransaction(tenantIds, (m) => this.appendAll(m, byTenant, tenantIds));
-    if (versions) this.heads!.remember(rows, versions);
+    const linked: { first?: string } = {};
+    const locked = () =>
+      this.chains.inOwnTransaction(tenantIds, async (m) =>
+        lostWith !== undefined && (await this.rows.exists(lostWith, m)) ? undefined : this.appendAll(m, byTenant, tenantIds, linked),
+      );
+    let rows: AuditLogEntry[] | undefined;
+    try {
+      rows = await locked();
+    } catch (e) {
+      // The same for the locked way's own session (its COMMIT's answer may be what was lost): once more.
+      if (!isSessionEnded(e)) throw e;
+      lostWith = linked.first ?? lostWith;
+      rows = await locked();
+    }
+    if (rows && versions) this.heads!.remember(rows, versions);
   }
 
   /** Appends each chain's events after its head, read once for all chains; the caller holds their locks. */
-  private async appendAll(m: EntityManager, byTenant: Map<string, PreparedEvent[]>, tenantIds: string[]): Promise<AuditLogEntry[]> {
+  private async appendAll(m: EntityManager, byTenant: Map<string, PreparedEvent[]>, tenantIds: string[], linked?: { first?: string }): Promise<AuditLogEntry[]> {
     const heads = await this.rows.heads(tenantIds, m);
     const rows = tenantIds.flatMap((t) => linkRows(byTenant.get(t)!, heads.get(t) ?? null));
+    if (linked && rows.length > 0) linked.first = rows[0].row.id;
     await this.rows.insert(rows, m);
     this.catchUp?.noteAppended(rows.length);
     return rows.map((r) => r.row);

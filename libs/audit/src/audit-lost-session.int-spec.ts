@@ -1,0 +1,79 @@
+import { POSTGRES_URL, startStallProxy, type StallProxy } from '@app/testing';
+import { AuditLogEntry } from './entities/audit-log-entry.entity';
+import { AuditFixture, startAuditOn } from '../test/fixtures';
+import { event, tenant } from '../test/harness';
+
+/**
+ * A PostgreSQL read batch appends optimistically: one autocommit INSERT after the cached chain head. When its
+ * session breaks while it runs, the batch may or may not have committed. Either way each read is audited exactly
+ * once and served (fail-closed stays on): a lost session that another can replace does not refuse reads. The
+ * DataSource goes through a proxy that cuts one connection at the chosen moment.
+ */
+describe.each([
+  ['named statement', true],
+  ['simple query', false],
+])('audit read batches whose PostgreSQL session breaks mid-statement (%s)', (_mode, preparedStatements) => {
+  let h: AuditFixture;
+  let proxy: StallProxy;
+
+  beforeAll(async () => {
+    proxy = await startStallProxy(POSTGRES_URL);
+    // No interval retry during a test (an hour): what a read's caller sees is the batch's own outcome.
+    h = await startAuditOn('postgres', { preparedStatements, suspicious: { enabled: false }, readBuffer: { batchSize: 50, maxSize: 1000, flushIntervalMs: 3_600_000 } }, { url: proxy.url });
+  });
+  afterAll(async () => {
+    await h?.close();
+    await proxy?.close();
+  });
+
+  const reads = (t: string, prefix: string, n: number) => Promise.all(Array.from({ length: n }, (_, i) => h.audit.recordRead(event(t, { resource: `${prefix}-${i}` }))));
+
+  async function expectEachOnce(t: string, resources: string[]): Promise<void> {
+    const rows = await h.ds.getRepository(AuditLogEntry).find({ where: { tenantId: t }, order: { sequence: 'ASC' } });
+    expect(rows.map((r) => r.sequence)).toEqual(rows.map((_, i) => i + 1));
+    expect(rows.map((r) => r.resource).sort()).toEqual([...resources].sort());
+    await expect(h.audit.verify({ tenantId: t })).resolves.toMatchObject({ valid: true, checked: resources.length });
+  }
+
+  const names = (prefix: string, n: number) => Array.from({ length: n }, (_, i) => `${prefix}-${i}`);
+
+  it('a batch whose answer was lost after it committed is not written again, and its reads are served', async () => {
+    const t = tenant('lost-answer');
+    await reads(t, 'warm', 5); // the locked way: the head is cached after it
+    await reads(t, 'steady', 5); // optimistic
+    // The INSERT ran and committed; its answer ("INSERT 0 5") never reaches the host.
+    proxy.cutNext('reply', /INSERT 0 5/);
+    await expect(reads(t, 'lost', 5)).resolves.toHaveLength(5);
+    expect(h.audit.healthy).toBe(true);
+    await reads(t, 'after', 5);
+    await expectEachOnce(t, [...names('warm', 5), ...names('steady', 5), ...names('lost', 5), ...names('after', 5)]);
+  });
+
+  it('a batch going the locked way (no cached head) whose COMMIT was answered to nobody is not written again', async () => {
+    const t = tenant('lost-commit');
+    proxy.cutNext('reply', /COMMIT/);
+    await expect(reads(t, 'first', 5)).resolves.toHaveLength(5);
+    expect(h.audit.healthy).toBe(true);
+    await reads(t, 'after', 5);
+    await expectEachOnce(t, [...names('first', 5), ...names('after', 5)]);
+  });
+
+  it('a batch going the locked way whose INSERT never reached PostgreSQL is appended on a new session', async () => {
+    const t = tenant('lost-locked');
+    proxy.cutNext('request', /first-0/);
+    await expect(reads(t, 'first', 5)).resolves.toHaveLength(5);
+    expect(h.audit.healthy).toBe(true);
+    await expectEachOnce(t, names('first', 5));
+  });
+
+  it('a batch whose statement never reached PostgreSQL is appended the locked way, and its reads are served', async () => {
+    const t = tenant('lost-request');
+    await reads(t, 'warm', 5);
+    await reads(t, 'steady', 5);
+    // The batch's rows are in its statement's bytes (a named statement's Bind, a simple query's text).
+    proxy.cutNext('request', /lost-0/);
+    await expect(reads(t, 'lost', 5)).resolves.toHaveLength(5);
+    expect(h.audit.healthy).toBe(true);
+    await expectEachOnce(t, [...names('warm', 5), ...names('steady', 5), ...names('lost', 5)]);
+  });
+});
