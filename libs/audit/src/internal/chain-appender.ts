@@ -92,14 +92,16 @@ export class ChainAppender {
    * (lock, head read, insert, commit), which refreshes the cache. SQLite with the write worker: `OffLoopAppender.append`.
    *
    * The session of the optimistic statement may end while it runs (terminated, a reset socket): an autocommit
-   * INSERT whose answer was lost may have committed. The locked way then first looks for the batch's first row
+   * INSERT whose answer was lost may have committed. The locked way then first looks for that try's first row
    * (one statement: all of its rows or none) under the chains' locks, which that statement held until it ended —
    * found, the batch is done; else it is appended. Neither twice nor refused for a session another can replace.
-   * A locked attempt whose session ends is settled so once more; a second loss fails the batch (the failing state).
+   * A locked try whose session ends is settled so once more, looking for the first row of every earlier try (a
+   * delayed one may still land while the chain's head is the one it linked to); a second loss fails the batch.
    */
   async writeBatch(byTenant: Map<string, PreparedEvent[]>): Promise<void> {
     const tenantIds = [...byTenant.keys()];
-    let lostWith: string | undefined;
+    /** The first row of each earlier try of this batch whose session ended: any of them may have committed. */
+    const lost: string[] = [];
     if (this.offLoop?.running) {
       if (await this.offLoop.append(this.heads!, byTenant, tenantIds)) {
         let rows = 0;
@@ -121,7 +123,7 @@ export class ChainAppender {
         } catch (e) {
           this.heads!.forget(tenantIds);
           if (e instanceof NamedStatementRefusedError) this.stopPreparing(e);
-          else if (isSessionEnded(e)) lostWith = rows[0].row.id;
+          else if (isSessionEnded(e)) lost.push(rows[0].row.id);
           else if (!isChainCollision(e)) throw e;
         }
       }
@@ -130,7 +132,7 @@ export class ChainAppender {
     const linked: { first?: string } = {};
     const locked = () =>
       this.chains.inOwnTransaction(tenantIds, async (m) =>
-        lostWith !== undefined && (await this.rows.exists(lostWith, m)) ? undefined : this.appendAll(m, byTenant, tenantIds, linked),
+        lost.length > 0 && (await this.rows.existsAny(lost, m)) ? undefined : this.appendAll(m, byTenant, tenantIds, linked),
       );
     let rows: AuditLogEntry[] | undefined;
     try {
@@ -138,7 +140,7 @@ export class ChainAppender {
     } catch (e) {
       // The same for the locked way's own session (its COMMIT's answer may be what was lost): once more.
       if (!isSessionEnded(e)) throw e;
-      lostWith = linked.first ?? lostWith;
+      if (linked.first !== undefined) lost.push(linked.first);
       rows = await locked();
     }
     if (rows && versions) this.heads!.remember(rows, versions);
