@@ -18,8 +18,10 @@ export interface StallProxy {
    * One-shot: the next chunk going `direction` (`request`: to PostgreSQL, `reply`: back to the client) whose bytes
    * match `pattern` is not forwarded and its connection is cut both ways — a socket that breaks before the server
    * got a statement, or after it ran it (an autocommit statement then committed) but before its answer arrived.
+   * Called again before it fired: the cuts fire in turn, each after the one before it. `how: 'stall'`: that chunk is
+   * swallowed and its connection stalls instead (a hung path after the server ran the statement).
    */
-  cutNext(direction: 'request' | 'reply', pattern: RegExp): void;
+  cutNext(direction: 'request' | 'reply', pattern: RegExp, how?: 'cut' | 'stall'): void;
   /** The server-side ports of the proxy's connections that are open (PostgreSQL's `client_port`). */
   serverPorts(): number[];
   close(): Promise<void>;
@@ -29,7 +31,7 @@ export async function startStallProxy(target: string): Promise<StallProxy> {
   const to = new URL(target);
   const pairs = new Set<{ client: Socket; server: Socket; stalled: boolean }>();
   let stallNew = false;
-  let cut: { direction: 'request' | 'reply'; pattern: RegExp } | undefined;
+  const cuts: { direction: 'request' | 'reply'; pattern: RegExp; how: 'cut' | 'stall' }[] = [];
   const proxy: Server = createServer((client) => {
     const server = connect(Number(to.port || 5432), to.hostname);
     const pair = { client, server, stalled: stallNew };
@@ -37,8 +39,13 @@ export async function startStallProxy(target: string): Promise<StallProxy> {
     const link = (from: Socket, into: Socket) => {
       const direction = from === client ? 'request' : 'reply';
       from.on('data', (chunk: Buffer) => {
+        const cut = cuts[0];
         if (cut?.direction === direction && cut.pattern.test(chunk.toString('latin1'))) {
-          cut = undefined;
+          cuts.shift();
+          if (cut.how === 'stall') {
+            pause(pair);
+            return;
+          }
           client.destroy();
           server.destroy();
           return;
@@ -82,8 +89,8 @@ export async function startStallProxy(target: string): Promise<StallProxy> {
         p.server.resume();
       }
     },
-    cutNext: (direction, pattern) => {
-      cut = { direction, pattern };
+    cutNext: (direction, pattern, how = 'cut') => {
+      cuts.push({ direction, pattern, how });
     },
     serverPorts: () => [...pairs].map((p) => p.server.localPort).filter((port): port is number => port !== undefined),
     close: async () => {

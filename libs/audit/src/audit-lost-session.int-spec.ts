@@ -1,3 +1,5 @@
+import { Client } from 'pg';
+import { postgresTimeoutOptions } from '@app/common';
 import { POSTGRES_URL, startStallProxy, type StallProxy } from '@app/testing';
 import { AuditLogEntry } from './entities/audit-log-entry.entity';
 import { AuditFixture, startAuditOn } from '../test/fixtures';
@@ -66,6 +68,21 @@ describe.each([
     await expectEachOnce(t, names('first', 5));
   });
 
+  it('a batch that committed unseen, then lost its settling sessions twice, is not written again by the retry', async () => {
+    const t = tenant('lost-thrice');
+    await reads(t, 'warm', 5);
+    await reads(t, 'steady', 5);
+    // The optimistic INSERT commits with its answer lost; both locked attempts lose their session at their first statement.
+    proxy.cutNext('reply', /INSERT 0 5/);
+    proxy.cutNext('request', /START TRANSACTION/);
+    proxy.cutNext('request', /START TRANSACTION/);
+    await expect(reads(t, 'lost', 5)).rejects.toMatchObject({ codeName: 'AUDIT_UNAVAILABLE' });
+    // The failed batch stays buffered: the retry (the interval's, here at once) settles it.
+    await h.audit.flush();
+    expect(h.audit.healthy).toBe(true);
+    await expectEachOnce(t, [...names('warm', 5), ...names('steady', 5), ...names('lost', 5)]);
+  });
+
   it('a batch whose statement never reached PostgreSQL is appended the locked way, and its reads are served', async () => {
     const t = tenant('lost-request');
     await reads(t, 'warm', 5);
@@ -75,5 +92,43 @@ describe.each([
     await expect(reads(t, 'lost', 5)).resolves.toHaveLength(5);
     expect(h.audit.healthy).toBe(true);
     await expectEachOnce(t, [...names('warm', 5), ...names('steady', 5), ...names('lost', 5)]);
+  });
+});
+
+/**
+ * The host's client-side query deadline closes a connection whose answer does not come (a hung path): the statement
+ * may have committed on the server. That batch fails (DATABASE_UNRESPONSIVE is not a lost session another can
+ * replace at once), and the buffer's retry must not write it a second time.
+ */
+describe('an audit read batch whose answer never comes (the query deadline)', () => {
+  let h: AuditFixture;
+  let proxy: StallProxy;
+
+  beforeAll(async () => {
+    proxy = await startStallProxy(POSTGRES_URL);
+    h = await startAuditOn('postgres', { suspicious: { enabled: false }, readBuffer: { batchSize: 50, maxSize: 1000, flushIntervalMs: 3_600_000 } }, {
+      url: proxy.url,
+      extra: postgresTimeoutOptions(Client, { queryTimeoutMs: 500, statementTimeoutMs: 0, idleInTransactionTimeoutMs: 0 }),
+    });
+  });
+  afterAll(async () => {
+    await h?.close();
+    await proxy?.close();
+  });
+
+  const reads = (t: string, prefix: string, n: number) => Promise.all(Array.from({ length: n }, (_, i) => h.audit.recordRead(event(t, { resource: `${prefix}-${i}` }))));
+
+  it('a committed batch whose answer stalled past the deadline is not written again by the retry', async () => {
+    const t = tenant('deadline');
+    await reads(t, 'warm', 5);
+    await reads(t, 'steady', 5);
+    proxy.cutNext('reply', /INSERT 0 5/, 'stall');
+    await expect(reads(t, 'lost', 5)).rejects.toMatchObject({ codeName: 'AUDIT_UNAVAILABLE' });
+    await h.audit.flush();
+    expect(h.audit.healthy).toBe(true);
+    const rows = await h.ds.getRepository(AuditLogEntry).find({ where: { tenantId: t }, order: { sequence: 'ASC' } });
+    const expected = ['warm', 'steady', 'lost'].flatMap((p) => Array.from({ length: 5 }, (_, i) => `${p}-${i}`));
+    expect(rows.map((r) => r.resource).sort()).toEqual(expected.sort());
+    await expect(h.audit.verify({ tenantId: t })).resolves.toMatchObject({ valid: true, checked: 15 });
   });
 });

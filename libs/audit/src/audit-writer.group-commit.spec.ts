@@ -51,6 +51,8 @@ function build(failClosed = true) {
   const rows = {
     head: async () => null,
     heads: async () => new Map(),
+    // A failed batch's retry looks for its first row (a failure may come after a commit): these never commit.
+    exists: async () => false,
     insert: async (linked: InsertableRow[]) => {
       chains.staged.push(...linked.map((l) => l.row.resource));
     },

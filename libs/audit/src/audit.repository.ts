@@ -1,7 +1,7 @@
 import type { PlainInsertOptions } from '@app/common';
 import { Injectable } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
-import { DataSource, EntityManager, In } from 'typeorm';
+import { DataSource, EntityManager } from 'typeorm';
 import { AuditLogEntry } from './entities/audit-log-entry.entity';
 import { AuditAction } from './interfaces/audit-event.interface';
 import { AuditRawRow, ChainRow, chainPageSql, chainRowFromRaw } from './internal/audit-row';
@@ -134,9 +134,9 @@ export class AuditRepository {
     return r ? toHead(r) : null;
   }
 
-  /** Whether a row with one of these ids is in the log (its primary key), read in `m`'s transaction. */
-  async existsAny(ids: string[], m: EntityManager): Promise<boolean> {
-    return (await m.getRepository(AuditLogEntry).count({ where: { id: In(ids) } })) > 0;
+  /** Whether the row with this id is in the log (its primary key), read in `m`'s transaction. */
+  async exists(id: string, m: EntityManager): Promise<boolean> {
+    return (await m.getRepository(AuditLogEntry).count({ where: { id } })) > 0;
   }
 
   /**

@@ -11,6 +11,12 @@ import { OffLoopAppender } from './off-loop-appender';
 import type { PreparedEvent } from './prepare-event';
 import { QueryIndexCatchUp, queryIndexesDeferred } from './query-index-catch-up';
 
+/** What a locked attempt linked: its events and the id of its first row (set just before its INSERT). */
+interface Linked {
+  events?: Map<string, PreparedEvent[]>;
+  first?: string;
+}
+
 /**
  * The writer's appends to the chains, and which way each goes: a `record()` in the caller's transaction or
  * its own (`inChainTransaction`), a read batch optimistically after cached heads (PostgreSQL), through the
@@ -26,6 +32,12 @@ export class ChainAppender {
   private catchUp?: QueryIndexCatchUp;
   /** PostgreSQL: read batches as a named statement (`preparedStatements`, until a pooler refuses one). */
   private prepared: boolean;
+  /**
+   * PostgreSQL: events whose statement lost its session (it may have committed unseen), each with the id of the
+   * first row of every such statement (a delayed one may still land while the chain's head is the one it linked
+   * to; at most one of them can). Kept across a failed batch: the buffer retries the same events, which look first.
+   */
+  private readonly maybeWritten = new WeakMap<PreparedEvent, string[]>();
 
   constructor(
     private readonly rows: AuditRepository,
@@ -92,16 +104,16 @@ export class ChainAppender {
    * (lock, head read, insert, commit), which refreshes the cache. SQLite with the write worker: `OffLoopAppender.append`.
    *
    * The session of the optimistic statement may end while it runs (terminated, a reset socket): an autocommit
-   * INSERT whose answer was lost may have committed. The locked way then first looks for that try's first row
-   * (one statement: all of its rows or none) under the chains' locks, which that statement held until it ended —
-   * found, the batch is done; else it is appended. Neither twice nor refused for a session another can replace.
-   * A locked try whose session ends is settled so once more, looking for the first row of every earlier try (a
-   * delayed one may still land while the chain's head is the one it linked to); a second loss fails the batch.
+   * INSERT whose answer was lost may have committed. The locked way then first looks for that statement's first
+   * row (one statement: all of its rows or none) under the chains' locks, which that statement held until it ended —
+   * found, those events are done; else they are appended. Neither twice nor refused for a session another can
+   * replace. A locked attempt whose session ends is settled so once more; a second loss fails the batch (the failing
+   * state). Events whose statement failed so that it may have committed (a lost session, a query deadline) stay
+   * marked with the first row's id of every such statement (`maybeWritten`) until written: the buffer's retry of a
+   * failed batch looks for them first too.
    */
   async writeBatch(byTenant: Map<string, PreparedEvent[]>): Promise<void> {
     const tenantIds = [...byTenant.keys()];
-    /** The first row of each earlier try of this batch whose session ended: any of them may have committed. */
-    const lost: string[] = [];
     if (this.offLoop?.running) {
       if (await this.offLoop.append(this.heads!, byTenant, tenantIds)) {
         let rows = 0;
@@ -109,7 +121,7 @@ export class ChainAppender {
         this.catchUp?.noteAppended(rows);
         return;
       }
-    } else if (this.chains.optimisticAppend) {
+    } else if (this.chains.optimisticAppend && !this.unsettled(byTenant)) {
       const cached = this.heads?.lookup(tenantIds);
       if (cached) {
         const rows = tenantIds.flatMap((t) => linkRows(byTenant.get(t)!, cached.heads.get(t)!));
@@ -123,31 +135,89 @@ export class ChainAppender {
         } catch (e) {
           this.heads!.forget(tenantIds);
           if (e instanceof NamedStatementRefusedError) this.stopPreparing(e);
-          else if (isSessionEnded(e)) lost.push(rows[0].row.id);
-          else if (!isChainCollision(e)) throw e;
+          else if (!isChainCollision(e)) {
+            // Nothing ran, or it collided (rolled back); any other failure may have come after its commit (a lost
+            // answer, a query deadline): its retry, now or the buffer's, looks first.
+            this.markMaybeWritten(byTenant, rows[0].row.id);
+            if (!isSessionEnded(e)) throw e;
+          }
         }
       }
     }
     const versions = this.heads?.versions(tenantIds);
-    const linked: { first?: string } = {};
+    let linked: Linked = {};
     const locked = () =>
-      this.chains.inOwnTransaction(tenantIds, async (m) =>
-        lost.length > 0 && (await this.rows.existsAny(lost, m)) ? undefined : this.appendAll(m, byTenant, tenantIds, linked),
-      );
-    let rows: AuditLogEntry[] | undefined;
+      this.chains.inOwnTransaction(tenantIds, async (m) => {
+        const todo = await this.notWritten(byTenant, m);
+        return todo.size === 0 ? [] : this.appendAll(m, todo, [...todo.keys()], (linked = { events: todo }));
+      });
+    let rows: AuditLogEntry[];
     try {
       rows = await locked();
     } catch (e) {
-      // The same for the locked way's own session (its COMMIT's answer may be what was lost): once more.
+      // The same for the locked way (its COMMIT's answer may be what was lost); a lost session is settled once more.
+      this.markLinked(linked);
       if (!isSessionEnded(e)) throw e;
-      if (linked.first !== undefined) lost.push(linked.first);
-      rows = await locked();
+      linked = {};
+      try {
+        rows = await locked();
+      } catch (again) {
+        this.markLinked(linked);
+        throw again;
+      }
     }
-    if (rows && versions) this.heads!.remember(rows, versions);
+    if (versions) this.heads!.remember(rows, versions);
+  }
+
+  /** Whether some event of the batch may have been written by a statement whose session was lost. */
+  private unsettled(byTenant: Map<string, PreparedEvent[]>): boolean {
+    for (const events of byTenant.values()) for (const e of events) if (this.maybeWritten.has(e)) return true;
+    return false;
+  }
+
+  private markMaybeWritten(byTenant: Map<string, PreparedEvent[]>, firstRowId: string): void {
+    for (const events of byTenant.values()) {
+      for (const e of events) {
+        const ids = this.maybeWritten.get(e);
+        if (ids) ids.push(firstRowId);
+        else this.maybeWritten.set(e, [firstRowId]);
+      }
+    }
+  }
+
+  /** A locked attempt lost its session after it linked (and may have inserted and committed) these events' rows. */
+  private markLinked({ events, first }: Linked): void {
+    if (events && first !== undefined) this.markMaybeWritten(events, first);
+  }
+
+  /**
+   * The batch's events less those a lost statement did write: under the chains' locks — which such a statement
+   * held until it ended — its first row is looked for (one statement: all of its rows or none).
+   */
+  private async notWritten(byTenant: Map<string, PreparedEvent[]>, m: EntityManager): Promise<Map<string, PreparedEvent[]>> {
+    const found = new Map<string, boolean>();
+    const written = async (ids: string[]) => {
+      for (const id of ids) {
+        if (!found.has(id)) found.set(id, await this.rows.exists(id, m));
+        if (found.get(id)) return true;
+      }
+      return false;
+    };
+    const todo = new Map<string, PreparedEvent[]>();
+    for (const [t, events] of byTenant) {
+      const left: PreparedEvent[] = [];
+      for (const e of events) {
+        const ids = this.maybeWritten.get(e);
+        if (ids && (await written(ids))) continue;
+        left.push(e);
+      }
+      if (left.length > 0) todo.set(t, left);
+    }
+    return todo;
   }
 
   /** Appends each chain's events after its head, read once for all chains; the caller holds their locks. */
-  private async appendAll(m: EntityManager, byTenant: Map<string, PreparedEvent[]>, tenantIds: string[], linked?: { first?: string }): Promise<AuditLogEntry[]> {
+  private async appendAll(m: EntityManager, byTenant: Map<string, PreparedEvent[]>, tenantIds: string[], linked?: Linked): Promise<AuditLogEntry[]> {
     const heads = await this.rows.heads(tenantIds, m);
     const rows = tenantIds.flatMap((t) => linkRows(byTenant.get(t)!, heads.get(t) ?? null));
     if (linked && rows.length > 0) linked.first = rows[0].row.id;
