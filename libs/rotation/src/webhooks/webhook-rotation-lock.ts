@@ -48,11 +48,14 @@ export class WebhookRotationLock {
    * `refusal` (the repair of a superseded push, audited as that), a lock still held is not audited here.
    */
   async lockedWaiting<T>(credentialId: string, refusal: { ctx: OperationContext; asked: RotationAsk } | null, work: () => Promise<T>): Promise<T> {
+    let began = false;
+    const step = () => ((began = true), work());
     try {
-      return await this.lock.run(prefixedLockKey('credentialRotation', credentialId), work, { timeoutMs: STAGE_LOCK_WAIT_MS });
+      return await this.lock.run(prefixedLockKey('credentialRotation', credentialId), step, { timeoutMs: STAGE_LOCK_WAIT_MS });
     } catch (e) {
+      // The step's own LockTimeoutError (say the SQLite transaction gate's) is its failure, not a refusal of the lock.
+      if (began || !(e instanceof LockTimeoutError)) throw e;
       // Still held (an automatic rotation's push to a slow provider): a rotation is in progress indeed.
-      if (!(e instanceof LockTimeoutError)) throw e;
       throw refusal ? await this.inProgress(refusal.ctx, refusal.asked, credentialId) : new WebhookRotationInProgressError(credentialId);
     }
   }

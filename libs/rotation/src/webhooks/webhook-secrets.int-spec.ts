@@ -6,7 +6,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { AuditService } from '@app/audit';
-import { ManualClock, type OperationContext } from '@app/common';
+import { LockErrorCode, ManualClock, TransactionRunner, type OperationContext } from '@app/common';
 import { CredentialType } from '@app/credentials';
 import { KeyVaultEmulator } from '@app/keyvault-emulator';
 import { createTestDatabase, DATABASE_KINDS, rejection, type TestDatabase } from '@app/testing';
@@ -253,6 +253,29 @@ describe.each(DATABASE_KINDS)('webhook secrets on %s', (kind) => {
     const inProgress = (action: string) => [action, 'failure', '3122:WEBHOOK_ROTATION_IN_PROGRESS', 1, 'user:dan'];
     expect(await trail(ctxL)).toEqual([inProgress('rotate'), inProgress('rotate'), inProgress('webhook_secret.staged_discarded'), inProgress('webhook_secret.staged')]);
     expect(await trail(ctxO)).toEqual([['rotate', 'denied', '2002:NOT_FOUND', null, 'user:eve']]);
+  }, 30_000);
+
+  // SQLite only: the transaction gate (one connection) is what times out inside the step; PostgreSQL has none.
+  (kind === 'sqlite' ? it : it.skip)('a stage whose own write times out inside its lock (the SQLite transaction gate) answers that, not IN_PROGRESS, and writes no 3122 row', async () => {
+    const target = newTarget();
+    const { credential } = await stack.service.create(ctx, target);
+    let release = () => undefined as void;
+    const held = new Promise<void>((r) => (release = r));
+    // Another transaction holds the gate past its 5 s wait while the stage (holding the rotation lock) writes.
+    const other = stack.moduleRef.get(TransactionRunner).run(() => held);
+    // Free again just after the stage's write gave up (5 s): what follows it in the stage is not refused by the gate.
+    const timer = setTimeout(release, 5_500);
+    let code: number | undefined;
+    try {
+      code = await codeOf(stack.rotator.stage(ctx, credential.id));
+    } finally {
+      clearTimeout(timer);
+      release();
+      await other;
+    }
+    const rows = (await stack.moduleRef.get(AuditService).query({ tenantId, order: 'asc', limit: 500 })).items;
+    const refusals = rows.filter((r) => r.resource === credential.id && r.errorCode === '3122:WEBHOOK_ROTATION_IN_PROGRESS');
+    expect({ code, refusals: refusals.map((r) => r.action) }).toEqual({ code: LockErrorCode.LOCK_TIMEOUT, refusals: [] });
   }, 30_000);
 
   it("an id the caller's tenant does not have is audited denied (NOT_FOUND); the job's deleted credential is not", async () => {
