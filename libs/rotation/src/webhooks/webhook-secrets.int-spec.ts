@@ -255,8 +255,10 @@ describe.each(DATABASE_KINDS)('webhook secrets on %s', (kind) => {
     expect(await trail(ctxO)).toEqual([['rotate', 'denied', '2002:NOT_FOUND', null, 'user:eve']]);
   }, 30_000);
 
-  // SQLite only: the transaction gate (one connection) is what times out inside the step; PostgreSQL has none.
-  (kind === 'sqlite' ? it : it.skip)('a stage whose own write times out inside its lock (the SQLite transaction gate) answers that, not IN_PROGRESS, and writes no 3122 row', async () => {
+  // SQLite only: the transaction gate (one connection) is what times out inside the step; PostgreSQL has none, so
+  // the case does not exist there (not registered, rather than a skipped test).
+  const onSqlite: typeof it = kind === 'sqlite' ? it : ((() => undefined) as unknown as typeof it);
+  onSqlite('a stage whose own write times out inside its lock (the SQLite transaction gate) answers that, not IN_PROGRESS, and writes no 3122 row', async () => {
     const target = newTarget();
     const { credential } = await stack.service.create(ctx, target);
     let release = () => undefined as void;
