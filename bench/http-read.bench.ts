@@ -177,13 +177,13 @@ async function main(): Promise<void> {
     const pairedRatio = (a: string, b: string) => median(roundRatios(a, b));
     // How far the rounds spread: on a shared VM one run's figure can be far from the next run's.
     const spread = (xs: number[], digits: number) => `${Math.min(...xs).toFixed(digits)}–${Math.max(...xs).toFixed(digits)}`;
-    const spreadOf = new Map<string, string>();
-    const overheadSpread = new Map<string, string>();
+    /** What follows a figure's value in the section: its rounds' spread, or the overhead's pairs. */
+    const noteOf = new Map<string, string>();
     const cpuUs = (name: string) => Math.round(median(cpu.get(name)!));
     const bareName = targets[0].name;
     const ratioFigure = (name: string, label: string, limit: number) => {
       const f = figure(BENCH, label, mid(name).opsPerSec, mid(bareName).opsPerSec, { on: 'ratio', op: '>=', limit });
-      spreadOf.set(label, spread(roundRatios(name, bareName), 3));
+      noteOf.set(label, `rounds ${spread(roundRatios(name, bareName), 3)}`);
       // The ratio is the median of the per-round ratios (interleaved), not the ratio of the medians.
       return { ...f, ratio: Math.round(pairedRatio(name, bareName) * 1000) / 1000, met: pairedRatio(name, bareName) >= limit };
     };
@@ -198,7 +198,7 @@ async function main(): Promise<void> {
         const overhead = percent(1 - median(pairRatios.get(db)!));
         const f = figure(BENCH, named(`audit overhead on the HTTP value read, % of throughput (${db})`), overhead, null, { on: 'value', op: '<=', limit: 10, unit: '%' });
         const q = (p: number) => percentile(perPair, p).toFixed(1);
-        overheadSpread.set(f.figure, `${pairs} pairs: ${spread(perPair, 1)}%, middle half ${q(25)} to ${q(75)}%; the rounds' median ${percent(1 - pairedRatio(valueRead(db), noopRead(db)))}% (${spread(perRound, 1)}%)`);
+        noteOf.set(f.figure, `${pairs} pairs: ${spread(perPair, 1)}%, middle half ${q(25)} to ${q(75)}%; the rounds' median ${percent(1 - pairedRatio(valueRead(db), noopRead(db)))}% (${spread(perRound, 1)}%)`);
         return { ...f, baseline: mid(noopRead(db)).opsPerSec };
       }),
     ];
@@ -244,7 +244,7 @@ cores, and other work may have run on it at the same time.
 |---|---|---|---|---|---|---|---|---|
 ${targets.map(row).join('\n')}
 
-${figures.map((f) => `- ${f.figure}: **${f.ratio ?? f.value}** (target ${f.target}: ${f.met ? 'met' : 'not met'}${spreadOf.has(f.figure) ? `; rounds ${spreadOf.get(f.figure)}` : ''}${overheadSpread.has(f.figure) ? `; ${overheadSpread.get(f.figure)}` : ''})`).join('\n')}`,
+${figures.map((f) => `- ${f.figure}: **${f.ratio ?? f.value}** (target ${f.target}: ${f.met ? 'met' : 'not met'}${noteOf.has(f.figure) ? `; ${noteOf.get(f.figure)}` : ''})`).join('\n')}`,
       );
     }
   } finally {

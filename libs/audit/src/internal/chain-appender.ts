@@ -195,6 +195,8 @@ export class ChainAppender {
    * held until it ended — its first row is looked for (one statement: all of its rows or none).
    */
   private async notWritten(byTenant: Map<string, PreparedEvent[]>, m: EntityManager): Promise<Map<string, PreparedEvent[]>> {
+    // The common case (no lost statement): the batch as it is, not a copy of it per locked attempt.
+    if (!this.unsettled(byTenant)) return byTenant;
     const found = new Map<string, boolean>();
     const written = async (ids: string[]) => {
       for (const id of ids) {
