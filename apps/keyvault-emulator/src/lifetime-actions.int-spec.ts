@@ -30,13 +30,18 @@ describe('Key Vault emulator: rotation policies act (auto-rotation, near-expiry 
     await emu.advanceTime(30 * DAY - 60_000);
     expect((await versionsOf(client, 'after-create')).map((v) => v.version)).toEqual([first.properties.version]);
 
+    // The vault clock also runs in real time: the rotation's second is between these two readings.
+    const due = emu.now().getTime() + 60_000;
     const done = await emu.advanceTime(60_000);
     const latest = await client.getKey('after-create');
+    const seen = emu.now().getTime();
     expect(latest.properties.version).not.toBe(first.properties.version);
     expect(done.rotated).toEqual([{ name: 'after-create', version: latest.properties.version }]);
     expect([latest.keyType, latest.key!.crv, latest.keyOperations, latest.properties.tags]).toEqual(['EC', 'P-384', ['sign', 'verify'], { team: 'payments' }]);
     expect(latest.key!.x).not.toBe(first.key!.x);
-    expect(latest.properties.createdOn).toEqual(new Date(Math.floor(emu.now().getTime() / 1000) * 1000));
+    const createdOn = latest.properties.createdOn!.getTime();
+    expect(createdOn % 1000).toBe(0);
+    expect(createdOn >= Math.floor(due / 1000) * 1000 && createdOn <= Math.floor(seen / 1000) * 1000).toBe(true);
     expect((latest.properties.expiresOn!.getTime() - latest.properties.createdOn!.getTime()) / DAY).toBe(90);
     // The earlier version keeps its (absent) expiry and stays usable by version.
     expect((await client.getKey('after-create', { version: first.properties.version })).properties.expiresOn).toBeUndefined();
