@@ -94,6 +94,20 @@ class FailingController {
     throw new Error('pg sent a query on a client that was ended');
   }
 
+  /**
+   * A request's query asking the pool for a client after shutdown ended it (the DataSource destroyed as the request
+   * came in): pg-pool's own refusal, from a real pool, passed on unwrapped as TypeORM's query runner does from its
+   * connect.
+   */
+  @Get('db-pool-ended')
+  async dbPoolEnded(): Promise<never> {
+    const pool = new pg.Pool();
+    await pool.end();
+    const client = await pool.connect();
+    client.release();
+    throw new Error('pg-pool handed out a client after it was ended');
+  }
+
   /** PostgreSQL refused a new session (it is starting up, in recovery or shutting down): no session was lost. */
   @Get('db-starting')
   dbStarting(): never {
@@ -184,11 +198,16 @@ describe('AllExceptionsFilter: the 5xx log line', () => {
     const closed = await fetch(`${baseUrl}/fail/db-client-closed`);
     expect([closed.status, closed.headers.get('retry-after')]).toEqual([503, '1']);
     expect(await closed.json()).toMatchObject({ code: 6009, codeName: 'DATABASE_CONNECTION_LOST' });
+    // The pool ended by shutdown as the request came in: no session was lost, but none can be had here — the same
+    // 503 and code, so a load balancer retries on another replica (a shutdown race, not a fault of ours).
+    const poolEnded = await fetch(`${baseUrl}/fail/db-pool-ended`);
+    expect([poolEnded.status, poolEnded.headers.get('retry-after')]).toEqual([503, '1']);
+    expect(await poolEnded.json()).toMatchObject({ code: 6009, codeName: 'DATABASE_CONNECTION_LOST' });
     // A refused connection is not a lost one: the untyped 503 (the commit that added 6009 keeps it for refusals).
     const refused = await fetch(`${baseUrl}/fail/db-starting`);
     expect([refused.status, refused.headers.get('retry-after')]).toEqual([503, '1']);
     expect(await refused.json()).toMatchObject({ message: 'the database is unavailable: retry later' });
-    for (const e of [Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:5432'), { code: 'ECONNREFUSED' }), new Error('Connection terminated unexpectedly'), { driverError: { code: '08006' } }, new Error('Client has encountered a connection error and is not queryable'), new Error('Client was closed and is not queryable')]) {
+    for (const e of [Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:5432'), { code: 'ECONNREFUSED' }), new Error('Connection terminated unexpectedly'), { driverError: { code: '08006' } }, new Error('Client has encountered a connection error and is not queryable'), new Error('Client was closed and is not queryable'), new Error('Cannot use a pool after calling end on the pool')]) {
       expect(isDatabaseUnavailable(e)).toBe(true);
     }
     expect(isDatabaseUnavailable(new Error('Connection terminated unexpectedly by the user: value=abc'))).toBe(false);

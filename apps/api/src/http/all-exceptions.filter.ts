@@ -102,7 +102,13 @@ function isHealthReport(res: unknown): boolean {
 const DATABASE_UNAVAILABLE_SQLSTATE = /^(08\d{3}|57P0[1-3]|57014|55P03)$/;
 /** What the pg driver and Node raise for a connection that is gone or never came. */
 const CONNECTION_ERRNO = new Set(['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH']);
-const CONNECTION_LOST = /^(Connection terminated( unexpectedly| due to connection timeout)?|timeout exceeded when trying to connect|Client (has encountered a connection error|was closed) and is not queryable)$/;
+const CONNECTION_LOST = /^(Connection terminated( unexpectedly| due to connection timeout)?|timeout exceeded when trying to connect|Client (has encountered a connection error|was closed) and is not queryable|Cannot use a pool after calling end on the pool)$/;
+/**
+ * pg-pool's refusal to hand out a client once our side ended the pool (the DataSource destroyed at shutdown as a
+ * request's query asked for one). No session was lost, nothing was sent — so not `isSessionEnded` — but it is the
+ * shutdown race of "Client was closed and is not queryable": the same 503 code, retried on another replica.
+ */
+const POOL_ENDED = 'Cannot use a pool after calling end on the pool';
 
 type DriverLayer = { code?: unknown; message?: unknown; driverError?: unknown };
 
@@ -134,12 +140,13 @@ function isClientGone(e: unknown, request: FastifyRequest | undefined): boolean 
 /**
  * The typed error for a driver failure, if it has one: the typed error raised under the driver (a query past its
  * deadline: DATABASE_UNRESPONSIVE, wrapped in TypeORM's QueryFailedError), or DATABASE_CONNECTION_LOST for a query
- * whose session ended while it ran (`isSessionEnded`) — a client switches on the code to retry. Other unavailability (refused
+ * whose session ended while it ran (`isSessionEnded`) or that met the pool ended by shutdown — a client switches on the code to retry. Other unavailability (refused
  * connections, statement or lock timeouts) stays the untyped 503 of isDatabaseUnavailable.
  */
 export function typedDatabaseError(e: unknown): CredentialVaultError | undefined {
   if (e instanceof CredentialVaultError) return undefined;
   const driverError = (e as { driverError?: unknown } | null | undefined)?.driverError;
   if (driverError instanceof CredentialVaultError) return driverError;
-  return isSessionEnded(e) ? new DatabaseConnectionLostError({ cause: e, during: 'query' }) : undefined;
+  const lost = isSessionEnded(e) || anyDriverLayer(e, (_code, message) => message === POOL_ENDED);
+  return lost ? new DatabaseConnectionLostError({ cause: e, during: 'query' }) : undefined;
 }
