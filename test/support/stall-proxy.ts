@@ -19,19 +19,32 @@ export interface StallProxy {
    * match `pattern` is not forwarded and its connection is cut both ways — a socket that breaks before the server
    * got a statement, or after it ran it (an autocommit statement then committed) but before its answer arrived.
    * Called again before it fired: the cuts fire in turn, each after the one before it. `how: 'stall'`: that chunk is
-   * swallowed and its connection stalls instead (a hung path after the server ran the statement).
+   * swallowed and its connection stalls instead (a hung path after the server ran the statement). `how: { poolerError }`:
+   * the client gets that FATAL ErrorResponse (08P01, severity, SQLSTATE and message only) before the cut, as PgBouncer
+   * tells its client why it closes the connection (`server conn crashed?` when the server connection under a query broke).
    */
-  cutNext(direction: 'request' | 'reply', pattern: RegExp, how?: 'cut' | 'stall'): void;
+  cutNext(direction: 'request' | 'reply', pattern: RegExp, how?: CutHow): void;
   /** The server-side ports of the proxy's connections that are open (PostgreSQL's `client_port`). */
   serverPorts(): number[];
   close(): Promise<void>;
+}
+
+export type CutHow = 'cut' | 'stall' | { poolerError: string };
+
+/** A FATAL ErrorResponse with SQLSTATE 08P01, the fields PgBouncer's send_pooler_error writes. */
+function poolerErrorResponse(message: string): Buffer {
+  const fields = Buffer.from(`SFATAL\0C08P01\0M${message}\0\0`, 'utf8');
+  const header = Buffer.alloc(5);
+  header.write('E', 0, 'latin1');
+  header.writeInt32BE(fields.length + 4, 1);
+  return Buffer.concat([header, fields]);
 }
 
 export async function startStallProxy(target: string): Promise<StallProxy> {
   const to = new URL(target);
   const pairs = new Set<{ client: Socket; server: Socket; stalled: boolean }>();
   let stallNew = false;
-  const cuts: { direction: 'request' | 'reply'; pattern: RegExp; how: 'cut' | 'stall' }[] = [];
+  const cuts: { direction: 'request' | 'reply'; pattern: RegExp; how: CutHow }[] = [];
   const proxy: Server = createServer((client) => {
     const server = connect(Number(to.port || 5432), to.hostname);
     const pair = { client, server, stalled: stallNew };
@@ -44,6 +57,12 @@ export async function startStallProxy(target: string): Promise<StallProxy> {
           cuts.shift();
           if (cut.how === 'stall') {
             pause(pair);
+            return;
+          }
+          if (typeof cut.how === 'object') {
+            // Nothing more from the server; the error reaches the client before either socket closes.
+            server.pause();
+            client.end(poolerErrorResponse(cut.how.poolerError), () => server.destroy());
             return;
           }
           client.destroy();

@@ -51,6 +51,19 @@ describe.each([
     await expectEachOnce(t, [...names('warm', 5), ...names('steady', 5), ...names('lost', 5), ...names('after', 5)]);
   });
 
+  it("a batch that committed while PgBouncer's server connection under it crashed is not written again, and its reads are served", async () => {
+    const t = tenant('pooler-crashed');
+    await reads(t, 'warm', 5);
+    await reads(t, 'steady', 5);
+    // The INSERT committed; in place of its answer the client gets PgBouncer's 08P01 "server conn crashed?" and the
+    // connection closes, as PgBouncer does when the server connection under a client's query breaks.
+    proxy.cutNext('reply', /INSERT 0 5/, { poolerError: 'server conn crashed?' });
+    await expect(reads(t, 'lost', 5)).resolves.toHaveLength(5);
+    expect(h.audit.healthy).toBe(true);
+    await reads(t, 'after', 5);
+    await expectEachOnce(t, [...names('warm', 5), ...names('steady', 5), ...names('lost', 5), ...names('after', 5)]);
+  });
+
   it('a batch going the locked way (no cached head) whose COMMIT was answered to nobody is not written again', async () => {
     const t = tenant('lost-commit');
     proxy.cutNext('reply', /COMMIT/);

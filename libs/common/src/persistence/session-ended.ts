@@ -12,6 +12,16 @@ import { DatabaseConnectionLostError } from './persistence.errors';
 const SESSION_ENDED_SQLSTATE = /^(0800[0367]|57P0[12])$/;
 const SESSION_ENDED_ERRNO = new Set(['ECONNRESET', 'EPIPE']);
 const SESSION_ENDED = /^(Connection terminated( unexpectedly)?|Client (has encountered a connection error|was closed) and is not queryable)$/;
+/**
+ * PgBouncer's reasons for closing its client's connection, which it sends first as 08P01 (its disconnect_client):
+ * the server connection under the query crashed ("server conn crashed?") or was closed as the query outran
+ * query_timeout ("query timeout") — the server session is gone, an autocommit statement may have committed, an open
+ * transaction did not —; the client waited for a server past query_timeout / query_wait_timeout (nothing was sent);
+ * an (idle) transaction outran its timeout (rolled back). By message, never by 08P01 alone: PostgreSQL's own 08P01
+ * errors (a Bind with the wrong number of parameters) and PgBouncer's answered with ReadyForQuery keep the session.
+ */
+const POOLER_SESSION_ENDED_SQLSTATE = '08P01';
+const POOLER_SESSION_ENDED = new Set(['server conn crashed?', 'query timeout', 'query_timeout', 'query_wait_timeout', 'idle transaction timeout', 'transaction timeout']);
 
 
 type DriverLayer = { code?: unknown; message?: unknown; driverError?: unknown };
@@ -27,6 +37,7 @@ export function isSessionEnded(e: unknown): boolean {
     const message = typeof err.message === 'string' ? err.message : undefined;
     if (code !== undefined && (SESSION_ENDED_SQLSTATE.test(code) || SESSION_ENDED_ERRNO.has(code))) return true;
     if (message !== undefined && SESSION_ENDED.test(message)) return true;
+    if (code === POOLER_SESSION_ENDED_SQLSTATE && message !== undefined && POOLER_SESSION_ENDED.has(message)) return true;
   }
   return false;
 }
