@@ -8,20 +8,21 @@ import { KeyedMutex } from './keyed-mutex';
 export class InProcessLock extends DistributedLock {
   private readonly mutex = new KeyedMutex();
 
-  async tryRun<T>(key: string, fn: () => Promise<T>): Promise<TryRunResult<T>> {
+  // One process: the lock cannot be lost while held, so `held` never aborts.
+  async tryRun<T>(key: string, fn: (held: AbortSignal) => Promise<T>): Promise<TryRunResult<T>> {
     assertLockKey(key);
     const release = this.mutex.tryAcquire(key);
     if (!release) return { acquired: false };
     try {
-      return { acquired: true, value: await fn() };
+      return { acquired: true, value: await fn(new AbortController().signal) };
     } finally {
       release();
     }
   }
 
-  async run<T>(key: string, fn: () => Promise<T>, options: LockRunOptions): Promise<T> {
+  async run<T>(key: string, fn: (held: AbortSignal) => Promise<T>, options: LockRunOptions): Promise<T> {
     assertLockKey(key);
-    return this.mutex.runExclusive(key, fn, options.timeoutMs);
+    return this.mutex.runExclusive(key, () => fn(new AbortController().signal), options.timeoutMs);
   }
 
   /** Whether `key` is held in this process right now. */

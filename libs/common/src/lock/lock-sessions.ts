@@ -7,7 +7,8 @@ import { LockSessionsExhaustedError } from './lock.errors';
 /** A PostgreSQL session that holds advisory locks (a pg `PoolClient`). */
 export interface LockSession {
   query<R = unknown>(sql: string, params?: unknown[]): Promise<{ rows: R[] }>;
-  on(event: 'error', listener: (e: Error) => void): unknown;
+  on(event: 'error' | 'end', listener: (e?: Error) => void): unknown;
+  off(event: 'error' | 'end', listener: (e?: Error) => void): unknown;
   /** Back to its pool; with an error, destroyed instead (PostgreSQL then releases every lock of the session). */
   release(error?: Error | boolean): void;
 }
@@ -137,7 +138,7 @@ export class LockSessions {
     }
     if (!this.listening.has(session)) {
       // A held session whose connection dies emits 'error' (an unhandled one would crash the process); its
-      // locks are gone with it, which the holder's unlock reports ("was not held at unlock").
+      // locks are gone with it, which PostgresAdvisoryLock tells the holder (its `held` signal aborts).
       session.on('error', () => undefined);
       this.listening.add(session);
     }
@@ -160,6 +161,7 @@ export class LockSessions {
       client: session,
       query: (sql, params) => session.query(sql, params),
       on: (event, listener) => session.on(event, listener),
+      off: (event, listener) => session.off(event, listener),
       release: (error) => {
         if (released) return;
         released = true;

@@ -7,12 +7,15 @@ export enum LockErrorCode {
   LOCK_TIMEOUT = 9001,
   /** Every advisory-lock session of this process is held (PersistenceModule `locks.maxSessions`) and none came free in time. */
   LOCK_SESSIONS_EXHAUSTED = 9002,
+  /** The session an advisory lock was held on ended while its holder worked: the lock is gone, the work stopped. */
+  LOCK_LOST = 9003,
 }
 
 /** HTTP status of each code, composed by the host; a new code does not compile without one. */
 export const LOCK_ERROR_HTTP_STATUS: Record<LockErrorCode, HttpStatus> = {
   [LockErrorCode.LOCK_TIMEOUT]: HttpStatus.SERVICE_UNAVAILABLE, // busy, not broken: the caller may retry
   [LockErrorCode.LOCK_SESSIONS_EXHAUSTED]: HttpStatus.SERVICE_UNAVAILABLE, // this replica's lock capacity, not the request
+  [LockErrorCode.LOCK_LOST]: HttpStatus.SERVICE_UNAVAILABLE, // a lost database session, not the request: a retry takes the lock anew
 };
 
 /** Thrown by `DistributedLock.run()` (and `KeyedMutex.acquire()`) when the lock is not obtained in time. */
@@ -47,5 +50,19 @@ export class LockSessionsExhaustedError extends CredentialVaultError {
       `All ${maxSessions} advisory-lock sessions of this process are held and none came free within ${waitedMs} ms: ` +
         "raise PersistenceModule's locks.maxSessions (the stock host's DATABASE_LOCK_SESSIONS), within PostgreSQL's max_connections",
     );
+  }
+}
+
+/**
+ * The reason of the signal `DistributedLock` hands its holder once the lock is gone under it (`PostgresAdvisoryLock`:
+ * its session ended — terminated, the server restarted, the socket broke); `held.throwIfAborted()` throws it.
+ */
+export class LockLostError extends CredentialVaultError {
+  readonly code = LockErrorCode.LOCK_LOST;
+  readonly codeName = 'LOCK_LOST';
+  readonly severity = ErrorSeverity.TRANSIENT;
+
+  constructor(readonly key: string) {
+    super(`Lock "${key}" was lost while held (its database session ended): the work under it stops`);
   }
 }

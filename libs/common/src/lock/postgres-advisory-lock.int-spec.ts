@@ -127,6 +127,44 @@ describe('PostgresAdvisoryLock (two replicas on one PostgreSQL)', () => {
     }
   });
 
+  it("a holder whose lock session ends is told at once and stops before its next item, while the other replica takes the lock", async () => {
+    const k = key('session-ends');
+    const done: number[] = [];
+    const firstItem = deferred();
+    const finishFirst = deferred();
+    let told = false;
+    const run = lockA.tryRun(k, async (held) => {
+      held.addEventListener('abort', () => (told = true));
+      for (const item of [1, 2, 3]) {
+        // A job checks before each item that it still holds its lock.
+        held.throwIfAborted();
+        if (item === 1) {
+          firstItem.resolve();
+          await finishFirst.promise;
+        }
+        done.push(item);
+      }
+      return 'all';
+    });
+    await firstItem.promise;
+    // End that one lock session, found by its advisory lock (this test's key, in this test's schema namespace).
+    const id = BigInt.asUintN(64, BigInt(lockA.advisoryId(k)));
+    const [{ pid }]: Array<{ pid: number }> = await replicaB.query(
+      `SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted AND objsubid = 1 AND classid::bigint = $1::bigint AND objid::bigint = $2::bigint`,
+      [(id >> 32n).toString(), (id & 0xffffffffn).toString()],
+    );
+    await replicaB.query('SELECT pg_terminate_backend($1)', [pid]);
+    // The lock went with the session: the other replica runs the job meanwhile.
+    for (let i = 0; i < 100 && (await holders(k)) > 0; i++) await sleep(20);
+    await expect(lockB.tryRun(k, async () => 'b')).resolves.toEqual({ acquired: true, value: 'b' });
+    for (let i = 0; i < 100 && !told; i++) await sleep(20);
+    finishFirst.resolve();
+    // The first run ends its item in flight and starts no other one unlocked.
+    await expect(run).rejects.toMatchObject({ codeName: 'LOCK_LOST' });
+    expect(done).toEqual([1]);
+    await expect(lockA.tryRun(k, async () => 'a again')).resolves.toEqual({ acquired: true, value: 'a again' });
+  });
+
   it('a failed unlock discards the session (freeing the lock) and is logged by class and SQLSTATE, not by message', async () => {
     const name = key('unlock-fails');
     const lock = new PostgresAdvisoryLock(replicaA);

@@ -7,7 +7,7 @@ import { KeyedMutex, MutexRelease } from './keyed-mutex';
 import { withLongQueries } from '../persistence/postgres-timeouts';
 import { HeldLockSession, LockSession, LockSessions } from './lock-sessions';
 import { ADVISORY_LOCK_NAMESPACES } from './lock-keys';
-import { LockTimeoutError } from './lock.errors';
+import { LockLostError, LockTimeoutError } from './lock.errors';
 
 /** SQLSTATE 55P03 lock_not_available: `lock_timeout` expired. */
 const LOCK_NOT_AVAILABLE = '55P03';
@@ -47,7 +47,7 @@ export class PostgresAdvisoryLock extends DistributedLock {
     this.sessions = maxSessions === undefined ? LockSessions.for(dataSource) : LockSessions.configure(dataSource, maxSessions);
   }
 
-  async tryRun<T>(key: string, fn: () => Promise<T>): Promise<TryRunResult<T>> {
+  async tryRun<T>(key: string, fn: (held: AbortSignal) => Promise<T>): Promise<TryRunResult<T>> {
     assertLockKey(key);
     const releaseLocal = this.local.tryAcquire(key);
     if (!releaseLocal) return { acquired: false };
@@ -69,7 +69,7 @@ export class PostgresAdvisoryLock extends DistributedLock {
     return { acquired: true, value };
   }
 
-  async run<T>(key: string, fn: () => Promise<T>, options: LockRunOptions): Promise<T> {
+  async run<T>(key: string, fn: (held: AbortSignal) => Promise<T>, options: LockRunOptions): Promise<T> {
     assertLockKey(key);
     const deadline = Date.now() + options.timeoutMs;
     const releaseLocal = await this.local.acquire(key, options.timeoutMs);
@@ -103,11 +103,23 @@ export class PostgresAdvisoryLock extends DistributedLock {
     return this.runHolding(key, runner, releaseLocal, fn);
   }
 
-  private async runHolding<T>(key: string, runner: LockSession, releaseLocal: MutexRelease, fn: () => Promise<T>): Promise<T> {
+  private async runHolding<T>(key: string, runner: LockSession, releaseLocal: MutexRelease, fn: (held: AbortSignal) => Promise<T>): Promise<T> {
+    // The session ending (terminated, a restart, a broken socket) takes the lock with it: tell the holder at once.
+    const held = new AbortController();
+    const lost = () => {
+      if (held.signal.aborted) return;
+      this.logger.warn(`Advisory lock "${key}" was lost while held (its session ended): its holder is told to stop`);
+      held.abort(new LockLostError(key));
+    };
+    runner.on('error', lost);
+    runner.on('end', lost);
     try {
-      return await fn();
+      return await fn(held.signal);
     } finally {
-      await this.unlock(key, runner);
+      runner.off('error', lost);
+      runner.off('end', lost);
+      if (held.signal.aborted) runner.release(held.signal.reason as Error);
+      else await this.unlock(key, runner);
       releaseLocal();
     }
   }
