@@ -6,8 +6,9 @@ import { randomBytes } from 'node:crypto';
 import { Test, type TestingModule } from '@nestjs/testing';
 import { AuditAction, AuditService } from '@app/audit';
 import type { OperationContext } from '@app/common';
+import { KeyVaultErrorCode } from '@app/key-vault';
 import { emulatorSecretClient, KeyVaultEmulator } from '@app/keyvault-emulator';
-import { createTestDatabase, credentialsStackImports, DATABASE_KINDS, type TestDatabase } from '@app/testing';
+import { createTestDatabase, credentialsStackImports, DATABASE_KINDS, rejection, type TestDatabase } from '@app/testing';
 import { DataSource } from 'typeorm';
 import {
   CredentialAlreadyExistsError,
@@ -59,6 +60,7 @@ describe.each(DATABASE_KINDS)('CredentialsService.storeMany / verifyValue on %s'
     ds = moduleRef.get(DataSource);
   });
 
+  afterEach(() => emu.clearFaults());
   afterAll(async () => {
     await moduleRef?.close();
     await emu?.stop();
@@ -205,6 +207,15 @@ describe.each(DATABASE_KINDS)('CredentialsService.storeMany / verifyValue on %s'
     expect(await count(`SELECT COUNT(*) AS n FROM cv_audit_log WHERE tenant_id = ? AND action = ? AND result <> 'success'`, [ctx.tenantId, AuditAction.STORE])).toBe(1);
     await expect(service.storeMany(items, { withhold: async () => new Map() })).rejects.toBeInstanceOf(CredentialValidationError);
   });
+
+  it('verifyValue stops promptly with CANCELLED when the caller\'s signal aborts while the vault read is slow', async () => {
+    const stored = await service.store(ctxB, item(ctxB, 'verify-slow', CredentialType.API_KEY, ValueStoreKind.VAULT).input);
+    emu.injectFault({ kind: 'latency', latencyMs: 5_000, count: 1, operations: ['getSecret'] });
+    const started = Date.now();
+    const left = await rejection(service.verifyValue({ ...ctxB, signal: AbortSignal.timeout(200) }, stored.id, 'irrelevant'));
+    expect(left).toMatchObject({ code: KeyVaultErrorCode.CANCELLED });
+    expect(Date.now() - started).toBeLessThan(2_000);
+  }, 20_000);
 
   const orphans = `SELECT COUNT(*) AS n FROM cv_envelope_values e WHERE e.tenant_id = ? AND NOT EXISTS (SELECT 1 FROM cv_credentials c WHERE c.id = e.credential_id)`;
   /** Those of `values` that are the value of an enabled version in the vault. */

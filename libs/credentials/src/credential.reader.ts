@@ -125,11 +125,13 @@ export class CredentialReader {
    * See `CredentialsService.verifyValue`: the current value compared with `expected` inside the lib
    * (digests, constant time), never returned. Not audited, not cached, no event: for a caller whose own
    * audit row covers the check (the migration's MIGRATE row). Expired values are compared too.
-   * `readOnly`: no lazy re-wrap or re-encryption on the way (`ValueReadOptions.readOnly`).
+   * `readOnly`: no lazy re-wrap or re-encryption on the way (`ValueReadOptions.readOnly`). `ctx.signal` aborts the
+   * value read as it does a `get`'s (CANCELLED).
    */
   async verifyValue(ctx: OperationContext, id: string, expected: string, options: { readOnly?: boolean } = {}): Promise<{ matches: boolean; metadata: CredentialMetadata }> {
     assertContext(ctx);
-    const read = await this.loadCurrent(ctx.tenantId, id, undefined, options.readOnly === true);
+    // The caller's signal (uncached, so the read is its alone): an aborted migration or dry run stops waiting at once.
+    const read = await this.loadCurrent(ctx.tenantId, id, ctx.signal, options.readOnly === true);
     const digest = (v: string) => createHash('sha256').update(v, 'utf8').digest();
     return { matches: typeof expected === 'string' && timingSafeEqual(digest(read.value), digest(expected)), metadata: toMetadata(read.row, this.clock.nowMs()) };
   }

@@ -159,7 +159,8 @@ export class CredentialsService {
    * returned. NOT audited, not cached: only for a caller that audits the check itself (the migration
    * verifies what it wrote under its MIGRATE audit rows). Refused for a revoked credential.
    * `readOnly`: the read writes nothing either — an envelope value's data key is not re-wrapped after the vault key
-   * rotated, nor the value re-encrypted under the tenant's current data key (a migration's dry run).
+   * rotated, nor the value re-encrypted under the tenant's current data key (a migration's dry run). `ctx.signal`
+   * aborts the value read as it does a `get`'s (CANCELLED).
    */
   verifyValue(ctx: OperationContext, id: string, expected: string, options: { readOnly?: boolean } = {}): Promise<{ matches: boolean; metadata: CredentialMetadata }> {
     return this.reader.verifyValue(ctx, id, expected, options);
