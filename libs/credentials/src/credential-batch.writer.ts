@@ -51,8 +51,8 @@ export interface StoreManyOptions {
    * items that cannot be stored (`store`'s typed errors, e.g. `CredentialAlreadyExistsError`) — only when there are
    * any. It returns the `together` keys to withhold, each with its reason: the other items of such a key are neither
    * written nor committed and come back with that reason as their error. They are not audited as failed stores (the
-   * caller chose not to store them and reports why). Needs `together`; a rejection fails the batch, nothing written.
-   * E.g. a migrated connection with one field in conflict stores none of its fields.
+   * caller chose not to store them and reports why). Needs `together`; a rejection fails the batch, nothing written
+   * (the refused items are still audited as failed stores). E.g. a migrated connection with one field in conflict stores none of its fields.
    */
   withhold?: (refused: { index: number; error: unknown }[]) => Promise<Map<string, unknown>>;
 }
@@ -121,7 +121,15 @@ export class CredentialBatchWriter {
         failures.push({ i, error });
       }
     }
-    if (options.withhold && failures.length) await this.withhold(plans, failures, results, options);
+    if (options.withhold && failures.length) {
+      try {
+        await this.withhold(plans, failures, results, options);
+      } catch (e) {
+        // The batch fails with nothing written, but the items refused so far were failed stores as ever: audited.
+        await this.auditFailures(failures.map((f) => ({ ctx: items[f.i]?.ctx, input: items[f.i]?.input, error: f.error })), started);
+        throw e;
+      }
+    }
     const valueWrite = options.valueWrite ?? ((write) => write());
     let written: { i: number; plan: StorePlan; pointer: ValuePointer; row: CredentialEntity; since: number }[] = [];
     // Best effort (else an orphan, as after a crash): a rejecting `valueWrite` (the caller's limiter) must not fail the batch.

@@ -4,7 +4,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { Test, type TestingModule } from '@nestjs/testing';
-import { AuditAction, AuditService } from '@app/audit';
+import { AuditAction, auditErrorCode, AuditService } from '@app/audit';
 import type { OperationContext } from '@app/common';
 import { KeyVaultErrorCode } from '@app/key-vault';
 import { emulatorSecretClient, KeyVaultEmulator } from '@app/keyvault-emulator';
@@ -206,6 +206,32 @@ describe.each(DATABASE_KINDS)('CredentialsService.storeMany / verifyValue on %s'
     // The refused store is audited as before; the withheld one is not a failed store.
     expect(await count(`SELECT COUNT(*) AS n FROM cv_audit_log WHERE tenant_id = ? AND action = ? AND result <> 'success'`, [ctx.tenantId, AuditAction.STORE])).toBe(1);
     await expect(service.storeMany(items, { withhold: async () => new Map() })).rejects.toBeInstanceOf(CredentialValidationError);
+  });
+
+  it('a `withhold` that rejects fails the batch, nothing written, and the refused items are still audited as failed stores', async () => {
+    const ctx: OperationContext = { tenantId: `many-r-${run}`, actor: { id: 'user:importer' } };
+    const taken = await service.store(ctx, item(ctx, 'r1', CredentialType.API_KEY).input);
+    const items = [item(ctx, 'r1', CredentialType.API_KEY), item(ctx, 'r1', CredentialType.OAUTH_ACCESS_TOKEN), item(ctx, 'r2')];
+    let writes = 0;
+    const broken = new Error('the caller could not settle the refused items');
+    await expect(
+      service.storeMany(items, {
+        together: (i) => items[i].input.connectionId,
+        valueWrite: (write) => (writes++, write()),
+        withhold: () => Promise.reject(broken),
+      }),
+    ).rejects.toBe(broken);
+    expect(writes).toBe(0);
+    expect(await rowsOf(ctx.tenantId, 'cv_credentials')).toBe(1);
+    // The refused store (its slot taken) owes its failed STORE row as without `withhold`: one, naming the slot's error.
+    const failed = await ds.query(
+      kind === 'postgres'
+        ? `SELECT error_code FROM cv_audit_log WHERE tenant_id = $1 AND action = $2 AND result <> 'success'`
+        : `SELECT error_code FROM cv_audit_log WHERE tenant_id = ? AND action = ? AND result <> 'success'`,
+      [ctx.tenantId, AuditAction.STORE],
+    );
+    expect(failed.map((r: { error_code: string }) => r.error_code)).toEqual([auditErrorCode(new CredentialAlreadyExistsError(taken.id))]);
+    expect(await audit.verify({ tenantId: ctx.tenantId })).toMatchObject({ valid: true });
   });
 
   it('verifyValue stops promptly with CANCELLED when the caller\'s signal aborts while the vault read is slow', async () => {
