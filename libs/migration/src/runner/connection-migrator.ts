@@ -2,7 +2,7 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import { Inject, Injectable } from '@nestjs/common';
 import { isVaultRefusal, TransactionRunner, type CredentialVaultError, type Clock, type OperationContext } from '@app/common';
 import { AuditAction, AuditResult, AuditService, type AuditEventInput } from '@app/audit';
-import { CREDENTIAL_TYPES, CredentialAlreadyExistsError, CredentialType, CredentialsService, type CredentialMetadata, IDENTIFIER_PATTERN, isReservedConnectionId, RESERVED_CONNECTION_MESSAGE, type StoreCredentialInput, type StoreManyItem } from '@app/credentials';
+import { CredentialAlreadyExistsError, CredentialType, CredentialsService, type CredentialMetadata, IDENTIFIER_PATTERN, isReservedConnectionId, RESERVED_CONNECTION_MESSAGE, type StoreCredentialInput, type StoreManyItem } from '@app/credentials';
 import { isKeyVaultError, KeyVaultErrorCode } from '@app/key-vault';
 import { MigrationCheckpointRepository } from '../checkpoint/migration-checkpoint.repository';
 import { LegacyFormatError, MigrationConflictError, MigrationVerificationError } from '../errors/migration.errors';
@@ -216,9 +216,9 @@ export class ConnectionMigrator {
   async clearMigrated(row: LegacyConnectionRow, source: LegacyCredentialSource, limiter: AimdLimiter, fields: DecryptedField[], runId: string): Promise<MigrationErrorEntry[]> {
     const ctx = migrationContext(row.tenantId, runId);
     try {
-      const page = await this.credentials.list(ctx, { integrationId: row.integrationId, connectionId: row.connectionId, limit: 50 });
+      const live = await this.liveCredentials(ctx, row);
       const pairs = fields.map((f) => {
-        const c = page.items.find((i) => i.type === f.type && i.tags[MIGRATION_TAGS.legacyId] === row.legacyId);
+        const c = live.find((i) => i.type === f.type && i.tags[MIGRATION_TAGS.legacyId] === row.legacyId);
         if (!c) throw new MigrationVerificationError('(none)');
         return { field: f, id: c.id };
       });
@@ -227,6 +227,21 @@ export class ConnectionMigrator {
     } catch (e) {
       return [entry(row, null, e)];
     }
+  }
+
+  /**
+   * Every live credential of the row's connection, page by page at the host's `defaultPageSize` (always within its
+   * `maxPageSize`, which may be below the number of fields a connection holds).
+   */
+  private async liveCredentials(ctx: OperationContext, row: LegacyConnectionRow): Promise<CredentialMetadata[]> {
+    const items: CredentialMetadata[] = [];
+    let cursor: string | undefined;
+    do {
+      const page = await this.credentials.list(ctx, { integrationId: row.integrationId, connectionId: row.connectionId, cursor });
+      items.push(...page.items);
+      cursor = page.nextCursor;
+    } while (cursor !== undefined);
+    return items;
   }
 
   private async verifyAndClear(ctx: OperationContext, row: LegacyConnectionRow, source: LegacyCredentialSource, pairs: { field: DecryptedField; id: string }[], limiter: AimdLimiter): Promise<void> {
@@ -282,7 +297,7 @@ export class ConnectionMigrator {
         const ctx = migrationContext(row.tenantId, runId);
         let live: CredentialMetadata[];
         try {
-          live = (await this.credentials.list(ctx, { integrationId: row.integrationId, connectionId: row.connectionId, limit: CREDENTIAL_TYPES.length })).items;
+          live = await this.liveCredentials(ctx, row);
         } catch (e) {
           return { outcome: { status: 'failed' as const, credentials: 0, keyIndex: null, errors: [entry(row, null, e)] } };
         }
