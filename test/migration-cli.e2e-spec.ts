@@ -1,11 +1,12 @@
 import { ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DataSource } from 'typeorm';
 import { KeyVaultEmulator } from '@app/keyvault-emulator';
 import { legacySeedKind, legacySeedRows, seedLegacyTable, type MigrationSummary } from '@app/migration';
+import { createTestDatabase } from '@app/testing';
 import { writeRequireHook } from './support/swc-require-hook';
 
 const ROOT = join(__dirname, '..');
@@ -38,10 +39,10 @@ describe('cli migrate (real process, kill -9, resume)', () => {
   let env: Record<string, string>;
   const children: ChildProcess[] = [];
 
-  const cli = (args: string[]) => {
+  const cli = (args: string[], childEnv = env) => {
     const child = spawn(process.execPath, ['--no-warnings', '--require', hook, MAIN, ...args], {
       cwd: ROOT,
-      env: { ...process.env, ...env },
+      env: { ...process.env, ...childEnv },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     children.push(child);
@@ -113,6 +114,47 @@ describe('cli migrate (real process, kill -9, resume)', () => {
     expect(unknown.stderr.match(/bogus:cmd/g)).toHaveLength(1);
   });
 
+  // It created the schema (running the migrations) and started the embedded vault on EMULATOR_DATA_DIR: writes, in a
+  // dry run, and most often on a database named by mistake (a mistyped DATABASE_PATH is a new, empty file).
+  it('a dry run on a host database without the schema says so and exits 1, creating nothing: no database, schema or embedded vault', async () => {
+    const fresh = join(dir, 'fresh');
+    const embedded = { ...Object.fromEntries(Object.entries(env).filter(([k]) => !k.startsWith('KEY_VAULT_'))), EMULATOR_DATA_DIR: join(fresh, 'vault'), EMULATOR_PORT: '0' };
+    const file = join(fresh, 'host.sqlite');
+    const dryRun = async () => {
+      const r = await cli(['migrate', '--source', 'sql', '--dry-run'], { ...embedded, DATABASE_PATH: file }).exited;
+      expect(r.code).toBe(1);
+      expect(r.stderr).toContain(`the SQLite database file ${file} (DATABASE_PATH) has no Credential Vault schema: nothing to compare against, every field would be new`);
+      expect(r.stderr).not.toMatch(/^\s+at /m);
+      expect(r.stdout).toBe('');
+      expect(existsSync(join(fresh, 'vault'))).toBe(false);
+    };
+    await dryRun(); // no file
+    expect(existsSync(fresh)).toBe(false);
+    mkdirSync(fresh);
+    writeFileSync(file, '');
+    await dryRun(); // a file with nothing in it
+    expect(readFileSync(file)).toHaveLength(0);
+
+    // PostgreSQL: a schema of its own, empty; it stays empty.
+    const pg = await createTestDatabase('postgres');
+    try {
+      const { url, schema } = pg.options as { url: string; schema: string };
+      const r = await cli(['migrate', '--source', 'sql', '--dry-run'], { ...embedded, DATABASE_TYPE: 'postgres', DATABASE_URL: url, DATABASE_SCHEMA: schema }).exited;
+      expect(r.code).toBe(1);
+      expect(r.stderr).toMatch(/the postgres database at [^ ]+ \(DATABASE_URL\) has no Credential Vault schema: nothing to compare against, every field would be new/);
+      expect(r.stdout).toBe('');
+      const probe = await new DataSource(pg.options).initialize();
+      try {
+        expect(await probe.query('SELECT table_name FROM information_schema.tables WHERE table_schema = $1', [schema])).toEqual([]);
+      } finally {
+        await probe.destroy();
+      }
+    } finally {
+      await pg.drop();
+    }
+    expect(existsSync(join(fresh, 'vault'))).toBe(false);
+  }, 60_000);
+
   it('a run killed with SIGKILL mid-way resumes to exact totals, with no duplicate credential and one MIGRATE row each', async () => {
     const first = cli(['migrate', '--source', 'sql', '--batch-size', '20']);
     const deadline = Date.now() + 60_000;
@@ -148,6 +190,13 @@ describe('cli migrate (real process, kill -9, resume)', () => {
     const secondKeyCredentials = Array.from({ length: COUNT }, (_, i) => i).filter((i) => i % 100 === 6).reduce((n, i) => n + (legacySeedKind(i, { anomalies: true }) === 1 ? 1 : 2), 0);
     expect(credentials).toBe(e.credentials - secondKeyCredentials);
     expect(await hostQuery(`SELECT COUNT(*) AS n FROM cv_audit_log WHERE action = 'migrate'`)).toBe(credentials);
+    expect(await hostQuery('SELECT COUNT(*) AS n FROM cv_migration_checkpoints')).toBe(e.ok - secondKeyRows);
+
+    // The schema there, a dry run runs: every migrated connection skipped by its checkpoint, the same failures, nothing written.
+    const dry = await cli(['migrate', '--source', 'sql', '--dry-run', '--report', join(dir, 'dry.json')]).exited;
+    expect(dry.code).toBe(1);
+    const d = JSON.parse(readFileSync(join(dir, 'dry.json'), 'utf8')) as MigrationSummary;
+    expect(d).toMatchObject({ dryRun: true, totalConnections: COUNT, failedMigrations: s.failedMigrations, skipped: e.ok - secondKeyRows + e.skipped });
     expect(await hostQuery('SELECT COUNT(*) AS n FROM cv_migration_checkpoints')).toBe(e.ok - secondKeyRows);
   }, 120_000);
 });

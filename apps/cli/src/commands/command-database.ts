@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import { TypeOrmModule } from '@nestjs/typeorm';
 import { DataSource, type DataSourceOptions } from 'typeorm';
 import { APP_CONFIG, databaseOptions, type AppConfig } from '@app/api-host';
@@ -7,18 +8,23 @@ export class CommandDatabaseUnreachableError extends Error {
   override readonly name = 'CommandDatabaseUnreachableError';
 }
 
-/** `…postgres database at host:port (DATABASE_URL)` or `…SQLite database file <path> (DATABASE_PATH)`: what was tried, without the URL's credentials. */
-function whatWasTried(options: DataSourceOptions): string {
-  if (options.type !== 'postgres') return `cannot open the SQLite database file ${String(options.database)} (DATABASE_PATH)`;
+/** `the postgres database at host:port (DATABASE_URL)` or `the SQLite database file <path> (DATABASE_PATH)`: without the URL's credentials. */
+function databaseLabel(options: DataSourceOptions): string {
+  if (options.type !== 'postgres') return `the SQLite database file ${String(options.database)} (DATABASE_PATH)`;
   try {
     const url = new URL(options.url ?? '');
     // libpq's forms: `?host=/run/postgresql` (a socket directory) and `?port=` override the authority.
     const host = url.searchParams.get('host') || url.hostname || 'localhost';
     const port = url.searchParams.get('port') || url.port || '5432';
-    return `cannot connect to the postgres database at ${host}:${port} (DATABASE_URL)`;
+    return `the postgres database at ${host}:${port} (DATABASE_URL)`;
   } catch {
-    return 'cannot connect to the postgres database of DATABASE_URL';
+    return 'the postgres database of DATABASE_URL';
   }
+}
+
+/** What was tried, without the URL's credentials. */
+function whatWasTried(options: DataSourceOptions): string {
+  return `${options.type === 'postgres' ? 'cannot connect to' : 'cannot open'} ${databaseLabel(options)}`;
 }
 
 function passwordOf(options: DataSourceOptions): string | undefined {
@@ -49,18 +55,49 @@ export function commandDatabaseModule() {
   return TypeOrmModule.forRootAsync({
     inject: [APP_CONFIG],
     useFactory: (config: AppConfig) => ({ ...databaseOptions(config), toRetry: () => false }),
-    dataSourceFactory: async (options) => {
-      const dataSource = new DataSource(options!);
-      // Only the driver's connect opens connections (TypeORM's initialize then builds metadata and runs migrations).
-      const connect = dataSource.driver.connect.bind(dataSource.driver);
-      dataSource.driver.connect = async () => {
-        try {
-          await connect();
-        } catch (e) {
-          throw new CommandDatabaseUnreachableError(`${whatWasTried(options!)}: ${reasonOf(e, passwordOf(options!))}`, { cause: e });
-        }
-      };
-      return dataSource.initialize();
-    },
+    dataSourceFactory: (options) => initializeOnce(options!),
   });
+}
+
+/** `options` initialized with one connection attempt, whose failure is a CommandDatabaseUnreachableError. */
+function initializeOnce(options: DataSourceOptions): Promise<DataSource> {
+  const dataSource = new DataSource(options);
+  // Only the driver's connect opens connections (TypeORM's initialize then builds metadata and runs migrations).
+  const connect = dataSource.driver.connect.bind(dataSource.driver);
+  dataSource.driver.connect = async () => {
+    try {
+      await connect();
+    } catch (e) {
+      throw new CommandDatabaseUnreachableError(`${whatWasTried(options)}: ${reasonOf(e, passwordOf(options))}`, { cause: e });
+    }
+  };
+  return dataSource.initialize();
+}
+
+/**
+ * Whether the host's database holds the schema (its migrations table, `cv_migrations`), looked at without creating
+ * anything: no SQLite file or directory made, no migration run, a SQLite file opened read-only. `label` names the
+ * database as the command's other messages do.
+ */
+export async function hostSchemaPresence(config: AppConfig): Promise<{ present: boolean; label: string }> {
+  const db = config.database;
+  if (db.type === 'sqlite') {
+    const options: DataSourceOptions = { type: 'better-sqlite3', database: db.path, readonly: true };
+    const label = databaseLabel(options);
+    // An in-memory database is new at every start; a file not there yet would be created by the command.
+    if (db.path === ':memory:' || !existsSync(db.path)) return { present: false, label };
+    return { present: await hasMigrationsTable(options, "SELECT COUNT(*) AS n FROM sqlite_master WHERE type = 'table' AND name = 'cv_migrations'"), label };
+  }
+  // The host's options (its search_path for DATABASE_SCHEMA), with no entity to build and no migration to run.
+  const options: DataSourceOptions = { ...databaseOptions(config), entities: [], migrations: [], migrationsRun: false } as DataSourceOptions;
+  return { present: await hasMigrationsTable(options, "SELECT COUNT(*) AS n FROM (SELECT to_regclass('cv_migrations') AS t) r WHERE r.t IS NOT NULL"), label: databaseLabel(options) };
+}
+
+async function hasMigrationsTable(options: DataSourceOptions, sql: string): Promise<boolean> {
+  const dataSource = await initializeOnce(options);
+  try {
+    return Number((await dataSource.query(sql))[0].n) > 0;
+  } finally {
+    await dataSource.destroy();
+  }
 }

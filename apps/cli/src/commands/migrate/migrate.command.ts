@@ -6,8 +6,8 @@ import { Command, CommandRunner, Option } from 'nest-commander';
 import { DataSource } from 'typeorm';
 import { PersistenceModule } from '@app/common';
 import { formatSummaryTable, JsonlLegacySource, MigrationModule, MigrationRunner, SqlLegacySource, type LegacyCredentialSource } from '@app/migration';
-import { AppConfigModule, loadAppConfig, persistenceOptions, VaultModule } from '@app/api-host';
-import { commandDatabaseModule } from '../command-database';
+import { AppConfigModule, loadAppConfig, persistenceOptions, VaultModule, type AppConfig } from '@app/api-host';
+import { commandDatabaseModule, hostSchemaPresence } from '../command-database';
 import { commandLibModules } from '../host-libs.context';
 import { loadMigrateEnv } from './migrate.config';
 import { ProgressReporter } from './progress-reporter';
@@ -28,7 +28,7 @@ export interface MigrateFlags {
  * `cli migrate --source sql|jsonl [--file f] [--dry-run] [--batch-size n] [--tenant t] [--integration i]
  * [--report out.json] [--delete-after-migration]`: moves legacy AES-256-GCM credentials into the vault
  * with the host's database and vault (same environment variables as the host) plus LEGACY_* variables.
- * Exit code 1 when any connection failed. Safe to interrupt: a re-run resumes (see libs/migration).
+ * Exit code 1 when any connection failed, or for a dry run on a database without the schema (it creates none). Safe to interrupt: a re-run resumes (see libs/migration).
  */
 @Command({ name: 'migrate', description: 'Migrate legacy AES-256-GCM credentials into the vault (resumable; --dry-run to check first)' })
 export class MigrateCommand extends CommandRunner {
@@ -42,6 +42,7 @@ export class MigrateCommand extends CommandRunner {
     const env = { KEY_VAULT_MAX_ATTEMPTS: '10', ...process.env };
     const config = loadAppConfig(env);
     const m = loadMigrateEnv(env, { needKeys: true, needDatabase: source === 'sql' });
+    if (flags.dryRun) await refuseDryRunWithoutSchema(config);
 
     @Module({
       imports: [
@@ -132,4 +133,23 @@ export class MigrateCommand extends CommandRunner {
   parseDelete(): boolean {
     return true;
   }
+}
+
+/** A dry run on a host database without the schema: it has nothing to compare with, and must not create the schema. */
+export class MigrateDryRunWithoutSchemaError extends Error {
+  override readonly name = 'MigrateDryRunWithoutSchemaError';
+}
+
+/**
+ * A dry run writes nothing: on a database without the schema it would create it (the migrations run when the host's
+ * database opens) and start the embedded vault. Said instead, before either opens: most often the database named is
+ * not the host's (a mistyped DATABASE_PATH is a new, empty file).
+ */
+async function refuseDryRunWithoutSchema(config: AppConfig): Promise<void> {
+  const { present, label } = await hostSchemaPresence(config);
+  if (present) return;
+  throw new MigrateDryRunWithoutSchemaError(
+    `${label} has no Credential Vault schema: nothing to compare against, every field would be new (the legacy rows were not ` +
+      'decrypted or checked). Nothing was created. Check that this is the host\'s database; to migrate into a new one, run migrate without --dry-run.',
+  );
 }
