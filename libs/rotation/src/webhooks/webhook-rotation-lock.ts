@@ -13,6 +13,7 @@ const STAGE_LOCK_WAIT_MS = 10_000;
  * Who asks for a rotation step. A caller's id its tenant does not have is a refused change, audited (denied,
  * NOT_FOUND) as the Credentials lib audits a change of one; the job's is a deleted credential whose rows it then
  * forgets — bookkeeping, not audited (a tenant deleting many would otherwise trip the job actor's failure counters).
+ * The job's refusal of a revoked credential is not audited either: its run summary counts it.
  */
 export type WebhookRotationCaller = 'caller' | 'job';
 
@@ -70,13 +71,30 @@ export class WebhookRotationLock {
     }
   }
 
+  /** A webhook secret (a step of any other credential is refused, audited as `refused` says). */
+  async webhookSecret(ctx: OperationContext, credentialId: string, asked?: RotationAsk): Promise<CredentialMetadata> {
+    const meta = await this.load(ctx, credentialId, asked);
+    if (meta.type !== CredentialType.WEBHOOK_SECRET) throw await this.refused(ctx, asked, meta, new NotAWebhookSecretError(credentialId));
+    return meta;
+  }
+
   /** A webhook secret that may rotate. */
   async rotatable(ctx: OperationContext, credentialId: string, asked?: RotationAsk): Promise<CredentialMetadata> {
-    const meta = await this.load(ctx, credentialId, asked);
-    if (meta.type !== CredentialType.WEBHOOK_SECRET) throw new NotAWebhookSecretError(credentialId);
+    const meta = await this.webhookSecret(ctx, credentialId, asked);
     // CredentialsService.rotate makes a credential active again: a rotation must never un-revoke.
-    if (meta.status === CredentialStatus.REVOKED) throw new CredentialRevokedError(credentialId);
+    if (meta.status === CredentialStatus.REVOKED) throw await this.refused(ctx, asked, meta, new CredentialRevokedError(credentialId));
     return meta;
+  }
+
+  /**
+   * `error`, a caller's step refused before any write, audited once as the RotationService audits its refusals
+   * (`details.version`; denied for a revoked credential, else failure). The job's are its bookkeeping, not audited
+   * (see WebhookRotationCaller): a revoked credential it meets every run would count toward its actor's failure
+   * threshold. Without `asked` (the repair of a superseded push, audited as that), not audited either.
+   */
+  async refused<E>(ctx: OperationContext, asked: RotationAsk | undefined, meta: Pick<CredentialMetadata, 'id' | 'version'>, error: E): Promise<E> {
+    if (asked?.by === 'caller') await auditRefusal(this.audit, this.logger, { action: asked.action, ctx, credentialId: meta.id, error, details: { version: meta.version } });
+    return error;
   }
 
   /**

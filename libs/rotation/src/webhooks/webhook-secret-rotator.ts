@@ -1,7 +1,7 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { AuditAction, AuditResult } from '@app/audit';
 import { Clock, type OperationContext } from '@app/common';
-import { CredentialsService, CredentialType, type CredentialMetadata } from '@app/credentials';
+import { CredentialsService, type CredentialMetadata } from '@app/credentials';
 import { WebhookSecretState, type WebhookSecretVersionEntity } from './persistence/webhook-secret-version.entity';
 import { WebhookSecretVersionRepository } from './persistence/webhook-secret-version.repository';
 import { generateWebhookSecret } from './standard-webhooks';
@@ -10,11 +10,11 @@ import { WebhookRotationLock, type RotationAsk, type WebhookRotationCaller } fro
 import { WebhookRotationRecorder } from './webhook-rotation-recorder';
 import { WebhookRotationSteps } from './webhook-rotation-steps';
 import {
-  NotAWebhookSecretError,
   WebhookNothingStagedError,
   WebhookSecretAlreadyStagedError,
   WebhookStagedRotationMismatchError,
   WebhookStagedSecretExpiredError,
+  WebhookSecretUpdaterNotRegisteredError,
 } from './webhook-secret.errors';
 import { WebhookSecretKeyring } from './webhook-secret-keyring';
 import { WebhookSecretUpdaterRegistry } from './webhook-secret-updater';
@@ -175,8 +175,7 @@ export class WebhookSecretRotator {
   ): Promise<WebhookDiscardResult> {
     const asked: RotationAsk = { action: WebhookAuditActions.DISCARDED, by };
     return this.lock.locked(ctx, asked, credentialId, async () => {
-      const meta = await this.lock.load(ctx, credentialId, asked);
-      if (meta.type !== CredentialType.WEBHOOK_SECRET) throw new NotAWebhookSecretError(credentialId);
+      const meta = await this.lock.webhookSecret(ctx, credentialId, asked);
       const pending = await this.pendingOf(ctx, meta, rotationId);
       await this.steps.discard(ctx, meta, pending, reason);
       return { credentialId: meta.id, rotationId: pending.id, version: meta.version };
@@ -212,7 +211,9 @@ export class WebhookSecretRotator {
     onStalePush: (row: WebhookSecretVersionEntity) => void,
   ): Promise<WebhookRotationResult> {
     const meta = await this.lock.rotatable(ctx, credentialId, asked);
-    const updater = this.updaters.get(meta.integrationId); // before any write: no updater, no pending row
+    // Before any write: no updater, no pending row (the job only rotates integrations that have one).
+    if (!this.updaters.has(meta.integrationId)) throw await this.lock.refused(ctx, asked, meta, new WebhookSecretUpdaterNotRegisteredError(meta.integrationId));
+    const updater = this.updaters.get(meta.integrationId);
     const active = await this.keyring.enrolled(ctx, meta);
     let pending = active.find((r) => r.state === WebhookSecretState.PENDING);
     const current = active.find((r) => r.state === WebhookSecretState.CURRENT);

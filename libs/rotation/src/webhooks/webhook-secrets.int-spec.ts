@@ -300,4 +300,38 @@ describe.each(DATABASE_KINDS)('webhook secrets on %s', (kind) => {
     expect(await rejection(stack.service.rotate(ctx, credential.id))).toBeInstanceOf(WebhookSecretUpdaterNotRegisteredError);
     expect((await stack.versionRows(credential.id)).map((r) => r.state)).toEqual([WebhookSecretState.CURRENT]);
   });
+
+  it('a step refused before any write — a revoked credential, not a webhook secret, no updater — is audited once, as RotationService audits its refusals', async () => {
+    const ctxR: OperationContext = { tenantId: `refused-${randomUUID().slice(0, 8)}`, actor: { id: 'user:gus' } };
+    const at = (integrationId: string, connectionId: string) => ({ tenantId: ctxR.tenantId, integrationId, connectionId, context: ctxR });
+    const { credential: revoked } = await stack.service.create(ctxR, at('stripe', 'revoked'));
+    updater.failNext = 1;
+    await rejection(stack.service.rotate(ctxR, revoked.id)); // a pending row the job tries again
+    await stack.credentials.revoke(ctxR, revoked.id);
+    const given = `k-${randomUUID()}`;
+    const apiKey = await stack.credentials.store(ctxR, { integrationId: 'stripe', connectionId: 'api-key', type: CredentialType.API_KEY, value: given });
+    const { credential: manual } = await stack.service.create(ctxR, at('no-updater', 'manual'));
+    const REVOKED = 2009;
+    const NOT_A_WEBHOOK_SECRET = WebhookSecretErrorCode.WEBHOOK_WRONG_CREDENTIAL_TYPE;
+    expect(await codeOf(stack.service.rotate(ctxR, revoked.id))).toBe(REVOKED);
+    expect(await codeOf(stack.rotator.stage(ctxR, revoked.id))).toBe(REVOKED);
+    expect(await codeOf(stack.rotator.activate(ctxR, revoked.id))).toBe(REVOKED);
+    expect(await codeOf(stack.service.rotate(ctxR, apiKey.id))).toBe(NOT_A_WEBHOOK_SECRET);
+    expect(await codeOf(stack.rotator.stage(ctxR, apiKey.id))).toBe(NOT_A_WEBHOOK_SECRET);
+    expect(await codeOf(stack.rotator.discard(ctxR, apiKey.id))).toBe(NOT_A_WEBHOOK_SECRET);
+    expect(await codeOf(stack.service.rotate(ctxR, manual.id))).toBe(WebhookSecretErrorCode.WEBHOOK_UPDATER_NOT_REGISTERED);
+    // The job meets the revoked credential's pending row every run: counted, not audited.
+    expect(await stack.job.runOnce()).toMatchObject({ acquired: true, revoked: 1 });
+    const rows = (await stack.moduleRef.get(AuditService).query({ tenantId: ctxR.tenantId, order: 'asc', limit: 100 })).items.filter((r) => r.result !== 'success' && r.action !== 'webhook_secret.push_failed');
+    expect(rows.map((r) => [r.action, r.result, r.errorCode ?? null, r.resource, r.details?.version ?? null, r.actorId])).toEqual([
+      ['rotate', 'denied', '2009:REVOKED', revoked.id, 1, 'user:gus'],
+      ['webhook_secret.staged', 'denied', '2009:REVOKED', revoked.id, 1, 'user:gus'],
+      ['rotate', 'denied', '2009:REVOKED', revoked.id, 1, 'user:gus'],
+      ['rotate', 'failure', '3123:NOT_A_WEBHOOK_SECRET', apiKey.id, 1, 'user:gus'],
+      ['webhook_secret.staged', 'failure', '3123:NOT_A_WEBHOOK_SECRET', apiKey.id, 1, 'user:gus'],
+      ['webhook_secret.staged_discarded', 'failure', '3123:NOT_A_WEBHOOK_SECRET', apiKey.id, 1, 'user:gus'],
+      ['rotate', 'failure', '3120:WEBHOOK_UPDATER_NOT_REGISTERED', manual.id, 1, 'user:gus'],
+    ]);
+    expect(JSON.stringify(rows)).not.toContain(given);
+  });
 });
