@@ -4,11 +4,12 @@
  * part's two-phase rotation — each with its history row.
  */
 import { randomBytes, randomUUID } from 'node:crypto';
-import { ManualClock, type OperationContext } from '@app/common';
+import { type DistributedLock, ManualClock, type OperationContext } from '@app/common';
 import { AuditService } from '@app/audit';
 import { CredentialType } from '@app/credentials';
 import { DATABASE_KINDS, type TestDatabaseKind } from '@app/testing';
 import { RotationHandlerRegistry } from './handlers/rotation-handler.registry';
+import { ROTATION_LOCK } from './rotation.constants';
 import { useRotationStack } from './rotation-stack.testing';
 import { WebhookSecretUpdaterRegistry } from './webhooks/webhook-secret-updater';
 
@@ -112,6 +113,24 @@ describe.each(DATABASE_KINDS)('RotationService on %s', (kind: TestDatabaseKind) 
       ['rollback', 'denied', '2002:NOT_FOUND', missing],
     ]);
     expect(JSON.stringify(rows)).not.toContain(given);
+  });
+
+  it("another tenant's rotation or rollback of an id never takes that credential's rotation lock: NOT_FOUND, audited denied", async () => {
+    const ctxO: OperationContext = { tenantId: `guess_${run}`, actor: { id: 'user:eve' } };
+    const cred = await store(CredentialType.API_KEY, 'k-' + randomBytes(16).toString('hex'));
+    const tryRun = jest.spyOn(s.moduleRef.get<DistributedLock>(ROTATION_LOCK), 'tryRun');
+    try {
+      await expect(s.rotation.rotate(ctxO, cred.id, { value: 'k-' + randomBytes(16).toString('hex') })).rejects.toMatchObject({ code: 2002 });
+      await expect(s.rotation.rollback(ctxO, cred.id, 1)).rejects.toMatchObject({ code: 2002 });
+      expect(tryRun.mock.calls.filter(([key]) => String(key).includes(cred.id))).toEqual([]);
+    } finally {
+      tryRun.mockRestore();
+    }
+    const rows = (await s.moduleRef.get(AuditService).query({ tenantId: ctxO.tenantId, order: 'asc', limit: 100 })).items;
+    expect(rows.map((r) => [r.action, r.result, r.errorCode ?? null, r.resource])).toEqual([
+      ['rotate', 'denied', '2002:NOT_FOUND', cred.id],
+      ['rollback', 'denied', '2002:NOT_FOUND', cred.id],
+    ]);
   });
 
   it('hands a webhook secret to the two-phase rotation of the webhooks part', async () => {

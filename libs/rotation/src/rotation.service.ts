@@ -245,10 +245,11 @@ export class RotationService {
 
   /**
    * One rotation or rollback of a credential at a time, across replicas. A refused one is audited as any refused
-   * change. The lock is keyed by the id alone: an id the caller's tenant does not have is NOT_FOUND, not a hint that
-   * another tenant's credential is being rotated.
+   * change. The lock is keyed by the id alone, so the id is looked up in the caller's tenant first: one it does not
+   * have is NOT_FOUND at once — another tenant never takes the lock, nor learns that the credential is being rotated.
    */
   private async exclusive<T>(ctx: OperationContext, action: AuditActionName, credentialId: string, work: () => Promise<T>): Promise<T> {
+    await this.load(ctx, action, credentialId);
     const result = await this.lock.tryRun(prefixedLockKey('credentialRotation', credentialId), work);
     if (result.acquired) return result.value;
     const meta = await this.load(ctx, action, credentialId);

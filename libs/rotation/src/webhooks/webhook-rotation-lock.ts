@@ -38,7 +38,12 @@ export class WebhookRotationLock {
     @Inject(WEBHOOK_SECRETS_LOCK) private readonly lock: DistributedLock,
   ) {}
 
+  /**
+   * The lock is keyed by the id alone, so the id is looked up in the caller's tenant first: one it does not have is
+   * NOT_FOUND at once (audited, see `load`) — another tenant never takes, nor waits on, a credential's lock.
+   */
   async locked<T>(ctx: OperationContext, asked: RotationAsk, credentialId: string, work: () => Promise<T>): Promise<T> {
+    await this.load(ctx, credentialId, asked);
     const result = await this.lock.tryRun(prefixedLockKey('credentialRotation', credentialId), work);
     if (!result.acquired) throw await this.inProgress(ctx, asked, credentialId);
     return result.value;
@@ -46,9 +51,11 @@ export class WebhookRotationLock {
 
   /**
    * As `locked`, but waits up to STAGE_LOCK_WAIT_MS for the holder (a stage takes well under a second). Without
-   * `refusal` (the repair of a superseded push, audited as that), a lock still held is not audited here.
+   * `refusal` (the repair of a superseded push, audited as that), a lock still held is not audited here; with it, the
+   * id is looked up in the caller's tenant before the wait, as in `locked`.
    */
   async lockedWaiting<T>(credentialId: string, refusal: { ctx: OperationContext; asked: RotationAsk } | null, work: () => Promise<T>): Promise<T> {
+    if (refusal) await this.load(refusal.ctx, credentialId, refusal.asked);
     let began = false;
     const step = () => ((began = true), work());
     try {
@@ -99,7 +106,7 @@ export class WebhookRotationLock {
 
   /**
    * The refusal of a step while another holds the credential's lock, audited once here (failure, 3122,
-   * `details.version`). The lock is keyed by the id alone: an id the caller's tenant does not have is NOT_FOUND
+   * `details.version`). An id the caller's tenant does not have (deleted since the look before the lock) is NOT_FOUND
    * (see `load`), never IN_PROGRESS, which would tell that it exists and rotates. Only a refusal before the step
    * began: the same code from a promotion refused inside the credential's write is the Credentials lib's row.
    */

@@ -6,7 +6,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { AuditService } from '@app/audit';
-import { LockErrorCode, ManualClock, TransactionRunner, type OperationContext } from '@app/common';
+import { type DistributedLock, LockErrorCode, ManualClock, TransactionRunner, type OperationContext } from '@app/common';
 import { CredentialType } from '@app/credentials';
 import { KeyVaultEmulator } from '@app/keyvault-emulator';
 import { createTestDatabase, DATABASE_KINDS, rejection, type TestDatabase } from '@app/testing';
@@ -14,6 +14,7 @@ import { Webhook } from 'standardwebhooks';
 import { WebhookSecretState } from './persistence/webhook-secret-version.entity';
 import { WebhookSecretErrorCode, WebhookSecretUpdateFailedError, WebhookSecretUpdaterNotRegisteredError } from './webhook-secret.errors';
 import { RecordingUpdater, startWebhookStack, type WebhookStack } from './testing/webhook-stack';
+import { WEBHOOK_SECRETS_LOCK } from './webhook-secrets.tokens';
 
 const HOUR = 3_600_000;
 const body = JSON.stringify({ type: 'invoice.paid', id: 'evt_1' });
@@ -219,7 +220,7 @@ describe.each(DATABASE_KINDS)('webhook secrets on %s', (kind) => {
     expect(await codeOf(stack.credentials.getMetadata(ctx, staging))).toBe(2002);
   });
 
-  it('a step refused because another holds the lock is audited once (failure, 3122); another tenant is answered and audited NOT_FOUND', async () => {
+  it('a step refused because another holds the lock is audited once (failure, 3122); another tenant is answered and audited NOT_FOUND before the lock', async () => {
     const ctxL: OperationContext = { tenantId: `locked-${randomUUID().slice(0, 8)}`, actor: { id: 'user:dan' } };
     const ctxO: OperationContext = { tenantId: `other-${randomUUID().slice(0, 8)}`, actor: { id: 'user:eve' } };
     const target = { tenantId: ctxL.tenantId, integrationId: `slow-${++seq}`, connectionId: 'c', context: ctxL };
@@ -236,8 +237,23 @@ describe.each(DATABASE_KINDS)('webhook secrets on %s', (kind) => {
       expect(await codeOf(stack.service.rotate(ctxL, credential.id))).toBe(WebhookSecretErrorCode.WEBHOOK_ROTATION_IN_PROGRESS);
       expect(await codeOf(stack.service.activateConnection(target))).toBe(WebhookSecretErrorCode.WEBHOOK_ROTATION_IN_PROGRESS);
       expect(await codeOf(stack.service.discardConnection(target))).toBe(WebhookSecretErrorCode.WEBHOOK_ROTATION_IN_PROGRESS);
-      // Another tenant's rotation of that id: not found, as any id it does not have — not "in progress".
-      expect(await codeOf(stack.service.rotate(ctxO, credential.id))).toBe(2002);
+      // Another tenant's step of that id: not found, as any id it does not have — not "in progress"; looked up before
+      // the lock, so it neither takes nor waits on it (a stage: not after its 10 s wait).
+      const lock = stack.moduleRef.get<DistributedLock>(WEBHOOK_SECRETS_LOCK);
+      const tryRun = jest.spyOn(lock, 'tryRun');
+      const run = jest.spyOn(lock, 'run');
+      try {
+        expect(await codeOf(stack.service.rotate(ctxO, credential.id))).toBe(2002);
+        const began = Date.now();
+        expect(await codeOf(stack.rotator.stage(ctxO, credential.id))).toBe(2002);
+        expect(Date.now() - began).toBeLessThan(5_000);
+        expect(await codeOf(stack.rotator.activate(ctxO, credential.id))).toBe(2002);
+        expect(await codeOf(stack.rotator.discard(ctxO, credential.id))).toBe(2002);
+        expect([...tryRun.mock.calls, ...run.mock.calls].filter(([key]) => String(key).includes(credential.id))).toEqual([]);
+      } finally {
+        tryRun.mockRestore();
+        run.mockRestore();
+      }
       expect(((await staged) as { code?: number }).code).toBe(WebhookSecretErrorCode.WEBHOOK_ROTATION_IN_PROGRESS);
       release();
       await expect(first).resolves.toMatchObject({ outcome: 'rotated', version: 2 });
@@ -252,7 +268,8 @@ describe.each(DATABASE_KINDS)('webhook secrets on %s', (kind) => {
         .map((r) => [r.action, r.result, r.errorCode ?? null, r.details?.version ?? null, r.actorId]);
     const inProgress = (action: string) => [action, 'failure', '3122:WEBHOOK_ROTATION_IN_PROGRESS', 1, 'user:dan'];
     expect(await trail(ctxL)).toEqual([inProgress('rotate'), inProgress('rotate'), inProgress('webhook_secret.staged_discarded'), inProgress('webhook_secret.staged')]);
-    expect(await trail(ctxO)).toEqual([['rotate', 'denied', '2002:NOT_FOUND', null, 'user:eve']]);
+    const guessed = (action: string) => [action, 'denied', '2002:NOT_FOUND', null, 'user:eve'];
+    expect(await trail(ctxO)).toEqual([guessed('rotate'), guessed('webhook_secret.staged'), guessed('rotate'), guessed('webhook_secret.staged_discarded')]);
   }, 30_000);
 
   // SQLite only: the transaction gate (one connection) is what times out inside the step; PostgreSQL has none, so
