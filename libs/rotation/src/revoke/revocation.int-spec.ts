@@ -4,12 +4,13 @@
  * refused, connection / integration / tenant targets, audited as critical with events and history;
  * un-revoke is explicit and audited and makes the value readable again.
  */
-import { randomBytes } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import { AuditLogEntry } from '@app/audit';
-import { ManualClock, type OperationContext } from '@app/common';
+import { type DistributedLock, ManualClock, prefixedLockKey, type OperationContext } from '@app/common';
 import { CredentialType, CredentialVersionEntity, ValueStoreKind, type CredentialMetadata } from '@app/credentials';
 import { KeyVaultProvider } from '@app/key-vault';
 import { DATABASE_KINDS, type TestDatabaseKind } from '@app/testing';
+import { ROTATION_LOCK } from '../rotation.constants';
 import { outboxEvents, useRotationStack } from '../rotation-stack.testing';
 import { NOTIFICATION_WEBHOOK_SECRET_CONNECTION, NOTIFICATION_WEBHOOK_SECRET_INTEGRATION } from '../notifications/notification.constants';
 
@@ -163,6 +164,37 @@ describe.each(DATABASE_KINDS)('emergency revoke on %s', (kind: TestDatabaseKind)
       ['unrevoke', 'failure', '3007:NOT_REVOKED', true],
     ]);
   });
+
+  it("an un-revoke of an id the tenant does not have is audited as the Credentials lib audits one (denied, 2002:NOT_FOUND), at once while that credential rotates", async () => {
+    const owner = tenant();
+    const guess = tenant();
+    const cred = await store(owner, ValueStoreKind.ENVELOPE);
+    await s.revocation.revoke(owner, { credentialId: cred.id }, { reason: 'suspected leak' });
+    const missing = randomUUID();
+    await expect(s.revocation.unrevoke(guess, missing, { reason: 'false alarm' })).rejects.toMatchObject({ code: 2002 });
+    // The owner's credential under its rotation lock (a revoke or rotation in flight): the other tenant does not wait on it.
+    let release = () => undefined as void;
+    const held = new Promise<void>((r) => (release = r));
+    let reached = () => undefined as void;
+    const holding = new Promise<void>((r) => (reached = r));
+    const lock = s.moduleRef.get<DistributedLock>(ROTATION_LOCK);
+    const holder = lock.run(prefixedLockKey('credentialRotation', cred.id), () => (reached(), held), { timeoutMs: 5_000 });
+    try {
+      await holding;
+      const began = Date.now();
+      await expect(s.revocation.unrevoke(guess, cred.id, { reason: 'false alarm' })).rejects.toMatchObject({ code: 2002 });
+      expect(Date.now() - began).toBeLessThan(5_000);
+    } finally {
+      release();
+      await holder;
+    }
+    const rows = await s.dataSource.getRepository(AuditLogEntry).find({ where: { tenantId: guess.tenantId }, order: { sequence: 'ASC' } });
+    expect(rows.map((r) => [r.action, r.result, r.errorCode, r.resource])).toEqual([
+      ['unrevoke', 'denied', '2002:NOT_FOUND', missing],
+      ['unrevoke', 'denied', '2002:NOT_FOUND', cred.id],
+    ]);
+    expect((await s.credentials.getMetadata(owner, cred.id)).status).toBe('revoked');
+  }, 60_000);
 
   it("an un-revoke of an internal row (a pending rotation value) is refused before the vault, in the trail as one `unrevoke` failure: 2001:VALIDATION", async () => {
     const ctx = tenant();

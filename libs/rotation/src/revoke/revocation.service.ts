@@ -1,7 +1,7 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import { AuditAction, AuditResult, AuditService } from '@app/audit';
 import { Clock, DistributedLock, Outbox, TransactionRunner, prefixedLockKey, type OperationContext } from '@app/common';
-import { CredentialsService, CredentialStatus, type CredentialMetadata } from '@app/credentials';
+import { CredentialNotFoundError, CredentialsService, CredentialStatus, type CredentialMetadata } from '@app/credentials';
 import { CredentialNotRevokedError, NothingToRevokeError, RotationValidationError } from '../errors/rotation.errors';
 import { auditRefusal } from '../internal/audit-failure';
 import { assertContext, assertCredentialId, assertIdentifier, assertReason } from '../internal/validation';
@@ -81,10 +81,12 @@ export class RevocationService {
     assertContext(ctx);
     assertCredentialId(credentialId);
     const reason = assertReason(options?.reason, true)!;
+    // Looked up before the lock (keyed by the id alone): another tenant's guessed id never waits on, nor holds, it.
+    await this.unrevokable(ctx, credentialId);
     return this.lock.run(
       prefixedLockKey('credentialRotation', credentialId),
       async () => {
-        const before = await this.credentials.getMetadata(ctx, credentialId);
+        const before = await this.unrevokable(ctx, credentialId);
         if (before.status !== CredentialStatus.REVOKED) return this.refuseUnrevoke(ctx, credentialId, reason, before.status);
         // The vault versions are enabled first (a vault failure leaves the credential revoked: the safe side),
         // then the status, audit, outbox and history rows commit in one transaction.
@@ -103,6 +105,19 @@ export class RevocationService {
       },
       { timeoutMs: REVOKE_LOCK_TIMEOUT_MS },
     );
+  }
+
+  /**
+   * The credential an un-revoke lifts. An id the caller's tenant does not have (never stored, deleted, another
+   * tenant's) is refused as the Credentials lib refuses an un-revoke of one: audited (denied, NOT_FOUND), not only answered.
+   */
+  private async unrevokable(ctx: OperationContext, credentialId: string): Promise<CredentialMetadata> {
+    try {
+      return await this.credentials.getMetadata(ctx, credentialId);
+    } catch (e) {
+      if (e instanceof CredentialNotFoundError) await auditRefusal(this.audit, this.logger, { action: AuditAction.UNREVOKE, ctx, credentialId, error: e });
+      throw e;
+    }
   }
 
   /**
