@@ -7,7 +7,7 @@ import { WebhookSecretVersionRepository } from './persistence/webhook-secret-ver
 import { WebhookRotationInProgressError } from './webhook-secret.errors';
 import type { WebhookRotationResult } from './webhook-secret-rotator';
 import { WebhookSecretUpdaterRegistry } from './webhook-secret-updater';
-import { WebhookRotationLock } from './webhook-rotation-lock';
+import { WebhookRotationLock, type RotationAsk } from './webhook-rotation-lock';
 import { WebhookRotationRecorder } from './webhook-rotation-recorder';
 import { WebhookRotationSteps } from './webhook-rotation-steps';
 import { WebhookAuditActions, WebhookSecretEvents } from './webhook-secrets.tokens';
@@ -35,12 +35,13 @@ export class WebhookLostLockRecovery {
 
   /**
    * The answer of a rotation that another process went on with after this one lost its lock session (a lost
-   * connection frees an advisory lock while its holder goes on): that promotion, else (discarded) IN_PROGRESS.
+   * connection frees an advisory lock while its holder goes on): that promotion, else (discarded) IN_PROGRESS — a
+   * refusal as the lock's own (failure, 3122, `details.version`), audited once here: nothing of it was written.
    */
-  async movedOn(meta: CredentialMetadata, rotationId: string): Promise<WebhookRotationResult> {
+  async movedOn(ctx: OperationContext, asked: RotationAsk, meta: CredentialMetadata, rotationId: string): Promise<WebhookRotationResult> {
     const elsewhere = await this.steps.promotedElsewhere(meta, rotationId);
     if (elsewhere) return elsewhere;
-    throw new WebhookRotationInProgressError(meta.id);
+    throw await this.lock.refused(ctx, asked, meta, new WebhookRotationInProgressError(meta.id));
   }
 
   /**

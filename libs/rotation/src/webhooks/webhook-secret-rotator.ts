@@ -151,7 +151,7 @@ export class WebhookSecretRotator {
         throw new WebhookStagedSecretExpiredError(meta.id, pending.id);
       }
       const value = await this.steps.stagedValue(ctx, meta, pending).catch(async (e: unknown) => {
-        if (await this.recovery.goneElsewhere(e, meta.id, pending.id)) return this.recovery.movedOn(meta, pending.id);
+        if (await this.recovery.goneElsewhere(e, meta.id, pending.id)) return this.recovery.movedOn(ctx, asked, meta, pending.id);
         throw e;
       });
       if (value === null) throw new WebhookNothingStagedError(meta.id);
@@ -225,7 +225,7 @@ export class WebhookSecretRotator {
       try {
         value = await this.steps.stagedValue(ctx, meta, pending);
       } catch (e) {
-        if (await this.recovery.goneElsewhere(e, meta.id, pending.id)) return this.recovery.movedOn(meta, pending.id);
+        if (await this.recovery.goneElsewhere(e, meta.id, pending.id)) return this.recovery.movedOn(ctx, asked, meta, pending.id);
         throw e;
       }
     }
@@ -237,16 +237,16 @@ export class WebhookSecretRotator {
         // Push what the store holds: a crash from here on resumes with this same value.
         value = (await this.credentials.get(ctx, pending.stagingCredentialId as string)).value;
       } catch (e) {
-        if (await this.recovery.goneElsewhere(e, meta.id, pending.id)) return this.recovery.movedOn(meta, pending.id);
+        if (await this.recovery.goneElsewhere(e, meta.id, pending.id)) return this.recovery.movedOn(ctx, asked, meta, pending.id);
         throw e;
       }
     }
-    if (!(await this.steps.push(ctx, meta, pending, updater, value as string))) return this.recovery.movedOn(meta, pending.id);
+    if (!(await this.steps.push(ctx, meta, pending, updater, value as string))) return this.recovery.movedOn(ctx, asked, meta, pending.id);
     const stale = await this.recovery.supersededRow(meta.id, pending.id);
     if (stale) {
       // Promoted (or discarded) and then superseded elsewhere while this push was in flight: never promoted here.
       onStalePush(stale);
-      return this.recovery.movedOn(meta, pending.id);
+      return this.recovery.movedOn(ctx, asked, meta, pending.id);
     }
     return this.steps.promote(ctx, meta, pending, value as string, resumed);
   }

@@ -6,12 +6,14 @@
  */
 import { randomUUID } from 'node:crypto';
 import { Logger } from '@nestjs/common';
+import { AuditService } from '@app/audit';
 import { ManualClock, OutboxEventEntity, type OperationContext } from '@app/common';
 import { CredentialErrorCode } from '@app/credentials';
 import { KeyVaultEmulator } from '@app/keyvault-emulator';
 import { CapturingLogger, createTestDatabase, DATABASE_KINDS, rejection, type TestDatabase } from '@app/testing';
 import { Webhook } from 'standardwebhooks';
 import { WebhookSecretState } from './persistence/webhook-secret-version.entity';
+import { WebhookRotationSteps } from './webhook-rotation-steps';
 import { WebhookSecretErrorCode } from './webhook-secret.errors';
 import { RecordingUpdater, startWebhookStack, type WebhookStack } from './testing/webhook-stack';
 
@@ -135,6 +137,34 @@ describe.each(DATABASE_KINDS)('operator-confirmed webhook secret rotation on %s'
     expect(rows.find((r) => r.id === staged.rotationId)).toMatchObject({ state: WebhookSecretState.RETIRED, lastError: 'DISCARDED', stagingCredentialId: null });
     // A new one can be staged now.
     expect((await stack.service.stageConnection(target)).rotationId).not.toBe(staged.rotationId);
+  });
+
+  it('an activation whose staged secret another process discarded meanwhile (its lock session lost) answers IN_PROGRESS, audited once (failure, 3122)', async () => {
+    const target = newTarget();
+    const { credential } = await stack.service.create(ctx, target);
+    const staged = await stack.service.stageConnection(target);
+    const pending = (await stack.versionRows(credential.id)).find((r) => r.state === WebhookSecretState.PENDING)!;
+    const meta = await stack.credentials.getMetadata(ctx, credential.id);
+    // Right before the activation reads the staged value, another process that took the lock after this one's session
+    // ended discards it (its steps, as that process runs them under the lock).
+    const get = stack.credentials.get.bind(stack.credentials);
+    let discarded = false;
+    const spy = jest.spyOn(stack.credentials, 'get').mockImplementation(async (c, id, options) => {
+      if (id === pending.stagingCredentialId && !discarded) {
+        discarded = true;
+        await stack.moduleRef.get(WebhookRotationSteps).discard(ctx, meta, pending, 'DISCARDED');
+      }
+      return get(c, id, options);
+    });
+    try {
+      expect(await codeOf(stack.service.activateConnection(target, staged.rotationId))).toBe(WebhookSecretErrorCode.WEBHOOK_ROTATION_IN_PROGRESS);
+    } finally {
+      spy.mockRestore();
+    }
+    expect(discarded).toBe(true);
+    expect((await stack.credentials.getMetadata(ctx, credential.id)).version).toBe(1);
+    const rows = (await stack.moduleRef.get(AuditService).query({ tenantId, order: 'asc', limit: 500 })).items.filter((r) => r.resource === credential.id && r.result !== 'success');
+    expect(rows.map((r) => [r.action, r.result, r.errorCode ?? null, r.details?.version ?? null, r.actorId])).toEqual([['rotate', 'failure', '3122:WEBHOOK_ROTATION_IN_PROGRESS', 1, 'user:ops']]);
   });
 
   it('a staged secret left unactivated past stagedTtlMs: a late activate answers STAGED_EXPIRED, the job discards it', async () => {
