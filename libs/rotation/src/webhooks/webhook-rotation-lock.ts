@@ -13,7 +13,8 @@ const STAGE_LOCK_WAIT_MS = 10_000;
  * Who asks for a rotation step. A caller's id its tenant does not have is a refused change, audited (denied,
  * NOT_FOUND) as the Credentials lib audits a change of one; the job's is a deleted credential whose rows it then
  * forgets — bookkeeping, not audited (a tenant deleting many would otherwise trip the job actor's failure counters).
- * The job's refusal of a revoked credential is not audited either: its run summary counts it.
+ * The job's other refusals (a revoked credential, another holding the lock) are not audited either: its run summary
+ * counts them, and its next run tries again.
  */
 export type WebhookRotationCaller = 'caller' | 'job';
 
@@ -96,8 +97,9 @@ export class WebhookRotationLock {
   /**
    * `error`, a caller's step refused before any write, audited once as the RotationService audits its refusals
    * (`details.version`; denied for a revoked credential, else failure). The job's are its bookkeeping, not audited
-   * (see WebhookRotationCaller): a revoked credential it meets every run would count toward its actor's failure
-   * threshold. Without `asked` (the repair of a superseded push, audited as that), not audited either.
+   * (see WebhookRotationCaller): every failure or denied row counts toward its actor's (and the credential's) failure
+   * threshold, and it meets a revoked credential every run, a lock another holds whenever a caller's step of that
+   * credential runs on any replica. Without `asked` (the repair of a superseded push, audited as that), not audited.
    */
   async refused<E>(ctx: OperationContext, asked: RotationAsk | undefined, meta: Pick<CredentialMetadata, 'id' | 'version'>, error: E): Promise<E> {
     if (asked?.by === 'caller') await auditRefusal(this.audit, this.logger, { action: asked.action, ctx, credentialId: meta.id, error, details: { version: meta.version } });
@@ -105,15 +107,13 @@ export class WebhookRotationLock {
   }
 
   /**
-   * The refusal of a step while another holds the credential's lock, audited once here (failure, 3122,
+   * The refusal of a step while another holds the credential's lock, audited once here for a caller (failure, 3122,
    * `details.version`). An id the caller's tenant does not have (deleted since the look before the lock) is NOT_FOUND
    * (see `load`), never IN_PROGRESS, which would tell that it exists and rotates. Only a refusal before the step
    * began: the same code from a promotion refused inside the credential's write is the Credentials lib's row.
    */
   private async inProgress(ctx: OperationContext, asked: RotationAsk, credentialId: string): Promise<WebhookRotationInProgressError> {
     const meta = await this.load(ctx, credentialId, asked);
-    const refused = new WebhookRotationInProgressError(credentialId);
-    await auditRefusal(this.audit, this.logger, { action: asked.action, ctx, credentialId, error: refused, details: { version: meta.version } });
-    return refused;
+    return this.refused(ctx, asked, meta, new WebhookRotationInProgressError(credentialId));
   }
 }

@@ -6,7 +6,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { AuditService } from '@app/audit';
-import { type DistributedLock, LockErrorCode, ManualClock, TransactionRunner, type OperationContext } from '@app/common';
+import { type DistributedLock, LockErrorCode, ManualClock, prefixedLockKey, TransactionRunner, type OperationContext } from '@app/common';
 import { CredentialType } from '@app/credentials';
 import { KeyVaultEmulator } from '@app/keyvault-emulator';
 import { createTestDatabase, DATABASE_KINDS, rejection, type TestDatabase } from '@app/testing';
@@ -309,6 +309,32 @@ describe.each(DATABASE_KINDS)('webhook secrets on %s', (kind) => {
     expect(await stack.job.runOnce()).toMatchObject({ acquired: true, orphaned: 1 });
     const rows = (await stack.moduleRef.get(AuditService).query({ tenantId: ctxU.tenantId, order: 'asc', limit: 100 })).items.filter((r) => r.result === 'denied');
     expect(rows.map((r) => [r.action, r.errorCode ?? null, r.resource, r.actorId])).toEqual([['rotate', '2002:NOT_FOUND', missing, 'user:fay']]);
+  });
+
+  it("the job's own rotation refused because another holds the credential's lock is not audited: it counts toward no failure threshold", async () => {
+    const target = newTarget();
+    const { credential } = await stack.service.create(ctx, target);
+    updater.failNext = 1;
+    await rejection(stack.service.rotate(ctx, credential.id)); // a pending row the job resumes
+    let release = () => undefined as void;
+    const held = new Promise<void>((r) => (release = r));
+    let reached = () => undefined as void;
+    const holding = new Promise<void>((r) => (reached = r));
+    // A caller's step of that credential (on any replica) holds its lock while the job runs.
+    const holder = stack.moduleRef.get<DistributedLock>(WEBHOOK_SECRETS_LOCK).run(prefixedLockKey('credentialRotation', credential.id), () => (reached(), held), { timeoutMs: 5_000 });
+    try {
+      await holding;
+      expect(await stack.job.runOnce()).toMatchObject({ acquired: true });
+    } finally {
+      release();
+      await holder;
+    }
+    expect((await stack.versionRows(credential.id)).map((r) => r.state).sort()).toEqual([WebhookSecretState.CURRENT, WebhookSecretState.PENDING]);
+    const rows = (await stack.moduleRef.get(AuditService).query({ tenantId, order: 'asc', limit: 500 })).items;
+    expect(rows.filter((r) => r.resource === credential.id && r.actorId !== ctx.actor.id).map((r) => [r.action, r.result, r.errorCode ?? null])).toEqual([]);
+    // The next run, the lock free, resumes it.
+    expect(await stack.job.runOnce()).toMatchObject({ acquired: true });
+    expect((await stack.credentials.getMetadata(ctx, credential.id)).version).toBe(2);
   });
 
   it('an integration without an updater: refused before anything is written', async () => {
