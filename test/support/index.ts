@@ -6,3 +6,4 @@ export * from './stack';
 export * from './swc-require-hook';
 export * from './wiring';
 export * from './stall-proxy';
+export * from './lock-session';

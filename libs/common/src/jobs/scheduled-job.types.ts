@@ -20,10 +20,14 @@ interface JobDefinitionBase {
   lockKey: LockKey;
 }
 
-/** The job takes `DistributedLock.tryRun(lockKey)` around `run`: one replica runs it at a time. */
+/**
+ * The job takes `DistributedLock.tryRun(lockKey)` around `run`: one replica runs it at a time. `run` gets that lock's
+ * `held` signal: a job of many items calls `held.throwIfAborted()` before each, so it stops once the lock is lost
+ * (the run then ends `failed`, logged as a warning) instead of going on beside the replica that took it.
+ */
 export interface JobLockedByHelper extends JobDefinitionBase {
   lockedBy?: 'job';
-  run: () => Promise<unknown>;
+  run: (held: AbortSignal) => Promise<unknown>;
 }
 
 /**

@@ -9,6 +9,7 @@ import { createDistributedLock } from '../lock/create-distributed-lock';
 import { DistributedLock } from '../lock/distributed-lock';
 import { InProcessLock } from '../lock/in-process-lock';
 import { LOCK_KEYS } from '../lock/lock-keys';
+import { LockLostError } from '../lock/lock.errors';
 import { inSpan } from '../telemetry';
 import { ScheduledJobConfigurationError } from './jobs.errors';
 import { JobRunLedger } from './job-run-ledger';
@@ -184,7 +185,7 @@ export class ScheduledJobs implements OnModuleDestroy {
             ? (await def.run()).acquired === false
               ? 'skipped'
               : 'success'
-            : (await this.lockFor().tryRun(def.lockKey, () => def.run())).acquired
+            : (await this.lockFor().tryRun(def.lockKey, (held) => def.run(held))).acquired
               ? 'success'
               : 'skipped';
         span.setAttribute('job.outcome', ran);
@@ -195,7 +196,10 @@ export class ScheduledJobs implements OnModuleDestroy {
       state.lastError = describeError(e);
       // Our typed errors' messages never hold a value; any other error's might, so only its name and code.
       const detail = e instanceof CredentialVaultError ? `${state.lastError}: ${e.message}` : state.lastError;
-      this.logger.error(`The "${def.name}" job failed: ${detail}`);
+      // A lost lock is no fault of the job: it stopped before its next item, and the next run (here or on the replica
+      // that took the lock) does the rest.
+      if (e instanceof LockLostError) this.logger.warn(`The "${def.name}" job stopped: ${detail}`);
+      else this.logger.error(`The "${def.name}" job failed: ${detail}`);
     }
     state.lastFinish = this.clock.now();
     state.lastDurationMs = Math.round(performance.now() - started);
