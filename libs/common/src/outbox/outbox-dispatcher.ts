@@ -5,6 +5,7 @@ import { describeError } from '../errors';
 import { createDistributedLock } from '../lock/create-distributed-lock';
 import type { DistributedLock } from '../lock/distributed-lock';
 import { LOCK_KEYS, prefixedLockKey } from '../lock/lock-keys';
+import { LockLostError } from '../lock/lock.errors';
 import { outboxBackoffMs, ResolvedOutboxOptions } from '../persistence/persistence.options';
 import { TransactionRunner } from '../persistence/transaction-runner';
 import { withTimeout } from '../timeout';
@@ -116,20 +117,27 @@ export class OutboxDispatcher extends OutboxNudge implements OnApplicationBootst
     });
   }
 
-  /** One pass under the lock: batch after batch until nothing is due, then pruning when it is time. */
+  /**
+   * One pass under the lock: batch after batch until nothing is due, then pruning when it is time. Rejects with
+   * `LockLostError` (LOCK_LOST) when the lock's session ended meanwhile: the event in flight was settled, no other was
+   * started (the replica that took the lock, or the next pass, delivers them).
+   */
   async drain(): Promise<OutboxDrainResult> {
     const result: OutboxDrainResult = { acquired: false, delivered: 0, failed: 0, pruned: 0 };
-    const outcome = await this.lock.tryRun(this.lockKey, async () => {
+    const outcome = await this.lock.tryRun(this.lockKey, async (held) => {
       for (;;) {
+        held.throwIfAborted();
         const batch = await this.claim();
         for (const row of batch) {
           if (this.stopping) break; // stop() waits for one event, not the rest of the batch
+          held.throwIfAborted(); // unlocked, it could deliver the event the other replica delivers too
           if (await this.deliver(row)) result.delivered++;
           else result.failed++;
         }
         if (batch.length < this.options.batchSize || this.stopping) break;
       }
       if (this.clock.nowMs() - this.lastPruneMs >= this.options.pruneEveryMs) {
+        held.throwIfAborted();
         result.pruned = await this.prune();
         this.lastPruneMs = this.clock.nowMs();
       }
@@ -159,7 +167,11 @@ export class OutboxDispatcher extends OutboxNudge implements OnApplicationBootst
         const result = await this.drain();
         if (!result.acquired) this.retryLater();
       } catch (e) {
-        this.logger.error(`Outbox dispatch failed: ${describeError(e)}`);
+        if (e instanceof LockLostError) {
+          // The rest is still due; if no replica took the lock (a restart ended the session), nothing else may nudge.
+          this.logger.warn(`Outbox dispatch stopped: ${describeError(e)}; the rest is delivered by the next pass`);
+          this.retryLater();
+        } else this.logger.error(`Outbox dispatch failed: ${describeError(e)}`);
       }
     } while (this.again && !this.stopping);
   }

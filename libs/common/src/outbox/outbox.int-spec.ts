@@ -1,9 +1,10 @@
 import { Logger } from '@nestjs/common';
 import { EventEmitter2 } from '@nestjs/event-emitter';
-import { CapturingLogger, createTestDatabase, DATABASE_KINDS, TestDatabase } from '@app/testing';
+import { CapturingLogger, createTestDatabase, DATABASE_KINDS, endLockSession, TestDatabase } from '@app/testing';
 import { DataSource } from 'typeorm';
 import { ManualClock } from '../clock';
 import { createDistributedLock } from '../lock/create-distributed-lock';
+import { PostgresAdvisoryLock } from '../lock/postgres-advisory-lock';
 import { OutboxInvalidEventError, OutboxNoTransactionError } from '../persistence/persistence.errors';
 import { resolvePersistenceOptions, ResolvedOutboxOptions } from '../persistence/persistence.options';
 import { TransactionRunner } from '../persistence/transaction-runner';
@@ -426,6 +427,102 @@ describe.each(DATABASE_KINDS)('Outbox and OutboxDispatcher on %s', (kind) => {
         expect([...deliveries.values()].every((n) => n === 1)).toBe(true);
       } finally {
         await replicaDs.destroy();
+      }
+    });
+    it('a dispatcher whose lock session ends settles the event in flight, starts no other, and the other replica takes the lock', async () => {
+      const outbox = new Outbox(runner, clock);
+      const ids: string[] = [];
+      for (let i = 0; i < 6; i++) {
+        clock.advance(1);
+        ids.push(await runner.run(() => outbox.add({ name: 'credential.rotated', payload: { i } })));
+      }
+      const replicaDs = await new DataSource({ ...ds.options }).initialize();
+      const logger = new CapturingLogger();
+      Logger.overrideLogger(logger);
+      try {
+        const lockKey = `cv-outbox-lost-${(db.options as { schema?: string }).schema}`;
+        const seen: Record<'a' | 'b', string[]> = { a: [], b: [] };
+        const inFirst = deferred();
+        const finishFirst = deferred();
+        const make = (source: DataSource, lock: PostgresAdvisoryLock, name: 'a' | 'b') => {
+          const registry = new OutboxHandlerRegistry();
+          registry.register('*', async (e) => {
+            seen[name].push(e.id);
+            if (name === 'a' && seen.a.length === 1) {
+              inFirst.resolve();
+              await finishFirst.promise;
+            }
+          });
+          return new OutboxDispatcher({ runner: new TransactionRunner(source), registry, options: options({ batchSize: 10, lockKey }), clock, lock });
+        };
+        const lockA = new PostgresAdvisoryLock(ds);
+        const lockB = new PostgresAdvisoryLock(replicaDs);
+        const a = make(ds, lockA, 'a');
+        const b = make(replicaDs, lockB, 'b');
+
+        const drainA = a.drain();
+        await inFirst.promise;
+        await endLockSession(replicaDs, lockA.advisoryId(lockKey));
+        await expect(lockB.tryRun(lockKey, async () => 'b')).resolves.toEqual({ acquired: true, value: 'b' });
+        await until(() => logger.lines.some((l) => l.includes('was lost while held')));
+        finishFirst.resolve();
+
+        await expect(drainA).rejects.toMatchObject({ codeName: 'LOCK_LOST' });
+        expect(seen.a).toEqual([ids[0]]);
+        // The event in flight was settled; the rest is left due for whoever holds the lock.
+        expect((await rows()).filter((r) => r.deliveredAt).map((r) => r.id)).toEqual([ids[0]]);
+        await expect(b.drain()).resolves.toMatchObject({ acquired: true, delivered: 5, failed: 0 });
+        expect(seen.b).toEqual(ids.slice(1));
+      } finally {
+        Logger.overrideLogger(new Logger());
+        await replicaDs.destroy();
+      }
+    });
+
+    it('a started dispatcher whose lock session ends warns, and delivers the rest itself soon after, without polling', async () => {
+      const outbox = new Outbox(runner, clock);
+      const logger = new CapturingLogger();
+      Logger.overrideLogger(logger);
+      const other = await new DataSource({ ...ds.options }).initialize();
+      const lockKey = `cv-outbox-lost-alone-${(db.options as { schema?: string }).schema}`;
+      const lock = new PostgresAdvisoryLock(ds);
+      const registry = new OutboxHandlerRegistry();
+      const seen: string[] = [];
+      const inFirst = deferred();
+      const finishFirst = deferred();
+      let seenWhenStopped: string[] | undefined;
+      registry.register('*', async (e) => {
+        seen.push(e.id);
+        if (seen.length === 1) {
+          inFirst.resolve();
+          await finishFirst.promise;
+        }
+      });
+      const d = new OutboxDispatcher({ runner, registry, options: options({ batchSize: 10, lockKey, pollIntervalMs: 0, lockRetryMs: 50 }), clock, lock });
+      try {
+        const ids: string[] = [];
+        for (let i = 0; i < 4; i++) {
+          clock.advance(1);
+          ids.push(await runner.run(() => outbox.add({ name: 'credential.rotated', payload: { i } })));
+        }
+        d.start();
+        await inFirst.promise;
+        await endLockSession(other, lock.advisoryId(lockKey));
+        await until(() => logger.lines.some((l) => l.includes('was lost while held')));
+        finishFirst.resolve();
+        await until(() => {
+          if (!seenWhenStopped && logger.lines.some((l) => l.startsWith('warn Outbox dispatch stopped'))) seenWhenStopped = [...seen];
+          return seen.length >= ids.length;
+        });
+        expect(seenWhenStopped).toEqual([ids[0]]);
+        expect(seen).toEqual(ids);
+        expect(logger.lines.filter((l) => l.startsWith('error'))).toEqual([]);
+        await until(async () => (await countPending()) === 0);
+      } finally {
+        finishFirst.resolve();
+        await d.stop();
+        Logger.overrideLogger(new Logger());
+        await other.destroy();
       }
     });
   }
