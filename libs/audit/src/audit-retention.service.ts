@@ -46,7 +46,7 @@ export class AuditRetentionService {
 
   async runOnce(): Promise<RetentionRunResult> {
     const cutoff = new Date(this.clock.now().getTime() - this.options.retention.days * 86_400_000);
-    const r = await this.lock.tryRun(LOCK_KEYS.auditRetention, () => this.prune(cutoff));
+    const r = await this.lock.tryRun(LOCK_KEYS.auditRetention, (held) => this.prune(cutoff, held));
     if (!r.acquired) {
       this.logger.log('Audit retention is running elsewhere; skipped');
       return { acquired: false, deleted: 0, cutoff };
@@ -63,16 +63,23 @@ export class AuditRetentionService {
    * With an `AuditAnchorStore`, the checkpoint is appended and anchored (with `prunedThrough`) before
    * the rows go, in three steps: a checkpoint nobody anchored vouches for no deletion, so one forged
    * in the database cannot hide deleted rows. A chain whose anchoring fails keeps its rows this run.
+   *
+   * With `held` (`runOnce`'s lock), it stops before the next chain once that lock — or the anchoring lock it holds
+   * meanwhile — is lost (rejects with `LockLostError`): the chains pruned so far stay pruned and checkpointed, the
+   * next run (here or on the replica holding the lock) prunes the rest.
    */
-  async prune(olderThan: Date): Promise<{ deleted: number }> {
+  async prune(olderThan: Date, held?: AbortSignal): Promise<{ deleted: number }> {
     if (!(olderThan instanceof Date) || Number.isNaN(olderThan.getTime())) {
       throw new AuditQueryError('olderThan must be a valid Date');
     }
     const cutoff = olderThan.getTime();
-    const exclusive = <T>(work: () => Promise<T>) => (this.anchoring.enabled ? this.anchoring.exclusive(work) : work());
-    return exclusive(() => withMaintenance(this.chains, async () => {
+    const exclusive = <T>(work: (anchorHeld?: AbortSignal) => Promise<T>) => (this.anchoring.enabled ? this.anchoring.exclusive(work) : work());
+    return exclusive((anchorHeld) => withMaintenance(this.chains, async () => {
       let deleted = 0;
       for (const tenantId of await this.rows.tenants()) {
+        // Unlocked, this run could prune beside another replica's, or an anchor pass overwrite a checkpoint's anchor.
+        held?.throwIfAborted();
+        anchorHeld?.throwIfAborted();
         // The rows after a cached head must never go while it is trusted: forget it (before, and after the commit).
         this.writer.forgetHeads([tenantId]);
         try {

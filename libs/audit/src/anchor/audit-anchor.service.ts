@@ -46,9 +46,10 @@ export class AuditAnchorService {
   /**
    * Runs retention's `work` under the anchoring lock, taken BEFORE retention's maintenance section (an
    * anchor pass takes the lock, then reads consistently: the same order, so neither waits on the other
-   * in a cycle), so no anchor pass overwrites a checkpoint's `prunedThrough` with an older value.
+   * in a cycle), so no anchor pass overwrites a checkpoint's `prunedThrough` with an older value. `work` gets that
+   * lock's `held` signal, to stop before its next chain once the lock is lost.
    */
-  exclusive<T>(work: () => Promise<T>): Promise<T> {
+  exclusive<T>(work: (held: AbortSignal) => Promise<T>): Promise<T> {
     return this.lock.run(LOCK_KEYS.auditAnchor, work, { timeoutMs: RETENTION_ANCHOR_WAIT_MS });
   }
 
@@ -75,7 +76,7 @@ export class AuditAnchorService {
   }
 
   async runOnce(): Promise<AnchorRunResult & { acquired: boolean }> {
-    const r = await this.lock.tryRun(LOCK_KEYS.auditAnchor, () => this.anchorHeads());
+    const r = await this.lock.tryRun(LOCK_KEYS.auditAnchor, (held) => this.anchorHeads(held));
     if (!r.acquired) {
       this.logger.log('Audit anchoring is running elsewhere; skipped');
       return { acquired: false, anchored: 0, unchanged: 0, refused: [], failed: [] };
@@ -87,13 +88,17 @@ export class AuditAnchorService {
    * Copies each chain's committed head to the `AuditAnchorStore` when it moved since the last
    * anchor. A chain whose previous anchor no longer matches it is not anchored again (that would
    * bless a rewritten chain): it is reported in `refused` and logged; `verify` names the bad row.
+   *
+   * With `held` (`runOnce`'s lock), it stops before the next chain once the lock is lost (rejects with `LockLostError`):
+   * the chains anchored so far stay anchored, and the next pass (here or on the replica holding the lock) does the rest.
    */
-  async anchorHeads(): Promise<AnchorRunResult> {
+  async anchorHeads(held?: AbortSignal): Promise<AnchorRunResult> {
     if (!this.anchors) throw new AuditConfigurationError('No AuditAnchorStore is provided: anchoring needs one');
     const result: AnchorRunResult = { anchored: 0, unchanged: 0, refused: [], failed: [] };
     // Tenants with rows only: listing the store's tenants can mean listing a whole vault, every run.
     // A chain deleted outright is verify()'s to find (it does list them).
     for (const tenantId of await this.rows.tenants()) {
+      held?.throwIfAborted(); // unlocked, this pass could race another's writes to the same anchor
       try {
         const outcome = await this.anchorHead(this.anchors, tenantId);
         if (outcome === 'refused') result.refused.push(tenantId);
