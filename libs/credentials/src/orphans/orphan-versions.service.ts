@@ -79,13 +79,16 @@ export class CredentialOrphanVersions {
     throw new CredentialsConfigurationError('The orphan-versions job needs a DistributedLock provider or a TypeORM DataSource (TypeOrmModule.forRoot) in the host');
   }
 
-  /** One run, under `LOCK_KEYS.credentialOrphanVersions`. */
+  /**
+   * One run, under `LOCK_KEYS.credentialOrphanVersions`. Rejects with `LockLostError` (LOCK_LOST) when the lock's
+   * session ended meanwhile: the secret in flight was swept, no other was started (the next run starts over).
+   */
   async runOnce(): Promise<OrphanVersionsResult> {
-    const result = await this.lockOrThrow().tryRun(LOCK_KEYS.credentialOrphanVersions, () => this.work());
+    const result = await this.lockOrThrow().tryRun(LOCK_KEYS.credentialOrphanVersions, (held) => this.work(held));
     return result.acquired ? result.value : { acquired: false, secrets: 0, disabled: 0, failed: 0, passComplete: false };
   }
 
-  private async work(): Promise<OrphanVersionsResult> {
+  private async work(held: AbortSignal): Promise<OrphanVersionsResult> {
     const { graceMs, maxSecretsPerRun } = this.options.orphanVersions;
     const createdBefore = this.clock.nowMs() - graceMs;
     const prefix = `${this.options.vault.namePrefix}--`.toLowerCase();
@@ -93,8 +96,11 @@ export class CredentialOrphanVersions {
     let token = this.cursor;
     try {
       while (out.secrets < maxSecretsPerRun) {
+        held.throwIfAborted();
         const page = await this.vault.listSecrets({ maxPageSize: Math.min(PAGE, maxSecretsPerRun - out.secrets), continuationToken: token });
         for (const secret of page.items) {
+          // Unlocked, this run could disable and audit the same orphans as the replica that took the lock.
+          held.throwIfAborted();
           out.secrets++;
           // Credential secrets only (`<prefix>--…`); the tags of each version decide the rest.
           if (!secret.name.toLowerCase().startsWith(prefix)) continue;
@@ -115,7 +121,9 @@ export class CredentialOrphanVersions {
       }
       this.cursor = token;
     } catch (e) {
-      this.cursor = undefined; // a token that stopped working (or a vault outage): the next run starts over
+      // A token that stopped working, a vault outage or a lost lock: the next run starts over (a swept secret has no
+      // enabled orphan left to find again).
+      this.cursor = undefined;
       throw e;
     }
     if (out.disabled || out.failed) {
