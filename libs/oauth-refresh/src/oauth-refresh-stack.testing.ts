@@ -60,21 +60,26 @@ export async function buildStack(
 /**
  * Registers `server` as provider `integrationId` on `stack`, its client secret stored in the vault as a credential of
  * the system tenant (the provider configuration only references it), as a host does. Returns that credential's id.
+ * With `secretId` (another replica on the same database stored it), the stored one is referenced.
  */
-export async function registerTestProvider(stack: Stack, server: TestOAuthServer, integrationId: string, extra: Partial<OAuthProviderConfig> = {}): Promise<string> {
-  const secret = await stack.credentials.store(
-    { tenantId: 'system', actor: { id: 'system:setup' } },
-    { integrationId, connectionId: 'oauth-client', type: CredentialType.CUSTOM_SECRET, value: server.clientSecret },
-  );
+export async function registerTestProvider(stack: Stack, server: TestOAuthServer, integrationId: string, extra: Partial<OAuthProviderConfig> = {}, secretId?: string): Promise<string> {
+  const credentialId =
+    secretId ??
+    (
+      await stack.credentials.store(
+        { tenantId: 'system', actor: { id: 'system:setup' } },
+        { integrationId, connectionId: 'oauth-client', type: CredentialType.CUSTOM_SECRET, value: server.clientSecret },
+      )
+    ).id;
   stack.moduleRef.get(OAuthProviderRegistry).register({
     integrationId,
     issuer: server.issuer,
     clientId: server.clientId,
-    clientSecret: { tenantId: 'system', credentialId: secret.id },
+    clientSecret: { tenantId: 'system', credentialId },
     allowInsecureRequests: true,
     ...extra,
   });
-  return secret.id;
+  return credentialId;
 }
 
 /** Closes what a spec's `beforeAll` opened (each when it got that far) and gives Nest its default logger back. */

@@ -2,10 +2,10 @@
 import { Logger } from '@nestjs/common';
 import { ScheduleModule } from '@nestjs/schedule';
 import { Test, type TestingModule } from '@nestjs/testing';
-import { ADVISORY_LOCK_NAMESPACES, advisoryLockKey, ManualClock, OutboxEventEntity, prefixedLockKey, type OperationContext } from '@app/common';
+import { ManualClock, OutboxEventEntity, prefixedLockKey, type OperationContext } from '@app/common';
 import { CredentialsService, CredentialType, ValueStoreKind } from '@app/credentials';
 import { KeyVaultEmulator } from '@app/keyvault-emulator';
-import { CapturingLogger, createTestDatabase, credentialsStackImports, type TestDatabase, type TestDatabaseKind } from '@app/testing';
+import { CapturingLogger, createTestDatabase, credentialsStackImports, endLockSession, type TestDatabase, type TestDatabaseKind } from '@app/testing';
 import { DataSource } from 'typeorm';
 import { ExpiryMonitorService, RevocationService, RotationCheckService, RotationModule, RotationPolicyService, RotationService, type PendingRotation, type RotationModuleOptions } from './index';
 
@@ -148,14 +148,6 @@ export async function keepPendingValue(s: Pick<RotationStackHandle, 'emu' | 'rot
  * PostgreSQL: the session holding `credentialId`'s rotation lock ends (a failover, pg_terminate_backend) while its
  * holder goes on, so the lock is free for another replica. Resolves once the server let it go.
  */
-export async function endRotationLockSession(ds: DataSource, credentialId: string): Promise<void> {
-  const schema = (ds.options as { schema?: string }).schema;
-  const key = BigInt.asUintN(64, BigInt(advisoryLockKey(prefixedLockKey('credentialRotation', credentialId), `${ADVISORY_LOCK_NAMESPACES.distributedLock}@${schema}`)));
-  const holders = (what: string) =>
-    ds.query(`SELECT ${what} FROM pg_locks WHERE locktype = 'advisory' AND granted AND classid = $1 AND objid = $2 AND objsubid = 1`, [
-      (key >> 32n).toString(),
-      (key & 0xffffffffn).toString(),
-    ]) as Promise<unknown[]>;
-  expect(await holders('pg_terminate_backend(pid) AS ended')).toEqual([{ ended: true }]);
-  while ((await holders('pid')).length > 0) await new Promise((r) => setTimeout(r, 10)); // the backend exits asynchronously
+export function endRotationLockSession(ds: DataSource, credentialId: string): Promise<void> {
+  return endLockSession(ds, prefixedLockKey('credentialRotation', credentialId));
 }
