@@ -175,7 +175,8 @@ export class OAuthRefreshService {
    * The proactive job's work: refreshes every active access token (all tenants) that is inside its
    * refresh-ahead window, in pages of `proactive.batchSize` with `proactive.concurrency` refreshes
    * at once, under the lock `oauth-proactive-refresh` (one replica at a time). Never throws for
-   * one connection's failure.
+   * one connection's failure; rejects with `LockLostError` (9003) when the lock is lost mid-run, after
+   * the refreshes in flight and before any other (the next run refreshes the rest).
    */
   refreshExpiringTokens(): Promise<ProactiveRefreshResult> {
     return this.proactive.run();

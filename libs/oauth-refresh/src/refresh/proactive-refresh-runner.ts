@@ -37,7 +37,7 @@ export class ProactiveRefreshRunner {
   ) {}
 
   async run(): Promise<ProactiveRefreshResult> {
-    const r = await this.deps.lock.tryRun(PROACTIVE_REFRESH_LOCK, () => this.runHoldingLock());
+    const r = await this.deps.lock.tryRun(PROACTIVE_REFRESH_LOCK, (held) => this.runHoldingLock(held));
     if (!r.acquired) {
       this.deps.logger.debug('proactive refresh is running elsewhere; skipped');
       return { acquired: false, scanned: 0, refreshed: 0, skipped: 0, inFlight: 0, failed: 0 };
@@ -45,16 +45,21 @@ export class ProactiveRefreshRunner {
     return r.value;
   }
 
-  private async runHoldingLock(): Promise<ProactiveRefreshResult> {
+  /**
+   * Stops before its next page or connection once `held` aborts (the lock's session ended: another replica may run
+   * the job now), rejecting with its `LockLostError` after the refreshes in flight settle; the next run refreshes the rest.
+   */
+  private async runHoldingLock(held: AbortSignal): Promise<ProactiveRefreshResult> {
     const { batchSize, concurrency, maxPerRun } = this.deps.options.proactive;
     const result: ProactiveRefreshResult = { acquired: true, scanned: 0, refreshed: 0, skipped: 0, inFlight: 0, failed: 0 };
     const horizon = new Date(this.deps.clock.now().getTime() + this.deps.registry.maxRefreshAheadMs());
     let cursor: DuePageCursor | undefined;
     while (result.scanned < maxPerRun) {
+      held.throwIfAborted();
       const page = await this.deps.store.listDue(horizon, Math.min(batchSize, maxPerRun - result.scanned), cursor);
       if (page.length === 0) break;
       result.scanned += page.length;
-      await forEachLimited(page, concurrency, async (due) => {
+      await forEachLimited(page, concurrency, held, async (due) => {
         const outcome = await this.one(due.tenantId, due.integrationId, due.connectionId);
         result[outcome]++;
       });
@@ -95,13 +100,15 @@ export class ProactiveRefreshRunner {
   }
 }
 
-async function forEachLimited<T>(items: T[], limit: number, work: (item: T) => Promise<void>): Promise<void> {
+/** `work` on each item, `limit` at a time; none started once `held` aborts, which is thrown once those started settle. */
+async function forEachLimited<T>(items: T[], limit: number, held: AbortSignal, work: (item: T) => Promise<void>): Promise<void> {
   let next = 0;
   const runners = Array.from({ length: Math.min(limit, items.length) }, async () => {
-    while (next < items.length) {
+    while (next < items.length && !held.aborted) {
       const item = items[next++];
       await work(item);
     }
   });
   await Promise.all(runners);
+  held.throwIfAborted();
 }
