@@ -61,14 +61,15 @@ export class ExpiryMonitorService {
     return this.lastWindows;
   }
 
-  /** One run, under `LOCK_KEYS.rotationExpiryMonitor`: exclusive across replicas whoever calls it. */
+  /** One run, under `LOCK_KEYS.rotationExpiryMonitor`: exclusive across replicas whoever calls it; `LockLostError` (9003) if the lock is lost mid-run. */
   async runOnce(): Promise<ExpiryMonitorResult> {
-    const result = await this.lock.tryRun(LOCK_KEYS.rotationExpiryMonitor, () => this.work());
+    const result = await this.lock.tryRun(LOCK_KEYS.rotationExpiryMonitor, (held) => this.work(held));
     if (!result.acquired) return { acquired: false, scanned: 0, warned: 0, expired: 0, failed: 0, windows: emptyWindows() };
     return result.value;
   }
 
-  private async work(): Promise<ExpiryMonitorResult> {
+  /** Stops before its next credential once `held` aborts (rejecting with its `LockLostError`): the next run, here or where the lock went, checks the rest. */
+  private async work(held: AbortSignal): Promise<ExpiryMonitorResult> {
     const now = this.clock.now();
     const { thresholdsDays, batchSize } = this.options.expiryMonitor;
     const horizon = new Date(now.getTime() + Math.max(30, ...thresholdsDays) * DAY_MS);
@@ -83,6 +84,7 @@ export class ExpiryMonitorService {
         after,
       });
       for (const ref of page) {
+        held.throwIfAborted();
         if (isInternalCredential(ref)) continue; // the lib's own (a pending rotation value, a staged webhook secret)
         out.scanned++;
         countWindow(out.windows, ref.expiresAt.getTime() - now.getTime());

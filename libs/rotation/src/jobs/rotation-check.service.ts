@@ -55,14 +55,15 @@ export class RotationCheckService {
     @Inject(ROTATION_RESOLVED_OPTIONS) private readonly options: ResolvedRotationOptions,
   ) {}
 
-  /** One run, under `LOCK_KEYS.rotationCheck`: exclusive across replicas whoever calls it. */
+  /** One run, under `LOCK_KEYS.rotationCheck`: exclusive across replicas whoever calls it; `LockLostError` (9003) if the lock is lost mid-run. */
   async runOnce(): Promise<RotationCheckResult> {
-    const result = await this.lock.tryRun(LOCK_KEYS.rotationCheck, () => this.work());
+    const result = await this.lock.tryRun(LOCK_KEYS.rotationCheck, (held) => this.work(held));
     if (!result.acquired) return { acquired: false, scanned: 0, due: 0, notified: 0, rotated: 0, failed: 0, deferred: 0 };
     return result.value;
   }
 
-  private async work(): Promise<RotationCheckResult> {
+  /** Stops before its next credential once `held` aborts (rejecting with its `LockLostError`): the next run, here or where the lock went, checks the rest. */
+  private async work(held: AbortSignal): Promise<RotationCheckResult> {
     const now = this.clock.now();
     const out: RotationCheckResult = { acquired: true, scanned: 0, due: 0, notified: 0, rotated: 0, failed: 0, deferred: 0 };
     const run: CheckRun = { out, refusals: new VaultRefusals() };
@@ -73,6 +74,7 @@ export class RotationCheckService {
       // Nothing rotated less than a day ago can be due (the shortest policy is one day).
       const page = await this.scanner.scanLiveAcrossTenants({ statuses: [CredentialStatus.ACTIVE], changedBefore: new Date(now.getTime() - DAY_MS), limit: batchSize, afterId });
       for (const ref of page) {
+        held.throwIfAborted();
         out.scanned++;
         if (ref.type === CredentialType.OAUTH_ACCESS_TOKEN || ref.type === CredentialType.WEBHOOK_SECRET || isInternalCredential(ref)) continue;
         try {

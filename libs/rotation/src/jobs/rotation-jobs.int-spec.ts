@@ -6,10 +6,11 @@
  */
 import { randomBytes } from 'node:crypto';
 import { AuditService } from '@app/audit';
-import { ManualClock, ScheduledJobs, type OperationContext } from '@app/common';
+import { LOCK_KEYS, ManualClock, ScheduledJobs, type OperationContext } from '@app/common';
 import { CredentialEntity, CredentialStatus, CredentialType, type CredentialMetadata } from '@app/credentials';
-import { DATABASE_KINDS, type TestDatabaseKind } from '@app/testing';
+import { DATABASE_KINDS, endLockSession, type TestDatabaseKind } from '@app/testing';
 import { RotationHandlerRegistry } from '../handlers/rotation-handler.registry';
+import type { RotationPolicyService } from '../policies/rotation-policy.service';
 import { RotationNoticeRepository } from './rotation-notice.repository';
 import { DAY, outboxEvents, useRotationStack } from '../rotation-stack.testing';
 
@@ -253,6 +254,78 @@ describe('rotation jobs: two replicas on one PostgreSQL', () => {
     const due = await outboxEvents(a.dataSource, 'credential.rotation_due', ctx.tenantId);
     expect(due).toHaveLength(12);
     expect(new Set(due.map((e) => e.credentialId)).size).toBe(12);
+  });
+});
+
+describe('rotation jobs whose lock session ends mid-run (two replicas on one PostgreSQL)', () => {
+  const clock = new ManualClock(T0);
+  const replicas = useRotationStack('postgres', { clock, replicas: 2 });
+  const [a, b] = [replicas.replica(0), replicas.replica(1)];
+  const storeThree = async (ctx: OperationContext, expiresAt?: Date) => {
+    for (let i = 0; i < 3; i++) await a.credentials.store(ctx, { integrationId: 'acme', connectionId: `c${i}`, type: CredentialType.API_KEY, value: 'k-' + randomBytes(18).toString('hex'), expiresAt });
+  };
+
+  /** Holds the replica's job in its first credential (policy resolved, nothing written yet) until `resume()`. */
+  const pausedInFirstCredential = (policies: RotationPolicyService) => {
+    let reached!: () => void;
+    let resume!: () => void;
+    const inFirst = new Promise<void>((r) => (reached = r));
+    const resumed = new Promise<void>((r) => (resume = r));
+    const resolve = policies.resolve.bind(policies);
+    const spy = jest.spyOn(policies, 'resolve').mockImplementation(async (...args) => {
+      if (spy.mock.calls.length === 1) {
+        reached();
+        await resumed;
+      }
+      return resolve(...args);
+    });
+    return { spy, inFirst, resume };
+  };
+
+  /**
+   * Replica A's run loses its lock in its first credential; B takes the lock at once and runs the job. A ends that
+   * credential and starts no other (it is rejected LOCK_LOST): each notice is raised once, by whichever got there first.
+   */
+  const loseLockMidRun = async <R extends { acquired: boolean }>(run: (s: typeof a) => Promise<R>, lockKey: string): Promise<R> => {
+    const paused = pausedInFirstCredential(a.policies);
+    try {
+      const stopped = run(a).catch((e: unknown) => e);
+      await paused.inFirst;
+      await endLockSession(a.dataSource, lockKey);
+      const other = await run(b);
+      expect(other.acquired).toBe(true);
+      paused.resume();
+      expect(await stopped).toMatchObject({ codeName: 'LOCK_LOST' });
+      expect(paused.spy).toHaveBeenCalledTimes(1);
+      return other;
+    } finally {
+      paused.resume();
+      paused.spy.mockRestore();
+    }
+  };
+
+  it('the expiry monitor stops before its next credential; the replica that took the lock warns of each once', async () => {
+    const ctx: OperationContext = { tenantId: `lost_e_${randomBytes(3).toString('hex')}`, actor: { id: 'user:alice' } };
+    clock.set(T0);
+    await storeThree(ctx, new Date(T0.getTime() + 10 * DAY));
+    clock.set(new Date(T0.getTime() + 5 * DAY));
+    expect(await loseLockMidRun((s) => s.expiry.runOnce(), LOCK_KEYS.rotationExpiryMonitor)).toMatchObject({ warned: 3, failed: 0 });
+    await b.expiry.runOnce();
+    const expiring = await outboxEvents(a.dataSource, 'credential.expiring', ctx.tenantId);
+    expect(expiring.map((e) => e.thresholdDays)).toEqual([7, 7, 7]);
+    expect(new Set(expiring.map((e) => e.credentialId)).size).toBe(3);
+  });
+
+  it('the rotation check stops before its next credential; the replica that took the lock reports each due once', async () => {
+    const ctx: OperationContext = { tenantId: `lost_r_${randomBytes(3).toString('hex')}`, actor: { id: 'user:alice' } };
+    clock.set(T0);
+    await storeThree(ctx);
+    clock.set(new Date(T0.getTime() + 91 * DAY));
+    expect(await loseLockMidRun((s) => s.check.runOnce(), LOCK_KEYS.rotationCheck)).toMatchObject({ notified: 3, failed: 0 });
+    await b.check.runOnce();
+    const due = await outboxEvents(a.dataSource, 'credential.rotation_due', ctx.tenantId);
+    expect(due).toHaveLength(3);
+    expect(new Set(due.map((e) => e.credentialId)).size).toBe(3);
   });
 });
 
