@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { Client } from 'pg';
 import { DataSource, type DataSourceOptions, type MixedList, type EntitySchema } from 'typeorm';
 import { ADVISORY_LOCK_NAMESPACES, advisoryLockKey } from '@app/common';
+import { endLockSession } from './lock-session';
 
 export type TestDatabaseKind = 'sqlite' | 'postgres';
 
@@ -115,18 +116,9 @@ export async function loggedSelects(ds: DataSource, work: () => Promise<unknown>
 
 /**
  * PostgreSQL: ends the session holding the `DistributedLock` key `lockKey` of `ds`'s schema (a failover, an operator's
- * pg_terminate_backend) while its holder goes on, found by the lock itself in pg_locks: that one session, no other.
- * Resolves once the server let the lock go, so another replica can take it.
+ * pg_terminate_backend) while its holder goes on — `endLockSession` with the advisory id that key has in that schema.
  */
-export async function endLockSession(ds: DataSource, lockKey: string): Promise<void> {
+export function endLockSessionOfKey(ds: DataSource, lockKey: string): Promise<void> {
   const schema = (ds.options as { schema?: string }).schema;
-  const key = BigInt.asUintN(64, BigInt(advisoryLockKey(lockKey, `${ADVISORY_LOCK_NAMESPACES.distributedLock}@${schema}`)));
-  const holders = (what: string) =>
-    ds.query(`SELECT ${what} FROM pg_locks WHERE locktype = 'advisory' AND granted AND classid = $1 AND objid = $2 AND objsubid = 1`, [
-      (key >> 32n).toString(),
-      (key & 0xffffffffn).toString(),
-    ]) as Promise<Array<{ ended?: boolean }>>;
-  const ended = await holders('pg_terminate_backend(pid) AS ended');
-  if (ended.length !== 1 || ended[0].ended !== true) throw new Error(`expected one session holding lock "${lockKey}" to end, got ${JSON.stringify(ended)}`);
-  while ((await holders('pid')).length > 0) await new Promise((r) => setTimeout(r, 10)); // the backend exits asynchronously
+  return endLockSession(ds, advisoryLockKey(lockKey, `${ADVISORY_LOCK_NAMESPACES.distributedLock}@${schema}`));
 }

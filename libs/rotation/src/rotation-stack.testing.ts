@@ -5,7 +5,7 @@ import { Test, type TestingModule } from '@nestjs/testing';
 import { ManualClock, OutboxEventEntity, prefixedLockKey, type OperationContext } from '@app/common';
 import { CredentialsService, CredentialType, ValueStoreKind } from '@app/credentials';
 import { KeyVaultEmulator } from '@app/keyvault-emulator';
-import { CapturingLogger, createTestDatabase, credentialsStackImports, endLockSession, type TestDatabase, type TestDatabaseKind } from '@app/testing';
+import { CapturingLogger, createTestDatabase, credentialsStackImports, endLockSessionOfKey, type TestDatabase, type TestDatabaseKind } from '@app/testing';
 import { DataSource } from 'typeorm';
 import { ExpiryMonitorService, RevocationService, RotationCheckService, RotationModule, RotationPolicyService, RotationService, type PendingRotation, type RotationModuleOptions } from './index';
 
@@ -149,5 +149,5 @@ export async function keepPendingValue(s: Pick<RotationStackHandle, 'emu' | 'rot
  * holder goes on, so the lock is free for another replica. Resolves once the server let it go.
  */
 export function endRotationLockSession(ds: DataSource, credentialId: string): Promise<void> {
-  return endLockSession(ds, prefixedLockKey('credentialRotation', credentialId));
+  return endLockSessionOfKey(ds, prefixedLockKey('credentialRotation', credentialId));
 }

@@ -6,7 +6,7 @@
  */
 import { DataSource } from 'typeorm';
 import { type DistributedLock, LOCK_KEYS, ManualClock, type OperationContext } from '@app/common';
-import { CapturingLogger, endLockSession } from '@app/testing';
+import { CapturingLogger, endLockSessionOfKey } from '@app/testing';
 import type { OAuthRefreshModuleOptions } from '../index';
 import { OAUTH_REFRESH_LOCK } from '../oauth-refresh.constants';
 import { buildStack, registerTestProvider, useOAuthStack } from '../oauth-refresh-stack.testing';
@@ -43,7 +43,7 @@ describe.each([
       const stopped = a.oauth.refreshExpiringTokens().catch((e: unknown) => e);
       for (let i = 0; i < 500 && server.refreshCalls < concurrency; i++) await new Promise((r) => setTimeout(r, 10));
       expect(server.refreshCalls).toBe(concurrency); // in flight at the provider
-      await endLockSession(a.moduleRef.get(DataSource), LOCK_KEYS.oauthProactiveRefresh);
+      await endLockSessionOfKey(a.moduleRef.get(DataSource), LOCK_KEYS.oauthProactiveRefresh);
       // The lock went with the session: the other replica can take it while the first page is still in flight.
       await expect(b.moduleRef.get<DistributedLock>(OAUTH_REFRESH_LOCK).tryRun(LOCK_KEYS.oauthProactiveRefresh, async () => 'b')).resolves.toEqual({ acquired: true, value: 'b' });
 

@@ -8,7 +8,7 @@ import { randomBytes } from 'node:crypto';
 import { AuditService } from '@app/audit';
 import { LOCK_KEYS, ManualClock, ScheduledJobs, type OperationContext } from '@app/common';
 import { CredentialEntity, CredentialStatus, CredentialType, type CredentialMetadata } from '@app/credentials';
-import { DATABASE_KINDS, endLockSession, type TestDatabaseKind } from '@app/testing';
+import { DATABASE_KINDS, endLockSessionOfKey, type TestDatabaseKind } from '@app/testing';
 import { RotationHandlerRegistry } from '../handlers/rotation-handler.registry';
 import type { RotationPolicyService } from '../policies/rotation-policy.service';
 import { RotationNoticeRepository } from './rotation-notice.repository';
@@ -291,7 +291,7 @@ describe('rotation jobs whose lock session ends mid-run (two replicas on one Pos
     try {
       const stopped = run(a).catch((e: unknown) => e);
       await paused.inFirst;
-      await endLockSession(a.dataSource, lockKey);
+      await endLockSessionOfKey(a.dataSource, lockKey);
       const other = await run(b);
       expect(other.acquired).toBe(true);
       paused.resume();
