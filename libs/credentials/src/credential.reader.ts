@@ -130,7 +130,8 @@ export class CredentialReader {
    */
   async verifyValue(ctx: OperationContext, id: string, expected: string, options: { readOnly?: boolean } = {}): Promise<{ matches: boolean; metadata: CredentialMetadata }> {
     assertContext(ctx);
-    // The caller's signal (uncached, so the read is its alone): an aborted migration or dry run stops waiting at once.
+    // The caller's signal (uncached, so the read is its alone): an aborted caller stops waiting at once. The migration
+    // passes none yet (its context has no signal), so its comparisons still run to their end.
     const read = await this.loadCurrent(ctx.tenantId, id, ctx.signal, options.readOnly === true);
     const digest = (v: string) => createHash('sha256').update(v, 'utf8').digest();
     return { matches: typeof expected === 'string' && timingSafeEqual(digest(read.value), digest(expected)), metadata: toMetadata(read.row, this.clock.nowMs()) };

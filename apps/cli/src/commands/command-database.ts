@@ -76,8 +76,9 @@ function initializeOnce(options: DataSourceOptions): Promise<DataSource> {
 
 /**
  * Whether the host's database holds the schema (its migrations table, `cv_migrations`), looked at without creating
- * anything: no SQLite file or directory made, no migration run, a SQLite file opened read-only. `label` names the
- * database as the command's other messages do.
+ * anything: no SQLite database or directory made, no migration run, a SQLite file opened read-only (of a WAL-mode
+ * file SQLite still leaves its `-wal`/`-shm` files: a read-only connection makes them and cannot remove them). `label`
+ * names the database as the command's other messages do.
  */
 export async function hostSchemaPresence(config: AppConfig): Promise<{ present: boolean; label: string }> {
   const db = config.database;

@@ -150,6 +150,6 @@ async function refuseDryRunWithoutSchema(config: AppConfig): Promise<void> {
   if (present) return;
   throw new MigrateDryRunWithoutSchemaError(
     `${label} has no Credential Vault schema: nothing to compare against, every field would be new (the legacy rows were not ` +
-      'decrypted or checked). Nothing was created. Check that this is the host\'s database; to migrate into a new one, run migrate without --dry-run.',
+      'decrypted or checked). No schema was created. Check that this is the host\'s database; to migrate into a new one, run migrate without --dry-run.',
   );
 }
