@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { Inject, Injectable, Logger, Optional } from '@nestjs/common';
-import { AuditAction, type AuditActionName, auditErrorCode, AuditResult, AuditService } from '@app/audit';
+import { AuditAction, type AuditActionName, AuditService } from '@app/audit';
 import { Clock, DistributedLock, isVaultRefusal, Outbox, TransactionRunner, prefixedLockKey, type OperationContext } from '@app/common';
 import { assertChangeableCredential, CredentialConflictError, CredentialNotFoundError, CredentialsService, CredentialType, type CredentialMetadata } from '@app/credentials';
 import { NoRotationHandlerError, RotationFailedError, RotationInProgressError, RotationValidationError } from './errors/rotation.errors';
@@ -69,21 +69,23 @@ export class RotationService {
 
   /**
    * `conflictRetried` (this lib's rotation check): a stale `expectedVersion` is the caller's own guard, which it handles
-   * (rotates as the credential is now, or not at all), so it is not audited as a refused rotation.
+   * (rotates as the credential is now, or not at all), so it is not audited as a refused rotation. `byJob` (the
+   * rotation check): the lock another holds (IN_PROGRESS) and an id deleted since the scan (NOT_FOUND) are the job's
+   * bookkeeping — it leaves the credential to its next run — not refusals audited toward its actor's thresholds.
    */
-  async rotate(ctx: OperationContext, credentialId: string, options: RotateCredentialOptions = {}, { conflictRetried = false } = {}): Promise<RotationOutcome> {
+  async rotate(ctx: OperationContext, credentialId: string, options: RotateCredentialOptions = {}, { conflictRetried = false, byJob = false } = {}): Promise<RotationOutcome> {
     assertContext(ctx);
     assertCredentialId(credentialId);
     const reason = assertReason(options.reason, false);
     if (options.value !== undefined && typeof options.value !== 'string') throw new RotationValidationError('value must be a string', 'value');
     if (options.value === undefined && this.webhooks) {
-      const meta = await this.load(ctx, AuditAction.ROTATE, credentialId);
+      const meta = await this.load(ctx, AuditAction.ROTATE, credentialId, !byJob);
       // A webhook secret without a given value rotates in two phases (pushed to the provider, old one
       // live for the overlap window); the webhooks part takes the same per-credential lock itself.
       if (meta.type === CredentialType.WEBHOOK_SECRET) return this.rotateWebhookSecret(ctx, meta, reason);
     }
-    return this.exclusive(ctx, AuditAction.ROTATE, credentialId, async () => {
-      const before = await this.load(ctx, AuditAction.ROTATE, credentialId);
+    return this.exclusive(ctx, AuditAction.ROTATE, credentialId, !byJob, async () => {
+      const before = await this.load(ctx, AuditAction.ROTATE, credentialId, !byJob);
       // Refused or failed before the Credentials lib's write (which audits its own): the trail still shows the rotate.
       const { pending, kept, minted, method, keeping } = await this.prepare(ctx, before, options, reason).catch(async (e: unknown) => {
         if (conflictRetried && e instanceof CredentialConflictError) throw e;
@@ -158,7 +160,7 @@ export class RotationService {
     assertContext(ctx);
     assertCredentialId(credentialId);
     const reason = assertReason(options.reason, false);
-    return this.exclusive(ctx, AuditAction.ROLLBACK, credentialId, async () => {
+    return this.exclusive(ctx, AuditAction.ROLLBACK, credentialId, true, async () => {
       const before = await this.load(ctx, AuditAction.ROLLBACK, credentialId);
       return this.credentials.rollback(ctx, credentialId, toVersion, {
         expectedVersion: options.expectedVersion,
@@ -196,10 +198,12 @@ export class RotationService {
     await this.history.insert({ id: randomUUID(), tenantId: ctx.tenantId, actor: ctx.actor.id, createdAt: this.clock.now(), severity: e.severity ?? null, ...e });
   }
 
-  /** An automatic rotation that failed: audited and announced, the previous value stays current. */
+  /**
+   * An automatic rotation that failed, announced (`credential.rotation_failed`); the previous value stays current. Its
+   * audit row is the rotation's own, written where it failed (a refusal here, or the Credentials lib's write): one row.
+   */
   async reportFailure(ctx: OperationContext, meta: CredentialMetadata, error: unknown): Promise<void> {
     await this.runner.run(async () => {
-      await this.audit.record({ action: AuditAction.ROTATE, context: ctx, resource: meta.id, result: AuditResult.FAILURE, errorCode: auditErrorCode(error), details: { automatic: true, version: meta.version } });
       await this.outbox.add({
         name: RotationEvents.ROTATION_FAILED,
         tenantId: meta.tenantId,
@@ -232,13 +236,13 @@ export class RotationService {
 
   /**
    * The credential a rotation or rollback changes. An id the caller's tenant does not have is refused as the
-   * Credentials lib refuses a change of one: audited (denied, NOT_FOUND), not only answered.
+   * Credentials lib refuses a change of one: audited (denied, NOT_FOUND), not only answered (unless `audited` is false).
    */
-  private async load(ctx: OperationContext, action: AuditActionName, credentialId: string): Promise<CredentialMetadata> {
+  private async load(ctx: OperationContext, action: AuditActionName, credentialId: string, audited = true): Promise<CredentialMetadata> {
     try {
       return await this.credentials.getMetadata(ctx, credentialId);
     } catch (e) {
-      if (e instanceof CredentialNotFoundError) await auditRefusal(this.audit, this.logger, { action, ctx, credentialId, error: e });
+      if (audited && e instanceof CredentialNotFoundError) await auditRefusal(this.audit, this.logger, { action, ctx, credentialId, error: e });
       throw e;
     }
   }
@@ -248,13 +252,13 @@ export class RotationService {
    * change. The lock is keyed by the id alone, so the id is looked up in the caller's tenant first: one it does not
    * have is NOT_FOUND at once — another tenant never takes the lock, nor learns that the credential is being rotated.
    */
-  private async exclusive<T>(ctx: OperationContext, action: AuditActionName, credentialId: string, work: () => Promise<T>): Promise<T> {
-    await this.load(ctx, action, credentialId);
+  private async exclusive<T>(ctx: OperationContext, action: AuditActionName, credentialId: string, audited: boolean, work: () => Promise<T>): Promise<T> {
+    await this.load(ctx, action, credentialId, audited);
     const result = await this.lock.tryRun(prefixedLockKey('credentialRotation', credentialId), work);
     if (result.acquired) return result.value;
-    const meta = await this.load(ctx, action, credentialId);
+    const meta = await this.load(ctx, action, credentialId, audited);
     const refused = new RotationInProgressError(credentialId);
-    await auditRefusal(this.audit, this.logger, { action, ctx, credentialId, error: refused, details: { version: meta.version } });
+    if (audited) await auditRefusal(this.audit, this.logger, { action, ctx, credentialId, error: refused, details: { version: meta.version } });
     throw refused;
   }
 }

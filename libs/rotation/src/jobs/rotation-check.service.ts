@@ -1,11 +1,12 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import { Clock, DistributedLock, isVaultRefusal, LOCK_KEYS, Outbox, TransactionRunner, systemContext, type OperationContext } from '@app/common';
-import { CredentialConflictError, CredentialExpiryScanner, CredentialsService, CredentialStatus, CredentialType, isInternalCredential, type LiveCredentialRef } from '@app/credentials';
+import { CredentialConflictError, CredentialExpiryScanner, CredentialNotFoundError, CredentialsService, CredentialStatus, CredentialType, isInternalCredential, type LiveCredentialRef } from '@app/credentials';
 import type { RotationPolicyEntity } from '../entities/rotation-policy.entity';
 import { RotationPolicyService } from '../policies/rotation-policy.service';
 import { ROTATION_CHECK_ACTOR, ROTATION_CLOCK, ROTATION_LOCK, ROTATION_RESOLVED_OPTIONS } from '../rotation.constants';
 import { RotationEvents } from '../rotation.events';
 import type { ResolvedRotationOptions } from '../rotation.options';
+import { RotationInProgressError } from '../errors/rotation.errors';
 import { RotationService } from '../rotation.service';
 import { DAY_MS, noticePayload } from './expiry-monitor.service';
 import { RotationNoticeRepository } from './rotation-notice.repository';
@@ -22,6 +23,8 @@ export interface RotationCheckResult {
   failed: number;
   /** Automatic rotations due but not tried: the vault refused this run's writes for a permission (`VaultRefusals`; next run). */
   deferred: number;
+  /** Automatic rotations due that another was running (a caller, a webhook step): left for the next run, not failed. */
+  inProgress: number;
 }
 
 /** A run's result, and the writes the vault refused it for a permission. */
@@ -58,14 +61,14 @@ export class RotationCheckService {
   /** One run, under `LOCK_KEYS.rotationCheck`: exclusive across replicas whoever calls it; `LockLostError` (9003) if the lock is lost mid-run. */
   async runOnce(): Promise<RotationCheckResult> {
     const result = await this.lock.tryRun(LOCK_KEYS.rotationCheck, (held) => this.work(held));
-    if (!result.acquired) return { acquired: false, scanned: 0, due: 0, notified: 0, rotated: 0, failed: 0, deferred: 0 };
+    if (!result.acquired) return { acquired: false, scanned: 0, due: 0, notified: 0, rotated: 0, failed: 0, deferred: 0, inProgress: 0 };
     return result.value;
   }
 
   /** Stops before its next credential once `held` aborts (rejecting with its `LockLostError`): the next run, here or where the lock went, checks the rest. */
   private async work(held: AbortSignal): Promise<RotationCheckResult> {
     const now = this.clock.now();
-    const out: RotationCheckResult = { acquired: true, scanned: 0, due: 0, notified: 0, rotated: 0, failed: 0, deferred: 0 };
+    const out: RotationCheckResult = { acquired: true, scanned: 0, due: 0, notified: 0, rotated: 0, failed: 0, deferred: 0, inProgress: 0 };
     const run: CheckRun = { out, refusals: new VaultRefusals() };
     const overrides = new Map<string, RotationPolicyEntity[]>();
     const { batchSize } = this.options.rotationCheck;
@@ -102,13 +105,13 @@ export class RotationCheckService {
   private async rotateAsScanned(ctx: OperationContext, ref: LiveCredentialRef): Promise<boolean> {
     const reason = 'scheduled: rotate-after of the policy passed';
     try {
-      await this.rotation.rotate(ctx, ref.id, { reason, expectedVersion: ref.rowVersion }, { conflictRetried: true });
+      await this.rotation.rotate(ctx, ref.id, { reason, expectedVersion: ref.rowVersion }, { conflictRetried: true, byJob: true });
       return true;
     } catch (e) {
       if (!(e instanceof CredentialConflictError)) throw e;
       const now = await this.credentials.getMetadata(ctx, ref.id);
       if (now.version !== ref.version || now.status !== CredentialStatus.ACTIVE) return false;
-      await this.rotation.rotate(ctx, ref.id, { reason, expectedVersion: now.rowVersion });
+      await this.rotation.rotate(ctx, ref.id, { reason, expectedVersion: now.rowVersion }, { byJob: true });
       return true;
     }
   }
@@ -133,6 +136,9 @@ export class RotationCheckService {
           run.refusals.succeeded();
         }
       } catch (e) {
+        // Another rotates it (a caller, or a webhook step) or it was deleted since the scan: nothing failed, the next run sees it as it is.
+        if (e instanceof RotationInProgressError) return void out.inProgress++;
+        if (e instanceof CredentialNotFoundError) return;
         out.failed++;
         if (isVaultRefusal(e)) run.refusals.refused(e);
         await this.rotation.reportFailure(ctx, await this.credentials.getMetadata(ctx, ref.id), e);

@@ -6,11 +6,12 @@
  */
 import { randomBytes } from 'node:crypto';
 import { AuditService } from '@app/audit';
-import { LOCK_KEYS, ManualClock, ScheduledJobs, type OperationContext } from '@app/common';
+import { DistributedLock, LOCK_KEYS, ManualClock, prefixedLockKey, ScheduledJobs, type OperationContext } from '@app/common';
 import { CredentialEntity, CredentialStatus, CredentialType, type CredentialMetadata } from '@app/credentials';
 import { DATABASE_KINDS, endLockSessionOfKey, type TestDatabaseKind } from '@app/testing';
 import { RotationHandlerRegistry } from '../handlers/rotation-handler.registry';
 import type { RotationPolicyService } from '../policies/rotation-policy.service';
+import { ROTATION_LOCK } from '../rotation.constants';
 import { RotationNoticeRepository } from './rotation-notice.repository';
 import { DAY, outboxEvents, useRotationStack } from '../rotation-stack.testing';
 
@@ -194,6 +195,9 @@ describe.each(DATABASE_KINDS)('rotation jobs on %s', (kind: TestDatabaseKind) =>
         expect((await s.rotation.historyOf(ctx, minted.id))[0]).toMatchObject({ method: 'handler', fromVersion: 1, toVersion: 2 });
         const failed = await outboxEvents(s.dataSource, 'credential.rotation_failed', ctx.tenantId);
         expect(failed.map((e) => e.credentialId)).toEqual([broken.id]);
+        // One failed rotation, one failure row (each counts toward the job actor's and the credential's thresholds).
+        const failures = (await s.moduleRef.get(AuditService).query({ tenantId: ctx.tenantId, action: 'rotate', order: 'asc', limit: 100 })).items.filter((r) => r.result !== 'success');
+        expect(failures.map((r) => [r.resource, r.actorId, r.errorCode])).toEqual([[broken.id, 'system:rotation-check', expect.stringMatching(/^3\d{3}:/)]]);
         // the next run finds nothing due among the rotated ones
         await acquired(() => s.check.runOnce());
         expect((await s.credentials.getMetadata(ctx, key.id)).version).toBe(2);
@@ -224,6 +228,24 @@ describe.each(DATABASE_KINDS)('rotation jobs on %s', (kind: TestDatabaseKind) =>
       // The lost compare-and-set is the job's own retry, not a refused rotation: only the rotation is in the trail.
       const rows = (await s.moduleRef.get(AuditService).query({ tenantId: ctx.tenantId, action: 'rotate', order: 'asc', limit: 100 })).items;
       expect(rows.map((r) => [r.result, r.errorCode ?? null, r.actorId])).toEqual([['success', null, 'system:rotation-check']]);
+    });
+
+    it('a credential a caller is rotating when the job reaches it is left to the next run: no failure row, no rotation_failed', async () => {
+      clock.set(T0);
+      const ctx = tenant();
+      await s.policies.set(ctx, { level: 'tenant', rotation: 'automatic' });
+      const key = await store(ctx, CredentialType.API_KEY, secret());
+      // The caller's rotation holds the credential's lock (across replicas) while the job tries it.
+      const lock = s.moduleRef.get<DistributedLock>(ROTATION_LOCK);
+      clock.set(new Date(T0.getTime() + 91 * DAY));
+      const held = await lock.tryRun(prefixedLockKey('credentialRotation', key.id), () => acquired(() => s.check.runOnce()));
+      expect(held).toMatchObject({ acquired: true, value: { rotated: 0, failed: 0, deferred: 0, inProgress: 1 } });
+      const rows = (await s.moduleRef.get(AuditService).query({ tenantId: ctx.tenantId, action: 'rotate', order: 'asc', limit: 100 })).items;
+      expect(rows).toEqual([]);
+      expect(await outboxEvents(s.dataSource, 'credential.rotation_failed', ctx.tenantId)).toEqual([]);
+      // The next run rotates it.
+      expect(await acquired(() => s.check.runOnce())).toMatchObject({ rotated: 1, failed: 0 });
+      expect((await s.credentials.getMetadata(ctx, key.id)).version).toBe(2);
     });
   });
 });
