@@ -6,10 +6,10 @@
  */
 import { randomUUID } from 'node:crypto';
 import { AuditLogEntry } from '@app/audit';
-import { ManualClock, type OperationContext, OutboxEventEntity } from '@app/common';
+import { LOCK_KEYS, ManualClock, type OperationContext, OutboxEventEntity } from '@app/common';
 import { CredentialsService } from '@app/credentials';
 import { KeyVaultEmulator } from '@app/keyvault-emulator';
-import { createTestDatabase, DATABASE_KINDS, rejection, type TestDatabase, type TestDatabaseKind } from '@app/testing';
+import { createTestDatabase, DATABASE_KINDS, endLockSessionOfKey, rejection, type TestDatabase, type TestDatabaseKind } from '@app/testing';
 import { Webhook } from 'standardwebhooks';
 import { endRotationLockSession } from '../rotation-stack.testing';
 import { WebhookSecretState } from './persistence/webhook-secret-version.entity';
@@ -380,6 +380,63 @@ describe('webhook-secret-rotation job with two app instances on one PostgreSQL',
       expect(staged).toHaveLength(1);
       expect(refused.map((e) => [e.codeName, e.rotationId])).toEqual([['WEBHOOK_SECRET_ALREADY_STAGED', staged[0].rotationId]]);
       expect((await b.versionRows(credential.id)).filter((r) => r.state === WebhookSecretState.PENDING).map((r) => r.id)).toEqual([staged[0].rotationId]);
+    }
+  });
+});
+
+describe('webhook-secret-rotation job whose lock session ends mid-run (two app instances on one PostgreSQL)', () => {
+  const h = harness('postgres');
+  const ctx = (): OperationContext => ({ tenantId: h.tenantId, actor: { id: 'user:ops' } });
+
+  /**
+   * a's run loses its job lock while it pushes its first due secret; b takes the lock at once and runs the job. a
+   * finishes that rotation (under the credential's own lock) and starts no other: its run fails LOCK_LOST, and
+   * every secret ends rotated once.
+   */
+  it('stops before its next secret; what it rotated stays, the replica that took the lock rotates the rest', async () => {
+    const a = await h.start();
+    const b = await h.start();
+    const t0 = h.clock.now();
+    const ids: string[] = [];
+    for (let i = 0; i < 3; i++) {
+      ids.push((await a.service.create(ctx(), { integrationId: 'slow-provider', connectionId: `due-${i}` })).credential.id);
+      h.clock.advance(1000);
+    }
+    h.clock.set(new Date(t0.getTime() + 181 * DAY));
+    let release = () => undefined as void;
+    const held = new Promise<void>((r) => (release = r));
+    let reached = () => undefined as void;
+    const onProvider = new Promise<void>((r) => (reached = r));
+    const pushedByA: string[] = [];
+    const pushedByB: string[] = [];
+    const unregisterA = a.updaters.register('slow-provider', {
+      update: async ({ credentialId }) => {
+        pushedByA.push(credentialId);
+        reached();
+        await held;
+      },
+    });
+    const unregisterB = b.updaters.register('slow-provider', { update: async ({ credentialId }) => void pushedByB.push(credentialId) });
+    const attempts = jest.spyOn(a.rotator, 'rotate');
+    try {
+      const stopped = a.job.runOnce().catch((e: unknown) => e);
+      await onProvider;
+      await endLockSessionOfKey(a.ds, LOCK_KEYS.rotationWebhookSecrets);
+      // a still holds its first secret's rotation lock: b leaves that one (failed, next run) and rotates the others.
+      expect(await b.job.runOnce()).toMatchObject({ acquired: true, rotated: 2 });
+      release();
+      expect(await stopped).toMatchObject({ codeName: 'LOCK_LOST' });
+      expect(attempts).toHaveBeenCalledTimes(1);
+      expect(pushedByA).toHaveLength(1);
+      expect([...pushedByA, ...pushedByB].sort()).toEqual([...ids].sort());
+      for (const id of ids) expect((await b.credentials.getMetadata(ctx(), id)).version).toBe(2);
+      // The next run finds nothing left to do.
+      expect(await b.job.runOnce()).toMatchObject({ acquired: true, rotated: 0, resumed: 0, failed: 0 });
+    } finally {
+      release();
+      unregisterA();
+      unregisterB();
+      attempts.mockRestore();
     }
   });
 });

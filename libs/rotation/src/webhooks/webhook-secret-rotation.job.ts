@@ -100,15 +100,19 @@ export class WebhookSecretRotationJob implements OnModuleInit {
     });
   }
 
-  /** One run, exclusive across replicas whoever calls it (the job, the CLI, tests). */
+  /** One run, exclusive across replicas whoever calls it (the job, the CLI, tests); `LockLostError` (9003) if the lock is lost mid-run. */
   async runOnce(): Promise<{ acquired: false } | ({ acquired: true } & WebhookRotationRunSummary)> {
-    const result = await this.lock.tryRun(LOCK_KEYS.rotationWebhookSecrets, () => this.work());
+    const result = await this.lock.tryRun(LOCK_KEYS.rotationWebhookSecrets, (held) => this.work(held));
     return result.acquired ? { acquired: true, ...result.value } : { acquired: false };
   }
 
-  private async work(): Promise<WebhookRotationRunSummary> {
+  /**
+   * Stops before its next row once `held` aborts (rejecting with its `LockLostError`): the row in hand finishes (a
+   * rotation under the credential's own lock), what was done stays, and the next run, here or where the lock went, does the rest.
+   */
+  private async work(held: AbortSignal): Promise<WebhookRotationRunSummary> {
     const summary: WebhookRotationRunSummary = {
-      retired: await this.retireExpired(),
+      retired: await this.retireExpired(held),
       resumed: 0,
       rotated: 0,
       failed: 0,
@@ -124,6 +128,7 @@ export class WebhookSecretRotationJob implements OnModuleInit {
     let budget = this.options.job.maxPerRun;
     const tried = new Set<string>(); // a failed resume is not retried again by the due scan of the same run
     for (const row of await this.rows.pending(budget)) {
+      held.throwIfAborted();
       budget--;
       tried.add(row.credentialId);
       if (!this.updaters.has(row.integrationId)) {
@@ -145,6 +150,7 @@ export class WebhookSecretRotationJob implements OnModuleInit {
     while (budget > 0) {
       const page = await this.rows.currentPage(PAGE, after);
       for (const row of page) {
+        held.throwIfAborted();
         if (budget <= 0) break;
         if (tried.has(row.credentialId)) continue;
         const dueAt = await this.dueAt(row);
@@ -271,12 +277,13 @@ export class WebhookSecretRotationJob implements OnModuleInit {
   }
 
   /** Live secrets past their window stop verifying (the keyring filters them already; this records it). */
-  private async retireExpired(): Promise<number> {
+  private async retireExpired(held: AbortSignal): Promise<number> {
     let retired = 0;
     for (;;) {
       const now = this.clock.now();
       const batch = await this.rows.expiredLive(now.getTime(), PAGE);
       for (const row of batch) {
+        held.throwIfAborted();
         await this.runner.run(async () => {
           if (!(await this.rows.transition(row.id, WebhookSecretState.LIVE, { state: WebhookSecretState.RETIRED, updatedAt: now }))) return;
           retired++;
