@@ -27,6 +27,22 @@ describe.each(DATABASE_KINDS)('emergency revoke on %s', (kind: TestDatabaseKind)
     (await s.dataSource.getRepository(CredentialVersionEntity).find({ where: { credentialId: id } })).filter((v) => v.vaultSecretName).map((v) => [v.vaultSecretName!, v.vaultSecretVersion!] as const);
 
   const s = useRotationStack(kind, { clock });
+
+  /** Runs `meanwhile` while the credential's rotation lock is held (a revoke or rotation in flight), then frees it. */
+  const whileLocked = async (credentialId: string, meanwhile: () => Promise<void>) => {
+    let release = () => undefined as void;
+    const held = new Promise<void>((r) => (release = r));
+    let reached = () => undefined as void;
+    const holding = new Promise<void>((r) => (reached = r));
+    const holder = s.moduleRef.get<DistributedLock>(ROTATION_LOCK).run(prefixedLockKey('credentialRotation', credentialId), () => (reached(), held), { timeoutMs: 5_000 });
+    try {
+      await holding;
+      await meanwhile();
+    } finally {
+      release();
+      await holder;
+    }
+  };
   beforeAll(() => {
     kv = s.moduleRef.get(KeyVaultProvider);
   });
@@ -172,28 +188,68 @@ describe.each(DATABASE_KINDS)('emergency revoke on %s', (kind: TestDatabaseKind)
     await s.revocation.revoke(owner, { credentialId: cred.id }, { reason: 'suspected leak' });
     const missing = randomUUID();
     await expect(s.revocation.unrevoke(guess, missing, { reason: 'false alarm' })).rejects.toMatchObject({ code: 2002 });
-    // The owner's credential under its rotation lock (a revoke or rotation in flight): the other tenant does not wait on it.
-    let release = () => undefined as void;
-    const held = new Promise<void>((r) => (release = r));
-    let reached = () => undefined as void;
-    const holding = new Promise<void>((r) => (reached = r));
-    const lock = s.moduleRef.get<DistributedLock>(ROTATION_LOCK);
-    const holder = lock.run(prefixedLockKey('credentialRotation', cred.id), () => (reached(), held), { timeoutMs: 5_000 });
-    try {
-      await holding;
+    // The owner's credential under its rotation lock: the other tenant does not wait on it.
+    await whileLocked(cred.id, async () => {
       const began = Date.now();
       await expect(s.revocation.unrevoke(guess, cred.id, { reason: 'false alarm' })).rejects.toMatchObject({ code: 2002 });
       expect(Date.now() - began).toBeLessThan(5_000);
-    } finally {
-      release();
-      await holder;
-    }
+    });
     const rows = await s.dataSource.getRepository(AuditLogEntry).find({ where: { tenantId: guess.tenantId }, order: { sequence: 'ASC' } });
     expect(rows.map((r) => [r.action, r.result, r.errorCode, r.resource])).toEqual([
       ['unrevoke', 'denied', '2002:NOT_FOUND', missing],
       ['unrevoke', 'denied', '2002:NOT_FOUND', cred.id],
     ]);
     expect((await s.credentials.getMetadata(owner, cred.id)).status).toBe('revoked');
+  }, 60_000);
+
+  it("a revoke of an id the tenant does not have is audited once (denied, 2002:NOT_FOUND), at once while that credential rotates", async () => {
+    const owner = tenant();
+    const guess = tenant();
+    const cred = await store(owner, ValueStoreKind.ENVELOPE);
+    const gone = await store(guess, ValueStoreKind.ENVELOPE);
+    await s.credentials.delete(guess, gone.id);
+    const missing = randomUUID();
+    await expect(s.revocation.revoke(guess, { credentialId: missing }, { reason: 'leak' })).rejects.toMatchObject({ code: 2002 });
+    await expect(s.revocation.revoke(guess, { credentialId: gone.id }, { reason: 'leak' })).rejects.toMatchObject({ code: 2002 });
+    // The owner's credential under its rotation lock (a rotation in flight): the other tenant does not wait on it.
+    await whileLocked(cred.id, async () => {
+      const began = Date.now();
+      await expect(s.revocation.revoke(guess, { credentialId: cred.id }, { reason: 'leak' })).rejects.toMatchObject({ code: 2002 });
+      expect(Date.now() - began).toBeLessThan(5_000);
+    });
+    const rows = await s.dataSource.getRepository(AuditLogEntry).find({ where: { tenantId: guess.tenantId, action: 'revoke' }, order: { sequence: 'ASC' } });
+    expect(rows.map((r) => [r.action, r.result, r.errorCode, r.resource, r.actorId])).toEqual([
+      ['revoke', 'denied', '2002:NOT_FOUND', missing, 'user:alice'],
+      ['revoke', 'denied', '2002:NOT_FOUND', gone.id, 'user:alice'],
+      ['revoke', 'denied', '2002:NOT_FOUND', cred.id, 'user:alice'],
+    ]);
+    expect((await s.credentials.getMetadata(owner, cred.id)).status).toBe('active');
+  }, 60_000);
+
+  it("a revoke of a credential deleted while it waited on the credential's lock is audited once (denied, 2002:NOT_FOUND)", async () => {
+    const ctx = tenant();
+    const cred = await store(ctx, ValueStoreKind.ENVELOPE);
+    let revoking: Promise<unknown> | undefined;
+    try {
+      await whileLocked(cred.id, async () => {
+        const lookedUp = new Promise<void>((r) => {
+          const getMetadata = s.credentials.getMetadata.bind(s.credentials);
+          jest.spyOn(s.credentials, 'getMetadata').mockImplementationOnce(async (...args) => {
+            const m = await getMetadata(...args);
+            r();
+            return m;
+          });
+        });
+        revoking = s.revocation.revoke(ctx, { credentialId: cred.id }, { reason: 'leak' }).catch((e: unknown) => e);
+        await lookedUp; // found, now waiting on the lock
+        await s.credentials.delete(ctx, cred.id);
+      });
+    } finally {
+      jest.restoreAllMocks();
+    }
+    expect(await revoking).toMatchObject({ code: 2002 });
+    const rows = await s.dataSource.getRepository(AuditLogEntry).find({ where: { tenantId: ctx.tenantId, action: 'revoke' }, order: { sequence: 'ASC' } });
+    expect(rows.map((r) => [r.result, r.errorCode, r.resource])).toEqual([['denied', '2002:NOT_FOUND', cred.id]]);
   }, 60_000);
 
   it("an un-revoke of an internal row (a pending rotation value) is refused before the vault, in the trail as one `unrevoke` failure: 2001:VALIDATION", async () => {

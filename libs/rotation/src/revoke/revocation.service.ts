@@ -67,6 +67,7 @@ export class RevocationService {
     const reason = assertReason(options?.reason, true)!;
     const severity = options.severity ?? 'critical';
     if (!REVOKE_SEVERITIES.includes(severity)) throw new RotationValidationError(`severity must be one of ${REVOKE_SEVERITIES.join(', ')}`, 'severity');
+    // Looked up before any lock (keyed by the id alone): another tenant's guessed id never waits on, nor holds, one.
     const targets = await this.resolve(ctx, target);
     const result: RevokeResult = { revoked: [], vaultVersionsDisabled: 0, vaultFailures: [] };
     for (const meta of targets) {
@@ -111,11 +112,16 @@ export class RevocationService {
    * The credential an un-revoke lifts. An id the caller's tenant does not have (never stored, deleted, another
    * tenant's) is refused as the Credentials lib refuses an un-revoke of one: audited (denied, NOT_FOUND), not only answered.
    */
-  private async unrevokable(ctx: OperationContext, credentialId: string): Promise<CredentialMetadata> {
+  private unrevokable(ctx: OperationContext, credentialId: string): Promise<CredentialMetadata> {
+    return this.found(ctx, credentialId, AuditAction.UNREVOKE);
+  }
+
+  /** The caller's credential; NOT_FOUND audited as a refused `action` of it (denied), as the Credentials lib audits one. */
+  private async found(ctx: OperationContext, credentialId: string, action: AuditAction.REVOKE | AuditAction.UNREVOKE): Promise<CredentialMetadata> {
     try {
       return await this.credentials.getMetadata(ctx, credentialId);
     } catch (e) {
-      if (e instanceof CredentialNotFoundError) await auditRefusal(this.audit, this.logger, { action: AuditAction.UNREVOKE, ctx, credentialId, error: e });
+      if (e instanceof CredentialNotFoundError) await auditRefusal(this.audit, this.logger, { action, ctx, credentialId, error: e });
       throw e;
     }
   }
@@ -132,7 +138,7 @@ export class RevocationService {
   }
 
   private async revokeOne(ctx: OperationContext, meta: CredentialMetadata, reason: string, severity: RevokeSeverity, out: RevokeResult): Promise<void> {
-    const current = await this.credentials.getMetadata(ctx, meta.id);
+    const current = await this.found(ctx, meta.id, AuditAction.REVOKE); // deleted while this waited on the lock
     if (current.status !== CredentialStatus.REVOKED) {
       await this.runner.run(async () => {
         await this.credentials.updateMetadata(ctx, meta.id, { status: CredentialStatus.REVOKED });
@@ -169,7 +175,8 @@ export class RevocationService {
   private async resolve(ctx: OperationContext, target: RevokeTarget): Promise<CredentialMetadata[]> {
     if (target && 'credentialId' in target) {
       assertCredentialId(target.credentialId);
-      return [await this.credentials.getMetadata(ctx, target.credentialId)];
+      // An id the caller's tenant does not have (never stored, deleted, another tenant's): audited, not only answered.
+      return [await this.found(ctx, target.credentialId, AuditAction.REVOKE)];
     }
     let filter: { integrationId?: string; connectionId?: string };
     if (target && 'integrationId' in target) {
