@@ -36,12 +36,15 @@ export class WebhookLostLockRecovery {
   /**
    * The answer of a rotation that another process went on with after this one lost its lock session (a lost
    * connection frees an advisory lock while its holder goes on): that promotion, else (discarded) IN_PROGRESS — a
-   * refusal as the lock's own (failure, 3122, `details.version`), audited once here: nothing of it was written.
+   * refusal as the lock's own (failure, 3122, `details.version`), audited once here: nothing of it was written —
+   * unless `audited` is false: a push that outlived its lock writes the repair's `push_superseded` row instead (one
+   * row per request).
    */
-  async movedOn(ctx: OperationContext, asked: RotationAsk, meta: CredentialMetadata, rotationId: string): Promise<WebhookRotationResult> {
+  async movedOn(ctx: OperationContext, asked: RotationAsk, meta: CredentialMetadata, rotationId: string, audited = true): Promise<WebhookRotationResult> {
     const elsewhere = await this.steps.promotedElsewhere(meta, rotationId);
     if (elsewhere) return elsewhere;
-    throw await this.lock.refused(ctx, asked, meta, new WebhookRotationInProgressError(meta.id));
+    const refused = new WebhookRotationInProgressError(meta.id);
+    throw audited ? await this.lock.refused(ctx, asked, meta, refused) : refused;
   }
 
   /**

@@ -246,7 +246,7 @@ export class WebhookSecretRotator {
     if (stale) {
       // Promoted (or discarded) and then superseded elsewhere while this push was in flight: never promoted here.
       onStalePush(stale);
-      return this.recovery.movedOn(ctx, asked, meta, pending.id);
+      return this.recovery.movedOn(ctx, asked, meta, pending.id, false); // the repair's row tells of it
     }
     return this.steps.promote(ctx, meta, pending, value as string, resumed);
   }
