@@ -64,6 +64,8 @@ export class KeyVaultEmulator {
   /** The lifetime-action checks, one after another (the timer's and those asked for). */
   private lifetimeRuns: Promise<unknown> = Promise.resolve();
   private stopping?: Promise<void>;
+  /** Aborted by stop(): ends the injected delays of requests in flight (see `delay`). */
+  private readonly stopped = new AbortController();
   private readonly lock?: DataDirLock;
 
   private constructor(
@@ -277,6 +279,7 @@ export class KeyVaultEmulator {
   /** Closes the server and every socket, flushes persistence, removes an owned temp dataDir. */
   stop(): Promise<void> {
     this.stopping ??= (async () => {
+      this.stopped.abort();
       clearInterval(this.sweepTimer);
       clearInterval(this.lifetimeTimer);
       await this.lifetimeRuns;
@@ -351,7 +354,7 @@ export class KeyVaultEmulator {
 
     // 4. Injected faults.
     const fault = this.faults.decide(operation);
-    if (fault.latencyMs > 0) await sleep(fault.latencyMs);
+    if (fault.latencyMs > 0 && !(await this.delay(fault.latencyMs))) return;
     if (fault.kind === 'reset') {
       this.statsCollector.record(operation, 'reset');
       req.socket.destroy();
@@ -388,7 +391,7 @@ export class KeyVaultEmulator {
       // A write is answered once it is on disk: a crash after the answer must not lose it. (Reads and the
       // keys' cryptography change nothing, and never wait for another request's fsync.)
       if (this.changeCount() !== changesBefore) await this.durable();
-      if (fault.responseLatencyMs) await sleep(fault.responseLatencyMs);
+      if (fault.responseLatencyMs && !(await this.delay(fault.responseLatencyMs))) return;
       status = result.status;
       send(req, res, result.status, result.body);
     } catch (err) {
@@ -397,6 +400,20 @@ export class KeyVaultEmulator {
       sendError(req, res, err);
     }
     this.statsCollector.record(operation, status);
+  }
+
+  /**
+   * An injected delay; false once stop() ended it (its socket is destroyed: nothing to answer). A delay that went on
+   * kept a timer of up to its length after stop(), holding the process (a jest worker) open, and then woke to handle
+   * a request on a stopped vault.
+   */
+  private async delay(ms: number): Promise<boolean> {
+    try {
+      await sleep(ms, undefined, { signal: this.stopped.signal });
+      return true;
+    } catch {
+      return false;
+    }
   }
 
   /** The test controls under `/_emulator/` (http/admin.ts): this vault's own, with its counts. */

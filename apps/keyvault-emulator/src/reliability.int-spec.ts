@@ -259,6 +259,22 @@ describe('Key Vault emulator: fault injection', () => {
     expect(Date.now() - t1).toBeLessThan(250);
   });
 
+  it('stop() ends a request it is delaying at once: the stopped vault does not wake to handle it later', async () => {
+    // Its delay went on after stop() (a timer of up to latencyMs): a spec that stopped its vault mid-delay left that timer in
+    // its jest worker, which then could not exit ("A worker process has failed to exit gracefully").
+    const vault = await KeyVaultEmulator.start({ quiet: true, throttle: false });
+    vault.injectFault({ kind: 'latency', latencyMs: 1000, count: 1, operations: ['getSecret'] });
+    const answer = rawRequest(vault, 'GET', `/secrets/target?${API}`).then(
+      () => 'answered',
+      () => 'connection closed',
+    );
+    await new Promise((r) => setTimeout(r, 300)); // the request is in its delay
+    await vault.stop();
+    expect(await answer).toBe('connection closed');
+    await new Promise((r) => setTimeout(r, 1200)); // past the delay
+    expect(vault.stats().total).toBe(0); // never handled (stats count each request once handled)
+  });
+
   it('resets the connection without a response', async () => {
     emu.injectFault({ kind: 'reset', count: 1 });
     await expect(rawRequest(emu, 'GET', `/secrets/target?${API}`)).rejects.toMatchObject({ code: expect.stringMatching(/ECONNRESET|EPIPE/) });
