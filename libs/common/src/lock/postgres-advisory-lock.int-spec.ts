@@ -60,7 +60,11 @@ describe('PostgresAdvisoryLock (two replicas on one PostgreSQL)', () => {
       const otherTried = deferred();
       const job = (name: string) => async () => {
         runs.push(name);
-        await Promise.race([otherTried.promise, sleep(5000)]);
+        // The bound's timer is cleared: left running, five of them outlived the file by up to 5 s, in a jest worker that
+        // then could not exit when this file was its last one.
+        let bound: NodeJS.Timeout | undefined;
+        await Promise.race([otherTried.promise, new Promise((r) => (bound = setTimeout(r, 5000)))]);
+        clearTimeout(bound);
         return name;
       };
       const tries = [lockA.tryRun(k, job('A')), lockB.tryRun(k, job('B'))];
