@@ -136,6 +136,30 @@ describe('webhook-secret-rotation job with two app instances on one PostgreSQL',
     return { onA, resumed, later };
   }
 
+  /**
+   * `slow-provider` on both replicas, and the one secret it signs with (the last one installed). a's calls are slow:
+   * they land when released (`onProvider` once the first is made); from its `failFrom`th on they fail.
+   */
+  function slowProvider(failFrom = Infinity) {
+    const provider = { secret: '' };
+    let release = () => undefined as void;
+    const held = new Promise<void>((r) => (release = r));
+    let reached = () => undefined as void;
+    const onProvider = new Promise<void>((r) => (reached = r));
+    const pushedByA: string[] = [];
+    const unregisterA = a.updaters.register('slow-provider', {
+      update: async ({ newSecret, rotationId }) => {
+        pushedByA.push(rotationId);
+        reached();
+        await held;
+        if (pushedByA.length >= failFrom) throw new Error('provider answered 503');
+        provider.secret = newSecret;
+      },
+    });
+    const unregisterB = b.updaters.register('slow-provider', { update: async ({ newSecret }) => void (provider.secret = newSecret) });
+    return { provider, pushedByA, onProvider, release, unregister: () => (unregisterA(), unregisterB()) };
+  }
+
   it('rotates only the due secrets, each once; a second run rotates nothing; replicas see the new secret', async () => {
     const t0 = h.clock.now();
     const due1 = await a.service.create(ctx(), { integrationId: 'stripe', connectionId: 'due-1' });
@@ -239,22 +263,7 @@ describe('webhook-secret-rotation job with two app instances on one PostgreSQL',
   it.each(['succeeds', 'fails'] as const)('a push that outlives its lost lock session and lands after a later rotation: the current secret is pushed again (it %s); audited', async (repair) => {
     const connectionId = `lost-lock-superseded-${repair}`;
     const { credential } = await a.service.create(ctx(), { integrationId: 'slow-provider', connectionId });
-    const provider = { secret: '' }; // the one secret the provider signs with: the last one installed
-    let release = () => undefined as void;
-    const held = new Promise<void>((r) => (release = r));
-    let reached = () => undefined as void;
-    const onProvider = new Promise<void>((r) => (reached = r));
-    const pushedByA: string[] = [];
-    const unregisterA = a.updaters.register('slow-provider', {
-      update: async ({ newSecret, rotationId }) => {
-        pushedByA.push(rotationId);
-        reached();
-        await held; // a slow provider call: it lands when released
-        if (repair === 'fails' && pushedByA.length > 1) throw new Error('provider answered 503');
-        provider.secret = newSecret;
-      },
-    });
-    const unregisterB = b.updaters.register('slow-provider', { update: async ({ newSecret }) => void (provider.secret = newSecret) });
+    const { provider, pushedByA, onProvider, release, unregister } = slowProvider(repair === 'fails' ? 2 : Infinity);
     try {
       const { onA, resumed, later } = await supersededWhileStalled(credential.id, onProvider);
       expect([resumed.version, later.version]).toEqual([2, 3]);
@@ -279,8 +288,7 @@ describe('webhook-secret-rotation job with two app instances on one PostgreSQL',
       expect(JSON.stringify([rows, events])).not.toContain(current.value);
     } finally {
       release();
-      unregisterA();
-      unregisterB();
+      unregister();
     }
   });
 
