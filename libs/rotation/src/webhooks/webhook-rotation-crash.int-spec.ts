@@ -292,6 +292,45 @@ describe('webhook-secret-rotation job with two app instances on one PostgreSQL',
     }
   });
 
+  // The same, but an operator discards a's pending rotation on b (…/secret/discard) and b rotates again before a's
+  // push lands: a's rotation never happened. It answers IN_PROGRESS, and its request leaves one failure row (each one
+  // counts toward the actor's failure threshold): the repair's push_superseded, not also a refused rotate.
+  it('a push that outlives its lost lock session, its rotation discarded on the other replica before a later one: IN_PROGRESS, the current secret pushed again, one failure row for the request', async () => {
+    const connectionId = 'lost-lock-discarded';
+    const { credential } = await a.service.create(ctx(), { integrationId: 'slow-provider', connectionId });
+    const { provider, pushedByA, onProvider, release, unregister } = slowProvider();
+    const request: OperationContext = { tenantId: h.tenantId, actor: { id: 'user:ops-a' }, correlationId: `req-${randomUUID()}` };
+    try {
+      const onA = a.service.rotate(request, credential.id);
+      await onProvider;
+      await endLockSession(credential.id);
+      const discarded = await b.rotator.discard(ctx(), credential.id);
+      const later = await b.service.rotate(ctx(), credential.id);
+      expect(later).toMatchObject({ outcome: 'rotated', version: 2 });
+      release();
+      expect(await rejection(onA)).toMatchObject({ code: 3122, codeName: 'WEBHOOK_ROTATION_IN_PROGRESS' });
+
+      const current = await b.credentials.get(ctx(), credential.id);
+      expect(current.metadata.version).toBe(2);
+      expect(pushedByA).toEqual([discarded.rotationId, later.rotationId]); // the discarded value, then the repair
+      const t = { tenantId: h.tenantId, integrationId: 'slow-provider', connectionId };
+      expect((await b.service.verifyWebhook(t, body, referenceSigned(h.clock, provider.secret))).version).toBe(2);
+      const rows = (await a.ds.getRepository(AuditLogEntry).find()).filter((r) => r.correlationId === request.correlationId);
+      expect(rows.filter((r) => r.result !== 'success').map((r) => [r.actorId, r.action, r.errorCode, r.details])).toEqual([
+        [
+          'user:ops-a',
+          'webhook_secret.push_superseded',
+          'PUSH_SUPERSEDED',
+          expect.objectContaining({ rotationId: discarded.rotationId, state: WebhookSecretState.RETIRED, currentRotationId: later.rotationId, repaired: true }),
+        ],
+      ]);
+      expect(JSON.stringify(rows)).not.toContain(current.value);
+    } finally {
+      release();
+      unregister();
+    }
+  });
+
   // The lock session ends before a's push starts (a stalls on its read of the staging value, before or after the read
   // itself), and b completes a's rotation and a later one.
   it.each(['before', 'after'] as const)('a rotation whose lock session ended before its push, superseded meanwhile (stalled %s its staging read): it pushes nothing and answers the rotation b completed', async (when) => {
