@@ -1,6 +1,6 @@
 import { Inject, Injectable, Logger, Optional } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
-import { Clock, DatabaseUnresponsiveError, DistributedLock, LOCK_KEYS, createDistributedLock, describeError, sqlState, withStatementTimeout } from '@app/common';
+import { Clock, DatabaseUnresponsiveError, DistributedLock, LOCK_KEYS, LockLostError, createDistributedLock, describeError, sqlState, withStatementTimeout } from '@app/common';
 import { DataSource, EntityManager } from 'typeorm';
 import { AuditAnchorService } from './anchor/audit-anchor.service';
 import { AUDIT_SYSTEM_ACTOR } from './audit.constants';
@@ -66,7 +66,9 @@ export class AuditRetentionService {
    *
    * With `held` (`runOnce`'s lock), it stops before the next chain once that lock — or the anchoring lock it holds
    * meanwhile — is lost (rejects with `LockLostError`): the chains pruned so far stay pruned and checkpointed, the
-   * next run (here or on the replica holding the lock) prunes the rest.
+   * next run (here or on the replica holding the lock) prunes the rest. It also looks right before the checkpoint's
+   * anchor write and before the delete: a chain whose lock went in between keeps its rows (its checkpoint committed,
+   * maybe anchored), as after a crash.
    */
   async prune(olderThan: Date, held?: AbortSignal): Promise<{ deleted: number }> {
     if (!(olderThan instanceof Date) || Number.isNaN(olderThan.getTime())) {
@@ -84,7 +86,7 @@ export class AuditRetentionService {
         this.writer.forgetHeads([tenantId]);
         try {
           deleted += this.anchoring.enabled
-            ? await this.pruneAnchored(tenantId, cutoff, olderThan)
+            ? await this.pruneAnchored(tenantId, cutoff, olderThan, held, anchorHeld)
             : ((await this.inBoundedTransaction(tenantId, (m) => this.pruneChain(m, tenantId, cutoff, olderThan, true)))?.count ?? 0);
         } finally {
           this.writer.forgetHeads([tenantId]);
@@ -96,18 +98,23 @@ export class AuditRetentionService {
   }
 
   /** Checkpoint (committed), then its anchor, then the delete: a crash in between leaves rows, never a hole. */
-  private async pruneAnchored(tenantId: string, cutoff: number, olderThan: Date): Promise<number> {
+  private async pruneAnchored(tenantId: string, cutoff: number, olderThan: Date, held?: AbortSignal, anchorHeld?: AbortSignal): Promise<number> {
     const planned = await this.inBoundedTransaction(tenantId, async (m) => {
       const pruned = await this.pruneChain(m, tenantId, cutoff, olderThan, false);
       return pruned && { ...pruned, checkpoint: (await this.rows.head(tenantId, m))! };
     });
     if (!planned) return 0;
     try {
-      await this.anchoring.anchorCheckpoint(tenantId, planned.checkpoint, planned.through);
+      held?.throwIfAborted();
+      await this.anchoring.anchorCheckpoint(tenantId, planned.checkpoint, planned.through, anchorHeld);
     } catch (e) {
+      if (e instanceof LockLostError) throw e;
       this.logger.error(`Audit rows of tenant ${tenantId} are kept this run: their retention checkpoint could not be anchored: ${describeError(e)}`);
       return 0;
     }
+    // Unlocked, the delete could follow an anchor another replica's pass is writing with the older prunedThrough.
+    held?.throwIfAborted();
+    anchorHeld?.throwIfAborted();
     this.writer.forgetHeads([tenantId]);
     return (await this.inBoundedTransaction(tenantId, (m) => this.rows.deleteThrough(tenantId, planned.through, m))) ?? planned.count;
   }

@@ -1,6 +1,6 @@
 import { Inject, Injectable, Logger, Optional } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
-import { Clock, DistributedLock, LOCK_KEYS, createDistributedLock, describeError } from '@app/common';
+import { Clock, DistributedLock, LOCK_KEYS, LockLostError, createDistributedLock, describeError } from '@app/common';
 import { DataSource } from 'typeorm';
 import { AuditChainVerifier } from '../audit-chain.verifier';
 import { AUDIT_CLOCK } from '../audit.module-definition';
@@ -57,8 +57,10 @@ export class AuditAnchorService {
    * Retention's step (under `exclusive`, inside `withMaintenance`) between writing a checkpoint and
    * deleting the rows it covers: anchors the checkpoint row with `prunedThrough`, so verify accepts those
    * rows' absence and no other's. Throws when the chain no longer matches its anchor: nothing is deleted.
+   * With `anchorHeld` (`exclusive`'s signal), it writes nothing once that lock is known lost, and rejects with
+   * `LockLostError` when it was lost while the write was under way (logged: see `writeAnchor`).
    */
-  async anchorCheckpoint(tenantId: string, checkpoint: Pick<ChainHead, 'sequence' | 'hash'>, prunedThrough: number): Promise<void> {
+  async anchorCheckpoint(tenantId: string, checkpoint: Pick<ChainHead, 'sequence' | 'hash'>, prunedThrough: number, anchorHeld?: AbortSignal): Promise<void> {
     const store = this.anchors;
     if (!store) throw new AuditConfigurationError('No AuditAnchorStore is provided: anchoring needs one');
     const previous = await store.read(tenantId);
@@ -67,7 +69,7 @@ export class AuditAnchorService {
       this.verifier.reportBroken(bad, 'anchor');
       throw new AuditAnchorUnavailableError(`The audit chain of tenant ${tenantId} does not match its anchor (${bad.reason} at ${bad.sequence}); nothing is pruned`);
     }
-    await this.writeAnchor(store, tenantId, checkpoint, prunedThrough);
+    await this.writeAnchor(store, tenantId, checkpoint, prunedThrough, anchorHeld);
   }
 
   /** Anchors written and store failures, for `AuditService.stats`. */
@@ -91,6 +93,8 @@ export class AuditAnchorService {
    *
    * With `held` (`runOnce`'s lock), it stops before the next chain once the lock is lost (rejects with `LockLostError`):
    * the chains anchored so far stay anchored, and the next pass (here or on the replica holding the lock) does the rest.
+   * It also looks right before each anchor write, so a pass that knows it lost the lock writes nothing more; a write
+   * under way when the lock is lost cannot be called back (see `writeAnchor`).
    */
   async anchorHeads(held?: AbortSignal): Promise<AnchorRunResult> {
     if (!this.anchors) throw new AuditConfigurationError('No AuditAnchorStore is provided: anchoring needs one');
@@ -100,10 +104,11 @@ export class AuditAnchorService {
     for (const tenantId of await this.rows.tenants()) {
       held?.throwIfAborted(); // unlocked, this pass could race another's writes to the same anchor
       try {
-        const outcome = await this.anchorHead(this.anchors, tenantId);
+        const outcome = await this.anchorHead(this.anchors, tenantId, held);
         if (outcome === 'refused') result.refused.push(tenantId);
         else result[outcome]++;
       } catch (e) {
+        if (e instanceof LockLostError) throw e;
         // One tenant's store trouble must not leave every other chain unanchored.
         result.failed.push(tenantId);
         this.counters.anchorFailures++;
@@ -113,7 +118,7 @@ export class AuditAnchorService {
     return result;
   }
 
-  private async anchorHead(store: AuditAnchorStore, tenantId: string): Promise<'anchored' | 'unchanged' | 'refused'> {
+  private async anchorHead(store: AuditAnchorStore, tenantId: string, held?: AbortSignal): Promise<'anchored' | 'unchanged' | 'refused'> {
     // A head that has not moved since this process last saw it anchored costs no store call
     // (the store is often Key Vault, whose request budget the credential reads share).
     const known = this.lastAnchors.get(tenantId);
@@ -136,17 +141,51 @@ export class AuditAnchorService {
     if (!previous || previous.sequence !== head.sequence || previous.hash !== head.hash) {
       // How far rows may be gone: as the previous anchor said (only retention moves it), or as found on first use.
       const prunedThrough = previous?.prunedThrough ?? (check.first ?? head.sequence) - 1;
-      await this.writeAnchor(store, tenantId, head, prunedThrough);
+      await this.writeAnchor(store, tenantId, head, prunedThrough, held);
       return 'anchored';
     }
     this.rememberAnchor(tenantId, head);
     return 'unchanged';
   }
 
-  /** Writes `row` as the tenant's anchor (an anchor pass's head, or retention's checkpoint), counted and remembered. */
-  private async writeAnchor(store: AuditAnchorStore, tenantId: string, row: Pick<ChainHead, 'sequence' | 'hash'>, prunedThrough: number): Promise<void> {
+  /**
+   * Writes `row` as the tenant's anchor (an anchor pass's head, or retention's checkpoint), counted and remembered.
+   * `held` is the anchoring lock's signal, which alone keeps two writers of one anchor apart. The store has no
+   * compare-and-set (Key Vault's setSecret), so a write under way when the lock is lost may still land after the
+   * writes of the replica that took it: that is the window left, and it is logged.
+   */
+  private async writeAnchor(
+    store: AuditAnchorStore,
+    tenantId: string,
+    row: Pick<ChainHead, 'sequence' | 'hash'>,
+    prunedThrough: number,
+    held?: AbortSignal,
+  ): Promise<void> {
+    held?.throwIfAborted();
+    // Never lower prunedThrough. The stored one is raised only by retention, anchoring its own checkpoint under the
+    // anchoring lock before it deletes; verify already trusts it as the latest anchor, and a pass carries it forward
+    // anyway. Taking it over grants no deletion the store did not vouch for (nothing comes from the database, where a
+    // checkpoint can be forged); writing a lower one would make verify call retention's deletion 'truncated'. A higher
+    // one here means another writer came in between: this replica lost the lock, or runs unlocked (`anchorHeads()`).
+    const stored = await store.read(tenantId);
+    held?.throwIfAborted();
+    if (stored?.prunedThrough !== undefined && stored.prunedThrough > prunedThrough) {
+      this.logger.warn(`Another writer anchored the audit chain of tenant ${tenantId} meanwhile (this one lost its lock, or holds none); its prunedThrough ${stored.prunedThrough} is kept`);
+      prunedThrough = stored.prunedThrough;
+    }
     await store.write({ tenantId, sequence: row.sequence, hash: row.hash, anchoredAt: this.clock.now(), prunedThrough });
     this.counters.anchorsWritten++;
+    if (held?.aborted) {
+      this.logger.error(
+        `The audit anchor of tenant ${tenantId} (sequence ${row.sequence}, prunedThrough ${prunedThrough}) was being written ` +
+          `when the anchoring lock was lost: it may have overwritten a later anchor of the replica that took the lock. Once ` +
+          `that replica's anchoring and retention runs are done, verify tenant ${tenantId} against its anchor: valid, ` +
+          `nothing to do; 'truncated' at sequence ${prunedThrough + 1} with no row id means a retention checkpoint's anchor ` +
+          `(a higher prunedThrough) was overwritten — compare the store's earlier anchors of the tenant with the chain's ` +
+          `latest retention_checkpoint before treating it as tampering.`,
+      );
+      held.throwIfAborted();
+    }
     this.rememberAnchor(tenantId, row);
   }
 
