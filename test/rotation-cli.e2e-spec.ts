@@ -60,7 +60,7 @@ describe('cli rotation commands', () => {
 
     const revoked = await cli(new RevokeCommand(), { tenant: tenantId, credential: keyId, reason: 'leaked' });
     expect(revoked.exitCode).not.toBe(1);
-    expect(revoked.result).toEqual({ revoked: [keyId], vaultVersionsDisabled: 2, vaultFailures: [] });
+    expect(revoked.result).toEqual({ revoked: [keyId], vaultVersionsDisabled: 2, vaultFailures: [], gone: [] });
 
     const all = await cli(new RevokeCommand(), { tenant: tenantId, all: true, reason: 'breach', severity: 'high' });
     expect((all.result.revoked as string[]).sort()).toEqual([keyId, otherId].sort());

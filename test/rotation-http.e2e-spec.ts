@@ -112,7 +112,7 @@ describe.each(DATABASE_KINDS)('rotation HTTP API on %s', (kind) => {
     const value = (await call(writer.key, 'GET', `/v1/credentials/${cred.id}/value`)).body.value;
     const rev = await call(responder.key, 'POST', '/v1/rotation/revoke', { credentialId: cred.id, reason: 'pasted in chat', severity: 'high' });
     expect(rev.status).toBe(200);
-    expect(rev.body).toEqual({ revoked: [cred.id], vaultVersionsDisabled: 1, vaultFailures: [] });
+    expect(rev.body).toEqual({ revoked: [cred.id], vaultVersionsDisabled: 1, vaultFailures: [], gone: [] });
     const read = await call(writer.key, 'GET', `/v1/credentials/${cred.id}/value`);
     expect(read.status).toBe(409);
     expect(read.body.code).toBe(2009);

@@ -134,6 +134,7 @@ export const ROTATION_RESPONSE_SCHEMAS = {
     revoked: { ...arrayOf(text), description: 'credentials revoked (or finished) by this call' },
     vaultVersionsDisabled: integer,
     vaultFailures: { ...arrayOf(text), description: 'revoked, but not every Key Vault version could be disabled yet: call again' },
+    gone: { ...arrayOf(text), description: 'of a connection, integration or tenant target: deleted by another request before their turn, nothing left to revoke' },
   }),
   PendingRotationState: object<Answer<RotationController['pendingRotation']>>({
     credentialId: text,

@@ -57,7 +57,7 @@ describe.each(DATABASE_KINDS)('emergency revoke on %s', (kind: TestDatabaseKind)
     clock.advance(1000);
     const result = await s.revocation.revoke(ctx, { credentialId: cred.id }, { reason: 'leaked in a log', severity: 'high' });
     await expect(s.credentials.get(ctx, cred.id)).rejects.toMatchObject({ code: 2009 });
-    expect(result).toEqual({ revoked: [cred.id], vaultVersionsDisabled: 2, vaultFailures: [] });
+    expect(result).toEqual({ revoked: [cred.id], vaultVersionsDisabled: 2, vaultFailures: [], gone: [] });
     const versions = await vaultVersions(cred.id);
     expect(versions).toHaveLength(2);
     for (const [name, version] of versions) await expect(kv.getSecret(name, version)).rejects.toBeDefined();
@@ -250,6 +250,42 @@ describe.each(DATABASE_KINDS)('emergency revoke on %s', (kind: TestDatabaseKind)
     expect(await revoking).toMatchObject({ code: 2002 });
     const rows = await s.dataSource.getRepository(AuditLogEntry).find({ where: { tenantId: ctx.tenantId, action: 'revoke' }, order: { sequence: 'ASC' } });
     expect(rows.map((r) => [r.result, r.errorCode, r.resource])).toEqual([['denied', '2002:NOT_FOUND', cred.id]]);
+  }, 60_000);
+
+  it.each([
+    ['an integration-wide', { integrationId: 'alpha' }],
+    ['a tenant-wide', { tenant: true }],
+  ] as const)('%s revoke revokes every credential still there; one deleted before its turn is reported gone, neither failing it nor audited as refused', async (_, target) => {
+    const ctx = tenant();
+    const a = await store(ctx, ValueStoreKind.VAULT, 'alpha');
+    const b = await store(ctx, ValueStoreKind.ENVELOPE, 'alpha');
+    const c = await store(ctx, ValueStoreKind.VAULT, 'alpha');
+    // Another request deletes b after the revoke listed it, as the revoke reaches b (its look-up of b, under b's lock).
+    const getMetadata = s.credentials.getMetadata.bind(s.credentials);
+    let deleted = false;
+    jest.spyOn(s.credentials, 'getMetadata').mockImplementation(async (...args) => {
+      if (args[1] === b.id && !deleted) {
+        deleted = true;
+        await s.credentials.delete({ ...ctx, actor: { id: 'user:bob' } }, b.id);
+      }
+      return getMetadata(...args);
+    });
+    let result;
+    try {
+      result = await s.revocation.revoke(ctx, target, { reason: 'integration compromised' });
+    } finally {
+      jest.restoreAllMocks();
+    }
+    expect(deleted).toBe(true);
+    expect({ ...result, revoked: [...result.revoked].sort() }).toEqual({ revoked: [a.id, c.id].sort(), gone: [b.id], vaultVersionsDisabled: 2, vaultFailures: [] });
+    // The trail (before this spec's own reads): a revoke of each one revoked, bob's delete, no refusal of alice's revoke.
+    const rows = await s.dataSource.getRepository(AuditLogEntry).find({ where: { tenantId: ctx.tenantId }, order: { sequence: 'ASC' } });
+    expect(rows.filter((r) => r.result !== 'success').map((r) => [r.action, r.result, r.errorCode, r.resource])).toEqual([]);
+    expect(rows.filter((r) => r.action === 'revoke').map((r) => r.resource).sort()).toEqual([a.id, c.id].sort());
+    expect((await outboxEvents(s.dataSource, 'credential.revoked', ctx.tenantId)).map((e) => e.credentialId).sort()).toEqual([a.id, c.id].sort());
+    expect(rows.filter((r) => r.action === 'delete').map((r) => [r.resource, r.actorId])).toEqual([[b.id, 'user:bob']]);
+    for (const cred of [a, c]) await expect(s.credentials.get(ctx, cred.id)).rejects.toMatchObject({ code: 2009 });
+    await expect(s.credentials.getMetadata(ctx, b.id)).rejects.toMatchObject({ code: 2002 });
   }, 60_000);
 
   it("an un-revoke of an internal row (a pending rotation value) is refused before the vault, in the trail as one `unrevoke` failure: 2001:VALIDATION", async () => {

@@ -30,6 +30,11 @@ export interface RevokeResult {
   vaultVersionsDisabled: number;
   /** Credentials revoked whose vault versions could not all be disabled yet: call again to finish. */
   vaultFailures: string[];
+  /**
+   * Credentials of a connection, integration or tenant target that another request deleted after this call listed
+   * them, before their turn: nothing left to revoke (their values are gone with them), so neither revoked nor refused.
+   */
+  gone: string[];
 }
 
 /** How long an emergency revoke waits for a rotation of the same credential in flight. */
@@ -69,11 +74,14 @@ export class RevocationService {
     if (!REVOKE_SEVERITIES.includes(severity)) throw new RotationValidationError(`severity must be one of ${REVOKE_SEVERITIES.join(', ')}`, 'severity');
     // Looked up before any lock (keyed by the id alone): another tenant's guessed id never waits on, nor holds, one.
     const targets = await this.resolve(ctx, target);
-    const result: RevokeResult = { revoked: [], vaultVersionsDisabled: 0, vaultFailures: [] };
+    // A credential of a listed target deleted before its turn is not the caller's refused request: it is gone.
+    const listed = !('credentialId' in target);
+    const result: RevokeResult = { revoked: [], vaultVersionsDisabled: 0, vaultFailures: [], gone: [] };
     for (const meta of targets) {
-      await this.lock.run(prefixedLockKey('credentialRotation', meta.id), () => this.revokeOne(ctx, meta, reason, severity, result), { timeoutMs: REVOKE_LOCK_TIMEOUT_MS });
+      await this.lock.run(prefixedLockKey('credentialRotation', meta.id), () => this.revokeOne(ctx, meta, reason, severity, result, listed), { timeoutMs: REVOKE_LOCK_TIMEOUT_MS });
     }
-    this.logger.warn(`revoked ${result.revoked.length} credential(s) of tenant ${ctx.tenantId} (severity ${severity})`);
+    const gone = result.gone.length ? `, ${result.gone.length} deleted meanwhile` : '';
+    this.logger.warn(`revoked ${result.revoked.length} credential(s) of tenant ${ctx.tenantId} (severity ${severity})${gone}`);
     return result;
   }
 
@@ -137,13 +145,30 @@ export class RevocationService {
     throw refused;
   }
 
-  private async revokeOne(ctx: OperationContext, meta: CredentialMetadata, reason: string, severity: RevokeSeverity, out: RevokeResult): Promise<void> {
-    const current = await this.found(ctx, meta.id, AuditAction.REVOKE); // deleted while this waited on the lock
+  /**
+   * `listed`: `meta` came from listing a connection, integration or tenant; one deleted since is `gone`, unaudited.
+   * A `{ credentialId }` deleted while this waited on the lock is NOT_FOUND, audited as the caller's refused revoke.
+   */
+  private async revokeOne(ctx: OperationContext, meta: CredentialMetadata, reason: string, severity: RevokeSeverity, out: RevokeResult, listed: boolean): Promise<void> {
+    const gone = (e: unknown) => listed && e instanceof CredentialNotFoundError && (out.gone.push(meta.id), true);
+    let current: CredentialMetadata;
+    try {
+      current = listed ? await this.credentials.getMetadata(ctx, meta.id) : await this.found(ctx, meta.id, AuditAction.REVOKE);
+    } catch (e) {
+      if (gone(e)) return;
+      throw e;
+    }
     if (current.status !== CredentialStatus.REVOKED) {
-      await this.runner.run(async () => {
-        await this.credentials.updateMetadata(ctx, meta.id, { status: CredentialStatus.REVOKED });
-        await this.recordRevoke(ctx, current, reason, severity);
-      });
+      try {
+        await this.runner.run(async () => {
+          await this.credentials.updateMetadata(ctx, meta.id, { status: CredentialStatus.REVOKED });
+          await this.recordRevoke(ctx, current, reason, severity);
+        });
+      } catch (e) {
+        // Deleted between the look-up and the status change (a delete takes no rotation lock): nothing committed.
+        if (gone(e)) return;
+        throw e;
+      }
       this.revocations++;
     }
     out.revoked.push(meta.id);
