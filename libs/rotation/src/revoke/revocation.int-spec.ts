@@ -288,38 +288,6 @@ describe.each(DATABASE_KINDS)('emergency revoke on %s', (kind: TestDatabaseKind)
     await expect(s.credentials.getMetadata(ctx, b.id)).rejects.toMatchObject({ code: 2002 });
   }, 60_000);
 
-  it('an integration-wide revoke of a credential deleted while its vault versions are disabled reports it revoked, not as a vault failure to finish by calling again', async () => {
-    const ctx = tenant();
-    const a = await store(ctx, ValueStoreKind.VAULT, 'alpha');
-    const b = await store(ctx, ValueStoreKind.VAULT, 'alpha');
-    // Another request deletes b after the revoke's status change of b committed, while it disables b's vault versions.
-    const disable = kv.updateSecretProperties.bind(kv);
-    const names = (await vaultVersions(b.id)).map(([name]) => name);
-    let deleted = false;
-    const spy = jest.spyOn(kv, 'updateSecretProperties').mockImplementation(async (...args) => {
-      if (names.includes(args[0]) && !deleted) {
-        deleted = true;
-        await s.credentials.delete({ ...ctx, actor: { id: 'user:bob' } }, b.id);
-      }
-      return disable(...args);
-    });
-    let result;
-    try {
-      result = await s.revocation.revoke(ctx, { integrationId: 'alpha' }, { reason: 'integration compromised' });
-    } finally {
-      spy.mockRestore();
-    }
-    expect(deleted).toBe(true);
-    // b's revoke committed before the delete (its row, its event); calling again could not finish anything: b is gone.
-    expect({ ...result, revoked: [...result.revoked].sort() }).toEqual({ revoked: [a.id, b.id].sort(), gone: [], vaultVersionsDisabled: 1, vaultFailures: [] });
-    const rows = await s.dataSource.getRepository(AuditLogEntry).find({ where: { tenantId: ctx.tenantId, resource: b.id, result: 'success' }, order: { sequence: 'ASC' } });
-    expect(rows.filter((r) => ['revoke', 'delete'].includes(r.action)).map((r) => [r.action, r.actorId])).toEqual([
-      ['revoke', 'user:alice'],
-      ['delete', 'user:bob'],
-    ]);
-    await expect(s.revocation.revoke(ctx, { integrationId: 'alpha' }, { reason: 'again' })).resolves.toMatchObject({ revoked: [a.id], vaultFailures: [] });
-  }, 60_000);
-
   it("an un-revoke of an internal row (a pending rotation value) is refused before the vault, in the trail as one `unrevoke` failure: 2001:VALIDATION", async () => {
     const ctx = tenant();
     const cred = await store(ctx, ValueStoreKind.VAULT);

@@ -180,19 +180,9 @@ export class RevocationService {
       const { vaultVersions } = await this.credentials.revoke(ctx, meta.id, { inCommit: again });
       out.vaultVersionsDisabled += vaultVersions;
     } catch (e) {
-      // Deleted meanwhile by another request (its delete discards the vault secrets): revoked, nothing left to finish.
-      if (listed && (await this.deleted(ctx, meta.id))) return;
       out.vaultFailures.push(meta.id);
       this.logger.error(`credential ${meta.id} (tenant ${ctx.tenantId}) is revoked but its Key Vault versions are not all disabled yet: ${(e as Error).name}`);
     }
-  }
-
-  /** Whether the credential is gone now (a look-up without an audit row: no request of the caller's was refused). */
-  private deleted(ctx: OperationContext, credentialId: string): Promise<boolean> {
-    return this.credentials.getMetadata(ctx, credentialId).then(
-      () => false,
-      (e: unknown) => e instanceof CredentialNotFoundError,
-    );
   }
 
   /**
