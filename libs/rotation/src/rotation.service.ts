@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { Inject, Injectable, Logger, Optional } from '@nestjs/common';
-import { AuditAction, type AuditActionName, AuditService } from '@app/audit';
+import { AuditAction, type AuditActionName, auditErrorCode, AuditResult, AuditService } from '@app/audit';
 import { Clock, DistributedLock, isVaultRefusal, Outbox, TransactionRunner, prefixedLockKey, type OperationContext } from '@app/common';
 import { assertChangeableCredential, CredentialConflictError, CredentialNotFoundError, CredentialsService, CredentialType, type CredentialMetadata } from '@app/credentials';
 import { NoRotationHandlerError, RotationFailedError, RotationInProgressError, RotationValidationError } from './errors/rotation.errors';
@@ -43,6 +43,11 @@ export interface RotationOutcome {
 export class RotationService {
   private readonly logger = new Logger(RotationService.name);
   private rotations = 0;
+  /**
+   * Errors of a rotation already audited where they arose (a refusal here, the Credentials lib's write): `reportFailure`
+   * writes the row of any other, so a failed automatic rotation has exactly one.
+   */
+  private readonly audited = new WeakSet<object>();
 
   constructor(
     private readonly credentials: CredentialsService,
@@ -90,7 +95,7 @@ export class RotationService {
       const { pending, kept, minted, method, keeping } = await this.prepare(ctx, before, options, reason).catch(async (e: unknown) => {
         if (conflictRetried && e instanceof CredentialConflictError) throw e;
         await auditRefusal(this.audit, this.logger, { action: AuditAction.ROTATE, ctx, credentialId, error: e, details: { version: before.version } });
-        throw e;
+        throw this.wasAudited(e);
       });
       let metadata: CredentialMetadata;
       try {
@@ -102,6 +107,7 @@ export class RotationService {
           inCommit: (next) => this.record(ctx, { credentialId, action: 'rotate', method, fromVersion: before.version, toVersion: next.version, reason }),
         });
       } catch (e) {
+        this.wasAudited(e); // by the Credentials lib's write
         if (method === 'handler' && !kept) await this.pending.afterFailedWrite(ctx, before, keeping, e);
         throw e;
       }
@@ -200,10 +206,14 @@ export class RotationService {
 
   /**
    * An automatic rotation that failed, announced (`credential.rotation_failed`); the previous value stays current. Its
-   * audit row is the rotation's own, written where it failed (a refusal here, or the Credentials lib's write): one row.
+   * audit row is the rotation's own where it failed (a refusal here, or the Credentials lib's write), else — an error
+   * no step audits, such as the credential's lock not to be had — written here (`automatic`): one row either way.
    */
   async reportFailure(ctx: OperationContext, meta: CredentialMetadata, error: unknown): Promise<void> {
     await this.runner.run(async () => {
+      if (!(typeof error === 'object' && error !== null && this.audited.has(error))) {
+        await this.audit.record({ action: AuditAction.ROTATE, context: ctx, resource: meta.id, result: AuditResult.FAILURE, errorCode: auditErrorCode(error), details: { automatic: true, version: meta.version } });
+      }
       await this.outbox.add({
         name: RotationEvents.ROTATION_FAILED,
         tenantId: meta.tenantId,
@@ -234,6 +244,12 @@ export class RotationService {
     throw new NoRotationHandlerError(meta.id, meta.integrationId, meta.type);
   }
 
+  /** `e`, remembered as audited (see `audited`). */
+  private wasAudited<E>(e: E): E {
+    if (typeof e === 'object' && e !== null) this.audited.add(e);
+    return e;
+  }
+
   /**
    * The credential a rotation or rollback changes. An id the caller's tenant does not have is refused as the
    * Credentials lib refuses a change of one: audited (denied, NOT_FOUND), not only answered (unless `audited` is false).
@@ -242,7 +258,10 @@ export class RotationService {
     try {
       return await this.credentials.getMetadata(ctx, credentialId);
     } catch (e) {
-      if (audited && e instanceof CredentialNotFoundError) await auditRefusal(this.audit, this.logger, { action, ctx, credentialId, error: e });
+      if (audited && e instanceof CredentialNotFoundError) {
+        await auditRefusal(this.audit, this.logger, { action, ctx, credentialId, error: e });
+        this.wasAudited(e);
+      }
       throw e;
     }
   }
@@ -258,7 +277,7 @@ export class RotationService {
     if (result.acquired) return result.value;
     const meta = await this.load(ctx, action, credentialId, audited);
     const refused = new RotationInProgressError(credentialId);
-    if (audited) await auditRefusal(this.audit, this.logger, { action, ctx, credentialId, error: refused, details: { version: meta.version } });
+    if (audited) await auditRefusal(this.audit, this.logger, { action, ctx, credentialId, error: this.wasAudited(refused), details: { version: meta.version } });
     throw refused;
   }
 }

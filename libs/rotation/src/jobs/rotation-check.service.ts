@@ -93,7 +93,7 @@ export class RotationCheckService {
     }
     const refused = run.refusals.describe('rotation check', 'rotation write(s)', 'automatic rotation(s)', out.deferred);
     if (refused) this.logger.error(refused);
-    if (out.due) this.logger.log(`rotation check: ${out.due} due, ${out.rotated} rotated, ${out.notified} notified, ${out.failed} failed`);
+    if (out.due) this.logger.log(`rotation check: ${out.due} due, ${out.rotated} rotated, ${out.notified} notified, ${out.failed} failed${out.inProgress ? `, ${out.inProgress} left to the rotation in progress` : ''}`);
     return out;
   }
 
