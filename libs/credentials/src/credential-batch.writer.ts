@@ -142,7 +142,8 @@ export class CredentialBatchWriter {
         let since = 0;
         const pointer = await valueWrite(() => {
           since = valueWriteStart(); // after the caller's limiter let it through: the vault call starts now
-          return this.stores.of(plan.kind).write(plan.valueWrite);
+          // The item's signal, as `store` passes it: dropped while unsent; once sent it finishes and commits below.
+          return this.stores.of(plan.kind).write({ ...plan.valueWrite, signal: plan.ctx.signal });
         });
         written.push({ i, plan, pointer, row: newRow(plan, pointer), since });
       } catch (error) {

@@ -234,6 +234,33 @@ describe.each(DATABASE_KINDS)('CredentialsService.storeMany / verifyValue on %s'
     expect(await audit.verify({ tenantId: ctx.tenantId })).toMatchObject({ valid: true });
   });
 
+  it("an item's ctx.signal drops its value write not sent yet (CANCELLED, audited cancelled) and its `together` mates' written values", async () => {
+    const controller = new AbortController();
+    const ctx: OperationContext = { tenantId: `many-s-${run}`, actor: { id: 'user:importer' }, signal: controller.signal };
+    // Connection s1: a value written, then the caller leaves before the others are sent. Connection s2: not sent either.
+    const items = [item(ctx, 's1', CredentialType.API_KEY, ValueStoreKind.VAULT), item(ctx, 's1', CredentialType.CUSTOM_SECRET), item(ctx, 's2')];
+    let calls = 0;
+    let firstDone!: () => void;
+    const first = new Promise<void>((r) => (firstDone = r));
+    const results = await service.storeMany(items, {
+      together: (i) => items[i].input.connectionId,
+      valueWrite: async (write) => {
+        if (++calls > 1) return first.then(write);
+        try {
+          return await write();
+        } finally {
+          controller.abort();
+          firstDone();
+        }
+      },
+    });
+    expect(results.map((r) => (r.error as { code?: unknown } | undefined)?.code)).toEqual([KeyVaultErrorCode.CANCELLED, KeyVaultErrorCode.CANCELLED, KeyVaultErrorCode.CANCELLED]);
+    expect(await rowsOf(ctx.tenantId, 'cv_credentials')).toBe(0);
+    expect(await enabledIn(new Set(items.map((i) => i.input.value)))).toEqual([]);
+    expect(await count(`SELECT COUNT(*) AS n FROM cv_audit_log WHERE tenant_id = ? AND action = ? AND result = 'cancelled'`, [ctx.tenantId, AuditAction.STORE])).toBe(3);
+    expect(await count(`SELECT COUNT(*) AS n FROM cv_audit_log WHERE tenant_id = ? AND action = ? AND result = 'failure'`, [ctx.tenantId, AuditAction.STORE])).toBe(0);
+  });
+
   it('verifyValue stops promptly with CANCELLED when the caller\'s signal aborts while the vault read is slow', async () => {
     const stored = await service.store(ctxB, item(ctxB, 'verify-slow', CredentialType.API_KEY, ValueStoreKind.VAULT).input);
     emu.injectFault({ kind: 'latency', latencyMs: 5_000, count: 1, operations: ['getSecret'] });

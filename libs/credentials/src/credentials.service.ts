@@ -68,7 +68,9 @@ export class CredentialsService {
    * commit together. Per item, in order: `{ credential }` or `{ error }` (store's typed errors, e.g.
    * ALREADY_EXISTS; VALIDATION for a reserved `connectionId`: no batch writes internal credentials; `options.withhold`'s
    * reason for the items it withheld before the value writes). Throws, having
-   * committed nothing of the batch, when that transaction fails.
+   * committed nothing of the batch, when that transaction fails. An item's `ctx.signal` is its value write's, as
+   * `store`'s: once aborted, a write not sent yet is dropped (CANCELLED, audited `cancelled`; with `together`, its
+   * group-mates' values are discarded); one already sent finishes and commits with the batch.
    */
   storeMany(items: StoreManyItem[], options: StoreManyOptions = {}): Promise<StoreManyResult[]> {
     return this.batchWriter.storeMany(items, options);
