@@ -11,4 +11,6 @@ export const MigrationEvents = {
   PROGRESS: 'credential.migration.progress',
   COMPLETED: 'credential.migration.completed',
   FAILED: 'credential.migration.failed',
+  /** The run was stopped through its signal (`MigrationRunOptions.signal`): resumable. */
+  ABORTED: 'credential.migration.aborted',
 } as const;

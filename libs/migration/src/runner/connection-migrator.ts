@@ -22,6 +22,12 @@ export interface StoredConnection {
   pairs: { field: DecryptedField; id: string; resumed?: boolean }[];
 }
 
+/** The run a call belongs to: its id (the correlation id of its audit rows) and its signal (`MigrationRunOptions.signal`). */
+export interface MigrationCall {
+  runId: string;
+  signal?: AbortSignal;
+}
+
 /** A connection of a group: its legacy row and its decrypted, validated fields. */
 export interface GroupConnection {
   row: LegacyConnectionRow;
@@ -117,8 +123,8 @@ export class ConnectionMigrator {
    * connections that migrated. Per-field problems come back in the outcomes; a failure of the
    * transaction is thrown (nothing of the group committed).
    */
-  async migrateGroup(conns: GroupConnection[], source: LegacyCredentialSource, limiter: AimdLimiter, runId: string): Promise<GroupResult[]> {
-    const fields = conns.flatMap((c, ci) => c.fields.map((field) => ({ ci, field, ctx: migrationContext(c.row.tenantId, runId) })));
+  async migrateGroup(conns: GroupConnection[], source: LegacyCredentialSource, limiter: AimdLimiter, call: MigrationCall): Promise<GroupResult[]> {
+    const fields = conns.flatMap((c, ci) => c.fields.map((field) => ({ ci, field, ctx: migrationContext(c.row.tenantId, call) })));
     const items: StoreManyItem[] = fields.map(({ ci, field, ctx }) => ({ ctx, input: this.storeInput(conns[ci].row, source, field) }));
     let out: GroupResult[] | undefined;
     // Fields the store refused (a re-run, a duplicate legacy row: ALREADY_EXISTS), settled before any value is written.
@@ -176,7 +182,7 @@ export class ConnectionMigrator {
         return migrated.flatMap(({ stored }) =>
           stored!.pairs.map((p): AuditEventInput => ({
             action: AuditAction.MIGRATE,
-            context: migrationContext(stored!.row.tenantId, runId),
+            context: migrationContext(stored!.row.tenantId, call),
             resource: p.id,
             result: AuditResult.SUCCESS,
             details: { type: p.field.type, legacySource: source.name, legacyId: stored!.row.legacyId, keyIndex: p.field.keyIndex, resumed: p.resumed },
@@ -203,9 +209,9 @@ export class ConnectionMigrator {
   }
 
   /** deleteAfterMigration, once the connection's checkpoint has committed: verify every value, then clear. */
-  async clearVerified(stored: StoredConnection, source: LegacyCredentialSource, limiter: AimdLimiter, runId: string): Promise<MigrationErrorEntry[]> {
+  async clearVerified(stored: StoredConnection, source: LegacyCredentialSource, limiter: AimdLimiter, call: MigrationCall): Promise<MigrationErrorEntry[]> {
     try {
-      await this.verifyAndClear(migrationContext(stored.row.tenantId, runId), stored.row, source, stored.pairs, limiter);
+      await this.verifyAndClear(migrationContext(stored.row.tenantId, call), stored.row, source, stored.pairs, limiter);
       return [];
     } catch (e) {
       return [entry(stored.row, null, e)];
@@ -213,8 +219,8 @@ export class ConnectionMigrator {
   }
 
   /** A connection checkpointed `migrated` by an earlier run without deleteAfterMigration: verify and clear now. */
-  async clearMigrated(row: LegacyConnectionRow, source: LegacyCredentialSource, limiter: AimdLimiter, fields: DecryptedField[], runId: string): Promise<MigrationErrorEntry[]> {
-    const ctx = migrationContext(row.tenantId, runId);
+  async clearMigrated(row: LegacyConnectionRow, source: LegacyCredentialSource, limiter: AimdLimiter, fields: DecryptedField[], call: MigrationCall): Promise<MigrationErrorEntry[]> {
+    const ctx = migrationContext(row.tenantId, call);
     try {
       const live = await this.liveCredentials(ctx, row);
       const pairs = fields.map((f) => {
@@ -291,10 +297,10 @@ export class ConnectionMigrator {
    * for what an earlier legacy row of the same connection would have stored: an equal value is a DUPLICATE of that
    * row, another a CONFLICT. Otherwise the field would be stored, and is noted there.
    */
-  async checkGroup(conns: GroupConnection[], source: LegacyCredentialSource, limiter: AimdLimiter, runId: string, wouldStore: Map<string, WouldStore>): Promise<GroupResult[]> {
+  async checkGroup(conns: GroupConnection[], source: LegacyCredentialSource, limiter: AimdLimiter, call: MigrationCall, wouldStore: Map<string, WouldStore>): Promise<GroupResult[]> {
     return Promise.all(
       conns.map(async ({ row, fields }) => {
-        const ctx = migrationContext(row.tenantId, runId);
+        const ctx = migrationContext(row.tenantId, call);
         let live: CredentialMetadata[];
         try {
           live = await this.liveCredentials(ctx, row);
@@ -370,8 +376,13 @@ export class ConnectionMigrator {
   }
 }
 
-function migrationContext(tenantId: string, runId: string): OperationContext {
-  return { tenantId, actor: { id: MIGRATION_ACTOR }, correlationId: runId };
+/**
+ * The context of the run's credentials calls. Its signal (the run's) drops their vault calls not sent yet and aborts
+ * reads in flight (CANCELLED); a value write already sent finishes and commits with its group (`storeMany`), so the
+ * checkpoints stay exact.
+ */
+function migrationContext(tenantId: string, { runId, signal }: MigrationCall): OperationContext {
+  return { tenantId, actor: { id: MIGRATION_ACTOR }, correlationId: runId, signal };
 }
 
 /** A report entry: the error's code name and message (typed errors never quote a value). */

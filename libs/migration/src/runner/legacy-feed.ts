@@ -58,11 +58,14 @@ export class LegacyFeed {
     }
   }
 
-  /** Waits until a row that `accept`s is queued (true), or the source is exhausted with none queued (false). */
+  /**
+   * Waits until a row that `accept`s is queued (true), or the source is exhausted with none queued, or `stop()` (false:
+   * a stopped feed hands out nothing more, even what it had queued).
+   */
   async waitForItems(accept: (item: FeedItem) => boolean = () => true): Promise<boolean> {
-    while (!this.queue.some(accept) && !this.finished) await new Promise<void>((r) => this.consumers.push(r));
+    while (!this.queue.some(accept) && !this.finished && !this.stopped) await new Promise<void>((r) => this.consumers.push(r));
     this.result();
-    return this.queue.some(accept);
+    return !this.stopped && this.queue.some(accept);
   }
 
   /** Up to `n` queued rows that `accept` (asked in queue order, once per row taken), oldest first. */

@@ -1,20 +1,26 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import { randomUUID } from 'node:crypto';
 import { Outbox, TransactionRunner, type CredentialVaultError, type OutboxPayload } from '@app/common';
+import { KeyVaultErrorCode } from '@app/key-vault';
 import { MigrationCheckpointRepository } from '../checkpoint/migration-checkpoint.repository';
 import { MigrationVaultRefusedError } from '../errors/migration.errors';
 import { MIGRATION_RESOLVED_OPTIONS, MigrationEvents } from '../migration.constants';
 import type { ResolvedMigrationOptions } from '../migration.options';
 import type { LegacyConnectionRow, LegacyCredentialSource, LegacyFilter } from '../sources/legacy-source';
 import { AimdLimiter } from './aimd-limiter';
-import { ConnectionMigrator, entry, type GroupResult, type WouldStore } from './connection-migrator';
+import { ConnectionMigrator, entry, type GroupResult, type MigrationCall, type WouldStore } from './connection-migrator';
 import { LegacyFeed, type FeedItem } from './legacy-feed';
-import type { ConnectionOutcome, MigrationRunOptions, MigrationSummary } from './migration.types';
+import type { ConnectionOutcome, MigrationErrorEntry, MigrationRunOptions, MigrationSummary } from './migration.types';
 
 const PROGRESS_EVENT_EVERY_MS = 1000;
+const CANCELLED = KeyVaultErrorCode[KeyVaultErrorCode.CANCELLED];
 
 interface Run {
   runId: string;
+  /** The run's id and signal, for the migrator's calls. */
+  call: MigrationCall;
+  /** The run's signal has aborted: no new connection is taken. */
+  stopping: () => boolean;
   source: LegacyCredentialSource;
   limiter: AimdLimiter;
   deleteAfter: boolean;
@@ -37,6 +43,7 @@ interface Run {
  * audit row per credential and their checkpoints — one commit per group instead of one per
  * credential. Several groups are in flight at once, so vault writes go on while a group commits.
  * A credential is never committed without its MIGRATE row and checkpoint (or the reverse).
+ * `MigrationRunOptions.signal` stops it: no new connection, the vault calls not sent dropped, what is in flight awaited.
  */
 @Injectable()
 export class MigrationRunner {
@@ -60,8 +67,9 @@ export class MigrationRunner {
     const s: MigrationSummary = {
       source: source.name, dryRun, totalConnections: 0, successfulMigrations: 0, failedMigrations: 0, skipped: 0,
       totalCredentialsMigrated: 0, durationMs: 0, errors: [], rowsByKeyIndex: {},
-      throttling: { absorbed: 0, decreases: 0, maxConcurrency: 0, finalConcurrency: 0 },
+      throttling: { absorbed: 0, decreases: 0, maxConcurrency: 0, finalConcurrency: 0 }, aborted: false,
     };
+    const stopping = () => o.signal?.aborted === true;
     s.totalConnections = await source.count(filter);
     const counts = () => ({ runId, done: s.successfulMigrations + s.failedMigrations + s.skipped, total: s.totalConnections, successful: s.successfulMigrations, failed: s.failedMigrations, skipped: s.skipped, credentials: s.totalCredentialsMigrated });
     if (!dryRun) await this.event(MigrationEvents.STARTED, { runId, source: source.name, total: s.totalConnections });
@@ -77,7 +85,7 @@ export class MigrationRunner {
       o.onProgress?.(counts());
     };
     const run: Run = {
-      runId, source, limiter, deleteAfter: !!o.deleteAfterMigration && !dryRun, record, clearing: new Set(), lastEvent: Date.now(), counts,
+      runId, call: { runId, signal: o.signal }, stopping, source, limiter, deleteAfter: !!o.deleteAfterMigration && !dryRun, record, clearing: new Set(), lastEvent: Date.now(), counts,
       wouldStore: dryRun ? new Map() : undefined,
     };
 
@@ -86,6 +94,9 @@ export class MigrationRunner {
       highWater: Math.max((groupsInFlight(this.options) + 1) * this.options.group.maxConnections, batchSize),
       onReady: (item) => this.settleWithoutVault(item, run),
     });
+    // Aborted: the feed reads no further page and hands out nothing more, waking the groups waiting for rows.
+    const stop = () => feed.stop();
+    o.signal?.addEventListener('abort', stop, { once: true });
     try {
       // Started outside any transaction: its checkpoint reads must never join a group's.
       const feeding = this.runner.detached(() => feed.start());
@@ -100,7 +111,7 @@ export class MigrationRunner {
       };
       await Promise.all(
         Array.from({ length: groupsInFlight(this.options) }, async () => {
-          while (!run.refusal && (await feed.waitForItems(free))) {
+          while (!run.refusal && !stopping() && (await feed.waitForItems(free))) {
             const items = feed.take(size, claim);
             try {
               await this.group(items, run);
@@ -124,12 +135,16 @@ export class MigrationRunner {
       if (!dryRun) await this.event(MigrationEvents.FAILED, { ...counts(), error: String((e as { codeName?: string }).codeName ?? (e as Error).name) }).catch(() => undefined);
       if (e instanceof MigrationVaultRefusedError) this.logger.error(`migration ${runId} stopped: ${e.message}`);
       throw e;
+    } finally {
+      o.signal?.removeEventListener('abort', stop);
     }
     const t = limiter.snapshot();
     s.throttling = { absorbed: t.throttles, decreases: t.decreases, maxConcurrency: t.maxLimitReached, finalConcurrency: t.limit };
     s.durationMs = Date.now() - started;
-    if (!dryRun) await this.event(MigrationEvents.COMPLETED, { ...counts(), durationMs: s.durationMs });
-    this.logger.log(`migration ${runId}: ${s.successfulMigrations} migrated, ${s.failedMigrations} failed, ${s.skipped} skipped`);
+    // Aborted once every connection was settled anyway: a complete run.
+    s.aborted = stopping() && s.successfulMigrations + s.failedMigrations + s.skipped < s.totalConnections;
+    if (!dryRun) await this.event(s.aborted ? MigrationEvents.ABORTED : MigrationEvents.COMPLETED, { ...counts(), durationMs: s.durationMs });
+    this.logger.log(`migration ${runId}${s.aborted ? ' aborted' : ''}: ${s.successfulMigrations} migrated, ${s.failedMigrations} failed, ${s.skipped} skipped`);
     return s;
   }
 
@@ -141,9 +156,11 @@ export class MigrationRunner {
     const { row, checkpoint, fields, errors } = item;
     if (checkpoint) {
       if (run.deleteAfter && checkpoint.status === 'migrated' && !errors.length && fields.length) {
-        this.track(run, this.migrator.clearMigrated(row, run.source, run.limiter, fields, run.runId).then((e) =>
-          run.record({ status: e.length ? 'failed' : 'skipped', credentials: 0, keyIndex: null, errors: e }),
-        ));
+        // Aborted: its clear is left to the next run (its checkpoint stays `migrated`).
+        if (run.stopping()) return true;
+        this.track(run, this.migrator.clearMigrated(row, run.source, run.limiter, fields, run.call).then((e) => {
+          if (!cutShort(run, e)) run.record({ status: e.length ? 'failed' : 'skipped', credentials: 0, keyIndex: null, errors: e });
+        }));
       } else run.record({ status: 'skipped', credentials: 0, keyIndex: null, errors: [] });
       return true;
     }
@@ -163,9 +180,11 @@ export class MigrationRunner {
     let results: GroupResult[];
     try {
       results = run.wouldStore
-        ? await this.migrator.checkGroup(items, run.source, run.limiter, run.runId, run.wouldStore)
-        : await this.migrator.migrateGroup(items, run.source, run.limiter, run.runId);
+        ? await this.migrator.checkGroup(items, run.source, run.limiter, run.call, run.wouldStore)
+        : await this.migrator.migrateGroup(items, run.source, run.limiter, run.call);
     } catch (e) {
+      // Aborted: nothing of the group committed, so the next run takes its connections again.
+      if (run.stopping()) return;
       if (items.length === 1) {
         run.record({ status: 'failed', credentials: 0, keyIndex: null, errors: [entry(items[0].row, null, e)] });
         return;
@@ -176,10 +195,13 @@ export class MigrationRunner {
     }
     run.refusal ??= results.find((r) => r.vaultRefusal)?.vaultRefusal;
     for (const r of results) {
+      // A connection whose vault call the abort cut short committed nothing and has no checkpoint: the next run's.
+      if (cutShort(run, r.outcome.errors)) continue;
       if (r.stored && run.deleteAfter) {
         const stored = r.stored;
-        this.track(run, this.migrator.clearVerified(stored, run.source, run.limiter, run.runId).then((errors) =>
-          run.record(errors.length ? { ...r.outcome, status: 'failed', errors: [...r.outcome.errors, ...errors] } : r.outcome),
+        this.track(run, this.migrator.clearVerified(stored, run.source, run.limiter, run.call).then((errors) =>
+          // Committed, its clear cut short: migrated, its fields left for the next run to verify and clear.
+          run.record(errors.length && !cutShort(run, errors) ? { ...r.outcome, status: 'failed', errors: [...r.outcome.errors, ...errors] } : r.outcome),
         ));
       } else run.record(r.outcome);
     }
@@ -197,6 +219,11 @@ export class MigrationRunner {
   private async event(name: string, payload: OutboxPayload): Promise<void> {
     await this.runner.run(() => this.outbox.add({ name, payload }));
   }
+}
+
+/** A connection's errors include a vault call the run's abort cut short (CANCELLED): not its failure, nor reported. */
+function cutShort(run: Run, errors: MigrationErrorEntry[]): boolean {
+  return run.stopping() && errors.some((e) => e.code === CANCELLED);
 }
 
 /** Groups migrating at once: enough to keep `concurrency.max` vault writes busy while one of them commits. */

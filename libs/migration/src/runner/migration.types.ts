@@ -15,6 +15,13 @@ export interface MigrationRunOptions extends LegacyFilter {
   deleteAfterMigration?: boolean;
   /** Called after each connection (the CLI draws its progress bar from it). */
   onProgress?: (p: MigrationProgress) => void;
+  /**
+   * Stops the run gracefully (the CLI's SIGINT/SIGTERM): once aborted, no new connection is taken, the run's vault calls
+   * not sent yet are dropped and its reads in flight aborted (CANCELLED), the value writes already sent finish and
+   * commit with their group, and the run resolves with `aborted: true`. A connection cut short is neither counted nor
+   * reported, and has no checkpoint: the next run migrates it, storing each field once (as after a kill -9).
+   */
+  signal?: AbortSignal;
 }
 
 export interface MigrationProgress {
@@ -53,6 +60,11 @@ export interface MigrationSummary {
   rowsByKeyIndex: Record<string, number>;
   /** The adaptive concurrency: 429s absorbed (retried, never reported as errors) and the largest limit reached. */
   throttling: { absorbed: number; decreases: number; maxConcurrency: number; finalConcurrency: number };
+  /**
+   * The run was stopped through `MigrationRunOptions.signal` before it settled every connection: the counts cover
+   * those it settled; run it again to migrate the rest.
+   */
+  aborted: boolean;
 }
 
 /** What happened to one connection. */
