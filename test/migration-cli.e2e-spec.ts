@@ -56,8 +56,8 @@ describe('cli migrate (real process, kill -9, resume)', () => {
     return { child, exited };
   };
 
-  const hostQuery = async (sql: string): Promise<number> => {
-    const db = new DataSource({ type: 'better-sqlite3', database: env.DATABASE_PATH, readonly: true });
+  const hostQuery = async (sql: string, database = env.DATABASE_PATH): Promise<number> => {
+    const db = new DataSource({ type: 'better-sqlite3', database, readonly: true });
     try {
       await db.initialize();
       return Number((await db.query(sql))[0].n);
@@ -198,5 +198,43 @@ describe('cli migrate (real process, kill -9, resume)', () => {
     const d = JSON.parse(readFileSync(join(dir, 'dry.json'), 'utf8')) as MigrationSummary;
     expect(d).toMatchObject({ dryRun: true, totalConnections: COUNT, failedMigrations: s.failedMigrations, skipped: e.ok - secondKeyRows + e.skipped });
     expect(await hostQuery('SELECT COUNT(*) AS n FROM cv_migration_checkpoints')).toBe(e.ok - secondKeyRows);
+  }, 120_000);
+
+  it.each(['SIGINT', 'SIGTERM'] as const)('%s mid-run stops it gracefully: summary and report say aborted, exit 128 + the signal, and a re-run completes with one MIGRATE row per credential', async (sig) => {
+    // A host database of its own, and a slow vault at four writes at a time: the run would take ~40 s.
+    const host = { ...env, DATABASE_PATH: join(dir, `host-${sig}.sqlite`), MIGRATION_CONCURRENCY_INITIAL: '4', MIGRATION_CONCURRENCY_MAX: '4' };
+    const query = (sql: string) => hostQuery(sql, host.DATABASE_PATH);
+    vault.injectFault({ kind: 'latency', latencyMs: 250, operations: ['setSecret'] });
+    try {
+      const report = join(dir, `aborted-${sig}.json`);
+      const run = cli(['migrate', '--source', 'sql', '--batch-size', '20', '--report', report], host);
+      const deadline = Date.now() + 60_000;
+      while (Date.now() < deadline && (await query('SELECT COUNT(*) AS n FROM cv_migration_checkpoints')) < 20) await new Promise((r) => setTimeout(r, 150));
+      run.child.kill(sig);
+      const signalled = Date.now();
+      const stopped = await run.exited;
+      expect(Date.now() - signalled).toBeLessThan(5_000);
+      expect({ code: stopped.code, signal: stopped.signal }).toEqual({ code: sig === 'SIGINT' ? 130 : 143, signal: null });
+      expect(stopped.stderr).toContain(`${sig}: stopping after the writes in flight`);
+      expect(stopped.stdout).toMatch(/^aborted +yes/m);
+      const s = JSON.parse(readFileSync(report, 'utf8')) as MigrationSummary;
+      expect(s.aborted).toBe(true);
+      expect(s.successfulMigrations).toBeGreaterThan(0);
+      expect(s.successfulMigrations + s.failedMigrations + s.skipped).toBeLessThan(COUNT);
+      expect(await query('SELECT COUNT(*) AS n FROM cv_migration_checkpoints')).toBe(s.successfulMigrations);
+    } finally {
+      vault.clearFaults();
+    }
+
+    const report = join(dir, `resumed-${sig}.json`);
+    const resumed = await cli(['migrate', '--source', 'sql', '--batch-size', '20', '--report', report], host).exited;
+    expect(resumed.code).toBe(1); // the seed's problem rows
+    expect(JSON.parse(readFileSync(report, 'utf8'))).toMatchObject({ aborted: false, totalConnections: COUNT });
+    const credentials = await query(`SELECT COUNT(*) AS n FROM cv_credentials WHERE status <> 'deleted'`);
+    expect(await query(`SELECT COUNT(*) AS n FROM (SELECT DISTINCT tenant_id, integration_id, connection_id, type FROM cv_credentials WHERE status <> 'deleted') d`)).toBe(credentials);
+    const secondKeyCredentials = Array.from({ length: COUNT }, (_, i) => i).filter((i) => i % 100 === 6).reduce((n, i) => n + (legacySeedKind(i, { anomalies: true }) === 1 ? 1 : 2), 0);
+    expect(credentials).toBe(expected().credentials - secondKeyCredentials);
+    expect(await query(`SELECT COUNT(*) AS n FROM cv_credentials c WHERE (SELECT COUNT(*) FROM cv_audit_log a WHERE a.tenant_id = c.tenant_id AND a.action = 'migrate' AND a.resource = c.id) = 1`)).toBe(credentials);
+    expect(await query(`SELECT COUNT(*) AS n FROM cv_audit_log WHERE action = 'migrate'`)).toBe(credentials);
   }, 120_000);
 });

@@ -2,6 +2,7 @@ import { Module } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { EventEmitterModule } from '@nestjs/event-emitter';
 import { writeFileSync } from 'node:fs';
+import { constants } from 'node:os';
 import { Command, CommandRunner, Option } from 'nest-commander';
 import { DataSource } from 'typeorm';
 import { PersistenceModule } from '@app/common';
@@ -29,6 +30,9 @@ export interface MigrateFlags {
  * [--report out.json] [--delete-after-migration]`: moves legacy AES-256-GCM credentials into the vault
  * with the host's database and vault (same environment variables as the host) plus LEGACY_* variables.
  * Exit code 1 when any connection failed, or for a dry run on a database without the schema (it creates none). Safe to interrupt: a re-run resumes (see libs/migration).
+ * SIGINT/SIGTERM stop it gracefully (`MigrationRunOptions.signal`): the writes in flight finish, the summary and report
+ * say `aborted`, exit code 128 + the signal's number (130, 143) as a shell reports a process the signal ended; a second
+ * signal ends it at once (as a kill -9: still resumable).
  */
 @Command({ name: 'migrate', description: 'Migrate legacy AES-256-GCM credentials into the vault (resumable; --dry-run to check first)' })
 export class MigrateCommand extends CommandRunner {
@@ -70,9 +74,11 @@ export class MigrateCommand extends CommandRunner {
 
     const ctx = await NestFactory.createApplicationContext(MigrateModule, COMMAND_CONTEXT_OPTIONS);
     const progress = new ProgressReporter();
+    const interrupt = new GracefulInterrupt();
     try {
       progress.start(await legacy.count({ tenantId: flags.tenant, integrationId: flags.integration }));
       const summary = await ctx.get(MigrationRunner).run(legacy, {
+        signal: interrupt.signal,
         dryRun: flags.dryRun,
         batchSize: flags.batchSize,
         tenantId: flags.tenant,
@@ -84,7 +90,9 @@ export class MigrateCommand extends CommandRunner {
       if (flags.report) writeFileSync(flags.report, `${JSON.stringify(summary, null, 2)}\n`, { mode: 0o600 });
       process.stdout.write(`${formatSummaryTable(summary)}\n`);
       if (summary.failedMigrations > 0) process.exitCode = 1;
+      if (summary.aborted) process.exitCode = interrupt.exitCode();
     } finally {
+      interrupt.dispose();
       progress.stop();
       await legacy.close();
       await ctx.close();
@@ -132,6 +140,40 @@ export class MigrateCommand extends CommandRunner {
   @Option({ flags: '--delete-after-migration', description: 'clear the legacy fields once each value was read back from the vault and compared (sql only)' })
   parseDelete(): boolean {
     return true;
+  }
+}
+
+const INTERRUPTS = ['SIGINT', 'SIGTERM'] as const;
+
+/**
+ * The first SIGINT or SIGTERM aborts `signal` (the run stops gracefully); its handlers are then removed, so a second one
+ * ends the process at once, by Node's default.
+ */
+class GracefulInterrupt {
+  private readonly controller = new AbortController();
+  private received?: NodeJS.Signals;
+  private readonly onSignal = (sig: NodeJS.Signals) => {
+    this.received = sig;
+    this.dispose();
+    process.stderr.write(`${sig}: stopping after the writes in flight (${sig} again to stop at once; a re-run resumes either way)\n`);
+    this.controller.abort();
+  };
+
+  constructor() {
+    for (const sig of INTERRUPTS) process.once(sig, this.onSignal);
+  }
+
+  get signal(): AbortSignal {
+    return this.controller.signal;
+  }
+
+  /** 128 + the signal's number, as a shell reports a process that signal ended (130 for SIGINT, 143 for SIGTERM). */
+  exitCode(): number {
+    return 128 + constants.signals[this.received ?? 'SIGINT'];
+  }
+
+  dispose(): void {
+    for (const sig of INTERRUPTS) process.removeListener(sig, this.onSignal);
   }
 }
 
