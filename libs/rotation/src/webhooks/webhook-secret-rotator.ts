@@ -17,7 +17,7 @@ import {
   WebhookSecretUpdaterNotRegisteredError,
 } from './webhook-secret.errors';
 import { WebhookSecretKeyring } from './webhook-secret-keyring';
-import { WebhookSecretUpdaterRegistry } from './webhook-secret-updater';
+import { WebhookSecretUpdaterRegistry, type WebhookSecretUpdater } from './webhook-secret-updater';
 import type { ResolvedWebhookSecretsOptions } from './webhook-secrets.options';
 import { WEBHOOK_SECRETS_CLOCK, WEBHOOK_SECRETS_OPTIONS, WebhookAuditActions } from './webhook-secrets.tokens';
 
@@ -212,8 +212,7 @@ export class WebhookSecretRotator {
   ): Promise<WebhookRotationResult> {
     const meta = await this.lock.rotatable(ctx, credentialId, asked);
     // Before any write: no updater, no pending row (the job only rotates integrations that have one).
-    if (!this.updaters.has(meta.integrationId)) throw await this.lock.refused(ctx, asked, meta, new WebhookSecretUpdaterNotRegisteredError(meta.integrationId));
-    const updater = this.updaters.get(meta.integrationId);
+    const updater = await this.updaterOf(ctx, asked, meta);
     const active = await this.keyring.enrolled(ctx, meta);
     let pending = active.find((r) => r.state === WebhookSecretState.PENDING);
     const current = active.find((r) => r.state === WebhookSecretState.CURRENT);
@@ -249,5 +248,14 @@ export class WebhookSecretRotator {
       return this.recovery.movedOn(ctx, asked, meta, pending.id, false); // the repair's row tells of it
     }
     return this.steps.promote(ctx, meta, pending, value as string, resumed);
+  }
+
+  /** The integration's updater; without one the step is refused before any write, audited as `refused` says. */
+  private async updaterOf(ctx: OperationContext, asked: RotationAsk, meta: CredentialMetadata): Promise<WebhookSecretUpdater> {
+    try {
+      return this.updaters.get(meta.integrationId);
+    } catch (e) {
+      throw e instanceof WebhookSecretUpdaterNotRegisteredError ? await this.lock.refused(ctx, asked, meta, e) : e;
+    }
   }
 }
