@@ -96,3 +96,22 @@ describe.each(DATABASE_KINDS)('a migration aborted through its signal (%s)', (ki
     expect(await stack.app.get(AuditService).verify({ tenantId: tenant })).toMatchObject({ valid: true });
   }, 60_000);
 });
+
+describe('a migration whose signal aborted before it started (sqlite)', () => {
+  const COUNT = 60;
+  const keys = [randomBytes(32)];
+  const tenant = `abort-early-${randomBytes(3).toString('hex')}`;
+  // Groups of five: the feed holds a few groups' rows, far fewer than the source has.
+  const stack = useMigrationStack(
+    'sqlite',
+    ({ db, vault }) => migrationStackImports({ database: db.options, vault }, { keys: keys.map((k) => k.toString('hex')), concurrency: { initial: 2, min: 1, max: 2 }, group: { maxConnections: 5 } }),
+    (legacy) => seedLegacyTable(legacy, legacySeedRows({ count: COUNT, keys, tenants: [tenant] })),
+  );
+
+  it('resolves at once, aborted, having migrated nothing (a stop during the count: the feed filled and waited for ever)', async () => {
+    const started = Date.now();
+    const summary = await stack.app.get(MigrationRunner).run(new SqlLegacySource(stack.legacy.db), { signal: AbortSignal.abort(), batchSize: 5 });
+    expect(Date.now() - started).toBeLessThan(5_000);
+    expect(summary).toMatchObject({ aborted: true, successfulMigrations: 0, failedMigrations: 0, totalCredentialsMigrated: 0 });
+  }, 15_000);
+});

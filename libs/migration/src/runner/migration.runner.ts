@@ -1,6 +1,6 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import { randomUUID } from 'node:crypto';
-import { Outbox, TransactionRunner, type CredentialVaultError, type OutboxPayload } from '@app/common';
+import { CommitNotDurableError, Outbox, TransactionRunner, type CredentialVaultError, type OutboxPayload } from '@app/common';
 import { KeyVaultErrorCode } from '@app/key-vault';
 import { MigrationCheckpointRepository } from '../checkpoint/migration-checkpoint.repository';
 import { MigrationVaultRefusedError } from '../errors/migration.errors';
@@ -97,6 +97,8 @@ export class MigrationRunner {
     // Aborted: the feed reads no further page and hands out nothing more, waking the groups waiting for rows.
     const stop = () => feed.stop();
     o.signal?.addEventListener('abort', stop, { once: true });
+    // Aborted before this point (during the count, say): the listener never fires, and the feed would fill and wait.
+    if (stopping()) stop();
     try {
       // Started outside any transaction: its checkpoint reads must never join a group's.
       const feeding = this.runner.detached(() => feed.start());
@@ -183,8 +185,12 @@ export class MigrationRunner {
         ? await this.migrator.checkGroup(items, run.source, run.limiter, run.call, run.wouldStore)
         : await this.migrator.migrateGroup(items, run.source, run.limiter, run.call);
     } catch (e) {
-      // Aborted: nothing of the group committed, so the next run takes its connections again.
-      if (run.stopping()) return;
+      if (run.stopping()) {
+        // Aborted: nothing of the group committed, so the next run takes its connections again — unless its commit's
+        // outcome is unknown: then they are reported failed with it (a re-run finds what did commit).
+        if (e instanceof CommitNotDurableError) for (const item of items) run.record({ status: 'failed', credentials: 0, keyIndex: null, errors: [entry(item.row, null, e)] });
+        return;
+      }
       if (items.length === 1) {
         run.record({ status: 'failed', credentials: 0, keyIndex: null, errors: [entry(items[0].row, null, e)] });
         return;
