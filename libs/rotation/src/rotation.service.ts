@@ -94,8 +94,8 @@ export class RotationService {
       // Refused or failed before the Credentials lib's write (which audits its own): the trail still shows the rotate.
       const { pending, kept, minted, method, keeping } = await this.prepare(ctx, before, options, reason).catch(async (e: unknown) => {
         if (conflictRetried && e instanceof CredentialConflictError) throw e;
-        await auditRefusal(this.audit, this.logger, { action: AuditAction.ROTATE, ctx, credentialId, error: e, details: { version: before.version } });
-        throw this.wasAudited(e);
+        if (await auditRefusal(this.audit, this.logger, { action: AuditAction.ROTATE, ctx, credentialId, error: e, details: { version: before.version } })) this.wasAudited(e);
+        throw e;
       });
       let metadata: CredentialMetadata;
       try {
@@ -107,7 +107,7 @@ export class RotationService {
           inCommit: (next) => this.record(ctx, { credentialId, action: 'rotate', method, fromVersion: before.version, toVersion: next.version, reason }),
         });
       } catch (e) {
-        this.wasAudited(e); // by the Credentials lib's write
+        this.wasAudited(e); // by the Credentials lib's write (best effort there: a row it could not write is logged)
         if (method === 'handler' && !kept) await this.pending.afterFailedWrite(ctx, before, keeping, e);
         throw e;
       }
@@ -259,8 +259,7 @@ export class RotationService {
       return await this.credentials.getMetadata(ctx, credentialId);
     } catch (e) {
       if (audited && e instanceof CredentialNotFoundError) {
-        await auditRefusal(this.audit, this.logger, { action, ctx, credentialId, error: e });
-        this.wasAudited(e);
+        if (await auditRefusal(this.audit, this.logger, { action, ctx, credentialId, error: e })) this.wasAudited(e);
       }
       throw e;
     }
@@ -277,7 +276,7 @@ export class RotationService {
     if (result.acquired) return result.value;
     const meta = await this.load(ctx, action, credentialId, audited);
     const refused = new RotationInProgressError(credentialId);
-    if (audited) await auditRefusal(this.audit, this.logger, { action, ctx, credentialId, error: this.wasAudited(refused), details: { version: meta.version } });
+    if (audited && (await auditRefusal(this.audit, this.logger, { action, ctx, credentialId, error: refused, details: { version: meta.version } }))) this.wasAudited(refused);
     throw refused;
   }
 }

@@ -14,13 +14,15 @@ export interface RefusedChange {
 
 /**
  * Its failure row (the error's code, never a value), best effort as the Credentials lib's failure rows: the refusal
- * stands if its row cannot be written. Not for a failure of the Credentials lib's own write, which audits itself.
+ * stands if its row cannot be written (false). Not for a failure of the Credentials lib's own write, which audits itself.
  */
-export async function auditRefusal(audit: AuditService, logger: Logger, r: RefusedChange): Promise<void> {
+export async function auditRefusal(audit: AuditService, logger: Logger, r: RefusedChange): Promise<boolean> {
   try {
     await audit.record({ action: r.action, context: r.ctx, resource: r.credentialId, result: refusalResult(r.error), errorCode: auditErrorCode(r.error), details: r.details });
+    return true;
   } catch (e) {
     logger.warn(`could not audit a refused ${r.action} of credential ${r.credentialId}: ${describeError(e)}`);
+    return false;
   }
 }
 
