@@ -71,5 +71,6 @@ describe('spreadRequests under autocannon', () => {
     expect([...hits.keys()].sort()).toEqual([...paths].sort());
     // 500 requests over 50 paths from one cursor: each path 10 times (± the requests built but not sent at the end).
     for (const p of paths) expect(Math.abs(hits.get(p)! - 10)).toBeLessThanOrEqual(1);
-  });
+    // A real load generator: well under a second alone, past the unit project's 5 s beside CI's e2e workers.
+  }, 30_000);
 });
