@@ -102,13 +102,13 @@ function isHealthReport(res: unknown): boolean {
 const DATABASE_UNAVAILABLE_SQLSTATE = /^(08\d{3}|57P0[1-3]|57014|55P03)$/;
 /** What the pg driver and Node raise for a connection that is gone or never came. */
 const CONNECTION_ERRNO = new Set(['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH']);
-const CONNECTION_LOST = /^(Connection terminated( unexpectedly| due to connection timeout)?|timeout exceeded when trying to connect|Client (has encountered a connection error|was closed) and is not queryable|Cannot use a pool after calling end on the pool)$/;
 /**
  * pg-pool's refusal to hand out a client once our side ended the pool (the DataSource destroyed at shutdown as a
  * request's query asked for one). No session was lost, nothing was sent — so not `isSessionEnded` — but it is the
  * shutdown race of "Client was closed and is not queryable": the same 503 code, retried on another replica.
  */
 const POOL_ENDED = 'Cannot use a pool after calling end on the pool';
+const CONNECTION_LOST = new RegExp(`^(Connection terminated( unexpectedly| due to connection timeout)?|timeout exceeded when trying to connect|Client (has encountered a connection error|was closed) and is not queryable|${POOL_ENDED})$`);
 
 type DriverLayer = { code?: unknown; message?: unknown; driverError?: unknown };
 
