@@ -91,11 +91,11 @@ export class RevocationService {
     assertCredentialId(credentialId);
     const reason = assertReason(options?.reason, true)!;
     // Looked up before the lock (keyed by the id alone): another tenant's guessed id never waits on, nor holds, it.
-    await this.unrevokable(ctx, credentialId);
+    await this.found(ctx, credentialId, AuditAction.UNREVOKE);
     return this.lock.run(
       prefixedLockKey('credentialRotation', credentialId),
       async () => {
-        const before = await this.unrevokable(ctx, credentialId);
+        const before = await this.found(ctx, credentialId, AuditAction.UNREVOKE);
         if (before.status !== CredentialStatus.REVOKED) return this.refuseUnrevoke(ctx, credentialId, reason, before.status);
         // The vault versions are enabled first (a vault failure leaves the credential revoked: the safe side),
         // then the status, audit, outbox and history rows commit in one transaction.
@@ -117,14 +117,9 @@ export class RevocationService {
   }
 
   /**
-   * The credential an un-revoke lifts. An id the caller's tenant does not have (never stored, deleted, another
-   * tenant's) is refused as the Credentials lib refuses an un-revoke of one: audited (denied, NOT_FOUND), not only answered.
+   * The caller's credential. An id its tenant does not have (never stored, deleted, another tenant's) is NOT_FOUND,
+   * audited as a refused `action` of it (denied), as the Credentials lib audits one — not only answered.
    */
-  private unrevokable(ctx: OperationContext, credentialId: string): Promise<CredentialMetadata> {
-    return this.found(ctx, credentialId, AuditAction.UNREVOKE);
-  }
-
-  /** The caller's credential; NOT_FOUND audited as a refused `action` of it (denied), as the Credentials lib audits one. */
   private async found(ctx: OperationContext, credentialId: string, action: AuditAction.REVOKE | AuditAction.UNREVOKE): Promise<CredentialMetadata> {
     try {
       return await this.credentials.getMetadata(ctx, credentialId);
