@@ -4,7 +4,6 @@ import { IncomingMessage, ServerResponse } from 'node:http';
 import { AddressInfo, Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { Authenticator, bearerToken, challengeHeader } from './auth';
 import { ensureTlsMaterial } from './certs';
 import { VaultClock } from './clock';
@@ -12,7 +11,7 @@ import { DataDirLock } from './data-dir-lock';
 import { AccessDenials, DenySpec, validateDenySpec } from './denials';
 import { errors, KeyVaultHttpError } from './errors';
 import { VaultEvent, VaultEvents } from './events';
-import { FaultInjector, FaultSpec, validateFaultSpec } from './faults';
+import { FaultSpec } from './faults';
 import { assertApiVersion } from './http/api-version';
 import { handleAdminRequest } from './http/admin';
 import { parseJsonObject, readBody, send, sendError } from './http/io';
@@ -23,6 +22,7 @@ import { KeyLifetimeActions, LifetimeActionsReport } from './keys/lifetime-actio
 import { KeyVersionRecord } from './keys/model';
 import { KeyStore } from './keys/store';
 import { KEY_FIELDS, SECRET_FIELDS, StorePersistence, ValueCipher } from './persistence';
+import { emptyPage, RequestFaults } from './request-faults';
 import { SecretsApi } from './secrets/handlers';
 import { SecretVersionRecord } from './secrets/model';
 import { SecretStore } from './secrets/store';
@@ -64,8 +64,6 @@ export class KeyVaultEmulator {
   /** The lifetime-action checks, one after another (the timer's and those asked for). */
   private lifetimeRuns: Promise<unknown> = Promise.resolve();
   private stopping?: Promise<void>;
-  /** Aborted by stop(): ends the injected delays of requests in flight (see `delay`). */
-  private readonly stopped = new AbortController();
   private readonly lock?: DataDirLock;
 
   private constructor(
@@ -78,7 +76,7 @@ export class KeyVaultEmulator {
     private readonly authenticator: Authenticator,
     /** Azure's budgets for a vault: secret writes (Set Secret), key creates, and every other transaction (weighted). */
     private throttle: ThrottleBudgets | undefined,
-    private readonly faults: FaultInjector,
+    private readonly faults: RequestFaults,
     private readonly denials: AccessDenials,
     private readonly statsCollector: StatsCollector,
     private readonly ownsDataDir: boolean,
@@ -135,9 +133,9 @@ export class KeyVaultEmulator {
       }
       const authenticator = new Authenticator(o.auth);
       const throttle = ThrottleBudgets.of(o.throttle);
-      const faults = new FaultInjector();
       const denials = new AccessDenials({ tenantId: o.tenantId, vaultName: storeOptions.vaultName });
       const stats = new StatsCollector();
+      const faults = new RequestFaults(stats);
 
       const ready: { emulator?: KeyVaultEmulator } = {};
       const server = createServer({ key: tls.keyPem, cert: tls.certPem }, (req, res) => {
@@ -189,7 +187,7 @@ export class KeyVaultEmulator {
 
   /** Adds a fault for subsequent vault requests (admin endpoints are never faulted). */
   injectFault(spec: FaultSpec): void {
-    this.faults.add(validateFaultSpec(spec));
+    this.faults.add(spec);
   }
 
   clearFaults(): void {
@@ -279,7 +277,7 @@ export class KeyVaultEmulator {
   /** Closes the server and every socket, flushes persistence, removes an owned temp dataDir. */
   stop(): Promise<void> {
     this.stopping ??= (async () => {
-      this.stopped.abort();
+      this.faults.stop();
       clearInterval(this.sweepTimer);
       clearInterval(this.lifetimeTimer);
       await this.lifetimeRuns;
@@ -352,25 +350,9 @@ export class KeyVaultEmulator {
       return;
     }
 
-    // 4. Injected faults.
-    const fault = this.faults.decide(operation);
-    if (fault.latencyMs > 0 && !(await this.delay(fault.latencyMs))) return;
-    if (fault.kind === 'reset') {
-      this.statsCollector.record(operation, 'reset');
-      req.socket.destroy();
-      return;
-    }
-    if (fault.kind === 'status') {
-      const e =
-        fault.status === 429
-          ? errors.throttled(fault.retryAfterSeconds ?? 1)
-          : fault.status === 503
-            ? errors.unavailable(fault.retryAfterSeconds ?? 1)
-            : errors.internal();
-      this.statsCollector.record(operation, e.status);
-      sendError(req, res, e);
-      return;
-    }
+    // 4. Injected faults (request-faults.ts): a delay, then a reset or a status answer instead of the operation.
+    const fault = await this.faults.beforeOperation(operation, req, res);
+    if (!fault) return;
 
     // 5. The operation itself.
     let status: number;
@@ -381,17 +363,16 @@ export class KeyVaultEmulator {
       const body = parseJsonObject(raw);
       const request = { name: route.name, version: route.version, query: url.searchParams, apiVersion, body, origin: originOf(req.headers.host) };
       const changesBefore = this.changeCount();
-      // An emptyPage fault: what Azure sometimes answers a list request, no items and a nextLink to the same place.
       const result =
         fault.kind === 'emptyPage'
-          ? { status: 200, body: { value: [], nextLink: `${request.origin ?? this.vaultUrl}${url.pathname}${url.search}` } }
+          ? emptyPage(request.origin ?? this.vaultUrl, url)
           : isKeyOperation(route.operation)
             ? await this.apis.keys.handle({ ...request, operation: route.operation })
             : this.apis.secrets.handle({ ...request, operation: route.operation });
       // A write is answered once it is on disk: a crash after the answer must not lose it. (Reads and the
       // keys' cryptography change nothing, and never wait for another request's fsync.)
       if (this.changeCount() !== changesBefore) await this.durable();
-      if (fault.responseLatencyMs && !(await this.delay(fault.responseLatencyMs))) return;
+      if (fault.responseLatencyMs && !(await this.faults.delay(fault.responseLatencyMs))) return;
       status = result.status;
       send(req, res, result.status, result.body);
     } catch (err) {
@@ -400,20 +381,6 @@ export class KeyVaultEmulator {
       sendError(req, res, err);
     }
     this.statsCollector.record(operation, status);
-  }
-
-  /**
-   * An injected delay; false once stop() ended it (its socket is destroyed: nothing to answer). A delay that went on
-   * kept a timer of up to its length after stop(), holding the process (a jest worker) open, and then woke to handle
-   * a request on a stopped vault.
-   */
-  private async delay(ms: number): Promise<boolean> {
-    try {
-      await sleep(ms, undefined, { signal: this.stopped.signal });
-      return true;
-    } catch {
-      return false;
-    }
   }
 
   /** The test controls under `/_emulator/` (http/admin.ts): this vault's own, with its counts. */
