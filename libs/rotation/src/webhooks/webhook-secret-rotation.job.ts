@@ -8,7 +8,6 @@ import { WebhookSecretState, type WebhookSecretVersionEntity } from './persisten
 import { WebhookSecretVersionRepository } from './persistence/webhook-secret-version.repository';
 import { WebhookSecretKeyring } from './webhook-secret-keyring';
 import { WebhookSecretRotator } from './webhook-secret-rotator';
-import { WebhookSecretUpdaterRegistry } from './webhook-secret-updater';
 import type { ResolvedWebhookSecretsOptions } from './webhook-secrets.options';
 import {
   WEBHOOK_ROTATION_DUE_NOTICE,
@@ -73,7 +72,6 @@ export class WebhookSecretRotationJob implements OnModuleInit {
     private readonly rows: WebhookSecretVersionRepository,
     private readonly rotator: WebhookSecretRotator,
     private readonly keyring: WebhookSecretKeyring,
-    private readonly updaters: WebhookSecretUpdaterRegistry,
     private readonly runner: TransactionRunner,
     private readonly audit: AuditService,
     private readonly credentials: CredentialsService,
@@ -131,7 +129,7 @@ export class WebhookSecretRotationJob implements OnModuleInit {
       held.throwIfAborted();
       budget--;
       tried.add(row.credentialId);
-      if (!this.updaters.has(row.integrationId)) {
+      if (!this.rotator.hasUpdater(row.integrationId)) {
         // Staged by an operator: theirs to activate; only a stale one is ours to discard.
         const outcome = this.rotator.stale(row, row.integrationId) ? await this.discardStale(row) : 'awaitingActivation';
         summary[outcome]++;
@@ -155,7 +153,7 @@ export class WebhookSecretRotationJob implements OnModuleInit {
         if (tried.has(row.credentialId)) continue;
         const dueAt = await this.dueAt(row);
         if (dueAt === null || dueAt.getTime() > now.getTime()) continue;
-        if (!this.updaters.has(row.integrationId)) {
+        if (!this.rotator.hasUpdater(row.integrationId)) {
           summary.noUpdater++;
           if (await this.notifyDue(row, dueAt, now)) summary.dueNotified++;
           continue;

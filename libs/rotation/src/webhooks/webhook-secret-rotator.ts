@@ -187,8 +187,22 @@ export class WebhookSecretRotator {
    * Pending rotations of integrations with an updater are never stale: the job retries them.
    */
   stale(row: Pick<WebhookSecretVersionEntity, 'createdAt' | 'state'>, integrationId: string): boolean {
-    if (row.state !== WebhookSecretState.PENDING || this.updaters.has(integrationId)) return false;
+    if (row.state !== WebhookSecretState.PENDING || this.hasUpdater(integrationId)) return false;
     return row.createdAt.getTime() + this.options.stagedTtlMs <= this.clock.now().getTime();
+  }
+
+  /**
+   * Whether `rotate()` finds an updater for the integration: asked as it asks, by the registry's `get` (an embedding
+   * app's registry may answer `get` for integrations its `has` does not know), so the job and `stale` agree with it.
+   * Only NOT_REGISTERED says no; another error from `get` is the rotation's to meet and record as a failure.
+   */
+  hasUpdater(integrationId: string): boolean {
+    try {
+      this.updaters.get(integrationId);
+      return true;
+    } catch (e) {
+      return !(e instanceof WebhookSecretUpdaterNotRegisteredError);
+    }
   }
 
   private async pendingOf(ctx: OperationContext, meta: CredentialMetadata, rotationId?: string): Promise<WebhookSecretVersionEntity> {

@@ -54,6 +54,7 @@ export class WebhookSecretUpdaterRegistry {
     };
   }
 
+  /** What this registry holds. The rotator and its job ask `get` instead (WebhookSecretRotator.hasUpdater): an embedding app's registry may answer it alone. */
   has(integrationId: string): boolean {
     return this.updaters.has(integrationId);
   }

@@ -250,4 +250,39 @@ describe.each(DATABASE_KINDS)('operator-confirmed webhook secret rotation on %s'
     expect(await codeOf(stack.service.discardConnection(other, staged.rotationId))).toBe(WebhookSecretErrorCode.WEBHOOK_SECRET_NOT_FOUND);
     expect(await verifies(target, staged.secret)).toBeNull();
   });
+
+  it("an embedding app's registry that answers get() for an integration its has() does not know: the job and a late activate treat it as rotate() does", async () => {
+    // As the CLI e2e stands one in: `get` answers for 'embedded', `has` does not know it.
+    const embedded = new RecordingUpdater();
+    const get = stack.updaters.get.bind(stack.updaters);
+    const spy = jest.spyOn(stack.updaters, 'get').mockImplementation((id) => (id === 'embedded' ? embedded : get(id)));
+    try {
+      expect(stack.updaters.has('embedded')).toBe(false);
+      const due = newTarget('embedded');
+      const dueCredential = (await stack.service.create(ctx, due)).credential;
+      const staged = newTarget('embedded');
+      const stagedCredential = (await stack.service.create(ctx, staged)).credential;
+      const stagedSecret = (await stack.service.stageConnection(staged)).secret;
+      const late = newTarget('embedded');
+      const lateCredential = (await stack.service.create(ctx, late)).credential;
+      const lateStaged = await stack.service.stageConnection(late);
+
+      clock.advance(31 * DAY);
+      // Past stagedTtlMs, but the integration has an updater: not stale, so its activation promotes it.
+      expect(await stack.service.activateConnection(late, lateStaged.rotationId)).toMatchObject({ outcome: 'rotated', version: 2 });
+      expect((await stack.credentials.get(ctx, lateCredential.id)).value).toBe(lateStaged.secret);
+      const run = await jobRun();
+      expect(run).toMatchObject({ failed: 0 });
+      expect(run.acquired && run.rotated).toBeGreaterThanOrEqual(1);
+      expect(run.acquired && run.resumed).toBeGreaterThanOrEqual(1);
+      // The due secret is rotated through the updater (not counted as one without an updater, no rotation_due event)…
+      expect((await stack.credentials.getMetadata(ctx, dueCredential.id)).version).toBe(2);
+      expect(await dueEvents(dueCredential.id)).toHaveLength(0);
+      // …and the secret staged by hand is pushed and promoted, not discarded as a stale staged secret.
+      expect((await stack.credentials.get(ctx, stagedCredential.id)).value).toBe(stagedSecret);
+      expect(embedded.calls.map((c) => c.credentialId).sort()).toEqual([dueCredential.id, stagedCredential.id].sort());
+    } finally {
+      spy.mockRestore();
+    }
+  });
 });
