@@ -25,6 +25,25 @@ function redisAt(url: string): Redis {
 }
 
 /**
+ * Closes a client and resolves once its socket has closed ('end'): QUIT when connected, else drop the connection. A
+ * client already ended is left alone (disconnecting it again leaves a 2 s timer of ioredis's running on its closed
+ * socket); one between reconnection attempts has no socket to wait for: disconnect() cancels its next attempt (and
+ * leaves that same timer).
+ */
+async function closeRedis(r: Redis): Promise<void> {
+  if (r.status === 'end') return;
+  const ended = new Promise<void>((resolve) => r.once('end', () => resolve()));
+  if (r.status === 'ready') {
+    await r.quit().catch(() => r.disconnect());
+  } else {
+    const between = r.status === 'reconnecting';
+    r.disconnect();
+    if (between) return;
+  }
+  await ended;
+}
+
+/**
  * A TCP proxy to Redis that, once Redis has confirmed a subscription, holds back what Redis sends (the connection
  * stays open: a subscriber whose messages stop arriving) until `release`.
  */
@@ -87,8 +106,8 @@ describe('the credential cache at start: its first invalidation heartbeat (real 
     cache = undefined;
     await proxy.stop();
   });
-  afterAll(() => {
-    for (const c of connections) c.disconnect();
+  afterAll(async () => {
+    await Promise.all(connections.map(closeRedis));
     Logger.overrideLogger(new Logger());
   });
 
