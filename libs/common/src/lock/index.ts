@@ -8,4 +8,6 @@ export * from './lock-keys';
 export * from './create-distributed-lock';
 export * from './transaction-gate';
 export * from './lock-leases';
+export { DEFAULT_LOCK_HEARTBEAT, type LockHeartbeat } from './lock-heartbeat';
+export type { LockSessionsOptions } from './lock-sessions';
 export { LockLeaseEntity } from './lock-lease.entity';

@@ -16,7 +16,7 @@ import { postgresTimeoutOptions } from '../persistence/postgres-timeouts';
 import { createDistributedLock } from './create-distributed-lock';
 import type { DistributedLock } from './distributed-lock';
 import { LockErrorCode, LockSessionsExhaustedError } from './lock.errors';
-import { DEFAULT_LOCK_SESSIONS } from './lock-sessions';
+import { DEFAULT_LOCK_SESSIONS, LockSessions } from './lock-sessions';
 
 const key = (name: string) => `${name}-${randomBytes(6).toString('hex')}`;
 
@@ -125,7 +125,7 @@ describe('Advisory-lock sessions (PostgreSQL)', () => {
     expect(postgresPoolStats(ds)).toEqual([]);
   });
 
-  it("PersistenceModule's locks.maxSessions sizes the pool: that many holders at once, one more is refused", async () => {
+  it("PersistenceModule's locks.maxSessions sizes the pool: that many holders at once, one more is refused; its heartbeat options reach the sessions", async () => {
     const appName = `cv-h-${randomBytes(4).toString('hex')}`;
     const moduleRef = await Test.createTestingModule({
       imports: [
@@ -136,13 +136,14 @@ describe('Advisory-lock sessions (PostgreSQL)', () => {
           migrations: OUTBOX_MIGRATIONS,
           migrationsRun: true,
         } as never),
-        PersistenceModule.forRoot({ outbox: { dispatch: false }, locks: { maxSessions: 3 } }),
+        PersistenceModule.forRoot({ outbox: { dispatch: false }, locks: { maxSessions: 3, heartbeatMs: 2000, heartbeatTimeoutMs: 700 } }),
       ],
     }).compile();
     const app = await moduleRef.init();
     const release = gate();
     try {
       const ds = app.get<DataSource>(getDataSourceToken());
+      expect(LockSessions.for(ds).heartbeat).toEqual({ intervalMs: 2000, timeoutMs: 700 });
       const lock = createDistributedLock(ds);
       const runs = await holdMany(lock, 3, release.opened);
       expect(await lockSessionsOf(ds, appName)).toBe(3);

@@ -3,6 +3,7 @@ import type { DataSource } from 'typeorm';
 import { describeError } from '../errors';
 import { POSTGRES_POOL_NAME } from '../persistence/postgres-pool-name';
 import { LockSessionsExhaustedError } from './lock.errors';
+import { assertLockHeartbeat, DEFAULT_LOCK_HEARTBEAT, LockHeartbeat } from './lock-heartbeat';
 
 /** A PostgreSQL session that holds advisory locks (a pg `PoolClient`). */
 export interface LockSession {
@@ -50,6 +51,14 @@ const END_BACKEND_QUERY_TIMEOUT_MS = 10_000;
 /** How many advisory locks one process may hold at once per DataSource (each pins a session). PersistenceModule's `locks.maxSessions`. */
 export const DEFAULT_LOCK_SESSIONS = 8;
 
+/** How a DataSource's lock sessions are sized and checked (PersistenceModule's `locks`); what is left out stays as it is. */
+export interface LockSessionsOptions {
+  /** The most sessions held at once (`locks.maxSessions`). */
+  maxSessions?: number;
+  /** How a held lock's session is checked while its holder works (`locks.heartbeatMs`, `locks.heartbeatTimeoutMs`). */
+  heartbeat?: LockHeartbeat;
+}
+
 /** How long a holder waits for a free session when the DataSource sets no `connectionTimeoutMillis`. */
 const DEFAULT_SESSION_WAIT_MS = 10_000;
 
@@ -82,18 +91,24 @@ export class LockSessions {
 
   /**
    * Sizes the DataSource's lock sessions, before the first is opened (libs build their locks at start and
-   * take them later). Refused once sessions of another size are open: the pool would not follow.
+   * take them later). Refused once sessions of another size are open: the pool would not follow. The heartbeat
+   * applies to the locks taken from then on.
    */
-  static configure(dataSource: DataSource, max: number): LockSessions {
+  static configure(dataSource: DataSource, options: LockSessionsOptions): LockSessions {
     const sessions = LockSessions.for(dataSource);
-    if (sessions.max === max) return sessions;
-    if (sessions.pool) throw new Error(`lock sessions of this DataSource are already open with a maximum of ${sessions.max}; configure ${max} before the first lock is taken`);
-    sessions.max = max;
+    const { maxSessions: max, heartbeat } = options;
+    if (heartbeat) assertLockHeartbeat(heartbeat);
+    if (max !== undefined && sessions.max !== max) {
+      if (sessions.pool) throw new Error(`lock sessions of this DataSource are already open with a maximum of ${sessions.max}; configure ${max} before the first lock is taken`);
+      sessions.max = max;
+    }
+    if (heartbeat) sessions.heartbeatOptions = { ...heartbeat };
     return sessions;
   }
 
   private pool?: PgPool;
   private max = DEFAULT_LOCK_SESSIONS;
+  private heartbeatOptions: LockHeartbeat = { ...DEFAULT_LOCK_HEARTBEAT };
   /** Sessions handed out and not yet released. */
   private held = 0;
   /** Holders waiting for a session, oldest first. */
@@ -107,6 +122,11 @@ export class LockSessions {
 
   get maxSessions(): number {
     return this.max;
+  }
+
+  /** How a held lock's session is checked while its holder works (see `LockHeartbeat`). */
+  get heartbeat(): Readonly<LockHeartbeat> {
+    return this.heartbeatOptions;
   }
 
   /**

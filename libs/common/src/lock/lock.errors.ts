@@ -7,7 +7,7 @@ export enum LockErrorCode {
   LOCK_TIMEOUT = 9001,
   /** Every advisory-lock session of this process is held (PersistenceModule `locks.maxSessions`) and none came free in time. */
   LOCK_SESSIONS_EXHAUSTED = 9002,
-  /** The session an advisory lock was held on ended while its holder worked: the lock is gone, the work stopped. */
+  /** The session an advisory lock was held on ended, or stopped answering, while its holder worked: the lock is gone (or may be), the work stopped. */
   LOCK_LOST = 9003,
 }
 
@@ -55,14 +55,18 @@ export class LockSessionsExhaustedError extends CredentialVaultError {
 
 /**
  * The reason of the signal `DistributedLock` hands its holder once the lock is gone under it (`PostgresAdvisoryLock`:
- * its session ended — terminated, the server restarted, the socket broke); `held.throwIfAborted()` throws it.
+ * its session ended — terminated, the server restarted, the socket broke — or stopped answering its heartbeat, a
+ * stalled path after which another replica may hold the lock); `held.throwIfAborted()` throws it.
  */
 export class LockLostError extends CredentialVaultError {
   readonly code = LockErrorCode.LOCK_LOST;
   readonly codeName = 'LOCK_LOST';
   readonly severity = ErrorSeverity.TRANSIENT;
 
-  constructor(readonly key: string) {
-    super(`Lock "${key}" was lost while held (its database session ended): the work under it stops`);
+  constructor(
+    readonly key: string,
+    how: 'ended' | 'stopped answering' = 'ended',
+  ) {
+    super(`Lock "${key}" was lost while held (its database session ${how}): the work under it stops`);
   }
 }

@@ -5,9 +5,10 @@ import { advisoryLockKey } from './advisory-lock-key';
 import { DistributedLock, LockRunOptions, TryRunResult, assertLockKey } from './distributed-lock';
 import { KeyedMutex, MutexRelease } from './keyed-mutex';
 import { withLongQueries } from '../persistence/postgres-timeouts';
-import { HeldLockSession, LockSession, LockSessions } from './lock-sessions';
+import { HeldLockSession, LockSession, LockSessions, LockSessionsOptions } from './lock-sessions';
 import { ADVISORY_LOCK_NAMESPACES } from './lock-keys';
 import { LockLostError, LockTimeoutError } from './lock.errors';
+import { startLockHeartbeat } from './lock-heartbeat';
 
 /** SQLSTATE 55P03 lock_not_available: `lock_timeout` expired. */
 const LOCK_NOT_AVAILABLE = '55P03';
@@ -33,8 +34,8 @@ export class PostgresAdvisoryLock extends DistributedLock {
   constructor(
     dataSource: DataSource,
     namespace: string = ADVISORY_LOCK_NAMESPACES.distributedLock,
-    /** Sizes the DataSource's lock sessions (PersistenceModule's `locks.maxSessions` does it for a Nest host). */
-    maxSessions?: number,
+    /** Sizes and checks the DataSource's lock sessions (PersistenceModule's `locks` does it for a Nest host). */
+    sessions?: LockSessionsOptions,
   ) {
     super();
     if (dataSource.options.type !== 'postgres') {
@@ -44,7 +45,7 @@ export class PostgresAdvisoryLock extends DistributedLock {
     // same server (another deployment, a parallel test file) must not take each other's job locks.
     const schema = (dataSource.options as { schema?: string }).schema;
     this.namespace = schema ? `${namespace}@${schema}` : namespace;
-    this.sessions = maxSessions === undefined ? LockSessions.for(dataSource) : LockSessions.configure(dataSource, maxSessions);
+    this.sessions = sessions === undefined ? LockSessions.for(dataSource) : LockSessions.configure(dataSource, sessions);
   }
 
   async tryRun<T>(key: string, fn: (held: AbortSignal) => Promise<T>): Promise<TryRunResult<T>> {
@@ -111,11 +112,21 @@ export class PostgresAdvisoryLock extends DistributedLock {
       this.logger.warn(`Advisory lock "${key}" was lost while held (its session ended): its holder is told to stop`);
       held.abort(new LockLostError(key));
     };
+    // A session whose path stalls ends only when TCP keepalive gives up: its heartbeat notices. The session is
+    // discarded once fn settles (below), not at once: PostgreSQL may still hold the lock, best kept while fn stops.
+    const unanswered = (why: string) => {
+      if (held.signal.aborted) return;
+      this.logger.warn(`Advisory lock "${key}" was lost while held (its session stopped answering: ${why}): its holder is told to stop`);
+      held.abort(new LockLostError(key, 'stopped answering'));
+    };
     runner.on('error', lost);
     runner.on('end', lost);
+    const stopHeartbeat = startLockHeartbeat(runner, this.sessions.heartbeat, unanswered);
     try {
       return await fn(held.signal);
     } finally {
+      // Nothing else is sent on the session while a heartbeat waits for its answer (at most its deadline).
+      await stopHeartbeat();
       runner.off('error', lost);
       runner.off('end', lost);
       if (held.signal.aborted) runner.release(held.signal.reason as Error);

@@ -48,12 +48,13 @@ const providers: Provider[] = [
   },
   provideEntityCheck(Symbol('OUTBOX_SCHEMA_CHECKED'), 'PersistenceModule', OUTBOX_ENTITIES, { entities: 'OUTBOX_ENTITIES', migrations: 'OUTBOX_MIGRATIONS' }, (m) => new PersistenceConfigurationError([m], 'PersistenceModule cannot start')),
   {
-    // Sized at start, before any lock is taken (the locks libs build take their sessions later).
+    // Sized (and their heartbeat set) at start, before any lock is taken (the locks libs build take their sessions later).
     provide: LOCK_SESSIONS_SIZED,
     useFactory: (ds: DataSource, options: ResolvedPersistenceOptions) => {
       if (ds.options.type !== 'postgres') return true;
       try {
-        LockSessions.configure(ds, options.locks.maxSessions);
+        const { maxSessions, heartbeatMs, heartbeatTimeoutMs } = options.locks;
+        LockSessions.configure(ds, { maxSessions, heartbeat: { intervalMs: heartbeatMs, timeoutMs: heartbeatTimeoutMs } });
       } catch (e) {
         throw new PersistenceConfigurationError([`locks.maxSessions: ${(e as Error).message}`], 'PersistenceModule cannot start');
       }

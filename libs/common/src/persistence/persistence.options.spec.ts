@@ -17,7 +17,7 @@ describe('resolvePersistenceOptions', () => {
         maxPayloadBytes: 16_384,
         handlerTimeoutMs: 10_000,
       },
-      locks: { maxSessions: 8 },
+      locks: { maxSessions: 8, heartbeatMs: 10_000, heartbeatTimeoutMs: 5000 },
     });
     expect(resolvePersistenceOptions({ outbox: { pollIntervalMs: 0, backoff: { maxMs: 2000 } } }).outbox).toMatchObject({
       pollIntervalMs: 0,
@@ -43,7 +43,7 @@ describe('resolvePersistenceOptions', () => {
   });
 
   it('takes locks.maxSessions 1..100 and refuses anything else, with the other problems in one error', () => {
-    expect(resolvePersistenceOptions({ locks: { maxSessions: 20 } }).locks).toEqual({ maxSessions: 20 });
+    expect(resolvePersistenceOptions({ locks: { maxSessions: 20 } }).locks).toMatchObject({ maxSessions: 20 });
     for (const bad of [0, -1, 2.5, 101, '8', null]) {
       expect(() => resolvePersistenceOptions({ locks: { maxSessions: bad as never } })).toThrow(/locks\.maxSessions/);
     }
@@ -55,6 +55,25 @@ describe('resolvePersistenceOptions', () => {
       }
     })();
     expect(err!.problems.map((p) => p.split(':')[0])).toEqual(expect.arrayContaining(['outbox.batchSize', 'locks.maxSessions', 'locks']));
+  });
+
+  it('takes the lock heartbeat within its bounds, its deadline below its interval, every problem in one error', () => {
+    expect(resolvePersistenceOptions({ locks: { heartbeatMs: 2000, heartbeatTimeoutMs: 500 } }).locks).toEqual({ maxSessions: 8, heartbeatMs: 2000, heartbeatTimeoutMs: 500 });
+    for (const bad of [0, 99, 600_001, 2.5, '10000']) {
+      expect(() => resolvePersistenceOptions({ locks: { heartbeatMs: bad as never, heartbeatTimeoutMs: 50 } })).toThrow(/locks\.heartbeatMs/);
+    }
+    for (const bad of [0, 49, 1.5]) expect(() => resolvePersistenceOptions({ locks: { heartbeatTimeoutMs: bad } })).toThrow(/locks\.heartbeatTimeoutMs/);
+    // The default deadline (5 s) against a shorter interval, and the other way round.
+    expect(() => resolvePersistenceOptions({ locks: { heartbeatMs: 5000 } })).toThrow(/locks\.heartbeatTimeoutMs: must be < heartbeatMs \(5000\)/);
+    expect(() => resolvePersistenceOptions({ locks: { heartbeatTimeoutMs: 10_000 } })).toThrow(/locks\.heartbeatTimeoutMs: must be < heartbeatMs \(10000\)/);
+    const problems = (() => {
+      try {
+        resolvePersistenceOptions({ outbox: { batchSize: 0 }, locks: { maxSessions: 0, heartbeatMs: 1000, heartbeatTimeoutMs: 1000 } });
+      } catch (e) {
+        return (e as PersistenceConfigurationError).problems;
+      }
+    })();
+    expect(problems!.map((p) => p.split(':')[0])).toEqual(expect.arrayContaining(['outbox.batchSize', 'locks.maxSessions', 'locks.heartbeatTimeoutMs']));
   });
 
   it('checks the backoff bounds against each other once the fields are valid', () => {

@@ -3,6 +3,7 @@ import { describeProblems, resolveOptions } from '../options/resolve-options';
 import { whenFieldsParsed } from '../options/option-schemas';
 import { PersistenceConfigurationError } from './persistence.errors';
 import { DEFAULT_LOCK_SESSIONS } from '../lock/lock-sessions';
+import { DEFAULT_LOCK_HEARTBEAT } from '../lock/lock-heartbeat';
 
 /** Options of `PersistenceModule.forRoot`. Every field is optional. */
 export interface PersistenceModuleOptions {
@@ -47,6 +48,16 @@ export interface PersistenceModuleOptions {
      * @default 8
      */
     maxSessions?: number;
+    /**
+     * PostgreSQL: while a lock is held, its session is asked `SELECT 1` this often. A session whose path stalls (a
+     * hung server, a proxy or network path that still ACKs) says nothing until TCP keepalive gives up, while
+     * another replica may already have the lock: a heartbeat unanswered within `heartbeatTimeoutMs`, or failing,
+     * aborts the holder's `held` signal with LOCK_LOST (9003) and the session is discarded once `fn` settles.
+     * 100..600000. @default 10000
+     */
+    heartbeatMs?: number;
+    /** How long a heartbeat may take to answer; below `heartbeatMs`. 50..599999. @default 5000 */
+    heartbeatTimeoutMs?: number;
   };
 }
 
@@ -65,7 +76,7 @@ export interface ResolvedOutboxOptions {
 
 export interface ResolvedPersistenceOptions {
   outbox: ResolvedOutboxOptions;
-  locks: { maxSessions: number };
+  locks: { maxSessions: number; heartbeatMs: number; heartbeatTimeoutMs: number };
 }
 
 const DAY_MS = 86_400_000;
@@ -94,7 +105,19 @@ const outboxSchema = z
     }
   }, whenFieldsParsed('backoff.baseMs', 'backoff.maxMs'));
 
-const locksSchema = z.object({ maxSessions: int(1, 100).default(DEFAULT_LOCK_SESSIONS) }).strict();
+const locksSchema = z
+  .object({
+    maxSessions: int(1, 100).default(DEFAULT_LOCK_SESSIONS),
+    heartbeatMs: int(100, 600_000).default(DEFAULT_LOCK_HEARTBEAT.intervalMs),
+    heartbeatTimeoutMs: int(50, 599_999).default(DEFAULT_LOCK_HEARTBEAT.timeoutMs),
+  })
+  .strict()
+  .superRefine((o, ctx) => {
+    // A stall is then noticed within interval + deadline, and a heartbeat's answer is awaited before the next is due.
+    if (o.heartbeatTimeoutMs >= o.heartbeatMs) {
+      ctx.addIssue({ code: 'custom', path: ['heartbeatTimeoutMs'], message: `must be < heartbeatMs (${o.heartbeatMs})` });
+    }
+  }, whenFieldsParsed('heartbeatMs', 'heartbeatTimeoutMs'));
 
 const schema = z.object({ outbox: outboxSchema.prefault({}), locks: locksSchema.prefault({}) }).strict();
 
