@@ -35,6 +35,9 @@ export interface AppConfig {
         connectTimeoutMs: number;
         /** Advisory locks held at once (each pins a session of the lock pool): PersistenceModule's `locks.maxSessions`. */
         lockSessions: number;
+        /** How often a held lock's session must answer, and within what deadline (ms): PersistenceModule's `locks.heartbeatMs` / `heartbeatTimeoutMs`. */
+        lockHeartbeatMs: number;
+        lockHeartbeatTimeoutMs: number;
         /** Client-side query deadline, statement_timeout, idle_in_transaction_session_timeout (ms, 0 = off): `postgresTimeoutOptions`. */
         queryTimeoutMs: number;
         statementTimeoutMs: number;

@@ -44,10 +44,23 @@ describe('loadAppConfig', () => {
     const pg = { DATABASE_TYPE: 'postgres', DATABASE_URL: 'postgres://u@db:5432/cv' };
     const cfg = loadAppConfig({ ...pg, DATABASE_LOCK_SESSIONS: '20' });
     expect(cfg.database).toMatchObject({ lockSessions: 20 });
-    expect(persistenceOptions(cfg, { dispatch: true })).toEqual({ outbox: { dispatch: true, handlerTimeoutMs: 10_000 }, locks: { maxSessions: 20 } });
+    expect(persistenceOptions(cfg, { dispatch: true })).toEqual({ outbox: { dispatch: true, handlerTimeoutMs: 10_000 }, locks: { maxSessions: 20, heartbeatMs: 10_000, heartbeatTimeoutMs: 5000 } });
     expect(persistenceOptions(loadAppConfig({}), { dispatch: true })).toEqual({ outbox: { dispatch: true, handlerTimeoutMs: 10_000 }, locks: {} });
     for (const bad of ['0', '101', '2.5', 'many']) expect(problemsOf({ ...pg, DATABASE_LOCK_SESSIONS: bad })).toMatch(/- DATABASE_LOCK_SESSIONS: /);
     expect(problemsOf({ DATABASE_LOCK_SESSIONS: '8' })).toMatch(/DATABASE_LOCK_SESSIONS: applies only with DATABASE_TYPE=postgres/);
+  });
+
+  it('DATABASE_LOCK_HEARTBEAT_MS and _TIMEOUT_MS check held locks\' sessions (PostgreSQL only, deadline below interval) and reach PersistenceModule', () => {
+    const pg = { DATABASE_TYPE: 'postgres', DATABASE_URL: 'postgres://u@db:5432/cv' };
+    expect(loadAppConfig(pg).database).toMatchObject({ lockHeartbeatMs: 10_000, lockHeartbeatTimeoutMs: 5000 });
+    const cfg = loadAppConfig({ ...pg, DATABASE_LOCK_HEARTBEAT_MS: '3000', DATABASE_LOCK_HEARTBEAT_TIMEOUT_MS: '1000' });
+    expect(persistenceOptions(cfg, { dispatch: true }).locks).toEqual({ maxSessions: 8, heartbeatMs: 3000, heartbeatTimeoutMs: 1000 });
+    expect(resolvePersistenceOptions(persistenceOptions(cfg, { dispatch: true })).locks).toEqual({ maxSessions: 8, heartbeatMs: 3000, heartbeatTimeoutMs: 1000 });
+    for (const bad of ['0', '99', '600001', '1.5', '10s']) expect(problemsOf({ ...pg, DATABASE_LOCK_HEARTBEAT_MS: bad })).toMatch(/- DATABASE_LOCK_HEARTBEAT_MS: /);
+    for (const bad of ['0', '49', '1.5']) expect(problemsOf({ ...pg, DATABASE_LOCK_HEARTBEAT_TIMEOUT_MS: bad })).toMatch(/- DATABASE_LOCK_HEARTBEAT_TIMEOUT_MS: /);
+    expect(problemsOf({ ...pg, DATABASE_LOCK_HEARTBEAT_MS: '5000' })).toMatch(/- DATABASE_LOCK_HEARTBEAT_TIMEOUT_MS: must be below DATABASE_LOCK_HEARTBEAT_MS/);
+    expect(problemsOf({ DATABASE_LOCK_HEARTBEAT_MS: '3000' })).toMatch(/DATABASE_LOCK_HEARTBEAT_MS: applies only with DATABASE_TYPE=postgres/);
+    expect(problemsOf({ DATABASE_LOCK_HEARTBEAT_TIMEOUT_MS: '1000' })).toMatch(/DATABASE_LOCK_HEARTBEAT_TIMEOUT_MS: applies only with DATABASE_TYPE=postgres/);
   });
 
   it('OUTBOX_HANDLER_TIMEOUT_MS bounds each outbox handler (1 s..10 min) and reaches PersistenceModule; with notifications on it leaves room for their send wait', () => {

@@ -64,6 +64,8 @@ export function loadAppConfig(env: Record<string, string | undefined>, cwd = pro
             poolSize: e.DATABASE_POOL_SIZE,
             connectTimeoutMs: e.DATABASE_CONNECT_TIMEOUT_MS,
             lockSessions: e.DATABASE_LOCK_SESSIONS,
+            lockHeartbeatMs: e.DATABASE_LOCK_HEARTBEAT_MS,
+            lockHeartbeatTimeoutMs: e.DATABASE_LOCK_HEARTBEAT_TIMEOUT_MS,
             queryTimeoutMs: e.DATABASE_QUERY_TIMEOUT_MS,
             statementTimeoutMs: e.DATABASE_STATEMENT_TIMEOUT_MS,
             idleInTransactionTimeoutMs: e.DATABASE_IDLE_IN_TRANSACTION_TIMEOUT_MS,

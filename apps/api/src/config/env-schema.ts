@@ -84,6 +84,10 @@ export const envSchema = z
     DATABASE_PROBE_AFTER_MS: msOrOff(5_000, 3_600_000),
     // PostgreSQL: advisory locks held at once per replica, each on a session of a pool of its own (PersistenceModule locks.maxSessions).
     DATABASE_LOCK_SESSIONS: int(8, 1, 100),
+    // PostgreSQL: a held lock's session answers a SELECT 1 this often, within the deadline, else its holder stops (LOCK_LOST)
+    // — a stalled path ends nothing until TCP keepalive gives up (PersistenceModule locks.heartbeatMs / heartbeatTimeoutMs).
+    DATABASE_LOCK_HEARTBEAT_MS: int(10_000, 100, 600_000),
+    DATABASE_LOCK_HEARTBEAT_TIMEOUT_MS: int(5_000, 50, 599_999),
     // PostgreSQL: named statements for the audit's read batches. Off behind a pooler that cannot keep them.
     DATABASE_PREPARED_STATEMENTS: bool(true),
     // FULL: a commit is fsynced before it returns (survives power loss). NORMAL is an explicit opt-in:

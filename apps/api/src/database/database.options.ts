@@ -12,7 +12,10 @@ export const SQLITE_WAL_WORKER = 'cvSqliteWalWorker';
 export function persistenceOptions(config: AppConfig, outbox: PersistenceModuleOptions['outbox']): PersistenceModuleOptions {
   return {
     outbox: { handlerTimeoutMs: config.outbox.handlerTimeoutMs, ...outbox },
-    locks: config.database.type === 'postgres' ? { maxSessions: config.database.lockSessions } : {},
+    locks:
+      config.database.type === 'postgres'
+        ? { maxSessions: config.database.lockSessions, heartbeatMs: config.database.lockHeartbeatMs, heartbeatTimeoutMs: config.database.lockHeartbeatTimeoutMs }
+        : {},
   };
 }
 
