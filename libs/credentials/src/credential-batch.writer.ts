@@ -31,8 +31,12 @@ export interface StoreManyItem {
 export type StoreManyResult = { credential: CredentialMetadata; error?: undefined } | { credential?: undefined; error: unknown };
 
 export interface StoreManyOptions {
-  /** Runs each value-store write (e.g. under the caller's rate limiter). @default the write itself */
-  valueWrite?: <T>(write: () => Promise<T>) => Promise<T>;
+  /**
+   * Runs each value-store write (e.g. under the caller's rate limiter). `signal`: the item's (`ctx.signal`) for a value
+   * write — a wrapper that stops waiting when it aborts rejects as a write dropped unsent does (CANCELLED); none for the
+   * discard of a value written, which must run. @default the write itself
+   */
+  valueWrite?: <T>(write: () => Promise<T>, signal?: AbortSignal) => Promise<T>;
   /**
    * Runs inside the batch's transaction, after its rows, with the results so far: the caller's own
    * rows (e.g. checkpoints) then commit with the credentials, or not at all. Audit events it returns
@@ -144,7 +148,7 @@ export class CredentialBatchWriter {
           since = valueWriteStart(); // after the caller's limiter let it through: the vault call starts now
           // The item's signal, as `store` passes it: dropped while unsent; once sent it finishes and commits below.
           return this.stores.of(plan.kind).write({ ...plan.valueWrite, signal: plan.ctx.signal });
-        });
+        }, plan.ctx.signal);
         written.push({ i, plan, pointer, row: newRow(plan, pointer), since });
       } catch (error) {
         failures.push({ i, error });

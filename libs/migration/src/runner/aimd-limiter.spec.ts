@@ -56,3 +56,56 @@ describe('AimdLimiter', () => {
     expect(Date.now() - t0).toBeGreaterThanOrEqual(100);
   });
 });
+
+describe('AimdLimiter: a wait its signal stops', () => {
+  class Left extends Error {}
+  const left = () => new Left('the caller left');
+  const within = <T>(p: Promise<T>, ms: number) => Promise.race([p, new Promise((r) => setTimeout(() => r('still waiting'), ms))]);
+
+  afterEach(() => jest.useRealTimers());
+
+  it('rejects at once when its signal aborts during a Retry-After pause, and leaves no timer behind', async () => {
+    jest.useFakeTimers({ doNotFake: ['queueMicrotask', 'nextTick', 'setImmediate'] });
+    const l = new AimdLimiter({ initial: 1, min: 1, max: 1 });
+    l.throttled(await l.acquire(), 60_000);
+    const controller = new AbortController();
+    const waiting = l.acquire({ signal: controller.signal, left });
+    expect(jest.getTimerCount()).toBe(1);
+    controller.abort();
+    await expect(waiting).rejects.toBeInstanceOf(Left);
+    // Nothing waits any more: no timer keeps an aborted run's process alive until the pause ends.
+    expect(jest.getTimerCount()).toBe(0);
+  });
+
+  it('takes no slot once its signal has aborted, even a free one', async () => {
+    const l = new AimdLimiter({ initial: 1, min: 1, max: 1 });
+    await expect(l.acquire({ signal: AbortSignal.abort(), left })).rejects.toBeInstanceOf(Left);
+    // The one slot is still free.
+    await expect(within(l.acquire(), 50)).resolves.toEqual({ epoch: 0 });
+  });
+
+  /** One slot, held; a first waiter its controller stops, and a next one. */
+  async function heldWithTwoWaiting() {
+    const l = new AimdLimiter({ initial: 1, min: 1, max: 1 });
+    const held = await l.acquire();
+    const controller = new AbortController();
+    return { l, held, controller, first: l.acquire({ signal: controller.signal, left }), next: l.acquire() };
+  }
+
+  it('never hands a slot to a waiter that gave up: the next waiter gets it', async () => {
+    const { l, held, controller, first: gaveUp, next } = await heldWithTwoWaiting();
+    controller.abort();
+    await expect(gaveUp).rejects.toBeInstanceOf(Left);
+    l.success(held);
+    await expect(within(next, 200)).resolves.toEqual({ epoch: 0 });
+  });
+
+  it('passes a slot on when its waiter was woken for it and aborted before it took it', async () => {
+    const { l, held, controller, first: woken, next } = await heldWithTwoWaiting();
+    await new Promise((r) => setTimeout(r, 10));
+    l.success(held); // wakes the first waiter…
+    controller.abort(); // …which leaves before it resumes
+    await expect(woken).rejects.toBeInstanceOf(Left);
+    await expect(within(next, 200)).resolves.toEqual({ epoch: 0 });
+  });
+});

@@ -10,6 +10,12 @@ export interface AimdStats {
   decreases: number;
 }
 
+/** Stops a wait for a slot: once `signal` aborts, `acquire` takes none and rejects with `left()`. */
+export interface AimdCancel {
+  signal?: AbortSignal;
+  left: () => Error;
+}
+
 /** What a burst of throttles leaves of the limit (CUBIC's β): halving emptied the vault's window for long. */
 export const AIMD_DECREASE = 0.7;
 
@@ -43,12 +49,18 @@ export class AimdLimiter {
     this.stats.maxLimitReached = o.initial;
   }
 
-  async acquire(): Promise<AimdPermit> {
-    while (this.inFlight >= this.limit || Date.now() < this.pausedUntil) {
-      await new Promise<void>((resolve) => {
-        this.waiters.push(resolve);
-        this.schedule();
-      });
+  /**
+   * A slot, waited for while the limit is full or a Retry-After pause lasts. `cancel.signal` aborting ends the wait at
+   * once (an aborted run must not sit out a throttled vault's pause): no slot is taken, and one it was woken for goes to
+   * the next waiter.
+   */
+  async acquire(cancel?: AimdCancel): Promise<AimdPermit> {
+    const signal = cancel?.signal;
+    while (!signal?.aborted && (this.inFlight >= this.limit || Date.now() < this.pausedUntil)) await this.turn(signal);
+    if (signal?.aborted) {
+      // A slot it was woken for goes to the next waiter (none waiting: no timer is set).
+      if (this.waiters.length) this.wake();
+      throw cancel!.left();
     }
     this.inFlight++;
     return { epoch: this.epoch };
@@ -105,6 +117,29 @@ export class AimdLimiter {
     if (this.slowStart) return 2 * this.limit;
     const gap = this.beforeDecrease - this.limit;
     return this.limit + Math.max(1, Math.ceil(gap / 2));
+  }
+
+  /** Resolves when woken (a slot may be free), or once `signal` aborts — then out of the queue, never woken later. */
+  private turn(signal: AbortSignal | undefined): Promise<void> {
+    return new Promise<void>((resolve) => {
+      const woken = () => {
+        signal?.removeEventListener('abort', gone);
+        resolve();
+      };
+      const gone = () => {
+        const i = this.waiters.indexOf(woken);
+        if (i >= 0) this.waiters.splice(i, 1);
+        // Nobody waits: no timer keeps the process alive until the pause ends (set again by the next wait).
+        if (!this.waiters.length && this.timer) {
+          clearTimeout(this.timer);
+          this.timer = undefined;
+        }
+        resolve();
+      };
+      this.waiters.push(woken);
+      signal?.addEventListener('abort', gone, { once: true });
+      this.schedule();
+    });
   }
 
   private wake(): void {

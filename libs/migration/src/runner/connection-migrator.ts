@@ -3,7 +3,7 @@ import { Inject, Injectable } from '@nestjs/common';
 import { isVaultRefusal, TransactionRunner, type CredentialVaultError, type Clock, type OperationContext } from '@app/common';
 import { AuditAction, AuditResult, AuditService, type AuditEventInput } from '@app/audit';
 import { CredentialAlreadyExistsError, CredentialType, CredentialsService, type CredentialMetadata, IDENTIFIER_PATTERN, isReservedConnectionId, RESERVED_CONNECTION_MESSAGE, type StoreCredentialInput, type StoreManyItem } from '@app/credentials';
-import { isKeyVaultError, KeyVaultErrorCode } from '@app/key-vault';
+import { callerLeftError, isKeyVaultError, KeyVaultErrorCode, type KeyVaultOperation } from '@app/key-vault';
 import { MigrationCheckpointRepository } from '../checkpoint/migration-checkpoint.repository';
 import { LegacyFormatError, MigrationConflictError, MigrationVerificationError } from '../errors/migration.errors';
 import { decryptLegacyField } from '../legacy/legacy-cipher';
@@ -132,7 +132,7 @@ export class ConnectionMigrator {
     // Connections with a field that failed there (a CONFLICT): none of their fields is written or committed.
     const withheld = new Set<number>();
     await this.credentials.storeMany(items, {
-      valueWrite: (write) => this.withBudget(limiter, write),
+      valueWrite: (write, signal) => this.withBudget(limiter, write, { signal, operation: 'setSecret' }),
       // A connection whose value write failed commits none of its fields (no credential without its MIGRATE row).
       together: (k) => String(fields[k].ci),
       // A connection with a field in conflict stores none either: a new field committed beside it would have no
@@ -252,7 +252,7 @@ export class ConnectionMigrator {
 
   private async verifyAndClear(ctx: OperationContext, row: LegacyConnectionRow, source: LegacyCredentialSource, pairs: { field: DecryptedField; id: string }[], limiter: AimdLimiter): Promise<void> {
     for (const p of pairs) {
-      const check = await this.withBudget(limiter, () => this.credentials.verifyValue(ctx, p.id, p.field.value));
+      const check = await this.withBudget(limiter, () => this.credentials.verifyValue(ctx, p.id, p.field.value), { signal: ctx.signal, operation: 'getSecret' });
       if (!check.matches) throw new MigrationVerificationError(p.id);
     }
     await source.clearFields(row, pairs.map((p) => p.field.type));
@@ -287,7 +287,8 @@ export class ConnectionMigrator {
    * `readOnly` (a dry run): the read writes nothing either (no lazy re-wrap or re-encryption of an envelope value).
    */
   private async compareLive(ctx: OperationContext, row: LegacyConnectionRow, source: LegacyCredentialSource, field: DecryptedField, existingId: string, limiter: AimdLimiter, readOnly: boolean): Promise<Omit<FieldResult, 'field'>> {
-    return settled(row, source, field, existingId, await this.withBudget(limiter, () => this.credentials.verifyValue(ctx, existingId, field.value, { readOnly })));
+    const check = await this.withBudget(limiter, () => this.credentials.verifyValue(ctx, existingId, field.value, { readOnly }), { signal: ctx.signal, operation: 'getSecret' });
+    return settled(row, source, field, existingId, check);
   }
 
   /**
@@ -345,10 +346,13 @@ export class ConnectionMigrator {
    * gives up at once) cuts the limit, waits its Retry-After and is retried, never reported. A client
    * that retries 429s itself hides them: a call `concurrency.slowCallMs` slower than usual counts as
    * throttled (0: off). (A cold client's first request going alone is the vault client's own policy.)
+   * `cancel.signal` (the run's) aborting ends a wait for the limit at once — a throttled vault's Retry-After included —
+   * with CANCELLED, as the vault client drops a call not sent (`operation` names it); none: the call waits its turn.
    */
-  async withBudget<T>(limiter: AimdLimiter, call: () => Promise<T>): Promise<T> {
+  async withBudget<T>(limiter: AimdLimiter, call: () => Promise<T>, cancel?: { signal?: AbortSignal; operation: KeyVaultOperation }): Promise<T> {
+    const left = () => callerLeftError(cancel!.operation, 'not_sent');
     for (let attempt = 0; ; attempt++) {
-      const permit = await limiter.acquire();
+      const permit = await limiter.acquire(cancel && { signal: cancel.signal, left });
       const started = Date.now();
       try {
         const r = await call();
