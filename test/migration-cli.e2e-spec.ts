@@ -4,9 +4,10 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DataSource } from 'typeorm';
+import { databaseOptions, loadAppConfig } from '@app/api-host';
 import { KeyVaultEmulator } from '@app/keyvault-emulator';
 import { legacySeedKind, legacySeedRows, seedLegacyTable, type MigrationSummary } from '@app/migration';
-import { createTestDatabase } from '@app/testing';
+import { createTestDatabase, type TestDatabase } from '@app/testing';
 import { writeRequireHook } from './support/swc-require-hook';
 
 const ROOT = join(__dirname, '..');
@@ -68,6 +69,19 @@ describe('cli migrate (real process, kill -9, resume)', () => {
     }
   };
 
+  /** `use` with a PostgreSQL schema of its own (its URL and name), dropped afterwards. */
+  const inPostgresSchema = async (use: (at: { url: string; schema: string }, pg: TestDatabase) => Promise<void>) => {
+    const pg = await createTestDatabase('postgres');
+    try {
+      await use(pg.options as { url: string; schema: string }, pg);
+    } finally {
+      await pg.drop();
+    }
+  };
+
+  /** The command's environment without KEY_VAULT_*: it would start the embedded vault in `home`/vault. */
+  const embeddedVaultIn = (home: string) => ({ ...Object.fromEntries(Object.entries(env).filter(([k]) => !k.startsWith('KEY_VAULT_'))), EMULATOR_DATA_DIR: join(home, 'vault'), EMULATOR_PORT: '0' });
+
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), 'cv-mig-cli-'));
     hook = writeRequireHook(dir);
@@ -118,7 +132,7 @@ describe('cli migrate (real process, kill -9, resume)', () => {
   // dry run, and most often on a database named by mistake (a mistyped DATABASE_PATH is a new, empty file).
   it('a dry run on a host database without the schema says so and exits 1, creating nothing: no database, schema or embedded vault', async () => {
     const fresh = join(dir, 'fresh');
-    const embedded = { ...Object.fromEntries(Object.entries(env).filter(([k]) => !k.startsWith('KEY_VAULT_'))), EMULATOR_DATA_DIR: join(fresh, 'vault'), EMULATOR_PORT: '0' };
+    const embedded = embeddedVaultIn(fresh);
     const file = join(fresh, 'host.sqlite');
     const dryRun = async () => {
       const r = await cli(['migrate', '--source', 'sql', '--dry-run'], { ...embedded, DATABASE_PATH: file }).exited;
@@ -136,9 +150,7 @@ describe('cli migrate (real process, kill -9, resume)', () => {
     expect(readFileSync(file)).toHaveLength(0);
 
     // PostgreSQL: a schema of its own, empty; it stays empty.
-    const pg = await createTestDatabase('postgres');
-    try {
-      const { url, schema } = pg.options as { url: string; schema: string };
+    await inPostgresSchema(async ({ url, schema }, pg) => {
       const r = await cli(['migrate', '--source', 'sql', '--dry-run'], { ...embedded, DATABASE_TYPE: 'postgres', DATABASE_URL: url, DATABASE_SCHEMA: schema }).exited;
       expect(r.code).toBe(1);
       expect(r.stderr).toMatch(/the postgres database at [^ ]+ \(DATABASE_URL\) has no Credential Vault schema: nothing to compare against, every field would be new/);
@@ -149,10 +161,42 @@ describe('cli migrate (real process, kill -9, resume)', () => {
       } finally {
         await probe.destroy();
       }
-    } finally {
-      await pg.drop();
-    }
+    });
     expect(existsSync(join(fresh, 'vault'))).toBe(false);
+  }, 60_000);
+
+  // It applied the pending migrations (as every command opening the host's database does), then ran: a schema change, in
+  // a dry run.
+  it('a dry run on a host database whose schema is older than this version says it needs migrating and exits 1, applying nothing', async () => {
+    const older = join(dir, 'older');
+    mkdirSync(older);
+    const embedded = embeddedVaultIn(older);
+    await inPostgresSchema(async ({ url, schema }) => {
+      for (const [database, label] of [
+        [{ DATABASE_PATH: join(older, 'host.sqlite') }, `the SQLite database file ${join(older, 'host.sqlite')} (DATABASE_PATH)`],
+        [{ DATABASE_TYPE: 'postgres', DATABASE_URL: url, DATABASE_SCHEMA: schema }, 'the postgres database at '],
+      ] as const) {
+        // The host's schema with its newest migration undone: a database an earlier version left.
+        const host = await new DataSource(databaseOptions(loadAppConfig({ NODE_ENV: 'test', ...database }))).initialize();
+        const migrations = () => host.query('SELECT name FROM cv_migrations ORDER BY id') as Promise<{ name: string }[]>;
+        try {
+          const pending = (await migrations()).at(-1)!.name;
+          await host.undoLastMigration();
+          const before = await migrations();
+          expect(before.map((m) => m.name)).not.toContain(pending);
+          const r = await cli(['migrate', '--source', 'sql', '--dry-run'], { ...embedded, ...database }).exited;
+          expect({ code: r.code, stdout: r.stdout }).toEqual({ code: 1, stdout: '' });
+          expect(r.stderr).toContain(label);
+          expect(r.stderr).toMatch(/has a Credential Vault schema older than this version: 1 migration pending \(\w+\)\. A dry run applies none/);
+          expect(r.stderr).toContain(pending);
+          expect(r.stderr).not.toMatch(/^\s+at /m);
+          expect(await migrations()).toEqual(before);
+        } finally {
+          await host.destroy();
+        }
+      }
+    });
+    expect(existsSync(join(older, 'vault'))).toBe(false);
   }, 60_000);
 
   it('a run killed with SIGKILL mid-way resumes to exact totals, with no duplicate credential and one MIGRATE row each', async () => {

@@ -1,6 +1,6 @@
 import { existsSync } from 'node:fs';
 import { TypeOrmModule } from '@nestjs/typeorm';
-import { DataSource, type DataSourceOptions } from 'typeorm';
+import { DataSource, MigrationExecutor, type DataSourceOptions } from 'typeorm';
 import { APP_CONFIG, databaseOptions, type AppConfig } from '@app/api-host';
 
 /** A command could not open the host's database: says what it tried (type, host:port or file, the variable), never a password. */
@@ -74,30 +74,42 @@ function initializeOnce(options: DataSourceOptions): Promise<DataSource> {
   return dataSource.initialize();
 }
 
-/**
- * Whether the host's database holds the schema (its migrations table, `cv_migrations`), looked at without creating
- * anything: no SQLite database or directory made, no migration run, a SQLite file opened read-only (of a WAL-mode
- * file SQLite still leaves its `-wal`/`-shm` files: a read-only connection makes them and cannot remove them). `label`
- * names the database as the command's other messages do.
- */
-export async function hostSchemaPresence(config: AppConfig): Promise<{ present: boolean; label: string }> {
-  const db = config.database;
-  if (db.type === 'sqlite') {
-    const options: DataSourceOptions = { type: 'better-sqlite3', database: db.path, readonly: true };
-    const label = databaseLabel(options);
-    // An in-memory database is new at every start; a file not there yet would be created by the command.
-    if (db.path === ':memory:' || !existsSync(db.path)) return { present: false, label };
-    return { present: await hasMigrationsTable(options, "SELECT COUNT(*) AS n FROM sqlite_master WHERE type = 'table' AND name = 'cv_migrations'"), label };
-  }
-  // The host's options (its search_path for DATABASE_SCHEMA), with no entity to build and no migration to run.
-  const options: DataSourceOptions = { ...databaseOptions(config), entities: [], migrations: [], migrationsRun: false } as DataSourceOptions;
-  return { present: await hasMigrationsTable(options, "SELECT COUNT(*) AS n FROM (SELECT to_regclass('cv_migrations') AS t) r WHERE r.t IS NOT NULL"), label: databaseLabel(options) };
+/** The host's schema as a database holds it: whether it is there at all, and the host's migrations it lacks (by name). */
+export interface HostSchemaState {
+  present: boolean;
+  /** The migrations the command would apply as it opens the database (empty: the schema is current). */
+  pending: string[];
+  /** The database, named as the command's other messages do. */
+  label: string;
 }
 
-async function hasMigrationsTable(options: DataSourceOptions, sql: string): Promise<boolean> {
+/**
+ * The host's database schema looked at without creating or changing anything: no SQLite database or directory made, no
+ * migration run, a SQLite file opened read-only (of a WAL-mode file SQLite still leaves its `-wal`/`-shm` files: a
+ * read-only connection makes them and cannot remove them). Present when its migrations table (`cv_migrations`) is.
+ */
+export async function hostSchemaState(config: AppConfig): Promise<HostSchemaState> {
+  const db = config.database;
+  if (db.type === 'sqlite') {
+    const label = databaseLabel({ type: 'better-sqlite3', database: db.path });
+    // An in-memory database is new at every start; a file not there yet would be created by the command.
+    if (db.path === ':memory:' || !existsSync(db.path)) return { present: false, pending: [], label };
+    // The host's list of migrations and their table; the file opened as it is (no WAL switch: that is a write).
+    const { migrations, migrationsTableName } = databaseOptions(config);
+    const options: DataSourceOptions = { type: 'better-sqlite3', database: db.path, readonly: true, migrations, migrationsTableName };
+    return { ...(await schemaState(options, "SELECT COUNT(*) AS n FROM sqlite_master WHERE type = 'table' AND name = 'cv_migrations'")), label };
+  }
+  // The host's options (its search_path for DATABASE_SCHEMA), with no entity to build and no migration to run.
+  const options: DataSourceOptions = { ...databaseOptions(config), entities: [], migrationsRun: false } as DataSourceOptions;
+  return { ...(await schemaState(options, "SELECT COUNT(*) AS n FROM (SELECT to_regclass('cv_migrations') AS t) r WHERE r.t IS NOT NULL")), label: databaseLabel(options) };
+}
+
+/** `presentSql` counts the migrations table; once it is there, TypeORM's own reckoning of what it would apply (read only). */
+async function schemaState(options: DataSourceOptions, presentSql: string): Promise<Omit<HostSchemaState, 'label'>> {
   const dataSource = await initializeOnce(options);
   try {
-    return Number((await dataSource.query(sql))[0].n) > 0;
+    if (Number((await dataSource.query(presentSql))[0].n) === 0) return { present: false, pending: [] };
+    return { present: true, pending: (await new MigrationExecutor(dataSource).getPendingMigrations()).map((m) => m.name) };
   } finally {
     await dataSource.destroy();
   }

@@ -8,7 +8,7 @@ import { DataSource } from 'typeorm';
 import { PersistenceModule } from '@app/common';
 import { formatSummaryTable, JsonlLegacySource, MigrationModule, MigrationRunner, SqlLegacySource, type LegacyCredentialSource } from '@app/migration';
 import { AppConfigModule, loadAppConfig, persistenceOptions, VaultModule, type AppConfig } from '@app/api-host';
-import { commandDatabaseModule, hostSchemaPresence } from '../command-database';
+import { commandDatabaseModule, hostSchemaState } from '../command-database';
 import { commandLibModules } from '../host-libs.context';
 import { loadMigrateEnv } from './migrate.config';
 import { ProgressReporter } from './progress-reporter';
@@ -29,7 +29,8 @@ export interface MigrateFlags {
  * `cli migrate --source sql|jsonl [--file f] [--dry-run] [--batch-size n] [--tenant t] [--integration i]
  * [--report out.json] [--delete-after-migration]`: moves legacy AES-256-GCM credentials into the vault
  * with the host's database and vault (same environment variables as the host) plus LEGACY_* variables.
- * Exit code 1 when any connection failed, or for a dry run on a database without the schema (it creates none). Safe to interrupt: a re-run resumes (see libs/migration).
+ * Exit code 1 when any connection failed, or for a dry run on a database without the schema or with one older than this
+ * version (it creates or changes none). Safe to interrupt: a re-run resumes (see libs/migration).
  * SIGINT/SIGTERM stop it gracefully (`MigrationRunOptions.signal`): the writes in flight finish, the summary and report
  * say `aborted`, exit code 128 + the signal's number (130, 143) as a shell reports a process the signal ended; a second
  * signal ends it at once (as a kill -9: still resumable).
@@ -46,7 +47,7 @@ export class MigrateCommand extends CommandRunner {
     const env = { KEY_VAULT_MAX_ATTEMPTS: '10', ...process.env };
     const config = loadAppConfig(env);
     const m = loadMigrateEnv(env, { needKeys: true, needDatabase: source === 'sql' });
-    if (flags.dryRun) await refuseDryRunWithoutSchema(config);
+    if (flags.dryRun) await refuseDryRunOnSchemaNotCurrent(config);
 
     @Module({
       imports: [
@@ -182,16 +183,30 @@ export class MigrateDryRunWithoutSchemaError extends Error {
   override readonly name = 'MigrateDryRunWithoutSchemaError';
 }
 
+/** A dry run on a host database whose schema is older than this version: it must not apply the pending migrations. */
+export class MigrateDryRunSchemaOutdatedError extends Error {
+  override readonly name = 'MigrateDryRunSchemaOutdatedError';
+}
+
 /**
- * A dry run writes nothing: on a database without the schema it would create it (the migrations run when the host's
- * database opens) and start the embedded vault. Said instead, before either opens: most often the database named is
- * not the host's (a mistyped DATABASE_PATH is a new, empty file).
+ * A dry run writes nothing, and the host's database runs its pending migrations as it opens (then the embedded vault
+ * starts). So, before either opens: on a database without the schema it would create it — most often the database
+ * named is not the host's (a mistyped DATABASE_PATH is a new, empty file); on a schema older than this version it would
+ * change it. Said instead, with how to go on.
  */
-async function refuseDryRunWithoutSchema(config: AppConfig): Promise<void> {
-  const { present, label } = await hostSchemaPresence(config);
-  if (present) return;
-  throw new MigrateDryRunWithoutSchemaError(
-    `${label} has no Credential Vault schema: nothing to compare against, every field would be new (the legacy rows were not ` +
-      'decrypted or checked). No schema was created. Check that this is the host\'s database; to migrate into a new one, run migrate without --dry-run.',
-  );
+async function refuseDryRunOnSchemaNotCurrent(config: AppConfig): Promise<void> {
+  const { present, pending, label } = await hostSchemaState(config);
+  if (!present) {
+    throw new MigrateDryRunWithoutSchemaError(
+      `${label} has no Credential Vault schema: nothing to compare against, every field would be new (the legacy rows were not ` +
+        'decrypted or checked). No schema was created. Check that this is the host\'s database; to migrate into a new one, run migrate without --dry-run.',
+    );
+  }
+  if (pending.length) {
+    throw new MigrateDryRunSchemaOutdatedError(
+      `${label} has a Credential Vault schema older than this version: ${pending.length} migration${pending.length === 1 ? '' : 's'} pending ` +
+        `(${pending.join(', ')}). A dry run applies none: nothing was changed, the legacy rows were not decrypted or checked. ` +
+        'Bring the schema up to date first — starting the host applies them, as does migrate without --dry-run (which also migrates) — then run the dry run again.',
+    );
+  }
 }
