@@ -1,3 +1,4 @@
+import { getEventListeners } from 'node:events';
 import { AimdLimiter } from './aimd-limiter';
 
 describe('AimdLimiter', () => {
@@ -107,5 +108,49 @@ describe('AimdLimiter: a wait its signal stops', () => {
     controller.abort(); // …which leaves before it resumes
     await expect(woken).rejects.toBeInstanceOf(Left);
     await expect(within(next, 200)).resolves.toEqual({ epoch: 0 });
+  });
+});
+
+describe('AimdLimiter: no timer once nobody waits', () => {
+  afterEach(() => jest.useRealTimers());
+  it('a call in flight that ends after the abort, during the pause, leaves no timer behind', async () => {
+    jest.useFakeTimers({ doNotFake: ['queueMicrotask', 'nextTick', 'setImmediate'] });
+    const l = new AimdLimiter({ initial: 2, min: 1, max: 2 });
+    const a = await l.acquire();
+    const b = await l.acquire(); // still in flight (e.g. a write already sent)
+    l.throttled(a, 60_000); // 429 with Retry-After 60 s: pause
+    const controller = new AbortController();
+    const waiting = l.acquire({ signal: controller.signal, left: () => new Error('left') });
+    controller.abort();
+    await expect(waiting).rejects.toThrow('left');
+    expect(jest.getTimerCount()).toBe(0);
+    l.success(b, 10); // the write in flight finishes after the abort
+    expect(jest.getTimerCount()).toBe(0);
+  });
+});
+
+describe('AimdLimiter: the waits of one signal', () => {
+  it('many waits on one signal hold one abort listener (Node warns of a leak past 10) and all end when it aborts', async () => {
+    const l = new AimdLimiter({ initial: 1, min: 1, max: 1 });
+    const held = await l.acquire();
+    const controller = new AbortController();
+    const waits = Array.from({ length: 20 }, () => l.acquire({ signal: controller.signal, left: () => new Error('left') }));
+    await new Promise((r) => setImmediate(r));
+    expect(getEventListeners(controller.signal, 'abort').length).toBeLessThanOrEqual(1);
+    controller.abort();
+    const settled = await Promise.allSettled(waits);
+    expect(settled.every((s) => s.status === 'rejected')).toBe(true);
+    l.success(held);
+    await expect(l.acquire()).resolves.toBeDefined();
+  });
+
+  it('a wait woken normally drops its listener', async () => {
+    const l = new AimdLimiter({ initial: 1, min: 1, max: 1 });
+    const held = await l.acquire();
+    const controller = new AbortController();
+    const waiting = l.acquire({ signal: controller.signal, left: () => new Error('left') });
+    l.success(held);
+    await waiting;
+    expect(getEventListeners(controller.signal, 'abort')).toHaveLength(0);
   });
 });

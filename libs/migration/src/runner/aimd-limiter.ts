@@ -35,6 +35,8 @@ export class AimdLimiter {
   private successes = 0;
   private pausedUntil = 0;
   private readonly waiters: (() => void)[] = [];
+  /** Per signal, the waits its abort ends: ONE listener per signal (a run's many waits on it made Node warn of a leak past 10). */
+  private readonly leaving = new Map<AbortSignal, { waits: Set<() => void>; listener: () => void }>();
   private timer?: NodeJS.Timeout;
   private readonly stats = { maxLimitReached: 0, throttles: 0, decreases: 0 };
   /** Smoothed duration of unthrottled calls (ms): what a call takes when the vault did not throttle it. */
@@ -123,7 +125,7 @@ export class AimdLimiter {
   private turn(signal: AbortSignal | undefined): Promise<void> {
     return new Promise<void>((resolve) => {
       const woken = () => {
-        signal?.removeEventListener('abort', gone);
+        if (signal) this.stopLeaving(signal, gone);
         resolve();
       };
       const gone = () => {
@@ -137,9 +139,32 @@ export class AimdLimiter {
         resolve();
       };
       this.waiters.push(woken);
-      signal?.addEventListener('abort', gone, { once: true });
+      if (signal) this.leaveOn(signal, gone);
       this.schedule();
     });
+  }
+
+  private leaveOn(signal: AbortSignal, gone: () => void): void {
+    let entry = this.leaving.get(signal);
+    if (!entry) {
+      const waits = new Set<() => void>();
+      const listener = () => {
+        this.leaving.delete(signal);
+        for (const w of waits) w();
+      };
+      this.leaving.set(signal, (entry = { waits, listener }));
+      signal.addEventListener('abort', listener, { once: true });
+    }
+    entry.waits.add(gone);
+  }
+
+  private stopLeaving(signal: AbortSignal, gone: () => void): void {
+    const entry = this.leaving.get(signal);
+    if (!entry) return;
+    entry.waits.delete(gone);
+    if (entry.waits.size) return;
+    this.leaving.delete(signal);
+    signal.removeEventListener('abort', entry.listener);
   }
 
   private wake(): void {
@@ -149,7 +174,8 @@ export class AimdLimiter {
   }
 
   private schedule(): void {
-    if (this.timer) return;
+    // Nobody to wake (a call ending during a pause after every waiter left): no timer keeping the process alive.
+    if (this.timer || !this.waiters.length) return;
     const delay = Math.max(0, this.pausedUntil - Date.now());
     if (delay === 0 && this.inFlight < this.limit) {
       queueMicrotask(() => this.wake());
