@@ -123,7 +123,8 @@ export function valueProblems(e: EnvVars): string[] {
     problems.push('DATABASE_QUERY_TIMEOUT_MS: must exceed DATABASE_STATEMENT_TIMEOUT_MS (or set either to 0)');
   }
   // A stall is noticed within interval + deadline; a heartbeat's answer is awaited before the next one is due.
-  if (e.DATABASE_LOCK_HEARTBEAT_TIMEOUT_MS >= e.DATABASE_LOCK_HEARTBEAT_MS) problems.push('DATABASE_LOCK_HEARTBEAT_TIMEOUT_MS: must be below DATABASE_LOCK_HEARTBEAT_MS');
+  // PostgreSQL only: elsewhere the variables are refused as such, and the defaults' comparison would only add noise.
+  if (e.DATABASE_TYPE === 'postgres' && e.DATABASE_LOCK_HEARTBEAT_TIMEOUT_MS >= e.DATABASE_LOCK_HEARTBEAT_MS) problems.push('DATABASE_LOCK_HEARTBEAT_TIMEOUT_MS: must be below DATABASE_LOCK_HEARTBEAT_MS');
   if (e.NOTIFICATIONS_RETRY_BASE_MS > e.NOTIFICATIONS_RETRY_MAX_MS) problems.push('NOTIFICATIONS_RETRY_BASE_MS: must not exceed NOTIFICATIONS_RETRY_MAX_MS');
   for (const v of ['NOTIFICATIONS_WEBHOOK_TIMEOUT_MS', 'SMTP_TIMEOUT_MS'] as const) {
     if (e[v] >= e.NOTIFICATIONS_RETRY_LEASE_MS) problems.push(`NOTIFICATIONS_RETRY_LEASE_MS: must exceed ${v} (an attempt in flight keeps its channel this long)`);
