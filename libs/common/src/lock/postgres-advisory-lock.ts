@@ -114,9 +114,12 @@ export class PostgresAdvisoryLock extends DistributedLock {
     };
     // A session whose path stalls ends only when TCP keepalive gives up: its heartbeat notices. The session is
     // discarded once fn settles (below), not at once: PostgreSQL may still hold the lock, best kept while fn stops.
+    let settled = false;
     const unanswered = (why: string) => {
       if (held.signal.aborted) return;
-      this.logger.warn(`Advisory lock "${key}" was lost while held (its session stopped answering: ${why}): its holder is told to stop`);
+      // After fn settled (the check the unlock waited for) there is no holder left to tell: the session is discarded.
+      const then = settled ? 'the session is discarded instead of unlocked' : 'its holder is told to stop';
+      this.logger.warn(`Advisory lock "${key}" was lost while held (its session stopped answering: ${why}): ${then}`);
       held.abort(new LockLostError(key, 'stopped answering'));
     };
     runner.on('error', lost);
@@ -125,6 +128,7 @@ export class PostgresAdvisoryLock extends DistributedLock {
     try {
       return await fn(held.signal);
     } finally {
+      settled = true;
       // Nothing else is sent on the session while a heartbeat waits for its answer (at most its deadline).
       await stopHeartbeat();
       runner.off('error', lost);
