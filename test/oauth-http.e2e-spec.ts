@@ -148,7 +148,8 @@ describe('OAuth connections over HTTP (PostgreSQL, local vault, oidc-provider)',
 describe('OAuth provider faults over HTTP (SQLite, local vault, a misbehaving token endpoint)', () => {
   let host: TestHost;
   let idp: Server;
-  let mode: 'no-access-token' | 'rate-limited' = 'no-access-token';
+  let mode: 'no-access-token' | 'rate-limited' | 'odd-scope' = 'no-access-token';
+  let scope = '';
   let calls = 0;
   const call = (method: string, path: string, body?: unknown) => apiCall(host.baseUrl, method, path, body);
   const connect = (connectionId: string) =>
@@ -160,6 +161,10 @@ describe('OAuth provider faults over HTTP (SQLite, local vault, a misbehaving to
       req.resume();
       req.on('end', () => {
         if (mode === 'no-access-token') res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ token_type: 'Bearer' }));
+        else if (mode === 'odd-scope') {
+          const token = { access_token: `at_refreshed_${calls}`, refresh_token: `rt_refreshed_${calls}`, expires_in: 3600, token_type: 'Bearer', scope };
+          res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(token));
+        }
         else res.writeHead(429, { 'content-type': 'application/json', 'retry-after': '600' }).end(JSON.stringify({ error: 'rate_limited' }));
       });
     });
@@ -199,5 +204,34 @@ describe('OAuth provider faults over HTTP (SQLite, local vault, a misbehaving to
     const again = await call('POST', '/v1/oauth/connections/faulty/c2/token-rejected', {});
     expect(again.status).toBe(503);
     expect(calls).toBe(1);
+  });
+
+  it("a refresh whose provider answers a scope that is no tag value keeps the new tokens: the scope is cut on a character boundary or left out, never a 400 blaming the caller", async () => {
+    mode = 'odd-scope';
+    const credentials = host.app.get(CredentialsService);
+    // 511 characters and an emoji (a surrogate pair across the 512-character tag limit); a line break (no one-line text).
+    for (const [connectionId, odd, tag] of [['c3', `${'s'.repeat(511)}\u{1F600}`, 's'.repeat(511)], ['c4', 'read\nwrite', undefined]] as const) {
+      scope = odd;
+      expect((await connect(connectionId)).status).toBe(201);
+      const r = await call('POST', `/v1/oauth/connections/faulty/${connectionId}/token-rejected`, {});
+      expect({ status: r.status, code: r.body.codeName }).toEqual({ status: 200, code: undefined });
+      expect(r.body.accessToken).toMatch(/^at_refreshed_/);
+      expect((await call('GET', `/v1/oauth/connections/faulty/${connectionId}/access-token`)).body.accessToken).toBe(r.body.accessToken);
+      const { metadata } = await credentials.get({ tenantId: 'acme', actor: { id: 'test' } }, r.body.credentialId);
+      expect(metadata.tags['oauth.scope']).toBe(tag);
+    }
+  });
+
+  it("a stored token response's scope or token_type that is not one line of text is 400 naming that field, nothing stored; a long one is cut on a character boundary", async () => {
+    for (const [field, odd] of [['scope', 'read\nwrite'], ['token_type', 'Bearer\u0000'], ['scope', 'read\uD800']] as const) {
+      const r = await call('POST', '/v1/oauth/connections/faulty/odd-fields/tokens', { access_token: 'at_odd_fields_0001', [field]: odd });
+      expect({ field, status: r.status, code: r.body.codeName }).toEqual({ field, status: 400, code: 'OAUTH_REFRESH_VALIDATION' });
+      expect(r.body.message).toContain(field);
+    }
+    expect((await call('GET', '/v1/oauth/connections/faulty/odd-fields/access-token')).status).toBe(404);
+    const long = await call('POST', '/v1/oauth/connections/faulty/long-scope/tokens', { access_token: 'at_long_scope_0001', scope: `${'s'.repeat(511)}\u{1F600}`, token_type: `${'b'.repeat(63)}\u{1F600}` });
+    expect(long.status).toBe(201);
+    const { metadata } = await host.app.get(CredentialsService).get({ tenantId: 'acme', actor: { id: 'test' } }, long.body.accessTokenCredentialId);
+    expect(metadata.tags).toMatchObject({ 'oauth.scope': 's'.repeat(511), 'oauth.token_type': 'b'.repeat(63) });
   });
 });

@@ -1,3 +1,4 @@
+import { hasControlCharacter, isWellFormedUnicode } from '@app/common';
 import { OAuthTokenSet } from '../client/oauth-token-client';
 import { OAuthInvalidTokenResponseError, OAuthRefreshValidationError } from '../errors/oauth-refresh.errors';
 import type { ResolvedOAuthProvider } from '../providers/oauth-provider.config';
@@ -44,8 +45,9 @@ export function normaliseTokenResponse(r: OAuthTokenResponse): OAuthTokenSet {
   if (r.refresh_token !== undefined && r.refresh_token !== null && (typeof r.refresh_token !== 'string' || r.refresh_token.length === 0)) {
     throw new OAuthRefreshValidationError('tokenResponse.refresh_token must be a non-empty string when present', 'refresh_token');
   }
-  if (r.scope !== undefined && typeof r.scope !== 'string') throw new OAuthRefreshValidationError('tokenResponse.scope must be a string', 'scope');
-  if (r.token_type !== undefined && typeof r.token_type !== 'string') throw new OAuthRefreshValidationError('tokenResponse.token_type must be a string', 'token_type');
+  // Kept as tags (one line of text): refused here, naming the field, rather than as a tag the caller never sent.
+  if (r.scope !== undefined && !isTagText(r.scope)) throw new OAuthRefreshValidationError('tokenResponse.scope must be one line of well-formed text', 'scope');
+  if (r.token_type !== undefined && !isTagText(r.token_type)) throw new OAuthRefreshValidationError('tokenResponse.token_type must be one line of well-formed text', 'token_type');
   const expiresIn = positiveSeconds(r.expires_in, 'expires_in');
   const refreshTokenExpiresIn = positiveSeconds(r.refresh_token_expires_in, 'refresh_token_expires_in');
   return {
@@ -69,11 +71,28 @@ export function validateTokenSet(t: OAuthTokenSet): void {
   }
 }
 
-/** The access-token write of a token set: expiry from `expires_in` (else the provider's default), scope and type as tags. */
+function isTagText(v: unknown): v is string {
+  return typeof v === 'string' && isWellFormedUnicode(v) && !hasControlCharacter(v);
+}
+
+/** `text` cut to `max` UTF-16 units without splitting a surrogate pair; undefined when it is no tag value (a provider's odd answer). */
+function tagText(text: string, max: number): string | undefined {
+  const cut = text.length > max && /[\uD800-\uDBFF]/.test(text[max - 1]) ? text.slice(0, max - 1) : text.slice(0, max);
+  return isTagText(cut) ? cut : undefined;
+}
+
+/**
+ * The access-token write of a token set: expiry from `expires_in` (else the provider's default), scope and
+ * type as tags. A refresh's scope or type that is no tag value is left out: the new tokens matter more than
+ * their metadata (a failed write would lose a rotated refresh token).
+ */
 export function accessWrite(provider: ResolvedOAuthProvider, tokens: OAuthTokenSet, now: Date): TokenWrite {
   const seconds = tokens.expiresIn ?? provider.defaultExpiresInSeconds;
-  const tags: Record<string, string> = { [OAUTH_TAGS.TOKEN_TYPE]: tokens.tokenType.toLowerCase().slice(0, 64) };
-  if (tokens.scope !== undefined) tags[OAUTH_TAGS.SCOPE] = tokens.scope.slice(0, 512);
+  const tags: Record<string, string> = {};
+  const tokenType = tagText(tokens.tokenType.toLowerCase(), 64);
+  if (tokenType !== undefined) tags[OAUTH_TAGS.TOKEN_TYPE] = tokenType;
+  const scope = tokens.scope === undefined ? undefined : tagText(tokens.scope, 512);
+  if (scope !== undefined) tags[OAUTH_TAGS.SCOPE] = scope;
   return { value: tokens.accessToken, expiresAt: new Date(now.getTime() + seconds * 1000), tags };
 }
 
