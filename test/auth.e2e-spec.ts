@@ -3,7 +3,7 @@ import type { AddressInfo } from 'node:net';
 import { exportJWK, generateKeyPair, SignJWT } from 'jose';
 import { AuditService } from '@app/audit';
 import { generateApiKey } from '../apps/api/src/auth/api-keys';
-import { UNAUTHENTICATED_TENANT } from '../apps/api/src/auth/auth.guard';
+import { RATE_LIMITED_MESSAGE, UNAUTHENTICATED_TENANT } from '../apps/api/src/auth/auth.guard';
 import { startTestHost, TestHost } from './support/host';
 
 /**
@@ -87,7 +87,8 @@ describe('host authentication and rate limiting (SQLite)', () => {
       const retryAfter = Number(refused.headers.get('retry-after'));
       expect(retryAfter).toBeGreaterThanOrEqual(59);
       expect(retryAfter).toBeLessThanOrEqual(60);
-      expect(await refused.json()).toMatchObject({ statusCode: 429 });
+      // The error shape with a message of the host's, not the throttler's class name ("ThrottlerException: Too Many Requests").
+      expect(await refused.json()).toEqual({ statusCode: 429, error: 'TOO_MANY_REQUESTS', message: RATE_LIMITED_MESSAGE, requestId: refused.headers.get('x-request-id') });
     }
     // Another client (another JWT subject would too) is not affected; health is never limited.
     expect((await get('/v1/credentials', { authorization: `Bearer ${other}` })).status).toBe(200);
@@ -103,6 +104,7 @@ describe('host authentication and rate limiting (SQLite)', () => {
     expect(refused).toBeGreaterThan(0);
     expect(refused).toBeLessThanOrEqual(8);
     expect(statuses).toEqual([...Array(refused).fill(401), ...Array(12 - refused).fill(429)]);
+    expect(await (await get('/v1/credentials', { 'x-api-key': guess(99) })).json()).toMatchObject({ statusCode: 429, message: RATE_LIMITED_MESSAGE });
     const audit = host.app.get(AuditService);
     await audit.flush();
     const rows = await audit.query({ tenantId: UNAUTHENTICATED_TENANT, actorId: 'claimed-api-key:guesser', limit: 100 });

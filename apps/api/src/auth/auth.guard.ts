@@ -15,6 +15,9 @@ import { hasScope, Principal, Scope, UNAUTHENTICATED_TENANT } from './scopes';
 /** Audit chain for requests whose tenant is unknown because authentication failed. */
 export { UNAUTHENTICATED_TENANT };
 
+/** The message of a 429: what to do, in the host's words (the throttler's own names its class). */
+export const RATE_LIMITED_MESSAGE = 'too many requests: RATE_LIMIT_PER_MINUTE per client and route (failed authentications per address); retry after Retry-After seconds';
+
 interface Req {
   headers: Record<string, string>;
   principal?: Principal;
@@ -273,7 +276,7 @@ function routeLimit(t: { name: string }, keyPrefix: string, limit: number, ttl: 
 function answerLimit(limit: RouteLimit, hit: ThrottlerStorageRecord, reply: Reply): void {
   if (hit.isBlocked) {
     reply.header(limit.headers.retryAfter, hit.timeToBlockExpire);
-    throw new ThrottlerException();
+    throw new ThrottlerException(RATE_LIMITED_MESSAGE);
   }
   reply.header(limit.headers.limit, limit.limit);
   reply.header(limit.headers.remaining, Math.max(0, limit.limit - hit.totalHits));
