@@ -182,6 +182,16 @@ describe.each(DATABASE_KINDS)('keys HTTP API on %s', (kind) => {
     expect((await call(reader, 'GET', '/v1/keys/live-one')).body).toMatchObject({ name: 'live-one', version: created.body.version, enabled: true });
   });
 
+  // It answered 409 KEY_VAULT_CONFLICT, "a concurrent operation on the same object": the vault's 409 for a taken name.
+  it('answers a restore whose key still exists 409 KEY_ALREADY_EXISTS, as a create of a taken name, and leaves the key as it was', async () => {
+    expect((await call(manager, 'POST', '/v1/keys', { name: 'kept-one', type: 'EC' })).status).toBe(201);
+    const backup = (await call(manager, 'POST', '/v1/keys/kept-one/backup')).body.backup as string;
+    const rotated = await call(manager, 'POST', '/v1/keys/kept-one/rotate');
+    const taken = await call(manager, 'POST', '/v1/keys/restore', { backup });
+    expect([taken.status, taken.body.codeName, taken.body.message]).toEqual([409, 'KEY_ALREADY_EXISTS', 'a key of that name exists: delete and purge it before restoring its backup']);
+    expect((await call(reader, 'GET', '/v1/keys/kept-one')).body).toMatchObject({ name: 'kept-one', version: rotated.body.version });
+  });
+
   it("answers another tenant's key exactly like a missing one, on every route, and changes nothing", async () => {
     await call(user, 'POST', '/v1/keys', { name: 'acme-private', type: 'RSA' });
     const backup = (await call(user, 'POST', '/v1/keys/acme-private/backup')).body.backup as string;

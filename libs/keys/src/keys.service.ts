@@ -303,7 +303,11 @@ export class KeysService implements OnModuleDestroy {
     const name = this.tenantName(ctx, vaultName) as string;
     return this.runner.managed(ctx, 'restore', name, {}, async () => {
       // With the version it holds, a restore whose answer is lost is confirmed by reading the key (else OUTCOME_UNKNOWN).
-      const key = await this.vault.restoreKeyBackup(blob, version === undefined ? undefined : { name: vaultName, version });
+      const key = await this.vault.restoreKeyBackup(blob, version === undefined ? undefined : { name: vaultName, version }).catch((e: unknown) => {
+        // The vault's 409 for a name that is taken (a soft-deleted one has its own code): refused as a create of it is.
+        if (isKeyVaultError(e, KeyVaultErrorCode.CONFLICT)) throw new KeysError(KeysErrorCode.KEY_ALREADY_EXISTS, 'a key of that name exists: delete and purge it before restoring its backup', 'name');
+        throw e;
+      });
       if (key.properties.name.toLowerCase() !== vaultName.toLowerCase()) {
         // The header was edited to claim this tenant's scope: undo the restore, refuse the blob.
         await this.vault.deleteKey(key.properties.name).then((d) => this.vault.purgeDeletedKey(d.properties.name)).catch(() => undefined);

@@ -22,7 +22,7 @@ export enum KeysErrorCode {
   KEYS_CONFIGURATION = 10006,
   /** The backup blob is not a key backup of this tenant. */
   INVALID_KEY_BACKUP = 10007,
-  /** A key of that name exists: a new version comes from rotate, not create. */
+  /** A key of that name exists: a new version comes from rotate, not create; a backup restores only under a free name. */
   KEY_ALREADY_EXISTS = 10008,
 }
 
