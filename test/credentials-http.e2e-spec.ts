@@ -187,6 +187,14 @@ describe.each(DATABASE_KINDS)('credentials HTTP API on %s', (kind) => {
     expect((await call(admin.key, 'GET', '/v1/credentials/not-a-uuid')).status).toBe(400);
   });
 
+  it("refuses a connection path that is no identifier as the other connection routes do (the host's 400, not the lib's pattern)", async () => {
+    for (const [integrationId, connectionId] of [['a%20b', 'c'], ['github', 'x%E2%80%AEy']]) {
+      const refused = await call(admin.key, 'DELETE', `/v1/connections/${integrationId}/${connectionId}`);
+      const field = integrationId === 'github' ? 'connectionId' : 'integrationId';
+      expect({ status: refused.status, message: refused.body.message, code: refused.body.code }).toEqual({ status: 400, message: [`${field} must be 1–128 characters of letters, digits and . _ : @ -`], code: undefined });
+    }
+  });
+
   it('shows the connections screen with statuses and masked values only', async () => {
     const v = secretValue();
     await call(admin.key, 'POST', '/v1/credentials', { integrationId: 'github', connectionId: 'screen', type: 'api_key', value: v });

@@ -11,6 +11,7 @@ import { PositiveIntParam } from '../http/strict-input';
 import { Body, CredentialIdParam, Param, Query } from '../http/validated-params';
 import { CREDENTIAL_METADATA_SCHEMA, CREDENTIAL_WITH_VALUE_SCHEMA } from './credential-response.schemas';
 import {
+  ConnectionParamsDto,
   DeleteManyDto,
   ExpectedVersionQueryDto,
   ReadValueQueryDto,
@@ -178,7 +179,7 @@ export class ConnectionsController {
   @RequireScopes(Scope.CREDENTIALS_WRITE)
   @ApiOperation({ summary: 'Delete every credential of one connection' })
   @ApiOkResponse({ description: 'what was deleted', schema: bodyOf('BatchDeleteResult') })
-  remove(@OpContext() ctx: OperationContext, @Param('integrationId') integrationId: string, @Param('connectionId') connectionId: string) {
-    return this.credentials.deleteByConnection(ctx, integrationId, connectionId);
+  remove(@OpContext() ctx: OperationContext, @Param() p: ConnectionParamsDto) {
+    return this.credentials.deleteByConnection(ctx, p.integrationId, p.connectionId);
   }
 }

@@ -9,6 +9,17 @@ const MAX_VALUE_CHARS = 25_600;
 /** Tags as the lib takes them: at most MAX_TAGS, keys per TAG_KEY_PATTERN, values of at most 512 characters, one line (no control character). */
 const TAGS_SCHEMA = { type: 'object', maxProperties: MAX_TAGS, additionalProperties: { type: 'string', maxLength: 512 } } as const;
 
+/** The connection a route acts on (path): refused here, as on every route that names one, before the lib sees it. */
+export class ConnectionParamsDto {
+  @ApiProperty({ example: 'github', pattern: IDENTIFIER_PATTERN.source })
+  @Matches(IDENTIFIER_PATTERN, { message: ID_MESSAGE })
+  integrationId: string;
+
+  @ApiProperty({ example: 'org_acme.main', pattern: IDENTIFIER_PATTERN.source })
+  @Matches(IDENTIFIER_PATTERN, { message: ID_MESSAGE })
+  connectionId: string;
+}
+
 export class StoreCredentialDto {
   @ApiProperty({ example: 'github', pattern: IDENTIFIER_PATTERN.source })
   @Matches(IDENTIFIER_PATTERN, { message: ID_MESSAGE })
