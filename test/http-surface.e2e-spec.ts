@@ -239,6 +239,31 @@ describe('the HTTP surface: methods', () => {
       const errors = host.logs.filter((l) => l.includes(requestId) && (JSON.parse(l) as { level: number }).level >= 50);
       expect(errors).toEqual([]);
     });
+
+    it("Node's own refusals — an HTTP/1.1 request without Host (400), an Expect it cannot meet (417) — are answered in the error shape, with a request id", async () => {
+      const { port } = new URL(host.baseUrl);
+      const exchange = (request: string) =>
+        new Promise<string>((resolve, reject) => {
+          const socket = connect(Number(port), '127.0.0.1');
+          let answer = '';
+          socket.on('data', (d: Buffer) => (answer += d.toString('utf8')));
+          socket.on('error', reject);
+          socket.on('close', () => resolve(answer));
+          socket.write(request);
+          setTimeout(() => socket.end(), 300);
+        });
+      const answers = [
+        await exchange(`GET /v1/credentials HTTP/1.1\r\nx-api-key: ${key.key}\r\n\r\n`),
+        await exchange(`POST /v1/credentials HTTP/1.1\r\nhost: 127.0.0.1\r\nx-api-key: ${key.key}\r\ncontent-type: application/json\r\ncontent-length: 2\r\nexpect: a-thing\r\n\r\n{}`),
+      ].map((a) => {
+        const [head, body] = a.split('\r\n\r\n');
+        return { status: head.split(' ')[1], requestId: /x-request-id: ([^\r\n]+)/i.exec(head)?.[1], body: body ? (JSON.parse(body) as Record<string, unknown>) : undefined };
+      });
+      expect(answers).toEqual([
+        { status: '400', requestId: expect.any(String), body: { statusCode: 400, error: 'BAD_REQUEST', message: 'the request is not valid HTTP: HTTP/1.1 needs a Host header', requestId: answers[0].requestId } },
+        { status: '417', requestId: expect.any(String), body: { statusCode: 417, error: 'EXPECTATION_FAILED', message: 'the Expect header asks for what the server does not do (only 100-continue)', requestId: answers[1].requestId } },
+      ]);
+    });
   });
 });
 

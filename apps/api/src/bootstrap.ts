@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { STATUS_CODES, type Server as HttpServer } from 'node:http';
+import { STATUS_CODES, type IncomingMessage, type Server as HttpServer, type ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { HttpStatus, type Type } from '@nestjs/common';
 import { ModulesContainer, NestFactory } from '@nestjs/core';
@@ -76,11 +76,13 @@ export function hostAdapter(): FastifyAdapter {
     genReqId: requestIdFor,
     frameworkErrors: routingError,
     clientErrorHandler: unparsableRequest,
+    // Node answers an HTTP/1.1 request without Host with a bare 400 of its own: configureApp's hook answers it instead.
+    http: { requireHostHeader: false },
   });
 }
 
 /** HttpStatus names (its enum has no 431). */
-const PARSER_ERROR_NAMES: Record<number, string> = { 400: 'BAD_REQUEST', 408: 'REQUEST_TIMEOUT', 431: 'REQUEST_HEADER_FIELDS_TOO_LARGE' };
+const PARSER_ERROR_NAMES: Record<number, string> = { 400: 'BAD_REQUEST', 408: 'REQUEST_TIMEOUT', 417: 'EXPECTATION_FAILED', 431: 'REQUEST_HEADER_FIELDS_TOO_LARGE' };
 
 /**
  * A request Node's parser refuses (headers over 16 KB, malformed HTTP) never becomes a request: answered
@@ -91,13 +93,27 @@ function unparsableRequest(error: NodeJS.ErrnoException, socket: Duplex): void {
   const status = error.code === 'HPE_HEADER_OVERFLOW' ? 431 : error.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400;
   const message =
     status === 431 ? 'the request line and headers are larger than the server accepts (16 KB)' : status === 408 ? 'the request took too long to arrive' : 'the request is not valid HTTP';
-  const requestId = randomUUID();
-  const body = JSON.stringify({ statusCode: status, error: PARSER_ERROR_NAMES[status], message, requestId });
+  const { requestId, body } = errorAnswer(status, message);
   socket.end(
     `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\ncontent-type: application/json; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(body)}\r\n` +
       `x-request-id: ${requestId}\r\nx-content-type-options: nosniff\r\nconnection: close\r\n\r\n${body}`,
   );
 }
+
+/** An error body of the host's shape for an answer made before Fastify has the request, with a request id of its own. */
+function errorAnswer(status: number, message: string): { requestId: string; body: string } {
+  const requestId = randomUUID();
+  return { requestId, body: JSON.stringify({ statusCode: status, error: PARSER_ERROR_NAMES[status], message, requestId }) };
+}
+
+/** An Expect other than 100-continue: Node answers a bare 417 unless the server listens for it; answered in the error shape. */
+function unmetExpectation(_req: IncomingMessage, res: ServerResponse): void {
+  const { requestId, body } = errorAnswer(417, UNMET_EXPECTATION);
+  res.writeHead(417, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(body), 'x-request-id': requestId, 'x-content-type-options': 'nosniff' }).end(body);
+}
+
+const UNMET_EXPECTATION = 'the Expect header asks for what the server does not do (only 100-continue)';
+const NO_HOST = 'the request is not valid HTTP: HTTP/1.1 needs a Host header';
 
 /**
  * A request Fastify cannot route (e.g. a path with malformed percent-encoding) never reaches Nest's
@@ -160,6 +176,7 @@ export async function configureApp(app: NestFastifyApplication, config: AppConfi
   if (config.metrics.enabled) countHttpRequests(fastify);
   const shutdown = app.get(ShutdownState);
   shutdown.connections = new IdleConnections(app.getHttpServer() as HttpServer);
+  (app.getHttpServer() as HttpServer).on('checkExpectation', unmetExpectation);
   const guard = app.get(AuthGuard);
   fastify.addHook('onRequest', (req, reply, done) => {
     void reply.header('x-request-id', req.id);
@@ -170,6 +187,8 @@ export async function configureApp(app: NestFastifyApplication, config: AppConfi
     // Draining (SIGTERM): the client leaves this connection after the answer, instead of reusing it as it closes.
     // (Requests that came before the signal: IdleConnections.closeAfterAnswers.)
     if (shutdown.draining) void reply.header('connection', 'close');
+    // RFC 9112 §3.2: a server must refuse an HTTP/1.1 request without Host (Node's own check answered without a body).
+    if (req.raw.httpVersion === '1.1' && req.headers.host === undefined) return answerBeforeNest(req, reply.header('connection', 'close'), HttpStatus.BAD_REQUEST, NO_HOST);
     // Before routing's query is used anywhere (every route, matched or not); the answer ends the request.
     if (!queryDecodes(req.url)) return answerBeforeNest(req, reply, HttpStatus.BAD_REQUEST, UNDECODABLE_QUERY);
     if (req.is404) return void answerUnmatched(req, reply, done);
