@@ -152,8 +152,8 @@ describe('OAuth provider faults over HTTP (SQLite, local vault, a misbehaving to
   let scope = '';
   let calls = 0;
   const call = (method: string, path: string, body?: unknown) => apiCall(host.baseUrl, method, path, body);
-  const connect = (connectionId: string) =>
-    call('POST', `/v1/oauth/connections/faulty/${connectionId}/tokens`, { access_token: `at_${connectionId}_0001`, refresh_token: `rt_${connectionId}_0001`, expires_in: 3600, token_type: 'Bearer' });
+  const connect = (connectionId: string, granted?: string) =>
+    call('POST', `/v1/oauth/connections/faulty/${connectionId}/tokens`, { access_token: `at_${connectionId}_0001`, refresh_token: `rt_${connectionId}_0001`, expires_in: 3600, token_type: 'Bearer', scope: granted });
 
   beforeAll(async () => {
     idp = createServer((req, res) => {
@@ -206,13 +206,19 @@ describe('OAuth provider faults over HTTP (SQLite, local vault, a misbehaving to
     expect(calls).toBe(1);
   });
 
-  it("a refresh whose provider answers a scope that is no tag value keeps the new tokens: the scope is cut on a character boundary or left out, never a 400 blaming the caller", async () => {
+  it("a refresh whose provider answers a scope that is no tag value keeps the new tokens: the scope is cut on a character boundary or made one line, never a 400 blaming the caller nor the old scope kept", async () => {
     mode = 'odd-scope';
     const credentials = host.app.get(CredentialsService);
-    // 511 characters and an emoji (a surrogate pair across the 512-character tag limit); a line break (no one-line text).
-    for (const [connectionId, odd, tag] of [['c3', `${'s'.repeat(511)}\u{1F600}`, 's'.repeat(511)], ['c4', 'read\nwrite', undefined]] as const) {
+    // 511 characters and an emoji (a surrogate pair across the 512-character tag limit); a line break and a tab, a
+    // lone surrogate (no one-line text) after a wider scope was stored: the tag must say the new one.
+    const cases = [
+      ['c3', `${'s'.repeat(511)}\u{1F600}`, 's'.repeat(511)],
+      ['c4', 'read\n\twrite\u0000', 'read write'],
+      ['c5', 'read\uD800', 'read\uFFFD'],
+    ] as const;
+    for (const [connectionId, odd, tag] of cases) {
+      expect((await connect(connectionId, 'read write admin')).status).toBe(201);
       scope = odd;
-      expect((await connect(connectionId)).status).toBe(201);
       const r = await call('POST', `/v1/oauth/connections/faulty/${connectionId}/token-rejected`, {});
       expect({ status: r.status, code: r.body.codeName }).toEqual({ status: 200, code: undefined });
       expect(r.body.accessToken).toMatch(/^at_refreshed_/);

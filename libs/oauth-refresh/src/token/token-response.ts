@@ -82,16 +82,31 @@ function tagText(text: string, max: number): string | undefined {
 }
 
 /**
+ * A provider's space-delimited list (RFC 6749 §3.3 scope; a token_type is one such word) as one line of tag text:
+ * runs of whitespace and control characters become one space, a lone surrogate U+FFFD. Undefined when nothing is left.
+ */
+function oneLine(text: string): string | undefined {
+  const words = text.replace(LONE_SURROGATE, '\uFFFD').split(/[\s\p{Cc}]+/u).filter(Boolean);
+  return words.length > 0 ? words.join(' ') : undefined;
+}
+
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g;
+
+/**
  * The access-token write of a token set: expiry from `expires_in` (else the provider's default), scope and
- * type as tags. A refresh's scope or type that is no tag value is left out: the new tokens matter more than
- * their metadata (a failed write would lose a rotated refresh token).
+ * type as tags. A refresh's odd scope or type (a line break, a control character, a lone surrogate) is written as
+ * one line of text (`oneLine`), never refused: the new tokens matter more than their metadata (a failed write would
+ * lose a rotated refresh token), and leaving the tag out would keep the previous token's scope as this one's.
  */
 export function accessWrite(provider: ResolvedOAuthProvider, tokens: OAuthTokenSet, now: Date): TokenWrite {
   const seconds = tokens.expiresIn ?? provider.defaultExpiresInSeconds;
   const tags: Record<string, string> = {};
-  const tokenType = tagText(tokens.tokenType.toLowerCase(), 64);
+  const type = oneLine(tokens.tokenType.toLowerCase());
+  const tokenType = type === undefined ? undefined : tagText(type, 64);
   if (tokenType !== undefined) tags[OAUTH_TAGS.TOKEN_TYPE] = tokenType;
-  const scope = tokens.scope === undefined ? undefined : tagText(tokens.scope, 512);
+  // A scope of blanks only is taken as none: as when the provider leaves it out, the granted scope is unchanged (§5.1).
+  const line = tokens.scope === undefined ? undefined : oneLine(tokens.scope);
+  const scope = line === undefined ? undefined : tagText(line, 512);
   if (scope !== undefined) tags[OAUTH_TAGS.SCOPE] = scope;
   return { value: tokens.accessToken, expiresAt: new Date(now.getTime() + seconds * 1000), tags };
 }
