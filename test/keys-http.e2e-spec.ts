@@ -188,7 +188,7 @@ describe.each(DATABASE_KINDS)('keys HTTP API on %s', (kind) => {
     const backup = (await call(manager, 'POST', '/v1/keys/kept-one/backup')).body.backup as string;
     const rotated = await call(manager, 'POST', '/v1/keys/kept-one/rotate');
     const taken = await call(manager, 'POST', '/v1/keys/restore', { backup });
-    expect([taken.status, taken.body.codeName, taken.body.message]).toEqual([409, 'KEY_ALREADY_EXISTS', 'a key of that name exists: delete and purge it before restoring its backup']);
+    expect([taken.status, taken.body.codeName, taken.body.message]).toEqual([409, 'KEY_ALREADY_EXISTS', 'a key of that name exists (a restore whose answer was lost may have made it: GET it and compare its versions with the backup before deleting anything); to restore over it, delete and purge it first']);
     expect((await call(reader, 'GET', '/v1/keys/kept-one')).body).toMatchObject({ name: 'kept-one', version: rotated.body.version });
   });
 
