@@ -1,4 +1,4 @@
-import { SecretClient } from '@azure/keyvault-secrets';
+import { KnownContentType, SecretClient } from '@azure/keyvault-secrets';
 import { KeyVaultEmulator } from './index';
 import { emulatorSecretClient, rawRequest, restError, RestErrorLike } from './testing';
 
@@ -141,6 +141,33 @@ describe('Key Vault emulator: secrets API through the official SecretClient', ()
     // enabling it again makes it readable
     await client.updateSecretProperties('disabled-one', s.properties.version!, { enabled: true });
     expect((await client.getSecret('disabled-one')).value).toBe('hidden');
+  });
+
+  // Recorded from the service (azure-sdk-assets, js keyvault-secrets "outContentType and previousVersion (2025-07-01 API
+  // features)"): a secret that no certificate backs — even one whose contentType says PFX — is never converted.
+  it('answers outContentType on a secret no certificate backs 400 BadParameter, as the service does (api-version 2025-07-01)', async () => {
+    await client.setSecret('no-cert', 'plain');
+    await client.setSecret('pfx-looking', 'plain', { contentType: KnownContentType.PFX });
+    for (const [name, target, label] of [
+      ['no-cert', KnownContentType.PEM, 'PEM'],
+      ['pfx-looking', KnownContentType.PEM, 'PEM'],
+      ['no-cert', KnownContentType.PFX, 'PFX'],
+    ]) {
+      const err = await restError(client.getSecret(name, { outContentType: target }));
+      expect([name, err.statusCode, err.code, err.message]).toEqual([
+        name,
+        400,
+        'BadParameter',
+        `The 'Unsupported' to '${label}' transformation is not supported. Only PFX to PEM transformation is supported.`,
+      ]);
+    }
+    const version = (await client.getSecret('no-cert')).properties.version!;
+    const raw = await rawRequest(emu, 'GET', `/secrets/no-cert/${version}?api-version=2025-07-01&outContentType=application%2Fx-pem-file`);
+    expect([raw.status, raw.json.error.code]).toEqual([400, 'BadParameter']);
+    // without the parameter the value is served as stored; 7.x has no such parameter (the emulator ignores it there)
+    expect((await client.getSecret('pfx-looking')).value).toBe('plain');
+    const v76 = emulatorSecretClient(emu, { serviceVersion: '7.6', maxRetries: 0 });
+    expect((await v76.getSecret('no-cert', { outContentType: KnownContentType.PEM })).value).toBe('plain');
   });
 
   it('404 SecretNotFound for an unknown name or version', async () => {

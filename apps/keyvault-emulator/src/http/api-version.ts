@@ -16,6 +16,11 @@ export function isSupportedApiVersion(v: string): boolean {
   return day >= OLDEST_DATED && day <= LATEST_API_VERSION && !Number.isNaN(Date.parse(day));
 }
 
+/** The dated api-versions (2025-07-01 on), which add parameters the 7.x versions do not have. */
+export function isDatedApiVersion(v: string): boolean {
+  return /^\d{4}-\d{2}-\d{2}/.test(v);
+}
+
 export function assertApiVersion(v: string | null): string {
   if (v === null || v === '') throw errors.badParameter('The api-version query parameter (?api-version=) is required for all requests.');
   if (!isSupportedApiVersion(v)) {

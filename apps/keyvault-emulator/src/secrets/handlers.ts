@@ -5,7 +5,7 @@ import { decodeBackup, encodeBackup } from './backup';
 import { SecretRecord, SecretVersionRecord, latestVersion } from './model';
 import { paginate, parseMaxResults } from '../objects/paging';
 import { SecretStore } from './store';
-import { assertContentType, assertSecretName, assertTags, assertValue, parseAttributes } from './validation';
+import { assertContentType, assertNoConversion, assertSecretName, assertTags, assertValue, parseAttributes } from './validation';
 
 /** Renders store records in the Key Vault REST shapes and implements each secrets operation. */
 type ApiRequest = Request<SecretOperationName>;
@@ -23,6 +23,7 @@ export class SecretsApi {
         return this.setSecret(req);
       case 'getSecret': {
         const { record, version } = this.store.get(req.name!, req.version, { requireEnabled: true });
+        assertNoConversion(req.query.get('outContentType'), req.apiVersion);
         return ok(this.bundle(record, version, true));
       }
       case 'updateSecret':

@@ -1,4 +1,5 @@
 import { errors } from '../errors';
+import { isDatedApiVersion } from '../http/api-version';
 
 export {
   assertObjectName as assertSecretName,
@@ -29,3 +30,17 @@ export function assertContentType(contentType: unknown): asserts contentType is 
   }
 }
 
+
+/** The formats `outContentType` names (api-version 2025-07-01 on), as the service labels them in its message. */
+const CONVERSION_TARGETS: Record<string, string> = { 'application/x-pem-file': 'PEM', 'application/x-pkcs12': 'PFX' };
+
+/**
+ * `outContentType` (api-versions 2025-07-01 on) asks the service to convert a certificate-backed secret's value; the
+ * emulator has no certificates, and the service answers it for any other secret — whatever its contentType — with
+ * 400 BadParameter (recorded answers of the SDK's 2025-07-01 tests). Older api-versions have no such parameter.
+ */
+export function assertNoConversion(outContentType: string | null, apiVersion: string): void {
+  if (outContentType === null || !isDatedApiVersion(apiVersion)) return;
+  const target = CONVERSION_TARGETS[outContentType] ?? 'Unsupported';
+  throw errors.badParameter(`The 'Unsupported' to '${target}' transformation is not supported. Only PFX to PEM transformation is supported.`);
+}
