@@ -52,12 +52,15 @@ export const errors = {
       `${title(kind)} ${name} is currently in a deleted but recoverable state, and its name cannot be reused; in this state, the ${kind} can only be recovered or purged.`,
       'ObjectIsDeletedButRecoverable',
     ),
+  /** A purge sent before the delete completed (the service's wording here is unrecorded). */
   beingDeleted: (kind: ObjectKind, name: string) =>
     new KeyVaultHttpError(409, 'Conflict', `${title(kind)} ${name} is currently being deleted.`, 'ObjectIsBeingDeleted'),
-  beingPurged: (kind: ObjectKind, name: string) =>
+  /** A set, create or restore of a name whose delete or purge is completing (azure-sdk-for-net #34322). */
+  beingDeletedNoRecreate: (kind: ObjectKind, name: string) =>
     new KeyVaultHttpError(409, 'Conflict', `${title(kind)} ${name} is currently being deleted and cannot be re-created; retry later.`, 'ObjectIsBeingDeleted'),
+  /** A set or create of a name whose recover is completing (azure-sdk-for-net #31581). */
   beingRecovered: (kind: ObjectKind, name: string) =>
-    new KeyVaultHttpError(409, 'Conflict', `${title(kind)} ${name} is currently being recovered.`, 'ObjectIsBeingRecovered'),
+    new KeyVaultHttpError(409, 'Conflict', `${title(kind)} ${name} is currently being recovered and cannot be re-created; retry later.`, 'ObjectIsBeingRecovered'),
   alreadyExists: (kind: ObjectKind, name: string) =>
     new KeyVaultHttpError(409, 'Conflict', `${title(kind)} ${name} already exists in this vault; restore is not allowed over an existing ${kind}.`),
   keyOperationForbidden: (operation: string) =>

@@ -107,6 +107,24 @@ describe('Key Vault emulator: soft delete, recover, purge, backup and restore', 
       expect((await client.getSecret('reuse-me')).value).toBe('new');
     });
 
+    // The service's answers to a set while a delete or a recover completes, as users report them: Azure/azure-sdk-for-net
+    // #34322 ("…is currently being deleted and cannot be re-created; retry later.", ObjectIsBeingDeleted) and #31581 /
+    // microsoft/AzureTRE #2824 ("…is currently being recovered and cannot be re-created; retry later.", ObjectIsBeingRecovered).
+    it('answers a set while the delete or the recover completes with the service\'s 409 messages', async () => {
+      const setConflict = async () => {
+        const err = await restError(client.setSecret('in-flight', 'again'));
+        return [err.statusCode, err.code, err.details.error.innerError.code, err.message];
+      };
+      await client.setSecret('in-flight', 'v');
+      const deleting = await client.beginDeleteSecret('in-flight', { intervalInMs: 50 });
+      expect(await setConflict()).toEqual([409, 'Conflict', 'ObjectIsBeingDeleted', 'Secret in-flight is currently being deleted and cannot be re-created; retry later.']);
+      await deleting.pollUntilDone();
+      const recovering = await client.beginRecoverDeletedSecret('in-flight', { intervalInMs: 50 });
+      expect(await setConflict()).toEqual([409, 'Conflict', 'ObjectIsBeingRecovered', 'Secret in-flight is currently being recovered and cannot be re-created; retry later.']);
+      await recovering.pollUntilDone();
+      expect((await client.setSecret('in-flight', 'again')).value).toBe('again');
+    });
+
     it('a purge sent while the delete is still completing answers 409, as Azure does (not 404)', async () => {
       await client.setSecret('purge-early', 'x');
       const poller = await client.beginDeleteSecret('purge-early', { intervalInMs: 50 });

@@ -83,7 +83,7 @@ export class VaultObjectStore<V extends VersionBase> {
       return;
     }
     if (existing.state === 'deleted') {
-      throw existing.visibleAt > now ? errors.beingDeleted(this.kind, existing.name) : errors.deletedButRecoverable(this.kind, existing.name);
+      throw existing.visibleAt > now ? errors.beingDeletedNoRecreate(this.kind, existing.name) : errors.deletedButRecoverable(this.kind, existing.name);
     }
     if (existing.visibleAt > now) throw errors.beingRecovered(this.kind, existing.name);
   }
@@ -186,7 +186,7 @@ export class VaultObjectStore<V extends VersionBase> {
   private assertNotPurging(name: string, now: number): void {
     const until = this.purging.get(keyOf(name));
     if (until === undefined) return;
-    if (until > now) throw errors.beingPurged(this.kind, name);
+    if (until > now) throw errors.beingDeletedNoRecreate(this.kind, name);
     this.purging.delete(keyOf(name));
   }
 
