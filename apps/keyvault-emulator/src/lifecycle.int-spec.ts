@@ -264,9 +264,13 @@ describe('Key Vault emulator: soft delete, recover, purge, backup and restore', 
       expect(blob).toBeInstanceOf(Uint8Array);
       expect(Buffer.from(blob!).toString('latin1')).not.toContain('first');
 
-      // restoring over an existing secret is a conflict
+      // restoring over an existing secret is a conflict, in the service's words (recorded: azure-sdk-assets, js
+      // keyvault-secrets "can restore a secret" — its one restore-conflict message names the backup's latest version)
       const exists = await restError(client.restoreSecretBackup(blob!));
-      expect([exists.statusCode, exists.code]).toEqual([409, 'Conflict']);
+      expect([exists.statusCode, exists.code, exists.details.error.innerError]).toEqual([409, 'Conflict', undefined]);
+      expect(exists.message).toBe(
+        `There was a conflict restoring the secret '${emu.vaultUrl}/secrets/Backed-Up/${v2.properties.version}'. This can happen if either: a second secret with the same name was created after the first secret was deleted; thus trying to restore a secret whose name is already in use. To fix this, rename the second secret to something else so that the restore works. The second probable cause of this exception is when multiple operations are performed in parallel against the secret. To avoid this error, perform operations against a secret in a sequential manner.`,
+      );
       await (await client.beginDeleteSecret('backed-up')).pollUntilDone();
       const deleted = await restError(client.restoreSecretBackup(blob!));
       expect(deleted.statusCode).toBe(409);
