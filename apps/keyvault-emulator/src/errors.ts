@@ -61,15 +61,13 @@ export const errors = {
   /** A set or create of a name whose recover is completing (azure-sdk-for-net #31581). */
   beingRecovered: (kind: ObjectKind, name: string) =>
     new KeyVaultHttpError(409, 'Conflict', `${title(kind)} ${name} is currently being recovered and cannot be re-created; retry later.`, 'ObjectIsBeingRecovered'),
-  /** The service's restore conflict for a secret (recorded; `id` is the backup's latest version). */
-  restoreConflict: (id: string) =>
+  /** The service's answer to a restore over a live name (recorded for secrets and keys; `id`: the backup's latest version). */
+  restoreConflict: (kind: ObjectKind, id: string) =>
     new KeyVaultHttpError(
       409,
       'Conflict',
-      `There was a conflict restoring the secret '${id}'. This can happen if either: a second secret with the same name was created after the first secret was deleted; thus trying to restore a secret whose name is already in use. To fix this, rename the second secret to something else so that the restore works. The second probable cause of this exception is when multiple operations are performed in parallel against the secret. To avoid this error, perform operations against a secret in a sequential manner.`,
+      `There was a conflict restoring the ${kind} '${id}'. This can happen if either: a second ${kind} with the same name was created after the first ${kind} was deleted; thus trying to restore a ${kind} whose name is already in use. To fix this, rename the second ${kind} to something else so that the restore works. The second probable cause of this exception is when multiple operations are performed in parallel against the ${kind}. To avoid this error, perform operations against a ${kind} in a sequential manner.`,
     ),
-  alreadyExists: (kind: ObjectKind, name: string) =>
-    new KeyVaultHttpError(409, 'Conflict', `${title(kind)} ${name} already exists in this vault; restore is not allowed over an existing ${kind}.`),
   keyOperationForbidden: (operation: string) =>
     new KeyVaultHttpError(403, 'Forbidden', `Operation ${operation} is not permitted on this key.`, 'KeyOperationForbidden'),
   keyExpired: (operation: string) =>

@@ -82,7 +82,8 @@ export class KeysApi {
       case 'backupKey':
         return ok({ value: encodeKeyBackup(this.store.backup(name)).toString('base64url') });
       case 'restoreKey': {
-        const record = this.store.restore(decodeKeyBackup(backupBlobOf(req.body)));
+        const backup = decodeKeyBackup(backupBlobOf(req.body));
+        const record = this.store.restore(backup, `${this.vaultUrl}/keys/${backup.name}/${latestVersion(backup).version}`);
         return ok(this.bundle(record, latestVersion(record)));
       }
       case 'sign': {

@@ -28,6 +28,6 @@ export interface ObjectRecord<V extends VersionBase> {
   visibleAt: number;
 }
 
-export function latestVersion<V extends VersionBase>(record: ObjectRecord<V>): V {
+export function latestVersion<V extends VersionBase>(record: Pick<ObjectRecord<V>, 'versions'>): V {
   return record.versions[record.versions.length - 1];
 }

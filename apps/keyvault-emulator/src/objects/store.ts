@@ -197,12 +197,13 @@ export class VaultObjectStore<V extends VersionBase> {
     return record;
   }
 
-  restore(backup: { name: string; versions: V[] }): ObjectRecord<V> {
+  /** Restores a backup's versions under its name; `idOfLatest` (the backup's latest version's id) names it in a conflict. */
+  restore(backup: { name: string; versions: V[] }, idOfLatest: string): ObjectRecord<V> {
     const existing = this.lookup(backup.name);
     if (!existing) this.assertNotPurging(backup.name, this.now());
     if (existing) {
       if (existing.state === 'deleted') throw errors.deletedButRecoverable(this.kind, existing.name);
-      throw errors.alreadyExists(this.kind, existing.name);
+      throw errors.restoreConflict(this.kind, idOfLatest);
     }
     const record: ObjectRecord<V> = {
       name: backup.name,

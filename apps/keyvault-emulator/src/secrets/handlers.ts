@@ -1,4 +1,3 @@
-import { errors, KeyVaultHttpError } from '../errors';
 import { backupBlobOf } from '../objects/backup';
 import { SecretOperationName } from '../http/router';
 import { ApiRequest as Request, ApiResponse, baseAttributes, deletedFields, nextLink, ok, skipTokenOf } from '../objects/render';
@@ -72,16 +71,7 @@ export class SecretsApi {
 
   private restoreSecret(req: ApiRequest): ApiResponse {
     const backup = decodeBackup(backupBlobOf(req.body));
-    let record: SecretRecord;
-    try {
-      record = this.store.restore(backup);
-    } catch (e) {
-      // Over a live name the service names the backup's latest version in its own message (no inner code).
-      if (e instanceof KeyVaultHttpError && e.status === 409 && e.innerCode === undefined) {
-        throw errors.restoreConflict(`${this.vaultUrl}/secrets/${backup.name}/${backup.versions[backup.versions.length - 1].version}`);
-      }
-      throw e;
-    }
+    const record = this.store.restore(backup, `${this.vaultUrl}/secrets/${backup.name}/${latestVersion(backup).version}`);
     return ok(this.bundle(record, latestVersion(record), false));
   }
 
