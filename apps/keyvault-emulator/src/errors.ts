@@ -87,7 +87,7 @@ export const errors = {
       'BadParameter',
       `${title(kind)} ${name} has ${count} versions; backup of an object with more than 500 versions is not supported.`,
     ),
-  unauthorized: (message = 'AKV10000: Request is missing a Bearer or PoP token.') => new KeyVaultHttpError(401, 'Unauthorized', message),
+  unauthorized: (message = 'AKV10000: Request is missing a Bearer, PoP, or MTLS_POP token.') => new KeyVaultHttpError(401, 'Unauthorized', message),
   throttled: (retryAfterSeconds: number) =>
     new KeyVaultHttpError(
       429,

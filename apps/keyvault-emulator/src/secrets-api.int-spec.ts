@@ -27,7 +27,8 @@ describe('Key Vault emulator: secrets API through the official SecretClient', ()
     expect(res.headers['www-authenticate']).toBe(
       'Bearer authorization="https://login.microsoftonline.com/00000000-0000-4000-8000-00000000e001", resource="https://vault.azure.net"',
     );
-    expect(res.json.error.code).toBe('Unauthorized');
+    // the service's wording since early 2026 (recordings of 2026-03, service 1.9.3070.1; "Bearer or PoP token." before)
+    expect(res.json.error).toEqual({ code: 'Unauthorized', message: 'AKV10000: Request is missing a Bearer, PoP, or MTLS_POP token.' });
   });
 
   it('sets and gets a secret with tags, contentType and attributes in the real shapes', async () => {
