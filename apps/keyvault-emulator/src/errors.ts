@@ -88,13 +88,13 @@ export const errors = {
       `${title(kind)} ${name} has ${count} versions; backup of an object with more than 500 versions is not supported.`,
     ),
   unauthorized: (message = 'AKV10000: Request is missing a Bearer, PoP, or MTLS_POP token.') => new KeyVaultHttpError(401, 'Unauthorized', message),
-  throttled: (retryAfterSeconds: number) =>
+  throttled: (retryAfterSeconds?: number) =>
     new KeyVaultHttpError(
       429,
       'Throttled',
       'Request was not processed because too many requests were received. Reason: VaultRequestTypeLimitReached',
       undefined,
-      { 'Retry-After': String(retryAfterSeconds) },
+      retryAfterSeconds !== undefined ? { 'Retry-After': String(retryAfterSeconds) } : {},
     ),
   internal: () =>
     new KeyVaultHttpError(500, 'InternalServerError', 'The service encountered an internal error. Please try again later.'),

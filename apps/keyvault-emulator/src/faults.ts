@@ -9,8 +9,8 @@ export interface FaultSpec {
   kind: 'status' | 'latency' | 'reset' | 'emptyPage';
   /** For kind 'status'. */
   status?: 429 | 500 | 503;
-  /** Retry-After for 429/503 (default 1). */
-  retryAfterSeconds?: number;
+  /** Retry-After for 429/503 (default 1); `null` sends none (a 429 as Azure has been seen to answer it). */
+  retryAfterSeconds?: number | null;
   /** For kind 'latency'. */
   latencyMs?: number;
   /**
@@ -31,7 +31,7 @@ export interface FaultSpec {
 /** `latencyMs` delays the request, `responseLatencyMs` (when set) the answer of the operation done. */
 export type FaultDecision = (
   | { kind: 'none'; latencyMs: number }
-  | { kind: 'status'; status: 429 | 500 | 503; retryAfterSeconds?: number; latencyMs: number }
+  | { kind: 'status'; status: 429 | 500 | 503; retryAfterSeconds?: number | null; latencyMs: number }
   | { kind: 'reset'; latencyMs: number }
   | { kind: 'emptyPage'; latencyMs: number }
 ) & { responseLatencyMs?: number };
@@ -65,7 +65,7 @@ export function validateFaultSpec(raw: unknown): FaultSpec {
   num('rate', (n) => n >= 0 && n <= 1, 'a number between 0 and 1');
   num('count', (n) => Number.isInteger(n) && n >= 1, 'a positive integer');
   num('durationMs', (n) => n > 0, 'a positive number');
-  num('retryAfterSeconds', (n) => Number.isInteger(n) && n >= 0, 'a non-negative integer');
+  if (s.retryAfterSeconds !== null) num('retryAfterSeconds', (n) => Number.isInteger(n) && n >= 0, 'a non-negative integer or null (no header)');
   if (s.operations !== undefined && (!Array.isArray(s.operations) || s.operations.some((o) => typeof o !== 'string'))) {
     throw new TypeError('fault.operations must be an array of operation names');
   }

@@ -198,6 +198,10 @@ describe('Key Vault emulator: fault injection', () => {
     const throttled = await restError(client.getSecret('target'));
     expect([throttled.statusCode, throttled.code]).toEqual([429, 'Throttled']);
     expect(throttled.response!.headers.get('retry-after')).toBe('7');
+    // retryAfterSeconds: null answers a 429 without Retry-After, as a service 429 has been seen to (see README)
+    emu.injectFault({ kind: 'status', status: 429, retryAfterSeconds: null, count: 1 });
+    const bare = await rawRequest(emu, 'GET', `/secrets/target?${API}`);
+    expect([bare.status, bare.json.error.code, bare.headers['retry-after']]).toEqual([429, 'Throttled', undefined]);
 
     emu.injectFault({ kind: 'status', status: 500, count: 1 });
     const raw = await rawRequest(emu, 'GET', `/secrets/target?${API}`);

@@ -47,12 +47,8 @@ export class RequestFaults {
       return undefined;
     }
     if (fault.kind === 'status') {
-      const e =
-        fault.status === 429
-          ? errors.throttled(fault.retryAfterSeconds ?? 1)
-          : fault.status === 503
-            ? errors.unavailable(fault.retryAfterSeconds ?? 1)
-            : errors.internal();
+      const retryAfter = fault.retryAfterSeconds === null ? undefined : (fault.retryAfterSeconds ?? 1);
+      const e = fault.status === 429 ? errors.throttled(retryAfter) : fault.status === 503 ? errors.unavailable(retryAfter) : errors.internal();
       this.stats.record(operation, e.status);
       sendError(req, res, e);
       return undefined;
