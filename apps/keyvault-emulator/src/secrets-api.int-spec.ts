@@ -218,9 +218,10 @@ describe('Key Vault emulator: secrets API through the official SecretClient', ()
     expect(await client.getSecret('big').catch((e: RestErrorLike) => e.statusCode)).toBe(404);
   });
 
-  it('accepts api-versions 7.0 through 2026-04-01 and rejects missing or unknown ones with 400', async () => {
+  it('accepts api-versions 2016-10-01, 7.0 through 2026-04-01 and rejects missing or unknown ones with 400', async () => {
     await client.setSecret('apiv', 'x');
-    for (const v of ['7.0', '7.2', '7.4', '7.5', '7.6', '2025-07-01', '2026-04-01']) {
+    // 2016-10-01 too: the oldest data-plane version the official Python SDK still speaks (azure-keyvault-secrets ApiVersion.V2016_10_01)
+    for (const v of ['2016-10-01', '7.0', '7.2', '7.4', '7.5', '7.6', '2025-07-01', '2026-04-01']) {
       const res = await rawRequest(emu, 'GET', `/secrets/apiv?api%2Dversion=${v}`);
       expect([v, res.status]).toEqual([v, 200]);
     }

@@ -3,22 +3,24 @@ import { errors } from '../errors';
 /** The newest api-version the emulator claims to support. */
 export const LATEST_API_VERSION = '2026-04-01';
 const OLDEST_DATED = '2025-07-01';
+/** The data-plane version before 7.0 that the service still answers (the Python SDK's ApiVersion.V2016_10_01). */
+const LEGACY_API_VERSION = '2016-10-01';
 
 /**
- * Accepts the secrets api-versions 7.0 … 7.6 (with `-preview[.N]` suffixes) and dated versions from
+ * Accepts the secrets api-versions 2016-10-01, 7.0 … 7.6 (with `-preview[.N]` suffixes) and dated versions from
  * 2025-07-01 through 2026-04-01 (optionally `-preview`). Anything else is a 400 BadParameter as in Azure.
  */
 export function isSupportedApiVersion(v: string): boolean {
-  if (/^7\.[0-6](-preview(\.\d+)?)?$/.test(v)) return true;
+  if (/^7\.[0-6](-preview(\.\d+)?)?$/.test(v) || v === LEGACY_API_VERSION) return true;
   const m = /^(\d{4}-\d{2}-\d{2})(-preview)?$/.exec(v);
   if (!m) return false;
   const day = m[1];
   return day >= OLDEST_DATED && day <= LATEST_API_VERSION && !Number.isNaN(Date.parse(day));
 }
 
-/** The dated api-versions (2025-07-01 on), which add parameters the 7.x versions do not have. */
+/** The dated api-versions from 2025-07-01 on, which add parameters 7.x (and 2016-10-01) do not have. */
 export function isDatedApiVersion(v: string): boolean {
-  return /^\d{4}-\d{2}-\d{2}/.test(v);
+  return /^\d{4}-\d{2}-\d{2}/.test(v) && v.slice(0, 10) >= OLDEST_DATED;
 }
 
 export function assertApiVersion(v: string | null): string {
