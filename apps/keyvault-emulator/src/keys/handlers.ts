@@ -147,16 +147,16 @@ export class KeysApi {
     };
   }
 
-  /** A key without a policy reports the default one: notify 30 days before expiry. */
+  /**
+   * A key that never had a policy reports the default as the service does (recorded): notify 30 days before expiry,
+   * no `id`, `attributes: null`.
+   */
   private rotationPolicy(record: KeyRecord, policy: RotationPolicyRecord | undefined) {
+    if (!policy) return { lifetimeActions: DEFAULT_LIFETIME_ACTIONS, attributes: null };
     const attributes: Record<string, unknown> = {};
-    if (policy?.expiryTime) attributes.expiryTime = policy.expiryTime;
-    if (policy) Object.assign(attributes, { created: policy.created, updated: policy.updated });
-    return {
-      id: `${this.vaultUrl}/keys/${record.name}/rotationpolicy`,
-      lifetimeActions: policy?.lifetimeActions ?? DEFAULT_LIFETIME_ACTIONS,
-      attributes,
-    };
+    if (policy.expiryTime) attributes.expiryTime = policy.expiryTime;
+    Object.assign(attributes, { created: policy.created, updated: policy.updated });
+    return { id: `${this.vaultUrl}/keys/${record.name}/rotationpolicy`, lifetimeActions: policy.lifetimeActions, attributes };
   }
 
   private kid(name: string, v: KeyVersionRecord): string {
