@@ -85,7 +85,11 @@ describe('Key Vault emulator: keys API through the official KeyClient and Crypto
       recoveryLevel: 'Recoverable+Purgeable',
       recoverableDays: 90,
       exportable: false,
+      // the service's platform label: "0" for a software key (recorded: azure-sdk-assets js keyvault-keys, 2026-04)
+      hsmPlatform: '0',
     });
+    // an HSM key is labelled with the current HSM platform, "2" (az keyvault key create --kty RSA-HSM outputs, 2026)
+    expect((await keys.getKey('rsa-4096')).properties.hsmPlatform).toBe('2');
   });
 
   it('creates EC keys on P-256 (default), P-384, P-521 and P-256K with sign/verify as default key_ops', async () => {

@@ -163,8 +163,9 @@ export class KeysApi {
     return `${this.vaultUrl}/keys/${name}/${v.version}`;
   }
 
+  /** `hsmPlatform` as the service labels keys: "0" software, "2" an HSM key (the current platform; here still software). */
   private attributes(v: KeyVersionRecord) {
-    return { ...baseAttributes(v, this.store), exportable: false };
+    return { ...baseAttributes(v, this.store), exportable: false, hsmPlatform: v.kty.endsWith('-HSM') ? '2' : '0' };
   }
 
   private item(record: KeyRecord, v: KeyVersionRecord, kid: string) {
