@@ -151,4 +151,15 @@ const pkg = {
 };
 writeFileSync(join(out, 'package.json'), `${JSON.stringify(pkg, null, 2)}\n`);
 cpSync(join(root, 'README.md'), join(out, 'README.md'));
+// Each module's README beside its code: the package README sends readers to `libs/<module>/README.md`. They use the
+// monorepo's aliases and paths, so the shipped copy says under its title what those are here.
+const readmeNote =
+  `> Shipped with \`${PACKAGE_NAME}\`: \`@app/<module>\` below is \`${PACKAGE_NAME}/<module>\` (the monorepo's alias of that entry); ` +
+  'paths outside `libs/` and `apps/keyvault-emulator/` (the reference host `apps/api`, `test/`, `bench/`, `scripts/`) are in the repository, not in this package.\n';
+for (const dir of Object.values(MODULES)) {
+  const readme = join(root, dir, '..', 'README.md');
+  if (!existsSync(readme)) throw new Error(`${relative(root, readme)} is missing: every module of the package ships its README`);
+  const [title, ...rest] = readFileSync(readme, 'utf8').split('\n');
+  writeFileSync(join(out, dirname(dir), 'README.md'), [title, '', readmeNote, ...rest].join('\n'));
+}
 console.log(`built ${PACKAGE_NAME}@${pkg.version} into ${relative(root, out)}: ${sources.length} modules, ${Object.keys(MODULES).length} entries, ${externals.length} external packages`);

@@ -72,6 +72,14 @@ describe('npm package (build:package → npm pack)', () => {
     expect(js.filter((f) => !files.includes(f.replace(/\.js$/, '.d.ts')))).toEqual([]);
   });
 
+  it("ships each module's README beside its code (the package README sends readers there), naming the package's entries", () => {
+    for (const [m, dir] of [...MODULES.map((m) => [m, `libs/${m}`]), ['keyvault-emulator', 'apps/keyvault-emulator']]) {
+      expect({ m, shipped: files.includes(`${dir}/README.md`) }).toEqual({ m, shipped: true });
+      // The READMEs speak the monorepo's `@app/<module>` aliases: the shipped copy says what they are here.
+      expect(readFileSync(join(unpacked, dir, 'README.md'), 'utf8')).toContain(`\`@app/<module>\` below is \`${PKG}/<module>\``);
+    }
+  });
+
   it('contains no test code, no TypeScript sources and no path aliases', () => {
     expect(files.filter((f) => /\.(spec|int-spec|e2e-spec|testing|child)\.(js|d\.ts)$|(^|\/)(testing|test)\//.test(f))).toEqual([]);
     expect(files.filter((f) => f.endsWith('.ts') && !f.endsWith('.d.ts'))).toEqual([]);
