@@ -278,6 +278,16 @@ describe('README: Embedding the modules in your Nest API', () => {
     expect(blocks).toContain(readFileSync(join(APP_TEMPLATE, 'src/error.filter.ts'), 'utf8'));
     expect(blocks).toContain(readFileSync(join(APP_TEMPLATE, 'src/connections.controller.ts'), 'utf8'));
   });
+
+  it('installs what the outside app installs: its `npm install` line names every package the app depends on', () => {
+    const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
+    const section = readme.slice(readme.indexOf('## Embedding the modules in your Nest API'));
+    const install = /npm install \.\.\/credential-vault-nest-(?:[^\n]*\\\n)*[^\n]*/.exec(section)?.[0] ?? '';
+    const named = install.split(/[\s\\]+/).slice(3);
+    // The app imports Nest, rxjs and reflect-metadata itself: as npm's auto-installed peers they would be missing
+    // from its package.json (and from node_modules under pnpm or yarn's strict layouts).
+    expect(APP_DEPENDENCIES.filter((d) => !named.includes(d))).toEqual([]);
+  });
 });
 
 /** Package-relative paths of every file a module reaches through relative requires and self-references. */
