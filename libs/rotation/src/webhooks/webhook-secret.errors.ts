@@ -155,7 +155,8 @@ export class WebhookSecretUpdaterNotRegisteredError extends WebhookSecretError {
   readonly severity = ErrorSeverity.CONFIGURATION;
   constructor(readonly integrationId: string) {
     super(
-      'No WebhookSecretUpdater is registered for this integration (WebhookSecretUpdaterRegistry.register()): stage a new secret, install it at the provider and activate it instead (POST …/secret/stage, then …/secret/activate; cli webhook:rotate --stage, then --activate)',
+      // Embedding apps have the service, the reference host's users its routes and CLI: both ways are named.
+      'No WebhookSecretUpdater is registered for this integration (WebhookSecretUpdaterRegistry.register()): stage a new secret, install it at the provider and activate it instead (WebhookSecretsService.stageConnection(), then activateConnection(); the reference host: POST …/secret/stage, then …/secret/activate, or cli webhook:rotate --stage, then --activate)',
     );
   }
 }

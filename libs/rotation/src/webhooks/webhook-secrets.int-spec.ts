@@ -341,7 +341,10 @@ describe.each(DATABASE_KINDS)('webhook secrets on %s', (kind) => {
   it('an integration without an updater: refused before anything is written', async () => {
     const target = { ...newTarget(), integrationId: 'no-updater' };
     const { credential } = await stack.service.create(ctx, target);
-    expect(await rejection(stack.service.rotate(ctx, credential.id))).toBeInstanceOf(WebhookSecretUpdaterNotRegisteredError);
+    const refused = await rejection(stack.service.rotate(ctx, credential.id));
+    expect(refused).toBeInstanceOf(WebhookSecretUpdaterNotRegisteredError);
+    // An embedding app has this lib's service, not the reference host's routes or CLI: the message names its methods.
+    expect((refused as Error).message).toMatch(/WebhookSecretsService\.stageConnection\(\).*activateConnection\(\)/);
     expect((await stack.versionRows(credential.id)).map((r) => r.state)).toEqual([WebhookSecretState.CURRENT]);
   });
 
