@@ -74,7 +74,8 @@ export class ScheduledJobs implements OnModuleDestroy {
     if (!this.registry) {
       throw new ScheduledJobConfigurationError(
         `The "${def.name}" job is enabled but SchedulerRegistry is missing: import ScheduleModule.forRoot() in the host, ` +
-          `or set ${def.switchOption} = false`,
+          `or set ${def.switchOption} = false — and every other enabled job of the libs is refused the same way (retention, ` +
+          'anchoring, orphan versions, proactive OAuth refresh, expiry monitor, rotation check, webhook rotation: each has an enabled option)',
       );
     }
     if (this.jobs.has(def.name) || this.registry.doesExist('cron', def.name)) {
