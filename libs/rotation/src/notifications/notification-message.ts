@@ -127,7 +127,8 @@ function wording(name: NotificationEventName, f: NotificationFacts): { subject: 
         subject: `Webhook secret for ${target} is due for rotation`,
         happened: `Due for rotation under its rotation policy${f.dueAt ? ` since ${f.dueAt}` : ''}; no secret updater is registered for the integration:`,
         action:
-          'Stage a new secret (POST /v1/rotation/webhooks/{integration}/{connection}/secret/stage or cli webhook:rotate --stage), install it in the provider’s dashboard, then activate it (…/secret/activate or --activate). The current secret keeps verifying through the overlap window.',
+          // Embedding apps expose the service their own way; the reference host has routes and a CLI command.
+          'Stage a new secret (the app’s WebhookSecretsService.stageConnection(); the reference host: POST /v1/rotation/webhooks/{integration}/{connection}/secret/stage or cli webhook:rotate --stage), install it in the provider’s dashboard, then activate it (activateConnection(); …/secret/activate or --activate). The current secret keeps verifying through the overlap window.',
       };
     case NotificationEvents.WEBHOOK_SECRET_ROTATION_FAILED:
       return {

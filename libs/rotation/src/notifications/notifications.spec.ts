@@ -86,6 +86,12 @@ describe('buildNotification', () => {
     expect(n.facts).toEqual({ credentialId: 'c-1', integrationId: 'github', connectionId: 'org-1', type: 'api_key', expiresAt: '2026-12-15T00:00:00.000Z', thresholdDays: 14 });
   });
 
+  it("a webhook secret due without an updater: says how to stage and activate in an embedding app too, not only on the reference host's routes", () => {
+    const n = buildNotification(event('webhook_secret.rotation_due', { credentialId: 'c', tenantId: 'acme', integrationId: 'github', connectionId: 'org-1' }))!;
+    expect(n.action).toMatch(/WebhookSecretsService\.stageConnection\(\).*activateConnection\(\)/);
+    expect(n.action).toMatch(/reference host: POST \/v1\/rotation\/webhooks\/\{integration\}\/\{connection\}\/secret\/stage/);
+  });
+
   it('has wording for every notifiable event; ignores other events and events without a tenant', () => {
     for (const name of NOTIFICATION_EVENT_NAMES) {
       const n = buildNotification(event(name, { credentialId: 'c', integrationId: 'i', connectionId: 'k', reason: 'leaked\nin chat', severity: 'critical' }))!;
