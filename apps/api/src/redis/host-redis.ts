@@ -1,4 +1,5 @@
 import { Global, Inject, Injectable, Logger, Module, OnApplicationShutdown } from '@nestjs/common';
+import { closeRedisConnection } from '@app/credentials';
 import { Redis } from 'ioredis';
 import { APP_CONFIG, AppConfig } from '../config/app.config';
 
@@ -51,33 +52,16 @@ export class HostRedis implements OnApplicationShutdown {
     return redis;
   }
 
+  /**
+   * Every connection closed, and its socket with it: QUIT when connected (pending replies are delivered first);
+   * otherwise, or when QUIT does not finish within a second, the socket is dropped (while Redis is unreachable a
+   * queued QUIT never settles and shutdown would hang until SHUTDOWN_TIMEOUT_MS). A connection another owner
+   * closes too (the credential cache's subscriber) is closed once.
+   */
   async onApplicationShutdown(): Promise<void> {
-    await Promise.all(this.connections.map((c) => HostRedis.close(c)));
+    await Promise.all(this.connections.map((c) => closeRedisConnection(c, 2_000)));
     this.connections.length = 0;
     this.commandClient = undefined;
-  }
-
-  /**
-   * QUIT when connected (pending replies are delivered first); otherwise, or when QUIT does not finish
-   * within a second, drop the socket: while Redis is unreachable a queued QUIT never settles and
-   * shutdown would hang until SHUTDOWN_TIMEOUT_MS.
-   */
-  private static async close(c: Redis): Promise<void> {
-    if (c.status === 'end') return;
-    const ended = new Promise<void>((resolve) => c.once('end', () => resolve()));
-    if (c.status === 'ready') {
-      const quit = c.quit().then(
-        () => true,
-        () => false,
-      );
-      const timer = new Promise<boolean>((resolve) => setTimeout(() => resolve(false), 1_000).unref());
-      if (await Promise.race([quit, timer])) {
-        await Promise.race([ended, new Promise<void>((resolve) => setTimeout(resolve, 1_000).unref())]);
-        return;
-      }
-    }
-    c.disconnect(false);
-    await Promise.race([ended, new Promise<void>((resolve) => setTimeout(resolve, 200).unref())]);
   }
 }
 

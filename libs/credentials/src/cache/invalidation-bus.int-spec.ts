@@ -10,19 +10,14 @@ import { DataSource, type DataSourceOptions } from 'typeorm';
 import { createTestDatabase, startStallProxy, type StallProxy, type TestDatabase } from '@app/testing';
 import { ManualClock } from '@app/common';
 import { PostgresInvalidationBus, RedisInvalidationBus } from './invalidation-bus';
+import { closeRedisConnection } from './redis-connection';
 import { TieredCredentialCache } from './tiered-credential-cache';
 
 const REDIS_URL = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
 
-/** ioredis reports a closed connection `end` once its socket has closed. */
-async function closedSoon(r: Redis | undefined): Promise<string | undefined> {
-  for (let i = 0; i < 50 && r?.status !== 'end'; i++) await new Promise((res) => setTimeout(res, 20));
-  return r?.status;
-}
-
 describe('RedisInvalidationBus: its subscriber connection', () => {
   const opened: Redis[] = [];
-  afterAll(() => opened.forEach((r) => r.disconnect()));
+  afterAll(() => Promise.all(opened.map((r) => closeRedisConnection(r))));
   const connect = (url: string, options: RedisOptions = {}) => {
     const r = new Redis(url, options);
     r.on('error', () => undefined);
@@ -40,7 +35,7 @@ describe('RedisInvalidationBus: its subscriber connection', () => {
     await bus.start(() => undefined, () => undefined);
     expect(bus.healthy).toBe(true);
     await bus.stop();
-    expect(await closedSoon(sub)).toBe('end');
+    expect(sub?.status).toBe('end'); // its socket closed, not only asked to
   });
 
   it('stops within its timeout when Redis is down, even with maxRetriesPerRequest: null (its commands queue forever)', async () => {
@@ -60,6 +55,59 @@ describe('RedisInvalidationBus: its subscriber connection', () => {
     await bus.stop();
     expect(Date.now() - started).toBeLessThan(2000);
     expect(disconnect).toHaveBeenCalled(); // no reconnection left to keep the process alive
+  });
+
+  describe('through a TCP proxy (closing a socket takes a round trip)', () => {
+    let proxy: StallProxy;
+    beforeAll(async () => {
+      proxy = await startStallProxy(REDIS_URL);
+    });
+    afterAll(() => proxy?.close());
+
+    const busVia = async (timeoutMs: number) => {
+      const made: Redis[] = [];
+      const ended: Redis[] = [];
+      const client = connect(REDIS_URL, { maxRetriesPerRequest: 1 });
+      const bus = new RedisInvalidationBus(
+        client,
+        () => {
+          const sub = connect(proxy.url, { maxRetriesPerRequest: 1 });
+          sub.once('end', () => ended.push(sub));
+          made.push(sub);
+          return sub;
+        },
+        `cvtest:${randomBytes(4).toString('hex')}:`,
+        timeoutMs,
+      );
+      await bus.start(() => undefined, () => undefined);
+      expect(bus.healthy).toBe(true);
+      return { bus, made, ended };
+    };
+
+    it('stop() resolves once every connection the bus made has ended (no socket left behind), and a second stop() closes nothing again', async () => {
+      const { bus, made, ended } = await busVia(500);
+      await bus.stop();
+      expect(made.length).toBeGreaterThan(0);
+      expect(made.map((s) => s.status)).toEqual(made.map(() => 'end'));
+      expect(ended).toEqual(made);
+
+      // Disconnecting an ended ioredis client again leaves a 2 s timer of its own running.
+      const disconnects = made.map((s) => jest.spyOn(s, 'disconnect'));
+      await bus.stop();
+      for (const d of disconnects) expect(d).not.toHaveBeenCalled();
+    });
+
+    it('stop() returns within its timeout when Redis never answers the QUIT (a stalled path)', async () => {
+      const { bus } = await busVia(300);
+      proxy.stall();
+      try {
+        const started = Date.now();
+        await bus.stop();
+        expect(Date.now() - started).toBeLessThan(300 + 150);
+      } finally {
+        proxy.resume();
+      }
+    });
   });
 });
 

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { Logger } from '@nestjs/common';
 import type { DataSource } from 'typeorm';
 import { withTimeout } from '@app/common';
-import type { CacheRedisClient, CacheRedisSubscriber } from './redis-connection';
+import { closeRedisConnection, type CacheRedisClient, type CacheRedisSubscriber } from './redis-connection';
 
 /** One eviction as it travels between replicas: cache keys (tenant/credential ids), never a value. */
 export interface InvalidationMessage {
@@ -88,7 +88,7 @@ export class RedisInvalidationBus extends CacheInvalidationBus {
     this.onHealth = onHealth;
     const sub = (this.sub = this.subscriberFactory());
     sub.on('message', (channel: string, text: string) => {
-      if (channel !== this.channel) return;
+      if (channel !== this.channel || this.stopped) return;
       const m = parse(text);
       if (m) onMessage(m);
     });
@@ -103,8 +103,9 @@ export class RedisInvalidationBus extends CacheInvalidationBus {
   }
 
   /**
-   * Stops listening and closes the subscriber connection: the bus made it (the host's factory), so no one
-   * else holds it to close. Bounded: with Redis down an UNSUBSCRIBE may never be answered (or queue forever
+   * Stops listening and closes the subscriber connection (its subscription ends with it): the bus made it (the
+   * host's factory), so no one else holds it to close. Resolves once its socket has closed, so the app leaves none
+   * behind; bounded by the bus's timeout: with Redis down or stalled a QUIT is never answered (or queues forever
    * under `maxRetriesPerRequest: null`), and the app's close must not wait for it.
    */
   async stop(): Promise<void> {
@@ -112,8 +113,7 @@ export class RedisInvalidationBus extends CacheInvalidationBus {
     this.setHealthy(false);
     const sub = this.sub;
     if (!sub) return;
-    await withTimeout(sub.unsubscribe(this.channel), this.timeoutMs).catch(() => undefined);
-    sub.disconnect();
+    await closeRedisConnection(sub, this.timeoutMs);
   }
 
   private async subscribe(): Promise<void> {

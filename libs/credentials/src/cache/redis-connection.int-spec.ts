@@ -1,0 +1,56 @@
+/** `closeRedisConnection` against real ioredis connections: real Redis, and a port nothing listens on. */
+import { createServer } from 'node:net';
+import { REDIS_URL } from '@app/testing';
+import { Redis, type RedisOptions } from 'ioredis';
+import { closeRedisConnection } from './redis-connection';
+
+describe('closeRedisConnection', () => {
+  const opened: Redis[] = [];
+  afterAll(() => Promise.all(opened.map((r) => closeRedisConnection(r))));
+  const connect = async (url = REDIS_URL, options: RedisOptions = {}) => {
+    const r = new Redis(url, { maxRetriesPerRequest: 1, ...options });
+    r.on('error', () => undefined);
+    opened.push(r);
+    if (url === REDIS_URL) {
+      await r.ping().catch((e: Error) => {
+        throw new Error(`Redis is required for this test but is not reachable at ${REDIS_URL} (${e.message})`);
+      });
+    }
+    return r;
+  };
+
+  it('closes a connection two owners close at once with one QUIT, and resolves for both once its socket has closed', async () => {
+    const r = await connect();
+    const quit = jest.spyOn(r, 'quit');
+    const disconnect = jest.spyOn(r, 'disconnect');
+    expect(await Promise.all([closeRedisConnection(r), closeRedisConnection(r)])).toEqual([true, true]);
+    expect(r.status).toBe('end');
+    expect(quit).toHaveBeenCalledTimes(1);
+    expect(disconnect).not.toHaveBeenCalled();
+  });
+
+  it('closes a connection opened again after it was closed', async () => {
+    const r = await connect();
+    await closeRedisConnection(r);
+    await r.connect();
+    expect(r.status).toBe('ready');
+    expect(await closeRedisConnection(r)).toBe(true);
+    expect(r.status).toBe('end');
+  });
+
+  it('stops a connection between reconnection attempts at once: no attempt follows', async () => {
+    const probe = createServer();
+    await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
+    const port = (probe.address() as { port: number }).port;
+    await new Promise<void>((resolve) => probe.close(() => resolve()));
+    const r = await connect(`redis://127.0.0.1:${port}`, { retryStrategy: () => 200 });
+    await new Promise<void>((resolve) => r.once('reconnecting', () => resolve()));
+    let attempts = 0;
+    r.on('reconnecting', () => attempts++);
+    const started = Date.now();
+    expect(await closeRedisConnection(r, 1000)).toBe(true);
+    expect(Date.now() - started).toBeLessThan(100);
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    expect(attempts).toBe(0);
+  });
+});
