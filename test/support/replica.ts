@@ -1,5 +1,6 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { closeRedisConnection } from '@app/credentials';
 import type { NestFastifyApplication } from '@nestjs/platform-fastify';
 import { Redis } from 'ioredis';
 import { createApp } from '../../apps/api/src/bootstrap';
@@ -38,7 +39,7 @@ export async function requireRedis(): Promise<Redis> {
     await redis.connect();
     await redis.ping();
   } catch (e) {
-    redis.disconnect();
+    await closeRedisConnection(redis);
     throw new Error(`Redis is required for this test but is not reachable at ${REDIS_URL} (${(e as Error).message}). Start it (see README "Running the tests").`);
   }
   return redis;
@@ -74,7 +75,7 @@ export async function startReplicaPair(env: Record<string, string>, redisPrefix?
     return { a, b: await startReplica(a), redis };
   } catch (e) {
     await a?.close();
-    redis?.disconnect();
+    if (redis) await closeRedisConnection(redis);
     throw e;
   }
 }
@@ -85,7 +86,7 @@ export async function stopReplicaPair(pair: Partial<ReplicaPair>, redisPrefix?: 
   await pair.a?.close();
   if (pair.redis) {
     if (redisPrefix !== undefined) await deleteRedisKeys(pair.redis, redisPrefix);
-    pair.redis.disconnect();
+    await closeRedisConnection(pair.redis);
   }
 }
 

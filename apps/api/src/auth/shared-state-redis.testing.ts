@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { closeRedisConnection } from '@app/credentials';
 import { REDIS_URL } from '@app/testing';
 import { Redis } from 'ioredis';
 import type { AppConfig } from '../config/app.config';
@@ -19,7 +20,7 @@ export async function realSharedStateRedis(name: string) {
   const close = async () => {
     const keys = await admin.keys(`${prefix}*`);
     if (keys.length) await admin.del(...keys);
-    admin.disconnect();
+    await closeRedisConnection(admin);
     await host.onApplicationShutdown();
   };
   return { prefix, shared, admin, close };

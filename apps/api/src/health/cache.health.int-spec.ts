@@ -4,7 +4,7 @@
  * never a skip, when it is down.
  */
 import { randomBytes } from 'node:crypto';
-import { CredentialCache, CredentialsService, CredentialType, type InvalidationLiveness } from '@app/credentials';
+import { closeRedisConnection, CredentialCache, CredentialsService, CredentialType, type InvalidationLiveness } from '@app/credentials';
 import { DATABASE_KINDS, REDIS_URL } from '@app/testing';
 import { Redis } from 'ioredis';
 import { startTestHost, type TestHost } from '../../../../test/support/host';
@@ -31,7 +31,7 @@ describe.each(DATABASE_KINDS)('host cache wiring on %s', (kind) => {
     await host?.close();
     const keys = await redis.keys(`${prefix}*`);
     if (keys.length) await redis.del(...keys);
-    redis.disconnect();
+    await closeRedisConnection(redis);
   });
 
   it('uses the redis tier with fan-out over Redis and reports it in readiness', async () => {

@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { closeRedisConnection } from '@app/credentials';
 import { Redis } from 'ioredis';
 import { SharedStateRedis } from '../auth/shared-state-redis';
 import type { AppConfig } from '../config/app.config';
@@ -30,7 +31,7 @@ describe('RedisOAuthRefreshCooldowns (real Redis)', () => {
   afterAll(async () => {
     const keys = await admin.keys(`${prefix}*`);
     if (keys.length) await admin.del(...keys);
-    admin.disconnect();
+    await closeRedisConnection(admin);
     for (const h of hosts) await h.onApplicationShutdown();
   });
 

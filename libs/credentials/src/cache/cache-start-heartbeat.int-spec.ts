@@ -9,6 +9,7 @@ import { SystemClock } from '@app/common';
 import { CapturingLogger, REDIS_URL } from '@app/testing';
 import { Redis } from 'ioredis';
 import { RedisInvalidationBus } from './invalidation-bus';
+import { closeRedisConnection } from './redis-connection';
 import { TieredCredentialCache } from './tiered-credential-cache';
 
 jest.setTimeout(30_000);
@@ -22,25 +23,6 @@ function redisAt(url: string): Redis {
   r.on('error', () => undefined);
   connections.push(r);
   return r;
-}
-
-/**
- * Closes a client and resolves once its socket has closed ('end'): QUIT when connected, else drop the connection. A
- * client already ended is left alone (disconnecting it again leaves a 2 s timer of ioredis's running on its closed
- * socket); one between reconnection attempts has no socket to wait for: disconnect() cancels its next attempt (and
- * leaves that same timer).
- */
-async function closeRedis(r: Redis): Promise<void> {
-  if (r.status === 'end') return;
-  const ended = new Promise<void>((resolve) => r.once('end', () => resolve()));
-  if (r.status === 'ready') {
-    await r.quit().catch(() => r.disconnect());
-  } else {
-    const between = r.status === 'reconnecting';
-    r.disconnect();
-    if (between) return;
-  }
-  await ended;
 }
 
 /**
@@ -107,7 +89,7 @@ describe('the credential cache at start: its first invalidation heartbeat (real 
     await proxy.stop();
   });
   afterAll(async () => {
-    await Promise.all(connections.map(closeRedis));
+    await Promise.all(connections.map((c) => closeRedisConnection(c)));
     Logger.overrideLogger(new Logger());
   });
 

@@ -12,6 +12,7 @@ import { KeyVaultEmulator } from '@app/keyvault-emulator';
 import { CapturingLogger, createTestDatabase, credentialsStackImports, DATABASE_KINDS, REDIS_URL, type TestDatabase } from '@app/testing';
 import { Redis } from 'ioredis';
 import {
+  closeRedisConnection,
   CredentialCache,
   CredentialNotFoundError,
   CredentialRevokedError,
@@ -46,7 +47,7 @@ async function requireRedis(): Promise<void> {
   } catch (e) {
     throw new Error(`Redis is required for this test but is not reachable at ${REDIS_URL} (${(e as Error).message})`);
   } finally {
-    probe.disconnect();
+    await closeRedisConnection(probe);
   }
 }
 
@@ -182,7 +183,7 @@ describe.each(DATABASE_KINDS)('shared credential cache on %s (real Redis, local 
     await db?.drop();
     const cleaner = redisAt();
     for (const [k] of dump) await cleaner.del(k);
-    for (const c of connections) c.disconnect();
+    await Promise.all(connections.map((c) => closeRedisConnection(c)));
     Logger.overrideLogger(new Logger());
     for (const [k, v] of dump) for (const value of values) expect(`${k} ${v}`).not.toContain(value);
   });
