@@ -145,7 +145,8 @@ describe('Key Vault emulator: secrets API through the official SecretClient', ()
   });
 
   // Recorded from the service (azure-sdk-assets, js keyvault-secrets "outContentType and previousVersion (2025-07-01 API
-  // features)"): a secret that no certificate backs — even one whose contentType says PFX — is never converted.
+  // features)"): a secret that no certificate backs is never converted. The recorded secret had no contentType: that one
+  // whose contentType says PFX answers the same is ours (unverified, see the README).
   it('answers outContentType on a secret no certificate backs 400 BadParameter, as the service does (api-version 2025-07-01)', async () => {
     await client.setSecret('no-cert', 'plain');
     await client.setSecret('pfx-looking', 'plain', { contentType: KnownContentType.PFX });
