@@ -103,7 +103,7 @@ describe('RedisInvalidationBus: its subscriber connection', () => {
       try {
         const started = Date.now();
         await bus.stop();
-        expect(Date.now() - started).toBeLessThan(300 + 150);
+        expect(Date.now() - started).toBeLessThan(300 + 500); // the bound, with room for a loaded CI machine
       } finally {
         proxy.resume();
       }

@@ -4,6 +4,15 @@ import { REDIS_URL } from '@app/testing';
 import { Redis, type RedisOptions } from 'ioredis';
 import { closeRedisConnection } from './redis-connection';
 
+/** A port nothing listens on (one the kernel just gave out and took back). */
+async function deadPort(): Promise<number> {
+  const probe = createServer();
+  await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
+  const port = (probe.address() as { port: number }).port;
+  await new Promise<void>((resolve) => probe.close(() => resolve()));
+  return port;
+}
+
 describe('closeRedisConnection', () => {
   const opened: Redis[] = [];
   afterAll(() => Promise.all(opened.map((r) => closeRedisConnection(r))));
@@ -38,12 +47,19 @@ describe('closeRedisConnection', () => {
     expect(r.status).toBe('end');
   });
 
+  it('closes a connection opened again after it was stopped between reconnection attempts (no end came: the stop is not taken for this close)', async () => {
+    const r = await connect(`redis://127.0.0.1:${await deadPort()}`, { retryStrategy: () => 200 });
+    await new Promise<void>((resolve) => r.once('reconnecting', () => resolve()));
+    expect(await closeRedisConnection(r)).toBe(true);
+    r.options.port = Number(new URL(REDIS_URL).port || 6379); // Redis is there now
+    await r.connect();
+    expect(r.status).toBe('ready');
+    expect(await closeRedisConnection(r)).toBe(true);
+    expect(r.status).toBe('end');
+  });
+
   it('stops a connection between reconnection attempts at once: no attempt follows', async () => {
-    const probe = createServer();
-    await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
-    const port = (probe.address() as { port: number }).port;
-    await new Promise<void>((resolve) => probe.close(() => resolve()));
-    const r = await connect(`redis://127.0.0.1:${port}`, { retryStrategy: () => 200 });
+    const r = await connect(`redis://127.0.0.1:${await deadPort()}`, { retryStrategy: () => 200 });
     await new Promise<void>((resolve) => r.once('reconnecting', () => resolve()));
     let attempts = 0;
     r.on('reconnecting', () => attempts++);

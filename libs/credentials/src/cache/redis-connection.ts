@@ -29,10 +29,13 @@ export interface CacheRedisSubscriber extends ClosableRedisConnection {
 }
 
 /**
- * The close under way per connection, until it ends: a second caller (the lib and the host both close a subscriber)
- * waits for the first. Forgotten at `end`, so a connection opened again (`connect()`) can be closed again.
+ * The last close per connection (forgotten at `end`): a second caller (the lib and the host both close a subscriber)
+ * waits for one under way rather than closing again.
  */
-const closing = new WeakMap<ClosableRedisConnection, Promise<boolean>>();
+const closing = new WeakMap<ClosableRedisConnection, { done: Promise<boolean>; settled: boolean }>();
+
+/** States in which a connection has, or is opening, a socket (ioredis's `status`). */
+const OPEN = new Set(['connecting', 'connect', 'ready']);
 
 /**
  * Closes an ioredis connection and resolves once its socket has closed (`end`), within `deadlineMs` whatever Redis
@@ -40,36 +43,40 @@ const closing = new WeakMap<ClosableRedisConnection, Promise<boolean>>();
  * and the rest of the deadline for the socket to close. Resolves `true` when no socket is left, `false` when the
  * deadline passed first (ioredis then destroys the socket after its `disconnectTimeout`). Idempotent: a connection
  * already ended, or already being closed, is not disconnected again (that would leave a 2 s timer of ioredis's
- * running on a closed socket). One between reconnection attempts has no socket to wait for: `disconnect()` only
- * cancels the next attempt (it never reports `end`).
+ * running on a closed socket); after a close that gave up, a later caller waits for `end` within its own deadline.
+ * One between reconnection attempts has no socket to wait for: `disconnect()` only cancels the next attempt (it never
+ * reports `end`, and ioredis still arms that 2 s timer there). A connection opened again since (`connect()`) is closed again.
  */
 export function closeRedisConnection(c: ClosableRedisConnection, deadlineMs = 1000): Promise<boolean> {
   if (c.status === 'end') return Promise.resolve(true);
-  let done = closing.get(c);
-  if (!done) {
-    let open = true; // a connection that never connected ends at once, within close()
-    c.once('end', () => {
-      open = false;
-      closing.delete(c);
-    });
-    done = close(c, deadlineMs);
-    if (open) closing.set(c, done);
+  const last = closing.get(c);
+  if (last && !last.settled) return last.done;
+  if (last && !OPEN.has(c.status)) return c.status === 'reconnecting' ? Promise.resolve(true) : endWithin(c, deadlineMs);
+  if (!last) c.once('end', () => closing.delete(c));
+  const entry = { done: close(c, deadlineMs), settled: false };
+  void entry.done.finally(() => (entry.settled = true));
+  closing.set(c, entry);
+  return entry.done;
+}
+
+/** Resolves `true` at the connection's `end`, `false` once `deadlineMs` passed first. */
+function endWithin(c: ClosableRedisConnection, deadlineMs: number): Promise<boolean> {
+  return within(new Promise<true>((resolve) => c.once('end', () => resolve(true))), Date.now() + deadlineMs);
+}
+
+async function within(work: Promise<boolean>, at: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), Math.max(0, at - Date.now()))));
+  try {
+    return await Promise.race([work, late]);
+  } finally {
+    clearTimeout(timer);
   }
-  return done;
 }
 
 async function close(c: ClosableRedisConnection, deadlineMs: number): Promise<boolean> {
   const ended = new Promise<true>((resolve) => c.once('end', () => resolve(true)));
   const until = Date.now() + deadlineMs;
-  const within = async (work: Promise<boolean>, at: number): Promise<boolean> => {
-    let timer: NodeJS.Timeout | undefined;
-    const late = new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), Math.max(0, at - Date.now()))));
-    try {
-      return await Promise.race([work, late]);
-    } finally {
-      clearTimeout(timer);
-    }
-  };
   const status = () => c.status; // read afresh after each await (it changes meanwhile)
   if (status() === 'ready') {
     const quit = c.quit().then(
