@@ -40,5 +40,10 @@ export enum KeyVaultErrorCode {
    * was aborted. Not a vault failure: no retry, no circuit-breaker count. `KeyVaultError.sent` says which.
    */
   CANCELLED = 1019,
+  /**
+   * 409 ObjectIsBeingRecovered: a recover of the name is still completing (Azure may answer it for a moment even after
+   * the recover's poller finished); retried, then surfaced.
+   */
+  OBJECT_BEING_RECOVERED = 1020,
   UNKNOWN = 1099,
 }

@@ -14,6 +14,7 @@ const HINT: Partial<Record<KeyVaultErrorCode, string>> = {
   [KeyVaultErrorCode.PURGE_PROTECTED]: 'the vault has purge protection',
   [KeyVaultErrorCode.CONFLICT]: 'a concurrent operation on the same object',
   [KeyVaultErrorCode.OBJECT_BEING_DELETED]: 'a delete or purge of the name is still completing',
+  [KeyVaultErrorCode.OBJECT_BEING_RECOVERED]: 'a recover of the name is still completing',
   [KeyVaultErrorCode.OUTCOME_UNKNOWN]: 'the vault may still have applied it: read the object before repeating the request',
   [KeyVaultErrorCode.CIRCUIT_OPEN]: 'the vault failed repeatedly; calls fail fast until the breaker half-opens',
   [KeyVaultErrorCode.BULKHEAD_FULL]: 'too many concurrent Key Vault calls queued',

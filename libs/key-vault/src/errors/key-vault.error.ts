@@ -74,6 +74,7 @@ const SEVERITY: Record<KeyVaultErrorCode, ErrorSeverity> = {
   [KeyVaultErrorCode.CIRCUIT_OPEN]: ErrorSeverity.TRANSIENT,
   [KeyVaultErrorCode.BULKHEAD_FULL]: ErrorSeverity.TRANSIENT,
   [KeyVaultErrorCode.OBJECT_BEING_DELETED]: ErrorSeverity.TRANSIENT,
+  [KeyVaultErrorCode.OBJECT_BEING_RECOVERED]: ErrorSeverity.TRANSIENT,
   [KeyVaultErrorCode.OUTCOME_UNKNOWN]: ErrorSeverity.TRANSIENT,
   [KeyVaultErrorCode.CANCELLED]: ErrorSeverity.CLIENT,
   [KeyVaultErrorCode.UNAUTHORIZED]: ErrorSeverity.CONFIGURATION,
@@ -112,6 +113,7 @@ export const KEY_VAULT_ERROR_HTTP_STATUS: Record<KeyVaultErrorCode, HttpStatus> 
   [KeyVaultErrorCode.PURGE_PROTECTED]: HttpStatus.CONFLICT,
   [KeyVaultErrorCode.INVALID_RESPONSE]: HttpStatus.BAD_GATEWAY, // the upstream's answer is unusable
   [KeyVaultErrorCode.OBJECT_BEING_DELETED]: HttpStatus.CONFLICT, // the name is in transition: the same request works in a few seconds
+  [KeyVaultErrorCode.OBJECT_BEING_RECOVERED]: HttpStatus.CONFLICT, // likewise
   [KeyVaultErrorCode.OUTCOME_UNKNOWN]: HttpStatus.GATEWAY_TIMEOUT, // the upstream did not answer: the client reads the object before repeating
   // nginx's "499 Client Closed Request": nobody reads it; it keeps logs and metrics from calling the client's leaving a failure of ours.
   [KeyVaultErrorCode.CANCELLED]: 499 as HttpStatus,

@@ -44,6 +44,15 @@ describe('toKeyVaultError', () => {
       'createKey',
       C.OBJECT_BEING_DELETED,
     ],
+    [
+      '409 Conflict while a recover completes (azure-sdk-for-net #31581)',
+      Object.assign(restError(409, 'Conflict', 'Secret x is currently being recovered and cannot be re-created; retry later.'), {
+        details: { error: { innerError: { code: 'ObjectIsBeingRecovered' } } },
+      }),
+      'setSecret',
+      C.OBJECT_BEING_RECOVERED,
+    ],
+    ['409 ObjectIsBeingRecovered by its inner code only', Object.assign(restError(409, 'Conflict', 'x'), { details: { error: { innererror: { code: 'ObjectIsBeingRecovered' } } } }), 'createKey', C.OBJECT_BEING_RECOVERED],
     ['409 other', restError(409, 'Conflict', 'There was a conflict with a concurrent operation'), 'setSecret', C.CONFLICT],
     ['500', restError(500, 'InternalServerError', 'boom'), 'getSecret', C.SERVICE_UNAVAILABLE],
     ['503', restError(503, 'ServiceUnavailable', 'down', { 'retry-after': '2' }), 'getSecret', C.SERVICE_UNAVAILABLE],

@@ -186,6 +186,7 @@ function fromRestError(e: RestErrorLike, ctx: ErrorContext): KeyVaultError {
         return make(KeyVaultErrorCode.DELETED_BUT_RECOVERABLE);
       }
       if ([azureCode, innerCode].includes('ObjectIsBeingDeleted') || /currently being deleted/i.test(msg)) return make(KeyVaultErrorCode.OBJECT_BEING_DELETED);
+      if ([azureCode, innerCode].includes('ObjectIsBeingRecovered') || /currently being recovered/i.test(msg)) return make(KeyVaultErrorCode.OBJECT_BEING_RECOVERED);
       return make(KeyVaultErrorCode.CONFLICT);
     case status === 400 && isPurge && /purge protection/i.test(msg):
       return make(KeyVaultErrorCode.PURGE_PROTECTED);
@@ -211,7 +212,7 @@ function fromRestError(e: RestErrorLike, ctx: ErrorContext): KeyVaultError {
  * | 403/400 "purge protection" on purge | PURGE_PROTECTED |
  * | 404 | KEY_NOT_FOUND |
  * | 400 | INVALID_REQUEST (BACKUP_FAILED for backup/restore) |
- * | 409 ObjectIsDeletedButRecoverable / ObjectIsBeingDeleted / other 409 | DELETED_BUT_RECOVERABLE / OBJECT_BEING_DELETED / CONFLICT |
+ * | 409 ObjectIsDeletedButRecoverable / ObjectIsBeingDeleted / ObjectIsBeingRecovered / other 409 | DELETED_BUT_RECOVERABLE / OBJECT_BEING_DELETED / OBJECT_BEING_RECOVERED / CONFLICT |
  * | 5xx, ECONNRESET, ECONNREFUSED, socket hang up | SERVICE_UNAVAILABLE |
  * | 408, ETIMEDOUT, aborts, cockatiel timeouts | TIMEOUT |
  * | untrusted TLS certificate, a plain-HTTP answer to TLS, challenge resource mismatch | CONFIGURATION |

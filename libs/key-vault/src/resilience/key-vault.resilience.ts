@@ -34,8 +34,17 @@ export interface AttemptContext {
   call: KeyVaultCallContext;
 }
 
-/** A name still being deleted (after a purge, Azure needs a few seconds) is retried like a transient fault. */
-const RETRYABLE = new Set([KeyVaultErrorCode.RATE_LIMITED, KeyVaultErrorCode.TIMEOUT, KeyVaultErrorCode.SERVICE_UNAVAILABLE, KeyVaultErrorCode.OBJECT_BEING_DELETED]);
+/**
+ * A name still being deleted or recovered (Azure completes a purge or a recover seconds after answering it) is retried
+ * like a transient fault.
+ */
+const RETRYABLE = new Set([
+  KeyVaultErrorCode.RATE_LIMITED,
+  KeyVaultErrorCode.TIMEOUT,
+  KeyVaultErrorCode.SERVICE_UNAVAILABLE,
+  KeyVaultErrorCode.OBJECT_BEING_DELETED,
+  KeyVaultErrorCode.OBJECT_BEING_RECOVERED,
+]);
 /** 429 is deliberately not a breaker failure: throttling is a quota, not an outage, and Retry-After governs it. */
 const BREAKER_FAILURES = new Set([KeyVaultErrorCode.TIMEOUT, KeyVaultErrorCode.SERVICE_UNAVAILABLE]);
 
@@ -96,7 +105,7 @@ export class RetryAfterBackoff implements IBackoffFactory<IRetryBackoffContext<u
  * - bulkhead: at most `maxConcurrent` calls in flight (a call keeps its slot through its backoff),
  *   `maxQueued` waiting; beyond that BULKHEAD_FULL.
  * - retry: `maxAttempts` attempts in total, only for RATE_LIMITED, SERVICE_UNAVAILABLE (5xx, connection
- *   resets/refusals) and TIMEOUT; never for 4xx answers (400/401/403/404/409) nor CIRCUIT_OPEN. A write that
+ *   resets/refusals), TIMEOUT and a name in transition (OBJECT_BEING_DELETED / _RECOVERED); never for 4xx answers (400/401/403/404/409) nor CIRCUIT_OPEN. A write that
  *   is not idempotent (`{ idempotent: false }`) is retried only when the failure proves it did not happen.
  *   Backoff: jittered exponential from `initialDelayMs` to `maxDelayMs`, at least `Retry-After`; a
  *   `Retry-After` above `maxDelayMs` ends the retries (the error carries `retryAfterMs`).
