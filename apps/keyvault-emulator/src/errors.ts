@@ -55,13 +55,16 @@ export const errors = {
   /** A purge sent before the delete completed (the service's wording here is unrecorded). */
   beingDeleted: (kind: ObjectKind, name: string) =>
     new KeyVaultHttpError(409, 'Conflict', `${title(kind)} ${name} is currently being deleted.`, 'ObjectIsBeingDeleted'),
-  /** A set, create or restore of a name whose delete or purge is completing (azure-sdk-for-net #34322). */
+  /** A set or create of a name whose delete or purge is completing (azure-sdk-for-net #34322); a restore gets `restoreConflict`. */
   beingDeletedNoRecreate: (kind: ObjectKind, name: string) =>
     new KeyVaultHttpError(409, 'Conflict', `${title(kind)} ${name} is currently being deleted and cannot be re-created; retry later.`, 'ObjectIsBeingDeleted'),
   /** A set or create of a name whose recover is completing (azure-sdk-for-net #31581). */
   beingRecovered: (kind: ObjectKind, name: string) =>
     new KeyVaultHttpError(409, 'Conflict', `${title(kind)} ${name} is currently being recovered and cannot be re-created; retry later.`, 'ObjectIsBeingRecovered'),
-  /** The service's answer to a restore over a live name (recorded for secrets and keys; `id`: the backup's latest version). */
+  /**
+   * The service's answer to a restore over a live name, and to one while the name's purge completes (recorded for secrets
+   * and keys; `id`: the backup's latest version).
+   */
   restoreConflict: (kind: ObjectKind, id: string) =>
     new KeyVaultHttpError(
       409,

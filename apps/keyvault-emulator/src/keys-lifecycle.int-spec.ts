@@ -234,6 +234,20 @@ describe('Key Vault emulator: keys lifecycle through the official KeyClient', ()
       expect((await keys.createEcKey('to-purge')).name).toBe('to-purge');
     });
 
+    it('restoring a key whose purge is completing answers as over a live name (409 Conflict, no inner code), then restores', async () => {
+      const created = await keys.createEcKey('purge-then-restore');
+      const backup = (await keys.backupKey('purge-then-restore'))!;
+      await (await keys.beginDeleteKey('purge-then-restore', poll)).pollUntilDone();
+      await keys.purgeDeletedKey('purge-then-restore');
+      const refused = await restError(keys.restoreKeyBackup(backup));
+      expect([refused.statusCode, refused.code, refused.details.error.innerError]).toEqual([409, 'Conflict', undefined]);
+      expect(refused.message).toBe(
+        `There was a conflict restoring the key '${created.id}'. This can happen if either: a second key with the same name was created after the first key was deleted; thus trying to restore a key whose name is already in use. To fix this, rename the second key to something else so that the restore works. The second probable cause of this exception is when multiple operations are performed in parallel against the key. To avoid this error, perform operations against a key in a sequential manner.`,
+      );
+      await new Promise((r) => setTimeout(r, 350));
+      expect((await keys.restoreKeyBackup(backup)).id).toBe(created.id);
+    });
+
     it('refuses purge (403) under purge protection', async () => {
       const protectedVault = await KeyVaultEmulator.start({ quiet: true, purgeProtection: true, operationDelayMs: 0 });
       try {

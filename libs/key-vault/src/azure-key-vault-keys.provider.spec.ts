@@ -1,6 +1,6 @@
 import { generateKeyPairSync } from 'node:crypto';
 import { Test } from '@nestjs/testing';
-import type { KeyVaultKey as SdkKey } from '@azure/keyvault-keys';
+import type { DeletedKey, KeyVaultKey as SdkKey } from '@azure/keyvault-keys';
 import { Registry } from 'prom-client';
 import type { CryptographyClientFactory, KeyVaultCryptographyClient, KeyVaultKeyClient } from './client/key-client.factory';
 import { KeyVaultErrorCode as C } from './errors/key-vault-error-code';
@@ -27,7 +27,7 @@ function sdkRsaKey(name: string): SdkKey {
 }
 
 async function setup() {
-  const keyClient = { createRsaKey: jest.fn(), createEcKey: jest.fn(), getKey: jest.fn(), purgeDeletedKey: jest.fn(), restoreKeyBackup: jest.fn() } as unknown as jest.Mocked<KeyVaultKeyClient>;
+  const keyClient = { createRsaKey: jest.fn(), createEcKey: jest.fn(), getKey: jest.fn(), getDeletedKey: jest.fn(), purgeDeletedKey: jest.fn(), restoreKeyBackup: jest.fn() } as unknown as jest.Mocked<KeyVaultKeyClient>;
   const crypto = { sign: jest.fn(), verify: jest.fn(), encrypt: jest.fn(), decrypt: jest.fn(), wrapKey: jest.fn(), unwrapKey: jest.fn() } as jest.Mocked<KeyVaultCryptographyClient>;
   const built: string[] = [];
   const factory: CryptographyClientFactory = (keyId) => {
@@ -69,22 +69,46 @@ describe('AzureKeyVaultKeysProvider', () => {
     expect(Object.keys(key.publicKey).sort()).toEqual(['e', 'key_ops', 'kid', 'kty', 'n']);
   });
 
-  describe('restoreKeyBackup: a 409 after an attempt that may have landed', () => {
+  describe('restoreKeyBackup: a 409 (a taken name, a purge still completing, an earlier attempt that landed)', () => {
     const blob = new Uint8Array([1, 2, 3]);
-    const exists = () => restError(409, 'Conflict', 'Key tenant-key already exists in this vault');
+    // The service's answer to a restore over a live name and while the name's purge completes alike (recorded).
+    const exists = () => restError(409, 'Conflict', `There was a conflict restoring the key 'https://myvault.vault.azure.net/keys/tenant-key/${VERSION}'. This can happen if either: …`);
+    const notFound = () => restError(404, 'KeyNotFound', 'x');
+    const latestReads = (client: jest.Mocked<KeyVaultKeyClient>) => client.getKey.mock.calls.map((c) => [c[0], c[1]?.version]);
 
-    it('a 409 on the first attempt is a conflict, read nothing', async () => {
+    it('a 409 on the first attempt, the key live, is a conflict: one restore, one read of the latest version', async () => {
       const { keys, keyClient } = await setup();
       keyClient.restoreKeyBackup.mockRejectedValue(exists());
-      expect((await failure(keys.restoreKeyBackup(blob, ref))).code).toBe(C.CONFLICT);
-      expect(keyClient.getKey).not.toHaveBeenCalled();
+      keyClient.getKey.mockResolvedValue(sdkRsaKey('tenant-key'));
+      expect((await failure(keys.restoreKeyBackup(blob))).code).toBe(C.CONFLICT);
+      expect([keyClient.restoreKeyBackup.mock.calls.length, latestReads(keyClient)]).toEqual([1, [['tenant-key', undefined]]]);
+      expect(keyClient.getDeletedKey).not.toHaveBeenCalled();
     });
 
-    it('a 409 after a 429 (which proves the first did nothing) is a conflict too', async () => {
+    it('a 409 after a 429 (which proves the first did nothing), the key live, is a conflict too', async () => {
       const { keys, keyClient } = await setup();
       keyClient.restoreKeyBackup.mockRejectedValueOnce(restError(429, 'Throttled', 'x', { 'retry-after': '0' })).mockRejectedValueOnce(exists());
+      keyClient.getKey.mockResolvedValue(sdkRsaKey('tenant-key'));
       expect((await failure(keys.restoreKeyBackup(blob, ref))).code).toBe(C.CONFLICT);
-      expect(keyClient.getKey).not.toHaveBeenCalled();
+    });
+
+    it('a 409 while no key of the name is live or deleted (a purge completing) is retried: the next attempt restores it', async () => {
+      const { keys, keyClient } = await setup();
+      keyClient.restoreKeyBackup.mockRejectedValueOnce(exists()).mockResolvedValueOnce(sdkRsaKey('tenant-key'));
+      keyClient.getKey.mockRejectedValue(notFound());
+      keyClient.getDeletedKey.mockRejectedValue(notFound());
+      expect((await keys.restoreKeyBackup(blob)).properties.version).toBe(VERSION);
+      expect(keyClient.restoreKeyBackup).toHaveBeenCalledTimes(2);
+    });
+
+    it('a 409 while the key is soft-deleted, or when the key cannot be read (forbidden), stays a conflict', async () => {
+      const { keys, keyClient } = await setup();
+      keyClient.restoreKeyBackup.mockRejectedValue(exists());
+      keyClient.getKey.mockRejectedValueOnce(notFound()).mockRejectedValueOnce(restError(403, 'Forbidden', 'Caller is not authorized to perform action on resource.'));
+      keyClient.getDeletedKey.mockResolvedValueOnce({ name: 'tenant-key' } as DeletedKey);
+      expect((await failure(keys.restoreKeyBackup(blob))).code).toBe(C.CONFLICT);
+      expect((await failure(keys.restoreKeyBackup(blob))).code).toBe(C.CONFLICT);
+      expect(keyClient.restoreKeyBackup).toHaveBeenCalledTimes(2);
     });
 
     it("after a 5xx: the key holding the backup's version is the restore (its latest version the answer); a key without it cannot be told", async () => {
@@ -92,13 +116,13 @@ describe('AzureKeyVaultKeysProvider', () => {
       keyClient.restoreKeyBackup.mockRejectedValueOnce(restError(503, 'ServiceUnavailable', 'x')).mockRejectedValueOnce(exists());
       keyClient.getKey.mockResolvedValue(sdkRsaKey('tenant-key'));
       expect((await keys.restoreKeyBackup(blob, ref)).properties.version).toBe(VERSION);
-      expect(keyClient.getKey.mock.calls.map((c) => [c[0], c[1]?.version])).toEqual([
-        ['tenant-key', VERSION],
+      expect(latestReads(keyClient)).toEqual([
         ['tenant-key', undefined],
+        ['tenant-key', VERSION],
       ]);
 
       keyClient.restoreKeyBackup.mockRejectedValueOnce(restError(503, 'ServiceUnavailable', 'x')).mockRejectedValueOnce(exists());
-      keyClient.getKey.mockRejectedValueOnce(restError(404, 'KeyNotFound', 'x'));
+      keyClient.getKey.mockResolvedValueOnce(sdkRsaKey('tenant-key')).mockRejectedValueOnce(notFound());
       expect((await failure(keys.restoreKeyBackup(blob, ref))).code).toBe(C.OUTCOME_UNKNOWN);
     });
   });

@@ -255,7 +255,7 @@ export class AzureKeyVaultKeysProvider extends KeyVaultKeysProvider {
   async restoreKeyBackup(backup: Uint8Array, expected?: VaultKeyRef): Promise<VaultKey> {
     if (!(backup instanceof Uint8Array) || backup.length === 0) throw this.invalid('restoreKeyBackup', undefined, 'the backup must be a non-empty Uint8Array');
     if (expected !== undefined) this.checkRef('restoreKeyBackup', expected);
-    // A retry after a lost answer finds the key it restored (409): told by reading the key back, never a conflict.
+    // A 409 is told by reading the name: a purge still completing (retried), a retry's own earlier restore, or a conflict.
     return this.resilience.execute(
       'restoreKeyBackup',
       expected?.name,
@@ -266,6 +266,7 @@ export class AzureKeyVaultKeysProvider extends KeyVaultKeysProvider {
         logger: this.logger,
         restore: async (signal) => toKey(await this.client.restoreKeyBackup(backup, { abortSignal: signal }), 'restoreKeyBackup'),
         read: async (name, version, signal) => toKey(await this.client.getKey(name, { version, abortSignal: signal }), 'restoreKeyBackup'),
+        readDeleted: (name, signal) => this.client.getDeletedKey(name, { abortSignal: signal }),
       }),
     );
   }

@@ -441,21 +441,69 @@ describe('AzureKeyVaultProvider (fake SecretClient)', () => {
     expect((await failure(kv.restoreSecretBackup(new Uint8Array()))).code).toBe(C.INVALID_REQUEST);
   });
 
-  describe('restoreSecretBackup: a 409 after an attempt that may have landed', () => {
+  describe('restoreSecretBackup: a 409 (a taken name, a purge still completing, an earlier attempt that landed)', () => {
     const blob = new Uint8Array([1, 2, 3]);
     const BACKED_UP = 'b'.repeat(32);
     const LATEST = 'c'.repeat(32);
     const ref = { name: 'tenant-secret', version: BACKED_UP };
-    const exists = () => restError(409, 'Conflict', 'Secret tenant-secret already exists in this vault');
+    // The service's answer to a restore over a live name and while the name's purge completes alike (recorded).
+    const exists = () =>
+      restError(409, 'Conflict', `There was a conflict restoring the secret 'https://myvault.vault.azure.net/secrets/tenant-secret/${BACKED_UP}'. This can happen if either: …`);
+    const notFound = () => restError(404, 'SecretNotFound', 'x');
     const versionOf = (name: string, version: string) => ({ name, value: 'never-returned', properties: sdkProperties(name, version) });
+    const reads = (client: { getSecret: jest.Mock }) => client.getSecret.mock.calls.map((c) => [c[0], (c[1] as { version?: string } | undefined)?.version]);
 
-    it('a 409 on the first attempt, or after a 429 (which proves the first did nothing), is a conflict, read nothing', async () => {
+    it('a 409 on the first attempt, or after a 429 (which proves the first did nothing), the secret live, is a conflict: one read of it', async () => {
       const { kv, client } = await setup();
+      client.getSecret.mockImplementation(async (name: string) => versionOf(name, LATEST));
       client.restoreSecretBackup.mockRejectedValueOnce(exists());
-      expect((await failure(kv.restoreSecretBackup(blob, ref))).code).toBe(C.CONFLICT);
+      const conflict = await failure(kv.restoreSecretBackup(blob));
+      expect([conflict.code, conflict.secretName]).toEqual([C.CONFLICT, 'tenant-secret']); // the name the answer quotes
+      expect(conflict.message).not.toContain('tenant-secret');
       client.restoreSecretBackup.mockRejectedValueOnce(restError(429, 'Throttled', 'x', { 'retry-after': '0' })).mockRejectedValueOnce(exists());
       expect((await failure(kv.restoreSecretBackup(blob, ref))).code).toBe(C.CONFLICT);
-      expect(client.getSecret).not.toHaveBeenCalled();
+      expect(reads(client)).toEqual([
+        ['tenant-secret', undefined],
+        ['tenant-secret', undefined],
+      ]);
+      expect(client.getDeletedSecret).not.toHaveBeenCalled();
+    });
+
+    it('a 409 of a disabled secret (its value refused: 403) is a conflict', async () => {
+      const { kv, client } = await setup();
+      client.restoreSecretBackup.mockRejectedValueOnce(exists());
+      client.getSecret.mockRejectedValueOnce(restError(403, 'Forbidden', 'Operation get is not allowed on a disabled secret.'));
+      expect((await failure(kv.restoreSecretBackup(blob))).code).toBe(C.CONFLICT);
+      expect(client.restoreSecretBackup).toHaveBeenCalledTimes(1);
+    });
+
+    it('a 409 while no secret of the name is live or deleted (a purge completing) is retried until it restores; spent, OBJECT_BEING_DELETED', async () => {
+      const { kv, client } = await setup();
+      client.getSecret.mockRejectedValue(notFound());
+      client.getDeletedSecret.mockRejectedValue(notFound());
+      client.restoreSecretBackup.mockRejectedValueOnce(exists()).mockResolvedValueOnce(sdkProperties('tenant-secret', BACKED_UP));
+      expect((await kv.restoreSecretBackup(blob, ref)).version).toBe(BACKED_UP);
+      expect(client.restoreSecretBackup).toHaveBeenCalledTimes(2);
+
+      client.restoreSecretBackup.mockReset().mockRejectedValue(exists());
+      const spent = await failure(kv.restoreSecretBackup(blob));
+      expect([spent.code, spent.statusCode, spent.secretName]).toEqual([C.OBJECT_BEING_DELETED, 409, 'tenant-secret']);
+      expect(client.restoreSecretBackup).toHaveBeenCalledTimes(4); // maxAttempts
+    });
+
+    it('a 409 the reads cannot explain (soft-deleted, forbidden, failing, or no name quoted nor given) stays a conflict, never retried', async () => {
+      const { kv, client } = await setup();
+      client.restoreSecretBackup.mockRejectedValue(exists());
+      client.getSecret.mockRejectedValue(notFound());
+      client.getDeletedSecret
+        .mockResolvedValueOnce({ name: 'tenant-secret', properties: sdkProperties('tenant-secret', LATEST) })
+        .mockRejectedValueOnce(restError(403, 'Forbidden', 'Caller is not authorized to perform action on resource.'))
+        .mockRejectedValueOnce(restError(503, 'ServiceUnavailable', 'x'));
+      for (let i = 0; i < 3; i++) expect((await failure(kv.restoreSecretBackup(blob))).code).toBe(C.CONFLICT);
+      client.restoreSecretBackup.mockRejectedValue(restError(409, 'Conflict', 'There was a conflict.'));
+      expect((await failure(kv.restoreSecretBackup(blob))).code).toBe(C.CONFLICT);
+      expect(client.restoreSecretBackup).toHaveBeenCalledTimes(4);
+      expect(client.getSecret).toHaveBeenCalledTimes(3);
     });
 
     it("after a 5xx: the secret holding the backup's version is the restore, its latest version's properties the answer (no value)", async () => {
@@ -465,25 +513,26 @@ describe('AzureKeyVaultProvider (fake SecretClient)', () => {
       const restored = await kv.restoreSecretBackup(blob, ref);
       expect([restored.name, restored.version]).toEqual([ref.name, LATEST]);
       expect(JSON.stringify(restored)).not.toContain('never-returned');
-      expect(client.getSecret.mock.calls.map((c) => [c[0], (c[1] as { version?: string } | undefined)?.version])).toEqual([
-        [ref.name, BACKED_UP],
+      expect(reads(client)).toEqual([
         [ref.name, undefined],
+        [ref.name, BACKED_UP],
       ]);
     });
 
-    it('after a 5xx, cannot be told — OUTCOME_UNKNOWN, never CONFLICT — without a version to compare, or when the secret does not hold it, or a version is disabled', async () => {
+    it('after a 5xx, cannot be told — OUTCOME_UNKNOWN, never CONFLICT — without a version to compare, or when the secret does not hold it, or its latest is disabled', async () => {
       const { kv, client } = await setup({ resilience: { breaker: { consecutiveFailures: 100 } } }); // three lost answers in a row
       const lostThenExists = () => client.restoreSecretBackup.mockRejectedValueOnce(restError(503, 'ServiceUnavailable', 'x')).mockRejectedValueOnce(exists());
       lostThenExists();
+      client.getSecret.mockResolvedValueOnce(versionOf(ref.name, LATEST));
       expect((await failure(kv.restoreSecretBackup(blob))).code).toBe(C.OUTCOME_UNKNOWN);
-      expect(client.getSecret).not.toHaveBeenCalled();
 
       lostThenExists();
-      client.getSecret.mockRejectedValueOnce(restError(404, 'SecretNotFound', 'x'));
+      client.getSecret.mockResolvedValueOnce(versionOf(ref.name, LATEST)).mockRejectedValueOnce(notFound());
       expect((await failure(kv.restoreSecretBackup(blob, ref))).code).toBe(C.OUTCOME_UNKNOWN);
 
       lostThenExists();
-      client.getSecret.mockResolvedValueOnce(versionOf(ref.name, BACKED_UP)).mockRejectedValueOnce(restError(403, 'Forbidden', 'Operation get is not allowed on a disabled secret.'));
+      const disabled = () => restError(403, 'Forbidden', 'Operation get is not allowed on a disabled secret.');
+      client.getSecret.mockRejectedValueOnce(disabled()).mockResolvedValueOnce(versionOf(ref.name, BACKED_UP)).mockRejectedValueOnce(disabled());
       expect((await failure(kv.restoreSecretBackup(blob, ref))).code).toBe(C.OUTCOME_UNKNOWN);
     });
 

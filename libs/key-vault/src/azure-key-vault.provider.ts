@@ -271,7 +271,7 @@ export class AzureKeyVaultProvider extends KeyVaultProvider {
       this.checkName('restoreSecretBackup', expected.name);
       this.checkVersion('restoreSecretBackup', expected.name, expected.version);
     }
-    // A retry after a lost answer finds the secret it restored (409): told by reading the secret back, never a conflict.
+    // A 409 is told by reading the name: a purge still completing (retried), a retry's own earlier restore, or a conflict.
     return this.resilience.execute(
       'restoreSecretBackup',
       expected?.name,
@@ -283,6 +283,7 @@ export class AzureKeyVaultProvider extends KeyVaultProvider {
         restore: async (signal) => toProperties(await this.client.restoreSecretBackup(backup, { abortSignal: signal })),
         // The value read with it is dropped at once: only the properties are the answer.
         read: async (name, version, signal) => toProperties((await this.client.getSecret(name, { version, abortSignal: signal })).properties),
+        readDeleted: (name, signal) => this.client.getDeletedSecret(name, { abortSignal: signal }),
       }),
     );
   }

@@ -123,7 +123,8 @@ describe('Key Vault writes whose answer is lost (emulator, real SDK)', () => {
       await keys.restoreKeyBackup(blob, ref);
       emu.resetStats();
       expect((await failure(keys.restoreKeyBackup(blob, ref))).code).toBe(C.CONFLICT);
-      expect(emu.stats().byOperationAndStatus).toEqual({ 'restoreKey:409': 1 });
+      // One read tells the taken name from one whose purge is still completing (the vault answers both 409 alike).
+      expect(emu.stats().byOperationAndStatus).toEqual({ 'restoreKey:409': 1, 'getKey:200': 1 });
     });
   });
 
@@ -160,7 +161,8 @@ describe('Key Vault writes whose answer is lost (emulator, real SDK)', () => {
       await kv.restoreSecretBackup(blob, ref);
       emu.resetStats();
       expect((await failure(kv.restoreSecretBackup(blob, ref))).code).toBe(C.CONFLICT);
-      expect(emu.stats().byOperationAndStatus).toEqual({ 'restoreSecret:409': 1 });
+      // One read tells the taken name from one whose purge is still completing (the vault answers both 409 alike).
+      expect(emu.stats().byOperationAndStatus).toEqual({ 'restoreSecret:409': 1, 'getSecret:200': 1 });
     });
   });
 

@@ -1,12 +1,13 @@
 /**
- * Integration: names in transition — a recover the vault has answered but not completed — with the real SDK over
- * HTTPS against the local vault, whose `operationDelayMs` keeps that window open as Azure does for seconds. A set in a
- * recover's window answers 409 ObjectIsBeingRecovered.
+ * Integration: names in transition — a purge or a recover the vault has answered but not completed — with the real
+ * SDK over HTTPS against the local vault, whose `operationDelayMs` keeps that window open as Azure does for seconds.
+ * A restore in a purge's window is answered as one over a live name (recorded: 409 Conflict, no inner code): the lib
+ * tells the two apart by reading the name. A set in a recover's window answers 409 ObjectIsBeingRecovered.
  */
 import { Test, type TestingModule } from '@nestjs/testing';
 import { KeyVaultEmulator, emulatorSecretClient } from '@app/keyvault-emulator';
 import { emulatorKeyVaultOptions, rejection } from '@app/testing';
-import { KeyVaultErrorCode as C, KeyVaultModule, KeyVaultProvider, type KeyVaultError } from './index';
+import { KeyVaultErrorCode as C, KeyVaultKeysProvider, KeyVaultModule, KeyVaultProvider, type KeyVaultError } from './index';
 
 /** The vault's purge / recover window. */
 const WINDOW_MS = 300;
@@ -17,6 +18,7 @@ describe('Key Vault names in transition (emulator, real SDK)', () => {
   let moduleRef: TestingModule;
   let shortRef: TestingModule;
   let kv: KeyVaultProvider;
+  let keys: KeyVaultKeysProvider;
   /** Two attempts 20 ms apart: spent well inside the window. */
   let impatient: KeyVaultProvider;
   const sent = (operation: string) => emu.stats().byOperation[operation] ?? 0;
@@ -30,12 +32,78 @@ describe('Key Vault names in transition (emulator, real SDK)', () => {
       imports: [KeyVaultModule.forRoot(emulatorKeyVaultOptions(emu, { resilience: { maxAttempts: 2, initialDelayMs: 20, maxDelayMs: 20 } }))],
     }).compile();
     kv = moduleRef.get(KeyVaultProvider);
+    keys = moduleRef.get(KeyVaultKeysProvider);
     impatient = shortRef.get(KeyVaultProvider);
   }, 60_000);
   afterAll(async () => {
     await moduleRef?.close();
     await shortRef?.close();
     await emu?.stop();
+  });
+
+  /** A secret's backup and latest version, then the secret deleted and purged: its purge is still completing. */
+  async function purgedSecret(name: string) {
+    const latest = await kv.setSecret(name, 'kept-value');
+    const blob = await kv.backupSecret(name);
+    await kv.deleteSecret(name);
+    await kv.purgeDeletedSecret(name);
+    return { blob, ref: { name, version: latest.properties.version } };
+  }
+
+  describe('a restore right after a purge', () => {
+    it('of a secret is retried until the purge completes, though the vault answers it as over a live name', async () => {
+      const { blob, ref } = await purgedSecret('restore-after-purge');
+      const before = sent('restoreSecret');
+      const restored = await kv.restoreSecretBackup(blob);
+      expect([restored.name, restored.version]).toEqual([ref.name, ref.version]);
+      expect(sent('restoreSecret') - before).toBeGreaterThan(1); // the first was refused (409, no inner code)
+      expect((await kv.getSecret(ref.name)).value).toBe('kept-value');
+    });
+
+    it('of a secret with the backup version given, as well', async () => {
+      const { blob, ref } = await purgedSecret('restore-after-purge-ref');
+      const restored = await kv.restoreSecretBackup(blob, ref);
+      expect([restored.name, restored.version]).toEqual([ref.name, ref.version]);
+    });
+
+    it('of a key is retried until the purge completes', async () => {
+      const key = await keys.createKey('key-after-purge', { keyType: 'EC' });
+      const blob = await keys.backupKey('key-after-purge');
+      await keys.deleteKey('key-after-purge');
+      await keys.purgeDeletedKey('key-after-purge');
+      const before = sent('restoreKey');
+      const restored = await keys.restoreKeyBackup(blob);
+      expect([restored.properties.name, restored.properties.version]).toEqual(['key-after-purge', key.properties.version]);
+      expect(sent('restoreKey') - before).toBeGreaterThan(1);
+    });
+
+    it('whose purge outlasts the attempts says the name is still being deleted (retry later), not that it is taken', async () => {
+      const { blob } = await purgedSecret('restore-purge-too-slow');
+      const e = await failure(impatient.restoreSecretBackup(blob));
+      expect([e.code, e.statusCode, e.secretName]).toEqual([C.OBJECT_BEING_DELETED, 409, 'restore-purge-too-slow']);
+      expect(e.message).not.toContain('restore-purge-too-slow');
+      await new Promise((r) => setTimeout(r, WINDOW_MS + 50));
+      expect((await kv.restoreSecretBackup(blob)).name).toBe('restore-purge-too-slow');
+    });
+  });
+
+  describe('a restore over a live name', () => {
+    it('is still CONFLICT at once (one restore sent), for a secret and for a key', async () => {
+      await kv.setSecret('taken-secret', 'v1');
+      const secretBlob = await kv.backupSecret('taken-secret');
+      await keys.createKey('taken-key', { keyType: 'EC' });
+      const keyBlob = await keys.backupKey('taken-key');
+      const [restores, keyRestores] = [sent('restoreSecret'), sent('restoreKey')];
+      expect(await failure(kv.restoreSecretBackup(secretBlob))).toMatchObject({ code: C.CONFLICT, statusCode: 409, secretName: 'taken-secret' });
+      expect((await failure(keys.restoreKeyBackup(keyBlob))).code).toBe(C.CONFLICT);
+      expect([sent('restoreSecret') - restores, sent('restoreKey') - keyRestores]).toEqual([1, 1]);
+    });
+
+    it('of a disabled secret (its value unreadable) is CONFLICT too', async () => {
+      await kv.setSecret('taken-disabled', 'v1', { enabled: false });
+      const blob = await kv.backupSecret('taken-disabled');
+      expect((await failure(kv.restoreSecretBackup(blob))).code).toBe(C.CONFLICT);
+    });
   });
 
   describe('a set while a recover completes (409 ObjectIsBeingRecovered)', () => {

@@ -6,7 +6,7 @@ import { toKeyVaultError } from '../errors/map-key-vault-error';
 import type { AttemptContext } from '../resilience/key-vault.resilience';
 import { confirmBeforeResend } from './confirm-before-resend';
 
-/** A restore of a backup (a key's or a secret's) that tells a retry's 409 after a lost answer from a conflict. */
+/** A restore of a backup (a key's or a secret's) that tells its 409 — a purge completing, a retry's lost answer — from a conflict. */
 export interface ConfirmedRestore<T> {
   operation: 'restoreKeyBackup' | 'restoreSecretBackup';
   /** What is restored, for messages. */
@@ -16,46 +16,93 @@ export interface ConfirmedRestore<T> {
   restore(signal: AbortSignal): Promise<T>;
   /** The object `name` read back: that version, or the latest (the answer) when `version` is undefined. */
   read(name: string, version: string | undefined, signal: AbortSignal): Promise<T>;
+  /** The soft-deleted object `name` read (its answer is dropped): whether one exists. */
+  readDeleted(name: string, signal: AbortSignal): Promise<unknown>;
   logger: Logger;
 }
 
 /**
- * The attempts of a restore (`KeyVaultResilience.execute`'s `fn`). After an attempt that may have landed, a 409 (the
- * object exists) may be that restore: it is when the object holds the backup's version (version ids are the vault's,
- * random, and a restore keeps them), and its latest version is the answer. Otherwise — no version to compare, the
- * object does not hold it, or a version cannot be read (missing, forbidden, disabled) — it cannot be told:
- * OUTCOME_UNKNOWN, never CONFLICT. A 409 on a first attempt, or after only 429s, stays CONFLICT.
+ * The name of the object a restore conflict names. The service's 409 (for a live name and for a purge still
+ * completing alike) quotes the id of the backup's latest version: "There was a conflict restoring the secret
+ * '<vault>/secrets/<name>/<version>'…" (recorded). Read to classify the conflict only, never put in a message.
+ */
+export function restoreConflictName(e: unknown): string | undefined {
+  const text = e instanceof Error ? e.message : '';
+  return /conflict restoring the (?:secret|key) '[^'\s]*?\/(?:secrets|keys)\/([0-9a-zA-Z-]{1,127})(?:\/[0-9a-zA-Z]*)?'/i.exec(text)?.[1];
+}
+
+/**
+ * The attempts of a restore (`KeyVaultResilience.execute`'s `fn`). The vault answers a restore 409 with no inner code
+ * both when the name is taken and while a purge of it is still completing (for seconds after the purge's 204), so
+ * a 409 is resolved by reading the name (the backup's, from the answer or `expected`):
+ * - nothing live and nothing soft-deleted: the purge is completing — OBJECT_BEING_DELETED, retried like the other
+ *   transient faults (and, once the attempts are spent, surfaced: the same restore works a moment later);
+ * - after an attempt that may have landed, an object holding the backup's version (version ids are the vault's,
+ *   random, and a restore keeps them) is that restore, and its latest version is the answer; without a version to
+ *   compare, or when the object does not hold it, it cannot be told: OUTCOME_UNKNOWN, never CONFLICT;
+ * - otherwise (the name is live or soft-deleted, or cannot be read: forbidden, or no name known) CONFLICT, as answered.
  */
 export function confirmedRestore<T>(r: ConfirmedRestore<T>): (ctx: AttemptContext) => Promise<T> {
   const { operation, kind, expected } = r;
+  const codeOf = (e: unknown, name: string | undefined) => toKeyVaultError(e, { operation, secretName: name }).code;
   const unknown = (conflict: unknown, detail: string) =>
     new KeyVaultError(KeyVaultErrorCode.OUTCOME_UNKNOWN, keyVaultMessage(operation, KeyVaultErrorCode.OUTCOME_UNKNOWN, { detail }), {
       operation,
       secretName: expected?.name,
       cause: conflict,
     });
-  const readBack = async (version: string | undefined, conflict: unknown, signal: AbortSignal): Promise<T> => {
-    const { name } = expected as { name: string };
+  const purging = (conflict: unknown, name: string) =>
+    new KeyVaultError(
+      KeyVaultErrorCode.OBJECT_BEING_DELETED,
+      keyVaultMessage(operation, KeyVaultErrorCode.OBJECT_BEING_DELETED, { detail: `HTTP 409 Conflict, and no ${kind} of that name, live or deleted` }),
+      { operation, secretName: name, statusCode: 409, azureCode: 'Conflict', cause: conflict },
+    );
+  /** Reads `read`; a 404 is `false`, a 403 of a disabled object (a secret's value) is `true` (it exists), other refusals `undefined`. */
+  const found = async <R>(name: string, read: () => Promise<R>): Promise<{ exists: boolean | undefined; value?: R }> => {
     try {
-      return await r.read(name, version, signal);
+      return { exists: true, value: await read() };
     } catch (e) {
-      const code = toKeyVaultError(e, { operation, secretName: name }).code;
-      if (code === KeyVaultErrorCode.KEY_NOT_FOUND || code === KeyVaultErrorCode.FORBIDDEN || code === KeyVaultErrorCode.DISABLED) {
-        const what = version === undefined ? 'its latest version could not be read' : `the ${kind} of that name does not show the backup's version`;
-        throw unknown(conflict, `an earlier attempt may have restored it (the retry found the ${kind}), and ${what}`);
-      }
+      const code = codeOf(e, name);
+      if (code === KeyVaultErrorCode.KEY_NOT_FOUND) return { exists: false };
+      if (code === KeyVaultErrorCode.DISABLED) return { exists: true };
+      if (code === KeyVaultErrorCode.FORBIDDEN) return { exists: undefined };
       throw e;
     }
+  };
+  /**
+   * The name's latest version, read: `exists` false when nothing is live and nothing soft-deleted (a purge still
+   * completing). A read that fails otherwise tells nothing (undefined: the 409 stands), so a read's transient failure
+   * never makes the refused restore count as one that may have landed.
+   */
+  const probe = async (name: string, signal: AbortSignal): Promise<{ exists: boolean | undefined; value?: T }> => {
+    const tell = <R>(read: () => Promise<R>) => found(name, read).catch(() => ({ exists: undefined }) as { exists: boolean | undefined; value?: R });
+    const latest = await tell(() => r.read(name, undefined, signal));
+    if (latest.exists !== false) return latest;
+    const deleted = await tell(() => r.readDeleted(name, signal));
+    return { exists: deleted.exists === false ? false : undefined };
+  };
+  const readBack = async (name: string, version: string | undefined, conflict: unknown, signal: AbortSignal): Promise<T> => {
+    const { exists, value } = await found(name, () => r.read(name, version, signal));
+    if (exists === true && value !== undefined) return value;
+    const what = version === undefined ? 'its latest version could not be read' : `the ${kind} of that name does not show the backup's version`;
+    throw unknown(conflict, `an earlier attempt may have restored it (the retry found the ${kind}), and ${what}`);
   };
   return confirmBeforeResend(operation, expected?.name, async ({ signal }, earlierMayHaveLanded) => {
     try {
       return await r.restore(signal);
     } catch (e) {
-      if (!earlierMayHaveLanded || toKeyVaultError(e, { operation, secretName: expected?.name }).code !== KeyVaultErrorCode.CONFLICT) throw e;
+      if (codeOf(e, expected?.name) !== KeyVaultErrorCode.CONFLICT) throw e;
+      const name = restoreConflictName(e) ?? expected?.name;
+      const latest = name === undefined ? { exists: undefined } : await probe(name, signal);
+      // An attempt that found the name free did not land: neither did any before it (its object would be there).
+      if (latest.exists === false) throw purging(e, name as string);
+      if (!earlierMayHaveLanded) throw toKeyVaultError(e, { operation, secretName: name });
       if (expected === undefined) throw unknown(e, `an earlier attempt may have restored it (the retry found the ${kind}), and no version of the backup was given to check`);
-      await readBack(expected.version, e, signal);
+      await readBack(expected.name, expected.version, e, signal);
       r.logger.warn(`Key Vault ${operation}: an earlier attempt's answer was lost; the ${kind} read back holds the backup's version, so it is the result`);
-      return readBack(undefined, e, signal);
+      // The latest version read above is the answer (the backup's name: the answer's, or `expected`'s when it quotes none).
+      if (latest.value !== undefined && name?.toLowerCase() === expected.name.toLowerCase()) return latest.value;
+      return readBack(expected.name, undefined, e, signal);
     }
   });
 }
