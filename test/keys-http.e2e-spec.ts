@@ -130,8 +130,9 @@ describe.each(DATABASE_KINDS)('keys HTTP API on %s', (kind) => {
 
     expect((await call(manager, 'DELETE', '/v1/keys/api-signer')).status).toBe(200);
     expect((await call(manager, 'DELETE', '/v1/deleted-keys/api-signer')).status).toBe(204);
-    // As on Azure, the purge completes asynchronously (the vault's 1 s here): the lib retries the name's
-    // 409 ObjectIsBeingDeleted; if its attempts run out first, the answer says so (1017) and a later restore works.
+    // As on Azure, the purge completes asynchronously (the vault's 1 s here) and the restore meanwhile answers 409 as over a
+    // live name: the lib reads the name, finds it free and retries; if its attempts run out first, the answer says so
+    // (1017) and a later restore works.
     let restored = await call(manager, 'POST', '/v1/keys/restore', { backup: backup.body.backup });
     if (restored.status !== 200) {
       expect([restored.status, restored.body.code]).toEqual([409, 1017]);
