@@ -160,6 +160,15 @@ describe.each(DATABASE_KINDS)('credentials HTTP API on %s', (kind) => {
     expect((await call(admin.key, 'GET', '/v1/credentials/statistics?includeInternal=true')).body.total).toBe(before.body.total);
   });
 
+  it('refuses an integration or connection id made only of dots (clients resolve "." and ".." path segments away) with 400 naming the field, storing nothing', async () => {
+    const before = (await call(admin.key, 'GET', '/v1/credentials/statistics')).body.total;
+    for (const [field, id] of [['integrationId', '.'], ['integrationId', '..'], ['connectionId', '.'], ['connectionId', '..']]) {
+      const r = await call(admin.key, 'POST', '/v1/credentials', { integrationId: 'github', connectionId: 'dots', type: 'api_key', value: secretValue(), [field]: id });
+      expect({ field, id, status: r.status, message: String(r.body.message) }).toEqual({ field, id, status: 400, message: expect.stringMatching(new RegExp(`^${field} .*only of dots`)) });
+    }
+    expect((await call(admin.key, 'GET', '/v1/credentials/statistics')).body.total).toBe(before);
+  });
+
   it("refuses a change of an internal credential (PATCH tags/expiry, rotate, rollback) with 400, changing nothing; delete is still the tenant's", async () => {
     const target = await call(admin.key, 'POST', '/v1/credentials', { integrationId: 'github', connectionId: 'pending-target', type: 'api_key', value: secretValue() });
     const tags = { 'cv.rotation.minted-for': target.body.id, 'cv.rotation.minted-based-on': '1' };

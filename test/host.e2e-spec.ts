@@ -134,7 +134,7 @@ describe.each(DATABASE_KINDS)('reference host on %s', (kind) => {
     }
     // Request bodies say what the server checks (a client validating against the document sends what is accepted).
     const store = (doc.components.schemas.StoreCredentialDto as { properties: Record<string, Record<string, unknown>> }).properties;
-    expect(store.integrationId.pattern).toBe('^[A-Za-z0-9._:@-]{1,128}$');
+    expect(store.integrationId.pattern).toBe('^(?!\\.+$)[A-Za-z0-9._:@-]{1,128}$');
     expect(store.value).toMatchObject({ minLength: 1 });
     expect(store.tags).toMatchObject({ maxProperties: 15 });
     expect((doc.components.schemas.RollbackCredentialDto as { properties: Record<string, unknown> }).properties.version).toMatchObject({ type: 'integer', minimum: 1 });

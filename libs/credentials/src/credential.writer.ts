@@ -31,7 +31,7 @@ import { CredentialsPersistence } from './persistence/credentials-persistence';
 import { ValueStores } from './stores/value-stores';
 import type { ValueOwner, ValuePointer } from './stores/credential-value-store';
 import { ValidatedValue, validateCredentialValue } from './validation/credential-value.validator';
-import { assertDate, assertIdentifier, assertPositiveInt, assertTags, MAX_VERSION_NUMBER } from './validation/identifiers';
+import { assertDate, assertIdentifier, assertNewIdentifier, assertPositiveInt, assertTags, MAX_VERSION_NUMBER } from './validation/identifiers';
 
 /** The errors `audited` wrote a failure row for, so that an enclosing `audited` does not write a second. */
 const auditedFailures = new WeakSet<object>();
@@ -140,8 +140,10 @@ export class CredentialWriter {
 
   /** `store`'s checks of its input, before anything is read or written (also `CredentialBatchWriter`'s, never `internal`). */
   checkStore(input: StoreCredentialInput, internal = false): CheckedStore {
-    assertIdentifier(input.integrationId, 'integrationId');
-    assertIdentifier(input.connectionId, 'connectionId');
+    // An internal credential is stored under an existing credential's integration: one stored before ids made only of dots were refused must still rotate.
+    const assertId: typeof assertIdentifier = internal ? assertIdentifier : assertNewIdentifier;
+    assertId(input.integrationId, 'integrationId');
+    assertId(input.connectionId, 'connectionId');
     if (!internal && isReservedConnectionId(input.connectionId)) throw new CredentialValidationError(RESERVED_CONNECTION_MESSAGE, 'connectionId');
     assertType(input.type);
     const tags = input.tags ?? {};

@@ -48,7 +48,7 @@ export { DataKeyService, type DataKey, type RewrapResult } from './stores/data-k
 export { KeyEncryptionKeyHealthCheck, type KeyEncryptionKeyHealth } from './stores/key-encryption-key-health-check';
 export { EnvelopeValueStore, type ReencryptResult } from './stores/envelope-value-store';
 export { validateCredentialValue, MAX_VALUE_BYTES, MIN_WEBHOOK_SECRET_BYTES, type CertificateInfo } from './validation/credential-value.validator';
-export { IDENTIFIER_PATTERN, MAX_TAGS, assertTags as assertCredentialTags } from './validation/identifiers';
+export { DOTS_ONLY_MESSAGE, IDENTIFIER_PATTERN, isDotsOnly, MAX_TAGS, NEW_IDENTIFIER_PATTERN, assertTags as assertCredentialTags } from './validation/identifiers';
 export { maskValue, MASK_MIN_VALUE_LENGTH } from './masking';
 export { credentialSecretName, dataKeySecretName, KEY_VAULT_NAME_PATTERN } from './naming/vault-secret-name';
 export { CREDENTIALS_ENTITIES, CredentialEntity, CredentialVersionEntity, EnvelopeValueEntity } from './entities';

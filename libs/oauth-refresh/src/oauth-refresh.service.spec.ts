@@ -370,6 +370,14 @@ describe('OAuthRefreshService (window, cooldown, backoff)', () => {
     expect(store.pending).toBeUndefined();
   });
 
+  it('connecting under an id made only of dots is OAUTH_REFRESH_VALIDATION naming the field, storing nothing (clients resolve "." and ".." away)', async () => {
+    const tokens = { access_token: 'at-0', refresh_token: 'rt-0', expires_in: 3600, token_type: 'Bearer' };
+    for (const [integrationId, connectionId, field] of [['idp', '.', 'connectionId'], ['..', 'c1', 'integrationId']]) {
+      await expect(service.storeOAuthCredentials(ctx, integrationId, connectionId, tokens)).rejects.toMatchObject({ name: 'OAuthRefreshValidationError', codeName: 'OAUTH_REFRESH_VALIDATION', field });
+    }
+    expect(store.access).toBeUndefined();
+  });
+
   it('the proactive run refreshes a token in its window and leaves it alone afterwards', async () => {
     await connect(3600);
     clock.advance(57 * MIN);

@@ -19,7 +19,7 @@ import { effectiveRefreshWindowMs, remainingMs } from './refresh-policy';
 import { OAuthRefreshCooldowns } from './store/oauth-refresh-cooldowns';
 import { ConnectionTokens, OAuthTokenStore, StoredToken } from './store/oauth-token-store';
 import { accessWrite, normaliseTokenResponse, OAuthTokenResponse, refreshWrite } from './token/token-response';
-import { assertIdentifier } from './validation';
+import { assertIdentifier, assertNewIdentifier } from './validation';
 
 export interface StoredOAuthCredentials {
   accessTokenCredentialId: string;
@@ -100,6 +100,9 @@ export class OAuthRefreshService {
    */
   async storeOAuthCredentials(ctx: OperationContext, integrationId: string, connectionId: string, tokenResponse: OAuthTokenResponse): Promise<StoredOAuthCredentials> {
     this.assertArgs(ctx, integrationId, connectionId);
+    // A connect names ids as a store does (a reconnect too); reads, refreshes and deletes still take an older such connection.
+    assertNewIdentifier(integrationId, 'integrationId');
+    assertNewIdentifier(connectionId, 'connectionId');
     const provider = this.registry.get(ctx.tenantId, integrationId);
     const tokens = normaliseTokenResponse(tokenResponse);
     const key = connectionKey(ctx.tenantId, integrationId, connectionId);

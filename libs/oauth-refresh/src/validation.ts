@@ -1,3 +1,4 @@
+import { DOTS_ONLY_MESSAGE, isDotsOnly } from '@app/credentials';
 import { OAuthRefreshValidationError } from './errors/oauth-refresh.errors';
 
 /** Same identifier rule as @app/credentials: letters, digits, `. _ : @ -`, 1–128 characters. */
@@ -7,4 +8,10 @@ export function assertIdentifier(value: unknown, field: string): asserts value i
   if (typeof value !== 'string' || !IDENTIFIER_PATTERN.test(value)) {
     throw new OAuthRefreshValidationError(`${field} must match ${IDENTIFIER_PATTERN.source}`, field);
   }
+}
+
+/** For an id a connect creates: also not made only of dots, as @app/credentials' store refuses it (reads keep assertIdentifier). */
+export function assertNewIdentifier(value: unknown, field: string): asserts value is string {
+  assertIdentifier(value, field);
+  if (isDotsOnly(value)) throw new OAuthRefreshValidationError(`${field} ${DOTS_ONLY_MESSAGE}`, field);
 }

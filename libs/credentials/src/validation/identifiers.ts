@@ -9,6 +9,19 @@ import { hasControlCharacter, isWellFormedUnicode } from '@app/common';
 export const IDENTIFIER_PATTERN = /^[A-Za-z0-9._:@-]{1,128}$/;
 export const IDENTIFIER_MAX_LENGTH = 128;
 
+/**
+ * What a new integration or connection id must match: IDENTIFIER_PATTERN, not made only of dots. `.` and `..`
+ * are path segments that URL clients and proxies resolve away (the connection's routes could not be reached)
+ * and a traversal in any path built from them. Reads, deletes and revokes keep IDENTIFIER_PATTERN, so a row
+ * stored under such an id before stays reachable to be cleaned up.
+ */
+export const NEW_IDENTIFIER_PATTERN = /^(?!\.+$)[A-Za-z0-9._:@-]{1,128}$/;
+export const DOTS_ONLY_MESSAGE = 'must not be made only of dots ("." and ".." are path segments that URLs resolve away)';
+
+export function isDotsOnly(value: string): boolean {
+  return /^\.+$/.test(value);
+}
+
 export const MAX_TAGS = 15;
 export const TAG_KEY_PATTERN = /^[A-Za-z0-9._:@/-]{1,128}$/;
 export const TAG_VALUE_MAX_LENGTH = 512;
@@ -21,6 +34,12 @@ export function assertIdentifier(value: unknown, field: string): asserts value i
       field,
     );
   }
+}
+
+/** assertIdentifier, for an id a write is about to create (store, connect): also not made only of dots. */
+export function assertNewIdentifier(value: unknown, field: string): asserts value is string {
+  assertIdentifier(value, field);
+  if (isDotsOnly(value)) throw new CredentialValidationError(`${field} ${DOTS_ONLY_MESSAGE}`, field);
 }
 
 /** Tags are metadata (never values): at most 15, keys per TAG_KEY_PATTERN, values ≤ 512 characters of one line (no control character, no lone surrogate). */
