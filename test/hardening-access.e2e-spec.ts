@@ -1,0 +1,139 @@
+import { randomBytes } from 'node:crypto';
+import { AuditService } from '@app/audit';
+import { DATABASE_KINDS } from '@app/testing';
+import { UNAUTHENTICATED_TENANT } from '../apps/api/src/auth/auth.guard';
+import { hardenedApi } from './support/hardening';
+
+/**
+ * Regressions of what probing the API from outside found (issue #10), one file per theme (hardening-*.e2e-spec.ts).
+ * Here: revoked and expired values, ids in upper case, the headers every answer carries, the audit
+ * of a refused request.
+ * Each finding over real HTTP, on both databases; "writes nothing" is checked against every state row and the
+ * vault's contents. The host and its callers: support/hardening.ts.
+ */
+describe.each(DATABASE_KINDS)('hardened HTTP API (access) on %s', (kind) => {
+  const api = hardenedApi(kind);
+  const { send, json, secret, store, refusedWithoutWrites, key, auditor, revoker } = api;
+
+  describe('4. revoked and expired values are refused', () => {
+    it('a revoked credential: 409 REVOKED for the value and every version, cached or not; un-revoking serves it again', async () => {
+      const first = secret();
+      const value = secret();
+      const { id } = await store({ value: first });
+      const rotated = await json('POST', `/v1/credentials/${id}/rotate`, { value });
+      const rowVersion = rotated.body.rowVersion as number;
+      expect((await send('GET', `/v1/credentials/${id}/value`)).body.value).toBe(value); // now cached
+      const revoked = await json('PATCH', `/v1/credentials/${id}`, { status: 'revoked', expectedVersion: rowVersion });
+      expect(revoked.status).toBe(200);
+      for (const path of [`/v1/credentials/${id}/value`, `/v1/credentials/${id}/versions/1/value`, `/v1/credentials/${id}/value?allowExpired=true`]) {
+        const r = await send('GET', path);
+        expect(r.status).toBe(409);
+        expect(r.body).toMatchObject({ code: 2009, codeName: 'REVOKED' });
+        expect(r.text).not.toContain(value);
+      }
+      // Only un-revoke (credentials:revoke) lifts it: neither a status change nor a rollback to the withdrawn value.
+      for (const lift of [
+        () => json('PATCH', `/v1/credentials/${id}`, { status: 'active' }),
+        () => json('PATCH', `/v1/credentials/${id}`, { status: 'expired' }),
+        () => json('POST', `/v1/credentials/${id}/rollback`, { version: 1 }),
+      ]) {
+        const r = await refusedWithoutWrites(409, lift);
+        expect(r.body).toMatchObject({ code: 2009, codeName: 'REVOKED' });
+      }
+      const unrevoked = await send('POST', `/v1/rotation/credentials/${id}/unrevoke`, { body: JSON.stringify({ reason: 'false alarm' }), contentType: 'application/json', apiKey: revoker.key });
+      expect(unrevoked.status).toBe(200);
+      expect((await send('GET', `/v1/credentials/${id}/value`)).body.value).toBe(value);
+      expect((await json('POST', `/v1/credentials/${id}/rollback`, { version: 1 })).status).toBe(200);
+      expect((await send('GET', `/v1/credentials/${id}/value`)).body.value).toBe(first);
+    });
+
+    it('an expired credential: 409 EXPIRED once its expiry passed (cache hit included), served with allowExpired=true', async () => {
+      const value = secret();
+      const { id } = await store({ value, expiresAt: new Date(Date.now() + 1500).toISOString() });
+      expect((await send('GET', `/v1/credentials/${id}/value`)).body.value).toBe(value);
+      await new Promise((r) => setTimeout(r, 1600));
+      for (const path of [`/v1/credentials/${id}/value`, `/v1/credentials/${id}/versions/1/value`]) {
+        const r = await send('GET', path);
+        expect(r.status).toBe(409);
+        expect(r.body).toMatchObject({ code: 2010, codeName: 'EXPIRED' });
+        expect(r.text).not.toContain(value);
+        expect((await send('GET', `${path}?allowExpired=true`)).body.value).toBe(value);
+      }
+      const status = await json('PATCH', `/v1/credentials/${id}`, { status: 'expired' });
+      expect(status.status).toBe(200);
+      expect((await send('GET', `/v1/credentials/${id}/value`)).status).toBe(409);
+    });
+
+    it('refused reads are audited as denied', async () => {
+      const { id, rowVersion } = await store();
+      await json('PATCH', `/v1/credentials/${id}`, { status: 'revoked', expectedVersion: rowVersion });
+      await send('GET', `/v1/credentials/${id}/value`);
+      const audit = api.host.app.get(AuditService);
+      await audit.flush();
+      const rows = await audit.query({ tenantId: 'acme', resource: id, action: ['read'] });
+      expect(rows.items.map((r) => [r.result, r.errorCode])).toContainEqual(['denied', '2009:REVOKED']);
+    });
+  });
+
+  it('11. a request the HTTP parser refuses (headers over 16 KB) answers 431 in the error shape, with a request id', async () => {
+    const res = await fetch(`${api.base}/v1/credentials`, { headers: { 'x-api-key': key.key, 'x-padding': 'a'.repeat(20_000) } });
+    expect(res.status).toBe(431);
+    const body = (await res.json()) as Record<string, unknown>;
+    expect(body).toEqual({ statusCode: 431, error: 'REQUEST_HEADER_FIELDS_TOO_LARGE', message: expect.stringContaining('larger than the server accepts'), requestId: expect.any(String) });
+    expect(res.headers.get('x-request-id')).toBe(body.requestId);
+  });
+
+  it('12. every answer says nosniff: a value, an error, an unknown route, an unroutable URL, a request the parser refuses', async () => {
+    const { id } = await store();
+    const answers = [
+      await fetch(`${api.base}/v1/credentials/${id}/value`, { headers: { 'x-api-key': key.key } }),
+      await fetch(`${api.base}/v1/credentials`),
+      await fetch(`${api.base}/nope`),
+      await fetch(`${api.base}/v1/credentials/%E0%A4%A`, { headers: { 'x-api-key': key.key } }),
+      await fetch(`${api.base}/v1/credentials`, { headers: { 'x-api-key': key.key, 'x-padding': 'a'.repeat(20_000) } }),
+    ];
+    expect(answers.map((r) => r.status)).toEqual([200, 401, 404, 400, 431]);
+    for (const r of answers) expect(r.headers.get('x-content-type-options')).toBe('nosniff');
+  });
+
+  it('19. the OpenAPI UI (the one HTML page) cannot be framed by another site: a click there is the reader\'s own', async () => {
+    for (const path of ['/docs', '/docs/']) {
+      const res = await fetch(`${api.base}${path}`);
+      expect({ path, status: res.status, type: res.headers.get('content-type') }).toEqual({ path, status: 200, type: expect.stringContaining('text/html') });
+      expect(res.headers.get('x-frame-options')).toBe('DENY');
+      expect(res.headers.get('content-security-policy')).toBe("frame-ancestors 'none'");
+    }
+  });
+
+  it('10. a credential id in upper case names the same credential (UUIDs are case-insensitive): read, revoke, delete', async () => {
+    const { id } = await store();
+    const upper = id.toUpperCase();
+    expect((await send('GET', `/v1/credentials/${upper}`)).body.id).toBe(id);
+    const revoked = await send('POST', '/v1/rotation/revoke', { body: JSON.stringify({ credentialId: upper, reason: 'leaked in a ticket' }), contentType: 'application/json', apiKey: revoker.key });
+    expect(revoked.status).toBe(200);
+    expect((await send('GET', `/v1/credentials/${id}`)).body.status).toBe('revoked');
+    expect((await json('POST', '/v1/credentials/delete-batch', { ids: [upper] })).body).toEqual({ deleted: [id], notFound: [] });
+  });
+
+  it('16. a refused request is audited with its route pattern, never its path: a token pasted into the path stays out of the audit log', async () => {
+    const pasted = `ghp_${randomBytes(16).toString('hex')}`;
+    const audit = api.host.app.get(AuditService);
+    const rowsOf = async (tenantId: string, requestId: unknown) => {
+      await audit.flush();
+      return (await audit.query({ tenantId, correlationId: String(requestId), limit: 10 })).items;
+    };
+    // Unauthenticated (401) and authenticated without the scope (403): both refused before the id is validated.
+    const anonymous = await send('GET', `/v1/credentials/${pasted}/value`, { apiKey: 'cvk_nobody_invalid' });
+    expect(anonymous.status).toBe(401);
+    const denied = await send('GET', `/v1/credentials/${pasted}/versions/1/value`, { apiKey: auditor.key });
+    expect(denied.status).toBe(403);
+    const rows = [...(await rowsOf(UNAUTHENTICATED_TENANT, anonymous.body.requestId)), ...(await rowsOf('acme', denied.body.requestId))];
+    // (Earlier refusals in this file may add a suspicious_activity row to the same request.)
+    const refusals = rows.filter((r) => r.action === 'auth_failure' || r.action === 'access_denied');
+    expect(refusals.map((r) => [r.action, r.resource])).toEqual([
+      ['auth_failure', 'GET /v1/credentials/:id/value'],
+      ['access_denied', 'GET /v1/credentials/:id/versions/:version/value'],
+    ]);
+    expect(JSON.stringify(rows)).not.toContain(pasted);
+  });
+});
