@@ -206,18 +206,41 @@ describe.each(DATABASE_KINDS)('MigrationRunner (checkpoints on %s, legacy SQLite
     expect(await count(`SELECT COUNT(*) AS n FROM cv_credentials WHERE tenant_id = 'dates' AND expires_at = ${Date.parse('2030-02-28T12:00:00.000Z')}`)).toBe(1);
   });
 
-  it("a legacy connection id reserved for the libs' internal credentials fails its connection (RESERVED_CONNECTION_ID), nothing stored", async () => {
-    const reserved = legacySeedRows({ count: 3, keys, tenants: ['reserved'], apiKeysOnly: true });
-    reserved[0].connection_id = 'rotation-pending.00000000-0000-4000-8000-000000000001';
-    reserved[1].connection_id = 'whsec-pending.r1';
-    await seedLegacyTable(legacy.db, reserved, 'legacy_reserved');
-    const s = await runner.run(new SqlLegacySource(legacy.db, { table: 'legacy_reserved' }));
+  /** Connections that fail alone: three of a tenant, the first two spoiled (each with its error's code and reason), the third stored. */
+  const spoiled: Array<[title: string, tenant: string, spoil: (rows: LegacySeedRow[]) => void, expected: Array<[code: string, reason: RegExp]>]> = [
+    [
+      "a legacy connection id reserved for the libs' internal credentials fails its connection (RESERVED_CONNECTION_ID), nothing stored",
+      'reserved',
+      (reserved) => {
+        reserved[0].connection_id = 'rotation-pending.00000000-0000-4000-8000-000000000001';
+        reserved[1].connection_id = 'whsec-pending.r1';
+      },
+      [
+        ['RESERVED_CONNECTION_ID', /^connectionId must not start with rotation-pending\. or whsec-pending\.: reserved/],
+        ['RESERVED_CONNECTION_ID', /^connectionId must not start with/],
+      ],
+    ],
+    [
+      'a legacy integration or connection id made only of dots fails its connection alone (INVALID_IDENTIFIER), nothing stored for it',
+      'dotted',
+      (dotted) => {
+        dotted[0].connection_id = '..';
+        dotted[1].integration_id = '.';
+      },
+      [
+        ['INVALID_IDENTIFIER', /^connectionId is missing or not an identifier/],
+        ['INVALID_IDENTIFIER', /^integrationId is missing or not an identifier/],
+      ],
+    ],
+  ];
+  it.each(spoiled)('%s', async (_title, tenant, spoil, expected) => {
+    const three = legacySeedRows({ count: 3, keys, tenants: [tenant], apiKeysOnly: true });
+    spoil(three);
+    await seedLegacyTable(legacy.db, three, `legacy_${tenant}`);
+    const s = await runner.run(new SqlLegacySource(legacy.db, { table: `legacy_${tenant}` }));
     expect(s).toMatchObject({ successfulMigrations: 1, failedMigrations: 2 });
-    expect(s.errors.map((e) => [e.legacyId, e.field, e.code, e.reason])).toEqual([
-      [String(reserved[0].id), null, 'RESERVED_CONNECTION_ID', expect.stringMatching(/^connectionId must not start with rotation-pending\. or whsec-pending\.: reserved/)],
-      [String(reserved[1].id), null, 'RESERVED_CONNECTION_ID', expect.stringMatching(/^connectionId must not start with/)],
-    ]);
-    expect(await count(`SELECT COUNT(*) AS n FROM cv_credentials WHERE tenant_id = 'reserved'`)).toBe(1);
+    expect(s.errors.map((e) => [e.legacyId, e.field, e.code, e.reason])).toEqual(expected.map(([code, reason], i) => [String(three[i].id), null, code, expect.stringMatching(reason)]));
+    expect(await count(`SELECT COUNT(*) AS n FROM cv_credentials WHERE tenant_id = '${tenant}'`)).toBe(1);
   });
 
   it('deleteAfterMigration with duplicates and conflicts among concurrent groups: exact totals, no spurious failure', async () => {

@@ -2,7 +2,7 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import { Inject, Injectable } from '@nestjs/common';
 import { isVaultRefusal, TransactionRunner, type CredentialVaultError, type Clock, type OperationContext } from '@app/common';
 import { AuditAction, AuditResult, AuditService, type AuditEventInput } from '@app/audit';
-import { CredentialAlreadyExistsError, CredentialType, CredentialsService, type CredentialMetadata, IDENTIFIER_PATTERN, isReservedConnectionId, RESERVED_CONNECTION_MESSAGE, type StoreCredentialInput, type StoreManyItem } from '@app/credentials';
+import { CredentialAlreadyExistsError, CredentialType, CredentialsService, type CredentialMetadata, IDENTIFIER_PATTERN, isReservedConnectionId, NEW_IDENTIFIER_PATTERN, RESERVED_CONNECTION_MESSAGE, type StoreCredentialInput, type StoreManyItem } from '@app/credentials';
 import { callerLeftError, isKeyVaultError, KeyVaultErrorCode, type KeyVaultOperation } from '@app/key-vault';
 import { MigrationCheckpointRepository } from '../checkpoint/migration-checkpoint.repository';
 import { LegacyFormatError, MigrationConflictError, MigrationVerificationError } from '../errors/migration.errors';
@@ -89,7 +89,9 @@ export class ConnectionMigrator {
     const errors: MigrationErrorEntry[] = [];
     const fail = (field: string | null, e: unknown) => errors.push(entry(row, field, e));
     for (const key of ['tenantId', 'integrationId', 'connectionId'] as const) {
-      if (!IDENTIFIER_PATTERN.test(row[key])) fail(null, { codeName: 'INVALID_IDENTIFIER', message: `${key} is missing or not an identifier (${IDENTIFIER_PATTERN.source})` });
+      // Integration and connection ids are new ids to the store, which refuses one made only of dots: a dry run reports it too.
+      const pattern = key === 'tenantId' ? IDENTIFIER_PATTERN : NEW_IDENTIFIER_PATTERN;
+      if (!pattern.test(row[key])) fail(null, { codeName: 'INVALID_IDENTIFIER', message: `${key} is missing or not an identifier (${pattern.source})` });
     }
     // The store would refuse each field alike: the connection fails as a whole, once, its fields not decrypted.
     if (isReservedConnectionId(row.connectionId)) {
