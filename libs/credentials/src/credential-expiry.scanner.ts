@@ -3,11 +3,11 @@ import { AuditService } from '@app/audit';
 import type { Clock } from '@app/common';
 import { CredentialCache } from './cache/credential-cache';
 import { CredentialExpiryTransition, type ExpiryTransitionResult } from './credential-expiry.transition';
-import { CREDENTIAL_TYPES, CredentialStatus, type CredentialType } from './credential-type';
+import { CredentialStatus, type CredentialTypeInput } from './credential-type';
 import type { ExpiringCredentialRef, ExpiringScanQuery, LiveCredentialRef, LiveScanQuery } from './credential.types';
 import { CREDENTIALS_CLOCK } from './credentials.constants';
 import { CredentialValidationError } from './errors/credential-errors';
-import { UUID } from './internal/guards';
+import { checkedStatuses, checkedType, UUID } from './internal/guards';
 import { CredentialRepository } from './persistence/credential.repository';
 import { CredentialsPersistence } from './persistence/credentials-persistence';
 import { assertIdentifier } from './validation/identifiers';
@@ -55,8 +55,8 @@ export class CredentialExpiryScanner {
     if (!(query.before instanceof Date) || Number.isNaN(query.before.getTime())) throw new CredentialValidationError('before must be a valid Date', 'before');
     return this.rows.scanExpiring({
       beforeMs: query.before.getTime(),
-      type: query.type || undefined,
-      statuses: query.statuses ?? [CredentialStatus.ACTIVE],
+      type: query.type === undefined ? undefined : checkedType(query.type),
+      statuses: checkedStatuses(query.statuses, [CredentialStatus.ACTIVE]),
       limit,
       after: query.after ? { expiresAtMs: query.after.expiresAt.getTime(), id: query.after.id } : undefined,
     });
@@ -69,14 +69,14 @@ export class CredentialExpiryScanner {
     if (query.changedBefore !== undefined && (!(query.changedBefore instanceof Date) || Number.isNaN(query.changedBefore.getTime()))) {
       throw new CredentialValidationError('changedBefore must be a valid Date', 'changedBefore');
     }
-    return this.rows.scanLive({ statuses: query.statuses ?? [CredentialStatus.ACTIVE], changedBeforeMs: query.changedBefore?.getTime(), limit, afterId: query.afterId });
+    return this.rows.scanLive({ statuses: checkedStatuses(query.statuses, [CredentialStatus.ACTIVE]), changedBeforeMs: query.changedBefore?.getTime(), limit, afterId: query.afterId });
   }
 
   /** How many credentials of every tenant, not deleted, of `type` have a connection id starting with `connectionIdPrefix` (for metrics). */
-  async countLiveAcrossTenants(query: { type: CredentialType; connectionIdPrefix: string }): Promise<number> {
-    if (!CREDENTIAL_TYPES.includes(query?.type)) throw new CredentialValidationError(`type must be one of ${CREDENTIAL_TYPES.join(', ')}`, 'type');
+  async countLiveAcrossTenants(query: { type: CredentialTypeInput; connectionIdPrefix: string }): Promise<number> {
+    const type = checkedType(query?.type);
     // As a connection id is (any prefix of one is too): the count's index range relies on its ASCII characters.
     assertIdentifier(query.connectionIdPrefix, 'connectionIdPrefix');
-    return this.rows.countLiveByConnectionPrefix(query.type, query.connectionIdPrefix);
+    return this.rows.countLiveByConnectionPrefix(type, query.connectionIdPrefix);
   }
 }

@@ -16,6 +16,15 @@ export enum CredentialType {
 
 export const CREDENTIAL_TYPES: readonly CredentialType[] = Object.values(CredentialType);
 
+/*
+ * What the public inputs take for an enum field: the member or its string value (`'api_key'`), so an embedding app
+ * in plain strings or JSON type-checks. Checked and narrowed to the enum once where the input enters the lib;
+ * outputs (metadata) are always the enum.
+ */
+export type CredentialTypeInput = CredentialType | `${CredentialType}`;
+export type ValueStoreKindInput = ValueStoreKind | `${ValueStoreKind}`;
+export type CredentialStatusInput = CredentialStatus | `${CredentialStatus}`;
+
 /**
  * Short, stable, lowercase codes used inside Key Vault secret names. Never change a code: it is
  * part of every existing secret name.

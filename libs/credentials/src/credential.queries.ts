@@ -17,7 +17,7 @@ import type { ResolvedCredentialsOptions } from './credentials.options';
 import type { CredentialEntity } from './entities/credential.entity';
 import { CredentialValidationError } from './errors/credential-errors';
 import { cacheKey, effectiveStatus, toMetadata, toMetadataOfFresh, toVersionInfo } from './internal/credential-view';
-import { assertContext, assertType, loadLive } from './internal/guards';
+import { assertContext, checkedStatus, checkedType, loadLive } from './internal/guards';
 import { isReservedConnectionId } from './internal-credentials';
 import { type PackedRead, packRow, UNPACKED_READS, UnpackedReads, unpackRow } from './internal/packed-read';
 import { maskFromHint } from './masking';
@@ -82,11 +82,9 @@ export class CredentialQueries {
     }
     if (query.integrationId !== undefined) assertIdentifier(query.integrationId, 'integrationId');
     if (query.connectionId !== undefined) assertIdentifier(query.connectionId, 'connectionId');
-    if (query.type !== undefined) assertType(query.type);
+    const type = query.type === undefined ? undefined : checkedType(query.type);
     if (query.expiringBefore !== undefined) assertDate(query.expiringBefore, 'expiringBefore');
-    if (query.status !== undefined && !Object.values(CredentialStatus).includes(query.status)) {
-      throw new CredentialValidationError(`status must be one of ${Object.values(CredentialStatus).join(', ')}`, 'status');
-    }
+    const status = query.status === undefined ? undefined : checkedStatus(query.status);
     // Naming an internal connection is asking for it: unless told `includeInternal: false`.
     const includeInternal = assertIncludeInternal(query) || (query.includeInternal === undefined && query.connectionId !== undefined && isReservedConnectionId(query.connectionId));
     const cursor = query.cursor !== undefined ? decodeCursor(query.cursor) : undefined;
@@ -94,9 +92,9 @@ export class CredentialQueries {
     const rows = await this.rows.page(ctx.tenantId, {
       integrationId: query.integrationId || undefined,
       connectionId: query.connectionId || undefined,
-      type: query.type || undefined,
+      type,
       expiringBeforeMs: query.expiringBefore ? query.expiringBefore.getTime() : undefined,
-      status: query.status || undefined,
+      status,
       after: cursor ? { createdAtMs: cursor.createdAt, id: cursor.id } : undefined,
       includeInternal,
       nowMs: now,

@@ -1,4 +1,4 @@
-import type { ConnectionStatus, CredentialStatus, CredentialType, ValueStoreKind } from './credential-type';
+import type { ConnectionStatus, CredentialStatus, CredentialStatusInput, CredentialType, CredentialTypeInput, ValueStoreKind, ValueStoreKindInput } from './credential-type';
 import type { CertificateInfo } from './validation/credential-value.validator';
 
 /** Everything about a credential except its value. Safe to log, return over HTTP, cache anywhere. */
@@ -58,14 +58,15 @@ export interface CredentialVersionWithValue {
 export interface StoreCredentialInput {
   integrationId: string;
   connectionId: string;
-  type: CredentialType;
+  /** `CredentialType.API_KEY` or `'api_key'`. */
+  type: CredentialTypeInput;
   value: string;
   /** When the value stops working. Client certificates: read from the certificate (this is ignored). */
   expiresAt?: Date | null;
   /** Metadata tags (≤ 15). Never put a value in a tag. */
   tags?: Record<string, string>;
   /** Override the module's per-type value-store policy for this credential. */
-  valueStore?: ValueStoreKind;
+  valueStore?: ValueStoreKindInput;
   /**
    * When the credential was first created, for imports that keep their original date (the migration
    * lib). Not in the future. @default now
@@ -141,8 +142,11 @@ export interface UpdateMetadataInput extends WriteOptions {
   /** `null` clears. Not allowed for client certificates (their expiry is the certificate's). */
   expiresAt?: Date | null;
   /** Lifecycle status set by flows outside this lib (refresh failures, provider revocation). */
-  status?: CredentialStatus.ACTIVE | CredentialStatus.EXPIRED | CredentialStatus.NEEDS_REAUTH | CredentialStatus.REVOKED;
+  status?: SettableStatus | `${SettableStatus}`;
 }
+
+/** The statuses `updateMetadata` sets (deleting is `delete()`). */
+type SettableStatus = CredentialStatus.ACTIVE | CredentialStatus.EXPIRED | CredentialStatus.NEEDS_REAUTH | CredentialStatus.REVOKED;
 
 /** Whether a tenant-facing list shows the libs' internal credentials too (`isInternalCredential`). */
 export interface InternalCredentialsOption {
@@ -158,9 +162,9 @@ export interface ListCredentialsQuery extends InternalCredentialsOption {
   integrationId?: string;
   /** Exactly this connection. A reserved one (`isReservedConnectionId`) implies `includeInternal` unless it is `false`. */
   connectionId?: string;
-  type?: CredentialType;
+  type?: CredentialTypeInput;
   /** Effective status (an active credential past its expiry counts as `expired`). Deleted never listed. */
-  status?: CredentialStatus;
+  status?: CredentialStatusInput;
   /** Only credentials with `expiresAt` ≤ this. */
   expiringBefore?: Date;
   /** Page size. @default module `defaultPageSize` (50) */
@@ -218,9 +222,9 @@ export interface ConnectionView {
 export interface ExpiringScanQuery {
   /** Only credentials expiring strictly before this instant. */
   before: Date;
-  type?: CredentialType;
+  type?: CredentialTypeInput;
   /** Stored statuses to include. @default ['active'] */
-  statuses?: CredentialStatus[];
+  statuses?: CredentialStatusInput[];
   /** Page size, 1..10000. @default 100 */
   limit?: number;
   /** Keyset cursor: the last item of the previous page. */
@@ -247,7 +251,7 @@ export interface RevokeValueResult {
 /** A cross-tenant scan of live credentials by id (system jobs only, e.g. rotation checks). */
 export interface LiveScanQuery {
   /** Stored statuses to include. @default ['active'] */
-  statuses?: CredentialStatus[];
+  statuses?: CredentialStatusInput[];
   /** Only credentials last rotated (or, never rotated, created) before this instant. */
   changedBefore?: Date;
   /** Page size, 1..10000. @default 100 */

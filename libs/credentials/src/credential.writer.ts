@@ -2,7 +2,7 @@ import { Inject, Injectable, Logger } from '@nestjs/common';
 import { AuditAction, type AuditActionName, auditErrorCode, AuditEventInput, AuditResult, AuditService } from '@app/audit';
 import { Clock, CommitNotDurableError, CredentialVaultError, describeError, OperationContext, TransactionRunner } from '@app/common';
 import { CredentialCache } from './cache/credential-cache';
-import { CredentialStatus, CredentialType, ValueStoreKind } from './credential-type';
+import { CredentialStatus, CredentialType, type CredentialTypeInput, ValueStoreKind } from './credential-type';
 import type { CredentialMetadata, InCommit, RotateOptions, StoreCredentialInput, StoreOptions, UpdateMetadataInput, WriteOptions } from './credential.types';
 import { CREDENTIALS_CLOCK, CREDENTIALS_RESOLVED_OPTIONS } from './credentials.constants';
 import type { ResolvedCredentialsOptions } from './credentials.options';
@@ -19,7 +19,7 @@ import { CredentialChangeEventName, CredentialEventPublisher } from './events/cr
 import { CredentialEvents } from './events/credential-events';
 import { isReservedConnectionId, RESERVED_CONNECTION_MESSAGE } from './internal-credentials';
 import { cacheKey, detailsOf, ownerOf, pointerOf, storedCertificate, toMetadata } from './internal/credential-view';
-import { assertChangeable, assertContext, assertType, assertWriteOptions, failureResult, loadLive, recordableId } from './internal/guards';
+import { assertChangeable, assertContext, assertWriteOptions, checkedType, failureResult, loadLive, memberOf, recordableId } from './internal/guards';
 import { valueHint } from './masking';
 import { assertValueCommitInTime, valueWriteStart } from './internal/value-commit-deadline';
 import { credentialSecretName } from './naming/vault-secret-name';
@@ -40,12 +40,8 @@ const auditedFailures = new WeakSet<object>();
 const UNCONDITIONAL_WRITE_ATTEMPTS = 3;
 const REVOKED_WRITE_MESSAGE = 'The credential is revoked: un-revoke it first (unrevoke, scope credentials:revoke), or rotate it to a new value';
 
-const SETTABLE_STATUSES = new Set<CredentialStatus>([
-  CredentialStatus.ACTIVE,
-  CredentialStatus.EXPIRED,
-  CredentialStatus.NEEDS_REAUTH,
-  CredentialStatus.REVOKED,
-]);
+const SETTABLE_STATUSES: readonly CredentialStatus[] = [CredentialStatus.ACTIVE, CredentialStatus.EXPIRED, CredentialStatus.NEEDS_REAUTH, CredentialStatus.REVOKED];
+const VALUE_STORE_KINDS: readonly ValueStoreKind[] = Object.values(ValueStoreKind);
 
 /** What one write commits: the metadata row after it, the other rows, its audit row and its event. */
 interface Change {
@@ -97,9 +93,10 @@ export class CredentialWriter {
       assertWriteOptions(options);
       if (options.internal !== undefined && typeof options.internal !== 'boolean') throw new CredentialValidationError('internal must be true or false', 'internal');
       const checked = this.checkStore(input, options.internal === true);
-      const history = checkHistory(input, (value) => this.validateValue(input.type, value));
-      const existing = await this.rows.findNewest(ctx.tenantId, input.integrationId, input.connectionId, input.type);
-      const plan = this.planStore(ctx, input, checked, existing);
+      const { type, integrationId, connectionId } = checked.input;
+      const history = checkHistory(checked.input, (value) => this.validateValue(type, value));
+      const existing = await this.rows.findNewest(ctx.tenantId, integrationId, connectionId, type);
+      const plan = this.planStore(ctx, checked, existing);
       const since = valueWriteStart();
       // Every value first (the history's, oldest first, then the current one), then the one commit.
       const { earlier, generation, inGeneration } = await writeHistory(this.stores, plan, history);
@@ -126,11 +123,11 @@ export class CredentialWriter {
           for (const facts of [...earlier, { kind: plan.kind, pointer }]) await this.discardWritten({ written: { kind: facts.kind, owner: plan.valueWrite, pointer: facts.pointer } });
         }
         // Lost a race with a concurrent store of the same (integration, connection, type)?
-        const winner = await this.rows.findLive(ctx.tenantId, input.integrationId, input.connectionId, input.type);
+        const winner = await this.rows.findLive(ctx.tenantId, integrationId, connectionId, type);
         if (winner && winner.id !== row.id) throw new CredentialAlreadyExistsError(winner.id);
         throw e;
       }
-      this.logger.log(`stored credential ${row.id} (tenant ${ctx.tenantId}, ${input.type}, ${plan.kind})`);
+      this.logger.log(`stored credential ${row.id} (tenant ${ctx.tenantId}, ${type}, ${plan.kind})`);
       return toMetadata(row, this.clock.nowMs());
     } catch (e) {
       await this.auditFailure(AuditAction.STORE, ctx, storeResource(input), e, started, storeFailureDetails(input));
@@ -145,29 +142,27 @@ export class CredentialWriter {
     assertId(input.integrationId, 'integrationId');
     assertId(input.connectionId, 'connectionId');
     if (!internal && isReservedConnectionId(input.connectionId)) throw new CredentialValidationError(RESERVED_CONNECTION_MESSAGE, 'connectionId');
-    assertType(input.type);
+    const type = checkedType(input.type);
     const tags = input.tags ?? {};
     assertTags(tags);
     if (input.expiresAt != null) assertDate(input.expiresAt, 'expiresAt');
     if (input.createdAt !== undefined) assertDate(input.createdAt, 'createdAt');
-    if (input.valueStore !== undefined && !Object.values(ValueStoreKind).includes(input.valueStore)) {
-      throw new CredentialValidationError(`valueStore must be 'vault' or 'envelope'`, 'valueStore');
-    }
-    const validated = this.validateValue(input.type, input.value);
-    return { validated, kind: input.valueStore ?? this.options.valueStores[input.type], tags };
+    const valueStore = input.valueStore === undefined ? undefined : memberOf(VALUE_STORE_KINDS, input.valueStore, 'valueStore', `valueStore must be 'vault' or 'envelope'`);
+    const validated = this.validateValue(type, input.value);
+    return { input: { ...input, type, valueStore }, validated, kind: valueStore ?? this.options.valueStores[type], tags };
   }
 
   /** Everything of a new credential but its value pointer, now; refuses a live one in the slot (also `CredentialBatchWriter`'s). */
-  planStore(ctx: OperationContext, input: StoreCredentialInput, checked: CheckedStore, existing: CredentialEntity | null): StorePlan {
-    return planStore(ctx, input, checked, existing, this.clock.now());
+  planStore(ctx: OperationContext, checked: CheckedStore, existing: CredentialEntity | null): StorePlan {
+    return planStore(ctx, checked, existing, this.clock.now());
   }
 
   /** See `CredentialsService.validate`. */
-  validate(input: { type: CredentialType; value: string; expiresAt?: Date | null; tags?: Record<string, string> }): void {
-    assertType(input.type);
+  validate(input: { type: CredentialTypeInput; value: string; expiresAt?: Date | null; tags?: Record<string, string> }): void {
+    const type = checkedType(input.type);
     if (input.tags !== undefined) assertTags(input.tags);
     if (input.expiresAt != null) assertDate(input.expiresAt, 'expiresAt');
-    this.validateValue(input.type, input.value);
+    this.validateValue(type, input.value);
   }
 
   /** See `CredentialsService.rotate`. */
@@ -270,16 +265,14 @@ export class CredentialWriter {
       assertWriteOptions(input);
       if (input.tags !== undefined) assertTags(input.tags);
       if (input.expiresAt != null) assertDate(input.expiresAt, 'expiresAt');
-      if (input.status !== undefined && !SETTABLE_STATUSES.has(input.status)) {
-        throw new CredentialValidationError(`status must be one of ${[...SETTABLE_STATUSES].join(', ')} (use delete() to delete)`, 'status');
-      }
+      const status = input.status === undefined ? undefined : memberOf(SETTABLE_STATUSES, input.status, 'status', `status must be one of ${SETTABLE_STATUSES.join(', ')} (use delete() to delete)`);
       const changed = (['tags', 'expiresAt', 'status'] as const).filter((k) => input[k] !== undefined);
       if (changed.length === 0) throw new CredentialValidationError('nothing to update: give tags, expiresAt or status', 'input');
-      const revokeOnly = changed.length === 1 && input.status === CredentialStatus.REVOKED;
+      const revokeOnly = changed.length === 1 && status === CredentialStatus.REVOKED;
       const { next } = await this.mutate(ctx, id, input, started, async (row) => {
         if (!revokeOnly) assertChangeable(row);
         // Lifting a revoke is `unrevoke` (CredentialRevoker: it re-enables the vault versions a revoke disabled).
-        if (row.status === CredentialStatus.REVOKED && input.status !== undefined && input.status !== CredentialStatus.REVOKED && !lift.revoke) {
+        if (row.status === CredentialStatus.REVOKED && status !== undefined && status !== CredentialStatus.REVOKED && !lift.revoke) {
           throw new CredentialRevokedError(id, REVOKED_WRITE_MESSAGE);
         }
         if (input.expiresAt !== undefined && row.type === CredentialType.CLIENT_CERTIFICATE) {
@@ -289,7 +282,7 @@ export class CredentialWriter {
           ...row,
           tags: input.tags !== undefined ? { ...input.tags } : row.tags,
           expiresAt: input.expiresAt !== undefined ? input.expiresAt : row.expiresAt,
-          status: input.status ?? row.status,
+          status: status ?? row.status,
           rowVersion: row.rowVersion + 1,
           updatedAt: this.clock.now(),
           updatedBy: ctx.actor.id,

@@ -3,7 +3,7 @@ import type { OperationContext } from '@app/common';
 import { CredentialQueries } from './credential.queries';
 import { CredentialReader } from './credential.reader';
 import { CredentialRevoker } from './credential.revoker';
-import type { CredentialType } from './credential-type';
+import type { CredentialTypeInput } from './credential-type';
 import type {
   BatchDeleteResult,
   ConnectionView,
@@ -80,7 +80,7 @@ export class CredentialsService {
    * Checks a value and its metadata as `store()`/`rotate()` would, without writing anything — for
    * callers that write several credentials for one request and must refuse bad input before the first.
    */
-  validate(input: { type: CredentialType; value: string; expiresAt?: Date | null; tags?: Record<string, string> }): void {
+  validate(input: { type: CredentialTypeInput; value: string; expiresAt?: Date | null; tags?: Record<string, string> }): void {
     this.writer.validate(input);
   }
 

@@ -13,6 +13,9 @@ export {
   CredentialStatus,
   ConnectionStatus,
   ValueStoreKind,
+  type CredentialTypeInput,
+  type ValueStoreKindInput,
+  type CredentialStatusInput,
 } from './credential-type';
 export type * from './credential.types';
 export { assertChangeableCredential, INTERNAL_CONNECTION_PREFIXES, INTERNAL_CREDENTIAL_TYPE, isInternalCredential, isReservedConnectionId, RESERVED_CONNECTION_MESSAGE } from './internal-credentials';

@@ -36,10 +36,30 @@ export function assertContext(ctx: OperationContext): void {
   }
 }
 
-export function assertType(type: unknown): asserts type is CredentialType {
-  if (!CREDENTIAL_TYPES.includes(type as CredentialType)) {
-    throw new CredentialValidationError(`type must be one of ${CREDENTIAL_TYPES.join(', ')}`, 'type');
-  }
+/**
+ * A public input's enum field, checked where the input enters the lib: the inputs take the enum member or its string
+ * value (`'api_key'`), the same string at run time, so a checked one is the member. Anything else: VALIDATION.
+ */
+export function memberOf<E extends string>(members: readonly E[], value: unknown, field: string, message = `${field} must be one of ${members.join(', ')}`): E {
+  if (!members.includes(value as E)) throw new CredentialValidationError(message, field);
+  return value as E;
+}
+
+const STATUSES: readonly CredentialStatus[] = Object.values(CredentialStatus);
+
+export function checkedType(type: unknown, field = 'type'): CredentialType {
+  return memberOf(CREDENTIAL_TYPES, type, field);
+}
+
+export function checkedStatus(status: unknown, field = 'status'): CredentialStatus {
+  return memberOf(STATUSES, status, field);
+}
+
+/** An optional list of statuses (a scan's `statuses`). */
+export function checkedStatuses(statuses: unknown, fallback: CredentialStatus[]): CredentialStatus[] {
+  if (statuses === undefined) return fallback;
+  if (!Array.isArray(statuses)) throw new CredentialValidationError(`statuses must be a list of ${STATUSES.join(', ')}`, 'statuses');
+  return statuses.map((s) => checkedStatus(s, 'statuses'));
 }
 
 export function assertWriteOptions(options: WriteOptions): void {

@@ -1,11 +1,10 @@
-import type { StoreCredentialInput } from '../credential.types';
 import { CredentialValidationError } from '../errors/credential-errors';
 import { valueHint } from '../masking';
 import type { ValueStores } from '../stores/value-stores';
 import type { ValidatedValue } from '../validation/credential-value.validator';
 import { assertDate } from '../validation/identifiers';
 import { storedCertificate } from './credential-view';
-import type { StorePlan, VersionFacts } from './store-rows';
+import type { CheckedStoreInput, StorePlan, VersionFacts } from './store-rows';
 
 /* The earlier values of a `store` with `history` (a tenant restore): checked, then written before the one commit. */
 
@@ -20,7 +19,7 @@ export interface HistoryValue {
 }
 
 /** Checked as `rotate` checks a value, before anything is written. */
-export function checkHistory(input: StoreCredentialInput, validate: (value: string) => ValidatedValue): HistoryValue[] {
+export function checkHistory(input: CheckedStoreInput, validate: (value: string) => ValidatedValue): HistoryValue[] {
   if (input.history === undefined) return [];
   if (!Array.isArray(input.history) || input.history.length > MAX_STORE_HISTORY) {
     throw new CredentialValidationError(`history must be a list of at most ${MAX_STORE_HISTORY} earlier values`, 'history');

@@ -13,10 +13,13 @@ import { storedCertificate } from './credential-view';
 
 /* The rows a write creates, shared by `CredentialWriter` and `CredentialBatchWriter`. */
 
+/** A store's input once checked: its enum fields are the enums' members (the public input also takes their string values). */
+export type CheckedStoreInput = Omit<StoreCredentialInput, 'type' | 'valueStore'> & { type: CredentialType; valueStore?: ValueStoreKind };
+
 /** A new credential of `store`/`storeMany`, decided before its value is written. */
 export interface StorePlan {
   ctx: OperationContext;
-  input: StoreCredentialInput;
+  input: CheckedStoreInput;
   kind: ValueStoreKind;
   tags: Record<string, string>;
   generation: number;
@@ -28,15 +31,17 @@ export interface StorePlan {
   valueWrite: ValueWriteRequest;
 }
 
-/** `store`'s input once checked: the value validated, the value store chosen, the tags. */
+/** `store`'s input once checked: the input itself, the value validated, the value store chosen, the tags. */
 export interface CheckedStore {
+  input: CheckedStoreInput;
   validated: ValidatedValue;
   kind: ValueStoreKind;
   tags: Record<string, string>;
 }
 
 /** Everything of a new credential but its value pointer; refuses a live one in the slot. */
-export function planStore(ctx: OperationContext, input: StoreCredentialInput, checked: CheckedStore, existing: CredentialEntity | null, now: Date): StorePlan {
+export function planStore(ctx: OperationContext, checked: CheckedStore, existing: CredentialEntity | null, now: Date): StorePlan {
+  const { input } = checked;
   if (existing && existing.status !== CredentialStatus.DELETED) throw new CredentialAlreadyExistsError(existing.id);
   // A deleted predecessor's secret names are soft-deleted: start past its generation.
   const generation = existing ? existing.vaultGeneration + 1 : 0;
