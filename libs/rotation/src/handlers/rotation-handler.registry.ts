@@ -1,6 +1,7 @@
 import { Inject, Injectable } from '@nestjs/common';
-import type { CredentialType } from '@app/credentials';
+import type { CredentialType, CredentialTypeInput } from '@app/credentials';
 import { RotationValidationError } from '../errors/rotation.errors';
+import { assertType } from '../internal/validation';
 import { ROTATION_RESOLVED_OPTIONS } from '../rotation.constants';
 import type { ResolvedRotationOptions } from '../rotation.options';
 import type { RotationHandler, RotationHandlerRegistration } from './rotation-handler';
@@ -26,6 +27,8 @@ export class RotationHandlerRegistry {
     if (!registration?.handler || typeof registration.handler.mint !== 'function' || !(registration.integrationId || registration.type)) {
       throw new RotationValidationError('a handler registration needs { handler: { mint() } } and an integrationId or a type', 'handler');
     }
+    // A type that is none would never match a credential: refused, as the policies refuse it.
+    if (registration.type !== undefined) assertType(registration.type, 'type');
     const key = keyOf(registration.integrationId, registration.type);
     this.handlers.set(key, registration.handler);
     return () => {
@@ -34,7 +37,8 @@ export class RotationHandlerRegistry {
   }
 
   /** Replaces the local generator of a type (e.g. a provider-specific API key format). */
-  setGenerator(type: CredentialType, generator: ValueGenerator | undefined): void {
+  setGenerator(type: CredentialTypeInput, generator: ValueGenerator | undefined): void {
+    assertType(type, 'type');
     this.generators[type] = generator;
   }
 

@@ -1,4 +1,4 @@
-import type { CredentialType } from '@app/credentials';
+import type { CredentialType, CredentialTypeInput } from '@app/credentials';
 
 /** What a handler is asked to rotate. References only, never the current value. */
 export interface RotationRequest {
@@ -34,6 +34,7 @@ export interface RotationHandler {
 /** A handler and what it serves: an integration, a credential type, or one type of one integration. */
 export interface RotationHandlerRegistration {
   integrationId?: string;
-  type?: CredentialType;
+  /** `CredentialType.API_KEY` or `'api_key'`. */
+  type?: CredentialTypeInput;
   handler: RotationHandler;
 }

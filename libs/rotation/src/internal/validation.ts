@@ -1,7 +1,7 @@
 import { hasControlCharacter, isWellFormedUnicode, type OperationContext } from '@app/common';
 import { CREDENTIAL_TYPES, IDENTIFIER_PATTERN, type CredentialType } from '@app/credentials';
 import { RotationValidationError } from '../errors/rotation.errors';
-import { POLICY_LEVELS, ROTATION_MODES, type PolicyScope } from '../policies/rotation-policy.types';
+import { POLICY_LEVELS, ROTATION_MODES, type PolicyScope, type PolicyScopeInput } from '../policies/rotation-policy.types';
 
 export const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 export const MAX_DAYS = 3650;
@@ -27,7 +27,7 @@ export function assertType(value: unknown, field = 'credentialType'): asserts va
 }
 
 /** A policy scope, normalised to its stored key parts. */
-export function scopeKey(scope: PolicyScope): { level: PolicyScope['level']; target: string; credentialType: string } {
+export function scopeKey(scope: PolicyScopeInput): { level: PolicyScope['level']; target: string; credentialType: string } {
   if (!scope || !POLICY_LEVELS.includes(scope.level)) throw new RotationValidationError(`level must be one of ${POLICY_LEVELS.join(', ')}`, 'level');
   if (scope.level === 'tenant' && scope.target !== undefined && scope.target !== '') {
     throw new RotationValidationError('a tenant-level policy has no target', 'target');

@@ -7,6 +7,7 @@ import { AuditLogEntry } from '@app/audit';
 import { ManualClock, type OperationContext } from '@app/common';
 import { CredentialType, type CredentialMetadata } from '@app/credentials';
 import { DATABASE_KINDS, type TestDatabaseKind } from '@app/testing';
+import { RotationHandlerRegistry } from '../index';
 import { outboxEvents, useRotationStack } from '../rotation-stack.testing';
 
 describe.each(DATABASE_KINDS)('RotationModule on %s', (kind: TestDatabaseKind) => {
@@ -66,6 +67,34 @@ describe.each(DATABASE_KINDS)('RotationModule on %s', (kind: TestDatabaseKind) =
       await expect(s.policies.set(other, { level: 'credential', target: key.id, rotateAfterDays: 1 })).rejects.toMatchObject({ code: 2002 });
       await expect(s.policies.effectivePolicy(other, key.id)).rejects.toMatchObject({ code: 2002 });
       expect(await s.policies.list(ctx)).toEqual([]);
+    });
+
+    // Type-level too (tsc): a plain 'api_key' compiles, an unknown string does not (and is refused at run time).
+    it("takes a credential type as its string value ('api_key'), answers with the enum, refuses an unknown one", async () => {
+      const set = await s.policies.set(ctx, { level: 'tenant', credentialType: 'api_key', warnBeforeDays: 5 });
+      const type: CredentialType | undefined = set.credentialType;
+      expect(type).toBe(CredentialType.API_KEY);
+      expect(await s.policies.get(ctx, { level: 'tenant', credentialType: 'api_key' })).toMatchObject({ id: set.id, warnBeforeDays: 5 });
+      await s.policies.remove(ctx, { level: 'tenant', credentialType: 'api_key' });
+      // @ts-expect-error not a credential type
+      await expect(s.policies.set(ctx, { level: 'tenant', credentialType: 'apikey', warnBeforeDays: 5 })).rejects.toMatchObject({ code: 3002, field: 'credentialType' });
+
+      const registry = s.moduleRef.get(RotationHandlerRegistry);
+      const handler = { mint: async () => ({ value: 'minted' }) };
+      const unregister = registry.register({ type: 'api_key', handler });
+      expect(registry.handlerFor('any', CredentialType.API_KEY)).toBe(handler);
+      unregister();
+      const refusal = (register: () => unknown) => {
+        try {
+          register();
+        } catch (e) {
+          return e;
+        }
+      };
+      // @ts-expect-error not a credential type
+      expect(refusal(() => registry.register({ type: 'apikey', handler }))).toMatchObject({ code: 3002, field: 'type' });
+      // @ts-expect-error not a credential type
+      expect(refusal(() => registry.setGenerator('apikey', undefined))).toMatchObject({ code: 3002, field: 'type' });
     });
   });
 });

@@ -11,7 +11,7 @@ import { RotationEvents } from '../rotation.events';
 import type { ResolvedRotationOptions } from '../rotation.options';
 import { resolvePolicy, toOverride, type PolicySubject } from './policy-resolution';
 import { RotationPolicyRepository } from './rotation-policy.repository';
-import type { EffectivePolicy, PolicyOverrideInput, PolicyScope, RotationPolicyOverride } from './rotation-policy.types';
+import type { EffectivePolicy, PolicyOverrideInput, PolicyScopeInput, RotationPolicyOverride } from './rotation-policy.types';
 
 /**
  * Rotation policies: the defaults per type (module options) and the tenant's overrides per tenant,
@@ -37,7 +37,7 @@ export class RotationPolicyService {
   }
 
   /** The override at one scope (POLICY_NOT_FOUND when there is none). */
-  async get(ctx: OperationContext, scope: PolicyScope): Promise<RotationPolicyOverride> {
+  async get(ctx: OperationContext, scope: PolicyScopeInput): Promise<RotationPolicyOverride> {
     assertContext(ctx);
     const row = await this.rows.find({ tenantId: ctx.tenantId, ...scopeKey(scope) });
     if (!row) throw new RotationPolicyNotFoundError(describeScope(scope));
@@ -86,7 +86,7 @@ export class RotationPolicyService {
   }
 
   /** Removes the override at one scope: its fields are inherited again. */
-  async remove(ctx: OperationContext, scope: PolicyScope): Promise<void> {
+  async remove(ctx: OperationContext, scope: PolicyScopeInput): Promise<void> {
     assertContext(ctx);
     const key = { tenantId: ctx.tenantId, ...scopeKey(scope) };
     await this.runner.run(async () => {
@@ -133,6 +133,6 @@ export class RotationPolicyService {
   }
 }
 
-function describeScope(scope: PolicyScope): string {
+function describeScope(scope: PolicyScopeInput): string {
   return `${scope?.level}${scope?.credentialType ? `/${scope.credentialType}` : ''}`;
 }

@@ -1,4 +1,4 @@
-import { CredentialType } from '@app/credentials';
+import { CredentialType, type CredentialTypeInput } from '@app/credentials';
 
 /** `automatic`: the rotation-check job rotates it (handler or generator); `manual`: it only says the rotation is due. */
 export type RotationMode = 'automatic' | 'manual';
@@ -38,6 +38,9 @@ export interface PolicyScope {
   credentialType?: CredentialType;
 }
 
+/** A scope as the inputs (`get`, `set`, `remove`) take it: `credentialType` also as its string value (`'api_key'`). */
+export type PolicyScopeInput = Omit<PolicyScope, 'credentialType'> & { credentialType?: CredentialTypeInput };
+
 /** A stored override: each field is optional — an absent one is inherited from the next level down. */
 export interface RotationPolicyOverride extends PolicyScope {
   id: string;
@@ -52,7 +55,7 @@ export interface RotationPolicyOverride extends PolicyScope {
 }
 
 /** Input of `setPolicy`: `null` clears a field (inherit it), absent leaves it as stored. */
-export interface PolicyOverrideInput extends PolicyScope {
+export interface PolicyOverrideInput extends PolicyScopeInput {
   rotateAfterDays?: number | null;
   warnBeforeDays?: number | null;
   rotation?: RotationMode | null;

@@ -1,6 +1,6 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { Clock, type OperationContext } from '@app/common';
-import { CredentialsService, CredentialType, type CredentialMetadata, type ValueStoreKind } from '@app/credentials';
+import { CredentialsService, CredentialType, type CredentialMetadata, type ValueStoreKindInput } from '@app/credentials';
 import type { WebhookSecretState } from './persistence/webhook-secret-version.entity';
 import { WebhookSecretVersionRepository } from './persistence/webhook-secret-version.repository';
 import {
@@ -65,7 +65,7 @@ export class WebhookSecretsService {
    */
   async create(
     ctx: OperationContext,
-    input: { integrationId: string; connectionId: string; tags?: Record<string, string>; valueStore?: ValueStoreKind },
+    input: { integrationId: string; connectionId: string; tags?: Record<string, string>; valueStore?: ValueStoreKindInput },
   ): Promise<{ credential: CredentialMetadata; secret: string }> {
     const secret = generateWebhookSecret();
     // Enrolled in the store's own transaction, which opens once the value is in the vault.
