@@ -192,6 +192,17 @@ describe.each(DATABASE_KINDS)('AuditService on %s', (kind) => {
     await expect(h.audit.record(event(t, { action: 'webhook.verify_failed' }))).resolves.toMatchObject({ action: 'webhook.verify_failed' });
   });
 
+  // Type-level too (tsc): a plain 'denied' compiles, an unknown string does not (and is refused at run time).
+  it("takes a result as its string value ('denied') in an event and a query, answers with the enum, refuses an unknown one", async () => {
+    const t = tenant();
+    const row = await h.audit.record(event(t, { result: 'denied' }));
+    const result: AuditResult = row.result;
+    expect(result).toBe(AuditResult.DENIED);
+    expect((await h.audit.query({ tenantId: t, result: ['denied', AuditResult.FAILURE] })).items.map((r) => r.id)).toEqual([row.id]);
+    // @ts-expect-error not a result
+    await expect(h.audit.record(event(t, { result: 'maybe' }))).rejects.toBeInstanceOf(AuditInvalidEventError);
+  });
+
   describe('query', () => {
     const t1 = tenant('q1');
     const t2 = tenant('q2');

@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { ValueStoreKind } from '@app/credentials';
 import { MigrationConfigurationError } from './errors/migration.errors';
 import { resolveMigrationOptions } from './migration.options';
 import { resolveLegacyMapping } from './sources/legacy-mapping';
@@ -23,6 +24,15 @@ describe('MigrationModule options', () => {
   it('checks min <= initial <= max even when another concurrency field has the wrong type', () => {
     const e = (() => { try { resolveMigrationOptions({ keys: [key.toString('hex')], concurrency: { initial: 9, max: 2, slowCallMs: 'slow' as never } }); } catch (x) { return x as MigrationConfigurationError; } })()!;
     expect(e.problems.map((p) => p.path).sort()).toEqual(['concurrency', 'concurrency.slowCallMs']);
+  });
+
+  // Type-level too (tsc): a plain 'envelope' compiles, an unknown string does not (and is refused at run time).
+  it("takes valueStore as its string value ('envelope'), resolved to the enum; an unknown one is refused", () => {
+    const kind: ValueStoreKind | undefined = resolveMigrationOptions({ keys: [key.toString('hex')], valueStore: 'envelope' }).valueStore;
+    expect(kind).toBe(ValueStoreKind.ENVELOPE);
+    // @ts-expect-error not a value store
+    const e = (() => { try { resolveMigrationOptions({ keys: [key.toString('hex')], valueStore: 'disk' }); } catch (x) { return x as MigrationConfigurationError; } })()!;
+    expect(e.problems.map((p) => p.path)).toEqual(['valueStore']);
   });
 
   it('refuses mapping names that are not plain identifiers', () => {

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { clockOptionSchema, resolveOptions, whenFieldsParsed, type Clock } from '@app/common';
-import { ValueStoreKind } from '@app/credentials';
+import { ValueStoreKind, type ValueStoreKindInput } from '@app/credentials';
 import { MigrationConfigurationError } from './errors/migration.errors';
 import { parseLegacyKey } from './legacy/legacy-cipher';
 
@@ -41,7 +41,7 @@ export interface MigrationModuleOptions {
   /** Throttled attempts of one credential before it is reported as failed. @default 30 */
   maxThrottleRetries?: number;
   /** Override the credentials lib's per-type value-store policy for imported credentials. */
-  valueStore?: ValueStoreKind;
+  valueStore?: ValueStoreKindInput;
   /** The lib's clock (else the host's `Clock`, else the system clock). */
   clock?: Clock;
 }

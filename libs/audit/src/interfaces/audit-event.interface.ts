@@ -36,6 +36,9 @@ export enum AuditResult {
   CANCELLED = 'cancelled',
 }
 
+/** What the inputs (an event to record, a query) take for a result: the member or its string value (`'success'`). */
+export type AuditResultInput = AuditResult | `${AuditResult}`;
+
 /** One event to record. Never put a credential value anywhere in it (`details` is sanitised anyway). */
 export interface AuditEventInput {
   action: AuditActionName;
@@ -43,7 +46,7 @@ export interface AuditEventInput {
   context: OperationContext;
   /** What was acted on: a credential id or a secret name. */
   resource: string;
-  result: AuditResult;
+  result: AuditResultInput;
   /** When `result` is not success: `auditErrorCode(error)` — `<code>:<codeName>`, or a name alone with no typed error (README). */
   errorCode?: string | number;
   durationMs?: number;
@@ -79,7 +82,7 @@ export interface AuditQuery {
   resource?: string;
   actorId?: string;
   action?: AuditActionName | AuditActionName[];
-  result?: AuditResult | AuditResult[];
+  result?: AuditResultInput | AuditResultInput[];
   correlationId?: string;
   /** Inclusive lower bound on `occurredAt`. */
   from?: Date;

@@ -9,6 +9,8 @@ export type PreparedEvent = Omit<HashableEntry, 'id' | 'sequence' | 'previousHas
 
 const ACTION_NAME = /^[a-z][a-z0-9_.:-]{0,63}$/;
 const RESULTS = new Set<string>(Object.values(AuditResult));
+/** The input takes a result as its string value too (the same string): a known one is the member. */
+const isResult = (r: unknown): r is AuditResult => RESULTS.has(r as string);
 
 /**
  * Validates `event` (throws `AuditInvalidEventError`) and turns it into what is stored: text made
@@ -28,7 +30,7 @@ export function prepareEvent(event: AuditEventInput, clock: Clock): { prepared: 
   if (typeof resource !== 'string' || !resource || resource.length > 512) {
     throw bad('resource must be a non-empty string of at most 512 characters');
   }
-  if (!RESULTS.has(result)) throw bad(`result must be one of ${[...RESULTS].join(', ')}`);
+  if (!isResult(result)) throw bad(`result must be one of ${[...RESULTS].join(', ')}`);
   if (event.durationMs !== undefined && (!Number.isFinite(event.durationMs) || event.durationMs < 0)) {
     throw bad('durationMs must be a finite number ≥ 0');
   }
