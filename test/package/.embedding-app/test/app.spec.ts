@@ -42,7 +42,9 @@ describe('an app embedding @credential-vault/nest', () => {
 
   it('stores a credential in the local vault and reads it back', async () => {
     const credentials = app.get(CredentialsService);
-    const stored = await credentials.store(ctx, { integrationId: 'stripe', connectionId: 'acct-1', type: CredentialType.API_KEY, value: 'sk_test_scratch_0123456789' });
+    // The type as a plain string, as an app fed by JSON writes it: the published declarations take it (this app's tsc).
+    const stored = await credentials.store(ctx, { integrationId: 'stripe', connectionId: 'acct-1', type: 'api_key', value: 'sk_test_scratch_0123456789' });
+    expect(stored.type).toBe(CredentialType.API_KEY);
     expect((await credentials.get(ctx, stored.id)).value).toBe('sk_test_scratch_0123456789');
     // The value lives in the vault (one secret holding it), not in the database.
     const client = emulatorSecretClient(vault);
