@@ -73,19 +73,25 @@ describe('tenant backup and restore failures in the audit log (SQLite, local vau
   // A bundle made before connection ids under rotation-pending. / whsec-pending. were reserved may hold a tenant's own
   // credential there. The store refuses it now: the restore threw 400 half way (what came before it written, the rest
   // not), after a dry run that had promised a create.
-  it('a credential under a reserved connection id in a bundle is a conflict, with why, in the dry run and the restore; the rest is restored', async () => {
+  // Likewise integration or connection ids made only of dots, refused for new credentials since they were.
+  it.each([
+    ['a reserved connection id', { connectionId: 'rotation-pending.ci' }, 'reserved'],
+    ['a connection id made only of dots', { connectionId: '..' }, 'only of dots'],
+    ['an integration id made only of dots', { integrationId: '.' }, 'only of dots'],
+  ])('a credential under %s in a bundle is a conflict, with why, in the dry run and the restore; the rest is restored', async (_, odd: { integrationId?: string; connectionId?: string }, why) => {
     const ctx = { tenantId: `bk-x-${randomBytes(3).toString('hex')}`, actor: { id: 'ops' } };
     const now = new Date().toISOString();
-    const one = (connectionId: string, value: string) => ({
-      integrationId: 'github', connectionId, type: CredentialType.API_KEY, valueStore: ValueStoreKind.ENVELOPE, status: 'active', tags: {}, expiresAt: null, createdAt: now, currentVersion: 1,
+    const one = (ids: { integrationId?: string; connectionId: string }, value: string) => ({
+      integrationId: 'github', ...ids, type: CredentialType.API_KEY, valueStore: ValueStoreKind.ENVELOPE, status: 'active', tags: {}, expiresAt: null, createdAt: now, currentVersion: 1,
       versions: [{ version: 1, value, expiresAt: null, createdAt: now, sourceVersion: null }],
     });
+    const oddIds = { connectionId: 'odd', ...odd };
     const payload = {
-      credentials: [one('ci', `k-${randomBytes(12).toString('hex')}`), one('rotation-pending.ci', `k-${randomBytes(12).toString('hex')}`), one('deploy', `k-${randomBytes(12).toString('hex')}`)],
+      credentials: [one({ connectionId: 'ci' }, `k-${randomBytes(12).toString('hex')}`), one(oddIds, `k-${randomBytes(12).toString('hex')}`), one({ connectionId: 'deploy' }, `k-${randomBytes(12).toString('hex')}`)],
       skipped: [],
       policies: [],
     } as unknown as BackupPayload;
-    const reserved = { connectionId: 'rotation-pending.ci', action: 'conflict', versions: 0, reason: expect.stringContaining('reserved') };
+    const reserved = { ...oddIds, action: 'conflict', versions: 0, reason: expect.stringContaining(why) };
     const dry = await service.restore(ctx, payload, { dryRun: true });
     expect(dry.credentials).toEqual({ create: 2, append: 0, unchanged: 0, conflict: 1 });
     expect(dry.items[1]).toMatchObject(reserved);

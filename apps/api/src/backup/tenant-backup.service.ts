@@ -7,6 +7,8 @@ import {
   CredentialValidationError,
   CredentialStatus,
   CredentialType,
+  DOTS_ONLY_MESSAGE,
+  isDotsOnly,
   isReservedConnectionId,
   ValueStoreKind,
   type CredentialMetadata,
@@ -211,6 +213,10 @@ export class TenantBackupService {
     if (!current) {
       // A bundle from before these ids were reserved: the store refuses them, which would stop the restore half way.
       if (isReservedConnectionId(c.connectionId)) return { action: 'conflict', versions: 0, reason: 'its connection id is reserved for the internal credentials of the libs (rotation-pending., whsec-pending.): store it under another' };
+      // Likewise ids made only of dots, refused for new credentials since they were.
+      for (const [field, id] of [['integration', c.integrationId], ['connection', c.connectionId]] as const) {
+        if (isDotsOnly(id)) return { action: 'conflict', versions: 0, reason: `its ${field} id ${DOTS_ONLY_MESSAGE}: store it under another` };
+      }
       if (dryRun) return { action: 'create', versions: versions.length };
       // Every version in one commit: a restore interrupted here leaves the credential absent, never at an
       // earlier version of the backup (which the source had replaced).
