@@ -99,5 +99,10 @@ describe('CredentialsService inputs take enum string values (SQLite, local vault
     await expect(scanner.scanExpiringAcrossTenants({ before: new Date(), type: 'apikey' })).rejects.toMatchObject({ code: CredentialErrorCode.VALIDATION, field: 'type' });
     // @ts-expect-error not a status
     await expect(scanner.scanLiveAcrossTenants({ statuses: ['gone'] })).rejects.toMatchObject({ code: CredentialErrorCode.VALIDATION, field: 'statuses' });
+    // No status at all is bad input too (PostgreSQL was sent `IN ()`: a raw syntax error); a null type is no filter, as before.
+    await expect(scanner.scanLiveAcrossTenants({ statuses: [] })).rejects.toMatchObject({ code: CredentialErrorCode.VALIDATION, field: 'statuses' });
+    await expect(scanner.scanExpiringAcrossTenants({ before: new Date(), statuses: [] })).rejects.toMatchObject({ code: CredentialErrorCode.VALIDATION, field: 'statuses' });
+    // @ts-expect-error null is not in the type, but JSON-shaped callers send it
+    expect(Array.isArray(await scanner.scanExpiringAcrossTenants({ before: new Date(), type: null }))).toBe(true);
   });
 });

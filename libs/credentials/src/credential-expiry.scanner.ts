@@ -55,7 +55,8 @@ export class CredentialExpiryScanner {
     if (!(query.before instanceof Date) || Number.isNaN(query.before.getTime())) throw new CredentialValidationError('before must be a valid Date', 'before');
     return this.rows.scanExpiring({
       beforeMs: query.before.getTime(),
-      type: query.type === undefined ? undefined : checkedType(query.type),
+      // null is no filter too, as before the type was checked here.
+      type: query.type == null ? undefined : checkedType(query.type),
       statuses: checkedStatuses(query.statuses, [CredentialStatus.ACTIVE]),
       limit,
       after: query.after ? { expiresAtMs: query.after.expiresAt.getTime(), id: query.after.id } : undefined,

@@ -58,7 +58,8 @@ export function checkedStatus(status: unknown, field = 'status'): CredentialStat
 /** An optional list of statuses (a scan's `statuses`). */
 export function checkedStatuses(statuses: unknown, fallback: CredentialStatus[]): CredentialStatus[] {
   if (statuses === undefined) return fallback;
-  if (!Array.isArray(statuses)) throw new CredentialValidationError(`statuses must be a list of ${STATUSES.join(', ')}`, 'statuses');
+  // Empty: no status to match (PostgreSQL would be sent `IN ()`, a syntax error).
+  if (!Array.isArray(statuses) || statuses.length === 0) throw new CredentialValidationError(`statuses must be a non-empty list of ${STATUSES.join(', ')}`, 'statuses');
   return statuses.map((s) => checkedStatus(s, 'statuses'));
 }
 

@@ -28,7 +28,8 @@ export class RotationHandlerRegistry {
       throw new RotationValidationError('a handler registration needs { handler: { mint() } } and an integrationId or a type', 'handler');
     }
     // A type that is none would never match a credential: refused, as the policies refuse it.
-    if (registration.type !== undefined) assertType(registration.type, 'type');
+    // null is none (an integration-wide handler, as `keyOf` takes it): not refused.
+    if (registration.type != null) assertType(registration.type, 'type');
     const key = keyOf(registration.integrationId, registration.type);
     this.handlers.set(key, registration.handler);
     return () => {

@@ -95,6 +95,9 @@ describe.each(DATABASE_KINDS)('RotationModule on %s', (kind: TestDatabaseKind) =
       expect(refusal(() => registry.register({ type: 'apikey', handler }))).toMatchObject({ code: 3002, field: 'type' });
       // @ts-expect-error not a credential type
       expect(refusal(() => registry.setGenerator('apikey', undefined))).toMatchObject({ code: 3002, field: 'type' });
+      // A null type is none (JSON or YAML configuration writes it so): an integration-wide handler, as before types were checked.
+      // @ts-expect-error null is not in the type
+      expect(refusal(() => registry.register({ integrationId: 'acme', type: null, handler }))).toBeUndefined();
     });
   });
 });
