@@ -491,6 +491,30 @@ describe('AzureKeyVaultProvider (fake SecretClient)', () => {
       expect(client.restoreSecretBackup).toHaveBeenCalledTimes(4); // maxAttempts
     });
 
+    it('a free name on the last attempt, after an attempt cut off by the timeout (still in flight), is OUTCOME_UNKNOWN, not OBJECT_BEING_DELETED', async () => {
+      const { kv, client } = await setup({ resilience: { maxAttempts: 2, timeoutMs: 100 } });
+      client.getSecret.mockRejectedValue(notFound());
+      client.getDeletedSecret.mockRejectedValue(notFound());
+      // The first restore's answer comes after its attempt timed out: the vault may still apply it.
+      const late = new Promise((resolve) => setTimeout(() => resolve(sdkProperties('tenant-secret', BACKED_UP)), 400));
+      client.restoreSecretBackup.mockReturnValueOnce(late).mockRejectedValueOnce(exists());
+      const e = await failure(kv.restoreSecretBackup(blob, ref));
+      expect([e.code, e.secretName]).toEqual([C.OUTCOME_UNKNOWN, 'tenant-secret']);
+      expect(client.restoreSecretBackup).toHaveBeenCalledTimes(2);
+      await late;
+    });
+
+    it('a free name after such an attempt, with attempts left, is retried: the next read-back finds the late restore', async () => {
+      const { kv, client } = await setup({ resilience: { maxAttempts: 3, timeoutMs: 100 } });
+      client.getSecret.mockRejectedValueOnce(notFound()).mockImplementation(async (name: string, o?: { version?: string }) => versionOf(name, o?.version ?? BACKED_UP));
+      client.getDeletedSecret.mockRejectedValue(notFound());
+      const late = new Promise((resolve) => setTimeout(() => resolve(sdkProperties('tenant-secret', BACKED_UP)), 400));
+      client.restoreSecretBackup.mockReturnValueOnce(late).mockRejectedValue(exists());
+      expect((await kv.restoreSecretBackup(blob, ref)).version).toBe(BACKED_UP);
+      expect(client.restoreSecretBackup).toHaveBeenCalledTimes(3);
+      await late;
+    });
+
     it('a 409 the reads cannot explain (soft-deleted, forbidden, failing, or no name quoted nor given) stays a conflict, never retried', async () => {
       const { kv, client } = await setup();
       client.restoreSecretBackup.mockRejectedValue(exists());

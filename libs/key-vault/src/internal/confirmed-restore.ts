@@ -36,7 +36,9 @@ export function restoreConflictName(e: unknown): string | undefined {
  * both when the name is taken and while a purge of it is still completing (for seconds after the purge's 204), so
  * a 409 is resolved by reading the name (the backup's, from the answer or `expected`):
  * - nothing live and nothing soft-deleted: the purge is completing — OBJECT_BEING_DELETED, retried like the other
- *   transient faults (and, once the attempts are spent, surfaced: the same restore works a moment later);
+ *   transient faults (and, once the attempts are spent, surfaced: the same restore works a moment later) — unless an
+ *   earlier attempt may have landed: one cut off while still in flight may restore it after this read, so the last
+ *   attempt answers OUTCOME_UNKNOWN (earlier ones are retried: a later read-back finds a landed restore);
  * - after an attempt that may have landed, an object holding the backup's version (version ids are the vault's,
  *   random, and a restore keeps them) is that restore, and its latest version is the answer; without a version to
  *   compare, or when the object does not hold it, it cannot be told: OUTCOME_UNKNOWN, never CONFLICT;
@@ -45,10 +47,10 @@ export function restoreConflictName(e: unknown): string | undefined {
 export function confirmedRestore<T>(r: ConfirmedRestore<T>): (ctx: AttemptContext) => Promise<T> {
   const { operation, kind, expected } = r;
   const codeOf = (e: unknown, name: string | undefined) => toKeyVaultError(e, { operation, secretName: name }).code;
-  const unknown = (conflict: unknown, detail: string) =>
+  const unknown = (conflict: unknown, detail: string, name = expected?.name) =>
     new KeyVaultError(KeyVaultErrorCode.OUTCOME_UNKNOWN, keyVaultMessage(operation, KeyVaultErrorCode.OUTCOME_UNKNOWN, { detail }), {
       operation,
-      secretName: expected?.name,
+      secretName: name,
       cause: conflict,
     });
   const purging = (conflict: unknown, name: string) =>
@@ -87,15 +89,20 @@ export function confirmedRestore<T>(r: ConfirmedRestore<T>): (ctx: AttemptContex
     const what = version === undefined ? 'its latest version could not be read' : `the ${kind} of that name does not show the backup's version`;
     throw unknown(conflict, `an earlier attempt may have restored it (the retry found the ${kind}), and ${what}`);
   };
-  return confirmBeforeResend(operation, expected?.name, async ({ signal }, earlierMayHaveLanded) => {
+  return confirmBeforeResend(operation, expected?.name, async ({ signal, last }, earlierMayHaveLanded) => {
     try {
       return await r.restore(signal);
     } catch (e) {
       if (codeOf(e, expected?.name) !== KeyVaultErrorCode.CONFLICT) throw e;
       const name = restoreConflictName(e) ?? expected?.name;
       const latest = name === undefined ? { exists: undefined } : await probe(name, signal);
-      // An attempt that found the name free did not land: neither did any before it (its object would be there).
-      if (latest.exists === false) throw purging(e, name as string);
+      // The name free: this attempt did not land, nor did any earlier one that has finished at the vault (its object
+      // would be there) — but one cut off while still in flight may land yet. Retried while attempts remain (a later
+      // read-back finds it); spent, it cannot be told from a purge completing.
+      if (latest.exists === false) {
+        if (earlierMayHaveLanded && last) throw unknown(e, `an earlier attempt may still restore it (its answer was lost), and no ${kind} of that name was found, live or deleted`, name);
+        throw purging(e, name as string);
+      }
       if (!earlierMayHaveLanded) throw toKeyVaultError(e, { operation, secretName: name });
       if (expected === undefined) throw unknown(e, `an earlier attempt may have restored it (the retry found the ${kind}), and no version of the backup was given to check`);
       await readBack(expected.name, expected.version, e, signal);
