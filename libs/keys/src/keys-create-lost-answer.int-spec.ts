@@ -28,7 +28,7 @@ describe('KeysService create/rotate/restore when the vault answers after the cli
   let db: TestDatabase;
   let moduleRef: TestingModule;
   let keys: KeysService;
-  /** The test's own look at the vault: the SDK's default timeouts, not the 400 ms under test (a loaded machine exceeds it). */
+  /** The test's own look at the vault: the SDK's default timeouts, not the client timeout under test (a loaded machine exceeds it). */
   let vault: KeyClient;
   let audit: AuditService;
   const ctx: OperationContext = { tenantId: `lost-${randomBytes(3).toString('hex')}`, actor: { id: 'user:alice' } };

@@ -43,7 +43,8 @@ const OPEN = new Set(['connecting', 'connect', 'ready']);
  * and the rest of the deadline for the socket to close. Resolves `true` when no socket is left, `false` when the
  * deadline passed first (ioredis then destroys the socket after its `disconnectTimeout`). Idempotent: a connection
  * already ended, or already being closed, is not disconnected again (that would leave a 2 s timer of ioredis's
- * running on a closed socket); after a close that gave up, a later caller waits for `end` within its own deadline.
+ * running on a closed socket); after a close that gave up, a later caller closes again (its socket, half closed, is
+usually still `ready`: ioredis then arms its timer once more) or waits for `end`, within its own deadline.
  * One between reconnection attempts has no socket to wait for: `disconnect()` only cancels the next attempt (it never
  * reports `end`, and ioredis still arms that 2 s timer there). A connection opened again since (`connect()`) is closed again.
  */

@@ -96,8 +96,12 @@ describe.each(DATABASE_KINDS)('RotationModule on %s', (kind: TestDatabaseKind) =
       // @ts-expect-error not a credential type
       expect(refusal(() => registry.setGenerator('apikey', undefined))).toMatchObject({ code: 3002, field: 'type' });
       // A null type is none (JSON or YAML configuration writes it so): an integration-wide handler, as before types were checked.
+      let removeNullTyped: (() => void) | undefined;
       // @ts-expect-error null is not in the type
-      expect(refusal(() => registry.register({ integrationId: 'acme', type: null, handler }))).toBeUndefined();
+      expect(refusal(() => (removeNullTyped = registry.register({ integrationId: 'acme', type: null, handler })))).toBeUndefined();
+      expect(registry.handlerFor('acme', CredentialType.API_KEY)).toBe(handler);
+      removeNullTyped!();
+      expect(registry.handlerFor('acme', CredentialType.API_KEY)).toBeUndefined();
     });
   });
 });
