@@ -309,6 +309,25 @@ describe.each(DATABASE_KINDS)('AuditService on %s', (kind) => {
       await expect(h.audit.query({ cursor: 'not-a-cursor' })).rejects.toMatchObject({ code: 5004 });
     });
 
+    it('refuses an action or result no row can hold (a NUL, an unknown result), naming the field: not a database error, not an empty page', async () => {
+      const bad: Array<[Record<string, unknown>, string]> = [
+        [{ action: 'read\u0000' }, 'action'], // PostgreSQL cannot compare a NUL
+        [{ action: ['read', 'Rotate'] }, 'action'],
+        [{ result: 'maybe' }, 'result'],
+        [{ result: [AuditResult.DENIED, 'DENIED'] }, 'result'],
+      ];
+      for (const [filter, field] of bad) {
+        for (const scope of [{ tenantId: t1 }, {}]) {
+          const error = await h.audit.query({ ...scope, ...filter }).catch((e: unknown) => e);
+          expect(error).toBeInstanceOf(AuditQueryError);
+          expect(error).toMatchObject({ code: 5004, message: expect.stringMatching(new RegExp(`^${field} `)) });
+        }
+      }
+      const denied = await h.audit.query({ tenantId: t1, action: ['read', 'store', 'rotate'], result: ['denied'] });
+      expect(denied.items.length).toBeGreaterThan(0);
+      expect(denied.items.every((r) => r.result === AuditResult.DENIED)).toBe(true);
+    });
+
   });
 
   it('detects repeated failures by one actor: emits one event and writes one suspicious_activity row per window', async () => {

@@ -9,6 +9,7 @@ import { AuditQuery, AuditQueryPage } from './interfaces/audit-event.interface';
 import { ChainWriter, exclusiveOfSharedConnection } from './internal/chain-writer';
 import { decodeCursor, encodeCursor } from './internal/cursor';
 import { toView } from './internal/entry-view';
+import { ACTION_NAME, isResult, RESULTS } from './internal/prepare-event';
 import { storable } from './internal/sanitize-details';
 
 const MAX_LIMIT = 500;
@@ -93,11 +94,17 @@ function text(field: string, value: unknown): string | undefined {
   return storable(value);
 }
 
+/**
+ * Action and result filters: a value no row can hold is refused, not matched against nothing (as an event with it
+ * is refused) — a NUL would not even reach PostgreSQL as a comparison, and a typo would read as "no such rows".
+ */
 function list(field: 'action' | 'result', value: string | string[] | undefined): string[] | undefined {
   if (value === undefined) return undefined;
   const values = Array.isArray(value) ? value : [value];
-  if (values.length === 0 || values.length > 50 || values.some((v) => typeof v !== 'string' || !v)) {
-    throw new AuditQueryError(`${field} must be a non-empty string or a list of 1..50 of them`);
+  const valid = field === 'action' ? (v: unknown) => typeof v === 'string' && ACTION_NAME.test(v) : isResult;
+  if (values.length === 0 || values.length > 50 || !values.every(valid)) {
+    const one = field === 'action' ? `a name matching ${ACTION_NAME.source}` : `one of ${[...RESULTS].join(', ')}`;
+    throw new AuditQueryError(`${field} must be ${one}, or a list of 1..50 of them`);
   }
   return values;
 }

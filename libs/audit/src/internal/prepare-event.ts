@@ -7,10 +7,11 @@ import { sanitiseDetails, storable } from './sanitize-details';
 /** A validated, sanitised event waiting for its place in the chain. */
 export type PreparedEvent = Omit<HashableEntry, 'id' | 'sequence' | 'previousHash' | 'result'> & { result: AuditResult };
 
-const ACTION_NAME = /^[a-z][a-z0-9_.:-]{0,63}$/;
-const RESULTS = new Set<string>(Object.values(AuditResult));
+/** Every stored action matches it (a query's action filter too: no other name can match a row). */
+export const ACTION_NAME = /^[a-z][a-z0-9_.:-]{0,63}$/;
+export const RESULTS = new Set<string>(Object.values(AuditResult));
 /** The input takes a result as its string value too (the same string): a known one is the member. */
-const isResult = (r: unknown): r is AuditResult => RESULTS.has(r as string);
+export const isResult = (r: unknown): r is AuditResult => RESULTS.has(r as string);
 
 /**
  * Validates `event` (throws `AuditInvalidEventError`) and turns it into what is stored: text made
