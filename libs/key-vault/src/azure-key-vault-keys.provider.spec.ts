@@ -125,6 +125,15 @@ describe('AzureKeyVaultKeysProvider', () => {
       keyClient.getKey.mockResolvedValueOnce(sdkRsaKey('tenant-key')).mockRejectedValueOnce(notFound());
       expect((await failure(keys.restoreKeyBackup(blob, ref))).code).toBe(C.OUTCOME_UNKNOWN);
     });
+
+    it('5xx until the attempts are spent (the breaker opening on the last): OUTCOME_UNKNOWN, not SERVICE_UNAVAILABLE; the next call, never sent, CIRCUIT_OPEN', async () => {
+      const { keys, keyClient } = await setup();
+      keyClient.restoreKeyBackup.mockRejectedValue(restError(503, 'ServiceUnavailable', 'x'));
+      const spent = await failure(keys.restoreKeyBackup(blob, ref));
+      expect([spent.code, spent.secretName, (spent.cause as KeyVaultError | undefined)?.code]).toEqual([C.OUTCOME_UNKNOWN, 'tenant-key', C.SERVICE_UNAVAILABLE]);
+      expect((await failure(keys.restoreKeyBackup(blob, ref))).code).toBe(C.CIRCUIT_OPEN);
+      expect(keyClient.restoreKeyBackup).toHaveBeenCalledTimes(3);
+    });
   });
 
   it('never repeats a create the vault answered with a 5xx; nothing new read back: the 5xx stands', async () => {

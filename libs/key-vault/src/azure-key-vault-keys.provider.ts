@@ -256,19 +256,15 @@ export class AzureKeyVaultKeysProvider extends KeyVaultKeysProvider {
     if (!(backup instanceof Uint8Array) || backup.length === 0) throw this.invalid('restoreKeyBackup', undefined, 'the backup must be a non-empty Uint8Array');
     if (expected !== undefined) this.checkRef('restoreKeyBackup', expected);
     // A 409 is told by reading the name: a purge still completing (retried), a retry's own earlier restore, or a conflict.
-    return this.resilience.execute(
-      'restoreKeyBackup',
-      expected?.name,
-      confirmedRestore({
-        operation: 'restoreKeyBackup',
-        kind: 'key',
-        expected,
-        logger: this.logger,
-        restore: async (signal) => toKey(await this.client.restoreKeyBackup(backup, { abortSignal: signal }), 'restoreKeyBackup'),
-        read: async (name, version, signal) => toKey(await this.client.getKey(name, { version, abortSignal: signal }), 'restoreKeyBackup'),
-        readDeleted: (name, signal) => this.client.getDeletedKey(name, { abortSignal: signal }),
-      }),
-    );
+    return confirmedRestore(this.resilience, {
+      operation: 'restoreKeyBackup',
+      kind: 'key',
+      expected,
+      logger: this.logger,
+      restore: async (signal) => toKey(await this.client.restoreKeyBackup(backup, { abortSignal: signal }), 'restoreKeyBackup'),
+      read: async (name, version, signal) => toKey(await this.client.getKey(name, { version, abortSignal: signal }), 'restoreKeyBackup'),
+      readDeleted: (name, signal) => this.client.getDeletedKey(name, { abortSignal: signal }),
+    });
   }
 
   async sign(key: VaultKeyRef, algorithm: VaultSignatureAlgorithm, digest: Uint8Array, call: KeyVaultCallOptions = {}): Promise<{ key: VaultKeyRef; signature: Uint8Array }> {

@@ -499,9 +499,40 @@ describe('AzureKeyVaultProvider (fake SecretClient)', () => {
       const late = new Promise((resolve) => setTimeout(() => resolve(sdkProperties('tenant-secret', BACKED_UP)), 400));
       client.restoreSecretBackup.mockReturnValueOnce(late).mockRejectedValueOnce(exists());
       const e = await failure(kv.restoreSecretBackup(blob, ref));
-      expect([e.code, e.secretName]).toEqual([C.OUTCOME_UNKNOWN, 'tenant-secret']);
+      expect([e.code, e.secretName, (e.cause as KeyVaultError | undefined)?.code]).toEqual([C.OUTCOME_UNKNOWN, 'tenant-secret', C.OBJECT_BEING_DELETED]);
       expect(client.restoreSecretBackup).toHaveBeenCalledTimes(2);
       await late;
+    });
+
+    it('after an attempt that may have landed, the breaker opening before the next one ends it OUTCOME_UNKNOWN (cause CIRCUIT_OPEN); a call the open breaker stops before any attempt stays CIRCUIT_OPEN', async () => {
+      const { kv, client } = await setup({ resilience: { maxAttempts: 3, timeoutMs: 100, breaker: { consecutiveFailures: 1, halfOpenAfterMs: 60_000 } } });
+      // The first restore is cut off by the timeout (a breaker failure: it opens) while the vault may still apply it.
+      const late = new Promise((resolve) => setTimeout(() => resolve(sdkProperties('tenant-secret', BACKED_UP)), 400));
+      client.restoreSecretBackup.mockReturnValueOnce(late);
+      const e = await failure(kv.restoreSecretBackup(blob, ref));
+      expect([e.code, e.secretName, (e.cause as KeyVaultError | undefined)?.code]).toEqual([C.OUTCOME_UNKNOWN, 'tenant-secret', C.CIRCUIT_OPEN]);
+      expect(e.message).not.toContain('tenant-secret');
+      expect(client.restoreSecretBackup).toHaveBeenCalledTimes(1);
+      expect((await failure(kv.restoreSecretBackup(blob, ref))).code).toBe(C.CIRCUIT_OPEN);
+      expect(client.restoreSecretBackup).toHaveBeenCalledTimes(1);
+      await late;
+    });
+
+    it('a 5xx, then the breaker open, or then only 429s until the attempts are spent: OUTCOME_UNKNOWN; 429s alone stay RATE_LIMITED', async () => {
+      const opening = await setup({ resilience: { maxAttempts: 3, breaker: { consecutiveFailures: 1, halfOpenAfterMs: 60_000 } } });
+      opening.client.restoreSecretBackup.mockRejectedValueOnce(restError(503, 'ServiceUnavailable', 'x'));
+      const open = await failure(opening.kv.restoreSecretBackup(blob, ref));
+      expect([open.code, (open.cause as KeyVaultError | undefined)?.code]).toEqual([C.OUTCOME_UNKNOWN, C.CIRCUIT_OPEN]);
+      expect(opening.client.restoreSecretBackup).toHaveBeenCalledTimes(1);
+
+      const { kv, client } = await setup({ resilience: { maxAttempts: 3 } });
+      const throttled = () => restError(429, 'Throttled', 'x', { 'retry-after': '0' });
+      client.restoreSecretBackup.mockRejectedValueOnce(restError(500, 'InternalServerError', 'x')).mockRejectedValueOnce(throttled()).mockRejectedValueOnce(throttled());
+      const spent = await failure(kv.restoreSecretBackup(blob, ref));
+      expect([spent.code, (spent.cause as KeyVaultError | undefined)?.code]).toEqual([C.OUTCOME_UNKNOWN, C.RATE_LIMITED]);
+      client.restoreSecretBackup.mockRejectedValueOnce(throttled()).mockRejectedValueOnce(throttled()).mockRejectedValueOnce(throttled());
+      expect((await failure(kv.restoreSecretBackup(blob, ref))).code).toBe(C.RATE_LIMITED);
+      expect(client.restoreSecretBackup).toHaveBeenCalledTimes(6);
     });
 
     it('a free name after such an attempt, with attempts left, is retried: the next read-back finds the late restore', async () => {

@@ -272,20 +272,16 @@ export class AzureKeyVaultProvider extends KeyVaultProvider {
       this.checkVersion('restoreSecretBackup', expected.name, expected.version);
     }
     // A 409 is told by reading the name: a purge still completing (retried), a retry's own earlier restore, or a conflict.
-    return this.resilience.execute(
-      'restoreSecretBackup',
-      expected?.name,
-      confirmedRestore({
-        operation: 'restoreSecretBackup',
-        kind: 'secret',
-        expected,
-        logger: this.logger,
-        restore: async (signal) => toProperties(await this.client.restoreSecretBackup(backup, { abortSignal: signal })),
-        // The value read with it is dropped at once: only the properties are the answer.
-        read: async (name, version, signal) => toProperties((await this.client.getSecret(name, { version, abortSignal: signal })).properties),
-        readDeleted: (name, signal) => this.client.getDeletedSecret(name, { abortSignal: signal }),
-      }),
-    );
+    return confirmedRestore(this.resilience, {
+      operation: 'restoreSecretBackup',
+      kind: 'secret',
+      expected,
+      logger: this.logger,
+      restore: async (signal) => toProperties(await this.client.restoreSecretBackup(backup, { abortSignal: signal })),
+      // The value read with it is dropped at once: only the properties are the answer.
+      read: async (name, version, signal) => toProperties((await this.client.getSecret(name, { version, abortSignal: signal })).properties),
+      readDeleted: (name, signal) => this.client.getDeletedSecret(name, { abortSignal: signal }),
+    });
   }
 
   /**

@@ -30,7 +30,7 @@ export enum KeyVaultErrorCode {
   OBJECT_BEING_DELETED = 1017,
   /**
    * A write that must not happen twice (create or rotate a key; restore a key or secret backup, whose retry
-   * found the object, or whose last retry found the name free) got no usable answer and its effect could not be confirmed by reading the object back: it may or may
+   * found the object, or that ended transient or CIRCUIT_OPEN after an attempt that may have landed) got no usable answer and its effect could not be confirmed by reading the object back: it may or may
    * not have happened. Never retried blindly.
    */
   OUTCOME_UNKNOWN = 1018,

@@ -8,6 +8,12 @@ import type { AttemptContext } from '../resilience/key-vault.resilience';
  */
 export type ConfirmingAttempt<T> = (ctx: AttemptContext, earlierMayHaveLanded: boolean) => Promise<T>;
 
+/** The attempts of one call (`KeyVaultResilience.execute`'s `fn`) and, once it is over, what they remember. */
+export type ConfirmingAttempts<T> = ((ctx: AttemptContext) => Promise<T>) & {
+  /** Some attempt run so far may have taken effect: its own failure did not prove otherwise. */
+  readonly mayHaveLanded: boolean;
+};
+
 /**
  * The attempts of one retried write (`KeyVaultResilience.execute`'s `fn`), remembering which attempts may
  * have reached the vault without their answer reaching us: a timeout, a connection lost after sending, a
@@ -17,9 +23,9 @@ export type ConfirmingAttempt<T> = (ctx: AttemptContext, earlierMayHaveLanded: b
  * An attempt stays "maybe landed" until its own failure proves otherwise: one cut off by the timeout, whose
  * rejection arrives late, is counted as maybe landed, never the reverse.
  */
-export function confirmBeforeResend<T>(operation: KeyVaultOperation, name: string | undefined, attempt: ConfirmingAttempt<T>): (ctx: AttemptContext) => Promise<T> {
+export function confirmBeforeResend<T>(operation: KeyVaultOperation, name: string | undefined, attempt: ConfirmingAttempt<T>): ConfirmingAttempts<T> {
   const maybeLanded = new Set<number>();
-  return async (ctx) => {
+  const attempts = async (ctx: AttemptContext) => {
     const earlier = maybeLanded.size > 0;
     maybeLanded.add(ctx.attempt);
     try {
@@ -29,4 +35,5 @@ export function confirmBeforeResend<T>(operation: KeyVaultOperation, name: strin
       throw e;
     }
   };
+  return Object.defineProperty(attempts, 'mayHaveLanded', { get: () => maybeLanded.size > 0 }) as ConfirmingAttempts<T>;
 }

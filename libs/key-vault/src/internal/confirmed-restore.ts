@@ -1,10 +1,11 @@
 import type { Logger } from '@nestjs/common';
+import { ErrorSeverity } from '@app/common';
 import { KeyVaultErrorCode } from '../errors/key-vault-error-code';
-import { KeyVaultError } from '../errors/key-vault.error';
+import { codeNameOf, KeyVaultError, severityOf } from '../errors/key-vault.error';
 import { keyVaultMessage } from '../errors/key-vault-message';
 import { toKeyVaultError } from '../errors/map-key-vault-error';
-import type { AttemptContext } from '../resilience/key-vault.resilience';
-import { confirmBeforeResend } from './confirm-before-resend';
+import type { KeyVaultResilience } from '../resilience/key-vault.resilience';
+import { confirmBeforeResend, type ConfirmingAttempts } from './confirm-before-resend';
 
 /** A restore of a backup (a key's or a secret's) that tells its 409 — a purge completing, a retry's lost answer — from a conflict. */
 export interface ConfirmedRestore<T> {
@@ -32,27 +33,44 @@ export function restoreConflictName(e: unknown): string | undefined {
 }
 
 /**
+ * A restore, run through `resilience` (its attempts: below). It is over when the resilience gives up: if an attempt
+ * may have landed (cut off by the timeout while in flight, or a 5xx) and the call ends without a definite answer —
+ * a transient code: the attempts spent on OBJECT_BEING_DELETED (a free name does not show a restore still in flight
+ * did not land after the read), 5xx, timeouts or 429s, or CIRCUIT_OPEN (the breaker opened before the next attempt) —
+ * that restore may still land: OUTCOME_UNKNOWN, its cause the error the call ended with.
+ */
+export async function confirmedRestore<T>(resilience: Pick<KeyVaultResilience, 'execute'>, r: ConfirmedRestore<T>): Promise<T> {
+  const attempts = restoreAttempts(r);
+  try {
+    return await resilience.execute(r.operation, r.expected?.name, attempts);
+  } catch (e) {
+    const ended = toKeyVaultError(e, { operation: r.operation, secretName: r.expected?.name });
+    if (!attempts.mayHaveLanded || ended.code === KeyVaultErrorCode.OUTCOME_UNKNOWN || severityOf(ended.code) !== ErrorSeverity.TRANSIENT) throw e;
+    const detail = `an attempt may have restored it (its answer was lost), and the call ended ${codeNameOf(ended.code)}`;
+    throw outcomeUnknown(r.operation, ended, detail, ended.secretName ?? r.expected?.name);
+  }
+}
+
+function outcomeUnknown(operation: ConfirmedRestore<unknown>['operation'], cause: unknown, detail: string, name: string | undefined): KeyVaultError {
+  return new KeyVaultError(KeyVaultErrorCode.OUTCOME_UNKNOWN, keyVaultMessage(operation, KeyVaultErrorCode.OUTCOME_UNKNOWN, { detail }), { operation, secretName: name, cause });
+}
+
+/**
  * The attempts of a restore (`KeyVaultResilience.execute`'s `fn`). The vault answers a restore 409 with no inner code
  * both when the name is taken and while a purge of it is still completing (for seconds after the purge's 204), so
  * a 409 is resolved by reading the name (the backup's, from the answer or `expected`):
  * - nothing live and nothing soft-deleted: the purge is completing — OBJECT_BEING_DELETED, retried like the other
- *   transient faults (and, once the attempts are spent, surfaced: the same restore works a moment later) — unless an
- *   earlier attempt may have landed: one cut off while still in flight may restore it after this read, so the last
- *   attempt answers OUTCOME_UNKNOWN (earlier ones are retried: a later read-back finds a landed restore);
+ *   transient faults (a later read-back finds an earlier attempt's restore that lands meanwhile); once the attempts
+ *   are spent, surfaced (the same restore works a moment later) — OUTCOME_UNKNOWN if one may have landed (above);
  * - after an attempt that may have landed, an object holding the backup's version (version ids are the vault's,
  *   random, and a restore keeps them) is that restore, and its latest version is the answer; without a version to
  *   compare, or when the object does not hold it, it cannot be told: OUTCOME_UNKNOWN, never CONFLICT;
  * - otherwise (the name is live or soft-deleted, or cannot be read: forbidden, or no name known) CONFLICT, as answered.
  */
-export function confirmedRestore<T>(r: ConfirmedRestore<T>): (ctx: AttemptContext) => Promise<T> {
+function restoreAttempts<T>(r: ConfirmedRestore<T>): ConfirmingAttempts<T> {
   const { operation, kind, expected } = r;
   const codeOf = (e: unknown, name: string | undefined) => toKeyVaultError(e, { operation, secretName: name }).code;
-  const unknown = (conflict: unknown, detail: string, name = expected?.name) =>
-    new KeyVaultError(KeyVaultErrorCode.OUTCOME_UNKNOWN, keyVaultMessage(operation, KeyVaultErrorCode.OUTCOME_UNKNOWN, { detail }), {
-      operation,
-      secretName: name,
-      cause: conflict,
-    });
+  const unknown = (conflict: unknown, detail: string) => outcomeUnknown(operation, conflict, detail, expected?.name);
   const purging = (conflict: unknown, name: string) =>
     new KeyVaultError(
       KeyVaultErrorCode.OBJECT_BEING_DELETED,
@@ -89,7 +107,7 @@ export function confirmedRestore<T>(r: ConfirmedRestore<T>): (ctx: AttemptContex
     const what = version === undefined ? 'its latest version could not be read' : `the ${kind} of that name does not show the backup's version`;
     throw unknown(conflict, `an earlier attempt may have restored it (the retry found the ${kind}), and ${what}`);
   };
-  return confirmBeforeResend(operation, expected?.name, async ({ signal, last }, earlierMayHaveLanded) => {
+  return confirmBeforeResend(operation, expected?.name, async ({ signal }, earlierMayHaveLanded) => {
     try {
       return await r.restore(signal);
     } catch (e) {
@@ -97,12 +115,9 @@ export function confirmedRestore<T>(r: ConfirmedRestore<T>): (ctx: AttemptContex
       const name = restoreConflictName(e) ?? expected?.name;
       const latest = name === undefined ? { exists: undefined } : await probe(name, signal);
       // The name free: this attempt did not land, nor did any earlier one that has finished at the vault (its object
-      // would be there) — but one cut off while still in flight may land yet. Retried while attempts remain (a later
-      // read-back finds it); spent, it cannot be told from a purge completing.
-      if (latest.exists === false) {
-        if (earlierMayHaveLanded && last) throw unknown(e, `an earlier attempt may still restore it (its answer was lost), and no ${kind} of that name was found, live or deleted`, name);
-        throw purging(e, name as string);
-      }
+      // would be there) — but one cut off while still in flight may land yet: retried (a later read-back finds it);
+      // spent, `confirmedRestore` answers OUTCOME_UNKNOWN.
+      if (latest.exists === false) throw purging(e, name as string);
       if (!earlierMayHaveLanded) throw toKeyVaultError(e, { operation, secretName: name });
       if (expected === undefined) throw unknown(e, `an earlier attempt may have restored it (the retry found the ${kind}), and no version of the backup was given to check`);
       await readBack(expected.name, expected.version, e, signal);

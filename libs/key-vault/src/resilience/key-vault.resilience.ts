@@ -31,8 +31,6 @@ export type BreakerStateName = 'closed' | 'half-open' | 'open' | 'isolated';
 export interface AttemptContext {
   signal: AbortSignal;
   attempt: number;
-  /** No attempt follows this one (`maxAttempts` reached): a retryable failure of it is the call's answer. */
-  last: boolean;
   call: KeyVaultCallContext;
 }
 
@@ -253,7 +251,7 @@ export class KeyVaultResilience {
               const signal = linked ? AbortSignal.any([attemptSignal, caller]) : attemptSignal;
               const call: KeyVaultCallContext = { signal };
               try {
-                return await runInCallContext(call, () => fn({ signal, attempt: n, last: n >= this.options.maxAttempts - 1, call }));
+                return await runInCallContext(call, () => fn({ signal, attempt: n, call }));
               } catch (e) {
                 if (linked && caller.aborted && !attemptSignal.aborted) throw cancelled(true, e);
                 throw toKeyVaultError(e, errorCtx);
@@ -286,7 +284,7 @@ export class KeyVaultResilience {
         probeTimeout.execute(async (_ctx, signal) => {
           const call: KeyVaultCallContext = { signal };
           try {
-            return await runInCallContext(call, () => fn({ signal, attempt: 0, last: true, call }));
+            return await runInCallContext(call, () => fn({ signal, attempt: 0, call }));
           } catch (e) {
             throw toKeyVaultError(e, errorCtx);
           }
