@@ -55,7 +55,9 @@ export function closeRedisConnection(c: ClosableRedisConnection, deadlineMs = 10
   if (last && !OPEN.has(c.status)) return c.status === 'reconnecting' ? Promise.resolve(true) : endWithin(c, deadlineMs);
   if (!last) c.once('end', () => closing.delete(c));
   const entry = { done: close(c, deadlineMs), settled: false };
-  void entry.done.finally(() => (entry.settled = true));
+  // Both ways (a `.finally` chain would reject unhandled, beside the caller's own rejection, if the close threw).
+  const settled = () => void (entry.settled = true);
+  entry.done.then(settled, settled);
   closing.set(c, entry);
   return entry.done;
 }
