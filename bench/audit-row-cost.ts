@@ -19,6 +19,7 @@
  *
  *   npm run build && node dist/bench/audit-row-cost.js [--databases sqlite,postgres] [--batches 1500]
  *     [--rows 8,16,32,64] [--resources 1,1000] [--indexes all,chain,no-time,…] [--seed 50000]
+ *     [--autocheckpoint 1000,4000] (SQLite: the WAL pages a checkpoint waits for; 4000 is the host's default)
  */
 import 'reflect-metadata';
 import { randomBytes, randomUUID } from 'node:crypto';
@@ -95,6 +96,8 @@ interface Variant {
   rows: number;
   resources: number;
   indexes: IndexSet;
+  /** SQLite: the worker connection's `wal_autocheckpoint` (pages; the host's DATABASE_SQLITE_WAL_AUTOCHECKPOINT). */
+  autocheckpoint?: number;
 }
 
 /** Commit times and CPU of `batches` timed commits, as one JSON object. */
@@ -172,13 +175,12 @@ async function measureSqlite(v: Variant, batches: number, seed: number): Promise
     // the catch-ups' share: whole chunks of them).
     const frameSample = Math.max(FRAME_SAMPLE, Math.ceil((4 * AUDIT_CATCH_UP_CHUNK_ROWS) / v.rows));
     const pageSize = Number(db.pragma('page_size', { simple: true }));
-    const autocheckpoint = Number(db.pragma('wal_autocheckpoint', { simple: true }));
     db.pragma('wal_autocheckpoint = 0');
     const walBefore = statSync(`${file}-wal`).size;
     for (let i = 0; i < frameSample; i++) run(batchOf(), v.rows);
     const framesPerCommit = (statSync(`${file}-wal`).size - walBefore) / (pageSize + 24) / frameSample;
     db.pragma('wal_checkpoint(TRUNCATE)');
-    db.pragma(`wal_autocheckpoint = ${autocheckpoint}`);
+    db.pragma(`wal_autocheckpoint = ${v.autocheckpoint ?? 4000}`);
     const work = Array.from({ length: batches }, batchOf);
     const cpu0 = process.cpuUsage();
     const { times, wallMs } = await timed(work, (statements) => run(statements, v.rows));
@@ -250,6 +252,7 @@ async function main(): Promise<void> {
       resources: { type: 'string', default: '1,1000' },
       indexes: { type: 'string', default: 'all,chain' },
       seed: { type: 'string', default: '50000' },
+      autocheckpoint: { type: 'string', default: '4000' },
     },
   });
   const list = (s: string) => s.split(',').map((x) => x.trim());
@@ -265,7 +268,10 @@ async function main(): Promise<void> {
     for (const set of indexes as Variant['indexes'][]) {
       for (const resources of list(values.resources).map(Number)) {
         for (const rows of list(values.rows).map(Number)) {
-          process.stdout.write(`${JSON.stringify(await measure({ rows, resources, indexes: set }, Number(values.batches), Number(values.seed)))}\n`);
+          for (const autocheckpoint of database === 'sqlite' ? list(values.autocheckpoint).map(Number) : [undefined]) {
+            const v: Variant = { rows, resources, indexes: set, ...(autocheckpoint === undefined ? {} : { autocheckpoint }) };
+            process.stdout.write(`${JSON.stringify(await measure(v, Number(values.batches), Number(values.seed)))}\n`);
+          }
         }
       }
     }

@@ -113,7 +113,7 @@ async function fillCache(cache: CredentialCache, credentials: CredentialsService
 }
 
 /** Settings a bench may compare with their defaults (e.g. `DATABASE_SQLITE_WRITE_WORKER=false`): passed to the host when set. */
-const PASSED_THROUGH = ['DATABASE_SQLITE_SYNCHRONOUS', 'DATABASE_SQLITE_WRITE_WORKER', 'DATABASE_SQLITE_WAL_WORKER', 'METRICS_ENABLED'];
+const PASSED_THROUGH = ['DATABASE_SQLITE_SYNCHRONOUS', 'DATABASE_SQLITE_WRITE_WORKER', 'DATABASE_SQLITE_WAL_WORKER', 'DATABASE_SQLITE_WAL_AUTOCHECKPOINT', 'METRICS_ENABLED'];
 
 function passedThrough(): Record<string, string> {
   return Object.fromEntries(PASSED_THROUGH.flatMap((k) => (process.env[k] ? [[k, process.env[k]!]] : [])));

@@ -26,6 +26,8 @@ export interface AppConfig {
         synchronous: 'full' | 'normal';
         /** WAL checkpoints in a worker thread (`SqliteWalCheckpointer`); opt-in. */
         walWorker: boolean;
+        /** `PRAGMA wal_autocheckpoint` (pages), on the host's connection and the audit's write worker. */
+        walAutocheckpoint: number;
       }
     | {
         type: 'postgres';

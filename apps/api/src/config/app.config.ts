@@ -71,7 +71,7 @@ export function loadAppConfig(env: Record<string, string | undefined>, cwd = pro
             idleInTransactionTimeoutMs: e.DATABASE_IDLE_IN_TRANSACTION_TIMEOUT_MS,
             probeAfterMs: e.DATABASE_PROBE_AFTER_MS,
           }
-        : { type: 'sqlite', path: abs(e.DATABASE_PATH, cwd), synchronous: e.DATABASE_SQLITE_SYNCHRONOUS, walWorker: e.DATABASE_SQLITE_WAL_WORKER },
+        : { type: 'sqlite', path: abs(e.DATABASE_PATH, cwd), synchronous: e.DATABASE_SQLITE_SYNCHRONOUS, walWorker: e.DATABASE_SQLITE_WAL_WORKER, walAutocheckpoint: e.DATABASE_SQLITE_WAL_AUTOCHECKPOINT },
     keyVault: e.KEY_VAULT_URL
       ? {
           mode: 'external',

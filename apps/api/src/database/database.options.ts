@@ -35,6 +35,7 @@ export function databaseOptions(config: AppConfig): DataSourceOptions {
   if (config.database.type === 'sqlite') {
     ensureDatabaseDirectory(config.database.path);
     const synchronous = config.database.synchronous === 'normal' ? 'NORMAL' : 'FULL';
+    const { walAutocheckpoint } = config.database;
     return {
       ...common,
       type: 'better-sqlite3',
@@ -45,6 +46,8 @@ export function databaseOptions(config: AppConfig): DataSourceOptions {
       // Explicit, so durability does not depend on how the driver's SQLite was compiled.
       prepareDatabase: (db: { pragma(source: string): unknown }) => {
         db.pragma(`synchronous = ${synchronous}`);
+        // Copied by the audit's write worker (SqliteWriteWorker), whose commits trigger most checkpoints.
+        db.pragma(`wal_autocheckpoint = ${walAutocheckpoint}`);
       },
     };
   }

@@ -36,7 +36,7 @@ describe('the host DataSource on an SQLite file', () => {
     expect(await dataSource.query('SELECT count(*) AS n FROM probe')).toEqual([{ n: 100 }]);
   });
 
-  it('without it, leaves checkpoints to SQLite (nothing copied below 1000 frames)', async () => {
+  it('without it, leaves checkpoints to SQLite (nothing copied below its auto-checkpoint)', async () => {
     dataSource = await initializeHostDataSource(databaseOptions(loadAppConfig({ DATABASE_PATH: path })));
     await dataSource.query('CREATE TABLE probe (id INTEGER PRIMARY KEY, body TEXT)');
     await dataSource.query('PRAGMA wal_checkpoint(TRUNCATE)');
@@ -47,7 +47,7 @@ describe('the host DataSource on an SQLite file', () => {
   });
 
   it('with the WAL worker, keeps the WAL bounded under a sustained write load', async () => {
-    dataSource = await initializeHostDataSource(databaseOptions(loadAppConfig({ DATABASE_PATH: path, DATABASE_SQLITE_WAL_WORKER: 'true' })));
+    dataSource = await initializeHostDataSource(databaseOptions(loadAppConfig({ DATABASE_PATH: path, DATABASE_SQLITE_WAL_WORKER: 'true', DATABASE_SQLITE_WAL_AUTOCHECKPOINT: '1000' })));
     await dataSource.query('CREATE TABLE probe (id TEXT PRIMARY KEY, body TEXT)');
     let maxWal = 0;
     for (let batch = 0; batch < 300; batch++) {
@@ -70,6 +70,17 @@ describe('the host DataSource on an SQLite file', () => {
     dataSource = await initializeHostDataSource(databaseOptions(loadAppConfig({ DATABASE_PATH: path, DATABASE_SQLITE_SYNCHRONOUS: 'normal' })));
     expect(await dataSource.query('PRAGMA synchronous')).toEqual([{ synchronous: 1 }]);
     expect(() => loadAppConfig({ DATABASE_SQLITE_SYNCHRONOUS: 'off' })).toThrow(/DATABASE_SQLITE_SYNCHRONOUS/);
+  });
+
+  it("checkpoints the WAL after 4000 pages (DATABASE_SQLITE_WAL_AUTOCHECKPOINT), not SQLite's 1000", async () => {
+    dataSource = await initializeHostDataSource(databaseOptions(loadAppConfig({ DATABASE_PATH: path })));
+    expect(await dataSource.query('PRAGMA wal_autocheckpoint')).toEqual([{ wal_autocheckpoint: 4000 }]);
+    await dataSource.destroy();
+    dataSource = await initializeHostDataSource(databaseOptions(loadAppConfig({ DATABASE_PATH: path, DATABASE_SQLITE_WAL_AUTOCHECKPOINT: '1000' })));
+    expect(await dataSource.query('PRAGMA wal_autocheckpoint')).toEqual([{ wal_autocheckpoint: 1000 }]);
+    for (const bad of ['0', '-1', '99', '1.5', 'many']) {
+      expect(() => loadAppConfig({ DATABASE_SQLITE_WAL_AUTOCHECKPOINT: bad })).toThrow(/DATABASE_SQLITE_WAL_AUTOCHECKPOINT/);
+    }
   });
 
   it("creates DATABASE_PATH's missing directories, and refuses one line naming the variable when a file is in the way or a directory cannot be made", () => {

@@ -44,6 +44,24 @@ describe('SqliteWriteWorker: write transactions of a SQLite file on a worker thr
     expect(worker.synchronous).toBe(1);
   });
 
+  it("checkpoints as the main connection does: it copies the connection's wal_autocheckpoint", async () => {
+    // The main connection checkpoints after 20 pages; the worker's commits must too (SQLite's default is 1,000).
+    ds = await openTestDataSource({
+      type: 'better-sqlite3',
+      database: join(dir, 'db.sqlite'),
+      enableWAL: true,
+      prepareDatabase: (db: { pragma(source: string): unknown }) => void db.pragma('wal_autocheckpoint = 20'),
+    });
+    worker = SqliteWriteWorker.for(ds)!;
+    // ~60 rows of 60 bytes a transaction, 30 transactions: far more than 20 pages of WAL in all.
+    for (let t = 0; t < 30; t++) {
+      await worker.transaction(Array.from({ length: 60 }, (_, i) => insert(`${t}-${i}`, 'v'.repeat(60))));
+    }
+    // Frames in the WAL now: each auto-checkpoint let the next commit start the WAL over.
+    const [{ log }] = (await ds.query('PRAGMA wal_checkpoint(PASSIVE)')) as Array<{ log: number }>;
+    expect(log).toBeLessThan(60);
+  });
+
   it('commits the statements as one transaction, visible on the main connection once it resolves', async () => {
     ds = await openFile();
     worker = SqliteWriteWorker.for(ds)!;

@@ -57,7 +57,7 @@ export class SqliteWriteWorker {
 
   /**
    * A worker for `dataSource`'s file, or undefined when it is not a better-sqlite3 file database in WAL mode.
-   * Call it while no transaction is open on the main connection: its `synchronous` level is copied, and a
+   * Call it while no transaction is open on the main connection: its `synchronous` level and `wal_autocheckpoint` are copied, and a
    * `TransactionGate` transaction runs with NORMAL until its own flush.
    */
   static for(dataSource: DataSource, options: { busyTimeoutMs?: number } = {}): SqliteWriteWorker | undefined {
@@ -67,6 +67,8 @@ export class SqliteWriteWorker {
       driver: require.resolve('better-sqlite3'),
       file: connection.name,
       synchronous: Number(connection.pragma('synchronous', { simple: true })),
+      // The worker's commits trigger most checkpoints (the audit's read batches): at the app's bound, not SQLite's default.
+      walAutocheckpoint: Number(connection.pragma('wal_autocheckpoint', { simple: true })),
       busyTimeoutMs: options.busyTimeoutMs ?? 5000,
     };
     return new SqliteWriteWorker(new Worker(WORKER_SOURCE, { eval: true, workerData }), workerData.synchronous);
@@ -121,6 +123,7 @@ const { parentPort, workerData } = require('node:worker_threads');
 const Database = require(workerData.driver);
 const db = new Database(workerData.file, { fileMustExist: true, timeout: workerData.busyTimeoutMs });
 db.pragma('synchronous = ' + workerData.synchronous);
+db.pragma('wal_autocheckpoint = ' + workerData.walAutocheckpoint);
 const begin = db.prepare('BEGIN IMMEDIATE');
 const commit = db.prepare('COMMIT');
 const rollback = db.prepare('ROLLBACK');
