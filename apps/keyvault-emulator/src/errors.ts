@@ -34,6 +34,9 @@ const HELP_NOT_FOUND = 'For help resolving this issue, please see https://go.mic
 
 export const errors = {
   badParameter: (message: string) => new KeyVaultHttpError(400, 'BadParameter', message),
+  /** A secret value over the limit, as az quotes the service's answer ("(BadParameter) … Inner error: SecretTooLarge"). */
+  secretTooLarge: (maxLength: number) =>
+    new KeyVaultHttpError(400, 'BadParameter', `Secret is beyond the maximum permitted length of ${maxLength} characters.`, 'SecretTooLarge'),
   invalidName: (name: string) => new KeyVaultHttpError(400, 'BadParameter', `The request URI contains an invalid name: ${name}`),
   notFound: (kind: ObjectKind, nameOrId: string) =>
     new KeyVaultHttpError(

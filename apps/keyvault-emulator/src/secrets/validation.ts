@@ -17,9 +17,8 @@ export const MAX_CONTENT_TYPE_LENGTH = 255;
 
 export function assertValue(value: unknown): asserts value is string {
   if (typeof value !== 'string') throw errors.badParameter('The property "value" is required and must be a string.');
-  if (Buffer.byteLength(value, 'utf8') > MAX_VALUE_BYTES) {
-    throw errors.badParameter(`Secret is beyond the maximum permitted length of ${MAX_VALUE_BYTES} characters.`);
-  }
+  // Counted in UTF-8 bytes (Azure stores octets); whether the service counts bytes or characters is unverified.
+  if (Buffer.byteLength(value, 'utf8') > MAX_VALUE_BYTES) throw errors.secretTooLarge(MAX_VALUE_BYTES);
 }
 
 export function assertContentType(contentType: unknown): asserts contentType is string | undefined | null {
