@@ -55,9 +55,11 @@ export const errors = {
       `${title(kind)} ${name} is currently in a deleted but recoverable state, and its name cannot be reused; in this state, the ${kind} can only be recovered or purged.`,
       'ObjectIsDeletedButRecoverable',
     ),
-  /** A purge sent before the delete completed (the service's wording here is unrecorded). */
-  beingDeleted: (kind: ObjectKind, name: string) =>
-    new KeyVaultHttpError(409, 'Conflict', `${title(kind)} ${name} is currently being deleted.`, 'ObjectIsBeingDeleted'),
+  /**
+   * A purge sent before the delete completed: the service's words name no object (hashicorp/terraform-provider-azurerm
+   * #10454, a secret; a key's "Key is …" is by analogy).
+   */
+  beingDeleted: (kind: ObjectKind) => new KeyVaultHttpError(409, 'Conflict', `${title(kind)} is currently being deleted.`, 'ObjectIsBeingDeleted'),
   /** A set or create of a name whose delete or purge is completing (azure-sdk-for-net #34322); a restore gets `restoreConflict`. */
   beingDeletedNoRecreate: (kind: ObjectKind, name: string) =>
     new KeyVaultHttpError(409, 'Conflict', `${title(kind)} ${name} is currently being deleted and cannot be re-created; retry later.`, 'ObjectIsBeingDeleted'),

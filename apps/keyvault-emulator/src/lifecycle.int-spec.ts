@@ -125,11 +125,14 @@ describe('Key Vault emulator: soft delete, recover, purge, backup and restore', 
       expect((await client.setSecret('in-flight', 'again')).value).toBe('again');
     });
 
+    // The service's answer, quoted in hashicorp/terraform-provider-azurerm #10454 (a purge of secret-sauce right after its
+    // delete): Status=409 Code="Conflict" Message="Secret is currently being deleted." InnerError ObjectIsBeingDeleted.
     it('a purge sent while the delete is still completing answers 409, as Azure does (not 404)', async () => {
       await client.setSecret('purge-early', 'x');
       const poller = await client.beginDeleteSecret('purge-early', { intervalInMs: 50 });
       const early = await restError(client.purgeDeletedSecret('purge-early'));
       expect([early.statusCode, early.code, early.details.error.innerError.code]).toEqual([409, 'Conflict', 'ObjectIsBeingDeleted']);
+      expect(early.message).toBe('Secret is currently being deleted.');
       await poller.pollUntilDone();
       const blob = await client.setSecret('purge-restore', 'y').then(() => client.backupSecret('purge-restore'));
       await (await client.beginDeleteSecret('purge-restore', { intervalInMs: 50 })).pollUntilDone();

@@ -174,7 +174,7 @@ export class VaultObjectStore<V extends VersionBase> {
   purge(name: string): void {
     const pending = this.lookup(name);
     // Right after a delete, before it completed: Azure answers 409, not 404.
-    if (pending?.state === 'deleted' && pending.visibleAt > this.now()) throw errors.beingDeleted(this.kind, pending.name);
+    if (pending?.state === 'deleted' && pending.visibleAt > this.now()) throw errors.beingDeleted(this.kind);
     const record = this.getDeleted(name);
     if (this.options.purgeProtection) throw errors.purgeProtected(this.options.vaultName);
     this.records.delete(keyOf(record.name));
