@@ -248,6 +248,22 @@ describe('Key Vault emulator: keys lifecycle through the official KeyClient', ()
       expect((await keys.restoreKeyBackup(backup)).id).toBe(created.id);
     });
 
+    // What the service answered azure-sdk-for-python's backup_restore_operations.py sample of 2021, which restored a key's
+    // backup right after begin_delete_key(...).result() (its poller's result() does not wait for the delete): "There
+    // was a conflict restoring the key. This can happen if either: a second key with the same name…" (issue #17630).
+    it('restoring a key whose delete is still completing answers as over a live name (409 Conflict, no inner code)', async () => {
+      const created = await keys.createEcKey('delete-then-restore');
+      const backup = (await keys.backupKey('delete-then-restore'))!;
+      const deleting = await keys.beginDeleteKey('delete-then-restore', poll);
+      const refused = await restError(keys.restoreKeyBackup(backup));
+      expect([refused.statusCode, refused.code, refused.details.error.innerError]).toEqual([409, 'Conflict', undefined]);
+      expect(refused.message).toMatch(new RegExp(`^There was a conflict restoring the key '${created.id}'\\. This can happen if either: a second key`));
+      await deleting.pollUntilDone();
+      // once deleted, a restore meets the soft-deleted name (unverified: see the README)
+      const deleted = await restError(keys.restoreKeyBackup(backup));
+      expect([deleted.statusCode, deleted.details.error.innerError?.code]).toEqual([409, 'ObjectIsDeletedButRecoverable']);
+    });
+
     it('refuses purge (403) under purge protection', async () => {
       const protectedVault = await KeyVaultEmulator.start({ quiet: true, purgeProtection: true, operationDelayMs: 0 });
       try {

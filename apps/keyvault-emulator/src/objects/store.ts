@@ -206,10 +206,12 @@ export class VaultObjectStore<V extends VersionBase> {
   /** Restores a backup's versions under its name; `idOfLatest` (the backup's latest version's id) names it in a conflict. */
   restore(backup: { name: string; versions: V[] }, idOfLatest: string): ObjectRecord<V> {
     const existing = this.lookup(backup.name);
-    // While its purge completes the service answers a restore as over a live name (recorded: 409, no inner code).
-    if (!existing && this.isPurging(backup.name, this.now())) throw errors.restoreConflict(this.kind, idOfLatest);
+    const now = this.now();
+    // While its purge (recorded) or its delete (azure-sdk-for-python #17630) completes, the service answers a restore as
+    // over a live name: 409, no inner code. Once soft-deleted, ObjectIsDeletedButRecoverable here (unverified).
+    if (!existing && this.isPurging(backup.name, now)) throw errors.restoreConflict(this.kind, idOfLatest);
     if (existing) {
-      if (existing.state === 'deleted') throw errors.deletedButRecoverable(this.kind, existing.name);
+      if (existing.state === 'deleted' && existing.visibleAt <= now) throw errors.deletedButRecoverable(this.kind, existing.name);
       throw errors.restoreConflict(this.kind, idOfLatest);
     }
     const record: ObjectRecord<V> = {
