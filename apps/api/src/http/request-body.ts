@@ -22,21 +22,24 @@ export class DeferredBody {
 
 /**
  * Replaces every body parser of the Fastify instance with one that only reads the bytes (Fastify's
- * `bodyLimit` still applies). The app must be created with `bodyParser: false` so Nest adds none.
+ * `bodyLimit` still applies). The app must be created with `bodyParser: false` so Nest adds none, and its
+ * first onRequest hook must call `dropUnparsableContentType` (bootstrap.ts).
  */
 export function deferBodyParsing(fastify: FastifyInstance): void {
-  // A Content-Type that is no media type (`foo`, empty, a list) gets Fastify's own 415 before any guard: to an
-  // anonymous caller, an unknown path and the webhook verify route alike. Without it the body reaches the
-  // parser below, as a body of no type: refused after authentication (parseBody) or taken as bytes (verify).
-  fastify.addHook('onRequest', (req, _reply, done) => {
-    const type = req.raw.headers['content-type'];
-    if (type !== undefined && !MEDIA_TYPE.test(type)) delete req.raw.headers['content-type'];
-    done();
-  });
   fastify.removeAllContentTypeParsers();
   fastify.addContentTypeParser('*', { parseAs: 'buffer' }, (req, body, done) => {
     done(null, new DeferredBody(req.headers['content-type'], body as Buffer, req.headers['content-encoding']));
   });
+}
+
+/**
+ * A Content-Type that is no media type (`foo`, empty, a list) gets Fastify's own 415 before any guard: to an
+ * anonymous caller, an unknown path and the webhook verify route alike. Dropped in an onRequest hook, the body
+ * reaches the parser above as a body of no type: refused after authentication (parseBody) or taken as bytes (verify).
+ */
+export function dropUnparsableContentType(headers: IncomingHttpHeaders): void {
+  const type = headers['content-type'];
+  if (type !== undefined && !MEDIA_TYPE.test(type)) delete headers['content-type'];
 }
 
 /** What Fastify parses as a media type (`type/subtype`, then anything after `;`): tokens of RFC 9110 §5.6.2. */
