@@ -1,5 +1,5 @@
 /** `closeRedisConnection` against real ioredis connections: real Redis, and a port nothing listens on. */
-import { createServer } from 'node:net';
+import { connect as connectTcp, createServer, type Socket } from 'node:net';
 import { REDIS_URL } from '@app/testing';
 import { Redis, type RedisOptions } from 'ioredis';
 import { closeRedisConnection } from './redis-connection';
@@ -68,5 +68,33 @@ describe('closeRedisConnection', () => {
     expect(Date.now() - started).toBeLessThan(100);
     await new Promise((resolve) => setTimeout(resolve, 500));
     expect(attempts).toBe(0);
+  });
+
+  it('gives up at its deadline when Redis stops answering (no QUIT reply, its side never closes): false, in time', async () => {
+    // A proxy to Redis that stops carrying bytes either way and closes nothing: a stalled Redis as the client sees one.
+    const { hostname, port } = new URL(REDIS_URL);
+    const sockets: Socket[] = [];
+    let stalled = false;
+    const proxy = createServer({ allowHalfOpen: true }, (client) => {
+      const upstream = connectTcp(Number(port || 6379), hostname);
+      sockets.push(client, upstream);
+      client.on('data', (b: Buffer) => void (stalled || upstream.write(b)));
+      upstream.on('data', (b: Buffer) => void (stalled || client.write(b)));
+    });
+    await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', resolve));
+    try {
+      const r = await connect(`redis://127.0.0.1:${(proxy.address() as { port: number }).port}`, { retryStrategy: () => null });
+      await r.ping();
+      stalled = true;
+      const disconnect = jest.spyOn(r, 'disconnect');
+      const started = Date.now();
+      expect(await closeRedisConnection(r, 300)).toBe(false);
+      expect(Date.now() - started).toBeGreaterThanOrEqual(290);
+      expect(Date.now() - started).toBeLessThan(600);
+      expect(disconnect).toHaveBeenCalledTimes(1); // after QUIT's half of the deadline
+    } finally {
+      for (const s of sockets) s.destroy();
+      await new Promise<void>((resolve) => proxy.close(() => resolve()));
+    }
   });
 });

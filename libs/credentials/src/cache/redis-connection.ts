@@ -1,3 +1,5 @@
+import { withTimeout } from '@app/common';
+
 /**
  * The part of an ioredis connection (`Redis`) the shared cache uses. Structural, so the published
  * declarations do not import ioredis: it is an optional peer, and a host without it (and with
@@ -67,14 +69,9 @@ function endWithin(c: ClosableRedisConnection, deadlineMs: number): Promise<bool
   return within(new Promise<true>((resolve) => c.once('end', () => resolve(true))), Date.now() + deadlineMs);
 }
 
-async function within(work: Promise<boolean>, at: number): Promise<boolean> {
-  let timer: NodeJS.Timeout | undefined;
-  const late = new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), Math.max(0, at - Date.now()))));
-  try {
-    return await Promise.race([work, late]);
-  } finally {
-    clearTimeout(timer);
-  }
+/** `work`'s answer, or `false` once the time `at` has passed first (the waits given here never reject). */
+function within(work: Promise<boolean>, at: number): Promise<boolean> {
+  return withTimeout(work, Math.max(0, at - Date.now())).catch(() => false);
 }
 
 async function close(c: ClosableRedisConnection, deadlineMs: number): Promise<boolean> {
