@@ -11,6 +11,7 @@ export * from './jobs';
 export * from './telemetry';
 export * from './persistence/sqlite-wal-checkpointer';
 export * from './text';
+export * from './identifier';
 export * from './timeout';
 export * from './shared-loads';
 export * from './page-cursor';

@@ -1,8 +1,6 @@
+import { IDENTIFIER_PATTERN } from '@app/common';
 import { DOTS_ONLY_MESSAGE, isDotsOnly } from '@app/credentials';
 import { OAuthRefreshValidationError } from './errors/oauth-refresh.errors';
-
-/** Same identifier rule as @app/credentials: letters, digits, `. _ : @ -`, 1–128 characters. */
-export const IDENTIFIER_PATTERN = /^[A-Za-z0-9._:@-]{1,128}$/;
 
 export function assertIdentifier(value: unknown, field: string): asserts value is string {
   if (typeof value !== 'string' || !IDENTIFIER_PATTERN.test(value)) {

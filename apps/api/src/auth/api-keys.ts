@@ -1,5 +1,6 @@
 import { createHash, hash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { z } from 'zod';
+import { IDENTIFIER_PATTERN } from '@app/common';
 import { ALL_SCOPES, UNAUTHENTICATED_TENANT } from './scopes';
 
 /**
@@ -10,7 +11,7 @@ export const apiKeyEntrySchema = z.object({
   id: z.string().regex(/^[A-Za-z0-9-]{1,64}$/, 'id: letters, digits and dashes, at most 64'),
   tenant: z
     .string()
-    .regex(/^[A-Za-z0-9._:@-]{1,128}$/, 'tenant: letters, digits and ._:@- , at most 128')
+    .regex(IDENTIFIER_PATTERN, 'tenant: letters, digits and ._:@- , at most 128')
     .refine((t) => t !== UNAUTHENTICATED_TENANT, `tenant: ${UNAUTHENTICATED_TENANT} is reserved (the audit chain of refused authentications)`),
   scopes: z.array(z.enum(ALL_SCOPES as [string, ...string[]], { error: 'is not a scope' })).min(1, 'scopes: at least one'),
   sha256: z.string().regex(/^[0-9a-f]{64}$/, 'sha256: 64 lowercase hex characters of the secret part'),

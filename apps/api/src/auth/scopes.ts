@@ -1,3 +1,5 @@
+import { IDENTIFIER_PATTERN } from '@app/common';
+
 /**
  * What a caller may do. Reading a credential's value is its own scope: most callers (dashboards,
  * the connections screen) only ever need metadata.
@@ -26,12 +28,11 @@ export const ALL_SCOPES = Object.values(Scope) as string[];
 
 /** The tenant of the audit chain of refused authentications: every tenant's failures, so never a caller's own. */
 export const UNAUTHENTICATED_TENANT = '_unauthenticated';
-const TENANT_ID = /^[A-Za-z0-9._:@-]{1,128}$/;
 /** What a principal's tenant (API key entry, JWT claim) must be: an identifier the libs take, and not a reserved one. */
 export const CALLER_TENANT_RULE = '1–128 letters, digits and . _ : @ -; not _unauthenticated';
 
 export function isCallerTenant(tenant: string): boolean {
-  return TENANT_ID.test(tenant) && tenant !== UNAUTHENTICATED_TENANT;
+  return IDENTIFIER_PATTERN.test(tenant) && tenant !== UNAUTHENTICATED_TENANT;
 }
 
 /** The authenticated caller of one request. Services get tenant + actor from it, never from the body. */

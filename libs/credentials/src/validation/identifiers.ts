@@ -1,12 +1,8 @@
 import { CredentialValidationError } from '../errors/credential-errors';
-import { hasControlCharacter, isWellFormedUnicode } from '@app/common';
+import { hasControlCharacter, IDENTIFIER_PATTERN, isWellFormedUnicode } from '@app/common';
 
-/**
- * Tenant, integration and connection ids: 1–128 characters of letters (case-sensitive), digits and
- * `.` `_` `:` `@` `-`. Enough for slugs, uuids, emails and provider account ids
- * (`acme.prod`, `github_app`, `user@example.com`, `urn:x:1`).
- */
-export const IDENTIFIER_PATTERN = /^[A-Za-z0-9._:@-]{1,128}$/;
+/** Tenant, integration and connection ids (`@app/common`'s rule; exported here too, as it was before it moved there). */
+export { IDENTIFIER_PATTERN };
 export const IDENTIFIER_MAX_LENGTH = 128;
 
 /**
@@ -15,7 +11,7 @@ export const IDENTIFIER_MAX_LENGTH = 128;
  * and a traversal in any path built from them. Reads, deletes and revokes keep IDENTIFIER_PATTERN, so a row
  * stored under such an id before stays reachable to be cleaned up.
  */
-export const NEW_IDENTIFIER_PATTERN = /^(?!\.+$)[A-Za-z0-9._:@-]{1,128}$/;
+export const NEW_IDENTIFIER_PATTERN = new RegExp(`^(?!\\.+$)${IDENTIFIER_PATTERN.source.slice(1)}`);
 export const DOTS_ONLY_MESSAGE = 'must not be made only of dots ("." and ".." are path segments that URLs resolve away)';
 
 export function isDotsOnly(value: string): boolean {

@@ -2,7 +2,7 @@ import { Inject, Injectable, Logger } from '@nestjs/common';
 import { OAUTH_REFRESH_RESOLVED_OPTIONS } from '../oauth-refresh.constants';
 import type { ResolvedOAuthRefreshOptions } from '../oauth-refresh.options';
 import { OAuthProviderNotRegisteredError, OAuthRefreshConfigurationError } from '../errors/oauth-refresh.errors';
-import { IDENTIFIER_PATTERN } from '../validation';
+import { IDENTIFIER_PATTERN } from '@app/common';
 import type { OAuthProviderConfig, ResolvedOAuthProvider } from './oauth-provider.config';
 
 const AUTH_METHODS = new Set(['client_secret_basic', 'client_secret_post', 'none']);

@@ -1,8 +1,7 @@
-import type { OutboxEvent } from '@app/common';
+import { IDENTIFIER_PATTERN, type OutboxEvent } from '@app/common';
 import { NOTIFICATION_EVENT_NAMES, NotificationEvents, type NotificationEventName } from './notification.options';
 import type { Notification, NotificationFacts } from './notification.types';
 
-const ID_PATTERN = /^[A-Za-z0-9._:@-]{1,128}$/;
 // An error's name and code as describeError() writes them: `WebhookUpdaterError(UPDATER_FAILED)`.
 const CODE_PATTERN = /^[A-Za-z0-9._:()-]{1,120}$/;
 
@@ -144,7 +143,7 @@ function wording(name: NotificationEventName, f: NotificationFacts): { subject: 
 }
 
 function id(v: unknown): string | undefined {
-  return typeof v === 'string' && ID_PATTERN.test(v) ? v : undefined;
+  return typeof v === 'string' && IDENTIFIER_PATTERN.test(v) ? v : undefined;
 }
 function code(v: unknown): string | undefined {
   if (typeof v === 'number' && Number.isInteger(v)) return String(v);
