@@ -204,6 +204,23 @@ describe.each(DATABASE_KINDS)('credentials HTTP API on %s', (kind) => {
     }
   });
 
+  it('refuses a connection path that is no identifier on every route that names one (credentials, webhook secrets, OAuth) with the same 400', async () => {
+    const doc = (await call(acmeRoot.key, 'GET', '/docs/json')).body as { paths: Record<string, Record<string, unknown>> };
+    const routes = Object.entries(doc.paths)
+      .filter(([path]) => path.includes('/{integrationId}/{connectionId}'))
+      .flatMap(([path, operations]) => Object.keys(operations).map((method) => [method.toUpperCase(), path] as const));
+    expect(new Set(routes.map(([, path]) => path.split('/')[2]))).toEqual(new Set(['connections', 'rotation', 'oauth']));
+    const answers = [];
+    for (const [method, path] of routes) {
+      for (const [integrationId, connectionId, field] of [['a%20b', 'c', 'integrationId'], ['github', 'x%E2%80%AEy', 'connectionId']]) {
+        const refused = await call(acmeRoot.key, method, path.replace('{integrationId}', integrationId).replace('{connectionId}', connectionId), method === 'GET' || method === 'DELETE' ? undefined : {});
+        answers.push({ method, path, status: refused.status, message: refused.body?.message, expected: [`${field} must be 1–128 characters of letters, digits and . _ : @ -`] });
+      }
+    }
+    expect(answers.filter((a) => a.status !== 400 || JSON.stringify(a.message) !== JSON.stringify(a.expected))).toEqual([]);
+    expect(answers.length).toBeGreaterThanOrEqual(2 * 11);
+  });
+
   it('shows the connections screen with statuses and masked values only', async () => {
     const v = secretValue();
     await call(admin.key, 'POST', '/v1/credentials', { integrationId: 'github', connectionId: 'screen', type: 'api_key', value: v });

@@ -6,12 +6,12 @@ import { CredentialsService } from '@app/credentials';
 import { RequireScopes } from '../auth/auth.decorators';
 import { OpContext } from '../auth/operation-context.decorator';
 import { Scope } from '../auth/scopes';
+import { ConnectionParamsDto } from '../http/connection-params.dto';
 import { bodyOf } from '../http/openapi';
 import { PositiveIntParam } from '../http/strict-input';
 import { Body, CredentialIdParam, Param, Query } from '../http/validated-params';
 import { CREDENTIAL_METADATA_SCHEMA, CREDENTIAL_WITH_VALUE_SCHEMA } from './credential-response.schemas';
 import {
-  ConnectionParamsDto,
   DeleteManyDto,
   ExpectedVersionQueryDto,
   ReadValueQueryDto,

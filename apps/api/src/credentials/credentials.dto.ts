@@ -1,26 +1,15 @@
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
 import { ArrayMaxSize, ArrayMinSize, IsArray, IsEnum, IsIn, IsOptional, IsString, IsUUID, Matches, MaxLength, MinLength, ValidateIf } from 'class-validator';
 import { CredentialStatus, CredentialType, IDENTIFIER_PATTERN, MAX_TAGS, NEW_IDENTIFIER_PATTERN, ValueStoreKind } from '@app/credentials';
+import { ID_MESSAGE } from '../http/connection-params.dto';
 import { BodyInt, IsDateTime, IsJsonObject, LowerCaseUuid, QueryBoolean, QueryInt } from '../http/strict-input';
 
-const ID_MESSAGE = '$property must be 1–128 characters of letters, digits and . _ : @ -';
 /** A new id (store): also not made only of dots; routes naming an existing connection keep IDENTIFIER_PATTERN, so an older such row can still be deleted. */
 const NEW_ID_MESSAGE = `${ID_MESSAGE}, not made only of dots ("." and ".." are path segments that URLs resolve away)`;
 /** Key Vault's limit is 25 KB; the lib checks bytes exactly, this only stops absurd bodies early. */
 const MAX_VALUE_CHARS = 25_600;
 /** Tags as the lib takes them: at most MAX_TAGS, keys per TAG_KEY_PATTERN, values of at most 512 characters, one line (no control character). */
 const TAGS_SCHEMA = { type: 'object', maxProperties: MAX_TAGS, additionalProperties: { type: 'string', maxLength: 512 } } as const;
-
-/** The connection a route acts on (path): refused here, as on every route that names one, before the lib sees it. */
-export class ConnectionParamsDto {
-  @ApiProperty({ example: 'github', pattern: IDENTIFIER_PATTERN.source })
-  @Matches(IDENTIFIER_PATTERN, { message: ID_MESSAGE })
-  integrationId: string;
-
-  @ApiProperty({ example: 'org_acme.main', pattern: IDENTIFIER_PATTERN.source })
-  @Matches(IDENTIFIER_PATTERN, { message: ID_MESSAGE })
-  connectionId: string;
-}
 
 export class StoreCredentialDto {
   @ApiProperty({ example: 'github', pattern: NEW_IDENTIFIER_PATTERN.source })

@@ -1,12 +1,12 @@
 import { Controller, Get, Header, HttpCode, Post } from '@nestjs/common';
 import { ApiBearerAuth, ApiBody, ApiCreatedResponse, ApiOkResponse, ApiOperation, ApiProperty, ApiPropertyOptional, ApiSecurity, ApiTags } from '@nestjs/swagger';
-import { IsOptional, IsString, Matches, MaxLength } from 'class-validator';
+import { IsOptional, IsString, MaxLength } from 'class-validator';
 import type { OperationContext } from '@app/common';
-import { IDENTIFIER_PATTERN } from '@app/credentials';
 import { OAuthRefreshService, OAuthTokenResponse } from '@app/oauth-refresh';
 import { RequireScopes } from '../auth/auth.decorators';
 import { OpContext } from '../auth/operation-context.decorator';
 import { Scope } from '../auth/scopes';
+import { ConnectionParamsDto } from '../http/connection-params.dto';
 import { bodyOf } from '../http/openapi';
 import { QueryInt } from '../http/strict-input';
 import { Body, Param, Query } from '../http/validated-params';
@@ -42,17 +42,6 @@ export class AccessTokenQueryDto {
   minValidityMs?: number;
 }
 
-/** The OAuth connection a route acts on (path); declared in the OpenAPI document, so a generated client can fill them in. */
-class ConnectionParams {
-  @ApiProperty({ description: 'The integration (a provider registered in OAUTH_PROVIDERS, e.g. github)' })
-  @Matches(IDENTIFIER_PATTERN, { message: '$property must be 1–128 characters of letters, digits and . _ : @ -' })
-  integrationId: string;
-
-  @ApiProperty({ description: 'The connection of that integration (e.g. the user or account that authorized)' })
-  @Matches(IDENTIFIER_PATTERN, { message: '$property must be 1–128 characters of letters, digits and . _ : @ -' })
-  connectionId: string;
-}
-
 /** OAuth connections: store what the code grant gave, hand out access tokens refreshed ahead of expiry. */
 @ApiTags('oauth')
 @ApiBearerAuth()
@@ -66,7 +55,7 @@ export class OAuthController {
   @ApiOperation({ summary: 'Store the tokens of a completed authorization (returns credential ids, never tokens)' })
   @ApiBody({ type: TokenResponseDoc })
   @ApiCreatedResponse({ description: 'the credentials now holding the tokens', schema: bodyOf('OAuthStoredTokens') })
-  store(@OpContext() ctx: OperationContext, @Param() p: ConnectionParams, @Body() body: Record<string, unknown>) {
+  store(@OpContext() ctx: OperationContext, @Param() p: ConnectionParamsDto, @Body() body: Record<string, unknown>) {
     return this.oauth.storeOAuthCredentials(ctx, p.integrationId, p.connectionId, body as unknown as OAuthTokenResponse);
   }
 
@@ -75,7 +64,7 @@ export class OAuthController {
   @Header('Cache-Control', 'no-store')
   @ApiOperation({ summary: 'A valid access token, refreshed first when it is about to expire' })
   @ApiOkResponse({ description: 'the access token', schema: bodyOf('OAuthAccessToken') })
-  accessToken(@OpContext() ctx: OperationContext, @Param() p: ConnectionParams, @Query() q: AccessTokenQueryDto) {
+  accessToken(@OpContext() ctx: OperationContext, @Param() p: ConnectionParamsDto, @Query() q: AccessTokenQueryDto) {
     return this.oauth.getAccessToken(ctx, p.integrationId, p.connectionId, { minValidityMs: q.minValidityMs });
   }
 
@@ -85,7 +74,7 @@ export class OAuthController {
   @Header('Cache-Control', 'no-store')
   @ApiOperation({ summary: "Report that the provider answered 401 to the token: forces one refresh, returns the new token" })
   @ApiOkResponse({ description: 'the new access token', schema: bodyOf('OAuthAccessToken') })
-  rejected(@OpContext() ctx: OperationContext, @Param() p: ConnectionParams, @Body() body: TokenRejectedDto) {
+  rejected(@OpContext() ctx: OperationContext, @Param() p: ConnectionParamsDto, @Body() body: TokenRejectedDto) {
     return this.oauth.reportTokenRejected(ctx, p.integrationId, p.connectionId, body.accessToken);
   }
 }

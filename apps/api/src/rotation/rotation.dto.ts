@@ -3,9 +3,9 @@ import { IsBoolean, IsEnum, IsIn, IsInt, IsOptional, IsString, IsUUID, Matches, 
 import { CredentialType, IDENTIFIER_PATTERN } from '@app/credentials';
 import { POLICY_LEVELS, REVOKE_SEVERITIES, ROTATION_MODES, type PolicyLevel, type RevokeSeverity, type RotationMode } from '@app/rotation';
 import { ExpectedVersionDto } from '../credentials/credentials.dto';
+import { ID_MESSAGE } from '../http/connection-params.dto';
 import { BodyInt, IsDateTime, LowerCaseUuid, QueryInt } from '../http/strict-input';
 
-const ID_MESSAGE = '$property must be 1–128 characters of letters, digits and . _ : @ -';
 const DAYS_MESSAGE = '$property must be an integer number of days from 0 to 3650 (0: never), or null to inherit';
 /** Key Vault's limit is 25 KB; the lib checks bytes exactly, this only stops absurd bodies early. */
 const MAX_VALUE_CHARS = 25_600;

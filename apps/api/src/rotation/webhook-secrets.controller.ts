@@ -6,8 +6,9 @@ import { RequireScopes } from '../auth/auth.decorators';
 import { OpContext } from '../auth/operation-context.decorator';
 import { Scope } from '../auth/scopes';
 import { bodyOf } from '../http/openapi';
+import { ConnectionParamsDto } from '../http/connection-params.dto';
 import { RawBody, RawBodyRoute } from '../http/request-body';
-import { CreateWebhookSecretDto, StagedWebhookSecretDto, WebhookConnectionParamsDto } from './webhook-secrets.dto';
+import { CreateWebhookSecretDto, StagedWebhookSecretDto } from './webhook-secrets.dto';
 import { Body, Param } from '../http/validated-params';
 
 /**
@@ -36,7 +37,7 @@ export class WebhookSecretsController {
     description: 'The answer is the credential metadata and `secret`, the only time the value is returned: hand it to the provider. 409 when the connection already has one.',
   })
   @ApiCreatedResponse({ description: 'the metadata and the secret (shown once)', schema: bodyOf('WebhookSecretCreated') })
-  async create(@OpContext() ctx: OperationContext, @Param() p: WebhookConnectionParamsDto, @Body() dto: CreateWebhookSecretDto) {
+  async create(@OpContext() ctx: OperationContext, @Param() p: ConnectionParamsDto, @Body() dto: CreateWebhookSecretDto) {
     const { credential, secret } = await this.webhooks.create(ctx, { integrationId: p.integrationId, connectionId: p.connectionId, valueStore: dto?.valueStore });
     return { ...credential, secret };
   }
@@ -51,7 +52,7 @@ export class WebhookSecretsController {
       '409 WEBHOOK_UPDATER_NOT_REGISTERED without an updater (nothing written: use …/secret/stage and …/secret/activate), 502 WEBHOOK_UPDATE_FAILED when the provider refused (the old secret stays current; retried later).',
   })
   @ApiOkResponse({ description: 'the version now current and until when the previous one verifies', schema: bodyOf('WebhookSecretRotation') })
-  rotate(@OpContext() ctx: OperationContext, @Param() p: WebhookConnectionParamsDto) {
+  rotate(@OpContext() ctx: OperationContext, @Param() p: ConnectionParamsDto) {
     return this.webhooks.rotateConnection(target(ctx, p));
   }
 
@@ -65,7 +66,7 @@ export class WebhookSecretsController {
       'the current one still signs. Install it in the provider’s dashboard, then POST …/secret/activate. Not activated before `activateBefore`: discarded. 409 WEBHOOK_SECRET_ALREADY_STAGED when one is staged (activate or discard it first).',
   })
   @ApiCreatedResponse({ description: 'the staged secret (shown once)', schema: bodyOf('StagedWebhookSecret') })
-  stage(@OpContext() ctx: OperationContext, @Param() p: WebhookConnectionParamsDto) {
+  stage(@OpContext() ctx: OperationContext, @Param() p: ConnectionParamsDto) {
     return this.webhooks.stageConnection(target(ctx, p));
   }
 
@@ -80,7 +81,7 @@ export class WebhookSecretsController {
   })
   @ApiOkResponse({ description: 'the version now current and until when the previous one verifies', schema: bodyOf('WebhookSecretRotation') })
   @ApiBody({ type: StagedWebhookSecretDto, required: false })
-  activate(@OpContext() ctx: OperationContext, @Param() p: WebhookConnectionParamsDto, @Body() dto: StagedWebhookSecretDto) {
+  activate(@OpContext() ctx: OperationContext, @Param() p: ConnectionParamsDto, @Body() dto: StagedWebhookSecretDto) {
     return this.webhooks.activateConnection(target(ctx, p), dto?.rotationId);
   }
 
@@ -90,7 +91,7 @@ export class WebhookSecretsController {
   @ApiOperation({ summary: 'Discard the staged webhook secret (it stops verifying; the current one stays current)', description: '409 WEBHOOK_NOTHING_STAGED when none is staged.' })
   @ApiOkResponse({ description: 'the discarded rotation and the version that stays current', schema: bodyOf('WebhookSecretDiscarded') })
   @ApiBody({ type: StagedWebhookSecretDto, required: false })
-  discard(@OpContext() ctx: OperationContext, @Param() p: WebhookConnectionParamsDto, @Body() dto: StagedWebhookSecretDto) {
+  discard(@OpContext() ctx: OperationContext, @Param() p: ConnectionParamsDto, @Body() dto: StagedWebhookSecretDto) {
     return this.webhooks.discardConnection(target(ctx, p), dto?.rotationId);
   }
 
@@ -98,7 +99,7 @@ export class WebhookSecretsController {
   @RequireScopes(Scope.ROTATION_READ)
   @ApiOperation({ summary: 'The versions of the webhook secret and their states (pending, current, live, retired), newest first; never a value' })
   @ApiOkResponse({ description: 'newest first', schema: bodyOf('WebhookSecretVersions') })
-  async versions(@OpContext() ctx: OperationContext, @Param() p: WebhookConnectionParamsDto) {
+  async versions(@OpContext() ctx: OperationContext, @Param() p: ConnectionParamsDto) {
     const credential = await this.keyring.find(target(ctx, p));
     return { credentialId: credential.id, items: await this.webhooks.versions(ctx, credential.id) };
   }
@@ -117,12 +118,12 @@ export class WebhookSecretsController {
     description: '200 {valid: true, version, msgId, timestamp} (version null: a secret being pushed, not yet current); 400 for a missing header, 401 WEBHOOK_SIGNATURE_MISMATCH or a timestamp out of tolerance.',
   })
   @ApiOkResponse({ description: 'the signature is valid', schema: bodyOf('WebhookVerified') })
-  async verify(@OpContext() ctx: OperationContext, @Param() p: WebhookConnectionParamsDto, @RawBody() body: Buffer, @Headers() headers: IncomingWebhookHeaders) {
+  async verify(@OpContext() ctx: OperationContext, @Param() p: ConnectionParamsDto, @RawBody() body: Buffer, @Headers() headers: IncomingWebhookHeaders) {
     const out = await this.webhooks.verifyWebhook(target(ctx, p), body, headers);
     return { valid: true, version: out.version, msgId: out.msgId, timestamp: out.timestamp };
   }
 }
 
-function target(ctx: OperationContext, p: WebhookConnectionParamsDto): WebhookTarget {
+function target(ctx: OperationContext, p: ConnectionParamsDto): WebhookTarget {
   return { tenantId: ctx.tenantId, integrationId: p.integrationId, connectionId: p.connectionId, context: ctx };
 }
