@@ -87,6 +87,27 @@ describe('Key Vault names in transition (emulator, real SDK)', () => {
     });
   });
 
+  describe('a restore while a delete of the name completes (409 Conflict, no inner code: azure-sdk-for-python #17630)', () => {
+    it('is retried as the name in transition it is, then answers what the soft-deleted name gets (DELETED_BUT_RECOVERABLE)', async () => {
+      await kv.setSecret('restore-while-deleting', 'v1');
+      const blob = await kv.backupSecret('restore-while-deleting');
+      // The delete is answered at once and completes WINDOW_MS later (no poller waits for it here).
+      await emulatorSecretClient(emu, { maxRetries: 0 }).beginDeleteSecret('restore-while-deleting');
+      const before = sent('restoreSecret');
+      const e = await failure(kv.restoreSecretBackup(blob));
+      expect([e.code, e.statusCode]).toEqual([C.DELETED_BUT_RECOVERABLE, 409]);
+      expect(sent('restoreSecret') - before).toBeGreaterThan(1); // the first met the delete still completing
+    });
+
+    it('whose delete outlasts the attempts says the name is still being deleted (retry later), not that it is taken', async () => {
+      await kv.setSecret('restore-delete-too-slow', 'v1');
+      const blob = await kv.backupSecret('restore-delete-too-slow');
+      await emulatorSecretClient(emu, { maxRetries: 0 }).beginDeleteSecret('restore-delete-too-slow');
+      const e = await failure(impatient.restoreSecretBackup(blob));
+      expect([e.code, e.statusCode, e.secretName]).toEqual([C.OBJECT_BEING_DELETED, 409, 'restore-delete-too-slow']);
+    });
+  });
+
   describe('a restore over a live name', () => {
     it('is still CONFLICT at once (one restore sent), for a secret and for a key', async () => {
       await kv.setSecret('taken-secret', 'v1');
