@@ -185,7 +185,7 @@ describe('AzureKeyVaultKeysProvider', () => {
     const { keys, keyClient, crypto } = await setup();
     keyClient.getKey.mockRejectedValueOnce(restError(404, 'KeyNotFound', 'A key with (name/id) x was not found'));
     const notFound = await failure(keys.getKey('x'));
-    expect([notFound.code, notFound.message, notFound.secretName]).toEqual([C.KEY_NOT_FOUND, 'Key Vault getKey failed: KEY_NOT_FOUND (HTTP 404 KeyNotFound)', 'x']);
+    expect([notFound.code, notFound.message, notFound.secretName]).toEqual([C.KEY_NOT_FOUND, 'Reading the key failed: KEY_NOT_FOUND (HTTP 404 KeyNotFound; no key of that name or version)', 'x']);
     keyClient.getKey.mockRejectedValueOnce(restError(403, 'Forbidden', 'The user does not have keys get permission'));
     expect((await failure(keys.getKey('x'))).code).toBe(C.FORBIDDEN);
     keyClient.purgeDeletedKey.mockRejectedValueOnce(restError(403, 'Forbidden', 'Operation "purge" is not allowed because purge protection is enabled for this vault.'));

@@ -320,7 +320,7 @@ describe('KeysService (fake vault)', () => {
     expect(isKeyVaultError(e, KeyVaultErrorCode.KEY_NOT_FOUND)).toBe(true);
     expect(isKeysError(e)).toBe(false);
     // Neither the vault's name for the key (prefix, tenant hash), nor the vault's text, nor the request's name.
-    expect((e as Error).message).toBe(`Key Vault getKey failed: ${(e as KeyVaultError).codeName} (HTTP 404 KeyNotFound)`);
+    expect((e as Error).message).toBe(`Reading the key failed: ${(e as KeyVaultError).codeName} (HTTP 404 KeyNotFound; no key of that name or version)`);
   });
 
   it('refuses dates the vault cannot hold (the SDK sends 32-bit seconds) before calling it', async () => {
@@ -347,7 +347,7 @@ describe('KeysService key cache', () => {
     await keys.createKey(ctxA, { name: 'left', type: 'RSA' });
     await keys.getKey(ctxA, 'left');
     const signals: Array<AbortSignal | undefined> = [];
-    const cancelled = (sent: boolean) => new KeyVaultError(KeyVaultErrorCode.CANCELLED, 'Key Vault sign failed: CANCELLED', { operation: 'sign', sent });
+    const cancelled = (sent: boolean) => new KeyVaultError(KeyVaultErrorCode.CANCELLED, 'Signing with the key failed: CANCELLED (the caller left)', { operation: 'sign', sent });
     const sign = jest.spyOn(vault, 'sign');
     sign.mockImplementationOnce(async (_k, _a, _d, call) => {
       signals.push(call?.signal);
@@ -445,9 +445,9 @@ describe('KeysService key cache', () => {
       await keys.createKey(ctxA, { name: 'left', type: 'RSA' });
       const sign = jest.spyOn(vault, 'sign');
       for (const sent of [false, true]) {
-        sign.mockRejectedValueOnce(new KeyVaultError(KeyVaultErrorCode.CANCELLED, 'Key Vault sign failed: CANCELLED', { operation: 'sign', sent }));
+        sign.mockRejectedValueOnce(new KeyVaultError(KeyVaultErrorCode.CANCELLED, 'Signing with the key failed: CANCELLED (the caller left)', { operation: 'sign', sent }));
       }
-      sign.mockRejectedValueOnce(new KeyVaultError(KeyVaultErrorCode.SERVICE_UNAVAILABLE, 'Key Vault sign failed: SERVICE_UNAVAILABLE', { operation: 'sign' }));
+      sign.mockRejectedValueOnce(new KeyVaultError(KeyVaultErrorCode.SERVICE_UNAVAILABLE, 'Signing with the key failed: SERVICE_UNAVAILABLE; retry later', { operation: 'sign' }));
       for (let i = 0; i < 3; i++) await code(keys.sign(ctxA, { name: 'left', algorithm: 'RS256', digest: sha256('x') }));
       const signs = spans.getFinishedSpans().filter((s) => s.name === 'keys sign');
       expect(signs.map((s) => [s.status.code, s.attributes['keys.cancelled'], s.attributes['error.type'] === undefined])).toEqual([

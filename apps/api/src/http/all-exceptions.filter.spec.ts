@@ -34,7 +34,7 @@ function azureError(status: number, code: string): RestError {
 
 /** The KeyVaultError the lib's mapper makes of a 503 (its message never quotes Azure nor the name). */
 const vaultUnavailable = () =>
-  new KeyVaultError(KeyVaultErrorCode.SERVICE_UNAVAILABLE, 'Key Vault getSecret failed: SERVICE_UNAVAILABLE (HTTP 503 ServiceUnavailable); retry later', {
+  new KeyVaultError(KeyVaultErrorCode.SERVICE_UNAVAILABLE, 'Reading the secret failed: SERVICE_UNAVAILABLE (HTTP 503 ServiceUnavailable); retry later', {
     operation: 'getSecret',
     secretName: SECRET_NAME,
     statusCode: 503,
@@ -52,7 +52,7 @@ class FailingController {
   /** A typed error whose own message names the secret, over a 404 from the vault. */
   @Get('missing')
   missing(): never {
-    const notFound = new KeyVaultError(KeyVaultErrorCode.KEY_NOT_FOUND, 'Key Vault getSecret failed: KEY_NOT_FOUND (HTTP 404 SecretNotFound)', {
+    const notFound = new KeyVaultError(KeyVaultErrorCode.KEY_NOT_FOUND, 'Reading the secret failed: KEY_NOT_FOUND (HTTP 404 SecretNotFound; no secret of that name or version)', {
       operation: 'getSecret',
       secretName: SECRET_NAME,
       statusCode: 404,

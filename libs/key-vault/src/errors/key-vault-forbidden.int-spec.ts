@@ -46,7 +46,7 @@ describe('KeyVaultError on a denied permission (403) against the local vault', (
     for (const e of [read, write]) {
       expect(e.code).toBe(C.FORBIDDEN);
       expect(e.statusCode).toBe(403);
-      expect(e.message).toMatch(/^Key Vault (getSecret|setSecret) failed: FORBIDDEN \(HTTP 403 Forbidden; the host's identity lacks this permission \(access policy or RBAC role\)\)$/);
+      expect(e.message).toMatch(/^(Reading|Writing) the secret failed: FORBIDDEN \(HTTP 403 Forbidden; the host's identity lacks this permission \(access policy or RBAC role\)\)$/);
       for (const leak of [name, 'secret-value', 'Caller', 'appid']) expect(JSON.stringify({ message: e.message, json: e })).not.toContain(leak);
     }
     expect(KEY_VAULT_ERROR_HTTP_STATUS[read.code]).toBe(502); // our identity's permissions: not the client's fault

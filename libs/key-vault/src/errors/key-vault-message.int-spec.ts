@@ -31,7 +31,7 @@ describe('KeyVaultError messages against the local vault', () => {
     await vault?.stop();
   });
 
-  it('say operation, code and status, keep the name off the message and out of JSON', async () => {
+  it('say what failed in the caller\'s terms (no SDK operation name), the code and status, keep the name off the message and out of JSON', async () => {
     await kv.setSecret(name('off'), 'value-1', { enabled: false });
     await kv.setSecret(name('gone'), 'value-2');
     await kv.deleteSecret(name('gone'));
@@ -42,12 +42,13 @@ describe('KeyVaultError messages against the local vault', () => {
       await failure(kv.getSecret(`${name('bad')}_!`)),
     ];
     expect(failures.map((e) => [e.code, e.message])).toEqual([
-      [C.KEY_NOT_FOUND, 'Key Vault getSecret failed: KEY_NOT_FOUND (HTTP 404 SecretNotFound)'],
-      [C.DISABLED, 'Key Vault getSecret failed: DISABLED (HTTP 403 Forbidden; the object or this version is disabled)'],
-      [C.DELETED_BUT_RECOVERABLE, 'Key Vault setSecret failed: DELETED_BUT_RECOVERABLE (HTTP 409 Conflict; the name is soft-deleted; recover or purge it first)'],
-      [C.INVALID_REQUEST, 'Key Vault getSecret refused: INVALID_REQUEST (secret names are 1-127 characters of 0-9, a-z, A-Z and -)'],
+      [C.KEY_NOT_FOUND, 'Reading the secret failed: KEY_NOT_FOUND (HTTP 404 SecretNotFound; no secret of that name or version)'],
+      [C.DISABLED, 'Reading the secret failed: DISABLED (HTTP 403 Forbidden; the object or this version is disabled)'],
+      [C.DELETED_BUT_RECOVERABLE, 'Writing the secret failed: DELETED_BUT_RECOVERABLE (HTTP 409 Conflict; the name is soft-deleted; recover or purge it first)'],
+      [C.INVALID_REQUEST, 'Reading the secret was refused: INVALID_REQUEST (secret names are 1-127 characters of 0-9, a-z, A-Z and -)'],
     ]);
     for (const e of failures) {
+      expect(e.message).not.toMatch(/Key Vault|getSecret|setSecret/);
       for (const leak of [tenant, 'value-', 'not found', 'with (name/id)']) expect(JSON.stringify({ message: e.message, json: e })).not.toContain(leak);
     }
     // The caller still has the name it passed.

@@ -155,9 +155,9 @@ export interface KeyVaultErrorDetails {
 }
 
 /**
- * Every failure of the key-vault lib. The message (`keyVaultMessage`) names the operation, the code and
- * the HTTP status or the Azure error code, never the object's name (it carries the tenant) nor the
- * vault's own text (it may repeat the request); the original error (RestError, identity error,
+ * Every failure of the key-vault lib. The message (`keyVaultMessage`) says what failed in the caller's
+ * terms, the code and the HTTP status or the Azure error code, never the object's name (it carries the
+ * tenant) nor the vault's own text (it may repeat the request); the original error (RestError, identity error,
  * cockatiel error) is kept as `cause`.
  */
 export class KeyVaultError extends CredentialVaultError {

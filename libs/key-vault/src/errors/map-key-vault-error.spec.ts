@@ -12,6 +12,12 @@ const get = (operation: KeyVaultOperation = 'getSecret') => ({ operation, secret
 const MARKER = 'mk7Q-echo';
 const TENANT = 'tenant-3f9c1b7e';
 
+/** What failed in the caller's words ("Reading the secret failed: CODE"), never the SDK method the gateway called. */
+function expectCallerTerms(message: string, operation: KeyVaultOperation, codeName: string): void {
+  expect(message).toMatch(new RegExp(`^[A-Z][a-z]+ (up )?(the|with the) [a-z' ]+ failed: ${codeName}\\b`));
+  expect(message).not.toMatch(new RegExp(`\\b${operation}\\b`));
+}
+
 describe('toKeyVaultError', () => {
   it.each<[string, unknown, KeyVaultOperation, C]>([
     ['429', restError(429, 'Throttled', 'Too many requests', { 'retry-after': '3' }), 'getSecret', C.RATE_LIMITED],
@@ -78,7 +84,7 @@ describe('toKeyVaultError', () => {
     expect(e.code).toBe(code);
     expect(e.cause).toBe(error);
     expect(e.operation).toBe(operation);
-    expect(e.message).toMatch(new RegExp(`^Key Vault ${operation} failed: ${e.codeName}\\b`));
+    expectCallerTerms(e.message, operation, e.codeName);
     expect(e.message).not.toContain('tenant-a-github');
   });
 
@@ -122,30 +128,30 @@ describe('toKeyVaultError', () => {
   ] as [string, () => unknown, KeyVaultOperation, string][]))('%s: the message quotes neither the name nor the service text', (_label, error, operation, name) => {
     const e = toKeyVaultError(error(), { operation, secretName: name, timeoutMs: 100 });
     for (const leak of [TENANT, name, MARKER, 'not found', 'invalid name', 'socket']) expect(e.message).not.toContain(leak);
-    expect(e.message).toMatch(new RegExp(`^Key Vault ${operation} failed: ${e.codeName}\\b`));
+    expectCallerTerms(e.message, operation, e.codeName);
     // The name stays on the error for its caller, out of every serialization.
     expect(e.secretName).toBe(name);
     expect(JSON.stringify(e)).not.toContain(TENANT);
     expect(Object.keys(e)).not.toContain('secretName');
   });
 
-  it('words each failure by operation, code, what happened and whether to retry', () => {
+  it('words each failure by what the caller asked for, code, what happened and whether to retry', () => {
     const message = (error: unknown, operation: KeyVaultOperation = 'getSecret') => toKeyVaultError(error, { operation, secretName: `cv-${TENANT}-x`, timeoutMs: 5000 }).message;
-    expect(message(restError(404, 'SecretNotFound', 'gone'))).toBe('Key Vault getSecret failed: KEY_NOT_FOUND (HTTP 404 SecretNotFound)');
-    expect(message(restError(429, 'Throttled', 'slow', { 'retry-after': '3' }))).toBe('Key Vault getSecret failed: RATE_LIMITED (HTTP 429 Throttled); retry after 3 s');
-    expect(message(restError(503, 'ServiceUnavailable', 'down'))).toBe('Key Vault getSecret failed: SERVICE_UNAVAILABLE (HTTP 503 ServiceUnavailable); retry later');
+    expect(message(restError(404, 'SecretNotFound', 'gone'))).toBe('Reading the secret failed: KEY_NOT_FOUND (HTTP 404 SecretNotFound; no secret of that name or version)');
+    expect(message(restError(429, 'Throttled', 'slow', { 'retry-after': '3' }))).toBe('Reading the secret failed: RATE_LIMITED (HTTP 429 Throttled); retry after 3 s');
+    expect(message(restError(503, 'ServiceUnavailable', 'down'))).toBe('Reading the secret failed: SERVICE_UNAVAILABLE (HTTP 503 ServiceUnavailable); retry later');
     expect(message(restError(409, 'Conflict', 'x is currently in a deleted but recoverable state'), 'setSecret')).toBe(
-      'Key Vault setSecret failed: DELETED_BUT_RECOVERABLE (HTTP 409 Conflict; the name is soft-deleted; recover or purge it first)',
+      'Writing the secret failed: DELETED_BUT_RECOVERABLE (HTTP 409 Conflict; the name is soft-deleted; recover or purge it first)',
     );
     expect(message(restError(403, 'Forbidden', 'no access'), 'sign')).toBe(
-      "Key Vault sign failed: FORBIDDEN (HTTP 403 Forbidden; the host's identity lacks this permission (access policy or RBAC role))",
+      "Signing with the key failed: FORBIDDEN (HTTP 403 Forbidden; the host's identity lacks this permission (access policy or RBAC role))",
     );
-    expect(message(new TaskCancelledError())).toBe('Key Vault getSecret failed: TIMEOUT (no answer after 5000 ms); retry later');
+    expect(message(new TaskCancelledError())).toBe('Reading the secret failed: TIMEOUT (no answer after 5000 ms); retry later');
     expect(message(new BrokenCircuitError())).toBe(
-      'Key Vault getSecret failed: CIRCUIT_OPEN (the vault failed repeatedly; calls fail fast until the breaker half-opens); retry later',
+      'Reading the secret failed: CIRCUIT_OPEN (the vault failed repeatedly; calls fail fast until the breaker half-opens); retry later',
     );
-    expect(message(networkError('ECONNREFUSED', 'connect ECONNREFUSED 127.0.0.1:1'))).toBe('Key Vault getSecret failed: SERVICE_UNAVAILABLE (ECONNREFUSED); retry later');
-    expect(message(new TypeError('x is not a function'))).toBe('Key Vault getSecret failed: UNKNOWN (TypeError)');
+    expect(message(networkError('ECONNREFUSED', 'connect ECONNREFUSED 127.0.0.1:1'))).toBe('Reading the secret failed: SERVICE_UNAVAILABLE (ECONNREFUSED); retry later');
+    expect(message(new TypeError('x is not a function'))).toBe('Reading the secret failed: UNKNOWN (TypeError)');
   });
 
   it('keeps status, the service code and Retry-After', () => {

@@ -22,9 +22,9 @@ interface Version {
   privateKey: KeyObject;
 }
 
-/** Worded like the gateway's own 404 (no name in the message, see @app/key-vault's keyVaultMessage). */
+/** Worded like the gateway's own 404 (the caller's terms, no name in the message, see @app/key-vault's keyVaultMessage). */
 const notFound = (operation: 'getKey', name: string) =>
-  new KeyVaultError(KeyVaultErrorCode.KEY_NOT_FOUND, `Key Vault ${operation} failed: KEY_NOT_FOUND (HTTP 404 KeyNotFound)`, {
+  new KeyVaultError(KeyVaultErrorCode.KEY_NOT_FOUND, 'Reading the key failed: KEY_NOT_FOUND (HTTP 404 KeyNotFound; no key of that name or version)', {
     operation,
     secretName: name,
     statusCode: 404,
