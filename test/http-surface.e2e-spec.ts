@@ -264,6 +264,38 @@ describe('the HTTP surface: methods', () => {
         { status: '417', requestId: expect.any(String), body: { statusCode: 417, error: 'EXPECTATION_FAILED', message: 'the Expect header asks for what the server does not do (only 100-continue)', requestId: answers[1].requestId } },
       ]);
     });
+
+    it('RFC 9112 §3.2: a request with two Host fields, or a Host that is no host[:port], is refused 400 in the error shape before any route runs', async () => {
+      const { port } = new URL(host.baseUrl);
+      const exchange = (request: string) =>
+        new Promise<{ status: string; requestId?: string; body?: Record<string, unknown> }>((resolve, reject) => {
+          const socket = connect(Number(port), '127.0.0.1');
+          let answer = '';
+          socket.on('data', (d: Buffer) => (answer += d.toString('utf8')));
+          socket.on('error', reject);
+          socket.on('close', () => {
+            const [head, body] = answer.split('\r\n\r\n');
+            resolve({ status: head.split(' ')[1], requestId: /x-request-id: ([^\r\n]+)/i.exec(head)?.[1], body: body ? (JSON.parse(body) as Record<string, unknown>) : undefined });
+          });
+          socket.write(request);
+          setTimeout(() => socket.end(), 300);
+        });
+      const get = (hostLines: string, version = '1.1') => exchange(`GET /v1/credentials HTTP/${version}\r\n${hostLines}x-api-key: ${key.key}\r\n\r\n`);
+      const refused = (message: string) => ({ status: '400', requestId: expect.any(String), body: { statusCode: 400, error: 'BAD_REQUEST', message, requestId: expect.any(String) } });
+      const twoHosts = 'the request is not valid HTTP: it has more than one Host header';
+      const badHost = 'the request is not valid HTTP: its Host header is not a host[:port]';
+      const answers = [
+        await get('host: 127.0.0.1\r\nhost: evil.example\r\n'),
+        await get('Host: 127.0.0.1\r\nHOST: 127.0.0.1\r\n'), // the same value twice too
+        await get('host: 127.0.0.1\r\nhost: other.example\r\n', '1.0'),
+        await get('host: user@127.0.0.1\r\n'),
+        await get('host: 127.0.0.1/v1\r\n'),
+      ];
+      expect(answers).toEqual([refused(twoHosts), refused(twoHosts), refused(twoHosts), refused(badHost), refused(badHost)]);
+      for (const a of answers) expect(a.body?.requestId).toBe(a.requestId);
+      // One Host, a name, an address or an IPv6 literal with or without a port, is served.
+      for (const h of ['127.0.0.1', `127.0.0.1:${port}`, 'vault.example', '[::1]:8080']) expect((await get(`host: ${h}\r\n`)).status).toBe('200');
+    });
   });
 });
 

@@ -114,6 +114,23 @@ function unmetExpectation(_req: IncomingMessage, res: ServerResponse): void {
 
 const UNMET_EXPECTATION = 'the Expect header asks for what the server does not do (only 100-continue)';
 const NO_HOST = 'the request is not valid HTTP: HTTP/1.1 needs a Host header';
+const TWO_HOSTS = 'the request is not valid HTTP: it has more than one Host header';
+const BAD_HOST = 'the request is not valid HTTP: its Host header is not a host[:port]';
+/** RFC 9112 §3.2's `uri-host [ ":" port ]` (RFC 3986: an IP literal, or a reg-name, which may be empty). */
+const HOST_FIELD = /^(?:\[[0-9A-Za-z._~!$&'()*+,;=:-]+\]|(?:[0-9A-Za-z._~!$&'()*+,;=-]|%[0-9A-Fa-f]{2})*)(?::[0-9]*)?$/;
+
+/**
+ * RFC 9112 §3.2: a server must answer 400 to an HTTP/1.1 request without Host (Node's own check answered without
+ * a body), and to any request with more than one Host field or an invalid one: Node keeps the first of two, where a
+ * proxy in front may have routed by the other.
+ */
+function hostFieldProblem(raw: IncomingMessage): string | undefined {
+  let fields = 0;
+  for (let i = 0; i < raw.rawHeaders.length; i += 2) if (raw.rawHeaders[i].length === 4 && raw.rawHeaders[i].toLowerCase() === 'host') fields++;
+  if (fields === 0) return raw.httpVersion === '1.1' ? NO_HOST : undefined;
+  if (fields > 1) return TWO_HOSTS;
+  return HOST_FIELD.test(raw.headers.host ?? '') ? undefined : BAD_HOST;
+}
 
 /**
  * A request Fastify cannot route (e.g. a path with malformed percent-encoding) never reaches Nest's
@@ -187,8 +204,8 @@ export async function configureApp(app: NestFastifyApplication, config: AppConfi
     // Draining (SIGTERM): the client leaves this connection after the answer, instead of reusing it as it closes.
     // (Requests that came before the signal: IdleConnections.closeAfterAnswers.)
     if (shutdown.draining) void reply.header('connection', 'close');
-    // RFC 9112 §3.2: a server must refuse an HTTP/1.1 request without Host (Node's own check answered without a body).
-    if (req.raw.httpVersion === '1.1' && req.headers.host === undefined) return answerBeforeNest(req, reply.header('connection', 'close'), HttpStatus.BAD_REQUEST, NO_HOST);
+    const hostProblem = hostFieldProblem(req.raw);
+    if (hostProblem) return answerBeforeNest(req, reply.header('connection', 'close'), HttpStatus.BAD_REQUEST, hostProblem);
     // Before routing's query is used anywhere (every route, matched or not); the answer ends the request.
     if (!queryDecodes(req.url)) return answerBeforeNest(req, reply, HttpStatus.BAD_REQUEST, UNDECODABLE_QUERY);
     // Here rather than a hook of its own (one fewer per request): Fastify's 415 would come before the guard (request-body.ts).
