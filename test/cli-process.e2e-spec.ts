@@ -158,8 +158,11 @@ describe('the CLI process', () => {
       const before = existsSync(journal) ? readFileSync(journal) : undefined;
       const r = await run(['data-key:rotate', '--tenant', 'acme'], undefined, { EMULATOR_PORT: '0', EMULATOR_DATA_DIR: vaultDir });
       expect(r.code).toBe(1);
-      expect(r.stderr).toContain(`${vaultDir} is in use by the local Key Vault of process ${process.pid}`);
-      expect(r.stderr).toContain('Stop the host before running a CLI command');
+      // The host's words (its variables, its CLI), not the local vault's to code that embeds it ("another dataDir").
+      expect(r.stderr).toContain(`${vaultDir} (EMULATOR_DATA_DIR) is in use by the local Key Vault of process ${process.pid}`);
+      expect(r.stderr).toContain("Stop the host before running a CLI command on its data, or set KEY_VAULT_URL to that vault's URL");
+      expect(r.stderr).toContain(`delete ${join(vaultDir, 'emulator.pid')}`);
+      expect(r.stderr).not.toContain('dataDir');
       expect(r.stderr).not.toMatch(/^\s+at /m);
       expect(r.stdout).toBe('');
       expect(existsSync(journal) ? readFileSync(journal) : undefined).toEqual(before);

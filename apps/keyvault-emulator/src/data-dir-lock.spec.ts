@@ -35,6 +35,25 @@ describe('DataDirLock (emulator.pid)', () => {
     }
   });
 
+  it("says what holds the dir and how to pick another in the words of whoever started the vault (library user or host): no host or CLI advice", () => {
+    writeFileSync(pidFile(), `${other.pid}\n`);
+    const e = (() => {
+      try {
+        return DataDirLock.acquire(dir);
+      } catch (err) {
+        return err as EmulatorDataDirInUseError;
+      }
+    })() as EmulatorDataDirInUseError;
+    expect([e.code, e.dataDir, e.pid]).toEqual(['DATA_DIR_IN_USE', dir, other.pid]);
+    expect(e.message).toBe(
+      `The local Key Vault's data dir ${dir} is held by another process (pid ${other.pid}) that runs a local Key Vault on it: ` +
+        "two vaults on one data dir do not see each other's writes and overwrite each other's files. Stop that process, or " +
+        'start this vault with another dataDir (leave it out for a temporary one). ' +
+        `If process ${other.pid} runs no local Key Vault, delete ${pidFile()}.`,
+    );
+    expect(e.message).not.toMatch(/host|CLI|KEY_VAULT_URL|EMULATOR_/);
+  });
+
   it('takes over a file whose pid another process now has (a killed vault, its pid reused after a reboot or a wrap)', () => {
     const [bootId, ticks] = processStart(other.pid!)!.split(':');
     for (const stale of [`${bootId}:${Number(ticks) + 1}`, `00000000-0000-0000-0000-000000000000:${ticks}`]) {

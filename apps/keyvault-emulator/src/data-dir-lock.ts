@@ -3,21 +3,27 @@ import { join } from 'node:path';
 
 export const LOCK_FILE = 'emulator.pid';
 
-/** Another live process's vault holds this data dir. */
+/**
+ * Another live process's vault holds this data dir. Worded for whoever started this vault — code embedding it or a
+ * host — so it gives no host or CLI advice: a host that starts one says its own (apps/api's EmbeddedVault).
+ */
 export class EmulatorDataDirInUseError extends Error {
   override readonly name = 'EmulatorDataDirInUseError';
   readonly code = 'DATA_DIR_IN_USE';
+  /** The pid file naming the holder: to delete when that process runs no vault. */
+  readonly lockFile: string;
 
   constructor(
     readonly dataDir: string,
     readonly pid: number,
   ) {
     super(
-      `The Key Vault data dir ${dataDir} is in use by the local Key Vault of process ${pid} (a running host's embedded ` +
-        'vault, or `npm run emulator`): two vaults on one data dir do not see each other\'s writes and overwrite each ' +
-        'other\'s files. Stop the host before running a CLI command on its data, or set KEY_VAULT_URL to that vault\'s URL. ' +
-        `If process ${pid} is no vault, delete ${join(dataDir, LOCK_FILE)}.`,
+      `The local Key Vault's data dir ${dataDir} is held by another process (pid ${pid}) that runs a local Key Vault on it: ` +
+        "two vaults on one data dir do not see each other's writes and overwrite each other's files. Stop that process, or " +
+        'start this vault with another dataDir (leave it out for a temporary one). ' +
+        `If process ${pid} runs no local Key Vault, delete ${join(dataDir, LOCK_FILE)}.`,
     );
+    this.lockFile = join(dataDir, LOCK_FILE);
   }
 }
 

@@ -1,5 +1,5 @@
 import { Logger, OnApplicationShutdown } from '@nestjs/common';
-import { KeyVaultEmulator } from '@app/keyvault-emulator';
+import { EmulatorDataDirInUseError, KeyVaultEmulator } from '@app/keyvault-emulator';
 import type { AppConfig } from '../config/app.config';
 
 /**
@@ -22,6 +22,7 @@ export class EmbeddedVault implements OnApplicationShutdown {
       });
     } catch (e) {
       // Usually the host already runs this vault (a CLI command started beside it, or a second host): say so.
+      if (e instanceof EmulatorDataDirInUseError) throw new EmbeddedVaultDataDirInUseError(e);
       if ((e as NodeJS.ErrnoException).code !== 'EADDRINUSE') throw e;
       throw new EmbeddedVaultPortInUseError(config.keyVault.emulatorPort, e);
     }
@@ -49,6 +50,26 @@ export class EmbeddedVaultPortInUseError extends Error {
       `The embedded local Key Vault cannot listen on port ${port} (EMULATOR_PORT): it is in use, usually by a running host's ` +
         'embedded vault. Stop the host before running a CLI command on its data, or set KEY_VAULT_URL (an external vault). ' +
         'Another EMULATOR_PORT is no way round it while the host runs: its vault would use the same data dir.',
+      { cause },
+    );
+  }
+}
+
+/**
+ * The embedded vault's data dir is held by another process's vault: the local vault's own message is for code that
+ * starts it (`dataDir`); the host's and its CLI's way out is another, in their variables.
+ */
+export class EmbeddedVaultDataDirInUseError extends Error {
+  override readonly name = 'EmbeddedVaultDataDirInUseError';
+  readonly code = 'DATA_DIR_IN_USE';
+
+  constructor(cause: EmulatorDataDirInUseError) {
+    super(
+      `The embedded local Key Vault's data dir ${cause.dataDir} (EMULATOR_DATA_DIR) is in use by the local Key Vault of process ${cause.pid} ` +
+        "(a running host's embedded vault, or `npm run emulator`): two vaults on one data dir do not see each other's writes " +
+        "and overwrite each other's files. Stop the host before running a CLI command on its data, or set KEY_VAULT_URL to that " +
+        "vault's URL; another EMULATOR_DATA_DIR is another vault, without this one's secrets. " +
+        `If process ${cause.pid} is no vault, delete ${cause.lockFile}.`,
       { cause },
     );
   }
