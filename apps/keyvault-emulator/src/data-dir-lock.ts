@@ -16,11 +16,12 @@ export class EmulatorDataDirInUseError extends Error {
   constructor(
     readonly dataDir: string,
     readonly pid: number,
+    /** How whoever started it picks another dir: the start option by default, a CLI's flag from its CLI. */
+    another = 'start this vault with another dataDir (leave it out for a temporary one)',
   ) {
     super(
       `The local Key Vault's data dir ${dataDir} is held by another process (pid ${pid}) that runs a local Key Vault on it: ` +
-        "two vaults on one data dir do not see each other's writes and overwrite each other's files. Stop that process, or " +
-        'start this vault with another dataDir (leave it out for a temporary one). ' +
+        `two vaults on one data dir do not see each other's writes and overwrite each other's files. Stop that process, or ${another}. ` +
         `If process ${pid} runs no local Key Vault, delete ${join(dataDir, LOCK_FILE)}.`,
     );
     this.lockFile = join(dataDir, LOCK_FILE);

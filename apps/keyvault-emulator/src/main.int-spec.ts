@@ -1,6 +1,8 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { EmulatorDataDirInUseError, LOCK_FILE } from './data-dir-lock';
 import { runEmulatorCli } from './main';
 
 describe('emulator CLI: stopping on a signal', () => {
@@ -30,5 +32,31 @@ describe('emulator CLI: stopping on a signal', () => {
     expect(ready.filter((p) => !p.handled)).toEqual([]);
     expect(printed.map((p) => p.line)).toContain('Key Vault emulator stopped.');
     expect(process.listenerCount('SIGTERM')).toBe(before);
+  });
+});
+
+describe('emulator CLI: a data dir another process holds', () => {
+  let dir: string;
+  beforeAll(() => (dir = mkdtempSync(join(tmpdir(), 'cv-emu-cli-held-'))));
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  it("says how to choose another in its own flag (--data-dir; leaving it out is ./data/vault, not a temporary dir)", async () => {
+    const other = spawn(process.execPath, ['-e', 'setTimeout(() => {}, 60_000)'], { stdio: 'ignore' });
+    try {
+      const held = join(dir, 'held');
+      mkdirSync(held);
+      writeFileSync(join(held, LOCK_FILE), `${other.pid}\n`);
+      const e = (await runEmulatorCli(['--port', '0', '--data-dir', held]).then(
+        () => undefined,
+        (err: unknown) => err,
+      )) as EmulatorDataDirInUseError;
+      expect(e).toBeInstanceOf(EmulatorDataDirInUseError);
+      expect([e.dataDir, e.pid]).toEqual([held, other.pid]);
+      expect(e.message).toContain(`The local Key Vault's data dir ${held} is held by another process (pid ${other.pid})`);
+      expect(e.message).toContain('Stop that process, or pass another --data-dir.');
+      expect(e.message).not.toContain('dataDir');
+    } finally {
+      other.kill('SIGKILL');
+    }
   });
 });

@@ -2,6 +2,7 @@ import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { parseArgs } from 'node:util';
 import { AuthOptions } from './auth';
+import { EmulatorDataDirInUseError } from './data-dir-lock';
 import { KeyVaultEmulator } from './emulator';
 import { DEFAULT_THROTTLE, KeyVaultEmulatorOptions } from './options';
 
@@ -177,6 +178,8 @@ export async function runEmulatorCli(argv: string[]): Promise<void> {
     if (caExportPath) exportCaCert(caExportPath, emulator.caCertPem);
   } catch (err) {
     signal.cancel();
+    // Its own flag: leaving it out here is ./data/vault, not the library's temporary dir.
+    if (err instanceof EmulatorDataDirInUseError) throw new EmulatorDataDirInUseError(err.dataDir, err.pid, 'pass another --data-dir');
     throw err;
   }
   console.log(`Vault URL: ${emulator.vaultUrl}`);
