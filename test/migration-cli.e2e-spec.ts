@@ -79,6 +79,26 @@ describe('cli migrate (real process, kill -9, resume)', () => {
     }
   };
 
+  /** `check` on a host database of each kind (a SQLite file in `home`, a PostgreSQL schema of its own) with this version's schema. */
+  const onEachHostDatabase = (
+    home: string,
+    check: (at: { database: Record<string, string>; label: string; host: DataSource; migrations: () => Promise<{ name: string }[]> }) => Promise<void>,
+  ) =>
+    inPostgresSchema(async ({ url, schema }) => {
+      for (const [database, label] of [
+        [{ DATABASE_PATH: join(home, 'host.sqlite') }, `the SQLite database file ${join(home, 'host.sqlite')} (DATABASE_PATH)`],
+        [{ DATABASE_TYPE: 'postgres', DATABASE_URL: url, DATABASE_SCHEMA: schema }, 'the postgres database at '],
+      ] as const) {
+        const host = await new DataSource(databaseOptions(loadAppConfig({ NODE_ENV: 'test', ...database }))).initialize();
+        const migrations = () => host.query('SELECT name FROM cv_migrations ORDER BY id') as Promise<{ name: string }[]>;
+        try {
+          await check({ database, label, host, migrations });
+        } finally {
+          await host.destroy();
+        }
+      }
+    });
+
   /** The command's environment without KEY_VAULT_*: it would start the embedded vault in `home`/vault. */
   const embeddedVaultIn = (home: string) => ({ ...Object.fromEntries(Object.entries(env).filter(([k]) => !k.startsWith('KEY_VAULT_'))), EMULATOR_DATA_DIR: join(home, 'vault'), EMULATOR_PORT: '0' });
 
@@ -171,32 +191,42 @@ describe('cli migrate (real process, kill -9, resume)', () => {
     const older = join(dir, 'older');
     mkdirSync(older);
     const embedded = embeddedVaultIn(older);
-    await inPostgresSchema(async ({ url, schema }) => {
-      for (const [database, label] of [
-        [{ DATABASE_PATH: join(older, 'host.sqlite') }, `the SQLite database file ${join(older, 'host.sqlite')} (DATABASE_PATH)`],
-        [{ DATABASE_TYPE: 'postgres', DATABASE_URL: url, DATABASE_SCHEMA: schema }, 'the postgres database at '],
-      ] as const) {
-        // The host's schema with its newest migration undone: a database an earlier version left.
-        const host = await new DataSource(databaseOptions(loadAppConfig({ NODE_ENV: 'test', ...database }))).initialize();
-        const migrations = () => host.query('SELECT name FROM cv_migrations ORDER BY id') as Promise<{ name: string }[]>;
-        try {
-          const pending = (await migrations()).at(-1)!.name;
-          await host.undoLastMigration();
-          const before = await migrations();
-          expect(before.map((m) => m.name)).not.toContain(pending);
-          const r = await cli(['migrate', '--source', 'sql', '--dry-run'], { ...embedded, ...database }).exited;
-          expect({ code: r.code, stdout: r.stdout }).toEqual({ code: 1, stdout: '' });
-          expect(r.stderr).toContain(label);
-          expect(r.stderr).toMatch(/has a Credential Vault schema older than this version: 1 migration pending \(\w+\)\. A dry run applies none/);
-          expect(r.stderr).toContain(pending);
-          expect(r.stderr).not.toMatch(/^\s+at /m);
-          expect(await migrations()).toEqual(before);
-        } finally {
-          await host.destroy();
-        }
-      }
+    // The host's schema with its newest migration undone: a database an earlier version left.
+    await onEachHostDatabase(older, async ({ database, label, host, migrations }) => {
+      const pending = (await migrations()).at(-1)!.name;
+      await host.undoLastMigration();
+      const before = await migrations();
+      expect(before.map((m) => m.name)).not.toContain(pending);
+      const r = await cli(['migrate', '--source', 'sql', '--dry-run'], { ...embedded, ...database }).exited;
+      expect({ code: r.code, stdout: r.stdout }).toEqual({ code: 1, stdout: '' });
+      expect(r.stderr).toContain(label);
+      expect(r.stderr).toMatch(/has a Credential Vault schema older than this version: 1 migration pending \(\w+\)\. A dry run applies none/);
+      expect(r.stderr).toContain(pending);
+      expect(r.stderr).not.toMatch(/^\s+at /m);
+      expect(await migrations()).toEqual(before);
     });
     expect(existsSync(join(older, 'vault'))).toBe(false);
+  }, 60_000);
+
+  // It went ahead as the host and a real run do (TypeORM passes over migrations it does not know): a report by code that
+  // does not know the schema, and the embedded vault started.
+  it('a dry run on a host database whose schema is newer than this version names the migrations it does not know and exits 1, changing nothing', async () => {
+    const newer = join(dir, 'newer');
+    mkdirSync(newer);
+    const embedded = embeddedVaultIn(newer);
+    // The host's schema and two migrations of a later version, as cv_migrations records them.
+    await onEachHostDatabase(newer, async ({ database, label, host, migrations }) => {
+      const later = ['AddLaterColumn4102444800000', 'AddLaterIndex4102444800001'];
+      for (const [i, name] of later.entries()) await host.query(`INSERT INTO cv_migrations (timestamp, name) VALUES (${4102444800000 + i}, '${name}')`);
+      const before = await migrations();
+      const r = await cli(['migrate', '--source', 'sql', '--dry-run'], { ...embedded, ...database }).exited;
+      expect({ code: r.code, stdout: r.stdout }).toEqual({ code: 1, stdout: '' });
+      expect(r.stderr).toContain(label);
+      expect(r.stderr).toContain(`has a Credential Vault schema newer than this version: 2 migrations it does not know (${later.join(', ')})`);
+      expect(r.stderr).not.toMatch(/^\s+at /m);
+      expect(await migrations()).toEqual(before);
+    });
+    expect(existsSync(join(newer, 'vault'))).toBe(false);
   }, 60_000);
 
   it('a run killed with SIGKILL mid-way resumes to exact totals, with no duplicate credential and one MIGRATE row each', async () => {

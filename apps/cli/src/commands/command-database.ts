@@ -79,6 +79,11 @@ export interface HostSchemaState {
   present: boolean;
   /** The migrations the command would apply as it opens the database (empty: the schema is current). */
   pending: string[];
+  /**
+   * Migrations the database records that this version does not have (a later version applied them). TypeORM passes over
+   * them as it opens the database: the host and the commands start on such a schema as on their own.
+   */
+  unknown: string[];
   /** The database, named as the command's other messages do. */
   label: string;
 }
@@ -93,7 +98,7 @@ export async function hostSchemaState(config: AppConfig): Promise<HostSchemaStat
   if (db.type === 'sqlite') {
     const label = databaseLabel({ type: 'better-sqlite3', database: db.path });
     // An in-memory database is new at every start; a file not there yet would be created by the command.
-    if (db.path === ':memory:' || !existsSync(db.path)) return { present: false, pending: [], label };
+    if (db.path === ':memory:' || !existsSync(db.path)) return { present: false, pending: [], unknown: [], label };
     // The host's list of migrations and their table; the file opened as it is (no WAL switch: that is a write).
     const { migrations, migrationsTableName } = databaseOptions(config);
     const options: DataSourceOptions = { type: 'better-sqlite3', database: db.path, readonly: true, migrations, migrationsTableName };
@@ -104,12 +109,20 @@ export async function hostSchemaState(config: AppConfig): Promise<HostSchemaStat
   return { ...(await schemaState(options, "SELECT COUNT(*) AS n FROM (SELECT to_regclass('cv_migrations') AS t) r WHERE r.t IS NOT NULL")), label: databaseLabel(options) };
 }
 
-/** `presentSql` counts the migrations table; once it is there, TypeORM's own reckoning of what it would apply (read only). */
+/**
+ * `presentSql` counts the migrations table; once it is there, TypeORM's own reckoning of what it would apply, and what
+ * the table records that this version's migrations do not name (read only).
+ */
 async function schemaState(options: DataSourceOptions, presentSql: string): Promise<Omit<HostSchemaState, 'label'>> {
   const dataSource = await initializeOnce(options);
   try {
-    if (Number((await dataSource.query(presentSql))[0].n) === 0) return { present: false, pending: [] };
-    return { present: true, pending: (await new MigrationExecutor(dataSource).getPendingMigrations()).map((m) => m.name) };
+    if (Number((await dataSource.query(presentSql))[0].n) === 0) return { present: false, pending: [], unknown: [] };
+    const executor = new MigrationExecutor(dataSource);
+    const known = new Set(dataSource.migrations.map((m) => m.name ?? m.constructor.name));
+    // Oldest first, as they were applied (TypeORM reads them newest first).
+    const executed = (await executor.getExecutedMigrations()).sort((x, y) => x.timestamp - y.timestamp);
+    const unknown = executed.map((m) => m.name).filter((name) => !known.has(name));
+    return { present: true, pending: (await executor.getPendingMigrations()).map((m) => m.name), unknown };
   } finally {
     await dataSource.destroy();
   }
