@@ -30,7 +30,7 @@ import { CredentialVersionRepository, lastRevoked, revokeMark } from './persiste
 import { CredentialsPersistence } from './persistence/credentials-persistence';
 import { ValueStores } from './stores/value-stores';
 import type { ValueOwner, ValuePointer } from './stores/credential-value-store';
-import { ValidatedValue, validateCredentialValue } from './validation/credential-value.validator';
+import { ValidatedValue, validateValueOfType } from './validation/credential-value.validator';
 import { assertDate, assertIdentifier, assertNewIdentifier, assertPositiveInt, assertTags, MAX_VERSION_NUMBER } from './validation/identifiers';
 
 /** The errors `audited` wrote a failure row for, so that an enclosing `audited` does not write a second. */
@@ -423,7 +423,7 @@ export class CredentialWriter {
   }
 
   private validateValue(type: CredentialType, value: unknown): ValidatedValue {
-    return validateCredentialValue(type, value, this.clock.now(), this.options.minWebhookSecretBytes);
+    return validateValueOfType(type, value, this.clock.now(), this.options.minWebhookSecretBytes);
   }
 
   /** The success audit row of a write (also `CredentialBatchWriter`'s). */

@@ -1,6 +1,6 @@
 import { Clock, clockOptionSchema, cronExpressionSchema, describeProblems, resolveOptions, timeZoneSchema, whenFieldsParsed } from '@app/common';
 import { z } from 'zod';
-import { CREDENTIAL_TYPES, CredentialType, ValueStoreKind } from './credential-type';
+import { CREDENTIAL_TYPES, CredentialType, ValueStoreKind, type ValueStoreKindInput } from './credential-type';
 import { DEFAULT_INVALIDATION_LIVENESS, HEARTBEAT_LIMITS, type InvalidationLiveness } from './cache/invalidation-liveness';
 import type { CacheRedisClient, CacheRedisSubscriber } from './cache/redis-connection';
 import { CredentialsConfigurationError } from './errors/credential-errors';
@@ -154,12 +154,14 @@ export interface CredentialsOrphanVersionsOptions {
 }
 
 export interface CredentialsModuleOptions {
+  // valueStores is keyed by the string values (`[CredentialType.API_KEY]` is the same key): a Record over
+  // CredentialTypeInput would let tsc pass any key and any value.
   /**
    * Value store per credential type; types not listed use the default: OAUTH_ACCESS_TOKEN →
    * envelope (short-lived, high churn), everything else → vault. A `store()` call may override.
    * @default { oauth_access_token: 'envelope' } (others 'vault')
    */
-  valueStores?: Partial<Record<CredentialType, ValueStoreKind>>;
+  valueStores?: Partial<Record<`${CredentialType}`, ValueStoreKindInput>>;
   cache?: CredentialsCacheOptions;
   readAudit?: CredentialsReadAuditOptions;
   vault?: CredentialsVaultStoreOptions;

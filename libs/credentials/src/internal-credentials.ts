@@ -1,4 +1,4 @@
-import { CredentialType } from './credential-type';
+import { CredentialType, type CredentialTypeInput } from './credential-type';
 import { CredentialValidationError } from './errors/credential-errors';
 
 /**
@@ -40,8 +40,9 @@ export const RESERVED_CREDENTIAL_CHANGE_MESSAGE = `the credential's connectionId
 /**
  * Whether a credential is one of the libs' internal ones, not one of the tenant's: `list`, `listExpiring`,
  * `statistics` and `listConnections` leave them out unless asked (`includeInternal`); they are read by id as any other.
+ * `type` may be the string value; a string that is no type is simply not internal (a question, not an input to refuse).
  */
-export function isInternalCredential(c: { type: CredentialType; connectionId: string }): boolean {
+export function isInternalCredential(c: { type: CredentialTypeInput; connectionId: string }): boolean {
   return c.type === INTERNAL_CREDENTIAL_TYPE && isReservedConnectionId(c.connectionId);
 }
 

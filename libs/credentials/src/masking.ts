@@ -1,4 +1,5 @@
-import { CredentialType } from './credential-type';
+import { CredentialType, type CredentialTypeInput } from './credential-type';
+import { checkedType } from './internal/guards';
 
 /** Values shorter than this show no suffix at all. */
 export const MASK_MIN_VALUE_LENGTH = 12;
@@ -30,7 +31,7 @@ export function maskFromHint(hint: string | null | undefined): string {
   return hint ? `${MASK_PREFIX}${hint}` : MASK_PREFIX;
 }
 
-/** Masks a value directly (for callers that hold one). */
-export function maskValue(type: CredentialType, value: string): string {
-  return maskFromHint(valueHint(type, value));
+/** Masks a value directly (for callers that hold one). A type that is none: VALIDATION (field `type`). */
+export function maskValue(type: CredentialTypeInput, value: string): string {
+  return maskFromHint(valueHint(checkedType(type), value));
 }

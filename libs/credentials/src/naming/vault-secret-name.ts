@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
-import { CREDENTIAL_TYPE_NAME_CODES, CredentialType } from '../credential-type';
+import { CREDENTIAL_TYPE_NAME_CODES, type CredentialTypeInput } from '../credential-type';
+import { checkedType } from '../internal/guards';
 
 /** Azure Key Vault secret names: 1–127 of `0-9a-zA-Z-`, compared case-insensitively. */
 export const KEY_VAULT_NAME_PATTERN = /^[0-9a-zA-Z-]{1,127}$/;
@@ -59,7 +60,8 @@ export function decodeNameComponent(encoded: string): string {
 export interface CredentialNameParts {
   tenantId: string;
   integrationId: string;
-  type: CredentialType;
+  /** The member or its string value (`'api_key'`); a type that is none: VALIDATION (field `type`). */
+  type: CredentialTypeInput;
   connectionId: string;
 }
 
@@ -72,8 +74,8 @@ function sha256Hex(input: string): string {
  * give distinct bases (encoded form) or, past 127 characters, SHA-256-distinct ones.
  */
 export function credentialSecretBaseName(parts: CredentialNameParts, prefix = 'cv'): string {
-  const code = CREDENTIAL_TYPE_NAME_CODES[parts.type];
-  if (!code) throw new Error(`unknown credential type ${String(parts.type)}`);
+  // Checked, not looked up: an inherited key ('constructor') would find a code.
+  const code = CREDENTIAL_TYPE_NAME_CODES[checkedType(parts.type)];
   const encoded = [prefix, encodeNameComponent(parts.tenantId), encodeNameComponent(parts.integrationId), code, encodeNameComponent(parts.connectionId)].join('--');
   // Reserve room for the longest generation suffix we allow ("--g" + 6 digits).
   if (encoded.length + GENERATION_SUFFIX_RESERVE <= KEY_VAULT_NAME_MAX_LENGTH) return encoded;

@@ -1,7 +1,8 @@
 import { X509Certificate, createPrivateKey } from 'node:crypto';
 import { hasControlCharacter, isWellFormedUnicode } from '@app/common';
-import { CredentialType } from '../credential-type';
+import { CredentialType, type CredentialTypeInput } from '../credential-type';
 import { CredentialValidationError } from '../errors/credential-errors';
+import { checkedType } from '../internal/guards';
 
 /** Key Vault's value limit, applied to every value store so a credential can always move between them. */
 export const MAX_VALUE_BYTES = 25 * 1024;
@@ -36,15 +37,20 @@ const SINGLE_LINE_TYPES = new Set([
 ]);
 
 /**
- * Validates a value for its type. Throws CredentialValidationError (field `value`) naming what is
- * wrong, never echoing the value.
+ * Validates a value for its type (the member or its string value, `'api_key'`). Throws CredentialValidationError
+ * (field `value`) naming what is wrong, never echoing the value; a type that is none: field `type`.
  */
 export function validateCredentialValue(
-  type: CredentialType,
+  type: CredentialTypeInput,
   value: unknown,
   now: Date = new Date(),
   minWebhookSecretBytes = MIN_WEBHOOK_SECRET_BYTES,
 ): ValidatedValue {
+  return validateValueOfType(checkedType(type), value, now, minWebhookSecretBytes);
+}
+
+/** The same for a type the lib already checked (the writer's): the public entry above checks it. */
+export function validateValueOfType(type: CredentialType, value: unknown, now: Date, minWebhookSecretBytes: number): ValidatedValue {
   if (typeof value !== 'string') {
     throw new CredentialValidationError('value must be a string', 'value');
   }
