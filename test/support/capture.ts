@@ -32,3 +32,13 @@ export async function rejection(p: Promise<unknown>): Promise<Error> {
   }
   throw new Error('expected the call to fail');
 }
+
+/** The error `fn` throws; fails if it returns. */
+export function thrown(fn: () => unknown): Error {
+  try {
+    fn();
+  } catch (e) {
+    return e as Error;
+  }
+  throw new Error('expected the call to throw');
+}

@@ -4,6 +4,7 @@
  * Type-level too: `tsc --noEmit` must compile the string-valued calls below and refuse the `@ts-expect-error` ones,
  * which fail at run time with the typed VALIDATION error naming the field (the options: their one error).
  */
+import { thrown } from '@app/testing';
 import {
   CredentialErrorCode,
   CredentialsConfigurationError,
@@ -23,20 +24,8 @@ import {
 type Exactly<A, B> = (<T>() => T extends A ? 1 : 2) extends <T>() => T extends B ? 1 : 2 ? true : false;
 const resolvedStoresKeepTheEnum: Exactly<ReturnType<typeof resolveCredentialsOptions>['valueStores'], Record<CredentialType, ValueStoreKind>> = true;
 
-function thrown(fn: () => unknown): unknown {
-  try {
-    fn();
-  } catch (e) {
-    return e;
-  }
-  throw new Error('expected an error');
-}
-
-function expectValidation(fn: () => unknown, field: string): void {
-  const error = thrown(fn);
-  expect(error).toBeInstanceOf(CredentialValidationError);
-  expect(error).toMatchObject({ code: CredentialErrorCode.VALIDATION, field });
-}
+/** The typed VALIDATION error, naming the field. */
+const validation = (field: string) => expect.objectContaining({ name: CredentialValidationError.name, code: CredentialErrorCode.VALIDATION, field });
 
 describe('public helpers take an enum string value', () => {
   const key = 'sk_live_abcdef4f2';
@@ -44,27 +33,27 @@ describe('public helpers take an enum string value', () => {
   it('validateCredentialValue checks a string type as its member, and refuses an unknown one (field type)', () => {
     expect(validateCredentialValue('api_key', key)).toEqual({});
     // The string reaches its type's own rules.
-    expectValidation(() => validateCredentialValue('basic_auth_username', 'user:name'), 'value');
+    expect(thrown(() => validateCredentialValue('basic_auth_username', 'user:name'))).toEqual(validation('value'));
     // @ts-expect-error not a credential type
-    expectValidation(() => validateCredentialValue('apikey', key), 'type');
-    expect((thrown(() => validateCredentialValue('apikey' as CredentialType, key)) as Error).message).not.toContain(key);
+    expect(thrown(() => validateCredentialValue('apikey', key))).toEqual(validation('type'));
+    expect(thrown(() => validateCredentialValue('apikey' as CredentialType, key)).message).not.toContain(key);
   });
 
   it('maskValue takes a string type, and refuses an unknown one (field type) without echoing the value', () => {
     expect(maskValue('api_key', key)).toBe('***4f2');
     expect(maskValue('client_private_key', `-----BEGIN PRIVATE KEY-----\n${key}\n-----END PRIVATE KEY-----`)).toBe('***');
     // @ts-expect-error not a credential type
-    expectValidation(() => maskValue('apikey', key), 'type');
-    expect((thrown(() => maskValue('apikey' as CredentialType, key)) as Error).message).not.toContain(key);
+    expect(thrown(() => maskValue('apikey', key))).toEqual(validation('type'));
+    expect(thrown(() => maskValue('apikey' as CredentialType, key)).message).not.toContain(key);
   });
 
   it("credentialSecretName takes a string type (the same name as the member's), and refuses an unknown one (field type)", () => {
     const parts = { tenantId: 'acme', integrationId: 'github', connectionId: 'main' };
     expect(credentialSecretName({ ...parts, type: 'api_key' }, 0)).toBe(credentialSecretName({ ...parts, type: CredentialType.API_KEY }, 0));
     // @ts-expect-error not a credential type
-    expectValidation(() => credentialSecretName({ ...parts, type: 'apikey' }, 0), 'type');
+    expect(thrown(() => credentialSecretName({ ...parts, type: 'apikey' }, 0))).toEqual(validation('type'));
     // An inherited key is no type either (a lookup alone found Object's constructor as a "code").
-    expectValidation(() => credentialSecretName({ ...parts, type: 'constructor' as CredentialType }, 0), 'type');
+    expect(thrown(() => credentialSecretName({ ...parts, type: 'constructor' as CredentialType }, 0))).toEqual(validation('type'));
   });
 
   it('isInternalCredential takes a plain-string credential (any other string is not internal)', () => {
@@ -83,7 +72,7 @@ describe('public helpers take an enum string value', () => {
     const wrong: CredentialsModuleOptions = { valueStores: { apikey: 'vault', api_key: 'disk' } };
     const error = thrown(() => resolveCredentialsOptions(wrong));
     expect(error).toBeInstanceOf(CredentialsConfigurationError);
-    expect((error as Error).message).toContain('valueStores: unknown credential type "apikey"');
-    expect((error as Error).message).toContain("valueStores.api_key: must be 'vault' or 'envelope'");
+    expect(error.message).toContain('valueStores: unknown credential type "apikey"');
+    expect(error.message).toContain("valueStores.api_key: must be 'vault' or 'envelope'");
   });
 });

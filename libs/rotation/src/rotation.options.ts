@@ -30,8 +30,11 @@ export interface PasswordPolicyOptions {
 }
 
 export interface RotationModuleOptions {
-  /** Override the built-in default policy of a credential type (the tenant/integration/credential overrides are in the database). */
-  defaults?: Partial<Record<CredentialType, Partial<PolicyValues>>>;
+  /**
+   * Override the built-in default policy of a credential type (the tenant/integration/credential overrides are in the
+   * database), keyed by its string value (`api_key`, or `[CredentialType.API_KEY]`: the same key).
+   */
+  defaults?: Partial<Record<`${CredentialType}`, Partial<PolicyValues>>>;
   /** Warns about credentials entering 30/14/7/1 days before expiry (limited to the policy's `warnBeforeDays`) and marks expired ones. @default hourly */
   expiryMonitor?: RotationJobOptions & {
     /** Thresholds in days, each fires once per credential version. @default [30, 14, 7, 1] */
@@ -118,7 +121,7 @@ const schema = z.object({
       z.custom<RotationHandlerRegistration>(
         (h) => typeof h === 'object' && h !== null && typeof (h as RotationHandlerRegistration).handler?.mint === 'function' && !!((h as RotationHandlerRegistration).integrationId || (h as RotationHandlerRegistration).type),
         { error: 'each must be { integrationId? , type?, handler: { mint() } } with an integrationId or a type' },
-      ),
+      ).refine((h) => h.type == null || CREDENTIAL_TYPES.includes(h.type as CredentialType), { error: `type must be one of ${CREDENTIAL_TYPES.join(', ')}` }),
     )
     .default([]),
   passwordPolicy: z

@@ -43,11 +43,14 @@ export class RotationHandlerRegistry {
     this.generators[type] = generator;
   }
 
-  handlerFor(integrationId: string, type: CredentialType): RotationHandler | undefined {
+  /** A type that is none is refused (field `type`): the integration's handler would answer for it. */
+  handlerFor(integrationId: string, type: CredentialTypeInput): RotationHandler | undefined {
+    assertType(type, 'type');
     return this.handlers.get(keyOf(integrationId, type)) ?? this.handlers.get(keyOf(integrationId)) ?? this.handlers.get(keyOf(undefined, type));
   }
 
-  generatorFor(type: CredentialType): ValueGenerator | undefined {
+  generatorFor(type: CredentialTypeInput): ValueGenerator | undefined {
+    assertType(type, 'type');
     return this.generators[type];
   }
 }

@@ -1,5 +1,6 @@
-import type { CredentialType } from '@app/credentials';
+import type { CredentialType, CredentialTypeInput } from '@app/credentials';
 import type { RotationPolicyEntity } from '../entities/rotation-policy.entity';
+import { assertType } from '../internal/validation';
 import type { EffectivePolicy, PolicySource, PolicyValues, RotationMode, RotationPolicyOverride } from './rotation-policy.types';
 
 const FIELDS: (keyof PolicyValues)[] = ['rotateAfterDays', 'warnBeforeDays', 'rotation'];
@@ -9,15 +10,18 @@ export interface PolicySubject {
   id: string;
   tenantId: string;
   integrationId: string;
-  type: CredentialType;
+  /** `CredentialType.API_KEY` or `'api_key'`; the effective policy answers with the enum. */
+  type: CredentialTypeInput;
 }
 
 /**
  * Resolves each field on its own, most specific level first: the credential's override, its
  * integration's for its type, its integration's for every type, the tenant's for its type, the
  * tenant's for every type, then the default of its type. A NULL field falls through to the next level.
+ * A subject's type that is none is ROTATION_VALIDATION (field `type`): it has no default to fall back to.
  */
 export function resolvePolicy(defaults: Readonly<Record<CredentialType, PolicyValues>>, rows: readonly RotationPolicyEntity[], subject: PolicySubject): EffectivePolicy {
+  assertType(subject.type, 'type');
   const pick = (level: string, target: string, type: string) => rows.find((r) => r.tenantId === subject.tenantId && r.level === level && r.target === target && r.credentialType === type);
   const chain: [PolicySource['level'], RotationPolicyEntity | undefined][] = [
     ['credential', pick('credential', subject.id, '')],
