@@ -9,7 +9,7 @@ import { KEY_VAULT_CRYPTOGRAPHY_CLIENTS, KEY_VAULT_KEY_CLIENT, KEY_VAULT_SECRET_
 import { KeyVaultKeysProvider } from './key-vault-keys.provider';
 import { KeyVaultModule } from './key-vault.module';
 import { KeyVaultProvider } from './key-vault.provider';
-import { FAKE_VAULT, createFakeSecretClient, restError } from './testing/fake-secret-client';
+import { FAKE_VAULT, FAKE_VAULT_OPTIONS, createFakeSecretClient, restError } from './testing/fake-secret-client';
 
 const VERSION = 'b'.repeat(32);
 const ref = { name: 'tenant-key', version: VERSION };
@@ -38,9 +38,7 @@ async function setup() {
   const moduleRef = await Test.createTestingModule({
     imports: [
       KeyVaultModule.forRoot({
-        vaultUrl: FAKE_VAULT,
-        credential: { type: 'static' },
-        disableChallengeResourceVerification: true,
+        ...FAKE_VAULT_OPTIONS,
         metrics: { registry: new Registry(), prefix: 'kvkeys_' },
         resilience: { initialDelayMs: 1, maxDelayMs: 50, timeoutMs: 300, maxAttempts: 3, breaker: { consecutiveFailures: 3, halfOpenAfterMs: 60_000 } },
       }),

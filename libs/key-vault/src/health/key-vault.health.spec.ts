@@ -4,7 +4,7 @@ import type { KeyVaultModuleOptions } from '../interfaces/key-vault-module-optio
 import { KEY_VAULT_SECRET_CLIENT } from '../key-vault.internal-constants';
 import { KeyVaultModule } from '../key-vault.module';
 import { KeyVaultProvider } from '../key-vault.provider';
-import { FAKE_VAULT, createFakeSecretClient, pagedOf, restError, sdkProperties } from '../testing/fake-secret-client';
+import { FAKE_VAULT, FAKE_VAULT_OPTIONS, createFakeSecretClient, pagedOf, restError, sdkProperties } from '../testing/fake-secret-client';
 import { KeyVaultHealthIndicator } from './key-vault.health';
 
 async function setup(health: KeyVaultModuleOptions['health'] = {}) {
@@ -12,8 +12,7 @@ async function setup(health: KeyVaultModuleOptions['health'] = {}) {
   const moduleRef = await Test.createTestingModule({
     imports: [
       KeyVaultModule.forRoot({
-        vaultUrl: FAKE_VAULT,
-        credential: { type: 'static' },
+        ...FAKE_VAULT_OPTIONS,
         metrics: { registry: new Registry() },
         resilience: { maxAttempts: 1, breaker: { consecutiveFailures: 2, halfOpenAfterMs: 60_000 } },
         health: { timeoutMs: 200, degradedAfterMs: 50, ...health },

@@ -5,8 +5,12 @@
 import { RestError, createHttpHeaders, createPipelineRequest } from '@azure/core-rest-pipeline';
 import type { KeyVaultSecret, SecretProperties } from '@azure/keyvault-secrets';
 import type { KeyVaultSecretClient } from '../client/secret-client.factory';
+import type { KeyVaultModuleOptions } from '../interfaces/key-vault-module-options.interface';
 
 export const FAKE_VAULT = 'https://localhost:8443';
+
+/** Module options of a vault the fake client stands in for; a spec adds its metrics, resilience, health. */
+export const FAKE_VAULT_OPTIONS = { vaultUrl: FAKE_VAULT, credential: { type: 'static' }, disableChallengeResourceVerification: true } satisfies Partial<KeyVaultModuleOptions>;
 
 /** A RestError shaped exactly like the SDK's (status, service code, response headers). */
 export function restError(status: number, code: string, message: string, headers: Record<string, string> = {}): RestError {
