@@ -57,20 +57,29 @@ export class EmbeddedVaultPortInUseError extends Error {
 
 /**
  * The embedded vault's data dir is held by another process's vault: the local vault's own message is for code that
- * starts it (`dataDir`); the host's and its CLI's way out is another, in their variables.
+ * starts it (`dataDir`); the host's and its CLI's way out is another, in their variables. It keeps the facts, not the
+ * local vault's error as its cause: the host's failed-start log writes each cause's message (startFailureFields), and
+ * that one's "another dataDir (leave it out for a temporary one)" is wrong here (EMULATOR_DATA_DIR left out is ./data/vault).
  */
 export class EmbeddedVaultDataDirInUseError extends Error {
   override readonly name = 'EmbeddedVaultDataDirInUseError';
   readonly code = 'DATA_DIR_IN_USE';
+  readonly dataDir: string;
+  /** The process holding it. */
+  readonly pid: number;
+  /** The pid file naming it: to delete when that process runs no vault. */
+  readonly lockFile: string;
 
-  constructor(cause: EmulatorDataDirInUseError) {
+  constructor(held: EmulatorDataDirInUseError) {
     super(
-      `The embedded local Key Vault's data dir ${cause.dataDir} (EMULATOR_DATA_DIR) is in use by the local Key Vault of process ${cause.pid} ` +
+      `The embedded local Key Vault's data dir ${held.dataDir} (EMULATOR_DATA_DIR) is in use by the local Key Vault of process ${held.pid} ` +
         "(a running host's embedded vault, or `npm run emulator`): two vaults on one data dir do not see each other's writes " +
         "and overwrite each other's files. Stop the host before running a CLI command on its data, or set KEY_VAULT_URL to that " +
         "vault's URL; another EMULATOR_DATA_DIR is another vault, without this one's secrets. " +
-        `If process ${cause.pid} is no vault, delete ${cause.lockFile}.`,
-      { cause },
+        `If process ${held.pid} is no vault, delete ${held.lockFile}.`,
     );
+    this.dataDir = held.dataDir;
+    this.pid = held.pid;
+    this.lockFile = held.lockFile;
   }
 }
