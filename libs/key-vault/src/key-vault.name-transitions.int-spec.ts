@@ -95,7 +95,7 @@ describe('Key Vault names in transition (emulator, real SDK)', () => {
       await emulatorSecretClient(emu, { maxRetries: 0 }).beginDeleteSecret('restore-while-deleting');
       const before = sent('restoreSecret');
       const e = await failure(kv.restoreSecretBackup(blob));
-      expect([e.code, e.statusCode]).toEqual([C.DELETED_BUT_RECOVERABLE, 409]);
+      expect([e.code, e.statusCode, e.secretName]).toEqual([C.DELETED_BUT_RECOVERABLE, 409, 'restore-while-deleting']);
       expect(sent('restoreSecret') - before).toBeGreaterThan(1); // the first met the delete still completing
     });
 
@@ -105,6 +105,29 @@ describe('Key Vault names in transition (emulator, real SDK)', () => {
       await emulatorSecretClient(emu, { maxRetries: 0 }).beginDeleteSecret('restore-delete-too-slow');
       const e = await failure(impatient.restoreSecretBackup(blob));
       expect([e.code, e.statusCode, e.secretName]).toEqual([C.OBJECT_BEING_DELETED, 409, 'restore-delete-too-slow']);
+    });
+  });
+
+  describe('a restore over a soft-deleted name (DELETED_BUT_RECOVERABLE), no version reference given', () => {
+    it('of a secret names it on the error (the answer quotes it), never in the message: the caller can recover or purge it', async () => {
+      await kv.setSecret('restore-over-deleted', 'v1');
+      const blob = await kv.backupSecret('restore-over-deleted');
+      await kv.deleteSecret('restore-over-deleted');
+      const e = await failure(kv.restoreSecretBackup(blob));
+      expect([e.code, e.statusCode, e.secretName]).toEqual([C.DELETED_BUT_RECOVERABLE, 409, 'restore-over-deleted']);
+      expect(e.message).not.toContain('restore-over-deleted');
+      expect(JSON.stringify(e)).not.toContain('restore-over-deleted');
+      await kv.purgeDeletedSecret(e.secretName as string);
+      expect((await kv.restoreSecretBackup(blob)).name).toBe('restore-over-deleted');
+    });
+
+    it('of a key names it on the error too', async () => {
+      await keys.createKey('key-over-deleted', { keyType: 'EC' });
+      const blob = await keys.backupKey('key-over-deleted');
+      await keys.deleteKey('key-over-deleted');
+      const e = await failure(keys.restoreKeyBackup(blob));
+      expect([e.code, e.secretName]).toEqual([C.DELETED_BUT_RECOVERABLE, 'key-over-deleted']);
+      expect((await keys.recoverDeletedKey(e.secretName as string)).properties.name).toBe('key-over-deleted');
     });
   });
 

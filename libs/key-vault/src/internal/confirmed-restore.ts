@@ -23,13 +23,18 @@ export interface ConfirmedRestore<T> {
 }
 
 /**
- * The name of the object a restore conflict names. The service's 409 (for a live name and for a purge still
- * completing alike) quotes the id of the backup's latest version: "There was a conflict restoring the secret
- * '<vault>/secrets/<name>/<version>'…" (recorded). Read to classify the conflict only, never put in a message.
+ * The name of the object a restore's 409 names. The conflict (for a live name and for a purge still completing
+ * alike) quotes the id of the backup's latest version: "There was a conflict restoring the secret
+ * '<vault>/secrets/<name>/<version>'…" (recorded); a soft-deleted name's answer starts "Secret|Key <name> is currently
+ * in a deleted but recoverable state…". Read to classify the conflict and for `secretName` (so a caller without the
+ * backup's name can recover or purge it), never put in a message.
  */
 export function restoreConflictName(e: unknown): string | undefined {
   const text = e instanceof Error ? e.message : '';
-  return /conflict restoring the (?:secret|key) '[^'\s]*?\/(?:secrets|keys)\/([0-9a-zA-Z-]{1,127})(?:\/[0-9a-zA-Z]*)?'/i.exec(text)?.[1];
+  return (
+    /conflict restoring the (?:secret|key) '[^'\s]*?\/(?:secrets|keys)\/([0-9a-zA-Z-]{1,127})(?:\/[0-9a-zA-Z]*)?'/i.exec(text)?.[1] ??
+    /^(?:secret|key) ([0-9a-zA-Z-]{1,127}) is currently in a deleted but recoverable state/i.exec(text)?.[1]
+  );
 }
 
 /**
@@ -111,8 +116,9 @@ function restoreAttempts<T>(r: ConfirmedRestore<T>): ConfirmingAttempts<T> {
     try {
       return await r.restore(signal);
     } catch (e) {
-      if (codeOf(e, expected?.name) !== KeyVaultErrorCode.CONFLICT) throw e;
       const name = restoreConflictName(e) ?? expected?.name;
+      // Another answer keeps its code, with the name it quotes (a soft-deleted name's) when no `expected` gives it.
+      if (codeOf(e, name) !== KeyVaultErrorCode.CONFLICT) throw name === expected?.name ? e : toKeyVaultError(e, { operation, secretName: name });
       const latest = name === undefined ? { exists: undefined } : await probe(name, signal);
       // The name free: this attempt did not land, nor did any earlier one that has finished at the vault (its object
       // would be there) — but one cut off while still in flight may land yet: retried (a later read-back finds it);
