@@ -4,3 +4,9 @@
  * (`acme.prod`, `github_app`, `user@example.com`, `urn:x:1`). Also re-exported by `@app/credentials`.
  */
 export const IDENTIFIER_PATTERN = /^[A-Za-z0-9._:@-]{1,128}$/;
+
+/**
+ * A tag's key, the one rule of credential and key tags (`@app/credentials`, `@app/keys`): 1–128 letters, digits and
+ * `.` `_` `:` `@` `/` `-`. Tag values keep each lib's own limit (a credential's 512 characters, a key's 256).
+ */
+export const TAG_KEY_PATTERN = /^[A-Za-z0-9._:@/-]{1,128}$/;

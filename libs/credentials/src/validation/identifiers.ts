@@ -1,9 +1,8 @@
 import { CredentialValidationError } from '../errors/credential-errors';
-import { hasControlCharacter, IDENTIFIER_PATTERN, isWellFormedUnicode } from '@app/common';
+import { hasControlCharacter, IDENTIFIER_PATTERN, isWellFormedUnicode, TAG_KEY_PATTERN } from '@app/common';
 
 /** Tenant, integration and connection ids (`@app/common`'s rule; exported here too, as it was before it moved there). */
 export { IDENTIFIER_PATTERN };
-export const IDENTIFIER_MAX_LENGTH = 128;
 
 /**
  * What a new integration or connection id must match: IDENTIFIER_PATTERN, not made only of dots. `.` and `..`
@@ -19,7 +18,6 @@ export function isDotsOnly(value: string): boolean {
 }
 
 export const MAX_TAGS = 15;
-export const TAG_KEY_PATTERN = /^[A-Za-z0-9._:@/-]{1,128}$/;
 export const TAG_VALUE_MAX_LENGTH = 512;
 
 export function assertIdentifier(value: unknown, field: string): asserts value is string {

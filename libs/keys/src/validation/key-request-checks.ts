@@ -1,4 +1,4 @@
-import { hasControlCharacter, isWellFormedUnicode, type OperationContext } from '@app/common';
+import { hasControlCharacter, isWellFormedUnicode, TAG_KEY_PATTERN, type OperationContext } from '@app/common';
 import {
   DIGEST_BYTES,
   VAULT_EC_CURVES,
@@ -25,7 +25,6 @@ import {
  */
 
 const MAX_TAGS = 15;
-const TAG_KEY = /^[A-Za-z0-9._:@/-]{1,128}$/;
 const MAX_TAG_VALUE = 256;
 /** The last instant the vault's wire format holds (2^31 - 1 seconds after the epoch). */
 const MAX_VAULT_DATE_MS = 2_147_483_647_000;
@@ -136,7 +135,7 @@ export function checkTags(tags: unknown, use: 'stored' | 'filter' = 'stored'): v
   const entries = Object.entries(tags as Record<string, unknown>);
   if (entries.length > MAX_TAGS) throw invalid('tags', `at most ${MAX_TAGS} tags are allowed`);
   entries.forEach(([k, v], i) => {
-    if (!TAG_KEY.test(k)) throw invalid('tags', `the key of tag #${i + 1} must match ${TAG_KEY.source}`);
+    if (!TAG_KEY_PATTERN.test(k)) throw invalid('tags', `the key of tag #${i + 1} must match ${TAG_KEY_PATTERN.source}`);
     // One line of text, as a credential's tag value: a line break or ESC in a tag shown by a portal or CLI can forge output.
     if (typeof v !== 'string' || v.length > MAX_TAG_VALUE || !isWellFormedUnicode(v) || (use === 'stored' && hasControlCharacter(v))) {
       throw invalid('tags', `the value of tag #${i + 1} must be well-formed text of at most ${MAX_TAG_VALUE} characters${use === 'stored' ? ' without control characters' : ''}`);
