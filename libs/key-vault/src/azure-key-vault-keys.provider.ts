@@ -10,7 +10,7 @@ import { KeyVaultErrorCode } from './errors/key-vault-error-code';
 import { KeyVaultError, type KeyVaultKeyOperationName } from './errors/key-vault.error';
 import { keyVaultMessage } from './errors/key-vault-message';
 import type { ResolvedKeyVaultOptions } from './interfaces/key-vault-module-options.interface';
-import { assertRecoverSent, deleteConfirmingRetries, nonEmptyBackup, purgeToleratingRetries } from './internal/operation-helpers';
+import { assertRecoverSent, deleteConfirmingRetries, NamesInFlight, nonEmptyBackup, purgeToleratingRetries } from './internal/operation-helpers';
 import { OBJECT_NAME, OBJECT_VERSION, pageOptionsProblem, readFirstPage } from './internal/paging';
 import { KEY_VAULT_CRYPTOGRAPHY_CLIENTS, KEY_VAULT_KEY_CLIENT, KEY_VAULT_RESOLVED_OPTIONS } from './key-vault.internal-constants';
 import {
@@ -126,6 +126,8 @@ const LOCAL_REFUSAL = /is not supported on key|expired at|can't be used before|U
 export class AzureKeyVaultKeysProvider extends KeyVaultKeysProvider {
   readonly vaultUrl: string;
   private readonly logger = new Logger(AzureKeyVaultKeysProvider.name);
+  /** Names a recover of this provider is running: a restore's 409 over them reads as that recover completing. */
+  private readonly recovering = new NamesInFlight();
   private readonly cryptoClients = new Map<string, KeyVaultCryptographyClient>();
 
   constructor(
@@ -231,13 +233,16 @@ export class AzureKeyVaultKeysProvider extends KeyVaultKeysProvider {
   async recoverDeletedKey(name: string): Promise<VaultKey> {
     this.checkName('recoverDeletedKey', name);
     const intervalInMs = this.options.resilience.pollIntervalMs;
-    return this.resilience.execute('recoverDeletedKey', name, async ({ signal, attempt }) => {
-      const poller = await this.client.beginRecoverDeletedKey(name, { intervalInMs, abortSignal: signal });
-      await poller.pollUntilDone({ abortSignal: signal });
-      assertRecoverSent('recoverDeletedKey', attempt, poller, name);
-      // The poller's result is the deleted-key record; the live key carries the public part.
-      return toKey(await this.client.getKey(name, { abortSignal: signal }), 'recoverDeletedKey');
-    });
+    // Each attempt marks the name recovering: a restore's 409 meanwhile is OBJECT_BEING_RECOVERED (confirmedRestore).
+    return this.resilience.execute('recoverDeletedKey', name, ({ signal, attempt }) =>
+      this.recovering.during(name, async () => {
+        const poller = await this.client.beginRecoverDeletedKey(name, { intervalInMs, abortSignal: signal });
+        await poller.pollUntilDone({ abortSignal: signal });
+        assertRecoverSent('recoverDeletedKey', attempt, poller, name);
+        // The poller's result is the deleted-key record; the live key carries the public part.
+        return toKey(await this.client.getKey(name, { abortSignal: signal }), 'recoverDeletedKey');
+      }),
+    );
   }
 
   async purgeDeletedKey(name: string): Promise<void> {
@@ -264,6 +269,7 @@ export class AzureKeyVaultKeysProvider extends KeyVaultKeysProvider {
       restore: async (signal) => toKey(await this.client.restoreKeyBackup(backup, { abortSignal: signal }), 'restoreKeyBackup'),
       read: async (name, version, signal) => toKey(await this.client.getKey(name, { version, abortSignal: signal }), 'restoreKeyBackup'),
       readDeleted: (name, signal) => this.client.getDeletedKey(name, { abortSignal: signal }),
+      recovering: (name) => this.recovering.has(name),
     });
   }
 

@@ -25,7 +25,7 @@ import {
 } from './key-vault.provider';
 import { confirmBeforeResend } from './internal/confirm-before-resend';
 import { confirmedRestore } from './internal/confirmed-restore';
-import { assertRecoverSent, deleteConfirmingRetries, nonEmptyBackup, purgeToleratingRetries } from './internal/operation-helpers';
+import { assertRecoverSent, deleteConfirmingRetries, NamesInFlight, nonEmptyBackup, purgeToleratingRetries } from './internal/operation-helpers';
 import { toKeyVaultError } from './errors/map-key-vault-error';
 import { MAX_PAGE_SIZE, OBJECT_NAME, OBJECT_VERSION, pageOptionsProblem, readFirstPage } from './internal/paging';
 import type { AttemptContext } from './resilience/key-vault.resilience';
@@ -105,6 +105,8 @@ function toDeleted(d: SdkDeletedSecret): DeletedSecret {
 export class AzureKeyVaultProvider extends KeyVaultProvider {
   readonly vaultUrl: string;
   private readonly logger = new Logger(AzureKeyVaultProvider.name);
+  /** Names a recover of this provider is running: a restore's 409 over them reads as that recover completing. */
+  private readonly recovering = new NamesInFlight();
 
   constructor(
     @Inject(KEY_VAULT_SECRET_CLIENT) private readonly client: KeyVaultSecretClient,
@@ -243,12 +245,15 @@ export class AzureKeyVaultProvider extends KeyVaultProvider {
     const intervalInMs = this.options.resilience.pollIntervalMs;
     // The SDK's recover poller first reads the secret and stops if it is already live: a retry after a lost
     // answer is harmless, and a first attempt that finds it live is refused (assertRecoverSent).
-    return this.resilience.execute('recoverDeletedSecret', name, async ({ signal, attempt }) => {
-      const poller = await this.client.beginRecoverDeletedSecret(name, { intervalInMs, abortSignal: signal });
-      const recovered = await poller.pollUntilDone({ abortSignal: signal });
-      assertRecoverSent('recoverDeletedSecret', attempt, poller, name);
-      return toProperties(recovered);
-    });
+    // Each attempt marks the name recovering: a restore's 409 meanwhile is OBJECT_BEING_RECOVERED (confirmedRestore).
+    return this.resilience.execute('recoverDeletedSecret', name, ({ signal, attempt }) =>
+      this.recovering.during(name, async () => {
+        const poller = await this.client.beginRecoverDeletedSecret(name, { intervalInMs, abortSignal: signal });
+        const recovered = await poller.pollUntilDone({ abortSignal: signal });
+        assertRecoverSent('recoverDeletedSecret', attempt, poller, name);
+        return toProperties(recovered);
+      }),
+    );
   }
 
   async purgeDeletedSecret(name: string): Promise<void> {
@@ -281,6 +286,7 @@ export class AzureKeyVaultProvider extends KeyVaultProvider {
       // The value read with it is dropped at once: only the properties are the answer.
       read: async (name, version, signal) => toProperties((await this.client.getSecret(name, { version, abortSignal: signal })).properties),
       readDeleted: (name, signal) => this.client.getDeletedSecret(name, { abortSignal: signal }),
+      recovering: (name) => this.recovering.has(name),
     });
   }
 

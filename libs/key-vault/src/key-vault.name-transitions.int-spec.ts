@@ -2,7 +2,8 @@
  * Integration: names in transition — a purge or a recover the vault has answered but not completed — with the real
  * SDK over HTTPS against the local vault, whose `operationDelayMs` keeps that window open as Azure does for seconds.
  * A restore in a purge's window is answered as one over a live name (recorded: 409 Conflict, no inner code): the lib
- * tells the two apart by reading the name. A set in a recover's window answers 409 ObjectIsBeingRecovered.
+ * tells the two apart by reading the name. A set in a recover's window answers 409 ObjectIsBeingRecovered; a restore
+ * there reads as one in a purge's (the emulator answers it as over a live name): only the provider's own recover tells.
  */
 import { Test, type TestingModule } from '@nestjs/testing';
 import { KeyVaultEmulator, emulatorSecretClient } from '@app/keyvault-emulator';
@@ -21,6 +22,7 @@ describe('Key Vault names in transition (emulator, real SDK)', () => {
   let keys: KeyVaultKeysProvider;
   /** Two attempts 20 ms apart: spent well inside the window. */
   let impatient: KeyVaultProvider;
+  let impatientKeys: KeyVaultKeysProvider;
   const sent = (operation: string) => emu.stats().byOperation[operation] ?? 0;
 
   beforeAll(async () => {
@@ -34,6 +36,7 @@ describe('Key Vault names in transition (emulator, real SDK)', () => {
     kv = moduleRef.get(KeyVaultProvider);
     keys = moduleRef.get(KeyVaultKeysProvider);
     impatient = shortRef.get(KeyVaultProvider);
+    impatientKeys = shortRef.get(KeyVaultKeysProvider);
   }, 60_000);
   afterAll(async () => {
     await moduleRef?.close();
@@ -128,6 +131,50 @@ describe('Key Vault names in transition (emulator, real SDK)', () => {
       const e = await failure(keys.restoreKeyBackup(blob));
       expect([e.code, e.secretName]).toEqual([C.DELETED_BUT_RECOVERABLE, 'key-over-deleted']);
       expect((await keys.recoverDeletedKey(e.secretName as string)).properties.name).toBe('key-over-deleted');
+    });
+  });
+
+  describe('a restore while a recover of the name completes (409 Conflict, no inner code; nothing live, nothing deleted)', () => {
+    /** A secret's backup, then the secret deleted: ready to be recovered. */
+    async function deletedSecret(name: string) {
+      await kv.setSecret(name, 'v1');
+      const blob = await kv.backupSecret(name);
+      await kv.deleteSecret(name);
+      return blob;
+    }
+
+    it('whose recover this provider is running surfaces OBJECT_BEING_RECOVERED (1020) once the attempts are spent', async () => {
+      const blob = await deletedSecret('restore-own-recover');
+      // Its poller waits (every 500 ms, the default) while the vault keeps the recover pending for WINDOW_MS.
+      const recovering = impatient.recoverDeletedSecret('restore-own-recover');
+      await new Promise((r) => setTimeout(r, 20));
+      const e = await failure(impatient.restoreSecretBackup(blob));
+      expect([e.code, e.statusCode, e.secretName]).toEqual([C.OBJECT_BEING_RECOVERED, 409, 'restore-own-recover']);
+      expect(e.message).toMatch(/a recover of the name is still completing.*retry later$/);
+      expect(e.message).not.toContain('restore-own-recover');
+      expect((await recovering).name).toBe('restore-own-recover');
+      // Recovered: the name is taken, as answered.
+      expect((await failure(impatient.restoreSecretBackup(blob))).code).toBe(C.CONFLICT);
+    });
+
+    it('of a key, likewise', async () => {
+      await keys.createKey('key-own-recover', { keyType: 'EC' });
+      const blob = await keys.backupKey('key-own-recover');
+      await keys.deleteKey('key-own-recover');
+      const recovering = impatientKeys.recoverDeletedKey('key-own-recover');
+      await new Promise((r) => setTimeout(r, 20));
+      const e = await failure(impatientKeys.restoreKeyBackup(blob));
+      expect([e.code, e.secretName]).toEqual([C.OBJECT_BEING_RECOVERED, 'key-own-recover']);
+      await recovering;
+    });
+
+    it('recovered by another client: the name in transition, whose message does not claim a delete or purge (the reads cannot tell)', async () => {
+      const blob = await deletedSecret('restore-other-recover');
+      await emulatorSecretClient(emu, { maxRetries: 0 }).beginRecoverDeletedSecret('restore-other-recover');
+      const e = await failure(impatient.restoreSecretBackup(blob));
+      expect([e.code, e.statusCode]).toEqual([C.OBJECT_BEING_DELETED, 409]);
+      expect(e.message).toMatch(/a delete, purge or recover of the name is still completing/);
+      expect(e.message).not.toMatch(/a delete or purge of the name/);
     });
   });
 

@@ -26,7 +26,10 @@ export enum KeyVaultErrorCode {
   PURGE_PROTECTED = 1015,
   /** The vault answered 2xx without a field the contract needs (e.g. a getSecret answer without a value). */
   INVALID_RESPONSE = 1016,
-  /** 409 ObjectIsBeingDeleted: a delete or purge of the name is still completing; retried, then surfaced. */
+  /**
+   * 409 ObjectIsBeingDeleted: a delete or purge of the name is still completing; retried, then surfaced. Also a
+   * restore's 409 over a name with nothing live and nothing deleted (a delete, purge or recover completing: they read alike).
+   */
   OBJECT_BEING_DELETED = 1017,
   /**
    * A write that must not happen twice (create or rotate a key; restore a key or secret backup, whose retry
@@ -42,7 +45,8 @@ export enum KeyVaultErrorCode {
   CANCELLED = 1019,
   /**
    * 409 ObjectIsBeingRecovered: a recover of the name is still completing (Azure may answer it for a moment even after
-   * the recover's poller finished); retried, then surfaced.
+   * the recover's poller finished); retried, then surfaced. Also a restore's 409 over a name with nothing live and
+   * nothing deleted while this provider is recovering it.
    */
   OBJECT_BEING_RECOVERED = 1020,
   UNKNOWN = 1099,

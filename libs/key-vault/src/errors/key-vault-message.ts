@@ -77,6 +77,8 @@ export interface KeyVaultMessageFacts {
   retryAfterMs?: number;
   /** `failed` (default) or `refused` (checked before any call). */
   verb?: 'failed' | 'refused';
+  /** Instead of the code's own hint, when the facts say more precisely what to do (or less, when they cannot tell). */
+  hint?: string;
 }
 
 /**
@@ -85,7 +87,7 @@ export interface KeyVaultMessageFacts {
  */
 export function keyVaultMessage(operation: KeyVaultOperation, code: KeyVaultErrorCode, facts: KeyVaultMessageFacts = {}): string {
   const notFound = code === KeyVaultErrorCode.KEY_NOT_FOUND ? notFoundHint(operation) : undefined;
-  const why = [facts.detail, HINT[code] ?? notFound].filter((p) => p !== undefined && p !== '').join('; ');
+  const why = [facts.detail, facts.hint ?? HINT[code] ?? notFound].filter((p) => p !== undefined && p !== '').join('; ');
   const retry =
     facts.retryAfterMs !== undefined
       ? `; retry after ${Math.max(1, Math.ceil(facts.retryAfterMs / 1000))} s`

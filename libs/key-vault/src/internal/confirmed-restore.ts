@@ -19,6 +19,8 @@ export interface ConfirmedRestore<T> {
   read(name: string, version: string | undefined, signal: AbortSignal): Promise<T>;
   /** The soft-deleted object `name` read (its answer is dropped): whether one exists. */
   readDeleted(name: string, signal: AbortSignal): Promise<unknown>;
+  /** Whether this provider is recovering `name` (an attempt in flight): what the reads alone cannot tell. */
+  recovering(name: string): boolean;
   logger: Logger;
 }
 
@@ -40,7 +42,7 @@ export function restoreConflictName(e: unknown): string | undefined {
 /**
  * A restore, run through `resilience` (its attempts: below). It is over when the resilience gives up: if an attempt
  * may have landed (cut off by the timeout while in flight, or a 5xx) and the call ends without a definite answer —
- * a transient code: the attempts spent on OBJECT_BEING_DELETED (a free name does not show a restore still in flight
+ * a transient code: the attempts spent on OBJECT_BEING_DELETED or _RECOVERED (a free name does not show a restore still in flight
  * did not land after the read), 5xx, timeouts or 429s, or CIRCUIT_OPEN (the breaker opened before the next attempt) —
  * that restore may still land: OUTCOME_UNKNOWN, its cause the error the call ended with.
  */
@@ -64,7 +66,8 @@ function outcomeUnknown(operation: ConfirmedRestore<unknown>['operation'], cause
  * The attempts of a restore (`KeyVaultResilience.execute`'s `fn`). The vault answers a restore 409 with no inner code
  * both when the name is taken and while a purge of it is still completing (for seconds after the purge's 204), so
  * a 409 is resolved by reading the name (the backup's, from the answer or `expected`):
- * - nothing live and nothing soft-deleted: the purge is completing — OBJECT_BEING_DELETED, retried like the other
+ * - nothing live and nothing soft-deleted: a purge, a delete or a recover is completing, which read alike —
+ *   OBJECT_BEING_RECOVERED when this provider is recovering the name, else OBJECT_BEING_DELETED; retried like the other
  *   transient faults (a later read-back finds an earlier attempt's restore that lands meanwhile); once the attempts
  *   are spent, surfaced (the same restore works a moment later) — OUTCOME_UNKNOWN if one may have landed (above);
  * - after an attempt that may have landed, an object holding the backup's version (version ids are the vault's,
@@ -76,12 +79,18 @@ function restoreAttempts<T>(r: ConfirmedRestore<T>): ConfirmingAttempts<T> {
   const { operation, kind, expected } = r;
   const codeOf = (e: unknown, name: string | undefined) => toKeyVaultError(e, { operation, secretName: name }).code;
   const unknown = (conflict: unknown, detail: string) => outcomeUnknown(operation, conflict, detail, expected?.name);
-  const purging = (conflict: unknown, name: string) =>
-    new KeyVaultError(
-      KeyVaultErrorCode.OBJECT_BEING_DELETED,
-      keyVaultMessage(operation, KeyVaultErrorCode.OBJECT_BEING_DELETED, { detail: `HTTP 409 Conflict, and no ${kind} of that name, live or deleted` }),
-      { operation, secretName: name, statusCode: 409, azureCode: 'Conflict', cause: conflict },
-    );
+  /**
+   * Nothing live, nothing deleted: a delete, a purge or a recover is completing, which read alike (404 both). A recover
+   * this provider runs is OBJECT_BEING_RECOVERED, as the vault's 409 ObjectIsBeingRecovered is; any other is
+   * OBJECT_BEING_DELETED, its message naming all three.
+   */
+  const inTransition = (conflict: unknown, name: string) => {
+    const detail = `HTTP 409 Conflict, and no ${kind} of that name, live or deleted`;
+    const [code, facts] = r.recovering(name)
+      ? [KeyVaultErrorCode.OBJECT_BEING_RECOVERED, { detail: `${detail}, while this provider recovers it` }]
+      : [KeyVaultErrorCode.OBJECT_BEING_DELETED, { detail, hint: 'a delete, purge or recover of the name is still completing' }];
+    return new KeyVaultError(code, keyVaultMessage(operation, code, facts), { operation, secretName: name, statusCode: 409, azureCode: 'Conflict', cause: conflict });
+  };
   /** Reads `read`; a 404 is `false`, a 403 of a disabled object (a secret's value) is `true` (it exists), other refusals `undefined`. */
   const found = async <R>(name: string, read: () => Promise<R>): Promise<{ exists: boolean | undefined; value?: R }> => {
     try {
@@ -123,7 +132,7 @@ function restoreAttempts<T>(r: ConfirmedRestore<T>): ConfirmingAttempts<T> {
       // The name free: this attempt did not land, nor did any earlier one that has finished at the vault (its object
       // would be there) — but one cut off while still in flight may land yet: retried (a later read-back finds it);
       // spent, `confirmedRestore` answers OUTCOME_UNKNOWN.
-      if (latest.exists === false) throw purging(e, name as string);
+      if (latest.exists === false) throw inTransition(e, name as string);
       if (!earlierMayHaveLanded) throw toKeyVaultError(e, { operation, secretName: name });
       if (expected === undefined) throw unknown(e, `an earlier attempt may have restored it (the retry found the ${kind}), and no version of the backup was given to check`);
       await readBack(expected.name, expected.version, e, signal);

@@ -54,3 +54,28 @@ export function nonEmptyBackup(blob: Uint8Array | undefined, operation: 'backupS
     secretName: name,
   });
 }
+
+/**
+ * Names whose recover this provider is running (an attempt in flight; lower-cased, as the vault compares names).
+ * A restore's 409 over a name with nothing live and nothing deleted reads the same during a delete, a purge or a
+ * recover; this tells the one recover the process knows of.
+ */
+export class NamesInFlight {
+  private readonly counts = new Map<string, number>();
+
+  has(name: string): boolean {
+    return this.counts.has(name.toLowerCase());
+  }
+
+  async during<T>(name: string, fn: () => Promise<T>): Promise<T> {
+    const key = name.toLowerCase();
+    this.counts.set(key, (this.counts.get(key) ?? 0) + 1);
+    try {
+      return await fn();
+    } finally {
+      const left = (this.counts.get(key) ?? 1) - 1;
+      if (left > 0) this.counts.set(key, left);
+      else this.counts.delete(key);
+    }
+  }
+}
