@@ -29,8 +29,8 @@ export interface MigrateFlags {
  * `cli migrate --source sql|jsonl [--file f] [--dry-run] [--batch-size n] [--tenant t] [--integration i]
  * [--report out.json] [--delete-after-migration]`: moves legacy AES-256-GCM credentials into the vault
  * with the host's database and vault (same environment variables as the host) plus LEGACY_* variables.
- * Exit code 1 when any connection failed, or for a dry run on a database without the schema or with one older or newer
- * than this version (it creates or changes none). Safe to interrupt: a re-run resumes (see libs/migration).
+ * Exit code 1 when any connection failed, or for a dry run on a database without the schema or with one older than this
+ * version (it creates or changes none); a schema newer than this version is named in a warning, dry run or not. Safe to interrupt: a re-run resumes (see libs/migration).
  * SIGINT/SIGTERM stop it gracefully (`MigrationRunOptions.signal`): the writes in flight finish, the summary and report
  * say `aborted`, exit code 128 + the signal's number (130, 143) as a shell reports a process the signal ended; a second
  * signal ends it at once (as a kill -9: still resumable).
@@ -47,7 +47,7 @@ export class MigrateCommand extends CommandRunner {
     const env = { KEY_VAULT_MAX_ATTEMPTS: '10', ...process.env };
     const config = loadAppConfig(env);
     const m = loadMigrateEnv(env, { needKeys: true, needDatabase: source === 'sql' });
-    if (flags.dryRun) await refuseDryRunOnSchemaNotCurrent(config);
+    await checkHostSchema(config, flags.dryRun === true);
 
     @Module({
       imports: [
@@ -188,33 +188,27 @@ export class MigrateDryRunSchemaOutdatedError extends Error {
   override readonly name = 'MigrateDryRunSchemaOutdatedError';
 }
 
-/** A dry run on a host database whose schema a later version migrated: this version's report would not be the one that counts. */
-export class MigrateDryRunSchemaNewerError extends Error {
-  override readonly name = 'MigrateDryRunSchemaNewerError';
-}
-
 /**
  * A dry run writes nothing, and the host's database runs its pending migrations as it opens (then the embedded vault
  * starts). So, before either opens: on a database without the schema it would create it — most often the database
  * named is not the host's (a mistyped DATABASE_PATH is a new, empty file); on a schema older than this version it would
- * change it. On a schema a later version migrated (cv_migrations names migrations this version lacks) the host and a
- * real run go ahead, TypeORM passing over them, but a dry run is the check before the real one: this version's report
- * would compare against a schema it does not know, and the run that counts is the later version's. Said instead, with
- * how to go on.
+ * change it. Said instead, with how to go on. On a schema a later version migrated (cv_migrations names migrations this
+ * version lacks) every run goes on, dry or not, as the host does (TypeORM passes over them; old replicas run so during a
+ * rolling upgrade, and after a release is rolled back the later version may not be there to run): a warning names them.
  */
-async function refuseDryRunOnSchemaNotCurrent(config: AppConfig): Promise<void> {
+async function checkHostSchema(config: AppConfig, dryRun: boolean): Promise<void> {
   const { present, pending, unknown, label } = await hostSchemaState(config);
+  if (unknown.length) {
+    process.stderr.write(
+      `warning: ${label} has a Credential Vault schema newer than this version: ${unknown.length} migration${unknown.length === 1 ? '' : 's'} it does not know ` +
+        `(${unknown.join(', ')}). This version goes on as the host does (it passes over them); where the later version is at hand, migrating with it is safer.\n`,
+    );
+  }
+  if (!dryRun) return;
   if (!present) {
     throw new MigrateDryRunWithoutSchemaError(
       `${label} has no Credential Vault schema: nothing to compare against, every field would be new (the legacy rows were not ` +
         'decrypted or checked). No schema was created. Check that this is the host\'s database; to migrate into a new one, run migrate without --dry-run.',
-    );
-  }
-  if (unknown.length) {
-    throw new MigrateDryRunSchemaNewerError(
-      `${label} has a Credential Vault schema newer than this version: ${unknown.length} migration${unknown.length === 1 ? '' : 's'} it does not know ` +
-        `(${unknown.join(', ')}). A dry run of this version would check against a schema it does not know: nothing was changed, the legacy rows ` +
-        'were not decrypted or checked. Run the dry run with the version that applied them (or a later one), the one the real run should use.',
     );
   }
   if (pending.length) {
