@@ -9,7 +9,7 @@ export class CommandDatabaseUnreachableError extends Error {
 }
 
 /** `the postgres database at host:port (DATABASE_URL)` or `the SQLite database file <path> (DATABASE_PATH)`: without the URL's credentials. */
-function databaseLabel(options: DataSourceOptions): string {
+export function databaseLabel(options: DataSourceOptions): string {
   if (options.type !== 'postgres') return `the SQLite database file ${String(options.database)} (DATABASE_PATH)`;
   try {
     const url = new URL(options.url ?? '');
@@ -110,6 +110,17 @@ export async function hostSchemaState(config: AppConfig): Promise<HostSchemaStat
 }
 
 /**
+ * What `dataSource`'s migrations table records that its migrations do not name (a later version applied them), oldest
+ * first. TypeORM passes over them as it opens the database: the host and the commands start on such a schema.
+ */
+export async function unknownMigrations(dataSource: DataSource): Promise<string[]> {
+  const known = new Set(dataSource.migrations.map((m) => m.name ?? m.constructor.name));
+  // Oldest first, as they were applied (TypeORM reads them newest first).
+  const executed = (await new MigrationExecutor(dataSource).getExecutedMigrations()).sort((x, y) => x.timestamp - y.timestamp);
+  return executed.map((m) => m.name).filter((name) => !known.has(name));
+}
+
+/**
  * `presentSql` counts the migrations table; once it is there, TypeORM's own reckoning of what it would apply, and what
  * the table records that this version's migrations do not name (read only).
  */
@@ -118,11 +129,7 @@ async function schemaState(options: DataSourceOptions, presentSql: string): Prom
   try {
     if (Number((await dataSource.query(presentSql))[0].n) === 0) return { present: false, pending: [], unknown: [] };
     const executor = new MigrationExecutor(dataSource);
-    const known = new Set(dataSource.migrations.map((m) => m.name ?? m.constructor.name));
-    // Oldest first, as they were applied (TypeORM reads them newest first).
-    const executed = (await executor.getExecutedMigrations()).sort((x, y) => x.timestamp - y.timestamp);
-    const unknown = executed.map((m) => m.name).filter((name) => !known.has(name));
-    return { present: true, pending: (await executor.getPendingMigrations()).map((m) => m.name), unknown };
+    return { present: true, pending: (await executor.getPendingMigrations()).map((m) => m.name), unknown: await unknownMigrations(dataSource) };
   } finally {
     await dataSource.destroy();
   }

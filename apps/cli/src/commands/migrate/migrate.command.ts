@@ -8,7 +8,7 @@ import { DataSource } from 'typeorm';
 import { PersistenceModule } from '@app/common';
 import { formatSummaryTable, JsonlLegacySource, MigrationModule, MigrationRunner, SqlLegacySource, type LegacyCredentialSource } from '@app/migration';
 import { AppConfigModule, loadAppConfig, persistenceOptions, VaultModule, type AppConfig } from '@app/api-host';
-import { commandDatabaseModule, hostSchemaState } from '../command-database';
+import { commandDatabaseModule, databaseLabel, hostSchemaState, unknownMigrations } from '../command-database';
 import { commandLibModules } from '../host-libs.context';
 import { loadMigrateEnv } from './migrate.config';
 import { ProgressReporter } from './progress-reporter';
@@ -47,7 +47,7 @@ export class MigrateCommand extends CommandRunner {
     const env = { KEY_VAULT_MAX_ATTEMPTS: '10', ...process.env };
     const config = loadAppConfig(env);
     const m = loadMigrateEnv(env, { needKeys: true, needDatabase: source === 'sql' });
-    await checkHostSchema(config, flags.dryRun === true);
+    if (flags.dryRun) await refuseDryRunOnSchemaNotCurrent(config);
 
     @Module({
       imports: [
@@ -74,6 +74,8 @@ export class MigrateCommand extends CommandRunner {
     }
 
     const ctx = await NestFactory.createApplicationContext(MigrateModule, COMMAND_CONTEXT_OPTIONS);
+    // The host's database as the run opened it (a dry run checked it before anything opened).
+    if (!flags.dryRun) warnOfNewerSchema(await unknownMigrations(ctx.get(DataSource)), databaseLabel(ctx.get(DataSource).options));
     const progress = new ProgressReporter();
     const interrupt = new GracefulInterrupt();
     try {
@@ -196,15 +198,9 @@ export class MigrateDryRunSchemaOutdatedError extends Error {
  * version lacks) every run goes on, dry or not, as the host does (TypeORM passes over them; old replicas run so during a
  * rolling upgrade, and after a release is rolled back the later version may not be there to run): a warning names them.
  */
-async function checkHostSchema(config: AppConfig, dryRun: boolean): Promise<void> {
+async function refuseDryRunOnSchemaNotCurrent(config: AppConfig): Promise<void> {
   const { present, pending, unknown, label } = await hostSchemaState(config);
-  if (unknown.length) {
-    process.stderr.write(
-      `warning: ${label} has a Credential Vault schema newer than this version: ${unknown.length} migration${unknown.length === 1 ? '' : 's'} it does not know ` +
-        `(${unknown.join(', ')}). This version goes on as the host does (it passes over them); where the later version is at hand, migrating with it is safer.\n`,
-    );
-  }
-  if (!dryRun) return;
+  warnOfNewerSchema(unknown, label);
   if (!present) {
     throw new MigrateDryRunWithoutSchemaError(
       `${label} has no Credential Vault schema: nothing to compare against, every field would be new (the legacy rows were not ` +
@@ -218,4 +214,13 @@ async function checkHostSchema(config: AppConfig, dryRun: boolean): Promise<void
         'Bring the schema up to date first — starting the host applies them, as does migrate without --dry-run (which also migrates) — then run the dry run again.',
     );
   }
+}
+
+/** On stderr (stdout and `--report` stay the run's): the migrations a later version applied, which this one passes over. */
+function warnOfNewerSchema(unknown: string[], label: string): void {
+  if (unknown.length === 0) return;
+  process.stderr.write(
+    `warning: ${label} has a Credential Vault schema newer than this version: ${unknown.length} migration${unknown.length === 1 ? '' : 's'} it does not know ` +
+      `(${unknown.join(', ')}). This version goes on as the host does (it passes over them); where the later version is at hand, migrating with it is safer.\n`,
+  );
 }
