@@ -2,6 +2,7 @@ import { existsSync } from 'node:fs';
 import { TypeOrmModule } from '@nestjs/typeorm';
 import { DataSource, MigrationExecutor, type DataSourceOptions } from 'typeorm';
 import { APP_CONFIG, databaseOptions, type AppConfig } from '@app/api-host';
+import { unknownMigrations } from '@app/common';
 
 /** A command could not open the host's database: says what it tried (type, host:port or file, the variable), never a password. */
 export class CommandDatabaseUnreachableError extends Error {
@@ -107,17 +108,6 @@ export async function hostSchemaState(config: AppConfig): Promise<HostSchemaStat
   // The host's options (its search_path for DATABASE_SCHEMA), with no entity to build and no migration to run.
   const options: DataSourceOptions = { ...databaseOptions(config), entities: [], migrationsRun: false } as DataSourceOptions;
   return { ...(await schemaState(options, "SELECT COUNT(*) AS n FROM (SELECT to_regclass('cv_migrations') AS t) r WHERE r.t IS NOT NULL")), label: databaseLabel(options) };
-}
-
-/**
- * What `dataSource`'s migrations table records that its migrations do not name (a later version applied them), oldest
- * first. TypeORM passes over them as it opens the database: the host and the commands start on such a schema.
- */
-export async function unknownMigrations(dataSource: DataSource): Promise<string[]> {
-  const known = new Set(dataSource.migrations.map((m) => m.name ?? m.constructor.name));
-  // Oldest first, as they were applied (TypeORM reads them newest first).
-  const executed = (await new MigrationExecutor(dataSource).getExecutedMigrations()).sort((x, y) => x.timestamp - y.timestamp);
-  return executed.map((m) => m.name).filter((name) => !known.has(name));
 }
 
 /**

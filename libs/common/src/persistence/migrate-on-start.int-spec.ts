@@ -1,7 +1,8 @@
+import { Logger } from '@nestjs/common';
 import { DataSource, type DataSourceOptions } from 'typeorm';
 import { createTestDatabase, TestDatabase } from '@app/testing';
 import { OUTBOX_ENTITIES, OUTBOX_MIGRATIONS } from '../outbox';
-import { initializeWithMigrations } from './migrate-on-start';
+import { initializeWithMigrations, unknownMigrations } from './migrate-on-start';
 
 describe('initializeWithMigrations (PostgreSQL, three replicas at once on an empty schema)', () => {
   let db: TestDatabase;
@@ -20,5 +21,34 @@ describe('initializeWithMigrations (PostgreSQL, three replicas at once on an emp
     expect(results.map((r) => (r.status === 'rejected' ? String(r.reason) : r.status))).toEqual(['fulfilled', 'fulfilled', 'fulfilled']);
     const applied = (await sources[0].query(`SELECT name FROM "${schema}".cv_migrations ORDER BY id`)) as { name: string }[];
     expect(applied.map((m) => m.name)).toEqual(OUTBOX_MIGRATIONS.map((m) => m.name));
+  });
+});
+
+describe('initializeWithMigrations on a schema a later version migrated', () => {
+  afterEach(() => jest.restoreAllMocks());
+
+  // What a rolled-back release or an old replica meets: TypeORM passes over migrations it does not know and the app
+  // starts, so the warning is the one place an operator learns it runs older code on a newer schema.
+  it.each(['sqlite', 'postgres'] as const)('%s: starts, and warns once naming the migrations it does not know, oldest first', async (type) => {
+    const db = await createTestDatabase(type);
+    const options = { ...db.options, entities: OUTBOX_ENTITIES, migrations: OUTBOX_MIGRATIONS, migrationsTableName: 'cv_migrations' } as DataSourceOptions;
+    let ds = await initializeWithMigrations(options);
+    try {
+      const warn = jest.spyOn(Logger.prototype, 'warn').mockImplementation(() => undefined);
+      await ds.destroy();
+      ds = await initializeWithMigrations(options);
+      expect(warn).not.toHaveBeenCalled(); // its own schema: nothing to say
+      for (const [i, name] of ['LaterColumn4102444800000', 'LaterIndex4102444800001'].entries()) {
+        await ds.query(`INSERT INTO cv_migrations (timestamp, name) VALUES (${4102444800000 + i}, '${name}')`);
+      }
+      await ds.destroy();
+      ds = await initializeWithMigrations(options);
+      expect(warn).toHaveBeenCalledTimes(1);
+      expect(warn.mock.calls[0][0]).toContain('newer than this version: 2 migrations it does not know (LaterColumn4102444800000, LaterIndex4102444800001)');
+      expect(await unknownMigrations(ds)).toEqual(['LaterColumn4102444800000', 'LaterIndex4102444800001']);
+    } finally {
+      await ds.destroy().catch(() => undefined);
+      await db.drop();
+    }
   });
 });

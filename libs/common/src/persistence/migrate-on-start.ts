@@ -16,6 +16,7 @@ export async function initializeWithMigrations(options: DataSourceOptions): Prom
   try {
     if (dataSource.options.type !== 'postgres') {
       await dataSource.runMigrations({ transaction: 'all' });
+      await warnOfNewerSchema(dataSource);
       return dataSource;
     }
     const runner = dataSource.createQueryRunner();
@@ -38,11 +39,36 @@ export async function initializeWithMigrations(options: DataSourceOptions): Prom
       await runner.query(`SELECT pg_advisory_unlock(${lock})`).catch(() => undefined);
       await runner.release();
     }
+    await warnOfNewerSchema(dataSource);
     return dataSource;
   } catch (error) {
     await dataSource.destroy().catch(() => undefined);
     throw error;
   }
+}
+
+/**
+ * What `dataSource`'s migrations table records that its migrations do not name — a later version applied them —
+ * oldest first. TypeORM passes over them: the app starts on such a schema.
+ */
+export async function unknownMigrations(dataSource: DataSource): Promise<string[]> {
+  const known = new Set(dataSource.migrations.map((m) => m.name ?? m.constructor.name));
+  // Oldest first, as they were applied (TypeORM reads them newest first).
+  const executed = (await new MigrationExecutor(dataSource).getExecutedMigrations()).sort((x, y) => x.timestamp - y.timestamp);
+  return executed.map((m) => m.name).filter((name) => !known.has(name));
+}
+
+/**
+ * Older code on a newer schema starts (old replicas during a rolling upgrade, every replica after a rollback): said
+ * once at start, since nothing else would tell the operator.
+ */
+async function warnOfNewerSchema(dataSource: DataSource): Promise<void> {
+  const unknown = await unknownMigrations(dataSource);
+  if (unknown.length === 0) return;
+  new Logger('Migrations').warn(
+    `The database schema is newer than this version: ${unknown.length} migration${unknown.length === 1 ? '' : 's'} it does not know (${unknown.join(', ')}). ` +
+      'It starts (TypeORM passes over them), as old replicas do during a rolling upgrade; after a rollback, check the release notes of the versions in between.',
+  );
 }
 
 const warned = new WeakSet<DataSource>();
