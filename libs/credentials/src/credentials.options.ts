@@ -1,4 +1,4 @@
-import { Clock, clockOptionSchema, cronExpressionSchema, describeProblems, resolveOptions, timeZoneSchema, whenFieldsParsed } from '@app/common';
+import { Clock, clockOptionSchema, cronExpressionSchema, describeProblems, listingProtoKey, resolveOptions, timeZoneSchema, whenFieldsParsed } from '@app/common';
 import { z } from 'zod';
 import { CREDENTIAL_TYPES, CredentialType, ValueStoreKind, type ValueStoreKindInput } from './credential-type';
 import { DEFAULT_INVALIDATION_LIVENESS, HEARTBEAT_LIMITS, type InvalidationLiveness } from './cache/invalidation-liveness';
@@ -216,9 +216,8 @@ const KINDS: readonly unknown[] = [ValueStoreKind.VAULT, ValueStoreKind.ENVELOPE
 
 const schema = z
   .object({
-    valueStores: z
-      .record(z.string(), z.unknown(), { error: 'must be an object of credential type → store' })
-      .superRefine((stores, ctx) => {
+    valueStores: listingProtoKey(
+      z.record(z.string(), z.unknown(), { error: 'must be an object of credential type → store' }).superRefine((stores, ctx) => {
         // Credential types are names, not values: naming an unknown one helps fix a typo.
         for (const [type, store] of Object.entries(stores)) {
           if (!CREDENTIAL_TYPES.includes(type as CredentialType)) {
@@ -226,8 +225,8 @@ const schema = z
           }
           if (!KINDS.includes(store)) ctx.addIssue({ code: 'custom', path: [type], message: "must be 'vault' or 'envelope'" });
         }
-      })
-      .default({}),
+      }),
+    ).default({}),
     cache: z
       .object({
         enabled: z.boolean().default(true),

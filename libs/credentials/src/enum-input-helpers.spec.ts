@@ -75,4 +75,16 @@ describe('public helpers take an enum string value', () => {
     expect(error.message).toContain('valueStores: unknown credential type "apikey"');
     expect(error.message).toContain("valueStores.api_key: must be 'vault' or 'envelope'");
   });
+
+  it('a valueStores key "__proto__" (JSON or YAML config makes it an own key) is listed as unknown, not dropped unseen', () => {
+    const fromJson = JSON.parse('{ "valueStores": { "__proto__": "envelope", "apikey": "vault" } }') as CredentialsModuleOptions;
+    const error = thrown(() => resolveCredentialsOptions(fromJson));
+    expect(error).toBeInstanceOf(CredentialsConfigurationError);
+    expect(error.message).toContain('valueStores: unknown credential type "[__proto__]"');
+    expect(error.message).toContain('valueStores: unknown credential type "apikey"');
+    // An object under it changes no default either (zod would have set it as the parsed record's prototype).
+    const nested = JSON.parse('{ "valueStores": { "__proto__": { "api_key": "envelope" } } }') as CredentialsModuleOptions;
+    expect(thrown(() => resolveCredentialsOptions(nested)).message).toMatch(/unknown credential type "\[__proto__\]"[\s\S]*valueStores\.\[__proto__\]: must be 'vault' or 'envelope'/);
+    expect(({} as Record<string, unknown>).api_key).toBeUndefined();
+  });
 });

@@ -70,4 +70,14 @@ describe('rotation inputs take a credential type string value', () => {
     for (const field of ['defaults', 'handlers.0', 'passwordPolicy.length']) expect(message).toContain(`${field}:`);
     expect(message).toMatch(/apikey/);
   });
+
+  it('a defaults key "__proto__" (JSON or YAML config makes it an own key) is listed as unknown, not dropped unseen', () => {
+    const fromJson = JSON.parse('{ "defaults": { "__proto__": { "rotateAfterDays": 1 }, "api_key": { "rotateAfterDays": 30 } } }') as RotationModuleOptions;
+    const error = thrown(() => resolveRotationOptions(fromJson));
+    expect(error).toBeInstanceOf(RotationConfigurationError);
+    expect(error.message).toMatch(/defaults: .*"\[__proto__\]"/);
+    // The notifications' mutedTypes, keyed by event name, alike (in the same error).
+    const muted = JSON.parse('{ "defaults": { "__proto__": {} }, "notifications": { "mutedTypes": { "__proto__": ["api_key"] } } }') as RotationModuleOptions;
+    expect(thrown(() => resolveRotationOptions(muted)).message).toMatch(/defaults: .*"\[__proto__\]"[\s\S]*notifications\.mutedTypes: .*"\[__proto__\]"/);
+  });
 });

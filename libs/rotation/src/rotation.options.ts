@@ -1,4 +1,4 @@
-import { Clock, clockOptionSchema, cronExpressionSchema, describeProblems, resolveOptions, timeZoneSchema, whenFieldsParsed } from '@app/common';
+import { Clock, clockOptionSchema, cronExpressionSchema, describeProblems, listingProtoKey, resolveOptions, timeZoneSchema, whenFieldsParsed } from '@app/common';
 import { CREDENTIAL_TYPES, type CredentialType } from '@app/credentials';
 import { z } from 'zod';
 import { RotationConfigurationError } from './errors/rotation.errors';
@@ -102,9 +102,9 @@ const policyValues = z
   .strict();
 
 const schema = z.object({
-  defaults: z
-    .partialRecord(z.enum(CREDENTIAL_TYPES as [string, ...string[]], { error: `keys must be credential types (${CREDENTIAL_TYPES.join(', ')})` }), policyValues)
-    .optional(),
+  defaults: listingProtoKey(
+    z.partialRecord(z.enum(CREDENTIAL_TYPES as [string, ...string[]], { error: `keys must be credential types (${CREDENTIAL_TYPES.join(', ')})` }), policyValues),
+  ).optional(),
   expiryMonitor: z
     .object({
       ...job('0 0 * * * *', 'rotation-expiry-monitor'),

@@ -35,6 +35,25 @@ export function whenFieldsParsed(...fields: string[]): { when: (payload: z.core.
   };
 }
 
+/** How an options error names an own `__proto__` key of a record option (see `listingProtoKey`). */
+export const PROTO_KEY_SHOWN = '[__proto__]';
+
+/**
+ * A record option (keyed by credential type, event name...) whose own `__proto__` key is listed like any other
+ * unknown key: zod's records skip that key without an issue (writing it would replace the parsed record's
+ * prototype), so `{ "__proto__": ... }` from a JSON or YAML config passed unreported. It is renamed
+ * `PROTO_KEY_SHOWN` before the record parses, so the record's own key check names it; no other input changes.
+ */
+export function listingProtoKey<S extends z.ZodType>(record: S) {
+  return z.preprocess(
+    (v) =>
+      typeof v === 'object' && v !== null && !Array.isArray(v) && Object.prototype.hasOwnProperty.call(v, '__proto__')
+        ? Object.fromEntries(Object.entries(v).map(([k, x]) => [k === '__proto__' ? PROTO_KEY_SHOWN : k, x]))
+        : v,
+    record,
+  );
+}
+
 function isTimeZone(tz: string): boolean {
   try {
     new Intl.DateTimeFormat('en-US', { timeZone: tz });

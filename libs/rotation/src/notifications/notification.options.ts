@@ -1,4 +1,4 @@
-import { describeProblems, resolveOptions, whenFieldsParsed, type ResolvedPersistenceOptions } from '@app/common';
+import { describeProblems, listingProtoKey, resolveOptions, whenFieldsParsed, type ResolvedPersistenceOptions } from '@app/common';
 import { z } from 'zod';
 import { NotificationConfigurationError } from './notification.errors';
 
@@ -47,9 +47,9 @@ export const notificationOptionsSchema = z
      * Credential types whose events do not notify, per event. CredentialsService emits
      * `credential.rotated` for every rotation, and a token refresh rotates OAuth tokens every hour.
      */
-    mutedTypes: z
-      .partialRecord(z.enum(NOTIFICATION_EVENT_NAMES), z.array(z.string().min(1).max(64)))
-      .default({ [NotificationEvents.ROTATED]: ['oauth_access_token', 'oauth_refresh_token'] }),
+    mutedTypes: listingProtoKey(z.partialRecord(z.enum(NOTIFICATION_EVENT_NAMES), z.array(z.string().min(1).max(64)))).default({
+      [NotificationEvents.ROTATED]: ['oauth_access_token', 'oauth_refresh_token'],
+    }),
     /**
      * Per channel and event: attempts (first one included) before the channel is given up; the
      * outbox's own backoff spaces the redeliveries, and `baseMs`·2^(n-1) up to `maxMs` is the least
