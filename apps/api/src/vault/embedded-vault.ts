@@ -28,7 +28,12 @@ export class EmbeddedVault implements OnApplicationShutdown {
     }
     new Logger(EmbeddedVault.name).warn(
       `Using the embedded LOCAL Key Vault at ${emulator.vaultUrl} (data in ${emulator.dataDir}). ` +
-        'For development and tests only: never put production secrets in it. Set KEY_VAULT_URL to use Azure Key Vault.',
+        'For development and tests only: never put production secrets in it. Set KEY_VAULT_URL to use Azure Key Vault.' +
+        // PostgreSQL is how replicas share a database; this vault is this process's own, and nothing else tells them.
+        (config.database.type === 'postgres'
+          ? ' This vault is this process\'s own: other replicas on this database cannot read the values this one stores (VALUE_MISSING, 500), ' +
+            'nor this one theirs. For replicas run one local vault on its own and set KEY_VAULT_URL on each (docs/OPERATIONS.md, "Replicas without Docker").'
+          : ''),
     );
     return new EmbeddedVault(emulator);
   }
