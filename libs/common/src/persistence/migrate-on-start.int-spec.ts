@@ -1,5 +1,5 @@
 import { Logger } from '@nestjs/common';
-import { DataSource, type DataSourceOptions } from 'typeorm';
+import { DataSource, type DataSourceOptions, type MigrationInterface, type QueryRunner } from 'typeorm';
 import { createTestDatabase, TestDatabase } from '@app/testing';
 import { OUTBOX_ENTITIES, OUTBOX_MIGRATIONS } from '../outbox';
 import { initializeWithMigrations, unknownMigrations } from './migrate-on-start';
@@ -44,8 +44,49 @@ describe('initializeWithMigrations on a schema a later version migrated', () => 
       await ds.destroy();
       ds = await initializeWithMigrations(options);
       expect(warn).toHaveBeenCalledTimes(1);
-      expect(warn.mock.calls[0][0]).toContain('newer than this version: 2 migrations it does not know (LaterColumn4102444800000, LaterIndex4102444800001)');
+      expect(warn.mock.calls[0][0]).toContain('records 2 migrations this DataSource does not list (LaterColumn4102444800000, LaterIndex4102444800001)');
+      expect(warn.mock.calls[0][0]).toContain('A later version applied them');
       expect(await unknownMigrations(ds)).toEqual(['LaterColumn4102444800000', 'LaterIndex4102444800001']);
+    } finally {
+      await ds.destroy().catch(() => undefined);
+      await db.drop();
+    }
+  });
+});
+
+/** Another lib's migration: what an app lists beside the common ones when it registers that lib. */
+class OtherLibTable1850000000000 implements MigrationInterface {
+  name = 'OtherLibTable1850000000000';
+  async up(q: QueryRunner): Promise<void> {
+    await q.query('CREATE TABLE other_lib_rows (id varchar(36) PRIMARY KEY)');
+  }
+  async down(q: QueryRunner): Promise<void> {
+    await q.query('DROP TABLE other_lib_rows');
+  }
+}
+
+describe('initializeWithMigrations beside another DataSource on the same migrations table', () => {
+  afterEach(() => jest.restoreAllMocks());
+
+  // An embedder's services on one schema, each listing the migrations of the libs it registers (one with Rotation, one
+  // without), or an app that runs its migrations elsewhere: the table holds migrations this DataSource does not list
+  // without any later version. The warning must not say the schema is newer as a fact.
+  it.each(['sqlite', 'postgres'] as const)('%s: a DataSource listing fewer migrations names the other cause; one listing none says nothing', async (type) => {
+    const db = await createTestDatabase(type);
+    const base = { ...db.options, entities: OUTBOX_ENTITIES, migrationsTableName: 'cv_migrations' } as DataSourceOptions;
+    let ds = await initializeWithMigrations({ ...base, migrations: [...OUTBOX_MIGRATIONS, OtherLibTable1850000000000] } as DataSourceOptions);
+    try {
+      await ds.destroy();
+      const warn = jest.spyOn(Logger.prototype, 'warn').mockImplementation(() => undefined);
+      ds = await initializeWithMigrations({ ...base, migrations: OUTBOX_MIGRATIONS } as DataSourceOptions);
+      expect(warn).toHaveBeenCalledTimes(1);
+      expect(warn.mock.calls[0][0]).toContain('records 1 migration this DataSource does not list (OtherLibTable1850000000000)');
+      expect(warn.mock.calls[0][0]).toContain("Or another app's DataSource sharing the table lists them");
+      expect(warn.mock.calls[0][0]).not.toMatch(/schema is newer than this version/);
+      await ds.destroy();
+      warn.mockClear();
+      ds = await initializeWithMigrations({ ...base, migrations: [] } as DataSourceOptions);
+      expect(warn).not.toHaveBeenCalled();
     } finally {
       await ds.destroy().catch(() => undefined);
       await db.drop();

@@ -48,8 +48,8 @@ export async function initializeWithMigrations(options: DataSourceOptions): Prom
 }
 
 /**
- * What `dataSource`'s migrations table records that its migrations do not name — a later version applied them —
- * oldest first. TypeORM passes over them: the app starts on such a schema.
+ * What `dataSource`'s migrations table records that its migrations do not name — a later version applied them, or
+ * another DataSource sharing the table lists them — oldest first. TypeORM passes over them: the app starts on such a schema.
  */
 export async function unknownMigrations(dataSource: DataSource): Promise<string[]> {
   const known = new Set(dataSource.migrations.map((m) => m.name ?? m.constructor.name));
@@ -60,14 +60,19 @@ export async function unknownMigrations(dataSource: DataSource): Promise<string[
 
 /**
  * Older code on a newer schema starts (old replicas during a rolling upgrade, every replica after a rollback): said
- * once at start, since nothing else would tell the operator.
+ * once at start, since nothing else would tell the operator. The table cannot say which version wrote a row: an app
+ * whose services list different libs' migrations on one schema meets rows no later version wrote, hence both causes.
  */
 async function warnOfNewerSchema(dataSource: DataSource): Promise<void> {
+  // Listing none, the app runs its migrations elsewhere: nothing to compare.
+  if (dataSource.migrations.length === 0) return;
   const unknown = await unknownMigrations(dataSource);
   if (unknown.length === 0) return;
   new Logger('Migrations').warn(
-    `The database schema is newer than this version: ${unknown.length} migration${unknown.length === 1 ? '' : 's'} it does not know (${unknown.join(', ')}). ` +
-      'It starts (TypeORM passes over them), as old replicas do during a rolling upgrade; after a rollback, check the release notes of the versions in between.',
+    `The database schema may be newer than this version: its migrations table records ${unknown.length} migration${unknown.length === 1 ? '' : 's'} ` +
+      `this DataSource does not list (${unknown.join(', ')}). A later version applied them: this one starts (TypeORM passes over them), as old ` +
+      "replicas do during a rolling upgrade; after a rollback, check the release notes of the versions in between. Or another app's DataSource " +
+      'sharing the table lists them (other libs registered there).',
   );
 }
 
