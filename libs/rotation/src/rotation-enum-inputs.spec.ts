@@ -80,4 +80,15 @@ describe('rotation inputs take a credential type string value', () => {
     const muted = JSON.parse('{ "defaults": { "__proto__": {} }, "notifications": { "mutedTypes": { "__proto__": ["api_key"] } } }') as RotationModuleOptions;
     expect(thrown(() => resolveRotationOptions(muted)).message).toMatch(/defaults: .*"\[__proto__\]"[\s\S]*notifications\.mutedTypes: .*"\[__proto__\]"/);
   });
+
+  it("notifications.mutedTypes stays typed by event name for the app's tsc (the __proto__ check must not widen it)", () => {
+    const muted: RotationModuleOptions = { notifications: { mutedTypes: { 'credential.rotated': ['api_key'] } } };
+    expect(resolveRotationOptions(muted).notifications.mutedTypes).toEqual({ 'credential.rotated': ['api_key'] });
+    // @ts-expect-error not an event name
+    const typo: RotationModuleOptions = { notifications: { mutedTypes: { 'credential.rotatd': ['api_key'] } } };
+    expect(thrown(() => resolveRotationOptions(typo)).message).toMatch(/notifications\.mutedTypes: .*credential\.rotatd/);
+    // @ts-expect-error not an object of event → types
+    const notRecord: RotationModuleOptions = { notifications: { mutedTypes: ['credential.rotated'] } };
+    expect(thrown(() => resolveRotationOptions(notRecord)).message).toContain('notifications.mutedTypes:');
+  });
 });

@@ -44,9 +44,11 @@ export const PROTO_KEY_SHOWN = '[__proto__]';
  * prototype), so `{ "__proto__": ... }` from a JSON or YAML config passed unreported. It is renamed
  * `PROTO_KEY_SHOWN` before the record parses, so the record's own key check names it; no other input changes.
  */
-export function listingProtoKey<S extends z.ZodType>(record: S) {
+export function listingProtoKey<S extends z.ZodType>(record: S): z.ZodPreprocess<S, z.input<S>> {
+  // The input typed as the record's: a bare preprocess takes `unknown`, which z.input-derived option types (the
+  // notifications' mutedTypes) would publish, so an app's tsc no longer checked the keys or the shape.
   return z.preprocess(
-    (v) =>
+    (v: z.input<S>) =>
       typeof v === 'object' && v !== null && !Array.isArray(v) && Object.prototype.hasOwnProperty.call(v, '__proto__')
         ? Object.fromEntries(Object.entries(v).map(([k, x]) => [k === '__proto__' ? PROTO_KEY_SHOWN : k, x]))
         : v,
