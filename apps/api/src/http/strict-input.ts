@@ -130,6 +130,9 @@ class HostValidationPipe extends ValidationPipe {
       const repeated = repeatedSingleValued(type, value);
       if (repeated.length > 0) throw new BadRequestException(repeated.map((name) => `${name} may be given once`));
     }
+    if ((metadata.type === 'body' || (metadata.type === 'query' && metadata.data === undefined)) && type && this.toValidate(metadata) && inheritedNameUndeclared(type, value)) {
+      throw new BadRequestException([metadata.type === 'query' ? UNKNOWN_QUERY_PARAMETER : UNKNOWN_BODY_PROPERTY]);
+    }
     if (metadata.type === 'body' && type && this.toValidate(metadata)) {
       const nulls = refusedNulls(type, value);
       if (nulls.length > 0) throw new BadRequestException(nulls);
@@ -197,6 +200,20 @@ function nullItem(doc: PropertyDoc | undefined, value: unknown): number | undefi
 const queryDtos = new WeakSet<object>();
 const PROTOTYPE_KEYS = ['__proto__', 'constructor', 'prototype'];
 const UNKNOWN_QUERY_PARAMETER = 'the query has a parameter that is not accepted';
+const UNKNOWN_BODY_PROPERTY = 'the body has a property that is not accepted';
+
+/**
+ * An undeclared own key named like a member every object inherits (toString, valueOf, hasOwnProperty, …):
+ * class-transformer skips such a key (the instance already has a function there), so the whitelist never saw it
+ * and it was dropped silently where any other undeclared name is 400. DTOs here have no nested classes.
+ */
+function inheritedNameUndeclared(dto: Type<unknown>, value: unknown): boolean {
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) return false;
+  const inherited = Object.keys(value).filter((k) => k in Object.prototype);
+  if (inherited.length === 0) return false;
+  const declared = new Set(declaredFields(dto));
+  return inherited.some((k) => !declared.has(k));
+}
 
 /** Per query DTO: its declared fields that take one value (no `@IsArray()`, no rule with `each`). */
 const singleValuedFields = new WeakMap<Type<unknown>, ReadonlySet<string>>();
@@ -227,7 +244,7 @@ export function validationMessages(errors: ValidationError[]): string[] {
       // An unknown property's name may itself be data (a pasted secret): it is never repeated. A near
       // miss of a declared field is answered with the declared name, which is public.
       const guess = closestField(e.property, e.target ? declaredFields(e.target.constructor as Type<unknown>) : []);
-      const unknown = e.target && queryDtos.has(e.target.constructor) ? UNKNOWN_QUERY_PARAMETER : 'the body has a property that is not accepted';
+      const unknown = e.target && queryDtos.has(e.target.constructor) ? UNKNOWN_QUERY_PARAMETER : UNKNOWN_BODY_PROPERTY;
       out.push(`${unknown}${guess ? ` (did you mean ${guess}?)` : ''}`);
     }
     const rules = Object.entries(constraints).filter(([name]) => name !== 'whitelistValidation');
