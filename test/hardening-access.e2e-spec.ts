@@ -13,7 +13,7 @@ import { hardenedApi } from './support/hardening';
  */
 describe.each(DATABASE_KINDS)('hardened HTTP API (access) on %s', (kind) => {
   const api = hardenedApi(kind);
-  const { send, json, secret, store, refusedWithoutWrites, key, auditor, revoker } = api;
+  const { send, json, secret, store, refusedWithoutWrites, key, auditor, revoker, keyAdmin } = api;
 
   describe('4. revoked and expired values are refused', () => {
     it('a revoked credential: 409 REVOKED for the value and every version, cached or not; un-revoking serves it again', async () => {
@@ -113,6 +113,26 @@ describe.each(DATABASE_KINDS)('hardened HTTP API (access) on %s', (kind) => {
     expect(revoked.status).toBe(200);
     expect((await send('GET', `/v1/credentials/${id}`)).body.status).toBe('revoked');
     expect((await json('POST', '/v1/credentials/delete-batch', { ids: [upper] })).body).toEqual({ deleted: [id], notFound: [] });
+  });
+
+  it('10b. a key name in another case names the same key (Key Vault names are case-insensitive): its audit rows share one resource, found in any case', async () => {
+    const name = `Case-${randomBytes(3).toString('hex')}`;
+    const keysAs = (method: string, path: string, body?: unknown) =>
+      send(method, path, { body: body === undefined ? undefined : JSON.stringify(body), contentType: body === undefined ? undefined : 'application/json', apiKey: keyAdmin.key });
+    expect((await keysAs('POST', '/v1/keys', { name, type: 'EC', curve: 'P-256' })).status).toBe(201);
+    expect((await keysAs('GET', `/v1/keys/${name.toUpperCase()}`)).status).toBe(200);
+    expect((await keysAs('PATCH', `/v1/keys/${name.toLowerCase()}`, { tags: { team: 'core' } })).status).toBe(200);
+    await api.host.app.get(AuditService).flush();
+    // Each row was under the name as that caller typed it: a query by the created name missed the others' rows.
+    for (const asked of [name, name.toUpperCase(), name.toLowerCase()]) {
+      const rows = await send('GET', `/v1/audit?resource=${encodeURIComponent(`key:${asked}`)}`, { apiKey: auditor.key });
+      expect(rows.status).toBe(200);
+      expect((rows.body.items as Array<{ action: string; resource: string }>).map((r) => [r.action, r.resource])).toEqual([
+        ['key.update', `key:${name.toLowerCase()}`],
+        ['key.get', `key:${name.toLowerCase()}`],
+        ['key.create', `key:${name.toLowerCase()}`],
+      ]);
+    }
   });
 
   it('16. a refused request is audited with its route pattern, never its path: a token pasted into the path stays out of the audit log', async () => {

@@ -13,9 +13,13 @@ import { Query } from '../http/validated-params';
 
 const toList = ({ value }: { value: unknown }) => (typeof value === 'string' ? value.split(',').filter(Boolean) : value);
 
+/** Key names are case-insensitive and their rows are under `key:<name in lower case>`: a `key:` filter in any case finds them. */
+const keyResourceInAnyCase = ({ value }: { value: unknown }) => (typeof value === 'string' && /^key:/i.test(value) ? value.toLowerCase() : value);
+
 export class AuditQueryDto {
-  @ApiPropertyOptional({ description: 'Credential id or secret name' })
+  @ApiPropertyOptional({ description: 'Credential id or secret name; a key is `key:<name>` (its name in any case)' })
   @IsOptional()
+  @Transform(keyResourceInAnyCase)
   @IsString()
   @MaxLength(256)
   resource?: string;

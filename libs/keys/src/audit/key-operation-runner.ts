@@ -12,11 +12,16 @@ export interface UseDetails {
   [k: string]: unknown;
 }
 
+/** The audit resource of a key: `key:<name in lower case>` (`key:*` for a list). */
+function keyAuditResource(name: string): string {
+  return `key:${name.toLowerCase()}`;
+}
+
 export type KeyWork<T> = () => Promise<{ result: T } & UseDetails>;
 
 /**
  * Runs each KeysService operation in a span, measures it and audits it (`key.<operation>`, resource
- * `key:<name>`, its details — never data), failures included; errors pass through unchanged. A caller who
+ * `key:<name>` in lower case, its details — never data), failures included; errors pass through unchanged. A caller who
  * left (CANCELLED): no row when no vault request was sent for it, a `cancelled` row when one was aborted.
  */
 export class KeyOperationRunner {
@@ -54,7 +59,8 @@ export class KeyOperationRunner {
     const notAnError = (e: unknown) => (isKeyVaultError(e, KeyVaultErrorCode.CANCELLED) ? { 'keys.cancelled': e.sent === true ? 'in_flight' : 'not_sent' } : undefined);
     return inSpan(`keys ${operation}`, { attributes, notAnError }, async (span) => {
       const started = performance.now();
-      const base = { action: `key.${operation}`, context: ctx, resource: `key:${name}` };
+      // Names are case-insensitive (one vault key): one resource per key, whatever case each caller typed.
+      const base = { action: `key.${operation}`, context: ctx, resource: keyAuditResource(name) };
       let outcome: ({ result: T } & UseDetails) | undefined;
       try {
         outcome = await work();
