@@ -150,6 +150,32 @@ describe.each(DATABASE_KINDS)('operator-confirmed webhook secret rotation over H
     expect(steps).toEqual(expect.arrayContaining([['webhook_secret.staged', 'api-key:acme-rotator'], ['webhook_secret.rotated', 'api-key:acme-rotator']]));
   });
 
+  it('a verify refused on its headers alone (no id, a stale timestamp, no signature) reads no secret: no vault read, no read audited', async () => {
+    const hooks = `/v1/rotation/webhooks/shop/h-${randomBytes(3).toString('hex')}`;
+    const { id, secret } = await create(hooks);
+    const audit = host.app.get(AuditService);
+    const readsOf = async () => {
+      await audit.flush();
+      return (await audit.query({ tenantId: 'acme', resource: id, action: ['read'] })).items.length;
+    };
+    const before = await readsOf();
+    const at = now();
+    const seconds = String(Math.floor(at.getTime() / 1000));
+    const signature = new Webhook(secret).sign('msg_1', at, payload);
+    for (const [headers, status, code] of [
+      [{ 'webhook-timestamp': seconds, 'webhook-signature': signature }, 400, 'WEBHOOK_MISSING_ID'],
+      [{ 'webhook-id': 'msg_1', 'webhook-timestamp': String(Number(seconds) - 3600), 'webhook-signature': signature }, 401, 'WEBHOOK_TIMESTAMP_TOO_OLD'],
+      [{ 'webhook-id': 'msg_1', 'webhook-timestamp': seconds }, 400, 'WEBHOOK_MISSING_SIGNATURE'],
+    ] as const) {
+      const res = await fetch(`${base}${hooks}/verify`, { method: 'POST', headers: { 'x-api-key': reader.key, 'content-type': 'application/json', ...headers }, body: payload });
+      expect([res.status, ((await res.json()) as { codeName?: string }).codeName]).toEqual([status, code]);
+    }
+    expect(await readsOf()).toBe(before);
+    // A well-formed one still reads (and audits) the secret it checks.
+    expect(await verifies(hooks, secret)).toBe(1);
+    expect(await readsOf()).toBeGreaterThan(before);
+  });
+
   it("a staged secret is not one of the tenant's credentials in its lists (GET /v1/credentials, /v1/connections, statistics) unless includeInternal=true; read by id", async () => {
     const INTEGRATION = 'acme-lists';
     const HOOKS = `/v1/rotation/webhooks/${INTEGRATION}/main`;

@@ -86,6 +86,32 @@ export function signWebhookPayload(secrets: readonly string[], msgId: string, ti
   return { 'webhook-id': msgId, 'webhook-timestamp': String(seconds), 'webhook-signature': signatures.join(' ') };
 }
 
+/** What a received webhook's headers say, checked before any secret is needed. */
+export interface CheckedWebhookHeaders {
+  msgId: string;
+  timestampSeconds: number;
+  signatures: Buffer[];
+}
+
+/**
+ * The checks that need no secret, in order: the id, the timestamp (± `toleranceSeconds` around `now`), the
+ * signature header. Done first so a webhook refused on its headers alone reads no secret (no vault read, no audit row).
+ */
+export function checkWebhookHeaders(body: WebhookBody, headers: IncomingWebhookHeaders, options: { now: Date; toleranceSeconds: number }): CheckedWebhookHeaders {
+  assertBody(body);
+  const msgId = header(headers, WEBHOOK_ID_HEADER);
+  if (msgId === undefined || !MSG_ID.test(msgId)) throw new WebhookMissingIdError();
+  const rawTimestamp = header(headers, WEBHOOK_TIMESTAMP_HEADER);
+  if (rawTimestamp === undefined || !TIMESTAMP.test(rawTimestamp)) throw new WebhookMissingTimestampError();
+  const timestamp = Number(rawTimestamp);
+  const now = Math.floor(options.now.getTime() / 1000);
+  if (now - timestamp > options.toleranceSeconds) throw new WebhookTimestampTooOldError(options.toleranceSeconds);
+  if (timestamp - now > options.toleranceSeconds) throw new WebhookTimestampTooNewError(options.toleranceSeconds);
+  const signatures = parseSignatures(header(headers, WEBHOOK_SIGNATURE_HEADER));
+  if (signatures.length === 0) throw new WebhookMissingSignatureError();
+  return { msgId, timestampSeconds: timestamp, signatures };
+}
+
 /**
  * Verifies a webhook against every secret given (constant-time comparisons). Checks, in order: the
  * id, the timestamp (± `toleranceSeconds` around `now`), the signature header, then the signatures.
@@ -97,23 +123,17 @@ export function verifyWebhookPayload(
   headers: IncomingWebhookHeaders,
   options: { now: Date; toleranceSeconds: number },
 ): VerifiedWebhook {
-  assertBody(body);
-  const msgId = header(headers, WEBHOOK_ID_HEADER);
-  if (msgId === undefined || !MSG_ID.test(msgId)) throw new WebhookMissingIdError();
-  const rawTimestamp = header(headers, WEBHOOK_TIMESTAMP_HEADER);
-  if (rawTimestamp === undefined || !TIMESTAMP.test(rawTimestamp)) throw new WebhookMissingTimestampError();
-  const timestamp = Number(rawTimestamp);
-  const now = Math.floor(options.now.getTime() / 1000);
-  if (now - timestamp > options.toleranceSeconds) throw new WebhookTimestampTooOldError(options.toleranceSeconds);
-  if (timestamp - now > options.toleranceSeconds) throw new WebhookTimestampTooNewError(options.toleranceSeconds);
+  return matchWebhookSignature(secrets, body, checkWebhookHeaders(body, headers, options));
+}
 
-  const provided = parseSignatures(header(headers, WEBHOOK_SIGNATURE_HEADER));
-  if (provided.length === 0) throw new WebhookMissingSignatureError();
+/** The first of `secrets` one of the checked signatures was made with, or WebhookSignatureMismatchError. */
+export function matchWebhookSignature(secrets: readonly string[], body: WebhookBody, checked: CheckedWebhookHeaders): VerifiedWebhook {
+  const { msgId, timestampSeconds, signatures } = checked;
   for (let i = 0; i < secrets.length; i++) {
-    const expected = webhookSignatureBytes(webhookSecretKey(secrets[i]), msgId, timestamp, body);
+    const expected = webhookSignatureBytes(webhookSecretKey(secrets[i]), msgId, timestampSeconds, body);
     // Lengths are public (32 bytes for v1); timingSafeEqual needs equal lengths.
-    if (provided.some((sig) => sig.length === expected.length && timingSafeEqual(sig, expected))) {
-      return { msgId, timestamp: new Date(timestamp * 1000), secretIndex: i };
+    if (signatures.some((sig) => sig.length === expected.length && timingSafeEqual(sig, expected))) {
+      return { msgId, timestamp: new Date(timestampSeconds * 1000), secretIndex: i };
     }
   }
   throw new WebhookSignatureMismatchError();

@@ -6,7 +6,8 @@ import { WebhookSecretVersionRepository } from './persistence/webhook-secret-ver
 import {
   generateWebhookSecret,
   signWebhookPayload,
-  verifyWebhookPayload,
+  checkWebhookHeaders,
+  matchWebhookSignature,
   type IncomingWebhookHeaders,
   type VerifiedWebhook,
   type WebhookBody,
@@ -92,12 +93,13 @@ export class WebhookSecretsService {
    * (a code per failed check; never the secret, signature or body) or the credential's read errors.
    */
   async verifyWebhook(target: WebhookTarget, rawBody: WebhookBody, headers: IncomingWebhookHeaders): Promise<VerifiedWebhookResult> {
+    // Headers first: a webhook refused on them alone reads no secret.
+    const checked = checkWebhookHeaders(rawBody, headers, { now: this.clock.now(), toleranceSeconds: this.options.toleranceSeconds });
     const set = await this.keyring.secrets(target);
-    const verified = verifyWebhookPayload(
+    const verified = matchWebhookSignature(
       set.verifying.map((s) => s.value),
       rawBody,
-      headers,
-      { now: this.clock.now(), toleranceSeconds: this.options.toleranceSeconds },
+      checked,
     );
     return { ...verified, credentialId: set.credential.id, version: set.verifying[verified.secretIndex].version };
   }
