@@ -1,3 +1,4 @@
+import { AuditService } from '@app/audit';
 import { createHash, createPublicKey, verify as nodeVerify, type JsonWebKey } from 'node:crypto';
 import { DATABASE_KINDS } from '@app/testing';
 import { generateApiKey } from '../apps/api/src/auth/api-keys';
@@ -225,6 +226,10 @@ describe.each(DATABASE_KINDS)('keys HTTP API on %s', (kind) => {
     const stolen = await call(other, 'POST', '/v1/keys/restore', { backup });
     expect(stolen.status).toBe(400);
     expect(stolen.body.code).toBe(10007);
+    // Refused like the other attempts, and audited like them in the caller's tenant (it was answered, unaudited).
+    await host.app.get(AuditService).flush();
+    const restores = (await call(other, 'GET', '/v1/audit?action=key.restore')).body.items as Array<Record<string, unknown>>;
+    expect(restores.map((r) => [r.resource, r.result, r.errorCode, r.actorId])).toEqual([['key:*', 'failure', '10007:INVALID_KEY_BACKUP', 'api-key:globex']]);
     expect(await names(other)).toEqual([]);
     expect((await call(user, 'GET', '/v1/keys/acme-private')).body).toMatchObject({ enabled: true });
   });

@@ -299,7 +299,15 @@ export class KeysService implements OnModuleDestroy {
 
   /** Restores a `backupKey` blob of this tenant (the name must not exist, not even soft-deleted). */
   async restoreKey(ctx: OperationContext, backup: Uint8Array): Promise<KeyDetails> {
-    const { vaultName, blob, version } = openKeyBackup(backup, (v) => this.tenantName(ctx, v));
+    let opened: ReturnType<typeof openKeyBackup>;
+    try {
+      opened = openKeyBackup(backup, (v) => this.tenantName(ctx, v));
+    } catch (e) {
+      // Another tenant's backup (or a forged one) names no key of this tenant: refused and audited as `key:*`, as
+      // another tenant's key name is on every other route.
+      return this.runner.managed(ctx, 'restore', '*', {}, () => Promise.reject(e as Error));
+    }
+    const { vaultName, blob, version } = opened;
     const name = this.tenantName(ctx, vaultName) as string;
     return this.runner.managed(ctx, 'restore', name, {}, async () => {
       // With the version it holds, a restore whose answer is lost is confirmed by reading the key (else OUTCOME_UNKNOWN).
