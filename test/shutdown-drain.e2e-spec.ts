@@ -84,6 +84,18 @@ describe('the host process: SIGTERM drains then closes (keep-alive clients); its
       stdio: ['ignore', 'pipe', 'pipe'],
     });
 
+  /** A host started as `startHost` does, once it listens: its base URL and its exit code to come. */
+  const startListening = async (suffix: string, env: Record<string, string>): Promise<{ host: ChildProcess; exited: Promise<number | null>; base: string }> => {
+    const host = startHost(suffix, env);
+    let stdout = '';
+    host.stdout!.on('data', (d) => (stdout += d));
+    const exited = new Promise<number | null>((resolve) => host.on('close', (code) => resolve(code)));
+    const listening = await waitFor(() => /listening on (http:\/\/[^\s"]+)/.test(stdout), 60_000);
+    if (!listening) host.kill('SIGKILL');
+    expect(listening).toBe(true);
+    return { host, exited, base: /listening on (http:\/\/[^\s"]+)/.exec(stdout)![1].replace('[::1]', '127.0.0.1') };
+  };
+
   it('keeps answering while it drains, with Connection: close and readiness 503, then exits 0', async () => {
     child = startHost('', { SHUTDOWN_DRAIN_MS: '1500' });
     let stdout = '';
@@ -123,7 +135,7 @@ describe('the host process: SIGTERM drains then closes (keep-alive clients); its
     expect(draining.length).toBeGreaterThan(10);
     expect(draining.filter((r) => !(r.status === 200 && r.connection === 'close'))).toEqual([]);
     // No reset and no refusal until the drain is over. (These clients ignore readiness and keep sending once
-    // the close has begun: behind a load balancer none would; they get a 503, a refusal or a reset then.)
+    // the close has begun: behind a load balancer none would; they get a refusal or a reset then, or are served.)
     expect(results.filter((r) => r.error !== undefined && r.at <= signalled + 1400)).toEqual([]);
     expect(results.filter((r) => r.status !== undefined && r.status !== 200 && r.at <= signalled + 1400)).toEqual([]);
     // stdout is JSON lines only, the start and drain lines included although LOG_LEVEL=error.
@@ -134,13 +146,8 @@ describe('the host process: SIGTERM drains then closes (keep-alive clients); its
 
   it('closes connections kept alive idle, and those of requests in flight, while it drains and still listens', async () => {
     const drainMs = 2500;
-    const host = startHost('4', { SHUTDOWN_DRAIN_MS: String(drainMs) });
-    let stdout = '';
-    host.stdout!.on('data', (d) => (stdout += d));
-    const exited = new Promise<number | null>((resolve) => host.on('close', (code) => resolve(code)));
+    const { host, exited, base } = await startListening('4', { SHUTDOWN_DRAIN_MS: String(drainMs) });
     try {
-      expect(await waitFor(() => /listening on (http:\/\/[^\s"]+)/.test(stdout), 60_000)).toBe(true);
-      const base = /listening on (http:\/\/[^\s"]+)/.exec(stdout)![1].replace('[::1]', '127.0.0.1');
       // A client's kept-alive connection, idle after one answer (a pool that sends now and then).
       const idle = openRaw(base);
       idle.socket.write('GET /health/live HTTP/1.1\r\nHost: cv\r\n\r\n');
@@ -156,7 +163,7 @@ describe('the host process: SIGTERM drains then closes (keep-alive clients); its
       const signalled = Date.now();
       host.kill('SIGTERM');
       // The idle connection is closed early in the drain, while the replica still listens: the client's next request
-      // opens a new connection (served, or sent elsewhere) instead of meeting the close on this one (a reset, or a bare 503).
+      // opens a new connection (served, or sent elsewhere) instead of meeting the close on this one (a reset).
       expect(await waitFor(() => idle.closedAt() !== undefined, drainMs - 1000)).toBe(true);
       expect(idle.closedAt()! - signalled).toBeLessThan(drainMs - 1000);
       // The request in flight is answered with Connection: close, and its connection closed after the answer.
@@ -167,6 +174,37 @@ describe('the host process: SIGTERM drains then closes (keep-alive clients); its
       expect(inFlight.closedAt()! - signalled).toBeLessThan(drainMs);
       // Still listening then: a new connection is served.
       expect((await get(new Agent(), `${base}/health/live`)).status).toBe(200);
+      expect(await exited).toBe(0);
+    } finally {
+      if (host.exitCode === null && host.signalCode === null) host.kill('SIGKILL');
+    }
+  }, 90_000);
+
+  it('serves a request whose headers end once the close has begun (the replica no longer listens), not with a bare 503', async () => {
+    const { host, exited, base } = await startListening('5', { SHUTDOWN_DRAIN_MS: '1500' });
+    try {
+      host.kill('SIGTERM');
+      // Late in the drain (after its silent connections were closed), a client sends the start of a request...
+      await new Promise((r) => setTimeout(r, 1200));
+      const late = openRaw(base);
+      late.socket.write('GET /health/live HTTP/1.1\r\nHost: cv\r\n');
+      // ...and the rest once the close has begun: the listener is closed, this accepted connection is not.
+      const port = Number(new URL(base).port);
+      const refused = (): Promise<boolean> =>
+        new Promise((resolve) => {
+          const probe = connect(port, '127.0.0.1');
+          probe.on('connect', () => (probe.destroy(), resolve(false)));
+          probe.on('error', () => resolve(true));
+        });
+      const deadline = Date.now() + 10_000;
+      while (!(await refused()) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+      expect(late.received()).toBe('');
+      late.socket.write('\r\n');
+      expect(await waitFor(() => late.closedAt() !== undefined, 5000)).toBe(true);
+      // Fastify's own answer was a bare 503 (no request id, no log line, not counted): it is served as any other.
+      expect(late.received()).toMatch(/^HTTP\/1\.1 200/);
+      expect(late.received()).toMatch(/\r\nconnection: close\r\n/i);
+      expect(late.received()).toMatch(/\r\nx-request-id: /i);
       expect(await exited).toBe(0);
     } finally {
       if (host.exitCode === null && host.signalCode === null) host.kill('SIGKILL');

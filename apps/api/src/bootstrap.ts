@@ -69,6 +69,9 @@ export function hostAdapter(): FastifyAdapter {
     skipMiddie: true,
     bodyLimit: 256 * 1024,
     forceCloseConnections: 'idle',
+    // A request the replica accepted is served during the close too (with `Connection: close`), not answered with
+    // Fastify's bare 503, which has no request id and passes no hook: neither logged nor counted.
+    return503OnClosing: false,
     // No implicit HEAD twin of every GET: HEAD on a value route ran the read (vault call, audit row
     // "read/success") without delivering the value, and on the access-token route it could refresh a token.
     // The probes', the scrape's and the OpenAPI document's GET routes answer HEAD too (configureApp's RouteTable).

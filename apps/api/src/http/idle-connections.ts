@@ -7,7 +7,7 @@ export const SILENT_IN_DRAIN_MS = 1000;
 /**
  * The HTTP server's open connections, so that the drain can close those kept alive that stay silent. Answers in
  * the drain carry `Connection: close`, but a client that sends nothing during it keeps its connection until the
- * close, and its next request then meets a reset (after it was sent: a POST's fate unknown) or Fastify's bare 503.
+ * close, and its next request then meets a reset (after it was sent: a POST's fate unknown).
  * Closed early in the drain, while the replica still listens, its next request opens a new connection instead.
  *
  * Not Node's `closeIdleConnections()` at once: a busy client's connection is idle between an answer and its next
