@@ -178,6 +178,17 @@ describe('loadAppConfig', () => {
     expect(problemsOf({ GRPC_ENABLED: 'true', HOST: '0.0.0.0', PORT: '3194', GRPC_PORT: '3194' }).join('\n')).toMatch(/GRPC_PORT: must differ from PORT/);
   });
 
+  it('refuses one of its variables spelt in another case, or without its _MS unit, with a "did you mean" (else ignored: the default ran)', () => {
+    const msg = problemsOf({ log_level: 'debug', Shutdown_Drain_Ms: '100', CACHE_TTL: '1000', KEY_VAULT_TIMEOUT: '5000', database_pathh: './x.sqlite' });
+    expect(msg).toMatch(/- log_level: is not a variable of this host; did you mean LOG_LEVEL\?/);
+    expect(msg).toMatch(/- Shutdown_Drain_Ms: is not a variable of this host; did you mean SHUTDOWN_DRAIN_MS\?/);
+    expect(msg).toMatch(/- CACHE_TTL: is not a variable of this host; did you mean CACHE_TTL_MS\?/);
+    expect(msg).toMatch(/- KEY_VAULT_TIMEOUT: is not a variable of this host; did you mean KEY_VAULT_TIMEOUT_MS\?/);
+    expect(msg).toMatch(/- database_pathh: is not a variable of this host; did you mean DATABASE_PATH\?/);
+    // Lower-case system variables stay someone else's.
+    expect(loadAppConfig({ http_proxy: 'http://proxy:3128', no_proxy: 'localhost', npm_config_cache: '/tmp/npm' }).http.port).toBe(3000);
+  });
+
   it('requires the service principal variables for client-secret auth, without echoing the secret', () => {
     const secret = 'super-secret-value-123';
     try {

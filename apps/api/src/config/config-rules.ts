@@ -151,16 +151,17 @@ export function valueProblems(e: EnvVars): string[] {
 
 /**
  * Variables that are not ours but one slip away from one of ours (a letter missing, extra, wrong, or two
- * swapped: `DATABSE_TYPE`): a typo would otherwise be ignored silently, and the host would run on a
- * default the operator did not mean. Only names with an underscore and 8+ characters, so the usual
- * system variables are never taken for ours.
+ * swapped: `DATABSE_TYPE`; in another case: `log_level`; without the unit: `CACHE_TTL`): a typo would otherwise
+ * be ignored silently, and the host would run on a default the operator did not mean. Only names with an
+ * underscore and 8+ characters, so the usual system variables are never taken for ours.
  */
 function misspeltProblems(env: Record<string, string | undefined>): string[] {
   const known = new Set(CONFIG_VARIABLES);
   const problems: string[] = [];
   for (const name of Object.keys(env)) {
     if (known.has(name) || !name.includes('_') || name.length < 8 || env[name] === undefined) continue;
-    const near = CONFIG_VARIABLES.find((k) => Math.abs(k.length - name.length) <= 1 && oneSlipApart(k, name));
+    const upper = name.toUpperCase();
+    const near = [upper, `${upper}_MS`].find((k) => known.has(k)) ?? CONFIG_VARIABLES.find((k) => Math.abs(k.length - upper.length) <= 1 && oneSlipApart(k, upper));
     if (near) problems.push(`${name}: is not a variable of this host; did you mean ${near}?`);
   }
   return problems;
