@@ -38,18 +38,25 @@ export function generateApiKey(id: string, tenant: string, scopes: string[]): { 
 }
 
 export class ApiKeyVerifier {
-  /** Each entry with its configured digest as bytes (decoded once, not per request). */
-  private readonly byId = new Map<string, { entry: ApiKeyEntry; expected: Buffer }>();
+  /**
+   * Each id's entries with their configured digests as bytes (decoded once, not per request). An id has several
+   * while a rotation overlaps (the new key's entry added before the old one is removed); all name one tenant (config-rules).
+   */
+  private readonly byId = new Map<string, Array<{ entry: ApiKeyEntry; expected: Buffer }>>();
 
   constructor(entries: ApiKeyEntry[]) {
-    for (const e of entries) this.byId.set(e.id, { entry: e, expected: Buffer.from(e.sha256, 'hex') });
+    for (const e of entries) {
+      const known = this.byId.get(e.id) ?? [];
+      known.push({ entry: e, expected: Buffer.from(e.sha256, 'hex') });
+      this.byId.set(e.id, known);
+    }
   }
 
   get size(): number {
     return this.byId.size;
   }
 
-  /** The matching entry, or undefined. Constant-time on the secret. */
+  /** The matching entry, or undefined. Constant-time on the secret (each of the id's entries is compared). */
   verify(key: string): ApiKeyEntry | undefined {
     const m = KEY_FORMAT.exec(key);
     if (!m) return undefined;
@@ -57,6 +64,8 @@ export class ApiKeyVerifier {
     if (!known) return undefined;
     // One-shot digest: no Hash object per request (about a third of this call with createHash, measured).
     const given = hash('sha256', m[2], 'buffer');
-    return timingSafeEqual(given, known.expected) ? known.entry : undefined;
+    let match: ApiKeyEntry | undefined;
+    for (const k of known) if (timingSafeEqual(given, k.expected)) match = k.entry;
+    return match;
   }
 }

@@ -21,6 +21,17 @@ describe('API keys', () => {
     expect(verifier.verify(`cvk_other_${secret}`)).toBeUndefined();
     expect(verifier.verify('garbage')).toBeUndefined();
   });
+
+  it('accepts both keys of one id while a rotation overlaps (README: add the new entry, roll, remove the old), each with its own scopes', () => {
+    const old = generateApiKey('ops', 'acme', ['credentials:read', 'credentials:write']);
+    const rotated = generateApiKey('ops', 'acme', ['credentials:read']);
+    const verifier = new ApiKeyVerifier([old.entry, rotated.entry]);
+    expect(verifier.verify(old.key)?.scopes).toEqual(['credentials:read', 'credentials:write']);
+    expect(verifier.verify(rotated.key)?.scopes).toEqual(['credentials:read']);
+    expect(verifier.verify(generateApiKey('ops', 'acme', ['credentials:read']).key)).toBeUndefined();
+    // Once the old entry is removed, only the new key passes.
+    expect(new ApiKeyVerifier([rotated.entry]).verify(old.key)).toBeUndefined();
+  });
 });
 
 const cfg = {

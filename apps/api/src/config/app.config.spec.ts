@@ -189,6 +189,13 @@ describe('loadAppConfig', () => {
     expect(loadAppConfig({ http_proxy: 'http://proxy:3128', no_proxy: 'localhost', npm_config_cache: '/tmp/npm' }).http.port).toBe(3000);
   });
 
+  it('AUTH_API_KEYS: entries may share an id (a key rotation), but not across tenants: the id is one client', () => {
+    const entry = (tenant: string, digit: string) => ({ id: 'ops', tenant, scopes: ['credentials:read'], sha256: digit.repeat(64) });
+    expect(loadAppConfig({ AUTH_API_KEYS: JSON.stringify([entry('acme', 'a'), entry('acme', 'b')]) }).auth.apiKeys).toHaveLength(2);
+    const msg = problemsOf({ AUTH_API_KEYS: JSON.stringify([entry('acme', 'a'), entry('acme', 'b'), entry('globex', 'c')]) });
+    expect(msg).toMatch(/- AUTH_API_KEYS: entries #1 and #3 share the id ops but not the tenant/);
+  });
+
   it('requires the service principal variables for client-secret auth, without echoing the secret', () => {
     const secret = 'super-secret-value-123';
     try {

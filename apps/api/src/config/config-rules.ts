@@ -146,6 +146,15 @@ export function valueProblems(e: EnvVars): string[] {
   if (e.CACHE_HEARTBEAT_LOST_AFTER_MS < HEARTBEAT_LIMITS.minLostAfterIntervals * e.CACHE_HEARTBEAT_INTERVAL_MS) {
     problems.push(`CACHE_HEARTBEAT_LOST_AFTER_MS: must be at least ${HEARTBEAT_LIMITS.minLostAfterIntervals} × CACHE_HEARTBEAT_INTERVAL_MS (one late heartbeat must not drop the cache)`);
   }
+  // An id is one client (`api-key:<id>` in the audit and the rate limits): several entries only while its key rotates.
+  const firstOfId = new Map<string, number>();
+  e.AUTH_API_KEYS.forEach((k, i) => {
+    const first = firstOfId.get(k.id);
+    if (first === undefined) return void firstOfId.set(k.id, i);
+    if (e.AUTH_API_KEYS[first].tenant !== k.tenant) {
+      problems.push(`AUTH_API_KEYS: entries #${first + 1} and #${i + 1} share the id ${k.id} but not the tenant (an id is one client, api-key:${k.id}): give one another id`);
+    }
+  });
   return problems;
 }
 
