@@ -221,13 +221,22 @@ describe('loadAppConfig', () => {
     expect(() => loadAppConfig({ NODE_ENV: 'production' })).toThrow(/KEY_VAULT_URL: is required in production/);
   });
 
+  it('refuses production without an API key or a JWT issuer, an empty AUTH_API_KEYS included (every request would be 401)', () => {
+    const vault = { NODE_ENV: 'production', KEY_VAULT_URL: 'https://myvault.vault.azure.net' };
+    for (const keys of [{}, { AUTH_API_KEYS: '[]' }] as Array<Record<string, string>>) {
+      expect(problemsOf({ ...vault, ...keys })).toMatch(/- AUTH_JWT_ISSUER or AUTH_API_KEYS: production needs an authentication method/);
+    }
+    const entry = { id: 'ops', tenant: 'acme', scopes: ['credentials:read'], sha256: 'a'.repeat(64) };
+    expect(loadAppConfig({ ...vault, AUTH_API_KEYS: JSON.stringify([entry]) }).auth.apiKeys).toHaveLength(1);
+  });
+
   it("refuses the local vault's switches for a vault on another host in production, naming each variable", () => {
     const devVault = {
       KEY_VAULT_URL: 'https://keyvault.localhost:8443',
       KEY_VAULT_CREDENTIAL: 'static',
       KEY_VAULT_CA_CERT_PATH: '/vault-ca/ca.pem',
       KEY_VAULT_DISABLE_CHALLENGE_RESOURCE_VERIFICATION: 'true',
-      AUTH_API_KEYS: '[]',
+      AUTH_API_KEYS: JSON.stringify([{ id: 'ops', tenant: 'acme', scopes: ['credentials:read'], sha256: 'a'.repeat(64) }]),
     };
     expect(loadAppConfig(devVault).keyVault).toMatchObject({ mode: 'external', caCertPath: '/vault-ca/ca.pem' });
     const msg = problemsOf({ ...devVault, NODE_ENV: 'production' });

@@ -76,9 +76,6 @@ export function crossFieldProblems(env: Record<string, string | undefined>): str
   if (jwtVars.some((v) => env[v])) {
     for (const v of jwtVars) if (!env[v]) problems.push(`${v}: is required when any of ${jwtVars.join(', ')} is set`);
   }
-  if (env.NODE_ENV === 'production' && !env.AUTH_JWT_ISSUER && !env.AUTH_API_KEYS) {
-    problems.push('AUTH_JWT_ISSUER or AUTH_API_KEYS: production needs an authentication method');
-  }
   problems.push(...devVaultSwitchProblems(env));
   const cred = env.KEY_VAULT_CREDENTIAL;
   const required: Record<string, string[]> = {
@@ -145,6 +142,10 @@ export function valueProblems(e: EnvVars): string[] {
   if (e.CACHE_INVALIDATION === 'none' && tier === 'redis') problems.push('CACHE_INVALIDATION: none cannot be used with the redis cache tier (replicas would serve evicted entries)');
   if (e.CACHE_HEARTBEAT_LOST_AFTER_MS < HEARTBEAT_LIMITS.minLostAfterIntervals * e.CACHE_HEARTBEAT_INTERVAL_MS) {
     problems.push(`CACHE_HEARTBEAT_LOST_AFTER_MS: must be at least ${HEARTBEAT_LIMITS.minLostAfterIntervals} × CACHE_HEARTBEAT_INTERVAL_MS (one late heartbeat must not drop the cache)`);
+  }
+  // Parsed: an empty list (`[]`, a template's default) leaves every request 401, as no list does; outside production the dev key stands in.
+  if (e.NODE_ENV === 'production' && !e.AUTH_JWT_ISSUER && e.AUTH_API_KEYS.length === 0) {
+    problems.push('AUTH_JWT_ISSUER or AUTH_API_KEYS: production needs an authentication method');
   }
   // An id is one client (`api-key:<id>` in the audit and the rate limits): several entries only while its key rotates.
   const firstOfId = new Map<string, number>();

@@ -140,13 +140,15 @@ export async function resolveKeyVaultReferences(
   return { env: out, resolved, warnings };
 }
 
+const REFERENCE_READER_KEYS = JSON.stringify([{ id: 'reference-reader', tenant: 'none', scopes: ['admin'], sha256: '0'.repeat(64) }]);
+
 /** Opens the configured vault with the host's own VaultModule, from the vault variables only. */
 async function openVault(env: Record<string, string | undefined>, cwd?: string): Promise<{ read: ReferenceReader; close: () => Promise<void> }> {
   const vaultEnv = Object.fromEntries(Object.entries(env).filter(([k]) => VAULT_VARIABLES.has(k)));
   // Only the vault's part of this configuration is used; the rest is defaults that never reach the
-  // host. The empty key list only quiets the production rule about authentication, which the full
-  // configuration is checked against after the references are resolved.
-  const config = loadAppConfig({ ...vaultEnv, AUTH_API_KEYS: '[]', LOG_LEVEL: 'error' }, cwd);
+  // host. The placeholder key (a digest no key has) only quiets the production rule about authentication,
+  // which the full configuration is checked against after the references are resolved.
+  const config = loadAppConfig({ ...vaultEnv, AUTH_API_KEYS: REFERENCE_READER_KEYS, LOG_LEVEL: 'error' }, cwd);
   const context = await NestFactory.createApplicationContext(ReferenceVaultModule.forRoot(config), { logger: ['error'], abortOnError: false });
   const vault = context.get(KeyVaultProvider);
   return {
