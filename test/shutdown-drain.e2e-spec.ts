@@ -122,6 +122,10 @@ describe('the host process: SIGTERM drains then closes (keep-alive clients); its
     await new Promise((r) => setTimeout(r, 300));
     const ready = await get(new Agent(), `${base}/health/ready`);
     expect(ready.status).toBe(503);
+    // A readiness report like any not-ready replica's (what is down: this replica's shutdown), not an error of the host.
+    const report = await fetch(`${base}/health/ready`);
+    expect(report.status).toBe(503);
+    expect(await report.json()).toMatchObject({ status: 'error', error: { shutdown: { status: 'down', message: expect.stringMatching(/shutting down/) } } });
     const code = await exited;
     stop = true;
     await Promise.all(loops);
@@ -142,6 +146,8 @@ describe('the host process: SIGTERM drains then closes (keep-alive clients); its
     const lines = stdout.trim().split('\n').map((l) => JSON.parse(l) as { msg: string; level: number; url?: string });
     expect(lines.find((l) => l.msg.startsWith('Credential Vault listening on'))).toMatchObject({ level: 30, url: expect.stringMatching(/^http:/) });
     expect(lines.some((l) => l.msg.startsWith('Draining before shutdown'))).toBe(true);
+    // The probes' 503s while draining are expected: no `Request failed … (errorId …)` error line for each (every rollout).
+    expect(lines.filter((l) => l.msg.startsWith('Request failed'))).toEqual([]);
   }, 90_000);
 
   it('closes connections kept alive idle, and those of requests in flight, while it drains and still listens', async () => {

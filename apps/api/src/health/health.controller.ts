@@ -10,6 +10,9 @@ import { KekHealthIndicator } from './kek.health';
 import { RedisPrefixHealthIndicator } from './redis-prefix.health';
 import { ShutdownState } from './shutdown-state';
 
+const DRAINING = { shutdown: { status: 'down', message: 'shutting down: take this replica out of the load balancer' } };
+const DRAINING_REPORT = { status: 'error', info: {}, error: DRAINING, details: DRAINING };
+
 /**
  * Liveness says the process can serve; readiness says its dependencies answer. Orchestrators restart
  * on failed liveness, so liveness checks nothing external.
@@ -40,7 +43,9 @@ export class HealthController {
   @Get('ready')
   @HealthCheck()
   ready() {
-    if (this.shutdown.draining) throw new ServiceUnavailableException('shutting down: take this replica out of the load balancer');
+    // Terminus' report shape, as when a check is down: the exception filter passes it through without an error line and
+    // error id (a drain is expected, on every rollout; the request line still says 503).
+    if (this.shutdown.draining) throw new ServiceUnavailableException(DRAINING_REPORT);
     return this.health.check([
       () => this.db.pingCheck('database', { timeout: 1500 }),
       () => this.keyVault.isHealthy('keyVault'),
