@@ -85,7 +85,10 @@ describe('the host process: SIGTERM drains then closes (keep-alive clients); its
     });
 
   /** A host started as `startHost` does, once it listens: its base URL and its exit code to come. */
-  const startListening = async (suffix: string, env: Record<string, string>): Promise<{ host: ChildProcess; exited: Promise<number | null>; base: string }> => {
+  const startListening = async (
+    suffix: string,
+    env: Record<string, string>,
+  ): Promise<{ host: ChildProcess; exited: Promise<number | null>; base: string; stdout: () => string }> => {
     const host = startHost(suffix, env);
     let stdout = '';
     host.stdout!.on('data', (d) => (stdout += d));
@@ -93,7 +96,7 @@ describe('the host process: SIGTERM drains then closes (keep-alive clients); its
     const listening = await waitFor(() => /listening on (http:\/\/[^\s"]+)/.test(stdout), 60_000);
     if (!listening) host.kill('SIGKILL');
     expect(listening).toBe(true);
-    return { host, exited, base: /listening on (http:\/\/[^\s"]+)/.exec(stdout)![1].replace('[::1]', '127.0.0.1') };
+    return { host, exited, base: /listening on (http:\/\/[^\s"]+)/.exec(stdout)![1].replace('[::1]', '127.0.0.1'), stdout: () => stdout };
   };
 
   it('keeps answering while it drains, with Connection: close and readiness 503, then exits 0', async () => {
@@ -212,6 +215,21 @@ describe('the host process: SIGTERM drains then closes (keep-alive clients); its
       expect(late.received()).toMatch(/\r\nconnection: close\r\n/i);
       expect(late.received()).toMatch(/\r\nx-request-id: /i);
       expect(await exited).toBe(0);
+    } finally {
+      if (host.exitCode === null && host.signalCode === null) host.kill('SIGKILL');
+    }
+  }, 90_000);
+
+  it('says why when the close outlasts SHUTDOWN_TIMEOUT_MS (a request whose body never comes), then exits 1', async () => {
+    const { host, exited, base, stdout } = await startListening('6', { SHUTDOWN_DRAIN_MS: '300', SHUTDOWN_TIMEOUT_MS: '1000' });
+    try {
+      const stuck = openRaw(base);
+      stuck.socket.write('POST /v1/credentials HTTP/1.1\r\nHost: cv\r\nContent-Type: application/json\r\nContent-Length: 10\r\n\r\n{');
+      await new Promise((r) => setTimeout(r, 200));
+      host.kill('SIGTERM');
+      expect(await exited).toBe(1);
+      const lines = stdout().trim().split('\n').map((l) => JSON.parse(l) as { msg: string; level: number; timeoutMs?: number; openConnections?: number });
+      expect(lines.find((l) => /did not finish within SHUTDOWN_TIMEOUT_MS/.test(l.msg))).toMatchObject({ level: 50, timeoutMs: 1000, openConnections: 1 });
     } finally {
       if (host.exitCode === null && host.signalCode === null) host.kill('SIGKILL');
     }

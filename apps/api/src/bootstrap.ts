@@ -295,7 +295,7 @@ export async function configureApp(app: NestFastifyApplication, config: AppConfi
  * connections silent for the drain's first second (at most half of it) are closed. Then it closes
  * (requests in flight finish; the modules' hooks flush the audit and stop the jobs) and exits 0.
  * SIGINT (Ctrl-C in a terminal) closes without draining. `shutdownTimeoutMs` after the close began,
- * the process exits 1 whatever is still pending; further signals meanwhile are ignored.
+ * the process exits 1 whatever is still pending, saying so; further signals meanwhile are ignored.
  */
 export function closeGracefullyOnSignals(app: NestFastifyApplication, config: AppConfig): void {
   const log = lifecycleLog(app.get(HOST_LOG));
@@ -312,7 +312,16 @@ export function closeGracefullyOnSignals(app: NestFastifyApplication, config: Ap
       void shutdown.connections?.closeSilent(Math.min(SILENT_IN_DRAIN_MS, drainMs / 2));
       await new Promise((resolve) => setTimeout(resolve, drainMs));
     }
-    setTimeout(() => process.exit(1), config.http.shutdownTimeoutMs).unref();
+    const timeoutMs = config.http.shutdownTimeoutMs;
+    setTimeout(() => {
+      // Else the exit 1 says nothing of its cause.
+      const openConnections = shutdown.connections?.count ?? 0;
+      log.error(
+        { timeoutMs, openConnections },
+        `Shutdown did not finish within SHUTDOWN_TIMEOUT_MS (${timeoutMs} ms): exiting 1 with ${openConnections} HTTP connection(s) open (requests in flight, or clients that never finished sending one)`,
+      );
+      process.exit(1);
+    }, timeoutMs).unref();
     try {
       await app.close();
     } catch (e) {

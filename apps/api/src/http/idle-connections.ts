@@ -23,6 +23,11 @@ export class IdleConnections {
     });
   }
 
+  /** Connections still open (a request in flight, or a client that has not finished sending one). */
+  get count(): number {
+    return this.open.size;
+  }
+
   /**
    * The requests in flight when the drain begins (answered after it: `Connection: close` is set on the requests that
    * come during it) are answered with `Connection: close` too, unless their answer has begun: that connection then
