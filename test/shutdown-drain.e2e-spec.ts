@@ -272,16 +272,27 @@ describe('the host process: SIGTERM drains then closes (keep-alive clients); its
 
   // One line each: Nest's exception-handler dump (with its stack) and its listen error came first, repeating the cause.
   it.each([
-    ['the HTTP port (PORT)', 'PORT', 'address already in use'],
-    ["the embedded vault's port (EMULATOR_PORT)", 'EMULATOR_PORT', 'cannot listen on port'],
-  ])('a failed start (%s in use) is one error line, fatal, with its reason, and exit 1', async (_what, variable, reason) => {
+    ['the HTTP port (PORT)', 'PORT', 'address already in use', 'info'],
+    ["the embedded vault's port (EMULATOR_PORT)", 'EMULATOR_PORT', 'cannot listen on port', 'info'],
+    // Silent writes no line at all: the failure is then one plain line on stderr, or the exit 1 would say nothing.
+    ['LOG_LEVEL=silent, the HTTP port (PORT)', 'PORT', 'address already in use', 'silent'],
+  ])('a failed start (%s in use) is one error line, fatal, with its reason, and exit 1', async (_what, variable, reason, level) => {
     const taken = createServer();
     await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve));
     const port = String((taken.address() as AddressInfo).port);
     try {
       const failed = spawn(process.execPath, ['--no-warnings', '--require', writeRequireHook(dir), MAIN], {
         cwd: ROOT,
-        env: { ...process.env, NODE_ENV: 'test', PORT: '0', EMULATOR_PORT: '0', [variable]: port, EMULATOR_DATA_DIR: join(dir, `vault-${variable}`), DATABASE_PATH: join(dir, `db-${variable}.sqlite`) },
+        env: {
+          ...process.env,
+          NODE_ENV: 'test',
+          LOG_LEVEL: level,
+          PORT: '0',
+          EMULATOR_PORT: '0',
+          [variable]: port,
+          EMULATOR_DATA_DIR: join(dir, `vault-${variable}-${level}`),
+          DATABASE_PATH: join(dir, `db-${variable}-${level}.sqlite`),
+        },
         stdio: ['ignore', 'pipe', 'pipe'],
       });
       let out = '';
@@ -291,6 +302,11 @@ describe('the host process: SIGTERM drains then closes (keep-alive clients); its
       // 'close', not 'exit': 'exit' may come before the last output was read from the pipes.
       const code = await new Promise<number | null>((resolve) => failed.on('close', (c) => resolve(c)));
       expect(code).toBe(1);
+      if (level === 'silent') {
+        expect(out).toBe('');
+        expect(err.split('\n').filter((l) => l.startsWith('Failed to start'))).toEqual([expect.stringContaining(reason)]);
+        return;
+      }
       // Nest's own lines (no colours, no plain text) and the failure: all JSON on stdout; nothing on stderr.
       const lines = out.trim().split('\n').map((l) => JSON.parse(l) as { level: number; msg: string; err?: Record<string, unknown> });
       if (variable === 'PORT') expect(lines.some((l) => l.msg === 'Nest application successfully started')).toBe(true);

@@ -32,7 +32,10 @@ async function main(): Promise<void> {
       lifecycleLog(log).info({ grpcUrl }, `Keys gRPC API listening on ${grpcUrl}`);
     }
   } catch (e) {
-    lifecycleLog(log).fatal({ err: startFailureFields(e) }, 'Failed to start');
+    const err = startFailureFields(e);
+    lifecycleLog(log).fatal({ err }, 'Failed to start');
+    // LOG_LEVEL=silent writes no line, not even this one: plain text on stderr, or the exit 1 would say nothing of its cause.
+    if (config.log.level === 'silent') process.stderr.write(`Failed to start: ${String(err.name)}${err.reason ? `: ${String(err.reason)}` : ''}\n`);
     process.exit(1); // pino writes what it has gathered on exit
   }
 }
