@@ -17,7 +17,7 @@ const toList = ({ value }: { value: unknown }) => (typeof value === 'string' ? v
 const keyResourceInAnyCase = ({ value }: { value: unknown }) => (typeof value === 'string' && /^key:/i.test(value) ? value.toLowerCase() : value);
 
 export class AuditQueryDto {
-  @ApiPropertyOptional({ description: 'Credential id or secret name; a key is `key:<name>` (its name in any case)' })
+  @ApiPropertyOptional({ description: 'Credential id or secret name; a key is `key:<name>` (its name in any case: rows are under the name in lower case, except rows written before 2026-12, which keep the case their caller typed)' })
   @IsOptional()
   @Transform(keyResourceInAnyCase)
   @IsString()
