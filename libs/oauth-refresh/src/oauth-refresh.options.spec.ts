@@ -54,12 +54,12 @@ describe('resolveOAuthRefreshOptions', () => {
         refreshAheadMs: -1,
         providers: [
           { integrationId: 'x' } as never,
-          { integrationId: 'ok', issuer: 'https://accounts.example', clientId: 'cid', clientSecret: { tenantId: 'system', credentialId: 'id-1' } },
+          { integrationId: 'ok', issuer: 'https://accounts.example', clientId: 'cid', clientSecret: { tenantId: 'system', credentialId: '11111111-2222-4333-8444-555555555555' } },
           {
             integrationId: 'y',
             tokenEndpoint: 'http://user:tokenEndpointPassw0rd@idp.example/token',
             clientId: 'cid',
-            clientSecret: { credentialId: 'id-2', tenantId: 'system', value: 'sup3r-client-secret' } as never,
+            clientSecret: { credentialId: '11111111-2222-4333-8444-555555555555', tenantId: 'system', value: 'sup3r-client-secret' } as never,
           },
         ],
       }),
@@ -115,7 +115,7 @@ describe('resolveOAuthRefreshOptions', () => {
 });
 
 describe('resolveProviderConfig', () => {
-  const base = { integrationId: 'google', issuer: 'https://accounts.example', clientId: 'cid', clientSecret: { tenantId: 'system', credentialId: 'id-1' } };
+  const base = { integrationId: 'google', issuer: 'https://accounts.example', clientId: 'cid', clientSecret: { tenantId: 'system', credentialId: '11111111-2222-4333-8444-555555555555' } };
 
   it('applies defaults from the module', () => {
     expect(resolveProviderConfig(base, defaults)).toMatchObject({ clientAuthMethod: 'client_secret_basic', refreshAheadMs: 300_000, defaultExpiresInSeconds: 3600, allowInsecureRequests: false, scopes: [] });
@@ -127,10 +127,17 @@ describe('resolveProviderConfig', () => {
     expect(() => resolveProviderConfig({ ...base, tokenEndpoint: 'https://x/token' }, defaults)).toThrow(/exactly one of issuer/);
     expect(() => resolveProviderConfig({ ...base, clientSecret: undefined }, defaults)).toThrow(/clientSecret/);
     // A secret value instead of a reference is refused.
-    expect(() => resolveProviderConfig({ ...base, clientSecret: { credentialId: 'x', tenantId: 's', value: 'shh' } as never }, defaults)).toThrow(/reference only/);
+    expect(() => resolveProviderConfig({ ...base, clientSecret: { credentialId: '11111111-2222-4333-8444-555555555555', tenantId: 's', value: 'shh' } as never }, defaults)).toThrow(/reference only/);
     // A tenant-less reference is only valid on a tenant-scoped registration.
-    expect(() => resolveProviderConfig({ ...base, clientSecret: { credentialId: 'x' } }, defaults)).toThrow(/tenantId/);
-    expect(resolveProviderConfig({ ...base, clientSecret: { credentialId: 'x' } }, defaults, 'acme').tenantId).toBe('acme');
+    expect(() => resolveProviderConfig({ ...base, clientSecret: { credentialId: '11111111-2222-4333-8444-555555555555' } }, defaults)).toThrow(/tenantId/);
+    expect(resolveProviderConfig({ ...base, clientSecret: { credentialId: '11111111-2222-4333-8444-555555555555' } }, defaults, 'acme').tenantId).toBe('acme');
+  });
+
+  it('refuses a clientSecret.credentialId that is no credential id at registration, not at the first refresh', () => {
+    // e.g. the docs' placeholder: each refresh would fail with "Credential (not a credential id) not found" otherwise.
+    const m = captureError(() => resolveProviderConfig({ ...base, clientSecret: { tenantId: 'system', credentialId: '<id of a stored credential>' } }, defaults)).message;
+    expect(m).toContain('clientSecret.credentialId: must be the id (a UUID)');
+    expect(m).not.toContain('<id of a stored credential>');
   });
 
   it('lists every problem of a provider, refuses unknown keys, and checks the module defaults it falls back on', () => {

@@ -162,7 +162,7 @@ describe('OAuthRefreshService (window, cooldown, backoff)', () => {
       sharedCooldowns = undefined;
     }
     const options = resolveOAuthRefreshOptions({
-      providers: [{ integrationId: 'idp', tokenEndpoint: 'https://idp.example/token', clientId: 'cid', clientSecret: { tenantId: 'sys', credentialId: 'x' } }],
+      providers: [{ integrationId: 'idp', tokenEndpoint: 'https://idp.example/token', clientId: 'cid', clientSecret: { tenantId: 'sys', credentialId: '11111111-2222-4333-8444-555555555555' } }],
       retry: { maxAttempts: 3, initialDelayMs: 1, maxDelayMs: 2 },
       proactive: { enabled: false },
       ...overrides,

@@ -3,7 +3,7 @@
  * CredentialsService (type `custom_secret` or `api_key`), read on each refresh (cached by it).
  */
 export interface OAuthClientSecretRef {
-  /** Id of the credential that holds the client secret. */
+  /** Id of the credential that holds the client secret: the UUID `CredentialsService.store` gave it (checked at registration). */
   credentialId: string;
   /**
    * Tenant owning that credential. Set it for a system credential shared by every tenant (e.g. a

@@ -61,6 +61,9 @@ export class OAuthProviderRegistry {
   }
 }
 
+/** Credential ids are UUIDs (CredentialsService.store gives them): anything else can never be read. */
+const CREDENTIAL_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
 function tenantKey(tenantId: string, integrationId: string): string {
   return JSON.stringify([tenantId, integrationId]);
 }
@@ -130,6 +133,10 @@ export function providerConfigProblems(config: unknown, tenantId?: string): Prov
       if ('value' in ref || 'secret' in ref) add('clientSecret', 'holds a reference only; store the secret with CredentialsService and give its id');
       for (const key of Object.keys(ref)) {
         if (!SECRET_REF_KEYS.has(key) && key !== 'value' && key !== 'secret') add('clientSecret', `Unrecognized key: "${key.slice(0, 64)}" (a reference is { credentialId, tenantId? })`);
+      }
+      // A placeholder left from the docs would otherwise pass here and fail each refresh as "Credential not found".
+      if (!CREDENTIAL_ID.test(ref.credentialId)) {
+        add('clientSecret.credentialId', 'must be the id (a UUID) CredentialsService.store gave the stored client secret');
       }
       if (ref.tenantId === undefined && tenantId === undefined) {
         add('clientSecret.tenantId', 'required on an integration-wide registration (a system credential); omit it only when registering for one tenant');
