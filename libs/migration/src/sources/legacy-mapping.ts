@@ -17,7 +17,11 @@ export interface LegacyMapping {
   createdAtColumn?: string | null;
   /** @default 'expires_at' */
   expiresAtColumn?: string | null;
-  /** Encrypted column per credential type. @default DEFAULT_LEGACY_FIELDS */
+  /**
+   * Encrypted column per credential type; replaces the defaults (not merged), so name only the columns the table has
+   * (`{ api_key: 'secret' }`). @default DEFAULT_LEGACY_FIELDS (columns access_token, refresh_token, api_key,
+   * basic_username, basic_password, client_certificate, client_key, webhook_secret)
+   */
   fields?: Partial<Record<CredentialType, string>>;
 }
 
