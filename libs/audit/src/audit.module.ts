@@ -1,4 +1,4 @@
-import { Module } from '@nestjs/common';
+import { type DynamicModule, Module } from '@nestjs/common';
 import { TypeOrmModule } from '@nestjs/typeorm';
 import { ScheduledJobsModule, provideEntityCheck, provideLibClock, provideSingleRegistration } from '@app/common';
 import { AuditConfigurationError } from './errors/audit.errors';
@@ -6,7 +6,7 @@ import { AuditAnchorService } from './anchor/audit-anchor.service';
 import { AuditChainVerifier } from './audit-chain.verifier';
 import { AuditJobsScheduler } from './audit-jobs.scheduler';
 import { AuditRetentionService } from './audit-retention.service';
-import { AUDIT_CLOCK, AUDIT_MODULE_OPTIONS, AUDIT_RESOLVED_OPTIONS, AuditConfigurableModule } from './audit.module-definition';
+import { AUDIT_CLOCK, AUDIT_MODULE_OPTIONS, AUDIT_RESOLVED_OPTIONS, AuditConfigurableModule, AUDIT_OPTIONS_TYPE } from './audit.module-definition';
 import { AuditModuleOptions, resolveAuditOptions } from './audit.options';
 import { AuditService } from './audit.service';
 import { AUDIT_ENTITIES } from './audit.persistence';
@@ -50,4 +50,9 @@ import { CHAIN_WRITER_PROVIDER } from './internal/chain-writer';
   ],
   exports: [AuditService, AuditRetentionService, AuditAnchorService],
 })
-export class AuditModule extends AuditConfigurableModule {}
+export class AuditModule extends AuditConfigurableModule {
+  /** Every option has a default, so the options may be left out: `AuditModule.forRoot()` is `forRoot({})`. */
+  static override forRoot(options: typeof AUDIT_OPTIONS_TYPE = {}): DynamicModule {
+    return super.forRoot(options);
+  }
+}

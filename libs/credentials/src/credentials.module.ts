@@ -1,4 +1,4 @@
-import { Module, type Provider } from '@nestjs/common';
+import { type DynamicModule, Module, type Provider } from '@nestjs/common';
 import { createDistributedLock, DistributedLock, provideEntityCheck, provideLibClock, provideSingleRegistration, ScheduledJobsModule } from '@app/common';
 import { DataSource } from 'typeorm';
 import { ReadAuditCoalescer } from './audit/read-audit-coalescer';
@@ -7,7 +7,7 @@ import { CredentialsConfigurationError } from './errors/credential-errors';
 import { CredentialCache } from './cache/credential-cache';
 import { CacheInvalidationRelay, CREDENTIAL_CACHE_PROVIDER } from './cache/credential-cache.provider';
 import { CREDENTIALS_CLOCK, CREDENTIALS_LOCK, CREDENTIALS_RESOLVED_OPTIONS } from './credentials.constants';
-import { CREDENTIALS_MODULE_OPTIONS, CredentialsConfigurableModule, CREDENTIALS_HOST_MODULES } from './credentials.module-definition';
+import { CREDENTIALS_MODULE_OPTIONS, CredentialsConfigurableModule, CREDENTIALS_OPTIONS_TYPE, CREDENTIALS_HOST_MODULES } from './credentials.module-definition';
 import { CredentialsModuleOptions, resolveCredentialsOptions } from './credentials.options';
 import { CredentialExpiryScanner } from './credential-expiry.scanner';
 import { CredentialQueries } from './credential.queries';
@@ -111,4 +111,9 @@ const providers: Provider[] = [
   providers,
   exports: [CredentialsService, CredentialExpiryScanner, CredentialOrphanVersions, CredentialCache, DataKeyService, KeyEncryptionKeyHealthCheck, EnvelopeValueStore, ReadAuditCoalescer],
 })
-export class CredentialsModule extends CredentialsConfigurableModule {}
+export class CredentialsModule extends CredentialsConfigurableModule {
+  /** Every option has a default, so the options may be left out: `CredentialsModule.forRoot()` is `forRoot({})`. */
+  static override forRoot(options: typeof CREDENTIALS_OPTIONS_TYPE = {}): DynamicModule {
+    return super.forRoot(options);
+  }
+}

@@ -1,9 +1,9 @@
-import { Module, type Provider } from '@nestjs/common';
+import { type DynamicModule, Module, type Provider } from '@nestjs/common';
 import { createDistributedLock, DistributedLock, provideLibClock, provideSingleRegistration } from '@app/common';
 import { DataSource } from 'typeorm';
 import { KeysError, KeysErrorCode } from './errors/keys.errors';
 import { KEYS_CLOCK, KEYS_LOCK, KEYS_RESOLVED_OPTIONS } from './keys.constants';
-import { KEYS_MODULE_OPTIONS, KeysConfigurableModule, KEYS_HOST_MODULES } from './keys.module-definition';
+import { KEYS_MODULE_OPTIONS, KeysConfigurableModule, KEYS_OPTIONS_TYPE, KEYS_HOST_MODULES } from './keys.module-definition';
 import { resolveKeysOptions, type KeysModuleOptions } from './keys.options';
 import { KeysService } from './keys.service';
 import { KeysMetrics } from './metrics/keys.metrics';
@@ -47,4 +47,9 @@ const providers: Provider[] = [
   providers,
   exports: [KeysService, KeysMetrics],
 })
-export class KeysModule extends KeysConfigurableModule {}
+export class KeysModule extends KeysConfigurableModule {
+  /** Every option has a default, so the options may be left out: `KeysModule.forRoot()` is `forRoot({})`. */
+  static override forRoot(options: typeof KEYS_OPTIONS_TYPE = {}): DynamicModule {
+    return super.forRoot(options);
+  }
+}

@@ -1,11 +1,11 @@
-import { Module, type Provider } from '@nestjs/common';
+import { type DynamicModule, Module, type Provider } from '@nestjs/common';
 import { DistributedLock, LockLeases, ScheduledJobsModule, createDistributedLock, provideLibClock, provideSingleRegistration } from '@app/common';
 import { DataSource } from 'typeorm';
 import { OAuthTokenClient } from './client/oauth-token-client';
 import { Oauth4webapiTokenClient } from './client/oauth4webapi-token-client';
 import { OAuthRefreshConfigurationError } from './errors/oauth-refresh.errors';
 import { OAUTH_REFRESH_CLOCK, OAUTH_REFRESH_LEASES, OAUTH_REFRESH_LOCK, OAUTH_REFRESH_RESOLVED_OPTIONS } from './oauth-refresh.constants';
-import { OAUTH_REFRESH_MODULE_OPTIONS, OAuthRefreshConfigurableModule, OAUTH_REFRESH_HOST_MODULES } from './oauth-refresh.module-definition';
+import { OAUTH_REFRESH_MODULE_OPTIONS, OAuthRefreshConfigurableModule, OAUTH_REFRESH_OPTIONS_TYPE, OAUTH_REFRESH_HOST_MODULES } from './oauth-refresh.module-definition';
 import { OAuthRefreshModuleOptions, resolveOAuthRefreshOptions } from './oauth-refresh.options';
 import { OAuthRefreshScheduler } from './oauth-refresh.scheduler';
 import { OAuthRefreshService } from './oauth-refresh.service';
@@ -72,4 +72,9 @@ const providers: Provider[] = [
   providers,
   exports: [OAuthRefreshService, OAuthProviderRegistry, OAuthTokenClient],
 })
-export class OAuthRefreshModule extends OAuthRefreshConfigurableModule {}
+export class OAuthRefreshModule extends OAuthRefreshConfigurableModule {
+  /** Every option has a default, so the options may be left out: `OAuthRefreshModule.forRoot()` is `forRoot({})`. */
+  static override forRoot(options: typeof OAUTH_REFRESH_OPTIONS_TYPE = {}): DynamicModule {
+    return super.forRoot(options);
+  }
+}

@@ -1,4 +1,4 @@
-import { Module, type Provider } from '@nestjs/common';
+import { type DynamicModule, Module, type Provider } from '@nestjs/common';
 import {
   DistributedLock,
   HostPersistence,
@@ -24,7 +24,7 @@ import { RotationScheduler } from './jobs/rotation.scheduler';
 import { RotationPolicyRepository } from './policies/rotation-policy.repository';
 import { RotationPolicyService } from './policies/rotation-policy.service';
 import { ROTATION_CLOCK, ROTATION_LOCK, ROTATION_RESOLVED_OPTIONS } from './rotation.constants';
-import { ROTATION_MODULE_OPTIONS, RotationConfigurableModule, ROTATION_HOST_MODULES } from './rotation.module-definition';
+import { ROTATION_MODULE_OPTIONS, RotationConfigurableModule, ROTATION_OPTIONS_TYPE, ROTATION_HOST_MODULES } from './rotation.module-definition';
 import { RotationModuleOptions, resolveRotationOptions, type ResolvedRotationOptions } from './rotation.options';
 import { RevocationService } from './revoke/revocation.service';
 import { RotationQueries } from './rotation.queries';
@@ -115,4 +115,9 @@ const providers: Provider[] = [
   providers,
   exports: [RotationPolicyService, RotationService, RotationQueries, RevocationService, RotationHandlerRegistry, ExpiryMonitorService, RotationCheckService, ...WEBHOOK_PROVIDERS, ...NOTIFICATION_EXPORTS],
 })
-export class RotationModule extends RotationConfigurableModule {}
+export class RotationModule extends RotationConfigurableModule {
+  /** Every option has a default, so the options may be left out: `RotationModule.forRoot()` is `forRoot({})`. */
+  static override forRoot(options: typeof ROTATION_OPTIONS_TYPE = {}): DynamicModule {
+    return super.forRoot(options);
+  }
+}

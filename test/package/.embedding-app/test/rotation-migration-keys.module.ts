@@ -57,7 +57,7 @@ import { AuditAnchorModule, LockModule } from '../src/app.module';
       inject: [ConfigService],
       useFactory: (config: ConfigService) => ({ keys: [config.getOrThrow<string>('LEGACY_ENCRYPTION_KEY')] }),
     }),
-    KeysModule.forRoot({ verify: 'local' }),
+    KeysModule.forRoot(), // every option has a default (verify: 'local')
   ],
 })
 export class RotationMigrationKeysModule {}
