@@ -1,3 +1,4 @@
+import { oneSlipApart } from '@app/common';
 import { HEARTBEAT_LIMITS } from '@app/credentials';
 import { DEFAULT_NOTIFICATION_SEND_WAIT_MS, NOTIFICATION_SEND_WAIT_HEADROOM_MS } from '@app/rotation';
 import { CONFIG_VARIABLES, type EnvVars } from './env-schema';
@@ -177,12 +178,3 @@ function misspeltProblems(env: Record<string, string | undefined>): string[] {
   return problems;
 }
 
-/** Whether `b` is `a` with one letter inserted, deleted or replaced, or two neighbours swapped. */
-function oneSlipApart(a: string, b: string): boolean {
-  let i = 0;
-  while (i < a.length && i < b.length && a[i] === b[i]) i++;
-  if (i === a.length && i === b.length) return false;
-  if (a.slice(i + 1) === b.slice(i + 1)) return true; // replaced
-  if (a.slice(i) === b.slice(i + 1) || a.slice(i + 1) === b.slice(i)) return true; // inserted or deleted
-  return a[i] === b[i + 1] && a[i + 1] === b[i] && a.slice(i + 2) === b.slice(i + 2); // swapped
-}

@@ -47,6 +47,29 @@ describe('resolveOptions', () => {
     expect(optionPath(['a', 0, 'b'])).toBe('a.0.b');
     expect(() => resolveOptions(schema, 'nope', make)).toThrow(/\(options\): /);
   });
+
+  it("tells an unknown key which known one was meant: one slip away, or the job option's other spelling (cron / cronTime)", () => {
+    const jobs = z
+      .object({
+        job: z.object({ enabled: z.boolean().optional(), cronTime: z.string().optional() }).strict().optional(),
+        retention: z.object({ cron: z.string().optional() }).strict().prefault({}),
+      })
+      .strict();
+    const problems = (input: unknown) => {
+      try {
+        resolveOptions(jobs, input, make);
+      } catch (e) {
+        return (e as TestConfigError).problems;
+      }
+      return [];
+    };
+    expect(problems({ job: { cron: '* * * * *' } })).toEqual([{ path: 'job', message: 'Unrecognized key: "cron"; did you mean "cronTime"?' }]);
+    expect(problems({ retention: { cronTime: '* * * * *' } })).toEqual([{ path: 'retention', message: 'Unrecognized key: "cronTime"; did you mean "cron"?' }]);
+    expect(problems({ job: { enabeld: true, cronTme: 'x', zzz: 1 } })[0].message).toBe('Unrecognized keys: "enabeld", "cronTme", "zzz"; did you mean "enabled" for "enabeld", "cronTime" for "cronTme"?');
+    // Nothing near: zod's message alone.
+    expect(problems({ jobs: {} })).toEqual([{ path: '(options)', message: 'Unrecognized key: "jobs"; did you mean "job"?' }]);
+    expect(problems({ nothingLikeIt: 1 })).toEqual([{ path: '(options)', message: 'Unrecognized key: "nothingLikeIt"' }]);
+  });
 });
 
 describe('option schemas', () => {
