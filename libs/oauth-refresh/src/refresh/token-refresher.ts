@@ -1,7 +1,8 @@
 import { AuditResult } from '@app/audit';
 import type { OperationContext } from '@app/common';
 import { OAuthTokenSet, TokenEndpointFailure } from '../client/oauth-token-client';
-import { OAuthReauthRequiredError, OAuthRefreshFailedError } from '../errors/oauth-refresh.errors';
+import { CredentialNotFoundError } from '@app/credentials';
+import { OAuthReauthRequiredError, OAuthRefreshConfigurationError, OAuthRefreshFailedError } from '../errors/oauth-refresh.errors';
 import { OAuthRefreshedEvent, OAuthRefreshEvents } from '../events/oauth-refresh.events';
 import type { ResolvedOAuthProvider } from '../providers/oauth-provider.config';
 import { remainingMs, retryDelayMs } from '../refresh-policy';
@@ -77,14 +78,29 @@ export class TokenRefresher {
     private readonly leases: RefreshLeases,
   ) {}
 
+  /**
+   * A reference that names no credential is the provider's configuration, not the caller's request: reported as such
+   * (500, the option to fix) rather than as NOT_FOUND (404), which reads as the caller's own connection missing.
+   */
+  private async readClientSecret(ctx: OperationContext, provider: ResolvedOAuthProvider): Promise<string> {
+    try {
+      return await this.deps.store.readClientSecret(ctx, provider.clientSecret!);
+    } catch (err) {
+      if (!(err instanceof CredentialNotFoundError)) throw err;
+      throw new OAuthRefreshConfigurationError(
+        "The OAuth provider's client secret is not a stored credential (its clientSecret.credentialId, in its clientSecret.tenantId): store the secret with CredentialsService and register the provider again with the id store gave",
+        { cause: err },
+      );
+    }
+  }
+
   async refreshHoldingLock(r: RefreshRequest): Promise<AccessTokenResult> {
     const { ctx, provider, connectionId, key, reason } = r;
-    const store = this.deps.store;
     // Fencing: the metadata may have moved while we waited for the lock.
     const first = await this.fence(r);
     if ('served' in first) return first.served;
     // Read before the lease is taken: a slow vault read does not eat into it.
-    const secret = provider.clientSecret ? await store.readClientSecret(ctx, provider.clientSecret) : undefined;
+    const secret = provider.clientSecret ? await this.readClientSecret(ctx, provider) : undefined;
     // The real guard, the lock being only the fast path (it is lost with its session): no other request in flight.
     const lease = await this.leases.claim(provider, connectionId, key);
     let releasedLater = false;

@@ -1,0 +1,53 @@
+/**
+ * Integration: the provider's client-secret reference names no stored credential (deleted, or an id of another
+ * database). Real oidc-provider, the local vault, real SQLite. The refresh fails as the provider's configuration
+ * (OAUTH_REFRESH_CONFIGURATION, 500), naming the option to fix — not as "Credential not found" (2002, a 404 that
+ * reads as the caller's own connection missing) — and the provider is not called.
+ */
+import { randomBytes, randomUUID } from 'node:crypto';
+import { ManualClock, type OperationContext } from '@app/common';
+import { CapturingLogger } from '@app/testing';
+import { OAuthRefreshConfigurationError, OAUTH_REFRESH_ERROR_HTTP_STATUS } from '../errors/oauth-refresh.errors';
+import { useOAuthStack } from '../oauth-refresh-stack.testing';
+import { OAuthProviderRegistry } from '../providers/oauth-provider.registry';
+
+const MIN = 60_000;
+
+describe('OAuthRefreshModule when the client secret credential is missing (sqlite)', () => {
+  const clock = new ManualClock(new Date());
+  const stack = useOAuthStack('sqlite', { clock, logger: new CapturingLogger(), oauth: { proactive: { enabled: false } }, provider: { integrationId: 'acme-idp' } });
+  const ctx: OperationContext = { tenantId: `t_${randomBytes(3).toString('hex')}`, actor: { id: 'user:bob' } };
+
+  it('fails the refresh as OAUTH_REFRESH_CONFIGURATION naming clientSecret.credentialId, without calling the provider', async () => {
+    const initial = await stack.server.authorize();
+    const stored = await stack.oauth.storeOAuthCredentials(ctx, 'acme-idp', 'conn-1', initial);
+    // The reference names a well-formed id that no credential of the system tenant has.
+    stack.moduleRef.get(OAuthProviderRegistry).register({
+      integrationId: 'acme-idp',
+      issuer: stack.server.issuer,
+      clientId: stack.server.clientId,
+      clientSecret: { tenantId: 'system', credentialId: randomUUID() },
+      allowInsecureRequests: true,
+    });
+    stack.server.resetCounters();
+    clock.set(new Date(stored.expiresAt.getTime() - 2 * MIN));
+
+    const err = await stack.oauth.getAccessToken(ctx, 'acme-idp', 'conn-1').catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(OAuthRefreshConfigurationError);
+    const e = err as OAuthRefreshConfigurationError;
+    expect(OAUTH_REFRESH_ERROR_HTTP_STATUS[e.code]).toBe(500);
+    expect(e.message).toContain('clientSecret.credentialId');
+    expect(stack.server.refreshCalls).toBe(0);
+
+    // Fixed configuration: the same connection refreshes (nothing was marked on it).
+    stack.moduleRef.get(OAuthProviderRegistry).register({
+      integrationId: 'acme-idp',
+      issuer: stack.server.issuer,
+      clientId: stack.server.clientId,
+      clientSecret: { tenantId: 'system', credentialId: stack.clientSecretId },
+      allowInsecureRequests: true,
+    });
+    expect((await stack.oauth.getAccessToken(ctx, 'acme-idp', 'conn-1')).version).toBe(2);
+    expect(stack.server.refreshCalls).toBe(1);
+  });
+});
