@@ -190,11 +190,13 @@ describe('the host process: SIGTERM drains then closes (keep-alive clients); its
   }, 90_000);
 
   it('serves a request whose headers end once the close has begun (the replica no longer listens), not with a bare 503', async () => {
-    const { host, exited, base } = await startListening('5', { SHUTDOWN_DRAIN_MS: '1500' });
+    const { host, exited, base, stdout } = await startListening('5', { SHUTDOWN_DRAIN_MS: '1500' });
     try {
       host.kill('SIGTERM');
-      // Late in the drain (after its silent connections were closed), a client sends the start of a request...
-      await new Promise((r) => setTimeout(r, 1200));
+      // Once the drain has begun, a client sends the start of a request (a connection opened after the drain's start
+      // is not one of the silent ones it closes)... Waiting for the drain line, not a fixed delay: a late timer on a
+      // loaded machine would open the connection after the listener closed (refused, and nothing to serve).
+      expect(await waitFor(() => /Draining before shutdown/.test(stdout()), 10_000)).toBe(true);
       const late = openRaw(base);
       late.socket.write('GET /health/live HTTP/1.1\r\nHost: cv\r\n');
       // ...and the rest once the close has begun: the listener is closed, this accepted connection is not.
