@@ -237,6 +237,34 @@ describe('the host process: SIGTERM drains then closes (keep-alive clients); its
     }
   }, 90_000);
 
+  it('with LOG_LEVEL=silent, a close that outlasts SHUTDOWN_TIMEOUT_MS still says why: one plain line on stderr', async () => {
+    // Silent: no "listening" line to read the port from, so it is chosen here.
+    const port = await freePort();
+    const host = startHost('7', { LOG_LEVEL: 'silent', PORT: String(port), SHUTDOWN_DRAIN_MS: '300', SHUTDOWN_TIMEOUT_MS: '1000' });
+    let out = '';
+    let err = '';
+    host.stdout!.on('data', (d) => (out += d));
+    host.stderr!.on('data', (d) => (err += d));
+    const exited = new Promise<number | null>((resolve) => host.on('close', (code) => resolve(code)));
+    try {
+      const base = `http://127.0.0.1:${port}`;
+      const up = async (): Promise<boolean> => (await fetch(`${base}/health/live`).then((r) => r.status === 200).catch(() => false));
+      const deadline = Date.now() + 60_000;
+      while (!(await up()) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+      const stuck = openRaw(base);
+      stuck.socket.write('POST /v1/credentials HTTP/1.1\r\nHost: cv\r\nContent-Type: application/json\r\nContent-Length: 10\r\n\r\n{');
+      await new Promise((r) => setTimeout(r, 200));
+      host.kill('SIGTERM');
+      expect(await exited).toBe(1);
+      expect(out).toBe('');
+      expect(err.split('\n').filter((l) => l.startsWith('Shutdown did not finish'))).toEqual([
+        expect.stringMatching(/^Shutdown did not finish within SHUTDOWN_TIMEOUT_MS \(1000 ms\): exiting 1 with 1 HTTP connection\(s\) open/),
+      ]);
+    } finally {
+      if (host.exitCode === null && host.signalCode === null) host.kill('SIGKILL');
+    }
+  }, 90_000);
+
   it('with GRPC_ENABLED: says where gRPC listens; calls in flight at SIGTERM and during the drain are answered, then it exits 0', async () => {
     const grpcPort = await freePort();
     const user = generateApiKey('drain-keys', 'acme', ['keys:write', 'keys:use']);

@@ -316,10 +316,10 @@ export function closeGracefullyOnSignals(app: NestFastifyApplication, config: Ap
     setTimeout(() => {
       // Else the exit 1 says nothing of its cause.
       const openConnections = shutdown.connections?.count ?? 0;
-      log.error(
-        { timeoutMs, openConnections },
-        `Shutdown did not finish within SHUTDOWN_TIMEOUT_MS (${timeoutMs} ms): exiting 1 with ${openConnections} HTTP connection(s) open (requests in flight, or clients that never finished sending one)`,
-      );
+      const msg = `Shutdown did not finish within SHUTDOWN_TIMEOUT_MS (${timeoutMs} ms): exiting 1 with ${openConnections} HTTP connection(s) open (requests in flight, or clients that never finished sending one)`;
+      log.error({ timeoutMs, openConnections }, msg);
+      // LOG_LEVEL=silent writes no line, not even this one: plain text on stderr, as a failed start does (main.ts).
+      if (config.log.level === 'silent') process.stderr.write(`${msg}\n`);
       process.exit(1);
     }, timeoutMs).unref();
     try {
