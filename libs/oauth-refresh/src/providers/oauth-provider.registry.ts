@@ -189,7 +189,8 @@ export function resolveProviderConfig(
     ...(c.issuer !== undefined ? { issuer: c.issuer } : {}),
     ...(c.tokenEndpoint !== undefined ? { tokenEndpoint: c.tokenEndpoint } : {}),
     clientId: c.clientId!,
-    ...(c.clientSecret ? { clientSecret: { ...c.clientSecret } } : {}),
+    // Stored ids are lower case and looked up as given: an upper-case UUID (accepted above, as the routes take it) is folded.
+    ...(c.clientSecret ? { clientSecret: { ...c.clientSecret, credentialId: c.clientSecret.credentialId.toLowerCase() } } : {}),
     clientAuthMethod: c.clientAuthMethod ?? 'client_secret_basic',
     scopes: [...(c.scopes ?? [])],
     refreshAheadMs,

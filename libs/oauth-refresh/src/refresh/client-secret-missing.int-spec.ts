@@ -17,18 +17,20 @@ describe('OAuthRefreshModule when the client secret credential is missing (sqlit
   const clock = new ManualClock(new Date());
   const stack = useOAuthStack('sqlite', { clock, logger: new CapturingLogger(), oauth: { proactive: { enabled: false } }, provider: { integrationId: 'acme-idp' } });
   const ctx: OperationContext = { tenantId: `t_${randomBytes(3).toString('hex')}`, actor: { id: 'user:bob' } };
+  const registerWithSecret = (credentialId: string) =>
+    stack.moduleRef.get(OAuthProviderRegistry).register({
+      integrationId: 'acme-idp',
+      issuer: stack.server.issuer,
+      clientId: stack.server.clientId,
+      clientSecret: { tenantId: 'system', credentialId },
+      allowInsecureRequests: true,
+    });
 
   it('fails the refresh as OAUTH_REFRESH_CONFIGURATION naming clientSecret.credentialId, without calling the provider', async () => {
     const initial = await stack.server.authorize();
     const stored = await stack.oauth.storeOAuthCredentials(ctx, 'acme-idp', 'conn-1', initial);
     // The reference names a well-formed id that no credential of the system tenant has.
-    stack.moduleRef.get(OAuthProviderRegistry).register({
-      integrationId: 'acme-idp',
-      issuer: stack.server.issuer,
-      clientId: stack.server.clientId,
-      clientSecret: { tenantId: 'system', credentialId: randomUUID() },
-      allowInsecureRequests: true,
-    });
+    registerWithSecret(randomUUID());
     stack.server.resetCounters();
     clock.set(new Date(stored.expiresAt.getTime() - 2 * MIN));
 
@@ -40,14 +42,19 @@ describe('OAuthRefreshModule when the client secret credential is missing (sqlit
     expect(stack.server.refreshCalls).toBe(0);
 
     // Fixed configuration: the same connection refreshes (nothing was marked on it).
-    stack.moduleRef.get(OAuthProviderRegistry).register({
-      integrationId: 'acme-idp',
-      issuer: stack.server.issuer,
-      clientId: stack.server.clientId,
-      clientSecret: { tenantId: 'system', credentialId: stack.clientSecretId },
-      allowInsecureRequests: true,
-    });
+    registerWithSecret(stack.clientSecretId);
     expect((await stack.oauth.getAccessToken(ctx, 'acme-idp', 'conn-1')).version).toBe(2);
+    expect(stack.server.refreshCalls).toBe(1);
+  });
+
+  it('reads a reference whose id is given in upper case (UUIDs are case-insensitive, as the HTTP routes take them)', async () => {
+    const other: OperationContext = { ...ctx, tenantId: `t_${randomBytes(3).toString('hex')}` };
+    const initial = await stack.server.authorize();
+    const stored = await stack.oauth.storeOAuthCredentials(other, 'acme-idp', 'conn-2', initial);
+    registerWithSecret(stack.clientSecretId.toUpperCase());
+    stack.server.resetCounters();
+    clock.set(new Date(stored.expiresAt.getTime() - 2 * MIN));
+    expect((await stack.oauth.getAccessToken(other, 'acme-idp', 'conn-2')).version).toBe(2);
     expect(stack.server.refreshCalls).toBe(1);
   });
 });
