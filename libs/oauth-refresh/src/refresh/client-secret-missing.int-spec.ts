@@ -57,4 +57,26 @@ describe('OAuthRefreshModule when the client secret credential is missing (sqlit
     expect((await stack.oauth.getAccessToken(other, 'acme-idp', 'conn-2')).version).toBe(2);
     expect(stack.server.refreshCalls).toBe(1);
   });
+
+  it('fails the refresh as OAUTH_REFRESH_CONFIGURATION when the client secret is revoked, not as the caller\'s credential revoked (409 naming the secret)', async () => {
+    const other: OperationContext = { ...ctx, tenantId: `t_${randomBytes(3).toString('hex')}` };
+    const system: OperationContext = { tenantId: 'system', actor: { id: 'user:ops' } };
+    const initial = await stack.server.authorize();
+    const stored = await stack.oauth.storeOAuthCredentials(other, 'acme-idp', 'conn-3', initial);
+    registerWithSecret(stack.clientSecretId);
+    await stack.credentials.revoke(system, stack.clientSecretId);
+    stack.server.resetCounters();
+    clock.set(new Date(stored.expiresAt.getTime() - 2 * MIN));
+    try {
+      const err = await stack.oauth.getAccessToken(other, 'acme-idp', 'conn-3').catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(OAuthRefreshConfigurationError);
+      const m = (err as Error).message;
+      expect(m).toContain('client secret is revoked');
+      expect(m).not.toContain(stack.clientSecretId); // a system credential's id, not the caller's
+      expect(stack.server.refreshCalls).toBe(0);
+    } finally {
+      await stack.credentials.unrevoke(system, stack.clientSecretId);
+    }
+    expect((await stack.oauth.getAccessToken(other, 'acme-idp', 'conn-3')).version).toBe(2);
+  });
 });

@@ -1,7 +1,7 @@
 import { AuditResult } from '@app/audit';
 import type { OperationContext } from '@app/common';
 import { OAuthTokenSet, TokenEndpointFailure } from '../client/oauth-token-client';
-import { CredentialNotFoundError } from '@app/credentials';
+import { CredentialExpiredError, CredentialNotFoundError, CredentialRevokedError } from '@app/credentials';
 import { OAuthReauthRequiredError, OAuthRefreshConfigurationError, OAuthRefreshFailedError } from '../errors/oauth-refresh.errors';
 import { OAuthRefreshedEvent, OAuthRefreshEvents } from '../events/oauth-refresh.events';
 import type { ResolvedOAuthProvider } from '../providers/oauth-provider.config';
@@ -79,16 +79,24 @@ export class TokenRefresher {
   ) {}
 
   /**
-   * A reference that names no credential is the provider's configuration, not the caller's request: reported as such
-   * (500, the option to fix) rather than as NOT_FOUND (404), which reads as the caller's own connection missing.
+   * A reference that names no credential, or a revoked or expired one, is the provider's configuration, not the
+   * caller's request: reported as such (500, the option to fix) rather than as the credential lib's NOT_FOUND (404) or
+   * REVOKED/EXPIRED (409), which read as the caller's own connection and name another tenant's credential.
    */
   private async readClientSecret(ctx: OperationContext, provider: ResolvedOAuthProvider): Promise<string> {
     try {
       return await this.deps.store.readClientSecret(ctx, provider.clientSecret!);
     } catch (err) {
-      if (!(err instanceof CredentialNotFoundError)) throw err;
+      if (err instanceof CredentialNotFoundError) {
+        throw new OAuthRefreshConfigurationError(
+          "The OAuth provider's client secret is not a stored credential (its clientSecret.credentialId, in its clientSecret.tenantId): store the secret with CredentialsService and register the provider again with the id store gave",
+          { cause: err },
+        );
+      }
+      if (!(err instanceof CredentialRevokedError || err instanceof CredentialExpiredError)) throw err;
+      const state = err instanceof CredentialRevokedError ? 'is revoked' : 'has expired';
       throw new OAuthRefreshConfigurationError(
-        "The OAuth provider's client secret is not a stored credential (its clientSecret.credentialId, in its clientSecret.tenantId): store the secret with CredentialsService and register the provider again with the id store gave",
+        `The OAuth provider's client secret ${state} (the credential its clientSecret.credentialId names): rotate it with the provider's new secret, or unrevoke it`,
         { cause: err },
       );
     }
