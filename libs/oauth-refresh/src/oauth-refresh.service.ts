@@ -3,7 +3,7 @@ import { EventEmitter2 } from '@nestjs/event-emitter';
 import { AuditService } from '@app/audit';
 import { Clock, DistributedLock, LockLeases, LockTimeoutError, OperationContext } from '@app/common';
 import { OAuthTokenClient } from './client/oauth-token-client';
-import { OAuthAccessTokenExpiredError, OAuthReauthRequiredError, OAuthRefreshFailedError, OAuthRefreshValidationError } from './errors/oauth-refresh.errors';
+import { OAuthAccessTokenExpiredError, OAuthReauthRequiredError, OAuthRefreshConfigurationError, OAuthRefreshFailedError, OAuthRefreshValidationError } from './errors/oauth-refresh.errors';
 import { OAUTH_REFRESH_CLOCK, OAUTH_REFRESH_LEASES, OAUTH_REFRESH_LOCK, OAUTH_REFRESH_RESOLVED_OPTIONS } from './oauth-refresh.constants';
 import type { ResolvedOAuthRefreshOptions } from './oauth-refresh.options';
 import type { ResolvedOAuthProvider } from './providers/oauth-provider.config';
@@ -204,8 +204,9 @@ export class OAuthRefreshService {
     try {
       return await this.refresh(ctx, provider, connectionId, access, reason, needed);
     } catch (e) {
-      // Transient trouble (provider down, cooling down, lock busy): the old token is still good.
-      if (stillValid && isRetryableRefreshFailure(e) && remainingMs(access, this.clock.now()) > 0) {
+      // Transient trouble (provider down, cooling down, lock busy), or the provider's configuration (its client secret
+      // missing or revoked: an operator's fix, no reason to fail the caller first): the old token is still good.
+      if (stillValid && (isRetryableRefreshFailure(e) || e instanceof OAuthRefreshConfigurationError) && remainingMs(access, this.clock.now()) > 0) {
         this.logger.warn(`serving the current access token of connection ${connectionId} (tenant ${ctx.tenantId}) until it expires: ${describeRefreshError(e)}`);
         return serveToken(this.store, ctx, access);
       }

@@ -2,7 +2,8 @@
  * Integration: the provider's client-secret reference names no stored credential (deleted, or an id of another
  * database). Real oidc-provider, the local vault, real SQLite. The refresh fails as the provider's configuration
  * (OAUTH_REFRESH_CONFIGURATION, 500), naming the option to fix — not as "Credential not found" (2002, a 404 that
- * reads as the caller's own connection missing) — and the provider is not called.
+ * reads as the caller's own connection missing) — and the provider is not called; a token still valid is served
+ * meanwhile, as after any failed refresh ahead of expiry.
  */
 import { randomBytes, randomUUID } from 'node:crypto';
 import { ManualClock, type OperationContext } from '@app/common';
@@ -15,7 +16,8 @@ const MIN = 60_000;
 
 describe('OAuthRefreshModule when the client secret credential is missing (sqlite)', () => {
   const clock = new ManualClock(new Date());
-  const stack = useOAuthStack('sqlite', { clock, logger: new CapturingLogger(), oauth: { proactive: { enabled: false } }, provider: { integrationId: 'acme-idp' } });
+  const logger = new CapturingLogger();
+  const stack = useOAuthStack('sqlite', { clock, logger, oauth: { proactive: { enabled: false } }, provider: { integrationId: 'acme-idp' } });
   const ctx: OperationContext = { tenantId: `t_${randomBytes(3).toString('hex')}`, actor: { id: 'user:bob' } };
   const registerWithSecret = (credentialId: string) =>
     stack.moduleRef.get(OAuthProviderRegistry).register({
@@ -26,14 +28,21 @@ describe('OAuthRefreshModule when the client secret credential is missing (sqlit
       allowInsecureRequests: true,
     });
 
-  it('fails the refresh as OAUTH_REFRESH_CONFIGURATION naming clientSecret.credentialId, without calling the provider', async () => {
+  it('serves the token while it is valid, then fails as OAUTH_REFRESH_CONFIGURATION naming clientSecret.credentialId, never calling the provider', async () => {
     const initial = await stack.server.authorize();
     const stored = await stack.oauth.storeOAuthCredentials(ctx, 'acme-idp', 'conn-1', initial);
     // The reference names a well-formed id that no credential of the system tenant has.
     registerWithSecret(randomUUID());
     stack.server.resetCounters();
+    // Inside the refresh-ahead window the token is still good: served, the refresh's failure said in a warning.
     clock.set(new Date(stored.expiresAt.getTime() - 2 * MIN));
+    const served = await stack.oauth.getAccessToken(ctx, 'acme-idp', 'conn-1');
+    expect(served.version).toBe(1);
+    expect(logger.lines.some((l) => l.startsWith('warn serving the current access token of connection conn-1') && l.includes('OAUTH_REFRESH_CONFIGURATION'))).toBe(true);
+    expect(stack.server.refreshCalls).toBe(0);
 
+    // Expired: nothing left to serve.
+    clock.set(new Date(stored.expiresAt.getTime() + 1000));
     const err = await stack.oauth.getAccessToken(ctx, 'acme-idp', 'conn-1').catch((e: unknown) => e);
     expect(err).toBeInstanceOf(OAuthRefreshConfigurationError);
     const e = err as OAuthRefreshConfigurationError;
@@ -66,7 +75,7 @@ describe('OAuthRefreshModule when the client secret credential is missing (sqlit
     registerWithSecret(stack.clientSecretId);
     await stack.credentials.revoke(system, stack.clientSecretId);
     stack.server.resetCounters();
-    clock.set(new Date(stored.expiresAt.getTime() - 2 * MIN));
+    clock.set(new Date(stored.expiresAt.getTime() + 1000));
     try {
       const err = await stack.oauth.getAccessToken(other, 'acme-idp', 'conn-3').catch((e: unknown) => e);
       expect(err).toBeInstanceOf(OAuthRefreshConfigurationError);
