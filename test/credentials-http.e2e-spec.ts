@@ -52,6 +52,32 @@ describe.each(DATABASE_KINDS)('credentials HTTP API on %s', (kind) => {
     expect(r.body.message).toMatch(/credentials:write/);
   });
 
+  it('refuses a PATCH to status revoked without credentials:revoke (403, audited, nothing changed), as the revoke route does', async () => {
+    const created = await call(admin.key, 'POST', '/v1/credentials', { integrationId: 'github', connectionId: 'patch-revoke', type: 'api_key', value: secretValue() });
+    const id = created.body.id as string;
+    const refused = await call(admin.key, 'PATCH', `/v1/credentials/${id}`, { status: 'revoked', tags: { env: 'x' } });
+    expect({ status: refused.status, message: refused.body.message }).toEqual({ status: 403, message: 'missing scope: credentials:revoke' });
+    const after = await call(admin.key, 'GET', `/v1/credentials/${id}`);
+    expect({ status: after.body.status, tags: after.body.tags, rowVersion: after.body.rowVersion }).toEqual({
+      status: 'active',
+      tags: created.body.tags,
+      rowVersion: created.body.rowVersion,
+    });
+    // Refusals are audited in batches: poll until this one shows up.
+    type Row = { actorId: string; resource: string; errorCode: string; details: { missing?: string[] } };
+    const isThisRefusal = (r: Row) => r.actorId === 'api-key:acme-admin' && r.resource === 'PATCH /v1/credentials/:id' && r.errorCode === 'MISSING_SCOPE';
+    let denied: Row[] = [];
+    for (let i = 0; i < 50 && !denied.some(isThisRefusal); i++) {
+      await new Promise((res) => setTimeout(res, 100));
+      denied = (await call(auditor.key, 'GET', '/v1/audit?action=access_denied')).body.items;
+    }
+    expect(denied.find(isThisRefusal)?.details.missing).toEqual(['credentials:revoke']);
+    // Other status changes still need only credentials:write; with the scope, the PATCH revokes.
+    expect((await call(admin.key, 'PATCH', `/v1/credentials/${id}`, { status: 'needs_reauth' })).status).toBe(200);
+    const revoked = await call(acmeRoot.key, 'PATCH', `/v1/credentials/${id}`, { status: 'revoked' });
+    expect({ status: revoked.status, credentialStatus: revoked.body.status }).toEqual({ status: 200, credentialStatus: 'revoked' });
+  });
+
   it('stores, reads metadata and value, rotates with compare-and-set, rolls back and deletes', async () => {
     const v1 = secretValue();
     const created = await call(admin.key, 'POST', '/v1/credentials', {

@@ -9,7 +9,7 @@ import { routePattern } from '../http/route-pattern';
 import { declaredInput, DeferredBody, parseBody, RAW_BODY_ROUTE, refuseUndeclaredInput, type DeclaredInput } from '../http/request-body';
 import { AuthenticationFailed, AuthService } from './auth.service';
 import { FixedWindowThrottlerStorage } from './fixed-window-throttler.storage';
-import { IS_PUBLIC, REQUIRED_SCOPES } from './auth.decorators';
+import { BODY_SCOPES, IS_PUBLIC, REQUIRED_SCOPES, type BodyScopes } from './auth.decorators';
 import { hasScope, Principal, Scope, UNAUTHENTICATED_TENANT } from './scopes';
 
 /** Audit chain for requests whose tenant is unknown because authentication failed. */
@@ -54,6 +54,8 @@ interface RouteLimit {
 interface RoutePlan {
   isPublic: boolean;
   scopes: Scope[];
+  /** More scopes when the body sets a field to a value (@RequireScopesWhenBody()). */
+  bodyScopes: BodyScopes | undefined;
   limits: RouteLimit[];
   rawBody: boolean;
   /** Query names and body the route declares (anything else is 400). */
@@ -150,6 +152,10 @@ export class AuthGuard implements CanActivate {
     }
     if (!plan.isPublic) refuseUndeclaredInput(req, plan.input, plan.rawBody);
     if (req.body instanceof DeferredBody) req.body = plan.rawBody ? req.body.raw : parseBody(req.body);
+    if (plan.bodyScopes && req.principal && bodyField(req.body, plan.bodyScopes.field) === plan.bodyScopes.value) {
+      const needed = [...plan.scopes, ...plan.bodyScopes.scopes];
+      if (!needed.every((s) => hasScope(req.principal as Principal, s))) return this.refuseScopes(req, req.principal, needed);
+    }
     return true;
   }
 
@@ -225,6 +231,7 @@ export class AuthGuard implements CanActivate {
     return {
       isPublic: override(IS_PUBLIC) === true,
       scopes: (override(REQUIRED_SCOPES) as Scope[] | undefined) ?? [],
+      bodyScopes: this.reflector.get<BodyScopes | undefined>(BODY_SCOPES, handler as () => unknown),
       limits,
       rawBody: this.reflector.get<boolean>(RAW_BODY_ROUTE, handler as () => unknown) === true,
       input: declaredInput(controller, handler as { name: string }),
@@ -287,6 +294,11 @@ function answerLimit(limit: RouteLimit, hit: ThrottlerStorageRecord, reply: Repl
 function numberOption(value: unknown, option: string): number {
   if (typeof value !== 'number' || Number.isNaN(value)) throw new Error(`rate limit "${option}" must be a number`);
   return value;
+}
+
+/** A field of a parsed JSON body, undefined when the body is not an object. */
+function bodyField(body: unknown, field: string): unknown {
+  return typeof body === 'object' && body !== null && !Array.isArray(body) && Object.hasOwn(body, field) ? (body as Record<string, unknown>)[field] : undefined;
 }
 
 /** Who the caller claims to be (never trusted, only recorded): the API key id, or anonymous. */

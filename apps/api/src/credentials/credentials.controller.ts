@@ -2,8 +2,8 @@ import { Controller, Delete, Get, Header, HttpCode, Patch, Post } from '@nestjs/
 import { RouteSchema } from '@nestjs/platform-fastify';
 import { ApiBearerAuth, ApiCreatedResponse, ApiNoContentResponse, ApiOkResponse, ApiOperation, ApiParam, ApiSecurity, ApiTags } from '@nestjs/swagger';
 import type { OperationContext } from '@app/common';
-import { CredentialsService } from '@app/credentials';
-import { RequireScopes } from '../auth/auth.decorators';
+import { CredentialsService, CredentialStatus } from '@app/credentials';
+import { RequireScopes, RequireScopesWhenBody } from '../auth/auth.decorators';
 import { OpContext } from '../auth/operation-context.decorator';
 import { Scope } from '../auth/scopes';
 import { ConnectionParamsDto } from '../http/connection-params.dto';
@@ -124,7 +124,12 @@ export class CredentialsController {
 
   @Patch(':id')
   @RequireScopes(Scope.CREDENTIALS_WRITE)
-  @ApiOperation({ summary: 'Update tags, expiry or status (compare-and-set with expectedVersion)' })
+  // Revoking is what POST /v1/rotation/revoke does: it needs that route's scope here too.
+  @RequireScopesWhenBody('status', CredentialStatus.REVOKED, Scope.CREDENTIALS_REVOKE)
+  @ApiOperation({
+    summary: 'Update tags, expiry or status (compare-and-set with expectedVersion)',
+    description: 'Setting `status: revoked` also needs credentials:revoke (403 without it, nothing changed), as the revoke route does.',
+  })
   @ApiOkResponse({ description: 'the metadata after the change', schema: bodyOf('CredentialMetadata') })
   update(@OpContext() ctx: OperationContext, @Id() id: string, @Body() dto: UpdateCredentialDto) {
     return this.credentials.updateMetadata(ctx, id, dto);
