@@ -353,7 +353,8 @@ export class CredentialWriter {
       // Lost to another write (a delete, say): the value written for this attempt is no one's.
       await this.discardWritten(change);
       if (options.expectedVersion === undefined && attempt < UNCONDITIONAL_WRITE_ATTEMPTS) continue;
-      throw await this.conflict(ctx.tenantId, id, options.expectedVersion ?? row.rowVersion);
+      // Without expectedVersion there is no precondition to name: the error says the write lost to others.
+      throw await this.conflict(ctx.tenantId, id, options.expectedVersion);
     }
   }
 
@@ -412,7 +413,7 @@ export class CredentialWriter {
     }
   }
 
-  private async conflict(tenantId: string, id: string, expected: number): Promise<CredentialVaultError> {
+  private async conflict(tenantId: string, id: string, expected: number | undefined): Promise<CredentialVaultError> {
     const current = await this.rows.findById(tenantId, id);
     if (!current || current.status === CredentialStatus.DELETED) return new CredentialNotFoundError(id);
     return new CredentialConflictError(id, expected, current.rowVersion);

@@ -179,6 +179,35 @@ describe.each(DATABASE_KINDS)('revoke racing a rotation on %s', (kind) => {
     expect(await enabledVersions(name)).toHaveLength(1);
   });
 
+  it('a rotation without expectedVersion that loses every attempt to concurrent rotations: CONFLICT saying another change landed first', async () => {
+    const { id } = await store('rotate-loses');
+    // After each of A's value writes, B rotates and commits first (B's own writes pass through on SQLite: one store).
+    const write = aStore.write.bind(aStore);
+    let competing = false;
+    let won = 0;
+    jest.spyOn(aStore, 'write').mockImplementation(async (request) => {
+      const pointer = await write(request);
+      if (!competing) {
+        competing = true;
+        try {
+          await b.rotate(ctx, id, secret());
+          won++;
+        } finally {
+          competing = false;
+        }
+      }
+      return pointer;
+    });
+    const outcome = (await settle(a.rotate(ctx, id, secret()))) as { error?: CredentialConflictError };
+    expect(won).toBe(3);
+    expect(outcome.error).toBeInstanceOf(CredentialConflictError);
+    expect(outcome.error).toMatchObject({ code: 2003, codeName: 'CONFLICT', credentialId: id, expectedVersion: undefined });
+    // The caller sent no expectedVersion: the message names what happened, not a precondition it never set.
+    expect(outcome.error?.message).not.toMatch(/expected/i);
+    expect(outcome.error?.message).toMatch(/another change of it committed first/);
+    expect((await a.getMetadata(ctx, id)).version).toBe(4);
+  });
+
   it('writes that keep committing during the revoke: CONFLICT after 10 passes, the credential stays revoked, revoking again completes', async () => {
     const { id, name } = await store('never-fenced');
     // Every pass, between the revoke's look at the row and its fence, another replica commits a metadata change.

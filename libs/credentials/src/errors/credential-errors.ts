@@ -77,14 +77,18 @@ export class CredentialConflictError extends CredentialError {
   readonly code = CredentialErrorCode.CONFLICT;
   readonly codeName = 'CONFLICT';
   readonly severity = ErrorSeverity.CLIENT;
+  /** `expectedVersion`: the caller's own; undefined when it sent none and the write lost its retries to other writes. */
   constructor(
     readonly credentialId: string,
     readonly expectedVersion: number | undefined,
     readonly actualVersion: number | undefined,
   ) {
     super(
-      `Credential ${credentialId} was changed concurrently (expected row version ${expectedVersion ?? '?'}, ` +
-        `found ${actualVersion ?? '?'}); re-read it and retry`,
+      expectedVersion === undefined
+        ? // No precondition to name: say what happened.
+          `Credential ${credentialId} was not changed: another change of it committed first (now row version ${actualVersion ?? '?'}); ` +
+            'retry, or read it to see that change'
+        : `Credential ${credentialId} was changed concurrently (expected row version ${expectedVersion}, found ${actualVersion ?? '?'}); re-read it and retry`,
     );
   }
   override toJSON(): Record<string, unknown> {
