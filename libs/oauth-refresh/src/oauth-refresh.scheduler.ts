@@ -32,7 +32,8 @@ export class OAuthRefreshScheduler implements OnApplicationBootstrap, OnModuleDe
       lockedBy: 'work',
       run: () => this.service.refreshExpiringTokens(),
     });
-    if (enabled) this.logger.log(`proactive OAuth refresh scheduled (${cronTime}${timeZone ? ` ${timeZone}` : ''})`);
+    // Worded as the other jobs' lines: the job's name, its cron and the zone it runs in (ScheduledJobs' default, UTC, when unset).
+    if (enabled) this.logger.log(`${jobName} scheduled (${cronTime} ${timeZone ?? 'UTC'})`);
   }
 
   onModuleDestroy(): void {
