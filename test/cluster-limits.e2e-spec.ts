@@ -81,7 +81,8 @@ describe('cluster-wide limits and counters (two replicas, PostgreSQL, one Redis)
   const limit = 6;
   const key = generateApiKey('acme-ci', 'acme', ['credentials:read', 'credentials:write']);
   const other = generateApiKey('acme-other', 'acme', ['credentials:read']);
-  const oauthClient = generateApiKey('acme-app', 'acme', ['credentials:read', 'credentials:read-value', 'credentials:write']);
+  // credentials:revoke: it revokes through PATCH status below.
+  const oauthClient = generateApiKey('acme-app', 'acme', ['credentials:read', 'credentials:read-value', 'credentials:write', 'credentials:revoke']);
   /** Lacks credentials:write: every POST is a denial the audit lib counts. */
   const prober = generateApiKey('acme-prober', 'acme', ['credentials:read']);
   let redis: Redis;

@@ -23,7 +23,7 @@ describe.each(DATABASE_KINDS)('hardened HTTP API (access) on %s', (kind) => {
       const rotated = await json('POST', `/v1/credentials/${id}/rotate`, { value });
       const rowVersion = rotated.body.rowVersion as number;
       expect((await send('GET', `/v1/credentials/${id}/value`)).body.value).toBe(value); // now cached
-      const revoked = await json('PATCH', `/v1/credentials/${id}`, { status: 'revoked', expectedVersion: rowVersion });
+      const revoked = await send('PATCH', `/v1/credentials/${id}`, { body: JSON.stringify({ status: 'revoked', expectedVersion: rowVersion }), contentType: 'application/json', apiKey: revoker.key });
       expect(revoked.status).toBe(200);
       for (const path of [`/v1/credentials/${id}/value`, `/v1/credentials/${id}/versions/1/value`, `/v1/credentials/${id}/value?allowExpired=true`]) {
         const r = await send('GET', path);
@@ -66,7 +66,7 @@ describe.each(DATABASE_KINDS)('hardened HTTP API (access) on %s', (kind) => {
 
     it('refused reads are audited as denied', async () => {
       const { id, rowVersion } = await store();
-      await json('PATCH', `/v1/credentials/${id}`, { status: 'revoked', expectedVersion: rowVersion });
+      await send('PATCH', `/v1/credentials/${id}`, { body: JSON.stringify({ status: 'revoked', expectedVersion: rowVersion }), contentType: 'application/json', apiKey: revoker.key });
       await send('GET', `/v1/credentials/${id}/value`);
       const audit = api.host.app.get(AuditService);
       await audit.flush();

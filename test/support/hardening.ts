@@ -20,7 +20,8 @@ export interface Answer {
 export function hardenedApi(kind: TestDatabaseKind) {
   const key = generateApiKey('acme-app', 'acme', ['credentials:read', 'credentials:read-value', 'credentials:write']);
   const auditor = generateApiKey('acme-audit', 'acme', ['audit:read']);
-  const revoker = generateApiKey('acme-revoker', 'acme', ['credentials:revoke']);
+  // credentials:write too: a PATCH to status revoked needs both (the revoke route needs only credentials:revoke).
+  const revoker = generateApiKey('acme-revoker', 'acme', ['credentials:write', 'credentials:revoke']);
   const keyAdmin = generateApiKey('acme-keys', 'acme', ['keys:read', 'keys:write']);
   const rotationAdmin = generateApiKey('acme-rotation', 'acme', ['rotation:read', 'rotation:write']);
   const otherTenant = generateApiKey('globex-app', 'globex', ['credentials:read', 'credentials:write', 'audit:read']);
