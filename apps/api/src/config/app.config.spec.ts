@@ -20,7 +20,7 @@ function problemsOf(env: Record<string, string>): string {
 describe('loadAppConfig', () => {
   it('defaults to the embedded vault and a SQLite file under ./data', () => {
     const cfg = loadAppConfig({}, '/srv/app');
-    expect(cfg.database).toEqual({ type: 'sqlite', path: '/srv/app/data/credential-vault.sqlite', synchronous: 'full', walWorker: false, walAutocheckpoint: 4000 });
+    expect(cfg.database).toEqual({ type: 'sqlite', path: '/srv/app/data/credential-vault.sqlite', synchronous: 'full', walWorker: false, walAutocheckpoint: 1000 });
     expect(cfg.keyVault).toMatchObject({ mode: 'embedded', emulatorDataDir: '/srv/app/data/vault', emulatorPort: 8443 });
     expect(cfg.http).toMatchObject({ host: '127.0.0.1', port: 3000 });
     expect(cfg.metrics.enabled).toBe(true);

@@ -96,9 +96,10 @@ export const envSchema = z
     // Opt-in: WAL checkpoints in a worker thread. Off by default: on a quiet disk its fsyncs slowed the
     // event loop's commits more than the checkpoints it takes away cost (see database/migrate-on-start).
     DATABASE_SQLITE_WAL_WORKER: bool(false),
-    // Pages of WAL after which a commit checkpoints (SQLite's default 1000). Reads spread over many credentials rewrite
-    // the same index pages in every commit: a longer WAL copies each of them once per checkpoint instead of ~4 times.
-    DATABASE_SQLITE_WAL_AUTOCHECKPOINT: int(4000, 100, 1_000_000),
+    // Pages of WAL after which a commit checkpoints (SQLite's own 1000). Reads spread over many credentials rewrite the
+    // same index pages in every commit: a longer WAL copies each once per checkpoint — more throughput, a longer tail
+    // (docs/BENCHMARKS.md, seventeenth round), so an opt-in.
+    DATABASE_SQLITE_WAL_AUTOCHECKPOINT: int(1000, 100, 1_000_000),
     // The audit's read batches written by a worker thread on its own connection (off the event loop).
     DATABASE_SQLITE_WRITE_WORKER: bool(true),
     // How long the outbox dispatcher waits for one handler with one event (PersistenceModule outbox.handlerTimeoutMs).

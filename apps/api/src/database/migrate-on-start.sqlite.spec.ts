@@ -72,12 +72,12 @@ describe('the host DataSource on an SQLite file', () => {
     expect(() => loadAppConfig({ DATABASE_SQLITE_SYNCHRONOUS: 'off' })).toThrow(/DATABASE_SQLITE_SYNCHRONOUS/);
   });
 
-  it("checkpoints the WAL after 4000 pages (DATABASE_SQLITE_WAL_AUTOCHECKPOINT), not SQLite's 1000", async () => {
+  it("checkpoints the WAL after SQLite's 1000 pages, or DATABASE_SQLITE_WAL_AUTOCHECKPOINT's", async () => {
     dataSource = await initializeHostDataSource(databaseOptions(loadAppConfig({ DATABASE_PATH: path })));
-    expect(await dataSource.query('PRAGMA wal_autocheckpoint')).toEqual([{ wal_autocheckpoint: 4000 }]);
-    await dataSource.destroy();
-    dataSource = await initializeHostDataSource(databaseOptions(loadAppConfig({ DATABASE_PATH: path, DATABASE_SQLITE_WAL_AUTOCHECKPOINT: '1000' })));
     expect(await dataSource.query('PRAGMA wal_autocheckpoint')).toEqual([{ wal_autocheckpoint: 1000 }]);
+    await dataSource.destroy();
+    dataSource = await initializeHostDataSource(databaseOptions(loadAppConfig({ DATABASE_PATH: path, DATABASE_SQLITE_WAL_AUTOCHECKPOINT: '4000' })));
+    expect(await dataSource.query('PRAGMA wal_autocheckpoint')).toEqual([{ wal_autocheckpoint: 4000 }]);
     for (const bad of ['0', '-1', '99', '1.5', 'many']) {
       expect(() => loadAppConfig({ DATABASE_SQLITE_WAL_AUTOCHECKPOINT: bad })).toThrow(/DATABASE_SQLITE_WAL_AUTOCHECKPOINT/);
     }

@@ -24,10 +24,10 @@ function withWalCheckpointer(dataSource: DataSource): DataSource {
   const options = dataSource.options;
   if (options.type !== 'better-sqlite3' || !options.enableWAL || !options.database || options.database === ':memory:') return dataSource;
   if (!(options as unknown as Record<string, unknown>)[SQLITE_WAL_WORKER]) return dataSource;
-  // The connection keeps its own auto-checkpoint (DATABASE_SQLITE_WAL_AUTOCHECKPOINT, 4000 pages by default): it
-  // then only copies the tail the worker has not, and restarts the WAL. Beside this worker, 4000 once doubled the time
+  // The connection keeps its own auto-checkpoint (DATABASE_SQLITE_WAL_AUTOCHECKPOINT, SQLite's 1000 pages by default):
+  // it then only copies the tail the worker has not, and restarts the WAL. Beside this worker, 4000 once doubled the time
   // in `run` of the host's profile against SQLite's 1000 (a2c23a0, before the audit's write worker existed); this
-  // option was measured at 1000 and has not been measured again at 4000: set 1000 with it until it is.
+  // option was measured at 1000 and has not been measured again at 4000.
   const checkpointer = SqliteWalCheckpointer.start({ file: options.database });
   const destroy = dataSource.destroy.bind(dataSource);
   dataSource.destroy = async () => {
