@@ -1,5 +1,5 @@
 import { Inject, Injectable, Logger, OnApplicationBootstrap, OnModuleDestroy } from '@nestjs/common';
-import { LOCK_KEYS, ScheduledJobs } from '@app/common';
+import { DEFAULT_JOB_TIME_ZONE, LOCK_KEYS, ScheduledJobs } from '@app/common';
 import { OAUTH_REFRESH_RESOLVED_OPTIONS } from './oauth-refresh.constants';
 import type { ResolvedOAuthRefreshOptions } from './oauth-refresh.options';
 import { OAuthRefreshService } from './oauth-refresh.service';
@@ -32,8 +32,8 @@ export class OAuthRefreshScheduler implements OnApplicationBootstrap, OnModuleDe
       lockedBy: 'work',
       run: () => this.service.refreshExpiringTokens(),
     });
-    // Worded as the other jobs' lines: the job's name, its cron and the zone it runs in (ScheduledJobs' default, UTC, when unset).
-    if (enabled) this.logger.log(`${jobName} scheduled (${cronTime} ${timeZone ?? 'UTC'})`);
+    // Worded as the other jobs' lines: the job's name, its cron and the zone it runs in (ScheduledJobs' default when unset).
+    if (enabled) this.logger.log(`${jobName} scheduled (${cronTime} ${timeZone ?? DEFAULT_JOB_TIME_ZONE})`);
   }
 
   onModuleDestroy(): void {

@@ -37,7 +37,7 @@ interface JobState {
 
 const REGISTERED_KEYS = new Set<string>(Object.values(LOCK_KEYS));
 /** Jobs without a time zone of their own: replicas on machines with different TZ settings fire together. */
-const DEFAULT_JOB_TIME_ZONE = 'UTC';
+export const DEFAULT_JOB_TIME_ZONE = 'UTC';
 
 /**
  * The one way a lib runs a cron job: named, cron + time zone from its options, switchable, under

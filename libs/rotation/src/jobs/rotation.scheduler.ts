@@ -1,5 +1,5 @@
 import { Inject, Injectable, Logger, OnApplicationBootstrap, OnModuleDestroy } from '@nestjs/common';
-import { LOCK_KEYS, ScheduledJobs } from '@app/common';
+import { DEFAULT_JOB_TIME_ZONE, LOCK_KEYS, ScheduledJobs } from '@app/common';
 import { ROTATION_RESOLVED_OPTIONS } from '../rotation.constants';
 import type { ResolvedRotationOptions } from '../rotation.options';
 import { ExpiryMonitorService } from './expiry-monitor.service';
@@ -43,7 +43,7 @@ export class RotationScheduler implements OnApplicationBootstrap, OnModuleDestro
       lockedBy: 'work',
       run: () => this.check.runOnce(),
     });
-    for (const j of [e, c]) if (j.enabled) this.logger.log(`${j.jobName} scheduled (${j.cronTime} ${j.timeZone ?? 'UTC'})`);
+    for (const j of [e, c]) if (j.enabled) this.logger.log(`${j.jobName} scheduled (${j.cronTime} ${j.timeZone ?? DEFAULT_JOB_TIME_ZONE})`);
   }
 
   onModuleDestroy(): void {
