@@ -9,7 +9,7 @@ import type { CommitOptions, CredentialMetadata, RevokeValueResult } from './cre
 import type { CredentialEntity } from './entities/credential.entity';
 import type { CredentialVersionEntity } from './entities/credential-version.entity';
 import { CredentialWriter } from './credential.writer';
-import { CredentialConflictError } from './errors/credential-errors';
+import { CredentialConflictError, CredentialRevokeIncompleteError } from './errors/credential-errors';
 import { cacheKey, ownerOf, toMetadata } from './internal/credential-view';
 import { assertChangeable, loadLive } from './internal/guards';
 import { CredentialRepository } from './persistence/credential.repository';
@@ -58,12 +58,12 @@ export class CredentialRevoker {
 
   private async revokeOnce(ctx: OperationContext, id: string, options: CommitOptions): Promise<RevokeValueResult> {
     const seen = new Set<string>();
-    let fencedAt: number | undefined; // the row_version of the last fence lost
     for (let pass = 1; ; pass++) {
       const row = await loadLive(this.rows, ctx.tenantId, id);
       if (pass > REVOKE_PASSES) {
-        // Writes kept committing: the vault may hold a disabled current value; calling again finishes the revoke.
-        throw new CredentialConflictError(id, fencedAt ?? row.rowVersion, row.rowVersion);
+        // Writes kept committing: revoked, but a version of one that committed may still be enabled (not a concurrency
+        // miss of the caller's: it set no precondition). Calling again finishes the revoke.
+        throw new CredentialRevokeIncompleteError(id);
       }
       // Not revoked (yet, or a write made it active since the last look): the status first, then look again.
       if (row.status !== CredentialStatus.REVOKED) {
@@ -86,7 +86,6 @@ export class CredentialRevoker {
         await this.evictEverywhere(ctx, id);
         return { metadata: toMetadata(fenced, this.clock.nowMs()), vaultVersions: seen.size };
       }
-      fencedAt = row.rowVersion;
     }
   }
 

@@ -34,6 +34,7 @@ export {
   CredentialRevokedError,
   CredentialExpiredError,
   CredentialWriteTooSlowError,
+  CredentialRevokeIncompleteError,
   AuditAnchorStoreError,
 } from './errors/credential-errors';
 export { CredentialEvents, type CredentialEvent, type CredentialEventName } from './events/credential-events';

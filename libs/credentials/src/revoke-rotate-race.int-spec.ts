@@ -11,7 +11,7 @@ import type { OperationContext } from '@app/common';
 import { KeyVaultProvider } from '@app/key-vault';
 import { KeyVaultEmulator } from '@app/keyvault-emulator';
 import { createTestDatabase, credentialsStackImports, DATABASE_KINDS, type TestDatabase } from '@app/testing';
-import { CredentialConflictError, CredentialRevokedError, CredentialsService, CredentialStatus, CredentialType, credentialSecretName } from './index';
+import { CredentialConflictError, CredentialRevokedError, CredentialRevokeIncompleteError, CredentialsService, CredentialStatus, CredentialType, credentialSecretName } from './index';
 import { VaultValueStore } from './stores/vault-value-store';
 
 jest.setTimeout(60_000);
@@ -208,7 +208,7 @@ describe.each(DATABASE_KINDS)('revoke racing a rotation on %s', (kind) => {
     expect((await a.getMetadata(ctx, id)).version).toBe(4);
   });
 
-  it('writes that keep committing during the revoke: CONFLICT after 10 passes, the credential stays revoked, revoking again completes', async () => {
+  it('writes that keep committing during the revoke: REVOKE_INCOMPLETE after 10 passes, the credential stays revoked, revoking again completes', async () => {
     const { id, name } = await store('never-fenced');
     // Every pass, between the revoke's look at the row and its fence, another replica commits a metadata change.
     let commits = 0;
@@ -218,8 +218,9 @@ describe.each(DATABASE_KINDS)('revoke racing a rotation on %s', (kind) => {
     });
     const outcome = (await settle(a.revoke(ctx, id))) as { error?: unknown };
     spy.mockRestore();
-    expect(outcome.error).toBeInstanceOf(CredentialConflictError);
-    expect(outcome.error).toMatchObject({ code: 2003, codeName: 'CONFLICT', credentialId: id });
+    expect(outcome.error).toBeInstanceOf(CredentialRevokeIncompleteError);
+    expect(outcome.error).toMatchObject({ code: 2013, codeName: 'REVOKE_INCOMPLETE', credentialId: id });
+    expect((outcome.error as Error).message).not.toContain(name);
     // Bounded: the status change, then nine fences lost (one write each), and no more.
     expect(commits).toBe(9);
     // Revoked all along: refused, and its value disabled at the vault.

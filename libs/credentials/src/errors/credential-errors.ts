@@ -27,6 +27,11 @@ export enum CredentialErrorCode {
   AUDIT_ANCHOR_UNUSABLE = 2011,
   /** The write took longer than its deadline between its value write and its commit: nothing committed, its value discarded. Retry. */
   WRITE_TOO_SLOW = 2012,
+  /**
+   * A revoke that did not finish: the credential is revoked (its value is not served), but writes of it kept committing
+   * while its Key Vault versions were being disabled, so some may still be enabled. Revoke it again to finish.
+   */
+  REVOKE_INCOMPLETE = 2013,
 }
 
 /** HTTP status of each code, composed by the host; a new code does not compile without one. */
@@ -43,6 +48,7 @@ export const CREDENTIAL_ERROR_HTTP_STATUS: Record<CredentialErrorCode, HttpStatu
   [CredentialErrorCode.EXPIRED]: HttpStatus.CONFLICT, // not served unless the caller opts in (allowExpired)
   [CredentialErrorCode.AUDIT_ANCHOR_UNUSABLE]: HttpStatus.INTERNAL_SERVER_ERROR, // our anchor is broken; verify answers it as AUDIT_ANCHOR_DAMAGED
   [CredentialErrorCode.WRITE_TOO_SLOW]: HttpStatus.SERVICE_UNAVAILABLE, // transient (a stalled database): retry
+  [CredentialErrorCode.REVOKE_INCOMPLETE]: HttpStatus.CONFLICT, // revoked, vault versions not all disabled: revoke again
 };
 
 export abstract class CredentialError extends CredentialVaultError {
@@ -187,5 +193,24 @@ export class CredentialWriteTooSlowError extends CredentialError {
     readonly deadlineMs: number,
   ) {
     super(`The write of credential ${credentialId} reached its commit ${elapsedMs} ms after its value write (deadline ${deadlineMs} ms): nothing was committed; retry`);
+  }
+}
+
+/**
+ * A revoke that looked at the credential `REVOKE_PASSES` times and found a write committed each time (not an
+ * optimistic-concurrency miss: the caller set no precondition). The credential is revoked, so its value is not served;
+ * the Key Vault versions of a write that committed meanwhile may not all be disabled yet. Calling revoke again finishes
+ * it. The message names the credential only: never a value, a vault secret name or a version.
+ */
+export class CredentialRevokeIncompleteError extends CredentialError {
+  readonly code = CredentialErrorCode.REVOKE_INCOMPLETE;
+  readonly codeName = 'REVOKE_INCOMPLETE';
+  // Not the caller's mistake, and another call finishes it.
+  readonly severity = ErrorSeverity.TRANSIENT;
+  constructor(readonly credentialId: string) {
+    super(
+      `Credential ${credentialId} is revoked (its value is not served), but the revoke did not finish: writes of it kept ` +
+        'committing while its Key Vault versions were being disabled, so some may still be enabled. Revoke it again to finish',
+    );
   }
 }

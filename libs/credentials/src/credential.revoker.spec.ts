@@ -1,0 +1,128 @@
+import { Test } from '@nestjs/testing';
+import { AuditAction } from '@app/audit';
+import { ManualClock, type OperationContext } from '@app/common';
+import { KeyVaultProvider, type SecretProperties } from '@app/key-vault';
+import { CredentialCache } from './cache/credential-cache';
+import { CredentialStatus } from './credential-type';
+import { CredentialRevoker } from './credential.revoker';
+import { CredentialWriter } from './credential.writer';
+import { CREDENTIALS_CLOCK } from './credentials.constants';
+import type { CredentialEntity } from './entities/credential.entity';
+import { CREDENTIAL_ERROR_HTTP_STATUS, CredentialConflictError, CredentialErrorCode, CredentialRevokeIncompleteError } from './errors/credential-errors';
+import { CredentialRepository } from './persistence/credential.repository';
+import { CredentialVersionRepository } from './persistence/credential-version.repository';
+import { CREDENTIAL_TAG, VaultValueStore } from './stores/vault-value-store';
+import { credentialRow } from '../test/repository-fixtures';
+
+const ID = '0b9f6a52-3c1e-4d8a-9f2b-6e4c1a7d2b10';
+const SECRET_NAME = 'cv-acme-github-prod-api-key-g0';
+const VALUE = 'sk_live_never-in-an-error';
+const ctx: OperationContext = { tenantId: 'acme', actor: { id: 'user:responder' } };
+
+/**
+ * The revoke's own loop, over fakes: the row (compare-and-set on rowVersion), the writer's status change and audit
+ * wrapper, the vault listing. Races on real databases: revoke-rotate-race.int-spec.ts.
+ */
+describe('CredentialRevoker.revoke', () => {
+  let row: CredentialEntity;
+  let revoker: CredentialRevoker;
+  /** Another replica's write that commits while the revoke lists the vault (once per pass while `racing`). */
+  let racing: boolean;
+  let loads: number;
+  let disabled: string[];
+  let auditedFailures: { action: string; error: unknown }[];
+
+  beforeEach(async () => {
+    const now = new Date('2026-12-01T00:00:00Z');
+    row = credentialRow('acme', { id: ID, connectionId: 'prod' });
+    racing = false;
+    loads = 0;
+    disabled = [];
+    auditedFailures = [];
+    const rows: Partial<CredentialRepository> = {
+      findById: async () => {
+        loads++;
+        return { ...row };
+      },
+      compareAndSet: async (before, after) => {
+        if (before.rowVersion !== row.rowVersion) return false;
+        row = { ...after };
+        return true;
+      },
+    };
+    const writer: Partial<CredentialWriter> = {
+      audited: async <T>(action: string, _ctx: OperationContext, _id: string, work: (started: number) => Promise<T>) => {
+        try {
+          return await work(0);
+        } catch (e) {
+          auditedFailures.push({ action, error: e });
+          throw e;
+        }
+      },
+      updateMetadata: async (_ctx, _id, input) => {
+        row = { ...row, status: input.status as CredentialStatus, rowVersion: row.rowVersion + 1 };
+        return {} as never;
+      },
+    };
+    const version = (v: string): SecretProperties => ({ name: SECRET_NAME, version: v, enabled: true, tags: { [CREDENTIAL_TAG]: ID } }) as unknown as SecretProperties;
+    const vaultStore: Partial<VaultValueStore> = {
+      secretNamesOf: () => [SECRET_NAME],
+      enabledVersions: async () => {
+        // A write of the credential commits between the revoke's look at the row and its fence.
+        if (racing) row = { ...row, rowVersion: row.rowVersion + 1 };
+        return [version(`v${row.rowVersion}`)];
+      },
+      disable: async (_name, versions) => {
+        disabled.push(...versions.map((v) => v.version));
+      },
+    };
+    const cache: Partial<CredentialCache> = { evictEverywhere: async () => undefined, invalidate: () => undefined };
+    const module = await Test.createTestingModule({
+      providers: [
+        CredentialRevoker,
+        { provide: CredentialWriter, useValue: writer },
+        { provide: CredentialRepository, useValue: rows },
+        { provide: CredentialVersionRepository, useValue: { list: async () => [] } },
+        { provide: KeyVaultProvider, useValue: { updateSecretProperties: async () => undefined } },
+        { provide: VaultValueStore, useValue: vaultStore },
+        { provide: CredentialCache, useValue: cache },
+        { provide: CREDENTIALS_CLOCK, useValue: new ManualClock(now) },
+      ],
+    }).compile();
+    revoker = module.get(CredentialRevoker);
+  });
+
+  it('fences once nothing commits meanwhile: revoked, its vault versions disabled', async () => {
+    const result = await revoker.revoke(ctx, ID);
+    expect(result).toMatchObject({ metadata: { status: CredentialStatus.REVOKED, rowVersion: 3 }, vaultVersions: 1 });
+    expect(disabled).toEqual(['v2']);
+    expect(auditedFailures).toEqual([]);
+  });
+
+  it('writes committing on every pass: REVOKE_INCOMPLETE (409, revoke again), not a concurrency miss; the credential stays revoked', async () => {
+    racing = true;
+    const error = await revoker.revoke(ctx, ID).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    // Its own code, not CONFLICT's "expected row version N": the caller set no precondition.
+    expect(error).toBeInstanceOf(CredentialRevokeIncompleteError);
+    expect(error).not.toBeInstanceOf(CredentialConflictError);
+    expect(error).toMatchObject({ code: 2013, codeName: 'REVOKE_INCOMPLETE', credentialId: ID, retryable: true });
+    const message = (error as Error).message;
+    expect(message).toMatch(/is revoked/);
+    expect(message).toMatch(/Revoke it again to finish/);
+    expect(message).not.toMatch(/expected|row version/i);
+    // Never a value, a vault secret name or a version in it.
+    for (const leak of [VALUE, SECRET_NAME, ...disabled]) expect(message).not.toContain(leak);
+    expect(JSON.stringify((error as CredentialRevokeIncompleteError).toJSON())).not.toContain(SECRET_NAME);
+    expect(CREDENTIAL_ERROR_HTTP_STATUS[CredentialErrorCode.REVOKE_INCOMPLETE]).toBe(409);
+    // Bounded: ten looks at the row (the status change, nine fences lost), the eleventh load gives up.
+    expect(loads).toBe(11);
+    expect(auditedFailures).toEqual([{ action: AuditAction.REVOKE, error }]);
+    // Revoked all along; once the writes stop, calling again finishes it.
+    expect(row.status).toBe(CredentialStatus.REVOKED);
+    racing = false;
+    await expect(revoker.revoke(ctx, ID)).resolves.toMatchObject({ metadata: { status: CredentialStatus.REVOKED } });
+  });
+});
