@@ -1,4 +1,8 @@
 import { randomBytes } from 'node:crypto';
+import { getDataSourceToken } from '@nestjs/typeorm';
+import type { DataSource } from 'typeorm';
+import { AuditService } from '@app/audit';
+import { KeyVaultProvider } from '@app/key-vault';
 import { ExpiryMonitorService } from '@app/rotation';
 import { DATABASE_KINDS } from '@app/testing';
 import { generateApiKey } from '../apps/api/src/auth/api-keys';
@@ -11,6 +15,7 @@ describe.each(DATABASE_KINDS)('rotation HTTP API on %s', (kind) => {
   const writer = generateApiKey('acme-writer', 'acme', ['credentials:read', 'credentials:read-value', 'credentials:write']);
   const rotator = generateApiKey('acme-rotator', 'acme', ['rotation:read', 'rotation:write']);
   const responder = generateApiKey('acme-responder', 'acme', ['credentials:revoke']);
+  const patcher = generateApiKey('acme-patcher', 'acme', ['credentials:read', 'credentials:write', 'credentials:revoke']);
   const other = generateApiKey('globex', 'globex', ['admin']);
   const values: string[] = [];
 
@@ -37,7 +42,7 @@ describe.each(DATABASE_KINDS)('rotation HTTP API on %s', (kind) => {
 
   beforeAll(async () => {
     host = await startTestHost(kind, {
-      AUTH_API_KEYS: JSON.stringify([writer.entry, rotator.entry, responder.entry, other.entry]),
+      AUTH_API_KEYS: JSON.stringify([writer.entry, rotator.entry, responder.entry, patcher.entry, other.entry]),
       ...ROTATION_JOBS_OFF,
       LOG_LEVEL: 'debug',
     });
@@ -127,6 +132,72 @@ describe.each(DATABASE_KINDS)('rotation HTTP API on %s', (kind) => {
     expect(un.body.status).toBe('active');
     expect((await call(writer.key, 'GET', `/v1/credentials/${cred.id}/value`)).body.value).toBe(value);
     expect((await call(responder.key, 'POST', `/v1/rotation/credentials/${cred.id}/unrevoke`, { reason: 'again' })).status).toBe(409);
+  });
+
+  /** What a revoke of `id` left: its vault versions' enabled flags, its revoke audit rows, history rows and events, a read. */
+  const revokeTrail = async (id: string) => {
+    const kv = host.app.get(KeyVaultProvider);
+    const vault: boolean[] = [];
+    for await (const s of kv.listAllSecrets()) {
+      for await (const v of kv.listAllSecretVersions(s.name)) if (v.tags['cv-credential'] === id) vault.push(v.enabled);
+    }
+    const audit = host.app.get(AuditService);
+    await audit.flush();
+    const audited = (await audit.query({ tenantId: 'acme', resource: id, action: ['revoke'] })).items.map((r) => ({ result: r.result, details: r.details }));
+    const history = (await call(rotator.key, 'GET', `/v1/rotation/credentials/${id}/history`)).body.items.map((h: Record<string, unknown>) => ({
+      action: h.action,
+      method: h.method,
+      reason: h.reason,
+      severity: h.severity,
+    }));
+    const outbox: { name: string; payload: string }[] = await host.app.get<DataSource>(getDataSourceToken()).query('SELECT name, payload FROM cv_outbox ORDER BY created_at');
+    const events = outbox
+      .map((e) => ({ name: e.name, payload: JSON.parse(e.payload) as Record<string, unknown> }))
+      .filter((e) => e.payload.credentialId === id && e.name === 'credential.revoked')
+      .map((e) => ({ name: e.name, reason: e.payload.reason, severity: e.payload.severity }));
+    const read = (await call(writer.key, 'GET', `/v1/credentials/${id}/value`)).body.codeName;
+    return { vault: vault.sort(), audited, history, events, read };
+  };
+
+  it('PATCH /v1/credentials/{id} to status revoked is the revoke route\'s revoke: reason, severity, audit, event, history, vault versions', async () => {
+    const reason = 'pasted in a build log';
+    const viaRoute = await store('api_key', { valueStore: 'vault' });
+    const viaPatch = await store('api_key', { valueStore: 'vault' });
+    for (const c of [viaRoute, viaPatch]) expect((await call(writer.key, 'POST', `/v1/credentials/${c.id}/rotate`, { value: secret() })).status).toBe(200);
+    const routed = await call(responder.key, 'POST', '/v1/rotation/revoke', { credentialId: viaRoute.id, reason, severity: 'high' });
+    expect(routed.body).toMatchObject({ revoked: [viaRoute.id], vaultVersionsDisabled: 2 });
+    const patched = await call(patcher.key, 'PATCH', `/v1/credentials/${viaPatch.id}`, { status: 'revoked', reason, severity: 'high' });
+    expect({ status: patched.status, id: patched.body.id, credentialStatus: patched.body.status }).toEqual({ status: 200, id: viaPatch.id, credentialStatus: 'revoked' });
+    const expected = {
+      vault: [false, false],
+      audited: [{ result: 'success', details: expect.objectContaining({ reason, severity: 'high', critical: true }) }],
+      history: [{ action: 'revoke', method: 'revoke', reason, severity: 'high' }],
+      events: [{ name: 'credential.revoked', reason, severity: 'high' }],
+      read: 'REVOKED',
+    };
+    expect(await revokeTrail(viaRoute.id)).toEqual(expected);
+    expect(await revokeTrail(viaPatch.id)).toEqual(expected);
+
+    // Without a reason: the route's default severity, and a reason that says where the revoke came from.
+    const bare = await store('api_key', { valueStore: 'vault' });
+    expect((await call(patcher.key, 'PATCH', `/v1/credentials/${bare.id}`, { status: 'revoked', expectedVersion: bare.rowVersion })).status).toBe(200);
+    expect(await revokeTrail(bare.id)).toMatchObject({ vault: [false], audited: [{ details: { reason: expect.stringMatching(/PATCH/), severity: 'critical' } }] });
+
+    // Refused before anything is written: a stale expectedVersion (409), a revoke mixed with other changes, a reason
+    // without a revoke (400).
+    const untouched = await store('api_key', { valueStore: 'vault' });
+    for (const [body, status, code] of [
+      [{ status: 'revoked', reason, expectedVersion: untouched.rowVersion + 1 }, 409, 'CONFLICT'],
+      [{ status: 'revoked', reason, tags: { env: 'x' } }, 400, 'VALIDATION'],
+      [{ tags: { env: 'x' }, reason }, 400, 'VALIDATION'],
+      [{ status: 'needs_reauth', severity: 'low' }, 400, 'VALIDATION'],
+    ] as const) {
+      const r = await call(patcher.key, 'PATCH', `/v1/credentials/${untouched.id}`, body);
+      expect({ status: r.status, code: r.body.codeName }).toEqual({ status, code });
+    }
+    expect(await call(patcher.key, 'GET', `/v1/credentials/${untouched.id}`)).toMatchObject({ body: { status: 'active', rowVersion: untouched.rowVersion, tags: {} } });
+    // The stale one is audited as a refused revoke, as a stale rotate is; the others were refused for their shape.
+    expect(await revokeTrail(untouched.id)).toEqual({ vault: [true], audited: [{ result: 'failure', details: expect.objectContaining({ reason }) }], history: [], events: [], read: undefined });
   });
 
   it('lists upcoming expiries and due rotations', async () => {

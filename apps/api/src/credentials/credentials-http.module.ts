@@ -6,6 +6,7 @@ import { AuditController } from '../audit/audit.controller';
 import { APP_CONFIG, AppConfig } from '../config/app.config';
 import { HostMetrics } from '../metrics/host-metrics';
 import { HostRedis } from '../redis/host-redis';
+import { RotationHttpModule } from '../rotation/rotation-http.module';
 import { ConnectionsController, CredentialsController } from './credentials.controller';
 
 /** The credentials and audit libs configured from the host's config, and their HTTP surface. */
@@ -23,6 +24,8 @@ import { ConnectionsController, CredentialsController } from './credentials.cont
       }),
     }),
     AuditAnchorModule,
+    // Its RevocationService: a PATCH to status revoked runs the revoke route's revoke.
+    RotationHttpModule,
     CredentialsModule.forRootAsync({
       isGlobal: true,
       inject: [APP_CONFIG, HostRedis],

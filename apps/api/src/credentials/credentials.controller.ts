@@ -2,7 +2,8 @@ import { Controller, Delete, Get, Header, HttpCode, Patch, Post } from '@nestjs/
 import { RouteSchema } from '@nestjs/platform-fastify';
 import { ApiBearerAuth, ApiCreatedResponse, ApiNoContentResponse, ApiOkResponse, ApiOperation, ApiParam, ApiSecurity, ApiTags } from '@nestjs/swagger';
 import type { OperationContext } from '@app/common';
-import { CredentialsService, CredentialStatus } from '@app/credentials';
+import { CredentialRevokeIncompleteError, CredentialsService, CredentialStatus, CredentialValidationError, type CredentialMetadata } from '@app/credentials';
+import { RevocationService } from '@app/rotation';
 import { RequireScopes, RequireScopesWhenBody } from '../auth/auth.decorators';
 import { OpContext } from '../auth/operation-context.decorator';
 import { Scope } from '../auth/scopes';
@@ -26,6 +27,9 @@ import {
 
 const Id = () => CredentialIdParam();
 
+/** The reason a PATCH to `status: revoked` records when its body gives none (the revoke route requires one). */
+export const PATCH_REVOKE_REASON = 'status set to revoked through PATCH /v1/credentials/{id} (no reason given)';
+
 /**
  * Tenant-scoped credentials API. Thin: the tenant comes from the authenticated principal and every
  * rule lives in CredentialsService. Value-returning routes need their own scope and are never cached.
@@ -35,7 +39,10 @@ const Id = () => CredentialIdParam();
 @ApiSecurity('api-key')
 @Controller('v1/credentials')
 export class CredentialsController {
-  constructor(private readonly credentials: CredentialsService) {}
+  constructor(
+    private readonly credentials: CredentialsService,
+    private readonly revocation: RevocationService,
+  ) {}
 
   @Post()
   @RequireScopes(Scope.CREDENTIALS_WRITE)
@@ -128,11 +135,28 @@ export class CredentialsController {
   @RequireScopesWhenBody('status', CredentialStatus.REVOKED, Scope.CREDENTIALS_REVOKE)
   @ApiOperation({
     summary: 'Update tags, expiry or status (compare-and-set with expectedVersion)',
-    description: 'Setting `status: revoked` also needs credentials:revoke (403 without it, nothing changed), as the revoke route does.',
+    description:
+      'Setting `status: revoked` is the revoke of `POST /v1/rotation/revoke` for this credential (Key Vault versions disabled, ' +
+      'audited as critical with `reason` and `severity`, `credential.revoked` event, history row); it also needs credentials:revoke ' +
+      '(403 without it, nothing changed), and goes alone (400 with tags or expiresAt). 409 `REVOKE_INCOMPLETE`: revoked, but ' +
+      'some Key Vault versions may still be enabled; send it again to finish.',
   })
   @ApiOkResponse({ description: 'the metadata after the change', schema: bodyOf('CredentialMetadata') })
-  update(@OpContext() ctx: OperationContext, @Id() id: string, @Body() dto: UpdateCredentialDto) {
-    return this.credentials.updateMetadata(ctx, id, dto);
+  async update(@OpContext() ctx: OperationContext, @Id() id: string, @Body() dto: UpdateCredentialDto): Promise<CredentialMetadata> {
+    const { reason, severity, ...change } = dto;
+    if (change.status !== CredentialStatus.REVOKED) {
+      if (reason !== undefined || severity !== undefined) throw new CredentialValidationError('reason and severity go with status: revoked only; nothing was changed', 'reason');
+      return this.credentials.updateMetadata(ctx, id, change);
+    }
+    // The emergency revoke, exactly as POST /v1/rotation/revoke makes it: not a bare status change, which would leave
+    // the Key Vault versions enabled, and write no revoke audit row, event or history row.
+    if (change.tags !== undefined || change.expiresAt !== undefined) {
+      throw new CredentialValidationError('status: revoked is a revoke: send it without tags or expiresAt (change those in another request); nothing was changed', 'status');
+    }
+    const result = await this.revocation.revoke(ctx, { credentialId: id }, { reason: reason ?? PATCH_REVOKE_REASON, severity, expectedVersion: change.expectedVersion });
+    // Revoked, but some vault versions may still be enabled: the revoke route lists it in vaultFailures; here, a 409 to retry.
+    if (result.vaultFailures.includes(id)) throw new CredentialRevokeIncompleteError(id, 'vault-failed');
+    return this.credentials.getMetadata(ctx, id);
   }
 
   @Post(':id/rotate')

@@ -1,6 +1,7 @@
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
 import { ArrayMaxSize, ArrayMinSize, IsArray, IsEnum, IsIn, IsOptional, IsString, IsUUID, Matches, MaxLength, MinLength, ValidateIf } from 'class-validator';
 import { CredentialStatus, CredentialType, IDENTIFIER_PATTERN, MAX_TAGS, NEW_IDENTIFIER_PATTERN, ValueStoreKind } from '@app/credentials';
+import { REVOKE_SEVERITIES, type RevokeSeverity } from '@app/rotation';
 import { ID_MESSAGE } from '../http/connection-params.dto';
 import { BodyInt, IsDateTime, IsJsonObject, LowerCaseUuid, QueryBoolean, QueryInt } from '../http/strict-input';
 
@@ -103,10 +104,26 @@ export class UpdateCredentialDto extends ExpectedVersionDto {
   @IsDateTime({ nullable: true })
   expiresAt?: Date | null;
 
-  @ApiPropertyOptional({ enum: SETTABLE_STATUSES })
+  @ApiPropertyOptional({
+    enum: SETTABLE_STATUSES,
+    description:
+      '`revoked` is the emergency revoke of `POST /v1/rotation/revoke` (Key Vault versions disabled, audited as critical, `credential.revoked` event, history): send it alone, with `reason`, `severity` and `expectedVersion` if you like',
+  })
   @IsOptional()
   @IsIn(SETTABLE_STATUSES)
   status?: CredentialStatus.ACTIVE | CredentialStatus.EXPIRED | CredentialStatus.NEEDS_REAUTH | CredentialStatus.REVOKED;
+
+  @ApiPropertyOptional({ maxLength: 500, description: 'Only with `status: revoked`: why (audited, in the event and the history). Default: says it came through this route' })
+  @IsOptional()
+  @IsString()
+  @MinLength(1)
+  @MaxLength(500)
+  reason?: string;
+
+  @ApiPropertyOptional({ enum: REVOKE_SEVERITIES, default: 'critical', description: 'Only with `status: revoked`' })
+  @IsOptional()
+  @IsIn(REVOKE_SEVERITIES as string[], { message: `severity must be one of: ${REVOKE_SEVERITIES.join(', ')}` })
+  severity?: RevokeSeverity;
 }
 
 /** `…?includeInternal=true`: the lists of a tenant's credentials show the libs' internal ones too. */

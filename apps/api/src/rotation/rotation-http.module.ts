@@ -29,5 +29,7 @@ export function rotationModuleOptions(c: AppConfig): RotationModuleOptions {
   ],
   controllers: [RotationController, NotificationSettingsController, WebhookSecretsController],
   providers: [RotationMetrics],
+  // RevocationService for the credentials routes (a PATCH to status revoked is a revoke).
+  exports: [RotationModule],
 })
 export class RotationHttpModule {}

@@ -207,10 +207,18 @@ export class CredentialRevokeIncompleteError extends CredentialError {
   readonly codeName = 'REVOKE_INCOMPLETE';
   // Not the caller's mistake, and another call finishes it.
   readonly severity = ErrorSeverity.TRANSIENT;
-  constructor(readonly credentialId: string) {
+  /** `why`: writes of it kept committing (the lib's revoke), or the vault failed while disabling (a host that revoked and caught it). */
+  constructor(
+    readonly credentialId: string,
+    readonly why: 'writes-kept-committing' | 'vault-failed' = 'writes-kept-committing',
+  ) {
     super(
-      `Credential ${credentialId} is revoked (its value is not served), but the revoke did not finish: writes of it kept ` +
-        'committing while its Key Vault versions were being disabled, so some may still be enabled. Revoke it again to finish',
+      `Credential ${credentialId} is revoked (its value is not served), but the revoke did not finish: ` +
+        (why === 'vault-failed' ? 'the vault failed while its Key Vault versions were being disabled' : 'writes of it kept committing while its Key Vault versions were being disabled') +
+        ', so some may still be enabled. Revoke it again to finish',
     );
+  }
+  override toJSON(): Record<string, unknown> {
+    return { ...super.toJSON(), why: this.why };
   }
 }

@@ -1,7 +1,7 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import { AuditAction, AuditResult, AuditService } from '@app/audit';
 import { Clock, DistributedLock, Outbox, TransactionRunner, prefixedLockKey, type OperationContext } from '@app/common';
-import { CredentialNotFoundError, CredentialsService, CredentialStatus, type CredentialMetadata } from '@app/credentials';
+import { CredentialConflictError, CredentialNotFoundError, CredentialsService, CredentialStatus, type CredentialMetadata } from '@app/credentials';
 import { CredentialNotRevokedError, NothingToRevokeError, RotationValidationError } from '../errors/rotation.errors';
 import { auditRefusal } from '../internal/audit-failure';
 import { assertContext, assertCredentialId, assertIdentifier, assertReason } from '../internal/validation';
@@ -21,6 +21,12 @@ export interface RevokeOptions {
   reason: string;
   /** @default 'critical' */
   severity?: RevokeSeverity;
+  /**
+   * Compare-and-set, with a `{ credentialId }` target only (`VALIDATION` otherwise): the credential's `rowVersion` the
+   * caller last read. Another one (it changed since, or was revoked meanwhile) is `CONFLICT` (2003), audited as a
+   * refused revoke, nothing changed. The host's `PATCH /v1/credentials/{id}` to `status: revoked` passes its own.
+   */
+  expectedVersion?: number;
 }
 
 export interface RevokeResult {
@@ -72,13 +78,20 @@ export class RevocationService {
     const reason = assertReason(options?.reason, true)!;
     const severity = options.severity ?? 'critical';
     if (!REVOKE_SEVERITIES.includes(severity)) throw new RotationValidationError(`severity must be one of ${REVOKE_SEVERITIES.join(', ')}`, 'severity');
+    const { expectedVersion } = options;
+    if (expectedVersion !== undefined) {
+      if (!Number.isSafeInteger(expectedVersion) || expectedVersion < 1) throw new RotationValidationError('expectedVersion must be a positive integer', 'expectedVersion');
+      if (!(target && 'credentialId' in target)) throw new RotationValidationError('expectedVersion needs a { credentialId } target', 'expectedVersion');
+    }
     // Looked up before any lock (keyed by the id alone): another tenant's guessed id never waits on, nor holds, one.
     const targets = await this.resolve(ctx, target);
     // A credential of a listed target deleted before its turn is not the caller's refused request: it is gone.
     const listed = !('credentialId' in target);
     const result: RevokeResult = { revoked: [], vaultVersionsDisabled: 0, vaultFailures: [], gone: [] };
     for (const meta of targets) {
-      await this.lock.run(prefixedLockKey('credentialRotation', meta.id), () => this.revokeOne(ctx, meta, reason, severity, result, listed), { timeoutMs: REVOKE_LOCK_TIMEOUT_MS });
+      await this.lock.run(prefixedLockKey('credentialRotation', meta.id), () => this.revokeOne(ctx, meta, { reason, severity, expectedVersion }, result, listed), {
+        timeoutMs: REVOKE_LOCK_TIMEOUT_MS,
+      });
     }
     const gone = result.gone.length ? `, ${result.gone.length} deleted meanwhile` : '';
     this.logger.warn(`revoked ${result.revoked.length} credential(s) of tenant ${ctx.tenantId} (severity ${severity})${gone}`);
@@ -144,7 +157,13 @@ export class RevocationService {
    * `listed`: `meta` came from listing a connection, integration or tenant; one deleted since is `gone`, unaudited.
    * A `{ credentialId }` deleted while this waited on the lock is NOT_FOUND, audited as the caller's refused revoke.
    */
-  private async revokeOne(ctx: OperationContext, meta: CredentialMetadata, reason: string, severity: RevokeSeverity, out: RevokeResult, listed: boolean): Promise<void> {
+  private async revokeOne(
+    ctx: OperationContext,
+    meta: CredentialMetadata,
+    { reason, severity, expectedVersion }: Required<Omit<RevokeOptions, 'expectedVersion'>> & Pick<RevokeOptions, 'expectedVersion'>,
+    out: RevokeResult,
+    listed: boolean,
+  ): Promise<void> {
     const gone = (e: unknown) => listed && e instanceof CredentialNotFoundError && (out.gone.push(meta.id), true);
     let current: CredentialMetadata;
     try {
@@ -153,10 +172,17 @@ export class RevocationService {
       if (gone(e)) return;
       throw e;
     }
+    // The caller's compare-and-set, before anything is written (also when it was revoked meanwhile: not what it read).
+    if (expectedVersion !== undefined && expectedVersion !== current.rowVersion) {
+      const stale = new CredentialConflictError(meta.id, expectedVersion, current.rowVersion);
+      await auditRefusal(this.audit, this.logger, { action: AuditAction.REVOKE, ctx, credentialId: meta.id, error: stale, details: { reason, severity, critical: true, version: current.version } });
+      throw stale;
+    }
     if (current.status !== CredentialStatus.REVOKED) {
       try {
         await this.runner.run(async () => {
-          await this.credentials.updateMetadata(ctx, meta.id, { status: CredentialStatus.REVOKED });
+          // expectedVersion: a write outside the rotation lock (the credentials route) since the look above is a CONFLICT too.
+          await this.credentials.updateMetadata(ctx, meta.id, { status: CredentialStatus.REVOKED, expectedVersion });
           await this.recordRevoke(ctx, current, reason, severity);
         });
       } catch (e) {
