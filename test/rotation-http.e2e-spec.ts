@@ -6,6 +6,7 @@ import { KeyVaultProvider } from '@app/key-vault';
 import { ExpiryMonitorService } from '@app/rotation';
 import { DATABASE_KINDS } from '@app/testing';
 import { generateApiKey } from '../apps/api/src/auth/api-keys';
+import { EmbeddedVault } from '../apps/api/src/vault/embedded-vault';
 import { startTestHost, TestHost, ROTATION_JOBS_OFF } from './support/host';
 
 /** The tenant-scoped rotation API through real HTTP, a real database and the local vault. */
@@ -198,6 +199,27 @@ describe.each(DATABASE_KINDS)('rotation HTTP API on %s', (kind) => {
     expect(await call(patcher.key, 'GET', `/v1/credentials/${untouched.id}`)).toMatchObject({ body: { status: 'active', rowVersion: untouched.rowVersion, tags: {} } });
     // The stale one is audited as a refused revoke, as a stale rotate is; the others were refused for their shape.
     expect(await revokeTrail(untouched.id)).toEqual({ vault: [true], audited: [{ result: 'failure', details: expect.objectContaining({ reason }) }], history: [], events: [], read: undefined });
+  });
+
+  it('a PATCH to revoked whose vault versions cannot all be disabled: 409 REVOKE_INCOMPLETE, revoked all the same; sent again, it finishes', async () => {
+    const vault = host.app.get(EmbeddedVault).emulator!;
+    const cred = await store('api_key', { valueStore: 'vault' });
+    vault.deny({ operations: ['updateSecret'] });
+    let refused: Awaited<ReturnType<typeof call>>;
+    try {
+      refused = await call(patcher.key, 'PATCH', `/v1/credentials/${cred.id}`, { status: 'revoked', reason: 'leaked' });
+    } finally {
+      vault.clearDenials();
+    }
+    expect(refused).toMatchObject({ status: 409, body: { code: 2013, codeName: 'REVOKE_INCOMPLETE' } });
+    expect(refused.body.message).toMatch(/is revoked .*Revoke it again to finish/);
+    expect(refused.body.message).not.toMatch(/cv-|acme|github/); // no vault secret name (it carries the tenant and ids)
+    // Revoked (reads refused, the revoke recorded, the vault failure audited) with its vault version still enabled.
+    const half = await revokeTrail(cred.id);
+    expect({ vault: half.vault, read: half.read, audited: half.audited.map((r) => r.result).sort() }).toEqual({ vault: [true], read: 'REVOKED', audited: ['failure', 'success'] });
+    // Sent again, it finishes: no second revoke row, its vault version disabled.
+    expect(await call(patcher.key, 'PATCH', `/v1/credentials/${cred.id}`, { status: 'revoked', reason: 'leaked' })).toMatchObject({ status: 200, body: { status: 'revoked' } });
+    expect(await revokeTrail(cred.id)).toMatchObject({ vault: [false], audited: half.audited });
   });
 
   it('lists upcoming expiries and due rotations', async () => {
