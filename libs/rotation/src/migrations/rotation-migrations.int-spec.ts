@@ -1,9 +1,12 @@
 import type { DataSource } from 'typeorm';
+import { CREDENTIALS_ENTITIES, CREDENTIALS_MIGRATIONS } from '@app/credentials';
 import { DATABASE_KINDS, useMigrationDatabase } from '@app/testing';
 import { ROTATION_ENTITIES, ROTATION_MIGRATIONS } from '../rotation.schema';
-import { RotationHistoryOneRowPerRotation1940000000000 } from './index';
+import { RevokedVersionsBeforeRevokedAt1950000000000, RotationHistoryOneRowPerRotation1940000000000 } from './index';
 
-const before = ROTATION_MIGRATIONS.filter((m) => m !== RotationHistoryOneRowPerRotation1940000000000);
+// 1950 marks credential versions: it needs the Credentials lib's tables, which the 1940 case below does not create.
+const through1940 = ROTATION_MIGRATIONS.filter((m) => m !== RevokedVersionsBeforeRevokedAt1950000000000);
+const before = through1940.filter((m) => m !== RotationHistoryOneRowPerRotation1940000000000);
 
 // One history row per rotation, as an operator upgrading meets it: a table holding the duplicates two replicas
 // recorded for one rotation keeps the earliest of each, every revoke row stays, and it is undone cleanly.
@@ -38,7 +41,7 @@ describe.each(DATABASE_KINDS)('RotationHistoryOneRowPerRotation on %s', (kind) =
     }
     await old.destroy();
 
-    const after = await bed.migrate(ROTATION_ENTITIES, ROTATION_MIGRATIONS);
+    const after = await bed.migrate(ROTATION_ENTITIES, through1940);
     expect(await rows(after)).toEqual([
       ['r2-first', 'cred', 'rotate', 2, 'replica-a'],
       ['a3-tie', 'cred', 'rotate', 3, 'u'],
@@ -55,5 +58,64 @@ describe.each(DATABASE_KINDS)('RotationHistoryOneRowPerRotation on %s', (kind) =
     await after.undoLastMigration();
     await after.query(row('r2-third', CRED, 'rotate', 2, 5000));
     expect((await rows(after)).filter((r) => r[2] === 'rotate' && r[3] === 2)).toHaveLength(3);
+  });
+});
+
+// Versions a revoke withdrew before versions carried the mark (1880), as an operator upgrading meets them: a credential
+// revoked, then rotated under an older version, is active, and 1880 (which marked the credentials revoked at the upgrade)
+// left its leaked version readable by version and as a rollback target. The history's revokes and un-revokes are replayed.
+describe.each(DATABASE_KINDS)('RevokedVersionsBeforeRevokedAt on %s', (kind) => {
+  const bed = useMigrationDatabase(kind);
+  const { table } = bed;
+  const entities = [...CREDENTIALS_ENTITIES, ...ROTATION_ENTITIES];
+  const all = [...CREDENTIALS_MIGRATIONS, ...ROTATION_MIGRATIONS];
+  const id = (n: number) => `00000000-0000-4000-8000-00000000000${n}`;
+  const credential = (n: number, status: string, current: number) =>
+    `INSERT INTO ${table('cv_credentials')} (id, tenant_id, integration_id, connection_id, type, value_store, current_version, status, tags, row_version, created_at, updated_at, created_by, updated_by) ` +
+    `VALUES ('${id(n)}', 't1', 'acme', 'c${n}', 'api_key', 'envelope', ${current}, '${status}', '{}', 1, 1000, 1000, 'u', 'u')`;
+  const version = (n: number, v: number, revokedAt: number | null = null) =>
+    `INSERT INTO ${table('cv_credential_versions')} (id, credential_id, tenant_id, version, value_store, created_at, created_by, revoked_at) ` +
+    `VALUES ('${v}${id(n).slice(1, -1)}${n}', '${id(n)}', 't1', ${v}, 'envelope', 1000, 'u', ${revokedAt})`;
+  let h = 0;
+  const history = (n: number, action: string, v: number, at: number) =>
+    `INSERT INTO ${table('cv_rotation_history')} (id, tenant_id, credential_id, action, method, from_version, to_version, actor, reason, severity, created_at) ` +
+    `VALUES ('h${++h}', 't1', '${id(n)}', '${action}', '${action === 'rotate' ? 'manual' : action}', ${action === 'rotate' ? v - 1 : v}, ${v}, 'u', NULL, NULL, ${at})`;
+
+  it('marks the versions a revoke withdrew before a rotation lifted it, lifts what un-revokes lifted, and leaves the rest', async () => {
+    const old = await bed.migrate(entities, all.filter((m) => m !== RevokedVersionsBeforeRevokedAt1950000000000));
+    const setup: Array<[number, string, number, Array<[string, number, number]>, Array<number | null>?]> = [
+      [1, 'active', 2, [['revoke', 1, 100], ['rotate', 2, 110]]], // revoked, rotated: v1 leaked
+      [2, 'active', 2, [['revoke', 1, 100], ['unrevoke', 1, 105], ['rotate', 2, 110]]], // a false alarm: nothing withdrawn
+      [3, 'active', 4, [['revoke', 1, 100], ['rotate', 2, 110], ['revoke', 2, 120], ['unrevoke', 2, 125], ['rotate', 3, 130], ['revoke', 3, 140], ['rotate', 4, 150]]],
+      [4, 'revoked', 1, [['revoke', 1, 100]], [900]], // revoked at the upgrade: 1880 marked it
+      [5, 'deleted', 2, [['revoke', 1, 100], ['rotate', 2, 110]]],
+      [6, 'active', 2, [['revoke', 1, 100], ['rotate', 2, 110]], [50, null]], // this version's own revoke already marked v1
+      [7, 'active', 1, [['revoke', 1, 100]]], // made active without an un-revoke row: its current value is served, left alone
+    ];
+    for (const [n, status, current, events, marks] of setup) {
+      await old.query(credential(n, status, current));
+      for (let v = 1; v <= current; v++) await old.query(version(n, v, marks?.[v - 1] ?? null));
+      for (const [action, v, at] of events) await old.query(history(n, action, v, at));
+    }
+    await old.destroy();
+
+    const after = await bed.migrate(entities, all);
+    const rows = (await after.query(`SELECT credential_id AS c, version AS v, revoked_at AS at FROM ${table('cv_credential_versions')} ORDER BY credential_id, version`)) as Array<Record<string, unknown>>;
+    expect(rows.map((r) => [Number(String(r.c).slice(-1)), Number(r.v), r.at === null ? null : Number(r.at)])).toEqual([
+      [1, 1, 100],
+      [1, 2, null],
+      [2, 1, null],
+      [2, 2, null],
+      [3, 1, 100], // the first revoke's; the second one's (v2) was un-revoked, and the third withdrew it again
+      [3, 2, 140],
+      [3, 3, 140],
+      [3, 4, null],
+      [4, 1, 900],
+      [5, 1, null],
+      [5, 2, null],
+      [6, 1, 50],
+      [6, 2, null],
+      [7, 1, null],
+    ]);
   });
 });
