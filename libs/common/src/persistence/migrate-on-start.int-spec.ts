@@ -93,3 +93,32 @@ describe('initializeWithMigrations beside another DataSource on the same migrati
     }
   });
 });
+
+// An upgrade as an operator runs it: the start that applies a new version's migrations says which, so the log shows
+// when the schema changed and to what; a start with none pending says nothing.
+describe('initializeWithMigrations applying the migrations a new version brings', () => {
+  afterEach(() => jest.restoreAllMocks());
+
+  it.each(['sqlite', 'postgres'] as const)('%s: logs once the migrations it applied, oldest first, and nothing when none were pending', async (type) => {
+    const db = await createTestDatabase(type);
+    const options = (migrations: DataSourceOptions['migrations']) =>
+      ({ ...db.options, entities: OUTBOX_ENTITIES, migrations, migrationsTableName: 'cv_migrations' }) as DataSourceOptions;
+    const log = jest.spyOn(Logger.prototype, 'log').mockImplementation(() => undefined);
+    const applied = () => log.mock.calls.map(([m]) => String(m)).filter((m) => m.startsWith('Applied'));
+    let ds = await initializeWithMigrations(options(OUTBOX_MIGRATIONS));
+    try {
+      expect(applied()).toEqual([`Applied ${OUTBOX_MIGRATIONS.length} migration${OUTBOX_MIGRATIONS.length === 1 ? '' : 's'}: ${OUTBOX_MIGRATIONS.map((m) => m.name).join(', ')}`]);
+      await ds.destroy();
+      log.mockClear();
+      ds = await initializeWithMigrations(options([...OUTBOX_MIGRATIONS, OtherLibTable1850000000000]));
+      expect(applied()).toEqual(['Applied 1 migration: OtherLibTable1850000000000']);
+      await ds.destroy();
+      log.mockClear();
+      ds = await initializeWithMigrations(options([...OUTBOX_MIGRATIONS, OtherLibTable1850000000000]));
+      expect(applied()).toEqual([]);
+    } finally {
+      await ds.destroy().catch(() => undefined);
+      await db.drop();
+    }
+  });
+});

@@ -1,5 +1,5 @@
 import { Logger } from '@nestjs/common';
-import { DataSource, MigrationExecutor, type DataSourceOptions } from 'typeorm';
+import { DataSource, MigrationExecutor, type DataSourceOptions, type Migration } from 'typeorm';
 import { withLongQueries } from './postgres-timeouts';
 
 /**
@@ -8,19 +8,21 @@ import { withLongQueries } from './postgres-timeouts';
  * schema, so replicas starting together on an empty database apply them once, one after the other.
  * With TypeORM's own `migrationsRun: true` they race: the losers fail on a duplicate table (and Nest's
  * TypeORM module retries every 3 s). A failed migration rolls back and the start fails, leaving the
- * schema as it was. `migrationsRun` in `options` is ignored.
+ * schema as it was. The migrations applied are logged once (`Applied n migrations: …`, oldest first); none, nothing.
+ * `migrationsRun` in `options` is ignored.
  */
 export async function initializeWithMigrations(options: DataSourceOptions): Promise<DataSource> {
   const dataSource = new DataSource({ ...options, migrationsRun: false } as DataSourceOptions);
   await dataSource.initialize();
   try {
     if (dataSource.options.type !== 'postgres') {
-      await dataSource.runMigrations({ transaction: 'all' });
+      logApplied(await dataSource.runMigrations({ transaction: 'all' }));
       await warnOfNewerSchema(dataSource);
       return dataSource;
     }
     const runner = dataSource.createQueryRunner();
     const client = await runner.connect();
+    let applied: Migration[] = [];
     // One lock per schema (each test file, or each tenant database, has its own).
     const lock = "hashtext('credential-vault:migrations:' || current_schema())";
     try {
@@ -31,7 +33,7 @@ export async function initializeWithMigrations(options: DataSourceOptions): Prom
         await runner.query(`SELECT pg_advisory_lock(${lock})`);
         const migrations = new MigrationExecutor(dataSource, runner);
         migrations.transaction = 'all';
-        await migrations.executePendingMigrations();
+        applied = await migrations.executePendingMigrations();
       });
       // Back to the pool as it came (after a failure the DataSource is destroyed below, this session with it).
       await runner.query('RESET statement_timeout');
@@ -39,12 +41,19 @@ export async function initializeWithMigrations(options: DataSourceOptions): Prom
       await runner.query(`SELECT pg_advisory_unlock(${lock})`).catch(() => undefined);
       await runner.release();
     }
+    logApplied(applied);
     await warnOfNewerSchema(dataSource);
     return dataSource;
   } catch (error) {
     await dataSource.destroy().catch(() => undefined);
     throw error;
   }
+}
+
+/** The start that changed the schema says so (an upgrade's log then shows when and to what), once, after the commit. */
+function logApplied(applied: Migration[]): void {
+  if (applied.length === 0) return;
+  new Logger('Migrations').log(`Applied ${applied.length} migration${applied.length === 1 ? '' : 's'}: ${applied.map((m) => m.name).join(', ')}`);
 }
 
 /**
