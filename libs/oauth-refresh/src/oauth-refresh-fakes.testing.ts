@@ -1,0 +1,108 @@
+/**
+ * Fakes of the lib's I/O seams for unit specs: an in-memory OAuthTokenStore for one connection and a
+ * scripted OAuthTokenClient. Bound to their DI tokens in `Test.createTestingModule`; never in an int-spec.
+ */
+import type { ManualClock, OperationContext } from '@app/common';
+import { OAuthTokenClient, OAuthTokenSet } from './client/oauth-token-client';
+import type { ResolvedOAuthProvider } from './providers/oauth-provider.config';
+import { ConnectionTokens, DueAccessToken, OAuthTokenStore, PendingRefreshToken, StoredToken, TokenWrite } from './store/oauth-token-store';
+
+/** One connection's tokens in memory, with version bookkeeping like the real store. */
+export class FakeTokenStore extends OAuthTokenStore {
+  access?: StoredToken & { value: string };
+  refresh?: StoredToken & { value: string };
+  reauthMarks = 0;
+  /** Make the next N rotations of the refresh token fail (e.g. the vault is throttling). */
+  failRefreshWrites = 0;
+  /** A durable place for pending refresh tokens (like CredentialsTokenStore's); off: the base class's "none". */
+  pendingSupported = false;
+  pending?: PendingRefreshToken & { value: string };
+  pendingDeletes = 0;
+  /** What a failing refresh-token write throws (default: an untyped error). */
+  writeError: () => Error = () => new Error('vault unavailable');
+  /** Thrown by savePendingRefreshToken / markReauthRequired when set. */
+  pendingError?: Error;
+  markError?: Error;
+  constructor(private readonly clock: ManualClock) {
+    super();
+  }
+  async load(): Promise<ConnectionTokens> {
+    return {
+      ...(this.access ? { access: { ...this.access } } : {}),
+      ...(this.refresh ? { refresh: { ...this.refresh } } : {}),
+      ...(this.pending ? { pendingRefresh: { ...this.pending } } : {}),
+    };
+  }
+  async readValue(_ctx: OperationContext, token: StoredToken): Promise<string> {
+    if (token.credentialId === this.pending?.credentialId) return this.pending.value;
+    return token.credentialId === this.access?.credentialId ? this.access.value : this.refresh!.value;
+  }
+  override async savePendingRefreshToken(_c: OperationContext, _i: string, _n: string, refresh: StoredToken, write: TokenWrite): Promise<PendingRefreshToken | undefined> {
+    if (this.pendingError) throw this.pendingError;
+    if (!this.pendingSupported) return undefined;
+    this.pending = { ...this.write(this.pending, 'pending-id', write), basedOnVersion: refresh.version };
+    return { ...this.pending };
+  }
+  override async deletePendingRefreshToken(_c: OperationContext, pending: PendingRefreshToken): Promise<void> {
+    if (this.pending?.credentialId === pending.credentialId) this.pending = undefined;
+    this.pendingDeletes++;
+  }
+  async readClientSecret(): Promise<string> {
+    return 'client-secret';
+  }
+  async save(_c: OperationContext, _i: string, _n: string, access: TokenWrite, refresh?: TokenWrite): Promise<ConnectionTokens> {
+    this.access = this.write(this.access, 'access-id', access);
+    if (refresh) this.refresh = this.write(this.refresh, 'refresh-id', refresh);
+    return this.load();
+  }
+  async rotate(_c: OperationContext, token: StoredToken, write: TokenWrite & { expectedRowVersion: number }): Promise<StoredToken> {
+    const isAccess = token.credentialId === this.access?.credentialId;
+    if (!isAccess && this.failRefreshWrites > 0) {
+      this.failRefreshWrites--;
+      throw this.writeError();
+    }
+    const next = this.write(isAccess ? this.access : this.refresh, token.credentialId, write);
+    if (isAccess) this.access = next;
+    else this.refresh = next;
+    return { ...next };
+  }
+  async markReauthRequired(): Promise<void> {
+    if (this.markError) throw this.markError;
+    this.reauthMarks++;
+    if (this.access) this.access.reauthRequired = true;
+    if (this.refresh) this.refresh.reauthRequired = true;
+  }
+  async listDue(before: Date): Promise<DueAccessToken[]> {
+    const a = this.access;
+    return a && !a.reauthRequired && a.expiresAt && a.expiresAt < before
+      ? [{ tenantId: 't1', integrationId: 'idp', connectionId: 'c1', credentialId: a.credentialId, expiresAt: a.expiresAt }]
+      : [];
+  }
+  private write(prev: (StoredToken & { value: string }) | undefined, id: string, w: TokenWrite): StoredToken & { value: string } {
+    return {
+      credentialId: id,
+      value: w.value,
+      version: (prev?.version ?? 0) + 1,
+      rowVersion: (prev?.rowVersion ?? 0) + 1,
+      reauthRequired: false,
+      expiresAt: w.expiresAt,
+      issuedAt: this.clock.now(),
+      tags: { ...(prev?.tags ?? {}), ...(w.tags ?? {}) },
+    };
+  }
+}
+
+/** Answers refresh requests from a script; counts calls. */
+export class ScriptedTokenClient extends OAuthTokenClient {
+  calls = 0;
+  /** Refresh tokens presented, in order. */
+  presented: string[] = [];
+  script: Array<() => OAuthTokenSet> = [];
+  async refresh(_p: ResolvedOAuthProvider, rt: string): Promise<OAuthTokenSet> {
+    this.calls++;
+    this.presented.push(rt);
+    const next = this.script.shift();
+    if (next) return next();
+    return { accessToken: `at-${this.calls}`, refreshToken: `rt-${this.calls}`, expiresIn: 3600, tokenType: 'bearer' };
+  }
+}
