@@ -2,10 +2,61 @@
  * Fakes of the lib's I/O seams for unit specs: an in-memory OAuthTokenStore for one connection and a
  * scripted OAuthTokenClient. Bound to their DI tokens in `Test.createTestingModule`; never in an int-spec.
  */
-import type { ManualClock, OperationContext } from '@app/common';
+import { EventEmitter2 } from '@nestjs/event-emitter';
+import { Test } from '@nestjs/testing';
+import { AuditService, type AuditEventInput } from '@app/audit';
+import { InProcessLock, type ManualClock, type OperationContext } from '@app/common';
 import { OAuthTokenClient, OAuthTokenSet } from './client/oauth-token-client';
+import { OAUTH_REFRESH_CLOCK, OAUTH_REFRESH_LOCK, OAUTH_REFRESH_RESOLVED_OPTIONS } from './oauth-refresh.constants';
+import { resolveOAuthRefreshOptions } from './oauth-refresh.options';
+import { OAuthRefreshService } from './oauth-refresh.service';
 import type { ResolvedOAuthProvider } from './providers/oauth-provider.config';
+import { OAuthProviderRegistry } from './providers/oauth-provider.registry';
+import { OAuthRefreshCooldowns } from './store/oauth-refresh-cooldowns';
 import { ConnectionTokens, DueAccessToken, OAuthTokenStore, PendingRefreshToken, StoredToken, TokenWrite } from './store/oauth-token-store';
+
+/** The credential id the fakes' provider `idp` names as its client secret (in tenant `sys`). */
+export const FAKE_CLIENT_SECRET_ID = '11111111-2222-4333-8444-555555555555';
+
+/** What `serviceOnFakes` binds: the fakes, and optionally an event bus and shared cooldowns. */
+export interface FakeServiceDeps {
+  clock: ManualClock;
+  store: OAuthTokenStore;
+  client: OAuthTokenClient;
+  /** Stands for AuditService: what the lib records. */
+  audit: { record(e: AuditEventInput): Promise<unknown> };
+  events?: EventEmitter2;
+  sharedCooldowns?: OAuthRefreshCooldowns;
+}
+
+/**
+ * A fresh OAuthRefreshService (a new testing module: no in-memory state) on the given fakes: one provider `idp`
+ * (token endpoint https://idp.example/token, client secret FAKE_CLIENT_SECRET_ID of tenant `sys`), retries of 1–2 ms,
+ * no proactive job, unless `overrides` say otherwise.
+ */
+export async function serviceOnFakes(deps: FakeServiceDeps, overrides: Parameters<typeof resolveOAuthRefreshOptions>[0] = {}): Promise<OAuthRefreshService> {
+  const options = resolveOAuthRefreshOptions({
+    providers: [{ integrationId: 'idp', tokenEndpoint: 'https://idp.example/token', clientId: 'cid', clientSecret: { tenantId: 'sys', credentialId: FAKE_CLIENT_SECRET_ID } }],
+    retry: { maxAttempts: 3, initialDelayMs: 1, maxDelayMs: 2 },
+    proactive: { enabled: false },
+    ...overrides,
+  });
+  const moduleRef = await Test.createTestingModule({
+    providers: [
+      OAuthRefreshService,
+      OAuthProviderRegistry,
+      { provide: OAUTH_REFRESH_RESOLVED_OPTIONS, useValue: options },
+      { provide: OAUTH_REFRESH_LOCK, useValue: new InProcessLock() },
+      { provide: OAUTH_REFRESH_CLOCK, useValue: deps.clock },
+      { provide: OAuthTokenStore, useValue: deps.store },
+      { provide: OAuthTokenClient, useValue: deps.client },
+      { provide: AuditService, useValue: deps.audit },
+      ...(deps.events ? [{ provide: EventEmitter2, useValue: deps.events }] : []),
+      ...(deps.sharedCooldowns ? [{ provide: OAuthRefreshCooldowns, useValue: deps.sharedCooldowns }] : []),
+    ],
+  }).compile();
+  return moduleRef.get(OAuthRefreshService);
+}
 
 /** One connection's tokens in memory, with version bookkeeping like the real store. */
 export class FakeTokenStore extends OAuthTokenStore {
@@ -47,7 +98,12 @@ export class FakeTokenStore extends OAuthTokenStore {
     if (this.pending?.credentialId === pending.credentialId) this.pending = undefined;
     this.pendingDeletes++;
   }
+  /** Value reads of the client secret (each one audited by the real store), and what they throw when set. */
+  clientSecretReads = 0;
+  clientSecretError?: () => Error;
   async readClientSecret(): Promise<string> {
+    this.clientSecretReads++;
+    if (this.clientSecretError) throw this.clientSecretError();
     return 'client-secret';
   }
   async save(_c: OperationContext, _i: string, _n: string, access: TokenWrite, refresh?: TokenWrite): Promise<ConnectionTokens> {

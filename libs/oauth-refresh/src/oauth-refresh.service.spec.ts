@@ -4,19 +4,14 @@
  */
 import { Logger, type LoggerService } from '@nestjs/common';
 import { EventEmitter2 } from '@nestjs/event-emitter';
-import { Test } from '@nestjs/testing';
-import { AuditService } from '@app/audit';
-import { CredentialVaultError, ErrorSeverity, InProcessLock, ManualClock, type OperationContext } from '@app/common';
-import { OAuthTokenClient, TokenEndpointFailure } from './client/oauth-token-client';
+import { CredentialVaultError, ErrorSeverity, ManualClock, type OperationContext } from '@app/common';
 import { OAuthAccessTokenExpiredError, OAuthReauthRequiredError, OAuthRefreshFailedError } from './errors/oauth-refresh.errors';
-import { OAUTH_REFRESH_CLOCK, OAUTH_REFRESH_LOCK, OAUTH_REFRESH_RESOLVED_OPTIONS } from './oauth-refresh.constants';
 import { resolveOAuthRefreshOptions } from './oauth-refresh.options';
 import { OAuthRefreshService } from './oauth-refresh.service';
-import { OAuthProviderRegistry } from './providers/oauth-provider.registry';
 import { ROTATED_TOKEN_WRITE_ATTEMPTS } from './refresh/rotated-refresh-tokens';
 import { OAuthRefreshCooldowns } from './store/oauth-refresh-cooldowns';
-import { OAuthTokenStore } from './store/oauth-token-store';
-import { FakeTokenStore, ScriptedTokenClient } from './oauth-refresh-fakes.testing';
+import { TokenEndpointFailure } from './client/oauth-token-client';
+import { FakeTokenStore, ScriptedTokenClient, serviceOnFakes } from './oauth-refresh-fakes.testing';
 
 const SEC = 1000;
 const MIN = 60 * SEC;
@@ -61,35 +56,13 @@ describe('OAuthRefreshService (window, cooldown, backoff)', () => {
       events = undefined;
       sharedCooldowns = undefined;
     }
-    const options = resolveOAuthRefreshOptions({
-      providers: [{ integrationId: 'idp', tokenEndpoint: 'https://idp.example/token', clientId: 'cid', clientSecret: { tenantId: 'sys', credentialId: '11111111-2222-4333-8444-555555555555' } }],
-      retry: { maxAttempts: 3, initialDelayMs: 1, maxDelayMs: 2 },
-      proactive: { enabled: false },
-      ...overrides,
-    });
-    const moduleRef = await Test.createTestingModule({
-      providers: [
-        OAuthRefreshService,
-        OAuthProviderRegistry,
-        { provide: OAUTH_REFRESH_RESOLVED_OPTIONS, useValue: options },
-        { provide: OAUTH_REFRESH_LOCK, useValue: new InProcessLock() },
-        { provide: OAUTH_REFRESH_CLOCK, useValue: clock },
-        { provide: OAuthTokenStore, useValue: store },
-        { provide: OAuthTokenClient, useValue: client },
-        {
-          provide: AuditService,
-          useValue: {
-            record: async (e: { action: string; result: string }) => {
-              if (auditError) throw auditError;
-              audited.push(e);
-            },
-          },
-        },
-        ...(events ? [{ provide: EventEmitter2, useValue: events }] : []),
-        ...(sharedCooldowns ? [{ provide: OAuthRefreshCooldowns, useValue: sharedCooldowns }] : []),
-      ],
-    }).compile();
-    service = moduleRef.get(OAuthRefreshService);
+    const audit = {
+      record: async (e: { action: string; result: string }) => {
+        if (auditError) throw auditError;
+        audited.push(e);
+      },
+    };
+    service = await serviceOnFakes({ clock, store, client, audit, events, sharedCooldowns }, overrides);
   }
 
   /** Stores an initial token pair that lives `lifetimeSec`. */

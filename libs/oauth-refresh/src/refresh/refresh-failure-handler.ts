@@ -2,7 +2,7 @@ import { auditErrorCode, AuditResult } from '@app/audit';
 import type { CredentialVaultError, OperationContext } from '@app/common';
 import { TokenEndpointFailure } from '../client/oauth-token-client';
 import { reportedOAuthError } from '../client/oauth-error-code';
-import { OAuthInvalidTokenResponseError, OAuthReauthRequiredError, OAuthRefreshFailedError } from '../errors/oauth-refresh.errors';
+import { OAuthInvalidTokenResponseError, OAuthReauthRequiredError, OAuthRefreshConfigurationError, OAuthRefreshFailedError } from '../errors/oauth-refresh.errors';
 import { OAuthRefreshEvents, OAuthRefreshFailedEvent } from '../events/oauth-refresh.events';
 import type { ResolvedOAuthProvider } from '../providers/oauth-provider.config';
 import type { StoredToken } from '../store/oauth-token-store';
@@ -27,8 +27,9 @@ export function isRetryableRefreshFailure(e: unknown): boolean {
 }
 
 /**
- * What a failed refresh leads to: `invalid_grant` → the connection is marked `needs_reauth`; any
- * other failure → the per-connection cooldown grows. Both are classified into the lib's typed error,
+ * What a failed refresh leads to: `invalid_grant` → the connection is marked `needs_reauth`; the provider's
+ * configuration (OAUTH_REFRESH_CONFIGURATION: its client secret unusable) → nothing on the connection; any
+ * other failure → the per-connection cooldown grows. All are classified into the lib's typed error,
  * logged, emitted (`credential.oauth.refresh_failed`) and audited (`refresh`/`failure`).
  */
 export class RefreshFailureHandler {
@@ -50,6 +51,9 @@ export class RefreshFailureHandler {
         this.deps.logger.error(`could not mark connection ${connectionId} (tenant ${ctx.tenantId}) needs_reauth: ${describeRefreshError(markError)}`);
       }
       await this.deps.cooldowns.clear(f.key);
+    } else if (e instanceof OAuthRefreshConfigurationError) {
+      // The provider's configuration (its client secret), not this connection nor the provider: no cooldown of the connection.
+      error = e;
     } else {
       ({ until: retryAfter, failures: consecutiveFailures } = await this.deps.cooldowns.recordFailure(f.key, now, failure?.details.retryAfterMs));
       error = classify(e, failure, provider, connectionId, retryAfter);
@@ -85,7 +89,8 @@ export class RefreshFailureHandler {
       trigger: reason.trigger,
       reauthRequired: reauth,
       ...provenance,
-      attempts: (e as { attempts?: number })?.attempts ?? 1,
+      // The provider is not called when its configuration fails.
+      attempts: e instanceof OAuthRefreshConfigurationError ? 0 : ((e as { attempts?: number })?.attempts ?? 1),
     });
     return error;
   }

@@ -102,13 +102,25 @@ export class TokenRefresher {
     }
   }
 
+  /** The client secret; a configuration that keeps it from being used is a failed refresh like another (logged, emitted, audited). */
+  private async clientSecret(r: RefreshRequest, current: { access: StoredToken; refresh: StoredToken }): Promise<string> {
+    const started = Date.now();
+    try {
+      return await this.readClientSecret(r.ctx, r.provider);
+    } catch (e) {
+      if (!(e instanceof OAuthRefreshConfigurationError)) throw e;
+      const { ctx, provider, connectionId, key, reason } = r;
+      throw await this.failures.handle({ ctx, provider, connectionId, key, access: current.access, refresh: current.refresh, reason, error: e, started });
+    }
+  }
+
   async refreshHoldingLock(r: RefreshRequest): Promise<AccessTokenResult> {
     const { ctx, provider, connectionId, key, reason } = r;
     // Fencing: the metadata may have moved while we waited for the lock.
     const first = await this.fence(r);
     if ('served' in first) return first.served;
     // Read before the lease is taken: a slow vault read does not eat into it.
-    const secret = provider.clientSecret ? await this.readClientSecret(ctx, provider) : undefined;
+    const secret = provider.clientSecret ? await this.clientSecret(r, first) : undefined;
     // The real guard, the lock being only the fast path (it is lost with its session): no other request in flight.
     const lease = await this.leases.claim(provider, connectionId, key);
     let releasedLater = false;
