@@ -106,6 +106,15 @@ export class FakeTokenStore extends OAuthTokenStore {
     if (this.clientSecretError) throw this.clientSecretError();
     return 'client-secret';
   }
+  /** Whether checkClientSecret can tell (as CredentialsTokenStore's can); checks made. */
+  clientSecretCheckable = false;
+  clientSecretChecks = 0;
+  override async checkClientSecret(): Promise<boolean | undefined> {
+    if (!this.clientSecretCheckable) return undefined;
+    this.clientSecretChecks++;
+    if (this.clientSecretError) throw this.clientSecretError();
+    return true;
+  }
   async save(_c: OperationContext, _i: string, _n: string, access: TokenWrite, refresh?: TokenWrite): Promise<ConnectionTokens> {
     this.access = this.write(this.access, 'access-id', access);
     if (refresh) this.refresh = this.write(this.refresh, 'refresh-id', refresh);

@@ -18,10 +18,10 @@ return { string.format('%d', untilMs), failures }
 `);
 
 /**
- * OAuth refresh cooldowns in Redis (`<REDIS_KEY_PREFIX>oauth-cd:<hash of the connection key>`): a
- * connection whose refresh failed on one replica is cooling down on every replica, so N replicas do
- * not call a failing token endpoint N times per cooldown. No token and no id reaches Redis (the
- * connection key is hashed). While Redis cannot answer, this process's cooldowns are used (each
+ * OAuth refresh cooldowns in Redis (`<REDIS_KEY_PREFIX>oauth-cd:<hash of the key>`): a connection
+ * whose refresh failed on one replica is cooling down on every replica, so N replicas do not call a
+ * failing token endpoint N times per cooldown; so is a provider's client-secret reference that could
+ * not be read (the lib's other key). No token and no id reaches Redis (the key is hashed). While Redis cannot answer, this process's cooldowns are used (each
  * replica then cools down on its own), counted as
  * `credential_vault_shared_state_fallbacks_total{component="oauth_cooldown"}`.
  */

@@ -41,7 +41,10 @@ export interface OAuthRefreshFailedEvent {
   oauthError?: string;
   httpStatus?: number;
   consecutiveFailures: number;
-  /** When this replica will contact the provider again for this connection. */
+  /**
+   * When this replica will contact the provider again for this connection; of a configuration failure
+   * (OAUTH_REFRESH_CONFIGURATION), when the provider's client secret is read again (`consecutiveFailures` counting its failures).
+   */
   retryAfter?: Date;
   trigger: OAuthRefreshTrigger;
   correlationId?: string;

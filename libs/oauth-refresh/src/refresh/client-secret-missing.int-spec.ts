@@ -7,8 +7,10 @@
  */
 import { randomBytes, randomUUID } from 'node:crypto';
 import { ManualClock, type OperationContext } from '@app/common';
+import { AuditAction, AuditResult } from '@app/audit';
 import { CapturingLogger } from '@app/testing';
 import { OAuthRefreshConfigurationError, OAUTH_REFRESH_ERROR_HTTP_STATUS } from '../errors/oauth-refresh.errors';
+import { OAuthRefreshEvents, type OAuthRefreshFailedEvent } from '../events/oauth-refresh.events';
 import { useOAuthStack } from '../oauth-refresh-stack.testing';
 import { OAuthProviderRegistry } from '../providers/oauth-provider.registry';
 
@@ -87,5 +89,42 @@ describe('OAuthRefreshModule when the client secret credential is missing (sqlit
       await stack.credentials.unrevoke(system, stack.clientSecretId);
     }
     expect((await stack.oauth.getAccessToken(other, 'acme-idp', 'conn-3')).version).toBe(2);
+  });
+
+  it('a revoked client secret is read once however many refreshes meet it: one refused read, no suspicious-activity alert, each cooldown said once', async () => {
+    const other: OperationContext = { ...ctx, tenantId: `t_${randomBytes(3).toString('hex')}` };
+    const system: OperationContext = { tenantId: 'system', actor: { id: 'user:ops' } };
+    const connections = ['conn-a', 'conn-b', 'conn-c', 'conn-d', 'conn-e', 'conn-f'];
+    let expiresAt = new Date(0);
+    for (const c of connections) expiresAt = (await stack.oauth.storeOAuthCredentials(other, 'acme-idp', c, await stack.server.authorize())).expiresAt;
+    registerWithSecret(stack.clientSecretId);
+    await stack.credentials.revoke(system, stack.clientSecretId);
+    const since = new Date();
+    stack.events.length = 0;
+    stack.server.resetCounters();
+    try {
+      clock.set(new Date(expiresAt.getTime() - 2 * MIN)); // in the window: each refresh fails, each token is served
+      for (const c of connections) expect((await stack.oauth.getAccessToken(other, 'acme-idp', c)).version).toBe(1);
+      clock.set(new Date(clock.now().getTime() + 31_000)); // the 30 s cooldown is over: once more
+      for (const c of connections) await stack.oauth.getAccessToken(other, 'acme-idp', c);
+
+      const refused = (await stack.audit.query({ tenantId: 'system', action: AuditAction.READ, resource: stack.clientSecretId, from: since })).items;
+      expect(refused.map((r) => r.result)).toEqual([AuditResult.DENIED]);
+      const alerts = (await stack.audit.query({ tenantId: 'system', action: AuditAction.SUSPICIOUS_ACTIVITY, from: since })).items;
+      expect(alerts).toEqual([]);
+      // Said once per cooldown, on the connection whose refresh met it: an event and a refresh/failure row each.
+      const said = stack.events.filter((e) => e.name === OAuthRefreshEvents.REFRESH_FAILED).map((e) => e.payload as OAuthRefreshFailedEvent);
+      expect(said.map((e) => [e.connectionId, e.errorCode, e.consecutiveFailures])).toEqual([
+        ['conn-a', '4007:OAUTH_REFRESH_CONFIGURATION', 1],
+        ['conn-a', '4007:OAUTH_REFRESH_CONFIGURATION', 2],
+      ]);
+      const rows = (await stack.audit.query({ tenantId: other.tenantId, action: AuditAction.REFRESH, result: AuditResult.FAILURE })).items;
+      expect(rows.map((r) => r.errorCode)).toEqual(['4007:OAUTH_REFRESH_CONFIGURATION', '4007:OAUTH_REFRESH_CONFIGURATION']);
+      expect(stack.server.refreshCalls).toBe(0);
+    } finally {
+      await stack.credentials.unrevoke(system, stack.clientSecretId);
+    }
+    // Unrevoked: the next refresh reads it at once (its cooldown has 60 s to run).
+    expect((await stack.oauth.getAccessToken(other, 'acme-idp', 'conn-a')).version).toBe(2);
   });
 });

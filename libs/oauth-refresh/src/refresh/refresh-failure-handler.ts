@@ -6,6 +6,7 @@ import { OAuthInvalidTokenResponseError, OAuthReauthRequiredError, OAuthRefreshC
 import { OAuthRefreshEvents, OAuthRefreshFailedEvent } from '../events/oauth-refresh.events';
 import type { ResolvedOAuthProvider } from '../providers/oauth-provider.config';
 import type { StoredToken } from '../store/oauth-token-store';
+import type { ClientSecretCooldown } from './client-secret-reader';
 import { auditRefresh, describeRefreshError, emitEvent, RefreshDeps, RefreshReason } from './refresh-support';
 
 /** One failed token-endpoint exchange, as the failure handler needs to see it. */
@@ -19,6 +20,8 @@ export interface RefreshFailure {
   reason: RefreshReason;
   error: unknown;
   started: number;
+  /** Of a configuration failure (the client secret's reference): the cooldown it started. */
+  cooldown?: ClientSecretCooldown;
 }
 
 /** Failures after which the old access token may still be served: the refresh may work later. */
@@ -52,8 +55,9 @@ export class RefreshFailureHandler {
       }
       await this.deps.cooldowns.clear(f.key);
     } else if (e instanceof OAuthRefreshConfigurationError) {
-      // The provider's configuration (its client secret), not this connection nor the provider: no cooldown of the connection.
+      // The provider's configuration (its client secret), not this connection nor the provider: the reference cools down, not the connection.
       error = e;
+      ({ until: retryAfter, failures: consecutiveFailures } = f.cooldown ?? { until: undefined, failures: 0 });
     } else {
       ({ until: retryAfter, failures: consecutiveFailures } = await this.deps.cooldowns.recordFailure(f.key, now, failure?.details.retryAfterMs));
       error = classify(e, failure, provider, connectionId, retryAfter);

@@ -1,13 +1,13 @@
 import { AuditResult } from '@app/audit';
 import type { OperationContext } from '@app/common';
 import { OAuthTokenSet, TokenEndpointFailure } from '../client/oauth-token-client';
-import { CredentialExpiredError, CredentialNotFoundError, CredentialRevokedError } from '@app/credentials';
-import { OAuthReauthRequiredError, OAuthRefreshConfigurationError, OAuthRefreshFailedError } from '../errors/oauth-refresh.errors';
+import { OAuthReauthRequiredError, OAuthRefreshFailedError } from '../errors/oauth-refresh.errors';
 import { OAuthRefreshedEvent, OAuthRefreshEvents } from '../events/oauth-refresh.events';
 import type { ResolvedOAuthProvider } from '../providers/oauth-provider.config';
 import { remainingMs, retryDelayMs } from '../refresh-policy';
 import type { ConnectionTokens, StoredToken } from '../store/oauth-token-store';
 import { accessWrite, refreshWrite, validateTokenSet } from '../token/token-response';
+import { ClientSecretReader } from './client-secret-reader';
 import { RefreshFailureHandler } from './refresh-failure-handler';
 import type { RefreshLeases } from './refresh-leases';
 import {
@@ -76,42 +76,23 @@ export class TokenRefresher {
     private readonly rotated: RotatedRefreshTokens,
     private readonly failures: RefreshFailureHandler,
     private readonly leases: RefreshLeases,
-  ) {}
-
-  /**
-   * A reference that names no credential, or a revoked or expired one, is the provider's configuration, not the
-   * caller's request: reported as such (500, the option to fix) rather than as the credential lib's NOT_FOUND (404) or
-   * REVOKED/EXPIRED (409), which read as the caller's own connection and name another tenant's credential.
-   */
-  private async readClientSecret(ctx: OperationContext, provider: ResolvedOAuthProvider): Promise<string> {
-    try {
-      return await this.deps.store.readClientSecret(ctx, provider.clientSecret!);
-    } catch (err) {
-      if (err instanceof CredentialNotFoundError) {
-        throw new OAuthRefreshConfigurationError(
-          "The OAuth provider's client secret is not a stored credential (its clientSecret.credentialId, in its clientSecret.tenantId): store the secret with CredentialsService and register the provider again with the id store gave",
-          { cause: err },
-        );
-      }
-      if (!(err instanceof CredentialRevokedError || err instanceof CredentialExpiredError)) throw err;
-      const state = err instanceof CredentialRevokedError ? 'is revoked' : 'has expired';
-      throw new OAuthRefreshConfigurationError(
-        `The OAuth provider's client secret ${state} (the credential its clientSecret.credentialId names): rotate it with the provider's new secret, or unrevoke it`,
-        { cause: err },
-      );
-    }
+  ) {
+    this.secrets = new ClientSecretReader(deps);
   }
 
-  /** The client secret; a configuration that keeps it from being used is a failed refresh like another (logged, emitted, audited). */
+  private readonly secrets: ClientSecretReader;
+
+  /**
+   * The client secret. A configuration that keeps it from being used (OAUTH_REFRESH_CONFIGURATION) is a failed refresh
+   * like another (logged, emitted, audited) when it starts a cooldown of the reference; meanwhile it fails silently.
+   */
   private async clientSecret(r: RefreshRequest, current: { access: StoredToken; refresh: StoredToken }): Promise<string> {
     const started = Date.now();
-    try {
-      return await this.readClientSecret(r.ctx, r.provider);
-    } catch (e) {
-      if (!(e instanceof OAuthRefreshConfigurationError)) throw e;
-      const { ctx, provider, connectionId, key, reason } = r;
-      throw await this.failures.handle({ ctx, provider, connectionId, key, access: current.access, refresh: current.refresh, reason, error: e, started });
-    }
+    const read = await this.secrets.read(r.ctx, r.provider.clientSecret!);
+    if ('secret' in read) return read.secret;
+    if (!read.cooldown) throw read.error;
+    const { ctx, provider, connectionId, key, reason } = r;
+    throw await this.failures.handle({ ctx, provider, connectionId, key, access: current.access, refresh: current.refresh, reason, error: read.error, started, cooldown: read.cooldown });
   }
 
   async refreshHoldingLock(r: RefreshRequest): Promise<AccessTokenResult> {

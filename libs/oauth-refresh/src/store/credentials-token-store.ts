@@ -2,9 +2,11 @@ import { Injectable, Logger } from '@nestjs/common';
 import { OperationContext, systemContext } from '@app/common';
 import {
   CredentialConflictError,
+  CredentialExpiredError,
   CredentialExpiryScanner,
   CredentialMetadata,
   CredentialNotFoundError,
+  CredentialRevokedError,
   CredentialsService,
   CredentialStatus,
   CredentialType,
@@ -12,6 +14,12 @@ import {
 } from '@app/credentials';
 import type { OAuthClientSecretRef } from '../providers/oauth-provider.config';
 import { ConnectionTokens, DuePageCursor, DueAccessToken, OAuthTokenStore, PendingRefreshToken, StaleTokenError, StoredToken, TokenWrite } from './oauth-token-store';
+
+/** The client secret is read in its owner's tenant: as the caller, or as the lib's system actor in another tenant. */
+function clientSecretContext(ctx: OperationContext, ref: OAuthClientSecretRef): OperationContext {
+  const owner = ref.tenantId ?? ctx.tenantId;
+  return owner === ctx.tenantId ? ctx : systemContext(owner, 'oauth-refresh', ctx.correlationId);
+}
 
 const REAUTH_STATUSES = new Set<string>([CredentialStatus.NEEDS_REAUTH, CredentialStatus.REVOKED]);
 
@@ -59,9 +67,15 @@ export class CredentialsTokenStore extends OAuthTokenStore {
   }
 
   async readClientSecret(ctx: OperationContext, ref: OAuthClientSecretRef): Promise<string> {
-    const owner = ref.tenantId ?? ctx.tenantId;
-    const readCtx = owner === ctx.tenantId ? ctx : systemContext(owner, 'oauth-refresh', ctx.correlationId);
-    return (await this.credentials.get(readCtx, ref.credentialId)).value;
+    return (await this.credentials.get(clientSecretContext(ctx, ref), ref.credentialId)).value;
+  }
+
+  /** The credential's metadata, fresh from the database (not audited: no value is read), refused as a read would be. */
+  override async checkClientSecret(ctx: OperationContext, ref: OAuthClientSecretRef): Promise<boolean> {
+    const meta = await this.credentials.getMetadata(clientSecretContext(ctx, ref), ref.credentialId);
+    if (meta.status === CredentialStatus.REVOKED) throw new CredentialRevokedError(meta.id);
+    if (meta.status === CredentialStatus.EXPIRED) throw new CredentialExpiredError(meta.id, meta.expiresAt);
+    return true;
   }
 
   async save(ctx: OperationContext, integrationId: string, connectionId: string, access: TokenWrite, refresh?: TokenWrite): Promise<ConnectionTokens> {

@@ -16,9 +16,11 @@ export interface CooldownPolicy {
  * them in process memory (`InProcessOAuthRefreshCooldowns`: each replica cools down on its own); a
  * host with several replicas provides a shared implementation globally (the reference host: Redis)
  * so a connection cooling down is cooling down on every replica. `key` identifies the connection
- * (tenant, integration, connection ids; never a token); times are the lib's clock.
+ * (tenant, integration, connection ids; never a token), or a provider's client-secret reference (owner
+ * tenant and credential id, prefixed `client-secret:`) whose secret could not be used; times are the lib's clock.
  *
- * The lib calls `recordFailure` and `clear` while holding the connection's DistributedLock. If an
+ * The lib calls `recordFailure` and `clear` while holding a connection's DistributedLock (for a client-secret
+ * reference, that of the connection whose refresh met it: two replicas may record one failure each). If an
  * implementation throws, the lib logs it and uses its in-process cooldowns for that call.
  */
 export abstract class OAuthRefreshCooldowns {

@@ -91,6 +91,16 @@ export abstract class OAuthTokenStore {
     return Promise.resolve(undefined);
   }
 
+  /**
+   * Whether the client secret `ref` names could be read now, found without reading its value (no audited read, no
+   * vault call): throws what `readClientSecret` would for a credential missing, revoked or expired; `true` when it
+   * would be served. `undefined` (the default): this store cannot tell — the lib then waits out the reference's
+   * cooldown before reading it again.
+   */
+  checkClientSecret(_ctx: OperationContext, _ref: OAuthClientSecretRef): Promise<boolean | undefined> {
+    return Promise.resolve(undefined);
+  }
+
   /** Removes a pending refresh token (written over the refresh token since, superseded, or dead); gone already is fine. */
   deletePendingRefreshToken(_ctx: OperationContext, _pending: PendingRefreshToken): Promise<void> {
     return Promise.resolve();
