@@ -3,11 +3,14 @@
  * database). Real oidc-provider, the local vault, real SQLite. The refresh fails as the provider's configuration
  * (OAUTH_REFRESH_CONFIGURATION, 500), naming the option to fix — not as "Credential not found" (2002, a 404 that
  * reads as the caller's own connection missing) — and the provider is not called; a token still valid is served
- * meanwhile, as after any failed refresh ahead of expiry.
+ * meanwhile, as after any failed refresh ahead of expiry. A revoked or expired secret likewise; the secret is then
+ * checked, not read, by the refreshes during its cooldown (one refused read audited, no suspicious-activity alert), the
+ * failure reported once per cooldown, and a secret fixed in place is read by the next refresh.
  */
 import { randomBytes, randomUUID } from 'node:crypto';
 import { ManualClock, type OperationContext } from '@app/common';
 import { AuditAction, AuditResult } from '@app/audit';
+import { CredentialType } from '@app/credentials';
 import { CapturingLogger } from '@app/testing';
 import { OAuthRefreshConfigurationError, OAUTH_REFRESH_ERROR_HTTP_STATUS } from '../errors/oauth-refresh.errors';
 import { OAuthRefreshEvents, type OAuthRefreshFailedEvent } from '../events/oauth-refresh.events';
@@ -126,5 +129,32 @@ describe('OAuthRefreshModule when the client secret credential is missing (sqlit
     }
     // Unrevoked: the next refresh reads it at once (its cooldown has 60 s to run).
     expect((await stack.oauth.getAccessToken(other, 'acme-idp', 'conn-a')).version).toBe(2);
+  });
+
+  it('an expired client secret: refused once, checked (not read) meanwhile, and read at once once rotated with a new expiry', async () => {
+    const other: OperationContext = { ...ctx, tenantId: `t_${randomBytes(3).toString('hex')}` };
+    const system: OperationContext = { tenantId: 'system', actor: { id: 'user:ops' } };
+    const stored = await stack.oauth.storeOAuthCredentials(other, 'acme-idp', 'conn-x', await stack.server.authorize());
+    const secret = await stack.credentials.store(system, {
+      integrationId: 'acme-idp',
+      connectionId: 'oauth-client-expiring',
+      type: CredentialType.CUSTOM_SECRET,
+      value: stack.server.clientSecret,
+      expiresAt: new Date(stored.expiresAt.getTime() - 3 * MIN),
+    });
+    registerWithSecret(secret.id);
+    const since = new Date();
+    stack.server.resetCounters();
+    clock.set(new Date(stored.expiresAt.getTime() - 2 * MIN)); // the secret expired a minute ago; the token is in its window
+    expect((await stack.oauth.getAccessToken(other, 'acme-idp', 'conn-x')).version).toBe(1);
+    clock.set(new Date(clock.now().getTime() + 5_000));
+    expect((await stack.oauth.getAccessToken(other, 'acme-idp', 'conn-x')).version).toBe(1);
+    expect(logger.lines.some((l) => l.startsWith('warn serving the current access token of connection conn-x') && l.includes('OAUTH_REFRESH_CONFIGURATION'))).toBe(true);
+    const reads = (await stack.audit.query({ tenantId: 'system', action: AuditAction.READ, resource: secret.id, from: since })).items;
+    expect(reads.map((r) => r.result)).toEqual([AuditResult.DENIED]);
+
+    await stack.credentials.rotate(system, secret.id, stack.server.clientSecret, { expiresAt: new Date(clock.now().getTime() + 24 * 60 * MIN) });
+    expect((await stack.oauth.getAccessToken(other, 'acme-idp', 'conn-x')).version).toBe(2); // within the cooldown: checked, read
+    expect(stack.server.refreshCalls).toBe(1);
   });
 });
