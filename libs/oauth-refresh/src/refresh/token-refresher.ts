@@ -71,6 +71,8 @@ class LateAnswer extends Error {
  * or served, then the success event and audit row. Failures go to the RefreshFailureHandler.
  */
 export class TokenRefresher {
+  private readonly secrets: ClientSecretReader;
+
   constructor(
     private readonly deps: RefreshDeps,
     private readonly rotated: RotatedRefreshTokens,
@@ -80,11 +82,9 @@ export class TokenRefresher {
     this.secrets = new ClientSecretReader(deps);
   }
 
-  private readonly secrets: ClientSecretReader;
-
   /**
    * The client secret. A configuration that keeps it from being used (OAUTH_REFRESH_CONFIGURATION) is a failed refresh
-   * like another (logged, emitted, audited) when it starts a cooldown of the reference; meanwhile it fails silently.
+   * like another (logged, emitted, audited) when it starts a cooldown of the reference; meanwhile it is thrown unreported.
    */
   private async clientSecret(r: RefreshRequest, current: { access: StoredToken; refresh: StoredToken }): Promise<string> {
     const started = Date.now();
