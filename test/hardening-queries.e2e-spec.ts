@@ -163,6 +163,20 @@ describe.each(DATABASE_KINDS)('hardened HTTP API (queries) on %s', (kind) => {
       }
       expect((await send('GET', '/v1/audit?from=2020-01-01T00:00:00Z&limit=5', { apiKey: auditor.key })).status).toBe(200);
     });
+
+    it('an audit time range that ends before it starts is 400 AUDIT_INVALID_QUERY, not an empty page that reads as "nothing happened"', async () => {
+      await store();
+      await api.host.app.get(AuditService).flush();
+      const page = (q: string) => send('GET', `/v1/audit?${q}`, { apiKey: auditor.key });
+      // The instants are compared, not the text: 09:00+10:00 is 23:00Z the day before.
+      for (const q of ['from=2030-01-01T00:00:00Z&to=2020-01-01T00:00:00Z', 'from=2026-01-01T00:00:00Z&to=2026-01-01T09:00:00%2B10:00']) {
+        const r = await refusedWithoutWrites(400, () => page(q));
+        expect([r.body.code, r.body.codeName, r.body.message]).toEqual([5004, 'AUDIT_INVALID_QUERY', 'from must not be after to (to is exclusive)']);
+      }
+      // Equal bounds are an empty range (to is exclusive), and the same bounds the right way round find the rows.
+      expect([(await page('from=2026-01-01T00:00:00Z&to=2026-01-01T00:00:00Z')).status, (await page('from=2026-01-01T09:00:00%2B10:00&to=2026-01-01T00:00:00Z')).status]).toEqual([200, 200]);
+      expect(((await page('from=2020-01-01T00:00:00Z&to=2100-01-01T00:00:00Z&limit=1')).body.items as unknown[]).length).toBe(1);
+    });
   });
 
   it('15. a list route refuses a query parameter it does not declare, named as a query parameter — constructor, prototype, __proto__ and every other name an object inherits (toString, valueOf, …) too (they were ignored)', async () => {

@@ -50,8 +50,7 @@ export class AuditQueries {
       correlationId: text('correlationId', filter.correlationId),
       actions: list('action', filter.action),
       results: list('result', filter.result),
-      fromMs: time('from', filter.from),
-      toMs: time('to', filter.to),
+      ...timeRange(filter.from, filter.to),
       order,
       by,
       after: filter.cursor === undefined ? undefined : decodeCursor(filter.cursor, order, by),
@@ -107,6 +106,17 @@ function list(field: 'action' | 'result', value: string | string[] | undefined):
     throw new AuditQueryError(`${field} must be ${one}, or a list of 1..50 of them`);
   }
   return values;
+}
+
+/**
+ * A range that ends before it starts matches nothing whatever is stored: refused, not answered with an empty page
+ * that reads as "nothing happened" (swapped bounds). Equal bounds are an empty range, as `to` is exclusive.
+ */
+function timeRange(from: Date | undefined, to: Date | undefined): { fromMs?: number; toMs?: number } {
+  const fromMs = time('from', from);
+  const toMs = time('to', to);
+  if (fromMs !== undefined && toMs !== undefined && fromMs > toMs) throw new AuditQueryError('from must not be after to (to is exclusive)');
+  return { fromMs, toMs };
 }
 
 function time(name: string, d: Date | undefined): number | undefined {

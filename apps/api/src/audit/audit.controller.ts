@@ -42,12 +42,12 @@ export class AuditQueryDto {
   @IsEnum(AuditResult)
   result?: AuditResult;
 
-  @ApiPropertyOptional({ type: String, format: 'date-time' })
+  @ApiPropertyOptional({ type: String, format: 'date-time', description: 'Rows at or after this instant' })
   @IsOptional()
   @IsDateTime()
   from?: Date;
 
-  @ApiPropertyOptional({ type: String, format: 'date-time' })
+  @ApiPropertyOptional({ type: String, format: 'date-time', description: 'Rows before this instant (exclusive); before `from` is 400 AUDIT_INVALID_QUERY' })
   @IsOptional()
   @IsDateTime()
   to?: Date;

@@ -9,7 +9,7 @@ export enum AuditErrorCode {
   WRITE_FAILED = 5002,
   /** Buffered audit writes are failing; reads are refused until they recover (fail-closed). */
   UNAVAILABLE = 5003,
-  /** A query filter, limit or cursor is invalid. */
+  /** A query filter, limit or cursor is invalid (a `from` after `to` too). */
   INVALID_QUERY = 5004,
   /** AuditModule options are invalid. */
   CONFIGURATION = 5005,
