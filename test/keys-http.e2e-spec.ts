@@ -179,6 +179,22 @@ describe.each(DATABASE_KINDS)('keys HTTP API on %s', (kind) => {
     expect((await call(reader, 'GET', '/v1/keys?tag=note=two%0Alines')).status).toBe(200);
   });
 
+  // It was stored as sent (keyOps ["sign","sign"]) and answered so by every read after.
+  it('keyOps naming an operation twice is 400 KEYS_VALIDATION on create, update and a version update, changing nothing', async () => {
+    const created = await call(manager, 'POST', '/v1/keys', { name: 'ops-once', type: 'RSA', keyOps: ['sign', 'verify'] });
+    expect(created.status).toBe(201);
+    const answers = [
+      await call(manager, 'POST', '/v1/keys', { name: 'ops-twice', type: 'EC', keyOps: ['sign', 'sign'] }),
+      await call(manager, 'PATCH', '/v1/keys/ops-once', { keyOps: ['sign', 'verify', 'sign'] }),
+      await call(manager, 'PATCH', `/v1/keys/ops-once/versions/${created.body.version}`, { keyOps: ['encrypt', 'decrypt', 'decrypt'] }),
+    ];
+    expect(answers.map((r) => [r.status, r.body.codeName, r.body.message])).toEqual(
+      Array(3).fill([400, 'KEYS_VALIDATION', 'keyOps must name each operation once']),
+    );
+    expect((await call(reader, 'GET', '/v1/keys/ops-twice')).status).toBe(404);
+    expect((await call(reader, 'GET', '/v1/keys/ops-once')).body).toMatchObject({ version: created.body.version, keyOps: ['sign', 'verify'] });
+  });
+
   // It answered 200 with the key: the SDK's recover poller reads the key first and stops there when it is live.
   it('answers a recover of a key that is not deleted 404, as for a key that never existed, and leaves it as it was', async () => {
     const created = await call(manager, 'POST', '/v1/keys', { name: 'live-one', type: 'EC' });

@@ -57,7 +57,7 @@ export class UpdateKeyDto {
   @IsDateTime()
   notBefore?: Date;
 
-  @ApiPropertyOptional({ enum: KEY_OPS, isArray: true, description: 'Default on creation: RSA all six, EC sign and verify' })
+  @ApiPropertyOptional({ enum: KEY_OPS, isArray: true, description: 'Each operation once (a repeated one is 400 KEYS_VALIDATION). Default on creation: RSA all six, EC sign and verify' })
   @IsOptional()
   @IsArray()
   @ArrayMaxSize(KEY_OPS.length)

@@ -120,6 +120,8 @@ export function checkKeyOps(keyOps: unknown, type?: 'RSA' | 'EC'): void {
   if (!Array.isArray(keyOps) || keyOps.length === 0 || keyOps.some((op) => !(VAULT_KEY_OPERATIONS as readonly unknown[]).includes(op))) {
     throw invalid('keyOps', `keyOps must be a non-empty list of ${VAULT_KEY_OPERATIONS.join(', ')}`);
   }
+  // The vault stores the list as sent, and every read after would answer it so.
+  if (new Set(keyOps).size !== keyOps.length) throw invalid('keyOps', 'keyOps must name each operation once');
   if (type === 'EC' && keyOps.some((op) => op !== 'sign' && op !== 'verify')) {
     throw new KeysError(KeysErrorCode.KEY_TYPE_MISMATCH, 'an EC key can only sign and verify', 'keyOps');
   }
