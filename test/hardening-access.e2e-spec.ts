@@ -115,6 +115,19 @@ describe.each(DATABASE_KINDS)('hardened HTTP API (access) on %s', (kind) => {
     expect((await json('POST', '/v1/credentials/delete-batch', { ids: [upper] })).body).toEqual({ deleted: [id], notFound: [] });
   });
 
+  it('10c. the audit query finds a credential\'s rows by its id in any case, as the routes take it (an upper-case id found none)', async () => {
+    const { id } = await store();
+    expect((await send('GET', `/v1/credentials/${id.toUpperCase()}/value`)).status).toBe(200);
+    await api.host.app.get(AuditService).flush();
+    const rows = async (resource: string) => {
+      const r = await send('GET', `/v1/audit?resource=${resource}`, { apiKey: auditor.key });
+      expect(r.status).toBe(200);
+      return (r.body.items as Array<{ action: string; resource: string }>).map((row) => [row.action, row.resource]);
+    };
+    const expected = [['read', id], ['store', id]];
+    expect({ lower: await rows(id), upper: await rows(id.toUpperCase()) }).toEqual({ lower: expected, upper: expected });
+  });
+
   it('10b. a key name in another case names the same key (Key Vault names are case-insensitive): its audit rows share one resource, found in any case', async () => {
     const name = `Case-${randomBytes(3).toString('hex')}`;
     const keysAs = (method: string, path: string, body?: unknown) =>

@@ -9,17 +9,22 @@ import { OpContext } from '../auth/operation-context.decorator';
 import { Scope } from '../auth/scopes';
 import { bodyOf } from '../http/openapi';
 import { IsDateTime, QueryInt } from '../http/strict-input';
-import { Query } from '../http/validated-params';
+import { isCredentialIdParam, Query } from '../http/validated-params';
 
 const toList = ({ value }: { value: unknown }) => (typeof value === 'string' ? value.split(',').filter(Boolean) : value);
 
-/** Key names are case-insensitive and their rows are under `key:<name in lower case>`: a `key:` filter in any case finds them. */
-const keyResourceInAnyCase = ({ value }: { value: unknown }) => (typeof value === 'string' && /^key:/i.test(value) ? value.toLowerCase() : value);
+/**
+ * Resources named in any case, as their routes take them: key names are case-insensitive and their rows are under
+ * `key:<name in lower case>`; a credential id is a UUID (case-insensitive), its rows under the id in lower case, as
+ * stored — an upper-case id found none.
+ */
+const resourceInAnyCase = ({ value }: { value: unknown }) =>
+  typeof value === 'string' && (/^key:/i.test(value) || isCredentialIdParam(value)) ? value.toLowerCase() : value;
 
 export class AuditQueryDto {
-  @ApiPropertyOptional({ description: 'Credential id or secret name; a key is `key:<name>` (its name in any case: rows are under the name in lower case, except rows written before 2026-12, which keep the case their caller typed)' })
+  @ApiPropertyOptional({ description: 'Credential id (in any case) or secret name; a key is `key:<name>` (its name in any case: rows are under the name in lower case, except rows written before 2026-12, which keep the case their caller typed)' })
   @IsOptional()
-  @Transform(keyResourceInAnyCase)
+  @Transform(resourceInAnyCase)
   @IsString()
   @MaxLength(256)
   resource?: string;
