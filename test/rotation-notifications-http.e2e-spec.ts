@@ -247,6 +247,28 @@ describe.each(DATABASE_KINDS)('rotation notifications HTTP API on %s', (kind) =>
         unregister();
       }
     });
+
+    // Rotated twice through the credentials route with no webhook between: the middle one was never seen here, and a
+    // provider switched to it failed verification at once while the older one still verified.
+    it('a secret rotated outside the two phases, twice between uses: every replaced one stays live for the overlap window', async () => {
+      const hooks = '/v1/rotation/webhooks/github/hooks-plain';
+      const created = await call(rotator.key, 'POST', `${hooks}/secret`, {});
+      const original = created.body.secret as string;
+      secrets.push(original);
+      expect((await verify(reader.key, signed(original), payload, hooks)).status).toBe(200);
+      const [middle, latest] = [newSecret(), newSecret()];
+      for (const value of [middle, latest]) expect((await call(writer.key, 'POST', `/v1/credentials/${created.body.id}/rotate`, { value })).status).toBe(200);
+
+      const verified = [];
+      for (const s of [original, middle, latest]) verified.push((await verify(reader.key, signed(s), payload, hooks)).body);
+      expect(verified).toEqual([1, 2, 3].map((version) => expect.objectContaining({ valid: true, version })));
+      const versions = await call(reader.key, 'GET', `${hooks}/versions`);
+      expect(versions.body.items.map((v: { version: number; state: string }) => [v.version, v.state])).toEqual([
+        [3, 'current'],
+        [2, 'live'],
+        [1, 'live'],
+      ]);
+    });
   });
 
   it('publishes notification attempts on /metrics by channel and outcome, without tenant or credential labels', async () => {

@@ -26,15 +26,17 @@ export class WebhookSecretStates {
   /**
    * Makes `meta.version` the current row. First use of a credential (no current row): enrols it.
    * A credential rotated or rolled back outside this lib (a newer version than the current row): the
-   * old current row becomes live for the overlap window. Idempotent; a concurrent enrolment loses on
-   * the unique index and the caller just reads again.
+   * old current row becomes live for the overlap window, and so does each version written between it
+   * and `meta.version` (rotated twice between uses: a provider may sign with the middle one), up to
+   * `maxLiveSecrets`. Idempotent; a concurrent enrolment loses on the unique index and the caller just
+   * reads again.
    */
   async ensureCurrent(ctx: OperationContext, meta: CredentialMetadata, active: WebhookSecretVersionEntity[]): Promise<boolean> {
     const current = active.find((r) => r.state === WebhookSecretState.CURRENT);
     if (current && (current.credentialVersion ?? 0) >= meta.version) return false;
     const now = this.clock.now();
     await this.runner.run(async () => {
-      if (current) await this.demote(current, active, now);
+      if (current) await this.demote(current, [...active, ...(await this.liveBetween(meta, current.credentialVersion ?? 0, now))], now);
       await this.rows.insert(this.currentRow(meta, meta.version, meta.rotatedAt ?? meta.createdAt, now));
       await this.audit.record({
         action: WebhookAuditActions.ENROLLED,
@@ -45,6 +47,22 @@ export class WebhookSecretStates {
       });
     });
     return true;
+  }
+
+  /**
+   * Live rows for the versions after `from` and before `meta.version` (never current here: written outside this
+   * lib between two uses), the newest `maxLiveSecrets - 1` at most — `demote` keeps no more. Since when each was
+   * current is not known (null); each verifies for the overlap window from now.
+   */
+  private async liveBetween(meta: CredentialMetadata, from: number, now: Date): Promise<WebhookSecretVersionEntity[]> {
+    const rows: WebhookSecretVersionEntity[] = [];
+    const liveUntil = new Date(now.getTime() + this.options.overlapMs);
+    for (let v = meta.version - 1; v > from && rows.length < this.options.maxLiveSecrets - 1; v--) {
+      const row = { ...this.currentRow(meta, v, now, now), state: WebhookSecretState.LIVE, currentSince: null, liveUntil };
+      await this.rows.insert(row);
+      rows.push(row);
+    }
+    return rows;
   }
 
   /** A new current row for `version`. */

@@ -3,6 +3,9 @@ import { TransactionRunner } from '@app/common';
 import { In } from 'typeorm';
 import { WebhookSecretState, WebhookSecretVersionEntity } from './webhook-secret-version.entity';
 
+/** Newest first; rows made in one transaction (a pick-up's live rows and its current row) by version. */
+const NEWEST_FIRST = { createdAt: 'DESC', credentialVersion: 'DESC', id: 'ASC' } as const;
+
 /**
  * Every SQL access to `cv_webhook_secret_versions`. Reads go through `runner.read`, writes through
  * `runner.run` (they join the caller's transaction), never an EntityManager argument.
@@ -16,14 +19,14 @@ export class WebhookSecretVersionRepository {
     return this.runner.read(() =>
       this.runner.manager.find(WebhookSecretVersionEntity, {
         where: { credentialId, state: In([WebhookSecretState.CURRENT, WebhookSecretState.LIVE, WebhookSecretState.PENDING]) },
-        order: { createdAt: 'DESC', id: 'ASC' },
+        order: NEWEST_FIRST,
       }),
     );
   }
 
   /** Every row of a credential, newest first (history included). */
   history(credentialId: string): Promise<WebhookSecretVersionEntity[]> {
-    return this.runner.read(() => this.runner.manager.find(WebhookSecretVersionEntity, { where: { credentialId }, order: { createdAt: 'DESC', id: 'ASC' } }));
+    return this.runner.read(() => this.runner.manager.find(WebhookSecretVersionEntity, { where: { credentialId }, order: NEWEST_FIRST }));
   }
 
   /** One rotation's row of a credential, or null. */
