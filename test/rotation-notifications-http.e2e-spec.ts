@@ -125,6 +125,12 @@ describe.each(DATABASE_KINDS)('rotation notifications HTTP API on %s', (kind) =>
         [{ webhookUrl: 'http://127.0.0.1:8080/steal' }, ['127.0.0.1']],
         [{ webhookUrl: 'http://169.254.169.254/latest/meta-data' }, ['169.254.169.254']],
         [{ webhookUrl: 'ftp://files.example.com/drop' }, ['files.example.com']],
+        // Port 0 (no destination: every delivery would fail), and characters the URL parser drops without a word
+        // (tabs and line breaks anywhere, spaces and control characters around it): a URL other than the one sent.
+        [{ webhookUrl: 'https://93.184.215.14:0/hooks' }, ['93.184.215.14']],
+        [{ webhookUrl: 'https://93.184.2\t15.14/ho\noks' }, ['93.184']],
+        [{ webhookUrl: 'https://93.184.215.14/hooks\u0000' }, ['93.184']],
+        [{ webhookUrl: ' https://93.184.215.14/hooks ' }, ['93.184']],
         [{ webhookSecret: notASecret }, [notASecret]],
         [{ webhookSecret: 'sk_live_not_a_whsec_value' }, ['sk_live_not_a_whsec_value']],
         [{ webhookSecret: pastedSecret, generateWebhookSecret: true }, []],

@@ -1,5 +1,6 @@
 import { lookup as dnsLookup, type LookupAddress } from 'node:dns';
 import { BlockList, isIP, type LookupFunction } from 'node:net';
+import { hasControlCharacter } from '@app/common';
 import { NotificationSettingsInvalidError, NotificationTargetForbiddenError } from '../notification.errors';
 
 /** Addresses a tenant's webhook must not reach by default: this host, its networks, cloud metadata. */
@@ -40,13 +41,16 @@ export function isPrivateAddress(ip: string): boolean {
 }
 
 /**
- * A tenant's webhook URL, checked for shape: http(s) only, a host, no user:password part (it would
- * end up in logs of proxies), at most 2048 characters. Messages never quote the URL.
+ * A tenant's webhook URL, checked for shape: http(s) only, a host, a port other than 0, no user:password part (it
+ * would end up in logs of proxies), no space or control character, at most 2048 characters. Messages never quote the URL.
  */
 export function parseWebhookUrl(raw: unknown): URL {
   if (typeof raw !== 'string' || raw.length === 0 || raw.length > MAX_WEBHOOK_URL_LENGTH) {
     throw new NotificationSettingsInvalidError(`webhookUrl must be a URL of 1 to ${MAX_WEBHOOK_URL_LENGTH} characters`, 'webhookUrl');
   }
+  // The URL parser drops tabs and line breaks anywhere and spaces or control characters around it, without a word:
+  // the URL stored would not be the one sent.
+  if (hasControlCharacter(raw) || raw.includes(' ')) throw new NotificationSettingsInvalidError('webhookUrl must not contain spaces or control characters', 'webhookUrl');
   let url: URL;
   try {
     url = new URL(raw);
@@ -55,6 +59,8 @@ export function parseWebhookUrl(raw: unknown): URL {
   }
   if (url.protocol !== 'https:' && url.protocol !== 'http:') throw new NotificationTargetForbiddenError('only http and https URLs are allowed');
   if (!url.hostname) throw new NotificationSettingsInvalidError('webhookUrl must name a host', 'webhookUrl');
+  // Port 0 names no destination: every delivery would fail.
+  if (url.port === '0') throw new NotificationSettingsInvalidError('webhookUrl port must be from 1 to 65535', 'webhookUrl');
   if (url.username || url.password) throw new NotificationSettingsInvalidError('webhookUrl must not contain a user name or password', 'webhookUrl');
   return url;
 }
