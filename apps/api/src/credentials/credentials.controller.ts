@@ -155,7 +155,8 @@ export class CredentialsController {
     }
     const result = await this.revocation.revoke(ctx, { credentialId: id }, { reason: reason ?? PATCH_REVOKE_REASON, severity, expectedVersion: change.expectedVersion });
     // Revoked, but some vault versions may still be enabled: the revoke route lists it in vaultFailures; here, a 409 to retry.
-    if (result.vaultFailures.includes(id)) throw new CredentialRevokeIncompleteError(id, 'vault-failed');
+    // The list does not say why (a vault failure, or writes that kept committing), so neither does the answer.
+    if (result.vaultFailures.includes(id)) throw new CredentialRevokeIncompleteError(id, 'versions-not-all-disabled');
     return this.credentials.getMetadata(ctx, id);
   }
 

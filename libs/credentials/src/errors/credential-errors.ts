@@ -207,14 +207,20 @@ export class CredentialRevokeIncompleteError extends CredentialError {
   readonly codeName = 'REVOKE_INCOMPLETE';
   // Not the caller's mistake, and another call finishes it.
   readonly severity = ErrorSeverity.TRANSIENT;
-  /** `why`: writes of it kept committing (the lib's revoke), or the vault failed while disabling (a host that revoked and caught it). */
+  /**
+   * `why`: writes of it kept committing (the lib's revoke), or `versions-not-all-disabled` — a host that revoked and was
+   * told only that its Key Vault versions were not all disabled (the rotation lib's `vaultFailures`: a vault failure, or
+   * this error of the lib's revoke, caught alike), so it names no cause.
+   */
   constructor(
     readonly credentialId: string,
-    readonly why: 'writes-kept-committing' | 'vault-failed' = 'writes-kept-committing',
+    readonly why: 'writes-kept-committing' | 'versions-not-all-disabled' = 'writes-kept-committing',
   ) {
     super(
       `Credential ${credentialId} is revoked (its value is not served), but the revoke did not finish: ` +
-        (why === 'vault-failed' ? 'the vault failed while its Key Vault versions were being disabled' : 'writes of it kept committing while its Key Vault versions were being disabled') +
+        (why === 'versions-not-all-disabled'
+          ? 'its Key Vault versions could not all be disabled'
+          : 'writes of it kept committing while its Key Vault versions were being disabled') +
         ', so some may still be enabled. Revoke it again to finish',
     );
   }
