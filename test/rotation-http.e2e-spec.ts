@@ -222,6 +222,24 @@ describe.each(DATABASE_KINDS)('rotation HTTP API on %s', (kind) => {
     expect(await revokeTrail(cred.id)).toMatchObject({ vault: [false], audited: half.audited });
   });
 
+  it('a PATCH to revoked with expectedVersion left unfinished: the same body again is CONFLICT (the revoke moved rowVersion); with the rowVersion it has now, it finishes', async () => {
+    const vault = host.app.get(EmbeddedVault).emulator!;
+    const cred = await store('api_key', { valueStore: 'vault' });
+    const body = { status: 'revoked', reason: 'leaked', expectedVersion: cred.rowVersion };
+    vault.deny({ operations: ['updateSecret'] });
+    try {
+      expect(await call(patcher.key, 'PATCH', `/v1/credentials/${cred.id}`, body)).toMatchObject({ status: 409, body: { codeName: 'REVOKE_INCOMPLETE' } });
+    } finally {
+      vault.clearDenials();
+    }
+    expect(await call(patcher.key, 'PATCH', `/v1/credentials/${cred.id}`, body)).toMatchObject({ status: 409, body: { codeName: 'CONFLICT' } });
+    expect((await revokeTrail(cred.id)).vault).toEqual([true]);
+    const now = await call(patcher.key, 'GET', `/v1/credentials/${cred.id}`);
+    expect(now.body).toMatchObject({ status: 'revoked' });
+    expect(await call(patcher.key, 'PATCH', `/v1/credentials/${cred.id}`, { ...body, expectedVersion: now.body.rowVersion })).toMatchObject({ status: 200, body: { status: 'revoked' } });
+    expect((await revokeTrail(cred.id)).vault).toEqual([false]);
+  });
+
   it('lists upcoming expiries and due rotations', async () => {
     const soon = await store('api_key', { connectionId: 'expiring', expiresAt: new Date(Date.now() + 5 * 86_400_000).toISOString() });
     const exp = await call(rotator.key, 'GET', '/v1/rotation/expiries?days=7');

@@ -139,7 +139,8 @@ export class CredentialsController {
       'Setting `status: revoked` is the revoke of `POST /v1/rotation/revoke` for this credential (Key Vault versions disabled, ' +
       'audited as critical with `reason` and `severity`, `credential.revoked` event, history row); it also needs credentials:revoke ' +
       '(403 without it, nothing changed), and goes alone (400 with tags or expiresAt). 409 `REVOKE_INCOMPLETE`: revoked, but ' +
-      'some Key Vault versions may still be enabled; send it again to finish.',
+      'some Key Vault versions may still be enabled; send it again to finish (with expectedVersion, the rowVersion it has now: the ' +
+      'revoke moved it). On a credential already revoked it finishes what is left: 200, no second revoke row or event.',
   })
   @ApiOkResponse({ description: 'the metadata after the change', schema: bodyOf('CredentialMetadata') })
   async update(@OpContext() ctx: OperationContext, @Id() id: string, @Body() dto: UpdateCredentialDto): Promise<CredentialMetadata> {

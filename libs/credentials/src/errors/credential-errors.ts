@@ -29,7 +29,8 @@ export enum CredentialErrorCode {
   WRITE_TOO_SLOW = 2012,
   /**
    * A revoke that did not finish: the credential is revoked (its value is not served), but writes of it kept committing
-   * while its Key Vault versions were being disabled, so some may still be enabled. Revoke it again to finish.
+   * while its Key Vault versions were being disabled (or, raised by a host, its versions could not all be disabled), so
+   * some may still be enabled. Revoke it again to finish.
    */
   REVOKE_INCOMPLETE = 2013,
 }
