@@ -70,16 +70,22 @@ describe.each(DATABASE_KINDS)('RevokedVersionsBeforeRevokedAt on %s', (kind) => 
   const entities = [...CREDENTIALS_ENTITIES, ...ROTATION_ENTITIES];
   const all = [...CREDENTIALS_MIGRATIONS, ...ROTATION_MIGRATIONS];
   const id = (n: number) => `00000000-0000-4000-8000-00000000000${n}`;
-  const credential = (n: number, status: string, current: number) =>
+  const credential = (n: number, status: string, current: number, tenant = 't1') =>
     `INSERT INTO ${table('cv_credentials')} (id, tenant_id, integration_id, connection_id, type, value_store, current_version, status, tags, row_version, created_at, updated_at, created_by, updated_by) ` +
-    `VALUES ('${id(n)}', 't1', 'acme', 'c${n}', 'api_key', 'envelope', ${current}, '${status}', '{}', 1, 1000, 1000, 'u', 'u')`;
-  const version = (n: number, v: number, revokedAt: number | null = null) =>
+    `VALUES ('${id(n)}', '${tenant}', 'acme', 'c${n}', 'api_key', 'envelope', ${current}, '${status}', '{}', 1, 1000, 1000, 'u', 'u')`;
+  const version = (n: number, v: number, revokedAt: number | null = null, tenant = 't1') =>
     `INSERT INTO ${table('cv_credential_versions')} (id, credential_id, tenant_id, version, value_store, created_at, created_by, revoked_at) ` +
-    `VALUES ('${v}${id(n).slice(1, -1)}${n}', '${id(n)}', 't1', ${v}, 'envelope', 1000, 'u', ${revokedAt})`;
+    `VALUES ('${v}${id(n).slice(1, -1)}${n}', '${id(n)}', '${tenant}', ${v}, 'envelope', 1000, 'u', ${revokedAt})`;
   let h = 0;
-  const history = (n: number, action: string, v: number, at: number) =>
+  const history = (n: number, action: string, v: number, at: number, tenant = 't1') =>
     `INSERT INTO ${table('cv_rotation_history')} (id, tenant_id, credential_id, action, method, from_version, to_version, actor, reason, severity, created_at) ` +
-    `VALUES ('h${++h}', 't1', '${id(n)}', '${action}', '${action === 'rotate' ? 'manual' : action}', ${action === 'rotate' ? v - 1 : v}, ${v}, 'u', NULL, NULL, ${at})`;
+    `VALUES ('h${String(++h).padStart(3, '0')}', '${tenant}', '${id(n)}', '${action}', '${action === 'rotate' ? 'manual' : action}', ${action === 'rotate' ? v - 1 : v}, ${v}, 'u', NULL, NULL, ${at})`;
+
+  // [credential n, version, revoked_at], in order.
+  const marks = async (ds: DataSource) => {
+    const rows = (await ds.query(`SELECT credential_id AS c, version AS v, revoked_at AS at FROM ${table('cv_credential_versions')} ORDER BY credential_id, version`)) as Array<Record<string, unknown>>;
+    return rows.map((r) => [Number(String(r.c).slice(-1)), Number(r.v), r.at === null ? null : Number(r.at)]);
+  };
 
   it('marks the versions a revoke withdrew before a rotation lifted it, lifts what un-revokes lifted, and leaves the rest', async () => {
     const old = await bed.migrate(entities, all.filter((m) => m !== RevokedVersionsBeforeRevokedAt1950000000000));
@@ -91,6 +97,11 @@ describe.each(DATABASE_KINDS)('RevokedVersionsBeforeRevokedAt on %s', (kind) => 
       [5, 'deleted', 2, [['revoke', 1, 100], ['rotate', 2, 110]]],
       [6, 'active', 2, [['revoke', 1, 100], ['rotate', 2, 110]], [50, null]], // this version's own revoke already marked v1
       [7, 'active', 1, [['revoke', 1, 100]]], // made active without an un-revoke row: its current value is served, left alone
+      // An older version's un-revoke raced by a rotation (through the credentials route) recorded its row though the
+      // rotation had made the credential active first: it lifted nothing, v1 stays withdrawn.
+      [8, 'active', 2, [['revoke', 1, 100], ['rotate', 2, 110], ['unrevoke', 2, 120]]],
+      // Revoked now, 1880 marked all its versions alike: an un-revoke would lift v1 too, which an earlier revoke withdrew.
+      [9, 'revoked', 3, [['revoke', 1, 100], ['rotate', 2, 110], ['rotate', 3, 115], ['revoke', 3, 120]], [900, 900, 900]],
     ];
     for (const [n, status, current, events, marks] of setup) {
       await old.query(credential(n, status, current));
@@ -100,8 +111,7 @@ describe.each(DATABASE_KINDS)('RevokedVersionsBeforeRevokedAt on %s', (kind) => 
     await old.destroy();
 
     const after = await bed.migrate(entities, all);
-    const rows = (await after.query(`SELECT credential_id AS c, version AS v, revoked_at AS at FROM ${table('cv_credential_versions')} ORDER BY credential_id, version`)) as Array<Record<string, unknown>>;
-    expect(rows.map((r) => [Number(String(r.c).slice(-1)), Number(r.v), r.at === null ? null : Number(r.at)])).toEqual([
+    expect(await marks(after)).toEqual([
       [1, 1, 100],
       [1, 2, null],
       [2, 1, null],
@@ -116,6 +126,37 @@ describe.each(DATABASE_KINDS)('RevokedVersionsBeforeRevokedAt on %s', (kind) => 
       [6, 1, 50],
       [6, 2, null],
       [7, 1, null],
+      [8, 1, 100],
+      [8, 2, null],
+      [9, 1, 100], // no longer the last revoke's: an un-revoke leaves it withdrawn
+      [9, 2, 900],
+      [9, 3, 900],
+    ]);
+  });
+
+  it('replays the revokes and un-revokes of one millisecond in their order, and each tenant on its own', async () => {
+    const old = await bed.migrate(entities, all.filter((m) => m !== RevokedVersionsBeforeRevokedAt1950000000000));
+    // One millisecond: revoked, rotated, revoked again, un-revoked (the un-revoke's row inserted first: the lowest id),
+    // then rotated. The un-revoke lifted the second revoke's v2 only (its mark came after the first's): v1 stays withdrawn.
+    await old.query(credential(1, 'active', 3));
+    for (let v = 1; v <= 3; v++) await old.query(version(1, v));
+    for (const [action, v] of [['unrevoke', 2], ['revoke', 1], ['rotate', 2], ['revoke', 2]] as const) await old.query(history(1, action, v, 100));
+    await old.query(history(1, 'rotate', 3, 130));
+    // Another tenant's credential revoked, then rotated; a row naming it under the first tenant is not its history.
+    await old.query(credential(2, 'active', 2, 't2'));
+    for (let v = 1; v <= 2; v++) await old.query(version(2, v, null, 't2'));
+    await old.query(history(2, 'revoke', 1, 200, 't2'));
+    await old.query(history(2, 'rotate', 2, 210, 't2'));
+    await old.query(history(2, 'unrevoke', 1, 205, 't1'));
+    await old.destroy();
+
+    const after = await bed.migrate(entities, all);
+    expect(await marks(after)).toEqual([
+      [1, 1, 100],
+      [1, 2, null],
+      [1, 3, null],
+      [2, 1, 200],
+      [2, 2, null],
     ]);
   });
 });
