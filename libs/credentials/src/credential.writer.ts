@@ -29,6 +29,7 @@ import { CredentialRepository } from './persistence/credential.repository';
 import { CredentialVersionRepository, lastRevoked, revokeMark } from './persistence/credential-version.repository';
 import { CredentialsPersistence } from './persistence/credentials-persistence';
 import { ValueStores } from './stores/value-stores';
+import { VaultValueDeletion } from './stores/vault-value-deletion';
 import type { ValueOwner, ValuePointer } from './stores/credential-value-store';
 import { ValidatedValue, validateValueOfType } from './validation/credential-value.validator';
 import { assertDate, assertIdentifier, assertNewIdentifier, assertPositiveInt, assertTags, MAX_VERSION_NUMBER } from './validation/identifiers';
@@ -79,6 +80,7 @@ export class CredentialWriter {
     private readonly audit: AuditService,
     private readonly events: CredentialEventPublisher,
     private readonly cache: CredentialCache,
+    private readonly vaultDeletion: VaultValueDeletion,
     @Inject(CREDENTIALS_CLOCK) private readonly clock: Clock,
     @Inject(CREDENTIALS_RESOLVED_OPTIONS) private readonly options: ResolvedCredentialsOptions,
   ) {
@@ -310,14 +312,17 @@ export class CredentialWriter {
         const now = this.clock.now();
         return {
           next: { ...row, status: CredentialStatus.DELETED, deletedAt: now, rowVersion: row.rowVersion + 1, updatedAt: now, updatedBy: ctx.actor.id },
-          // Envelope ciphertexts go in the same transaction; Key Vault secrets are soft-deleted after it.
-          alsoWrite: () => this.stores.of(row.valueStore).discardInTransaction(ownerOf(row)),
+          // Envelope ciphertexts go in the same transaction; Key Vault values after it, durably (an outbox event of it).
+          alsoWrite: async () => {
+            await this.stores.of(row.valueStore).discardInTransaction(ownerOf(row));
+            await this.vaultDeletion.schedule(row);
+          },
           audit: { action: AuditAction.DELETE, details: { version: row.currentVersion } },
           event: { name: CredentialEvents.DELETED },
         };
       });
-      const versions = await this.versions.list(ctx.tenantId, id);
-      await this.stores.of(before.valueStore).discardAfterCommit(ownerOf(before), versions.map(pointerOf));
+      // Versions disabled, then the secrets soft-deleted; a failure is the outbox's to retry (the delete is committed).
+      await this.vaultDeletion.runNow(before);
     });
   }
 

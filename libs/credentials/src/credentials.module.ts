@@ -28,6 +28,7 @@ import { EnvelopeValueStore } from './stores/envelope-value-store';
 import { KeyEncryptionKeyHealthCheck } from './stores/key-encryption-key-health-check';
 import { ValueStores } from './stores/value-stores';
 import { VaultValueStore } from './stores/vault-value-store';
+import { VaultValueDeletion } from './stores/vault-value-deletion';
 import { CredentialOrphanVersions } from './orphans/orphan-versions.service';
 import { OrphanVersionsScheduler } from './orphans/orphan-versions.scheduler';
 
@@ -73,6 +74,7 @@ const providers: Provider[] = [
   KeyEncryptionKeyHealthCheck,
   DataKeyService,
   VaultValueStore,
+  VaultValueDeletion,
   EnvelopeValueStore,
   ValueStores,
   CredentialEventPublisher,
@@ -109,7 +111,7 @@ const providers: Provider[] = [
 @Module({
   imports: [ScheduledJobsModule],
   providers,
-  exports: [CredentialsService, CredentialExpiryScanner, CredentialOrphanVersions, CredentialCache, DataKeyService, KeyEncryptionKeyHealthCheck, EnvelopeValueStore, ReadAuditCoalescer],
+  exports: [CredentialsService, CredentialExpiryScanner, CredentialOrphanVersions, CredentialCache, DataKeyService, KeyEncryptionKeyHealthCheck, EnvelopeValueStore, ReadAuditCoalescer, VaultValueDeletion],
 })
 export class CredentialsModule extends CredentialsConfigurableModule {
   /** Every option has a default, so the options may be left out: `CredentialsModule.forRoot()` is `forRoot({})`. */

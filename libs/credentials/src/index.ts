@@ -51,6 +51,7 @@ export { KeyVaultAuditAnchorStore, auditAnchorSecretName } from './audit/key-vau
 export { DataKeyService, type DataKey, type RewrapResult } from './stores/data-key.service';
 export { KeyEncryptionKeyHealthCheck, type KeyEncryptionKeyHealth } from './stores/key-encryption-key-health-check';
 export { EnvelopeValueStore, type ReencryptResult } from './stores/envelope-value-store';
+export { VaultValueDeletion, VAULT_VALUE_DELETION_EVENT } from './stores/vault-value-deletion';
 export { validateCredentialValue, MAX_VALUE_BYTES, MIN_WEBHOOK_SECRET_BYTES, type CertificateInfo } from './validation/credential-value.validator';
 export { DOTS_ONLY_MESSAGE, IDENTIFIER_PATTERN, isDotsOnly, MAX_TAGS, NEW_IDENTIFIER_PATTERN, assertTags as assertCredentialTags } from './validation/identifiers';
 export { maskValue, MASK_MIN_VALUE_LENGTH } from './masking';

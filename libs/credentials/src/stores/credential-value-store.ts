@@ -48,10 +48,11 @@ export interface CredentialValueStore {
   readonly kind: ValueStoreKind;
   write(request: ValueWriteRequest): Promise<ValuePointer>;
   read(owner: ValueOwner, pointer: ValuePointer, options?: ValueReadOptions): Promise<string>;
-  /** Inside the delete transaction (the ambient `TransactionRunner` one): discard values held in the database. */
+  /**
+   * Inside the delete transaction (the ambient `TransactionRunner` one): discard values held in the database. The
+   * values a delete leaves in Key Vault are `VaultValueDeletion`'s (an outbox event of the same transaction).
+   */
   discardInTransaction(owner: ValueOwner): Promise<void>;
-  /** After the delete committed: discard external values (best effort; the metadata is already gone). */
-  discardAfterCommit(owner: ValueOwner, pointers: ValuePointer[]): Promise<void>;
   /**
    * A value `write` stored whose version row never committed (the write lost its compare-and-set, e.g.
    * to a delete): removed, or at least made unreadable, so a deleted credential keeps no value.

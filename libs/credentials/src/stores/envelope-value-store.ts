@@ -97,10 +97,6 @@ export class EnvelopeValueStore implements CredentialValueStore {
     await this.values.deleteOfCredential(owner.tenantId, owner.credentialId);
   }
 
-  async discardAfterCommit(): Promise<void> {
-    // Everything was removed inside the transaction.
-  }
-
   async discardUnreferenced(owner: ValueOwner, pointer: ValuePointer): Promise<void> {
     if (pointer.envelopeValueId) await this.values.deleteById(owner.tenantId, owner.credentialId, pointer.envelopeValueId);
   }

@@ -1,5 +1,4 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
-import { describeError } from '@app/common';
 import { KeyVaultErrorCode, KeyVaultProvider, isKeyVaultError, type SecretProperties } from '@app/key-vault';
 import { CredentialType, ValueStoreKind } from '../credential-type';
 import { CREDENTIALS_RESOLVED_OPTIONS } from '../credentials.constants';
@@ -115,11 +114,12 @@ export class VaultValueStore implements CredentialValueStore {
   /**
    * The enabled versions of the secret `name` that this store wrote (they carry the `cv-credential` tag), listed across
    * all pages (`nextLink`, empty pages included; each call through the key-vault lib's resilience, which honours 429
-   * Retry-After). A name the vault does not know has none.
+   * Retry-After). A name the vault does not know (or has soft-deleted) has none. `keep` chooses others instead (a
+   * delete's: the ones its metadata references, tagged or not).
    */
-  async enabledVersions(name: string): Promise<SecretProperties[]> {
+  async enabledVersions(name: string, keep: (v: SecretProperties) => boolean = (v) => v.tags[CREDENTIAL_TAG] !== undefined): Promise<SecretProperties[]> {
     const out: SecretProperties[] = [];
-    for await (const v of this.vault.listAllSecretVersions(name)) if (v.enabled && v.tags[CREDENTIAL_TAG] !== undefined) out.push(v);
+    for await (const v of this.vault.listAllSecretVersions(name)) if (v.enabled && keep(v)) out.push(v);
     return out;
   }
 
@@ -132,23 +132,6 @@ export class VaultValueStore implements CredentialValueStore {
   }
 
   async discardInTransaction(_owner: ValueOwner): Promise<void> {
-    // Nothing in the database.
-  }
-
-  async discardAfterCommit(owner: ValueOwner, pointers: ValuePointer[]): Promise<void> {
-    // One delete per secret name (a generation); the generation is what the log names.
-    const generations = new Map<string, number>();
-    for (const p of pointers) if (p.vaultSecretName) generations.set(p.vaultSecretName, p.vaultGeneration ?? 0);
-    for (const [name, generation] of generations) {
-      try {
-        await this.vault.deleteSecret(name);
-      } catch (e) {
-        if (isKeyVaultError(e, KeyVaultErrorCode.KEY_NOT_FOUND)) continue;
-        // The metadata is already deleted: the value is unreachable through this lib. Leave a trace for
-        // an operator: the credential id and generation find the secret (its `cv-credential` tag), while
-        // the name carries the tenant and the error's text may be the vault's.
-        this.logger.warn(`credential ${owner.credentialId}: could not soft-delete the vault secret of generation ${generation}: ${describeError(e)}`);
-      }
-    }
+    // Nothing in the database: the vault side of a delete is `VaultValueDeletion`'s (an outbox event of the transaction).
   }
 }

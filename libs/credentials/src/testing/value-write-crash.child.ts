@@ -1,9 +1,12 @@
 /**
- * Child process of orphan-versions.int-spec.ts (run with an @swc/core require hook, never by jest).
- * Env: CV_TEST_DS (DataSource options JSON), CV_VAULT_URL + CV_VAULT_CA (the parent's local vault),
- * CV_TENANT, CV_CREDENTIAL, CV_VALUE. It rotates the credential to CV_VALUE through the real stack; its
- * vault value store writes the new secret version (real SDK, real HTTPS), prints `WRITTEN <version>` and
- * then never returns, so the parent kills the process with SIGKILL between the vault write and the commit.
+ * Child process of orphan-versions.int-spec.ts and credential-delete-vault.int-spec.ts (run with an @swc/core require
+ * hook, never by jest). Env: CV_TEST_DS (DataSource options JSON), CV_VAULT_URL + CV_VAULT_CA (the parent's local
+ * vault), CV_TENANT, CV_CREDENTIAL, CV_VALUE, CV_STEP (`rotate`, the default, or `delete`).
+ * - rotate: it rotates the credential to CV_VALUE through the real stack; its vault value store writes the new secret
+ *   version (real SDK, real HTTPS), prints `WRITTEN <version>` and then never returns, so the parent kills the process
+ *   with SIGKILL between the vault write and the commit.
+ * - delete: it deletes the credential; once the delete committed, before any vault call of its vault side, it prints
+ *   `COMMITTED <tenant>` and never returns, so the parent kills it between the commit and the vault calls.
  */
 import 'reflect-metadata';
 import { Test } from '@nestjs/testing';
@@ -12,6 +15,7 @@ import { credentialsStackImports } from '@app/testing';
 import type { DataSourceOptions } from 'typeorm';
 import { CredentialsService } from '../credentials.service';
 import type { ValueWriteRequest } from '../stores/credential-value-store';
+import { VaultValueDeletion } from '../stores/vault-value-deletion';
 import { VaultValueStore } from '../stores/vault-value-store';
 
 async function main(): Promise<void> {
@@ -25,14 +29,25 @@ async function main(): Promise<void> {
     }),
   }).compile();
   await moduleRef.init();
+  const ctx = { tenantId: process.env.CV_TENANT ?? '', actor: { id: 'user:ops' } };
+  const hang = () => new Promise<never>(() => setInterval(() => undefined, 60_000)); // the parent kills us here
+  if (process.env.CV_STEP === 'delete') {
+    moduleRef.get(VaultValueDeletion).runNow = async () => {
+      process.stdout.write(`COMMITTED ${ctx.tenantId}\n`);
+      return hang();
+    };
+    await moduleRef.get(CredentialsService).delete(ctx, process.env.CV_CREDENTIAL ?? '');
+    process.stdout.write('UNEXPECTED returned\n');
+    return;
+  }
   const store = moduleRef.get(VaultValueStore);
   const write = store.write.bind(store);
   store.write = async (request: ValueWriteRequest) => {
     const pointer = await write(request);
     process.stdout.write(`WRITTEN ${pointer.vaultSecretVersion}\n`);
-    return new Promise(() => setInterval(() => undefined, 60_000)); // the parent kills us here, before the commit
+    return hang(); // before the commit
   };
-  await moduleRef.get(CredentialsService).rotate({ tenantId: process.env.CV_TENANT ?? '', actor: { id: 'user:ops' } }, process.env.CV_CREDENTIAL ?? '', process.env.CV_VALUE ?? '');
+  await moduleRef.get(CredentialsService).rotate(ctx, process.env.CV_CREDENTIAL ?? '', process.env.CV_VALUE ?? '');
   process.stdout.write('UNEXPECTED committed\n');
 }
 

@@ -1,0 +1,167 @@
+/**
+ * Integration: what a credential's delete leaves in Key Vault, on SQLite and PostgreSQL with the real SDK against the
+ * local vault. A delete soft-deletes the credential's secrets, and a soft-deleted secret can be recovered at the vault
+ * (by an operator, within the retention period): it must then come back with no version enabled — no readable value of
+ * a credential the app says is deleted, the orphans of crashed writes included. And the vault side of a delete is
+ * durable: when the vault fails it (or the process dies after the commit), the outbox retries it until it is done,
+ * without touching the secret of a credential stored in the same slot meanwhile.
+ */
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Test, type TestingModule } from '@nestjs/testing';
+import type { OperationContext } from '@app/common';
+import { isKeyVaultError, KeyVaultErrorCode, KeyVaultProvider, type SecretProperties } from '@app/key-vault';
+import { KeyVaultEmulator } from '@app/keyvault-emulator';
+import { createTestDatabase, credentialsStackImports, DATABASE_KINDS, killHard, startCrashChild, writeRequireHook, type TestDatabase } from '@app/testing';
+import { CredentialNotFoundError, CredentialsService, CredentialType, credentialSecretName, ValueStoreKind, VaultValueDeletion } from './index';
+
+const CHILD = join(__dirname, 'testing', 'value-write-crash.child.ts');
+/** The child loads only the stack helper of the test support (the rest starts the OAuth test server). */
+const STACK_ONLY = { '@app/testing': ['test/support/stack.ts'] };
+
+jest.setTimeout(120_000);
+
+describe.each(DATABASE_KINDS)('what a delete leaves in Key Vault on %s', (kind) => {
+  let emu: KeyVaultEmulator;
+  let db: TestDatabase;
+  let moduleRef: TestingModule;
+  let service: CredentialsService;
+  let vault: KeyVaultProvider;
+  let dir: string;
+  const run = randomBytes(3).toString('hex');
+  const ctx: OperationContext = { tenantId: `vdel_${run}`, actor: { id: 'user:ops' } };
+  const secret = () => `tok_${randomBytes(18).toString('base64url')}`;
+  const nameOf = (connectionId: string, generation: number) =>
+    credentialSecretName({ tenantId: ctx.tenantId, integrationId: 'github', connectionId, type: CredentialType.API_KEY }, generation);
+
+  beforeAll(async () => {
+    emu = await KeyVaultEmulator.start({ quiet: true, throttle: false, operationDelayMs: 0 });
+    db = await createTestDatabase(kind);
+    dir = mkdtempSync(join(tmpdir(), 'cv-vdel-'));
+    moduleRef = await Test.createTestingModule({
+      imports: credentialsStackImports({
+        database: db.options,
+        vault: emu,
+        keyVault: { resilience: { maxAttempts: 1, pollIntervalMs: 20, breaker: { consecutiveFailures: 1000 } } },
+        persistence: { outbox: { pollIntervalMs: 50, backoff: { baseMs: 50, maxMs: 200 } } },
+        credentials: { valueStores: { api_key: ValueStoreKind.VAULT } },
+      }),
+    }).compile();
+    await moduleRef.init();
+    service = moduleRef.get(CredentialsService);
+    vault = moduleRef.get(KeyVaultProvider);
+  });
+
+  afterEach(() => emu.clearFaults());
+
+  afterAll(async () => {
+    await moduleRef?.close();
+    await emu?.stop();
+    await db?.drop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  async function allVersions(name: string): Promise<SecretProperties[]> {
+    const out: SecretProperties[] = [];
+    for await (const v of vault.listAllSecretVersions(name)) out.push(v);
+    return out;
+  }
+
+  async function isSoftDeleted(name: string): Promise<boolean> {
+    try {
+      await vault.getDeletedSecret(name);
+      return true;
+    } catch (e) {
+      if (isKeyVaultError(e, KeyVaultErrorCode.KEY_NOT_FOUND)) return false;
+      throw e;
+    }
+  }
+
+  /** What an operator gets back by recovering the soft-deleted secret at the vault: its versions, enabled or not. */
+  async function recovered(name: string): Promise<Array<[string, boolean]>> {
+    await vault.recoverDeletedSecret(name);
+    return (await allVersions(name)).map((v) => [v.version, v.enabled]);
+  }
+
+  async function until(check: () => Promise<boolean>, what: string, timeoutMs = 15_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (!(await check())) {
+      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+
+  it('a deleted secret recovered at the vault comes back with every version disabled, orphans of crashed writes included', async () => {
+    const meta = await service.store(ctx, { integrationId: 'github', connectionId: 'recover', type: CredentialType.API_KEY, value: secret() });
+    await service.rotate(ctx, meta.id, secret());
+    await service.rotate(ctx, meta.id, secret());
+    const name = nameOf('recover', 0);
+    // An orphan: a version a write crashed with before its commit (tagged for the credential, referenced by no metadata).
+    const orphan = await vault.setSecret(name, secret(), { tags: { 'cv-credential': meta.id, 'cv-version': '4' } });
+    expect((await allVersions(name)).filter((v) => v.enabled)).toHaveLength(4);
+
+    await service.delete(ctx, meta.id);
+
+    expect(await isSoftDeleted(name)).toBe(true);
+    const back = await recovered(name);
+    expect(back).toHaveLength(4);
+    expect(back.filter(([, enabled]) => enabled)).toEqual([]);
+    expect(back.map(([v]) => v)).toContain(orphan.properties.version);
+    // Not readable at the vault either: a disabled secret's get is refused.
+    expect(await vault.getSecret(name).catch((e: unknown) => e)).toMatchObject({ code: KeyVaultErrorCode.DISABLED });
+  });
+
+  it('deleteMany and deleteByConnection leave no enabled version either', async () => {
+    const a = await service.store(ctx, { integrationId: 'github', connectionId: 'batch-a', type: CredentialType.API_KEY, value: secret() });
+    const b = await service.store(ctx, { integrationId: 'github', connectionId: 'batch-b', type: CredentialType.API_KEY, value: secret() });
+    expect(await service.deleteMany(ctx, [a.id])).toEqual({ deleted: [a.id], notFound: [] });
+    expect((await service.deleteByConnection(ctx, 'github', 'batch-b')).deleted).toEqual([b.id]);
+    for (const name of [nameOf('batch-a', 0), nameOf('batch-b', 0)]) expect((await recovered(name)).filter(([, enabled]) => enabled)).toEqual([]);
+  });
+
+  it('a vault failure during the delete is retried until the versions are disabled and the secret soft-deleted', async () => {
+    const meta = await service.store(ctx, { integrationId: 'github', connectionId: 'retry', type: CredentialType.API_KEY, value: secret() });
+    const name = nameOf('retry', 0);
+    const deletion = moduleRef.get(VaultValueDeletion);
+    emu.injectFault({ kind: 'status', status: 503, operations: ['updateSecret', 'deleteSecret'] });
+
+    // The metadata delete commits: the credential is gone for the app at once.
+    await service.delete(ctx, meta.id);
+    expect(await service.get(ctx, meta.id).catch((e: unknown) => e)).toBeInstanceOf(CredentialNotFoundError);
+    // The vault side is pending, and says so; the value is still enabled at the vault.
+    await new Promise((r) => setTimeout(r, 300));
+    expect(await deletion.pending()).toBe(1);
+    expect((await allVersions(name)).filter((v) => v.enabled)).toHaveLength(1);
+
+    // Meanwhile the same slot is stored again: its value goes to the next secret name, which the retry leaves alone.
+    const successor = secret();
+    const next = await service.store(ctx, { integrationId: 'github', connectionId: 'retry', type: CredentialType.API_KEY, value: successor });
+
+    emu.clearFaults();
+    await until(() => isSoftDeleted(name), 'the retried soft-delete');
+    expect(await deletion.pending()).toBe(0);
+    expect((await recovered(name)).filter(([, enabled]) => enabled)).toEqual([]);
+    expect(await isSoftDeleted(nameOf('retry', 1))).toBe(false);
+    expect((await service.get(ctx, next.id)).value).toBe(successor);
+  });
+
+  it('a process killed between the delete\'s commit and its vault calls: the outbox does them', async () => {
+    const meta = await service.store(ctx, { integrationId: 'github', connectionId: 'crash', type: CredentialType.API_KEY, value: secret() });
+    await service.rotate(ctx, meta.id, secret());
+    const name = nameOf('crash', 0);
+    const { child, line } = startCrashChild(writeRequireHook(dir, STACK_ONLY), CHILD, 'COMMITTED', {
+      env: { CV_TEST_DS: JSON.stringify(db.options), CV_VAULT_URL: emu.vaultUrl, CV_VAULT_CA: emu.caCertPem, CV_TENANT: ctx.tenantId, CV_CREDENTIAL: meta.id, CV_STEP: 'delete' },
+    });
+    await line;
+    expect(await killHard(child)).toBe('SIGKILL');
+    expect(await service.getMetadata(ctx, meta.id).catch((e: unknown) => e)).toBeInstanceOf(CredentialNotFoundError);
+
+    // This process dispatches the event the dead one committed with its delete.
+    await until(() => isSoftDeleted(name), 'the soft-delete from the outbox');
+    const back = await recovered(name);
+    expect(back).toHaveLength(2);
+    expect(back.filter(([, enabled]) => enabled)).toEqual([]);
+  });
+});

@@ -1,0 +1,127 @@
+import { Injectable, Logger, OnModuleDestroy, OnModuleInit } from '@nestjs/common';
+import { describeError, type OutboxEvent, OutboxEventEntity } from '@app/common';
+import { isKeyVaultError, KeyVaultErrorCode, KeyVaultProvider, type SecretProperties } from '@app/key-vault';
+import { CredentialStatus, ValueStoreKind } from '../credential-type';
+import type { CredentialEntity } from '../entities/credential.entity';
+import { ownerOf } from '../internal/credential-view';
+import { CredentialRepository } from '../persistence/credential.repository';
+import { CredentialVersionRepository } from '../persistence/credential-version.repository';
+import { CredentialsPersistence } from '../persistence/credentials-persistence';
+import { CREDENTIAL_TAG, VaultValueStore } from './vault-value-store';
+
+/**
+ * The outbox event of a delete's vault side (ids only: `{ credentialId }`, the tenant as the event's). Not a
+ * `credential.*` event: it is this lib's own work, written whatever `emitEvents` says, and no listener's business.
+ */
+export const VAULT_VALUE_DELETION_EVENT = 'credentials.vault-values.delete';
+
+/**
+ * The vault side of a credential's delete: no readable value of a deleted credential is left at the vault.
+ *
+ * For each secret the credential's values may be in (the names its version rows record, and its current and next
+ * generation's, where a write that crashed before its commit left its version), every enabled version that the
+ * metadata references or that this lib wrote for the credential (tag `cv-credential`: the orphans) is disabled; then
+ * the recorded names are soft-deleted — never before their versions are disabled, so a secret an operator recovers
+ * within the vault's retention comes back with nothing readable. The next generation's name is only swept, never
+ * deleted: a credential stored in the same slot after the delete writes there.
+ *
+ * Durable: `schedule` adds an outbox event in the delete's transaction; after the commit `runNow` does the work at
+ * once (the delete returns with the vault done), and the outbox delivers the event at least once, on any replica, and
+ * does it again — a repeat finds nothing enabled and the names deleted already — so a vault failure, or a crash
+ * between the commit and the vault calls, is retried with the outbox's backoff until it is done. While it is not, each
+ * failed attempt is a warning naming the credential, and `pending()` counts the deletes not done.
+ *
+ * Never a purge: purging is the vault operator's decision (soft-delete retention, purge protection); within the
+ * retention a soft-deleted secret remains recoverable, with every version disabled.
+ */
+@Injectable()
+export class VaultValueDeletion implements OnModuleInit, OnModuleDestroy {
+  private readonly logger = new Logger(VaultValueDeletion.name);
+  private unregister?: () => void;
+
+  constructor(
+    private readonly persistence: CredentialsPersistence,
+    private readonly rows: CredentialRepository,
+    private readonly versions: CredentialVersionRepository,
+    private readonly vaultStore: VaultValueStore,
+    private readonly vault: KeyVaultProvider,
+  ) {}
+
+  onModuleInit(): void {
+    // Also on replicas that never delete: they may dispatch another replica's events.
+    this.unregister = this.persistence.handlers.register(VAULT_VALUE_DELETION_EVENT, (event) => this.deliver(event));
+  }
+
+  onModuleDestroy(): void {
+    this.unregister?.();
+    this.unregister = undefined;
+  }
+
+  /** In the delete's transaction: the vault side of deleting `row`, made durable (nothing for an envelope credential). */
+  async schedule(row: CredentialEntity): Promise<void> {
+    if (row.valueStore !== ValueStoreKind.VAULT) return;
+    await this.persistence.outbox.add({ name: VAULT_VALUE_DELETION_EVENT, tenantId: row.tenantId, payload: { credentialId: row.id } });
+  }
+
+  /** After the delete's commit: the vault side now. A failure is left to the outbox (logged, never thrown: the delete is committed). */
+  async runNow(row: CredentialEntity): Promise<void> {
+    if (row.valueStore !== ValueStoreKind.VAULT) return;
+    try {
+      await this.deleteValues(row);
+    } catch (e) {
+      this.logger.warn(`credential ${row.id}: its vault values are not deleted yet (${describeError(e)}); the outbox retries it`);
+    }
+  }
+
+  /** Deletes whose vault side is not done yet (undelivered outbox events, every replica's). */
+  async pending(): Promise<number> {
+    const { runner } = this.persistence;
+    return runner.read(() =>
+      runner.manager
+        .getRepository(OutboxEventEntity)
+        .createQueryBuilder('o')
+        .where('o.deliveredAt IS NULL')
+        .andWhere('o.name = :name', { name: VAULT_VALUE_DELETION_EVENT })
+        .getCount(),
+    );
+  }
+
+  private async deliver(event: OutboxEvent): Promise<void> {
+    const credentialId = event.payload.credentialId;
+    if (!event.tenantId || typeof credentialId !== 'string') return;
+    const row = await this.rows.findById(event.tenantId, credentialId);
+    // Only a deleted credential's values go (nothing else writes this event; a row gone from the database has no names left).
+    if (!row || row.status !== CredentialStatus.DELETED) return;
+    try {
+      await this.deleteValues(row);
+    } catch (e) {
+      this.logger.warn(`credential ${row.id}: its vault values are still not deleted (attempt ${event.attempts + 1}: ${describeError(e)}); retried with the outbox's backoff`);
+      throw e;
+    }
+  }
+
+  /** Idempotent: every enabled version of the credential disabled, then its recorded names soft-deleted. */
+  private async deleteValues(row: CredentialEntity): Promise<void> {
+    const versions = await this.versions.list(row.tenantId, row.id);
+    const referenced = new Set<string>();
+    const recorded = new Set<string>();
+    for (const v of versions) {
+      if (!v.vaultSecretName) continue;
+      recorded.add(v.vaultSecretName);
+      if (v.vaultSecretVersion) referenced.add(`${v.vaultSecretName}/${v.vaultSecretVersion}`);
+    }
+    const ofCredential = (name: string) => (v: SecretProperties) => v.tags[CREDENTIAL_TAG] === row.id || referenced.has(`${name}/${v.version}`);
+    for (const name of this.vaultStore.secretNamesOf(ownerOf(row), row.vaultGeneration, recorded)) {
+      await this.vaultStore.disable(name, await this.vaultStore.enabledVersions(name, ofCredential(name)));
+    }
+    for (const name of recorded) {
+      try {
+        await this.vault.deleteSecret(name);
+      } catch (e) {
+        // Deleted already (an earlier attempt, another replica's delivery), or being deleted: done.
+        if (isKeyVaultError(e, KeyVaultErrorCode.KEY_NOT_FOUND) || isKeyVaultError(e, KeyVaultErrorCode.OBJECT_BEING_DELETED)) continue;
+        throw e;
+      }
+    }
+  }
+}
