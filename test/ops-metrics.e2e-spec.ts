@@ -1,6 +1,6 @@
 import { EventEmitter2 } from '@nestjs/event-emitter';
 import { DataSource } from 'typeorm';
-import { CredentialsService, CredentialType } from '@app/credentials';
+import { CredentialsService, CredentialType, VAULT_VALUE_DELETION_EVENT } from '@app/credentials';
 import { OAuthRefreshEvents } from '@app/oauth-refresh';
 import { DATABASE_KINDS } from '@app/testing';
 import { selfSignedCertificate as certificate } from './support/certificates';
@@ -18,6 +18,11 @@ describe.each(DATABASE_KINDS)('operations metrics on /metrics (%s)', (kind) => {
     await host.app.get(DataSource).query(
       `INSERT INTO cv_outbox (id, name, tenant_id, payload, created_at, available_at, attempts, last_error) VALUES (${kind === 'postgres' ? '$1, $2, $3, $4, $5, $6, $7, $8' : '?, ?, ?, ?, ?, ?, ?, ?'})`,
       ['00000000-0000-4000-8000-0000000000aa', 'ops.test-stuck', 'ops-a', '{}', Date.now() - 3_600_000, Date.now() + 3_600_000, 3, 'Error(EHOOK)'],
+    );
+    // And a delete whose Key Vault side is not done (due in an hour: its handler does not run meanwhile).
+    await host.app.get(DataSource).query(
+      `INSERT INTO cv_outbox (id, name, tenant_id, payload, created_at, available_at, attempts) VALUES (${kind === 'postgres' ? '$1, $2, $3, $4, $5, $6, $7' : '?, ?, ?, ?, ?, ?, ?'})`,
+      ['00000000-0000-4000-8000-0000000000ab', VAULT_VALUE_DELETION_EVENT, 'ops-a', '{"credentialId":"00000000-0000-4000-8000-0000000000ac"}', Date.now(), Date.now() + 3_600_000, 0],
     );
   });
   afterAll(() => host?.close());
@@ -61,6 +66,10 @@ describe.each(DATABASE_KINDS)('operations metrics on /metrics (%s)', (kind) => {
     expect(await metricOnceRead('credential_vault_outbox_pending_events', (l) => l.length === 2)).toEqual(expect.arrayContaining(['credential_vault_outbox_pending_events{state="retrying"} 1']));
     const [age] = await metric('credential_vault_outbox_oldest_pending_age_seconds');
     expect(Number(age.split(' ')[1])).toBeGreaterThanOrEqual(3600);
+  });
+
+  it('counts the deletes whose Key Vault side is not done yet, cluster-wide', async () => {
+    expect(await metricOnceRead('credential_vault_vault_deletes_pending', (l) => l.length === 1)).toEqual(['credential_vault_vault_deletes_pending 1']);
   });
 
   it('exports every OAuth refresh and notification series from 0 (an alert on increase() misses a first increment without a sample before it)', async () => {

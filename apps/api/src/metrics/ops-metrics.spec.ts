@@ -1,11 +1,12 @@
 import { register } from 'prom-client';
 import type { Outbox, OutboxBacklog } from '@app/common';
-import type { CredentialExpiryScanner, KeyEncryptionKeyHealth, KeyEncryptionKeyHealthCheck } from '@app/credentials';
+import type { CredentialExpiryScanner, KeyEncryptionKeyHealth, KeyEncryptionKeyHealthCheck, VaultValueDeletion } from '@app/credentials';
 import { OpsMetrics } from './ops-metrics';
 
 const DAY = 86_400_000;
 const noKek = { checkKeyEncryptionKey: async () => null } as unknown as KeyEncryptionKeyHealthCheck;
 const emptyOutbox = { backlog: async (): Promise<OutboxBacklog> => ({ pending: 0, retrying: 0, oldestCreatedAt: null }) } as unknown as Outbox;
+const noDeletes = { pending: async () => 0 } as unknown as VaultValueDeletion;
 
 describe('OpsMetrics: the client certificate gauge', () => {
   afterEach(() => {
@@ -22,7 +23,7 @@ describe('OpsMetrics: the client certificate gauge', () => {
         return [{ tenantId: 't', id: '00000000-0000-4000-8000-000000000001', expiresAt: new Date(Date.now() + 3 * DAY) }];
       }),
     };
-    new OpsMetrics(scanner as unknown as CredentialExpiryScanner, noKek, emptyOutbox).onModuleInit();
+    new OpsMetrics(scanner as unknown as CredentialExpiryScanner, noKek, emptyOutbox, noDeletes).onModuleInit();
     const gauge = async () => (await register.metrics()).split('\n').filter((l) => l.startsWith('credential_vault_client_certificates_expiring{'));
     expect(await gauge()).toContain('credential_vault_client_certificates_expiring{window="7d"} 1');
 
@@ -48,7 +49,7 @@ describe('OpsMetrics: the envelope key-encryption key gauge', () => {
   it('is 1 while the key works, 0 while it cannot be used, keeps its last sample while the vault does not answer, and has none without a key', async () => {
     const scanner = { scanExpiringAcrossTenants: async () => [] } as unknown as CredentialExpiryScanner;
     let health: KeyEncryptionKeyHealth | null = null;
-    new OpsMetrics(scanner, { checkKeyEncryptionKey: async () => health } as unknown as KeyEncryptionKeyHealthCheck, emptyOutbox).onModuleInit();
+    new OpsMetrics(scanner, { checkKeyEncryptionKey: async () => health } as unknown as KeyEncryptionKeyHealthCheck, emptyOutbox, noDeletes).onModuleInit();
     const samples = async () => (await register.metrics()).split('\n').filter((l) => l.startsWith('credential_vault_envelope_kek_usable'));
     expect(await samples()).toEqual([]);
     const at = new Date();
@@ -77,7 +78,7 @@ describe('OpsMetrics: the outbox backlog gauges', () => {
         return backlog;
       }),
     };
-    new OpsMetrics(scanner, noKek, outbox as unknown as Outbox).onModuleInit();
+    new OpsMetrics(scanner, noKek, outbox as unknown as Outbox, noDeletes).onModuleInit();
     const samples = async () => (await register.metrics()).split('\n').filter((l) => l.startsWith('credential_vault_outbox_'));
     expect(await samples()).toEqual([
       'credential_vault_outbox_pending_events{state="all"} 3',
@@ -100,5 +101,35 @@ describe('OpsMetrics: the outbox backlog gauges', () => {
     backlog = Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' });
     jest.setSystemTime(Date.now() + 16_000);
     expect(await samples()).toEqual(last);
+  });
+});
+
+describe('OpsMetrics: the pending vault deletes gauge', () => {
+  afterEach(() => {
+    jest.useRealTimers();
+    register.clear();
+  });
+
+  it('counts the deletes whose Key Vault side is not done, read at most every 15 s, keeping its last sample while the database does not answer', async () => {
+    jest.useFakeTimers({ now: new Date('2026-06-01T00:00:00Z'), doNotFake: ['nextTick', 'setImmediate', 'queueMicrotask'] });
+    const scanner = { scanExpiringAcrossTenants: async () => [] } as unknown as CredentialExpiryScanner;
+    let pending: number | Error = 2;
+    const deletion = {
+      pending: jest.fn(async () => {
+        if (pending instanceof Error) throw pending;
+        return pending;
+      }),
+    };
+    new OpsMetrics(scanner, noKek, emptyOutbox, deletion as unknown as VaultValueDeletion).onModuleInit();
+    const samples = async () => (await register.metrics()).split('\n').filter((l) => l.startsWith('credential_vault_vault_deletes_pending'));
+    expect(await samples()).toEqual(['credential_vault_vault_deletes_pending 2']);
+    pending = 0;
+    expect(await samples()).toEqual(['credential_vault_vault_deletes_pending 2']);
+    jest.setSystemTime(Date.now() + 16_000);
+    expect(await samples()).toEqual(['credential_vault_vault_deletes_pending 0']);
+    expect(deletion.pending).toHaveBeenCalledTimes(2);
+    pending = Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' });
+    jest.setSystemTime(Date.now() + 16_000);
+    expect(await samples()).toEqual(['credential_vault_vault_deletes_pending 0']);
   });
 });

@@ -2,7 +2,7 @@ import { Injectable, Logger, OnModuleInit, Optional } from '@nestjs/common';
 import { OnEvent } from '@nestjs/event-emitter';
 import { Counter, Gauge } from 'prom-client';
 import { describeError, Outbox } from '@app/common';
-import { CredentialExpiryScanner, CredentialStatus, CredentialType, KeyEncryptionKeyHealthCheck } from '@app/credentials';
+import { CredentialExpiryScanner, CredentialStatus, CredentialType, KeyEncryptionKeyHealthCheck, VaultValueDeletion } from '@app/credentials';
 import { OAuthRefreshEvents, type OAuthRefreshedEvent, type OAuthRefreshFailedEvent, type OAuthRefreshTrigger } from '@app/oauth-refresh';
 import { DataSource } from 'typeorm';
 import { registerHostMetrics } from './host-metrics';
@@ -36,7 +36,8 @@ const REFRESH_TRIGGERS: readonly OAuthRefreshTrigger[] = ['on_demand', 'proactiv
  * - client certificates (and their private keys) still active past or near expiry, across every
  *   tenant, from the indexed expiry scan, at most once a minute;
  * - whether the envelope key-encryption key can wrap and unwrap (when one is configured);
- * - the outbox's undelivered events, cluster-wide (every replica reports the same table), at most every 15 s.
+ * - the outbox's undelivered events, cluster-wide (every replica reports the same table), at most every 15 s;
+ * - the credential deletes whose Key Vault side (versions disabled, secrets soft-deleted) is not done yet, likewise.
  */
 @Injectable()
 export class OpsMetrics implements OnModuleInit {
@@ -52,6 +53,7 @@ export class OpsMetrics implements OnModuleInit {
     private readonly scanner: CredentialExpiryScanner,
     private readonly kekHealth: KeyEncryptionKeyHealthCheck,
     private readonly outbox: Outbox,
+    private readonly vaultDeletion: VaultValueDeletion,
     @Optional() private readonly dataSource?: DataSource,
   ) {}
 
@@ -67,6 +69,9 @@ export class OpsMetrics implements OnModuleInit {
     // Both gauges of one scrape share a read.
     const backlog = throttledRead(OUTBOX_BACKLOG_TTL_MS, inTurn(() => this.outbox.backlog()), (e) =>
       this.logger.warn(`the outbox backlog could not be read, keeping the last samples: ${describeError(e)}`),
+    );
+    const vaultDeletes = throttledRead(OUTBOX_BACKLOG_TTL_MS, inTurn(() => this.vaultDeletion.pending()), (e) =>
+      this.logger.warn(`the pending vault deletes could not be counted, keeping the last sample: ${describeError(e)}`),
     );
     registerHostMetrics([
       this.refreshes,
@@ -111,6 +116,15 @@ export class OpsMetrics implements OnModuleInit {
         async collect() {
           const b = await backlog();
           if (b) this.set(b.oldestCreatedAt ? Math.max(0, (Date.now() - b.oldestCreatedAt.getTime()) / 1000) : 0);
+        },
+      }),
+      new Gauge({
+        name: 'credential_vault_vault_deletes_pending',
+        help: 'Deleted credentials whose Key Vault side (versions disabled, secrets soft-deleted) is not done yet, cluster-wide: the outbox retries it; the value stays readable at the vault meanwhile',
+        registers: [],
+        async collect() {
+          const n = await vaultDeletes();
+          if (n !== undefined) this.set(n);
         },
       }),
     ]);
