@@ -4,6 +4,7 @@ import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { KeyVaultEmulator } from '@app/keyvault-emulator';
+import { externalVaultEnv } from './support/cli';
 import { writeRequireHook } from './support/swc-require-hook';
 
 const ROOT = join(__dirname, '..');
@@ -146,6 +147,20 @@ describe('the CLI process', () => {
     }
     expect(existsSync('/proc/cv-no-such-dir')).toBe(false);
   }, 120_000);
+
+  // A mistyped tenant id got a data key of its own, and the command printed its version and exited 0.
+  it('data-key:rotate for a tenant with no data key (a mistyped id) exits 1 with one line naming the tenant, writing no key', async () => {
+    const vault = await KeyVaultEmulator.start({ port: 0, dataDir: join(dir, 'typo-vault'), quiet: true });
+    try {
+      const r = await run(['data-key:rotate', '--tenant', 'acme-typo'], undefined, { ...externalVaultEnv(vault), DATABASE_PATH: join(dir, 'typo.sqlite') });
+      expect(r.code).toBe(1);
+      expect(r.stderr.trim().split('\n')).toEqual([expect.stringMatching(/^DataKeyNotFoundError: tenant acme-typo has no data key: .*nothing was written$/)]);
+      expect(r.stdout).toBe('');
+      expect(vault.stats().byOperation.setSecret ?? 0).toBe(0);
+    } finally {
+      await vault.stop();
+    }
+  }, 60_000);
 
   // The port error's old advice, "or another EMULATOR_PORT", started a second vault on the host's data: the CLI's
   // writes went to a store the host's vault never reads (the host then answered 500 for the rotated credential) and

@@ -3,8 +3,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DataSource } from 'typeorm';
 import { AuditService } from '@app/audit';
-import { CredentialsService, CredentialType, ValueStoreKind } from '@app/credentials';
-import { KeyVaultKeysProvider } from '@app/key-vault';
+import { CredentialsService, CredentialType, DataKeyNotFoundError, DataKeyService, ValueStoreKind } from '@app/credentials';
+import { KeyVaultKeysProvider, KeyVaultProvider } from '@app/key-vault';
 import { KeyVaultEmulator } from '@app/keyvault-emulator';
 import { DATABASE_KINDS } from '@app/testing';
 import { DataKeyReencryptCommand, DataKeyRewrapCommand, DataKeyRotateCommand } from '../apps/cli/src/commands/data-key.command';
@@ -82,6 +82,33 @@ async function withExternalVault(kind: (typeof DATABASE_KINDS)[number], extraEnv
 
 const envelopeKeyVersions = async (ds: DataSource) =>
   ((await ds.query('SELECT data_key_version FROM cv_envelope_values')) as { data_key_version: string }[]).map((r) => r.data_key_version);
+
+// A mistyped tenant id got a data key of its own (a vault secret or a wrapped row, and an audit row), printed as a success.
+describe.each(DATABASE_KINDS)('cli data-key:rotate of a tenant with no data key (%s)', (kind) => {
+  it.each([['vault secret', false], ['wrapped', true]])('(%s data keys) is refused naming the tenant, and writes nothing', async (_mode, wrapped) => {
+    const kek = `cv-kek-typo-${Date.now().toString(36)}`;
+    await withExternalVault(kind, wrapped ? { ENVELOPE_KEY_ENCRYPTION_KEY: kek } : {}, async (h) => {
+      if (wrapped) await h.host.app.get(KeyVaultKeysProvider).createKey(kek, { keyType: 'RSA', keySize: 2048, keyOps: ['wrapKey', 'unwrapKey'] });
+      const ctx = { tenantId: 'dk-acme', actor: { id: 'ops' } };
+      await h.host.app.get(CredentialsService).store(ctx, { integrationId: 'a', connectionId: 'c', type: CredentialType.CUSTOM_SECRET, value: 'typo-envelope-value-789', valueStore: ValueStoreKind.ENVELOPE });
+      await h.host.app.close();
+
+      const typo = 'dk-acne';
+      const refused = await runCli(h.host.env, new DataKeyRotateCommand(), { tenant: typo }).catch((e: Error) => e);
+      expect(refused).toBeInstanceOf(DataKeyNotFoundError);
+      expect((refused as Error).message).toContain(`tenant ${typo} has no data key`);
+      // The tenant that has one still rotates.
+      expect((await runCli(h.host.env, new DataKeyRotateCommand(), { tenant: ctx.tenantId })).result).toMatchObject({ tenantId: ctx.tenantId });
+
+      await h.restart();
+      const vault = h.host.app.get(KeyVaultProvider);
+      expect((await vault.listSecretVersions(h.host.app.get(DataKeyService).nameFor(typo))).items).toEqual([]);
+      expect(await h.host.app.get(DataSource).query(`SELECT tenant_id FROM cv_wrapped_data_keys WHERE tenant_id = '${typo}'`)).toEqual([]);
+      expect((await h.host.app.get(AuditService).query({ tenantId: typo })).items).toEqual([]);
+      expect((await h.host.app.get(AuditService).query({ tenantId: ctx.tenantId, action: 'data_key_rotate' })).items).toHaveLength(1);
+    });
+  }, 60_000);
+});
 
 describe.each(DATABASE_KINDS)('cli data-key:reencrypt (%s)', (kind) => {
   it('moves every envelope value of the tenant to its current data key without reading them over the API, audits counts, prints no value', async () => {

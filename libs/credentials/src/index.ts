@@ -35,6 +35,7 @@ export {
   CredentialExpiredError,
   CredentialWriteTooSlowError,
   CredentialRevokeIncompleteError,
+  DataKeyNotFoundError,
   AuditAnchorStoreError,
 } from './errors/credential-errors';
 export { CredentialEvents, type CredentialEvent, type CredentialEventName } from './events/credential-events';

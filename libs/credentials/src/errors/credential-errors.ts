@@ -33,6 +33,8 @@ export enum CredentialErrorCode {
    * some may still be enabled. Revoke it again to finish.
    */
   REVOKE_INCOMPLETE = 2013,
+  /** The tenant has no envelope data key to rotate (none of its values was ever sealed): nothing was written. */
+  DATA_KEY_NOT_FOUND = 2014,
 }
 
 /** HTTP status of each code, composed by the host; a new code does not compile without one. */
@@ -50,6 +52,7 @@ export const CREDENTIAL_ERROR_HTTP_STATUS: Record<CredentialErrorCode, HttpStatu
   [CredentialErrorCode.AUDIT_ANCHOR_UNUSABLE]: HttpStatus.INTERNAL_SERVER_ERROR, // our anchor is broken; verify answers it as AUDIT_ANCHOR_DAMAGED
   [CredentialErrorCode.WRITE_TOO_SLOW]: HttpStatus.SERVICE_UNAVAILABLE, // transient (a stalled database): retry
   [CredentialErrorCode.REVOKE_INCOMPLETE]: HttpStatus.CONFLICT, // revoked, vault versions not all disabled: revoke again
+  [CredentialErrorCode.DATA_KEY_NOT_FOUND]: HttpStatus.NOT_FOUND, // a mistyped tenant id, most likely
 };
 
 export abstract class CredentialError extends CredentialVaultError {
@@ -227,5 +230,18 @@ export class CredentialRevokeIncompleteError extends CredentialError {
   }
   override toJSON(): Record<string, unknown> {
     return { ...super.toJSON(), why: this.why };
+  }
+}
+
+/**
+ * `DataKeyService.rotate` of a tenant that has no data key: most likely a mistyped tenant id, which would otherwise get
+ * a data key of its own. A tenant's first data key is made with its first envelope value. Nothing was written.
+ */
+export class DataKeyNotFoundError extends CredentialError {
+  readonly code = CredentialErrorCode.DATA_KEY_NOT_FOUND;
+  readonly codeName = 'DATA_KEY_NOT_FOUND';
+  readonly severity = ErrorSeverity.CLIENT;
+  constructor(readonly tenantId: string) {
+    super(`tenant ${tenantId} has no data key: no envelope value was ever stored for it (check the tenant id; a tenant's first data key is made with its first envelope value); nothing was written`);
   }
 }

@@ -135,3 +135,55 @@ describe('DataKeyService: callers who leave a shared data-key load', () => {
     });
   });
 });
+
+describe('DataKeyService.rotate: only a tenant that has a data key', () => {
+  const persistence = { runner: { inTransaction: () => false } } as unknown as CredentialsPersistence;
+  const clock = new ManualClock(new Date('2026-01-01T00:00:00Z'));
+  const KEK = 'cv-kek';
+
+  /** A vault holding a data-key secret for `withSecret` only (an unknown name lists no versions), one wrapped row for `withRow`. */
+  function build(keyEncryptionKey: string | undefined, { withSecret, withRow }: { withSecret?: string; withRow?: string }) {
+    const options = resolveCredentialsOptions(keyEncryptionKey ? { envelope: { keyEncryptionKey } } : {});
+    const writes: string[] = [];
+    const vault = {
+      listSecretVersions: async (name: string) => ({ items: withSecret && name === service.nameFor(withSecret) ? [{ version: SECRET_VERSION }] : [] }),
+      setSecret: async (name: string, value: string) => (writes.push(`secret ${name}`), { value, properties: { version: 'a'.repeat(32) } }),
+    } as unknown as KeyVaultProvider;
+    const row = { tenantId: withRow, version: 'b'.repeat(32), kekName: KEK, kekVersion: 'v1', wrappedKey: 'x', createdAt: clock.now(), updatedAt: clock.now() } as WrappedDataKeyEntity;
+    const wrapped = {
+      latestOfTenant: async (tenant: string) => (tenant === withRow ? row : null),
+      insert: async (r: WrappedDataKeyEntity) => void writes.push(`row ${r.tenantId}`),
+    } as unknown as WrappedDataKeyRepository;
+    const vaultKeys = {
+      getKey: async () => ({ properties: { version: 'v1' } }),
+      wrapKey: async () => ({ key: { version: 'v1' }, wrappedKey: new Uint8Array(256) }),
+    } as unknown as KeyVaultKeysProvider;
+    const service = new DataKeyService(persistence, vault, clock, options, wrapped, new KeyEncryptionKeyHealthCheck(clock, options), vaultKeys);
+    return { service, writes };
+  }
+
+  it.each([
+    ['vault secret data keys', undefined],
+    ['wrapped data keys', KEK],
+  ])('%s: a tenant with none (a mistyped id) is refused with DATA_KEY_NOT_FOUND naming it, and nothing is written', async (_mode, kek) => {
+    const { service, writes } = build(kek, { withSecret: TENANT, withRow: TENANT });
+    const err = await service.rotate('acmecorpue').catch((e: unknown) => e);
+    expect(err).toMatchObject({ code: CredentialErrorCode.DATA_KEY_NOT_FOUND, tenantId: 'acmecorpue', message: expect.stringContaining('tenant acmecorpue has no data key') });
+    expect(writes).toEqual([]);
+  });
+
+  it('with wrapped data keys, a tenant whose key is still a vault secret (made before the key-encryption key) rotates to a wrapped key', async () => {
+    const { service, writes } = build(KEK, { withSecret: TENANT });
+    expect((await service.rotate(TENANT)).name).toBe(WRAPPED_DATA_KEY_NAME);
+    expect(writes).toEqual([`row ${TENANT}`]);
+  });
+
+  it('a tenant with a key rotates it: a new secret version, or a new wrapped row', async () => {
+    const secret = build(undefined, { withSecret: TENANT });
+    await secret.service.rotate(TENANT);
+    expect(secret.writes).toEqual([`secret ${secret.service.nameFor(TENANT)}`]);
+    const wrapped = build(KEK, { withRow: TENANT });
+    await wrapped.service.rotate(TENANT);
+    expect(wrapped.writes).toEqual([`row ${TENANT}`]);
+  });
+});

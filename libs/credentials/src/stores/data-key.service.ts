@@ -5,7 +5,7 @@ import { callerLeftError, KeyVaultErrorCode, KeyVaultKeysProvider, KeyVaultProvi
 import { CREDENTIALS_CLOCK, CREDENTIALS_RESOLVED_OPTIONS } from '../credentials.constants';
 import type { ResolvedCredentialsOptions } from '../credentials.options';
 import type { WrappedDataKeyEntity } from '../entities/wrapped-data-key.entity';
-import { CredentialIntegrityError, CredentialsConfigurationError } from '../errors/credential-errors';
+import { CredentialIntegrityError, CredentialsConfigurationError, DataKeyNotFoundError } from '../errors/credential-errors';
 import { CredentialsPersistence } from '../persistence/credentials-persistence';
 import { WrappedDataKeyRepository } from '../persistence/wrapped-data-key.repository';
 import { DATA_KEY_BYTES, generateDataKey, WRAP_ALGORITHM } from '../crypto/envelope-cipher';
@@ -166,12 +166,33 @@ export class DataKeyService {
     return key.key;
   }
 
-  /** Creates a new data-key version for the tenant; older ciphertexts re-encrypt lazily on read. */
+  /**
+   * Creates a new data-key version for the tenant; older ciphertexts re-encrypt lazily on read. A tenant with no data
+   * key yet is refused (`DataKeyNotFoundError`, nothing written): a mistyped tenant id would get a key of its own, and
+   * a tenant's first key is made with its first envelope value anyway (`currentKey`).
+   */
   async rotate(tenantId: string): Promise<DataKey> {
+    if (!(await this.hasKey(tenantId))) throw new DataKeyNotFoundError(tenantId);
     const key = this.kek ? await this.createWrapped(tenantId) : await this.create(tenantId, this.nameFor(tenantId));
     this.whenCommitted(() => this.current.set(tenantId, { key, checkedAt: this.clock.now().getTime() }));
     this.logger.log(`tenant ${tenantId}: data key rotated to version ${key.version}`);
     return key;
+  }
+
+  /**
+   * Whether the tenant has a data key: a wrapped row, or a vault secret (kept working beside wrapped keys). Its versions
+   * are listed, not its value read: a disabled latest version is still a key to rotate away from.
+   */
+  private async hasKey(tenantId: string): Promise<boolean> {
+    if (this.current.has(tenantId)) return true;
+    if (this.kek && (await this.wrapped.latestOfTenant(tenantId))) return true;
+    try {
+      return (await this.vault.listSecretVersions(this.nameFor(tenantId), { maxPageSize: 1 })).items.length > 0;
+    } catch (e) {
+      // An unknown name lists no versions; a deleted one may answer not found instead.
+      if (isKeyVaultError(e, KeyVaultErrorCode.KEY_NOT_FOUND)) return false;
+      throw e;
+    }
   }
 
   /** Forget cached keys and the key-encryption key's last verdict (tests, or after an operator replaced keys out of band). */
