@@ -99,8 +99,9 @@ describe('the host process: SIGTERM drains then closes (keep-alive clients); its
     return { host, exited, base: /listening on (http:\/\/[^\s"]+)/.exec(stdout)![1].replace('[::1]', '127.0.0.1'), stdout: () => stdout };
   };
 
-  it('keeps answering while it drains, with Connection: close and readiness 503, then exits 0', async () => {
-    child = startHost('', { SHUTDOWN_DRAIN_MS: '1500' });
+  // SIGINT too: Ctrl-C on `npm start`, and process managers that stop with it (PM2). It closed at once, without the drain or its line.
+  it.each(['SIGTERM', 'SIGINT'] as const)('on %s keeps answering while it drains, with Connection: close and readiness 503, then exits 0', async (signal) => {
+    child = startHost(signal === 'SIGTERM' ? '' : '-sigint', { SHUTDOWN_DRAIN_MS: '1500' });
     let stdout = '';
     child.stdout!.on('data', (d) => (stdout += d));
     const exited = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
@@ -121,7 +122,7 @@ describe('the host process: SIGTERM drains then closes (keep-alive clients); its
     });
     await new Promise((r) => setTimeout(r, 500));
     const signalled = Date.now();
-    child.kill('SIGTERM');
+    child.kill(signal);
     await new Promise((r) => setTimeout(r, 300));
     const ready = await get(new Agent(), `${base}/health/ready`);
     expect(ready.status).toBe(503);
@@ -146,9 +147,9 @@ describe('the host process: SIGTERM drains then closes (keep-alive clients); its
     expect(results.filter((r) => r.error !== undefined && r.at <= signalled + 1400)).toEqual([]);
     expect(results.filter((r) => r.status !== undefined && r.status !== 200 && r.at <= signalled + 1400)).toEqual([]);
     // stdout is JSON lines only, the start and drain lines included although LOG_LEVEL=error.
-    const lines = stdout.trim().split('\n').map((l) => JSON.parse(l) as { msg: string; level: number; url?: string });
+    const lines = stdout.trim().split('\n').map((l) => JSON.parse(l) as { msg: string; level: number; url?: string; signal?: string; drainMs?: number });
     expect(lines.find((l) => l.msg.startsWith('Credential Vault listening on'))).toMatchObject({ level: 30, url: expect.stringMatching(/^http:/) });
-    expect(lines.some((l) => l.msg.startsWith('Draining before shutdown'))).toBe(true);
+    expect(lines.filter((l) => l.msg.startsWith('Draining before shutdown'))).toEqual([expect.objectContaining({ signal, drainMs: 1500 })]);
     // The probes' 503s while draining are expected: no `Request failed … (errorId …)` error line for each (every rollout).
     expect(lines.filter((l) => l.msg.startsWith('Request failed'))).toEqual([]);
   }, 90_000);

@@ -204,7 +204,7 @@ export async function configureApp(app: NestFastifyApplication, config: AppConfi
     void reply.header('x-content-type-options', 'nosniff');
     // The OpenAPI UI is the one HTML page (it takes an API key): no other site may frame it under a decoy (clickjacking).
     if (req.url.startsWith(`/${OPENAPI_UI}`)) void reply.header('x-frame-options', 'DENY').header('content-security-policy', "frame-ancestors 'none'");
-    // Draining (SIGTERM): the client leaves this connection after the answer, instead of reusing it as it closes.
+    // Draining (SIGTERM, SIGINT): the client leaves this connection after the answer, instead of reusing it as it closes.
     // (Requests that came before the signal: IdleConnections.closeAfterAnswers.)
     if (shutdown.draining) void reply.header('connection', 'close');
     const hostProblem = hostFieldProblem(req.raw);
@@ -290,18 +290,19 @@ export async function configureApp(app: NestFastifyApplication, config: AppConfi
 
 /**
  * The process's signal handling (main.ts; instead of Nest's shutdown hooks, which close at once). On
- * SIGTERM the replica first drains for `drainMs`: readiness answers 503 so the load balancer stops
+ * SIGTERM or SIGINT (Ctrl-C) the replica first drains for `drainMs`: readiness answers 503 so the load balancer stops
  * routing here, every answer carries `Connection: close`, requests are still served, and kept-alive
  * connections silent for the drain's first second (at most half of it) are closed. Then it closes
  * (requests in flight finish; the modules' hooks flush the audit and stop the jobs) and exits 0.
- * SIGINT (Ctrl-C in a terminal) closes without draining. `shutdownTimeoutMs` after the close began,
- * the process exits 1 whatever is still pending, saying so; further signals meanwhile are ignored.
+ * `shutdownTimeoutMs` after the close began, the process exits 1 whatever is still pending, saying so;
+ * further signals meanwhile are ignored (a second Ctrl-C too: `SHUTDOWN_DRAIN_MS=0` skips the drain).
  */
 export function closeGracefullyOnSignals(app: NestFastifyApplication, config: AppConfig): void {
   const log = lifecycleLog(app.get(HOST_LOG));
   let closing = false;
-  const close = async (signal: NodeJS.Signals, drainMs: number): Promise<void> => {
+  const close = async (signal: NodeJS.Signals): Promise<void> => {
     if (closing) return;
+    const drainMs = config.http.drainMs;
     closing = true;
     const shutdown = app.get(ShutdownState);
     shutdown.startDraining();
@@ -330,6 +331,6 @@ export function closeGracefullyOnSignals(app: NestFastifyApplication, config: Ap
     }
     process.exit(0);
   };
-  process.on('SIGTERM', () => void close('SIGTERM', config.http.drainMs));
-  process.on('SIGINT', () => void close('SIGINT', 0));
+  // SIGINT as SIGTERM: Ctrl-C on `npm start`, and process managers that stop with SIGINT (PM2), drain the same way.
+  for (const signal of ['SIGTERM', 'SIGINT'] as const) process.on(signal, () => void close(signal));
 }
