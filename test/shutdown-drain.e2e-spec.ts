@@ -1,5 +1,6 @@
 import { ChildProcess, spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { lookup } from 'node:dns/promises';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, request as httpRequest, Agent } from 'node:http';
 import { connect, type AddressInfo, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -27,7 +28,7 @@ function get(agent: Agent, url: string): Promise<{ status?: number; connection?:
 /** A raw connection to the host: what it has received, and whether the host has closed it. */
 function openRaw(base: string): { socket: Socket; received: () => string; closedAt: () => number | undefined } {
   const url = new URL(base);
-  const socket = connect(Number(url.port), url.hostname);
+  const socket = connect(Number(url.port), url.hostname.replace(/^\[(.*)\]$/, '$1'));
   let received = '';
   let closedAt: number | undefined;
   socket.setEncoding('utf8');
@@ -43,6 +44,34 @@ async function waitFor(check: () => boolean, ms: number): Promise<boolean> {
   const deadline = Date.now() + ms;
   while (!check() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
   return check();
+}
+
+/** How a test runs `node <args>`: the command and its arguments. */
+type Launcher = (nodeArgs: string[]) => [string, string[]];
+
+/**
+ * `node` where `localhost` resolves to ::1 and 127.0.0.1 (as Docker's /etc/hosts has it): as is where it does, else
+ * (this machine's /etc/hosts has 127.0.0.1 alone) in a mount namespace of its own with such a file bound over
+ * /etc/hosts — the machine's file is not touched. Needs `unshare` and root, as the project's machines have.
+ */
+async function dualLocalhost(dir: string): Promise<Launcher> {
+  const families = new Set((await lookup('localhost', { all: true })).map((a) => a.family));
+  if (families.has(4) && families.has(6)) return (args) => [process.execPath, args];
+  const hosts = join(dir, 'hosts-dual-localhost');
+  writeFileSync(hosts, '::1 localhost\n127.0.0.1 localhost\n');
+  return (args) => ['unshare', ['--mount', 'sh', '-c', 'mount --bind "$0" /etc/hosts && exec "$@"', hosts, process.execPath, ...args]];
+}
+
+/** One GET with an `Expect` the host cannot meet: the status and request id of the answer. */
+function unmetExpect(url: string): Promise<{ status?: number; requestId?: string }> {
+  return new Promise((resolve, reject) => {
+    const req = httpRequest(url, { headers: { expect: 'x-unmet' } }, (res) => {
+      res.resume();
+      resolve({ status: res.statusCode, requestId: res.headers['x-request-id'] as string | undefined });
+    });
+    req.on('error', reject);
+    req.end();
+  });
 }
 
 /**
@@ -65,9 +94,9 @@ describe('the host process: SIGTERM drains then closes (keep-alive clients); its
     rmSync(dir, { recursive: true, force: true });
   });
 
-  /** The host as `npm start` runs it (main.ts), quiet jobs, its files under `dir` with `suffix`. */
-  const startHost = (suffix: string, env: Record<string, string>): ChildProcess =>
-    spawn(process.execPath, ['--no-warnings', '--require', writeRequireHook(dir), MAIN], {
+  /** The host as `npm start` runs it (main.ts), quiet jobs, its files under `dir` with `suffix`; `launch` may wrap the node command. */
+  const startHost = (suffix: string, env: Record<string, string>, launch: Launcher = (args) => [process.execPath, args]): ChildProcess =>
+    spawn(...launch(['--no-warnings', '--require', writeRequireHook(dir), MAIN]), {
       cwd: ROOT,
       env: {
         ...process.env,
@@ -88,8 +117,9 @@ describe('the host process: SIGTERM drains then closes (keep-alive clients); its
   const startListening = async (
     suffix: string,
     env: Record<string, string>,
+    launch?: Launcher,
   ): Promise<{ host: ChildProcess; exited: Promise<number | null>; base: string; stdout: () => string }> => {
-    const host = startHost(suffix, env);
+    const host = startHost(suffix, env, launch);
     let stdout = '';
     host.stdout!.on('data', (d) => (stdout += d));
     const exited = new Promise<number | null>((resolve) => host.on('close', (code) => resolve(code)));
@@ -184,6 +214,35 @@ describe('the host process: SIGTERM drains then closes (keep-alive clients); its
       expect(inFlight.closedAt()! - signalled).toBeLessThan(drainMs);
       // Still listening then: a new connection is served.
       expect((await get(new Agent(), `${base}/health/live`)).status).toBe(200);
+      expect(await exited).toBe(0);
+    } finally {
+      if (host.exitCode === null && host.signalCode === null) host.kill('SIGKILL');
+    }
+  }, 90_000);
+
+  // HOST=localhost: Fastify listens on ::1 and 127.0.0.1, the second address on a server of its own that the drain did not
+  // see: a client there kept its idle connection until the close (its next request met a reset), met Node's bare 417, and
+  // the listening line named the first address alone.
+  it('with HOST=localhost on ::1 and 127.0.0.1, names both and drains the connections of either alike', async () => {
+    const drainMs = 2500;
+    const { host, exited, base, stdout } = await startListening('6', { HOST: 'localhost', SHUTDOWN_DRAIN_MS: String(drainMs) }, await dualLocalhost(dir));
+    try {
+      const port = new URL(base).port;
+      const bases = [`http://[::1]:${port}`, `http://127.0.0.1:${port}`];
+      const line = stdout().split('\n').find((l) => l.includes('listening on'))!;
+      // In either order: the first address is the one `localhost` resolves to first.
+      expect((JSON.parse(line) as { msg: string }).msg.split(/ on | and /).slice(1).sort()).toEqual([...bases].sort());
+      for (const b of bases) expect(await unmetExpect(`${b}/health/live`)).toEqual({ status: 417, requestId: expect.any(String) });
+      // A kept-alive connection on each address, idle after one answer.
+      const idle = bases.map((b) => openRaw(b));
+      for (const c of idle) {
+        c.socket.write('GET /health/live HTTP/1.1\r\nHost: cv\r\n\r\n');
+        expect(await waitFor(() => /\r\n\r\n\{/.test(c.received()), 5000)).toBe(true);
+      }
+      const signalled = Date.now();
+      host.kill('SIGTERM');
+      for (const c of idle) expect(await waitFor(() => c.closedAt() !== undefined, drainMs - 1000)).toBe(true);
+      expect(idle.map((c) => c.closedAt()! - signalled < drainMs - 1000)).toEqual([true, true]);
       expect(await exited).toBe(0);
     } finally {
       if (host.exitCode === null && host.signalCode === null) host.kill('SIGKILL');

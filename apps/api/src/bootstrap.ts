@@ -11,7 +11,7 @@ import type { DestinationStream, Logger } from 'pino';
 import { ThrottlerException } from '@nestjs/throttler';
 import { AppModule } from './app.module';
 import { AuthGuard } from './auth/auth.guard';
-import { IdleConnections, SILENT_IN_DRAIN_MS } from './http/idle-connections';
+import { IdleConnections, otherListeningServers, SILENT_IN_DRAIN_MS } from './http/idle-connections';
 import { deferBodyParsing, dropUnparsableContentType } from './http/request-body';
 import { withErrorAnswers, withSuccessSchemas } from './http/openapi';
 import { queryDecodes, UNDECODABLE_QUERY } from './http/query-string';
@@ -195,7 +195,8 @@ export async function configureApp(app: NestFastifyApplication, config: AppConfi
   logRequests(fastify, app.get(HOST_LOG), { requestContext: config.log.requestContext, queryNames: declaredQueryNames(controllers) });
   if (config.metrics.enabled) countHttpRequests(fastify);
   const shutdown = app.get(ShutdownState);
-  shutdown.connections = new IdleConnections(app.getHttpServer() as HttpServer);
+  const connections = new IdleConnections(app.getHttpServer() as HttpServer);
+  shutdown.connections = connections;
   (app.getHttpServer() as HttpServer).on('checkExpectation', unmetExpectation);
   const guard = app.get(AuthGuard);
   fastify.addHook('onRequest', (req, reply, done) => {
@@ -285,6 +286,11 @@ export async function configureApp(app: NestFastifyApplication, config: AppConfi
     await app.startAllMicroservices();
   }
   await app.listen(config.http.port, config.http.host);
+  // HOST=localhost: Fastify listens on each address it resolves to, every one after the first on a server of its own.
+  for (const server of otherListeningServers(fastify)) {
+    connections.watch(server);
+    server.on('checkExpectation', unmetExpectation);
+  }
   return app;
 }
 

@@ -1,8 +1,10 @@
 import 'reflect-metadata';
+import type { AddressInfo } from 'node:net';
 import { closeGracefullyOnSignals, createApp } from './bootstrap';
 import { ConfigValidationError } from './config/app.config';
 import { loadAppConfigResolvingReferences } from './config/keyvault-references';
 import { startFailureFields } from './http/error-log-fields';
+import { otherListeningServers } from './http/idle-connections';
 import { keysGrpcAddress } from './keys/grpc/grpc-server';
 import { lifecycleLog } from './logging/host-logger';
 import { createHostLog } from './logging/logging.options';
@@ -26,7 +28,12 @@ async function main(): Promise<void> {
     const app = await createApp(config, { log });
     closeGracefullyOnSignals(app, config);
     const url = await app.getUrl();
-    lifecycleLog(log).info({ url }, `Credential Vault listening on ${url}`);
+    // HOST=localhost may bind two addresses (127.0.0.1 and ::1): the line names each.
+    const others = otherListeningServers(app.getHttpAdapter().getInstance()).map((server) => {
+      const { address, family, port } = server.address() as AddressInfo;
+      return `${url.slice(0, url.indexOf('://'))}://${family === 'IPv6' ? `[${address}]` : address}:${port}`;
+    });
+    lifecycleLog(log).info({ url, ...(others.length ? { alsoOn: others } : {}) }, `Credential Vault listening on ${[url, ...others].join(' and ')}`);
     if (config.grpc.enabled) {
       const grpcUrl = keysGrpcAddress(config.grpc);
       lifecycleLog(log).info({ grpcUrl }, `Keys gRPC API listening on ${grpcUrl}`);

@@ -1,5 +1,6 @@
 import type { Server, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
+import type { FastifyInstance } from 'fastify';
 
 /** How long a kept-alive connection must stay silent in the drain before it is closed (at most half the drain). */
 export const SILENT_IN_DRAIN_MS = 1000;
@@ -17,6 +18,11 @@ export class IdleConnections {
   private readonly open = new Set<Socket>();
 
   constructor(server: Server) {
+    this.watch(server);
+  }
+
+  /** Counts the connections of another server too: one per address with `HOST=localhost` (`listeningServers`). */
+  watch(server: Server): void {
     server.on('connection', (socket: Socket) => {
       this.open.add(socket);
       socket.once('close', () => this.open.delete(socket));
@@ -58,4 +64,19 @@ export class IdleConnections {
 /** The answer a connection is busy with, if any: Node's `_httpMessage`, which its own `closeIdleConnections` checks. */
 function answerOf(socket: Socket): ServerResponse | undefined {
   return (socket as Socket & { _httpMessage?: ServerResponse | null })._httpMessage ?? undefined;
+}
+
+/**
+ * The servers a Fastify instance listens with besides its own (`fastify.server`): with `HOST=localhost` it binds every
+ * address `localhost` resolves to (127.0.0.1 and ::1, commonly), the first on its own server and each other one on a
+ * server it makes after the first listens and does not expose but through its `serverBindings` symbol (Fastify 4 and
+ * 5: `fastify.addresses()` reads it). Their connections, and their `checkExpectation`, are the host's as much as the
+ * first server's. Read once the instance listens.
+ */
+export function otherListeningServers(fastify: FastifyInstance): Server[] {
+  const bindings = Object.getOwnPropertySymbols(fastify).find((s) => s.description === 'fastify.serverBindings');
+  if (bindings) return (fastify as unknown as Record<symbol, Server[]>)[bindings];
+  // A Fastify that keeps them elsewhere: refused only where it matters (else every start would fail after an upgrade).
+  if (fastify.addresses().length > 1) throw new Error("this Fastify listens on several addresses but has no 'fastify.serverBindings': their connections cannot be drained (see otherListeningServers)");
+  return [];
 }
