@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { AuditService } from '@app/audit';
@@ -206,6 +206,25 @@ describe.each(DATABASE_KINDS)('cli backup / restore (%s, real SDK, two instances
     writeFileSync(altered, readFileSync(out, 'utf8').replace(`"tenantId":"${tenantId}"`, '"tenantId":"someone-else"'));
     await expect(cli(b.host, new RestoreCommand(), { in: altered, keyFile })).rejects.toThrow(/integrity check/);
     await expect(cli(a.host, new BackupCommand(), { tenant: tenantId, out, keyFile })).rejects.toThrow(/exists/);
+  });
+
+  // A mistyped tenant got an empty bundle, a tenant_backup audit row and (with --key-secret) a key secret, exit 0.
+  it('refuses a tenant with no credential and no policy override (a mistyped id), naming it: no file, no key secret, no audit row', async () => {
+    const typo = `${tenantId}x`;
+    const out = join(work, `typo-${kind}.cvbak`);
+    const setSecrets = () => a.vault.stats().byOperation.setSecret ?? 0;
+    const writesBefore = setSecrets();
+    await expect(cli(a.host, new BackupCommand(), { tenant: typo, out, keySecret: `typo-backup-key-${kind}` })).rejects.toThrow(
+      `tenant ${typo} has no credentials and no policy overrides: nothing to back up`,
+    );
+    expect(existsSync(out)).toBe(false);
+    expect(setSecrets()).toBe(writesBefore);
+    const host = await startTestHost(kind, { ...a.host.env });
+    try {
+      expect((await host.app.get(AuditService).query({ tenantId: typo })).items).toEqual([]);
+    } finally {
+      await host.app.close();
+    }
   });
 
   it('a Key Vault secret as the key: created on first backup, read back at its version on restore', async () => {

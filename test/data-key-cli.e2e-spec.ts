@@ -85,7 +85,7 @@ const envelopeKeyVersions = async (ds: DataSource) =>
 
 // A mistyped tenant id got a data key of its own (a vault secret or a wrapped row, and an audit row), printed as a success.
 describe.each(DATABASE_KINDS)('cli data-key:rotate of a tenant with no data key (%s)', (kind) => {
-  it.each([['vault secret', false], ['wrapped', true]])('(%s data keys) is refused naming the tenant, and writes nothing', async (_mode, wrapped) => {
+  it.each([['vault secret', false], ['wrapped', true]])('(%s data keys) is refused naming the tenant, and writes nothing (data-key:reencrypt too)', async (_mode, wrapped) => {
     const kek = `cv-kek-typo-${Date.now().toString(36)}`;
     await withExternalVault(kind, wrapped ? { ENVELOPE_KEY_ENCRYPTION_KEY: kek } : {}, async (h) => {
       if (wrapped) await h.host.app.get(KeyVaultKeysProvider).createKey(kek, { keyType: 'RSA', keySize: 2048, keyOps: ['wrapKey', 'unwrapKey'] });
@@ -97,6 +97,8 @@ describe.each(DATABASE_KINDS)('cli data-key:rotate of a tenant with no data key 
       const refused = await runCli(h.host.env, new DataKeyRotateCommand(), { tenant: typo }).catch((e: Error) => e);
       expect(refused).toBeInstanceOf(DataKeyNotFoundError);
       expect((refused as Error).message).toContain(`tenant ${typo} has no data key`);
+      // data-key:reencrypt too: no run over nothing audited for it.
+      await expect(runCli(h.host.env, new DataKeyReencryptCommand(), { tenant: typo })).rejects.toThrow(`tenant ${typo} has no data key`);
       // The tenant that has one still rotates.
       expect((await runCli(h.host.env, new DataKeyRotateCommand(), { tenant: ctx.tenantId })).result).toMatchObject({ tenantId: ctx.tenantId });
 

@@ -80,6 +80,15 @@ export class TenantBackupService {
     private readonly audit: AuditService,
   ) {}
 
+  /**
+   * Whether the tenant has anything a backup holds or reports: a credential (revoked and internal ones too) or a policy
+   * override. The CLI refuses a tenant with none — a mistyped id — before it writes a bundle or an audit row.
+   */
+  async holdsAnything(ctx: OperationContext): Promise<boolean> {
+    if ((await this.credentials.list(ctx, { limit: 1, includeInternal: true })).items.length > 0) return true;
+    return (await this.policies.list(ctx)).length > 0;
+  }
+
   async backup(ctx: OperationContext): Promise<BackupPayload> {
     const started = Date.now();
     const payload: BackupPayload = { credentials: [], skipped: [], policies: [] };

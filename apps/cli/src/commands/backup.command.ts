@@ -116,7 +116,8 @@ abstract class KeyOptions extends CommandRunner {
 /**
  * `cli backup --tenant t1 --out t1.cvbak (--key-file k | --passphrase-env VAR | --key-secret name)`:
  * every live credential of the tenant (metadata, every version's value) and its policy overrides,
- * sealed with AES-256-GCM. Revoked credentials are left out (their values stay disabled). Audited.
+ * sealed with AES-256-GCM. Revoked credentials are left out (their values stay disabled). Audited. A tenant with no
+ * credential and no policy override (a mistyped id) is refused: no file, no audit row.
  */
 @Command({ name: 'backup', description: "Write an encrypted backup of a tenant's credentials and policies" })
 export class BackupCommand extends KeyOptions {
@@ -125,6 +126,10 @@ export class BackupCommand extends KeyOptions {
     if (!flags.out) throw new BackupBundleError('--out is required');
     if (existsSync(flags.out)) throw new BackupBundleError(`${flags.out} exists: choose another --out (a backup is never overwritten)`);
     const summary = await withBackup(async (service, vault) => {
+      // A mistyped tenant: no empty bundle, no audit row, no key secret made.
+      if (!(await service.holdsAnything(operator(flags.tenant!)))) {
+        throw new BackupBundleError(`tenant ${flags.tenant} has no credentials and no policy overrides: nothing to back up (check --tenant); nothing was written`);
+      }
       const { key, source } = await keyForBackup(flags, vault);
       const payload = await service.backup(operator(flags.tenant!));
       const counts = {

@@ -9,7 +9,8 @@ import { operatorContext, withHostLibs } from './host-libs.context';
  * secret). New envelope values are sealed with it — at once here, on the other replicas once they
  * re-check the current key (`envelope.currentKeyRefreshMs`); older values stay readable under the
  * version they name and are re-sealed as they are read. Audited. Prints the key's name and version,
- * never the key.
+ * never the key. A tenant with no data key (a mistyped id; its first key comes with its first envelope value) is
+ * refused, nothing written.
  */
 @Command({ name: 'data-key:rotate', description: "Rotate a tenant's envelope data key (new Key Vault secret version)" })
 export class DataKeyRotateCommand extends CommandRunner {
@@ -35,7 +36,7 @@ export class DataKeyRotateCommand extends CommandRunner {
  * an older version of its data key (reads do it lazily otherwise), so that after a `data-key:rotate` the
  * older versions can be disabled in the vault. Idempotent and safe beside a running host (compare-and-set
  * per row). Audited (`data_key_reencrypt`, counts only). Prints counts and the credentials that failed —
- * never a value; exit 1 when any did.
+ * never a value; exit 1 when any did. A tenant with no data key (a mistyped id) is refused, nothing written.
  */
 @Command({ name: 'data-key:reencrypt', description: "Re-encrypt a tenant's envelope values under its current data key" })
 export class DataKeyReencryptCommand extends CommandRunner {
@@ -43,6 +44,8 @@ export class DataKeyReencryptCommand extends CommandRunner {
     if (!flags.tenant) throw new Error('--tenant is required');
     const ctx = operatorContext(flags.tenant);
     const result = await withHostLibs(async (get) => {
+      // A mistyped tenant has no data key (nor an envelope value): refused, not audited as a run over nothing.
+      await get(DataKeyService).requireKey(ctx.tenantId);
       const r = await get(EnvelopeValueStore).reencryptAll(ctx.tenantId);
       await get(AuditService).record({
         action: 'data_key_reencrypt',

@@ -172,7 +172,7 @@ export class DataKeyService {
    * a tenant's first key is made with its first envelope value anyway (`currentKey`).
    */
   async rotate(tenantId: string): Promise<DataKey> {
-    if (!(await this.hasKey(tenantId))) throw new DataKeyNotFoundError(tenantId);
+    await this.requireKey(tenantId);
     const key = this.kek ? await this.createWrapped(tenantId) : await this.create(tenantId, this.nameFor(tenantId));
     this.whenCommitted(() => this.current.set(tenantId, { key, checkedAt: this.clock.now().getTime() }));
     this.logger.log(`tenant ${tenantId}: data key rotated to version ${key.version}`);
@@ -180,9 +180,14 @@ export class DataKeyService {
   }
 
   /**
-   * Whether the tenant has a data key: a wrapped row, or a vault secret (kept working beside wrapped keys). Its versions
-   * are listed, not its value read: a disabled latest version is still a key to rotate away from.
+   * Throws `DataKeyNotFoundError` unless the tenant has a data key: a wrapped row, or a vault secret (kept working beside
+   * wrapped keys). Its versions are listed, not its value read: a disabled latest version is still a key to rotate away
+   * from. For operator commands naming a tenant (`rotate`, the CLI's `data-key:reencrypt`): a mistyped id is refused.
    */
+  async requireKey(tenantId: string): Promise<void> {
+    if (!(await this.hasKey(tenantId))) throw new DataKeyNotFoundError(tenantId);
+  }
+
   private async hasKey(tenantId: string): Promise<boolean> {
     if (this.current.has(tenantId)) return true;
     if (this.kek && (await this.wrapped.latestOfTenant(tenantId))) return true;
