@@ -133,6 +133,24 @@ describe('OAuthRefreshService when the client secret cannot be used (OAUTH_REFRE
     expect(failed[2]).toMatchObject({ consecutiveFailures: 1, retryAfter: new Date(clock.now().getTime() + 30 * SEC) });
   });
 
+  it('the proactive job says it once per cooldown, not once per connection and run: its summary line counts the rest', async () => {
+    await connect();
+    store.clientSecretError = () => new CredentialNotFoundError(SECRET_ID);
+    clock.advance(58 * MIN);
+    const expiresAt = new Date(clock.now().getTime() + 2 * MIN);
+    store.listDue = () => Promise.resolve(['c1', 'c2', 'c3'].map((connectionId) => ({ tenantId: 't1', integrationId: 'idp', connectionId, credentialId: `access-${connectionId}`, expiresAt })));
+    const runs = [await service.refreshExpiringTokens()];
+    clock.advance(10 * SEC); // the next run, inside the reference's cooldown
+    runs.push(await service.refreshExpiringTokens());
+
+    expect(runs.map((r) => r.failed)).toEqual([3, 3]);
+    expect({ reads: store.clientSecretReads, said: failed.length, calls: client.calls }).toEqual({ reads: 1, said: 1, calls: 0 });
+    // One error line for the failure said, no warning per connection and run; each summary says what the failures were.
+    expect(logger.lines.filter((l) => /^(warn|error) /.test(l))).toEqual([expect.stringMatching(/^error refresh of connection c1 .*OAuthRefreshConfigurationError/)]);
+    const summary = "log proactive refresh: 0 refreshed, 0 skipped, 3 failed of 3 (3 on a provider's unusable client secret: OAUTH_REFRESH_CONFIGURATION, said once per cooldown)";
+    expect(logger.lines.filter((l) => l.startsWith('log proactive refresh:'))).toEqual([expect.stringContaining(summary), expect.stringContaining(summary)]);
+  });
+
   it('concurrent refreshes of the provider\'s connections share one read and one report', async () => {
     await connect();
     store.clientSecretError = () => new CredentialNotFoundError(SECRET_ID);

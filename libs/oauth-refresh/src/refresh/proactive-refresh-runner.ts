@@ -1,5 +1,5 @@
 import { systemContext, type OperationContext } from '@app/common';
-import { OAuthRefreshFailedError } from '../errors/oauth-refresh.errors';
+import { OAuthRefreshConfigurationError, OAuthRefreshFailedError } from '../errors/oauth-refresh.errors';
 import { PROACTIVE_REFRESH_LOCK } from '../oauth-refresh.constants';
 import type { ResolvedOAuthProvider } from '../providers/oauth-provider.config';
 import { effectiveRefreshWindowMs, remainingMs } from '../refresh-policy';
@@ -52,6 +52,8 @@ export class ProactiveRefreshRunner {
   private async runHoldingLock(held: AbortSignal): Promise<ProactiveRefreshResult> {
     const { batchSize, concurrency, maxPerRun } = this.deps.options.proactive;
     const result: ProactiveRefreshResult = { acquired: true, scanned: 0, refreshed: 0, skipped: 0, inFlight: 0, failed: 0 };
+    // Of the failures, those on a provider's unusable client secret: said in the summary, not once per connection.
+    let configuration = 0;
     const horizon = new Date(this.deps.clock.now().getTime() + this.deps.registry.maxRefreshAheadMs());
     let cursor: DuePageCursor | undefined;
     while (result.scanned < maxPerRun) {
@@ -61,7 +63,8 @@ export class ProactiveRefreshRunner {
       result.scanned += page.length;
       await forEachLimited(page, concurrency, held, async (due) => {
         const outcome = await this.one(due.tenantId, due.integrationId, due.connectionId);
-        result[outcome]++;
+        if (outcome === 'configuration') configuration++;
+        result[outcome === 'configuration' ? 'failed' : outcome]++;
       });
       const last = page[page.length - 1];
       cursor = { expiresAt: last.expiresAt, credentialId: last.credentialId };
@@ -69,12 +72,13 @@ export class ProactiveRefreshRunner {
     }
     if (result.scanned > 0) {
       const inFlight = result.inFlight > 0 ? `, ${result.inFlight} in flight elsewhere` : '';
-      this.deps.logger.log(`proactive refresh: ${result.refreshed} refreshed, ${result.skipped} skipped${inFlight}, ${result.failed} failed of ${result.scanned}`);
+      const why = configuration > 0 ? ` (${configuration} on a provider's unusable client secret: OAUTH_REFRESH_CONFIGURATION, said once per cooldown)` : '';
+      this.deps.logger.log(`proactive refresh: ${result.refreshed} refreshed, ${result.skipped} skipped${inFlight}, ${result.failed} failed of ${result.scanned}${why}`);
     }
     return result;
   }
 
-  private async one(tenantId: string, integrationId: string, connectionId: string): Promise<'refreshed' | 'skipped' | 'inFlight' | 'failed'> {
+  private async one(tenantId: string, integrationId: string, connectionId: string): Promise<'refreshed' | 'skipped' | 'inFlight' | 'failed' | 'configuration'> {
     const provider = this.deps.registry.find(tenantId, integrationId);
     if (!provider) return 'skipped';
     const ctx = systemContext(tenantId, PROACTIVE_REFRESH_LOCK);
@@ -93,6 +97,12 @@ export class ProactiveRefreshRunner {
       if (e instanceof OAuthRefreshFailedError && e.details.inFlight) {
         this.deps.logger.debug(`proactive refresh of connection ${connectionId} (tenant ${tenantId}, integration ${integrationId}) left to another refresh in flight: ${describeRefreshError(e)}`);
         return 'inFlight';
+      }
+      // The provider's client secret cannot be used: said (error line, event, audit row) once per cooldown of the
+      // reference, not again for each of the provider's connections on each run (the summary line counts them).
+      if (e instanceof OAuthRefreshConfigurationError) {
+        this.deps.logger.debug(`proactive refresh of connection ${connectionId} (tenant ${tenantId}, integration ${integrationId}) failed: ${describeRefreshError(e)}`);
+        return 'configuration';
       }
       this.deps.logger.warn(`proactive refresh of connection ${connectionId} (tenant ${tenantId}, integration ${integrationId}) failed: ${describeRefreshError(e)}`);
       return 'failed';
