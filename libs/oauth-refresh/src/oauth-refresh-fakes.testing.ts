@@ -101,7 +101,7 @@ export class FakeTokenStore extends OAuthTokenStore {
   /** Value reads of the client secret (each one audited by the real store), and what they throw when set. */
   clientSecretReads = 0;
   clientSecretError?: () => Error;
-  async readClientSecret(): Promise<string> {
+  async readClientSecret(_c: OperationContext): Promise<string> {
     this.clientSecretReads++;
     if (this.clientSecretError) throw this.clientSecretError();
     return 'client-secret';

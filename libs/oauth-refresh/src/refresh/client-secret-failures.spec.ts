@@ -161,6 +161,28 @@ describe('OAuthRefreshService when the client secret cannot be used (OAUTH_REFRE
     expect(failed).toHaveLength(1);
   });
 
+  it('a caller leaving does not abort the read of the secret the refreshes of other connections share', async () => {
+    await connect();
+    clock.advance(61 * MIN); // expired: each caller needs its refresh
+    let release!: () => void;
+    const vault = new Promise<void>((resolve) => (release = resolve));
+    // As the real store: the read is aborted with the caller's signal (a vault read in flight is dropped).
+    store.readClientSecret = async (c: OperationContext) => {
+      store.clientSecretReads++;
+      await Promise.race([vault, new Promise((_, reject) => c.signal?.addEventListener('abort', () => reject(c.signal!.reason as Error)))]);
+      return 'client-secret';
+    };
+    const leaving = new AbortController();
+    const first = service.getAccessToken({ ...ctx, signal: leaving.signal }, 'idp', 'c1').catch((e: unknown) => e);
+    const other = service.getAccessToken(ctx, 'idp', 'c2');
+    for (let i = 0; i < 100 && store.clientSecretReads === 0; i++) await new Promise((r) => setImmediate(r));
+    leaving.abort(); // the first caller's HTTP request is gone
+    release();
+    expect((await other).accessToken).toMatch(/^at-/);
+    expect(store.clientSecretReads).toBe(1);
+    await first;
+  });
+
   it('with cooldowns shared by the replicas, a failure another replica said is not said again', async () => {
     const shared = new InProcessOAuthRefreshCooldowns();
     const a = await replica(shared);

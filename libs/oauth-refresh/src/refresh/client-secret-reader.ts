@@ -26,7 +26,8 @@ export type ClientSecretRead = { secret: string } | { error: OAuthRefreshConfigu
  *   (`OAuthTokenStore.checkClientSecret`: no value read, no audited read refused, no vault call): still unusable, the
  *   refresh fails without reading; usable again (rotated, unrevoked), it is read and the cooldown ends at once. A store
  *   that cannot check leaves the reference unread until the cooldown ends.
- * - Concurrent refreshes in this process share one read per reference (connections of one provider, the proactive job).
+ * - Concurrent refreshes in this process share one read per reference (connections of one provider, the proactive job),
+ *   made without the caller's `signal`: one caller leaving does not fail the others' refreshes.
  *
  * So a broken configuration costs one refused (and audited) read per replica and episode, not one per refresh, and
  * never enough to trip the audit lib's suspicious-activity thresholds on its own.
@@ -43,7 +44,9 @@ export class ClientSecretReader {
     const running = this.inflight.get(key);
     // A joiner's failure is not news: the refresh that read says it.
     if (running) return running.then((r) => ('error' in r ? { error: r.error } : r));
-    const read = this.readOnce(ctx, ref, key).finally(() => this.inflight.delete(key));
+    // Shared by other callers (other connections, other requests): not aborted when the one that started it leaves.
+    const { signal: _callers, ...shared } = ctx;
+    const read = this.readOnce(shared, ref, key).finally(() => this.inflight.delete(key));
     this.inflight.set(key, read);
     return read;
   }
