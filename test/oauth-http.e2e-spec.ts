@@ -1,5 +1,6 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { AuditAction, AuditResult, AuditService } from '@app/audit';
 import { CredentialsService, CredentialType } from '@app/credentials';
 import { OAuthProviderRegistry } from '@app/oauth-refresh';
 import { TestOAuthServer } from '@app/testing';
@@ -28,6 +29,7 @@ describe('OAuth connections over HTTP (PostgreSQL, local vault, oidc-provider)',
   let host: TestHost;
   let base: string;
   let idp: TestOAuthServer;
+  let secretId: string;
   const call = (method: string, path: string, body?: unknown) => apiCall(base, method, path, body);
 
   beforeAll(async () => {
@@ -40,6 +42,7 @@ describe('OAuth connections over HTTP (PostgreSQL, local vault, oidc-provider)',
       { tenantId: 'system', actor: { id: 'system:setup' } },
       { integrationId: 'idp', connectionId: 'client-secret', type: CredentialType.CUSTOM_SECRET, value: idp.clientSecret },
     );
+    secretId = secret.id;
     app.get(OAuthProviderRegistry).register({
       integrationId: 'idp',
       issuer: idp.issuer,
@@ -120,6 +123,33 @@ describe('OAuth connections over HTTP (PostgreSQL, local vault, oidc-provider)',
     const reserved = await call('POST', '/v1/oauth/connections/idp/whsec-pending.x/tokens', await idp.authorize('openid'));
     expect({ status: reserved.status, code: reserved.body.code }).toEqual({ status: 400, code: 2001 });
     expect((await call('GET', '/v1/credentials?connectionId=whsec-pending.x&includeInternal=true')).body.items).toEqual([]);
+  });
+
+  it("a revoked client secret: 500 OAUTH_REFRESH_CONFIGURATION naming nothing of the system tenant's, read once, refreshing at once once unrevoked", async () => {
+    const system = { tenantId: 'system', actor: { id: 'user:ops' } };
+    const credentials = host.app.get(CredentialsService);
+    const tokens = await idp.authorize('openid');
+    expect((await call('POST', '/v1/oauth/connections/idp/user-77/tokens', tokens)).status).toBe(201);
+    await credentials.revoke(system, secretId);
+    const since = new Date();
+    idp.resetCounters();
+    try {
+      const answers = [];
+      for (let i = 0; i < 3; i++) answers.push(await call('POST', '/v1/oauth/connections/idp/user-77/token-rejected', {}));
+      expect(answers.map((a) => [a.status, a.body.code])).toEqual([[500, 4007], [500, 4007], [500, 4007]]);
+      for (const a of answers) expect(a.text).not.toMatch(new RegExp(`${secretId}|system`, 'i'));
+      expect(idp.refreshCalls).toBe(0);
+      // One refused read of the secret, audited in its tenant; the others checked its metadata only.
+      const reads = (await host.app.get(AuditService).query({ tenantId: 'system', action: AuditAction.READ, resource: secretId, from: since })).items;
+      expect(reads.map((r) => r.result)).toEqual([AuditResult.DENIED]);
+    } finally {
+      await credentials.unrevoke(system, secretId);
+    }
+    // Within the reference's cooldown: checked, read, refreshed.
+    const fixed = await call('POST', '/v1/oauth/connections/idp/user-77/token-rejected', {});
+    expect(fixed.status).toBe(200);
+    expect(fixed.body.accessToken).not.toBe(tokens.access_token);
+    expect(idp.refreshCalls).toBe(1);
   });
 
   it('refuses OAUTH_PROVIDERS that is not JSON, and a provider holding a plaintext client secret, at start', () => {
