@@ -8,7 +8,7 @@ export { provideEntityCheck } from './entity-check';
 export * from './plain-insert';
 export * from './postgres-timeouts';
 export { postgresDriver, postgresPoolStats, type PostgresConnectionsReplaced, type PostgresDriverOptions, type PostgresPoolStats } from './postgres-pool';
-export { initializeWithMigrations, unknownMigrations } from './migrate-on-start';
+export { applyPendingMigrations, initializeWithMigrations, unknownMigrations } from './migrate-on-start';
 export { postgresSchema } from './postgres-schema';
 export { SqliteDurableCommit } from './sqlite-durable-commit';
 export { SqliteWriteWorker } from './sqlite-write-worker';

@@ -14,40 +14,51 @@ import { withLongQueries } from './postgres-timeouts';
 export async function initializeWithMigrations(options: DataSourceOptions): Promise<DataSource> {
   const dataSource = new DataSource({ ...options, migrationsRun: false } as DataSourceOptions);
   await dataSource.initialize();
+  await applyPendingMigrations(dataSource);
+  return dataSource;
+}
+
+/**
+ * What `initializeWithMigrations` does once connected, for a DataSource its caller opened (with `migrationsRun: false`):
+ * the pending migrations applied in one transaction, on PostgreSQL under the schema's advisory lock, logged once
+ * (`Applied n migrations: …`), then the newer-schema warning. A failure rolls the migrations back, destroys the
+ * DataSource and is thrown.
+ */
+export async function applyPendingMigrations(dataSource: DataSource): Promise<void> {
   try {
-    if (dataSource.options.type !== 'postgres') {
-      logApplied(await dataSource.runMigrations({ transaction: 'all' }));
-      await warnOfNewerSchema(dataSource);
-      return dataSource;
-    }
-    const runner = dataSource.createQueryRunner();
-    const client = await runner.connect();
-    let applied: Migration[] = [];
-    // One lock per schema (each test file, or each tenant database, has its own).
-    const lock = "hashtext('credential-vault:migrations:' || current_schema())";
-    try {
-      // Waiting for another replica's migrations, and a migration itself (an index built on a large table), take
-      // as long as they take: no statement timeout and no query deadline on this session, which runs both.
-      await runner.query('SET statement_timeout = 0');
-      await withLongQueries(client, Number.POSITIVE_INFINITY, async () => {
-        await runner.query(`SELECT pg_advisory_lock(${lock})`);
-        const migrations = new MigrationExecutor(dataSource, runner);
-        migrations.transaction = 'all';
-        applied = await migrations.executePendingMigrations();
-      });
-      // Back to the pool as it came (after a failure the DataSource is destroyed below, this session with it).
-      await runner.query('RESET statement_timeout');
-    } finally {
-      await runner.query(`SELECT pg_advisory_unlock(${lock})`).catch(() => undefined);
-      await runner.release();
-    }
+    const applied = dataSource.options.type === 'postgres' ? await applyUnderLock(dataSource) : await dataSource.runMigrations({ transaction: 'all' });
     logApplied(applied);
     await warnOfNewerSchema(dataSource);
-    return dataSource;
   } catch (error) {
     await dataSource.destroy().catch(() => undefined);
     throw error;
   }
+}
+
+/** The pending migrations applied while holding the schema's advisory lock (PostgreSQL). */
+async function applyUnderLock(dataSource: DataSource): Promise<Migration[]> {
+  const runner = dataSource.createQueryRunner();
+  const client = await runner.connect();
+  let applied: Migration[] = [];
+  // One lock per schema (each test file, or each tenant database, has its own).
+  const lock = "hashtext('credential-vault:migrations:' || current_schema())";
+  try {
+    // Waiting for another replica's migrations, and a migration itself (an index built on a large table), take
+    // as long as they take: no statement timeout and no query deadline on this session, which runs both.
+    await runner.query('SET statement_timeout = 0');
+    await withLongQueries(client, Number.POSITIVE_INFINITY, async () => {
+      await runner.query(`SELECT pg_advisory_lock(${lock})`);
+      const migrations = new MigrationExecutor(dataSource, runner);
+      migrations.transaction = 'all';
+      applied = await migrations.executePendingMigrations();
+    });
+    // Back to the pool as it came (after a failure the DataSource is destroyed, this session with it).
+    await runner.query('RESET statement_timeout');
+  } finally {
+    await runner.query(`SELECT pg_advisory_unlock(${lock})`).catch(() => undefined);
+    await runner.release();
+  }
+  return applied;
 }
 
 /** The start that changed the schema says so (an upgrade's log then shows when and to what), once, after the commit. */
