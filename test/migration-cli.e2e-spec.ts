@@ -1,17 +1,14 @@
-import { ChildProcess, spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DataSource } from 'typeorm';
-import { databaseOptions, loadAppConfig } from '@app/api-host';
 import { KeyVaultEmulator } from '@app/keyvault-emulator';
 import { legacySeedKind, legacySeedRows, seedLegacyTable, type MigrationSummary } from '@app/migration';
-import { createTestDatabase, type TestDatabase } from '@app/testing';
+import { inPostgresSchema, onEachHostDatabase, spawnCli } from './support/cli-process';
 import { writeRequireHook } from './support/swc-require-hook';
 
-const ROOT = join(__dirname, '..');
-const MAIN = join(ROOT, 'apps', 'cli', 'src', 'main.ts');
 const COUNT = 400;
 
 /** What the seed's rules say a full run must end with (duplicates: one copy skipped; conflicts: one copy failed). */
@@ -41,20 +38,9 @@ describe('cli migrate (real process, kill -9, resume)', () => {
   const children: ChildProcess[] = [];
 
   const cli = (args: string[], childEnv = env) => {
-    const child = spawn(process.execPath, ['--no-warnings', '--require', hook, MAIN, ...args], {
-      cwd: ROOT,
-      env: { ...process.env, ...childEnv },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    children.push(child);
-    let stdout = '';
-    let stderr = '';
-    child.stdout!.on('data', (d) => (stdout += d));
-    child.stderr!.on('data', (d) => (stderr += d));
-    const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }>((resolve) =>
-      child.on('close', (code, signal) => resolve({ code, signal, stdout, stderr })),
-    );
-    return { child, exited };
+    const run = spawnCli(hook, args, childEnv);
+    children.push(run.child);
+    return run;
   };
 
   const hostQuery = async (sql: string, database = env.DATABASE_PATH): Promise<number> => {
@@ -68,36 +54,6 @@ describe('cli migrate (real process, kill -9, resume)', () => {
       if (db.isInitialized) await db.destroy();
     }
   };
-
-  /** `use` with a PostgreSQL schema of its own (its URL and name), dropped afterwards. */
-  const inPostgresSchema = async (use: (at: { url: string; schema: string }, pg: TestDatabase) => Promise<void>) => {
-    const pg = await createTestDatabase('postgres');
-    try {
-      await use(pg.options as { url: string; schema: string }, pg);
-    } finally {
-      await pg.drop();
-    }
-  };
-
-  /** `check` on a host database of each kind (a SQLite file in `home`, a PostgreSQL schema of its own) with this version's schema. */
-  const onEachHostDatabase = (
-    home: string,
-    check: (at: { database: Record<string, string>; label: string; host: DataSource; migrations: () => Promise<{ name: string }[]> }) => Promise<void>,
-  ) =>
-    inPostgresSchema(async ({ url, schema }) => {
-      for (const [database, label] of [
-        [{ DATABASE_PATH: join(home, 'host.sqlite') }, `the SQLite database file ${join(home, 'host.sqlite')} (DATABASE_PATH)`],
-        [{ DATABASE_TYPE: 'postgres', DATABASE_URL: url, DATABASE_SCHEMA: schema }, 'the postgres database at '],
-      ] as const) {
-        const host = await new DataSource(databaseOptions(loadAppConfig({ NODE_ENV: 'test', ...database }))).initialize();
-        const migrations = () => host.query('SELECT name FROM cv_migrations ORDER BY id') as Promise<{ name: string }[]>;
-        try {
-          await check({ database, label, host, migrations });
-        } finally {
-          await host.destroy();
-        }
-      }
-    });
 
   /** The command's environment without KEY_VAULT_*: it would start the embedded vault in `home`/vault. */
   const embeddedVaultIn = (home: string) => ({ ...Object.fromEntries(Object.entries(env).filter(([k]) => !k.startsWith('KEY_VAULT_'))), EMULATOR_DATA_DIR: join(home, 'vault'), EMULATOR_PORT: '0' });
@@ -185,8 +141,8 @@ describe('cli migrate (real process, kill -9, resume)', () => {
     expect(existsSync(join(fresh, 'vault'))).toBe(false);
   }, 60_000);
 
-  // It applied the pending migrations (as every command opening the host's database does), then ran: a schema change, in
-  // a dry run.
+  // It applied the pending migrations (as every command opening the host's database then did), then ran: a schema change,
+  // in a dry run.
   it('a dry run on a host database whose schema is older than this version says it needs migrating and exits 1, applying nothing', async () => {
     const older = join(dir, 'older');
     mkdirSync(older);

@@ -15,6 +15,14 @@ class CommandContextLogger extends ConsoleLogger {
     if (rest.at(-1) === 'ExceptionHandler') return;
     super.error(message, ...rest);
   }
+
+  /**
+   * The one `log` line a command prints: the migrations it applied (the schema's creation, `migrate`'s upgrade), as the
+   * host logs them (`[Migrations] Applied n migrations: …`), on stderr: stdout is the command's output (piped into jq).
+   */
+  override log(message: unknown, ...rest: unknown[]): void {
+    if (rest.at(-1) === 'Migrations') process.stderr.write(`[Migrations] ${String(message)}\n`);
+  }
 }
 
 /** Options of every `NestFactory.createApplicationContext` a command makes: a failed start is the command's error. */

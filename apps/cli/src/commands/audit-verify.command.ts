@@ -4,7 +4,7 @@ import { Command, CommandRunner, Option } from 'nest-commander';
 import { AuditModule, AuditService } from '@app/audit';
 import { AppConfigModule, AuditAnchorModule, loadAppConfigResolvingReferences, VaultModule } from '@app/api-host';
 import { COMMAND_CONTEXT_OPTIONS } from '../cli-output';
-import { commandDatabaseModule } from './command-database';
+import { commandDatabaseModule, refuseOlderSchema } from './command-database';
 
 /**
  * `cli audit:verify [--tenant t]`: walks the audit hash chains in the host's database (same
@@ -16,6 +16,7 @@ import { commandDatabaseModule } from './command-database';
 export class AuditVerifyCommand extends CommandRunner {
   async run(_args: string[], flags: { tenant?: string }): Promise<void> {
     const config = await loadAppConfigResolvingReferences(process.env);
+    await refuseOlderSchema(config);
     const anchors = config.keyVault.mode === 'external' ? [VaultModule, AuditAnchorModule] : [];
     if (!anchors.length) {
       // It does not start the embedded vault (so that it runs beside the host, which holds that vault), whether or not a host runs now.

@@ -2,7 +2,7 @@ import { existsSync } from 'node:fs';
 import { TypeOrmModule } from '@nestjs/typeorm';
 import { DataSource, MigrationExecutor, type DataSourceOptions } from 'typeorm';
 import { APP_CONFIG, databaseOptions, type AppConfig } from '@app/api-host';
-import { unknownMigrations } from '@app/common';
+import { applyPendingMigrations, unknownMigrations } from '@app/common';
 
 /** A command could not open the host's database: says what it tried (type, host:port or file, the variable), never a password. */
 export class CommandDatabaseUnreachableError extends Error {
@@ -50,20 +50,53 @@ function reasonOf(e: unknown, password: string | undefined): string {
  * times, 3 s apart, logging each with a stack (~30 s of noise before the command fails); the host keeps that. A
  * failure to open the connection (refused, unknown host, DATABASE_CONNECT_TIMEOUT_MS without an answer, login
  * refused, a file SQLite cannot open) is one CommandDatabaseUnreachableError naming what was tried; a later failure
- * (a migration) stays as it is.
+ * (a migration) stays as it is. Migrations are applied as the host applies them (`applyPendingMigrations`: on
+ * PostgreSQL under the schema's advisory lock, so never beside a replica that is starting; `[Migrations] Applied n
+ * migrations: …` on stderr), never by TypeORM's unlocked `migrationsRun`: that is the schema's creation on a database
+ * without one, and `migrate`'s upgrade of an older one. Every other command refuses an older schema before it opens
+ * anything (`refuseOlderSchema`).
  */
 export function commandDatabaseModule() {
   return TypeOrmModule.forRootAsync({
     inject: [APP_CONFIG],
-    useFactory: (config: AppConfig) => ({ ...databaseOptions(config), toRetry: () => false }),
-    dataSourceFactory: (options) => initializeOnce(options!),
+    useFactory: (config: AppConfig) => ({ ...databaseOptions(config), migrationsRun: false, toRetry: () => false }),
+    dataSourceFactory: (options) => initializeWithMigrationsOnce(options!),
   });
+}
+
+/** `options` opened with one connection attempt (see initializeOnce), then its pending migrations applied as the host does. */
+async function initializeWithMigrationsOnce(options: DataSourceOptions): Promise<DataSource> {
+  const dataSource = await initializeOnce(options);
+  await applyPendingMigrations(dataSource);
+  return dataSource;
+}
+
+/** An operational command on a host database whose schema is older than this version: it applies no migration. */
+export class CommandSchemaOutdatedError extends Error {
+  override readonly name = 'CommandSchemaOutdatedError';
+}
+
+/**
+ * Before a command opens the host's database (or the embedded vault): a schema older than this version is refused,
+ * naming the pending migrations. Applying them is an upgrade, which docs/OPERATIONS.md ("Upgrading") has the host's
+ * start do, after a database backup and under the schema's lock — not an operational command run against the database
+ * on the way. A database without the schema, or with a newer one (TypeORM passes over a later version's migrations),
+ * goes on as the host would.
+ */
+export async function refuseOlderSchema(config: AppConfig): Promise<void> {
+  const { present, pending, label } = await hostSchemaState(config);
+  if (!present || pending.length === 0) return;
+  throw new CommandSchemaOutdatedError(
+    `${label} has a Credential Vault schema older than this version: ${pending.length} migration${pending.length === 1 ? '' : 's'} pending ` +
+      `(${pending.join(', ')}). This command applies none: nothing was changed. Upgrade the schema first — start the host of this version ` +
+      '(docs/OPERATIONS.md, "Upgrading"; migrate without --dry-run also applies them) — then run the command again.',
+  );
 }
 
 /** `options` initialized with one connection attempt, whose failure is a CommandDatabaseUnreachableError. */
 function initializeOnce(options: DataSourceOptions): Promise<DataSource> {
   const dataSource = new DataSource(options);
-  // Only the driver's connect opens connections (TypeORM's initialize then builds metadata and runs migrations).
+  // Only the driver's connect opens connections (TypeORM's initialize then builds metadata).
   const connect = dataSource.driver.connect.bind(dataSource.driver);
   dataSource.driver.connect = async () => {
     try {
@@ -78,7 +111,7 @@ function initializeOnce(options: DataSourceOptions): Promise<DataSource> {
 /** The host's schema as a database holds it: whether it is there at all, and the host's migrations it lacks (by name). */
 export interface HostSchemaState {
   present: boolean;
-  /** The migrations the command would apply as it opens the database (empty: the schema is current). */
+  /** This version's migrations the database has not applied (empty: the schema is current, or not there). */
   pending: string[];
   /**
    * Migrations the database records that this version does not have (a later version applied them). TypeORM passes over

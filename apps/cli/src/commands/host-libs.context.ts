@@ -8,7 +8,7 @@ import { CredentialsModule } from '@app/credentials';
 import { RotationModule } from '@app/rotation';
 import { AppConfigModule, loadAppConfigResolvingReferences, persistenceOptions, VaultModule, type AppConfig } from '@app/api-host';
 import { COMMAND_CONTEXT_OPTIONS } from '../cli-output';
-import { commandDatabaseModule } from './command-database';
+import { commandDatabaseModule, refuseOlderSchema } from './command-database';
 
 /**
  * The audit and credentials libs as every command configures them from the host's config: the host's
@@ -32,7 +32,8 @@ export function commandLibModules(config: AppConfig) {
  * The credentials and rotation libs with the host's database and vault, configured from the host's
  * environment exactly as the host is (Key Vault references resolved), jobs not scheduled and events
  * not dispatched (the host's dispatcher delivers them): commands call the services once. Needs an
- * external vault (KEY_VAULT_URL) while the host runs: the embedded one belongs to the running host.
+ * external vault (KEY_VAULT_URL) while the host runs: the embedded one belongs to the running host. A schema older
+ * than this version is refused before anything opens (`refuseOlderSchema`).
  */
 export async function withHostLibs<T>(
   work: (get: <S>(type: Type<S> | Abstract<S>) => S) => Promise<T>,
@@ -40,6 +41,7 @@ export async function withHostLibs<T>(
 ): Promise<T> {
   const config = await loadAppConfigResolvingReferences(process.env);
   options.requires?.(config);
+  await refuseOlderSchema(config);
 
   @Module({
     imports: [

@@ -191,8 +191,8 @@ export class MigrateDryRunSchemaOutdatedError extends Error {
 }
 
 /**
- * A dry run writes nothing, and the host's database runs its pending migrations as it opens (then the embedded vault
- * starts). So, before either opens: on a database without the schema it would create it — most often the database
+ * A dry run writes nothing, and the host's database runs its pending migrations as the command opens it (then the
+ * embedded vault starts). So, before either opens: on a database without the schema it would create it — most often the database
  * named is not the host's (a mistyped DATABASE_PATH is a new, empty file); on a schema older than this version it would
  * change it. Said instead, with how to go on. On a schema a later version migrated (cv_migrations names migrations this
  * version lacks) every run goes on, dry or not, as the host does (TypeORM passes over them; old replicas run so during a
