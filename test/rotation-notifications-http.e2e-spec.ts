@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { AuditService } from '@app/audit';
 import { WebhookSecretUpdaterRegistry, type WebhookSecretUpdate } from '@app/rotation';
 import { DATABASE_KINDS } from '@app/testing';
 import { Webhook } from 'standardwebhooks';
@@ -14,7 +15,8 @@ describe.each(DATABASE_KINDS)('rotation notifications HTTP API on %s', (kind) =>
   let base: string;
   const reader = generateApiKey('acme-reader', 'acme', ['rotation:read']);
   const rotator = generateApiKey('acme-rotator', 'acme', ['rotation:read', 'rotation:write']);
-  const writer = generateApiKey('acme-writer', 'acme', ['credentials:read', 'credentials:write']);
+  const writer = generateApiKey('acme-writer', 'acme', ['credentials:read', 'credentials:write', 'credentials:revoke']);
+  const auditor = generateApiKey('acme-auditor', 'acme', ['audit:read']);
   const other = generateApiKey('globex', 'globex', ['admin']);
   /** Every secret this file sent or received: none may show up where it should not. */
   const secrets: string[] = [];
@@ -48,7 +50,7 @@ describe.each(DATABASE_KINDS)('rotation notifications HTTP API on %s', (kind) =>
 
   beforeAll(async () => {
     host = await startTestHost(kind, {
-      AUTH_API_KEYS: JSON.stringify([reader.entry, rotator.entry, writer.entry, other.entry]),
+      AUTH_API_KEYS: JSON.stringify([reader.entry, rotator.entry, writer.entry, auditor.entry, other.entry]),
       ...ROTATION_JOBS_OFF,
       NOTIFICATIONS_WEBHOOK_ENABLED: 'false',
       LOG_LEVEL: 'debug',
@@ -274,6 +276,40 @@ describe.each(DATABASE_KINDS)('rotation notifications HTTP API on %s', (kind) =>
         [2, 'live'],
         [1, 'live'],
       ]);
+    });
+
+    // A revoke withdrew v1 and v2; rotated twice since, outside the two phases. They never verified, but the pick-up
+    // listed both as live (each read refused, audited as a denied read) and its audit row named neither change.
+    it('a pick-up after a revoke gives no live row to a withdrawn version, and its audit row names the versions made live and retired', async () => {
+      const hooks = '/v1/rotation/webhooks/github/hooks-revoked';
+      const created = await call(rotator.key, 'POST', `${hooks}/secret`, {});
+      const id = created.body.id as string;
+      const [original, second, third, fourth] = [created.body.secret as string, newSecret(), newSecret(), newSecret()];
+      secrets.push(original);
+      expect((await verify(reader.key, signed(original), payload, hooks)).status).toBe(200);
+      expect((await call(writer.key, 'POST', `/v1/credentials/${id}/rotate`, { value: second })).status).toBe(200);
+      expect((await call(writer.key, 'POST', '/v1/rotation/revoke', { credentialId: id, reason: 'leaked' })).status).toBe(200);
+      for (const value of [third, fourth]) expect((await call(writer.key, 'POST', `/v1/credentials/${id}/rotate`, { value })).status).toBe(200);
+
+      const statuses = [];
+      for (const s of [original, second, third, fourth]) statuses.push((await verify(reader.key, signed(s), payload, hooks)).status);
+      expect(statuses).toEqual([401, 401, 200, 200]);
+      const versions = await call(reader.key, 'GET', `${hooks}/versions`);
+      expect(versions.body.items.map((v: { version: number; state: string }) => [v.version, v.state])).toEqual([
+        [4, 'current'],
+        [3, 'live'],
+        [1, 'retired'],
+      ]);
+      await host.app.get(AuditService).flush();
+      const audit = await call(auditor.key, 'GET', `/v1/audit?resource=${id}&action=webhook_secret.enrolled,read&limit=500`);
+      expect(audit.status).toBe(200);
+      const rows = audit.body.items as Array<{ action: string; result: string; details: Record<string, unknown> }>;
+      expect(rows.filter((r) => r.action === 'webhook_secret.enrolled').map((r) => r.details)).toEqual([
+        { version: 4, replacedVersion: 1, liveVersions: [3], retiredVersions: [1] },
+        { version: 1, replacedVersion: null },
+      ]);
+      expect(rows.filter((r) => r.action === 'read' && r.result !== 'success')).toEqual([]);
+      expectNoSecret(audit);
     });
   });
 
