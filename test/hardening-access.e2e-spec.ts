@@ -1,5 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { AuditService } from '@app/audit';
+import { CredentialsService } from '@app/credentials';
+import { RevocationService } from '@app/rotation';
 import { DATABASE_KINDS } from '@app/testing';
 import { UNAUTHENTICATED_TENANT } from '../apps/api/src/auth/auth.guard';
 import { hardenedApi } from './support/hardening';
@@ -125,6 +127,23 @@ describe.each(DATABASE_KINDS)('hardened HTTP API (access) on %s', (kind) => {
       return (r.body.items as Array<{ action: string; resource: string }>).map((row) => [row.action, row.resource]);
     };
     const expected = [['read', id], ['store', id]];
+    expect({ lower: await rows(id), upper: await rows(id.toUpperCase()) }).toEqual({ lower: expected, upper: expected });
+  });
+
+  // The filter folds the id, so a row kept under the id as an in-process caller (the CLI) typed it was found by neither
+  // case: an upper-case read refused NOT_FOUND, or an emergency revoke refused so, vanished from the credential's trail.
+  it('10d. the rows a caller naming a credential id in upper case leaves outside HTTP (CLI, library) are under the id in lower case, found by the filter', async () => {
+    const { id } = await store();
+    const ctx = { tenantId: 'acme', actor: { id: 'cli:operator' } };
+    const refused = async (p: Promise<unknown>) => p.then(() => 'served', (e: { codeName?: string }) => e.codeName);
+    expect(await refused(api.host.app.get(CredentialsService).get(ctx, id.toUpperCase()))).toBe('NOT_FOUND');
+    expect(await refused(api.host.app.get(RevocationService).revoke(ctx, { credentialId: id.toUpperCase() }, { reason: 'leaked' }))).toBe('NOT_FOUND');
+    await api.host.app.get(AuditService).flush();
+    const rows = async (resource: string) => {
+      const r = await send('GET', `/v1/audit?resource=${resource}`, { apiKey: auditor.key });
+      return (r.body.items as Array<{ action: string; result: string; resource: string }>).map((row) => [row.action, row.result, row.resource]);
+    };
+    const expected = [['revoke', 'denied', id], ['read', 'denied', id], ['store', 'success', id]];
     expect({ lower: await rows(id), upper: await rows(id.toUpperCase()) }).toEqual({ lower: expected, upper: expected });
   });
 

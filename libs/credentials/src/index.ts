@@ -61,3 +61,4 @@ export { CREDENTIALS_ENTITIES, CredentialEntity, CredentialVersionEntity, Envelo
 export { CREDENTIALS_MIGRATIONS } from './migrations';
 export { CredentialOrphanVersions, ORPHAN_VERSIONS_JOB, ORPHAN_VERSIONS_AUDIT_ACTION, type OrphanVersionsResult } from './orphans/orphan-versions.service';
 export { VALUE_COMMIT_DEADLINE_MS, MIN_ORPHAN_GRACE_MS } from './internal/value-commit-deadline';
+export { recordableId } from './internal/guards';

@@ -22,7 +22,7 @@ const resourceInAnyCase = ({ value }: { value: unknown }) =>
   typeof value === 'string' && (/^key:/i.test(value) || isCredentialIdParam(value)) ? value.toLowerCase() : value;
 
 export class AuditQueryDto {
-  @ApiPropertyOptional({ description: 'Credential id (in any case) or secret name; a key is `key:<name>` (its name in any case: rows are under the name in lower case, except rows written before 2026-12, which keep the case their caller typed)' })
+  @ApiPropertyOptional({ description: 'Credential id (in any case; a refusal an in-process caller left under an upper-case id before 2026-12-07 keeps that case: find it by time range or actor) or secret name; a key is `key:<name>` (its name in any case: rows are under the name in lower case, except rows written before 2026-12, which keep the case their caller typed)' })
   @IsOptional()
   @Transform(resourceInAnyCase)
   @IsString()

@@ -21,11 +21,12 @@ export const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{1
 export const NOT_A_CREDENTIAL_ID = '(not a credential id)';
 
 /**
- * `id` as errors and audit rows may name it: itself when it is a credential id, else a fixed marker. An app
+ * `id` as errors and audit rows may name it: itself in lower case when it is a credential id (UUIDs are
+ * case-insensitive; ids are stored, and the audit filter looks them up, in lower case), else a fixed marker. An app
  * that passes its route parameter straight through may pass anything, a pasted secret included.
  */
 export function recordableId(id: unknown): string {
-  return typeof id === 'string' && UUID.test(id) ? id : NOT_A_CREDENTIAL_ID;
+  return typeof id === 'string' && UUID.test(id) ? id.toLowerCase() : NOT_A_CREDENTIAL_ID;
 }
 
 export function assertContext(ctx: OperationContext): void {
