@@ -125,6 +125,7 @@ describe.each(DATABASE_KINDS)('what a delete leaves in Key Vault on %s', (kind) 
     const meta = await service.store(ctx, { integrationId: 'github', connectionId: 'retry', type: CredentialType.API_KEY, value: secret() });
     const name = nameOf('retry', 0);
     const deletion = moduleRef.get(VaultValueDeletion);
+    await until(async () => (await deletion.pending()) === 0, 'the earlier deletes\' events delivered');
     emu.injectFault({ kind: 'status', status: 503, operations: ['updateSecret', 'deleteSecret'] });
 
     // The metadata delete commits: the credential is gone for the app at once.
@@ -145,6 +146,32 @@ describe.each(DATABASE_KINDS)('what a delete leaves in Key Vault on %s', (kind) 
     expect((await recovered(name)).filter(([, enabled]) => enabled)).toEqual([]);
     expect(await isSoftDeleted(nameOf('retry', 1))).toBe(false);
     expect((await service.get(ctx, next.id)).value).toBe(successor);
+  });
+
+  it('a retried delete leaves alone a credential stored meanwhile under a secret name the deleted one recorded', async () => {
+    // A restore stores with the backup's createdAt: the slot's newest row (by createdAt) is then not the one with the
+    // highest generation, and a later store starts right past the older row's — in a name a pending delete recorded.
+    const first = await service.store(ctx, { integrationId: 'github', connectionId: 'reuse', type: CredentialType.API_KEY, value: secret() });
+    await service.delete(ctx, first.id);
+    const restored = await service.store(ctx, { integrationId: 'github', connectionId: 'reuse', type: CredentialType.API_KEY, value: secret(), createdAt: new Date('2020-01-01T00:00:00Z') });
+    const deletion = moduleRef.get(VaultValueDeletion);
+    await until(async () => (await deletion.pending()) === 0, 'the earlier deletes\' events delivered');
+    emu.injectFault({ kind: 'status', status: 503, operations: ['updateSecret', 'deleteSecret'] });
+    await service.delete(ctx, restored.id);
+    await new Promise((r) => setTimeout(r, 300));
+    expect(await deletion.pending()).toBe(1);
+
+    const successor = secret();
+    const next = await service.store(ctx, { integrationId: 'github', connectionId: 'reuse', type: CredentialType.API_KEY, value: successor });
+    emu.clearFaults();
+    await until(async () => (await deletion.pending()) === 0, 'the retried vault side');
+
+    expect((await service.get(ctx, next.id)).value).toBe(successor);
+    // Nothing of the deleted credential is readable at the vault.
+    for (const name of [nameOf('reuse', 1), nameOf('reuse', 2)]) {
+      const left = (await allVersions(name).catch(() => [])).filter((v) => v.enabled && v.tags['cv-credential'] !== next.id);
+      expect(left).toEqual([]);
+    }
   });
 
   it('a process killed between the delete\'s commit and its vault calls: the outbox does them', async () => {

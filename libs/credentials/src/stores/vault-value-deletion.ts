@@ -110,11 +110,24 @@ export class VaultValueDeletion implements OnModuleInit, OnModuleDestroy {
       recorded.add(v.vaultSecretName);
       if (v.vaultSecretVersion) referenced.add(`${v.vaultSecretName}/${v.vaultSecretVersion}`);
     }
-    const ofCredential = (name: string) => (v: SecretProperties) => v.tags[CREDENTIAL_TAG] === row.id || referenced.has(`${name}/${v.version}`);
+    const ofCredential = (name: string, v: SecretProperties) => v.tags[CREDENTIAL_TAG] === row.id || referenced.has(`${name}/${v.version}`);
+    const shared = new Set<string>();
     for (const name of this.vaultStore.secretNamesOf(ownerOf(row), row.vaultGeneration, recorded)) {
-      await this.vaultStore.disable(name, await this.vaultStore.enabledVersions(name, ofCredential(name)));
+      const mine: SecretProperties[] = [];
+      for await (const v of this.vault.listAllSecretVersions(name)) {
+        if (ofCredential(name, v)) {
+          if (v.enabled) mine.push(v);
+        } else if (v.tags[CREDENTIAL_TAG] !== undefined) shared.add(name);
+      }
+      await this.vaultStore.disable(name, mine);
     }
     for (const name of recorded) {
+      // Another credential of the slot writes here too (a store whose newest predecessor, by createdAt, had an older
+      // generation: after a restore): its values stay live. Nothing of this credential is readable there any more.
+      if (shared.has(name)) {
+        this.logger.log(`credential ${row.id}: a secret it recorded also holds another credential's versions: its own are disabled, the secret is not deleted`);
+        continue;
+      }
       try {
         await this.vault.deleteSecret(name);
       } catch (e) {

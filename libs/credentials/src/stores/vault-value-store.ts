@@ -114,12 +114,11 @@ export class VaultValueStore implements CredentialValueStore {
   /**
    * The enabled versions of the secret `name` that this store wrote (they carry the `cv-credential` tag), listed across
    * all pages (`nextLink`, empty pages included; each call through the key-vault lib's resilience, which honours 429
-   * Retry-After). A name the vault does not know (or has soft-deleted) has none. `keep` chooses others instead (a
-   * delete's: the ones its metadata references, tagged or not).
+   * Retry-After). A name the vault does not know (or has soft-deleted) has none.
    */
-  async enabledVersions(name: string, keep: (v: SecretProperties) => boolean = (v) => v.tags[CREDENTIAL_TAG] !== undefined): Promise<SecretProperties[]> {
+  async enabledVersions(name: string): Promise<SecretProperties[]> {
     const out: SecretProperties[] = [];
-    for await (const v of this.vault.listAllSecretVersions(name)) if (v.enabled && keep(v)) out.push(v);
+    for await (const v of this.vault.listAllSecretVersions(name)) if (v.enabled && v.tags[CREDENTIAL_TAG] !== undefined) out.push(v);
     return out;
   }
 
