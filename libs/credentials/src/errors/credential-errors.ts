@@ -235,13 +235,21 @@ export class CredentialRevokeIncompleteError extends CredentialError {
 
 /**
  * `DataKeyService.rotate` of a tenant that has no data key: most likely a mistyped tenant id, which would otherwise get
- * a data key of its own. A tenant's first data key is made with its first envelope value. Nothing was written.
+ * a data key of its own. A tenant's first data key is made with its first envelope value. Or its data key secret is
+ * soft-deleted at the vault (the message says so: recover it). Nothing was written.
  */
 export class DataKeyNotFoundError extends CredentialError {
   readonly code = CredentialErrorCode.DATA_KEY_NOT_FOUND;
   readonly codeName = 'DATA_KEY_NOT_FOUND';
   readonly severity = ErrorSeverity.CLIENT;
-  constructor(readonly tenantId: string) {
-    super(`tenant ${tenantId} has no data key: no envelope value was ever stored for it (check the tenant id; a tenant's first data key is made with its first envelope value); nothing was written`);
+  constructor(
+    readonly tenantId: string,
+    { softDeleted = false }: { softDeleted?: boolean } = {},
+  ) {
+    super(
+      softDeleted
+        ? `tenant ${tenantId} has no data key in use: its data key secret is soft-deleted in Key Vault (recover it there: the tenant's envelope values cannot be read until then); nothing was written`
+        : `tenant ${tenantId} has no data key: no envelope value was ever stored for it (check the tenant id; a tenant's first data key is made with its first envelope value); nothing was written`,
+    );
   }
 }

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { ManualClock } from '@app/common';
-import { callerLeftError, KeyVaultErrorCode, type KeyVaultCallOptions, type KeyVaultKeysProvider, type KeyVaultProvider } from '@app/key-vault';
+import { callerLeftError, KeyVaultError, KeyVaultErrorCode, type KeyVaultCallOptions, type KeyVaultKeysProvider, type KeyVaultProvider } from '@app/key-vault';
 import { rejection } from '@app/testing';
 import { resolveCredentialsOptions } from '../credentials.options';
 import type { WrappedDataKeyEntity } from '../entities/wrapped-data-key.entity';
@@ -146,7 +146,12 @@ describe('DataKeyService.rotate: only a tenant that has a data key', () => {
     const options = resolveCredentialsOptions(keyEncryptionKey ? { envelope: { keyEncryptionKey } } : {});
     const writes: string[] = [];
     const vault = {
-      listSecretVersions: async (name: string) => ({ items: withSecret && name === service.nameFor(withSecret) ? [{ version: SECRET_VERSION }] : [] }),
+      listAllSecretVersions: async function* (name: string) {
+        if (withSecret && name === service.nameFor(withSecret)) yield { version: SECRET_VERSION };
+      },
+      getDeletedSecret: async (name: string) => {
+        throw new KeyVaultError(KeyVaultErrorCode.KEY_NOT_FOUND, `no deleted secret ${name}`, { operation: 'getDeletedSecret' });
+      },
       setSecret: async (name: string, value: string) => (writes.push(`secret ${name}`), { value, properties: { version: 'a'.repeat(32) } }),
     } as unknown as KeyVaultProvider;
     const row = { tenantId: withRow, version: 'b'.repeat(32), kekName: KEK, kekVersion: 'v1', wrappedKey: 'x', createdAt: clock.now(), updatedAt: clock.now() } as WrappedDataKeyEntity;

@@ -185,17 +185,27 @@ export class DataKeyService {
    * from. For operator commands naming a tenant (`rotate`, the CLI's `data-key:reencrypt`): a mistyped id is refused.
    */
   async requireKey(tenantId: string): Promise<void> {
-    if (!(await this.hasKey(tenantId))) throw new DataKeyNotFoundError(tenantId);
+    const state = await this.keyState(tenantId);
+    if (state !== 'present') throw new DataKeyNotFoundError(tenantId, { softDeleted: state === 'soft-deleted' });
   }
 
-  private async hasKey(tenantId: string): Promise<boolean> {
-    if (this.current.has(tenantId)) return true;
-    if (this.kek && (await this.wrapped.latestOfTenant(tenantId))) return true;
+  private async keyState(tenantId: string): Promise<'present' | 'soft-deleted' | 'none'> {
+    if (this.current.has(tenantId)) return 'present';
+    if (this.kek && (await this.wrapped.latestOfTenant(tenantId))) return 'present';
+    const name = this.nameFor(tenantId);
     try {
-      return (await this.vault.listSecretVersions(this.nameFor(tenantId), { maxPageSize: 1 })).items.length > 0;
+      // Every page until a first version: Azure may answer an empty page with a nextLink.
+      for await (const _version of this.vault.listAllSecretVersions(name)) return 'present';
     } catch (e) {
       // An unknown name lists no versions; a deleted one may answer not found instead.
-      if (isKeyVaultError(e, KeyVaultErrorCode.KEY_NOT_FOUND)) return false;
+      if (!isKeyVaultError(e, KeyVaultErrorCode.KEY_NOT_FOUND)) throw e;
+    }
+    // A soft-deleted key secret is not a mistyped tenant: its envelope values are unreadable until it is recovered.
+    try {
+      await this.vault.getDeletedSecret(name);
+      return 'soft-deleted';
+    } catch (e) {
+      if (isKeyVaultError(e, KeyVaultErrorCode.KEY_NOT_FOUND)) return 'none';
       throw e;
     }
   }
