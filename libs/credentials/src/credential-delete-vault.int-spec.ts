@@ -174,6 +174,17 @@ describe.each(DATABASE_KINDS)('what a delete leaves in Key Vault on %s', (kind) 
     }
   });
 
+  it('a predecessor\'s disabled orphan in the successor\'s secret does not keep that secret from its soft-delete', async () => {
+    const first = await service.store(ctx, { integrationId: 'github', connectionId: 'orphaned', type: CredentialType.API_KEY, value: secret() });
+    // A rollover write of `first` that crashed before its commit: an orphan in the next generation's name.
+    await vault.setSecret(nameOf('orphaned', 1), secret(), { tags: { 'cv-credential': first.id, 'cv-version': '2' } });
+    await service.delete(ctx, first.id);
+    const next = await service.store(ctx, { integrationId: 'github', connectionId: 'orphaned', type: CredentialType.API_KEY, value: secret() });
+    await service.delete(ctx, next.id);
+    expect(await isSoftDeleted(nameOf('orphaned', 1))).toBe(true);
+    expect((await recovered(nameOf('orphaned', 1))).filter(([, enabled]) => enabled)).toEqual([]);
+  });
+
   it('a process killed between the delete\'s commit and its vault calls: the outbox does them', async () => {
     const meta = await service.store(ctx, { integrationId: 'github', connectionId: 'crash', type: CredentialType.API_KEY, value: secret() });
     await service.rotate(ctx, meta.id, secret());

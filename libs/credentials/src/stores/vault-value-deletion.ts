@@ -4,6 +4,7 @@ import { isKeyVaultError, KeyVaultErrorCode, KeyVaultProvider, type SecretProper
 import { CredentialStatus, ValueStoreKind } from '../credential-type';
 import type { CredentialEntity } from '../entities/credential.entity';
 import { ownerOf } from '../internal/credential-view';
+import { UUID } from '../internal/guards';
 import { CredentialRepository } from '../persistence/credential.repository';
 import { CredentialVersionRepository } from '../persistence/credential-version.repository';
 import { CredentialsPersistence } from '../persistence/credentials-persistence';
@@ -111,20 +112,21 @@ export class VaultValueDeletion implements OnModuleInit, OnModuleDestroy {
       if (v.vaultSecretVersion) referenced.add(`${v.vaultSecretName}/${v.vaultSecretVersion}`);
     }
     const ofCredential = (name: string, v: SecretProperties) => v.tags[CREDENTIAL_TAG] === row.id || referenced.has(`${name}/${v.version}`);
-    const shared = new Set<string>();
+    const others = new Map<string, Set<string>>(); // name -> ids of the other credentials with versions there
     for (const name of this.vaultStore.secretNamesOf(ownerOf(row), row.vaultGeneration, recorded)) {
       const mine: SecretProperties[] = [];
       for await (const v of this.vault.listAllSecretVersions(name)) {
+        const owner = v.tags[CREDENTIAL_TAG];
         if (ofCredential(name, v)) {
           if (v.enabled) mine.push(v);
-        } else if (v.tags[CREDENTIAL_TAG] !== undefined) shared.add(name);
+        } else if (owner !== undefined) others.set(name, (others.get(name) ?? new Set()).add(owner));
       }
       await this.vaultStore.disable(name, mine);
     }
     for (const name of recorded) {
       // Another credential of the slot writes here too (a store whose newest predecessor, by createdAt, had an older
-      // generation: after a restore): its values stay live. Nothing of this credential is readable there any more.
-      if (shared.has(name)) {
+      // generation: after a restore) and is not deleted: its values stay. Nothing of this credential is readable there.
+      if (await this.holdsLiveOther(row.tenantId, others.get(name))) {
         this.logger.log(`credential ${row.id}: a secret it recorded also holds another credential's versions: its own are disabled, the secret is not deleted`);
         continue;
       }
@@ -136,5 +138,15 @@ export class VaultValueDeletion implements OnModuleInit, OnModuleDestroy {
         throw e;
       }
     }
+  }
+
+  /** Whether one of these credentials (ids from `cv-credential` tags) is not deleted: live or revoked (an un-revoke re-enables). */
+  private async holdsLiveOther(tenantId: string, ids: Set<string> | undefined): Promise<boolean> {
+    for (const id of ids ?? []) {
+      if (!UUID.test(id)) continue; // not a tag this lib wrote
+      const other = await this.rows.findById(tenantId, id);
+      if (other && other.status !== CredentialStatus.DELETED) return true;
+    }
+    return false;
   }
 }
