@@ -88,7 +88,7 @@ describe('host authentication and rate limiting (SQLite)', () => {
       expect(retryAfter).toBeGreaterThanOrEqual(59);
       expect(retryAfter).toBeLessThanOrEqual(60);
       // The error shape with a message of the host's, not the throttler's class name ("ThrottlerException: Too Many Requests").
-      expect(await refused.json()).toEqual({ statusCode: 429, error: 'TOO_MANY_REQUESTS', message: RATE_LIMITED_MESSAGE, requestId: refused.headers.get('x-request-id') });
+      expect(await refused.json()).toEqual({ statusCode: 429, error: 'TOO_MANY_REQUESTS', message: RATE_LIMITED_MESSAGE, code: 90013, codeName: 'RATE_LIMIT_EXCEEDED', requestId: refused.headers.get('x-request-id') });
     }
     // Another client (another JWT subject would too) is not affected; health is never limited.
     expect((await get('/v1/credentials', { authorization: `Bearer ${other}` })).status).toBe(200);

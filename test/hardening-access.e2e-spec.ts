@@ -1,10 +1,11 @@
 import { randomBytes } from 'node:crypto';
+import { request } from 'node:http';
 import { AuditService } from '@app/audit';
 import { CredentialsService } from '@app/credentials';
 import { RevocationService } from '@app/rotation';
 import { DATABASE_KINDS } from '@app/testing';
 import { UNAUTHENTICATED_TENANT } from '../apps/api/src/auth/auth.guard';
-import { hardenedApi } from './support/hardening';
+import { hardenedApi, type Answer } from './support/hardening';
 
 /**
  * Regressions of what probing the API from outside found (issue #10), one file per theme (hardening-*.e2e-spec.ts).
@@ -81,7 +82,14 @@ describe.each(DATABASE_KINDS)('hardened HTTP API (access) on %s', (kind) => {
     const res = await fetch(`${api.base}/v1/credentials`, { headers: { 'x-api-key': key.key, 'x-padding': 'a'.repeat(20_000) } });
     expect(res.status).toBe(431);
     const body = (await res.json()) as Record<string, unknown>;
-    expect(body).toEqual({ statusCode: 431, error: 'REQUEST_HEADER_FIELDS_TOO_LARGE', message: expect.stringContaining('larger than the server accepts'), requestId: expect.any(String) });
+    expect(body).toEqual({
+      statusCode: 431,
+      error: 'REQUEST_HEADER_FIELDS_TOO_LARGE',
+      message: expect.stringContaining('larger than the server accepts'),
+      code: 90014,
+      codeName: 'HEADERS_TOO_LARGE',
+      requestId: expect.any(String),
+    });
     expect(res.headers.get('x-request-id')).toBe(body.requestId);
   });
 
@@ -96,6 +104,43 @@ describe.each(DATABASE_KINDS)('hardened HTTP API (access) on %s', (kind) => {
     ];
     expect(answers.map((r) => r.status)).toEqual([200, 401, 404, 400, 431]);
     for (const r of answers) expect(r.headers.get('x-content-type-options')).toBe('nosniff');
+  });
+
+  it('20. every refusal of the host carries a stable code and codeName: a client tells a missing scope from a bad key without reading English', async () => {
+    const { id } = await store();
+    const body = (text: string, contentType = 'application/json') => ({ body: text, contentType });
+    const samples: Array<[string, () => Promise<Answer>, number, number, string]> = [
+      ['a body field', () => json('POST', '/v1/credentials', { integrationId: 'github' }), 400, 90001, 'VALIDATION_FAILED'],
+      ['a path parameter', () => send('GET', '/v1/credentials/not-a-uuid'), 400, 90001, 'VALIDATION_FAILED'],
+      ['an undeclared query parameter', () => send('GET', `/v1/credentials/${id}?nope=1`), 400, 90001, 'VALIDATION_FAILED'],
+      ['a body that is not JSON', () => send('POST', '/v1/credentials', body('{"integrationId":')), 400, 90002, 'MALFORMED_BODY'],
+      ['an undecodable query', () => send('GET', '/v1/credentials?integrationId=%E0%A4%A'), 400, 90003, 'MALFORMED_REQUEST'],
+      ['an unroutable URL', () => send('GET', '/v1/credentials/%E0%A4%A'), 400, 90003, 'MALFORMED_REQUEST'],
+      ['a wrong API key', () => send('GET', '/v1/credentials', { apiKey: 'cvk_nobody_invalid' }), 401, 90004, 'UNAUTHENTICATED'],
+      ['a missing scope', () => send('GET', '/v1/credentials', { apiKey: auditor.key }), 403, 90005, 'MISSING_SCOPE'],
+      ['an unknown path', () => send('GET', '/v1/nope'), 404, 90006, 'ROUTE_NOT_FOUND'],
+      ['a method the path does not take', () => send('PUT', '/v1/credentials'), 405, 90007, 'METHOD_NOT_ALLOWED'],
+      ['a body past the limit', () => send('POST', '/v1/credentials', body(JSON.stringify({ value: 'a'.repeat(300 * 1024) }))), 413, 90009, 'BODY_TOO_LARGE'],
+      ['a body of another type', () => send('POST', '/v1/credentials', body('integrationId=github', 'text/plain')), 415, 90011, 'UNSUPPORTED_MEDIA_TYPE'],
+    ];
+    const answers = [];
+    for (const [what, request] of samples) {
+      const r = await request();
+      expect({ what, requestId: r.body.requestId, message: r.body.message }).toEqual({ what, requestId: expect.any(String), message: expect.anything() });
+      answers.push({ what, status: r.status, statusCode: r.body.statusCode, code: r.body.code, codeName: r.body.codeName });
+    }
+    expect(answers).toEqual(samples.map(([what, , status, code, codeName]) => ({ what, status, statusCode: status, code, codeName })));
+    // An Expect header fetch cannot send: Node answers it before Fastify, in the same shape.
+    const expectation = await new Promise<{ status?: number; body: string }>((resolve, reject) => {
+      const req = request(`${api.base}/v1/credentials`, { headers: { 'x-api-key': key.key, expect: 'the-impossible' } }, (res) => {
+        let text = '';
+        res.on('data', (c: Buffer) => (text += c.toString()));
+        res.on('end', () => resolve({ status: res.statusCode, body: text }));
+      });
+      req.on('error', reject);
+      req.end();
+    });
+    expect({ status: expectation.status, ...JSON.parse(expectation.body) }).toMatchObject({ status: 417, statusCode: 417, error: 'EXPECTATION_FAILED', code: 90012, codeName: 'EXPECTATION_NOT_SUPPORTED' });
   });
 
   it('19. the OpenAPI UI (the one HTML page) cannot be framed by another site: a click there is the reader\'s own', async () => {

@@ -61,7 +61,7 @@ describe('the HTTP surface: methods', () => {
       ]) {
         const before = await stateSnapshot(host.app);
         const r = await send(method, path);
-        expect(r.body).toEqual({ statusCode: 405, error: 'METHOD_NOT_ALLOWED', message: expect.stringContaining('Allow header'), requestId: r.headers.get('x-request-id') });
+        expect(r.body).toEqual({ statusCode: 405, error: 'METHOD_NOT_ALLOWED', message: expect.stringContaining('Allow header'), code: 90007, codeName: 'METHOD_NOT_ALLOWED', requestId: r.headers.get('x-request-id') });
         expect(r.headers.get('x-content-type-options')).toBe('nosniff');
         expect(await stateSnapshot(host.app)).toEqual(before);
         answers[`${method} ${path.replace(id, ':id')}`] = [r.status, r.headers.get('allow')];
@@ -260,8 +260,8 @@ describe('the HTTP surface: methods', () => {
         return { status: head.split(' ')[1], requestId: /x-request-id: ([^\r\n]+)/i.exec(head)?.[1], body: body ? (JSON.parse(body) as Record<string, unknown>) : undefined };
       });
       expect(answers).toEqual([
-        { status: '400', requestId: expect.any(String), body: { statusCode: 400, error: 'BAD_REQUEST', message: 'the request is not valid HTTP: HTTP/1.1 needs a Host header', requestId: answers[0].requestId } },
-        { status: '417', requestId: expect.any(String), body: { statusCode: 417, error: 'EXPECTATION_FAILED', message: 'the Expect header asks for what the server does not do (only 100-continue)', requestId: answers[1].requestId } },
+        { status: '400', requestId: expect.any(String), body: { statusCode: 400, error: 'BAD_REQUEST', message: 'the request is not valid HTTP: HTTP/1.1 needs a Host header', code: 90003, codeName: 'MALFORMED_REQUEST', requestId: answers[0].requestId } },
+        { status: '417', requestId: expect.any(String), body: { statusCode: 417, error: 'EXPECTATION_FAILED', message: 'the Expect header asks for what the server does not do (only 100-continue)', code: 90012, codeName: 'EXPECTATION_NOT_SUPPORTED', requestId: answers[1].requestId } },
       ]);
     });
 
@@ -281,7 +281,7 @@ describe('the HTTP surface: methods', () => {
           setTimeout(() => socket.end(), 300);
         });
       const get = (hostLines: string, version = '1.1') => exchange(`GET /v1/credentials HTTP/${version}\r\n${hostLines}x-api-key: ${key.key}\r\n\r\n`);
-      const refused = (message: string) => ({ status: '400', requestId: expect.any(String), body: { statusCode: 400, error: 'BAD_REQUEST', message, requestId: expect.any(String) } });
+      const refused = (message: string) => ({ status: '400', requestId: expect.any(String), body: { statusCode: 400, error: 'BAD_REQUEST', message, code: 90003, codeName: 'MALFORMED_REQUEST', requestId: expect.any(String) } });
       const twoHosts = 'the request is not valid HTTP: it has more than one Host header';
       const badHost = 'the request is not valid HTTP: its Host header is not a host[:port]';
       const answers = [
@@ -347,7 +347,7 @@ describe('the HTTP surface: unmatched requests are rate limited', () => {
       if (r.status === 429) refused = r;
     }
     expect(answers).toEqual([404, 404, 405, 405, 404, 429, 429]);
-    expect(refused!.body).toEqual({ statusCode: 429, error: 'TOO_MANY_REQUESTS', message: expect.any(String), requestId: refused!.headers.get('x-request-id') });
+    expect(refused!.body).toEqual({ statusCode: 429, error: 'TOO_MANY_REQUESTS', message: expect.any(String), code: 90013, codeName: 'RATE_LIMIT_EXCEEDED', requestId: refused!.headers.get('x-request-id') });
     expect(Number(refused!.headers.get('retry-after'))).toBeGreaterThanOrEqual(59);
     // One counter with the failed authentications: guessing a key on a real route is past the limit too.
     expect((await send('GET', '/v1/credentials', 'cvk_nobody_invalid')).status).toBe(429);
@@ -373,7 +373,7 @@ describe('the HTTP surface: unmatched requests are rate limited', () => {
     for (let i = 0; i < 7; i++) answers.push((await send(i % 2 ? 'HEAD' : 'GET', `/docs/scan-${i}.php`, docsScanner.key)).status);
     expect(answers).toEqual([404, 404, 404, 404, 404, 429, 429]);
     const refused = await send('GET', '/docs/scan-7.php', docsScanner.key);
-    expect(refused.body).toEqual({ statusCode: 429, error: 'TOO_MANY_REQUESTS', message: expect.any(String), requestId: refused.headers.get('x-request-id') });
+    expect(refused.body).toEqual({ statusCode: 429, error: 'TOO_MANY_REQUESTS', message: expect.any(String), code: 90013, codeName: 'RATE_LIMIT_EXCEEDED', requestId: refused.headers.get('x-request-id') });
     expect(Number(refused.headers.get('retry-after'))).toBeGreaterThanOrEqual(59);
     // The UI's real files still answer another client.
     const css = await fetch(`${host.baseUrl}/docs/swagger-ui.css`, { headers: { 'x-api-key': reader.key } });

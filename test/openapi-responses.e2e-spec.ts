@@ -315,6 +315,18 @@ describe('the OpenAPI document describes every success answer (SQLite, local vau
     await call('get', '/metrics', 200, { key: null });
   });
 
+  it("error answers match the declared ErrorBody, which requires the stable code: a lib's or the host's own", async () => {
+    expect((doc.components.schemas.ErrorBody as { required?: string[] }).required).toEqual(expect.arrayContaining(['code', 'codeName']));
+    const invalid = await call('get', '/v1/credentials/{id}', 400, { params: { id: 'not-a-uuid' } });
+    const anonymous = await call('get', '/v1/credentials', 401, { key: 'cvk_nobody_invalid' });
+    const missing = await call('get', '/v1/credentials/{id}', 404, { params: { id: '6f1c9a52-0d1e-4c1b-9a57-3b8f0e2d4c11' } });
+    expect([invalid, anonymous, missing].map((b) => [b.code, b.codeName])).toEqual([
+      [90001, 'VALIDATION_FAILED'],
+      [90004, 'UNAUTHENTICATED'],
+      [2002, 'NOT_FOUND'],
+    ]);
+  });
+
   it('exercised every operation the document declares', () => {
     expect(operations().map(({ method, path }) => `${method} ${path}`).filter((op) => !exercised.has(op))).toEqual([]);
   });

@@ -13,6 +13,7 @@ import { AppModule } from './app.module';
 import { AuthGuard } from './auth/auth.guard';
 import { IdleConnections, otherListeningServers, SILENT_IN_DRAIN_MS } from './http/idle-connections';
 import { deferBodyParsing, dropUnparsableContentType } from './http/request-body';
+import { HOST_ERROR_HTTP_STATUS, HostErrorCode, hostError } from './http/host-errors';
 import { withErrorAnswers, withSuccessSchemas } from './http/openapi';
 import { queryDecodes, UNDECODABLE_QUERY } from './http/query-string';
 import { RouteTable } from './http/route-table';
@@ -93,10 +94,15 @@ const PARSER_ERROR_NAMES: Record<number, string> = { 400: 'BAD_REQUEST', 408: 'R
  */
 function unparsableRequest(error: NodeJS.ErrnoException, socket: Duplex): void {
   if (error.code === 'ECONNRESET' || !socket.writable) return void socket.destroy();
-  const status = error.code === 'HPE_HEADER_OVERFLOW' ? 431 : error.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400;
+  const code =
+    error.code === 'HPE_HEADER_OVERFLOW' ? HostErrorCode.HEADERS_TOO_LARGE : error.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? HostErrorCode.REQUEST_TIMEOUT : HostErrorCode.MALFORMED_REQUEST;
   const message =
-    status === 431 ? 'the request line and headers are larger than the server accepts (16 KB)' : status === 408 ? 'the request took too long to arrive' : 'the request is not valid HTTP';
-  const { requestId, body } = errorAnswer(status, message);
+    code === HostErrorCode.HEADERS_TOO_LARGE
+      ? 'the request line and headers are larger than the server accepts (16 KB)'
+      : code === HostErrorCode.REQUEST_TIMEOUT
+        ? 'the request took too long to arrive'
+        : 'the request is not valid HTTP';
+  const { status, requestId, body } = errorAnswer(code, message);
   socket.end(
     `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\ncontent-type: application/json; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(body)}\r\n` +
       `x-request-id: ${requestId}\r\nx-content-type-options: nosniff\r\nconnection: close\r\n\r\n${body}`,
@@ -104,14 +110,15 @@ function unparsableRequest(error: NodeJS.ErrnoException, socket: Duplex): void {
 }
 
 /** An error body of the host's shape for an answer made before Fastify has the request, with a request id of its own. */
-function errorAnswer(status: number, message: string): { requestId: string; body: string } {
+function errorAnswer(code: HostErrorCode, message: string): { status: number; requestId: string; body: string } {
   const requestId = randomUUID();
-  return { requestId, body: JSON.stringify({ statusCode: status, error: PARSER_ERROR_NAMES[status], message, requestId }) };
+  const status = HOST_ERROR_HTTP_STATUS[code];
+  return { status, requestId, body: JSON.stringify({ statusCode: status, error: PARSER_ERROR_NAMES[status], message, ...hostError(code), requestId }) };
 }
 
 /** An Expect other than 100-continue: Node answers a bare 417 unless the server listens for it; answered in the error shape. */
 function unmetExpectation(_req: IncomingMessage, res: ServerResponse): void {
-  const { requestId, body } = errorAnswer(417, UNMET_EXPECTATION);
+  const { requestId, body } = errorAnswer(HostErrorCode.EXPECTATION_NOT_SUPPORTED, UNMET_EXPECTATION);
   res.writeHead(417, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(body), 'x-request-id': requestId, 'x-content-type-options': 'nosniff' }).end(body);
 }
 
@@ -140,25 +147,26 @@ function hostFieldProblem(raw: IncomingMessage): string | undefined {
  * exception filter: answer in the same error shape, without Fastify's message, which quotes the URL.
  */
 function routingError(error: FastifyError, request: FastifyRequest, reply: FastifyReply): void {
-  const status = error.statusCode && error.statusCode >= 400 && error.statusCode < 500 ? error.statusCode : 400;
+  const code = error.statusCode === HttpStatus.URI_TOO_LONG ? HostErrorCode.URI_TOO_LONG : HostErrorCode.MALFORMED_REQUEST;
   const message =
     error.code === 'FST_ERR_BAD_URL'
       ? 'the request URL is not valid (malformed percent-encoding)'
-      : status === 414
+      : code === HostErrorCode.URI_TOO_LONG
         ? 'a path segment is longer than the router accepts'
         : 'the request could not be routed';
-  answerBeforeNest(request, reply, status, message);
+  answerBeforeNest(request, reply, code, message);
 }
 
 const METHOD_NOT_ALLOWED = 'this path does not take this method: the Allow header names the ones it takes';
 
 /** An answer in the host's error shape for a request refused before Nest sees it (so its exception filter cannot). */
-function answerBeforeNest(request: FastifyRequest, reply: FastifyReply, status: number, message: string): void {
+function answerBeforeNest(request: FastifyRequest, reply: FastifyReply, code: HostErrorCode, message: string): void {
+  const status = HOST_ERROR_HTTP_STATUS[code];
   void reply
     .status(status)
     .header('x-request-id', request.id)
     .header('x-content-type-options', 'nosniff')
-    .send({ statusCode: status, error: HttpStatus[status] ?? 'Error', message, requestId: String(request.id) });
+    .send({ statusCode: status, error: HttpStatus[status] ?? 'Error', message, ...hostError(code), requestId: String(request.id) });
 }
 
 /** The host's telemetry, when it was started (a host compiled from a testing module may not provide it). */
@@ -209,9 +217,9 @@ export async function configureApp(app: NestFastifyApplication, config: AppConfi
     // (Requests that came before the signal: IdleConnections.closeAfterAnswers.)
     if (shutdown.draining) void reply.header('connection', 'close');
     const hostProblem = hostFieldProblem(req.raw);
-    if (hostProblem) return answerBeforeNest(req, reply.header('connection', 'close'), HttpStatus.BAD_REQUEST, hostProblem);
+    if (hostProblem) return answerBeforeNest(req, reply.header('connection', 'close'), HostErrorCode.MALFORMED_REQUEST, hostProblem);
     // Before routing's query is used anywhere (every route, matched or not); the answer ends the request.
-    if (!queryDecodes(req.url)) return answerBeforeNest(req, reply, HttpStatus.BAD_REQUEST, UNDECODABLE_QUERY);
+    if (!queryDecodes(req.url)) return answerBeforeNest(req, reply, HostErrorCode.MALFORMED_REQUEST, UNDECODABLE_QUERY);
     // Here rather than a hook of its own (one fewer per request): Fastify's 415 would come before the guard (request-body.ts).
     dropUnparsableContentType(req.raw.headers);
     if (req.is404) return void answerUnmatched(req, reply, done);
@@ -225,14 +233,14 @@ export async function configureApp(app: NestFastifyApplication, config: AppConfi
   const answerUnmatched = (req: FastifyRequest, reply: FastifyReply, done: (e?: Error) => void): Promise<void> =>
     countUnmatched(req, reply, done, () => {
       const allow = routes.allowedMethods(req.url);
-      if (allow) return answerBeforeNest(req, reply.header('allow', allow), HttpStatus.METHOD_NOT_ALLOWED, METHOD_NOT_ALLOWED);
+      if (allow) return answerBeforeNest(req, reply.header('allow', allow), HostErrorCode.METHOD_NOT_ALLOWED, METHOD_NOT_ALLOWED);
       done();
     });
   const countUnmatched = async (req: FastifyRequest, reply: FastifyReply, fail: (e: Error) => void, then: () => void): Promise<void> => {
     try {
       await guard.countUnmatched(req, reply);
     } catch (e) {
-      if (e instanceof ThrottlerException) return answerBeforeNest(req, reply, HttpStatus.TOO_MANY_REQUESTS, e.message);
+      if (e instanceof ThrottlerException) return answerBeforeNest(req, reply, HostErrorCode.RATE_LIMIT_EXCEEDED, e.message);
       return fail(e instanceof Error ? e : new Error(String(e)));
     }
     then();

@@ -20,6 +20,8 @@ export const ERROR_CODE_RANGES = {
   lock: [9000, 9999],
   /** libs/keys: tenant-scoped Key Vault keys and cryptography. */
   keys: [10000, 10999],
+  /** apps/api's own refusals (`HostErrorCode`: validation, authentication, routing, limits): reserved so no lib takes them. */
+  host: [90000, 90999],
 } as const satisfies Record<string, readonly [number, number]>;
 
 export type ErrorCodeRangeName = keyof typeof ERROR_CODE_RANGES;

@@ -1,4 +1,5 @@
-import { Controller, Get, Module } from '@nestjs/common';
+import { BadRequestException, Controller, ForbiddenException, Get, Module, Post, UnauthorizedException } from '@nestjs/common';
+import { ThrottlerException } from '@nestjs/throttler';
 import { APP_FILTER, NestFactory } from '@nestjs/core';
 import type { NestFastifyApplication } from '@nestjs/platform-fastify';
 import { RestError, createHttpHeaders, createPipelineRequest } from '@azure/core-rest-pipeline';
@@ -132,11 +133,53 @@ class FailingController {
     throw new QueryFailedError('SELECT nope', [], Object.assign(new Error('column "nope" does not exist'), { code: '42703' }));
   }
 
+  /** Refusals raised as Nest's HttpExceptions, as the validation pipes, the auth guard and the rate limit raise them. */
+  @Get('validation')
+  validation(): never {
+    throw new BadRequestException(['name must be a string']);
+  }
+
+  @Get('unauthenticated')
+  unauthenticated(): never {
+    throw new UnauthorizedException('invalid API key');
+  }
+
+  @Get('scope')
+  scope(): never {
+    throw new ForbiddenException('missing scope: keys:read');
+  }
+
+  @Get('throttled')
+  throttled(): never {
+    throw new ThrottlerException('too many requests');
+  }
+
+  /** A route Fastify reads a body for (its own JSON parser here): too large is its 413, an unknown type its 415. */
+  @Post('body')
+  body(): string {
+    return 'ok';
+  }
+
   /** A bug whose message quotes data. */
   @Get('bug')
   bug(): never {
     throw new TypeError(`cannot read "${VALUE_MARKER}" of ${SECRET_NAME}`);
   }
+}
+
+/** FailingController behind the host's adapter and filter, over real HTTP, its log lines written to `write`. */
+async function startFailingApp(level: string, write: (line: string) => void): Promise<{ app: NestFastifyApplication; baseUrl: string }> {
+  const config = loadAppConfig({ NODE_ENV: 'test', LOG_LEVEL: level });
+  @Module({
+    controllers: [FailingController],
+    providers: [{ provide: HOST_LOG, useValue: createHostLog(config, { write }) }, HostLogger, { provide: APP_FILTER, useClass: AllExceptionsFilter }],
+  })
+  class TestModule {}
+  const app = await NestFactory.create<NestFastifyApplication>(TestModule, hostAdapter(), HOST_APP_OPTIONS);
+  app.useLogger(app.get(HostLogger));
+  // Real HTTP (light-my-request's inject loads an ESM-only package jest cannot require).
+  await app.listen(0, '127.0.0.1');
+  return { app, baseUrl: (await app.getUrl()).replace('[::1]', '127.0.0.1') };
 }
 
 describe('AllExceptionsFilter: the 5xx log line', () => {
@@ -145,21 +188,7 @@ describe('AllExceptionsFilter: the 5xx log line', () => {
   let baseUrl: string;
 
   beforeAll(async () => {
-    const config = loadAppConfig({ NODE_ENV: 'test', LOG_LEVEL: 'info' });
-    @Module({
-      controllers: [FailingController],
-      providers: [
-        { provide: HOST_LOG, useValue: createHostLog(config, { write: (line: string) => void logs.push(line) }) },
-        HostLogger,
-        { provide: APP_FILTER, useClass: AllExceptionsFilter },
-      ],
-    })
-    class TestModule {}
-    app = await NestFactory.create<NestFastifyApplication>(TestModule, hostAdapter(), HOST_APP_OPTIONS);
-    app.useLogger(app.get(HostLogger));
-    // Real HTTP (light-my-request's inject loads an ESM-only package jest cannot require).
-    await app.listen(0, '127.0.0.1');
-    baseUrl = (await app.getUrl()).replace('[::1]', '127.0.0.1');
+    ({ app, baseUrl } = await startFailingApp('info', (line) => void logs.push(line)));
   });
 
   afterAll(async () => {
@@ -274,5 +303,44 @@ describe('AllExceptionsFilter: the 5xx log line', () => {
     expect(line.err.name).toBe('TypeError');
     expect(line.err.stack).toMatch(/^at .*all-exceptions\.filter\.spec\.ts:\d+/);
     for (const secret of [SECRET_NAME, TENANT, VALUE_MARKER, 'cannot read']) expect(raw).not.toContain(secret);
+  });
+});
+
+describe('AllExceptionsFilter: every refusal carries a stable code', () => {
+  let app: NestFastifyApplication;
+  let baseUrl: string;
+
+  beforeAll(async () => {
+    ({ app, baseUrl } = await startFailingApp('fatal', () => undefined));
+  });
+
+  afterAll(async () => {
+    await app?.close();
+  });
+
+  const answer = async (path: string, init?: RequestInit) => {
+    const res = await fetch(`${baseUrl}${path}`, init);
+    return { status: res.status, body: (await res.json()) as Record<string, unknown> };
+  };
+  const post = (contentType: string, body: string) => ({ method: 'POST', headers: { 'content-type': contentType }, body });
+
+  it.each([
+    ['a failed validation', '/fail/validation', undefined, 400, 'BAD_REQUEST', ['name must be a string'], 90001, 'VALIDATION_FAILED'],
+    ['no valid credentials', '/fail/unauthenticated', undefined, 401, 'UNAUTHORIZED', 'invalid API key', 90004, 'UNAUTHENTICATED'],
+    ['a missing scope', '/fail/scope', undefined, 403, 'FORBIDDEN', 'missing scope: keys:read', 90005, 'MISSING_SCOPE'],
+    ['no route', '/nowhere?x=1', undefined, 404, 'NOT_FOUND', 'no route matches this method and path', 90006, 'ROUTE_NOT_FOUND'],
+    ['a body past the limit', '/fail/body', post('application/json', JSON.stringify({ pad: 'a'.repeat(300 * 1024) })), 413, 'PAYLOAD_TOO_LARGE', expect.any(String), 90009, 'BODY_TOO_LARGE'],
+    ['a body of another type', '/fail/body', post('application/xml', '<a/>'), 415, 'UNSUPPORTED_MEDIA_TYPE', expect.any(String), 90011, 'UNSUPPORTED_MEDIA_TYPE'],
+    ['the rate limit', '/fail/throttled', undefined, 429, 'TOO_MANY_REQUESTS', 'too many requests', 90013, 'RATE_LIMIT_EXCEEDED'],
+    ['an unreachable database', '/fail/db-starting', undefined, 503, 'SERVICE_UNAVAILABLE', 'the database is unavailable: retry later', 90015, 'DATABASE_UNAVAILABLE'],
+    ['a bug', '/fail/bug', undefined, 500, 'INTERNAL_SERVER_ERROR', 'Internal server error', 90016, 'INTERNAL'],
+  ] as const)('%s: its status, error and message as before, plus the host code', async (_what, path, init, statusCode, error, message, code, codeName) => {
+    const { status, body } = await answer(path, init as RequestInit | undefined);
+    expect(status).toBe(statusCode);
+    expect(body).toMatchObject({ statusCode, error, message, code, codeName, requestId: expect.any(String) });
+  });
+
+  it("keeps a typed lib error's own code", async () => {
+    expect((await answer('/fail/db-unresponsive')).body).toMatchObject({ code: 6007, codeName: 'DATABASE_UNRESPONSIVE' });
   });
 });

@@ -4,6 +4,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import { CredentialVaultError, DatabaseConnectionLostError, isSessionEnded } from '@app/common';
 import { errorLogFields } from './error-log-fields';
 import { statusForError } from './error-status';
+import { HostErrorCode, hostError, hostErrorCodeOf } from './host-errors';
 
 interface ErrorBody {
   statusCode: number;
@@ -16,7 +17,8 @@ interface ErrorBody {
 }
 
 /**
- * Maps every error to one JSON shape. Typed lib errors keep their stable code; 5xx answers carry an
+ * Maps every error to one JSON shape. Typed lib errors keep their stable code; the host's own refusals (Nest's and
+ * Fastify's HttpExceptions, an unreachable database, a fault of ours) carry a HostErrorCode; 5xx answers carry an
  * `errorId` that is also in the log line, so an operator can find the cause without the client ever
  * seeing internals. Messages of unknown errors are never sent to the client, and no message reaches
  * the log line (errorLogFields).
@@ -55,17 +57,18 @@ export class AllExceptionsFilter implements ExceptionFilter {
       let message = typeof res === 'string' ? res : ((res as { message?: string | string[] }).message ?? exception.message);
       // The router's "Cannot GET /path?query" repeats the request; the client knows what it asked for.
       if (status === HttpStatus.NOT_FOUND && typeof message === 'string' && /^Cannot [A-Z]+ /.test(message)) message = 'no route matches this method and path';
-      body = { statusCode: status, error: HttpStatus[status] ?? 'Error', message };
+      const code = hostErrorCodeOf(exception);
+      body = { statusCode: status, error: HttpStatus[status] ?? 'Error', message, ...(code === undefined ? {} : hostError(code)) };
     } else if (isClientGone(exception, request)) {
       // The client left before its body arrived whole (Node's "aborted" on the request stream): its request, not our
       // failure, and its access line already says `request aborted`. Answered for form's sake; no one reads it.
-      body = { statusCode: 400, error: 'BAD_REQUEST', message: 'the request body did not arrive whole' };
+      body = { statusCode: 400, error: 'BAD_REQUEST', message: 'the request body did not arrive whole', ...hostError(HostErrorCode.MALFORMED_REQUEST) };
     } else if (isDatabaseUnavailable(exception)) {
       // Not a fault of ours or the caller's: the connection was lost or refused (a failover, a restart).
-      body = { statusCode: 503, error: 'SERVICE_UNAVAILABLE', message: 'the database is unavailable: retry later' };
+      body = { statusCode: 503, error: 'SERVICE_UNAVAILABLE', message: 'the database is unavailable: retry later', ...hostError(HostErrorCode.DATABASE_UNAVAILABLE) };
       void reply.header('Retry-After', '1');
     } else {
-      body = { statusCode: 500, error: 'INTERNAL_SERVER_ERROR', message: 'Internal server error' };
+      body = { statusCode: 500, error: 'INTERNAL_SERVER_ERROR', message: 'Internal server error', ...hostError(HostErrorCode.INTERNAL) };
     }
 
     if (body.statusCode >= 500) {

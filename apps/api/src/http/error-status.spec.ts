@@ -17,6 +17,7 @@ import { NotificationErrorCode, RotationErrorCode, WebhookSecretErrorCode } from
 import * as keys from '@app/keys';
 import { KeysErrorCode } from '@app/keys';
 import { httpStatusForCode, statusForError } from './error-status';
+import { HostErrorCode } from './host-errors';
 
 /** Every lib's code enum, one per registered range: a new range does not compile until it is listed. */
 const CODE_ENUMS: Record<ErrorCodeRangeName, Record<string, string | number>> = {
@@ -30,7 +31,11 @@ const CODE_ENUMS: Record<ErrorCodeRangeName, Record<string, string | number>> = 
   migration: MigrationErrorCode,
   lock: LockErrorCode,
   keys: KeysErrorCode,
+  host: HostErrorCode,
 };
+
+/** The host's own refusals (AllExceptionsFilter, bootstrap's answers before Nest): no lib throws them. */
+const hostRows = () => enumCodes(HostErrorCode).map((code) => ({ code, codeName: HostErrorCode[code] }));
 
 function err(code: number, severity: ErrorSeverity, name = 'SomeError'): CredentialVaultError {
   class E extends CredentialVaultError {
@@ -60,6 +65,8 @@ const EXPECTED: Record<number, number> = {
   9002: 503,
   9003: 503,
   10001: 400, 10002: 400, 10003: 400, 10004: 409, 10005: 400, 10006: 500, 10007: 400, 10008: 409,
+  90001: 400, 90002: 400, 90003: 400, 90004: 401, 90005: 403, 90006: 404, 90007: 405, 90008: 408, 90009: 413, 90010: 414,
+  90011: 415, 90012: 417, 90013: 429, 90014: 431, 90015: 503, 90016: 500,
 };
 
 describe('statusForError', () => {
@@ -131,10 +138,10 @@ describe('error catalog', () => {
     errors = everyExportedError();
   });
 
-  it('has one codeName per code and one code per codeName, across every lib', () => {
+  it('has one codeName per code and one code per codeName, across every lib and the host', () => {
     const namesByCode = new Map<number, Set<string>>();
     const codesByName = new Map<string, Set<number>>();
-    for (const e of errors) {
+    for (const e of [...errors, ...hostRows()]) {
       namesByCode.set(e.code, (namesByCode.get(e.code) ?? new Set()).add(e.codeName));
       codesByName.set(e.codeName, (codesByName.get(e.codeName) ?? new Set()).add(e.code));
     }
@@ -147,7 +154,9 @@ describe('error catalog', () => {
 
   it('throws every code of every lib enum from some exported class, and maps each thrown code', () => {
     const thrown = new Set(errors.map((e) => e.code));
-    const enumerated = Object.values(CODE_ENUMS).flatMap((e) => enumCodes(e));
+    const enumerated = Object.entries(CODE_ENUMS)
+      .filter(([range]) => range !== 'host')
+      .flatMap(([, e]) => enumCodes(e));
     expect(enumerated.filter((code) => !thrown.has(code))).toEqual([]);
     expect(errors.filter((e) => httpStatusForCode(e.code) === undefined).map((e) => `${e.name} ${e.code}`)).toEqual([]);
   });
@@ -172,7 +181,7 @@ function documentedErrorRows(doc: string): string[] {
 describe('error tables in the docs (what clients and operators look codes up in)', () => {
   let actual: string[];
   beforeAll(() => {
-    actual = [...new Map(everyExportedError().map((e) => [e.code, `${e.code} ${e.codeName} ${httpStatusForCode(e.code)}`])).values()];
+    actual = [...new Map([...everyExportedError(), ...hostRows()].map((e) => [e.code, `${e.code} ${e.codeName} ${httpStatusForCode(e.code)}`])).values()];
   });
 
   it('README "Error codes" lists every code once, with its codeName and HTTP status', () => {

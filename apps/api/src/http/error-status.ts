@@ -14,6 +14,7 @@ import { OAUTH_REFRESH_ERROR_HTTP_STATUS } from '@app/oauth-refresh';
 import { MIGRATION_ERROR_HTTP_STATUS } from '@app/migration';
 import { NOTIFICATION_ERROR_HTTP_STATUS, ROTATION_ERROR_HTTP_STATUS, WEBHOOK_SECRET_ERROR_HTTP_STATUS } from '@app/rotation';
 import { KEYS_ERROR_HTTP_STATUS } from '@app/keys';
+import { HOST_ERROR_HTTP_STATUS } from './host-errors';
 
 /**
  * The one place where typed lib errors become HTTP statuses. Each lib owns its table (keyed by its
@@ -32,6 +33,7 @@ export const ERROR_HTTP_STATUS_TABLES: Record<ErrorCodeRangeName, Readonly<Recor
   migration: MIGRATION_ERROR_HTTP_STATUS,
   lock: LOCK_ERROR_HTTP_STATUS,
   keys: KEYS_ERROR_HTTP_STATUS,
+  host: HOST_ERROR_HTTP_STATUS,
 };
 
 const BY_CODE = composeTables(ERROR_HTTP_STATUS_TABLES);

@@ -49,13 +49,17 @@ export function withSuccessSchemas(document: OpenAPIObject): OpenAPIObject {
 /** The body of every error answer (AllExceptionsFilter, the routing and parser errors): documented once. */
 const ERROR_BODY = {
   type: 'object',
-  required: ['statusCode', 'error', 'message', 'requestId'],
+  required: ['statusCode', 'error', 'message', 'code', 'codeName', 'requestId'],
   properties: {
     statusCode: { type: 'integer', example: 404 },
     error: { type: 'string', example: 'NOT_FOUND' },
     message: { oneOf: [{ type: 'string' }, { type: 'array', items: { type: 'string' } }], description: 'never repeats a value of the request' },
-    code: { type: 'integer', description: 'the stable error code of a typed error (README, "Error codes")', example: 2002 },
-    codeName: { type: 'string', example: 'NOT_FOUND' },
+    code: {
+      type: 'integer',
+      description: "the stable error code (README, \"Error codes\"): a lib's typed error (1000–10999), or the host's own refusal (900xx: 90001 VALIDATION_FAILED, 90004 UNAUTHENTICATED, 90005 MISSING_SCOPE, 90013 RATE_LIMIT_EXCEEDED, …)",
+      example: 2002,
+    },
+    codeName: { type: 'string', description: "the code's name, unique across every lib and the host: switch on it or on code, never on message", example: 'NOT_FOUND' },
     requestId: { type: 'string', description: 'as in the x-request-id header' },
     errorId: { type: 'string', description: '5xx only: the id of the log line with the details' },
   },

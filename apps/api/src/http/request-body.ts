@@ -3,6 +3,7 @@ import { ROUTE_ARGS_METADATA } from '@nestjs/common/constants';
 import { RouteParamtypes } from '@nestjs/common/enums/route-paramtypes.enum';
 import type { IncomingHttpHeaders } from 'node:http';
 import type { FastifyInstance } from 'fastify';
+import { HostErrorCode, HostHttpException } from './host-errors';
 
 /** Deeper JSON than this is refused: no body of ours nests past 3 levels, and deep nesting overflows recursive code downstream. */
 export const MAX_JSON_DEPTH = 32;
@@ -79,24 +80,29 @@ export function parseBody(body: DeferredBody): Record<string, unknown> | undefin
     // fatal: bytes that are not UTF-8 must not silently become U+FFFD in a stored value.
     text = new TextDecoder('utf-8', { fatal: true, ignoreBOM: false }).decode(body.raw);
   } catch {
-    throw new BadRequestException('request body is not valid UTF-8');
+    throw malformedBody('request body is not valid UTF-8');
   }
   const shape = scanJson(text);
-  if (shape.depth > MAX_JSON_DEPTH) throw new BadRequestException(`request body nests deeper than ${MAX_JSON_DEPTH} levels`);
+  if (shape.depth > MAX_JSON_DEPTH) throw malformedBody(`request body nests deeper than ${MAX_JSON_DEPTH} levels`);
   let parsed: unknown;
   try {
     parsed = JSON.parse(text, refusePrototypeKeys);
   } catch (e) {
-    throw new BadRequestException(e instanceof ForbiddenKey ? 'request body contains a forbidden key (__proto__, constructor or prototype)' : 'request body is not valid JSON');
+    throw malformedBody(e instanceof ForbiddenKey ? 'request body contains a forbidden key (__proto__, constructor or prototype)' : 'request body is not valid JSON');
   }
   // JSON.parse keeps the last of two members of one name, other parsers (a proxy, a WAF, the client's own
   // checks) the first: `"value"` or `"expectedVersion"` given twice would mean one thing here and another there.
-  if (shape.repeatedName) throw new BadRequestException('request body repeats a member name within one object');
-  if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) throw new BadRequestException('request body must be a JSON object');
+  if (shape.repeatedName) throw malformedBody('request body repeats a member name within one object');
+  if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) throw malformedBody('request body must be a JSON object');
   return parsed as Record<string, unknown>;
 }
 
 class ForbiddenKey extends Error {}
+
+/** A body that is not a JSON object in UTF-8: 400 like a failed validation, but MALFORMED_BODY (nothing of it was read). */
+function malformedBody(message: string): HostHttpException {
+  return new HostHttpException(HostErrorCode.MALFORMED_BODY, message);
+}
 
 /** Refused rather than dropped: Nest's ValidationPipe deletes `constructor` and `prototype` keys at any depth, so a tag so named vanished from a 201. */
 function refusePrototypeKeys(key: string, value: unknown): unknown {
