@@ -127,7 +127,7 @@ describe('keys gRPC API', () => {
   it('refuses calls without credentials or with a wrong key (UNAUTHENTICATED) and without the scope (PERMISSION_DENIED), and audits them', async () => {
     const anonymous = await client.call('ListKeys', {});
     expect(anonymous.error).toMatchObject({ code: GRPC.UNAUTHENTICATED });
-    expect(errorInfo(anonymous)).toMatchObject({ reason: 'UNAUTHENTICATED', domain: 'credential-vault' });
+    expect(errorInfo(anonymous)).toMatchObject({ reason: 'UNAUTHENTICATED', domain: 'credential-vault', metadata: { code: '90004' } });
     const forged = await client.call('ListKeys', {}, { 'x-api-key': `${user.key.slice(0, -4)}AAAA` });
     expect(forged.error?.code).toBe(GRPC.UNAUTHENTICATED);
     expect((await client.call('ListKeys', {}, { authorization: 'Bearer not-a-jwt' })).error?.code).toBe(GRPC.UNAUTHENTICATED);
@@ -141,6 +141,7 @@ describe('keys gRPC API', () => {
     const denied = await client.call('CreateKey', { name: 'nope', key_type: 'EC' }, as(reader));
     expect(denied.error).toMatchObject({ code: GRPC.PERMISSION_DENIED });
     expect(denied.error?.details).toMatch(/keys:write/);
+    expect(errorInfo(denied)).toMatchObject({ reason: 'MISSING_SCOPE', metadata: { code: '90005' } });
     expect((await client.call('GetKey', { name: 'nope' }, as(reader))).error?.code).toBe(GRPC.NOT_FOUND);
 
     let refusals: { action: string; actorId: string; resource: string }[] = [];
@@ -156,7 +157,7 @@ describe('keys gRPC API', () => {
     for (let i = 0; i < RATE_LIMIT; i++) expect((await client.call('ListKeys', {}, as(flood))).error).toBeUndefined();
     const over = await client.call('ListKeys', {}, as(flood));
     expect(over.error?.code).toBe(GRPC.RESOURCE_EXHAUSTED);
-    expect(errorInfo(over)).toMatchObject({ reason: 'RESOURCE_EXHAUSTED', domain: 'credential-vault' });
+    expect(errorInfo(over)).toMatchObject({ reason: 'RATE_LIMIT_EXCEEDED', domain: 'credential-vault', metadata: { code: '90013' } });
     // When to come back, as HTTP's Retry-After: the rest of the minute's window.
     const retry = over.error?.status?.details?.find((d: { type: string }) => d.type === 'type.googleapis.com/google.rpc.RetryInfo') as { retry_delay: { seconds: number } } | undefined;
     expect(retry?.retry_delay.seconds).toBeGreaterThan(0);

@@ -1,4 +1,4 @@
-import { BadRequestException, Logger, type ArgumentsHost } from '@nestjs/common';
+import { BadRequestException, ForbiddenException, Logger, UnauthorizedException, type ArgumentsHost } from '@nestjs/common';
 import { Metadata, status as GrpcCode } from '@grpc/grpc-js';
 import { RestError, createHttpHeaders, createPipelineRequest } from '@azure/core-rest-pipeline';
 import { QueryFailedError } from 'typeorm';
@@ -10,6 +10,7 @@ import { loadAppConfig } from '../../config/app.config';
 import { HostLogger } from '../../logging/host-logger';
 import { createHostLog } from '../../logging/logging.options';
 import { recordGrpcCall } from './grpc-call-observer';
+import { GrpcRateLimitedException } from './grpc-auth.guard';
 import { GrpcExceptionFilter } from './grpc-exception.filter';
 import { ERROR_CODE_TRAILER, ERROR_ID_TRAILER, STATUS_DETAILS_TRAILER } from './grpc-status';
 
@@ -56,10 +57,23 @@ describe('GrpcExceptionFilter', () => {
     expect(refused.metadata.get(ERROR_ID_TRAILER)).toEqual([]);
   });
 
-  it('joins validation messages of a transport error, without a numeric code', () => {
+  it("joins validation messages of a host refusal, with the host's code as over HTTP (trailer, and reason in the details)", () => {
     const s = filter.toStatus(new BadRequestException(['a must be x', 'b must be y']));
     expect(s).toMatchObject({ code: GrpcCode.INVALID_ARGUMENT, details: 'a must be x; b must be y' });
-    expect(s.metadata.get(ERROR_CODE_TRAILER)).toEqual([]);
+    expect(s.metadata.get(ERROR_CODE_TRAILER)).toEqual(['90001']);
+    expect(Buffer.from(s.metadata.get(STATUS_DETAILS_TRAILER)[0] as Buffer).toString('latin1')).toContain('VALIDATION_FAILED');
+    const refusals = [new UnauthorizedException('invalid API key'), new ForbiddenException('missing scope: keys:write'), new GrpcRateLimitedException(1000)];
+    expect(refusals.map((e) => [filter.toStatus(e).code, filter.toStatus(e).metadata.get(ERROR_CODE_TRAILER)])).toEqual([
+      [GrpcCode.UNAUTHENTICATED, ['90004']],
+      [GrpcCode.PERMISSION_DENIED, ['90005']],
+      [GrpcCode.RESOURCE_EXHAUSTED, ['90013']],
+    ]);
+  });
+
+  it('gives an unreachable database and an unknown error the host codes HTTP gives them', () => {
+    const refused = filter.toStatus(Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:5432'), { code: 'ECONNREFUSED' }));
+    expect(refused.metadata.get(ERROR_CODE_TRAILER)).toEqual(['90015']);
+    expect(filter.toStatus(new Error('boom')).metadata.get(ERROR_CODE_TRAILER)).toEqual(['90016']);
   });
 
   it('never sends the message of an unknown error: INTERNAL with an error id that is in the log', () => {

@@ -6,6 +6,7 @@ import { CredentialVaultError } from '@app/common';
 import { isDatabaseUnavailable, typedDatabaseError } from '../../http/all-exceptions.filter';
 import { errorLogFields } from '../../http/error-log-fields';
 import { statusForError } from '../../http/error-status';
+import { HostErrorCode, hostError, hostErrorCodeOf } from '../../http/host-errors';
 import { grpcCallRecord } from './grpc-call-observer';
 import { encodeRpcStatus, ERROR_CODE_TRAILER, ERROR_ID_TRAILER, grpcCodeFor, STATUS_DETAILS_TRAILER, StatusDetails } from './grpc-status';
 
@@ -45,11 +46,18 @@ export class GrpcExceptionFilter implements RpcExceptionFilter<unknown> {
       const message = typeof res === 'string' ? res : ((res as { message?: string | string[] }).message ?? exception.message);
       const code = grpcCodeFor(exception.getStatus());
       const retryAfterMs = (exception as { retryAfterMs?: unknown }).retryAfterMs; // GrpcRateLimitedException's
-      d = { code, message: Array.isArray(message) ? message.join('; ') : message, reason: GrpcCode[code], metadata: {}, retryAfterMs: typeof retryAfterMs === 'number' ? retryAfterMs : undefined };
+      // The host's code of the refusal, as over HTTP (a status the host never raises: the gRPC code's name alone).
+      const host = hostErrorCodeOf(exception);
+      d = {
+        code,
+        message: Array.isArray(message) ? message.join('; ') : message,
+        ...(host === undefined ? { reason: GrpcCode[code], metadata: {} } : hostDetails(host)),
+        retryAfterMs: typeof retryAfterMs === 'number' ? retryAfterMs : undefined,
+      };
     } else if (isDatabaseUnavailable(exception)) {
-      d = { code: GrpcCode.UNAVAILABLE, message: 'the database is unavailable: retry later', reason: 'UNAVAILABLE', metadata: {}, retryAfterMs: 1000 };
+      d = { code: GrpcCode.UNAVAILABLE, message: 'the database is unavailable: retry later', ...hostDetails(HostErrorCode.DATABASE_UNAVAILABLE), retryAfterMs: 1000 };
     } else {
-      d = { code: GrpcCode.INTERNAL, message: 'Internal server error', reason: 'INTERNAL', metadata: {} };
+      d = { code: GrpcCode.INTERNAL, message: 'Internal server error', ...hostDetails(HostErrorCode.INTERNAL) };
     }
     const metadata = new Metadata();
     if (d.metadata.code) metadata.set(ERROR_CODE_TRAILER, d.metadata.code);
@@ -62,6 +70,11 @@ export class GrpcExceptionFilter implements RpcExceptionFilter<unknown> {
     metadata.set(STATUS_DETAILS_TRAILER, encodeRpcStatus(d));
     return { code: d.code, details: d.message, message: d.message, metadata };
   }
+}
+
+/** ErrorInfo's reason and code of a host refusal: its codeName and HostErrorCode, as in an HTTP error body. */
+function hostDetails(code: HostErrorCode): Pick<StatusDetails, 'reason' | 'metadata'> {
+  return { reason: hostError(code).codeName, metadata: { code: String(code) } };
 }
 
 /**
