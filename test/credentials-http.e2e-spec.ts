@@ -226,7 +226,7 @@ describe.each(DATABASE_KINDS)('credentials HTTP API on %s', (kind) => {
     for (const [integrationId, connectionId] of [['a%20b', 'c'], ['github', 'x%E2%80%AEy']]) {
       const refused = await call(admin.key, 'DELETE', `/v1/connections/${integrationId}/${connectionId}`);
       const field = integrationId === 'github' ? 'connectionId' : 'integrationId';
-      expect({ status: refused.status, message: refused.body.message, code: refused.body.code }).toEqual({ status: 400, message: [`${field} must be 1–128 characters of letters, digits and . _ : @ -`], code: undefined });
+      expect({ status: refused.status, message: refused.body.message, code: refused.body.code }).toEqual({ status: 400, message: [`${field} must be 1–128 characters of letters, digits and . _ : @ -`], code: 90001 });
     }
   });
 
