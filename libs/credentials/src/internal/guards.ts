@@ -1,5 +1,5 @@
 import { AuditResult } from '@app/audit';
-import { OperationContext } from '@app/common';
+import { foldUuid, OperationContext, UUID_PATTERN } from '@app/common';
 import { isKeyVaultError, KeyVaultErrorCode } from '@app/key-vault';
 import { CREDENTIAL_TYPES, CredentialStatus, CredentialType } from '../credential-type';
 import type { WriteOptions } from '../credential.types';
@@ -15,7 +15,7 @@ import { assertIdentifier, assertPositiveInt } from '../validation/identifiers';
 
 /** Input checks and error classifications shared by the writer, the reader and the queries. */
 
-export const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+export const UUID = UUID_PATTERN;
 
 /** What errors and audit rows say for an id that is no credential id (the caller's text is never repeated). */
 export const NOT_A_CREDENTIAL_ID = '(not a credential id)';
@@ -26,7 +26,7 @@ export const NOT_A_CREDENTIAL_ID = '(not a credential id)';
  * that passes its route parameter straight through may pass anything, a pasted secret included.
  */
 export function recordableId(id: unknown): string {
-  return typeof id === 'string' && UUID.test(id) ? id.toLowerCase() : NOT_A_CREDENTIAL_ID;
+  return typeof id === 'string' && UUID.test(id) ? foldUuid(id) : NOT_A_CREDENTIAL_ID;
 }
 
 export function assertContext(ctx: OperationContext): void {

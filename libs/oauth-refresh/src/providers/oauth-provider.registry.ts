@@ -2,7 +2,7 @@ import { Inject, Injectable, Logger } from '@nestjs/common';
 import { OAUTH_REFRESH_RESOLVED_OPTIONS } from '../oauth-refresh.constants';
 import type { ResolvedOAuthRefreshOptions } from '../oauth-refresh.options';
 import { OAuthProviderNotRegisteredError, OAuthRefreshConfigurationError } from '../errors/oauth-refresh.errors';
-import { IDENTIFIER_PATTERN } from '@app/common';
+import { foldUuid, IDENTIFIER_PATTERN, UUID_PATTERN } from '@app/common';
 import type { OAuthProviderConfig, ResolvedOAuthProvider } from './oauth-provider.config';
 
 const AUTH_METHODS = new Set(['client_secret_basic', 'client_secret_post', 'none']);
@@ -62,7 +62,7 @@ export class OAuthProviderRegistry {
 }
 
 /** Credential ids are UUIDs (CredentialsService.store gives them): anything else can never be read. */
-const CREDENTIAL_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+const CREDENTIAL_ID = UUID_PATTERN;
 
 function tenantKey(tenantId: string, integrationId: string): string {
   return JSON.stringify([tenantId, integrationId]);
@@ -190,7 +190,7 @@ export function resolveProviderConfig(
     ...(c.tokenEndpoint !== undefined ? { tokenEndpoint: c.tokenEndpoint } : {}),
     clientId: c.clientId!,
     // Stored ids are lower case and looked up as given: an upper-case UUID (accepted above, as the routes take it) is folded.
-    ...(c.clientSecret ? { clientSecret: { ...c.clientSecret, credentialId: c.clientSecret.credentialId.toLowerCase() } } : {}),
+    ...(c.clientSecret ? { clientSecret: { ...c.clientSecret, credentialId: foldUuid(c.clientSecret.credentialId) } } : {}),
     clientAuthMethod: c.clientAuthMethod ?? 'client_secret_basic',
     scopes: [...(c.scopes ?? [])],
     refreshAheadMs,
