@@ -1,6 +1,6 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { AuditService } from '@app/audit';
-import type { Clock } from '@app/common';
+import { type Clock, foldUuid } from '@app/common';
 import { CredentialCache } from './cache/credential-cache';
 import { CredentialExpiryTransition, type ExpiryTransitionResult } from './credential-expiry.transition';
 import { CredentialStatus, type CredentialTypeInput } from './credential-type';
@@ -42,7 +42,7 @@ export class CredentialExpiryScanner {
     assertIdentifier(ref?.tenantId, 'tenantId');
     if (typeof ref.id !== 'string' || !UUID.test(ref.id)) throw new CredentialValidationError('id must be a credential id (a UUID)', 'id');
     assertIdentifier(job, 'job');
-    return this.expiry.expire(ref.tenantId, ref.id, job);
+    return this.expiry.expire(ref.tenantId, foldUuid(ref.id), job);
   }
 
   /**

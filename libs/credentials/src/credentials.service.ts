@@ -1,5 +1,5 @@
 import { Injectable } from '@nestjs/common';
-import type { OperationContext } from '@app/common';
+import { foldUuid, type OperationContext } from '@app/common';
 import { CredentialQueries } from './credential.queries';
 import { CredentialReader } from './credential.reader';
 import { CredentialRevoker } from './credential.revoker';
@@ -32,7 +32,8 @@ import { CredentialWriter } from './credential.writer';
 /**
  * Store, read, rotate, roll back and delete credentials of many tenants. Every method takes the
  * caller's OperationContext and only ever touches rows of `ctx.tenantId`; another tenant's
- * credential is reported exactly like a missing one (CredentialNotFoundError).
+ * credential is reported exactly like a missing one (CredentialNotFoundError). A credential id is a UUID, taken in
+ * any case (RFC 9562): folded to lower case, as stored, here, before anything looks it up, locks or records it.
  *
  * A facade, so callers depend on one service: writes are `CredentialWriter`'s (crash-safe sequence:
  * value store → one transaction {metadata rows, audit row, outbox row} → cache invalidation), batches
@@ -86,7 +87,7 @@ export class CredentialsService {
 
   /** Writes a new value as a new version (never a new identity) and makes it current. */
   rotate(ctx: OperationContext, id: string, value: string, options: RotateOptions = {}): Promise<CredentialMetadata> {
-    return this.writer.rotate(ctx, id, value, options);
+    return this.writer.rotate(ctx, foldUuid(id), value, options);
   }
 
   /**
@@ -94,12 +95,12 @@ export class CredentialsService {
    * is never rewritten). No value is written, so nothing can be left half-done.
    */
   rollback(ctx: OperationContext, id: string, toVersion: number, options: WriteOptions = {}): Promise<CredentialMetadata> {
-    return this.writer.rollback(ctx, id, toVersion, options);
+    return this.writer.rollback(ctx, foldUuid(id), toVersion, options);
   }
 
   /** Changes tags, expiry or lifecycle status (never the value). */
   updateMetadata(ctx: OperationContext, id: string, input: UpdateMetadataInput): Promise<CredentialMetadata> {
-    return this.writer.updateMetadata(ctx, id, input);
+    return this.writer.updateMetadata(ctx, foldUuid(id), input);
   }
 
   /**
@@ -108,7 +109,7 @@ export class CredentialsService {
    * soft-deleted right after the commit.
    */
   delete(ctx: OperationContext, id: string, options: WriteOptions = {}): Promise<void> {
-    return this.writer.delete(ctx, id, options);
+    return this.writer.delete(ctx, foldUuid(id), options);
   }
 
   /** Deletes every live credential of one connection (e.g. the user disconnected it). */
@@ -118,7 +119,7 @@ export class CredentialsService {
 
   /** Deletes each id; unknown ids (or another tenant's) are reported in `notFound`, not thrown. */
   deleteMany(ctx: OperationContext, ids: string[]): Promise<BatchDeleteResult> {
-    return this.batchDeleter.deleteMany(ctx, ids);
+    return this.batchDeleter.deleteMany(ctx, Array.isArray(ids) ? ids.map(foldUuid) : ids);
   }
 
   /**
@@ -129,12 +130,12 @@ export class CredentialsService {
    * rotation made the credential active again during the revoke.
    */
   revoke(ctx: OperationContext, id: string, options: CommitOptions = {}): Promise<RevokeValueResult> {
-    return this.revoker.revoke(ctx, id, options);
+    return this.revoker.revoke(ctx, foldUuid(id), options);
   }
 
   /** Undoes `revoke`: the Key Vault versions are enabled again, then the credential is active. */
   unrevoke(ctx: OperationContext, id: string, options: CommitOptions<RevokeValueResult> = {}): Promise<RevokeValueResult> {
-    return this.revoker.unrevoke(ctx, id, options);
+    return this.revoker.unrevoke(ctx, foldUuid(id), options);
   }
 
   // ───────────────────────────── reads ─────────────────────────────
@@ -145,7 +146,7 @@ export class CredentialsService {
    * (CredentialExpiredError) unless `allowExpired` — checked on every read, cache hits included.
    */
   get(ctx: OperationContext, id: string, options: ReadOptions = {}): Promise<CredentialWithValue> {
-    return this.reader.get(ctx, id, options);
+    return this.reader.get(ctx, foldUuid(id), options);
   }
 
   /**
@@ -153,7 +154,7 @@ export class CredentialsService {
    * Refused for a revoked credential, and for a version past its own expiry unless `allowExpired`.
    */
   getVersion(ctx: OperationContext, id: string, version: number, options: ReadOptions = {}): Promise<CredentialVersionWithValue> {
-    return this.reader.getVersion(ctx, id, version, options);
+    return this.reader.getVersion(ctx, foldUuid(id), version, options);
   }
 
   /**
@@ -165,17 +166,17 @@ export class CredentialsService {
    * aborts the value read as it does a `get`'s (CANCELLED).
    */
   verifyValue(ctx: OperationContext, id: string, expected: string, options: { readOnly?: boolean } = {}): Promise<{ matches: boolean; metadata: CredentialMetadata }> {
-    return this.reader.verifyValue(ctx, id, expected, options);
+    return this.reader.verifyValue(ctx, foldUuid(id), expected, options);
   }
 
   /** Metadata only: never touches the value store. `cached`: see MetadataReadOptions. */
   getMetadata(ctx: OperationContext, id: string, options?: MetadataReadOptions): Promise<CredentialMetadata> {
-    return this.queries.getMetadata(ctx, id, options);
+    return this.queries.getMetadata(ctx, foldUuid(id), options);
   }
 
   /** Every version (newest first), without values. */
   listVersions(ctx: OperationContext, id: string): Promise<CredentialVersionInfo[]> {
-    return this.queries.listVersions(ctx, id);
+    return this.queries.listVersions(ctx, foldUuid(id));
   }
 
   /**
