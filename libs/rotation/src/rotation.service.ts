@@ -10,7 +10,7 @@ import { RotationHistoryRepository } from './history/rotation-history.repository
 import { PendingRotationValues, type PendingRotation } from './pending/pending-rotation-values';
 import type { RotationHistoryEntry } from './history/rotation-history';
 import { auditRefusal } from './internal/audit-failure';
-import { assertContext, assertCredentialId, assertReason } from './internal/validation';
+import { assertContext, checkedCredentialId, assertReason } from './internal/validation';
 import { ROTATION_CLOCK, ROTATION_LOCK } from './rotation.constants';
 import { RotationEvents } from './rotation.events';
 import { WebhookSecretsService } from './webhooks/webhook-secrets.service';
@@ -80,7 +80,7 @@ export class RotationService {
    */
   async rotate(ctx: OperationContext, credentialId: string, options: RotateCredentialOptions = {}, { conflictRetried = false, byJob = false } = {}): Promise<RotationOutcome> {
     assertContext(ctx);
-    assertCredentialId(credentialId);
+    credentialId = checkedCredentialId(credentialId);
     const reason = assertReason(options.reason, false);
     if (options.value !== undefined && typeof options.value !== 'string') throw new RotationValidationError('value must be a string', 'value');
     if (options.value === undefined && this.webhooks) {
@@ -142,7 +142,7 @@ export class RotationService {
   /** The credential's pending rotation value (a minted value not yet committed: its write failed, or a crash), if any: references only. */
   async pendingRotation(ctx: OperationContext, credentialId: string): Promise<PendingRotation | null> {
     assertContext(ctx);
-    assertCredentialId(credentialId);
+    credentialId = checkedCredentialId(credentialId);
     const meta = await this.credentials.getMetadata(ctx, credentialId);
     const pending = await this.pending.find(ctx, meta);
     return pending ? this.pending.toReport(meta, pending) : null;
@@ -164,7 +164,7 @@ export class RotationService {
   /** Makes an older version current again (a new version pointing at it), with a history row. */
   async rollback(ctx: OperationContext, credentialId: string, toVersion: number, options: { reason?: string; expectedVersion?: number } = {}): Promise<CredentialMetadata> {
     assertContext(ctx);
-    assertCredentialId(credentialId);
+    credentialId = checkedCredentialId(credentialId);
     const reason = assertReason(options.reason, false);
     return this.exclusive(ctx, AuditAction.ROLLBACK, credentialId, true, async () => {
       const before = await this.load(ctx, AuditAction.ROLLBACK, credentialId);
@@ -178,7 +178,7 @@ export class RotationService {
   /** A credential's rotation history, newest first. */
   async historyOf(ctx: OperationContext, credentialId: string, limit = 100): Promise<RotationHistoryEntry[]> {
     assertContext(ctx);
-    assertCredentialId(credentialId);
+    credentialId = checkedCredentialId(credentialId);
     if (!Number.isInteger(limit) || limit < 1 || limit > 1000) throw new RotationValidationError('limit must be an integer in 1..1000', 'limit');
     await this.credentials.getMetadata(ctx, credentialId); // another tenant's id reads as missing
     const rows = await this.history.list(ctx.tenantId, credentialId, limit);

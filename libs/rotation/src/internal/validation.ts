@@ -1,9 +1,8 @@
-import { hasControlCharacter, isWellFormedUnicode, type OperationContext } from '@app/common';
+import { foldUuid, hasControlCharacter, isWellFormedUnicode, type OperationContext, UUID_PATTERN } from '@app/common';
 import { CREDENTIAL_TYPES, IDENTIFIER_PATTERN, type CredentialType } from '@app/credentials';
 import { RotationValidationError } from '../errors/rotation.errors';
 import { POLICY_LEVELS, ROTATION_MODES, type PolicyScope, type PolicyScopeInput } from '../policies/rotation-policy.types';
 
-export const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 export const MAX_DAYS = 3650;
 
 export function assertContext(ctx: OperationContext): void {
@@ -12,8 +11,13 @@ export function assertContext(ctx: OperationContext): void {
   }
 }
 
-export function assertCredentialId(id: unknown, field = 'credentialId'): asserts id is string {
-  if (typeof id !== 'string' || !UUID.test(id)) throw new RotationValidationError(`${field} must be a credential id (a UUID)`, field);
+/**
+ * A credential id (a UUID) as stored: in lower case, whatever case the caller gave (RFC 9562: UUIDs are
+ * case-insensitive), before it is looked up, locked or recorded. Anything else: VALIDATION.
+ */
+export function checkedCredentialId(id: unknown, field = 'credentialId'): string {
+  if (typeof id !== 'string' || !UUID_PATTERN.test(id)) throw new RotationValidationError(`${field} must be a credential id (a UUID)`, field);
+  return foldUuid(id);
 }
 
 export function assertIdentifier(value: unknown, field: string): asserts value is string {
@@ -34,11 +38,11 @@ export function scopeKey(scope: PolicyScopeInput): { level: PolicyScope['level']
   }
   if (scope.level === 'integration') assertIdentifier(scope.target, 'target');
   if (scope.level === 'credential') {
-    assertCredentialId(scope.target, 'target');
+    checkedCredentialId(scope.target, 'target');
     if (scope.credentialType !== undefined) throw new RotationValidationError('a credential-level policy has no credentialType (the credential has one)', 'credentialType');
   }
   if (scope.credentialType !== undefined) assertType(scope.credentialType);
-  const target = scope.level === 'tenant' ? '' : scope.level === 'credential' ? (scope.target as string).toLowerCase() : (scope.target as string);
+  const target = scope.level === 'tenant' ? '' : scope.level === 'credential' ? foldUuid(scope.target as string) : (scope.target as string);
   return { level: scope.level, target, credentialType: scope.credentialType ?? '' };
 }
 

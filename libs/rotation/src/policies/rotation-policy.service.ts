@@ -5,7 +5,7 @@ import { Clock, Outbox, TransactionRunner, type OperationContext } from '@app/co
 import { CredentialsService } from '@app/credentials';
 import type { RotationPolicyEntity } from '../entities/rotation-policy.entity';
 import { RotationPolicyConflictError, RotationPolicyNotFoundError, RotationValidationError } from '../errors/rotation.errors';
-import { assertContext, assertCredentialId, assertDays, assertMode, scopeKey } from '../internal/validation';
+import { assertContext, checkedCredentialId, assertDays, assertMode, scopeKey } from '../internal/validation';
 import { ROTATION_CLOCK, ROTATION_RESOLVED_OPTIONS } from '../rotation.constants';
 import { RotationEvents } from '../rotation.events';
 import type { ResolvedRotationOptions } from '../rotation.options';
@@ -99,7 +99,7 @@ export class RotationPolicyService {
   /** The policy that applies to a credential of the tenant, and which level gave each field. */
   async effectivePolicy(ctx: OperationContext, credentialId: string): Promise<EffectivePolicy> {
     assertContext(ctx);
-    assertCredentialId(credentialId);
+    credentialId = checkedCredentialId(credentialId);
     const meta = await this.credentials.getMetadata(ctx, credentialId);
     return this.resolve({ id: meta.id, tenantId: meta.tenantId, integrationId: meta.integrationId, type: meta.type });
   }

@@ -4,7 +4,7 @@ import { Clock, DistributedLock, Outbox, TransactionRunner, prefixedLockKey, typ
 import { CredentialConflictError, CredentialNotFoundError, CredentialsService, CredentialStatus, type CredentialMetadata } from '@app/credentials';
 import { CredentialNotRevokedError, NothingToRevokeError, RotationValidationError } from '../errors/rotation.errors';
 import { auditRefusal } from '../internal/audit-failure';
-import { assertContext, assertCredentialId, assertIdentifier, assertReason } from '../internal/validation';
+import { assertContext, checkedCredentialId, assertIdentifier, assertReason } from '../internal/validation';
 import { ROTATION_CLOCK, ROTATION_LOCK } from '../rotation.constants';
 import { RotationEvents } from '../rotation.events';
 import { RotationService } from '../rotation.service';
@@ -101,7 +101,7 @@ export class RevocationService {
   /** Explicit, audited undo of a revoke: the vault versions are enabled again, then the credential is active. */
   async unrevoke(ctx: OperationContext, credentialId: string, options: { reason: string }): Promise<CredentialMetadata> {
     assertContext(ctx);
-    assertCredentialId(credentialId);
+    credentialId = checkedCredentialId(credentialId);
     const reason = assertReason(options?.reason, true)!;
     // Looked up before the lock (keyed by the id alone): another tenant's guessed id never waits on, nor holds, it.
     await this.found(ctx, credentialId, AuditAction.UNREVOKE);
@@ -220,9 +220,9 @@ export class RevocationService {
 
   private async resolve(ctx: OperationContext, target: RevokeTarget): Promise<CredentialMetadata[]> {
     if (target && 'credentialId' in target) {
-      assertCredentialId(target.credentialId);
+      const credentialId = checkedCredentialId(target.credentialId);
       // An id the caller's tenant does not have (never stored, deleted, another tenant's): audited, not only answered.
-      return [await this.found(ctx, target.credentialId, AuditAction.REVOKE)];
+      return [await this.found(ctx, credentialId, AuditAction.REVOKE)];
     }
     let filter: { integrationId?: string; connectionId?: string };
     if (target && 'integrationId' in target) {

@@ -1,5 +1,5 @@
 import { Inject, Injectable } from '@nestjs/common';
-import { Clock, type OperationContext } from '@app/common';
+import { Clock, foldUuid, type OperationContext } from '@app/common';
 import { CredentialsService, CredentialType, type CredentialMetadata, type ValueStoreKindInput } from '@app/credentials';
 import type { WebhookSecretState } from './persistence/webhook-secret-version.entity';
 import { WebhookSecretVersionRepository } from './persistence/webhook-secret-version.repository';
@@ -46,7 +46,9 @@ export interface WebhookSecretVersionView {
 /**
  * Webhook secrets per Standard Webhooks: create, sign, verify (every live secret), rotate in two
  * phases with an overlap window. Tenant isolation comes from CredentialsService: every read and
- * write takes the caller's OperationContext (or the target's tenant with the system actor).
+ * write takes the caller's OperationContext (or the target's tenant with the system actor). Credential and rotation
+ * ids are UUIDs, taken in any case (folded to lower case, as stored, on the way in); integration and connection ids
+ * are case-sensitive.
  */
 @Injectable()
 export class WebhookSecretsService {
@@ -106,7 +108,8 @@ export class WebhookSecretsService {
 
   /** Rotates now (or completes a pending rotation). See WebhookSecretRotator. */
   rotate(ctx: OperationContext, credentialId: string, options: WebhookRotateOptions = {}): Promise<WebhookRotationResult> {
-    return this.rotator.rotate(ctx, credentialId, options);
+    // Folded before the per-credential lock, which is keyed by the id: two spellings of one id take the same lock.
+    return this.rotator.rotate(ctx, foldUuid(credentialId), options);
   }
 
   /** Rotates the webhook secret of a connection. */
@@ -127,13 +130,13 @@ export class WebhookSecretsService {
   /** Step 2, after the provider has it: the staged secret becomes current; the previous one verifies through the overlap window. */
   async activateConnection(target: WebhookTarget, rotationId?: string): Promise<WebhookRotationResult> {
     const meta = await this.keyring.find(target);
-    return this.rotator.activate(contextOf(target), meta.id, rotationId);
+    return this.rotator.activate(contextOf(target), meta.id, foldUuid(rotationId));
   }
 
   /** Drops the staged secret; the current one stays current. */
   async discardConnection(target: WebhookTarget, rotationId?: string): Promise<WebhookDiscardResult> {
     const meta = await this.keyring.find(target);
-    return this.rotator.discard(contextOf(target), meta.id, rotationId);
+    return this.rotator.discard(contextOf(target), meta.id, foldUuid(rotationId));
   }
 
   /** The versions of a credential's secret with their states (metadata only), newest first. */
