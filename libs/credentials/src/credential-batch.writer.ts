@@ -11,7 +11,7 @@ import { CredentialEvents } from './events/credential-events';
 import { toMetadata } from './internal/credential-view';
 import { assertContext, failureResult } from './internal/guards';
 import { firstVersionRow, newRow, storeFailureDetails, storeResource, type StorePlan } from './internal/store-rows';
-import { CredentialRepository, newestKey } from './persistence/credential.repository';
+import { CredentialRepository, emptySlot, slotKey } from './persistence/credential.repository';
 import { CredentialVersionRepository } from './persistence/credential-version.repository';
 import { CredentialsPersistence } from './persistence/credentials-persistence';
 import type { ValuePointer } from './stores/credential-value-store';
@@ -110,9 +110,9 @@ export class CredentialBatchWriter {
         return undefined;
       }
     });
-    const keyOf = (i: number) => newestKey({ tenantId: items[i].ctx.tenantId, ...checked[i]!.input });
+    const keyOf = (i: number) => slotKey({ tenantId: items[i].ctx.tenantId, ...checked[i]!.input });
     const wanted = checked.flatMap((c, i) => (c ? [i] : []));
-    const existing = await this.rows.findNewestMany(wanted.map((i) => ({ tenantId: items[i].ctx.tenantId, ...checked[i]!.input })));
+    const slots = await this.rows.findSlots(wanted.map((i) => ({ tenantId: items[i].ctx.tenantId, ...checked[i]!.input })));
     const seen = new Set<string>();
     const plans = new Map<number, StorePlan>();
     for (const i of wanted) {
@@ -120,7 +120,7 @@ export class CredentialBatchWriter {
         const key = keyOf(i);
         if (seen.has(key)) throw new CredentialValidationError('the batch holds this (integration, connection, type) twice', 'items');
         seen.add(key);
-        plans.set(i, this.writer.planStore(items[i].ctx, checked[i]!, existing.get(key) ?? null));
+        plans.set(i, this.writer.planStore(items[i].ctx, checked[i]!, slots.get(key) ?? emptySlot()));
       } catch (error) {
         failures.push({ i, error });
       }

@@ -148,9 +148,9 @@ describe.each(DATABASE_KINDS)('what a delete leaves in Key Vault on %s', (kind) 
     expect((await service.get(ctx, next.id)).value).toBe(successor);
   });
 
-  it('a retried delete leaves alone a credential stored meanwhile under a secret name the deleted one recorded', async () => {
+  it('after delete, restore and delete again, a store gets a secret name of its own, and the pending delete soft-deletes the restored one\'s', async () => {
     // A restore stores with the backup's createdAt: the slot's newest row (by createdAt) is then not the one with the
-    // highest generation, and a later store starts right past the older row's — in a name a pending delete recorded.
+    // highest generation. The next store must still start past every generation the slot used.
     const first = await service.store(ctx, { integrationId: 'github', connectionId: 'reuse', type: CredentialType.API_KEY, value: secret() });
     await service.delete(ctx, first.id);
     const restored = await service.store(ctx, { integrationId: 'github', connectionId: 'reuse', type: CredentialType.API_KEY, value: secret(), createdAt: new Date('2020-01-01T00:00:00Z') });
@@ -167,11 +167,26 @@ describe.each(DATABASE_KINDS)('what a delete leaves in Key Vault on %s', (kind) 
     await until(async () => (await deletion.pending()) === 0, 'the retried vault side');
 
     expect((await service.get(ctx, next.id)).value).toBe(successor);
-    // Nothing of the deleted credential is readable at the vault.
-    for (const name of [nameOf('reuse', 1), nameOf('reuse', 2)]) {
-      const left = (await allVersions(name).catch(() => [])).filter((v) => v.enabled && v.tags['cv-credential'] !== next.id);
-      expect(left).toEqual([]);
-    }
+    // Whose versions each generation's secret holds (a soft-deleted one cannot be listed: it holds no one's live value).
+    const holders = async (g: number) => new Set((await allVersions(nameOf('reuse', g)).catch(() => [])).map((v) => v.tags['cv-credential']));
+    const generationsOf = async (id: string) => (await Promise.all([0, 1, 2, 3].map(async (g) => ((await holders(g)).has(id) ? [g] : [])))).flat();
+    expect(await generationsOf(next.id)).toEqual([2]);
+    expect([...(await holders(2))]).toEqual([next.id]);
+    // The restored credential's secret is its own, so its delete soft-deleted it (nothing of it readable, even recovered).
+    expect(await isSoftDeleted(nameOf('reuse', 1))).toBe(true);
+    expect(await isSoftDeleted(nameOf('reuse', 0))).toBe(true);
+    expect((await recovered(nameOf('reuse', 1))).filter(([, enabled]) => enabled)).toEqual([]);
+  });
+
+  it('a delete leaves alone the versions another live credential has in a secret it recorded', async () => {
+    // Rows written before a store took the slot's highest generation can share a name; the delete must not take the other's values.
+    const first = await service.store(ctx, { integrationId: 'github', connectionId: 'shared', type: CredentialType.API_KEY, value: secret() });
+    const other = await service.store(ctx, { integrationId: 'github', connectionId: 'shared-other', type: CredentialType.API_KEY, value: secret() });
+    const theirs = await vault.setSecret(nameOf('shared', 0), secret(), { tags: { 'cv-credential': other.id, 'cv-version': '2' } });
+    await service.delete(ctx, first.id);
+    expect(await isSoftDeleted(nameOf('shared', 0))).toBe(false);
+    const left = (await allVersions(nameOf('shared', 0))).filter((v) => v.enabled);
+    expect(left.map((v) => v.version)).toEqual([theirs.properties.version]);
   });
 
   it('a predecessor\'s disabled orphan in the successor\'s secret does not keep that secret from its soft-delete', async () => {

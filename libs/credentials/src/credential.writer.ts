@@ -25,7 +25,7 @@ import { assertValueCommitInTime, valueWriteStart } from './internal/value-commi
 import { credentialSecretName } from './naming/vault-secret-name';
 import { checkHistory, writeHistory } from './internal/store-history';
 import { firstVersionRow, newRow, planStore, storeFailureDetails, storeResource, versionRow, type CheckedStore, type StorePlan, type VersionFacts } from './internal/store-rows';
-import { CredentialRepository } from './persistence/credential.repository';
+import { CredentialRepository, type CredentialSlot } from './persistence/credential.repository';
 import { CredentialVersionRepository, lastRevoked, revokeMark } from './persistence/credential-version.repository';
 import { CredentialsPersistence } from './persistence/credentials-persistence';
 import { ValueStores } from './stores/value-stores';
@@ -97,8 +97,7 @@ export class CredentialWriter {
       const checked = this.checkStore(input, options.internal === true);
       const { type, integrationId, connectionId } = checked.input;
       const history = checkHistory(checked.input, (value) => this.validateValue(type, value));
-      const existing = await this.rows.findNewest(ctx.tenantId, integrationId, connectionId, type);
-      const plan = this.planStore(ctx, checked, existing);
+      const plan = this.planStore(ctx, checked, await this.rows.findSlot({ tenantId: ctx.tenantId, integrationId, connectionId, type }));
       const since = valueWriteStart();
       // Every value first (the history's, oldest first, then the current one), then the one commit.
       const { earlier, generation, inGeneration } = await writeHistory(this.stores, plan, history);
@@ -155,8 +154,8 @@ export class CredentialWriter {
   }
 
   /** Everything of a new credential but its value pointer, now; refuses a live one in the slot (also `CredentialBatchWriter`'s). */
-  planStore(ctx: OperationContext, checked: CheckedStore, existing: CredentialEntity | null): StorePlan {
-    return planStore(ctx, checked, existing, this.clock.now());
+  planStore(ctx: OperationContext, checked: CheckedStore, slot: CredentialSlot): StorePlan {
+    return planStore(ctx, checked, slot, this.clock.now());
   }
 
   /** See `CredentialsService.validate`. */

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { OperationContext } from '@app/common';
 import { CREDENTIAL_TYPES, CredentialStatus, type CredentialType, ValueStoreKind } from '../credential-type';
+import type { CredentialSlot } from '../persistence/credential.repository';
 import type { StoreCredentialInput } from '../credential.types';
 import type { CredentialVersionEntity } from '../entities/credential-version.entity';
 import type { CredentialEntity, StoredCertificateInfo } from '../entities/credential.entity';
@@ -40,11 +41,13 @@ export interface CheckedStore {
 }
 
 /** Everything of a new credential but its value pointer; refuses a live one in the slot. */
-export function planStore(ctx: OperationContext, checked: CheckedStore, existing: CredentialEntity | null, now: Date): StorePlan {
+export function planStore(ctx: OperationContext, checked: CheckedStore, slot: CredentialSlot, now: Date): StorePlan {
   const { input } = checked;
-  if (existing && existing.status !== CredentialStatus.DELETED) throw new CredentialAlreadyExistsError(existing.id);
-  // A deleted predecessor's secret names are soft-deleted: start past its generation.
-  const generation = existing ? existing.vaultGeneration + 1 : 0;
+  if (slot.liveId !== null) throw new CredentialAlreadyExistsError(slot.liveId);
+  // Past every generation the slot used: the deleted predecessors' names are soft-deleted (or about to be, by a pending
+  // delete), and a name of its own is what lets a delete soft-delete it. Not the newest row's by createdAt: a restore
+  // backdates its row, and a store after it would write into a name a restored (then deleted) credential recorded.
+  const generation = slot.highestGeneration === null ? 0 : slot.highestGeneration + 1;
   if (input.createdAt && input.createdAt.getTime() > now.getTime()) throw new CredentialValidationError('createdAt must not be in the future', 'createdAt');
   const id = randomUUID();
   const expiresAt = checked.validated.expiresAt ?? input.expiresAt ?? null;

@@ -37,15 +37,22 @@ describe.each(DATABASE_KINDS)('CredentialRepository on %s', (kind) => {
     expect(await repo.findById(tenant(), row.id)).toBeNull();
   });
 
-  it('finds the newest row of a key (deleted included) and the live one (deleted excluded)', async () => {
+  it('finds a slot\'s live row (deleted excluded) and the highest generation any of its rows used (deleted included, whatever its createdAt)', async () => {
     const t = tenant();
-    const old = credentialRow(t, { status: CredentialStatus.DELETED, deletedAt: at(5), vaultGeneration: 0 });
-    const live = credentialRow(t, { createdAt: at(10), vaultGeneration: 1 });
-    await repo.insert(old);
+    const key = { tenantId: t, integrationId: 'github', connectionId: 'c1', type: CredentialType.API_KEY };
+    expect(await repo.findSlot(key)).toEqual({ liveId: null, highestGeneration: null });
+    const newer = credentialRow(t, { status: CredentialStatus.DELETED, deletedAt: at(5), createdAt: at(4), vaultGeneration: 0 });
+    // A restored row, backdated, on a later generation; then deleted.
+    const restored = credentialRow(t, { status: CredentialStatus.DELETED, deletedAt: at(6), createdAt: at(-100), vaultGeneration: 1 });
+    await repo.insert(newer);
+    await repo.insert(restored);
     expect(await repo.findLive(t, 'github', 'c1', CredentialType.API_KEY)).toBeNull();
-    expect((await repo.findNewest(t, 'github', 'c1', CredentialType.API_KEY))?.id).toBe(old.id);
+    expect(await repo.findSlot(key)).toEqual({ liveId: null, highestGeneration: 1 });
+    const live = credentialRow(t, { createdAt: at(-200), vaultGeneration: 2 });
     await repo.insert(live);
-    expect((await repo.findNewest(t, 'github', 'c1', CredentialType.API_KEY))?.id).toBe(live.id);
+    expect(await repo.findSlot(key)).toEqual({ liveId: live.id, highestGeneration: 2 });
+    expect(await repo.findSlot({ ...key, type: CredentialType.CUSTOM_SECRET })).toEqual({ liveId: null, highestGeneration: null });
+    expect([...(await repo.findSlots([key, { ...key, connectionId: 'c2' }])).values()]).toEqual([{ liveId: live.id, highestGeneration: 2 }]);
     expect((await repo.findLive(t, 'github', 'c1', CredentialType.API_KEY))?.id).toBe(live.id);
     expect(await repo.findLive(t, 'github', 'c1', CredentialType.CUSTOM_SECRET)).toBeNull();
   });

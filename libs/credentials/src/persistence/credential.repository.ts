@@ -39,10 +39,26 @@ export interface ExpiryScanFilter {
 type Counted = { key: string; n: string | number };
 
 /** What identifies a credential slot: one live credential per (tenant, integration, connection, type). */
-export type NewestKey = Pick<CredentialEntity, 'tenantId' | 'integrationId' | 'connectionId' | 'type'>;
+export type SlotKey = Pick<CredentialEntity, 'tenantId' | 'integrationId' | 'connectionId' | 'type'>;
 
-/** The map key of `findNewestMany`'s answer. */
-export function newestKey(k: NewestKey): string {
+/** What a new credential needs of its slot (`findSlots`). */
+export interface CredentialSlot {
+  /** The id of the slot's live credential (not deleted), if any. */
+  liveId: string | null;
+  /**
+   * The highest secret generation any row of the slot used, deleted rows included (whatever their `createdAt`: a
+   * restore backdates its row); null for a slot never used.
+   */
+  highestGeneration: number | null;
+}
+
+/** A slot no row uses yet. */
+export function emptySlot(): CredentialSlot {
+  return { liveId: null, highestGeneration: null };
+}
+
+/** The map key of `findSlots`'s answer. */
+export function slotKey(k: SlotKey): string {
   return JSON.stringify([k.tenantId, k.integrationId, k.connectionId, k.type]);
 }
 
@@ -183,32 +199,33 @@ export class CredentialRepository {
     return this.rawRows(this.sql().byId, [id, tenantId]).then((rows) => rows[0]);
   }
 
-  /** The newest row of (integration, connection, type), deleted or not. */
-  findNewest(tenantId: string, integrationId: string, connectionId: string, type: CredentialType): Promise<CredentialEntity | null> {
-    return this.runner.read(() =>
-      this.runner.manager.findOne(CredentialEntity, { where: { tenantId, integrationId, connectionId, type }, order: { createdAt: 'DESC' } }),
-    );
+  /** `findSlots` of one slot. */
+  async findSlot(key: SlotKey): Promise<CredentialSlot> {
+    return (await this.findSlots([key])).get(slotKey(key)) ?? emptySlot();
   }
 
   /**
-   * `findNewest` of many (tenant, integration, connection, type) keys in one statement per chunk:
-   * the newest row of each key that has one, by `newestKey(...)`.
+   * The slots of many (tenant, integration, connection, type) keys in one statement per chunk (only the columns it
+   * needs of every row, deleted ones included), by `slotKey(...)`; a key whose slot has no row is not in the map.
    */
-  async findNewestMany(keys: NewestKey[]): Promise<Map<string, CredentialEntity>> {
-    const newest = new Map<string, CredentialEntity>();
+  async findSlots(keys: SlotKey[]): Promise<Map<string, CredentialSlot>> {
+    const slots = new Map<string, CredentialSlot>();
     for (const chunk of chunks(keys)) {
       const rows = await this.runner.read(() =>
         this.runner.manager.find(CredentialEntity, {
+          select: { id: true, tenantId: true, integrationId: true, connectionId: true, type: true, status: true, vaultGeneration: true },
           where: chunk.map(({ tenantId, integrationId, connectionId, type }) => ({ tenantId, integrationId, connectionId, type })),
         }),
       );
       for (const r of rows) {
-        const key = newestKey(r);
-        const seen = newest.get(key);
-        if (!seen || seen.createdAt.getTime() < r.createdAt.getTime()) newest.set(key, r);
+        const key = slotKey(r);
+        const slot = slots.get(key) ?? emptySlot();
+        if (r.status !== CredentialStatus.DELETED) slot.liveId = r.id;
+        slot.highestGeneration = Math.max(slot.highestGeneration ?? 0, r.vaultGeneration);
+        slots.set(key, slot);
       }
     }
-    return newest;
+    return slots;
   }
 
   /** The live row of (integration, connection, type), if any. */

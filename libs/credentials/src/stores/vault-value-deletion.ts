@@ -124,8 +124,8 @@ export class VaultValueDeletion implements OnModuleInit, OnModuleDestroy {
       await this.vaultStore.disable(name, mine);
     }
     for (const name of recorded) {
-      // Another credential of the slot writes here too (a store whose newest predecessor, by createdAt, had an older
-      // generation: after a restore) and is not deleted: its values stay. Nothing of this credential is readable there.
+      // Another credential writes here too and is not deleted (a store takes a generation past every one its slot used,
+      // but rows written before it did could share a name): its values stay. Nothing of this credential is readable there.
       if (await this.holdsLiveOther(row.tenantId, others.get(name))) {
         this.logger.log(`credential ${row.id}: a secret it recorded also holds another credential's versions: its own are disabled, the secret is not deleted`);
         continue;
