@@ -15,7 +15,7 @@ import type { OperationContext } from '@app/common';
 import { isKeyVaultError, KeyVaultErrorCode, KeyVaultProvider, type SecretProperties } from '@app/key-vault';
 import { KeyVaultEmulator } from '@app/keyvault-emulator';
 import { createTestDatabase, credentialsStackImports, DATABASE_KINDS, killHard, startCrashChild, writeRequireHook, type TestDatabase } from '@app/testing';
-import { CredentialNotFoundError, CredentialsService, CredentialType, credentialSecretName, ValueStoreKind, VaultValueDeletion } from './index';
+import { CredentialNotFoundError, CredentialsService, CredentialValueMissingError, CredentialType, credentialSecretName, ValueStoreKind, VaultValueDeletion } from './index';
 
 const CHILD = join(__dirname, 'testing', 'value-write-crash.child.ts');
 /** The child loads only the stack helper of the test support (the rest starts the OAuth test server). */
@@ -187,6 +187,18 @@ describe.each(DATABASE_KINDS)('what a delete leaves in Key Vault on %s', (kind) 
     expect(await isSoftDeleted(nameOf('shared', 0))).toBe(false);
     const left = (await allVersions(nameOf('shared', 0))).filter((v) => v.enabled);
     expect(left.map((v) => v.version)).toEqual([theirs.properties.version]);
+  });
+
+  it('a value missing at the vault is named by the generation its secret name has, after a soft-deleted name was skipped', async () => {
+    // Generation 0 of the slot is soft-deleted at the vault (not by this lib): the store moves on to generation 1.
+    await vault.setSecret(nameOf('missing', 0), secret());
+    await vault.deleteSecret(nameOf('missing', 0));
+    const meta = await service.store(ctx, { integrationId: 'github', connectionId: 'missing', type: CredentialType.API_KEY, value: secret() });
+    expect((await allVersions(nameOf('missing', 1))).map((v) => v.tags['cv-credential'])).toEqual([meta.id]);
+    await vault.deleteSecret(nameOf('missing', 1));
+    const error = await service.get(ctx, meta.id).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(CredentialValueMissingError);
+    expect((error as Error).message).toBe(`credential ${meta.id}: the vault secret of generation 1 no longer has this version`);
   });
 
   it('a predecessor\'s disabled orphan in the successor\'s secret does not keep that secret from its soft-delete', async () => {

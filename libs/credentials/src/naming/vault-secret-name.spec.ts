@@ -3,6 +3,7 @@ import { CREDENTIAL_TYPES, CredentialType } from '../credential-type';
 import {
   KEY_VAULT_NAME_PATTERN,
   credentialSecretBaseName,
+  credentialSecretGeneration,
   credentialSecretName,
   dataKeySecretName,
   decodeNameComponent,
@@ -73,6 +74,15 @@ describe('Key Vault secret names', () => {
     expect(credentialSecretBaseName({ tenantId: 'Acme_1', integrationId: 'github.app', type: CredentialType.OAUTH_REFRESH_TOKEN, connectionId: 'u@x' })).toBe(
       'cv---acme-21--github-1app--ort--u-4x',
     );
+  });
+
+  it('reads the generation back from a credential secret name, encoded or hashed; none from another name', () => {
+    fc.assert(
+      fc.property(partsArb, fc.integer({ min: 0, max: 999_999 }), (parts, g) => {
+        expect(credentialSecretGeneration(credentialSecretName(parts, g))).toBe(g);
+      }),
+    );
+    for (const name of ['cv-k--acme', 'cv--acme--github--ak--main', 'cv--acme--g1--ak--g01', 'cv--x--g1234567']) expect(credentialSecretGeneration(name)).toBeUndefined();
   });
 
   it('encodes ids reversibly', () => {

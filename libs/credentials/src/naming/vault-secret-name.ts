@@ -95,6 +95,12 @@ export function credentialSecretName(parts: CredentialNameParts, generation: num
   return `${credentialSecretBaseName(parts, prefix)}--g${generation}`;
 }
 
+/** The generation a credential secret's name ends with (`--g<generation>`, hashed form too); undefined for another name. */
+export function credentialSecretGeneration(name: string): number | undefined {
+  const m = /--g(0|[1-9][0-9]{0,5})$/.exec(name);
+  return m ? Number(m[1]) : undefined;
+}
+
 /** Name of the Key Vault secret holding a tenant's envelope data key. */
 export function dataKeySecretName(tenantId: string, prefix = 'cv'): string {
   const encoded = `${prefix}-k--${encodeNameComponent(tenantId)}`;

@@ -4,7 +4,7 @@ import { CredentialType, ValueStoreKind } from '../credential-type';
 import { CREDENTIALS_RESOLVED_OPTIONS } from '../credentials.constants';
 import type { ResolvedCredentialsOptions } from '../credentials.options';
 import { CredentialValueMissingError } from '../errors/credential-errors';
-import { MAX_GENERATION, credentialSecretName } from '../naming/vault-secret-name';
+import { MAX_GENERATION, credentialSecretGeneration, credentialSecretName } from '../naming/vault-secret-name';
 import type { CredentialValueStore, ValueOwner, ValuePointer, ValueReadOptions, ValueWriteRequest } from './credential-value-store';
 
 /** The last instant the Azure SDK can send (2^31 - 1 seconds after the epoch: 2038-01-19T03:14:07Z). */
@@ -83,11 +83,11 @@ export class VaultValueStore implements CredentialValueStore {
       return secret.value;
     } catch (e) {
       if (isKeyVaultError(e, KeyVaultErrorCode.KEY_NOT_FOUND)) {
-        // Not the secret's name: it carries the tenant, and this message reaches the client and the logs.
-        throw new CredentialValueMissingError(
-          `credential ${owner.credentialId}: the vault secret of generation ${pointer.vaultGeneration ?? 0} no longer has this version`,
-          { cause: e },
-        );
+        // Not the secret's name: it carries the tenant, and this message reaches the client and the logs. The generation is
+        // the name's own (a version row records the name, not the generation; a store may have skipped soft-deleted ones).
+        const generation = credentialSecretGeneration(pointer.vaultSecretName);
+        const secret = generation === undefined ? 'the vault secret' : `the vault secret of generation ${generation}`;
+        throw new CredentialValueMissingError(`credential ${owner.credentialId}: ${secret} no longer has this version`, { cause: e });
       }
       throw e;
     }
