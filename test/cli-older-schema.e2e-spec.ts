@@ -1,9 +1,10 @@
 import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { DataSource } from 'typeorm';
+import { DataSource } from 'typeorm';
+import { databaseOptions, loadAppConfig } from '@app/api-host';
 import { KeyVaultEmulator } from '@app/keyvault-emulator';
 import { externalVaultEnv } from './support/cli';
 import { onEachHostDatabase, spawnCli, type HostDatabase } from './support/cli-process';
@@ -78,6 +79,20 @@ describe('CLI commands on a host database whose schema is older than this versio
     });
     expect(existsSync(join(home, 'vault'))).toBe(false);
   }, 120_000);
+
+  it('leaves a SQLite file no host holds as it found it: no -wal or -shm file beside it after the refusal', async () => {
+    const home = join(dir, 'wal');
+    mkdirSync(home);
+    const path = join(home, 'host.sqlite');
+    // The host's own options: WAL mode, the schema made, then its newest migration undone; closed as a stopped host is.
+    const host = await new DataSource(databaseOptions(loadAppConfig({ NODE_ENV: 'test', DATABASE_PATH: path }))).initialize();
+    await host.undoLastMigration();
+    await host.destroy();
+    expect(readdirSync(home)).toEqual(['host.sqlite']);
+    const r = await cli(['audit:verify'], { DATABASE_PATH: path }).exited;
+    expect({ code: r.code, stderr: r.stderr }).toEqual({ code: 1, stderr: expect.stringContaining('nothing was changed') });
+    expect(readdirSync(home)).toEqual(['host.sqlite']);
+  }, 60_000);
 
   /** Holds the migrations' advisory lock of `host`'s schema (as a replica that is migrating it does) until `release`. */
   async function holdMigrationsLock(host: DataSource) {

@@ -124,8 +124,10 @@ export interface HostSchemaState {
 
 /**
  * The host's database schema looked at without creating or changing anything: no SQLite database or directory made, no
- * migration run, a SQLite file opened read-only (of a WAL-mode file SQLite still leaves its `-wal`/`-shm` files: a
- * read-only connection makes them and cannot remove them). Present when its migrations table (`cv_migrations`) is.
+ * migration run, a SQLite file only read. Not opened `readonly`: of a WAL-mode file a read-only connection makes the
+ * `-wal`/`-shm` files and cannot remove them, so a refused command left them beside a file no host held; a connection
+ * that may write removes them as the last one closes (an empty WAL: nothing is written to the database file), as the
+ * host's does. Present when its migrations table (`cv_migrations`) is.
  */
 export async function hostSchemaState(config: AppConfig): Promise<HostSchemaState> {
   const db = config.database;
@@ -133,9 +135,9 @@ export async function hostSchemaState(config: AppConfig): Promise<HostSchemaStat
     const label = databaseLabel({ type: 'better-sqlite3', database: db.path });
     // An in-memory database is new at every start; a file not there yet would be created by the command.
     if (db.path === ':memory:' || !existsSync(db.path)) return { present: false, pending: [], unknown: [], label };
-    // The host's list of migrations and their table; the file opened as it is (no WAL switch: that is a write).
+    // The host's list of migrations and their table; the file opened as it is (no WAL switch: that is a write), never made.
     const { migrations, migrationsTableName } = databaseOptions(config);
-    const options: DataSourceOptions = { type: 'better-sqlite3', database: db.path, readonly: true, migrations, migrationsTableName };
+    const options: DataSourceOptions = { type: 'better-sqlite3', database: db.path, fileMustExist: true, migrations, migrationsTableName };
     return { ...(await schemaState(options, "SELECT COUNT(*) AS n FROM sqlite_master WHERE type = 'table' AND name = 'cv_migrations'")), label };
   }
   // The host's options (its search_path for DATABASE_SCHEMA), with no entity to build and no migration to run.
