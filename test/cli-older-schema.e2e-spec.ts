@@ -7,7 +7,7 @@ import { DataSource } from 'typeorm';
 import { databaseOptions, loadAppConfig } from '@app/api-host';
 import { KeyVaultEmulator } from '@app/keyvault-emulator';
 import { externalVaultEnv } from './support/cli';
-import { onEachHostDatabase, spawnCli, type HostDatabase } from './support/cli-process';
+import { inPostgresSchema, onEachHostDatabase, spawnCli, type HostDatabase } from './support/cli-process';
 import { writeRequireHook } from './support/swc-require-hook';
 
 /**
@@ -142,4 +142,23 @@ describe('CLI commands on a host database whose schema is older than this versio
       }
     });
   }, 120_000);
+
+  it('a command on a schema already current takes no migrations lock: a later version migrating the schema does not hold it up', async () => {
+    await inPostgresSchema(async ({ url, schema }) => {
+      const database = { DATABASE_TYPE: 'postgres', DATABASE_URL: url, DATABASE_SCHEMA: schema };
+      // This version's schema, then the lock held as a replica of a later version holds it while its migrations run.
+      const host = await new DataSource(databaseOptions(loadAppConfig({ NODE_ENV: 'test', ...database }))).initialize();
+      const lock = await holdMigrationsLock(host);
+      try {
+        const run = cli(['audit:verify'], database);
+        let timer: NodeJS.Timeout | undefined;
+        const r = await Promise.race([run.exited, new Promise<'still waiting'>((done) => (timer = setTimeout(() => done('still waiting'), 20_000)))]);
+        clearTimeout(timer);
+        expect(r === 'still waiting' ? r : { code: r.code, stdout: JSON.parse(r.stdout) }).toEqual({ code: 0, stdout: expect.objectContaining({ valid: true }) });
+      } finally {
+        await lock.release().catch(() => undefined);
+        await host.destroy();
+      }
+    });
+  }, 60_000);
 });

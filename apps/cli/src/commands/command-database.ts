@@ -53,7 +53,7 @@ function reasonOf(e: unknown, password: string | undefined): string {
  * (a migration) stays as it is. Migrations are applied as the host applies them (`applyPendingMigrations`: on
  * PostgreSQL under the schema's advisory lock, so never beside a replica that is starting; `[Migrations] Applied n
  * migrations: …` on stderr), never by TypeORM's unlocked `migrationsRun`: that is the schema's creation on a database
- * without one, and `migrate`'s upgrade of an older one. Every other command refuses an older schema before it opens
+ * without one, and `migrate`'s upgrade of an older one; a current schema takes no lock. Every other command refuses an older schema before it opens
  * anything (`refuseOlderSchema`).
  */
 export function commandDatabaseModule() {
@@ -64,11 +64,28 @@ export function commandDatabaseModule() {
   });
 }
 
-/** `options` opened with one connection attempt (see initializeOnce), then its pending migrations applied as the host does. */
+/**
+ * `options` opened with one connection attempt (see initializeOnce), then its pending migrations applied as the host
+ * does. A schema already current (all a command other than `migrate` gets past refuseOlderSchema) is left alone: no
+ * migrations lock taken, since a replica of a later version holds it for as long as its migrations take (an index
+ * built on a large audit log), and the command — an emergency `revoke` — would wait on it without a word, while this
+ * version's replicas go on serving that schema.
+ */
 async function initializeWithMigrationsOnce(options: DataSourceOptions): Promise<DataSource> {
   const dataSource = await initializeOnce(options);
-  await applyPendingMigrations(dataSource);
+  if (!(await isSchemaCurrent(dataSource))) await applyPendingMigrations(dataSource);
   return dataSource;
+}
+
+/** Whether the migrations table is there and records every migration of `dataSource` (read only: nothing created). */
+async function isSchemaCurrent(dataSource: DataSource): Promise<boolean> {
+  const runner = dataSource.createQueryRunner();
+  try {
+    if (!(await runner.hasTable(dataSource.options.migrationsTableName ?? 'migrations'))) return false;
+  } finally {
+    await runner.release();
+  }
+  return (await new MigrationExecutor(dataSource).getPendingMigrations()).length === 0;
 }
 
 /** An operational command on a host database whose schema is older than this version: it applies no migration. */
