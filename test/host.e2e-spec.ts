@@ -125,7 +125,7 @@ describe.each(DATABASE_KINDS)('reference host on %s', (kind) => {
       components: { schemas: Record<string, unknown> };
       paths: Record<string, Record<string, { responses: Record<string, { content?: unknown }>; 'x-required-scopes'?: string[]; description?: string }>>;
     };
-    expect(doc.components.schemas.ErrorBody).toMatchObject({ required: ['statusCode', 'error', 'message', 'requestId'] });
+    expect(doc.components.schemas.ErrorBody).toMatchObject({ required: ['statusCode', 'error', 'message', 'code', 'codeName', 'requestId'] });
     const value = doc.paths['/v1/credentials/{id}/value'].get;
     expect(value['x-required-scopes']).toEqual(['credentials:read-value']);
     expect(value.description).toContain('Scope: credentials:read-value.');
