@@ -5,7 +5,7 @@ import { DataSource } from 'typeorm';
 import { at, BASE_MS, credentialRow, openRepositoryDataSource, sleep, tenant } from '../../test/repository-fixtures';
 import { CredentialStatus, CredentialType } from '../credential-type';
 import { CredentialEntity } from '../entities';
-import { CredentialRepository } from './credential.repository';
+import { CredentialRepository, slotKey } from './credential.repository';
 
 const DAY = 86_400_000;
 
@@ -185,6 +185,38 @@ describe.each(DATABASE_KINDS)('CredentialRepository on %s', (kind) => {
     expect((await scan({ after: { expiresAtMs: BASE_MS + far + 1, id: y.id } })).map((s) => s.id)).toEqual([x.id, z.id]);
     expect((await scan({ type: CredentialType.CUSTOM_SECRET })).map((s) => s.id)).toEqual([z.id]);
     expect((await scan({ statuses: [CredentialStatus.REVOKED] })).map((s) => s.id)).toEqual([r.id]);
+  });
+
+  it("reads a slot with many deleted rows from its index in one statement answering one row per slot, not every row", async () => {
+    // A slot stored and deleted again and again (reconnects, staged secrets): a store reads it each time.
+    const t = tenant('churn');
+    const key = { tenantId: t, integrationId: 'github', connectionId: 'churned', type: CredentialType.API_KEY };
+    const deleted = Array.from({ length: 200 }, (_, g) => credentialRow(t, { ...key, status: CredentialStatus.DELETED, deletedAt: at(g), createdAt: at(-g), vaultGeneration: g }));
+    const live = credentialRow(t, { ...key, vaultGeneration: 200 });
+    const others = Array.from({ length: 3000 }, (_, i) => credentialRow(tenant('bulk-slot'), { connectionId: `conn-${i}` }));
+    await repo.insertMany([...deleted, ...others]);
+    if (kind === 'postgres') await ds.query(`ANALYZE ${ds.getMetadata(CredentialEntity).tablePath}`);
+
+    for (const [expected, other] of [[{ liveId: null, highestGeneration: 199 }, null], [{ liveId: live.id, highestGeneration: 200 }, live]] as const) {
+      if (other) await repo.insert(other);
+      const statements = await selects(async () => expect(await repo.findSlots([key, { ...key, connectionId: 'never-used' }])).toEqual(new Map([[slotKey(key), expected]])));
+      expect(statements).toHaveLength(1);
+      const [[sql, params]] = statements;
+      expect(await ds.query(sql, params)).toHaveLength(1);
+      if (kind === 'sqlite') {
+        const plan = ((await ds.query(`EXPLAIN QUERY PLAN ${sql}`, params)) as Array<{ detail: string }>).map((p) => p.detail).join(' | ');
+        expect(plan).toMatch(/SEARCH c USING (COVERING )?INDEX (IDX_cv_credentials_tenant_connection|UQ_cv_credentials_live) /);
+        expect(plan).not.toMatch(/SCAN c\b/);
+      } else {
+        const [row] = (await ds.query(`EXPLAIN (ANALYZE, FORMAT JSON) ${sql}`, params)) as Array<{ 'QUERY PLAN': Array<{ Plan: PlanNode }> }>;
+        const scans = planNodes(row['QUERY PLAN'][0].Plan).filter((n) => /Scan/.test(n['Node Type']));
+        expect(scans.map((n) => n['Node Type'])).not.toContain('Seq Scan');
+        // One index range per slot asked for (a BitmapOr of them, or index scans).
+        const ranges = scans.map((n) => n['Index Name']).filter(Boolean);
+        expect(ranges.length).toBeGreaterThan(0);
+        for (const name of ranges) expect(name).toMatch(/^(IDX_cv_credentials_tenant_connection|UQ_cv_credentials_live)$/);
+      }
+    }
   });
 
   it('counts the live rows of a type by connection-id prefix (every tenant) from an index range, not a scan of every credential', async () => {

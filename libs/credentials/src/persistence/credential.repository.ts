@@ -205,25 +205,36 @@ export class CredentialRepository {
   }
 
   /**
-   * The slots of many (tenant, integration, connection, type) keys in one statement per chunk (only the columns it
-   * needs of every row, deleted ones included), by `slotKey(...)`; a key whose slot has no row is not in the map.
+   * The slots of many (tenant, integration, connection, type) keys in one statement per chunk, by `slotKey(...)`; a key
+   * whose slot has no row is not in the map. The database aggregates each slot (its live id, its highest generation,
+   * deleted rows included) from the slot's index range: one row per slot, however many deleted rows it holds (a slot
+   * stored and deleted again and again — reconnects, staged secrets — is read on every store).
    */
   async findSlots(keys: SlotKey[]): Promise<Map<string, CredentialSlot>> {
     const slots = new Map<string, CredentialSlot>();
     for (const chunk of chunks(keys)) {
-      const rows = await this.runner.read(() =>
-        this.runner.manager.find(CredentialEntity, {
-          select: { id: true, tenantId: true, integrationId: true, connectionId: true, type: true, status: true, vaultGeneration: true },
-          where: chunk.map(({ tenantId, integrationId, connectionId, type }) => ({ tenantId, integrationId, connectionId, type })),
-        }),
-      );
-      for (const r of rows) {
-        const key = slotKey(r);
-        const slot = slots.get(key) ?? emptySlot();
-        if (r.status !== CredentialStatus.DELETED) slot.liveId = r.id;
-        slot.highestGeneration = Math.max(slot.highestGeneration ?? 0, r.vaultGeneration);
-        slots.set(key, slot);
-      }
+      const rows = await this.runner.read(() => {
+        const qb = this.runner.manager
+          .createQueryBuilder(CredentialEntity, 'c')
+          .select('c.tenantId', 'tenantId')
+          .addSelect('c.integrationId', 'integrationId')
+          .addSelect('c.connectionId', 'connectionId')
+          .addSelect('c.type', 'type')
+          // At most one live row per slot (UQ_cv_credentials_live): MAX picks it.
+          .addSelect('MAX(CASE WHEN c.status <> :deleted THEN c.id END)', 'liveId')
+          .addSelect('MAX(c.vaultGeneration)', 'highestGeneration')
+          .setParameter('deleted', CredentialStatus.DELETED);
+        const slotsOf = chunk.map((_, i) => `(c.tenantId = :t${i} AND c.integrationId = :i${i} AND c.connectionId = :c${i} AND c.type = :y${i})`);
+        const params = Object.fromEntries(chunk.flatMap((k, i) => [[`t${i}`, k.tenantId], [`i${i}`, k.integrationId], [`c${i}`, k.connectionId], [`y${i}`, k.type]]));
+        return qb
+          .where(`(${slotsOf.join(' OR ')})`, params)
+          .groupBy('c.tenantId')
+          .addGroupBy('c.integrationId')
+          .addGroupBy('c.connectionId')
+          .addGroupBy('c.type')
+          .getRawMany<SlotKey & { liveId: string | null; highestGeneration: string | number }>();
+      });
+      for (const r of rows) slots.set(slotKey(r), { liveId: r.liveId ?? null, highestGeneration: Number(r.highestGeneration) });
     }
     return slots;
   }
