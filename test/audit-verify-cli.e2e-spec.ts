@@ -6,7 +6,9 @@ import { AuditAnchorService, AuditResult, AuditService } from '@app/audit';
 import { KeyVaultEmulator } from '@app/keyvault-emulator';
 import { AuditVerifyCommand } from '../apps/cli/src/commands/audit-verify.command';
 import { externalVaultEnv, runCli } from './support/cli';
+import { spawnCli } from './support/cli-process';
 import { startTestHost, TestHost } from './support/host';
+import { writeRequireHook } from './support/swc-require-hook';
 
 /** `cli audit:verify` with the host's environment and an external vault also checks the Key Vault anchors. */
 describe('cli audit:verify', () => {
@@ -51,6 +53,21 @@ describe('cli audit:verify', () => {
     expect(exitCode).not.toBe(1);
     expect(result).toMatchObject({ valid: true, anchorsChecked: 1 });
   });
+
+  // A mistyped tenant printed `valid: true, checked: 0` and exited 0: after an incident an operator read "valid".
+  it('--tenant naming a tenant with no audit row (a mistyped id) exits 1 with one line naming it, printing no result', async () => {
+    const hook = writeRequireHook(vaultDir);
+    const typo = spawnCli(hook, ['audit:verify', '--tenant', `${tenantId}x`], host.env);
+    const r = await typo.exited;
+    expect(r.code).toBe(1);
+    expect(r.stdout).toBe('');
+    expect(r.stderr.trim().split('\n')).toEqual([
+      `AuditTenantWithoutRowsError: tenant ${tenantId}x has no audit rows and no anchor: nothing was verified (check --tenant; a tenant that has done nothing audited yet has none)`,
+    ]);
+    // The tenant's own chain, given the same way, verifies.
+    const real = await spawnCli(hook, ['audit:verify', '--tenant', tenantId], host.env).exited;
+    expect([real.code, JSON.parse(real.stdout)]).toEqual([0, expect.objectContaining({ valid: true, checked: 4, chains: 1, anchorsChecked: 1 })]);
+  }, 120_000);
 
   it('exits 1 and names the truncation once the newest rows are deleted', async () => {
     const db = await new DataSource({ type: 'better-sqlite3', database: host.env.DATABASE_PATH }).initialize();
