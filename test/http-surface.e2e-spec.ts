@@ -1,3 +1,4 @@
+import { request } from 'node:http';
 import { connect } from 'node:net';
 import { randomBytes } from 'node:crypto';
 import { AuditService } from '@app/audit';
@@ -177,6 +178,27 @@ describe('the HTTP surface: methods', () => {
       }
       const loaded = [200, 'text/html', 6, []];
       expect(pages).toEqual({ '/docs': loaded, '/docs/': loaded, '/docs/index.html': loaded });
+    });
+
+    // The static files' plugin refuses these 403; the host read that status as its guard's and answered MISSING_SCOPE.
+    it('a path out of its folder (`..`, a NUL byte) is refused in the host error shape with the generic host code, never MISSING_SCOPE', async () => {
+      const { hostname, port } = new URL(host.baseUrl);
+      // Sent as written: fetch would resolve the `..` before sending.
+      const get = (path: string) =>
+        new Promise<{ status?: number; body: Record<string, unknown> }>((resolve, reject) => {
+          const req = request({ host: hostname, port, path }, (res) => {
+            let text = '';
+            res.on('data', (d: Buffer) => (text += d.toString('utf8')));
+            res.on('end', () => resolve({ status: res.statusCode, body: JSON.parse(text) as Record<string, unknown> }));
+          });
+          req.on('error', reject).end();
+        });
+      for (const path of ['/docs/../package.json', '/docs/%2e%2e/package.json', '/docs/%00']) {
+        expect([path, await get(path)]).toEqual([
+          path,
+          { status: 403, body: { statusCode: 403, error: 'FORBIDDEN', message: 'Forbidden', code: 90017, codeName: 'HTTP_ERROR', requestId: expect.any(String) } },
+        ]);
+      }
     });
   });
 

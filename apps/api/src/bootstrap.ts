@@ -13,7 +13,7 @@ import { AppModule } from './app.module';
 import { AuthGuard } from './auth/auth.guard';
 import { IdleConnections, otherListeningServers, SILENT_IN_DRAIN_MS } from './http/idle-connections';
 import { deferBodyParsing, dropUnparsableContentType } from './http/request-body';
-import { HOST_ERROR_HTTP_STATUS, HostErrorCode, hostError } from './http/host-errors';
+import { type FixedStatusHostCode, HOST_ERROR_HTTP_STATUS, HostErrorCode, hostError } from './http/host-errors';
 import { withErrorAnswers, withSuccessSchemas } from './http/openapi';
 import { queryDecodes, UNDECODABLE_QUERY } from './http/query-string';
 import { RouteTable } from './http/route-table';
@@ -110,7 +110,7 @@ function unparsableRequest(error: NodeJS.ErrnoException, socket: Duplex): void {
 }
 
 /** An error body of the host's shape for an answer made before Fastify has the request, with a request id of its own. */
-function errorAnswer(code: HostErrorCode, message: string): { status: number; requestId: string; body: string } {
+function errorAnswer(code: FixedStatusHostCode, message: string): { status: number; requestId: string; body: string } {
   const requestId = randomUUID();
   const status = HOST_ERROR_HTTP_STATUS[code];
   return { status, requestId, body: JSON.stringify({ statusCode: status, error: PARSER_ERROR_NAMES[status], message, ...hostError(code), requestId }) };
@@ -160,7 +160,7 @@ function routingError(error: FastifyError, request: FastifyRequest, reply: Fasti
 const METHOD_NOT_ALLOWED = 'this path does not take this method: the Allow header names the ones it takes';
 
 /** An answer in the host's error shape for a request refused before Nest sees it (so its exception filter cannot). */
-function answerBeforeNest(request: FastifyRequest, reply: FastifyReply, code: HostErrorCode, message: string): void {
+function answerBeforeNest(request: FastifyRequest, reply: FastifyReply, code: FixedStatusHostCode, message: string): void {
   const status = HOST_ERROR_HTTP_STATUS[code];
   void reply
     .status(status)

@@ -1,10 +1,11 @@
-import { CanActivate, ExecutionContext, ForbiddenException, Injectable, Logger, UnauthorizedException } from '@nestjs/common';
+import { CanActivate, ExecutionContext, Injectable, Logger, UnauthorizedException } from '@nestjs/common';
 import { Reflector } from '@nestjs/core';
 import { InjectThrottlerOptions, InjectThrottlerStorage, ThrottlerException, type ThrottlerModuleOptions, type ThrottlerStorage } from '@nestjs/throttler';
 // The metadata keys @SkipThrottle() and @Throttle() write (not re-exported by the package's index).
 import { THROTTLER_BLOCK_DURATION, THROTTLER_LIMIT, THROTTLER_SKIP, THROTTLER_TTL } from '@nestjs/throttler/dist/throttler.constants';
 import { AuditAction, AuditResult, AuditService } from '@app/audit';
 import { describeError, type OperationContext } from '@app/common';
+import { MissingScopeException } from '../http/host-errors';
 import { routePattern } from '../http/route-pattern';
 import { declaredInput, DeferredBody, parseBody, RAW_BODY_ROUTE, refuseUndeclaredInput, type DeclaredInput } from '../http/request-body';
 import { AuthenticationFailed, AuthService } from './auth.service';
@@ -198,7 +199,7 @@ export class AuthGuard implements CanActivate {
   private async refuseScopes(req: Req, principal: Principal, needed: Scope[]): Promise<never> {
     const missing = needed.filter((s) => !hasScope(principal, s));
     await this.auditRefusal(req, AuditAction.ACCESS_DENIED, { tenantId: principal.tenantId, actor: { id: principal.id } }, 'MISSING_SCOPE', { missing });
-    throw new ForbiddenException(`missing scope: ${missing.join(', ')}`);
+    throw new MissingScopeException(`missing scope: ${missing.join(', ')}`);
   }
 
   private planFor(context: ExecutionContext): RoutePlan {

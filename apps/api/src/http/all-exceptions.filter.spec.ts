@@ -1,4 +1,4 @@
-import { BadRequestException, Controller, ForbiddenException, Get, Module, Post, UnauthorizedException } from '@nestjs/common';
+import { BadRequestException, ConflictException, Controller, Get, HttpException, Module, Post, ServiceUnavailableException, UnauthorizedException, UnprocessableEntityException } from '@nestjs/common';
 import { ThrottlerException } from '@nestjs/throttler';
 import { APP_FILTER, NestFactory } from '@nestjs/core';
 import type { NestFastifyApplication } from '@nestjs/platform-fastify';
@@ -13,6 +13,7 @@ import { loadAppConfig } from '../config/app.config';
 import { HOST_LOG, HostLogger } from '../logging/host-logger';
 import { createHostLog } from '../logging/logging.options';
 import { AllExceptionsFilter, isDatabaseUnavailable } from './all-exceptions.filter';
+import { MissingScopeException } from './host-errors';
 
 const TENANT = 'tenant-7c1e94d2';
 /** A secret name as the credentials lib makes them: it carries the tenant id. */
@@ -146,7 +147,30 @@ class FailingController {
 
   @Get('scope')
   scope(): never {
-    throw new ForbiddenException('missing scope: keys:read');
+    throw new MissingScopeException('missing scope: keys:read');
+  }
+
+  /** A 403 of a Fastify plugin (the static files' for `/docs/../x`), as Nest's adapter maps it: not the guard's. */
+  @Get('plugin-forbidden')
+  pluginForbidden(): never {
+    throw new HttpException('Forbidden', 403, { cause: Object.assign(new Error('Forbidden'), { status: 403, statusCode: 403, expose: true }) });
+  }
+
+  /** Statuses the host has no code of its own for. */
+  @Get('conflict')
+  conflict(): never {
+    throw new ConflictException('already there');
+  }
+
+  @Get('unprocessable')
+  unprocessable(): never {
+    throw new UnprocessableEntityException('cannot do that');
+  }
+
+  /** A 503 that is not the health report. */
+  @Get('unavailable')
+  unavailable(): never {
+    throw new ServiceUnavailableException('not now');
   }
 
   @Get('throttled')
@@ -334,6 +358,11 @@ describe('AllExceptionsFilter: every refusal carries a stable code', () => {
     ['the rate limit', '/fail/throttled', undefined, 429, 'TOO_MANY_REQUESTS', 'too many requests', 90013, 'RATE_LIMIT_EXCEEDED'],
     ['an unreachable database', '/fail/db-starting', undefined, 503, 'SERVICE_UNAVAILABLE', 'the database is unavailable: retry later', 90015, 'DATABASE_UNAVAILABLE'],
     ['a bug', '/fail/bug', undefined, 500, 'INTERNAL_SERVER_ERROR', 'Internal server error', 90016, 'INTERNAL'],
+    // Statuses without a host code of their own (or not the host's refusal of that status): the generic one, never none.
+    ['a plugin\'s 403', '/fail/plugin-forbidden', undefined, 403, 'FORBIDDEN', 'Forbidden', 90017, 'HTTP_ERROR'],
+    ['a 409 HttpException', '/fail/conflict', undefined, 409, 'CONFLICT', 'already there', 90017, 'HTTP_ERROR'],
+    ['a 422 HttpException', '/fail/unprocessable', undefined, 422, 'UNPROCESSABLE_ENTITY', 'cannot do that', 90017, 'HTTP_ERROR'],
+    ['a 503 that is not the health report', '/fail/unavailable', undefined, 503, 'SERVICE_UNAVAILABLE', 'not now', 90017, 'HTTP_ERROR'],
   ] as const)('%s: its status, error and message as before, plus the host code', async (_what, path, init, statusCode, error, message, code, codeName) => {
     const { status, body } = await answer(path, init as RequestInit | undefined);
     expect(status).toBe(statusCode);

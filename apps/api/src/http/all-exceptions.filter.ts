@@ -10,8 +10,8 @@ interface ErrorBody {
   statusCode: number;
   error: string;
   message: string | string[];
-  code?: number;
-  codeName?: string;
+  code: number;
+  codeName: string;
   errorId?: string;
   requestId?: string;
 }
@@ -57,8 +57,8 @@ export class AllExceptionsFilter implements ExceptionFilter {
       let message = typeof res === 'string' ? res : ((res as { message?: string | string[] }).message ?? exception.message);
       // The router's "Cannot GET /path?query" repeats the request; the client knows what it asked for.
       if (status === HttpStatus.NOT_FOUND && typeof message === 'string' && /^Cannot [A-Z]+ /.test(message)) message = 'no route matches this method and path';
-      const code = hostErrorCodeOf(exception);
-      body = { statusCode: status, error: HttpStatus[status] ?? 'Error', message, ...(code === undefined ? {} : hostError(code)) };
+      // A status the host has no code of its own for (409, 422, a 503 that is not the health report, a plugin's 403): the generic one.
+      body = { statusCode: status, error: HttpStatus[status] ?? 'Error', message, ...hostError(hostErrorCodeOf(exception) ?? HostErrorCode.HTTP_ERROR) };
     } else if (isClientGone(exception, request)) {
       // The client left before its body arrived whole (Node's "aborted" on the request stream): its request, not our
       // failure, and its access line already says `request aborted`. Answered for form's sake; no one reads it.

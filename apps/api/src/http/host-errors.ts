@@ -1,4 +1,4 @@
-import { HttpException, HttpStatus } from '@nestjs/common';
+import { ForbiddenException, HttpException, HttpStatus } from '@nestjs/common';
 
 /**
  * The host's own refusals, by what the client did wrong: the requests Nest, Fastify, Node's parser and the host's
@@ -40,10 +40,18 @@ export enum HostErrorCode {
   DATABASE_UNAVAILABLE = 90015,
   /** A fault of ours; `errorId` names the log line. */
   INTERNAL = 90016,
+  /**
+   * An HTTP error without a more specific code (a status none of the others is, or a framework plugin's refusal): its
+   * status and message say what. Its status is the answer's own, so it has none in HOST_ERROR_HTTP_STATUS.
+   */
+  HTTP_ERROR = 90017,
 }
 
+/** The host codes that each answer with one status (all but HTTP_ERROR, whose status is the error's own). */
+export type FixedStatusHostCode = Exclude<HostErrorCode, HostErrorCode.HTTP_ERROR>;
+
 /** The status each host code answers with: exhaustive, so a new code does not compile without one. */
-export const HOST_ERROR_HTTP_STATUS: Readonly<Record<HostErrorCode, HttpStatus>> = {
+export const HOST_ERROR_HTTP_STATUS: Readonly<Record<FixedStatusHostCode, HttpStatus>> = {
   [HostErrorCode.VALIDATION_FAILED]: HttpStatus.BAD_REQUEST,
   [HostErrorCode.MALFORMED_BODY]: HttpStatus.BAD_REQUEST,
   [HostErrorCode.MALFORMED_REQUEST]: HttpStatus.BAD_REQUEST,
@@ -70,7 +78,7 @@ export const HOST_ERROR_HTTP_STATUS: Readonly<Record<HostErrorCode, HttpStatus>>
 const CODE_BY_STATUS: Readonly<Partial<Record<number, HostErrorCode>>> = {
   [HttpStatus.BAD_REQUEST]: HostErrorCode.VALIDATION_FAILED,
   [HttpStatus.UNAUTHORIZED]: HostErrorCode.UNAUTHENTICATED,
-  [HttpStatus.FORBIDDEN]: HostErrorCode.MISSING_SCOPE,
+  // Not 403: MISSING_SCOPE is the guards' MissingScopeException; another 403 (a plugin's) is HTTP_ERROR.
   [HttpStatus.NOT_FOUND]: HostErrorCode.ROUTE_NOT_FOUND,
   [HttpStatus.METHOD_NOT_ALLOWED]: HostErrorCode.METHOD_NOT_ALLOWED,
   [HttpStatus.PAYLOAD_TOO_LARGE]: HostErrorCode.BODY_TOO_LARGE,
@@ -83,11 +91,19 @@ const CODE_BY_STATUS: Readonly<Partial<Record<number, HostErrorCode>>> = {
 /** A refusal of the host whose status alone does not say which (a malformed body is a 400 as a failed validation is). */
 export class HostHttpException extends HttpException {
   constructor(
-    readonly hostCode: HostErrorCode,
+    readonly hostCode: FixedStatusHostCode,
     message: string,
   ) {
     super(message, HOST_ERROR_HTTP_STATUS[hostCode]);
   }
+}
+
+/**
+ * The auth guards' refusal of a caller without a scope the route needs (HTTP and gRPC): MISSING_SCOPE by its class,
+ * not its status — a Fastify plugin answers 403 too (the static files' for `/docs/../x`), for no scope of anyone's.
+ */
+export class MissingScopeException extends ForbiddenException {
+  readonly hostCode = HostErrorCode.MISSING_SCOPE;
 }
 
 /** `code` and `codeName` of a host refusal, for an error body or a gRPC status. */
@@ -97,5 +113,5 @@ export function hostError(code: HostErrorCode): { code: number; codeName: string
 
 /** The host code of an HttpException (its own, else its status's), or undefined for a status the host never raises. */
 export function hostErrorCodeOf(e: HttpException): HostErrorCode | undefined {
-  return e instanceof HostHttpException ? e.hostCode : CODE_BY_STATUS[e.getStatus()];
+  return e instanceof HostHttpException || e instanceof MissingScopeException ? e.hostCode : CODE_BY_STATUS[e.getStatus()];
 }

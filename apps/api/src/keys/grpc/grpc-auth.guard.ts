@@ -1,4 +1,4 @@
-import { CanActivate, ExecutionContext, ForbiddenException, Inject, Injectable, Logger, UnauthorizedException } from '@nestjs/common';
+import { CanActivate, ExecutionContext, Inject, Injectable, Logger, UnauthorizedException } from '@nestjs/common';
 import { ModuleRef, Reflector } from '@nestjs/core';
 import { ThrottlerException, ThrottlerStorage } from '@nestjs/throttler';
 import type { Metadata } from '@grpc/grpc-js';
@@ -8,6 +8,7 @@ import { REQUIRED_SCOPES } from '../../auth/auth.decorators';
 import { failedAuthenticationKey, UNAUTHENTICATED_TENANT } from '../../auth/auth.guard';
 import { AuthenticationFailed, AuthService } from '../../auth/auth.service';
 import { APP_CONFIG, AppConfig } from '../../config/app.config';
+import { MissingScopeException } from '../../http/host-errors';
 import { requestIdOf } from '../../logging/logging.options';
 import { hasScope, Principal, Scope } from '../../auth/scopes';
 import { grpcCallRecord, REQUEST_ID_METADATA } from './grpc-call-observer';
@@ -77,7 +78,7 @@ export class GrpcAuthGuard implements CanActivate {
     const ctx: OperationContext = { tenantId: principal.tenantId, actor: { id: principal.id, ip, userAgent }, correlationId, signal: callSignal(call) };
     if (missing.length > 0) {
       await this.auditRefusal(AuditAction.ACCESS_DENIED, ctx, resource, 'MISSING_SCOPE', { missing });
-      throw new ForbiddenException(`missing scope: ${missing.join(', ')}`);
+      throw new MissingScopeException(`missing scope: ${missing.join(', ')}`);
     }
     await this.throttle(`grpc-${resource}-${principal.id}`);
     call.operationContext = ctx;

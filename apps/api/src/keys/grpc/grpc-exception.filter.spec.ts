@@ -1,4 +1,4 @@
-import { BadRequestException, ForbiddenException, Logger, UnauthorizedException, type ArgumentsHost } from '@nestjs/common';
+import { BadRequestException, Logger, UnauthorizedException, type ArgumentsHost } from '@nestjs/common';
 import { Metadata, status as GrpcCode } from '@grpc/grpc-js';
 import { RestError, createHttpHeaders, createPipelineRequest } from '@azure/core-rest-pipeline';
 import { QueryFailedError } from 'typeorm';
@@ -9,6 +9,7 @@ import { KeysError, KeysErrorCode } from '@app/keys';
 import { loadAppConfig } from '../../config/app.config';
 import { HostLogger } from '../../logging/host-logger';
 import { createHostLog } from '../../logging/logging.options';
+import { MissingScopeException } from '../../http/host-errors';
 import { recordGrpcCall } from './grpc-call-observer';
 import { GrpcRateLimitedException } from './grpc-auth.guard';
 import { GrpcExceptionFilter } from './grpc-exception.filter';
@@ -62,7 +63,7 @@ describe('GrpcExceptionFilter', () => {
     expect(s).toMatchObject({ code: GrpcCode.INVALID_ARGUMENT, details: 'a must be x; b must be y' });
     expect(s.metadata.get(ERROR_CODE_TRAILER)).toEqual(['90001']);
     expect(Buffer.from(s.metadata.get(STATUS_DETAILS_TRAILER)[0] as Buffer).toString('latin1')).toContain('VALIDATION_FAILED');
-    const refusals = [new UnauthorizedException('invalid API key'), new ForbiddenException('missing scope: keys:write'), new GrpcRateLimitedException(1000)];
+    const refusals = [new UnauthorizedException('invalid API key'), new MissingScopeException('missing scope: keys:write'), new GrpcRateLimitedException(1000)];
     expect(refusals.map((e) => [filter.toStatus(e).code, filter.toStatus(e).metadata.get(ERROR_CODE_TRAILER)])).toEqual([
       [GrpcCode.UNAUTHENTICATED, ['90004']],
       [GrpcCode.PERMISSION_DENIED, ['90005']],
