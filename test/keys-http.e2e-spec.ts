@@ -179,6 +179,19 @@ describe.each(DATABASE_KINDS)('keys HTTP API on %s', (kind) => {
     expect((await call(reader, 'GET', '/v1/keys?tag=note=two%0Alines')).status).toBe(200);
   });
 
+  // The vault keeps whole seconds (NumericDate) and the SDK cut the fraction off: notBefore .500 became .000, usable 500 ms early.
+  it('stores sub-second dates rounded inward — notBefore up, expiresOn down — on create and update, and answers them as stored', async () => {
+    const created = await call(manager, 'POST', '/v1/keys', { name: 'dated', type: 'EC', notBefore: '2029-06-01T12:00:00.500Z', expiresOn: '2031-01-01T00:00:00.999Z' });
+    expect([created.status, created.body.notBefore, created.body.expiresOn]).toEqual([201, '2029-06-01T12:00:01.000Z', '2031-01-01T00:00:00.000Z']);
+    const updated = await call(manager, 'PATCH', '/v1/keys/dated', { notBefore: '2029-07-01T00:00:00.001Z', expiresOn: '2030-01-01T00:00:59.999Z' });
+    expect([updated.status, updated.body.notBefore, updated.body.expiresOn]).toEqual([200, '2029-07-01T00:00:01.000Z', '2030-01-01T00:00:59.000Z']);
+    expect((await call(reader, 'GET', '/v1/keys/dated')).body).toMatchObject({ notBefore: '2029-07-01T00:00:01.000Z', expiresOn: '2030-01-01T00:00:59.000Z' });
+    // Both in one second: no window is left once rounded, refused and nothing changed.
+    const empty = await call(manager, 'PATCH', '/v1/keys/dated', { notBefore: '2030-01-01T00:00:00.200Z', expiresOn: '2030-01-01T00:00:00.800Z' });
+    expect([empty.status, empty.body.codeName, empty.body.message]).toEqual([400, 'KEYS_VALIDATION', expect.stringMatching(/^notBefore must be before expiresOn \(in whole seconds/)]);
+    expect((await call(reader, 'GET', '/v1/keys/dated')).body).toMatchObject({ notBefore: '2029-07-01T00:00:01.000Z', expiresOn: '2030-01-01T00:00:59.000Z' });
+  });
+
   // It was stored as sent (keyOps ["sign","sign"]) and answered so by every read after.
   it('keyOps naming an operation twice is 400 KEYS_VALIDATION on create, update and a version update, changing nothing', async () => {
     const created = await call(manager, 'POST', '/v1/keys', { name: 'ops-once', type: 'RSA', keyOps: ['sign', 'verify'] });

@@ -110,7 +110,7 @@ export class KeysService implements OnModuleDestroy {
 
   async createKey(ctx: OperationContext, request: CreateKeyRequest): Promise<KeyDetails> {
     const req = request ?? ({} as CreateKeyRequest);
-    const keyOps = checkCreateKey(req);
+    const { keyOps, expiresOn, notBefore } = checkCreateKey(req);
     const details = { keyType: req.type, keySize: req.type === 'RSA' ? (req.size ?? 2048) : undefined, curve: req.type === 'EC' ? (req.curve ?? 'P-256') : undefined };
     return this.runner.managed(ctx, 'create', req.name, details, () => this.exclusiveCreate(this.vaultName(ctx, req.name), async (vaultName) => {
       // Key Vault's create adds a version to an existing key (of any type): a taken name is refused instead, as the
@@ -127,8 +127,8 @@ export class KeysService implements OnModuleDestroy {
         keyOps,
         tags: req.tags,
         enabled: req.enabled,
-        expiresOn: req.expiresOn,
-        notBefore: req.notBefore,
+        expiresOn,
+        notBefore,
       }, { signal: ctx.signal });
       await this.cache.rememberChanged(vaultName, key, true);
       return { result: this.details(ctx, key), keyVersion: key.properties.version };
@@ -202,7 +202,7 @@ export class KeysService implements OnModuleDestroy {
     if (req.version !== undefined) checkVersion(req.version);
     if (req.keyOps !== undefined) checkKeyOps(req.keyOps);
     if (req.tags !== undefined) checkTags(req.tags);
-    checkDates(req.expiresOn, req.notBefore);
+    const { expiresOn, notBefore } = checkDates(req.expiresOn, req.notBefore);
     checkEnabled(req.enabled);
     return this.runner.managed(ctx, 'update', name, { changed: Object.keys(req).filter((k) => k !== 'version' && req[k as keyof UpdateKeyRequest] !== undefined) }, async () => {
       if (req.keyOps !== undefined) {
@@ -214,8 +214,8 @@ export class KeysService implements OnModuleDestroy {
       const key = await this.vault.updateKeyProperties(vaultName, req.version, {
         enabled: req.enabled,
         tags: req.tags,
-        expiresOn: req.expiresOn,
-        notBefore: req.notBefore,
+        expiresOn,
+        notBefore,
         keyOps: req.keyOps,
       }, { signal: ctx.signal });
       await this.cache.rememberChanged(vaultName, key, false);

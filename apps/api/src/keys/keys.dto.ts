@@ -47,12 +47,12 @@ export class UpdateKeyDto {
   @IsJsonObject()
   tags?: Record<string, string>;
 
-  @ApiPropertyOptional({ type: String, format: 'date-time' })
+  @ApiPropertyOptional({ type: String, format: 'date-time', description: 'Kept in whole seconds, as the vault stores it: a fraction is rounded down (the key expires no later than asked); the answer shows the value stored' })
   @IsOptional()
   @IsDateTime()
   expiresOn?: Date;
 
-  @ApiPropertyOptional({ type: String, format: 'date-time' })
+  @ApiPropertyOptional({ type: String, format: 'date-time', description: 'Kept in whole seconds, as the vault stores it: a fraction is rounded up (the key is usable no earlier than asked); the answer shows the value stored. Must be before expiresOn once both are rounded' })
   @IsOptional()
   @IsDateTime()
   notBefore?: Date;

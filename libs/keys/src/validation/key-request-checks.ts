@@ -67,8 +67,8 @@ export function checkSelector<T extends KeySelector>(request: T): T {
   return request;
 }
 
-/** A create request's checks; answers the key operations the key gets. */
-export function checkCreateKey(req: CreateKeyRequest): KeyOperation[] {
+/** A create request's checks; answers the key operations the key gets and its dates in whole seconds (`checkDates`). */
+export function checkCreateKey(req: CreateKeyRequest): { keyOps: KeyOperation[] } & KeyDates {
   checkName(req.name);
   if (req.type !== 'RSA' && req.type !== 'EC') throw invalid('type', "type must be 'RSA' or 'EC'");
   if (req.type === 'RSA') {
@@ -81,9 +81,9 @@ export function checkCreateKey(req: CreateKeyRequest): KeyOperation[] {
   const keyOps = req.keyOps ?? (req.type === 'RSA' ? [...VAULT_KEY_OPERATIONS] : (['sign', 'verify'] as KeyOperation[]));
   checkKeyOps(keyOps, req.type);
   checkTags(req.tags);
-  checkDates(req.expiresOn, req.notBefore);
+  const dates = checkDates(req.expiresOn, req.notBefore);
   checkEnabled(req.enabled);
-  return keyOps;
+  return { keyOps, ...dates };
 }
 
 export function checkEnabled(enabled: unknown): void {
@@ -145,7 +145,18 @@ export function checkTags(tags: unknown, use: 'stored' | 'filter' = 'stored'): v
   });
 }
 
-export function checkDates(expiresOn: unknown, notBefore: unknown): void {
+/** A key version's validity window as the vault stores it: whole seconds. */
+export interface KeyDates {
+  expiresOn?: Date;
+  notBefore?: Date;
+}
+
+/**
+ * The dates checked, and rounded to the whole seconds the vault stores (`nbf` / `exp` are NumericDate seconds; the
+ * Azure SDK would cut a fraction off, `getTime() / 1000 | 0`, moving `notBefore` up to 999 ms earlier): always
+ * inward — `notBefore` up, `expiresOn` down — so the key is never usable outside the window asked for.
+ */
+export function checkDates(expiresOn: unknown, notBefore: unknown): KeyDates {
   for (const [field, d] of [['expiresOn', expiresOn], ['notBefore', notBefore]] as const) {
     if (d !== undefined && (!(d instanceof Date) || Number.isNaN(d.getTime()))) throw invalid(field, `${field} must be a valid Date`);
     // The Azure SDK sends dates as 32-bit seconds (`getTime() / 1000 | 0`): a later one wraps to 1901..1970, an
@@ -154,9 +165,13 @@ export function checkDates(expiresOn: unknown, notBefore: unknown): void {
       throw invalid(field, `${field} must be from 1901-12-13T20:45:52Z to 2038-01-19T03:14:07Z`);
     }
   }
-  if (expiresOn instanceof Date && notBefore instanceof Date && notBefore.getTime() >= expiresOn.getTime()) {
-    throw invalid('notBefore', 'notBefore must be before expiresOn');
+  const dates: KeyDates = {};
+  if (expiresOn instanceof Date) dates.expiresOn = new Date(Math.floor(expiresOn.getTime() / 1000) * 1000);
+  if (notBefore instanceof Date) dates.notBefore = new Date(Math.ceil(notBefore.getTime() / 1000) * 1000);
+  if (dates.expiresOn && dates.notBefore && dates.notBefore.getTime() >= dates.expiresOn.getTime()) {
+    throw invalid('notBefore', 'notBefore must be before expiresOn (in whole seconds: notBefore is rounded up, expiresOn down)');
   }
+  return dates;
 }
 
 /** The page size a request asks for (the default when it asks none). */
