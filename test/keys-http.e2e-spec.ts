@@ -192,6 +192,15 @@ describe.each(DATABASE_KINDS)('keys HTTP API on %s', (kind) => {
     expect((await call(reader, 'GET', '/v1/keys/dated')).body).toMatchObject({ notBefore: '2029-07-01T00:00:01.000Z', expiresOn: '2030-01-01T00:00:59.000Z' });
   });
 
+  // The vault lists keys without their versions, and each item answered "version": "".
+  it('lists keys without a version field (the versions route and a get name them)', async () => {
+    const created = await call(manager, 'POST', '/v1/keys', { name: 'listed-one', type: 'EC', tags: { probe: 'list-version' } });
+    const listed = await call(reader, 'GET', '/v1/keys?tag=probe=list-version');
+    expect(listed.body.items).toEqual([expect.objectContaining({ name: 'listed-one', enabled: true, tags: { probe: 'list-version' } })]);
+    expect(listed.body.items[0]).not.toHaveProperty('version');
+    expect((await call(reader, 'GET', '/v1/keys/listed-one/versions')).body.items).toEqual([expect.objectContaining({ name: 'listed-one', version: created.body.version })]);
+  });
+
   // It was stored as sent (keyOps ["sign","sign"]) and answered so by every read after.
   it('keyOps naming an operation twice is 400 KEYS_VALIDATION on create, update and a version update, changing nothing', async () => {
     const created = await call(manager, 'POST', '/v1/keys', { name: 'ops-once', type: 'RSA', keyOps: ['sign', 'verify'] });

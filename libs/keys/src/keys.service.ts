@@ -21,6 +21,7 @@ import type {
   KeyPage,
   KeyPageRequest,
   KeyProperties,
+  KeySummary,
   KeySelector,
   ListKeysRequest,
   SignRequest,
@@ -152,7 +153,7 @@ export class KeysService implements OnModuleDestroy {
   }
 
   /** The tenant's keys (latest versions), optionally only those carrying every given tag. */
-  async listKeys(ctx: OperationContext, request: ListKeysRequest = {}): Promise<KeyPage<KeyProperties>> {
+  async listKeys(ctx: OperationContext, request: ListKeysRequest = {}): Promise<KeyPage<KeySummary>> {
     const want = checkPageSize(request, this.options.defaultPageSize);
     if (request.tags !== undefined) checkTags(request.tags, 'filter');
     const cursor = decodeKeyPageCursor(request.continuationToken);
@@ -160,14 +161,14 @@ export class KeysService implements OnModuleDestroy {
     return this.runner.used(ctx, 'list', '*', {}, async () => {
       const scope = tenantKeyScope(ctx.tenantId, this.options.namePrefix);
       const mine = (k: VaultKeyItem) => k.name.toLowerCase().startsWith(scope) && wanted.every(([t, v]) => k.tags[t] === v);
-      const items: KeyProperties[] = [];
+      const items: KeySummary[] = [];
       let vaultToken = cursor.l;
       let skip = cursor.s;
       for (let pages = 0; pages < MAX_VAULT_PAGES_PER_LIST; pages++) {
         const page = await this.vault.listKeys({ maxPageSize: 25, continuationToken: vaultToken }, { signal: ctx.signal }).catch(foreignToken(vaultToken));
         const matches = page.items.filter(mine);
         const taken = matches.slice(skip, skip + (want - items.length));
-        items.push(...taken.map((k) => this.properties(ctx, k)));
+        items.push(...taken.map((k) => this.summary(ctx, k)));
         if (items.length >= want) {
           const consumed = skip + taken.length;
           const next = consumed < matches.length ? { l: vaultToken, s: consumed } : page.continuationToken ? { l: page.continuationToken, s: 0 } : undefined;
@@ -385,9 +386,13 @@ export class KeysService implements OnModuleDestroy {
   }
 
   private properties(ctx: OperationContext, p: VaultKeyItem): KeyProperties {
+    return { ...this.summary(ctx, p), version: p.version };
+  }
+
+  /** A listed key: the vault's key list names no version (its item's version is ''), so none is answered. */
+  private summary(ctx: OperationContext, p: VaultKeyItem): KeySummary {
     return {
       name: this.tenantName(ctx, p.name) ?? p.name,
-      version: p.version,
       enabled: p.enabled,
       tags: { ...p.tags },
       createdOn: p.createdOn,

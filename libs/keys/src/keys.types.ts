@@ -44,16 +44,23 @@ export interface CreateKeyRequest {
   enabled?: boolean;
 }
 
-/** A key version's metadata as a tenant sees it (its own key name, never the vault's). */
-export interface KeyProperties {
+/**
+ * A key as `listKeys` answers it: its latest version's metadata, without the version id — Key Vault's key list names
+ * no version (`kid` without one): `getKey` or `listKeyVersions` give it.
+ */
+export interface KeySummary {
   name: string;
-  version: string;
   enabled: boolean;
   tags: Record<string, string>;
   createdOn?: Date;
   updatedOn?: Date;
   expiresOn?: Date;
   notBefore?: Date;
+}
+
+/** A key version's metadata as a tenant sees it (its own key name, never the vault's). */
+export interface KeyProperties extends KeySummary {
+  version: string;
 }
 
 /** A key version with its type and public key. */

@@ -1,5 +1,5 @@
 import { VAULT_EC_CURVES, VAULT_ENCRYPTION_ALGORITHMS, VAULT_KEY_OPERATIONS, VAULT_SIGNATURE_ALGORITHMS } from '@app/key-vault';
-import type { DeletedKeyDetails, KeyDetails, KeyProperties, PublicJwk, VerifyResult } from '@app/keys';
+import type { DeletedKeyDetails, KeyDetails, KeyProperties, KeySummary, PublicJwk, VerifyResult } from '@app/keys';
 import { arrayOf, base64url, boolean, enumOf, instant, integer, members, object, optional, pageOf, stringMap, text, type Answer } from '../http/json-schema';
 import type { KeysController } from './keys.controller';
 
@@ -10,9 +10,8 @@ const keyOps = arrayOf(enumOf(VAULT_KEY_OPERATIONS));
 const signatureAlgorithm = enumOf(VAULT_SIGNATURE_ALGORITHMS);
 const encryptionAlgorithm = enumOf(VAULT_ENCRYPTION_ALGORITHMS);
 
-const propertiesOf = {
+const summaryOf = {
   name: { ...text, description: 'the name inside your tenant' },
-  version: text,
   enabled: boolean,
   tags: stringMap,
   createdOn: optional(instant),
@@ -20,6 +19,8 @@ const propertiesOf = {
   expiresOn: optional(instant),
   notBefore: optional(instant),
 } as const;
+
+const propertiesOf = { ...summaryOf, version: text } as const;
 
 const publicKey = object<PublicJwk>(
   {
@@ -35,7 +36,10 @@ const publicKey = object<PublicJwk>(
   { description: 'the public half as a JWK (RFC 7517): n and e for RSA, crv, x and y for EC; never a private member' },
 );
 
-const keySummary = object<KeyProperties>(propertiesOf);
+/** A listed key (its latest version): Key Vault's key list names no version — GET the key or its versions for it. */
+const keySummary = object<KeySummary>(summaryOf, { description: "a key as listed: its latest version's properties, without the version id (the vault lists keys without versions; GET the key for it)" });
+
+const keyVersion = object<KeyProperties>(propertiesOf, { description: 'one version of a key' });
 
 const keyDetails = object<KeyDetails>({
   ...propertiesOf,
@@ -55,6 +59,8 @@ export const KEY_RESPONSE_SCHEMAS = {
   PublicJwk: publicKey,
   KeySummary: keySummary,
   KeyPage: pageOf(keySummary),
+  KeyVersion: keyVersion,
+  KeyVersionPage: pageOf(keyVersion),
   DeletedKey: object<DeletedKeyDetails>({ name: text, deletedOn: optional(instant), scheduledPurgeDate: optional(instant) }),
   KeyBackup: object<Answer<KeysController['backup']>>({ backup: base64url }),
   KeySignature: object<Answer<KeysController['sign']>>({ ...used, algorithm: signatureAlgorithm, signature: base64url }),

@@ -1,7 +1,7 @@
 import { Controller, Delete, Get, Header, HttpCode, Patch, Post } from '@nestjs/common';
 import { ApiBearerAuth, ApiCreatedResponse, ApiNoContentResponse, ApiOkResponse, ApiOperation, ApiSecurity, ApiTags } from '@nestjs/swagger';
 import type { OperationContext } from '@app/common';
-import { isKeysError, KeysError, KeysService, type KeyPage, type KeyProperties } from '@app/keys';
+import { isKeysError, KeysError, KeysService, type KeyPage } from '@app/keys';
 import { RequireScopes } from '../auth/auth.decorators';
 import { OpContext } from '../auth/operation-context.decorator';
 import { Scope } from '../auth/scopes';
@@ -25,7 +25,7 @@ import { Body, Param, Query } from '../http/validated-params';
 const b64u = (bytes: Uint8Array) => Buffer.from(bytes).toString('base64url');
 
 /** `{ items, nextCursor? }`, the host's paging shape. */
-const page = (p: KeyPage<KeyProperties>) => (p.continuationToken ? { items: p.items, nextCursor: p.continuationToken } : { items: p.items });
+const page = <T>(p: KeyPage<T>) => (p.continuationToken ? { items: p.items, nextCursor: p.continuationToken } : { items: p.items });
 
 /** The lib's paging field is `continuationToken`; an HTTP caller sent `cursor` (as the credentials and audit lists name it). */
 const inQueryTerms = (e: unknown): never => {
@@ -58,7 +58,7 @@ export class KeysController {
 
   @Get()
   @RequireScopes(Scope.KEYS_READ)
-  @ApiOperation({ summary: 'List the tenant keys (latest versions, properties only), filtered by tags, cursor-paged' })
+  @ApiOperation({ summary: 'List the tenant keys (latest versions, properties only, without the version id: the vault lists keys without versions), filtered by tags, cursor-paged' })
   @ApiOkResponse({ description: 'one page', schema: bodyOf('KeyPage') })
   async list(@OpContext() ctx: OperationContext, @Query() q: ListKeysQueryDto) {
     return page(await this.keys.listKeys(ctx, { tags: tagFilter(q.tag), maxPageSize: q.limit, continuationToken: q.cursor }).catch(inQueryTerms));
@@ -84,7 +84,7 @@ export class KeysController {
   @Get(':name/versions')
   @RequireScopes(Scope.KEYS_READ)
   @ApiOperation({ summary: 'Versions of a key (properties only), cursor-paged' })
-  @ApiOkResponse({ description: 'one page', schema: bodyOf('KeyPage') })
+  @ApiOkResponse({ description: 'one page', schema: bodyOf('KeyVersionPage') })
   async versions(@OpContext() ctx: OperationContext, @Param('name') name: string, @Query() q: PageQueryDto) {
     return page(await this.keys.listKeyVersions(ctx, name, { maxPageSize: q.limit, continuationToken: q.cursor }).catch(inQueryTerms));
   }

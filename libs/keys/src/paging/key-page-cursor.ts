@@ -1,5 +1,5 @@
 import { readPageCursor, writePageCursor } from '@app/common';
-import type { KeyPage, KeyProperties } from '../keys.types';
+import type { KeyPage } from '../keys.types';
 import { invalid } from '../validation/key-request-checks';
 
 /**
@@ -11,7 +11,7 @@ export interface KeyPageCursor {
   s: number;
 }
 
-export function keyPage(items: KeyProperties[], next: KeyPageCursor | undefined): KeyPage<KeyProperties> {
+export function keyPage<T>(items: T[], next: KeyPageCursor | undefined): KeyPage<T> {
   return next ? { items, continuationToken: writePageCursor({ l: next.l, s: next.s }) } : { items };
 }
 

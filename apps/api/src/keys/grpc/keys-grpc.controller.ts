@@ -1,7 +1,7 @@
 import { BadRequestException, Controller, UseFilters, UseGuards, UseInterceptors } from '@nestjs/common';
 import { GrpcMethod } from '@nestjs/microservices';
 import type { Metadata } from '@grpc/grpc-js';
-import { KeysService, type CreateKeyRequest, type EncryptionAlgorithm, type KeyDetails, type KeyProperties, type SignatureAlgorithm } from '@app/keys';
+import { KeysService, type CreateKeyRequest, type EncryptionAlgorithm, type KeyDetails, type KeySummary, type SignatureAlgorithm } from '@app/keys';
 import { RequireScopes } from '../../auth/auth.decorators';
 import { Scope } from '../../auth/scopes';
 import { GrpcAuthGuard, grpcOperationContext } from './grpc-auth.guard';
@@ -43,10 +43,10 @@ interface KeyRef {
 /** A crypto request as the lib takes it: the same fields, `version` unset when empty. */
 const selected = <T extends KeyRef>(req: T) => ({ ...req, version: given(req.version) });
 
-function keyItem(p: KeyProperties) {
+/** A listed key: no version (the vault lists keys without one), so KeyItem.version stays empty. */
+function keyItem(p: KeySummary) {
   return {
     name: p.name,
-    version: p.version,
     enabled: p.enabled,
     tags: p.tags,
     created_at: toTimestamp(p.createdOn),
@@ -59,6 +59,7 @@ function key(k: KeyDetails) {
   const jwk = k.publicKey;
   return {
     ...keyItem(k),
+    version: k.version,
     key_type: k.type,
     key_size: k.size ?? 0,
     curve: k.curve ?? '',
