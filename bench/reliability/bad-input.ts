@@ -39,13 +39,21 @@ export interface Existing {
 
 /**
  * The fuzz host's OAuth provider and its seeded connection: without a provider every OAuth route answers 404 before
- * reading its body. Its client secret is no stored credential and its token endpoint a closed port, so a forced
- * refresh fails in the host (a 4xx) and never leaves the machine.
+ * reading its body. Its client secret is no stored credential and its token endpoint a closed port, so a refresh never
+ * leaves the machine: one that a request reaches (a rejected-token report, an expired token read) fails on the
+ * provider's configuration, OAUTH_REFRESH_CONFIGURATION (4007, 500 — a fault of the deployment, not of the request,
+ * since 219717a), which `fixtureConfiguration` tells apart from a 5xx finding.
  */
 const OAUTH_INTEGRATION = 'fuzz';
 const OAUTH_CONNECTION = 'c-oauth';
 const oauthProviders = (tenantId: string) =>
   JSON.stringify([{ integrationId: OAUTH_INTEGRATION, tokenEndpoint: 'http://127.0.0.1:9/token', clientId: 'fuzz', clientSecret: { credentialId: randomUUID(), tenantId }, allowInsecureRequests: true }]);
+
+/** A 500 that is the fixture's own misconfigured provider (above) answering a refresh, not a fault the request found. */
+export function fixtureConfiguration(path: string, status: number, body: unknown): boolean {
+  const codeName = typeof body === 'object' && body !== null ? (body as { codeName?: unknown }).codeName : undefined;
+  return status === 500 && path.startsWith(`/v1/oauth/connections/${OAUTH_INTEGRATION}/`) && codeName === 'OAUTH_REFRESH_CONFIGURATION';
+}
 
 // ───────────────────────────── generators ─────────────────────────────
 
@@ -303,7 +311,7 @@ export async function badInput(p: Profile, o: BadInputOptions = {}): Promise<Par
   const started = performance.now();
   const seed = o.seed ?? (Date.now() ^ 0x5eed) >>> 0;
   const examples = new Examples();
-  const totals = { requests: 0, fiveXx: 0, badShape: 0, echoes: 0, writesOnRefusal: 0, notUnauthorized: 0, routes: 0, routesHit: 0, logEchoes: 0, refused: 0, nullsTaken: 0 };
+  const totals = { requests: 0, fiveXx: 0, fixtureConfiguration: 0, badShape: 0, echoes: 0, writesOnRefusal: 0, notUnauthorized: 0, routes: 0, routesHit: 0, logEchoes: 0, refused: 0, nullsTaken: 0 };
   const kinds: Record<string, number> = {};
   const perDb = Math.ceil(p.badInput.requests / p.badInput.databases.length);
   for (const kind of p.badInput.databases) {
@@ -345,7 +353,8 @@ export async function badInput(p: Profile, o: BadInputOptions = {}): Promise<Par
         const text = await res.text();
         const shownHeaders = Object.entries(req.headers ?? {}).map(([k, v]) => `${k}: ${v.slice(0, 40)}`).join(', ');
         const where = `${kind} ${req.kind} ${req.method} ${req.path.slice(0, 120)}${shownHeaders ? ` [${shownHeaders}]` : ''} → ${res.status} ${text.slice(0, 160)}`;
-        if (res.status >= 500) {
+        if (fixtureConfiguration(req.path, res.status, parseJson(text))) totals.fixtureConfiguration++;
+        else if (res.status >= 500) {
           totals.fiveXx++;
           examples.add(`5xx: ${where}`);
         }
@@ -397,6 +406,7 @@ export async function badInput(p: Profile, o: BadInputOptions = {}): Promise<Par
       info('requests', totals.requests),
       info('routes in the OpenAPI document', totals.routes),
       info('requests refused (4xx)', totals.refused),
+      info("refreshes failing on the fixture provider's configuration (4007, 500; not findings)", totals.fixtureConfiguration),
       bounded('responses 5xx', totals.fiveXx, '=', 0),
       bounded('4xx not in the documented shape', totals.badShape, '=', 0),
       bounded('secured route answered without valid credentials', totals.notUnauthorized, '=', 0),
