@@ -113,19 +113,29 @@ describe('AzureKeyVaultProvider (fake SecretClient)', () => {
       await late;
     });
 
-    it('a 409 the reads cannot explain (soft-deleted, forbidden, failing, or no name quoted nor given) stays a conflict, never retried', async () => {
+    it('a 409 the reads cannot explain (forbidden, failing, or no name quoted nor given) stays a conflict, never retried', async () => {
       const { kv, client } = await setup();
       client.restoreSecretBackup.mockRejectedValue(exists());
       client.getSecret.mockRejectedValue(notFound());
       client.getDeletedSecret
-        .mockResolvedValueOnce({ name: 'tenant-secret', properties: sdkProperties('tenant-secret', LATEST) })
         .mockRejectedValueOnce(restError(403, 'Forbidden', 'Caller is not authorized to perform action on resource.'))
         .mockRejectedValueOnce(restError(503, 'ServiceUnavailable', 'x'));
-      for (let i = 0; i < 3; i++) expect((await failure(kv.restoreSecretBackup(blob))).code).toBe(C.CONFLICT);
+      for (let i = 0; i < 2; i++) expect((await failure(kv.restoreSecretBackup(blob))).code).toBe(C.CONFLICT);
       client.restoreSecretBackup.mockRejectedValue(restError(409, 'Conflict', 'There was a conflict.'));
       expect((await failure(kv.restoreSecretBackup(blob))).code).toBe(C.CONFLICT);
-      expect(client.restoreSecretBackup).toHaveBeenCalledTimes(4);
-      expect(client.getSecret).toHaveBeenCalledTimes(3);
+      expect(client.restoreSecretBackup).toHaveBeenCalledTimes(3);
+      expect(client.getSecret).toHaveBeenCalledTimes(2);
+    });
+
+    it('a plain 409 whose name reads soft-deleted (its delete completed after the 409) is DELETED_BUT_RECOVERABLE, naming it: recover or purge', async () => {
+      const { kv, client } = await setup();
+      client.restoreSecretBackup.mockRejectedValue(exists());
+      client.getSecret.mockRejectedValue(notFound());
+      client.getDeletedSecret.mockResolvedValue({ name: 'tenant-secret', properties: sdkProperties('tenant-secret', LATEST) });
+      const e = await failure(kv.restoreSecretBackup(blob));
+      expect([e.code, e.statusCode, e.secretName]).toEqual([C.DELETED_BUT_RECOVERABLE, 409, 'tenant-secret']);
+      expect(e.message).not.toContain('tenant-secret');
+      expect(client.restoreSecretBackup).toHaveBeenCalledTimes(1);
     });
 
     it("after a 5xx: the secret holding the backup's version is the restore, its latest version's properties the answer (no value)", async () => {

@@ -73,7 +73,9 @@ function outcomeUnknown(operation: ConfirmedRestore<unknown>['operation'], cause
  * - after an attempt that may have landed, an object holding the backup's version (version ids are the vault's,
  *   random, and a restore keeps them) is that restore, and its latest version is the answer; without a version to
  *   compare, or when the object does not hold it, it cannot be told: OUTCOME_UNKNOWN, never CONFLICT;
- * - otherwise (the name is live or soft-deleted, or cannot be read: forbidden, or no name known) CONFLICT, as answered.
+ * - nothing live, the name soft-deleted: a delete completed after the 409 (a soft-deleted name gets its own answer),
+ *   DELETED_BUT_RECOVERABLE, as the next attempt would be answered;
+ * - otherwise (the name is live, or cannot be read: forbidden, or no name known) CONFLICT, as answered.
  */
 function restoreAttempts<T>(r: ConfirmedRestore<T>): ConfirmingAttempts<T> {
   const { operation, kind, expected } = r;
@@ -108,13 +110,26 @@ function restoreAttempts<T>(r: ConfirmedRestore<T>): ConfirmingAttempts<T> {
    * completing). A read that fails otherwise tells nothing (undefined: the 409 stands), so a read's transient failure
    * never makes the refused restore count as one that may have landed.
    */
-  const probe = async (name: string, signal: AbortSignal): Promise<{ exists: boolean | undefined; value?: T }> => {
+  const probe = async (name: string, signal: AbortSignal): Promise<{ exists: boolean | undefined; value?: T; softDeleted?: true }> => {
     const tell = <R>(read: () => Promise<R>) => found(name, read).catch(() => ({ exists: undefined }) as { exists: boolean | undefined; value?: R });
     const latest = await tell(() => r.read(name, undefined, signal));
     if (latest.exists !== false) return latest;
     const deleted = await tell(() => r.readDeleted(name, signal));
-    return { exists: deleted.exists === false ? false : undefined };
+    return deleted.exists === true ? { exists: undefined, softDeleted: true } : { exists: deleted.exists === false ? false : undefined };
   };
+  /**
+   * Nothing live, the name soft-deleted: the vault answers a restore over a soft-deleted name with its own code, so this
+   * plain 409 met the name's delete still completing, which has completed since. What the name is now is what the
+   * caller acts on (recover or purge it), as the same restore a moment later is answered.
+   */
+  const softDeleted = (conflict: unknown, name: string) =>
+    new KeyVaultError(KeyVaultErrorCode.DELETED_BUT_RECOVERABLE, keyVaultMessage(operation, KeyVaultErrorCode.DELETED_BUT_RECOVERABLE, {}), {
+      operation,
+      secretName: name,
+      statusCode: 409,
+      azureCode: 'Conflict',
+      cause: conflict,
+    });
   const readBack = async (name: string, version: string | undefined, conflict: unknown, signal: AbortSignal): Promise<T> => {
     const { exists, value } = await found(name, () => r.read(name, version, signal));
     if (exists === true && value !== undefined) return value;
@@ -133,6 +148,7 @@ function restoreAttempts<T>(r: ConfirmedRestore<T>): ConfirmingAttempts<T> {
       // would be there) — but one cut off while still in flight may land yet: retried (a later read-back finds it);
       // spent, `confirmedRestore` answers OUTCOME_UNKNOWN.
       if (latest.exists === false) throw inTransition(e, name as string);
+      if (latest.softDeleted) throw softDeleted(e, name as string);
       if (!earlierMayHaveLanded) throw toKeyVaultError(e, { operation, secretName: name });
       if (expected === undefined) throw unknown(e, `an earlier attempt may have restored it (the retry found the ${kind}), and no version of the backup was given to check`);
       await readBack(expected.name, expected.version, e, signal);
