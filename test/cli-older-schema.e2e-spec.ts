@@ -80,6 +80,21 @@ describe('CLI commands on a host database whose schema is older than this versio
     expect(existsSync(join(home, 'vault'))).toBe(false);
   }, 120_000);
 
+  // A later version's migrations (a rollback, an old replica's CLI): TypeORM passes over them and the command goes on, as
+  // the host does, but an operator running an emergency command against it should learn what it does not know.
+  it('an operational command on a schema newer than this version warns on stderr naming the migrations it does not know, and goes on', async () => {
+    const home = join(dir, 'newer');
+    mkdirSync(home);
+    await onEachHostDatabase(home, async ({ database, label, host }) => {
+      const later = ['AddLaterColumn4102444800000', 'AddLaterIndex4102444800001'];
+      for (const [i, name] of later.entries()) await host.query(`INSERT INTO cv_migrations (timestamp, name) VALUES (${4102444800000 + i}, '${name}')`);
+      const r = await cli(['audit:verify'], database).exited;
+      expect({ code: r.code, stdout: JSON.parse(r.stdout) }).toEqual({ code: 0, stdout: expect.objectContaining({ valid: true }) });
+      expect(r.stderr).toContain(`warning: ${label}`);
+      expect(r.stderr).toContain(`has a Credential Vault schema newer than this version: 2 migrations it does not know (${later.join(', ')})`);
+    });
+  }, 60_000);
+
   it('leaves a SQLite file no host holds as it found it: no -wal or -shm file beside it after the refusal', async () => {
     const home = join(dir, 'wal');
     mkdirSync(home);

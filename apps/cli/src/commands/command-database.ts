@@ -98,10 +98,11 @@ export class CommandSchemaOutdatedError extends Error {
  * naming the pending migrations. Applying them is an upgrade, which docs/OPERATIONS.md ("Upgrading") has the host's
  * start do, after a database backup and under the schema's lock — not an operational command run against the database
  * on the way. A database without the schema, or with a newer one (TypeORM passes over a later version's migrations),
- * goes on as the host would.
+ * goes on as the host would; a newer one is named in a warning on stderr, as the host's start logs it.
  */
 export async function refuseOlderSchema(config: AppConfig): Promise<void> {
-  const { present, pending, label } = await hostSchemaState(config);
+  const { present, pending, unknown, label } = await hostSchemaState(config);
+  warnOfNewerSchema(unknown, label);
   if (!present || pending.length === 0) return;
   throw new CommandSchemaOutdatedError(
     `${label} has a Credential Vault schema older than this version: ${pending.length} migration${pending.length === 1 ? '' : 's'} pending ` +
@@ -175,4 +176,13 @@ async function schemaState(options: DataSourceOptions, presentSql: string): Prom
   } finally {
     await dataSource.destroy();
   }
+}
+
+/** On stderr (stdout and `--report` stay the run's): the migrations a later version applied, which this one passes over. */
+export function warnOfNewerSchema(unknown: string[], label: string): void {
+  if (unknown.length === 0) return;
+  process.stderr.write(
+    `warning: ${label} has a Credential Vault schema newer than this version: ${unknown.length} migration${unknown.length === 1 ? '' : 's'} it does not know ` +
+      `(${unknown.join(', ')}). This version goes on as the host does (it passes over them); where the later version is at hand, running the command with it is safer.\n`,
+  );
 }

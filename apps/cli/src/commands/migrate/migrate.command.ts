@@ -8,7 +8,7 @@ import { DataSource } from 'typeorm';
 import { PersistenceModule, unknownMigrations } from '@app/common';
 import { formatSummaryTable, JsonlLegacySource, MigrationModule, MigrationRunner, SqlLegacySource, type LegacyCredentialSource } from '@app/migration';
 import { AppConfigModule, loadAppConfig, persistenceOptions, VaultModule, type AppConfig } from '@app/api-host';
-import { commandDatabaseModule, databaseLabel, hostSchemaState } from '../command-database';
+import { commandDatabaseModule, databaseLabel, hostSchemaState, warnOfNewerSchema } from '../command-database';
 import { commandLibModules } from '../host-libs.context';
 import { loadMigrateEnv } from './migrate.config';
 import { ProgressReporter } from './progress-reporter';
@@ -214,13 +214,4 @@ async function refuseDryRunOnSchemaNotCurrent(config: AppConfig): Promise<void> 
         'Bring the schema up to date first — starting the host applies them, as does migrate without --dry-run (which also migrates) — then run the dry run again.',
     );
   }
-}
-
-/** On stderr (stdout and `--report` stay the run's): the migrations a later version applied, which this one passes over. */
-function warnOfNewerSchema(unknown: string[], label: string): void {
-  if (unknown.length === 0) return;
-  process.stderr.write(
-    `warning: ${label} has a Credential Vault schema newer than this version: ${unknown.length} migration${unknown.length === 1 ? '' : 's'} it does not know ` +
-      `(${unknown.join(', ')}). This version goes on as the host does (it passes over them); where the later version is at hand, migrating with it is safer.\n`,
-  );
 }
