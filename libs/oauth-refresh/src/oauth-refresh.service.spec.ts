@@ -289,6 +289,30 @@ describe('OAuthRefreshService (window, cooldown, backoff)', () => {
       expect(leaked()).toEqual([]);
     });
 
+    it('serving the current token through a failure episode: one warning per connection and reason a minute, the calls between counted', async () => {
+      await connect(3600);
+      const failing = () => {
+        throw new TokenEndpointFailure('transient', 'HTTP 503', { status: 503, oauthError: 'temporarily_unavailable' });
+      };
+      client.script = [failing, failing, failing];
+      clock.advance(57 * MIN);
+      const serving = () => lines.filter((l) => l.startsWith('warn serving the current access token of connection c1'));
+      // The attempt's failure, then calls during its cooldown: the token is served every time.
+      for (let i = 0; i < 6; i++) expect((await service.getAccessToken(ctx, 'idp', 'c1')).accessToken).toBe('at-0');
+      expect(serving()).toEqual([
+        expect.stringMatching(/: OAuthRefreshFailedError\(REFRESH_FAILED\), HTTP 503, OAuth error temporarily_unavailable$/),
+        expect.stringMatching(/: OAuthRefreshFailedError\(REFRESH_FAILED\)$/), // cooling down: another reason, said once
+      ]);
+      clock.advance(30 * SEC); // the cooldown over: a new attempt fails the same way (its reason said within the minute: counted)
+      client.script = [failing, failing, failing];
+      expect((await service.getAccessToken(ctx, 'idp', 'c1')).accessToken).toBe('at-0');
+      expect(serving()).toHaveLength(2);
+      clock.advance(31 * SEC);
+      expect((await service.getAccessToken(ctx, 'idp', 'c1')).accessToken).toBe('at-0');
+      expect(serving()).toHaveLength(3);
+      expect(serving()[2]).toMatch(/: OAuthRefreshFailedError\(REFRESH_FAILED\) \(served so 5 more times since its last such warning\)$/);
+    });
+
     it('a rotated refresh token the vault keeps refusing: the typed code of every write, pending and memory line', async () => {
       await connect(3600);
       store.writeError = vaultDown;

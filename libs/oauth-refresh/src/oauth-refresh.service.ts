@@ -15,6 +15,7 @@ import { RefreshLeases } from './refresh/refresh-leases';
 import { RotatedRefreshTokens } from './refresh/rotated-refresh-tokens';
 import { TokenRefresher } from './refresh/token-refresher';
 import { RefreshCooldownGate } from './refresh/refresh-cooldown-gate';
+import { ServingWarnings } from './refresh/serving-warnings';
 import { effectiveRefreshWindowMs, remainingMs } from './refresh-policy';
 import { OAuthRefreshCooldowns } from './store/oauth-refresh-cooldowns';
 import { ConnectionTokens, OAuthTokenStore, StoredToken } from './store/oauth-token-store';
@@ -65,6 +66,7 @@ export class OAuthRefreshService {
   private readonly refresher: TokenRefresher;
   private readonly leases: RefreshLeases;
   private readonly proactive: ProactiveRefreshRunner;
+  private readonly servingWarnings = new ServingWarnings();
 
   constructor(
     private readonly registry: OAuthProviderRegistry,
@@ -207,7 +209,9 @@ export class OAuthRefreshService {
       // Transient trouble (provider down, cooling down, lock busy), or the provider's configuration (its client secret
       // missing or revoked: an operator's fix, no reason to fail the caller first): the old token is still good.
       if (stillValid && (isRetryableRefreshFailure(e) || e instanceof OAuthRefreshConfigurationError) && remainingMs(access, this.clock.now()) > 0) {
-        this.logger.warn(`serving the current access token of connection ${connectionId} (tenant ${ctx.tenantId}) until it expires: ${describeRefreshError(e)}`);
+        const reason = describeRefreshError(e);
+        const repeats = this.servingWarnings.next(connectionKey(ctx.tenantId, provider.integrationId, connectionId), reason, this.clock.now().getTime());
+        if (repeats !== undefined) this.logger.warn(`serving the current access token of connection ${connectionId} (tenant ${ctx.tenantId}) until it expires: ${reason}${repeats}`);
         return serveToken(this.store, ctx, access);
       }
       throw e;
