@@ -99,12 +99,13 @@ describe('AzureKeyVaultKeysProvider', () => {
       expect(keyClient.restoreKeyBackup).toHaveBeenCalledTimes(2);
     });
 
-    it('a 409 while the key is soft-deleted, or when the key cannot be read (forbidden), stays a conflict', async () => {
+    it('a 409 whose key then reads soft-deleted (its delete completed since) is DELETED_BUT_RECOVERABLE; one that cannot be read (forbidden) stays a conflict', async () => {
       const { keys, keyClient } = await setup();
       keyClient.restoreKeyBackup.mockRejectedValue(exists());
       keyClient.getKey.mockRejectedValueOnce(notFound()).mockRejectedValueOnce(restError(403, 'Forbidden', 'Caller is not authorized to perform action on resource.'));
       keyClient.getDeletedKey.mockResolvedValueOnce({ name: 'tenant-key' } as DeletedKey);
-      expect((await failure(keys.restoreKeyBackup(blob))).code).toBe(C.CONFLICT);
+      const deleted = await failure(keys.restoreKeyBackup(blob));
+      expect([deleted.code, deleted.secretName]).toEqual([C.DELETED_BUT_RECOVERABLE, 'tenant-key']);
       expect((await failure(keys.restoreKeyBackup(blob))).code).toBe(C.CONFLICT);
       expect(keyClient.restoreKeyBackup).toHaveBeenCalledTimes(2);
     });
