@@ -36,6 +36,7 @@ export {
   CredentialWriteTooSlowError,
   CredentialRevokeIncompleteError,
   DataKeyNotFoundError,
+  CredentialGenerationsExhaustedError,
   AuditAnchorStoreError,
 } from './errors/credential-errors';
 export { CredentialEvents, type CredentialEvent, type CredentialEventName } from './events/credential-events';

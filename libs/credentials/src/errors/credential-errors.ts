@@ -35,6 +35,8 @@ export enum CredentialErrorCode {
   REVOKE_INCOMPLETE = 2013,
   /** The tenant has no envelope data key to rotate (none of its values was ever sealed): nothing was written. */
   DATA_KEY_NOT_FOUND = 2014,
+  /** The credential's slot used every Key Vault secret name generation (0..999,999): no further version can be written. */
+  GENERATIONS_EXHAUSTED = 2015,
 }
 
 /** HTTP status of each code, composed by the host; a new code does not compile without one. */
@@ -53,6 +55,7 @@ export const CREDENTIAL_ERROR_HTTP_STATUS: Record<CredentialErrorCode, HttpStatu
   [CredentialErrorCode.WRITE_TOO_SLOW]: HttpStatus.SERVICE_UNAVAILABLE, // transient (a stalled database): retry
   [CredentialErrorCode.REVOKE_INCOMPLETE]: HttpStatus.CONFLICT, // revoked, vault versions not all disabled: revoke again
   [CredentialErrorCode.DATA_KEY_NOT_FOUND]: HttpStatus.NOT_FOUND, // a mistyped tenant id, most likely
+  [CredentialErrorCode.GENERATIONS_EXHAUSTED]: HttpStatus.CONFLICT, // the slot's state: no retry helps
 };
 
 export abstract class CredentialError extends CredentialVaultError {
@@ -251,5 +254,32 @@ export class DataKeyNotFoundError extends CredentialError {
         ? `tenant ${tenantId} has no data key in use: its data key secret is soft-deleted in Key Vault (recover it there: the tenant's envelope values cannot be read until then); nothing was written`
         : `tenant ${tenantId} has no data key: no envelope value was ever stored for it (check the tenant id; a tenant's first data key is made with its first envelope value); nothing was written`,
     );
+  }
+}
+
+/**
+ * A vault write whose secret name would need a generation past `MAX_GENERATION` (999,999: the names reserve six digits
+ * for it, `--g999999`). Each generation holds up to `vault.maxVersionsPerGeneration` versions and a re-store of the slot
+ * starts at its highest generation, so the slot (tenant, integration, type, connection) can take no further version:
+ * a store under another connection id can. Nothing was written. The message names the credential (when known) and the
+ * generation, never the secret name (it carries the tenant).
+ */
+export class CredentialGenerationsExhaustedError extends CredentialError {
+  readonly code = CredentialErrorCode.GENERATIONS_EXHAUSTED;
+  readonly codeName = 'GENERATIONS_EXHAUSTED';
+  // Retrying unchanged fails again: only a store under another connection id gets fresh names.
+  readonly severity = ErrorSeverity.CLIENT;
+  constructor(
+    readonly generation: number,
+    readonly maxGeneration: number,
+    readonly credentialId?: string,
+  ) {
+    super(
+      `${credentialId === undefined ? 'A credential' : `Credential ${credentialId}`} has used every Key Vault secret name generation ` +
+        `(0..${maxGeneration}; generation ${generation} has no name): no further version of it can be written; nothing was written`,
+    );
+  }
+  override toJSON(): Record<string, unknown> {
+    return { ...super.toJSON(), generation: this.generation, maxGeneration: this.maxGeneration };
   }
 }

@@ -1,6 +1,8 @@
 import fc from 'fast-check';
 import { CREDENTIAL_TYPES, CredentialType } from '../credential-type';
+import { CredentialErrorCode, CredentialGenerationsExhaustedError } from '../errors/credential-errors';
 import {
+  MAX_GENERATION,
   KEY_VAULT_NAME_PATTERN,
   credentialSecretBaseName,
   credentialSecretGeneration,
@@ -103,5 +105,17 @@ describe('Key Vault secret names', () => {
         expect(n1).not.toBe(credentialSecretName(parts, 0));
       }),
     );
+  });
+});
+
+describe('a generation past the last name', () => {
+  const parts = { tenantId: 'acme', integrationId: 'gh', type: CredentialType.API_KEY, connectionId: 'c' };
+
+  it('is GENERATIONS_EXHAUSTED (2015), a typed error with a stable code, not a plain Error', () => {
+    expect(credentialSecretName(parts, MAX_GENERATION)).toMatch(/--g999999$/);
+    expect(() => credentialSecretName(parts, MAX_GENERATION + 1)).toThrow(
+      expect.objectContaining({ code: CredentialErrorCode.GENERATIONS_EXHAUSTED, codeName: 'GENERATIONS_EXHAUSTED', generation: MAX_GENERATION + 1 }),
+    );
+    expect(() => credentialSecretName(parts, MAX_GENERATION + 1)).toThrow(CredentialGenerationsExhaustedError);
   });
 });

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { CREDENTIAL_TYPE_NAME_CODES, type CredentialTypeInput } from '../credential-type';
 import { checkedType } from '../internal/guards';
+import { CredentialGenerationsExhaustedError } from '../errors/credential-errors';
 
 /** Azure Key Vault secret names: 1–127 of `0-9a-zA-Z-`, compared case-insensitively. */
 export const KEY_VAULT_NAME_PATTERN = /^[0-9a-zA-Z-]{1,127}$/;
@@ -89,9 +90,9 @@ export const MAX_GENERATION = 999_999;
 
 /** Full secret name of one generation of a credential (generation 0, 1, 2, ...). */
 export function credentialSecretName(parts: CredentialNameParts, generation: number, prefix = 'cv'): string {
-  if (!Number.isInteger(generation) || generation < 0 || generation > MAX_GENERATION) {
-    throw new Error(`generation must be an integer in 0..${MAX_GENERATION}`);
-  }
+  if (!Number.isInteger(generation) || generation < 0) throw new Error(`generation must be an integer in 0..${MAX_GENERATION}`);
+  // A slot can reach it (rollover after rollover): typed, so the host answers it with its code, not a bare 500.
+  if (generation > MAX_GENERATION) throw new CredentialGenerationsExhaustedError(generation, MAX_GENERATION);
   return `${credentialSecretBaseName(parts, prefix)}--g${generation}`;
 }
 

@@ -2,7 +2,7 @@
  * Integration: the expiry the vault value store gives Key Vault — through the real SDK against the
  * local vault. The SDK sends dates as 32-bit seconds, so an expiry past 2038-01-19 would be recorded
  * in the vault as a date before 1970; the store leaves such an expiry off (the service enforces
- * expiry from its own metadata either way).
+ * expiry from its own metadata either way). And a write past the last secret name generation.
  */
 import { randomBytes } from 'node:crypto';
 import { Test, type TestingModule } from '@nestjs/testing';
@@ -11,9 +11,11 @@ import { KeyVaultProvider } from '@app/key-vault';
 import { KeyVaultEmulator } from '@app/keyvault-emulator';
 import { createTestDatabase, credentialsStackImports, type TestDatabase } from '@app/testing';
 import { DataSource } from 'typeorm';
-import { CredentialsService, CredentialType } from '../index';
+import { CredentialErrorCode, CredentialsService, CredentialType } from '../index';
+import { MAX_GENERATION } from '../naming/vault-secret-name';
+import { VaultValueStore } from './vault-value-store';
 
-describe('vault value store: the secret expiry it records', () => {
+describe('vault value store: the secret expiry it records, the last generation', () => {
   let emu: KeyVaultEmulator;
   let db: TestDatabase;
   let app: TestingModule;
@@ -49,5 +51,25 @@ describe('vault value store: the secret expiry it records', () => {
     // The credential itself keeps its real expiry and reads as active.
     expect((await svc.getMetadata(ctx, b.id)).expiresAt?.toISOString()).toBe(late.toISOString());
     expect((await svc.get(ctx, b.id)).metadata.status).toBe('active');
+  });
+
+  it('a write that would roll over past the last generation name is GENERATIONS_EXHAUSTED (2015) and sends nothing', async () => {
+    const vault = app.get(KeyVaultProvider);
+    const sets = jest.spyOn(vault, 'setSecret');
+    try {
+      const request = {
+        tenantId: ctx.tenantId, credentialId: '6f1c2d3e-4b5a-4c6d-8e7f-8091a2b3c4d5', integrationId: 'gh', connectionId: 'full', type: CredentialType.API_KEY,
+        version: 2, value: `k-${randomBytes(12).toString('hex')}`, vaultGeneration: MAX_GENERATION, versionsInGeneration: 10_000,
+      };
+      await expect(app.get(VaultValueStore).write(request)).rejects.toMatchObject({
+        code: CredentialErrorCode.GENERATIONS_EXHAUSTED,
+        codeName: 'GENERATIONS_EXHAUSTED',
+        credentialId: request.credentialId,
+        message: expect.not.stringContaining(request.value),
+      });
+      expect(sets).not.toHaveBeenCalled();
+    } finally {
+      sets.mockRestore();
+    }
   });
 });

@@ -3,7 +3,7 @@ import { KeyVaultErrorCode, KeyVaultProvider, isKeyVaultError, type SecretProper
 import { CredentialType, ValueStoreKind } from '../credential-type';
 import { CREDENTIALS_RESOLVED_OPTIONS } from '../credentials.constants';
 import type { ResolvedCredentialsOptions } from '../credentials.options';
-import { CredentialValueMissingError } from '../errors/credential-errors';
+import { CredentialGenerationsExhaustedError, CredentialValueMissingError } from '../errors/credential-errors';
 import { MAX_GENERATION, credentialSecretGeneration, credentialSecretName } from '../naming/vault-secret-name';
 import type { CredentialValueStore, ValueOwner, ValuePointer, ValueReadOptions, ValueWriteRequest } from './credential-value-store';
 
@@ -44,6 +44,8 @@ export class VaultValueStore implements CredentialValueStore {
       generation++;
       this.logger.log(`credential ${request.credentialId}: rolling over to secret generation ${generation}`);
     }
+    // Past the last name (a rollover, or a re-store of a slot that used it): refused naming the credential.
+    if (generation > MAX_GENERATION) throw new CredentialGenerationsExhaustedError(generation, MAX_GENERATION, request.credentialId);
     for (let skips = 0; ; skips++) {
       const name = credentialSecretName(request, generation, this.options.vault.namePrefix);
       try {
