@@ -2,24 +2,24 @@ import { Controller, Get, HttpCode, Post } from '@nestjs/common';
 import { ApiBearerAuth, ApiOkResponse, ApiOperation, ApiPropertyOptional, ApiSecurity, ApiTags } from '@nestjs/swagger';
 import { Transform } from 'class-transformer';
 import { IsArray, IsEnum, IsOptional, IsString, Matches, MaxLength } from 'class-validator';
-import type { OperationContext } from '@app/common';
+import { foldUuid, type OperationContext } from '@app/common';
 import { AuditResult, AuditService } from '@app/audit';
 import { RequireScopes } from '../auth/auth.decorators';
 import { OpContext } from '../auth/operation-context.decorator';
 import { Scope } from '../auth/scopes';
 import { bodyOf } from '../http/openapi';
 import { IsDateTime, QueryInt } from '../http/strict-input';
-import { isCredentialIdParam, Query } from '../http/validated-params';
+import { Query } from '../http/validated-params';
 
 const toList = ({ value }: { value: unknown }) => (typeof value === 'string' ? value.split(',').filter(Boolean) : value);
 
 /**
  * Resources named in any case, as their routes take them: key names are case-insensitive and their rows are under
  * `key:<name in lower case>`; a credential id is a UUID (case-insensitive), its rows under the id in lower case, as
- * stored — an upper-case id found none.
+ * stored — an upper-case id found none. Folded as the libs fold the ids they audit (`foldUuid`: a UUID of any version,
+ * not only the v4 the routes take — an in-process caller's refusal of another one is kept under it in lower case).
  */
-const resourceInAnyCase = ({ value }: { value: unknown }) =>
-  typeof value === 'string' && (/^key:/i.test(value) || isCredentialIdParam(value)) ? value.toLowerCase() : value;
+const resourceInAnyCase = ({ value }: { value: unknown }) => (typeof value === 'string' && /^key:/i.test(value) ? value.toLowerCase() : foldUuid(value));
 
 export class AuditQueryDto {
   @ApiPropertyOptional({ description: 'Credential id (in any case; a refusal an in-process caller left under an upper-case id before 2026-12-07 keeps that case: find it by time range or actor) or secret name; a key is `key:<name>` (its name in any case: rows are under the name in lower case, except rows written before 2026-12, which keep the case their caller typed)' })
