@@ -77,6 +77,23 @@ describe('AzureKeyVaultProvider (fake SecretClient)', () => {
     await expect(kv.getSecret('s1')).resolves.toMatchObject({ value: '' });
   });
 
+  it("refuses a set, get or update answer that names no version (INVALID_RESPONSE), never answering version ''", async () => {
+    const { kv, client } = await setup();
+    const unversioned = (name: string) => ({ ...sdkProperties(name), version: undefined, id: `${FAKE_VAULT}/secrets/${name}` });
+    client.setSecret.mockResolvedValue({ ...sdkSecret('s1', 'v'), properties: unversioned('s1') });
+    client.getSecret.mockResolvedValue({ ...sdkSecret('s1', 'v'), properties: unversioned('s1') });
+    client.updateSecretProperties.mockResolvedValue(unversioned('s1'));
+    for (const [operation, call] of [
+      ['setSecret', () => kv.setSecret('s1', 'v')],
+      ['getSecret', () => kv.getSecret('s1')],
+      ['updateSecretProperties', () => kv.updateSecretProperties('s1', 'a'.repeat(32), { enabled: false })],
+    ] as const) {
+      const e = await failure(call());
+      expect(e).toMatchObject({ code: C.INVALID_RESPONSE, operation, secretName: 's1' });
+      expect(e.message).toContain('names no version');
+    }
+  });
+
   it('answers setSecret with the value it sent when the answer omits it', async () => {
     const { kv, client } = await setup();
     const { value: _dropped, ...noValue } = sdkSecret('s1', 'sent');

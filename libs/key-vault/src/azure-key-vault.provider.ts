@@ -19,6 +19,7 @@ import {
   type Page,
   type Secret,
   type SecretProperties,
+  type SecretSummary,
   type SecretVersionRef,
   type SetSecretOptions,
   type UpdateSecretPropertiesOptions,
@@ -54,10 +55,20 @@ function sameText(a: string | undefined, b: string): boolean {
   return x.length === y.length && timingSafeEqual(x, y);
 }
 
-function toProperties(p: SdkSecretProperties): SecretProperties {
+type Asked = { operation: KeyVaultOperation; secretName: string };
+
+function brokenAnswer({ operation, secretName }: Asked, detail: string): KeyVaultError {
+  return new KeyVaultError(KeyVaultErrorCode.INVALID_RESPONSE, keyVaultMessage(operation, KeyVaultErrorCode.INVALID_RESPONSE, { detail }), { operation, secretName });
+}
+
+/**
+ * A secret as the vault answered it. `version` only when the answer names one: Key Vault's secret lists (`listSecrets`,
+ * `listDeletedSecrets`) give each secret's id without a version, and `''` would reach callers as if it were one.
+ */
+function toSummary(p: SdkSecretProperties): SecretSummary {
   return {
     name: p.name,
-    version: p.version ?? '',
+    ...(p.version ? { version: p.version } : {}),
     id: p.id ?? '',
     enabled: p.enabled ?? true,
     contentType: p.contentType,
@@ -71,25 +82,26 @@ function toProperties(p: SdkSecretProperties): SecretProperties {
   };
 }
 
+/** One version's properties: an answer about a version that names none is broken (a caller would record `''` as its pointer). */
+function toProperties(p: SdkSecretProperties, asked: Asked): SecretProperties {
+  const summary = toSummary(p);
+  if (summary.version === undefined) throw brokenAnswer(asked, 'the answer names no version');
+  return { ...summary, version: summary.version };
+}
+
 /**
  * A secret answer always carries its value: a missing one is a broken answer, never an empty secret
  * (`''` would be served as if it were the credential). setSecret may fall back to the value it sent.
  */
-function toSecret(s: SdkSecret, asked: { operation: KeyVaultOperation; secretName: string }, fallbackValue?: string): Secret {
+function toSecret(s: SdkSecret, asked: Asked, fallbackValue?: string): Secret {
   const value = s.value ?? fallbackValue;
-  if (typeof value !== 'string') {
-    const { operation, secretName } = asked;
-    throw new KeyVaultError(KeyVaultErrorCode.INVALID_RESPONSE, keyVaultMessage(operation, KeyVaultErrorCode.INVALID_RESPONSE, { detail: 'the answer carries no value' }), {
-      operation,
-      secretName,
-    });
-  }
-  return { value, properties: toProperties(s.properties) };
+  if (typeof value !== 'string') throw brokenAnswer(asked, 'the answer carries no value');
+  return { value, properties: toProperties(s.properties, asked) };
 }
 
 function toDeleted(d: SdkDeletedSecret): DeletedSecret {
   return {
-    properties: toProperties(d.properties),
+    properties: toSummary(d.properties),
     recoveryId: d.recoveryId ?? d.properties.recoveryId,
     deletedOn: d.deletedOn ?? d.properties.deletedOn,
     scheduledPurgeDate: d.scheduledPurgeDate ?? d.properties.scheduledPurgeDate,
@@ -176,18 +188,19 @@ export class AzureKeyVaultProvider extends KeyVaultProvider {
           notBefore: options.notBefore,
           abortSignal: signal,
         }),
+        { operation: 'updateSecretProperties', secretName: name },
       ),
     );
   }
 
-  async listSecrets(options: ListPageOptions = {}): Promise<Page<SecretProperties>> {
+  async listSecrets(options: ListPageOptions = {}): Promise<Page<SecretSummary>> {
     this.checkPage('listSecrets', undefined, options, '/secrets');
     return this.resilience.execute('listSecrets', undefined, (ctx) =>
-      this.firstPage(ctx, this.client.listPropertiesOfSecrets({ abortSignal: ctx.signal }), options, toProperties),
+      this.firstPage(ctx, this.client.listPropertiesOfSecrets({ abortSignal: ctx.signal }), options, toSummary),
     );
   }
 
-  async *listAllSecrets(): AsyncIterable<SecretProperties> {
+  async *listAllSecrets(): AsyncIterable<SecretSummary> {
     let continuationToken: string | undefined;
     do {
       const page = await this.listSecrets({ maxPageSize: MAX_PAGE_SIZE, continuationToken });
@@ -200,7 +213,9 @@ export class AzureKeyVaultProvider extends KeyVaultProvider {
     this.checkName('listSecretVersions', name);
     this.checkPage('listSecretVersions', name, options, `/secrets/${name}/versions`);
     return this.resilience.execute('listSecretVersions', name, (ctx) =>
-      this.firstPage(ctx, this.client.listPropertiesOfSecretVersions(name, { abortSignal: ctx.signal }), options, toProperties),
+      this.firstPage(ctx, this.client.listPropertiesOfSecretVersions(name, { abortSignal: ctx.signal }), options, (p) =>
+        toProperties(p, { operation: 'listSecretVersions', secretName: name }),
+      ),
     );
   }
 
@@ -251,7 +266,7 @@ export class AzureKeyVaultProvider extends KeyVaultProvider {
         const poller = await this.client.beginRecoverDeletedSecret(name, { intervalInMs, abortSignal: signal });
         const recovered = await poller.pollUntilDone({ abortSignal: signal });
         assertRecoverSent('recoverDeletedSecret', attempt, poller, name);
-        return toProperties(recovered);
+        return toProperties(recovered, { operation: 'recoverDeletedSecret', secretName: name });
       }),
     );
   }
@@ -282,9 +297,13 @@ export class AzureKeyVaultProvider extends KeyVaultProvider {
       kind: 'secret',
       expected,
       logger: this.logger,
-      restore: async (signal) => toProperties(await this.client.restoreSecretBackup(backup, { abortSignal: signal })),
+      restore: async (signal) => {
+        const restored = await this.client.restoreSecretBackup(backup, { abortSignal: signal });
+        return toProperties(restored, { operation: 'restoreSecretBackup', secretName: restored.name });
+      },
       // The value read with it is dropped at once: only the properties are the answer.
-      read: async (name, version, signal) => toProperties((await this.client.getSecret(name, { version, abortSignal: signal })).properties),
+      read: async (name, version, signal) =>
+        toProperties((await this.client.getSecret(name, { version, abortSignal: signal })).properties, { operation: 'restoreSecretBackup', secretName: name }),
       readDeleted: (name, signal) => this.client.getDeletedSecret(name, { abortSignal: signal }),
       recovering: (name) => this.recovering.has(name),
     });

@@ -4,6 +4,7 @@ export { KEY_VAULT_MODULE_OPTIONS } from './key-vault.module-definition';
 export {
   KeyVaultProvider,
   type SecretProperties,
+  type SecretSummary,
   type Secret,
   type DeletedSecret,
   type SetSecretOptions,

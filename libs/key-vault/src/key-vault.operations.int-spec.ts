@@ -92,6 +92,23 @@ describe('KeyVaultModule against the emulator (forRoot)', () => {
     expect(versionsPage.continuationToken).toBeUndefined();
   });
 
+  it("list items carry no version (Key Vault's secret lists name none), never version ''; versions, gets and deletes do", async () => {
+    const set = await kv.setSecret('listed-a', 'v');
+    const listed = (await kv.listSecrets({ maxPageSize: 25 })).items.find((i) => i.name === 'listed-a');
+    expect(listed).toBeDefined();
+    expect(listed).not.toHaveProperty('version');
+    for await (const p of kv.listAllSecrets()) expect(p).not.toHaveProperty('version');
+    expect((await kv.listSecretVersions('listed-a')).items.map((v) => v.version)).toEqual([set.properties.version]);
+
+    const deleted = await kv.deleteSecret('listed-a');
+    expect(deleted.properties.version).toBe(set.properties.version);
+    expect((await kv.getDeletedSecret('listed-a')).properties.version).toBe(set.properties.version);
+    const deletedItem = (await kv.listDeletedSecrets({ maxPageSize: 25 })).items.find((d) => d.properties.name === 'listed-a');
+    expect(deletedItem).toBeDefined();
+    expect(deletedItem!.properties).not.toHaveProperty('version');
+    await kv.purgeDeletedSecret('listed-a');
+  });
+
   it('delete waits until visible; get/list deleted; the soft-deleted name is DELETED_BUT_RECOVERABLE; recover; purge', async () => {
     await kv.setSecret('life-a', 'v1');
     const deleted = await kv.deleteSecret('life-a');

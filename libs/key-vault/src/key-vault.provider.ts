@@ -5,11 +5,15 @@
  * Every method throws a `KeyVaultError` (see errors/) with a stable code; no method ever puts a
  * secret value into an error message or a log line.
  */
-export interface SecretProperties {
+export interface SecretSummary {
   /** Secret name as stored by the vault (case preserved as first created). */
   name: string;
-  /** Version id (32 hex chars in Azure). */
-  version: string;
+  /**
+   * Version id (32 hex chars in Azure) — absent where the vault's answer names none: the items of `listSecrets` /
+   * `listAllSecrets` / `listDeletedSecrets` (Key Vault lists secrets by an id without a version; `listSecretVersions`
+   * or `getSecret` give it). A deleted secret read by name (`deleteSecret`, `getDeletedSecret`) has its latest's.
+   */
+  version?: string;
   /** Full secret id: `https://<vault>/secrets/<name>/<version>`. */
   id: string;
   enabled: boolean;
@@ -24,13 +28,19 @@ export interface SecretProperties {
   recoverableDays?: number;
 }
 
+/** One version's properties: what every answer about a version carries (one naming none is INVALID_RESPONSE). */
+export interface SecretProperties extends SecretSummary {
+  /** Version id (32 hex chars in Azure). */
+  version: string;
+}
+
 export interface Secret {
   value: string;
   properties: SecretProperties;
 }
 
 export interface DeletedSecret {
-  properties: SecretProperties;
+  properties: SecretSummary;
   recoveryId?: string;
   deletedOn?: Date;
   scheduledPurgeDate?: Date;
@@ -101,9 +111,9 @@ export abstract class KeyVaultProvider {
   ): Promise<SecretProperties>;
 
   /** One page of secrets (latest versions, no values). */
-  abstract listSecrets(options?: ListPageOptions): Promise<Page<SecretProperties>>;
+  abstract listSecrets(options?: ListPageOptions): Promise<Page<SecretSummary>>;
   /** All secrets across pages. Avoid on hot paths: this is O(secrets) vault calls / 25. */
-  abstract listAllSecrets(): AsyncIterable<SecretProperties>;
+  abstract listAllSecrets(): AsyncIterable<SecretSummary>;
   abstract listSecretVersions(name: string, options?: ListPageOptions): Promise<Page<SecretProperties>>;
   abstract listAllSecretVersions(name: string): AsyncIterable<SecretProperties>;
 
