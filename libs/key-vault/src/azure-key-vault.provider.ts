@@ -42,6 +42,20 @@ const SECRET_VERSION = OBJECT_VERSION;
 const WRITE_MARKER_TAG = 'cv-write-id';
 /** Key Vault's limit of tags per secret version. */
 const MAX_TAGS = 15;
+/** The seconds the SDK can send as `nbf` / `exp` (`getTime() / 1000 | 0`: 32 bits; beyond, a date wraps round). */
+const MIN_SDK_SECONDS = -(2 ** 31);
+const MAX_SDK_SECONDS = 2 ** 31 - 1;
+
+/** A secret version's validity window as sent: whole seconds, as the vault stores it. */
+interface SecretDates {
+  expiresOn?: Date;
+  notBefore?: Date;
+}
+
+/** The SDK answers an `nbf` / `exp` of 0 (1970-01-01T00:00:00Z) as the number 0, not a Date. */
+function sdkDate(d: Date | number | undefined): Date | undefined {
+  return typeof d === 'number' ? new Date(d * 1000) : d;
+}
 
 function callerTags(tags: Record<string, string> | undefined): Record<string, string> {
   const { [WRITE_MARKER_TAG]: _marker, ...rest } = tags ?? {};
@@ -75,8 +89,8 @@ function toSummary(p: SdkSecretProperties): SecretSummary {
     tags: callerTags(p.tags),
     createdOn: p.createdOn,
     updatedOn: p.updatedOn,
-    expiresOn: p.expiresOn,
-    notBefore: p.notBefore,
+    expiresOn: sdkDate(p.expiresOn),
+    notBefore: sdkDate(p.notBefore),
     recoveryLevel: p.recoveryLevel,
     recoverableDays: p.recoverableDays,
   };
@@ -137,6 +151,7 @@ export class AzureKeyVaultProvider extends KeyVaultProvider {
     if (options.tags !== undefined && Object.hasOwn(options.tags, WRITE_MARKER_TAG)) {
       throw this.invalid('setSecret', name, `the tag ${WRITE_MARKER_TAG} is reserved`);
     }
+    const { expiresOn, notBefore } = this.checkDates('setSecret', name, options);
     // Each Set Secret adds a version. After an attempt whose answer may have been lost, the latest version is
     // read back before sending again: carrying this call's marker and value, it is the result (no second,
     // phantom version). A call that sets all 15 tags itself leaves no room for the marker: re-sent unchecked.
@@ -151,8 +166,8 @@ export class AzureKeyVaultProvider extends KeyVaultProvider {
         contentType: options.contentType,
         tags,
         enabled: options.enabled,
-        expiresOn: options.expiresOn,
-        notBefore: options.notBefore,
+        expiresOn,
+        notBefore,
         abortSignal: signal,
       });
       return toSecret(secret, { operation: 'setSecret', secretName: name }, value);
@@ -178,14 +193,15 @@ export class AzureKeyVaultProvider extends KeyVaultProvider {
   ): Promise<SecretProperties> {
     this.checkName('updateSecretProperties', name);
     this.checkVersion('updateSecretProperties', name, version);
+    const { expiresOn, notBefore } = this.checkDates('updateSecretProperties', name, options);
     return this.resilience.execute('updateSecretProperties', name, async ({ signal }) =>
       toProperties(
         await this.client.updateSecretProperties(name, version, {
           contentType: options.contentType,
           tags: options.tags,
           enabled: options.enabled,
-          expiresOn: options.expiresOn,
-          notBefore: options.notBefore,
+          expiresOn,
+          notBefore,
           abortSignal: signal,
         }),
         { operation: 'updateSecretProperties', secretName: name },
@@ -352,6 +368,30 @@ export class AzureKeyVaultProvider extends KeyVaultProvider {
   private checkPage(operation: KeyVaultOperation, name: string | undefined, options: ListPageOptions, listPath: string): void {
     const problem = pageOptionsProblem(this.vaultUrl, listPath, options);
     if (problem) throw this.invalid(operation, name, problem);
+  }
+
+  /**
+   * `nbf` / `exp` are NumericDate seconds and the SDK cuts a fraction toward zero (`getTime() / 1000 | 0`): a notBefore
+   * moved up to 999 ms earlier, an expiry before 1970 later, and a date outside 32 bits wrapped round (an expiry in 1901
+   * recorded as 2038). Rounded here inward instead — notBefore up, expiresOn down, never a wider window than asked —
+   * and a date the SDK cannot carry, or a window rounding leaves empty, is refused before any call.
+   */
+  private checkDates(operation: KeyVaultOperation, name: string, options: SecretDates): SecretDates {
+    const dates: SecretDates = {};
+    for (const [field, round] of [['expiresOn', Math.floor], ['notBefore', Math.ceil]] as const) {
+      const d: unknown = options[field];
+      if (d === undefined) continue;
+      if (!(d instanceof Date) || Number.isNaN(d.getTime())) throw this.invalid(operation, name, `${field} must be a valid Date`);
+      const seconds = round(d.getTime() / 1000);
+      if (seconds < MIN_SDK_SECONDS || seconds > MAX_SDK_SECONDS) {
+        throw this.invalid(operation, name, `${field} must be from 1901-12-13T20:45:52Z to 2038-01-19T03:14:07Z (the SDK sends 32-bit seconds)`);
+      }
+      dates[field] = new Date(seconds * 1000);
+    }
+    if (dates.expiresOn && dates.notBefore && dates.notBefore.getTime() >= dates.expiresOn.getTime()) {
+      throw this.invalid(operation, name, 'notBefore must be before expiresOn (in whole seconds: notBefore is rounded up, expiresOn down)');
+    }
+    return dates;
   }
 
   private invalid(operation: KeyVaultOperation, secretName: string | undefined, why: string): KeyVaultError {

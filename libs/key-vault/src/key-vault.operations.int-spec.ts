@@ -92,6 +92,32 @@ describe('KeyVaultModule against the emulator (forRoot)', () => {
     expect(versionsPage.continuationToken).toBeUndefined();
   });
 
+  describe('secret dates: the whole seconds the vault stores (nbf / exp), the SDK would cut toward zero', () => {
+    const at = (iso: string) => new Date(iso);
+    const datesOf = (p: { notBefore?: Date; expiresOn?: Date }) => [p.notBefore?.toISOString(), p.expiresOn?.toISOString()];
+
+    it('rounds them inward: notBefore up, expiresOn down (the SDK alone stored notBefore half a second early)', async () => {
+      const set = await kv.setSecret('dates-a', 'v', { notBefore: at('2029-06-01T12:00:00.500Z'), expiresOn: at('2029-06-02T12:00:00.500Z') });
+      expect(datesOf(set.properties)).toEqual(['2029-06-01T12:00:01.000Z', '2029-06-02T12:00:00.000Z']);
+      expect(datesOf((await kv.getSecret('dates-a')).properties)).toEqual(['2029-06-01T12:00:01.000Z', '2029-06-02T12:00:00.000Z']);
+    });
+
+    it('rounds an expiry before 1970 down too (cutting toward zero moved it half a second later)', async () => {
+      const set = await kv.setSecret('dates-c', 'v');
+      const updated = await kv.updateSecretProperties('dates-c', set.properties.version, { expiresOn: at('1969-12-31T23:59:59.500Z'), notBefore: at('1969-12-31T23:59:57.500Z') });
+      expect(datesOf(updated)).toEqual(['1969-12-31T23:59:58.000Z', '1969-12-31T23:59:59.000Z']);
+    });
+
+    it('refuses, before any call, a date the SDK would wrap (32-bit seconds) and a window rounding leaves empty', async () => {
+      const sets = vault.stats().byOperation.setSecret ?? 0;
+      // 1901-12-13T20:45:51Z would be stored as 2038-01-19T03:14:07Z: an expired secret recorded as valid for years.
+      for (const options of [{ expiresOn: at('1901-12-13T20:45:51Z') }, { notBefore: at('2038-01-19T03:14:08Z') }, { notBefore: at('2030-01-01T00:00:00.200Z'), expiresOn: at('2030-01-01T00:00:00.900Z') }]) {
+        expect(await failure(kv.setSecret('dates-b', 'v', options))).toMatchObject({ code: C.INVALID_REQUEST, operation: 'setSecret' });
+      }
+      expect((vault.stats().byOperation.setSecret ?? 0) - sets).toBe(0);
+    });
+  });
+
   it("list items carry no version (Key Vault's secret lists name none), never version ''; versions, gets and deletes do", async () => {
     const set = await kv.setSecret('listed-a', 'v');
     const listed = (await kv.listSecrets({ maxPageSize: 25 })).items.find((i) => i.name === 'listed-a');

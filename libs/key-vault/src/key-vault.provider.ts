@@ -50,7 +50,9 @@ export interface SetSecretOptions {
   contentType?: string;
   tags?: Record<string, string>;
   enabled?: boolean;
+  /** Informational (the vault serves an expired secret); stored in whole seconds, rounded down; 1901-12-13..2038-01-19. */
   expiresOn?: Date;
+  /** Informational, as `expiresOn`; rounded up, never earlier than asked; before `expiresOn` in whole seconds. */
   notBefore?: Date;
 }
 
@@ -58,6 +60,7 @@ export interface UpdateSecretPropertiesOptions {
   contentType?: string;
   tags?: Record<string, string>;
   enabled?: boolean;
+  /** As SetSecretOptions' dates. */
   expiresOn?: Date;
   notBefore?: Date;
 }

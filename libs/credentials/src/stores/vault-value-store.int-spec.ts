@@ -1,8 +1,8 @@
 /**
  * Integration: the expiry the vault value store gives Key Vault — through the real SDK against the
  * local vault. The SDK sends dates as 32-bit seconds, so an expiry past 2038-01-19 would be recorded
- * in the vault as a date before 1970; the store leaves such an expiry off (the service enforces
- * expiry from its own metadata either way). And a write past the last secret name generation.
+ * in the vault as a date before 1970, and one before 1901-12-13 as a later one; the store leaves such an
+ * expiry off (the service enforces expiry from its own metadata either way). And a write past the last secret name generation.
  */
 import { randomBytes } from 'node:crypto';
 import { Test, type TestingModule } from '@nestjs/testing';
@@ -51,6 +51,15 @@ describe('vault value store: the secret expiry it records, the last generation',
     // The credential itself keeps its real expiry and reads as active.
     expect((await svc.getMetadata(ctx, b.id)).expiresAt?.toISOString()).toBe(late.toISOString());
     expect((await svc.get(ctx, b.id)).metadata.status).toBe('active');
+  });
+
+  it('records none before 1901-12-13T20:45:52Z either (the SDK wrapped it to a later date: 1901-12-13T20:45:51Z became 2038)', async () => {
+    const svc = app.get(CredentialsService);
+    const early = new Date('1901-12-13T20:45:51Z');
+    const c = await svc.store(ctx, { integrationId: 'gh', connectionId: 'c', type: CredentialType.API_KEY, value: `k-${randomBytes(12).toString('hex')}`, expiresAt: early });
+    expect(await vaultExpiryOf(c.id)).toBeUndefined();
+    expect((await svc.getMetadata(ctx, c.id)).expiresAt?.toISOString()).toBe(early.toISOString());
+    await expect(svc.get(ctx, c.id)).rejects.toMatchObject({ codeName: 'EXPIRED' });
   });
 
   it('a write that would roll over past the last generation name is GENERATIONS_EXHAUSTED (2015) and sends nothing', async () => {

@@ -7,7 +7,8 @@ import { CredentialGenerationsExhaustedError, CredentialValueMissingError } from
 import { MAX_GENERATION, credentialSecretGeneration, credentialSecretName } from '../naming/vault-secret-name';
 import type { CredentialValueStore, ValueOwner, ValuePointer, ValueReadOptions, ValueWriteRequest } from './credential-value-store';
 
-/** The last instant the Azure SDK can send (2^31 - 1 seconds after the epoch: 2038-01-19T03:14:07Z). */
+/** The instants the Azure SDK can send (32-bit seconds: 1901-12-13T20:45:52Z to 2038-01-19T03:14:07Z). */
+const MIN_SDK_DATE_MS = -2_147_483_648_000;
 const MAX_SDK_DATE_MS = 2_147_483_647_000;
 
 /** How many soft-deleted generation names a store() skips before giving up. */
@@ -59,10 +60,11 @@ export class VaultValueStore implements CredentialValueStore {
             [CREDENTIAL_TAG]: request.credentialId,
             'cv-version': String(request.version),
           },
-          // Informational only (Key Vault does not enforce it); the service enforces expiry. The SDK sends
-          // 32-bit seconds (`getTime() / 1000 | 0`), so a later date (long-lived certificates) would wrap
-          // to before 1970: leave it off rather than record a wrong one.
-          expiresOn: request.expiresAt && request.expiresAt.getTime() <= MAX_SDK_DATE_MS ? request.expiresAt : undefined,
+          // Informational only (Key Vault serves a secret past its exp); the service enforces expiry from its own
+          // metadata, to the millisecond (the vault keeps whole seconds: @app/key-vault rounds it down). The SDK sends
+          // 32-bit seconds, so a later date (long-lived certificates) would wrap to before 1970, and one before 1901 to
+          // a later date (the key-vault lib refuses both): leave it off rather than record a wrong one.
+          expiresOn: request.expiresAt && request.expiresAt.getTime() >= MIN_SDK_DATE_MS && request.expiresAt.getTime() <= MAX_SDK_DATE_MS ? request.expiresAt : undefined,
         }, { signal: request.signal });
         return { vaultSecretName: name, vaultSecretVersion: secret.properties.version, vaultGeneration: generation };
       } catch (e) {
