@@ -41,7 +41,7 @@ export async function createApp(
   // Nest's own lines about the error a failed start throws here are dropped: the caller reports it (main.ts, once).
   const startLines = holdStartErrorLines(log);
   try {
-    const app = await NestFactory.create<NestFastifyApplication>(AppModule.forRoot(config, { log, telemetry }), hostAdapter(), {
+    const app = await NestFactory.create<NestFastifyApplication>(AppModule.forRoot(config, { log, telemetry }), hostAdapter(config.http.requestTimeoutMs), {
       ...HOST_APP_OPTIONS,
       bufferLogs: false,
       logger: new HostLogger(log),
@@ -59,8 +59,11 @@ export async function createApp(
 /** Nest application options of the host (also for a host compiled from a testing module). */
 export const HOST_APP_OPTIONS = { bufferLogs: true, abortOnError: false, bodyParser: false } as const;
 
-/** The host's Fastify adapter. */
-export function hostAdapter(): FastifyAdapter {
+/** HTTP_REQUEST_TIMEOUT_MS's default (a host built outside createApp: benchmarks, specs). */
+export const DEFAULT_REQUEST_TIMEOUT_MS = 30_000;
+
+/** The host's Fastify adapter; `requestTimeoutMs`: how long a whole request may take to arrive (HTTP_REQUEST_TIMEOUT_MS). */
+export function hostAdapter(requestTimeoutMs = DEFAULT_REQUEST_TIMEOUT_MS): FastifyAdapter {
   // Fastify's own request logging is off: the host writes one redacted line per request (logging/request-log.ts).
   // No Nest middleware is used, so middie is not registered (one hook less on every request); a module that
   // adds middleware (`configure(consumer)`) needs `skipMiddie` off again.
@@ -80,8 +83,17 @@ export function hostAdapter(): FastifyAdapter {
     genReqId: requestIdFor,
     frameworkErrors: routingError,
     clientErrorHandler: unparsableRequest,
+    // A request is authenticated only once its body has arrived: without a deadline on the whole request (Fastify's
+    // default is none, which also lifts Node's 300 s) anyone could hold connections open for ever by sending a body a
+    // byte at a time. Past it Node answers 408 (unparsableRequest). Headers keep Node's 60 s, unless this is shorter;
+    // connections are checked often enough to keep it within a quarter.
+    requestTimeout: requestTimeoutMs,
     // Node answers an HTTP/1.1 request without Host with a bare 400 of its own: configureApp's hook answers it instead.
-    http: { requireHostHeader: false },
+    http: {
+      requireHostHeader: false,
+      headersTimeout: Math.min(60_000, requestTimeoutMs),
+      connectionsCheckingInterval: Math.min(30_000, Math.ceil(requestTimeoutMs / 4)),
+    },
   });
 }
 

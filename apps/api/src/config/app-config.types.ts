@@ -6,7 +6,14 @@ import type { CredentialKind } from './env-schema';
 /** The host's whole configuration, as `loadAppConfig` builds it from the environment. */
 export interface AppConfig {
   env: 'development' | 'test' | 'production';
-  http: { host: string; port: number; shutdownTimeoutMs: number; drainMs: number };
+  http: {
+    host: string;
+    port: number;
+    shutdownTimeoutMs: number;
+    drainMs: number;
+    /** How long a whole request (line, headers and body) may take to arrive: 408 past it (HTTP_REQUEST_TIMEOUT_MS). */
+    requestTimeoutMs: number;
+  };
   /** The gRPC transport of the keys API (proto/credential_vault/keys/v1/keys.proto); off unless GRPC_ENABLED. */
   grpc: { enabled: boolean; host: string; port: number };
   log: {

@@ -52,7 +52,7 @@ export function loadAppConfig(env: Record<string, string | undefined>, cwd = pro
   const e = parsed.data;
   return {
     env: e.NODE_ENV,
-    http: { host: e.HOST, port: e.PORT, shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT_MS, drainMs: e.SHUTDOWN_DRAIN_MS },
+    http: { host: e.HOST, port: e.PORT, shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT_MS, drainMs: e.SHUTDOWN_DRAIN_MS, requestTimeoutMs: e.HTTP_REQUEST_TIMEOUT_MS },
     grpc: { enabled: e.GRPC_ENABLED, host: e.GRPC_HOST, port: e.GRPC_PORT },
     log: { level: e.LOG_LEVEL, requestContext: e.LOG_REQUEST_CONTEXT },
     database:

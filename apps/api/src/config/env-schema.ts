@@ -64,6 +64,7 @@ export const envSchema = z
     LOG_REQUEST_CONTEXT: bool(false),
     SHUTDOWN_TIMEOUT_MS: int(10_000, 0, 600_000),
     SHUTDOWN_DRAIN_MS: int(5_000, 0, 600_000),
+    HTTP_REQUEST_TIMEOUT_MS: int(30_000, 1_000, 600_000),
     GRPC_ENABLED: bool(false),
     GRPC_HOST: z.string().min(1).default('127.0.0.1'),
     GRPC_PORT: int(50051, 1, 65535),

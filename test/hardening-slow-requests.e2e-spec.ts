@@ -1,0 +1,72 @@
+import { connect, type Socket } from 'node:net';
+import { generateApiKey } from '../apps/api/src/auth/api-keys';
+import { startTestHost, type TestHost } from './support/host';
+
+/**
+ * Regressions of what probing the API from outside found (issue #10), one file per theme (hardening-*.e2e-spec.ts).
+ * Here: a request that never finishes arriving. Authentication comes after the body has been read, so before the
+ * whole request had a deadline anyone could hold a connection (and a request in flight) open for ever by sending
+ * its body a byte at a time: Fastify's `requestTimeout` defaults to 0 (no limit), which also lifted Node's own 300 s.
+ * No database is read or written (the request never reaches a route): SQLite only.
+ */
+describe('hardened HTTP API (slow requests) on sqlite', () => {
+  const key = generateApiKey('acme-app', 'acme', ['credentials:write']);
+  let host: TestHost;
+  const sockets: Socket[] = [];
+
+  beforeAll(async () => {
+    host = await startTestHost('sqlite', { AUTH_API_KEYS: JSON.stringify([key.entry]), HTTP_REQUEST_TIMEOUT_MS: '1000' });
+  });
+  afterAll(async () => {
+    for (const s of sockets) s.destroy();
+    await host?.close();
+  });
+
+  /** Sends the request line, `headers` and `body` now, then one more byte of body every 100 ms; resolves with what the server sent once it closes, or after `waitMs`. */
+  function trickle(headers: string, body: string, waitMs: number): Promise<{ closed: boolean; afterMs: number; answer: string }> {
+    const { port } = new URL(host.baseUrl);
+    const socket = connect(Number(port), '127.0.0.1');
+    sockets.push(socket);
+    const started = Date.now();
+    let answer = '';
+    socket.setEncoding('utf8').on('data', (d: string) => (answer += d));
+    socket.on('error', () => undefined);
+    socket.write(`POST /v1/credentials HTTP/1.1\r\nHost: 127.0.0.1\r\n${headers}\r\n${body}`);
+    const drip = setInterval(() => socket.writable && socket.write(' '), 100);
+    return new Promise((resolve) => {
+      const done = (closed: boolean) => {
+        clearInterval(drip);
+        clearTimeout(timer);
+        resolve({ closed, afterMs: Date.now() - started, answer });
+      };
+      const timer = setTimeout(() => done(false), waitMs);
+      socket.on('close', () => done(true));
+    });
+  }
+
+  it('21. a body that keeps trickling in is cut off at HTTP_REQUEST_TIMEOUT_MS with 408 in the error shape, whoever sends it', async () => {
+    for (const auth of ['', `X-API-Key: ${key.key}\r\n`]) {
+      const r = await trickle(`${auth}Content-Type: application/json\r\nContent-Length: 100000\r\n`, '{', 6_000);
+      expect({ closed: r.closed, withinMs: r.afterMs < 6_000 }).toEqual({ closed: true, withinMs: true });
+      expect(r.answer).toMatch(/^HTTP\/1\.1 408 /);
+      const body = JSON.parse(r.answer.slice(r.answer.indexOf('\r\n\r\n') + 4)) as Record<string, unknown>;
+      expect(body).toEqual({
+        statusCode: 408,
+        error: 'REQUEST_TIMEOUT',
+        message: 'the request took too long to arrive',
+        code: 90008,
+        codeName: 'REQUEST_TIMEOUT',
+        requestId: expect.any(String),
+      });
+    }
+  });
+
+  it('a request that arrives within the deadline is served as before', async () => {
+    const res = await fetch(`${host.baseUrl}/v1/credentials`, {
+      method: 'POST',
+      headers: { 'x-api-key': key.key, 'content-type': 'application/json' },
+      body: JSON.stringify({ integrationId: 'github', connectionId: 'slow-ok', type: 'api_key', value: 'ghp_0123456789abcdefghij' }),
+    });
+    expect(res.status).toBe(201);
+  });
+});
