@@ -1,5 +1,7 @@
+import { connect as connectHttp2, type ClientHttp2Session } from 'node:http2';
 import { connect, type Socket } from 'node:net';
 import { generateApiKey } from '../apps/api/src/auth/api-keys';
+import { freePort } from './support/grpc-keys-client';
 import { startTestHost, type TestHost } from './support/host';
 
 /**
@@ -7,18 +9,23 @@ import { startTestHost, type TestHost } from './support/host';
  * Here: a request that never finishes arriving. Authentication comes after the body has been read, so before the
  * whole request had a deadline anyone could hold a connection (and a request in flight) open for ever by sending
  * its body a byte at a time: Fastify's `requestTimeout` defaults to 0 (no limit), which also lifted Node's own 300 s.
+ * The keys API over gRPC likewise: a call whose message never finishes arriving was held open for ever.
  * No database is read or written (the request never reaches a route): SQLite only.
  */
 describe('hardened HTTP API (slow requests) on sqlite', () => {
   const key = generateApiKey('acme-app', 'acme', ['credentials:write']);
   let host: TestHost;
+  let grpcPort: number;
   const sockets: Socket[] = [];
+  const sessions: ClientHttp2Session[] = [];
 
   beforeAll(async () => {
-    host = await startTestHost('sqlite', { AUTH_API_KEYS: JSON.stringify([key.entry]), HTTP_REQUEST_TIMEOUT_MS: '1000' });
+    grpcPort = await freePort();
+    host = await startTestHost('sqlite', { AUTH_API_KEYS: JSON.stringify([key.entry]), HTTP_REQUEST_TIMEOUT_MS: '1000', GRPC_ENABLED: 'true', GRPC_PORT: String(grpcPort) });
   });
   afterAll(async () => {
     for (const s of sockets) s.destroy();
+    for (const s of sessions) s.destroy();
     await host?.close();
   });
 
@@ -68,5 +75,29 @@ describe('hardened HTTP API (slow requests) on sqlite', () => {
       body: JSON.stringify({ integrationId: 'github', connectionId: 'slow-ok', type: 'api_key', value: 'ghp_0123456789abcdefghij' }),
     });
     expect(res.status).toBe(201);
+  });
+
+  it('21b. a gRPC call whose message keeps trickling in is ended at HTTP_REQUEST_TIMEOUT_MS: DEADLINE_EXCEEDED, host code 90008', async () => {
+    const session = connectHttp2(`http://127.0.0.1:${grpcPort}`);
+    sessions.push(session);
+    session.on('error', () => undefined);
+    const started = Date.now();
+    const stream = session.request(
+      { ':method': 'POST', ':path': '/credential_vault.keys.v1.KeysService/ListKeys', 'content-type': 'application/grpc', te: 'trailers', 'x-api-key': key.key },
+      { endStream: false },
+    );
+    stream.on('error', () => undefined);
+    // A message announced as 100 bytes long, then sent one byte every 100 ms.
+    stream.write(Buffer.from([0, 0, 0, 0, 100]));
+    const drip = setInterval(() => stream.writable && stream.write(Buffer.from([0])), 100);
+    const trailers = await new Promise<Record<string, unknown> | undefined>((resolve) => {
+      const timer = setTimeout(() => resolve(undefined), 6_000);
+      stream.on('trailers', (t) => (clearTimeout(timer), resolve(t)));
+      stream.on('response', (h) => h['grpc-status'] !== undefined && (clearTimeout(timer), resolve(h)));
+    });
+    clearInterval(drip);
+    expect({ answered: trailers !== undefined, withinMs: Date.now() - started < 6_000 }).toEqual({ answered: true, withinMs: true });
+    expect(trailers).toEqual(expect.objectContaining({ 'grpc-status': '4', 'cv-error-code': '90008', 'x-request-id': expect.any(String) }));
+    expect(decodeURIComponent(String(trailers?.['grpc-message']))).toBe('the request took too long to arrive');
   });
 });

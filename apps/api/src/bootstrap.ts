@@ -19,6 +19,7 @@ import { queryDecodes, UNDECODABLE_QUERY } from './http/query-string';
 import { RouteTable } from './http/route-table';
 import { assertValidatedInput, declaredQueryNames } from './http/validated-params';
 import { observeGrpcCalls, observeNonGrpcRequests, observeUnknownMethods } from './keys/grpc/grpc-call-observer';
+import { receiveDeadline } from './keys/grpc/receive-deadline';
 import { keysGrpcOptions } from './keys/grpc/grpc-server';
 import { KEY_RESTORE_BODY_LIMIT } from './keys/keys.dto';
 import { ShutdownState } from './health/shutdown-state';
@@ -302,7 +303,7 @@ export async function configureApp(app: NestFastifyApplication, config: AppConfi
       observeUnknownMethods(server, app.get(HOST_LOG), count, limit);
       observeNonGrpcRequests(server, app.get(HOST_LOG), count, limit);
     };
-    app.connectMicroservice(keysGrpcOptions(config.grpc, [observe], observeUnserved));
+    app.connectMicroservice(keysGrpcOptions(config.grpc, [observe, receiveDeadline(config.http.requestTimeoutMs)], observeUnserved));
     await app.startAllMicroservices();
   }
   await app.listen(config.http.port, config.http.host);
