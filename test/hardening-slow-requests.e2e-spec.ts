@@ -68,6 +68,19 @@ describe('hardened HTTP API (slow requests) on sqlite', () => {
     }
   });
 
+  it('21c. a connection that sends nothing is closed after HTTP_REQUEST_TIMEOUT_MS (Node bounds a request only once its first byte came)', async () => {
+    const { port } = new URL(host.baseUrl);
+    const socket = connect(Number(port), '127.0.0.1');
+    sockets.push(socket);
+    socket.on('error', () => undefined);
+    const started = Date.now();
+    const closed = await new Promise<boolean>((resolve) => {
+      const timer = setTimeout(() => resolve(false), 6_000);
+      socket.on('close', () => (clearTimeout(timer), resolve(true)));
+    });
+    expect({ closed, withinMs: Date.now() - started < 6_000 }).toEqual({ closed: true, withinMs: true });
+  });
+
   it('a request that arrives within the deadline is served as before', async () => {
     const res = await fetch(`${host.baseUrl}/v1/credentials`, {
       method: 'POST',

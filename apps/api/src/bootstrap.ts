@@ -216,7 +216,7 @@ export async function configureApp(app: NestFastifyApplication, config: AppConfi
   logRequests(fastify, app.get(HOST_LOG), { requestContext: config.log.requestContext, queryNames: declaredQueryNames(controllers) });
   if (config.metrics.enabled) countHttpRequests(fastify);
   const shutdown = app.get(ShutdownState);
-  const connections = new IdleConnections(app.getHttpServer() as HttpServer);
+  const connections = new IdleConnections(app.getHttpServer() as HttpServer, config.http.requestTimeoutMs);
   shutdown.connections = connections;
   (app.getHttpServer() as HttpServer).on('checkExpectation', unmetExpectation);
   const guard = app.get(AuthGuard);

@@ -17,7 +17,15 @@ export const SILENT_IN_DRAIN_MS = 1000;
 export class IdleConnections {
   private readonly open = new Set<Socket>();
 
-  constructor(server: Server) {
+  /**
+   * `firstByteWithinMs`: a connection that has sent nothing this long after it opened is closed. Node's deadlines
+   * (headersTimeout, requestTimeout) start with a request's first byte, so one that never sends any was kept for ever:
+   * enough of them hold every file descriptor.
+   */
+  constructor(
+    server: Server,
+    private readonly firstByteWithinMs = 0,
+  ) {
     this.watch(server);
   }
 
@@ -25,7 +33,11 @@ export class IdleConnections {
   watch(server: Server): void {
     server.on('connection', (socket: Socket) => {
       this.open.add(socket);
-      socket.once('close', () => this.open.delete(socket));
+      const silent = this.firstByteWithinMs > 0 ? setTimeout(() => socket.bytesRead === 0 && socket.destroy(), this.firstByteWithinMs).unref() : undefined;
+      socket.once('close', () => {
+        clearTimeout(silent);
+        this.open.delete(socket);
+      });
     });
   }
 
