@@ -343,6 +343,19 @@ describe('keys gRPC API: access log, request ids and spans', () => {
     expect(host.logs.join('\n')).not.toContain(marker);
   });
 
+  it("answers a unary call that ends without its message UNIMPLEMENTED, as gRPC servers do, and logs and counts it the caller's fault (it was logged at error, a server fault)", async () => {
+    const sign = `/${SERVICE}/Sign`;
+    const before = { client: await signCalls('UNIMPLEMENTED', 'client'), server: await signCalls('UNIMPLEMENTED', 'server') };
+    // A careless client (or one whose process died mid-message) ends the request stream with no message in it.
+    const empty = await rawGrpcCall(`127.0.0.1:${grpcPort}`, sign, null, as(user, { 'x-request-id': 'obs-empty-1' }));
+    // gRPC's status codes document: a cardinality violation (a unary call without its one message) is UNIMPLEMENTED.
+    expect(empty).toMatchObject({ code: GRPC.UNIMPLEMENTED, details: expect.stringMatching(/^Received no request message/), metadata: { 'x-request-id': 'obs-empty-1' } });
+    expect(await waitForLine('obs-empty-1')).toEqual([
+      expect.objectContaining({ level: 40, msg: 'gRPC call completed', req: { id: 'obs-empty-1', method: sign }, res: { grpcStatus: 'UNIMPLEMENTED' } }),
+    ]);
+    expect({ client: await signCalls('UNIMPLEMENTED', 'client'), server: await signCalls('UNIMPLEMENTED', 'server') }).toEqual({ client: before.client + 1, server: before.server });
+  });
+
   it("logs a call whose deadline passed once, as DEADLINE_EXCEEDED, though its handler finishes later, and counts it the caller's", async () => {
     const before = { client: await signCalls('DEADLINE_EXCEEDED', 'client'), server: await signCalls('DEADLINE_EXCEEDED', 'server') };
     // The vault answers the sign after 3 s; the caller gives up after 1 s.

@@ -12,13 +12,13 @@ export interface RawGrpcAnswer {
 
 /**
  * One unary gRPC call written by hand over HTTP/2, for what no gRPC client sends: a message flagged compressed whose
- * bytes are not, a `grpc-encoding` the server does not support, a `content-type` that is not gRPC's. `frame.compressed`
- * sets the message's flag byte.
+ * bytes are not, a `grpc-encoding` the server does not support, a `content-type` that is not gRPC's, no message at all.
+ * `frame.compressed` sets the message's flag byte; `frame` null ends the request without a message.
  */
 export async function rawGrpcCall(
   address: string,
   path: string,
-  frame: { compressed: boolean; bytes: Buffer },
+  frame: { compressed: boolean; bytes: Buffer } | null,
   headers: Record<string, string> = {},
 ): Promise<RawGrpcAnswer> {
   const session = connect(`http://${address}`);
@@ -30,10 +30,13 @@ export async function rawGrpcCall(
       te: 'trailers',
       ...headers,
     });
-    const prefix = Buffer.alloc(5);
-    prefix.writeUInt8(frame.compressed ? 1 : 0, 0);
-    prefix.writeUInt32BE(frame.bytes.length, 1);
-    stream.end(Buffer.concat([prefix, frame.bytes]));
+    if (frame === null) stream.end();
+    else {
+      const prefix = Buffer.alloc(5);
+      prefix.writeUInt8(frame.compressed ? 1 : 0, 0);
+      prefix.writeUInt32BE(frame.bytes.length, 1);
+      stream.end(Buffer.concat([prefix, frame.bytes]));
+    }
     const received: Record<string, string> = {};
     let httpStatus = 0;
     const keep = (h: Record<string, unknown>) => {

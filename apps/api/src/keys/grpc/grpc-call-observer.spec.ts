@@ -109,6 +109,11 @@ describe('observeGrpcCalls', () => {
     // gRPC's compression spec: the answer names the encodings the server accepts.
     expect(unsupported.sent.metadata?.get('grpc-accept-encoding')).toEqual(['identity,deflate,gzip']);
     expect(faultOf({ code: GrpcCode.INTERNAL, details: 'Invalid grpc-timeout value "soon"' })).toMatchObject({ counted: ['INTERNAL client'], level: 40 });
+    // A unary call without its one message (or with two): gRPC's cardinality violation, the caller's.
+    const empty = faultOf({ code: GrpcCode.UNIMPLEMENTED, details: 'Received no request message for server streaming method /p.S/M' });
+    expect(empty).toMatchObject({ counted: ['UNIMPLEMENTED client'], level: 40 });
+    expect(empty.sent.metadata?.get('grpc-accept-encoding')).toEqual([]);
+    expect(faultOf({ code: GrpcCode.UNIMPLEMENTED, details: 'Received a second request message for server streaming method /p.S/M' })).toMatchObject({ counted: ['UNIMPLEMENTED client'], level: 40 });
     // A response grpc-js could not serialise or write is ours.
     expect(faultOf({ code: GrpcCode.INTERNAL, details: 'Error serializing response' })).toMatchObject({ counted: ['INTERNAL server'], level: 50 });
   });

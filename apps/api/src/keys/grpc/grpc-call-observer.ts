@@ -199,12 +199,22 @@ const ACCEPTED_ENCODINGS = 'identity,deflate,gzip';
 /**
  * grpc-js' own answers (grpc-js 1.14, by their fixed texts) to what the caller sent wrong: a message that does not
  * decompress (INTERNAL), one compressed with an encoding it lacks (UNIMPLEMENTED), a `grpc-timeout` it cannot read
- * (INTERNAL). The codes are gRPC's own (its status codes document; every gRPC server answers them so) and stay on the
- * wire; the fault is the caller's, as HTTP's 400 for a body it cannot read: logged at `warn`, counted `client`.
+ * (INTERNAL), a unary call that ends without its message or sends two (UNIMPLEMENTED: gRPC's cardinality violation;
+ * grpc-js' text says "server streaming method" for unary ones too). The codes are gRPC's own (its status codes document;
+ * every gRPC server answers them so) and stay on the wire; the fault is the caller's, as HTTP's 400 for a body it cannot
+ * read: logged at `warn`, counted `client`.
  */
 function callersFault(code: GrpcCode, details: string): boolean {
   if (code === GrpcCode.INTERNAL) return details === 'Failed to decompress message' || details.startsWith('Invalid grpc-timeout value');
-  return code === GrpcCode.UNIMPLEMENTED && details.startsWith('Received message compressed with unsupported encoding');
+  return (
+    code === GrpcCode.UNIMPLEMENTED &&
+    (unsupportedEncoding(details) || details.startsWith('Received no request message for') || details.startsWith('Received a second request message for'))
+  );
+}
+
+/** grpc-js' refusal of a message compressed with an encoding it lacks (its answer then names those it accepts). */
+function unsupportedEncoding(details: string): boolean {
+  return details.startsWith('Received message compressed with unsupported encoding');
 }
 /** OpenTelemetry's gRPC server convention: these codes (and no others) make the span an error. */
 const SPAN_ERRORS = new Set<GrpcCode>([...SERVER_FAILURES, GrpcCode.DEADLINE_EXCEEDED]);
@@ -313,7 +323,7 @@ class ObservedCall {
     if (status.code === GrpcCode.OK && this.headersSent) return status;
     const metadata = status.metadata?.clone() ?? new Metadata();
     metadata.set(REQUEST_ID_METADATA, this.requestId());
-    if (callers && status.code === GrpcCode.UNIMPLEMENTED) metadata.set('grpc-accept-encoding', ACCEPTED_ENCODINGS);
+    if (callers && status.code === GrpcCode.UNIMPLEMENTED && unsupportedEncoding(status.details ?? '')) metadata.set('grpc-accept-encoding', ACCEPTED_ENCODINGS);
     return { ...status, metadata };
   }
 
