@@ -62,7 +62,10 @@ export class CredentialsController {
 
   @Get('expiring')
   @RequireScopes(Scope.CREDENTIALS_READ)
-  @ApiOperation({ summary: 'Credentials expiring within `days` (default 30)' })
+  @ApiOperation({
+    summary: 'Credentials expiring within `days` (default 30)',
+    description: 'Not paged: the first 500, soonest first, expired ones included. All of them: GET /v1/credentials?expiringBefore= (paged).',
+  })
   @ApiOkResponse({ description: 'soonest first', schema: bodyOf('CredentialList') })
   async expiring(@OpContext() ctx: OperationContext, @Query() q: ExpiringQueryDto) {
     return { items: await this.credentials.listExpiring(ctx, q.days ?? 30, undefined, { includeInternal: q.includeInternal }) };

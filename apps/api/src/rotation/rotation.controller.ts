@@ -129,7 +129,10 @@ export class RotationController {
 
   @Get('expiries')
   @RequireScopes(Scope.ROTATION_READ)
-  @ApiOperation({ summary: 'Credentials expiring within `days` (default 30), expired ones included, soonest first' })
+  @ApiOperation({
+    summary: 'Credentials expiring within `days` (default 30), expired ones included, soonest first',
+    description: 'Not paged: the first 1000. All of them: GET /v1/credentials?expiringBefore= (paged).',
+  })
   @ApiOkResponse({ description: 'soonest first', schema: bodyOf('UpcomingExpiryList') })
   async expiries(@OpContext() ctx: OperationContext, @Query() q: DaysQueryDto) {
     return { items: await this.queries.upcomingExpiries(ctx, q.days ?? 30) };
