@@ -2,6 +2,7 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { getDataSourceToken } from '@nestjs/typeorm';
 import type { DataSource } from 'typeorm';
 import { CredentialsService, CredentialType } from '@app/credentials';
+import { KeyVaultProvider } from '@app/key-vault';
 import { DATABASE_KINDS } from '@app/testing';
 import { generateApiKey } from '../apps/api/src/auth/api-keys';
 import { startTestHost, TestHost } from './support/host';
@@ -328,6 +329,32 @@ describe.each(DATABASE_KINDS)('credentials HTTP API on %s', (kind) => {
     for (const r of rows) {
       expect(r.correlationId).toBe('same-request-id');
       expect(r.details.reads).toBeUndefined();
+    }
+  });
+
+  // The Azure SDK sends a secret's exp as 32-bit seconds: @app/key-vault refuses a date it would wrap (INVALID_REQUEST),
+  // so the credential's vault write must leave such an expiry off, not fail the store.
+  it('stores a credential whose expiry the vault cannot carry (after 2038, before 1901) as any other: its own expiry kept, none at the vault', async () => {
+    const vault = host.app.get(KeyVaultProvider);
+    const vaultExpiry = async (id: string) => {
+      for await (const s of vault.listAllSecrets()) if (s.tags?.['cv-credential'] === id) return s.expiresOn?.toISOString() ?? null;
+      throw new Error(`no vault secret tagged ${id}`);
+    };
+    const cases = [
+      { connectionId: 'exp-2100', expiresAt: '2100-01-01T00:00:00.000Z', vault: null },
+      { connectionId: 'exp-1850', expiresAt: '1850-06-01T00:00:00.000Z', vault: null },
+      { connectionId: 'exp-2038', expiresAt: '2038-01-19T03:14:07.000Z', vault: '2038-01-19T03:14:07.000Z' },
+      { connectionId: 'exp-2030', expiresAt: '2030-06-01T12:00:00.750Z', vault: '2030-06-01T12:00:00.000Z' },
+    ];
+    for (const c of cases) {
+      const value = secretValue();
+      const created = await call(admin.key, 'POST', '/v1/credentials', { integrationId: 'slack', connectionId: c.connectionId, type: 'api_key', value, expiresAt: c.expiresAt });
+      expect([c.connectionId, created.status, created.body.expiresAt]).toEqual([c.connectionId, 201, c.expiresAt]);
+      expect([c.connectionId, await vaultExpiry(created.body.id as string)]).toEqual([c.connectionId, c.vault]);
+      // A new version (a rotate naming the expiry again) goes the same way.
+      const rotated = await call(admin.key, 'POST', `/v1/credentials/${created.body.id as string}/rotate`, { value: secretValue(), expiresAt: c.expiresAt });
+      expect([c.connectionId, rotated.status, rotated.body.version, rotated.body.expiresAt]).toEqual([c.connectionId, 200, 2, c.expiresAt]);
+      expect([c.connectionId, await vaultExpiry(created.body.id as string)]).toEqual([c.connectionId, c.vault]);
     }
   });
 
