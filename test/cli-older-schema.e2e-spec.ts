@@ -92,6 +92,9 @@ describe('CLI commands on a host database whose schema is older than this versio
       expect({ code: r.code, stdout: JSON.parse(r.stdout) }).toEqual({ code: 0, stdout: expect.objectContaining({ valid: true }) });
       expect(r.stderr).toContain(`warning: ${label}`);
       expect(r.stderr).toContain(`has a Credential Vault schema newer than this version: 2 migrations it does not know (${later.join(', ')})`);
+      // Once (the command's own check), and never on stdout, which is the command's JSON.
+      expect(r.stderr.split('schema newer than this version').length - 1).toBe(1);
+      expect(r.stdout).not.toContain('newer than this version');
     });
   }, 60_000);
 
