@@ -238,6 +238,19 @@ describe.each(DATABASE_KINDS)('keys HTTP API on %s', (kind) => {
     expect((await call(reader, 'GET', '/v1/keys/kept-one')).body).toMatchObject({ name: 'kept-one', version: rotated.body.version });
   });
 
+  // The vault's own answer to a restore over a soft-deleted name, and libs/key-vault's for a plain 409 whose name then reads
+  // soft-deleted (f673a04): DELETED_BUT_RECOVERABLE, said in the client's terms, naming no vault name; recover works.
+  it('answers a restore over a soft-deleted key 409 DELETED_BUT_RECOVERABLE (recover or purge it), and leaves it recoverable', async () => {
+    const created = await call(manager, 'POST', '/v1/keys', { name: 'binned-one', type: 'EC' });
+    const backup = (await call(manager, 'POST', '/v1/keys/binned-one/backup')).body.backup as string;
+    expect((await call(manager, 'DELETE', '/v1/keys/binned-one')).status).toBe(200);
+    const refused = await call(manager, 'POST', '/v1/keys/restore', { backup });
+    expect([refused.status, refused.body.code, refused.body.codeName]).toEqual([409, 1008, 'DELETED_BUT_RECOVERABLE']);
+    expect(refused.body.message).toMatch(/soft-deleted; recover or purge it first/);
+    expect(refused.body.message).not.toMatch(/binned|acme/i);
+    expect((await call(manager, 'POST', '/v1/deleted-keys/binned-one/recover')).body).toMatchObject({ name: 'binned-one', version: created.body.version });
+  });
+
   it("answers another tenant's key exactly like a missing one, on every route, and changes nothing", async () => {
     await call(user, 'POST', '/v1/keys', { name: 'acme-private', type: 'RSA' });
     const backup = (await call(user, 'POST', '/v1/keys/acme-private/backup')).body.backup as string;

@@ -313,7 +313,7 @@ export class KeysService implements OnModuleDestroy {
     return this.runner.managed(ctx, 'restore', name, {}, async () => {
       // With the version it holds, a restore whose answer is lost is confirmed by reading the key (else OUTCOME_UNKNOWN).
       const key = await this.vault.restoreKeyBackup(blob, version === undefined ? undefined : { name: vaultName, version }).catch((e: unknown) => {
-        // The vault's 409 for a name that is taken (a soft-deleted one has its own code): refused as a create of it is.
+        // The vault's 409 for a name that is taken (a soft-deleted one is DELETED_BUT_RECOVERABLE, passed on: recover or purge it): refused as a create of it is.
         if (isKeyVaultError(e, KeyVaultErrorCode.CONFLICT)) throw new KeysError(KeysErrorCode.KEY_ALREADY_EXISTS, 'a key of that name exists (a restore whose answer was lost may have made it: GET it and compare its versions with the backup before deleting anything); to restore over it, delete and purge it first', 'name');
         throw e;
       });

@@ -73,8 +73,8 @@ function outcomeUnknown(operation: ConfirmedRestore<unknown>['operation'], cause
  * - after an attempt that may have landed, an object holding the backup's version (version ids are the vault's,
  *   random, and a restore keeps them) is that restore, and its latest version is the answer; without a version to
  *   compare, or when the object does not hold it, it cannot be told: OUTCOME_UNKNOWN, never CONFLICT;
- * - nothing live, the name soft-deleted: a delete completed after the 409 (a soft-deleted name gets its own answer),
- *   DELETED_BUT_RECOVERABLE, as the next attempt would be answered;
+ * - nothing live, the name soft-deleted: DELETED_BUT_RECOVERABLE, what the name is now (a delete completed after the
+ *   409, or — Azure's answer being unverified — a restore over the soft-deleted name answered so);
  * - otherwise (the name is live, or cannot be read: forbidden, or no name known) CONFLICT, as answered.
  */
 function restoreAttempts<T>(r: ConfirmedRestore<T>): ConfirmingAttempts<T> {
@@ -118,9 +118,9 @@ function restoreAttempts<T>(r: ConfirmedRestore<T>): ConfirmingAttempts<T> {
     return deleted.exists === true ? { exists: undefined, softDeleted: true } : { exists: deleted.exists === false ? false : undefined };
   };
   /**
-   * Nothing live, the name soft-deleted: the vault answers a restore over a soft-deleted name with its own code, so this
-   * plain 409 met the name's delete still completing, which has completed since. What the name is now is what the
-   * caller acts on (recover or purge it), as the same restore a moment later is answered.
+   * Nothing live, the name soft-deleted: what the caller acts on (recover or purge it), whatever the 409 met — on the
+   * emulator a delete completing since (it answers a restore over a soft-deleted name with its own code); on Azure,
+   * whose answer to that restore is unverified, possibly the restore over the soft-deleted name itself (README).
    */
   const softDeleted = (conflict: unknown, name: string) =>
     new KeyVaultError(KeyVaultErrorCode.DELETED_BUT_RECOVERABLE, keyVaultMessage(operation, KeyVaultErrorCode.DELETED_BUT_RECOVERABLE, {}), {
