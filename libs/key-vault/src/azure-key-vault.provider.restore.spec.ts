@@ -138,6 +138,22 @@ describe('AzureKeyVaultProvider (fake SecretClient)', () => {
       expect(client.restoreSecretBackup).toHaveBeenCalledTimes(1);
     });
 
+    it('a plain 409 whose name reads soft-deleted while this provider recovers it is OBJECT_BEING_RECOVERED (the recover ends it), not DELETED_BUT_RECOVERABLE', async () => {
+      const { kv, client } = await setup({ resilience: { maxAttempts: 2, initialDelayMs: 1, maxDelayMs: 1 } });
+      let finish!: (p: unknown) => void;
+      client.beginRecoverDeletedSecret.mockResolvedValue({ pollUntilDone: () => new Promise((r) => (finish = r)), getOperationState: () => ({ isStarted: true }) });
+      const recovering = kv.recoverDeletedSecret('tenant-secret').catch(() => undefined);
+      await new Promise((r) => setImmediate(r));
+      client.restoreSecretBackup.mockRejectedValue(exists());
+      client.getSecret.mockRejectedValue(notFound());
+      client.getDeletedSecret.mockResolvedValue({ name: 'tenant-secret', properties: sdkProperties('tenant-secret', LATEST) });
+      const e = await failure(kv.restoreSecretBackup(blob));
+      expect([e.code, e.statusCode, e.secretName]).toEqual([C.OBJECT_BEING_RECOVERED, 409, 'tenant-secret']);
+      expect(e.message).toMatch(/the name is soft-deleted, while this provider recovers it/);
+      finish(sdkProperties('tenant-secret', LATEST));
+      await recovering;
+    });
+
     it("after a 5xx: the secret holding the backup's version is the restore, its latest version's properties the answer (no value)", async () => {
       const { kv, client } = await setup();
       client.restoreSecretBackup.mockRejectedValueOnce(restError(503, 'ServiceUnavailable', 'x')).mockRejectedValueOnce(exists());

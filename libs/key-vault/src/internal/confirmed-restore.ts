@@ -86,8 +86,8 @@ function restoreAttempts<T>(r: ConfirmedRestore<T>): ConfirmingAttempts<T> {
    * this provider runs is OBJECT_BEING_RECOVERED, as the vault's 409 ObjectIsBeingRecovered is; any other is
    * OBJECT_BEING_DELETED, its message naming all three.
    */
-  const inTransition = (conflict: unknown, name: string) => {
-    const detail = `HTTP 409 Conflict, and no ${kind} of that name, live or deleted`;
+  const inTransition = (conflict: unknown, name: string, seen = `no ${kind} of that name, live or deleted`) => {
+    const detail = `HTTP 409 Conflict, and ${seen}`;
     const [code, facts] = r.recovering(name)
       ? [KeyVaultErrorCode.OBJECT_BEING_RECOVERED, { detail: `${detail}, while this provider recovers it` }]
       : [KeyVaultErrorCode.OBJECT_BEING_DELETED, { detail, hint: 'a delete, purge or recover of the name is still completing' }];
@@ -148,7 +148,8 @@ function restoreAttempts<T>(r: ConfirmedRestore<T>): ConfirmingAttempts<T> {
       // would be there) — but one cut off while still in flight may land yet: retried (a later read-back finds it);
       // spent, `confirmedRestore` answers OUTCOME_UNKNOWN.
       if (latest.exists === false) throw inTransition(e, name as string);
-      if (latest.softDeleted) throw softDeleted(e, name as string);
+      // Soft-deleted while this provider's own recover runs: the recover ends it (retried, as the free name is).
+      if (latest.softDeleted) throw r.recovering(name as string) ? inTransition(e, name as string, 'the name is soft-deleted') : softDeleted(e, name as string);
       if (!earlierMayHaveLanded) throw toKeyVaultError(e, { operation, secretName: name });
       if (expected === undefined) throw unknown(e, `an earlier attempt may have restored it (the retry found the ${kind}), and no version of the backup was given to check`);
       await readBack(expected.name, expected.version, e, signal);
