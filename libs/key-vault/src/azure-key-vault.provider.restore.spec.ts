@@ -138,7 +138,7 @@ describe('AzureKeyVaultProvider (fake SecretClient)', () => {
       expect(client.restoreSecretBackup).toHaveBeenCalledTimes(1);
     });
 
-    it('a plain 409 whose name reads soft-deleted while this provider recovers it is OBJECT_BEING_RECOVERED (the recover ends it), not DELETED_BUT_RECOVERABLE', async () => {
+    it('a 409 over a name soft-deleted while this provider recovers it (read so, or answered so) is OBJECT_BEING_RECOVERED, retried, not DELETED_BUT_RECOVERABLE', async () => {
       const { kv, client } = await setup({ resilience: { maxAttempts: 2, initialDelayMs: 1, maxDelayMs: 1 } });
       let finish!: (p: unknown) => void;
       client.beginRecoverDeletedSecret.mockResolvedValue({ pollUntilDone: () => new Promise((r) => (finish = r)), getOperationState: () => ({ isStarted: true }) });
@@ -150,6 +150,12 @@ describe('AzureKeyVaultProvider (fake SecretClient)', () => {
       const e = await failure(kv.restoreSecretBackup(blob));
       expect([e.code, e.statusCode, e.secretName]).toEqual([C.OBJECT_BEING_RECOVERED, 409, 'tenant-secret']);
       expect(e.message).toMatch(/the name is soft-deleted, while this provider recovers it/);
+      // The vault's own answer for the soft-deleted name (the recover not applied yet): the same, retried.
+      const softDeletedAnswer = 'Secret tenant-secret is currently in a deleted but recoverable state, and its name cannot be reused.';
+      client.restoreSecretBackup.mockReset().mockRejectedValue(restError(409, 'Conflict', softDeletedAnswer));
+      const own = await failure(kv.restoreSecretBackup(blob));
+      expect([own.code, own.statusCode, own.secretName]).toEqual([C.OBJECT_BEING_RECOVERED, 409, 'tenant-secret']);
+      expect(client.restoreSecretBackup).toHaveBeenCalledTimes(2);
       finish(sdkProperties('tenant-secret', LATEST));
       await recovering;
     });

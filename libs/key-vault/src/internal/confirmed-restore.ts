@@ -141,6 +141,11 @@ function restoreAttempts<T>(r: ConfirmedRestore<T>): ConfirmingAttempts<T> {
       return await r.restore(signal);
     } catch (e) {
       const name = restoreConflictName(e) ?? expected?.name;
+      // The vault's answer for a soft-deleted name while this provider's own recover has not been applied yet: the
+      // recover ends that state, as below.
+      if (name !== undefined && codeOf(e, name) === KeyVaultErrorCode.DELETED_BUT_RECOVERABLE && r.recovering(name)) {
+        throw inTransition(e, name, 'the name is soft-deleted');
+      }
       // Another answer keeps its code, with the name it quotes (a soft-deleted name's) when no `expected` gives it.
       if (codeOf(e, name) !== KeyVaultErrorCode.CONFLICT) throw name === expected?.name ? e : toKeyVaultError(e, { operation, secretName: name });
       const latest = name === undefined ? { exists: undefined } : await probe(name, signal);
