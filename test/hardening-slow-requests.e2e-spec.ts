@@ -21,7 +21,7 @@ describe('hardened HTTP API (slow requests) on sqlite', () => {
 
   beforeAll(async () => {
     grpcPort = await freePort();
-    host = await startTestHost('sqlite', { AUTH_API_KEYS: JSON.stringify([key.entry]), HTTP_REQUEST_TIMEOUT_MS: '1000', GRPC_ENABLED: 'true', GRPC_PORT: String(grpcPort) });
+    host = await startTestHost('sqlite', { AUTH_API_KEYS: JSON.stringify([key.entry]), HTTP_REQUEST_TIMEOUT_MS: '1000', LOG_LEVEL: 'warn', GRPC_ENABLED: 'true', GRPC_PORT: String(grpcPort) });
   });
   afterAll(async () => {
     for (const s of sockets) s.destroy();
@@ -66,6 +66,18 @@ describe('hardened HTTP API (slow requests) on sqlite', () => {
         requestId: expect.any(String),
       });
     }
+  });
+
+  it('21d. the 408 of a request whose headers came carries its request id, and its line and count say 408 (not "aborted" under another id)', async () => {
+    const r = await trickle(`X-Request-Id: slow-body-1\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n`, '{', 6_000);
+    expect(r.answer).toMatch(/^HTTP\/1\.1 408 /);
+    expect(r.answer).toMatch(/\r\nx-request-id: slow-body-1\r\n/);
+    expect(JSON.parse(r.answer.slice(r.answer.indexOf('\r\n\r\n') + 4))).toMatchObject({ code: 90008, requestId: 'slow-body-1' });
+    const line = JSON.parse(await host.logLine((l) => l.includes('"slow-body-1"'))) as Record<string, unknown>;
+    expect(line).toMatchObject({ level: 40, req: { id: 'slow-body-1', method: 'POST', url: '/v1/credentials' }, res: { statusCode: 408 } });
+    const metrics = await (await fetch(`${host.baseUrl}/metrics`)).text();
+    expect(metrics).toMatch(/credential_vault_http_requests_total\{method="POST",route="\/v1\/credentials",status="408"\} [1-9]/);
+    expect(metrics).not.toMatch(/status="aborted"/);
   });
 
   it('21c. a connection that sends nothing is closed after HTTP_REQUEST_TIMEOUT_MS (Node bounds a request only once its first byte came)', async () => {

@@ -16,6 +16,7 @@ import { deferBodyParsing, dropUnparsableContentType } from './http/request-body
 import { type FixedStatusHostCode, HOST_ERROR_HTTP_STATUS, HostErrorCode, hostError } from './http/host-errors';
 import { withErrorAnswers, withSuccessSchemas } from './http/openapi';
 import { queryDecodes, UNDECODABLE_QUERY } from './http/query-string';
+import { answeredBeforeArrival } from './http/request-end';
 import { RouteTable } from './http/route-table';
 import { assertValidatedInput, declaredQueryNames } from './http/validated-params';
 import { observeGrpcCalls, observeNonGrpcRequests, observeUnknownMethods } from './keys/grpc/grpc-call-observer';
@@ -115,16 +116,21 @@ function unparsableRequest(error: NodeJS.ErrnoException, socket: Duplex): void {
       : code === HostErrorCode.REQUEST_TIMEOUT
         ? 'the request took too long to arrive'
         : 'the request is not valid HTTP';
-  const { status, requestId, body } = errorAnswer(code, message);
+  // A request whose headers came but not its body in time is Fastify's already: the 408 carries its id, and its access
+  // line and count say 408 under that id (else "aborted", and a 408 under an id no line had). Not other parser errors
+  // mid-body: one is a client that left half-way (HPE_INVALID_EOF_STATE), rightly "aborted".
+  const pending = code === HostErrorCode.REQUEST_TIMEOUT ? (socket as Duplex & { _httpMessage?: ServerResponse | null })._httpMessage?.req : undefined;
+  const arriving = pending && !pending.complete ? pending : undefined;
+  const { status, requestId, body } = errorAnswer(code, message, (arriving as { id?: string } | undefined)?.id);
+  if (arriving) answeredBeforeArrival(arriving, status);
   socket.end(
     `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\ncontent-type: application/json; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(body)}\r\n` +
       `x-request-id: ${requestId}\r\nx-content-type-options: nosniff\r\nconnection: close\r\n\r\n${body}`,
   );
 }
 
-/** An error body of the host's shape for an answer made before Fastify has the request, with a request id of its own. */
-function errorAnswer(code: FixedStatusHostCode, message: string): { status: number; requestId: string; body: string } {
-  const requestId = randomUUID();
+/** An error body of the host's shape for an answer made outside Fastify's reply, with the request's id or one of its own. */
+function errorAnswer(code: FixedStatusHostCode, message: string, requestId: string = randomUUID()): { status: number; requestId: string; body: string } {
   const status = HOST_ERROR_HTTP_STATUS[code];
   return { status, requestId, body: JSON.stringify({ statusCode: status, error: PARSER_ERROR_NAMES[status], message, ...hostError(code), requestId }) };
 }
