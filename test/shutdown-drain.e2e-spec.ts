@@ -225,7 +225,7 @@ describe('the host process: SIGTERM drains then closes (keep-alive clients); its
   // the listening line named the first address alone.
   it('with HOST=localhost on ::1 and 127.0.0.1, names both and drains the connections of either alike', async () => {
     const drainMs = 2500;
-    const { host, exited, base, stdout } = await startListening('6', { HOST: 'localhost', SHUTDOWN_DRAIN_MS: String(drainMs) }, await dualLocalhost(dir));
+    const { host, exited, base, stdout } = await startListening('6', { HOST: 'localhost', SHUTDOWN_DRAIN_MS: String(drainMs), HTTP_REQUEST_TIMEOUT_MS: '1000' }, await dualLocalhost(dir));
     try {
       const port = new URL(base).port;
       const bases = [`http://[::1]:${port}`, `http://127.0.0.1:${port}`];
@@ -233,6 +233,15 @@ describe('the host process: SIGTERM drains then closes (keep-alive clients); its
       // In either order: the first address is the one `localhost` resolves to first.
       expect((JSON.parse(line) as { msg: string }).msg.split(/ on | and /).slice(1).sort()).toEqual([...bases].sort());
       for (const b of bases) expect(await unmetExpect(`${b}/health/live`)).toEqual({ status: 417, requestId: expect.any(String) });
+      // A body that does not arrive within HTTP_REQUEST_TIMEOUT_MS: the host's 408 on either address (the second server's
+      // parser errors were Node's bare answers, without a body or request id).
+      for (const b of bases) {
+        const slow = openRaw(b);
+        slow.socket.write('POST /v1/credentials HTTP/1.1\r\nHost: cv\r\nX-Request-Id: slow-on-each\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{');
+        expect(await waitFor(() => slow.closedAt() !== undefined, 5000)).toBe(true);
+        expect(slow.received()).toMatch(/^HTTP\/1\.1 408 /);
+        expect(JSON.parse(slow.received().slice(slow.received().indexOf('\r\n\r\n') + 4))).toMatchObject({ code: 90008, requestId: 'slow-on-each' });
+      }
       // A kept-alive connection on each address, idle after one answer.
       const idle = bases.map((b) => openRaw(b));
       for (const c of idle) {

@@ -314,9 +314,11 @@ export async function configureApp(app: NestFastifyApplication, config: AppConfi
   }
   await app.listen(config.http.port, config.http.host);
   // HOST=localhost: Fastify listens on each address it resolves to, every one after the first on a server of its own.
+  // Fastify gives these its options (requestTimeout and the rest) but not its clientErrorHandler: Node's bare 408 and 400.
   for (const server of otherListeningServers(fastify)) {
     connections.watch(server);
     server.on('checkExpectation', unmetExpectation);
+    server.on('clientError', unparsableRequest);
   }
   return app;
 }
