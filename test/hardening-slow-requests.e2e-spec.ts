@@ -93,6 +93,33 @@ describe('hardened HTTP API (slow requests) on sqlite', () => {
     expect({ closed, withinMs: Date.now() - started < 6_000 }).toEqual({ closed: true, withinMs: true });
   });
 
+  it('21e. a connection to the gRPC port that makes no call within HTTP_REQUEST_TIMEOUT_MS is closed (grpc-js keeps one for ever)', async () => {
+    const silent = connect(grpcPort, '127.0.0.1');
+    sockets.push(silent);
+    silent.on('error', () => undefined);
+    const preface = connectHttp2(`http://127.0.0.1:${grpcPort}`);
+    sessions.push(preface);
+    preface.on('error', () => undefined);
+    const started = Date.now();
+    const closedWithin = (on: (done: () => void) => void) =>
+      new Promise<boolean>((resolve) => {
+        const timer = setTimeout(() => resolve(false), 6_000);
+        on(() => (clearTimeout(timer), resolve(true)));
+      });
+    const closed = await Promise.all([closedWithin((done) => silent.on('close', done)), closedWithin((done) => preface.on('close', done))]);
+    expect({ closed, withinMs: Date.now() - started < 6_000 }).toEqual({ closed: [true, true], withinMs: true });
+    // A channel that calls again after such a close opens a new connection: served.
+    const session = connectHttp2(`http://127.0.0.1:${grpcPort}`);
+    sessions.push(session);
+    const stream = session.request({ ':method': 'POST', ':path': '/credential_vault.keys.v1.KeysService/ListKeys', 'content-type': 'application/grpc', te: 'trailers', 'x-api-key': key.key });
+    stream.end(Buffer.from([0, 0, 0, 0, 0]));
+    const status = await new Promise<unknown>((resolve) => {
+      stream.on('trailers', (t) => resolve(t['grpc-status']));
+      stream.on('response', (h) => h['grpc-status'] !== undefined && resolve(h['grpc-status']));
+    });
+    expect(status).toBe('7'); // PERMISSION_DENIED: the key has no keys scope — the call was served, by the guard
+  });
+
   it('a request that arrives within the deadline is served as before', async () => {
     const res = await fetch(`${host.baseUrl}/v1/credentials`, {
       method: 'POST',

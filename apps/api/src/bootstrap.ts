@@ -21,7 +21,7 @@ import { RouteTable } from './http/route-table';
 import { assertValidatedInput, declaredQueryNames } from './http/validated-params';
 import { observeGrpcCalls, observeNonGrpcRequests, observeUnknownMethods } from './keys/grpc/grpc-call-observer';
 import { receiveDeadline } from './keys/grpc/receive-deadline';
-import { keysGrpcOptions } from './keys/grpc/grpc-server';
+import { closeSilentConnections, keysGrpcOptions } from './keys/grpc/grpc-server';
 import { KEY_RESTORE_BODY_LIMIT } from './keys/keys.dto';
 import { ShutdownState } from './health/shutdown-state';
 import { HOST_LOG, holdStartErrorLines, HostLogger, lifecycleLog } from './logging/host-logger';
@@ -304,12 +304,14 @@ export async function configureApp(app: NestFastifyApplication, config: AppConfi
     const observe = observeGrpcCalls(app.get(HOST_LOG), { trace: telemetryOf(app) !== null, count });
     // Calls to a path no one serves, and requests that are not gRPC, never reach an interceptor: observed where grpc-js answers them.
     // Both count as a scan from their address, as HTTP's 404s and 405s do (AuthGuard.countGrpcScan).
+    const { requestTimeoutMs } = config.http;
     const observeUnserved = (server: Server) => {
       const limit = (ip: string) => guard.countGrpcScan(ip);
       observeUnknownMethods(server, app.get(HOST_LOG), count, limit);
       observeNonGrpcRequests(server, app.get(HOST_LOG), count, limit);
+      if (!closeSilentConnections(server, requestTimeoutMs)) app.get(HOST_LOG).warn('gRPC connections that send nothing are not closed: this grpc-js has no Server#http2Servers');
     };
-    app.connectMicroservice(keysGrpcOptions(config.grpc, [observe, receiveDeadline(config.http.requestTimeoutMs)], observeUnserved));
+    app.connectMicroservice(keysGrpcOptions(config.grpc, [observe, receiveDeadline(requestTimeoutMs)], observeUnserved, requestTimeoutMs));
     await app.startAllMicroservices();
   }
   await app.listen(config.http.port, config.http.host);

@@ -1,4 +1,5 @@
 import { existsSync } from 'node:fs';
+import type { Server as NetServer, Socket } from 'node:net';
 import { dirname, join } from 'node:path';
 import type { Server, ServerInterceptor } from '@grpc/grpc-js';
 import { loadSync, type PackageDefinition } from '@grpc/proto-loader';
@@ -21,6 +22,24 @@ export function protoRoot(from = __dirname): string {
   throw new Error(`gRPC is enabled but proto/${KEYS_PROTO_FILE} was not found above ${from}: ship the proto/ directory with the host`);
 }
 
+/**
+ * Closes every connection to grpc-js' `server` that has sent no byte `ms` after it opened, as HTTP's (IdleConnections):
+ * grpc-js' idle limit (`idleMs` of keysGrpcOptions) ends a session once its client spoke, not a connection that never
+ * did. Its listening servers are read off its private `http2Servers` (grpc-js 1.x); without them, false.
+ */
+export function closeSilentConnections(server: Server, ms: number): boolean {
+  const servers = (server as unknown as { http2Servers?: Map<NetServer, unknown> }).http2Servers;
+  if (!(servers instanceof Map) || servers.size === 0) return false;
+  for (const listening of servers.keys()) {
+    listening.on('connection', (socket: Socket) => {
+      // Reset, not destroy(): the HTTP/2 session owns the socket's handle, and a destroy() left the connection open.
+      const silent = setTimeout(() => socket.bytesRead === 0 && socket.resetAndDestroy(), ms).unref();
+      socket.once('close', () => clearTimeout(silent));
+    });
+  }
+  return true;
+}
+
 /** `host:port` of the keys gRPC server (an IPv6 host in brackets). */
 export function keysGrpcAddress(grpc: { host: string; port: number }): string {
   return `${grpc.host.includes(':') ? `[${grpc.host}]` : grpc.host}:${grpc.port}`;
@@ -37,9 +56,15 @@ export function keysPackageDefinition(root = protoRoot()): PackageDefinition {
 
 /**
  * The gRPC server of the keys API (`app.connectMicroservice`), on `host:port`, with grpc-js server `interceptors` (first
- * runs first); `onServer` is handed grpc-js' Server once bound, before any service is added to it.
+ * runs first); `onServer` is handed grpc-js' Server once bound, before any service is added to it. `idleMs`: a connection
+ * with no call in flight this long is closed (a GOAWAY: a client's next call opens another), else none is.
  */
-export function keysGrpcOptions(grpc: { host: string; port: number }, interceptors: ServerInterceptor[] = [], onServer?: (server: Server) => void): GrpcOptions {
+export function keysGrpcOptions(
+  grpc: { host: string; port: number },
+  interceptors: ServerInterceptor[] = [],
+  onServer?: (server: Server) => void,
+  idleMs?: number,
+): GrpcOptions {
   return {
     transport: Transport.GRPC,
     options: {
@@ -52,7 +77,9 @@ export function keysGrpcOptions(grpc: { host: string; port: number }, intercepto
       // Finish calls in flight on shutdown (the HTTP side has SHUTDOWN_TIMEOUT_MS as the backstop).
       gracefulShutdown: true,
       // Passed to grpc-js' Server as they are (Nest hands its channel options to the Server constructor).
-      channelOptions: { interceptors },
+      // grpc-js closes no connection by itself, not even one that never sends a byte: enough of them hold every file
+      // descriptor (HTTP closes a silent one after HTTP_REQUEST_TIMEOUT_MS, an idle keep-alive one after 72 s).
+      channelOptions: { interceptors, ...(idleMs === undefined ? {} : { 'grpc.max_connection_idle_ms': idleMs }) },
       // Nest's one hook with grpc-js' Server: called as it loads the definition, after binding, before adding the service.
       onLoadPackageDefinition: onServer && ((_definition: unknown, server: Server) => onServer(server)),
     },
