@@ -4,6 +4,10 @@
  * A restore in a purge's window is answered as one over a live name (recorded: 409 Conflict, no inner code): the lib
  * tells the two apart by reading the name. A set in a recover's window answers 409 ObjectIsBeingRecovered; a restore
  * there reads as one in a purge's (the emulator answers it as over a live name): only the provider's own recover tells.
+ *
+ * The cases whose point is a window that outlasts a short provider's attempts run on a second vault whose window is
+ * long (SLOW_WINDOW_MS): on a loaded CI machine 300 ms can pass between the vault's answer and the attempts' reads,
+ * and the window's end then answered them (the name soft-deleted, or live again).
  */
 import { Test, type TestingModule } from '@nestjs/testing';
 import { KeyVaultEmulator, emulatorSecretClient } from '@app/keyvault-emulator';
@@ -12,44 +16,65 @@ import { KeyVaultErrorCode as C, KeyVaultKeysProvider, KeyVaultModule, KeyVaultP
 
 /** The vault's purge / recover window. */
 const WINDOW_MS = 300;
+/** The second vault's window: outlasts the impatient providers' two attempts and their reads however loaded the machine. */
+const SLOW_WINDOW_MS = 2000;
 const failure = (p: Promise<unknown>) => rejection(p) as Promise<KeyVaultError>;
 
 describe('Key Vault names in transition (emulator, real SDK)', () => {
   let emu: KeyVaultEmulator;
+  /** The vault of the impatient providers: its window is SLOW_WINDOW_MS. */
+  let slow: KeyVaultEmulator;
   let moduleRef: TestingModule;
+  let slowRef: TestingModule;
   let shortRef: TestingModule;
   let kv: KeyVaultProvider;
   let keys: KeyVaultKeysProvider;
-  /** Two attempts 20 ms apart: spent well inside the window. */
+  /** Patient providers on the slow vault, to set its names up. */
+  let slowKv: KeyVaultProvider;
+  let slowKeys: KeyVaultKeysProvider;
+  /** Two attempts 20 ms apart, on the slow vault: spent well inside its window. */
   let impatient: KeyVaultProvider;
   let impatientKeys: KeyVaultKeysProvider;
-  const sent = (operation: string) => emu.stats().byOperation[operation] ?? 0;
+  const sent = (operation: string, vault = emu) => vault.stats().byOperation[operation] ?? 0;
+  /**
+   * Resolves once `vault` has answered `operation` more than `before` times: the request reached it and its window has
+   * begun. A provider's first request also answers the bearer challenge first: a fixed pause could end before that.
+   */
+  const answered = async (vault: KeyVaultEmulator, operation: string, before: number) => {
+    while (sent(operation, vault) <= before) await new Promise((r) => setTimeout(r, 5));
+  };
 
   beforeAll(async () => {
     emu = await KeyVaultEmulator.start({ quiet: true, throttle: false, operationDelayMs: WINDOW_MS });
+    slow = await KeyVaultEmulator.start({ quiet: true, throttle: false, operationDelayMs: SLOW_WINDOW_MS });
     // 4 attempts, 100 + 200 + 400 ms (jittered to half at least): outlasts the window.
     const resilience = { maxAttempts: 4, initialDelayMs: 100, maxDelayMs: 2000, pollIntervalMs: 50 };
     moduleRef = await Test.createTestingModule({ imports: [KeyVaultModule.forRoot(emulatorKeyVaultOptions(emu, { resilience }))] }).compile();
+    slowRef = await Test.createTestingModule({ imports: [KeyVaultModule.forRoot(emulatorKeyVaultOptions(slow, { resilience }))] }).compile();
     shortRef = await Test.createTestingModule({
-      imports: [KeyVaultModule.forRoot(emulatorKeyVaultOptions(emu, { resilience: { maxAttempts: 2, initialDelayMs: 20, maxDelayMs: 20 } }))],
+      imports: [KeyVaultModule.forRoot(emulatorKeyVaultOptions(slow, { resilience: { maxAttempts: 2, initialDelayMs: 20, maxDelayMs: 20 } }))],
     }).compile();
     kv = moduleRef.get(KeyVaultProvider);
     keys = moduleRef.get(KeyVaultKeysProvider);
+    slowKv = slowRef.get(KeyVaultProvider);
+    slowKeys = slowRef.get(KeyVaultKeysProvider);
     impatient = shortRef.get(KeyVaultProvider);
     impatientKeys = shortRef.get(KeyVaultKeysProvider);
   }, 60_000);
   afterAll(async () => {
     await moduleRef?.close();
+    await slowRef?.close();
     await shortRef?.close();
     await emu?.stop();
+    await slow?.stop();
   });
 
   /** A secret's backup and latest version, then the secret deleted and purged: its purge is still completing. */
-  async function purgedSecret(name: string) {
-    const latest = await kv.setSecret(name, 'kept-value');
-    const blob = await kv.backupSecret(name);
-    await kv.deleteSecret(name);
-    await kv.purgeDeletedSecret(name);
+  async function purgedSecret(name: string, provider = kv) {
+    const latest = await provider.setSecret(name, 'kept-value');
+    const blob = await provider.backupSecret(name);
+    await provider.deleteSecret(name);
+    await provider.purgeDeletedSecret(name);
     return { blob, ref: { name, version: latest.properties.version } };
   }
 
@@ -81,12 +106,12 @@ describe('Key Vault names in transition (emulator, real SDK)', () => {
     });
 
     it('whose purge outlasts the attempts says the name is still being deleted (retry later), not that it is taken', async () => {
-      const { blob } = await purgedSecret('restore-purge-too-slow');
+      const { blob } = await purgedSecret('restore-purge-too-slow', slowKv);
       const e = await failure(impatient.restoreSecretBackup(blob));
       expect([e.code, e.statusCode, e.secretName]).toEqual([C.OBJECT_BEING_DELETED, 409, 'restore-purge-too-slow']);
       expect(e.message).not.toContain('restore-purge-too-slow');
-      await new Promise((r) => setTimeout(r, WINDOW_MS + 50));
-      expect((await kv.restoreSecretBackup(blob)).name).toBe('restore-purge-too-slow');
+      await new Promise((r) => setTimeout(r, SLOW_WINDOW_MS + 50));
+      expect((await slowKv.restoreSecretBackup(blob)).name).toBe('restore-purge-too-slow');
     });
   });
 
@@ -103,9 +128,9 @@ describe('Key Vault names in transition (emulator, real SDK)', () => {
     });
 
     it('whose delete outlasts the attempts says the name is still being deleted (retry later), not that it is taken', async () => {
-      await kv.setSecret('restore-delete-too-slow', 'v1');
-      const blob = await kv.backupSecret('restore-delete-too-slow');
-      await emulatorSecretClient(emu, { maxRetries: 0 }).beginDeleteSecret('restore-delete-too-slow');
+      await slowKv.setSecret('restore-delete-too-slow', 'v1');
+      const blob = await slowKv.backupSecret('restore-delete-too-slow');
+      await emulatorSecretClient(slow, { maxRetries: 0 }).beginDeleteSecret('restore-delete-too-slow');
       const e = await failure(impatient.restoreSecretBackup(blob));
       expect([e.code, e.statusCode, e.secretName]).toEqual([C.OBJECT_BEING_DELETED, 409, 'restore-delete-too-slow']);
     });
@@ -137,17 +162,18 @@ describe('Key Vault names in transition (emulator, real SDK)', () => {
   describe('a restore while a recover of the name completes (409 Conflict, no inner code; nothing live, nothing deleted)', () => {
     /** A secret's backup, then the secret deleted: ready to be recovered. */
     async function deletedSecret(name: string) {
-      await kv.setSecret(name, 'v1');
-      const blob = await kv.backupSecret(name);
-      await kv.deleteSecret(name);
+      await slowKv.setSecret(name, 'v1');
+      const blob = await slowKv.backupSecret(name);
+      await slowKv.deleteSecret(name);
       return blob;
     }
 
     it('whose recover this provider is running surfaces OBJECT_BEING_RECOVERED (1020) once the attempts are spent', async () => {
       const blob = await deletedSecret('restore-own-recover');
-      // Its poller waits (every 500 ms, the default) while the vault keeps the recover pending for WINDOW_MS.
+      // Its poller waits (every 500 ms, the default) while the vault keeps the recover pending for SLOW_WINDOW_MS.
+      const before = sent('recoverDeletedSecret', slow);
       const recovering = impatient.recoverDeletedSecret('restore-own-recover');
-      await new Promise((r) => setTimeout(r, 20));
+      await answered(slow, 'recoverDeletedSecret', before);
       const e = await failure(impatient.restoreSecretBackup(blob));
       expect([e.code, e.statusCode, e.secretName]).toEqual([C.OBJECT_BEING_RECOVERED, 409, 'restore-own-recover']);
       expect(e.message).toMatch(/a recover of the name is still completing.*retry later$/);
@@ -158,11 +184,13 @@ describe('Key Vault names in transition (emulator, real SDK)', () => {
     });
 
     it('of a key, likewise', async () => {
-      await keys.createKey('key-own-recover', { keyType: 'EC' });
-      const blob = await keys.backupKey('key-own-recover');
-      await keys.deleteKey('key-own-recover');
+      await slowKeys.createKey('key-own-recover', { keyType: 'EC' });
+      const blob = await slowKeys.backupKey('key-own-recover');
+      await slowKeys.deleteKey('key-own-recover');
+      // This provider's first key request: the recover reaches the vault after the challenge, past any fixed pause.
+      const before = sent('recoverDeletedKey', slow);
       const recovering = impatientKeys.recoverDeletedKey('key-own-recover');
-      await new Promise((r) => setTimeout(r, 20));
+      await answered(slow, 'recoverDeletedKey', before);
       const e = await failure(impatientKeys.restoreKeyBackup(blob));
       expect([e.code, e.secretName]).toEqual([C.OBJECT_BEING_RECOVERED, 'key-own-recover']);
       await recovering;
@@ -170,7 +198,7 @@ describe('Key Vault names in transition (emulator, real SDK)', () => {
 
     it('recovered by another client: the name in transition, whose message does not claim a delete or purge (the reads cannot tell)', async () => {
       const blob = await deletedSecret('restore-other-recover');
-      await emulatorSecretClient(emu, { maxRetries: 0 }).beginRecoverDeletedSecret('restore-other-recover');
+      await emulatorSecretClient(slow, { maxRetries: 0 }).beginRecoverDeletedSecret('restore-other-recover');
       const e = await failure(impatient.restoreSecretBackup(blob));
       expect([e.code, e.statusCode]).toEqual([C.OBJECT_BEING_DELETED, 409]);
       expect(e.message).toMatch(/a delete, purge or recover of the name is still completing/);
@@ -210,9 +238,9 @@ describe('Key Vault names in transition (emulator, real SDK)', () => {
     });
 
     it('whose recover outlasts the attempts surfaces OBJECT_BEING_RECOVERED (HTTP 409, retry later)', async () => {
-      await kv.setSecret('set-recover-too-slow', 'v1');
-      await kv.deleteSecret('set-recover-too-slow');
-      await emulatorSecretClient(emu, { maxRetries: 0 }).beginRecoverDeletedSecret('set-recover-too-slow');
+      await slowKv.setSecret('set-recover-too-slow', 'v1');
+      await slowKv.deleteSecret('set-recover-too-slow');
+      await emulatorSecretClient(slow, { maxRetries: 0 }).beginRecoverDeletedSecret('set-recover-too-slow');
       const e = await failure(impatient.setSecret('set-recover-too-slow', 'v2'));
       expect([e.code, e.statusCode, e.azureCode]).toEqual([C.OBJECT_BEING_RECOVERED, 409, 'Conflict']);
       expect(e.message).toMatch(/retry later$/);
