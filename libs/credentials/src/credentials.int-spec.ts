@@ -93,6 +93,18 @@ describe.each(DATABASE_KINDS)('CredentialsModule on %s (emulator, real KeyVaultP
       }
     }
   };
+  /**
+   * Waits until the outbox has delivered every event that is due. The dispatcher delivers oldest first, and the 2,048
+   * credentials storeOthers makes leave their events behind: on a loaded 2-core machine hundreds were still queued when
+   * a later test waited (eventually's 10 s) for an event of its own, and timed out with that event still queued
+   * behind them. Tests that wait for their events start from a delivered outbox.
+   */
+  const outboxCaughtUp = async () => {
+    const due = async () => Number((await dataSource.query(`SELECT COUNT(*) AS n FROM cv_outbox WHERE delivered_at IS NULL AND available_at <= ${Date.now()}`))[0].n);
+    for (const deadline = Date.now() + 110_000; (await due()) > 0; await new Promise((r) => setTimeout(r, 200))) {
+      if (Date.now() > deadline) throw new Error(`the outbox still has ${await due()} events due after 110 s`);
+    }
+  };
   const getSecretCalls = () => emu.stats().byOperation.getSecret ?? 0;
   const setSecretCalls = () => emu.stats().byOperation.setSecret ?? 0;
   /** Stores `n` envelope credentials of tenant A under `integrationId` (storeMany, in batches it accepts); their ids. */
@@ -957,6 +969,8 @@ describe.each(DATABASE_KINDS)('CredentialsModule on %s (emulator, real KeyVaultP
   });
 
   describe('crash safety', () => {
+    beforeAll(outboxCaughtUp, 120_000);
+
     /** Makes every audit write fail for real (the table is gone) while `work` runs. */
     async function withAuditBroken(work: () => Promise<void>): Promise<void> {
       await moduleRef.get(ReadAuditCoalescer).flush();
@@ -1044,6 +1058,8 @@ describe.each(DATABASE_KINDS)('CredentialsModule on %s (emulator, real KeyVaultP
   });
 
   describe('audit, events and leaks', () => {
+    beforeAll(outboxCaughtUp, 120_000);
+
     it('audits writes in the same transaction; reads through the buffer, repeats of a read folded with a count', async () => {
       const meta = await service.store(ctxA, { integrationId: 'audited', connectionId: 'c', type: CredentialType.API_KEY, value: secret() });
       for (let i = 0; i < 3; i++) await service.get(ctxA, meta.id);
