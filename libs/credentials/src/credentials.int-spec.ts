@@ -31,7 +31,6 @@ import {
   CredentialVersionNotFoundError,
   DataKeyService,
   EnvelopeValueStore,
-  MAX_STORE_MANY,
   ReadAuditCoalescer,
   ValueStoreKind,
   credentialSecretName,
@@ -107,15 +106,23 @@ describe.each(DATABASE_KINDS)('CredentialsModule on %s (emulator, real KeyVaultP
   };
   const getSecretCalls = () => emu.stats().byOperation.getSecret ?? 0;
   const setSecretCalls = () => emu.stats().byOperation.setSecret ?? 0;
-  /** Stores `n` envelope credentials of tenant A under `integrationId` (storeMany, in batches it accepts); their ids. */
+  /**
+   * Stores `n` envelope credentials of tenant A under `integrationId` (storeMany, 100 at a time); their ids. storeMany
+   * writes a batch's values at once, each envelope value in a transaction of its own: on SQLite 1,000 of them queue at
+   * the transaction gate, and on a loaded machine the last ones waited past its 5 s and were refused (LockTimeoutError).
+   */
   const storeOthers = async (integrationId: string, n: number): Promise<string[]> => {
     const ids: string[] = [];
-    for (let from = 0; from < n; from += MAX_STORE_MANY) {
-      const items = Array.from({ length: Math.min(MAX_STORE_MANY, n - from) }, (_, i) => ({
+    const batch = 100;
+    for (let from = 0; from < n; from += batch) {
+      const items = Array.from({ length: Math.min(batch, n - from) }, (_, i) => ({
         ctx: ctxA,
         input: { integrationId, connectionId: `other-${from + i}`, type: CredentialType.OAUTH_ACCESS_TOKEN, value: secret() },
       }));
-      for (const r of await service.storeMany(items)) ids.push(r.credential!.id);
+      for (const r of await service.storeMany(items)) {
+        if (r.credential === undefined) throw r.error; // what refused the item, not "reading 'id' of undefined"
+        ids.push(r.credential.id);
+      }
     }
     return ids;
   };
