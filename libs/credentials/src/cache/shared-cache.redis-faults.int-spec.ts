@@ -136,10 +136,17 @@ describe('shared credential cache on postgres (real Redis, local vault)', () => 
   it('a replica whose link to Redis silently stops carrying anything (a partition: no close) stops serving from its cache within the heartbeat bound', async () => {
     const proxy = new CuttableProxy();
     await proxy.start();
-    const d = await app(db, emu, {
-      store: { type: 'redis', client: redisAt(`redis://127.0.0.1:${proxy.port}`), subscriber: () => redisAt(`redis://127.0.0.1:${proxy.port}`), keyPrefix: PREFIX, operationTimeoutMs: 500 },
-      heartbeat: DEFAULT_HEARTBEAT,
-    });
+    // D delivers no outbox events: had it taken the revoke's, its handler would have evicted D's own entry (and failed on
+    // Redis: degraded, heartbeats still heard) -- a refusal by another path than the one this test is about.
+    const d = await app(
+      db,
+      emu,
+      {
+        store: { type: 'redis', client: redisAt(`redis://127.0.0.1:${proxy.port}`), subscriber: () => redisAt(`redis://127.0.0.1:${proxy.port}`), keyPrefix: PREFIX, operationTimeoutMs: 500 },
+        heartbeat: DEFAULT_HEARTBEAT,
+      },
+      { dispatch: false },
+    );
     try {
       const dCache = d.get(CredentialCache) as TieredCredentialCache;
       const dSvc = d.get(CredentialsService);

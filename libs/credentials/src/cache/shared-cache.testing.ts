@@ -68,13 +68,14 @@ export const DEFAULT_HEARTBEAT = { intervalMs: 1000, lostAfterMs: 3000 };
  * One replica. Its heartbeat is lost only after 30 s unless the test gives one: most tests here assert what the
  * cache serves, and a heartbeat late on a loaded machine would drop it under them.
  */
-export async function app(db: TestDatabase, emu: KeyVaultEmulator, cache: CredentialsModuleOptions['cache']): Promise<TestingModule> {
+/** `outbox.dispatch: false`: a replica that never delivers outbox events (its cache then hears evictions from the bus alone). */
+export async function app(db: TestDatabase, emu: KeyVaultEmulator, cache: CredentialsModuleOptions['cache'], outbox: { dispatch?: boolean } = {}): Promise<TestingModule> {
   const m = await Test.createTestingModule({
     imports: credentialsStackImports({
       database: db.options,
       vault: emu,
       // Quick redelivery: one test waits for the outbox to carry an eviction its writer could not send.
-      persistence: { outbox: { pollIntervalMs: 200, backoff: { baseMs: 100, maxMs: 500 } } },
+      persistence: { outbox: { pollIntervalMs: 200, backoff: { baseMs: 100, maxMs: 500 }, ...outbox } },
       keyVault: { resilience: { maxAttempts: 1, pollIntervalMs: 20 } },
       credentials: { cache: { ttlMs: 60_000, heartbeat: { lostAfterMs: 30_000 }, ...cache } },
     }),
