@@ -361,7 +361,7 @@ describe('the host process: SIGTERM drains then closes (keep-alive clients); its
       await new Promise((r) => setTimeout(r, 300));
       const duringDrain = await client.call('Sign', { name: 'drain-ec', algorithm: 'ES256', digest: Buffer.alloc(32, 1).toString('base64') }, md);
       expect(duringDrain.error).toBeUndefined();
-      expect((await inFlight).response).toMatchObject({ name: 'drain-rsa', key_size: 4096 });
+      expect(await inFlight).toMatchObject({ response: { name: 'drain-rsa', key_size: 4096 } }); // a failure shows the call's error
       expect(await exited).toBe(0);
     } finally {
       await client.close();
