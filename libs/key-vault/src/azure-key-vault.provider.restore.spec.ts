@@ -160,6 +160,25 @@ describe('AzureKeyVaultProvider (fake SecretClient)', () => {
       await recovering;
     });
 
+    it('a recover that failed or timed out no longer counts: a later 409 over the soft-deleted name is DELETED_BUT_RECOVERABLE again', async () => {
+      const { kv, client } = await setup({ resilience: { maxAttempts: 2, initialDelayMs: 1, maxDelayMs: 1, timeoutMs: 50 } });
+      client.getSecret.mockRejectedValue(notFound());
+      client.getDeletedSecret.mockResolvedValue({ name: 'tenant-secret', properties: sdkProperties('tenant-secret', LATEST) });
+      client.restoreSecretBackup.mockRejectedValue(exists());
+      // Refused at once, then each attempt cut off by its timeout (the poller honours the attempt's abort).
+      client.beginRecoverDeletedSecret.mockRejectedValueOnce(restError(403, 'Forbidden', 'x'));
+      await kv.recoverDeletedSecret('tenant-secret').catch(() => undefined);
+      client.beginRecoverDeletedSecret.mockImplementation(async (_name: string, { abortSignal }: { abortSignal: AbortSignal }) => ({
+        pollUntilDone: () => new Promise((_resolve, reject) => abortSignal.addEventListener('abort', () => reject(abortSignal.reason), { once: true })),
+        getOperationState: () => ({ isStarted: true }),
+      }));
+      await kv.recoverDeletedSecret('TENANT-SECRET').catch(() => undefined);
+      expect(client.beginRecoverDeletedSecret).toHaveBeenCalledTimes(3);
+      const e = await failure(kv.restoreSecretBackup(blob));
+      expect([e.code, e.secretName]).toEqual([C.DELETED_BUT_RECOVERABLE, 'tenant-secret']);
+      expect(client.restoreSecretBackup).toHaveBeenCalledTimes(1);
+    });
+
     it("after a 5xx: the secret holding the backup's version is the restore, its latest version's properties the answer (no value)", async () => {
       const { kv, client } = await setup();
       client.restoreSecretBackup.mockRejectedValueOnce(restError(503, 'ServiceUnavailable', 'x')).mockRejectedValueOnce(exists());
