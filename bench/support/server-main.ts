@@ -29,7 +29,7 @@ async function hostWithoutAudit(config: AppConfig): Promise<NestFastifyApplicati
     .overrideProvider(ReadAuditCoalescer)
     .useValue(noopReadAudit)
     .compile();
-  return configureApp(moduleRef.createNestApplication<NestFastifyApplication>(hostAdapter(), HOST_APP_OPTIONS), config);
+  return configureApp(moduleRef.createNestApplication<NestFastifyApplication>(hostAdapter(config.http.requestTimeoutMs), HOST_APP_OPTIONS), config);
 }
 
 interface Started {

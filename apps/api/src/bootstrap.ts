@@ -29,6 +29,7 @@ import { createHostLog, requestIdFor } from './logging/logging.options';
 import { logRequests } from './logging/request-log';
 import { countHttpRequests, grpcCallMetrics } from './metrics/request-metrics';
 import type { AppConfig } from './config/app.config';
+import { HTTP_REQUEST_TIMEOUT_DEFAULT_MS } from './config/env-schema';
 import { HostTelemetry, type TelemetryOverrides } from './telemetry/host-telemetry';
 
 /** Builds and starts the host. Shared by main.ts and the end-to-end tests, so both boot the same app. */
@@ -61,11 +62,8 @@ export async function createApp(
 /** Nest application options of the host (also for a host compiled from a testing module). */
 export const HOST_APP_OPTIONS = { bufferLogs: true, abortOnError: false, bodyParser: false } as const;
 
-/** HTTP_REQUEST_TIMEOUT_MS's default (a host built outside createApp: benchmarks, specs). */
-export const DEFAULT_REQUEST_TIMEOUT_MS = 30_000;
-
 /** The host's Fastify adapter; `requestTimeoutMs`: how long a whole request may take to arrive (HTTP_REQUEST_TIMEOUT_MS). */
-export function hostAdapter(requestTimeoutMs = DEFAULT_REQUEST_TIMEOUT_MS): FastifyAdapter {
+export function hostAdapter(requestTimeoutMs = HTTP_REQUEST_TIMEOUT_DEFAULT_MS): FastifyAdapter {
   // Fastify's own request logging is off: the host writes one redacted line per request (logging/request-log.ts).
   // No Nest middleware is used, so middie is not registered (one hook less on every request); a module that
   // adds middleware (`configure(consumer)`) needs `skipMiddie` off again.

@@ -55,6 +55,9 @@ const credentialTypes = [
   'static',
 ] as const;
 
+/** HTTP_REQUEST_TIMEOUT_MS's default, also a host built outside createApp's (benchmarks, specs). */
+export const HTTP_REQUEST_TIMEOUT_DEFAULT_MS = 30_000;
+
 export const envSchema = z
   .object({
     NODE_ENV: z.enum(['development', 'test', 'production']).default('development'),
@@ -64,7 +67,7 @@ export const envSchema = z
     LOG_REQUEST_CONTEXT: bool(false),
     SHUTDOWN_TIMEOUT_MS: int(10_000, 0, 600_000),
     SHUTDOWN_DRAIN_MS: int(5_000, 0, 600_000),
-    HTTP_REQUEST_TIMEOUT_MS: int(30_000, 1_000, 600_000),
+    HTTP_REQUEST_TIMEOUT_MS: int(HTTP_REQUEST_TIMEOUT_DEFAULT_MS, 1_000, 600_000),
     GRPC_ENABLED: bool(false),
     GRPC_HOST: z.string().min(1).default('127.0.0.1'),
     GRPC_PORT: int(50051, 1, 65535),

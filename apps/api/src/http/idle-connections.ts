@@ -33,11 +33,8 @@ export class IdleConnections {
   watch(server: Server): void {
     server.on('connection', (socket: Socket) => {
       this.open.add(socket);
-      const silent = this.firstByteWithinMs > 0 ? setTimeout(() => socket.bytesRead === 0 && socket.destroy(), this.firstByteWithinMs).unref() : undefined;
-      socket.once('close', () => {
-        clearTimeout(silent);
-        this.open.delete(socket);
-      });
+      if (this.firstByteWithinMs > 0) closeIfSilent(socket, this.firstByteWithinMs, () => socket.destroy());
+      socket.once('close', () => this.open.delete(socket));
     });
   }
 
@@ -91,4 +88,13 @@ export function otherListeningServers(fastify: FastifyInstance): Server[] {
   // A Fastify that keeps them elsewhere: refused only where it matters (else every start would fail after an upgrade).
   if (fastify.addresses().length > 1) throw new Error("this Fastify listens on several addresses but has no 'fastify.serverBindings': their connections cannot be drained (see otherListeningServers)");
   return [];
+}
+
+/**
+ * Closes `socket` with `close` when it has sent no byte `ms` after it opened: Node's deadlines (HTTP's headersTimeout
+ * and requestTimeout, grpc-js' idle limit) start only once a client speaks. Used by HTTP and the gRPC server alike.
+ */
+export function closeIfSilent(socket: Socket, ms: number, close: () => void): void {
+  const silent = setTimeout(() => socket.bytesRead === 0 && close(), ms).unref();
+  socket.once('close', () => clearTimeout(silent));
 }

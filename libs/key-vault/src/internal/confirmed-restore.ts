@@ -143,11 +143,12 @@ function restoreAttempts<T>(r: ConfirmedRestore<T>): ConfirmingAttempts<T> {
       const name = restoreConflictName(e) ?? expected?.name;
       // The vault's answer for a soft-deleted name while this provider's own recover has not been applied yet: the
       // recover ends that state, as below.
-      if (name !== undefined && codeOf(e, name) === KeyVaultErrorCode.DELETED_BUT_RECOVERABLE && r.recovering(name)) {
+      const code = codeOf(e, name);
+      if (name !== undefined && code === KeyVaultErrorCode.DELETED_BUT_RECOVERABLE && r.recovering(name)) {
         throw inTransition(e, name, 'the name is soft-deleted');
       }
       // Another answer keeps its code, with the name it quotes (a soft-deleted name's) when no `expected` gives it.
-      if (codeOf(e, name) !== KeyVaultErrorCode.CONFLICT) throw name === expected?.name ? e : toKeyVaultError(e, { operation, secretName: name });
+      if (code !== KeyVaultErrorCode.CONFLICT) throw name === expected?.name ? e : toKeyVaultError(e, { operation, secretName: name });
       const latest = name === undefined ? { exists: undefined } : await probe(name, signal);
       // The name free: this attempt did not land, nor did any earlier one that has finished at the vault (its object
       // would be there) — but one cut off while still in flight may land yet: retried (a later read-back finds it);

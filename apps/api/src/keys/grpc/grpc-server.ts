@@ -4,6 +4,7 @@ import { dirname, join } from 'node:path';
 import type { Server, ServerInterceptor } from '@grpc/grpc-js';
 import { loadSync, type PackageDefinition } from '@grpc/proto-loader';
 import { type GrpcOptions, Transport } from '@nestjs/microservices';
+import { closeIfSilent } from '../../http/idle-connections';
 import { markUndecodableRequests } from './undecodable-request';
 
 /** The proto package and service name of the keys API (proto/credential_vault/keys/v1/keys.proto). */
@@ -33,8 +34,7 @@ export function closeSilentConnections(server: Server, ms: number): boolean {
   for (const listening of servers.keys()) {
     listening.on('connection', (socket: Socket) => {
       // Reset, not destroy(): the HTTP/2 session owns the socket's handle, and a destroy() left the connection open.
-      const silent = setTimeout(() => socket.bytesRead === 0 && socket.resetAndDestroy(), ms).unref();
-      socket.once('close', () => clearTimeout(silent));
+      closeIfSilent(socket, ms, () => socket.resetAndDestroy());
     });
   }
   return true;
