@@ -15,3 +15,4 @@ export * from './identifier';
 export * from './timeout';
 export * from './shared-loads';
 export * from './page-cursor';
+export * from './bounded-list';

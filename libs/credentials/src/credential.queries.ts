@@ -1,5 +1,5 @@
 import { Inject, Injectable } from '@nestjs/common';
-import { Clock, isCursorInstant, isCursorUuid, OperationContext, readPageCursor, writePageCursor } from '@app/common';
+import { boundedList, type BoundedList, Clock, isCursorInstant, isCursorUuid, OperationContext, readPageCursor, writePageCursor } from '@app/common';
 import { CredentialCache } from './cache/credential-cache';
 import { ConnectionStatus, CredentialStatus } from './credential-type';
 import type {
@@ -108,15 +108,16 @@ export class CredentialQueries {
     };
   }
 
-  /** See `CredentialsService.listExpiring`. */
-  async listExpiring(ctx: OperationContext, days: number, limit = 500, options: InternalCredentialsOption = {}): Promise<CredentialMetadata[]> {
+  /** See `CredentialsService.listExpiringBounded` (and `listExpiring`, its items alone). */
+  async listExpiring(ctx: OperationContext, days: number, limit = 500, options: InternalCredentialsOption = {}): Promise<BoundedList<CredentialMetadata>> {
     assertContext(ctx);
     const includeInternal = assertIncludeInternal(options);
     if (typeof days !== 'number' || !Number.isFinite(days) || days < 0) throw new CredentialValidationError('days must be a number ≥ 0', 'days');
     if (!Number.isInteger(limit) || limit < 1 || limit > 10_000) throw new CredentialValidationError('limit must be an integer in 1..10000', 'limit');
     const now = this.clock.nowMs();
-    const rows = await this.rows.expiring(ctx.tenantId, now + days * DAY_MS, limit, includeInternal);
-    return rows.map((r) => toMetadataOfFresh(r, now));
+    // One row past the limit tells the list was cut (`truncated`), without a count.
+    const { items, truncated } = boundedList(await this.rows.expiring(ctx.tenantId, now + days * DAY_MS, limit + 1, includeInternal), limit);
+    return { items: items.map((r) => toMetadataOfFresh(r, now)), truncated };
   }
 
   /** See `CredentialsService.statistics`. */

@@ -614,6 +614,29 @@ describe.each(DATABASE_KINDS)('CredentialsModule on %s (emulator, real KeyVaultP
       expect(emu.stats().byOperation.listSecrets ?? 0).toBe(0);
     });
 
+    it('listExpiringBounded says when the expiring list was cut at its limit (one row past it read, no count)', async () => {
+      const ctxX: OperationContext = { tenantId: `bounded-${run}`, actor: { id: 'user:x' } };
+      const now = clock.now().getTime();
+      const mk = (connectionId: string, inDays: number) => service.store(ctxX, { integrationId: 'acme', connectionId, type: CredentialType.API_KEY, value: secret(), expiresAt: new Date(now + inDays * DAY) });
+      const ids = (items: { id: string }[]) => items.map((i) => i.id);
+      const c3 = await mk('c3', 3.5);
+      const c1 = await mk('c1', 1);
+      const c2 = await mk('c2', 2.5);
+      // Exactly the limit: all of them, not truncated.
+      expect(await service.listExpiringBounded(ctxX, 30, 3)).toEqual({ items: [expect.objectContaining({ id: c1.id }), expect.objectContaining({ id: c2.id }), expect.objectContaining({ id: c3.id })], truncated: false });
+      // One past it: the soonest `limit`, truncated; the old method still answers the array alone.
+      const c0 = await mk('c0', 0.5);
+      const cut = await service.listExpiringBounded(ctxX, 30, 3);
+      expect({ items: ids(cut.items), truncated: cut.truncated }).toEqual({ items: [c0.id, c1.id, c2.id], truncated: true });
+      expect(ids(await service.listExpiring(ctxX, 30, 3))).toEqual([c0.id, c1.id, c2.id]);
+      expect(await service.listExpiringBounded(ctxX, 30)).toMatchObject({ truncated: false });
+      expect((await service.listExpiringBounded(ctxX, 30)).items).toHaveLength(4);
+      // Rows outside the window do not count as more.
+      expect(await service.listExpiringBounded(ctxX, 2, 1)).toEqual({ items: [expect.objectContaining({ id: c0.id })], truncated: true });
+      expect(await service.listExpiringBounded(ctxX, 2, 2)).toEqual({ items: [expect.objectContaining({ id: c0.id }), expect.objectContaining({ id: c1.id })], truncated: false });
+      expect(await rejection(service.listExpiringBounded(ctxX, 30, 0))).toBeInstanceOf(CredentialValidationError);
+    });
+
     it("leaves the libs' internal credentials (rotation-pending.*, whsec-pending.*) out of lists, expiring, statistics and connections unless asked; full pages", async () => {
       const ctxI: OperationContext = { tenantId: `internal-${run}`, actor: { id: 'user:i' } };
       const now = clock.now().getTime();

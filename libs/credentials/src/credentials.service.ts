@@ -1,5 +1,5 @@
 import { Injectable } from '@nestjs/common';
-import { foldUuid, type OperationContext } from '@app/common';
+import { type BoundedList, foldUuid, type OperationContext } from '@app/common';
 import { CredentialQueries } from './credential.queries';
 import { CredentialReader } from './credential.reader';
 import { CredentialRevoker } from './credential.revoker';
@@ -189,9 +189,18 @@ export class CredentialsService {
 
   /**
    * Live credentials (active, expired or needing re-auth) whose expiry is within `days` from now —
-   * including already expired ones — soonest first. Internal credentials only with `includeInternal`.
+   * including already expired ones — soonest first, at most `limit` of them (1..10000): `listExpiringBounded`'s items,
+   * without telling whether more matched. Internal credentials only with `includeInternal`.
    */
-  listExpiring(ctx: OperationContext, days: number, limit = 500, options: InternalCredentialsOption = {}): Promise<CredentialMetadata[]> {
+  async listExpiring(ctx: OperationContext, days: number, limit = 500, options: InternalCredentialsOption = {}): Promise<CredentialMetadata[]> {
+    return (await this.queries.listExpiring(ctx, days, limit, options)).items;
+  }
+
+  /**
+   * `listExpiring` with `truncated`: true when more credentials matched than the `limit` soonest it answers (read as
+   * one row more than the limit, not counted). All of them: `list` with `expiringBefore`, paged.
+   */
+  listExpiringBounded(ctx: OperationContext, days: number, limit = 500, options: InternalCredentialsOption = {}): Promise<BoundedList<CredentialMetadata>> {
     return this.queries.listExpiring(ctx, days, limit, options);
   }
 

@@ -13,7 +13,7 @@ export { RotationPolicyService } from './policies/rotation-policy.service';
 export { resolvePolicy, type PolicySubject } from './policies/policy-resolution';
 export { RotationService, type RotateCredentialOptions, type RotationOutcome } from './rotation.service';
 export { PENDING_ROTATION_CONNECTION_PREFIX, type PendingRotation } from './pending/pending-rotation-values';
-export { RotationQueries, type UpcomingExpiry, type DueRotation } from './rotation.queries';
+export { RotationQueries, ATTENTION_LIST_LIMIT, type UpcomingExpiry, type DueRotation } from './rotation.queries';
 export { RotationHandlerRegistry } from './handlers/rotation-handler.registry';
 export { generateApiKey, generatePassword, type ValueGenerator } from './handlers/value-generators';
 export type { RotationHistoryEntry } from './history/rotation-history';
