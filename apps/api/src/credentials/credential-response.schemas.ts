@@ -13,7 +13,7 @@ import {
   type CredentialVersionWithValue,
   type CredentialWithValue,
 } from '@app/credentials';
-import { arrayOf, boolean, countMap, countsBy, enumOf, instant, integer, itemsOf, nullable, object, pageOf, stringMap, text } from '../http/json-schema';
+import { arrayOf, boolean, boundedItemsOf, countMap, countsBy, enumOf, instant, integer, itemsOf, nullable, object, pageOf, stringMap, text } from '../http/json-schema';
 
 /**
  * Response schemas of the credentials and connections routes (components of the OpenAPI document).
@@ -89,7 +89,7 @@ export const CREDENTIAL_RESPONSE_SCHEMAS = {
   CredentialMetadata: CREDENTIAL_METADATA_SCHEMA,
   CredentialWithValue: CREDENTIAL_WITH_VALUE_SCHEMA,
   CredentialPage: pageOf(CREDENTIAL_METADATA_SCHEMA),
-  CredentialList: itemsOf(CREDENTIAL_METADATA_SCHEMA),
+  CredentialList: boundedItemsOf(CREDENTIAL_METADATA_SCHEMA, 'page GET /v1/credentials?expiringBefore= for all of them'),
   CredentialStatistics: object<CredentialStatistics>({
     total: integer,
     byType: countsBy(CREDENTIAL_TYPES),

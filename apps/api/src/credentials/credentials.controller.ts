@@ -64,11 +64,12 @@ export class CredentialsController {
   @RequireScopes(Scope.CREDENTIALS_READ)
   @ApiOperation({
     summary: 'Credentials expiring within `days` (default 30)',
-    description: 'Not paged: the first 500, soonest first, expired ones included. All of them: GET /v1/credentials?expiringBefore= (paged).',
+    description:
+      'Not paged: the first 500, soonest first, expired ones included; `truncated` is true when more matched. All of them: GET /v1/credentials?expiringBefore= (paged).',
   })
-  @ApiOkResponse({ description: 'soonest first', schema: bodyOf('CredentialList') })
-  async expiring(@OpContext() ctx: OperationContext, @Query() q: ExpiringQueryDto) {
-    return { items: await this.credentials.listExpiring(ctx, q.days ?? 30, undefined, { includeInternal: q.includeInternal }) };
+  @ApiOkResponse({ description: 'soonest first; truncated: more matched than the 500 answered', schema: bodyOf('CredentialList') })
+  expiring(@OpContext() ctx: OperationContext, @Query() q: ExpiringQueryDto) {
+    return this.credentials.listExpiringBounded(ctx, q.days ?? 30, undefined, { includeInternal: q.includeInternal });
   }
 
   @Get('statistics')

@@ -1,3 +1,5 @@
+import type { BoundedList } from '@app/common';
+
 /**
  * Building blocks of the response schemas (the OpenAPI document's success answers, and Fastify's
  * serializer on the hot read routes). The document is OpenAPI 3.0: a value that may be null says
@@ -84,6 +86,13 @@ export function object<T>(properties: Properties<T>, extra: Schema = {}): Schema
 
 /** `{ items: [...] }`, the host's list shape (no paging). */
 export const itemsOf = (item: Schema): Schema => ({ type: 'object', required: ['items'], properties: { items: arrayOf(item) } });
+
+/**
+ * `{ items: [...], truncated }`, a list answered whole up to a limit (`BoundedList`): `truncated` is true when more
+ * matched than `items` holds.
+ */
+export const boundedItemsOf = (item: Schema, more: string): Schema =>
+  object<BoundedList<unknown>>({ items: arrayOf(item), truncated: { ...boolean, description: `true when more matched than items holds (the first ones, in the list's order): ${more}` } });
 
 /** `{ items: [...], nextCursor? }`, the host's paging shape: `nextCursor` is present when another page follows. */
 export const pageOf = (item: Schema): Schema => ({

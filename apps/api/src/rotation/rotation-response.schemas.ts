@@ -20,7 +20,7 @@ import {
   type WebhookSecretVersionView,
 } from '@app/rotation';
 import { CREDENTIAL_METADATA_SCHEMA } from '../credentials/credential-response.schemas';
-import { arrayOf, boolean, enumOf, instant, integer, itemsOf, members, nullable, number, object, optional, text, type Answer, type Merged, type Schema } from '../http/json-schema';
+import { arrayOf, boolean, boundedItemsOf, enumOf, instant, integer, itemsOf, members, nullable, number, object, optional, text, type Answer, type Merged, type Schema } from '../http/json-schema';
 import type { NotificationSettingsController } from './notifications.controller';
 import type { RotationController } from './rotation.controller';
 import type { WebhookSecretsController } from './webhook-secrets.controller';
@@ -141,9 +141,9 @@ export const ROTATION_RESPONSE_SCHEMAS = {
     pendingRotation: { ...nullable(pendingRotation), description: 'null: none' },
   }),
   UpcomingExpiry: upcomingExpiry,
-  UpcomingExpiryList: itemsOf(upcomingExpiry),
+  UpcomingExpiryList: boundedItemsOf(upcomingExpiry, 'page GET /v1/credentials?expiringBefore= for all of them'),
   DueRotation: dueRotation,
-  DueRotationList: itemsOf(dueRotation),
+  DueRotationList: boundedItemsOf(dueRotation, 'the others are due no sooner than the last one answered'),
   NotificationSettings: notificationSettings,
   NotificationSettingsUpdate: {
     allOf: [

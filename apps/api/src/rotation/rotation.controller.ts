@@ -131,19 +131,22 @@ export class RotationController {
   @RequireScopes(Scope.ROTATION_READ)
   @ApiOperation({
     summary: 'Credentials expiring within `days` (default 30), expired ones included, soonest first',
-    description: 'Not paged: the first 1000. All of them: GET /v1/credentials?expiringBefore= (paged).',
+    description: 'Not paged: the first 1000; `truncated` is true when more matched. All of them: GET /v1/credentials?expiringBefore= (paged).',
   })
-  @ApiOkResponse({ description: 'soonest first', schema: bodyOf('UpcomingExpiryList') })
-  async expiries(@OpContext() ctx: OperationContext, @Query() q: DaysQueryDto) {
-    return { items: await this.queries.upcomingExpiries(ctx, q.days ?? 30) };
+  @ApiOkResponse({ description: 'soonest first; truncated: more matched than the 1000 answered', schema: bodyOf('UpcomingExpiryList') })
+  expiries(@OpContext() ctx: OperationContext, @Query() q: DaysQueryDto) {
+    return this.queries.upcomingExpiriesBounded(ctx, q.days ?? 30);
   }
 
   @Get('due')
   @RequireScopes(Scope.ROTATION_READ)
-  @ApiOperation({ summary: 'Rotations due now or within `days` (default 0), soonest first' })
-  @ApiOkResponse({ description: 'soonest first', schema: bodyOf('DueRotationList') })
-  async due(@OpContext() ctx: OperationContext, @Query() q: DaysQueryDto) {
-    return { items: await this.queries.dueRotations(ctx, q.days ?? 0) };
+  @ApiOperation({
+    summary: 'Rotations due now or within `days` (default 0), soonest first',
+    description: 'Not paged: the 1000 due soonest; `truncated` is true when more are due.',
+  })
+  @ApiOkResponse({ description: 'soonest first; truncated: more are due than the 1000 answered', schema: bodyOf('DueRotationList') })
+  due(@OpContext() ctx: OperationContext, @Query() q: DaysQueryDto) {
+    return this.queries.dueRotationsBounded(ctx, q.days ?? 0);
   }
 }
 
