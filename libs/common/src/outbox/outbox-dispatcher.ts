@@ -1,5 +1,6 @@
 import { Logger, OnApplicationBootstrap, OnModuleDestroy } from '@nestjs/common';
 import type { EventEmitter2 } from '@nestjs/event-emitter';
+import { In } from 'typeorm';
 import { Clock, SystemClock } from '../clock';
 import { describeError } from '../errors';
 import { createDistributedLock } from '../lock/create-distributed-lock';
@@ -39,7 +40,8 @@ export interface OutboxDrainResult {
  * Delivers outbox events at least once: after a local commit (nudge) and every `pollIntervalMs`, it
  * takes the DistributedLock (one replica at a time), claims due rows oldest first in batches and
  * hands each event to the registered handlers and the EventEmitter2 bus (as the registry maps it), each
- * awaited at most `handlerTimeoutMs`. A failure (a timeout included) pushes the event
+ * awaited at most `handlerTimeoutMs`, one event at a time; the delivered ones of a batch are marked in one write. A
+ * failure (a timeout included) pushes the event
  * back with exponential backoff and records only the error's name/code; a handler's `OutboxDeferral`
  * pushes it back to when that handler asked, quietly. Delivered rows are pruned after `retentionMs`.
  * No ordering guarantee across events (retries reorder them).
@@ -128,12 +130,7 @@ export class OutboxDispatcher extends OutboxNudge implements OnApplicationBootst
       for (;;) {
         held.throwIfAborted();
         const batch = await this.claim();
-        for (const row of batch) {
-          if (this.stopping) break; // stop() waits for one event, not the rest of the batch
-          held.throwIfAborted(); // unlocked, it could deliver the event the other replica delivers too
-          if (await this.deliver(row)) result.delivered++;
-          else result.failed++;
-        }
+        await this.deliverBatch(batch, held, result);
         if (batch.length < this.options.batchSize || this.stopping) break;
       }
       if (this.clock.nowMs() - this.lastPruneMs >= this.options.pruneEveryMs) {
@@ -186,6 +183,49 @@ export class OutboxDispatcher extends OutboxNudge implements OnApplicationBootst
     this.retryTimer.unref();
   }
 
+  /**
+   * Delivers a claimed batch one event at a time and marks the delivered ones in few writes: together when the batch
+   * ends, sooner once the first of them waited MARK_DELIVERED_WITHIN_MS (slow handlers), and before an error leaves
+   * (a lost lock: what was delivered is settled). One write per event was nearly all of a pass's time, and a write
+   * queues behind the writers of the moment (SQLite's gate, the pool) once per event. A crash before the mark redelivers
+   * those events (at least once, as a crash between a handler and its mark always did); this process claims its next
+   * batch only after the mark, so it never delivers one twice itself.
+   */
+  private async deliverBatch(batch: OutboxEventEntity[], held: AbortSignal, result: OutboxDrainResult): Promise<void> {
+    let delivered: string[] = [];
+    let firstAtMs = 0;
+    try {
+      for (const row of batch) {
+        if (this.stopping) break; // stop() waits for one event, not the rest of the batch
+        held.throwIfAborted(); // unlocked, it could deliver the event the other replica delivers too
+        if (!(await this.deliver(row))) {
+          result.failed++;
+        } else {
+          result.delivered++;
+          if (delivered.push(row.id) === 1) firstAtMs = this.clock.nowMs();
+        }
+        if (delivered.length > 0 && this.clock.nowMs() - firstAtMs >= MARK_DELIVERED_WITHIN_MS) {
+          await this.markDelivered(delivered);
+          delivered = [];
+        }
+      }
+    } catch (e) {
+      await this.markDelivered(delivered).catch((markError: unknown) =>
+        this.logger.warn(`Outbox: ${delivered.length} delivered event(s) not marked (${describeError(markError)}); they are delivered again`),
+      );
+      throw e;
+    }
+    await this.markDelivered(delivered);
+  }
+
+  /** One UPDATE for events every handler took. */
+  private async markDelivered(ids: string[]): Promise<void> {
+    if (ids.length === 0) return;
+    const deliveredAt = new Date(this.clock.nowMs());
+    // Writes go through run(): on SQLite an ungated write would land in another caller's open transaction.
+    await this.runner.run(() => this.runner.manager.update(OutboxEventEntity, { id: In(ids) }, { deliveredAt }));
+  }
+
   private claim(): Promise<OutboxEventEntity[]> {
     const now = this.clock.nowMs();
     // Through read(): on SQLite a row of a transaction still open must not be claimed.
@@ -203,7 +243,7 @@ export class OutboxDispatcher extends OutboxNudge implements OnApplicationBootst
     );
   }
 
-  /** Delivers one event to every handler and the bus; true when all succeeded. */
+  /** Delivers one event to every handler and the bus; true when all succeeded (the caller marks it), else backs it off. */
   private async deliver(row: OutboxEventEntity): Promise<boolean> {
     const event: OutboxEvent = Object.freeze({
       id: row.id,
@@ -232,12 +272,8 @@ export class OutboxDispatcher extends OutboxNudge implements OnApplicationBootst
         failures.push(e);
       }
     }
+    if (failures.length === 0) return true;
     const now = this.clock.nowMs();
-    // Writes go through run(): on SQLite an ungated write would land in another caller's open transaction.
-    if (failures.length === 0) {
-      await this.runner.run(() => this.runner.manager.update(OutboxEventEntity, { id: row.id }, { deliveredAt: new Date(now) }));
-      return true;
-    }
     const attempts = row.attempts + 1;
     const backoff = outboxBackoffMs(attempts, this.options.backoff, this.random);
     // Back when the first handler can make progress: a deferral when it asked, any other failure after the backoff.
@@ -253,6 +289,9 @@ export class OutboxDispatcher extends OutboxNudge implements OnApplicationBootst
     return false;
   }
 }
+
+/** Delivered events wait at most this long for their mark while slow handlers hold the rest of their batch. */
+const MARK_DELIVERED_WITHIN_MS = 1000;
 
 /** A day: a handler asking for longer (a bug, a clock jump) still sees its event again within one. */
 const MAX_DEFERRAL_MS = 86_400_000;
