@@ -8,7 +8,6 @@ describe('resolveAuditOptions', () => {
       readBuffer: { maxSize: 1000, flushIntervalMs: 1000, batchSize: 200 },
       preparedStatements: true,
       sqliteWriteWorker: true,
-      postgresFlushBarrier: true,
       retention: { enabled: true, days: 90, cron: '0 3 * * *', timeZone: 'UTC', statementTimeoutMs: 1_800_000 },
       anchor: { enabled: false, cron: '*/5 * * * *', timeZone: 'UTC' },
       suspicious: { enabled: true, failureThreshold: 5, windowMs: 600_000, distinctReadsThreshold: 100, distinctReadsWindowMs: 600_000 },

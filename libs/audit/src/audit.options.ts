@@ -39,17 +39,6 @@ export interface AuditModuleOptions {
    * @default true
    */
   sqliteWriteWorker?: boolean;
-  /**
-   * PostgreSQL: a read batch's transaction commits without waiting for its WAL flush (`synchronous_commit =
-   * off` for that transaction only), and its reads are answered once a flush barrier committed after it — a
-   * transactional `pg_logical_emit_message` with the session's own `synchronous_commit` (so a synchronous
-   * standby counts as before). Each read still waits for its row to be as durable as a synchronous commit;
-   * what changes is that a chain's next batch no longer waits for the previous batch's flush. Read batches
-   * commit synchronously until a first barrier has committed, and for good where the database refuses the
-   * function (warned once). Off: each batch waits for its own flush.
-   * @default true
-   */
-  postgresFlushBarrier?: boolean;
   /** Pruning of old audit rows (needs `ScheduleModule.forRoot()` in the host when enabled). */
   retention?: {
     /** Registers the `audit-retention` cron job. @default true */
@@ -113,7 +102,6 @@ export interface ResolvedAuditOptions {
   readBuffer: { maxSize: number; flushIntervalMs: number; batchSize: number };
   preparedStatements: boolean;
   sqliteWriteWorker: boolean;
-  postgresFlushBarrier: boolean;
   retention: { enabled: boolean; days: number; cron: string; timeZone: string; statementTimeoutMs: number };
   anchor: { enabled: boolean; cron: string; timeZone: string };
   suspicious: {
@@ -144,7 +132,6 @@ const schema = z
       .default({ maxSize: 1000, flushIntervalMs: 1000, batchSize: 200 }),
     preparedStatements: z.boolean().default(true),
     sqliteWriteWorker: z.boolean().default(true),
-    postgresFlushBarrier: z.boolean().default(true),
     retention: z
       .object({
         enabled: z.boolean().default(true),

@@ -113,8 +113,6 @@ export interface AppConfig {
     preparedStatements: boolean;
     /** SQLite file database: read batches written by a worker thread on its own connection. */
     sqliteWriteWorker: boolean;
-    /** PostgreSQL: read batches commit without waiting for their flush; their readers wait for a flush barrier (AuditModuleOptions.postgresFlushBarrier). */
-    postgresFlushBarrier: boolean;
     /** `statementTimeoutMs`: PostgreSQL, each retention statement's own bound (0 = none). */
     retention: { enabled: boolean; days: number; cron: string; statementTimeoutMs: number };
     /** Copies each tenant's chain head to Key Vault so verify notices a rewritten or truncated chain. */

@@ -264,12 +264,6 @@ describe('loadAppConfig', () => {
     expect(() => loadAppConfig({ DATABASE_PREPARED_STATEMENTS: 'off-ish' })).toThrow(/DATABASE_PREPARED_STATEMENTS/);
   });
 
-  it("commits the audit's PostgreSQL read batches before their flush, answering after a flush barrier, unless DATABASE_AUDIT_FLUSH_BARRIER=false", () => {
-    expect(loadAppConfig({}).audit.postgresFlushBarrier).toBe(true);
-    expect(loadAppConfig({ DATABASE_AUDIT_FLUSH_BARRIER: 'false' }).audit.postgresFlushBarrier).toBe(false);
-    expect(() => loadAppConfig({ DATABASE_AUDIT_FLUSH_BARRIER: 'maybe' })).toThrow(/DATABASE_AUDIT_FLUSH_BARRIER/);
-  });
-
   it('writes the audit read batches of a SQLite file from a worker thread unless DATABASE_SQLITE_WRITE_WORKER=false', () => {
     expect(loadAppConfig({}).audit.sqliteWriteWorker).toBe(true);
     expect(loadAppConfig({ DATABASE_SQLITE_WRITE_WORKER: 'false' }).audit.sqliteWriteWorker).toBe(false);

@@ -125,7 +125,6 @@ export function loadAppConfig(env: Record<string, string | undefined>, cwd = pro
       failClosed: e.AUDIT_FAIL_CLOSED,
       preparedStatements: e.DATABASE_PREPARED_STATEMENTS,
       sqliteWriteWorker: e.DATABASE_SQLITE_WRITE_WORKER,
-      postgresFlushBarrier: e.DATABASE_AUDIT_FLUSH_BARRIER,
       retention: { enabled: e.AUDIT_RETENTION_ENABLED, days: e.AUDIT_RETENTION_DAYS, cron: e.AUDIT_RETENTION_CRON, statementTimeoutMs: e.AUDIT_RETENTION_STATEMENT_TIMEOUT_MS },
       anchor: { enabled: e.AUDIT_ANCHOR_ENABLED, cron: e.AUDIT_ANCHOR_CRON },
     },

@@ -106,7 +106,6 @@ export const envSchema = z
     DATABASE_SQLITE_WAL_AUTOCHECKPOINT: int(1000, 100, 1_000_000),
     // The audit's read batches written by a worker thread on its own connection (off the event loop).
     DATABASE_SQLITE_WRITE_WORKER: bool(true),
-    DATABASE_AUDIT_FLUSH_BARRIER: bool(true),
     // How long the outbox dispatcher waits for one handler with one event (PersistenceModule outbox.handlerTimeoutMs).
     OUTBOX_HANDLER_TIMEOUT_MS: int(10_000, 1_000, 600_000),
 

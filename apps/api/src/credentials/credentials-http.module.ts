@@ -19,7 +19,6 @@ import { ConnectionsController, CredentialsController } from './credentials.cont
         failClosed: c.audit.failClosed,
         preparedStatements: c.audit.preparedStatements,
         sqliteWriteWorker: c.audit.sqliteWriteWorker,
-        postgresFlushBarrier: c.audit.postgresFlushBarrier,
         retention: c.audit.retention,
         anchor: c.audit.anchor,
       }),

@@ -16,7 +16,7 @@ import { commandDatabaseModule, refuseOlderSchema } from './command-database';
  */
 export function commandLibModules(config: AppConfig) {
   return [
-    AuditModule.forRoot({ failClosed: config.audit.failClosed, preparedStatements: config.audit.preparedStatements, sqliteWriteWorker: config.audit.sqliteWriteWorker, postgresFlushBarrier: config.audit.postgresFlushBarrier, retention: { enabled: false }, anchor: { enabled: false }, isGlobal: true }),
+    AuditModule.forRoot({ failClosed: config.audit.failClosed, preparedStatements: config.audit.preparedStatements, sqliteWriteWorker: config.audit.sqliteWriteWorker, retention: { enabled: false }, anchor: { enabled: false }, isGlobal: true }),
     CredentialsModule.forRoot({
       isGlobal: true,
       integrations: config.credentials.integrations,

@@ -8,7 +8,6 @@ import { AuditRepository, ChainHead } from '../audit.repository';
 import { AuditAnchorUnavailableError, AuditConfigurationError } from '../errors/audit.errors';
 import type { AnchorRunResult, AuditStats } from '../interfaces/audit-event.interface';
 import { ChainWriter } from '../internal/chain-writer';
-import { FlushBarrier } from '../internal/flush-barrier';
 import { AuditAnchorStore } from './audit-anchor.store';
 
 const MAX_REMEMBERED_ANCHORS = 100_000;
@@ -26,8 +25,6 @@ export class AuditAnchorService {
   /** Chain heads this process last wrote to (or found in) the anchor store. */
   private readonly lastAnchors = new Map<string, Pick<ChainHead, 'sequence' | 'hash'>>();
   private readonly counters = { anchorsWritten: 0, anchorFailures: 0 };
-  /** PostgreSQL: any replica's read batches may have committed before their flush (see `anchorHead`). */
-  private readonly barrier?: FlushBarrier;
 
   constructor(
     private readonly rows: AuditRepository,
@@ -39,7 +36,6 @@ export class AuditAnchorService {
     @Optional() private readonly anchors?: AuditAnchorStore,
   ) {
     this.lock = lock ?? createDistributedLock(dataSource);
-    if (dataSource.options.type === 'postgres') this.barrier = FlushBarrier.for(dataSource);
   }
 
   /** Whether an `AuditAnchorStore` was provided (retention then anchors its checkpoints). */
@@ -145,9 +141,6 @@ export class AuditAnchorService {
     if (!previous || previous.sequence !== head.sequence || previous.hash !== head.hash) {
       // How far rows may be gone: as the previous anchor said (only retention moves it), or as found on first use.
       const prunedThrough = previous?.prunedThrough ?? (check.first ?? head.sequence) - 1;
-      // A head a crash could still take back (a read batch waiting for its flush barrier) must not be anchored:
-      // verify would then call the chain broken. The barrier makes it durable first.
-      await this.barrier?.durableOrRefused();
       await this.writeAnchor(store, tenantId, head, prunedThrough, held);
       return 'anchored';
     }

@@ -1,13 +1,11 @@
 import type { Logger } from '@nestjs/common';
-import { CommitNotDurableError, NamedStatementRefusedError, isSessionEnded, type TransactionRunner } from '@app/common';
+import { NamedStatementRefusedError, isSessionEnded, type TransactionRunner } from '@app/common';
 import type { DataSource, EntityManager } from 'typeorm';
 import type { ResolvedAuditOptions } from '../audit.options';
 import type { AuditRepository, ChainHead } from '../audit.repository';
 import type { AuditLogEntry } from '../entities/audit-log-entry.entity';
 import { linkRows } from './chain-link';
 import { ChainWriter, chainLockKeys, isChainCollision } from './chain-writer';
-import { FlushBarrier } from './flush-barrier';
-import type { WrittenBatch } from './group-commit';
 import { ChainHeadCache } from './head-cache';
 import { OffLoopAppender } from './off-loop-appender';
 import type { PreparedEvent } from './prepare-event';
@@ -35,13 +33,6 @@ export class ChainAppender {
   /** PostgreSQL: read batches as a named statement (`preparedStatements`, until a pooler refuses one). */
   private prepared: boolean;
   /**
-   * PostgreSQL with `postgresFlushBarrier`: optimistic read batches commit without waiting for their WAL flush,
-   * and their readers wait for a flush barrier instead — once a first barrier has committed here (until then, and
-   * where the database refuses it, they commit synchronously).
-   */
-  private barrier?: FlushBarrier;
-  private probing = false;
-  /**
    * PostgreSQL: events whose statement lost its session (it may have committed unseen), each with the id of the
    * first row of every such statement (a delayed one may still land while the chain's head is the one it linked
    * to; at most one of them can). Kept across a failed batch: the buffer retries the same events, which look first.
@@ -59,12 +50,10 @@ export class ChainAppender {
   ) {
     this.prepared = options.preparedStatements;
     if (chains.optimisticAppend) this.heads = ChainHeadCache.for(dataSource);
-    if (chains.optimisticAppend && options.postgresFlushBarrier) this.barrier = FlushBarrier.for(dataSource);
   }
 
-  /** Starts the write worker and the catch-up of what a crash left pending, where the database has them; asks whether the flush barrier works. */
+  /** Starts the write worker and the catch-up of what a crash left pending, where the database has them. */
   start(): void {
-    this.usableBarrier();
     if (this.options.sqliteWriteWorker && this.dataSource.options.type === 'better-sqlite3') {
       this.offLoop ??= new OffLoopAppender(this.dataSource, this.chains, this.logger, () => (this.heads ??= ChainHeadCache.for(this.dataSource)));
     }
@@ -123,7 +112,7 @@ export class ChainAppender {
    * marked with the first row's id of every such statement (`maybeWritten`) until written: the buffer's retry of a
    * failed batch looks for them first too.
    */
-  async writeBatch(byTenant: Map<string, PreparedEvent[]>): Promise<WrittenBatch | void> {
+  async writeBatch(byTenant: Map<string, PreparedEvent[]>): Promise<void> {
     const tenantIds = [...byTenant.keys()];
     if (this.offLoop?.running) {
       if (await this.offLoop.append(this.heads!, byTenant, tenantIds)) {
@@ -136,16 +125,13 @@ export class ChainAppender {
       const cached = this.heads?.lookup(tenantIds);
       if (cached) {
         const rows = tenantIds.flatMap((t) => linkRows(byTenant.get(t)!, cached.heads.get(t)!));
-        const barrier = this.usableBarrier();
-        const asyncCommit = barrier !== undefined;
         try {
           // The chains' locks go in the same round trip: locked writers (head read, then insert) must not
           // be overtaken between their two statements, or several replicas' batches could starve them.
-          const postgresLocks = { keys: chainLockKeys(tenantIds), prepared: this.prepared, asyncCommit };
+          const postgresLocks = { keys: chainLockKeys(tenantIds), prepared: this.prepared };
           await this.rows.insert(rows, this.dataSource.manager, { postgresLocks });
-          // Learned before it is durable: the next batch links to it (and WAL order makes it durable only after this one).
           this.heads!.remember(rows.map((r) => r.row), cached.versions);
-          return barrier ? { durable: this.durable(barrier) } : undefined;
+          return;
         } catch (e) {
           this.heads!.forget(tenantIds);
           if (e instanceof NamedStatementRefusedError) this.stopPreparing(e);
@@ -181,38 +167,6 @@ export class ChainAppender {
       }
     }
     if (versions) this.heads!.remember(rows, versions);
-  }
-
-  /** The barrier when this batch may commit without waiting for its flush (see `barrier`); asks the database once when unknown. */
-  private usableBarrier(): FlushBarrier | undefined {
-    const barrier = this.barrier;
-    if (!barrier || barrier.usable) return barrier;
-    if (!this.probing) {
-      this.probing = true;
-      void barrier.probe().then((works) => {
-        this.probing = false;
-        // Refused for good: said once; transient failures leave the question to the next batch.
-        if (!works && barrier.refused) {
-          this.barrier = undefined;
-          this.logger.warn(
-            'Read batches commit synchronously in this process: the database refuses pg_logical_emit_message, which the audit uses as its flush barrier (audit option postgresFlushBarrier)',
-          );
-        }
-      });
-    }
-    return undefined;
-  }
-
-  /**
-   * Resolves once a flush barrier started after this batch's commit has committed. Should it fail, every cached
-   * head is forgotten (a crash could lose the batch, and the next batch must not link to it): the next batch of
-   * each chain reads its head under the lock.
-   */
-  private durable(barrier: FlushBarrier): Promise<void> {
-    return barrier.after().catch((e: unknown) => {
-      this.heads?.forgetAll();
-      throw new CommitNotDurableError({ cause: e, message: 'The audit batch committed, but the flush barrier after it failed: it may not survive a crash' });
-    });
   }
 
   /** Whether some event of the batch may have been written by a statement whose session was lost. */

@@ -16,25 +16,14 @@ interface BufferedRead {
   reject?: (e: unknown) => void;
 }
 
-/** A written read batch: durable once `durable`, when given, resolves (else when `writeBatch` did). */
-export interface WrittenBatch {
-  /** Rejects with `CommitNotDurableError`: the rows are in the log, but may not survive a crash. */
-  durable?: Promise<void>;
-}
-
-/**
- * Writes a read batch (`ChainAppender.writeBatch`): committed when it resolves — the chain's next batch may
- * link to it — and durable then too unless it answers a `durable` promise to wait for.
- */
+/** Writes a read batch (`ChainAppender.writeBatch`): committed when it resolves. */
 export interface ReadBatchWriter {
-  writeBatch(byTenant: Map<string, PreparedEvent[]>): Promise<WrittenBatch | void>;
+  writeBatch(byTenant: Map<string, PreparedEvent[]>): Promise<void>;
 }
 
 /**
  * The writer's read path: the bounded read buffer with group commit. A read resolves once the batch holding
- * its row committed durably; no flush in flight → the batch goes on the next turn, else with the next batch. A
- * batch committed without waiting for its WAL flush (`WrittenBatch.durable`) leaves the buffer at once, so the
- * next batch goes while its readers wait for that flush: the chain's commits do not queue behind flushes. A failed
+ * its row committed; no flush in flight → the batch goes on the next turn, else with the next batch. A failed
  * batch puts the writer in its failing state (`FailingState`) until one commits; the interval timer (between
  * `start()` and `shutdown()`) retries then.
  */
@@ -43,8 +32,6 @@ export class GroupCommit {
   private readonly failing: FailingState;
   private timer?: NodeJS.Timeout;
   private flushTail: Promise<void> = Promise.resolve();
-  /** Batches committed but not yet durable: their readers' settling, which `flush()` waits for. */
-  private readonly durables = new Set<Promise<void>>();
   private kicking = false;
   /** A flush is due on the next turn (reads of this turn share its batch). */
   private scheduled = false;
@@ -136,20 +123,11 @@ export class GroupCommit {
     );
   }
 
-  /** See `AuditService.flush`: the buffered reads written, and each written read's caller answered. */
+  /** See `AuditService.flush`. */
   flush(): Promise<void> {
-    return this.drain().then(() => this.durablesSettled());
-  }
-
-  /** Writes what is buffered, without waiting for the flush barriers of batches written (the group commit's own). */
-  private drain(): Promise<void> {
     const run = this.flushTail.then(() => this.flushBuffered());
     this.flushTail = run.catch(() => undefined);
     return run;
-  }
-
-  private async durablesSettled(): Promise<void> {
-    while (this.durables.size > 0) await Promise.all(this.durables);
   }
 
   private accepted(entry: BufferedRead): void {
@@ -167,7 +145,7 @@ export class GroupCommit {
   private kick(): void {
     if (this.kicking) return;
     this.kicking = true;
-    const run = this.drain()
+    const run = this.flush()
       .catch(() => undefined) // logged and counted in flushBatch
       .finally(() => {
         this.kicking = false;
@@ -190,16 +168,11 @@ export class GroupCommit {
 
   private async flushBatch(): Promise<number> {
     const batch = this.buffer.peek(this.options.readBuffer.batchSize);
-    let written: WrittenBatch | void;
     try {
-      written = await this.batches.writeBatch(groupByTenant(batch.map((b) => b.event)));
+      await this.batches.writeBatch(groupByTenant(batch.map((b) => b.event)));
     } catch (e) {
       this.counters.flushFailures++;
-      if (e instanceof CommitNotDurableError) {
-        this.buffer.remove(new Set(batch));
-        this.notDurable(batch, e);
-        return batch.length;
-      }
+      if (e instanceof CommitNotDurableError) return this.notDurable(batch, e);
       const first = this.failing.enter(e);
       this.logger.error(`Writing ${batch.length} buffered audit reads failed${first ? '' : ' again'}: ${describeError(e)}`);
       // Every buffered read's caller learns now (not after the next retry); the rows stay buffered and are
@@ -218,45 +191,24 @@ export class GroupCommit {
       this.failing.leave();
     }
     this.buffer.remove(new Set(batch));
-    if (written?.durable) this.settleWhenDurable(batch, written.durable);
-    else this.settleDurable(batch);
+    for (const b of batch) settle(b);
+    this.counters.readsFlushed += batch.length;
     return batch.length;
   }
 
-  private settleDurable(batch: BufferedRead[]): void {
-    for (const b of batch) settle(b);
-    this.counters.readsFlushed += batch.length;
-  }
-
-  /** The batch is out of the buffer (in the log, never written twice); its callers learn once its flush barrier answered. */
-  private settleWhenDurable(batch: BufferedRead[], durable: Promise<void>): void {
-    const settled = durable.then(
-      () => this.settleDurable(batch),
-      (e: unknown) => {
-        this.counters.flushFailures++;
-        this.notDurable(batch, e);
-      },
-    );
-    this.durables.add(settled);
-    this.pending.add(settled);
-    void settled.finally(() => {
-      this.durables.delete(settled);
-      this.pending.delete(settled);
-    });
-  }
-
   /**
-   * The batch committed, but its flush to disk failed (SQLite) or its flush barrier did (PostgreSQL). Its rows
-   * are in the log, so they have left the buffer (never written twice); its callers are not told "audited"
-   * (fail-closed) and the writer does not enter the failing state: the next batch tries its own flush, and a
-   * disk that keeps failing fails each one.
+   * The batch committed, but its flush to disk failed (SQLite). Its rows are in the log, so they leave the
+   * buffer (never written twice); its callers are not told "audited" (fail-closed) and the writer does not
+   * enter the failing state: the next batch tries its own flush, and a disk that keeps failing fails each one.
    */
-  private notDurable(batch: BufferedRead[], e: unknown): void {
+  private notDurable(batch: BufferedRead[], e: CommitNotDurableError): number {
     this.logger.error(`${batch.length} buffered audit reads committed, but flushing them to disk failed: ${describeError(e)}`);
+    this.buffer.remove(new Set(batch));
     const error = this.options.failClosed
       ? new AuditUnavailableError('The audit rows of these reads may not survive a power loss; the reads are refused (failClosed)', { cause: e })
       : undefined;
     for (const b of batch) if (settle(b, error) && error) this.counters.readsRejected++;
+    return batch.length;
   }
 }
 

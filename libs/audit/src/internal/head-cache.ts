@@ -23,9 +23,7 @@ export type HeadVersions = ReadonlyMap<string, number>;
  * It may be behind the database (another writer appended since: the optimistic insert then collides
  * on (tenant, sequence) and falls back to the locked path), never ahead: it learns only committed
  * rows, and forgets a chain when a caller's transaction appends to it (it may roll back) or a prune
- * deletes from it. A read batch committed without waiting for its flush is learned at once (the next batch
- * links to it); should its flush barrier fail, the database may lose it in a crash, so every chain is
- * forgotten (`forgetAll`). One per DataSource, so every writer and prune on it share what they forget.
+ * deletes from it. One per DataSource, so every writer and prune on it share what they forget.
  */
 export class ChainHeadCache {
   private static readonly byDataSource = new WeakMap<DataSource, ChainHeadCache>();
@@ -82,11 +80,6 @@ export class ChainHeadCache {
         e.at = now;
       }
     }
-  }
-
-  /** `forget` of every chain: a commit this cache learned may not be durable after all (a failed flush barrier). */
-  forgetAll(): void {
-    this.forget([...this.entries.keys()]);
   }
 
   /** Drops the heads of `tenantIds`, and makes writes already under way unable to store theirs. */

@@ -93,8 +93,7 @@ export class WriteInReadError extends PersistenceError {
 
 /**
  * SQLite: the transaction COMMITTED (other readers see it, its after-commit callbacks ran), but the
- * fsync of the write-ahead log that makes it durable failed. PostgreSQL (an audit read batch committed
- * without waiting for its flush): the flush barrier after it failed. Do not retry the writes (they are in);
+ * fsync of the write-ahead log that makes it durable failed. Do not retry the writes (they are in);
  * do not acknowledge them as durable either — a storage fault, like PostgreSQL's failed WAL flush.
  */
 export class CommitNotDurableError extends PersistenceError {
@@ -103,8 +102,8 @@ export class CommitNotDurableError extends PersistenceError {
   readonly severity = ErrorSeverity.FATAL;
   readonly committed = true;
 
-  constructor(options?: { cause?: unknown; message?: string }) {
-    super(options?.message ?? 'The transaction committed, but flushing the SQLite write-ahead log to disk failed', options);
+  constructor(options?: { cause?: unknown }) {
+    super('The transaction committed, but flushing the SQLite write-ahead log to disk failed', options);
   }
 }
 

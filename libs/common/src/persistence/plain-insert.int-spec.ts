@@ -261,27 +261,6 @@ describe.each([
     expect(free[0].free).toBe(true);
   });
 
-  it('asyncCommit: its transaction commits without waiting for the WAL flush, and the session keeps its own setting', async () => {
-    // One connection whose synchronous commits wait 100 ms before their flush (`commit_delay`, superuser): a
-    // commit that waits for the flush takes at least that; one that does not, a few milliseconds.
-    const slow = await new DataSource({ ...db.options, entities: [PlainRow, GeneratedRow], extra: { max: 1, options: '-c commit_delay=100000 -c commit_siblings=0' } } as never).initialize();
-    try {
-      const timed = async (asyncCommit: boolean, batch: string) => {
-        const start = performance.now();
-        await insertPlainRows(slow.manager, PlainRow, rows(batch, 3), stored, { postgresLocks: { keys, prepared, asyncCommit } });
-        return performance.now() - start;
-      };
-      expect(await timed(false, 'sync-0')).toBeGreaterThanOrEqual(100);
-      const asyncTimes = [await timed(true, 'async-0'), await timed(true, 'async-1'), await timed(true, 'async-2')];
-      expect(asyncTimes.reduce((a, b) => a + b)).toBeLessThan(150); // three flush waits would take 300 ms or more
-      expect(await timed(false, 'sync-1')).toBeGreaterThanOrEqual(100); // the connection's own setting is back
-      expect((await slow.query('SHOW synchronous_commit'))[0].synchronous_commit).toBe('on');
-      expect((await storedOf('async-2')).map((r) => r.id)).toEqual(['async-2-0', 'async-2-1', 'async-2-2']);
-    } finally {
-      await slow.destroy();
-    }
-  });
-
   it('refuses a lock key that is not an integer, and a call inside a transaction, before sending anything', async () => {
     await expect(insertPlainRows(ds.manager, PlainRow, rows('bad-key', 1), stored, { postgresLocks: { keys: ["1); DROP TABLE x; --"], prepared } })).rejects.toThrow(
       /advisory lock key is not an integer/,

@@ -37,18 +37,10 @@ export interface PlainInsertOptions {
      * before 1.21 or without `max_prepared_statements`).
      */
     prepared: boolean;
-    /**
-     * The INSERT's own transaction commits without waiting for its WAL flush (`synchronous_commit = off` for
-     * that transaction only): visible, and its locks released, at once; durable only once a later flush covers
-     * it (a flush barrier's commit). For a caller that waits for that barrier before it counts the rows durable.
-     */
-    asyncCommit?: boolean;
   };
 }
 
 const POSTGRES = 'postgres';
-/** The current transaction commits without waiting for its WAL flush (`PlainInsertOptions.postgresLocks.asyncCommit`). */
-const ASYNC_COMMIT = `set_config('synchronous_commit', 'off', true)`;
 const SQLITE = new Set(['better-sqlite3', 'sqlite']);
 /** Column types whose stored value is the transformer's output as is, on both drivers (no driver conversion). */
 const PASS_THROUGH = new Set<unknown>([String, Number, 'varchar', 'character varying', 'text', 'char', 'character', 'uuid', 'integer', 'int', 'smallint', 'bigint', 'numeric', 'decimal', 'real', 'float', 'double precision']);
@@ -70,8 +62,6 @@ interface Shape {
   json: string;
   /** PostgreSQL: `json` taking the advisory locks of `$2` (bigint[], in order) before any row; its statement name (one per text). */
   locked: { text: string; name: string };
-  /** PostgreSQL: `locked` whose transaction commits without waiting for its WAL flush (`asyncCommit`). */
-  lockedAsync: { text: string; name: string };
   /** SQLite: statement text per row count (at most `PLAIN_INSERT_SQLITE_CHUNK` of them). */
   byRows: Map<number, string>;
 }
@@ -109,9 +99,6 @@ function shapeOf(ds: DataSource, entity: EntityTarget<ObjectLiteral>): Shape {
   // The locks are an InitPlan behind a one-time filter: taken once, in the array's order, before the
   // first row is inserted. Unique checks see rows committed while we waited, so a collision still fails.
   const locked = `${json} WHERE (SELECT count(*) FROM (SELECT pg_advisory_xact_lock(k) FROM unnest($2::bigint[]) WITH ORDINALITY AS u(k, o) ORDER BY o OFFSET 0) AS l) >= 0`;
-  // Another InitPlan, run once: `set_config(…, true)` lasts until this statement's implicit transaction ends, so
-  // its COMMIT does not wait for the flush; the session's own setting is back for the next statement.
-  const lockedAsync = `${locked} AND (SELECT ${ASYNC_COMMIT}) IS NOT NULL`;
   s = {
     name: meta.name,
     columns,
@@ -123,15 +110,12 @@ function shapeOf(ds: DataSource, entity: EntityTarget<ObjectLiteral>): Shape {
     postgres,
     head,
     json,
-    locked: named(locked),
-    lockedAsync: named(lockedAsync),
+    locked: { text: locked, name: `cv_plain_${createHash('sha256').update(locked).digest('hex').slice(0, 24)}` },
     byRows: new Map(),
   };
   perDs.set(entity, s);
   return s;
 }
-
-const named = (text: string) => ({ text, name: `cv_plain_${createHash('sha256').update(text).digest('hex').slice(0, 24)}` });
 
 function sqliteStatement(s: Shape, rows: number): string {
   let sql = s.byRows.get(rows);
@@ -231,7 +215,7 @@ export async function insertPlainRows<E extends ObjectLiteral, R>(
     for (const k of locks.keys) if (!isAdvisoryLockKey(k)) throw new Error('plain insert: an advisory lock key is not an integer');
     if (m.queryRunner?.isTransactionActive) throw new Error('plain insert: postgresLocks hold until the INSERT commits, so not inside a transaction');
     if (locks.prepared) {
-      await namedQuery(m, locks.asyncCommit ? s.lockedAsync : s.locked, [json, locks.keys]);
+      await namedQuery(m, s.locked, [json, locks.keys]);
       return;
     }
     // Locks and INSERT in ONE simple-protocol round trip (one implicit transaction: the locks stay held
@@ -239,7 +223,7 @@ export async function insertPlainRows<E extends ObjectLiteral, R>(
     // tag it does not contain: no escaping, whatever the server's string settings.
     let tag = '$cvj$';
     while (json.includes(tag)) tag = `$cvj${randomBytes(6).toString('hex')}$`;
-    const prefix = (locks.asyncCommit ? `SELECT ${ASYNC_COMMIT}; ` : '') + locks.keys.map((k) => `SELECT pg_advisory_xact_lock('${k}'::bigint); `).join('');
+    const prefix = locks.keys.map((k) => `SELECT pg_advisory_xact_lock('${k}'::bigint); `).join('');
     // A replacer function: a replacement string would expand `$&`, `$'`… found in the data.
     await m.query(`${prefix}${s.json.replace('$1::jsonb', () => `${tag}${json}${tag}::jsonb`)}`);
     return;
