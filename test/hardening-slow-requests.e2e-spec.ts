@@ -29,8 +29,8 @@ describe('hardened HTTP API (slow requests) on sqlite', () => {
     await host?.close();
   });
 
-  /** Sends the request line, `headers` and `body` now, then one more byte of body every 100 ms; resolves with what the server sent once it closes, or after `waitMs`. */
-  function trickle(headers: string, body: string, waitMs: number): Promise<{ closed: boolean; afterMs: number; answer: string }> {
+  /** Writes `bytes` on a new connection, then one more byte every 100 ms while it is open; resolves with what the server sent once it closes, or after `waitMs`. */
+  function exchange(bytes: string, waitMs: number): Promise<{ closed: boolean; afterMs: number; answer: string }> {
     const { port } = new URL(host.baseUrl);
     const socket = connect(Number(port), '127.0.0.1');
     sockets.push(socket);
@@ -38,7 +38,7 @@ describe('hardened HTTP API (slow requests) on sqlite', () => {
     let answer = '';
     socket.setEncoding('utf8').on('data', (d: string) => (answer += d));
     socket.on('error', () => undefined);
-    socket.write(`POST /v1/credentials HTTP/1.1\r\nHost: 127.0.0.1\r\n${headers}\r\n${body}`);
+    socket.write(bytes);
     const drip = setInterval(() => socket.writable && socket.write(' '), 100);
     return new Promise((resolve) => {
       const done = (closed: boolean) => {
@@ -50,6 +50,12 @@ describe('hardened HTTP API (slow requests) on sqlite', () => {
       socket.on('close', () => done(true));
     });
   }
+  /** Sends the request line, `headers` and `body` now, then one more byte of body every 100 ms; resolves with what the server sent once it closes, or after `waitMs`. */
+  const trickle = (headers: string, body: string, waitMs: number) => exchange(`POST /v1/credentials HTTP/1.1\r\nHost: 127.0.0.1\r\n${headers}\r\n${body}`, waitMs);
+
+  /** The status lines of what a connection was sent: one per answer. */
+  const statusLines = (answer: string) => answer.match(/HTTP\/1\.1 \d{3} [^\r]*\r\n/g) ?? [];
+  const headOf = (answer: string) => answer.slice(0, answer.indexOf('\r\n\r\n'));
 
   it('21. a body that keeps trickling in is cut off at HTTP_REQUEST_TIMEOUT_MS with 408 in the error shape, whoever sends it', async () => {
     for (const auth of ['', `X-API-Key: ${key.key}\r\n`]) {
@@ -78,6 +84,14 @@ describe('hardened HTTP API (slow requests) on sqlite', () => {
     const metrics = await (await fetch(`${host.baseUrl}/metrics`)).text();
     expect(metrics).toMatch(/credential_vault_http_requests_total\{method="POST",route="\/v1\/credentials",status="408"\} [1-9]/);
     expect(metrics).not.toMatch(/status="aborted"/);
+  });
+
+  it('21h. a request pipelined behind one in flight that is not HTTP gets no answer of its own in place of the first one: the first is answered, then the connection closes', async () => {
+    const r = await exchange(`GET /health/live HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\nNOT HTTP AT ALL\r\n\r\n`, 4_000);
+    expect(statusLines(r.answer)).toEqual(['HTTP/1.1 200 OK\r\n']);
+    expect(headOf(r.answer)).toMatch(/\r\nconnection: close(\r\n|$)/i);
+    expect(r.closed).toBe(true);
+    await host.logLine((l) => l.includes('on a connection that owes another answer'));
   });
 
   it('21c. a connection that sends nothing is closed after HTTP_REQUEST_TIMEOUT_MS (Node bounds a request only once its first byte came)', async () => {

@@ -1,6 +1,4 @@
-import { randomUUID } from 'node:crypto';
-import { STATUS_CODES, type IncomingMessage, type Server as HttpServer, type ServerResponse } from 'node:http';
-import type { Duplex } from 'node:stream';
+import type { IncomingMessage, Server as HttpServer, ServerResponse } from 'node:http';
 import { HttpStatus, type Type } from '@nestjs/common';
 import { ModulesContainer, NestFactory } from '@nestjs/core';
 import { FastifyAdapter, NestFastifyApplication } from '@nestjs/platform-fastify';
@@ -12,11 +10,11 @@ import { ThrottlerException } from '@nestjs/throttler';
 import { AppModule } from './app.module';
 import { AuthGuard } from './auth/auth.guard';
 import { IdleConnections, otherListeningServers, SILENT_IN_DRAIN_MS } from './http/idle-connections';
+import { errorAnswer, unparsableRequest } from './http/client-errors';
 import { deferBodyParsing, dropUnparsableContentType } from './http/request-body';
 import { type FixedStatusHostCode, HOST_ERROR_HTTP_STATUS, HostErrorCode, hostError } from './http/host-errors';
 import { withErrorAnswers, withSuccessSchemas } from './http/openapi';
 import { queryDecodes, UNDECODABLE_QUERY } from './http/query-string';
-import { answeredBeforeArrival } from './http/request-end';
 import { RouteTable } from './http/route-table';
 import { assertValidatedInput, declaredQueryNames } from './http/validated-params';
 import { observeGrpcCalls, observeNonGrpcRequests, observeUnknownMethods } from './keys/grpc/grpc-call-observer';
@@ -95,42 +93,6 @@ export function hostAdapter(requestTimeoutMs = HTTP_REQUEST_TIMEOUT_DEFAULT_MS):
       connectionsCheckingInterval: Math.min(30_000, Math.ceil(requestTimeoutMs / 4)),
     },
   });
-}
-
-/** HttpStatus names (its enum has no 431). */
-const PARSER_ERROR_NAMES: Record<number, string> = { 400: 'BAD_REQUEST', 408: 'REQUEST_TIMEOUT', 417: 'EXPECTATION_FAILED', 431: 'REQUEST_HEADER_FIELDS_TOO_LARGE' };
-
-/**
- * A request Node's parser refuses (headers over 16 KB, malformed HTTP) never becomes a request: answered
- * on the socket in the host's error shape, with a request id of its own, instead of Fastify's bare body.
- */
-function unparsableRequest(error: NodeJS.ErrnoException, socket: Duplex): void {
-  if (error.code === 'ECONNRESET' || !socket.writable) return void socket.destroy();
-  const code =
-    error.code === 'HPE_HEADER_OVERFLOW' ? HostErrorCode.HEADERS_TOO_LARGE : error.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? HostErrorCode.REQUEST_TIMEOUT : HostErrorCode.MALFORMED_REQUEST;
-  const message =
-    code === HostErrorCode.HEADERS_TOO_LARGE
-      ? 'the request line and headers are larger than the server accepts (16 KB)'
-      : code === HostErrorCode.REQUEST_TIMEOUT
-        ? 'the request took too long to arrive'
-        : 'the request is not valid HTTP';
-  // A request whose headers came but not its body in time is Fastify's already: the 408 carries its id, and its access
-  // line and count say 408 under that id (else "aborted", and a 408 under an id no line had). Not other parser errors
-  // mid-body: one is a client that left half-way (HPE_INVALID_EOF_STATE), rightly "aborted".
-  const pending = code === HostErrorCode.REQUEST_TIMEOUT ? (socket as Duplex & { _httpMessage?: ServerResponse | null })._httpMessage?.req : undefined;
-  const arriving = pending && !pending.complete ? pending : undefined;
-  const { status, requestId, body } = errorAnswer(code, message, (arriving as { id?: string } | undefined)?.id);
-  if (arriving) answeredBeforeArrival(arriving, status);
-  socket.end(
-    `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\ncontent-type: application/json; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(body)}\r\n` +
-      `x-request-id: ${requestId}\r\nx-content-type-options: nosniff\r\nconnection: close\r\n\r\n${body}`,
-  );
-}
-
-/** An error body of the host's shape for an answer made outside Fastify's reply, with the request's id or one of its own. */
-function errorAnswer(code: FixedStatusHostCode, message: string, requestId: string = randomUUID()): { status: number; requestId: string; body: string } {
-  const status = HOST_ERROR_HTTP_STATUS[code];
-  return { status, requestId, body: JSON.stringify({ statusCode: status, error: PARSER_ERROR_NAMES[status], message, ...hostError(code), requestId }) };
 }
 
 /** An Expect other than 100-continue: Node answers a bare 417 unless the server listens for it; answered in the error shape. */

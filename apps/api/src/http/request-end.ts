@@ -1,7 +1,7 @@
 import type { IncomingMessage } from 'node:http';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 
-/** Requests answered on their socket before their body had arrived (a 408: bootstrap's unparsableRequest), by status. */
+/** Requests answered on their socket before their body had arrived (a 408: client-errors.ts' unparsableRequest), by status. */
 const answeredEarly = new WeakMap<IncomingMessage, number>();
 
 /**
