@@ -86,6 +86,34 @@ describe('hardened HTTP API (slow requests) on sqlite', () => {
     expect(metrics).not.toMatch(/status="aborted"/);
   });
 
+  it('21f. a body past the limit is answered 413 with Connection: close and its connection closed: the rest trickling in gets no second answer (no 408)', async () => {
+    const chunked = `Transfer-Encoding: chunked\r\n`;
+    for (const [framing, body] of [
+      [`Content-Length: ${300 * 1024}\r\n`, '{'],
+      [chunked, `${(300 * 1024).toString(16)}\r\n{${' '.repeat(260 * 1024)}`],
+    ])
+    for (const auth of ['', `X-API-Key: ${key.key}\r\n`]) {
+      const r = await trickle(`${auth}Content-Type: application/json\r\n${framing}`, body, 4_000);
+      expect(r.answer).toMatch(/^HTTP\/1\.1 413 /);
+      expect(r.answer.match(/HTTP\/1\.1 \d{3} /g)).toHaveLength(1);
+      expect(r.answer.slice(0, r.answer.indexOf('\r\n\r\n'))).toMatch(/\r\nconnection: close\r\n/i);
+      expect({ closed: r.closed, withinMs: r.afterMs < 1_000 }).toEqual({ closed: true, withinMs: true });
+    }
+  });
+
+  it('21g. a request refused before its body is read (405, a bad query or Host) is answered once with Connection: close, and its connection closed: the rest of a slow body gets no 408 too', async () => {
+    for (const [line, extra, status] of [
+      ['PUT /v1/credentials HTTP/1.1', '', 405],
+      ['POST /v1/credentials?x=%FF HTTP/1.1', '', 400],
+      ['POST /v1/credentials HTTP/1.1', 'Host: 127.0.0.2\r\n', 400],
+    ] as const) {
+      const r = await exchange(`${line}\r\nHost: 127.0.0.1\r\n${extra}Content-Type: application/json\r\nContent-Length: 100000\r\n\r\n{`, 4_000);
+      expect({ line, statusLines: statusLines(r.answer) }).toEqual({ line, statusLines: [expect.stringMatching(new RegExp(`^HTTP/1\\.1 ${status} `))] });
+      expect(headOf(r.answer)).toMatch(/\r\nconnection: close(\r\n|$)/i);
+      expect({ line, closed: r.closed, withinMs: r.afterMs < 900 }).toEqual({ line, closed: true, withinMs: true });
+    }
+  });
+
   it('21h. a request pipelined behind one in flight that is not HTTP gets no answer of its own in place of the first one: the first is answered, then the connection closes', async () => {
     const r = await exchange(`GET /health/live HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\nNOT HTTP AT ALL\r\n\r\n`, 4_000);
     expect(statusLines(r.answer)).toEqual(['HTTP/1.1 200 OK\r\n']);

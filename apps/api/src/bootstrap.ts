@@ -11,7 +11,7 @@ import { AppModule } from './app.module';
 import { AuthGuard } from './auth/auth.guard';
 import { IdleConnections, otherListeningServers, SILENT_IN_DRAIN_MS } from './http/idle-connections';
 import { errorAnswer, unparsableRequest } from './http/client-errors';
-import { deferBodyParsing, dropUnparsableContentType } from './http/request-body';
+import { carriesContent, deferBodyParsing, dropUnparsableContentType } from './http/request-body';
 import { type FixedStatusHostCode, HOST_ERROR_HTTP_STATUS, HostErrorCode, hostError } from './http/host-errors';
 import { withErrorAnswers, withSuccessSchemas } from './http/openapi';
 import { queryDecodes, UNDECODABLE_QUERY } from './http/query-string';
@@ -138,9 +138,14 @@ function routingError(error: FastifyError, request: FastifyRequest, reply: Fasti
 
 const METHOD_NOT_ALLOWED = 'this path does not take this method: the Allow header names the ones it takes';
 
-/** An answer in the host's error shape for a request refused before Nest sees it (so its exception filter cannot). */
+/**
+ * An answer in the host's error shape for a request refused before Nest sees it (so its exception filter cannot). Its
+ * body, if one is on its way, is not read: the connection closes after the answer (as after Fastify's own 413),
+ * else it stayed open while a slow client sent the rest, and past the request's deadline a second answer came (a 408).
+ */
 function answerBeforeNest(request: FastifyRequest, reply: FastifyReply, code: FixedStatusHostCode, message: string): void {
   const status = HOST_ERROR_HTTP_STATUS[code];
+  if (!request.raw.complete && carriesContent(request.headers)) void reply.header('connection', 'close');
   void reply
     .status(status)
     .header('x-request-id', request.id)

@@ -210,7 +210,7 @@ export function refuseUndeclaredInput(req: { query?: unknown; body?: unknown; he
  * Content framed by the headers. Fastify never reads the body of a GET (nor hands it to a parser), so it is seen
  * only here: a filter sent there was ignored and the whole list answered.
  */
-function carriesContent(headers: IncomingHttpHeaders): boolean {
+export function carriesContent(headers: IncomingHttpHeaders): boolean {
   const length = headers['content-length'];
   return headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0');
 }
