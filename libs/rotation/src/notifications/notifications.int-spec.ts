@@ -162,6 +162,37 @@ describe.each(DATABASE_KINDS)('notifications on %s', (kind: TestDatabaseKind) =>
     expect((await settings.get(ctx)).rowVersion).toBe(2);
   });
 
+  it('settings: a save that changes nothing writes nothing (same rowVersion, no audit entry); one that changes a field audits that field only', async () => {
+    const ctx = ctxOf('settings-unchanged');
+    const auditRows = async () => (await app.get(AuditService).query({ tenantId: ctx.tenantId, action: 'notification_settings_change' })).items;
+    // Nothing stored yet, and nothing asked for: still none.
+    expect((await settings.update(ctx, { webhookUrl: null, emailRecipients: [] })).settings).toMatchObject({ rowVersion: 0, updatedAt: null });
+    expect(await auditRows()).toHaveLength(0);
+    const first = await settings.update(ctx, { webhookUrl: `${receiver.url}/unchanged`, emailRecipients: ['ops@example.test'] });
+    secrets.add(first.generatedWebhookSecret!);
+    const stored = await settings.get(ctx);
+    // The same values again (the address as given before it was lower-cased), with and without a compare-and-set.
+    for (const input of [
+      { webhookUrl: `${receiver.url}/unchanged`, emailRecipients: ['Ops@Example.test'] },
+      { webhookUrl: `${receiver.url}/unchanged`, expectedRowVersion: 1 },
+      { emailRecipients: ['ops@example.test', 'OPS@example.test'] },
+      {},
+    ]) {
+      const again = await settings.update(ctx, input);
+      expect({ input, settings: again.settings, generated: again.generatedWebhookSecret }).toEqual({ input, settings: stored, generated: undefined });
+    }
+    expect(await settings.get(ctx)).toEqual(stored);
+    expect(await auditRows()).toHaveLength(1);
+    // A stale compare-and-set is still refused, changed or not.
+    expect(await rejection(settings.update(ctx, { emailRecipients: ['ops@example.test'], expectedRowVersion: 0 }))).toBeInstanceOf(NotificationSettingsConflictError);
+    // One field of two changed: the entry names that one.
+    const changed = await settings.update(ctx, { webhookUrl: `${receiver.url}/unchanged`, emailRecipients: ['sec@example.test'] });
+    expect(changed.settings.rowVersion).toBe(2);
+    const rows = await auditRows();
+    expect(rows).toHaveLength(2);
+    expect(rows.map((r) => r.details?.changed)).toContainEqual(['emailRecipients']);
+  });
+
   it('an e-mail recipient holding a control character (NUL, C0, DEL, C1) or a lone surrogate is refused and nothing is stored; accented and astral ones are kept', async () => {
     const ctx = ctxOf('settings-email-text');
     await settings.update(ctx, { emailRecipients: ['ops@example.test'] });

@@ -93,28 +93,32 @@ export class NotificationSettingsService {
       const before = await this.repository.findForUpdate(ctx.tenantId);
       if (input.expectedRowVersion !== undefined && input.expectedRowVersion !== (before?.rowVersion ?? 0)) throw new NotificationSettingsConflictError();
       const webhookUrl = changes.webhookUrl !== undefined ? changes.webhookUrl : (before?.webhookUrl ?? null);
+      const emailRecipients = changes.emailRecipients ?? before?.emailRecipients ?? [];
       let secret = input.webhookSecret;
       let generated: string | undefined;
       if (!secret && (input.generateWebhookSecret || (webhookUrl && !before?.webhookSecretCredentialId))) {
         secret = generated = generateWebhookSecret();
       }
+      // What differs from the stored settings (a given secret always does: it is rotated in).
+      const changed = [
+        ...(webhookUrl !== (before?.webhookUrl ?? null) ? ['webhookUrl'] : []),
+        ...(secret ? ['webhookSecret'] : []),
+        ...(!sameList(emailRecipients, before?.emailRecipients ?? []) ? ['emailRecipients'] : []),
+      ];
+      // Nothing to change: nothing written, rowVersion kept, no audit entry (as un-revoking a credential that is not revoked).
+      if (changed.length === 0) return { settings: toView(ctx.tenantId, before) };
       const secretId = secret ? await this.writeSecret(ctx, before?.webhookSecretCredentialId ?? null, secret) : (before?.webhookSecretCredentialId ?? null);
       const now = this.clock.now();
       const row: NotificationSettingsEntity = {
         tenantId: ctx.tenantId,
         webhookUrl,
         webhookSecretCredentialId: secretId,
-        emailRecipients: changes.emailRecipients ?? before?.emailRecipients ?? [],
+        emailRecipients,
         rowVersion: (before?.rowVersion ?? 0) + 1,
         createdAt: before?.createdAt ?? now,
         updatedAt: now,
         updatedBy: ctx.actor.id.slice(0, 200),
       };
-      const changed = [
-        ...(changes.webhookUrl !== undefined ? ['webhookUrl'] : []),
-        ...(secret ? ['webhookSecret'] : []),
-        ...(changes.emailRecipients !== undefined ? ['emailRecipients'] : []),
-      ];
       // Still a compare-and-set: the first row of a tenant cannot be locked before it exists.
       const ok = before ? await this.repository.update(row, before.rowVersion) : await this.repository.insert(row);
       if (!ok) throw new NotificationSettingsConflictError();
@@ -198,4 +202,8 @@ function toView(tenantId: string, row: NotificationSettingsEntity | null): Notif
     updatedAt: row?.updatedAt ?? null,
     updatedBy: row?.updatedBy ?? null,
   };
+}
+
+function sameList(a: readonly string[], b: readonly string[]): boolean {
+  return a.length === b.length && a.every((x, i) => x === b[i]);
 }
