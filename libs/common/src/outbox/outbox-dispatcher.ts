@@ -185,15 +185,19 @@ export class OutboxDispatcher extends OutboxNudge implements OnApplicationBootst
 
   /**
    * Delivers a claimed batch one event at a time and marks the delivered ones in few writes: together when the batch
-   * ends, sooner once the first of them waited MARK_DELIVERED_WITHIN_MS (slow handlers), and before an error leaves
-   * (a lost lock: what was delivered is settled). One write per event was nearly all of a pass's time, and a write
-   * queues behind the writers of the moment (SQLite's gate, the pool) once per event. A crash before the mark redelivers
-   * those events (at least once, as a crash between a handler and its mark always did); this process claims its next
-   * batch only after the mark, so it never delivers one twice itself.
+   * ends, sooner once the first of them waited MARK_DELIVERED_WITHIN_MS (slow handlers), at once when the lock is lost
+   * (the replica taking it would claim them: not only after the event in flight, up to handlerTimeoutMs later), and
+   * before an error leaves. One write per event was nearly all of a pass's time, and a write queues behind the writers
+   * of the moment (SQLite's gate, the pool) once per event. A crash before the mark redelivers those events (at least
+   * once, as a crash between a handler and its mark always did); this process claims its next batch only after the
+   * mark, so it never delivers one twice itself.
    */
   private async deliverBatch(batch: OutboxEventEntity[], held: AbortSignal, result: OutboxDrainResult): Promise<void> {
-    let delivered: string[] = [];
+    const delivered: string[] = [];
     let firstAtMs = 0;
+    let markedOnLoss: Promise<void> | undefined;
+    const onLoss = () => (markedOnLoss = this.markDeliveredOrWarn(delivered.splice(0)));
+    held.addEventListener('abort', onLoss, { once: true });
     try {
       for (const row of batch) {
         if (this.stopping) break; // stop() waits for one event, not the rest of the batch
@@ -204,18 +208,23 @@ export class OutboxDispatcher extends OutboxNudge implements OnApplicationBootst
           result.delivered++;
           if (delivered.push(row.id) === 1) firstAtMs = this.clock.nowMs();
         }
-        if (delivered.length > 0 && this.clock.nowMs() - firstAtMs >= MARK_DELIVERED_WITHIN_MS) {
-          await this.markDelivered(delivered);
-          delivered = [];
-        }
+        if (delivered.length > 0 && this.clock.nowMs() - firstAtMs >= MARK_DELIVERED_WITHIN_MS) await this.markDelivered(delivered.splice(0));
       }
+      await this.markDelivered(delivered.splice(0));
     } catch (e) {
-      await this.markDelivered(delivered).catch((markError: unknown) =>
-        this.logger.warn(`Outbox: ${delivered.length} delivered event(s) not marked (${describeError(markError)}); they are delivered again`),
-      );
+      await this.markDeliveredOrWarn(delivered.splice(0));
       throw e;
+    } finally {
+      held.removeEventListener('abort', onLoss);
+      await markedOnLoss;
     }
-    await this.markDelivered(delivered);
+  }
+
+  /** `markDelivered` on the way out (an error, a lost lock): a failure is a warning, those events are delivered again. */
+  private markDeliveredOrWarn(ids: string[]): Promise<void> {
+    return this.markDelivered(ids).catch((markError: unknown) =>
+      this.logger.warn(`Outbox: ${ids.length} delivered event(s) not marked (${describeError(markError)}); they are delivered again`),
+    );
   }
 
   /** One UPDATE for events every handler took. */

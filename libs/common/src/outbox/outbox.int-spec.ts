@@ -52,6 +52,16 @@ describe.each(DATABASE_KINDS)('Outbox and OutboxDispatcher on %s', (kind) => {
 
   const change = (id: string) => runner.manager.query(`INSERT INTO cv_test_items (id, label) VALUES (${params(ds, 2)})`, [id, 'x']);
   const rows = () => ds.getRepository(OutboxEventEntity).find({ order: { createdAt: 'ASC', id: 'ASC' } });
+  /** `n` events added one after another, 1 ms apart (claimed in that order). */
+  const addInTurn = async (n: number, name: string): Promise<string[]> => {
+    const outbox = new Outbox(runner, clock);
+    const ids: string[] = [];
+    for (let i = 0; i < n; i++) {
+      clock.advance(1);
+      ids.push(await runner.run(() => outbox.add({ name, payload: { i } })));
+    }
+    return ids;
+  };
   const dispatcher = (registry: OutboxHandlerRegistry, o: Record<string, unknown> = {}, events?: EventEmitter2) =>
     new OutboxDispatcher({ runner, registry, options: options(o), clock, events, random: () => 0.5 });
 
@@ -193,12 +203,7 @@ describe.each(DATABASE_KINDS)('Outbox and OutboxDispatcher on %s', (kind) => {
   });
 
   it('slow handlers do not hold delivered events unmarked: they are marked once the first of them waited a second', async () => {
-    const outbox = new Outbox(runner, clock);
-    const ids: string[] = [];
-    for (let i = 0; i < 4; i++) {
-      clock.advance(1);
-      ids.push(await runner.run(() => outbox.add({ name: 'slow.handler', payload: { i } })));
-    }
+    const ids = await addInTurn(4, 'slow.handler');
     const registry = new OutboxHandlerRegistry();
     const markedWhenCalled: string[][] = [];
     registry.register('slow.handler', async () => {
@@ -375,6 +380,28 @@ describe.each(DATABASE_KINDS)('Outbox and OutboxDispatcher on %s', (kind) => {
     expect(delivered).toHaveLength(1);
   });
 
+  it('stop() during a batch marks what the batch delivered, the event in flight included, and leaves the rest due', async () => {
+    const ids = await addInTurn(3, 'x.y');
+    const registry = new OutboxHandlerRegistry();
+    const inSecond = deferred();
+    const release = deferred();
+    const seen: string[] = [];
+    registry.register('*', async (e) => {
+      if (seen.push(e.id) === 2) {
+        inSecond.resolve();
+        await release.promise;
+      }
+    });
+    const d = dispatcher(registry);
+    d.start();
+    await inSecond.promise;
+    const stopping = d.stop();
+    release.resolve();
+    await stopping;
+    expect(seen).toEqual(ids.slice(0, 2));
+    expect((await rows()).map((r) => r.deliveredAt !== null)).toEqual([true, true, false]);
+  });
+
   it('a handler or bus listener that never settles holds neither the events behind it nor stop(): after handlerTimeoutMs it is a failure, retried', async () => {
     const outbox = new Outbox(runner, clock);
     const hung = await runner.run(() => outbox.add({ name: 'slow.hang', payload: {} }));
@@ -508,6 +535,9 @@ describe.each(DATABASE_KINDS)('Outbox and OutboxDispatcher on %s', (kind) => {
         await endLockSession(replicaDs, lockA.advisoryId(lockKey));
         await expect(lockB.tryRun(lockKey, async () => 'b')).resolves.toEqual({ acquired: true, value: 'b' });
         await until(() => logger.lines.some((l) => l.includes('was lost while held')));
+        // What A delivered before the event in flight is marked once the loss is known, not when that event ends (up to
+        // handlerTimeoutMs later): meanwhile the replica holding the lock would claim and deliver them again.
+        await until(async () => (await rows()).filter((r) => r.deliveredAt).length === 2, 2000);
         finishFirst.resolve();
 
         await expect(drainA).rejects.toMatchObject({ codeName: 'LOCK_LOST' });
