@@ -133,6 +133,31 @@ describe.each(DATABASE_KINDS)('credentials HTTP API on %s', (kind) => {
     expect((await call(admin.key, 'GET', `/v1/credentials/${id}`)).status).toBe(404);
   });
 
+  it('answers a PATCH that changes nothing 200 with the unchanged metadata: same rowVersion, no audit row; a stale expectedVersion is still 409', async () => {
+    const expiresAt = '2099-03-01T12:00:00.000Z';
+    const created = await call(admin.key, 'POST', '/v1/credentials', { integrationId: 'github', connectionId: 'patch-unchanged', type: 'api_key', value: secretValue(), tags: { env: 'prod', team: 'core' }, expiresAt });
+    expect(created.status).toBe(201);
+    const id = created.body.id as string;
+    const stored = (await call(reader.key, 'GET', `/v1/credentials/${id}`)).body;
+    for (const body of [
+      { tags: { team: 'core', env: 'prod' } },
+      { expiresAt: '2099-03-01T12:00:00Z', status: 'active', expectedVersion: 1 },
+      { tags: { env: 'prod', team: 'core' }, expiresAt, status: 'active' },
+    ]) {
+      const again = await call(admin.key, 'PATCH', `/v1/credentials/${id}`, body);
+      expect({ body, status: again.status, answer: again.body }).toEqual({ body, status: 200, answer: stored });
+    }
+    expect((await call(reader.key, 'GET', `/v1/credentials/${id}`)).body).toEqual(stored);
+    const updates = async (filter = '') => (await call(auditor.key, 'GET', `/v1/audit?resource=${id}&action=update_metadata${filter}`)).body.items as { details: { changed: string[] } }[];
+    expect(await updates()).toEqual([]);
+    const stale = await call(admin.key, 'PATCH', `/v1/credentials/${id}`, { tags: { env: 'prod', team: 'core' }, expectedVersion: 2 });
+    expect({ status: stale.status, code: stale.body.code }).toEqual({ status: 409, code: 2003 });
+    // One field of two changed: the audit row names that one.
+    const changed = await call(admin.key, 'PATCH', `/v1/credentials/${id}`, { tags: { env: 'staging', team: 'core' }, expiresAt, expectedVersion: 1 });
+    expect({ status: changed.status, rowVersion: changed.body.rowVersion }).toEqual({ status: 200, rowVersion: 2 });
+    expect((await updates('&result=success')).map((r) => r.details.changed)).toEqual([['tags']]);
+  });
+
   it("answers another tenant's credential exactly like a missing one", async () => {
     const created = await call(admin.key, 'POST', '/v1/credentials', { integrationId: 'slack', connectionId: 'ws-1', type: 'api_key', value: secretValue() });
     const foreign = await call(other.key, 'GET', `/v1/credentials/${created.body.id}/value`);

@@ -267,9 +267,9 @@ export class CredentialWriter {
       if (input.tags !== undefined) assertTags(input.tags);
       if (input.expiresAt != null) assertDate(input.expiresAt, 'expiresAt');
       const status = input.status === undefined ? undefined : memberOf(SETTABLE_STATUSES, input.status, 'status', `status must be one of ${SETTABLE_STATUSES.join(', ')} (use delete() to delete)`);
-      const changed = (['tags', 'expiresAt', 'status'] as const).filter((k) => input[k] !== undefined);
-      if (changed.length === 0) throw new CredentialValidationError('nothing to update: give tags, expiresAt or status', 'input');
-      const revokeOnly = changed.length === 1 && status === CredentialStatus.REVOKED;
+      const given = (['tags', 'expiresAt', 'status'] as const).filter((k) => input[k] !== undefined);
+      if (given.length === 0) throw new CredentialValidationError('nothing to update: give tags, expiresAt or status', 'input');
+      const revokeOnly = given.length === 1 && status === CredentialStatus.REVOKED;
       const { next } = await this.mutate(ctx, id, input, started, async (row) => {
         if (!revokeOnly) assertChangeable(row);
         // Lifting a revoke is `unrevoke` (CredentialRevoker: it re-enables the vault versions a revoke disabled).
@@ -279,6 +279,12 @@ export class CredentialWriter {
         if (input.expiresAt !== undefined && row.type === CredentialType.CLIENT_CERTIFICATE) {
           throw new CredentialValidationError('the expiry of a client certificate is read from the certificate; rotate it instead', 'expiresAt');
         }
+        // What differs from the stored row (tags in any key order, dates to the millisecond stored).
+        const changed = given.filter((k) =>
+          k === 'tags' ? !sameTags(input.tags!, row.tags) : k === 'expiresAt' ? epochMs(input.expiresAt ?? null) !== epochMs(row.expiresAt) : status !== row.status,
+        );
+        // Nothing to change: nothing written, rowVersion kept, no audit row or event (as un-revoking a credential that is not revoked).
+        if (changed.length === 0) return null;
         const next: CredentialEntity = {
           ...row,
           tags: input.tags !== undefined ? { ...input.tags } : row.tags,
@@ -329,14 +335,15 @@ export class CredentialWriter {
    * THE compare-and-set loop of every change to an existing credential: load the live row, check
    * `expectedVersion`, `build` the change (value-store writes happen here, before the transaction),
    * commit it if `row_version` did not move meanwhile. A lost race is retried without
-   * `expectedVersion` (up to 3 attempts), else it is a CredentialConflictError.
+   * `expectedVersion` (up to 3 attempts), else it is a CredentialConflictError. A `build` that answers `null` has
+   * nothing to change: nothing is written (no audit row, no event, no `inCommit`), and `next` is the row as loaded.
    */
   private async mutate(
     ctx: OperationContext,
     id: string,
     options: WriteOptions,
     started: number,
-    build: (row: CredentialEntity) => Promise<Change>,
+    build: (row: CredentialEntity) => Promise<Change | null>,
   ): Promise<{ before: CredentialEntity; next: CredentialEntity }> {
     for (let attempt = 1; ; attempt++) {
       const row = await loadLive(this.rows, ctx.tenantId, id);
@@ -344,7 +351,9 @@ export class CredentialWriter {
         throw new CredentialConflictError(row.id, options.expectedVersion, row.rowVersion);
       }
       const since = valueWriteStart();
-      const change: Change = { ...(await build(row)), inCommit: options.inCommit };
+      const built = await build(row);
+      if (built === null) return { before: row, next: row };
+      const change: Change = { ...built, inCommit: options.inCommit };
       let committed: boolean;
       try {
         committed = await this.commit(ctx, started, change, () => this.rows.compareAndSet(row, change.next), change.written ? since : undefined);
@@ -444,4 +453,14 @@ export class CredentialWriter {
       this.logger.warn(`could not audit a failed ${action}: ${describeError(e)}`);
     }
   }
+}
+
+/** Two tag sets are the same whatever the order of their keys. */
+function sameTags(a: Readonly<Record<string, string>>, b: Readonly<Record<string, string>>): boolean {
+  const keys = Object.keys(a);
+  return keys.length === Object.keys(b).length && keys.every((k) => Object.hasOwn(b, k) && a[k] === b[k]);
+}
+
+function epochMs(date: Date | null): number | null {
+  return date === null ? null : date.getTime();
 }

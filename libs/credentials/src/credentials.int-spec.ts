@@ -8,7 +8,7 @@ import { Logger } from '@nestjs/common';
 import { EventEmitter2 } from '@nestjs/event-emitter';
 import { Test, type TestingModule } from '@nestjs/testing';
 import { AUDIT_TABLE, AuditService } from '@app/audit';
-import { ManualClock, type OperationContext, OutboxDispatcher, TransactionGate, TransactionRunner } from '@app/common';
+import { ManualClock, type OperationContext, OutboxDispatcher, OutboxEventEntity, TransactionGate, TransactionRunner } from '@app/common';
 import { KeyVaultProvider } from '@app/key-vault';
 import { KeyVaultEmulator } from '@app/keyvault-emulator';
 import { CapturingLogger, createTestDatabase, credentialsStackImports, DATABASE_KINDS, rejection, type TestDatabase } from '@app/testing';
@@ -36,6 +36,7 @@ import {
   credentialSecretName,
   type CredentialEvent,
   type CredentialsModuleOptions,
+  type UpdateMetadataInput,
 } from './index';
 import { CredentialReader } from './credential.reader';
 import { VaultValueStore } from './stores/vault-value-store';
@@ -534,6 +535,37 @@ describe.each(DATABASE_KINDS)('CredentialsModule on %s (emulator, real KeyVaultP
       expect((await service.get(ctxA, meta.id)).metadata.status).toBe(CredentialStatus.NEEDS_REAUTH);
       expect(await rejection(service.updateMetadata(ctxA, meta.id, { status: CredentialStatus.DELETED as never }))).toBeInstanceOf(CredentialValidationError);
       expect(await rejection(service.updateMetadata(ctxA, meta.id, {}))).toBeInstanceOf(CredentialValidationError);
+    });
+
+    it('an update that changes nothing writes nothing (same rowVersion, no audit row, no event); one that changes a field names that field only', async () => {
+      const ctxN: OperationContext = { tenantId: `noop-${run}`, actor: { id: 'user:n' } };
+      const exp = new Date(clock.now().getTime() + 5 * DAY);
+      const meta = await service.store(ctxN, { integrationId: 'noop', connectionId: 'c', type: CredentialType.API_KEY, value: secret(), tags: { team: 'core', env: 'prod' }, expiresAt: exp });
+      const auditRows = async () => (await audit.query({ tenantId: ctxN.tenantId, action: 'update_metadata' })).items;
+      const outboxRows = () => dataSource.getRepository(OutboxEventEntity).countBy({ tenantId: ctxN.tenantId, name: CredentialEvents.METADATA_UPDATED });
+      const stored = await service.getMetadata(ctxN, meta.id);
+      // The stored values again: tags in another order, the same instant as another Date, with and without a compare-and-set.
+      const inputs: UpdateMetadataInput[] = [
+        { tags: { env: 'prod', team: 'core' } },
+        { expiresAt: new Date(exp.getTime()) },
+        { status: CredentialStatus.ACTIVE },
+        { tags: { team: 'core', env: 'prod' }, expiresAt: new Date(exp.toISOString()), status: CredentialStatus.ACTIVE, expectedVersion: 1 },
+      ];
+      for (const input of inputs) {
+        const again = await service.updateMetadata(ctxN, meta.id, input);
+        expect({ input, again }).toEqual({ input, again: stored });
+      }
+      expect(await service.getMetadata(ctxN, meta.id)).toEqual(stored);
+      expect(await auditRows()).toHaveLength(0);
+      expect(await outboxRows()).toBe(0);
+      // A stale compare-and-set is still refused, changed or not.
+      expect(await rejection(service.updateMetadata(ctxN, meta.id, { tags: { team: 'core', env: 'prod' }, expectedVersion: 2 }))).toBeInstanceOf(CredentialConflictError);
+      // Two fields given, one changed: the audit row names that one.
+      const changed = await service.updateMetadata(ctxN, meta.id, { tags: { env: 'prod', team: 'core' }, expiresAt: new Date(exp.getTime() + DAY), expectedVersion: 1 });
+      expect(changed.rowVersion).toBe(2);
+      const rows = await auditRows();
+      expect(rows.map((r) => r.details?.changed)).toEqual([['expiresAt']]);
+      expect(await outboxRows()).toBe(1);
     });
 
     it('refuses a tag value holding NUL, another control character or a lone surrogate (store and update) naming the tag, writing nothing; other Unicode is kept', async () => {

@@ -144,7 +144,9 @@ export class CredentialsController {
       'audited as critical with `reason` and `severity`, `credential.revoked` event, history row); it also needs credentials:revoke ' +
       '(403 without it, nothing changed), and goes alone (400 with tags or expiresAt). 409 `REVOKE_INCOMPLETE`: revoked, but ' +
       'some Key Vault versions may still be enabled; send it again to finish (with expectedVersion, the rowVersion it has now: the ' +
-      'revoke moved it). On a credential already revoked it finishes what is left: 200, no second revoke row or event.',
+      'revoke moved it). On a credential already revoked it finishes what is left: 200, no second revoke row or event. ' +
+      'A change of tags, expiresAt or status that changes nothing (each given field equal to the stored one) writes nothing: ' +
+      '200 with the unchanged metadata (same rowVersion), no audit row, no event.',
   })
   @ApiOkResponse({ description: 'the metadata after the change', schema: bodyOf('CredentialMetadata') })
   async update(@OpContext() ctx: OperationContext, @Id() id: string, @Body() dto: UpdateCredentialDto): Promise<CredentialMetadata> {
