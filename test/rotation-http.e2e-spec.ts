@@ -78,8 +78,8 @@ describe.each(DATABASE_KINDS)('rotation HTTP API on %s', (kind) => {
     expect(stale.status).toBe(409);
     expect(stale.body.code).toBe(3009);
     expect((await call(rotator.key, 'GET', '/v1/rotation/policies/scope?level=integration&target=github&credentialType=api_key')).body).toMatchObject({ rotateAfterDays: 30, rowVersion: 1 });
-    const fresh = await call(rotator.key, 'PUT', '/v1/rotation/policies', { level: 'integration', target: 'github', credentialType: 'api_key', rotateAfterDays: 30, expectedVersion: 1 });
-    expect(fresh.body).toMatchObject({ rotateAfterDays: 30, rowVersion: 2 });
+    const fresh = await call(rotator.key, 'PUT', '/v1/rotation/policies', { level: 'integration', target: 'github', credentialType: 'api_key', rotateAfterDays: 45, expectedVersion: 1 });
+    expect(fresh.body).toMatchObject({ rotateAfterDays: 45, rowVersion: 2 });
 
     for (const bad of [{ level: 'tenant', rotateAfterDays: -1 }, { level: 'tenant', rotateAfterDays: '5' }, { level: 'galaxy', rotateAfterDays: 5 }, { level: 'tenant', rotateAfterDays: 5, sneaky: 1 }, { level: 'tenant' }]) {
       const r = await call(rotator.key, 'PUT', '/v1/rotation/policies', bad);
@@ -90,6 +90,31 @@ describe.each(DATABASE_KINDS)('rotation HTTP API on %s', (kind) => {
     expect(gone.status).toBe(404);
     expect(gone.body.code).toBe(3003);
     expect((await call(rotator.key, 'GET', '/v1/rotation/policies')).body.items).toEqual([]);
+  });
+
+  it('answers a policy PUT that changes nothing 200 with the unchanged override: same rowVersion, no audit row; a stale expectedVersion is still 409', async () => {
+    const scope = { level: 'integration', target: 'unchanged', credentialType: 'api_key' };
+    const scopeQuery = '/v1/rotation/policies/scope?level=integration&target=unchanged&credentialType=api_key';
+    const put = await call(rotator.key, 'PUT', '/v1/rotation/policies', { ...scope, rotateAfterDays: 30, rotation: 'manual' });
+    expect(put.status).toBe(200);
+    const stored = (await call(rotator.key, 'GET', scopeQuery)).body;
+    for (const body of [{ ...scope, rotateAfterDays: 30 }, { ...scope, rotateAfterDays: 30, warnBeforeDays: null, rotation: 'manual', expectedVersion: 1 }]) {
+      const again = await call(rotator.key, 'PUT', '/v1/rotation/policies', body);
+      expect({ body, status: again.status, answer: again.body }).toEqual({ body, status: 200, answer: stored });
+    }
+    expect((await call(rotator.key, 'GET', scopeQuery)).body).toEqual(stored);
+    const changes = async () => {
+      const rows = await host.app.get(AuditService).query({ tenantId: 'acme', resource: `rotation-policy:${put.body.id}`, action: 'policy_change', order: 'asc' });
+      return rows.items.map((r) => r.details?.changed);
+    };
+    expect(await changes()).toEqual([['rotateAfterDays', 'rotation']]);
+    const stale = await call(rotator.key, 'PUT', '/v1/rotation/policies', { ...scope, rotateAfterDays: 30, expectedVersion: 0 });
+    expect({ status: stale.status, code: stale.body.code }).toEqual({ status: 409, code: 3009 });
+    // One field of two changed: the audit row names that one.
+    const changed = await call(rotator.key, 'PUT', '/v1/rotation/policies', { ...scope, rotateAfterDays: 30, warnBeforeDays: 7, expectedVersion: 1 });
+    expect({ status: changed.status, rowVersion: changed.body.rowVersion }).toEqual({ status: 200, rowVersion: 2 });
+    expect(await changes()).toEqual([['rotateAfterDays', 'rotation'], ['warnBeforeDays']]);
+    expect((await call(rotator.key, 'DELETE', '/v1/rotation/policies?level=integration&target=unchanged&credentialType=api_key')).status).toBe(204);
   });
 
   it('rotates with a given value, a generator or says no handler; rolls back; keeps the history', async () => {

@@ -47,7 +47,10 @@ export class RotationController {
 
   @Put('policies')
   @RequireScopes(Scope.ROTATION_WRITE)
-  @ApiOperation({ summary: 'Create or change the override at a scope (null clears a field); audited as policy_change' })
+  @ApiOperation({
+    summary: 'Create or change the override at a scope (null clears a field); audited as policy_change',
+    description: 'A change of an existing override whose given fields all equal the stored ones writes nothing: 200 with the stored override (same rowVersion), no audit row, no event.',
+  })
   @ApiOkResponse({ description: 'the override as stored', schema: bodyOf('RotationPolicyOverride') })
   setPolicy(@OpContext() ctx: OperationContext, @Body() dto: SetPolicyDto) {
     const { expectedVersion, ...input } = dto;

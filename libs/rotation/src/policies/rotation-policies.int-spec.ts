@@ -57,6 +57,31 @@ describe.each(DATABASE_KINDS)('RotationModule on %s', (kind: TestDatabaseKind) =
       expect(await outboxEvents(s.dataSource, 'rotation.policy_changed', ctx.tenantId)).toHaveLength(9);
     });
 
+    it('a save that changes nothing writes nothing (same rowVersion, no audit row, no event); one that changes a field names that field only', async () => {
+      const ctxN: OperationContext = { tenantId: `rot_noop_${run}`, actor: { id: 'user:bob' } };
+      const audits = () => s.dataSource.getRepository(AuditLogEntry).find({ where: { tenantId: ctxN.tenantId, action: 'policy_change' }, order: { sequence: 'ASC' } });
+      const events = () => outboxEvents(s.dataSource, 'rotation.policy_changed', ctxN.tenantId);
+      const scope = { level: 'integration' as const, target: 'noop', credentialType: CredentialType.API_KEY };
+      const stored = await s.policies.set(ctxN, { ...scope, rotateAfterDays: 30, rotation: 'manual' });
+      // The stored values again (all, some, a null that is null), with and without a compare-and-set.
+      for (const input of [{ rotateAfterDays: 30, rotation: 'manual' as const }, { rotateAfterDays: 30 }, { warnBeforeDays: null }, { rotateAfterDays: 30, warnBeforeDays: null, rotation: 'manual' as const }]) {
+        for (const options of [{}, { expectedVersion: 1 }]) {
+          const again = await s.policies.set(ctxN, { ...scope, ...input }, options);
+          expect({ input, options, again }).toEqual({ input, options, again: stored });
+        }
+      }
+      expect(await s.policies.get(ctxN, scope)).toEqual(stored);
+      expect(await audits()).toHaveLength(1);
+      expect(await events()).toHaveLength(1);
+      // A stale compare-and-set is still refused, changed or not.
+      await expect(s.policies.set(ctxN, { ...scope, rotateAfterDays: 30 }, { expectedVersion: 0 })).rejects.toMatchObject({ code: 3009 });
+      // Two fields given, one changed: the audit row and the event name that one.
+      const changed = await s.policies.set(ctxN, { ...scope, rotateAfterDays: 30, warnBeforeDays: 5 }, { expectedVersion: 1 });
+      expect(changed).toMatchObject({ rotateAfterDays: 30, warnBeforeDays: 5, rotation: 'manual', rowVersion: 2 });
+      expect((await audits()).map((a) => a.details?.changed)).toEqual([['rotateAfterDays', 'rotation'], ['warnBeforeDays']]);
+      expect((await events()).map((e) => e.changed)).toEqual([['rotateAfterDays', 'rotation'], ['warnBeforeDays']]);
+    });
+
     it('refuses bad input without writing, and another tenant\'s credential reads as missing', async () => {
       await expect(s.policies.set(ctx, { level: 'tenant', rotateAfterDays: -1 })).rejects.toMatchObject({ code: 3002 });
       await expect(s.policies.set(ctx, { level: 'tenant', rotation: 'sometimes' as never })).rejects.toMatchObject({ code: 3002 });

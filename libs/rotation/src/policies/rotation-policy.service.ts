@@ -16,7 +16,8 @@ import type { EffectivePolicy, PolicyOverrideInput, PolicyScopeInput, RotationPo
 /**
  * Rotation policies: the defaults per type (module options) and the tenant's overrides per tenant,
  * integration and credential (`cv_rotation_policies`). Every change commits with its audit row
- * (`POLICY_CHANGE`) and its outbox event (`rotation.policy_changed`) in one transaction.
+ * (`POLICY_CHANGE`) and its outbox event (`rotation.policy_changed`) in one transaction; a `set` that changes
+ * nothing writes nothing.
  */
 @Injectable()
 export class RotationPolicyService {
@@ -47,7 +48,8 @@ export class RotationPolicyService {
   /**
    * Creates or changes the override at `input`'s scope: a given field replaces the stored one
    * (`null` clears it: inherited again), an absent one stays. `expectedVersion` is a compare-and-set
-   * on the override's `rowVersion` (0: it must not exist yet).
+   * on the override's `rowVersion` (0: it must not exist yet). An existing override whose given fields all equal the
+   * stored ones is returned as stored: no write, no audit row, no event (a stale `expectedVersion` is still refused).
    */
   async set(ctx: OperationContext, input: PolicyOverrideInput, options: { expectedVersion?: number } = {}): Promise<RotationPolicyOverride> {
     assertContext(ctx);
@@ -66,7 +68,9 @@ export class RotationPolicyService {
       if (options.expectedVersion !== undefined && options.expectedVersion !== (before?.rowVersion ?? 0)) {
         throw new RotationPolicyConflictError(`the policy changed meanwhile (expected version ${options.expectedVersion}, now ${before?.rowVersion ?? 0})`);
       }
-      const pick = <K extends 'rotateAfterDays' | 'warnBeforeDays' | 'rotation'>(k: K) => (input[k] !== undefined ? input[k] : (before?.[k] ?? null));
+      const pick = <K extends PolicyField>(k: K) => (input[k] !== undefined ? input[k] : (before?.[k] ?? null));
+      // Every given field equal to the stored one: nothing written, rowVersion kept, no audit row or event.
+      if (before && POLICY_FIELDS.every((k) => pick(k) === before[k])) return toOverride(before);
       const next: RotationPolicyEntity = {
         id: before?.id ?? randomUUID(),
         ...key,
@@ -115,23 +119,28 @@ export class RotationPolicyService {
     return this.rows.listByTenant(tenantId);
   }
 
+  /** The audit row and the event of a change; `changed`: the fields whose value differs from `before`'s (none before: null). */
   private async changed(ctx: OperationContext, change: 'created' | 'updated' | 'deleted', row: RotationPolicyEntity, before?: RotationPolicyEntity): Promise<void> {
     const fields = (r?: RotationPolicyEntity) => (r ? { rotateAfterDays: r.rotateAfterDays, warnBeforeDays: r.warnBeforeDays, rotation: r.rotation } : null);
     const scope = { level: row.level, target: row.target || null, credentialType: row.credentialType || null };
+    const changed: Record<string, PolicyField[]> = change === 'deleted' ? {} : { changed: POLICY_FIELDS.filter((k) => row[k] !== (before?.[k] ?? null)) };
     await this.audit.record({
       action: AuditAction.POLICY_CHANGE,
       context: ctx,
       resource: `rotation-policy:${row.id}`,
       result: AuditResult.SUCCESS,
-      details: { change, ...scope, before: fields(before), after: change === 'deleted' ? null : fields(row) },
+      details: { change, ...scope, ...changed, before: fields(before), after: change === 'deleted' ? null : fields(row) },
     });
     await this.outbox.add({
       name: RotationEvents.POLICY_CHANGED,
       tenantId: ctx.tenantId,
-      payload: { policyId: row.id, change, ...scope, after: change === 'deleted' ? null : fields(row), actorId: ctx.actor.id, occurredAt: this.clock.now().toISOString() },
+      payload: { policyId: row.id, change, ...scope, ...changed, after: change === 'deleted' ? null : fields(row), actorId: ctx.actor.id, occurredAt: this.clock.now().toISOString() },
     });
   }
 }
+
+type PolicyField = 'rotateAfterDays' | 'warnBeforeDays' | 'rotation';
+const POLICY_FIELDS: readonly PolicyField[] = ['rotateAfterDays', 'warnBeforeDays', 'rotation'];
 
 function describeScope(scope: PolicyScopeInput): string {
   return `${scope?.level}${scope?.credentialType ? `/${scope.credentialType}` : ''}`;
