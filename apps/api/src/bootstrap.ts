@@ -142,10 +142,20 @@ const METHOD_NOT_ALLOWED = 'this path does not take this method: the Allow heade
  * An answer in the host's error shape for a request refused before Nest sees it (so its exception filter cannot). Its
  * body, if one is on its way, is not read: the connection closes after the answer (as after Fastify's own 413),
  * else it stayed open while a slow client sent the rest, and past the request's deadline a second answer came (a 408).
+ * Node hands a request over at its headers, before it parses a body that came in the same packet (a small one usually
+ * does): whether it has all arrived is known once that packet is parsed, after the I/O callback (setImmediate) — else
+ * every such answer closed a connection a keep-alive client could have reused.
  */
 function answerBeforeNest(request: FastifyRequest, reply: FastifyReply, code: FixedStatusHostCode, message: string): void {
+  if (request.raw.complete || !carriesContent(request.headers)) return sendBeforeNest(request, reply, code, message);
+  setImmediate(() => {
+    if (!request.raw.complete) void reply.header('connection', 'close');
+    sendBeforeNest(request, reply, code, message);
+  });
+}
+
+function sendBeforeNest(request: FastifyRequest, reply: FastifyReply, code: FixedStatusHostCode, message: string): void {
   const status = HOST_ERROR_HTTP_STATUS[code];
-  if (!request.raw.complete && carriesContent(request.headers)) void reply.header('connection', 'close');
   void reply
     .status(status)
     .header('x-request-id', request.id)
