@@ -37,7 +37,8 @@ export class NotificationSettingsController {
     summary: 'Change the webhook URL, set or generate the signing secret, replace the e-mail recipients (compare-and-set with expectedRowVersion)',
     description:
       'Answers the settings and, only when this call generated a signing secret, `generatedWebhookSecret` (shown once). ' +
-      'A private or loopback webhook target is 400 NOTIFICATION_TARGET_FORBIDDEN; a stale expectedRowVersion is 409 NOTIFICATION_SETTINGS_CONFLICT. Audited as notification_settings_change.',
+      'A private or loopback webhook target is 400 NOTIFICATION_TARGET_FORBIDDEN; a stale expectedRowVersion is 409 NOTIFICATION_SETTINGS_CONFLICT. Audited as notification_settings_change; ' +
+      'a save that changes nothing writes nothing (the stored settings, rowVersion unchanged, no audit entry).',
   })
   @ApiOkResponse({ description: 'the settings after the change (and the generated secret, once)', schema: bodyOf('NotificationSettingsUpdate') })
   async update(@OpContext() ctx: OperationContext, @Body() dto: UpdateNotificationSettingsDto) {
