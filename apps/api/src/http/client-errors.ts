@@ -19,8 +19,8 @@ type HttpSocket = Duplex & { _httpMessage?: ServerResponse | null; parser?: { in
  * A request Node's parser refuses (headers over 16 KB, malformed HTTP, not arrived within HTTP_REQUEST_TIMEOUT_MS) never
  * becomes a request: answered on the socket in the host's error shape, with a request id of its own, instead of
  * Fastify's bare body — unless the connection owes another answer (owesAnotherAnswer): a status line written then would
- * be read as that answer, or land inside it. The connection is then closed instead (after that answer when it has not
- * begun), with one log line.
+ * be read as that answer, or land inside it. The connection is then closed instead (once that answer has been sent),
+ * with one log line.
  */
 export function unparsableRequest(error: NodeJS.ErrnoException, socket: Duplex): void {
   if (error.code === 'ECONNRESET' || !socket.writable) return void socket.destroy();
@@ -60,12 +60,23 @@ function owesAnotherAnswer(socket: HttpSocket, current: ServerResponse | undefin
   return !!last && !last.complete;
 }
 
-/** Ends the connection without a word of this error's: at once when an answer has begun, else right after the one owed. */
+/**
+ * Ends the connection without a word of this error's, right after the answer in flight when there is one (not begun:
+ * it says Connection: close; begun: once it has all been sent — destroying the socket then cut it off half-way, or
+ * dropped what was still buffered), else at once.
+ */
 function closeWithoutAnswer(socket: Duplex, current: ServerResponse | undefined, error: NodeJS.ErrnoException): void {
-  const pending = current && !current.headersSent && !current.writableEnded;
+  const unfinished = current && !current.writableFinished ? current : undefined;
   closedWithoutAnswer.add(socket);
-  log.warn(`${error.code ?? 'a client error'} on a connection that owes another answer: ${pending ? 'closed after it' : 'closed'}, no error answer written`);
-  if (pending) current.setHeader('connection', 'close');
+  log.warn(`${error.code ?? 'a client error'} on a connection that owes another answer: ${unfinished ? 'closed after it' : 'closed'}, no error answer written`);
+  if (!unfinished) socket.destroy();
+  else if (!unfinished.headersSent) unfinished.setHeader('connection', 'close');
+  else unfinished.once('finish', () => endAfterWrites(socket));
+}
+
+/** Closes the connection once what was written on it has gone (as Node does after an answer with Connection: close). */
+function endAfterWrites(socket: Duplex & { destroySoon?: () => void }): void {
+  if (typeof socket.destroySoon === 'function') socket.destroySoon();
   else socket.destroy();
 }
 
