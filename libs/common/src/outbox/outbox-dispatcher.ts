@@ -196,7 +196,8 @@ export class OutboxDispatcher extends OutboxNudge implements OnApplicationBootst
     const delivered: string[] = [];
     let firstAtMs = 0;
     let markedOnLoss: Promise<void> | undefined;
-    const onLoss = () => (markedOnLoss = this.markDeliveredOrWarn(delivered.splice(0)));
+    // Detached: `held` aborts in the context of whoever ended the lock (its session's socket), maybe a transaction's.
+    const onLoss = () => (markedOnLoss = this.runner.detached(() => this.markDeliveredOrWarn(delivered.splice(0))));
     held.addEventListener('abort', onLoss, { once: true });
     try {
       for (const row of batch) {
@@ -208,15 +209,29 @@ export class OutboxDispatcher extends OutboxNudge implements OnApplicationBootst
           result.delivered++;
           if (delivered.push(row.id) === 1) firstAtMs = this.clock.nowMs();
         }
-        if (delivered.length > 0 && this.clock.nowMs() - firstAtMs >= MARK_DELIVERED_WITHIN_MS) await this.markDelivered(delivered.splice(0));
+        if (delivered.length > 0 && this.clock.nowMs() - firstAtMs >= MARK_DELIVERED_WITHIN_MS) await this.markTaken(delivered);
       }
-      await this.markDelivered(delivered.splice(0));
+      await this.markTaken(delivered);
     } catch (e) {
       await this.markDeliveredOrWarn(delivered.splice(0));
       throw e;
     } finally {
       held.removeEventListener('abort', onLoss);
       await markedOnLoss;
+    }
+  }
+
+  /**
+   * Marks the ids `pending` holds, taken out of it first (a mark at lock loss meanwhile takes only later ones, never
+   * the same); put back when the mark fails, so that the way out tries them once more.
+   */
+  private async markTaken(pending: string[]): Promise<void> {
+    const ids = pending.splice(0);
+    try {
+      await this.markDelivered(ids);
+    } catch (e) {
+      pending.unshift(...ids);
+      throw e;
     }
   }
 

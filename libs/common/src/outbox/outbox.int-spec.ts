@@ -1,9 +1,12 @@
 import { Logger } from '@nestjs/common';
 import { EventEmitter2 } from '@nestjs/event-emitter';
 import { CapturingLogger, createTestDatabase, DATABASE_KINDS, endLockSession, TestDatabase } from '@app/testing';
-import { DataSource } from 'typeorm';
+import { DataSource, EntityManager } from 'typeorm';
 import { ManualClock } from '../clock';
 import { createDistributedLock } from '../lock/create-distributed-lock';
+import type { TryRunResult } from '../lock/distributed-lock';
+import { InProcessLock } from '../lock/in-process-lock';
+import { LockLostError } from '../lock/lock.errors';
 import { PostgresAdvisoryLock } from '../lock/postgres-advisory-lock';
 import { OutboxInvalidEventError, OutboxNoTransactionError } from '../persistence/persistence.errors';
 import { resolvePersistenceOptions, ResolvedOutboxOptions } from '../persistence/persistence.options';
@@ -217,6 +220,21 @@ describe.each(DATABASE_KINDS)('Outbox and OutboxDispatcher on %s', (kind) => {
     expect(await countPending()).toBe(0);
   });
 
+  it('a mark of slow handlers\' events that fails is tried again on the way out, before the error leaves the pass', async () => {
+    const ids = await addInTurn(4, 'slow.handler');
+    const registry = new OutboxHandlerRegistry();
+    registry.register('slow.handler', () => void clock.advance(600));
+    // The first mark (of three events, the first of them waiting 1,200 ms) fails once: a blip of the database.
+    const update = jest.spyOn(EntityManager.prototype, 'update').mockRejectedValueOnce(new Error('blip'));
+    try {
+      await expect(dispatcher(registry, { batchSize: 10 }).drain()).rejects.toThrow('blip');
+    } finally {
+      update.mockRestore();
+    }
+    // Those three are marked by the second try (else the next pass delivers them again); the fourth is still due.
+    expect((await rows()).map((r) => [r.id, r.deliveredAt !== null])).toEqual(ids.map((id, i) => [id, i < 3]));
+  });
+
   it('the bus receives what the registry maps an event to (first matching mapping), else the event; a throwing mapping fails the delivery', async () => {
     const outbox = new Outbox(runner, clock);
     const mappedId = await runner.run(() => outbox.add({ name: 'credential.rotated', payload: { credentialId: 'c1' } }));
@@ -400,6 +418,32 @@ describe.each(DATABASE_KINDS)('Outbox and OutboxDispatcher on %s', (kind) => {
     await stopping;
     expect(seen).toEqual(ids.slice(0, 2));
     expect((await rows()).map((r) => r.deliveredAt !== null)).toEqual([true, true, false]);
+  });
+
+  it('the mark at a lost lock commits on its own, outside the transaction of whatever context the loss was told in', async () => {
+    const ids = await addInTurn(2, 'x.y');
+    // `held` aborts synchronously in the context of whoever ends the lock (a socket event of its session): here, from
+    // inside a transaction that then rolls back. A mark that joined it would be rolled back with it.
+    const held = new AbortController();
+    const lock = new (class extends InProcessLock {
+      override async tryRun<T>(_key: string, fn: (signal: AbortSignal) => Promise<T>): Promise<TryRunResult<T>> {
+        return { acquired: true, value: await fn(held.signal) };
+      }
+    })();
+    const registry = new OutboxHandlerRegistry();
+    registry.register('*', async (e) => {
+      if (e.id !== ids[1]) return;
+      await runner
+        .run(async () => {
+          held.abort(new LockLostError('outbox'));
+          await sleep(50);
+          throw new Error('rolled back');
+        })
+        .catch(() => undefined);
+    });
+    const d = new OutboxDispatcher({ runner, registry, options: options(), clock, lock, random: () => 0.5 });
+    await expect(d.drain()).rejects.toMatchObject({ codeName: 'LOCK_LOST' });
+    expect((await rows()).map((r) => r.deliveredAt !== null)).toEqual([true, true]);
   });
 
   it('a handler or bus listener that never settles holds neither the events behind it nor stop(): after handlerTimeoutMs it is a failure, retried', async () => {
