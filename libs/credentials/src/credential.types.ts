@@ -89,7 +89,9 @@ export interface CommitOptions<T = CredentialMetadata> {
    * rows, with what it wrote: they commit together or not at all. Use it instead of wrapping the call in
    * `TransactionRunner.run`, which would hold a transaction open across the value store's vault call
    * (on SQLite every other write of the process waits for it). It must not call the vault or anything
-   * slow itself, and may run more than once when a write without `expectedVersion` is retried.
+   * slow itself, and may run more than once when a write without `expectedVersion` is retried. It does not run when
+   * nothing is written: an `updateMetadata` whose given fields all equal the stored ones, a revoke of a credential
+   * revoked already, an un-revoke of one that is not revoked.
    */
   inCommit?: InCommit<T>;
 }
