@@ -568,6 +568,15 @@ describe.each(DATABASE_KINDS)('CredentialsModule on %s (emulator, real KeyVaultP
       expect(await outboxRows()).toBe(1);
     });
 
+    it('identical updates at once (no expectedVersion): one writes, the others find nothing to change; one audit row, one event', async () => {
+      const ctxN: OperationContext = { tenantId: `noop-race-${run}`, actor: { id: 'user:n' } };
+      const meta = await service.store(ctxN, { integrationId: 'noop', connectionId: 'race', type: CredentialType.API_KEY, value: secret(), tags: { team: 'core' } });
+      const results = await Promise.all(Array.from({ length: 4 }, () => service.updateMetadata(ctxN, meta.id, { tags: { team: 'edge' } })));
+      expect(results.map((r) => [r.rowVersion, r.tags])).toEqual(Array.from({ length: 4 }, () => [2, { team: 'edge' }]));
+      expect((await audit.query({ tenantId: ctxN.tenantId, action: 'update_metadata' })).items.map((r) => [r.result, r.details?.changed])).toEqual([['success', ['tags']]]);
+      expect(await dataSource.getRepository(OutboxEventEntity).countBy({ tenantId: ctxN.tenantId, name: CredentialEvents.METADATA_UPDATED })).toBe(1);
+    });
+
     it('refuses a tag value holding NUL, another control character or a lone surrogate (store and update) naming the tag, writing nothing; other Unicode is kept', async () => {
       const meta = await service.store(ctxA, { integrationId: 'tag-text', connectionId: 'c', type: CredentialType.API_KEY, value: secret(), tags: { team: 'core' } });
       const setsBefore = setSecretCalls();
