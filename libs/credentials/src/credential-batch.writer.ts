@@ -1,6 +1,7 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import { AuditAction, auditErrorCode, AuditEventInput, AuditService } from '@app/audit';
 import { Clock, CommitNotDurableError, describeError, OperationContext, TransactionRunner } from '@app/common';
+import { ValueStoreKind } from './credential-type';
 import type { CredentialMetadata, StoreCredentialInput } from './credential.types';
 import { CredentialWriter } from './credential.writer';
 import { CREDENTIALS_CLOCK } from './credentials.constants';
@@ -20,6 +21,14 @@ import { assertValueCommitInTime, valueWriteStart } from './internal/value-commi
 
 /** Most credentials `storeMany` takes in one call. */
 export const MAX_STORE_MANY = 1000;
+
+/**
+ * Envelope values a batch writes at once. Each is a database transaction of its own: all of a batch's at once queued
+ * at SQLite's transaction gate (or the pool), and under load the last ones waited past its limit and were refused
+ * (LockTimeoutError). The rest wait in this batch's own queue, which has no limit. Vault values are the caller's to
+ * bound (`valueWrite`), as before.
+ */
+const ENVELOPE_WRITES_AT_ONCE = 8;
 
 /** One credential of `storeMany`: the context it is stored in (its tenant, actor) and what `store` takes. */
 export interface StoreManyItem {
@@ -157,7 +166,11 @@ export class CredentialBatchWriter {
     };
     // Values first, concurrently, outside any transaction — envelope values too: writing one may create
     // the tenant's data key (a row of its own), which must never roll back with the batch once cached.
-    await Promise.all([...plans].map(writeValue));
+    const all = [...plans];
+    await Promise.all([
+      ...all.filter(([, plan]) => plan.kind !== ValueStoreKind.ENVELOPE).map(writeValue),
+      eachAtMost(ENVELOPE_WRITES_AT_ONCE, all.filter(([, plan]) => plan.kind === ValueStoreKind.ENVELOPE), writeValue),
+    ]);
     if (writeFailed.size) {
       const key = (i: number) => options.together!(i);
       const dropped = written.filter((w) => writeFailed.has(key(w.i)));
@@ -227,4 +240,13 @@ export class CredentialBatchWriter {
       this.logger.warn(`could not audit ${events.length} failed store(s): ${describeError(e)}`);
     }
   }
+}
+
+/** Runs `work` on every item, at most `limit` at once, in order; `work` settles its own failures. */
+async function eachAtMost<T>(limit: number, items: readonly T[], work: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  const lane = async () => {
+    while (next < items.length) await work(items[next++]);
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, lane));
 }

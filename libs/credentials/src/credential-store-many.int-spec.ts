@@ -19,6 +19,7 @@ import {
   ValueStoreKind,
   type StoreManyItem,
 } from './index';
+import { EnvelopeValueStore } from './stores/envelope-value-store';
 
 describe.each(DATABASE_KINDS)('CredentialsService.storeMany / verifyValue on %s', (kind) => {
   let emu: KeyVaultEmulator;
@@ -282,6 +283,29 @@ describe.each(DATABASE_KINDS)('CredentialsService.storeMany / verifyValue on %s'
     }
     return enabled.filter((v) => values.has(v));
   };
+
+  it("a batch's envelope values are written a few at a time, so none waits past the database's transaction limit (LockTimeoutError under load)", async () => {
+    let inFlight = 0;
+    let most = 0;
+    const write = EnvelopeValueStore.prototype.write;
+    jest.spyOn(EnvelopeValueStore.prototype, 'write').mockImplementation(async function (this: EnvelopeValueStore, ...args) {
+      most = Math.max(most, ++inFlight);
+      try {
+        return await write.apply(this, args);
+      } finally {
+        inFlight--;
+      }
+    });
+    try {
+      const items = Array.from({ length: 120 }, (_, i) => item(ctxA, `env-${i}`, CredentialType.CUSTOM_SECRET, ValueStoreKind.ENVELOPE));
+      const results = await service.storeMany(items);
+      expect(results.filter((r) => r.credential === undefined).map((r) => r.error)).toEqual([]);
+      expect(most).toBeLessThanOrEqual(8);
+      expect(await rowsOf(ctxA.tenantId, 'cv_envelope_values')).toBeGreaterThanOrEqual(120);
+    } finally {
+      jest.restoreAllMocks();
+    }
+  });
 
   it('refuses a batch that is not an array, and an item twice in one batch', async () => {
     await expect(service.storeMany('nope' as never)).rejects.toBeInstanceOf(CredentialValidationError);
