@@ -24,6 +24,28 @@ describe('backup bundle', () => {
     expect(() => readBundleHeader('hello')).toThrow(/not a Credential Vault backup/);
   });
 
+  it('refuses a header edited into another shape with BackupBundleError, before any key is looked up (no TypeError)', () => {
+    const key = randomBytes(32);
+    const [line, body] = sealBundle(header, { a: 1 }, key).split('\n');
+    const h = JSON.parse(line.slice('CVBAK1 '.length)) as Record<string, Record<string, unknown>>;
+    const edits: Record<string, unknown>[] = [
+      { key: undefined },
+      { key: null },
+      { key: { source: 'key-file' } },
+      { key: { ...h.key, source: 'elsewhere' } },
+      { key: { source: 'passphrase', fingerprint: h.key.fingerprint } },
+      { key: { source: 'key-vault', fingerprint: h.key.fingerprint, secretName: 7 } },
+      { cipher: { ...h.cipher, iv: '' } },
+      { cipher: { ...h.cipher, iv: 5 } },
+      { cipher: { alg: 'A256GCM', compression: 'gzip' } },
+    ];
+    for (const edit of edits) {
+      const edited = `CVBAK1 ${JSON.stringify({ ...h, ...edit })}\n${body}\n`;
+      expect(() => readBundleHeader(edited)).toThrow(BackupBundleError);
+      expect(() => openBundle(edited, key)).toThrow(BackupBundleError);
+    }
+  });
+
   it('reads keys as base64 or hex, refuses anything else, and stretches passphrases deterministically', () => {
     const key = randomBytes(32);
     expect(parseBackupKey(key.toString('base64'))).toEqual(key);

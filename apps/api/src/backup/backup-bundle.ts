@@ -10,6 +10,7 @@ import { gunzipSync, gzipSync } from 'node:zlib';
  *   CVBAK1 <header JSON>\n<base64 of ciphertext || 16-byte tag>\n
  */
 const MAGIC = 'CVBAK1 ';
+const IV_BYTES = 12;
 
 export type BackupKeySource =
   /** A 32-byte key the operator keeps (file with base64 or hex). */
@@ -63,7 +64,7 @@ export function newPassphraseSalt(): Buffer {
 
 export function sealBundle(header: Omit<BackupHeader, 'cipher' | 'key'> & { key: BackupKeySource }, payload: unknown, key: Buffer): string {
   if (key.length !== 32) throw new BackupBundleError('the backup key must be 32 bytes');
-  const iv = randomBytes(12);
+  const iv = randomBytes(IV_BYTES);
   const full: BackupHeader = {
     ...header,
     key: { ...header.key, fingerprint: keyFingerprint(key) },
@@ -89,7 +90,23 @@ export function readBundleHeader(bundle: string): BackupHeader {
   if (header?.format !== 'cvbak' || header.version !== 1 || header.cipher?.alg !== 'A256GCM' || typeof header.tenantId !== 'string') {
     throw new BackupBundleError('unsupported backup format or version');
   }
+  // The header is read before its integrity can be checked (it names the key): an edited one must fail here, typed.
+  if (!isBase64(header.cipher.iv, IV_BYTES) || !knownKeySource(header.key)) {
+    throw new BackupBundleError('the backup header is damaged (its key or cipher fields are missing or malformed)');
+  }
   return header;
+}
+
+function isBase64(value: unknown, bytes?: number): value is string {
+  return typeof value === 'string' && /^[A-Za-z0-9+/]+={0,2}$/.test(value) && (bytes === undefined || Buffer.from(value, 'base64').length === bytes);
+}
+
+function knownKeySource(key: unknown): boolean {
+  const k = key as Partial<Record<string, unknown>> | null | undefined;
+  if (typeof k?.fingerprint !== 'string') return false;
+  if (k.source === 'key-file') return true;
+  if (k.source === 'passphrase') return isBase64(k.salt);
+  return k.source === 'key-vault' && typeof k.secretName === 'string' && k.secretName !== '' && typeof k.secretVersion === 'string';
 }
 
 export function openBundle<T>(bundle: string, key: Buffer): { header: BackupHeader; payload: T } {
