@@ -145,6 +145,14 @@ describe('loadAppConfig', () => {
     expect(err!.message).toMatch(/README/);
   });
 
+  it("refuses a DATABASE_URL the PostgreSQL driver cannot read (a bad %-escape in its user or password), naming it without its value", () => {
+    const shown = problemsOf({ DATABASE_TYPE: 'postgres', DATABASE_URL: 'postgres://cv:Hunter2%zz-pw@127.0.0.1:5432/cv' });
+    expect(shown).toMatch(/DATABASE_URL: .*percent-encoded/);
+    expect(shown).not.toContain('Hunter2');
+    // An escaped one is fine: the driver decodes it.
+    expect(loadAppConfig({ DATABASE_TYPE: 'postgres', DATABASE_URL: 'postgres://cv:a%20b%25c@127.0.0.1:5432/cv' })).toBeDefined();
+  });
+
   it('refuses what an operator would otherwise find out in production: typos, other backends\' variables, bad cron, loose numbers, bad providers', () => {
     const problemsOf = (env: Record<string, string>) => {
       try {

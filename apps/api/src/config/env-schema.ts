@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { cronExpressionSchema } from '@app/common';
+import { cronExpressionSchema, postgresUrlSchema } from '@app/common';
 import { DEFAULT_INVALIDATION_LIVENESS, HEARTBEAT_LIMITS, MIN_ORPHAN_GRACE_MS } from '@app/credentials';
 import { DEFAULT_NOTIFICATION_SEND_WAIT_MS } from '@app/rotation';
 import { apiKeyEntrySchema } from '../auth/api-keys';
@@ -74,7 +74,7 @@ export const envSchema = z
 
     DATABASE_TYPE: z.enum(['sqlite', 'postgres']).default('sqlite'),
     DATABASE_PATH: z.string().min(1).default('./data/credential-vault.sqlite'),
-    DATABASE_URL: z.string().url().optional(),
+    DATABASE_URL: postgresUrlSchema().optional(),
     DATABASE_SCHEMA: z.string().regex(/^[a-z_][a-z0-9_]*$/i, 'must be a plain SQL identifier').optional(),
     DATABASE_POOL_SIZE: int(10, 1, 200),
     DATABASE_CONNECT_TIMEOUT_MS: int(10_000, 100, 600_000),

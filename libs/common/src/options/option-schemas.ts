@@ -7,6 +7,30 @@ export function cronExpressionSchema(message = 'is not a valid cron expression')
   return z.string({ error: message }).refine((c) => validateCronExpression(c).valid, { message });
 }
 
+/**
+ * A PostgreSQL connection URL the `pg` driver can read: it decodes the user, password and host with
+ * `decodeURIComponent`, so a stray `%` there (a password pasted unescaped) made it throw a bare `URIError: URI
+ * malformed` at the first connection. Messages never quote the URL (it may hold a password).
+ */
+export function postgresUrlSchema(): z.ZodString {
+  return z
+    .string()
+    .url({ error: 'must be a URL, e.g. postgres://user:password@host:5432/db' })
+    .refine(decodesAsPostgresUrl, { message: 'a % in its user, password or host must start an escape (%25 for a % itself): write them percent-encoded' });
+}
+
+function decodesAsPostgresUrl(text: string): boolean {
+  try {
+    const url = new URL(text);
+    for (const part of [url.username, url.password, url.hostname]) decodeURIComponent(part);
+    decodeURI(url.pathname);
+    return true;
+  } catch {
+    // `new URL` failing is the `url()` check's to report.
+    return !URL.canParse(text);
+  }
+}
+
 /** An IANA time zone name (`Europe/Paris`, `UTC`). */
 export function timeZoneSchema(message = 'is not an IANA time zone'): z.ZodString {
   return z.string().min(1).refine(isTimeZone, { message });

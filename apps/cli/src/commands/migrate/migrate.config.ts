@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { postgresUrlSchema } from '@app/common';
 import type { LegacyMapping } from '@app/migration';
 
 /** What the migrate commands read from the environment (the libs never do). */
@@ -13,7 +14,7 @@ export interface MigrateEnv {
 }
 
 const schema = z.object({
-  LEGACY_DATABASE_URL: z.string().url().optional(),
+  LEGACY_DATABASE_URL: postgresUrlSchema().optional(),
   LEGACY_DATABASE_PATH: z.string().min(1).optional(),
   LEGACY_ENCRYPTION_KEYS: z.string().optional(),
   LEGACY_MAPPING: z.string().optional(),
@@ -34,15 +35,16 @@ export function loadMigrateEnv(env: Record<string, string | undefined>, opts: { 
   const parsed = schema.safeParse(cleaned, { reportInput: false });
   const problems = parsed.success ? [] : parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`);
   const e = parsed.success ? parsed.data : undefined;
-  const keys = (e?.LEGACY_ENCRYPTION_KEYS ?? '').split(',').map((k) => k.trim()).filter(Boolean);
+  // Presence is read from the raw variables: one that failed to parse is reported as wrong, not also as missing.
+  const keys = (cleaned.LEGACY_ENCRYPTION_KEYS ?? '').split(',').map((k) => k.trim()).filter(Boolean);
   if (opts.needKeys && !keys.length) problems.push('LEGACY_ENCRYPTION_KEYS: is required (comma-separated 32-byte keys, hex or base64)');
-  if (opts.needDatabase && !e?.LEGACY_DATABASE_URL && !e?.LEGACY_DATABASE_PATH) {
+  if (opts.needDatabase && !cleaned.LEGACY_DATABASE_URL && !cleaned.LEGACY_DATABASE_PATH) {
     problems.push('LEGACY_DATABASE_URL or LEGACY_DATABASE_PATH: one is required for --source sql');
   }
   let mapping: LegacyMapping = {};
-  if (e?.LEGACY_MAPPING) {
+  if (cleaned.LEGACY_MAPPING) {
     try {
-      mapping = JSON.parse(e.LEGACY_MAPPING) as LegacyMapping;
+      mapping = JSON.parse(cleaned.LEGACY_MAPPING) as LegacyMapping;
       if (mapping === null || typeof mapping !== 'object' || Array.isArray(mapping)) throw new Error('not an object');
     } catch {
       problems.push('LEGACY_MAPPING: must be a JSON object (table, idColumn, tenantColumn, integrationColumn, connectionColumn, fields)');
