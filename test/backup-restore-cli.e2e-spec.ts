@@ -227,6 +227,23 @@ describe.each(DATABASE_KINDS)('cli backup / restore (%s, real SDK, two instances
     }
   });
 
+  // The directory was found missing only when the bundle was written: after the values were read and a tenant_backup
+  // row recorded a success, and the error was Node's ENOENT naming a temporary file.
+  it('refuses an --out in a directory that does not exist before it reads anything: no file, no audit row', async () => {
+    const backups = async () => {
+      const host = await startTestHost(kind, { ...a.host.env });
+      try {
+        return (await host.app.get(AuditService).query({ tenantId, action: 'tenant_backup' })).items.length;
+      } finally {
+        await host.app.close();
+      }
+    };
+    const before = await backups();
+    const out = join(work, `missing-dir-${kind}`, 't1.cvbak');
+    await expect(cli(a.host, new BackupCommand(), { tenant: tenantId, out, keyFile })).rejects.toThrow(/--out: the directory .* does not exist/);
+    expect(await backups()).toBe(before);
+  });
+
   it('a Key Vault secret as the key: created on first backup, read back at its version on restore', async () => {
     const out = join(work, `t1-${kind}-kv.cvbak`);
     const backup = await cli(a.host, new BackupCommand(), { tenant: tenantId, out, keySecret: 'backup-key' });

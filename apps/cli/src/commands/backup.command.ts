@@ -1,4 +1,5 @@
-import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { accessSync, constants, existsSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { Command, CommandRunner, Option } from 'nest-commander';
 import { isKeyVaultError, KeyVaultErrorCode, KeyVaultProvider } from '@app/key-vault';
@@ -125,6 +126,8 @@ export class BackupCommand extends KeyOptions {
     if (!flags.tenant) throw new BackupBundleError('--tenant is required');
     if (!flags.out) throw new BackupBundleError('--out is required');
     if (existsSync(flags.out)) throw new BackupBundleError(`${flags.out} exists: choose another --out (a backup is never overwritten)`);
+    // Before the values are read and audited: a bundle that cannot be written must not leave a tenant_backup success.
+    checkOutDirectory(flags.out);
     const summary = await withBackup(async (service, vault) => {
       // A mistyped tenant: no empty bundle, no audit row, no key secret made.
       if (!(await service.holdsAnything(operator(flags.tenant!)))) {
@@ -147,9 +150,20 @@ export class BackupCommand extends KeyOptions {
     process.stdout.write(`${JSON.stringify(summary, null, 2)}\n`);
   }
 
-  @Option({ flags: '--out <file>', description: 'where to write the backup (must not exist)' })
+  @Option({ flags: '--out <file>', description: 'where to write the backup (must not exist; its directory must)' })
   parseOut(v: string): string {
     return v;
+  }
+}
+
+/** The directory `--out` names exists and this process may write there. */
+function checkOutDirectory(out: string): void {
+  const dir = dirname(resolve(out));
+  try {
+    if (!statSync(dir).isDirectory()) throw new Error('not a directory');
+    accessSync(dir, constants.W_OK);
+  } catch {
+    throw new BackupBundleError(`--out: the directory ${dir} does not exist or is not writable; nothing was read or written`);
   }
 }
 
