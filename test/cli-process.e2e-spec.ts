@@ -73,6 +73,18 @@ describe('the CLI process', () => {
     expect(r.stdout + r.stderr).not.toContain('LEAKMARKER');
   }, 60_000);
 
+  // commander 11 (nest-commander's) ignored arguments no command declares: `backup --tenant t1 t1.cvbak` (no --out)
+  // went on to open the database and failed later on something else; `audit:verify yes` verified and exited 0.
+  it('an argument no command declares exits 1 naming the command, before it opens anything', async () => {
+    const database = join(dir, 'excess-args.sqlite');
+    const r = await run(['audit:verify', 'LEAKMARKER-arg-91c2'], undefined, { DATABASE_PATH: database });
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain("too many arguments for 'audit:verify'");
+    expect(r.stdout).toBe('');
+    expect(r.stderr).not.toContain('LEAKMARKER');
+    expect(existsSync(database)).toBe(false);
+  }, 60_000);
+
   it('emulator takes the emulator flags the README shows (--port, --data-dir) and --help lists them', async () => {
     const help = await run(['emulator', '--help']);
     expect(help.code).toBe(0);
