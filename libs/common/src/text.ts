@@ -14,3 +14,15 @@ export function hasControlCharacter(text: string): boolean {
   // eslint-disable-next-line no-control-regex
   return /[\u0000-\u001f\u007f]/.test(text);
 }
+
+const SHOWN: Record<string, string> = { '\n': '\\n', '\r': '\\r', '\t': '\\t' };
+
+/**
+ * `text` for a terminal or a log line: each C0 or C1 control character and DEL written as an escape (`\n`, `\u001b`).
+ * For ids and names read from input that a line reports (a refused one most of all): a line break there forged a
+ * line of the report, an ESC sequence drove the operator's terminal.
+ */
+export function showControlCharacters(text: string): string {
+  // eslint-disable-next-line no-control-regex
+  return text.replace(/[\u0000-\u001f\u007f-\u009f]/g, (c) => SHOWN[c] ?? `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+}

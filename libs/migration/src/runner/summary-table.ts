@@ -1,9 +1,10 @@
+import { showControlCharacters as shown } from '@app/common';
 import type { MigrationSummary } from './migration.types';
 
 /** The summary as a console table (counts, then one line per error: ids, field, reason — never a value). */
 export function formatSummaryTable(s: MigrationSummary, maxErrors = 50): string {
   const rows: [string, string][] = [
-    ['source', s.source],
+    ['source', shown(s.source)],
     ['dry run', String(s.dryRun)],
     // Only when stopped early: the counts cover the connections it settled; a re-run resumes.
     ...(s.aborted ? [['aborted', 'yes: run it again to migrate the rest'] as [string, string]] : []),
@@ -21,7 +22,8 @@ export function formatSummaryTable(s: MigrationSummary, maxErrors = 50): string 
   if (s.errors.length) {
     lines.push('', `errors (${s.errors.length}):`);
     for (const e of s.errors.slice(0, maxErrors)) {
-      lines.push(`  ${e.tenantId}/${e.integrationId}/${e.connectionId} [row ${e.legacyId}] ${e.field ?? '(connection)'}: ${e.code} — ${e.reason}`);
+      // The ids are the legacy row's as read, and a refused row's may hold anything: escaped, one error stays one line.
+      lines.push(shown(`  ${e.tenantId}/${e.integrationId}/${e.connectionId} [row ${e.legacyId}] ${e.field ?? '(connection)'}: ${e.code} — ${e.reason}`));
     }
     if (s.errors.length > maxErrors) lines.push(`  … ${s.errors.length - maxErrors} more in the JSON report`);
   }
