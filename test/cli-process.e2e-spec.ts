@@ -141,6 +141,29 @@ describe('the CLI process', () => {
     }
   }, 120_000);
 
+  // The legacy database of `migrate --source sql` was opened bare: `SqliteError: unable to open database file` or
+  // `connect ECONNREFUSED 127.0.0.1:1`, naming neither the file nor the variable.
+  it('migrate --source sql whose legacy database cannot be opened fails with one line naming it and its variable, never the password', async () => {
+    const closed = createServer();
+    await new Promise<void>((resolve) => closed.listen(0, '127.0.0.1', resolve));
+    const port = (closed.address() as AddressInfo).port;
+    await new Promise<void>((resolve) => closed.close(() => resolve()));
+    const base = { LEGACY_ENCRYPTION_KEYS: 'a'.repeat(64), DATABASE_PATH: join(dir, 'legacy-host.sqlite') };
+    const missing = join(dir, 'no-such-legacy.sqlite');
+    const cases: [Record<string, string>, string][] = [
+      [{ LEGACY_DATABASE_URL: `postgres://cv:LEAKMARKER-legacy-5d1e@127.0.0.1:${port}/legacy` }, `cannot connect to the postgres database at 127.0.0.1:${port} (LEGACY_DATABASE_URL): connect ECONNREFUSED`],
+      [{ LEGACY_DATABASE_PATH: missing }, `cannot open the SQLite database file ${missing} (LEGACY_DATABASE_PATH): unable to open database file`],
+    ];
+    for (const [env, message] of cases) {
+      const r = await run(['migrate', '--source', 'sql'], undefined, { ...base, ...env });
+      expect(r.code).toBe(1);
+      expect(r.stderr).toContain(message);
+      expect(r.stderr).not.toMatch(/^\s+at /m);
+      expect(r.stdout + r.stderr).not.toContain('LEAKMARKER');
+    }
+    expect(existsSync(missing)).toBe(false);
+  }, 120_000);
+
   // Node's recursive mkdirSync printed a bare `EEXIST: file already exists, mkdir '/etc/hostname'` for a file in the
   // way, and under /proc (every mkdir answered ENOENT) made the existing parent and retried the child forever.
   it('a DATABASE_PATH whose directory is a file, or cannot be created, fails at once with one line naming the variable', async () => {

@@ -9,23 +9,32 @@ export class CommandDatabaseUnreachableError extends Error {
   override readonly name = 'CommandDatabaseUnreachableError';
 }
 
+/** The variables a database comes from: the host's, or `migrate`'s legacy database (`LEGACY_DATABASE_VARIABLES`). */
+export interface DatabaseVariables {
+  url: string;
+  path: string;
+}
+
+const HOST_DATABASE_VARIABLES: DatabaseVariables = { url: 'DATABASE_URL', path: 'DATABASE_PATH' };
+export const LEGACY_DATABASE_VARIABLES: DatabaseVariables = { url: 'LEGACY_DATABASE_URL', path: 'LEGACY_DATABASE_PATH' };
+
 /** `the postgres database at host:port (DATABASE_URL)` or `the SQLite database file <path> (DATABASE_PATH)`: without the URL's credentials. */
-export function databaseLabel(options: DataSourceOptions): string {
-  if (options.type !== 'postgres') return `the SQLite database file ${String(options.database)} (DATABASE_PATH)`;
+export function databaseLabel(options: DataSourceOptions, variables: DatabaseVariables = HOST_DATABASE_VARIABLES): string {
+  if (options.type !== 'postgres') return `the SQLite database file ${String(options.database)} (${variables.path})`;
   try {
     const url = new URL(options.url ?? '');
     // libpq's forms: `?host=/run/postgresql` (a socket directory) and `?port=` override the authority.
     const host = url.searchParams.get('host') || url.hostname || 'localhost';
     const port = url.searchParams.get('port') || url.port || '5432';
-    return `the postgres database at ${host}:${port} (DATABASE_URL)`;
+    return `the postgres database at ${host}:${port} (${variables.url})`;
   } catch {
-    return 'the postgres database of DATABASE_URL';
+    return `the postgres database of ${variables.url}`;
   }
 }
 
 /** What was tried, without the URL's credentials. */
-function whatWasTried(options: DataSourceOptions): string {
-  return `${options.type === 'postgres' ? 'cannot connect to' : 'cannot open'} ${databaseLabel(options)}`;
+function whatWasTried(options: DataSourceOptions, variables: DatabaseVariables): string {
+  return `${options.type === 'postgres' ? 'cannot connect to' : 'cannot open'} ${databaseLabel(options, variables)}`;
 }
 
 function passwordOf(options: DataSourceOptions): string | undefined {
@@ -111,8 +120,8 @@ export async function refuseOlderSchema(config: AppConfig): Promise<void> {
   );
 }
 
-/** `options` initialized with one connection attempt, whose failure is a CommandDatabaseUnreachableError. */
-function initializeOnce(options: DataSourceOptions): Promise<DataSource> {
+/** `options` opened with one connection attempt; a failure to connect is a CommandDatabaseUnreachableError naming `variables`. */
+export function initializeOnce(options: DataSourceOptions, variables: DatabaseVariables = HOST_DATABASE_VARIABLES): Promise<DataSource> {
   const dataSource = new DataSource(options);
   // Only the driver's connect opens connections (TypeORM's initialize then builds metadata).
   const connect = dataSource.driver.connect.bind(dataSource.driver);
@@ -120,7 +129,7 @@ function initializeOnce(options: DataSourceOptions): Promise<DataSource> {
     try {
       await connect();
     } catch (e) {
-      throw new CommandDatabaseUnreachableError(`${whatWasTried(options)}: ${reasonOf(e, passwordOf(options))}`, { cause: e });
+      throw new CommandDatabaseUnreachableError(`${whatWasTried(options, variables)}: ${reasonOf(e, passwordOf(options))}`, { cause: e });
     }
   };
   return dataSource.initialize();

@@ -8,7 +8,7 @@ import { DataSource } from 'typeorm';
 import { PersistenceModule, unknownMigrations } from '@app/common';
 import { formatSummaryTable, JsonlLegacySource, MigrationModule, MigrationRunner, SqlLegacySource, type LegacyCredentialSource } from '@app/migration';
 import { AppConfigModule, loadAppConfig, persistenceOptions, VaultModule, type AppConfig } from '@app/api-host';
-import { commandDatabaseModule, databaseLabel, hostSchemaState, warnOfNewerSchema } from '../command-database';
+import { commandDatabaseModule, databaseLabel, hostSchemaState, initializeOnce, LEGACY_DATABASE_VARIABLES, warnOfNewerSchema } from '../command-database';
 import { commandLibModules } from '../host-libs.context';
 import { loadMigrateEnv } from './migrate.config';
 import { ProgressReporter } from './progress-reporter';
@@ -67,7 +67,11 @@ export class MigrateCommand extends CommandRunner {
     let legacy: LegacyCredentialSource;
     if (source === 'sql') {
       const d = m.legacyDatabase!;
-      legacyDb = await new DataSource(d.type === 'postgres' ? { type: 'postgres', url: d.url } : { type: 'better-sqlite3', database: d.path, fileMustExist: true }).initialize();
+      // One attempt, and a failure names the database and its variable (never the URL's password), as for the host's.
+      legacyDb = await initializeOnce(
+        d.type === 'postgres' ? { type: 'postgres', url: d.url } : { type: 'better-sqlite3', database: d.path, fileMustExist: true },
+        LEGACY_DATABASE_VARIABLES,
+      );
       legacy = new SqlLegacySource(legacyDb, m.mapping);
     } else {
       legacy = new JsonlLegacySource(flags.file!, m.mapping);
