@@ -148,6 +148,26 @@ describe('KeysService (fake vault)', () => {
     expect(vault.calls.encrypt ?? 0).toBe(0);
   });
 
+  // One RSA block holds k − 2·hLen − 2 bytes under OAEP (RSA-2048: 214 with SHA-1, 190 with SHA-256) and k − 11 under
+  // PKCS#1 v1.5. Longer went to the vault (a transaction) and came back 400 INVALID_REQUEST, naming no limit.
+  it("refuses a plaintext or key to wrap longer than the key's RSA block takes as KEYS_VALIDATION naming the limit, before any vault call", async () => {
+    const { keys, vault } = await setup({ allowRsa1_5: true });
+    await keys.createKey(ctxA, { name: 'rsa', type: 'RSA', size: 2048 });
+    const refusal = (p: Promise<unknown>) => p.then(() => 'resolved', (e: unknown) => (isKeysError(e) ? { code: e.code, field: e.field, message: e.message } : e));
+    const over = [
+      [() => keys.encrypt(ctxA, { name: 'rsa', algorithm: 'RSA-OAEP-256', plaintext: new Uint8Array(191) }), 'plaintext', 190],
+      [() => keys.encrypt(ctxA, { name: 'rsa', algorithm: 'RSA-OAEP', plaintext: new Uint8Array(215) }), 'plaintext', 214],
+      [() => keys.wrapKey(ctxA, { name: 'rsa', algorithm: 'RSA1_5', key: new Uint8Array(246) }), 'key', 245],
+    ] as const;
+    for (const [call, field, max] of over) {
+      expect(await refusal(call())).toEqual({ code: KeysErrorCode.KEYS_VALIDATION, field, message: expect.stringContaining(`at most ${max} bytes`) });
+    }
+    expect(vault.calls.encrypt ?? 0).toBe(0);
+    expect(vault.calls.wrapKey ?? 0).toBe(0);
+    // The longest that fits still goes through.
+    await expect(keys.encrypt(ctxA, { name: 'rsa', algorithm: 'RSA-OAEP-256', plaintext: new Uint8Array(190) })).resolves.toMatchObject({ name: 'rsa' });
+  });
+
   it('a tag value holding a control character (NUL, line breaks, ESC, DEL) is refused on create and update, naming the tag by position, before any vault call', async () => {
     const { keys, vault } = await setup();
     await keys.createKey(ctxA, { name: 'rsa', type: 'RSA', tags: { team: 'core' } });

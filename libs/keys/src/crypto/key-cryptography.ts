@@ -21,7 +21,7 @@ import type {
   WrapKeyRequest,
   WrapKeyResult,
 } from '../keys.types';
-import { checkEncryption, checkSelector, checkSignature, checkSignatureBytes, checkUsable } from '../validation/key-request-checks';
+import { checkEncryption, checkRsaBlock, checkSelector, checkSignature, checkSignatureBytes, checkUsable } from '../validation/key-request-checks';
 import { publicKeyOf, verifyDigestLocally } from './local-verify';
 
 /**
@@ -77,6 +77,7 @@ export class KeyCryptography {
     checkEncryption(req.algorithm, req.plaintext, 'plaintext', this.options.allowRsa1_5);
     return this.runner.used(ctx, 'encrypt', req.name, { algorithm: req.algorithm }, async () => {
       const key = await this.usable(ctx, req, 'encrypt', req.algorithm);
+      checkRsaBlock(req.algorithm, req.plaintext, 'plaintext', modulusBytes(key));
       const r = await this.vault.encrypt(this.ref(key), req.algorithm, req.plaintext, { signal: ctx.signal });
       return { result: { name: req.name, version: r.key.version, algorithm: req.algorithm, ciphertext: r.ciphertext }, keyVersion: r.key.version };
     });
@@ -97,6 +98,7 @@ export class KeyCryptography {
     checkEncryption(req.algorithm, req.key, 'key', this.options.allowRsa1_5);
     return this.runner.used(ctx, 'wrap', req.name, { algorithm: req.algorithm }, async () => {
       const key = await this.usable(ctx, req, 'wrapKey', req.algorithm);
+      checkRsaBlock(req.algorithm, req.key, 'key', modulusBytes(key));
       const r = await this.vault.wrapKey(this.ref(key), req.algorithm, req.key, { signal: ctx.signal });
       return { result: { name: req.name, version: r.key.version, algorithm: req.algorithm, wrappedKey: r.wrappedKey }, keyVersion: r.key.version };
     });
@@ -122,4 +124,10 @@ export class KeyCryptography {
   private ref(entry: CachedKey): { name: string; version: string } {
     return { name: entry.key.properties.name, version: entry.key.properties.version };
   }
+}
+
+/** The RSA modulus of a cached key, in bytes (its node:crypto public key is kept on the entry, as a local verify does). */
+function modulusBytes(entry: CachedKey): number {
+  entry.publicKey ??= publicKeyOf(entry.key.publicKey);
+  return Math.ceil((entry.publicKey.asymmetricKeyDetails?.modulusLength ?? 0) / 8);
 }

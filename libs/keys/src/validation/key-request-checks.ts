@@ -116,6 +116,18 @@ export function checkEncryption(algorithm: EncryptionAlgorithm, bytes: Uint8Arra
   if (!(bytes instanceof Uint8Array) || bytes.length === 0 || bytes.length > MAX_RSA_BLOCK_BYTES) throw invalid(field, `${field} must be 1..${MAX_RSA_BLOCK_BYTES} bytes`);
 }
 
+/** Bytes of padding one RSA block spends (RFC 8017): OAEP 2·hLen + 2 (SHA-1, SHA-256), PKCS#1 v1.5 11. */
+const RSA_PADDING_BYTES: Record<EncryptionAlgorithm, number> = { 'RSA-OAEP': 42, 'RSA-OAEP-256': 66, RSA1_5: 11 };
+
+/**
+ * What an encrypt or a wrap gives the key: at most one RSA block of its modulus, less the padding (RSA-2048 and
+ * RSA-OAEP-256: 190 bytes). Key Vault encrypts a single block and answers a longer one 400 BadParameter, naming no limit.
+ */
+export function checkRsaBlock(algorithm: EncryptionAlgorithm, bytes: Uint8Array, field: string, modulusBytes: number): void {
+  const max = modulusBytes - RSA_PADDING_BYTES[algorithm];
+  if (bytes.length > max) throw invalid(field, `${field} must be at most ${max} bytes for ${algorithm} with this key (RSA-${modulusBytes * 8})`);
+}
+
 export function checkKeyOps(keyOps: unknown, type?: 'RSA' | 'EC'): void {
   if (!Array.isArray(keyOps) || keyOps.length === 0 || keyOps.some((op) => !(VAULT_KEY_OPERATIONS as readonly unknown[]).includes(op))) {
     throw invalid('keyOps', `keyOps must be a non-empty list of ${VAULT_KEY_OPERATIONS.join(', ')}`);
