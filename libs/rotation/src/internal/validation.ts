@@ -6,9 +6,11 @@ import { POLICY_LEVELS, ROTATION_MODES, type PolicyScope, type PolicyScopeInput 
 export const MAX_DAYS = 3650;
 
 export function assertContext(ctx: OperationContext): void {
-  if (!ctx || typeof ctx.tenantId !== 'string' || !IDENTIFIER_PATTERN.test(ctx.tenantId) || !ctx.actor || typeof ctx.actor.id !== 'string') {
+  if (!ctx || typeof ctx.tenantId !== 'string' || !ctx.actor || typeof ctx.actor.id !== 'string') {
     throw new RotationValidationError('an operation context with a tenant id and an actor is required', 'context');
   }
+  // Given but malformed (a CLI's --tenant): said so, not "required".
+  assertIdentifier(ctx.tenantId, 'tenantId');
 }
 
 /**
