@@ -98,6 +98,14 @@ describe('the CLI process', () => {
     expect(started.code).toBe(0); // null: killed by the signal instead of stopping on it
   }, 60_000);
 
+  // Node's recursive mkdir retried the data dir forever at 100% CPU where every mkdir answers ENOENT (procfs), deaf to SIGTERM.
+  it('emulator with a --data-dir that cannot be created (under /proc) exits 1 naming it, instead of spinning', async () => {
+    const r = await run(['emulator', '--data-dir', '/proc/cv-no-such-vault/data'], undefined, {}, 30_000);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain('cannot create the data dir /proc/cv-no-such-vault/data');
+    expect(r.stderr).not.toMatch(/^\s+at /m);
+  }, 60_000);
+
   it("a command run beside the host (the embedded vault's port taken) says to stop the host, and exits 1", async () => {
     const taken = createServer();
     await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve));

@@ -1,5 +1,5 @@
-import { readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 
 export const LOCK_FILE = 'emulator.pid';
 
@@ -110,5 +110,23 @@ function isAlive(pid: number): boolean {
     return true;
   } catch (err) {
     return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * `dir` and its missing parents made one level at a time (mode 0700). Not Node's recursive `mkdirSync`: where every
+ * mkdir answers ENOENT (procfs, sysfs) it made the existing parent and retried the child forever, at 100% CPU and
+ * deaf to SIGTERM. Here that, like any other refusal, is one error naming the data dir.
+ */
+export function makeDataDir(dir: string): void {
+  const missing: string[] = [];
+  for (let d = dir; !existsSync(d) && dirname(d) !== d; d = dirname(d)) missing.unshift(d);
+  for (const d of missing) {
+    try {
+      mkdirSync(d, { mode: 0o700 });
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'EEXIST') continue; // made meanwhile by another process
+      throw new Error(`KeyVaultEmulator: cannot create the data dir ${dir} (${(e as Error).message.split(', ')[0]} at ${d})`, { cause: e });
+    }
   }
 }

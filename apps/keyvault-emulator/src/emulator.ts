@@ -1,4 +1,4 @@
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer, Server } from 'node:https';
 import { IncomingMessage, ServerResponse } from 'node:http';
 import { AddressInfo, Socket } from 'node:net';
@@ -7,7 +7,7 @@ import { join, resolve } from 'node:path';
 import { Authenticator, bearerToken, challengeHeader } from './auth';
 import { ensureTlsMaterial } from './certs';
 import { VaultClock } from './clock';
-import { DataDirLock } from './data-dir-lock';
+import { DataDirLock, makeDataDir } from './data-dir-lock';
 import { AccessDenials, DenySpec, validateDenySpec } from './denials';
 import { errors, KeyVaultHttpError } from './errors';
 import { VaultEvent, VaultEvents } from './events';
@@ -107,7 +107,7 @@ export class KeyVaultEmulator {
     const o = resolveOptions(options);
     const ownsDataDir = o.dataDir === undefined;
     const dataDir = ownsDataDir ? mkdtempSync(join(tmpdir(), 'kv-emulator-')) : resolve(o.dataDir!);
-    mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+    makeDataDir(dataDir);
     // A temp dir is this vault's alone; a given one may be a running host's.
     const lock = ownsDataDir ? undefined : DataDirLock.acquire(dataDir);
     try {
