@@ -1,6 +1,7 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import { AuditAction, auditErrorCode, AuditEventInput, AuditService } from '@app/audit';
 import { Clock, CommitNotDurableError, describeError, OperationContext, TransactionRunner } from '@app/common';
+import { callerLeftError } from '@app/key-vault';
 import { ValueStoreKind } from './credential-type';
 import type { CredentialMetadata, StoreCredentialInput } from './credential.types';
 import { CredentialWriter } from './credential.writer';
@@ -152,6 +153,9 @@ export class CredentialBatchWriter {
     const writeFailed = new Map<string, unknown>();
     const writeValue = async ([i, plan]: [number, StorePlan]) => {
       try {
+        // An envelope value waits in the batch's queue (ENVELOPE_WRITES_AT_ONCE): one whose caller left meanwhile is
+        // dropped unsent, as the caller's limiter drops one (the envelope store does not look at the signal once the tenant's data key is cached).
+        if (plan.ctx.signal?.aborted) throw callerLeftError('setSecret', 'not_sent', { cause: plan.ctx.signal.reason });
         let since = 0;
         const pointer = await valueWrite(() => {
           since = valueWriteStart(); // after the caller's limiter let it through: the vault call starts now

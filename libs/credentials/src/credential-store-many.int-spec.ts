@@ -307,6 +307,29 @@ describe.each(DATABASE_KINDS)('CredentialsService.storeMany / verifyValue on %s'
     }
   });
 
+  it("an envelope value still in the batch's queue when its item's ctx.signal aborts is dropped unsent (CANCELLED), not written", async () => {
+    const controller = new AbortController();
+    const ctx: OperationContext = { tenantId: `many-q-${run}`, actor: { id: 'user:importer' }, signal: controller.signal };
+    const write = EnvelopeValueStore.prototype.write;
+    // The caller leaves once the first value is written: the 8 sent finish and commit, the 4 queued behind them are never sent.
+    jest.spyOn(EnvelopeValueStore.prototype, 'write').mockImplementation(async function (this: EnvelopeValueStore, ...args) {
+      try {
+        return await write.apply(this, args);
+      } finally {
+        controller.abort();
+      }
+    });
+    try {
+      const items = Array.from({ length: 12 }, (_, i) => item(ctx, `q-${i}`, CredentialType.CUSTOM_SECRET, ValueStoreKind.ENVELOPE));
+      const results = await service.storeMany(items);
+      expect(results.map((r) => (r.error as { code?: unknown } | undefined)?.code)).toEqual([...Array(8).fill(undefined), ...Array(4).fill(KeyVaultErrorCode.CANCELLED)]);
+      expect(await rowsOf(ctx.tenantId, 'cv_envelope_values')).toBe(8);
+      expect(await count(`SELECT COUNT(*) AS n FROM cv_audit_log WHERE tenant_id = ? AND action = ? AND result = 'cancelled'`, [ctx.tenantId, AuditAction.STORE])).toBe(4);
+    } finally {
+      jest.restoreAllMocks();
+    }
+  });
+
   it('refuses a batch that is not an array, and an item twice in one batch', async () => {
     await expect(service.storeMany('nope' as never)).rejects.toBeInstanceOf(CredentialValidationError);
     const twice = item(ctxA, 'twice');
