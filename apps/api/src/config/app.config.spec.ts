@@ -153,6 +153,19 @@ describe('loadAppConfig', () => {
     expect(loadAppConfig({ DATABASE_TYPE: 'postgres', DATABASE_URL: 'postgres://cv:a%20b%25c@127.0.0.1:5432/cv' })).toBeDefined();
   });
 
+  it("takes every PostgreSQL URL form the driver reads (socket host, IPv6, postgresql:, options, no password), and names the database when its %-escape is bad", () => {
+    for (const url of [
+      'postgres:///cv?host=/var/run/postgresql',
+      'postgres://cv@%2Fvar%2Frun%2Fpostgresql/cv',
+      'postgresql://cv:pw@[::1]:5432/cv',
+      'postgres://cv@db.example.com/cv?sslmode=require&options=-c%20statement_timeout%3D5000',
+    ]) {
+      expect(loadAppConfig({ DATABASE_TYPE: 'postgres', DATABASE_URL: url })).toBeDefined();
+    }
+    // pg reads the database name with decodeURI too: the message must not send the operator to the user, password or host.
+    expect(problemsOf({ DATABASE_TYPE: 'postgres', DATABASE_URL: 'postgres://cv@127.0.0.1:5432/cv%zz' })).toMatch(/DATABASE_URL: .*database name/);
+  });
+
   it('refuses what an operator would otherwise find out in production: typos, other backends\' variables, bad cron, loose numbers, bad providers', () => {
     const problemsOf = (env: Record<string, string>) => {
       try {

@@ -9,14 +9,14 @@ export function cronExpressionSchema(message = 'is not a valid cron expression')
 
 /**
  * A PostgreSQL connection URL the `pg` driver can read: it decodes the user, password and host with
- * `decodeURIComponent`, so a stray `%` there (a password pasted unescaped) made it throw a bare `URIError: URI
+ * `decodeURIComponent` and the database name with `decodeURI`, so a stray `%` there (a password pasted unescaped) made it throw a bare `URIError: URI
  * malformed` at the first connection. Messages never quote the URL (it may hold a password).
  */
 export function postgresUrlSchema(): z.ZodString {
   return z
     .string()
     .url({ error: 'must be a URL, e.g. postgres://user:password@host:5432/db' })
-    .refine(decodesAsPostgresUrl, { message: 'a % in its user, password or host must start an escape (%25 for a % itself): write them percent-encoded' });
+    .refine(decodesAsPostgresUrl, { message: 'a % in its user, password, host or database name must start an escape (%25 for a % itself): write them percent-encoded' });
 }
 
 function decodesAsPostgresUrl(text: string): boolean {
