@@ -21,7 +21,7 @@ import type {
   WrapKeyRequest,
   WrapKeyResult,
 } from '../keys.types';
-import { checkEncryption, checkRsaBlock, checkSelector, checkSignature, checkSignatureBytes, checkUsable } from '../validation/key-request-checks';
+import { checkEncryption, checkRsaBlock, checkSelector, checkSignature, checkSignatureBytes, checkUsable, rsaModulusBytes } from '../validation/key-request-checks';
 import { publicKeyOf, verifyDigestLocally } from './local-verify';
 
 /**
@@ -126,8 +126,7 @@ export class KeyCryptography {
   }
 }
 
-/** The RSA modulus of a cached key, in bytes (its node:crypto public key is kept on the entry, as a local verify does). */
-function modulusBytes(entry: CachedKey): number {
-  entry.publicKey ??= publicKeyOf(entry.key.publicKey);
-  return Math.ceil((entry.publicKey.asymmetricKeyDetails?.modulusLength ?? 0) / 8);
+/** The RSA modulus of a cached key, in bytes (`rsaModulusBytes`: undefined when its public key has none). */
+function modulusBytes(entry: CachedKey): number | undefined {
+  return rsaModulusBytes(entry.key.publicKey.n);
 }

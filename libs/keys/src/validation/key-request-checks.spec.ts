@@ -1,5 +1,6 @@
 import { KeysErrorCode } from '../errors/keys.errors';
-import { checkCreateKey, checkDates } from './key-request-checks';
+import { generateKeyPairSync } from 'node:crypto';
+import { checkCreateKey, checkDates, checkRsaBlock, rsaModulusBytes } from './key-request-checks';
 
 const at = (iso: string) => new Date(iso);
 
@@ -26,5 +27,21 @@ describe('key dates', () => {
   it('refuses a window that rounding leaves empty (both in one second) as KEYS_VALIDATION on notBefore', () => {
     const attempt = () => checkDates(at('2030-01-01T00:00:00.800Z'), at('2030-01-01T00:00:00.200Z'));
     expect(attempt).toThrow(expect.objectContaining({ code: KeysErrorCode.KEYS_VALIDATION, field: 'notBefore', message: expect.stringMatching(/notBefore must be before expiresOn \(in whole seconds/) }));
+  });
+});
+
+describe('RSA block sizes', () => {
+  it("sizes a key by its JWK modulus, and leaves a key without one to the vault (a 500 before: its public key could not be built)", () => {
+    for (const bits of [2048, 3072, 4096]) {
+      const { publicKey } = generateKeyPairSync('rsa', { modulusLength: bits });
+      const n = publicKey.export({ format: 'jwk' }).n;
+      expect(rsaModulusBytes(n)).toBe(bits / 8);
+      // The same modulus with a leading zero byte, as some encoders write it.
+      expect(rsaModulusBytes(Buffer.concat([Buffer.from([0]), Buffer.from(n!, 'base64url')]).toString('base64url'))).toBe(bits / 8);
+    }
+    expect(rsaModulusBytes(undefined)).toBeUndefined();
+    expect(rsaModulusBytes('')).toBeUndefined();
+    expect(() => checkRsaBlock('RSA-OAEP-256', new Uint8Array(4096), 'plaintext', rsaModulusBytes(undefined))).not.toThrow();
+    expect(() => checkRsaBlock('RSA-OAEP-256', new Uint8Array(191), 'plaintext', 256)).toThrow(/at most 190 bytes/);
   });
 });

@@ -116,6 +116,18 @@ export function checkEncryption(algorithm: EncryptionAlgorithm, bytes: Uint8Arra
   if (!(bytes instanceof Uint8Array) || bytes.length === 0 || bytes.length > MAX_RSA_BLOCK_BYTES) throw invalid(field, `${field} must be 1..${MAX_RSA_BLOCK_BYTES} bytes`);
 }
 
+/**
+ * The byte length of an RSA modulus given as its JWK `n` (base64url, big-endian; a leading zero byte is not part of
+ * it), or undefined when there is none — a key whose public part has no modulus is sized by the vault, not refused here.
+ */
+export function rsaModulusBytes(n: string | undefined): number | undefined {
+  if (typeof n !== 'string' || n.length === 0) return undefined;
+  const bytes = Buffer.from(n, 'base64url');
+  let start = 0;
+  while (start < bytes.length - 1 && bytes[start] === 0) start++;
+  return bytes.length - start || undefined;
+}
+
 /** Bytes of padding one RSA block spends (RFC 8017): OAEP 2·hLen + 2 (SHA-1, SHA-256), PKCS#1 v1.5 11. */
 const RSA_PADDING_BYTES: Record<EncryptionAlgorithm, number> = { 'RSA-OAEP': 42, 'RSA-OAEP-256': 66, RSA1_5: 11 };
 
@@ -123,7 +135,9 @@ const RSA_PADDING_BYTES: Record<EncryptionAlgorithm, number> = { 'RSA-OAEP': 42,
  * What an encrypt or a wrap gives the key: at most one RSA block of its modulus, less the padding (RSA-2048 and
  * RSA-OAEP-256: 190 bytes). Key Vault encrypts a single block and answers a longer one 400 BadParameter, naming no limit.
  */
-export function checkRsaBlock(algorithm: EncryptionAlgorithm, bytes: Uint8Array, field: string, modulusBytes: number): void {
+export function checkRsaBlock(algorithm: EncryptionAlgorithm, bytes: Uint8Array, field: string, modulusBytes: number | undefined): void {
+  // No modulus to size it by (a key the vault answered without `n`): the vault's own check decides.
+  if (modulusBytes === undefined) return;
   const max = modulusBytes - RSA_PADDING_BYTES[algorithm];
   if (bytes.length > max) throw invalid(field, `${field} must be at most ${max} bytes for ${algorithm} with this key (RSA-${modulusBytes * 8})`);
 }
