@@ -57,6 +57,25 @@ describe.each(DATABASE_KINDS)('RotationModule on %s', (kind: TestDatabaseKind) =
       expect(await outboxEvents(s.dataSource, 'rotation.policy_changed', ctx.tenantId)).toHaveLength(9);
     });
 
+    it('saves without expectedVersion racing on one scope all succeed: identical ones write once, different ones each once', async () => {
+      const ctxR: OperationContext = { tenantId: `rot_race_${run}`, actor: { id: 'user:carol' } };
+      const audits = () => s.dataSource.getRepository(AuditLogEntry).count({ where: { tenantId: ctxR.tenantId, action: 'policy_change' } });
+      const scope = { level: 'integration' as const, target: 'race' };
+      const same = await Promise.allSettled(Array.from({ length: 6 }, () => s.policies.set(ctxR, { ...scope, rotateAfterDays: 45 })));
+      expect(same.filter((r) => r.status === 'rejected').map((r) => (r as PromiseRejectedResult).reason)).toEqual([]);
+      expect(await s.policies.get(ctxR, scope)).toMatchObject({ rotateAfterDays: 45, rowVersion: 1 });
+      expect(await audits()).toBe(1);
+      const different = await Promise.allSettled([10, 20, 30].map((days) => s.policies.set(ctxR, { ...scope, rotateAfterDays: days })));
+      expect(different.filter((r) => r.status === 'rejected').map((r) => (r as PromiseRejectedResult).reason)).toEqual([]);
+      const last = await s.policies.get(ctxR, scope);
+      expect([10, 20, 30]).toContain(last?.rotateAfterDays);
+      expect(last?.rowVersion).toBe(4);
+      expect(await audits()).toBe(4);
+      // With a compare-and-set of its own, the loser still learns it lost.
+      const cas = await Promise.allSettled([1, 2].map((i) => s.policies.set(ctxR, { ...scope, warnBeforeDays: i }, { expectedVersion: 4 })));
+      expect(cas.map((r) => r.status).sort()).toEqual(['fulfilled', 'rejected']);
+    });
+
     it('a save that changes nothing writes nothing (same rowVersion, no audit row, no event); one that changes a field names that field only', async () => {
       const ctxN: OperationContext = { tenantId: `rot_noop_${run}`, actor: { id: 'user:bob' } };
       const audits = () => s.dataSource.getRepository(AuditLogEntry).find({ where: { tenantId: ctxN.tenantId, action: 'policy_change' }, order: { sequence: 'ASC' } });

@@ -62,6 +62,17 @@ export class RotationPolicyService {
     }
     // A credential-level override names a credential of this tenant (another tenant's reads as missing).
     if (key.level === 'credential') await this.credentials.getMetadata(ctx, key.target);
+    for (let attempt = 1; ; attempt++) {
+      const out = await this.setOnce(ctx, key, input, options);
+      if (out !== LOST) return out;
+      // Lost to a concurrent writer of the scope: without a compare-and-set of its own, the caller asked for these
+      // values whatever was there — look again (then it may find them stored, and write nothing).
+      if (options.expectedVersion !== undefined || attempt >= SET_ATTEMPTS) throw new RotationPolicyConflictError('the policy changed meanwhile; read it again');
+    }
+  }
+
+  /** One read-compare-write of `set` in a transaction; LOST when a concurrent writer of the scope got there first. */
+  private setOnce(ctx: OperationContext, key: PolicyKey, input: PolicyOverrideInput, options: { expectedVersion?: number }): Promise<RotationPolicyOverride | typeof LOST> {
     const now = this.clock.now();
     return this.runner.run(async () => {
       const before = await this.rows.find(key);
@@ -83,7 +94,7 @@ export class RotationPolicyService {
         rowVersion: (before?.rowVersion ?? 0) + 1,
       };
       // Lost to a concurrent writer of the scope (another replica, say), whether it updated or created the override.
-      if (!(await (before ? this.rows.compareAndSet(before, next) : this.rows.insert(next)))) throw new RotationPolicyConflictError('the policy changed meanwhile; read it again');
+      if (!(await (before ? this.rows.compareAndSet(before, next) : this.rows.insert(next)))) return LOST;
       await this.changed(ctx, before ? 'updated' : 'created', next, before ?? undefined);
       return toOverride(next);
     });
@@ -138,6 +149,13 @@ export class RotationPolicyService {
     });
   }
 }
+
+/** The row key of one override: its tenant and scope. */
+type PolicyKey = { tenantId: string } & ReturnType<typeof scopeKey>;
+/** `setOnce`'s answer when a concurrent writer of the scope committed first. */
+const LOST = Symbol('lost');
+/** Attempts of a `set` without `expectedVersion` that keeps losing to concurrent writers of its scope. */
+const SET_ATTEMPTS = 3;
 
 type PolicyField = 'rotateAfterDays' | 'warnBeforeDays' | 'rotation';
 const POLICY_FIELDS: readonly PolicyField[] = ['rotateAfterDays', 'warnBeforeDays', 'rotation'];
