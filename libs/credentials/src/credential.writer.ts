@@ -20,6 +20,7 @@ import { CredentialEvents } from './events/credential-events';
 import { isReservedConnectionId, RESERVED_CONNECTION_MESSAGE } from './internal-credentials';
 import { cacheKey, detailsOf, ownerOf, pointerOf, storedCertificate, toMetadata } from './internal/credential-view';
 import { assertChangeable, assertContext, assertWriteOptions, checkedType, failureResult, loadLive, memberOf, recordableId } from './internal/guards';
+import { changedMetadataFields, type MetadataField } from './internal/metadata-changes';
 import { valueHint } from './masking';
 import { assertValueCommitInTime, valueWriteStart } from './internal/value-commit-deadline';
 import { credentialSecretName } from './naming/vault-secret-name';
@@ -267,7 +268,7 @@ export class CredentialWriter {
       if (input.tags !== undefined) assertTags(input.tags);
       if (input.expiresAt != null) assertDate(input.expiresAt, 'expiresAt');
       const status = input.status === undefined ? undefined : memberOf(SETTABLE_STATUSES, input.status, 'status', `status must be one of ${SETTABLE_STATUSES.join(', ')} (use delete() to delete)`);
-      const given = (['tags', 'expiresAt', 'status'] as const).filter((k) => input[k] !== undefined);
+      const given = (['tags', 'expiresAt', 'status'] as const satisfies readonly MetadataField[]).filter((k) => input[k] !== undefined);
       if (given.length === 0) throw new CredentialValidationError('nothing to update: give tags, expiresAt or status', 'input');
       const revokeOnly = given.length === 1 && status === CredentialStatus.REVOKED;
       const { next } = await this.mutate(ctx, id, input, started, async (row) => {
@@ -279,10 +280,7 @@ export class CredentialWriter {
         if (input.expiresAt !== undefined && row.type === CredentialType.CLIENT_CERTIFICATE) {
           throw new CredentialValidationError('the expiry of a client certificate is read from the certificate; rotate it instead', 'expiresAt');
         }
-        // What differs from the stored row (tags in any key order, dates to the millisecond stored).
-        const changed = given.filter((k) =>
-          k === 'tags' ? !sameTags(input.tags!, row.tags) : k === 'expiresAt' ? epochMs(input.expiresAt ?? null) !== epochMs(row.expiresAt) : status !== row.status,
-        );
+        const changed = changedMetadataFields(given, input, status, row);
         // Nothing to change: nothing written, rowVersion kept, no audit row or event (as un-revoking a credential that is not revoked).
         if (changed.length === 0) return null;
         const next: CredentialEntity = {
@@ -453,14 +451,4 @@ export class CredentialWriter {
       this.logger.warn(`could not audit a failed ${action}: ${describeError(e)}`);
     }
   }
-}
-
-/** Two tag sets are the same whatever the order of their keys. */
-function sameTags(a: Readonly<Record<string, string>>, b: Readonly<Record<string, string>>): boolean {
-  const keys = Object.keys(a);
-  return keys.length === Object.keys(b).length && keys.every((k) => Object.hasOwn(b, k) && a[k] === b[k]);
-}
-
-function epochMs(date: Date | null): number | null {
-  return date === null ? null : date.getTime();
 }

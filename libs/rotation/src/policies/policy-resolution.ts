@@ -3,7 +3,8 @@ import type { RotationPolicyEntity } from '../entities/rotation-policy.entity';
 import { assertType } from '../internal/validation';
 import type { EffectivePolicy, PolicySource, PolicyValues, RotationMode, RotationPolicyOverride } from './rotation-policy.types';
 
-const FIELDS: (keyof PolicyValues)[] = ['rotateAfterDays', 'warnBeforeDays', 'rotation'];
+/** A policy's fields, each resolved (and overridden) on its own. */
+export const POLICY_FIELDS: readonly (keyof PolicyValues)[] = ['rotateAfterDays', 'warnBeforeDays', 'rotation'];
 
 /** The credential a policy is resolved for. */
 export interface PolicySubject {
@@ -32,7 +33,7 @@ export function resolvePolicy(defaults: Readonly<Record<CredentialType, PolicyVa
   ];
   const values = { ...defaults[subject.type] } as PolicyValues;
   const sources = {} as Record<keyof PolicyValues, PolicySource>;
-  for (const field of FIELDS) {
+  for (const field of POLICY_FIELDS) {
     sources[field] = { level: 'default' };
     for (const [level, row] of chain) {
       const value = row?.[field];

@@ -9,9 +9,9 @@ import { assertContext, checkedCredentialId, assertDays, assertMode, scopeKey } 
 import { ROTATION_CLOCK, ROTATION_RESOLVED_OPTIONS } from '../rotation.constants';
 import { RotationEvents } from '../rotation.events';
 import type { ResolvedRotationOptions } from '../rotation.options';
-import { resolvePolicy, toOverride, type PolicySubject } from './policy-resolution';
+import { POLICY_FIELDS, resolvePolicy, toOverride, type PolicySubject } from './policy-resolution';
 import { RotationPolicyRepository } from './rotation-policy.repository';
-import type { EffectivePolicy, PolicyOverrideInput, PolicyScopeInput, RotationPolicyOverride } from './rotation-policy.types';
+import type { EffectivePolicy, PolicyOverrideInput, PolicyScopeInput, PolicyValues, RotationPolicyOverride } from './rotation-policy.types';
 
 /**
  * Rotation policies: the defaults per type (module options) and the tenant's overrides per tenant,
@@ -157,8 +157,7 @@ const LOST = Symbol('lost');
 /** Attempts of a `set` without `expectedVersion` that keeps losing to concurrent writers of its scope. */
 const SET_ATTEMPTS = 3;
 
-type PolicyField = 'rotateAfterDays' | 'warnBeforeDays' | 'rotation';
-const POLICY_FIELDS: readonly PolicyField[] = ['rotateAfterDays', 'warnBeforeDays', 'rotation'];
+type PolicyField = keyof PolicyValues;
 
 function describeScope(scope: PolicyScopeInput): string {
   return `${scope?.level}${scope?.credentialType ? `/${scope.credentialType}` : ''}`;
