@@ -7,15 +7,16 @@ import { startReplica, type HostBuild, type Replica } from '../../test/cluster/r
 import { externalVaultEnv } from '../../test/support/cli';
 import { median, percentile, round } from '../support/measure';
 import { hostDatabase, type Db } from './databases';
-import { apiClient, marker, QUIET_HOST_ENV, sleep, tenantKey } from './http';
+import { apiClient, marker, QUIET_HOST_ENV, tenantKey } from './http';
+import { runOpenLoop } from './open-loop-sender';
 import { hostBuild, rssBytes } from './processes';
 import type { Profile } from './profile';
 import { bounded, Examples, info, type PartResult } from './report';
 
 /**
  * Soak: the host as its own process (SQLite, the local vault over HTTPS in the harness's process) under
- * an open-loop load at a fixed rate — requests are sent on schedule whether or not earlier ones have
- * answered — of mixed reads and writes; its RSS is sampled from /proc every second.
+ * an open-loop load at a fixed rate from a third process — requests are sent on schedule whether or not
+ * earlier ones have answered — of mixed reads and writes; its RSS is sampled from /proc every second.
  */
 export async function soak(p: Profile): Promise<PartResult> {
   const started = performance.now();
@@ -34,12 +35,13 @@ export async function soak(p: Profile): Promise<PartResult> {
     return {
       part: 'Soak',
       profile: p.name,
-      method: `The host runs as its own process (\`node apps/api/src/main.js\`; per database in turn: SQLite, or PostgreSQL with Redis as cache L2, eviction bus and shared state; the local vault over HTTPS as an external vault, default cache). After ${p.soak.credentials} credentials are stored (vault and envelope), an open-loop client sends ${ratePerSec} requests/s on schedule — 80% value reads, 10% rotations, 5% metadata reads, 5% list pages — for ${durationMs / 1000} s: request n is due n/${ratePerSec} s into the run, every one due within it is sent however late the client's own event loop wakes, and the latest send may be at most ${maxLagMs} ms behind its time (a longer gap is a pause in the load, not the rate held); the host's RSS is read from /proc every second. The run is cut into ${windows} windows of ${durationMs / windows / 1000} s: the first is warm-up; RSS growth is the median RSS of the last window against the second's; p99 stability: the p99 latency of each of the last two windows may exceed the second window's by at most 20%, or ${p99FloorMs} ms when 20% of the p99 is less (below that the band is inside the scheduling noise of a shared 2-vCPU machine; the CI profile, 20 s beside other test files, uses four windows and 2.5 s); the figure is the smaller excess of the two, so growth that persists fails and one stall of a co-running process, which reaches one window's p99, does not. With two databases the bounded figures are the worse one's. The rate is one this shared machine keeps up with: "at most N in flight" below shows the host kept pace.`,
+      method: `The host runs as its own process (\`node apps/api/src/main.js\`; per database in turn: SQLite, or PostgreSQL with Redis as cache L2, eviction bus and shared state; the local vault over HTTPS as an external vault, default cache). After ${p.soak.credentials} credentials are stored (vault and envelope), an open-loop client in its own process (its pauses are not the test runner's) sends ${ratePerSec} requests/s on schedule — 80% value reads, 10% rotations, 5% metadata reads, 5% list pages — for ${durationMs / 1000} s: request n is due n/${ratePerSec} s into the run, every one due within it is sent however late the client's own event loop wakes, and the latest send may be at most ${maxLagMs} ms behind its time (a longer gap is a pause in the load, not the rate held); the host's RSS is read from /proc every second. The run is cut into ${windows} windows of ${durationMs / windows / 1000} s: the first is warm-up; RSS growth is the median RSS of the last window against the second's; p99 stability: the p99 latency of each of the last two windows may exceed the second window's by at most 20%, or ${p99FloorMs} ms when 20% of the p99 is less (below that the band is inside the scheduling noise of a shared 2-vCPU machine; the CI profile, 20 s beside other test files, uses four windows and 2.5 s); the figure is the smaller excess of the two, so growth that persists fails and one stall of a co-running process, which reaches one window's p99, does not. With two databases the bounded figures are the worse one's. The rate is one this shared machine keeps up with: "at most N in flight" below shows the host kept pace.`,
       ran: runs.map((r) => r.ran).join(' · '),
       figures: [
         info('requests', runs.reduce((a, r) => a + r.requests, 0)),
         info('requests scheduled', runs.reduce((a, r) => a + r.scheduled, 0)),
         bounded('sender lag behind schedule (max)', round(Math.max(...runs.map((r) => r.maxLagMs)), 1), '≤', maxLagMs, 'ms'),
+        info("sender's event-loop delay (max)", round(Math.max(...runs.map((r) => r.loopDelayMaxMs)), 1), 'ms'),
         info('rate', ratePerSec, 'req/s'),
         bounded('errors', runs.reduce((a, r) => a + r.errors, 0), '=', 0),
         info('latency p50', round(percentile(all, 50), 2), 'ms'),
@@ -86,67 +88,19 @@ async function soakOn(p: Profile, db: Db, dir: string, build: HostBuild, vault: 
       if (res.status !== 201) throw new Error(`seeding: ${res.status} ${res.text}`);
       ids.push(res.body.id);
     }
-    const samples: { at: number; ms: number }[] = [];
     const rss: { at: number; bytes: number }[] = [];
-    let errors = 0;
-    let sent = 0;
-    let inFlight = 0;
-    let maxInFlight = 0;
-    /** Credentials with a rotation in flight: a second one would race it (409, by design). */
-    const writing = new Set<string>();
-    const one = async (n: number) => {
-      const id = ids[(n * 7919) % ids.length];
-      // A rotation of a credential already being rotated becomes a read.
-      const dice = n % 20 >= 16 && n % 20 < 18 && writing.has(id) ? 0 : n % 20;
-      if (dice >= 16 && dice < 18) writing.add(id);
-      const t0 = performance.now();
-      inFlight++;
-      maxInFlight = Math.max(maxInFlight, inFlight);
-      try {
-        const res =
-          dice < 16
-            ? await call('GET', `/v1/credentials/${id}/value`)
-            : dice < 18
-              ? await call('POST', `/v1/credentials/${id}/rotate`, { value: marker('soak') })
-              : dice < 19
-                ? await call('GET', `/v1/credentials/${id}`)
-                : await call('GET', '/v1/credentials?limit=20');
-        if (res.status >= 300) {
-          errors++;
-          examples.add(`${res.status} ${res.text.slice(0, 160)}`);
-        }
-      } catch (e) {
-        errors++;
-        const cause = (e as Error & { cause?: { code?: string; message?: string } }).cause;
-        examples.add(`${(e as Error).message}${cause ? ` (${cause.code ?? cause.message})` : ''}`);
-      } finally {
-        inFlight--;
-        if (dice >= 16 && dice < 18) writing.delete(id);
-      }
-      samples.push({ at: t0 - t0Run, ms: performance.now() - t0 });
-    };
-    const t0Run = performance.now();
-    const pending: Promise<void>[] = [];
-    const sampler = setInterval(() => {
-      void rssBytes(host!.pid).then((bytes) => rss.push({ at: performance.now() - t0Run, bytes }), () => undefined);
-    }, 1000);
-    // Request n is due at n / rate s into the run: `scheduled` of them fall inside the duration. The sender sends
-    // every one of them, however late its own clock wakes (a stalled event loop on a busy machine), and reports how
-    // far behind schedule its latest send was: "the load ran at its rate for the whole duration" is that lag bound.
-    const scheduled = Math.ceil((durationMs * ratePerSec) / 1000);
-    const dueAt = (n: number) => (n * 1000) / ratePerSec;
-    let maxLagMs = 0;
-    while (sent < scheduled) {
-      const now = performance.now() - t0Run;
-      const due = Math.min(scheduled, Math.floor((now * ratePerSec) / 1000) + 1);
-      if (sent < due) maxLagMs = Math.max(maxLagMs, now - dueAt(sent));
-      while (sent < due) pending.push(one(sent++));
-      await sleep(5);
-      if (pending.length > 5000) pending.splice(0, pending.length - 1000);
-    }
-    clearInterval(sampler);
-    await Promise.all(pending);
-    const runS = (performance.now() - t0Run) / 1000;
+    let t0Run = performance.now();
+    let sampler: NodeJS.Timeout | undefined;
+    // The load runs in its own process (open-loop-sender.ts); RSS is sampled here from the run's start.
+    const load = await runOpenLoop({ baseUrl: host.url, apiKey: key.key, ids, ratePerSec, durationMs }, () => {
+      t0Run = performance.now();
+      sampler = setInterval(() => {
+        void rssBytes(host!.pid).then((bytes) => rss.push({ at: performance.now() - t0Run, bytes }), () => undefined);
+      }, 1000);
+    }).finally(() => clearInterval(sampler));
+    const { samples, scheduled, maxLagMs, errors, maxInFlight } = load;
+    for (const e of load.examples) examples.add(e);
+    const runS = load.runMs / 1000;
 
     // Windows: a tenth of the full run (its minutes), a quarter of the short one; the first is warm-up.
     const win = durationMs / windows;
@@ -174,6 +128,7 @@ async function soakOn(p: Profile, db: Db, dir: string, build: HostBuild, vault: 
       requests: samples.length,
       scheduled,
       maxLagMs,
+      loopDelayMaxMs: load.loopDelayMaxMs,
       errors,
       latencies: samples.map((s) => s.ms),
       rssAfterWarmup,
