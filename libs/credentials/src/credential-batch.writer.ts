@@ -55,8 +55,9 @@ export interface StoreManyOptions {
   inCommit?: (results: StoreManyResult[]) => Promise<AuditEventInput[] | void>;
   /**
    * Items with the same key commit together: when the value write of one fails, the others of its key
-   * stay out of the transaction with its error, their written values discarded (through `valueWrite`;
-   * best effort, else orphans as after a crash) — e.g. the fields of one migrated connection.
+   * stay out of the transaction with its error: those not sent yet are never written, the written ones
+   * are discarded (through `valueWrite`; best effort, else orphans as after a crash) — e.g. the fields
+   * of one migrated connection.
    * @default every item on its own
    */
   together?: (index: number) => string;
@@ -151,19 +152,30 @@ export class CredentialBatchWriter {
       Promise.all(ws.map((w) => valueWrite(() => this.writer.discardWritten({ written: { kind: w.plan.kind, owner: w.plan.valueWrite, pointer: w.pointer } }))
         .catch((e) => this.logger.warn(`could not discard a value storeMany wrote: ${describeError(e)}`))));
     const writeFailed = new Map<string, unknown>();
+    /** The failure of a `together` mate's write, when there is one: this item would only be discarded. */
+    const mateFailed = (i: number) => {
+      const key = options.together?.(i);
+      return key !== undefined && writeFailed.has(key) ? new MateFailed(writeFailed.get(key)) : undefined;
+    };
     const writeValue = async ([i, plan]: [number, StorePlan]) => {
       try {
         // An envelope value waits in the batch's queue (ENVELOPE_WRITES_AT_ONCE): one whose caller left meanwhile is
         // dropped unsent, as the caller's limiter drops one (the envelope store does not look at the signal once the tenant's data key is cached).
         if (plan.ctx.signal?.aborted) throw callerLeftError('setSecret', 'not_sent', { cause: plan.ctx.signal.reason });
+        // One still waiting (in that queue or the caller's limiter) when a mate's write failed is not written at all.
+        const before = mateFailed(i);
+        if (before) throw before;
         let since = 0;
         const pointer = await valueWrite(() => {
+          const failed = mateFailed(i);
+          if (failed) return Promise.reject(failed);
           since = valueWriteStart(); // after the caller's limiter let it through: the vault call starts now
           // The item's signal, as `store` passes it: dropped while unsent; once sent it finishes and commits below.
           return this.stores.of(plan.kind).write({ ...plan.valueWrite, signal: plan.ctx.signal });
         }, plan.ctx.signal);
         written.push({ i, plan, pointer, row: newRow(plan, pointer), since });
       } catch (error) {
+        if (error instanceof MateFailed) return void failures.push({ i, error: error.mateError });
         failures.push({ i, error });
         if (options.together) writeFailed.set(options.together(i), error);
       }
@@ -243,6 +255,13 @@ export class CredentialBatchWriter {
     } catch (e) {
       this.logger.warn(`could not audit ${events.length} failed store(s): ${describeError(e)}`);
     }
+  }
+}
+
+/** An item not written because a `together` mate's write failed: its result is the mate's error. */
+class MateFailed extends Error {
+  constructor(readonly mateError: unknown) {
+    super('not written: a write of its group failed');
   }
 }
 

@@ -307,6 +307,33 @@ describe.each(DATABASE_KINDS)('CredentialsService.storeMany / verifyValue on %s'
     }
   });
 
+  it("the envelope values still in the batch's queue when a `together` mate's write fails are never written; other groups' are", async () => {
+    const ctx: OperationContext = { tenantId: `many-g-${run}`, actor: { id: 'user:importer' } };
+    // Group g: 12 envelope values, 8 sent at once and the first refused; group h's value waits behind them.
+    const items = Array.from({ length: 13 }, (_, i) => item(ctx, `e${i}`, CredentialType.CUSTOM_SECRET, ValueStoreKind.ENVELOPE));
+    const written: string[] = [];
+    const write = EnvelopeValueStore.prototype.write;
+    jest.spyOn(EnvelopeValueStore.prototype, 'write').mockImplementation(async function (this: EnvelopeValueStore, ...args) {
+      written.push(args[0].value);
+      return write.apply(this, args);
+    });
+    try {
+      let calls = 0;
+      const results = await service.storeMany(items, {
+        together: (i) => (i < 12 ? 'g' : 'h'),
+        valueWrite: async (w) => (++calls === 1 ? Promise.reject(new Error('vault unavailable')) : w()),
+      });
+      expect(results.map((r) => (r.credential ? 'ok' : (r.error as Error).message))).toEqual([...Array(12).fill('vault unavailable'), 'ok']);
+      // The 7 sent beside the refused one were written (then discarded); the 4 queued behind them never were.
+      expect(written.filter((v) => items.slice(0, 12).some((i) => i.input.value === v))).toHaveLength(7);
+      expect(written).toContain(items[12].input.value);
+      expect(await count(orphans, [ctx.tenantId])).toBe(0);
+      expect(await count(`SELECT COUNT(*) AS n FROM cv_audit_log WHERE tenant_id = ? AND action = ? AND result = 'failure'`, [ctx.tenantId, AuditAction.STORE])).toBe(12);
+    } finally {
+      jest.restoreAllMocks();
+    }
+  });
+
   it("an envelope value still in the batch's queue when its item's ctx.signal aborts is dropped unsent (CANCELLED), not written", async () => {
     const controller = new AbortController();
     const ctx: OperationContext = { tenantId: `many-q-${run}`, actor: { id: 'user:importer' }, signal: controller.signal };
