@@ -4,6 +4,7 @@ import { Clock, CommitNotDurableError, describeError, OperationContext, Transact
 import { callerLeftError } from '@app/key-vault';
 import { ValueStoreKind } from './credential-type';
 import type { CredentialMetadata, StoreCredentialInput } from './credential.types';
+import { CredentialChangeCommitter } from './credential-change.committer';
 import { CredentialWriter } from './credential.writer';
 import { CREDENTIALS_CLOCK } from './credentials.constants';
 import type { CredentialEntity } from './entities/credential.entity';
@@ -85,6 +86,7 @@ export class CredentialBatchWriter {
   constructor(
     persistence: CredentialsPersistence,
     private readonly writer: CredentialWriter,
+    private readonly committer: CredentialChangeCommitter,
     private readonly rows: CredentialRepository,
     private readonly versions: CredentialVersionRepository,
     private readonly stores: ValueStores,
@@ -149,7 +151,7 @@ export class CredentialBatchWriter {
     let written: { i: number; plan: StorePlan; pointer: ValuePointer; row: CredentialEntity; since: number }[] = [];
     // Best effort (else an orphan, as after a crash): a rejecting `valueWrite` (the caller's limiter) must not fail the batch.
     const discard = (ws: typeof written) =>
-      Promise.all(ws.map((w) => valueWrite(() => this.writer.discardWritten({ written: { kind: w.plan.kind, owner: w.plan.valueWrite, pointer: w.pointer } }))
+      Promise.all(ws.map((w) => valueWrite(() => this.committer.discardWritten({ written: { kind: w.plan.kind, owner: w.plan.valueWrite, pointer: w.pointer } }))
         .catch((e) => this.logger.warn(`could not discard a value storeMany wrote: ${describeError(e)}`))));
     const writeFailed = new Map<string, unknown>();
     /** The failure of a `together` mate's write, when there is one: this item would only be discarded. */
@@ -208,7 +210,7 @@ export class CredentialBatchWriter {
           const callers = (await options.inCommit?.(results)) ?? [];
           // The STORE rows and the caller's: one chain append (one head read and lock) per tenant.
           await this.audit.recordMany([
-            ...written.map((w) => this.writer.auditEvent(AuditAction.STORE, items[w.i].ctx, w.row, started, { version: 1, valueStore: w.plan.kind })),
+            ...written.map((w) => this.committer.auditEvent(AuditAction.STORE, items[w.i].ctx, w.row, started, { version: 1, valueStore: w.plan.kind })),
             ...callers,
           ]);
           // The batch's oldest value must still be within the write deadline (see VALUE_COMMIT_DEADLINE_MS).

@@ -4,6 +4,7 @@ import { ManualClock, type OperationContext } from '@app/common';
 import { KeyVaultProvider, type SecretProperties } from '@app/key-vault';
 import { CredentialCache } from './cache/credential-cache';
 import { CredentialStatus } from './credential-type';
+import { CredentialChangeCommitter } from './credential-change.committer';
 import { CredentialRevoker } from './credential.revoker';
 import { CredentialWriter } from './credential.writer';
 import { CREDENTIALS_CLOCK } from './credentials.constants';
@@ -20,8 +21,8 @@ const VALUE = 'sk_live_never-in-an-error';
 const ctx: OperationContext = { tenantId: 'acme', actor: { id: 'user:responder' } };
 
 /**
- * The revoke's own loop, over fakes: the row (compare-and-set on rowVersion), the writer's status change and audit
- * wrapper, the vault listing. Races on real databases: revoke-rotate-race.int-spec.ts.
+ * The revoke's own loop, over fakes: the row (compare-and-set on rowVersion), the writer's status change, the committer's
+ * audit wrapper, the vault listing. Races on real databases: revoke-rotate-race.int-spec.ts.
  */
 describe('CredentialRevoker.revoke', () => {
   let row: CredentialEntity;
@@ -50,7 +51,7 @@ describe('CredentialRevoker.revoke', () => {
         return true;
       },
     };
-    const writer: Partial<CredentialWriter> = {
+    const committer: Partial<CredentialChangeCommitter> = {
       audited: async <T>(action: string, _ctx: OperationContext, _id: string, work: (started: number) => Promise<T>) => {
         try {
           return await work(0);
@@ -59,6 +60,8 @@ describe('CredentialRevoker.revoke', () => {
           throw e;
         }
       },
+    };
+    const writer: Partial<CredentialWriter> = {
       updateMetadata: async (_ctx, _id, input) => {
         row = { ...row, status: input.status as CredentialStatus, rowVersion: row.rowVersion + 1 };
         return {} as never;
@@ -81,6 +84,7 @@ describe('CredentialRevoker.revoke', () => {
       providers: [
         CredentialRevoker,
         { provide: CredentialWriter, useValue: writer },
+        { provide: CredentialChangeCommitter, useValue: committer },
         { provide: CredentialRepository, useValue: rows },
         { provide: CredentialVersionRepository, useValue: { list: async () => [] } },
         { provide: KeyVaultProvider, useValue: { updateSecretProperties: async () => undefined } },

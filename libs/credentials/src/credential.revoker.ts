@@ -8,6 +8,7 @@ import { CREDENTIALS_CLOCK } from './credentials.constants';
 import type { CommitOptions, CredentialMetadata, RevokeValueResult } from './credential.types';
 import type { CredentialEntity } from './entities/credential.entity';
 import type { CredentialVersionEntity } from './entities/credential-version.entity';
+import { CredentialChangeCommitter } from './credential-change.committer';
 import { CredentialWriter } from './credential.writer';
 import { CredentialConflictError, CredentialRevokeIncompleteError } from './errors/credential-errors';
 import { cacheKey, ownerOf, toMetadata } from './internal/credential-view';
@@ -39,6 +40,7 @@ const REVOKE_PASSES = 10;
 export class CredentialRevoker {
   constructor(
     private readonly writer: CredentialWriter,
+    private readonly committer: CredentialChangeCommitter,
     private readonly rows: CredentialRepository,
     private readonly versions: CredentialVersionRepository,
     private readonly keyVault: KeyVaultProvider,
@@ -53,7 +55,7 @@ export class CredentialRevoker {
    */
   async revoke(ctx: OperationContext, id: string, options: CommitOptions = {}): Promise<RevokeValueResult> {
     // A failure is audited as the revoke's, unless its status change (an audited metadata update) wrote the row.
-    return this.writer.audited(AuditAction.REVOKE, ctx, id, () => this.revokeOnce(ctx, id, options));
+    return this.committer.audited(AuditAction.REVOKE, ctx, id, () => this.revokeOnce(ctx, id, options));
   }
 
   private async revokeOnce(ctx: OperationContext, id: string, options: CommitOptions): Promise<RevokeValueResult> {
@@ -97,7 +99,7 @@ export class CredentialRevoker {
    */
   async unrevoke(ctx: OperationContext, id: string, options: CommitOptions<RevokeValueResult> = {}): Promise<RevokeValueResult> {
     // A refusal (an internal row, not found) or a vault failure is audited as the un-revoke's, as a rotate's would be.
-    return this.writer.audited(AuditAction.UNREVOKE, ctx, id, () => this.unrevokeOnce(ctx, id, options));
+    return this.committer.audited(AuditAction.UNREVOKE, ctx, id, () => this.unrevokeOnce(ctx, id, options));
   }
 
   private async unrevokeOnce(ctx: OperationContext, id: string, options: CommitOptions<RevokeValueResult>): Promise<RevokeValueResult> {

@@ -1,62 +1,39 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
-import { AuditAction, type AuditActionName, auditErrorCode, AuditEventInput, AuditResult, AuditService } from '@app/audit';
-import { Clock, CommitNotDurableError, CredentialVaultError, describeError, OperationContext, TransactionRunner } from '@app/common';
-import { CredentialCache } from './cache/credential-cache';
+import { AuditAction } from '@app/audit';
+import { Clock, CommitNotDurableError, OperationContext } from '@app/common';
+import { CredentialChangeCommitter } from './credential-change.committer';
 import { CredentialStatus, CredentialType, type CredentialTypeInput, ValueStoreKind } from './credential-type';
-import type { CredentialMetadata, InCommit, RotateOptions, StoreCredentialInput, StoreOptions, UpdateMetadataInput, WriteOptions } from './credential.types';
+import type { CredentialMetadata, RotateOptions, StoreCredentialInput, StoreOptions, UpdateMetadataInput, WriteOptions } from './credential.types';
 import { CREDENTIALS_CLOCK, CREDENTIALS_RESOLVED_OPTIONS } from './credentials.constants';
 import type { ResolvedCredentialsOptions } from './credentials.options';
 import { CredentialEntity } from './entities/credential.entity';
 import {
   CredentialAlreadyExistsError,
-  CredentialConflictError,
-  CredentialNotFoundError,
   CredentialRevokedError,
   CredentialValidationError,
   CredentialVersionNotFoundError,
 } from './errors/credential-errors';
-import { CredentialChangeEventName, CredentialEventPublisher } from './events/credential-event-publisher';
 import { CredentialEvents } from './events/credential-events';
 import { isReservedConnectionId, RESERVED_CONNECTION_MESSAGE } from './internal-credentials';
-import { cacheKey, detailsOf, ownerOf, pointerOf, storedCertificate, toMetadata } from './internal/credential-view';
-import { assertChangeable, assertContext, assertWriteOptions, checkedType, failureResult, loadLive, memberOf, recordableId } from './internal/guards';
+import { ownerOf, pointerOf, storedCertificate, toMetadata } from './internal/credential-view';
+import { assertChangeable, assertContext, assertWriteOptions, checkedType, memberOf } from './internal/guards';
 import { changedMetadataFields, type MetadataField } from './internal/metadata-changes';
 import { valueHint } from './masking';
-import { assertValueCommitInTime, valueWriteStart } from './internal/value-commit-deadline';
+import { valueWriteStart } from './internal/value-commit-deadline';
 import { credentialSecretName } from './naming/vault-secret-name';
 import { checkHistory, writeHistory } from './internal/store-history';
 import { firstVersionRow, newRow, planStore, storeFailureDetails, storeResource, versionRow, type CheckedStore, type StorePlan, type VersionFacts } from './internal/store-rows';
 import { CredentialRepository, type CredentialSlot } from './persistence/credential.repository';
 import { CredentialVersionRepository, lastRevoked, revokeMark } from './persistence/credential-version.repository';
-import { CredentialsPersistence } from './persistence/credentials-persistence';
 import { ValueStores } from './stores/value-stores';
 import { VaultValueDeletion } from './stores/vault-value-deletion';
-import type { ValueOwner, ValuePointer } from './stores/credential-value-store';
 import { ValidatedValue, validateValueOfType } from './validation/credential-value.validator';
 import { assertDate, assertIdentifier, assertNewIdentifier, assertPositiveInt, assertTags, MAX_VERSION_NUMBER } from './validation/identifiers';
 
-/** The errors `audited` wrote a failure row for, so that an enclosing `audited` does not write a second. */
-const auditedFailures = new WeakSet<object>();
-
-/** Attempts of a write without `expectedVersion` that loses a race with another writer. */
-const UNCONDITIONAL_WRITE_ATTEMPTS = 3;
 const REVOKED_WRITE_MESSAGE = 'The credential is revoked: un-revoke it first (unrevoke, scope credentials:revoke), or rotate it to a new value';
 
 const SETTABLE_STATUSES: readonly CredentialStatus[] = [CredentialStatus.ACTIVE, CredentialStatus.EXPIRED, CredentialStatus.NEEDS_REAUTH, CredentialStatus.REVOKED];
 const VALUE_STORE_KINDS: readonly ValueStoreKind[] = Object.values(ValueStoreKind);
-
-/** What one write commits: the metadata row after it, the other rows, its audit row and its event. */
-interface Change {
-  next: CredentialEntity;
-  /** Other writes of the same transaction (the version row, discarded ciphertexts). */
-  alsoWrite?: () => Promise<void>;
-  /** The value `build` wrote to its store: discarded if the change does not commit. */
-  written?: { kind: ValueStoreKind; owner: ValueOwner; pointer: ValuePointer };
-  audit: { action: AuditAction; details: Record<string, unknown> };
-  event: { name: CredentialChangeEventName; sourceVersion?: number };
-  /** The caller's rows (`WriteOptions.inCommit`), after the write's own. */
-  inCommit?: InCommit;
-}
 
 /**
  * Every write. The crash-safe sequence: (1) the value goes to its store first — a new Key Vault secret
@@ -67,26 +44,22 @@ interface Change {
  * the commit leaves the previous value current; the orphan value version is never referenced, and a
  * write that fails or loses its compare-and-set discards it (envelope row deleted, vault version
  * disabled; best effort — only a crash leaves one), so a concurrent delete keeps no ciphertext.
+ * Each method here checks its input and builds its change (step 1 included); steps (2) and (3), the
+ * compare-and-set loop and the audit rows are `CredentialChangeCommitter`'s.
  */
 @Injectable()
 export class CredentialWriter {
   private readonly logger = new Logger(CredentialWriter.name);
-  private readonly runner: TransactionRunner;
 
   constructor(
-    persistence: CredentialsPersistence,
+    private readonly committer: CredentialChangeCommitter,
     private readonly rows: CredentialRepository,
     private readonly versions: CredentialVersionRepository,
     private readonly stores: ValueStores,
-    private readonly audit: AuditService,
-    private readonly events: CredentialEventPublisher,
-    private readonly cache: CredentialCache,
     private readonly vaultDeletion: VaultValueDeletion,
     @Inject(CREDENTIALS_CLOCK) private readonly clock: Clock,
     @Inject(CREDENTIALS_RESOLVED_OPTIONS) private readonly options: ResolvedCredentialsOptions,
-  ) {
-    this.runner = persistence.runner;
-  }
+  ) {}
 
   /** See `CredentialsService.store`. */
   async store(ctx: OperationContext, input: StoreCredentialInput, options: StoreOptions = {}): Promise<CredentialMetadata> {
@@ -106,7 +79,7 @@ export class CredentialWriter {
       const pointer = await this.stores.of(plan.kind).write({ ...plan.valueWrite, version: current, vaultGeneration: generation, versionsInGeneration: inGeneration, signal: ctx.signal });
       const row: CredentialEntity = { ...newRow(plan, pointer), currentVersion: current, rotatedAt: earlier.length > 0 ? plan.now : null };
       try {
-        await this.commit(ctx, started, {
+        await this.committer.commit(ctx, started, {
           next: row,
           alsoWrite: async () => {
             for (const v of earlier) await this.versions.insert(versionRow(row, v, ctx, plan.createdAt));
@@ -122,7 +95,7 @@ export class CredentialWriter {
       } catch (e) {
         // Not committed: the values this store wrote are no one's (a concurrent store's winner writes to the same vault secret).
         if (!(e instanceof CommitNotDurableError)) {
-          for (const facts of [...earlier, { kind: plan.kind, pointer }]) await this.discardWritten({ written: { kind: facts.kind, owner: plan.valueWrite, pointer: facts.pointer } });
+          for (const facts of [...earlier, { kind: plan.kind, pointer }]) await this.committer.discardWritten({ written: { kind: facts.kind, owner: plan.valueWrite, pointer: facts.pointer } });
         }
         // Lost a race with a concurrent store of the same (integration, connection, type)?
         const winner = await this.rows.findLive(ctx.tenantId, integrationId, connectionId, type);
@@ -132,7 +105,7 @@ export class CredentialWriter {
       this.logger.log(`stored credential ${row.id} (tenant ${ctx.tenantId}, ${type}, ${plan.kind})`);
       return toMetadata(row, this.clock.nowMs());
     } catch (e) {
-      await this.auditFailure(AuditAction.STORE, ctx, storeResource(input), e, started, storeFailureDetails(input));
+      await this.committer.auditFailure(AuditAction.STORE, ctx, storeResource(input), e, started, storeFailureDetails(input));
       throw e;
     }
   }
@@ -169,10 +142,10 @@ export class CredentialWriter {
 
   /** See `CredentialsService.rotate`. */
   async rotate(ctx: OperationContext, id: string, value: string, options: RotateOptions = {}): Promise<CredentialMetadata> {
-    return this.audited(AuditAction.ROTATE, ctx, id, async (started) => {
+    return this.committer.audited(AuditAction.ROTATE, ctx, id, async (started) => {
       assertWriteOptions(options);
       if (options.expiresAt != null) assertDate(options.expiresAt, 'expiresAt');
-      const { next } = await this.mutate(ctx, id, options, started, async (row) => {
+      const { next } = await this.committer.mutate(ctx, id, options, started, async (row) => {
         assertChangeable(row);
         const validated = this.validateValue(row.type, value);
         const version = row.currentVersion + 1;
@@ -212,11 +185,11 @@ export class CredentialWriter {
 
   /** See `CredentialsService.rollback`. */
   async rollback(ctx: OperationContext, id: string, toVersion: number, options: WriteOptions = {}): Promise<CredentialMetadata> {
-    return this.audited(AuditAction.ROLLBACK, ctx, id, async (started) => {
+    return this.committer.audited(AuditAction.ROLLBACK, ctx, id, async (started) => {
       assertWriteOptions(options);
       assertPositiveInt(toVersion, 'toVersion');
       if (toVersion > MAX_VERSION_NUMBER) throw new CredentialVersionNotFoundError(id, toVersion);
-      const { next } = await this.mutate(ctx, id, options, started, async (row) => {
+      const { next } = await this.committer.mutate(ctx, id, options, started, async (row) => {
         assertChangeable(row);
         // A revoked credential's value was withdrawn on purpose (a leak): only un-revoke lifts that.
         if (row.status === CredentialStatus.REVOKED) throw new CredentialRevokedError(id, REVOKED_WRITE_MESSAGE);
@@ -263,7 +236,7 @@ export class CredentialWriter {
 
   /** See `CredentialsService.updateMetadata`. */
   async updateMetadata(ctx: OperationContext, id: string, input: UpdateMetadataInput, lift: { revoke?: boolean; conflictRetried?: boolean } = {}): Promise<CredentialMetadata> {
-    return this.audited(AuditAction.UPDATE_METADATA, ctx, id, async (started) => {
+    return this.committer.audited(AuditAction.UPDATE_METADATA, ctx, id, async (started) => {
       assertWriteOptions(input);
       if (input.tags !== undefined) assertTags(input.tags);
       if (input.expiresAt != null) assertDate(input.expiresAt, 'expiresAt');
@@ -271,7 +244,7 @@ export class CredentialWriter {
       const given = (['tags', 'expiresAt', 'status'] as const satisfies readonly MetadataField[]).filter((k) => input[k] !== undefined);
       if (given.length === 0) throw new CredentialValidationError('nothing to update: give tags, expiresAt or status', 'input');
       const revokeOnly = given.length === 1 && status === CredentialStatus.REVOKED;
-      const { next } = await this.mutate(ctx, id, input, started, async (row) => {
+      const { next } = await this.committer.mutate(ctx, id, input, started, async (row) => {
         if (!revokeOnly) assertChangeable(row);
         // Lifting a revoke is `unrevoke` (CredentialRevoker: it re-enables the vault versions a revoke disabled).
         if (row.status === CredentialStatus.REVOKED && status !== undefined && status !== CredentialStatus.REVOKED && !lift.revoke) {
@@ -309,9 +282,9 @@ export class CredentialWriter {
 
   /** See `CredentialsService.delete`. */
   async delete(ctx: OperationContext, id: string, options: WriteOptions = {}): Promise<void> {
-    return this.audited(AuditAction.DELETE, ctx, id, async (started) => {
+    return this.committer.audited(AuditAction.DELETE, ctx, id, async (started) => {
       assertWriteOptions(options);
-      const { before } = await this.mutate(ctx, id, options, started, async (row) => {
+      const { before } = await this.committer.mutate(ctx, id, options, started, async (row) => {
         const now = this.clock.now();
         return {
           next: { ...row, status: CredentialStatus.DELETED, deletedAt: now, rowVersion: row.rowVersion + 1, updatedAt: now, updatedBy: ctx.actor.id },
@@ -329,126 +302,11 @@ export class CredentialWriter {
     });
   }
 
-  /**
-   * THE compare-and-set loop of every change to an existing credential: load the live row, check
-   * `expectedVersion`, `build` the change (value-store writes happen here, before the transaction),
-   * commit it if `row_version` did not move meanwhile. A lost race is retried without
-   * `expectedVersion` (up to 3 attempts), else it is a CredentialConflictError. A `build` that answers `null` has
-   * nothing to change: nothing is written (no audit row, no event, no `inCommit`), and `next` is the row as loaded.
-   */
-  private async mutate(
-    ctx: OperationContext,
-    id: string,
-    options: WriteOptions,
-    started: number,
-    build: (row: CredentialEntity) => Promise<Change | null>,
-  ): Promise<{ before: CredentialEntity; next: CredentialEntity }> {
-    for (let attempt = 1; ; attempt++) {
-      const row = await loadLive(this.rows, ctx.tenantId, id);
-      if (options.expectedVersion !== undefined && options.expectedVersion !== row.rowVersion) {
-        throw new CredentialConflictError(row.id, options.expectedVersion, row.rowVersion);
-      }
-      const since = valueWriteStart();
-      const built = await build(row);
-      if (built === null) return { before: row, next: row };
-      const change: Change = { ...built, inCommit: options.inCommit };
-      let committed: boolean;
-      try {
-        committed = await this.commit(ctx, started, change, () => this.rows.compareAndSet(row, change.next), change.written ? since : undefined);
-      } catch (e) {
-        // Committed, only not known durable: the value is current now, never discarded.
-        if (!(e instanceof CommitNotDurableError)) await this.discardWritten(change);
-        throw e;
-      }
-      if (committed) return { before: row, next: change.next };
-      // Lost to another write (a delete, say): the value written for this attempt is no one's.
-      await this.discardWritten(change);
-      if (options.expectedVersion === undefined && attempt < UNCONDITIONAL_WRITE_ATTEMPTS) continue;
-      // Without expectedVersion there is no precondition to name: the error says the write lost to others.
-      throw await this.conflict(ctx.tenantId, id, options.expectedVersion);
-    }
-  }
-
-  /**
-   * The one transaction of a write: the metadata row (`writeRow`; false = lost the compare-and-set,
-   * nothing written), the other rows, the audit row and the outbox row; after commit the cache entry
-   * is invalidated (a load started before that can never repopulate it). `valueSince`: when the write's value write
-   * started; the transaction refuses to commit past `VALUE_COMMIT_DEADLINE_MS` after it (checked last, before COMMIT).
-   */
-  private commit(ctx: OperationContext, started: number, change: Change, writeRow: () => Promise<boolean>, valueSince?: number): Promise<boolean> {
-    const { next } = change;
-    return this.runner.run(async () => {
-      if (!(await writeRow())) return false;
-      await change.alsoWrite?.();
-      await this.audit.record(this.auditEvent(change.audit.action, ctx, next, started, change.audit.details));
-      await this.events.changed(change.event.name, ctx, next, change.event.sourceVersion);
-      await change.inCommit?.(toMetadata(next, this.clock.nowMs()));
-      // A stored credential has a fresh id: nothing can be cached under it, and an eviction would only
-      // refuse the fills of the first reads. Every other change is evicted on every replica before the
-      // write returns (awaited after commit); if that fails, the outbox event's handler evicts it later.
-      if (change.event.name !== CredentialEvents.STORED) {
-        this.runner.afterCommit(() => this.cache.evictEverywhere(cacheKey(next.tenantId, next.id)).catch(() => undefined));
-      }
-      assertValueCommitInTime(valueSince, next.id);
-      return true;
-    });
-  }
-
-  /** Best effort: an undiscarded value is an orphan, as after a crash (never served). Also `CredentialBatchWriter`'s. */
-  async discardWritten(change: Pick<Change, 'written'>): Promise<void> {
-    if (!change.written) return;
-    const { kind, owner, pointer } = change.written;
-    try {
-      await this.stores.of(kind).discardUnreferenced(owner, pointer);
-    } catch (e) {
-      this.logger.warn(`credential ${owner.credentialId}: could not discard a value written by a write that did not commit: ${describeError(e)}`);
-    }
-  }
-
-  /**
-   * Runs a change of an existing credential (also `CredentialRevoker`'s revoke and un-revoke); a failure is audited
-   * (best effort) and rethrown, a conflict `conflictRetried` is not. A failure a nested change already audited (the
-   * revoke's status change) is not audited again: one row per refusal, naming the change that refused it.
-   */
-  async audited<T>(action: AuditActionName, ctx: OperationContext, id: string, work: (started: number) => Promise<T>, conflictRetried = false): Promise<T> {
-    const started = Date.now();
-    try {
-      assertContext(ctx);
-      return await work(started);
-    } catch (e) {
-      if (!(conflictRetried && e instanceof CredentialConflictError) && !auditedFailures.has(e as object)) {
-        await this.auditFailure(action, ctx, recordableId(id), e, started);
-        if (typeof e === 'object' && e !== null) auditedFailures.add(e);
-      }
-      throw e;
-    }
-  }
-
-  private async conflict(tenantId: string, id: string, expected: number | undefined): Promise<CredentialVaultError> {
-    const current = await this.rows.findById(tenantId, id);
-    if (!current || current.status === CredentialStatus.DELETED) return new CredentialNotFoundError(id);
-    return new CredentialConflictError(id, expected, current.rowVersion);
-  }
-
   private versionsInGeneration(row: CredentialEntity): Promise<number> {
     return this.versions.countWrittenTo(row.id, credentialSecretName(ownerOf(row), row.vaultGeneration, this.options.vault.namePrefix));
   }
 
   private validateValue(type: CredentialType, value: unknown): ValidatedValue {
     return validateValueOfType(type, value, this.clock.now(), this.options.minWebhookSecretBytes);
-  }
-
-  /** The success audit row of a write (also `CredentialBatchWriter`'s). */
-  auditEvent(action: AuditAction, ctx: OperationContext, row: CredentialEntity, started: number, details?: Record<string, unknown>): AuditEventInput {
-    return { action, context: ctx, resource: row.id, result: AuditResult.SUCCESS, durationMs: Date.now() - started, details: { ...detailsOf(row), ...details } };
-  }
-
-  private async auditFailure(action: AuditActionName, ctx: OperationContext, resource: string, error: unknown, started: number, details?: Record<string, unknown>): Promise<void> {
-    if (!ctx || typeof ctx.tenantId !== 'string' || !ctx.actor) return;
-    try {
-      await this.audit.record({ action, context: ctx, resource, result: failureResult(error), errorCode: auditErrorCode(error), durationMs: Date.now() - started, details });
-    } catch (e) {
-      this.logger.warn(`could not audit a failed ${action}: ${describeError(e)}`);
-    }
   }
 }

@@ -13,6 +13,7 @@ import { CredentialExpiryScanner } from './credential-expiry.scanner';
 import { CredentialQueries } from './credential.queries';
 import { CredentialReader } from './credential.reader';
 import { CredentialRevoker } from './credential.revoker';
+import { CredentialChangeCommitter } from './credential-change.committer';
 import { CredentialWriter } from './credential.writer';
 import { CredentialBatchWriter } from './credential-batch.writer';
 import { CredentialBatchDeleter } from './credential-batch.deleter';
@@ -78,6 +79,7 @@ const providers: Provider[] = [
   EnvelopeValueStore,
   ValueStores,
   CredentialEventPublisher,
+  CredentialChangeCommitter,
   CredentialWriter,
   CredentialBatchWriter,
   CredentialBatchDeleter,
