@@ -141,7 +141,10 @@ describe('hardened HTTP API (slow requests) on sqlite', () => {
     expect(statusLines(r.answer)).toEqual(['HTTP/1.1 200 OK\r\n']);
     expect(headOf(r.answer)).toMatch(/\r\nconnection: close(\r\n|$)/i);
     expect(r.closed).toBe(true);
-    await host.logLine((l) => l.includes('on a connection that owes another answer'));
+    // The warning names the client and the request whose answer was owed: the id its answer and access line carry.
+    const id = /\r\nx-request-id: ([^\r]+)/i.exec(headOf(r.answer))?.[1];
+    expect(id).toBeTruthy();
+    await host.logLine((l) => l.includes(`on a connection that owes another answer (client 127.0.0.1, request ${id})`));
   });
 
   it('21c. a connection that sends nothing is closed after HTTP_REQUEST_TIMEOUT_MS (Node bounds a request only once its first byte came)', async () => {

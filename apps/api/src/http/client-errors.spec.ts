@@ -58,7 +58,8 @@ describe('unparsableRequest', () => {
   });
 
   it('writes no status line into an answer already begun (a pipelined request that is not HTTP): that answer is finished, then the connection is closed, logged once', async () => {
-    handle = (_req, res) => {
+    handle = (req, res) => {
+      (req as { id?: string }).id = 'req-stream'; // as the host's genReqId does
       res.writeHead(200, { 'content-type': 'text/plain' }).write('part one; ');
       setTimeout(() => res.end('part two'), 300);
     };
@@ -79,7 +80,8 @@ describe('unparsableRequest', () => {
     expect(answer).not.toMatch(/90003|MALFORMED/);
     // Not cut off half-way: the client gets the whole of the answer it asked for (the bytes it sent after are its fault).
     expect(answer).toMatch(/part one; \r\n8\r\npart two\r\n0\r\n\r\n$/);
-    expect(warnings).toEqual([expect.stringMatching(/^HPE_\w+ on a connection that owes another answer: closed after it, no error answer written$/)]);
+    // It names the client and the request whose answer was owed (the id of its access line).
+    expect(warnings).toEqual([expect.stringMatching(/^HPE_\w+ on a connection that owes another answer \(client 127\.0\.0\.1, request req-stream\): closed after it, no error answer written$/)]);
   });
 
   it('drops nothing of an answer written whole but not yet sent (a client reading slowly) when bytes that are not HTTP follow it', async () => {
@@ -101,7 +103,7 @@ describe('unparsableRequest', () => {
       socket.on('close', () => (clearTimeout(timer), resolve(true)));
     });
     expect({ closed, bodyWhole: received > size }).toEqual({ closed: true, bodyWhole: true });
-    expect(warnings).toEqual([expect.stringMatching(/on a connection that owes another answer: closed after it/)]);
+    expect(warnings).toEqual([expect.stringMatching(/on a connection that owes another answer \(client 127\.0\.0\.1\): closed after it/)]);
   });
 
   it('answers the request in flight first when it has not begun, with Connection: close, then closes', async () => {
@@ -111,17 +113,20 @@ describe('unparsableRequest', () => {
     expect(statusLines(r.answer)).toEqual(['HTTP/1.1 200 OK\r\n']);
     expect(r.answer).toMatch(/\r\nconnection: close\r\n/i);
     expect(r.answer.endsWith('first')).toBe(true);
-    expect(warnings).toEqual([expect.stringMatching(/on a connection that owes another answer: closed after it/)]);
+    expect(warnings).toEqual([expect.stringMatching(/on a connection that owes another answer \(client 127\.0\.0\.1\): closed after it/)]);
   });
 
   it('gives no 408 to a request answered before its body arrived, when the rest keeps trickling in past the deadline', async () => {
     // Answered at once, body unread, the connection kept alive: Node reads the rest, and the deadline still applies to it.
-    handle = (_req, res) => res.end('early');
+    handle = (req, res) => {
+      (req as { id?: string }).id = 'req-early';
+      res.end('early');
+    };
     const r = await exchange('POST /early HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n{');
     expect(r.closed).toBe(true);
     expect(statusLines(r.answer)).toEqual(['HTTP/1.1 200 OK\r\n']);
     expect(r.answer).not.toMatch(/408|REQUEST_TIMEOUT/);
-    expect(warnings).toEqual([expect.stringMatching(/^ERR_HTTP_REQUEST_TIMEOUT on a connection that owes another answer: closed, no error answer written$/)]);
+    expect(warnings).toEqual([expect.stringMatching(/^ERR_HTTP_REQUEST_TIMEOUT on a connection that owes another answer \(client 127\.0\.0\.1, request req-early\): closed, no error answer written$/)]);
   });
 
   it('answers 408 to a request whose body is still arriving and not answered yet', async () => {

@@ -13,7 +13,7 @@ const log = new Logger('HttpConnections');
 const closedWithoutAnswer = new WeakSet<Duplex>();
 
 /** What Node keeps on an HTTP connection's socket: the answer it is busy with, and its parser's last request. */
-type HttpSocket = Duplex & { _httpMessage?: ServerResponse | null; parser?: { incoming?: IncomingMessage | null } | null };
+type HttpSocket = Duplex & { remoteAddress?: string; _httpMessage?: ServerResponse | null; parser?: { incoming?: IncomingMessage | null } | null };
 
 /**
  * A request Node's parser refuses (headers over 16 KB, malformed HTTP, not arrived within HTTP_REQUEST_TIMEOUT_MS) never
@@ -68,7 +68,10 @@ function owesAnotherAnswer(socket: HttpSocket, current: ServerResponse | undefin
 function closeWithoutAnswer(socket: Duplex, current: ServerResponse | undefined, error: NodeJS.ErrnoException): void {
   const unfinished = current && !current.writableFinished ? current : undefined;
   closedWithoutAnswer.add(socket);
-  log.warn(`${error.code ?? 'a client error'} on a connection that owes another answer: ${unfinished ? 'closed after it' : 'closed'}, no error answer written`);
+  // Which client, and the request whose answer is owed (its access line has that id), so an operator can find them.
+  const owed = (current?.req ?? (socket as HttpSocket).parser?.incoming ?? undefined) as { id?: string } | undefined;
+  const who = `client ${(socket as HttpSocket).remoteAddress ?? 'unknown'}${owed?.id ? `, request ${owed.id}` : ''}`;
+  log.warn(`${error.code ?? 'a client error'} on a connection that owes another answer (${who}): ${unfinished ? 'closed after it' : 'closed'}, no error answer written`);
   if (!unfinished) socket.destroy();
   else if (!unfinished.headersSent) unfinished.setHeader('connection', 'close');
   else unfinished.once('finish', () => endAfterWrites(socket));
