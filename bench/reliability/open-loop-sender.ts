@@ -1,4 +1,4 @@
-import { execFile, fork } from 'node:child_process';
+import { type ChildProcess, execFile, fork } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -32,41 +32,54 @@ export interface OpenLoopResult {
   maxInFlight: number;
   /** The sender's own event-loop delay, at worst (ms): a pause of the load generator, not of the host. */
   loopDelayMaxMs: number;
+  /** When the last request was sent (ms into the run): the load ends there, its answers drain after. */
+  sentMs: number;
   runMs: number;
 }
 
 type ToChild = OpenLoopSpec;
-type FromChild = { type: 'started' } | { type: 'done'; result: OpenLoopResult } | { type: 'failed'; message: string };
+type FromChild = { type: 'started'; at: number } | { type: 'done'; result: OpenLoopResult } | { type: 'failed'; message: string };
 
 /**
- * Runs the load in a child process; `onStart` is called when its run begins (the parent's samplers
- * share that origin, to within an IPC hop).
+ * Runs the load in a child process; `onStart` is called once its run began, with when it began on this
+ * process's `performance.now()` clock (the child's own reading, not when its message got here: this
+ * process's loop may be paused then), the origin of the samples' `at` and `sentMs`.
  */
-export async function runOpenLoop(spec: OpenLoopSpec, onStart: () => void): Promise<OpenLoopResult> {
+export async function runOpenLoop(spec: OpenLoopSpec, onStart: (t0: number) => void): Promise<OpenLoopResult> {
   const { file, remove } = await senderJs();
+  let child: ChildProcess | undefined;
   try {
-    const child = fork(file, [], { stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });
+    child = fork(file, [], { stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });
+    const sender = child;
     return await new Promise<OpenLoopResult>((resolvePromise, reject) => {
       let settled = false;
-      child.on('message', (m: FromChild) => {
-        if (m.type === 'started') return onStart();
+      sender.on('message', (m: FromChild) => {
+        if (m.type === 'started') {
+          try {
+            return onStart(m.at - performance.timeOrigin);
+          } catch (e) {
+            return reject(e as Error); // the child is stopped below, not left sending load
+          }
+        }
         settled = true;
         if (m.type === 'done') resolvePromise(m.result);
         else reject(new Error(`open-loop sender: ${m.message}`));
       });
-      child.once('error', reject);
-      child.once('exit', (code, signal) => {
+      sender.once('error', reject);
+      sender.once('exit', (code, signal) => {
         if (!settled) reject(new Error(`open-loop sender exited (${signal ?? code}) before its result`));
       });
-      child.send(spec satisfies ToChild);
+      sender.send(spec satisfies ToChild);
     });
   } finally {
+    // Whatever ended the wait, no load outlives it (a child that answered exits by itself).
+    if (child && child.exitCode === null && child.signalCode === null) child.kill();
     remove();
   }
 }
 
 /** This file as JavaScript: itself once compiled (dist/), else compiled alone with swc into a temp dir. */
-async function senderJs(): Promise<{ file: string; remove: () => void }> {
+export async function senderJs(): Promise<{ file: string; remove: () => void }> {
   if (__filename.endsWith('.js')) return { file: __filename, remove: () => undefined };
   const root = resolve(__dirname, '..', '..');
   const dir = mkdtempSync(join(tmpdir(), 'cv-open-loop-'));
@@ -85,7 +98,7 @@ async function senderJs(): Promise<{ file: string; remove: () => void }> {
  * sent, however late the sender's own clock wakes; 80% value reads, 10% rotations, 5% metadata reads,
  * 5% list pages. A rotation of a credential already being rotated (409 by design) becomes a read.
  */
-async function send(spec: OpenLoopSpec, started: () => void): Promise<OpenLoopResult> {
+async function send(spec: OpenLoopSpec, started: (at: number) => void): Promise<OpenLoopResult> {
   const { baseUrl, apiKey, ids, ratePerSec, durationMs } = spec;
   const call = async (method: string, path: string, body?: unknown) => {
     const res = await fetch(`${baseUrl}${path}`, {
@@ -138,7 +151,7 @@ async function send(spec: OpenLoopSpec, started: () => void): Promise<OpenLoopRe
   };
   const loop = monitorEventLoopDelay({ resolution: 10 });
   loop.enable();
-  started();
+  started(performance.timeOrigin + t0Run); // wall-clock ms: comparable across processes
   const scheduled = Math.ceil((durationMs * ratePerSec) / 1000);
   const dueAt = (n: number) => (n * 1000) / ratePerSec;
   const pending: Promise<void>[] = [];
@@ -152,15 +165,18 @@ async function send(spec: OpenLoopSpec, started: () => void): Promise<OpenLoopRe
     await new Promise((r) => setTimeout(r, 5));
     if (pending.length > 5000) pending.splice(0, pending.length - 1000);
   }
+  const sentMs = performance.now() - t0Run;
   await Promise.all(pending);
   loop.disable();
-  return { samples, scheduled, errors, examples, maxLagMs, maxInFlight, loopDelayMaxMs: loop.max / 1e6, runMs: performance.now() - t0Run };
+  return { samples, scheduled, errors, examples, maxLagMs, maxInFlight, loopDelayMaxMs: loop.max / 1e6, sentMs, runMs: performance.now() - t0Run };
 }
 
 if (require.main === module) {
+  // The parent gone (killed, crashed, exited mid-run): its IPC channel closes, and the load stops with it.
+  process.once('disconnect', () => process.exit(0));
   process.once('message', (spec: ToChild) => {
     const reply = (m: FromChild) => new Promise<void>((r) => process.send!(m, () => r()));
-    send(spec, () => void reply({ type: 'started' }))
+    send(spec, (at) => void reply({ type: 'started', at }))
       .then((result) => reply({ type: 'done', result }))
       .catch((e: Error) => reply({ type: 'failed', message: e.message }))
       .finally(() => process.disconnect());

@@ -88,17 +88,17 @@ async function soakOn(p: Profile, db: Db, dir: string, build: HostBuild, vault: 
       if (res.status !== 201) throw new Error(`seeding: ${res.status} ${res.text}`);
       ids.push(res.body.id);
     }
-    const rss: { at: number; bytes: number }[] = [];
-    let t0Run = performance.now();
+    let rss: { at: number; bytes: number }[] = [];
     let sampler: NodeJS.Timeout | undefined;
-    // The load runs in its own process (open-loop-sender.ts); RSS is sampled here from the run's start.
-    const load = await runOpenLoop({ baseUrl: host.url, apiKey: key.key, ids, ratePerSec, durationMs }, () => {
-      t0Run = performance.now();
+    // The load runs in its own process (open-loop-sender.ts); RSS is sampled here on the run's clock (its origin the
+    // child's start, however late this process reads its message) while the load is sent, as the requests' `at`.
+    const load = await runOpenLoop({ baseUrl: host.url, apiKey: key.key, ids, ratePerSec, durationMs }, (t0Run) => {
       sampler = setInterval(() => {
         void rssBytes(host!.pid).then((bytes) => rss.push({ at: performance.now() - t0Run, bytes }), () => undefined);
       }, 1000);
     }).finally(() => clearInterval(sampler));
     const { samples, scheduled, maxLagMs, errors, maxInFlight } = load;
+    rss = rss.filter((r) => r.at <= load.sentMs);
     for (const e of load.examples) examples.add(e);
     const runS = load.runMs / 1000;
 
