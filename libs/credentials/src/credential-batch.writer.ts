@@ -45,7 +45,9 @@ export interface StoreManyOptions {
   /**
    * Runs each value-store write (e.g. under the caller's rate limiter). `signal`: the item's (`ctx.signal`) for a value
    * write — a wrapper that stops waiting when it aborts rejects as a write dropped unsent does (CANCELLED); none for the
-   * discard of a value written, which must run. @default the write itself
+   * discard of a value written, which must run. `write` rejects at once, sending nothing, when a `together` mate's
+   * write failed while this one waited: that says nothing about the vault (not a throttle, not a failure to count);
+   * the item's result is the mate's error whatever the wrapper rethrows. @default the write itself
    */
   valueWrite?: <T>(write: () => Promise<T>, signal?: AbortSignal) => Promise<T>;
   /**
@@ -160,6 +162,8 @@ export class CredentialBatchWriter {
       return key !== undefined && writeFailed.has(key) ? new MateFailed(writeFailed.get(key)) : undefined;
     };
     const writeValue = async ([i, plan]: [number, StorePlan]) => {
+      // Set when this item's turn came after a mate's failure: the caller's valueWrite may wrap or replace that refusal.
+      let skipped: MateFailed | undefined;
       try {
         // An envelope value waits in the batch's queue (ENVELOPE_WRITES_AT_ONCE): one whose caller left meanwhile is
         // dropped unsent, as the caller's limiter drops one (the envelope store does not look at the signal once the tenant's data key is cached).
@@ -169,15 +173,16 @@ export class CredentialBatchWriter {
         if (before) throw before;
         let since = 0;
         const pointer = await valueWrite(() => {
-          const failed = mateFailed(i);
-          if (failed) return Promise.reject(failed);
+          skipped = mateFailed(i);
+          if (skipped) return Promise.reject(skipped);
           since = valueWriteStart(); // after the caller's limiter let it through: the vault call starts now
           // The item's signal, as `store` passes it: dropped while unsent; once sent it finishes and commits below.
           return this.stores.of(plan.kind).write({ ...plan.valueWrite, signal: plan.ctx.signal });
         }, plan.ctx.signal);
         written.push({ i, plan, pointer, row: newRow(plan, pointer), since });
       } catch (error) {
-        if (error instanceof MateFailed) return void failures.push({ i, error: error.mateError });
+        const mate = error instanceof MateFailed ? error : skipped;
+        if (mate) return void failures.push({ i, error: mate.mateError });
         failures.push({ i, error });
         if (options.together) writeFailed.set(options.together(i), error);
       }

@@ -48,6 +48,16 @@ describe.each(DATABASE_KINDS)('CredentialsService.storeMany / verifyValue on %s'
   };
   const rowsOf = (tenantId: string, table: string) => count(`SELECT COUNT(*) AS n FROM ${table} WHERE tenant_id = ?`, [tenantId]);
   const storeRows = (tenantId: string) => count(`SELECT COUNT(*) AS n FROM cv_audit_log WHERE tenant_id = ? AND action = ? AND result = 'success'`, [tenantId, AuditAction.STORE]);
+  /** The values sent to the envelope store from now on (until jest.restoreAllMocks). */
+  const envelopeValuesWritten = () => {
+    const written: string[] = [];
+    const write = EnvelopeValueStore.prototype.write;
+    jest.spyOn(EnvelopeValueStore.prototype, 'write').mockImplementation(async function (this: EnvelopeValueStore, ...args) {
+      written.push(args[0].value);
+      return write.apply(this, args);
+    });
+    return written;
+  };
 
   beforeAll(async () => {
     emu = await KeyVaultEmulator.start({ quiet: true, throttle: false });
@@ -311,12 +321,7 @@ describe.each(DATABASE_KINDS)('CredentialsService.storeMany / verifyValue on %s'
     const ctx: OperationContext = { tenantId: `many-g-${run}`, actor: { id: 'user:importer' } };
     // Group g: 12 envelope values, 8 sent at once and the first refused; group h's value waits behind them.
     const items = Array.from({ length: 13 }, (_, i) => item(ctx, `e${i}`, CredentialType.CUSTOM_SECRET, ValueStoreKind.ENVELOPE));
-    const written: string[] = [];
-    const write = EnvelopeValueStore.prototype.write;
-    jest.spyOn(EnvelopeValueStore.prototype, 'write').mockImplementation(async function (this: EnvelopeValueStore, ...args) {
-      written.push(args[0].value);
-      return write.apply(this, args);
-    });
+    const written = envelopeValuesWritten();
     try {
       let calls = 0;
       const results = await service.storeMany(items, {
@@ -329,6 +334,35 @@ describe.each(DATABASE_KINDS)('CredentialsService.storeMany / verifyValue on %s'
       expect(written).toContain(items[12].input.value);
       expect(await count(orphans, [ctx.tenantId])).toBe(0);
       expect(await count(`SELECT COUNT(*) AS n FROM cv_audit_log WHERE tenant_id = ? AND action = ? AND result = 'failure'`, [ctx.tenantId, AuditAction.STORE])).toBe(12);
+    } finally {
+      jest.restoreAllMocks();
+    }
+  });
+
+  it("values waiting in the caller's valueWrite when a `together` mate's write fails are never written, whatever that valueWrite makes of the refusal", async () => {
+    const ctx: OperationContext = { tenantId: `many-k-${run}`, actor: { id: 'user:importer' } };
+    const items = Array.from({ length: 5 }, (_, i) => item(ctx, `l${i}`, CredentialType.CUSTOM_SECRET, ValueStoreKind.ENVELOPE));
+    const written = envelopeValuesWritten();
+    try {
+      // A limiter of one write at a time that refuses the first and wraps the failures of the writes it runs.
+      let turn: Promise<unknown> = Promise.resolve();
+      let calls = 0;
+      const valueWrite = <T>(w: () => Promise<T>): Promise<T> => {
+        const mine = turn.then(async () => {
+          if (++calls === 1) throw new Error('vault unavailable');
+          try {
+            return await w();
+          } catch (e) {
+            throw new Error('the limited write failed', { cause: e });
+          }
+        });
+        turn = mine.catch(() => undefined);
+        return mine;
+      };
+      const results = await service.storeMany(items, { together: (i) => (i < 4 ? 'g' : 'h'), valueWrite });
+      expect(results.map((r) => (r.credential ? 'ok' : (r.error as Error).message))).toEqual([...Array(4).fill('vault unavailable'), 'ok']);
+      expect(written).toEqual([items[4].input.value]);
+      expect(await count(`SELECT COUNT(*) AS n FROM cv_audit_log WHERE tenant_id = ? AND action = ? AND result = 'failure'`, [ctx.tenantId, AuditAction.STORE])).toBe(4);
     } finally {
       jest.restoreAllMocks();
     }
