@@ -90,6 +90,23 @@ describe('OAuth connections over HTTP (PostgreSQL, local vault, oidc-provider)',
     expect(listed.text).not.toContain(fresh);
   });
 
+  it('a minValidityMs beyond the lifetime of the provider\'s tokens asks the provider for none on every read: the refresh-ahead window applies', async () => {
+    const tokens = await idp.authorize('openid'); // one-hour access tokens
+    expect((await call('POST', '/v1/oauth/connections/idp/user-long/tokens', tokens)).status).toBe(201);
+    idp.resetCounters();
+    // Two hours asked of one-hour tokens: no refresh could give them, so each read spent a refresh token.
+    const reads = [];
+    for (let i = 0; i < 3; i++) reads.push(await call('GET', '/v1/oauth/connections/idp/user-long/access-token?minValidityMs=7200000'));
+    expect(reads.map((r) => r.status)).toEqual([200, 200, 200]);
+    expect(reads.every((r) => r.body.accessToken === tokens.access_token)).toBe(true);
+    expect(idp.refreshCalls).toBe(0);
+    // Exactly the lifetime cannot be met either; half of it is, by the token stored.
+    for (const ms of [3_600_000, 1_800_000]) {
+      expect((await call('GET', `/v1/oauth/connections/idp/user-long/access-token?minValidityMs=${ms}`)).body.accessToken).toBe(tokens.access_token);
+    }
+    expect(idp.refreshCalls).toBe(0);
+  });
+
   it("a token response's null refresh_token / expires_in / refresh_token_expires_in is taken as absent, as the OpenAPI document says (nullable); a null elsewhere is 400, nothing stored", async () => {
     const doc = (await (await fetch(`${base}/docs/json`)).json()) as { components: { schemas: Record<string, { properties: Record<string, { nullable?: boolean }> }> } };
     const nullable = Object.entries(doc.components.schemas.TokenResponseDoc.properties)

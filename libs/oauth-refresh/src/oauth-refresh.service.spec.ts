@@ -109,6 +109,21 @@ describe('OAuthRefreshService (window, cooldown, backoff)', () => {
     expect(client.calls).toBe(1);
   });
 
+  it('a minValidityMs no token of the connection can meet (at least its lifetime) refreshes by the window, not on every call', async () => {
+    await connect(3600);
+    // One hour tokens, two hours asked: a refresh gives an hour again, so each call would spend a refresh token.
+    for (let i = 0; i < 3; i++) expect((await service.getAccessToken(ctx, 'idp', 'c1', { minValidityMs: 120 * MIN })).accessToken).toBe('at-0');
+    expect(client.calls).toBe(0);
+    clock.advance(56 * MIN); // 4 minutes left: inside the 5-minute window
+    expect((await service.getAccessToken(ctx, 'idp', 'c1', { minValidityMs: 120 * MIN })).accessToken).toBe('at-1');
+    expect((await service.getAccessToken(ctx, 'idp', 'c1', { minValidityMs: 60 * MIN })).accessToken).toBe('at-1');
+    expect(client.calls).toBe(1);
+    // One it can meet is still met: 50 minutes asked of a token with less left is refreshed.
+    clock.advance(15 * MIN);
+    expect((await service.getAccessToken(ctx, 'idp', 'c1', { minValidityMs: 50 * MIN })).accessToken).toBe('at-2');
+    expect(client.calls).toBe(2);
+  });
+
   it('retries transient failures with backoff within one refresh', async () => {
     await connect(3600);
     client.script = [transient, transient];

@@ -16,7 +16,7 @@ import { RotatedRefreshTokens } from './refresh/rotated-refresh-tokens';
 import { TokenRefresher } from './refresh/token-refresher';
 import { RefreshCooldownGate } from './refresh/refresh-cooldown-gate';
 import { ServingWarnings } from './refresh/serving-warnings';
-import { effectiveRefreshWindowMs, remainingMs } from './refresh-policy';
+import { effectiveRefreshWindowMs, remainingMs, requestedValidityMs } from './refresh-policy';
 import { OAuthRefreshCooldowns } from './store/oauth-refresh-cooldowns';
 import { ConnectionTokens, OAuthTokenStore, StoredToken } from './store/oauth-token-store';
 import { accessWrite, normaliseTokenResponse, OAuthTokenResponse, refreshWrite } from './token/token-response';
@@ -32,7 +32,10 @@ export interface StoredOAuthCredentials {
 export interface GetAccessTokenOptions {
   /** Refresh first when the token is inside its window. Off: the current token, or an error if expired. @default true */
   autoRefresh?: boolean;
-  /** The token must stay valid at least this long (overrides the provider's refresh-ahead window). */
+  /**
+   * The token must stay valid at least this long (overrides the provider's refresh-ahead window). One at or beyond
+   * the lifetime of the connection's tokens, which no refresh can meet, leaves the window in force.
+   */
   minValidityMs?: number;
 }
 
@@ -143,7 +146,8 @@ export class OAuthRefreshService {
     const tokens = await this.loadShared(ctx, integrationId, connectionId);
     const access = requireUsable(tokens, integrationId, connectionId);
     const now = this.clock.now();
-    const needed = minValidityMs ?? effectiveRefreshWindowMs(access, provider.refreshAheadMs);
+    const window = effectiveRefreshWindowMs(access, provider.refreshAheadMs);
+    const needed = minValidityMs === undefined ? window : requestedValidityMs(access, minValidityMs, window);
     const left = remainingMs(access, now);
     if (left > needed) return serveToken(this.store, ctx, access);
     if (!autoRefresh) {

@@ -11,6 +11,18 @@ export function effectiveRefreshWindowMs(token: Pick<StoredToken, 'expiresAt' | 
   return lifetime > 0 ? Math.min(windowMs, Math.floor(lifetime / 2)) : windowMs;
 }
 
+/**
+ * The validity a caller's `minValidityMs` asks of a token, as far as a refresh can give it. A token of the connection
+ * lives about as long as the current one did (`expiresAt` − its issue): a minimum at or beyond that is met by no
+ * refresh, and asked of every call it would spend a refresh at the provider per call (a refresh token each, where
+ * they rotate). The refresh-ahead window applies then; the answer's `expiresAt` says what the token gives.
+ */
+export function requestedValidityMs(token: Pick<StoredToken, 'expiresAt' | 'issuedAt'>, minValidityMs: number, windowMs: number): number {
+  if (!token.expiresAt) return minValidityMs;
+  const lifetime = token.expiresAt.getTime() - token.issuedAt.getTime();
+  return lifetime > 0 && minValidityMs >= lifetime ? windowMs : minValidityMs;
+}
+
 /** Milliseconds the token stays valid from `now` (Infinity without an expiry). */
 export function remainingMs(token: Pick<StoredToken, 'expiresAt'>, now: Date): number {
   return token.expiresAt ? token.expiresAt.getTime() - now.getTime() : Number.POSITIVE_INFINITY;

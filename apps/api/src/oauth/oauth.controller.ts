@@ -36,7 +36,7 @@ export class TokenRejectedDto {
 }
 
 export class AccessTokenQueryDto {
-  @ApiPropertyOptional({ type: 'integer', minimum: 0, maximum: 86_400_000, description: 'The token must stay valid at least this long (ms)' })
+  @ApiPropertyOptional({ type: 'integer', minimum: 0, maximum: 86_400_000, description: "The token must stay valid at least this long (ms). One at or beyond the lifetime of the connection's tokens, which no refresh meets, leaves the refresh-ahead window in force (see expiresAt)" })
   @IsOptional()
   @QueryInt(0, 86_400_000)
   minValidityMs?: number;
