@@ -113,6 +113,42 @@ describe.each(DATABASE_KINDS)('rotation notifications HTTP API on %s', (kind) =>
       expect(off.body).not.toHaveProperty('generatedWebhookSecret');
     });
 
+    it('a signing secret credential deleted by hand is no secret: the settings say none, and a new one is generated or set', async () => {
+      const first = await call(rotator.key, 'PUT', SETTINGS, { webhookUrl: PUBLIC_URL });
+      expect(first.status).toBe(200);
+      const oldId = first.body.webhookSecretCredentialId as string;
+      if (first.body.generatedWebhookSecret) secrets.push(first.body.generatedWebhookSecret);
+      // A credentials:write caller may delete it like any credential of the tenant (the connections screen, a batch).
+      expect((await call(writer.key, 'DELETE', `/v1/credentials/${oldId}`)).status).toBe(204);
+      const read = await call(reader.key, 'GET', SETTINGS);
+      expect(read.body).toMatchObject({ webhookSecretConfigured: false, webhookSecretCredentialId: null });
+
+      // It answered 404 naming the deleted credential, so the tenant could never sign its webhooks again.
+      const generated = await call(rotator.key, 'PUT', SETTINGS, { generateWebhookSecret: true });
+      expect(generated.status).toBe(200);
+      secrets.push(generated.body.generatedWebhookSecret);
+      expect(generated.body.generatedWebhookSecret).toMatch(/^whsec_/);
+      const newId = generated.body.webhookSecretCredentialId as string;
+      expect(newId).not.toBe(oldId);
+      expect(generated.body.webhookSecretConfigured).toBe(true);
+      expect((await call(writer.key, 'GET', `/v1/credentials/${newId}`)).status).toBe(200);
+
+      expect((await call(writer.key, 'DELETE', `/v1/credentials/${newId}`)).status).toBe(204);
+      const set = await call(rotator.key, 'PUT', SETTINGS, { webhookSecret: newSecret() });
+      expect(set.status).toBe(200);
+      expect(set.body.webhookSecretConfigured).toBe(true);
+      expect((await call(writer.key, 'GET', `/v1/credentials/${set.body.webhookSecretCredentialId}`)).status).toBe(200);
+      expectNoSecret(set);
+
+      // A URL set again while none is left generates one, as a first URL does.
+      expect((await call(writer.key, 'DELETE', `/v1/credentials/${set.body.webhookSecretCredentialId}`)).status).toBe(204);
+      const url = await call(rotator.key, 'PUT', SETTINGS, { webhookUrl: `${PUBLIC_URL}/v2` });
+      expect(url.status).toBe(200);
+      expect(url.body.generatedWebhookSecret).toMatch(/^whsec_/);
+      secrets.push(url.body.generatedWebhookSecret);
+      expect((await call(rotator.key, 'PUT', SETTINGS, { webhookUrl: null })).status).toBe(200);
+    });
+
     it('are per tenant', async () => {
       const theirs = await call(other.key, 'GET', SETTINGS);
       expect(theirs.status).toBe(200);

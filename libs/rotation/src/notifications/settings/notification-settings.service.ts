@@ -1,7 +1,7 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { AuditResult, AuditService } from '@app/audit';
 import { Clock, TransactionRunner, type OperationContext } from '@app/common';
-import { CredentialAlreadyExistsError, CredentialsService, CredentialType } from '@app/credentials';
+import { CredentialAlreadyExistsError, CredentialNotFoundError, CredentialsService, CredentialType } from '@app/credentials';
 import {
   NOTIFICATION_CLOCK,
   NOTIFICATION_RESOLVED_OPTIONS,
@@ -73,7 +73,7 @@ export class NotificationSettingsService {
   ) {}
 
   async get(ctx: OperationContext): Promise<NotificationSettingsView> {
-    return toView(ctx.tenantId, await this.repository.find(ctx.tenantId));
+    return toView(ctx.tenantId, await this.withLiveSecret(ctx, await this.repository.find(ctx.tenantId)));
   }
 
   /** The signing secret, read through CredentialsService (so the read is audited there). */
@@ -90,7 +90,7 @@ export class NotificationSettingsService {
     // current exactly when the settings that announce it committed — the secret's own metadata commits in this
     // transaction (its value store write comes first, as CredentialsService does: a rollback orphans it, unread).
     return this.runner.run(async () => {
-      const before = await this.repository.findForUpdate(ctx.tenantId);
+      const before = await this.withLiveSecret(ctx, await this.repository.findForUpdate(ctx.tenantId));
       if (input.expectedRowVersion !== undefined && input.expectedRowVersion !== (before?.rowVersion ?? 0)) throw new NotificationSettingsConflictError();
       const webhookUrl = changes.webhookUrl !== undefined ? changes.webhookUrl : (before?.webhookUrl ?? null);
       const emailRecipients = changes.emailRecipients ?? before?.emailRecipients ?? [];
@@ -170,6 +170,22 @@ export class NotificationSettingsService {
       out.emailRecipients = [...new Set(list.map((a) => a.toLowerCase()))];
     }
     return out;
+  }
+
+  /**
+   * The row as it stands, its signing secret reference dropped when that credential is gone: it is a credential of
+   * the tenant like any other, which a credentials:write caller may delete. Kept, it read as configured while every
+   * webhook was given up, and a new secret was rotated into it: 404, so none could ever be set again.
+   */
+  private async withLiveSecret<T extends NotificationSettingsEntity | null>(ctx: OperationContext, row: T): Promise<T> {
+    if (!row?.webhookSecretCredentialId) return row;
+    try {
+      await this.credentials.getMetadata(ctx, row.webhookSecretCredentialId);
+      return row;
+    } catch (e) {
+      if (e instanceof CredentialNotFoundError) return { ...row, webhookSecretCredentialId: null };
+      throw e;
+    }
   }
 
   /** Rotates the tenant's secret credential, or stores the first one (adopting one a crashed update left behind). */
