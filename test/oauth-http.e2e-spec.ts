@@ -275,6 +275,27 @@ describe('OAuth provider faults over HTTP (SQLite, local vault, a misbehaving to
     }
   });
 
+  it('a refresh token past its refresh_token_expires_in is not presented: the valid access token is served, a forced refresh is 409 REAUTH_REQUIRED', async () => {
+    const stored = await call('POST', '/v1/oauth/connections/faulty/rt-expired/tokens', {
+      access_token: 'at_rt_expired_0001',
+      refresh_token: 'rt_rt_expired_0001',
+      expires_in: 3600,
+      refresh_token_expires_in: 1,
+    });
+    expect(stored.status).toBe(201);
+    await new Promise((resolve) => setTimeout(resolve, 1_100));
+    calls = 0;
+    // Inside the asked validity (less than the token's lifetime), so a refresh is due: none can be made, the token stands.
+    const served = await call('GET', '/v1/oauth/connections/faulty/rt-expired/access-token?minValidityMs=3599000');
+    expect({ status: served.status, token: served.body.accessToken }).toEqual({ status: 200, token: 'at_rt_expired_0001' });
+    // It answered 409 EXPIRED (2010) naming the refresh token's credential and an allowExpired this route does not take.
+    const rejected = await call('POST', '/v1/oauth/connections/faulty/rt-expired/token-rejected', {});
+    expect({ status: rejected.status, code: rejected.body.codeName }).toEqual({ status: 409, code: 'REAUTH_REQUIRED' });
+    expect(rejected.text).not.toContain(stored.body.refreshTokenCredentialId);
+    expect(rejected.text).not.toContain('allowExpired');
+    expect(calls).toBe(0);
+  });
+
   it("a stored token response's scope or token_type that is not one line of text is 400 naming that field, nothing stored; a long one is cut on a character boundary", async () => {
     for (const [field, odd] of [['scope', 'read\nwrite'], ['token_type', 'Bearer\u0000'], ['scope', 'read\uD800']] as const) {
       const r = await call('POST', '/v1/oauth/connections/faulty/odd-fields/tokens', { access_token: 'at_odd_fields_0001', [field]: odd });

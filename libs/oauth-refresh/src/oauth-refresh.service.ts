@@ -10,7 +10,7 @@ import type { ResolvedOAuthProvider } from './providers/oauth-provider.config';
 import { OAuthProviderRegistry } from './providers/oauth-provider.registry';
 import { ProactiveRefreshResult, ProactiveRefreshRunner } from './refresh/proactive-refresh-runner';
 import { isRetryableRefreshFailure, RefreshFailureHandler } from './refresh/refresh-failure-handler';
-import { AccessTokenResult, answerHoldingLock, connectionKey, describeRefreshError, lockName, RefreshDeps, RefreshReason, requireUsable, sameSecret, serveToken } from './refresh/refresh-support';
+import { AccessTokenResult, answerHoldingLock, connectionKey, describeRefreshError, lockName, missingRefreshToken, RefreshDeps, RefreshReason, requireUsable, sameSecret, serveToken } from './refresh/refresh-support';
 import { RefreshLeases } from './refresh/refresh-leases';
 import { RotatedRefreshTokens } from './refresh/rotated-refresh-tokens';
 import { TokenRefresher } from './refresh/token-refresher';
@@ -176,7 +176,8 @@ export class OAuthRefreshService {
       if (!sameSecret(current.accessToken, rejectedAccessToken)) return current;
     }
     this.logger.log(`access token of connection ${connectionId} (tenant ${ctx.tenantId}, integration ${integrationId}) was rejected; forcing a refresh`);
-    if (!tokens.refresh) throw new OAuthReauthRequiredError(integrationId, connectionId, 'the access token was rejected and no refresh token is stored');
+    const missing = missingRefreshToken(tokens, this.clock.now());
+    if (missing) throw new OAuthReauthRequiredError(integrationId, connectionId, `the access token was rejected and ${missing}`);
     return this.refresh(ctx, provider, connectionId, access, { trigger: 'token_rejected', forced: true }, 0);
   }
 
@@ -203,9 +204,10 @@ export class OAuthRefreshService {
     needed: number,
   ): Promise<AccessTokenResult> {
     const stillValid = remainingMs(access, this.clock.now()) > 0;
-    if (!tokens.refresh) {
+    const missing = missingRefreshToken(tokens, this.clock.now());
+    if (missing) {
       if (stillValid) return serveToken(this.store, ctx, access);
-      throw new OAuthReauthRequiredError(provider.integrationId, connectionId, 'the access token expired and no refresh token is stored');
+      throw new OAuthReauthRequiredError(provider.integrationId, connectionId, `the access token expired and ${missing}`);
     }
     try {
       return await this.refresh(ctx, provider, connectionId, access, reason, needed);

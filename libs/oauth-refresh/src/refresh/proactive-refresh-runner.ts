@@ -4,7 +4,7 @@ import { PROACTIVE_REFRESH_LOCK } from '../oauth-refresh.constants';
 import type { ResolvedOAuthProvider } from '../providers/oauth-provider.config';
 import { effectiveRefreshWindowMs, remainingMs } from '../refresh-policy';
 import type { DuePageCursor, StoredToken } from '../store/oauth-token-store';
-import { AccessTokenResult, connectionKey, describeRefreshError, RefreshDeps, RefreshReason } from './refresh-support';
+import { AccessTokenResult, connectionKey, describeRefreshError, missingRefreshToken, RefreshDeps, RefreshReason } from './refresh-support';
 
 export interface ProactiveRefreshResult {
   /** False when another replica (or run) held the job lock: nothing was done here. */
@@ -86,7 +86,7 @@ export class ProactiveRefreshRunner {
     try {
       const tokens = await this.deps.store.load(ctx, integrationId, connectionId);
       const access = tokens.access;
-      if (!access || access.reauthRequired || tokens.refresh?.reauthRequired || !tokens.refresh) return 'skipped';
+      if (!access || access.reauthRequired || tokens.refresh?.reauthRequired || missingRefreshToken(tokens, this.deps.clock.now())) return 'skipped';
       const needed = effectiveRefreshWindowMs(access, provider.refreshAheadMs);
       if (remainingMs(access, this.deps.clock.now()) > needed) return 'skipped';
       const before = access.version;

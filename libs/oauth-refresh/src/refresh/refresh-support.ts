@@ -43,6 +43,20 @@ export interface RefreshDeps {
   readonly cooldowns: RefreshCooldownGate;
 }
 
+/**
+ * Why the connection has no refresh token to present, or undefined when it has one: none stored, or the live one (the
+ * stored one, else a rotated one pending over it) past its expiry (`refresh_token_expires_in`). The provider would
+ * refuse an expired one, and the credentials lib refuses to read it (409 EXPIRED, naming an `allowExpired` that no
+ * caller of this lib has): the connection needs a new authorization, as without one.
+ */
+export function missingRefreshToken(tokens: ConnectionTokens, now: Date): string | undefined {
+  const refresh = tokens.refresh;
+  if (!refresh) return 'no refresh token is stored';
+  const pending = tokens.pendingRefresh;
+  const live = pending && pending.basedOnVersion === refresh.version ? pending : refresh;
+  return live.expiresAt && live.expiresAt.getTime() <= now.getTime() ? 'the refresh token expired' : undefined;
+}
+
 export function connectionKey(tenantId: string, integrationId: string, connectionId: string): string {
   return JSON.stringify([tenantId, integrationId, connectionId]);
 }

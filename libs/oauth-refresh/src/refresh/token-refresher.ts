@@ -15,6 +15,7 @@ import {
   auditRefresh,
   describeRefreshError,
   emitEvent,
+  missingRefreshToken,
   persistToken,
   RefreshDeps,
   RefreshReason,
@@ -147,7 +148,8 @@ export class TokenRefresher {
     if (access.version !== r.seen.version) return { served: await serveToken(store, ctx, access) };
     if (!reason.forced && remainingMs(access, clock.now()) > r.needed) return { served: await serveToken(store, ctx, access) };
     const refresh = fresh.refresh;
-    if (!refresh) throw new OAuthReauthRequiredError(provider.integrationId, connectionId, 'no refresh token is stored');
+    const missing = missingRefreshToken(fresh, clock.now());
+    if (missing || !refresh) throw new OAuthReauthRequiredError(provider.integrationId, connectionId, missing ?? 'no refresh token is stored');
     return { fresh, access, refresh };
   }
 
