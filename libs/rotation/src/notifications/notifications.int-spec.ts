@@ -6,20 +6,15 @@
 import { createHmac, randomBytes, randomUUID as randomUUIDv4 } from 'node:crypto';
 import { Logger } from '@nestjs/common';
 import { EventEmitter2 } from '@nestjs/event-emitter';
-import { Test, type TestingModule } from '@nestjs/testing';
-import { TypeOrmModule, type TypeOrmModuleOptions } from '@nestjs/typeorm';
-import { AUDIT_ENTITIES, AUDIT_MIGRATIONS, AuditService } from '@app/audit';
-import { ManualClock, OUTBOX_ENTITIES, OUTBOX_MIGRATIONS, Outbox, OutboxHandlerRegistry, SystemClock, TransactionRunner, type OperationContext, type OutboxEvent } from '@app/common';
-import { CREDENTIALS_ENTITIES, CREDENTIALS_MIGRATIONS, CredentialsService, CredentialType } from '@app/credentials';
+import type { TestingModule } from '@nestjs/testing';
+import { AuditService } from '@app/audit';
+import { ManualClock, Outbox, OutboxHandlerRegistry, SystemClock, TransactionRunner, type OperationContext, type OutboxEvent } from '@app/common';
+import { CredentialsService, CredentialType } from '@app/credentials';
 import { KeyVaultEmulator } from '@app/keyvault-emulator';
-import { CapturingLogger, createTestDatabase, credentialsStackImports, DATABASE_KINDS, rejection, type TestDatabase, type TestDatabaseKind } from '@app/testing';
+import { CapturingLogger, createTestDatabase, DATABASE_KINDS, rejection, type TestDatabase, type TestDatabaseKind } from '@app/testing';
 import { Webhook } from 'standardwebhooks';
 import { DataSource } from 'typeorm';
 import {
-  NOTIFICATION_ENTITIES,
-  NOTIFICATION_MIGRATIONS,
-  NOTIFICATION_OPTIONS,
-  NOTIFICATION_PROVIDERS,
   EmailNotifier,
   NotificationCounters,
   NotificationDeliveryFailedError,
@@ -38,6 +33,7 @@ import {
   type Notification,
   type NotificationOptions,
 } from './index';
+import { buildNotificationsApp } from './testing/notifications-app';
 import { DrippingSmtpServer, parseMail, TestSmtpServer, TestWebhookReceiver, waitFor, type ReceivedWebhook } from './testing/receivers';
 
 const options = (smtpPort: number): NotificationOptions => ({
@@ -45,33 +41,6 @@ const options = (smtpPort: number): NotificationOptions => ({
   webhook: { allowPrivateTargets: true, timeoutMs: 3000 }, // the receiver is on 127.0.0.1
   email: { enabled: true, host: '127.0.0.1', port: smtpPort, ignoreTLS: true, from: 'vault@example.test', timeoutMs: 5000 },
 });
-
-async function buildApp(db: TestDatabase, emu: KeyVaultEmulator, logger: CapturingLogger, notifications: NotificationOptions): Promise<TestingModule> {
-  const [typeorm, ...stack] = credentialsStackImports({
-    database: db.options,
-    vault: emu,
-    credentials: { isGlobal: true },
-    persistence: { outbox: { pollIntervalMs: 50, backoff: { baseMs: 10, maxMs: 50 } } },
-  });
-  // The stack's TypeORM module, plus the notification tables.
-  if (typeorm.module !== TypeOrmModule) throw new Error('credentialsStackImports no longer starts with TypeOrmModule');
-  const database = TypeOrmModule.forRoot({
-    ...db.options,
-    entities: [...CREDENTIALS_ENTITIES, ...AUDIT_ENTITIES, ...OUTBOX_ENTITIES, ...NOTIFICATION_ENTITIES],
-    migrations: [...CREDENTIALS_MIGRATIONS, ...AUDIT_MIGRATIONS, ...OUTBOX_MIGRATIONS, ...NOTIFICATION_MIGRATIONS],
-    migrationsRun: true,
-    synchronize: false,
-    logging: false,
-  } as TypeOrmModuleOptions);
-  const moduleRef = await Test.createTestingModule({
-    imports: [database, ...stack],
-    providers: [...NOTIFICATION_PROVIDERS, { provide: NOTIFICATION_OPTIONS, useValue: notifications }],
-  })
-    .setLogger(logger)
-    .compile();
-  await moduleRef.init();
-  return moduleRef;
-}
 
 /** The signature a Standard Webhooks receiver computes, with node:crypto only. */
 function expectedSignature(secret: string, w: ReceivedWebhook): string {
@@ -117,7 +86,7 @@ describe.each(DATABASE_KINDS)('notifications on %s', (kind: TestDatabaseKind) =>
     smtp = await TestSmtpServer.start();
     receiver = await TestWebhookReceiver.start();
     receiver.respond = (r, n) => (r.path.startsWith('/down') ? 503 : r.path.startsWith('/flaky') && n === 1 ? 500 : 204);
-    app = await buildApp(db, emu, logger, options(smtp.port));
+    app = await buildNotificationsApp(db, emu, logger, options(smtp.port));
     settings = app.get(NotificationSettingsService);
     runner = app.get(TransactionRunner);
     outbox = app.get(Outbox);
@@ -283,7 +252,7 @@ describe.each(DATABASE_KINDS)('notifications on %s', (kind: TestDatabaseKind) =>
       payload: { credentialId: 'c-r', integrationId: 'jira', connectionId: 'site-1', type: 'api_key', reason: 'false alarm' },
     });
     // Another replica on the same database (PostgreSQL); on SQLite the same process races itself.
-    const other = kind === 'postgres' ? await buildApp(db, emu, logger, options(smtp.port)) : app;
+    const other = kind === 'postgres' ? await buildNotificationsApp(db, emu, logger, options(smtp.port)) : app;
     // Whichever replica wins the bus channel's claim emits on its own bus: listen on both.
     if (other !== app) other.get(EventEmitter2).on('rotation.notification', (n: Notification) => bus.push(n));
     try {

@@ -1,7 +1,7 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { AuditResult, AuditService } from '@app/audit';
 import { Clock, TransactionRunner, type OperationContext } from '@app/common';
-import { CredentialAlreadyExistsError, CredentialNotFoundError, CredentialsService, CredentialType } from '@app/credentials';
+import { CredentialAlreadyExistsError, CredentialsService, CredentialType } from '@app/credentials';
 import {
   NOTIFICATION_CLOCK,
   NOTIFICATION_RESOLVED_OPTIONS,
@@ -15,6 +15,7 @@ import type { ResolvedNotificationOptions } from '../notification.options';
 import { assertPublicTarget, parseWebhookUrl, urlOrigin } from '../notifiers/ssrf-guard';
 import type { NotificationSettingsEntity } from '../persistence/notification.entities';
 import { NotificationSettingsRepository } from '../persistence/notification-settings.repository';
+import { liveSigningSecretId } from './live-signing-secret';
 
 export const MAX_EMAIL_RECIPIENTS = 20;
 // Deliberately plain: one @, no spaces or angle brackets (header injection), a dotted domain. No control character
@@ -78,9 +79,9 @@ export class NotificationSettingsService {
 
   /** The signing secret, read through CredentialsService (so the read is audited there). */
   async getWebhookSecret(ctx: OperationContext): Promise<string> {
-    const row = await this.repository.find(ctx.tenantId);
-    if (!row?.webhookSecretCredentialId) throw new NotificationSecretNotConfiguredError();
-    return (await this.credentials.get(ctx, row.webhookSecretCredentialId)).value;
+    const id = await liveSigningSecretId(this.credentials, ctx, (await this.repository.find(ctx.tenantId))?.webhookSecretCredentialId);
+    if (!id) throw new NotificationSecretNotConfiguredError();
+    return (await this.credentials.get(ctx, id)).value;
   }
 
   async update(ctx: OperationContext, input: UpdateNotificationSettingsInput): Promise<UpdateNotificationSettingsResult> {
@@ -96,7 +97,8 @@ export class NotificationSettingsService {
       const emailRecipients = changes.emailRecipients ?? before?.emailRecipients ?? [];
       let secret = input.webhookSecret;
       let generated: string | undefined;
-      if (!secret && (input.generateWebhookSecret || (webhookUrl && !before?.webhookSecretCredentialId))) {
+      // Implied by a URL this call sets (again) while none exists: not by a save of other fields, which then changes nothing.
+      if (!secret && (input.generateWebhookSecret || (changes.webhookUrl && !before?.webhookSecretCredentialId))) {
         secret = generated = generateWebhookSecret();
       }
       // What differs from the stored settings (a given secret always does: it is rotated in).
@@ -172,20 +174,10 @@ export class NotificationSettingsService {
     return out;
   }
 
-  /**
-   * The row as it stands, its signing secret reference dropped when that credential is gone: it is a credential of
-   * the tenant like any other, which a credentials:write caller may delete. Kept, it read as configured while every
-   * webhook was given up, and a new secret was rotated into it: 404, so none could ever be set again.
-   */
+  /** The row as it stands, its signing secret reference dropped when that credential is gone (see liveSigningSecretId). */
   private async withLiveSecret<T extends NotificationSettingsEntity | null>(ctx: OperationContext, row: T): Promise<T> {
     if (!row?.webhookSecretCredentialId) return row;
-    try {
-      await this.credentials.getMetadata(ctx, row.webhookSecretCredentialId);
-      return row;
-    } catch (e) {
-      if (e instanceof CredentialNotFoundError) return { ...row, webhookSecretCredentialId: null };
-      throw e;
-    }
+    return (await liveSigningSecretId(this.credentials, ctx, row.webhookSecretCredentialId)) ? row : { ...row, webhookSecretCredentialId: null };
   }
 
   /** Rotates the tenant's secret credential, or stores the first one (adopting one a crashed update left behind). */
