@@ -273,6 +273,17 @@ describe('OAuthRefreshService (window, cooldown, backoff)', () => {
     expect(await service.refreshExpiringTokens()).toMatchObject({ acquired: true, scanned: 0, refreshed: 0 });
     expect(client.calls).toBe(1);
   });
+  it('a refresh token past its refresh_token_expires_in is not presented: the proactive run skips the connection, a read serves the valid token, then REAUTH_REQUIRED', async () => {
+    await service.storeOAuthCredentials(ctx, 'idp', 'c1', { access_token: 'at-0', refresh_token: 'rt-0', expires_in: 3600, refresh_token_expires_in: 600, token_type: 'Bearer' });
+    clock.advance(57 * MIN); // the access token in its window, the refresh token expired 47 minutes ago
+    expect(await service.refreshExpiringTokens()).toMatchObject({ acquired: true, refreshed: 0, failed: 0 });
+    expect((await service.getAccessToken(ctx, 'idp', 'c1')).accessToken).toBe('at-0');
+    clock.advance(4 * MIN);
+    await expect(service.getAccessToken(ctx, 'idp', 'c1')).rejects.toBeInstanceOf(OAuthReauthRequiredError);
+    expect(client.calls).toBe(0);
+    expect(audited).toEqual([]);
+  });
+
   describe('log lines name error classes and codes, never messages', () => {
     let lines: string[];
     /** Captures the lines of Nest's Logger (call again after setup(): compiling a testing module replaces the logger). */
