@@ -6,6 +6,7 @@ import { WebhookSecretUpdaterRegistry } from '@app/rotation';
 import { TestOAuthServer } from '@app/testing';
 import { Webhook } from 'standardwebhooks';
 import { generateApiKey } from '../apps/api/src/auth/api-keys';
+import { EmbeddedVault } from '../apps/api/src/vault/embedded-vault';
 import { selfSignedCertificate } from './support/certificates';
 import { startTestHost, TestHost, ROTATION_JOBS_OFF } from './support/host';
 
@@ -328,6 +329,63 @@ describe('the OpenAPI document describes every success answer (SQLite, local vau
       [90004, 'UNAUTHENTICATED'],
       [2002, 'NOT_FOUND'],
     ]);
+  });
+
+  /**
+   * `call` fails on any status the document does not declare for the operation answering it: here the error answers
+   * a client meets in practice — a lost compare-and-set, a name taken, a connection to authorize again, a policy
+   * changed meanwhile (409), a body too large or not JSON (413, 415), a refused integration or vault (502), a vault
+   * that is down (503), an input the route does not take (400) — each with the code that says which.
+   */
+  it('declares the error answers the routes really give (409, 413, 415, 502, 503, 400), each an ErrorBody', async () => {
+    const vault = host.app.get(EmbeddedVault).emulator!;
+    const stored = (connectionId: string) => ({ integrationId: 'github', connectionId, type: 'api_key', value: `ghp_${randomBytes(12).toString('hex')}` });
+    const a = await call('post', '/v1/credentials', 201, { body: stored('errors-main') });
+    const codes: Array<[string, number]> = [];
+    const expectCode = (body: Json, code: string, answered = body.codeName as string) => codes.push([code, answered === code ? 1 : 0]);
+
+    expectCode(await call('patch', '/v1/credentials/{id}', 409, { params: { id: a.id }, body: { tags: { env: 'x' }, expectedVersion: a.rowVersion + 5 } }), 'CONFLICT');
+    expectCode(await call('post', '/v1/credentials', 409, { body: stored('errors-main') }), 'ALREADY_EXISTS');
+    await call('put', '/v1/rotation/policies', 200, { body: { level: 'integration', target: 'github', rotateAfterDays: 30 } });
+    expectCode(await call('put', '/v1/rotation/policies', 409, { body: { level: 'integration', target: 'github', rotateAfterDays: 31, expectedVersion: 99 } }), 'POLICY_CONFLICT');
+    // Tokens without a refresh token: a rejected access token cannot be replaced, the user must authorize again.
+    const params = { integrationId: 'idp', connectionId: 'no-refresh' };
+    await call('post', '/v1/oauth/connections/{integrationId}/{connectionId}/tokens', 201, { params, body: { access_token: 'at-1', token_type: 'Bearer', expires_in: 3600 } });
+    expectCode(await call('post', '/v1/oauth/connections/{integrationId}/{connectionId}/token-rejected', 409, { params, body: { accessToken: 'at-1' } }), 'REAUTH_REQUIRED');
+
+    expectCode(await call('post', '/v1/credentials', 413, { raw: JSON.stringify({ ...stored('errors-big'), value: 'x'.repeat(300 * 1024) }) }), 'BODY_TOO_LARGE');
+    expectCode(await call('post', '/v1/credentials', 415, { raw: 'value=x', headers: { 'content-type': 'text/plain' } }), 'UNSUPPORTED_MEDIA_TYPE');
+    expectCode(await call('post', '/v1/audit/verify', 400, { body: { unexpected: true } }), 'VALIDATION_FAILED');
+    expectCode(await call('get', '/v1/rotation/policies', 400, { query: { unexpected: '1' } }), 'VALIDATION_FAILED');
+
+    // The integration refuses the new webhook secret: 502, nothing rotated.
+    const hook = { integrationId: 'errors-pay', connectionId: 'main' };
+    await call('post', '/v1/rotation/webhooks/{integrationId}/{connectionId}/secret', 201, { params: hook, body: {} });
+    const unregister = host.app.get(WebhookSecretUpdaterRegistry).register('errors-pay', {
+      update: async () => {
+        throw new Error('the integration refused the secret');
+      },
+    });
+    try {
+      expectCode(await call('post', '/v1/rotation/webhooks/{integrationId}/{connectionId}/rotate', 502, { params: hook }), 'WEBHOOK_UPDATE_FAILED');
+    } finally {
+      unregister();
+    }
+    // The vault refuses our identity (502), then is down (503, after the client's retries).
+    vault.deny({ operations: ['setSecret'], model: 'rbac' });
+    try {
+      expectCode(await call('post', '/v1/credentials', 502, { body: stored('errors-denied') }), 'FORBIDDEN');
+    } finally {
+      vault.clearDenials();
+    }
+    vault.injectFault({ kind: 'status', status: 503, retryAfterSeconds: 0, operations: ['getSecret'] });
+    try {
+      const down = await call('get', '/v1/credentials/{id}/value', 503, { params: { id: a.id } });
+      codes.push(['vault unavailable', ['SERVICE_UNAVAILABLE', 'RATE_LIMITED', 'CIRCUIT_OPEN'].includes(down.codeName) ? 1 : 0]);
+    } finally {
+      vault.clearFaults();
+    }
+    expect(codes.filter(([, ok]) => !ok)).toEqual([]);
   });
 
   it('exercised every operation the document declares', () => {
