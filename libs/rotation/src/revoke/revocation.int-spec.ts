@@ -7,11 +7,12 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import { AuditLogEntry } from '@app/audit';
 import { type DistributedLock, ManualClock, prefixedLockKey, type OperationContext } from '@app/common';
-import { CredentialType, CredentialVersionEntity, ValueStoreKind, type CredentialMetadata } from '@app/credentials';
+import { CredentialStatus, CredentialType, CredentialVersionEntity, ValueStoreKind, type CredentialMetadata } from '@app/credentials';
 import { KeyVaultProvider } from '@app/key-vault';
 import { DATABASE_KINDS, type TestDatabaseKind } from '@app/testing';
 import { ROTATION_LOCK } from '../rotation.constants';
 import { outboxEvents, useRotationStack } from '../rotation-stack.testing';
+import { WebhookSecretErrorCode, WebhookSecretsService, WebhookSecretState, WebhookSecretVersionEntity } from '../webhooks';
 import { NOTIFICATION_WEBHOOK_SECRET_CONNECTION, NOTIFICATION_WEBHOOK_SECRET_INTEGRATION } from '../notifications/notification.constants';
 
 describe.each(DATABASE_KINDS)('emergency revoke on %s', (kind: TestDatabaseKind) => {
@@ -300,6 +301,43 @@ describe.each(DATABASE_KINDS)('emergency revoke on %s', (kind: TestDatabaseKind)
       ['revoke', 'success', null],
       ['unrevoke', 'failure', '2001:VALIDATION'],
     ]);
+  });
+
+  it('a revoke of a webhook secret discards its staged successor: the staging credential deleted, audited, nothing left to activate', async () => {
+    const ctx = tenant();
+    const webhooks = s.moduleRef.get(WebhookSecretsService);
+    const target = (connectionId: string) => ({ tenantId: ctx.tenantId, integrationId: 'manual', connectionId, context: ctx });
+    const stagingOf = async (credentialId: string) =>
+      (await s.dataSource.getRepository(WebhookSecretVersionEntity).findOneByOrFail({ credentialId, state: WebhookSecretState.PENDING })).stagingCredentialId!;
+    const { credential } = await webhooks.create(ctx, target('acct-1'));
+    const staged = await webhooks.stageConnection(target('acct-1'));
+    const stagingId = await stagingOf(credential.id);
+
+    expect(await s.revocation.revoke(ctx, { credentialId: credential.id }, { reason: 'secret leaked' })).toMatchObject({ revoked: [credential.id], gone: [] });
+    await expect(s.credentials.getMetadata(ctx, stagingId)).rejects.toMatchObject({ code: 2002 });
+    const row = await s.dataSource.getRepository(WebhookSecretVersionEntity).findOneByOrFail({ id: staged.rotationId });
+    expect(row).toMatchObject({ state: WebhookSecretState.RETIRED, lastError: 'REVOKED', stagingCredentialId: null });
+    const discarded = await s.dataSource.getRepository(AuditLogEntry).find({ where: { tenantId: ctx.tenantId, action: 'webhook_secret.staged_discarded' } });
+    expect(discarded.map((r) => [r.resource, r.result, r.details?.rotationId, r.details?.reason])).toEqual([[credential.id, 'success', staged.rotationId, 'REVOKED']]);
+    // Un-revoked, it has nothing staged: the successor staged before the revoke is not activated silently.
+    await s.revocation.unrevoke(ctx, credential.id, { reason: 'false alarm' });
+    await expect(webhooks.activateConnection(target('acct-1'))).rejects.toMatchObject({ code: WebhookSecretErrorCode.WEBHOOK_NOTHING_STAGED });
+
+    // An integration-wide revoke lists the staging credential too: discarded with its secret, not reported as gone.
+    const { credential: other } = await webhooks.create(ctx, target('acct-2'));
+    await webhooks.stageConnection(target('acct-2'));
+    const otherStaging = await stagingOf(other.id);
+    const all = await s.revocation.revoke(ctx, { integrationId: 'manual' }, { reason: 'integration compromised' });
+    expect(all).toMatchObject({ revoked: expect.arrayContaining([credential.id, other.id]), gone: [] });
+    await expect(s.credentials.getMetadata(ctx, otherStaging)).rejects.toMatchObject({ code: 2002 });
+
+    // Revoked before revokes discarded the staged secret (here: its status set directly): a revoke again finishes it.
+    const { credential: third } = await webhooks.create(ctx, target('acct-3'));
+    await webhooks.stageConnection(target('acct-3'));
+    const thirdStaging = await stagingOf(third.id);
+    await s.credentials.updateMetadata(ctx, third.id, { status: CredentialStatus.REVOKED });
+    await s.revocation.revoke(ctx, { credentialId: third.id }, { reason: 'finish it' });
+    await expect(s.credentials.getMetadata(ctx, thirdStaging)).rejects.toMatchObject({ code: 2002 });
   });
 
   it('a rotation that made the credential active during the revoke is revoked again, and recorded as a revoke: audit row, event, history', async () => {

@@ -1,13 +1,15 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import { AuditAction, AuditResult, AuditService } from '@app/audit';
 import { Clock, DistributedLock, Outbox, TransactionRunner, prefixedLockKey, type OperationContext } from '@app/common';
-import { CredentialConflictError, CredentialNotFoundError, CredentialsService, CredentialStatus, type CredentialMetadata } from '@app/credentials';
+import { CredentialConflictError, CredentialNotFoundError, CredentialsService, CredentialStatus, CredentialType, type CredentialMetadata } from '@app/credentials';
 import { CredentialNotRevokedError, NothingToRevokeError, RotationValidationError } from '../errors/rotation.errors';
 import { auditRefusal } from '../internal/audit-failure';
 import { assertContext, checkedCredentialId, assertIdentifier, assertReason } from '../internal/validation';
 import { ROTATION_CLOCK, ROTATION_LOCK } from '../rotation.constants';
 import { RotationEvents } from '../rotation.events';
 import { RotationService } from '../rotation.service';
+import { WebhookSecretRotator } from '../webhooks/webhook-secret-rotator';
+import { WEBHOOK_STAGING_TAG } from '../webhooks/webhook-secrets.tokens';
 import { NOTIFICATION_WEBHOOK_SECRET_CONNECTION, NOTIFICATION_WEBHOOK_SECRET_INTEGRATION } from '../notifications/notification.constants';
 
 export type RevokeSeverity = 'low' | 'medium' | 'high' | 'critical';
@@ -64,6 +66,7 @@ export class RevocationService {
     private readonly runner: TransactionRunner,
     private readonly outbox: Outbox,
     private readonly audit: AuditService,
+    private readonly webhooks: WebhookSecretRotator,
     @Inject(ROTATION_LOCK) private readonly lock: DistributedLock,
     @Inject(ROTATION_CLOCK) private readonly clock: Clock,
   ) {}
@@ -178,12 +181,17 @@ export class RevocationService {
       await auditRefusal(this.audit, this.logger, { action: AuditAction.REVOKE, ctx, credentialId: meta.id, error: stale, details: { reason, severity, critical: true, version: current.version } });
       throw stale;
     }
-    if (current.status !== CredentialStatus.REVOKED) {
+    // A webhook secret's staged successor goes with it (presumed exposed with it): discarded in the status change, or
+    // on a revoke again (one revoked before revokes discarded it).
+    const discardStaged = () => (current.type === CredentialType.WEBHOOK_SECRET ? this.webhooks.discardOnRevoke(ctx, current) : Promise.resolve());
+    if (current.status === CredentialStatus.REVOKED) await discardStaged();
+    else {
       try {
         await this.runner.run(async () => {
           // expectedVersion: a write outside the rotation lock (the credentials route) since the look above is a CONFLICT too.
           await this.credentials.updateMetadata(ctx, meta.id, { status: CredentialStatus.REVOKED, expectedVersion });
           await this.recordRevoke(ctx, current, reason, severity);
+          await discardStaged();
         });
       } catch (e) {
         // Deleted between the look-up and the status change (a delete takes no rotation lock): nothing committed.
@@ -245,7 +253,9 @@ export class RevocationService {
       cursor = page.nextCursor;
     } while (cursor);
     if (out.length === 0) throw new NothingToRevokeError(JSON.stringify(filter));
-    return out;
+    // A listed webhook secret's staged successor is discarded by its revoke (revokeOne), not revoked on its own.
+    const secrets = new Set(out.filter((m) => m.type === CredentialType.WEBHOOK_SECRET).map((m) => m.id));
+    return out.filter((m) => !secrets.has(m.tags[WEBHOOK_STAGING_TAG] ?? ''));
   }
 
   private payload(ctx: OperationContext, m: CredentialMetadata) {

@@ -13,6 +13,9 @@ import type { WebhookSecretUpdater } from './webhook-secret-updater';
 import { WebhookRotationRecorder } from './webhook-rotation-recorder';
 import { WEBHOOK_SECRETS_CLOCK, WEBHOOK_STAGING_CONNECTION_PREFIX, WEBHOOK_STAGING_TAG, WebhookAuditActions, WebhookSecretEvents } from './webhook-secrets.tokens';
 
+/** Why a pending row was retired unpromoted (its `lastError`): by a caller, past `stagedTtlMs`, or by a revoke of its secret. */
+export type WebhookDiscardReason = 'DISCARDED' | 'STAGED_EXPIRED' | 'REVOKED';
+
 /**
  * The durable steps of a rotation (see WebhookSecretRotator): prepare (1), push (2), promote (3), and the
  * reads and retirements of a pending row around them. The caller holds the credential's rotation lock.
@@ -177,7 +180,7 @@ export class WebhookRotationSteps {
   }
 
   /** Retires a pending row and deletes its staging credential, in one transaction, audited. */
-  async discard(ctx: OperationContext, meta: CredentialMetadata, pending: WebhookSecretVersionEntity, reason: 'DISCARDED' | 'STAGED_EXPIRED'): Promise<void> {
+  async discard(ctx: OperationContext, meta: CredentialMetadata, pending: WebhookSecretVersionEntity, reason: WebhookDiscardReason): Promise<void> {
     await this.runner.run(async () => {
       const now = this.clock.now();
       if (!(await this.rows.transition(pending.id, WebhookSecretState.PENDING, { state: WebhookSecretState.RETIRED, stagingCredentialId: null, lastError: reason, updatedAt: now }))) {

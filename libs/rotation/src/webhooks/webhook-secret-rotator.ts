@@ -8,7 +8,7 @@ import { generateWebhookSecret } from './standard-webhooks';
 import { WebhookLostLockRecovery } from './webhook-lost-lock-recovery';
 import { WebhookRotationLock, type RotationAsk, type WebhookRotationCaller } from './webhook-rotation-lock';
 import { WebhookRotationRecorder } from './webhook-rotation-recorder';
-import { WebhookRotationSteps } from './webhook-rotation-steps';
+import { WebhookRotationSteps, type WebhookDiscardReason } from './webhook-rotation-steps';
 import {
   WebhookNothingStagedError,
   WebhookSecretAlreadyStagedError,
@@ -170,7 +170,7 @@ export class WebhookSecretRotator {
     ctx: OperationContext,
     credentialId: string,
     rotationId?: string,
-    reason: 'DISCARDED' | 'STAGED_EXPIRED' = 'DISCARDED',
+    reason: Exclude<WebhookDiscardReason, 'REVOKED'> = 'DISCARDED',
     by: WebhookRotationCaller = 'caller',
   ): Promise<WebhookDiscardResult> {
     const asked: RotationAsk = { action: WebhookAuditActions.DISCARDED, by };
@@ -180,6 +180,17 @@ export class WebhookSecretRotator {
       await this.steps.discard(ctx, meta, pending, reason);
       return { credentialId: meta.id, rotationId: pending.id, version: meta.version };
     });
+  }
+
+  /**
+   * A revoke of the webhook secret discards its pending rotation (`REVOKED`): a successor staged while the revoked
+   * secret was live stays neither readable nor verifying nor ready to activate. The caller (RevocationService) holds
+   * the credential's rotation lock — the one `locked` takes — and calls this inside the revoke's transaction.
+   */
+  async discardOnRevoke(ctx: OperationContext, meta: CredentialMetadata): Promise<void> {
+    for (const row of await this.rows.active(meta.id)) {
+      if (row.state === WebhookSecretState.PENDING) await this.steps.discard(ctx, meta, row, 'REVOKED');
+    }
   }
 
   /**
