@@ -1,7 +1,7 @@
 /**
  * An emergency revoke that lands while a refresh waits for the provider: the refresh's writes would
  * rotate the tokens (a rotation makes a credential active), so the revoke must win — the refresh fails
- * REAUTH_REQUIRED, both tokens stay revoked, and the provider's new tokens are kept nowhere.
+ * REAUTH_REQUIRED (saying it was revoked), both tokens stay revoked, and the provider's new tokens are kept nowhere.
  */
 import { randomBytes } from 'node:crypto';
 import { Logger } from '@nestjs/common';
@@ -10,7 +10,7 @@ import { Test } from '@nestjs/testing';
 import { ManualClock, type OperationContext } from '@app/common';
 import { CredentialsService, CredentialStatus } from '@app/credentials';
 import { KeyVaultEmulator } from '@app/keyvault-emulator';
-import { CapturingLogger, createTestDatabase, credentialsStackImports, DATABASE_KINDS, type TestDatabase } from '@app/testing';
+import { CapturingLogger, createTestDatabase, credentialsStackImports, DATABASE_KINDS, rejection, type TestDatabase } from '@app/testing';
 import { OAuthRefreshErrorCode, OAuthRefreshModule, OAuthRefreshService, OAuthTokenClient, type OAuthTokenSet } from '../index';
 
 /** A provider that answers when the test opens the gate. */
@@ -79,7 +79,10 @@ describe.each(DATABASE_KINDS)('a revoke during a refresh (%s)', (kind) => {
     }
     open();
 
-    await expect(refreshing).rejects.toMatchObject({ code: OAuthRefreshErrorCode.REAUTH_REQUIRED });
+    // Said as it happened: revoked, not "marked needs_reauth" (which the provider's invalid_grant does).
+    const race = await rejection(refreshing);
+    expect(race).toMatchObject({ code: OAuthRefreshErrorCode.REAUTH_REQUIRED, message: expect.stringContaining('the connection was revoked during the refresh') });
+    expect((race as Error).message).not.toContain('needs_reauth');
     for (const id of ids) {
       expect(await credentials.getMetadata(ctx, id)).toMatchObject({ status: CredentialStatus.REVOKED, version: 1 });
       await expect(credentials.get(ctx, id)).rejects.toMatchObject({ code: 2009 });
@@ -87,6 +90,8 @@ describe.each(DATABASE_KINDS)('a revoke during a refresh (%s)', (kind) => {
     // No pending refresh token (or any other credential) holds what the provider handed out.
     const all = (await credentials.list(ctx, { limit: 100 })).items;
     expect(all.map((m) => m.id).sort()).toEqual([...ids].sort());
-    await expect(oauth.getAccessToken(ctx, 'idp', 'c1')).rejects.toMatchObject({ code: OAuthRefreshErrorCode.REAUTH_REQUIRED });
+    const later = await rejection(oauth.getAccessToken(ctx, 'idp', 'c1'));
+    expect(later).toMatchObject({ code: OAuthRefreshErrorCode.REAUTH_REQUIRED, message: expect.stringContaining('the connection is revoked') });
+    expect((later as Error).message).not.toContain('needs_reauth');
   });
 });

@@ -69,7 +69,8 @@ export function requireUsable(tokens: ConnectionTokens, integrationId: string, c
   const access = tokens.access;
   if (!access) throw new OAuthConnectionNotFoundError(integrationId, connectionId);
   if (access.reauthRequired || tokens.refresh?.reauthRequired) {
-    throw new OAuthReauthRequiredError(integrationId, connectionId, 'the connection is marked needs_reauth; store new tokens with storeOAuthCredentials');
+    const state = access.revoked || tokens.refresh?.revoked ? 'is revoked' : 'is marked needs_reauth';
+    throw new OAuthReauthRequiredError(integrationId, connectionId, `the connection ${state}; store new tokens with storeOAuthCredentials`);
   }
   return access;
 }
@@ -107,7 +108,8 @@ export async function persistToken(deps: RefreshDeps, ctx: OperationContext, tok
   const again = await deps.store.load(ctx, integrationId, connectionId);
   const current = again.access?.credentialId === token.credentialId ? again.access : again.refresh?.credentialId === token.credentialId ? again.refresh : undefined;
   if (current?.reauthRequired) {
-    throw new OAuthReauthRequiredError(integrationId, connectionId, 'the connection was revoked or marked needs_reauth during the refresh; its new tokens were dropped');
+    const state = current.revoked ? 'revoked' : 'marked needs_reauth';
+    throw new OAuthReauthRequiredError(integrationId, connectionId, `the connection was ${state} during the refresh; its new tokens were dropped`);
   }
   if (current && current.version === token.version) {
     return deps.store.rotate(ctx, current, { ...write, expectedRowVersion: current.rowVersion });

@@ -210,6 +210,7 @@ function toStored(m: CredentialMetadata): StoredToken {
     version: m.version,
     rowVersion: m.rowVersion,
     reauthRequired: REAUTH_STATUSES.has(m.status),
+    revoked: m.status === CredentialStatus.REVOKED,
     expiresAt: m.expiresAt,
     issuedAt: m.rotatedAt ?? m.createdAt,
     tags: { ...m.tags },

@@ -10,6 +10,8 @@ export interface StoredToken {
   rowVersion: number;
   /** The provider refused this connection (`needs_reauth`) or it was revoked. */
   reauthRequired: boolean;
+  /** It was revoked (`reauthRequired` too): said so in the REAUTH_REQUIRED message. A store may leave it out. */
+  revoked?: boolean;
   expiresAt: Date | null;
   /** When this version was written (rotation time, else creation time). */
   issuedAt: Date;
