@@ -164,6 +164,16 @@ describe.each(DATABASE_KINDS)('hardened HTTP API (queries) on %s', (kind) => {
       expect((await send('GET', '/v1/audit?from=2020-01-01T00:00:00Z&limit=5', { apiKey: auditor.key })).status).toBe(200);
     });
 
+    it('an empty or over-long action list, an empty resource or actorId: 400 VALIDATION_FAILED naming the field, as the other audit query fields', async () => {
+      const lots = Array.from({ length: 51 }, (_, i) => `a${i}`).join(',');
+      for (const [q, field] of [['action=', 'action'], ['action=,', 'action'], [`action=${lots}`, 'action'], ['resource=', 'resource'], ['actorId=', 'actorId']]) {
+        const r = await refusedWithoutWrites(400, () => send('GET', `/v1/audit?${q}`, { apiKey: auditor.key }));
+        expect([q, r.body.code, r.body.codeName]).toEqual([q, 90001, 'VALIDATION_FAILED']);
+        expect(r.body.message).toEqual([expect.stringMatching(new RegExp(`^${field} must `))]);
+        expect(JSON.stringify(r.body.message)).not.toContain('^[a-z]');
+      }
+    });
+
     it('an audit time range that ends before it starts is 400 AUDIT_INVALID_QUERY, not an empty page that reads as "nothing happened"', async () => {
       await store();
       await api.host.app.get(AuditService).flush();

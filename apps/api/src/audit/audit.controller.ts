@@ -1,7 +1,7 @@
 import { Controller, Get, HttpCode, Post } from '@nestjs/common';
 import { ApiBearerAuth, ApiOkResponse, ApiOperation, ApiPropertyOptional, ApiSecurity, ApiTags } from '@nestjs/swagger';
 import { Transform } from 'class-transformer';
-import { IsArray, IsEnum, IsOptional, IsString, Matches, MaxLength } from 'class-validator';
+import { ArrayMaxSize, ArrayMinSize, IsArray, IsEnum, IsNotEmpty, IsOptional, IsString, Matches, MaxLength } from 'class-validator';
 import { foldUuid, type OperationContext } from '@app/common';
 import { AuditResult, AuditService } from '@app/audit';
 import { RequireScopes } from '../auth/auth.decorators';
@@ -26,19 +26,25 @@ export class AuditQueryDto {
   @IsOptional()
   @Transform(resourceInAnyCase)
   @IsString()
+  @IsNotEmpty({ message: 'resource must not be empty' })
   @MaxLength(256)
   resource?: string;
 
   @ApiPropertyOptional()
   @IsOptional()
   @IsString()
+  @IsNotEmpty({ message: 'actorId must not be empty' })
   @MaxLength(256)
   actorId?: string;
 
-  @ApiPropertyOptional({ description: 'Comma-separated actions, e.g. read,rotate' })
+  // Checked here as the lib checks it (1..50 names), so an empty `action=` is the host's 400 naming the field, as any
+  // other bad field, not the lib's AUDIT_INVALID_QUERY quoting its pattern.
+  @ApiPropertyOptional({ description: 'Comma-separated actions (1 to 50), e.g. read,rotate' })
   @IsOptional()
   @Transform(toList)
   @IsArray()
+  @ArrayMinSize(1, { message: 'action must name at least one action, like read or rotate' })
+  @ArrayMaxSize(50, { message: 'action must name at most 50 actions' })
   @Matches(/^[a-z][a-z0-9_.:-]{0,63}$/, { each: true, message: 'action must be lowercase names like read or rotate' })
   action?: string[];
 
