@@ -2,7 +2,7 @@ import { ArgumentMetadata, BadRequestException } from '@nestjs/common';
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
 import { Transform } from 'class-transformer';
 import { IsArray, IsObject, IsOptional, IsString, Length, MaxLength, ValidateIf } from 'class-validator';
-import { hostValidationPipe, QueryBoolean, QueryInt } from './strict-input';
+import { hostValidationPipe, parseDateTime, QueryBoolean, QueryInt } from './strict-input';
 
 class OptionalQuery {
   @IsOptional()
@@ -155,3 +155,14 @@ describe('hostValidationPipe', () => {
   });
 });
 
+
+describe('parseDateTime', () => {
+  it('parses years 0000–0099 as themselves (Date.UTC would take 01 for 1901), still checking the fields are real', () => {
+    expect(parseDateTime('0001-01-01T00:00:00Z').toISOString()).toBe('0001-01-01T00:00:00.000Z');
+    expect(parseDateTime('0099-12-31T23:59:59.5+01:00').toISOString()).toBe('0099-12-31T22:59:59.500Z');
+    expect(parseDateTime('0000-02-29T00:00:00Z').toISOString()).toBe('0000-02-29T00:00:00.000Z'); // year 0 is a leap year
+    expect(parseDateTime('0001-02-29T00:00:00Z').getTime()).toBeNaN();
+    expect(parseDateTime('2030-02-30T00:00:00Z').getTime()).toBeNaN();
+    expect(parseDateTime('2030-01-31T12:00:00Z').toISOString()).toBe('2030-01-31T12:00:00.000Z');
+  });
+});

@@ -19,7 +19,9 @@ export function parseDateTime(value: unknown): Date {
   if (!m) return INVALID_DATE;
   const [, y, mo, d, h, mi, s] = m.map(Number);
   const date = new Date(value);
-  const check = new Date(Date.UTC(y, mo - 1, d, h, mi, s));
+  // setUTCFullYear, not Date.UTC: that one takes a year 0–99 as 1900–1999 (0001-01-01 was refused as not RFC 3339).
+  const check = new Date(0);
+  check.setUTCFullYear(y, mo - 1, d);
   const fieldsReal = check.getUTCFullYear() === y && check.getUTCMonth() === mo - 1 && check.getUTCDate() === d && h < 24 && mi < 60 && s < 60;
   return fieldsReal ? date : INVALID_DATE;
 }
