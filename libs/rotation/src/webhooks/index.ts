@@ -8,6 +8,7 @@ import { WebhookLostLockRecovery } from './webhook-lost-lock-recovery';
 import { WebhookRotationLock } from './webhook-rotation-lock';
 import { WebhookRotationRecorder } from './webhook-rotation-recorder';
 import { WebhookRotationSteps } from './webhook-rotation-steps';
+import { WebhookRevokeCleanup } from './webhook-revoke-cleanup';
 import { WebhookSecretRotator } from './webhook-secret-rotator';
 import { WebhookSecretStates } from './webhook-secret-states';
 import { WebhookSecretUpdaterRegistry } from './webhook-secret-updater';
@@ -28,6 +29,8 @@ export const WEBHOOK_CORE_PROVIDERS: Provider[] = [
   WebhookSecretRotator,
   WebhookSecretsService,
   WebhookSecretRotationJob,
+  // A revoke by a bare status change discards the staged successor (the credential's outbox event).
+  WebhookRevokeCleanup,
 ];
 
 /**

@@ -1,7 +1,7 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { AuditAction, AuditResult } from '@app/audit';
 import { Clock, type OperationContext } from '@app/common';
-import { CredentialsService, type CredentialMetadata } from '@app/credentials';
+import { CredentialNotFoundError, CredentialsService, CredentialStatus, CredentialType, type CredentialMetadata } from '@app/credentials';
 import { WebhookSecretState, type WebhookSecretVersionEntity } from './persistence/webhook-secret-version.entity';
 import { WebhookSecretVersionRepository } from './persistence/webhook-secret-version.repository';
 import { generateWebhookSecret } from './standard-webhooks';
@@ -191,6 +191,23 @@ export class WebhookSecretRotator {
     for (const row of await this.rows.active(meta.id)) {
       if (row.state === WebhookSecretState.PENDING) await this.steps.discard(ctx, meta, row, 'REVOKED');
     }
+  }
+
+  /**
+   * `discardOnRevoke` for a revoke made without RevocationService (a bare status change: `updateMetadata`,
+   * `CredentialsService.revoke`), from its outbox event (WebhookRevokeCleanup): under the credential's rotation lock, so
+   * a stage or rotation in flight commits first and its pending row is found. Looks at the credential now, not at the
+   * event: one deleted, live again or not a webhook secret is left alone; nothing pending is nothing to do (idempotent).
+   * A lock held past the wait is IN_PROGRESS (the event comes back).
+   */
+  discardIfRevoked(ctx: OperationContext, credentialId: string): Promise<void> {
+    return this.lock.lockedWaiting(credentialId, null, async () => {
+      const meta = await this.credentials.getMetadata(ctx, credentialId).catch((e: unknown) => {
+        if (e instanceof CredentialNotFoundError) return null; // its rows are the job's (orphaned)
+        throw e;
+      });
+      if (meta?.type === CredentialType.WEBHOOK_SECRET && meta.status === CredentialStatus.REVOKED) await this.discardOnRevoke(ctx, meta);
+    });
   }
 
   /**

@@ -1,0 +1,92 @@
+/**
+ * Integration (real SDK, local vault, SQLite and PostgreSQL): a webhook secret revoked WITHOUT RevocationService — its
+ * status set through `CredentialsService.updateMetadata`, or `CredentialsService.revoke` — loses its staged successor
+ * too, once the change's outbox event is dispatched: the pending row retired (`lastError: 'REVOKED'`), the staging
+ * credential deleted, `webhook_secret.staged_discarded` audited by `system:rotation`, nothing left to activate after an
+ * un-revoke. A redelivered event changes nothing; another metadata change of a live secret leaves its staged one.
+ */
+import { randomBytes } from 'node:crypto';
+import { AuditLogEntry } from '@app/audit';
+import { type DistributedLock, ManualClock, OutboxDispatcher, OutboxHandlerRegistry, prefixedLockKey, type OperationContext } from '@app/common';
+import { CredentialStatus } from '@app/credentials';
+import { DATABASE_KINDS, type TestDatabaseKind } from '@app/testing';
+import { ROTATION_LOCK } from '../rotation.constants';
+import { useRotationStack } from '../rotation-stack.testing';
+import { WebhookSecretErrorCode, WebhookSecretsService, WebhookSecretState, WebhookSecretVersionEntity } from '.';
+
+describe.each(DATABASE_KINDS)('a webhook secret revoked by a bare status change (%s)', (kind: TestDatabaseKind) => {
+  const clock = new ManualClock(new Date());
+  const run = randomBytes(3).toString('hex');
+  let seq = 0;
+  const s = useRotationStack(kind, { clock });
+
+  async function staged(): Promise<{ ctx: OperationContext; id: string; rotationId: string; stagingId: string; target: { tenantId: string; integrationId: string; connectionId: string; context: OperationContext } }> {
+    const ctx: OperationContext = { tenantId: `whrev_${run}_${++seq}`, actor: { id: 'user:alice' } };
+    const webhooks = s.moduleRef.get(WebhookSecretsService);
+    const target = { tenantId: ctx.tenantId, integrationId: 'manual', connectionId: `acct-${seq}`, context: ctx };
+    const { credential } = await webhooks.create(ctx, target);
+    const { rotationId } = await webhooks.stageConnection(target);
+    const row = await s.dataSource.getRepository(WebhookSecretVersionEntity).findOneByOrFail({ id: rotationId });
+    return { ctx, id: credential.id, rotationId, stagingId: row.stagingCredentialId!, target };
+  }
+
+  const dispatch = () => s.moduleRef.get(OutboxDispatcher).drain();
+  const discardedRows = (ctx: OperationContext) => s.dataSource.getRepository(AuditLogEntry).find({ where: { tenantId: ctx.tenantId, action: 'webhook_secret.staged_discarded' } });
+
+  async function expectDiscarded(w: Awaited<ReturnType<typeof staged>>): Promise<void> {
+    await expect(s.credentials.getMetadata(w.ctx, w.stagingId)).rejects.toMatchObject({ code: 2002 });
+    const row = await s.dataSource.getRepository(WebhookSecretVersionEntity).findOneByOrFail({ id: w.rotationId });
+    expect(row).toMatchObject({ state: WebhookSecretState.RETIRED, lastError: 'REVOKED', stagingCredentialId: null });
+    const audit = await discardedRows(w.ctx);
+    expect(audit.map((r) => [r.resource, r.actorId, r.result, r.details?.rotationId, r.details?.reason])).toEqual([[w.id, 'system:rotation', 'success', w.rotationId, 'REVOKED']]);
+  }
+
+  it('updateMetadata to revoked discards the staged successor; un-revoked, nothing is left to activate; a redelivery changes nothing', async () => {
+    const w = await staged();
+    await s.credentials.updateMetadata(w.ctx, w.id, { status: CredentialStatus.REVOKED });
+    await dispatch();
+    await expectDiscarded(w);
+
+    // At least once: the same event again finds nothing pending, writes nothing.
+    const event = { id: 'again', name: 'credential.metadata_updated', tenantId: w.ctx.tenantId, createdAt: new Date(), attempts: 1 };
+    const payload = { credentialId: w.id, tenantId: w.ctx.tenantId, integrationId: 'manual', connectionId: w.target.connectionId, type: 'webhook_secret' };
+    for (const handler of s.moduleRef.get(OutboxHandlerRegistry).handlersFor(event.name)) await handler({ ...event, payload });
+    expect(await discardedRows(w.ctx)).toHaveLength(1);
+
+    await s.revocation.unrevoke(w.ctx, w.id, { reason: 'false alarm' });
+    await expect(s.moduleRef.get(WebhookSecretsService).activateConnection(w.target)).rejects.toMatchObject({ code: WebhookSecretErrorCode.WEBHOOK_NOTHING_STAGED });
+  });
+
+  it('CredentialsService.revoke discards it as well', async () => {
+    const w = await staged();
+    await s.credentials.revoke(w.ctx, w.id);
+    await dispatch();
+    await expectDiscarded(w);
+  });
+
+  it('waits for a step of the secret holding its rotation lock, then discards what that step left pending', async () => {
+    const w = await staged();
+    await s.credentials.updateMetadata(w.ctx, w.id, { status: CredentialStatus.REVOKED });
+    let release = () => undefined as void;
+    let reached = () => undefined as void;
+    const holding = new Promise<void>((r) => (reached = r));
+    const holder = s.moduleRef.get<DistributedLock>(ROTATION_LOCK).run(prefixedLockKey('credentialRotation', w.id), () => (reached(), new Promise<void>((r) => (release = r))), { timeoutMs: 5_000 });
+    await holding;
+    const dispatching = dispatch();
+    await new Promise((r) => setTimeout(r, 200));
+    expect((await s.credentials.getMetadata(w.ctx, w.stagingId)).status).toBe(CredentialStatus.ACTIVE); // not yet: the lock is held
+    release();
+    await holder;
+    await dispatching;
+    await expectDiscarded(w);
+  });
+
+  it('a metadata change of a live secret leaves its staged successor, ready to activate', async () => {
+    const w = await staged();
+    await s.credentials.updateMetadata(w.ctx, w.id, { tags: { team: 'payments' } });
+    await dispatch();
+    expect((await s.credentials.getMetadata(w.ctx, w.stagingId)).status).toBe(CredentialStatus.ACTIVE);
+    expect(await discardedRows(w.ctx)).toEqual([]);
+    await expect(s.moduleRef.get(WebhookSecretsService).activateConnection(w.target)).resolves.toMatchObject({ outcome: 'rotated', rotationId: w.rotationId });
+  });
+});
