@@ -296,6 +296,16 @@ describe('OAuth provider faults over HTTP (SQLite, local vault, a misbehaving to
     expect(calls).toBe(0);
   });
 
+  it('a revoked connection is 409 REAUTH_REQUIRED naming the route that stores new tokens, not only the library method', async () => {
+    const stored = await call('POST', '/v1/oauth/connections/faulty/revoked-1/tokens', { access_token: 'at_revoked_0001', refresh_token: 'rt_revoked_0001', expires_in: 3600 });
+    expect(stored.status).toBe(201);
+    await host.app.get(CredentialsService).revoke({ tenantId: 'acme', actor: { id: 'test' } }, stored.body.accessTokenCredentialId);
+    const r = await call('GET', '/v1/oauth/connections/faulty/revoked-1/access-token');
+    expect({ status: r.status, code: r.body.codeName }).toEqual({ status: 409, code: 'REAUTH_REQUIRED' });
+    expect(r.body.message).toContain('the connection is revoked');
+    expect(r.body.message).toContain('POST /v1/oauth/connections/{integrationId}/{connectionId}/tokens');
+  });
+
   it("a stored token response's scope or token_type that is not one line of text is 400 naming that field, nothing stored; a long one is cut on a character boundary", async () => {
     for (const [field, odd] of [['scope', 'read\nwrite'], ['token_type', 'Bearer\u0000'], ['scope', 'read\uD800']] as const) {
       const r = await call('POST', '/v1/oauth/connections/faulty/odd-fields/tokens', { access_token: 'at_odd_fields_0001', [field]: odd });

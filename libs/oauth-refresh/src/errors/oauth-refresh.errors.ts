@@ -1,6 +1,9 @@
 import { HttpStatus } from '@nestjs/common';
 import { CredentialVaultError, ErrorSeverity } from '@app/common';
 
+/** Where a connection's tokens are stored, for callers over HTTP (the reference host) and in code alike. */
+const WHERE_TOKENS_GO = 'over HTTP: POST /v1/oauth/connections/{integrationId}/{connectionId}/tokens; in code: storeOAuthCredentials';
+
 /** Stable error codes of the OAuth refresh lib (4001..). Never renumber. */
 export enum OAuthRefreshErrorCode {
   /** No provider is registered for the integration (module option `providers` or `OAuthProviderRegistry.register`). */
@@ -58,13 +61,14 @@ export class OAuthReauthRequiredError extends OAuthRefreshError {
   readonly code = OAuthRefreshErrorCode.REAUTH_REQUIRED;
   readonly codeName = 'REAUTH_REQUIRED';
   readonly severity = ErrorSeverity.CLIENT;
+  /** `storeNewTokens`: the message says where the tokens of a new authorization go (the route and the method). */
   constructor(
     readonly integrationId: string,
     readonly connectionId: string,
     reason: string,
-    options?: { cause?: unknown },
+    options?: { cause?: unknown; storeNewTokens?: boolean },
   ) {
-    super(`The connection must be re-authorised: ${reason}`, options);
+    super(`The connection must be re-authorised: ${reason}${options?.storeNewTokens ? `; store the tokens of a new authorization (${WHERE_TOKENS_GO})` : ''}`, options);
   }
 }
 
@@ -108,7 +112,7 @@ export class OAuthConnectionNotFoundError extends OAuthRefreshError {
     readonly connectionId: string,
   ) {
     super(
-      'No OAuth access token is stored for this connection: store the tokens of its completed authorization first (over HTTP: POST /v1/oauth/connections/{integrationId}/{connectionId}/tokens; in code: storeOAuthCredentials)',
+      `No OAuth access token is stored for this connection: store the tokens of its completed authorization first (${WHERE_TOKENS_GO})`,
     );
   }
 }
