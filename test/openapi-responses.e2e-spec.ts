@@ -337,7 +337,7 @@ describe('the OpenAPI document describes every success answer (SQLite, local vau
    * changed meanwhile (409), a body too large or not JSON (413, 415), a refused integration or vault (502), a vault
    * that is down (503), an input the route does not take (400) — each with the code that says which.
    */
-  it('declares the error answers the routes really give (409, 413, 415, 502, 503, 400), each an ErrorBody', async () => {
+  it('declares the error answers the routes really give (409, 413, 414, 415, 502, 503, 400), each an ErrorBody', async () => {
     const vault = host.app.get(EmbeddedVault).emulator!;
     const stored = (connectionId: string) => ({ integrationId: 'github', connectionId, type: 'api_key', value: `ghp_${randomBytes(12).toString('hex')}` });
     const a = await call('post', '/v1/credentials', 201, { body: stored('errors-main') });
@@ -385,6 +385,20 @@ describe('the OpenAPI document describes every success answer (SQLite, local vau
     } finally {
       vault.clearFaults();
     }
+    // Un-revoke re-enables the vault versions its revoke disabled: the vault refusing that is 502, as any vault call.
+    const revoked = await call('post', '/v1/credentials', 201, { body: { ...stored('errors-unrevoke'), valueStore: 'vault' } });
+    await call('post', '/v1/rotation/revoke', 200, { body: { credentialId: revoked.id, reason: 'leaked' } });
+    vault.deny({ operations: ['updateSecret'], model: 'rbac' });
+    try {
+      expectCode(await call('post', '/v1/rotation/credentials/{id}/unrevoke', 502, { params: { id: revoked.id }, body: { reason: 'false alarm' } }), 'FORBIDDEN');
+    } finally {
+      vault.clearDenials();
+    }
+    // A route that takes no body still parses one a client sends (`{}` is taken as none only when it is JSON): 415.
+    expectCode(await call('delete', '/v1/credentials/{id}', 415, { params: { id: a.id }, raw: '{}', headers: { 'content-type': 'text/plain' } }), 'UNSUPPORTED_MEDIA_TYPE');
+    expectCode(await call('post', '/v1/audit/verify', 415, { raw: '{}', headers: { 'content-type': 'application/json', 'content-encoding': 'gzip' } }), 'UNSUPPORTED_MEDIA_TYPE');
+    // A path parameter longer than the router takes is refused before the route: 414.
+    expectCode(await call('get', '/v1/credentials/{id}', 414, { params: { id: 'x'.repeat(300) } }), 'URI_TOO_LONG');
     expect(codes.filter(([, ok]) => !ok)).toEqual([]);
   });
 

@@ -11,7 +11,7 @@ import { HostErrorCode } from './host-errors';
  * The typed errors each operation's service can raise, by stable code: the OpenAPI document lists each status they
  * map to (error-status.ts, the one mapping) with the codes behind it. Read from the libs' throw sites; keep it in
  * step when a service gains an error. Statuses every operation can give (400, 401, 403, 429, 500, 503) and those of
- * the body's transport (413, 415) are added by withErrorAnswers, not here.
+ * the path and body's transport (404, 414; 413, 415) are added by withErrorAnswers, not here.
  */
 type Codes = readonly number[];
 
@@ -101,7 +101,8 @@ export const OPERATION_ERRORS: Readonly<Record<string, Codes>> = {
   'get /v1/rotation/credentials/{id}/history': [C.NOT_FOUND],
   'get /v1/rotation/credentials/{id}/pending': [C.NOT_FOUND],
   'post /v1/rotation/revoke': [R.VALIDATION, R.NOTHING_TO_REVOKE, C.NOT_FOUND, C.CONFLICT, C.REVOKE_INCOMPLETE],
-  'post /v1/rotation/credentials/{id}/unrevoke': [C.NOT_FOUND, C.CONFLICT, R.NOT_REVOKED],
+  // Un-revoke re-enables the vault versions its revoke disabled (credential.revoker.ts): the vault's answers are its own.
+  'post /v1/rotation/credentials/{id}/unrevoke': [C.NOT_FOUND, C.CONFLICT, R.NOT_REVOKED, ...VAULT],
   'get /v1/rotation/expiries': [],
   'get /v1/rotation/due': [],
 

@@ -26,13 +26,20 @@ describe('withErrorAnswers', () => {
   it("lists each operation's typed errors by status, with their codes, besides the statuses every operation gives", () => {
     const doc = withErrorAnswers(documentOf());
     const value = responses(doc, 'get', '/v1/credentials/{id}/value');
-    expect(statuses(doc, 'get', '/v1/credentials/{id}/value')).toEqual(['200', '400', '401', '404', '409', '429', '500', '502', '503', '504']);
+    expect(statuses(doc, 'get', '/v1/credentials/{id}/value')).toEqual(['200', '400', '401', '404', '409', '414', '429', '500', '502', '503', '504']);
     expect(value['409'].description).toMatch(/Codes: 2009, 2010$/);
     expect(value['503'].description).toContain('90015');
-    // A body: 413 on any method that may carry one, 415 where it must be JSON; the webhook verify route takes any bytes.
+    // A body: 413 and 415 on any method that may carry one — a route taking none still parses what is sent (`{}` as
+    // text/plain is 415) —; the webhook verify route takes any bytes. A GET's body is never read (400 when sent).
     expect(statuses(doc, 'post', '/v1/credentials')).toEqual(expect.arrayContaining(['409', '413', '415']));
-    expect(statuses(doc, 'delete', '/v1/credentials/{id}')).toEqual(expect.arrayContaining(['413']));
-    expect(statuses(doc, 'delete', '/v1/credentials/{id}')).not.toContain('415');
+    expect(statuses(doc, 'delete', '/v1/credentials/{id}')).toEqual(expect.arrayContaining(['413', '415']));
+    expect(statuses(doc, 'post', '/v1/audit/verify')).toEqual(expect.arrayContaining(['413', '415']));
+    expect(statuses(doc, 'get', '/v1/credentials')).not.toContain('415');
+    // A path parameter past the router's length is 414, before the route.
+    expect(statuses(doc, 'get', '/v1/credentials/{id}')).toContain('414');
+    expect(statuses(doc, 'get', '/v1/credentials')).not.toContain('414');
+    // Un-revoke re-enables vault versions: the vault's answers are its own.
+    expect(statuses(doc, 'post', '/v1/rotation/credentials/{id}/unrevoke')).toEqual(expect.arrayContaining(['502', '504']));
     expect(statuses(doc, 'post', '/v1/rotation/webhooks/{integrationId}/{connectionId}/verify')).not.toContain('415');
     expect(statuses(doc, 'post', '/v1/rotation/webhooks/{integrationId}/{connectionId}/secret/activate')).toContain('410');
   });

@@ -86,6 +86,7 @@ const STATUS_TEXT: Readonly<Record<number, string>> = {
   409: "the resource's state refuses it (a lost compare-and-set, a name taken, revoked, in progress): read it again before repeating",
   410: 'gone: it expired',
   413: 'the request body is larger than the operation accepts',
+  414: 'a path parameter is longer than the router accepts (refused before the route)',
   415: 'the request body is not application/json in UTF-8, or it is compressed',
   429: 'rate limited',
   500: 'a fault of the service (errorId names its log line)',
@@ -97,8 +98,8 @@ const STATUS_TEXT: Readonly<Record<number, string>> = {
 /**
  * The answers every operation can give besides its success, each with the error body once (`ErrorBody`): 400 (it
  * takes input, or refuses any it does not take), 401 and 429 (it is authenticated and rate limited), 403 with the
- * scopes it needs (`x-required-scopes`, also in its description), 404 (it names a resource in its path), 413 (it may
- * carry a body), 415 (it takes JSON), 500, 503 (the database) — and those of the typed errors its service raises
+ * scopes it needs (`x-required-scopes`, also in its description), 404 and 414 (it names a resource in its path), 413
+ * and 415 (it may carry a body, parsed as JSON), 500, 503 (the database) — and those of the typed errors its service raises
  * (OPERATION_ERRORS), each status naming its codes. An authenticated operation missing from OPERATION_ERRORS, or an
  * entry naming no operation, fails the build of the document: the table stays in step with the routes.
  */
@@ -134,11 +135,16 @@ export function withErrorAnswers(document: OpenAPIObject): OpenAPIObject {
         add(403, HostErrorCode.MISSING_SCOPE);
         if (!op.description?.includes('Scope:')) op.description = `${op.description ? `${op.description}\n\n` : ''}Scope: ${scopes.join(', ')}.`;
       }
-      if (parameters.some((p) => p.in === 'path')) add(404);
-      // Fastify reads a body on these methods whatever the route: past its limit it is refused before the route.
+      if (parameters.some((p) => p.in === 'path')) {
+        add(404);
+        add(414, HostErrorCode.URI_TOO_LONG);
+      }
+      // Fastify reads a body on these methods whatever the route: past its limit it is refused before the route. One
+      // sent to a route taking none is parsed all the same (`{}` is taken as none only as uncompressed JSON): 415 too,
+      // but on a route taking any bytes (the webhook verify route).
       if (method !== 'get') add(413, HostErrorCode.BODY_TOO_LARGE);
       const media = Object.keys((op.requestBody as { content?: object } | undefined)?.content ?? {});
-      if (media.length > 0 && media.every((m) => m === 'application/json')) add(415, HostErrorCode.UNSUPPORTED_MEDIA_TYPE);
+      if (method !== 'get' && media.every((m) => m === 'application/json')) add(415, HostErrorCode.UNSUPPORTED_MEDIA_TYPE);
       add(500, HostErrorCode.INTERNAL);
       for (const [status, byCodes] of [...codes].sort(([a], [b]) => a - b)) {
         let description = STATUS_TEXT[status] ?? 'refused';
