@@ -96,6 +96,27 @@ describe.each(DATABASE_KINDS)('a deleted notification signing secret on %s', (ki
     expect(await auditOf(ctx, 'system:notifications')).toEqual(['read:success']);
   });
 
+  it('deleted while a save rotates a new secret into it: the save stores a new one, not 404 naming the deleted credential', async () => {
+    const ctx = ctxOf('race');
+    const first = await settings.update(ctx, { webhookUrl: `${receiver.url}/race` });
+    const deletedId = first.settings.webhookSecretCredentialId!;
+    // The delete lands between the save's look at the secret (still there) and its rotation of it.
+    const rotate = credentials.rotate.bind(credentials);
+    const spy = jest.spyOn(credentials, 'rotate').mockImplementationOnce(async (...args: Parameters<CredentialsService['rotate']>) => {
+      await credentials.delete(ctx, deletedId);
+      return rotate(...args);
+    });
+    try {
+      const saved = await settings.update(ctx, { generateWebhookSecret: true });
+      expect(saved.generatedWebhookSecret).toMatch(/^whsec_/);
+      expect(saved.settings).toMatchObject({ webhookSecretConfigured: true, rowVersion: first.settings.rowVersion + 1 });
+      expect(saved.settings.webhookSecretCredentialId).not.toBe(deletedId);
+      expect(await settings.getWebhookSecret(ctx)).toBe(saved.generatedWebhookSecret);
+    } finally {
+      spy.mockRestore();
+    }
+  });
+
   it('getWebhookSecret: not configured, without reading the deleted credential', async () => {
     const { ctx } = await withDeletedSecret('get-secret');
     expect(await rejection(settings.getWebhookSecret(ctx))).toBeInstanceOf(NotificationSecretNotConfiguredError);

@@ -1,7 +1,7 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { AuditResult, AuditService } from '@app/audit';
 import { Clock, TransactionRunner, type OperationContext } from '@app/common';
-import { CredentialAlreadyExistsError, CredentialsService, CredentialType } from '@app/credentials';
+import { CredentialAlreadyExistsError, CredentialNotFoundError, CredentialsService, CredentialType } from '@app/credentials';
 import {
   NOTIFICATION_CLOCK,
   NOTIFICATION_RESOLVED_OPTIONS,
@@ -182,7 +182,14 @@ export class NotificationSettingsService {
 
   /** Rotates the tenant's secret credential, or stores the first one (adopting one a crashed update left behind). */
   private async writeSecret(ctx: OperationContext, existingId: string | null, value: string): Promise<string> {
-    if (existingId) return (await this.credentials.rotate(ctx, existingId, value)).id;
+    if (existingId) {
+      try {
+        return (await this.credentials.rotate(ctx, existingId, value)).id;
+      } catch (e) {
+        // Deleted since this save looked (withLiveSecret): none is configured, so this one is the first again.
+        if (!(e instanceof CredentialNotFoundError)) throw e;
+      }
+    }
     try {
       const stored = await this.credentials.store(ctx, {
         integrationId: NOTIFICATION_WEBHOOK_SECRET_INTEGRATION,
