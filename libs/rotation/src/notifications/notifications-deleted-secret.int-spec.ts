@@ -117,6 +117,34 @@ describe.each(DATABASE_KINDS)('a deleted notification signing secret on %s', (ki
     }
   });
 
+  it('revoked or expired, the sender does not read it either: refused quietly (no denied row, no suspicious activity); un-revoked, it signs again', async () => {
+    const ctx = ctxOf('revoked');
+    const first = await settings.update(ctx, { webhookUrl: `${receiver.url}/revoked` });
+    const secretId = first.settings.webhookSecretCredentialId!;
+    const refusedQuietly = async (n: number, tag: string) => {
+      const events = await Promise.all(Array.from({ length: n }, (_, i) => emit(ctx, `${tag}-${i}`)));
+      for (const eventId of events) {
+        await waitFor(() => outboxDelivered(eventId), 'the event delivered');
+        expect(await webhookRow(eventId)).toMatchObject({ status: 'given_up', attempts: 1, lastError: 'NotificationSecretNotConfiguredError(NOTIFICATION_SECRET_NOT_CONFIGURED)' });
+      }
+    };
+    await credentials.revoke(ctx, secretId);
+    await refusedQuietly(6, 'r');
+    await credentials.unrevoke(ctx, secretId);
+    await credentials.updateMetadata(ctx, secretId, { expiresAt: new Date(Date.now() + 300) });
+    await new Promise((resolve) => setTimeout(resolve, 400));
+    await refusedQuietly(1, 'e');
+    expect(receiver.on('/revoked')).toHaveLength(0);
+    expect(await auditOf(ctx, 'system:notifications')).toEqual([]);
+    expect(suspicious.filter((s) => s.tenantId === ctx.tenantId)).toEqual([]);
+
+    await credentials.updateMetadata(ctx, secretId, { expiresAt: null });
+    const eventId = await emit(ctx, 'again');
+    await waitFor(() => outboxDelivered(eventId), 'the event delivered');
+    expect(await webhookRow(eventId)).toMatchObject({ status: 'delivered' });
+    expect(await auditOf(ctx, 'system:notifications')).toEqual(['read:success']);
+  });
+
   it('getWebhookSecret: not configured, without reading the deleted credential', async () => {
     const { ctx } = await withDeletedSecret('get-secret');
     expect(await rejection(settings.getWebhookSecret(ctx))).toBeInstanceOf(NotificationSecretNotConfiguredError);

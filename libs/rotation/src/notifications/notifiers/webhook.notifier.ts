@@ -10,7 +10,7 @@ import type { ResolvedNotificationOptions } from '../notification.options';
 import { NotificationChannels } from '../notification.options';
 import type { Notification, Notifier, NotifierOutcome } from '../notification.types';
 import { NotificationSettingsRepository } from '../persistence/notification-settings.repository';
-import { liveSigningSecretId } from '../settings/live-signing-secret';
+import { servableSigningSecretId } from '../settings/live-signing-secret';
 import { guardedLookup, isPrivateAddress, parseWebhookUrl, urlHost } from './ssrf-guard';
 import { standardWebhookHeaders } from './standard-webhook-signature';
 
@@ -57,10 +57,10 @@ export class WebhookNotifier implements Notifier {
     const settings = await this.settings.find(n.tenantId);
     if (!settings?.webhookUrl) return 'not_configured';
     const url = parseWebhookUrl(settings.webhookUrl);
-    // Never sent unsigned; retrying cannot help until the tenant sets a secret. One deleted by hand is none: not read
-    // (each attempt a denied read row, suspicious activity of system:notifications).
+    // Never sent unsigned; retrying cannot help until the tenant sets a secret. One deleted, revoked or expired is none:
+    // not read (each attempt a denied read row, suspicious activity of system:notifications).
     const ctx = systemContext(n.tenantId, NOTIFICATION_SYSTEM_JOB);
-    const secretId = await liveSigningSecretId(this.credentials, ctx, settings.webhookSecretCredentialId);
+    const secretId = await servableSigningSecretId(this.credentials, ctx, settings.webhookSecretCredentialId);
     if (!secretId) throw new NotificationSecretNotConfiguredError();
     const secret = (await this.credentials.get(ctx, secretId)).value;
     const body = JSON.stringify(notificationWebhookBody(n));
