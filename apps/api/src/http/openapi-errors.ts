@@ -107,7 +107,8 @@ export const OPERATION_ERRORS: Readonly<Record<string, Codes>> = {
   'get /v1/rotation/due': [],
 
   'get /v1/rotation/notifications/settings': [],
-  'put /v1/rotation/notifications/settings': [N.NOTIFICATION_SETTINGS_INVALID, N.NOTIFICATION_TARGET_FORBIDDEN, N.NOTIFICATION_SETTINGS_CONFLICT, N.NOTIFICATION_SECRET_NOT_CONFIGURED, ...VALUE_WRITE],
+  // NOT_FOUND: the signing secret deleted between two steps of its write (writeSecret), a narrow race.
+  'put /v1/rotation/notifications/settings': [N.NOTIFICATION_SETTINGS_INVALID, N.NOTIFICATION_TARGET_FORBIDDEN, N.NOTIFICATION_SETTINGS_CONFLICT, C.NOT_FOUND, ...VALUE_WRITE],
 
   [`post ${WEBHOOKS}/secret`]: [W.WEBHOOK_VALIDATION, C.ALREADY_EXISTS, ...VALUE_WRITE],
   [`post ${WEBHOOKS}/rotate`]: [...WEBHOOK, W.WEBHOOK_SECRET_ALREADY_STAGED, W.WEBHOOK_UPDATER_NOT_REGISTERED, W.WEBHOOK_UPDATE_FAILED, ...VALUE_WRITE],
