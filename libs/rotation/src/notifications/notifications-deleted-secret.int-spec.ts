@@ -145,6 +145,30 @@ describe.each(DATABASE_KINDS)('a deleted notification signing secret on %s', (ki
     expect(await auditOf(ctx, 'system:notifications')).toEqual(['read:success']);
   });
 
+  it('revoked (say it leaked), a new secret is generated or given without un-revoking the old value: the credential rotates to it and signs again', async () => {
+    const ctx = ctxOf('replace');
+    const first = await settings.update(ctx, { webhookUrl: `${receiver.url}/replace` });
+    const leakedId = first.settings.webhookSecretCredentialId!;
+    await credentials.revoke(ctx, leakedId);
+    const generated = await settings.update(ctx, { generateWebhookSecret: true });
+    expect(generated.generatedWebhookSecret).toMatch(/^whsec_/);
+    expect(generated.settings).toMatchObject({ webhookSecretConfigured: true });
+    // Rotated to the new value (rotating a revoked credential makes it active with that value, the leaked one not current).
+    expect(generated.settings.webhookSecretCredentialId).toBe(leakedId);
+    expect(await settings.getWebhookSecret(ctx)).toBe(generated.generatedWebhookSecret);
+    const eventId = await emit(ctx, 'after-replace');
+    await waitFor(() => outboxDelivered(eventId), 'the event delivered');
+    expect(await webhookRow(eventId)).toMatchObject({ status: 'delivered' });
+    const [delivery] = receiver.on('/replace');
+    expect(() => new Webhook(generated.generatedWebhookSecret!).verify(delivery.body, delivery.headers as Record<string, string>)).not.toThrow();
+    // A given secret replaces it the same way.
+    const given = `whsec_${randomBytes(32).toString('base64')}`;
+    await credentials.revoke(ctx, generated.settings.webhookSecretCredentialId!);
+    const set = await settings.update(ctx, { webhookSecret: given });
+    expect(set.settings.webhookSecretConfigured).toBe(true);
+    expect(await settings.getWebhookSecret(ctx)).toBe(given);
+  });
+
   it('getWebhookSecret: not configured, without reading the deleted credential', async () => {
     const { ctx } = await withDeletedSecret('get-secret');
     expect(await rejection(settings.getWebhookSecret(ctx))).toBeInstanceOf(NotificationSecretNotConfiguredError);
