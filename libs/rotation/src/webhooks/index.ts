@@ -29,7 +29,7 @@ export const WEBHOOK_CORE_PROVIDERS: Provider[] = [
   WebhookSecretRotator,
   WebhookSecretsService,
   WebhookSecretRotationJob,
-  // A revoke by a bare status change discards the staged successor (the credential's outbox event).
+  // A revoke by a bare status change, or a delete, discards the staged successor (the credential's outbox event).
   WebhookRevokeCleanup,
 ];
 

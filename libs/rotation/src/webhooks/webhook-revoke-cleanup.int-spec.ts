@@ -4,6 +4,8 @@
  * too, once the change's outbox event is dispatched: the pending row retired (`lastError: 'REVOKED'`), the staging
  * credential deleted, `webhook_secret.staged_discarded` audited by `system:rotation`, nothing left to activate after an
  * un-revoke. A redelivered event changes nothing; another metadata change of a live secret leaves its staged one.
+ * A webhook secret deleted (`delete`, `deleteByConnection`) loses it the same way from its `credential.deleted` event
+ * (`lastError: 'DELETED'`), or from the rotation job's next run when that comes first.
  */
 import { randomBytes } from 'node:crypto';
 import { AuditLogEntry } from '@app/audit';
@@ -12,7 +14,7 @@ import { CredentialStatus } from '@app/credentials';
 import { DATABASE_KINDS, type TestDatabaseKind } from '@app/testing';
 import { ROTATION_LOCK } from '../rotation.constants';
 import { useRotationStack } from '../rotation-stack.testing';
-import { WebhookSecretErrorCode, WebhookSecretsService, WebhookSecretState, WebhookSecretVersionEntity } from '.';
+import { WebhookSecretErrorCode, WebhookSecretRotationJob, WebhookSecretsService, WebhookSecretState, WebhookSecretVersionEntity } from '.';
 
 describe.each(DATABASE_KINDS)('a webhook secret revoked by a bare status change (%s)', (kind: TestDatabaseKind) => {
   const clock = new ManualClock(new Date());
@@ -33,12 +35,20 @@ describe.each(DATABASE_KINDS)('a webhook secret revoked by a bare status change 
   const dispatch = () => s.moduleRef.get(OutboxDispatcher).drain();
   const discardedRows = (ctx: OperationContext) => s.dataSource.getRepository(AuditLogEntry).find({ where: { tenantId: ctx.tenantId, action: 'webhook_secret.staged_discarded' } });
 
-  async function expectDiscarded(w: Awaited<ReturnType<typeof staged>>): Promise<void> {
+  async function expectDiscarded(w: Awaited<ReturnType<typeof staged>>, reason = 'REVOKED', actor = 'system:rotation'): Promise<void> {
     await expect(s.credentials.getMetadata(w.ctx, w.stagingId)).rejects.toMatchObject({ code: 2002 });
+    await expect(s.credentials.get(w.ctx, w.stagingId)).rejects.toMatchObject({ code: 2002 });
     const row = await s.dataSource.getRepository(WebhookSecretVersionEntity).findOneByOrFail({ id: w.rotationId });
-    expect(row).toMatchObject({ state: WebhookSecretState.RETIRED, lastError: 'REVOKED', stagingCredentialId: null });
+    expect(row).toMatchObject({ state: WebhookSecretState.RETIRED, lastError: reason, stagingCredentialId: null });
     const audit = await discardedRows(w.ctx);
-    expect(audit.map((r) => [r.resource, r.actorId, r.result, r.details?.rotationId, r.details?.reason])).toEqual([[w.id, 'system:rotation', 'success', w.rotationId, 'REVOKED']]);
+    expect(audit.map((r) => [r.resource, r.actorId, r.result, r.details?.rotationId, r.details?.reason])).toEqual([[w.id, actor, 'success', w.rotationId, reason]]);
+  }
+
+  /** Delivers the event again (at least once): a no-op once done. */
+  async function redeliver(w: Awaited<ReturnType<typeof staged>>, name: string): Promise<void> {
+    const event = { id: 'again', name, tenantId: w.ctx.tenantId, createdAt: new Date(), attempts: 1 };
+    const payload = { credentialId: w.id, tenantId: w.ctx.tenantId, integrationId: 'manual', connectionId: w.target.connectionId, type: 'webhook_secret' };
+    for (const handler of s.moduleRef.get(OutboxHandlerRegistry).handlersFor(event.name)) await handler({ ...event, payload });
   }
 
   it('updateMetadata to revoked discards the staged successor; un-revoked, nothing is left to activate; a redelivery changes nothing', async () => {
@@ -48,9 +58,7 @@ describe.each(DATABASE_KINDS)('a webhook secret revoked by a bare status change 
     await expectDiscarded(w);
 
     // At least once: the same event again finds nothing pending, writes nothing.
-    const event = { id: 'again', name: 'credential.metadata_updated', tenantId: w.ctx.tenantId, createdAt: new Date(), attempts: 1 };
-    const payload = { credentialId: w.id, tenantId: w.ctx.tenantId, integrationId: 'manual', connectionId: w.target.connectionId, type: 'webhook_secret' };
-    for (const handler of s.moduleRef.get(OutboxHandlerRegistry).handlersFor(event.name)) await handler({ ...event, payload });
+    await redeliver(w, 'credential.metadata_updated');
     expect(await discardedRows(w.ctx)).toHaveLength(1);
 
     await s.revocation.unrevoke(w.ctx, w.id, { reason: 'false alarm' });
@@ -88,5 +96,45 @@ describe.each(DATABASE_KINDS)('a webhook secret revoked by a bare status change 
     expect((await s.credentials.getMetadata(w.ctx, w.stagingId)).status).toBe(CredentialStatus.ACTIVE);
     expect(await discardedRows(w.ctx)).toEqual([]);
     await expect(s.moduleRef.get(WebhookSecretsService).activateConnection(w.target)).resolves.toMatchObject({ outcome: 'rotated', rotationId: w.rotationId });
+  });
+
+  it('CredentialsService.delete discards the staged successor (DELETED); a redelivery changes nothing', async () => {
+    const w = await staged();
+    await s.credentials.delete(w.ctx, w.id);
+    await dispatch();
+    await expectDiscarded(w, 'DELETED');
+    await redeliver(w, 'credential.deleted');
+    expect(await discardedRows(w.ctx)).toHaveLength(1);
+  });
+
+  it("a delete of the secret's connection (deleteByConnection) discards it as well", async () => {
+    const w = await staged();
+    expect(await s.credentials.deleteByConnection(w.ctx, 'manual', w.target.connectionId)).toEqual({ deleted: [w.id], notFound: [] });
+    await dispatch();
+    await expectDiscarded(w, 'DELETED');
+  });
+
+  it("the job's pending loop discards (does not await) the staged successor of a secret deleted before the event was dispatched", async () => {
+    const job = s.moduleRef.get(WebhookSecretRotationJob);
+    const w = await staged();
+    const before = await job.runOnce();
+    await s.credentials.delete(w.ctx, w.id);
+    const after = await job.runOnce();
+    if (!before.acquired || !after.acquired) throw new Error('the job did not run');
+    expect({ awaiting: after.awaitingActivation, orphaned: after.orphaned, failed: after.failed }).toEqual({ awaiting: before.awaitingActivation - 1, orphaned: 1, failed: 0 });
+    await expectDiscarded(w, 'DELETED', 'system:webhook-secret-rotation');
+    await dispatch(); // the delete's event, late: nothing left to discard
+    expect(await discardedRows(w.ctx)).toHaveLength(1);
+  });
+
+  it("the job's pending loop discards the staged successor of a secret revoked before the event was dispatched (REVOKED)", async () => {
+    const job = s.moduleRef.get(WebhookSecretRotationJob);
+    const w = await staged();
+    const before = await job.runOnce();
+    await s.credentials.updateMetadata(w.ctx, w.id, { status: CredentialStatus.REVOKED });
+    const after = await job.runOnce();
+    if (!before.acquired || !after.acquired) throw new Error('the job did not run');
+    expect({ awaiting: after.awaitingActivation, revoked: after.revoked, failed: after.failed }).toEqual({ awaiting: before.awaitingActivation - 1, revoked: 1, failed: 0 });
+    await expectDiscarded(w, 'REVOKED', 'system:webhook-secret-rotation');
   });
 });

@@ -9,12 +9,14 @@ const WEBHOOK_REVOKE_CLEANUP_ACTOR = 'system:rotation';
 /**
  * A webhook secret revoked by a bare status change — `CredentialsService.updateMetadata` to `revoked`, or
  * `CredentialsService.revoke` — loses its staged successor as a RevocationService revoke does (there in the revoke's
- * transaction). Driven by the change's `credential.metadata_updated` outbox event, committed with it: after the commit,
- * on whichever replica dispatches, again after a crash or a failure (the event comes back), and a no-op once done.
+ * transaction); a deleted one (`delete`, `deleteMany`, `deleteByConnection`, the host's DELETE routes) loses it too
+ * (`DELETED`). Driven by the change's outbox event (`credential.metadata_updated`, `credential.deleted`), committed
+ * with it: after the commit, on whichever replica dispatches, again after a crash or a failure (the event comes back),
+ * and a no-op once done. The rotation job discards what is left when it comes first (or without `emitEvents`).
  */
 @Injectable()
 export class WebhookRevokeCleanup implements OnModuleInit, OnModuleDestroy {
-  private unregister?: () => void;
+  private readonly unregister: Array<() => void> = [];
 
   constructor(
     private readonly handlers: OutboxHandlerRegistry,
@@ -22,11 +24,11 @@ export class WebhookRevokeCleanup implements OnModuleInit, OnModuleDestroy {
   ) {}
 
   onModuleInit(): void {
-    this.unregister = this.handlers.register(CredentialEvents.METADATA_UPDATED, (event) => this.handle(event));
+    for (const name of [CredentialEvents.METADATA_UPDATED, CredentialEvents.DELETED]) this.unregister.push(this.handlers.register(name, (event) => this.handle(event)));
   }
 
   onModuleDestroy(): void {
-    this.unregister?.();
+    for (const off of this.unregister.splice(0)) off();
   }
 
   async handle(event: OutboxEvent): Promise<void> {
@@ -34,6 +36,6 @@ export class WebhookRevokeCleanup implements OnModuleInit, OnModuleDestroy {
     // Only webhook secrets stage successors: no read, no lock for any other credential's change.
     if (type !== CredentialType.WEBHOOK_SECRET || typeof credentialId !== 'string' || typeof tenantId !== 'string') return;
     const ctx: OperationContext = { tenantId, actor: { id: WEBHOOK_REVOKE_CLEANUP_ACTOR }, ...(typeof correlationId === 'string' ? { correlationId } : {}) };
-    await this.rotator.discardIfRevoked(ctx, credentialId);
+    await this.rotator.discardIfEnded(ctx, credentialId);
   }
 }

@@ -13,8 +13,8 @@ import type { WebhookSecretUpdater } from './webhook-secret-updater';
 import { WebhookRotationRecorder } from './webhook-rotation-recorder';
 import { WEBHOOK_SECRETS_CLOCK, WEBHOOK_STAGING_CONNECTION_PREFIX, WEBHOOK_STAGING_TAG, WebhookAuditActions, WebhookSecretEvents } from './webhook-secrets.tokens';
 
-/** Why a pending row was retired unpromoted (its `lastError`): by a caller, past `stagedTtlMs`, or by a revoke of its secret. */
-export type WebhookDiscardReason = 'DISCARDED' | 'STAGED_EXPIRED' | 'REVOKED';
+/** Why a pending row was retired unpromoted (its `lastError`): by a caller, past `stagedTtlMs`, by a revoke or a delete of its secret. */
+export type WebhookDiscardReason = 'DISCARDED' | 'STAGED_EXPIRED' | 'REVOKED' | 'DELETED';
 
 /**
  * The durable steps of a rotation (see WebhookSecretRotator): prepare (1), push (2), promote (3), and the
@@ -179,8 +179,8 @@ export class WebhookRotationSteps {
     return { credentialId: meta.id, outcome: 'rotated', rotationId, version: row.credentialVersion, previousVersion: meta.version, previousLiveUntil: previous?.liveUntil ?? undefined, resumed: true };
   }
 
-  /** Retires a pending row and deletes its staging credential, in one transaction, audited. */
-  async discard(ctx: OperationContext, meta: CredentialMetadata, pending: WebhookSecretVersionEntity, reason: WebhookDiscardReason): Promise<void> {
+  /** Retires a pending row and deletes its staging credential, in one transaction, audited (the secret may be deleted). */
+  async discard(ctx: OperationContext, meta: Pick<CredentialMetadata, 'id'>, pending: WebhookSecretVersionEntity, reason: WebhookDiscardReason): Promise<void> {
     await this.runner.run(async () => {
       const now = this.clock.now();
       if (!(await this.rows.transition(pending.id, WebhookSecretState.PENDING, { state: WebhookSecretState.RETIRED, stagingCredentialId: null, lastError: reason, updatedAt: now }))) {

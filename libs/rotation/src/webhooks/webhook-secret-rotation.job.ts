@@ -35,13 +35,13 @@ export interface WebhookRotationRunSummary {
   noUpdater: number;
   /** Of those, `webhook_secret.rotation_due` raised by this run (once per credential version, ever). */
   dueNotified: number;
-  /** Secrets staged by an operator, waiting for their activation. */
+  /** Secrets staged by an operator, waiting for their activation (their webhook secret neither deleted nor revoked). */
   awaitingActivation: number;
   /** Staged secrets discarded after waiting longer than `stagedTtlMs`. */
   discarded: number;
-  /** Credentials deleted since: their rows were retired. */
+  /** Credentials deleted since: their rows were retired, a pending rotation discarded (`DELETED`). */
   orphaned: number;
-  /** Revoked credentials (never rotated: that would make them active again). */
+  /** Revoked credentials (never rotated: that would make them active again; a pending rotation of one is discarded). */
   revoked: number;
   /** Rotations due or pending not tried: the vault refused this run's writes for a permission (`VaultRefusals`; next run). */
   deferred: number;
@@ -129,6 +129,12 @@ export class WebhookSecretRotationJob implements OnModuleInit {
       held.throwIfAborted();
       budget--;
       tried.add(row.credentialId);
+      // A secret deleted or revoked since: its pending rotation is neither awaited nor resumed, but discarded.
+      const ended = await this.discardEnded(row);
+      if (ended) {
+        summary[ended]++;
+        continue;
+      }
       if (!this.rotator.hasUpdater(row.integrationId)) {
         // Staged by an operator: theirs to activate; only a stale one is ours to discard.
         const outcome = this.rotator.stale(row, row.integrationId) ? await this.discardStale(row) : 'awaitingActivation';
@@ -216,6 +222,24 @@ export class WebhookSecretRotationJob implements OnModuleInit {
     }
   }
 
+  /**
+   * A pending rotation whose webhook secret is gone (or revoked) awaits nothing: discarded (`DELETED` / `REVOKED`,
+   * audited by the rotator), as the change's outbox event would (WebhookRevokeCleanup; this run may come first, or
+   * events may be off). Null for a live secret: one metadata read, no lock.
+   */
+  private async discardEnded(row: WebhookSecretVersionEntity): Promise<'orphaned' | 'revoked' | 'failed' | null> {
+    const ctx = systemContext(row.tenantId, WEBHOOK_ROTATION_JOB);
+    try {
+      const ended = await this.rotator.ended(ctx, row.credentialId);
+      if (ended === 'DELETED') await this.forget(ctx, row.credentialId);
+      else if (ended === 'REVOKED') await this.rotator.discardIfEnded(ctx, row.credentialId);
+      return ended === 'DELETED' ? 'orphaned' : ended === 'REVOKED' ? 'revoked' : null;
+    } catch (e) {
+      this.logger.warn(`webhook-secret-rotation: discarding the staged secret of ended credential ${row.credentialId} failed: ${describeError(e)}`);
+      return 'failed';
+    }
+  }
+
   /** Discards a staged secret nobody activated in time (audited by the rotator). */
   private async discardStale(row: WebhookSecretVersionEntity): Promise<'discarded' | 'failed' | 'orphaned'> {
     const ctx = systemContext(row.tenantId, WEBHOOK_ROTATION_JOB);
@@ -263,8 +287,14 @@ export class WebhookSecretRotationJob implements OnModuleInit {
     }
   }
 
-  /** The credential was deleted: its rows retire (and a pending value's staging credential goes too). */
+  /**
+   * The credential was deleted: a pending rotation is discarded as the delete's event does (`DELETED`, audited), then
+   * its other rows retire (and a pending row left by a failed discard, with its staging credential).
+   */
   private async forget(ctx: OperationContext, credentialId: string): Promise<void> {
+    await this.rotator.discardIfEnded(ctx, credentialId).catch((e: unknown) => {
+      this.logger.warn(`webhook-secret-rotation: discarding the pending rotation of deleted credential ${credentialId} failed: ${describeError(e)}; its rows are retired`);
+    });
     for (const row of await this.rows.active(credentialId)) {
       await this.runner.run(async () => {
         await this.rows.transition(row.id, row.state, { state: WebhookSecretState.RETIRED, stagingCredentialId: null, lastError: 'CREDENTIAL_DELETED', updatedAt: this.clock.now() });

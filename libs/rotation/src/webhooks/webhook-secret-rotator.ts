@@ -170,7 +170,7 @@ export class WebhookSecretRotator {
     ctx: OperationContext,
     credentialId: string,
     rotationId?: string,
-    reason: Exclude<WebhookDiscardReason, 'REVOKED'> = 'DISCARDED',
+    reason: Exclude<WebhookDiscardReason, 'REVOKED' | 'DELETED'> = 'DISCARDED',
     by: WebhookRotationCaller = 'caller',
   ): Promise<WebhookDiscardResult> {
     const asked: RotationAsk = { action: WebhookAuditActions.DISCARDED, by };
@@ -187,27 +187,45 @@ export class WebhookSecretRotator {
    * secret was live stays neither readable nor verifying nor ready to activate. The caller (RevocationService) holds
    * the credential's rotation lock — the one `locked` takes — and calls this inside the revoke's transaction.
    */
-  async discardOnRevoke(ctx: OperationContext, meta: CredentialMetadata): Promise<void> {
-    for (const row of await this.rows.active(meta.id)) {
-      if (row.state === WebhookSecretState.PENDING) await this.steps.discard(ctx, meta, row, 'REVOKED');
+  discardOnRevoke(ctx: OperationContext, meta: CredentialMetadata): Promise<void> {
+    return this.discardPending(ctx, meta.id, 'REVOKED');
+  }
+
+  /**
+   * Why the credential can have no successor: `DELETED` (gone), `REVOKED` (a revoked webhook secret), else null. A
+   * metadata read, unaudited (the job's pre-check; `discardIfEnded` repeats it under the lock).
+   */
+  async ended(ctx: OperationContext, credentialId: string): Promise<'DELETED' | 'REVOKED' | null> {
+    try {
+      const meta = await this.credentials.getMetadata(ctx, credentialId);
+      return meta.type === CredentialType.WEBHOOK_SECRET && meta.status === CredentialStatus.REVOKED ? 'REVOKED' : null;
+    } catch (e) {
+      if (e instanceof CredentialNotFoundError) return 'DELETED';
+      throw e;
     }
   }
 
   /**
-   * `discardOnRevoke` for a revoke made without RevocationService (a bare status change: `updateMetadata`,
-   * `CredentialsService.revoke`), from its outbox event (WebhookRevokeCleanup): under the credential's rotation lock, so
-   * a stage or rotation in flight commits first and its pending row is found. Looks at the credential now, not at the
-   * event: one deleted, live again or not a webhook secret is left alone; nothing pending is nothing to do (idempotent).
-   * A lock held past the wait is IN_PROGRESS (the event comes back).
+   * `discardOnRevoke` for a secret revoked without RevocationService (a bare status change: `updateMetadata`,
+   * `CredentialsService.revoke`), and the same for a deleted one (`DELETED`: every delete path), from the change's
+   * outbox event (WebhookRevokeCleanup) or the job: under the credential's rotation lock, so a stage or rotation in
+   * flight commits first and its pending row is found. Looks at the credential now, not at the event: one live again
+   * is left alone; nothing pending is nothing to do (idempotent). A lock held past the wait is IN_PROGRESS (the event
+   * comes back). Returns why it ended, or null when it is live.
    */
-  discardIfRevoked(ctx: OperationContext, credentialId: string): Promise<void> {
+  discardIfEnded(ctx: OperationContext, credentialId: string): Promise<'DELETED' | 'REVOKED' | null> {
     return this.lock.lockedWaiting(credentialId, null, async () => {
-      const meta = await this.credentials.getMetadata(ctx, credentialId).catch((e: unknown) => {
-        if (e instanceof CredentialNotFoundError) return null; // its rows are the job's (orphaned)
-        throw e;
-      });
-      if (meta?.type === CredentialType.WEBHOOK_SECRET && meta.status === CredentialStatus.REVOKED) await this.discardOnRevoke(ctx, meta);
+      const ended = await this.ended(ctx, credentialId);
+      if (ended) await this.discardPending(ctx, credentialId, ended);
+      return ended;
     });
+  }
+
+  /** Discards the credential's pending rows (its rows only: another tenant's id is none of this one's). */
+  private async discardPending(ctx: OperationContext, credentialId: string, reason: 'DELETED' | 'REVOKED'): Promise<void> {
+    for (const row of await this.rows.active(credentialId)) {
+      if (row.state === WebhookSecretState.PENDING && row.tenantId === ctx.tenantId) await this.steps.discard(ctx, { id: credentialId }, row, reason);
+    }
   }
 
   /**
