@@ -26,6 +26,7 @@ describe.each(DATABASE_KINDS)('operator-confirmed webhook secret rotation over H
   const rotator = generateApiKey('acme-rotator', 'acme', ['rotation:read', 'rotation:write']);
   const other = generateApiKey('globex', 'globex', ['admin']);
   const lister = generateApiKey('acme-lister', 'acme', ['credentials:read']);
+  const deleter = generateApiKey('acme-deleter', 'acme', ['credentials:write']);
   const secrets: string[] = [];
   const payload = '{"type":"invoice.paid","id":"evt_1"}';
 
@@ -74,7 +75,7 @@ describe.each(DATABASE_KINDS)('operator-confirmed webhook secret rotation over H
 
   beforeAll(async () => {
     host = await startTestHost(kind, {
-      AUTH_API_KEYS: JSON.stringify([reader.entry, rotator.entry, other.entry, lister.entry]),
+      AUTH_API_KEYS: JSON.stringify([reader.entry, rotator.entry, other.entry, lister.entry, deleter.entry]),
       ...ROTATION_JOBS_OFF,
       WEBHOOK_SECRET_ROTATION_ENABLED: 'false', // run by the test, on the host's own job
       WEBHOOK_SECRET_OVERLAP_MS: String(30 * MINUTE),
@@ -214,6 +215,29 @@ describe.each(DATABASE_KINDS)('operator-confirmed webhook secret rotation over H
     const reserved = await call(rotator.key, 'POST', `/v1/rotation/webhooks/${INTEGRATION}/${stagedConnection}/secret`, {});
     expect({ status: reserved.status, code: reserved.body.code }).toEqual({ status: 400, code: 2001 });
     expect((await call(lister.key, 'GET', `/v1/credentials?integrationId=${INTEGRATION}&includeInternal=true`)).body.items.map((c: { connectionId: string }) => c.connectionId)).toEqual(['main']);
+  });
+
+  it('DELETE /v1/credentials/{id} of the webhook secret discards its staged successor: not readable by id, audited DELETED', async () => {
+    const INTEGRATION = 'acme-deleted';
+    const HOOKS = `/v1/rotation/webhooks/${INTEGRATION}/main`;
+    const { id } = await create(HOOKS);
+    const staged = await stage(HOOKS);
+    const all = await call(lister.key, 'GET', `/v1/credentials?integrationId=${INTEGRATION}&includeInternal=true`);
+    const stagedId = all.body.items.find((c: { connectionId: string }) => c.connectionId === `whsec-pending.${staged.body.rotationId}`).id as string;
+    expect((await call(lister.key, 'GET', `/v1/credentials/${stagedId}`)).status).toBe(200);
+
+    expect((await call(deleter.key, 'DELETE', `/v1/credentials/${id}`)).status).toBe(204);
+    // The delete's outbox event is dispatched after its commit.
+    let status = 200;
+    for (const until = Date.now() + 10_000; status === 200 && Date.now() < until; await new Promise((r) => setTimeout(r, 50))) {
+      status = (await call(lister.key, 'GET', `/v1/credentials/${stagedId}`)).status;
+    }
+    expect(status).toBe(404);
+    expect((await call(lister.key, 'GET', `/v1/credentials?integrationId=${INTEGRATION}&includeInternal=true`)).body.items).toEqual([]);
+    const audit = host.app.get(AuditService);
+    await audit.flush();
+    const rows = (await audit.query({ tenantId: 'acme', resource: id })).items.filter((r) => r.action === 'webhook_secret.staged_discarded');
+    expect(rows.map((r) => [r.actorId, r.result, r.details?.rotationId, r.details?.reason])).toEqual([['system:rotation', 'success', staged.body.rotationId, 'DELETED']]);
   });
 
   it('discard: the staged secret stops verifying; a staged secret left unactivated is refused (410) and discarded', async () => {
