@@ -16,7 +16,7 @@ import { ROTATION_LOCK } from '../rotation.constants';
 import { useRotationStack } from '../rotation-stack.testing';
 import { WebhookSecretErrorCode, WebhookSecretRotationJob, WebhookSecretsService, WebhookSecretState, WebhookSecretVersionEntity } from '.';
 
-describe.each(DATABASE_KINDS)('a webhook secret revoked by a bare status change (%s)', (kind: TestDatabaseKind) => {
+describe.each(DATABASE_KINDS)('a webhook secret revoked by a bare status change, or deleted (%s)', (kind: TestDatabaseKind) => {
   const clock = new ManualClock(new Date());
   const run = randomBytes(3).toString('hex');
   let seq = 0;
