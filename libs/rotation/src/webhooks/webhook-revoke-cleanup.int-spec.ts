@@ -9,7 +9,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { AuditLogEntry } from '@app/audit';
-import { type DistributedLock, ManualClock, OutboxDispatcher, OutboxHandlerRegistry, prefixedLockKey, type OperationContext } from '@app/common';
+import { type DistributedLock, ManualClock, OutboxDispatcher, OutboxEventEntity, OutboxHandlerRegistry, prefixedLockKey, type OperationContext } from '@app/common';
 import { CredentialStatus } from '@app/credentials';
 import { DATABASE_KINDS, type TestDatabaseKind } from '@app/testing';
 import { ROTATION_LOCK } from '../rotation.constants';
@@ -51,6 +51,19 @@ describe.each(DATABASE_KINDS)('a webhook secret revoked by a bare status change,
     for (const handler of s.moduleRef.get(OutboxHandlerRegistry).handlersFor(event.name)) await handler({ ...event, payload });
   }
 
+  /** Holds the credential's rotation lock as a step in flight would, until the returned function is called. */
+  async function holdRotationLock(credentialId: string): Promise<() => Promise<void>> {
+    let release = () => undefined as void;
+    let reached = () => undefined as void;
+    const holding = new Promise<void>((r) => (reached = r));
+    const holder = s.moduleRef.get<DistributedLock>(ROTATION_LOCK).run(prefixedLockKey('credentialRotation', credentialId), () => (reached(), new Promise<void>((r) => (release = r))), { timeoutMs: 5_000 });
+    await holding;
+    return async () => {
+      release();
+      await holder;
+    };
+  }
+
   it('updateMetadata to revoked discards the staged successor; un-revoked, nothing is left to activate; a redelivery changes nothing', async () => {
     const w = await staged();
     await s.credentials.updateMetadata(w.ctx, w.id, { status: CredentialStatus.REVOKED });
@@ -75,17 +88,40 @@ describe.each(DATABASE_KINDS)('a webhook secret revoked by a bare status change,
   it('waits for a step of the secret holding its rotation lock, then discards what that step left pending', async () => {
     const w = await staged();
     await s.credentials.updateMetadata(w.ctx, w.id, { status: CredentialStatus.REVOKED });
-    let release = () => undefined as void;
-    let reached = () => undefined as void;
-    const holding = new Promise<void>((r) => (reached = r));
-    const holder = s.moduleRef.get<DistributedLock>(ROTATION_LOCK).run(prefixedLockKey('credentialRotation', w.id), () => (reached(), new Promise<void>((r) => (release = r))), { timeoutMs: 5_000 });
-    await holding;
+    const release = await holdRotationLock(w.id);
     const dispatching = dispatch();
     await new Promise((r) => setTimeout(r, 200));
     expect((await s.credentials.getMetadata(w.ctx, w.stagingId)).status).toBe(CredentialStatus.ACTIVE); // not yet: the lock is held
-    release();
-    await holder;
+    await release();
     await dispatching;
+    await expectDiscarded(w);
+  });
+
+  it("a lock held long (a slow provider's push) does not hold the outbox: the event is deferred, the events behind it delivered, the discard done on its redelivery", async () => {
+    const w = await staged();
+    await s.credentials.updateMetadata(w.ctx, w.id, { status: CredentialStatus.REVOKED });
+    const release = await holdRotationLock(w.id);
+    // Another tenant's change, committed after the revoke: its event waits behind the revoke's in the outbox.
+    const other: OperationContext = { tenantId: `${w.ctx.tenantId}_other`, actor: { id: 'user:bob' } };
+    await s.moduleRef.get(WebhookSecretsService).create(other, { integrationId: 'manual', connectionId: 'acct-other' });
+    const events = () => s.dataSource.getRepository(OutboxEventEntity).find({ where: [{ tenantId: w.ctx.tenantId }, { tenantId: other.tenantId }] });
+    try {
+      const started = Date.now();
+      await dispatch();
+      expect(Date.now() - started).toBeLessThan(4_000); // not the rotation lock's 10 s wait, which the outbox's handlerTimeoutMs (10 s) cut
+      const after = await events();
+      expect(after.filter((e) => e.tenantId === other.tenantId).every((e) => e.deliveredAt !== null)).toBe(true);
+      const revoke = after.find((e) => e.name === 'credential.metadata_updated' && e.tenantId === w.ctx.tenantId);
+      expect({ delivered: revoke?.deliveredAt ?? null, lastError: revoke?.lastError }).toEqual({ delivered: null, lastError: expect.stringContaining('WEBHOOK_ROTATION_IN_PROGRESS') });
+      expect((await s.credentials.getMetadata(w.ctx, w.stagingId)).status).toBe(CredentialStatus.ACTIVE); // not yet: the lock is held
+    } finally {
+      await release();
+    }
+    // Redelivered after the outbox's backoff (about a second): the discard is done then.
+    for (const deadline = Date.now() + 8_000; (await discardedRows(w.ctx)).length === 0 && Date.now() < deadline; ) {
+      await new Promise((r) => setTimeout(r, 250));
+      await dispatch();
+    }
     await expectDiscarded(w);
   });
 

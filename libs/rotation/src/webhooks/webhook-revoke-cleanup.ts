@@ -1,10 +1,23 @@
 import { Injectable, OnModuleDestroy, OnModuleInit } from '@nestjs/common';
-import { OutboxHandlerRegistry, type OperationContext, type OutboxEvent } from '@app/common';
+import { OutboxHandlerRegistry, type OperationContext, type OutboxDeferral, type OutboxEvent } from '@app/common';
 import { CredentialEvents, CredentialType } from '@app/credentials';
+import { WebhookRotationInProgressError } from './webhook-secret.errors';
 import { WebhookSecretRotator } from './webhook-secret-rotator';
 
 /** The actor of the discards (audited), as for the rotation lib's other clean-ups. */
 const WEBHOOK_REVOKE_CLEANUP_ACTOR = 'system:rotation';
+
+/**
+ * How long the handler waits for the credential's rotation lock: a stage or discard holds it well under a second, but
+ * an automatic rotation holds it through its push to the provider (unbounded), and the outbox delivers one event at a
+ * time — a longer wait would hold every event behind this one (up to the outbox's handlerTimeoutMs).
+ */
+const CLEANUP_LOCK_WAIT_MS = 1_000;
+
+/** The lock is still held: the outbox redelivers the event after its backoff, quietly (an expected wait, not a failure). */
+class WebhookCleanupDeferredError extends WebhookRotationInProgressError implements OutboxDeferral {
+  readonly outboxDeferred = true as const;
+}
 
 /**
  * A webhook secret revoked by a bare status change — `CredentialsService.updateMetadata` to `revoked`, or
@@ -12,7 +25,9 @@ const WEBHOOK_REVOKE_CLEANUP_ACTOR = 'system:rotation';
  * transaction); a deleted one (`delete`, `deleteMany`, `deleteByConnection`, the host's DELETE routes) loses it too
  * (`DELETED`). Driven by the change's outbox event (`credential.metadata_updated`, `credential.deleted`), committed
  * with it: after the commit, on whichever replica dispatches, again after a crash or a failure (the event comes back),
- * and a no-op once done. The rotation job discards what is left when it comes first (or without `emitEvents`).
+ * and a no-op once done. The rotation job discards what is left when it comes first (or without `emitEvents`). A
+ * lock held past CLEANUP_LOCK_WAIT_MS defers the event (redelivered after the outbox's backoff) rather than holding
+ * the outbox.
  */
 @Injectable()
 export class WebhookRevokeCleanup implements OnModuleInit, OnModuleDestroy {
@@ -36,6 +51,10 @@ export class WebhookRevokeCleanup implements OnModuleInit, OnModuleDestroy {
     // Only webhook secrets stage successors: no read, no lock for any other credential's change.
     if (type !== CredentialType.WEBHOOK_SECRET || typeof credentialId !== 'string' || typeof tenantId !== 'string') return;
     const ctx: OperationContext = { tenantId, actor: { id: WEBHOOK_REVOKE_CLEANUP_ACTOR }, ...(typeof correlationId === 'string' ? { correlationId } : {}) };
-    await this.rotator.discardIfEnded(ctx, credentialId);
+    try {
+      await this.rotator.discardIfEnded(ctx, credentialId, CLEANUP_LOCK_WAIT_MS);
+    } catch (e) {
+      throw e instanceof WebhookRotationInProgressError ? new WebhookCleanupDeferredError(credentialId) : e;
+    }
   }
 }

@@ -51,16 +51,16 @@ export class WebhookRotationLock {
   }
 
   /**
-   * As `locked`, but waits up to STAGE_LOCK_WAIT_MS for the holder (a stage takes well under a second). Without
-   * `refusal` (the repair of a superseded push, audited as that), a lock still held is not audited here; with it, the
-   * id is looked up in the caller's tenant before the wait, as in `locked`.
+   * As `locked`, but waits up to `waitMs` (STAGE_LOCK_WAIT_MS) for the holder (a stage takes well under a second).
+   * Without `refusal` (the repair of a superseded push, audited as that), a lock still held is not audited here; with
+   * it, the id is looked up in the caller's tenant before the wait, as in `locked`.
    */
-  async lockedWaiting<T>(credentialId: string, refusal: { ctx: OperationContext; asked: RotationAsk } | null, work: () => Promise<T>): Promise<T> {
+  async lockedWaiting<T>(credentialId: string, refusal: { ctx: OperationContext; asked: RotationAsk } | null, work: () => Promise<T>, waitMs = STAGE_LOCK_WAIT_MS): Promise<T> {
     if (refusal) await this.load(refusal.ctx, credentialId, refusal.asked);
     let began = false;
     const step = () => ((began = true), work());
     try {
-      return await this.lock.run(prefixedLockKey('credentialRotation', credentialId), step, { timeoutMs: STAGE_LOCK_WAIT_MS });
+      return await this.lock.run(prefixedLockKey('credentialRotation', credentialId), step, { timeoutMs: waitMs });
     } catch (e) {
       // The step's own LockTimeoutError (say the SQLite transaction gate's) is its failure, not a refusal of the lock.
       if (began || !(e instanceof LockTimeoutError)) throw e;

@@ -210,15 +210,16 @@ export class WebhookSecretRotator {
    * `CredentialsService.revoke`), and the same for a deleted one (`DELETED`: every delete path), from the change's
    * outbox event (WebhookRevokeCleanup) or the job: under the credential's rotation lock, so a stage or rotation in
    * flight commits first and its pending row is found. Looks at the credential now, not at the event: one live again
-   * is left alone; nothing pending is nothing to do (idempotent). A lock held past the wait is IN_PROGRESS (the event
-   * comes back). Returns why it ended, or null when it is live.
+   * is left alone; nothing pending is nothing to do (idempotent). A lock held past `waitMs` (a stage's wait by
+   * default) is IN_PROGRESS (the event comes back). Returns why it ended, or null when it is live.
    */
-  discardIfEnded(ctx: OperationContext, credentialId: string): Promise<'DELETED' | 'REVOKED' | null> {
-    return this.lock.lockedWaiting(credentialId, null, async () => {
+  discardIfEnded(ctx: OperationContext, credentialId: string, waitMs?: number): Promise<'DELETED' | 'REVOKED' | null> {
+    const work = async () => {
       const ended = await this.ended(ctx, credentialId);
       if (ended) await this.discardPending(ctx, credentialId, ended);
       return ended;
-    });
+    };
+    return this.lock.lockedWaiting(credentialId, null, work, waitMs);
   }
 
   /** Discards the credential's pending rows (its rows only: another tenant's id is none of this one's). */
