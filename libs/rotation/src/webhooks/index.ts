@@ -8,7 +8,7 @@ import { WebhookLostLockRecovery } from './webhook-lost-lock-recovery';
 import { WebhookRotationLock } from './webhook-rotation-lock';
 import { WebhookRotationRecorder } from './webhook-rotation-recorder';
 import { WebhookRotationSteps } from './webhook-rotation-steps';
-import { WebhookRevokeCleanup } from './webhook-revoke-cleanup';
+import { WebhookSecretEndedCleanup } from './webhook-secret-ended-cleanup';
 import { WebhookSecretRotator } from './webhook-secret-rotator';
 import { WebhookSecretStates } from './webhook-secret-states';
 import { WebhookSecretUpdaterRegistry } from './webhook-secret-updater';
@@ -30,7 +30,7 @@ export const WEBHOOK_CORE_PROVIDERS: Provider[] = [
   WebhookSecretsService,
   WebhookSecretRotationJob,
   // A revoke by a bare status change, or a delete, discards the staged successor (the credential's outbox event).
-  WebhookRevokeCleanup,
+  WebhookSecretEndedCleanup,
 ];
 
 /**

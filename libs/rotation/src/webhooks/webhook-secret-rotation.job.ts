@@ -224,7 +224,7 @@ export class WebhookSecretRotationJob implements OnModuleInit {
 
   /**
    * A pending rotation whose webhook secret is gone (or revoked) awaits nothing: discarded (`DELETED` / `REVOKED`,
-   * audited by the rotator), as the change's outbox event would (WebhookRevokeCleanup; this run may come first, or
+   * audited by the rotator), as the change's outbox event would (WebhookSecretEndedCleanup; this run may come first, or
    * events may be off). Null for a live secret: one metadata read, no lock.
    */
   private async discardEnded(row: WebhookSecretVersionEntity): Promise<'orphaned' | 'revoked' | 'failed' | null> {

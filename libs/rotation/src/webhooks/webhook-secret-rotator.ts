@@ -208,7 +208,7 @@ export class WebhookSecretRotator {
   /**
    * `discardOnRevoke` for a secret revoked without RevocationService (a bare status change: `updateMetadata`,
    * `CredentialsService.revoke`), and the same for a deleted one (`DELETED`: every delete path), from the change's
-   * outbox event (WebhookRevokeCleanup) or the job: under the credential's rotation lock, so a stage or rotation in
+   * outbox event (WebhookSecretEndedCleanup) or the job: under the credential's rotation lock, so a stage or rotation in
    * flight commits first and its pending row is found. Looks at the credential now, not at the event: one live again
    * is left alone; nothing pending is nothing to do (idempotent). A lock held past `waitMs` (a stage's wait by
    * default) is IN_PROGRESS (the event comes back). Returns why it ended, or null when it is live.

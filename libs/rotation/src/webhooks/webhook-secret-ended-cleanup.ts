@@ -5,7 +5,7 @@ import { WebhookRotationInProgressError } from './webhook-secret.errors';
 import { WebhookSecretRotator } from './webhook-secret-rotator';
 
 /** The actor of the discards (audited), as for the rotation lib's other clean-ups. */
-const WEBHOOK_REVOKE_CLEANUP_ACTOR = 'system:rotation';
+const WEBHOOK_ENDED_CLEANUP_ACTOR = 'system:rotation';
 
 /**
  * How long the handler waits for the credential's rotation lock: a stage or discard holds it well under a second, but
@@ -20,6 +20,7 @@ class WebhookCleanupDeferredError extends WebhookRotationInProgressError impleme
 }
 
 /**
+ * Discards the staged successor of a webhook secret whose life ended — revoked or deleted — outside RevocationService.
  * A webhook secret revoked by a bare status change — `CredentialsService.updateMetadata` to `revoked`, or
  * `CredentialsService.revoke` — loses its staged successor as a RevocationService revoke does (there in the revoke's
  * transaction); a deleted one (`delete`, `deleteMany`, `deleteByConnection`, the host's DELETE routes) loses it too
@@ -30,7 +31,7 @@ class WebhookCleanupDeferredError extends WebhookRotationInProgressError impleme
  * the outbox.
  */
 @Injectable()
-export class WebhookRevokeCleanup implements OnModuleInit, OnModuleDestroy {
+export class WebhookSecretEndedCleanup implements OnModuleInit, OnModuleDestroy {
   private readonly unregister: Array<() => void> = [];
 
   constructor(
@@ -50,7 +51,7 @@ export class WebhookRevokeCleanup implements OnModuleInit, OnModuleDestroy {
     const { credentialId, tenantId, type, correlationId } = event.payload;
     // Only webhook secrets stage successors: no read, no lock for any other credential's change.
     if (type !== CredentialType.WEBHOOK_SECRET || typeof credentialId !== 'string' || typeof tenantId !== 'string') return;
-    const ctx: OperationContext = { tenantId, actor: { id: WEBHOOK_REVOKE_CLEANUP_ACTOR }, ...(typeof correlationId === 'string' ? { correlationId } : {}) };
+    const ctx: OperationContext = { tenantId, actor: { id: WEBHOOK_ENDED_CLEANUP_ACTOR }, ...(typeof correlationId === 'string' ? { correlationId } : {}) };
     try {
       await this.rotator.discardIfEnded(ctx, credentialId, CLEANUP_LOCK_WAIT_MS);
     } catch (e) {
