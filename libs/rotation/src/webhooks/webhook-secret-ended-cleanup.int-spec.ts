@@ -90,7 +90,7 @@ describe.each(DATABASE_KINDS)('a webhook secret revoked by a bare status change,
     await s.credentials.updateMetadata(w.ctx, w.id, { status: CredentialStatus.REVOKED });
     const release = await holdRotationLock(w.id);
     const dispatching = dispatch();
-    await new Promise((r) => setTimeout(r, 200));
+    await new Promise((r) => setTimeout(r, 100)); // well within the handler's wait (half a second)
     expect((await s.credentials.getMetadata(w.ctx, w.stagingId)).status).toBe(CredentialStatus.ACTIVE); // not yet: the lock is held
     await release();
     await dispatching;

@@ -10,9 +10,10 @@ const WEBHOOK_ENDED_CLEANUP_ACTOR = 'system:rotation';
 /**
  * How long the handler waits for the credential's rotation lock: a stage or discard holds it well under a second, but
  * an automatic rotation holds it through its push to the provider (unbounded), and the outbox delivers one event at a
- * time — a longer wait would hold every event behind this one (up to the outbox's handlerTimeoutMs).
+ * time — a longer wait would hold every event behind this one (up to the outbox's handlerTimeoutMs). Under the host's
+ * smallest OUTBOX_HANDLER_TIMEOUT_MS (1 s), so that a lock still held is a deferral, not the outbox's timeout.
  */
-const CLEANUP_LOCK_WAIT_MS = 1_000;
+const CLEANUP_LOCK_WAIT_MS = 500;
 
 /** The lock is still held: the outbox redelivers the event after its backoff, quietly (an expected wait, not a failure). */
 class WebhookCleanupDeferredError extends WebhookRotationInProgressError implements OutboxDeferral {
