@@ -175,10 +175,12 @@ describe('OAuthRefreshService (window, cooldown, backoff)', () => {
       },
     ];
     clock.advance(58 * MIN);
-    await expect(service.getAccessToken(ctx, 'idp', 'c1')).rejects.toBeInstanceOf(OAuthReauthRequiredError);
+    // Each answer names where the tokens of a new authorization go, the first (the refusal itself) as the later ones.
+    const whereTokensGo = expect.stringContaining('POST /v1/oauth/connections/{integrationId}/{connectionId}/tokens');
+    await expect(service.getAccessToken(ctx, 'idp', 'c1')).rejects.toMatchObject({ constructor: OAuthReauthRequiredError, message: whereTokensGo });
     expect(client.calls).toBe(1);
     expect(store.reauthMarks).toBe(1);
-    await expect(service.getAccessToken(ctx, 'idp', 'c1')).rejects.toBeInstanceOf(OAuthReauthRequiredError);
+    await expect(service.getAccessToken(ctx, 'idp', 'c1')).rejects.toMatchObject({ constructor: OAuthReauthRequiredError, message: whereTokensGo });
     expect(client.calls).toBe(1);
     expect(audited).toEqual([expect.objectContaining({ action: 'refresh', result: 'failure', errorCode: '4002:REAUTH_REQUIRED' })]);
   });

@@ -61,14 +61,14 @@ export class OAuthReauthRequiredError extends OAuthRefreshError {
   readonly code = OAuthRefreshErrorCode.REAUTH_REQUIRED;
   readonly codeName = 'REAUTH_REQUIRED';
   readonly severity = ErrorSeverity.CLIENT;
-  /** `storeNewTokens`: the message says where the tokens of a new authorization go (the route and the method). */
+  /** Whatever the reason, the remedy is the same: the message says where the tokens of a new authorization go. */
   constructor(
     readonly integrationId: string,
     readonly connectionId: string,
     reason: string,
-    options?: { cause?: unknown; storeNewTokens?: boolean },
+    options?: { cause?: unknown },
   ) {
-    super(`The connection must be re-authorised: ${reason}${options?.storeNewTokens ? `; store the tokens of a new authorization (${WHERE_TOKENS_GO})` : ''}`, options);
+    super(`The connection must be re-authorised: ${reason}; store the tokens of a new authorization (${WHERE_TOKENS_GO})`, options);
   }
 }
 

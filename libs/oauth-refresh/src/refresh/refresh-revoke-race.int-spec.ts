@@ -83,6 +83,7 @@ describe.each(DATABASE_KINDS)('a revoke during a refresh (%s)', (kind) => {
     const race = await rejection(refreshing);
     expect(race).toMatchObject({ code: OAuthRefreshErrorCode.REAUTH_REQUIRED, message: expect.stringContaining('the connection was revoked during the refresh') });
     expect((race as Error).message).not.toContain('needs_reauth');
+    expect((race as Error).message).toContain('POST /v1/oauth/connections/{integrationId}/{connectionId}/tokens'); // where new tokens go
     for (const id of ids) {
       expect(await credentials.getMetadata(ctx, id)).toMatchObject({ status: CredentialStatus.REVOKED, version: 1 });
       await expect(credentials.get(ctx, id)).rejects.toMatchObject({ code: 2009 });

@@ -70,7 +70,7 @@ export function requireUsable(tokens: ConnectionTokens, integrationId: string, c
   if (!access) throw new OAuthConnectionNotFoundError(integrationId, connectionId);
   if (access.reauthRequired || tokens.refresh?.reauthRequired) {
     const state = access.revoked || tokens.refresh?.revoked ? 'is revoked' : 'is marked needs_reauth';
-    throw new OAuthReauthRequiredError(integrationId, connectionId, `the connection ${state}`, { storeNewTokens: true });
+    throw new OAuthReauthRequiredError(integrationId, connectionId, `the connection ${state}`);
   }
   return access;
 }
