@@ -1,3 +1,4 @@
+import { randomInt } from 'node:crypto';
 import { withTimeout } from '@app/common';
 import { CacheEntryKey, cacheEntryKeyId, decodeCacheValue, encodeCacheValue, openCacheEntry, sealCacheEntry } from './cache-entry-cipher';
 import type { CacheKeyring } from './cache-keyring';
@@ -25,17 +26,20 @@ export interface RedisTierOptions {
 /** What one ACQUIRE round trip found: the sealed entry, or the key's generation with its load lock taken or not. */
 export type AcquireReply = ['hit', string] | ['lock', string] | ['wait', string];
 
-// One round trip: the entry if any, else the key's generation and, if free, its load lock.
+// One round trip: the entry if any, else the key's generation and, if free, its load lock. A key with no
+// generation gets a random one, never a default: a fill compares it exactly, so one begun before Redis lost
+// the key (deleted, restarted empty, evicted for memory) finds it changed.
 const ACQUIRE = `
 local v = redis.call('GET', KEYS[1])
 if v then return {'hit', v} end
-local g = redis.call('GET', KEYS[2]) or '0'
+local g = redis.call('GET', KEYS[2])
+if not g then g = ARGV[4]; redis.call('SET', KEYS[2], g, 'PX', ARGV[3]) end
 if redis.call('SET', KEYS[3], ARGV[1], 'NX', 'PX', ARGV[2]) then return {'lock', g} end
 return {'wait', g}`;
-// Fill only if no eviction happened since the load started (the generation did not move); free our lock.
+// Fill only if no eviction happened since the load started (the generation is still the one it read); free our lock.
 const FILL = `
 local filled = 0
-if (redis.call('GET', KEYS[2]) or '0') == ARGV[1] then redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3]); filled = 1 end
+if redis.call('GET', KEYS[2]) == ARGV[1] then redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3]); filled = 1 end
 if ARGV[4] ~= '' and redis.call('GET', KEYS[3]) == ARGV[4] then redis.call('DEL', KEYS[3]) end
 return filled`;
 const RELEASE = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0`;
@@ -89,7 +93,10 @@ export class RedisTier {
 
   /** The entry, or the generation and whether this caller got the load lock (`token`). */
   async acquire(key: string, token: string): Promise<AcquireReply> {
-    return (await this.call(this.options.client.eval(ACQUIRE, 3, this.entryKey(key), this.genKey(key), this.lockKey(key), token, String(this.options.lockMs)))) as AcquireReply;
+    const { lockMs, generationTtlMs } = this.options;
+    // An integer (EVICT increments it, as replicas of earlier releases do) in [2^52, 2^53): exact as a double, far from a counter started at 0.
+    const fresh = String(2 ** 52 + randomInt(2 ** 47) * 32 + randomInt(32));
+    return (await this.call(this.options.client.eval(ACQUIRE, 3, this.entryKey(key), this.genKey(key), this.lockKey(key), token, String(lockMs), String(generationTtlMs), fresh))) as AcquireReply;
   }
 
   /** Writes the sealed entry unless the key's generation moved since `generation`; frees the lock `token` holds. */

@@ -155,6 +155,22 @@ describe.each(DATABASE_KINDS)('shared credential cache on %s (real Redis, local 
     expect(await cacheOf(2).getOrLoad(key, async () => 'other')).toBe('fresh'); // C reads the fresh fill from L2
   });
 
+  it("a load that started before an eviction fills no L2 entry when Redis lost the key's generation meanwhile (keys deleted, restarted empty, evicted for memory)", async () => {
+    const key = `${ctx.tenantId}/lost-gen-${randomBytes(3).toString('hex')}`;
+    let release!: (v: string) => void;
+    const slow = cacheOf(0).getOrLoad(key, () => new Promise<string>((r) => (release = r)));
+    await eventually(() => expect(release).toBeDefined());
+    await cacheOf(1).evictEverywhere(key); // B: a write committed while A was loading
+    // The prefix's keys go (an operator's delete, a FLUSHDB, a Redis that restarted without its data): the eviction's mark with them.
+    await redisAt().del(`${PREFIX}g:{${key}}`, `${PREFIX}l:{${key}}`);
+    release('value-from-before-the-write');
+    expect(await slow).toBe('value-from-before-the-write');
+    expect(await redisAt().exists(`${PREFIX}e:{${key}}`)).toBe(0);
+    // No replica is served the value from before the write.
+    expect(await cacheOf(2).getOrLoad(key, async () => 'fresh')).toBe('fresh');
+    expect(await cacheOf(1).getOrLoad(key, async () => 'other')).toBe('fresh');
+  });
+
   it('waiters load by themselves when the lock holder died (its lock expires; no fill ever comes)', async () => {
     const key = `${ctx.tenantId}/orphan-${randomBytes(3).toString('hex')}`;
     await redisAt().set(`${PREFIX}l:{${key}}`, 'a-dead-replica', 'PX', 300);
