@@ -4,7 +4,8 @@
  * (by an operator, within the retention period): it must then come back with no version enabled — no readable value of
  * a credential the app says is deleted, the orphans of crashed writes included. And the vault side of a delete is
  * durable: when the vault fails it (or the process dies after the commit), the outbox retries it until it is done,
- * without touching the secret of a credential stored in the same slot meanwhile.
+ * without touching the secret of a credential stored in the same slot meanwhile. So is a revoke's: a revoke whose
+ * process died (or whose vault calls failed) after its status change leaves no version enabled for long either.
  */
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -229,5 +230,37 @@ describe.each(DATABASE_KINDS)('what a delete leaves in Key Vault on %s', (kind) 
     const back = await recovered(name);
     expect(back).toHaveLength(2);
     expect(back.filter(([, enabled]) => enabled)).toEqual([]);
+  });
+
+  it('a revoke whose process died, or whose vault calls failed, after its status change: the outbox disables the versions; a finished revoke is left alone', async () => {
+    const crashed = await service.store(ctx, { integrationId: 'github', connectionId: 'revoke-crash', type: CredentialType.API_KEY, value: secret() });
+    await service.rotate(ctx, crashed.id, secret());
+    const failed = await service.store(ctx, { integrationId: 'github', connectionId: 'revoke-fail', type: CredentialType.API_KEY, value: secret() });
+    const done = await service.store(ctx, { integrationId: 'github', connectionId: 'revoke-done', type: CredentialType.API_KEY, value: secret() });
+    const { child, line } = startCrashChild(writeRequireHook(dir, STACK_ONLY), CHILD, 'COMMITTED', {
+      env: { CV_TEST_DS: JSON.stringify(db.options), CV_VAULT_URL: emu.vaultUrl, CV_VAULT_CA: emu.caCertPem, CV_TENANT: ctx.tenantId, CV_CREDENTIAL: crashed.id, CV_STEP: 'revoke' },
+    });
+    await line;
+    expect(await killHard(child)).toBe('SIGKILL');
+    emu.injectFault({ kind: 'status', status: 503, operations: ['updateSecret'], count: 1 });
+    await expect(service.revoke(ctx, failed.id)).rejects.toBeDefined();
+    emu.clearFaults();
+    // The remedy for a leak, right after the failed revoke: a new value. The revoked one stays withdrawn at the vault too.
+    const fresh = await service.rotate(ctx, failed.id, secret());
+    const answered = (await service.revoke(ctx, done.id)).metadata.rowVersion;
+    const doneAt = Date.now();
+    // Revoked for the app at once; at the vault, still readable until the outbox has done what the revokes did not.
+    expect((await service.getMetadata(ctx, crashed.id)).status).toBe('revoked');
+    const enabled = async (connectionId: string) => (await allVersions(nameOf(connectionId, 0))).filter((v) => v.enabled).map((v) => v.version);
+    expect(await enabled('revoke-crash')).toHaveLength(2);
+    expect(await enabled('revoke-fail')).toHaveLength(2);
+    await until(async () => (await enabled('revoke-crash')).length + (await enabled('revoke-fail')).length === 1, 'the outbox finishing both revokes', 30_000);
+    // What stays enabled is the rotated-to value, the one the app serves.
+    expect(await enabled('revoke-fail')).toEqual([(await vault.getSecret(nameOf('revoke-fail', 0))).properties.version]);
+    expect((await service.get(ctx, failed.id)).metadata.version).toBe(fresh.version);
+    expect(await vault.getSecret(nameOf('revoke-crash', 0)).catch((e: unknown) => e)).toMatchObject({ code: KeyVaultErrorCode.DISABLED });
+    // The finished revoke's event was delivered too, and moved nothing: the rowVersion it answered still holds.
+    await new Promise((r) => setTimeout(r, Math.max(0, doneAt + 11_000 - Date.now()) + 500)); // past the revoke's 10 s grace
+    expect((await service.getMetadata(ctx, done.id)).rowVersion).toBe(answered);
   });
 });

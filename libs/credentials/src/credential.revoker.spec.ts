@@ -12,6 +12,7 @@ import type { CredentialEntity } from './entities/credential.entity';
 import { CREDENTIAL_ERROR_HTTP_STATUS, CredentialConflictError, CredentialErrorCode, CredentialRevokeIncompleteError } from './errors/credential-errors';
 import { CredentialRepository } from './persistence/credential.repository';
 import { CredentialVersionRepository } from './persistence/credential-version.repository';
+import { CredentialsPersistence } from './persistence/credentials-persistence';
 import { CREDENTIAL_TAG, VaultValueStore } from './stores/vault-value-store';
 import { credentialRow } from '../test/repository-fixtures';
 
@@ -91,6 +92,7 @@ describe('CredentialRevoker.revoke', () => {
         { provide: VaultValueStore, useValue: vaultStore },
         { provide: CredentialCache, useValue: cache },
         { provide: CREDENTIALS_CLOCK, useValue: new ManualClock(now) },
+        { provide: CredentialsPersistence, useValue: { handlers: { register: () => () => undefined } } },
       ],
     }).compile();
     revoker = module.get(CredentialRevoker);
@@ -128,5 +130,56 @@ describe('CredentialRevoker.revoke', () => {
     expect(row.status).toBe(CredentialStatus.REVOKED);
     racing = false;
     await expect(revoker.revoke(ctx, ID)).resolves.toMatchObject({ metadata: { status: CredentialStatus.REVOKED } });
+  });
+});
+
+/** The outbox's completion of a revoke left incomplete (its process died): one pass, never a status change of its own. */
+describe('CredentialRevoker: completing a revoke from the outbox', () => {
+  it('a rotation committing during the completion is not revoked again; its version, listed as an orphan, is enabled again', async () => {
+    let row: CredentialEntity = { ...credentialRow('acme', { id: ID, connectionId: 'prod' }), status: CredentialStatus.REVOKED };
+    let handler: ((e: unknown) => Promise<void>) | undefined;
+    const statusChanges: unknown[] = [];
+    const enabledCalls: Array<[string, boolean]> = [];
+    const fresh = { version: 2, vaultSecretName: SECRET_NAME, vaultSecretVersion: 'v-new', revokedAt: null };
+    const module = await Test.createTestingModule({
+      providers: [
+        CredentialRevoker,
+        { provide: CredentialWriter, useValue: { updateMetadata: async (_c: unknown, _i: unknown, input: unknown) => statusChanges.push(input) } },
+        { provide: CredentialChangeCommitter, useValue: {} },
+        {
+          provide: CredentialRepository,
+          useValue: {
+            findById: async () => ({ ...row }),
+            compareAndSet: async (before: CredentialEntity, after: CredentialEntity) => before.rowVersion === row.rowVersion && Boolean((row = { ...after })),
+          },
+        },
+        { provide: CredentialVersionRepository, useValue: { list: async () => (row.currentVersion === 2 ? [fresh] : []) } },
+        { provide: KeyVaultProvider, useValue: { updateSecretProperties: async (_n: string, v: string, p: { enabled: boolean }) => enabledCalls.push([v, p.enabled]) } },
+        {
+          provide: VaultValueStore,
+          useValue: {
+            secretNamesOf: () => [SECRET_NAME],
+            // The rotation's version is written, not committed yet: tagged, unreferenced — an orphan to the listing.
+            enabledVersions: async () => [{ name: SECRET_NAME, version: 'v-new', enabled: true, tags: { [CREDENTIAL_TAG]: ID } }],
+            disable: async (_n: string, versions: SecretProperties[]) => {
+              for (const v of versions) enabledCalls.push([v.version, false]);
+              // ... and commits now, before the completion's fence: active again, at version 2.
+              row = { ...row, status: CredentialStatus.ACTIVE, currentVersion: 2, rowVersion: row.rowVersion + 1 };
+            },
+          },
+        },
+        { provide: CredentialCache, useValue: { evictEverywhere: async () => undefined } },
+        { provide: CREDENTIALS_CLOCK, useValue: new ManualClock(new Date()) },
+        { provide: CredentialsPersistence, useValue: { handlers: { register: (_n: string, h: (e: unknown) => Promise<void>) => ((handler = h), () => undefined) } } },
+      ],
+    }).compile();
+    await module.init();
+    await handler!({ id: 'e1', name: 'credentials.vault-values.revoke', tenantId: 'acme', payload: { credentialId: ID }, createdAt: new Date(Date.now() - 60_000), attempts: 0 });
+    expect(statusChanges).toEqual([]);
+    expect(row.status).toBe(CredentialStatus.ACTIVE);
+    expect(enabledCalls).toEqual([
+      ['v-new', false],
+      ['v-new', true],
+    ]);
   });
 });

@@ -1,10 +1,10 @@
-import { Inject, Injectable } from '@nestjs/common';
+import { Inject, Injectable, Logger, OnModuleDestroy, OnModuleInit } from '@nestjs/common';
 import { AuditAction } from '@app/audit';
-import { Clock, type OperationContext } from '@app/common';
+import { Clock, describeError, type OperationContext, type OutboxDeferral, type OutboxEvent } from '@app/common';
 import { KeyVaultProvider } from '@app/key-vault';
 import { CredentialCache } from './cache/credential-cache';
 import { CredentialStatus, ValueStoreKind } from './credential-type';
-import { CREDENTIALS_CLOCK } from './credentials.constants';
+import { CREDENTIALS_CLOCK, VAULT_VALUE_REVOKE_EVENT } from './credentials.constants';
 import type { CommitOptions, CredentialMetadata, RevokeValueResult } from './credential.types';
 import type { CredentialEntity } from './entities/credential.entity';
 import type { CredentialVersionEntity } from './entities/credential-version.entity';
@@ -14,6 +14,7 @@ import { CredentialConflictError, CredentialRevokeIncompleteError } from './erro
 import { cacheKey, ownerOf, toMetadata } from './internal/credential-view';
 import { assertChangeable, loadLive } from './internal/guards';
 import { CredentialRepository } from './persistence/credential.repository';
+import { CredentialsPersistence } from './persistence/credentials-persistence';
 import { CredentialVersionRepository, lastRevoked } from './persistence/credential-version.repository';
 import { CREDENTIAL_TAG, VaultValueStore } from './stores/vault-value-store';
 
@@ -21,6 +22,8 @@ import { CREDENTIAL_TAG, VaultValueStore } from './stores/vault-value-store';
 const UNREVOKE_ATTEMPTS = 3;
 /** Looks at the row a revoke takes while writes of the credential keep committing (a status change, or the vault and a fence). */
 const REVOKE_PASSES = 10;
+/** How long after its status change a revoke's own process is given to finish its vault side before the outbox does. */
+export const REVOKE_COMPLETION_GRACE_MS = 10_000;
 
 /**
  * Emergency revoke of one credential's value: the status becomes `revoked` first (reads are refused
@@ -34,10 +37,14 @@ const REVOKE_PASSES = 10;
  * compare-and-set), so that write commits nothing; one that committed first (a rotation, active again) is revoked too.
  * Un-revoke of a revoked credential re-enables the versions its last revoke withdrew, then makes it
  * active; of any other credential it does nothing. Both are idempotent: a failure half way is finished
- * by calling again.
+ * by calling again — and a revoke's vault side by the outbox too (its event is in the status change's
+ * transaction): after a process died, or the vault failed, between the status and the last version.
  */
 @Injectable()
-export class CredentialRevoker {
+export class CredentialRevoker implements OnModuleInit, OnModuleDestroy {
+  private readonly logger = new Logger('CredentialRevoker');
+  private unregister?: () => void;
+
   constructor(
     private readonly writer: CredentialWriter,
     private readonly committer: CredentialChangeCommitter,
@@ -47,7 +54,18 @@ export class CredentialRevoker {
     private readonly vaultStore: VaultValueStore,
     private readonly cache: CredentialCache,
     @Inject(CREDENTIALS_CLOCK) private readonly clock: Clock,
+    private readonly persistence: CredentialsPersistence,
   ) {}
+
+  onModuleInit(): void {
+    // Also on replicas that never revoke: they may dispatch another replica's events.
+    this.unregister = this.persistence.handlers.register(VAULT_VALUE_REVOKE_EVENT, (event) => this.finishRevoke(event));
+  }
+
+  onModuleDestroy(): void {
+    this.unregister?.();
+    this.unregister = undefined;
+  }
 
   /**
    * `options.inCommit` runs in the transaction of each status change to `revoked` this revoke makes: none when the
@@ -89,6 +107,69 @@ export class CredentialRevoker {
         return { metadata: toMetadata(fenced, this.clock.nowMs()), vaultVersions: seen.size };
       }
     }
+  }
+
+  /**
+   * The outbox's delivery of a revoke's vault side, on any replica, once the revoke's own process had its grace: a
+   * credential still revoked with a version of it enabled at the vault (that process died, or the vault failed it) is
+   * revoked again — disabled and fenced, no second audit row or event. One the revoke finished is left alone (its
+   * rowVersion is not moved). One rotated since (active again, as after a leak) keeps the versions the revoke marked
+   * withdrawn at the vault too; one un-revoked has them enabled again by design, one deleted has its own vault side.
+   */
+  private async finishRevoke(event: OutboxEvent): Promise<void> {
+    const id = event.payload.credentialId;
+    if (!event.tenantId || typeof id !== 'string') return;
+    // Real time, as the outbox redelivers (a test's manual clock must not defer it for ever).
+    const waitMs = event.createdAt.getTime() + REVOKE_COMPLETION_GRACE_MS - Date.now();
+    if (waitMs > 0) throw Object.assign(new Error('the revoke may still be finishing its vault side'), { name: 'RevokeGraceDeferral', outboxDeferred: true, retryAfterMs: waitMs } satisfies OutboxDeferral & { name: string });
+    const row = await this.rows.findById(event.tenantId, id);
+    if (!row || row.status === CredentialStatus.DELETED) return;
+    if (row.status !== CredentialStatus.REVOKED) return this.withdrawMarked(row);
+    if (!(await this.anyVersionEnabled(row))) return;
+    const ctx: OperationContext = { tenantId: event.tenantId, actor: { id: 'system:credentials' } };
+    // One pass of a revoke, never its status change: a credential rotated meanwhile is not revoked again.
+    const seen = new Set<string>();
+    const fenced: CredentialEntity = { ...row, rowVersion: row.rowVersion + 1 };
+    try {
+      await this.disableVaultVersions(ctx, id, row, seen);
+    } catch (e) {
+      await this.rows.compareAndSet(row, fenced).catch(() => undefined);
+      this.logger.warn(`credential ${id}: revoked, but Key Vault versions of it are still enabled (attempt ${event.attempts + 1}: ${describeError(e)}); retried with the outbox's backoff`);
+      throw e;
+    }
+    if (await this.rows.compareAndSet(row, fenced)) {
+      await this.evictEverywhere(ctx, id);
+      this.logger.warn(`credential ${id}: its revoke had left Key Vault versions enabled (its process stopped, or the vault failed it); ${seen.size} disabled now`);
+      return;
+    }
+    // A write committed meanwhile (a rotation: active again): its version, which the listing may have taken for an
+    // orphan, is enabled again — it is what the credential serves now. Still revoked (again): the next delivery looks.
+    const now = await this.rows.findById(event.tenantId, id);
+    if (!now || now.status === CredentialStatus.DELETED) return;
+    if (now.status === CredentialStatus.REVOKED) throw new Error(`credential ${id} changed during the completion of its revoke`);
+    const current = (await this.versions.list(now.tenantId, id)).find((v) => v.version === now.currentVersion);
+    if (current?.vaultSecretName && current.vaultSecretVersion && !current.revokedAt) {
+      await this.keyVault.updateSecretProperties(current.vaultSecretName, current.vaultSecretVersion, { enabled: true });
+    }
+    await this.withdrawMarked(now);
+  }
+
+  /** A credential active again: the versions revokes marked (never served again) disabled at the vault, idempotently. */
+  private async withdrawMarked(row: CredentialEntity): Promise<void> {
+    for (const v of await this.versions.list(row.tenantId, row.id)) {
+      if (v.revokedAt && v.vaultSecretName && v.vaultSecretVersion) await this.keyVault.updateSecretProperties(v.vaultSecretName, v.vaultSecretVersion, { enabled: false });
+    }
+  }
+
+  /** Whether a version of the revoked `row` is enabled at the vault: one its last revoke marks, or an orphan of it. */
+  private async anyVersionEnabled(row: CredentialEntity): Promise<boolean> {
+    const rows = await this.versions.list(row.tenantId, row.id);
+    const marked = new Set(lastRevoked(rows).map((v) => `${v.vaultSecretName}/${v.vaultSecretVersion}`));
+    for (const name of this.vaultStore.secretNamesOf(ownerOf(row), row.vaultGeneration, rows.map((r) => r.vaultSecretName))) {
+      const enabled = await this.vaultStore.enabledVersions(name);
+      if (enabled.some((v) => marked.has(`${name}/${v.version}`) || (row.valueStore === ValueStoreKind.VAULT && v.tags[CREDENTIAL_TAG] === row.id))) return true;
+    }
+    return false;
   }
 
   /**

@@ -4,7 +4,7 @@ import { Clock, CommitNotDurableError, OperationContext } from '@app/common';
 import { CredentialChangeCommitter } from './credential-change.committer';
 import { CredentialStatus, CredentialType, type CredentialTypeInput, ValueStoreKind } from './credential-type';
 import type { CredentialMetadata, RotateOptions, StoreCredentialInput, StoreOptions, UpdateMetadataInput, WriteOptions } from './credential.types';
-import { CREDENTIALS_CLOCK, CREDENTIALS_RESOLVED_OPTIONS } from './credentials.constants';
+import { CREDENTIALS_CLOCK, CREDENTIALS_RESOLVED_OPTIONS, VAULT_VALUE_REVOKE_EVENT } from './credentials.constants';
 import type { ResolvedCredentialsOptions } from './credentials.options';
 import { CredentialEntity } from './entities/credential.entity';
 import {
@@ -24,6 +24,7 @@ import { credentialSecretName } from './naming/vault-secret-name';
 import { checkHistory, writeHistory } from './internal/store-history';
 import { firstVersionRow, newRow, planStore, storeFailureDetails, storeResource, versionRow, type CheckedStore, type StorePlan, type VersionFacts } from './internal/store-rows';
 import { CredentialRepository, type CredentialSlot } from './persistence/credential.repository';
+import { CredentialsPersistence } from './persistence/credentials-persistence';
 import { CredentialVersionRepository, lastRevoked, revokeMark } from './persistence/credential-version.repository';
 import { ValueStores } from './stores/value-stores';
 import { VaultValueDeletion } from './stores/vault-value-deletion';
@@ -57,6 +58,7 @@ export class CredentialWriter {
     private readonly versions: CredentialVersionRepository,
     private readonly stores: ValueStores,
     private readonly vaultDeletion: VaultValueDeletion,
+    private readonly persistence: CredentialsPersistence,
     @Inject(CREDENTIALS_CLOCK) private readonly clock: Clock,
     @Inject(CREDENTIALS_RESOLVED_OPTIONS) private readonly options: ResolvedCredentialsOptions,
   ) {}
@@ -270,7 +272,13 @@ export class CredentialWriter {
         const lifting = row.status === CredentialStatus.REVOKED && next.status !== CredentialStatus.REVOKED;
         const versions = revoking || lifting ? await this.versions.list(ctx.tenantId, id) : [];
         const alsoWrite = revoking
-          ? () => this.versions.markRevoked(ctx.tenantId, id, revokeMark(versions, next.updatedAt))
+          ? async () => {
+              await this.versions.markRevoked(ctx.tenantId, id, revokeMark(versions, next.updatedAt));
+              // The vault side follows the commit (CredentialRevoker): durable, should this process die first.
+              if (row.valueStore === ValueStoreKind.VAULT || versions.some((v) => v.vaultSecretName)) {
+                await this.persistence.outbox.add({ name: VAULT_VALUE_REVOKE_EVENT, tenantId: row.tenantId, payload: { credentialId: row.id } });
+              }
+            }
           : lifting
             ? () => this.versions.liftRevoked(ctx.tenantId, id, lastRevoked(versions))
             : undefined;

@@ -7,9 +7,11 @@
  *   with SIGKILL between the vault write and the commit.
  * - delete: it deletes the credential; once the delete committed, before any vault call of its vault side, it prints
  *   `COMMITTED <tenant>` and never returns, so the parent kills it between the commit and the vault calls.
+ * - revoke: the same for a revoke: once its status change committed, at its first vault version disabled.
  */
 import 'reflect-metadata';
 import { Test } from '@nestjs/testing';
+import { KeyVaultProvider } from '@app/key-vault';
 import type { KeyVaultEmulator } from '@app/keyvault-emulator';
 import { credentialsStackImports } from '@app/testing';
 import type { DataSourceOptions } from 'typeorm';
@@ -31,12 +33,15 @@ async function main(): Promise<void> {
   await moduleRef.init();
   const ctx = { tenantId: process.env.CV_TENANT ?? '', actor: { id: 'user:ops' } };
   const hang = () => new Promise<never>(() => setInterval(() => undefined, 60_000)); // the parent kills us here
-  if (process.env.CV_STEP === 'delete') {
-    moduleRef.get(VaultValueDeletion).runNow = async () => {
-      process.stdout.write(`COMMITTED ${ctx.tenantId}\n`);
-      return hang();
-    };
-    await moduleRef.get(CredentialsService).delete(ctx, process.env.CV_CREDENTIAL ?? '');
+  const committed = async () => {
+    process.stdout.write(`COMMITTED ${ctx.tenantId}\n`);
+    return hang();
+  };
+  const step = process.env.CV_STEP;
+  if (step === 'delete' || step === 'revoke') {
+    if (step === 'delete') moduleRef.get(VaultValueDeletion).runNow = committed;
+    else moduleRef.get(KeyVaultProvider).updateSecretProperties = committed;
+    await moduleRef.get(CredentialsService)[step](ctx, process.env.CV_CREDENTIAL ?? '');
     process.stdout.write('UNEXPECTED returned\n');
     return;
   }
