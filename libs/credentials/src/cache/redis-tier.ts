@@ -43,11 +43,12 @@ if redis.call('GET', KEYS[2]) == ARGV[1] then redis.call('SET', KEYS[1], ARGV[2]
 if ARGV[4] ~= '' and redis.call('GET', KEYS[3]) == ARGV[4] then redis.call('DEL', KEYS[3]) end
 return filled`;
 const RELEASE = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0`;
-// An eviction: bump the generation (in-flight fills are refused) and drop the entry.
+// An eviction: bump the generation (in-flight fills are refused) and drop the entry. A missing generation gets a
+// random one here too, never 1: a load that read a 1 an earlier eviction created would match it after Redis lost the key.
 // With the Redis bus, the announcement goes in the same round trip, after the entry is gone (an L1
 // dropped before its L2 entry could be refilled from it).
 const EVICT = `
-redis.call('INCR', KEYS[2])
+if redis.call('EXISTS', KEYS[2]) == 1 then redis.call('INCR', KEYS[2]) else redis.call('SET', KEYS[2], ARGV[4]) end
 redis.call('PEXPIRE', KEYS[2], ARGV[1])
 redis.call('DEL', KEYS[1])
 if ARGV[2] ~= '' then redis.call('PUBLISH', ARGV[2], ARGV[3]) end
@@ -94,9 +95,7 @@ export class RedisTier {
   /** The entry, or the generation and whether this caller got the load lock (`token`). */
   async acquire(key: string, token: string): Promise<AcquireReply> {
     const { lockMs, generationTtlMs } = this.options;
-    // An integer (EVICT increments it, as replicas of earlier releases do) in [2^52, 2^53): exact as a double, far from a counter started at 0.
-    const fresh = String(2 ** 52 + randomInt(2 ** 47) * 32 + randomInt(32));
-    return (await this.call(this.options.client.eval(ACQUIRE, 3, this.entryKey(key), this.genKey(key), this.lockKey(key), token, String(lockMs), String(generationTtlMs), fresh))) as AcquireReply;
+    return (await this.call(this.options.client.eval(ACQUIRE, 3, this.entryKey(key), this.genKey(key), this.lockKey(key), token, String(lockMs), String(generationTtlMs), freshGeneration()))) as AcquireReply;
   }
 
   /** Writes the sealed entry unless the key's generation moved since `generation`; frees the lock `token` holds. */
@@ -133,7 +132,7 @@ export class RedisTier {
   /** Bumps the key's generation and drops its entry; with `channel`, publishes `message` in the same round trip. */
   async evict(key: string, channel = '', message?: InvalidationMessage): Promise<void> {
     const announce = message ? JSON.stringify(message) : '';
-    await this.call(this.options.client.eval(EVICT, 2, this.entryKey(key), this.genKey(key), String(this.options.generationTtlMs), channel, announce));
+    await this.call(this.options.client.eval(EVICT, 2, this.entryKey(key), this.genKey(key), String(this.options.generationTtlMs), channel, announce, freshGeneration()));
   }
 
   /** Deletes this deployment's entries. */
@@ -180,6 +179,11 @@ export class RedisTier {
   private lockKey(key: string): string {
     return `${this.options.keyPrefix}l:{${key}}`;
   }
+}
+
+/** A generation for a key Redis has none of: an integer (EVICT increments it, as replicas of earlier releases do) in [2^52, 2^53), exact as a double, far from a counter started at 0. */
+function freshGeneration(): string {
+  return String(2 ** 52 + randomInt(2 ** 47) * 32 + randomInt(32));
 }
 
 function escapeGlob(s: string): string {

@@ -171,6 +171,20 @@ describe.each(DATABASE_KINDS)('shared credential cache on %s (real Redis, local 
     expect(await cacheOf(1).getOrLoad(key, async () => 'other')).toBe('fresh');
   });
 
+  it("a load that started before an eviction fills no L2 entry when Redis lost the key's generation, also one an eviction had created", async () => {
+    const key = `${ctx.tenantId}/lost-evicted-gen-${randomBytes(3).toString('hex')}`;
+    await cacheOf(1).evictEverywhere(key); // a write of a credential nobody read lately: the eviction creates the generation
+    let release!: (v: string) => void;
+    const slow = cacheOf(0).getOrLoad(key, () => new Promise<string>((r) => (release = r)));
+    await eventually(() => expect(release).toBeDefined());
+    await redisAt().del(`${PREFIX}g:{${key}}`, `${PREFIX}l:{${key}}`); // Redis loses the prefix's keys
+    await cacheOf(1).evictEverywhere(key); // B: a write committed while A was loading, creating the generation anew
+    release('value-from-before-the-write');
+    expect(await slow).toBe('value-from-before-the-write');
+    expect(await redisAt().exists(`${PREFIX}e:{${key}}`)).toBe(0);
+    expect(await cacheOf(2).getOrLoad(key, async () => 'fresh')).toBe('fresh');
+  });
+
   it('waiters load by themselves when the lock holder died (its lock expires; no fill ever comes)', async () => {
     const key = `${ctx.tenantId}/orphan-${randomBytes(3).toString('hex')}`;
     await redisAt().set(`${PREFIX}l:{${key}}`, 'a-dead-replica', 'PX', 300);
