@@ -133,53 +133,101 @@ describe('CredentialRevoker.revoke', () => {
   });
 });
 
+/** The fakes a completion of a revoke by the outbox runs on: the row (compare-and-set on rowVersion), versions, vault. */
+interface CompletionFakes {
+  row: { current: CredentialEntity };
+  list: () => Promise<unknown[]>;
+  updateSecretProperties: (name: string, version: string, p: { enabled: boolean }) => unknown;
+  vaultStore: { enabledVersions: () => Promise<unknown[]>; disable: (name: string, versions: SecretProperties[]) => Promise<void> };
+  writer?: object;
+}
+
+/** Delivers the revoke's outbox event, past its grace, to the handler the revoker registers. */
+async function deliverCompletion(f: CompletionFakes): Promise<void> {
+  let handler: ((e: unknown) => Promise<void>) | undefined;
+  const { row } = f;
+  const module = await Test.createTestingModule({
+    providers: [
+      CredentialRevoker,
+      { provide: CredentialWriter, useValue: f.writer ?? {} },
+      { provide: CredentialChangeCommitter, useValue: {} },
+      {
+        provide: CredentialRepository,
+        useValue: {
+          findById: async () => ({ ...row.current }),
+          compareAndSet: async (before: CredentialEntity, after: CredentialEntity) => before.rowVersion === row.current.rowVersion && Boolean((row.current = { ...after })),
+        },
+      },
+      { provide: CredentialVersionRepository, useValue: { list: f.list } },
+      { provide: KeyVaultProvider, useValue: { updateSecretProperties: f.updateSecretProperties } },
+      { provide: VaultValueStore, useValue: { secretNamesOf: () => [SECRET_NAME], ...f.vaultStore } },
+      { provide: CredentialCache, useValue: { evictEverywhere: async () => undefined } },
+      { provide: CREDENTIALS_CLOCK, useValue: new ManualClock(new Date()) },
+      { provide: CredentialsPersistence, useValue: { handlers: { register: (_n: string, h: (e: unknown) => Promise<void>) => ((handler = h), () => undefined) } } },
+    ],
+  }).compile();
+  await module.init();
+  await handler!({ id: 'e1', name: 'credentials.vault-values.revoke', tenantId: 'acme', payload: { credentialId: ID }, createdAt: new Date(Date.now() - 60_000), attempts: 0 });
+}
+
 /** The outbox's completion of a revoke left incomplete (its process died): one pass, never a status change of its own. */
 describe('CredentialRevoker: completing a revoke from the outbox', () => {
   it('a rotation committing during the completion is not revoked again; its version, listed as an orphan, is enabled again', async () => {
-    let row: CredentialEntity = { ...credentialRow('acme', { id: ID, connectionId: 'prod' }), status: CredentialStatus.REVOKED };
-    let handler: ((e: unknown) => Promise<void>) | undefined;
+    const row = { current: { ...credentialRow('acme', { id: ID, connectionId: 'prod' }), status: CredentialStatus.REVOKED } };
     const statusChanges: unknown[] = [];
     const enabledCalls: Array<[string, boolean]> = [];
     const fresh = { version: 2, vaultSecretName: SECRET_NAME, vaultSecretVersion: 'v-new', revokedAt: null };
-    const module = await Test.createTestingModule({
-      providers: [
-        CredentialRevoker,
-        { provide: CredentialWriter, useValue: { updateMetadata: async (_c: unknown, _i: unknown, input: unknown) => statusChanges.push(input) } },
-        { provide: CredentialChangeCommitter, useValue: {} },
-        {
-          provide: CredentialRepository,
-          useValue: {
-            findById: async () => ({ ...row }),
-            compareAndSet: async (before: CredentialEntity, after: CredentialEntity) => before.rowVersion === row.rowVersion && Boolean((row = { ...after })),
-          },
+    await deliverCompletion({
+      row,
+      writer: { updateMetadata: async (_c: unknown, _i: unknown, input: unknown) => statusChanges.push(input) },
+      list: async () => (row.current.currentVersion === 2 ? [fresh] : []),
+      updateSecretProperties: (_n, v, p) => enabledCalls.push([v, p.enabled]),
+      vaultStore: {
+        // The rotation's version is written, not committed yet: tagged, unreferenced — an orphan to the listing.
+        enabledVersions: async () => [{ name: SECRET_NAME, version: 'v-new', enabled: true, tags: { [CREDENTIAL_TAG]: ID } }],
+        disable: async (_n, versions) => {
+          for (const v of versions) enabledCalls.push([v.version, false]);
+          // ... and commits now, before the completion's fence: active again, at version 2.
+          row.current = { ...row.current, status: CredentialStatus.ACTIVE, currentVersion: 2, rowVersion: row.current.rowVersion + 1 };
         },
-        { provide: CredentialVersionRepository, useValue: { list: async () => (row.currentVersion === 2 ? [fresh] : []) } },
-        { provide: KeyVaultProvider, useValue: { updateSecretProperties: async (_n: string, v: string, p: { enabled: boolean }) => enabledCalls.push([v, p.enabled]) } },
-        {
-          provide: VaultValueStore,
-          useValue: {
-            secretNamesOf: () => [SECRET_NAME],
-            // The rotation's version is written, not committed yet: tagged, unreferenced — an orphan to the listing.
-            enabledVersions: async () => [{ name: SECRET_NAME, version: 'v-new', enabled: true, tags: { [CREDENTIAL_TAG]: ID } }],
-            disable: async (_n: string, versions: SecretProperties[]) => {
-              for (const v of versions) enabledCalls.push([v.version, false]);
-              // ... and commits now, before the completion's fence: active again, at version 2.
-              row = { ...row, status: CredentialStatus.ACTIVE, currentVersion: 2, rowVersion: row.rowVersion + 1 };
-            },
-          },
-        },
-        { provide: CredentialCache, useValue: { evictEverywhere: async () => undefined } },
-        { provide: CREDENTIALS_CLOCK, useValue: new ManualClock(new Date()) },
-        { provide: CredentialsPersistence, useValue: { handlers: { register: (_n: string, h: (e: unknown) => Promise<void>) => ((handler = h), () => undefined) } } },
-      ],
-    }).compile();
-    await module.init();
-    await handler!({ id: 'e1', name: 'credentials.vault-values.revoke', tenantId: 'acme', payload: { credentialId: ID }, createdAt: new Date(Date.now() - 60_000), attempts: 0 });
+      },
+    });
     expect(statusChanges).toEqual([]);
-    expect(row.status).toBe(CredentialStatus.ACTIVE);
+    expect(row.current.status).toBe(CredentialStatus.ACTIVE);
     expect(enabledCalls).toEqual([
       ['v-new', false],
       ['v-new', true],
     ]);
+  });
+
+  it('an un-revoke committing during the completion keeps every version it re-enabled enabled, the previous ones too', async () => {
+    const mark = new Date('2026-01-01T00:00:00Z');
+    const row = { current: { ...credentialRow('acme', { id: ID, connectionId: 'prod' }), status: CredentialStatus.REVOKED, currentVersion: 2 } };
+    let versions = [
+      { version: 1, vaultSecretName: SECRET_NAME, vaultSecretVersion: 'v-previous', revokedAt: mark as Date | null },
+      { version: 2, vaultSecretName: SECRET_NAME, vaultSecretVersion: 'v-current', revokedAt: mark as Date | null },
+    ];
+    // The vault's state of each version (the un-revoke re-enabled both before the completion looked).
+    const enabled = new Map<string, boolean>([
+      ['v-previous', true],
+      ['v-current', true],
+    ]);
+    await deliverCompletion({
+      row,
+      list: async () => versions.map((v) => ({ ...v })),
+      updateSecretProperties: (_n, v, p) => enabled.set(v, p.enabled),
+      vaultStore: {
+        enabledVersions: async () => [...enabled].filter(([, on]) => on).map(([version]) => ({ name: SECRET_NAME, version, enabled: true, tags: { [CREDENTIAL_TAG]: ID } })),
+        disable: async (_n, list) => {
+          for (const v of list) enabled.set(v.version, false);
+          // The un-revoke (its vault side done before the completion's pass) commits now, before the completion's fence.
+          versions = versions.map((v) => ({ ...v, revokedAt: null }));
+          row.current = { ...row.current, status: CredentialStatus.ACTIVE, rowVersion: row.current.rowVersion + 1 };
+        },
+      },
+    });
+    expect(row.current.status).toBe(CredentialStatus.ACTIVE);
+    // As the un-revoke left them: a rollback to the previous version reads it from the vault.
+    expect(Object.fromEntries(enabled)).toEqual({ 'v-previous': true, 'v-current': true });
   });
 });

@@ -142,14 +142,16 @@ export class CredentialRevoker implements OnModuleInit, OnModuleDestroy {
       this.logger.warn(`credential ${id}: its revoke had left Key Vault versions enabled (its process stopped, or the vault failed it); ${seen.size} disabled now`);
       return;
     }
-    // A write committed meanwhile (a rotation: active again): its version, which the listing may have taken for an
-    // orphan, is enabled again — it is what the credential serves now. Still revoked (again): the next delivery looks.
+    // A write committed meanwhile, active again: what this pass disabled that no revoke marks now is enabled again — a
+    // rotation's version (the listing may have taken it for an orphan), or every version an un-revoke lifted (the
+    // previous ones too: a rollback reads them). The marked ones are disabled last. Still revoked (again): the next delivery looks.
     const now = await this.rows.findById(event.tenantId, id);
     if (!now || now.status === CredentialStatus.DELETED) return;
     if (now.status === CredentialStatus.REVOKED) throw new Error(`credential ${id} changed during the completion of its revoke`);
-    const current = (await this.versions.list(now.tenantId, id)).find((v) => v.version === now.currentVersion);
-    if (current?.vaultSecretName && current.vaultSecretVersion && !current.revokedAt) {
-      await this.keyVault.updateSecretProperties(current.vaultSecretName, current.vaultSecretVersion, { enabled: true });
+    for (const v of await this.versions.list(now.tenantId, id)) {
+      if (!v.revokedAt && v.vaultSecretName && v.vaultSecretVersion && seen.has(`${v.vaultSecretName}/${v.vaultSecretVersion}`)) {
+        await this.keyVault.updateSecretProperties(v.vaultSecretName, v.vaultSecretVersion, { enabled: true });
+      }
     }
     await this.withdrawMarked(now);
   }
