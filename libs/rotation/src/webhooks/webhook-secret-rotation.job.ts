@@ -8,6 +8,7 @@ import { WebhookSecretState, type WebhookSecretVersionEntity } from './persisten
 import { WebhookSecretVersionRepository } from './persistence/webhook-secret-version.repository';
 import { WebhookSecretKeyring } from './webhook-secret-keyring';
 import { WebhookSecretRotator } from './webhook-secret-rotator';
+import type { WebhookDiscardReason } from './webhook-rotation-steps';
 import type { ResolvedWebhookSecretsOptions } from './webhook-secrets.options';
 import {
   WEBHOOK_ROTATION_DUE_NOTICE,
@@ -289,7 +290,8 @@ export class WebhookSecretRotationJob implements OnModuleInit {
 
   /**
    * The credential was deleted: a pending rotation is discarded as the delete's event does (`DELETED`, audited), then
-   * its other rows retire (and a pending row left by a failed discard, with its staging credential).
+   * its other rows retire (and a pending row left by a failed discard, with its staging credential) with the same
+   * `lastError` — one spelling for one cause (rows retired by earlier releases carry `CREDENTIAL_DELETED`; nothing reads it).
    */
   private async forget(ctx: OperationContext, credentialId: string): Promise<void> {
     await this.rotator.discardIfEnded(ctx, credentialId).catch((e: unknown) => {
@@ -297,7 +299,7 @@ export class WebhookSecretRotationJob implements OnModuleInit {
     });
     for (const row of await this.rows.active(credentialId)) {
       await this.runner.run(async () => {
-        await this.rows.transition(row.id, row.state, { state: WebhookSecretState.RETIRED, stagingCredentialId: null, lastError: 'CREDENTIAL_DELETED', updatedAt: this.clock.now() });
+        await this.rows.transition(row.id, row.state, { state: WebhookSecretState.RETIRED, stagingCredentialId: null, lastError: 'DELETED' satisfies WebhookDiscardReason, updatedAt: this.clock.now() });
         if (row.stagingCredentialId) await this.credentials.delete(ctx, row.stagingCredentialId).catch(() => undefined);
       });
     }

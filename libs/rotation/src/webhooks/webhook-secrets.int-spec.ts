@@ -208,7 +208,7 @@ describe.each(DATABASE_KINDS)('webhook secrets on %s', (kind) => {
     expect((await stack.versionRows(credential.id)).find((r) => r.id === lost?.id)).toMatchObject({ state: WebhookSecretState.RETIRED, lastError: 'STAGING_CREDENTIAL_MISSING' });
   });
 
-  it('a deleted credential with a pending rotation: the job retires its rows and the staging credential', async () => {
+  it('a deleted credential with a pending rotation: the job retires its rows (all with the one reason, DELETED) and the staging credential', async () => {
     const target = newTarget();
     const { credential } = await stack.service.create(ctx, target);
     updater.failNext = 1;
@@ -216,7 +216,8 @@ describe.each(DATABASE_KINDS)('webhook secrets on %s', (kind) => {
     const staging = (await stack.versionRows(credential.id)).find((r) => r.state === WebhookSecretState.PENDING)?.stagingCredentialId as string;
     await stack.credentials.delete(ctx, credential.id);
     expect(await stack.job.runOnce()).toMatchObject({ acquired: true, orphaned: 1 });
-    expect((await stack.versionRows(credential.id)).map((r) => r.state)).toEqual([WebhookSecretState.RETIRED, WebhookSecretState.RETIRED]);
+    const retired = { state: WebhookSecretState.RETIRED, lastError: 'DELETED' };
+    expect((await stack.versionRows(credential.id)).map((r) => ({ state: r.state, lastError: r.lastError }))).toEqual([retired, retired]);
     expect(await codeOf(stack.credentials.getMetadata(ctx, staging))).toBe(2002);
   });
 
