@@ -15,8 +15,15 @@ import { TieredCredentialCache } from './tiered-credential-cache';
 /** Secret holding the shared tier's entry key: `<prefix>-cachekey` cannot collide with credential (`--`) or data-key (`-k--`, `-kh-`) names. */
 export const cacheKeySecretName = (namePrefix: string) => `${namePrefix}-cachekey`;
 
-/** Generation marks outlive any load by far (a fill compares against them). */
-const GENERATION_TTL_MS = 3_600_000;
+/**
+ * How long a generation mark (`g:`) lives: it has to outlast a load in flight, by far, not the entry it guards. A fill
+ * needs the mark to hold exactly what its load read, so an expired one refuses it (missing = moved; a new one is
+ * random), and an eviction deletes the entry with or without a mark. Expiring during a load costs that fill only —
+ * and, in a rolling upgrade, lets a replica of a release that read a missing mark as '0' fill stale: minutes, far
+ * beyond a vault read with its retries (~40 s by default). Was max(1 h, 2 × ttlMs): a key per credential read in that.
+ */
+const GENERATION_TTL_FLOOR_MS = 300_000;
+const generationTtlMs = (lockMs: number, waitMs: number): number => Math.max(GENERATION_TTL_FLOOR_MS, 2 * (lockMs + waitMs));
 
 /**
  * Binds `CredentialCache` from `cache.store` and `cache.invalidation`: the in-process LRU when neither
@@ -53,7 +60,7 @@ export const CREDENTIAL_CACHE_PROVIDER: Provider = {
             waitMs: store.waitMs,
             pollMs: store.pollMs,
             operationTimeoutMs: store.operationTimeoutMs,
-            generationTtlMs: Math.max(GENERATION_TTL_MS, 2 * options.cache.ttlMs),
+            generationTtlMs: generationTtlMs(store.lockMs, store.waitMs),
           }
         : undefined;
     return new TieredCredentialCache(options.cache, clock, bus, l2, Math.random, options.cache.heartbeat);

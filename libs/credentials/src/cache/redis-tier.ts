@@ -19,7 +19,7 @@ export interface RedisTierOptions {
   pollMs: number;
   /** Bound on each Redis round trip: a slow Redis is an L2 miss, not a slow read. */
   operationTimeoutMs: number;
-  /** Generation keys (the "an eviction happened" marks) live this long. */
+  /** Generation keys (the "an eviction happened" marks) live this long: longer than any load (see credential-cache.provider.ts). */
   generationTtlMs: number;
 }
 

@@ -61,6 +61,9 @@ describe.each(DATABASE_KINDS)('shared credential cache on %s (real Redis, local 
     const entryKey = `${PREFIX}e:{${ctx.tenantId}/${id}}`;
     expect(await r.exists(entryKey)).toBe(1);
     expect(await r.pttl(entryKey)).toBeLessThanOrEqual(60_000);
+    // Its generation mark only has to outlast a load: minutes (5 here), not an hour, whatever the entry TTL.
+    const genTtl = await r.pttl(`${PREFIX}g:{${ctx.tenantId}/${id}}`);
+    expect({ lives: genTtl > 0, atMostFiveMinutes: genTtl <= 300_000 }).toEqual({ lives: true, atMostFiveMinutes: true });
     const next = secret();
     await svc(0).rotate(ctx, id, next);
     expect(await r.exists(entryKey)).toBe(0);
