@@ -205,7 +205,7 @@ describe('resolveKeyVaultOptions', () => {
     const twice = Test.createTestingModule({
       imports: [KeyVaultModule.forRoot({ ...local, metrics: { registry } }), KeyVaultModule.forRoot({ ...local, vaultUrl: 'https://127.0.0.1:9443', metrics: { registry } })],
     }).compile();
-    await expect(twice).rejects.toMatchObject({ codeName: 'KEY_VAULT_CONFIGURATION', message: expect.stringMatching(/^KeyVaultModule is registered 2 times in this application .*: register it once, in the host module$/) });
+    await expect(twice).rejects.toMatchObject({ codeName: 'KEY_VAULT_CONFIGURATION', message: expect.stringMatching(/^KeyVaultModule is registered 2 times in this application .*: register it once, in the host module — with `isGlobal: true` when providers of other modules inject its services$/) });
   });
 
   it('builds a working module for valid options (forRoot and forRootAsync)', async () => {

@@ -39,7 +39,7 @@ const LOCK_SESSIONS_SIZED = Symbol('LOCK_SESSIONS_SIZED');
 
 const providers: Provider[] = [
   // Registered twice (each lib README shows it for context), two outbox dispatchers ran with different options.
-  provideSingleRegistration(Symbol('PERSISTENCE_REGISTERED_ONCE'), () => PersistenceModule, 'PersistenceModule', (m) => new PersistenceConfigurationError([m], 'PersistenceModule cannot start')),
+  provideSingleRegistration(Symbol('PERSISTENCE_REGISTERED_ONCE'), () => PersistenceModule, 'PersistenceModule', (m) => new PersistenceConfigurationError([m], 'PersistenceModule cannot start'), { alwaysGlobal: true }),
   {
     // Validated once, here: bad options fail bootstrap with one error listing every problem.
     provide: PERSISTENCE_RESOLVED_OPTIONS,
