@@ -1,4 +1,6 @@
 import { ConfigurableModuleBuilder } from '@nestjs/common';
+import { requireOptionsSource } from '@app/common';
+import { AuditConfigurationError } from './errors/audit.errors';
 import type { AuditModuleOptions } from './audit.options';
 
 export const {
@@ -10,6 +12,8 @@ export const {
   .setClassMethodName('forRoot')
   .setExtras({ isGlobal: false }, (definition, extras) => ({ ...definition, global: extras.isGlobal }))
   .build();
+// A forRootAsync naming no source of its options fails when called, naming AuditModule (not Nest's "can't resolve dependencies").
+requireOptionsSource(AuditConfigurableModule, 'AuditModule', (m) => new AuditConfigurationError(m));
 
 /** Internal token: the options after defaults and validation. */
 export const AUDIT_RESOLVED_OPTIONS = Symbol('AUDIT_RESOLVED_OPTIONS');

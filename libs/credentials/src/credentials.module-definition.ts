@@ -1,6 +1,6 @@
 import { ConfigurableModuleBuilder } from '@nestjs/common';
 import { AuditService } from '@app/audit';
-import { requireHostModules } from '@app/common';
+import { requireHostModules, requireOptionsSource } from '@app/common';
 import { KeyVaultProvider } from '@app/key-vault';
 import { CredentialsConfigurationError } from './errors/credential-errors';
 import type { CredentialsModuleOptions } from './credentials.options';
@@ -24,6 +24,8 @@ export const {
   .setClassMethodName('forRoot')
   .setExtras({ isGlobal: false }, (definition, extras) => CREDENTIALS_HOST_MODULES.into({ ...definition, global: extras.isGlobal }))
   .build();
+// A forRootAsync naming no source of its options fails when called, naming CredentialsModule (not Nest's "can't resolve dependencies").
+requireOptionsSource(CredentialsConfigurableModule, 'CredentialsModule', (m) => new CredentialsConfigurationError(m));
 
 /** For `CredentialsModule.forRootAsync({ useClass | useExisting })`: `create()` returns the options, as for every lib module. */
 export interface CredentialsOptionsFactory {

@@ -1,4 +1,7 @@
 import { ConfigurableModuleBuilder, type Type } from '@nestjs/common';
+import { requireOptionsSource } from '@app/common';
+import { KeyVaultErrorCode } from './errors/key-vault-error-code';
+import { KeyVaultError } from './errors/key-vault.error';
 import type { KeyVaultModuleOptions, KeyVaultOptionsFactory } from './interfaces/key-vault-module-options.interface';
 
 /** Extras of `forRoot` / `forRootAsync` besides the options themselves. */
@@ -19,6 +22,8 @@ export const {
     global: extras.isGlobal ?? false,
   }))
   .build();
+// A forRootAsync naming no source of its options fails when called, naming KeyVaultModule (not Nest's "can't resolve dependencies").
+requireOptionsSource(ConfigurableKeyVaultModule, 'KeyVaultModule', (m) => new KeyVaultError(KeyVaultErrorCode.CONFIGURATION, m, { operation: 'configuration' }));
 
 /** `KeyVaultModule.forRoot()` argument: the options plus `isGlobal`. */
 export type KeyVaultModuleForRootOptions = typeof KEY_VAULT_OPTIONS_TYPE;

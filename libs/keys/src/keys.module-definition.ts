@@ -1,6 +1,6 @@
 import { ConfigurableModuleBuilder } from '@nestjs/common';
 import { AuditService } from '@app/audit';
-import { requireHostModules } from '@app/common';
+import { requireHostModules, requireOptionsSource } from '@app/common';
 import { KeyVaultKeysProvider } from '@app/key-vault';
 import { KeysError, KeysErrorCode } from './errors/keys.errors';
 import type { KeysModuleOptions } from './keys.options';
@@ -24,6 +24,8 @@ export const {
   .setClassMethodName('forRoot')
   .setExtras({ isGlobal: false }, (definition, extras) => KEYS_HOST_MODULES.into({ ...definition, global: extras.isGlobal }))
   .build();
+// A forRootAsync naming no source of its options fails when called, naming KeysModule (not Nest's "can't resolve dependencies").
+requireOptionsSource(KeysConfigurableModule, 'KeysModule', (m) => new KeysError(KeysErrorCode.KEYS_CONFIGURATION, m));
 
 /** `KeysModule.forRoot()` argument: the options plus `isGlobal`. */
 export type KeysModuleForRootOptions = typeof KEYS_OPTIONS_TYPE;

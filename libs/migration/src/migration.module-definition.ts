@@ -1,6 +1,6 @@
 import { ConfigurableModuleBuilder } from '@nestjs/common';
 import { AuditService } from '@app/audit';
-import { PERSISTENCE_HOST_MODULE, requireHostModules } from '@app/common';
+import { PERSISTENCE_HOST_MODULE, requireHostModules, requireOptionsSource } from '@app/common';
 import { CredentialsService } from '@app/credentials';
 import { MigrationConfigurationError } from './errors/migration.errors';
 import type { MigrationModuleOptions } from './migration.options';
@@ -25,6 +25,8 @@ export const {
   .setClassMethodName('forRoot')
   .setExtras({ isGlobal: false }, (definition, extras) => MIGRATION_HOST_MODULES.into({ ...definition, global: extras.isGlobal }))
   .build();
+// A forRootAsync naming no source of its options fails when called, naming MigrationModule (not Nest's "can't resolve dependencies").
+requireOptionsSource(MigrationConfigurableModule, 'MigrationModule', (m) => new MigrationConfigurationError(m));
 
 /** For `MigrationModule.forRootAsync({ useClass | useExisting })`: `create()` returns the options, as for every lib module. */
 export interface MigrationOptionsFactory {

@@ -1,6 +1,6 @@
 import { ConfigurableModuleBuilder } from '@nestjs/common';
 import { AuditService } from '@app/audit';
-import { requireHostModules } from '@app/common';
+import { requireHostModules, requireOptionsSource } from '@app/common';
 import { CredentialExpiryScanner, CredentialsService } from '@app/credentials';
 import { OAuthRefreshConfigurationError } from './errors/oauth-refresh.errors';
 import type { OAuthRefreshModuleOptions } from './oauth-refresh.options';
@@ -24,6 +24,8 @@ export const {
   .setClassMethodName('forRoot')
   .setExtras({ isGlobal: false }, (definition, extras) => OAUTH_REFRESH_HOST_MODULES.into({ ...definition, global: extras.isGlobal }))
   .build();
+// A forRootAsync naming no source of its options fails when called, naming OAuthRefreshModule (not Nest's "can't resolve dependencies").
+requireOptionsSource(OAuthRefreshConfigurableModule, 'OAuthRefreshModule', (m) => new OAuthRefreshConfigurationError(m));
 
 /** For `OAuthRefreshModule.forRootAsync({ useClass | useExisting })`: `create()` returns the options, as for every lib module. */
 export interface OAuthRefreshOptionsFactory {
