@@ -70,6 +70,24 @@ describe('resolveOptions', () => {
     expect(problems({ jobs: {} })).toEqual([{ path: '(options)', message: 'Unrecognized key: "jobs"; did you mean "job"?' }]);
     expect(problems({ nothingLikeIt: 1 })).toEqual([{ path: '(options)', message: 'Unrecognized key: "nothingLikeIt"' }]);
   });
+
+  it('tells an isGlobal returned by a forRootAsync factory where it goes', () => {
+    // forRoot({ isGlobal }) never passes it on (an extra of the module builder): at the root it came from the factory.
+    const problems = (input: unknown) => {
+      try {
+        resolveOptions(schema, input, (p) => new TestConfigError(p));
+      } catch (e) {
+        return (e as TestConfigError).problems;
+      }
+      return [];
+    };
+    expect(problems({ isGlobal: true, size: 3 })).toEqual([
+      { path: '(options)', message: 'Unrecognized key: "isGlobal"; isGlobal is no option the factory returns: pass it beside useFactory, forRootAsync({ isGlobal: true, useFactory })' },
+    ]);
+    expect(problems({ isGlobal: true, sizee: 3 })[0].message).toBe(
+      'Unrecognized keys: "isGlobal", "sizee"; did you mean "size" for "sizee"?; isGlobal is no option the factory returns: pass it beside useFactory, forRootAsync({ isGlobal: true, useFactory })',
+    );
+  });
 });
 
 describe('option schemas', () => {

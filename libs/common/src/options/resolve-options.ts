@@ -34,7 +34,10 @@ function withKeyHint(schema: z.ZodType, issue: z.core.$ZodIssue): string {
     const near = known.find((k) => oneSlipApart(k, key) || k.toLowerCase() === key.toLowerCase() || (Math.min(k.length, key.length) >= 4 && (k.startsWith(key) || key.startsWith(k))));
     return near ? [issue.keys.length > 1 ? `"${near}" for "${key.slice(0, 64)}"` : `"${near}"`] : [];
   });
-  return hints.length ? `${issue.message}; did you mean ${hints.join(', ')}?` : issue.message;
+  const message = hints.length ? `${issue.message}; did you mean ${hints.join(', ')}?` : issue.message;
+  // forRoot never passes isGlobal on (an extra of the module builder): at the root it came from a forRootAsync factory.
+  const misplacedGlobal = issue.path.length === 0 && issue.keys.includes('isGlobal');
+  return misplacedGlobal ? `${message}; isGlobal is no option the factory returns: pass it beside useFactory, forRootAsync({ isGlobal: true, useFactory })` : message;
 }
 
 /** The keys of the object schema at `path` (through optional, default, nullable and pipe wrappers), if it is one. */
