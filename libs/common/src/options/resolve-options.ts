@@ -11,22 +11,24 @@ export interface OptionsProblem {
  * Every problem is collected into ONE error built by `makeError` (each lib keeps its own typed
  * configuration error and code). Problems carry a path and a message, never the offending value:
  * options hold secrets (client secrets, tokens), and zod's own messages name only what was expected.
+ * `alwaysGlobal`: the name of a module that takes no `isGlobal` (PersistenceModule), told instead of where it goes.
  */
 export function resolveOptions<S extends z.ZodType>(
   schema: S,
   input: unknown,
   makeError: (problems: OptionsProblem[]) => Error,
+  { alwaysGlobal }: { alwaysGlobal?: string } = {},
 ): z.output<S> {
   const parsed = schema.safeParse(input ?? {}, { reportInput: false });
   if (parsed.success) return parsed.data;
-  throw makeError(parsed.error.issues.map((i) => ({ path: optionPath(i.path), message: withKeyHint(schema, i) })));
+  throw makeError(parsed.error.issues.map((i) => ({ path: optionPath(i.path), message: withKeyHint(schema, i, alwaysGlobal) })));
 }
 
 /**
  * An unknown key one slip away from a known one at its place (`cronTme`), or a shorter or longer spelling of
  * one (`cron` where the option is `cronTime`: the libs' jobs spell it both ways), is told which one was meant.
  */
-function withKeyHint(schema: z.ZodType, issue: z.core.$ZodIssue): string {
+function withKeyHint(schema: z.ZodType, issue: z.core.$ZodIssue, alwaysGlobal: string | undefined): string {
   if (issue.code !== 'unrecognized_keys') return issue.message;
   const known = keysAt(schema, issue.path);
   if (!known) return issue.message;
@@ -36,8 +38,9 @@ function withKeyHint(schema: z.ZodType, issue: z.core.$ZodIssue): string {
   });
   const message = hints.length ? `${issue.message}; did you mean ${hints.join(', ')}?` : issue.message;
   // forRoot never passes isGlobal on (an extra of the module builder): at the root it came from a forRootAsync factory.
-  const misplacedGlobal = issue.path.length === 0 && issue.keys.includes('isGlobal');
-  return misplacedGlobal ? `${message}; isGlobal is no option the factory returns: pass it beside useFactory, forRootAsync({ isGlobal: true, useFactory })` : message;
+  if (issue.path.length > 0 || !issue.keys.includes('isGlobal')) return message;
+  if (alwaysGlobal) return `${message}; ${alwaysGlobal} takes no isGlobal: it is always global (remove it)`;
+  return `${message}; isGlobal is no option the factory returns: pass it beside useFactory, forRootAsync({ isGlobal: true, useFactory })`;
 }
 
 /** The keys of the object schema at `path` (through optional, default, nullable and pipe wrappers), if it is one. */

@@ -42,6 +42,13 @@ describe('resolvePersistenceOptions', () => {
     expect(err!.message).toContain('outbox.batchSize');
   });
 
+  it('refuses an isGlobal (always global) without sending it to forRootAsync, which takes none', () => {
+    // A forRootAsync factory returning a config object that holds it, as for the other libs' modules.
+    expect(() => resolvePersistenceOptions({ isGlobal: true } as never)).toThrow(
+      '(options): Unrecognized key: "isGlobal"; PersistenceModule takes no isGlobal: it is always global (remove it)',
+    );
+  });
+
   it('takes locks.maxSessions 1..100 and refuses anything else, with the other problems in one error', () => {
     expect(resolvePersistenceOptions({ locks: { maxSessions: 20 } }).locks).toMatchObject({ maxSessions: 20 });
     for (const bad of [0, -1, 2.5, 101, '8', null]) {

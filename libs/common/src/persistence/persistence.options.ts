@@ -123,7 +123,7 @@ const schema = z.object({ outbox: outboxSchema.prefault({}), locks: locksSchema.
 
 /** Merges defaults and validates, once. Throws `PersistenceConfigurationError` listing every problem. */
 export function resolvePersistenceOptions(options: PersistenceModuleOptions | undefined): ResolvedPersistenceOptions {
-  return resolveOptions(schema, options, (problems) => new PersistenceConfigurationError(describeProblems(problems)));
+  return resolveOptions(schema, options, (problems) => new PersistenceConfigurationError(describeProblems(problems)), { alwaysGlobal: 'PersistenceModule' });
 }
 
 /**
