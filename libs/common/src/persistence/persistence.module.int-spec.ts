@@ -163,6 +163,17 @@ describe.each(DATABASE_KINDS)('PersistenceModule on %s', (kind) => {
     expect(await batchSize([PersistenceModule.forRootAsync({ useClass: Options })])).toBe(7);
     expect(await batchSize([HostCoreModule.with({ provide: Options, useClass: Options }), PersistenceModule.forRootAsync({ useExisting: Options })])).toBe(7);
     expect(() => PersistenceModule.forRootAsync({})).toThrow(PersistenceConfigurationError);
+    // A method named another way (Nest's examples' createXOptions): named, as by every lib module, not "f.create is not a function".
+    class Legacy {
+      createPersistenceOptions() {
+        return {};
+      }
+    }
+    const err = await batchSize([PersistenceModule.forRootAsync({ useClass: Legacy as never })]).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(PersistenceConfigurationError);
+    expect((err as Error).message).toBe(
+      'PersistenceModule cannot start — forRootAsync: the options factory Legacy (useClass / useExisting) has no create() method: implement PersistenceOptionsFactory',
+    );
   });
 
   it('fails bootstrap with one configuration error on bad options', async () => {

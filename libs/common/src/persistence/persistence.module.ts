@@ -110,7 +110,7 @@ export class PersistenceModule {
     const factory = options.useExisting ?? options.useClass;
     let optionsProvider: Provider;
     if (options.useFactory) optionsProvider = { provide: PERSISTENCE_MODULE_OPTIONS, useFactory: options.useFactory, inject: options.inject ?? [] };
-    else if (factory) optionsProvider = { provide: PERSISTENCE_MODULE_OPTIONS, useFactory: (f: PersistenceOptionsFactory) => f.create(), inject: [factory] };
+    else if (factory) optionsProvider = { provide: PERSISTENCE_MODULE_OPTIONS, useFactory: (f: PersistenceOptionsFactory) => optionsFrom(f, factory), inject: [factory] };
     else throw new PersistenceConfigurationError(['forRootAsync needs useFactory, useClass or useExisting'], 'PersistenceModule cannot start');
     return {
       module: PersistenceModule,
@@ -119,4 +119,15 @@ export class PersistenceModule {
       exports: exported,
     };
   }
+}
+
+/** A factory's options; one without create() (JavaScript, a cast, a createXOptions) is named, as by every lib module's forRootAsync. */
+function optionsFrom(f: PersistenceOptionsFactory, factory: Type<PersistenceOptionsFactory>): ReturnType<PersistenceOptionsFactory['create']> {
+  if (typeof f?.create !== 'function') {
+    throw new PersistenceConfigurationError(
+      [`forRootAsync: the options factory ${factory.name} (useClass / useExisting) has no create() method: implement PersistenceOptionsFactory`],
+      'PersistenceModule cannot start',
+    );
+  }
+  return f.create();
 }
