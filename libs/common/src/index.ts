@@ -16,3 +16,4 @@ export * from './timeout';
 export * from './shared-loads';
 export * from './page-cursor';
 export * from './bounded-list';
+export * from './for-each-limited';

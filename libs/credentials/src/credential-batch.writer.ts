@@ -1,6 +1,6 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import { AuditAction, auditErrorCode, AuditEventInput, AuditService } from '@app/audit';
-import { Clock, CommitNotDurableError, describeError, OperationContext, TransactionRunner } from '@app/common';
+import { Clock, CommitNotDurableError, describeError, forEachLimited, OperationContext, TransactionRunner } from '@app/common';
 import { callerLeftError } from '@app/key-vault';
 import { ValueStoreKind } from './credential-type';
 import type { CredentialMetadata, StoreCredentialInput } from './credential.types';
@@ -192,7 +192,7 @@ export class CredentialBatchWriter {
     const all = [...plans];
     await Promise.all([
       ...all.filter(([, plan]) => plan.kind !== ValueStoreKind.ENVELOPE).map(writeValue),
-      eachAtMost(ENVELOPE_WRITES_AT_ONCE, all.filter(([, plan]) => plan.kind === ValueStoreKind.ENVELOPE), writeValue),
+      forEachLimited(all.filter(([, plan]) => plan.kind === ValueStoreKind.ENVELOPE), ENVELOPE_WRITES_AT_ONCE, writeValue),
     ]);
     if (writeFailed.size) {
       const key = (i: number) => options.together!(i);
@@ -270,13 +270,4 @@ class MateFailed extends Error {
   constructor(readonly mateError: unknown) {
     super('not written: a write of its group failed');
   }
-}
-
-/** Runs `work` on every item, at most `limit` at once, in order; `work` settles its own failures. */
-async function eachAtMost<T>(limit: number, items: readonly T[], work: (item: T) => Promise<void>): Promise<void> {
-  let next = 0;
-  const lane = async () => {
-    while (next < items.length) await work(items[next++]);
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, lane));
 }

@@ -1,4 +1,4 @@
-import { systemContext, type OperationContext } from '@app/common';
+import { forEachLimited, systemContext, type OperationContext } from '@app/common';
 import { OAuthRefreshConfigurationError, OAuthRefreshFailedError } from '../errors/oauth-refresh.errors';
 import { PROACTIVE_REFRESH_LOCK } from '../oauth-refresh.constants';
 import type { ResolvedOAuthProvider } from '../providers/oauth-provider.config';
@@ -61,11 +61,16 @@ export class ProactiveRefreshRunner {
       const page = await this.deps.store.listDue(horizon, Math.min(batchSize, maxPerRun - result.scanned), cursor);
       if (page.length === 0) break;
       result.scanned += page.length;
-      await forEachLimited(page, concurrency, held, async (due) => {
-        const outcome = await this.one(due.tenantId, due.integrationId, due.connectionId);
-        if (outcome === 'configuration') configuration++;
-        result[outcome === 'configuration' ? 'failed' : outcome]++;
-      });
+      await forEachLimited(
+        page,
+        concurrency,
+        async (due) => {
+          const outcome = await this.one(due.tenantId, due.integrationId, due.connectionId);
+          if (outcome === 'configuration') configuration++;
+          result[outcome === 'configuration' ? 'failed' : outcome]++;
+        },
+        held,
+      );
       const last = page[page.length - 1];
       cursor = { expiresAt: last.expiresAt, credentialId: last.credentialId };
       if (page.length < batchSize) break;
@@ -108,17 +113,4 @@ export class ProactiveRefreshRunner {
       return 'failed';
     }
   }
-}
-
-/** `work` on each item, `limit` at a time; none started once `held` aborts, which is thrown once those started settle. */
-async function forEachLimited<T>(items: T[], limit: number, held: AbortSignal, work: (item: T) => Promise<void>): Promise<void> {
-  let next = 0;
-  const runners = Array.from({ length: Math.min(limit, items.length) }, async () => {
-    while (next < items.length && !held.aborted) {
-      const item = items[next++];
-      await work(item);
-    }
-  });
-  await Promise.all(runners);
-  held.throwIfAborted();
 }
