@@ -1,6 +1,6 @@
 import { Inject, Injectable, Logger, OnModuleDestroy, OnModuleInit } from '@nestjs/common';
 import { AuditAction } from '@app/audit';
-import { Clock, describeError, type OperationContext, type OutboxDeferral, type OutboxEvent } from '@app/common';
+import { Clock, describeError, type OperationContext, type OutboxDeferral, type OutboxEvent, OutboxHandlerRegistrations } from '@app/common';
 import { KeyVaultProvider } from '@app/key-vault';
 import { CredentialCache } from './cache/credential-cache';
 import { CredentialStatus, ValueStoreKind } from './credential-type';
@@ -43,7 +43,7 @@ export const REVOKE_COMPLETION_GRACE_MS = 10_000;
 @Injectable()
 export class CredentialRevoker implements OnModuleInit, OnModuleDestroy {
   private readonly logger = new Logger('CredentialRevoker');
-  private unregister?: () => void;
+  private readonly outboxRegistrations = new OutboxHandlerRegistrations();
 
   constructor(
     private readonly writer: CredentialWriter,
@@ -59,12 +59,11 @@ export class CredentialRevoker implements OnModuleInit, OnModuleDestroy {
 
   onModuleInit(): void {
     // Also on replicas that never revoke: they may dispatch another replica's events.
-    this.unregister = this.persistence.handlers.register(VAULT_VALUE_REVOKE_EVENT, (event) => this.finishRevoke(event));
+    this.outboxRegistrations.register(this.persistence.handlers, VAULT_VALUE_REVOKE_EVENT, (event) => this.finishRevoke(event));
   }
 
   onModuleDestroy(): void {
-    this.unregister?.();
-    this.unregister = undefined;
+    this.outboxRegistrations.unregisterAll();
   }
 
   /**

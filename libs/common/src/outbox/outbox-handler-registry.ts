@@ -65,3 +65,32 @@ function matches(pattern: string, name: string): boolean {
   if (pattern === '*' || pattern === name) return true;
   return pattern.endsWith('.*') && name.startsWith(pattern.slice(0, -1));
 }
+
+/**
+ * The outbox handlers one provider registers for its module's life, so that it does not keep its own list of removers:
+ * `register` them in `onModuleInit` and `unregisterAll()` in `onModuleDestroy`. Both hooks stay on the provider, beside
+ * its other start and stop work (a provider that registers nothing, disabled by its options, just does not call it).
+ *
+ * ```ts
+ * private readonly outboxRegistrations = new OutboxHandlerRegistrations();
+ * onModuleInit(): void {
+ *   this.outboxRegistrations.register(this.handlers, ['credential.deleted', 'credential.revoked'], (event) => this.handle(event));
+ * }
+ * onModuleDestroy(): void {
+ *   this.outboxRegistrations.unregisterAll();
+ * }
+ * ```
+ */
+export class OutboxHandlerRegistrations {
+  private readonly removers: Array<() => void> = [];
+
+  /** Registers `handler` with `registry` under each pattern, in their order (a pattern given twice, once). */
+  register(registry: OutboxHandlerRegistry, patterns: string | Iterable<string>, handler: OutboxHandler): void {
+    for (const pattern of new Set(typeof patterns === 'string' ? [patterns] : patterns)) this.removers.push(registry.register(pattern, handler));
+  }
+
+  /** Removes every handler registered here; once more, nothing. */
+  unregisterAll(): void {
+    for (const remove of this.removers.splice(0)) remove();
+  }
+}

@@ -1,5 +1,5 @@
 import { Injectable, Logger, OnApplicationShutdown, OnModuleDestroy, OnModuleInit, type Provider } from '@nestjs/common';
-import { Clock, OutboxEvent } from '@app/common';
+import { Clock, OutboxEvent, OutboxHandlerRegistrations } from '@app/common';
 import { KeyVaultProvider } from '@app/key-vault';
 import { CREDENTIALS_CLOCK, CREDENTIALS_RESOLVED_OPTIONS } from '../credentials.constants';
 import type { ResolvedCredentialsOptions } from '../credentials.options';
@@ -79,7 +79,7 @@ export const CREDENTIAL_CACHE_PROVIDER: Provider = {
 @Injectable()
 export class CacheInvalidationRelay implements OnModuleInit, OnModuleDestroy, OnApplicationShutdown {
   private readonly logger = new Logger('CredentialCache');
-  private unregister?: () => void;
+  private readonly outboxRegistrations = new OutboxHandlerRegistrations();
 
   constructor(
     private readonly cache: CredentialCache,
@@ -88,7 +88,7 @@ export class CacheInvalidationRelay implements OnModuleInit, OnModuleDestroy, On
 
   async onModuleInit(): Promise<void> {
     const cache = this.cache;
-    this.unregister = this.persistence.handlers.register('credential.*', (event: OutboxEvent) => {
+    this.outboxRegistrations.register(this.persistence.handlers, 'credential.*', (event: OutboxEvent) => {
       const credentialId = event.payload.credentialId;
       // `credential.stored` names a fresh id: nothing to evict.
       if (event.name === 'credential.stored' || !event.tenantId || typeof credentialId !== 'string') return undefined;
@@ -99,8 +99,7 @@ export class CacheInvalidationRelay implements OnModuleInit, OnModuleDestroy, On
   }
 
   onModuleDestroy(): void {
-    this.unregister?.();
-    this.unregister = undefined;
+    this.outboxRegistrations.unregisterAll();
   }
 
   async onApplicationShutdown(): Promise<void> {

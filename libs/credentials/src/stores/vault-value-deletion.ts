@@ -1,5 +1,5 @@
 import { Injectable, Logger, OnModuleDestroy, OnModuleInit } from '@nestjs/common';
-import { describeError, type OutboxEvent, OutboxEventEntity } from '@app/common';
+import { describeError, type OutboxEvent, OutboxEventEntity, OutboxHandlerRegistrations } from '@app/common';
 import { isKeyVaultError, KeyVaultErrorCode, KeyVaultProvider, type SecretProperties } from '@app/key-vault';
 import { CredentialStatus, ValueStoreKind } from '../credential-type';
 import type { CredentialEntity } from '../entities/credential.entity';
@@ -38,7 +38,7 @@ export const VAULT_VALUE_DELETION_EVENT = 'credentials.vault-values.delete';
 @Injectable()
 export class VaultValueDeletion implements OnModuleInit, OnModuleDestroy {
   private readonly logger = new Logger(VaultValueDeletion.name);
-  private unregister?: () => void;
+  private readonly outboxRegistrations = new OutboxHandlerRegistrations();
 
   constructor(
     private readonly persistence: CredentialsPersistence,
@@ -50,12 +50,11 @@ export class VaultValueDeletion implements OnModuleInit, OnModuleDestroy {
 
   onModuleInit(): void {
     // Also on replicas that never delete: they may dispatch another replica's events.
-    this.unregister = this.persistence.handlers.register(VAULT_VALUE_DELETION_EVENT, (event) => this.deliver(event));
+    this.outboxRegistrations.register(this.persistence.handlers, VAULT_VALUE_DELETION_EVENT, (event) => this.deliver(event));
   }
 
   onModuleDestroy(): void {
-    this.unregister?.();
-    this.unregister = undefined;
+    this.outboxRegistrations.unregisterAll();
   }
 
   /** In the delete's transaction: the vault side of deleting `row`, made durable (nothing for an envelope credential). */

@@ -1,5 +1,5 @@
 import { Inject, Injectable, Logger, type OnModuleDestroy, type OnModuleInit } from '@nestjs/common';
-import { Clock, CredentialVaultError, describeError, OutboxHandlerRegistry, type OutboxEvent } from '@app/common';
+import { Clock, CredentialVaultError, describeError, OutboxHandlerRegistrations, OutboxHandlerRegistry, type OutboxEvent } from '@app/common';
 import { NotificationCounters } from './notification-counters';
 import { buildNotification } from './notification-message';
 import { NOTIFICATION_CLOCK, NOTIFICATION_RESOLVED_OPTIONS } from './notification.constants';
@@ -43,7 +43,7 @@ type ChannelOutcome = ChannelDeliveryResult & { redelivered?: true; dueInMs?: nu
 @Injectable()
 export class NotificationDispatcher implements OnModuleInit, OnModuleDestroy {
   private readonly logger = new Logger('Notifications');
-  private readonly unregister: Array<() => void> = [];
+  private readonly outboxRegistrations = new OutboxHandlerRegistrations();
   private lastPruneMs = 0;
   private pruning?: Promise<unknown>;
   /** Sends that outlived `sendWaitMs`, finishing in the background. */
@@ -64,12 +64,11 @@ export class NotificationDispatcher implements OnModuleInit, OnModuleDestroy {
   onModuleInit(): void {
     if (!this.options.enabled) return;
     // One handler, registered under each configured event name.
-    const handler = (event: OutboxEvent) => this.handle(event);
-    for (const name of new Set(this.options.events)) this.unregister.push(this.outboxHandlers.register(name, handler));
+    this.outboxRegistrations.register(this.outboxHandlers, this.options.events, (event: OutboxEvent) => this.handle(event));
   }
 
   async onModuleDestroy(): Promise<void> {
-    for (const off of this.unregister.splice(0)) off();
+    this.outboxRegistrations.unregisterAll();
     await Promise.allSettled([this.pruning, ...this.background]);
   }
 

@@ -1,5 +1,5 @@
 import { Injectable, Logger, OnModuleDestroy, OnModuleInit } from '@nestjs/common';
-import { OutboxHandlerRegistry, type OperationContext, type OutboxEvent } from '@app/common';
+import { OutboxHandlerRegistrations, OutboxHandlerRegistry, type OperationContext, type OutboxEvent } from '@app/common';
 import { CredentialEvents, CredentialNotFoundError, CredentialsService, CredentialStatus } from '@app/credentials';
 import { RotationEvents } from '../rotation.events';
 import { PENDING_ROTATION_CONNECTION_PREFIX, PendingRotationValues } from './pending-rotation-values';
@@ -17,7 +17,7 @@ export const PENDING_ROTATION_CLEANUP_ACTOR = 'system:rotation';
 @Injectable()
 export class PendingRotationCleanup implements OnModuleInit, OnModuleDestroy {
   private readonly logger = new Logger(PendingRotationCleanup.name);
-  private readonly unregister: Array<() => void> = [];
+  private readonly outboxRegistrations = new OutboxHandlerRegistrations();
 
   constructor(
     private readonly handlers: OutboxHandlerRegistry,
@@ -26,12 +26,11 @@ export class PendingRotationCleanup implements OnModuleInit, OnModuleDestroy {
   ) {}
 
   onModuleInit(): void {
-    const handler = (event: OutboxEvent) => this.handle(event);
-    for (const name of [CredentialEvents.DELETED, RotationEvents.REVOKED, CredentialEvents.METADATA_UPDATED]) this.unregister.push(this.handlers.register(name, handler));
+    this.outboxRegistrations.register(this.handlers, [CredentialEvents.DELETED, RotationEvents.REVOKED, CredentialEvents.METADATA_UPDATED], (event: OutboxEvent) => this.handle(event));
   }
 
   onModuleDestroy(): void {
-    for (const off of this.unregister.splice(0)) off();
+    this.outboxRegistrations.unregisterAll();
   }
 
   /** Deletes the pending rotation value of the event's credential when that credential is deleted or revoked. */

@@ -1,5 +1,5 @@
 import { Injectable, OnModuleDestroy, OnModuleInit } from '@nestjs/common';
-import { OutboxHandlerRegistry, type OperationContext, type OutboxDeferral, type OutboxEvent } from '@app/common';
+import { OutboxHandlerRegistrations, OutboxHandlerRegistry, type OperationContext, type OutboxDeferral, type OutboxEvent } from '@app/common';
 import { CredentialEvents, CredentialType } from '@app/credentials';
 import { WebhookRotationInProgressError } from './webhook-secret.errors';
 import { WebhookSecretRotator } from './webhook-secret-rotator';
@@ -33,7 +33,7 @@ class WebhookCleanupDeferredError extends WebhookRotationInProgressError impleme
  */
 @Injectable()
 export class WebhookSecretEndedCleanup implements OnModuleInit, OnModuleDestroy {
-  private readonly unregister: Array<() => void> = [];
+  private readonly outboxRegistrations = new OutboxHandlerRegistrations();
 
   constructor(
     private readonly handlers: OutboxHandlerRegistry,
@@ -41,11 +41,11 @@ export class WebhookSecretEndedCleanup implements OnModuleInit, OnModuleDestroy 
   ) {}
 
   onModuleInit(): void {
-    for (const name of [CredentialEvents.METADATA_UPDATED, CredentialEvents.DELETED]) this.unregister.push(this.handlers.register(name, (event) => this.handle(event)));
+    this.outboxRegistrations.register(this.handlers, [CredentialEvents.METADATA_UPDATED, CredentialEvents.DELETED], (event) => this.handle(event));
   }
 
   onModuleDestroy(): void {
-    for (const off of this.unregister.splice(0)) off();
+    this.outboxRegistrations.unregisterAll();
   }
 
   async handle(event: OutboxEvent): Promise<void> {
