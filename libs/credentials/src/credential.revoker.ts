@@ -1,6 +1,6 @@
 import { Inject, Injectable, Logger, OnModuleDestroy, OnModuleInit } from '@nestjs/common';
 import { AuditAction } from '@app/audit';
-import { Clock, describeError, type OperationContext, type OutboxDeferral, type OutboxEvent, OutboxHandlerRegistrations } from '@app/common';
+import { Clock, describeError, type OperationContext, OutboxDeferredError, type OutboxEvent, OutboxHandlerRegistrations } from '@app/common';
 import { KeyVaultProvider } from '@app/key-vault';
 import { CredentialCache } from './cache/credential-cache';
 import { CredentialStatus, ValueStoreKind } from './credential-type';
@@ -120,7 +120,7 @@ export class CredentialRevoker implements OnModuleInit, OnModuleDestroy {
     if (!event.tenantId || typeof id !== 'string') return;
     // Real time, as the outbox redelivers (a test's manual clock must not defer it for ever).
     const waitMs = event.createdAt.getTime() + REVOKE_COMPLETION_GRACE_MS - Date.now();
-    if (waitMs > 0) throw Object.assign(new Error('the revoke may still be finishing its vault side'), { name: 'RevokeGraceDeferral', outboxDeferred: true, retryAfterMs: waitMs } satisfies OutboxDeferral & { name: string });
+    if (waitMs > 0) throw new OutboxDeferredError('the revoke may still be finishing its vault side', { retryAfterMs: waitMs, code: 'REVOKE_COMPLETION_GRACE' });
     const row = await this.rows.findById(event.tenantId, id);
     if (!row || row.status === CredentialStatus.DELETED) return;
     if (row.status !== CredentialStatus.REVOKED) return this.withdrawMarked(row);

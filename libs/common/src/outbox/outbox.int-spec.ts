@@ -16,7 +16,7 @@ import { Outbox, OutboxNudge } from './outbox';
 import { OutboxDispatcher } from './outbox-dispatcher';
 import { OutboxEventEntity } from './outbox-event.entity';
 import { OutboxHandlerRegistry } from './outbox-handler-registry';
-import type { OutboxEvent } from './outbox.types';
+import { OutboxDeferredError, type OutboxEvent } from './outbox.types';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const options = (o: Record<string, unknown> = {}): ResolvedOutboxOptions =>
@@ -67,6 +67,18 @@ describe.each(DATABASE_KINDS)('Outbox and OutboxDispatcher on %s', (kind) => {
   };
   const dispatcher = (registry: OutboxHandlerRegistry, o: Record<string, unknown> = {}, events?: EventEmitter2) =>
     new OutboxDispatcher({ runner, registry, options: options(o), clock, events, random: () => 0.5 });
+  /** An event `name` whose handler throws the next of `answers` at each delivery (done at an `undefined`); `calls`: the attempts it saw. */
+  const answeredInTurn = async (name: string, answers: Array<Error | undefined>) => {
+    const id = await runner.run(() => new Outbox(runner, clock).add({ name, payload: {} }));
+    const registry = new OutboxHandlerRegistry();
+    const calls: number[] = [];
+    registry.register(name, (e) => {
+      calls.push(e.attempts);
+      const answer = answers.shift();
+      if (answer) throw answer;
+    });
+    return { id, registry, calls };
+  };
 
   it('add() outside a transaction throws a typed error; bad events are refused with every problem named', async () => {
     const outbox = new Outbox(runner, clock);
@@ -305,18 +317,9 @@ describe.each(DATABASE_KINDS)('Outbox and OutboxDispatcher on %s', (kind) => {
     const logger = new CapturingLogger();
     Logger.overrideLogger(logger);
     try {
-      const outbox = new Outbox(runner, clock);
-      const id = await runner.run(() => outbox.add({ name: 'notify.later', payload: {} }));
-      const registry = new OutboxHandlerRegistry();
-      const calls: number[] = [];
       // A channel in a 10-minute backoff: nothing to do before then, and its own failure is reported by the handler.
       const later = (retryAfterMs?: number) => Object.assign(new Error('channel backing off'), { outboxDeferred: true as const, retryAfterMs });
-      const answers: Array<Error | undefined> = [later(600_000), later(), undefined];
-      registry.register('notify.later', (e) => {
-        calls.push(e.attempts);
-        const answer = answers.shift();
-        if (answer) throw answer;
-      });
+      const { id, registry, calls } = await answeredInTurn('notify.later', [later(600_000), later(), undefined]);
       const d = dispatcher(registry);
 
       await expect(d.drain()).resolves.toMatchObject({ delivered: 0, failed: 1 });
@@ -337,7 +340,7 @@ describe.each(DATABASE_KINDS)('Outbox and OutboxDispatcher on %s', (kind) => {
       expect(logger.lines.filter((l) => l.includes(id)).map((l) => l.split(' ')[0])).toEqual(['debug', 'debug']);
 
       // Beside a handler that failed, the event comes back after the backoff (the sooner), and that failure is warned about.
-      const both = await runner.run(() => outbox.add({ name: 'notify.both', payload: {} }));
+      const both = await runner.run(() => new Outbox(runner, clock).add({ name: 'notify.both', payload: {} }));
       registry.register('notify.both', () => Promise.reject(later(600_000)));
       registry.register('notify.both', () => Promise.reject(Object.assign(new Error('receiver down'), { code: 'EDOWN' })));
       await expect(d.drain()).resolves.toMatchObject({ delivered: 0, failed: 1 });
@@ -345,6 +348,40 @@ describe.each(DATABASE_KINDS)('Outbox and OutboxDispatcher on %s', (kind) => {
       expect(row).toMatchObject({ attempts: 1, lastError: 'Error(EDOWN)' });
       expect(row.availableAt.getTime() - clock.nowMs()).toBe(750);
       expect(logger.lines.filter((l) => l.includes(both))).toEqual([expect.stringMatching(/^warn Outbox event \S+ \(notify\.both\) failed delivery #1: Error\(EDOWN\); retry in 750 ms/)]);
+    } finally {
+      Logger.overrideLogger(new Logger());
+    }
+  });
+
+  it('a handler throwing OutboxDeferredError defers its event, not fails it: back when it asked, attempts counted, debug only, last_error saying why', async () => {
+    const logger = new CapturingLogger();
+    Logger.overrideLogger(logger);
+    try {
+      const busy = Object.assign(new Error('another rotation holds the lock'), { code: 3207, codeName: 'ROTATION_IN_PROGRESS' });
+      const { id, registry, calls } = await answeredInTurn('cleanup.later', [
+        new OutboxDeferredError('the lock is still held', { cause: busy, retryAfterMs: 30_000 }),
+        new OutboxDeferredError('still in its grace period', { code: 'GRACE' }),
+        undefined,
+      ]);
+      const d = dispatcher(registry);
+
+      await d.drain();
+      let [row] = await rows();
+      expect(row).toMatchObject({ attempts: 1, lastError: 'OutboxDeferredError(ROTATION_IN_PROGRESS)', deliveredAt: null });
+      expect(row.availableAt.getTime() - clock.nowMs()).toBe(30_000);
+      clock.advance(29_999);
+      await d.drain();
+      expect(calls).toEqual([0]);
+      // Due: redelivered. Naming no time, it waits the usual backoff (attempts 2: 1500 ms).
+      clock.advance(1);
+      await d.drain();
+      [row] = await rows();
+      expect(row).toMatchObject({ attempts: 2, lastError: 'OutboxDeferredError(GRACE)', deliveredAt: null });
+      expect(row.availableAt.getTime() - clock.nowMs()).toBe(1500);
+      clock.advance(1500);
+      await expect(d.drain()).resolves.toMatchObject({ delivered: 1 });
+      expect(calls).toEqual([0, 1, 2]);
+      expect(logger.lines.filter((l) => l.includes(id)).map((l) => l.split(' ')[0])).toEqual(['debug', 'debug']);
     } finally {
       Logger.overrideLogger(new Logger());
     }

@@ -42,7 +42,8 @@ export type OutboxHandler = (event: OutboxEvent) => unknown;
  * The dispatcher keeps the event (at least once holds) and redelivers it after `retryAfterMs` when
  * given — the handler knows when it can make progress, and an earlier redelivery would find nothing to
  * do — else after its usual backoff; it logs the deferral at debug, not as a warning (the handler
- * reports its own failures). Any error class may carry these fields; `isOutboxDeferral` recognises it.
+ * reports its own failures). A handler throws `OutboxDeferredError`; any error class may carry these fields too (a lib
+ * error its callers also see), and `isOutboxDeferral` recognises it.
  */
 export interface OutboxDeferral {
   readonly outboxDeferred: true;
@@ -52,4 +53,32 @@ export interface OutboxDeferral {
 
 export function isOutboxDeferral(e: unknown): e is OutboxDeferral {
   return typeof e === 'object' && e !== null && (e as { outboxDeferred?: unknown }).outboxDeferred === true;
+}
+
+/**
+ * The `OutboxDeferral` a handler throws: `throw new OutboxDeferredError('the lock is still held', { cause: e })`.
+ * `retryAfterMs` as in `OutboxDeferral`. The event row's `last_error` and the dispatcher's debug line name the class and
+ * `code` — given, else the cause's (`OutboxDeferredError(WEBHOOK_ROTATION_IN_PROGRESS)`): why the event waits. Not a
+ * `CredentialVaultError`: it never leaves the dispatcher, and no caller sees it.
+ */
+export class OutboxDeferredError extends Error implements OutboxDeferral {
+  readonly outboxDeferred = true as const;
+  readonly retryAfterMs?: number;
+  /** What the event waits for: `options.code`, else the cause's `codeName` or `code`. */
+  readonly code?: string | number;
+
+  constructor(message: string, options: { retryAfterMs?: number; code?: string | number; cause?: unknown } = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = 'OutboxDeferredError';
+    if (options.retryAfterMs !== undefined) this.retryAfterMs = options.retryAfterMs;
+    const code = options.code ?? codeOf(options.cause);
+    if (code !== undefined) this.code = code;
+  }
+}
+
+function codeOf(cause: unknown): string | number | undefined {
+  if (typeof cause !== 'object' || cause === null) return undefined;
+  const { codeName, code } = cause as { codeName?: unknown; code?: unknown };
+  for (const c of [codeName, code]) if ((typeof c === 'string' && c !== '') || typeof c === 'number') return c;
+  return undefined;
 }

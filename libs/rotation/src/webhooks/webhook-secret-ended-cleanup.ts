@@ -1,5 +1,5 @@
 import { Injectable, OnModuleDestroy, OnModuleInit } from '@nestjs/common';
-import { OutboxHandlerRegistrations, OutboxHandlerRegistry, type OperationContext, type OutboxDeferral, type OutboxEvent } from '@app/common';
+import { OutboxDeferredError, OutboxHandlerRegistrations, OutboxHandlerRegistry, type OperationContext, type OutboxEvent } from '@app/common';
 import { CredentialEvents, CredentialType } from '@app/credentials';
 import { WebhookRotationInProgressError } from './webhook-secret.errors';
 import { WebhookSecretRotator } from './webhook-secret-rotator';
@@ -14,11 +14,6 @@ const WEBHOOK_ENDED_CLEANUP_ACTOR = 'system:rotation';
  * smallest OUTBOX_HANDLER_TIMEOUT_MS (1 s), so that a lock still held is a deferral, not the outbox's timeout.
  */
 const CLEANUP_LOCK_WAIT_MS = 500;
-
-/** The lock is still held: the outbox redelivers the event after its backoff, quietly (an expected wait, not a failure). */
-class WebhookCleanupDeferredError extends WebhookRotationInProgressError implements OutboxDeferral {
-  readonly outboxDeferred = true as const;
-}
 
 /**
  * Discards the staged successor of a webhook secret whose life ended — revoked or deleted — outside RevocationService.
@@ -56,7 +51,8 @@ export class WebhookSecretEndedCleanup implements OnModuleInit, OnModuleDestroy 
     try {
       await this.rotator.discardIfEnded(ctx, credentialId, CLEANUP_LOCK_WAIT_MS);
     } catch (e) {
-      throw e instanceof WebhookRotationInProgressError ? new WebhookCleanupDeferredError(credentialId) : e;
+      // The lock is still held: the outbox redelivers the event after its backoff, quietly (an expected wait, not a failure).
+      throw e instanceof WebhookRotationInProgressError ? new OutboxDeferredError(e.message, { cause: e }) : e;
     }
   }
 }
