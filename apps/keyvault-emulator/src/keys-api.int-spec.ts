@@ -262,6 +262,7 @@ describe('Key Vault emulator: keys API through the official KeyClient and Crypto
         ['k', { kty: 'EC', crv: 'P-192' }],
         ['k', { kty: 'RSA', key_ops: ['launch'] }],
         ['k', { kty: 'RSA', tags: { a: 1 } }],
+        // a key's tags: 256-character names and values (about-keys-details, "Key tags"; secrets allow 512)
         ['k', { kty: 'EC', tags: { a: 'v'.repeat(257) } }],
         ['k', { kty: 'EC', tags: { ['t'.repeat(257)]: 'v' } }],
         ['bad_name', { kty: 'RSA' }],

@@ -30,7 +30,7 @@ export function parseCreateKey(body: Record<string, unknown>): { input: CreateKe
   if (!has(KEY_TYPES, kty)) {
     throw errors.badParameter(`Key type ${String(kty).slice(0, 16)} is not supported by this vault; use one of ${KEY_TYPES.join(', ')}.`);
   }
-  assertTags(tags);
+  assertTags(tags, 'key');
   const shape: KeyShape = { kty };
   if (isRsa(kty)) {
     if (keySize !== undefined && keySize !== null && !RSA_KEY_SIZES.includes(keySize as 2048)) {
@@ -59,7 +59,7 @@ export function parseCreateKey(body: Record<string, unknown>): { input: CreateKe
 /** The body of PATCH /keys/{name}/{version}. */
 export function parseUpdateKey(body: Record<string, unknown>): UpdateKeyInput {
   const { key_ops: keyOps, tags, attributes } = body;
-  assertTags(tags);
+  assertTags(tags, 'key');
   return { keyOps: parseKeyOps(keyOps), tags, attributes: parseAttributes(attributes) };
 }
 

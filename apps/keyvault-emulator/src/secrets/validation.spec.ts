@@ -34,13 +34,13 @@ describe('secret validation', () => {
     expect(code(() => assertValue(''))).toBeUndefined();
   });
 
-  it('limits tags to 15, names and values to 256 characters', () => {
+  it('limits tags to 15, names and values to 512 characters (about-secrets, "Secret tags")', () => {
     const tags = (n: number) => Object.fromEntries(Array.from({ length: n }, (_, i) => [`k${i}`, 'v']));
     expect(code(() => assertTags(tags(15)))).toBeUndefined();
     expect(code(() => assertTags(tags(16)))).toBe('400 BadParameter');
-    expect(code(() => assertTags({ ['k'.repeat(256)]: 'v'.repeat(256) }))).toBeUndefined();
-    expect(code(() => assertTags({ ['k'.repeat(257)]: 'v' }))).toBe('400 BadParameter');
-    expect(code(() => assertTags({ k: 'v'.repeat(257) }))).toBe('400 BadParameter');
+    expect(code(() => assertTags({ ['k'.repeat(512)]: 'v'.repeat(512) }))).toBeUndefined();
+    expect(code(() => assertTags({ ['k'.repeat(513)]: 'v' }))).toBe('400 BadParameter');
+    expect(code(() => assertTags({ k: 'v'.repeat(513) }))).toBe('400 BadParameter');
     expect(code(() => assertTags({ k: 1 }))).toBe('400 BadParameter');
     expect(code(() => assertTags(['a']))).toBe('400 BadParameter');
   });

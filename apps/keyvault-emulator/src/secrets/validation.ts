@@ -1,9 +1,9 @@
 import { errors } from '../errors';
 import { isDatedApiVersion } from '../http/api-version';
+import { assertTags as assertObjectTags } from '../objects/validation';
 
 export {
   assertObjectName as assertSecretName,
-  assertTags,
   isValidObjectName as isValidSecretName,
   MAX_BACKUP_VERSIONS,
   parseAttributes,
@@ -14,6 +14,11 @@ export type { AttributesInput } from '../objects/validation';
 /** Secret values are stored as octets, at most 25 KB (25,600 bytes as UTF-8). */
 export const MAX_VALUE_BYTES = 25 * 1024;
 export const MAX_CONTENT_TYPE_LENGTH = 255;
+
+/** A secret's tags: at most 15, each name and value at most 512 characters. */
+export function assertTags(tags: unknown): asserts tags is Record<string, string> | undefined | null {
+  assertObjectTags(tags, 'secret');
+}
 
 export function assertValue(value: unknown): asserts value is string {
   if (typeof value !== 'string') throw errors.badParameter('The property "value" is required and must be a string.');
