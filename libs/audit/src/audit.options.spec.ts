@@ -26,7 +26,7 @@ describe('resolveAuditOptions', () => {
 
   it('checks readBuffer.batchSize against maxSize even when another option has the wrong type (one error, every problem)', () => {
     expect(() => resolveAuditOptions({ preparedStatements: 'no' as never, readBuffer: { maxSize: 10, batchSize: 50 } })).toThrow(
-      /preparedStatements: [^;]+; readBuffer\.batchSize: must be ≤ readBuffer\.maxSize/,
+      /preparedStatements: must be a boolean\n {2}- readBuffer\.batchSize: must be ≤ readBuffer\.maxSize/,
     );
   });
 
@@ -36,6 +36,44 @@ describe('resolveAuditOptions', () => {
     expect(() => resolveAuditOptions({ anchor: { enabled: true, timeZone: 'Mars/Olympus' } })).toThrow(/anchor\.timeZone/);
     expect(() => resolveAuditOptions({ anchor: { cron: 'hourly' } })).toThrow(/anchor\.cron: is not a valid cron expression/);
     expect(() => resolveAuditOptions({ preparedStatements: 'no' as never, retention: { days: 0 } })).toThrow(/preparedStatements[\s\S]*retention\.days/);
-    expect(() => resolveAuditOptions({ retention: { statementTimeoutMs: 999 } })).toThrow(/retention\.statementTimeoutMs: must be 0 \(no bound\) or 1000\.\.86400000/);
+    expect(() => resolveAuditOptions({ retention: { statementTimeoutMs: 999 } })).toThrow(/retention\.statementTimeoutMs: must be 0 \(no bound\) or an integer of milliseconds in 1000\.\.86400000/);
+  });
+
+  it('says what each option wants, as the other libs\' options errors do (never zod\'s "Invalid input: expected …"), listing every problem', () => {
+    const attempt = () =>
+      resolveAuditOptions({
+        failClosed: 'yes',
+        readBuffer: { maxSize: '10', flushIntervalMs: 5, batchSize: 1.5 },
+        preparedStatements: 1,
+        sqliteWriteWorker: null,
+        retention: { enabled: 'on', days: 'ninety', statementTimeoutMs: 'long' },
+        anchor: 3,
+        suspicious: { enabled: 'x', failureThreshold: 0, windowMs: 10, distinctReadsThreshold: '5', distinctReadsWindowMs: 1e12 },
+      } as never);
+    expect(attempt).toThrow(AuditConfigurationError);
+    expect(attempt).toThrow(
+      [
+        'Invalid AuditModule options:',
+        '  - failClosed: must be a boolean',
+        '  - readBuffer.maxSize: must be an integer in 1..1000000',
+        '  - readBuffer.flushIntervalMs: must be an integer of milliseconds in 10..3600000',
+        '  - readBuffer.batchSize: must be an integer in 1..1000',
+        '  - preparedStatements: must be a boolean',
+        '  - sqliteWriteWorker: must be a boolean',
+        '  - retention.enabled: must be a boolean',
+        '  - retention.days: must be an integer in 1..36500',
+        '  - retention.statementTimeoutMs: must be 0 (no bound) or an integer of milliseconds in 1000..86400000',
+        '  - anchor: must be an object',
+        '  - suspicious.enabled: must be a boolean',
+        '  - suspicious.failureThreshold: must be an integer in 1..1000000',
+        '  - suspicious.windowMs: must be an integer of milliseconds in 1000..604800000',
+        '  - suspicious.distinctReadsThreshold: must be an integer in 1..1000000',
+        '  - suspicious.distinctReadsWindowMs: must be an integer of milliseconds in 1000..604800000',
+      ].join('\n'),
+    );
+    expect(() => resolveAuditOptions('yes' as never)).toThrow('Invalid AuditModule options:\n  - (options): must be an object');
+    expect(() => resolveAuditOptions({ readBuffer: [], retention: null, suspicious: 'on' } as never)).toThrow(
+      'Invalid AuditModule options:\n  - readBuffer: must be an object\n  - retention: must be an object\n  - suspicious: must be an object',
+    );
   });
 });

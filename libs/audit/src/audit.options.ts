@@ -1,4 +1,15 @@
-import { Clock, clockOptionSchema, cronExpressionSchema, describeProblems, resolveOptions, timeZoneSchema, whenFieldsParsed } from '@app/common';
+import {
+  booleanOption,
+  Clock,
+  clockOptionSchema,
+  cronExpressionSchema,
+  describeProblems,
+  integerInRange,
+  MUST_BE_AN_OBJECT,
+  resolveOptions,
+  timeZoneSchema,
+  whenFieldsParsed,
+} from '@app/common';
 import { z } from 'zod';
 import { AuditConfigurationError } from './errors/audit.errors';
 
@@ -114,64 +125,82 @@ export interface ResolvedAuditOptions {
   clock?: Clock;
 }
 
-const int = (min: number, max: number) => z.number().int().min(min).max(max);
+const int = (min: number, max: number) => integerInRange(min, max);
+const ms = (min: number, max: number) => integerInRange(min, max, { unit: 'of milliseconds' });
 /** Generous: a first run deleting tens of millions of rows in one statement fits; a stalled one still ends. */
 const DEFAULT_RETENTION_STATEMENT_TIMEOUT_MS = 1_800_000;
+const STATEMENT_TIMEOUT_RANGE = 'must be 0 (no bound) or an integer of milliseconds in 1000..86400000';
 const cron = (byDefault: string) => cronExpressionSchema().default(byDefault);
 
+// Every field says what it wants, as the other libs' options do (never zod's "Invalid input: expected …").
 const schema = z
-  .object({
-    failClosed: z.boolean().default(true),
-    readBuffer: z
-      .object({
-        maxSize: int(1, 1_000_000).default(1000),
-        flushIntervalMs: int(10, 3_600_000).default(1000),
-        batchSize: int(1, 1000).default(200),
-      })
-      .strict()
-      .default({ maxSize: 1000, flushIntervalMs: 1000, batchSize: 200 }),
-    preparedStatements: z.boolean().default(true),
-    sqliteWriteWorker: z.boolean().default(true),
-    retention: z
-      .object({
-        enabled: z.boolean().default(true),
-        days: int(1, 36_500).default(90),
-        cron: cron('0 3 * * *'),
-        timeZone: timeZoneSchema().default('UTC'),
-        statementTimeoutMs: z
-          .number()
-          .int()
-          .refine((ms) => ms === 0 || (ms >= 1000 && ms <= 86_400_000), 'must be 0 (no bound) or 1000..86400000')
-          .default(DEFAULT_RETENTION_STATEMENT_TIMEOUT_MS),
-      })
-      .strict()
-      .default({ enabled: true, days: 90, cron: '0 3 * * *', timeZone: 'UTC', statementTimeoutMs: DEFAULT_RETENTION_STATEMENT_TIMEOUT_MS }),
-    anchor: z
-      .object({
-        enabled: z.boolean().default(false),
-        cron: cron('*/5 * * * *'),
-        timeZone: timeZoneSchema().default('UTC'),
-      })
-      .strict()
-      .default({ enabled: false, cron: '*/5 * * * *', timeZone: 'UTC' }),
-    suspicious: z
-      .object({
-        enabled: z.boolean().default(true),
-        failureThreshold: int(1, 1_000_000).default(5),
-        windowMs: int(1000, 7 * 86_400_000).default(600_000),
-        distinctReadsThreshold: int(1, 1_000_000).default(100),
-        distinctReadsWindowMs: int(1000, 7 * 86_400_000).default(600_000),
-      })
-      .strict()
-      .default({
-        enabled: true,
-        failureThreshold: 5,
-        windowMs: 600_000,
-        distinctReadsThreshold: 100,
-        distinctReadsWindowMs: 600_000,
-      }),
-    clock: clockOptionSchema().optional(),
-  })
+  .object(
+    {
+      failClosed: booleanOption().default(true),
+      readBuffer: z
+        .object(
+          {
+            maxSize: int(1, 1_000_000).default(1000),
+            flushIntervalMs: ms(10, 3_600_000).default(1000),
+            batchSize: int(1, 1000).default(200),
+          },
+          MUST_BE_AN_OBJECT,
+        )
+        .strict()
+        .default({ maxSize: 1000, flushIntervalMs: 1000, batchSize: 200 }),
+      preparedStatements: booleanOption().default(true),
+      sqliteWriteWorker: booleanOption().default(true),
+      retention: z
+        .object(
+          {
+            enabled: booleanOption().default(true),
+            days: int(1, 36_500).default(90),
+            cron: cron('0 3 * * *'),
+            timeZone: timeZoneSchema().default('UTC'),
+            statementTimeoutMs: z
+              .number({ error: STATEMENT_TIMEOUT_RANGE })
+              .int(STATEMENT_TIMEOUT_RANGE)
+              .refine((t) => t === 0 || (t >= 1000 && t <= 86_400_000), STATEMENT_TIMEOUT_RANGE)
+              .default(DEFAULT_RETENTION_STATEMENT_TIMEOUT_MS),
+          },
+          MUST_BE_AN_OBJECT,
+        )
+        .strict()
+        .default({ enabled: true, days: 90, cron: '0 3 * * *', timeZone: 'UTC', statementTimeoutMs: DEFAULT_RETENTION_STATEMENT_TIMEOUT_MS }),
+      anchor: z
+        .object(
+          {
+            enabled: booleanOption().default(false),
+            cron: cron('*/5 * * * *'),
+            timeZone: timeZoneSchema().default('UTC'),
+          },
+          MUST_BE_AN_OBJECT,
+        )
+        .strict()
+        .default({ enabled: false, cron: '*/5 * * * *', timeZone: 'UTC' }),
+      suspicious: z
+        .object(
+          {
+            enabled: booleanOption().default(true),
+            failureThreshold: int(1, 1_000_000).default(5),
+            windowMs: ms(1000, 7 * 86_400_000).default(600_000),
+            distinctReadsThreshold: int(1, 1_000_000).default(100),
+            distinctReadsWindowMs: ms(1000, 7 * 86_400_000).default(600_000),
+          },
+          MUST_BE_AN_OBJECT,
+        )
+        .strict()
+        .default({
+          enabled: true,
+          failureThreshold: 5,
+          windowMs: 600_000,
+          distinctReadsThreshold: 100,
+          distinctReadsWindowMs: 600_000,
+        }),
+      clock: clockOptionSchema().optional(),
+    },
+    MUST_BE_AN_OBJECT,
+  )
   .strict()
   .superRefine((o, ctx) => {
     if (o.readBuffer.batchSize > o.readBuffer.maxSize) {
@@ -188,6 +217,6 @@ export function resolveAuditOptions(options: AuditModuleOptions | undefined): Re
   return resolveOptions(
     schema,
     options,
-    (problems) => new AuditConfigurationError(`Invalid AuditModule options — ${describeProblems(problems).join('; ')}`),
+    (problems) => new AuditConfigurationError(`Invalid AuditModule options:\n  - ${describeProblems(problems).join('\n  - ')}`),
   );
 }

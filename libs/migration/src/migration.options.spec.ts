@@ -26,6 +26,41 @@ describe('MigrationModule options', () => {
     expect(e.problems.map((p) => p.path).sort()).toEqual(['concurrency', 'concurrency.slowCallMs']);
   });
 
+  it('says what each option wants, as the other libs\' options errors do (never zod\'s "Invalid input: expected …"), listing every problem', () => {
+    const attempt = () =>
+      resolveMigrationOptions({
+        keys: [5, 'not-a-key'],
+        batchSize: '10',
+        concurrency: { initial: 0, min: 'x', max: 2000, slowCallMs: -1 },
+        group: { maxConnections: 1.5 },
+        maxThrottleRetries: 'x',
+        valueStore: 'disk',
+      } as never);
+    expect(attempt).toThrow(MigrationConfigurationError);
+    expect(attempt).toThrow(
+      [
+        'Invalid MigrationModule options:',
+        '  - keys.0: must be 32 bytes as 64 hex characters or base64',
+        '  - keys.1: must be 32 bytes as 64 hex characters or base64',
+        '  - batchSize: must be an integer in 1..10000',
+        '  - concurrency.initial: must be an integer in 1..1024',
+        '  - concurrency.min: must be an integer in 1..1024',
+        '  - concurrency.max: must be an integer in 1..1024',
+        '  - concurrency.slowCallMs: must be an integer of milliseconds in 0..600000 (0: off)',
+        '  - group.maxConnections: must be an integer in 1..10000',
+        '  - maxThrottleRetries: must be an integer in 0..1000',
+        "  - valueStore: must be 'vault' or 'envelope'",
+      ].join('\n'),
+    );
+    const needsKeys = 'must list the legacy keys (at least one), each 32 bytes as 64 hex characters or base64';
+    expect(() => resolveMigrationOptions(undefined as never)).toThrow(`Invalid MigrationModule options:\n  - keys: ${needsKeys}`);
+    expect(() => resolveMigrationOptions({ keys: 'abc', concurrency: 5, group: 'x' } as never)).toThrow(
+      `Invalid MigrationModule options:\n  - keys: ${needsKeys}\n  - concurrency: must be an object\n  - group: must be an object`,
+    );
+    expect(() => resolveMigrationOptions({ keys: [] })).toThrow(`Invalid MigrationModule options:\n  - keys: ${needsKeys}`);
+    expect(() => resolveMigrationOptions(7 as never)).toThrow('Invalid MigrationModule options:\n  - (options): must be an object');
+  });
+
   // Type-level too (tsc): a plain 'envelope' compiles, an unknown string does not (and is refused at run time).
   it("takes valueStore as its string value ('envelope'), resolved to the enum; an unknown one is refused", () => {
     const kind: ValueStoreKind | undefined = resolveMigrationOptions({ keys: [key.toString('hex')], valueStore: 'envelope' }).valueStore;
@@ -39,6 +74,6 @@ describe('MigrationModule options', () => {
     expect(() => resolveLegacyMapping({ table: 'x; DROP TABLE y', fields: { api_key: 'k"ey' } })).toThrow(MigrationConfigurationError);
     expect(() => resolveLegacyMapping({ fields: {} })).toThrow(/mapping.fields/);
     // A mapping is not the module's options: the message says which it is.
-    expect(() => resolveLegacyMapping({ fields: {} })).toThrow(/^Invalid legacy mapping — mapping\.fields: /);
+    expect(() => resolveLegacyMapping({ fields: {} })).toThrow(/^Invalid legacy mapping:\n {2}- mapping\.fields: /);
   });
 });

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { clockOptionSchema, resolveOptions, whenFieldsParsed, type Clock } from '@app/common';
+import { clockOptionSchema, integerInRange, MUST_BE_AN_OBJECT, resolveOptions, whenFieldsParsed, type Clock } from '@app/common';
 import { ValueStoreKind, type ValueStoreKindInput } from '@app/credentials';
 import { MigrationConfigurationError } from './errors/migration.errors';
 import { parseLegacyKey } from './legacy/legacy-cipher';
@@ -46,30 +46,39 @@ export interface MigrationModuleOptions {
   clock?: Clock;
 }
 
-const keySchema = z.string().refine((k) => parseLegacyKey(k) !== undefined, { message: 'must be 32 bytes as 64 hex characters or base64' });
+const KEY_FORMAT = 'must be 32 bytes as 64 hex characters or base64';
+const KEYS_WANTED = 'must list the legacy keys (at least one), each 32 bytes as 64 hex characters or base64';
+const keySchema = z.string({ error: KEY_FORMAT }).refine((k) => parseLegacyKey(k) !== undefined, { message: KEY_FORMAT });
 
+// Every field says what it wants, as the other libs' options do (never zod's "Invalid input: expected …").
 const schema = z
-  .object({
-    keys: z.array(keySchema).min(1, 'at least one legacy key is required'),
-    batchSize: z.number().int().min(1).max(10_000).default(10),
-    concurrency: z
-      .object({
-        initial: z.number().int().min(1).max(1024).default(4),
-        min: z.number().int().min(1).max(1024).default(1),
-        max: z.number().int().min(1).max(1024).default(64),
-        slowCallMs: z.number().int().min(0).max(600_000).default(1000),
-      })
-      .strict()
-      .prefault({})
-      .refine((c) => c.min <= c.initial && c.initial <= c.max, { message: 'must satisfy min <= initial <= max', ...whenFieldsParsed('initial', 'min', 'max') }),
-    group: z
-      .object({ maxConnections: z.number().int().min(1).max(10_000).default(50) })
-      .strict()
-      .prefault({}),
-    maxThrottleRetries: z.number().int().min(0).max(1000).default(30),
-    valueStore: z.enum(ValueStoreKind).optional(),
-    clock: clockOptionSchema().optional(),
-  })
+  .object(
+    {
+      keys: z.array(keySchema, { error: KEYS_WANTED }).min(1, KEYS_WANTED),
+      batchSize: integerInRange(1, 10_000).default(10),
+      concurrency: z
+        .object(
+          {
+            initial: integerInRange(1, 1024).default(4),
+            min: integerInRange(1, 1024).default(1),
+            max: integerInRange(1, 1024).default(64),
+            slowCallMs: integerInRange(0, 600_000, { message: 'must be an integer of milliseconds in 0..600000 (0: off)' }).default(1000),
+          },
+          MUST_BE_AN_OBJECT,
+        )
+        .strict()
+        .prefault({})
+        .refine((c) => c.min <= c.initial && c.initial <= c.max, { message: 'must satisfy min <= initial <= max', ...whenFieldsParsed('initial', 'min', 'max') }),
+      group: z
+        .object({ maxConnections: integerInRange(1, 10_000).default(50) }, MUST_BE_AN_OBJECT)
+        .strict()
+        .prefault({}),
+      maxThrottleRetries: integerInRange(0, 1000).default(30),
+      valueStore: z.enum(ValueStoreKind, { error: "must be 'vault' or 'envelope'" }).optional(),
+      clock: clockOptionSchema().optional(),
+    },
+    MUST_BE_AN_OBJECT,
+  )
   .strict();
 
 export type ResolvedMigrationOptions = Omit<z.output<typeof schema>, 'keys'> & { keys: Buffer[] };

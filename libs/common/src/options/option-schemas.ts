@@ -31,6 +31,24 @@ function decodesAsPostgresUrl(text: string): boolean {
   }
 }
 
+/**
+ * An integer option in `min..max` whose every problem — not a number, a fraction, out of range — is the one message
+ * that says what is wanted (`must be an integer in 1..1000`), where zod's own would say `Invalid input: expected number,
+ * received string` or `Too small: expected number to be >=1`. `unit` names it: `of milliseconds`.
+ */
+export function integerInRange(min: number, max: number, { unit, message }: { unit?: string; message?: string } = {}): z.ZodNumber {
+  const text = message ?? `must be an integer${unit ? ` ${unit}` : ''} in ${min}..${max}`;
+  return z.number({ error: text }).int(text).min(min, text).max(max, text);
+}
+
+/** A boolean option, said so when it is not one (zod: `Invalid input: expected boolean, received string`). */
+export function booleanOption(): z.ZodBoolean {
+  return z.boolean({ error: 'must be a boolean' });
+}
+
+/** The error params of an object option (or the options themselves) given something else: `must be an object`. */
+export const MUST_BE_AN_OBJECT = { error: 'must be an object' } as const;
+
 /** An IANA time zone name (`Europe/Paris`, `UTC`). */
 export function timeZoneSchema(message = 'is not an IANA time zone'): z.ZodString {
   return z.string().min(1).refine(isTimeZone, { message });

@@ -46,7 +46,7 @@ export class MigrationConfigurationError extends MigrationError {
    */
   constructor(problems: OptionsProblem[] | string, subject = 'MigrationModule options') {
     const list = typeof problems === 'string' ? [{ path: '(module)', message: problems }] : problems;
-    super(typeof problems === 'string' ? problems : `Invalid ${subject} — ${describeProblems(list).join('; ')}`);
+    super(typeof problems === 'string' ? problems : `Invalid ${subject}:\n  - ${describeProblems(list).join('\n  - ')}`);
     this.problems = list;
   }
 }
