@@ -1282,6 +1282,7 @@ describe.each(DATABASE_KINDS)('CredentialsModule on %s (emulator, real KeyVaultP
         type: CredentialType.API_KEY,
         version: 2,
         rowVersion: rotated.rowVersion,
+        status: CredentialStatus.ACTIVE,
         actorId: 'user:alice',
         correlationId: 'corr-1',
         occurredAt: expect.any(Date),

@@ -96,6 +96,7 @@ export class CredentialEventPublisher implements OnModuleInit, OnModuleDestroy {
       type: row.type,
       version: version ?? row.currentVersion,
       rowVersion: row.rowVersion,
+      status: row.status,
       ...(sourceVersion !== undefined ? { sourceVersion } : {}),
       actorId: ctx.actor.id,
       correlationId: ctx.correlationId,

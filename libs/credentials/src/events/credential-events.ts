@@ -1,4 +1,4 @@
-import type { CredentialType } from '../credential-type';
+import type { CredentialStatus, CredentialType } from '../credential-type';
 
 /**
  * Event names on the EventEmitter2 bus (register EventEmitterModule.forRoot() in the host). Every
@@ -27,6 +27,11 @@ export interface CredentialEvent {
   /** Current version after the operation (the version read, for `credential.read`). */
   version: number;
   rowVersion: number;
+  /**
+   * The credential's status after the change (at the read, for `credential.read`): a `metadata_updated` to `revoked`
+   * is a revoke, one from it to another status an un-revoke. Absent from events written before it was added.
+   */
+  status?: CredentialStatus;
   /** Rollback: the version whose value became current again. */
   sourceVersion?: number;
   actorId: string;

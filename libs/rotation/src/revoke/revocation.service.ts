@@ -122,6 +122,9 @@ export class RevocationService {
             await this.audit.record({ action: AuditAction.UNREVOKE, context: ctx, resource: credentialId, result: AuditResult.SUCCESS, details: { reason, vaultVersions, critical: true } });
             await this.outbox.add({ name: RotationEvents.UNREVOKED, tenantId: ctx.tenantId, payload: { ...this.payload(ctx, m), reason } });
             await this.rotation.record(ctx, { credentialId, action: 'unrevoke', method: 'unrevoke', fromVersion: m.version, toVersion: m.version, reason });
+            // A webhook secret revoked by a bare status change whose event is not dispatched yet still has the successor
+            // staged before the revoke (a revoked secret stages none): it goes now, as this service's revoke discards it.
+            if (m.type === CredentialType.WEBHOOK_SECRET) await this.webhooks.discardOnRevoke(ctx, m);
           },
         });
         // A rotation outside this lock (the credentials route, another replica) made it active first: nothing was lifted.

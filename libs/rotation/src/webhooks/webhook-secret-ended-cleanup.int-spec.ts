@@ -78,6 +78,36 @@ describe.each(DATABASE_KINDS)('a webhook secret revoked by a bare status change,
     await expect(s.moduleRef.get(WebhookSecretsService).activateConnection(w.target)).rejects.toMatchObject({ code: WebhookSecretErrorCode.WEBHOOK_NOTHING_STAGED });
   });
 
+  it('revoked and un-revoked (RevocationService.unrevoke) before the event is dispatched: the un-revoke discards the successor staged before the revoke, at once', async () => {
+    const w = await staged();
+    await s.credentials.updateMetadata(w.ctx, w.id, { status: CredentialStatus.REVOKED });
+    await s.revocation.unrevoke(w.ctx, w.id, { reason: 'false alarm' });
+    // Presumed exposed at the revoke: neither readable nor ready to activate after the un-revoke, even before the event.
+    await expectDiscarded(w, 'REVOKED', 'user:alice');
+    await expect(s.moduleRef.get(WebhookSecretsService).activateConnection(w.target)).rejects.toMatchObject({ code: WebhookSecretErrorCode.WEBHOOK_NOTHING_STAGED });
+    await dispatch(); // the revoke's event, late: nothing left to discard
+    expect(await discardedRows(w.ctx)).toHaveLength(1);
+  });
+
+  it("revoked and un-revoked by bare calls (CredentialsService.revoke, unrevoke) before the event is dispatched: the revoke's event still discards the successor staged before it", async () => {
+    const w = await staged();
+    await s.credentials.revoke(w.ctx, w.id);
+    await s.credentials.unrevoke(w.ctx, w.id);
+    await dispatch();
+    await expectDiscarded(w);
+    await expect(s.moduleRef.get(WebhookSecretsService).activateConnection(w.target)).rejects.toMatchObject({ code: WebhookSecretErrorCode.WEBHOOK_NOTHING_STAGED });
+  });
+
+  it("a successor staged after the un-revoke is not the revoke's: the revoke's late event leaves it, ready to activate", async () => {
+    const w = await staged();
+    await s.credentials.updateMetadata(w.ctx, w.id, { status: CredentialStatus.REVOKED });
+    await s.revocation.unrevoke(w.ctx, w.id, { reason: 'false alarm' });
+    clock.advance(1_000);
+    const { rotationId } = await s.moduleRef.get(WebhookSecretsService).stageConnection(w.target);
+    await dispatch();
+    await expect(s.moduleRef.get(WebhookSecretsService).activateConnection(w.target)).resolves.toMatchObject({ outcome: 'rotated', rotationId });
+  });
+
   it('CredentialsService.revoke discards it as well', async () => {
     const w = await staged();
     await s.credentials.revoke(w.ctx, w.id);

@@ -1,6 +1,6 @@
 import { Injectable, OnModuleDestroy, OnModuleInit } from '@nestjs/common';
 import { OutboxDeferredError, OutboxHandlerRegistrations, OutboxHandlerRegistry, type OperationContext, type OutboxEvent } from '@app/common';
-import { CredentialEvents, CredentialType } from '@app/credentials';
+import { CredentialEvents, CredentialStatus, CredentialType } from '@app/credentials';
 import { WebhookRotationInProgressError } from './webhook-secret.errors';
 import { WebhookSecretRotator } from './webhook-secret-rotator';
 
@@ -22,8 +22,10 @@ const CLEANUP_LOCK_WAIT_MS = 500;
  * transaction); a deleted one (`delete`, `deleteMany`, `deleteByConnection`, the host's DELETE routes) loses it too
  * (`DELETED`). Driven by the change's outbox event (`credential.metadata_updated`, `credential.deleted`), committed
  * with it: after the commit, on whichever replica dispatches, again after a crash or a failure (the event comes back),
- * and a no-op once done. The rotation job discards what is left when it comes first (or without `emitEvents`). A
- * lock held past CLEANUP_LOCK_WAIT_MS defers the event (redelivered after the outbox's backoff) rather than holding
+ * and a no-op once done. A revoke's event (`status: revoked`) discards what was staged by then even when the secret was
+ * un-revoked before the event came (a bare `unrevoke`; RevocationService's un-revoke discards it in its own
+ * transaction), and leaves one staged after it. The rotation job discards what is left when it comes first (or without
+ * `emitEvents`). A lock held past CLEANUP_LOCK_WAIT_MS defers the event (redelivered after the outbox's backoff) rather than holding
  * the outbox.
  */
 @Injectable()
@@ -44,15 +46,19 @@ export class WebhookSecretEndedCleanup implements OnModuleInit, OnModuleDestroy 
   }
 
   async handle(event: OutboxEvent): Promise<void> {
-    const { credentialId, tenantId, type, correlationId } = event.payload;
+    const { credentialId, tenantId, type, correlationId, status, occurredAt } = event.payload;
     // Only webhook secrets stage successors: no read, no lock for any other credential's change.
     if (type !== CredentialType.WEBHOOK_SECRET || typeof credentialId !== 'string' || typeof tenantId !== 'string') return;
     const ctx: OperationContext = { tenantId, actor: { id: WEBHOOK_ENDED_CLEANUP_ACTOR }, ...(typeof correlationId === 'string' ? { correlationId } : {}) };
+    // A revoke's event: what was staged by then goes even if the secret was un-revoked before this delivery.
+    const revoke = event.name === CredentialEvents.METADATA_UPDATED && status === CredentialStatus.REVOKED;
+    const revokedAt = revoke ? new Date(typeof occurredAt === 'string' ? occurredAt : NaN) : undefined; // undated: all staged
     try {
-      await this.rotator.discardIfEnded(ctx, credentialId, CLEANUP_LOCK_WAIT_MS);
+      await this.rotator.discardIfEnded(ctx, credentialId, CLEANUP_LOCK_WAIT_MS, revokedAt);
     } catch (e) {
       // The lock is still held: the outbox redelivers the event after its backoff, quietly (an expected wait, not a failure).
       throw e instanceof WebhookRotationInProgressError ? new OutboxDeferredError(e.message, { cause: e }) : e;
     }
   }
 }
+

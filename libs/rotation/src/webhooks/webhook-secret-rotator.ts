@@ -185,7 +185,9 @@ export class WebhookSecretRotator {
   /**
    * A revoke of the webhook secret discards its pending rotation (`REVOKED`): a successor staged while the revoked
    * secret was live stays neither readable nor verifying nor ready to activate. The caller (RevocationService) holds
-   * the credential's rotation lock — the one `locked` takes — and calls this inside the revoke's transaction.
+   * the credential's rotation lock — the one `locked` takes — and calls this inside the revoke's transaction; and
+   * inside an un-revoke's too: a revoked secret stages nothing, so what is pending then was staged before a revoke
+   * that did not discard it (a bare status change whose event was not dispatched yet).
    */
   discardOnRevoke(ctx: OperationContext, meta: CredentialMetadata): Promise<void> {
     return this.discardPending(ctx, meta.id, 'REVOKED');
@@ -209,23 +211,28 @@ export class WebhookSecretRotator {
    * `discardOnRevoke` for a secret revoked without RevocationService (a bare status change: `updateMetadata`,
    * `CredentialsService.revoke`), and the same for a deleted one (`DELETED`: every delete path), from the change's
    * outbox event (WebhookSecretEndedCleanup) or the job: under the credential's rotation lock, so a stage or rotation in
-   * flight commits first and its pending row is found. Looks at the credential now, not at the event: one live again
-   * is left alone; nothing pending is nothing to do (idempotent). A lock held past `waitMs` (a stage's wait by
-   * default) is IN_PROGRESS (the event comes back). Returns why it ended, or null when it is live.
+   * flight commits first and its pending row is found. Looks at the credential now: one revoked or gone loses what is
+   * pending; nothing pending is nothing to do (idempotent). One live again is left alone — unless `revokedAt` says
+   * this is for a revoke (its event's time): un-revoked since by a bare `unrevoke`, the secret still loses what was
+   * staged at or before that revoke (presumed exposed with it), and keeps one staged after it. A lock held past
+   * `waitMs` (a stage's wait by default) is IN_PROGRESS (the event comes back). Returns why it ended, or null when it is live.
    */
-  discardIfEnded(ctx: OperationContext, credentialId: string, waitMs?: number): Promise<'DELETED' | 'REVOKED' | null> {
+  discardIfEnded(ctx: OperationContext, credentialId: string, waitMs?: number, revokedAt?: Date): Promise<'DELETED' | 'REVOKED' | null> {
     const work = async () => {
       const ended = await this.ended(ctx, credentialId);
       if (ended) await this.discardPending(ctx, credentialId, ended);
+      else if (revokedAt) await this.discardPending(ctx, credentialId, 'REVOKED', revokedAt);
       return ended;
     };
     return this.lock.lockedWaiting(credentialId, null, work, waitMs);
   }
 
-  /** Discards the credential's pending rows (its rows only: another tenant's id is none of this one's). */
-  private async discardPending(ctx: OperationContext, credentialId: string, reason: 'DELETED' | 'REVOKED'): Promise<void> {
+  /** Discards the credential's pending rows (its rows only: another tenant's id is none of this one's), those staged by `stagedBy` when given. */
+  private async discardPending(ctx: OperationContext, credentialId: string, reason: 'DELETED' | 'REVOKED', stagedBy?: Date): Promise<void> {
     for (const row of await this.rows.active(credentialId)) {
-      if (row.state === WebhookSecretState.PENDING && row.tenantId === ctx.tenantId) await this.steps.discard(ctx, { id: credentialId }, row, reason);
+      if (row.state !== WebhookSecretState.PENDING || row.tenantId !== ctx.tenantId) continue;
+      if (stagedBy && row.createdAt.getTime() > stagedBy.getTime()) continue; // an invalid `stagedBy` (NaN) bounds nothing
+      await this.steps.discard(ctx, { id: credentialId }, row, reason);
     }
   }
 
