@@ -178,7 +178,12 @@ export interface CredentialsModuleOptions {
   defaultPageSize?: number;
   /** Largest page size list() accepts. @default 500 */
   maxPageSize?: number;
-  /** Emit domain events (`credential.*`) through EventEmitter2 when one is registered. @default true */
+  /**
+   * Emit domain events (`credential.*`) for the app: through EventEmitter2 when one is registered, and as outbox events
+   * (which the rotation lib's notifications also hear). `false` keeps them from the app only: the libs' own work that
+   * rides on a change's event (cache evictions on every replica, the rotation lib's clean-ups) still runs, on its
+   * `credentials.change.<name>` form (README, Domain events). @default true
+   */
   emitEvents?: boolean;
   /**
    * Time source for expiry, TTLs and timestamps (tests pass a ManualClock).

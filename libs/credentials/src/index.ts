@@ -39,7 +39,15 @@ export {
   CredentialGenerationsExhaustedError,
   AuditAnchorStoreError,
 } from './errors/credential-errors';
-export { CredentialEvents, type CredentialEvent, type CredentialEventName } from './events/credential-events';
+export {
+  CREDENTIAL_CHANGE_INTERNAL_PREFIX,
+  CredentialEvents,
+  credentialChangeEventNames,
+  credentialChangeOf,
+  type CredentialChangeEventName,
+  type CredentialEvent,
+  type CredentialEventName,
+} from './events/credential-events';
 export { CredentialCache, type CredentialCacheStats, type CacheLoadOptions, type ReplicaEvictions } from './cache/credential-cache';
 export { LruCredentialCache, type LruCredentialCacheOptions } from './cache/lru-credential-cache';
 export type { CredentialCacheHealth, SharedCacheStats } from './cache/credential-cache';

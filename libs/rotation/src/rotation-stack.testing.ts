@@ -3,7 +3,7 @@ import { Logger } from '@nestjs/common';
 import { ScheduleModule } from '@nestjs/schedule';
 import { Test, type TestingModule } from '@nestjs/testing';
 import { ManualClock, OutboxEventEntity, prefixedLockKey, type OperationContext } from '@app/common';
-import { CredentialsService, CredentialType, ValueStoreKind } from '@app/credentials';
+import { CredentialsService, CredentialType, ValueStoreKind, type CredentialsModuleOptions } from '@app/credentials';
 import { KeyVaultEmulator } from '@app/keyvault-emulator';
 import { CapturingLogger, createTestDatabase, credentialsStackImports, endLockSessionOfKey, type TestDatabase, type TestDatabaseKind } from '@app/testing';
 import { DataSource } from 'typeorm';
@@ -23,7 +23,14 @@ export interface RotationStack {
 }
 
 /** One "replica": its own Nest app, cache, lock and pool on a shared database. */
-export async function buildRotationStack(db: TestDatabase, emu: KeyVaultEmulator, clock: ManualClock, options: RotationModuleOptions = {}, style: 'forRoot' | 'forRootAsync' = 'forRoot'): Promise<RotationStack> {
+export async function buildRotationStack(
+  db: TestDatabase,
+  emu: KeyVaultEmulator,
+  clock: ManualClock,
+  options: RotationModuleOptions = {},
+  style: 'forRoot' | 'forRootAsync' = 'forRoot',
+  credentials: Omit<CredentialsModuleOptions, 'clock'> = {},
+): Promise<RotationStack> {
   const jobs = { expiryMonitor: { enabled: false }, rotationCheck: { enabled: false } };
   const moduleRef = await Test.createTestingModule({
     imports: [
@@ -32,7 +39,7 @@ export async function buildRotationStack(db: TestDatabase, emu: KeyVaultEmulator
         vault: emu,
         keyVault: { resilience: { maxAttempts: 1, pollIntervalMs: 20, breaker: { consecutiveFailures: 1000 } } },
         persistence: { outbox: { dispatch: false } },
-        credentials: { clock, isGlobal: true },
+        credentials: { ...credentials, clock, isGlobal: true },
       }),
       ScheduleModule.forRoot(),
       style === 'forRoot' ? RotationModule.forRoot({ clock, ...jobs, ...options }) : RotationModule.forRootAsync({ useFactory: async () => ({ clock, ...jobs, ...options }) }),
@@ -61,6 +68,8 @@ export interface UseRotationStackOptions {
   clock: ManualClock;
   /** RotationModule options of every stack built in `beforeAll` (handlers, jobs). */
   module?: RotationModuleOptions;
+  /** CredentialsModule options of every stack (its clock is `clock`). */
+  credentials?: Omit<CredentialsModuleOptions, 'clock'>;
   style?: 'forRoot' | 'forRootAsync';
   /** Stacks ("replicas") on the one vault and database; 0 where the spec builds its own per test. */
   replicas?: number;
@@ -88,7 +97,7 @@ const STACK_PARTS = ['moduleRef', 'credentials', 'policies', 'rotation', 'revoca
  * What it returns reads through to what `beforeAll` built, so a describe block can hold it in a `const`.
  */
 export function useRotationStack(kind: TestDatabaseKind, options: UseRotationStackOptions): RotationStackHandle {
-  const { clock, module = {}, style = 'forRoot', replicas = 1, logger } = options;
+  const { clock, module = {}, style = 'forRoot', replicas = 1, logger, credentials } = options;
   let emu: KeyVaultEmulator | undefined;
   let db: TestDatabase | undefined;
   const stacks: RotationStack[] = [];
@@ -96,7 +105,7 @@ export function useRotationStack(kind: TestDatabaseKind, options: UseRotationSta
     if (!logger) Logger.overrideLogger(new CapturingLogger());
     emu = await KeyVaultEmulator.start({ quiet: true, throttle: false });
     db = await createTestDatabase(kind);
-    for (let i = 0; i < replicas; i++) stacks.push(await buildRotationStack(db, emu, clock, module, style));
+    for (let i = 0; i < replicas; i++) stacks.push(await buildRotationStack(db, emu, clock, module, style, credentials));
     if (logger) Logger.overrideLogger(logger);
   });
   afterEach(() => emu?.clearDenials());

@@ -6,6 +6,7 @@ import type { ResolvedCredentialsOptions } from '../credentials.options';
 import { CredentialsConfigurationError } from '../errors/credential-errors';
 import { cacheKey } from '../internal/credential-view';
 import { CredentialsPersistence } from '../persistence/credentials-persistence';
+import { CREDENTIAL_CHANGE_INTERNAL_PREFIX, credentialChangeOf, CredentialEvents } from '../events/credential-events';
 import { CacheKeyring } from './cache-keyring';
 import { CredentialCache } from './credential-cache';
 import { CacheInvalidationBus, PostgresInvalidationBus, RedisInvalidationBus } from './invalidation-bus';
@@ -70,7 +71,7 @@ export const CREDENTIAL_CACHE_PROVIDER: Provider = {
 
 /**
  * Starts the shared cache (bus subscription, cache key) and drives evictions from the outbox: every
- * committed `credential.*` change is delivered at least once (on whichever replica dispatches), and
+ * committed `credential.*` change (`credentials.change.credential.*` under `emitEvents: false`) is delivered at least once (on whichever replica dispatches), and
  * its handler evicts the entry on every replica and in L2 — so a crash between commit and the
  * writer's fast-path eviction cannot leave a stale entry behind. Idempotent: evicting twice is harmless.
  * The in-process tier too: another process on the same SQLite file (the CLI: a revoke, a webhook secret
@@ -88,13 +89,15 @@ export class CacheInvalidationRelay implements OnModuleInit, OnModuleDestroy, On
 
   async onModuleInit(): Promise<void> {
     const cache = this.cache;
-    this.outboxRegistrations.register(this.persistence.handlers, 'credential.*', (event: OutboxEvent) => {
+    const evict = (event: OutboxEvent) => {
       const credentialId = event.payload.credentialId;
       // `credential.stored` names a fresh id: nothing to evict.
-      if (event.name === 'credential.stored' || !event.tenantId || typeof credentialId !== 'string') return undefined;
+      if (credentialChangeOf(event.name) === CredentialEvents.STORED || !event.tenantId || typeof credentialId !== 'string') return undefined;
       // Throws when Redis / PostgreSQL cannot take it: the outbox delivers the event again later.
       return cache.evictEverywhere(cacheKey(event.tenantId, credentialId));
-    });
+    };
+    // `credential.*`, and the same changes written under `emitEvents: false`.
+    this.outboxRegistrations.register(this.persistence.handlers, ['credential.*', `${CREDENTIAL_CHANGE_INTERNAL_PREFIX}*`], evict);
     if (cache instanceof TieredCredentialCache) await cache.start();
   }
 

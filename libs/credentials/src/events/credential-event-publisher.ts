@@ -5,10 +5,9 @@ import { CREDENTIALS_CLOCK, CREDENTIALS_RESOLVED_OPTIONS } from '../credentials.
 import type { ResolvedCredentialsOptions } from '../credentials.options';
 import type { CredentialEntity } from '../entities/credential.entity';
 import { CredentialsPersistence } from '../persistence/credentials-persistence';
-import { CredentialEvent, CredentialEventName, CredentialEvents } from './credential-events';
+import { CREDENTIAL_CHANGE_INTERNAL_PREFIX, CredentialEvent, CredentialEventName, CredentialEvents, type CredentialChangeEventName } from './credential-events';
 
-/** The events that announce a committed state change: durable, through the outbox. */
-export type CredentialChangeEventName = Exclude<CredentialEventName, typeof CredentialEvents.READ>;
+export type { CredentialChangeEventName } from './credential-events';
 
 const CHANGE_EVENTS: CredentialChangeEventName[] = [
   CredentialEvents.STORED,
@@ -19,7 +18,10 @@ const CHANGE_EVENTS: CredentialChangeEventName[] = [
 ];
 
 /**
- * Publishes `credential.*` events (`emitEvents: false` turns all of them off).
+ * Publishes `credential.*` events. `emitEvents: false` keeps them from the app: `credential.read` is not emitted, and a
+ * change's outbox event is written as `credentials.change.<name>` (CREDENTIAL_CHANGE_INTERNAL_PREFIX), which only the
+ * libs' own clean-ups register for (`credentialChangeEventNames`) — the cache's evictions on every replica, the
+ * rotation lib's discards —, so turning events off turns none of those off.
  *
  * - State changes go into the outbox, in the transaction of the change: a crash between commit and
  *   delivery no longer loses them, and every replica's listeners can see them. The dispatcher hands
@@ -56,13 +58,12 @@ export class CredentialEventPublisher implements OnModuleInit, OnModuleDestroy {
 
   /** Adds the event of a change to the outbox; call it inside the change's `runner.run`. */
   async changed(name: CredentialChangeEventName, ctx: OperationContext, row: CredentialEntity, sourceVersion?: number): Promise<void> {
-    if (!this.options.emitEvents) return;
     await this.outbox.add(this.outboxEvent(name, ctx, row, sourceVersion));
   }
 
   /** `changed` for many rows of one transaction: one multi-row outbox insert. */
   async changedMany(name: CredentialChangeEventName, changes: { ctx: OperationContext; row: CredentialEntity }[]): Promise<void> {
-    if (!this.options.emitEvents || !changes.length) return;
+    if (!changes.length) return;
     await this.outbox.addMany(changes.map(({ ctx, row }) => this.outboxEvent(name, ctx, row)));
   }
 
@@ -71,7 +72,7 @@ export class CredentialEventPublisher implements OnModuleInit, OnModuleDestroy {
     const payload: OutboxPayload = { ...rest, occurredAt: occurredAt.toISOString() };
     // JSON has no undefined: leave absent members out rather than fail validation.
     for (const [k, v] of Object.entries(payload)) if (v === undefined) delete payload[k];
-    return { name, tenantId: row.tenantId, payload };
+    return { name: this.options.emitEvents ? name : `${CREDENTIAL_CHANGE_INTERNAL_PREFIX}${name}`, tenantId: row.tenantId, payload };
   }
 
   /** Emits `credential.read` in this process, now (never durable: see the class comment). */

@@ -16,6 +16,27 @@ export const CredentialEvents = {
 } as const;
 export type CredentialEventName = (typeof CredentialEvents)[keyof typeof CredentialEvents];
 
+/** The events that announce a committed state change: durable, through the outbox. */
+export type CredentialChangeEventName = Exclude<CredentialEventName, typeof CredentialEvents.READ>;
+
+/**
+ * With `emitEvents: false` a change's outbox event is written under this prefix (`credentials.change.credential.deleted`)
+ * rather than not at all: the libs' own work that rides on it — every replica's cache eviction, the rotation lib's
+ * discards of a deleted or revoked credential's pending values — still runs, and no listener of `credential.*` (the
+ * app's bus, the rotation lib's notifications) hears it.
+ */
+export const CREDENTIAL_CHANGE_INTERNAL_PREFIX = 'credentials.change.';
+
+/** The outbox names a clean-up of these changes registers for: each event, and its `emitEvents: false` form. */
+export function credentialChangeEventNames(...names: CredentialChangeEventName[]): string[] {
+  return names.flatMap((name) => [name, `${CREDENTIAL_CHANGE_INTERNAL_PREFIX}${name}`]);
+}
+
+/** The change an outbox event of either form announces (`credential.deleted` for both), else the name itself. */
+export function credentialChangeOf(outboxName: string): string {
+  return outboxName.startsWith(CREDENTIAL_CHANGE_INTERNAL_PREFIX) ? outboxName.slice(CREDENTIAL_CHANGE_INTERNAL_PREFIX.length) : outboxName;
+}
+
 /** Payload of every `credential.*` event. Never a value. */
 export interface CredentialEvent {
   name: CredentialEventName;

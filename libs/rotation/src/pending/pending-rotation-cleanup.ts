@@ -1,6 +1,6 @@
 import { Injectable, Logger, OnModuleDestroy, OnModuleInit } from '@nestjs/common';
 import { OutboxHandlerRegistrations, OutboxHandlerRegistry, type OperationContext, type OutboxEvent } from '@app/common';
-import { CredentialEvents, CredentialNotFoundError, CredentialsService, CredentialStatus } from '@app/credentials';
+import { credentialChangeEventNames, CredentialEvents, CredentialNotFoundError, CredentialsService, CredentialStatus } from '@app/credentials';
 import { RotationEvents } from '../rotation.events';
 import { PENDING_ROTATION_CONNECTION_PREFIX, PendingRotationValues } from './pending-rotation-values';
 
@@ -10,7 +10,8 @@ export const PENDING_ROTATION_CLEANUP_ACTOR = 'system:rotation';
 /**
  * Secret material does not outlive its credential: when a credential is deleted or revoked, its pending rotation value
  * (see PendingRotationValues) is deleted too. Driven by the outbox events of those changes (`credential.deleted`,
- * `credential.revoked`, and `credential.metadata_updated`, which a revoke through PATCH status is), so it runs on
+ * `credential.revoked`, and `credential.metadata_updated`, which a revoke through PATCH status is; the credentials lib's
+ * in their `credentials.change.…` form under its `emitEvents: false`), so it runs on
  * whichever replica dispatches, after the commit, and again after a crash: a failed delete throws and the event comes
  * back. It looks at the credential's state, not at the event: an event delivered twice or late does nothing wrong.
  */
@@ -26,7 +27,9 @@ export class PendingRotationCleanup implements OnModuleInit, OnModuleDestroy {
   ) {}
 
   onModuleInit(): void {
-    this.outboxRegistrations.register(this.handlers, [CredentialEvents.DELETED, RotationEvents.REVOKED, CredentialEvents.METADATA_UPDATED], (event: OutboxEvent) => this.handle(event));
+    // Each credential change in either form: `emitEvents: false` keeps its event from the app, not from this.
+    const names = [...credentialChangeEventNames(CredentialEvents.DELETED, CredentialEvents.METADATA_UPDATED), RotationEvents.REVOKED];
+    this.outboxRegistrations.register(this.handlers, names, (event: OutboxEvent) => this.handle(event));
   }
 
   onModuleDestroy(): void {

@@ -1,6 +1,6 @@
 import { Injectable, OnModuleDestroy, OnModuleInit } from '@nestjs/common';
 import { OutboxDeferredError, OutboxHandlerRegistrations, OutboxHandlerRegistry, type OperationContext, type OutboxEvent } from '@app/common';
-import { CredentialEvents, CredentialStatus, CredentialType } from '@app/credentials';
+import { credentialChangeEventNames, credentialChangeOf, CredentialEvents, CredentialStatus, CredentialType } from '@app/credentials';
 import { WebhookRotationInProgressError } from './webhook-secret.errors';
 import { WebhookSecretRotator } from './webhook-secret-rotator';
 
@@ -24,9 +24,10 @@ const CLEANUP_LOCK_WAIT_MS = 500;
  * with it: after the commit, on whichever replica dispatches, again after a crash or a failure (the event comes back),
  * and a no-op once done. A revoke's event (`status: revoked`) discards what was staged by then even when the secret was
  * un-revoked before the event came (a bare `unrevoke`; RevocationService's un-revoke discards it in its own
- * transaction), and leaves one staged after it. The rotation job discards what is left when it comes first (or without
- * `emitEvents`). A lock held past CLEANUP_LOCK_WAIT_MS defers the event (redelivered after the outbox's backoff) rather than holding
- * the outbox.
+ * transaction), and leaves one staged after it. With `emitEvents: false` the events come as `credentials.change.…`
+ * (`credentialChangeEventNames`), handled the same. The rotation job discards what is left when it comes first. A
+ * lock held past CLEANUP_LOCK_WAIT_MS defers the event (redelivered after the outbox's backoff) rather than holding the
+ * outbox.
  */
 @Injectable()
 export class WebhookSecretEndedCleanup implements OnModuleInit, OnModuleDestroy {
@@ -38,7 +39,9 @@ export class WebhookSecretEndedCleanup implements OnModuleInit, OnModuleDestroy 
   ) {}
 
   onModuleInit(): void {
-    this.outboxRegistrations.register(this.handlers, [CredentialEvents.METADATA_UPDATED, CredentialEvents.DELETED], (event) => this.handle(event));
+    // Each change in either form: `emitEvents: false` keeps its event from the app, not from this.
+    const names = credentialChangeEventNames(CredentialEvents.METADATA_UPDATED, CredentialEvents.DELETED);
+    this.outboxRegistrations.register(this.handlers, names, (event) => this.handle(event));
   }
 
   onModuleDestroy(): void {
@@ -51,7 +54,7 @@ export class WebhookSecretEndedCleanup implements OnModuleInit, OnModuleDestroy 
     if (type !== CredentialType.WEBHOOK_SECRET || typeof credentialId !== 'string' || typeof tenantId !== 'string') return;
     const ctx: OperationContext = { tenantId, actor: { id: WEBHOOK_ENDED_CLEANUP_ACTOR }, ...(typeof correlationId === 'string' ? { correlationId } : {}) };
     // A revoke's event: what was staged by then goes even if the secret was un-revoked before this delivery.
-    const revoke = event.name === CredentialEvents.METADATA_UPDATED && status === CredentialStatus.REVOKED;
+    const revoke = credentialChangeOf(event.name) === CredentialEvents.METADATA_UPDATED && status === CredentialStatus.REVOKED;
     const revokedAt = revoke ? new Date(typeof occurredAt === 'string' ? occurredAt : NaN) : undefined; // undated: all staged
     try {
       await this.rotator.discardIfEnded(ctx, credentialId, CLEANUP_LOCK_WAIT_MS, revokedAt);
