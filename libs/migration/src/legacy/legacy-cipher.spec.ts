@@ -47,6 +47,19 @@ describe('legacy cipher', () => {
     }
   });
 
+  it('refuses a base64 part no encoder writes (a character too many, unused bits set) instead of decoding the bytes it resembles', () => {
+    // 12 bytes of plaintext: a 16-character ciphertext without padding; the 16-byte tag ends in 4 unused bits.
+    const [iv, tag, ct] = legacy('sk_live_abcd', k1, 'base64').split(':');
+    const ALPHABET = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/';
+    const data = tag.replace(/=+$/, '');
+    const last = ALPHABET[ALPHABET.indexOf(data[data.length - 1]) ^ 1];
+    for (const bad of [`${iv}:${tag}:${ct}A`, `${iv}A:${tag}:${ct}`, `${iv}:${data.slice(0, -1)}${last}==:${ct}`]) {
+      expect(() => decryptLegacyField(bad, [k1])).toThrow(LegacyFormatError);
+    }
+    // Padding left out, or the URL-safe alphabet, is still how the field was written.
+    expect(decryptLegacyField(`${iv}:${data}:${ct}`, [k1]).value).toBe('sk_live_abcd');
+  });
+
   it('parses keys as 64 hex characters or base64 of 32 bytes', () => {
     expect(parseLegacyKey(k1.toString('hex'))).toEqual(k1);
     expect(parseLegacyKey(k1.toString('base64'))).toEqual(k1);

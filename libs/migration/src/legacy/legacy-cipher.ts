@@ -39,10 +39,23 @@ export function parseLegacyField(field: string): { iv: Buffer; tag: Buffer; ciph
   for (const encoding of ['hex', 'base64'] as const) {
     const re = encoding === 'hex' ? HEX : BASE64;
     if (!parts.every((p) => re.test(p))) continue;
-    const [iv, tag, ciphertext] = parts.map((p) => Buffer.from(p, encoding));
+    const [iv, tag, ciphertext] = parts.map((p) => decodeExactly(p, encoding));
+    if (!iv || !tag || !ciphertext) continue;
     if (IV_SIZES.has(iv.length) && tag.length === TAG_BYTES && ciphertext.length > 0) return { iv, tag, ciphertext, encoding };
   }
   throw new LegacyFormatError('iv:authTag:ciphertext is neither hex nor base64 with a 12- or 16-byte IV and a 16-byte tag');
+}
+
+/**
+ * The bytes of one part, or undefined when no encoder writes that text: Node's base64 decoder drops a character too
+ * many (a length of 4n + 1) and the unused bits of the last one, so a part with a stray or altered character would
+ * decode to the bytes of another. Padding may be left out, and the URL-safe alphabet is as good as the standard one.
+ */
+function decodeExactly(part: string, encoding: LegacyEncoding): Buffer | undefined {
+  const bytes = Buffer.from(part, encoding);
+  if (encoding === 'hex') return bytes;
+  const written = part.replace(/=+$/, '').replace(/-/g, '+').replace(/_/g, '/');
+  return bytes.toString('base64').replace(/=+$/, '') === written ? bytes : undefined;
 }
 
 /**
