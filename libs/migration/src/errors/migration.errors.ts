@@ -17,6 +17,8 @@ export enum MigrationErrorCode {
   CONFLICT = 8006,
   /** The vault refused a write for a permission or identity the host lacks: the run stopped (resumable). */
   VAULT_REFUSED = 8007,
+  /** The vault failed repeatedly (the vault client's circuit breaker opened): the run stopped (resumable). */
+  VAULT_UNAVAILABLE = 8008,
 }
 
 /** HTTP status of each code, composed by the host; a new code does not compile without one. */
@@ -28,6 +30,7 @@ export const MIGRATION_ERROR_HTTP_STATUS: Record<MigrationErrorCode, HttpStatus>
   [MigrationErrorCode.VERIFICATION]: HttpStatus.INTERNAL_SERVER_ERROR,
   [MigrationErrorCode.CONFLICT]: HttpStatus.CONFLICT,
   [MigrationErrorCode.VAULT_REFUSED]: HttpStatus.BAD_GATEWAY, // our identity's permissions, as the vault's own FORBIDDEN
+  [MigrationErrorCode.VAULT_UNAVAILABLE]: HttpStatus.SERVICE_UNAVAILABLE, // as the vault client's own CIRCUIT_OPEN
 };
 
 /** Messages never hold a value, a key or ciphertext: they reach reports, logs and events. */
@@ -108,4 +111,22 @@ export class MigrationVaultRefusedError extends MigrationError {
       options,
     );
   }
+}
+
+/**
+ * The vault failed so often that the vault client's circuit breaker opened (CIRCUIT_OPEN): every further write would
+ * fail fast alike, so the run stops after the writes in flight instead of reporting every connection left as failed.
+ * What committed keeps its checkpoint; the next run, once the vault answers again, migrates the rest.
+ */
+export class MigrationVaultUnavailableError extends MigrationError {
+  readonly code = MigrationErrorCode.VAULT_UNAVAILABLE;
+  readonly codeName = 'MIGRATION_VAULT_UNAVAILABLE';
+  readonly severity = ErrorSeverity.TRANSIENT;
+  constructor(vaultCode: string, readonly migrated: number, options: { cause: unknown }) {
+    super(`the vault failed repeatedly (${vaultCode}: its writes fail fast until the vault answers again); ${stoppedAfter(migrated)} — run again once the vault is back`, options);
+  }
+}
+
+function stoppedAfter(migrated: number): string {
+  return `the run stopped after ${migrated} connection(s) migrated, which the next run skips`;
 }

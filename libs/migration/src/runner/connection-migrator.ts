@@ -38,7 +38,10 @@ export interface GroupResult {
   outcome: ConnectionOutcome;
   /** Set when the connection migrated: what `deleteAfterMigration` verifies and clears. */
   stored?: StoredConnection;
-  /** A value write the vault refused for a reason every other write shares (a permission, the identity). */
+  /**
+   * A value write failed for a reason every other write shares, which stops the run: the vault refused it (a permission,
+   * the identity) or the vault client's circuit breaker is open (the vault failed repeatedly: CIRCUIT_OPEN).
+   */
   vaultRefusal?: CredentialVaultError;
 }
 
@@ -170,7 +173,7 @@ export class ConnectionMigrator {
         });
         out = conns.map((c, ci) => ({
           ...this.outcomeOf(c.row, settled.filter((_, k) => fields[k].ci === ci)),
-          vaultRefusal: results.map((r) => r.error).find((e, k): e is CredentialVaultError => fields[k].ci === ci && isVaultRefusal(e)),
+          vaultRefusal: results.map((r) => r.error).find((e, k): e is CredentialVaultError => fields[k].ci === ci && stopsRun(e)),
         }));
         const migrated = out.filter((o) => o.stored);
         const now = this.clock.now();
@@ -380,6 +383,11 @@ export class ConnectionMigrator {
     const hasAccess = !!row.fields[CredentialType.OAUTH_ACCESS_TOKEN]?.trim();
     return !hasAccess || type === CredentialType.OAUTH_ACCESS_TOKEN ? row.expiresAt : null;
   }
+}
+
+/** A write failure every further write would share: a refusal (permission, identity), or the breaker open (an outage). */
+function stopsRun(e: unknown): e is CredentialVaultError {
+  return isVaultRefusal(e) || isKeyVaultError(e, KeyVaultErrorCode.CIRCUIT_OPEN);
 }
 
 /**

@@ -1,9 +1,9 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import { randomUUID } from 'node:crypto';
 import { CommitNotDurableError, Outbox, TransactionRunner, type CredentialVaultError, type OutboxPayload } from '@app/common';
-import { KeyVaultErrorCode } from '@app/key-vault';
+import { isKeyVaultError, KeyVaultErrorCode } from '@app/key-vault';
 import { MigrationCheckpointRepository } from '../checkpoint/migration-checkpoint.repository';
-import { MigrationVaultRefusedError } from '../errors/migration.errors';
+import { MigrationVaultRefusedError, MigrationVaultUnavailableError } from '../errors/migration.errors';
 import { MIGRATION_RESOLVED_OPTIONS, MigrationEvents } from '../migration.constants';
 import type { ResolvedMigrationOptions } from '../migration.options';
 import type { LegacyConnectionRow, LegacyCredentialSource, LegacyFilter } from '../sources/legacy-source';
@@ -29,7 +29,7 @@ interface Run {
   clearing: Set<Promise<void>>;
   lastEvent: number;
   counts: () => OutboxPayload;
-  /** The first write the vault refused for a permission: every further one would fail alike, so the run stops. */
+  /** The first write the vault refused for a permission, or failed with its breaker open: every further one would fail alike, so the run stops. */
   refusal?: CredentialVaultError;
   /** A dry run: the fields it would have stored so far (`ConnectionMigrator.checkGroup`); undefined in a real run. */
   wouldStore?: Map<string, WouldStore>;
@@ -126,7 +126,8 @@ export class MigrationRunner {
       );
       if (run.refusal) {
         feed.stop();
-        throw new MigrationVaultRefusedError(run.refusal.codeName, s.successfulMigrations, { cause: run.refusal });
+        const Stopped = isKeyVaultError(run.refusal, KeyVaultErrorCode.CIRCUIT_OPEN) ? MigrationVaultUnavailableError : MigrationVaultRefusedError;
+        throw new Stopped(run.refusal.codeName, s.successfulMigrations, { cause: run.refusal });
       }
       await feeding;
       feed.result();
@@ -135,7 +136,7 @@ export class MigrationRunner {
       feed.stop();
       await Promise.allSettled(run.clearing);
       if (!dryRun) await this.event(MigrationEvents.FAILED, { ...counts(), error: String((e as { codeName?: string }).codeName ?? (e as Error).name) }).catch(() => undefined);
-      if (e instanceof MigrationVaultRefusedError) this.logger.error(`migration ${runId} stopped: ${e.message}`);
+      if (e instanceof MigrationVaultRefusedError || e instanceof MigrationVaultUnavailableError) this.logger.error(`migration ${runId} stopped: ${e.message}`);
       throw e;
     } finally {
       o.signal?.removeEventListener('abort', stop);
