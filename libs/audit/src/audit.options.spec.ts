@@ -32,6 +32,8 @@ describe('resolveAuditOptions', () => {
 
   it('rejects unknown option names (typos) and bad time zones', () => {
     expect(() => resolveAuditOptions({ failclosed: false } as never)).toThrow(AuditConfigurationError);
+    // A misspelt key in a nested option is named, not taken for "must be an object".
+    expect(() => resolveAuditOptions({ failclosed: false, readBuffer: { maxsize: 5 } } as never)).toThrow(/readBuffer: Unrecognized key: "maxsize"; did you mean "maxSize"[\s\S]*"failclosed"/);
     expect(() => resolveAuditOptions({ retention: { timeZone: 'Mars/Olympus' } })).toThrow(/timeZone/);
     expect(() => resolveAuditOptions({ anchor: { enabled: true, timeZone: 'Mars/Olympus' } })).toThrow(/anchor\.timeZone/);
     expect(() => resolveAuditOptions({ anchor: { cron: 'hourly' } })).toThrow(/anchor\.cron: is not a valid cron expression/);

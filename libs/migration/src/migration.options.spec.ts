@@ -21,6 +21,12 @@ describe('MigrationModule options', () => {
     expect(e.message).not.toContain('hunter2');
   });
 
+  it('names a misspelt key in a nested option (not "must be an object")', () => {
+    expect(() => resolveMigrationOptions({ keys: [{ id: 'k1', key: randomBytes(32) }], concurrency: { maximum: 8 }, group: { maxConnection: 5 } } as never)).toThrow(
+      /concurrency: Unrecognized key: "maximum"[\s\S]*group: Unrecognized key: "maxConnection"; did you mean "maxConnections"/,
+    );
+  });
+
   it('checks min <= initial <= max even when another concurrency field has the wrong type', () => {
     const e = (() => { try { resolveMigrationOptions({ keys: [key.toString('hex')], concurrency: { initial: 9, max: 2, slowCallMs: 'slow' as never } }); } catch (x) { return x as MigrationConfigurationError; } })()!;
     expect(e.problems.map((p) => p.path).sort()).toEqual(['concurrency', 'concurrency.slowCallMs']);

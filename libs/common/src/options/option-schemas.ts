@@ -46,8 +46,13 @@ export function booleanOption(): z.ZodBoolean {
   return z.boolean({ error: 'must be a boolean' });
 }
 
-/** The error params of an object option (or the options themselves) given something else: `must be an object`. */
-export const MUST_BE_AN_OBJECT = { error: 'must be an object' } as const;
+/**
+ * The error params of an object option (or the options themselves) given something else: `must be an object`. Only
+ * for that issue: a string `error` would also replace the object's own issues (a misspelt key's "did you mean").
+ */
+export const MUST_BE_AN_OBJECT = {
+  error: (issue: { code?: string }) => (issue.code === 'invalid_type' ? 'must be an object' : undefined),
+} as const;
 
 /** An IANA time zone name (`Europe/Paris`, `UTC`). */
 export function timeZoneSchema(message = 'is not an IANA time zone'): z.ZodString {
