@@ -75,6 +75,31 @@ describe('resolveCredentialsOptions', () => {
     );
   });
 
+  it("says what an option of the wrong kind wants, in the house's words, not zod's", () => {
+    const bad = { cache: 5, readAudit: 'x', vault: [], envelope: { reencryptOnRead: 'no' }, orphanVersions: { enabled: 1 }, emitEvents: 'yes' };
+    const message = (() => {
+      try {
+        resolveCredentialsOptions(bad as never);
+      } catch (e) {
+        return (e as Error).message;
+      }
+      return 'no error';
+    })();
+    for (const problem of [
+      'cache: must be an object',
+      'readAudit: must be an object',
+      'vault: must be an object',
+      'envelope.reencryptOnRead: must be a boolean',
+      'orphanVersions.enabled: must be a boolean',
+      'emitEvents: must be a boolean',
+    ]) {
+      expect(message).toContain(problem);
+    }
+    expect(message).not.toMatch(/Invalid input|expected (object|boolean)/);
+    expect(() => resolveCredentialsOptions({ cache: { heartbeat: 3 as never } })).toThrow(/cache\.heartbeat: must be an object/);
+    expect(() => resolveCredentialsOptions({ cache: { enabled: 'on' as never } })).toThrow(/cache\.enabled: must be a boolean/);
+  });
+
   it('defaults to the in-process store with automatic invalidation, and checks the redis store', () => {
     expect(resolveCredentialsOptions().cache).toMatchObject({ store: { type: 'memory' }, invalidation: 'auto' });
     const client = { eval: () => undefined } as never;

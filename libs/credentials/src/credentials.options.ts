@@ -1,4 +1,4 @@
-import { Clock, clockOptionSchema, cronExpressionSchema, describeProblems, listingProtoKey, resolveOptions, timeZoneSchema, whenFieldsParsed } from '@app/common';
+import { booleanOption, Clock, clockOptionSchema, cronExpressionSchema, describeProblems, listingProtoKey, MUST_BE_AN_OBJECT, resolveOptions, timeZoneSchema, whenFieldsParsed } from '@app/common';
 import { z } from 'zod';
 import { CREDENTIAL_TYPES, CredentialType, ValueStoreKind, type ValueStoreKindInput } from './credential-type';
 import { DEFAULT_INVALIDATION_LIVENESS, HEARTBEAT_LIMITS, type InvalidationLiveness } from './cache/invalidation-liveness';
@@ -234,7 +234,7 @@ const schema = z
     ).default({}),
     cache: z
       .object({
-        enabled: z.boolean().default(true),
+        enabled: booleanOption().default(true),
         ttlMs: number('must be a positive number of milliseconds').positive('must be a positive number of milliseconds').default(300_000),
         jitterRatio: number('must be in [0, 1)').min(0, 'must be in [0, 1)').lt(1, 'must be in [0, 1)').default(0.2),
         maxEntries: positiveInt('must be a positive integer').default(10_000),
@@ -269,7 +269,7 @@ const schema = z
             lostAfterMs: msInRange(HEARTBEAT_LIMITS.minIntervalMs * HEARTBEAT_LIMITS.minLostAfterIntervals, HEARTBEAT_LIMITS.maxLostAfterMs).default(
               DEFAULT_INVALIDATION_LIVENESS.lostAfterMs,
             ),
-          })
+          }, MUST_BE_AN_OBJECT)
           .strict()
           .superRefine((h, ctx) => {
             // One late or lost heartbeat must not drop the cache.
@@ -278,7 +278,7 @@ const schema = z
             }
           }, whenFieldsParsed('intervalMs', 'lostAfterMs'))
           .prefault({}),
-      })
+      }, MUST_BE_AN_OBJECT)
       .strict()
       .superRefine((c, ctx) => {
         if (c.invalidation === 'redis' && c.store.type !== 'redis') ctx.addIssue({ code: 'custom', path: ['invalidation'], message: "'redis' needs store { type: 'redis' }" });
@@ -291,7 +291,7 @@ const schema = z
           .max(60_000, 'must be in 0..60000 ms (0 = one audit event per read)')
           .default(1000),
         maxPendingKeys: positiveInt('must be a positive integer').default(10_000),
-      })
+      }, MUST_BE_AN_OBJECT)
       .strict()
       .prefault({}),
     vault: z
@@ -305,23 +305,23 @@ const schema = z
           .min(1, 'must be an integer in 1..500 (Key Vault backs up at most 500 versions)')
           .max(500, 'must be an integer in 1..500 (Key Vault backs up at most 500 versions)')
           .default(450),
-      })
+      }, MUST_BE_AN_OBJECT)
       .strict()
       .prefault({}),
     envelope: z
       .object({
         currentKeyRefreshMs: number('must be > 0').positive('must be > 0').default(3_600_000),
-        reencryptOnRead: z.boolean().default(true),
+        reencryptOnRead: booleanOption().default(true),
         keyEncryptionKey: z
           .string({ error: 'must be a vault key name: 1-127 characters of 0-9, a-z, A-Z and -' })
           .regex(/^[0-9a-zA-Z-]{1,127}$/, 'must be a vault key name: 1-127 characters of 0-9, a-z, A-Z and -')
           .optional(),
-      })
+      }, MUST_BE_AN_OBJECT)
       .strict()
       .prefault({}),
     orphanVersions: z
       .object({
-        enabled: z.boolean({ error: 'must be a boolean' }).default(false),
+        enabled: booleanOption().default(false),
         cron: cronExpressionSchema().default('0 */10 * * * *'),
         timeZone: timeZoneSchema().default('UTC'),
         graceMs: number(`must be an integer ≥ ${MIN_ORPHAN_GRACE_MS} ms (30 minutes)`)
@@ -329,7 +329,7 @@ const schema = z
           .min(MIN_ORPHAN_GRACE_MS, `must be an integer ≥ ${MIN_ORPHAN_GRACE_MS} ms (30 minutes)`)
           .default(86_400_000),
         maxSecretsPerRun: number('must be an integer in 1..10000').int('must be an integer in 1..10000').min(1, 'must be an integer in 1..10000').max(10_000, 'must be an integer in 1..10000').default(200),
-      })
+      }, MUST_BE_AN_OBJECT)
       .strict()
       .prefault({}),
     minWebhookSecretBytes: number('must be an integer ≥ 16').int('must be an integer ≥ 16').min(16, 'must be an integer ≥ 16').default(24),
@@ -338,9 +338,9 @@ const schema = z
       .default([]),
     defaultPageSize: positiveInt('must be a positive integer').default(50),
     maxPageSize: number('must be an integer ≥ defaultPageSize').int('must be an integer ≥ defaultPageSize').default(500),
-    emitEvents: z.boolean().default(true),
+    emitEvents: booleanOption().default(true),
     clock: clockOptionSchema().optional(),
-  })
+  }, MUST_BE_AN_OBJECT)
   .strict()
   .superRefine((o, ctx) => {
     if (o.maxPageSize < o.defaultPageSize) ctx.addIssue({ code: 'custom', path: ['maxPageSize'], message: 'must be an integer ≥ defaultPageSize' });

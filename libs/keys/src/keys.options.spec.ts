@@ -6,6 +6,10 @@ describe('resolveKeysOptions', () => {
     expect(resolveKeysOptions()).toEqual({ namePrefix: 'cv', verify: 'local', verifyEcLocally: false, allowRsa1_5: false, keyCacheTtlMs: 60_000, maxCachedKeys: 10_000, defaultPageSize: 25 });
   });
 
+  it('says options that are no object must be one', () => {
+    expect(() => resolveKeysOptions(5 as never)).toThrow(/\(options\): must be an object$/);
+  });
+
   it('lists every problem in one KEYS_CONFIGURATION error, never a value', () => {
     let error: unknown;
     try {

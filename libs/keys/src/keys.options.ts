@@ -1,4 +1,4 @@
-import { Clock, clockOptionSchema, describeProblems, resolveOptions } from '@app/common';
+import { Clock, clockOptionSchema, describeProblems, MUST_BE_AN_OBJECT, resolveOptions } from '@app/common';
 import { z } from 'zod';
 import { KeysError, KeysErrorCode } from './errors/keys.errors';
 
@@ -57,7 +57,7 @@ const schema = z.object({
   maxCachedKeys: positiveInt('must be a positive integer').default(10_000),
   defaultPageSize: positiveInt('must be an integer in 1..25').max(25, 'must be an integer in 1..25').default(25),
   clock: clockOptionSchema().optional(),
-}).strict();
+}, MUST_BE_AN_OBJECT).strict();
 
 /** Validates once; the error lists every problem, never a value. */
 export function resolveKeysOptions(options: KeysModuleOptions = {}): ResolvedKeysOptions {

@@ -27,6 +27,13 @@ describe('resolveOAuthRefreshOptions', () => {
     });
   });
 
+  it("says an object option given something else must be an object, and still names a misspelt key", () => {
+    expect(() => resolveOAuthRefreshOptions({ retry: 5, proactive: 'x', retri: {} } as never)).toThrow(
+      /retry: must be an object[\s\S]*proactive: must be an object[\s\S]*Unrecognized key: "retri"; did you mean "retry"/,
+    );
+    expect(() => resolveOAuthRefreshOptions('x' as never)).toThrow(/\(options\): must be an object$/);
+  });
+
   it('lists every problem in one error', () => {
     const err = (() => {
       try {

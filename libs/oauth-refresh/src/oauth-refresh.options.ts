@@ -1,4 +1,4 @@
-import { Clock, clockOptionSchema, cronExpressionSchema, describeProblems, resolveOptions, timeZoneSchema, whenFieldsParsed } from '@app/common';
+import { Clock, clockOptionSchema, cronExpressionSchema, describeProblems, MUST_BE_AN_OBJECT, resolveOptions, timeZoneSchema, whenFieldsParsed } from '@app/common';
 import { z } from 'zod';
 import type { OAuthProviderConfig } from './providers/oauth-provider.config';
 import { OAuthRefreshConfigurationError } from './errors/oauth-refresh.errors';
@@ -111,7 +111,7 @@ const schema = z
     requestTimeoutMs: ms(1).default(10_000),
     lateAnswerMs: ms(0).default(60_000),
     retry: z
-      .object({ maxAttempts: int(1, 10).default(3), initialDelayMs: ms(0).default(250), maxDelayMs: ms(0).default(5000) })
+      .object({ maxAttempts: int(1, 10).default(3), initialDelayMs: ms(0).default(250), maxDelayMs: ms(0).default(5000) }, MUST_BE_AN_OBJECT)
       .strict()
       .prefault({}),
     failureCooldownMs: ms(0).default(30_000),
@@ -126,11 +126,11 @@ const schema = z
         batchSize: int(1, 1000).default(100),
         concurrency: int(1, 64).default(4),
         maxPerRun: int(1, 1_000_000).default(10_000),
-      })
+      }, MUST_BE_AN_OBJECT)
       .strict()
       .prefault({}),
     clock: clockOptionSchema().optional(),
-  })
+  }, MUST_BE_AN_OBJECT)
   .strict()
   .superRefine((o, ctx) => {
     if (o.maxFailureCooldownMs < o.failureCooldownMs) {

@@ -14,6 +14,38 @@ describe('resolveRotationOptions', () => {
     expect(o.passwordPolicy).toEqual({ length: 32, symbols: true });
   });
 
+  it("says what an option of the wrong kind wants, in the house's words, not zod's (notifications and webhooks included)", () => {
+    const bad = {
+      rotationCheck: 'daily',
+      passwordPolicy: [],
+      webhooks: { job: 3 },
+      notifications: { retry: { maxAttempts: 0 }, bus: 1, webhook: { enabled: 'y', userAgent: '' }, email: { port: 'x', subjectPrefix: 'x'.repeat(65) }, sendWaitMs: -1 },
+    };
+    let message = 'no error';
+    try {
+      resolveRotationOptions(bad as never);
+    } catch (e) {
+      message = (e as Error).message;
+    }
+    for (const problem of [
+      'rotationCheck: must be an object',
+      'passwordPolicy: must be an object',
+      'webhooks.job: must be an object',
+      'notifications.retry.maxAttempts: must be an integer in 1..20',
+      'notifications.bus: must be an object',
+      'notifications.webhook.enabled: must be a boolean',
+      'notifications.webhook.userAgent: must be a string of 1..200 characters',
+      'notifications.email.port: must be an integer in 1..65535',
+      'notifications.email.subjectPrefix: must be a string of at most 64 characters',
+      'notifications.sendWaitMs: must be an integer of milliseconds in 0..120000',
+    ]) {
+      expect(message).toContain(problem);
+    }
+    expect(message).not.toMatch(/Invalid input|Too (small|big)|expected (object|boolean|number)/);
+    // A misspelt key in a nested option is still named.
+    expect(() => resolveRotationOptions({ notifications: { webhook: { timeout: 5 } } } as never)).toThrow(/notifications\.webhook: Unrecognized key: "timeout"/);
+  });
+
   it('merges a type default field by field and sorts thresholds', () => {
     const o = resolveRotationOptions({ defaults: { [CredentialType.API_KEY]: { rotateAfterDays: 30 } }, expiryMonitor: { thresholdsDays: [1, 60, 7, 7] } });
     expect(o.defaults[CredentialType.API_KEY]).toEqual({ rotateAfterDays: 30, warnBeforeDays: 14, rotation: 'manual' });

@@ -1,4 +1,4 @@
-import { Clock, clockOptionSchema, cronExpressionSchema, describeProblems, listingProtoKey, resolveOptions, timeZoneSchema, whenFieldsParsed } from '@app/common';
+import { Clock, clockOptionSchema, cronExpressionSchema, describeProblems, listingProtoKey, MUST_BE_AN_OBJECT, resolveOptions, timeZoneSchema, whenFieldsParsed } from '@app/common';
 import { CREDENTIAL_TYPES, type CredentialType } from '@app/credentials';
 import { z } from 'zod';
 import { RotationConfigurationError } from './errors/rotation.errors';
@@ -98,7 +98,7 @@ const policyValues = z
     rotateAfterDays: days.optional(),
     warnBeforeDays: days.optional(),
     rotation: z.enum(ROTATION_MODES as [string, ...string[]], { error: `must be one of ${ROTATION_MODES.join(', ')}` }).optional(),
-  })
+  }, MUST_BE_AN_OBJECT)
   .strict();
 
 const schema = z.object({
@@ -109,11 +109,11 @@ const schema = z.object({
     .object({
       ...job('0 0 * * * *', 'rotation-expiry-monitor'),
       thresholdsDays: z.array(int(1, 3650)).min(1, 'must list at least one threshold').default([30, 14, 7, 1]),
-    })
+    }, MUST_BE_AN_OBJECT)
     .strict()
     .prefault({}),
   rotationCheck: z
-    .object({ ...job('0 0 3 * * *', 'rotation-check'), maxRotationsPerRun: int(1, 1_000_000).default(1000) })
+    .object({ ...job('0 0 3 * * *', 'rotation-check'), maxRotationsPerRun: int(1, 1_000_000).default(1000) }, MUST_BE_AN_OBJECT)
     .strict()
     .prefault({}),
   handlers: z
@@ -125,14 +125,14 @@ const schema = z.object({
     )
     .default([]),
   passwordPolicy: z
-    .object({ length: int(12, 256).default(32), symbols: z.boolean({ error: 'must be a boolean' }).default(true) })
+    .object({ length: int(12, 256).default(32), symbols: z.boolean({ error: 'must be a boolean' }).default(true) }, MUST_BE_AN_OBJECT)
     .strict()
     .prefault({}),
   // The parts' own schemas, nested: one pass, so one error lists the problems of every part.
   webhooks: webhookSecretsOptionsSchema,
   notifications: notificationOptionsSchema.prefault({}),
   clock: clockOptionSchema().optional(),
-}).strict();
+}, MUST_BE_AN_OBJECT).strict();
 
 /**
  * Merges defaults and validates once; the error lists every problem and how to fix it. With `host` (the

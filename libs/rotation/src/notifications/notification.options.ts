@@ -1,4 +1,13 @@
-import { describeProblems, listingProtoKey, resolveOptions, whenFieldsParsed, type ResolvedPersistenceOptions } from '@app/common';
+import {
+  booleanOption,
+  describeProblems,
+  integerInRange,
+  listingProtoKey,
+  MUST_BE_AN_OBJECT,
+  resolveOptions,
+  whenFieldsParsed,
+  type ResolvedPersistenceOptions,
+} from '@app/common';
 import { z } from 'zod';
 import { NotificationConfigurationError } from './notification.errors';
 
@@ -23,7 +32,15 @@ export const NOTIFICATION_EVENT_NAMES = Object.values(NotificationEvents) as [No
 /** The built-in channels; each (event id, channel) is delivered at most once. */
 export const NotificationChannels = { BUS: 'bus', WEBHOOK: 'webhook', EMAIL: 'email' } as const;
 
-const positiveMs = (max: number) => z.number().int().min(1).max(max);
+const ms = (min: number, max: number) => integerInRange(min, max, { unit: 'of milliseconds' });
+const positiveMs = (max: number) => ms(1, max);
+/** A string of `min`..`max` characters. */
+const text = (min: number, max: number) => {
+  const message = min > 0 ? `must be a string of ${min}..${max} characters` : `must be a string of at most ${max} characters`;
+  return z.string({ error: message }).min(min, message).max(max, message);
+};
+const nonEmpty = () => z.string({ error: 'must be a non-empty string' }).min(1, 'must be a non-empty string');
+const EVENTS_WANTED = `must list events among ${NOTIFICATION_EVENT_NAMES.join(', ')}`;
 
 /** `sendWaitMs` by default. */
 export const DEFAULT_NOTIFICATION_SEND_WAIT_MS = 1000;
@@ -40,14 +57,14 @@ export const NOTIFICATION_SEND_WAIT_HEADROOM_MS = 1000;
 export const notificationOptionsSchema = z
   .object({
     /** Master switch: off registers no outbox handler. */
-    enabled: z.boolean().default(true),
+    enabled: booleanOption().default(true),
     /** Which outbox events notify. */
-    events: z.array(z.enum(NOTIFICATION_EVENT_NAMES)).default([...NOTIFICATION_EVENT_NAMES]),
+    events: z.array(z.enum(NOTIFICATION_EVENT_NAMES, { error: EVENTS_WANTED }), { error: EVENTS_WANTED }).default([...NOTIFICATION_EVENT_NAMES]),
     /**
      * Credential types whose events do not notify, per event. CredentialsService emits
      * `credential.rotated` for every rotation, and a token refresh rotates OAuth tokens every hour.
      */
-    mutedTypes: listingProtoKey(z.partialRecord(z.enum(NOTIFICATION_EVENT_NAMES), z.array(z.string().min(1).max(64)))).default({
+    mutedTypes: listingProtoKey(z.partialRecord(z.enum(NOTIFICATION_EVENT_NAMES), z.array(text(1, 64), { error: 'must be an array of credential types' }), MUST_BE_AN_OBJECT)).default({
       [NotificationEvents.ROTATED]: ['oauth_access_token', 'oauth_refresh_token'],
     }),
     /**
@@ -57,7 +74,7 @@ export const notificationOptionsSchema = z
      */
     retry: z
       .object({
-        maxAttempts: z.number().int().min(1).max(20).default(5),
+        maxAttempts: integerInRange(1, 20).default(5),
         baseMs: positiveMs(86_400_000).default(30_000),
         maxMs: positiveMs(86_400_000).default(3_600_000),
         /**
@@ -65,15 +82,15 @@ export const notificationOptionsSchema = z
          * redelivery) off its channel; longer than any send can take. After a crash mid-send the
          * channel is retried once it runs out.
          */
-        leaseMs: z.number().int().min(1000).max(86_400_000).default(60_000),
-      })
+        leaseMs: ms(1000, 86_400_000).default(60_000),
+      }, MUST_BE_AN_OBJECT)
       .strict()
       .default({ maxAttempts: 5, baseMs: 30_000, maxMs: 3_600_000, leaseMs: 60_000 }),
     /**
      * Finished delivery rows are deleted this long after they finished, unless their outbox event is
      * still undelivered (it could come again). At most one prune per `pruneEveryMs`.
      */
-    retentionMs: z.number().int().min(3_600_000).max(3650 * 86_400_000).default(30 * 86_400_000),
+    retentionMs: ms(3_600_000, 3650 * 86_400_000).default(30 * 86_400_000),
     /**
      * How long the outbox's delivery of an event waits for a channel's send. A send still running then
      * finishes in the background (its delivery row records the outcome) and the outbox comes back for the
@@ -82,46 +99,46 @@ export const notificationOptionsSchema = z
      * `NOTIFICATION_SEND_WAIT_HEADROOM_MS` less than the dispatching outbox's `handlerTimeoutMs`, which
      * bounds the whole handler (checked when the host's PersistenceModule is known).
      */
-    sendWaitMs: z.number().int().min(0).max(120_000).default(DEFAULT_NOTIFICATION_SEND_WAIT_MS),
-    pruneEveryMs: z.number().int().min(1000).max(30 * 86_400_000).default(600_000),
+    sendWaitMs: ms(0, 120_000).default(DEFAULT_NOTIFICATION_SEND_WAIT_MS),
+    pruneEveryMs: ms(1000, 30 * 86_400_000).default(600_000),
     bus: z
       .object({
-        enabled: z.boolean().default(true),
+        enabled: booleanOption().default(true),
         /** The EventEmitter2 event carrying each `Notification`. */
-        eventName: z.string().min(1).max(128).default('rotation.notification'),
-      })
+        eventName: text(1, 128).default('rotation.notification'),
+      }, MUST_BE_AN_OBJECT)
       .strict()
       .default({ enabled: true, eventName: 'rotation.notification' }),
     webhook: z
       .object({
-        enabled: z.boolean().default(true),
+        enabled: booleanOption().default(true),
         /** One POST, connect to last byte. */
         timeoutMs: positiveMs(120_000).default(10_000),
         /** Tests and private networks only: allow loopback, private and link-local targets (SSRF guard off). */
-        allowPrivateTargets: z.boolean().default(false),
-        userAgent: z.string().min(1).max(200).default('credential-vault-notifications/1'),
-      })
+        allowPrivateTargets: booleanOption().default(false),
+        userAgent: text(1, 200).default('credential-vault-notifications/1'),
+      }, MUST_BE_AN_OBJECT)
       .strict()
       .default({ enabled: true, timeoutMs: 10_000, allowPrivateTargets: false, userAgent: 'credential-vault-notifications/1' }),
     email: z
       .object({
-        enabled: z.boolean().default(false),
-        host: z.string().min(1).max(255).optional(),
-        port: z.number().int().min(1).max(65_535).default(587),
+        enabled: booleanOption().default(false),
+        host: text(1, 255).optional(),
+        port: integerInRange(1, 65_535).default(587),
         /** TLS from the first byte (port 465); otherwise STARTTLS when the server offers it. */
-        secure: z.boolean().default(false),
+        secure: booleanOption().default(false),
         /** Fail unless STARTTLS succeeds. */
-        requireTLS: z.boolean().default(false),
+        requireTLS: booleanOption().default(false),
         /** Never STARTTLS (a local relay or a test server). */
-        ignoreTLS: z.boolean().default(false),
-        auth: z.object({ user: z.string().min(1), pass: z.string().min(1) }).strict().optional(),
-        from: z.string().min(3).max(320).optional(),
+        ignoreTLS: booleanOption().default(false),
+        auth: z.object({ user: nonEmpty(), pass: nonEmpty() }, MUST_BE_AN_OBJECT).strict().optional(),
+        from: text(3, 320).optional(),
         /** Bounds each connection phase and the whole send (connect to the server's last answer). */
         timeoutMs: positiveMs(120_000).default(10_000),
-        subjectPrefix: z.string().max(64).default('[Credential Vault]'),
+        subjectPrefix: text(0, 64).default('[Credential Vault]'),
         /** PEM CA to trust for the SMTP server's certificate. */
-        caCertPem: z.string().optional(),
-      })
+        caCertPem: z.string({ error: 'must be a PEM string' }).optional(),
+      }, MUST_BE_AN_OBJECT)
       .strict()
       .default({ enabled: false, port: 587, secure: false, requireTLS: false, ignoreTLS: false, timeoutMs: 10_000, subjectPrefix: '[Credential Vault]' })
       .superRefine((email, ctx) => {
@@ -129,7 +146,7 @@ export const notificationOptionsSchema = z
         if (!email.host) ctx.addIssue({ code: 'custom', path: ['host'], message: 'is required when e-mail is enabled' });
         if (!email.from) ctx.addIssue({ code: 'custom', path: ['from'], message: 'is required when e-mail is enabled' });
       }, whenFieldsParsed('enabled', 'host', 'from')),
-  })
+  }, MUST_BE_AN_OBJECT)
   .strict()
   .superRefine((o, ctx) => {
     if (o.retry.baseMs > o.retry.maxMs) ctx.addIssue({ code: 'custom', path: ['retry', 'baseMs'], message: 'must not exceed retry.maxMs' });

@@ -1,4 +1,4 @@
-import { cronExpressionSchema, describeProblems, resolveOptions, timeZoneSchema } from '@app/common';
+import { cronExpressionSchema, describeProblems, MUST_BE_AN_OBJECT, resolveOptions, timeZoneSchema } from '@app/common';
 import { z } from 'zod';
 import { WebhookSecretConfigurationError } from './webhook-secret.errors';
 
@@ -72,10 +72,10 @@ export const webhookSecretsOptionsSchema = z
         cron: cronExpressionSchema('must be a cron expression with 5 or 6 fields, e.g. "0 30 3 * * *"').default('0 30 3 * * *'),
         timeZone: timeZoneSchema().default('UTC'),
         maxPerRun: int(1, 1_000_000).default(1000),
-      })
+      }, MUST_BE_AN_OBJECT)
       .strict()
       .prefault({}),
-  })
+  }, MUST_BE_AN_OBJECT)
   .strict()
   .prefault({});
 
