@@ -11,12 +11,16 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Logger } from '@nestjs/common';
 import { Test, type TestingModule } from '@nestjs/testing';
-import type { OperationContext } from '@app/common';
+import { DataSource } from 'typeorm';
+import { type OperationContext, OutboxEventEntity } from '@app/common';
 import { isKeyVaultError, KeyVaultErrorCode, KeyVaultProvider, type SecretProperties } from '@app/key-vault';
 import { KeyVaultEmulator } from '@app/keyvault-emulator';
-import { createTestDatabase, credentialsStackImports, DATABASE_KINDS, killHard, startCrashChild, writeRequireHook, type TestDatabase } from '@app/testing';
+import { CapturingLogger, createTestDatabase, credentialsStackImports, DATABASE_KINDS, killHard, startCrashChild, writeRequireHook, type TestDatabase } from '@app/testing';
 import { CredentialNotFoundError, CredentialsService, CredentialValueMissingError, CredentialType, credentialSecretName, ValueStoreKind, VaultValueDeletion } from './index';
+import { REVOKE_COMPLETION_GRACE_MS } from './credential.revoker';
+import { VAULT_VALUE_REVOKE_EVENT } from './credentials.constants';
 
 const CHILD = join(__dirname, 'testing', 'value-write-crash.child.ts');
 /** The child loads only the stack helper of the test support (the rest starts the OAuth test server). */
@@ -230,6 +234,27 @@ describe.each(DATABASE_KINDS)('what a delete leaves in Key Vault on %s', (kind) 
     const back = await recovered(name);
     expect(back).toHaveLength(2);
     expect(back.filter(([, enabled]) => enabled)).toEqual([]);
+  });
+
+  it("a revoke's completion event waits out the revoke's grace as a deferral: back when the grace ends, not retried before, not warned about", async () => {
+    const logger = new CapturingLogger();
+    Logger.overrideLogger(logger);
+    try {
+      const meta = await service.store(ctx, { integrationId: 'github', connectionId: 'revoke-grace', type: CredentialType.API_KEY, value: secret() });
+      await service.revoke(ctx, meta.id);
+      const events = moduleRef.get(DataSource).getRepository(OutboxEventEntity);
+      const event = async () => (await events.find({ where: { name: VAULT_VALUE_REVOKE_EVENT, tenantId: ctx.tenantId } })).find((e) => (e.payload as { credentialId?: string }).credentialId === meta.id);
+      await until(async () => ((await event())?.attempts ?? 0) > 0, 'the first delivery of the revoke\'s completion event');
+      // A second of polls (every 50 ms, backoff at most 200 ms): a failure would have come back several times.
+      await new Promise((r) => setTimeout(r, 1_000));
+      const row = (await event())!;
+      expect({ attempts: row.attempts, delivered: row.deliveredAt, lastError: row.lastError }).toEqual({ attempts: 1, delivered: null, lastError: 'OutboxDeferredError(REVOKE_COMPLETION_GRACE)' });
+      // Redelivered when the grace ends (the revoker counts it from the event's creation), not after the outbox's backoff.
+      expect(Math.abs(row.availableAt.getTime() - (row.createdAt.getTime() + REVOKE_COMPLETION_GRACE_MS))).toBeLessThan(1_000);
+      expect(logger.lines.filter((l) => l.includes(row.id)).map((l) => l.split(' ')[0])).toEqual(['debug']);
+    } finally {
+      Logger.overrideLogger(new Logger());
+    }
   });
 
   it('a revoke whose process died, or whose vault calls failed, after its status change: the outbox disables the versions; a finished revoke is left alone', async () => {
