@@ -60,6 +60,31 @@ describe('legacy cipher', () => {
     expect(decryptLegacyField(`${iv}:${data}:${ct}`, [k1]).value).toBe('sk_live_abcd');
   });
 
+  it('decrypts base64 parts as common encoders write them: line-wrapped (MIME, PEM-style, a newline after each), padded or not, URL-safe', () => {
+    const iv = randomBytes(12);
+    const c = createCipheriv('aes-256-gcm', k1, iv);
+    const value = `ya29.${'a0AfB_byC'.repeat(30)}`; // an OAuth access token: its ciphertext spans several lines
+    const ct = Buffer.concat([c.update(value, 'utf8'), c.final()]);
+    const tag = c.getAuthTag();
+    const lines = (width: number, eol: string, after = '') => (b: Buffer) => b.toString('base64').match(new RegExp(`.{1,${width}}`, 'g'))!.join(eol) + after;
+    const encoders: Record<string, (b: Buffer) => string> = {
+      'Java Base64.getMimeEncoder (76, CRLF)': lines(76, '\r\n'),
+      "Python base64.encodebytes, Perl encode_base64 (76, LF after each line)": lines(76, '\n', '\n'),
+      'openssl base64 (64, LF after each line)': lines(64, '\n', '\n'),
+      "Ruby Base64.encode64 (60, LF after each line)": lines(60, '\n', '\n'),
+      'unpadded': (b) => b.toString('base64').replace(/=+$/, ''),
+      'URL-safe': (b) => b.toString('base64').replace(/\+/g, '-').replace(/\//g, '_'),
+      'URL-safe, unpadded': (b) => b.toString('base64url'),
+    };
+    for (const [name, encode] of Object.entries(encoders)) {
+      const field = [iv, tag, ct].map(encode).join(':');
+      expect({ name, decrypted: (() => { try { return decryptLegacyField(field, [k1]); } catch (e) { return (e as Error).message; } })() }).toEqual({ name, decrypted: { value, keyIndex: 0, encoding: 'base64' } });
+    }
+    // Line breaks taken out, a stray character is still one: no encoder writes it.
+    const wrapped = [iv, tag, ct].map(encoders['openssl base64 (64, LF after each line)']);
+    expect(() => decryptLegacyField(`${wrapped[0]}:${wrapped[1]}:${wrapped[2].trimEnd()}A\n`, [k1])).toThrow(LegacyFormatError);
+  });
+
   it('parses keys as 64 hex characters or base64 of 32 bytes', () => {
     expect(parseLegacyKey(k1.toString('hex'))).toEqual(k1);
     expect(parseLegacyKey(k1.toString('base64'))).toEqual(k1);

@@ -16,6 +16,8 @@ const TAG_BYTES = 16;
 const IV_SIZES = new Set([12, 16]);
 const HEX = /^(?:[0-9a-fA-F]{2})+$/;
 const BASE64 = /^[A-Za-z0-9+/_-]+={0,2}$/;
+/** What encoders put between the characters of a part (line breaks; spaces): no character of it. */
+const WHITESPACE = /[ \t\r\n]+/g;
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 
 /** A 32-byte key from 64 hex characters or base64, or undefined. */
@@ -29,10 +31,12 @@ export function parseLegacyKey(text: string): Buffer | undefined {
 /**
  * Splits `iv:authTag:ciphertext` and detects the encoding. Hex is tried first, but only kept when the
  * decoded IV and tag have AES-GCM sizes: a base64 field made only of hex digits then still parses
- * as base64 (hex and base64 give different byte lengths for the same text).
+ * as base64 (hex and base64 give different byte lengths for the same text). Whitespace in a part is not
+ * part of its text: MIME and PEM-style encoders (Java's MIME encoder, Python's `encodebytes`, Ruby's `encode64`,
+ * `openssl base64`) break lines every 60 to 76 characters, most of them with a line break after the last.
  */
 export function parseLegacyField(field: string): { iv: Buffer; tag: Buffer; ciphertext: Buffer; encoding: LegacyEncoding } {
-  const parts = field.trim().split(':');
+  const parts = field.split(':').map((p) => p.replace(WHITESPACE, ''));
   if (parts.length !== 3 || parts.some((p) => p.length === 0)) {
     throw new LegacyFormatError('not iv:authTag:ciphertext (three non-empty parts)');
   }
