@@ -9,7 +9,7 @@ export const AUDIT_ANCHOR_PURPOSE = 'cv-audit-anchor';
 const CONTENT_TYPE = 'application/json';
 /** The chain's row hashes: SHA-256, lowercase hex. */
 const HASH = /^[0-9a-f]{64}$/;
-/** Tenant ids of the host are at most 128 characters; a Key Vault tag value holds 256. */
+/** Tenant ids of the host are at most 128 characters; a secret's tag value holds 512 (about-secrets, "Secret tags"). */
 const MAX_TENANT_ID = 128;
 
 /**
