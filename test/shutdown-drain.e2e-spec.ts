@@ -369,6 +369,25 @@ describe('the host process: SIGTERM drains then closes (keep-alive clients); its
     }
   }, 90_000);
 
+  // HOST and GRPC_HOST took any text: a URL or a typo passed the check and the host opened its database, ran its
+  // migrations and started its vault before the listen failed (getaddrinfo ENOTFOUND), exit 1, one variable at a time.
+  it.each([
+    ['HOST alone, a URL', { HOST: 'http://0.0.0.0' }, ['HOST']],
+    ['every wrong value at once', { HOST: 'bad host', GRPC_ENABLED: 'true', GRPC_HOST: '0.0.0.0:50051', PORT: 'x' }, ['PORT', 'GRPC_HOST', 'HOST']],
+  ])('a wrong configuration (%s) stops it before anything opens: exit 78, one plain message naming each variable', async (_what, env, named) => {
+    const failed = startHost('-bad-config', env);
+    let out = '';
+    let err = '';
+    failed.stdout!.on('data', (d) => (out += d));
+    failed.stderr!.on('data', (d) => (err += d));
+    const code = await new Promise<number | null>((resolve) => failed.on('close', (c) => resolve(c)));
+    expect({ code, out }).toEqual({ code: 78, out: '' });
+    const lines = err.trim().split('\n');
+    expect(lines[0]).toBe('Invalid configuration:');
+    expect(lines.slice(1, -1).map((l) => /^ {2}- ([A-Z_]+): /.exec(l)?.[1]).sort()).toEqual([...named].sort());
+    expect(err).not.toMatch(/^\s+at /m); // no stack
+  }, 60_000);
+
   // One line each: Nest's exception-handler dump (with its stack) and its listen error came first, repeating the cause.
   it.each([
     ['the HTTP port (PORT)', 'PORT', 'address already in use', 'info'],

@@ -199,6 +199,16 @@ describe('loadAppConfig', () => {
     expect(problemsOf({ GRPC_ENABLED: 'true', HOST: '0.0.0.0', PORT: '3194', GRPC_PORT: '3194' }).join('\n')).toMatch(/GRPC_PORT: must differ from PORT/);
   });
 
+  it('listens on an IP address or a host name, and refuses any other HOST or GRPC_HOST (a URL, a port, a space)', () => {
+    for (const host of ['0.0.0.0', '::', '::1', '127.0.0.1', 'localhost', 'api_1', 'cv-api.internal.example.'])
+      expect(loadAppConfig({ HOST: host, GRPC_ENABLED: 'true', GRPC_HOST: host, GRPC_PORT: '3195' }).grpc).toMatchObject({ enabled: true, host });
+    for (const host of ['http://0.0.0.0', '0.0.0.0:3000', '[::1]', 'bad host', '-lead.example']) {
+      const problems = problemsOf({ HOST: host, GRPC_HOST: host });
+      expect(problems).toMatch(/^ {2}- HOST: must be an IP address/m);
+      expect(problems).toMatch(/^ {2}- GRPC_HOST: must be an IP address/m);
+    }
+  });
+
   it('refuses one of its variables spelt in another case, or without its _MS unit, with a "did you mean" (else ignored: the default ran)', () => {
     const msg = problemsOf({ log_level: 'debug', Shutdown_Drain_Ms: '100', CACHE_TTL: '1000', KEY_VAULT_TIMEOUT: '5000', database_pathh: './x.sqlite' });
     expect(msg).toMatch(/- log_level: is not a variable of this host; did you mean LOG_LEVEL\?/);

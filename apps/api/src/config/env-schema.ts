@@ -1,3 +1,4 @@
+import { isIP } from 'node:net';
 import { z } from 'zod';
 import { cronExpressionSchema, postgresUrlSchema } from '@app/common';
 import { DEFAULT_INVALIDATION_LIVENESS, HEARTBEAT_LIMITS, MIN_ORPHAN_GRACE_MS } from '@app/credentials';
@@ -26,6 +27,18 @@ const int = (def: number, min: number, max: number) =>
 
 /** A duration in ms where 0 turns the bound off; below 100 ms every query would fail. */
 const msOrOff = (def: number, max: number) => int(def, 0, max).refine((v) => v === 0 || v >= 100, 'must be 0 (off) or at least 100');
+
+/**
+ * An address to listen on: an IP address (`0.0.0.0`, `::`, `::1` — IPv6 without brackets) or a host name (`localhost`,
+ * a container's name). Anything else — a URL, a port, a space — would pass until the listen, after the database, the
+ * migrations and the vault had started.
+ */
+const HOST_NAME = /^(?=.{1,253}\.?$)[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?(?:\.[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)*\.?$/;
+const listenHost = (def: string) =>
+  z
+    .string()
+    .refine((v) => isIP(v) !== 0 || HOST_NAME.test(v), 'must be an IP address (IPv6 without brackets) or a host name, e.g. 0.0.0.0, ::, localhost')
+    .default(def);
 
 const cron = (def: string) => cronExpressionSchema('must be a cron expression with 5 or 6 fields, e.g. "30 3 * * *"').default(def);
 
@@ -61,7 +74,7 @@ export const HTTP_REQUEST_TIMEOUT_DEFAULT_MS = 30_000;
 export const envSchema = z
   .object({
     NODE_ENV: z.enum(['development', 'test', 'production']).default('development'),
-    HOST: z.string().min(1).default('127.0.0.1'),
+    HOST: listenHost('127.0.0.1'),
     PORT: int(3000, 0, 65535),
     LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
     LOG_REQUEST_CONTEXT: bool(false),
@@ -69,7 +82,7 @@ export const envSchema = z
     SHUTDOWN_DRAIN_MS: int(5_000, 0, 600_000),
     HTTP_REQUEST_TIMEOUT_MS: int(HTTP_REQUEST_TIMEOUT_DEFAULT_MS, 1_000, 600_000),
     GRPC_ENABLED: bool(false),
-    GRPC_HOST: z.string().min(1).default('127.0.0.1'),
+    GRPC_HOST: listenHost('127.0.0.1'),
     GRPC_PORT: int(50051, 1, 65535),
 
     DATABASE_TYPE: z.enum(['sqlite', 'postgres']).default('sqlite'),
