@@ -45,9 +45,11 @@ export class HostRedis implements OnApplicationShutdown {
       // heartbeat notices a silent subscription sooner, in seconds).
       keepAlive: 10_000,
     });
-    // ioredis emits 'error' on every failed reconnect; without a listener Node treats it as unhandled.
-    // The URL may carry a password, so only the error's code is logged.
-    redis.on('error', (error: NodeJS.ErrnoException) => this.logger.warn(`${name}: ${error.code ?? error.name}`));
+    // ioredis emits 'error' on every failed reconnect (every 2 s once its backoff is at its cap), and a listener is
+    // needed or Node treats it as unhandled: an outage is logged once, then each minute it lasts, and its end once.
+    const outage = new RedisOutageLog(name, this.logger);
+    redis.on('error', (error: NodeJS.ErrnoException) => outage.failed(error));
+    redis.on('ready', () => outage.answered());
     this.connections.push(redis);
     return redis;
   }
@@ -62,6 +64,45 @@ export class HostRedis implements OnApplicationShutdown {
     await Promise.all(this.connections.map((c) => closeRedisConnection(c, 2_000)));
     this.connections.length = 0;
     this.commandClient = undefined;
+  }
+}
+
+/** How long an outage goes on before it is logged again. */
+const OUTAGE_REMINDER_MS = 60_000;
+
+/**
+ * One connection's outage in the log: its first failure at `warn`, a reminder each minute it lasts, and the reconnect
+ * at `info`. Only the error's code or class is written: the URL, and so a message quoting it, may carry a password.
+ */
+class RedisOutageLog {
+  private since?: number;
+  private lastLoggedAt = 0;
+  private failures = 0;
+
+  constructor(
+    private readonly name: string,
+    private readonly logger: Logger,
+  ) {}
+
+  failed(error: NodeJS.ErrnoException): void {
+    const now = Date.now();
+    const code = error.code ?? error.name;
+    this.failures++;
+    if (this.since === undefined) {
+      this.since = now;
+      this.lastLoggedAt = now;
+      this.logger.warn(`${this.name}: ${code}: Redis does not answer; reconnecting (logged again each minute it lasts, and once it is back)`);
+    } else if (now - this.lastLoggedAt >= OUTAGE_REMINDER_MS) {
+      this.lastLoggedAt = now;
+      this.logger.warn(`${this.name}: ${code}: Redis does not answer for ${Math.round((now - this.since) / 1000)} s (${this.failures} failed attempts); reconnecting`);
+    }
+  }
+
+  answered(): void {
+    if (this.since === undefined) return;
+    this.logger.log(`${this.name}: Redis answers again after ${Math.round((Date.now() - this.since) / 1000)} s (${this.failures} failed attempts)`);
+    this.since = undefined;
+    this.failures = 0;
   }
 }
 
