@@ -373,6 +373,8 @@ describe('the host process: SIGTERM drains then closes (keep-alive clients); its
   // migrations and started its vault before the listen failed (getaddrinfo ENOTFOUND), exit 1, one variable at a time.
   it.each([
     ['HOST alone, a URL', { HOST: 'http://0.0.0.0' }, ['HOST']],
+    // Any scheme passed: the host spoke PostgreSQL's protocol to whatever answered there, retrying for 30 s.
+    ['DATABASE_URL of another scheme (the Redis URL pasted)', { DATABASE_TYPE: 'postgres', DATABASE_URL: 'redis://127.0.0.1:1/0' }, ['DATABASE_URL']],
     ['every wrong value at once', { HOST: 'bad host', GRPC_ENABLED: 'true', GRPC_HOST: '0.0.0.0:50051', PORT: 'x' }, ['PORT', 'GRPC_HOST', 'HOST']],
   ])('a wrong configuration (%s) stops it before anything opens: exit 78, one plain message naming each variable', async (_what, env, named) => {
     const failed = startHost('-bad-config', env);

@@ -199,6 +199,16 @@ describe('loadAppConfig', () => {
     expect(problemsOf({ GRPC_ENABLED: 'true', HOST: '0.0.0.0', PORT: '3194', GRPC_PORT: '3194' }).join('\n')).toMatch(/GRPC_PORT: must differ from PORT/);
   });
 
+  it('takes a DATABASE_URL of PostgreSQL only (postgres:, postgresql:, socket:), naming the variable, never its value', () => {
+    for (const url of ['postgres://u@db:5432/x', 'postgresql://u:p@db/x', 'socket:/var/run/postgresql?db=x'])
+      expect(loadAppConfig({ DATABASE_TYPE: 'postgres', DATABASE_URL: url }).database).toMatchObject({ type: 'postgres' });
+    for (const url of ['redis://:pw-secret@127.0.0.1:6379/0', 'mysql://u:pw-secret@db/x', 'https://db.example/x']) {
+      const problems = problemsOf({ DATABASE_TYPE: 'postgres', DATABASE_URL: url });
+      expect(problems).toMatch(/^ {2}- DATABASE_URL: must be a postgres:\/\/ or postgresql:\/\/ URL/m);
+      expect(problems).not.toContain('pw-secret');
+    }
+  });
+
   it('listens on an IP address or a host name, and refuses any other HOST or GRPC_HOST (a URL, a port, a space)', () => {
     for (const host of ['0.0.0.0', '::', '::1', '127.0.0.1', 'localhost', 'api_1', 'cv-api.internal.example.'])
       expect(loadAppConfig({ HOST: host, GRPC_ENABLED: 'true', GRPC_HOST: host, GRPC_PORT: '3195' }).grpc).toMatchObject({ enabled: true, host });

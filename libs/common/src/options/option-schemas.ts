@@ -10,14 +10,22 @@ export function cronExpressionSchema(message = 'is not a valid cron expression')
 /**
  * A PostgreSQL connection URL the `pg` driver can read: it decodes the user, password and host with
  * `decodeURIComponent` and the database name with `decodeURI`, so a stray `%` there (a password pasted unescaped) made it throw a bare `URIError: URI
- * malformed` at the first connection. Messages never quote the URL (it may hold a password).
+ * malformed` at the first connection. Its scheme is `postgres:` or `postgresql:` (`socket:` for a Unix socket, as `pg`
+ * reads it): `pg` ignores any other, so a Redis or MySQL URL pasted in its place was dialled with PostgreSQL's protocol
+ * until the connection retries ran out. Messages never quote the URL (it may hold a password).
  */
 export function postgresUrlSchema(): z.ZodString {
   return z
     .string()
     .url({ error: 'must be a URL, e.g. postgres://user:password@host:5432/db' })
+    .refine((text) => !URL.canParse(text) || POSTGRES_URL_SCHEMES.includes(new URL(text).protocol), {
+      message: 'must be a postgres:// or postgresql:// URL (socket: for a Unix socket)',
+    })
     .refine(decodesAsPostgresUrl, { message: 'a % in its user, password, host or database name must start an escape (%25 for a % itself): write them percent-encoded' });
 }
+
+/** The schemes of a PostgreSQL connection URL `pg` reads as such. */
+const POSTGRES_URL_SCHEMES = ['postgres:', 'postgresql:', 'socket:'];
 
 function decodesAsPostgresUrl(text: string): boolean {
   try {
