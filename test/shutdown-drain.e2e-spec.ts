@@ -375,6 +375,20 @@ describe('the host process: SIGTERM drains then closes (keep-alive clients); its
     ['HOST alone, a URL', { HOST: 'http://0.0.0.0' }, ['HOST']],
     // Any scheme passed: the host spoke PostgreSQL's protocol to whatever answered there, retrying for 30 s.
     ['DATABASE_URL of another scheme (the Redis URL pasted)', { DATABASE_TYPE: 'postgres', DATABASE_URL: 'redis://127.0.0.1:1/0' }, ['DATABASE_URL']],
+    // A missing PEM file failed the start once the module reading it was built (exit 1, ENOENT, no variable named), one at a time.
+    [
+      'CA files that are not there',
+      {
+        KEY_VAULT_URL: 'https://localhost:1',
+        KEY_VAULT_CREDENTIAL: 'static',
+        KEY_VAULT_DISABLE_CHALLENGE_RESOURCE_VERIFICATION: 'true',
+        KEY_VAULT_CA_CERT_PATH: '/nonexistent/vault-ca.pem',
+        SMTP_HOST: '127.0.0.1',
+        SMTP_FROM: 'vault@example.test',
+        SMTP_CA_CERT_PATH: '/nonexistent/smtp-ca.pem',
+      },
+      ['KEY_VAULT_CA_CERT_PATH', 'SMTP_CA_CERT_PATH'],
+    ],
     ['every wrong value at once', { HOST: 'bad host', GRPC_ENABLED: 'true', GRPC_HOST: '0.0.0.0:50051', PORT: 'x' }, ['PORT', 'GRPC_HOST', 'HOST']],
   ])('a wrong configuration (%s) stops it before anything opens: exit 78, one plain message naming each variable', async (_what, env, named) => {
     const failed = startHost('-bad-config', env);

@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { isAbsolute, resolve } from 'node:path';
 import type { AppConfig } from './app-config.types';
 import { cacheTierOf, crossFieldProblems, valueProblems } from './config-rules';
@@ -33,6 +34,27 @@ function oauthProviderProblems(providers: unknown[]): string[] {
     const lines = e.message.split('\n').slice(1).map((l) => l.replace(/^\s*-\s*/, '').trim()).filter(Boolean);
     return (lines.length ? lines : [e.message]).map((l) => `OAUTH_PROVIDERS: ${l.replace(/^providers\.(\d+)\./, '[$1].')}`);
   }
+}
+
+/** The files the host reads at start (PEM: CAs, a client certificate), by the variable naming each. */
+const FILE_VARIABLES = ['KEY_VAULT_CA_CERT_PATH', 'SMTP_CA_CERT_PATH', 'AZURE_CLIENT_CERTIFICATE_PATH'] as const;
+
+/**
+ * The file variables whose file cannot be read (missing, a directory, no permission), as problems naming the variable
+ * and the error's code. Not part of `loadAppConfig`, which is pure: a process that starts checks them with the rest
+ * (`loadAppConfigResolvingReferences`), where a missing file failed the start later, naming no variable.
+ */
+export function unreadableFileProblems(env: Record<string, string | undefined>, cwd = process.cwd()): string[] {
+  return FILE_VARIABLES.flatMap((v) => {
+    const path = env[v];
+    if (!path) return [];
+    try {
+      readFileSync(abs(path, cwd));
+      return [];
+    } catch (e) {
+      return [`${v}: the file cannot be read (${(e as NodeJS.ErrnoException).code ?? (e as Error).name})`];
+    }
+  });
 }
 
 /** Parses and validates an environment. Pure: pass `process.env` in main.ts, a plain object in tests. */

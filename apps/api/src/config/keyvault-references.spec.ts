@@ -97,6 +97,24 @@ describe("Key Vault references in the host configuration", () => {
     expect(problems.join("\n")).not.toContain("s3cret");
   });
 
+  it("lists a file it cannot read (a CA, a client certificate) with the other problems, naming the variable and the error's code", async () => {
+    const vault = fakeVault({});
+    const problems = await problemsOf(
+      loadAppConfigResolvingReferences(
+        { PORT: "x", SMTP_HOST: "127.0.0.1", SMTP_FROM: "v@example.test", SMTP_CA_CERT_PATH: "/nonexistent/smtp-ca.pem", KEY_VAULT_URL: "https://localhost:1", KEY_VAULT_CA_CERT_PATH: "/" },
+        { read: vault.read },
+      ),
+    );
+    expect(problems).toEqual(
+      expect.arrayContaining([
+        expect.stringMatching(/^PORT: /),
+        "SMTP_CA_CERT_PATH: the file cannot be read (ENOENT)",
+        "KEY_VAULT_CA_CERT_PATH: the file cannot be read (EISDIR)",
+      ]),
+    );
+    expect(problems.join("\n")).not.toContain("nonexistent");
+  });
+
   it("refuses references in the variables that reach the vault, and malformed references, listing all at once", async () => {
     const { problems } = findKeyVaultReferences({
       KEY_VAULT_URL: "@keyvault:url",

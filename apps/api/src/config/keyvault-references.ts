@@ -2,7 +2,7 @@ import { Module, type DynamicModule } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { isKeyVaultError, KeyVaultErrorCode, KeyVaultProvider } from '@app/key-vault';
 import { VaultModule } from '../vault/vault.module';
-import { AppConfig, CONFIG_VARIABLES, ConfigValidationError, loadAppConfig } from './app.config';
+import { AppConfig, CONFIG_VARIABLES, ConfigValidationError, loadAppConfig, unreadableFileProblems } from './app.config';
 import { AppConfigModule } from './config.module';
 
 /**
@@ -166,7 +166,8 @@ class ReferenceVaultModule {
 
 /**
  * `loadAppConfig` for a process that starts: resolves Key Vault references first, then validates the
- * whole configuration. Warnings (fallbacks used) go to `warn`.
+ * whole configuration, and that the files it names can be read (listed with the other problems). Warnings (fallbacks
+ * used) go to `warn`.
  */
 export async function loadAppConfigResolvingReferences(
   env: Record<string, string | undefined>,
@@ -174,5 +175,13 @@ export async function loadAppConfigResolvingReferences(
 ): Promise<AppConfig> {
   const { env: resolvedEnv, warnings } = await resolveKeyVaultReferences(env, options);
   for (const w of warnings) (options.warn ?? ((m: string) => process.stderr.write(`${m}\n`)))(w);
-  return loadAppConfig(resolvedEnv, options.cwd);
+  const files = unreadableFileProblems(resolvedEnv, options.cwd);
+  let config: AppConfig;
+  try {
+    config = loadAppConfig(resolvedEnv, options.cwd);
+  } catch (e) {
+    throw e instanceof ConfigValidationError && files.length ? new ConfigValidationError([...e.problems, ...files]) : e;
+  }
+  if (files.length) throw new ConfigValidationError(files);
+  return config;
 }
