@@ -199,6 +199,15 @@ describe('loadAppConfig', () => {
     expect(problemsOf({ GRPC_ENABLED: 'true', HOST: '0.0.0.0', PORT: '3194', GRPC_PORT: '3194' }).join('\n')).toMatch(/GRPC_PORT: must differ from PORT/);
   });
 
+  it('lists the rules between variables with the values that do not parse, none read against a wrong value\'s default', () => {
+    const problems = problemsOf({ PORT: 'x', CACHE_TIER: 'redis', GRPC_ENABLED: 'true', GRPC_PORT: '3000', SMTP_SECURE: 'true', SMTP_IGNORE_TLS: 'true' });
+    expect(problems).toMatch(/^ {2}- PORT: must be a whole number/m);
+    expect(problems).toMatch(/^ {2}- CACHE_TIER: redis needs REDIS_URL/m);
+    expect(problems).toMatch(/^ {2}- SMTP_IGNORE_TLS: cannot be combined with SMTP_SECURE/m);
+    // PORT=x left at its default 3000 would clash with GRPC_PORT=3000: not the operator's problem.
+    expect(problems).not.toMatch(/GRPC_PORT: must differ/);
+  });
+
   it('takes a DATABASE_URL of PostgreSQL only (postgres:, postgresql:, socket:), naming the variable, never its value', () => {
     for (const url of ['postgres://u@db:5432/x', 'postgresql://u:p@db/x', 'socket:/var/run/postgresql?db=x'])
       expect(loadAppConfig({ DATABASE_TYPE: 'postgres', DATABASE_URL: url }).database).toMatchObject({ type: 'postgres' });

@@ -57,6 +57,18 @@ export function unreadableFileProblems(env: Record<string, string | undefined>, 
   });
 }
 
+/**
+ * The rules between variables, when some values did not parse: checked on the others (the wrong ones left at their
+ * defaults), dropping any problem that names a wrong one — a rule read against a default the operator did not set
+ * would mislead. So one message lists them with the values to fix, instead of a second start naming them.
+ */
+function valueProblemsBesides(env: Record<string, string | undefined>, issues: readonly { path: readonly PropertyKey[] }[]): string[] {
+  const wrong = new Set(issues.map((i) => String(i.path[0] ?? '')).filter(Boolean));
+  const rest = envSchema.safeParse(Object.fromEntries(Object.entries(env).filter(([name]) => !wrong.has(name))));
+  if (!rest.success) return [];
+  return valueProblems(rest.data).filter((p) => ![...wrong].some((name) => new RegExp(`\\b${name}\\b`).test(p)));
+}
+
 /** Parses and validates an environment. Pure: pass `process.env` in main.ts, a plain object in tests. */
 export function loadAppConfig(env: Record<string, string | undefined>, cwd = process.cwd()): AppConfig {
   // Empty strings mean "unset" (docker-compose and shells often export VAR= ).
@@ -66,7 +78,7 @@ export function loadAppConfig(env: Record<string, string | undefined>, cwd = pro
     // Never echo the offending value: it may be a secret (AZURE_CLIENT_SECRET).
     ...(parsed.success ? [] : parsed.error.issues.map((i) => `${i.path.join('.') || '(env)'}: ${i.message}`)),
     ...crossFieldProblems(cleaned),
-    ...(parsed.success ? valueProblems(parsed.data) : []),
+    ...(parsed.success ? valueProblems(parsed.data) : valueProblemsBesides(cleaned, parsed.error.issues)),
     // On their own, so a bad provider is listed with the other problems.
     ...oauthProviderProblems(envSchema.shape.OAUTH_PROVIDERS.safeParse(cleaned.OAUTH_PROVIDERS).data ?? []),
   ];
