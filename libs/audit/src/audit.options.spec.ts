@@ -77,5 +77,9 @@ describe('resolveAuditOptions', () => {
     expect(() => resolveAuditOptions({ readBuffer: [], retention: null, suspicious: 'on' } as never)).toThrow(
       'Invalid AuditModule options:\n  - readBuffer: must be an object\n  - retention: must be an object\n  - suspicious: must be an object',
     );
+    // The shared time zone field too: one problem each, never "expected string, received number" or "Too small".
+    expect(() => resolveAuditOptions({ retention: { timeZone: '' }, anchor: { timeZone: 5 } } as never)).toThrow(
+      'Invalid AuditModule options:\n  - retention.timeZone: is not an IANA time zone\n  - anchor.timeZone: is not an IANA time zone',
+    );
   });
 });

@@ -62,9 +62,9 @@ export const MUST_BE_AN_OBJECT = {
   error: (issue: { code?: string }) => (issue.code === 'invalid_type' ? 'must be an object' : undefined),
 } as const;
 
-/** An IANA time zone name (`Europe/Paris`, `UTC`). */
+/** An IANA time zone name (`Europe/Paris`, `UTC`); anything else, an empty string or not a string, is the one `message`. */
 export function timeZoneSchema(message = 'is not an IANA time zone'): z.ZodString {
-  return z.string().min(1).refine(isTimeZone, { message });
+  return z.string({ error: message }).refine(isTimeZone, { message });
 }
 
 /** The `clock` option every lib takes (see `libClock`). */

@@ -97,6 +97,9 @@ describe('option schemas', () => {
     expect(cronExpressionSchema().safeParse('hourly').error?.issues[0].message).toBe('is not a valid cron expression');
     expect(timeZoneSchema().safeParse('Europe/Paris').success).toBe(true);
     expect(timeZoneSchema().safeParse('Mars/Olympus').error?.issues[0].message).toBe('is not an IANA time zone');
+    // Not a string, or empty: the same one problem, in its own words (zod's would be "Invalid input: expected string…").
+    expect(timeZoneSchema().safeParse(5).error?.issues.map((i) => i.message)).toEqual(['is not an IANA time zone']);
+    expect(timeZoneSchema().safeParse('').error?.issues.map((i) => i.message)).toEqual(['is not an IANA time zone']);
     expect(clockOptionSchema().safeParse(new ManualClock()).success).toBe(true);
     expect(clockOptionSchema().safeParse({}).success).toBe(false);
   });
