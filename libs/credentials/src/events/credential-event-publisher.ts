@@ -19,7 +19,7 @@ const CHANGE_EVENTS: CredentialChangeEventName[] = [
 
 /**
  * Publishes `credential.*` events. `emitEvents: false` keeps them from the app: `credential.read` is not emitted, and a
- * change's outbox event is written as `credentials.change.<name>` (CREDENTIAL_CHANGE_INTERNAL_PREFIX), which only the
+ * change's outbox event (a store's none: see `written`) is written as `credentials.change.<name>` (CREDENTIAL_CHANGE_INTERNAL_PREFIX), which only the
  * libs' own clean-ups register for (`credentialChangeEventNames`) — the cache's evictions on every replica, the
  * rotation lib's discards —, so turning events off turns none of those off.
  *
@@ -58,13 +58,23 @@ export class CredentialEventPublisher implements OnModuleInit, OnModuleDestroy {
 
   /** Adds the event of a change to the outbox; call it inside the change's `runner.run`. */
   async changed(name: CredentialChangeEventName, ctx: OperationContext, row: CredentialEntity, sourceVersion?: number): Promise<void> {
+    if (!this.written(name)) return;
     await this.outbox.add(this.outboxEvent(name, ctx, row, sourceVersion));
   }
 
   /** `changed` for many rows of one transaction: one multi-row outbox insert. */
   async changedMany(name: CredentialChangeEventName, changes: { ctx: OperationContext; row: CredentialEntity }[]): Promise<void> {
-    if (!changes.length) return;
+    if (!this.written(name) || !changes.length) return;
     await this.outbox.addMany(changes.map(({ ctx, row }) => this.outboxEvent(name, ctx, row)));
+  }
+
+  /**
+   * Whether a change's event is written: always for the app; under `emitEvents: false` only where a lib's work rides on
+   * it — not a store's (a fresh id: no cache entry to evict, nothing pending to discard), which a bulk load would
+   * otherwise pay one outbox row per credential for.
+   */
+  private written(name: CredentialChangeEventName): boolean {
+    return this.options.emitEvents || name !== CredentialEvents.STORED;
   }
 
   private outboxEvent(name: CredentialChangeEventName, ctx: OperationContext, row: CredentialEntity, sourceVersion?: number): OutboxEventInput {

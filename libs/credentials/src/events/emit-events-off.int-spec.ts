@@ -90,6 +90,15 @@ describe.each(DATABASE_KINDS)('CredentialsModule with emitEvents: false on %s', 
     expect(deleted).toBe(true);
   });
 
+  it('a store, one or many, writes no outbox row: no clean-up rides on a fresh id (a bulk load wrote one per credential, for no one)', async () => {
+    const tenant: OperationContext = { ...ctx, tenantId: `${ctx.tenantId}_st` };
+    const value = () => `tok_${randomBytes(18).toString('base64url')}`;
+    await svc(1).store(tenant, { integrationId: 'github', connectionId: 'one', type: CredentialType.API_KEY, value: value() });
+    const many = Array.from({ length: 20 }, (_, i) => ({ ctx: tenant, input: { integrationId: 'github', connectionId: `many-${i}`, type: CredentialType.API_KEY, value: value() } }));
+    expect((await svc(1).storeMany(many)).filter((r) => r.error !== undefined)).toEqual([]);
+    expect(await apps[0].get(DataSource).getRepository(OutboxEventEntity).findBy({ tenantId: tenant.tenantId })).toEqual([]);
+  });
+
   it('the app hears no credential.* event, and the outbox holds no credential.* row', async () => {
     const { id } = await cachedOnA();
     await svc(1).rotate(ctx, id, `tok_${randomBytes(18).toString('base64url')}`);
