@@ -2,6 +2,7 @@ import type { DataSource } from 'typeorm';
 import { CREDENTIALS_ENTITIES, CREDENTIALS_MIGRATIONS } from '@app/credentials';
 import { DATABASE_KINDS, useMigrationDatabase } from '@app/testing';
 import { ROTATION_ENTITIES, ROTATION_MIGRATIONS } from '../rotation.schema';
+import { WebhookStagedOverRowVersion1960000000000 } from '../webhooks';
 import { RevokedVersionsBeforeRevokedAt1950000000000, RotationHistoryOneRowPerRotation1940000000000 } from './index';
 
 // 1950 marks credential versions: it needs the Credentials lib's tables, which the 1940 case below does not create.
@@ -160,3 +161,36 @@ describe.each(DATABASE_KINDS)('RevokedVersionsBeforeRevokedAt on %s', (kind) => 
     ]);
   });
 });
+
+// A pending webhook rotation staged by an older release, as an operator upgrading meets it: it stays pending without a
+// row version (a revoke's late event falls back to its time for it), the table keeps its one-pending-per-secret index
+// (SQLite rebuilds a table to add a column), and the migration is undone cleanly.
+describe.each(DATABASE_KINDS)('WebhookStagedOverRowVersion on %s', (kind) => {
+  const bed = useMigrationDatabase(kind);
+  const { table } = bed;
+  const pending = (id: string, extra = '') =>
+    `INSERT INTO ${table('cv_webhook_secret_versions')} (id, tenant_id, integration_id, connection_id, credential_id, credential_version, state, staging_credential_id, attempts, created_at, updated_at${extra ? ', staged_over_row_version' : ''}) ` +
+    `VALUES ('${id}', 't1', 'manual', 'acct', '00000000-0000-4000-8000-000000000001', NULL, 'pending', '00000000-0000-4000-8000-00000000000${id.length}', 0, 1000, 1000${extra})`;
+  const rows = async (ds: DataSource) =>
+    ((await ds.query(`SELECT id, state, staged_over_row_version AS v FROM ${table('cv_webhook_secret_versions')} ORDER BY id`)) as Array<Record<string, unknown>>).map((r) => [r.id, r.state, r.v === null ? null : Number(r.v)]);
+
+  it('keeps an older pending row (no row version), the one-pending index, and is undone', async () => {
+    // 1950 reads the Credentials lib's tables.
+    const entities = [...CREDENTIALS_ENTITIES, ...ROTATION_ENTITIES];
+    const all = [...CREDENTIALS_MIGRATIONS, ...ROTATION_MIGRATIONS];
+    const old = await bed.migrate(entities, all.filter((m) => m !== WebhookStagedOverRowVersion1960000000000));
+    await old.query(pending('p-old'));
+    await old.destroy();
+
+    const after = await bed.migrate(entities, all);
+    expect(await rows(after)).toEqual([['p-old', 'pending', null]]);
+    await expect(after.query(pending('p-second', ', 7'))).rejects.toThrow(/unique|duplicate/i);
+    await after.query(`UPDATE ${table('cv_webhook_secret_versions')} SET state = 'retired' WHERE id = 'p-old'`);
+    await after.query(pending('p-new', ', 7'));
+    expect(await rows(after)).toEqual([['p-new', 'pending', 7], ['p-old', 'retired', null]]);
+
+    await after.undoLastMigration();
+    expect((await after.query(`SELECT * FROM ${table('cv_webhook_secret_versions')} WHERE id = 'p-new'`))[0]).not.toHaveProperty('staged_over_row_version');
+  });
+});
+

@@ -1,5 +1,6 @@
 import type { Provider } from '@nestjs/common';
 import { CreateWebhookSecretVersions1800000000100 } from './persistence/1800000000100-create-webhook-secret-versions';
+import { WebhookStagedOverRowVersion1960000000000 } from './persistence/1960000000000-webhook-staged-over-row-version';
 import { WebhookSecretVersionEntity } from './persistence/webhook-secret-version.entity';
 import { WebhookSecretVersionRepository } from './persistence/webhook-secret-version.repository';
 import { WebhookSecretKeyring } from './webhook-secret-keyring';
@@ -48,10 +49,11 @@ export const WEBHOOK_PROVIDERS: Provider[] = [...WEBHOOK_WIRING, ...WEBHOOK_CORE
 export const WEBHOOK_ENTITIES = [WebhookSecretVersionEntity];
 
 /** Migrations of the webhook-secret versions table. */
-export const WEBHOOK_MIGRATIONS = [CreateWebhookSecretVersions1800000000100];
+export const WEBHOOK_MIGRATIONS = [CreateWebhookSecretVersions1800000000100, WebhookStagedOverRowVersion1960000000000];
 
 export { WebhookSecretVersionEntity, WebhookSecretState } from './persistence/webhook-secret-version.entity';
 export { CreateWebhookSecretVersions1800000000100 } from './persistence/1800000000100-create-webhook-secret-versions';
+export { WebhookStagedOverRowVersion1960000000000 } from './persistence/1960000000000-webhook-staged-over-row-version';
 export {
   generateWebhookSecret,
   signWebhookPayload,

@@ -64,6 +64,7 @@ export class WebhookRotationSteps {
             stagingCredentialId: staging.id,
             currentSince: null,
             pushStartedAt: mode === 'staged' ? now : null,
+            stagedOverRowVersion: meta.rowVersion,
           };
           await this.rows.insert(row);
           const action = mode === 'staged' ? WebhookAuditActions.STAGED : WebhookAuditActions.PREPARED;

@@ -12,9 +12,10 @@ import { Logger } from '@nestjs/common';
 import { AuditLogEntry } from '@app/audit';
 import { type DistributedLock, ManualClock, OutboxDispatcher, OutboxEventEntity, OutboxHandlerRegistry, prefixedLockKey, type OperationContext } from '@app/common';
 import { CredentialStatus } from '@app/credentials';
-import { CapturingLogger, DATABASE_KINDS, type TestDatabaseKind } from '@app/testing';
+import { KeyVaultEmulator } from '@app/keyvault-emulator';
+import { CapturingLogger, createTestDatabase, DATABASE_KINDS, type TestDatabase, type TestDatabaseKind } from '@app/testing';
 import { ROTATION_LOCK } from '../rotation.constants';
-import { useRotationStack } from '../rotation-stack.testing';
+import { buildRotationStack, useRotationStack, type RotationStack } from '../rotation-stack.testing';
 import { WebhookSecretErrorCode, WebhookSecretRotationJob, WebhookSecretsService, WebhookSecretState, WebhookSecretVersionEntity } from '.';
 
 describe.each(DATABASE_KINDS)('a webhook secret revoked by a bare status change, or deleted (%s)', (kind: TestDatabaseKind) => {
@@ -208,5 +209,62 @@ describe.each(DATABASE_KINDS)('a webhook secret revoked by a bare status change,
     if (!before.acquired || !after.acquired) throw new Error('the job did not run');
     expect({ awaiting: after.awaitingActivation, revoked: after.revoked, failed: after.failed }).toEqual({ awaiting: before.awaitingActivation - 1, revoked: 1, failed: 0 });
     await expectDiscarded(w, 'REVOKED', 'system:webhook-secret-rotation');
+  });
+});
+
+// Replicas' clocks drift apart: which staged successor a revoke's late event discards must not depend on them.
+describe.each(DATABASE_KINDS)("a revoke's late event on replicas whose clocks are 2 s apart (%s)", (kind: TestDatabaseKind) => {
+  const start = Date.now();
+  /** Replica 0's clock runs 2 s ahead of replica 1's. */
+  const clocks = [new ManualClock(new Date(start + 2_000)), new ManualClock(new Date(start))];
+  const run = randomBytes(3).toString('hex');
+  let seq = 0;
+  let emu: KeyVaultEmulator | undefined;
+  let db: TestDatabase | undefined;
+  const replicas: RotationStack[] = [];
+  beforeAll(async () => {
+    Logger.overrideLogger(new CapturingLogger());
+    emu = await KeyVaultEmulator.start({ quiet: true, throttle: false });
+    db = await createTestDatabase(kind);
+    for (const clock of clocks) replicas.push(await buildRotationStack(db, emu, clock));
+  });
+  afterAll(async () => {
+    for (const r of replicas.splice(0)) await r.moduleRef.close();
+    await db?.drop();
+    await emu?.stop();
+    Logger.overrideLogger(new Logger());
+  });
+
+  const webhooks = (i: number) => replicas[i].moduleRef.get(WebhookSecretsService);
+  const advance = (ms: number) => clocks.forEach((c) => c.advance(ms));
+
+  /** A webhook secret on replica `i`, with the target its service calls take. */
+  async function secret(i: number): Promise<{ ctx: OperationContext; id: string; target: { tenantId: string; integrationId: string; connectionId: string; context: OperationContext } }> {
+    const ctx: OperationContext = { tenantId: `whskew_${run}_${++seq}`, actor: { id: 'user:alice' } };
+    const target = { tenantId: ctx.tenantId, integrationId: 'manual', connectionId: `acct-${seq}`, context: ctx };
+    const { credential } = await webhooks(i).create(ctx, target);
+    return { ctx, id: credential.id, target };
+  }
+
+  it('a successor staged on the replica ahead just before a bare revoke on the one behind, un-revoked before the event: the event discards it', async () => {
+    const w = await secret(0);
+    const { rotationId } = await webhooks(0).stageConnection(w.target);
+    const { stagingCredentialId } = await replicas[0].dataSource.getRepository(WebhookSecretVersionEntity).findOneByOrFail({ id: rotationId });
+    advance(100); // the revoke comes 100 ms after the stage, stamped 1.9 s before it
+    await replicas[1].credentials.revoke(w.ctx, w.id);
+    await replicas[1].credentials.unrevoke(w.ctx, w.id);
+    await replicas[1].moduleRef.get(OutboxDispatcher).drain();
+    await expect(replicas[1].credentials.get(w.ctx, stagingCredentialId!)).rejects.toMatchObject({ code: 2002 });
+    await expect(webhooks(0).activateConnection(w.target)).rejects.toMatchObject({ code: WebhookSecretErrorCode.WEBHOOK_NOTHING_STAGED });
+  });
+
+  it('a successor staged after the un-revoke on the replica behind, the revoke made on the one ahead: the event leaves it, ready to activate', async () => {
+    const w = await secret(0);
+    await replicas[0].credentials.revoke(w.ctx, w.id);
+    await replicas[0].credentials.unrevoke(w.ctx, w.id);
+    advance(100); // staged 100 ms after the un-revoke, stamped 1.9 s before the revoke
+    const { rotationId } = await webhooks(1).stageConnection(w.target);
+    await replicas[0].moduleRef.get(OutboxDispatcher).drain();
+    await expect(webhooks(1).activateConnection(w.target)).resolves.toMatchObject({ outcome: 'rotated', rotationId });
   });
 });

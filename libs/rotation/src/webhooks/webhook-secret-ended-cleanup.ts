@@ -22,9 +22,9 @@ const CLEANUP_LOCK_WAIT_MS = 500;
  * transaction); a deleted one (`delete`, `deleteMany`, `deleteByConnection`, the host's DELETE routes) loses it too
  * (`DELETED`). Driven by the change's outbox event (`credential.metadata_updated`, `credential.deleted`), committed
  * with it: after the commit, on whichever replica dispatches, again after a crash or a failure (the event comes back),
- * and a no-op once done. A revoke's event (`status: revoked`) discards what was staged by then even when the secret was
+ * and a no-op once done. A revoke's event (`status: revoked`) discards what was staged before it even when the secret was
  * un-revoked before the event came (a bare `unrevoke`; RevocationService's un-revoke discards it in its own
- * transaction), and leaves one staged after it. With `emitEvents: false` the events come as `credentials.change.…`
+ * transaction), and leaves one staged after it — told apart by the event's `rowVersion`, not by its time. With `emitEvents: false` the events come as `credentials.change.…`
  * (`credentialChangeEventNames`), handled the same. The rotation job discards what is left when it comes first. A
  * lock held past CLEANUP_LOCK_WAIT_MS defers the event (redelivered after the outbox's backoff) rather than holding the
  * outbox.
@@ -49,15 +49,17 @@ export class WebhookSecretEndedCleanup implements OnModuleInit, OnModuleDestroy 
   }
 
   async handle(event: OutboxEvent): Promise<void> {
-    const { credentialId, tenantId, type, correlationId, status, occurredAt } = event.payload;
+    const { credentialId, tenantId, type, correlationId, status, occurredAt, rowVersion } = event.payload;
     // Only webhook secrets stage successors: no read, no lock for any other credential's change.
     if (type !== CredentialType.WEBHOOK_SECRET || typeof credentialId !== 'string' || typeof tenantId !== 'string') return;
     const ctx: OperationContext = { tenantId, actor: { id: WEBHOOK_ENDED_CLEANUP_ACTOR }, ...(typeof correlationId === 'string' ? { correlationId } : {}) };
     // A revoke's event: what was staged by then goes even if the secret was un-revoked before this delivery.
     const revoke = credentialChangeOf(event.name) === CredentialEvents.METADATA_UPDATED && status === CredentialStatus.REVOKED;
-    const revokedAt = revoke ? new Date(typeof occurredAt === 'string' ? occurredAt : NaN) : undefined; // undated: all staged
+    const mark = revoke
+      ? { at: new Date(typeof occurredAt === 'string' ? occurredAt : NaN), ...(typeof rowVersion === 'number' ? { rowVersion } : {}) } // undated: all staged
+      : undefined;
     try {
-      await this.rotator.discardIfEnded(ctx, credentialId, CLEANUP_LOCK_WAIT_MS, revokedAt);
+      await this.rotator.discardIfEnded(ctx, credentialId, CLEANUP_LOCK_WAIT_MS, mark);
     } catch (e) {
       // The lock is still held: the outbox redelivers the event after its backoff, quietly (an expected wait, not a failure).
       throw e instanceof WebhookRotationInProgressError ? new OutboxDeferredError(e.message, { cause: e }) : e;

@@ -58,6 +58,14 @@ export interface WebhookDiscardResult {
   version: number;
 }
 
+/** The revoke a late event announces (`discardIfEnded`): the credential's row version after it, and when it was made. */
+export interface WebhookRevokeMark {
+  /** The credential's `rowVersion` the revoke committed; undefined in an event that carries none. */
+  rowVersion?: number;
+  /** Its event's `occurredAt` (an invalid date bounds nothing): the cut-off for rows without `stagedOverRowVersion`. */
+  at: Date;
+}
+
 export interface WebhookRotateOptions {
   /** Rotate only if the current secret became current at or before this instant (the job's due check, repeated under the lock). */
   ifCurrentSince?: Date;
@@ -212,26 +220,28 @@ export class WebhookSecretRotator {
    * `CredentialsService.revoke`), and the same for a deleted one (`DELETED`: every delete path), from the change's
    * outbox event (WebhookSecretEndedCleanup) or the job: under the credential's rotation lock, so a stage or rotation in
    * flight commits first and its pending row is found. Looks at the credential now: one revoked or gone loses what is
-   * pending; nothing pending is nothing to do (idempotent). One live again is left alone — unless `revokedAt` says
-   * this is for a revoke (its event's time): un-revoked since by a bare `unrevoke`, the secret still loses what was
-   * staged at or before that revoke (presumed exposed with it), and keeps one staged after it. A lock held past
-   * `waitMs` (a stage's wait by default) is IN_PROGRESS (the event comes back). Returns why it ended, or null when it is live.
+   * pending; nothing pending is nothing to do (idempotent). One live again is left alone — unless `revoke` says this is
+   * for a revoke (its event): un-revoked since by a bare `unrevoke`, the secret still loses what was staged before that
+   * revoke (presumed exposed with it), and keeps one staged after it. Which is which, the row versions say: a rotation
+   * prepared over an earlier row version than the revoke's did not see it — never two replicas' clocks, which drift
+   * (rows of an older release, without one: staged at or before the event's time). A lock held past `waitMs` (a stage's
+   * wait by default) is IN_PROGRESS (the event comes back). Returns why it ended, or null when it is live.
    */
-  discardIfEnded(ctx: OperationContext, credentialId: string, waitMs?: number, revokedAt?: Date): Promise<'DELETED' | 'REVOKED' | null> {
+  discardIfEnded(ctx: OperationContext, credentialId: string, waitMs?: number, revoke?: WebhookRevokeMark): Promise<'DELETED' | 'REVOKED' | null> {
     const work = async () => {
       const ended = await this.ended(ctx, credentialId);
       if (ended) await this.discardPending(ctx, credentialId, ended);
-      else if (revokedAt) await this.discardPending(ctx, credentialId, 'REVOKED', revokedAt);
+      else if (revoke) await this.discardPending(ctx, credentialId, 'REVOKED', revoke);
       return ended;
     };
     return this.lock.lockedWaiting(credentialId, null, work, waitMs);
   }
 
-  /** Discards the credential's pending rows (its rows only: another tenant's id is none of this one's), those staged by `stagedBy` when given. */
-  private async discardPending(ctx: OperationContext, credentialId: string, reason: 'DELETED' | 'REVOKED', stagedBy?: Date): Promise<void> {
+  /** Discards the credential's pending rows (its rows only: another tenant's id is none of this one's), those staged before `revoke` when given. */
+  private async discardPending(ctx: OperationContext, credentialId: string, reason: 'DELETED' | 'REVOKED', revoke?: WebhookRevokeMark): Promise<void> {
     for (const row of await this.rows.active(credentialId)) {
       if (row.state !== WebhookSecretState.PENDING || row.tenantId !== ctx.tenantId) continue;
-      if (stagedBy && row.createdAt.getTime() > stagedBy.getTime()) continue; // an invalid `stagedBy` (NaN) bounds nothing
+      if (revoke && !stagedBefore(row, revoke)) continue;
       await this.steps.discard(ctx, { id: credentialId }, row, reason);
     }
   }
@@ -326,4 +336,14 @@ export class WebhookSecretRotator {
       throw e instanceof WebhookSecretUpdaterNotRegisteredError ? await this.lock.refused(ctx, asked, meta, e) : e;
     }
   }
+}
+
+/**
+ * Whether a pending row was staged before the revoke: prepared over an earlier row version than the revoke committed
+ * (the stage read the credential under its rotation lock, a revoke bumps its row version); a row or an event without
+ * one (an older release's), created at or before the event's time — an invalid time bounds nothing.
+ */
+function stagedBefore(row: Pick<WebhookSecretVersionEntity, 'stagedOverRowVersion' | 'createdAt'>, revoke: WebhookRevokeMark): boolean {
+  if (row.stagedOverRowVersion !== null && revoke.rowVersion !== undefined) return row.stagedOverRowVersion < revoke.rowVersion;
+  return !(row.createdAt.getTime() > revoke.at.getTime());
 }

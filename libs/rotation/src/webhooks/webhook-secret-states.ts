@@ -94,6 +94,7 @@ export class WebhookSecretStates {
       currentSince: since,
       liveUntil: null,
       pushStartedAt: null,
+      stagedOverRowVersion: null,
       attempts: 0,
       lastError: null,
       createdAt: now,

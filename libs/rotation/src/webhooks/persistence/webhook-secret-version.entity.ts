@@ -64,6 +64,14 @@ export class WebhookSecretVersionEntity {
   @Column({ name: 'push_started_at', type: 'bigint', nullable: true, transformer: epochMsDate })
   pushStartedAt: Date | null;
 
+  /**
+   * Pending only: the credential's `rowVersion` the rotation was prepared over (read under its rotation lock). A revoke's
+   * event (its `rowVersion`) tells by it a successor staged before the revoke from one staged after an un-revoke,
+   * whatever the replicas' clocks say; null on rows an older release wrote (the event's time decides then).
+   */
+  @Column({ name: 'staged_over_row_version', type: 'integer', nullable: true })
+  stagedOverRowVersion: number | null;
+
   /** Failed push attempts of a pending row. */
   @Column({ type: 'integer', default: 0 })
   attempts: number;
