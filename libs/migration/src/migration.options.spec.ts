@@ -82,4 +82,17 @@ describe('MigrationModule options', () => {
     // A mapping is not the module's options: the message says which it is.
     expect(() => resolveLegacyMapping({ fields: {} })).toThrow(/^Invalid legacy mapping:\n {2}- mapping\.fields: /);
   });
+
+  it('refuses a mapping whose names are not strings, or whose fields are not an object, listing each (LEGACY_MAPPING is JSON: a number is a slip away)', () => {
+    // Before: `r.table.split is not a function` for the table; `fields: "x"` spread to { 0: 'x' }.
+    expect(() => resolveLegacyMapping({ table: 5, idColumn: 7, createdAtColumn: false, fields: 'api_key' } as never)).toThrow(
+      [
+        'Invalid legacy mapping:',
+        '  - mapping.table: must be a plain SQL identifier (schema.table allowed)',
+        '  - mapping.idColumn: must be a plain SQL identifier',
+        '  - mapping.createdAtColumn: must be a plain SQL identifier',
+        '  - mapping.fields: must be an object of credential type → column',
+      ].join('\n'),
+    );
+  });
 });

@@ -55,19 +55,24 @@ export function resolveLegacyMapping(m: LegacyMapping = {}): ResolvedLegacyMappi
     expiresAtColumn: m.expiresAtColumn === undefined ? 'expires_at' : m.expiresAtColumn,
     fields: { ...(m.fields ?? DEFAULT_LEGACY_FIELDS) },
   };
+  // From JSON (LEGACY_MAPPING) as often as from code: a name that is no string is refused like any bad name.
+  const identifier = (v: unknown) => typeof v === 'string' && IDENT.test(v);
   const problems: { path: string; message: string }[] = [];
-  if (!r.table.split('.').every((p) => IDENT.test(p)) || r.table.split('.').length > 2) {
+  if (typeof r.table !== 'string' || !r.table.split('.').every(identifier) || r.table.split('.').length > 2) {
     problems.push({ path: 'mapping.table', message: 'must be a plain SQL identifier (schema.table allowed)' });
   }
   for (const key of ['idColumn', 'tenantColumn', 'integrationColumn', 'connectionColumn', 'createdAtColumn', 'expiresAtColumn'] as const) {
     const v = r[key];
-    if (v !== null && !IDENT.test(v)) problems.push({ path: `mapping.${key}`, message: 'must be a plain SQL identifier' });
+    if (v !== null && !identifier(v)) problems.push({ path: `mapping.${key}`, message: 'must be a plain SQL identifier' });
   }
-  const entries = Object.entries(r.fields);
-  if (entries.length === 0) problems.push({ path: 'mapping.fields', message: 'must map at least one credential type' });
+  const fields: unknown = m.fields;
+  const isObject = fields === undefined || (typeof fields === 'object' && fields !== null && !Array.isArray(fields));
+  if (!isObject) problems.push({ path: 'mapping.fields', message: 'must be an object of credential type → column' });
+  const entries = isObject ? Object.entries(r.fields) : [];
+  if (isObject && entries.length === 0) problems.push({ path: 'mapping.fields', message: 'must map at least one credential type' });
   for (const [type, column] of entries) {
     if (!CREDENTIAL_TYPES.includes(type as CredentialType)) problems.push({ path: `mapping.fields.${type}`, message: 'is not a credential type' });
-    else if (typeof column !== 'string' || !IDENT.test(column)) problems.push({ path: `mapping.fields.${type}`, message: 'must be a plain SQL identifier' });
+    else if (!identifier(column)) problems.push({ path: `mapping.fields.${type}`, message: 'must be a plain SQL identifier' });
   }
   if (problems.length) throw new MigrationConfigurationError(problems, 'legacy mapping');
   return r;
