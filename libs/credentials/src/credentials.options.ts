@@ -1,4 +1,4 @@
-import { booleanOption, Clock, clockOptionSchema, cronExpressionSchema, describeProblems, listingProtoKey, MUST_BE_AN_OBJECT, resolveOptions, timeZoneSchema, whenFieldsParsed } from '@app/common';
+import { booleanOption, Clock, clockOptionSchema, cronExpressionSchema, describeProblems, integerInRange, listingProtoKey, MUST_BE_AN_OBJECT, resolveOptions, timeZoneSchema, whenFieldsParsed } from '@app/common';
 import { z } from 'zod';
 import { CREDENTIAL_TYPES, CredentialType, ValueStoreKind, type ValueStoreKindInput } from './credential-type';
 import { DEFAULT_INVALIDATION_LIVENESS, HEARTBEAT_LIMITS, type InvalidationLiveness } from './cache/invalidation-liveness';
@@ -213,10 +213,7 @@ export const DEFAULT_VALUE_STORES: Readonly<Record<CredentialType, ValueStoreKin
 
 const number = (message: string) => z.number({ error: message });
 const positiveInt = (message: string) => number(message).int(message).positive(message);
-const msInRange = (min: number, max: number) => {
-  const message = `must be an integer of milliseconds in ${min}..${max}`;
-  return number(message).int(message).min(min, message).max(max, message);
-};
+const msInRange = (min: number, max: number) => integerInRange(min, max, { unit: 'of milliseconds' });
 const KINDS: readonly unknown[] = [ValueStoreKind.VAULT, ValueStoreKind.ENVELOPE];
 
 const schema = z
@@ -300,11 +297,7 @@ const schema = z
           .string({ error: `must match ${NAME_PREFIX_PATTERN.source}` })
           .regex(NAME_PREFIX_PATTERN, `must match ${NAME_PREFIX_PATTERN.source}`)
           .default('cv'),
-        maxVersionsPerGeneration: number('must be an integer in 1..500 (Key Vault backs up at most 500 versions)')
-          .int('must be an integer in 1..500 (Key Vault backs up at most 500 versions)')
-          .min(1, 'must be an integer in 1..500 (Key Vault backs up at most 500 versions)')
-          .max(500, 'must be an integer in 1..500 (Key Vault backs up at most 500 versions)')
-          .default(450),
+        maxVersionsPerGeneration: integerInRange(1, 500, { message: 'must be an integer in 1..500 (Key Vault backs up at most 500 versions)' }).default(450),
       }, MUST_BE_AN_OBJECT)
       .strict()
       .prefault({}),
@@ -328,7 +321,7 @@ const schema = z
           .int(`must be an integer ≥ ${MIN_ORPHAN_GRACE_MS} ms (30 minutes)`)
           .min(MIN_ORPHAN_GRACE_MS, `must be an integer ≥ ${MIN_ORPHAN_GRACE_MS} ms (30 minutes)`)
           .default(86_400_000),
-        maxSecretsPerRun: number('must be an integer in 1..10000').int('must be an integer in 1..10000').min(1, 'must be an integer in 1..10000').max(10_000, 'must be an integer in 1..10000').default(200),
+        maxSecretsPerRun: integerInRange(1, 10_000).default(200),
       }, MUST_BE_AN_OBJECT)
       .strict()
       .prefault({}),

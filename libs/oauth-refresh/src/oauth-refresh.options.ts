@@ -1,4 +1,4 @@
-import { Clock, clockOptionSchema, cronExpressionSchema, describeProblems, MUST_BE_AN_OBJECT, resolveOptions, timeZoneSchema, whenFieldsParsed } from '@app/common';
+import { Clock, clockOptionSchema, cronExpressionSchema, describeProblems, integerInRange, MUST_BE_AN_OBJECT, resolveOptions, timeZoneSchema, whenFieldsParsed } from '@app/common';
 import { z } from 'zod';
 import type { OAuthProviderConfig } from './providers/oauth-provider.config';
 import { OAuthRefreshConfigurationError } from './errors/oauth-refresh.errors';
@@ -93,10 +93,7 @@ export interface ResolvedOAuthRefreshOptions {
 }
 
 const ms = (min: number) => z.number({ error: `must be a number ≥ ${min}` }).min(min, `must be a number ≥ ${min}`);
-const int = (min: number, max: number) => {
-  const message = `must be an integer in ${min}..${max}`;
-  return z.number({ error: message }).int(message).min(min, message).max(max, message);
-};
+const int = (min: number, max: number) => integerInRange(min, max);
 
 /** One provider, checked in the same pass as the other options (its problems are listed as `providers.<index>.<field>`). */
 const provider = z.custom<OAuthProviderConfig>().superRefine((config, ctx) => {

@@ -1,4 +1,4 @@
-import { Clock, clockOptionSchema, cronExpressionSchema, describeProblems, listingProtoKey, MUST_BE_AN_OBJECT, resolveOptions, timeZoneSchema, whenFieldsParsed } from '@app/common';
+import { Clock, clockOptionSchema, cronExpressionSchema, describeProblems, integerInRange, listingProtoKey, MUST_BE_AN_OBJECT, resolveOptions, timeZoneSchema, whenFieldsParsed } from '@app/common';
 import { CREDENTIAL_TYPES, type CredentialType } from '@app/credentials';
 import { z } from 'zod';
 import { RotationConfigurationError } from './errors/rotation.errors';
@@ -79,10 +79,7 @@ export interface ResolvedRotationOptions {
   clock?: Clock;
 }
 
-const int = (min: number, max: number) => {
-  const message = `must be an integer in ${min}..${max}`;
-  return z.number({ error: message }).int(message).min(min, message).max(max, message);
-};
+const int = (min: number, max: number) => integerInRange(min, max);
 const days = int(0, 3650);
 
 const job = (cron: string, name: string) => ({

@@ -1,4 +1,4 @@
-import { cronExpressionSchema, describeProblems, MUST_BE_AN_OBJECT, resolveOptions, timeZoneSchema } from '@app/common';
+import { cronExpressionSchema, describeProblems, integerInRange, MUST_BE_AN_OBJECT, resolveOptions, timeZoneSchema } from '@app/common';
 import { z } from 'zod';
 import { WebhookSecretConfigurationError } from './webhook-secret.errors';
 
@@ -52,10 +52,7 @@ export interface ResolvedWebhookSecretsOptions {
   job: { enabled: boolean; cron: string; timeZone: string; maxPerRun: number };
 }
 
-const int = (min: number, max: number) => {
-  const message = `must be an integer in ${min}..${max}`;
-  return z.number({ error: message }).int(message).min(min, message).max(max, message);
-};
+const int = (min: number, max: number) => integerInRange(min, max);
 
 /** The zod schema of the `webhooks` key; the module owner nests it (`webhooks: webhookSecretsOptionsSchema`). */
 export const webhookSecretsOptionsSchema = z
