@@ -76,7 +76,7 @@ describe('resolveCredentialsOptions', () => {
   });
 
   it("says what an option of the wrong kind wants, in the house's words, not zod's", () => {
-    const bad = { cache: 5, readAudit: 'x', vault: [], envelope: { reencryptOnRead: 'no' }, orphanVersions: { enabled: 1 }, emitEvents: 'yes' };
+    const bad = { cache: 5, readAudit: 'x', vault: [], envelope: { reencryptOnRead: 'no' }, orphanVersions: { enabled: 1 }, emitEvents: 'yes', integrations: 'github' };
     const message = (() => {
       try {
         resolveCredentialsOptions(bad as never);
@@ -92,10 +92,11 @@ describe('resolveCredentialsOptions', () => {
       'envelope.reencryptOnRead: must be a boolean',
       'orphanVersions.enabled: must be a boolean',
       'emitEvents: must be a boolean',
+      'integrations: must be a list of integration ids',
     ]) {
       expect(message).toContain(problem);
     }
-    expect(message).not.toMatch(/Invalid input|expected (object|boolean)/);
+    expect(message).not.toMatch(/Invalid input|expected (object|boolean|array)/);
     expect(() => resolveCredentialsOptions({ cache: { heartbeat: 3 as never } })).toThrow(/cache\.heartbeat: must be an object/);
     expect(() => resolveCredentialsOptions({ cache: { enabled: 'on' as never } })).toThrow(/cache\.enabled: must be a boolean/);
   });

@@ -1,4 +1,4 @@
-import { booleanOption, Clock, clockOptionSchema, cronExpressionSchema, describeProblems, integerInRange, listingProtoKey, MUST_BE_AN_OBJECT, resolveOptions, timeZoneSchema, whenFieldsParsed } from '@app/common';
+import { booleanOption, Clock, clockOptionSchema, cronExpressionSchema, describeProblems, integerInRange, listingProtoKey, MUST_BE_AN_OBJECT, resolveOptions, timeZoneSchema, whenFieldsParsed, whenWrongType } from '@app/common';
 import { z } from 'zod';
 import { CREDENTIAL_TYPES, CredentialType, ValueStoreKind, type ValueStoreKindInput } from './credential-type';
 import { DEFAULT_INVALIDATION_LIVENESS, HEARTBEAT_LIMITS, type InvalidationLiveness } from './cache/invalidation-liveness';
@@ -327,7 +327,7 @@ const schema = z
       .prefault({}),
     minWebhookSecretBytes: number('must be an integer ≥ 16').int('must be an integer ≥ 16').min(16, 'must be an integer ≥ 16').default(24),
     integrations: z
-      .array(z.string({ error: `must match ${IDENTIFIER_PATTERN.source}` }).regex(IDENTIFIER_PATTERN, `must match ${IDENTIFIER_PATTERN.source}`))
+      .array(z.string({ error: `must match ${IDENTIFIER_PATTERN.source}` }).regex(IDENTIFIER_PATTERN, `must match ${IDENTIFIER_PATTERN.source}`), whenWrongType('must be a list of integration ids'))
       .default([]),
     defaultPageSize: positiveInt('must be a positive integer').default(50),
     maxPageSize: number('must be an integer ≥ defaultPageSize').int('must be an integer ≥ defaultPageSize').default(500),

@@ -16,6 +16,9 @@ describe('resolveRotationOptions', () => {
 
   it("says what an option of the wrong kind wants, in the house's words, not zod's (notifications and webhooks included)", () => {
     const bad = {
+      defaults: [],
+      handlers: { acme: {} },
+      expiryMonitor: { thresholdsDays: 7 },
       rotationCheck: 'daily',
       passwordPolicy: [],
       webhooks: { job: 3 },
@@ -28,6 +31,9 @@ describe('resolveRotationOptions', () => {
       message = (e as Error).message;
     }
     for (const problem of [
+      'defaults: must be an object of credential type → policy',
+      'handlers: must be a list of handler registrations',
+      'expiryMonitor.thresholdsDays: must list at least one threshold',
       'rotationCheck: must be an object',
       'passwordPolicy: must be an object',
       'webhooks.job: must be an object',
@@ -41,7 +47,7 @@ describe('resolveRotationOptions', () => {
     ]) {
       expect(message).toContain(problem);
     }
-    expect(message).not.toMatch(/Invalid input|Too (small|big)|expected (object|boolean|number)/);
+    expect(message).not.toMatch(/Invalid input|Too (small|big)|expected (object|boolean|number|array|record)/);
     // A misspelt key in a nested option is still named.
     expect(() => resolveRotationOptions({ notifications: { webhook: { timeout: 5 } } } as never)).toThrow(/notifications\.webhook: Unrecognized key: "timeout"/);
   });

@@ -1,4 +1,4 @@
-import { Clock, clockOptionSchema, cronExpressionSchema, describeProblems, integerInRange, listingProtoKey, MUST_BE_AN_OBJECT, resolveOptions, timeZoneSchema, whenFieldsParsed } from '@app/common';
+import { Clock, clockOptionSchema, cronExpressionSchema, describeProblems, integerInRange, listingProtoKey, MUST_BE_AN_OBJECT, resolveOptions, timeZoneSchema, whenFieldsParsed, whenWrongType } from '@app/common';
 import { CREDENTIAL_TYPES, type CredentialType } from '@app/credentials';
 import { z } from 'zod';
 import { RotationConfigurationError } from './errors/rotation.errors';
@@ -100,12 +100,12 @@ const policyValues = z
 
 const schema = z.object({
   defaults: listingProtoKey(
-    z.partialRecord(z.enum(CREDENTIAL_TYPES as [string, ...string[]], { error: `keys must be credential types (${CREDENTIAL_TYPES.join(', ')})` }), policyValues),
+    z.partialRecord(z.enum(CREDENTIAL_TYPES as [string, ...string[]], { error: `keys must be credential types (${CREDENTIAL_TYPES.join(', ')})` }), policyValues, whenWrongType('must be an object of credential type → policy')),
   ).optional(),
   expiryMonitor: z
     .object({
       ...job('0 0 * * * *', 'rotation-expiry-monitor'),
-      thresholdsDays: z.array(int(1, 3650)).min(1, 'must list at least one threshold').default([30, 14, 7, 1]),
+      thresholdsDays: z.array(int(1, 3650), whenWrongType('must list at least one threshold')).min(1, 'must list at least one threshold').default([30, 14, 7, 1]),
     }, MUST_BE_AN_OBJECT)
     .strict()
     .prefault({}),
@@ -119,6 +119,7 @@ const schema = z.object({
         (h) => typeof h === 'object' && h !== null && typeof (h as RotationHandlerRegistration).handler?.mint === 'function' && !!((h as RotationHandlerRegistration).integrationId || (h as RotationHandlerRegistration).type),
         { error: 'each must be { integrationId? , type?, handler: { mint() } } with an integrationId or a type' },
       ).refine((h) => h.type == null || CREDENTIAL_TYPES.includes(h.type as CredentialType), { error: `type must be one of ${CREDENTIAL_TYPES.join(', ')}` }),
+      whenWrongType('must be a list of handler registrations'),
     )
     .default([]),
   passwordPolicy: z

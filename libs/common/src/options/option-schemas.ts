@@ -55,12 +55,15 @@ export function booleanOption(): z.ZodBoolean {
 }
 
 /**
- * The error params of an object option (or the options themselves) given something else: `must be an object`. Only
- * for that issue: a string `error` would also replace the object's own issues (a misspelt key's "did you mean").
+ * Error params that say `message` when the option has the wrong type only (a list given a string, a record given an
+ * array): a string `error` would also replace the option's own issues (a misspelt key's "did you mean").
  */
-export const MUST_BE_AN_OBJECT = {
-  error: (issue: { code?: string }) => (issue.code === 'invalid_type' ? 'must be an object' : undefined),
-} as const;
+export function whenWrongType(message: string) {
+  return { error: (issue: { code?: string }) => (issue.code === 'invalid_type' ? message : undefined) } as const;
+}
+
+/** The error params of an object option (or the options themselves) given something else: `must be an object` (see `whenWrongType`). */
+export const MUST_BE_AN_OBJECT = whenWrongType('must be an object');
 
 /** An IANA time zone name (`Europe/Paris`, `UTC`); anything else, an empty string or not a string, is the one `message`. */
 export function timeZoneSchema(message = 'is not an IANA time zone'): z.ZodString {
