@@ -103,6 +103,27 @@ describe('AzureKeyVaultProvider (fake SecretClient)', () => {
     expect(await metric('circuit_breaker_state')).toBe(0);
   });
 
+  it('says when the open breaker lets a trial call through: CIRCUIT_OPEN carries retryAfterMs, what is left of halfOpenAfterMs', async () => {
+    const { kv, client } = await setup({ resilience: { maxAttempts: 1, breaker: { halfOpenAfterMs: 1000 } } });
+    client.getSecret.mockRejectedValue(restError(503, 'ServiceUnavailable', 'down'));
+    for (let i = 0; i < 3; i++) await failure(kv.getSecret('s1'));
+    const opened = Date.now();
+    const first = await failure(kv.getSecret('s1'));
+    expect(first.code).toBe(C.CIRCUIT_OPEN);
+    expect(first.retryAfterMs).toBeGreaterThan(900);
+    expect(first.retryAfterMs).toBeLessThanOrEqual(1000);
+    expect(first.message).toMatch(/CIRCUIT_OPEN .*; retry after 1 s$/);
+    await new Promise((r) => setTimeout(r, 400));
+    const later = await failure(kv.getSecret('s1'));
+    expect(later.retryAfterMs).toBeLessThanOrEqual(1000 - (Date.now() - opened) + 5);
+    expect(later.retryAfterMs).toBeGreaterThan(400);
+    expect(later.toJSON()).toMatchObject({ retryAfterMs: later.retryAfterMs });
+    // Once that time has passed, the next call is the trial: it reaches the vault.
+    await new Promise((r) => setTimeout(r, later.retryAfterMs!));
+    client.getSecret.mockResolvedValue(sdkSecret('s1', 'v'));
+    await expect(kv.getSecret('s1')).resolves.toMatchObject({ value: 'v' });
+  });
+
   it('does not count 4xx or 429 towards the breaker', async () => {
     const { kv, client, resilience } = await setup({ resilience: { maxAttempts: 1 } });
     client.getSecret.mockRejectedValue(restError(404, 'SecretNotFound', 'gone'));

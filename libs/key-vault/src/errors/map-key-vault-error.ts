@@ -21,6 +21,8 @@ export interface ErrorContext {
   secretName?: string;
   /** Per-attempt timeout, only used to word TIMEOUT messages. */
   timeoutMs?: number;
+  /** How long the open breaker still fails calls fast (ms): a CIRCUIT_OPEN's `retryAfterMs`. Asked only for one. */
+  breakerOpenForMs?: () => number | undefined;
 }
 
 /** Errors from @azure/identity: the credential could not produce a token. */
@@ -216,7 +218,7 @@ function fromRestError(e: RestErrorLike, ctx: ErrorContext): KeyVaultError {
  * | 5xx, ECONNRESET, ECONNREFUSED, socket hang up | SERVICE_UNAVAILABLE |
  * | 408, ETIMEDOUT, aborts, cockatiel timeouts | TIMEOUT |
  * | untrusted TLS certificate, a plain-HTTP answer to TLS, challenge resource mismatch | CONFIGURATION |
- * | open circuit breaker / full bulkhead | CIRCUIT_OPEN / BULKHEAD_FULL |
+ * | open circuit breaker / full bulkhead | CIRCUIT_OPEN (with `retryAfterMs`: until a trial call is let through) / BULKHEAD_FULL |
  */
 export function toKeyVaultError(e: unknown, ctx: ErrorContext): KeyVaultError {
   if (e instanceof KeyVaultError) return e;
@@ -226,7 +228,12 @@ export function toKeyVaultError(e: unknown, ctx: ErrorContext): KeyVaultError {
   if (isCockatielTimeout(e) || (e instanceof Error && e.name === 'AbortError')) {
     return fail(KeyVaultErrorCode.TIMEOUT, `no answer${ctx.timeoutMs === undefined ? '' : ` after ${ctx.timeoutMs} ms`}`);
   }
-  if (isBrokenCircuit(e)) return fail(KeyVaultErrorCode.CIRCUIT_OPEN);
+  if (isBrokenCircuit(e)) {
+    // When the breaker lets a trial call through: the caller can wait that long instead of asking again and again.
+    const retryAfterMs = ctx.breakerOpenForMs?.();
+    const code = KeyVaultErrorCode.CIRCUIT_OPEN;
+    return new KeyVaultError(code, keyVaultMessage(ctx.operation, code, { retryAfterMs }), { operation: ctx.operation, secretName: ctx.secretName, cause: e, retryAfterMs });
+  }
   if (isBulkheadRejected(e)) return fail(KeyVaultErrorCode.BULKHEAD_FULL);
   if (isRestError(e)) return fromRestError(e, ctx);
   // The identity's own text stays in `cause` (the logs): it can quote tenant and client ids.

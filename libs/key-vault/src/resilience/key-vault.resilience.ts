@@ -110,8 +110,8 @@ export class RetryAfterBackoff implements IBackoffFactory<IRetryBackoffContext<u
  *   Backoff: jittered exponential from `initialDelayMs` to `maxDelayMs`, at least `Retry-After`; a
  *   `Retry-After` above `maxDelayMs` ends the retries (the error carries `retryAfterMs`).
  * - circuit breaker: `consecutiveFailures` consecutive 5xx/timeout/connection failures open it; open =
- *   fail fast with CIRCUIT_OPEN; after `halfOpenAfterMs` one trial call goes through (half-open) and
- *   closes it on success.
+ *   fail fast with CIRCUIT_OPEN (its `retryAfterMs`: what is left of the break); after `halfOpenAfterMs` one trial
+ *   call goes through (half-open; the calls meanwhile wait for its outcome) and closes it on success.
  * - timeout: `timeoutMs` per attempt, aggressive (the attempt rejects at the deadline) and cooperative
  *   (its AbortSignal is passed to the SDK, which cancels the HTTP request).
  *
@@ -197,12 +197,19 @@ export class KeyVaultResilience {
    */
   get breakerState(): BreakerStateName {
     const state = this.breakerPolicy.state;
-    if (state === CircuitState.Open) {
-      const json = this.breakerPolicy.toJSON() as { ownState?: { openedAt?: number } };
-      const openedAt = json.ownState?.openedAt;
-      if (openedAt !== undefined && Date.now() - openedAt >= this.options.breaker.halfOpenAfterMs) return 'half-open';
-    }
+    if (state === CircuitState.Open && this.breakerOpenForMs() === 0) return 'half-open';
     return KeyVaultResilience.stateName(state);
+  }
+
+  /**
+   * How long the open breaker still fails calls fast (ms): after that the next call is let through as its trial (0: now).
+   * Undefined when it is not open (closed, a trial in flight — cockatiel holds the other calls until it ends —, or isolated).
+   * CIRCUIT_OPEN errors carry it as `retryAfterMs`.
+   */
+  breakerOpenForMs(): number | undefined {
+    if (this.breakerPolicy.state !== CircuitState.Open) return undefined;
+    const openedAt = (this.breakerPolicy.toJSON() as { ownState?: { openedAt?: number } }).ownState?.openedAt;
+    return openedAt === undefined ? undefined : Math.max(0, openedAt + this.options.breaker.halfOpenAfterMs - Date.now());
   }
 
   /** Runs one logical operation through bulkhead, retry, breaker and per-attempt timeout; records metrics. */
@@ -230,7 +237,7 @@ export class KeyVaultResilience {
     { signal: caller, abortInFlight = false }: ExecuteOptions,
     fn: (ctx: AttemptContext) => Promise<T>,
   ): Promise<T> {
-    const errorCtx = { operation, secretName, timeoutMs: this.options.timeoutMs };
+    const errorCtx = { operation, secretName, timeoutMs: this.options.timeoutMs, breakerOpenForMs: () => this.breakerOpenForMs() };
     const started = performance.now();
     const cancelled = (sent: boolean, cause?: unknown) => callerLeftError(operation, sent ? 'in_flight' : 'not_sent', { secretName, cause });
     let attempt = 0;
@@ -277,7 +284,7 @@ export class KeyVaultResilience {
    * breaker is open and, once half-open, its success closes the breaker.
    */
   async probe<T>(timeoutMs: number, fn: (ctx: AttemptContext) => Promise<T>): Promise<T> {
-    const errorCtx = { operation: 'healthCheck' as const, timeoutMs };
+    const errorCtx = { operation: 'healthCheck' as const, timeoutMs, breakerOpenForMs: () => this.breakerOpenForMs() };
     const probeTimeout = timeout(timeoutMs, TimeoutStrategy.Aggressive);
     try {
       return await this.breakerPolicy.execute(() =>
