@@ -22,8 +22,10 @@ describe.each(DATABASE_KINDS)('a migration resumed after a connection failed par
   const tenant = `part-${randomBytes(3).toString('hex')}`;
   const stack = useMigrationStack(
     kind,
-    // No client retry: the injected vault failure reaches the migration as it is.
-    ({ db, vault }) => migrationStackImports({ database: db.options, vault, keyVault: { resilience: { maxAttempts: 1 } } }, { keys: keys.map((k) => k.toString('hex')), concurrency: { initial: 8, max: 8 } }),
+    // No client retry, nor the run's own for a throttled write: the injected 429 reaches the migration as a failure. (A
+    // 5xx would not do: the run waits out a vault that fails so, and retries the write — migration-vault-unavailable.)
+    ({ db, vault }) =>
+      migrationStackImports({ database: db.options, vault, keyVault: { resilience: { maxAttempts: 1 } } }, { keys: keys.map((k) => k.toString('hex')), concurrency: { initial: 8, max: 8 }, maxThrottleRetries: 0 }),
     (legacy) => seedLegacyTable(legacy, legacySeedRows({ count: COUNT, keys, tenants: [tenant] })),
   );
 
@@ -39,7 +41,7 @@ describe.each(DATABASE_KINDS)('a migration resumed after a connection failed par
     const source = new SqlLegacySource(stack.legacy.db);
 
     // Row 1 holds two fields (OAuth tokens); its first value write is the run's first vault call.
-    stack.vault.injectFault({ kind: 'status', status: 500, count: 1, operations: ['setSecret'] });
+    stack.vault.injectFault({ kind: 'status', status: 429, retryAfterSeconds: 0, count: 1, operations: ['setSecret'] });
     const first = await stack.app.get(MigrationRunner).run(source);
     stack.vault.clearFaults();
     expect(first).toMatchObject({ totalConnections: COUNT, successfulMigrations: COUNT - 1, failedMigrations: 1 });

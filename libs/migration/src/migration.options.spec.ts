@@ -9,7 +9,7 @@ describe('MigrationModule options', () => {
 
   it('applies defaults and decodes keys', () => {
     const o = resolveMigrationOptions({ keys: [key.toString('hex'), key.toString('base64')] });
-    expect(o).toMatchObject({ batchSize: 10, concurrency: { initial: 4, min: 1, max: 64, slowCallMs: 1000 }, maxThrottleRetries: 30 });
+    expect(o).toMatchObject({ batchSize: 10, concurrency: { initial: 4, min: 1, max: 64, slowCallMs: 1000 }, maxThrottleRetries: 30, maxVaultOutageMs: 120_000 });
     expect(o.keys).toEqual([key, key]);
   });
 
@@ -40,6 +40,7 @@ describe('MigrationModule options', () => {
         concurrency: { initial: 0, min: 'x', max: 2000, slowCallMs: -1 },
         group: { maxConnections: 1.5 },
         maxThrottleRetries: 'x',
+        maxVaultOutageMs: 600_000,
         valueStore: 'disk',
       } as never);
     expect(attempt).toThrow(MigrationConfigurationError);
@@ -55,6 +56,7 @@ describe('MigrationModule options', () => {
         '  - concurrency.slowCallMs: must be an integer of milliseconds in 0..600000 (0: off)',
         '  - group.maxConnections: must be an integer in 1..10000',
         '  - maxThrottleRetries: must be an integer in 0..1000',
+        '  - maxVaultOutageMs: must be an integer of milliseconds in 0..300000 (0: stop at the first failure)',
         "  - valueStore: must be 'vault' or 'envelope'",
       ].join('\n'),
     );

@@ -40,6 +40,15 @@ export interface MigrationModuleOptions {
   };
   /** Throttled attempts of one credential before it is reported as failed. @default 30 */
   maxThrottleRetries?: number;
+  /**
+   * How long (ms) the run rides out a vault that fails as in an outage — the vault client's breaker open (CIRCUIT_OPEN),
+   * or a 5xx or timeout that outlasted its retries: the run's vault calls wait until the breaker lets a trial through
+   * and are retried, no new group starts meanwhile. Failing longer than this stops the run with
+   * `MIGRATION_VAULT_UNAVAILABLE` (8008, resumable). 0: stop at the first such failure. At most 300000: the values a group
+   * wrote before the outage must still commit within the credentials lib's 10-minute write deadline.
+   * @default 120000
+   */
+  maxVaultOutageMs?: number;
   /** Override the credentials lib's per-type value-store policy for imported credentials. */
   valueStore?: ValueStoreKindInput;
   /** The lib's clock (else the host's `Clock`, else the system clock). */
@@ -74,6 +83,7 @@ const schema = z
         .strict()
         .prefault({}),
       maxThrottleRetries: integerInRange(0, 1000).default(30),
+      maxVaultOutageMs: integerInRange(0, 300_000, { message: 'must be an integer of milliseconds in 0..300000 (0: stop at the first failure)' }).default(120_000),
       valueStore: z.enum(ValueStoreKind, { error: "must be 'vault' or 'envelope'" }).optional(),
       clock: clockOptionSchema().optional(),
     },

@@ -17,7 +17,7 @@ export enum MigrationErrorCode {
   CONFLICT = 8006,
   /** The vault refused a write for a permission or identity the host lacks: the run stopped (resumable). */
   VAULT_REFUSED = 8007,
-  /** The vault failed repeatedly (the vault client's circuit breaker opened): the run stopped (resumable). */
+  /** The vault stayed unavailable (its client's breaker open, 5xx, timeouts) longer than `maxVaultOutageMs`: the run stopped (resumable). */
   VAULT_UNAVAILABLE = 8008,
 }
 
@@ -114,16 +114,17 @@ export class MigrationVaultRefusedError extends MigrationError {
 }
 
 /**
- * The vault failed so often that the vault client's circuit breaker opened (CIRCUIT_OPEN): every further write would
- * fail fast alike, so the run stops after the writes in flight instead of reporting every connection left as failed.
- * What committed keeps its checkpoint; the next run, once the vault answers again, migrates the rest.
+ * The vault stayed unavailable — its writes failing fast with the vault client's circuit breaker open (CIRCUIT_OPEN), or
+ * failing with 5xx or timeouts past the client's retries — for longer than `maxVaultOutageMs`, the run having waited for
+ * it: the run stops after the writes in flight instead of reporting every connection left as failed. What committed keeps
+ * its checkpoint; the next run, once the vault answers again, migrates the rest.
  */
 export class MigrationVaultUnavailableError extends MigrationError {
   readonly code = MigrationErrorCode.VAULT_UNAVAILABLE;
   readonly codeName = 'MIGRATION_VAULT_UNAVAILABLE';
   readonly severity = ErrorSeverity.TRANSIENT;
-  constructor(vaultCode: string, readonly migrated: number, options: { cause: unknown }) {
-    super(`the vault failed repeatedly (${vaultCode}: its writes fail fast until the vault answers again); ${stoppedAfter(migrated)} — run again once the vault is back`, options);
+  constructor(vaultCode: string, readonly migrated: number, readonly maxVaultOutageMs: number, options: { cause: unknown }) {
+    super(`the vault stayed unavailable (${vaultCode}) for longer than maxVaultOutageMs (${maxVaultOutageMs} ms); ${stoppedAfter(migrated)} — run again once the vault is back`, options);
   }
 }
 

@@ -153,4 +153,16 @@ describe('AimdLimiter: the waits of one signal', () => {
     await waiting;
     expect(getEventListeners(controller.signal, 'abort')).toHaveLength(0);
   });
+
+  it('holds every new start through a vault outage without cutting the limit (not a throttle)', async () => {
+    const l = new AimdLimiter({ initial: 4, min: 1, max: 4 });
+    const t0 = Date.now();
+    await l.acquire();
+    l.unavailable(150); // its call met the vault's open breaker: the next trial in 150 ms
+    const [a, b] = await Promise.all([l.acquire(), l.acquire()]);
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(140);
+    expect(l.snapshot()).toMatchObject({ limit: 4, throttles: 0, decreases: 0 });
+    l.success(a);
+    l.success(b);
+  });
 });

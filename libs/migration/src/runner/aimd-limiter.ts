@@ -21,7 +21,8 @@ export const AIMD_DECREASE = 0.7;
 
 /**
  * Additive-increase / multiplicative-decrease concurrency for vault writes. A 429 (RATE_LIMITED)
- * cuts the limit to 0.7× and pauses every new start until its Retry-After has passed. Each window of
+ * cuts the limit to 0.7× and pauses every new start until its Retry-After has passed (a vault outage pauses them
+ * too, without a cut: `unavailable`). Each window of
  * `limit` successes then closes half the gap to the limit held before the cut (as BIC does: the
  * vault admitted nearly that much) and, once there, adds one; until the first throttle (slow start)
  * it doubles the limit. Throttles of requests started before the last decrease do not cut again
@@ -102,6 +103,16 @@ export class AimdLimiter {
       this.limit = Math.max(this.o.min, Math.floor(this.limit * AIMD_DECREASE));
       this.stats.decreases++;
     }
+    this.wake();
+  }
+
+  /**
+   * The permit's request met a vault outage (`VaultOutage`): not a throttle (the limit stays), but every new start waits
+   * `pauseMs` — until the vault client's breaker lets a trial call through.
+   */
+  unavailable(pauseMs: number): void {
+    this.inFlight--;
+    this.pausedUntil = Math.max(this.pausedUntil, Date.now() + pauseMs);
     this.wake();
   }
 

@@ -10,8 +10,9 @@ import { decryptLegacyField } from '../legacy/legacy-cipher';
 import { MIGRATION_ACTOR, MIGRATION_CLOCK, MIGRATION_RESOLVED_OPTIONS } from '../migration.constants';
 import type { ResolvedMigrationOptions } from '../migration.options';
 import type { LegacyConnectionRow, LegacyCredentialSource } from '../sources/legacy-source';
-import { AimdLimiter } from './aimd-limiter';
+import type { AimdLimiter } from './aimd-limiter';
 import type { ConnectionOutcome, DecryptedField, MigrationErrorEntry } from './migration.types';
+import { VaultOutage } from './vault-outage';
 
 /** Tags every imported credential carries (ids and dates only): they make a crashed write recognisable. */
 export const MIGRATION_TAGS = { source: 'migration.source', legacyId: 'migration.legacy-id' } as const;
@@ -28,6 +29,12 @@ export interface MigrationCall {
   signal?: AbortSignal;
 }
 
+/** What a run's vault calls go through (`withBudget`): its throttle-aware limit and its watch on vault outages. */
+export interface VaultBudget {
+  limiter: AimdLimiter;
+  outage: VaultOutage;
+}
+
 /** A connection of a group: its legacy row and its decrypted, validated fields. */
 export interface GroupConnection {
   row: LegacyConnectionRow;
@@ -39,8 +46,8 @@ export interface GroupResult {
   /** Set when the connection migrated: what `deleteAfterMigration` verifies and clears. */
   stored?: StoredConnection;
   /**
-   * A value write failed for a reason every other write shares, which stops the run: the vault refused it (a permission,
-   * the identity) or the vault client's circuit breaker is open (the vault failed repeatedly: CIRCUIT_OPEN).
+   * A value write the vault refused for a reason every other write shares (a permission, the identity), which stops the
+   * run. (A vault in an outage is waited out by `withBudget`; one that outlasts `maxVaultOutageMs` stops it too.)
    */
   vaultRefusal?: CredentialVaultError;
 }
@@ -128,7 +135,7 @@ export class ConnectionMigrator {
    * connections that migrated. Per-field problems come back in the outcomes; a failure of the
    * transaction is thrown (nothing of the group committed).
    */
-  async migrateGroup(conns: GroupConnection[], source: LegacyCredentialSource, limiter: AimdLimiter, call: MigrationCall): Promise<GroupResult[]> {
+  async migrateGroup(conns: GroupConnection[], source: LegacyCredentialSource, budget: VaultBudget, call: MigrationCall): Promise<GroupResult[]> {
     const fields = conns.flatMap((c, ci) => c.fields.map((field) => ({ ci, field, ctx: migrationContext(c.row.tenantId, call) })));
     const items: StoreManyItem[] = fields.map(({ ci, field, ctx }) => ({ ctx, input: this.storeInput(conns[ci].row, source, field) }));
     let out: GroupResult[] | undefined;
@@ -137,7 +144,7 @@ export class ConnectionMigrator {
     // Connections with a field that failed there (a CONFLICT): none of their fields is written or committed.
     const withheld = new Set<number>();
     await this.credentials.storeMany(items, {
-      valueWrite: (write, signal) => this.withBudget(limiter, write, { signal, operation: 'setSecret' }),
+      valueWrite: (write, signal) => this.withBudget(budget, write, { signal, operation: 'setSecret' }),
       // A connection whose value write failed commits none of its fields (no credential without its MIGRATE row).
       together: (k) => String(fields[k].ci),
       // A connection with a field in conflict stores none either: a new field committed beside it would have no
@@ -147,7 +154,7 @@ export class ConnectionMigrator {
           failures.map(async ({ index: k, error }) => {
             const { ci, field, ctx } = fields[k];
             try {
-              refused.set(k, { field, ...(await this.settleExisting(ctx, conns[ci].row, source, field, error, limiter)) });
+              refused.set(k, { field, ...(await this.settleExisting(ctx, conns[ci].row, source, field, error, budget)) });
             } catch (e) {
               refused.set(k, { field, error: entry(conns[ci].row, field.column, e) });
             }
@@ -173,7 +180,7 @@ export class ConnectionMigrator {
         });
         out = conns.map((c, ci) => ({
           ...this.outcomeOf(c.row, settled.filter((_, k) => fields[k].ci === ci)),
-          vaultRefusal: results.map((r) => r.error).find((e, k): e is CredentialVaultError => fields[k].ci === ci && stopsRun(e)),
+          vaultRefusal: results.map((r) => r.error).find((e, k): e is CredentialVaultError => fields[k].ci === ci && isVaultRefusal(e)),
         }));
         const migrated = out.filter((o) => o.stored);
         const now = this.clock.now();
@@ -214,9 +221,9 @@ export class ConnectionMigrator {
   }
 
   /** deleteAfterMigration, once the connection's checkpoint has committed: verify every value, then clear. */
-  async clearVerified(stored: StoredConnection, source: LegacyCredentialSource, limiter: AimdLimiter, call: MigrationCall): Promise<MigrationErrorEntry[]> {
+  async clearVerified(stored: StoredConnection, source: LegacyCredentialSource, budget: VaultBudget, call: MigrationCall): Promise<MigrationErrorEntry[]> {
     try {
-      await this.verifyAndClear(migrationContext(stored.row.tenantId, call), stored.row, source, stored.pairs, limiter);
+      await this.verifyAndClear(migrationContext(stored.row.tenantId, call), stored.row, source, stored.pairs, budget);
       return [];
     } catch (e) {
       return [entry(stored.row, null, e)];
@@ -224,7 +231,7 @@ export class ConnectionMigrator {
   }
 
   /** A connection checkpointed `migrated` by an earlier run without deleteAfterMigration: verify and clear now. */
-  async clearMigrated(row: LegacyConnectionRow, source: LegacyCredentialSource, limiter: AimdLimiter, fields: DecryptedField[], call: MigrationCall): Promise<MigrationErrorEntry[]> {
+  async clearMigrated(row: LegacyConnectionRow, source: LegacyCredentialSource, budget: VaultBudget, fields: DecryptedField[], call: MigrationCall): Promise<MigrationErrorEntry[]> {
     const ctx = migrationContext(row.tenantId, call);
     try {
       const live = await this.liveCredentials(ctx, row);
@@ -233,7 +240,7 @@ export class ConnectionMigrator {
         if (!c) throw new MigrationVerificationError('(none)');
         return { field: f, id: c.id };
       });
-      await this.verifyAndClear(ctx, row, source, pairs, limiter);
+      await this.verifyAndClear(ctx, row, source, pairs, budget);
       return [];
     } catch (e) {
       return [entry(row, null, e)];
@@ -255,9 +262,9 @@ export class ConnectionMigrator {
     return items;
   }
 
-  private async verifyAndClear(ctx: OperationContext, row: LegacyConnectionRow, source: LegacyCredentialSource, pairs: { field: DecryptedField; id: string }[], limiter: AimdLimiter): Promise<void> {
+  private async verifyAndClear(ctx: OperationContext, row: LegacyConnectionRow, source: LegacyCredentialSource, pairs: { field: DecryptedField; id: string }[], budget: VaultBudget): Promise<void> {
     for (const p of pairs) {
-      const check = await this.withBudget(limiter, () => this.credentials.verifyValue(ctx, p.id, p.field.value), { signal: ctx.signal, operation: 'getSecret' });
+      const check = await this.withBudget(budget, () => this.credentials.verifyValue(ctx, p.id, p.field.value), { signal: ctx.signal, operation: 'getSecret' });
       if (!check.matches) throw new MigrationVerificationError(p.id);
     }
     await source.clearFields(row, pairs.map((p) => p.field.type));
@@ -280,19 +287,19 @@ export class ConnectionMigrator {
    * the MIGRATE row covers it) — equal and tagged with this legacy row = ours, resumed; equal from
    * another row = a duplicate; different = CONFLICT. Any other error is the field's failure.
    */
-  private async settleExisting(ctx: OperationContext, row: LegacyConnectionRow, source: LegacyCredentialSource, field: DecryptedField, error: unknown, limiter: AimdLimiter): Promise<Omit<FieldResult, 'field'>> {
+  private async settleExisting(ctx: OperationContext, row: LegacyConnectionRow, source: LegacyCredentialSource, field: DecryptedField, error: unknown, budget: VaultBudget): Promise<Omit<FieldResult, 'field'>> {
     if (!(error instanceof CredentialAlreadyExistsError)) throw error;
     const existingId = error.existingId;
     // Before the group's transaction (storeMany's `withhold`), so under the AIMD limit: no transaction waits on it.
-    return this.compareLive(ctx, row, source, field, existingId, limiter, false);
+    return this.compareLive(ctx, row, source, field, existingId, budget, false);
   }
 
   /**
    * The field compared with the live credential `existingId` (`settled`), a vault read under the AIMD limit.
    * `readOnly` (a dry run): the read writes nothing either (no lazy re-wrap or re-encryption of an envelope value).
    */
-  private async compareLive(ctx: OperationContext, row: LegacyConnectionRow, source: LegacyCredentialSource, field: DecryptedField, existingId: string, limiter: AimdLimiter, readOnly: boolean): Promise<Omit<FieldResult, 'field'>> {
-    const check = await this.withBudget(limiter, () => this.credentials.verifyValue(ctx, existingId, field.value, { readOnly }), { signal: ctx.signal, operation: 'getSecret' });
+  private async compareLive(ctx: OperationContext, row: LegacyConnectionRow, source: LegacyCredentialSource, field: DecryptedField, existingId: string, budget: VaultBudget, readOnly: boolean): Promise<Omit<FieldResult, 'field'>> {
+    const check = await this.withBudget(budget, () => this.credentials.verifyValue(ctx, existingId, field.value, { readOnly }), { signal: ctx.signal, operation: 'getSecret' });
     return settled(row, source, field, existingId, check);
   }
 
@@ -303,7 +310,7 @@ export class ConnectionMigrator {
    * for what an earlier legacy row of the same connection would have stored: an equal value is a DUPLICATE of that
    * row, another a CONFLICT. Otherwise the field would be stored, and is noted there.
    */
-  async checkGroup(conns: GroupConnection[], source: LegacyCredentialSource, limiter: AimdLimiter, call: MigrationCall, wouldStore: Map<string, WouldStore>): Promise<GroupResult[]> {
+  async checkGroup(conns: GroupConnection[], source: LegacyCredentialSource, budget: VaultBudget, call: MigrationCall, wouldStore: Map<string, WouldStore>): Promise<GroupResult[]> {
     return Promise.all(
       conns.map(async ({ row, fields }) => {
         const ctx = migrationContext(row.tenantId, call);
@@ -320,7 +327,7 @@ export class ConnectionMigrator {
           try {
             const existing = live.find((c) => c.type === field.type);
             if (existing) {
-              results.push({ field, ...(await this.compareLive(ctx, row, source, field, existing.id, limiter, true)) });
+              results.push({ field, ...(await this.compareLive(ctx, row, source, field, existing.id, budget, true)) });
               continue;
             }
             const slot = JSON.stringify([row.tenantId, row.integrationId, row.connectionId, field.type]);
@@ -351,24 +358,44 @@ export class ConnectionMigrator {
    * gives up at once) cuts the limit, waits its Retry-After and is retried, never reported. A client
    * that retries 429s itself hides them: a call `concurrency.slowCallMs` slower than usual counts as
    * throttled (0: off). (A cold client's first request going alone is the vault client's own policy.)
-   * `cancel.signal` (the run's) aborting ends a wait for the limit at once — a throttled vault's Retry-After included —
-   * with CANCELLED, as the vault client drops a call not sent (`operation` names it); none: the call waits its turn.
+   * A vault in an outage (`VaultOutage`: the breaker open, a 5xx or timeout past the client's retries) is waited out the
+   * same way, without a cut: every new start waits until the breaker lets a trial through, then the call is retried —
+   * nothing of it was committed (a value write is committed with its group, after this returns), so neither the
+   * store's audit nor the checkpoints see it. Past `maxVaultOutageMs` the call fails with what it met, and the run stops.
+   * `cancel.signal` (the run's) aborting ends a wait for the limit at once — a throttled vault's Retry-After or an outage
+   * included — with CANCELLED, as the vault client drops a call not sent (`operation` names it); none: the call waits its turn.
    */
-  async withBudget<T>(limiter: AimdLimiter, call: () => Promise<T>, cancel?: { signal?: AbortSignal; operation: KeyVaultOperation }): Promise<T> {
+  async withBudget<T>({ limiter, outage }: VaultBudget, call: () => Promise<T>, cancel?: { signal?: AbortSignal; operation: KeyVaultOperation }): Promise<T> {
     const left = () => callerLeftError(cancel!.operation, 'not_sent');
-    for (let attempt = 0; ; attempt++) {
+    let throttles = 0;
+    /** The first outage failure of this call, and its latest. */
+    let outageSince: number | undefined;
+    let met: unknown;
+    for (;;) {
       const permit = await limiter.acquire(cancel && { signal: cancel.signal, left });
+      // The outage outlasted the bound while this call waited to try again: it gives up with what it met.
+      if (met !== undefined && outage.expired) {
+        limiter.release();
+        throw met;
+      }
       const started = Date.now();
       try {
         const r = await call();
+        outage.answered();
         const took = Date.now() - started;
         const slowCallMs = this.options.concurrency.slowCallMs;
         if (slowCallMs > 0 && limiter.slowAsThrottled(took, slowCallMs)) limiter.throttled(permit, 0);
         else limiter.success(permit, took);
         return r;
       } catch (e) {
-        if (isKeyVaultError(e, KeyVaultErrorCode.RATE_LIMITED) && attempt < this.options.maxThrottleRetries) {
+        if (isKeyVaultError(e, KeyVaultErrorCode.RATE_LIMITED) && throttles++ < this.options.maxThrottleRetries) {
           limiter.throttled(permit, e.retryAfterMs);
+          continue;
+        }
+        const wait = VaultOutage.isOutage(e) ? outage.failed(e, (outageSince ??= Date.now())) : undefined;
+        if (wait !== undefined) {
+          met = e;
+          limiter.unavailable(wait);
           continue;
         }
         limiter.release();
@@ -383,11 +410,6 @@ export class ConnectionMigrator {
     const hasAccess = !!row.fields[CredentialType.OAUTH_ACCESS_TOKEN]?.trim();
     return !hasAccess || type === CredentialType.OAUTH_ACCESS_TOKEN ? row.expiresAt : null;
   }
-}
-
-/** A write failure every further write would share: a refusal (permission, identity), or the breaker open (an outage). */
-function stopsRun(e: unknown): e is CredentialVaultError {
-  return isVaultRefusal(e) || isKeyVaultError(e, KeyVaultErrorCode.CIRCUIT_OPEN);
 }
 
 /**

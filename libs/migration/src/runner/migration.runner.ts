@@ -1,16 +1,17 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import { randomUUID } from 'node:crypto';
 import { CommitNotDurableError, Outbox, TransactionRunner, type CredentialVaultError, type OutboxPayload } from '@app/common';
-import { isKeyVaultError, KeyVaultErrorCode } from '@app/key-vault';
+import { KeyVaultErrorCode } from '@app/key-vault';
 import { MigrationCheckpointRepository } from '../checkpoint/migration-checkpoint.repository';
 import { MigrationVaultRefusedError, MigrationVaultUnavailableError } from '../errors/migration.errors';
 import { MIGRATION_RESOLVED_OPTIONS, MigrationEvents } from '../migration.constants';
 import type { ResolvedMigrationOptions } from '../migration.options';
 import type { LegacyConnectionRow, LegacyCredentialSource, LegacyFilter } from '../sources/legacy-source';
 import { AimdLimiter } from './aimd-limiter';
-import { ConnectionMigrator, entry, type GroupResult, type MigrationCall, type WouldStore } from './connection-migrator';
+import { ConnectionMigrator, entry, type GroupResult, type MigrationCall, type VaultBudget, type WouldStore } from './connection-migrator';
 import { LegacyFeed, type FeedItem } from './legacy-feed';
 import type { ConnectionOutcome, MigrationErrorEntry, MigrationRunOptions, MigrationSummary } from './migration.types';
+import { VaultOutage } from './vault-outage';
 
 const PROGRESS_EVENT_EVERY_MS = 1000;
 const CANCELLED = KeyVaultErrorCode[KeyVaultErrorCode.CANCELLED];
@@ -22,14 +23,15 @@ interface Run {
   /** The run's signal has aborted: no new connection is taken. */
   stopping: () => boolean;
   source: LegacyCredentialSource;
-  limiter: AimdLimiter;
+  /** The limiter and the outage watch every vault call of the run goes through. */
+  budget: VaultBudget;
   deleteAfter: boolean;
   record: (out: ConnectionOutcome) => void;
   /** deleteAfterMigration work started after a group committed; awaited at the end. */
   clearing: Set<Promise<void>>;
   lastEvent: number;
   counts: () => OutboxPayload;
-  /** The first write the vault refused for a permission, or failed with its breaker open: every further one would fail alike, so the run stops. */
+  /** The first write the vault refused for a permission: every further one would fail alike, so the run stops. */
   refusal?: CredentialVaultError;
   /** A dry run: the fields it would have stored so far (`ConnectionMigrator.checkGroup`); undefined in a real run. */
   wouldStore?: Map<string, WouldStore>;
@@ -64,6 +66,7 @@ export class MigrationRunner {
     const batchSize = o.batchSize ?? this.options.batchSize;
     const filter: LegacyFilter = { tenantId: o.tenantId, integrationId: o.integrationId };
     const limiter = new AimdLimiter(this.options.concurrency);
+    const outage = new VaultOutage(this.options.maxVaultOutageMs, this.logger);
     const s: MigrationSummary = {
       source: source.name, dryRun, totalConnections: 0, successfulMigrations: 0, failedMigrations: 0, skipped: 0,
       totalCredentialsMigrated: 0, durationMs: 0, errors: [], rowsByKeyIndex: {},
@@ -85,7 +88,7 @@ export class MigrationRunner {
       o.onProgress?.(counts());
     };
     const run: Run = {
-      runId, call: { runId, signal: o.signal }, stopping, source, limiter, deleteAfter: !!o.deleteAfterMigration && !dryRun, record, clearing: new Set(), lastEvent: Date.now(), counts,
+      runId, call: { runId, signal: o.signal }, stopping, source, budget: { limiter, outage }, deleteAfter: !!o.deleteAfterMigration && !dryRun, record, clearing: new Set(), lastEvent: Date.now(), counts,
       wouldStore: dryRun ? new Map() : undefined,
     };
 
@@ -113,7 +116,9 @@ export class MigrationRunner {
       };
       await Promise.all(
         Array.from({ length: groupsInFlight(this.options) }, async () => {
-          while (!run.refusal && !stopping() && (await feed.waitForItems(free))) {
+          while (!halted(run) && !stopping() && (await feed.waitForItems(free))) {
+            // A vault outage: no new group starts until the breaker lets a trial through (its calls would wait anyway).
+            if (await outage.paused(o.signal)) continue;
             const items = feed.take(size, claim);
             try {
               await this.group(items, run);
@@ -126,8 +131,11 @@ export class MigrationRunner {
       );
       if (run.refusal) {
         feed.stop();
-        const Stopped = isKeyVaultError(run.refusal, KeyVaultErrorCode.CIRCUIT_OPEN) ? MigrationVaultUnavailableError : MigrationVaultRefusedError;
-        throw new Stopped(run.refusal.codeName, s.successfulMigrations, { cause: run.refusal });
+        throw new MigrationVaultRefusedError(run.refusal.codeName, s.successfulMigrations, { cause: run.refusal });
+      }
+      if (outage.expired) {
+        feed.stop();
+        throw new MigrationVaultUnavailableError(outage.expired.codeName, s.successfulMigrations, outage.maxOutageMs, { cause: outage.expired });
       }
       await feeding;
       feed.result();
@@ -161,8 +169,8 @@ export class MigrationRunner {
       if (run.deleteAfter && checkpoint.status === 'migrated' && !errors.length && fields.length) {
         // Aborted: its clear is left to the next run (its checkpoint stays `migrated`).
         if (run.stopping()) return true;
-        this.track(run, this.migrator.clearMigrated(row, run.source, run.limiter, fields, run.call).then((e) => {
-          if (!cutShort(run, e)) run.record({ status: e.length ? 'failed' : 'skipped', credentials: 0, keyIndex: null, errors: e });
+        this.track(run, this.migrator.clearMigrated(row, run.source, run.budget, fields, run.call).then((e) => {
+          if (!leftForNextRun(run, e)) run.record({ status: e.length ? 'failed' : 'skipped', credentials: 0, keyIndex: null, errors: e });
         }));
       } else run.record({ status: 'skipped', credentials: 0, keyIndex: null, errors: [] });
       return true;
@@ -183,8 +191,8 @@ export class MigrationRunner {
     let results: GroupResult[];
     try {
       results = run.wouldStore
-        ? await this.migrator.checkGroup(items, run.source, run.limiter, run.call, run.wouldStore)
-        : await this.migrator.migrateGroup(items, run.source, run.limiter, run.call);
+        ? await this.migrator.checkGroup(items, run.source, run.budget, run.call, run.wouldStore)
+        : await this.migrator.migrateGroup(items, run.source, run.budget, run.call);
     } catch (e) {
       if (run.stopping()) {
         // Aborted: nothing of the group committed, so the next run takes its connections again — unless its commit's
@@ -202,13 +210,14 @@ export class MigrationRunner {
     }
     run.refusal ??= results.find((r) => r.vaultRefusal)?.vaultRefusal;
     for (const r of results) {
-      // A connection whose vault call the abort cut short committed nothing and has no checkpoint: the next run's.
-      if (cutShort(run, r.outcome.errors)) continue;
+      // A connection whose vault call the abort cut short, or that met the run's stop, committed nothing and has no
+      // checkpoint: the next run's.
+      if (leftForNextRun(run, r.outcome.errors)) continue;
       if (r.stored && run.deleteAfter) {
         const stored = r.stored;
-        this.track(run, this.migrator.clearVerified(stored, run.source, run.limiter, run.call).then((errors) =>
-          // Committed, its clear cut short: migrated, its fields left for the next run to verify and clear.
-          run.record(errors.length && !cutShort(run, errors) ? { ...r.outcome, status: 'failed', errors: [...r.outcome.errors, ...errors] } : r.outcome),
+        this.track(run, this.migrator.clearVerified(stored, run.source, run.budget, run.call).then((errors) =>
+          // Committed, its clear cut short (or stopped): migrated, its fields left for the next run to verify and clear.
+          run.record(errors.length && !leftForNextRun(run, errors) ? { ...r.outcome, status: 'failed', errors: [...r.outcome.errors, ...errors] } : r.outcome),
         ));
       } else run.record(r.outcome);
     }
@@ -228,9 +237,19 @@ export class MigrationRunner {
   }
 }
 
-/** A connection's errors include a vault call the run's abort cut short (CANCELLED): not its failure, nor reported. */
-function cutShort(run: Run, errors: MigrationErrorEntry[]): boolean {
-  return run.stopping() && errors.some((e) => e.code === CANCELLED);
+/** The run stops: the vault refused a write for a permission, or an outage outlasted `maxVaultOutageMs`. */
+function halted(run: Run): boolean {
+  return run.refusal !== undefined || run.budget.outage.expired !== undefined;
+}
+
+/**
+ * A connection's errors include a vault call the run's abort cut short (CANCELLED), or what stopped the run (the refusal,
+ * the outage): not its failure, nor reported — it committed nothing, and the next run takes it.
+ */
+function leftForNextRun(run: Run, errors: MigrationErrorEntry[]): boolean {
+  const refused = run.refusal?.codeName;
+  const expired = run.budget.outage.expired !== undefined;
+  return errors.some((e) => (e.code === CANCELLED && run.stopping()) || e.code === refused || (expired && VaultOutage.isOutageCode(e.code)));
 }
 
 /** Groups migrating at once: enough to keep `concurrency.max` vault writes busy while one of them commits. */

@@ -58,7 +58,7 @@ export class MigrateCommand extends CommandRunner {
         PersistenceModule.forRoot(persistenceOptions(config, { dispatch: false })),
         VaultModule,
         ...commandLibModules(config),
-        MigrationModule.forRoot({ keys: m.keys, batchSize: flags.batchSize, concurrency: { initial: m.concurrency.initial, max: m.concurrency.max } }),
+        MigrationModule.forRoot({ keys: m.keys, batchSize: flags.batchSize, concurrency: { initial: m.concurrency.initial, max: m.concurrency.max }, maxVaultOutageMs: m.maxVaultOutageMs }),
       ],
     })
     class MigrateModule {}

@@ -34,4 +34,11 @@ describe('loadMigrateEnv', () => {
   it('still lists every missing variable of an empty environment', () => {
     expect(problemsOf({})).toEqual([expect.stringMatching(/^LEGACY_ENCRYPTION_KEYS: is required/), expect.stringMatching(/^LEGACY_DATABASE_URL or LEGACY_DATABASE_PATH/)]);
   });
+
+  it('reads how long a run waits out a vault outage (MIGRATION_MAX_VAULT_OUTAGE_MS, 2 minutes unless set), and refuses one past 5 minutes', () => {
+    const env = { LEGACY_ENCRYPTION_KEYS: KEY, LEGACY_DATABASE_PATH: 'legacy.sqlite' };
+    expect(loadMigrateEnv(env, { needKeys: true, needDatabase: true }).maxVaultOutageMs).toBe(120_000);
+    expect(loadMigrateEnv({ ...env, MIGRATION_MAX_VAULT_OUTAGE_MS: '0' }, { needKeys: true, needDatabase: true }).maxVaultOutageMs).toBe(0);
+    expect(problemsOf({ ...env, MIGRATION_MAX_VAULT_OUTAGE_MS: '600000' })).toEqual([expect.stringMatching(/^MIGRATION_MAX_VAULT_OUTAGE_MS: /)]);
+  });
 });

@@ -11,6 +11,8 @@ export interface MigrateEnv {
   /** LEGACY_MAPPING: JSON of `LegacyMapping` (table, id/tenant/integration/connection columns, fields per type). */
   mapping: LegacyMapping;
   concurrency: { initial: number; max: number };
+  /** MIGRATION_MAX_VAULT_OUTAGE_MS: the module's `maxVaultOutageMs` (how long a run waits out a vault outage). */
+  maxVaultOutageMs: number;
 }
 
 const schema = z.object({
@@ -20,6 +22,7 @@ const schema = z.object({
   LEGACY_MAPPING: z.string().optional(),
   MIGRATION_CONCURRENCY_INITIAL: z.coerce.number().int().min(1).max(1024).default(4),
   MIGRATION_CONCURRENCY_MAX: z.coerce.number().int().min(1).max(1024).default(64),
+  MIGRATION_MAX_VAULT_OUTAGE_MS: z.coerce.number().int().min(0).max(300_000).default(120_000),
 });
 
 /** Thrown on a bad environment; lists every variable to fix and never quotes a value (keys are secrets). */
@@ -60,5 +63,6 @@ export function loadMigrateEnv(env: Record<string, string | undefined>, opts: { 
         ? { type: 'sqlite', path: e.LEGACY_DATABASE_PATH }
         : undefined,
     concurrency: { initial: Math.min(e.MIGRATION_CONCURRENCY_INITIAL, e.MIGRATION_CONCURRENCY_MAX), max: e.MIGRATION_CONCURRENCY_MAX },
+    maxVaultOutageMs: e.MIGRATION_MAX_VAULT_OUTAGE_MS,
   };
 }
