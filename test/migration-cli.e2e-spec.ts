@@ -276,4 +276,36 @@ describe('cli migrate (real process, kill -9, resume)', () => {
     expect(await query(`SELECT COUNT(*) AS n FROM cv_credentials c WHERE (SELECT COUNT(*) FROM cv_audit_log a WHERE a.tenant_id = c.tenant_id AND a.action = 'migrate' AND a.resource = c.id) = 1`)).toBe(credentials);
     expect(await query(`SELECT COUNT(*) AS n FROM cv_audit_log WHERE action = 'migrate'`)).toBe(credentials);
   }, 120_000);
+
+  it('a vault that stays unavailable past MIGRATION_MAX_VAULT_OUTAGE_MS stops the run: exit 1, its message printed once, the report and table of what was done', async () => {
+    // A host database of its own; a slow vault at four writes at a time, that starts answering every write 500 mid-run.
+    const host = {
+      ...env, DATABASE_PATH: join(dir, 'host-outage.sqlite'), MIGRATION_CONCURRENCY_INITIAL: '4', MIGRATION_CONCURRENCY_MAX: '4',
+      MIGRATION_MAX_VAULT_OUTAGE_MS: '1000', KEY_VAULT_MAX_ATTEMPTS: '3', KEY_VAULT_BREAKER_HALF_OPEN_AFTER_MS: '1000',
+    };
+    const query = (sql: string) => hostQuery(sql, host.DATABASE_PATH);
+    vault.injectFault({ kind: 'latency', latencyMs: 100, operations: ['setSecret'] });
+    try {
+      const report = join(dir, 'outage.json');
+      const run = cli(['migrate', '--source', 'sql', '--batch-size', '20', '--report', report], host);
+      const deadline = Date.now() + 60_000;
+      while (Date.now() < deadline && (await query('SELECT COUNT(*) AS n FROM cv_migration_checkpoints')) < 20) await new Promise((r) => setTimeout(r, 150));
+      vault.injectFault({ kind: 'status', status: 500, operations: ['setSecret'] });
+      const stopped = await run.exited;
+      expect({ code: stopped.code, signal: stopped.signal }).toEqual({ code: 1, signal: null });
+      // Once, not as the runner's error log and again as the CLI's own line.
+      expect(stopped.stderr.match(/the vault stayed unavailable \(\w+\) for longer than maxVaultOutageMs \(1000 ms\)/g)).toHaveLength(1);
+      expect(stopped.stdout).toMatch(/^stopped +MIGRATION_VAULT_UNAVAILABLE/m);
+      const s = JSON.parse(readFileSync(report, 'utf8')) as MigrationSummary;
+      expect(s.stopped).toEqual({ code: 'MIGRATION_VAULT_UNAVAILABLE', reason: expect.stringContaining('for longer than maxVaultOutageMs (1000 ms)') });
+      expect(s.aborted).toBe(false);
+      expect(s.successfulMigrations).toBeGreaterThanOrEqual(20);
+      expect(s.successfulMigrations + s.failedMigrations + s.skipped).toBeLessThan(COUNT);
+      // What it reports migrated is exactly what committed; the connections that met the outage are not reported failed.
+      expect(await query('SELECT COUNT(*) AS n FROM cv_migration_checkpoints')).toBe(s.successfulMigrations);
+      expect(s.errors.filter((e) => ['CIRCUIT_OPEN', 'SERVICE_UNAVAILABLE', 'TIMEOUT'].includes(e.code))).toEqual([]);
+    } finally {
+      vault.clearFaults();
+    }
+  }, 120_000);
 });

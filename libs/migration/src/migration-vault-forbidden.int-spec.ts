@@ -34,6 +34,8 @@ describe('a migration whose vault writes are denied (sqlite)', () => {
     expect(e.message).toMatch(/FORBIDDEN/);
     expect(e.message).toMatch(/permission/);
     expect(e.message).not.toContain(tenant);
+    // What it did up to the stop: nothing, and the refused connections are not reported (the next run takes them).
+    expect(e.summary).toMatchObject({ totalConnections: COUNT, successfulMigrations: 0, failedMigrations: 0, errors: [], stopped: { code: 'MIGRATION_VAULT_REFUSED', reason: e.message } });
     // Only the writes already in flight when the first 403 came back: not one per connection.
     expect(stack.vault.stats().byOperationAndStatus['setSecret:403']).toBeLessThanOrEqual(60);
     expect(await count(`SELECT COUNT(*) AS n FROM cv_credentials WHERE tenant_id = '${tenant}'`)).toBe(0);

@@ -136,6 +136,8 @@ describe.each(DATABASE_KINDS)('a migration whose vault fails mid-run (%s)', (kin
       const checkpointed = await count('SELECT COUNT(*) AS n FROM cv_migration_checkpoints');
       expect(checkpointed).toBeGreaterThanOrEqual(50);
       expect(checkpointed).toBeLessThan(150);
+      // What it did up to the stop (the CLI's table and report): exactly what committed; no connection reported for the outage.
+      expect(e.summary).toMatchObject({ successfulMigrations: checkpointed, failedMigrations: 0, errors: [], aborted: false, stopped: { code: 'MIGRATION_VAULT_UNAVAILABLE', reason: e.message } });
       // Nothing half-written: every credential committed has its MIGRATE row and its connection's checkpoint.
       const credentials = await count('SELECT COUNT(*) AS n FROM cv_credentials');
       expect(await count(`SELECT COUNT(*) AS n FROM cv_audit_log WHERE action = 'migrate'`)).toBe(credentials);

@@ -1,5 +1,6 @@
 import { HttpStatus } from '@nestjs/common';
 import { CredentialVaultError, ErrorSeverity, describeProblems, type OptionsProblem } from '@app/common';
+import type { MigrationSummary } from '../runner/migration.types';
 
 /** Stable error codes of the migration lib (8001..). Never renumber. */
 export enum MigrationErrorCode {
@@ -98,10 +99,18 @@ export class MigrationConflictError extends MigrationError {
 }
 
 /**
+ * The run stopped early, for a reason every further vault call would share (8007, 8008): resumable. `summary` is what it
+ * did up to the stop (its `stopped` naming this error), set by the runner — what the CLI prints and writes as its report.
+ */
+export abstract class MigrationStoppedError extends MigrationError {
+  summary?: MigrationSummary;
+}
+
+/**
  * The vault refused a write for a reason every further write shares (FORBIDDEN, UNAUTHORIZED): the run stops
  * after the writes in flight instead of failing every connection. Nothing is marked; the next run resumes.
  */
-export class MigrationVaultRefusedError extends MigrationError {
+export class MigrationVaultRefusedError extends MigrationStoppedError {
   readonly code = MigrationErrorCode.VAULT_REFUSED;
   readonly codeName = 'MIGRATION_VAULT_REFUSED';
   readonly severity = ErrorSeverity.CONFIGURATION;
@@ -119,7 +128,7 @@ export class MigrationVaultRefusedError extends MigrationError {
  * it: the run stops after the writes in flight instead of reporting every connection left as failed. What committed keeps
  * its checkpoint; the next run, once the vault answers again, migrates the rest.
  */
-export class MigrationVaultUnavailableError extends MigrationError {
+export class MigrationVaultUnavailableError extends MigrationStoppedError {
   readonly code = MigrationErrorCode.VAULT_UNAVAILABLE;
   readonly codeName = 'MIGRATION_VAULT_UNAVAILABLE';
   readonly severity = ErrorSeverity.TRANSIENT;

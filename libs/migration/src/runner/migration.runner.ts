@@ -3,7 +3,7 @@ import { randomUUID } from 'node:crypto';
 import { CommitNotDurableError, Outbox, TransactionRunner, type CredentialVaultError, type OutboxPayload } from '@app/common';
 import { KeyVaultErrorCode } from '@app/key-vault';
 import { MigrationCheckpointRepository } from '../checkpoint/migration-checkpoint.repository';
-import { MigrationVaultRefusedError, MigrationVaultUnavailableError } from '../errors/migration.errors';
+import { MigrationStoppedError, MigrationVaultRefusedError, MigrationVaultUnavailableError } from '../errors/migration.errors';
 import { MIGRATION_RESOLVED_OPTIONS, MigrationEvents } from '../migration.constants';
 import type { ResolvedMigrationOptions } from '../migration.options';
 import type { LegacyConnectionRow, LegacyCredentialSource, LegacyFilter } from '../sources/legacy-source';
@@ -144,18 +144,29 @@ export class MigrationRunner {
       feed.stop();
       await Promise.allSettled(run.clearing);
       if (!dryRun) await this.event(MigrationEvents.FAILED, { ...counts(), error: String((e as { codeName?: string }).codeName ?? (e as Error).name) }).catch(() => undefined);
-      if (e instanceof MigrationVaultRefusedError || e instanceof MigrationVaultUnavailableError) this.logger.error(`migration ${runId} stopped: ${e.message}`);
+      if (e instanceof MigrationStoppedError) {
+        // What it did up to the stop (the CLI's table and report), the clears in flight included.
+        e.summary = this.finish(s, limiter, started, stopping);
+        e.summary.stopped = { code: e.codeName, reason: e.message };
+        this.logger.error(`migration ${runId} stopped: ${e.message}`);
+      }
       throw e;
     } finally {
       o.signal?.removeEventListener('abort', stop);
     }
+    this.finish(s, limiter, started, stopping);
+    if (!dryRun) await this.event(s.aborted ? MigrationEvents.ABORTED : MigrationEvents.COMPLETED, { ...counts(), durationMs: s.durationMs });
+    this.logger.log(`migration ${runId}${s.aborted ? ' aborted' : ''}: ${s.successfulMigrations} migrated, ${s.failedMigrations} failed, ${s.skipped} skipped`);
+    return s;
+  }
+
+  /** The summary's last figures: the limiter's, the duration, and whether the run's signal cut it short. */
+  private finish(s: MigrationSummary, limiter: AimdLimiter, started: number, stopping: () => boolean): MigrationSummary {
     const t = limiter.snapshot();
     s.throttling = { absorbed: t.throttles, decreases: t.decreases, maxConcurrency: t.maxLimitReached, finalConcurrency: t.limit };
     s.durationMs = Date.now() - started;
     // Aborted once every connection was settled anyway: a complete run.
     s.aborted = stopping() && s.successfulMigrations + s.failedMigrations + s.skipped < s.totalConnections;
-    if (!dryRun) await this.event(s.aborted ? MigrationEvents.ABORTED : MigrationEvents.COMPLETED, { ...counts(), durationMs: s.durationMs });
-    this.logger.log(`migration ${runId}${s.aborted ? ' aborted' : ''}: ${s.successfulMigrations} migrated, ${s.failedMigrations} failed, ${s.skipped} skipped`);
     return s;
   }
 

@@ -65,6 +65,12 @@ export interface MigrationSummary {
    * those it settled; run it again to migrate the rest.
    */
   aborted: boolean;
+  /**
+   * Only when the run stopped early with a `MigrationStoppedError` (8007 `MIGRATION_VAULT_REFUSED`, 8008
+   * `MIGRATION_VAULT_UNAVAILABLE`), this summary being that error's `summary`: its code name and message (never a value).
+   * The counts cover the connections it settled; run it again to migrate the rest.
+   */
+  stopped?: { code: string; reason: string };
 }
 
 /** What happened to one connection. */

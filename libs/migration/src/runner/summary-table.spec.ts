@@ -31,4 +31,10 @@ describe('formatSummaryTable', () => {
     expect(errorLines).toEqual(['  h1\\r\\nsuccessful migrations  999/gh\\u009b31m/evil\\u001b[31m\\nFAKE [row 2\\u001b[2J] (connection): INVALID_IDENTIFIER — tenantId is missing or not an identifier']);
     expect(table.match(/^successful migrations/gm)).toHaveLength(1);
   });
+
+  it('says when the vault stopped the run, and that a re-run migrates the rest', () => {
+    const table = formatSummaryTable({ ...summary([]), dryRun: false, stopped: { code: 'MIGRATION_VAULT_UNAVAILABLE', reason: 'the vault stayed unavailable' } });
+    expect(table).toMatch(/^stopped +MIGRATION_VAULT_UNAVAILABLE: run it again to migrate the rest$/m);
+    expect(formatSummaryTable(summary([]))).not.toMatch(/^stopped/m);
+  });
 });

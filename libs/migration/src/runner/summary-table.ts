@@ -8,6 +8,7 @@ export function formatSummaryTable(s: MigrationSummary, maxErrors = 50): string 
     ['dry run', String(s.dryRun)],
     // Only when stopped early: the counts cover the connections it settled; a re-run resumes.
     ...(s.aborted ? [['aborted', 'yes: run it again to migrate the rest'] as [string, string]] : []),
+    ...(s.stopped ? [['stopped', `${s.stopped.code}: run it again to migrate the rest`] as [string, string]] : []),
     ['total connections', String(s.totalConnections)],
     ['successful migrations', String(s.successfulMigrations)],
     ['failed migrations', String(s.failedMigrations)],

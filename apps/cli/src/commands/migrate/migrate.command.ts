@@ -6,7 +6,7 @@ import { constants } from 'node:os';
 import { Command, CommandRunner, Option } from 'nest-commander';
 import { DataSource } from 'typeorm';
 import { PersistenceModule, unknownMigrations } from '@app/common';
-import { formatSummaryTable, JsonlLegacySource, MigrationModule, MigrationRunner, SqlLegacySource, type LegacyCredentialSource } from '@app/migration';
+import { formatSummaryTable, JsonlLegacySource, MigrationModule, MigrationRunner, MigrationStoppedError, SqlLegacySource, type LegacyCredentialSource, type MigrationRunOptions, type MigrationSummary } from '@app/migration';
 import { AppConfigModule, loadAppConfig, persistenceOptions, VaultModule, type AppConfig } from '@app/api-host';
 import { commandDatabaseModule, databaseLabel, hostSchemaState, initializeOnce, LEGACY_DATABASE_VARIABLES, warnOfNewerSchema } from '../command-database';
 import { commandLibModules } from '../host-libs.context';
@@ -29,7 +29,8 @@ export interface MigrateFlags {
  * `cli migrate --source sql|jsonl [--file f] [--dry-run] [--batch-size n] [--tenant t] [--integration i]
  * [--report out.json] [--delete-after-migration]`: moves legacy AES-256-GCM credentials into the vault
  * with the host's database and vault (same environment variables as the host) plus LEGACY_* variables.
- * Exit code 1 when any connection failed, or for a dry run on a database without the schema or with one older than this
+ * Exit code 1 when any connection failed, when the run stopped early (8007 the vault refused a write, 8008 it stayed
+ * unavailable: the summary and report cover what was done up to there), or for a dry run on a database without the schema or with one older than this
  * version (it creates or changes none); a schema newer than this version is named in a warning, dry run or not. Safe to interrupt: a re-run resumes (see libs/migration).
  * SIGINT/SIGTERM stop it gracefully (`MigrationRunOptions.signal`): the writes in flight finish, the summary and report
  * say `aborted`, exit code 128 + the signal's number (130, 143) as a shell reports a process the signal ended; a second
@@ -84,7 +85,7 @@ export class MigrateCommand extends CommandRunner {
     const interrupt = new GracefulInterrupt();
     try {
       progress.start(await legacy.count({ tenantId: flags.tenant, integrationId: flags.integration }));
-      const summary = await ctx.get(MigrationRunner).run(legacy, {
+      const summary = await runToSummary(ctx.get(MigrationRunner), legacy, {
         signal: interrupt.signal,
         dryRun: flags.dryRun,
         batchSize: flags.batchSize,
@@ -96,7 +97,7 @@ export class MigrateCommand extends CommandRunner {
       progress.stop();
       if (flags.report) writeFileSync(flags.report, `${JSON.stringify(summary, null, 2)}\n`, { mode: 0o600 });
       process.stdout.write(`${formatSummaryTable(summary)}\n`);
-      if (summary.failedMigrations > 0) process.exitCode = 1;
+      if (summary.failedMigrations > 0 || summary.stopped) process.exitCode = 1;
       if (summary.aborted) process.exitCode = interrupt.exitCode();
     } finally {
       interrupt.dispose();
@@ -147,6 +148,20 @@ export class MigrateCommand extends CommandRunner {
   @Option({ flags: '--delete-after-migration', description: 'clear the legacy fields once each value was read back from the vault and compared (sql only)' })
   parseDelete(): boolean {
     return true;
+  }
+}
+
+/**
+ * The run's summary — also when it stopped early (8007 vault refused, 8008 vault unavailable: `summary.stopped`), which
+ * is then what it did up to the stop. Its message is printed once, by the runner's error log (with the run's id), not
+ * again as the command's failure.
+ */
+async function runToSummary(runner: MigrationRunner, source: LegacyCredentialSource, o: MigrationRunOptions): Promise<MigrationSummary> {
+  try {
+    return await runner.run(source, o);
+  } catch (e) {
+    if (e instanceof MigrationStoppedError && e.summary) return e.summary;
+    throw e;
   }
 }
 
