@@ -161,6 +161,8 @@ describe('the CLI process', () => {
     const cases: [Record<string, string>, string][] = [
       [{ LEGACY_DATABASE_URL: `postgres://cv:LEAKMARKER-legacy-5d1e@127.0.0.1:${port}/legacy` }, `cannot connect to the postgres database at 127.0.0.1:${port} (LEGACY_DATABASE_URL): connect ECONNREFUSED`],
       [{ LEGACY_DATABASE_PATH: missing }, `cannot open the SQLite database file ${missing} (LEGACY_DATABASE_PATH): unable to open database file`],
+      // libpq's Unix-socket form, a user and no host (the socket's directory in ?host=): was refused as no URL.
+      [{ LEGACY_DATABASE_URL: `postgresql://cv:LEAKMARKER-legacy-5d1e@/legacy?host=${dir}` }, `cannot connect to the postgres database at ${dir}:5432 (LEGACY_DATABASE_URL): connect ENOENT`],
     ];
     for (const [env, message] of cases) {
       const r = await run(['migrate', '--source', 'sql'], undefined, { ...base, ...env });

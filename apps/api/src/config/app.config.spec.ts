@@ -209,8 +209,21 @@ describe('loadAppConfig', () => {
   });
 
   it('takes a DATABASE_URL of PostgreSQL only (postgres:, postgresql:, socket:), naming the variable, never its value', () => {
-    for (const url of ['postgres://u@db:5432/x', 'postgresql://u:p@db/x', 'socket:/var/run/postgresql?db=x'])
-      expect(loadAppConfig({ DATABASE_TYPE: 'postgres', DATABASE_URL: url }).database).toMatchObject({ type: 'postgres' });
+    const accepted = [
+      'postgres://u@db:5432/x',
+      'postgresql://u:p@db/x?sslmode=require',
+      'socket:/var/run/postgresql?db=x',
+      // A Unix socket as libpq and pg write it: no host before the path, the socket's directory in ?host=.
+      'postgresql://u@/x?host=/var/run/postgresql',
+      'postgresql:///x?host=/var/run/postgresql',
+      'socket://u:p@/var/run/postgresql?db=x',
+      'postgres://u@%2Fvar%2Frun%2Fpostgresql/x',
+    ];
+    for (const url of accepted) expect(loadAppConfig({ DATABASE_TYPE: 'postgres', DATABASE_URL: url }).database).toMatchObject({ type: 'postgres', url });
+    // Read from a file or a secret, a URL often ends with a newline: the driver is given it without.
+    expect(loadAppConfig({ DATABASE_TYPE: 'postgres', DATABASE_URL: ' postgresql://u@/x?host=/var/run/postgresql\n' }).database).toMatchObject({
+      url: 'postgresql://u@/x?host=/var/run/postgresql',
+    });
     for (const url of ['redis://:pw-secret@127.0.0.1:6379/0', 'mysql://u:pw-secret@db/x', 'https://db.example/x']) {
       const problems = problemsOf({ DATABASE_TYPE: 'postgres', DATABASE_URL: url });
       expect(problems).toMatch(/^ {2}- DATABASE_URL: must be a postgres:\/\/ or postgresql:\/\/ URL/m);

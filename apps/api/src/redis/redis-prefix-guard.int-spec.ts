@@ -142,5 +142,9 @@ describe('RedisPrefixGuard (real Redis)', () => {
     expect(pg('postgres://app:secret@db.example:5432/cv', 'tenant2')).not.toBe(base);
     expect(pg('postgres://app:secret@db.example:5432/cv', 'tenant1', 'https://w.vault.azure.net')).not.toBe(base);
     expect(base).toMatch(/^[A-Za-z0-9_-]{32}$/);
+    // libpq's Unix-socket forms, with a user and without: one deployment, not another host's.
+    const socket = pg('postgresql://app:secret@/cv?host=/run/postgresql', 'tenant1');
+    expect(pg('postgresql:///cv?host=/run/postgresql', 'tenant1')).toBe(socket);
+    expect(socket).not.toBe(base);
   });
 });

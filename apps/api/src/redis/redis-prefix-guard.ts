@@ -3,7 +3,7 @@ import { hostname } from 'node:os';
 import { resolve } from 'node:path';
 import { Logger, Module, OnApplicationBootstrap, OnModuleDestroy, OnModuleInit } from '@nestjs/common';
 import { Gauge } from 'prom-client';
-import { describeError, withTimeout } from '@app/common';
+import { describeError, parsePostgresUrl, withTimeout } from '@app/common';
 import { CredentialCache } from '@app/credentials';
 import { APP_CONFIG, type AppConfig } from '../config/app.config';
 import { registerHostMetrics } from '../metrics/host-metrics';
@@ -182,8 +182,8 @@ export function deploymentIdentity(config: AppConfig, vaultUrl: string): string 
   const db = config.database;
   let database: string;
   if (db.type === 'postgres') {
-    const url = new URL(db.url);
-    database = `postgres:${url.hostname.toLowerCase()}:${url.port || '5432'}${url.pathname}:${db.schema ?? 'public'}`;
+    const { url, hostname } = parsePostgresUrl(db.url)!;
+    database = `postgres:${hostname.toLowerCase()}:${url.port || '5432'}${url.pathname}:${db.schema ?? 'public'}`;
   } else {
     // One machine's file: the same path elsewhere is another deployment.
     database = `sqlite:${hostname()}:${resolve(db.path)}`;

@@ -2,7 +2,7 @@ import { existsSync } from 'node:fs';
 import { TypeOrmModule } from '@nestjs/typeorm';
 import { DataSource, MigrationExecutor, type DataSourceOptions } from 'typeorm';
 import { APP_CONFIG, databaseOptions, type AppConfig } from '@app/api-host';
-import { applyPendingMigrations, unknownMigrations } from '@app/common';
+import { applyPendingMigrations, parsePostgresUrl, unknownMigrations } from '@app/common';
 
 /** A command could not open the host's database: says what it tried (type, host:port or file, the variable), never a password. */
 export class CommandDatabaseUnreachableError extends Error {
@@ -21,15 +21,12 @@ export const LEGACY_DATABASE_VARIABLES: DatabaseVariables = { url: 'LEGACY_DATAB
 /** `the postgres database at host:port (DATABASE_URL)` or `the SQLite database file <path> (DATABASE_PATH)`: without the URL's credentials. */
 export function databaseLabel(options: DataSourceOptions, variables: DatabaseVariables = HOST_DATABASE_VARIABLES): string {
   if (options.type !== 'postgres') return `the SQLite database file ${String(options.database)} (${variables.path})`;
-  try {
-    const url = new URL(options.url ?? '');
-    // libpq's forms: `?host=/run/postgresql` (a socket directory) and `?port=` override the authority.
-    const host = url.searchParams.get('host') || url.hostname || 'localhost';
-    const port = url.searchParams.get('port') || url.port || '5432';
-    return `the postgres database at ${host}:${port} (${variables.url})`;
-  } catch {
-    return `the postgres database of ${variables.url}`;
-  }
+  const parsed = parsePostgresUrl(options.url ?? '');
+  if (!parsed) return `the postgres database of ${variables.url}`;
+  // libpq's forms: `?host=/run/postgresql` (a socket directory) and `?port=` override the authority.
+  const host = parsed.url.searchParams.get('host') || parsed.hostname || 'localhost';
+  const port = parsed.url.searchParams.get('port') || parsed.url.port || '5432';
+  return `the postgres database at ${host}:${port} (${variables.url})`;
 }
 
 /** What was tried, without the URL's credentials. */
@@ -40,7 +37,7 @@ function whatWasTried(options: DataSourceOptions, variables: DatabaseVariables):
 function passwordOf(options: DataSourceOptions): string | undefined {
   if (options.type !== 'postgres' || !options.url) return undefined;
   try {
-    return decodeURIComponent(new URL(options.url).password) || undefined;
+    return decodeURIComponent(parsePostgresUrl(options.url)?.url.password ?? '') || undefined;
   } catch {
     return undefined;
   }

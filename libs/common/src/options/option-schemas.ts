@@ -12,13 +12,16 @@ export function cronExpressionSchema(message = 'is not a valid cron expression')
  * `decodeURIComponent` and the database name with `decodeURI`, so a stray `%` there (a password pasted unescaped) made it throw a bare `URIError: URI
  * malformed` at the first connection. Its scheme is `postgres:` or `postgresql:` (`socket:` for a Unix socket, as `pg`
  * reads it): `pg` ignores any other, so a Redis or MySQL URL pasted in its place was dialled with PostgreSQL's protocol
- * until the connection retries ran out. Messages never quote the URL (it may hold a password).
+ * until the connection retries ran out. libpq's Unix-socket form with a user and no host
+ * (`postgresql://u@/db?host=/run/postgresql`) is taken as `pg` takes it (see `parsePostgresUrl`). Trimmed, as a URL
+ * read from a file or a secret often ends with a newline. Messages never quote the URL (it may hold a password).
  */
 export function postgresUrlSchema(): z.ZodString {
   return z
     .string()
-    .url({ error: 'must be a URL, e.g. postgres://user:password@host:5432/db' })
-    .refine((text) => !URL.canParse(text) || POSTGRES_URL_SCHEMES.includes(new URL(text).protocol), {
+    .trim()
+    .refine((text) => parsePostgresUrl(text) !== undefined, { message: 'must be a URL, e.g. postgres://user:password@host:5432/db' })
+    .refine((text) => POSTGRES_URL_SCHEMES.includes(parsePostgresUrl(text)?.url.protocol ?? 'postgres:'), {
       message: 'must be a postgres:// or postgresql:// URL (socket: for a Unix socket)',
     })
     .refine(decodesAsPostgresUrl, { message: 'a % in its user, password, host or database name must start an escape (%25 for a % itself): write them percent-encoded' });
@@ -27,15 +30,33 @@ export function postgresUrlSchema(): z.ZodString {
 /** The schemes of a PostgreSQL connection URL `pg` reads as such. */
 const POSTGRES_URL_SCHEMES = ['postgres:', 'postgresql:', 'socket:'];
 
-function decodesAsPostgresUrl(text: string): boolean {
-  try {
+/** Stands for the empty host of `postgresql://u@/db`, which the WHATWG parser refuses (a user needs a host). */
+const NO_HOST = 'no-host.invalid';
+
+/**
+ * A PostgreSQL connection URL as `pg` reads it, or undefined when it is none: `url`, and its `hostname` — empty for
+ * libpq's `postgresql://u@/db?host=/run/postgresql` (a user, no host: `pg` then takes the host from `?host=`), which is
+ * no WHATWG URL, so `url` holds a stand-in host there. Read `hostname`, never `url.hostname`.
+ */
+export function parsePostgresUrl(text: string): { url: URL; hostname: string } | undefined {
+  if (URL.canParse(text)) {
     const url = new URL(text);
-    for (const part of [url.username, url.password, url.hostname]) decodeURIComponent(part);
-    decodeURI(url.pathname);
+    return { url, hostname: url.hostname };
+  }
+  const standIn = text.replace('@/', `@${NO_HOST}/`);
+  return standIn !== text && URL.canParse(standIn) ? { url: new URL(standIn), hostname: '' } : undefined;
+}
+
+function decodesAsPostgresUrl(text: string): boolean {
+  const parsed = parsePostgresUrl(text);
+  // No URL is the first check's to report.
+  if (parsed === undefined) return true;
+  try {
+    for (const part of [parsed.url.username, parsed.url.password, parsed.hostname]) decodeURIComponent(part);
+    decodeURI(parsed.url.pathname);
     return true;
   } catch {
-    // `new URL` failing is the `url()` check's to report.
-    return !URL.canParse(text);
+    return false;
   }
 }
 
