@@ -42,9 +42,9 @@ const FILE_VARIABLES = ['KEY_VAULT_CA_CERT_PATH', 'SMTP_CA_CERT_PATH', 'AZURE_CL
 /**
  * The file variables whose file cannot be read (missing, a directory, no permission), as problems naming the variable
  * and the error's code. Not part of `loadAppConfig`, which is pure: a process that starts checks them with the rest
- * (`loadAppConfigResolvingReferences`), where a missing file failed the start later, naming no variable.
+ * (`loadAppConfigReadingFiles`), where a missing file failed the start later, naming no variable.
  */
-export function unreadableFileProblems(env: Record<string, string | undefined>, cwd = process.cwd()): string[] {
+function unreadableFileProblems(env: Record<string, string | undefined>, cwd = process.cwd()): string[] {
   return FILE_VARIABLES.flatMap((v) => {
     const path = env[v];
     if (!path) return [];
@@ -67,6 +67,22 @@ function valueProblemsBesides(env: Record<string, string | undefined>, issues: r
   const rest = envSchema.safeParse(Object.fromEntries(Object.entries(env).filter(([name]) => !wrong.has(name))));
   if (!rest.success) return [];
   return valueProblems(rest.data).filter((p) => ![...wrong].some((name) => new RegExp(`\\b${name}\\b`).test(p)));
+}
+
+/**
+ * `loadAppConfig` for a process that starts (the host, each CLI command, the vault that resolves references): the files
+ * the configuration names are read too, and one that cannot be is listed with the other problems.
+ */
+export function loadAppConfigReadingFiles(env: Record<string, string | undefined>, cwd = process.cwd()): AppConfig {
+  const files = unreadableFileProblems(env, cwd);
+  let config: AppConfig;
+  try {
+    config = loadAppConfig(env, cwd);
+  } catch (e) {
+    throw e instanceof ConfigValidationError && files.length ? new ConfigValidationError([...e.problems, ...files]) : e;
+  }
+  if (files.length) throw new ConfigValidationError(files);
+  return config;
 }
 
 /** Parses and validates an environment. Pure: pass `process.env` in main.ts, a plain object in tests. */

@@ -115,6 +115,28 @@ describe("Key Vault references in the host configuration", () => {
     expect(problems.join("\n")).not.toContain("nonexistent");
   });
 
+  // The vault that resolves the references is opened first, and it read its CA file as it was built: ENOENT, exit 1.
+  it("lists a vault CA or client certificate it cannot read when references must be resolved, before it opens the vault", async () => {
+    const problems = await problemsOf(
+      loadAppConfigResolvingReferences({
+        KEY_VAULT_URL: "https://localhost:1",
+        KEY_VAULT_CREDENTIAL: "client-certificate",
+        AZURE_TENANT_ID: "t",
+        AZURE_CLIENT_ID: "c",
+        AZURE_CLIENT_CERTIFICATE_PATH: "/nonexistent/client.pem",
+        KEY_VAULT_CA_CERT_PATH: "/nonexistent/vault-ca.pem",
+        SMTP_HOST: "127.0.0.1",
+        SMTP_FROM: "v@example.test",
+        SMTP_USER: "u",
+        SMTP_PASSWORD: "@keyvault:smtp-password",
+      }),
+    );
+    expect(problems).toEqual([
+      "KEY_VAULT_CA_CERT_PATH: the file cannot be read (ENOENT)",
+      "AZURE_CLIENT_CERTIFICATE_PATH: the file cannot be read (ENOENT)",
+    ]);
+  });
+
   it("refuses references in the variables that reach the vault, and malformed references, listing all at once", async () => {
     const { problems } = findKeyVaultReferences({
       KEY_VAULT_URL: "@keyvault:url",

@@ -2,7 +2,7 @@ import { Module, type DynamicModule } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { isKeyVaultError, KeyVaultErrorCode, KeyVaultProvider } from '@app/key-vault';
 import { VaultModule } from '../vault/vault.module';
-import { AppConfig, CONFIG_VARIABLES, ConfigValidationError, loadAppConfig, unreadableFileProblems } from './app.config';
+import { AppConfig, CONFIG_VARIABLES, ConfigValidationError, loadAppConfigReadingFiles } from './app.config';
 import { AppConfigModule } from './config.module';
 
 /**
@@ -148,7 +148,8 @@ async function openVault(env: Record<string, string | undefined>, cwd?: string):
   // Only the vault's part of this configuration is used; the rest is defaults that never reach the
   // host. The placeholder key (a digest no key has) only quiets the production rule about authentication,
   // which the full configuration is checked against after the references are resolved.
-  const config = loadAppConfig({ ...vaultEnv, AUTH_API_KEYS: REFERENCE_READER_KEYS, LOG_LEVEL: 'error' }, cwd);
+  // Its files too: the vault module reads its CA (and the SDK the client certificate) as it is built.
+  const config = loadAppConfigReadingFiles({ ...vaultEnv, AUTH_API_KEYS: REFERENCE_READER_KEYS, LOG_LEVEL: 'error' }, cwd);
   const context = await NestFactory.createApplicationContext(ReferenceVaultModule.forRoot(config), { logger: ['error'], abortOnError: false });
   const vault = context.get(KeyVaultProvider);
   return {
@@ -175,13 +176,5 @@ export async function loadAppConfigResolvingReferences(
 ): Promise<AppConfig> {
   const { env: resolvedEnv, warnings } = await resolveKeyVaultReferences(env, options);
   for (const w of warnings) (options.warn ?? ((m: string) => process.stderr.write(`${m}\n`)))(w);
-  const files = unreadableFileProblems(resolvedEnv, options.cwd);
-  let config: AppConfig;
-  try {
-    config = loadAppConfig(resolvedEnv, options.cwd);
-  } catch (e) {
-    throw e instanceof ConfigValidationError && files.length ? new ConfigValidationError([...e.problems, ...files]) : e;
-  }
-  if (files.length) throw new ConfigValidationError(files);
-  return config;
+  return loadAppConfigReadingFiles(resolvedEnv, options.cwd);
 }
