@@ -193,6 +193,28 @@ describe('the CLI process', () => {
     expect(existsSync('/proc/cv-no-such-dir')).toBe(false);
   }, 120_000);
 
+  // migrate read its configuration with loadAppConfig alone: a missing CA file failed it as the vault module was built,
+  // 'ENOENT: no such file or directory, open …', naming no variable (the other commands listed it).
+  it('a CA file that cannot be read is named by its variable, with the other problems, by every command (migrate too)', async () => {
+    const env = {
+      KEY_VAULT_URL: 'https://localhost:1',
+      KEY_VAULT_CREDENTIAL: 'static',
+      KEY_VAULT_DISABLE_CHALLENGE_RESOURCE_VERIFICATION: 'true',
+      KEY_VAULT_CA_CERT_PATH: join(dir, 'no-such-ca.pem'),
+      PORT: 'x',
+      LEGACY_ENCRYPTION_KEYS: 'a'.repeat(64),
+    };
+    const jsonl = join(dir, 'ca-legacy.jsonl');
+    writeFileSync(jsonl, '');
+    for (const args of [['audit:verify'], ['migrate', '--source', 'jsonl', '--file', jsonl]]) {
+      const r = await run(args, undefined, env, 60_000);
+      expect(r.code).toBe(1);
+      expect(r.stderr).toContain('  - PORT: ');
+      expect(r.stderr).toContain('  - KEY_VAULT_CA_CERT_PATH: the file cannot be read (ENOENT)');
+      expect(r.stderr).not.toMatch(/^\s+at /m);
+    }
+  }, 120_000);
+
   // A mistyped tenant id got a data key of its own, and the command printed its version and exited 0.
   it('data-key:rotate for a tenant with no data key (a mistyped id) exits 1 with one line naming the tenant, writing no key', async () => {
     const vault = await KeyVaultEmulator.start({ port: 0, dataDir: join(dir, 'typo-vault'), quiet: true });

@@ -3,7 +3,7 @@
  * apps never import host files by relative path (a lint error): anything they need is re-exported
  * here, so the host's internal layout can change without breaking them.
  */
-export { APP_CONFIG, loadAppConfig } from './config/app.config';
+export { APP_CONFIG, loadAppConfig, loadAppConfigReadingFiles } from './config/app.config';
 export { AppConfigModule } from './config/config.module';
 export type { AppConfig } from './config/app-config.types';
 export { databaseOptions, persistenceOptions } from './database/database.options';

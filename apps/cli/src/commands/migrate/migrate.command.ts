@@ -7,7 +7,7 @@ import { Command, CommandRunner, Option } from 'nest-commander';
 import { DataSource } from 'typeorm';
 import { PersistenceModule, unknownMigrations } from '@app/common';
 import { formatSummaryTable, JsonlLegacySource, MigrationModule, MigrationRunner, MigrationStoppedError, SqlLegacySource, type LegacyCredentialSource, type MigrationRunOptions, type MigrationSummary } from '@app/migration';
-import { AppConfigModule, loadAppConfig, persistenceOptions, VaultModule, type AppConfig } from '@app/api-host';
+import { AppConfigModule, loadAppConfigReadingFiles, persistenceOptions, VaultModule, type AppConfig } from '@app/api-host';
 import { commandDatabaseModule, databaseLabel, hostSchemaState, initializeOnce, LEGACY_DATABASE_VARIABLES, warnOfNewerSchema } from '../command-database';
 import { commandLibModules } from '../host-libs.context';
 import { loadMigrateEnv } from './migrate.config';
@@ -46,7 +46,8 @@ export class MigrateCommand extends CommandRunner {
     // The vault client retries a 429 after its Retry-After (10 attempts), so a throttled attempt never reaches the
     // credentials lib and is never audited; the migration's limiter backs off on such slow calls.
     const env = { KEY_VAULT_MAX_ATTEMPTS: '10', ...process.env };
-    const config = loadAppConfig(env);
+    // The files it names too (a vault CA): one that cannot be read is listed with the other problems, as for the host.
+    const config = loadAppConfigReadingFiles(env);
     const m = loadMigrateEnv(env, { needKeys: true, needDatabase: source === 'sql' });
     if (flags.dryRun) await refuseDryRunOnSchemaNotCurrent(config);
 
