@@ -208,6 +208,17 @@ describe('loadAppConfig', () => {
     expect(problems).not.toMatch(/GRPC_PORT: must differ/);
   });
 
+  it("reads no rule against a wrong value's default, even one whose message does not name that variable", () => {
+    const only = (env: Record<string, string>, variable: string) =>
+      expect(problemsOf(env).split('\n').filter((l) => l.startsWith('  - '))).toEqual([expect.stringMatching(new RegExp(`^ {2}- ${variable}: `))]);
+    // HOST meant 10.0.0.5, beside gRPC on 127.0.0.1, same port: HOST's default 127.0.0.1 is GRPC_HOST.
+    only({ HOST: 'http://10.0.0.5', GRPC_ENABLED: 'true', GRPC_HOST: '127.0.0.1', PORT: '3000', GRPC_PORT: '3000' }, 'HOST');
+    // An http:// vault URL is refused: without it the embedded vault (EMULATOR_PORT 8443 by default) was taken to be in use.
+    only({ KEY_VAULT_URL: 'http://cv.vault.azure.net', PORT: '8443' }, 'KEY_VAULT_URL');
+    // CACHE_TIER=Memory is refused: without it REDIS_URL made the tier redis, which CACHE_INVALIDATION=none cannot go with.
+    only({ CACHE_TIER: 'Memory', REDIS_URL: 'redis://127.0.0.1:6379', CACHE_INVALIDATION: 'none' }, 'CACHE_TIER');
+  });
+
   it('takes a DATABASE_URL of PostgreSQL only (postgres:, postgresql:, socket:), naming the variable, never its value', () => {
     const accepted = [
       'postgres://u@db:5432/x',

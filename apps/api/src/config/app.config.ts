@@ -59,14 +59,13 @@ function unreadableFileProblems(env: Record<string, string | undefined>, cwd = p
 
 /**
  * The rules between variables, when some values did not parse: checked on the others (the wrong ones left at their
- * defaults), dropping any problem that names a wrong one — a rule read against a default the operator did not set
+ * defaults), leaving out every rule that reads a wrong one — a rule read against a default the operator did not set
  * would mislead. So one message lists them with the values to fix, instead of a second start naming them.
  */
 function valueProblemsBesides(env: Record<string, string | undefined>, issues: readonly { path: readonly PropertyKey[] }[]): string[] {
   const wrong = new Set(issues.map((i) => String(i.path[0] ?? '')).filter(Boolean));
   const rest = envSchema.safeParse(Object.fromEntries(Object.entries(env).filter(([name]) => !wrong.has(name))));
-  if (!rest.success) return [];
-  return valueProblems(rest.data).filter((p) => ![...wrong].some((name) => new RegExp(`\\b${name}\\b`).test(p)));
+  return rest.success ? valueProblems(rest.data, wrong) : [];
 }
 
 /**

@@ -102,62 +102,107 @@ export function crossFieldProblems(env: Record<string, string | undefined>): str
   return problems;
 }
 
-/** Rules between parsed values (bounds another variable sets). Names only, never a value. */
-export function valueProblems(e: EnvVars): string[] {
-  const problems: string[] = [];
-  // 0.0.0.0 / :: take the port on every address, so they clash with any host.
-  const anyAddress = (h: string) => h === '0.0.0.0' || h === '::' || h === '[::]';
-  if (e.GRPC_ENABLED && e.GRPC_PORT === e.PORT && (e.GRPC_HOST === e.HOST || anyAddress(e.GRPC_HOST) || anyAddress(e.HOST))) {
-    problems.push('GRPC_PORT: must differ from PORT (HTTP and gRPC listen on separate ports)');
-  }
-  // The embedded vault (no KEY_VAULT_URL) listens on the loopback address: a port there is the host's too.
-  const onLoopback = (h: string) => anyAddress(h) || h === '127.0.0.1' || h === 'localhost' || h === '::1' || h === '[::1]';
-  if (!e.KEY_VAULT_URL && e.EMULATOR_PORT !== 0) {
-    if (e.PORT === e.EMULATOR_PORT && onLoopback(e.HOST)) problems.push('EMULATOR_PORT: must differ from PORT (the embedded local vault listens beside the HTTP API)');
-    if (e.GRPC_ENABLED && e.GRPC_PORT === e.EMULATOR_PORT && onLoopback(e.GRPC_HOST)) problems.push('EMULATOR_PORT: must differ from GRPC_PORT (the embedded local vault listens beside the gRPC API)');
-  }
+/** 0.0.0.0 / :: take the port on every address, so they clash with any host. */
+const anyAddress = (h: string) => h === '0.0.0.0' || h === '::' || h === '[::]';
+/** The embedded vault (no KEY_VAULT_URL) listens on the loopback address: a port there is the host's too. */
+const onLoopback = (h: string) => anyAddress(h) || h === '127.0.0.1' || h === 'localhost' || h === '::1' || h === '[::1]';
+
+/** One rule between parsed values: adds its problems to `problems`. */
+type ValueRule = (e: EnvVars, problems: string[]) => void;
+
+const VALUE_RULES: ValueRule[] = [
+  (e, problems) => {
+    if (e.GRPC_ENABLED && e.GRPC_PORT === e.PORT && (e.GRPC_HOST === e.HOST || anyAddress(e.GRPC_HOST) || anyAddress(e.HOST))) {
+      problems.push('GRPC_PORT: must differ from PORT (HTTP and gRPC listen on separate ports)');
+    }
+  },
+  (e, problems) => {
+    if (!e.KEY_VAULT_URL && e.EMULATOR_PORT !== 0) {
+      if (e.PORT === e.EMULATOR_PORT && onLoopback(e.HOST)) problems.push('EMULATOR_PORT: must differ from PORT (the embedded local vault listens beside the HTTP API)');
+      if (e.GRPC_ENABLED && e.GRPC_PORT === e.EMULATOR_PORT && onLoopback(e.GRPC_HOST)) problems.push('EMULATOR_PORT: must differ from GRPC_PORT (the embedded local vault listens beside the gRPC API)');
+    }
+  },
   // The server cancels a slow statement with a clean error and keeps the connection; the client's deadline is for a server that does not answer at all.
-  if (e.DATABASE_QUERY_TIMEOUT_MS > 0 && e.DATABASE_STATEMENT_TIMEOUT_MS > 0 && e.DATABASE_QUERY_TIMEOUT_MS <= e.DATABASE_STATEMENT_TIMEOUT_MS) {
-    problems.push('DATABASE_QUERY_TIMEOUT_MS: must exceed DATABASE_STATEMENT_TIMEOUT_MS (or set either to 0)');
-  }
+  (e, problems) => {
+    if (e.DATABASE_QUERY_TIMEOUT_MS > 0 && e.DATABASE_STATEMENT_TIMEOUT_MS > 0 && e.DATABASE_QUERY_TIMEOUT_MS <= e.DATABASE_STATEMENT_TIMEOUT_MS) {
+      problems.push('DATABASE_QUERY_TIMEOUT_MS: must exceed DATABASE_STATEMENT_TIMEOUT_MS (or set either to 0)');
+    }
+  },
   // A stall is noticed within interval + deadline; a heartbeat's answer is awaited before the next one is due.
   // PostgreSQL only: elsewhere the variables are refused as such, and the defaults' comparison would only add noise.
-  if (e.DATABASE_TYPE === 'postgres' && e.DATABASE_LOCK_HEARTBEAT_TIMEOUT_MS >= e.DATABASE_LOCK_HEARTBEAT_MS) problems.push('DATABASE_LOCK_HEARTBEAT_TIMEOUT_MS: must be below DATABASE_LOCK_HEARTBEAT_MS');
-  if (e.NOTIFICATIONS_RETRY_BASE_MS > e.NOTIFICATIONS_RETRY_MAX_MS) problems.push('NOTIFICATIONS_RETRY_BASE_MS: must not exceed NOTIFICATIONS_RETRY_MAX_MS');
-  for (const v of ['NOTIFICATIONS_WEBHOOK_TIMEOUT_MS', 'SMTP_TIMEOUT_MS'] as const) {
+  (e, problems) => {
+    if (e.DATABASE_TYPE === 'postgres' && e.DATABASE_LOCK_HEARTBEAT_TIMEOUT_MS >= e.DATABASE_LOCK_HEARTBEAT_MS) problems.push('DATABASE_LOCK_HEARTBEAT_TIMEOUT_MS: must be below DATABASE_LOCK_HEARTBEAT_MS');
+  },
+  (e, problems) => {
+    if (e.NOTIFICATIONS_RETRY_BASE_MS > e.NOTIFICATIONS_RETRY_MAX_MS) problems.push('NOTIFICATIONS_RETRY_BASE_MS: must not exceed NOTIFICATIONS_RETRY_MAX_MS');
+  },
+  ...(['NOTIFICATIONS_WEBHOOK_TIMEOUT_MS', 'SMTP_TIMEOUT_MS'] as const).map((v): ValueRule => (e, problems) => {
     if (e[v] >= e.NOTIFICATIONS_RETRY_LEASE_MS) problems.push(`NOTIFICATIONS_RETRY_LEASE_MS: must exceed ${v} (an attempt in flight keeps its channel this long)`);
-  }
+  }),
   // The notification handler waits up to its send wait after its bookkeeping, inside the outbox's bound on the
   // whole handler (RotationModule refuses it at start too, as sendWaitMs).
-  if (e.NOTIFICATIONS_ENABLED && e.NOTIFICATIONS_SEND_WAIT_MS + NOTIFICATION_SEND_WAIT_HEADROOM_MS > e.OUTBOX_HANDLER_TIMEOUT_MS) {
-    problems.push(
-      `NOTIFICATIONS_SEND_WAIT_MS: must be at least ${NOTIFICATION_SEND_WAIT_HEADROOM_MS} less than OUTBOX_HANDLER_TIMEOUT_MS while NOTIFICATIONS_ENABLED (the outbox bounds the whole notification handler, which keeps ${NOTIFICATION_SEND_WAIT_HEADROOM_MS} ms for its bookkeeping: a longer wait never takes effect); lower it (default ${DEFAULT_NOTIFICATION_SEND_WAIT_MS}) or raise OUTBOX_HANDLER_TIMEOUT_MS`,
-    );
-  }
-  if (e.SMTP_SECURE && e.SMTP_IGNORE_TLS) problems.push('SMTP_IGNORE_TLS: cannot be combined with SMTP_SECURE (TLS from the first byte)');
-  if (e.SMTP_REQUIRE_TLS && e.SMTP_IGNORE_TLS) problems.push('SMTP_IGNORE_TLS: cannot be combined with SMTP_REQUIRE_TLS');
-  if (e.CACHE_TIER === 'redis' && !e.REDIS_URL) problems.push('CACHE_TIER: redis needs REDIS_URL');
-  const tier = cacheTierOf(e);
-  if (e.CACHE_INVALIDATION === 'redis' && tier !== 'redis') problems.push('CACHE_INVALIDATION: redis needs the redis cache tier (REDIS_URL, CACHE_TIER unset or redis)');
-  if (e.CACHE_INVALIDATION === 'postgres' && e.DATABASE_TYPE !== 'postgres') problems.push('CACHE_INVALIDATION: postgres needs DATABASE_TYPE=postgres');
-  if (e.CACHE_INVALIDATION === 'none' && tier === 'redis') problems.push('CACHE_INVALIDATION: none cannot be used with the redis cache tier (replicas would serve evicted entries)');
-  if (e.CACHE_HEARTBEAT_LOST_AFTER_MS < HEARTBEAT_LIMITS.minLostAfterIntervals * e.CACHE_HEARTBEAT_INTERVAL_MS) {
-    problems.push(`CACHE_HEARTBEAT_LOST_AFTER_MS: must be at least ${HEARTBEAT_LIMITS.minLostAfterIntervals} × CACHE_HEARTBEAT_INTERVAL_MS (one late heartbeat must not drop the cache)`);
-  }
-  // Parsed: an empty list (`[]`, a template's default) leaves every request 401, as no list does; outside production the dev key stands in.
-  if (e.NODE_ENV === 'production' && !e.AUTH_JWT_ISSUER && e.AUTH_API_KEYS.length === 0) {
-    problems.push('AUTH_JWT_ISSUER or AUTH_API_KEYS: production needs an authentication method');
-  }
-  // An id is one client (`api-key:<id>` in the audit and the rate limits): several entries only while its key rotates.
-  const firstOfId = new Map<string, number>();
-  e.AUTH_API_KEYS.forEach((k, i) => {
-    const first = firstOfId.get(k.id);
-    if (first === undefined) return void firstOfId.set(k.id, i);
-    if (e.AUTH_API_KEYS[first].tenant !== k.tenant) {
-      problems.push(`AUTH_API_KEYS: entries #${first + 1} and #${i + 1} share the id ${k.id} but not the tenant (an id is one client, api-key:${k.id}): give one another id`);
+  (e, problems) => {
+    if (e.NOTIFICATIONS_ENABLED && e.NOTIFICATIONS_SEND_WAIT_MS + NOTIFICATION_SEND_WAIT_HEADROOM_MS > e.OUTBOX_HANDLER_TIMEOUT_MS) {
+      problems.push(
+        `NOTIFICATIONS_SEND_WAIT_MS: must be at least ${NOTIFICATION_SEND_WAIT_HEADROOM_MS} less than OUTBOX_HANDLER_TIMEOUT_MS while NOTIFICATIONS_ENABLED (the outbox bounds the whole notification handler, which keeps ${NOTIFICATION_SEND_WAIT_HEADROOM_MS} ms for its bookkeeping: a longer wait never takes effect); lower it (default ${DEFAULT_NOTIFICATION_SEND_WAIT_MS}) or raise OUTBOX_HANDLER_TIMEOUT_MS`,
+      );
     }
+  },
+  (e, problems) => {
+    if (e.SMTP_SECURE && e.SMTP_IGNORE_TLS) problems.push('SMTP_IGNORE_TLS: cannot be combined with SMTP_SECURE (TLS from the first byte)');
+  },
+  (e, problems) => {
+    if (e.SMTP_REQUIRE_TLS && e.SMTP_IGNORE_TLS) problems.push('SMTP_IGNORE_TLS: cannot be combined with SMTP_REQUIRE_TLS');
+  },
+  (e, problems) => {
+    if (e.CACHE_TIER === 'redis' && !e.REDIS_URL) problems.push('CACHE_TIER: redis needs REDIS_URL');
+  },
+  (e, problems) => {
+    if (e.CACHE_INVALIDATION === 'redis' && cacheTierOf(e) !== 'redis') problems.push('CACHE_INVALIDATION: redis needs the redis cache tier (REDIS_URL, CACHE_TIER unset or redis)');
+  },
+  (e, problems) => {
+    if (e.CACHE_INVALIDATION === 'postgres' && e.DATABASE_TYPE !== 'postgres') problems.push('CACHE_INVALIDATION: postgres needs DATABASE_TYPE=postgres');
+  },
+  (e, problems) => {
+    if (e.CACHE_INVALIDATION === 'none' && cacheTierOf(e) === 'redis') problems.push('CACHE_INVALIDATION: none cannot be used with the redis cache tier (replicas would serve evicted entries)');
+  },
+  (e, problems) => {
+    if (e.CACHE_HEARTBEAT_LOST_AFTER_MS < HEARTBEAT_LIMITS.minLostAfterIntervals * e.CACHE_HEARTBEAT_INTERVAL_MS) {
+      problems.push(`CACHE_HEARTBEAT_LOST_AFTER_MS: must be at least ${HEARTBEAT_LIMITS.minLostAfterIntervals} × CACHE_HEARTBEAT_INTERVAL_MS (one late heartbeat must not drop the cache)`);
+    }
+  },
+  // Parsed: an empty list (`[]`, a template's default) leaves every request 401, as no list does; outside production the dev key stands in.
+  (e, problems) => {
+    if (e.NODE_ENV === 'production' && !e.AUTH_JWT_ISSUER && e.AUTH_API_KEYS.length === 0) {
+      problems.push('AUTH_JWT_ISSUER or AUTH_API_KEYS: production needs an authentication method');
+    }
+  },
+  // An id is one client (`api-key:<id>` in the audit and the rate limits): several entries only while its key rotates.
+  (e, problems) => {
+    const firstOfId = new Map<string, number>();
+    e.AUTH_API_KEYS.forEach((k, i) => {
+      const first = firstOfId.get(k.id);
+      if (first === undefined) return void firstOfId.set(k.id, i);
+      if (e.AUTH_API_KEYS[first].tenant !== k.tenant) {
+        problems.push(`AUTH_API_KEYS: entries #${first + 1} and #${i + 1} share the id ${k.id} but not the tenant (an id is one client, api-key:${k.id}): give one another id`);
+      }
+    });
+  },
+];
+
+/**
+ * Rules between parsed values (bounds another variable sets). Names only, never a value. `unknown`: variables whose
+ * value did not parse and stand at their defaults here — a rule that reads one is left out, as its verdict would be
+ * on a value the operator did not set (HOST=http://10.0.0.5 at its default 127.0.0.1 would clash with GRPC_HOST), even
+ * when its message does not name that variable.
+ */
+export function valueProblems(e: EnvVars, unknown: ReadonlySet<string> = new Set()): string[] {
+  return VALUE_RULES.flatMap((rule) => {
+    const read = new Set<string>();
+    const problems: string[] = [];
+    rule(new Proxy(e, { get: (target, key, receiver) => (read.add(String(key)), Reflect.get(target, key, receiver)) }), problems);
+    return [...read].some((name) => unknown.has(name)) ? [] : problems;
   });
-  return problems;
 }
 
 /**
