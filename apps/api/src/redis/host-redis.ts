@@ -74,7 +74,7 @@ const OUTAGE_REMINDER_MS = 60_000;
  * One connection's outage in the log: its first failure at `warn`, a reminder each minute it lasts, and the reconnect
  * at `info`. Only the error's code or class is written: the URL, and so a message quoting it, may carry a password.
  */
-class RedisOutageLog {
+export class RedisOutageLog {
   private since?: number;
   private lastLoggedAt = 0;
   private failures = 0;

@@ -1,0 +1,58 @@
+import type { Logger } from '@nestjs/common';
+import { RedisOutageLog } from './host-redis';
+
+/**
+ * What one Redis connection writes while Redis is down, minute by minute (the e2e, test/redis-outage-log, sees the
+ * first and last lines of a few seconds' outage; the reminders need minutes, so they are read here on a fake clock).
+ */
+describe('RedisOutageLog', () => {
+  afterEach(() => jest.useRealTimers());
+
+  const capture = () => {
+    const lines: string[] = [];
+    const logger = { warn: (m: string) => lines.push(`warn ${m}`), log: (m: string) => lines.push(`info ${m}`) } as unknown as Logger;
+    return { lines, logger };
+  };
+  const refused = Object.assign(new Error('connect ECONNREFUSED 10.0.0.7:6379'), { code: 'ECONNREFUSED' });
+
+  it('logs an outage once, again each minute it lasts (how long, how many attempts), and its end at info', () => {
+    jest.useFakeTimers({ now: 0 });
+    const { lines, logger } = capture();
+    const outage = new RedisOutageLog('commands', logger);
+    // ioredis' attempts once its backoff is at its cap: one every 2 s, for 150 s.
+    for (let t = 0; t <= 150_000; t += 2_000) {
+      jest.setSystemTime(t);
+      outage.failed(refused);
+    }
+    jest.setSystemTime(151_000);
+    outage.answered();
+    expect(lines).toEqual([
+      'warn commands: ECONNREFUSED: Redis does not answer; reconnecting (logged again each minute it lasts, and once it is back)',
+      'warn commands: ECONNREFUSED: Redis does not answer for 60 s (31 failed attempts); reconnecting',
+      'warn commands: ECONNREFUSED: Redis does not answer for 120 s (61 failed attempts); reconnecting',
+      'info commands: Redis answers again after 151 s (76 failed attempts)',
+    ]);
+    // Only the error's code: its message names the address (a URL may carry a password).
+    expect(lines.join('\n')).not.toContain('10.0.0.7');
+  });
+
+  it('starts each outage afresh, and says nothing of a connection that was never down', () => {
+    jest.useFakeTimers({ now: 0 });
+    const { lines, logger } = capture();
+    const outage = new RedisOutageLog('cache-invalidation', logger);
+    outage.answered();
+    outage.failed(refused);
+    jest.setSystemTime(4_000);
+    outage.answered();
+    jest.setSystemTime(70_000);
+    outage.failed(Object.assign(new Error('read ECONNRESET'), { code: 'ECONNRESET' }));
+    jest.setSystemTime(71_000);
+    outage.answered();
+    expect(lines).toEqual([
+      'warn cache-invalidation: ECONNREFUSED: Redis does not answer; reconnecting (logged again each minute it lasts, and once it is back)',
+      'info cache-invalidation: Redis answers again after 4 s (1 failed attempts)',
+      'warn cache-invalidation: ECONNRESET: Redis does not answer; reconnecting (logged again each minute it lasts, and once it is back)',
+      'info cache-invalidation: Redis answers again after 1 s (1 failed attempts)',
+    ]);
+  });
+});
