@@ -351,7 +351,7 @@ export class KeyVaultEmulator {
     }
 
     // 4. Injected faults (request-faults.ts): a delay, then a reset or a status answer instead of the operation.
-    const fault = await this.faults.beforeOperation(operation, req, res);
+    const fault = await this.faults.beforeOperation(operation, route.kind === 'op' ? route.name : undefined, req, res);
     if (!fault) return;
 
     // 5. The operation itself.

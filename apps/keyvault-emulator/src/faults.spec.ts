@@ -50,6 +50,18 @@ describe('FaultInjector', () => {
     expect(f.decide('createKey')).toEqual({ kind: 'status', status: 503, retryAfterSeconds: undefined, latencyMs: 100 });
   });
 
+  it('faults only the objects named in names (case-insensitive), counting only their requests', () => {
+    const f = new FaultInjector(() => 0, () => 0);
+    f.add({ kind: 'status', status: 500, count: 2, operations: ['setSecret'], names: ['Bad-Secret'] });
+    expect(f.decide('setSecret', 'other')).toEqual({ kind: 'none', latencyMs: 0 });
+    expect(f.decide('setSecret')).toEqual({ kind: 'none', latencyMs: 0 });
+    expect(f.decide('getSecret', 'bad-secret')).toEqual({ kind: 'none', latencyMs: 0 });
+    expect(f.decide('setSecret', 'bad-secret').kind).toBe('status');
+    expect(f.decide('setSecret', 'BAD-SECRET').kind).toBe('status');
+    expect(f.active).toBe(0);
+    expect(() => validateFaultSpec({ kind: 'reset', names: 'bad-secret' })).toThrow(/names/);
+  });
+
   it('validates specs with messages that say what to fix', () => {
     expect(() => validateFaultSpec({ kind: 'boom' })).toThrow(/kind must be/);
     expect(() => validateFaultSpec({ kind: 'status', status: 404 })).toThrow(/429, 500 or 503/);

@@ -26,6 +26,8 @@ export interface FaultSpec {
   durationMs?: number;
   /** Restrict to operation names (e.g. 'getSecret'); default all secret operations. */
   operations?: string[];
+  /** Restrict to these object names (case-insensitive, as a denial's): one secret that keeps failing; default every name. */
+  names?: string[];
 }
 
 /** `latencyMs` delays the request, `responseLatencyMs` (when set) the answer of the operation done. */
@@ -69,6 +71,7 @@ export function validateFaultSpec(raw: unknown): FaultSpec {
   if (s.operations !== undefined && (!Array.isArray(s.operations) || s.operations.some((o) => typeof o !== 'string'))) {
     throw new TypeError('fault.operations must be an array of operation names');
   }
+  if (s.names !== undefined && (!Array.isArray(s.names) || s.names.some((n) => typeof n !== 'string'))) throw new TypeError('fault.names must be an array of object names');
   if (s.kind === 'emptyPage' && (s.operations as string[] | undefined)?.some((o) => !(LIST_OPERATIONS as readonly string[]).includes(o))) {
     throw new TypeError(`fault.operations of kind 'emptyPage' must be list operations (${LIST_OPERATIONS.join(', ')})`);
   }
@@ -90,7 +93,7 @@ export class FaultInjector {
   add(spec: FaultSpec): void {
     const valid = validateFaultSpec(spec);
     this.faults.push({
-      spec: { ...valid, operations: valid.operations ? [...valid.operations] : undefined },
+      spec: { ...valid, operations: valid.operations ? [...valid.operations] : undefined, names: valid.names?.map((n) => n.toLowerCase()) },
       remaining: valid.count ?? Number.POSITIVE_INFINITY,
       expiresAt: valid.durationMs !== undefined ? this.now() + valid.durationMs : Number.POSITIVE_INFINITY,
     });
@@ -105,13 +108,15 @@ export class FaultInjector {
     return this.faults.length;
   }
 
-  decide(operation: string): FaultDecision {
+  /** The faults of a request of `operation`, on the object `name` when it names one. */
+  decide(operation: string, name?: string): FaultDecision {
     this.prune();
     let latencyMs = 0;
     let responseLatencyMs = 0;
     let outcome: FaultDecision | undefined;
     for (const f of this.faults) {
       if (f.spec.operations && !f.spec.operations.includes(operation)) continue;
+      if (f.spec.names && (name === undefined || !f.spec.names.includes(name.toLowerCase()))) continue;
       if (f.spec.kind === 'emptyPage' && !(LIST_OPERATIONS as readonly string[]).includes(operation)) continue;
       if (outcome && f.spec.kind !== 'latency') continue;
       f.remaining -= 1;

@@ -38,8 +38,8 @@ export class RequestFaults {
    * Decides the faults of a request and applies what comes before its operation: the request's delay, then a reset
    * or a status answer. The decision when the operation is to run, undefined when the request is done with.
    */
-  async beforeOperation(operation: string, req: IncomingMessage, res: ServerResponse): Promise<FaultDecision | undefined> {
-    const fault = this.injector.decide(operation);
+  async beforeOperation(operation: string, name: string | undefined, req: IncomingMessage, res: ServerResponse): Promise<FaultDecision | undefined> {
+    const fault = this.injector.decide(operation, name);
     if (fault.latencyMs > 0 && !(await this.delay(fault.latencyMs))) return undefined;
     if (fault.kind === 'reset') {
       this.stats.record(operation, 'reset');
