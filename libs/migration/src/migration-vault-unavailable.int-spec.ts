@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { DataSource } from 'typeorm';
+import { CredentialType, credentialSecretName } from '@app/credentials';
 import { KeyVaultMetrics } from '@app/key-vault';
 import { DATABASE_KINDS, rejection } from '@app/testing';
 import { legacySeedRows, seedLegacyTable } from './legacy/legacy-seed';
@@ -154,6 +155,41 @@ describe.each(DATABASE_KINDS)('a migration whose vault fails mid-run (%s)', (kin
       expect(total).toBe(credentials + resumed.totalCredentialsMigrated);
       expect(await count(`SELECT COUNT(*) AS n FROM cv_audit_log WHERE action = 'migrate'`)).toBe(total);
       expect(await count(`SELECT COUNT(*) AS n FROM (SELECT DISTINCT tenant_id, integration_id, connection_id, type FROM cv_credentials) d`)).toBe(total);
+    }, 120_000);
+  });
+
+  describe('for one secret only, the others answering', () => {
+    const MAX_OUTAGE_MS = 1500;
+    const keys = [randomBytes(32)];
+    const rows = legacySeedRows({ count: 100, keys, apiKeysOnly: true });
+    const bad = rows[10];
+    const stack = useMigrationStack(
+      kind,
+      ({ db, vault }) =>
+        migrationStackImports(
+          // Three attempts a call, five failures in a row to open the breaker: the one failing secret never opens it alone.
+          { database: db.options, vault, keyVault: { resilience: { maxAttempts: 3, initialDelayMs: 5, maxDelayMs: 50, breaker: { consecutiveFailures: 5, halfOpenAfterMs: 300 } } } },
+          { keys: keys.map((k) => k.toString('hex')), concurrency: { initial: 4, max: 4 }, group: { maxConnections: 10 }, maxVaultOutageMs: MAX_OUTAGE_MS },
+        ),
+      (legacy) => seedLegacyTable(legacy, rows),
+    );
+    const count = counter(stack);
+
+    it("is no outage: that connection fails once the client's retries are spent, reported by id; the run neither waits nor stops, and migrates the rest", async () => {
+      const name = credentialSecretName({ tenantId: bad.tenant_id, integrationId: bad.integration_id, type: CredentialType.API_KEY, connectionId: bad.connection_id }, 0);
+      stack.vault.injectFault({ kind: 'status', status: 500, operations: ['setSecret'], names: [name] });
+      const started = Date.now();
+      const summary = await stack.app.get(MigrationRunner).run(new SqlLegacySource(stack.legacy.db));
+      // Only an open breaker is an outage: a 5xx once the client's three attempts are spent is that connection's failure.
+      expect(Date.now() - started).toBeLessThan(MAX_OUTAGE_MS);
+      expect(stack.vault.stats().byOperationAndStatus['setSecret:500']).toBe(3);
+      expect(summary).toMatchObject({ totalConnections: 100, successfulMigrations: 99, failedMigrations: 1, skipped: 0 });
+      expect(summary.errors).toEqual([expect.objectContaining({ legacyId: String(bad.id), code: 'SERVICE_UNAVAILABLE' })]);
+      expect(summary.stopped).toBeUndefined();
+      expect(await count('SELECT COUNT(*) AS n FROM cv_credentials')).toBe(99);
+      expect(await count('SELECT COUNT(*) AS n FROM cv_migration_checkpoints')).toBe(99);
+      expect(await count(`SELECT COUNT(*) AS n FROM cv_audit_log WHERE action = 'migrate'`)).toBe(99);
+      stack.vault.clearFaults();
     }, 120_000);
   });
 });

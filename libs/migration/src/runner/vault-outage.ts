@@ -4,10 +4,12 @@ import { KeyVaultErrorCode, type KeyVaultError, isKeyVaultError } from '@app/key
 
 /**
  * What a vault in an outage answers a call: the breaker open (CIRCUIT_OPEN: the vault client's breaker opened after a
- * few failures in a row, counted across every concurrent call), or what the breaker counts — a 5xx, a lost connection
- * (SERVICE_UNAVAILABLE), a timeout — once the client's own retries are spent.
+ * few failures in a row, counted across every concurrent call). A 5xx, a lost connection or a timeout once the client's
+ * own retries are spent is that call's failure, reported with its connection: one secret the vault keeps failing while
+ * it answers the others must not hold up, then stop, the whole run (and every run after it); a vault that fails every
+ * call opens the breaker within a few of them.
  */
-const OUTAGE_CODES: ReadonlySet<KeyVaultErrorCode> = new Set([KeyVaultErrorCode.CIRCUIT_OPEN, KeyVaultErrorCode.SERVICE_UNAVAILABLE, KeyVaultErrorCode.TIMEOUT]);
+const OUTAGE_CODES: ReadonlySet<KeyVaultErrorCode> = new Set([KeyVaultErrorCode.CIRCUIT_OPEN]);
 const OUTAGE_CODE_NAMES: ReadonlySet<string> = new Set([...OUTAGE_CODES].map((c) => KeyVaultErrorCode[c]));
 
 /** A failure that says when to try again carries it (CIRCUIT_OPEN: when the breaker lets a trial through); else this. */
