@@ -199,6 +199,13 @@ describe('loadAppConfig', () => {
     expect(problemsOf({ GRPC_ENABLED: 'true', HOST: '0.0.0.0', PORT: '3194', GRPC_PORT: '3194' }).join('\n')).toMatch(/GRPC_PORT: must differ from PORT/);
   });
 
+  it('says the range a whole number out of range must be in, in its own words', () => {
+    const problems = problemsOf({ GRPC_PORT: '0', SMTP_PORT: '70000' });
+    expect(problems).toMatch(/^ {2}- GRPC_PORT: must be a whole number in 1\.\.65535$/m);
+    expect(problems).toMatch(/^ {2}- SMTP_PORT: must be a whole number in 1\.\.65535$/m);
+    expect(problems).not.toMatch(/Too (small|big)|expected number/);
+  });
+
   it('lists the rules between variables with the values that do not parse, none read against a wrong value\'s default', () => {
     const problems = problemsOf({ PORT: 'x', CACHE_TIER: 'redis', GRPC_ENABLED: 'true', GRPC_PORT: '3000', SMTP_SECURE: 'true', SMTP_IGNORE_TLS: 'true' });
     expect(problems).toMatch(/^ {2}- PORT: must be a whole number/m);

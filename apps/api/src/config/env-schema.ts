@@ -16,14 +16,16 @@ const bool = (def: boolean) =>
     .transform((v) => (v === undefined ? def : ['true', '1', 'yes'].includes(v)));
 
 /** Decimal digits only: `z.coerce` would read ' ' as 0 and accept 1e3 or 0x10. */
-const int = (def: number, min: number, max: number) =>
-  z
+const int = (def: number, min: number, max: number) => {
+  const range = `must be a whole number in ${min}..${max}`;
+  return z
     .string()
     .regex(/^\d{1,16}$/, 'must be a whole number (decimal digits)')
     .transform(Number)
-    .pipe(z.number().int().min(min).max(max))
+    .pipe(z.number().int(range).min(min, range).max(max, range))
     .optional()
     .transform((v) => v ?? def);
+};
 
 /** A duration in ms where 0 turns the bound off; below 100 ms every query would fail. */
 const msOrOff = (def: number, max: number) => int(def, 0, max).refine((v) => v === 0 || v >= 100, 'must be 0 (off) or at least 100');

@@ -94,13 +94,13 @@ export class RedisOutageLog {
       this.logger.warn(`${this.name}: ${code}: Redis does not answer; reconnecting (logged again each minute it lasts, and once it is back)`);
     } else if (now - this.lastLoggedAt >= OUTAGE_REMINDER_MS) {
       this.lastLoggedAt = now;
-      this.logger.warn(`${this.name}: ${code}: Redis does not answer for ${Math.round((now - this.since) / 1000)} s (${this.failures} failed attempts); reconnecting`);
+      this.logger.warn(`${this.name}: ${code}: Redis does not answer for ${Math.round((now - this.since) / 1000)} s (${attempts(this.failures)}); reconnecting`);
     }
   }
 
   answered(): void {
     if (this.since === undefined) return;
-    this.logger.log(`${this.name}: Redis answers again after ${Math.round((Date.now() - this.since) / 1000)} s (${this.failures} failed attempts)`);
+    this.logger.log(`${this.name}: Redis answers again after ${Math.round((Date.now() - this.since) / 1000)} s (${attempts(this.failures)})`);
     this.since = undefined;
     this.failures = 0;
   }
@@ -109,3 +109,7 @@ export class RedisOutageLog {
 @Global()
 @Module({ providers: [HostRedis], exports: [HostRedis] })
 export class HostRedisModule {}
+
+function attempts(n: number): string {
+  return `${n} failed attempt${n === 1 ? '' : 's'}`;
+}

@@ -50,9 +50,9 @@ describe('RedisOutageLog', () => {
     outage.answered();
     expect(lines).toEqual([
       'warn cache-invalidation: ECONNREFUSED: Redis does not answer; reconnecting (logged again each minute it lasts, and once it is back)',
-      'info cache-invalidation: Redis answers again after 4 s (1 failed attempts)',
+      'info cache-invalidation: Redis answers again after 4 s (1 failed attempt)',
       'warn cache-invalidation: ECONNRESET: Redis does not answer; reconnecting (logged again each minute it lasts, and once it is back)',
-      'info cache-invalidation: Redis answers again after 1 s (1 failed attempts)',
+      'info cache-invalidation: Redis answers again after 1 s (1 failed attempt)',
     ]);
   });
 });
