@@ -3,16 +3,14 @@ import { Inject, Injectable } from '@nestjs/common';
 import { isVaultRefusal, TransactionRunner, type CredentialVaultError, type Clock, type OperationContext } from '@app/common';
 import { AuditAction, AuditResult, AuditService, type AuditEventInput } from '@app/audit';
 import { CredentialAlreadyExistsError, CredentialType, CredentialsService, type CredentialMetadata, IDENTIFIER_PATTERN, isReservedConnectionId, NEW_IDENTIFIER_PATTERN, RESERVED_CONNECTION_MESSAGE, type StoreCredentialInput, type StoreManyItem } from '@app/credentials';
-import { callerLeftError, isKeyVaultError, KeyVaultErrorCode, type KeyVaultOperation } from '@app/key-vault';
 import { MigrationCheckpointRepository } from '../checkpoint/migration-checkpoint.repository';
 import { LegacyFormatError, MigrationConflictError, MigrationVerificationError } from '../errors/migration.errors';
 import { decryptLegacyField } from '../legacy/legacy-cipher';
 import { MIGRATION_ACTOR, MIGRATION_CLOCK, MIGRATION_RESOLVED_OPTIONS } from '../migration.constants';
 import type { ResolvedMigrationOptions } from '../migration.options';
 import type { LegacyConnectionRow, LegacyCredentialSource } from '../sources/legacy-source';
-import type { AimdLimiter } from './aimd-limiter';
 import type { ConnectionOutcome, DecryptedField, MigrationErrorEntry } from './migration.types';
-import { VaultOutage } from './vault-outage';
+import { withVaultBudget, type VaultBudget } from './vault-budget';
 
 /** Tags every imported credential carries (ids and dates only): they make a crashed write recognisable. */
 export const MIGRATION_TAGS = { source: 'migration.source', legacyId: 'migration.legacy-id' } as const;
@@ -29,12 +27,6 @@ export interface MigrationCall {
   signal?: AbortSignal;
 }
 
-/** What a run's vault calls go through (`withBudget`): its throttle-aware limit and its watch on vault outages. */
-export interface VaultBudget {
-  limiter: AimdLimiter;
-  outage: VaultOutage;
-}
-
 /** A connection of a group: its legacy row and its decrypted, validated fields. */
 export interface GroupConnection {
   row: LegacyConnectionRow;
@@ -47,7 +39,7 @@ export interface GroupResult {
   stored?: StoredConnection;
   /**
    * A value write the vault refused for a reason every other write shares (a permission, the identity), which stops the
-   * run. (A vault in an outage is waited out by `withBudget`; one that outlasts `maxVaultOutageMs` stops it too.)
+   * run. (A vault in an outage is waited out by `withVaultBudget`; one that outlasts `maxVaultOutageMs` stops it too.)
    */
   vaultRefusal?: CredentialVaultError;
 }
@@ -144,7 +136,7 @@ export class ConnectionMigrator {
     // Connections with a field that failed there (a CONFLICT): none of their fields is written or committed.
     const withheld = new Set<number>();
     await this.credentials.storeMany(items, {
-      valueWrite: (write, signal) => this.withBudget(budget, write, { signal, operation: 'setSecret' }),
+      valueWrite: (write, signal) => withVaultBudget(budget, this.options, write, { signal, operation: 'setSecret' }),
       // A connection whose value write failed commits none of its fields (no credential without its MIGRATE row).
       together: (k) => String(fields[k].ci),
       // A connection with a field in conflict stores none either: a new field committed beside it would have no
@@ -264,7 +256,7 @@ export class ConnectionMigrator {
 
   private async verifyAndClear(ctx: OperationContext, row: LegacyConnectionRow, source: LegacyCredentialSource, pairs: { field: DecryptedField; id: string }[], budget: VaultBudget): Promise<void> {
     for (const p of pairs) {
-      const check = await this.withBudget(budget, () => this.credentials.verifyValue(ctx, p.id, p.field.value), { signal: ctx.signal, operation: 'getSecret' });
+      const check = await withVaultBudget(budget, this.options, () => this.credentials.verifyValue(ctx, p.id, p.field.value), { signal: ctx.signal, operation: 'getSecret' });
       if (!check.matches) throw new MigrationVerificationError(p.id);
     }
     await source.clearFields(row, pairs.map((p) => p.field.type));
@@ -299,7 +291,7 @@ export class ConnectionMigrator {
    * `readOnly` (a dry run): the read writes nothing either (no lazy re-wrap or re-encryption of an envelope value).
    */
   private async compareLive(ctx: OperationContext, row: LegacyConnectionRow, source: LegacyCredentialSource, field: DecryptedField, existingId: string, budget: VaultBudget, readOnly: boolean): Promise<Omit<FieldResult, 'field'>> {
-    const check = await this.withBudget(budget, () => this.credentials.verifyValue(ctx, existingId, field.value, { readOnly }), { signal: ctx.signal, operation: 'getSecret' });
+    const check = await withVaultBudget(budget, this.options, () => this.credentials.verifyValue(ctx, existingId, field.value, { readOnly }), { signal: ctx.signal, operation: 'getSecret' });
     return settled(row, source, field, existingId, check);
   }
 
@@ -350,58 +342,6 @@ export class ConnectionMigrator {
         return result;
       }),
     );
-  }
-
-  /**
-   * Runs one vault-touching call under the AIMD limit (value writes run inside `storeMany`, before
-   * its failure audit). A 429 that reaches it (a client whose `maxDelayMs` is below the Retry-After
-   * gives up at once) cuts the limit, waits its Retry-After and is retried, never reported. A client
-   * that retries 429s itself hides them: a call `concurrency.slowCallMs` slower than usual counts as
-   * throttled (0: off). (A cold client's first request going alone is the vault client's own policy.)
-   * A vault in an outage (`VaultOutage`: the breaker open, a 5xx or timeout past the client's retries) is waited out the
-   * same way, without a cut: every new start waits until the breaker lets a trial through, then the call is retried —
-   * nothing of it was committed (a value write is committed with its group, after this returns), so neither the
-   * store's audit nor the checkpoints see it. Past `maxVaultOutageMs` the call fails with what it met, and the run stops.
-   * `cancel.signal` (the run's) aborting ends a wait for the limit at once — a throttled vault's Retry-After or an outage
-   * included — with CANCELLED, as the vault client drops a call not sent (`operation` names it); none: the call waits its turn.
-   */
-  async withBudget<T>({ limiter, outage }: VaultBudget, call: () => Promise<T>, cancel?: { signal?: AbortSignal; operation: KeyVaultOperation }): Promise<T> {
-    const left = () => callerLeftError(cancel!.operation, 'not_sent');
-    let throttles = 0;
-    /** The first outage failure of this call, and its latest. */
-    let outageSince: number | undefined;
-    let met: unknown;
-    for (;;) {
-      const permit = await limiter.acquire(cancel && { signal: cancel.signal, left });
-      // The outage outlasted the bound while this call waited to try again: it gives up with what it met.
-      if (met !== undefined && outage.expired) {
-        limiter.release();
-        throw met;
-      }
-      const started = Date.now();
-      try {
-        const r = await call();
-        outage.answered();
-        const took = Date.now() - started;
-        const slowCallMs = this.options.concurrency.slowCallMs;
-        if (slowCallMs > 0 && limiter.slowAsThrottled(took, slowCallMs)) limiter.throttled(permit, 0);
-        else limiter.success(permit, took);
-        return r;
-      } catch (e) {
-        if (isKeyVaultError(e, KeyVaultErrorCode.RATE_LIMITED) && throttles++ < this.options.maxThrottleRetries) {
-          limiter.throttled(permit, e.retryAfterMs);
-          continue;
-        }
-        const wait = VaultOutage.isOutage(e) ? outage.failed(e, (outageSince ??= Date.now())) : undefined;
-        if (wait !== undefined) {
-          met = e;
-          limiter.unavailable(wait);
-          continue;
-        }
-        limiter.release();
-        throw e;
-      }
-    }
   }
 
   /** The legacy expiry belongs to the access token when the row has one, else to every field. */

@@ -8,9 +8,10 @@ import { MIGRATION_RESOLVED_OPTIONS, MigrationEvents } from '../migration.consta
 import type { ResolvedMigrationOptions } from '../migration.options';
 import type { LegacyConnectionRow, LegacyCredentialSource, LegacyFilter } from '../sources/legacy-source';
 import { AimdLimiter } from './aimd-limiter';
-import { ConnectionMigrator, entry, type GroupResult, type MigrationCall, type VaultBudget, type WouldStore } from './connection-migrator';
+import { ConnectionMigrator, entry, type GroupResult, type MigrationCall, type WouldStore } from './connection-migrator';
 import { LegacyFeed, type FeedItem } from './legacy-feed';
 import type { ConnectionOutcome, MigrationErrorEntry, MigrationRunOptions, MigrationSummary } from './migration.types';
+import type { VaultBudget } from './vault-budget';
 import { VaultOutage } from './vault-outage';
 
 const PROGRESS_EVENT_EVERY_MS = 1000;

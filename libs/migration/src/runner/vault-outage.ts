@@ -9,8 +9,7 @@ import { KeyVaultErrorCode, type KeyVaultError, isKeyVaultError } from '@app/key
  * it answers the others must not hold up, then stop, the whole run (and every run after it); a vault that fails every
  * call opens the breaker within a few of them.
  */
-const OUTAGE_CODES: ReadonlySet<KeyVaultErrorCode> = new Set([KeyVaultErrorCode.CIRCUIT_OPEN]);
-const OUTAGE_CODE_NAMES: ReadonlySet<string> = new Set([...OUTAGE_CODES].map((c) => KeyVaultErrorCode[c]));
+const OUTAGE_CODE = KeyVaultErrorCode.CIRCUIT_OPEN;
 
 /** A failure that says when to try again carries it (CIRCUIT_OPEN: when the breaker lets a trial through); else this. */
 const DEFAULT_WAIT_MS = 1000;
@@ -36,14 +35,14 @@ export class VaultOutage {
     private readonly logger: Pick<LoggerService, 'warn' | 'log'>,
   ) {}
 
-  /** A failure a vault in an outage answers (see OUTAGE_CODES). */
+  /** A failure a vault in an outage answers (see OUTAGE_CODE). */
   static isOutage(e: unknown): e is KeyVaultError {
-    return isKeyVaultError(e) && OUTAGE_CODES.has(e.code);
+    return isKeyVaultError(e, OUTAGE_CODE);
   }
 
   /** A report entry's code is such a failure's. */
   static isOutageCode(codeName: string): boolean {
-    return OUTAGE_CODE_NAMES.has(codeName);
+    return codeName === KeyVaultErrorCode[OUTAGE_CODE];
   }
 
   /** A vault call of the run succeeded: the vault answers, the outage (if any) is over. */
