@@ -1,4 +1,4 @@
-import { Clock, clockOptionSchema, describeProblems, MUST_BE_AN_OBJECT, resolveOptions } from '@app/common';
+import { booleanOption, Clock, clockOptionSchema, describeProblems, MUST_BE_AN_OBJECT, resolveOptions } from '@app/common';
 import { z } from 'zod';
 import { KeysError, KeysErrorCode } from './errors/keys.errors';
 
@@ -51,8 +51,8 @@ const schema = z.object({
     .regex(/^[a-z][a-z0-9]{0,15}$/, 'must match ^[a-z][a-z0-9]{0,15}$')
     .default('cv'),
   verify: z.enum(['local', 'remote'], { error: "must be 'local' or 'remote'" }).default('local'),
-  verifyEcLocally: z.boolean({ error: 'must be a boolean' }).default(false),
-  allowRsa1_5: z.boolean({ error: 'must be a boolean' }).default(false),
+  verifyEcLocally: booleanOption().default(false),
+  allowRsa1_5: booleanOption().default(false),
   keyCacheTtlMs: positiveInt('must be a positive integer of milliseconds').default(60_000),
   maxCachedKeys: positiveInt('must be a positive integer').default(10_000),
   defaultPageSize: positiveInt('must be an integer in 1..25').max(25, 'must be an integer in 1..25').default(25),

@@ -1,4 +1,4 @@
-import { Clock, clockOptionSchema, cronExpressionSchema, describeProblems, integerInRange, MUST_BE_AN_OBJECT, resolveOptions, timeZoneSchema, whenFieldsParsed } from '@app/common';
+import { booleanOption, Clock, clockOptionSchema, cronExpressionSchema, describeProblems, integerInRange, MUST_BE_AN_OBJECT, resolveOptions, timeZoneSchema, whenFieldsParsed } from '@app/common';
 import { z } from 'zod';
 import type { OAuthProviderConfig } from './providers/oauth-provider.config';
 import { OAuthRefreshConfigurationError } from './errors/oauth-refresh.errors';
@@ -116,7 +116,7 @@ const schema = z
     lockTimeoutMs: ms(1).default(30_000),
     proactive: z
       .object({
-        enabled: z.boolean({ error: 'must be a boolean' }).default(true),
+        enabled: booleanOption().default(true),
         cronTime: cronExpressionSchema('must be a cron expression with 5 or 6 fields, e.g. "0 * * * * *"').default('0 * * * * *'),
         timeZone: timeZoneSchema().optional(),
         jobName: z.string({ error: 'must be a non-empty string' }).min(1, 'must be a non-empty string').default('oauth-proactive-refresh'),

@@ -1,4 +1,4 @@
-import { Clock, clockOptionSchema, cronExpressionSchema, describeProblems, integerInRange, listingProtoKey, MUST_BE_AN_OBJECT, resolveOptions, timeZoneSchema, whenFieldsParsed, whenWrongType } from '@app/common';
+import { booleanOption, Clock, clockOptionSchema, cronExpressionSchema, describeProblems, integerInRange, listingProtoKey, MUST_BE_AN_OBJECT, resolveOptions, timeZoneSchema, whenFieldsParsed, whenWrongType } from '@app/common';
 import { CREDENTIAL_TYPES, type CredentialType } from '@app/credentials';
 import { z } from 'zod';
 import { RotationConfigurationError } from './errors/rotation.errors';
@@ -83,7 +83,7 @@ const int = (min: number, max: number) => integerInRange(min, max);
 const days = int(0, 3650);
 
 const job = (cron: string, name: string) => ({
-  enabled: z.boolean({ error: 'must be a boolean' }).default(true),
+  enabled: booleanOption().default(true),
   cronTime: cronExpressionSchema(`must be a cron expression with 5 or 6 fields, e.g. "${cron}"`).default(cron),
   timeZone: timeZoneSchema().optional(),
   jobName: z.string({ error: 'must be a non-empty string' }).min(1, 'must be a non-empty string').default(name),
@@ -123,7 +123,7 @@ const schema = z.object({
     )
     .default([]),
   passwordPolicy: z
-    .object({ length: int(12, 256).default(32), symbols: z.boolean({ error: 'must be a boolean' }).default(true) }, MUST_BE_AN_OBJECT)
+    .object({ length: int(12, 256).default(32), symbols: booleanOption().default(true) }, MUST_BE_AN_OBJECT)
     .strict()
     .prefault({}),
   // The parts' own schemas, nested: one pass, so one error lists the problems of every part.

@@ -1,4 +1,4 @@
-import { cronExpressionSchema, describeProblems, integerInRange, MUST_BE_AN_OBJECT, resolveOptions, timeZoneSchema } from '@app/common';
+import { booleanOption, cronExpressionSchema, describeProblems, integerInRange, MUST_BE_AN_OBJECT, resolveOptions, timeZoneSchema } from '@app/common';
 import { z } from 'zod';
 import { WebhookSecretConfigurationError } from './webhook-secret.errors';
 
@@ -65,7 +65,7 @@ export const webhookSecretsOptionsSchema = z
     stagedTtlMs: int(60_000, 30 * DAY).default(7 * DAY),
     job: z
       .object({
-        enabled: z.boolean({ error: 'must be a boolean' }).default(true),
+        enabled: booleanOption().default(true),
         cron: cronExpressionSchema('must be a cron expression with 5 or 6 fields, e.g. "0 30 3 * * *"').default('0 30 3 * * *'),
         timeZone: timeZoneSchema().default('UTC'),
         maxPerRun: int(1, 1_000_000).default(1000),
