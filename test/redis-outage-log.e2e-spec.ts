@@ -1,29 +1,8 @@
 import { randomBytes } from 'node:crypto';
-import { createServer, Server, Socket, type AddressInfo } from 'node:net';
 import { REDIS_URL } from './support/database';
 import { startTestHost, TestHost } from './support/host';
+import { startRedisForwarder, type RedisForwarder } from './support/redis-forwarder';
 import { deleteRedisKeys, requireRedis } from './support/replica';
-
-/** A plain TCP forwarder to Redis on a port of its own: closing it is Redis becoming unreachable (connections reset, then refused). */
-async function forwarder(target: URL, port = 0): Promise<{ port: number; close: () => Promise<void> }> {
-  const sockets = new Set<Socket>();
-  const server: Server = createServer((client) => {
-    const upstream = new Socket().connect(Number(target.port || 6379), target.hostname);
-    sockets.add(client).add(upstream);
-    client.pipe(upstream).pipe(client);
-    const end = () => [client, upstream].forEach((s) => s.destroy());
-    client.on('error', end).on('close', end);
-    upstream.on('error', end).on('close', end);
-  });
-  await new Promise<void>((r) => server.listen(port, '127.0.0.1', r));
-  return {
-    port: (server.address() as AddressInfo).port,
-    close: async () => {
-      for (const s of sockets) s.destroy();
-      await new Promise((r) => server.close(r));
-    },
-  };
-}
 
 interface Line {
   level: number;
@@ -39,7 +18,7 @@ interface Line {
 describe('the host log while Redis is unreachable (SQLite host, REDIS_URL through a forwarder that closes)', () => {
   const prefix = `cvt-log-${randomBytes(4).toString('hex')}:`;
   let host: TestHost;
-  let proxy: Awaited<ReturnType<typeof forwarder>>;
+  let proxy: RedisForwarder;
   const redisLines = (from: number): Line[] =>
     host.logs
       .slice(from)
@@ -48,7 +27,7 @@ describe('the host log while Redis is unreachable (SQLite host, REDIS_URL throug
 
   beforeAll(async () => {
     await requireRedis().then((r) => r.quit());
-    proxy = await forwarder(new URL(REDIS_URL));
+    proxy = await startRedisForwarder(new URL(REDIS_URL));
     host = await startTestHost('sqlite', { REDIS_URL: `redis://127.0.0.1:${proxy.port}`, REDIS_KEY_PREFIX: prefix, LOG_LEVEL: 'info' });
   }, 60_000);
 
@@ -74,7 +53,7 @@ describe('the host log while Redis is unreachable (SQLite host, REDIS_URL throug
     expect(down.filter((l) => l.level === 40).map((l) => l.msg.split(':')[0]).sort()).toEqual([...names].sort());
     for (const l of down) expect(l.msg).toMatch(/^[a-z-]+: (ECONNREFUSED|ECONNRESET|EPIPE|[A-Za-z]+Error): Redis does not answer/);
 
-    proxy = await forwarder(new URL(REDIS_URL), proxy.port);
+    proxy = await startRedisForwarder(new URL(REDIS_URL), proxy.port);
     for (const until = Date.now() + 15_000; (await ready()) !== 'up' && Date.now() < until; ) await new Promise((r) => setTimeout(r, 200));
     await new Promise((r) => setTimeout(r, 500));
     const back = redisLines(from).filter((l) => /answers again/.test(l.msg));

@@ -1,6 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import { HealthIndicatorService } from '@nestjs/terminus';
 import { CredentialCache } from '@app/credentials';
+import type { Redis } from 'ioredis';
 import { HostRedis } from '../redis/host-redis';
 
 const PING_TIMEOUT_MS = 1000;
@@ -30,17 +31,21 @@ export class CacheHealthIndicator {
       ...(s.shared ? { l2Errors: s.shared.l2.errors, degradedReads: s.shared.degradedReads, publishErrors: s.shared.invalidation.publishErrors } : {}),
     };
     if (h.tier === 'redis' && this.redis.enabled) {
-      details.redis = (await ping(this.redis)) ? 'up' : 'down';
-      if (details.redis === 'down') return check.degraded({ ...details, message: 'Redis does not answer: reads bypass the shared cache' });
+      details.redis = (await answers(this.redis.client)) ? 'up' : 'down';
+      // L2 is on this connection: the lib's view comes from its own calls, and none may have failed yet.
+      if (details.redis === 'down') return check.degraded({ ...details, l2: 'down', message: 'Redis does not answer: reads bypass the shared cache' });
     }
     return h.status === 'up' ? check.up(details) : check.degraded(details);
   }
 }
 
-async function ping(redis: HostRedis): Promise<boolean> {
+/** The connection is ready and a PING comes back within PING_TIMEOUT_MS (a stalled Redis keeps the socket open). */
+async function answers(client: Redis): Promise<boolean> {
+  // Not ready (reconnecting, refused, not authenticated): a PING would only wait in the offline queue until the timeout.
+  if (client.status !== 'ready') return false;
   let timer: NodeJS.Timeout | undefined;
   try {
-    const answer = await Promise.race([redis.client.ping(), new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error('timeout')), PING_TIMEOUT_MS)))]);
+    const answer = await Promise.race([client.ping(), new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error('timeout')), PING_TIMEOUT_MS)))]);
     return answer === 'PONG';
   } catch {
     return false;

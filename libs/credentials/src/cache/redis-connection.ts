@@ -10,6 +10,8 @@ export interface CacheRedisClient {
   scan(cursor: string, matchToken: 'MATCH', pattern: string, countToken: 'COUNT', count: number): Promise<[cursor: string, keys: string[]]>;
   del(...keys: string[]): Promise<number>;
   publish(channel: string, message: string): Promise<number>;
+  /** ioredis's connection state (`ready` once it runs commands): `health()` reads it. A client without it is judged by its calls. */
+  readonly status?: string;
 }
 
 /** What `closeRedisConnection` needs of an ioredis connection. */

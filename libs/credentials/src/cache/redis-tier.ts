@@ -76,6 +76,12 @@ export class RedisTier {
     return this.lastError > this.lastOk && Date.now() - this.lastError < FAILING_FOR_MS;
   }
 
+  /** The connection cannot run a command now (reconnecting, not yet connected, closed): its calls would wait and fail. */
+  get disconnected(): boolean {
+    const status = this.options.client.status;
+    return status !== undefined && status !== 'ready';
+  }
+
   /** The server answered outside a call of ours (a confirmed subscription). */
   answered(): void {
     this.lastOk = Date.now();

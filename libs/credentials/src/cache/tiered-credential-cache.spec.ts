@@ -1,5 +1,6 @@
 import { Logger } from '@nestjs/common';
 import { ManualClock } from '@app/common';
+import type { CacheKeyring } from './cache-keyring';
 import { CacheInvalidationBus, type HealthListener, type InvalidationListener, type InvalidationMessage } from './invalidation-bus';
 import { TieredCredentialCache } from './tiered-credential-cache';
 
@@ -352,5 +353,29 @@ describe('TieredCredentialCache (L1 + invalidation bus, no L2)', () => {
     // Rows are no published entries and no value reads.
     expect(bus.published).toEqual([]);
     expect(cache.stats()).toMatchObject({ hits: 0, misses: 0, loads: 0 });
+  });
+});
+
+describe('TieredCredentialCache health with L2 (a Redis client the test drives)', () => {
+  it('reports L2 down while its connection is not ready, before any call of the tier has failed, and up when it is ready again', async () => {
+    const client = {
+      status: 'ready',
+      eval: jest.fn(),
+      scan: jest.fn().mockResolvedValue(['0', []]), // an empty shared tier, emptied at start
+      del: jest.fn(),
+      publish: jest.fn(),
+    };
+    const keyring = { current: async () => ({ id: 'k1', key: Buffer.alloc(32) }), version: async () => null } as unknown as CacheKeyring;
+    const l2 = { client, keyring, keyPrefix: 'p:', lockMs: 1000, waitMs: 500, pollMs: 50, operationTimeoutMs: 500, generationTtlMs: 300_000 };
+    const cache = new TieredCredentialCache({ ttlMs: 60_000, jitterRatio: 0, maxEntries: 100, maxStaleMs: 0 }, new ManualClock(), new FakeBus(), l2);
+    await cache.start();
+    expect(cache.health()).toMatchObject({ tier: 'redis', status: 'up', details: { l2: 'up' } });
+
+    client.status = 'reconnecting'; // Redis went away; no read came since, so no call failed
+    expect(cache.health()).toMatchObject({ status: 'degraded', details: { l2: 'down', message: 'the shared cache tier is not connected to Redis: reads skip it' } });
+    expect(client.eval).not.toHaveBeenCalled();
+
+    client.status = 'ready';
+    expect(cache.health()).toMatchObject({ status: 'up', details: { l2: 'up' } });
   });
 });

@@ -202,10 +202,11 @@ export class TieredCredentialCache extends CredentialCache {
   }
 
   override health(): CredentialCacheHealth {
+    // Down: its connection is not ready now (no call needs to fail first, and none may be made while no read comes).
     // Failing: the last Redis call failed, recently.
-    const l2Down = !!this.l2?.failing;
-    const status = this.hearing && !l2Down ? 'up' : 'degraded';
-    const why = this.hearingState.whyNotHearing() ?? 'the shared cache tier is failing: reads skip it';
+    const l2 = !this.l2 ? undefined : this.l2.disconnected ? 'down' : this.l2.failing ? 'failing' : 'up';
+    const status = this.hearing && (l2 ?? 'up') === 'up' ? 'up' : 'degraded';
+    const why = this.hearingState.whyNotHearing() ?? `the shared cache tier is ${l2 === 'down' ? 'not connected to Redis' : 'failing'}: reads skip it`;
     const unheard = this.hearingState.unheardReplicas;
     return {
       tier: this.l2 ? 'redis' : 'memory',
@@ -215,7 +216,7 @@ export class TieredCredentialCache extends CredentialCache {
         invalidationConnected: this.bus.healthy,
         invalidationHeard: this.hearingState.live,
         ...(unheard !== undefined ? { unheardReplicas: unheard } : {}),
-        ...(this.l2 ? { l2: l2Down ? 'failing' : 'up' } : {}),
+        ...(l2 ? { l2 } : {}),
         pendingEvictions: this.pending.size,
         ...(status === 'degraded' ? { message: why } : {}),
       },
