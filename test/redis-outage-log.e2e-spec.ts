@@ -62,3 +62,53 @@ describe('the host log while Redis is unreachable (SQLite host, REDIS_URL throug
     );
   }, 60_000);
 });
+
+/**
+ * Credentials Redis refuses (a user it does not know: WRONGPASS, as for a wrong password; the shared test Redis has no
+ * password, and ioredis goes on when a password is given to a server without one, so an unknown user is the refusal
+ * the shared Redis can give): the log says so, once per connection, and so does readiness — not that Redis does not answer.
+ */
+describe('the host log while Redis refuses the credentials (SQLite host, REDIS_URL with a user Redis does not know)', () => {
+  const prefix = `cvt-auth-${randomBytes(4).toString('hex')}:`;
+  const user = `cvt-no-such-user-${randomBytes(4).toString('hex')}`;
+  const password = `pw-${randomBytes(8).toString('hex')}`;
+  let host: TestHost;
+  /** This host's lines (every host of the file writes to one list). */
+  let started: number;
+  const lines = () => host.logs.map((l) => JSON.parse(l) as Line & { time: number }).filter((l) => l.time >= started);
+
+  beforeAll(async () => {
+    await requireRedis().then((r) => r.quit());
+    started = Date.now();
+    const url = new URL(REDIS_URL);
+    url.username = user;
+    url.password = password;
+    host = await startTestHost('sqlite', { REDIS_URL: url.toString(), REDIS_KEY_PREFIX: prefix, LOG_LEVEL: 'info' });
+  }, 60_000);
+
+  afterAll(async () => {
+    await host?.close();
+  });
+
+  it('says once per connection that Redis refused the credentials (never that it does not answer), naming no user or password; readiness says so, degraded', async () => {
+    await new Promise((r) => setTimeout(r, 3_000)); // a dozen refused connects per connection by now
+    const redis = lines().filter((l) => l.context === 'Redis');
+    const names = [...new Set(redis.map((l) => l.msg.split(':')[0]))];
+    expect(names).toContain('commands');
+    expect(redis.map((l) => ({ level: l.level, msg: l.msg })).sort((a, b) => a.msg.localeCompare(b.msg))).toEqual(
+      names.sort().map((name) => ({ level: 40, msg: `${name}: WRONGPASS: Redis refused the credentials of REDIS_URL; retrying (logged again each minute it lasts, and once they are accepted)` })),
+    );
+    // Nothing the host wrote says Redis does not answer or is not reachable, nor names the user or the password.
+    const all = lines()
+      .map((l) => JSON.stringify(l))
+      .join('\n');
+    expect(all).not.toMatch(/does not answer|not reachable/);
+    expect(all).not.toContain(password);
+    expect(all).not.toContain(user);
+
+    const res = await fetch(`${host.baseUrl}/health/ready`);
+    expect(res.status).toBe(200);
+    const body = (await res.json()) as { status: string; details: { cache: Record<string, unknown> } };
+    expect(body.details.cache).toMatchObject({ status: 'degraded', redis: 'down', l2: 'down', message: 'Redis refused the credentials of REDIS_URL: reads bypass the shared cache' });
+  }, 30_000);
+});

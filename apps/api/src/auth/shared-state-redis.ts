@@ -3,7 +3,7 @@ import { Inject, Injectable, Logger, OnApplicationBootstrap, OnModuleInit, Optio
 import type { Redis } from 'ioredis';
 import { describeError, withTimeout } from '@app/common';
 import { registerHostMetrics, sharedStateFallbackCounter } from '../metrics/host-metrics';
-import { HostRedis } from '../redis/host-redis';
+import { HostRedis, refusedCredentials } from '../redis/host-redis';
 
 /** The parts that keep cluster-wide counters in Redis (the label of the fallback metric). */
 export const SHARED_STATE_COMPONENTS = ['rate_limit', 'suspicious_activity', 'oauth_cooldown'] as const;
@@ -67,7 +67,12 @@ export class SharedStateRedis implements OnModuleInit, OnApplicationBootstrap {
     try {
       await withTimeout(this.redis.client.ping(), 2000);
     } catch (e) {
-      this.logger.warn(`Redis is not reachable at start (${describe(e)}); limits and counters stay per process until it is`);
+      const refused = e instanceof Error ? refusedCredentials(e) : undefined;
+      this.logger.warn(
+        refused
+          ? `Redis refused the credentials of REDIS_URL at start (${refused}); limits and counters stay per process until it accepts them`
+          : `Redis is not reachable at start (${describe(e)}); limits and counters stay per process until it is`,
+      );
     }
   }
 

@@ -33,7 +33,10 @@ export class CacheHealthIndicator {
     if (h.tier === 'redis' && this.redis.enabled) {
       details.redis = (await answers(this.redis.client)) ? 'up' : 'down';
       // L2 is on this connection: the lib's view comes from its own calls, and none may have failed yet.
-      if (details.redis === 'down') return check.degraded({ ...details, l2: 'down', message: 'Redis does not answer: reads bypass the shared cache' });
+      if (details.redis === 'down') {
+        const why = this.redis.credentialsRefused ? 'Redis refused the credentials of REDIS_URL' : 'Redis does not answer';
+        return check.degraded({ ...details, l2: 'down', message: `${why}: reads bypass the shared cache` });
+      }
     }
     return h.status === 'up' ? check.up(details) : check.degraded(details);
   }

@@ -14,6 +14,7 @@ export class HostRedis implements OnApplicationShutdown {
   private readonly logger = new Logger('Redis');
   private commandClient?: Redis;
   private readonly connections: Redis[] = [];
+  private readonly outages = new WeakMap<Redis, RedisOutageLog>();
   readonly enabled: boolean;
   readonly keyPrefix: string;
 
@@ -26,6 +27,11 @@ export class HostRedis implements OnApplicationShutdown {
   get client(): Redis {
     this.commandClient ??= this.connect('commands');
     return this.commandClient;
+  }
+
+  /** Redis refuses the command connection's credentials, now (readiness says so rather than "does not answer"). */
+  get credentialsRefused(): boolean {
+    return this.commandClient !== undefined && !!this.outages.get(this.commandClient)?.refusingCredentials;
   }
 
   /** A new connection for SUBSCRIBE; closed with the others at shutdown. */
@@ -50,6 +56,7 @@ export class HostRedis implements OnApplicationShutdown {
     const outage = new RedisOutageLog(name, this.logger);
     redis.on('error', (error: NodeJS.ErrnoException) => outage.failed(error));
     redis.on('ready', () => outage.answered());
+    this.outages.set(redis, outage);
     this.connections.push(redis);
     return redis;
   }
@@ -71,36 +78,64 @@ export class HostRedis implements OnApplicationShutdown {
 const OUTAGE_REMINDER_MS = 60_000;
 
 /**
+ * The first word of an error reply in which Redis refuses the connection's credentials, which ioredis emits as an
+ * `error` at each connect: NOAUTH (a password is required, none was given), WRONGPASS (Redis 6+: no such user, a wrong
+ * password, or the user disabled), ERR for Redis 5 and earlier (`ERR invalid password`, `ERR AUTH …`). Only that word
+ * is ever written: the URL carries the password, and the user name names the deployment's account.
+ */
+export function refusedCredentials(error: Error): string | undefined {
+  return /^(?:Ready check failed: )?(NOAUTH|WRONGPASS|ERR(?= invalid password| AUTH\b))/.exec(error.message)?.[1];
+}
+
+/** What the lines of an outage say, by its cause. */
+const OUTAGE_WORDS = {
+  unreachable: { first: 'Redis does not answer; reconnecting (logged again each minute it lasts, and once it is back)', lasting: 'Redis does not answer for', end: 'Redis answers again after' },
+  credentials: { first: 'Redis refused the credentials of REDIS_URL; retrying (logged again each minute it lasts, and once they are accepted)', lasting: 'Redis refuses the credentials of REDIS_URL for', end: 'Redis accepts the credentials again after' },
+} as const;
+
+/**
  * One connection's outage in the log: its first failure at `warn`, a reminder each minute it lasts, and the reconnect
- * at `info`. Only the error's code or class is written: the URL, and so a message quoting it, may carry a password.
+ * at `info`. Credentials Redis refuses are said to be that, not an unreachable Redis (a cause that changes during the
+ * outage is logged at once). Only the error's code or class — or the first word of Redis' refusal — is written: the
+ * URL, and so a message quoting it, may carry a password.
  */
 export class RedisOutageLog {
   private since?: number;
   private lastLoggedAt = 0;
   private failures = 0;
+  /** The cause the last line named (the outage's, while one lasts). */
+  private cause: keyof typeof OUTAGE_WORDS = 'unreachable';
 
   constructor(
     private readonly name: string,
     private readonly logger: Logger,
   ) {}
 
+  /** The outage under way is Redis refusing the credentials. */
+  get refusingCredentials(): boolean {
+    return this.since !== undefined && this.cause === 'credentials';
+  }
+
   failed(error: NodeJS.ErrnoException): void {
     const now = Date.now();
-    const code = error.code ?? error.name;
+    const refused = refusedCredentials(error);
+    const code = refused ?? error.code ?? error.name;
+    const cause = refused ? 'credentials' : 'unreachable';
     this.failures++;
-    if (this.since === undefined) {
-      this.since = now;
+    if (this.since === undefined || cause !== this.cause) {
+      this.since ??= now;
+      this.cause = cause;
       this.lastLoggedAt = now;
-      this.logger.warn(`${this.name}: ${code}: Redis does not answer; reconnecting (logged again each minute it lasts, and once it is back)`);
+      this.logger.warn(`${this.name}: ${code}: ${OUTAGE_WORDS[cause].first}`);
     } else if (now - this.lastLoggedAt >= OUTAGE_REMINDER_MS) {
       this.lastLoggedAt = now;
-      this.logger.warn(`${this.name}: ${code}: Redis does not answer for ${Math.round((now - this.since) / 1000)} s (${attempts(this.failures)}); reconnecting`);
+      this.logger.warn(`${this.name}: ${code}: ${OUTAGE_WORDS[cause].lasting} ${Math.round((now - this.since) / 1000)} s (${attempts(this.failures)}); ${cause === 'credentials' ? 'retrying' : 'reconnecting'}`);
     }
   }
 
   answered(): void {
     if (this.since === undefined) return;
-    this.logger.log(`${this.name}: Redis answers again after ${Math.round((Date.now() - this.since) / 1000)} s (${attempts(this.failures)})`);
+    this.logger.log(`${this.name}: ${OUTAGE_WORDS[this.cause].end} ${Math.round((Date.now() - this.since) / 1000)} s (${attempts(this.failures)})`);
     this.since = undefined;
     this.failures = 0;
   }

@@ -1,5 +1,5 @@
 import type { Logger } from '@nestjs/common';
-import { RedisOutageLog } from './host-redis';
+import { RedisOutageLog, refusedCredentials } from './host-redis';
 
 /**
  * What one Redis connection writes while Redis is down, minute by minute (the e2e, test/redis-outage-log, sees the
@@ -54,5 +54,55 @@ describe('RedisOutageLog', () => {
       'warn cache-invalidation: ECONNRESET: Redis does not answer; reconnecting (logged again each minute it lasts, and once it is back)',
       'info cache-invalidation: Redis answers again after 1 s (1 failed attempt)',
     ]);
+  });
+  /** An error reply as ioredis gives it: a ReplyError, no code, the reply as its message. */
+  const reply = (message: string) => Object.assign(new Error(message), { name: 'ReplyError' });
+
+  it('says Redis refused the credentials (the reply\'s first word only), once, each minute it lasts, and when they are accepted', () => {
+    jest.useFakeTimers({ now: 0 });
+    const { lines, logger } = capture();
+    const outage = new RedisOutageLog('commands', logger);
+    for (let t = 0; t <= 60_000; t += 2_000) {
+      jest.setSystemTime(t);
+      outage.failed(reply('WRONGPASS invalid username-password pair or user is disabled.'));
+    }
+    expect(outage.refusingCredentials).toBe(true);
+    jest.setSystemTime(61_000);
+    outage.answered();
+    expect(outage.refusingCredentials).toBe(false);
+    expect(lines).toEqual([
+      'warn commands: WRONGPASS: Redis refused the credentials of REDIS_URL; retrying (logged again each minute it lasts, and once they are accepted)',
+      'warn commands: WRONGPASS: Redis refuses the credentials of REDIS_URL for 60 s (31 failed attempts); retrying',
+      'info commands: Redis accepts the credentials again after 61 s (31 failed attempts)',
+    ]);
+  });
+
+  it('a cause that changes during an outage is logged at once: Redis back, with a password the host does not have', () => {
+    jest.useFakeTimers({ now: 0 });
+    const { lines, logger } = capture();
+    const outage = new RedisOutageLog('commands', logger);
+    outage.failed(refused);
+    jest.setSystemTime(4_000);
+    outage.failed(reply('NOAUTH Authentication required.'));
+    jest.setSystemTime(6_000);
+    outage.failed(reply('NOAUTH Authentication required.'));
+    expect(outage.refusingCredentials).toBe(true);
+    expect(lines).toEqual([
+      'warn commands: ECONNREFUSED: Redis does not answer; reconnecting (logged again each minute it lasts, and once it is back)',
+      'warn commands: NOAUTH: Redis refused the credentials of REDIS_URL; retrying (logged again each minute it lasts, and once they are accepted)',
+    ]);
+  });
+
+  it.each([
+    ['NOAUTH Authentication required.', 'NOAUTH'],
+    ['WRONGPASS invalid username-password pair or user is disabled.', 'WRONGPASS'],
+    ['Ready check failed: NOAUTH Authentication required.', 'NOAUTH'],
+    ['ERR invalid password', 'ERR'],
+    ['ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?', 'ERR'],
+    ["NOPERM this user has no permissions to run the 'select' command", undefined],
+    ['ERR unknown command', undefined],
+    ['connect ECONNREFUSED 127.0.0.1:6379', undefined],
+  ])('refusedCredentials(%j) is %s', (message, word) => {
+    expect(refusedCredentials(reply(message))).toBe(word);
   });
 });
