@@ -35,11 +35,12 @@ async function setup() {
     return crypto;
   };
   const secrets = createFakeSecretClient();
+  const registry = new Registry();
   const moduleRef = await Test.createTestingModule({
     imports: [
       KeyVaultModule.forRoot({
         ...FAKE_VAULT_OPTIONS,
-        metrics: { registry: new Registry(), prefix: 'kvkeys_' },
+        metrics: { registry, prefix: 'kvkeys_' },
         resilience: { initialDelayMs: 1, maxDelayMs: 50, timeoutMs: 300, maxAttempts: 3, breaker: { consecutiveFailures: 3, halfOpenAfterMs: 60_000 } },
       }),
     ],
@@ -51,20 +52,25 @@ async function setup() {
     .overrideProvider(KEY_VAULT_SECRET_CLIENT)
     .useValue(secrets)
     .compile();
-  return { keys: moduleRef.get(KeyVaultKeysProvider), secretsProvider: moduleRef.get(KeyVaultProvider), keyClient, crypto, built, secrets };
+  return { keys: moduleRef.get(KeyVaultKeysProvider), secretsProvider: moduleRef.get(KeyVaultProvider), keyClient, crypto, built, secrets, registry };
 }
 
 const failure = (p: Promise<unknown>) => p.then(() => Promise.reject(new Error('expected a failure')), (e: KeyVaultError) => e);
 
 describe('AzureKeyVaultKeysProvider', () => {
-  it('returns the public JWK only, with type, size and operations', async () => {
-    const { keys, keyClient } = await setup();
+  it('returns the public JWK only, with type, size and operations; the name found free before the create is no vault error', async () => {
+    const { keys, keyClient, registry } = await setup();
     keyClient.getKey.mockRejectedValueOnce(restError(404, 'KeyNotFound', 'x'));
     keyClient.createRsaKey.mockResolvedValue(sdkRsaKey('tenant-key'));
     const key = await keys.createKey('tenant-key', { keyType: 'RSA', keySize: 2048, tags: { team: 'a' } });
     expect(keyClient.createRsaKey).toHaveBeenCalledWith('tenant-key', expect.objectContaining({ keySize: 2048, tags: { team: 'a' } }));
     expect(key.properties).toMatchObject({ name: 'tenant-key', version: VERSION, keyType: 'RSA', keySize: 2048, keyOps: ['sign', 'verify', 'wrapKey'] });
     expect(Object.keys(key.publicKey).sort()).toEqual(['e', 'key_ops', 'kid', 'kty', 'n']);
+    expect((await registry.getSingleMetric('kvkeys_errors_total')!.get()).values).toEqual([]);
+    expect((await registry.getSingleMetric('kvkeys_operations_total')!.get()).values.map((v) => v.labels)).toEqual([
+      { operation: 'getKey', outcome: 'not_found' },
+      { operation: 'createKey', outcome: 'success' },
+    ]);
   });
 
   describe('restoreKeyBackup: a 409 (a taken name, a purge still completing, an earlier attempt that landed)', () => {

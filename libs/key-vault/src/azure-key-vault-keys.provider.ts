@@ -35,7 +35,7 @@ import {
   type VaultPublicJwk,
   type VaultSignatureAlgorithm,
 } from './key-vault-keys.provider';
-import type { KeyVaultCallOptions, ListPageOptions, Page } from './key-vault.provider';
+import type { KeyVaultCallOptions, KeyVaultReadOptions, ListPageOptions, Page } from './key-vault.provider';
 import { KeyVaultResilience, type AttemptContext } from './resilience/key-vault.resilience';
 import { absentWhenNotFound, writeNewVersion } from './internal/new-version-write';
 import { confirmedRestore } from './internal/confirmed-restore';
@@ -164,12 +164,13 @@ export class AzureKeyVaultKeysProvider extends KeyVaultKeysProvider {
     }, call.signal);
   }
 
-  async getKey(name: string, version?: string, call: KeyVaultCallOptions = {}): Promise<VaultKey> {
+  async getKey(name: string, version?: string, call: KeyVaultReadOptions = {}): Promise<VaultKey> {
     this.checkName('getKey', name);
     if (version !== undefined) this.checkVersion('getKey', name, version);
     return this.resilience.execute('getKey', name, async ({ signal }) => toKey(await this.client.getKey(name, { version, abortSignal: signal }), 'getKey'), {
       signal: call.signal,
       abortInFlight: true,
+      notFoundExpected: call.notFoundExpected,
     });
   }
 
@@ -327,7 +328,7 @@ export class AzureKeyVaultKeysProvider extends KeyVaultKeysProvider {
       operation,
       name,
       resilience: this.resilience,
-      latest: (before) => absentWhenNotFound(this.getKey(name, undefined, { signal: before })),
+      latest: (before) => absentWhenNotFound(this.getKey(name, undefined, { signal: before, notFoundExpected: true })),
       versionOf: (key) => key.properties.version,
       write,
       signal,

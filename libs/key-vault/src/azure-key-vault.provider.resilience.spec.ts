@@ -61,6 +61,23 @@ describe('AzureKeyVaultProvider (fake SecretClient)', () => {
     expect(await metric('errors_total', { code: C[code] })).toBe(1);
   });
 
+  it('a not-found the caller expects (notFoundExpected: does it exist?) is outcome not_found, no error; any other failure of such a read is one', async () => {
+    const { kv, client, metric } = await setup();
+    failThen(client, 'getSecret', [restError(404, 'SecretNotFound', 'gone'), restError(403, 'Forbidden', 'no permission')], sdkSecret('s1', 'v'));
+    expect(await failure(kv.getSecret('s1', undefined, { notFoundExpected: true }))).toMatchObject({ code: C.KEY_NOT_FOUND });
+    expect(await metric('errors_total')).toBe(0);
+    expect(await metric('operations_total', { operation: 'getSecret', outcome: 'not_found' })).toBe(1);
+    expect(await metric('operations_total', { outcome: 'client' })).toBe(0);
+    expect(await failure(kv.getSecret('s1', undefined, { notFoundExpected: true }))).toMatchObject({ code: C.FORBIDDEN });
+    expect(await metric('errors_total', { code: 'FORBIDDEN' })).toBe(1);
+    // Without it (a value a stored pointer names), a not-found is an error, as before (the it.each above).
+    (client.getDeletedSecret as jest.Mock).mockRejectedValueOnce(restError(404, 'DeletedSecretNotFound', 'none')).mockRejectedValueOnce(restError(404, 'DeletedSecretNotFound', 'none'));
+    expect(await failure(kv.getDeletedSecret('s1', { notFoundExpected: true }))).toMatchObject({ code: C.KEY_NOT_FOUND });
+    expect(await metric('errors_total', { code: 'KEY_NOT_FOUND' })).toBe(0);
+    expect(await failure(kv.getDeletedSecret('s1'))).toMatchObject({ code: C.KEY_NOT_FOUND });
+    expect(await metric('errors_total', { code: 'KEY_NOT_FOUND' })).toBe(1);
+  });
+
   it('retries 5xx and connection resets, then succeeds', async () => {
     const { kv, client } = await setup();
     const get = failThen(client, 'getSecret', [restError(503, 'ServiceUnavailable', 'x'), networkError('ECONNRESET', 'socket hang up')], sdkSecret('s1', 'v'));

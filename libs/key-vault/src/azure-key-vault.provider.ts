@@ -15,6 +15,7 @@ import {
   KeyVaultProvider,
   type DeletedSecret,
   type KeyVaultCallOptions,
+  type KeyVaultReadOptions,
   type ListPageOptions,
   type Page,
   type Secret,
@@ -175,14 +176,14 @@ export class AzureKeyVaultProvider extends KeyVaultProvider {
     return this.resilience.execute('setSecret', name, confirmBeforeResend('setSecret', name, attempt), { signal: call.signal });
   }
 
-  async getSecret(name: string, version?: string, call: KeyVaultCallOptions = {}): Promise<Secret> {
+  async getSecret(name: string, version?: string, call: KeyVaultReadOptions = {}): Promise<Secret> {
     this.checkName('getSecret', name);
     if (version !== undefined) this.checkVersion('getSecret', name, version);
     return this.resilience.execute(
       'getSecret',
       name,
       async ({ signal }) => toSecret(await this.client.getSecret(name, { version, abortSignal: signal }), { operation: 'getSecret', secretName: name }),
-      { signal: call.signal, abortInFlight: true },
+      { signal: call.signal, abortInFlight: true, notFoundExpected: call.notFoundExpected },
     );
   }
 
@@ -257,11 +258,12 @@ export class AzureKeyVaultProvider extends KeyVaultProvider {
     );
   }
 
-  async getDeletedSecret(name: string): Promise<DeletedSecret> {
+  async getDeletedSecret(name: string, call: KeyVaultReadOptions = {}): Promise<DeletedSecret> {
     this.checkName('getDeletedSecret', name);
-    return this.resilience.execute('getDeletedSecret', name, async ({ signal }) =>
-      toDeleted(await this.client.getDeletedSecret(name, { abortSignal: signal })),
-    );
+    return this.resilience.execute('getDeletedSecret', name, async ({ signal }) => toDeleted(await this.client.getDeletedSecret(name, { abortSignal: signal })), {
+      signal: call.signal,
+      notFoundExpected: call.notFoundExpected,
+    });
   }
 
   async listDeletedSecrets(options: ListPageOptions = {}): Promise<Page<DeletedSecret>> {

@@ -1,4 +1,4 @@
-import type { KeyVaultCallOptions, ListPageOptions, Page } from './key-vault.provider';
+import type { KeyVaultCallOptions, KeyVaultReadOptions, ListPageOptions, Page } from './key-vault.provider';
 
 export type VaultKeyType = 'RSA' | 'EC';
 export type VaultRsaKeySize = 2048 | 3072 | 4096;
@@ -126,7 +126,7 @@ export abstract class KeyVaultKeysProvider {
    */
   abstract createKey(name: string, options: CreateVaultKeyOptions, call?: KeyVaultCallOptions): Promise<VaultKey>;
   /** Latest version when `version` is omitted. */
-  abstract getKey(name: string, version?: string, call?: KeyVaultCallOptions): Promise<VaultKey>;
+  abstract getKey(name: string, version?: string, call?: KeyVaultReadOptions): Promise<VaultKey>;
   /** One page of keys (latest versions, properties only). */
   abstract listKeys(options?: ListPageOptions, call?: KeyVaultCallOptions): Promise<Page<VaultKeyItem>>;
   abstract listKeyVersions(name: string, options?: ListPageOptions, call?: KeyVaultCallOptions): Promise<Page<VaultKeyItem>>;

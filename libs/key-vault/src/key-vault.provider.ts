@@ -89,6 +89,18 @@ export interface KeyVaultCallOptions {
   signal?: AbortSignal;
 }
 
+/** The options of a read whose object may not exist (an optional last argument). */
+export interface KeyVaultReadOptions extends KeyVaultCallOptions {
+  /**
+   * The caller asks whether the object exists: a not-found is an answer it expects (it then creates the object, or takes
+   * its absence as the answer), not a failure. The call still rejects with KEY_NOT_FOUND, counted as outcome `not_found`
+   * (`operations_total`), never in `errors_total`, and its span is no error. Leave it unset where an absence is a fault
+   * (a value a stored pointer names): that counts as an error.
+   * @default false
+   */
+  notFoundExpected?: boolean;
+}
+
 export interface Page<T> {
   items: T[];
   /** Present when more pages follow. */
@@ -106,7 +118,7 @@ export abstract class KeyVaultProvider {
    */
   abstract setSecret(name: string, value: string, options?: SetSecretOptions, call?: KeyVaultCallOptions): Promise<Secret>;
   /** Latest version when `version` is omitted. `call.signal`: dropped while not sent, aborted in flight (CANCELLED). */
-  abstract getSecret(name: string, version?: string, call?: KeyVaultCallOptions): Promise<Secret>;
+  abstract getSecret(name: string, version?: string, call?: KeyVaultReadOptions): Promise<Secret>;
   abstract updateSecretProperties(
     name: string,
     version: string,
@@ -122,7 +134,7 @@ export abstract class KeyVaultProvider {
 
   /** Soft-deletes and waits until the deletion is visible (long-running operation). */
   abstract deleteSecret(name: string): Promise<DeletedSecret>;
-  abstract getDeletedSecret(name: string): Promise<DeletedSecret>;
+  abstract getDeletedSecret(name: string, call?: KeyVaultReadOptions): Promise<DeletedSecret>;
   abstract listDeletedSecrets(options?: ListPageOptions): Promise<Page<DeletedSecret>>;
   /** Recovers a soft-deleted secret and waits until it is readable again. */
   abstract recoverDeletedSecret(name: string): Promise<SecretProperties>;

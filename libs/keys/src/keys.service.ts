@@ -116,7 +116,7 @@ export class KeysService implements OnModuleDestroy {
     return this.runner.managed(ctx, 'create', req.name, details, () => this.exclusiveCreate(this.vaultName(ctx, req.name), async (vaultName) => {
       // Key Vault's create adds a version to an existing key (of any type): a taken name is refused instead, as the
       // API says names are unique — under the name's lock, so that of creates racing on several replicas one wins.
-      const existing = await this.vault.getKey(vaultName, undefined, { signal: ctx.signal }).catch((e: unknown) => {
+      const existing = await this.vault.getKey(vaultName, undefined, { signal: ctx.signal, notFoundExpected: true }).catch((e: unknown) => {
         if (isKeyVaultError(e, KeyVaultErrorCode.KEY_NOT_FOUND)) return undefined;
         throw e;
       });

@@ -41,6 +41,16 @@ describe.each(DATABASE_KINDS)('host cache wiring on %s', (kind) => {
     expect(body.info.cache).toMatchObject({ status: 'up', tier: 'redis', invalidation: 'redis', invalidationConnected: true, l2: 'up', redis: 'up' });
   });
 
+  it('creates the shared cache key at its first start without a vault error on /metrics: the key\'s absence was the answer it looked for', async () => {
+    const text = await (await fetch(`${host.baseUrl}/metrics`)).text();
+    // The existence check of the key (a not-found, then a create and a read back), counted as what it was.
+    expect(text).toMatch(/^credential_vault_keyvault_operations_total\{operation="getSecret",outcome="not_found"\} [1-9]/m);
+    expect(text).toMatch(/^credential_vault_keyvault_operations_total\{operation="setSecret",outcome="success"\} [1-9]/m);
+    // No vault error at all: an alert on this counter would fire on every fresh deployment.
+    expect(text.split('\n').filter((l) => l.startsWith('credential_vault_keyvault_errors_total{'))).toEqual([]);
+    expect(text).not.toMatch(/^credential_vault_keyvault_operations_total\{operation="getSecret",outcome="client"\}/m);
+  });
+
   it('keeps reads in L2 under the configured prefix, sealed: no value in plaintext in any key', async () => {
     const ctx = { tenantId: 'acme', actor: { id: 'user:test' } };
     const value = `sk_${randomBytes(20).toString('hex')}`;

@@ -72,7 +72,8 @@ export class KeyVaultAuditAnchorStore extends AuditAnchorStore {
     const name = auditAnchorSecretName(tenantId, this.prefix);
     let value: string;
     try {
-      value = (await this.kv.getSecret(name)).value;
+      // A tenant has no anchor until its first one is written: absent is an answer, not a vault error.
+      value = (await this.kv.getSecret(name, undefined, { notFoundExpected: true })).value;
     } catch (e) {
       if (!isKeyVaultError(e, KeyVaultErrorCode.KEY_NOT_FOUND)) throw e;
       const deleted = await this.deletedSecret(name);
@@ -115,7 +116,7 @@ export class KeyVaultAuditAnchorStore extends AuditAnchorStore {
   /** The soft-deleted secret, or undefined when there is none (or we may not look: then we say so). */
   private async deletedSecret(name: string): Promise<DeletedSecret | undefined> {
     try {
-      return await this.kv.getDeletedSecret(name);
+      return await this.kv.getDeletedSecret(name, { notFoundExpected: true });
     } catch (e) {
       if (isKeyVaultError(e, KeyVaultErrorCode.KEY_NOT_FOUND)) return undefined;
       if (isKeyVaultError(e, KeyVaultErrorCode.FORBIDDEN)) {

@@ -62,7 +62,8 @@ export class CacheKeyring {
   private async loadCurrent(): Promise<CacheEntryKey> {
     let secret;
     try {
-      secret = await this.vault.getSecret(this.secretName);
+      // Absent until the first replica of the deployment creates it: an answer, not a vault error.
+      secret = await this.vault.getSecret(this.secretName, undefined, { notFoundExpected: true });
     } catch (e) {
       if (!isKeyVaultError(e, KeyVaultErrorCode.KEY_NOT_FOUND)) throw e;
       await this.vault.setSecret(this.secretName, randomBytes(32).toString('base64'), {

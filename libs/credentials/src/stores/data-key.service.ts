@@ -132,7 +132,8 @@ export class DataKeyService {
       const name = this.nameFor(tenantId);
       let key: DataKey;
       try {
-        const secret = await this.vault.getSecret(name, undefined, { signal: load.signal });
+        // A tenant's first envelope value creates its key: absent before it is an answer, not a vault error.
+        const secret = await this.vault.getSecret(name, undefined, { signal: load.signal, notFoundExpected: true });
         key = { ...this.remember(name, secret.properties.version, secret.value), createdOn: secret.properties.createdOn };
       } catch (e) {
         if (!isKeyVaultError(e, KeyVaultErrorCode.KEY_NOT_FOUND)) throw e;
@@ -202,7 +203,7 @@ export class DataKeyService {
     }
     // A soft-deleted key secret is not a mistyped tenant: its envelope values are unreadable until it is recovered.
     try {
-      await this.vault.getDeletedSecret(name);
+      await this.vault.getDeletedSecret(name, { notFoundExpected: true });
       return 'soft-deleted';
     } catch (e) {
       if (isKeyVaultError(e, KeyVaultErrorCode.KEY_NOT_FOUND)) return 'none';

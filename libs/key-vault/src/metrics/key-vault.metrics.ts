@@ -33,11 +33,13 @@ function getOrCreate<M extends Metric<string>>(
  * modules (or test modules) sharing a registry share the same series.
  *
  * - `<prefix>operations_total{operation,outcome}` — outcome: `success`, the error severity
- *   (`transient`, `client`, `configuration`, `fatal`), or `cancelled` (the caller left: not a vault failure)
+ *   (`transient`, `client`, `configuration`, `fatal`), `cancelled` (the caller left: not a vault failure), or
+ *   `not_found` (a read that asked whether the object exists, answered no: `KeyVaultReadOptions.notFoundExpected`)
  * - `<prefix>cancelled_total{operation,stage}` — calls of callers who left: `not_sent` (dropped from the
  *   bulkhead queue or between retries: never reached the vault) or `in_flight` (a read aborted)
  * - `<prefix>operation_duration_seconds{operation}` — one logical call, retries and backoff included
- * - `<prefix>errors_total{code}` — code: the `KeyVaultErrorCode` name, e.g. `RATE_LIMITED`
+ * - `<prefix>errors_total{code}` — code: the `KeyVaultErrorCode` name, e.g. `RATE_LIMITED` (failures only: neither
+ *   a cancelled call nor an expected not-found)
  * - `<prefix>circuit_breaker_state` — 0 closed, 1 half-open, 2 open
  * - `<prefix>retries_total{operation}`
  */
@@ -140,6 +142,14 @@ export class KeyVaultMetrics {
     this.otel.operations.add(1, { 'keyvault.operation': operation, outcome: error.severity });
     this.otel.duration.record(seconds, { 'keyvault.operation': operation, outcome: error.severity });
     this.otel.errors.add(1, { 'keyvault.operation': operation, 'error.type': error.codeName });
+  }
+
+  /** A read that asked whether the object exists and learnt it does not: outcome `not_found`, no error (`errors_total` is not touched). */
+  recordNotFound(operation: string, seconds: number): void {
+    this.operations.inc({ operation, outcome: 'not_found' });
+    this.duration.observe({ operation }, seconds);
+    this.otel.operations.add(1, { 'keyvault.operation': operation, outcome: 'not_found' });
+    this.otel.duration.record(seconds, { 'keyvault.operation': operation, outcome: 'not_found' });
   }
 
   /** A call of a caller who left: outcome `cancelled`, never an error of the vault (`errors_total` is not touched). */

@@ -70,6 +70,8 @@ export interface ExecuteOptions {
    * @default false
    */
   abortInFlight?: boolean;
+  /** A not-found is an answer the caller expects (`KeyVaultReadOptions.notFoundExpected`): outcome `not_found`, no error. */
+  notFoundExpected?: boolean;
 }
 
 /**
@@ -215,7 +217,8 @@ export class KeyVaultResilience {
   /** Runs one logical operation through bulkhead, retry, breaker and per-attempt timeout; records metrics. */
   async execute<T>(operation: KeyVaultOperation, secretName: string | undefined, fn: (ctx: AttemptContext) => Promise<T>, options: ExecuteOptions = {}): Promise<T> {
     // One client span per logical call (retries included); no secret name: names carry tenant ids.
-    const spanOptions = { kind: SpanKind.CLIENT, attributes: { 'keyvault.operation': operation, 'server.address': this.vaultHost }, notAnError: cancelledSpanAttributes };
+    const notAnError = (e: unknown) => cancelledSpanAttributes(e) ?? (options.notFoundExpected && e instanceof KeyVaultError && e.code === KeyVaultErrorCode.KEY_NOT_FOUND ? { 'keyvault.not_found': true } : undefined);
+    const spanOptions = { kind: SpanKind.CLIENT, attributes: { 'keyvault.operation': operation, 'server.address': this.vaultHost }, notAnError };
     return inSpan(`keyvault ${operation}`, spanOptions, async (span) => {
       let attempts = 0;
       try {
@@ -234,7 +237,7 @@ export class KeyVaultResilience {
     operation: KeyVaultOperation,
     secretName: string | undefined,
     retryPolicy: RetryPolicy,
-    { signal: caller, abortInFlight = false }: ExecuteOptions,
+    { signal: caller, abortInFlight = false, notFoundExpected = false }: ExecuteOptions,
     fn: (ctx: AttemptContext) => Promise<T>,
   ): Promise<T> {
     const errorCtx = { operation, secretName, timeoutMs: this.options.timeoutMs, breakerOpenForMs: () => this.breakerOpenForMs() };
@@ -273,7 +276,9 @@ export class KeyVaultResilience {
       return result;
     } catch (e) {
       const error = e instanceof LeftQueueError ? cancelled(false, e) : toKeyVaultError(e, errorCtx);
-      this.metrics.recordFailure(operation, (performance.now() - started) / 1000, error);
+      const seconds = (performance.now() - started) / 1000;
+      if (notFoundExpected && error.code === KeyVaultErrorCode.KEY_NOT_FOUND) this.metrics.recordNotFound(operation, seconds);
+      else this.metrics.recordFailure(operation, seconds, error);
       throw error;
     }
   }
