@@ -79,7 +79,12 @@ describe('cli audit:verify', () => {
   });
 
   it('with the embedded local vault: verifies the chains, and says the anchors were not checked and where they are, without assuming a running host', async () => {
-    const embedded = Object.fromEntries(Object.entries(host.env).filter(([name]) => !name.startsWith('KEY_VAULT_')));
+    // The host ran on an external vault: its environment names no embedded one (the default, ./data/vault on 8443, is the repository's).
+    const embedded = {
+      ...Object.fromEntries(Object.entries(host.env).filter(([name]) => !name.startsWith('KEY_VAULT_'))),
+      EMULATOR_PORT: '0',
+      EMULATOR_DATA_DIR: join(host.dataDir, 'vault'),
+    };
     const said: string[] = [];
     const warn = jest.spyOn(process.stderr, 'write').mockImplementation((chunk) => (said.push(String(chunk)), true));
     try {

@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { KeyVaultEmulator } from '@app/keyvault-emulator';
 import { externalVaultEnv } from './support/cli';
+import { embeddedBackends } from './support/backends';
 import { writeRequireHook } from './support/swc-require-hook';
 
 const ROOT = join(__dirname, '..');
@@ -20,7 +21,7 @@ describe('the CLI process', () => {
     new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
       const child = spawn(process.execPath, ['--no-warnings', '--require', writeRequireHook(dir), MAIN, ...args], {
         cwd: ROOT,
-        env: { ...process.env, NODE_ENV: 'test', DATABASE_PATH: join(dir, 'db.sqlite'), EMULATOR_DATA_DIR: join(dir, 'vault'), ...env },
+        env: { ...process.env, NODE_ENV: 'test', ...embeddedBackends(env, dir), ...env },
         stdio: ['ignore', 'pipe', 'pipe'],
       });
       let stdout = '';
@@ -193,26 +194,39 @@ describe('the CLI process', () => {
     expect(existsSync('/proc/cv-no-such-dir')).toBe(false);
   }, 120_000);
 
+  /** A vault no command reaches: each one below is refused before it would try. */
+  const unreachableVault = { KEY_VAULT_URL: 'https://localhost:1', KEY_VAULT_CREDENTIAL: 'static', KEY_VAULT_DISABLE_CHALLENGE_RESOURCE_VERIFICATION: 'true' };
+
+  /** The problems audit:verify and migrate (which reads its configuration its own way) list for `env`, each command's: exit 1, no stack. */
+  const refusedByEveryCommand = async (env: Record<string, string>): Promise<string[][]> => {
+    const jsonl = join(dir, 'refused-legacy.jsonl');
+    writeFileSync(jsonl, '');
+    const listed: string[][] = [];
+    for (const args of [['audit:verify'], ['migrate', '--source', 'jsonl', '--file', jsonl]]) {
+      const r = await run(args, undefined, { LEGACY_ENCRYPTION_KEYS: 'a'.repeat(64), ...env }, 60_000);
+      expect(r.code).toBe(1);
+      expect(r.stderr).not.toMatch(/^\s+at /m);
+      listed.push(r.stderr.split('\n').flatMap((l) => (l.startsWith('  - ') ? [l.slice(4)] : [])));
+    }
+    return listed;
+  };
+
   // migrate read its configuration with loadAppConfig alone: a missing CA file failed it as the vault module was built,
   // 'ENOENT: no such file or directory, open …', naming no variable (the other commands listed it).
   it('a CA file that cannot be read is named by its variable, with the other problems, by every command (migrate too)', async () => {
-    const env = {
-      KEY_VAULT_URL: 'https://localhost:1',
-      KEY_VAULT_CREDENTIAL: 'static',
-      KEY_VAULT_DISABLE_CHALLENGE_RESOURCE_VERIFICATION: 'true',
-      KEY_VAULT_CA_CERT_PATH: join(dir, 'no-such-ca.pem'),
-      PORT: 'x',
-      LEGACY_ENCRYPTION_KEYS: 'a'.repeat(64),
-    };
-    const jsonl = join(dir, 'ca-legacy.jsonl');
-    writeFileSync(jsonl, '');
-    for (const args of [['audit:verify'], ['migrate', '--source', 'jsonl', '--file', jsonl]]) {
-      const r = await run(args, undefined, env, 60_000);
-      expect(r.code).toBe(1);
-      expect(r.stderr).toContain('  - PORT: ');
-      expect(r.stderr).toContain('  - KEY_VAULT_CA_CERT_PATH: the file cannot be read (ENOENT)');
-      expect(r.stderr).not.toMatch(/^\s+at /m);
+    for (const problems of await refusedByEveryCommand({ ...unreachableVault, KEY_VAULT_CA_CERT_PATH: join(dir, 'no-such-ca.pem'), PORT: 'x' })) {
+      expect(problems).toEqual(expect.arrayContaining([expect.stringMatching(/^PORT: /), 'KEY_VAULT_CA_CERT_PATH: the file cannot be read (ENOENT)']));
     }
+  }, 120_000);
+
+  // Each was ignored: a command ran on PostgreSQL and the vault KEY_VAULT_URL names, not on the file or vault directory set.
+  it("SQLite's variables on PostgreSQL and the embedded vault's beside KEY_VAULT_URL are named with the other problems, by every command", async () => {
+    const unused = { DATABASE_PATH: join(dir, 'unused.sqlite'), EMULATOR_DATA_DIR: join(dir, 'unused-vault') };
+    const postgres = { DATABASE_TYPE: 'postgres', DATABASE_URL: 'postgres://cv@127.0.0.1:1/cv' };
+    for (const problems of await refusedByEveryCommand({ ...postgres, ...unreachableVault, ...unused, PORT: 'x' })) {
+      expect(problems.map((p) => p.split(':')[0]).sort()).toEqual(['DATABASE_PATH', 'EMULATOR_DATA_DIR', 'PORT']);
+    }
+    expect(existsSync(unused.DATABASE_PATH)).toBe(false);
   }, 120_000);
 
   // A mistyped tenant id got a data key of its own, and the command printed its version and exited 0.

@@ -9,6 +9,7 @@ import { KeyVaultEmulator } from '@app/keyvault-emulator';
 import { DATABASE_KINDS } from '@app/testing';
 import { DataKeyReencryptCommand, DataKeyRewrapCommand, DataKeyRotateCommand } from '../apps/cli/src/commands/data-key.command';
 import { externalVaultEnv, runCli } from './support/cli';
+import { switchedTo } from './support/backends';
 import { startTestHost, ROTATION_JOBS_OFF } from './support/host';
 
 describe.each(DATABASE_KINDS)('cli data-key:rotate (%s)', (kind) => {
@@ -213,7 +214,7 @@ describe.each(DATABASE_KINDS)('cli data-key:rewrap (%s)', (kind) => {
       // The lib's option name means nothing to an operator of the stock host.
       expect((refused as Error).message).not.toContain('envelope.keyEncryptionKey');
       // Checked from the configuration alone: a database that cannot be opened is not reached.
-      const unreachable = { ...h.host.env, DATABASE_TYPE: 'postgres', DATABASE_URL: 'postgres://cv:pw@127.0.0.1:1/none' };
+      const unreachable = switchedTo(h.host.env, { DATABASE_TYPE: 'postgres', DATABASE_URL: 'postgres://cv:pw@127.0.0.1:1/none' });
       await expect(runCli(unreachable, new DataKeyRewrapCommand(), {})).rejects.toThrow('ENVELOPE_KEY_ENCRYPTION_KEY is not set');
     });
   });

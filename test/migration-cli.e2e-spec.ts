@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { DataSource } from 'typeorm';
 import { KeyVaultEmulator } from '@app/keyvault-emulator';
 import { legacySeedKind, legacySeedRows, seedLegacyTable, type MigrationSummary } from '@app/migration';
+import { switchedTo } from './support/backends';
 import { inPostgresSchema, onEachHostDatabase, spawnCli } from './support/cli-process';
 import { writeRequireHook } from './support/swc-require-hook';
 
@@ -127,7 +128,7 @@ describe('cli migrate (real process, kill -9, resume)', () => {
 
     // PostgreSQL: a schema of its own, empty; it stays empty.
     await inPostgresSchema(async ({ url, schema }, pg) => {
-      const r = await cli(['migrate', '--source', 'sql', '--dry-run'], { ...embedded, DATABASE_TYPE: 'postgres', DATABASE_URL: url, DATABASE_SCHEMA: schema }).exited;
+      const r = await cli(['migrate', '--source', 'sql', '--dry-run'], switchedTo(embedded, { DATABASE_TYPE: 'postgres', DATABASE_URL: url, DATABASE_SCHEMA: schema })).exited;
       expect(r.code).toBe(1);
       expect(r.stderr).toMatch(/the postgres database at [^ ]+ \(DATABASE_URL\) has no Credential Vault schema: nothing to compare against, every field would be new/);
       expect(r.stdout).toBe('');

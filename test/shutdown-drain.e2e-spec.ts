@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { generateApiKey } from '../apps/api/src/auth/api-keys';
 import { freePort, GrpcKeysClient } from './support/grpc-keys-client';
+import { embeddedBackends } from './support/backends';
 import { ROTATION_JOBS_OFF } from './support/host';
 import { writeRequireHook } from './support/swc-require-hook';
 
@@ -103,9 +104,7 @@ describe('the host process: SIGTERM drains then closes (keep-alive clients); its
         NODE_ENV: 'test',
         LOG_LEVEL: 'error',
         PORT: '0',
-        EMULATOR_PORT: '0',
-        EMULATOR_DATA_DIR: join(dir, `vault${suffix}`),
-        DATABASE_PATH: join(dir, `db${suffix}.sqlite`),
+        ...embeddedBackends(env, dir, suffix),
         ...ROTATION_JOBS_OFF,
         OAUTH_PROACTIVE_ENABLED: 'false',
         ...env,
@@ -388,6 +387,23 @@ describe('the host process: SIGTERM drains then closes (keep-alive clients); its
         SMTP_CA_CERT_PATH: '/nonexistent/smtp-ca.pem',
       },
       ['KEY_VAULT_CA_CERT_PATH', 'SMTP_CA_CERT_PATH'],
+    ],
+    // Each was ignored: the host ran on PostgreSQL and the vault KEY_VAULT_URL names, not on the file or the vault directory the operator set.
+    [
+      "the variables of the backends not in use (SQLite's on PostgreSQL, the embedded vault's beside KEY_VAULT_URL)",
+      {
+        DATABASE_TYPE: 'postgres',
+        DATABASE_URL: 'postgres://cv@127.0.0.1:1/cv',
+        DATABASE_PATH: '/srv/cv.sqlite',
+        DATABASE_SQLITE_SYNCHRONOUS: 'normal',
+        KEY_VAULT_URL: 'https://localhost:1',
+        KEY_VAULT_CREDENTIAL: 'static',
+        KEY_VAULT_DISABLE_CHALLENGE_RESOURCE_VERIFICATION: 'true',
+        EMULATOR_DATA_DIR: '/srv/vault',
+        EMULATOR_PORT: '9443',
+        PORT: 'x',
+      },
+      ['DATABASE_PATH', 'DATABASE_SQLITE_SYNCHRONOUS', 'EMULATOR_DATA_DIR', 'EMULATOR_PORT', 'PORT'],
     ],
     // The rules between variables (CACHE_TIER=redis needs REDIS_URL) were checked only once every value parsed: a second run named them.
     [

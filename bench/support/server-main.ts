@@ -112,11 +112,16 @@ async function fillCache(cache: CredentialCache, credentials: CredentialsService
   return { entries, before, after, slabBytes: cache.stats().slabBytes ?? 0, slabPoolBytesBefore };
 }
 
-/** Settings a bench may compare with their defaults (e.g. `DATABASE_SQLITE_WRITE_WORKER=false`): passed to the host when set. */
-const PASSED_THROUGH = ['DATABASE_SQLITE_SYNCHRONOUS', 'DATABASE_SQLITE_WRITE_WORKER', 'DATABASE_SQLITE_WAL_WORKER', 'DATABASE_SQLITE_WAL_AUTOCHECKPOINT', 'METRICS_ENABLED'];
+/**
+ * Settings a bench may compare with their defaults (e.g. `DATABASE_SQLITE_WRITE_WORKER=false`): passed to the host when
+ * set — SQLite's only to a host on SQLite (one on PostgreSQL refuses them), so one run may compare both databases.
+ */
+const PASSED_THROUGH = ['METRICS_ENABLED'];
+const PASSED_THROUGH_ON_SQLITE = ['DATABASE_SQLITE_SYNCHRONOUS', 'DATABASE_SQLITE_WRITE_WORKER', 'DATABASE_SQLITE_WAL_WORKER', 'DATABASE_SQLITE_WAL_AUTOCHECKPOINT'];
 
-function passedThrough(): Record<string, string> {
-  return Object.fromEntries(PASSED_THROUGH.flatMap((k) => (process.env[k] ? [[k, process.env[k]!]] : [])));
+function passedThrough(sqlite: boolean): Record<string, string> {
+  const names = sqlite ? [...PASSED_THROUGH, ...PASSED_THROUGH_ON_SQLITE] : PASSED_THROUGH;
+  return Object.fromEntries(names.flatMap((k) => (process.env[k] ? [[k, process.env[k]!]] : [])));
 }
 
 async function startHost(spec: ServerSpec): Promise<Started> {
@@ -131,7 +136,7 @@ async function startHost(spec: ServerSpec): Promise<Started> {
     LOG_LEVEL: spec.logLevel ?? 'info',
     ...database,
     METRICS_ENABLED: 'true',
-    ...passedThrough(),
+    ...passedThrough(db.type !== 'postgres'),
     KEY_VAULT_URL: spec.vaultUrl,
     KEY_VAULT_CREDENTIAL: 'static',
     KEY_VAULT_CA_CERT_PATH: spec.caCertPath,

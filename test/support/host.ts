@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import type { NestFastifyApplication } from '@nestjs/platform-fastify';
 import { createApp } from '../../apps/api/src/bootstrap';
 import { loadAppConfig } from '../../apps/api/src/config/app.config';
+import { embeddedBackends } from './backends';
 import { createTestDatabase, POSTGRES_URL, TestDatabase, TestDatabaseKind } from './database';
 
 /** Tests switch the rotation lib's scheduled jobs off, so that no run on the host's schedule expires, rotates or announces credentials under them. */
@@ -56,7 +57,7 @@ export interface TestHost {
 
 /**
  * Boots the reference host exactly as `npm start` does (createApp + loadAppConfig), on a fresh
- * database of the given kind and its own embedded local vault, on free ports.
+ * database of the given kind and its own embedded local vault (unless `extraEnv` names a KEY_VAULT_URL), on free ports.
  */
 export async function startTestHost(
   kind: TestDatabaseKind,
@@ -65,16 +66,13 @@ export async function startTestHost(
 ): Promise<TestHost> {
   const db = await createTestDatabase(kind);
   const dataDir = mkdtempSync(join(tmpdir(), 'cv-host-'));
+  const database: Record<string, string> = kind === 'postgres' ? { DATABASE_TYPE: 'postgres', DATABASE_URL: POSTGRES_URL, DATABASE_SCHEMA: (db.options as { schema: string }).schema } : {};
   const env: Record<string, string> = {
     NODE_ENV: 'test',
     PORT: '0',
     LOG_LEVEL: 'error',
-    EMULATOR_PORT: '0',
-    EMULATOR_DATA_DIR: join(dataDir, 'vault'),
-    DATABASE_PATH: join(dataDir, 'db.sqlite'),
-    ...(kind === 'postgres'
-      ? { DATABASE_TYPE: 'postgres', DATABASE_URL: POSTGRES_URL, DATABASE_SCHEMA: (db.options as { schema: string }).schema }
-      : {}),
+    ...embeddedBackends({ ...database, ...extraEnv }, dataDir),
+    ...database,
     ...extraEnv,
   };
   let app: NestFastifyApplication;

@@ -7,6 +7,7 @@ import { createApp } from '../../apps/api/src/bootstrap';
 import { loadAppConfig } from '../../apps/api/src/config/app.config';
 import { EmbeddedVault } from '../../apps/api/src/vault/embedded-vault';
 import { REDIS_URL } from './database';
+import { switchedTo } from './backends';
 import { startTestHost, type TestHost } from './host';
 
 export interface Replica {
@@ -20,14 +21,15 @@ export async function startReplica(first: TestHost, extraEnv: Record<string, str
   const caPath = join(first.dataDir, 'vault-ca.pem');
   writeFileSync(caPath, vault.caCertPem);
   const app = await createApp(
-    loadAppConfig({
-      ...first.env,
-      KEY_VAULT_URL: vault.vaultUrl,
-      KEY_VAULT_CREDENTIAL: 'static',
-      KEY_VAULT_CA_CERT_PATH: caPath,
-      KEY_VAULT_DISABLE_CHALLENGE_RESOURCE_VERIFICATION: 'true',
-      ...extraEnv,
-    }),
+    loadAppConfig(
+      switchedTo(first.env, {
+        KEY_VAULT_URL: vault.vaultUrl,
+        KEY_VAULT_CREDENTIAL: 'static',
+        KEY_VAULT_CA_CERT_PATH: caPath,
+        KEY_VAULT_DISABLE_CHALLENGE_RESOURCE_VERIFICATION: 'true',
+        ...extraEnv,
+      }),
+    ),
   );
   return { app, baseUrl: (await app.getUrl()).replace('[::1]', '127.0.0.1') };
 }

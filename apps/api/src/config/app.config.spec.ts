@@ -199,6 +199,31 @@ describe('loadAppConfig', () => {
     expect(problemsOf({ GRPC_ENABLED: 'true', HOST: '0.0.0.0', PORT: '3194', GRPC_PORT: '3194' }).join('\n')).toMatch(/GRPC_PORT: must differ from PORT/);
   });
 
+  // Both were accepted and ignored: the operator believed the host kept its data in that file, or in that vault's directory.
+  it("refuses SQLite's variables on PostgreSQL and the embedded vault's beside KEY_VAULT_URL, with every other problem", () => {
+    const pg = { DATABASE_TYPE: 'postgres', DATABASE_URL: 'postgres://u@db:5432/cv' };
+    const vault = { KEY_VAULT_URL: 'https://myvault.vault.azure.net', KEY_VAULT_CREDENTIAL: 'managed-identity' };
+    const sqlite = {
+      DATABASE_PATH: '/srv/cv.sqlite',
+      DATABASE_SQLITE_SYNCHRONOUS: 'normal',
+      DATABASE_SQLITE_WRITE_WORKER: 'false',
+      DATABASE_SQLITE_WAL_WORKER: 'true',
+      DATABASE_SQLITE_WAL_AUTOCHECKPOINT: '4000',
+    };
+    const problems = problemsOf({ ...pg, ...vault, ...sqlite, EMULATOR_DATA_DIR: '/srv/vault', EMULATOR_PORT: '9443', PORT: 'x' });
+    for (const v of Object.keys(sqlite)) {
+      expect(problems).toMatch(new RegExp(`^ {2}- ${v}: applies only to SQLite \\(the database is PostgreSQL now, DATABASE_TYPE=postgres\\); unset ${v}$`, 'm'));
+    }
+    for (const v of ['EMULATOR_DATA_DIR', 'EMULATOR_PORT']) {
+      expect(problems).toMatch(new RegExp(`^ {2}- ${v}: applies only to the embedded local vault, used without KEY_VAULT_URL \\(the vault is KEY_VAULT_URL's now\\); unset ${v}$`, 'm'));
+    }
+    expect(problems).toMatch(/^ {2}- PORT: must be a whole number/m);
+    expect(problems).not.toMatch(/\/srv|9443|4000/);
+    // Where they apply they are taken, and the other backend's defaults are not named.
+    expect(loadAppConfig({ ...sqlite, EMULATOR_DATA_DIR: '/srv/vault', EMULATOR_PORT: '9443' }).keyVault).toMatchObject({ mode: 'embedded', emulatorDataDir: '/srv/vault', emulatorPort: 9443 });
+    expect(loadAppConfig({ ...pg, ...vault }).database.type).toBe('postgres');
+  });
+
   it('says the range a whole number out of range must be in, in its own words', () => {
     const problems = problemsOf({ GRPC_PORT: '0', SMTP_PORT: '70000' });
     expect(problems).toMatch(/^ {2}- GRPC_PORT: must be a whole number in 1\.\.65535$/m);

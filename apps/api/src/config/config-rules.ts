@@ -37,17 +37,12 @@ export function cacheTierOf<T extends string>(e: { CACHE_TIER?: T; REDIS_URL?: s
 }
 
 /**
- * Rules across variables. They look only at presence, so they run even when other variables fail to
- * parse: the operator sees every problem at once.
+ * Each backend's own variables (the database's, the vault's) and when that backend is in use. One of them set while
+ * another is in use means the operator believes it is: it is refused, saying which one is.
  */
-export function crossFieldProblems(env: Record<string, string | undefined>): string[] {
-  const problems: string[] = [];
-  if (env.DATABASE_TYPE === 'postgres' && !env.DATABASE_URL) {
-    problems.push('DATABASE_URL: is required when DATABASE_TYPE=postgres (e.g. postgres://user@127.0.0.1:5432/db)');
-  }
-  // A variable of the other backend means the operator believes it is in use: say it is not.
-  if (env.DATABASE_TYPE !== 'postgres') {
-    const postgresOnly = [
+const BACKENDS: { variables: readonly string[]; inUse: (env: Record<string, string | undefined>) => boolean; problem: (v: string) => string }[] = [
+  {
+    variables: [
       'DATABASE_URL',
       'DATABASE_SCHEMA',
       'DATABASE_POOL_SIZE',
@@ -59,16 +54,46 @@ export function crossFieldProblems(env: Record<string, string | undefined>): str
       'DATABASE_STATEMENT_TIMEOUT_MS',
       'DATABASE_IDLE_IN_TRANSACTION_TIMEOUT_MS',
       'AUDIT_RETENTION_STATEMENT_TIMEOUT_MS',
-    ];
-    for (const v of postgresOnly) {
-      if (env[v]) problems.push(`${v}: applies only with DATABASE_TYPE=postgres (the database is SQLite now); set DATABASE_TYPE=postgres or unset ${v}`);
-    }
+    ],
+    inUse: (env) => env.DATABASE_TYPE === 'postgres',
+    problem: (v) => `${v}: applies only with DATABASE_TYPE=postgres (the database is SQLite now); set DATABASE_TYPE=postgres or unset ${v}`,
+  },
+  {
+    variables: ['DATABASE_PATH', 'DATABASE_SQLITE_SYNCHRONOUS', 'DATABASE_SQLITE_WRITE_WORKER', 'DATABASE_SQLITE_WAL_WORKER', 'DATABASE_SQLITE_WAL_AUTOCHECKPOINT'],
+    inUse: (env) => env.DATABASE_TYPE !== 'postgres',
+    problem: (v) => `${v}: applies only to SQLite (the database is PostgreSQL now, DATABASE_TYPE=postgres); unset ${v}`,
+  },
+  {
+    variables: ['KEY_VAULT_CREDENTIAL', 'AZURE_TENANT_ID', 'AZURE_CLIENT_ID', 'AZURE_CLIENT_SECRET', 'AZURE_CLIENT_CERTIFICATE_PATH', 'AZURE_FEDERATED_TOKEN_FILE'],
+    inUse: (env) => !!env.KEY_VAULT_URL,
+    problem: (v) => `${v}: applies only with KEY_VAULT_URL (without it the embedded local vault is used); set KEY_VAULT_URL or unset ${v}`,
+  },
+  {
+    variables: ['EMULATOR_DATA_DIR', 'EMULATOR_PORT'],
+    inUse: (env) => !env.KEY_VAULT_URL,
+    problem: (v) => `${v}: applies only to the embedded local vault, used without KEY_VAULT_URL (the vault is KEY_VAULT_URL's now); unset ${v}`,
+  },
+];
+
+/** The variables set in `env` of a backend that is not in use, each with its problem. */
+const notInUse = (env: Record<string, string | undefined>) =>
+  BACKENDS.flatMap((b) => (b.inUse(env) ? [] : b.variables.filter((v) => env[v]).map((v) => ({ variable: v, problem: b.problem(v) }))));
+
+/** The variables set in `env` of a backend that is not in use (which the host refuses): to leave out of an environment switched to another. */
+export function variablesOfBackendsNotInUse(env: Record<string, string | undefined>): string[] {
+  return notInUse(env).map((n) => n.variable);
+}
+
+/**
+ * Rules across variables. They look only at presence, so they run even when other variables fail to
+ * parse: the operator sees every problem at once.
+ */
+export function crossFieldProblems(env: Record<string, string | undefined>): string[] {
+  const problems: string[] = [];
+  if (env.DATABASE_TYPE === 'postgres' && !env.DATABASE_URL) {
+    problems.push('DATABASE_URL: is required when DATABASE_TYPE=postgres (e.g. postgres://user@127.0.0.1:5432/db)');
   }
-  if (!env.KEY_VAULT_URL) {
-    for (const v of ['KEY_VAULT_CREDENTIAL', 'AZURE_TENANT_ID', 'AZURE_CLIENT_ID', 'AZURE_CLIENT_SECRET', 'AZURE_CLIENT_CERTIFICATE_PATH', 'AZURE_FEDERATED_TOKEN_FILE']) {
-      if (env[v]) problems.push(`${v}: applies only with KEY_VAULT_URL (without it the embedded local vault is used); set KEY_VAULT_URL or unset ${v}`);
-    }
-  }
+  problems.push(...notInUse(env).map((n) => n.problem));
   problems.push(...misspeltProblems(env));
   if (!env.KEY_VAULT_URL && env.NODE_ENV === 'production') {
     problems.push('KEY_VAULT_URL: is required in production: the embedded local vault is for development and tests only');
