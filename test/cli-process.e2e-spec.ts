@@ -212,10 +212,18 @@ describe('the CLI process', () => {
   };
 
   // migrate read its configuration with loadAppConfig alone: a missing CA file failed it as the vault module was built,
-  // 'ENOENT: no such file or directory, open …', naming no variable (the other commands listed it).
-  it('a CA file that cannot be read is named by its variable, with the other problems, by every command (migrate too)', async () => {
-    for (const problems of await refusedByEveryCommand({ ...unreachableVault, KEY_VAULT_CA_CERT_PATH: join(dir, 'no-such-ca.pem'), PORT: 'x' })) {
-      expect(problems).toEqual(expect.arrayContaining([expect.stringMatching(/^PORT: /), 'KEY_VAULT_CA_CERT_PATH: the file cannot be read (ENOENT)']));
+  // 'ENOENT: no such file or directory, open …', naming no variable (the other commands listed it). The workload
+  // identity's token file was not checked at all: the SDK failed the first vault call.
+  it('a file that cannot be read (a CA, a token file) is named by its variable, with the other problems, by every command (migrate too)', async () => {
+    const files = { KEY_VAULT_CA_CERT_PATH: join(dir, 'no-such-ca.pem'), AZURE_FEDERATED_TOKEN_FILE: join(dir, 'no-such-token') };
+    for (const problems of await refusedByEveryCommand({ ...unreachableVault, ...files, PORT: 'x' })) {
+      expect(problems).toEqual(
+        expect.arrayContaining([
+          expect.stringMatching(/^PORT: /),
+          'KEY_VAULT_CA_CERT_PATH: the file cannot be read (ENOENT)',
+          'AZURE_FEDERATED_TOKEN_FILE: the file cannot be read (ENOENT)',
+        ]),
+      );
     }
   }, 120_000);
 

@@ -388,6 +388,18 @@ describe('the host process: SIGTERM drains then closes (keep-alive clients); its
       },
       ['KEY_VAULT_CA_CERT_PATH', 'SMTP_CA_CERT_PATH'],
     ],
+    // The SDK reads it at the first token request: the host started, and every vault call failed.
+    [
+      'a workload identity token file that is not there',
+      {
+        KEY_VAULT_URL: 'https://localhost:1',
+        KEY_VAULT_CREDENTIAL: 'workload-identity',
+        AZURE_TENANT_ID: '00000000-0000-0000-0000-000000000001',
+        AZURE_CLIENT_ID: '00000000-0000-0000-0000-000000000002',
+        AZURE_FEDERATED_TOKEN_FILE: '/nonexistent/azure-identity-token',
+      },
+      ['AZURE_FEDERATED_TOKEN_FILE'],
+    ],
     // Each was ignored: the host ran on PostgreSQL and the vault KEY_VAULT_URL names, not on the file or the vault directory the operator set.
     [
       "the variables of the backends not in use (SQLite's on PostgreSQL, the embedded vault's beside KEY_VAULT_URL)",
@@ -417,7 +429,10 @@ describe('the host process: SIGTERM drains then closes (keep-alive clients); its
     let err = '';
     failed.stdout!.on('data', (d) => (out += d));
     failed.stderr!.on('data', (d) => (err += d));
+    // A configuration let through starts the host, which would outlive the test: stopped, it fails here instead.
+    const stop = setTimeout(() => failed.kill('SIGKILL'), 30_000);
     const code = await new Promise<number | null>((resolve) => failed.on('close', (c) => resolve(c)));
+    clearTimeout(stop);
     expect({ code, out }).toEqual({ code: 78, out: '' });
     const lines = err.trim().split('\n');
     expect(lines[0]).toBe('Invalid configuration:');

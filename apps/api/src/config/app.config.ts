@@ -36,8 +36,12 @@ function oauthProviderProblems(providers: unknown[]): string[] {
   }
 }
 
-/** The files the host reads at start (PEM: CAs, a client certificate), by the variable naming each. */
-const FILE_VARIABLES = ['KEY_VAULT_CA_CERT_PATH', 'SMTP_CA_CERT_PATH', 'AZURE_CLIENT_CERTIFICATE_PATH'] as const;
+/**
+ * The files the host reads (PEM: CAs, a client certificate; the workload identity's token), by the variable naming
+ * each. The token is read by the Azure SDK at the first token request and again as it rotates (Kubernetes rewrites it):
+ * that it can be read is checked at start, not what it holds now.
+ */
+const FILE_VARIABLES = ['KEY_VAULT_CA_CERT_PATH', 'SMTP_CA_CERT_PATH', 'AZURE_CLIENT_CERTIFICATE_PATH', 'AZURE_FEDERATED_TOKEN_FILE'] as const;
 
 /**
  * The file variables whose file cannot be read (missing, a directory, no permission), as problems naming the variable

@@ -1,3 +1,6 @@
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import {
   isKeyVaultError,
   KeyVaultError,
@@ -135,6 +138,34 @@ describe("Key Vault references in the host configuration", () => {
       "KEY_VAULT_CA_CERT_PATH: the file cannot be read (ENOENT)",
       "AZURE_CLIENT_CERTIFICATE_PATH: the file cannot be read (ENOENT)",
     ]);
+  });
+
+  // The SDK read it only at the first token request, after the start: the host ran, and every vault call failed.
+  it("lists a workload identity token file it cannot read, but not what a readable one holds (the SDK reads it again as it rotates)", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "cv-token-file-"));
+    try {
+      const workload = {
+        KEY_VAULT_URL: "https://localhost:1",
+        KEY_VAULT_CREDENTIAL: "workload-identity",
+        AZURE_TENANT_ID: "t",
+        AZURE_CLIENT_ID: "c",
+      };
+      const missing = join(dir, "no-such-token");
+      expect(await problemsOf(loadAppConfigResolvingReferences({ ...workload, AZURE_FEDERATED_TOKEN_FILE: missing, PORT: "x" }))).toEqual([
+        expect.stringMatching(/^PORT: /),
+        "AZURE_FEDERATED_TOKEN_FILE: the file cannot be read (ENOENT)",
+      ]);
+      expect(await problemsOf(loadAppConfigResolvingReferences({ ...workload, AZURE_FEDERATED_TOKEN_FILE: dir }))).toEqual([
+        "AZURE_FEDERATED_TOKEN_FILE: the file cannot be read (EISDIR)",
+      ]);
+      // Empty now, the next token may be there by the first request: only that it can be read is checked.
+      const token = join(dir, "token");
+      writeFileSync(token, "");
+      const config = await loadAppConfigResolvingReferences({ ...workload, AZURE_FEDERATED_TOKEN_FILE: token });
+      expect(config.keyVault).toMatchObject({ mode: "external", credential: "workload-identity", federatedTokenFile: token });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it("refuses references in the variables that reach the vault, and malformed references, listing all at once", async () => {
