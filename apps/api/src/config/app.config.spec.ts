@@ -224,6 +224,19 @@ describe('loadAppConfig', () => {
     expect(loadAppConfig({ ...pg, ...vault }).database.type).toBe('postgres');
   });
 
+  // Ignored too: SQLite has no pool to probe nor named statements, and the embedded vault brings its own CA and check.
+  it("refuses PostgreSQL's probe and named statements on SQLite, and an external vault's CA and challenge switch without KEY_VAULT_URL", () => {
+    const problems = problemsOf({
+      DATABASE_PROBE_AFTER_MS: '0',
+      DATABASE_PREPARED_STATEMENTS: 'false',
+      KEY_VAULT_CA_CERT_PATH: '/srv/vault-ca.pem',
+      KEY_VAULT_DISABLE_CHALLENGE_RESOURCE_VERIFICATION: 'true',
+    });
+    for (const v of ['DATABASE_PROBE_AFTER_MS', 'DATABASE_PREPARED_STATEMENTS']) expect(problems).toMatch(new RegExp(`^ {2}- ${v}: applies only with DATABASE_TYPE=postgres `, 'm'));
+    for (const v of ['KEY_VAULT_CA_CERT_PATH', 'KEY_VAULT_DISABLE_CHALLENGE_RESOURCE_VERIFICATION']) expect(problems).toMatch(new RegExp(`^ {2}- ${v}: applies only with KEY_VAULT_URL `, 'm'));
+    expect(problems).not.toContain('/srv');
+  });
+
   it('says the range a whole number out of range must be in, in its own words', () => {
     const problems = problemsOf({ GRPC_PORT: '0', SMTP_PORT: '70000' });
     expect(problems).toMatch(/^ {2}- GRPC_PORT: must be a whole number in 1\.\.65535$/m);
@@ -366,8 +379,9 @@ describe('loadAppConfig', () => {
 
   it('writes the audit read batches with named statements unless DATABASE_PREPARED_STATEMENTS=false (a pooler that cannot keep them)', () => {
     expect(loadAppConfig({}).audit.preparedStatements).toBe(true);
-    expect(loadAppConfig({ DATABASE_PREPARED_STATEMENTS: 'false' }).audit.preparedStatements).toBe(false);
-    expect(() => loadAppConfig({ DATABASE_PREPARED_STATEMENTS: 'off-ish' })).toThrow(/DATABASE_PREPARED_STATEMENTS/);
+    const pg = { DATABASE_TYPE: 'postgres', DATABASE_URL: 'postgres://u@db:5432/cv' };
+    expect(loadAppConfig({ ...pg, DATABASE_PREPARED_STATEMENTS: 'false' }).audit.preparedStatements).toBe(false);
+    expect(() => loadAppConfig({ ...pg, DATABASE_PREPARED_STATEMENTS: 'off-ish' })).toThrow(/DATABASE_PREPARED_STATEMENTS/);
   });
 
   it('writes the audit read batches of a SQLite file from a worker thread unless DATABASE_SQLITE_WRITE_WORKER=false', () => {

@@ -36,6 +36,22 @@ export function cacheTierOf<T extends string>(e: { CACHE_TIER?: T; REDIS_URL?: s
   return e.CACHE_TIER ?? (e.REDIS_URL ? 'redis' : 'memory');
 }
 
+/** An external vault's own variables (KEY_VAULT_URL's). */
+export const EXTERNAL_VAULT_VARIABLES = [
+  'KEY_VAULT_CREDENTIAL',
+  'AZURE_TENANT_ID',
+  'AZURE_CLIENT_ID',
+  'AZURE_CLIENT_SECRET',
+  'AZURE_CLIENT_CERTIFICATE_PATH',
+  'AZURE_FEDERATED_TOKEN_FILE',
+  // The embedded vault is trusted by its own CA, its challenge check skipped: these two would do nothing there.
+  'KEY_VAULT_CA_CERT_PATH',
+  'KEY_VAULT_DISABLE_CHALLENGE_RESOURCE_VERIFICATION',
+] as const;
+
+/** The embedded local vault's own variables (without KEY_VAULT_URL). */
+export const EMBEDDED_VAULT_VARIABLES = ['EMULATOR_DATA_DIR', 'EMULATOR_PORT'] as const;
+
 /**
  * Each backend's own variables (the database's, the vault's) and when that backend is in use. One of them set while
  * another is in use means the operator believes it is: it is refused, saying which one is.
@@ -53,6 +69,8 @@ const BACKENDS: { variables: readonly string[]; inUse: (env: Record<string, stri
       'DATABASE_QUERY_TIMEOUT_MS',
       'DATABASE_STATEMENT_TIMEOUT_MS',
       'DATABASE_IDLE_IN_TRANSACTION_TIMEOUT_MS',
+      'DATABASE_PROBE_AFTER_MS',
+      'DATABASE_PREPARED_STATEMENTS',
       'AUDIT_RETENTION_STATEMENT_TIMEOUT_MS',
     ],
     inUse: (env) => env.DATABASE_TYPE === 'postgres',
@@ -64,12 +82,12 @@ const BACKENDS: { variables: readonly string[]; inUse: (env: Record<string, stri
     problem: (v) => `${v}: applies only to SQLite (the database is PostgreSQL now, DATABASE_TYPE=postgres); unset ${v}`,
   },
   {
-    variables: ['KEY_VAULT_CREDENTIAL', 'AZURE_TENANT_ID', 'AZURE_CLIENT_ID', 'AZURE_CLIENT_SECRET', 'AZURE_CLIENT_CERTIFICATE_PATH', 'AZURE_FEDERATED_TOKEN_FILE'],
+    variables: EXTERNAL_VAULT_VARIABLES,
     inUse: (env) => !!env.KEY_VAULT_URL,
     problem: (v) => `${v}: applies only with KEY_VAULT_URL (without it the embedded local vault is used); set KEY_VAULT_URL or unset ${v}`,
   },
   {
-    variables: ['EMULATOR_DATA_DIR', 'EMULATOR_PORT'],
+    variables: EMBEDDED_VAULT_VARIABLES,
     inUse: (env) => !env.KEY_VAULT_URL,
     problem: (v) => `${v}: applies only to the embedded local vault, used without KEY_VAULT_URL (the vault is KEY_VAULT_URL's now); unset ${v}`,
   },

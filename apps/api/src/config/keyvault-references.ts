@@ -3,6 +3,7 @@ import { NestFactory } from '@nestjs/core';
 import { isKeyVaultError, KeyVaultErrorCode, KeyVaultProvider } from '@app/key-vault';
 import { VaultModule } from '../vault/vault.module';
 import { AppConfig, CONFIG_VARIABLES, ConfigValidationError, loadAppConfigReadingFiles } from './app.config';
+import { EMBEDDED_VAULT_VARIABLES, EXTERNAL_VAULT_VARIABLES } from './config-rules';
 import { AppConfigModule } from './config.module';
 
 /**
@@ -24,22 +25,14 @@ export const KEY_VAULT_REFERENCE_PREFIX = '@keyvault:';
 const REFERENCE = /^@keyvault:([0-9a-zA-Z-]{1,127})(?:\/([0-9a-f]{32}))?$/;
 
 /** Variables read to reach the vault: resolving them from the vault is circular. */
-const VAULT_VARIABLES = new Set([
+const VAULT_VARIABLES = new Set<string>([
   'NODE_ENV',
   'KEY_VAULT_URL',
-  'KEY_VAULT_CREDENTIAL',
-  'AZURE_TENANT_ID',
-  'AZURE_CLIENT_ID',
-  'AZURE_CLIENT_SECRET',
-  'AZURE_CLIENT_CERTIFICATE_PATH',
-  'AZURE_FEDERATED_TOKEN_FILE',
-  'KEY_VAULT_CA_CERT_PATH',
-  'KEY_VAULT_DISABLE_CHALLENGE_RESOURCE_VERIFICATION',
+  ...EXTERNAL_VAULT_VARIABLES,
   'KEY_VAULT_TIMEOUT_MS',
   'KEY_VAULT_MAX_ATTEMPTS',
   'KEY_VAULT_BREAKER_HALF_OPEN_AFTER_MS',
-  'EMULATOR_DATA_DIR',
-  'EMULATOR_PORT',
+  ...EMBEDDED_VAULT_VARIABLES,
 ]);
 
 export interface KeyVaultReference {
