@@ -15,7 +15,8 @@ import { Logger } from '@nestjs/common';
 import { Test, type TestingModule } from '@nestjs/testing';
 import { DataSource } from 'typeorm';
 import { type OperationContext, OutboxEventEntity } from '@app/common';
-import { isKeyVaultError, KeyVaultErrorCode, KeyVaultProvider, type SecretProperties } from '@app/key-vault';
+import { isKeyVaultError, KeyVaultErrorCode, KeyVaultMetrics, KeyVaultProvider, type SecretProperties } from '@app/key-vault';
+import type { Counter } from 'prom-client';
 import { KeyVaultEmulator } from '@app/keyvault-emulator';
 import { CapturingLogger, createTestDatabase, credentialsStackImports, DATABASE_KINDS, killHard, startCrashChild, writeRequireHook, type TestDatabase } from '@app/testing';
 import { CredentialNotFoundError, CredentialsService, CredentialValueMissingError, CredentialType, credentialSecretName, ValueStoreKind, VaultValueDeletion } from './index';
@@ -116,6 +117,23 @@ describe.each(DATABASE_KINDS)('what a delete leaves in Key Vault on %s', (kind) 
     expect(back.map(([v]) => v)).toContain(orphan.properties.version);
     // Not readable at the vault either: a disabled secret's get is refused.
     expect(await vault.getSecret(name).catch((e: unknown) => e)).toMatchObject({ code: KeyVaultErrorCode.DISABLED });
+  });
+
+  it("the outbox's repeat of a delete finds the secret deleted already: outcome not_found, no vault error", async () => {
+    const deletion = moduleRef.get(VaultValueDeletion);
+    const metrics = moduleRef.get(KeyVaultMetrics);
+    const count = async (metric: Counter<string>, labels: Record<string, string>) =>
+      (await metric.get()).values.filter((v) => Object.entries(labels).every(([k, x]) => v.labels[k] === x)).reduce((n, v) => n + v.value, 0);
+    await until(async () => (await deletion.pending()) === 0, "the earlier deletes' events delivered");
+    const meta = await service.store(ctx, { integrationId: 'github', connectionId: 'repeat', type: CredentialType.API_KEY, value: secret() });
+    const errorsBefore = await count(metrics.errors, { code: 'KEY_NOT_FOUND' });
+    const notFoundBefore = await count(metrics.operations, { operation: 'deleteSecret', outcome: 'not_found' });
+
+    // runNow soft-deletes the secret; the outbox then delivers the event once more (at least once), and its delete finds it gone.
+    await service.delete(ctx, meta.id);
+    await until(async () => (await deletion.pending()) === 0, "the delete's event delivered");
+        expect(await count(metrics.operations, { operation: 'deleteSecret', outcome: 'not_found' })).toBe(notFoundBefore + 1);
+    expect(await count(metrics.errors, { code: 'KEY_NOT_FOUND' })).toBe(errorsBefore);
   });
 
   it('deleteMany and deleteByConnection leave no enabled version either', async () => {

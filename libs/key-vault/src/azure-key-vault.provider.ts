@@ -245,16 +245,20 @@ export class AzureKeyVaultProvider extends KeyVaultProvider {
     } while (continuationToken);
   }
 
-  async deleteSecret(name: string): Promise<DeletedSecret> {
+  async deleteSecret(name: string, call: Pick<KeyVaultReadOptions, 'notFoundExpected'> = {}): Promise<DeletedSecret> {
     this.checkName('deleteSecret', name);
     const intervalInMs = this.options.resilience.pollIntervalMs;
-    return this.resilience.execute('deleteSecret', name, ({ signal, attempt }) =>
-      deleteConfirmingRetries(
-        'deleteSecret',
-        attempt,
-        async () => toDeleted(await (await this.client.beginDeleteSecret(name, { intervalInMs, abortSignal: signal })).pollUntilDone({ abortSignal: signal })),
-        async () => toDeleted(await this.client.getDeletedSecret(name, { abortSignal: signal })),
-      ),
+    return this.resilience.execute(
+      'deleteSecret',
+      name,
+      ({ signal, attempt }) =>
+        deleteConfirmingRetries(
+          'deleteSecret',
+          attempt,
+          async () => toDeleted(await (await this.client.beginDeleteSecret(name, { intervalInMs, abortSignal: signal })).pollUntilDone({ abortSignal: signal })),
+          async () => toDeleted(await this.client.getDeletedSecret(name, { abortSignal: signal })),
+        ),
+      { notFoundExpected: call.notFoundExpected },
     );
   }
 

@@ -93,7 +93,7 @@ export interface KeyVaultCallOptions {
 export interface KeyVaultReadOptions extends KeyVaultCallOptions {
   /**
    * The caller asks whether the object exists: a not-found is an answer it expects (it then creates the object, or takes
-   * its absence as the answer), not a failure. The call still rejects with KEY_NOT_FOUND, counted as outcome `not_found`
+   * its absence as the answer; a delete finds it deleted already), not a failure. The call still rejects with KEY_NOT_FOUND, counted as outcome `not_found`
    * (`operations_total`), never in `errors_total`, and its span is no error. Leave it unset where an absence is a fault
    * (a value a stored pointer names): that counts as an error.
    * @default false
@@ -132,8 +132,11 @@ export abstract class KeyVaultProvider {
   abstract listSecretVersions(name: string, options?: ListPageOptions): Promise<Page<SecretProperties>>;
   abstract listAllSecretVersions(name: string): AsyncIterable<SecretProperties>;
 
-  /** Soft-deletes and waits until the deletion is visible (long-running operation). */
-  abstract deleteSecret(name: string): Promise<DeletedSecret>;
+  /**
+   * Soft-deletes and waits until the deletion is visible (long-running operation). `call.notFoundExpected`: a delete
+   * that may find the secret gone already (a repeat of a delete done before) — its KEY_NOT_FOUND is outcome `not_found`.
+   */
+  abstract deleteSecret(name: string, call?: Pick<KeyVaultReadOptions, 'notFoundExpected'>): Promise<DeletedSecret>;
   abstract getDeletedSecret(name: string, call?: KeyVaultReadOptions): Promise<DeletedSecret>;
   abstract listDeletedSecrets(options?: ListPageOptions): Promise<Page<DeletedSecret>>;
   /** Recovers a soft-deleted secret and waits until it is readable again. */
