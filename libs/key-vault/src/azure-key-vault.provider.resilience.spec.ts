@@ -78,6 +78,12 @@ describe('AzureKeyVaultProvider (fake SecretClient)', () => {
     expect(await metric('errors_total', { code: 'KEY_NOT_FOUND' })).toBe(1);
   });
 
+  it("operations_total's HELP names every outcome it counts, cancelled and not_found among them", async () => {
+    const { registry } = await setup();
+    const help = /^# HELP \S+operations_total (.*)$/m.exec(await registry.metrics())?.[1];
+    for (const outcome of ['success', 'transient', 'client', 'configuration', 'fatal', 'cancelled', 'not_found']) expect(help).toContain(outcome);
+  });
+
   it('retries 5xx and connection resets, then succeeds', async () => {
     const { kv, client } = await setup();
     const get = failThen(client, 'getSecret', [restError(503, 'ServiceUnavailable', 'x'), networkError('ECONNRESET', 'socket hang up')], sdkSecret('s1', 'v'));

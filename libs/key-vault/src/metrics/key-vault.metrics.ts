@@ -43,6 +43,10 @@ function getOrCreate<M extends Metric<string>>(
  * - `<prefix>circuit_breaker_state` — 0 closed, 1 half-open, 2 open
  * - `<prefix>retries_total{operation}`
  */
+/** What `operations_total` (and OpenTelemetry's `keyvault.operations`) counts: every outcome it has. */
+const OPERATIONS_HELP =
+  'Key Vault operations by outcome after retries: success; the error severity (transient, client, configuration, fatal); cancelled (the caller left); not_found (an existence check answered no)';
+
 export class KeyVaultMetrics {
   /** Where the metrics live (a private registry when `metrics.enabled` is false). */
   readonly registry: Registry;
@@ -65,7 +69,7 @@ export class KeyVaultMetrics {
   constructor(options: ResolvedKeyVaultOptions['metrics']) {
     const meter = otelMetrics.getMeter('credential-vault.key-vault');
     this.otel = {
-      operations: meter.createCounter('keyvault.operations', { description: 'Key Vault operations by outcome (success, or the error severity)' }),
+      operations: meter.createCounter('keyvault.operations', { description: OPERATIONS_HELP }),
       duration: meter.createHistogram('keyvault.operation.duration', { unit: 's', description: 'One Key Vault operation, retries and backoff included' }),
       errors: meter.createCounter('keyvault.errors', { description: 'Failed Key Vault operations by error type (stable code name)' }),
       retries: meter.createCounter('keyvault.retries', { description: 'Key Vault attempts retried after a transient failure' }),
@@ -80,7 +84,7 @@ export class KeyVaultMetrics {
     this.operations = getOrCreate(this.registry, `${p}operations_total`, Counter, () =>
       new Counter({
         name: `${p}operations_total`,
-        help: 'Key Vault operations by outcome (success, or the error severity)',
+        help: OPERATIONS_HELP,
         labelNames: ['operation', 'outcome'] as const,
         registers,
       }),
