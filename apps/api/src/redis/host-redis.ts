@@ -96,15 +96,17 @@ const OUTAGE_WORDS = {
 /**
  * One connection's outage in the log: its first failure at `warn`, a reminder each minute it lasts, and the reconnect
  * at `info`. Credentials Redis refuses are said to be that, not an unreachable Redis (a cause that changes during the
- * outage is logged at once). Only the error's code or class — or the first word of Redis' refusal — is written: the
+ * outage is logged at once, the first time: one flipping back and forth is named by the minute's reminder). Only the error's code or class — or the first word of Redis' refusal — is written: the
  * URL, and so a message quoting it, may carry a password.
  */
 export class RedisOutageLog {
   private since?: number;
   private lastLoggedAt = 0;
   private failures = 0;
-  /** The cause the last line named (the outage's, while one lasts). */
+  /** The latest failure's cause (the outage's, while one lasts). */
   private cause: keyof typeof OUTAGE_WORDS = 'unreachable';
+  /** The causes this outage has logged: a cause that comes back (one flipping at each attempt) waits for the reminder. */
+  private readonly logged = new Set<keyof typeof OUTAGE_WORDS>();
 
   constructor(
     private readonly name: string,
@@ -122,9 +124,13 @@ export class RedisOutageLog {
     const code = refused ?? error.code ?? error.name;
     const cause = refused ? 'credentials' : 'unreachable';
     this.failures++;
-    if (this.since === undefined || cause !== this.cause) {
-      this.since ??= now;
-      this.cause = cause;
+    if (this.since === undefined) {
+      this.since = now;
+      this.logged.clear();
+    }
+    this.cause = cause;
+    if (!this.logged.has(cause)) {
+      this.logged.add(cause);
       this.lastLoggedAt = now;
       this.logger.warn(`${this.name}: ${code}: ${OUTAGE_WORDS[cause].first}`);
     } else if (now - this.lastLoggedAt >= OUTAGE_REMINDER_MS) {

@@ -93,6 +93,22 @@ describe('RedisOutageLog', () => {
     ]);
   });
 
+  it('a cause that flips at each attempt (two backends, one refusing, one gone) logs each cause once, then the minute reminder: no line per attempt', () => {
+    jest.useFakeTimers({ now: 0 });
+    const { lines, logger } = capture();
+    const outage = new RedisOutageLog('commands', logger);
+    for (let i = 0; i <= 31; i++) {
+      jest.setSystemTime(i * 2_000);
+      outage.failed(i % 2 === 0 ? refused : reply('WRONGPASS invalid username-password pair or user is disabled.'));
+      expect(outage.refusingCredentials).toBe(i % 2 === 1);
+    }
+    expect(lines).toEqual([
+      'warn commands: ECONNREFUSED: Redis does not answer; reconnecting (logged again each minute it lasts, and once it is back)',
+      'warn commands: WRONGPASS: Redis refused the credentials of REDIS_URL; retrying (logged again each minute it lasts, and once they are accepted)',
+      'warn commands: WRONGPASS: Redis refuses the credentials of REDIS_URL for 62 s (32 failed attempts); retrying',
+    ]);
+  });
+
   it.each([
     ['NOAUTH Authentication required.', 'NOAUTH'],
     ['WRONGPASS invalid username-password pair or user is disabled.', 'WRONGPASS'],
