@@ -4,7 +4,7 @@ import { DEFAULT_WEBHOOK_SECRETS_OPTIONS, notificationHostOptions, resolveNotifi
 import type { EmbeddedVault } from '../vault/embedded-vault';
 import { keyVaultOptions } from '../vault/vault.module';
 import { databaseOptions, persistenceOptions } from '../database/database.options';
-import { ConfigValidationError, loadAppConfig } from './app.config';
+import { ConfigValidationError, loadAppConfig, loadAppConfigReadingFiles } from './app.config';
 
 /** The problems of a refused environment, as one text. */
 function problemsOf(env: Record<string, string>): string {
@@ -407,6 +407,16 @@ describe('loadAppConfig', () => {
 
   it('treats empty variables as unset', () => {
     expect(loadAppConfig({ KEY_VAULT_URL: '', PORT: '' }).keyVault.mode).toBe('embedded');
+  });
+
+  // A compose or helm template lists every variable with an empty default (`${VAR:-}`): the other backend's are not refused.
+  it("takes a template's empty variables of the backends not in use as unset, on either backend", () => {
+    const sqliteAndEmbedded = { DATABASE_PATH: '', DATABASE_SQLITE_SYNCHRONOUS: '', EMULATOR_DATA_DIR: '', EMULATOR_PORT: '' };
+    const postgresAndExternal = { DATABASE_URL: '', DATABASE_SCHEMA: '', DATABASE_PROBE_AFTER_MS: '', DATABASE_PREPARED_STATEMENTS: '', KEY_VAULT_CREDENTIAL: '', KEY_VAULT_CA_CERT_PATH: '', KEY_VAULT_DISABLE_CHALLENGE_RESOURCE_VERIFICATION: '', AZURE_FEDERATED_TOKEN_FILE: '' };
+    const template = { ...sqliteAndEmbedded, ...postgresAndExternal, DATABASE_TYPE: '', KEY_VAULT_URL: '' };
+    expect(loadAppConfigReadingFiles(template)).toMatchObject({ database: { type: 'sqlite' }, keyVault: { mode: 'embedded' } });
+    const external = { DATABASE_TYPE: 'postgres', DATABASE_URL: 'postgres://u@db:5432/cv', KEY_VAULT_URL: 'https://myvault.vault.azure.net', KEY_VAULT_CREDENTIAL: 'managed-identity' };
+    expect(loadAppConfigReadingFiles({ ...template, ...external })).toMatchObject({ database: { type: 'postgres' }, keyVault: { mode: 'external' } });
   });
 
   describe('webhook secrets and notifications (RotationModule options)', () => {
