@@ -34,6 +34,12 @@ const HELP_NOT_FOUND = 'For help resolving this issue, please see https://go.mic
 
 export const errors = {
   badParameter: (message: string) => new KeyVaultHttpError(400, 'BadParameter', message),
+  /**
+   * The service's generic answer to a body property it refuses, naming none (double space and CRLF as sent): quoted for
+   * more than 15 tags on a secret (hashicorp/terraform-provider-azurerm #16780) and on a certificate
+   * (aztfmod/terraform-azurerm-caf #813).
+   */
+  invalidProperty: () => new KeyVaultHttpError(400, 'BadParameter', 'Property  has invalid value\r\n'),
   /** A secret value over the limit, as az quotes the service's answer ("(BadParameter) … Inner error: SecretTooLarge"). */
   secretTooLarge: (maxLength: number) =>
     new KeyVaultHttpError(400, 'BadParameter', `Secret is beyond the maximum permitted length of ${maxLength} characters.`, 'SecretTooLarge'),

@@ -27,7 +27,10 @@ export function assertTags(tags: unknown, kind: ObjectKind): asserts tags is Rec
   if (tags === undefined || tags === null) return;
   if (typeof tags !== 'object' || Array.isArray(tags)) throw errors.badParameter('The property "tags" must be an object of strings.');
   const entries = Object.entries(tags as Record<string, unknown>);
-  if (entries.length > MAX_TAGS) throw errors.badParameter(`The number of tags (${entries.length}) exceeds the maximum of ${MAX_TAGS}.`);
+  if (entries.length > MAX_TAGS) {
+    // A secret's answer is the service's (reported); what it answers for a key is unverified, so the key keeps ours.
+    throw kind === 'secret' ? errors.invalidProperty() : errors.badParameter(`The number of tags (${entries.length}) exceeds the maximum of ${MAX_TAGS}.`);
+  }
   for (const [key, value] of entries) {
     if (typeof value !== 'string') throw errors.badParameter(`Tag "${key.slice(0, 64)}" must have a string value.`);
     if (key.length === 0 || key.length > maxLength) {
