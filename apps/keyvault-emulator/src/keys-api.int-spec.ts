@@ -105,6 +105,22 @@ describe('Key Vault emulator: keys API through the official KeyClient and Crypto
     expect(Object.keys(raw.json.key).sort()).toEqual(['crv', 'key_ops', 'kid', 'kty', 'x', 'y']);
   });
 
+  it('answers recoverableDays from api-version 7.1 on only; 2016-10-01 and 7.0 carry recoveryLevel alone, as the service does', async () => {
+    // Recorded: Azure/azure-sdk-for-python sdk/keyvault/azure-keyvault-keys/tests/recordings/
+    // test_crypto_client.pyTestCryptoClienttest_ec_key_id[2016-10-01_vault|7.0_vault].json (create and get of an EC key)
+    for (const v of ['2016-10-01', '7.0']) {
+      const created = await rawRequest(emu, 'POST', `/keys/recov-days/create?api-version=${v}`, { body: { kty: 'EC' } });
+      const got = await rawRequest(emu, 'GET', `/keys/recov-days?api-version=${v}`);
+      const listed = await rawRequest(emu, 'GET', `/keys?api-version=${v}`);
+      const item = listed.json.value.find((k: { kid: string }) => k.kid.endsWith('/keys/recov-days'));
+      for (const a of [created.json.attributes, got.json.attributes, item.attributes]) {
+        expect([v, a.recoveryLevel, 'recoverableDays' in a]).toEqual([v, 'Recoverable+Purgeable', false]);
+      }
+    }
+    const current = await rawRequest(emu, 'GET', `/keys/recov-days?api-version=7.1`);
+    expect([current.json.attributes.recoveryLevel, current.json.attributes.recoverableDays]).toEqual(['Recoverable+Purgeable', 90]);
+  });
+
   it('gets the latest key at /keys/{name} and /keys/{name}/, and any version by id', async () => {
     const v1 = await keys.createRsaKey('Versioned', { tags: { purpose: 'test' }, keyOps: ['sign', 'verify'], notBefore: new Date('2020-01-01T00:00:00Z') });
     const v2 = await keys.createEcKey('versioned');

@@ -249,6 +249,25 @@ describe('Key Vault emulator: secrets API through the official SecretClient', ()
     expect((await old.getSecret('apiv')).value).toBe('x');
   });
 
+  it('answers recoverableDays from api-version 7.1 on only; 2016-10-01 and 7.0 carry recoveryLevel alone, as the service does', async () => {
+    // Recorded: Azure/azure-sdk-assets python/sdk/keyvault/azure-keyvault-secrets/tests/recordings/
+    // test_samples_secrets.pyTestExamplesKeyVaulttest_example_secrets_recover[2016-10-01|7.0|7.1].json
+    const attributesAt = async (v: string) => {
+      const set = await rawRequest(emu, 'PUT', `/secrets/recov-days?api-version=${v}`, { body: { value: 'x' } });
+      const got = await rawRequest(emu, 'GET', `/secrets/recov-days?api-version=${v}`);
+      const listed = await rawRequest(emu, 'GET', `/secrets/recov-days/versions?api-version=${v}`);
+      return [set.json.attributes, got.json.attributes, listed.json.value[0].attributes];
+    };
+    for (const v of ['2016-10-01', '7.0', '7.0-preview']) {
+      for (const a of await attributesAt(v)) {
+        expect([v, a.recoveryLevel, 'recoverableDays' in a]).toEqual([v, 'Recoverable+Purgeable', false]);
+      }
+    }
+    for (const v of ['7.1', '7.6', '2025-07-01']) {
+      for (const a of await attributesAt(v)) expect([v, a.recoveryLevel, a.recoverableDays]).toEqual([v, 'Recoverable+Purgeable', 90]);
+    }
+  });
+
   it('rejects malformed or incomplete JSON bodies with 400 BadParameter', async () => {
     const res = await rawRequest(emu, 'PUT', `/secrets/json?${API}`, { body: '{not json' });
     expect(res.status).toBe(400);

@@ -23,6 +23,14 @@ export function isDatedApiVersion(v: string): boolean {
   return /^\d{4}-\d{2}-\d{2}/.test(v) && v.slice(0, 10) >= OLDEST_DATED;
 }
 
+/**
+ * `recoverableDays` came with 7.1: the service leaves it out of the attributes it answers at 2016-10-01 and 7.0 (recorded,
+ * secrets and keys), `recoveryLevel` alone.
+ */
+export function hasRecoverableDays(v: string): boolean {
+  return v !== LEGACY_API_VERSION && !/^7\.0(-|$)/.test(v);
+}
+
 export function assertApiVersion(v: string | null): string {
   if (v === null || v === '') throw errors.badParameter('The api-version query parameter (?api-version=) is required for all requests.');
   if (!isSupportedApiVersion(v)) {

@@ -1,5 +1,5 @@
 import { matchRoute } from './router';
-import { assertApiVersion, isDatedApiVersion, isSupportedApiVersion } from './api-version';
+import { assertApiVersion, hasRecoverableDays, isDatedApiVersion, isSupportedApiVersion } from './api-version';
 
 describe('matchRoute', () => {
   const op = (m: string, p: string) => {
@@ -79,6 +79,8 @@ describe('api-version', () => {
     for (const v of ['6.0', '7.7', '2016-10-02', '2025-06-30', '2026-04-02', '2027-01-01', 'latest', '7']) expect(isSupportedApiVersion(v)).toBe(false);
     // only the versions from 2025-07-01 on have outContentType
     expect(['2016-10-01', '7.6', '2025-07-01', '2026-01-01-preview'].map(isDatedApiVersion)).toEqual([false, false, true, true]);
+    // recoverableDays from 7.1 on
+    expect(['2016-10-01', '7.0', '7.0-preview', '7.1', '7.1-preview', '7.6', '2025-07-01'].map(hasRecoverableDays)).toEqual([false, false, false, true, true, true, true]);
     expect(() => assertApiVersion(null)).toThrow(/required/);
     expect(() => assertApiVersion('9.9')).toThrow(/not recognized/);
   });

@@ -39,12 +39,12 @@ export class KeysApi {
         const { input, shape } = parseCreateKey(req.body);
         this.store.assertCanAddVersion(name);
         const found = this.store.create(name, input, await generateKey(shape));
-        return ok(this.bundle(found.record, found.version));
+        return ok(this.bundle(found.record, found.version, req.apiVersion));
       }
       case 'rotateKey': {
         const current = this.store.get(name).version;
         const found = this.store.rotate(name, current, await generateKey(shapeOf(current)));
-        return ok(this.bundle(found.record, found.version));
+        return ok(this.bundle(found.record, found.version, req.apiVersion));
       }
       case 'getKeyRotationPolicy': {
         const { record, policy } = this.store.rotationPolicy(name);
@@ -56,25 +56,25 @@ export class KeysApi {
       }
       case 'getKey': {
         const found = this.store.get(name, req.version);
-        return ok(this.bundle(found.record, found.version));
+        return ok(this.bundle(found.record, found.version, req.apiVersion));
       }
       case 'updateKey': {
         const found = this.store.update(name, req.version, parseUpdateKey(req.body));
-        return ok(this.bundle(found.record, found.version));
+        return ok(this.bundle(found.record, found.version, req.apiVersion));
       }
       case 'listKeys':
         return ok(this.listKeys(req));
       case 'listKeyVersions':
         return ok(this.listVersions(req));
       case 'deleteKey':
-        return ok(this.deletedBundle(this.store.delete(name)));
+        return ok(this.deletedBundle(this.store.delete(name), req.apiVersion));
       case 'getDeletedKey':
-        return ok(this.deletedBundle(this.store.getDeleted(name)));
+        return ok(this.deletedBundle(this.store.getDeleted(name), req.apiVersion));
       case 'listDeletedKeys':
         return ok(this.listDeleted(req));
       case 'recoverDeletedKey': {
         const record = this.store.recover(name);
-        return ok(this.bundle(record, latestVersion(record)));
+        return ok(this.bundle(record, latestVersion(record), req.apiVersion));
       }
       case 'purgeDeletedKey':
         this.store.purge(name);
@@ -84,7 +84,7 @@ export class KeysApi {
       case 'restoreKey': {
         const backup = decodeKeyBackup(backupBlobOf(req.body));
         const record = this.store.restore(backup, `${this.vaultUrl}/keys/${backup.name}/${latestVersion(backup).version}`);
-        return ok(this.bundle(record, latestVersion(record)));
+        return ok(this.bundle(record, latestVersion(record), req.apiVersion));
       }
       case 'sign': {
         const alg = signatureAlgorithm(req.body);
@@ -120,7 +120,7 @@ export class KeysApi {
     const pageSize = parseMaxResults(req.query.get('maxresults'));
     const page = paginate(this.store.listActive(), (r) => r.name.toLowerCase(), pageSize, skipTokenOf(req.query));
     return {
-      value: page.items.map((r) => this.item(r, latestVersion(r), `${this.vaultUrl}/keys/${r.name}`)),
+      value: page.items.map((r) => this.item(r, latestVersion(r), `${this.vaultUrl}/keys/${r.name}`, req.apiVersion)),
       nextLink: nextLink(req.origin ?? this.vaultUrl, '/keys', req.apiVersion, pageSize, page.nextMarker),
     };
   }
@@ -130,7 +130,7 @@ export class KeysApi {
     const { record, versions } = this.store.listVersions(req.name!);
     const page = paginate(versions, (v) => v.version, pageSize, skipTokenOf(req.query));
     return {
-      value: record ? page.items.map((v) => this.item(record, v, this.kid(record.name, v))) : [],
+      value: record ? page.items.map((v) => this.item(record, v, this.kid(record.name, v), req.apiVersion)) : [],
       nextLink: nextLink(req.origin ?? this.vaultUrl, `/keys/${encodeURIComponent(req.name!)}/versions`, req.apiVersion, pageSize, page.nextMarker),
     };
   }
@@ -141,7 +141,7 @@ export class KeysApi {
     return {
       value: page.items.map((r) => ({
         ...deletedFields(this.vaultUrl, 'deletedkeys', r),
-        ...this.item(r, latestVersion(r), `${this.vaultUrl}/keys/${r.name}`),
+        ...this.item(r, latestVersion(r), `${this.vaultUrl}/keys/${r.name}`, req.apiVersion),
       })),
       nextLink: nextLink(req.origin ?? this.vaultUrl, '/deletedkeys', req.apiVersion, pageSize, page.nextMarker),
     };
@@ -164,26 +164,26 @@ export class KeysApi {
   }
 
   /** `hsmPlatform` as the service labels keys: "0" software, "2" an HSM key (the current platform; here still software). */
-  private attributes(v: KeyVersionRecord) {
-    return { ...baseAttributes(v, this.store), exportable: false, hsmPlatform: v.kty.endsWith('-HSM') ? '2' : '0' };
+  private attributes(v: KeyVersionRecord, apiVersion: string) {
+    return { ...baseAttributes(v, this.store, apiVersion), exportable: false, hsmPlatform: v.kty.endsWith('-HSM') ? '2' : '0' };
   }
 
-  private item(record: KeyRecord, v: KeyVersionRecord, kid: string) {
-    const out: Record<string, unknown> = { kid, attributes: this.attributes(v) };
+  private item(record: KeyRecord, v: KeyVersionRecord, kid: string, apiVersion: string) {
+    const out: Record<string, unknown> = { kid, attributes: this.attributes(v, apiVersion) };
     if (v.tags) out.tags = { ...v.tags };
     return out;
   }
 
-  private bundle(record: KeyRecord, v: KeyVersionRecord) {
+  private bundle(record: KeyRecord, v: KeyVersionRecord, apiVersion: string) {
     const out: Record<string, unknown> = {
       key: { kid: this.kid(record.name, v), kty: v.kty, key_ops: [...v.keyOps], ...v.publicJwk },
-      attributes: this.attributes(v),
+      attributes: this.attributes(v, apiVersion),
     };
     if (v.tags) out.tags = { ...v.tags };
     return out;
   }
 
-  private deletedBundle(record: KeyRecord) {
-    return { ...deletedFields(this.vaultUrl, 'deletedkeys', record), ...this.bundle(record, latestVersion(record)) };
+  private deletedBundle(record: KeyRecord, apiVersion: string) {
+    return { ...deletedFields(this.vaultUrl, 'deletedkeys', record), ...this.bundle(record, latestVersion(record), apiVersion) };
   }
 }

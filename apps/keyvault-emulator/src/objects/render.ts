@@ -1,3 +1,4 @@
+import { hasRecoverableDays } from '../http/api-version';
 import { OperationName } from '../http/router';
 import { ObjectRecord, VersionBase } from './model';
 import { decodeSkipToken, encodeSkipToken } from './paging';
@@ -35,15 +36,15 @@ export function nextLink(vaultUrl: string, path: string, apiVersion: string, pag
   return `${vaultUrl}${path}?api-version=${encodeURIComponent(apiVersion)}&$skiptoken=${encodeSkipToken(marker)}&maxresults=${pageSize}`;
 }
 
-/** The attributes every secret and key version reports (keys add their own after these). */
-export function baseAttributes(v: VersionBase, store: VaultObjectStore<VersionBase>): Record<string, unknown> {
+/** The attributes every secret and key version reports at `apiVersion` (keys add their own after these). */
+export function baseAttributes(v: VersionBase, store: VaultObjectStore<VersionBase>, apiVersion: string): Record<string, unknown> {
   const a: Record<string, unknown> = { enabled: v.enabled };
   if (v.nbf !== undefined) a.nbf = v.nbf;
   if (v.exp !== undefined) a.exp = v.exp;
   a.created = v.created;
   a.updated = v.updated;
   a.recoveryLevel = store.recoveryLevel;
-  a.recoverableDays = store.recoverableDays;
+  if (hasRecoverableDays(apiVersion)) a.recoverableDays = store.recoverableDays;
   return a;
 }
 

@@ -24,7 +24,7 @@ export class SecretsApi {
       case 'getSecret': {
         const { record, version } = this.store.get(req.name!, req.version, { requireEnabled: true });
         assertNoConversion(req.query.get('outContentType'), req.apiVersion);
-        return ok(this.bundle(record, version, true));
+        return ok(this.bundle(record, version, true, req.apiVersion));
       }
       case 'updateSecret':
         return this.updateSecret(req);
@@ -33,14 +33,14 @@ export class SecretsApi {
       case 'listSecretVersions':
         return ok(this.listVersions(req));
       case 'deleteSecret':
-        return ok(this.deletedBundle(this.store.delete(req.name!)));
+        return ok(this.deletedBundle(this.store.delete(req.name!), req.apiVersion));
       case 'getDeletedSecret':
-        return ok(this.deletedBundle(this.store.getDeleted(req.name!)));
+        return ok(this.deletedBundle(this.store.getDeleted(req.name!), req.apiVersion));
       case 'listDeletedSecrets':
         return ok(this.listDeleted(req));
       case 'recoverDeletedSecret': {
         const record = this.store.recover(req.name!);
-        return ok(this.bundle(record, latestVersion(record), false));
+        return ok(this.bundle(record, latestVersion(record), false, req.apiVersion));
       }
       case 'purgeDeletedSecret':
         this.store.purge(req.name!);
@@ -58,7 +58,7 @@ export class SecretsApi {
     assertContentType(contentType);
     assertTags(tags);
     const found = this.store.set(req.name!, { value, contentType, tags, attributes: parseAttributes(attributes) });
-    return ok(this.bundle(found.record, found.version, true));
+    return ok(this.bundle(found.record, found.version, true, req.apiVersion));
   }
 
   private updateSecret(req: ApiRequest): ApiResponse {
@@ -66,13 +66,13 @@ export class SecretsApi {
     assertContentType(contentType);
     assertTags(tags);
     const found = this.store.update(req.name!, req.version, { contentType, tags, attributes: parseAttributes(attributes) });
-    return ok(this.bundle(found.record, found.version, false));
+    return ok(this.bundle(found.record, found.version, false, req.apiVersion));
   }
 
   private restoreSecret(req: ApiRequest): ApiResponse {
     const backup = decodeBackup(backupBlobOf(req.body));
     const record = this.store.restore(backup, `${this.vaultUrl}/secrets/${backup.name}/${latestVersion(backup).version}`);
-    return ok(this.bundle(record, latestVersion(record), false));
+    return ok(this.bundle(record, latestVersion(record), false, req.apiVersion));
   }
 
   private listSecrets(req: ApiRequest) {
@@ -80,7 +80,7 @@ export class SecretsApi {
     const marker = skipTokenOf(req.query);
     const page = paginate(this.store.listActive(), (r) => r.name.toLowerCase(), pageSize, marker);
     return {
-      value: page.items.map((r) => this.item(r, latestVersion(r), `${this.vaultUrl}/secrets/${r.name}`)),
+      value: page.items.map((r) => this.item(r, latestVersion(r), `${this.vaultUrl}/secrets/${r.name}`, req.apiVersion)),
       nextLink: this.nextLink('/secrets', req, pageSize, page.nextMarker),
     };
   }
@@ -91,7 +91,7 @@ export class SecretsApi {
     const { record, versions } = this.store.listVersions(req.name!);
     const page = paginate(versions, (v) => v.version, pageSize, marker);
     return {
-      value: record ? page.items.map((v) => this.item(record, v, `${this.vaultUrl}/secrets/${record.name}/${v.version}`)) : [],
+      value: record ? page.items.map((v) => this.item(record, v, `${this.vaultUrl}/secrets/${record.name}/${v.version}`, req.apiVersion)) : [],
       nextLink: this.nextLink(`/secrets/${encodeURIComponent(req.name!)}/versions`, req, pageSize, page.nextMarker),
     };
   }
@@ -103,7 +103,7 @@ export class SecretsApi {
     return {
       value: page.items.map((r) => ({
         ...deletedFields(this.vaultUrl, 'deletedsecrets', r),
-        ...this.item(r, latestVersion(r), `${this.vaultUrl}/secrets/${r.name}`),
+        ...this.item(r, latestVersion(r), `${this.vaultUrl}/secrets/${r.name}`, req.apiVersion),
       })),
       nextLink: this.nextLink('/deletedsecrets', req, pageSize, page.nextMarker),
     };
@@ -113,31 +113,27 @@ export class SecretsApi {
     return nextLink(req.origin ?? this.vaultUrl, path, req.apiVersion, pageSize, marker);
   }
 
-  private attributes(v: SecretVersionRecord) {
-    return baseAttributes(v, this.store);
-  }
-
-  private item(record: SecretRecord, v: SecretVersionRecord, id: string) {
-    const out: Record<string, unknown> = { id, attributes: this.attributes(v) };
+  private item(record: SecretRecord, v: SecretVersionRecord, id: string, apiVersion: string) {
+    const out: Record<string, unknown> = { id, attributes: baseAttributes(v, this.store, apiVersion) };
     if (v.tags) out.tags = { ...v.tags };
     if (v.contentType !== undefined) out.contentType = v.contentType;
     return out;
   }
 
-  private bundle(record: SecretRecord, v: SecretVersionRecord, includeValue: boolean) {
+  private bundle(record: SecretRecord, v: SecretVersionRecord, includeValue: boolean, apiVersion: string) {
     const out: Record<string, unknown> = {};
     if (includeValue) out.value = v.value;
     if (v.contentType !== undefined) out.contentType = v.contentType;
     out.id = `${this.vaultUrl}/secrets/${record.name}/${v.version}`;
-    out.attributes = this.attributes(v);
+    out.attributes = baseAttributes(v, this.store, apiVersion);
     if (v.tags) out.tags = { ...v.tags };
     return out;
   }
 
-  private deletedBundle(record: SecretRecord) {
+  private deletedBundle(record: SecretRecord, apiVersion: string) {
     return {
       ...deletedFields(this.vaultUrl, 'deletedsecrets', record),
-      ...this.bundle(record, latestVersion(record), false),
+      ...this.bundle(record, latestVersion(record), false, apiVersion),
     };
   }
 }
