@@ -26,14 +26,21 @@ export type TokenEndpointFailureKind =
 
 /** Thrown by an OAuthTokenClient. Its message never contains a token. */
 export class TokenEndpointFailure extends Error {
+  /**
+   * Of an `invalid_response`: the refresh token the unusable 200 carried. The provider rotated, so it is the only live
+   * one and the lib keeps it. Not enumerable: no serialisation of the error shows it.
+   */
+  declare readonly rotatedRefreshToken?: string;
+
   constructor(
     readonly kind: TokenEndpointFailureKind,
     message: string,
     readonly details: { status?: number; oauthError?: string; retryAfterMs?: number } = {},
-    options?: { cause?: unknown },
+    options?: { cause?: unknown; rotatedRefreshToken?: string },
   ) {
-    super(message, options);
+    super(message, options?.cause === undefined ? undefined : { cause: options.cause });
     this.name = 'TokenEndpointFailure';
+    if (options?.rotatedRefreshToken !== undefined) Object.defineProperty(this, 'rotatedRefreshToken', { value: options.rotatedRefreshToken, enumerable: false });
   }
 }
 

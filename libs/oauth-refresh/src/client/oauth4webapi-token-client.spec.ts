@@ -50,3 +50,28 @@ describe('Oauth4webapiTokenClient: failure messages', () => {
     for (const f of [client, odd, echo]) expect(JSON.stringify({ message: f.message, details: f.details })).not.toMatch(new RegExp(`${MARKER}|${echoed}`));
   });
 });
+
+describe('Oauth4webapiTokenClient: a 200 it cannot use', () => {
+  afterEach(() => jest.restoreAllMocks());
+  const rotated = `rt-rotated-${MARKER}`;
+
+  it.each([
+    ['a negative expires_in', { access_token: 'at-1', token_type: 'Bearer', expires_in: -5 }],
+    ['no access_token', { token_type: 'Bearer', expires_in: 60 }],
+    ['an unsupported token_type', { access_token: 'at-1', token_type: 'mac', expires_in: 60 }],
+  ])('with %s: an invalid response carrying the rotated refresh token, which no serialisation shows', async (_name, body) => {
+    const f = await failure(async () => json(200, { ...body, refresh_token: rotated }));
+    expect(f.kind).toBe('invalid_response');
+    expect(f.rotatedRefreshToken).toBe(rotated);
+    expect(JSON.stringify(f)).not.toContain(MARKER);
+    expect(Object.keys(f)).not.toContain('rotatedRefreshToken');
+    expect(`${f.message} ${f.stack}`).not.toContain(MARKER);
+  });
+
+  it('without a refresh_token, or with a body that is not JSON: nothing to keep', async () => {
+    expect((await failure(async () => json(200, { access_token: 'at-1', token_type: 'Bearer', expires_in: -5 }))).rotatedRefreshToken).toBeUndefined();
+    const html = await failure(async () => new Response('<html>ok</html>', { status: 200, headers: { 'content-type': 'text/html' } }));
+    expect(html).toMatchObject({ kind: 'invalid_response' });
+    expect(html.rotatedRefreshToken).toBeUndefined();
+  });
+});

@@ -28,11 +28,15 @@ export class Oauth4webapiTokenClient extends OAuthTokenClient {
     } catch (e) {
       throw classify(e, provider);
     }
+    // A 200 is a grant the provider processed: its rotated refresh token is wanted even when the answer is refused below.
+    const copy = response.status === 200 ? response.clone() : undefined;
     let result: oauth.TokenEndpointResponse;
     try {
       result = await oauth.processRefreshTokenResponse(as, client, response);
     } catch (e) {
-      throw classify(e, provider, response);
+      const failure = classify(e, provider, response);
+      const rotated = failure.kind === 'invalid_response' && copy ? await refreshTokenIn(copy) : undefined;
+      throw rotated === undefined ? failure : new TokenEndpointFailure(failure.kind, failure.message, failure.details, { rotatedRefreshToken: rotated });
     }
     return {
       accessToken: result.access_token,
@@ -137,10 +141,25 @@ function classify(e: unknown, provider: ResolvedOAuthProvider, response?: Respon
     const code = typeof err.cause?.code === 'string' && SYSTEM_ERROR_CODE.test(err.cause.code) ? err.cause.code : 'network error';
     return new TokenEndpointFailure('transient', `${where} is unreachable (${code})`);
   }
+  if (e instanceof oauth.UnsupportedOperationError && response?.status === 200) {
+    // A grant processed, answered with what this client cannot use (a token_type other than bearer or DPoP).
+    return new TokenEndpointFailure('invalid_response', `${where} sent a token response this client cannot use (${e.code ?? 'unsupported'})`, { status: 200 });
+  }
   if (e instanceof oauth.UnsupportedOperationError) {
     return new TokenEndpointFailure('rejected', `${where} needs an operation oauth4webapi does not support (${e.code})`);
   }
   return new TokenEndpointFailure('transient', `${where} failed: ${(e as Error)?.name ?? 'error'}`);
+}
+
+/** The `refresh_token` of a JSON token response, if it has a usable one. */
+async function refreshTokenIn(response: Response): Promise<string | undefined> {
+  try {
+    const body = (await response.json()) as { refresh_token?: unknown } | null;
+    const token = body?.refresh_token;
+    return typeof token === 'string' && token.length > 0 ? token : undefined;
+  } catch {
+    return undefined; // not JSON: nothing to keep
+  }
 }
 
 /** A Node/undici error code (`ECONNREFUSED`, `UND_ERR_CONNECT_TIMEOUT`). */

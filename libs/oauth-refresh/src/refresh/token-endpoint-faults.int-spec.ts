@@ -143,9 +143,22 @@ describe('OAuthRefreshService against a faulty real token endpoint (SQLite)', ()
   it.each([
     ['expires_in: 0', { expires_in: 0 }],
     ['expires_in: 1e20 (no date)', { expires_in: 1e20 }],
+    // Refused by the token client's own parsing (oauth4webapi), before the lib sees the tokens.
+    ['expires_in: -5', { expires_in: -5 }],
+    ['expires_in: "soon"', { expires_in: 'soon' }],
+    ['no access_token', { access_token: undefined }],
+    ['no token_type', { token_type: undefined }],
+    ['token_type: "mac" (not one the client can use)', { token_type: 'mac' }],
+    ['scope: an array', { scope: ['openid'] }],
   ])('a refresh answer with %s: a typed provider error (502), and the rotated refresh token it carried is kept', async (_name, edit) => {
     const { connectionId, initial, stored } = await connect();
-    stack.server.rewriteRefreshResponses((body) => Object.assign(body, edit));
+    stack.server.rewriteRefreshResponses((body) => {
+      issued.add(String(body.access_token)).add(String(body.refresh_token));
+      for (const [field, value] of Object.entries(edit)) {
+        if (value === undefined) delete body[field];
+        else body[field] = value;
+      }
+    });
     clock.set(new Date(stored.expiresAt.getTime() + MIN)); // expired: nothing old to serve instead
     await expect(stack.oauth.getAccessToken(ctx, 'idp', connectionId)).rejects.toMatchObject({ code: 4004, codeName: 'INVALID_TOKEN_RESPONSE' });
     expect(stack.server.refreshCalls).toBe(1);

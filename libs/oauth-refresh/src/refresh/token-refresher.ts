@@ -153,10 +153,14 @@ export class TokenRefresher {
     return { fresh, access, refresh };
   }
 
-  /** A failed exchange: an invalid_grant also drops a rotated token kept only as pending (it is dead too). Returns the error to throw. */
+  /**
+   * A failed exchange: an invalid_grant also drops a rotated token kept only as pending (it is dead too); an answer the
+   * token client refused that carried a rotated refresh token keeps it first. Returns the error to throw.
+   */
   private async fail(step: Exchange, e: unknown) {
     const { r, connection, fresh, access, refresh, live, started } = step;
     if (live.unsaved && e instanceof TokenEndpointFailure && e.kind === 'invalid_grant') await this.rotated.discard(connection, fresh.pendingRefresh);
+    if (e instanceof TokenEndpointFailure && e.rotatedRefreshToken !== undefined) await this.keepRotated(step, { refreshToken: e.rotatedRefreshToken });
     return this.failures.handle({ ctx: r.ctx, provider: r.provider, connectionId: r.connectionId, key: r.key, access, refresh, reason: r.reason, error: e, started });
   }
 
@@ -209,6 +213,7 @@ export class TokenRefresher {
       try {
         tokens = await late.answer;
       } catch (e) {
+        if (e instanceof TokenEndpointFailure && e.rotatedRefreshToken !== undefined) await this.keepRotated(step, { refreshToken: e.rotatedRefreshToken });
         if (!(e instanceof TokenEndpointFailure && e.kind === 'invalid_grant')) throw e;
         Object.assign(e, { attempts: late.attempts });
         this.deps.logger.warn(`the token endpoint of "${provider.integrationId}" refused the refresh token of connection ${connectionId} (tenant ${ctx.tenantId}) after its timeout (invalid_grant)`);
@@ -232,15 +237,19 @@ export class TokenRefresher {
       validateTokenSet(tokens);
       return;
     } catch (invalid) {
-      const rotated = typeof tokens?.refreshToken === 'string' && tokens.refreshToken.length > 0 ? tokens.refreshToken : undefined;
-      if (rotated !== undefined && (step.live.unsaved || !sameSecret(rotated, step.live.value))) {
-        try {
-          await this.rotated.keep(step.connection, step.fresh, step.refresh, refreshWrite({ ...tokens, refreshToken: rotated }, this.deps.clock.now()));
-        } catch (e) {
-          this.deps.logger.error(`could not keep the rotated refresh token of an invalid answer for connection ${step.r.connectionId}: ${describeRefreshError(e)}`);
-        }
-      }
+      await this.keepRotated(step, tokens ?? {});
       throw invalid;
+    }
+  }
+
+  /** Keeps the rotated refresh token of an answer refused as a whole (best effort: the refusal is what the caller is told). */
+  private async keepRotated(step: Exchange, tokens: Pick<OAuthTokenSet, 'refreshToken' | 'refreshTokenExpiresIn'>): Promise<void> {
+    const rotated = typeof tokens.refreshToken === 'string' && tokens.refreshToken.length > 0 ? tokens.refreshToken : undefined;
+    if (rotated === undefined || (!step.live.unsaved && sameSecret(rotated, step.live.value))) return;
+    try {
+      await this.rotated.keep(step.connection, step.fresh, step.refresh, refreshWrite({ ...tokens, refreshToken: rotated }, this.deps.clock.now()));
+    } catch (e) {
+      this.deps.logger.error(`could not keep the rotated refresh token of an invalid answer for connection ${step.r.connectionId}: ${describeRefreshError(e)}`);
     }
   }
 

@@ -115,7 +115,7 @@ export function accessWrite(provider: ResolvedOAuthProvider, tokens: OAuthTokenS
  * The refresh-token write of a token set that carries one. A `refresh_token_expires_in` that is no
  * lifetime (≤ 0, over a century) is ignored: the token is kept without an expiry rather than refused.
  */
-export function refreshWrite(tokens: OAuthTokenSet & { refreshToken: string }, now: Date): TokenWrite {
+export function refreshWrite(tokens: Partial<OAuthTokenSet> & { refreshToken: string }, now: Date): TokenWrite {
   const seconds = tokens.refreshTokenExpiresIn;
   const dated = seconds !== undefined && Number.isFinite(seconds) && seconds > 0 && seconds <= MAX_LIFETIME_SECONDS;
   return { value: tokens.refreshToken, expiresAt: dated ? new Date(now.getTime() + seconds * 1000) : null };
