@@ -4,6 +4,7 @@
  * and what state the connection is left in — above all, that the live refresh token is never lost.
  */
 import { EventEmitter2 } from '@nestjs/event-emitter';
+import { AuditAction, AuditResult } from '@app/audit';
 import { LockLeases, ManualClock, type OperationContext } from '@app/common';
 import { DataSource } from 'typeorm';
 import { CredentialStatus } from '@app/credentials';
@@ -172,6 +173,31 @@ describe('OAuthRefreshService against a faulty real token endpoint (SQLite)', ()
     expect(stack.server.tokenCalls.filter((c) => c.grantType === 'refresh_token').map((c) => c.status)).toEqual([200, 200]);
     const refresh = await stack.credentials.getMetadata(ctx, stored.refreshTokenCredentialId!);
     expect(refresh.status).toBe(CredentialStatus.ACTIVE);
+  });
+
+  it("an access token too large to store (100 KB): a typed provider error (502) with a cooldown, event and audit row, not a refresh per call; the rotated refresh token is kept", async () => {
+    const { connectionId, initial, stored } = await connect();
+    stack.server.rewriteRefreshResponses((body) => {
+      issued.add(String(body.refresh_token));
+      body.access_token = 'x'.repeat(100_000);
+    });
+    clock.set(new Date(stored.expiresAt.getTime() + MIN)); // expired: nothing old to serve instead
+    const failed = nextEvent(OAuthRefreshEvents.REFRESH_FAILED, connectionId);
+    await expect(stack.oauth.getAccessToken(ctx, 'idp', connectionId)).rejects.toMatchObject({ code: 4004, codeName: 'INVALID_TOKEN_RESPONSE' });
+    expect(await failed).toMatchObject({ errorCode: '4004:INVALID_TOKEN_RESPONSE', reauthRequired: false, consecutiveFailures: 1 });
+    const rows = await stack.audit.query({ tenantId: ctx.tenantId, resource: stored.accessTokenCredentialId, action: AuditAction.REFRESH });
+    expect(rows.items.map((r) => [r.result, r.errorCode])).toEqual([[AuditResult.FAILURE, '4004:INVALID_TOKEN_RESPONSE']]);
+    // The connection cools down (retryable, with retryAfter): the next callers do not spend a refresh token each.
+    for (let i = 0; i < 2; i++) await expect(stack.oauth.getAccessToken(ctx, 'idp', connectionId)).rejects.toMatchObject({ code: 4003, retryable: true, retryAfter: expect.any(Date) });
+    expect(stack.server.refreshCalls).toBe(1);
+
+    // The rotated refresh token was kept: past the cooldown, a sane answer refreshes.
+    stack.server.clearFault();
+    clock.set(new Date(clock.now().getTime() + MIN));
+    const next = await stack.oauth.getAccessToken(ctx, 'idp', connectionId);
+    issued.add(next.accessToken);
+    expect(next.accessToken).not.toBe(initial.access_token);
+    expect(stack.server.tokenCalls.filter((c) => c.grantType === 'refresh_token').map((c) => c.status)).toEqual([200, 200]);
   });
 
   it('a refresh_token_expires_in too large to be a date is no expiry: the refresh succeeds and the rotated refresh token is stored', async () => {

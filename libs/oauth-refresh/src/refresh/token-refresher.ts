@@ -1,7 +1,8 @@
 import { AuditResult } from '@app/audit';
 import type { OperationContext } from '@app/common';
+import { CredentialValidationError } from '@app/credentials';
 import { OAuthTokenSet, TokenEndpointFailure } from '../client/oauth-token-client';
-import { OAuthReauthRequiredError, OAuthRefreshFailedError } from '../errors/oauth-refresh.errors';
+import { OAuthInvalidTokenResponseError, OAuthReauthRequiredError, OAuthRefreshFailedError } from '../errors/oauth-refresh.errors';
 import { OAuthRefreshedEvent, OAuthRefreshEvents } from '../events/oauth-refresh.events';
 import type { ResolvedOAuthProvider } from '../providers/oauth-provider.config';
 import { remainingMs, retryDelayMs } from '../refresh-policy';
@@ -188,7 +189,16 @@ export class TokenRefresher {
       // 'pending': durable elsewhere; the refresh goes on and the next one presents it.
     }
     // 2) Then the access token.
-    const newAccess = await persistToken(this.deps, ctx, access, accessWrite(provider, tokens, now), provider.integrationId, connectionId);
+    let newAccess: StoredToken | undefined;
+    try {
+      newAccess = await persistToken(this.deps, ctx, access, accessWrite(provider, tokens, now), provider.integrationId, connectionId);
+    } catch (e) {
+      if (!(e instanceof CredentialValidationError && e.field === 'value')) throw e;
+      // An access token no credential can hold (over 25 KB, a line break) is the provider's nonsense, not the caller's:
+      // a failed refresh (cooldown, event, audit row), else every call spends a refresh token on the same answer.
+      const invalid = new OAuthInvalidTokenResponseError(`the token endpoint returned an access token that cannot be stored: ${e.message}`, { cause: e });
+      throw await this.fail(step, Object.assign(invalid, { attempts }));
+    }
     if (!newAccess) return serveCurrent(store, ctx, provider.integrationId, connectionId);
     await this.deps.cooldowns.clear(connection.key);
     await this.reportSuccess(r, newAccess, newRefresh, rotated, attempts, started, now);
