@@ -154,7 +154,7 @@ describe('cli migrate (real process, kill -9, resume)', () => {
       await host.undoLastMigration();
       const before = await migrations();
       expect(before.map((m) => m.name)).not.toContain(pending);
-      const r = await cli(['migrate', '--source', 'sql', '--dry-run'], { ...embedded, ...database }).exited;
+      const r = await cli(['migrate', '--source', 'sql', '--dry-run'], switchedTo(embedded, database)).exited;
       expect({ code: r.code, stdout: r.stdout }).toEqual({ code: 1, stdout: '' });
       expect(r.stderr).toContain(label);
       expect(r.stderr).toMatch(/has a Credential Vault schema older than this version: 1 migration pending \(\w+\)\. A dry run applies none/);
@@ -178,7 +178,7 @@ describe('cli migrate (real process, kill -9, resume)', () => {
       for (const [i, name] of later.entries()) await host.query(`INSERT INTO cv_migrations (timestamp, name) VALUES (${4102444800000 + i}, '${name}')`);
       const before = await migrations();
       const warning = `has a Credential Vault schema newer than this version: 2 migrations it does not know (${later.join(', ')})`;
-      const dry = await cli(['migrate', '--source', 'sql', '--dry-run'], { ...embedded, ...database }).exited;
+      const dry = await cli(['migrate', '--source', 'sql', '--dry-run'], switchedTo(embedded, database)).exited;
       expect(dry.stderr).toMatch(/^warning: /m);
       expect(dry.stderr).toContain(label);
       expect(dry.stderr).toContain(warning);
@@ -186,7 +186,7 @@ describe('cli migrate (real process, kill -9, resume)', () => {
       expect(dry.stdout).toMatch(/^dry run +true$/m);
       expect(dry.stdout).toMatch(/^total connections +400$/m);
       // A real run (of a tenant with no legacy rows: nothing to write) warns the same way.
-      const real = await cli(['migrate', '--source', 'sql', '--tenant', 'no-such-tenant'], { ...embedded, ...database }).exited;
+      const real = await cli(['migrate', '--source', 'sql', '--tenant', 'no-such-tenant'], switchedTo(embedded, database)).exited;
       expect(real.code).toBe(0);
       expect(real.stderr).toContain(warning);
       // Said once per run (the dry run's check before anything opens, the real run's after it opened the database).
