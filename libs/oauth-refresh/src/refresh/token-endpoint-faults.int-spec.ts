@@ -175,11 +175,14 @@ describe('OAuthRefreshService against a faulty real token endpoint (SQLite)', ()
     expect(refresh.status).toBe(CredentialStatus.ACTIVE);
   });
 
-  it("an access token too large to store (100 KB): a typed provider error (502) with a cooldown, event and audit row, not a refresh per call; the rotated refresh token is kept", async () => {
-    const { connectionId, initial, stored } = await connect();
+  /**
+   * The provider's answer carries a token no credential can hold: the caller gets a typed provider error (502), with a
+   * cooldown, event and audit row; the next callers get 4003 (retryable, retryAfter) and do not spend a refresh token each.
+   */
+  const failsAsUnstorable = async (connectionId: string, stored: { expiresAt: Date; accessTokenCredentialId: string }, edit: (body: Record<string, unknown>) => void) => {
     stack.server.rewriteRefreshResponses((body) => {
-      issued.add(String(body.refresh_token));
-      body.access_token = 'x'.repeat(100_000);
+      issued.add(String(body.access_token)).add(String(body.refresh_token));
+      edit(body);
     });
     clock.set(new Date(stored.expiresAt.getTime() + MIN)); // expired: nothing old to serve instead
     const failed = nextEvent(OAuthRefreshEvents.REFRESH_FAILED, connectionId);
@@ -187,9 +190,13 @@ describe('OAuthRefreshService against a faulty real token endpoint (SQLite)', ()
     expect(await failed).toMatchObject({ errorCode: '4004:INVALID_TOKEN_RESPONSE', reauthRequired: false, consecutiveFailures: 1 });
     const rows = await stack.audit.query({ tenantId: ctx.tenantId, resource: stored.accessTokenCredentialId, action: AuditAction.REFRESH });
     expect(rows.items.map((r) => [r.result, r.errorCode])).toEqual([[AuditResult.FAILURE, '4004:INVALID_TOKEN_RESPONSE']]);
-    // The connection cools down (retryable, with retryAfter): the next callers do not spend a refresh token each.
     for (let i = 0; i < 2; i++) await expect(stack.oauth.getAccessToken(ctx, 'idp', connectionId)).rejects.toMatchObject({ code: 4003, retryable: true, retryAfter: expect.any(Date) });
     expect(stack.server.refreshCalls).toBe(1);
+  };
+
+  it("an access token too large to store (100 KB): a typed provider error (502) with a cooldown, event and audit row, not a refresh per call; the rotated refresh token is kept", async () => {
+    const { connectionId, initial, stored } = await connect();
+    await failsAsUnstorable(connectionId, stored, (body) => (body.access_token = 'x'.repeat(100_000)));
 
     // The rotated refresh token was kept: past the cooldown, a sane answer refreshes.
     stack.server.clearFault();
@@ -198,6 +205,12 @@ describe('OAuthRefreshService against a faulty real token endpoint (SQLite)', ()
     issued.add(next.accessToken);
     expect(next.accessToken).not.toBe(initial.access_token);
     expect(stack.server.tokenCalls.filter((c) => c.grantType === 'refresh_token').map((c) => c.status)).toEqual([200, 200]);
+  });
+
+  it('a rotated refresh token too large to store (30 KB, held in memory only): the same, not a refresh per call presenting the one held', async () => {
+    const { connectionId, stored } = await connect();
+    await failsAsUnstorable(connectionId, stored, (body) => (body.refresh_token = 'r'.repeat(30_000)));
+    expect((await stack.credentials.getMetadata(ctx, stored.refreshTokenCredentialId!)).status).toBe(CredentialStatus.ACTIVE);
   });
 
   it('a refresh_token_expires_in too large to be a date is no expiry: the refresh succeeds and the rotated refresh token is stored', async () => {

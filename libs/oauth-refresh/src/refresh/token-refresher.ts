@@ -1,5 +1,5 @@
 import { AuditResult } from '@app/audit';
-import type { OperationContext } from '@app/common';
+import type { CredentialVaultError, OperationContext } from '@app/common';
 import { CredentialValidationError } from '@app/credentials';
 import { OAuthTokenSet, TokenEndpointFailure } from '../client/oauth-token-client';
 import { OAuthInvalidTokenResponseError, OAuthReauthRequiredError, OAuthRefreshFailedError } from '../errors/oauth-refresh.errors';
@@ -178,6 +178,7 @@ export class TokenRefresher {
     if (rotated) {
       const kept = await this.rotated.keep(connection, fresh, refresh, refreshWrite({ ...tokens, refreshToken: nextRefreshToken }, now));
       if (kept.outcome === 'memory') {
+        if (isRefusedValue(kept.error)) throw await this.unstorable(step, 'refresh', kept.error, attempts);
         throw new OAuthRefreshFailedError(
           `the rotated refresh token of this connection could not be stored; the next attempt uses it`,
           { integrationId: provider.integrationId, connectionId, transient: true },
@@ -193,11 +194,8 @@ export class TokenRefresher {
     try {
       newAccess = await persistToken(this.deps, ctx, access, accessWrite(provider, tokens, now), provider.integrationId, connectionId);
     } catch (e) {
-      if (!(e instanceof CredentialValidationError && e.field === 'value')) throw e;
-      // An access token no credential can hold (over 25 KB, a line break) is the provider's nonsense, not the caller's:
-      // a failed refresh (cooldown, event, audit row), else every call spends a refresh token on the same answer.
-      const invalid = new OAuthInvalidTokenResponseError(`the token endpoint returned an access token that cannot be stored: ${e.message}`, { cause: e });
-      throw await this.fail(step, Object.assign(invalid, { attempts }));
+      if (!isRefusedValue(e)) throw e;
+      throw await this.unstorable(step, 'access', e, attempts);
     }
     if (!newAccess) return serveCurrent(store, ctx, provider.integrationId, connectionId);
     await this.deps.cooldowns.clear(connection.key);
@@ -209,6 +207,15 @@ export class TokenRefresher {
       version: newAccess.version,
       tokenType: tokens.tokenType,
     };
+  }
+
+  /**
+   * A token no credential can hold (over 25 KB, not one line) is the provider's nonsense, not the caller's: a failed
+   * refresh (cooldown, event, audit row), else every call spends a refresh token on the same answer. Returns the error.
+   */
+  private unstorable(step: Exchange, which: 'access' | 'refresh', e: CredentialValidationError, attempts: number): Promise<CredentialVaultError> {
+    const invalid = new OAuthInvalidTokenResponseError(`the token endpoint returned ${which === 'access' ? 'an access' : 'a refresh'} token that cannot be stored: ${e.message}`, { cause: e });
+    return this.fail(step, Object.assign(invalid, { attempts }));
   }
 
   /**
@@ -330,4 +337,9 @@ export class TokenRefresher {
       `refreshed access token of connection ${connectionId} (tenant ${ctx.tenantId}, integration ${provider.integrationId}) → v${newAccess.version}${rotated ? ', refresh token rotated' : ''}`,
     );
   }
+}
+
+/** The credentials lib's refusal of a token's value (size, lines, encoding): the same value is refused every time. */
+function isRefusedValue(e: unknown): e is CredentialValidationError {
+  return e instanceof CredentialValidationError && e.field === 'value';
 }
