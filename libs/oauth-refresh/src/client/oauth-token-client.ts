@@ -24,13 +24,22 @@ export type TokenEndpointFailureKind =
   /** 200 with something that is not a valid token response. */
   | 'invalid_response';
 
+/**
+ * The rotated refresh tokens of failures, held beside them rather than on them: an inspection that shows an object's
+ * hidden properties (util.inspect's `showHidden`, `%o` in console.log or util.format) finds none on the error — only
+ * one told to call getters (`getters: true`) would.
+ */
+const ROTATED_REFRESH_TOKENS = new WeakMap<TokenEndpointFailure, string>();
+
 /** Thrown by an OAuthTokenClient. Its message never contains a token. */
 export class TokenEndpointFailure extends Error {
   /**
    * Of an `invalid_response`: the refresh token the unusable 200 carried. The provider rotated, so it is the only live
-   * one and the lib keeps it. Not enumerable: no serialisation of the error shows it.
+   * one and the lib keeps it. Held beside the error, not on it (ROTATED_REFRESH_TOKENS): no serialisation of the error shows it.
    */
-  declare readonly rotatedRefreshToken?: string;
+  get rotatedRefreshToken(): string | undefined {
+    return ROTATED_REFRESH_TOKENS.get(this);
+  }
 
   constructor(
     readonly kind: TokenEndpointFailureKind,
@@ -40,7 +49,7 @@ export class TokenEndpointFailure extends Error {
   ) {
     super(message, options?.cause === undefined ? undefined : { cause: options.cause });
     this.name = 'TokenEndpointFailure';
-    if (options?.rotatedRefreshToken !== undefined) Object.defineProperty(this, 'rotatedRefreshToken', { value: options.rotatedRefreshToken, enumerable: false });
+    if (options?.rotatedRefreshToken !== undefined) ROTATED_REFRESH_TOKENS.set(this, options.rotatedRefreshToken);
   }
 }
 

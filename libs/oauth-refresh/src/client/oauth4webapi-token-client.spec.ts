@@ -1,3 +1,4 @@
+import { format, inspect } from 'node:util';
 import type { ResolvedOAuthProvider } from '../providers/oauth-provider.config';
 import { Oauth4webapiTokenClient } from './oauth4webapi-token-client';
 import { TokenEndpointFailure } from './oauth-token-client';
@@ -66,6 +67,9 @@ describe('Oauth4webapiTokenClient: a 200 it cannot use', () => {
     expect(JSON.stringify(f)).not.toContain(MARKER);
     expect(Object.keys(f)).not.toContain('rotatedRefreshToken');
     expect(`${f.message} ${f.stack}`).not.toContain(MARKER);
+    // Nor an inspection that shows hidden properties (util.inspect's showHidden, console.log's or util.format's `%o`), wrapped or not.
+    const wrapped = new Error('refresh failed', { cause: f });
+    for (const shown of [inspect(f, { showHidden: true }), inspect(wrapped, { showHidden: true, depth: 10 }), format('%o', wrapped)]) expect(shown).not.toContain(MARKER);
   });
 
   it('without a refresh_token, or with a body that is not JSON: nothing to keep', async () => {
