@@ -183,6 +183,7 @@ describe('OAuthRefreshService against a faulty real token endpoint (SQLite)', ()
     stack.server.rewriteRefreshResponses((body) => {
       issued.add(String(body.access_token)).add(String(body.refresh_token));
       edit(body);
+      issued.add(String(body.access_token)).add(String(body.refresh_token)); // the unstorable one too
     });
     clock.set(new Date(stored.expiresAt.getTime() + MIN)); // expired: nothing old to serve instead
     const failed = nextEvent(OAuthRefreshEvents.REFRESH_FAILED, connectionId);
