@@ -43,6 +43,9 @@ describe('secret validation', () => {
     expect(code(() => assertTags({ k: 'v'.repeat(513) }))).toBe('400 BadParameter');
     expect(code(() => assertTags({ k: 1 }))).toBe('400 BadParameter');
     expect(code(() => assertTags(['a']))).toBe('400 BadParameter');
+    // As the README states (Azure's answer to either unverified): an empty value is kept, an empty name refused.
+    expect(code(() => assertTags({ a: '' }))).toBeUndefined();
+    expect(code(() => assertTags({ '': 'v' }))).toBe('400 BadParameter');
   });
 
   it('limits contentType to 255 characters', () => {
