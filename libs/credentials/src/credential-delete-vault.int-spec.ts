@@ -20,7 +20,6 @@ import type { Counter } from 'prom-client';
 import { KeyVaultEmulator } from '@app/keyvault-emulator';
 import { CapturingLogger, createTestDatabase, credentialsStackImports, DATABASE_KINDS, killHard, startCrashChild, writeRequireHook, type TestDatabase } from '@app/testing';
 import { CredentialNotFoundError, CredentialsService, CredentialValueMissingError, CredentialType, credentialSecretName, ValueStoreKind, VaultValueDeletion } from './index';
-import { REVOKE_COMPLETION_GRACE_MS } from './credential.revoker';
 import { VAULT_VALUE_REVOKE_EVENT } from './credentials.constants';
 
 const CHILD = join(__dirname, 'testing', 'value-write-crash.child.ts');
@@ -28,6 +27,12 @@ const CHILD = join(__dirname, 'testing', 'value-write-crash.child.ts');
 const STACK_ONLY = { '@app/testing': ['test/support/stack.ts'] };
 
 jest.setTimeout(120_000);
+
+/**
+ * The revoke's grace here (10 s by default): longer than the second the grace test watches the event for, and far above
+ * the outbox's backoff (at most 200 ms), so a redelivery after the backoff cannot pass for one after the grace.
+ */
+const REVOKE_GRACE_MS = 3_000;
 
 describe.each(DATABASE_KINDS)('what a delete leaves in Key Vault on %s', (kind) => {
   let emu: KeyVaultEmulator;
@@ -52,7 +57,7 @@ describe.each(DATABASE_KINDS)('what a delete leaves in Key Vault on %s', (kind) 
         vault: emu,
         keyVault: { resilience: { maxAttempts: 1, pollIntervalMs: 20, breaker: { consecutiveFailures: 1000 } } },
         persistence: { outbox: { pollIntervalMs: 50, backoff: { baseMs: 50, maxMs: 200 } } },
-        credentials: { valueStores: { api_key: ValueStoreKind.VAULT } },
+        credentials: { valueStores: { api_key: ValueStoreKind.VAULT }, revokeCompletionGraceMs: REVOKE_GRACE_MS },
       }),
     }).compile();
     await moduleRef.init();
@@ -268,7 +273,7 @@ describe.each(DATABASE_KINDS)('what a delete leaves in Key Vault on %s', (kind) 
       const row = (await event())!;
       expect({ attempts: row.attempts, delivered: row.deliveredAt, lastError: row.lastError }).toEqual({ attempts: 1, delivered: null, lastError: 'OutboxDeferredError(REVOKE_COMPLETION_GRACE)' });
       // Redelivered when the grace ends (the revoker counts it from the event's creation), not after the outbox's backoff.
-      expect(Math.abs(row.availableAt.getTime() - (row.createdAt.getTime() + REVOKE_COMPLETION_GRACE_MS))).toBeLessThan(1_000);
+      expect(Math.abs(row.availableAt.getTime() - (row.createdAt.getTime() + REVOKE_GRACE_MS))).toBeLessThan(1_000);
       expect(logger.lines.filter((l) => l.includes(row.id)).map((l) => l.split(' ')[0])).toEqual(['debug']);
     } finally {
       Logger.overrideLogger(new Logger());
@@ -303,7 +308,7 @@ describe.each(DATABASE_KINDS)('what a delete leaves in Key Vault on %s', (kind) 
     expect((await service.get(ctx, failed.id)).metadata.version).toBe(fresh.version);
     expect(await vault.getSecret(nameOf('revoke-crash', 0)).catch((e: unknown) => e)).toMatchObject({ code: KeyVaultErrorCode.DISABLED });
     // The finished revoke's event was delivered too, and moved nothing: the rowVersion it answered still holds.
-    await new Promise((r) => setTimeout(r, Math.max(0, doneAt + 11_000 - Date.now()) + 500)); // past the revoke's 10 s grace
+    await new Promise((r) => setTimeout(r, Math.max(0, doneAt + REVOKE_GRACE_MS + 1_000 - Date.now()) + 500)); // past the revoke's grace
     expect((await service.getMetadata(ctx, done.id)).rowVersion).toBe(answered);
   });
 });

@@ -7,7 +7,8 @@ import { CredentialStatus } from './credential-type';
 import { CredentialChangeCommitter } from './credential-change.committer';
 import { CredentialRevoker } from './credential.revoker';
 import { CredentialWriter } from './credential.writer';
-import { CREDENTIALS_CLOCK } from './credentials.constants';
+import { CREDENTIALS_CLOCK, CREDENTIALS_RESOLVED_OPTIONS } from './credentials.constants';
+import { resolveCredentialsOptions } from './credentials.options';
 import type { CredentialEntity } from './entities/credential.entity';
 import { CREDENTIAL_ERROR_HTTP_STATUS, CredentialConflictError, CredentialErrorCode, CredentialRevokeIncompleteError } from './errors/credential-errors';
 import { CredentialRepository } from './persistence/credential.repository';
@@ -93,6 +94,7 @@ describe('CredentialRevoker.revoke', () => {
         { provide: CredentialCache, useValue: cache },
         { provide: CREDENTIALS_CLOCK, useValue: new ManualClock(now) },
         { provide: CredentialsPersistence, useValue: { handlers: { register: () => () => undefined } } },
+        { provide: CREDENTIALS_RESOLVED_OPTIONS, useValue: resolveCredentialsOptions() },
       ],
     }).compile();
     revoker = module.get(CredentialRevoker);
@@ -164,6 +166,7 @@ async function deliverCompletion(f: CompletionFakes): Promise<void> {
       { provide: CredentialCache, useValue: { evictEverywhere: async () => undefined } },
       { provide: CREDENTIALS_CLOCK, useValue: new ManualClock(new Date()) },
       { provide: CredentialsPersistence, useValue: { handlers: { register: (_n: string, h: (e: unknown) => Promise<void>) => ((handler = h), () => undefined) } } },
+      { provide: CREDENTIALS_RESOLVED_OPTIONS, useValue: resolveCredentialsOptions() },
     ],
   }).compile();
   await module.init();

@@ -4,7 +4,8 @@ import { Clock, describeError, type OperationContext, OutboxDeferredError, type 
 import { KeyVaultProvider } from '@app/key-vault';
 import { CredentialCache } from './cache/credential-cache';
 import { CredentialStatus, ValueStoreKind } from './credential-type';
-import { CREDENTIALS_CLOCK, VAULT_VALUE_REVOKE_EVENT } from './credentials.constants';
+import { CREDENTIALS_CLOCK, CREDENTIALS_RESOLVED_OPTIONS, VAULT_VALUE_REVOKE_EVENT } from './credentials.constants';
+import type { ResolvedCredentialsOptions } from './credentials.options';
 import type { CommitOptions, CredentialMetadata, RevokeValueResult } from './credential.types';
 import type { CredentialEntity } from './entities/credential.entity';
 import type { CredentialVersionEntity } from './entities/credential-version.entity';
@@ -22,8 +23,6 @@ import { CREDENTIAL_TAG, VaultValueStore } from './stores/vault-value-store';
 const UNREVOKE_ATTEMPTS = 3;
 /** Looks at the row a revoke takes while writes of the credential keep committing (a status change, or the vault and a fence). */
 const REVOKE_PASSES = 10;
-/** How long after its status change a revoke's own process is given to finish its vault side before the outbox does. */
-export const REVOKE_COMPLETION_GRACE_MS = 10_000;
 
 /**
  * Emergency revoke of one credential's value: the status becomes `revoked` first (reads are refused
@@ -55,6 +54,7 @@ export class CredentialRevoker implements OnModuleInit, OnModuleDestroy {
     private readonly cache: CredentialCache,
     @Inject(CREDENTIALS_CLOCK) private readonly clock: Clock,
     private readonly persistence: CredentialsPersistence,
+    @Inject(CREDENTIALS_RESOLVED_OPTIONS) private readonly options: ResolvedCredentialsOptions,
   ) {}
 
   onModuleInit(): void {
@@ -119,7 +119,7 @@ export class CredentialRevoker implements OnModuleInit, OnModuleDestroy {
     const id = event.payload.credentialId;
     if (!event.tenantId || typeof id !== 'string') return;
     // Real time, as the outbox redelivers (a test's manual clock must not defer it for ever).
-    const waitMs = event.createdAt.getTime() + REVOKE_COMPLETION_GRACE_MS - Date.now();
+    const waitMs = event.createdAt.getTime() + this.options.revokeCompletionGraceMs - Date.now();
     if (waitMs > 0) throw new OutboxDeferredError('the revoke may still be finishing its vault side', { retryAfterMs: waitMs, code: 'REVOKE_COMPLETION_GRACE' });
     const row = await this.rows.findById(event.tenantId, id);
     if (!row || row.status === CredentialStatus.DELETED) return;

@@ -17,6 +17,7 @@ describe('resolveCredentialsOptions', () => {
       defaultPageSize: 50,
       maxPageSize: 500,
       emitEvents: true,
+      revokeCompletionGraceMs: 10_000,
     });
     expect(r.clock).toBeUndefined();
     expect(r.valueStores[CredentialType.OAUTH_ACCESS_TOKEN]).toBe(ValueStoreKind.ENVELOPE);
@@ -39,6 +40,7 @@ describe('resolveCredentialsOptions', () => {
           integrations: ['ok', 'not ok'],
           defaultPageSize: 0,
           maxPageSize: 1.5,
+          revokeCompletionGraceMs: 999,
           clock: {} as never,
         });
       } catch (e) {
@@ -63,6 +65,7 @@ describe('resolveCredentialsOptions', () => {
       'integrations.1: must match',
       'defaultPageSize: must be a positive integer',
       'maxPageSize: must be an integer ≥ defaultPageSize',
+      'revokeCompletionGraceMs: must be an integer of milliseconds in 1000..600000',
       'clock: must be a Clock',
     ]) {
       expect(err?.message).toContain(problem);

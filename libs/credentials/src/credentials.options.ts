@@ -186,6 +186,11 @@ export interface CredentialsModuleOptions {
    */
   emitEvents?: boolean;
   /**
+   * How long after a revoke's status change its own process is given to disable the Key Vault versions before any
+   * replica's outbox does what is left (the process died, or the vault failed it). 1000..600000. @default 10000
+   */
+  revokeCompletionGraceMs?: number;
+  /**
    * Time source for expiry, TTLs and timestamps (tests pass a ManualClock).
    * @default the host's global `Clock` provider if any, else the system clock
    */
@@ -204,6 +209,7 @@ export interface ResolvedCredentialsOptions {
   defaultPageSize: number;
   maxPageSize: number;
   emitEvents: boolean;
+  revokeCompletionGraceMs: number;
   clock?: Clock;
 }
 
@@ -332,6 +338,7 @@ const schema = z
     defaultPageSize: positiveInt('must be a positive integer').default(50),
     maxPageSize: number('must be an integer ≥ defaultPageSize').int('must be an integer ≥ defaultPageSize').default(500),
     emitEvents: booleanOption().default(true),
+    revokeCompletionGraceMs: msInRange(1000, 600_000).default(10_000),
     clock: clockOptionSchema().optional(),
   }, MUST_BE_AN_OBJECT)
   .strict()
