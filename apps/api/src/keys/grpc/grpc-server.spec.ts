@@ -1,7 +1,8 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { connect, type Socket } from 'node:net';
+import type { Http2Session } from 'node:http2';
+import { connect, type Server as NetServer, type Socket } from 'node:net';
 import { Server, ServerCredentials } from '@grpc/grpc-js';
 import { Transport } from '@nestjs/microservices';
 import { closeSilentConnections, keysGrpcOptions, protoRoot } from './grpc-server';
@@ -61,6 +62,56 @@ describe('keys gRPC server options', () => {
       } finally {
         for (const s of sockets) s.destroy();
         server.forceShutdown();
+      }
+    });
+
+    /** A grpc-js Server bound on a free port of 127.0.0.1, a way to open silent connections to it, and a teardown of both. */
+    async function boundServer(options: Record<string, unknown>) {
+      const server = new Server(options);
+      const port = await new Promise<number>((resolve, reject) => server.bindAsync('127.0.0.1:0', ServerCredentials.createInsecure(), (e, p) => (e ? reject(e) : resolve(p))));
+      const sockets: Socket[] = [];
+      const silent = (options: { allowHalfOpen?: boolean } = {}) => {
+        const socket = connect({ port, host: '127.0.0.1', ...options }).on('error', () => undefined);
+        sockets.push(socket);
+        return socket;
+      };
+      return { server, silent, close: () => (sockets.forEach((s) => s.destroy()), server.forceShutdown()) };
+    }
+
+    // The host's case: grpc-js' idle limit (grpc.max_connection_idle_ms) is the same `ms`, armed as the HTTP/2 session
+    // starts. When it came first, its close ended the socket (a FIN, which a client reading nothing never sees), then the
+    // reset met a socket being shut down: libuv refuses (EINVAL) and Node drops the handle unclosed (an fd held for ever).
+    it('is armed before the HTTP/2 session: a session closed at the same `ms` (grpc-js idle limit) does not come first', async () => {
+      const { server, silent, close } = await boundServer({});
+      try {
+        for (const listening of (server as unknown as { http2Servers: Map<NetServer, unknown> }).http2Servers.keys()) {
+          listening.on('session', (session: Http2Session) => setTimeout(() => session.destroy(), 200).unref());
+        }
+        expect(closeSilentConnections(server, 200)).toBe(true);
+        const all = Array.from({ length: 4 }, () => silent());
+        expect(await Promise.all(all.map((s) => closedWithin(s, 2_000)))).toEqual(all.map(() => true));
+      } finally {
+        close();
+      }
+    });
+
+    it('a silent socket already being ended at `ms` is destroyed, its descriptor freed: what the client sends then meets a reset', async () => {
+      const { server, silent, close } = await boundServer({});
+      try {
+        expect(closeSilentConnections(server, 200)).toBe(true);
+        // Armed before closeSilentConnections' deadline: fires first, in the same turn.
+        for (const listening of (server as unknown as { http2Servers: Map<NetServer, unknown> }).http2Servers.keys()) {
+          listening.prependListener('connection', (socket: Socket) => setTimeout(() => socket.end(), 200).unref());
+        }
+        // A client that reads (what it is sent, then the FIN) and keeps its own side open: what it writes then is taken
+        // in silence by a descriptor still open, and reset by a closed one (its next write fails: EPIPE).
+        const socket = silent({ allowHalfOpen: true }).resume();
+        await new Promise((resolve) => socket.once('end', resolve));
+        socket.write('x');
+        setTimeout(() => socket.writable && socket.write('y'), 200).unref();
+        expect(await closedWithin(socket, 1_000)).toBe(true);
+      } finally {
+        close();
       }
     });
 

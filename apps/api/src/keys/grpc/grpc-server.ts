@@ -32,9 +32,13 @@ export function closeSilentConnections(server: Server, ms: number): boolean {
   const servers = (server as unknown as { http2Servers?: Map<NetServer, unknown> }).http2Servers;
   if (!(servers instanceof Map) || servers.size === 0) return false;
   for (const listening of servers.keys()) {
-    listening.on('connection', (socket: Socket) => {
-      // Reset, not destroy(): the HTTP/2 session owns the socket's handle, and a destroy() left the connection open.
-      closeIfSilent(socket, ms, () => socket.resetAndDestroy());
+    // Armed before Node's own listener starts the HTTP/2 session, whose 'session' arms grpc-js' idle limit: that is `ms`
+    // too in the host, and of two equal timers the first armed fires first. Its close ends the socket (a FIN).
+    listening.prependListener('connection', (socket: Socket) => {
+      // Reset, not destroy(): destroy() sends a FIN, and a client that reads nothing never sees it (its connection stays
+      // open). But a socket the session has begun to end cannot be reset (libuv: EINVAL, and Node then drops its handle
+      // unclosed, the descriptor held for ever): that one is destroyed.
+      closeIfSilent(socket, ms, () => (socket.writableEnded ? socket.destroy() : socket.resetAndDestroy()));
     });
   }
   return true;
