@@ -132,39 +132,35 @@ export class KeyVaultMetrics {
   }
 
   recordSuccess(operation: string, seconds: number): void {
-    this.operations.inc({ operation, outcome: 'success' });
-    this.duration.observe({ operation }, seconds);
-    this.otel.operations.add(1, { 'keyvault.operation': operation, outcome: 'success' });
-    this.otel.duration.record(seconds, { 'keyvault.operation': operation, outcome: 'success' });
+    this.countOutcome(operation, seconds, 'success');
   }
 
   recordFailure(operation: string, seconds: number, error: KeyVaultError): void {
     if (error.code === KeyVaultErrorCode.CANCELLED) return this.recordCancelled(operation, seconds, error.sent === true);
-    this.operations.inc({ operation, outcome: error.severity });
-    this.duration.observe({ operation }, seconds);
+    this.countOutcome(operation, seconds, error.severity);
     this.errors.inc({ code: error.codeName });
-    this.otel.operations.add(1, { 'keyvault.operation': operation, outcome: error.severity });
-    this.otel.duration.record(seconds, { 'keyvault.operation': operation, outcome: error.severity });
     this.otel.errors.add(1, { 'keyvault.operation': operation, 'error.type': error.codeName });
   }
 
   /** A read that asked whether the object exists and learnt it does not: outcome `not_found`, no error (`errors_total` is not touched). */
   recordNotFound(operation: string, seconds: number): void {
-    this.operations.inc({ operation, outcome: 'not_found' });
-    this.duration.observe({ operation }, seconds);
-    this.otel.operations.add(1, { 'keyvault.operation': operation, outcome: 'not_found' });
-    this.otel.duration.record(seconds, { 'keyvault.operation': operation, outcome: 'not_found' });
+    this.countOutcome(operation, seconds, 'not_found');
   }
 
   /** A call of a caller who left: outcome `cancelled`, never an error of the vault (`errors_total` is not touched). */
   private recordCancelled(operation: string, seconds: number, sent: boolean): void {
     const stage = sent ? 'in_flight' : 'not_sent';
-    this.operations.inc({ operation, outcome: 'cancelled' });
-    this.duration.observe({ operation }, seconds);
+    this.countOutcome(operation, seconds, 'cancelled');
     this.cancelled.inc({ operation, stage });
-    this.otel.operations.add(1, { 'keyvault.operation': operation, outcome: 'cancelled' });
-    this.otel.duration.record(seconds, { 'keyvault.operation': operation, outcome: 'cancelled' });
     this.otel.cancelled.add(1, { 'keyvault.operation': operation, stage });
+  }
+
+  /** One finished operation: its outcome in operations_total and its duration, in Prometheus and OpenTelemetry alike. */
+  private countOutcome(operation: string, seconds: number, outcome: string): void {
+    this.operations.inc({ operation, outcome });
+    this.duration.observe({ operation }, seconds);
+    this.otel.operations.add(1, { 'keyvault.operation': operation, outcome });
+    this.otel.duration.record(seconds, { 'keyvault.operation': operation, outcome });
   }
 
   recordRetry(operation: string): void {
