@@ -237,6 +237,19 @@ describe('loadAppConfig', () => {
     expect(problems).not.toContain('/srv');
   });
 
+  // A mistyped DATABASE_TYPE was judged as SQLite: the operator read "the database is SQLite now" beside every
+  // PostgreSQL variable, as if those were the mistake. Which backend's variables are out of place is unknown then.
+  it('with a DATABASE_TYPE it does not know, names only that, not the variables of either database as out of place', () => {
+    for (const type of ['postgress', 'Postgres', 'mysql']) {
+      const problems = problemsOf({ DATABASE_TYPE: type, DATABASE_URL: 'postgres://u@db:5432/cv', DATABASE_POOL_SIZE: '5', DATABASE_PATH: '/srv/cv.sqlite' });
+      expect(problems).toMatch(/^ {2}- DATABASE_TYPE: /m);
+      expect(problems).not.toMatch(/applies only/);
+      expect(problems).not.toContain(type);
+    }
+    // A valid type still refuses the other database's variables.
+    expect(problemsOf({ DATABASE_TYPE: 'sqlite', DATABASE_URL: 'postgres://u@db:5432/cv' })).toMatch(/DATABASE_URL: applies only with DATABASE_TYPE=postgres/);
+  });
+
   it('says the range a whole number out of range must be in, in its own words', () => {
     const problems = problemsOf({ GRPC_PORT: '0', SMTP_PORT: '70000' });
     expect(problems).toMatch(/^ {2}- GRPC_PORT: must be a whole number in 1\.\.65535$/m);

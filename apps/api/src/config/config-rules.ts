@@ -1,7 +1,7 @@
 import { oneSlipApart } from '@app/common';
 import { HEARTBEAT_LIMITS } from '@app/credentials';
 import { DEFAULT_NOTIFICATION_SEND_WAIT_MS, NOTIFICATION_SEND_WAIT_HEADROOM_MS } from '@app/rotation';
-import { CONFIG_VARIABLES, type EnvVars } from './env-schema';
+import { CONFIG_VARIABLES, DATABASE_TYPES, type EnvVars } from './env-schema';
 
 /*
  * The configuration's rules between variables; each problem names the variables, never a value.
@@ -53,10 +53,19 @@ export const EXTERNAL_VAULT_VARIABLES = [
 export const EMBEDDED_VAULT_VARIABLES = ['EMULATOR_DATA_DIR', 'EMULATOR_PORT'] as const;
 
 /**
- * Each backend's own variables (the database's, the vault's) and when that backend is in use. One of them set while
- * another is in use means the operator believes it is: it is refused, saying which one is.
+ * Whether the database is PostgreSQL; undefined when DATABASE_TYPE names no database the host knows: then which
+ * database's variables are out of place is unknown, and DATABASE_TYPE's own problem is the one to show.
  */
-const BACKENDS: { variables: readonly string[]; inUse: (env: Record<string, string | undefined>) => boolean; problem: (v: string) => string }[] = [
+function isPostgres(env: Record<string, string | undefined>): boolean | undefined {
+  const type = env.DATABASE_TYPE ?? 'sqlite';
+  return (DATABASE_TYPES as readonly string[]).includes(type) ? type === 'postgres' : undefined;
+}
+
+/**
+ * Each backend's own variables (the database's, the vault's) and when that backend is in use (undefined: not known).
+ * One of them set while another is in use means the operator believes it is: it is refused, saying which one is.
+ */
+const BACKENDS: { variables: readonly string[]; inUse: (env: Record<string, string | undefined>) => boolean | undefined; problem: (v: string) => string }[] = [
   {
     variables: [
       'DATABASE_URL',
@@ -73,12 +82,15 @@ const BACKENDS: { variables: readonly string[]; inUse: (env: Record<string, stri
       'DATABASE_PREPARED_STATEMENTS',
       'AUDIT_RETENTION_STATEMENT_TIMEOUT_MS',
     ],
-    inUse: (env) => env.DATABASE_TYPE === 'postgres',
+    inUse: (env) => isPostgres(env),
     problem: (v) => `${v}: applies only with DATABASE_TYPE=postgres (the database is SQLite now); set DATABASE_TYPE=postgres or unset ${v}`,
   },
   {
     variables: ['DATABASE_PATH', 'DATABASE_SQLITE_SYNCHRONOUS', 'DATABASE_SQLITE_WRITE_WORKER', 'DATABASE_SQLITE_WAL_WORKER', 'DATABASE_SQLITE_WAL_AUTOCHECKPOINT'],
-    inUse: (env) => env.DATABASE_TYPE !== 'postgres',
+    inUse: (env) => {
+      const pg = isPostgres(env);
+      return pg === undefined ? undefined : !pg;
+    },
     problem: (v) => `${v}: applies only to SQLite (the database is PostgreSQL now, DATABASE_TYPE=postgres); unset ${v}`,
   },
   {
@@ -95,7 +107,7 @@ const BACKENDS: { variables: readonly string[]; inUse: (env: Record<string, stri
 
 /** The variables set in `env` of a backend that is not in use, each with its problem. */
 const notInUse = (env: Record<string, string | undefined>) =>
-  BACKENDS.flatMap((b) => (b.inUse(env) ? [] : b.variables.filter((v) => env[v]).map((v) => ({ variable: v, problem: b.problem(v) }))));
+  BACKENDS.flatMap((b) => (b.inUse(env) !== false ? [] : b.variables.filter((v) => env[v]).map((v) => ({ variable: v, problem: b.problem(v) }))));
 
 /** The variables set in `env` of a backend that is not in use (which the host refuses): to leave out of an environment switched to another. */
 export function variablesOfBackendsNotInUse(env: Record<string, string | undefined>): string[] {

@@ -73,6 +73,9 @@ const credentialTypes = [
 /** HTTP_REQUEST_TIMEOUT_MS's default, also a host built outside createApp's (benchmarks, specs). */
 export const HTTP_REQUEST_TIMEOUT_DEFAULT_MS = 30_000;
 
+/** The databases DATABASE_TYPE names. */
+export const DATABASE_TYPES = ['sqlite', 'postgres'] as const;
+
 export const envSchema = z
   .object({
     NODE_ENV: z.enum(['development', 'test', 'production']).default('development'),
@@ -87,7 +90,7 @@ export const envSchema = z
     GRPC_HOST: listenHost('127.0.0.1'),
     GRPC_PORT: int(50051, 1, 65535),
 
-    DATABASE_TYPE: z.enum(['sqlite', 'postgres']).default('sqlite'),
+    DATABASE_TYPE: z.enum(DATABASE_TYPES).default('sqlite'),
     DATABASE_PATH: z.string().min(1).default('./data/credential-vault.sqlite'),
     DATABASE_URL: postgresUrlSchema().optional(),
     DATABASE_SCHEMA: z.string().regex(/^[a-z_][a-z0-9_]*$/i, 'must be a plain SQL identifier').optional(),
