@@ -168,6 +168,32 @@ describe("Key Vault references in the host configuration", () => {
     }
   });
 
+  // Only the vault's (or the references') problems were listed: a second start showed the rest, one at a time.
+  it("lists the rest of the configuration's problems with the vault's and the references' own, in one start", async () => {
+    const rest = { PORT: "eighty", LOG_LEVEL: "loud", DATABASE_TYPE: "postgres", DATABASE_URL: "@keyvault:db-url" };
+    const vaultBroken = await problemsOf(
+      loadAppConfigResolvingReferences({ KEY_VAULT_URL: "https://localhost:1", KEY_VAULT_CREDENTIAL: "client-secret", AZURE_TENANT_ID: "t", ...rest }),
+    );
+    expect(vaultBroken).toEqual([
+      "AZURE_CLIENT_ID: is required when KEY_VAULT_CREDENTIAL=client-secret",
+      "AZURE_CLIENT_SECRET: is required when KEY_VAULT_CREDENTIAL=client-secret",
+      expect.stringMatching(/^PORT: /),
+      expect.stringMatching(/^LOG_LEVEL: /),
+    ]);
+    const vault = fakeVault({});
+    const unresolved = await problemsOf(loadAppConfigResolvingReferences({ ...rest, SMTP_PASSWORD: "@keyvault:smtp" }, { read: vault.read }));
+    expect(unresolved).toEqual([
+      "DATABASE_URL: the Key Vault reference to db-url could not be resolved: no such secret (or version) in the vault",
+      "SMTP_PASSWORD: the Key Vault reference to smtp could not be resolved: no such secret (or version) in the vault",
+      expect.stringMatching(/^PORT: /),
+      expect.stringMatching(/^LOG_LEVEL: /),
+      // A referenced variable's own rules wait for its value: DATABASE_URL is not "required", SMTP_PASSWORD not judged yet.
+    ]);
+    const malformed = await problemsOf(loadAppConfigResolvingReferences({ ...rest, DATABASE_URL: "@keyvault:bad_name!" }, { read: vault.read }));
+    expect(malformed).toEqual([expect.stringMatching(/^DATABASE_URL: is not a valid Key Vault reference/), expect.stringMatching(/^PORT: /), expect.stringMatching(/^LOG_LEVEL: /)]);
+    expect(vault.asked.map((r) => r.secretName)).toEqual(["db-url", "smtp"]);
+  });
+
   it("refuses references in the variables that reach the vault, and malformed references, listing all at once", async () => {
     const { problems } = findKeyVaultReferences({
       KEY_VAULT_URL: "@keyvault:url",

@@ -159,6 +159,22 @@ class ReferenceVaultModule {
 }
 
 /**
+ * The problems of `env` without its references (well-formed or not): the rules a referenced variable takes part in
+ * wait for its value, and a problem that names one is left out.
+ */
+function problemsBesidesReferences(env: Record<string, string | undefined>, cwd?: string): string[] {
+  const referenced = new Set(Object.keys(env).filter((k) => CONFIG_VARIABLES.includes(k) && env[k]?.startsWith(KEY_VAULT_REFERENCE_PREFIX)));
+  try {
+    loadAppConfigReadingFiles(Object.fromEntries(Object.entries(env).filter(([k]) => !referenced.has(k))), cwd);
+    return [];
+  } catch (e) {
+    if (!(e instanceof ConfigValidationError)) throw e;
+    const names = /\b[A-Z][A-Z0-9_]*\b/g;
+    return e.problems.filter((p) => !(p.match(names) ?? []).some((name) => referenced.has(name)));
+  }
+}
+
+/**
  * `loadAppConfig` for a process that starts: resolves Key Vault references first, then validates the
  * whole configuration, and that the files it names can be read (listed with the other problems). Warnings (fallbacks
  * used) go to `warn`.
@@ -167,7 +183,16 @@ export async function loadAppConfigResolvingReferences(
   env: Record<string, string | undefined>,
   options: { cwd?: string; read?: ReferenceReader; warn?: (message: string) => void } = {},
 ): Promise<AppConfig> {
-  const { env: resolvedEnv, warnings } = await resolveKeyVaultReferences(env, options);
+  let resolution: ResolvedReferences;
+  try {
+    resolution = await resolveKeyVaultReferences(env, options);
+  } catch (e) {
+    if (!(e instanceof ConfigValidationError)) throw e;
+    // The rest of the configuration's problems too: an operator fixes them all before the next start.
+    const listed = new Set(e.problems);
+    throw new ConfigValidationError([...e.problems, ...problemsBesidesReferences(env, options.cwd).filter((p) => !listed.has(p))]);
+  }
+  const { env: resolvedEnv, warnings } = resolution;
   for (const w of warnings) (options.warn ?? ((m: string) => process.stderr.write(`${m}\n`)))(w);
   return loadAppConfigReadingFiles(resolvedEnv, options.cwd);
 }
