@@ -288,7 +288,7 @@ export class OutboxDispatcher extends OutboxNudge implements OnApplicationBootst
         failures.push(e);
       }
     }
-    if (this.events) {
+    if (this.events && this.registry.isOnBus(row.name)) {
       const events = this.events;
       try {
         await withTimeout(Promise.resolve().then(() => events.emitAsync(row.name, this.registry.busPayloadFor(event))), handlerTimeoutMs);

@@ -19,6 +19,7 @@ interface BusMapping {
 export class OutboxHandlerRegistry {
   private readonly registrations: Registration[] = [];
   private readonly busMappings: BusMapping[] = [];
+  private readonly offBus: string[] = [];
 
   /** Adds a handler; returns a function that removes it again. */
   register(pattern: string, handler: OutboxHandler): () => void {
@@ -52,6 +53,24 @@ export class OutboxHandlerRegistry {
       const i = this.busMappings.indexOf(mapping);
       if (i >= 0) this.busMappings.splice(i, 1);
     };
+  }
+
+  /**
+   * Keeps events matching `pattern` off the EventEmitter2 bus: a lib's own work (its handlers still get them), which an
+   * app's `onAny` or wildcard listener would otherwise hear. Returns a function that removes it again.
+   */
+  keepOffBus(pattern: string): () => void {
+    if (typeof pattern !== 'string' || pattern.length === 0) throw new TypeError('An outbox bus exclusion pattern must be a non-empty string');
+    this.offBus.push(pattern);
+    return () => {
+      const i = this.offBus.indexOf(pattern);
+      if (i >= 0) this.offBus.splice(i, 1);
+    };
+  }
+
+  /** Whether the bus receives events named `name` (see keepOffBus). */
+  isOnBus(name: string): boolean {
+    return !this.offBus.some((pattern) => matches(pattern, name));
   }
 
   /** The payload the bus receives for `event`: its mapping's result, else the event. */

@@ -272,6 +272,24 @@ describe.each(DATABASE_KINDS)('Outbox and OutboxDispatcher on %s', (kind) => {
     expect(broken.busPayloadFor({ id: 'x', name: 'credential.deleted', tenantId: null, payload: {}, createdAt: new Date(0), attempts: 0 })).toMatchObject({ id: 'x' });
   });
 
+  it("keeps a lib's own events off the bus while its handlers still get them, until the exclusion is removed", async () => {
+    const outbox = new Outbox(runner, clock);
+    await runner.run(() => outbox.add({ name: 'lib.own.work', payload: { n: 1 } }));
+    await runner.run(() => outbox.add({ name: 'lib.announced', payload: { n: 2 } }));
+    const registry = new OutboxHandlerRegistry();
+    const handled: string[] = [];
+    registry.register('*', async (e) => void handled.push(e.name));
+    const removeExclusion = registry.keepOffBus('lib.own.*');
+    const bus = new EventEmitter2();
+    const heard: string[] = [];
+    bus.onAny((name: string | string[]) => void heard.push(String(name)));
+    await expect(dispatcher(registry, {}, bus).drain()).resolves.toMatchObject({ delivered: 2, failed: 0 });
+    expect(handled.sort()).toEqual(['lib.announced', 'lib.own.work']);
+    expect(heard).toEqual(['lib.announced']);
+    removeExclusion();
+    expect(registry.isOnBus('lib.own.work')).toBe(true);
+  });
+
   it('a failed delivery is retried after a jittered exponential backoff, recording only the error name/code', async () => {
     const outbox = new Outbox(runner, clock);
     const id = await runner.run(() => outbox.add({ name: 'credential.rotated', payload: { credentialId: 'c1' } }));

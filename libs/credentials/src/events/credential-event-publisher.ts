@@ -29,6 +29,9 @@ const CHANGE_EVENTS: CredentialChangeEventName[] = [
  * - `credential.read` stays an in-process emit: it changes nothing, and an outbox row per read would
  *   be a database write on the hot, cached read path.
  */
+/** The outbox events of the lib's own work: `credentials.change.*`, `credentials.vault-values.*`. */
+const LIB_OWN_EVENTS = 'credentials.*';
+
 @Injectable()
 export class CredentialEventPublisher implements OnModuleInit, OnModuleDestroy {
   private readonly logger = new Logger(CredentialEventPublisher.name);
@@ -49,6 +52,9 @@ export class CredentialEventPublisher implements OnModuleInit, OnModuleDestroy {
   onModuleInit(): void {
     // Also on replicas that never write: they may dispatch another replica's events.
     this.unmap = CHANGE_EVENTS.map((name) => this.handlers.mapBusPayload(name, toCredentialEvent));
+    // The lib's own work under `credentials.` (a change under emitEvents: false, a delete's and a revoke's vault side):
+    // for its handlers, not for an app's onAny or wildcard listener (the app's events are `credential.*`).
+    this.unmap.push(this.handlers.keepOffBus(LIB_OWN_EVENTS));
   }
 
   onModuleDestroy(): void {
