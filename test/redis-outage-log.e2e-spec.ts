@@ -10,6 +10,22 @@ interface Line {
   msg: string;
 }
 
+/** The shared Redis's URL, logging in as `user` with `password`. */
+function redisUrlAs(user: string, password: string): string {
+  const url = new URL(REDIS_URL);
+  url.username = user;
+  url.password = password;
+  return url.toString();
+}
+
+/** Nothing in `lines` says Redis does not answer or is not reachable, nor names the user or the password. */
+function expectNoOutageNorLogin(lines: Line[], user: string, password: string): void {
+  const all = lines.map((l) => JSON.stringify(l)).join('\n');
+  expect(all).not.toMatch(/does not answer|not reachable/);
+  expect(all).not.toContain(password);
+  expect(all).not.toContain(user);
+}
+
 /**
  * What an operator reads while Redis is down: the host's Redis connections retry every ~2 s for as long as it lasts;
  * each connection says once that Redis does not answer (again each minute it stays down) and once that it answers
@@ -80,10 +96,7 @@ describe('the host log while Redis refuses the credentials (SQLite host, REDIS_U
   beforeAll(async () => {
     await requireRedis().then((r) => r.quit());
     started = Date.now();
-    const url = new URL(REDIS_URL);
-    url.username = user;
-    url.password = password;
-    host = await startTestHost('sqlite', { REDIS_URL: url.toString(), REDIS_KEY_PREFIX: prefix, LOG_LEVEL: 'info' });
+    host = await startTestHost('sqlite', { REDIS_URL: redisUrlAs(user, password), REDIS_KEY_PREFIX: prefix, LOG_LEVEL: 'info' });
   }, 60_000);
 
   afterAll(async () => {
@@ -98,17 +111,59 @@ describe('the host log while Redis refuses the credentials (SQLite host, REDIS_U
     expect(redis.map((l) => ({ level: l.level, msg: l.msg })).sort((a, b) => a.msg.localeCompare(b.msg))).toEqual(
       names.sort().map((name) => ({ level: 40, msg: `${name}: WRONGPASS: Redis refused the credentials of REDIS_URL; retrying (logged again each minute it lasts, and once they are accepted)` })),
     );
-    // Nothing the host wrote says Redis does not answer or is not reachable, nor names the user or the password.
-    const all = lines()
-      .map((l) => JSON.stringify(l))
-      .join('\n');
-    expect(all).not.toMatch(/does not answer|not reachable/);
-    expect(all).not.toContain(password);
-    expect(all).not.toContain(user);
+    expectNoOutageNorLogin(lines(), user, password);
 
     const res = await fetch(`${host.baseUrl}/health/ready`);
     expect(res.status).toBe(200);
     const body = (await res.json()) as { status: string; details: { cache: Record<string, unknown> } };
     expect(body.details.cache).toMatchObject({ status: 'degraded', redis: 'down', l2: 'down', message: 'Redis refused the credentials of REDIS_URL: reads bypass the shared cache' });
+  }, 30_000);
+});
+
+/**
+ * A Redis user whose ACL does not allow a command the host runs (here PING, which readiness and the start check send):
+ * Redis answers and accepts the credentials, so neither readiness nor the log may say it does not answer — they said
+ * `Redis does not answer` and `Redis is not reachable at start (ReplyError(NOPERM))`, sending the operator to the network.
+ */
+describe('the host log and readiness while Redis refuses a command for lack of permission (ACL user without PING)', () => {
+  const prefix = `cvt-perm-${randomBytes(4).toString('hex')}:`;
+  const user = `cvt-noperm-${randomBytes(4).toString('hex')}`;
+  const password = `pw-${randomBytes(8).toString('hex')}`;
+  let host: TestHost | undefined;
+  let started: number;
+  const lines = () => host!.logs.map((l) => JSON.parse(l) as Line & { time: number }).filter((l) => l.time >= started);
+
+  beforeAll(async () => {
+    const admin = await requireRedis();
+    try {
+      await admin.call('ACL', 'SETUSER', user, 'on', `>${password}`, '~*', '&*', '+@all', '-ping');
+    } finally {
+      await admin.quit();
+    }
+    started = Date.now();
+    host = await startTestHost('sqlite', { REDIS_URL: redisUrlAs(user, password), REDIS_KEY_PREFIX: prefix, LOG_LEVEL: 'info' });
+  }, 60_000);
+
+  afterAll(async () => {
+    await host?.close();
+    const admin = await requireRedis();
+    await admin.call('ACL', 'DELUSER', user);
+    await deleteRedisKeys(admin, prefix);
+    await admin.quit();
+  });
+
+  it('readiness and the start line say Redis refused PING for lack of permission (NOPERM), naming no user or password', async () => {
+    const res = await fetch(`${host!.baseUrl}/health/ready`);
+    expect(res.status).toBe(200);
+    const body = (await res.json()) as { details: { cache: Record<string, unknown> } };
+    expect(body.details.cache).toMatchObject({
+      status: 'degraded',
+      redis: 'down',
+      message: 'Redis refused PING for lack of permission (NOPERM): give the REDIS_URL user the commands the host runs',
+    });
+    expect(lines().filter((l) => l.context === 'SharedState').map((l) => l.msg)).toEqual([
+      'Redis refused PING at start for lack of permission (NOPERM): give the REDIS_URL user the commands the host runs',
+    ]);
+    expectNoOutageNorLogin(lines(), user, password);
   }, 30_000);
 });

@@ -72,6 +72,28 @@ describe('readiness while Redis is unreachable or stalled (SQLite host)', () => 
     }
   }, 60_000);
 
+  it('Redis stalled: probes while a PING is unanswered send no other, and answer down at once once it is overdue', async () => {
+    const proxy = await startRedisForwarder(new URL(REDIS_URL));
+    try {
+      host = await start(`redis://127.0.0.1:${proxy.port}`);
+      expect((await readiness(host)).body.details.cache).toMatchObject({ status: 'up', redis: 'up' });
+
+      proxy.stall();
+      // A probe every 300 ms for 2.4 s: each one sent a PING of its own, queued behind the first on the open socket.
+      const probes: Readiness[] = [];
+      for (let i = 0; i < 8; i++) {
+        probes.push(await readiness(host));
+        await new Promise((r) => setTimeout(r, 300));
+      }
+      expect(probes.map((p) => [p.status, p.body.details.cache.redis, p.body.details.cache.l2])).toEqual(probes.map(() => [200, 'down', 'down']));
+      expect(proxy.heldCommands('ping')).toBe(1);
+      // The first waits its PING's bound; the probes after it is overdue answer at once.
+      expect(Math.max(...probes.slice(1).map((p) => p.ms))).toBeLessThan(500);
+    } finally {
+      await proxy.close();
+    }
+  }, 60_000);
+
   it('Redis stalled (connection open, nothing answers): l2 and redis down within the PING bound, still 200', async () => {
     const proxy: StallProxy = await startStallProxy(REDIS_URL);
     try {

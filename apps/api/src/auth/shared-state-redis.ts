@@ -3,7 +3,7 @@ import { Inject, Injectable, Logger, OnApplicationBootstrap, OnModuleInit, Optio
 import type { Redis } from 'ioredis';
 import { describeError, withTimeout } from '@app/common';
 import { registerHostMetrics, sharedStateFallbackCounter } from '../metrics/host-metrics';
-import { HostRedis, refusedCredentials } from '../redis/host-redis';
+import { HostRedis, refusedCredentials, refusedPermission } from '../redis/host-redis';
 
 /** The parts that keep cluster-wide counters in Redis (the label of the fallback metric). */
 export const SHARED_STATE_COMPONENTS = ['rate_limit', 'suspicious_activity', 'oauth_cooldown'] as const;
@@ -68,10 +68,13 @@ export class SharedStateRedis implements OnModuleInit, OnApplicationBootstrap {
       await withTimeout(this.redis.client.ping(), 2000);
     } catch (e) {
       const refused = e instanceof Error ? refusedCredentials(e) : undefined;
+      const noPermission = refusedPermission(e);
       this.logger.warn(
         refused
           ? `Redis refused the credentials of REDIS_URL at start (${refused}); limits and counters stay per process until it accepts them`
-          : `Redis is not reachable at start (${describe(e)}); limits and counters stay per process until it is`,
+          : noPermission
+            ? `Redis refused PING at start for lack of permission (${noPermission}): give the REDIS_URL user the commands the host runs`
+            : `Redis is not reachable at start (${describe(e)}); limits and counters stay per process until it is`,
       );
     }
   }

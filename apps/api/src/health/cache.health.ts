@@ -2,7 +2,7 @@ import { Injectable } from '@nestjs/common';
 import { HealthIndicatorService } from '@nestjs/terminus';
 import { CredentialCache } from '@app/credentials';
 import type { Redis } from 'ioredis';
-import { HostRedis } from '../redis/host-redis';
+import { HostRedis, refusedPermission } from '../redis/host-redis';
 
 const PING_TIMEOUT_MS = 1000;
 
@@ -31,7 +31,12 @@ export class CacheHealthIndicator {
       ...(s.shared ? { l2Errors: s.shared.l2.errors, degradedReads: s.shared.degradedReads, publishErrors: s.shared.invalidation.publishErrors } : {}),
     };
     if (h.tier === 'redis' && this.redis.enabled) {
-      details.redis = (await answers(this.redis.client)) ? 'up' : 'down';
+      const ping = await answers(this.redis.client);
+      details.redis = ping.up ? 'up' : 'down';
+      // Redis answers and the credentials are accepted: the user may not run PING (its ACL). Not an outage, so L2 is the lib's view.
+      if (ping.refused) {
+        return check.degraded({ ...details, message: `Redis refused PING for lack of permission (${ping.refused}): give the REDIS_URL user the commands the host runs` });
+      }
       // L2 is on this connection: the lib's view comes from its own calls, and none may have failed yet.
       if (details.redis === 'down') {
         const why = this.redis.credentialsRefused ? 'Redis refused the credentials of REDIS_URL' : 'Redis does not answer';
@@ -42,16 +47,43 @@ export class CacheHealthIndicator {
   }
 }
 
-/** The connection is ready and a PING comes back within PING_TIMEOUT_MS (a stalled Redis keeps the socket open). */
-async function answers(client: Redis): Promise<boolean> {
+interface PingAnswer {
+  up: boolean;
+  /** Redis refused the PING itself (`NOPERM`: the user's ACL does not allow it). */
+  refused?: 'NOPERM';
+}
+
+const DOWN: PingAnswer = { up: false };
+
+/**
+ * Each connection's readiness PING not answered yet, and when it was sent. A stalled Redis keeps the socket open and
+ * answers nothing: a PING per probe would queue behind the first until the socket drops, so a probe meanwhile joins
+ * the outstanding one instead (down once it has waited PING_TIMEOUT_MS).
+ */
+const outstanding = new WeakMap<Redis, { answer: Promise<PingAnswer>; sentAt: number }>();
+
+/** The connection is ready and a PING comes back within PING_TIMEOUT_MS of being sent (a stalled Redis keeps the socket open). */
+async function answers(client: Redis): Promise<PingAnswer> {
   // Not ready (reconnecting, refused, not authenticated): a PING would only wait in the offline queue until the timeout.
-  if (client.status !== 'ready') return false;
+  if (client.status !== 'ready') return DOWN;
+  let ping = outstanding.get(client);
+  if (!ping) {
+    const sent = {
+      sentAt: Date.now(),
+      answer: client.ping().then(
+        (answer): PingAnswer => (answer === 'PONG' ? { up: true } : DOWN),
+        (e: unknown): PingAnswer => ({ up: false, refused: refusedPermission(e) }),
+      ),
+    };
+    outstanding.set(client, sent);
+    void sent.answer.finally(() => outstanding.delete(client));
+    ping = sent;
+  }
+  const left = ping.sentAt + PING_TIMEOUT_MS - Date.now();
+  if (left <= 0) return DOWN;
   let timer: NodeJS.Timeout | undefined;
   try {
-    const answer = await Promise.race([client.ping(), new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error('timeout')), PING_TIMEOUT_MS)))]);
-    return answer === 'PONG';
-  } catch {
-    return false;
+    return await Promise.race([ping.answer, new Promise<PingAnswer>((resolve) => (timer = setTimeout(() => resolve(DOWN), left)))]);
   } finally {
     clearTimeout(timer);
   }

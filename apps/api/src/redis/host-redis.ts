@@ -87,6 +87,15 @@ export function refusedCredentials(error: Error): string | undefined {
   return /^(?:Ready check failed: )?(NOAUTH|WRONGPASS|ERR(?= invalid password| AUTH\b))/.exec(error.message)?.[1];
 }
 
+/**
+ * `NOPERM` when Redis refused a command because the connection's user lacks the right to run it (its ACL): Redis
+ * answers, the credentials are accepted, that command is not allowed. Only that word is ever written: the rest of the
+ * reply names the user (`NOPERM User <name> has no permissions to run the 'ping' command`).
+ */
+export function refusedPermission(error: unknown): 'NOPERM' | undefined {
+  return error instanceof Error && /^NOPERM\b/.test(error.message) ? 'NOPERM' : undefined;
+}
+
 /** What the lines of an outage say, by its cause. */
 const OUTAGE_WORDS = {
   unreachable: { first: 'Redis does not answer; reconnecting (logged again each minute it lasts, and once it is back)', lasting: 'Redis does not answer for', end: 'Redis answers again after' },
