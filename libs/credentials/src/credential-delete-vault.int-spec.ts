@@ -17,6 +17,7 @@ import { DataSource } from 'typeorm';
 import { type OperationContext, OutboxEventEntity } from '@app/common';
 import { isKeyVaultError, KeyVaultErrorCode, KeyVaultMetrics, KeyVaultProvider, type SecretProperties } from '@app/key-vault';
 import type { Counter } from 'prom-client';
+import { RestError } from '@azure/core-rest-pipeline';
 import { KeyVaultEmulator } from '@app/keyvault-emulator';
 import { CapturingLogger, createTestDatabase, credentialsStackImports, DATABASE_KINDS, killHard, startCrashChild, writeRequireHook, type TestDatabase } from '@app/testing';
 import { CredentialNotFoundError, CredentialsService, CredentialValueMissingError, CredentialType, credentialSecretName, ValueStoreKind, VaultValueDeletion } from './index';
@@ -124,21 +125,46 @@ describe.each(DATABASE_KINDS)('what a delete leaves in Key Vault on %s', (kind) 
     expect(await vault.getSecret(name).catch((e: unknown) => e)).toMatchObject({ code: KeyVaultErrorCode.DISABLED });
   });
 
-  it("the outbox's repeat of a delete finds the secret deleted already: outcome not_found, no vault error", async () => {
+  /** The sum of `metric`'s series with these labels. */
+  const count = async (metric: Counter<string>, labels: Record<string, string>) =>
+    (await metric.get()).values.filter((v) => Object.entries(labels).every(([k, x]) => v.labels[k] === x)).reduce((n, v) => n + v.value, 0);
+
+  /** A new credential to delete, once the earlier deletes' events are delivered (what they count is not this one's). */
+  async function toDelete(connectionId: string) {
     const deletion = moduleRef.get(VaultValueDeletion);
-    const metrics = moduleRef.get(KeyVaultMetrics);
-    const count = async (metric: Counter<string>, labels: Record<string, string>) =>
-      (await metric.get()).values.filter((v) => Object.entries(labels).every(([k, x]) => v.labels[k] === x)).reduce((n, v) => n + v.value, 0);
     await until(async () => (await deletion.pending()) === 0, "the earlier deletes' events delivered");
-    const meta = await service.store(ctx, { integrationId: 'github', connectionId: 'repeat', type: CredentialType.API_KEY, value: secret() });
+    const meta = await service.store(ctx, { integrationId: 'github', connectionId, type: CredentialType.API_KEY, value: secret() });
+    return { deletion, metrics: moduleRef.get(KeyVaultMetrics), meta };
+  }
+
+  it("the outbox's repeat of a delete finds the secret deleted already: outcome not_found, no vault error", async () => {
+    const { deletion, metrics, meta } = await toDelete('repeat');
     const errorsBefore = await count(metrics.errors, { code: 'KEY_NOT_FOUND' });
     const notFoundBefore = await count(metrics.operations, { operation: 'deleteSecret', outcome: 'not_found' });
 
     // runNow soft-deletes the secret; the outbox then delivers the event once more (at least once), and its delete finds it gone.
     await service.delete(ctx, meta.id);
     await until(async () => (await deletion.pending()) === 0, "the delete's event delivered");
-        expect(await count(metrics.operations, { operation: 'deleteSecret', outcome: 'not_found' })).toBe(notFoundBefore + 1);
+    expect(await count(metrics.operations, { operation: 'deleteSecret', outcome: 'not_found' })).toBe(notFoundBefore + 1);
     expect(await count(metrics.errors, { code: 'KEY_NOT_FOUND' })).toBe(errorsBefore);
+  });
+
+  it('a delete meeting another delete of the secret completing (409 being deleted, as another replica\'s delivery races it) is done: outcome being_deleted, no vault error', async () => {
+    const { deletion, metrics, meta } = await toDelete('racing');
+    const errorsBefore = await count(metrics.errors, { code: 'OBJECT_BEING_DELETED' });
+    const beingDeletedBefore = await count(metrics.operations, { operation: 'deleteSecret', outcome: 'being_deleted' });
+    // Azure's answer while another delete of the name completes (the emulator answers that race 404: the SDK's call stands in).
+    const sdk = (vault as unknown as { client: { beginDeleteSecret: (...args: unknown[]) => Promise<unknown> } }).client;
+    const racing = jest.spyOn(sdk, 'beginDeleteSecret').mockRejectedValue(new RestError('Secret is currently being deleted.', { code: 'Conflict', statusCode: 409 }));
+    try {
+      await service.delete(ctx, meta.id);
+      await until(async () => (await deletion.pending()) === 0, "the delete's event delivered");
+      expect(racing).toHaveBeenCalled();
+      expect(await count(metrics.operations, { operation: 'deleteSecret', outcome: 'being_deleted' })).toBe(beingDeletedBefore + racing.mock.calls.length);
+      expect(await count(metrics.errors, { code: 'OBJECT_BEING_DELETED' })).toBe(errorsBefore);
+    } finally {
+      racing.mockRestore();
+    }
   });
 
   it('deleteMany and deleteByConnection leave no enabled version either', async () => {

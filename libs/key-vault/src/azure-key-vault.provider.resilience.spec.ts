@@ -84,6 +84,25 @@ describe('AzureKeyVaultProvider (fake SecretClient)', () => {
     for (const outcome of ['success', 'transient', 'client', 'configuration', 'fatal', 'cancelled', 'not_found']) expect(help).toContain(outcome);
   });
 
+  it("a delete meeting another delete of the name completing (409 being deleted), which the caller takes as done, is outcome being_deleted, no error; without beingDeletedExpected it is one", async () => {
+    const { kv, client, metric } = await setup({ resilience: { maxAttempts: 2 } });
+    // Azure's answer to a delete while the name's deletion completes: 409 Conflict, that meaning in its message.
+    (client.beginDeleteSecret as jest.Mock).mockRejectedValue(restError(409, 'Conflict', 'Secret is currently being deleted.'));
+    expect(await failure(kv.deleteSecret('s1', { notFoundExpected: true, beingDeletedExpected: true }))).toMatchObject({ code: C.OBJECT_BEING_DELETED });
+    expect(await metric('errors_total')).toBe(0);
+    expect(await metric('operations_total', { operation: 'deleteSecret', outcome: 'being_deleted' })).toBe(1);
+    expect(await metric('operations_total', { outcome: 'transient' })).toBe(0);
+    // Still retried like any name in transition: the other delete may complete meanwhile.
+    expect(await metric('retries_total', { operation: 'deleteSecret' })).toBe(1);
+    // notFoundExpected alone does not cover it, nor does beingDeletedExpected cover another failure.
+    expect(await failure(kv.deleteSecret('s1', { notFoundExpected: true }))).toMatchObject({ code: C.OBJECT_BEING_DELETED });
+    expect(await metric('errors_total', { code: 'OBJECT_BEING_DELETED' })).toBe(1);
+    expect(await metric('operations_total', { operation: 'deleteSecret', outcome: 'transient' })).toBe(1);
+    (client.beginDeleteSecret as jest.Mock).mockRejectedValue(restError(403, 'Forbidden', 'no permission'));
+    expect(await failure(kv.deleteSecret('s1', { beingDeletedExpected: true }))).toMatchObject({ code: C.FORBIDDEN });
+    expect(await metric('errors_total', { code: 'FORBIDDEN' })).toBe(1);
+  });
+
   it('retries 5xx and connection resets, then succeeds', async () => {
     const { kv, client } = await setup();
     const get = failThen(client, 'getSecret', [restError(503, 'ServiceUnavailable', 'x'), networkError('ECONNRESET', 'socket hang up')], sdkSecret('s1', 'v'));

@@ -15,6 +15,7 @@ import {
   KeyVaultProvider,
   type DeletedSecret,
   type KeyVaultCallOptions,
+  type KeyVaultDeleteOptions,
   type KeyVaultReadOptions,
   type ListPageOptions,
   type Page,
@@ -245,7 +246,7 @@ export class AzureKeyVaultProvider extends KeyVaultProvider {
     } while (continuationToken);
   }
 
-  async deleteSecret(name: string, call: Pick<KeyVaultReadOptions, 'notFoundExpected'> = {}): Promise<DeletedSecret> {
+  async deleteSecret(name: string, call: KeyVaultDeleteOptions = {}): Promise<DeletedSecret> {
     this.checkName('deleteSecret', name);
     const intervalInMs = this.options.resilience.pollIntervalMs;
     return this.resilience.execute(
@@ -258,7 +259,7 @@ export class AzureKeyVaultProvider extends KeyVaultProvider {
           async () => toDeleted(await (await this.client.beginDeleteSecret(name, { intervalInMs, abortSignal: signal })).pollUntilDone({ abortSignal: signal })),
           async () => toDeleted(await this.client.getDeletedSecret(name, { abortSignal: signal })),
         ),
-      { notFoundExpected: call.notFoundExpected },
+      { notFoundExpected: call.notFoundExpected, beingDeletedExpected: call.beingDeletedExpected },
     );
   }
 

@@ -12,6 +12,7 @@ export {
   type ListPageOptions,
   type Page,
   type KeyVaultCallOptions,
+  type KeyVaultDeleteOptions,
   type KeyVaultReadOptions,
   type SecretVersionRef,
 } from './key-vault.provider';

@@ -101,6 +101,18 @@ export interface KeyVaultReadOptions extends KeyVaultCallOptions {
   notFoundExpected?: boolean;
 }
 
+/** The options of a delete that may meet another delete of the same name (`deleteSecret`'s optional last argument). */
+export interface KeyVaultDeleteOptions extends Pick<KeyVaultReadOptions, 'notFoundExpected'> {
+  /**
+   * Another delete of the name may still be completing (a racing delete: another replica's delivery of the same
+   * event), and the caller takes that as done: its 409 OBJECT_BEING_DELETED still rejects, counted as outcome
+   * `being_deleted` (`operations_total`), never in `errors_total`, and its span is no error. Leave it unset where the
+   * caller fails on it: that counts as an error (transient).
+   * @default false
+   */
+  beingDeletedExpected?: boolean;
+}
+
 export interface Page<T> {
   items: T[];
   /** Present when more pages follow. */
@@ -134,9 +146,10 @@ export abstract class KeyVaultProvider {
 
   /**
    * Soft-deletes and waits until the deletion is visible (long-running operation). `call.notFoundExpected`: a delete
-   * that may find the secret gone already (a repeat of a delete done before) — its KEY_NOT_FOUND is outcome `not_found`.
+   * that may find the secret gone already (a repeat of a delete done before) — its KEY_NOT_FOUND is outcome `not_found`;
+   * `call.beingDeletedExpected`: one that may meet another delete still completing — its OBJECT_BEING_DELETED is outcome `being_deleted`.
    */
-  abstract deleteSecret(name: string, call?: Pick<KeyVaultReadOptions, 'notFoundExpected'>): Promise<DeletedSecret>;
+  abstract deleteSecret(name: string, call?: KeyVaultDeleteOptions): Promise<DeletedSecret>;
   abstract getDeletedSecret(name: string, call?: KeyVaultReadOptions): Promise<DeletedSecret>;
   abstract listDeletedSecrets(options?: ListPageOptions): Promise<Page<DeletedSecret>>;
   /** Recovers a soft-deleted secret and waits until it is readable again. */

@@ -130,8 +130,9 @@ export class VaultValueDeletion implements OnModuleInit, OnModuleDestroy {
         continue;
       }
       try {
-        // Deleted already is the usual answer to the outbox's delivery after runNow: a not-found, not a vault error.
-        await this.vault.deleteSecret(name, { notFoundExpected: true });
+        // Deleted already is the usual answer to the outbox's delivery after runNow, and being deleted that of a delivery
+        // racing another replica's: answers taken as done below, not vault errors.
+        await this.vault.deleteSecret(name, { notFoundExpected: true, beingDeletedExpected: true });
       } catch (e) {
         // Deleted already (an earlier attempt, another replica's delivery), or being deleted: done.
         if (isKeyVaultError(e, KeyVaultErrorCode.KEY_NOT_FOUND) || isKeyVaultError(e, KeyVaultErrorCode.OBJECT_BEING_DELETED)) continue;

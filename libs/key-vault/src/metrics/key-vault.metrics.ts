@@ -33,19 +33,23 @@ function getOrCreate<M extends Metric<string>>(
  * modules (or test modules) sharing a registry share the same series.
  *
  * - `<prefix>operations_total{operation,outcome}` — outcome: `success`, the error severity
- *   (`transient`, `client`, `configuration`, `fatal`), `cancelled` (the caller left: not a vault failure), or
- *   `not_found` (a read that asked whether the object exists, answered no: `KeyVaultReadOptions.notFoundExpected`)
+ *   (`transient`, `client`, `configuration`, `fatal`), `cancelled` (the caller left: not a vault failure),
+ *   `not_found` (a read that asked whether the object exists, answered no: `KeyVaultReadOptions.notFoundExpected`), or
+ *   `being_deleted` (a delete that met another delete of the name completing: `KeyVaultDeleteOptions.beingDeletedExpected`)
  * - `<prefix>cancelled_total{operation,stage}` — calls of callers who left: `not_sent` (dropped from the
  *   bulkhead queue or between retries: never reached the vault) or `in_flight` (a read aborted)
  * - `<prefix>operation_duration_seconds{operation}` — one logical call, retries and backoff included
  * - `<prefix>errors_total{code}` — code: the `KeyVaultErrorCode` name, e.g. `RATE_LIMITED` (failures only: neither
- *   a cancelled call nor an expected not-found)
+ *   a cancelled call nor an expected not-found or being-deleted)
  * - `<prefix>circuit_breaker_state` — 0 closed, 1 half-open, 2 open
  * - `<prefix>retries_total{operation}`
  */
 /** What `operations_total` (and OpenTelemetry's `keyvault.operations`) counts: every outcome it has. */
 const OPERATIONS_HELP =
-  'Key Vault operations by outcome after retries: success; the error severity (transient, client, configuration, fatal); cancelled (the caller left); not_found (an existence check answered no)';
+  'Key Vault operations by outcome after retries: success; the error severity (transient, client, configuration, fatal); cancelled (the caller left); not_found (an existence check answered no); being_deleted (a delete met another delete of the name completing, which its caller takes as done)';
+
+/** The outcomes a caller may declare expected answers rather than failures (`KeyVaultReadOptions`, `KeyVaultDeleteOptions`). */
+export type ExpectedOutcome = 'not_found' | 'being_deleted';
 
 export class KeyVaultMetrics {
   /** Where the metrics live (a private registry when `metrics.enabled` is false). */
@@ -142,9 +146,12 @@ export class KeyVaultMetrics {
     this.otel.errors.add(1, { 'keyvault.operation': operation, 'error.type': error.codeName });
   }
 
-  /** A read that asked whether the object exists and learnt it does not: outcome `not_found`, no error (`errors_total` is not touched). */
-  recordNotFound(operation: string, seconds: number): void {
-    this.countOutcome(operation, seconds, 'not_found');
+  /**
+   * An answer its caller expects, not a failure (`errors_total` is not touched): `not_found`, a read that asked whether
+   * the object exists and learnt it does not; `being_deleted`, a delete that met another delete of the name completing.
+   */
+  recordExpected(operation: string, seconds: number, outcome: ExpectedOutcome): void {
+    this.countOutcome(operation, seconds, outcome);
   }
 
   /** A call of a caller who left: outcome `cancelled`, never an error of the vault (`errors_total` is not touched). */

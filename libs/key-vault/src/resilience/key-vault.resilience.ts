@@ -22,7 +22,7 @@ import { KeyVaultErrorCode } from '../errors/key-vault-error-code';
 import { KeyVaultError, type KeyVaultOperation } from '../errors/key-vault.error';
 import { isCockatielTimeout, mayHaveTakenEffect, toKeyVaultError } from '../errors/map-key-vault-error';
 import type { ResolvedKeyVaultOptions } from '../interfaces/key-vault-module-options.interface';
-import { BreakerStateValue, type KeyVaultMetrics } from '../metrics/key-vault.metrics';
+import { BreakerStateValue, type ExpectedOutcome, type KeyVaultMetrics } from '../metrics/key-vault.metrics';
 import { AbortableBulkhead, LeftQueueError } from './abortable-bulkhead';
 
 export type BreakerStateName = 'closed' | 'half-open' | 'open' | 'isolated';
@@ -72,6 +72,16 @@ export interface ExecuteOptions {
   abortInFlight?: boolean;
   /** A not-found is an answer the caller expects (`KeyVaultReadOptions.notFoundExpected`): outcome `not_found`, no error. */
   notFoundExpected?: boolean;
+  /** Another delete still completing is an answer the caller takes as done (`KeyVaultDeleteOptions.beingDeletedExpected`): outcome `being_deleted`, no error. */
+  beingDeletedExpected?: boolean;
+}
+
+/** The outcome `error` is for a caller who expects it (`ExecuteOptions`), or undefined when it is a failure. */
+function expectedOutcome(error: unknown, options: ExecuteOptions): ExpectedOutcome | undefined {
+  if (!(error instanceof KeyVaultError)) return undefined;
+  if (options.notFoundExpected && error.code === KeyVaultErrorCode.KEY_NOT_FOUND) return 'not_found';
+  if (options.beingDeletedExpected && error.code === KeyVaultErrorCode.OBJECT_BEING_DELETED) return 'being_deleted';
+  return undefined;
 }
 
 /**
@@ -217,7 +227,10 @@ export class KeyVaultResilience {
   /** Runs one logical operation through bulkhead, retry, breaker and per-attempt timeout; records metrics. */
   async execute<T>(operation: KeyVaultOperation, secretName: string | undefined, fn: (ctx: AttemptContext) => Promise<T>, options: ExecuteOptions = {}): Promise<T> {
     // One client span per logical call (retries included); no secret name: names carry tenant ids.
-    const notAnError = (e: unknown) => cancelledSpanAttributes(e) ?? (options.notFoundExpected && e instanceof KeyVaultError && e.code === KeyVaultErrorCode.KEY_NOT_FOUND ? { 'keyvault.not_found': true } : undefined);
+    const notAnError = (e: unknown) => {
+      const expected = expectedOutcome(e, options);
+      return cancelledSpanAttributes(e) ?? (expected ? { [`keyvault.${expected}`]: true } : undefined);
+    };
     const spanOptions = { kind: SpanKind.CLIENT, attributes: { 'keyvault.operation': operation, 'server.address': this.vaultHost }, notAnError };
     return inSpan(`keyvault ${operation}`, spanOptions, async (span) => {
       let attempts = 0;
@@ -237,9 +250,10 @@ export class KeyVaultResilience {
     operation: KeyVaultOperation,
     secretName: string | undefined,
     retryPolicy: RetryPolicy,
-    { signal: caller, abortInFlight = false, notFoundExpected = false }: ExecuteOptions,
+    options: ExecuteOptions,
     fn: (ctx: AttemptContext) => Promise<T>,
   ): Promise<T> {
+    const { signal: caller, abortInFlight = false } = options;
     const errorCtx = { operation, secretName, timeoutMs: this.options.timeoutMs, breakerOpenForMs: () => this.breakerOpenForMs() };
     const started = performance.now();
     const cancelled = (sent: boolean, cause?: unknown) => callerLeftError(operation, sent ? 'in_flight' : 'not_sent', { secretName, cause });
@@ -277,7 +291,8 @@ export class KeyVaultResilience {
     } catch (e) {
       const error = e instanceof LeftQueueError ? cancelled(false, e) : toKeyVaultError(e, errorCtx);
       const seconds = (performance.now() - started) / 1000;
-      if (notFoundExpected && error.code === KeyVaultErrorCode.KEY_NOT_FOUND) this.metrics.recordNotFound(operation, seconds);
+      const expected = expectedOutcome(error, options);
+      if (expected) this.metrics.recordExpected(operation, seconds, expected);
       else this.metrics.recordFailure(operation, seconds, error);
       throw error;
     }
