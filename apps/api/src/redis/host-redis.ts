@@ -2,6 +2,7 @@ import { Global, Inject, Injectable, Logger, Module, OnApplicationShutdown } fro
 import { closeRedisConnection } from '@app/credentials';
 import { Redis } from 'ioredis';
 import { APP_CONFIG, AppConfig } from '../config/app.config';
+import { routeIoredisWarnings } from './ioredis-warnings';
 
 /**
  * The host's Redis connections, when `REDIS_URL` is set (`enabled` false otherwise: everything that
@@ -41,6 +42,8 @@ export class HostRedis implements OnApplicationShutdown {
 
   private connect(name: string): Redis {
     if (!this.config.redis) throw new Error('Redis is not configured (REDIS_URL is unset)');
+    // ioredis writes some warnings with console.warn (a password Redis does not require, INFO refused): into the log.
+    routeIoredisWarnings();
     const redis = new Redis(this.config.redis.url, {
       connectionName: `credential-vault:${name}`,
       // Commands fail fast while disconnected instead of queueing without bound; callers fall back or fail closed.
