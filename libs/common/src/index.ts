@@ -17,3 +17,4 @@ export * from './shared-loads';
 export * from './page-cursor';
 export * from './bounded-list';
 export * from './for-each-limited';
+export * from './retry-after';

@@ -44,6 +44,9 @@ const vaultUnavailable = () =>
     cause: azureError(503, 'ServiceUnavailable'),
   });
 
+/** What is left of the break of the open breaker `GET /fail/circuit` reports (ms). */
+let circuitLeftMs = 0;
+
 @Controller('fail')
 class FailingController {
   @Get('vault')
@@ -126,6 +129,12 @@ class FailingController {
   @Get('db-timeout')
   dbTimeout(): never {
     throw new QueryFailedError('SELECT 1', [], Object.assign(new Error('canceling statement due to statement timeout'), { code: '57014' }));
+  }
+
+  /** The vault client's breaker open, its break ending `circuitLeftMs` from now (0: it ended as the call was refused). */
+  @Get('circuit')
+  circuit(): never {
+    throw new KeyVaultError(KeyVaultErrorCode.CIRCUIT_OPEN, 'calls fail fast', { operation: 'getSecret', retryAfterMs: circuitLeftMs });
   }
 
   /** A query the database refused for itself: still ours to fix. */
@@ -264,6 +273,17 @@ describe('AllExceptionsFilter: the 5xx log line', () => {
       expect(isDatabaseUnavailable(e)).toBe(true);
     }
     expect(isDatabaseUnavailable(new Error('Connection terminated unexpectedly by the user: value=abc'))).toBe(false);
+  });
+
+  it('answers an open circuit with Retry-After in whole seconds rounded up, never below 1 (a break that just ended included)', async () => {
+    const answers: Record<number, string | null> = {};
+    for (const ms of [0, 1, 999, 1000, 1001, 4500]) {
+      circuitLeftMs = ms;
+      const res = await fetch(`${baseUrl}/fail/circuit`);
+      expect(((await res.json()) as { codeName: string }).codeName).toBe('CIRCUIT_OPEN');
+      answers[ms] = res.headers.get('retry-after');
+    }
+    expect(answers).toEqual({ 0: '1', 1: '1', 999: '1', 1000: '1', 1001: '2', 4500: '5' });
   });
 
   it('answers 503 with its stable code when PostgreSQL did not answer within the deadline, and 503 when it cancelled a statement past its timeout', async () => {

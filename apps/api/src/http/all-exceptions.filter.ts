@@ -1,7 +1,7 @@
 import { ArgumentsHost, Catch, ExceptionFilter, HttpException, HttpStatus, Logger } from '@nestjs/common';
 import { randomUUID } from 'node:crypto';
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import { CredentialVaultError, DatabaseConnectionLostError, isSessionEnded } from '@app/common';
+import { CredentialVaultError, DatabaseConnectionLostError, isSessionEnded, retryAfterSeconds } from '@app/common';
 import { errorLogFields } from './error-log-fields';
 import { statusForError } from './error-status';
 import { HostErrorCode, hostError, hostErrorCodeOf } from './host-errors';
@@ -45,7 +45,7 @@ export class AllExceptionsFilter implements ExceptionFilter {
         code: exception.code,
         codeName: exception.codeName,
       };
-      const retryAfterS = retryAfterSeconds(exception);
+      const retryAfterS = errorRetryAfterSeconds(exception);
       if (retryAfterS !== undefined && status === HttpStatus.SERVICE_UNAVAILABLE) void reply.header('Retry-After', String(retryAfterS));
     } else if (exception instanceof HttpException && isHealthReport(exception.getResponse())) {
       // Terminus' 503: operators and orchestrators read its per-check report, keep it whole.
@@ -84,12 +84,15 @@ export class AllExceptionsFilter implements ExceptionFilter {
   }
 }
 
-/** Libs say "retry later" as `retryAfterMs` (Key Vault) or `retryAfter: Date` (OAuth cooldown). */
-function retryAfterSeconds(e: CredentialVaultError): number | undefined {
+/**
+ * Libs say "retry later" as `retryAfterMs` (Key Vault, audit) or `retryAfter: Date` (OAuth cooldown). Whole seconds,
+ * rounded up, at least 1 — a CIRCUIT_OPEN whose break just ended (`retryAfterMs: 0`) included.
+ */
+function errorRetryAfterSeconds(e: CredentialVaultError): number | undefined {
   const ms = (e as { retryAfterMs?: number }).retryAfterMs;
-  if (typeof ms === 'number' && ms > 0) return Math.ceil(ms / 1000);
+  if (typeof ms === 'number' && ms >= 0) return retryAfterSeconds(ms);
   const at = (e as { retryAfter?: Date }).retryAfter;
-  if (at instanceof Date) return Math.max(1, Math.ceil((at.getTime() - Date.now()) / 1000));
+  if (at instanceof Date) return retryAfterSeconds(at.getTime() - Date.now());
   return undefined;
 }
 

@@ -1,4 +1,4 @@
-import { ErrorSeverity } from '@app/common';
+import { ErrorSeverity, retryAfterSeconds } from '@app/common';
 import { KeyVaultErrorCode } from './key-vault-error-code';
 import { codeNameOf, isKeyOperation, severityOf, type KeyVaultOperation } from './key-vault.error';
 
@@ -90,7 +90,7 @@ export function keyVaultMessage(operation: KeyVaultOperation, code: KeyVaultErro
   const why = [facts.detail, facts.hint ?? HINT[code] ?? notFound].filter((p) => p !== undefined && p !== '').join('; ');
   const retry =
     facts.retryAfterMs !== undefined
-      ? `; retry after ${Math.max(1, Math.ceil(facts.retryAfterMs / 1000))} s`
+      ? `; retry after ${retryAfterSeconds(facts.retryAfterMs)} s`
       : severityOf(code) === ErrorSeverity.TRANSIENT
         ? '; retry later'
         : '';

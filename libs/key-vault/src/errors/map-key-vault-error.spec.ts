@@ -147,11 +147,18 @@ describe('toKeyVaultError', () => {
       "Signing with the key failed: FORBIDDEN (HTTP 403 Forbidden; the host's identity lacks this permission (access policy or RBAC role))",
     );
     expect(message(new TaskCancelledError())).toBe('Reading the secret failed: TIMEOUT (no answer after 5000 ms); retry later');
+    // The break's end unknown (or just passed): still told when to come back, as the HTTP answer's Retry-After.
     expect(message(new BrokenCircuitError())).toBe(
-      'Reading the secret failed: CIRCUIT_OPEN (the vault failed repeatedly; calls fail fast until the breaker half-opens); retry later',
+      'Reading the secret failed: CIRCUIT_OPEN (the vault failed repeatedly; calls fail fast until the breaker half-opens); retry after 1 s',
     );
     expect(message(networkError('ECONNREFUSED', 'connect ECONNREFUSED 127.0.0.1:1'))).toBe('Reading the secret failed: SERVICE_UNAVAILABLE (ECONNREFUSED); retry later');
     expect(message(new TypeError('x is not a function'))).toBe('Reading the secret failed: UNKNOWN (TypeError)');
+  });
+
+  it('an open breaker always says when to come back: what is left of its break, else 0 (ended as the call was refused, or unknown)', () => {
+    const circuit = (left: number | undefined) => toKeyVaultError(new BrokenCircuitError(), { ...get(), breakerOpenForMs: () => left });
+    expect([circuit(2500).retryAfterMs, circuit(0).retryAfterMs, circuit(undefined).retryAfterMs]).toEqual([2500, 0, 0]);
+    expect(circuit(0).message).toMatch(/; retry after 1 s$/);
   });
 
   it('keeps status, the service code and Retry-After', () => {

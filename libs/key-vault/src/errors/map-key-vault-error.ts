@@ -230,7 +230,8 @@ export function toKeyVaultError(e: unknown, ctx: ErrorContext): KeyVaultError {
   }
   if (isBrokenCircuit(e)) {
     // When the breaker lets a trial call through: the caller can wait that long instead of asking again and again.
-    const retryAfterMs = ctx.breakerOpenForMs?.();
+    // Always said: 0 when the break ended as this call was refused, or when it cannot tell (a trial in flight, isolated).
+    const retryAfterMs = ctx.breakerOpenForMs?.() ?? 0;
     const code = KeyVaultErrorCode.CIRCUIT_OPEN;
     return new KeyVaultError(code, keyVaultMessage(ctx.operation, code, { retryAfterMs }), { operation: ctx.operation, secretName: ctx.secretName, cause: e, retryAfterMs });
   }

@@ -44,6 +44,13 @@ describe('encodeRpcStatus', () => {
     expect(decode('ErrorInfo', status.details[0].value)).toEqual({ reason: 'KEY_NOT_FOUND', domain: 'credential-vault', metadata: { code: '1003' } });
   });
 
+  it('a wait of 0 (an open breaker whose break just ended) is a RetryInfo of 1 s, as over HTTP: never "come back now"', () => {
+    for (const retryAfterMs of [0, 400]) {
+      const status = decode('Status', encodeRpcStatus({ code: GrpcCode.UNAVAILABLE, message: 'm', reason: 'CIRCUIT_OPEN', metadata: { code: '1011' }, retryAfterMs }));
+      expect(decode('RetryInfo', status.details[1].value)).toEqual({ retry_delay: { seconds: 1, nanos: 0 } });
+    }
+  });
+
   it('adds a RetryInfo when the caller should wait, with seconds and nanos', () => {
     const status = decode('Status', encodeRpcStatus({ code: GrpcCode.RESOURCE_EXHAUSTED, message: 'm', reason: 'RATE_LIMITED', metadata: { code: '1001' }, retryAfterMs: 301_250 }));
     expect(status.details.map((d: { type_url: string }) => d.type_url)).toEqual(['type.googleapis.com/google.rpc.ErrorInfo', 'type.googleapis.com/google.rpc.RetryInfo']);

@@ -77,9 +77,11 @@ export function encodeRpcStatus(d: StatusDetails): Buffer {
     ...Object.entries(d.metadata).map(([k, v]) => messageField(3, Buffer.concat([stringField(1, k), stringField(2, v)]))),
   ]);
   const details = [any('google.rpc.ErrorInfo', errorInfo)];
-  if (d.retryAfterMs !== undefined && d.retryAfterMs > 0) {
-    const seconds = Math.floor(d.retryAfterMs / 1000);
-    const nanos = (d.retryAfterMs % 1000) * 1_000_000;
+  if (d.retryAfterMs !== undefined && d.retryAfterMs >= 0) {
+    // At least 1 s, as HTTP's Retry-After: a delay of 0 (a breaker's break just ending) sends the client straight back.
+    const delayMs = Math.max(1000, d.retryAfterMs);
+    const seconds = Math.floor(delayMs / 1000);
+    const nanos = (delayMs % 1000) * 1_000_000;
     const duration = Buffer.concat([seconds > 0 ? varintField(1, seconds) : Buffer.alloc(0), nanos > 0 ? varintField(2, nanos) : Buffer.alloc(0)]);
     details.push(any('google.rpc.RetryInfo', messageField(1, duration)));
   }
