@@ -31,25 +31,22 @@ describe('OAuth connections over HTTP (PostgreSQL, local vault, oidc-provider)',
   let idp: TestOAuthServer;
   let secretId: string;
   const call = (method: string, path: string, body?: unknown) => apiCall(base, method, path, body);
+  /** The provider of `integrationId` on the test server, its client secret a credential of the system tenant holding `secret`: that credential's id. */
+  const registerProvider = async (integrationId: string, secret: string): Promise<string> => {
+    const stored = await host.app
+      .get(CredentialsService)
+      .store({ tenantId: 'system', actor: { id: 'system:setup' } }, { integrationId, connectionId: 'client-secret', type: CredentialType.CUSTOM_SECRET, value: secret });
+    // allowInsecureRequests: the test server speaks http on loopback.
+    host.app.get(OAuthProviderRegistry).register({ integrationId, issuer: idp.issuer, clientId: idp.clientId, clientSecret: { credentialId: stored.id, tenantId: 'system' }, allowInsecureRequests: true });
+    return stored.id;
+  };
 
   beforeAll(async () => {
     idp = await TestOAuthServer.start();
     host = await startTestHost('postgres', { AUTH_API_KEYS: JSON.stringify([key.entry]), OAUTH_PROACTIVE_ENABLED: 'false' });
     base = host.baseUrl;
-    const app = host.app;
     // The OAuth client secret is itself a credential (of a system tenant), referenced by the provider.
-    const secret = await app.get(CredentialsService).store(
-      { tenantId: 'system', actor: { id: 'system:setup' } },
-      { integrationId: 'idp', connectionId: 'client-secret', type: CredentialType.CUSTOM_SECRET, value: idp.clientSecret },
-    );
-    secretId = secret.id;
-    app.get(OAuthProviderRegistry).register({
-      integrationId: 'idp',
-      issuer: idp.issuer,
-      clientId: idp.clientId,
-      clientSecret: { credentialId: secret.id, tenantId: 'system' },
-      allowInsecureRequests: true, // the test server speaks http on loopback
-    });
+    secretId = await registerProvider('idp', idp.clientSecret);
   });
 
   afterAll(async () => {
@@ -166,6 +163,28 @@ describe('OAuth connections over HTTP (PostgreSQL, local vault, oidc-provider)',
     const fixed = await call('POST', '/v1/oauth/connections/idp/user-77/token-rejected', {});
     expect(fixed.status).toBe(200);
     expect(fixed.body.accessToken).not.toBe(tokens.access_token);
+    expect(idp.refreshCalls).toBe(1);
+  });
+
+  it("a client secret the provider refuses (invalid_client): 502 OAUTH_CLIENT_REJECTED naming the configuration, not an outage; the provider asked once, the refusal audited, a still-valid token served", async () => {
+    const wrongSecret = 'wrong-client-secret-5f1d9c0b7a';
+    const wrongId = await registerProvider('idp-wrong', wrongSecret);
+    const tokens = await idp.authorize('openid');
+    expect((await call('POST', '/v1/oauth/connections/idp-wrong/user-5/tokens', tokens)).status).toBe(201);
+    const since = new Date();
+    idp.resetCounters();
+    const answers = [];
+    for (let i = 0; i < 3; i++) answers.push(await call('POST', '/v1/oauth/connections/idp-wrong/user-5/token-rejected', {}));
+    expect(answers.map((a) => [a.status, a.body.code, a.body.codeName, a.retryAfter])).toEqual(Array(3).fill([502, 4009, 'OAUTH_CLIENT_REJECTED', null]));
+    expect(answers[0].body.message).toMatch(/^The OAuth provider refused this integration's OAuth client \(invalid_client, HTTP 401\): its client id or secret/);
+    for (const a of answers) expect(a.text).not.toMatch(new RegExp(`${wrongSecret}|${idp.clientSecret}|${wrongId}`));
+    // Not retried in a loop: the provider was asked once; the later answers come from the cooldown, with the same code.
+    expect(idp.refreshCalls).toBe(1);
+    const audited = (await host.app.get(AuditService).query({ tenantId: 'acme', action: AuditAction.REFRESH, from: since })).items;
+    expect(audited.map((r) => [r.result, r.errorCode])).toEqual([[AuditResult.FAILURE, '4009:OAUTH_CLIENT_REJECTED']]);
+    // The access token is still good: a read serves it rather than fail the caller for the provider's configuration.
+    const read = await call('GET', '/v1/oauth/connections/idp-wrong/user-5/access-token');
+    expect({ status: read.status, token: read.body.accessToken }).toEqual({ status: 200, token: tokens.access_token });
     expect(idp.refreshCalls).toBe(1);
   });
 

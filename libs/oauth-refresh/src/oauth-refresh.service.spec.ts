@@ -393,7 +393,7 @@ describe('OAuthRefreshService (window, cooldown, backoff)', () => {
       clock.advance(57 * MIN);
       expect(await service.refreshExpiringTokens()).toMatchObject({ failed: 1 });
 
-      expect(lines).toContainEqual(expect.stringMatching(/^warn proactive refresh of connection c1 .* failed: OAuthRefreshFailedError\(REFRESH_FAILED\), HTTP 401, OAuth error invalid_client$/));
+      expect(lines).toContainEqual(expect.stringMatching(/^warn proactive refresh of connection c1 .* failed: OAuthClientRejectedError\(OAUTH_CLIENT_REJECTED\), HTTP 401, OAuth error invalid_client$/));
       expect(lines).toContainEqual(expect.stringMatching(/^warn could not read a refresh cooldown in the shared store .*: VaultDownError\(VAULT_DOWN\)$/));
       expect(leaked()).toEqual([]);
     });

@@ -3,7 +3,7 @@ import { EventEmitter2 } from '@nestjs/event-emitter';
 import { AuditService } from '@app/audit';
 import { Clock, DistributedLock, LockLeases, LockTimeoutError, OperationContext } from '@app/common';
 import { OAuthTokenClient } from './client/oauth-token-client';
-import { OAuthAccessTokenExpiredError, OAuthReauthRequiredError, OAuthRefreshConfigurationError, OAuthRefreshFailedError, OAuthRefreshValidationError } from './errors/oauth-refresh.errors';
+import { OAuthAccessTokenExpiredError, OAuthClientRejectedError, OAuthReauthRequiredError, OAuthRefreshConfigurationError, OAuthRefreshFailedError, OAuthRefreshValidationError } from './errors/oauth-refresh.errors';
 import { OAUTH_REFRESH_CLOCK, OAUTH_REFRESH_LEASES, OAUTH_REFRESH_LOCK, OAUTH_REFRESH_RESOLVED_OPTIONS } from './oauth-refresh.constants';
 import type { ResolvedOAuthRefreshOptions } from './oauth-refresh.options';
 import type { ResolvedOAuthProvider } from './providers/oauth-provider.config';
@@ -213,8 +213,9 @@ export class OAuthRefreshService {
       return await this.refresh(ctx, provider, connectionId, access, reason, needed);
     } catch (e) {
       // Transient trouble (provider down, cooling down, lock busy), or the provider's configuration (its client secret
-      // missing or revoked: an operator's fix, no reason to fail the caller first): the old token is still good.
-      if (stillValid && (isRetryableRefreshFailure(e) || e instanceof OAuthRefreshConfigurationError) && remainingMs(access, this.clock.now()) > 0) {
+      // missing or revoked, or refused by the provider: an operator's fix, no reason to fail the caller first): the old token is still good.
+      const configuration = e instanceof OAuthRefreshConfigurationError || e instanceof OAuthClientRejectedError;
+      if (stillValid && (isRetryableRefreshFailure(e) || configuration) && remainingMs(access, this.clock.now()) > 0) {
         const reason = describeRefreshError(e);
         const repeats = this.servingWarnings.next(connectionKey(ctx.tenantId, provider.integrationId, connectionId), reason, this.clock.now().getTime());
         if (repeats !== undefined) this.logger.warn(`serving the current access token of connection ${connectionId} (tenant ${ctx.tenantId}) until it expires: ${reason}${repeats}`);
@@ -233,6 +234,12 @@ export class OAuthRefreshService {
     const flight = this.cooldowns
       .activeUntil(key, this.clock.now())
       .then((cooling) => {
+        // After a refusal of the OAuth client: the same answer, not a passing outage (the provider is not asked again meanwhile).
+        const rejected = cooling && this.cooldowns.clientRejection(key);
+        if (cooling && rejected) {
+          const { answered, status, oauthError } = rejected;
+          throw new OAuthClientRejectedError(answered, { integrationId: provider.integrationId, connectionId, status, oauthError, notBefore: cooling });
+        }
         if (cooling) {
           throw new OAuthRefreshFailedError(`the refresh of this connection is cooling down after a failure until ${cooling.toISOString()}`, {
             integrationId: provider.integrationId,

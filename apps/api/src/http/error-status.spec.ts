@@ -56,7 +56,7 @@ const EXPECTED: Record<number, number> = {
   3001: 500, 3002: 400, 3003: 404, 3004: 409, 3005: 502, 3006: 409, 3007: 409, 3008: 404, 3009: 409,
   3101: 500, 3102: 400, 3103: 404, 3110: 400, 3111: 400, 3112: 401, 3113: 401, 3114: 400, 3115: 401, 3120: 409, 3121: 502, 3122: 409, 3123: 409, 3124: 409, 3125: 409, 3126: 410, 3127: 409,
   3201: 500, 3202: 400, 3203: 400, 3204: 502, 3205: 503, 3206: 404, 3207: 409,
-  4001: 404, 4002: 409, 4003: 503, 4004: 502, 4005: 404, 4006: 409, 4007: 500, 4008: 400,
+  4001: 404, 4002: 409, 4003: 503, 4004: 502, 4005: 404, 4006: 409, 4007: 500, 4008: 400, 4009: 502,
   5001: 400, 5002: 503, 5003: 503, 5004: 400, 5005: 500, 5006: 503, 5007: 503, 5008: 500,
   6001: 500, 6002: 500, 6003: 500, 6004: 500, 6005: 500, 6006: 500, 6007: 503, 6008: 503, 6009: 503, 6101: 500, 6102: 500,
   7001: 500,
@@ -98,6 +98,7 @@ describe('statusForError', () => {
 /** Constructor arguments for the error classes whose constructor reads its arguments. */
 const SAMPLE_ARGS: Record<string, unknown[]> = {
   OAuthRefreshFailedError: ['m', { integrationId: 'i', connectionId: 'c', transient: true }],
+  OAuthClientRejectedError: ['invalid_client, HTTP 401', { integrationId: 'i', connectionId: 'c' }],
   OAuthAccessTokenExpiredError: ['i', 'c', new Date(0)],
   PersistenceConfigurationError: [['a problem']],
   RotationValidationError: ['m', 'field'],

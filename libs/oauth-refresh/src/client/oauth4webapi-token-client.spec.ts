@@ -37,6 +37,17 @@ describe('Oauth4webapiTokenClient: failure messages', () => {
     expect(bare.message).toBe('the token endpoint is unreachable (network error)');
   });
 
+  it("reads a 401 challenge's OAuth error (oidc-provider refuses a wrong client secret so), a registered code only", async () => {
+    const challenge = (header: string) => () =>
+      Promise.resolve(new Response(JSON.stringify({ error: 'invalid_client' }), { status: 401, headers: { 'content-type': 'application/json', 'www-authenticate': header } }));
+    const refused = await failure(challenge(`Basic error="invalid_client", error_description="client ${MARKER} failed"`));
+    expect(refused).toMatchObject({ kind: 'rejected', details: { status: 401, oauthError: 'invalid_client' } });
+    expect(inspect(refused, { depth: 5 })).not.toContain(MARKER);
+    const unregistered = await failure(challenge(`Basic error="${MARKER}"`));
+    expect(unregistered.details).toEqual({ status: 401, oauthError: 'unregistered_error' });
+    expect((await failure(challenge('Basic realm="idp"'))).details).toEqual({ status: 401 });
+  });
+
   it("keeps the provider's OAuth error only when it is a registered code, and never its description", async () => {
     const client = await failure(async () => json(401, { error: 'invalid_client', error_description: `client ${MARKER} unknown` }));
     expect(client).toMatchObject({ kind: 'rejected', message: 'the token endpoint answered invalid_client (HTTP 401)', details: { status: 401, oauthError: 'invalid_client' } });

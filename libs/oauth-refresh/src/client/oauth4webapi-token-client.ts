@@ -121,7 +121,9 @@ function classify(e: unknown, provider: ResolvedOAuthProvider, response?: Respon
     });
   }
   if (e instanceof oauth.WWWAuthenticateChallengeError) {
-    return new TokenEndpointFailure('rejected', `${where} refused the client (HTTP ${e.status}, WWW-Authenticate)`, { status: e.status });
+    // The challenge's `error` (oidc-provider: `Basic error="invalid_client"`), repeated only when it is a registered code.
+    const oauthError = reportedOAuthError(e.cause.find((c) => typeof c.parameters.error === 'string')?.parameters.error);
+    return new TokenEndpointFailure('rejected', `${where} refused the client (HTTP ${e.status}, WWW-Authenticate)`, { status: e.status, ...(oauthError ? { oauthError } : {}) });
   }
   if (e instanceof oauth.OperationProcessingError) {
     const res = e.cause instanceof Response ? e.cause : response;

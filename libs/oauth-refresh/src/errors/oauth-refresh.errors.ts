@@ -22,6 +22,8 @@ export enum OAuthRefreshErrorCode {
   CONFIGURATION = 4007,
   /** Invalid arguments (identifiers, token response shape, options). */
   VALIDATION = 4008,
+  /** The provider refused our OAuth client (`invalid_client`, `unauthorized_client`, a 401): its client id or secret is wrong or revoked. */
+  CLIENT_REJECTED = 4009,
 }
 
 /** HTTP status of each code, composed by the host; a new code does not compile without one. */
@@ -34,6 +36,8 @@ export const OAUTH_REFRESH_ERROR_HTTP_STATUS: Record<OAuthRefreshErrorCode, Http
   [OAuthRefreshErrorCode.ACCESS_TOKEN_EXPIRED]: HttpStatus.CONFLICT, // expired and autoRefresh was off
   [OAuthRefreshErrorCode.CONFIGURATION]: HttpStatus.INTERNAL_SERVER_ERROR,
   [OAuthRefreshErrorCode.VALIDATION]: HttpStatus.BAD_REQUEST,
+  // The upstream refused our configured identity, as the vault's 401 (1002 UNAUTHORIZED): not an outage, not the caller's request.
+  [OAuthRefreshErrorCode.CLIENT_REJECTED]: HttpStatus.BAD_GATEWAY,
 };
 
 export abstract class OAuthRefreshError extends CredentialVaultError {
@@ -94,6 +98,31 @@ export class OAuthRefreshFailedError extends OAuthRefreshError {
   }
   get retryAfter(): Date | undefined {
     return this.details.retryAfter;
+  }
+}
+
+/**
+ * The provider refused the OAuth client itself (`invalid_client`, `unauthorized_client`, or a 401 of its token
+ * endpoint): the client id or secret configured for the integration is wrong, revoked, or not allowed the
+ * refresh-token grant. No connection is at fault and no retry helps: an operator must fix the provider's
+ * configuration. The connection's refresh cools down meanwhile (`notBefore`: when the provider may be asked again);
+ * the current access token is still served while it is valid.
+ */
+export class OAuthClientRejectedError extends OAuthRefreshError {
+  readonly code = OAuthRefreshErrorCode.CLIENT_REJECTED;
+  readonly codeName = 'OAUTH_CLIENT_REJECTED';
+  readonly severity = ErrorSeverity.CONFIGURATION;
+  constructor(
+    /** What the provider answered, e.g. `invalid_client, HTTP 401` (never its description: it may quote the request). */
+    answered: string,
+    readonly details: { integrationId: string; connectionId: string; status?: number; oauthError?: string; notBefore?: Date },
+    options?: { cause?: unknown },
+  ) {
+    // Names no id and no secret: ids come from the request, and the fix is the same for every connection of the integration.
+    super(
+      `The OAuth provider refused this integration's OAuth client (${answered}): its client id or secret is wrong or revoked, or the client may not use the refresh-token grant. Fix the provider's configuration (the reference host: OAUTH_PROVIDERS and the client secret credential it names; an app: OAuthProviderRegistry.register); the current access token is served while it is valid${details.notBefore ? `, and the provider is not asked again before ${details.notBefore.toISOString()}` : ''}`,
+      options,
+    );
   }
 }
 

@@ -2,7 +2,7 @@ import { auditErrorCode, AuditResult } from '@app/audit';
 import type { CredentialVaultError, OperationContext } from '@app/common';
 import { TokenEndpointFailure } from '../client/oauth-token-client';
 import { reportedOAuthError } from '../client/oauth-error-code';
-import { OAuthInvalidTokenResponseError, OAuthReauthRequiredError, OAuthRefreshConfigurationError, OAuthRefreshFailedError } from '../errors/oauth-refresh.errors';
+import { OAuthClientRejectedError, OAuthInvalidTokenResponseError, OAuthReauthRequiredError, OAuthRefreshConfigurationError, OAuthRefreshFailedError } from '../errors/oauth-refresh.errors';
 import { OAuthRefreshEvents, OAuthRefreshFailedEvent } from '../events/oauth-refresh.events';
 import type { ResolvedOAuthProvider } from '../providers/oauth-provider.config';
 import type { StoredToken } from '../store/oauth-token-store';
@@ -61,6 +61,9 @@ export class RefreshFailureHandler {
     } else {
       ({ until: retryAfter, failures: consecutiveFailures } = await this.deps.cooldowns.recordFailure(f.key, now, failure?.details.retryAfterMs));
       error = classify(e, failure, provider, connectionId, retryAfter);
+      if (error instanceof OAuthClientRejectedError) {
+        this.deps.cooldowns.rememberClientRejection(f.key, { answered: answeredText(failure!), status: error.details.status, oauthError: error.details.oauthError });
+      }
     }
     const reauth = error instanceof OAuthReauthRequiredError;
     this.deps.logger[reauth ? 'warn' : 'error'](
@@ -105,12 +108,35 @@ function classify(e: unknown, failure: TokenEndpointFailure | undefined, provide
   if (e instanceof OAuthInvalidTokenResponseError) return e;
   const message = failureMessage(e, failure);
   if (failure?.kind === 'invalid_response') return new OAuthInvalidTokenResponseError(message, { cause: e });
+  if (failure && isClientRejection(failure)) {
+    const { status, oauthError } = { status: failure.details.status, oauthError: oauthErrorCode(failure) };
+    return new OAuthClientRejectedError(answeredText(failure), { integrationId: provider.integrationId, connectionId, status, oauthError, notBefore: retryAfter }, { cause: e });
+  }
   const transient = !failure || failure.kind === 'transient';
   return new OAuthRefreshFailedError(
     message,
     { integrationId: provider.integrationId, connectionId, transient, status: failure?.details.status, oauthError: oauthErrorCode(failure), retryAfter },
     { cause: e },
   );
+}
+
+/** OAuth errors by which the provider refuses the client itself, whichever connection's refresh token it was sent with. */
+const CLIENT_REFUSALS = new Set(['invalid_client', 'unauthorized_client']);
+
+/**
+ * The provider refused our OAuth client: `invalid_client` / `unauthorized_client`, or a 401 of its token endpoint
+ * without another OAuth error (RFC 6749 §5.2: the token endpoint's 401 is a failed client authentication).
+ */
+function isClientRejection(failure: TokenEndpointFailure): boolean {
+  if (failure.kind !== 'rejected') return false;
+  const oauthError = failure.details.oauthError;
+  return oauthError !== undefined ? CLIENT_REFUSALS.has(oauthError) : failure.details.status === 401;
+}
+
+/** What the provider answered, in the error's message: its registered OAuth error and HTTP status, nothing it wrote. */
+function answeredText(failure: TokenEndpointFailure): string {
+  const facts = [oauthErrorCode(failure), ...(typeof failure.details.status === 'number' ? [`HTTP ${failure.details.status}`] : [])].filter(Boolean);
+  return facts.length > 0 ? facts.join(', ') : 'its token endpoint refused the client';
 }
 
 /** The failure's OAuth `error` as repeated: a registered code, else `unregistered_error` (a host's own client may put anything there). */
