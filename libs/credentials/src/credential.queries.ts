@@ -1,5 +1,5 @@
 import { Inject, Injectable } from '@nestjs/common';
-import { boundedList, type BoundedList, Clock, isCursorInstant, isCursorUuid, OperationContext, readPageCursor, writePageCursor } from '@app/common';
+import { boundedList, type BoundedList, Clock, foldUuid, isCursorInstant, isCursorUuid, OperationContext, readPageCursor, UUID_PATTERN, writePageCursor } from '@app/common';
 import { CredentialCache } from './cache/credential-cache';
 import { ConnectionStatus, CredentialStatus } from './credential-type';
 import type {
@@ -9,6 +9,7 @@ import type {
   CredentialStatistics,
   CredentialVersionInfo,
   InternalCredentialsOption,
+  ListByLastChangeQuery,
   ListCredentialsQuery,
   MetadataReadOptions,
 } from './credential.types';
@@ -100,12 +101,40 @@ export class CredentialQueries {
       nowMs: now,
       limit: limit + 1,
     });
-    const page = rows.slice(0, limit);
-    const last = page[page.length - 1];
-    return {
-      items: page.map((r) => toMetadataOfFresh(r, now)),
-      nextCursor: rows.length > limit && last ? encodeCursor(last.createdAt.getTime(), last.id) : undefined,
+    return toPage(rows, limit, now, (last) => encodeCursor(last.createdAt.getTime(), last.id));
+  }
+
+  /** See `CredentialsService.listByLastChange`. */
+  async listByLastChange(ctx: OperationContext, query: ListByLastChangeQuery): Promise<CredentialPage> {
+    assertContext(ctx);
+    const { limit } = query;
+    if (!Number.isInteger(limit) || limit < 1 || limit > MAX_ID_LIST) throw new CredentialValidationError(`limit must be an integer in 1..${MAX_ID_LIST}`, 'limit');
+    if (!Array.isArray(query.types) || query.types.length === 0) throw new CredentialValidationError('types must name at least one credential type', 'types');
+    const types = [...new Set(query.types.map((t) => checkedType(t)))];
+    if (query.integrationId !== undefined) assertIdentifier(query.integrationId, 'integrationId');
+    const list = (values: string[] | undefined, field: string, check: (v: string) => string) => {
+      if (values === undefined) return undefined;
+      if (!Array.isArray(values) || values.length > MAX_ID_LIST) throw new CredentialValidationError(`${field} must be a list of at most ${MAX_ID_LIST}`, field);
+      return values.map(check);
     };
+    const excludeIntegrationIds = list(query.excludeIntegrationIds, 'excludeIntegrationIds', (v) => (assertIdentifier(v, 'excludeIntegrationIds'), v));
+    const ids = list(query.ids, 'ids', (v) => checkedId(v, 'ids'));
+    const excludeIds = list(query.excludeIds, 'excludeIds', (v) => checkedId(v, 'excludeIds'));
+    if (query.changedAtOrBefore !== undefined) assertDate(query.changedAtOrBefore, 'changedAtOrBefore');
+    const after = query.cursor !== undefined ? decodeLastChangeCursor(query.cursor) : undefined;
+    const now = this.clock.nowMs();
+    const rows = await this.rows.pageByLastChange(ctx.tenantId, {
+      types,
+      integrationId: query.integrationId,
+      excludeIntegrationIds,
+      ids,
+      excludeIds,
+      changedAtOrBeforeMs: query.changedAtOrBefore?.getTime(),
+      after,
+      nowMs: now,
+      limit: limit + 1,
+    });
+    return toPage(rows, limit, now, (last) => writePageCursor([(last.rotatedAt ?? last.createdAt).getTime(), last.createdAt.getTime(), last.id]));
   }
 
   /** See `CredentialsService.listExpiringBounded` (and `listExpiring`, its items alone). */
@@ -177,6 +206,29 @@ function assertIncludeInternal({ includeInternal }: InternalCredentialsOption): 
 
 function encodeCursor(createdAt: number, id: string): string {
   return writePageCursor([createdAt, id]);
+}
+
+/** A page of `limit` from rows read one past it: a next cursor, from its last row, only when that one more came. */
+function toPage(rows: CredentialEntity[], limit: number, now: number, cursorOf: (last: CredentialEntity) => string): CredentialPage {
+  const page = rows.slice(0, limit);
+  const last = page[page.length - 1];
+  return { items: page.map((r) => toMetadataOfFresh(r, now)), nextCursor: rows.length > limit && last ? cursorOf(last) : undefined };
+}
+
+/** The longest id list and page `listByLastChange` takes. */
+const MAX_ID_LIST = 10_000;
+
+/** A credential id as the rows keep it (lower case), or a validation error naming `field`. */
+function checkedId(id: string, field: string): string {
+  if (typeof id !== 'string' || !UUID_PATTERN.test(id)) throw new CredentialValidationError(`${field} must hold credential ids (UUIDs)`, field);
+  return foldUuid(id);
+}
+
+/** What `listByLastChange` writes as nextCursor: (last change, createdAt, id), else a validation error. */
+function decodeLastChangeCursor(cursor: string): { changedAtMs: number; createdAtMs: number; id: string } {
+  const v = readPageCursor(cursor);
+  if (Array.isArray(v) && v.length === 3 && isCursorInstant(v[0]) && isCursorInstant(v[1]) && isCursorUuid(v[2])) return { changedAtMs: v[0], createdAtMs: v[1], id: v[2] };
+  throw new CredentialValidationError('cursor is not one a list answered as nextCursor: pass nextCursor back unchanged, or leave cursor out for the first page', 'cursor');
 }
 
 function decodeCursor(cursor: string): { createdAt: number; id: string } {

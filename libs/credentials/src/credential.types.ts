@@ -175,6 +175,30 @@ export interface ListCredentialsQuery extends InternalCredentialsOption {
   cursor?: string;
 }
 
+/**
+ * A page of the tenant's active credentials (effective status: not past their expiry) by their last change — `rotatedAt`,
+ * else `createdAt` —, the least recently changed first: what a rotation schedule asks ("last changed before its
+ * threshold"). Internal credentials are never listed. Lists of ids take at most 10,000 each.
+ */
+export interface ListByLastChangeQuery {
+  /** Only these types (1..all of them). */
+  types: CredentialTypeInput[];
+  /** Only this integration. */
+  integrationId?: string;
+  /** None of these integrations. */
+  excludeIntegrationIds?: string[];
+  /** Only these credential ids. */
+  ids?: string[];
+  /** None of these credential ids. */
+  excludeIds?: string[];
+  /** Only a last change at or before this instant. */
+  changedAtOrBefore?: Date;
+  /** Page size, 1..10000. */
+  limit: number;
+  /** `nextCursor` of the previous page. */
+  cursor?: string;
+}
+
 export interface CredentialPage {
   items: CredentialMetadata[];
   /** Present when another page follows. */

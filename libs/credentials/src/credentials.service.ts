@@ -15,6 +15,7 @@ import type {
   CredentialVersionWithValue,
   CredentialWithValue,
   InternalCredentialsOption,
+  ListByLastChangeQuery,
   ListCredentialsQuery,
   MetadataReadOptions,
   ReadOptions,
@@ -185,6 +186,15 @@ export class CredentialsService {
    */
   list(ctx: OperationContext, query: ListCredentialsQuery = {}): Promise<CredentialPage> {
     return this.queries.list(ctx, query);
+  }
+
+  /**
+   * The tenant's active credentials by their last change (`rotatedAt`, else `createdAt`), the least recently changed
+   * first, in pages (keyset cursor), from an index of (tenant, type, last change): what is due under a rotation schedule
+   * is the credentials changed before its threshold, without reading the others. Internal credentials never.
+   */
+  listByLastChange(ctx: OperationContext, query: ListByLastChangeQuery): Promise<CredentialPage> {
+    return this.queries.listByLastChange(ctx, query);
   }
 
   /**

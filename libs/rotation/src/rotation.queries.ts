@@ -1,6 +1,6 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { boundedList, type BoundedList, Clock, type OperationContext } from '@app/common';
-import { CredentialsService, CredentialStatus, CredentialType, type CredentialMetadata } from '@app/credentials';
+import { CredentialsService, CredentialType, type CredentialMetadata, type ListByLastChangeQuery } from '@app/credentials';
 import { RotationValidationError } from './errors/rotation.errors';
 import { assertContext } from './internal/validation';
 import { DAY_MS } from './jobs/expiry-monitor.service';
@@ -64,36 +64,76 @@ export class RotationQueries {
 
   /** Active credentials whose rotation falls due within `days` (already due ones included), soonest first: every one. */
   async dueRotations(ctx: OperationContext, days = 0): Promise<DueRotation[]> {
-    assertContext(ctx);
-    assertDaysWindow(days);
-    const horizon = this.clock.nowMs() + days * DAY_MS;
-    const overrides = await this.policies.tenantOverrides(ctx.tenantId);
-    const out: DueRotation[] = [];
-    let cursor: string | undefined;
-    do {
-      const page = await this.credentials.list(ctx, { status: CredentialStatus.ACTIVE, limit: 200, cursor });
-      for (const c of page.items) {
-        if (c.type === CredentialType.OAUTH_ACCESS_TOKEN) continue;
-        const policy = await this.policies.resolve({ id: c.id, tenantId: c.tenantId, integrationId: c.integrationId, type: c.type }, overrides);
-        if (policy.rotateAfterDays <= 0) continue;
-        const dueAt = new Date((c.rotatedAt ?? c.createdAt).getTime() + policy.rotateAfterDays * DAY_MS);
-        if (dueAt.getTime() <= horizon) out.push({ credential: c, dueAt, rotateAfterDays: policy.rotateAfterDays, rotation: policy.rotation });
-      }
-      cursor = page.nextCursor;
-    } while (cursor);
-    return out.sort((a, b) => a.dueAt.getTime() - b.dueAt.getTime());
+    return this.due(ctx, days, undefined);
   }
 
   /**
-   * `dueRotations`, the soonest `limit` (1..10000) of them, and `truncated` when more are due. The due set is computed
-   * in full as `dueRotations` does (a due date is the policy's, not a column): only the answer is bounded.
+   * `dueRotations`, the soonest `limit` (1..10000) of them, and `truncated` when more are due: the soonest `limit + 1` of
+   * each group of credentials sharing one policy (below), merged.
    */
   async dueRotationsBounded(ctx: OperationContext, days = 0, limit = ATTENTION_LIST_LIMIT): Promise<BoundedList<DueRotation>> {
     assertContext(ctx);
     assertLimit(limit);
-    return boundedList(await this.dueRotations(ctx, days), limit);
+    return boundedList(await this.due(ctx, days, limit + 1), limit);
+  }
+
+  /**
+   * The due set, soonest first (then oldest, then by id: the order of the tenant's list, as before). A due date is the
+   * last change (`rotatedAt`, else `createdAt`) plus the policy's `rotateAfterDays`, and the policy depends only on the
+   * integration and type — but for credential-level overrides. So the credentials split into groups of one policy: each
+   * integration that has overrides, and every other integration, by the types whose `rotateAfterDays` is the same; each
+   * group's due ones are those changed before one threshold, which the credentials lib reads from its index of
+   * (tenant, type, last change), least recently changed — soonest due — first. Credentials with their own override are
+   * read by id and checked one by one. `perGroup`: how many of each group at most (undefined: all of them).
+   */
+  private async due(ctx: OperationContext, days: number, perGroup: number | undefined): Promise<DueRotation[]> {
+    assertContext(ctx);
+    assertDaysWindow(days);
+    const horizon = this.clock.nowMs() + days * DAY_MS;
+    const overrides = await this.policies.tenantOverrides(ctx.tenantId);
+    const own = [...new Set(overrides.filter((r) => r.level === 'credential').map((r) => r.target))];
+    const integrations = [...new Set(overrides.filter((r) => r.level === 'integration').map((r) => r.target))];
+    const out: DueRotation[] = [];
+    const take = async (c: CredentialMetadata) => {
+      const policy = await this.policies.resolve({ id: c.id, tenantId: c.tenantId, integrationId: c.integrationId, type: c.type }, overrides);
+      if (policy.rotateAfterDays <= 0) return;
+      const dueAt = new Date((c.rotatedAt ?? c.createdAt).getTime() + policy.rotateAfterDays * DAY_MS);
+      if (dueAt.getTime() <= horizon) out.push({ credential: c, dueAt, rotateAfterDays: policy.rotateAfterDays, rotation: policy.rotation });
+    };
+    // '' names no integration and no credential: an override's target never is empty.
+    for (const integrationId of [...integrations, '']) {
+      const byDays = new Map<number, CredentialType[]>();
+      for (const type of ROTATED_TYPES) {
+        const { rotateAfterDays } = await this.policies.resolve({ id: '', tenantId: ctx.tenantId, integrationId, type }, overrides);
+        if (rotateAfterDays > 0) byDays.set(rotateAfterDays, [...(byDays.get(rotateAfterDays) ?? []), type]);
+      }
+      for (const [rotateAfterDays, types] of byDays) {
+        const scope = integrationId ? { integrationId } : { excludeIntegrationIds: integrations };
+        const query = { types, ...scope, excludeIds: own, changedAtOrBefore: new Date(horizon - rotateAfterDays * DAY_MS) };
+        await this.eachCredential(ctx, query, perGroup, take);
+      }
+    }
+    if (own.length > 0) await this.eachCredential(ctx, { types: ROTATED_TYPES, ids: own }, undefined, take);
+    return out.sort((a, b) => a.dueAt.getTime() - b.dueAt.getTime() || a.credential.createdAt.getTime() - b.credential.createdAt.getTime() || (a.credential.id < b.credential.id ? -1 : 1));
+  }
+
+  /** The first `max` (all when undefined) credentials of `query`, page by page. */
+  private async eachCredential(ctx: OperationContext, query: Omit<ListByLastChangeQuery, 'limit' | 'cursor'>, max: number | undefined, take: (c: CredentialMetadata) => Promise<void>): Promise<void> {
+    let cursor: string | undefined;
+    let seen = 0;
+    do {
+      const page = await this.credentials.listByLastChange(ctx, { ...query, limit: Math.min(DUE_PAGE, max === undefined ? DUE_PAGE : max - seen), cursor });
+      for (const c of page.items) await take(c);
+      seen += page.items.length;
+      cursor = page.nextCursor;
+    } while (cursor && (max === undefined || seen < max));
   }
 }
+
+/** Types a rotation schedule applies to: an OAuth access token is refreshed, not rotated. */
+const ROTATED_TYPES = Object.values(CredentialType).filter((t) => t !== CredentialType.OAUTH_ACCESS_TOKEN);
+/** Credentials read per page of a due group. */
+const DUE_PAGE = 500;
 
 function assertLimit(limit: number): void {
   if (!Number.isInteger(limit) || limit < 1 || limit > 10_000) throw new RotationValidationError('limit must be an integer in 1..10000', 'limit');

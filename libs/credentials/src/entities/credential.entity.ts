@@ -28,6 +28,9 @@ export interface StoredCertificateInfo extends Omit<CertificateInfo, 'validFrom'
 @Index('IDX_cv_credentials_expires_id', { synchronize: false })
 // (type, connection_id) of live rows, collated "C" on PostgreSQL (migration 1920000000000): owned by the migrations too.
 @Index('IDX_cv_credentials_type_connection', { synchronize: false })
+// (tenant_id, type, COALESCE(rotated_at, created_at), created_at, id) of active rows (migration 1970000000000): an
+// expression TypeORM cannot declare, owned by the migrations.
+@Index('IDX_cv_credentials_tenant_type_changed', { synchronize: false })
 export class CredentialEntity {
   @PrimaryColumn({ type: 'varchar', length: 36 })
   id: string;

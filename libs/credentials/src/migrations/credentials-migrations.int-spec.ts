@@ -1,7 +1,7 @@
 import type { DataSource } from 'typeorm';
 import { DATABASE_KINDS, useMigrationDatabase } from '@app/testing';
 import { CREDENTIALS_ENTITIES, CREDENTIALS_MIGRATIONS } from '@app/credentials';
-import { CredentialTypeConnectionIndex1920000000000, CredentialVersionRevokedAt1880000000000 } from './index';
+import { CredentialLastChangeIndex1970000000000, CredentialTypeConnectionIndex1920000000000, CredentialVersionRevokedAt1880000000000 } from './index';
 
 /** The lib's migrations before `migration` (`through`: and it). */
 const upTo = (migration: (typeof CREDENTIALS_MIGRATIONS)[number], through = false) => CREDENTIALS_MIGRATIONS.slice(0, CREDENTIALS_MIGRATIONS.indexOf(migration) + (through ? 1 : 0));
@@ -75,7 +75,7 @@ describe.each(DATABASE_KINDS)('CredentialTypeConnectionIndex on %s', (kind) => {
     await before.query(credential('00000000-0000-4000-8000-000000000003', 'conn-1', 'active'));
     await before.destroy();
 
-    const after = await migrate(CREDENTIALS_MIGRATIONS);
+    const after = await migrate(upTo(CredentialTypeConnectionIndex1920000000000, true));
     expect(await definition(after)).toMatch(kind === 'postgres' ? /\(type, connection_id COLLATE C\) WHERE \(\(status\)::text <> 'deleted'::text\)$/ : /\(type, connection_id\) WHERE status <> 'deleted'$/);
     const count = `SELECT COUNT(*) AS n FROM ${table('cv_credentials')} WHERE status <> 'deleted' AND type = 'custom_secret' AND connection_id${kind === 'postgres' ? ' COLLATE "C"' : ''} >= 'rotation-pending.' AND connection_id${kind === 'postgres' ? ' COLLATE "C"' : ''} < 'rotation-pending/'`;
     expect(Number((await after.query(count))[0].n)).toBe(1);
@@ -120,4 +120,50 @@ describe.each(DATABASE_KINDS)('CredentialTypeConnectionIndex on %s', (kind) => {
       expect(await definition(after)).toMatch(/\(type, connection_id COLLATE C\) WHERE/);
     });
   }
+});
+
+// The index of active credentials by (tenant, type, last change) the rotation lib's due list reads: built on a table with
+// rows, chosen by the planner for the due query's shape, undone cleanly.
+describe.each(DATABASE_KINDS)('CredentialLastChangeIndex on %s', (kind) => {
+  const bed = useMigrationDatabase(kind);
+  const migrate = (migrations: typeof CREDENTIALS_MIGRATIONS) => bed.migrate(CREDENTIALS_ENTITIES, migrations);
+  const { schema, table } = bed;
+  const NAME = 'IDX_cv_credentials_tenant_type_changed';
+  const definition = async (ds: DataSource): Promise<string | undefined> => {
+    const rows = (await (kind === 'postgres'
+      ? ds.query(`SELECT indexdef AS def FROM pg_indexes WHERE tablename = 'cv_credentials' AND indexname = $1 AND schemaname = $2`, [NAME, schema()])
+      : ds.query(`SELECT sql AS def FROM sqlite_master WHERE type = 'index' AND name = ?`, [NAME]))) as Array<{ def: string }>;
+    return rows[0]?.def.replace(/"/g, '');
+  };
+
+  it('is built on a table with rows, serves the due query, and is undone', async () => {
+    const before = await migrate(upTo(CredentialLastChangeIndex1970000000000));
+    const values = Array.from({ length: 300 }, (_, i) => {
+      const id = `00000000-0000-4000-8000-${String(i).padStart(12, '0')}`;
+      const status = i % 10 === 0 ? 'deleted' : 'active';
+      return `('${id}', 't${i % 3}', 'acme', 'c${i}', '${i % 2 ? 'api_key' : 'webhook_secret'}', 'envelope', 1, '${status}', '{}', 1, ${1000 + i}, ${i % 4 ? 'NULL' : 5000 + i}, ${1000 + i}, 'u', 'u')`;
+    });
+    await before.query(
+      `INSERT INTO ${table('cv_credentials')} (id, tenant_id, integration_id, connection_id, type, value_store, current_version, status, tags, row_version, created_at, rotated_at, updated_at, created_by, updated_by) VALUES ${values.join(', ')}`,
+    );
+    await before.destroy();
+
+    const after = await migrate(upTo(CredentialLastChangeIndex1970000000000, true));
+    expect(await definition(after)).toMatch(
+      kind === 'postgres' ? /\(tenant_id, type, COALESCE\(rotated_at, created_at\), created_at, id\) WHERE \(\(status\)::text = 'active'::text\)$/ : /\(tenant_id, type, \(COALESCE\(rotated_at, created_at\)\), created_at, id\) WHERE status = 'active'$/,
+    );
+    // The due query's shape (CredentialRepository.pageByLastChange): the planner takes this index for it.
+    const due = `SELECT id FROM ${table('cv_credentials')} WHERE tenant_id = 't1' AND status = 'active' AND type = 'api_key' AND COALESCE(rotated_at, created_at) <= 1200 ORDER BY COALESCE(rotated_at, created_at) ASC, created_at ASC, id ASC LIMIT 10`;
+    const plan = kind === 'postgres'
+      ? ((await after.transaction(async (m) => {
+          await m.query('SET LOCAL enable_seqscan = off'); // a 300-row table is read whole otherwise, whatever its indexes
+          return m.query(`EXPLAIN ${due}`);
+        })) as Array<{ 'QUERY PLAN': string }>).map((r) => r['QUERY PLAN']).join('\n')
+      : ((await after.query(`EXPLAIN QUERY PLAN ${due}`)) as Array<{ detail: string }>).map((r) => r.detail).join('\n');
+    expect(plan).toContain(NAME);
+
+    await after.undoLastMigration();
+    expect(await definition(after)).toBeUndefined();
+    expect(Number((await after.query(`SELECT COUNT(*) AS n FROM ${table('cv_credentials')}`))[0].n)).toBe(300);
+  });
 });

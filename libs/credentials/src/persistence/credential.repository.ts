@@ -27,6 +27,30 @@ export interface CredentialPageFilter {
   limit: number;
 }
 
+/**
+ * Filters of a tenant's active credentials by their last change — `rotatedAt`, else `createdAt` — for the rotation lib's
+ * due list: every value already validated by the caller. Internal credentials are left out.
+ */
+export interface LastChangePageFilter {
+  /** Only these types (at least one). */
+  types: CredentialType[];
+  /** Only this integration. */
+  integrationId?: string;
+  /** None of these integrations. */
+  excludeIntegrationIds?: string[];
+  /** Only these ids. */
+  ids?: string[];
+  /** None of these ids. */
+  excludeIds?: string[];
+  /** Only a last change at or before this (epoch ms). */
+  changedAtOrBeforeMs?: number;
+  /** Keyset cursor: rows strictly after this (last change, createdAt, id). */
+  after?: { changedAtMs: number; createdAtMs: number; id: string };
+  /** "Now" for the effective status (epoch ms): an active credential past its expiry is not active. */
+  nowMs: number;
+  limit: number;
+}
+
 /** A validated cross-tenant expiry scan. */
 export interface ExpiryScanFilter {
   beforeMs: number;
@@ -282,6 +306,39 @@ export class CredentialRepository {
     // The same as (createdAt, id) > cursor; the `>=` bound lets the index start at the cursor.
     if (f.after) and('"created_at" >= ? AND ("created_at" > ? OR "id" > ?)', f.after.createdAtMs, f.after.createdAtMs, f.after.id);
     const rows = await this.rawRows(this.sql().where(where, '"created_at" ASC, "id" ASC'), [...params, f.limit]);
+    return rows.map(credentialFromRow);
+  }
+
+  /**
+   * Active rows (effective status) of the filter, the least recently changed first: keyset-ordered by (last change,
+   * createdAt, id), the last change being the expression IDX_cv_credentials_tenant_type_changed indexes (migration
+   * 1970000000000) after (tenant_id, type). Lists travel as one JSON parameter: one statement whatever their length.
+   */
+  async pageByLastChange(tenantId: string, f: LastChangePageFilter): Promise<CredentialEntity[]> {
+    const changed = 'COALESCE("rotated_at", "created_at")';
+    // The status as a literal, as the index's WHERE says it: a bound parameter would not show the planner it matches.
+    const where = ['"tenant_id" = ?', `"status" = '${CredentialStatus.ACTIVE}'`, '("expires_at" IS NULL OR "expires_at" > ?)', NOT_INTERNAL_RAW.sql];
+    const params: unknown[] = [tenantId, f.nowMs, ...NOT_INTERNAL_RAW.params];
+    const postgres = this.runner.dataSource.driver.options.type === 'postgres';
+    const and = (predicate: string, ...values: unknown[]) => {
+      where.push(predicate);
+      params.push(...values);
+    };
+    const inList = (column: string, values: readonly string[], negate: boolean) =>
+      and(postgres ? `${negate ? 'NOT ' : ''}(${column} = ANY(ARRAY(SELECT json_array_elements_text(?::json))))` : `${column} ${negate ? 'NOT IN' : 'IN'} (SELECT value FROM json_each(?))`, JSON.stringify(values));
+    if (f.types.length === 1) and('"type" = ?', f.types[0]);
+    else inList('"type"', f.types, false);
+    if (f.integrationId !== undefined) and('"integration_id" = ?', f.integrationId);
+    if (f.excludeIntegrationIds?.length) inList('"integration_id"', f.excludeIntegrationIds, true);
+    if (f.ids !== undefined) inList('"id"', f.ids, false);
+    if (f.excludeIds?.length) inList('"id"', f.excludeIds, true);
+    if (f.changedAtOrBeforeMs !== undefined) and(`${changed} <= ?`, f.changedAtOrBeforeMs);
+    if (f.after) {
+      const { changedAtMs: c, createdAtMs: t, id } = f.after;
+      // The same as (last change, createdAt, id) > cursor; the `>=` bound lets the index start at the cursor.
+      and(`${changed} >= ? AND (${changed} > ? OR "created_at" > ? OR ("created_at" = ? AND "id" > ?))`, c, c, t, t, id);
+    }
+    const rows = await this.rawRows(this.sql().where(where, `${changed} ASC, "created_at" ASC, "id" ASC`), [...params, f.limit]);
     return rows.map(credentialFromRow);
   }
 
