@@ -4,10 +4,8 @@ import { DistributedLock, LockTimeoutError, prefixedLockKey, type OperationConte
 import { CredentialNotFoundError, CredentialRevokedError, CredentialsService, CredentialStatus, CredentialType, type CredentialMetadata } from '@app/credentials';
 import { auditRefusal } from '../internal/audit-failure';
 import { NotAWebhookSecretError, WebhookRotationInProgressError } from './webhook-secret.errors';
-import { WEBHOOK_SECRETS_LOCK } from './webhook-secrets.tokens';
-
-/** How long a stage waits for another rotation step of the same credential before answering IN_PROGRESS. */
-const STAGE_LOCK_WAIT_MS = 10_000;
+import type { ResolvedWebhookSecretsOptions } from './webhook-secrets.options';
+import { WEBHOOK_SECRETS_LOCK, WEBHOOK_SECRETS_OPTIONS } from './webhook-secrets.tokens';
 
 /**
  * Who asks for a rotation step. A caller's id its tenant does not have is a refused change, audited (denied,
@@ -37,6 +35,7 @@ export class WebhookRotationLock {
     private readonly credentials: CredentialsService,
     private readonly audit: AuditService,
     @Inject(WEBHOOK_SECRETS_LOCK) private readonly lock: DistributedLock,
+    @Inject(WEBHOOK_SECRETS_OPTIONS) private readonly options: ResolvedWebhookSecretsOptions,
   ) {}
 
   /**
@@ -51,11 +50,11 @@ export class WebhookRotationLock {
   }
 
   /**
-   * As `locked`, but waits up to `waitMs` (STAGE_LOCK_WAIT_MS) for the holder (a stage takes well under a second).
+   * As `locked`, but waits up to `waitMs` (the `stageLockWaitMs` option) for the holder (a stage takes well under a second).
    * Without `refusal` (the repair of a superseded push, audited as that), a lock still held is not audited here; with
    * it, the id is looked up in the caller's tenant before the wait, as in `locked`.
    */
-  async lockedWaiting<T>(credentialId: string, refusal: { ctx: OperationContext; asked: RotationAsk } | null, work: () => Promise<T>, waitMs = STAGE_LOCK_WAIT_MS): Promise<T> {
+  async lockedWaiting<T>(credentialId: string, refusal: { ctx: OperationContext; asked: RotationAsk } | null, work: () => Promise<T>, waitMs = this.options.stageLockWaitMs): Promise<T> {
     if (refusal) await this.load(refusal.ctx, credentialId, refusal.asked);
     let began = false;
     const step = () => ((began = true), work());

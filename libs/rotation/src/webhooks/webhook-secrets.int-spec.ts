@@ -17,6 +17,8 @@ import { RecordingUpdater, startWebhookStack, type WebhookStack } from './testin
 import { WEBHOOK_SECRETS_LOCK } from './webhook-secrets.tokens';
 
 const HOUR = 3_600_000;
+/** A stage's wait for a held lock here (10 s by default, per database): still far above a lookup and its audit row. */
+const STAGE_LOCK_WAIT_MS = 3_000;
 const body = JSON.stringify({ type: 'invoice.paid', id: 'evt_1' });
 
 describe.each(DATABASE_KINDS)('webhook secrets on %s', (kind) => {
@@ -40,7 +42,7 @@ describe.each(DATABASE_KINDS)('webhook secrets on %s', (kind) => {
   beforeAll(async () => {
     emu = await KeyVaultEmulator.start({ quiet: true, throttle: false, operationDelayMs: 0 }); // credential deletes soft-delete secrets
     db = await createTestDatabase(kind);
-    stack = await startWebhookStack(db, emu, clock);
+    stack = await startWebhookStack(db, emu, clock, { stageLockWaitMs: STAGE_LOCK_WAIT_MS });
     stack.updaters.register('stripe', updater);
   });
 
@@ -234,12 +236,14 @@ describe.each(DATABASE_KINDS)('webhook secrets on %s', (kind) => {
     try {
       const first = stack.service.rotate(ctxL, credential.id);
       await onProvider; // holds the credential's lock
-      const staged = rejection(stack.service.stageConnection(target)); // waits for the lock, then refused
+      const stagedFrom = Date.now();
+      // Waits for the lock, then refused: after the configured wait, not the default 10 s.
+      const staged = rejection(stack.service.stageConnection(target)).then((e) => ({ e, waitedMs: Date.now() - stagedFrom }));
       expect(await codeOf(stack.service.rotate(ctxL, credential.id))).toBe(WebhookSecretErrorCode.WEBHOOK_ROTATION_IN_PROGRESS);
       expect(await codeOf(stack.service.activateConnection(target))).toBe(WebhookSecretErrorCode.WEBHOOK_ROTATION_IN_PROGRESS);
       expect(await codeOf(stack.service.discardConnection(target))).toBe(WebhookSecretErrorCode.WEBHOOK_ROTATION_IN_PROGRESS);
       // Another tenant's step of that id: not found, as any id it does not have — not "in progress"; looked up before
-      // the lock, so it neither takes nor waits on it (a stage: not after its 10 s wait).
+      // the lock, so it neither takes nor waits on it (a stage: not after its wait).
       const lock = stack.moduleRef.get<DistributedLock>(WEBHOOK_SECRETS_LOCK);
       const tryRun = jest.spyOn(lock, 'tryRun');
       const run = jest.spyOn(lock, 'run');
@@ -247,7 +251,7 @@ describe.each(DATABASE_KINDS)('webhook secrets on %s', (kind) => {
         expect(await codeOf(stack.service.rotate(ctxO, credential.id))).toBe(2002);
         const began = Date.now();
         expect(await codeOf(stack.rotator.stage(ctxO, credential.id))).toBe(2002);
-        expect(Date.now() - began).toBeLessThan(5_000);
+        expect(Date.now() - began).toBeLessThan(STAGE_LOCK_WAIT_MS);
         expect(await codeOf(stack.rotator.activate(ctxO, credential.id))).toBe(2002);
         expect(await codeOf(stack.rotator.discard(ctxO, credential.id))).toBe(2002);
         expect([...tryRun.mock.calls, ...run.mock.calls].filter(([key]) => String(key).includes(credential.id))).toEqual([]);
@@ -255,7 +259,10 @@ describe.each(DATABASE_KINDS)('webhook secrets on %s', (kind) => {
         tryRun.mockRestore();
         run.mockRestore();
       }
-      expect(((await staged) as { code?: number }).code).toBe(WebhookSecretErrorCode.WEBHOOK_ROTATION_IN_PROGRESS);
+      const { e, waitedMs } = await staged;
+      expect((e as { code?: number }).code).toBe(WebhookSecretErrorCode.WEBHOOK_ROTATION_IN_PROGRESS);
+      expect(waitedMs).toBeGreaterThanOrEqual(STAGE_LOCK_WAIT_MS - 50);
+      expect(waitedMs).toBeLessThan(10_000);
       release();
       await expect(first).resolves.toMatchObject({ outcome: 'rotated', version: 2 });
     } finally {

@@ -7,7 +7,7 @@ import { ROTATION_RESOLVED_OPTIONS } from '../rotation.constants';
 import { resolveRotationOptions } from '../rotation.options';
 
 describe('webhooks options', () => {
-  it('defaults: 24 h overlap, 5 live, ± 300 s, 180 d, no cache TTL, 7 d to activate a staged secret, a daily job in UTC', () => {
+  it('defaults: 24 h overlap, 5 live, ± 300 s, 180 d, no cache TTL, 7 d to activate a staged secret, 10 s for a held lock, a daily job in UTC', () => {
     expect(resolveWebhookSecretsOptions()).toEqual({
       overlapMs: 86_400_000,
       maxLiveSecrets: 5,
@@ -15,6 +15,7 @@ describe('webhooks options', () => {
       rotateAfterMs: 180 * 86_400_000,
       cacheTtlMs: 0,
       stagedTtlMs: 7 * 86_400_000,
+      stageLockWaitMs: 10_000,
       job: { enabled: true, cron: '0 30 3 * * *', timeZone: 'UTC', maxPerRun: 1000 },
     });
     expect(DEFAULT_WEBHOOK_SECRETS_OPTIONS).toEqual(resolveWebhookSecretsOptions({}));
@@ -24,7 +25,7 @@ describe('webhooks options', () => {
   it('one typed error lists every bad field, without its value', () => {
     let err: unknown;
     try {
-      resolveWebhookSecretsOptions({ maxLiveSecrets: 1, toleranceSeconds: 'whsec_secretlooking' as never, job: { cron: 'every day', timeZone: 'Mars/Base' } });
+      resolveWebhookSecretsOptions({ maxLiveSecrets: 1, toleranceSeconds: 'whsec_secretlooking' as never, stageLockWaitMs: 999, job: { cron: 'every day', timeZone: 'Mars/Base' } });
     } catch (e) {
       err = e;
     }
@@ -32,6 +33,7 @@ describe('webhooks options', () => {
     const { code, message } = err as WebhookSecretConfigurationError;
     expect(code).toBe(WebhookSecretErrorCode.WEBHOOK_CONFIGURATION);
     for (const field of ['maxLiveSecrets', 'toleranceSeconds', 'job.cron', 'job.timeZone']) expect(message).toContain(field);
+    expect(message).toContain('stageLockWaitMs: must be an integer in 1000..600000');
     expect(message).not.toContain('whsec_secretlooking');
   });
 

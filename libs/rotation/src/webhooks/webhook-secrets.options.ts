@@ -29,6 +29,12 @@ export interface WebhookSecretsOptions {
    * current secret stays current. 1 minute..30 days. @default 604800000 (7 d)
    */
   stagedTtlMs?: number;
+  /**
+   * How long a step that waits for the credential's lock (a stage, the repair of a superseded push, the job's discard
+   * of an ended one) waits for another step holding it before answering `WEBHOOK_ROTATION_IN_PROGRESS` (a step takes
+   * well under a second). 1000..600000. @default 10000
+   */
+  stageLockWaitMs?: number;
   /** The `webhook-secret-rotation` job. */
   job?: {
     /** Register the job (needs ScheduleModule.forRoot() in the host). @default true */
@@ -49,6 +55,7 @@ export interface ResolvedWebhookSecretsOptions {
   rotateAfterMs: number;
   cacheTtlMs: number;
   stagedTtlMs: number;
+  stageLockWaitMs: number;
   job: { enabled: boolean; cron: string; timeZone: string; maxPerRun: number };
 }
 
@@ -63,6 +70,7 @@ export const webhookSecretsOptionsSchema = z
     rotateAfterMs: int(0, 10 * 365 * DAY).default(180 * DAY),
     cacheTtlMs: int(0, HOUR).default(0),
     stagedTtlMs: int(60_000, 30 * DAY).default(7 * DAY),
+    stageLockWaitMs: int(1000, 600_000).default(10_000),
     job: z
       .object({
         enabled: booleanOption().default(true),
