@@ -10,7 +10,7 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import { ManualClock, type OperationContext } from '@app/common';
 import { AuditAction, AuditResult } from '@app/audit';
-import { CredentialType } from '@app/credentials';
+import { CredentialType, ReadAuditCoalescer } from '@app/credentials';
 import { CapturingLogger } from '@app/testing';
 import { OAuthRefreshConfigurationError, OAUTH_REFRESH_ERROR_HTTP_STATUS } from '../errors/oauth-refresh.errors';
 import { OAuthRefreshEvents, type OAuthRefreshFailedEvent } from '../events/oauth-refresh.events';
@@ -95,13 +95,18 @@ describe('OAuthRefreshModule when the client secret credential is missing (sqlit
   });
 
   it('a revoked client secret is read once however many refreshes meet it: one refused read, no suspicious-activity alert, each cooldown said once', async () => {
-    const other: OperationContext = { ...ctx, tenantId: `t_${randomBytes(3).toString('hex')}` };
+    // The case's own correlation id, which the client secret's read rows carry: the rows it caused are those. (Reads of
+    // that secret by the cases before, folded by the read-audit coalescer, are written — and stamped — when its 1 s
+    // window ends: during this case, but for the flush below.)
+    const other: OperationContext = { ...ctx, tenantId: `t_${randomBytes(3).toString('hex')}`, correlationId: randomUUID() };
     const system: OperationContext = { tenantId: 'system', actor: { id: 'user:ops' } };
     const connections = ['conn-a', 'conn-b', 'conn-c', 'conn-d', 'conn-e', 'conn-f'];
     let expiresAt = new Date(0);
     for (const c of connections) expiresAt = (await stack.oauth.storeOAuthCredentials(other, 'acme-idp', c, await stack.server.authorize())).expiresAt;
     registerWithSecret(stack.clientSecretId);
     await stack.credentials.revoke(system, stack.clientSecretId);
+    await stack.moduleRef.get(ReadAuditCoalescer).flush();
+    await new Promise((r) => setTimeout(r, 5)); // what the flush wrote is stamped before `since`
     const since = new Date();
     stack.events.length = 0;
     stack.server.resetCounters();
@@ -111,8 +116,11 @@ describe('OAuthRefreshModule when the client secret credential is missing (sqlit
       clock.set(new Date(clock.now().getTime() + 31_000)); // the 30 s cooldown is over: once more
       for (const c of connections) await stack.oauth.getAccessToken(other, 'acme-idp', c);
 
-      const refused = (await stack.audit.query({ tenantId: 'system', action: AuditAction.READ, resource: stack.clientSecretId, from: since })).items;
-      expect(refused.map((r) => r.result)).toEqual([AuditResult.DENIED]);
+      const reads = (await stack.audit.query({ tenantId: 'system', action: AuditAction.READ, resource: stack.clientSecretId, correlationId: other.correlationId })).items;
+      expect(reads.map((r) => r.result)).toEqual([AuditResult.DENIED]);
+      // Nor was it read meanwhile in any other context.
+      const meanwhile = (await stack.audit.query({ tenantId: 'system', action: AuditAction.READ, resource: stack.clientSecretId, from: since })).items;
+      expect(meanwhile.map((r) => r.id)).toEqual(reads.map((r) => r.id));
       const alerts = (await stack.audit.query({ tenantId: 'system', action: AuditAction.SUSPICIOUS_ACTIVITY, from: since })).items;
       expect(alerts).toEqual([]);
       // Said once per cooldown, on the connection whose refresh met it: an event and a refresh/failure row each.
