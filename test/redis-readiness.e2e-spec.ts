@@ -41,9 +41,18 @@ describe('readiness while Redis is unreachable or stalled (SQLite host)', () => 
     prefix = `cvt-ready-${randomBytes(4).toString('hex')}:`;
   });
 
-  afterEach(async () => {
+  /**
+   * Each case closes its host before its proxy, while Redis answers through it: a host closed with its Redis connections
+   * between reconnection attempts leaves ioredis's 2 s disconnect timer running past this file (see
+   * closeRedisConnection) — a jest worker that ran it last was force-killed ('failed to exit gracefully').
+   */
+  const closeHost = async () => {
     await host?.close();
     host = undefined;
+  };
+
+  afterEach(async () => {
+    await closeHost(); // a case that failed before its own close
     const redis = await requireRedis();
     await deleteRedisKeys(redis, prefix);
     await redis.quit();
@@ -67,6 +76,7 @@ describe('readiness while Redis is unreachable or stalled (SQLite host)', () => 
       proxy = await startRedisForwarder(new URL(REDIS_URL), proxy.port);
       const back = await readinessUntil(host, (x) => x.body.details.cache.l2 === 'up' && x.body.details.cache.redis === 'up', 15_000);
       expect(back.body.details.cache).toMatchObject({ l2: 'up', redis: 'up' });
+      await closeHost();
     } finally {
       await proxy.close().catch(() => undefined);
     }
@@ -105,6 +115,12 @@ describe('readiness while Redis is unreachable or stalled (SQLite host)', () => 
       expect(r.status).toBe(200);
       expect(r.body.details.cache).toMatchObject({ status: 'degraded', l2: 'down', redis: 'down' });
       expect(r.ms).toBeLessThan(2_500);
+
+      // Resumed: up again (its connections reopened through the proxy), then closed while they are.
+      proxy.resume();
+      const back = await readinessUntil(host, (x) => x.body.details.cache.l2 === 'up' && x.body.details.cache.redis === 'up', 15_000);
+      expect(back.body.details.cache).toMatchObject({ l2: 'up', redis: 'up' });
+      await closeHost();
     } finally {
       proxy.resume();
       await proxy.close();
