@@ -15,7 +15,17 @@ async function deadPort(): Promise<number> {
 
 describe('closeRedisConnection', () => {
   const opened: Redis[] = [];
-  afterAll(() => Promise.all(opened.map((r) => closeRedisConnection(r))));
+  /**
+   * A connection stopped between reconnection attempts gets ioredis's disconnect timer (2 s) on its socket already
+   * closed (see closeRedisConnection): the file ends once those have run, or a jest worker that ran it last is
+   * force-killed ('failed to exit gracefully').
+   */
+  let timersUntil = 0;
+  const stoppedBetweenAttempts = (r: Redis) => (timersUntil = Math.max(timersUntil, Date.now() + (r.options.disconnectTimeout ?? 2_000)));
+  afterAll(async () => {
+    await Promise.all(opened.map((r) => closeRedisConnection(r)));
+    await new Promise((resolve) => setTimeout(resolve, Math.max(0, timersUntil + 100 - Date.now())));
+  });
   const connect = async (url = REDIS_URL, options: RedisOptions = {}) => {
     const r = new Redis(url, { maxRetriesPerRequest: 1, ...options });
     r.on('error', () => undefined);
@@ -51,6 +61,7 @@ describe('closeRedisConnection', () => {
     const r = await connect(`redis://127.0.0.1:${await deadPort()}`, { retryStrategy: () => 200 });
     await new Promise<void>((resolve) => r.once('reconnecting', () => resolve()));
     expect(await closeRedisConnection(r)).toBe(true);
+    stoppedBetweenAttempts(r);
     r.options.port = Number(new URL(REDIS_URL).port || 6379); // Redis is there now
     await r.connect();
     expect(r.status).toBe('ready');
@@ -65,6 +76,7 @@ describe('closeRedisConnection', () => {
     r.on('reconnecting', () => attempts++);
     const started = Date.now();
     expect(await closeRedisConnection(r, 1000)).toBe(true);
+    stoppedBetweenAttempts(r);
     expect(Date.now() - started).toBeLessThan(100);
     await new Promise((resolve) => setTimeout(resolve, 500));
     expect(attempts).toBe(0);
