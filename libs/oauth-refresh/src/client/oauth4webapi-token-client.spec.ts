@@ -45,7 +45,27 @@ describe('Oauth4webapiTokenClient: failure messages', () => {
     expect(inspect(refused, { depth: 5 })).not.toContain(MARKER);
     const unregistered = await failure(challenge(`Basic error="${MARKER}"`));
     expect(unregistered.details).toEqual({ status: 401, oauthError: 'unregistered_error' });
-    expect((await failure(challenge('Basic realm="idp"'))).details).toEqual({ status: 401 });
+    // No error in the challenge: the body's (oauth4webapi throws on the challenge before reading it).
+    expect((await failure(challenge('Basic realm="idp"'))).details).toEqual({ status: 401, oauthError: 'invalid_client' });
+  });
+
+  it('a refresh token refused with a challenge (a 401 or 400 with WWW-Authenticate) is still invalid_grant, not a refused client', async () => {
+    const answer = (status: number, header: string, body: unknown) => () =>
+      Promise.resolve(new Response(JSON.stringify(body), { status, headers: { 'content-type': 'application/json', 'www-authenticate': header } }));
+    for (const [status, header, body] of [
+      [401, 'Bearer realm="idp"', { error: 'invalid_grant', error_description: `token ${MARKER} expired` }],
+      [400, 'Basic realm="idp"', { error: 'invalid_grant' }],
+      [401, 'Bearer error="invalid_grant"', {}],
+    ] as const) {
+      const refused = await failure(answer(status, header, body));
+      expect(refused).toMatchObject({ kind: 'invalid_grant', details: { status, oauthError: 'invalid_grant' } });
+      expect(inspect(refused, { depth: 5 })).not.toContain(MARKER);
+    }
+    // A challenge on a provider's outage is still an outage; one with no error anywhere is a refused client.
+    expect((await failure(answer(503, 'Bearer realm="idp"', { error: 'temporarily_unavailable' }))).kind).toBe('transient');
+    const bare = await failure(() => Promise.resolve(new Response('nope', { status: 401, headers: { 'www-authenticate': 'Basic realm="idp"' } })));
+    expect(bare).toMatchObject({ kind: 'rejected', details: { status: 401 } });
+    expect(bare.details.oauthError).toBeUndefined();
   });
 
   it("keeps the provider's OAuth error only when it is a registered code, and never its description", async () => {

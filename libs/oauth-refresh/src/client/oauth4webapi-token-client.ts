@@ -34,7 +34,9 @@ export class Oauth4webapiTokenClient extends OAuthTokenClient {
     try {
       result = await oauth.processRefreshTokenResponse(as, client, response);
     } catch (e) {
-      const failure = classify(e, provider, response);
+      // A challenge is thrown before the body is read: its JSON `error` may still say what was refused (invalid_grant).
+      const bodyError = e instanceof oauth.WWWAuthenticateChallengeError ? await oauthErrorIn(response) : undefined;
+      const failure = classify(e, provider, response, bodyError);
       const rotated = failure.kind === 'invalid_response' && copy ? await refreshTokenIn(copy) : undefined;
       throw rotated === undefined ? failure : new TokenEndpointFailure(failure.kind, failure.message, failure.details, { rotatedRefreshToken: rotated });
     }
@@ -104,26 +106,16 @@ function serverKey(provider: ResolvedOAuthProvider): string {
   return `${provider.issuer}|${provider.allowInsecureRequests}`;
 }
 
-function classify(e: unknown, provider: ResolvedOAuthProvider, response?: Response): TokenEndpointFailure {
+function classify(e: unknown, provider: ResolvedOAuthProvider, response?: Response, bodyError?: string): TokenEndpointFailure {
   if (e instanceof TokenEndpointFailure) return e;
   const where = `the token endpoint`;
-  if (e instanceof oauth.ResponseBodyError) {
-    const status = e.status;
-    const retryAfterMs = retryAfter(e.response);
-    if (e.error === 'invalid_grant') return new TokenEndpointFailure('invalid_grant', `${where} answered invalid_grant (HTTP ${status})`, { status, oauthError: e.error });
-    const transient = status >= 500 || status === 429 || e.error === 'temporarily_unavailable' || e.error === 'server_error' || e.error === 'slow_down';
-    // The provider chose this string: repeated only when it is a registered code.
-    const oauthError = reportedOAuthError(e.error);
-    return new TokenEndpointFailure(transient ? 'transient' : 'rejected', `${where} answered ${oauthError ?? 'an error'} (HTTP ${status})`, {
-      status,
-      oauthError,
-      retryAfterMs,
-    });
-  }
+  if (e instanceof oauth.ResponseBodyError) return answeredError(e.status, e.error, retryAfter(e.response), '');
   if (e instanceof oauth.WWWAuthenticateChallengeError) {
-    // The challenge's `error` (oidc-provider: `Basic error="invalid_client"`), repeated only when it is a registered code.
-    const oauthError = reportedOAuthError(e.cause.find((c) => typeof c.parameters.error === 'string')?.parameters.error);
-    return new TokenEndpointFailure('rejected', `${where} refused the client (HTTP ${e.status}, WWW-Authenticate)`, { status: e.status, ...(oauthError ? { oauthError } : {}) });
+    // The challenge's `error` (oidc-provider: `Basic error="invalid_client"`), else the body's: a provider that adds a
+    // challenge to its every error (or answers invalid_grant with a 401 and one) still has its refresh token refused.
+    const said = e.cause.find((c) => typeof c.parameters.error === 'string')?.parameters.error ?? bodyError;
+    if (said !== undefined) return answeredError(e.status, said, retryAfter(e.response), ', WWW-Authenticate');
+    return new TokenEndpointFailure('rejected', `${where} refused the client (HTTP ${e.status}, WWW-Authenticate)`, { status: e.status });
   }
   if (e instanceof oauth.OperationProcessingError) {
     const res = e.cause instanceof Response ? e.cause : response;
@@ -151,6 +143,26 @@ function classify(e: unknown, provider: ResolvedOAuthProvider, response?: Respon
     return new TokenEndpointFailure('rejected', `${where} needs an operation oauth4webapi does not support (${e.code})`);
   }
   return new TokenEndpointFailure('transient', `${where} failed: ${(e as Error)?.name ?? 'error'}`);
+}
+
+/** The provider's OAuth `error` as a failure: invalid_grant, transient (5xx, 429, the codes saying so), else rejected. */
+function answeredError(status: number, error: string, retryAfterMs: number | undefined, how: string): TokenEndpointFailure {
+  const where = `the token endpoint`;
+  if (error === 'invalid_grant') return new TokenEndpointFailure('invalid_grant', `${where} answered invalid_grant (HTTP ${status}${how})`, { status, oauthError: error });
+  const transient = status >= 500 || status === 429 || error === 'temporarily_unavailable' || error === 'server_error' || error === 'slow_down';
+  // The provider chose this string: repeated only when it is a registered code.
+  const oauthError = reportedOAuthError(error);
+  return new TokenEndpointFailure(transient ? 'transient' : 'rejected', `${where} answered ${oauthError ?? 'an error'} (HTTP ${status}${how})`, { status, oauthError, retryAfterMs });
+}
+
+/** The OAuth `error` of a JSON error body, if it has one (never more of the body). */
+async function oauthErrorIn(response: Response): Promise<string | undefined> {
+  try {
+    const body = (await response.json()) as { error?: unknown } | null;
+    return typeof body?.error === 'string' && body.error.length > 0 ? body.error : undefined;
+  } catch {
+    return undefined; // not JSON (or already read): no error to read
+  }
 }
 
 /** The `refresh_token` of a JSON token response, if it has a usable one. */
