@@ -158,4 +158,36 @@ describe.each(DATABASE_KINDS)('RotationQueries bounded lists on %s', (kind: Test
       await expect(s.credentials.listByLastChange(ctx, { limit: 10, ...bad } as never)).rejects.toBeInstanceOf(CredentialValidationError);
     }
   });
+
+  it('a tenant with more credential-level overrides than one list of the credentials lib takes (10,000) still gets its due list, the same', async () => {
+    const ctx: OperationContext = { tenantId: `many_${run}`, actor: { id: 'user:dave' } };
+    const policies = s.moduleRef.get(RotationPolicyService);
+    const at = (day: number) => clock.set(new Date(T0.getTime() + day * DAY));
+    const made = [];
+    for (let i = 0; i < 8; i++) {
+      at(i * 10);
+      made.push(await s.credentials.store(ctx, { integrationId: i % 2 ? 'acme' : 'globex', connectionId: `c${i}`, type: CredentialType.API_KEY, value: `k-${randomBytes(12).toString('hex')}` }));
+    }
+    at(0);
+    await policies.set(ctx, { level: 'tenant', rotateAfterDays: 60 });
+    await policies.set(ctx, { level: 'credential', target: made[7].id, rotateAfterDays: 1 }); // due sooner than its group
+    await policies.set(ctx, { level: 'credential', target: made[0].id, rotateAfterDays: 0 }); // never due
+    const real = await policies.tenantOverrides(ctx.tenantId);
+    // 10,001 more, of credentials of the tenant since deleted (overrides outlive them): one list past the lib's cap.
+    const stale = Array.from({ length: 10_001 }, (_, i) => ({ ...real.find((r) => r.level === 'credential')!, id: `stale-${i}`, target: `00000000-0000-4000-8000-${String(i).padStart(12, '0')}`, rotateAfterDays: 5 }));
+    const overrides = jest.spyOn(policies, 'tenantOverrides').mockResolvedValue([...real, ...stale]);
+    try {
+      at(100);
+      const expected = await dueByWalkingTheList(ctx, 0);
+      expect(expected.map((d) => d.id)).toContain(made[7].id);
+      expect(expected.map((d) => d.id)).not.toContain(made[0].id);
+      expect(view(await queries().dueRotations(ctx, 0))).toEqual(expected);
+      for (const limit of [1, 3, expected.length]) {
+        const bounded = await queries().dueRotationsBounded(ctx, 0, limit);
+        expect({ limit, due: view(bounded.items), truncated: bounded.truncated }).toEqual({ limit, due: expected.slice(0, limit), truncated: expected.length > limit });
+      }
+    } finally {
+      overrides.mockRestore();
+    }
+  });
 });

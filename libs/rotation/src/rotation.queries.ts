@@ -91,7 +91,11 @@ export class RotationQueries {
     assertDaysWindow(days);
     const horizon = this.clock.nowMs() + days * DAY_MS;
     const overrides = await this.policies.tenantOverrides(ctx.tenantId);
-    const own = [...new Set(overrides.filter((r) => r.level === 'credential').map((r) => r.target))];
+    const own = [...new Set(overrides.filter((r) => r.level === 'credential').map((r) => r.target.toLowerCase()))];
+    const ownSet = new Set(own);
+    // Left out by the query while the list fits one (overrides outlive their credentials: there may be more), else here.
+    const excludeIds = own.length <= MAX_LIST ? own : undefined;
+    const notOwn = (c: CredentialMetadata) => !ownSet.has(c.id);
     const integrations = [...new Set(overrides.filter((r) => r.level === 'integration').map((r) => r.target))];
     const out: DueRotation[] = [];
     const take = async (c: CredentialMetadata) => {
@@ -109,22 +113,31 @@ export class RotationQueries {
       }
       for (const [rotateAfterDays, types] of byDays) {
         const scope = integrationId ? { integrationId } : { excludeIntegrationIds: integrations };
-        const query = { types, ...scope, excludeIds: own, changedAtOrBefore: new Date(horizon - rotateAfterDays * DAY_MS) };
-        await this.eachCredential(ctx, query, perGroup, take);
+        const query = { types, ...scope, ...(excludeIds ? { excludeIds } : {}), changedAtOrBefore: new Date(horizon - rotateAfterDays * DAY_MS) };
+        await this.eachCredential(ctx, query, perGroup, take, notOwn);
       }
     }
-    if (own.length > 0) await this.eachCredential(ctx, { types: ROTATED_TYPES, ids: own }, undefined, take);
+    for (let i = 0; i < own.length; i += MAX_LIST) await this.eachCredential(ctx, { types: ROTATED_TYPES, ids: own.slice(i, i + MAX_LIST) }, undefined, take);
     return out.sort((a, b) => a.dueAt.getTime() - b.dueAt.getTime() || a.credential.createdAt.getTime() - b.credential.createdAt.getTime() || (a.credential.id < b.credential.id ? -1 : 1));
   }
 
-  /** The first `max` (all when undefined) credentials of `query`, page by page. */
-  private async eachCredential(ctx: OperationContext, query: Omit<ListByLastChangeQuery, 'limit' | 'cursor'>, max: number | undefined, take: (c: CredentialMetadata) => Promise<void>): Promise<void> {
+  /** The first `max` (all when undefined) credentials of `query` that `keep` keeps, page by page. */
+  private async eachCredential(
+    ctx: OperationContext,
+    query: Omit<ListByLastChangeQuery, 'limit' | 'cursor'>,
+    max: number | undefined,
+    take: (c: CredentialMetadata) => Promise<void>,
+    keep: (c: CredentialMetadata) => boolean = () => true,
+  ): Promise<void> {
     let cursor: string | undefined;
     let seen = 0;
     do {
       const page = await this.credentials.listByLastChange(ctx, { ...query, limit: Math.min(DUE_PAGE, max === undefined ? DUE_PAGE : max - seen), cursor });
-      for (const c of page.items) await take(c);
-      seen += page.items.length;
+      for (const c of page.items) {
+        if (!keep(c)) continue;
+        await take(c);
+        seen++;
+      }
       cursor = page.nextCursor;
     } while (cursor && (max === undefined || seen < max));
   }
@@ -132,6 +145,8 @@ export class RotationQueries {
 
 /** Types a rotation schedule applies to: an OAuth access token is refreshed, not rotated. */
 const ROTATED_TYPES = Object.values(CredentialType).filter((t) => t !== CredentialType.OAUTH_ACCESS_TOKEN);
+/** The longest id list `listByLastChange` takes (the credentials lib's cap). */
+const MAX_LIST = 10_000;
 /** Credentials read per page of a due group. */
 const DUE_PAGE = 500;
 
