@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { Logger } from '@nestjs/common';
 import { REDIS_URL } from '@app/testing';
 import { loadAppConfig } from '../config/app.config';
 import { HostRedis } from './host-redis';
@@ -31,6 +32,35 @@ describe('HostRedis (real Redis)', () => {
     await redis.onApplicationShutdown();
     expect(client.status).toBe('end');
     expect(sub.status).toBe('end');
+  });
+
+  // console.warn is the process's: a host embedded in an application, or started again in one (as tests do), left it
+  // routed after its shutdown — the application's own console.warn calls went through the closed host's routing.
+  it("routes ioredis' console warnings while it has connections, and gives console.warn back at shutdown; a host started again routes them again", async () => {
+    const own = console.warn;
+    const logged = jest.spyOn(Logger.prototype, 'warn').mockImplementation(() => undefined);
+    const written = jest.fn();
+    console.warn = written;
+    const skipped = `Skipping the ready check because INFO command fails: "NOPERM User someone has no permissions to run the 'info' command".`;
+    try {
+      for (let start = 1; start <= 2; start++) {
+        const redis = new HostRedis(loadAppConfig({ REDIS_URL }));
+        try {
+          expect(redis.client.status).not.toBe('end');
+          console.warn(skipped);
+          expect(logged).toHaveBeenCalledTimes(start);
+          expect(written).toHaveBeenCalledTimes(start - 1);
+        } finally {
+          await redis.onApplicationShutdown();
+        }
+        expect(console.warn).toBe(written);
+        console.warn(skipped);
+        expect(written).toHaveBeenCalledTimes(start);
+      }
+    } finally {
+      console.warn = own;
+      logged.mockRestore();
+    }
   });
 
   it('shuts down promptly while Redis is unreachable (a queued QUIT would never settle)', async () => {

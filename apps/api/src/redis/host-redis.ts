@@ -16,6 +16,8 @@ export class HostRedis implements OnApplicationShutdown {
   private commandClient?: Redis;
   private readonly connections: Redis[] = [];
   private readonly outages = new WeakMap<Redis, RedisOutageLog>();
+  /** Gives console.warn back (see routeIoredisWarnings): held from the first connection to shutdown. */
+  private releaseWarnings?: () => void;
   readonly enabled: boolean;
   readonly keyPrefix: string;
 
@@ -43,7 +45,7 @@ export class HostRedis implements OnApplicationShutdown {
   private connect(name: string): Redis {
     if (!this.config.redis) throw new Error('Redis is not configured (REDIS_URL is unset)');
     // ioredis writes some warnings with console.warn (a password Redis does not require, INFO refused): into the log.
-    routeIoredisWarnings();
+    this.releaseWarnings ??= routeIoredisWarnings();
     const redis = new Redis(this.config.redis.url, {
       connectionName: `credential-vault:${name}`,
       // Commands fail fast while disconnected instead of queueing without bound; callers fall back or fail closed.
@@ -74,6 +76,8 @@ export class HostRedis implements OnApplicationShutdown {
     await Promise.all(this.connections.map((c) => closeRedisConnection(c, 2_000)));
     this.connections.length = 0;
     this.commandClient = undefined;
+    this.releaseWarnings?.();
+    this.releaseWarnings = undefined;
   }
 }
 

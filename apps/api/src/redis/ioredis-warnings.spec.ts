@@ -2,14 +2,26 @@ import { Logger } from '@nestjs/common';
 import { routeIoredisWarnings } from './ioredis-warnings';
 
 describe('routeIoredisWarnings', () => {
-  it("logs ioredis' warnings as the host's lines (first word of a reply only, once a minute) and leaves other console.warn calls alone", () => {
-    const written = jest.fn();
+  const own = console.warn;
+  const skipped = `Skipping the ready check because INFO command fails: "NOPERM User someone has no permissions to run the 'info' command". You can disable ready check with "enableReadyCheck".`;
+  let written: jest.Mock;
+  let logged: jest.SpyInstance;
+
+  beforeEach(() => {
+    written = jest.fn();
     console.warn = written;
-    const logged = jest.spyOn(Logger.prototype, 'warn').mockImplementation(() => undefined);
+    logged = jest.spyOn(Logger.prototype, 'warn').mockImplementation(() => undefined);
+  });
+
+  afterEach(() => {
+    console.warn = own;
+    logged.mockRestore();
+  });
+
+  it("logs ioredis' warnings as the host's lines (first word of a reply only, once a minute) and leaves other console.warn calls alone", () => {
     jest.useFakeTimers({ now: 0 });
+    const release = routeIoredisWarnings();
     try {
-      routeIoredisWarnings();
-      const skipped = `Skipping the ready check because INFO command fails: "NOPERM User someone has no permissions to run the 'info' command". You can disable ready check with "enableReadyCheck".`;
       console.warn(skipped);
       console.warn(skipped);
       console.warn('something else', 1);
@@ -23,8 +35,35 @@ describe('routeIoredisWarnings', () => {
       ]);
       expect(written.mock.calls).toEqual([['something else', 1]]);
     } finally {
+      release();
       jest.useRealTimers();
-      logged.mockRestore();
     }
+  });
+
+  // Two hosts in one process (tests, an application embedding two): the first one's shutdown must not end the other's routing.
+  it('routes while any holder holds it, and gives console.warn back when the last releases (a release repeated counts once)', () => {
+    const first = routeIoredisWarnings();
+    const second = routeIoredisWarnings();
+    first();
+    first();
+    console.warn(skipped);
+    expect(logged).toHaveBeenCalledTimes(1);
+    second();
+    expect(console.warn).toBe(written);
+    console.warn(skipped);
+    expect(written).toHaveBeenCalledTimes(1);
+  });
+
+  // Someone wrapped console.warn after the host did (a test's spy, another library): theirs stays, ours passes through.
+  it("leaves a wrapper installed over it in place at release, and passes everything through to what it wrapped", () => {
+    const release = routeIoredisWarnings();
+    const routed = console.warn;
+    const over = jest.fn((...args: unknown[]) => routed(...args));
+    console.warn = over;
+    release();
+    expect(console.warn).toBe(over);
+    console.warn(skipped);
+    expect(logged).not.toHaveBeenCalled();
+    expect(written.mock.calls).toEqual([[skipped]]);
   });
 });

@@ -23,32 +23,58 @@ const IOREDIS_WARNINGS: readonly { match: RegExp; line: (m: RegExpExecArray) => 
 /** How long a routed warning is not logged again: ioredis repeats it at each connect of each connection. */
 const REPEAT_AFTER_MS = 60_000;
 
-let installed = false;
+/** The routing in place while a host holds it (undefined: console.warn is its own). */
+let routing: { previous: typeof console.warn; routed: typeof console.warn; holders: number; active: boolean } | undefined;
 
 /**
  * Routes ioredis' console warnings into the host's log (context `Redis`, `warn`), so that every line the host prints is
  * JSON: they came on stderr as plain text, beside the log. Each is logged once a minute at most (every connection repeats
- * it at each connect). Anything else written with `console.warn` is left as it was. Once per process.
+ * it at each connect). Anything else written with `console.warn` is left as it was.
+ *
+ * console.warn is the process's: it is routed while a holder (a HostRedis with connections) holds it, and given back once
+ * the last one calls the function returned (its shutdown) — a host embedded in an application, or started again in the
+ * same process, leaves console.warn as it found it. Meanwhile an embedding application's own ioredis clients' warnings
+ * are logged the same way (console.warn does not say which connection wrote them).
  */
-export function routeIoredisWarnings(): void {
-  if (installed) return;
-  installed = true;
+export function routeIoredisWarnings(): () => void {
+  const r = (routing ??= install());
+  r.holders++;
+  let released = false;
+  return () => {
+    if (released) return;
+    released = true;
+    if (--r.holders > 0) return;
+    r.active = false;
+    // Someone else's wrapper on top of ours stays: ours, inactive now, passes everything through.
+    if (console.warn === r.routed) console.warn = r.previous;
+    if (routing === r) routing = undefined;
+  };
+}
+
+function install(): NonNullable<typeof routing> {
   const logger = new Logger('Redis');
   const loggedAt = new Map<string, number>();
-  const original = console.warn.bind(console);
-  console.warn = (...args: unknown[]) => {
-    const text = typeof args[0] === 'string' ? args[0] : undefined;
-    for (const warning of IOREDIS_WARNINGS) {
-      const m = text === undefined ? null : warning.match.exec(text);
-      if (!m) continue;
-      const line = warning.line(m);
-      const now = Date.now();
-      if (now - (loggedAt.get(line) ?? -Infinity) >= REPEAT_AFTER_MS) {
-        loggedAt.set(line, now);
-        logger.warn(line);
+  const previous = console.warn;
+  const r = {
+    previous,
+    holders: 0,
+    active: true,
+    routed: (...args: unknown[]) => {
+      const text = r.active && typeof args[0] === 'string' ? args[0] : undefined;
+      for (const warning of IOREDIS_WARNINGS) {
+        const m = text === undefined ? null : warning.match.exec(text);
+        if (!m) continue;
+        const line = warning.line(m);
+        const now = Date.now();
+        if (now - (loggedAt.get(line) ?? -Infinity) >= REPEAT_AFTER_MS) {
+          loggedAt.set(line, now);
+          logger.warn(line);
+        }
+        return;
       }
-      return;
-    }
-    original(...args);
+      previous.apply(console, args);
+    },
   };
+  console.warn = r.routed;
+  return r;
 }
