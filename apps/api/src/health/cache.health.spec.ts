@@ -39,6 +39,25 @@ describe('CacheHealthIndicator (redis tier)', () => {
     expect(result.cache).toMatchObject({ status: 'degraded', redis: 'down', l2: 'down' });
   });
 
+  // A probe joins the PING still out: once that one settles — answered late, or failed (the connection dropped, its
+  // retries spent) — the next probe must send its own, or readiness would stay down with Redis back.
+  it('after the outstanding PING settles, late or failed, the next probe sends a new one: up once Redis answers', async () => {
+    let answerLate!: (reply: string) => void;
+    const ping = jest
+      .fn()
+      .mockReturnValueOnce(new Promise<string>((resolve) => (answerLate = resolve)))
+      .mockRejectedValueOnce(new Error('Reached the max retries per request limit (which is 2). Refer to "maxRetriesPerRequest" option for details.'))
+      .mockResolvedValue('PONG');
+    const health = await indicator({ status: 'ready', ping });
+    const probe = async () => ((await health.isHealthy('cache')).cache as Record<string, unknown>).redis;
+    expect(await probe()).toBe('down');
+    answerLate('PONG');
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(await probe()).toBe('down');
+    expect(await probe()).toBe('up');
+    expect(ping).toHaveBeenCalledTimes(3);
+  }, 10_000);
+
   it('a ready connection that answers PONG is up', async () => {
     const result = await (await indicator({ status: 'ready', ping: jest.fn().mockResolvedValue('PONG') })).isHealthy('cache');
     expect(result.cache).toMatchObject({ status: 'up', redis: 'up', l2: 'up' });
