@@ -481,6 +481,8 @@ describe('loadAppConfig', () => {
         rotateAfterMs: DEFAULT_WEBHOOK_SECRETS_OPTIONS.rotateAfterMs,
         cacheTtlMs: 5000,
         stagedTtlMs: 600_000,
+        // Not a host variable: the lib's default.
+        stageLockWaitMs: DEFAULT_WEBHOOK_SECRETS_OPTIONS.stageLockWaitMs,
         job: { enabled: false, cron: '0 4 * * 1', timeZone: 'UTC', maxPerRun: 50 },
       });
       const n = resolveNotificationOptions(cfg.rotation.notifications);
