@@ -83,6 +83,8 @@ describe('cluster-wide limits and counters (two replicas, PostgreSQL, one Redis)
   const other = generateApiKey('acme-other', 'acme', ['credentials:read']);
   // credentials:revoke: it revokes through PATCH status below.
   const oauthClient = generateApiKey('acme-app', 'acme', ['credentials:read', 'credentials:read-value', 'credentials:write', 'credentials:revoke']);
+  /** Another client of the same app: the calls of the client-refusal case do not spend the first one's rate limit. */
+  const oauthOps = generateApiKey('acme-ops', 'acme', ['credentials:read', 'credentials:read-value', 'credentials:write']);
   /** Lacks credentials:write: every POST is a denial the audit lib counts. */
   const prober = generateApiKey('acme-prober', 'acme', ['credentials:read']);
   let redis: Redis;
@@ -92,7 +94,7 @@ describe('cluster-wide limits and counters (two replicas, PostgreSQL, one Redis)
   beforeAll(async () => {
     ({ a, b, redis } = (await startReplicaPair(
       {
-        AUTH_API_KEYS: JSON.stringify([key.entry, other.entry, prober.entry, oauthClient.entry]),
+        AUTH_API_KEYS: JSON.stringify([key.entry, other.entry, prober.entry, oauthClient.entry, oauthOps.entry]),
         RATE_LIMIT_PER_MINUTE: String(limit),
         OAUTH_PROACTIVE_ENABLED: 'false',
       },
@@ -191,23 +193,28 @@ describe('cluster-wide limits and counters (two replicas, PostgreSQL, one Redis)
   });
 
   describe('OAuth refresh cooldowns', () => {
+    const system = { tenantId: 'system', actor: { id: 'system:setup' } };
     let idp: TestOAuthServer;
+    /** The client-secret credential of provider `idp-wrong`: a secret the provider refuses until the test fixes it. */
+    let wrongSecretId: string;
 
     beforeAll(async () => {
       idp = await TestOAuthServer.start();
-      const secret = await a.app.get(CredentialsService).store(
-        { tenantId: 'system', actor: { id: 'system:setup' } },
-        { integrationId: 'idp', connectionId: 'client-secret', type: CredentialType.CUSTOM_SECRET, value: idp.clientSecret },
-      );
+      const credentials = a.app.get(CredentialsService);
+      const secret = await credentials.store(system, { integrationId: 'idp', connectionId: 'client-secret', type: CredentialType.CUSTOM_SECRET, value: idp.clientSecret });
+      const wrong = await credentials.store(system, { integrationId: 'idp-wrong', connectionId: 'client-secret', type: CredentialType.CUSTOM_SECRET, value: 'wrong-client-secret-0c7e' });
+      wrongSecretId = wrong.id;
       // The provider registry is per replica (configuration); both point at the same provider.
       for (const app of [a.app, b.app]) {
-        app.get(OAuthProviderRegistry).register({
-          integrationId: 'idp',
-          issuer: idp.issuer,
-          clientId: idp.clientId,
-          clientSecret: { credentialId: secret.id, tenantId: 'system' },
-          allowInsecureRequests: true, // the test server speaks http on loopback
-        });
+        for (const [integrationId, credentialId] of [['idp', secret.id], ['idp-wrong', wrong.id]]) {
+          app.get(OAuthProviderRegistry).register({
+            integrationId,
+            issuer: idp.issuer,
+            clientId: idp.clientId,
+            clientSecret: { credentialId, tenantId: 'system' },
+            allowInsecureRequests: true, // the test server speaks http on loopback
+          });
+        }
       }
     });
 
@@ -236,6 +243,40 @@ describe('cluster-wide limits and counters (two replicas, PostgreSQL, one Redis)
       expect(refreshed.status).toBe(200);
       expect(refreshed.body.accessToken).not.toBe(again.access_token);
       expect(idp.refreshCalls).toBe(2);
+    });
+
+    it("a refusal of the OAuth client is answered OAUTH_CLIENT_REJECTED on every replica while its cooldown lasts, and only then: once fixed, a later outage's cooldown is an outage on both", async () => {
+      const call = jsonCaller(oauthOps.key);
+      const tokens = await idp.authorize('openid');
+      const path = '/v1/oauth/connections/idp-wrong/user-43';
+      expect((await call(a.baseUrl, 'POST', `${path}/tokens`, tokens)).status).toBe(201);
+      idp.resetCounters();
+      const answer = async (base: string, accessToken: string) => {
+        const r = await call(base, 'POST', `${path}/token-rejected`, { accessToken });
+        return [r.status, r.body.codeName];
+      };
+      expect(await answer(a.baseUrl, tokens.access_token)).toEqual([502, 'OAUTH_CLIENT_REJECTED']);
+      // B never saw the refusal: it answers the shared cooldown with the refusal's code, not as a passing outage.
+      expect(await answer(b.baseUrl, tokens.access_token)).toEqual([502, 'OAUTH_CLIENT_REJECTED']);
+      expect(idp.refreshCalls).toBe(1);
+
+      // The operator fixes the client secret; the user reconnects through B (new tokens end the cooldown): B refreshes.
+      await a.app.get(CredentialsService).rotate(system, wrongSecretId, idp.clientSecret);
+      const again = await idp.authorize('openid');
+      expect((await call(b.baseUrl, 'POST', `${path}/tokens`, again)).status).toBe(201);
+      const refreshed = await call(b.baseUrl, 'POST', `${path}/token-rejected`, { accessToken: again.access_token });
+      expect(refreshed.status).toBe(200);
+
+      // Later the provider is down for a while: B's failure starts a cooldown of another cause, which A answers as such.
+      idp.failTokenEndpoint({ kind: 'status', status: 503, error: 'temporarily_unavailable' });
+      try {
+        expect(await answer(b.baseUrl, refreshed.body.accessToken)).toEqual([503, 'REFRESH_FAILED']);
+        const onA = await call(a.baseUrl, 'POST', `${path}/token-rejected`, { accessToken: refreshed.body.accessToken });
+        expect([onA.status, onA.body.codeName]).toEqual([503, 'REFRESH_FAILED']);
+        expect(onA.body.message).toMatch(/cooling down/);
+      } finally {
+        idp.clearFault();
+      }
     });
   });
 

@@ -16,6 +16,6 @@ export { OAuthTokenClient, TokenEndpointFailure, type OAuthTokenSet, type TokenE
 export { Oauth4webapiTokenClient } from './client/oauth4webapi-token-client';
 export { OAuthTokenStore, StaleTokenError, type StoredToken, type ConnectionTokens, type PendingRefreshToken, type DueAccessToken, type DuePageCursor, type TokenWrite } from './store/oauth-token-store';
 export { CredentialsTokenStore } from './store/credentials-token-store';
-export { OAuthRefreshCooldowns, InProcessOAuthRefreshCooldowns, type CooldownPolicy } from './store/oauth-refresh-cooldowns';
+export { OAuthRefreshCooldowns, InProcessOAuthRefreshCooldowns, type ActiveCooldown, type CooldownCause, type CooldownPolicy } from './store/oauth-refresh-cooldowns';
 export { OAuthRefreshEvents, type OAuthRefreshedEvent, type OAuthRefreshFailedEvent, type OAuthRefreshTrigger } from './events/oauth-refresh.events';
 export * from './errors/oauth-refresh.errors';

@@ -9,7 +9,7 @@ import type { ResolvedOAuthRefreshOptions } from './oauth-refresh.options';
 import type { ResolvedOAuthProvider } from './providers/oauth-provider.config';
 import { OAuthProviderRegistry } from './providers/oauth-provider.registry';
 import { ProactiveRefreshResult, ProactiveRefreshRunner } from './refresh/proactive-refresh-runner';
-import { isRetryableRefreshFailure, RefreshFailureHandler } from './refresh/refresh-failure-handler';
+import { clientRejectedError, isRetryableRefreshFailure, RefreshFailureHandler } from './refresh/refresh-failure-handler';
 import { AccessTokenResult, answerHoldingLock, connectionKey, describeRefreshError, lockName, missingRefreshToken, RefreshDeps, RefreshReason, requireUsable, sameSecret, serveToken } from './refresh/refresh-support';
 import { RefreshLeases } from './refresh/refresh-leases';
 import { RotatedRefreshTokens } from './refresh/rotated-refresh-tokens';
@@ -232,14 +232,11 @@ export class OAuthRefreshService {
     if (running) return running;
     // The cooldown is checked inside the flight: callers arriving meanwhile join it, whatever it answers.
     const flight = this.cooldowns
-      .activeUntil(key, this.clock.now())
-      .then((cooling) => {
-        // After a refusal of the OAuth client: the same answer, not a passing outage (the provider is not asked again meanwhile).
-        const rejected = cooling && this.cooldowns.clientRejection(key);
-        if (cooling && rejected) {
-          const { answered, status, oauthError } = rejected;
-          throw new OAuthClientRejectedError(answered, { integrationId: provider.integrationId, connectionId, status, oauthError, notBefore: cooling });
-        }
+      .activeCooldown(key, this.clock.now())
+      .then((active) => {
+        // After a refusal of the OAuth client (its cause kept with the cooldown, on every replica): the same answer, not a passing outage.
+        if (active?.cause) throw clientRejectedError(active.cause, provider.integrationId, connectionId, active.until);
+        const cooling = active?.until;
         if (cooling) {
           throw new OAuthRefreshFailedError(`the refresh of this connection is cooling down after a failure until ${cooling.toISOString()}`, {
             integrationId: provider.integrationId,

@@ -1,3 +1,4 @@
+import type { ActiveCooldown, CooldownCause } from './store/oauth-refresh-cooldowns';
 import type { StoredToken } from './store/oauth-token-store';
 
 /**
@@ -38,6 +39,7 @@ export function retryDelayMs(attempt: number, opts: { initialDelayMs: number; ma
 interface FailureState {
   failures: number;
   cooldownUntil: number;
+  cause?: CooldownCause;
 }
 
 /**
@@ -54,16 +56,22 @@ export class RefreshCooldowns {
 
   /** The end of the cooldown if `key` is cooling down at `now`, else undefined. */
   activeUntil(key: string, now: Date): Date | undefined {
-    const s = this.states.get(key);
-    return s && s.cooldownUntil > now.getTime() ? new Date(s.cooldownUntil) : undefined;
+    return this.active(key, now)?.until;
   }
 
-  /** Records a failure (lasting at least `atLeastMs`); returns the end of the new cooldown and the consecutive-failure count. */
-  recordFailure(key: string, now: Date, atLeastMs = 0): { until: Date; failures: number } {
+  /** The running cooldown of `key` at `now` with the cause of the failure that started it, else undefined. */
+  active(key: string, now: Date): ActiveCooldown | undefined {
+    const s = this.states.get(key);
+    if (!s || s.cooldownUntil <= now.getTime()) return undefined;
+    return { until: new Date(s.cooldownUntil), ...(s.cause ? { cause: s.cause } : {}) };
+  }
+
+  /** Records a failure (lasting at least `atLeastMs`, its cause kept with it); returns the end of the new cooldown and the consecutive-failure count. */
+  recordFailure(key: string, now: Date, atLeastMs = 0, cause?: CooldownCause): { until: Date; failures: number } {
     const failures = (this.states.get(key)?.failures ?? 0) + 1;
     const ms = Math.max(atLeastMs, Math.min(this.maxMs, this.baseMs * 2 ** (failures - 1)));
     const cooldownUntil = now.getTime() + ms;
-    this.states.set(key, { failures, cooldownUntil });
+    this.states.set(key, { failures, cooldownUntil, ...(cause ? { cause } : {}) });
     return { until: new Date(cooldownUntil), failures };
   }
 

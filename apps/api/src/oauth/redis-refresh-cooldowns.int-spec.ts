@@ -60,4 +60,33 @@ describe('RedisOAuthRefreshCooldowns (real Redis)', () => {
     expect(await b.activeUntil(key, at(599_999))).toEqual(at(600_000));
     expect(await b.recordFailure(key, at(600_000), { ...policy, atLeastMs: 1_000 })).toEqual({ until: at(660_000), failures: 2 });
   });
+
+  it("keeps the failure's cause with the cooldown, answered by every replica; a failure without one, or written by the previous release, has none", async () => {
+    const key = JSON.stringify(['acme', 'google', `user-${randomBytes(3).toString('hex')}`]);
+    const [a, b] = replicas;
+    const cause = { code: 'OAUTH_CLIENT_REJECTED' as const, status: 401, oauthError: 'invalid_client' };
+    expect(await a.recordFailure(key, t0, policy, cause)).toEqual({ until: at(30_000), failures: 1 });
+    expect(await b.activeCooldown(key, at(1))).toEqual({ until: at(30_000), cause });
+    expect(await b.activeUntil(key, at(1))).toEqual(at(30_000));
+    expect(await b.activeCooldown(key, at(30_000))).toBeUndefined();
+    // The next failure is of another kind: its cooldown carries no cause, on either replica.
+    expect(await b.recordFailure(key, at(30_000), policy)).toEqual({ until: at(90_000), failures: 2 });
+    expect(await a.activeCooldown(key, at(30_001))).toEqual({ until: at(90_000) });
+    // The stored cause: the code, the status and a registered OAuth error (no id: the key is hashed).
+    await a.recordFailure(key, at(90_000), policy, cause);
+    expect(await admin.hgetall(shared[0].key('oauth-cd', key))).toEqual({ failures: '3', until: String(at(190_000).getTime()), cause: JSON.stringify(cause), causeUntil: String(at(190_000).getTime()) });
+
+    // A record of the previous release (failures and until only): answered as before, without a cause.
+    const old = JSON.stringify(['acme', 'google', `user-${randomBytes(3).toString('hex')}`]);
+    const oldKey = shared[0].key('oauth-cd', old);
+    await admin.hset(oldKey, 'failures', '1', 'until', String(at(30_000).getTime()));
+    await admin.pexpire(oldKey, 60_000);
+    expect(await b.activeCooldown(old, at(1))).toEqual({ until: at(30_000) });
+    // A previous-release replica recording a failure over a refused client's cooldown (it sets `until`, leaves `cause`):
+    // that later cooldown is not answered with the earlier cause.
+    await a.recordFailure(old, at(30_000), policy, cause);
+    expect(await b.activeCooldown(old, at(30_001))).toEqual({ until: at(90_000), cause });
+    await admin.hset(oldKey, 'failures', '3', 'until', String(at(190_000).getTime()));
+    expect(await b.activeCooldown(old, at(90_001))).toEqual({ until: at(190_000) });
+  });
 });

@@ -52,6 +52,47 @@ describe('RefreshCooldownGate', () => {
     expect(await b.activeUntil('k', at(30_001))).toBeUndefined();
   });
 
+  it("keeps a failure's cause with its cooldown: another gate on the store answers it, the next failure without one replaces it, a cause it does not record is dropped", async () => {
+    const store = new InProcessOAuthRefreshCooldowns();
+    const [a, b] = [new RefreshCooldownGate(store, policy, logger), new RefreshCooldownGate(store, policy, logger)];
+    const cause = { code: 'OAUTH_CLIENT_REJECTED' as const, status: 401, oauthError: 'invalid_client' };
+    await a.recordFailure('k', t0, undefined, cause);
+    expect(await b.activeCooldown('k', at(1000))).toEqual({ until: at(30_000), cause });
+    expect(await b.activeCooldown('k', at(30_000))).toBeUndefined();
+    await b.recordFailure('k', at(30_000)); // a failure of another kind
+    expect(await a.activeCooldown('k', at(30_001))).toEqual({ until: at(90_000) });
+    await a.clear('k');
+    // What a store hands back is checked: an unknown code is no cause; an OAuth error not registered is not repeated.
+    await store.recordFailure('k', t0, policy, { code: 'SOMETHING_ELSE' } as unknown as typeof cause);
+    expect(await a.activeCooldown('k', at(1))).toEqual({ until: at(30_000) });
+    await store.recordFailure('k', at(30_000), policy, { code: 'OAUTH_CLIENT_REJECTED', status: 9999, oauthError: 'refresh-token-echoed' });
+    expect(await a.activeCooldown('k', at(30_001))).toEqual({ until: at(90_000), cause: { code: 'OAUTH_CLIENT_REJECTED', oauthError: 'unregistered_error' } });
+  });
+
+  it("a store written before causes existed (no activeCooldown of its own): its cooldowns answer as they did, without a cause", async () => {
+    class UntilOnly extends OAuthRefreshCooldowns {
+      private readonly inner = new InProcessOAuthRefreshCooldowns();
+      activeUntil(key: string, now: Date): Promise<Date | undefined> {
+        return this.inner.activeUntil(key, now);
+      }
+      recordFailure(key: string, now: Date, p: CooldownPolicy): Promise<{ until: Date; failures: number }> {
+        return this.inner.recordFailure(key, now, p);
+      }
+      clear(key: string): Promise<void> {
+        return this.inner.clear(key);
+      }
+    }
+    const inner = new UntilOnly();
+    // Also one given as a plain object (useValue) with the three methods a store had.
+    const plain = { activeUntil: (k: string, n: Date) => inner.activeUntil(k, n), recordFailure: (k: string, n: Date, p: CooldownPolicy) => inner.recordFailure(k, n, p), clear: (k: string) => inner.clear(k) };
+    for (const store of [inner, plain as unknown as OAuthRefreshCooldowns]) {
+      const gate = new RefreshCooldownGate(store, policy, logger);
+      await gate.recordFailure('k', t0, undefined, { code: 'OAUTH_CLIENT_REJECTED', status: 401 });
+      expect(await gate.activeCooldown('k', at(1))).toEqual({ until: at(30_000) });
+      await gate.clear('k');
+    }
+  });
+
   it('a failing store never fails the caller: the call is logged and answered from this process', async () => {
     const gate = new RefreshCooldownGate(new Broken(), policy, logger);
     expect(await gate.recordFailure('k', t0)).toEqual({ until: at(30_000), failures: 1 });

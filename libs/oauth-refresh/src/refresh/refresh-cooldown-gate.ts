@@ -1,6 +1,7 @@
 import type { Logger } from '@nestjs/common';
 import { describeError } from '@app/common';
-import { CooldownPolicy, InProcessOAuthRefreshCooldowns, OAuthRefreshCooldowns } from '../store/oauth-refresh-cooldowns';
+import { reportedOAuthError } from '../client/oauth-error-code';
+import { ActiveCooldown, CooldownCause, CooldownPolicy, InProcessOAuthRefreshCooldowns, OAuthRefreshCooldowns } from '../store/oauth-refresh-cooldowns';
 
 /** The longest provider Retry-After a cooldown honours (a provider's absurd value must not park a connection for days). */
 export const MAX_PROVIDER_RETRY_AFTER_MS = 3_600_000;
@@ -10,24 +11,8 @@ export const MAX_PROVIDER_RETRY_AFTER_MS = 3_600_000;
  * (shared by the replicas), else in this process. A failing store never fails a refresh: the call is
  * logged and answered from this process's cooldowns instead.
  */
-/** Connections remembered with a client refusal, at most (the least recently refused are forgotten: their cooldown answers as any). */
-const MAX_CLIENT_REJECTIONS = 1000;
-
-/** What the provider answered when it refused the OAuth client, kept for the answers of the cooldown that followed. */
-export interface ClientRejection {
-  answered: string;
-  status?: number;
-  oauthError?: string;
-}
-
 export class RefreshCooldownGate {
   private readonly local = new InProcessOAuthRefreshCooldowns();
-  /**
-   * Connections whose running cooldown followed a refusal of the OAuth client (invalid_client...), in this process: the
-   * cooldown's answer names that cause rather than reading as a passing outage. Another replica sharing the cooldown
-   * answers it as a cooldown (REFRESH_FAILED) until its own refresh is refused.
-   */
-  private readonly clientRejections = new Map<string, ClientRejection>();
 
   constructor(
     private readonly store: OAuthRefreshCooldowns | undefined,
@@ -36,44 +21,43 @@ export class RefreshCooldownGate {
   ) {}
 
   async activeUntil(key: string, now: Date): Promise<Date | undefined> {
-    if (this.store) {
-      try {
-        return await this.store.activeUntil(key, now);
-      } catch (e) {
-        this.failed('read', e);
-      }
-    }
-    return this.local.activeUntil(key, now);
+    return (await this.activeCooldown(key, now))?.until;
   }
 
-  /** `retryAfterMs`: what the provider asked for (its Retry-After), honoured up to an hour. */
-  async recordFailure(key: string, now: Date, retryAfterMs?: number): Promise<{ until: Date; failures: number }> {
-    this.clientRejections.delete(key); // a failure of another kind: this cooldown is not the client's refusal
+  /**
+   * The running cooldown with its cause as the store keeps it (shared: every replica answers it alike), a cause that
+   * is not one this lib records dropped (the cooldown then answers as any).
+   */
+  async activeCooldown(key: string, now: Date): Promise<ActiveCooldown | undefined> {
+    let active: ActiveCooldown | undefined;
+    try {
+      active = this.store ? await storedCooldown(this.store, key, now) : await this.local.activeCooldown(key, now);
+    } catch (e) {
+      this.failed('read', e);
+      active = await this.local.activeCooldown(key, now);
+    }
+    if (!active) return undefined;
+    const cause = knownCause(active.cause);
+    return { until: active.until, ...(cause ? { cause } : {}) };
+  }
+
+  /**
+   * `retryAfterMs`: what the provider asked for (its Retry-After), honoured up to an hour. `cause`: kept with the
+   * cooldown, so that every replica answers it with the failure's code.
+   */
+  async recordFailure(key: string, now: Date, retryAfterMs?: number, cause?: CooldownCause): Promise<{ until: Date; failures: number }> {
     const policy = retryAfterMs && retryAfterMs > 0 ? { ...this.policy, atLeastMs: Math.min(retryAfterMs, MAX_PROVIDER_RETRY_AFTER_MS) } : this.policy;
     if (this.store) {
       try {
-        return await this.store.recordFailure(key, now, policy);
+        return await this.store.recordFailure(key, now, policy, cause);
       } catch (e) {
         this.failed('record', e);
       }
     }
-    return this.local.recordFailure(key, now, policy);
-  }
-
-  /** The connection's cooldown (just recorded) follows a refusal of the OAuth client. */
-  rememberClientRejection(key: string, rejection: ClientRejection): void {
-    this.clientRejections.delete(key); // re-inserted: the most recent last
-    this.clientRejections.set(key, rejection);
-    if (this.clientRejections.size > MAX_CLIENT_REJECTIONS) this.clientRejections.delete(this.clientRejections.keys().next().value!);
-  }
-
-  /** The refusal of the OAuth client the connection's cooldown follows, if this process saw it. */
-  clientRejection(key: string): ClientRejection | undefined {
-    return this.clientRejections.get(key);
+    return this.local.recordFailure(key, now, policy, cause);
   }
 
   async clear(key: string): Promise<void> {
-    this.clientRejections.delete(key);
     await this.local.clear(key);
     if (!this.store) return;
     try {
@@ -86,4 +70,19 @@ export class RefreshCooldownGate {
   private failed(what: string, e: unknown): void {
     this.logger.warn(`could not ${what} a refresh cooldown in the shared store (using this process's): ${describeError(e)}`);
   }
+}
+
+/** The store's cooldown; one given as a plain object with the port's first three methods (no `activeCooldown`) keeps no cause. */
+async function storedCooldown(store: OAuthRefreshCooldowns, key: string, now: Date): Promise<ActiveCooldown | undefined> {
+  if (typeof store.activeCooldown === 'function') return store.activeCooldown(key, now);
+  const until = await store.activeUntil(key, now);
+  return until && { until };
+}
+
+/** A cause as this lib records it, read back from a store (shared: written by another replica, or by hand): else none. */
+function knownCause(cause: CooldownCause | undefined): CooldownCause | undefined {
+  if (cause?.code !== 'OAUTH_CLIENT_REJECTED') return undefined;
+  const status = Number.isInteger(cause.status) && cause.status! >= 100 && cause.status! <= 599 ? cause.status : undefined;
+  const oauthError = reportedOAuthError(cause.oauthError);
+  return { code: cause.code, ...(status !== undefined ? { status } : {}), ...(oauthError !== undefined ? { oauthError } : {}) };
 }

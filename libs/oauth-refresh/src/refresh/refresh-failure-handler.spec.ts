@@ -22,9 +22,11 @@ function build() {
   const deps = {
     clock: new ManualClock(new Date('2030-01-01T00:00:00Z')),
     cooldowns: {
-      recordFailure: async (_k: string, now: Date) => ({ until: new Date(now.getTime() + 1000), failures: 1 }),
+      recordFailure: async (_k: string, now: Date, _retryAfterMs?: number, cause?: unknown) => {
+        remembered.push(cause);
+        return { until: new Date(now.getTime() + 1000), failures: 1 };
+      },
       clear: async () => undefined,
-      rememberClientRejection: (_k: string, r: unknown) => void remembered.push(r),
     },
     store: { markReauthRequired: async () => undefined },
     audit: { record: async (e: AuditEventInput) => void audited.push(e) },
@@ -88,10 +90,11 @@ describe('RefreshFailureHandler: the error clients see', () => {
       expect(error.message).toContain(`refused this integration's OAuth client (${answered}): its client id or secret is wrong or revoked`);
       expect(error.message).toContain('not asked again before 2030-01-01T00:00:01.000Z');
     }
+    // The cause goes with the cooldown (to the shared store): codes and numbers, nothing the provider wrote.
     expect(remembered).toEqual([
-      { answered: 'invalid_client, HTTP 401', status: 401, oauthError: 'invalid_client' },
-      { answered: 'unauthorized_client, HTTP 400', status: 400, oauthError: 'unauthorized_client' },
-      { answered: 'HTTP 401', status: 401, oauthError: undefined },
+      { code: 'OAUTH_CLIENT_REJECTED', status: 401, oauthError: 'invalid_client' },
+      { code: 'OAUTH_CLIENT_REJECTED', status: 400, oauthError: 'unauthorized_client' },
+      { code: 'OAUTH_CLIENT_REJECTED', status: 401 },
     ]);
     expect(audited.map((a) => [a.result, a.errorCode])).toEqual(Array(3).fill(['failure', '4009:OAUTH_CLIENT_REJECTED']));
     expect(emitted.map((e) => [e.retryable, e.reauthRequired])).toEqual(Array(3).fill([false, false]));

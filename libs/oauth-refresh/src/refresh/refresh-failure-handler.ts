@@ -5,6 +5,7 @@ import { reportedOAuthError } from '../client/oauth-error-code';
 import { OAuthClientRejectedError, OAuthInvalidTokenResponseError, OAuthReauthRequiredError, OAuthRefreshConfigurationError, OAuthRefreshFailedError } from '../errors/oauth-refresh.errors';
 import { OAuthRefreshEvents, OAuthRefreshFailedEvent } from '../events/oauth-refresh.events';
 import type { ResolvedOAuthProvider } from '../providers/oauth-provider.config';
+import type { CooldownCause } from '../store/oauth-refresh-cooldowns';
 import type { StoredToken } from '../store/oauth-token-store';
 import type { ClientSecretCooldown } from './client-secret-reader';
 import { auditRefresh, describeRefreshError, emitEvent, RefreshDeps, RefreshReason } from './refresh-support';
@@ -59,11 +60,10 @@ export class RefreshFailureHandler {
       error = e;
       ({ until: retryAfter, failures: consecutiveFailures } = f.cooldown ?? { until: undefined, failures: 0 });
     } else {
-      ({ until: retryAfter, failures: consecutiveFailures } = await this.deps.cooldowns.recordFailure(f.key, now, failure?.details.retryAfterMs));
+      // A refused client's cooldown carries that cause in the (shared) store: every replica answers it with this code.
+      const cause = failure && clientRejectionCause(failure);
+      ({ until: retryAfter, failures: consecutiveFailures } = await this.deps.cooldowns.recordFailure(f.key, now, failure?.details.retryAfterMs, cause));
       error = classify(e, failure, provider, connectionId, retryAfter);
-      if (error instanceof OAuthClientRejectedError) {
-        this.deps.cooldowns.rememberClientRejection(f.key, { answered: answeredText(failure!), status: error.details.status, oauthError: error.details.oauthError });
-      }
     }
     const reauth = error instanceof OAuthReauthRequiredError;
     this.deps.logger[reauth ? 'warn' : 'error'](
@@ -108,10 +108,8 @@ function classify(e: unknown, failure: TokenEndpointFailure | undefined, provide
   if (e instanceof OAuthInvalidTokenResponseError) return e;
   const message = failureMessage(e, failure);
   if (failure?.kind === 'invalid_response') return new OAuthInvalidTokenResponseError(message, { cause: e });
-  if (failure && isClientRejection(failure)) {
-    const { status, oauthError } = { status: failure.details.status, oauthError: oauthErrorCode(failure) };
-    return new OAuthClientRejectedError(answeredText(failure), { integrationId: provider.integrationId, connectionId, status, oauthError, notBefore: retryAfter }, { cause: e });
-  }
+  const rejection = failure && clientRejectionCause(failure);
+  if (rejection) return clientRejectedError(rejection, provider.integrationId, connectionId, retryAfter, { cause: e });
   const transient = !failure || failure.kind === 'transient';
   return new OAuthRefreshFailedError(
     message,
@@ -133,10 +131,20 @@ function isClientRejection(failure: TokenEndpointFailure): boolean {
   return oauthError !== undefined ? CLIENT_REFUSALS.has(oauthError) : failure.details.status === 401;
 }
 
-/** What the provider answered, in the error's message: its registered OAuth error and HTTP status, nothing it wrote. */
-function answeredText(failure: TokenEndpointFailure): string {
-  const facts = [oauthErrorCode(failure), ...(typeof failure.details.status === 'number' ? [`HTTP ${failure.details.status}`] : [])].filter(Boolean);
-  return facts.length > 0 ? facts.join(', ') : 'its token endpoint refused the client';
+/** The cooldown's cause when the failure is a refusal of the OAuth client: its registered OAuth error and HTTP status, nothing the provider wrote. */
+function clientRejectionCause(failure: TokenEndpointFailure): CooldownCause | undefined {
+  if (!isClientRejection(failure)) return undefined;
+  const oauthError = oauthErrorCode(failure);
+  const status = failure.details.status;
+  return { code: 'OAUTH_CLIENT_REJECTED', ...(status !== undefined ? { status } : {}), ...(oauthError !== undefined ? { oauthError } : {}) };
+}
+
+/** OAUTH_CLIENT_REJECTED from a refusal's cause: where it is seen, and from the cooldown it started, on any replica. */
+export function clientRejectedError(cause: CooldownCause, integrationId: string, connectionId: string, notBefore: Date | undefined, options?: { cause?: unknown }): OAuthClientRejectedError {
+  const { status, oauthError } = cause;
+  const facts = [oauthError, ...(typeof status === 'number' ? [`HTTP ${status}`] : [])].filter(Boolean);
+  const answered = facts.length > 0 ? facts.join(', ') : 'its token endpoint refused the client';
+  return new OAuthClientRejectedError(answered, { integrationId, connectionId, status, oauthError, notBefore }, options);
 }
 
 /** The failure's OAuth `error` as repeated: a registered code, else `unregistered_error` (a host's own client may put anything there). */

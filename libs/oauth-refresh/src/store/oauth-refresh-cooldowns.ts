@@ -12,6 +12,25 @@ export interface CooldownPolicy {
 }
 
 /**
+ * Why a connection is cooling down, kept with the cooldown so that every replica answers it alike (not only the one
+ * that saw the failure). Codes and numbers only: never a token, a secret or text the provider wrote.
+ */
+export interface CooldownCause {
+  /** The failure's code: the provider refused the OAuth client (4009). A cooldown without a cause answers "cooling down". */
+  code: 'OAUTH_CLIENT_REJECTED';
+  /** The token endpoint's HTTP status. */
+  status?: number;
+  /** Its OAuth `error`: a registered code, else `unregistered_error`. */
+  oauthError?: string;
+}
+
+/** A running cooldown: its end and, when the store keeps it, the cause of the failure that started it. */
+export interface ActiveCooldown {
+  until: Date;
+  cause?: CooldownCause;
+}
+
+/**
  * Where per-connection refresh cooldowns live. Abstract class = DI token: by default the lib keeps
  * them in process memory (`InProcessOAuthRefreshCooldowns`: each replica cools down on its own); a
  * host with several replicas provides a shared implementation globally (the reference host: Redis)
@@ -26,8 +45,19 @@ export interface CooldownPolicy {
 export abstract class OAuthRefreshCooldowns {
   /** The end of the connection's cooldown if it is cooling down at `now`, else undefined. */
   abstract activeUntil(key: string, now: Date): Promise<Date | undefined>;
-  /** Records a failed refresh; returns the end of the new cooldown and the consecutive-failure count. */
-  abstract recordFailure(key: string, now: Date, policy: CooldownPolicy): Promise<{ until: Date; failures: number }>;
+  /**
+   * The running cooldown with the cause recorded with it. A store that keeps no cause (one written before causes
+   * existed) need not override this: its cooldowns answer as "cooling down", as they did.
+   */
+  async activeCooldown(key: string, now: Date): Promise<ActiveCooldown | undefined> {
+    const until = await this.activeUntil(key, now);
+    return until && { until };
+  }
+  /**
+   * Records a failed refresh; returns the end of the new cooldown and the consecutive-failure count. `cause`: why it
+   * failed, to keep with this cooldown (it replaces the previous failure's: none means a failure of no special cause).
+   */
+  abstract recordFailure(key: string, now: Date, policy: CooldownPolicy, cause?: CooldownCause): Promise<{ until: Date; failures: number }>;
   /** A refresh succeeded or new tokens were stored: no cooldown, the failure count restarts. */
   abstract clear(key: string): Promise<void>;
 }
@@ -37,19 +67,23 @@ export class InProcessOAuthRefreshCooldowns extends OAuthRefreshCooldowns {
   /** One per policy (a lib instance has one): the same key under another policy is another count. */
   private readonly byPolicy = new Map<string, RefreshCooldowns>();
 
-  activeUntil(key: string, now: Date): Promise<Date | undefined> {
+  async activeUntil(key: string, now: Date): Promise<Date | undefined> {
+    return (await this.activeCooldown(key, now))?.until;
+  }
+
+  override activeCooldown(key: string, now: Date): Promise<ActiveCooldown | undefined> {
     for (const c of this.byPolicy.values()) {
-      const until = c.activeUntil(key, now);
-      if (until) return Promise.resolve(until);
+      const active = c.active(key, now);
+      if (active) return Promise.resolve(active);
     }
     return Promise.resolve(undefined);
   }
 
-  recordFailure(key: string, now: Date, policy: CooldownPolicy): Promise<{ until: Date; failures: number }> {
+  recordFailure(key: string, now: Date, policy: CooldownPolicy, cause?: CooldownCause): Promise<{ until: Date; failures: number }> {
     const id = `${policy.baseMs}/${policy.maxMs}`;
     let cooldowns = this.byPolicy.get(id);
     if (!cooldowns) this.byPolicy.set(id, (cooldowns = new RefreshCooldowns(policy.baseMs, policy.maxMs)));
-    return Promise.resolve(cooldowns.recordFailure(key, now, policy.atLeastMs));
+    return Promise.resolve(cooldowns.recordFailure(key, now, policy.atLeastMs, cause));
   }
 
   clear(key: string): Promise<void> {
