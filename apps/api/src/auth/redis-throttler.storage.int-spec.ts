@@ -48,6 +48,22 @@ describe('RedisThrottlerStorage (real Redis)', () => {
     expect(await storage.increment(key, 400, 2, 400, 'default')).toMatchObject({ totalHits: 1, isBlocked: false });
   });
 
+  it('a blocked key left without expiry (a crash or failover between increment and expire, a restore without TTL) gets one again: a positive Retry-After, then a fresh window', async () => {
+    for (const [block, expected] of [[600, 1], [0, 1]] as const) {
+      const key = `k-${randomBytes(3).toString('hex')}`;
+      const redisKey = shared.key('rl', `default\u0000${key}`);
+      await admin.set(redisKey, '5'); // past the limit, and no TTL (PTTL -1)
+      expect(await admin.pttl(redisKey)).toBe(-1);
+      const blocked = await storage.increment(key, 700, 2, block, 'default');
+      expect(blocked).toEqual({ totalHits: 5, timeToExpire: expected, isBlocked: true, timeToBlockExpire: expected });
+      const pttl = await admin.pttl(redisKey);
+      expect(pttl).toBeGreaterThan(0);
+      expect(pttl).toBeLessThanOrEqual(block || 700);
+      await sleep((block || 700) + 100);
+      expect(await storage.increment(key, 700, 2, block, 'default')).toMatchObject({ totalHits: 1, isBlocked: false });
+    }
+  });
+
   it('keeps the key hashed under the prefix, with a TTL', async () => {
     // Only the keys this hit made: the earlier tests' 400 ms keys may expire between KEYS and PTTL.
     const before = new Set(await admin.keys(`${prefix}rl:*`));

@@ -8,7 +8,9 @@ type ThrottlerStorageRecord = Awaited<ReturnType<ThrottlerStorage['increment']>>
 /**
  * One fixed window per key, atomically, in one round trip. The counter's TTL is the window (set by
  * the first hit); the hit past the limit stretches it to the block, so the key expires when the
- * block does and the next request starts a fresh window. Blocked requests do not count.
+ * block does and the next request starts a fresh window. Blocked requests do not count. A key found
+ * without expiry gets the window's (or the block's) again, and a blocked answer's wait is never 0: else the
+ * key never expires, and the client is told Retry-After 0 and refused for ever.
  * Returns { hits, ms left on the key, blocked (0/1) }.
  */
 const FIXED_WINDOW = new RedisScript(`
@@ -17,7 +19,13 @@ local limit = tonumber(ARGV[2])
 local block = tonumber(ARGV[3])
 local hits = tonumber(redis.call('GET', KEYS[1]) or '0')
 if hits > limit then
-  return { hits, redis.call('PTTL', KEYS[1]), 1 }
+  local left = redis.call('PTTL', KEYS[1])
+  if left < 0 then
+    -- A key without expiry (a crash or failover between INCR and PEXPIRE, a restore without TTL) would block for ever.
+    left = block > 0 and block or ttl
+    redis.call('PEXPIRE', KEYS[1], left)
+  end
+  return { hits, math.max(left, 1), 1 }
 end
 hits = redis.call('INCR', KEYS[1])
 if hits == 1 then redis.call('PEXPIRE', KEYS[1], ttl) end
@@ -31,7 +39,7 @@ if block > 0 then
   redis.call('PEXPIRE', KEYS[1], block)
   left = block
 end
-return { hits, left, 1 }
+return { hits, math.max(left, 1), 1 }
 `);
 
 /**
