@@ -28,13 +28,16 @@ export type AcquireReply = ['hit', string] | ['lock', string] | ['wait', string]
 
 // One round trip: the entry if any, else the key's generation and, if free, its load lock. A key with no
 // generation gets a random one, never a default: a fill compares it exactly, so one begun before Redis lost
-// the key (deleted, restarted empty, evicted for memory) finds it changed.
+// the key (deleted, restarted empty, evicted for memory) finds it changed. A held lock without expiry (restored
+// from a snapshot without TTL, a manual SET) gets the lock's again: else it is never freed, every miss on the key
+// waits out waitMs and single-flight is lost for ever.
 const ACQUIRE = `
 local v = redis.call('GET', KEYS[1])
 if v then return {'hit', v} end
 local g = redis.call('GET', KEYS[2])
 if not g then g = ARGV[4]; redis.call('SET', KEYS[2], g, 'PX', ARGV[3]) end
 if redis.call('SET', KEYS[3], ARGV[1], 'NX', 'PX', ARGV[2]) then return {'lock', g} end
+if redis.call('PTTL', KEYS[3]) == -1 then redis.call('PEXPIRE', KEYS[3], ARGV[2]) end
 return {'wait', g}`;
 // Fill only if no eviction happened since the load started (the generation is still the one it read); free our lock.
 const FILL = `

@@ -9,8 +9,8 @@ import type { TestingModule } from '@nestjs/testing';
 import { OutboxHandlerRegistry } from '@app/common';
 import { KeyVaultEmulator } from '@app/keyvault-emulator';
 import { createTestDatabase, DATABASE_KINDS, type TestDatabase } from '@app/testing';
-import { CredentialCache, CredentialNotFoundError, CredentialRevokedError, CredentialsService, CredentialStatus, CredentialType } from '../index';
-import { app, ctx, eventually, PREFIX, redisAt, redisDump, run, useSharedCacheStack } from './shared-cache.testing';
+import { CredentialCache, CredentialNotFoundError, CredentialRevokedError, CredentialsService, CredentialStatus, CredentialType, type TieredCredentialCache } from '../index';
+import { app, ctx, eventually, PREFIX, redisAt, redisDump, redisStore, run, useSharedCacheStack } from './shared-cache.testing';
 
 jest.setTimeout(60_000);
 
@@ -199,6 +199,32 @@ describe.each(DATABASE_KINDS)('shared credential cache on %s (real Redis, local 
     expect(loader.mock.calls.length).toBeGreaterThanOrEqual(1);
     expect(loader.mock.calls.length).toBeLessThanOrEqual(2);
     expect(cacheOf(1).stats().shared!.l2.lockWaits + cacheOf(2).stats().shared!.l2.lockWaits).toBeGreaterThanOrEqual(2);
+  });
+
+  it('a load lock left without expiry (restored from a snapshot without TTL, a manual SET) gets one again: a miss waits out lockMs, not waitMs, and single-flight comes back', async () => {
+    // Its own replica: a short lock and a long wait, so that waiting out the wait shows.
+    const d = await app(stack.db, emu, { store: { ...redisStore(), lockMs: 400, waitMs: 8000 } });
+    const dCache = d.get(CredentialCache) as TieredCredentialCache;
+    const key = `${ctx.tenantId}/no-ttl-lock-${randomBytes(3).toString('hex')}`;
+    const lockKey = `${PREFIX}l:{${key}}`;
+    const r = redisAt();
+    try {
+      await r.set(lockKey, 'a-lock-without-expiry');
+      expect(await r.pttl(lockKey)).toBe(-1);
+      const loader = jest.fn(async () => 'loaded');
+      const started = Date.now();
+      expect(await dCache.getOrLoad(key, loader)).toBe('loaded');
+      const waited = Date.now() - started;
+      const l2 = dCache.stats().shared!.l2;
+      // It took the lock once it expired and freed it with its fill (a lock timeout would load without the lock).
+      expect({ waitedLessThanWaitMs: waited < 4000, lockTimeouts: l2.lockTimeouts, fills: l2.fills, lockLeft: await r.exists(lockKey) }).toEqual({ waitedLessThanWaitMs: true, lockTimeouts: 0, fills: 1, lockLeft: 0 });
+      expect(waited).toBeGreaterThanOrEqual(350);
+      // Another replica is served that fill: one load in all.
+      expect(await cacheOf(1).getOrLoad(key, async () => 'other')).toBe('loaded');
+      expect(loader).toHaveBeenCalledTimes(1);
+    } finally {
+      await d.close();
+    }
   });
 });
 
