@@ -114,4 +114,23 @@ describe('Key Vault references in the host configuration (real SDK, local vault 
     expect(fallback.rateLimit.perMinute).toBe(5);
     expect(warnings).toEqual([expect.stringMatching(/^RATE_LIMIT_PER_MINUTE: .*RATE_LIMIT_PER_MINUTE_FALLBACK/)]);
   });
+
+  it('the embedded local vault: its port is checked against the HTTP API as configured, not at its default (EMULATOR_PORT=3000 beside PORT=4000 starts)', async () => {
+    const dataDir = join(dir, 'vault');
+    const seeded = await KeyVaultEmulator.start({ dataDir, quiet: true });
+    await seed(seeded, { 'dev-rate-limit': '77' });
+    await seeded.stop();
+
+    // Port 3000 is PORT's default: the vault opened to resolve the reference listens there (and closes after).
+    const base = { NODE_ENV: 'test', LOG_LEVEL: 'error', EMULATOR_PORT: '3000', EMULATOR_DATA_DIR: dataDir, RATE_LIMIT_PER_MINUTE: '@keyvault:dev-rate-limit' };
+    const moved = await loadAppConfigResolvingReferences({ ...base, PORT: '4000', GRPC_ENABLED: 'true', GRPC_PORT: '4001' });
+    expect({ http: moved.http.port, grpc: moved.grpc.port, rateLimit: moved.rateLimit.perMinute }).toEqual({ http: 4000, grpc: 4001, rateLimit: 77 });
+    // PORT at its default, but the HTTP API not on the loopback address the vault listens on.
+    const elsewhere = await loadAppConfigResolvingReferences({ ...base, HOST: '10.0.0.5' });
+    expect({ host: elsewhere.http.host, port: elsewhere.http.port, rateLimit: elsewhere.rateLimit.perMinute }).toEqual({ host: '10.0.0.5', port: 3000, rateLimit: 77 });
+    // The rule still holds where it should: the same port on the loopback address is refused.
+    const clash = await loadAppConfigResolvingReferences({ ...base, PORT: '3000' }).catch((e: unknown) => e);
+    expect(clash).toBeInstanceOf(ConfigValidationError);
+    expect((clash as ConfigValidationError).problems).toEqual(['EMULATOR_PORT: must differ from PORT (the embedded local vault listens beside the HTTP API)']);
+  });
 });

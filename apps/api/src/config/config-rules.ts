@@ -52,6 +52,9 @@ export const EXTERNAL_VAULT_VARIABLES = [
 /** The embedded local vault's own variables (without KEY_VAULT_URL). */
 export const EMBEDDED_VAULT_VARIABLES = ['EMULATOR_DATA_DIR', 'EMULATOR_PORT'] as const;
 
+/** What the vault variables' rules compare them with (EMULATOR_PORT's in VALUE_RULES): a check of the vault's part alone needs them too. */
+export const VAULT_RULE_COMPANIONS = ['PORT', 'HOST', 'GRPC_ENABLED', 'GRPC_PORT', 'GRPC_HOST'] as const;
+
 /**
  * Whether the database is PostgreSQL; undefined when DATABASE_TYPE names no database the host knows: then which
  * database's variables are out of place is unknown, and DATABASE_TYPE's own problem is the one to show.

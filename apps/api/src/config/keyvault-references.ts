@@ -3,8 +3,9 @@ import { NestFactory } from '@nestjs/core';
 import { isKeyVaultError, KeyVaultErrorCode, KeyVaultProvider } from '@app/key-vault';
 import { VaultModule } from '../vault/vault.module';
 import { AppConfig, CONFIG_VARIABLES, ConfigValidationError, loadAppConfigReadingFiles } from './app.config';
-import { EMBEDDED_VAULT_VARIABLES, EXTERNAL_VAULT_VARIABLES } from './config-rules';
+import { EMBEDDED_VAULT_VARIABLES, EXTERNAL_VAULT_VARIABLES, VAULT_RULE_COMPANIONS } from './config-rules';
 import { AppConfigModule } from './config.module';
+import { envSchema } from './env-schema';
 
 /**
  * Key Vault references in the host's own configuration: a variable whose value is
@@ -135,12 +136,23 @@ export async function resolveKeyVaultReferences(
 
 const REFERENCE_READER_KEYS = JSON.stringify([{ id: 'reference-reader', tenant: 'none', scopes: ['admin'], sha256: '0'.repeat(64) }]);
 
-/** Opens the configured vault with the host's own VaultModule, from the vault variables only. */
+/**
+ * A variable the vault's rules compare with, usable in the vault's check: set, not a reference, and valid on its own.
+ * A wrong one stays at its default there (the full check names it), as the rules leave out a value that did not parse.
+ */
+const companion = (name: string, value: string | undefined): boolean =>
+  (VAULT_RULE_COMPANIONS as readonly string[]).includes(name) &&
+  !!value &&
+  !value.startsWith(KEY_VAULT_REFERENCE_PREFIX) &&
+  envSchema.shape[name as (typeof VAULT_RULE_COMPANIONS)[number]].safeParse(value).success;
+
+/** Opens the configured vault with the host's own VaultModule, from the vault variables (and those their rules compare with). */
 async function openVault(env: Record<string, string | undefined>, cwd?: string): Promise<{ read: ReferenceReader; close: () => Promise<void> }> {
-  const vaultEnv = Object.fromEntries(Object.entries(env).filter(([k]) => VAULT_VARIABLES.has(k)));
+  const vaultEnv = Object.fromEntries(Object.entries(env).filter(([k, v]) => VAULT_VARIABLES.has(k) || companion(k, v)));
   // Only the vault's part of this configuration is used; the rest is defaults that never reach the
-  // host. The placeholder key (a digest no key has) only quiets the production rule about authentication,
-  // which the full configuration is checked against after the references are resolved.
+  // host. The variables the vault's rules compare with come along: at their defaults, EMULATOR_PORT=3000 beside
+  // PORT=4000 was refused as PORT's (3000). The placeholder key (a digest no key has) only quiets the production rule
+  // about authentication, which the full configuration is checked against after the references are resolved.
   // Its files too: the vault module reads its CA (and the SDK the client certificate) as it is built.
   const config = loadAppConfigReadingFiles({ ...vaultEnv, AUTH_API_KEYS: REFERENCE_READER_KEYS, LOG_LEVEL: 'error' }, cwd);
   const context = await NestFactory.createApplicationContext(ReferenceVaultModule.forRoot(config), { logger: ['error'], abortOnError: false });
