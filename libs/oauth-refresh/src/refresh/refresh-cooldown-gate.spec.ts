@@ -69,7 +69,7 @@ describe('RefreshCooldownGate', () => {
     expect(await a.activeCooldown('k', at(30_001))).toEqual({ until: at(90_000), cause: { code: 'OAUTH_CLIENT_REJECTED', oauthError: 'unregistered_error' } });
   });
 
-  it("a store written before causes existed (no activeCooldown of its own): its cooldowns answer as they did, without a cause", async () => {
+  it("a store written before causes existed (no activeCooldown of its own): the gate that saw the refusal answers its cooldown with it, as before; other gates, and a later cooldown, without", async () => {
     class UntilOnly extends OAuthRefreshCooldowns {
       private readonly inner = new InProcessOAuthRefreshCooldowns();
       activeUntil(key: string, now: Date): Promise<Date | undefined> {
@@ -86,9 +86,20 @@ describe('RefreshCooldownGate', () => {
     // Also one given as a plain object (useValue) with the three methods a store had.
     const plain = { activeUntil: (k: string, n: Date) => inner.activeUntil(k, n), recordFailure: (k: string, n: Date, p: CooldownPolicy) => inner.recordFailure(k, n, p), clear: (k: string) => inner.clear(k) };
     for (const store of [inner, plain as unknown as OAuthRefreshCooldowns]) {
-      const gate = new RefreshCooldownGate(store, policy, logger);
-      await gate.recordFailure('k', t0, undefined, { code: 'OAUTH_CLIENT_REJECTED', status: 401 });
-      expect(await gate.activeCooldown('k', at(1))).toEqual({ until: at(30_000) });
+      const [gate, other] = [new RefreshCooldownGate(store, policy, logger), new RefreshCooldownGate(store, policy, logger)];
+      const cause = { code: 'OAUTH_CLIENT_REJECTED' as const, status: 401 };
+      await gate.recordFailure('k', t0, undefined, cause);
+      // This process saw the refusal: its answer stays 4009 while the cooldown lasts (the previous release did so too).
+      expect(await gate.activeCooldown('k', at(1))).toEqual({ until: at(30_000), cause });
+      expect(await other.activeCooldown('k', at(1))).toEqual({ until: at(30_000) });
+      // A later cooldown another replica recorded (a passing outage) is not answered with that refusal.
+      await other.recordFailure('k', at(30_000));
+      expect(await gate.activeCooldown('k', at(30_001))).toEqual({ until: at(90_000) });
+      await gate.recordFailure('k', at(90_000), undefined, cause);
+      await gate.clear('k');
+      expect(await gate.activeCooldown('k', at(90_001))).toBeUndefined();
+      await gate.recordFailure('k', at(90_001));
+      expect(await gate.activeCooldown('k', at(90_002))).toEqual({ until: at(120_001) });
       await gate.clear('k');
     }
   });

@@ -11,8 +11,17 @@ export const MAX_PROVIDER_RETRY_AFTER_MS = 3_600_000;
  * (shared by the replicas), else in this process. A failing store never fails a refresh: the call is
  * logged and answered from this process's cooldowns instead.
  */
+/** Cooldown causes remembered for a store that keeps none, at most (the least recently recorded are forgotten). */
+const MAX_REMEMBERED_CAUSES = 1000;
+
 export class RefreshCooldownGate {
   private readonly local = new InProcessOAuthRefreshCooldowns();
+  /**
+   * For a host store that keeps no cause (written before causes existed): the causes of the cooldowns this process
+   * recorded, with the end the store gave them. Only that cooldown is answered with it here (as the previous release
+   * did); a later one another replica recorded ends elsewhere and answers as any.
+   */
+  private readonly causesKeptHere = new Map<string, { until: number; cause: CooldownCause }>();
 
   constructor(
     private readonly store: OAuthRefreshCooldowns | undefined,
@@ -37,7 +46,8 @@ export class RefreshCooldownGate {
       active = await this.local.activeCooldown(key, now);
     }
     if (!active) return undefined;
-    const cause = knownCause(active.cause);
+    const here = this.causesKeptHere.get(key);
+    const cause = knownCause(active.cause ?? (here?.until === active.until.getTime() ? here.cause : undefined));
     return { until: active.until, ...(cause ? { cause } : {}) };
   }
 
@@ -47,9 +57,12 @@ export class RefreshCooldownGate {
    */
   async recordFailure(key: string, now: Date, retryAfterMs?: number, cause?: CooldownCause): Promise<{ until: Date; failures: number }> {
     const policy = retryAfterMs && retryAfterMs > 0 ? { ...this.policy, atLeastMs: Math.min(retryAfterMs, MAX_PROVIDER_RETRY_AFTER_MS) } : this.policy;
+    this.causesKeptHere.delete(key);
     if (this.store) {
       try {
-        return await this.store.recordFailure(key, now, policy, cause);
+        const recorded = await this.store.recordFailure(key, now, policy, cause);
+        if (cause && !keepsCauses(this.store)) this.keepCauseHere(key, recorded.until, cause);
+        return recorded;
       } catch (e) {
         this.failed('record', e);
       }
@@ -58,6 +71,7 @@ export class RefreshCooldownGate {
   }
 
   async clear(key: string): Promise<void> {
+    this.causesKeptHere.delete(key);
     await this.local.clear(key);
     if (!this.store) return;
     try {
@@ -65,6 +79,11 @@ export class RefreshCooldownGate {
     } catch (e) {
       this.failed('clear', e);
     }
+  }
+
+  private keepCauseHere(key: string, until: Date, cause: CooldownCause): void {
+    this.causesKeptHere.set(key, { until: until.getTime(), cause });
+    if (this.causesKeptHere.size > MAX_REMEMBERED_CAUSES) this.causesKeptHere.delete(this.causesKeptHere.keys().next().value!);
   }
 
   private failed(what: string, e: unknown): void {
@@ -77,6 +96,11 @@ async function storedCooldown(store: OAuthRefreshCooldowns, key: string, now: Da
   if (typeof store.activeCooldown === 'function') return store.activeCooldown(key, now);
   const until = await store.activeUntil(key, now);
   return until && { until };
+}
+
+/** The store keeps causes: it answers `activeCooldown` itself (not the port's default over `activeUntil`, nor none). */
+function keepsCauses(store: OAuthRefreshCooldowns): boolean {
+  return typeof store.activeCooldown === 'function' && store.activeCooldown !== OAuthRefreshCooldowns.prototype.activeCooldown;
 }
 
 /** A cause as this lib records it, read back from a store (shared: written by another replica, or by hand): else none. */
