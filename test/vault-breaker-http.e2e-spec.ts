@@ -12,7 +12,7 @@ const HALF_OPEN_AFTER_MS = 5000;
  */
 describe('a vault that fails, over HTTP', () => {
   let host: TestHost;
-  const admin = generateApiKey('acme-admin', 'acme', ['credentials:write']);
+  const admin = generateApiKey('acme-admin', 'acme', ['credentials:write', 'admin']);
   const vault = () => host.app.get(EmbeddedVault).emulator!;
   const store = async (connectionId: string) => {
     const res = await fetch(`${host.baseUrl}/v1/credentials`, {
@@ -32,6 +32,18 @@ describe('a vault that fails, over HTTP', () => {
       KEY_VAULT_BREAKER_HALF_OPEN_AFTER_MS: String(HALF_OPEN_AFTER_MS),
     });
   });
+  /** Stores until the breaker answers CIRCUIT_OPEN (the vault failing with 500s); when the last store the breaker let through was sent. */
+  const openBreaker = async () => {
+    vault().injectFault({ kind: 'status', status: 500 });
+    let beforeLastFailure = 0;
+    for (let i = 0; i < 6; i++) {
+      const sent = Date.now();
+      const down = await store(`down-${randomBytes(4).toString('hex')}`);
+      if (down.body.codeName === 'CIRCUIT_OPEN') return { open: down, beforeLastFailure };
+      beforeLastFailure = sent;
+    }
+    throw new Error('six failing stores did not open the breaker');
+  };
   afterAll(async () => {
     vault()?.clearFaults();
     await host?.close();
@@ -69,5 +81,23 @@ describe('a vault that fails, over HTTP', () => {
     vault().clearFaults();
     await new Promise((r) => setTimeout(r, seconds * 1000));
     expect((await store('back')).status).toBe(201);
+  });
+
+  it("an audit verify refused because the anchor's read met the open breaker (503 AUDIT_ANCHOR_UNAVAILABLE) says when to come back, as CIRCUIT_OPEN does", async () => {
+    const { beforeLastFailure } = await openBreaker();
+    try {
+      const res = await fetch(`${host.baseUrl}/v1/audit/verify`, { method: 'POST', headers: { 'x-api-key': admin.key } });
+      const body = (await res.json()) as { code: number; codeName: string; message: string };
+      expect({ status: res.status, code: body.code, codeName: body.codeName }).toEqual({ status: 503, code: 5006, codeName: 'AUDIT_ANCHOR_UNAVAILABLE' });
+      expect(body.message).toContain('CIRCUIT_OPEN');
+      const retryAfter = res.headers.get('retry-after');
+      expect(retryAfter).toMatch(/^\d+$/);
+      const seconds = Number(retryAfter);
+      expect(seconds).toBeGreaterThanOrEqual(1);
+      expect(seconds).toBeLessThanOrEqual(HALF_OPEN_AFTER_MS / 1000);
+      expect(seconds * 1000).toBeGreaterThanOrEqual(HALF_OPEN_AFTER_MS - (Date.now() - beforeLastFailure));
+    } finally {
+      vault().clearFaults();
+    }
   });
 });

@@ -194,7 +194,10 @@ export class AuditChainVerifier {
  */
 function anchorStoreFailure(store: AuditAnchorStore, e: unknown, say: { unavailable: string; damaged: string }): AuditAnchorDamagedError | AuditAnchorUnavailableError {
   if (store.isUnusable?.(e) === true) return new AuditAnchorDamagedError(`${say.damaged}: ${describeError(e)}`, { cause: e });
-  return new AuditAnchorUnavailableError(`${say.unavailable}: ${describeError(e)}`, { cause: e });
+  // A store failure that knows when it passes (the vault client's open breaker, a throttled vault: `retryAfterMs`) says so.
+  const retryAfterMs = (e as { retryAfterMs?: unknown } | undefined)?.retryAfterMs;
+  const when = typeof retryAfterMs === 'number' && Number.isFinite(retryAfterMs) && retryAfterMs >= 0 ? { retryAfterMs } : {};
+  return new AuditAnchorUnavailableError(`${say.unavailable}: ${describeError(e)}`, { cause: e, ...when });
 }
 
 /**

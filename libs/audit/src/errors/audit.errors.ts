@@ -79,6 +79,13 @@ export class AuditAnchorUnavailableError extends AuditError {
   readonly code = AuditErrorCode.ANCHOR_UNAVAILABLE;
   readonly codeName = 'AUDIT_ANCHOR_UNAVAILABLE';
   readonly severity = ErrorSeverity.TRANSIENT;
+  /** When the store said it may answer again (the host's Retry-After): its failure's own, e.g. an open breaker's; absent when it does not say. */
+  readonly retryAfterMs?: number;
+
+  constructor(message: string, options?: { cause?: unknown; retryAfterMs?: number }) {
+    super(message, { cause: options?.cause });
+    this.retryAfterMs = options?.retryAfterMs;
+  }
 }
 
 /**
