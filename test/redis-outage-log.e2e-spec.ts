@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { createServer, type Server, type Socket } from 'node:net';
 import { REDIS_URL } from './support/database';
 import { startTestHost, TestHost } from './support/host';
 import { startRedisForwarder, type RedisForwarder } from './support/redis-forwarder';
@@ -16,6 +17,12 @@ function redisUrlAs(user: string, password: string): string {
   url.username = user;
   url.password = password;
   return url.toString();
+}
+
+/** Readiness' status and its cache check's details. */
+async function readiness(host: TestHost): Promise<{ status: number; cache: Record<string, unknown> }> {
+  const res = await fetch(`${host.baseUrl}/health/ready`);
+  return { status: res.status, cache: ((await res.json()) as { details: { cache: Record<string, unknown> } }).details.cache };
 }
 
 /** Nothing in `lines` says Redis does not answer or is not reachable, nor names the user or the password. */
@@ -157,17 +164,66 @@ describe('the host log and readiness while Redis refuses a command for lack of p
   });
 
   it('readiness and the start line say Redis refused PING for lack of permission (NOPERM), naming no user or password', async () => {
-    const res = await fetch(`${host!.baseUrl}/health/ready`);
-    expect(res.status).toBe(200);
-    const body = (await res.json()) as { details: { cache: Record<string, unknown> } };
-    expect(body.details.cache).toMatchObject({
-      status: 'degraded',
-      redis: 'down',
-      message: 'Redis refused PING for lack of permission (NOPERM): give the REDIS_URL user the commands the host runs',
+    expect(await readiness(host!)).toMatchObject({
+      status: 200,
+      cache: { status: 'degraded', redis: 'down', message: 'Redis refused PING for lack of permission (NOPERM): give the REDIS_URL user the commands the host runs' },
     });
     expect(lines().filter((l) => l.context === 'SharedState').map((l) => l.msg)).toEqual([
       'Redis refused PING at start for lack of permission (NOPERM): give the REDIS_URL user the commands the host runs',
     ]);
     expectNoOutageNorLogin(lines(), user, password);
+  }, 30_000);
+});
+
+/**
+ * REDIS_URL naming a server that is not Redis (a wrong port: here one answering as an HTTP server does to bytes it
+ * cannot parse): it answers at once, and what it answers is not the Redis protocol (ioredis' ParserError). The log
+ * and readiness say that — they said `Redis does not answer`, sending the operator to the network or a firewall.
+ */
+describe('the host log and readiness while REDIS_URL names a server that is not Redis (an HTTP server on that port)', () => {
+  let host: TestHost | undefined;
+  let server: Server;
+  const sockets = new Set<Socket>();
+  let started: number;
+  const lines = () => host!.logs.map((l) => JSON.parse(l) as Line & { time: number }).filter((l) => l.time >= started);
+
+  beforeAll(async () => {
+    server = createServer((socket) => {
+      sockets.add(socket);
+      socket.on('close', () => sockets.delete(socket));
+      socket.on('error', () => undefined);
+      socket.once('data', () => socket.end('HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n'));
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const { port } = server.address() as { port: number };
+    started = Date.now();
+    host = await startTestHost('sqlite', { REDIS_URL: `redis://127.0.0.1:${port}`, REDIS_KEY_PREFIX: `cvt-http-${randomBytes(4).toString('hex')}:`, LOG_LEVEL: 'info' });
+  }, 60_000);
+
+  afterAll(async () => {
+    await host?.close();
+    for (const s of sockets) s.destroy();
+    await new Promise((r) => server.close(r));
+    // As above: connections closed between reconnection attempts leave ioredis' 2 s disconnect timers to run out.
+    await new Promise((r) => setTimeout(r, 2_100));
+  });
+
+  it('says once per connection that the server at REDIS_URL is not Redis (never that it does not answer); readiness says so, degraded', async () => {
+    await new Promise((r) => setTimeout(r, 3_000)); // several refused exchanges per connection by now
+    const redis = lines().filter((l) => l.context === 'Redis');
+    const names = [...new Set(redis.map((l) => l.msg.split(':')[0]))];
+    expect(names).toContain('commands');
+    expect(redis.map((l) => ({ level: l.level, msg: l.msg })).sort((a, b) => a.msg.localeCompare(b.msg))).toEqual(
+      names.sort().map((name) => ({
+        level: 40,
+        msg: `${name}: ParserError: the server at REDIS_URL answers, not in the Redis protocol (a wrong host or port? another service listens there); reconnecting (logged again each minute it lasts, and once Redis answers)`,
+      })),
+    );
+    expect(lines().map((l) => l.msg).join('\n')).not.toMatch(/does not answer/);
+
+    expect(await readiness(host!)).toMatchObject({
+      status: 200,
+      cache: { status: 'degraded', redis: 'down', l2: 'down', message: 'The server at REDIS_URL is not Redis (its answer is not the Redis protocol): reads bypass the shared cache' },
+    });
   }, 30_000);
 });

@@ -39,7 +39,11 @@ export class CacheHealthIndicator {
       }
       // L2 is on this connection: the lib's view comes from its own calls, and none may have failed yet.
       if (details.redis === 'down') {
-        const why = this.redis.credentialsRefused ? 'Redis refused the credentials of REDIS_URL' : 'Redis does not answer';
+        const why = this.redis.credentialsRefused
+          ? 'Redis refused the credentials of REDIS_URL'
+          : this.redis.notRedis
+            ? 'The server at REDIS_URL is not Redis (its answer is not the Redis protocol)'
+            : 'Redis does not answer';
         return check.degraded({ ...details, l2: 'down', message: `${why}: reads bypass the shared cache` });
       }
     }

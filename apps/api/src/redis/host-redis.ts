@@ -34,7 +34,12 @@ export class HostRedis implements OnApplicationShutdown {
 
   /** Redis refuses the command connection's credentials, now (readiness says so rather than "does not answer"). */
   get credentialsRefused(): boolean {
-    return this.commandClient !== undefined && !!this.outages.get(this.commandClient)?.refusingCredentials;
+    return this.commandClient !== undefined && this.outages.get(this.commandClient)?.currentCause === 'credentials';
+  }
+
+  /** The server at REDIS_URL answers the command connection, not in the Redis protocol, now (a wrong host or port). */
+  get notRedis(): boolean {
+    return this.commandClient !== undefined && this.outages.get(this.commandClient)?.currentCause === 'protocol';
   }
 
   /** A new connection for SUBSCRIBE; closed with the others at shutdown. */
@@ -107,7 +112,17 @@ export function refusedPermission(error: unknown): 'NOPERM' | undefined {
 const OUTAGE_WORDS = {
   unreachable: { first: 'Redis does not answer; reconnecting (logged again each minute it lasts, and once it is back)', lasting: 'Redis does not answer for', end: 'Redis answers again after' },
   credentials: { first: 'Redis refused the credentials of REDIS_URL; retrying (logged again each minute it lasts, and once they are accepted)', lasting: 'Redis refuses the credentials of REDIS_URL for', end: 'Redis accepts the credentials again after' },
+  protocol: {
+    first: 'the server at REDIS_URL answers, not in the Redis protocol (a wrong host or port? another service listens there); reconnecting (logged again each minute it lasts, and once Redis answers)',
+    lasting: 'the server at REDIS_URL answers, not in the Redis protocol, for',
+    end: 'Redis answers after',
+  },
 } as const;
+
+/** ioredis' error for bytes that are not the Redis protocol: something answered, and it is not Redis (or not in plaintext). */
+function notRedisProtocol(error: Error): boolean {
+  return error.name === 'ParserError';
+}
 
 /**
  * One connection's outage in the log: its first failure at `warn`, a reminder each minute it lasts, and the reconnect
@@ -121,6 +136,8 @@ export class RedisOutageLog {
   private failures = 0;
   /** The latest failure's cause (the outage's, while one lasts). */
   private cause: keyof typeof OUTAGE_WORDS = 'unreachable';
+  /** The code or class the latest cause was logged with. */
+  private code = '';
   /** The causes this outage has logged: a cause that comes back (one flipping at each attempt) waits for the reminder. */
   private readonly logged = new Set<keyof typeof OUTAGE_WORDS>();
 
@@ -131,14 +148,22 @@ export class RedisOutageLog {
 
   /** The outage under way is Redis refusing the credentials. */
   get refusingCredentials(): boolean {
-    return this.since !== undefined && this.cause === 'credentials';
+    return this.currentCause === 'credentials';
+  }
+
+  /** The cause of the outage under way; undefined when there is none. */
+  get currentCause(): keyof typeof OUTAGE_WORDS | undefined {
+    return this.since === undefined ? undefined : this.cause;
   }
 
   failed(error: NodeJS.ErrnoException): void {
     const now = Date.now();
+    // Commands given up while the outage lasts (ioredis' MaxRetriesPerRequestError) are its consequence, not a cause of their own.
+    const consequence = this.since !== undefined && error.name === 'MaxRetriesPerRequestError';
     const refused = refusedCredentials(error);
-    const code = refused ?? error.code ?? error.name;
-    const cause = refused ? 'credentials' : 'unreachable';
+    const code = consequence ? this.code : (refused ?? error.code ?? error.name);
+    const cause = consequence ? this.cause : refused ? 'credentials' : notRedisProtocol(error) ? 'protocol' : 'unreachable';
+    this.code = code;
     this.failures++;
     if (this.since === undefined) {
       this.since = now;

@@ -109,6 +109,28 @@ describe('RedisOutageLog', () => {
     ]);
   });
 
+  it('a server that answers, not in the Redis protocol (ParserError: a wrong port, another service there), is said to be that, minute by minute, never that Redis does not answer', () => {
+    jest.useFakeTimers({ now: 0 });
+    const { lines, logger } = capture();
+    const outage = new RedisOutageLog('commands', logger);
+    const garbled = Object.assign(new Error('Protocol error, got "H" as reply type byte'), { name: 'ParserError' });
+    const givenUp = Object.assign(new Error('Reached the max retries per request limit (which is 2).'), { name: 'MaxRetriesPerRequestError' });
+    for (let t = 0; t <= 62_000; t += 2_000) {
+      jest.setSystemTime(t);
+      // The commands ioredis gives up meanwhile are the outage's consequence, not another cause.
+      outage.failed(t % 4_000 === 0 ? garbled : givenUp);
+    }
+    expect(outage.currentCause).toBe('protocol');
+    jest.setSystemTime(63_000);
+    outage.answered();
+    expect(outage.currentCause).toBeUndefined();
+    expect(lines).toEqual([
+      'warn commands: ParserError: the server at REDIS_URL answers, not in the Redis protocol (a wrong host or port? another service listens there); reconnecting (logged again each minute it lasts, and once Redis answers)',
+      'warn commands: ParserError: the server at REDIS_URL answers, not in the Redis protocol, for 60 s (31 failed attempts); reconnecting',
+      'info commands: Redis answers after 63 s (32 failed attempts)',
+    ]);
+  });
+
   it.each([
     ['NOAUTH Authentication required.', 'NOAUTH'],
     ['WRONGPASS invalid username-password pair or user is disabled.', 'WRONGPASS'],
