@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { createServer, type Server, type Socket } from 'node:net';
+import { createServer, type Server } from 'node:http';
 import { REDIS_URL } from './support/database';
 import { startTestHost, TestHost } from './support/host';
 import { startRedisForwarder, type RedisForwarder } from './support/redis-forwarder';
@@ -183,17 +183,13 @@ describe('the host log and readiness while Redis refuses a command for lack of p
 describe('the host log and readiness while REDIS_URL names a server that is not Redis (an HTTP server on that port)', () => {
   let host: TestHost | undefined;
   let server: Server;
-  const sockets = new Set<Socket>();
   let started: number;
   const lines = () => host!.logs.map((l) => JSON.parse(l) as Line & { time: number }).filter((l) => l.time >= started);
 
   beforeAll(async () => {
-    server = createServer((socket) => {
-      sockets.add(socket);
-      socket.on('close', () => sockets.delete(socket));
-      socket.on('error', () => undefined);
-      socket.once('data', () => socket.end('HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n'));
-    });
+    // Node's HTTP server: to the Redis client's bytes it answers 400 Bad Request and closes, so the client's next
+    // writes on that socket fail too (EPIPE, ECONNRESET) — the same outage, not Redis gone.
+    server = createServer((_req, res) => res.end());
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     const { port } = server.address() as { port: number };
     started = Date.now();
@@ -202,7 +198,7 @@ describe('the host log and readiness while REDIS_URL names a server that is not 
 
   afterAll(async () => {
     await host?.close();
-    for (const s of sockets) s.destroy();
+    server.closeAllConnections();
     await new Promise((r) => server.close(r));
     // As above: connections closed between reconnection attempts leave ioredis' 2 s disconnect timers to run out.
     await new Promise((r) => setTimeout(r, 2_100));

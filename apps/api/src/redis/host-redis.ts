@@ -158,8 +158,11 @@ export class RedisOutageLog {
 
   failed(error: NodeJS.ErrnoException): void {
     const now = Date.now();
-    // Commands given up while the outage lasts (ioredis' MaxRetriesPerRequestError) are its consequence, not a cause of their own.
-    const consequence = this.since !== undefined && error.name === 'MaxRetriesPerRequestError';
+    // Commands given up while the outage lasts (ioredis' MaxRetriesPerRequestError), and writes meeting the socket a
+    // non-Redis server closed after its answer, are its consequence, not a cause of their own.
+    const consequence =
+      this.since !== undefined &&
+      (error.name === 'MaxRetriesPerRequestError' || (this.cause === 'protocol' && (error.code === 'EPIPE' || error.code === 'ECONNRESET')));
     const refused = refusedCredentials(error);
     const code = consequence ? this.code : (refused ?? error.code ?? error.name);
     const cause = consequence ? this.cause : refused ? 'credentials' : notRedisProtocol(error) ? 'protocol' : 'unreachable';

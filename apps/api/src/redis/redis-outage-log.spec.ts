@@ -131,6 +131,27 @@ describe('RedisOutageLog', () => {
     ]);
   });
 
+  it("after the server's non-Redis answer, the writes that meet the socket it closed (EPIPE, ECONNRESET) are the same outage; a refused connect is another cause", () => {
+    jest.useFakeTimers({ now: 0 });
+    const { lines, logger } = capture();
+    const outage = new RedisOutageLog('commands', logger);
+    const garbled = Object.assign(new Error('Protocol error, got "H" as reply type byte'), { name: 'ParserError' });
+    const closed = (code: string) => Object.assign(new Error(`write ${code}`), { code });
+    outage.failed(garbled);
+    jest.setSystemTime(100);
+    outage.failed(closed('EPIPE'));
+    jest.setSystemTime(200);
+    outage.failed(closed('ECONNRESET'));
+    expect(outage.currentCause).toBe('protocol');
+    jest.setSystemTime(2_000);
+    outage.failed(refused);
+    expect(outage.currentCause).toBe('unreachable');
+    expect(lines).toEqual([
+      'warn commands: ParserError: the server at REDIS_URL answers, not in the Redis protocol (a wrong host or port? another service listens there); reconnecting (logged again each minute it lasts, and once Redis answers)',
+      'warn commands: ECONNREFUSED: Redis does not answer; reconnecting (logged again each minute it lasts, and once it is back)',
+    ]);
+  });
+
   it.each([
     ['NOAUTH Authentication required.', 'NOAUTH'],
     ['WRONGPASS invalid username-password pair or user is disabled.', 'WRONGPASS'],
