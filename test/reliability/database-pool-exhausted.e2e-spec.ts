@@ -114,9 +114,14 @@ describe('the host when every PostgreSQL pool connection is busy', () => {
       expect(waiting.get('exhausted_total{pool="main"}')).toBe(exhausted);
 
       expect((await busy).body.codeName).toBe('DATABASE_POOL_EXHAUSTED');
-      const after = await scrapePool();
+      // The caller it refused waits no more. The host's own background work (the outbox's poll, a job) may be queued
+      // behind the held connections meanwhile, for DATABASE_CONNECT_TIMEOUT_MS (1 s) at most: seen once in a CI
+      // rehearsal as a waiter right after the 503. Until none is left.
+      let after = await scrapePool();
+      for (const deadline = Date.now() + 10_000; after.get('waiting{pool="main"}') !== 0 && Date.now() < deadline; ) after = await scrapePool();
       expect(after.get('waiting{pool="main"}')).toBe(0);
-      expect(after.get('exhausted_total{pool="main"}')).toBe(exhausted + 1);
+      // Its exhaustion counted (and any such background caller's that waited in vain).
+      expect(after.get('exhausted_total{pool="main"}')).toBeGreaterThanOrEqual(exhausted + 1);
     } finally {
       await release();
     }
