@@ -108,13 +108,13 @@ export class CredentialQueries {
   async listByLastChange(ctx: OperationContext, query: ListByLastChangeQuery): Promise<CredentialPage> {
     assertContext(ctx);
     const { limit } = query;
-    if (!Number.isInteger(limit) || limit < 1 || limit > MAX_ID_LIST) throw new CredentialValidationError(`limit must be an integer in 1..${MAX_ID_LIST}`, 'limit');
+    if (!Number.isInteger(limit) || limit < 1 || limit > MAX_LIST_BY_LAST_CHANGE) throw new CredentialValidationError(`limit must be an integer in 1..${MAX_LIST_BY_LAST_CHANGE}`, 'limit');
     if (!Array.isArray(query.types) || query.types.length === 0) throw new CredentialValidationError('types must name at least one credential type', 'types');
     const types = [...new Set(query.types.map((t) => checkedType(t)))];
     if (query.integrationId !== undefined) assertIdentifier(query.integrationId, 'integrationId');
     const list = (values: string[] | undefined, field: string, check: (v: string) => string) => {
       if (values === undefined) return undefined;
-      if (!Array.isArray(values) || values.length > MAX_ID_LIST) throw new CredentialValidationError(`${field} must be a list of at most ${MAX_ID_LIST}`, field);
+      if (!Array.isArray(values) || values.length > MAX_LIST_BY_LAST_CHANGE) throw new CredentialValidationError(`${field} must be a list of at most ${MAX_LIST_BY_LAST_CHANGE}`, field);
       return values.map(check);
     };
     const excludeIntegrationIds = list(query.excludeIntegrationIds, 'excludeIntegrationIds', (v) => (assertIdentifier(v, 'excludeIntegrationIds'), v));
@@ -216,7 +216,7 @@ function toPage(rows: CredentialEntity[], limit: number, now: number, cursorOf: 
 }
 
 /** The longest id list and page `listByLastChange` takes. */
-const MAX_ID_LIST = 10_000;
+export const MAX_LIST_BY_LAST_CHANGE = 10_000;
 
 /** A credential id as the rows keep it (lower case), or a validation error naming `field`. */
 function checkedId(id: string, field: string): string {

@@ -4,6 +4,7 @@ export type { CredentialsOptionsFactory } from './credentials.module-definition'
 export type { CredentialsModuleOptions, CredentialsCacheOptions, CredentialsCacheStore, RedisCacheStoreOptions, CredentialsReadAuditOptions, CredentialsVaultStoreOptions, CredentialsEnvelopeStoreOptions, CredentialsOrphanVersionsOptions } from './credentials.options';
 export { resolveCredentialsOptions, DEFAULT_VALUE_STORES } from './credentials.options';
 export { CredentialsService } from './credentials.service';
+export { MAX_LIST_BY_LAST_CHANGE } from './credential.queries';
 export { MAX_STORE_MANY, type StoreManyItem, type StoreManyOptions, type StoreManyResult } from './credential-batch.writer';
 export { CredentialExpiryScanner } from './credential-expiry.scanner';
 export { CREDENTIAL_EXPIRED_EVENT, CREDENTIAL_EXPIRY_ACTOR, type CredentialExpiredPayload, type ExpiryTransitionResult } from './credential-expiry.transition';

@@ -1,6 +1,6 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { boundedList, type BoundedList, Clock, type OperationContext } from '@app/common';
-import { CredentialsService, CredentialType, type CredentialMetadata, type ListByLastChangeQuery } from '@app/credentials';
+import { CredentialsService, CredentialType, MAX_LIST_BY_LAST_CHANGE, type CredentialMetadata, type ListByLastChangeQuery } from '@app/credentials';
 import { RotationValidationError } from './errors/rotation.errors';
 import { assertContext } from './internal/validation';
 import { DAY_MS } from './jobs/expiry-monitor.service';
@@ -94,7 +94,7 @@ export class RotationQueries {
     const own = [...new Set(overrides.filter((r) => r.level === 'credential').map((r) => r.target.toLowerCase()))];
     const ownSet = new Set(own);
     // Left out by the query while the list fits one (overrides outlive their credentials: there may be more), else here.
-    const excludeIds = own.length <= MAX_LIST ? own : undefined;
+    const excludeIds = own.length <= MAX_LIST_BY_LAST_CHANGE ? own : undefined;
     const notOwn = (c: CredentialMetadata) => !ownSet.has(c.id);
     const integrations = [...new Set(overrides.filter((r) => r.level === 'integration').map((r) => r.target))];
     const out: DueRotation[] = [];
@@ -117,7 +117,7 @@ export class RotationQueries {
         await this.eachCredential(ctx, query, perGroup, take, notOwn);
       }
     }
-    for (let i = 0; i < own.length; i += MAX_LIST) await this.eachCredential(ctx, { types: ROTATED_TYPES, ids: own.slice(i, i + MAX_LIST) }, undefined, take);
+    for (let i = 0; i < own.length; i += MAX_LIST_BY_LAST_CHANGE) await this.eachCredential(ctx, { types: ROTATED_TYPES, ids: own.slice(i, i + MAX_LIST_BY_LAST_CHANGE) }, undefined, take);
     return out.sort((a, b) => a.dueAt.getTime() - b.dueAt.getTime() || a.credential.createdAt.getTime() - b.credential.createdAt.getTime() || (a.credential.id < b.credential.id ? -1 : 1));
   }
 
@@ -145,8 +145,6 @@ export class RotationQueries {
 
 /** Types a rotation schedule applies to: an OAuth access token is refreshed, not rotated. */
 const ROTATED_TYPES = Object.values(CredentialType).filter((t) => t !== CredentialType.OAUTH_ACCESS_TOKEN);
-/** The longest id list `listByLastChange` takes (the credentials lib's cap). */
-const MAX_LIST = 10_000;
 /** Credentials read per page of a due group. */
 const DUE_PAGE = 500;
 
