@@ -91,11 +91,10 @@ export class RefreshCooldownGate {
   }
 }
 
-/** The store's cooldown; one given as a plain object with the port's first three methods (no `activeCooldown`) keeps no cause. */
-async function storedCooldown(store: OAuthRefreshCooldowns, key: string, now: Date): Promise<ActiveCooldown | undefined> {
-  if (typeof store.activeCooldown === 'function') return store.activeCooldown(key, now);
-  const until = await store.activeUntil(key, now);
-  return until && { until };
+/** The store's cooldown; one given as a plain object with the port's first three methods (no `activeCooldown`) gets the port's default (no cause). */
+function storedCooldown(store: OAuthRefreshCooldowns, key: string, now: Date): Promise<ActiveCooldown | undefined> {
+  const read = typeof store.activeCooldown === 'function' ? store.activeCooldown : OAuthRefreshCooldowns.prototype.activeCooldown;
+  return read.call(store, key, now);
 }
 
 /** The store keeps causes: it answers `activeCooldown` itself (not the port's default over `activeUntil`, nor none). */
