@@ -9,6 +9,7 @@ import { CREDENTIALS_CLOCK } from './credentials.constants';
 import { CredentialValidationError } from './errors/credential-errors';
 import { checkedStatuses, checkedType, UUID } from './internal/guards';
 import { CredentialRepository } from './persistence/credential.repository';
+import { CredentialScanRepository } from './persistence/credential-scan.repository';
 import { CredentialsPersistence } from './persistence/credentials-persistence';
 import { assertIdentifier } from './validation/identifiers';
 
@@ -22,7 +23,8 @@ export class CredentialExpiryScanner {
   private readonly expiry: CredentialExpiryTransition;
 
   constructor(
-    private readonly rows: CredentialRepository,
+    rows: CredentialRepository,
+    private readonly scans: CredentialScanRepository,
     persistence: CredentialsPersistence,
     audit: AuditService,
     cache: CredentialCache,
@@ -53,7 +55,7 @@ export class CredentialExpiryScanner {
     const limit = query.limit ?? 100;
     if (!Number.isInteger(limit) || limit < 1 || limit > 10_000) throw new CredentialValidationError('limit must be an integer in 1..10000', 'limit');
     if (!(query.before instanceof Date) || Number.isNaN(query.before.getTime())) throw new CredentialValidationError('before must be a valid Date', 'before');
-    return this.rows.scanExpiring({
+    return this.scans.scanExpiring({
       beforeMs: query.before.getTime(),
       // null is no filter too, as before the type was checked here.
       type: query.type == null ? undefined : checkedType(query.type),
@@ -70,7 +72,7 @@ export class CredentialExpiryScanner {
     if (query.changedBefore !== undefined && (!(query.changedBefore instanceof Date) || Number.isNaN(query.changedBefore.getTime()))) {
       throw new CredentialValidationError('changedBefore must be a valid Date', 'changedBefore');
     }
-    return this.rows.scanLive({ statuses: checkedStatuses(query.statuses, [CredentialStatus.ACTIVE]), changedBeforeMs: query.changedBefore?.getTime(), limit, afterId: query.afterId });
+    return this.scans.scanLive({ statuses: checkedStatuses(query.statuses, [CredentialStatus.ACTIVE]), changedBeforeMs: query.changedBefore?.getTime(), limit, afterId: query.afterId });
   }
 
   /** How many credentials of every tenant, not deleted, of `type` have a connection id starting with `connectionIdPrefix` (for metrics). */
@@ -78,6 +80,6 @@ export class CredentialExpiryScanner {
     const type = checkedType(query?.type);
     // As a connection id is (any prefix of one is too): the count's index range relies on its ASCII characters.
     assertIdentifier(query.connectionIdPrefix, 'connectionIdPrefix');
-    return this.rows.countLiveByConnectionPrefix(type, query.connectionIdPrefix);
+    return this.scans.countLiveByConnectionPrefix(type, query.connectionIdPrefix);
   }
 }

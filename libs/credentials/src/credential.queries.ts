@@ -23,6 +23,7 @@ import { isReservedConnectionId } from './internal-credentials';
 import { type PackedRead, packRow, UNPACKED_READS, UnpackedReads, unpackRow } from './internal/packed-read';
 import { maskFromHint } from './masking';
 import { CredentialRepository } from './persistence/credential.repository';
+import { CredentialListRepository } from './persistence/credential-list.repository';
 import { CredentialVersionRepository } from './persistence/credential-version.repository';
 import { CredentialsPersistence } from './persistence/credentials-persistence';
 import { assertDate, assertIdentifier } from './validation/identifiers';
@@ -37,6 +38,7 @@ export class CredentialQueries {
 
   constructor(
     private readonly rows: CredentialRepository,
+    private readonly lists: CredentialListRepository,
     private readonly versions: CredentialVersionRepository,
     @Inject(CREDENTIALS_CLOCK) private readonly clock: Clock,
     @Inject(CREDENTIALS_RESOLVED_OPTIONS) private readonly options: ResolvedCredentialsOptions,
@@ -90,7 +92,7 @@ export class CredentialQueries {
     const includeInternal = assertIncludeInternal(query) || (query.includeInternal === undefined && query.connectionId !== undefined && isReservedConnectionId(query.connectionId));
     const cursor = query.cursor !== undefined ? decodeCursor(query.cursor) : undefined;
     const now = this.clock.nowMs();
-    const rows = await this.rows.page(ctx.tenantId, {
+    const rows = await this.lists.page(ctx.tenantId, {
       integrationId: query.integrationId || undefined,
       connectionId: query.connectionId || undefined,
       type,
@@ -123,7 +125,7 @@ export class CredentialQueries {
     if (query.changedAtOrBefore !== undefined) assertDate(query.changedAtOrBefore, 'changedAtOrBefore');
     const after = query.cursor !== undefined ? decodeLastChangeCursor(query.cursor) : undefined;
     const now = this.clock.nowMs();
-    const rows = await this.rows.pageByLastChange(ctx.tenantId, {
+    const rows = await this.lists.pageByLastChange(ctx.tenantId, {
       types,
       integrationId: query.integrationId,
       excludeIntegrationIds,
@@ -145,7 +147,7 @@ export class CredentialQueries {
     if (!Number.isInteger(limit) || limit < 1 || limit > 10_000) throw new CredentialValidationError('limit must be an integer in 1..10000', 'limit');
     const now = this.clock.nowMs();
     // One row past the limit tells the list was cut (`truncated`), without a count.
-    const { items, truncated } = boundedList(await this.rows.expiring(ctx.tenantId, now + days * DAY_MS, limit + 1, includeInternal), limit);
+    const { items, truncated } = boundedList(await this.lists.expiring(ctx.tenantId, now + days * DAY_MS, limit + 1, includeInternal), limit);
     return { items: items.map((r) => toMetadataOfFresh(r, now)), truncated };
   }
 
@@ -153,7 +155,7 @@ export class CredentialQueries {
   async statistics(ctx: OperationContext, options: InternalCredentialsOption = {}): Promise<CredentialStatistics> {
     assertContext(ctx);
     const includeInternal = assertIncludeInternal(options);
-    return this.rows.statistics(ctx.tenantId, this.clock.now().getTime(), includeInternal);
+    return this.lists.statistics(ctx.tenantId, this.clock.now().getTime(), includeInternal);
   }
 
   /** See `CredentialsService.listConnections`. */
@@ -161,7 +163,7 @@ export class CredentialQueries {
     assertContext(ctx);
     const known = options.integrations ?? this.options.integrations;
     known.forEach((i) => assertIdentifier(i, 'integrations'));
-    const rows = await this.rows.connectionRows(ctx.tenantId, assertIncludeInternal(options));
+    const rows = await this.lists.connectionRows(ctx.tenantId, assertIncludeInternal(options));
     const groups = new Map<string, CredentialEntity[]>();
     for (const r of rows) {
       const k = JSON.stringify([r.integrationId, r.connectionId]);

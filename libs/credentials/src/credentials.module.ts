@@ -20,6 +20,8 @@ import { CredentialBatchDeleter } from './credential-batch.deleter';
 import { CredentialsService } from './credentials.service';
 import { CredentialEventPublisher } from './events/credential-event-publisher';
 import { CredentialRepository } from './persistence/credential.repository';
+import { CredentialListRepository } from './persistence/credential-list.repository';
+import { CredentialScanRepository } from './persistence/credential-scan.repository';
 import { CredentialVersionRepository } from './persistence/credential-version.repository';
 import { CREDENTIALS_PERSISTENCE_PROVIDER, CredentialsPersistence } from './persistence/credentials-persistence';
 import { EnvelopeValueRepository } from './persistence/envelope-value.repository';
@@ -68,6 +70,8 @@ const providers: Provider[] = [
   CREDENTIAL_CACHE_PROVIDER,
   CacheInvalidationRelay,
   repository(CredentialRepository),
+  repository(CredentialListRepository),
+  repository(CredentialScanRepository),
   repository(CredentialVersionRepository),
   repository(EnvelopeValueRepository),
   repository(WrappedDataKeyRepository),

@@ -5,7 +5,7 @@ const INDEX = '"IDX_cv_credentials_tenant_type_changed"';
 
 /**
  * (tenant_id, type, last change, created_at, id) of the active credentials, the last change being
- * `COALESCE(rotated_at, created_at)`: the rotation lib's due list (`CredentialRepository.pageByLastChange`) reads a
+ * `COALESCE(rotated_at, created_at)`: the rotation lib's due list (`CredentialListRepository.pageByLastChange`) reads a
  * tenant's credentials last changed before a policy's threshold, least recently changed first, from this index's
  * range instead of every active credential of the tenant. Partial: only `status = 'active'` rows are ever due.
  *

@@ -152,7 +152,7 @@ describe.each(DATABASE_KINDS)('CredentialLastChangeIndex on %s', (kind) => {
     expect(await definition(after)).toMatch(
       kind === 'postgres' ? /\(tenant_id, type, COALESCE\(rotated_at, created_at\), created_at, id\) WHERE \(\(status\)::text = 'active'::text\)$/ : /\(tenant_id, type, \(COALESCE\(rotated_at, created_at\)\), created_at, id\) WHERE status = 'active'$/,
     );
-    // The due query's shape (CredentialRepository.pageByLastChange): the planner takes this index for it.
+    // The due query's shape (CredentialListRepository.pageByLastChange): the planner takes this index for it.
     const due = `SELECT id FROM ${table('cv_credentials')} WHERE tenant_id = 't1' AND status = 'active' AND type = 'api_key' AND COALESCE(rotated_at, created_at) <= 1200 ORDER BY COALESCE(rotated_at, created_at) ASC, created_at ASC, id ASC LIMIT 10`;
     const plan = kind === 'postgres'
       ? ((await after.transaction(async (m) => {

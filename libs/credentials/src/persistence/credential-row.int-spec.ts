@@ -6,6 +6,7 @@ import { CredentialStatus, CredentialType } from '../credential-type';
 import { CredentialEntity } from '../entities/credential.entity';
 import { toMetadata, toMetadataOfFresh } from '../internal/credential-view';
 import { everyFieldSetCredential } from '../testing/credential-fixtures';
+import { CredentialListRepository } from './credential-list.repository';
 import { CredentialRepository } from './credential.repository';
 
 const DAY = 86_400_000;
@@ -16,6 +17,7 @@ describe.each(DATABASE_KINDS)('credential rows mapped by hand on %s', (kind) => 
   let ds: DataSource;
   let runner: TransactionRunner;
   let repo: CredentialRepository;
+  let lists: CredentialListRepository;
   const t = tenant('map');
   const now = BASE_MS + 100 * DAY;
 
@@ -31,6 +33,7 @@ describe.each(DATABASE_KINDS)('credential rows mapped by hand on %s', (kind) => 
     db = await createTestDatabase(kind);
     ({ ds, runner } = await openRepositoryDataSource(db));
     repo = new CredentialRepository(runner);
+    lists = new CredentialListRepository(runner);
     for (const r of all) await repo.insert(r);
   });
   afterAll(async () => {
@@ -62,18 +65,18 @@ describe.each(DATABASE_KINDS)('credential rows mapped by hand on %s', (kind) => 
   it('page, expiring and the connection rows: the same entities, in the same order, as the query builder reads', async () => {
     const live = await hydrated({ where: { tenantId: t, status: Not(CredentialStatus.DELETED) }, order: { createdAt: 'ASC', id: 'ASC' } });
     expect(live).toHaveLength(5);
-    expect(await repo.page(t, { nowMs: now, limit: 10 })).toStrictEqual(live);
+    expect(await lists.page(t, { nowMs: now, limit: 10 })).toStrictEqual(live);
     const after = { createdAtMs: live[1].createdAt.getTime(), id: live[1].id };
-    expect(await repo.page(t, { nowMs: now, limit: 2, after })).toStrictEqual(live.slice(2, 4));
+    expect(await lists.page(t, { nowMs: now, limit: 2, after })).toStrictEqual(live.slice(2, 4));
 
     const expiring = live
       .filter((r) => r.expiresAt && r.expiresAt.getTime() <= now + 30 * DAY && r.status !== CredentialStatus.REVOKED)
       .sort((a, b) => a.expiresAt!.getTime() - b.expiresAt!.getTime() || a.id.localeCompare(b.id));
     expect(expiring.map((r) => r.id)).toEqual([expiredActive.id, expiringSoon.id, everyFieldSet.id]);
-    expect(await repo.expiring(t, now + 30 * DAY, 10)).toStrictEqual(expiring);
+    expect(await lists.expiring(t, now + 30 * DAY, 10)).toStrictEqual(expiring);
 
     const screen = await hydrated({ where: { tenantId: t, status: Not(CredentialStatus.DELETED) }, order: { integrationId: 'ASC', connectionId: 'ASC', type: 'ASC' } });
-    expect(await repo.connectionRows(t)).toStrictEqual(screen);
+    expect(await lists.connectionRows(t)).toStrictEqual(screen);
   });
 
   it('reads inside a transaction see its uncommitted row through the same statements', async () => {
@@ -82,8 +85,8 @@ describe.each(DATABASE_KINDS)('credential rows mapped by hand on %s', (kind) => 
       runner.run(async () => {
         await repo.insert(row);
         expect(await repo.findById(t, row.id)).toEqual(row);
-        expect((await repo.expiring(t, now + DAY, 10)).map((r) => r.id)).toContain(row.id);
-        expect((await repo.page(t, { nowMs: now, limit: 10 })).map((r) => r.id)).toContain(row.id);
+        expect((await lists.expiring(t, now + DAY, 10)).map((r) => r.id)).toContain(row.id);
+        expect((await lists.page(t, { nowMs: now, limit: 10 })).map((r) => r.id)).toContain(row.id);
         throw new Error('roll back');
       }),
     ).rejects.toThrow('roll back');

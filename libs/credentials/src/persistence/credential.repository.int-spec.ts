@@ -5,21 +5,27 @@ import { DataSource } from 'typeorm';
 import { at, BASE_MS, credentialRow, openRepositoryDataSource, sleep, tenant } from '../../test/repository-fixtures';
 import { CredentialStatus, CredentialType } from '../credential-type';
 import { CredentialEntity } from '../entities';
+import { CredentialListRepository } from './credential-list.repository';
+import { CredentialScanRepository } from './credential-scan.repository';
 import { CredentialRepository, slotKey } from './credential.repository';
 
 const DAY = 86_400_000;
 
-// The repository alone, on a bare DataSource with the lib's migrations and a TransactionRunner.
-describe.each(DATABASE_KINDS)('CredentialRepository on %s', (kind) => {
+// The cv_credentials repositories alone, on a bare DataSource with the lib's migrations and a TransactionRunner.
+describe.each(DATABASE_KINDS)('the cv_credentials repositories on %s', (kind) => {
   let db: TestDatabase;
   let ds: DataSource;
   let runner: TransactionRunner;
   let repo: CredentialRepository;
+  let lists: CredentialListRepository;
+  let scans: CredentialScanRepository;
 
   beforeAll(async () => {
     db = await createTestDatabase(kind);
     ({ ds, runner } = await openRepositoryDataSource(db));
     repo = new CredentialRepository(runner);
+    lists = new CredentialListRepository(runner);
+    scans = new CredentialScanRepository(runner);
   });
   afterAll(async () => {
     if (ds?.isInitialized) await ds.destroy();
@@ -118,18 +124,18 @@ describe.each(DATABASE_KINDS)('CredentialRepository on %s', (kind) => {
     for (const r of rows) await repo.insert(r);
     const ids = (list: { id: string }[]) => list.map((r) => r.id);
     const byCreation = [rows[0], ...[rows[1], rows[2]].sort((x, y) => x.id.localeCompare(y.id)), rows[3], rows[5]];
-    expect(ids(await repo.page(t, { nowMs: now, limit: 10 }))).toEqual(ids(byCreation));
-    const first = await repo.page(t, { nowMs: now, limit: 2 });
+    expect(ids(await lists.page(t, { nowMs: now, limit: 10 }))).toEqual(ids(byCreation));
+    const first = await lists.page(t, { nowMs: now, limit: 2 });
     const last = first[1];
-    const rest = await repo.page(t, { nowMs: now, limit: 10, after: { createdAtMs: last.createdAt.getTime(), id: last.id } });
+    const rest = await lists.page(t, { nowMs: now, limit: 10, after: { createdAtMs: last.createdAt.getTime(), id: last.id } });
     expect(ids([...first, ...rest])).toEqual(ids(byCreation));
-    expect(ids(await repo.page(t, { nowMs: now, limit: 10, integrationId: 'notion' }))).toEqual([rows[5].id]);
-    expect(ids(await repo.page(t, { nowMs: now, limit: 10, integrationId: 'github', connectionId: 'c' }))).toEqual([rows[2].id]);
-    expect(ids(await repo.page(t, { nowMs: now, limit: 10, type: CredentialType.CUSTOM_SECRET }))).toEqual([rows[2].id]);
-    expect(ids(await repo.page(t, { nowMs: now, limit: 10, expiringBeforeMs: BASE_MS + 60 * DAY }))).toEqual([rows[0].id]);
-    expect(ids(await repo.page(t, { nowMs: now, limit: 10, status: CredentialStatus.EXPIRED }))).toEqual([rows[0].id]);
-    expect(ids(await repo.page(t, { nowMs: now, limit: 10, status: CredentialStatus.NEEDS_REAUTH }))).toEqual([rows[3].id]);
-    expect(ids(await repo.page(t, { nowMs: now, limit: 10, status: CredentialStatus.ACTIVE })).sort()).toEqual(ids([rows[1], rows[2], rows[5]]).sort());
+    expect(ids(await lists.page(t, { nowMs: now, limit: 10, integrationId: 'notion' }))).toEqual([rows[5].id]);
+    expect(ids(await lists.page(t, { nowMs: now, limit: 10, integrationId: 'github', connectionId: 'c' }))).toEqual([rows[2].id]);
+    expect(ids(await lists.page(t, { nowMs: now, limit: 10, type: CredentialType.CUSTOM_SECRET }))).toEqual([rows[2].id]);
+    expect(ids(await lists.page(t, { nowMs: now, limit: 10, expiringBeforeMs: BASE_MS + 60 * DAY }))).toEqual([rows[0].id]);
+    expect(ids(await lists.page(t, { nowMs: now, limit: 10, status: CredentialStatus.EXPIRED }))).toEqual([rows[0].id]);
+    expect(ids(await lists.page(t, { nowMs: now, limit: 10, status: CredentialStatus.NEEDS_REAUTH }))).toEqual([rows[3].id]);
+    expect(ids(await lists.page(t, { nowMs: now, limit: 10, status: CredentialStatus.ACTIVE })).sort()).toEqual(ids([rows[1], rows[2], rows[5]]).sort());
     expect(await repo.liveIdsOfConnection(t, 'github', 'e')).toEqual([]);
     expect(await repo.liveIdsOfConnection(t, 'notion', 'a')).toEqual([rows[5].id]);
   });
@@ -146,9 +152,9 @@ describe.each(DATABASE_KINDS)('CredentialRepository on %s', (kind) => {
       credentialRow(t, { connectionId: 'a' }),
     ];
     for (const r of rows) await repo.insert(r);
-    expect((await repo.expiring(t, now + 30 * DAY, 10)).map((r) => r.id)).toEqual([rows[2].id, rows[0].id, rows[1].id]);
-    expect((await repo.expiring(t, now + 30 * DAY, 1)).map((r) => r.id)).toEqual([rows[2].id]);
-    const screen = (await repo.connectionRows(t)).map((r) => [r.integrationId, r.connectionId, r.type]);
+    expect((await lists.expiring(t, now + 30 * DAY, 10)).map((r) => r.id)).toEqual([rows[2].id, rows[0].id, rows[1].id]);
+    expect((await lists.expiring(t, now + 30 * DAY, 1)).map((r) => r.id)).toEqual([rows[2].id]);
+    const screen = (await lists.connectionRows(t)).map((r) => [r.integrationId, r.connectionId, r.type]);
     expect(screen).toEqual([
       ['github', 'a', CredentialType.API_KEY],
       ['github', 'a', CredentialType.CUSTOM_SECRET],
@@ -156,7 +162,7 @@ describe.each(DATABASE_KINDS)('CredentialRepository on %s', (kind) => {
       ['github', 'c', CredentialType.API_KEY],
       ['notion', 'a', CredentialType.API_KEY],
     ]);
-    expect(await repo.statistics(t, now)).toEqual({
+    expect(await lists.statistics(t, now)).toEqual({
       total: 5,
       byType: { [CredentialType.API_KEY]: 4, [CredentialType.CUSTOM_SECRET]: 1 },
       byIntegration: { github: 4, notion: 1 },
@@ -165,7 +171,7 @@ describe.each(DATABASE_KINDS)('CredentialRepository on %s', (kind) => {
       expiringWithin30Days: 3,
       expired: 1,
     });
-    expect(await repo.statistics(tenant('empty'), now)).toMatchObject({ total: 0, byType: {}, expired: 0 });
+    expect(await lists.statistics(tenant('empty'), now)).toMatchObject({ total: 0, byType: {}, expired: 0 });
   });
 
   it('scans every tenant for expiring rows by stored status and type, keyset-paged by (expiresAt, id)', async () => {
@@ -178,8 +184,8 @@ describe.each(DATABASE_KINDS)('CredentialRepository on %s', (kind) => {
     const r = credentialRow(t1, { connectionId: 'r', expiresAt: at(far), status: CredentialStatus.REVOKED });
     const late = credentialRow(t1, { connectionId: 'late', expiresAt: at(far + 10) });
     for (const row of [x, y, z, r, late]) await repo.insert(row);
-    const scan = (o: Partial<Parameters<CredentialRepository['scanExpiring']>[0]> = {}) =>
-      repo.scanExpiring({ beforeMs: BASE_MS + far + 10, statuses: [CredentialStatus.ACTIVE], limit: 100, after: { expiresAtMs: BASE_MS + far - 1, id: '' }, ...o });
+    const scan = (o: Partial<Parameters<CredentialScanRepository['scanExpiring']>[0]> = {}) =>
+      scans.scanExpiring({ beforeMs: BASE_MS + far + 10, statuses: [CredentialStatus.ACTIVE], limit: 100, after: { expiresAtMs: BASE_MS + far - 1, id: '' }, ...o });
     expect((await scan()).map((s) => s.id)).toEqual([y.id, x.id, z.id]);
     expect(await scan({ limit: 1 })).toEqual([{ id: y.id, tenantId: t2, integrationId: 'github', connectionId: 'y', type: CredentialType.API_KEY, expiresAt: y.expiresAt }]);
     expect((await scan({ after: { expiresAtMs: BASE_MS + far + 1, id: y.id } })).map((s) => s.id)).toEqual([x.id, z.id]);
@@ -238,7 +244,7 @@ describe.each(DATABASE_KINDS)('CredentialRepository on %s', (kind) => {
     await repo.insertMany([...counted, ...notCounted, ...others]);
     if (kind === 'postgres') await ds.query(`ANALYZE ${ds.getMetadata(CredentialEntity).tablePath}`);
 
-    const statements = await selects(async () => expect(await repo.countLiveByConnectionPrefix(CredentialType.CUSTOM_SECRET, prefix)).toBe(3));
+    const statements = await selects(async () => expect(await scans.countLiveByConnectionPrefix(CredentialType.CUSTOM_SECRET, prefix)).toBe(3));
     expect(statements).toHaveLength(1);
     const [[sql, params]] = statements;
     if (kind === 'sqlite') {
