@@ -97,7 +97,7 @@ describe('SqliteWalCheckpointer', () => {
     expect(maxWal).toBeLessThan(unchecked / 5);
     expect(w.db.prepare('SELECT count(*) AS n FROM t').get()).toEqual({ n: w.rows() });
     w.db.close();
-  });
+  }, 30_000); // ~115 MB written through 600 commits: seconds alone, more beside the rest of the suite
 
   it('stops: the thread ends and the database can be removed and reopened', async () => {
     const w = openWriter(file);
