@@ -302,6 +302,32 @@ describe('Key Vault emulator: keys API through the official KeyClient and Crypto
       expect([updated.status, updated.json]).toEqual([400, { error: ours }]);
     });
 
+    it('refuses an exportable key or a release policy with the service\'s AKV.SKR answers instead of creating a non-exportable key', async () => {
+      // Recorded (Azure/azure-sdk-for-js sdk/keyvault/keyvault-keys/recordings/node/
+      // keys_client__create_read_update_and_delete_operations_releasekey/, api-version 7.4-preview.1): exportable without a
+      // policy, and a policy on a non-exportable key, each 400 BadParameter with these words.
+      const policy = { encodedPolicy: Buffer.from(JSON.stringify({ anyOf: [], version: '1.0.0' })) };
+      const noPolicy = await restError(keys.createRsaKey('skr-exportable', { hsm: true, exportable: true }));
+      expect([noPolicy.statusCode, noPolicy.code, noPolicy.message]).toEqual([400, 'BadParameter', 'AKV.SKR.1004: Exportable keys must have release policy.']);
+      const notExportable = await restError(keys.createRsaKey('skr-policy', { hsm: true, releasePolicy: policy }));
+      expect([notExportable.statusCode, notExportable.code, notExportable.message]).toEqual([
+        400,
+        'BadParameter',
+        'AKV.SKR.1005: Non-exportable keys must not have release policy.',
+      ]);
+      // No secure key release here: both answer as a vault without it does (the service's words, as azure-sdk-for-net's
+      // PartiallyDeployedAttributeTests quote them), and so does the exportable attribute before api-version 7.3.
+      const unsupported = "AKV.SKR.1001: The exportable attribute is only supported with premium vaults and API version >= '7.3-preview'.";
+      const both = await restError(keys.createRsaKey('skr-both', { hsm: true, exportable: true, releasePolicy: policy }));
+      expect([both.statusCode, both.code, both.message]).toEqual([400, 'BadParameter', unsupported]);
+      const older = await restError(emulatorKeyClient(emu, { maxRetries: 0, serviceVersion: '7.2' }).createRsaKey('skr-7-2', { exportable: true }));
+      expect([older.statusCode, older.code, older.message]).toEqual([400, 'BadParameter', unsupported]);
+      for (const name of ['skr-exportable', 'skr-policy', 'skr-both', 'skr-7-2']) expect((await restError(keys.getKey(name))).statusCode).toBe(404);
+      // exportable: false, as the SDK may send it, stays what it was: a non-exportable key
+      const plain = await keys.createRsaKey('skr-false', { exportable: false });
+      expect(plain.properties.exportable).toBe(false);
+    });
+
     it('403 Forbidden for an operation the key_ops do not permit (KeyOperationForbidden)', async () => {
       const verifyOnly = await keys.createRsaKey('verify-only', { keyOps: ['verify'] });
       const res = await rawRequest(emu, 'POST', `/keys/verify-only/${verifyOnly.properties.version}/sign?${API}`, {

@@ -31,6 +31,16 @@ export function hasRecoverableDays(v: string): boolean {
   return v !== LEGACY_API_VERSION && !/^7\.0(-|$)/.test(v);
 }
 
+/**
+ * Exportable keys and their release policies came with 7.3-preview; the service refuses the exportable attribute
+ * before it ("…only supported with premium vaults and API version >= '7.3-preview'").
+ */
+export function definesKeyRelease(v: string): boolean {
+  if (v === LEGACY_API_VERSION) return false;
+  const minor = /^7\.(\d)/.exec(v);
+  return minor ? Number(minor[1]) >= 3 : true;
+}
+
 export function assertApiVersion(v: string | null): string {
   if (v === null || v === '') throw errors.badParameter('The api-version query parameter (?api-version=) is required for all requests.');
   if (!isSupportedApiVersion(v)) {

@@ -1,5 +1,5 @@
 import { matchRoute } from './router';
-import { assertApiVersion, hasRecoverableDays, isDatedApiVersion, isSupportedApiVersion } from './api-version';
+import { assertApiVersion, definesKeyRelease, hasRecoverableDays, isDatedApiVersion, isSupportedApiVersion } from './api-version';
 
 describe('matchRoute', () => {
   const op = (m: string, p: string) => {
@@ -81,6 +81,8 @@ describe('api-version', () => {
     expect(['2016-10-01', '7.6', '2025-07-01', '2026-01-01-preview'].map(isDatedApiVersion)).toEqual([false, false, true, true]);
     // recoverableDays from 7.1 on
     expect(['2016-10-01', '7.0', '7.0-preview', '7.1', '7.1-preview', '7.6', '2025-07-01'].map(hasRecoverableDays)).toEqual([false, false, false, true, true, true, true]);
+    // exportable keys and release policies from 7.3-preview on
+    expect(['2016-10-01', '7.2', '7.2-preview', '7.3-preview', '7.3', '7.6', '2025-07-01'].map(definesKeyRelease)).toEqual([false, false, false, true, true, true, true]);
     expect(() => assertApiVersion(null)).toThrow(/required/);
     expect(() => assertApiVersion('9.9')).toThrow(/not recognized/);
   });

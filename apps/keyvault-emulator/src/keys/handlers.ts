@@ -8,7 +8,7 @@ import { decodeKeyBackup, encodeKeyBackup } from './backup';
 import { decrypt, encrypt, generateKey, shapeOf, signDigest, verifyDigest } from './crypto';
 import { DEFAULT_LIFETIME_ACTIONS, KeyRecord, KeyVersionRecord, RotationPolicyRecord } from './model';
 import { KeyStore, UseCheck } from './store';
-import { base64urlProperty, encryptionAlgorithm, parseCreateKey, parseRotationPolicy, parseUpdateKey, signatureAlgorithm } from './validation';
+import { assertNoKeyRelease, base64urlProperty, encryptionAlgorithm, parseCreateKey, parseRotationPolicy, parseUpdateKey, signatureAlgorithm } from './validation';
 
 type ApiRequest = Request<KeyOperationName>;
 
@@ -37,6 +37,7 @@ export class KeysApi {
     switch (req.operation) {
       case 'createKey': {
         const { input, shape } = parseCreateKey(req.body);
+        assertNoKeyRelease(req.body, req.apiVersion);
         this.store.assertCanAddVersion(name);
         const found = this.store.create(name, input, await generateKey(shape));
         return ok(this.bundle(found.record, found.version, req.apiVersion));
