@@ -128,6 +128,18 @@ describe('Key Vault emulator: secrets API through the official SecretClient', ()
     expect(raw.json.contentType).toBe('application/json');
   });
 
+  it('keeps an empty tag value, clears the tags with an empty tags object, and takes names that start with a digit', async () => {
+    // Azure PowerShell's live data-plane tests (src/KeyVault/KeyVault.Test/Scripts/VaultSecretTests.ps1) set a tag whose
+    // value is "" and read it back, then clear the tags with @{} (sent as "tags": {}); azure-sdk-for-net's recorded
+    // sessions set secrets under all-digit names (SessionRecords/SecretClientLiveTests/SetSecret.json: "310736355").
+    const set = await client.setSecret('310736355', 'v', { tags: { kept: '', other: 'x' } });
+    expect(set.properties.tags).toEqual({ kept: '', other: 'x' });
+    expect((await client.getSecret('310736355')).properties.tags).toEqual({ kept: '', other: 'x' });
+    await client.updateSecretProperties('310736355', set.properties.version!, { tags: {} });
+    expect(Object.keys((await client.getSecret('310736355')).properties.tags ?? {})).toEqual([]);
+    expect((await client.setSecret('1secret', 'w')).name).toBe('1secret');
+  });
+
   it('refuses to return the value of a disabled secret with 403 Forbidden, but lists it', async () => {
     const s = await client.setSecret('disabled-one', 'hidden', { enabled: false });
     expect(s.properties.enabled).toBe(false);
