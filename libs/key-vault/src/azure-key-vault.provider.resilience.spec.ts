@@ -92,12 +92,14 @@ describe('AzureKeyVaultProvider (fake SecretClient)', () => {
     expect(await metric('errors_total')).toBe(0);
     expect(await metric('operations_total', { operation: 'deleteSecret', outcome: 'being_deleted' })).toBe(1);
     expect(await metric('operations_total', { outcome: 'transient' })).toBe(0);
-    // Still retried like any name in transition: the other delete may complete meanwhile.
-    expect(await metric('retries_total', { operation: 'deleteSecret' })).toBe(1);
+    // Its caller's answer, at once: not retried as a name in transition is (no backoff waited for an answer already had).
+    expect(await metric('retries_total', { operation: 'deleteSecret' })).toBe(0);
+    expect(client.beginDeleteSecret).toHaveBeenCalledTimes(1);
     // notFoundExpected alone does not cover it, nor does beingDeletedExpected cover another failure.
     expect(await failure(kv.deleteSecret('s1', { notFoundExpected: true }))).toMatchObject({ code: C.OBJECT_BEING_DELETED });
     expect(await metric('errors_total', { code: 'OBJECT_BEING_DELETED' })).toBe(1);
     expect(await metric('operations_total', { operation: 'deleteSecret', outcome: 'transient' })).toBe(1);
+    expect(await metric('retries_total', { operation: 'deleteSecret' })).toBe(1); // a name in transition, retried
     (client.beginDeleteSecret as jest.Mock).mockRejectedValue(restError(403, 'Forbidden', 'no permission'));
     expect(await failure(kv.deleteSecret('s1', { beingDeletedExpected: true }))).toMatchObject({ code: C.FORBIDDEN });
     expect(await metric('errors_total', { code: 'FORBIDDEN' })).toBe(1);

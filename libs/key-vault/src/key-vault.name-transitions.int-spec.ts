@@ -10,9 +10,11 @@
  * and the window's end then answered them (the name soft-deleted, or live again).
  */
 import { Test, type TestingModule } from '@nestjs/testing';
+import { RestError } from '@azure/core-rest-pipeline';
+import type { Counter } from 'prom-client';
 import { KeyVaultEmulator, emulatorSecretClient } from '@app/keyvault-emulator';
 import { emulatorKeyVaultOptions, rejection } from '@app/testing';
-import { KeyVaultErrorCode as C, KeyVaultKeysProvider, KeyVaultModule, KeyVaultProvider, type KeyVaultError } from './index';
+import { KeyVaultErrorCode as C, KeyVaultKeysProvider, KeyVaultMetrics, KeyVaultModule, KeyVaultProvider, type KeyVaultError } from './index';
 
 /** The vault's purge / recover window. */
 const WINDOW_MS = 300;
@@ -43,6 +45,9 @@ describe('Key Vault names in transition (emulator, real SDK)', () => {
   const answered = async (vault: KeyVaultEmulator, operation: string, before: number) => {
     while (sent(operation, vault) <= before) await new Promise((r) => setTimeout(r, 5));
   };
+  /** The sum of `metric`'s series with these labels. */
+  const count = async (metric: Counter<string>, labels: Record<string, string>) =>
+    (await metric.get()).values.filter((v) => Object.entries(labels).every(([k, x]) => v.labels[k] === x)).reduce((n, v) => n + v.value, 0);
 
   beforeAll(async () => {
     emu = await KeyVaultEmulator.start({ quiet: true, throttle: false, operationDelayMs: WINDOW_MS });
@@ -222,6 +227,33 @@ describe('Key Vault names in transition (emulator, real SDK)', () => {
       await kv.setSecret('taken-disabled', 'v1', { enabled: false });
       const blob = await kv.backupSecret('taken-disabled');
       expect((await failure(kv.restoreSecretBackup(blob))).code).toBe(C.CONFLICT);
+    });
+  });
+
+  describe('a delete meeting another delete of the name still completing (409 ObjectIsBeingDeleted)', () => {
+    it('which its caller takes as done is that answer at once: one request, no retry, counted once', async () => {
+      const metrics = moduleRef.get(KeyVaultMetrics);
+      const before = await Promise.all([
+        count(metrics.retries, { operation: 'deleteSecret' }),
+        count(metrics.operations, { operation: 'deleteSecret', outcome: 'being_deleted' }),
+        count(metrics.errors, {}),
+      ]);
+      // Azure's answer to a delete racing another replica's (the emulator answers that race 404): the SDK's call stands in.
+      const sdk = (kv as unknown as { client: { beginDeleteSecret: (...args: unknown[]) => Promise<unknown> } }).client;
+      const racing = jest.spyOn(sdk, 'beginDeleteSecret').mockRejectedValue(new RestError('Secret is currently being deleted.', { code: 'Conflict', statusCode: 409 }));
+      try {
+        expect((await failure(kv.deleteSecret('raced-delete', { notFoundExpected: true, beingDeletedExpected: true }))).code).toBe(C.OBJECT_BEING_DELETED);
+        // Before: retried as any name in transition (4 attempts here, with their backoff), though its caller has its answer.
+        expect(racing).toHaveBeenCalledTimes(1);
+        const after = await Promise.all([
+          count(metrics.retries, { operation: 'deleteSecret' }),
+          count(metrics.operations, { operation: 'deleteSecret', outcome: 'being_deleted' }),
+          count(metrics.errors, {}),
+        ]);
+        expect(after).toEqual([before[0], before[1] + 1, before[2]]);
+      } finally {
+        racing.mockRestore();
+      }
     });
   });
 

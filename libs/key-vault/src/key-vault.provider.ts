@@ -105,9 +105,9 @@ export interface KeyVaultReadOptions extends KeyVaultCallOptions {
 export interface KeyVaultDeleteOptions extends Pick<KeyVaultReadOptions, 'notFoundExpected'> {
   /**
    * Another delete of the name may still be completing (a racing delete: another replica's delivery of the same
-   * event), and the caller takes that as done: its 409 OBJECT_BEING_DELETED still rejects, counted as outcome
-   * `being_deleted` (`operations_total`), never in `errors_total`, and its span is no error. Leave it unset where the
-   * caller fails on it: that counts as an error (transient).
+   * event), and the caller takes that as done: its 409 OBJECT_BEING_DELETED still rejects, at once (not retried: the
+   * caller waits for no backoff), counted as outcome `being_deleted` (`operations_total`), never in `errors_total`, and
+   * its span is no error. Leave it unset where the caller fails on it: that counts as an error (transient, retried).
    * @default false
    */
   beingDeletedExpected?: boolean;

@@ -45,6 +45,12 @@ const RETRYABLE = new Set([
   KeyVaultErrorCode.OBJECT_BEING_DELETED,
   KeyVaultErrorCode.OBJECT_BEING_RECOVERED,
 ]);
+/**
+ * Errors of a call whose caller declared them answers (`ExecuteOptions.notFoundExpected`, `beingDeletedExpected`): never
+ * retried, whatever their code — a delete taking another delete's 409 as done has its answer, and waits for nothing.
+ */
+const CALLER_ANSWERS = new WeakSet<KeyVaultError>();
+
 /** 429 is deliberately not a breaker failure: throttling is a quota, not an outage, and Retry-After governs it. */
 const BREAKER_FAILURES = new Set([KeyVaultErrorCode.TIMEOUT, KeyVaultErrorCode.SERVICE_UNAVAILABLE]);
 
@@ -72,7 +78,7 @@ export interface ExecuteOptions {
   abortInFlight?: boolean;
   /** A not-found is an answer the caller expects (`KeyVaultReadOptions.notFoundExpected`): outcome `not_found`, no error. */
   notFoundExpected?: boolean;
-  /** Another delete still completing is an answer the caller takes as done (`KeyVaultDeleteOptions.beingDeletedExpected`): outcome `being_deleted`, no error. */
+  /** Another delete still completing is an answer the caller takes as done (`KeyVaultDeleteOptions.beingDeletedExpected`): outcome `being_deleted`, no error, no retry. */
   beingDeletedExpected?: boolean;
 }
 
@@ -117,7 +123,8 @@ export class RetryAfterBackoff implements IBackoffFactory<IRetryBackoffContext<u
  * - bulkhead: at most `maxConcurrent` calls in flight (a call keeps its slot through its backoff),
  *   `maxQueued` waiting; beyond that BULKHEAD_FULL.
  * - retry: `maxAttempts` attempts in total, only for RATE_LIMITED, SERVICE_UNAVAILABLE (5xx, connection
- *   resets/refusals), TIMEOUT and a name in transition (OBJECT_BEING_DELETED / _RECOVERED); never for 4xx answers (400/401/403/404/409) nor CIRCUIT_OPEN. A write that
+ *   resets/refusals), TIMEOUT and a name in transition (OBJECT_BEING_DELETED / _RECOVERED); never for 4xx answers (400/401/403/404/409) nor CIRCUIT_OPEN,
+ *   nor for an answer the caller declared expected (`beingDeletedExpected`'s 409: done, not waited out). A write that
  *   is not idempotent (`{ idempotent: false }`) is retried only when the failure proves it did not happen.
  *   Backoff: jittered exponential from `initialDelayMs` to `maxDelayMs`, at least `Retry-After`; a
  *   `Retry-After` above `maxDelayMs` ends the retries (the error carries `retryAfterMs`).
@@ -155,11 +162,11 @@ export class KeyVaultResilience {
     this.vaultHost = vaultUrl ? new URL(vaultUrl).host : 'unknown';
     this.bulkheadPolicy = new AbortableBulkhead(options.bulkhead.maxConcurrent, options.bulkhead.maxQueued);
     this.retryPolicy = retry(
-      handleWhen((e) => KeyVaultResilience.isRetryable(e, options.maxDelayMs)),
+      handleWhen((e) => !isCallerAnswer(e) && KeyVaultResilience.isRetryable(e, options.maxDelayMs)),
       { maxAttempts: options.maxAttempts - 1, backoff: new RetryAfterBackoff(options) },
     );
     this.retryUnappliedPolicy = retry(
-      handleWhen((e) => KeyVaultResilience.isRetryable(e, options.maxDelayMs) && !mayHaveTakenEffect(e)),
+      handleWhen((e) => !isCallerAnswer(e) && KeyVaultResilience.isRetryable(e, options.maxDelayMs) && !mayHaveTakenEffect(e)),
       { maxAttempts: options.maxAttempts - 1, backoff: new RetryAfterBackoff(options) },
     );
     this.breakerPolicy = circuitBreaker(
@@ -278,7 +285,9 @@ export class KeyVaultResilience {
                 return await runInCallContext(call, () => fn({ signal, attempt: n, call }));
               } catch (e) {
                 if (linked && caller.aborted && !attemptSignal.aborted) throw cancelled(true, e);
-                throw toKeyVaultError(e, errorCtx);
+                const error = toKeyVaultError(e, errorCtx);
+                if (expectedOutcome(error, options)) CALLER_ANSWERS.add(error);
+                throw error;
               }
             }),
           );
@@ -321,6 +330,10 @@ export class KeyVaultResilience {
       throw toKeyVaultError(e, errorCtx);
     }
   }
+}
+
+function isCallerAnswer(e: unknown): boolean {
+  return e instanceof KeyVaultError && CALLER_ANSWERS.has(e);
 }
 
 /** A caller who left is no failure of the vault: the span says so as the metrics do (`cancelled_total{stage}`), not ERROR. */
