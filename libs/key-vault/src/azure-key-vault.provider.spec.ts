@@ -152,6 +152,31 @@ describe('AzureKeyVaultProvider (fake SecretClient)', () => {
     expect(client.beginDeleteSecret).toHaveBeenCalledTimes(1);
   });
 
+  it("delete: between the poller's reads of the deleted record, the secret's versions are listed; a listing that fails is no answer, one that lists a version ends the wait (DELETE_UNDONE, not retried)", async () => {
+    const { kv, client } = await setup({ resilience: { pollIntervalMs: 5 } });
+    const deleted = { name: 'd1', properties: sdkProperties('d1'), recoveryId: `${FAKE_VAULT}/deletedsecrets/d1` };
+    /** A delete taken by the vault whose deleted record shows at the `shownAt`-th read (the first is beginDeleteSecret's). */
+    const pollerShowingAt = (shownAt: number) => {
+      let reads = 1;
+      return { isDone: () => reads >= shownAt, poll: jest.fn(async () => void reads++), getResult: () => deleted };
+    };
+    const poller = pollerShowingAt(3);
+    client.beginDeleteSecret.mockResolvedValue(poller);
+    const failing: AsyncIterableIterator<never> = {
+      next: () => Promise.reject(restError(503, 'ServiceUnavailable', 'x')),
+      return: async () => ({ done: true, value: undefined }),
+      [Symbol.asyncIterator]: () => failing,
+    };
+    client.listPropertiesOfSecretVersions.mockImplementationOnce(() => ({ byPage: () => failing })).mockImplementation(() => pagedOf([[]]));
+    await expect(kv.deleteSecret('d1')).resolves.toMatchObject({ recoveryId: deleted.recoveryId });
+    expect([poller.poll.mock.calls.length, client.listPropertiesOfSecretVersions.mock.calls.length]).toEqual([2, 2]);
+
+    client.beginDeleteSecret.mockReset().mockResolvedValue(pollerShowingAt(Number.POSITIVE_INFINITY));
+    client.listPropertiesOfSecretVersions.mockReset().mockImplementationOnce(() => pagedOf([[]])).mockImplementation(() => pagedOf([[sdkProperties('d1')]]));
+    expect(await failure(kv.deleteSecret('d1'))).toMatchObject({ code: C.DELETE_UNDONE, secretName: 'd1' });
+    expect(client.beginDeleteSecret).toHaveBeenCalledTimes(1);
+  });
+
   it('backup failures map to BACKUP_FAILED; an empty blob is refused', async () => {
     const { kv, client } = await setup();
     client.backupSecret.mockRejectedValueOnce(restError(400, 'BadParameter', 'too many versions'));

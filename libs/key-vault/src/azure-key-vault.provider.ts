@@ -28,7 +28,7 @@ import {
 } from './key-vault.provider';
 import { confirmBeforeResend } from './internal/confirm-before-resend';
 import { confirmedRestore } from './internal/confirmed-restore';
-import { assertRecoverSent, deleteConfirmingRetries, NamesInFlight, nonEmptyBackup, purgeToleratingRetries } from './internal/operation-helpers';
+import { assertRecoverSent, deleteConfirmingRetries, NamesInFlight, nonEmptyBackup, purgeToleratingRetries, untilDeleted } from './internal/operation-helpers';
 import { toKeyVaultError } from './errors/map-key-vault-error';
 import { MAX_PAGE_SIZE, OBJECT_NAME, OBJECT_VERSION, pageOptionsProblem, readFirstPage } from './internal/paging';
 import type { AttemptContext } from './resilience/key-vault.resilience';
@@ -256,7 +256,15 @@ export class AzureKeyVaultProvider extends KeyVaultProvider {
         deleteConfirmingRetries(
           'deleteSecret',
           attempt,
-          async () => toDeleted(await (await this.client.beginDeleteSecret(name, { intervalInMs, abortSignal: signal })).pollUntilDone({ abortSignal: signal })),
+          async () =>
+            toDeleted(
+              await untilDeleted(await this.client.beginDeleteSecret(name, { intervalInMs, abortSignal: signal }), {
+                intervalMs: intervalInMs,
+                signal,
+                isLive: () => this.hasVersions(name, signal),
+                undone: () => new KeyVaultError(KeyVaultErrorCode.DELETE_UNDONE, keyVaultMessage('deleteSecret', KeyVaultErrorCode.DELETE_UNDONE), { operation: 'deleteSecret', secretName: name }),
+              }),
+            ),
           async () => toDeleted(await this.client.getDeletedSecret(name, { abortSignal: signal })),
         ),
       { notFoundExpected: call.notFoundExpected, beingDeletedExpected: call.beingDeletedExpected },
@@ -330,6 +338,18 @@ export class AzureKeyVaultProvider extends KeyVaultProvider {
       readDeleted: (name, signal) => this.client.getDeletedSecret(name, { abortSignal: signal }),
       recovering: (name) => this.recovering.has(name),
     });
+  }
+
+  /**
+   * Whether `name` is a live secret: a version of it listed (properties only, no value read; a disabled one counts). A
+   * name with no live secret lists none (or 404), its delete's deletion still completing included (the emulator; Azure's
+   * answer there is unverified: README, Operations).
+   */
+  private async hasVersions(name: string, signal: AbortSignal): Promise<boolean> {
+    for await (const page of this.client.listPropertiesOfSecretVersions(name, { abortSignal: signal }).byPage({ maxPageSize: 1 })) {
+      if (page.length > 0) return true;
+    }
+    return false;
   }
 
   /**

@@ -45,6 +45,9 @@ describe('Key Vault names in transition (emulator, real SDK)', () => {
   const answered = async (vault: KeyVaultEmulator, operation: string, before: number) => {
     while (sent(operation, vault) <= before) await new Promise((r) => setTimeout(r, 5));
   };
+  const until = async (check: () => Promise<boolean>) => {
+    while (!(await check())) await new Promise((r) => setTimeout(r, 10));
+  };
   /** The sum of `metric`'s series with these labels. */
   const count = async (metric: Counter<string>, labels: Record<string, string>) =>
     (await metric.get()).values.filter((v) => Object.entries(labels).every(([k, x]) => v.labels[k] === x)).reduce((n, v) => n + v.value, 0);
@@ -228,6 +231,32 @@ describe('Key Vault names in transition (emulator, real SDK)', () => {
       const blob = await kv.backupSecret('taken-disabled');
       expect((await failure(kv.restoreSecretBackup(blob))).code).toBe(C.CONFLICT);
     });
+  });
+
+  describe('a delete whose secret another client recovers while its deletion is awaited', () => {
+    /** How long the vault holds the delete's answer back (the deletion taken meanwhile): room for the recover, however loaded the machine. */
+    const HELD_MS = 2500;
+
+    it('ends DELETE_UNDONE within a few polls of the secret being live again, not at the attempt timeout; not retried, so the recovery stands', async () => {
+      const name = 'recovered-under-delete';
+      await kv.setSecret(name, 'kept-value');
+      const operator = emulatorSecretClient(emu, { maxRetries: 0 });
+      emu.injectFault({ kind: 'latency', phase: 'response', latencyMs: HELD_MS, operations: ['deleteSecret'], names: [name], count: 1 });
+      const [deletes, retries] = [sent('deleteSecret'), await count(moduleRef.get(KeyVaultMetrics).retries, { operation: 'deleteSecret' })];
+      const started = Date.now();
+      const deleting = failure(kv.deleteSecret(name));
+      // Soft-deleted (WINDOW_MS after the delete) while its answer is held: recovered before the delete's poll begins.
+      await until(async () => (await operator.getDeletedSecret(name).then(() => true, () => false)));
+      await (await operator.beginRecoverDeletedSecret(name, { intervalInMs: 20 })).pollUntilDone();
+      const e = await deleting;
+      // Before: its poll read the deleted record (404 for ever) to the attempt's timeout (10 s), and the retry deleted it again.
+      expect(Date.now() - started).toBeLessThan(HELD_MS + 2000);
+      expect([e.code, e.codeName, e.secretName]).toEqual([C.DELETE_UNDONE, 'DELETE_UNDONE', name]);
+      expect(e.message).not.toContain(name);
+      expect(sent('deleteSecret') - deletes).toBe(1);
+      expect(await count(moduleRef.get(KeyVaultMetrics).retries, { operation: 'deleteSecret' })).toBe(retries);
+      expect((await kv.getSecret(name)).value).toBe('kept-value');
+    }, 60_000);
   });
 
   describe('a delete meeting another delete of the name still completing (409 ObjectIsBeingDeleted)', () => {

@@ -145,7 +145,9 @@ export abstract class KeyVaultProvider {
   abstract listAllSecretVersions(name: string): AsyncIterable<SecretProperties>;
 
   /**
-   * Soft-deletes and waits until the deletion is visible (long-running operation). `call.notFoundExpected`: a delete
+   * Soft-deletes and waits until the deletion is visible (long-running operation, polled every `pollIntervalMs`). A
+   * secret seen live again meanwhile (another client recovered it, or purged and wrote it anew) ends the wait with
+   * DELETE_UNDONE, at once and not retried: the deletion took effect and was undone. `call.notFoundExpected`: a delete
    * that may find the secret gone already (a repeat of a delete done before) — its KEY_NOT_FOUND is outcome `not_found`;
    * `call.beingDeletedExpected`: one that may meet another delete still completing — its OBJECT_BEING_DELETED is outcome `being_deleted`.
    */

@@ -49,5 +49,11 @@ export enum KeyVaultErrorCode {
    * nothing deleted while this provider is recovering it.
    */
   OBJECT_BEING_RECOVERED = 1020,
+  /**
+   * A delete took effect, but while it waited for the deletion to show the object was seen live again: recovered (or,
+   * after a purge, written anew) by another client meanwhile. The deletion is undone; nothing is retried (a retry would
+   * delete what that client brought back): the caller decides.
+   */
+  DELETE_UNDONE = 1021,
   UNKNOWN = 1099,
 }

@@ -15,6 +15,7 @@ const HINT: Partial<Record<KeyVaultErrorCode, string>> = {
   [KeyVaultErrorCode.CONFLICT]: 'a concurrent operation on the same object',
   [KeyVaultErrorCode.OBJECT_BEING_DELETED]: 'a delete or purge of the name is still completing',
   [KeyVaultErrorCode.OBJECT_BEING_RECOVERED]: 'a recover of the name is still completing',
+  [KeyVaultErrorCode.DELETE_UNDONE]: 'the object was recovered (or created anew) while its deletion completed; it is live',
   [KeyVaultErrorCode.OUTCOME_UNKNOWN]: 'the vault may still have applied it: read the object before repeating the request',
   [KeyVaultErrorCode.CIRCUIT_OPEN]: 'the vault failed repeatedly; calls fail fast until the breaker half-opens',
   [KeyVaultErrorCode.BULKHEAD_FULL]: 'too many concurrent Key Vault calls queued',

@@ -83,6 +83,7 @@ const SEVERITY: Record<KeyVaultErrorCode, ErrorSeverity> = {
   [KeyVaultErrorCode.KEY_NOT_FOUND]: ErrorSeverity.CLIENT,
   [KeyVaultErrorCode.INVALID_REQUEST]: ErrorSeverity.CLIENT,
   [KeyVaultErrorCode.CONFLICT]: ErrorSeverity.CLIENT,
+  [KeyVaultErrorCode.DELETE_UNDONE]: ErrorSeverity.CLIENT,
   [KeyVaultErrorCode.DELETED_BUT_RECOVERABLE]: ErrorSeverity.CLIENT,
   [KeyVaultErrorCode.DISABLED]: ErrorSeverity.CLIENT,
   [KeyVaultErrorCode.BACKUP_FAILED]: ErrorSeverity.CLIENT,
@@ -114,6 +115,7 @@ export const KEY_VAULT_ERROR_HTTP_STATUS: Record<KeyVaultErrorCode, HttpStatus> 
   [KeyVaultErrorCode.INVALID_RESPONSE]: HttpStatus.BAD_GATEWAY, // the upstream's answer is unusable
   [KeyVaultErrorCode.OBJECT_BEING_DELETED]: HttpStatus.CONFLICT, // the name is in transition: the same request works in a few seconds
   [KeyVaultErrorCode.OBJECT_BEING_RECOVERED]: HttpStatus.CONFLICT, // likewise
+  [KeyVaultErrorCode.DELETE_UNDONE]: HttpStatus.CONFLICT, // another client's recover met the delete: not repeated blindly
   [KeyVaultErrorCode.OUTCOME_UNKNOWN]: HttpStatus.GATEWAY_TIMEOUT, // the upstream did not answer: the client reads the object before repeating
   // nginx's "499 Client Closed Request": nobody reads it; it keeps logs and metrics from calling the client's leaving a failure of ours.
   [KeyVaultErrorCode.CANCELLED]: 499 as HttpStatus,

@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import { KeyVaultErrorCode } from '../errors/key-vault-error-code';
 import { KeyVaultError, isKeyVaultError, type KeyVaultOperation } from '../errors/key-vault.error';
 import { keyVaultMessage } from '../errors/key-vault-message';
@@ -21,6 +22,32 @@ export async function deleteConfirmingRetries<T>(operation: KeyVaultOperation, a
       }
     }
     throw e;
+  }
+}
+
+/** What a soft delete's wait needs of the SDK's delete poller (`beginDeleteSecret` / `beginDeleteKey`). */
+export interface DeletePoller<T> {
+  isDone(): boolean;
+  poll(options?: { abortSignal?: AbortSignal }): Promise<void>;
+  getResult(): T | undefined;
+}
+
+/**
+ * The wait of a soft delete the vault has taken — the SDK's `pollUntilDone` (a read of the deleted object every
+ * `intervalMs` until it shows) — except that the object seen live again meanwhile ends it with DELETE_UNDONE: another
+ * client recovered it (or purged and wrote it anew) between the delete and a poll. Its deleted object then answers 404
+ * for ever: the SDK's poller would wait to the attempt's timeout (a breaker failure), retried to the last attempt.
+ * `isLive` reads no value; its failure is taken as "not seen live" (the wait goes on, as the SDK's would).
+ */
+export async function untilDeleted<T>(
+  poller: DeletePoller<T>,
+  wait: { intervalMs: number; signal: AbortSignal; isLive: () => Promise<boolean>; undone: () => KeyVaultError },
+): Promise<T> {
+  for (;;) {
+    if (poller.isDone()) return poller.getResult() as T;
+    if (await wait.isLive().catch(() => false)) throw wait.undone();
+    await sleep(wait.intervalMs, undefined, { signal: wait.signal });
+    await poller.poll({ abortSignal: wait.signal });
   }
 }
 
