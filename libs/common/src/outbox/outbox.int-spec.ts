@@ -421,6 +421,27 @@ describe.each(DATABASE_KINDS)('Outbox and OutboxDispatcher on %s', (kind) => {
     expect(await outbox.backlog()).toMatchObject({ pending: 2, retrying: 1 });
   });
 
+  it('an event its producer marked delivered (markDelivered: it did the work itself) is not delivered again; isDelivered tells either mark', async () => {
+    const outbox = new Outbox(runner, clock);
+    const [done, due] = await addInTurn(2, 'own.work');
+    const registry = new OutboxHandlerRegistry();
+    const seen: string[] = [];
+    registry.register('own.work', (e) => void seen.push(e.id));
+    expect(await outbox.isDelivered(done)).toBe(false);
+    await outbox.markDelivered(done);
+    const markedAt = (await rows()).find((r) => r.id === done)?.deliveredAt;
+    expect(markedAt).toEqual(clock.now());
+    clock.advance(1000);
+    await outbox.markDelivered(done); // again: its first mark stays (pruning counts from it)
+    expect((await rows()).find((r) => r.id === done)?.deliveredAt).toEqual(markedAt);
+    expect(await outbox.isDelivered(done)).toBe(true);
+    await expect(dispatcher(registry).drain()).resolves.toMatchObject({ delivered: 1, failed: 0 });
+    expect(seen).toEqual([due]);
+    expect(await outbox.isDelivered(due)).toBe(true);
+    // A row no longer there was delivered and pruned.
+    expect(await outbox.isDelivered('00000000-0000-4000-8000-000000000000')).toBe(true);
+  });
+
   it('a started dispatcher delivers after commit without polling, and stop() waits for the batch in flight', async () => {
     const registry = new OutboxHandlerRegistry();
     const release = deferred();

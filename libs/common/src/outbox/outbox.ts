@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { IsNull } from 'typeorm';
 import { Clock, SystemClock } from '../clock';
 import { OutboxInvalidEventError, OutboxNoTransactionError } from '../persistence/persistence.errors';
 import { TransactionRunner } from '../persistence/transaction-runner';
@@ -67,6 +68,23 @@ export class Outbox {
       this.runner.afterCommit(() => dispatcher.nudge());
     }
     return rows.map((r) => r.id);
+  }
+
+  /**
+   * Marks an event delivered that its producer handled itself (at once, after its commit): the dispatcher no longer
+   * delivers it. A delivery claimed already still runs; its handler asks `isDelivered` and has nothing to do. Only for an
+   * event no one else needs: a lib's own work, whose handler is the producer's and which is off the bus. Idempotent.
+   */
+  async markDelivered(id: string): Promise<void> {
+    const deliveredAt = this.clock.now();
+    // Writes go through run(): on SQLite an ungated write would land in another caller's open transaction.
+    await this.runner.run(() => this.runner.manager.update(OutboxEventEntity, { id, deliveredAt: IsNull() }, { deliveredAt }));
+  }
+
+  /** Whether an event is delivered — by the dispatcher or `markDelivered` — or gone (pruned, delivered long ago). */
+  async isDelivered(id: string): Promise<boolean> {
+    const row = await this.runner.read(() => this.runner.manager.getRepository(OutboxEventEntity).findOne({ where: { id }, select: { id: true, deliveredAt: true } }));
+    return !row || row.deliveredAt !== null;
   }
 
   /**
