@@ -14,13 +14,13 @@ import { join } from 'node:path';
 import { Logger } from '@nestjs/common';
 import { Test, type TestingModule } from '@nestjs/testing';
 import { DataSource } from 'typeorm';
-import { type OperationContext, OutboxEventEntity } from '@app/common';
+import { type OperationContext, Outbox, OutboxEventEntity, TransactionRunner } from '@app/common';
 import { isKeyVaultError, KeyVaultErrorCode, KeyVaultMetrics, KeyVaultProvider, type SecretProperties } from '@app/key-vault';
 import type { Counter } from 'prom-client';
 import { RestError } from '@azure/core-rest-pipeline';
 import { KeyVaultEmulator } from '@app/keyvault-emulator';
 import { CapturingLogger, createTestDatabase, credentialsStackImports, DATABASE_KINDS, killHard, startCrashChild, writeRequireHook, type TestDatabase } from '@app/testing';
-import { CredentialNotFoundError, CredentialsService, CredentialValueMissingError, CredentialType, credentialSecretName, ValueStoreKind, VaultValueDeletion } from './index';
+import { CredentialNotFoundError, CredentialsService, CredentialValueMissingError, CredentialType, credentialSecretName, ValueStoreKind, VAULT_VALUE_DELETION_EVENT, VaultValueDeletion } from './index';
 import { VAULT_VALUE_REVOKE_EVENT } from './credentials.constants';
 
 const CHILD = join(__dirname, 'testing', 'value-write-crash.child.ts');
@@ -34,6 +34,8 @@ jest.setTimeout(120_000);
  * the outbox's backoff (at most 200 ms), so a redelivery after the backoff cannot pass for one after the grace.
  */
 const REVOKE_GRACE_MS = 3_000;
+/** How long the vault holds back a delete's answer (its deletion done meanwhile): room for an operator's recover, however loaded the machine. */
+const HELD_DELETE_MS = 2_500;
 
 describe.each(DATABASE_KINDS)('what a delete leaves in Key Vault on %s', (kind) => {
   let emu: KeyVaultEmulator;
@@ -93,9 +95,8 @@ describe.each(DATABASE_KINDS)('what a delete leaves in Key Vault on %s', (kind) 
 
   /** What an operator gets back by recovering the soft-deleted secret at the vault: its versions, enabled or not. */
   async function recovered(name: string): Promise<Array<[string, boolean]>> {
-    // Once every delete's vault side is done: a secret soft-deleted is not yet a delivered event (its handler still
-    // polls the deletion to its end), and a recover under that poll holds the outbox up to its handler timeout — the
-    // events of the next case (a revoke's completion) then came too late for it, once in a CI rehearsal.
+    // Once every delete's vault side is done, as an operator would: a delete still pending (a vault failure's retry)
+    // would delete the recovered secret again. (One recovered while a delete waits is the case below that says so.)
     await until(async () => (await moduleRef.get(VaultValueDeletion).pending()) === 0, "the deletes' events delivered");
     await vault.recoverDeletedSecret(name);
     return (await allVersions(name)).map((v) => [v.version, v.enabled]);
@@ -141,16 +142,58 @@ describe.each(DATABASE_KINDS)('what a delete leaves in Key Vault on %s', (kind) 
     return { deletion, metrics: moduleRef.get(KeyVaultMetrics), meta };
   }
 
-  it("the outbox's repeat of a delete finds the secret deleted already: outcome not_found, no vault error", async () => {
+  it("a delete's vault side runs once; a repeat of its event (a crash before the event's mark) finds the secret deleted already: outcome not_found, no vault error", async () => {
     const { deletion, metrics, meta } = await toDelete('repeat');
     const errorsBefore = await count(metrics.errors, { code: 'KEY_NOT_FOUND' });
     const notFoundBefore = await count(metrics.operations, { operation: 'deleteSecret', outcome: 'not_found' });
+    const deletesBefore = emu.stats().byOperation.deleteSecret ?? 0;
 
-    // runNow soft-deletes the secret; the outbox then delivers the event once more (at least once), and its delete finds it gone.
+    // runNow soft-deletes the secret and marks the event: the outbox's delivery shares that run, or finds it done.
     await service.delete(ctx, meta.id);
     await until(async () => (await deletion.pending()) === 0, "the delete's event delivered");
+    expect((emu.stats().byOperation.deleteSecret ?? 0) - deletesBefore).toBe(1);
+    // At least once: the same vault side delivered again, as after a crash between the vault calls and the event's mark.
+    // (Not the event put back: the dispatcher's own delivery of it, which found it done, may still mark it after that.)
+    await moduleRef.get(TransactionRunner).run(() => moduleRef.get(Outbox).add({ name: VAULT_VALUE_DELETION_EVENT, tenantId: ctx.tenantId, payload: { credentialId: meta.id } }));
+    await until(async () => (await deletion.pending()) === 0, 'the repeat delivered');
     expect(await count(metrics.operations, { operation: 'deleteSecret', outcome: 'not_found' })).toBe(notFoundBefore + 1);
     expect(await count(metrics.errors, { code: 'KEY_NOT_FOUND' })).toBe(errorsBefore);
+  });
+
+  it('a secret recovered at the vault while its delete waits for the deletion: the delete and its event end within seconds, warned once, and nothing deletes the secret again', async () => {
+    const logger = new CapturingLogger();
+    Logger.overrideLogger(logger);
+    try {
+      const { deletion, meta } = await toDelete('recovered-mid-delete');
+      await service.rotate(ctx, meta.id, secret());
+      const name = nameOf('recovered-mid-delete', 0);
+      const deletesBefore = emu.stats().byOperation.deleteSecret ?? 0;
+      // The vault holds the delete's answer back, the deletion done: an operator recovers the secret before the wait begins.
+      emu.injectFault({ kind: 'latency', phase: 'response', latencyMs: HELD_DELETE_MS, operations: ['deleteSecret'], names: [name], count: 1 });
+      const started = Date.now();
+      const deleting = service.delete(ctx, meta.id);
+      await until(() => isSoftDeleted(name), 'the soft-delete');
+      await vault.recoverDeletedSecret(name);
+      await deleting;
+      // Before: the wait read the deleted record (404 for ever) to the attempt's timeout (10 s), or to the outbox's
+      // handlerTimeoutMs (10 s), every other event waiting behind it; and a retry deleted the recovered secret again.
+      expect(Date.now() - started).toBeLessThan(HELD_DELETE_MS + 2_000);
+      await until(async () => (await deletion.pending()) === 0, "the delete's event delivered", 2_000);
+      // The outbox is not held: the next delete's event is delivered at once.
+      const next = await service.store(ctx, { integrationId: 'github', connectionId: 'after-recovered', type: CredentialType.API_KEY, value: secret() });
+      await service.delete(ctx, next.id);
+      await until(async () => (await deletion.pending()) === 0, "the next delete's event delivered", 2_000);
+      // One DELETE each: the recovered secret stays, live, with nothing readable in it.
+      expect((emu.stats().byOperation.deleteSecret ?? 0) - deletesBefore).toBe(2);
+      expect(await isSoftDeleted(name)).toBe(false);
+      expect((await allVersions(name)).map((v) => v.enabled)).toEqual([false, false]);
+      expect(await vault.getSecret(name).catch((e: unknown) => e)).toMatchObject({ code: KeyVaultErrorCode.DISABLED });
+      expect(logger.lines.filter((l) => l.startsWith('warn') && l.includes(meta.id))).toEqual([
+        expect.stringContaining(`credential ${meta.id}: its secret ${name} was recovered at the vault while its delete completed`),
+      ]);
+    } finally {
+      Logger.overrideLogger(new Logger());
+    }
   });
 
   it('a delete meeting another delete of the secret completing (409 being deleted, as another replica\'s delivery races it) is done: outcome being_deleted, no vault error', async () => {

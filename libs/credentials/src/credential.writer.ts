@@ -292,6 +292,7 @@ export class CredentialWriter {
   async delete(ctx: OperationContext, id: string, options: WriteOptions = {}): Promise<void> {
     return this.committer.audited(AuditAction.DELETE, ctx, id, async (started) => {
       assertWriteOptions(options);
+      let eventId: string | undefined;
       const { before } = await this.committer.mutate(ctx, id, options, started, async (row) => {
         const now = this.clock.now();
         return {
@@ -299,14 +300,14 @@ export class CredentialWriter {
           // Envelope ciphertexts go in the same transaction; Key Vault values after it, durably (an outbox event of it).
           alsoWrite: async () => {
             await this.stores.of(row.valueStore).discardInTransaction(ownerOf(row));
-            await this.vaultDeletion.schedule(row);
+            eventId = await this.vaultDeletion.schedule(row);
           },
           audit: { action: AuditAction.DELETE, details: { version: row.currentVersion } },
           event: { name: CredentialEvents.DELETED },
         };
       });
       // Versions disabled, then the secrets soft-deleted; a failure is the outbox's to retry (the delete is committed).
-      await this.vaultDeletion.runNow(before);
+      await this.vaultDeletion.runNow(before, eventId);
     });
   }
 

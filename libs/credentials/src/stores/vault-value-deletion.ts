@@ -27,10 +27,22 @@ export const VAULT_VALUE_DELETION_EVENT = 'credentials.vault-values.delete';
  * deleted: a credential stored in the same slot after the delete writes there.
  *
  * Durable: `schedule` adds an outbox event in the delete's transaction; after the commit `runNow` does the work at
- * once (the delete returns with the vault done), and the outbox delivers the event at least once, on any replica, and
- * does it again — a repeat finds nothing enabled and the names deleted already — so a vault failure, or a crash
- * between the commit and the vault calls, is retried with the outbox's backoff until it is done. While it is not, each
- * failed attempt is a warning naming the credential, and `pending()` counts the deletes not done.
+ * once (the delete returns with the vault done) and marks the event delivered. The outbox delivers the event at least
+ * once, on any replica: a delivery in this process while runNow runs shares its run, and one of an event marked done
+ * does nothing; else it does the work again — a repeat finds nothing enabled and the names deleted already — so a vault
+ * failure, or a crash between the commit and the vault calls, is retried with the outbox's backoff until it is done.
+ * While it is not, each failed attempt is a warning naming the credential, and `pending()` counts the deletes not done.
+ *
+ * A secret recovered at the vault while the delete waits for its deletion (an operator, within a few seconds of the
+ * delete) ends the wait at once (the provider's DELETE_UNDONE) and is done, not a failure: one warning names the
+ * credential and the secret, and nothing deletes it again. The guarantee — no readable value of a deleted credential at
+ * the vault — holds there: its versions were disabled before the delete, and a recover brings a secret back with its
+ * attributes (Azure's and the emulator's). The soft-delete is only the retention side, and a recovery is the operator's
+ * retention decision (an investigation, say): deleting it again would undo it behind their back, and they could not
+ * keep it without racing the outbox. The recovered secret is theirs to delete or purge. At least once still allows a
+ * repeat that cannot know the delete was done — a crash (or a failed mark) between the vault calls and the event's
+ * mark, another replica's delivery running alongside runNow, or the retry of a run that failed on another of the
+ * credential's secrets — and it deletes a secret recovered in between again.
  *
  * Never a purge: purging is the vault operator's decision (soft-delete retention, purge protection); within the
  * retention a soft-deleted secret remains recoverable, with every version disabled.
@@ -39,6 +51,8 @@ export const VAULT_VALUE_DELETION_EVENT = 'credentials.vault-values.delete';
 export class VaultValueDeletion implements OnModuleInit, OnModuleDestroy {
   private readonly logger = new Logger(VaultValueDeletion.name);
   private readonly outboxRegistrations = new OutboxHandlerRegistrations();
+  /** The vault side of each delete running in this process, by credential id: runNow and the outbox's delivery share it. */
+  private readonly running = new Map<string, Promise<void>>();
 
   constructor(
     private readonly persistence: CredentialsPersistence,
@@ -57,17 +71,27 @@ export class VaultValueDeletion implements OnModuleInit, OnModuleDestroy {
     this.outboxRegistrations.unregisterAll();
   }
 
-  /** In the delete's transaction: the vault side of deleting `row`, made durable (nothing for an envelope credential). */
-  async schedule(row: CredentialEntity): Promise<void> {
-    if (row.valueStore !== ValueStoreKind.VAULT) return;
-    await this.persistence.outbox.add({ name: VAULT_VALUE_DELETION_EVENT, tenantId: row.tenantId, payload: { credentialId: row.id } });
+  /**
+   * In the delete's transaction: the vault side of deleting `row`, made durable (nothing for an envelope credential).
+   * Returns the event's id, for `runNow`.
+   */
+  async schedule(row: CredentialEntity): Promise<string | undefined> {
+    if (row.valueStore !== ValueStoreKind.VAULT) return undefined;
+    return this.persistence.outbox.add({ name: VAULT_VALUE_DELETION_EVENT, tenantId: row.tenantId, payload: { credentialId: row.id } });
   }
 
-  /** After the delete's commit: the vault side now. A failure is left to the outbox (logged, never thrown: the delete is committed). */
-  async runNow(row: CredentialEntity): Promise<void> {
+  /**
+   * After the delete's commit: the vault side now, and its event (`eventId`, from `schedule`) marked delivered once it is
+   * done. A failure is left to the outbox (logged, never thrown: the delete is committed).
+   */
+  async runNow(row: CredentialEntity, eventId?: string): Promise<void> {
     if (row.valueStore !== ValueStoreKind.VAULT) return;
     try {
-      await this.deleteValues(row);
+      await this.once(row, async () => {
+        await this.deleteValues(row);
+        // Its deliveries have nothing left to do; one that cannot tell (this mark failed) does it again, as at least once does.
+        if (eventId) await this.persistence.outbox.markDelivered(eventId).catch((e: unknown) => this.logger.debug(`credential ${row.id}: its vault side is done, its event not marked (${describeError(e)}); delivered again`));
+      });
     } catch (e) {
       this.logger.warn(`credential ${row.id}: its vault values are not deleted yet (${describeError(e)}); the outbox retries it`);
     }
@@ -93,11 +117,23 @@ export class VaultValueDeletion implements OnModuleInit, OnModuleDestroy {
     // Only a deleted credential's values go (nothing else writes this event; a row gone from the database has no names left).
     if (!row || row.status !== CredentialStatus.DELETED) return;
     try {
-      await this.deleteValues(row);
+      // Done already when runNow (here or on another replica) marked the event: nothing is repeated over a recovery since.
+      await this.once(row, async () => {
+        if (!(await this.persistence.outbox.isDelivered(event.id))) await this.deleteValues(row);
+      });
     } catch (e) {
       this.logger.warn(`credential ${row.id}: its vault values are still not deleted (attempt ${event.attempts + 1}: ${describeError(e)}); retried with the outbox's backoff`);
       throw e;
     }
+  }
+
+  /** `work` for `row`, unless its vault side is running in this process already: then that run (its outcome too). */
+  private once(row: CredentialEntity, work: () => Promise<void>): Promise<void> {
+    const running = this.running.get(row.id);
+    if (running) return running;
+    const run = work().finally(() => this.running.delete(row.id));
+    this.running.set(row.id, run);
+    return run;
   }
 
   /** Idempotent: every enabled version of the credential disabled, then its recorded names soft-deleted. */
@@ -130,12 +166,19 @@ export class VaultValueDeletion implements OnModuleInit, OnModuleDestroy {
         continue;
       }
       try {
-        // Deleted already is the usual answer to the outbox's delivery after runNow, and being deleted that of a delivery
+        // Deleted already is the answer to a repeat (a crash before the event's mark), and being deleted that of a run
         // racing another replica's: answers taken as done below, not vault errors.
         await this.vault.deleteSecret(name, { notFoundExpected: true, beingDeletedExpected: true });
       } catch (e) {
         // Deleted already (an earlier attempt, another replica's delivery), or being deleted: done.
         if (isKeyVaultError(e, KeyVaultErrorCode.KEY_NOT_FOUND) || isKeyVaultError(e, KeyVaultErrorCode.OBJECT_BEING_DELETED)) continue;
+        // Recovered at the vault while this delete waited for its deletion: the operator's call, left as it is (class comment).
+        if (isKeyVaultError(e, KeyVaultErrorCode.DELETE_UNDONE)) {
+          this.logger.warn(
+            `credential ${row.id}: its secret ${name} was recovered at the vault while its delete completed; left live with every version of the credential disabled, not deleted again`,
+          );
+          continue;
+        }
         throw e;
       }
     }
