@@ -223,3 +223,46 @@ describe('the host log and readiness while REDIS_URL names a server that is not 
     });
   }, 30_000);
 });
+
+/**
+ * REDIS_URL naming a port where nothing listens (a wrong port, Redis not started): every connect is refused at once.
+ * Readiness and the start line say so, with the address — they said `Redis does not answer` and `Redis is not
+ * reachable at start (MaxRetriesPerRequestError)`, which names neither the cause nor where. Never the URL's user or password.
+ */
+describe('readiness and the start line while nothing listens at REDIS_URL (a closed port; a user and password in the URL)', () => {
+  const user = `cvt-user-${randomBytes(4).toString('hex')}`;
+  const password = `pw-${randomBytes(8).toString('hex')}`;
+  let host: TestHost | undefined;
+  let port: number;
+  let started: number;
+  const lines = () => host!.logs.map((l) => JSON.parse(l) as Line & { time: number }).filter((l) => l.time >= started);
+
+  beforeAll(async () => {
+    // A port just freed: nothing listens there now.
+    const server = createServer();
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    port = (server.address() as { port: number }).port;
+    await new Promise((r) => server.close(r));
+    started = Date.now();
+    host = await startTestHost('sqlite', { REDIS_URL: `redis://${user}:${password}@127.0.0.1:${port}`, REDIS_KEY_PREFIX: `cvt-refused-${randomBytes(4).toString('hex')}:`, LOG_LEVEL: 'info' });
+  }, 60_000);
+
+  afterAll(async () => {
+    await host?.close();
+    // As above: connections closed between reconnection attempts leave ioredis' 2 s disconnect timers to run out.
+    await new Promise((r) => setTimeout(r, 2_100));
+  });
+
+  it('readiness and the start line name the cause and the address (connection refused (ECONNREFUSED) at host:port), never the user or password', async () => {
+    const cause = `connection refused (ECONNREFUSED) at 127.0.0.1:${port}`;
+    expect(await readiness(host!)).toMatchObject({
+      status: 200,
+      cache: { status: 'degraded', redis: 'down', l2: 'down', message: `Redis is not reachable: ${cause}: reads bypass the shared cache` },
+    });
+    expect(lines().filter((l) => l.context === 'SharedState').map((l) => l.msg)).toEqual([`Redis is not reachable at start: ${cause}; limits and counters stay per process until it is`]);
+    expect(lines().filter((l) => l.context === 'RedisPrefix').map((l) => l.msg)).toEqual([`could not check the deployment's other REDIS_KEY_PREFIX values: Redis is not reachable: ${cause}`]);
+    const all = lines().map((l) => JSON.stringify(l)).join('\n');
+    expect(all).not.toContain(password);
+    expect(all).not.toContain(user);
+  }, 30_000);
+});

@@ -43,7 +43,9 @@ export class CacheHealthIndicator {
           ? 'Redis refused the credentials of REDIS_URL'
           : this.redis.notRedis
             ? 'The server at REDIS_URL is not Redis (its answer is not the Redis protocol)'
-            : 'Redis does not answer';
+            : this.redis.unreachable
+              ? `Redis is not reachable: ${this.redis.unreachable}`
+              : 'Redis does not answer';
         return check.degraded({ ...details, l2: 'down', message: `${why}: reads bypass the shared cache` });
       }
     }

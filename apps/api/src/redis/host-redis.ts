@@ -20,10 +20,13 @@ export class HostRedis implements OnApplicationShutdown {
   private releaseWarnings?: () => void;
   readonly enabled: boolean;
   readonly keyPrefix: string;
+  /** Where REDIS_URL points, `host:port` (never its user or password): what a line about an unreachable Redis names. */
+  readonly address?: string;
 
   constructor(@Inject(APP_CONFIG) private readonly config: AppConfig) {
     this.enabled = config.redis !== undefined;
     this.keyPrefix = config.redis?.keyPrefix ?? 'cv:';
+    this.address = config.redis && redisAddress(config.redis.url);
   }
 
   /** The shared command connection (created on first use). Throws when Redis is not configured. */
@@ -40,6 +43,16 @@ export class HostRedis implements OnApplicationShutdown {
   /** The server at REDIS_URL answers the command connection, not in the Redis protocol, now (a wrong host or port). */
   get notRedis(): boolean {
     return this.commandClient !== undefined && this.outages.get(this.commandClient)?.currentCause === 'protocol';
+  }
+
+  /**
+   * Why the command connection cannot reach Redis now, for readiness and the start line — `connection refused
+   * (ECONNREFUSED) at 127.0.0.1:6379` — or undefined (no outage, or another cause: credentials, not Redis).
+   */
+  get unreachable(): string | undefined {
+    const outage = this.commandClient && this.outages.get(this.commandClient);
+    const code = outage?.currentCause === 'unreachable' ? outage.currentCode : undefined;
+    return code === undefined ? undefined : `${UNREACHABLE_WORDS[code] ? `${UNREACHABLE_WORDS[code]} (${code})` : code} at ${this.address}`;
   }
 
   /** A new connection for SUBSCRIBE; closed with the others at shutdown. */
@@ -85,6 +98,28 @@ export class HostRedis implements OnApplicationShutdown {
     this.releaseWarnings = undefined;
   }
 }
+
+/** `host:port` of a Redis URL (6379 when it names none): no user, password, database or options. */
+export function redisAddress(url: string): string {
+  try {
+    const u = new URL(url);
+    return `${u.hostname}:${u.port || '6379'}`;
+  } catch {
+    return 'REDIS_URL';
+  }
+}
+
+/** What the system error of a failed connect means, in words for an operator. */
+const UNREACHABLE_WORDS: Partial<Record<string, string>> = {
+  ECONNREFUSED: 'connection refused',
+  ETIMEDOUT: 'connection timed out',
+  ENOTFOUND: 'host name not found',
+  EAI_AGAIN: 'host name lookup failed',
+  EHOSTUNREACH: 'host unreachable',
+  ENETUNREACH: 'network unreachable',
+  ECONNRESET: 'connection reset',
+  EPIPE: 'connection closed',
+};
 
 /** How long an outage goes on before it is logged again. */
 const OUTAGE_REMINDER_MS = 60_000;
@@ -154,6 +189,11 @@ export class RedisOutageLog {
   /** The cause of the outage under way; undefined when there is none. */
   get currentCause(): keyof typeof OUTAGE_WORDS | undefined {
     return this.since === undefined ? undefined : this.cause;
+  }
+
+  /** The code or class the outage under way was logged with (`ECONNREFUSED`, `WRONGPASS`, …); undefined when there is none. */
+  get currentCode(): string | undefined {
+    return this.since === undefined ? undefined : this.code;
   }
 
   failed(error: NodeJS.ErrnoException): void {

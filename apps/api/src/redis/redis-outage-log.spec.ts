@@ -1,5 +1,5 @@
 import type { Logger } from '@nestjs/common';
-import { RedisOutageLog, refusedCredentials } from './host-redis';
+import { RedisOutageLog, redisAddress, refusedCredentials } from './host-redis';
 
 /**
  * What one Redis connection writes while Redis is down, minute by minute (the e2e, test/redis-outage-log, sees the
@@ -163,5 +163,15 @@ describe('RedisOutageLog', () => {
     ['connect ECONNREFUSED 127.0.0.1:6379', undefined],
   ])('refusedCredentials(%j) is %s', (message, word) => {
     expect(refusedCredentials(reply(message))).toBe(word);
+  });
+});
+
+describe('redisAddress', () => {
+  it.each([
+    ['redis://user:secret@10.0.0.7:6380/2', '10.0.0.7:6380'],
+    ['rediss://:secret@cache.internal', 'cache.internal:6379'],
+    ['redis://[::1]:7000', '[::1]:7000'],
+  ])('%s is %s: host and port, never the user or password', (url, address) => {
+    expect(redisAddress(url)).toBe(address);
   });
 });

@@ -143,7 +143,8 @@ export class RedisPrefixGuard implements OnModuleInit, OnApplicationBootstrap, O
       this.lastSuccess = Date.now();
       this.failing = false;
     } catch (e) {
-      if (!this.failing) this.logger.warn(`could not check the deployment's other REDIS_KEY_PREFIX values: ${describeError(e)}`);
+      const unreachable = this.redis.unreachable;
+      if (!this.failing) this.logger.warn(`could not check the deployment's other REDIS_KEY_PREFIX values: ${unreachable ? `Redis is not reachable: ${unreachable}` : describeError(e)}`);
       this.failing = true;
       // Not heard for longer than a prefix lives: what was seen is no longer known.
       if (Date.now() - this.lastSuccess > 3 * this.intervalMs) this.report({ ...this.state, otherPrefixes: [], role: 'alone' });
