@@ -1,9 +1,12 @@
 import { randomBytes } from 'node:crypto';
+import { CredentialsService, CredentialType } from '@app/credentials';
 import { createServer, type Server } from 'node:http';
 import { REDIS_URL } from './support/database';
 import { startTestHost, TestHost } from './support/host';
 import { startRedisForwarder, type RedisForwarder } from './support/redis-forwarder';
 import { deleteRedisKeys, requireRedis } from './support/replica';
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 interface Line {
   level: number;
@@ -40,6 +43,7 @@ function expectNoOutageNorLogin(lines: Line[], user: string, password: string): 
  */
 describe('the host log while Redis is unreachable (SQLite host, REDIS_URL through a forwarder that closes)', () => {
   const prefix = `cvt-log-${randomBytes(4).toString('hex')}:`;
+  const ctx = { tenantId: `t-${randomBytes(4).toString('hex')}`, actor: { id: 'user:test' } };
   let host: TestHost;
   let proxy: RedisForwarder;
   const redisLines = (from: number): Line[] =>
@@ -47,6 +51,8 @@ describe('the host log while Redis is unreachable (SQLite host, REDIS_URL throug
       .slice(from)
       .map((l) => JSON.parse(l) as Line)
       .filter((l) => l.context === 'Redis');
+  const allLines = (from: number): Line[] => host.logs.slice(from).map((l) => JSON.parse(l) as Line);
+  const ready = async () => ((await (await fetch(`${host.baseUrl}/health/ready`)).json()) as { details: { cache: { redis?: string } } }).details.cache.redis;
 
   beforeAll(async () => {
     await requireRedis().then((r) => r.quit());
@@ -63,7 +69,6 @@ describe('the host log while Redis is unreachable (SQLite host, REDIS_URL throug
   });
 
   it('says once per connection that Redis does not answer, and once that it answers again', async () => {
-    const ready = async () => ((await (await fetch(`${host.baseUrl}/health/ready`)).json()) as { details: { cache: { redis?: string } } }).details.cache.redis;
     expect(await ready()).toBe('up');
     const from = host.logs.length;
     await proxy.close();
@@ -84,6 +89,46 @@ describe('the host log while Redis is unreachable (SQLite host, REDIS_URL throug
       [...names].sort().map((name) => ({ level: 30, name })),
     );
   }, 60_000);
+
+  /**
+   * While Redis is down each credential change's cache eviction waits in the outbox, delivered again with its backoff
+   * until Redis takes it. The log says so once when it starts (how many events wait), again each minute at most, and
+   * once when evictions go through again — it said `Outbox event <id> (credential.deleted) failed delivery #<n>: …` at
+   * every retry of every event: an outage of minutes, thousands of lines.
+   */
+  it('says once that cache evictions wait (with the outbox events waiting), nothing at each retry, and once that they go through again', async () => {
+    const svc = host.app.get(CredentialsService);
+    const ids: string[] = [];
+    for (let i = 0; i < 5; i++) ids.push((await svc.store(ctx, { integrationId: 'stripe', connectionId: `c${i}`, type: CredentialType.API_KEY, value: `sk_${randomBytes(12).toString('hex')}` })).id);
+    expect(await ready()).toBe('up');
+
+    await proxy.close();
+    for (const until = Date.now() + 10_000; (await ready()) !== 'down' && Date.now() < until; ) await sleep(200);
+    const from = host.logs.length;
+    // Five `credential.deleted` events, each eviction failing while Redis is away.
+    await svc.deleteMany(ctx, ids);
+    await sleep(8_000); // the outbox retries each after ~1, 2, 4 s (jittered): two or three failed deliveries of each by now
+
+    const during = allLines(from);
+    expect(during.filter((l) => l.context === 'OutboxDispatcher' && l.level >= 40).map((l) => l.msg)).toEqual([]);
+    const waiting = during.filter((l) => l.context === 'CredentialCache' && /cache evictions/.test(l.msg));
+    expect(waiting.map((l) => l.level)).toEqual([40]);
+    const held = /^cache evictions cannot be announced to the other replicas \([A-Za-z]+(?:\([A-Z_]+\))?\): (\d+) outbox events? waits?; /.exec(waiting[0].msg);
+    expect(held).not.toBeNull();
+    // Each delete commits on its own: the first eviction may fail before the last delete wrote its event.
+    expect(Number(held![1])).toBeGreaterThanOrEqual(1);
+
+    proxy = await startRedisForwarder(new URL(REDIS_URL), proxy.port);
+    // Each event comes back after its backoff (~8 s by its fourth try): then its eviction goes through.
+    let back: Line[] = [];
+    for (const until = Date.now() + 40_000; back.length === 0 && Date.now() < until; await sleep(200)) {
+      back = allLines(from).filter((l) => l.context === 'CredentialCache' && /cache evictions are announced again/.test(l.msg));
+    }
+    expect(back.map((l) => l.level)).toEqual([30]);
+    expect(back[0].msg).toMatch(/^cache evictions are announced again after \d+ s \(\d+ failed deliver(?:y|ies)\)$/);
+    await sleep(1_000);
+    expect(allLines(from).filter((l) => l.context === 'CredentialCache' && /cache evictions/.test(l.msg))).toHaveLength(2);
+  }, 90_000);
 });
 
 /**

@@ -18,3 +18,4 @@ export * from './page-cursor';
 export * from './bounded-list';
 export * from './for-each-limited';
 export * from './retry-after';
+export * from './outage-log';

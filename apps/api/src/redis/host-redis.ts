@@ -1,4 +1,5 @@
 import { Global, Inject, Injectable, Logger, Module, OnApplicationShutdown } from '@nestjs/common';
+import { OutageLog } from '@app/common';
 import { closeRedisConnection } from '@app/credentials';
 import { Redis } from 'ioredis';
 import { APP_CONFIG, AppConfig } from '../config/app.config';
@@ -121,9 +122,6 @@ const UNREACHABLE_WORDS: Partial<Record<string, string>> = {
   EPIPE: 'connection closed',
 };
 
-/** How long an outage goes on before it is logged again. */
-const OUTAGE_REMINDER_MS = 60_000;
-
 /**
  * The first word of an error reply in which Redis refuses the connection's credentials, which ioredis emits as an
  * `error` at each connect: NOAUTH (a password is required, none was given), WRONGPASS (Redis 6+: no such user, a wrong
@@ -160,15 +158,13 @@ function notRedisProtocol(error: Error): boolean {
 }
 
 /**
- * One connection's outage in the log: its first failure at `warn`, a reminder each minute it lasts, and the reconnect
- * at `info`. Credentials Redis refuses are said to be that, not an unreachable Redis (a cause that changes during the
+ * One connection's outage in the log (OutageLog): its first failure at `warn`, a reminder each minute it lasts, and the
+ * reconnect at `info`. Credentials Redis refuses are said to be that, not an unreachable Redis (a cause that changes during the
  * outage is logged at once, the first time: one flipping back and forth is named by the minute's reminder). Only the error's code or class — or the first word of Redis' refusal — is written: the
  * URL, and so a message quoting it, may carry a password.
  */
 export class RedisOutageLog {
-  private since?: number;
-  private lastLoggedAt = 0;
-  private failures = 0;
+  private readonly log: OutageLog;
   /** The latest failure's cause (the outage's, while one lasts). */
   private cause: keyof typeof OUTAGE_WORDS = 'unreachable';
   /** The code or class the latest cause was logged with. */
@@ -178,8 +174,10 @@ export class RedisOutageLog {
 
   constructor(
     private readonly name: string,
-    private readonly logger: Logger,
-  ) {}
+    logger: Logger,
+  ) {
+    this.log = new OutageLog(logger);
+  }
 
   /** The outage under way is Redis refusing the credentials. */
   get refusingCredentials(): boolean {
@@ -188,46 +186,37 @@ export class RedisOutageLog {
 
   /** The cause of the outage under way; undefined when there is none. */
   get currentCause(): keyof typeof OUTAGE_WORDS | undefined {
-    return this.since === undefined ? undefined : this.cause;
+    return this.log.ongoing ? this.cause : undefined;
   }
 
   /** The code or class the outage under way was logged with (`ECONNREFUSED`, `WRONGPASS`, …); undefined when there is none. */
   get currentCode(): string | undefined {
-    return this.since === undefined ? undefined : this.code;
+    return this.log.ongoing ? this.code : undefined;
   }
 
   failed(error: NodeJS.ErrnoException): void {
-    const now = Date.now();
     // Commands given up while the outage lasts (ioredis' MaxRetriesPerRequestError), and writes meeting the socket a
     // non-Redis server closed after its answer, are its consequence, not a cause of their own.
     const consequence =
-      this.since !== undefined &&
+      this.log.ongoing &&
       (error.name === 'MaxRetriesPerRequestError' || (this.cause === 'protocol' && (error.code === 'EPIPE' || error.code === 'ECONNRESET')));
     const refused = refusedCredentials(error);
     const code = consequence ? this.code : (refused ?? error.code ?? error.name);
     const cause = consequence ? this.cause : refused ? 'credentials' : notRedisProtocol(error) ? 'protocol' : 'unreachable';
     this.code = code;
-    this.failures++;
-    if (this.since === undefined) {
-      this.since = now;
-      this.logged.clear();
-    }
     this.cause = cause;
-    if (!this.logged.has(cause)) {
-      this.logged.add(cause);
-      this.lastLoggedAt = now;
-      this.logger.warn(`${this.name}: ${code}: ${OUTAGE_WORDS[cause].first}`);
-    } else if (now - this.lastLoggedAt >= OUTAGE_REMINDER_MS) {
-      this.lastLoggedAt = now;
-      this.logger.warn(`${this.name}: ${code}: ${OUTAGE_WORDS[cause].lasting} ${Math.round((now - this.since) / 1000)} s (${attempts(this.failures)}); ${cause === 'credentials' ? 'retrying' : 'reconnecting'}`);
-    }
+    if (!this.log.ongoing) this.logged.clear();
+    const fresh = !this.logged.has(cause);
+    this.logged.add(cause);
+    this.log.failed(
+      () => `${this.name}: ${code}: ${OUTAGE_WORDS[cause].first}`,
+      ({ forMs, failures }) => `${this.name}: ${code}: ${OUTAGE_WORDS[cause].lasting} ${Math.round(forMs / 1000)} s (${attempts(failures)}); ${cause === 'credentials' ? 'retrying' : 'reconnecting'}`,
+      fresh,
+    );
   }
 
   answered(): void {
-    if (this.since === undefined) return;
-    this.logger.log(`${this.name}: ${OUTAGE_WORDS[this.cause].end} ${Math.round((Date.now() - this.since) / 1000)} s (${attempts(this.failures)})`);
-    this.since = undefined;
-    this.failures = 0;
+    this.log.ended(({ forMs, failures }) => `${this.name}: ${OUTAGE_WORDS[this.cause].end} ${Math.round(forMs / 1000)} s (${attempts(failures)})`);
   }
 }
 

@@ -1,5 +1,5 @@
 import { Injectable, Logger, OnApplicationShutdown, OnModuleDestroy, OnModuleInit, type Provider } from '@nestjs/common';
-import { Clock, OutboxEvent, OutboxHandlerRegistrations } from '@app/common';
+import { Clock, describeError, OutageLog, OutboxDeferredError, OutboxEvent, OutboxHandlerRegistrations, withTimeout } from '@app/common';
 import { KeyVaultProvider } from '@app/key-vault';
 import { CREDENTIALS_CLOCK, CREDENTIALS_RESOLVED_OPTIONS } from '../credentials.constants';
 import type { ResolvedCredentialsOptions } from '../credentials.options';
@@ -76,11 +76,14 @@ export const CREDENTIAL_CACHE_PROVIDER: Provider = {
  * writer's fast-path eviction cannot leave a stale entry behind. Idempotent: evicting twice is harmless.
  * The in-process tier too: another process on the same SQLite file (the CLI: a revoke, a webhook secret
  * activated) writes events this host's dispatcher delivers, and only they tell this cache.
+ * While evictions cannot be announced (Redis or the database's NOTIFY away) the events wait, deferred: this logs that
+ * once per outage (OutageLog), where the dispatcher warned at each retry of each event.
  */
 @Injectable()
 export class CacheInvalidationRelay implements OnModuleInit, OnModuleDestroy, OnApplicationShutdown {
   private readonly logger = new Logger('CredentialCache');
   private readonly outboxRegistrations = new OutboxHandlerRegistrations();
+  private readonly unannounced = new OutageLog(this.logger);
 
   constructor(
     private readonly cache: CredentialCache,
@@ -89,16 +92,42 @@ export class CacheInvalidationRelay implements OnModuleInit, OnModuleDestroy, On
 
   async onModuleInit(): Promise<void> {
     const cache = this.cache;
-    const evict = (event: OutboxEvent) => {
+    const evict = async (event: OutboxEvent): Promise<void> => {
       const credentialId = event.payload.credentialId;
       // `credential.stored` names a fresh id: nothing to evict.
-      if (credentialChangeOf(event.name) === CredentialEvents.STORED || !event.tenantId || typeof credentialId !== 'string') return undefined;
-      // Throws when Redis / PostgreSQL cannot take it: the outbox delivers the event again later.
-      return cache.evictEverywhere(cacheKey(event.tenantId, credentialId));
+      if (credentialChangeOf(event.name) === CredentialEvents.STORED || !event.tenantId || typeof credentialId !== 'string') return;
+      try {
+        await cache.evictEverywhere(cacheKey(event.tenantId, credentialId));
+      } catch (e) {
+        // Redis / PostgreSQL cannot take it: the outbox delivers the event again after its backoff, quietly.
+        await this.evictionFailed(e);
+        throw new OutboxDeferredError('the eviction could not be announced', { cause: e, code: describeError(e) });
+      }
+      this.unannounced.ended(({ forMs, failures }) => `cache evictions are announced again after ${Math.round(forMs / 1000)} s (${failedDeliveries(failures)})`);
     };
     // `credential.*`, and the same changes written under `emitEvents: false`.
     this.outboxRegistrations.register(this.persistence.handlers, ['credential.*', `${CREDENTIAL_CHANGE_INTERNAL_PREFIX}*`], evict);
     if (cache instanceof TieredCredentialCache) await cache.start();
+  }
+
+  /** The outage's first line, then one a minute at most: each says how many outbox events wait. */
+  private async evictionFailed(e: unknown): Promise<void> {
+    const waiting = this.unannounced.lineDue ? await this.waitingEvents() : '';
+    const again = 'the outbox delivers them again with its backoff';
+    this.unannounced.failed(
+      () => `cache evictions cannot be announced to the other replicas (${describeError(e)}): ${waiting}; ${again} (logged again each minute this lasts, and once one goes through)`,
+      ({ forMs, failures }) => `cache evictions cannot be announced for ${Math.round(forMs / 1000)} s (${failedDeliveries(failures)}): ${waiting}; ${again}`,
+    );
+  }
+
+  /** The outbox's undelivered events (every kind: an operator's backlog), in words; without the number when it cannot be read now. */
+  private async waitingEvents(): Promise<string> {
+    try {
+      const { pending } = await withTimeout(this.persistence.outbox.backlog(), 1000);
+      return `${pending} outbox event${pending === 1 ? ' waits' : 's wait'}`;
+    } catch {
+      return 'outbox events wait';
+    }
   }
 
   onModuleDestroy(): void {
@@ -108,4 +137,8 @@ export class CacheInvalidationRelay implements OnModuleInit, OnModuleDestroy, On
   async onApplicationShutdown(): Promise<void> {
     if (this.cache instanceof TieredCredentialCache) await this.cache.stop().catch((e: Error) => this.logger.warn(`cache stop: ${e.name}`));
   }
+}
+
+function failedDeliveries(n: number): string {
+  return `${n} failed deliver${n === 1 ? 'y' : 'ies'}`;
 }
