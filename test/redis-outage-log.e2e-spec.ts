@@ -2,7 +2,8 @@ import { randomBytes } from 'node:crypto';
 import { CredentialsService, CredentialType } from '@app/credentials';
 import { createServer, type Server } from 'node:http';
 import { REDIS_URL } from './support/database';
-import { startTestHost, TestHost } from './support/host';
+import { generateApiKey } from '../apps/api/src/auth/api-keys';
+import { callHost, startTestHost, TestHost } from './support/host';
 import { startRedisForwarder, type RedisForwarder } from './support/redis-forwarder';
 import { deleteRedisKeys, requireRedis } from './support/replica';
 
@@ -20,6 +21,26 @@ function redisUrlAs(user: string, password: string): string {
   url.username = user;
   url.password = password;
   return url.toString();
+}
+
+/** A SQLite host logging in to the shared Redis as `user`, made first with `+@all` and then the ACL `rules`. */
+async function startHostAsAclUser(user: string, password: string, prefix: string, rules: string[], env: Record<string, string> = {}): Promise<TestHost> {
+  const admin = await requireRedis();
+  try {
+    await admin.call('ACL', 'SETUSER', user, 'on', `>${password}`, '~*', '&*', '+@all', ...rules);
+  } finally {
+    await admin.quit();
+  }
+  return startTestHost('sqlite', { REDIS_URL: redisUrlAs(user, password), REDIS_KEY_PREFIX: prefix, LOG_LEVEL: 'info', ...env });
+}
+
+/** Closes `host`, then deletes its ACL user and its keys. */
+async function closeAclUserHost(host: TestHost | undefined, user: string, prefix: string): Promise<void> {
+  await host?.close();
+  const admin = await requireRedis();
+  await admin.call('ACL', 'DELUSER', user);
+  await deleteRedisKeys(admin, prefix);
+  await admin.quit();
 }
 
 /** Readiness' status and its cache check's details. */
@@ -190,23 +211,11 @@ describe('the host log and readiness while Redis refuses a command for lack of p
   const lines = () => host!.logs.map((l) => JSON.parse(l) as Line & { time: number }).filter((l) => l.time >= started);
 
   beforeAll(async () => {
-    const admin = await requireRedis();
-    try {
-      await admin.call('ACL', 'SETUSER', user, 'on', `>${password}`, '~*', '&*', '+@all', '-ping');
-    } finally {
-      await admin.quit();
-    }
     started = Date.now();
-    host = await startTestHost('sqlite', { REDIS_URL: redisUrlAs(user, password), REDIS_KEY_PREFIX: prefix, LOG_LEVEL: 'info' });
+    host = await startHostAsAclUser(user, password, prefix, ['-ping']);
   }, 60_000);
 
-  afterAll(async () => {
-    await host?.close();
-    const admin = await requireRedis();
-    await admin.call('ACL', 'DELUSER', user);
-    await deleteRedisKeys(admin, prefix);
-    await admin.quit();
-  });
+  afterAll(() => closeAclUserHost(host, user, prefix));
 
   it('readiness and the start line say Redis refused PING for lack of permission (NOPERM), naming no user or password', async () => {
     expect(await readiness(host!)).toMatchObject({
@@ -309,5 +318,53 @@ describe('readiness and the start line while nothing listens at REDIS_URL (a clo
     const all = lines().map((l) => JSON.stringify(l)).join('\n');
     expect(all).not.toContain(password);
     expect(all).not.toContain(user);
+  }, 30_000);
+});
+
+/**
+ * A Redis user whose ACL allows PING (so readiness's PING answers) but not the commands behind the shared state and the
+ * cache: EVALSHA and EVAL (rate limits, counters, the prefix check, the cache's scripts), PUBLISH (its heartbeats and
+ * evictions), SET. Each is named as a refusal for lack of permission, with the command, once — they said `Redis call
+ * failed (ReplyError(NOPERM))` once a second under traffic, `… REDIS_KEY_PREFIX values: ReplyError`, and readiness `no
+ * invalidation heartbeat heard within 3000 ms`, naming no command and no permission.
+ */
+describe('the host log and readiness while the REDIS_URL user may run PING but not EVAL, EVALSHA, PUBLISH or SET', () => {
+  const prefix = `cvt-acl-${randomBytes(4).toString('hex')}:`;
+  const user = `cvt-acl-${randomBytes(4).toString('hex')}`;
+  const password = `pw-${randomBytes(8).toString('hex')}`;
+  const caller = generateApiKey('acl-ops', `t-${randomBytes(4).toString('hex')}`, ['admin']);
+  let host: TestHost | undefined;
+  let started: number;
+  const lines = () => host!.logs.map((l) => JSON.parse(l) as Line & { time: number }).filter((l) => l.time >= started);
+
+  beforeAll(async () => {
+    started = Date.now();
+    host = await startHostAsAclUser(user, password, prefix, ['-eval', '-evalsha', '-publish', '-spublish', '-set'], { AUTH_API_KEYS: JSON.stringify([caller.entry]) });
+  }, 60_000);
+
+  afterAll(() => closeAclUserHost(host, user, prefix));
+
+  it('names each refused command once, as a lack of permission; requests are still served; no user or password', async () => {
+    // Requests over 3 s: each one's rate limit (EVALSHA) is refused, answered per process.
+    const statuses: number[] = [];
+    for (let i = 0; i < 15; i++) {
+      statuses.push((await callHost(host!, caller.key, 'GET', '/v1/credentials')).status);
+      await sleep(200);
+    }
+    expect(statuses.every((s) => s === 200)).toBe(true);
+
+    const warned = (context: string) => lines().filter((l) => l.context === context && l.level >= 40).map((l) => l.msg);
+    expect(warned('SharedState')).toEqual([
+      'Redis refused EVALSHA for lack of permission (NOPERM): limits and counters stay per process; give the REDIS_URL user the commands the host runs (logged again each minute it lasts)',
+    ]);
+    expect(warned('RedisPrefix')).toEqual(["could not check the deployment's other REDIS_KEY_PREFIX values: Redis refused EVAL for lack of permission (NOPERM)"]);
+    expect(warned('CredentialCache')).toEqual([
+      'no cache invalidation heartbeat heard within 3000 ms of start (Redis refused PUBLISH for lack of permission (NOPERM)): reads bypass the cache until one is heard',
+    ]);
+    expect(await readiness(host!)).toMatchObject({
+      status: 200,
+      cache: { status: 'degraded', redis: 'up', message: 'no invalidation heartbeat heard within 3000 ms (Redis refused PUBLISH for lack of permission (NOPERM)): reads bypass the cache' },
+    });
+    expectNoOutageNorLogin(lines(), user, password);
   }, 30_000);
 });

@@ -54,7 +54,7 @@ export { LruCredentialCache, type LruCredentialCacheOptions } from './cache/lru-
 export type { CredentialCacheHealth, SharedCacheStats } from './cache/credential-cache';
 export { TieredCredentialCache, type RedisTierOptions } from './cache/tiered-credential-cache';
 export { DEFAULT_INVALIDATION_LIVENESS, HEARTBEAT_LIMITS, type InvalidationLiveness } from './cache/invalidation-liveness';
-export { closeRedisConnection, type CacheRedisClient, type CacheRedisSubscriber, type ClosableRedisConnection } from './cache/redis-connection';
+export { closeRedisConnection, redisCommandRefusal, type CacheRedisClient, type CacheRedisSubscriber, type ClosableRedisConnection } from './cache/redis-connection';
 export { CacheInvalidationBus, type InvalidationMessage } from './cache/invalidation-bus';
 export { cacheKeySecretName } from './cache/credential-cache.provider';
 export { ReadAuditCoalescer } from './audit/read-audit-coalescer';

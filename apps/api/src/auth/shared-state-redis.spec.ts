@@ -30,4 +30,30 @@ describe('SharedStateRedis', () => {
     await expect(state.run('suspicious_activity', () => new Promise(() => undefined))).resolves.toBeUndefined();
     expect(lines()).toEqual([expect.stringContaining('Error(ETIMEDOUT)')]);
   });
+
+  it('names a command the user may not run (NOPERM) once, then each minute it lasts with the calls refused — not at each call; afresh after two quiet minutes', async () => {
+    jest.useFakeTimers({ now: 0 });
+    try {
+      const { state, lines } = build();
+      // ioredis' reply error: the command on it, the user named in the text (Redis 7.2).
+      const refused = () =>
+        Object.assign(new Error("NOPERM User ops-MARKER-61aa has no permissions to run the 'evalsha' command"), { name: 'ReplyError', command: { name: 'evalsha', args: ['MARKER-61aa'] } });
+      for (let t = 0; t <= 130_000; t += 500) {
+        jest.setSystemTime(t);
+        await expect(state.run('rate_limit', () => Promise.reject(refused()))).resolves.toBeUndefined();
+      }
+      jest.setSystemTime(400_000);
+      await state.run('rate_limit', () => Promise.reject(refused()));
+      const fix = 'limits and counters stay per process; give the REDIS_URL user the commands the host runs';
+      expect(lines()).toEqual([
+        `Redis refused EVALSHA for lack of permission (NOPERM): ${fix} (logged again each minute it lasts)`,
+        `Redis refused EVALSHA for lack of permission (NOPERM), for 60 s (121 refused calls): ${fix}`,
+        `Redis refused EVALSHA for lack of permission (NOPERM), for 120 s (241 refused calls): ${fix}`,
+        `Redis refused EVALSHA for lack of permission (NOPERM): ${fix} (logged again each minute it lasts)`,
+      ]);
+      expect(state.fallbacks.rate_limit).toBe(262);
+    } finally {
+      jest.useRealTimers();
+    }
+  });
 });

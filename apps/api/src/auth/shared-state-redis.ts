@@ -1,7 +1,8 @@
 import { createHash } from 'node:crypto';
 import { Inject, Injectable, Logger, OnApplicationBootstrap, OnModuleInit, Optional } from '@nestjs/common';
 import type { Redis } from 'ioredis';
-import { describeError, withTimeout } from '@app/common';
+import { describeError, OUTAGE_REMINDER_MS, OutageLog, withTimeout } from '@app/common';
+import { redisCommandRefusal } from '@app/credentials';
 import { registerHostMetrics, sharedStateFallbackCounter } from '../metrics/host-metrics';
 import { HostRedis, refusedCredentials, refusedPermission } from '../redis/host-redis';
 
@@ -33,6 +34,8 @@ export class SharedStateRedis implements OnModuleInit, OnApplicationBootstrap {
   private readonly timeoutMs: number;
   private readonly retryAfterMs: number;
   private skipUntil = 0;
+  /** Each refused command's line (OutageLog: once, then each minute), and when it was last refused. */
+  private readonly refusals = new Map<string, { log: OutageLog; lastAt: number }>();
   /** Calls answered from per-process state because Redis could not answer, by component. */
   readonly fallbacks: Record<SharedStateComponent, number> = { rate_limit: 0, suspicious_activity: 0, oauth_cooldown: 0 };
 
@@ -92,12 +95,31 @@ export class SharedStateRedis implements OnModuleInit, OnApplicationBootstrap {
     try {
       return await withTimeout(work(client), this.timeoutMs);
     } catch (e) {
-      if (Date.now() >= this.skipUntil) {
+      const refusal = redisCommandRefusal(e);
+      if (refusal) this.refused(refusal);
+      else if (Date.now() >= this.skipUntil) {
         this.logger.warn(`Redis call failed (${describe(e)}); limits and counters fall back to per process for ${this.retryAfterMs} ms`);
       }
       this.skipUntil = Date.now() + this.retryAfterMs;
       return this.fellBack(component);
     }
+  }
+
+  /**
+   * A command the REDIS_URL user may not run (its ACL): a configuration to fix, refused at every call until it is — said
+   * once, then each minute it lasts, not at each call. No call says when it is allowed again (the same work may run
+   * other commands that are): a refusal not seen for two minutes is over, and the next one is said afresh.
+   */
+  private refused(refusal: string): void {
+    const now = Date.now();
+    let seen = this.refusals.get(refusal);
+    if (!seen || now - seen.lastAt > 2 * OUTAGE_REMINDER_MS) this.refusals.set(refusal, (seen = { log: new OutageLog(this.logger), lastAt: now }));
+    seen.lastAt = now;
+    const fix = 'limits and counters stay per process; give the REDIS_URL user the commands the host runs';
+    seen.log.failed(
+      () => `${refusal}: ${fix} (logged again each minute it lasts)`,
+      ({ forMs, failures }) => `${refusal}, for ${Math.round(forMs / 1000)} s (${failures} refused call${failures === 1 ? '' : 's'}): ${fix}`,
+    );
   }
 
   private fellBack(component: SharedStateComponent): undefined {

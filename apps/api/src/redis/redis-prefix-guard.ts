@@ -4,7 +4,7 @@ import { resolve } from 'node:path';
 import { Logger, Module, OnApplicationBootstrap, OnModuleDestroy, OnModuleInit } from '@nestjs/common';
 import { Gauge } from 'prom-client';
 import { describeError, parsePostgresUrl, withTimeout } from '@app/common';
-import { CredentialCache } from '@app/credentials';
+import { CredentialCache, redisCommandRefusal } from '@app/credentials';
 import { APP_CONFIG, type AppConfig } from '../config/app.config';
 import { registerHostMetrics } from '../metrics/host-metrics';
 import { EmbeddedVault } from '../vault/embedded-vault';
@@ -144,7 +144,8 @@ export class RedisPrefixGuard implements OnModuleInit, OnApplicationBootstrap, O
       this.failing = false;
     } catch (e) {
       const unreachable = this.redis.unreachable;
-      if (!this.failing) this.logger.warn(`could not check the deployment's other REDIS_KEY_PREFIX values: ${unreachable ? `Redis is not reachable: ${unreachable}` : describeError(e)}`);
+      const why = unreachable ? `Redis is not reachable: ${unreachable}` : (redisCommandRefusal(e) ?? describeError(e));
+      if (!this.failing) this.logger.warn(`could not check the deployment's other REDIS_KEY_PREFIX values: ${why}`);
       this.failing = true;
       // Not heard for longer than a prefix lives: what was seen is no longer known.
       if (Date.now() - this.lastSuccess > 3 * this.intervalMs) this.report({ ...this.state, otherPrefixes: [], role: 'alone' });

@@ -127,4 +127,21 @@ describe('CacheInvalidationRelay while evictions cannot be announced', () => {
     await ok.deliver();
     expect(ok.lines).toEqual([]);
   });
+
+  it('names an eviction Redis refused for lack of permission (its script may not PUBLISH): the command, never the user', async () => {
+    const refused = Object.assign(new Error("ERR The user executing the script can't run this command or subcommand script: ee5bed0f, on @user_script:1."), {
+      name: 'ReplyError',
+      command: { name: 'evalsha', args: [] },
+    });
+    const { deliver, lines } = await relay(
+      async () => {
+        throw refused;
+      },
+      () => 2,
+    );
+    await expect(deliver()).rejects.toBeInstanceOf(OutboxDeferredError);
+    expect(lines).toEqual([
+      "warn cache evictions cannot be announced to the other replicas (Redis refused a command in EVALSHA's script for lack of permission (ERR)): 2 outbox events wait; the outbox delivers them again with its backoff (logged again each minute this lasts, and once one goes through)",
+    ]);
+  });
 });

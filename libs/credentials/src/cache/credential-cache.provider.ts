@@ -11,6 +11,7 @@ import { CacheKeyring } from './cache-keyring';
 import { CredentialCache } from './credential-cache';
 import { CacheInvalidationBus, PostgresInvalidationBus, RedisInvalidationBus } from './invalidation-bus';
 import { LruCredentialCache } from './lru-credential-cache';
+import { redisCommandRefusal } from './redis-connection';
 import { TieredCredentialCache } from './tiered-credential-cache';
 
 /** Secret holding the shared tier's entry key: `<prefix>-cachekey` cannot collide with credential (`--`) or data-key (`-k--`, `-kh-`) names. */
@@ -115,7 +116,7 @@ export class CacheInvalidationRelay implements OnModuleInit, OnModuleDestroy, On
     const waiting = this.unannounced.lineDue ? await this.waitingEvents() : '';
     const again = 'the outbox delivers them again with its backoff';
     this.unannounced.failed(
-      () => `cache evictions cannot be announced to the other replicas (${describeError(e)}): ${waiting}; ${again} (logged again each minute this lasts, and once one goes through)`,
+      () => `cache evictions cannot be announced to the other replicas (${redisCommandRefusal(e) ?? describeError(e)}): ${waiting}; ${again} (logged again each minute this lasts, and once one goes through)`,
       ({ forMs, failures }) => `cache evictions cannot be announced for ${Math.round(forMs / 1000)} s (${failedDeliveries(failures)}): ${waiting}; ${again}`,
     );
   }

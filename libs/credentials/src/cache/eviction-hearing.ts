@@ -1,5 +1,6 @@
 import { Logger } from '@nestjs/common';
 import { type CacheInvalidationBus, publishedAt } from './invalidation-bus';
+import { redisCommandRefusal } from './redis-connection';
 import type { InvalidationLiveness } from './invalidation-liveness';
 
 /** What hearing does to the tiers of the cache it guards. */
@@ -35,6 +36,8 @@ export class EvictionHearing {
   private readonly liveWaiters: Array<() => void> = [];
   /** Counts the periods of hearing: a new one begins each time a heartbeat is heard after a gap (`generation`). */
   private hearingPeriod = 0;
+  /** Redis refused the last heartbeat for lack of permission (its user may not PUBLISH): said with each line about none heard. */
+  private heartbeatRefused?: string;
   /** Times hearing was lost, by reason (stats). */
   lost = { disconnected: 0, heartbeat: 0 };
 
@@ -73,7 +76,7 @@ export class EvictionHearing {
   whyNotHearing(): string | undefined {
     if (!this.bus.healthy) return 'evictions cannot be received: reads bypass the cache';
     if (this.unheard !== undefined) return `${this.unheard}: reads bypass the cache`;
-    if (!this.heardLately) return `no invalidation heartbeat heard within ${this.liveness.lostAfterMs} ms: reads bypass the cache`;
+    if (!this.heardLately) return `no invalidation heartbeat heard within ${this.liveness.lostAfterMs} ms${this.refusedNote()}: reads bypass the cache`;
     return undefined;
   }
 
@@ -93,7 +96,7 @@ export class EvictionHearing {
       // Never heard, so beat() has no drop to log: without this line nothing says why every read goes to the store.
       if (!this.heardLately && this.bus.healthy) {
         this.lostSince = { at: startedAt, since: 'start' };
-        this.logger.warn(`no cache invalidation heartbeat heard within ${this.liveness.lostAfterMs} ms of start: reads bypass the cache until one is heard`);
+        this.logger.warn(`no cache invalidation heartbeat heard within ${this.liveness.lostAfterMs} ms of start${this.refusedNote()}: reads bypass the cache until one is heard`);
       }
     }
   }
@@ -187,7 +190,11 @@ export class EvictionHearing {
   private beat(): void {
     if (this.bus.healthy) {
       if (!this.sharedSynced) this.syncShared(); // the last attempt to empty L2 failed: again
-      else void this.bus.heartbeat({ o: this.instanceId, t: publishedAt() }).catch(() => undefined);
+      else
+        void this.bus.heartbeat({ o: this.instanceId, t: publishedAt() }).then(
+          () => (this.heartbeatRefused = undefined),
+          (e: unknown) => (this.heartbeatRefused = redisCommandRefusal(e)),
+        );
     }
     const silentMs = Date.now() - this.heardAt;
     if (this.heardLately && silentMs > this.liveness.lostAfterMs) {
@@ -198,8 +205,13 @@ export class EvictionHearing {
       this.lostSince = { at: this.heardAt, since: 'the last one' };
       this.lost.heartbeat++;
       this.logger.warn(
-        `no cache invalidation heartbeat heard for ${Math.round(silentMs)} ms (lost after ${this.liveness.lostAfterMs} ms): ${entries} cached entries dropped, reads bypass the cache until one is heard`,
+        `no cache invalidation heartbeat heard for ${Math.round(silentMs)} ms (lost after ${this.liveness.lostAfterMs} ms)${this.refusedNote()}: ${entries} cached entries dropped, reads bypass the cache until one is heard`,
       );
     }
+  }
+
+  /** ` (Redis refused PUBLISH for lack of permission (NOPERM))` when that is why no heartbeat is heard; else nothing. */
+  private refusedNote(): string {
+    return this.heartbeatRefused ? ` (${this.heartbeatRefused})` : '';
   }
 }

@@ -93,3 +93,21 @@ async function close(c: ClosableRedisConnection, deadlineMs: number): Promise<bo
   c.disconnect();
   return reconnecting || within(ended, until);
 }
+
+/**
+ * What Redis refused, when it refused a command for lack of permission (the connection's user's ACL), in words for a
+ * log line or readiness: `Redis refused EVALSHA for lack of permission (NOPERM)`, `… for lack of permission on a key
+ * (NOPERM)` (outside the user's key or channel patterns), `Redis refused a command in EVAL's script for lack of
+ * permission (ERR)` (Redis 7.0 answers so for a command a script calls). Undefined for any other error. Only the
+ * command's name (ioredis' `command.name` on its error) and the reply's first word: the rest names the user.
+ */
+export function redisCommandRefusal(e: unknown): string | undefined {
+  if (!(e instanceof Error)) return undefined;
+  const word = /^(NOPERM)\b/.exec(e.message)?.[1] ?? (/^ERR The user executing the script can't run this command/.test(e.message) ? 'ERR' : undefined);
+  if (!word) return undefined;
+  const name = (e as { command?: { name?: unknown } }).command?.name ?? /to run the '([a-z][a-z0-9|._-]*)' command/i.exec(e.message)?.[1];
+  const command = typeof name === 'string' && /^[a-z][a-z0-9|._-]{0,63}$/i.test(name) ? name.toUpperCase() : undefined;
+  if (word === 'ERR' || / script\b|\bscript:/.test(e.message)) return `Redis refused a command in ${command ?? 'a'}${command ? "'s" : ''} script for lack of permission (${word})`;
+  const on = /access one of the (key|channel)s/.exec(e.message)?.[1];
+  return `Redis refused ${command ?? 'a command'} for lack of permission${on ? ` on a ${on}` : ''} (${word})`;
+}

@@ -3,7 +3,7 @@ import { withTimeout } from '@app/common';
 import { CacheEntryKey, cacheEntryKeyId, decodeCacheValue, encodeCacheValue, openCacheEntry, sealCacheEntry } from './cache-entry-cipher';
 import type { CacheKeyring } from './cache-keyring';
 import type { InvalidationMessage } from './invalidation-bus';
-import type { CacheRedisClient } from './redis-connection';
+import { type CacheRedisClient, redisCommandRefusal } from './redis-connection';
 
 /** The Redis (L2) tier of a TieredCredentialCache. */
 export interface RedisTierOptions {
@@ -71,12 +71,19 @@ export class RedisTier {
   errors = 0;
   private lastError = 0;
   private lastOk = 0;
+  /** The last failed call's refusal for lack of permission (`redisCommandRefusal`), if that is what it was. */
+  private lastRefusal?: string;
 
   constructor(readonly options: RedisTierOptions) {}
 
   /** The last call failed, within the last 10 s. */
   get failing(): boolean {
     return this.lastError > this.lastOk && Date.now() - this.lastError < FAILING_FOR_MS;
+  }
+
+  /** While `failing`: Redis refused the last failed call for lack of permission, in words (readiness names it). */
+  get refusal(): string | undefined {
+    return this.failing ? this.lastRefusal : undefined;
   }
 
   /** The connection cannot run a command now (reconnecting, not yet connected, closed): its calls would wait and fail. */
@@ -172,6 +179,7 @@ export class RedisTier {
       return value;
     } catch (e) {
       this.failed();
+      this.lastRefusal = redisCommandRefusal(e);
       throw e;
     }
   }

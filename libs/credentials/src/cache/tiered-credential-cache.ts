@@ -206,7 +206,8 @@ export class TieredCredentialCache extends CredentialCache {
     // Failing: the last Redis call failed, recently.
     const l2 = !this.l2 ? undefined : this.l2.disconnected ? 'down' : this.l2.failing ? 'failing' : 'up';
     const status = this.hearing && (l2 ?? 'up') === 'up' ? 'up' : 'degraded';
-    const why = this.hearingState.whyNotHearing() ?? `the shared cache tier is ${l2 === 'down' ? 'not connected to Redis' : 'failing'}: reads skip it`;
+    const refusal = this.l2?.refusal;
+    const why = this.hearingState.whyNotHearing() ?? `the shared cache tier is ${l2 === 'down' ? 'not connected to Redis' : `failing${refusal ? ` (${refusal})` : ''}`}: reads skip it`;
     const unheard = this.hearingState.unheardReplicas;
     return {
       tier: this.l2 ? 'redis' : 'memory',
