@@ -31,7 +31,11 @@ export type TokenEndpointFailureKind =
  */
 const ROTATED_REFRESH_TOKENS = new WeakMap<TokenEndpointFailure, string>();
 
-/** Thrown by an OAuthTokenClient. Its message never contains a token. */
+/**
+ * Thrown by an OAuthTokenClient. Its message never contains a token. `details.transport`: of a request that got no HTTP
+ * answer, what failed — `timeout`, a system error code (`ECONNREFUSED`, `ENOTFOUND`, `UND_ERR_SOCKET`…) or
+ * `network_error` — repeated in logs only when it has the shape of a code (a host's client may put anything there).
+ */
 export class TokenEndpointFailure extends Error {
   /**
    * Of an `invalid_response`: the refresh token the unusable 200 carried. The provider rotated, so it is the only live
@@ -44,7 +48,7 @@ export class TokenEndpointFailure extends Error {
   constructor(
     readonly kind: TokenEndpointFailureKind,
     message: string,
-    readonly details: { status?: number; oauthError?: string; retryAfterMs?: number } = {},
+    readonly details: { status?: number; oauthError?: string; retryAfterMs?: number; transport?: string } = {},
     options?: { cause?: unknown; rotatedRefreshToken?: string },
   ) {
     super(message, options?.cause === undefined ? undefined : { cause: options.cause });

@@ -1,4 +1,5 @@
 import { format, inspect } from 'node:util';
+import { runInNewContext } from 'node:vm';
 import type { ResolvedOAuthProvider } from '../providers/oauth-provider.config';
 import { Oauth4webapiTokenClient } from './oauth4webapi-token-client';
 import { TokenEndpointFailure } from './oauth-token-client';
@@ -29,12 +30,20 @@ const json = (status: number, body: unknown) => new Response(JSON.stringify(body
 describe('Oauth4webapiTokenClient: failure messages', () => {
   afterEach(() => jest.restoreAllMocks());
 
-  it("names a network failure by its cause's code, else 'network error', never by fetch's message", async () => {
+  it("names a network failure by its cause's code, else 'network error', never by fetch's message; its transport detail says the same", async () => {
     const refused = await failure(() => Promise.reject(new TypeError(`fetch failed ${MARKER}`, { cause: Object.assign(new Error(`connect ECONNREFUSED ${MARKER}`), { code: 'ECONNREFUSED' }) })));
     expect(refused.kind).toBe('transient');
     expect(refused.message).toBe('the token endpoint is unreachable (ECONNREFUSED)');
+    expect(refused.details).toEqual({ transport: 'ECONNREFUSED' });
     const bare = await failure(() => Promise.reject(new TypeError(`fetch failed ${MARKER}`)));
     expect(bare.message).toBe('the token endpoint is unreachable (network error)');
+    expect(bare.details).toEqual({ transport: 'network_error' });
+    // fetch's TypeError is of Node's own realm, not of a VM context this code may run in (jest's): told by name.
+    const foreign = Object.assign(runInNewContext(`new TypeError('fetch failed')`) as Error, { cause: Object.assign(new Error(MARKER), { code: 'ECONNRESET' }) });
+    expect(foreign).not.toBeInstanceOf(TypeError);
+    expect(await failure(() => Promise.reject(foreign))).toMatchObject({ message: 'the token endpoint is unreachable (ECONNRESET)', details: { transport: 'ECONNRESET' } });
+    const timedOut = await failure(() => Promise.reject(new DOMException(`timed out ${MARKER}`, 'TimeoutError')));
+    expect(timedOut).toMatchObject({ kind: 'transient', message: 'the token endpoint did not answer in time', details: { transport: 'timeout' } });
   });
 
   it("reads a 401 challenge's OAuth error (oidc-provider refuses a wrong client secret so), a registered code only", async () => {

@@ -128,12 +128,13 @@ function classify(e: unknown, provider: ResolvedOAuthProvider, response?: Respon
   }
   const err = e as { name?: string; message?: string; cause?: { code?: string } };
   if (err?.name === 'TimeoutError' || err?.name === 'AbortError') {
-    return new TokenEndpointFailure('transient', `${where} did not answer in time`);
+    return new TokenEndpointFailure('transient', `${where} did not answer in time`, { transport: 'timeout' });
   }
-  if (e instanceof TypeError) {
-    // fetch's TypeError: its cause (undici's) has the system error code; its message is not ours.
+  if (err?.name === 'TypeError') {
+    // fetch's TypeError: its cause (undici's) has the system error code; its message is not ours. Told by name: it is
+    // the TypeError of Node's own realm, not `instanceof` that of a VM context running this code (jest's).
     const code = typeof err.cause?.code === 'string' && SYSTEM_ERROR_CODE.test(err.cause.code) ? err.cause.code : 'network error';
-    return new TokenEndpointFailure('transient', `${where} is unreachable (${code})`);
+    return new TokenEndpointFailure('transient', `${where} is unreachable (${code})`, { transport: code === 'network error' ? 'network_error' : code });
   }
   if (e instanceof oauth.UnsupportedOperationError && response?.status === 200) {
     // A grant processed, answered with what this client cannot use (a token_type other than bearer or DPoP).
