@@ -5,7 +5,7 @@
 import { EventEmitter2 } from '@nestjs/event-emitter';
 import { Test } from '@nestjs/testing';
 import { AuditService, type AuditEventInput } from '@app/audit';
-import { InProcessLock, type ManualClock, type OperationContext } from '@app/common';
+import { type DistributedLock, InProcessLock, type ManualClock, type OperationContext } from '@app/common';
 import { OAuthTokenClient, OAuthTokenSet } from './client/oauth-token-client';
 import { OAUTH_REFRESH_CLOCK, OAUTH_REFRESH_LOCK, OAUTH_REFRESH_RESOLVED_OPTIONS } from './oauth-refresh.constants';
 import { resolveOAuthRefreshOptions } from './oauth-refresh.options';
@@ -13,7 +13,7 @@ import { OAuthRefreshService } from './oauth-refresh.service';
 import type { ResolvedOAuthProvider } from './providers/oauth-provider.config';
 import { OAuthProviderRegistry } from './providers/oauth-provider.registry';
 import { OAuthRefreshCooldowns } from './store/oauth-refresh-cooldowns';
-import { ConnectionTokens, DueAccessToken, OAuthTokenStore, PendingRefreshToken, StoredToken, TokenWrite } from './store/oauth-token-store';
+import { ConnectionTokens, DueAccessToken, DuePageCursor, OAuthTokenStore, PendingRefreshToken, StoredToken, TokenWrite } from './store/oauth-token-store';
 
 /** The credential id the fakes' provider `idp` names as its client secret (in tenant `sys`). */
 export const FAKE_CLIENT_SECRET_ID = '11111111-2222-4333-8444-555555555555';
@@ -27,6 +27,8 @@ export interface FakeServiceDeps {
   audit: { record(e: AuditEventInput): Promise<unknown> };
   events?: EventEmitter2;
   sharedCooldowns?: OAuthRefreshCooldowns;
+  /** The lock (OAUTH_REFRESH_LOCK); an InProcessLock without one. */
+  lock?: DistributedLock;
 }
 
 /**
@@ -46,7 +48,7 @@ export async function serviceOnFakes(deps: FakeServiceDeps, overrides: Parameter
       OAuthRefreshService,
       OAuthProviderRegistry,
       { provide: OAUTH_REFRESH_RESOLVED_OPTIONS, useValue: options },
-      { provide: OAUTH_REFRESH_LOCK, useValue: new InProcessLock() },
+      { provide: OAUTH_REFRESH_LOCK, useValue: deps.lock ?? new InProcessLock() },
       { provide: OAUTH_REFRESH_CLOCK, useValue: deps.clock },
       { provide: OAuthTokenStore, useValue: deps.store },
       { provide: OAuthTokenClient, useValue: deps.client },
@@ -169,5 +171,80 @@ export class ScriptedTokenClient extends OAuthTokenClient {
     const next = this.script.shift();
     if (next) return next();
     return { accessToken: `at-${this.calls}`, refreshToken: `rt-${this.calls}`, expiresIn: 3600, tokenType: 'bearer' };
+  }
+}
+
+/** A stored token of FakeConnectionsStore, with its value and the connection it belongs to. */
+type HeldToken = StoredToken & { value: string; due: Omit<DueAccessToken, 'credentialId' | 'expiresAt'> };
+
+/**
+ * Many connections' tokens in memory (any tenant and integration), for specs of what spans connections (the proactive
+ * job). `add` stores a connection (its access token issued an hour before `expiresAt`) whose refresh token is
+ * `rt-<tenant>-<connection>`; the client secret read is `clientSecret`.
+ */
+export class FakeConnectionsStore extends OAuthTokenStore {
+  private readonly tokens = new Map<string, HeldToken>();
+  constructor(
+    private readonly clock: ManualClock,
+    readonly clientSecret = 'client-secret',
+  ) {
+    super();
+  }
+  add(tenantId: string, integrationId: string, connectionId: string, expiresAt: Date): void {
+    const due = { tenantId, integrationId, connectionId };
+    const held = (kind: string, value: string, at: Date | null): HeldToken => ({
+      credentialId: `${kind}-${tenantId}-${connectionId}`,
+      value,
+      version: 1,
+      rowVersion: 1,
+      reauthRequired: false,
+      expiresAt: at,
+      issuedAt: new Date(expiresAt.getTime() - 3_600_000),
+      tags: {},
+      due,
+    });
+    for (const t of [held('access', `at-${tenantId}-${connectionId}`, expiresAt), held('refresh', `rt-${tenantId}-${connectionId}`, null)]) this.tokens.set(t.credentialId, t);
+  }
+  load(ctx: OperationContext, _integrationId: string, connectionId: string): Promise<ConnectionTokens> {
+    const get = (kind: string) => {
+      const t = this.tokens.get(`${kind}-${ctx.tenantId}-${connectionId}`);
+      return t && { ...t };
+    };
+    const access = get('access');
+    const refresh = get('refresh');
+    return Promise.resolve({ ...(access ? { access } : {}), ...(refresh ? { refresh } : {}) });
+  }
+  readValue(_ctx: OperationContext, token: StoredToken): Promise<string> {
+    return Promise.resolve(this.tokens.get(token.credentialId)!.value);
+  }
+  readClientSecret(): Promise<string> {
+    return Promise.resolve(this.clientSecret);
+  }
+  save(): Promise<ConnectionTokens> {
+    return Promise.reject(new Error('FakeConnectionsStore: connections are added with add()'));
+  }
+  rotate(_c: OperationContext, token: StoredToken, write: TokenWrite & { expectedRowVersion: number }): Promise<StoredToken> {
+    const prev = this.tokens.get(token.credentialId)!;
+    const next: HeldToken = { ...prev, value: write.value, version: prev.version + 1, rowVersion: prev.rowVersion + 1, reauthRequired: false, expiresAt: write.expiresAt, issuedAt: this.clock.now() };
+    this.tokens.set(token.credentialId, next);
+    return Promise.resolve({ ...next });
+  }
+  markReauthRequired(_c: OperationContext, tokens: StoredToken[]): Promise<void> {
+    for (const t of tokens) this.tokens.get(t.credentialId)!.reauthRequired = true;
+    return Promise.resolve();
+  }
+  /** Needs-reauth marks made, by credential id. */
+  get reauthMarked(): string[] {
+    return [...this.tokens.values()].filter((t) => t.reauthRequired).map((t) => t.credentialId);
+  }
+  listDue(before: Date, limit: number, cursor?: DuePageCursor): Promise<DueAccessToken[]> {
+    const order = (a: { expiresAt: Date; credentialId: string }, b: { expiresAt: Date; credentialId: string }) =>
+      a.expiresAt.getTime() - b.expiresAt.getTime() || a.credentialId.localeCompare(b.credentialId);
+    const due = [...this.tokens.values()]
+      .filter((t) => t.credentialId.startsWith('access-') && !t.reauthRequired && t.expiresAt && t.expiresAt < before)
+      .map((t) => ({ ...t.due, credentialId: t.credentialId, expiresAt: t.expiresAt! }))
+      .filter((t) => !cursor || order(t, cursor) > 0)
+      .sort(order);
+    return Promise.resolve(due.slice(0, limit));
   }
 }

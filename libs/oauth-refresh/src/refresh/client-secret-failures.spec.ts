@@ -147,7 +147,7 @@ describe('OAuthRefreshService when the client secret cannot be used (OAUTH_REFRE
     expect({ reads: store.clientSecretReads, said: failed.length, calls: client.calls }).toEqual({ reads: 1, said: 1, calls: 0 });
     // One error line for the failure said, no warning per connection and run; each summary says what the failures were.
     expect(logger.lines.filter((l) => /^(warn|error) /.test(l))).toEqual([expect.stringMatching(/^error refresh of connection c1 .*OAuthRefreshConfigurationError/)]);
-    const summary = "log proactive refresh: 0 refreshed, 0 skipped, 3 failed of 3 (3 on a provider's unusable client secret: OAUTH_REFRESH_CONFIGURATION, said once per cooldown)";
+    const summary = "log proactive refresh: 0 refreshed, 0 skipped, 3 failed of 3; failures by cause: 3 × 4007:OAUTH_REFRESH_CONFIGURATION (a provider's unusable client secret, said once per cooldown)";
     expect(logger.lines.filter((l) => l.startsWith('log proactive refresh:'))).toEqual([expect.stringContaining(summary), expect.stringContaining(summary)]);
   });
 

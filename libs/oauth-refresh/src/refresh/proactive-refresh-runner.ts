@@ -1,9 +1,10 @@
 import { forEachLimited, systemContext, type OperationContext } from '@app/common';
-import { OAuthRefreshConfigurationError, OAuthRefreshFailedError } from '../errors/oauth-refresh.errors';
+import { OAuthRefreshFailedError } from '../errors/oauth-refresh.errors';
 import { PROACTIVE_REFRESH_LOCK } from '../oauth-refresh.constants';
 import type { ResolvedOAuthProvider } from '../providers/oauth-provider.config';
 import { effectiveRefreshWindowMs, remainingMs } from '../refresh-policy';
 import type { DuePageCursor, StoredToken } from '../store/oauth-token-store';
+import { ProactiveRefreshFailures } from './proactive-refresh-failures';
 import { AccessTokenResult, connectionKey, describeRefreshError, missingRefreshToken, RefreshDeps, RefreshReason } from './refresh-support';
 
 export interface ProactiveRefreshResult {
@@ -28,7 +29,8 @@ export type RefreshOne = (ctx: OperationContext, provider: ResolvedOAuthProvider
  * The proactive job's work: pages through active access tokens of all tenants expiring within the
  * largest refresh-ahead window (`proactive.batchSize` per page, at most `proactive.maxPerRun` per
  * run) and refreshes those inside their own window, `proactive.concurrency` at a time, under the
- * lock `oauth-proactive-refresh` (one replica at a time). One connection's failure is counted, never thrown.
+ * lock `oauth-proactive-refresh` (one replica at a time). One connection's failure is counted, never thrown; the
+ * run's log says a provider's failure once per cause, not once per connection (ProactiveRefreshFailures).
  */
 export class ProactiveRefreshRunner {
   constructor(
@@ -52,38 +54,39 @@ export class ProactiveRefreshRunner {
   private async runHoldingLock(held: AbortSignal): Promise<ProactiveRefreshResult> {
     const { batchSize, concurrency, maxPerRun } = this.deps.options.proactive;
     const result: ProactiveRefreshResult = { acquired: true, scanned: 0, refreshed: 0, skipped: 0, inFlight: 0, failed: 0 };
-    // Of the failures, those on a provider's unusable client secret: said in the summary, not once per connection.
-    let configuration = 0;
+    const failures = new ProactiveRefreshFailures(this.deps.logger);
     const horizon = new Date(this.deps.clock.now().getTime() + this.deps.registry.maxRefreshAheadMs());
     let cursor: DuePageCursor | undefined;
-    while (result.scanned < maxPerRun) {
-      held.throwIfAborted();
-      const page = await this.deps.store.listDue(horizon, Math.min(batchSize, maxPerRun - result.scanned), cursor);
-      if (page.length === 0) break;
-      result.scanned += page.length;
-      await forEachLimited(
-        page,
-        concurrency,
-        async (due) => {
-          const outcome = await this.one(due.tenantId, due.integrationId, due.connectionId);
-          if (outcome === 'configuration') configuration++;
-          result[outcome === 'configuration' ? 'failed' : outcome]++;
-        },
-        held,
-      );
-      const last = page[page.length - 1];
-      cursor = { expiresAt: last.expiresAt, credentialId: last.credentialId };
-      if (page.length < batchSize) break;
+    try {
+      while (result.scanned < maxPerRun) {
+        held.throwIfAborted();
+        const page = await this.deps.store.listDue(horizon, Math.min(batchSize, maxPerRun - result.scanned), cursor);
+        if (page.length === 0) break;
+        result.scanned += page.length;
+        await forEachLimited(
+          page,
+          concurrency,
+          async (due) => {
+            result[await this.one(due.tenantId, due.integrationId, due.connectionId, failures)]++;
+          },
+          held,
+        );
+        const last = page[page.length - 1];
+        cursor = { expiresAt: last.expiresAt, credentialId: last.credentialId };
+        if (page.length < batchSize) break;
+      }
+    } finally {
+      // Also when the lock was lost mid-run: the provider-level failures met so far are said, once.
+      failures.reportFolded();
     }
     if (result.scanned > 0) {
       const inFlight = result.inFlight > 0 ? `, ${result.inFlight} in flight elsewhere` : '';
-      const why = configuration > 0 ? ` (${configuration} on a provider's unusable client secret: OAUTH_REFRESH_CONFIGURATION, said once per cooldown)` : '';
-      this.deps.logger.log(`proactive refresh: ${result.refreshed} refreshed, ${result.skipped} skipped${inFlight}, ${result.failed} failed of ${result.scanned}${why}`);
+      this.deps.logger.log(`proactive refresh: ${result.refreshed} refreshed, ${result.skipped} skipped${inFlight}, ${result.failed} failed of ${result.scanned}${failures.summary()}`);
     }
     return result;
   }
 
-  private async one(tenantId: string, integrationId: string, connectionId: string): Promise<'refreshed' | 'skipped' | 'inFlight' | 'failed' | 'configuration'> {
+  private async one(tenantId: string, integrationId: string, connectionId: string, failures: ProactiveRefreshFailures): Promise<'refreshed' | 'skipped' | 'inFlight' | 'failed'> {
     const provider = this.deps.registry.find(tenantId, integrationId);
     if (!provider) return 'skipped';
     const ctx = systemContext(tenantId, PROACTIVE_REFRESH_LOCK);
@@ -103,13 +106,7 @@ export class ProactiveRefreshRunner {
         this.deps.logger.debug(`proactive refresh of connection ${connectionId} (tenant ${tenantId}, integration ${integrationId}) left to another refresh in flight: ${describeRefreshError(e)}`);
         return 'inFlight';
       }
-      // The provider's client secret cannot be used: said (error line, event, audit row) once per cooldown of the
-      // reference, not again for each of the provider's connections on each run (the summary line counts them).
-      if (e instanceof OAuthRefreshConfigurationError) {
-        this.deps.logger.debug(`proactive refresh of connection ${connectionId} (tenant ${tenantId}, integration ${integrationId}) failed: ${describeRefreshError(e)}`);
-        return 'configuration';
-      }
-      this.deps.logger.warn(`proactive refresh of connection ${connectionId} (tenant ${tenantId}, integration ${integrationId}) failed: ${describeRefreshError(e)}`);
+      failures.record(tenantId, provider, connectionId, e);
       return 'failed';
     }
   }

@@ -8,6 +8,7 @@ import type { ResolvedOAuthProvider } from '../providers/oauth-provider.config';
 import type { CooldownCause } from '../store/oauth-refresh-cooldowns';
 import type { StoredToken } from '../store/oauth-token-store';
 import type { ClientSecretCooldown } from './client-secret-reader';
+import { isProviderLevelFailure } from './failure-cause';
 import { auditRefresh, describeRefreshError, emitEvent, RefreshDeps, RefreshReason } from './refresh-support';
 
 /** One failed token-endpoint exchange, as the failure handler needs to see it. */
@@ -66,7 +67,9 @@ export class RefreshFailureHandler {
       error = classify(e, failure, provider, connectionId, retryAfter);
     }
     const reauth = error instanceof OAuthReauthRequiredError;
-    this.deps.logger[reauth ? 'warn' : 'error'](
+    // The proactive job says a failure of the provider's once per run and cause for all its connections (ProactiveRefreshFailures).
+    const folded = reason.trigger === 'proactive' && isProviderLevelFailure(error);
+    this.deps.logger[folded ? 'debug' : reauth ? 'warn' : 'error'](
       `refresh of connection ${connectionId} (tenant ${ctx.tenantId}, integration ${provider.integrationId}) failed: ${describeRefreshError(error)}${reauth ? ' → needs_reauth' : ''}`,
     );
     const oauthError = oauthErrorCode(failure);

@@ -121,7 +121,7 @@ export class TokenRefresher {
       let tokens: OAuthTokenSet;
       let attempts = 0;
       try {
-        ({ tokens, attempts } = await this.callWithRetries(provider, live.value, secret));
+        ({ tokens, attempts } = await this.callWithRetries(provider, live.value, secret, reason));
         await this.validateKeepingRotated(step, tokens).catch((e: unknown) => {
           throw Object.assign(e as object, { attempts });
         });
@@ -270,7 +270,7 @@ export class TokenRefresher {
     }
   }
 
-  private async callWithRetries(provider: ResolvedOAuthProvider, refreshToken: string, secret: string | undefined): Promise<{ tokens: OAuthTokenSet; attempts: number }> {
+  private async callWithRetries(provider: ResolvedOAuthProvider, refreshToken: string, secret: string | undefined, reason: RefreshReason): Promise<{ tokens: OAuthTokenSet; attempts: number }> {
     const { maxAttempts } = this.deps.options.retry;
     for (let attempt = 1; ; attempt++) {
       try {
@@ -284,7 +284,10 @@ export class TokenRefresher {
         const tooLong = transient && (e.details.retryAfterMs ?? 0) > this.deps.options.retry.maxDelayMs;
         if (!transient || tooLong || attempt >= maxAttempts) throw Object.assign(e as object, { attempts: attempt });
         const delay = retryDelayMs(attempt + 1, this.deps.options.retry, e.details.retryAfterMs);
-        this.deps.logger.warn(`token endpoint of "${provider.integrationId}" failed (attempt ${attempt}/${maxAttempts}): ${describeRefreshError(e)}; retrying in ${Math.round(delay)} ms`);
+        // A transient failure is the provider's: the proactive job says it once per run and cause (ProactiveRefreshFailures).
+        this.deps.logger[reason.trigger === 'proactive' ? 'debug' : 'warn'](
+          `token endpoint of "${provider.integrationId}" failed (attempt ${attempt}/${maxAttempts}): ${describeRefreshError(e)}; retrying in ${Math.round(delay)} ms`,
+        );
         await sleep(delay);
       }
     }
@@ -302,7 +305,7 @@ export class TokenRefresher {
     if (lateAnswerMs === 0) return answer;
     return new Promise<OAuthTokenSet>((resolve, reject) => {
       const timer = setTimeout(() => {
-        const failure = new TokenEndpointFailure('transient', `the token endpoint did not answer within ${provider.requestTimeoutMs} ms`, { retryAfterMs: lateAnswerMs });
+        const failure = new TokenEndpointFailure('transient', `the token endpoint did not answer within ${provider.requestTimeoutMs} ms`, { retryAfterMs: lateAnswerMs, transport: 'timeout' });
         reject(new LateAnswer(answer, failure, attempt));
       }, provider.requestTimeoutMs);
       answer.then(resolve, reject).finally(() => clearTimeout(timer));
