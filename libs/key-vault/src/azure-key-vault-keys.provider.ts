@@ -10,7 +10,7 @@ import { KeyVaultErrorCode } from './errors/key-vault-error-code';
 import { KeyVaultError, type KeyVaultKeyOperationName } from './errors/key-vault.error';
 import { keyVaultMessage } from './errors/key-vault-message';
 import type { ResolvedKeyVaultOptions } from './interfaces/key-vault-module-options.interface';
-import { assertRecoverSent, deleteConfirmingRetries, NamesInFlight, nonEmptyBackup, purgeToleratingRetries } from './internal/operation-helpers';
+import { assertRecoverSent, deleteConfirmingRetries, NamesInFlight, nonEmptyBackup, purgeToleratingRetries, untilDeleted } from './internal/operation-helpers';
 import { OBJECT_NAME, OBJECT_VERSION, pageOptionsProblem, readFirstPage } from './internal/paging';
 import { KEY_VAULT_CRYPTOGRAPHY_CLIENTS, KEY_VAULT_KEY_CLIENT, KEY_VAULT_RESOLVED_OPTIONS } from './key-vault.internal-constants';
 import {
@@ -219,7 +219,15 @@ export class AzureKeyVaultKeysProvider extends KeyVaultKeysProvider {
       deleteConfirmingRetries(
         'deleteKey',
         attempt,
-        async () => toDeleted(await (await this.client.beginDeleteKey(name, { intervalInMs, abortSignal: signal })).pollUntilDone({ abortSignal: signal })),
+        // Waited as deleteSecret is: a key another client recovers meanwhile ends it with DELETE_UNDONE, not retried.
+        async () =>
+          toDeleted(
+            await untilDeleted('deleteKey', name, await this.client.beginDeleteKey(name, { intervalInMs, abortSignal: signal }), {
+              intervalMs: intervalInMs,
+              signal,
+              versions: () => this.client.listPropertiesOfKeyVersions(name, { abortSignal: signal }),
+            }),
+          ),
         async () => toDeleted(await this.client.getDeletedKey(name, { abortSignal: signal })),
       ),
       { signal: call.signal },

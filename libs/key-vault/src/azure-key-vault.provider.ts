@@ -258,11 +258,10 @@ export class AzureKeyVaultProvider extends KeyVaultProvider {
           attempt,
           async () =>
             toDeleted(
-              await untilDeleted(await this.client.beginDeleteSecret(name, { intervalInMs, abortSignal: signal }), {
+              await untilDeleted('deleteSecret', name, await this.client.beginDeleteSecret(name, { intervalInMs, abortSignal: signal }), {
                 intervalMs: intervalInMs,
                 signal,
-                isLive: () => this.hasVersions(name, signal),
-                undone: () => new KeyVaultError(KeyVaultErrorCode.DELETE_UNDONE, keyVaultMessage('deleteSecret', KeyVaultErrorCode.DELETE_UNDONE), { operation: 'deleteSecret', secretName: name }),
+                versions: () => this.client.listPropertiesOfSecretVersions(name, { abortSignal: signal }),
               }),
             ),
           async () => toDeleted(await this.client.getDeletedSecret(name, { abortSignal: signal })),
@@ -338,18 +337,6 @@ export class AzureKeyVaultProvider extends KeyVaultProvider {
       readDeleted: (name, signal) => this.client.getDeletedSecret(name, { abortSignal: signal }),
       recovering: (name) => this.recovering.has(name),
     });
-  }
-
-  /**
-   * Whether `name` is a live secret: a version of it listed (properties only, no value read; a disabled one counts). A
-   * name with no live secret lists none (or 404), its delete's deletion still completing included (the emulator; Azure's
-   * answer there is unverified: README, Operations).
-   */
-  private async hasVersions(name: string, signal: AbortSignal): Promise<boolean> {
-    for await (const page of this.client.listPropertiesOfSecretVersions(name, { abortSignal: signal }).byPage({ maxPageSize: 1 })) {
-      if (page.length > 0) return true;
-    }
-    return false;
   }
 
   /**

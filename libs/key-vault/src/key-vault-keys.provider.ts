@@ -134,7 +134,11 @@ export abstract class KeyVaultKeysProvider {
   abstract updateKeyProperties(name: string, version: string | undefined, options: UpdateVaultKeyPropertiesOptions, call?: KeyVaultCallOptions): Promise<VaultKey>;
   /** A new version with the same type, size/curve, operations and tags (the vault's rotate); a lost answer as createKey. */
   abstract rotateKey(name: string, call?: KeyVaultCallOptions): Promise<VaultKey>;
-  /** Soft-deletes every version and waits until the deletion is visible. */
+  /**
+   * Soft-deletes every version and waits until the deletion is visible (polled every `pollIntervalMs`). A key seen live
+   * again meanwhile (another client recovered it, or purged and created it anew) ends the wait with DELETE_UNDONE, at
+   * once and not retried: the deletion took effect and was undone.
+   */
   abstract deleteKey(name: string, call?: KeyVaultCallOptions): Promise<DeletedVaultKey>;
   abstract getDeletedKey(name: string): Promise<DeletedVaultKey>;
   /** Recovers a soft-deleted key and waits until it is usable again. */

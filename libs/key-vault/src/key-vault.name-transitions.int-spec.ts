@@ -12,7 +12,7 @@
 import { Test, type TestingModule } from '@nestjs/testing';
 import { RestError } from '@azure/core-rest-pipeline';
 import type { Counter } from 'prom-client';
-import { KeyVaultEmulator, emulatorSecretClient } from '@app/keyvault-emulator';
+import { KeyVaultEmulator, emulatorKeyClient, emulatorSecretClient } from '@app/keyvault-emulator';
 import { emulatorKeyVaultOptions, rejection } from '@app/testing';
 import { KeyVaultErrorCode as C, KeyVaultKeysProvider, KeyVaultMetrics, KeyVaultModule, KeyVaultProvider, type KeyVaultError } from './index';
 
@@ -233,29 +233,53 @@ describe('Key Vault names in transition (emulator, real SDK)', () => {
     });
   });
 
-  describe('a delete whose secret another client recovers while its deletion is awaited', () => {
+  describe('a delete whose secret or key another client recovers while its deletion is awaited', () => {
     /** How long the vault holds the delete's answer back (the deletion taken meanwhile): room for the recover, however loaded the machine. */
     const HELD_MS = 2500;
+
+    /**
+     * `remove` of `name`, its answer held while `operator` — once the name reads soft-deleted (WINDOW_MS after the
+     * delete) — recovers it: before the delete's poll begins. Before: that poll read the deleted record (404 for ever) to
+     * the attempt's timeout (10 s), and the retry deleted the recovered object again.
+     */
+    async function recoveredWhileAwaited(operation: 'deleteSecret' | 'deleteKey', name: string, remove: () => Promise<unknown>, operator: { deleted: () => Promise<unknown>; recover: () => Promise<unknown> }) {
+      emu.injectFault({ kind: 'latency', phase: 'response', latencyMs: HELD_MS, operations: [operation], names: [name], count: 1 });
+      const retries = () => count(moduleRef.get(KeyVaultMetrics).retries, { operation });
+      const [deletes, retriedBefore] = [sent(operation), await retries()];
+      const started = Date.now();
+      const deleting = failure(remove());
+      await until(() => operator.deleted().then(() => true, () => false));
+      await operator.recover();
+      const e = await deleting;
+      expect(Date.now() - started).toBeLessThan(HELD_MS + 2000);
+      expect([e.code, e.codeName, e.operation, e.secretName]).toEqual([C.DELETE_UNDONE, 'DELETE_UNDONE', operation, name]);
+      expect(e.message).not.toContain(name);
+      expect(sent(operation) - deletes).toBe(1);
+      expect(await retries()).toBe(retriedBefore);
+    }
 
     it('ends DELETE_UNDONE within a few polls of the secret being live again, not at the attempt timeout; not retried, so the recovery stands', async () => {
       const name = 'recovered-under-delete';
       await kv.setSecret(name, 'kept-value');
       const operator = emulatorSecretClient(emu, { maxRetries: 0 });
-      emu.injectFault({ kind: 'latency', phase: 'response', latencyMs: HELD_MS, operations: ['deleteSecret'], names: [name], count: 1 });
-      const [deletes, retries] = [sent('deleteSecret'), await count(moduleRef.get(KeyVaultMetrics).retries, { operation: 'deleteSecret' })];
-      const started = Date.now();
-      const deleting = failure(kv.deleteSecret(name));
-      // Soft-deleted (WINDOW_MS after the delete) while its answer is held: recovered before the delete's poll begins.
-      await until(async () => (await operator.getDeletedSecret(name).then(() => true, () => false)));
-      await (await operator.beginRecoverDeletedSecret(name, { intervalInMs: 20 })).pollUntilDone();
-      const e = await deleting;
-      // Before: its poll read the deleted record (404 for ever) to the attempt's timeout (10 s), and the retry deleted it again.
-      expect(Date.now() - started).toBeLessThan(HELD_MS + 2000);
-      expect([e.code, e.codeName, e.secretName]).toEqual([C.DELETE_UNDONE, 'DELETE_UNDONE', name]);
-      expect(e.message).not.toContain(name);
-      expect(sent('deleteSecret') - deletes).toBe(1);
-      expect(await count(moduleRef.get(KeyVaultMetrics).retries, { operation: 'deleteSecret' })).toBe(retries);
+      await recoveredWhileAwaited('deleteSecret', name, () => kv.deleteSecret(name), {
+        deleted: () => operator.getDeletedSecret(name),
+        recover: async () => (await operator.beginRecoverDeletedSecret(name, { intervalInMs: 20 })).pollUntilDone(),
+      });
       expect((await kv.getSecret(name)).value).toBe('kept-value');
+    }, 60_000);
+
+    it('of a key, likewise: DELETE_UNDONE within a few polls, one DELETE, no retry; the recovered key stands and signs', async () => {
+      const name = 'key-recovered-under-delete';
+      const key = await keys.createKey(name, { keyType: 'EC' });
+      const operator = emulatorKeyClient(emu, { maxRetries: 0 });
+      await recoveredWhileAwaited('deleteKey', name, () => keys.deleteKey(name), {
+        deleted: () => operator.getDeletedKey(name),
+        recover: async () => (await operator.beginRecoverDeletedKey(name, { intervalInMs: 20 })).pollUntilDone(),
+      });
+      expect((await keys.getKey(name)).properties.version).toBe(key.properties.version);
+      const signed = await keys.sign({ name, version: key.properties.version }, 'ES256', new Uint8Array(32).fill(7));
+      expect(signed.signature.length).toBe(64);
     }, 60_000);
   });
 

@@ -140,7 +140,7 @@ export class RetryAfterBackoff implements IBackoffFactory<IRetryBackoffContext<u
  * rare CAE claims challenge. So a plain operation makes at most `maxAttempts` requests once the client
  * is warm, `maxAttempts + 1` on a cold client (default 4 / 5), and `3 × maxAttempts` in the worst
  * theoretical case. Delete and recover add their polling GETs (every `pollIntervalMs`) within each
- * attempt's `timeoutMs` — a delete two per poll: its deleted record, and whether the secret is live again (one version
+ * attempt's `timeoutMs` — a delete two per poll: its deleted record, and whether the secret or key is live again (one version
  * listed); list-all makes one such call per page.
  */
 export class KeyVaultResilience {
