@@ -3,6 +3,7 @@ import { createServer, type Server } from 'node:http';
 import { connect, type AddressInfo } from 'node:net';
 import { exportJWK, generateKeyPair, SignJWT } from 'jose';
 import { AuditService } from '@app/audit';
+import { emulatorKeyClient } from '@app/keyvault-emulator';
 import { generateApiKey } from '../apps/api/src/auth/api-keys';
 import { UNAUTHENTICATED_TENANT } from '../apps/api/src/auth/auth.guard';
 import { EmbeddedVault } from '../apps/api/src/vault/embedded-vault';
@@ -10,7 +11,7 @@ import { freePort, GrpcKeysClient, type GrpcReply } from './support/grpc-keys-cl
 import { rawGrpcCall } from './support/raw-grpc-call';
 import { startTestHost, TestHost } from './support/host';
 
-const GRPC = { OK: 0, INVALID_ARGUMENT: 3, NOT_FOUND: 5, PERMISSION_DENIED: 7, RESOURCE_EXHAUSTED: 8, UNIMPLEMENTED: 12, UNAVAILABLE: 14, UNAUTHENTICATED: 16 };
+const GRPC = { OK: 0, INVALID_ARGUMENT: 3, NOT_FOUND: 5, PERMISSION_DENIED: 7, RESOURCE_EXHAUSTED: 8, FAILED_PRECONDITION: 9, UNIMPLEMENTED: 12, UNAVAILABLE: 14, UNAUTHENTICATED: 16 };
 const RATE_LIMIT = 40;
 const b64 = (b: Buffer | string) => Buffer.from(b).toString('base64');
 const sha256 = (s: string) => createHash('sha256').update(s).digest();
@@ -195,6 +196,25 @@ describe('keys gRPC API', () => {
     expect(errorInfo(down)?.metadata.code).toBe('1006');
     vault.clearFaults();
     expect((await sign()).error).toBeUndefined();
+  });
+
+  // Its one attempt (KEY_VAULT_MAX_ATTEMPTS 1) waited for the deleted key (404 for ever) to its timeout: DEADLINE_EXCEEDED after 10 s.
+  it('answers a DeleteKey whose key an operator recovers at the vault meanwhile FAILED_PRECONDITION (1021 DELETE_UNDONE) within seconds; the key stays live', async () => {
+    const HELD_MS = 2500;
+    const created = await client.call('CreateKey', { name: 'recovered-meanwhile', key_type: 'EC' }, as(user));
+    const vault = host.app.get(EmbeddedVault).emulator!;
+    const vaultName = `cv-key-${sha256('acme').toString('hex').slice(0, 24)}-recovered-meanwhile`;
+    const operator = emulatorKeyClient(vault, { maxRetries: 0 });
+    vault.injectFault({ kind: 'latency', phase: 'response', latencyMs: HELD_MS, operations: ['deleteKey'], names: [vaultName], count: 1 });
+    const started = Date.now();
+    const deleting = client.call('DeleteKey', { name: 'recovered-meanwhile' }, as(user));
+    while (!(await operator.getDeletedKey(vaultName).then(() => true, () => false))) await new Promise((r) => setTimeout(r, 10));
+    await (await operator.beginRecoverDeletedKey(vaultName, { intervalInMs: 20 })).pollUntilDone();
+    const answer = await deleting;
+    expect(Date.now() - started).toBeLessThan(HELD_MS + 2000);
+    expect([answer.error?.code, answer.error?.trailers['cv-error-code'], errorInfo(answer)?.reason]).toEqual([GRPC.FAILED_PRECONDITION, '1021', 'DELETE_UNDONE']);
+    expect(answer.error?.details).not.toContain(vaultName);
+    expect((await client.call('GetKey', { name: 'recovered-meanwhile' }, as(user))).response).toMatchObject({ version: created.response.version, enabled: true });
   });
 
   it("answers another tenant's key exactly like a missing one: NOT_FOUND with code 1003 in the status details", async () => {

@@ -1,7 +1,9 @@
 import { AuditService } from '@app/audit';
 import { createHash, createPublicKey, verify as nodeVerify, type JsonWebKey } from 'node:crypto';
+import { emulatorKeyClient } from '@app/keyvault-emulator';
 import { DATABASE_KINDS } from '@app/testing';
 import { generateApiKey } from '../apps/api/src/auth/api-keys';
+import { EmbeddedVault } from '../apps/api/src/vault/embedded-vault';
 import { startTestHost, TestHost } from './support/host';
 
 const b64u = (b: Buffer | string) => Buffer.from(b).toString('base64url');
@@ -249,6 +251,35 @@ describe.each(DATABASE_KINDS)('keys HTTP API on %s', (kind) => {
     expect(refused.body.message).toMatch(/soft-deleted; recover or purge it first/);
     expect(refused.body.message).not.toMatch(/binned|acme/i);
     expect((await call(manager, 'POST', '/v1/deleted-keys/binned-one/recover')).body).toMatchObject({ name: 'binned-one', version: created.body.version });
+  });
+
+  // It answered 200 "deleted" after ≈ 10 s: the wait for the deleted key read it (404 for ever) to the attempt's timeout,
+  // and the retry deleted the key the operator had recovered again.
+  it('answers a delete whose key an operator recovers at the vault meanwhile 409 DELETE_UNDONE within seconds, and leaves the key live and usable', async () => {
+    /** How long the vault holds the delete's answer back (the deletion done): room for the recover. */
+    const HELD_MS = 2500;
+    const created = await call(manager, 'POST', '/v1/keys', { name: 'recovered-meanwhile', type: 'EC' });
+    const vault = host.app.get(EmbeddedVault).emulator!;
+    const vaultName = `cv-key-${sha256('acme').toString('hex').slice(0, 24)}-recovered-meanwhile`;
+    const operator = emulatorKeyClient(vault, { maxRetries: 0 });
+    vault.injectFault({ kind: 'latency', phase: 'response', latencyMs: HELD_MS, operations: ['deleteKey'], names: [vaultName], count: 1 });
+    const deletes = vault.stats().byOperation.deleteKey ?? 0;
+    const started = Date.now();
+    const deleting = call(manager, 'DELETE', '/v1/keys/recovered-meanwhile');
+    while (!(await operator.getDeletedKey(vaultName).then(() => true, () => false))) await new Promise((r) => setTimeout(r, 10));
+    await (await operator.beginRecoverDeletedKey(vaultName, { intervalInMs: 20 })).pollUntilDone();
+    const answer = await deleting;
+    expect(Date.now() - started).toBeLessThan(HELD_MS + 2000);
+    expect([answer.status, answer.body.code, answer.body.codeName]).toEqual([409, 1021, 'DELETE_UNDONE']);
+    expect(answer.body.message).toMatch(/recovered \(or created anew\) while its deletion completed; it is live/);
+    expect(answer.text).not.toContain(vaultName);
+    // One DELETE: nothing deleted the recovered key again. It is live, as it was, and signs.
+    expect((vault.stats().byOperation.deleteKey ?? 0) - deletes).toBe(1);
+    expect((await call(reader, 'GET', '/v1/keys/recovered-meanwhile')).body).toMatchObject({ version: created.body.version, enabled: true });
+    expect((await call(user, 'POST', '/v1/keys/recovered-meanwhile/sign', { algorithm: 'ES256', digest: b64u(sha256('x')) })).status).toBe(200);
+    await host.app.get(AuditService).flush();
+    const rows = (await call(auditor, 'GET', '/v1/audit?action=key.delete&resource=key:recovered-meanwhile')).body.items as Array<Record<string, unknown>>;
+    expect(rows.map((r) => [r.result, r.errorCode])).toEqual([['failure', '1021:DELETE_UNDONE']]);
   });
 
   it("answers another tenant's key exactly like a missing one, on every route, and changes nothing", async () => {

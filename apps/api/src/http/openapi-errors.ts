@@ -133,7 +133,8 @@ export const OPERATION_ERRORS: Readonly<Record<string, Codes>> = {
   'post /v1/keys/restore': [...KEY_CALL, ...NAME_TAKEN, K.INVALID_KEY_BACKUP, KV.BACKUP_FAILED],
   'get /v1/keys/{name}': KEY,
   'patch /v1/keys/{name}': [...KEY, KV.CONFLICT],
-  'delete /v1/keys/{name}': KEY,
+  // DELETE_UNDONE: the key recovered at the vault (by someone else) while the delete waited for its deletion; it is live.
+  'delete /v1/keys/{name}': [...KEY, KV.DELETE_UNDONE],
   'get /v1/keys/{name}/versions': KEY,
   'get /v1/keys/{name}/versions/{version}': KEY,
   'patch /v1/keys/{name}/versions/{version}': [...KEY, KV.CONFLICT],
