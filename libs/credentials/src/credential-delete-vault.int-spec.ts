@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import { Logger } from '@nestjs/common';
 import { Test, type TestingModule } from '@nestjs/testing';
 import { DataSource } from 'typeorm';
-import { type OperationContext, Outbox, OutboxEventEntity, TransactionRunner } from '@app/common';
+import { type OperationContext, Outbox, type OutboxEvent, OutboxEventEntity, OutboxHandlerRegistry, type OutboxPayload, TransactionRunner } from '@app/common';
 import { isKeyVaultError, KeyVaultErrorCode, KeyVaultMetrics, KeyVaultProvider, type SecretProperties } from '@app/key-vault';
 import type { Counter } from 'prom-client';
 import { RestError } from '@azure/core-rest-pipeline';
@@ -158,6 +158,26 @@ describe.each(DATABASE_KINDS)('what a delete leaves in Key Vault on %s', (kind) 
     await until(async () => (await deletion.pending()) === 0, 'the repeat delivered');
     expect(await count(metrics.operations, { operation: 'deleteSecret', outcome: 'not_found' })).toBe(notFoundBefore + 1);
     expect(await count(metrics.errors, { code: 'KEY_NOT_FOUND' })).toBe(errorsBefore);
+  });
+
+  it("a delivery of the delete's event claimed before the delete marked it, whose handler runs once the delete is done, does nothing: a secret recovered since stays", async () => {
+    const { deletion, meta } = await toDelete('claimed-before-mark');
+    const name = nameOf('claimed-before-mark', 0);
+    await service.delete(ctx, meta.id);
+    await until(async () => (await deletion.pending()) === 0, "the delete's event delivered");
+    // The operator recovers the secret once the delete is done, as OPERATIONS says to.
+    await vault.recoverDeletedSecret(name);
+    const row = (await moduleRef.get(DataSource).getRepository(OutboxEventEntity).find({ where: { name: VAULT_VALUE_DELETION_EVENT, tenantId: ctx.tenantId } })).find(
+      (e) => (e.payload as { credentialId?: string }).credentialId === meta.id,
+    )!;
+    const deletesBefore = emu.stats().byOperation.deleteSecret ?? 0;
+    // What a dispatcher hands the handler for the event it claimed before the mark (its batch held behind a slow
+    // handler, or another replica's): the event as claimed, undelivered then.
+    const claimed: OutboxEvent = { id: row.id, name: row.name, tenantId: row.tenantId, payload: row.payload as OutboxPayload, createdAt: row.createdAt, attempts: row.attempts };
+    for (const handler of moduleRef.get(OutboxHandlerRegistry).handlersFor(VAULT_VALUE_DELETION_EVENT)) await handler(claimed);
+    expect((emu.stats().byOperation.deleteSecret ?? 0) - deletesBefore).toBe(0);
+    expect(await isSoftDeleted(name)).toBe(false);
+    expect(await vault.getSecret(name).catch((e: unknown) => e)).toMatchObject({ code: KeyVaultErrorCode.DISABLED });
   });
 
   it('a secret recovered at the vault while its delete waits for the deletion: the delete and its event end within seconds, warned once, and nothing deletes the secret again', async () => {
