@@ -177,6 +177,42 @@ describe('AzureKeyVaultProvider (fake SecretClient)', () => {
     expect(client.beginDeleteSecret).toHaveBeenCalledTimes(1);
   });
 
+  it("delete: the listing between reads takes nothing from the wait's pace — the deleted record is read every pollIntervalMs however slow the listing; a secret listed live ends the pause at once", async () => {
+    const INTERVAL = 200;
+    const deleted = { name: 'd1', properties: sdkProperties('d1'), recoveryId: `${FAKE_VAULT}/deletedsecrets/d1` };
+    /** A delete whose record shows at the `shownAt`-th read (the first is beginDeleteSecret's), listing `versions` after `listMs` each time. */
+    const vault = async (pollIntervalMs: number, shownAt: number, listMs: number, versions: unknown[]) => {
+      const { kv, client } = await setup({ resilience: { pollIntervalMs, timeoutMs: 10_000 } });
+      let reads = 1;
+      client.beginDeleteSecret.mockResolvedValue({ isDone: () => reads >= shownAt, poll: async () => void reads++, getResult: () => deleted });
+      client.listPropertiesOfSecretVersions.mockImplementation(() => ({
+        byPage: () => {
+          const pages = pagedOf([versions]).byPage();
+          const slow: AsyncIterableIterator<unknown> = {
+            next: async () => (await new Promise((r) => setTimeout(r, listMs)), pages.next()),
+            return: async () => ({ done: true, value: undefined }),
+            [Symbol.asyncIterator]: () => slow,
+          };
+          return slow;
+        },
+      }));
+      return kv;
+    };
+    // Each listing reads its page, then its end: 180 ms in all, most of a pause.
+    const slowToList = await vault(INTERVAL, 6, 90, []);
+    let started = performance.now();
+    await expect(slowToList.deleteSecret('d1')).resolves.toMatchObject({ recoveryId: deleted.recoveryId });
+    // 5 pauses of INTERVAL: 1000 ms, as the SDK's poller waits. Listing before each pause added them: ≥ 1900 ms
+    // (half a second of slack for a loaded machine's late timers).
+    expect(performance.now() - started).toBeLessThan(5 * INTERVAL + 500);
+
+    // A secret live again ends the wait when the listing answers, not at the end of a long pause.
+    const recovered = await vault(5_000, Number.POSITIVE_INFINITY, 10, [sdkProperties('d1')]);
+    started = performance.now();
+    expect(await failure(recovered.deleteSecret('d1'))).toMatchObject({ code: C.DELETE_UNDONE });
+    expect(performance.now() - started).toBeLessThan(2_000);
+  });
+
   it('backup failures map to BACKUP_FAILED; an empty blob is refused', async () => {
     const { kv, client } = await setup();
     client.backupSecret.mockRejectedValueOnce(restError(400, 'BadParameter', 'too many versions'));

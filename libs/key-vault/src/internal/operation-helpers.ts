@@ -38,7 +38,9 @@ export interface DeletePoller<T> {
  * client recovered it (or purged and wrote it anew) between the delete and a poll. Its deleted object then answers 404
  * for ever: the SDK's poller would wait to the attempt's timeout (a breaker failure), retried to the last attempt.
  * Live is a version listed by `versions` (`listPropertiesOfSecretVersions` / `listPropertiesOfKeyVersions`: properties
- * only, one item); a listing that fails is taken as "not seen live" (the wait goes on, as the SDK's would).
+ * only, one item); a listing that fails is taken as "not seen live" (the wait goes on, as the SDK's would). It runs
+ * during the pause, not before it: the deleted object is read every `intervalMs` as the SDK reads it, however long
+ * the listing takes (up to the pause), and an object seen live ends the pause at once.
  */
 export async function untilDeleted<T>(
   operation: 'deleteSecret' | 'deleteKey',
@@ -48,10 +50,22 @@ export async function untilDeleted<T>(
 ): Promise<T> {
   for (;;) {
     if (poller.isDone()) return poller.getResult() as T;
-    if (await listsAnyVersion(wait.versions).catch(() => false)) {
+    const seenLive = new AbortController();
+    const live = listsAnyVersion(wait.versions).then(
+      (yes) => {
+        if (yes) seenLive.abort();
+        return yes;
+      },
+      () => false,
+    );
+    try {
+      await sleep(wait.intervalMs, undefined, { signal: AbortSignal.any([wait.signal, seenLive.signal]) });
+    } catch (e) {
+      if (wait.signal.aborted || !seenLive.signal.aborted) throw e;
+    }
+    if (await live) {
       throw new KeyVaultError(KeyVaultErrorCode.DELETE_UNDONE, keyVaultMessage(operation, KeyVaultErrorCode.DELETE_UNDONE), { operation, secretName: name });
     }
-    await sleep(wait.intervalMs, undefined, { signal: wait.signal });
     await poller.poll({ abortSignal: wait.signal });
   }
 }
