@@ -34,7 +34,8 @@ const ROTATED_REFRESH_TOKENS = new WeakMap<TokenEndpointFailure, string>();
 /**
  * Thrown by an OAuthTokenClient. Its message never contains a token. `details.transport`: of a request that got no HTTP
  * answer, what failed — `timeout`, a system error code (`ECONNREFUSED`, `ENOTFOUND`, `UND_ERR_SOCKET`…) or
- * `network_error` — repeated in logs only when it has the shape of a code (a host's client may put anything there).
+ * `network_error` — repeated in logs only when it is one of those words or an upper-case code (a host's client may put
+ * anything there, a token too).
  */
 export class TokenEndpointFailure extends Error {
   /**

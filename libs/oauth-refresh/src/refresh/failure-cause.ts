@@ -27,8 +27,12 @@ export function isProviderLevelFailure(e: unknown): boolean {
   return failure !== undefined && failure.kind !== 'invalid_grant';
 }
 
-/** A transport detail repeated as is: a code's shape (`timeout`, `ECONNREFUSED`, `UND_ERR_SOCKET`), nothing a host's client wrote. */
-const TRANSPORT = /^[A-Za-z][A-Za-z0-9_]{1,63}$/;
+/**
+ * A transport detail repeated as is: the lib's own words (`timeout`, `network_error`) or a Node/undici code's shape,
+ * upper case (`ECONNREFUSED`, `UND_ERR_SOCKET`). A host's client may put anything there, and an identifier of mixed case
+ * is the shape of many tokens (`gho_16C7e…`): left out.
+ */
+const TRANSPORT = /^(?:timeout|network_error|[A-Z][A-Z0-9_]{1,63})$/;
 
 /**
  * A failure's cause as log lines say it: `<code>:<codeName>` as in audit rows and events (`UNEXPECTED` and the class for

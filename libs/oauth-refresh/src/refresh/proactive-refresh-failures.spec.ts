@@ -180,6 +180,20 @@ describe('the proactive refresh job when a provider fails for many connections',
     expect(leaked()).toEqual([]);
   });
 
+  it("a transport detail shaped like a token (a host's client may put anything there) is not repeated", async () => {
+    // GitHub's documented shape of an OAuth token: letters, digits and an underscore, like a code.
+    const TOKEN_LIKE = 'gho_16C7e42F292c6912E7710c838347Ae178B4a';
+    connect(3);
+    answer(() => {
+      throw new TokenEndpointFailure('transient', 'unreachable', { transport: TOKEN_LIKE });
+    });
+
+    expect(await service.refreshExpiringTokens()).toMatchObject({ scanned: 3, failed: 3 });
+
+    expect(warnings()).toEqual([expect.stringMatching(/^warn proactive refresh of 3 connections of integration "idp" failed on the provider's side: 4003:REFRESH_FAILED; connections /)]);
+    expect(logger.lines.filter((l) => l.includes(TOKEN_LIKE))).toEqual([]);
+  });
+
   it('the lock lost mid-run: the provider-level failures met before it are still said, once', async () => {
     const session = new AbortController();
     /** The job's lock, whose session ends when the test says (PostgreSQL's when its connection dies). */
