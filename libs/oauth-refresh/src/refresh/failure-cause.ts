@@ -41,6 +41,14 @@ const TRANSPORT = /^(?:timeout|network_error|[A-Z][A-Z0-9_]{1,63})$/;
  * message: no token, client id or secret, nor anything the provider wrote.
  */
 export function refreshFailureCause(e: unknown): string {
+  const facts = endpointFacts(e);
+  const code = e instanceof CredentialVaultError ? `${e.code}:${e.codeName}` : 'UNEXPECTED';
+  if (!(e instanceof CredentialVaultError)) facts.unshift(describeError(e));
+  return facts.length > 0 ? `${code} (${facts.join(', ')})` : code;
+}
+
+/** What is known of the token endpoint's answer in an error's chain: HTTP status, OAuth error (registered, else unregistered_error), transport failure. */
+export function endpointFacts(e: unknown): string[] {
   const facts: string[] = [];
   const links = chain(e);
   const answer = links.find((c): c is OAuthRefreshFailedError | OAuthClientRejectedError | TokenEndpointFailure => c instanceof OAuthRefreshFailedError || c instanceof OAuthClientRejectedError || c instanceof TokenEndpointFailure);
@@ -50,9 +58,7 @@ export function refreshFailureCause(e: unknown): string {
   if (oauthError) facts.push(`OAuth error ${oauthError}`);
   const transport = links.find((c): c is TokenEndpointFailure => c instanceof TokenEndpointFailure)?.details.transport;
   if (typeof transport === 'string' && TRANSPORT.test(transport)) facts.push(`transport ${transport}`);
-  const code = e instanceof CredentialVaultError ? `${e.code}:${e.codeName}` : 'UNEXPECTED';
-  if (!(e instanceof CredentialVaultError)) facts.unshift(describeError(e));
-  return facts.length > 0 ? `${code} (${facts.join(', ')})` : code;
+  return facts;
 }
 
 /** The error and its causes, a few deep. */

@@ -180,6 +180,30 @@ describe('the proactive refresh job when a provider fails for many connections',
     expect(leaked()).toEqual([]);
   });
 
+  it('a token endpoint that fails once per refresh but answers the retry: one warning naming the integration and what failed, not nothing', async () => {
+    connect(N);
+    connect(4, 'crm', ['t1'], 'crm');
+    const failedOnce = new Set<string>();
+    answer((refreshToken) => {
+      if (!failedOnce.has(refreshToken)) {
+        failedOnce.add(refreshToken);
+        throw new TokenEndpointFailure('transient', `HTTP 503 ${PROVIDER_TEXT}`, { status: 503, oauthError: 'temporarily_unavailable' });
+      }
+      return { accessToken: `new-access-${refreshToken}`, refreshToken: `new-refresh-${refreshToken}`, expiresIn: 3600, tokenType: 'bearer' };
+    });
+
+    expect(await service.refreshExpiringTokens()).toEqual({ acquired: true, scanned: N + 4, refreshed: N + 4, skipped: 0, inFlight: 0, failed: 0 });
+
+    // Each retry was a warning before the folding; a provider that fails every first request is still news at the default level.
+    const retried = (n: number, where: string, prefix: string) =>
+      expect.stringMatching(
+        new RegExp(`^warn proactive refresh of ${n} connections of integration "${where}" succeeded only after a retry: the token endpoint failed first \\(HTTP 503, OAuth error temporarily_unavailable\\); connections ${examples(prefix, n - 3)} `),
+      );
+    expect(warnings()).toHaveLength(2);
+    expect(warnings()).toEqual(expect.arrayContaining([retried(N, 'idp', 'conn'), retried(4, 'crm', 'crm')]));
+    expect(leaked()).toEqual([]);
+  });
+
   it("a transport detail shaped like a token (a host's client may put anything there) is not repeated", async () => {
     // GitHub's documented shape of an OAuth token: letters, digits and an underscore, like a code.
     const TOKEN_LIKE = 'gho_16C7e42F292c6912E7710c838347Ae178B4a';

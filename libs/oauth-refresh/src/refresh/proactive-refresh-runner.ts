@@ -1,4 +1,5 @@
 import { forEachLimited, systemContext, type OperationContext } from '@app/common';
+import type { TokenEndpointFailure } from '../client/oauth-token-client';
 import { OAuthRefreshFailedError } from '../errors/oauth-refresh.errors';
 import { PROACTIVE_REFRESH_LOCK } from '../oauth-refresh.constants';
 import type { ResolvedOAuthProvider } from '../providers/oauth-provider.config';
@@ -98,7 +99,11 @@ export class ProactiveRefreshRunner {
       const needed = effectiveRefreshWindowMs(access, provider.refreshAheadMs);
       if (remainingMs(access, this.deps.clock.now()) > needed) return 'skipped';
       const before = access.version;
-      const r = await this.refresh(ctx, provider, connectionId, access, { trigger: 'proactive', forced: false }, needed);
+      // The token endpoint's failures it retried: news when the retry then worked (said once per run and cause), else the failure says them.
+      let firstRetried: TokenEndpointFailure | undefined;
+      const retried = (failure: TokenEndpointFailure) => void (firstRetried ??= failure);
+      const r = await this.refresh(ctx, provider, connectionId, access, { trigger: 'proactive', forced: false, retried }, needed);
+      if (firstRetried) failures.recordRetried(tenantId, provider, connectionId, firstRetried);
       return r.version !== before ? 'refreshed' : 'skipped';
     } catch (e) {
       // Another refresh of the connection holds its lease or lock: nothing failed, it is being refreshed.

@@ -23,7 +23,12 @@ export interface AccessTokenResult {
   tokenType: string;
 }
 
-export type RefreshReason = { trigger: OAuthRefreshTrigger; forced: boolean };
+export type RefreshReason = {
+  trigger: OAuthRefreshTrigger;
+  forced: boolean;
+  /** Told of each token-endpoint failure the refresh retried, by one that says them itself (the proactive job, once per run): its retry lines are at debug then. */
+  retried?: (failure: TokenEndpointFailure) => void;
+};
 
 /** What the parts behind OAuthRefreshService share; the service builds it once. */
 export interface RefreshDeps {

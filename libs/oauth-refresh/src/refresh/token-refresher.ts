@@ -285,7 +285,8 @@ export class TokenRefresher {
         if (!transient || tooLong || attempt >= maxAttempts) throw Object.assign(e as object, { attempts: attempt });
         const delay = retryDelayMs(attempt + 1, this.deps.options.retry, e.details.retryAfterMs);
         // A transient failure is the provider's: the proactive job says it once per run and cause (ProactiveRefreshFailures).
-        this.deps.logger[reason.trigger === 'proactive' ? 'debug' : 'warn'](
+        reason.retried?.(e);
+        this.deps.logger[reason.retried ? 'debug' : 'warn'](
           `token endpoint of "${provider.integrationId}" failed (attempt ${attempt}/${maxAttempts}): ${describeRefreshError(e)}; retrying in ${Math.round(delay)} ms`,
         );
         await sleep(delay);
