@@ -31,11 +31,12 @@ describe('Oauth4webapiTokenClient: failure messages', () => {
   afterEach(() => jest.restoreAllMocks());
 
   it("names a network failure by its cause's code, else 'network error', never by fetch's message; its transport detail says the same", async () => {
-    const refused = await failure(() => Promise.reject(new TypeError(`fetch failed ${MARKER}`, { cause: Object.assign(new Error(`connect ECONNREFUSED ${MARKER}`), { code: 'ECONNREFUSED' }) })));
+    // undici's: `fetch failed`, the address in its cause's message.
+    const refused = await failure(() => Promise.reject(new TypeError('fetch failed', { cause: Object.assign(new Error(`connect ECONNREFUSED ${MARKER}`), { code: 'ECONNREFUSED' }) })));
     expect(refused.kind).toBe('transient');
     expect(refused.message).toBe('the token endpoint is unreachable (ECONNREFUSED)');
     expect(refused.details).toEqual({ transport: 'ECONNREFUSED' });
-    const bare = await failure(() => Promise.reject(new TypeError(`fetch failed ${MARKER}`)));
+    const bare = await failure(() => Promise.reject(new TypeError('fetch failed', { cause: new Error(`unknown scheme ${MARKER}`) })));
     expect(bare.message).toBe('the token endpoint is unreachable (network error)');
     expect(bare.details).toEqual({ transport: 'network_error' });
     // fetch's TypeError is of Node's own realm, not of a VM context this code may run in (jest's): told by name.
@@ -44,6 +45,17 @@ describe('Oauth4webapiTokenClient: failure messages', () => {
     expect(await failure(() => Promise.reject(foreign))).toMatchObject({ message: 'the token endpoint is unreachable (ECONNRESET)', details: { transport: 'ECONNRESET' } });
     const timedOut = await failure(() => Promise.reject(new DOMException(`timed out ${MARKER}`, 'TimeoutError')));
     expect(timedOut).toMatchObject({ kind: 'transient', message: 'the token endpoint did not answer in time', details: { transport: 'timeout' } });
+  });
+
+  it('a TypeError that is not fetch failing (a bug in a fetch wrapper, oauth4webapi refusing what it was given) is not told as a network failure', async () => {
+    // An instrumented fetch's own bug: no request may have left.
+    const bug = await failure(() => Promise.reject(new TypeError("Cannot read properties of undefined (reading 'headers')")));
+    expect(bug.message).not.toMatch(/unreachable/);
+    expect(bug.details.transport).toBeUndefined();
+    // oauth4webapi's argument check (its TypeError, ERR_INVALID_ARG_TYPE) of an answer that is not a Response.
+    const notAResponse = await failure(() => Promise.resolve({} as unknown as Response));
+    expect(notAResponse.message).not.toMatch(/unreachable/);
+    expect(notAResponse.details.transport).toBeUndefined();
   });
 
   it("reads a 401 challenge's OAuth error (oidc-provider refuses a wrong client secret so), a registered code only", async () => {

@@ -130,9 +130,11 @@ function classify(e: unknown, provider: ResolvedOAuthProvider, response?: Respon
   if (err?.name === 'TimeoutError' || err?.name === 'AbortError') {
     return new TokenEndpointFailure('transient', `${where} did not answer in time`, { transport: 'timeout' });
   }
-  if (err?.name === 'TypeError') {
+  if (err?.name === 'TypeError' && err.message === 'fetch failed') {
     // fetch's TypeError: its cause (undici's) has the system error code; its message is not ours. Told by name: it is
-    // the TypeError of Node's own realm, not `instanceof` that of a VM context running this code (jest's).
+    // the TypeError of Node's own realm, not `instanceof` that of a VM context running this code (jest's). And by
+    // undici's message, the same for every network failure: any other TypeError (oauth4webapi's argument checks, a bug
+    // in a fetch wrapper) is no sign the provider could not be reached.
     const code = typeof err.cause?.code === 'string' && SYSTEM_ERROR_CODE.test(err.cause.code) ? err.cause.code : 'network error';
     return new TokenEndpointFailure('transient', `${where} is unreachable (${code})`, { transport: code === 'network error' ? 'network_error' : code });
   }
