@@ -1,8 +1,9 @@
 /** `closeRedisConnection` against real ioredis connections: real Redis, and a port nothing listens on. */
+import { randomBytes } from 'node:crypto';
 import { connect as connectTcp, createServer, type Socket } from 'node:net';
 import { REDIS_URL } from '@app/testing';
 import { Redis, type RedisOptions } from 'ioredis';
-import { closeRedisConnection } from './redis-connection';
+import { closeRedisConnection, redisCommandRefusal } from './redis-connection';
 
 /** A port nothing listens on (one the kernel just gave out and took back). */
 async function deadPort(): Promise<number> {
@@ -108,5 +109,54 @@ describe('closeRedisConnection', () => {
       for (const s of sockets) s.destroy();
       await new Promise<void>((resolve) => proxy.close(() => resolve()));
     }
+  });
+});
+
+/**
+ * `redisCommandRefusal` on the replies the shared Redis really sends to a user whose ACL leaves out a command, keys or
+ * channels — directly and inside a script (the cache's eviction script PUBLISHes): each named, with what was refused.
+ * The forms of 7.2+ and Valkey are pinned in redis-connection.spec.ts; either way the words for a key or a channel are
+ * the same.
+ */
+describe('redisCommandRefusal against a real Redis (an ACL user without SET, keys outside a prefix, no channels)', () => {
+  const id = randomBytes(4).toString('hex');
+  const user = `cvt-refusal-${id}`;
+  const password = `pw-${randomBytes(8).toString('hex')}`;
+  const prefix = `cvt-refusal-${id}:`;
+  let admin: Redis;
+  let limited: Redis;
+
+  beforeAll(async () => {
+    admin = new Redis(REDIS_URL, { maxRetriesPerRequest: 1 });
+    await admin.call('ACL', 'SETUSER', user, 'reset', 'on', `>${password}`, `~${prefix}*`, 'resetchannels', '+@all', '-set');
+    const url = new URL(REDIS_URL);
+    url.username = user;
+    url.password = password;
+    limited = new Redis(url.toString(), { maxRetriesPerRequest: 1 });
+  });
+
+  afterAll(async () => {
+    await closeRedisConnection(limited);
+    await admin.call('ACL', 'DELUSER', user);
+    await closeRedisConnection(admin);
+  });
+
+  const refusal = (work: Promise<unknown>) =>
+    work.then(
+      () => 'allowed',
+      (e: unknown) => redisCommandRefusal(e) ?? `not a refusal: ${(e as Error).message}`,
+    );
+
+  it('names the command, the key or the channel refused, and a command a script calls', async () => {
+    expect(await refusal(limited.set(`${prefix}k`, '1'))).toBe('Redis refused SET for lack of permission (NOPERM)');
+    expect(await refusal(limited.get('cvt-elsewhere'))).toBe('Redis refused GET for lack of permission on a key (NOPERM)');
+    expect(await refusal(limited.publish(`${prefix}channel`, 'x'))).toBe('Redis refused PUBLISH for lack of permission on a channel (NOPERM)');
+    expect(await refusal(limited.eval("return redis.call('PUBLISH', ARGV[1], 'x')", 0, `${prefix}channel`))).toBe(
+      "Redis refused a command in EVAL's script for lack of permission on a channel (ERR)",
+    );
+    expect(await refusal(limited.eval("return redis.call('GET', ARGV[1])", 0, 'cvt-elsewhere'))).toBe("Redis refused a command in EVAL's script for lack of permission on a key (ERR)");
+    // 7.0 does not say which command; 7.2 and later do.
+    expect(await refusal(limited.eval("return redis.call('SET', KEYS[1], '1')", 1, `${prefix}k`))).toMatch(/^Redis refused (?:a command|SET) in EVAL's script for lack of permission \(ERR\)$/);
+    expect(await refusal(limited.get(`${prefix}k`))).toBe('allowed');
   });
 });

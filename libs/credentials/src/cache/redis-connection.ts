@@ -97,17 +97,34 @@ async function close(c: ClosableRedisConnection, deadlineMs: number): Promise<bo
 /**
  * What Redis refused, when it refused a command for lack of permission (the connection's user's ACL), in words for a
  * log line or readiness: `Redis refused EVALSHA for lack of permission (NOPERM)`, `… for lack of permission on a key
- * (NOPERM)` (outside the user's key or channel patterns), `Redis refused a command in EVAL's script for lack of
- * permission (ERR)` (Redis 7.0 answers so for a command a script calls). Undefined for any other error. Only the
- * command's name (ioredis' `command.name` on its error) and the reply's first word: the rest names the user.
+ * (NOPERM)` / `… on a channel` (outside the user's key or channel patterns: the command itself is allowed), `Redis
+ * refused a command in EVAL's script for lack of permission (ERR)` (one a script calls; `Redis refused PUBLISH in
+ * EVAL's script …` when the reply names it). Undefined for any other error. Only the commands' names (ioredis'
+ * `command.name` on its error, or the reply's) and the reply's first word: the rest names the user.
+ *
+ * The replies, by version: 7.0 `NOPERM this user has no permissions to run the '<cmd>' command` / `… to access one of
+ * the keys|channels used as arguments`, in a script `ERR The user executing the script can't run this command or
+ * subcommand` / `can't access at least one of the keys …` / `can't publish to the channel …`; 7.2 and later, and Valkey,
+ * `NOPERM User <name> has no permissions to run the '<cmd>' command` / `NOPERM No permissions to access a key|channel`,
+ * in a script `ERR ACL failure in script: <the same>`; a script's reply ends with ` script: <sha>, on @user_script:1.`.
  */
 export function redisCommandRefusal(e: unknown): string | undefined {
   if (!(e instanceof Error)) return undefined;
-  const word = /^(NOPERM)\b/.exec(e.message)?.[1] ?? (/^ERR The user executing the script can't run this command/.test(e.message) ? 'ERR' : undefined);
+  const m = e.message;
+  // Told by the reply's start only: the user's name, further on, could read like anything.
+  const inScript = /^ERR (?:The user executing the script can't|ACL failure in script: )/.test(m);
+  const word = inScript ? 'ERR' : /^NOPERM\b/.test(m) ? 'NOPERM' : undefined;
   if (!word) return undefined;
-  const name = (e as { command?: { name?: unknown } }).command?.name ?? /to run the '([a-z][a-z0-9|._-]*)' command/i.exec(e.message)?.[1];
-  const command = typeof name === 'string' && /^[a-z][a-z0-9|._-]{0,63}$/i.test(name) ? name.toUpperCase() : undefined;
-  if (word === 'ERR' || / script\b|\bscript:/.test(e.message)) return `Redis refused a command in ${command ?? 'a'}${command ? "'s" : ''} script for lack of permission (${word})`;
-  const on = /access one of the (key|channel)s/.exec(e.message)?.[1];
-  return `Redis refused ${command ?? 'a command'} for lack of permission${on ? ` on a ${on}` : ''} (${word})`;
+  const on = /^(?:NOPERM |ERR ACL failure in script: )(?:this user has no permissions to access one of the|No permissions to access a) (key|channel)s?\b/.exec(m)?.[1] ??
+    (/^ERR The user executing the script can't access at least one of the keys/.test(m) ? 'key' : /^ERR The user executing the script can't publish to the channel/.test(m) ? 'channel' : undefined);
+  const named = (/ has no permissions to run the '([^' ]{1,64})' command/.exec(m)?.[1]);
+  const sent = commandName((e as { command?: { name?: unknown } }).command?.name);
+  const why = `for lack of permission${on ? ` on a ${on}` : ''} (${word})`;
+  if (inScript) return `Redis refused ${commandName(named) ?? 'a command'} in ${sent ? `${sent}'s` : 'a'} script ${why}`;
+  return `Redis refused ${sent ?? commandName(named) ?? 'a command'} ${why}`;
+}
+
+/** A command's name in capitals (`CONFIG|GET`), or undefined when it does not look like one. */
+function commandName(name: unknown): string | undefined {
+  return typeof name === 'string' && /^[a-z][a-z0-9|._-]{0,63}$/i.test(name) ? name.toUpperCase() : undefined;
 }
