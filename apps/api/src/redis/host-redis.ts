@@ -100,11 +100,20 @@ export class HostRedis implements OnApplicationShutdown {
   }
 }
 
-/** `host:port` of a Redis URL (6379 when it names none): no user, password, database or options. */
+/**
+ * `host:port` of a Redis URL as ioredis reads it (its query's `host` and `port` when the URL names none; 6379): no user,
+ * password, database or options. `REDIS_URL` when that could be part of them — an `@` after the host, as when a
+ * password holds an unescaped `/`, `?` or `#` and the URL's "host" is its user name, its "port" the password's first
+ * digits — or when the URL is not one.
+ */
 export function redisAddress(url: string): string {
+  const afterHost = /^[a-z][a-z0-9+.-]*:\/\/[^/?#]*(.*)$/is.exec(url)?.[1] ?? '';
+  if (afterHost.includes('@')) return "REDIS_URL (an '@' after its host: percent-encode a '/', '?' or '#' in its password)";
   try {
     const u = new URL(url);
-    return `${u.hostname}:${u.port || '6379'}`;
+    const host = u.hostname || u.searchParams.get('host');
+    if (!host) return 'REDIS_URL';
+    return `${host}:${u.port || u.searchParams.get('port') || '6379'}`;
   } catch {
     return 'REDIS_URL';
   }

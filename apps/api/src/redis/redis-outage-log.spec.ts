@@ -174,4 +174,24 @@ describe('redisAddress', () => {
   ])('%s is %s: host and port, never the user or password', (url, address) => {
     expect(redisAddress(url)).toBe(address);
   });
+
+  it.each([
+    // Where ioredis connects: the query's port or host when the URL has none.
+    ['redis://cache.internal?port=7000', 'cache.internal:7000'],
+    ['redis://cache.internal:6380/0?family=6', 'cache.internal:6380'],
+  ])('%s is %s, where ioredis connects', (url, address) => {
+    expect(redisAddress(url)).toBe(address);
+  });
+
+  it.each([
+    // A password with an unescaped '/', '?' or '#' ends the host early: the URL's "host" is then the user name and
+    // the "port" the password's first digits (ioredis connects there, and fails).
+    'redis://opsuser:5678/qzrest@cache.internal:6379',
+    'redis://opsuser:1234#qzrest@cache.internal',
+    'redis://opsuser:pa@qz/qzrest@cache.internal:6379',
+  ])('%s: no address, when part of the URL after its host looks like a user or password', (url) => {
+    const address = redisAddress(url);
+    expect(address).toMatch(/^REDIS_URL\b/);
+    for (const secret of ['opsuser', '5678', '1234', 'qz']) expect(address).not.toContain(secret);
+  });
 });
