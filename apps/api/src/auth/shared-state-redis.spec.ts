@@ -25,6 +25,17 @@ describe('SharedStateRedis', () => {
     for (const l of lines()) expect(l).not.toContain('MARKER-61aa');
   });
 
+  it("names at start the connection's refused credentials when the PING was given up (MaxRetriesPerRequestError), not an unreachable Redis", async () => {
+    const givenUp = Object.assign(new Error('Reached the max retries per request limit (which is 2). Refer to "maxRetriesPerRequest" option for details.'), { name: 'MaxRetriesPerRequestError' });
+    const redis = { enabled: true, keyPrefix: 't:', client: { ping: () => Promise.reject(givenUp) }, refusedCredentialsCode: 'WRONGPASS' } as unknown as HostRedis;
+    const state = new SharedStateRedis(redis);
+    const warned = jest.spyOn((state as unknown as { logger: Logger }).logger, 'warn').mockImplementation(() => undefined);
+    await state.onApplicationBootstrap();
+    expect(warned.mock.calls.map((c) => String(c[0]))).toEqual([
+      'Redis refused the credentials of REDIS_URL at start (WRONGPASS); limits and counters stay per process until it accepts them',
+    ]);
+  });
+
   it('names a call that did not answer in time by a code', async () => {
     const { state, lines } = build();
     await expect(state.run('suspicious_activity', () => new Promise(() => undefined))).resolves.toBeUndefined();

@@ -70,18 +70,20 @@ export class SharedStateRedis implements OnModuleInit, OnApplicationBootstrap {
     try {
       await withTimeout(this.redis.client.ping(), 2000);
     } catch (e) {
-      const refused = e instanceof Error ? refusedCredentials(e) : undefined;
-      const noPermission = refusedPermission(e);
       // The PING given up (MaxRetriesPerRequestError) says nothing of why: the connection's outage does.
+      const refused = (e instanceof Error ? refusedCredentials(e) : undefined) ?? this.redis.refusedCredentialsCode;
+      const noPermission = refusedPermission(e);
       const unreachable = this.redis.unreachable;
       this.logger.warn(
         refused
           ? `Redis refused the credentials of REDIS_URL at start (${refused}); limits and counters stay per process until it accepts them`
           : noPermission
             ? `Redis refused PING at start for lack of permission (${noPermission}): give the REDIS_URL user the commands the host runs`
-            : unreachable
-              ? `Redis is not reachable at start: ${unreachable}; limits and counters stay per process until it is`
-              : `Redis is not reachable at start (${describe(e)}); limits and counters stay per process until it is`,
+            : this.redis.notRedis
+              ? 'the server at REDIS_URL is not Redis at start (its answer is not the Redis protocol: a wrong host or port?); limits and counters stay per process until it is'
+              : unreachable
+                ? `Redis is not reachable at start: ${unreachable}; limits and counters stay per process until it is`
+                : `Redis is not reachable at start (${describe(e)}); limits and counters stay per process until it is`,
       );
     }
   }

@@ -38,12 +38,18 @@ export class HostRedis implements OnApplicationShutdown {
 
   /** Redis refuses the command connection's credentials, now (readiness says so rather than "does not answer"). */
   get credentialsRefused(): boolean {
-    return this.commandClient !== undefined && this.outages.get(this.commandClient)?.currentCause === 'credentials';
+    return this.refusedCredentialsCode !== undefined;
+  }
+
+  /** The first word of Redis' refusal of the command connection's credentials (`WRONGPASS`, `NOAUTH`, …), now; else undefined. */
+  get refusedCredentialsCode(): string | undefined {
+    const outage = this.commandOutage();
+    return outage?.currentCause === 'credentials' ? outage.currentCode : undefined;
   }
 
   /** The server at REDIS_URL answers the command connection, not in the Redis protocol, now (a wrong host or port). */
   get notRedis(): boolean {
-    return this.commandClient !== undefined && this.outages.get(this.commandClient)?.currentCause === 'protocol';
+    return this.commandOutage()?.currentCause === 'protocol';
   }
 
   /**
@@ -51,9 +57,26 @@ export class HostRedis implements OnApplicationShutdown {
    * (ECONNREFUSED) at 127.0.0.1:6379` — or undefined (no outage, or another cause: credentials, not Redis).
    */
   get unreachable(): string | undefined {
-    const outage = this.commandClient && this.outages.get(this.commandClient);
+    const outage = this.commandOutage();
     const code = outage?.currentCause === 'unreachable' ? outage.currentCode : undefined;
     return code === undefined ? undefined : `${UNREACHABLE_WORDS[code] ? `${UNREACHABLE_WORDS[code]} (${code})` : code} at ${this.address}`;
+  }
+
+  /**
+   * The command connection's outage under way, whatever its cause, in words for a line about a command that failed
+   * meanwhile — a command given up while the connection retries (MaxRetriesPerRequestError) says nothing of why —
+   * or undefined when there is none.
+   */
+  get outage(): string | undefined {
+    const credentials = this.refusedCredentialsCode;
+    if (credentials) return `Redis refused the credentials of REDIS_URL (${credentials})`;
+    if (this.notRedis) return 'the server at REDIS_URL is not Redis (its answer is not the Redis protocol)';
+    const unreachable = this.unreachable;
+    return unreachable && `Redis is not reachable: ${unreachable}`;
+  }
+
+  private commandOutage(): RedisOutageLog | undefined {
+    return this.commandClient && this.outages.get(this.commandClient);
   }
 
   /** A new connection for SUBSCRIBE; closed with the others at shutdown. */

@@ -143,8 +143,8 @@ export class RedisPrefixGuard implements OnModuleInit, OnApplicationBootstrap, O
       this.lastSuccess = Date.now();
       this.failing = false;
     } catch (e) {
-      const unreachable = this.redis.unreachable;
-      const why = unreachable ? `Redis is not reachable: ${unreachable}` : (redisCommandRefusal(e) ?? describeError(e));
+      // The connection's outage first: a command given up while it retries says nothing of why.
+      const why = this.redis.outage ?? redisCommandRefusal(e) ?? describeError(e);
       if (!this.failing) this.logger.warn(`could not check the deployment's other REDIS_KEY_PREFIX values: ${why}`);
       this.failing = true;
       // Not heard for longer than a prefix lives: what was seen is no longer known.
