@@ -3,12 +3,15 @@ import type { HostRedis } from '../redis/host-redis';
 import { SharedStateRedis } from './shared-state-redis';
 
 /** The host's Redis connection, always "ready"; each call does what the test says. */
-function build() {
+function build(retryAfterMs = 0) {
   const redis = { enabled: true, keyPrefix: 't:', client: { status: 'ready' } } as unknown as HostRedis;
-  const state = new SharedStateRedis(redis, { timeoutMs: 20, retryAfterMs: 0 });
-  const warned = jest.spyOn((state as unknown as { logger: Logger }).logger, 'warn').mockImplementation(() => undefined);
+  const state = new SharedStateRedis(redis, { timeoutMs: 20, retryAfterMs });
+  const logger = (state as unknown as { logger: Logger }).logger;
+  const warned = jest.spyOn(logger, 'warn').mockImplementation(() => undefined);
+  const logged = jest.spyOn(logger, 'log').mockImplementation(() => undefined);
   const lines = () => warned.mock.calls.map((c) => String(c[0]));
-  return { state, lines };
+  const infos = () => logged.mock.calls.map((c) => String(c[0]));
+  return { state, lines, infos };
 }
 
 describe('SharedStateRedis', () => {
@@ -63,6 +66,35 @@ describe('SharedStateRedis', () => {
         `Redis refused EVALSHA for lack of permission (NOPERM): ${fix} (logged again each minute it lasts)`,
       ]);
       expect(state.fallbacks.rate_limit).toBe(262);
+    } finally {
+      jest.useRealTimers();
+    }
+  });
+
+  it('says a Redis outage (timeouts, a lost connection) once with its cause, then each minute with the failed calls, and its end once — not at each retry', async () => {
+    jest.useFakeTimers({ now: 0 });
+    try {
+      const { state, lines, infos } = build(1000);
+      const lost = () => Object.assign(new Error('read ECONNRESET 10.0.0.7:6379 MARKER-61aa'), { code: 'ECONNRESET' });
+      const slow = () => Object.assign(new Error('timed out'), { code: 'ETIMEDOUT' });
+      // Under traffic: a call each 500 ms; one each second (retryAfterMs) reaches Redis and fails.
+      for (let t = 0; t <= 130_000; t += 500) {
+        jest.setSystemTime(t);
+        await expect(state.run('rate_limit', () => Promise.reject(t >= 30_000 && t < 40_000 ? slow() : lost()))).resolves.toBeUndefined();
+      }
+      jest.setSystemTime(131_000);
+      await expect(state.run('rate_limit', () => Promise.resolve('ok'))).resolves.toBe('ok');
+      await state.run('rate_limit', () => Promise.resolve('ok'));
+      const fallback = 'limits and counters fall back to per process';
+      expect(lines()).toEqual([
+        `Redis calls fail (Error(ECONNRESET)): ${fallback} (logged again each minute it lasts, and once they answer again)`,
+        // A new cause is said at once; back to one seen already, it is not.
+        `Redis calls fail (Error(ETIMEDOUT)): ${fallback} (logged again each minute it lasts, and once they answer again)`,
+        `Redis calls fail for 90 s (91 failed calls): ${fallback}`,
+      ]);
+      expect(infos()).toEqual(['Redis calls answer again after 131 s (131 failed calls)']);
+      for (const l of lines()) expect(l).not.toContain('MARKER-61aa');
+      expect(state.fallbacks.rate_limit).toBe(261);
     } finally {
       jest.useRealTimers();
     }

@@ -36,6 +36,9 @@ export class SharedStateRedis implements OnModuleInit, OnApplicationBootstrap {
   private skipUntil = 0;
   /** Each refused command's line (OutageLog: once, then each minute), and when it was last refused. */
   private readonly refusals = new Map<string, { log: OutageLog; lastAt: number }>();
+  /** Calls failed otherwise (Redis slow, stalled or gone): their line (OutageLog), and the causes said in this outage. */
+  private readonly failing = new OutageLog(this.logger);
+  private readonly failingCauses = new Set<string>();
   /** Calls answered from per-process state because Redis could not answer, by component. */
   readonly fallbacks: Record<SharedStateComponent, number> = { rate_limit: 0, suspicious_activity: 0, oauth_cooldown: 0 };
 
@@ -94,17 +97,35 @@ export class SharedStateRedis implements OnModuleInit, OnApplicationBootstrap {
     const client = this.redis.client;
     // Not ready (reconnecting): queueing behind the reconnect would stall the request.
     if (Date.now() < this.skipUntil || client.status !== 'ready') return this.fellBack(component);
+    let result: T;
     try {
-      return await withTimeout(work(client), this.timeoutMs);
+      result = await withTimeout(work(client), this.timeoutMs);
     } catch (e) {
       const refusal = redisCommandRefusal(e);
       if (refusal) this.refused(refusal);
-      else if (Date.now() >= this.skipUntil) {
-        this.logger.warn(`Redis call failed (${describe(e)}); limits and counters fall back to per process for ${this.retryAfterMs} ms`);
-      }
+      else this.failed(describe(e));
       this.skipUntil = Date.now() + this.retryAfterMs;
       return this.fellBack(component);
     }
+    this.failing.ended(({ forMs, failures }) => `Redis calls answer again after ${Math.round(forMs / 1000)} s (${failedCalls(failures)})`);
+    this.failingCauses.clear();
+    return result;
+  }
+
+  /**
+   * A call that failed for another reason than a refusal (timeouts on a slow or stalled Redis, the connection lost): a
+   * call every `retryAfterMs` under traffic, as long as it lasts — said once with its cause (and a cause not seen yet in
+   * this outage at once), then each minute with the failed calls, and once when a call answers again.
+   */
+  private failed(cause: string): void {
+    const fallback = 'limits and counters fall back to per process';
+    const isNew = !this.failingCauses.has(cause);
+    this.failingCauses.add(cause);
+    this.failing.failed(
+      () => `Redis calls fail (${cause}): ${fallback} (logged again each minute it lasts, and once they answer again)`,
+      ({ forMs, failures }) => `Redis calls fail for ${Math.round(forMs / 1000)} s (${failedCalls(failures)}): ${fallback}`,
+      isNew,
+    );
   }
 
   /**
@@ -128,6 +149,10 @@ export class SharedStateRedis implements OnModuleInit, OnApplicationBootstrap {
     this.fallbacks[component]++;
     return undefined;
   }
+}
+
+function failedCalls(n: number): string {
+  return `${n} failed call${n === 1 ? '' : 's'}`;
 }
 
 /** A Lua script run by EVALSHA (loaded with EVAL the first time a server lacks it). */
