@@ -68,7 +68,10 @@ describe.each(DATABASE_KINDS)('what a delete leaves in Key Vault on %s', (kind) 
     vault = moduleRef.get(KeyVaultProvider);
   });
 
-  afterEach(() => emu.clearFaults());
+  afterEach(() => {
+    emu.clearFaults();
+    emu.clearDenials();
+  });
 
   afterAll(async () => {
     await moduleRef?.close();
@@ -270,6 +273,61 @@ describe.each(DATABASE_KINDS)('what a delete leaves in Key Vault on %s', (kind) 
     expect((await service.get(ctx, next.id)).value).toBe(successor);
   });
 
+  /**
+   * While the vault is away (its connections reset: SERVICE_UNAVAILABLE) every attempt of every delete's event fails,
+   * at the outbox's backoff: the log says the outage once with the deletes waiting and its end once — it warned at
+   * each attempt of each event, twice (this lib's line and the dispatcher's).
+   */
+  it('while Key Vault is unreachable, the deletes waiting are said once (no warning per attempt), the event deferred, and the end once', async () => {
+    const logger = new CapturingLogger();
+    Logger.overrideLogger(logger);
+    try {
+      const deletion = moduleRef.get(VaultValueDeletion);
+      await until(async () => (await deletion.pending()) === 0, "the earlier deletes' events delivered");
+      const metas = [];
+      for (const c of ['away-a', 'away-b', 'away-c']) metas.push(await service.store(ctx, { integrationId: 'github', connectionId: c, type: CredentialType.API_KEY, value: secret() }));
+      emu.injectFault({ kind: 'reset' });
+      for (const m of metas) await service.delete(ctx, m.id);
+      const events = moduleRef.get(DataSource).getRepository(OutboxEventEntity);
+      const waiting = async () => (await events.find({ where: { name: VAULT_VALUE_DELETION_EVENT, tenantId: ctx.tenantId } })).filter((e) => !e.deliveredAt);
+      // Several attempts of each (backoff at most 200 ms), all failing.
+      await until(async () => (await waiting()).length === 3 && (await waiting()).every((e) => e.attempts >= 3), 'three failed attempts of each delete');
+      for (const e of await waiting()) expect(e.lastError).toBe('OutboxDeferredError(SERVICE_UNAVAILABLE)');
+      const warned = logger.lines.filter((l) => l.startsWith('warn'));
+      // The deletes' own answers (one each, after their commit), and the outage once: nothing per attempt.
+      expect(warned.filter((l) => /still not deleted|failed delivery/.test(l))).toEqual([]);
+      const outage = warned.filter((l) => l.includes('Key Vault'));
+      expect(outage).toEqual([expect.stringMatching(/^warn Key Vault is unreachable \(KeyVaultError\(SERVICE_UNAVAILABLE\)\): the vault values of \d+ deleted credentials? wait to be deleted; the outbox retries them/)]);
+      // The deletes waiting when the first attempt failed (each delete commits, then fails, on its own).
+      expect(Number(/of (\d+) deleted/.exec(outage[0])![1])).toBeGreaterThanOrEqual(1);
+
+      emu.clearFaults();
+      await until(async () => (await deletion.pending()) === 0, 'the deletes done once the vault answers');
+      expect(logger.lines.filter((l) => l.includes('Key Vault answers again'))).toEqual([
+        expect.stringMatching(/^log Key Vault answers again after \d+ s \(\d+ failed attempts\): the vault values of deleted credentials are deleted again/),
+      ]);
+      for (const c of ['away-a', 'away-b', 'away-c']) expect(await isSoftDeleted(nameOf(c, 0))).toBe(true);
+    } finally {
+      Logger.overrideLogger(new Logger());
+    }
+  });
+
+  it('a vault refusing the delete (403) is still a warning at each attempt: news each time, not an outage', async () => {
+    const logger = new CapturingLogger();
+    Logger.overrideLogger(logger);
+    try {
+      const { deletion, meta } = await toDelete('forbidden');
+      emu.deny({ operations: ['updateSecret'], model: 'rbac' });
+      await service.delete(ctx, meta.id);
+      await until(async () => logger.lines.filter((l) => l.startsWith('warn') && l.includes(`credential ${meta.id}: its vault values are still not deleted`)).length >= 2, 'two failed attempts warned');
+      expect(logger.lines.filter((l) => l.includes('Key Vault is unreachable'))).toEqual([]);
+      emu.clearDenials();
+      await until(async () => (await deletion.pending()) === 0, 'the delete done');
+    } finally {
+      Logger.overrideLogger(new Logger());
+    }
+  });
+
   it('after delete, restore and delete again, a store gets a secret name of its own, and the pending delete soft-deletes the restored one\'s', async () => {
     // A restore stores with the backup's createdAt: the slot's newest row (by createdAt) is then not the one with the
     // highest generation. The next store must still start past every generation the slot used.
@@ -368,6 +426,35 @@ describe.each(DATABASE_KINDS)('what a delete leaves in Key Vault on %s', (kind) 
       // Redelivered when the grace ends (the revoker counts it from the event's creation), not after the outbox's backoff.
       expect(Math.abs(row.availableAt.getTime() - (row.createdAt.getTime() + REVOKE_GRACE_MS))).toBeLessThan(1_000);
       expect(logger.lines.filter((l) => l.includes(row.id)).map((l) => l.split(' ')[0])).toEqual(['debug']);
+    } finally {
+      Logger.overrideLogger(new Logger());
+    }
+  });
+
+  it("while Key Vault is unreachable, a revoke's completion is deferred and the revokes waiting said once (no warning per attempt), its end once", async () => {
+    const logger = new CapturingLogger();
+    Logger.overrideLogger(logger);
+    try {
+      const meta = await service.store(ctx, { integrationId: 'github', connectionId: 'revoke-away', type: CredentialType.API_KEY, value: secret() });
+      emu.injectFault({ kind: 'reset' });
+      await expect(service.revoke(ctx, meta.id)).rejects.toMatchObject({ code: KeyVaultErrorCode.SERVICE_UNAVAILABLE });
+      const events = moduleRef.get(DataSource).getRepository(OutboxEventEntity);
+      const event = async () => (await events.find({ where: { name: VAULT_VALUE_REVOKE_EVENT, tenantId: ctx.tenantId } })).find((e) => (e.payload as { credentialId?: string }).credentialId === meta.id);
+      // Past the grace (its first delivery's deferral), three failed attempts at the outbox's backoff.
+      await until(async () => ((await event())?.attempts ?? 0) >= 4, 'three failed completions of the revoke', 15_000);
+      expect((await event())!.lastError).toBe('OutboxDeferredError(SERVICE_UNAVAILABLE)');
+      const warned = logger.lines.filter((l) => l.startsWith('warn'));
+      expect(warned.filter((l) => /still enabled \(attempt|failed delivery/.test(l))).toEqual([]);
+      expect(warned.filter((l) => l.includes('Key Vault is unreachable'))).toEqual([
+        expect.stringMatching(/^warn Key Vault is unreachable \(KeyVaultError\(SERVICE_UNAVAILABLE\)\): \d+ revokes? wait for their Key Vault versions to be disabled; the outbox retries them/),
+      ]);
+
+      emu.clearFaults();
+      await until(async () => (await event())?.deliveredAt != null, 'the completion once the vault answers');
+      expect((await allVersions(nameOf('revoke-away', 0))).map((v) => v.enabled)).toEqual([false]);
+      expect(logger.lines.filter((l) => l.includes('Key Vault answers again'))).toEqual([
+        expect.stringMatching(/^log Key Vault answers again after \d+ s \(\d+ failed attempts?\): revoked credentials' Key Vault versions are disabled again/),
+      ]);
     } finally {
       Logger.overrideLogger(new Logger());
     }

@@ -17,6 +17,7 @@ import { assertChangeable, loadLive } from './internal/guards';
 import { CredentialRepository } from './persistence/credential.repository';
 import { CredentialsPersistence } from './persistence/credentials-persistence';
 import { CredentialVersionRepository, lastRevoked } from './persistence/credential-version.repository';
+import { undeliveredEvents, VaultOutageLog, vaultUnreachable } from './stores/vault-outage';
 import { CREDENTIAL_TAG, VaultValueStore } from './stores/vault-value-store';
 
 /** Attempts of an unrevoke whose status change met a concurrent write of the credential. */
@@ -43,6 +44,15 @@ const REVOKE_PASSES = 10;
 export class CredentialRevoker implements OnModuleInit, OnModuleDestroy {
   private readonly logger = new Logger('CredentialRevoker');
   private readonly outboxRegistrations = new OutboxHandlerRegistrations();
+  /** The completion events' failures while Key Vault is unreachable: said once per outage, not at each attempt. */
+  private readonly unreachable = new VaultOutageLog(
+    this.logger,
+    {
+      waiting: (n) => `${n === undefined ? 'revokes' : `${n} revoke${n === 1 ? '' : 's'}`} wait for their Key Vault versions to be disabled`,
+      resumed: 'revoked credentials\' Key Vault versions are disabled again',
+    },
+    () => undeliveredEvents(this.persistence, VAULT_VALUE_REVOKE_EVENT),
+  );
 
   constructor(
     private readonly writer: CredentialWriter,
@@ -121,11 +131,22 @@ export class CredentialRevoker implements OnModuleInit, OnModuleDestroy {
     // Real time, as the outbox redelivers (a test's manual clock must not defer it for ever).
     const waitMs = event.createdAt.getTime() + this.options.revokeCompletionGraceMs - Date.now();
     if (waitMs > 0) throw new OutboxDeferredError('the revoke may still be finishing its vault side', { retryAfterMs: waitMs, code: 'REVOKE_COMPLETION_GRACE' });
-    const row = await this.rows.findById(event.tenantId, id);
+    try {
+      await this.completeRevoke(event, event.tenantId, id);
+    } catch (e) {
+      // The vault away: said once for every revoke waiting, the event deferred (no warning per attempt, nor the dispatcher's).
+      throw (await this.unreachable.deferral(e)) ?? e;
+    }
+    this.unreachable.answered();
+  }
+
+  /** `finishRevoke` past the revoke's grace. */
+  private async completeRevoke(event: OutboxEvent, tenantId: string, id: string): Promise<void> {
+    const row = await this.rows.findById(tenantId, id);
     if (!row || row.status === CredentialStatus.DELETED) return;
     if (row.status !== CredentialStatus.REVOKED) return this.withdrawMarked(row);
     if (!(await this.anyVersionEnabled(row))) return;
-    const ctx: OperationContext = { tenantId: event.tenantId, actor: { id: 'system:credentials' } };
+    const ctx: OperationContext = { tenantId: tenantId, actor: { id: 'system:credentials' } };
     // One pass of a revoke, never its status change: a credential rotated meanwhile is not revoked again.
     const seen = new Set<string>();
     const fenced: CredentialEntity = { ...row, rowVersion: row.rowVersion + 1 };
@@ -133,7 +154,7 @@ export class CredentialRevoker implements OnModuleInit, OnModuleDestroy {
       await this.disableVaultVersions(ctx, id, row, seen);
     } catch (e) {
       await this.rows.compareAndSet(row, fenced).catch(() => undefined);
-      this.logger.warn(`credential ${id}: revoked, but Key Vault versions of it are still enabled (attempt ${event.attempts + 1}: ${describeError(e)}); retried with the outbox's backoff`);
+      if (!vaultUnreachable(e)) this.logger.warn(`credential ${id}: revoked, but Key Vault versions of it are still enabled (attempt ${event.attempts + 1}: ${describeError(e)}); retried with the outbox's backoff`);
       throw e;
     }
     if (await this.rows.compareAndSet(row, fenced)) {
@@ -144,7 +165,7 @@ export class CredentialRevoker implements OnModuleInit, OnModuleDestroy {
     // A write committed meanwhile, active again: what this pass disabled that no revoke marks now is enabled again — a
     // rotation's version (the listing may have taken it for an orphan), or every version an un-revoke lifted (the
     // previous ones too: a rollback reads them). The marked ones are disabled last. Still revoked (again): the next delivery looks.
-    const now = await this.rows.findById(event.tenantId, id);
+    const now = await this.rows.findById(tenantId, id);
     if (!now || now.status === CredentialStatus.DELETED) return;
     if (now.status === CredentialStatus.REVOKED) throw new Error(`credential ${id} changed during the completion of its revoke`);
     for (const v of await this.versions.list(now.tenantId, id)) {

@@ -1,5 +1,5 @@
 import { Injectable, Logger, OnModuleDestroy, OnModuleInit } from '@nestjs/common';
-import { describeError, type OutboxEvent, OutboxEventEntity, OutboxHandlerRegistrations } from '@app/common';
+import { describeError, type OutboxEvent, OutboxHandlerRegistrations } from '@app/common';
 import { isKeyVaultError, KeyVaultErrorCode, KeyVaultProvider, type SecretProperties } from '@app/key-vault';
 import { CredentialStatus, ValueStoreKind } from '../credential-type';
 import type { CredentialEntity } from '../entities/credential.entity';
@@ -8,6 +8,7 @@ import { UUID } from '../internal/guards';
 import { CredentialRepository } from '../persistence/credential.repository';
 import { CredentialVersionRepository } from '../persistence/credential-version.repository';
 import { CredentialsPersistence } from '../persistence/credentials-persistence';
+import { undeliveredEvents, VaultOutageLog } from './vault-outage';
 import { CREDENTIAL_TAG, VaultValueStore } from './vault-value-store';
 
 /**
@@ -31,7 +32,8 @@ export const VAULT_VALUE_DELETION_EVENT = 'credentials.vault-values.delete';
  * once, on any replica: a delivery in this process while runNow runs shares its run, and one of an event marked done
  * does nothing; else it does the work again — a repeat finds nothing enabled and the names deleted already — so a vault
  * failure, or a crash between the commit and the vault calls, is retried with the outbox's backoff until it is done.
- * While it is not, each failed attempt is a warning naming the credential, and `pending()` counts the deletes not done.
+ * While it is not, each failed attempt is a warning naming the credential — but while Key Vault is unreachable, the
+ * outage is said once with the deletes waiting, then each minute (VaultOutageLog) — and `pending()` counts the deletes not done.
  *
  * A secret recovered at the vault while the delete waits for its deletion (an operator, within a few seconds of the
  * delete) ends the wait at once (the provider's DELETE_UNDONE) and is done, not a failure: one warning names the
@@ -53,6 +55,14 @@ export class VaultValueDeletion implements OnModuleInit, OnModuleDestroy {
   private readonly outboxRegistrations = new OutboxHandlerRegistrations();
   /** The vault side of each delete running in this process, by credential id: runNow and the outbox's delivery share it. */
   private readonly running = new Map<string, Promise<void>>();
+  private readonly unreachable = new VaultOutageLog(
+    this.logger,
+    {
+      waiting: (n) => `the vault values of ${n === undefined ? 'deleted credentials' : `${n} deleted credential${n === 1 ? '' : 's'}`} wait to be deleted`,
+      resumed: 'the vault values of deleted credentials are deleted again',
+    },
+    () => this.pending(),
+  );
 
   constructor(
     private readonly persistence: CredentialsPersistence,
@@ -99,15 +109,7 @@ export class VaultValueDeletion implements OnModuleInit, OnModuleDestroy {
 
   /** Deletes whose vault side is not done yet (undelivered outbox events, every replica's). */
   async pending(): Promise<number> {
-    const { runner } = this.persistence;
-    return runner.read(() =>
-      runner.manager
-        .getRepository(OutboxEventEntity)
-        .createQueryBuilder('o')
-        .where('o.deliveredAt IS NULL')
-        .andWhere('o.name = :name', { name: VAULT_VALUE_DELETION_EVENT })
-        .getCount(),
-    );
+    return undeliveredEvents(this.persistence, VAULT_VALUE_DELETION_EVENT);
   }
 
   private async deliver(event: OutboxEvent): Promise<void> {
@@ -122,9 +124,13 @@ export class VaultValueDeletion implements OnModuleInit, OnModuleDestroy {
         if (!(await this.persistence.outbox.isDelivered(event.id))) await this.deleteValues(row);
       });
     } catch (e) {
+      // The vault away: said once for every delete waiting, the event deferred (no warning per attempt, nor the dispatcher's).
+      const deferred = await this.unreachable.deferral(e);
+      if (deferred) throw deferred;
       this.logger.warn(`credential ${row.id}: its vault values are still not deleted (attempt ${event.attempts + 1}: ${describeError(e)}); retried with the outbox's backoff`);
       throw e;
     }
+    this.unreachable.answered();
   }
 
   /** `work` for `row`, unless its vault side is running in this process already: then that run (its outcome too). */
